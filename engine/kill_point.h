@@ -1,0 +1,37 @@
+// Kill points: named places where a crash test can make the process die, to
+// check that every acknowledged write survives a crash right there.
+//
+//   KINGX_KILL_POINT("append.after_write");
+//
+// Compiled in when KINGX_KILL_POINTS is defined (meson option kill_points,
+// on by default; engine/ code gets the define). Armed by the environment
+// variable KINGX_KILL_POINT="name" (die at the first hit) or "name:N" (the
+// Nth hit), read once per process; a hit of the armed point calls _exit(137)
+// at once (no destructors, no flush: like kill -9). Unarmed, a hit costs one
+// relaxed atomic load.
+//
+// Points used by the engine: append.before_write, append.after_write,
+// append.before_sync, append.after_sync, append.before_publish,
+// rotate.after_create, rotate.after_dir_sync, large.before_rename,
+// large.after_rename, hint.before_rename.
+#pragma once
+
+#include <string_view>
+
+namespace kingx::engine {
+
+// Called by the macro; exits the process if name is the armed point's Nth hit.
+void KillPointHit(std::string_view name);
+
+// Arms a point in this process ("name" or "name:N"; empty disarms), replacing
+// what the environment said. For tests that fork; not thread-safe against
+// concurrent hits.
+void ArmKillPoint(std::string_view spec);
+
+}  // namespace kingx::engine
+
+#if defined(KINGX_KILL_POINTS)
+#define KINGX_KILL_POINT(name) ::kingx::engine::KillPointHit(name)
+#else
+#define KINGX_KILL_POINT(name) ((void)0)
+#endif

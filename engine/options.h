@@ -1,0 +1,61 @@
+// Options: every tunable of the storage engine, with the defaults a user gets
+// when they set nothing.
+//
+// An Options value is plain data: copy it freely. The writer, every reader and
+// kingx-tool of one database must use the same max_key_bytes and
+// max_value_bytes (they bound what a record may claim on disk); the other
+// fields may differ per process.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "engine/status.h"
+
+namespace kingx::engine {
+
+// When the writer makes an applied batch durable.
+enum class SyncMode : uint8_t {
+  kAlways,    // fdatasync before any op of the batch is reported (default)
+  kInterval,  // report after write(); fdatasync at least every sync_interval_ms (SyncIfDue)
+  kNone,      // never fdatasync on the write path (rotation and shutdown still sync)
+};
+
+struct Options {
+  // A segment rotates when the next record would make it larger than this.
+  // Records larger than a whole segment still fit: they get a segment of their own.
+  uint64_t segment_bytes = 256ull << 20;
+  // zstd level for values; 0 turns compression off.
+  int compression_level = 1;
+  // Values shorter than this are never compressed.
+  uint32_t compress_min_bytes = 256;
+  SyncMode sync = SyncMode::kAlways;
+  uint32_t sync_interval_ms = 0;  // only for SyncMode::kInterval; > 0 there
+  // Longest key accepted (1..65535).
+  uint32_t max_key_bytes = 1024;
+  // Largest raw (uncompressed) value accepted (<= 4 GiB - 1).
+  uint64_t max_value_bytes = 64ull << 20;
+  // Compaction picks sealed segments whose dead bytes / bytes passes this.
+  double compaction_dead_ratio = 0.5;
+  // Writer::Open and kingx-tool take the data directory's LOCK file (flock).
+  // The server's master holds the LOCK itself and sets this to false for the writer.
+  bool take_lock = true;
+  // Receives recovery and corruption reports (one line, no newline). Called on
+  // the thread that runs Writer::Open / Reader::Get. May be empty (discarded).
+  std::function<void(const std::string& line)> log;
+};
+
+// Parses "always", "none" or "interval:MS" (MS a positive integer of
+// milliseconds) into options->sync / options->sync_interval_ms.
+// kInvalidArgument (options unchanged) for anything else.
+Status ParseSyncMode(std::string_view text, Options* options);
+
+// "always", "none" or "interval:MS": the inverse of ParseSyncMode.
+std::string SyncModeString(const Options& options);
+
+// kInvalidArgument naming the first field out of range, else OK.
+Status ValidateOptions(const Options& options);
+
+}  // namespace kingx::engine

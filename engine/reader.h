@@ -1,0 +1,65 @@
+// Reader: looks keys up in the SharedIndex and reads their records from the
+// segment files through read-only mappings. Usable in any process that maps
+// the index region (attach after fork), and thread-safe: one Reader per
+// process can serve every thread.
+//
+// Get never returns bytes it has not verified: the header checksum, the key
+// and the body checksum are checked, and compressed values are decoded within
+// their recorded size. A mismatch is counted in the index's corruption
+// counter and returned as kCorruption.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/env.h"
+#include "engine/options.h"
+#include "engine/status.h"
+
+namespace kingx::engine {
+
+class SharedIndex;
+
+// A value found by Get. content_type and data point into memory kept alive by
+// holder (a segment mapping or a decoded buffer): keep the Value (or a copy of
+// holder) until the bytes are sent.
+struct Value {
+  uint64_t seq = 0;  // the record's sequence number (the ETag)
+  std::string_view content_type;
+  std::string_view data;     // empty for ReadMode::kMetadata
+  uint64_t raw_len = 0;      // size of the value (== data.size() for kFull)
+  std::shared_ptr<const void> holder;
+};
+
+enum class ReadMode : uint8_t {
+  kFull,      // data holds the value (decompressed if needed)
+  kMetadata,  // seq, content_type and raw_len only, no decompression (HEAD, If-None-Match)
+};
+
+class Reader {
+ public:
+  // env and index must outlive the Reader. options must match the writer's
+  // max_key_bytes / max_value_bytes. Does no I/O.
+  Reader(Env& env, std::string dir, const Options& options, SharedIndex& index);
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  // The newest value of key. Errors: kNotFound; kBusy (index not ready, or the
+  // lookup kept racing with the writer); kCorruption (checksum or format
+  // failure, counted); kIOError (a segment could not be mapped);
+  // kInvalidArgument (empty or over-long key).
+  Result<Value> Get(std::string_view key, ReadMode mode = ReadMode::kFull);
+
+  // Drops cached mappings of segments whose files are gone (also done by Get
+  // when the index's segment epoch changes). In-flight Values stay valid.
+  void DropStaleMappings();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kingx::engine

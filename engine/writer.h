@@ -1,0 +1,160 @@
+// Writer: the single writer of a database. Lives only in the writer process
+// (or kingx-tool), and one thread calls it at a time (compaction coordinates
+// with that thread; it does not call the Writer concurrently).
+//
+// Open recovers the data directory into the SharedIndex, then Apply appends
+// batches of puts and deletes with group commit: one buffer, few write()
+// calls, one fdatasync per batch (SyncMode::kAlways), index updates published
+// after the sync, then each op's result. Nothing is reported as done before it
+// is durable under the configured SyncMode.
+//
+// Failure states:
+//  - fdatasync failed (any file): every op of that batch fails with the error,
+//    nothing of it is published, and every later call returns kReadOnly until
+//    the Writer is destroyed and the database reopened (recovery then decides
+//    what survived). fsync is never retried after an error.
+//  - write() failed with ENOSPC / EIO: the ops of that batch fail with
+//    kNoSpace / kIOError, the partial bytes are truncated away, nothing is
+//    published, later batches may succeed. If the truncate itself fails, the
+//    writer turns read-only as above.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/env.h"
+#include "engine/options.h"
+#include "engine/record.h"
+#include "engine/status.h"
+
+namespace kingx::engine {
+
+class SharedIndex;
+
+enum class OpType : uint8_t { kPut, kDelete };
+
+// A condition decided by the writer at apply time, atomically with the write.
+struct Condition {
+  enum class Kind : uint8_t {
+    kNone,
+    kIfAbsent,  // PUT only: the key must not exist (If-None-Match: *)
+    kIfMatch,   // PUT or DELETE: the key must exist with this seq (If-Match: "<seq>")
+  };
+  Kind kind = Kind::kNone;
+  uint64_t seq = 0;  // for kIfMatch
+};
+
+// One write. The views must stay valid until Apply returns.
+struct WriteOp {
+  OpType type = OpType::kPut;
+  std::string_view key;           // 1..max_key_bytes bytes, any bytes
+  std::string_view content_type;  // <= 255 bytes; PUT only (ignored for DELETE)
+  Codec codec = Codec::kRaw;      // how `stored` is encoded (EncodeValue)
+  std::string_view stored;        // the stored value bytes (PUT only)
+  uint64_t raw_len = 0;           // the value's decoded size (PUT only; == stored.size() for kRaw)
+  Condition condition;
+};
+
+struct WriteResult {
+  // OK; kNotFound (DELETE of a missing key, nothing written);
+  // kPreconditionFailed; kInvalidArgument / kTooLarge (bad op, nothing
+  // written); kNoSpace / kIOError (batch failed); kReadOnly.
+  Status status;
+  uint64_t seq = 0;      // the record's seq when OK (the new ETag)
+  bool existed = false;  // the key was present before this op (PUT 204 vs 201)
+};
+
+struct SegmentStats {
+  uint32_t id = 0;
+  uint64_t bytes = 0;       // file size
+  uint64_t live_bytes = 0;  // bytes of records the index points to
+  uint64_t dead_bytes = 0;  // overwritten or deleted records, tombstones, corrupt records
+  bool active = false;      // the segment being appended to
+};
+
+struct WriterStats {
+  uint64_t keys = 0;
+  uint64_t live_bytes = 0;
+  uint64_t dead_bytes = 0;
+  uint64_t segments = 0;
+  uint64_t corruptions = 0;       // records found corrupt (recovery and reads)
+  uint64_t next_seq = 0;
+  uint64_t batches = 0;           // Apply calls that wrote something
+  uint64_t last_batch_ops = 0;    // ops written by the last such Apply
+  uint64_t syncs = 0;             // fdatasync calls on the write path
+  uint64_t last_sync_us = 0;      // latency of the last one
+  uint64_t total_sync_us = 0;     // sum of all of them
+  std::vector<SegmentStats> per_segment;  // ascending id
+};
+
+class Writer {
+ public:
+  // Opens (creating if needed) the database in dir and recovers it into
+  // index: Clear, load hint files or scan sealed segments, scan the active
+  // segment and truncate its first invalid record away, resolve each key to
+  // its highest-seq record (deletes included), count live/dead bytes; set the
+  // seed and counters, then mark the index ready. Corrupt records in sealed
+  // segments are skipped, counted and reported through options.log.
+  // env and index must outlive the Writer; the index region is the caller's.
+  // Errors: kBusy (LOCK held by another process, when options.take_lock),
+  // kInvalidArgument (bad options), kIOError / kNoSpace, kCorruption only
+  // when no segment header can be trusted (seed unknown).
+  static Result<std::unique_ptr<Writer>> Open(Env& env, std::string dir, const Options& options,
+                                              SharedIndex& index);
+
+  // Syncs the active segment (unless read-only) and closes files. The index
+  // stays ready and valid (readers keep reading).
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Applies ops in order as one group commit and fills results[i] for ops[i]
+  // (results.size() == ops.size()). Conditions see the effect of earlier ops
+  // of the same batch. Ops that fail validation or their condition write
+  // nothing and do not affect the others. Durable per options.sync when a
+  // result is OK.
+  void Apply(std::span<const WriteOp> ops, std::span<WriteResult> results);
+
+  // ---- Large values, written in parts into a staged single-record segment ----
+  // Starts one: op gives key, content_type, codec and condition (stored and
+  // raw_len are ignored). Returns an id for the calls below. Several may be
+  // open at once. Errors: kInvalidArgument, kIOError / kNoSpace, kReadOnly.
+  Result<uint64_t> BeginLarge(const WriteOp& op);
+  // Appends the next stored bytes (for kZstd: whole frames from CompressFrame).
+  // kTooLarge past the limits. On any error the large value is aborted
+  // (its id becomes invalid).
+  Status AppendLarge(uint64_t id, std::string_view stored_part);
+  // Checks the condition, writes the header, fdatasyncs, renames the staging
+  // file into a new segment, syncs the directory, publishes, and fills
+  // *result as Apply does. The id is invalid afterwards, whatever the outcome.
+  void FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result);
+  // Drops a large value being staged (its staging file is removed). Unknown ids are ignored.
+  void AbortLarge(uint64_t id);
+
+  // ---- Durability ----
+  // SyncMode::kInterval: fdatasync when data was written since the last sync
+  // and now_ms (any monotonic clock, the same on every call) is at least
+  // sync_interval_ms after the last sync. Other modes: OK, nothing done.
+  // A failure turns the writer read-only.
+  Status SyncIfDue(uint64_t now_ms);
+  // fdatasync of the active segment now (any mode). A failure turns the writer read-only.
+  Status Sync();
+
+  // True after an fdatasync failure: every write returns kReadOnly.
+  bool read_only() const;
+
+  WriterStats Stats() const;
+
+  const std::string& dir() const;
+
+ private:
+  struct Impl;
+  explicit Writer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kingx::engine
