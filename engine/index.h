@@ -193,7 +193,6 @@ class SharedIndex {
 
   IndexSlot* Table() const;
   uint64_t Capacity() const;
-  uint64_t Home(uint64_t hash, uint64_t cap) const;
   void EnterSection();
   void LeaveSection();
   void EraseAt(uint64_t pos);  // inside a section; backward shift
