@@ -1,0 +1,81 @@
+// Counters: the HTTP layer's metrics, and their Prometheus text rendering.
+//
+// Counters is a POD of plain uint64_t fields so that it can live in shared
+// memory (one instance per worker, in the master's mapping) and be summed by
+// whoever renders /metrics. Ownership rule: each instance is WRITTEN by one
+// thread of one process only (its worker's loop thread, or, in the thread-pool
+// model, one instance per pool thread). Writers and readers use relaxed
+// atomic loads/stores on each field (Bump / Load below), so a reader in
+// another process sees each field untorn but the set of fields is not one
+// consistent snapshot (a request may be counted in requests_by_method before
+// its status is). That is the usual Prometheus contract.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "http/request.h"
+
+namespace kingx::http {
+
+// Upper bounds (in ms) of the latency histogram buckets; the last, implicit
+// bucket is +Inf. Latency = from the request head's completion to Respond.
+inline constexpr uint64_t kLatencyBucketsMs[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+inline constexpr size_t kLatencyBucketCount = sizeof(kLatencyBucketsMs) / sizeof(kLatencyBucketsMs[0]) + 1;
+
+// Status codes counted individually; every other code is counted in its class
+// only (responses_by_class always counts every response).
+inline constexpr int kTrackedStatuses[] = {100, 200, 201, 204, 304, 400, 403, 404, 405, 408, 411, 412,
+                                           413, 414, 417, 431, 500, 501, 503, 505, 507};
+inline constexpr size_t kTrackedStatusCount = sizeof(kTrackedStatuses) / sizeof(kTrackedStatuses[0]);
+
+struct Counters {
+  uint64_t requests_by_method[kMethodCount];       // indexed by Method, at dispatch or rejection
+  uint64_t responses_by_class[6];                  // [1]=1xx .. [5]=5xx; [0] unused
+  uint64_t responses_by_status[kTrackedStatusCount];  // parallel to kTrackedStatuses
+  uint64_t latency_buckets[kLatencyBucketCount];   // non-cumulative counts per bucket
+  uint64_t latency_sum_ms;
+  uint64_t latency_count;
+  uint64_t bytes_in;             // bytes passed to Connection::Feed
+  uint64_t bytes_out;            // bytes acknowledged by Connection::ConsumeOutput
+  uint64_t connections_opened;   // Connection constructed
+  uint64_t connections_closed;   // Connection destroyed; open = opened - closed
+  uint64_t protocol_errors;      // requests rejected by the core (4xx/5xx it wrote itself)
+  uint64_t timeouts;             // header/body 408s and idle/send timeouts
+};
+static_assert(sizeof(Counters) % sizeof(uint64_t) == 0);
+
+// Adds n to *field with a relaxed atomic load+store. Only the owner may call it.
+inline void Bump(uint64_t& field, uint64_t n = 1) {
+  __atomic_store_n(&field, __atomic_load_n(&field, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+// Reads one field written by another thread or process.
+inline uint64_t Load(const uint64_t& field) { return __atomic_load_n(&field, __ATOMIC_RELAXED); }
+
+// Records one response (status class, tracked code, latency). Called by the
+// Connection; exposed for the I/O layers that answer without one (e.g. 503
+// when over the connection limit). Owner only.
+void CountResponse(Counters& counters, int status, uint64_t latency_ms);
+
+// *sum += part, field by field (part read with Load). sum is the caller's
+// private copy (e.g. zero-initialised on the stack by the /metrics handler).
+void Accumulate(Counters& sum, const Counters& part);
+
+// One extra sample the server adds to /metrics (engine, writer, queue...).
+// Samples with the same name must be adjacent in the vector: they share one
+// HELP/TYPE block and differ by labels.
+struct Gauge {
+  std::string name;    // e.g. "kingx_engine_keys"; [a-zA-Z_:][a-zA-Z0-9_:]*
+  std::string help;    // one line, no newline
+  std::string labels;  // "" or e.g. R"(segment="3")" (without braces)
+  double value = 0;
+  bool counter = false;  // TYPE counter instead of gauge
+};
+
+// Prometheus text format 0.0.4 of `sum` (metric names prefixed "kingx_http_")
+// followed by `extra`. Pure function; any thread.
+std::string RenderMetrics(const Counters& sum, const std::vector<Gauge>& extra);
+
+}  // namespace kingx::http

@@ -1,0 +1,55 @@
+// Limits: every bound the HTTP core enforces on one connection.
+//
+// All values are configurable (the server's config fills them); the defaults
+// are the ones a user of nginx would recognise. A Limits object is a plain
+// value: copy it into each Connection's owner, or share one const instance
+// per worker. The Connection keeps a reference, so the object must outlive
+// every Connection built from it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kingx::http {
+
+struct Limits {
+  // Request line (method, target, version, CRLF) longer than this → 414.
+  // nginx: large_client_header_buffers 4 8k.
+  size_t max_request_line_bytes = 8192;
+  // Whole header section (request line included) longer than this → 431.
+  size_t max_header_bytes = 16384;
+  // More header fields than this → 431.
+  size_t max_header_fields = 100;
+  // Percent-decoded key of /v1/kv/{key} longer than this → 414; empty → 400.
+  size_t max_key_bytes = 1024;
+  // Body larger than this → 413: decided from Content-Length before any body
+  // byte is read, and for chunked bodies as soon as the running count passes
+  // it. nginx: client_max_body_size.
+  uint64_t max_body_bytes = 64ull << 20;
+  // While a request is being handled (or the handler paused the body), the
+  // connection buffers at most this many unparsed input bytes; past it
+  // WantsRead() turns false so the I/O layer stops reading the socket.
+  size_t max_buffered_input_bytes = 64 * 1024;
+  // While more than this many response bytes wait to be written, the next
+  // pipelined request is not dispatched and WantsRead() turns false (a client
+  // that pipelines without reading cannot make us buffer without bound).
+  size_t max_buffered_output_bytes = 1 << 20;
+  // Largest body piece handed to Handler::OnBody at once.
+  size_t body_part_bytes = 1 << 20;
+  // Total time allowed for a request's header section, from its first byte
+  // (or from the connection's start for the first request) → 408 + close.
+  // A total deadline, not an idle one, so slowloris cannot stretch it.
+  uint64_t header_timeout_ms = 10'000;
+  // Longest gap between two reads of body bytes → 408 + close. Not armed
+  // while the handler has paused the body.
+  uint64_t body_timeout_ms = 60'000;
+  // Idle keep-alive connection (no request in progress, nothing to send) →
+  // silent close. Advertised as "Keep-Alive: timeout=<seconds>". Longer than
+  // nginx's 60 s upstream keepalive_timeout so nginx closes first.
+  uint64_t keepalive_timeout_ms = 75'000;
+  // Longest time pending output may make no progress (the peer does not
+  // read) → silent close. nginx: send_timeout 60s.
+  uint64_t send_timeout_ms = 60'000;
+};
+
+}  // namespace kingx::http

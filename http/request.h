@@ -1,0 +1,103 @@
+// Request: what the HTTP core hands to a Handler once a request head has been
+// parsed, validated and routed.
+//
+// Every string_view points into storage owned by the Connection and stays
+// valid until the request has been answered (Connection::Respond returned) or
+// aborted (Handler::OnAbort was called), whichever comes first. Copy what you
+// need beyond that (e.g. the key of a PUT waiting for durability is valid
+// until you Respond, so a handler that responds later may keep the view).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace kingx::http {
+
+// Methods the core distinguishes. Anything else llhttp accepts is kOther
+// (always answered 405 by the core: no route allows it).
+enum class Method : uint8_t { kGet, kHead, kPut, kDelete, kPost, kOther };
+inline constexpr size_t kMethodCount = 6;
+// "GET", "HEAD", ... ("OTHER" for kOther); static storage.
+const char* MethodName(Method method);
+
+// The routes the core recognises. The handler only ever sees a request whose
+// (route, method) pair is allowed:
+//   kKv           /v1/kv/{key}    GET HEAD PUT DELETE
+//   kHealthz      /healthz        GET HEAD
+//   kReadyz       /readyz         GET HEAD
+//   kMetrics      /metrics        GET
+//   kAdminCompact /admin/compact  POST  (the handler answers 403/404 when the
+//                                        connection is not on the admin listener)
+// Unknown path → 404 and known path with another method → 405 + Allow are
+// answered by the core without calling the handler.
+enum class Route : uint8_t { kKv, kHealthz, kReadyz, kMetrics, kAdminCompact };
+
+// One entity tag from If-Match / If-None-Match. Our ETags are strong and of
+// the form "<decimal seq>"; a tag of any other form can never match one of
+// ours and is kept only as `foreign`.
+struct EntityTag {
+  uint64_t seq = 0;      // valid when !foreign
+  bool weak = false;     // W/"..."
+  bool foreign = false;  // not "<decimal uint64>": matches nothing of ours
+};
+
+// A parsed If-Match or If-None-Match header (all occurrences combined).
+// A syntactically invalid list is rejected by the core with 400 before the
+// handler sees the request, so a handler never mistakes a typo for "no
+// condition".
+struct Precondition {
+  enum class Kind : uint8_t {
+    kNone,  // header absent
+    kAny,   // "*"
+    kList,  // one or more entity tags in `tags`
+  };
+  Kind kind = Kind::kNone;
+  std::vector<EntityTag> tags;
+
+  bool present() const { return kind != Kind::kNone; }
+  // RFC 9110 §8.8.3.2 strong comparison (If-Match): true when `*`, or a
+  // non-weak tag of ours equals current_seq. current_seq 0 means "the key
+  // does not exist": then nothing matches, not even `*`. For kNone: false.
+  bool MatchesStrong(uint64_t current_seq) const;
+  // Weak comparison (If-None-Match): like MatchesStrong but W/ tags count.
+  // current_seq 0 (absent key) matches nothing.
+  bool MatchesWeak(uint64_t current_seq) const;
+};
+
+struct Request {
+  Route route = Route::kKv;
+  Method method = Method::kGet;
+  // Route kKv: the percent-decoded key, 1..Limits::max_key_bytes bytes, any
+  // byte value (binary-safe, may contain '\0' and '/'). Empty for other routes.
+  std::string_view key;
+  // Raw request-target as received (path and query), for logs.
+  std::string_view target;
+  // Header values as received (OWS trimmed); empty when absent.
+  std::string_view content_type;
+  std::string_view host;
+  std::string_view user_agent;
+  std::string_view referer;
+  std::string_view x_request_id;
+  std::string_view x_forwarded_for;  // all occurrences joined with ", "
+  Precondition if_match;
+  Precondition if_none_match;
+  // Body framing, already validated: at most one of the two is in effect.
+  // A request with neither has no body (content_length 0, chunked false).
+  uint64_t content_length = 0;  // valid when !chunked
+  bool chunked = false;         // Transfer-Encoding: chunked (exactly)
+  // Expect: 100-continue on an HTTP/1.1 request. The core sends
+  // "100 Continue" itself once OnRequest returns without answering.
+  bool expect_continue = false;
+  // Whether the connection stays open after this response (HTTP/1.1 default
+  // unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive").
+  bool keep_alive = true;
+  uint8_t http_minor = 1;  // HTTP/1.<minor>: 0 or 1
+  // Monotonic ms (the clock passed to Feed) when the head was complete:
+  // the start of this request's latency.
+  uint64_t start_ms = 0;
+  // Bytes of this request's head (request line + headers), for logs.
+  uint64_t head_bytes = 0;
+};
+
+}  // namespace kingx::http

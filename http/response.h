@@ -1,0 +1,59 @@
+// Response: what a Handler gives to Connection::Respond.
+//
+// Respond serializes the status line and headers at once, so every
+// string_view in a Response need only be valid during the Respond call. The
+// body is either copied (body_holder empty) or, when body_holder is set,
+// referenced without copying: the Connection keeps a copy of the shared_ptr
+// (and thus the bytes behind `body`) alive until those bytes were consumed by
+// ConsumeOutput or the Connection is destroyed. Use the holder for values
+// served from an mmap'ed segment or a large owned buffer.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+namespace kingx::http {
+
+struct Header {
+  std::string_view name;
+  std::string_view value;  // must not contain CR or LF (asserted)
+};
+
+struct Response {
+  // Any 2xx..5xx status. 1xx are produced by the core only (100 Continue).
+  int status = 200;
+  // Well-known headers with typed fields (empty / nullopt = not sent).
+  std::string_view content_type;          // Content-Type
+  std::optional<uint64_t> etag_seq;       // ETag: "<seq>" (strong)
+  std::optional<uint32_t> retry_after_s;  // Retry-After: <seconds>
+  std::string_view location;              // Location
+  std::string_view allow;                 // Allow (e.g. "GET, HEAD")
+  // Any other header; at most kMaxExtraHeaders. The core writes Date,
+  // Content-Length, Connection and Keep-Alive itself: do not add those.
+  static constexpr size_t kMaxExtraHeaders = 6;
+  std::array<Header, kMaxExtraHeaders> extra{};
+  size_t extra_count = 0;
+  // Adds an extra header; returns false (and adds nothing) when full.
+  bool AddHeader(std::string_view name, std::string_view value) {
+    if (extra_count == kMaxExtraHeaders) return false;
+    extra[extra_count++] = Header{name, value};
+    return true;
+  }
+
+  // The body. For a HEAD request the core sends the headers only, with
+  // Content-Length = head_content_length if set, else body.size(); so a
+  // handler may answer GET and HEAD with the same Response. 204 and 304
+  // never carry a body (and, per RFC 9110 §8.6, 204 never a Content-Length).
+  std::string_view body;
+  std::shared_ptr<const void> body_holder;  // non-null: zero-copy, see above
+  std::optional<uint64_t> head_content_length;
+
+  // Close the connection after this response even if the request asked for
+  // keep-alive ("Connection: close" is sent).
+  bool close = false;
+};
+
+}  // namespace kingx::http
