@@ -1,0 +1,208 @@
+// The shared write queue (workers → writer) and the completion rings
+// (writer → each worker), both in the shared mapping (src/shm.h).
+//
+// WriteQueue: a bounded ring of variable-size entries guarded by a
+// process-shared, ROBUST pthread mutex. Producers (any thread of any worker
+// process) copy a whole entry into free space and then advance the tail with
+// one store, all under the mutex; a producer killed while holding it leaves
+// the ring exactly as before its call (the next locker gets EOWNERDEAD, calls
+// pthread_mutex_consistent and goes on), so a dead worker wedges nobody.
+// The single consumer (the writer process's loop thread) takes the positions
+// under the mutex, reads its batch in place without the mutex (producers only
+// ever write into free space), then releases the batch's bytes under the
+// mutex. No call blocks on anything but that short critical section.
+//
+// Large values (over max_entry_bytes()) travel as LargeBegin, LargePart...,
+// LargeEnd (or LargeAbort), all with the same token; other entries may be
+// interleaved between them. Each part is at most max_entry_bytes(), so a big
+// PUT never needs one buffer for the whole body, on either side.
+//
+// CompletionRing: per slot, single producer (the writer) / single consumer
+// (the one thread of the worker that drains completions) ring of fixed-size
+// Completion records. The writer writes the slot's eventfd after posting a
+// batch's completions, so the worker's loop watches that fd.
+//
+// Tokens: MakeToken(slot generation, local id). The worker chooses local ids
+// (unique among its in-flight writes); DrainCompletions drops completions
+// whose generation is not the caller's (a previous occupant's leftovers).
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "engine/record.h"
+#include "engine/status.h"
+
+namespace kingx {
+
+// ---------------------------------------------------------------- tokens
+
+inline constexpr int kTokenLocalBits = 40;
+inline constexpr uint64_t kTokenLocalMask = (uint64_t{1} << kTokenLocalBits) - 1;
+
+// Generation in the top 24 bits, local id (wrapped to 40 bits) below.
+constexpr uint64_t MakeToken(uint32_t generation, uint64_t local_id) {
+  return (uint64_t{generation & 0xFFFFFFu} << kTokenLocalBits) | (local_id & kTokenLocalMask);
+}
+constexpr uint32_t TokenGeneration(uint64_t token) {
+  return static_cast<uint32_t>(token >> kTokenLocalBits);
+}
+constexpr uint64_t TokenLocalId(uint64_t token) { return token & kTokenLocalMask; }
+
+// ---------------------------------------------------------------- entries
+
+enum class WriteKind : uint8_t { kPut = 1, kDelete = 2 };
+
+// Decided by the writer at apply time, atomically with the write.
+enum class WriteCondition : uint8_t {
+  kNone = 0,
+  kIfAbsent = 1,  // If-None-Match: *  (the key must not exist)
+  kIfMatch = 2,   // If-Match: "<seq>" (the key's current seq must be if_match_seq)
+};
+
+// One write as a worker hands it over. Views: valid only during the call
+// that takes it (TryEnqueue copies every byte into the ring).
+struct WriteRequest {
+  WriteKind kind = WriteKind::kPut;
+  WriteCondition condition = WriteCondition::kNone;
+  uint64_t if_match_seq = 0;
+  std::string_view key;
+  std::string_view content_type;            // stored as record metadata (<= 255 bytes)
+  engine::Codec codec = engine::Codec::kRaw;
+  uint64_t raw_len = 0;                      // uncompressed value length (puts)
+  std::string_view stored;                   // the bytes to store (compressed when codec != kRaw)
+};
+
+enum class EntryType : uint8_t {
+  kOp = 1,          // a whole WriteRequest
+  kLargeBegin = 2,  // request with stored empty: key, content type, condition, codec
+  kLargePart = 3,   // request.stored = the next stored bytes of the value
+  kLargeEnd = 4,    // request.raw_len = the whole value's uncompressed length
+  kLargeAbort = 5,  // the upload is abandoned (client went away): no completion is posted
+};
+
+// An entry as the consumer sees it: views into the ring, valid until
+// Release() of the batch that contains it.
+struct QueueEntry {
+  EntryType type = EntryType::kOp;
+  uint32_t slot = 0;
+  uint64_t token = 0;
+  WriteRequest request;
+};
+
+// ---------------------------------------------------------------- queue
+
+struct WriteQueueHeader;  // in the shared mapping, defined in write_queue.cc
+
+class WriteQueue {
+ public:
+  // Bytes of shared memory a queue with `ring_bytes` of ring needs.
+  static size_t RegionBytes(uint64_t ring_bytes);
+
+  // Formats [base, base + RegionBytes(ring_bytes)) (master, before fork; or a
+  // test). `writer_eventfd` is the fd producers write to wake the writer
+  // (-1: no wake-ups, the consumer polls). ring_bytes >= 64 KiB, multiple of 8.
+  // Errors: kInvalidArgument, or the pthread error that initialising the
+  // robust mutex returned (kIOError).
+  static engine::Status Format(void* base, uint64_t ring_bytes, int writer_eventfd);
+
+  // A handle on a formatted region (any process; copying it is fine).
+  explicit WriteQueue(void* base);
+
+  // Largest stored-bytes payload of one entry (key + content type included):
+  // ring / 8. A request bigger than this must use the Large* calls, and each
+  // part must be at most this big.
+  size_t max_entry_bytes() const;
+
+  // ---- producers: any thread of a worker process ----
+  // Each call copies the entry into the ring and returns OK, or returns
+  // without side effect: kBusy when the ring has no room now (apply
+  // backpressure and retry when a completion arrives or after a short
+  // timer), kTooLarge when the entry can never fit (see max_entry_bytes),
+  // kInvalidArgument for an empty key. Never blocks beyond the mutex's short
+  // critical section. Wakes the writer (eventfd) only when it sleeps.
+  engine::Status TryEnqueue(uint32_t slot, uint64_t token, const WriteRequest& request);
+  engine::Status TryEnqueueLargeBegin(uint32_t slot, uint64_t token, const WriteRequest& header);
+  engine::Status TryEnqueueLargePart(uint32_t slot, uint64_t token, std::string_view stored_part);
+  engine::Status TryEnqueueLargeEnd(uint32_t slot, uint64_t token, uint64_t raw_len);
+  engine::Status TryEnqueueLargeAbort(uint32_t slot, uint64_t token);
+
+  // Queued entries and bytes right now (any process; a racy snapshot).
+  uint64_t DepthEntries() const;
+  uint64_t DepthBytes() const;
+  uint64_t ring_bytes() const;
+
+  // ---- the consumer: the writer process's loop thread only ----
+
+  // Appends to *batch the queued entries not yet taken, oldest first, until
+  // max_entries or max_bytes (ring bytes) is reached (at least one entry is
+  // taken when any is queued). Returns how many were added. The views stay
+  // valid until Release(). Calling Peek again before Release continues after
+  // the entries already taken.
+  size_t Peek(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes);
+
+  // Frees the ring bytes of every entry returned by Peek so far.
+  void Release();
+
+  // Sleeps until a producer wakes the writer through its eventfd, or until
+  // timeout_ms passes (-1: no timeout), or returns at once when entries are
+  // queued. Announces the sleep in the shared header so producers know to
+  // write the eventfd (and only then). Returns true if entries are queued.
+  bool WaitForEntries(int timeout_ms);
+
+  // Wakes a consumer sleeping in WaitForEntries (any process: used to make
+  // the writer look at a stop request).
+  void Wake();
+
+ private:
+  engine::Status Enqueue(EntryType type, uint32_t slot, uint64_t token, const WriteRequest& r);
+  int Lock();
+  void Unlock();
+
+  WriteQueueHeader* header_;
+  char* ring_;
+  uint64_t peek_pos_ = 0;  // consumer only: end of what Peek handed out
+};
+
+// ---------------------------------------------------------------- completions
+
+struct Completion {
+  uint64_t token = 0;
+  uint64_t seq = 0;        // the record's sequence number (the ETag) when code is kOk
+  engine::Code code = engine::Code::kOk;  // kOk, kPreconditionFailed, kNotFound (delete of
+                                          // an absent key), kNoSpace, kIOError, kReadOnly, ...
+  bool existed = false;    // a put replaced / a delete removed an existing key
+};
+
+struct CompletionRingHeader;
+
+class CompletionRing {
+ public:
+  static size_t RegionBytes(uint32_t entries);
+  // Formats (master before fork, or a test). entries: power of two >= 2.
+  static engine::Status Format(void* base, uint32_t entries);
+  CompletionRing() = default;
+  explicit CompletionRing(void* base);
+
+  // Producer (the writer's loop thread only). false when the ring is full:
+  // the writer keeps the completion and posts it later.
+  bool TryPost(const Completion& c);
+
+  // Consumer (one thread of the slot's worker). Calls fn for every posted
+  // completion whose TokenGeneration is `generation` (others are dropped) and
+  // returns how many fn saw. fn must not call Drain on the same ring.
+  size_t Drain(uint32_t generation, const std::function<void(const Completion&)>& fn);
+
+  uint32_t Pending() const;  // racy snapshot
+
+ private:
+  CompletionRingHeader* header_ = nullptr;
+};
+
+}  // namespace kingx
