@@ -1,0 +1,425 @@
+// Single-process tests of engine/index.h and engine/location.h: the table
+// against a std::unordered_multimap model, full 64-bit hash collisions,
+// growth, the 32-bytes-per-key RAM budget, batches, Clear and recovery helpers.
+#include "engine/index.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/location.h"
+
+namespace kingx::engine {
+namespace {
+
+// An anonymous mapping that unmaps itself. Shared (like the master's) so that
+// page release and residency (mincore) behave as in production.
+class Region {
+ public:
+  explicit Region(size_t bytes) : bytes_(bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    REQUIRE(p != MAP_FAILED);
+    base_ = p;
+  }
+  ~Region() { munmap(base_, bytes_); }
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+  void* base() const { return base_; }
+  size_t bytes() const { return bytes_; }
+
+  // Bytes of the mapping currently backed by RAM.
+  size_t ResidentBytes() const {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> vec((bytes_ + page - 1) / page);
+    REQUIRE(mincore(base_, bytes_, vec.data()) == 0);
+    size_t pages = 0;
+    for (unsigned char c : vec) pages += (c & 1);
+    return pages * page;
+  }
+
+ private:
+  void* base_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+SharedIndex MakeIndex(const Region& region, uint64_t initial_capacity) {
+  auto r = SharedIndex::Create(region.base(), region.bytes(), initial_capacity);
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+std::vector<Location> Sorted(const Candidates& c) {
+  std::vector<Location> v(c.locations, c.locations + c.count);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::vector<Location> LookupSorted(const SharedIndex& index, uint64_t hash) {
+  Candidates c;
+  Status s = index.Lookup(hash, &c);
+  REQUIRE(s.ok());
+  return Sorted(c);
+}
+
+// The model: every (hash, loc) pair, with O(1) random pick and removal.
+struct Model {
+  std::unordered_multimap<uint64_t, Location> by_hash;
+  std::vector<std::pair<uint64_t, Location>> pairs;
+  std::unordered_map<Location, size_t> pos_of_loc;  // locations are unique
+
+  void Add(uint64_t h, Location l) {
+    by_hash.emplace(h, l);
+    pos_of_loc[l] = pairs.size();
+    pairs.emplace_back(h, l);
+  }
+  void Drop(size_t i) {
+    auto [h, l] = pairs[i];
+    auto range = by_hash.equal_range(h);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second == l) {
+        by_hash.erase(it);
+        break;
+      }
+    }
+    pos_of_loc.erase(l);
+    if (i + 1 != pairs.size()) {
+      pairs[i] = pairs.back();
+      pos_of_loc[pairs[i].second] = i;
+    }
+    pairs.pop_back();
+  }
+  void Relocate(size_t i, Location new_loc) {
+    auto [h, l] = pairs[i];
+    auto range = by_hash.equal_range(h);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second == l) it->second = new_loc;
+    }
+    pos_of_loc.erase(l);
+    pos_of_loc[new_loc] = i;
+    pairs[i].second = new_loc;
+  }
+  std::vector<Location> Expected(uint64_t h) const {
+    std::vector<Location> v;
+    auto range = by_hash.equal_range(h);
+    for (auto it = range.first; it != range.second; ++it) v.push_back(it->second);
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+  size_t Count(uint64_t h) const { return by_hash.count(h); }
+};
+
+void CheckAgainstModel(const SharedIndex& index, const Model& model) {
+  REQUIRE(index.size() == model.pairs.size());
+  std::vector<std::pair<uint64_t, Location>> seen;
+  index.ForEach([&](uint64_t h, Location l) { seen.emplace_back(h, l); });
+  std::vector<std::pair<uint64_t, Location>> want = model.pairs;
+  std::sort(seen.begin(), seen.end());
+  std::sort(want.begin(), want.end());
+  REQUIRE(seen == want);
+  for (const auto& [h, l] : model.pairs) REQUIRE(LookupSorted(index, h) == model.Expected(h));
+}
+
+TEST_CASE("location packs segment and offset and keeps them apart from the tombstone bit",
+          "[engine][index]") {
+  static_assert(LocationSegment(MakeLocation(kMaxSegmentId, kMaxOffset)) == kMaxSegmentId);
+  static_assert(LocationOffset(MakeLocation(kMaxSegmentId, kMaxOffset)) == kMaxOffset);
+  static_assert(!IsTombstone(MakeLocation(kMaxSegmentId, kMaxOffset)));
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 10000; ++i) {
+    const uint64_t seg = rng() & kMaxSegmentId;
+    const uint64_t off = rng() & kMaxOffset;
+    const Location loc = MakeLocation(seg, off);
+    REQUIRE(LocationSegment(loc) == seg);
+    REQUIRE(LocationOffset(loc) == off);
+    REQUIRE_FALSE(IsTombstone(loc));
+    const Location dead = WithTombstone(loc);
+    REQUIRE(IsTombstone(dead));
+    REQUIRE(dead != loc);
+    REQUIRE(LocationSegment(dead) == seg);
+    REQUIRE(LocationOffset(dead) == off);
+    REQUIRE(WithoutTombstone(dead) == loc);
+  }
+  REQUIRE(kMaxSegmentId == (1u << 24) - 1);
+  REQUIRE(kMaxOffset == (uint64_t{1} << 39) - 1);
+}
+
+TEST_CASE("index Create and Attach validate the region", "[engine][index]") {
+  Region region(SharedIndex::RegionBytesFor(1000));
+  SECTION("misaligned or too small regions are refused") {
+    auto misaligned = SharedIndex::Create(static_cast<char*>(region.base()) + 8, region.bytes() - 8, 16);
+    REQUIRE(misaligned.status().code() == Code::kInvalidArgument);
+    auto tiny = SharedIndex::Create(region.base(), SharedIndex::kHeaderBytes, 16);
+    REQUIRE(tiny.status().code() == Code::kInvalidArgument);
+  }
+  SECTION("attach refuses an unformatted region and a different size") {
+    auto unformatted = SharedIndex::Attach(region.base(), region.bytes());
+    REQUIRE(unformatted.status().code() == Code::kInvalidArgument);
+    SharedIndex index = MakeIndex(region, 16);
+    auto other_size = SharedIndex::Attach(region.base(), region.bytes() - 4096);
+    REQUIRE(other_size.status().code() == Code::kInvalidArgument);
+  }
+  SECTION("an attached handle sees what the creator wrote, counters included") {
+    SharedIndex index = MakeIndex(region, 16);
+    REQUIRE(index.Insert(42, MakeLocation(1, 100)).ok());
+    index.counters().seed.store(99);
+    index.counters().ready.store(1);
+    auto attached = SharedIndex::Attach(region.base(), region.bytes());
+    REQUIRE(attached.ok());
+    REQUIRE(LookupSorted(*attached, 42) == std::vector<Location>{MakeLocation(1, 100)});
+    REQUIRE(attached->counters().seed.load() == 99);
+    REQUIRE(attached->counters().ready.load() == 1);
+    REQUIRE(attached->size() == 1);
+  }
+  SECTION("hash 0 is refused") {
+    SharedIndex index = MakeIndex(region, 16);
+    REQUIRE(index.Insert(0, 1).code() == Code::kInvalidArgument);
+    REQUIRE(index.size() == 0);
+  }
+}
+
+TEST_CASE("index matches a multimap model under random insert, replace, remove and lookup",
+          "[engine][index]") {
+  Region region(SharedIndex::RegionBytesFor(40000));
+  SharedIndex index = MakeIndex(region, 16);
+  Model model;
+  std::mt19937_64 rng(GENERATE(1, 2, 3));
+
+  // A pool of hashes: random ones, clustered ones (same home bucket region),
+  // ones near 2^64 (last bucket, probes wrap around) and small ones (first
+  // bucket). Drawing from a pool makes full 64-bit collisions common.
+  std::vector<uint64_t> pool;
+  for (int i = 0; i < 3000; ++i) pool.push_back(rng() | 1);
+  for (uint64_t i = 0; i < 300; ++i) pool.push_back((uint64_t{1} << 63) + i);
+  for (uint64_t i = 0; i < 300; ++i) pool.push_back(~uint64_t{0} - i);
+  for (uint64_t i = 1; i <= 300; ++i) pool.push_back(i);
+
+  Location next_loc = 1;
+  uint64_t full_refusals = 0;
+  for (int op = 0; op < 60000; ++op) {
+    const int kind = static_cast<int>(rng() % 10);
+    if (kind < 5 || model.pairs.empty()) {
+      // One insert in ten goes to a few hot hashes, which fill up to the limit.
+      const uint64_t h = rng() % 10 == 0 ? pool[rng() % 8] : pool[rng() % pool.size()];
+      const Location l = MakeLocation(next_loc % kMaxSegmentId, next_loc);
+      ++next_loc;
+      Status s = index.Insert(h, l);
+      if (model.Count(h) >= kMaxCandidates) {
+        REQUIRE(s.code() == Code::kInvalidArgument);
+        ++full_refusals;
+      } else {
+        REQUIRE(s.ok());
+        model.Add(h, l);
+      }
+    } else if (kind < 7) {
+      const size_t i = rng() % model.pairs.size();
+      const Location l = MakeLocation(next_loc % kMaxSegmentId, next_loc);
+      ++next_loc;
+      REQUIRE(index.Replace(model.pairs[i].first, model.pairs[i].second, l));
+      model.Relocate(i, l);
+    } else if (kind < 9) {
+      const size_t i = rng() % model.pairs.size();
+      REQUIRE(index.Remove(model.pairs[i].first, model.pairs[i].second));
+      model.Drop(i);
+    } else {
+      const uint64_t h = pool[rng() % pool.size()];
+      REQUIRE(LookupSorted(index, h) == model.Expected(h));
+      // Pairs that are not there are not found.
+      REQUIRE_FALSE(index.Replace(h, next_loc + 1, 5));
+      REQUIRE_FALSE(index.Remove(h, next_loc + 1));
+    }
+    if (op % 10000 == 9999) CheckAgainstModel(index, model);
+  }
+  CheckAgainstModel(index, model);
+  REQUIRE(index.capacity() > 16);  // it grew
+  REQUIRE(full_refusals > 0);      // the 16-per-hash limit was exercised
+}
+
+TEST_CASE("index keeps up to 16 keys under one full 64-bit hash and refuses the 17th",
+          "[engine][index]") {
+  Region region(SharedIndex::RegionBytesFor(1000));
+  SharedIndex index = MakeIndex(region, 16);
+  const uint64_t h = 0x1234567890abcdefULL;
+  std::vector<Location> want;
+  for (uint32_t i = 0; i < kMaxCandidates; ++i) {
+    want.push_back(MakeLocation(i, 40 + i));
+    REQUIRE(index.Insert(h, want.back()).ok());
+    REQUIRE(index.Insert(h + 1 + i, MakeLocation(100, i)).ok());  // neighbours in the same run
+  }
+  REQUIRE(index.Insert(h, MakeLocation(99, 99)).code() == Code::kInvalidArgument);
+  REQUIRE(LookupSorted(index, h) == want);
+  Candidates c;
+  REQUIRE(index.LookupForWriter(h, &c).ok());
+  REQUIRE(Sorted(c) == want);
+  REQUIRE(index.Remove(h, want[3]));
+  want.erase(want.begin() + 3);
+  REQUIRE(LookupSorted(index, h) == want);
+  REQUIRE(index.Insert(h, MakeLocation(99, 99)).ok());
+}
+
+TEST_CASE("index grows by 1.5x and stays within 32 bytes of table per key, 1M keys",
+          "[engine][index]") {
+  constexpr uint64_t kKeys = 1000000;
+  Region region(SharedIndex::RegionBytesFor(kKeys));
+  SharedIndex index = MakeIndex(region, 16);
+  std::mt19937_64 rng(11);
+  std::vector<uint64_t> hashes;
+  hashes.reserve(kKeys);
+  uint64_t growths = 0;
+  uint64_t cap = index.capacity();
+  for (uint64_t i = 0; i < kKeys; ++i) {
+    hashes.push_back(rng() | 1);
+    REQUIRE(index.Insert(hashes.back(), MakeLocation(i % 1000, i)).ok());
+    if (index.capacity() != cap) {
+      REQUIRE(index.capacity() == cap + cap / 2);
+      cap = index.capacity();
+      ++growths;
+      // Past the first few pages, right after a growth is the worst case.
+      if (index.TableBytes() >= (1u << 20)) REQUIRE(index.TableBytes() <= 32 * index.size());
+    }
+  }
+  REQUIRE(growths >= 10);
+  REQUIRE(index.size() == kKeys);
+  REQUIRE(index.TableBytes() <= 32 * index.size());
+  // The pages of the old tables were given back: the whole region's resident
+  // memory is the header plus the live table (plus slack for rounding).
+  REQUIRE(region.ResidentBytes() <= 32 * kKeys + 64 * 1024);
+  for (uint64_t i = 0; i < kKeys; i += 997) {
+    REQUIRE(LookupSorted(index, hashes[i]) == std::vector<Location>{MakeLocation(i % 1000, i)});
+  }
+}
+
+TEST_CASE("index region sized by RegionBytesFor holds that many keys, more gives kNoSpace",
+          "[engine][index]") {
+  constexpr uint64_t kKeys = 50000;
+  Region region(SharedIndex::RegionBytesFor(kKeys));
+  SharedIndex index = MakeIndex(region, 16);
+  uint64_t h = 1;
+  uint64_t inserted = 0;
+  for (; inserted < kKeys; ++inserted) {
+    h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+    REQUIRE(index.Insert(h | 1, inserted).ok());
+  }
+  // Keep inserting until the region is full: kNoSpace, index unchanged.
+  Status s;
+  uint64_t last_hash = 0;
+  for (int i = 0; i < 10000000 && s.ok(); ++i) {
+    h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+    last_hash = h | 1;
+    s = index.Insert(last_hash, inserted);
+    if (s.ok()) ++inserted;
+  }
+  REQUIRE(s.code() == Code::kNoSpace);
+  REQUIRE(index.size() == inserted);
+  REQUIRE(LookupSorted(index, last_hash).empty());
+}
+
+TEST_CASE("index Reserve grows once to the requested size", "[engine][index]") {
+  Region region(SharedIndex::RegionBytesFor(100000));
+  SharedIndex index = MakeIndex(region, 16);
+  REQUIRE(index.Insert(77, 1).ok());
+  REQUIRE(index.Reserve(100000).ok());
+  const uint64_t cap = index.capacity();
+  REQUIRE(cap * 85 / 100 >= 100000);
+  for (uint64_t i = 1; i < 100000; ++i) REQUIRE(index.Insert(i * 0x9E3779B97F4A7C15ULL | 1, i).ok());
+  REQUIRE(index.capacity() == cap);
+  REQUIRE(LookupSorted(index, 77) == std::vector<Location>{1});
+}
+
+TEST_CASE("index batch publishes its updates at once, across a growth too", "[engine][index]") {
+  Region region(SharedIndex::RegionBytesFor(10000));
+  SharedIndex index = MakeIndex(region, 16);
+  REQUIRE(index.Insert(5, 50).ok());
+  index.BeginBatch();
+  for (uint64_t i = 1; i <= 10; ++i) REQUIRE(index.Insert(1000 + i, i).ok());
+  // Readers cannot see a half-applied batch: they give up with kBusy (bounded).
+  Candidates c;
+  REQUIRE(index.Lookup(5, &c).code() == Code::kBusy);
+  // The writer itself reads through the batch.
+  REQUIRE(index.LookupForWriter(1003, &c).ok());
+  REQUIRE(Sorted(c) == std::vector<Location>{3});
+  index.EndBatch();
+  REQUIRE(LookupSorted(index, 1003) == std::vector<Location>{3});
+
+  index.BeginBatch();
+  const uint64_t cap = index.capacity();
+  for (uint64_t i = 0; i < 2000; ++i) REQUIRE(index.Insert(0x9E3779B97F4A7C15ULL * (i + 1) | 1, i).ok());
+  REQUIRE(index.capacity() > cap);
+  REQUIRE(index.Lookup(5, &c).code() == Code::kBusy);  // still inside the batch after growing
+  index.EndBatch();
+  for (uint64_t i = 0; i < 2000; ++i) {
+    REQUIRE(LookupSorted(index, 0x9E3779B97F4A7C15ULL * (i + 1) | 1) == std::vector<Location>{i});
+  }
+  REQUIRE(LookupSorted(index, 5) == std::vector<Location>{50});
+}
+
+TEST_CASE("index Clear empties the table and repairs a writer death inside a section",
+          "[engine][index]") {
+  Region region(SharedIndex::RegionBytesFor(20000));
+  std::vector<uint64_t> hashes;
+  {
+    SharedIndex dead_writer = MakeIndex(region, 64);
+    for (uint64_t i = 0; i < 20000; ++i) {
+      hashes.push_back(0x9E3779B97F4A7C15ULL * (i + 1) | 1);
+      REQUIRE(dead_writer.Insert(hashes.back(), i).ok());
+    }
+    REQUIRE(dead_writer.capacity() > 64);
+    dead_writer.BeginBatch();  // and "dies": the version stays odd
+    REQUIRE(dead_writer.Remove(hashes[0], 0));
+  }
+  auto attached = SharedIndex::Attach(region.base(), region.bytes());
+  REQUIRE(attached.ok());
+  SharedIndex& index = *attached;
+  Candidates c;
+  REQUIRE(index.Lookup(hashes[1], &c).code() == Code::kBusy);  // bounded, no hang
+
+  index.Clear();
+  REQUIRE(index.size() == 0);
+  REQUIRE(index.capacity() == 64);
+  for (uint64_t i = 0; i < 20000; i += 101) REQUIRE(LookupSorted(index, hashes[i]).empty());
+  // Only the header and the small table stay resident.
+  REQUIRE(region.ResidentBytes() <= SharedIndex::kHeaderBytes + index.TableBytes());
+  // Usable again, including growth.
+  for (uint64_t i = 0; i < 5000; ++i) REQUIRE(index.Insert(hashes[i], i + 1).ok());
+  for (uint64_t i = 0; i < 5000; i += 7) REQUIRE(LookupSorted(index, hashes[i]) == std::vector<Location>{i + 1});
+}
+
+TEST_CASE("index RemoveIf drops recovery tombstones and keeps the rest", "[engine][index]") {
+  Region region(SharedIndex::RegionBytesFor(20000));
+  SharedIndex index = MakeIndex(region, 16);
+  Model model;
+  std::mt19937_64 rng(5);
+  for (uint64_t i = 0; i < 20000; ++i) {
+    // Hashes near the top wrap runs around the table end; some collide fully.
+    const uint64_t h = (i % 3 == 0) ? (~uint64_t{0} - (i % 200)) : (rng() | 1);
+    Location l = MakeLocation(i % 500, i);
+    if (rng() % 4 == 0) l = WithTombstone(l);
+    if (model.Count(h) >= kMaxCandidates) continue;
+    REQUIRE(index.Insert(h, l).ok());
+    model.Add(h, l);
+  }
+  uint64_t visited = 0;
+  index.ForEach([&](uint64_t, Location) { ++visited; });
+  REQUIRE(visited == model.pairs.size());
+  const auto tombstones = static_cast<uint64_t>(std::count_if(
+      model.pairs.begin(), model.pairs.end(), [](const auto& p) { return IsTombstone(p.second); }));
+
+  const uint64_t removed = index.RemoveIf([](uint64_t, Location l) { return IsTombstone(l); });
+  for (size_t i = model.pairs.size(); i-- > 0;) {
+    if (IsTombstone(model.pairs[i].second)) model.Drop(i);
+  }
+  REQUIRE(tombstones > 0);
+  REQUIRE(removed == tombstones);
+  CheckAgainstModel(index, model);
+  bool any_tombstone = false;
+  index.ForEach([&](uint64_t, Location l) { any_tombstone |= IsTombstone(l); });
+  REQUIRE_FALSE(any_tombstone);
+}
+
+}  // namespace
+}  // namespace kingx::engine
