@@ -1,0 +1,610 @@
+"""Black-box test harness for the real `kingx` binary (standard library only).
+
+What it gives a test file:
+  - Server: starts `kingx` on 127.0.0.1 with a fresh data directory, waits for
+    /readyz 200 (bounded), signals/stops/kills it by PID or by its own process
+    group (the server is started in a new session, so its group holds only
+    processes this harness started), and finds its children by /proc comm.
+  - Conn: a raw-socket HTTP/1.1 client that sends exact bytes and parses one
+    response at a time (Content-Length, chunked, read-to-EOF, HEAD/204/304/1xx).
+  - Values that carry key|client|seq|checksum, so a value nobody wrote (a
+    phantom, a torn or mixed-up value) is detected by the client alone.
+  - KeyOracle: the acknowledged-write oracle of research/reliability.md §4.2.
+  - run_cases(): runs named test functions, prints one line per case and the
+    server's logs on failure, and returns the process exit status.
+
+Environment: KINGX_BIN (path of the binary; meson passes it), KINGX_TOOL_BIN
+(optional), KINGX_SOAK=1 (heavier variants), KINGX_KEEP=1 (keep temp dirs).
+Every wait in here is bounded; nothing listens anywhere but 127.0.0.1.
+"""
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+SKIP = 77  # meson's "skipped" exit status
+SOAK = os.environ.get("KINGX_SOAK") == "1"
+HOST = "127.0.0.1"
+
+
+def kingx_bin():
+    """Path of the kingx binary from KINGX_BIN, or None when it is not built."""
+    path = os.environ.get("KINGX_BIN", "")
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def require_bin():
+    """Returns the binary's path, or exits with meson's SKIP status."""
+    path = kingx_bin()
+    if path is None:
+        print("SKIP: KINGX_BIN is not set or not executable:", os.environ.get("KINGX_BIN"))
+        sys.exit(SKIP)
+    return path
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    """Fails the current case with `msg` unless `cond`."""
+    if not cond:
+        raise TestFailure(msg)
+
+
+def free_port():
+    """An ephemeral port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- HTTP client
+
+class ConnectionClosed(Exception):
+    """The peer closed (or reset) before a whole response arrived.
+    `partial` is the number of response bytes received before that."""
+
+    def __init__(self, msg, partial=0):
+        super().__init__(msg)
+        self.partial = partial
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value) as received
+        self.body = body
+
+    def header(self, name):
+        """First value of header `name` (case-insensitive), or None."""
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        body = self.body[:200]
+        return f"<{self.status} {self.reason} {self.headers} {body!r}>"
+
+
+class Conn:
+    """One client TCP connection to 127.0.0.1:port. Not thread-safe: one
+    thread uses it. Every read waits at most `timeout` seconds."""
+
+    def __init__(self, port, timeout=15.0):
+        self.port = port
+        self.timeout = timeout
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self._consumed = 0  # bytes of the response being parsed already taken from buf
+        self.requests_sent = 0
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def local_port(self):
+        return self.sock.getsockname()[1]
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def request(self, method, path, body=None, headers=None, version="HTTP/1.1", host=True):
+        """Sends one request and returns its final response (1xx skipped)."""
+        self.send(build_request(method, path, body, headers, version, host))
+        self.requests_sent += 1
+        while True:
+            r = self.read_response(head=(method == "HEAD"))
+            if r.status >= 200:
+                return r
+
+    def _fill(self, _unused=0):
+        got = len(self.buf) + self._consumed
+        try:
+            data = self.sock.recv(1 << 16)
+        except (ConnectionResetError, BrokenPipeError) as e:
+            raise ConnectionClosed(f"reset: {e}", got)
+        except socket.timeout:
+            raise ConnectionClosed(f"timed out after {self.timeout}s waiting for response bytes", got)
+        if not data:
+            raise ConnectionClosed("peer closed", got)
+        self.buf += data
+
+    def read_response(self, head=False):
+        """Parses exactly one response from the stream. HEAD responses, 1xx,
+        204 and 304 have no body. Raises ConnectionClosed on EOF/reset/timeout."""
+        self._consumed = 0
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head_bytes, _, rest = self.buf.partition(b"\r\n\r\n")
+        self._consumed = len(head_bytes) + 4
+        lines = head_bytes.split(b"\r\n")
+        m = re.match(rb"^(HTTP/\d\.\d) (\d{3}) ?(.*)$", lines[0])
+        if not m:
+            raise TestFailure(f"malformed status line: {lines[0]!r}")
+        version, status, reason = m.group(1).decode(), int(m.group(2)), m.group(3).decode("latin-1")
+        headers = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep:
+                raise TestFailure(f"malformed header line: {line!r}")
+            headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
+        self.buf = rest
+        resp = Response(version, status, reason, headers, b"")
+        if head or status < 200 or status in (204, 304):
+            return resp
+        te = resp.header("Transfer-Encoding")
+        cl = resp.header("Content-Length")
+        if te is not None and te.lower() == "chunked":
+            resp.body = self._read_chunked()
+        elif cl is not None:
+            n = int(cl)
+            while len(self.buf) < n:
+                self._fill(len(self.buf))
+            resp.body, self.buf = self.buf[:n], self.buf[n:]
+        else:  # read to EOF
+            while True:
+                try:
+                    self._fill(0)
+                except ConnectionClosed:
+                    break
+            resp.body, self.buf = self.buf, b""
+        return resp
+
+    def _read_chunked(self):
+        body = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill(len(body))
+            line, _, self.buf = self.buf.partition(b"\r\n")
+            size = int(line.split(b";")[0], 16)
+            if size == 0:
+                while b"\r\n" not in self.buf:
+                    self._fill(len(body))
+                # skip trailers up to the empty line
+                while not self.buf.startswith(b"\r\n"):
+                    _, _, self.buf = self.buf.partition(b"\r\n")
+                    while b"\r\n" not in self.buf:
+                        self._fill(len(body))
+                self.buf = self.buf[2:]
+                return body
+            while len(self.buf) < size + 2:
+                self._fill(len(body))
+            body += self.buf[:size]
+            self.buf = self.buf[size + 2:]
+
+    def wait_closed(self, timeout=10.0):
+        """Waits (bounded) for the peer to close. Returns 'closed', 'open' (nothing
+        within timeout) or the unexpected bytes that arrived instead."""
+        if self.buf:
+            return self.buf
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1 << 16)
+        except socket.timeout:
+            return "open"
+        except (ConnectionResetError, BrokenPipeError):
+            return "closed"
+        finally:
+            self.sock.settimeout(self.timeout)
+        return "closed" if not data else data
+
+
+def build_request(method, path, body=None, headers=None, version="HTTP/1.1", host=True):
+    """Exact request bytes. `path` may be str or bytes (sent as is). Adds Host
+    (unless host=False) and Content-Length for a body unless headers set a
+    framing header themselves."""
+    if isinstance(path, str):
+        path = path.encode("latin-1")
+    hdrs = list(headers or [])
+    names = {k.lower() for k, _ in hdrs}
+    if host and "host" not in names:
+        hdrs.insert(0, ("Host", "127.0.0.1"))
+    if body is not None and "content-length" not in names and "transfer-encoding" not in names:
+        hdrs.append(("Content-Length", str(len(body))))
+    out = method.encode() + b" " + path + b" " + version.encode() + b"\r\n"
+    for k, v in hdrs:
+        out += k.encode("latin-1") + b": " + (v if isinstance(v, bytes) else v.encode("latin-1")) + b"\r\n"
+    out += b"\r\n"
+    if body is not None:
+        out += body
+    return out
+
+
+def key_path(key):
+    """/v1/kv/<key> with every byte percent-encoded except unreserved ones."""
+    if isinstance(key, str):
+        key = key.encode()
+    safe = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+    enc = "".join(chr(b) if b in safe else "%%%02X" % b for b in key)
+    return "/v1/kv/" + enc
+
+
+def parse_etag(value):
+    """The sequence number inside a strong ETag `"<seq>"`, or None."""
+    m = re.fullmatch(r'"(\d+)"', value or "")
+    return int(m.group(1)) if m else None
+
+
+def http(port, method, path, body=None, headers=None, timeout=15.0):
+    """One request on a fresh connection (closed afterwards)."""
+    with Conn(port, timeout) as c:
+        return c.request(method, path, body, headers)
+
+
+# ---------------------------------------------------------------- server
+
+def proc_stat(pid):
+    """(comm, ppid, pgrp) of a live process, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("latin-1")
+    except OSError:
+        return None
+    lp, rp = data.index("("), data.rindex(")")
+    fields = data[rp + 2:].split()
+    return data[lp + 1:rp], int(fields[1]), int(fields[2]), fields[0]
+
+
+def all_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+class Server:
+    """A kingx instance started by this harness. Use as a context manager, or
+    call start() and stop(). `args` are extra command-line flags; --listen,
+    --data, --error-log and --pid are added unless `raw_args` is set."""
+
+    def __init__(self, args=(), data_dir=None, workdir=None, port=None, access_log=None,
+                 raw_args=False, ready_timeout=30.0):
+        self.bin = require_bin()
+        self.workdir = workdir or tempfile.mkdtemp(prefix="kingx-bb-")
+        self.data_dir = data_dir or os.path.join(self.workdir, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.extra = list(args)
+        self.port = port
+        self.raw_args = raw_args
+        self.error_log = os.path.join(self.workdir, "error.log")
+        self.access_log = access_log or os.path.join(self.workdir, "access.log")
+        self.pid_file = os.path.join(self.workdir, "kingx.pid")
+        self.ready_timeout = ready_timeout
+        self.proc = None
+        self.starts = 0
+
+    # -- lifecycle
+    def argv(self):
+        if self.raw_args:
+            return [self.bin] + self.extra
+        return [self.bin, "--listen", f"{HOST}:{self.port}", "--data", self.data_dir,
+                "--error-log", self.error_log, "--access-log", self.access_log,
+                "--pid", self.pid_file] + self.extra
+
+    def start(self, wait=True):
+        """Starts the master in a new session (its own process group) and, if
+        `wait`, waits for /readyz 200. Retries with another port if the chosen
+        one was taken meanwhile. Raises TestFailure with the logs on failure."""
+        for attempt in range(3):
+            if self.port is None or attempt > 0:
+                self.port = free_port()
+            self.starts += 1
+            out = open(os.path.join(self.workdir, f"stdout.{self.starts}"), "wb")
+            self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            out.close()
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except TestFailure:
+                if self.proc.poll() is not None and "in use" in self.logs().lower():
+                    continue
+                raise
+        raise TestFailure("could not start kingx on a free port:\n" + self.logs())
+
+    def wait_ready(self, timeout=None):
+        """Polls GET /readyz until 200 (bounded)."""
+        deadline = time.monotonic() + (timeout or self.ready_timeout)
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TestFailure(f"kingx exited with {self.proc.returncode} before ready:\n" + self.logs())
+            try:
+                r = http(self.port, "GET", "/readyz", timeout=2.0)
+                last = r.status
+                if r.status == 200:
+                    return
+            except (OSError, ConnectionClosed) as e:
+                last = repr(e)
+            time.sleep(0.05)
+        raise TestFailure(f"kingx not ready within {timeout or self.ready_timeout}s (last: {last}):\n" + self.logs())
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def wait_exit(self, timeout):
+        """Waits for the master to exit; returns its status or None on timeout."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def group_pids(self):
+        """Live (non-zombie) processes of the server's own process group."""
+        pgid = self.proc.pid
+        out = []
+        for p in all_pids():
+            st = proc_stat(p)
+            if st and st[2] == pgid and st[3] != "Z":
+                out.append(p)
+        return out
+
+    def kill_group(self):
+        """SIGKILL to every process of the server's group (all started by this
+        harness), then waits (bounded) until none is left."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while self.group_pids() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def stop(self, timeout=20.0):
+        """Fast stop (SIGTERM); SIGKILL to the group if it has not exited in time.
+        Returns the master's exit status (None if it had to be killed)."""
+        if self.proc is None:
+            return None
+        status = self.proc.poll()
+        if status is None:
+            try:
+                self.signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            status = self.wait_exit(timeout)
+        if self.group_pids():
+            self.kill_group()
+        return status
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get("KINGX_KEEP") != "1":
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    # -- processes
+    def children(self, comm=None):
+        """[(pid, comm)] of the master's live children, optionally one comm."""
+        out = []
+        for p in all_pids():
+            st = proc_stat(p)
+            if st and st[1] == self.proc.pid and st[3] != "Z" and (comm is None or st[0] == comm):
+                out.append((p, st[0]))
+        return sorted(out)
+
+    def workers(self):
+        return [p for p, _ in self.children("kingx-worker")]
+
+    def wait_children(self, comm, count, exclude=(), timeout=15.0):
+        """Waits until `count` children named `comm` (none of them in `exclude`)
+        are alive; returns their PIDs or raises TestFailure."""
+        deadline = time.monotonic() + timeout
+        pids = []
+        while time.monotonic() < deadline:
+            pids = [p for p, _ in self.children(comm) if p not in exclude]
+            if len(pids) >= count:
+                return pids
+            time.sleep(0.05)
+        raise TestFailure(f"expected {count} {comm} (not {list(exclude)}), have {pids}: {self.children()}")
+
+    def worker_of_client_port(self, client_port):
+        """PID of the child process holding the server side of the connection
+        whose client end is 127.0.0.1:client_port, or None."""
+        inode = None
+        for table in ("/proc/net/tcp",):
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    lport = int(parts[1].split(":")[1], 16)
+                    rport = int(parts[2].split(":")[1], 16)
+                    if lport == self.port and rport == client_port:
+                        inode = parts[9]
+        if inode is None:
+            return None
+        target = f"socket:[{inode}]"
+        for p, _ in self.children():
+            try:
+                for fd in os.listdir(f"/proc/{p}/fd"):
+                    try:
+                        if os.readlink(f"/proc/{p}/fd/{fd}") == target:
+                            return p
+                    except OSError:
+                        pass
+            except OSError:
+                pass
+        return None
+
+    def logs(self, limit=6000):
+        """Tail of the error log and of stdout/stderr of every start."""
+        parts = []
+        for name in sorted(os.listdir(self.workdir)):
+            if name.startswith("stdout.") or name == "error.log":
+                try:
+                    with open(os.path.join(self.workdir, name), "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                parts.append(f"--- {name} (last {limit} bytes) ---\n" + data[-limit:].decode("utf-8", "replace"))
+        return "\n".join(parts) if parts else "(no logs)"
+
+
+# ---------------------------------------------------------------- values and oracle
+
+ABSENT = None
+
+
+def make_value(key, client, seq, rng, size=None):
+    """A value that names its key, writer and sequence and carries a checksum:
+    `<key hex>|<client>|<seq>|<payload>|<sha256[:16]>`. Payload is random or
+    compressible, 0 B to ~48 KiB."""
+    if size is None:
+        size = rng.choice([0, 1, 17, 100, 300, 1000, 4000, 20000, 48000])
+    if rng.random() < 0.5:
+        payload = rng.randbytes(size)
+    else:
+        payload = (b"kingx-compressible-%d-" % seq) * (size // 24 + 1)
+        payload = payload[:size]
+    prefix = b"%s|%d|%d|" % (key.hex().encode(), client, seq) + payload
+    return prefix + b"|" + hashlib.sha256(prefix).hexdigest()[:16].encode()
+
+
+def value_ok(key, value):
+    """True if `value` is intact and was made for `key` by make_value."""
+    prefix, sep, digest = value.rpartition(b"|")
+    if not sep or hashlib.sha256(prefix).hexdigest()[:16].encode() != digest:
+        return False
+    return prefix.split(b"|", 1)[0] == key.hex().encode()
+
+
+class KeyOracle:
+    """Per-key acknowledged state (research/reliability.md §4.2), for keys that
+    one client writes sequentially. acked[key] is the last acknowledged value
+    (ABSENT after an acked DELETE or before any write); pending[key] holds the
+    values (ABSENT for deletes) of operations sent after it whose outcome is
+    unknown (no response: connection lost, timeout, 5xx)."""
+
+    def __init__(self):
+        self.acked = {}
+        self.pending = {}
+
+    def invoke(self, key):
+        self.acked.setdefault(key, ABSENT)
+        self.pending.setdefault(key, [])
+
+    def ack(self, key, value):
+        self.acked[key] = value
+        self.pending[key] = []
+
+    def unknown(self, key, value):
+        self.pending.setdefault(key, []).append(value)
+        self.acked.setdefault(key, ABSENT)
+
+    def allowed(self, key):
+        return [self.acked.get(key, ABSENT)] + self.pending.get(key, [])
+
+    def check(self, key, got):
+        """None if `got` (bytes or ABSENT) is allowed for key, else a message.
+        The caller then calls settle() to make `got` the new acked state."""
+        allowed = self.allowed(key)
+        if got in allowed:
+            return None
+        def desc(v):
+            return "ABSENT" if v is None else f"{v[:60]!r}...({len(v)} bytes)"
+        intact = "intact" if got is None or value_ok(key, got) else "CORRUPT/PHANTOM"
+        return (f"key {key!r}: got {desc(got)} ({intact}); allowed: "
+                + ", ".join(desc(v) for v in allowed))
+
+    def settle(self, key, got):
+        self.acked[key] = got
+        self.pending[key] = []
+
+
+# ---------------------------------------------------------------- runner
+
+def run_cases(title, cases, server=None):
+    """Runs each (name, fn) in order; fn() raises on failure. Prints one line
+    per case and the server's logs after a failure. Returns the exit status."""
+    passed = failed = 0
+    print(f"# {title}", flush=True)
+    for name, fn in cases:
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print(f"ok   {name} ({time.monotonic() - t0:.1f}s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - every failure is reported, then the next case runs
+            failed += 1
+            print(f"FAIL {name}: {e}", flush=True)
+            if not isinstance(e, TestFailure):
+                traceback.print_exc(file=sys.stdout)
+            if server is not None:
+                print(server.logs(), flush=True)
+            if server is not None and not server.alive():
+                print("server is no longer running; remaining cases are failed", flush=True)
+                break
+    remaining = len(cases) - passed - failed
+    failed += remaining
+    print(f"{title}: {passed} passed, {failed} failed", flush=True)
+    return 0 if failed == 0 else 1
+
+
+def cases_of(module_globals, prefix="test_"):
+    """(name, fn) of every function named test_* in definition order."""
+    return [(n[len(prefix):], f) for n, f in module_globals.items()
+            if n.startswith(prefix) and callable(f)]
