@@ -94,19 +94,25 @@ Status VerifyRecordBody(const char* p, const RecordHeader& h);
 Result<RecordView> DecodeRecord(const char* p, size_t available, const RecordLimits& limits);
 
 // ---- Segment header: the first 48 bytes of every segment file ----
-//   8 bytes magic "KINGXSEG", u32 version (1), u32 flags (0),
+//   8 bytes magic "KINGXSEG", u32 version (1), u32 flags,
 //   u64 hash seed, u64 segment id, u64 seq_floor, u64 Checksum64 of bytes 0..40.
 inline constexpr size_t kSegmentHeaderBytes = 48;
 inline constexpr uint32_t kSegmentFormatVersion = 1;
 
+// Segment header flag: the segment was written whole before it got its name
+// (a large value, a compaction output) and is never appended to; recovery
+// never treats it as the active segment. Other flag bits must be 0.
+inline constexpr uint32_t kSegmentFlagSealedAtBirth = 1;
+
 struct SegmentHeader {
+  uint32_t flags = 0;
   uint64_t seed = 0;        // the database's KeyHash seed, same in every segment
   uint64_t segment_id = 0;  // equals the id in the file name
   uint64_t seq_floor = 0;   // every record in the segment has seq >= seq_floor
 };
 
 void EncodeSegmentHeader(const SegmentHeader& h, char* out /* kSegmentHeaderBytes */);
-// kCorruption for a short buffer, a bad magic, checksum, version or flags.
+// kCorruption for a short buffer, a bad magic, checksum, version, unknown flags or a zero seed.
 Status DecodeSegmentHeader(const char* p, size_t available, SegmentHeader* out);
 
 // "seg-00000042.kxd" / "seg-00000042.hint" for a segment id.

@@ -151,8 +151,11 @@ class Writer {
 
   const std::string& dir() const;
 
- private:
+  // The state behind the API (engine/writer_impl.h), named here only so that
+  // engine-internal code (recovery, rotation, compaction) can reach it.
   struct Impl;
+
+ private:
   explicit Writer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,65 @@
+// Hint files: the per-segment index that lets recovery skip reading a sealed
+// segment (Bitcask's hint file, KingDB's offset array). Internal to engine/;
+// FORMAT.md describes the bytes.
+//
+// A hint file "seg-N.hint" lists, for every valid record of segment N in file
+// order, its key, seq, offset, total size and type, and ends with a trailer
+// holding the entry count, the segment's size and a checksum of everything
+// before. A hint that is missing, short, fails its checksum or disagrees with
+// the segment's size is ignored: recovery scans the segment instead.
+//
+// Thread-safety: a HintWriter belongs to the writer thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/env.h"
+#include "engine/hash.h"
+#include "engine/record.h"
+#include "engine/status.h"
+
+namespace kingx::engine {
+
+struct HintEntry {
+  uint64_t seq = 0;
+  uint64_t offset = 0;       // of the record's first byte in the segment
+  uint64_t total_bytes = 0;  // header + key + meta + stored
+  RecordType type = RecordType::kPut;
+  std::string_view key;
+};
+
+// Builds one hint file, entry by entry, buffering up to ~1 MiB between writes.
+class HintWriter {
+ public:
+  // Creates (truncating) path and writes the hint header for segment_id.
+  // The file's directory entry is made durable by the caller's SyncDir.
+  static Result<std::unique_ptr<HintWriter>> Create(Env& env, const std::string& path, uint32_t segment_id);
+
+  void Add(const HintEntry& e);
+  // Writes the buffered entries (no sync).
+  Status Flush();
+  // Writes the rest and the trailer for a segment of segment_bytes bytes,
+  // then fdatasyncs. The segment must already be durable at that size.
+  Status Finish(uint64_t segment_bytes);
+
+ private:
+  HintWriter(std::unique_ptr<File> file) : file_(std::move(file)) {}
+  std::unique_ptr<File> file_;
+  std::string buf_;
+  Checksum64Stream checksum_;
+  uint64_t count_ = 0;
+};
+
+// Loads the hint file at path for segment_id, whose segment file holds
+// segment_bytes bytes: checks it whole (checksum, bounds of every entry
+// against the segment and the limits) and only then calls fn for each entry,
+// in file order. kNotFound when there is no hint file; kCorruption when it
+// cannot be trusted (fn is then never called).
+Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
+                    const RecordLimits& limits, const std::function<void(const HintEntry&)>& fn);
+
+}  // namespace kingx::engine

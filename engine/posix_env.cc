@@ -1,0 +1,248 @@
+// PosixEnv: the real file seam. The only place where the engine's file
+// syscalls and errno live; each failure becomes a Status here, once.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "engine/env.h"
+
+namespace kingx::engine {
+namespace {
+
+Status ErrnoStatus(const char* call, const std::string& path, int err) {
+  std::string msg = std::string(call) + " " + path + ": " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(msg);
+  if (err == ENOENT) return Status::NotFound(msg);
+  return Status::IOError(msg);
+}
+
+class PosixFile final : public File {
+ public:
+  PosixFile(int fd, std::string path, uint64_t size) : fd_(fd), path_(std::move(path)), end_(size) {}
+  ~PosixFile() override { ::close(fd_); }
+
+  Status Append(std::string_view data) override {
+    // Track the end ourselves (no O_APPEND: Linux ignores pwrite's offset
+    // with it, and PWrite must work on the same descriptor).
+    Status s = WriteAll(end_, data, /*advance_end=*/true);
+    return s;
+  }
+
+  Status PWrite(uint64_t offset, std::string_view data) override {
+    return WriteAll(offset, data, /*advance_end=*/false);
+  }
+
+  Status Read(uint64_t offset, size_t n, char* scratch, size_t* read) const override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd_, scratch + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        *read = done;
+        return ErrnoStatus("pread", path_, errno);
+      }
+      if (r == 0) break;  // end of file
+      done += static_cast<size_t>(r);
+    }
+    *read = done;
+    return Status::OK();
+  }
+
+  Status Sync() override {
+    if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
+    return Status::OK();
+  }
+
+  Status Truncate(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return ErrnoStatus("ftruncate", path_, errno);
+    end_ = size;
+    return Status::OK();
+  }
+
+  Result<uint64_t> Size() const override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+ private:
+  Status WriteAll(uint64_t offset, std::string_view data, bool advance_end) {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t w = ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        int err = errno;
+        if (advance_end) end_ = offset + done;
+        return ErrnoStatus("pwrite", path_, err);
+      }
+      done += static_cast<size_t>(w);  // a short write: go on with the rest
+    }
+    if (advance_end) end_ = offset + done;
+    else if (offset + done > end_) end_ = offset + done;
+    return Status::OK();
+  }
+
+  int fd_;
+  std::string path_;
+  uint64_t end_;  // where the next Append writes
+};
+
+class PosixMappedFile final : public MappedFile {
+ public:
+  PosixMappedFile(int fd, std::string path, const char* data, uint64_t bytes)
+      : fd_(fd), path_(std::move(path)), data_(data), bytes_(bytes) {}
+  ~PosixMappedFile() override {
+    if (bytes_ > 0) ::munmap(const_cast<char*>(data_), bytes_);
+    ::close(fd_);
+  }
+  const char* data() const override { return data_; }
+  uint64_t mapped_bytes() const override { return bytes_; }
+  Result<uint64_t> FileSize() const override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+  const char* data_;
+  uint64_t bytes_;
+};
+
+class PosixFileLock final : public FileLock {
+ public:
+  explicit PosixFileLock(int fd) : fd_(fd) {}
+  ~PosixFileLock() override { ::close(fd_); }  // closing the description drops the flock
+
+ private:
+  int fd_;
+};
+
+class PosixEnvImpl final : public Env {
+ public:
+  Result<std::unique_ptr<File>> OpenFile(const std::string& path, OpenMode mode) override {
+    int flags = O_CLOEXEC;
+    switch (mode) {
+      case OpenMode::kRead: flags |= O_RDONLY; break;
+      case OpenMode::kReadWrite: flags |= O_RDWR; break;
+      case OpenMode::kCreateExclusive: flags |= O_RDWR | O_CREAT | O_EXCL; break;
+      case OpenMode::kCreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
+    }
+    int fd;
+    do fd = ::open(path.c_str(), flags, 0600);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return ErrnoStatus("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoStatus("fstat", path, err);
+    }
+    return std::unique_ptr<File>(new PosixFile(fd, path, static_cast<uint64_t>(st.st_size)));
+  }
+
+  Status SyncDir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus("open dir", dir, errno);
+    Status s;
+    if (::fsync(fd) != 0) s = ErrnoStatus("fsync dir", dir, errno);
+    ::close(fd);
+    return s;
+  }
+
+  Status Rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename", from + " -> " + to, errno);
+    return Status::OK();
+  }
+
+  Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return ErrnoStatus("unlink", path, errno);
+    return Status::OK();
+  }
+
+  Status CreateDir(const std::string& path) override {
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", path, errno);
+    return Status::OK();
+  }
+
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return ErrnoStatus("opendir", dir, errno);
+    std::vector<std::string> names;
+    errno = 0;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string_view n = e->d_name;
+      if (n != "." && n != "..") names.emplace_back(n);
+    }
+    int err = errno;
+    ::closedir(d);
+    if (err != 0) return ErrnoStatus("readdir", dir, err);
+    return names;
+  }
+
+  Result<uint64_t> FileSize(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("stat", path, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return ErrnoStatus("open", path, errno);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) return Status::Busy("database " + path + " is locked by another process");
+      return ErrnoStatus("flock", path, err);
+    }
+    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+  }
+
+  Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoStatus("fstat", path, err);
+    }
+    uint64_t bytes = std::max<uint64_t>(map_bytes, static_cast<uint64_t>(st.st_size));
+    const char* data = nullptr;
+    if (bytes > 0) {
+      void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+      if (p == MAP_FAILED) {
+        int err = errno;
+        ::close(fd);
+        return ErrnoStatus("mmap", path, err);
+      }
+      data = static_cast<const char*>(p);
+    }
+    return std::unique_ptr<MappedFile>(new PosixMappedFile(fd, path, data, bytes));
+  }
+};
+
+}  // namespace
+
+Env& PosixEnv() {
+  static PosixEnvImpl* env = new PosixEnvImpl();  // never destroyed: usable from exit paths
+  return *env;
+}
+
+std::string JoinPath(const std::string& dir, std::string_view name) {
+  std::string p = dir;
+  if (!p.empty() && p.back() != '/') p += '/';
+  p += name;
+  return p;
+}
+
+}  // namespace kingx::engine

@@ -1,0 +1,173 @@
+#include "engine/record.h"
+
+#include <cassert>
+#include <cstdio>
+#include <cstring>
+
+#include "engine/coding.h"
+#include "engine/compress.h"
+#include "engine/hash.h"
+
+namespace kingx::engine {
+namespace {
+
+// Header byte offsets (FORMAT.md).
+constexpr size_t kOffHeaderChecksum = 0;
+constexpr size_t kOffBodyChecksum = 8;
+constexpr size_t kOffSeq = 16;
+constexpr size_t kOffStoredLen = 24;
+constexpr size_t kOffRawLen = 28;
+constexpr size_t kOffKeyLen = 32;
+constexpr size_t kOffMetaLen = 34;
+constexpr size_t kOffFlags = 35;
+constexpr size_t kOffReserved = 36;
+
+constexpr uint8_t kTypeMask = 0x03;
+constexpr uint8_t kCodecShift = 2;
+constexpr uint8_t kCodecMask = 0x03 << kCodecShift;
+
+constexpr char kSegmentMagic[8] = {'K', 'I', 'N', 'G', 'X', 'S', 'E', 'G'};
+
+}  // namespace
+
+void EncodeRecordHeader(uint64_t seq, RecordType type, Codec codec, size_t key_len, size_t meta_len,
+                        uint64_t stored_len, uint64_t raw_len, uint64_t body_checksum, char* out) {
+  assert(key_len >= 1 && key_len <= 0xffff);
+  assert(meta_len <= kMaxMetaBytes);
+  assert(stored_len <= 0xffffffffull && raw_len <= 0xffffffffull);
+  PutFixed64(out + kOffBodyChecksum, body_checksum);
+  PutFixed64(out + kOffSeq, seq);
+  PutFixed32(out + kOffStoredLen, static_cast<uint32_t>(stored_len));
+  PutFixed32(out + kOffRawLen, static_cast<uint32_t>(raw_len));
+  PutFixed16(out + kOffKeyLen, static_cast<uint16_t>(key_len));
+  out[kOffMetaLen] = static_cast<char>(meta_len);
+  out[kOffFlags] = static_cast<char>(static_cast<uint8_t>(type) | (static_cast<uint8_t>(codec) << kCodecShift));
+  PutFixed32(out + kOffReserved, 0);
+  PutFixed64(out + kOffHeaderChecksum, Checksum64(out + 8, kRecordHeaderBytes - 8));
+}
+
+void EncodeRecord(uint64_t seq, RecordType type, Codec codec, std::string_view key, std::string_view meta,
+                  std::string_view stored, uint64_t raw_len, std::string* out) {
+  assert(type == RecordType::kPut || (stored.empty() && raw_len == 0 && meta.empty()));
+  Checksum64Stream body;
+  body.Update(key.data(), key.size());
+  body.Update(meta.data(), meta.size());
+  body.Update(stored.data(), stored.size());
+  const size_t start = out->size();
+  out->resize(start + kRecordHeaderBytes);
+  EncodeRecordHeader(seq, type, codec, key.size(), meta.size(), stored.size(), raw_len, body.Digest(),
+                     out->data() + start);
+  out->append(key);
+  out->append(meta);
+  out->append(stored);
+}
+
+Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out) {
+  if (available < kRecordHeaderBytes) return Status::Corruption("record header truncated");
+  RecordHeader h;
+  h.header_checksum = GetFixed64(p + kOffHeaderChecksum);
+  if (h.header_checksum != Checksum64(p + 8, kRecordHeaderBytes - 8))
+    return Status::Corruption("record header checksum mismatch");
+  h.body_checksum = GetFixed64(p + kOffBodyChecksum);
+  h.seq = GetFixed64(p + kOffSeq);
+  h.stored_len = GetFixed32(p + kOffStoredLen);
+  h.raw_len = GetFixed32(p + kOffRawLen);
+  h.key_len = GetFixed16(p + kOffKeyLen);
+  h.meta_len = static_cast<uint8_t>(p[kOffMetaLen]);
+  const auto flags = static_cast<uint8_t>(p[kOffFlags]);
+  if ((flags & ~(kTypeMask | kCodecMask)) != 0) return Status::Corruption("record flags hold unknown bits");
+  if (GetFixed32(p + kOffReserved) != 0) return Status::Corruption("record reserved field is not zero");
+  const uint8_t type = flags & kTypeMask;
+  const uint8_t codec = (flags & kCodecMask) >> kCodecShift;
+  if (type != static_cast<uint8_t>(RecordType::kPut) && type != static_cast<uint8_t>(RecordType::kDelete))
+    return Status::Corruption("record type unknown");
+  if (codec != static_cast<uint8_t>(Codec::kRaw) && codec != static_cast<uint8_t>(Codec::kZstd))
+    return Status::Corruption("record codec unknown");
+  h.type = static_cast<RecordType>(type);
+  h.codec = static_cast<Codec>(codec);
+  if (h.key_len == 0 || h.key_len > limits.max_key_bytes) return Status::Corruption("record key length out of range");
+  if (h.raw_len > limits.max_value_bytes) return Status::Corruption("record raw length over the limit");
+  if (h.type == RecordType::kDelete) {
+    if (h.stored_len != 0 || h.raw_len != 0 || h.meta_len != 0 || h.codec != Codec::kRaw)
+      return Status::Corruption("delete record carries a value");
+  } else if (h.codec == Codec::kRaw) {
+    if (h.stored_len != h.raw_len) return Status::Corruption("raw record with stored length != raw length");
+  } else if (h.stored_len > MaxStoredBytes(Codec::kZstd, h.raw_len) || (h.raw_len > 0 && h.stored_len == 0)) {
+    return Status::Corruption("compressed record stored length out of range");
+  }
+  if (h.total_bytes() > available) return Status::Corruption("record extends past the end of its segment");
+  *out = h;
+  return Status::OK();
+}
+
+Status VerifyRecordBody(const char* p, const RecordHeader& h) {
+  const uint64_t body_len = h.total_bytes() - kRecordHeaderBytes;
+  if (Checksum64(p + kRecordHeaderBytes, body_len) != h.body_checksum)
+    return Status::Corruption("record body checksum mismatch");
+  return Status::OK();
+}
+
+Result<RecordView> DecodeRecord(const char* p, size_t available, const RecordLimits& limits) {
+  RecordView v;
+  Status s = DecodeRecordHeader(p, available, limits, &v.header);
+  if (!s.ok()) return s;
+  s = VerifyRecordBody(p, v.header);
+  if (!s.ok()) return s;
+  const char* body = p + kRecordHeaderBytes;
+  v.key = std::string_view(body, v.header.key_len);
+  v.meta = std::string_view(body + v.header.key_len, v.header.meta_len);
+  v.stored = std::string_view(body + v.header.key_len + v.header.meta_len, v.header.stored_len);
+  return v;
+}
+
+void EncodeSegmentHeader(const SegmentHeader& h, char* out) {
+  std::memcpy(out, kSegmentMagic, 8);
+  PutFixed32(out + 8, kSegmentFormatVersion);
+  PutFixed32(out + 12, h.flags);
+  PutFixed64(out + 16, h.seed);
+  PutFixed64(out + 24, h.segment_id);
+  PutFixed64(out + 32, h.seq_floor);
+  PutFixed64(out + 40, Checksum64(out, 40));
+}
+
+Status DecodeSegmentHeader(const char* p, size_t available, SegmentHeader* out) {
+  if (available < kSegmentHeaderBytes) return Status::Corruption("segment header truncated");
+  if (std::memcmp(p, kSegmentMagic, 8) != 0) return Status::Corruption("segment magic mismatch");
+  if (GetFixed64(p + 40) != Checksum64(p, 40)) return Status::Corruption("segment header checksum mismatch");
+  if (GetFixed32(p + 8) != kSegmentFormatVersion) return Status::Corruption("segment format version unknown");
+  if ((GetFixed32(p + 12) & ~kSegmentFlagSealedAtBirth) != 0)
+    return Status::Corruption("segment flags hold unknown bits");
+  SegmentHeader h;
+  h.flags = GetFixed32(p + 12);
+  h.seed = GetFixed64(p + 16);
+  h.segment_id = GetFixed64(p + 24);
+  h.seq_floor = GetFixed64(p + 32);
+  if (h.seed == 0) return Status::Corruption("segment hash seed is zero");
+  *out = h;
+  return Status::OK();
+}
+
+std::string SegmentFileName(uint32_t segment_id) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "seg-%08u.kxd", segment_id);
+  return buf;
+}
+
+std::string HintFileName(uint32_t segment_id) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "seg-%08u.hint", segment_id);
+  return buf;
+}
+
+bool ParseSegmentFileName(std::string_view name, uint32_t* segment_id) {
+  if (name.size() != 16 || name.substr(0, 4) != "seg-" || name.substr(12) != ".kxd") return false;
+  uint32_t id = 0;
+  for (char c : name.substr(4, 8)) {
+    if (c < '0' || c > '9') return false;
+    id = id * 10 + static_cast<uint32_t>(c - '0');
+  }
+  *segment_id = id;
+  return true;
+}
+
+}  // namespace kingx::engine

@@ -1,0 +1,268 @@
+// Writer::Apply: group commit. Decide every op in order (conditions see the
+// earlier ops of the batch), encode all records into one buffer, append it
+// with one write, one fdatasync (SyncMode::kAlways), publish the index
+// updates in one batch, then report. A batch that would overflow the active
+// segment is committed in parts around the rotation.
+#include <cassert>
+#include <unordered_map>
+
+#include "engine/compress.h"
+#include "engine/hash.h"
+#include "engine/kill_point.h"
+#include "engine/writer_impl.h"
+
+namespace kingx::engine {
+namespace {
+
+Status ValidateOp(const WriteOp& op, const Options& o) {
+  if (op.key.empty()) return Status::InvalidArgument("empty key");
+  if (op.key.size() > o.max_key_bytes) return Status::InvalidArgument("key longer than max_key_bytes");
+  if (op.type == OpType::kDelete) {
+    if (op.condition.kind == Condition::Kind::kIfAbsent)
+      return Status::InvalidArgument("a delete cannot be conditioned on the key's absence");
+    return Status::OK();
+  }
+  if (op.type != OpType::kPut) return Status::InvalidArgument("unknown op type");
+  if (op.content_type.size() > kMaxMetaBytes) return Status::InvalidArgument("content type longer than 255 bytes");
+  if (op.raw_len > o.max_value_bytes) return Status::TooLarge("value larger than max_value_bytes");
+  if (op.codec == Codec::kRaw) {
+    if (op.stored.size() != op.raw_len) return Status::InvalidArgument("raw value size differs from raw_len");
+  } else if (op.codec == Codec::kZstd) {
+    if (op.stored.size() > MaxStoredBytes(Codec::kZstd, op.raw_len) || (op.raw_len > 0 && op.stored.empty()))
+      return Status::InvalidArgument("compressed value size out of range for raw_len");
+  } else {
+    return Status::InvalidArgument("unknown codec");
+  }
+  return Status::OK();
+}
+
+Status CheckCondition(const Condition& c, const KeyState& cur) {
+  switch (c.kind) {
+    case Condition::Kind::kNone: return Status::OK();
+    case Condition::Kind::kIfAbsent:
+      return cur.exists ? Status::PreconditionFailed("key exists") : Status::OK();
+    case Condition::Kind::kIfMatch:
+      if (!cur.exists) return Status::PreconditionFailed("key does not exist");
+      if (cur.seq != c.seq) return Status::PreconditionFailed("key has another version");
+      return Status::OK();
+  }
+  return Status::InvalidArgument("unknown condition");
+}
+
+// One record of the batch waiting for write + sync + publish.
+struct Pending {
+  size_t op;
+  uint64_t hash;
+  Location loc;
+  Location old_loc;  // the live put it supersedes, 0 if none
+  uint64_t old_total;
+  uint64_t total;
+  uint64_t seq;
+  RecordType type;
+  std::string_view key;
+};
+
+}  // namespace
+
+// Commits the pending records of w.batch_; fills their results.
+static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::span<WriteResult> results) {
+  if (pending.empty()) return;
+  auto fail_all = [&](const Status& s) {
+    for (const Pending& p : pending) results[p.op].status = s;
+    pending.clear();
+    w.batch_.clear();
+  };
+  KINGX_KILL_POINT("append.before_write");
+  Status s = w.active_->Append(w.batch_);
+  if (!s.ok()) {
+    // Drop the partial bytes so the log stays a sequence of valid records.
+    Status t = w.active_->Truncate(w.active_size_);
+    if (!t.ok()) w.TurnReadOnly(t);
+    fail_all(s);
+    return;
+  }
+  KINGX_KILL_POINT("append.after_write");
+  if (w.options_.sync == SyncMode::kAlways) {
+    s = w.SyncActive();
+    if (!s.ok()) {
+      fail_all(s);
+      return;
+    }
+  } else {
+    w.unsynced_ = true;
+  }
+  w.active_size_ += w.batch_.size();
+  SegmentStats& active = w.segments_[w.active_id_];
+  active.bytes = w.active_size_;
+  for (const Pending& p : pending) {
+    w.active_hint_->Add(HintEntry{p.seq, LocationOffset(p.loc), p.total, p.type, p.key});
+  }
+  w.active_hint_->Flush().ok();  // a failed hint write only costs a scan at recovery (checksum mismatch)
+  ++w.batches_;
+  w.last_batch_ops_ = pending.size();
+
+  KINGX_KILL_POINT("append.before_publish");
+  w.index_.BeginBatch();
+  for (const Pending& p : pending) {
+    WriteResult& r = results[p.op];
+    r.seq = p.seq;
+    r.existed = p.old_loc != 0;
+    if (p.old_loc != 0) {
+      SegmentStats& old = w.segments_[LocationSegment(p.old_loc)];
+      old.live_bytes -= p.old_total;
+      old.dead_bytes += p.old_total;
+    }
+    if (p.type == RecordType::kPut) {
+      active.live_bytes += p.total;
+      if (p.old_loc != 0 && w.index_.Replace(p.hash, p.old_loc, p.loc)) continue;
+      Status is = w.index_.Insert(p.hash, p.loc);
+      if (!is.ok()) {
+        // Durable but not indexed: tell the client it failed and stop (the
+        // record reappears on reopen, which a failed write may do).
+        r.status = is;
+        w.TurnReadOnly(is);
+        continue;
+      }
+      if (p.old_loc == 0) ++w.keys_;
+    } else {
+      active.dead_bytes += p.total;
+      w.index_.Remove(p.hash, p.old_loc);
+      --w.keys_;
+    }
+  }
+  w.index_.EndBatch();
+  w.PublishCounters();
+  pending.clear();
+  w.batch_.clear();
+}
+
+void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results) {
+  assert(ops.size() == results.size());
+  Impl& w = *impl_;
+  for (WriteResult& r : results) r = WriteResult{};
+  if (w.read_only_) {
+    for (WriteResult& r : results) r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
+    return;
+  }
+  std::vector<Pending> pending;
+  pending.reserve(ops.size());
+  // The state of keys written earlier in this batch, which the index does not show yet.
+  std::unordered_map<std::string_view, KeyState> overlay;
+  w.batch_.clear();
+
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const WriteOp& op = ops[i];
+    WriteResult& r = results[i];
+    if (w.read_only_) {
+      r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
+      continue;
+    }
+    r.status = ValidateOp(op, w.options_);
+    if (!r.status.ok()) continue;
+    const std::string_view meta = op.type == OpType::kPut ? op.content_type : std::string_view();
+    const std::string_view stored = op.type == OpType::kPut ? op.stored : std::string_view();
+    const uint64_t total = RecordBytes(op.key.size(), meta.size(), stored.size());
+
+    // Rotate first when this record does not fit (an empty segment takes any record).
+    const uint64_t used = w.active_size_ + w.batch_.size();
+    if (!w.active_ || (used > kSegmentHeaderBytes && used + total > w.options_.segment_bytes)) {
+      if (w.active_) CommitPending(w, pending, results);
+      overlay.clear();  // the index now holds (or, after a failure, denies) the earlier ops
+      if (w.read_only_) {
+        r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
+        continue;
+      }
+      Status s = w.Rotate();
+      if (!s.ok()) {
+        r.status = s;
+        continue;
+      }
+    }
+
+    const uint64_t hash = KeyHash(w.seed_, op.key);
+    KeyState cur;
+    if (auto it = overlay.find(op.key); it != overlay.end()) {
+      cur = it->second;
+    } else {
+      auto found = w.FindKey(op.key, hash);
+      if (!found.ok()) {
+        r.status = found.status();
+        continue;
+      }
+      cur = found.value();
+    }
+    r.status = CheckCondition(op.condition, cur);
+    if (!r.status.ok()) continue;
+    if (op.type == OpType::kDelete && !cur.exists) {
+      r.status = Status::NotFound("key does not exist");
+      continue;
+    }
+
+    const uint64_t seq = w.next_seq_++;
+    const Location loc = MakeLocation(w.active_id_, w.active_size_ + w.batch_.size());
+    const RecordType type = op.type == OpType::kPut ? RecordType::kPut : RecordType::kDelete;
+    EncodeRecord(seq, type, op.type == OpType::kPut ? op.codec : Codec::kRaw, op.key, meta, stored,
+                 op.type == OpType::kPut ? op.raw_len : 0, &w.batch_);
+    pending.push_back(Pending{i, hash, loc, cur.exists ? cur.loc : 0, cur.exists ? cur.total_bytes : 0, total, seq,
+                              type, op.key});
+    KeyState next;
+    next.exists = type == RecordType::kPut;
+    next.loc = loc;
+    next.seq = seq;
+    next.total_bytes = total;
+    overlay[op.key] = next;
+  }
+  CommitPending(w, pending, results);
+}
+
+Status Writer::SyncIfDue(uint64_t now_ms) {
+  Impl& w = *impl_;
+  if (w.read_only_) return Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
+  if (w.options_.sync != SyncMode::kInterval) return Status::OK();
+  if (!w.unsynced_) {
+    w.last_sync_ms_ = now_ms;
+    return Status::OK();
+  }
+  if (now_ms - w.last_sync_ms_ < w.options_.sync_interval_ms) return Status::OK();
+  w.last_sync_ms_ = now_ms;
+  return w.SyncActive();
+}
+
+Status Writer::Sync() { return impl_->SyncActive(); }
+
+bool Writer::read_only() const { return impl_->read_only_; }
+
+const std::string& Writer::dir() const { return impl_->dir_; }
+
+WriterStats Writer::Stats() const {
+  const Impl& w = *impl_;
+  WriterStats s;
+  s.keys = w.keys_;
+  for (const auto& [id, st] : w.segments_) {
+    s.live_bytes += st.live_bytes;
+    s.dead_bytes += st.dead_bytes;
+    s.per_segment.push_back(st);
+  }
+  s.segments = w.segments_.size();
+  s.corruptions = w.index_.counters().corruptions.load(std::memory_order_relaxed);
+  s.next_seq = w.next_seq_;
+  s.batches = w.batches_;
+  s.last_batch_ops = w.last_batch_ops_;
+  s.syncs = w.syncs_;
+  s.last_sync_us = w.last_sync_us_;
+  s.total_sync_us = w.total_sync_us_;
+  return s;
+}
+
+Writer::~Writer() {
+  Impl& w = *impl_;
+  for (auto& [id, large] : w.large_) {
+    large.file.reset();
+    w.env_.RemoveFile(large.path).ok();
+  }
+  w.large_.clear();
+  if (!w.read_only_ && w.active_ && w.unsynced_) w.SyncActive().ok();
+  if (w.active_hint_) w.active_hint_->Flush().ok();
+}
+
+}  // namespace kingx::engine

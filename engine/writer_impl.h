@@ -1,0 +1,100 @@
+// Writer::Impl: the writer's state, shared by writer.cc (group commit, large
+// values, sync), recovery.cc (Open) and segment rotation. Internal to engine/.
+//
+// Invariants (between calls):
+//  - active_ is the segment appended to; active_size_ its size, all of whose
+//    bytes are valid records (a failed append is truncated away).
+//  - the index maps each live key's hash to the location of its newest record;
+//    segments_ holds every segment file's live/dead byte counts.
+//  - next_seq_ is above every seq on disk; next_segment_id_ above every id used.
+//  - read_only_ once an fdatasync failed (or a truncate after a failed write):
+//    nothing is written any more.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/env.h"
+#include "engine/hint_file.h"
+#include "engine/index.h"
+#include "engine/options.h"
+#include "engine/record.h"
+#include "engine/segment_cache.h"
+#include "engine/writer.h"
+
+namespace kingx::engine {
+
+// What the index says about one key, read back from disk.
+struct KeyState {
+  bool exists = false;      // a put is the newest record
+  Location loc = 0;         // of the newest record (0 = none)
+  uint64_t seq = 0;
+  uint64_t total_bytes = 0;
+};
+
+struct Writer::Impl {
+  Impl(Env& env, std::string dir, const Options& options, SharedIndex& index);
+
+  // ---- recovery.cc ----
+  Status Recover();
+  // ---- rotation (segment_writer.cc) ----
+  // Creates segment next_segment_id_ (header, hint file, fsync, dir fsync) and makes it active.
+  Status CreateActiveSegment();
+  // Seals the active segment (sync, hint trailer) and starts a new one.
+  Status Rotate();
+  // ---- writer.cc ----
+  // The newest record of key (index + on-disk key comparison).
+  Result<KeyState> FindKey(std::string_view key, uint64_t hash);
+  void TurnReadOnly(const Status& cause);
+  void Log(const std::string& line) const;
+  void PublishCounters();
+  Status SyncActive();
+
+  Env& env_;
+  const std::string dir_;
+  const Options options_;
+  SharedIndex& index_;
+  const RecordLimits limits_;
+  SegmentCache cache_;
+  std::unique_ptr<FileLock> lock_;
+
+  uint64_t seed_ = 0;
+  uint64_t next_seq_ = 1;
+  uint32_t next_segment_id_ = 1;
+
+  uint32_t active_id_ = 0;
+  std::unique_ptr<File> active_;
+  uint64_t active_size_ = 0;
+  std::unique_ptr<HintWriter> active_hint_;
+
+  std::map<uint32_t, SegmentStats> segments_;
+  uint64_t keys_ = 0;
+  uint64_t corruptions_ = 0;
+
+  bool read_only_ = false;
+  Status read_only_cause_;
+  bool unsynced_ = false;          // bytes written since the last fdatasync of active_
+  uint64_t last_sync_ms_ = 0;
+
+  // Stats.
+  uint64_t batches_ = 0, last_batch_ops_ = 0, syncs_ = 0, last_sync_us_ = 0, total_sync_us_ = 0;
+
+  // Large values being staged.
+  struct Large {
+    std::string path;
+    std::unique_ptr<File> file;
+    std::string key, content_type;
+    Codec codec = Codec::kRaw;
+    Condition condition;
+    uint64_t stored_len = 0;
+    std::unique_ptr<Checksum64Stream> body;
+  };
+  std::map<uint64_t, Large> large_;
+  uint64_t next_large_id_ = 1;
+
+  std::string batch_;  // reused encode buffer
+};
+
+}  // namespace kingx::engine

@@ -1,0 +1,199 @@
+// Large values in parts: each is staged in its own file "large-N.tmp" laid out
+// as a complete single-record segment (segment header, record header, key,
+// meta, stored bytes). The two headers are written last, once the stored
+// length, body checksum and seq are known; then fdatasync, rename into a fresh
+// segment id, directory fsync, and only then the index points at it. A crash
+// at any point leaves either no trace (the .tmp is removed by recovery) or a
+// complete, durable segment.
+#include "engine/compress.h"
+#include "engine/hash.h"
+#include "engine/kill_point.h"
+#include "engine/writer_impl.h"
+
+namespace kingx::engine {
+namespace {
+
+constexpr size_t kLargePrefixBytes = kSegmentHeaderBytes + kRecordHeaderBytes;
+
+Status ReadOnlyStatus(const Writer::Impl& w) {
+  return Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
+}
+
+}  // namespace
+
+Result<uint64_t> Writer::BeginLarge(const WriteOp& op) {
+  Impl& w = *impl_;
+  if (w.read_only_) return ReadOnlyStatus(w);
+  if (op.type != OpType::kPut) return Status::InvalidArgument("only a put can be written in parts");
+  if (op.key.empty() || op.key.size() > w.options_.max_key_bytes) return Status::InvalidArgument("bad key length");
+  if (op.content_type.size() > kMaxMetaBytes) return Status::InvalidArgument("content type longer than 255 bytes");
+  if (op.codec != Codec::kRaw && op.codec != Codec::kZstd) return Status::InvalidArgument("unknown codec");
+  const uint64_t id = w.next_large_id_++;
+  Impl::Large large;
+  large.path = JoinPath(w.dir_, "large-" + std::to_string(id) + ".tmp");
+  auto file = w.env_.OpenFile(large.path, OpenMode::kCreateTruncate);
+  if (!file.ok()) return file.status();
+  large.file = std::move(file.value());
+  large.key = std::string(op.key);
+  large.content_type = std::string(op.content_type);
+  large.codec = op.codec;
+  large.condition = op.condition;
+  large.body = std::make_unique<Checksum64Stream>();
+  large.body->Update(large.key.data(), large.key.size());
+  large.body->Update(large.content_type.data(), large.content_type.size());
+  std::string prefix(kLargePrefixBytes, '\0');  // placeholders for the two headers
+  prefix += large.key;
+  prefix += large.content_type;
+  Status s = large.file->Append(prefix);
+  if (!s.ok()) {
+    large.file.reset();
+    w.env_.RemoveFile(large.path).ok();
+    return s;
+  }
+  w.large_.emplace(id, std::move(large));
+  return id;
+}
+
+Status Writer::AppendLarge(uint64_t id, std::string_view stored_part) {
+  Impl& w = *impl_;
+  auto it = w.large_.find(id);
+  if (it == w.large_.end()) return Status::InvalidArgument("unknown large value id");
+  Impl::Large& large = it->second;
+  Status s;
+  if (w.read_only_) s = ReadOnlyStatus(w);
+  else if (large.stored_len + stored_part.size() > MaxStoredBytes(large.codec, w.options_.max_value_bytes))
+    s = Status::TooLarge("value larger than max_value_bytes");
+  else s = large.file->Append(stored_part);
+  if (!s.ok()) {
+    AbortLarge(id);
+    return s;
+  }
+  large.body->Update(stored_part.data(), stored_part.size());
+  large.stored_len += stored_part.size();
+  return Status::OK();
+}
+
+void Writer::AbortLarge(uint64_t id) {
+  Impl& w = *impl_;
+  auto it = w.large_.find(id);
+  if (it == w.large_.end()) return;
+  it->second.file.reset();
+  w.env_.RemoveFile(it->second.path).ok();
+  w.large_.erase(it);
+}
+
+void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
+  Impl& w = *impl_;
+  *result = WriteResult{};
+  auto it = w.large_.find(id);
+  if (it == w.large_.end()) {
+    result->status = Status::InvalidArgument("unknown large value id");
+    return;
+  }
+  Impl::Large large = std::move(it->second);
+  w.large_.erase(it);
+  bool renamed = false;
+  std::string seg_path;
+  auto fail = [&](const Status& s) {
+    result->status = s;
+    large.file.reset();
+    if (!renamed) w.env_.RemoveFile(large.path).ok();
+  };
+
+  if (w.read_only_) return fail(ReadOnlyStatus(w));
+  if (raw_len > w.options_.max_value_bytes) return fail(Status::TooLarge("value larger than max_value_bytes"));
+  if (large.codec == Codec::kRaw && large.stored_len != raw_len)
+    return fail(Status::InvalidArgument("raw value size differs from raw_len"));
+  if (large.codec == Codec::kZstd &&
+      (large.stored_len > MaxStoredBytes(Codec::kZstd, raw_len) || (raw_len > 0 && large.stored_len == 0)))
+    return fail(Status::InvalidArgument("compressed value size out of range for raw_len"));
+  if (w.next_segment_id_ > kMaxSegmentId) return fail(Status::NoSpace("segment ids exhausted"));
+
+  const uint64_t hash = KeyHash(w.seed_, large.key);
+  auto cur = w.FindKey(large.key, hash);
+  if (!cur.ok()) return fail(cur.status());
+  const Condition& c = large.condition;
+  if (c.kind == Condition::Kind::kIfAbsent && cur->exists) return fail(Status::PreconditionFailed("key exists"));
+  if (c.kind == Condition::Kind::kIfMatch && (!cur->exists || cur->seq != c.seq))
+    return fail(Status::PreconditionFailed("key has another version"));
+
+  const uint64_t seq = w.next_seq_++;
+  const uint32_t seg_id = w.next_segment_id_++;
+  char headers[kLargePrefixBytes];
+  SegmentHeader sh;
+  sh.flags = kSegmentFlagSealedAtBirth;
+  sh.seed = w.seed_;
+  sh.segment_id = seg_id;
+  sh.seq_floor = seq;
+  EncodeSegmentHeader(sh, headers);
+  EncodeRecordHeader(seq, RecordType::kPut, large.codec, large.key.size(), large.content_type.size(),
+                     large.stored_len, raw_len, large.body->Digest(), headers + kSegmentHeaderBytes);
+  Status s = large.file->PWrite(0, std::string_view(headers, sizeof headers));
+  if (!s.ok()) return fail(s);
+  s = large.file->Sync();
+  if (!s.ok()) {
+    w.TurnReadOnly(s);
+    return fail(s);
+  }
+  const uint64_t total = RecordBytes(large.key.size(), large.content_type.size(), large.stored_len);
+  const uint64_t file_bytes = kSegmentHeaderBytes + total;
+  // Its hint, so that recovery never reads the value back.
+  {
+    auto hint = HintWriter::Create(w.env_, JoinPath(w.dir_, HintFileName(seg_id)), seg_id);
+    Status hs = hint.ok() ? Status::OK() : hint.status();
+    if (hs.ok()) {
+      hint.value()->Add(HintEntry{seq, kSegmentHeaderBytes, total, RecordType::kPut, large.key});
+      hs = hint.value()->Finish(file_bytes);
+    }
+    if (!hs.ok()) {
+      w.env_.RemoveFile(JoinPath(w.dir_, HintFileName(seg_id))).ok();
+      if (hs.Is(Code::kIOError)) {
+        w.TurnReadOnly(hs);
+        return fail(hs);
+      }
+    }
+  }
+  KINGX_KILL_POINT("large.before_rename");
+  seg_path = JoinPath(w.dir_, SegmentFileName(seg_id));
+  s = w.env_.Rename(large.path, seg_path);
+  if (!s.ok()) return fail(s);
+  renamed = true;
+  s = w.env_.SyncDir(w.dir_);
+  if (!s.ok()) {
+    // The rename may or may not survive a crash; the value was never reported.
+    w.TurnReadOnly(s);
+    return fail(s);
+  }
+  KINGX_KILL_POINT("large.after_rename");
+  large.file.reset();
+
+  SegmentStats& st = w.segments_[seg_id];
+  st.id = seg_id;
+  st.bytes = file_bytes;
+  st.live_bytes = total;
+  const Location loc = MakeLocation(seg_id, kSegmentHeaderBytes);
+  w.index_.BeginBatch();
+  if (cur->exists) {
+    SegmentStats& old = w.segments_[LocationSegment(cur->loc)];
+    old.live_bytes -= cur->total_bytes;
+    old.dead_bytes += cur->total_bytes;
+  }
+  Status is = Status::OK();
+  if (!(cur->exists && w.index_.Replace(hash, cur->loc, loc))) {
+    is = w.index_.Insert(hash, loc);
+    if (is.ok() && !cur->exists) ++w.keys_;
+  }
+  w.index_.EndBatch();
+  w.PublishCounters();
+  if (!is.ok()) {
+    w.TurnReadOnly(is);
+    result->status = is;
+    return;
+  }
+  ++w.batches_;
+  w.last_batch_ops_ = 1;
+  result->seq = seq;
+  result->existed = cur->exists;
+}
+
+}  // namespace kingx::engine
