@@ -9,11 +9,16 @@
 //    whose distance is smaller than its own.
 //  - size == number of non-empty slots <= MaxKeysFor(capacity).
 //
-// Seqlock protocol (Boehm, "Can seqlocks get along with programming language
-// memory models?"): the writer stores version+1 (odd), a release fence, then
-// relaxed stores to slots/descriptor, then version+2 with release. A reader
-// loads the version with acquire, does relaxed/acquire loads, an acquire
-// fence, and reloads the version; equal and even => the copy is consistent.
+// Seqlock protocol, without fences (GCC's ThreadSanitizer does not support
+// atomic_thread_fence, and --single-process runs under TSan): the writer
+// stores version+1 (odd), then stores slots and the table descriptor with
+// release (each one orders the odd version before it), then version+2 with
+// release. A reader loads the version, the descriptor and the slots with
+// acquire (so its final version load cannot move before them) and reloads
+// the version; equal and even => the copy is consistent. If the reader saw
+// any store made inside a section, the acquire/release pair makes that
+// section's odd version visible to its final load. On x86 these orders cost
+// nothing; elsewhere they cost a little on the writer's stores.
 // Everything a reader does between the two version loads is bounded and
 // bounds-checked against its own idea of the region size, because torn data
 // (or a table being overwritten after a growth) may be arbitrary.
@@ -24,7 +29,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <new>
 #include <utility>
 
@@ -84,6 +88,16 @@ void CpuRelax() {
 #endif
 }
 
+// Empties a table's slots with atomic stores: a reader holding a stale table
+// descriptor may be reading these bytes (it will retry), and atomics keep that
+// a benign race rather than undefined behaviour.
+void ZeroSlots(IndexSlot* table, uint64_t cap) {
+  for (uint64_t i = 0; i < cap; ++i) {
+    table[i].hash.store(0, std::memory_order_release);
+    table[i].loc.store(0, std::memory_order_release);
+  }
+}
+
 // Robin Hood insert into `table` (writer only; caller handles the section).
 void InsertInto(IndexSlot* table, uint64_t cap, uint64_t hash, uint64_t loc) {
   uint64_t pos = HomeOf(hash, cap);
@@ -91,15 +105,15 @@ void InsertInto(IndexSlot* table, uint64_t cap, uint64_t hash, uint64_t loc) {
   for (uint64_t probe = 0; probe < cap; ++probe) {
     const uint64_t resident = table[pos].hash.load(std::memory_order_relaxed);
     if (resident == 0) {
-      table[pos].loc.store(loc, std::memory_order_relaxed);
-      table[pos].hash.store(hash, std::memory_order_relaxed);
+      table[pos].loc.store(loc, std::memory_order_release);
+      table[pos].hash.store(hash, std::memory_order_release);
       return;
     }
     const uint64_t resident_dist = Distance(pos, HomeOf(resident, cap), cap);
     if (resident_dist < dist) {  // the richer resident moves on, we take its place
       const uint64_t resident_loc = table[pos].loc.load(std::memory_order_relaxed);
-      table[pos].hash.store(hash, std::memory_order_relaxed);
-      table[pos].loc.store(loc, std::memory_order_relaxed);
+      table[pos].hash.store(hash, std::memory_order_release);
+      table[pos].loc.store(loc, std::memory_order_release);
       hash = resident;
       loc = resident_loc;
       dist = resident_dist;
@@ -117,7 +131,7 @@ void Probe(const IndexSlot* table, uint64_t cap, uint64_t hash, Candidates* out,
   *overflow = false;
   uint64_t pos = HomeOf(hash, cap);
   for (uint64_t probe = 0; probe < cap; ++probe) {
-    const uint64_t resident = table[pos].hash.load(std::memory_order_relaxed);
+    const uint64_t resident = table[pos].hash.load(std::memory_order_acquire);
     if (resident == 0) return;
     if (Distance(pos, HomeOf(resident, cap), cap) < probe) return;
     if (resident == hash) {
@@ -192,7 +206,7 @@ Result<SharedIndex> SharedIndex::Create(void* base, size_t bytes, uint64_t initi
   h->table_offset.store(kHeaderBytes, std::memory_order_relaxed);
   h->table_capacity.store(cap, std::memory_order_relaxed);
   h->size.store(0, std::memory_order_relaxed);
-  std::memset(static_cast<char*>(base) + kHeaderBytes, 0, TableBytesFor(cap));
+  ZeroSlots(reinterpret_cast<IndexSlot*>(static_cast<char*>(base) + kHeaderBytes), cap);
   h->magic.store(kMagic, std::memory_order_release);
   return SharedIndex(base, bytes);
 }
@@ -254,18 +268,17 @@ Status SharedIndex::Lookup(uint64_t hash, Candidates* out) const {
     }
     const uint64_t v1 = header_->version.load(std::memory_order_acquire);
     if (v1 & 1) continue;
-    const uint64_t offset = header_->table_offset.load(std::memory_order_relaxed);
-    const uint64_t cap = header_->table_capacity.load(std::memory_order_relaxed);
+    const uint64_t offset = header_->table_offset.load(std::memory_order_acquire);
+    const uint64_t cap = header_->table_capacity.load(std::memory_order_acquire);
     // A torn descriptor could point anywhere: check it against our own size.
-    const bool sane = offset >= kHeaderBytes && offset % kTableAlign == 0 && cap >= 1 &&
+    const bool sane = offset >= kHeaderBytes && offset < bytes_ && offset % kTableAlign == 0 && cap >= 1 &&
                       cap <= (bytes_ - offset) / sizeof(IndexSlot);
     bool overflow = false;
     if (sane) {
       const auto* table = reinterpret_cast<const IndexSlot*>(reinterpret_cast<const char*>(header_) + offset);
       Probe(table, cap, hash, out, &overflow);
     }
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (header_->version.load(std::memory_order_relaxed) != v1) continue;
+    if (header_->version.load(std::memory_order_acquire) != v1) continue;
     if (!sane) return Status::Corruption("index table descriptor out of bounds");
     if (overflow) return Status::Corruption("more than kMaxCandidates index slots share one hash");
     return Status::OK();
@@ -285,7 +298,6 @@ void SharedIndex::EnterSection() {
   const uint64_t v = header_->version.load(std::memory_order_relaxed);
   assert((v & 1) == 0);
   header_->version.store(v + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
 }
 
 void SharedIndex::LeaveSection() {
@@ -310,7 +322,7 @@ Status SharedIndex::GrowTo(uint64_t new_capacity) {
   }
   char* base = reinterpret_cast<char*>(header_);
   auto* fresh = reinterpret_cast<IndexSlot*>(base + new_offset);
-  std::memset(static_cast<void*>(fresh), 0, new_bytes);
+  ZeroSlots(fresh, new_capacity);
 
   // Rehash outside any section so readers keep using the old table meanwhile.
   // Inside a batch, publish what the batch did so far first.
@@ -325,16 +337,17 @@ Status SharedIndex::GrowTo(uint64_t new_capacity) {
     if (h != 0) InsertInto(fresh, new_capacity, h, old[i].loc.load(std::memory_order_relaxed));
   }
   EnterSection();
-  header_->table_offset.store(new_offset, std::memory_order_relaxed);
-  header_->table_capacity.store(new_capacity, std::memory_order_relaxed);
+  header_->table_offset.store(new_offset, std::memory_order_release);
+  header_->table_capacity.store(new_capacity, std::memory_order_release);
   if (depth > 0) {
     batch_depth_ = depth;  // the batch continues in this new section
   } else {
     LeaveSection();
   }
-  // Readers still inside the old table will see the version change and retry;
-  // order the version store before the pages vanish.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Readers still inside the old table read zeros once the pages go; the
+  // version store above precedes the madvise system call (a full barrier on
+  // this CPU, and the kernel's TLB shootdown reaches the readers' CPUs after
+  // it), so such a reader's final version load sees the change and retries.
   ReleasePages(base + old_offset, old_bytes);
   return Status::OK();
 }
@@ -410,12 +423,12 @@ void SharedIndex::EraseAt(uint64_t pos) {
     const uint64_t next = pos + 1 == cap ? 0 : pos + 1;
     const uint64_t h = table[next].hash.load(std::memory_order_relaxed);
     if (h == 0 || HomeOf(h, cap) == next) break;
-    table[pos].hash.store(h, std::memory_order_relaxed);
-    table[pos].loc.store(table[next].loc.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    table[pos].hash.store(h, std::memory_order_release);
+    table[pos].loc.store(table[next].loc.load(std::memory_order_relaxed), std::memory_order_release);
     pos = next;
   }
-  table[pos].hash.store(0, std::memory_order_relaxed);
-  table[pos].loc.store(0, std::memory_order_relaxed);
+  table[pos].hash.store(0, std::memory_order_release);
+  table[pos].loc.store(0, std::memory_order_release);
   header_->size.store(size() - 1, std::memory_order_relaxed);
 }
 
@@ -425,17 +438,14 @@ void SharedIndex::Clear() {
   const uint64_t v = header_->version.load(std::memory_order_relaxed);
   const uint64_t odd = v | 1;
   header_->version.store(odd, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-
   const uint64_t cap = header_->initial_capacity.load(std::memory_order_relaxed);
   const uint64_t table_bytes = TableBytesFor(cap);
   char* base = reinterpret_cast<char*>(header_);
-  header_->table_offset.store(kHeaderBytes, std::memory_order_relaxed);
-  header_->table_capacity.store(cap, std::memory_order_relaxed);
+  header_->table_offset.store(kHeaderBytes, std::memory_order_release);
+  header_->table_capacity.store(cap, std::memory_order_release);
   header_->size.store(0, std::memory_order_relaxed);
-  std::memset(static_cast<void*>(base + kHeaderBytes), 0, table_bytes);
+  ZeroSlots(reinterpret_cast<IndexSlot*>(base + kHeaderBytes), cap);
   ReleasePages(base + kHeaderBytes + table_bytes, bytes_ - kHeaderBytes - table_bytes);
-
   header_->version.store(odd + 1, std::memory_order_release);
 }
 

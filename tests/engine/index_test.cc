@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <random>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -419,6 +421,66 @@ TEST_CASE("index RemoveIf drops recovery tombstones and keeps the rest", "[engin
   bool any_tombstone = false;
   index.ForEach([&](uint64_t, Location l) { any_tombstone |= IsTombstone(l); });
   REQUIRE_FALSE(any_tombstone);
+}
+
+
+TEST_CASE("index reader threads see only valid candidates while the writer thread grows it",
+          "[engine][index]") {
+  // The threaded twin of index_multiprocess_test, so that a ThreadSanitizer
+  // build checks the seqlock's memory ordering. Keys 2k and 2k+1 share a hash;
+  // a location's offset is its key id; ids below kAlways are always present.
+  constexpr uint64_t kIds = 60000;
+  constexpr uint64_t kAlways = 500;
+  auto hash_of = [](uint64_t id) { return ((id / 2) + 1) * 0x9E3779B97F4A7C15ULL | 1; };
+  Region region(SharedIndex::RegionBytesFor(kIds));
+  SharedIndex index = MakeIndex(region, 16);
+  for (uint64_t id = 0; id < kAlways; ++id) REQUIRE(index.Insert(hash_of(id), MakeLocation(0, id)).ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> bad{0}, ok{0};
+  auto reader = [&](uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    // Bounded: stops when told, or after 50M lookups whatever happens.
+    for (uint64_t n = 0; n < 50000000 && !stop.load(std::memory_order_relaxed); ++n) {
+      const uint64_t id = rng() % kIds;
+      Candidates c;
+      Status s = index.Lookup(hash_of(id), &c);
+      if (s.code() == Code::kBusy) continue;
+      bool found = false;
+      bool valid = s.ok() && c.count <= 2;
+      for (uint32_t i = 0; valid && i < c.count; ++i) {
+        valid = LocationOffset(c.locations[i]) / 2 == id / 2;
+        found |= LocationOffset(c.locations[i]) == id;
+      }
+      if (!valid || (id < kAlways && !found)) bad.fetch_add(1);
+      ok.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  std::thread r1(reader, 1), r2(reader, 2);
+  std::mt19937_64 rng(3);
+  std::vector<uint32_t> gen(kIds, 0);  // 0 = absent, else segment of its location
+  for (uint64_t id = 0; id < kAlways; ++id) gen[id] = 1;
+  for (uint64_t id = 0; id < kAlways; ++id) REQUIRE(index.Replace(hash_of(id), MakeLocation(0, id), MakeLocation(1, id)));
+  for (uint64_t op = 0; op < 150000; ++op) {
+    const uint64_t id = kAlways + rng() % (kIds - kAlways);
+    const uint64_t always = rng() % kAlways;
+    if (gen[id] == 0) {
+      gen[id] = 1;
+      REQUIRE(index.Insert(hash_of(id), MakeLocation(1, id)).ok());
+    } else if (rng() % 3 == 0) {
+      REQUIRE(index.Remove(hash_of(id), MakeLocation(gen[id], id)));
+      gen[id] = 0;
+    }
+    REQUIRE(index.Replace(hash_of(always), MakeLocation(gen[always], always),
+                          MakeLocation(gen[always] % 1000 + 1, always)));
+    gen[always] = gen[always] % 1000 + 1;
+  }
+  stop.store(true);
+  r1.join();
+  r2.join();
+  REQUIRE(bad.load() == 0);
+  REQUIRE(ok.load() > 0);
+  REQUIRE(index.capacity() > 10000);
 }
 
 }  // namespace
