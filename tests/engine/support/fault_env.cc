@@ -1,0 +1,232 @@
+#include "tests/engine/support/fault_env.h"
+
+#include <algorithm>
+
+namespace kingx::engine::test {
+namespace {
+
+std::string DirOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+Status Injected(Code code, const char* what) {
+  std::string msg = std::string("injected fault on ") + what;
+  return code == Code::kNoSpace ? Status::NoSpace(msg) : Status::IOError(msg);
+}
+
+class FaultFile final : public File {
+ public:
+  FaultFile(FaultInjectionEnv& env, std::string path, std::unique_ptr<File> base)
+      : env_(env), path_(std::move(path)), base_(std::move(base)) {}
+
+  Status Append(std::string_view data) override {
+    size_t keep = data.size();
+    Status s = env_.Check(FaultOp::kWrite, &keep);
+    if (!s.ok()) {
+      if (keep > 0) base_->Append(data.substr(0, std::min(keep, data.size()))).ok();
+      return s;
+    }
+    return base_->Append(data);
+  }
+  Status PWrite(uint64_t offset, std::string_view data) override {
+    size_t keep = data.size();
+    Status s = env_.Check(FaultOp::kWrite, &keep);
+    if (!s.ok()) {
+      if (keep > 0) base_->PWrite(offset, data.substr(0, std::min(keep, data.size()))).ok();
+      return s;
+    }
+    return base_->PWrite(offset, data);
+  }
+  Status Read(uint64_t offset, size_t n, char* scratch, size_t* read) const override {
+    return base_->Read(offset, n, scratch, read);
+  }
+  Status Sync() override {
+    Status s = env_.Check(FaultOp::kSync, nullptr);
+    if (!s.ok()) return s;
+    s = base_->Sync();
+    if (!s.ok()) return s;
+    auto size = base_->Size();
+    if (size.ok()) env_.OnSynced(path_, size.value());
+    return size.status();
+  }
+  Status Truncate(uint64_t size) override {
+    Status s = env_.Check(FaultOp::kTruncate, nullptr);
+    if (!s.ok()) return s;
+    s = base_->Truncate(size);
+    if (s.ok()) env_.OnTruncated(path_, size);
+    return s;
+  }
+  Result<uint64_t> Size() const override { return base_->Size(); }
+
+ private:
+  FaultInjectionEnv& env_;
+  std::string path_;
+  std::unique_ptr<File> base_;
+};
+
+}  // namespace
+
+void FaultInjectionEnv::FailNth(FaultOp op, uint64_t nth, Code code, bool forever) {
+  std::lock_guard lock(mu_);
+  faults_.push_back(Fault{op, calls_[static_cast<int>(op)] + nth, code, forever, false, 0});
+}
+
+void FaultInjectionEnv::ShortWriteNth(uint64_t nth, size_t keep_bytes, Code code) {
+  std::lock_guard lock(mu_);
+  faults_.push_back(Fault{FaultOp::kWrite, calls_[static_cast<int>(FaultOp::kWrite)] + nth, code, false, true,
+                          keep_bytes});
+}
+
+void FaultInjectionEnv::ClearFaults() {
+  std::lock_guard lock(mu_);
+  faults_.clear();
+}
+
+uint64_t FaultInjectionEnv::Calls(FaultOp op) const {
+  std::lock_guard lock(mu_);
+  return calls_[static_cast<int>(op)];
+}
+
+uint64_t FaultInjectionEnv::FaultsFired() const {
+  std::lock_guard lock(mu_);
+  return fired_;
+}
+
+Status FaultInjectionEnv::Check(FaultOp op, size_t* keep_bytes) {
+  std::lock_guard lock(mu_);
+  const uint64_t n = ++calls_[static_cast<int>(op)];
+  for (const Fault& f : faults_) {
+    if (f.op != op) continue;
+    if (n == f.at || (f.forever && n > f.at)) {
+      ++fired_;
+      if (keep_bytes != nullptr) *keep_bytes = f.short_write ? std::min(*keep_bytes, f.keep_bytes) : 0;
+      static const char* const kNames[] = {"write", "fdatasync", "directory fsync", "rename", "create", "truncate"};
+      return Injected(f.code, kNames[static_cast<int>(op)]);
+    }
+  }
+  return Status::OK();
+}
+
+void FaultInjectionEnv::OnSynced(const std::string& path, uint64_t size) {
+  std::lock_guard lock(mu_);
+  files_[path].synced_bytes = size;
+}
+
+void FaultInjectionEnv::OnTruncated(const std::string& path, uint64_t size) {
+  std::lock_guard lock(mu_);
+  FileState& f = files_[path];
+  f.synced_bytes = std::min(f.synced_bytes, size);
+}
+
+Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& path, OpenMode mode) {
+  const bool creates = mode == OpenMode::kCreateExclusive || mode == OpenMode::kCreateTruncate;
+  if (creates) {
+    Status s = Check(FaultOp::kCreate, nullptr);
+    if (!s.ok()) return s;
+  }
+  bool existed = base_.FileSize(path).ok();
+  auto f = base_.OpenFile(path, mode);
+  if (!f.ok()) return f.status();
+  {
+    std::lock_guard lock(mu_);
+    auto it = files_.find(path);
+    if (it == files_.end()) {
+      FileState st;
+      if (existed && mode != OpenMode::kCreateTruncate) {
+        auto size = f.value()->Size();
+        st.synced_bytes = size.ok() ? size.value() : 0;
+        st.entry_durable = true;
+      } else {
+        st.synced_bytes = 0;
+        st.entry_durable = existed;  // a truncated existing file keeps its entry
+      }
+      files_[path] = st;
+    } else if (mode == OpenMode::kCreateTruncate) {
+      it->second.synced_bytes = 0;
+    }
+  }
+  if (mode == OpenMode::kRead) return f;
+  return std::unique_ptr<File>(new FaultFile(*this, path, std::move(f.value())));
+}
+
+Status FaultInjectionEnv::SyncDir(const std::string& dir) {
+  Status s = Check(FaultOp::kSyncDir, nullptr);
+  if (!s.ok()) return s;
+  s = base_.SyncDir(dir);
+  if (!s.ok()) return s;
+  std::lock_guard lock(mu_);
+  for (auto& [path, st] : files_) {
+    if (DirOf(path) == dir || DirOf(path) + "/" == dir) st.entry_durable = true;
+  }
+  std::erase_if(renames_, [&](const PendingRename& r) { return DirOf(r.to) == dir || DirOf(r.to) + "/" == dir; });
+  return Status::OK();
+}
+
+Status FaultInjectionEnv::Rename(const std::string& from, const std::string& to) {
+  Status s = Check(FaultOp::kRename, nullptr);
+  if (!s.ok()) return s;
+  s = base_.Rename(from, to);
+  if (!s.ok()) return s;
+  std::lock_guard lock(mu_);
+  FileState st;
+  if (auto it = files_.find(from); it != files_.end()) {
+    st = it->second;
+    files_.erase(it);
+  } else {
+    auto size = base_.FileSize(to);
+    st.synced_bytes = size.ok() ? size.value() : 0;
+  }
+  if (st.entry_durable) {
+    // The old name is durable, the new one not yet: a crash undoes the rename.
+    renames_.push_back(PendingRename{from, to});
+    st.entry_durable = true;
+  }
+  files_[to] = st;
+  return Status::OK();
+}
+
+Status FaultInjectionEnv::RemoveFile(const std::string& path) {
+  Status s = base_.RemoveFile(path);
+  std::lock_guard lock(mu_);
+  files_.erase(path);
+  return s;
+}
+
+Status FaultInjectionEnv::DropUnsynced() {
+  std::lock_guard lock(mu_);
+  Status first;
+  // Undo renames of durable entries, newest first.
+  for (auto it = renames_.rbegin(); it != renames_.rend(); ++it) {
+    Status s = base_.Rename(it->to, it->from);
+    if (!s.ok() && first.ok()) first = s;
+    if (auto f = files_.find(it->to); f != files_.end()) {
+      FileState st = f->second;
+      files_.erase(f);
+      files_[it->from] = st;
+    }
+  }
+  renames_.clear();
+  for (auto& [path, st] : files_) {
+    Status s;
+    if (!st.entry_durable) {
+      s = base_.RemoveFile(path);
+      if (s.Is(Code::kNotFound)) s = Status::OK();
+    } else {
+      auto f = base_.OpenFile(path, OpenMode::kReadWrite);
+      if (f.ok()) s = f.value()->Truncate(st.synced_bytes);
+      else if (!f.status().Is(Code::kNotFound)) s = f.status();
+    }
+    if (!s.ok() && first.ok()) first = s;
+  }
+  files_.clear();
+  return first;
+}
+
+void FaultInjectionEnv::ResetTracking() {
+  std::lock_guard lock(mu_);
+  files_.clear();
+  renames_.clear();
+}
+
+}  // namespace kingx::engine::test

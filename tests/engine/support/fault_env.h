@@ -1,0 +1,96 @@
+// FaultInjectionEnv: an Env for tests that wraps a real one (PosixEnv) and
+//  - fails the Nth call of a kind of operation (once, or from then on) with
+//    EIO-like kIOError or ENOSPC-like kNoSpace, or makes a write short (a
+//    prefix reaches the file, then the error);
+//  - simulates power loss the way leveldb's fault_injection_test does: it
+//    tracks, per file, the length made durable by Sync, and which directory
+//    entries (created or renamed files) were made durable by SyncDir.
+//    DropUnsynced() then truncates every file to its durable length, deletes
+//    files whose entry was never dir-synced and undoes renames not dir-synced.
+//
+// Limits of the model: unlinks are treated as durable at once; a file opened
+// before the env saw it counts as fully durable; truncation is durable at once.
+//
+// Thread-safety: all methods may be called from any thread (one mutex).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/env.h"
+
+namespace kingx::engine::test {
+
+enum class FaultOp : uint8_t { kWrite, kSync, kSyncDir, kRename, kCreate, kTruncate, kCount };
+
+class FaultInjectionEnv final : public Env {
+ public:
+  explicit FaultInjectionEnv(Env& base = PosixEnv()) : base_(base) {}
+
+  // The nth call (1 = the next one) of op, counted from now, fails with
+  // code (kIOError or kNoSpace); with forever, every call from then on too.
+  void FailNth(FaultOp op, uint64_t nth, Code code, bool forever = false);
+  // The nth write from now writes only the first keep_bytes bytes (fewer if
+  // the write is shorter), then fails with code.
+  void ShortWriteNth(uint64_t nth, size_t keep_bytes, Code code);
+  // Removes every armed fault.
+  void ClearFaults();
+  // Calls of op seen so far (whether they failed or not).
+  uint64_t Calls(FaultOp op) const;
+  // Faults that fired so far.
+  uint64_t FaultsFired() const;
+
+  // Power loss: see the header comment. Files must be closed (the writer
+  // destroyed) first. Returns the first error of the underlying Env.
+  Status DropUnsynced();
+  // Forgets what is unsynced (as if everything were durable now).
+  void ResetTracking();
+
+  // Env.
+  Result<std::unique_ptr<File>> OpenFile(const std::string& path, OpenMode mode) override;
+  Status SyncDir(const std::string& dir) override;
+  Status Rename(const std::string& from, const std::string& to) override;
+  Status RemoveFile(const std::string& path) override;
+  Status CreateDir(const std::string& path) override { return base_.CreateDir(path); }
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_.ListDir(dir); }
+  Result<uint64_t> FileSize(const std::string& path) override { return base_.FileSize(path); }
+  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override { return base_.LockFile(path); }
+  Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) override {
+    return base_.MapReadOnly(path, map_bytes);
+  }
+
+  // Used by the File wrapper.
+  Status Check(FaultOp op, size_t* keep_bytes);
+  void OnSynced(const std::string& path, uint64_t size);
+  void OnTruncated(const std::string& path, uint64_t size);
+
+ private:
+  struct FileState {
+    uint64_t synced_bytes = 0;
+    bool entry_durable = true;
+  };
+  struct Fault {
+    FaultOp op;
+    uint64_t at;  // call number (Calls(op) after the call) that fails first
+    Code code;
+    bool forever;
+    bool short_write;
+    size_t keep_bytes;
+  };
+  struct PendingRename {
+    std::string from, to;
+  };
+
+  Env& base_;
+  mutable std::mutex mu_;
+  std::map<std::string, FileState> files_;
+  std::vector<PendingRename> renames_;  // renames of durable entries, not yet dir-synced
+  std::vector<Fault> faults_;
+  uint64_t calls_[static_cast<int>(FaultOp::kCount)] = {};
+  uint64_t fired_ = 0;
+};
+
+}  // namespace kingx::engine::test

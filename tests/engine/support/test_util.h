@@ -1,0 +1,93 @@
+// Helpers shared by the engine tests: a scratch directory, an index region on
+// anonymous memory (shared across fork), a database handle that reopens, and
+// value generators whose bytes encode their key and version.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/env.h"
+#include "engine/index.h"
+#include "engine/options.h"
+#include "engine/reader.h"
+#include "engine/writer.h"
+
+namespace kingx::engine::test {
+
+// A fresh directory under $KINGX_TEST_TMPDIR, /dev/shm or /tmp, removed
+// (recursively) by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  // Path of a file inside it.
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A SharedIndex over an anonymous MAP_SHARED mapping (so forked children
+// share it). Sized for max_keys keys.
+class IndexRegion {
+ public:
+  explicit IndexRegion(uint64_t max_keys = 1 << 16);
+  ~IndexRegion();
+  IndexRegion(const IndexRegion&) = delete;
+  IndexRegion& operator=(const IndexRegion&) = delete;
+  SharedIndex& index() { return *index_; }
+
+ private:
+  void* base_ = nullptr;
+  size_t bytes_ = 0;
+  std::unique_ptr<SharedIndex> index_;
+};
+
+// Writer + Reader on one directory and one index, reopened on demand.
+class TestDb {
+ public:
+  TestDb(Env& env, std::string dir, Options options);
+  // Opens (or reopens: the old writer is destroyed first). Returns the status.
+  Status Open();
+  // Destroys the writer without reopening.
+  void Close();
+  Writer& writer() { return *writer_; }
+  Reader& reader() { return *reader_; }
+  SharedIndex& index() { return region_.index(); }
+  const Options& options() const { return options_; }
+
+  // Single-op helpers (encode with options().compression_level).
+  WriteResult Put(std::string_view key, std::string_view value, Condition c = {});
+  WriteResult Delete(std::string_view key, Condition c = {});
+  // Value bytes, or the status.
+  Result<std::string> Get(std::string_view key);
+
+ private:
+  Env& env_;
+  std::string dir_;
+  Options options_;
+  IndexRegion region_;
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<Reader> reader_;
+};
+
+// A value of `len` bytes that starts with "key|version|" and continues with
+// bytes derived from (key, version); compressible when compressible is true.
+std::string MakeValue(std::string_view key, uint64_t version, size_t len, bool compressible);
+// True when value is exactly what MakeValue(key, version, value.size(), c) gives for some c; sets *version.
+bool CheckValue(std::string_view key, std::string_view value, uint64_t* version);
+
+// Segment file names in dir, ascending.
+std::vector<std::string> SegmentFiles(const std::string& dir);
+
+// Reads / writes a whole file (test failures on error via return value).
+std::string ReadFileBytes(const std::string& path);
+void WriteFileBytes(const std::string& path, const std::string& bytes);
+
+}  // namespace kingx::engine::test
