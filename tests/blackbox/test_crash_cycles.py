@@ -73,7 +73,7 @@ def run(cycles, workers, seed):
                 violations.append(f"SIGTERM after the last cycle: exit status {status}")
             tool = os.environ.get("KINGX_TOOL_BIN")
             if tool and os.access(tool, os.X_OK) and not violations:
-                p = subprocess.run([tool, "verify", server.data_dir], capture_output=True, timeout=120)
+                p = subprocess.run([tool, "--data", server.data_dir, "verify"], capture_output=True, timeout=120)
                 if p.returncode != 0:
                     violations.append(f"kingx-tool verify {server.data_dir}: exit {p.returncode}: "
                                       f"{p.stdout.decode(errors='replace')[-2000:]}"

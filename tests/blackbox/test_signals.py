@@ -1,0 +1,291 @@
+"""Operations through signals, nginx's conventions (issue 4):
+process names, HUP reload under load (no request lost, the new configuration
+takes effect, old workers leave), a bad configuration on HUP keeps the old one
+serving, USR1 reopens the access log, QUIT under load completes in-flight
+requests and exits 0, TERM stops fast.
+
+"Lost" for the reload test: a request with no response, a 5xx, or a refused
+connection. One exception, RFC 9112 §9.3.1: a keep-alive connection that had
+already carried a request may be closed by the server while idle, so a request
+that got *no byte* of response on such a reused connection is retried once on
+a new connection (what every HTTP client does). The fresh-connection clients
+get no retry at all.
+
+    KINGX_BIN=build/src/kingx python3 tests/blackbox/test_signals.py
+"""
+
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+
+from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, build_request, check, http,
+                           key_path, run_cases)
+from kingx_load import ClientState, LoadClient, verify_states
+
+S = None
+CONFIG = None
+
+
+def write_config(path, doc):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(doc if isinstance(doc, str) else json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise TestFailure(f"timed out after {timeout}s waiting for {what}")
+
+
+def put_status(size):
+    return http(S.port, "PUT", key_path(f"size-probe-{size}"), b"s" * size).status
+
+
+def test_process_names_master_writer_workers():
+    with open(f"/proc/{S.pid}/comm") as f:
+        check(f.read().strip() == "kingx-master", "master comm must be kingx-master")
+    writers = S.wait_children("kingx-writer", 1)
+    workers = S.wait_children("kingx-worker", 2)
+    check(len(writers) == 1, f"one writer, got {writers}")
+    check(len(workers) == 2, f"--workers 2 gives two workers, got {workers}")
+    others = [c for c in S.children() if c[1] not in ("kingx-writer", "kingx-worker")]
+    check(not others, f"unexpected children of the master: {others}")
+    with open(S.pid_file) as f:
+        check(f.read().strip() == str(S.pid), "--pid file holds the master's PID")
+
+
+class Requester(threading.Thread):
+    """Sequential PUT-then-GET pairs on its own keys, counting lost requests."""
+
+    def __init__(self, idx, fresh, stop):
+        super().__init__(daemon=True)
+        self.idx, self.fresh, self.stop = idx, fresh, stop
+        self.lost, self.done, self.retried = [], 0, 0
+        self.acked = {}
+        self.conn = None
+
+    def send(self, method, path, body=None):
+        for attempt in (0, 1):
+            if self.conn is None:
+                try:
+                    self.conn = Conn(S.port, timeout=15)
+                except OSError as e:
+                    self.lost.append(f"{method} {path}: connect: {e!r}")
+                    return None
+            reused = self.conn.requests_sent > 0
+            try:
+                r = self.conn.request(method, path, body)
+            except (ConnectionClosed, OSError) as e:
+                self.conn.close()
+                self.conn = None
+                if reused and getattr(e, "partial", 0) == 0 and not self.fresh and attempt == 0:
+                    self.retried += 1
+                    continue
+                self.lost.append(f"{method} {path}: {e!r} (reused connection: {reused})")
+                return None
+            if self.fresh or (r.header("Connection") or "").lower() == "close":
+                self.conn.close()
+                self.conn = None
+            if r.status >= 500:
+                self.lost.append(f"{method} {path}: {r!r}")
+            return r
+        return None
+
+    def run(self):
+        n = 0
+        deadline = time.monotonic() + 60
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            n += 1
+            path = key_path(f"hup-{self.idx}-{n % 20}")
+            body = b"%d:%d" % (self.idx, n)
+            r = self.send("PUT", path, body)
+            if r is not None and r.status in (201, 204):
+                self.acked[path] = body
+            r = self.send("GET", path)
+            if r is not None and self.acked.get(path) is not None and r.status == 200 and r.body != self.acked[path]:
+                self.lost.append(f"GET {path}: {r.body!r}, acknowledged {self.acked[path]!r}")
+            self.done += 1
+        if self.conn:
+            self.conn.close()
+
+
+def test_hup_under_load_loses_no_request_and_applies_the_new_config():
+    check(put_status(1536 << 10) == 413, "1.5 MiB PUT must be 413 under max_value_bytes 1 MiB")
+    stop = threading.Event()
+    reqs = [Requester(i, fresh=(i >= 3), stop=stop) for i in range(6)]
+    for r in reqs:
+        r.start()
+    old_workers = set(S.workers())
+    try:
+        time.sleep(0.3)
+        write_config(CONFIG, {"max_value_bytes": 2 << 20, "workers": 2})
+        for i in range(3):
+            before = set(S.workers())
+            S.signal(signal.SIGHUP)
+            wait_for(lambda: len(set(S.workers()) - before) >= 2, 20, f"new workers after HUP #{i + 1}")
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        for r in reqs:
+            r.join(30)
+    lost = [x for r in reqs for x in r.lost]
+    done = sum(r.done for r in reqs)
+    print(f"{done} request pairs, {sum(r.retried for r in reqs)} idle keep-alive retries", flush=True)
+    check(not lost, f"{len(lost)} requests lost across 3 reloads:\n  " + "\n  ".join(lost[:20]))
+    check(done > 30, f"only {done} request pairs ran: no load during the reloads")
+    # New configuration in force on new connections.
+    wait_for(lambda: put_status(1536 << 10) == 201 or put_status(1536 << 10) == 204, 10,
+             "max_value_bytes 2 MiB to apply after HUP")
+    # Old workers leave once their connections are done (all clients closed theirs).
+    wait_for(lambda: not (set(S.workers()) & old_workers) and len(S.workers()) == 2, 30,
+             f"old workers {old_workers} to exit, leaving 2 workers (now {S.workers()})")
+    for r in reqs:
+        for path, body in r.acked.items():
+            g = http(S.port, "GET", path)
+            check(g.status == 200 and g.body == body, f"after reloads {path}: {g!r}, want {body!r}")
+
+
+def test_bad_config_on_hup_keeps_the_old_one_serving():
+    wait_for(lambda: put_status(1536 << 10) in (201, 204), 10, "2 MiB limit from the previous case")
+    for bad in ('{"max_value_bytes": 1024, "no_such_setting": 1}', '{"max_value_bytes": ', '{"workers": "many"}'):
+        workers = set(S.workers())
+        size_before = os.path.getsize(S.error_log) if os.path.exists(S.error_log) else 0
+        write_config(CONFIG, bad)
+        S.signal(signal.SIGHUP)
+        # The rejection is logged; wait for that, then check nothing changed.
+        wait_for(lambda: os.path.exists(S.error_log) and os.path.getsize(S.error_log) > size_before, 10,
+                 f"the error log to report the bad configuration {bad!r}")
+        time.sleep(0.5)
+        check(S.alive(), f"master died on a bad configuration {bad!r}")
+        check(set(S.workers()) == workers, f"workers replaced on a bad configuration: {workers} -> {S.workers()}")
+        st = put_status(1536 << 10)
+        check(st in (201, 204), f"old max_value_bytes (2 MiB) must stay in force after {bad!r}, PUT gave {st}")
+        expect = re.escape(os.path.basename(CONFIG)) + "|no_such_setting|workers|config"
+        with open(S.error_log, errors="replace") as f:
+            f.seek(size_before)
+            tail = f.read()
+        check(re.search(expect, tail), f"the error log does not explain the rejected configuration: {tail!r}")
+    write_config(CONFIG, {"max_value_bytes": 2 << 20, "workers": 2})
+
+
+def test_usr1_reopens_the_access_log():
+    tag = f"usr1-{time.time_ns()}"
+    for i in range(10):
+        http(S.port, "GET", f"/v1/kv/{tag}-before-{i}")
+    rotated = S.access_log + ".1"
+    wait_for(lambda: os.path.exists(S.access_log), 10, "the access log to exist")
+    os.replace(S.access_log, rotated)
+    S.signal(signal.SIGUSR1)
+    wait_for(lambda: os.path.exists(S.access_log), 10, "USR1 to create a new access log")
+    for i in range(10):
+        http(S.port, "GET", f"/v1/kv/{tag}-after-{i}")
+
+    def count(path, word):
+        try:
+            with open(path, errors="replace") as f:
+                return sum(1 for line in f if f"{tag}-{word}-" in line)
+        except OSError:
+            return 0
+    wait_for(lambda: count(rotated, "before") == 10, 10, "the 10 'before' lines in the rotated log")
+    wait_for(lambda: count(S.access_log, "after") == 10, 15, "the 10 'after' lines in the reopened log")
+    check(count(S.access_log, "before") == 0, "'before' lines leaked into the new log")
+    check(count(rotated, "after") == 0, "'after' lines went to the rotated file")
+    with open(S.access_log, errors="replace") as f:
+        line = next(l for l in f if f"{tag}-after-0" in l)
+    combined = re.compile(r'^\S+ \S+ \S+ \[[^\]]+\] "GET /v1/kv/\S+ HTTP/1\.1" 404 \d+ "[^"]*" "[^"]*"')
+    check(combined.match(line), f"access log line is not in nginx's combined format: {line!r}")
+
+
+def test_quit_under_load_completes_in_flight_requests():
+    # A PUT whose body is half sent when QUIT arrives must still complete.
+    slow = Conn(S.port, timeout=30)
+    body = b"q" * 200000
+    slow.send(build_request("PUT", key_path("quit-slow"), None, [("Content-Length", str(len(body)))])
+              + body[:100000])
+    idle = Conn(S.port, timeout=15)
+    check(idle.request("GET", "/readyz").status == 200, "ready before QUIT")
+    states = [ClientState(c, [b"quit-%d-%d" % (c, i) for i in range(8)], 3000 + c) for c in range(4)]
+    stop = threading.Event()
+    clients = [LoadClient(lambda: S.port, st, stop, mix=(70, 30, 0), policy="stop") for st in states]
+    for c in clients:
+        c.start()
+    wait_for(lambda: all(st.acked_puts >= 5 for st in states), 20, "load before QUIT")
+    S.signal(signal.SIGQUIT)
+    # Draining: /readyz is 503 on a connection that is still open (or it is closed as idle).
+    readyz = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            readyz = idle.request("GET", "/readyz").status
+        except (ConnectionClosed, OSError):
+            readyz = "closed"
+            break
+        if readyz == 503:
+            break
+        time.sleep(0.05)
+    check(readyz in (503, "closed"), f"/readyz while draining: {readyz}")
+    time.sleep(0.2)
+    slow.send(body[100000:])
+    r = slow.read_response()
+    check(r.status == 201, f"in-flight PUT across QUIT: {r!r}")
+    slow.close()
+    idle.close()
+    for c in clients:
+        c.join(30)
+        check(not c.is_alive(), "a load client did not stop after QUIT")
+    errors = [e for c in clients for e in c.errors]
+    check(not errors, "violations: " + "; ".join(errors[:10]))
+    # The only acceptable failure: the server closed a connection that had no
+    # request in flight (no byte of response, on a reused connection) or
+    # refused a new one once it stopped accepting.
+    bad = [f for c in clients for f in c.failures
+           if not (f.retryable or f.op == "connect")]
+    check(not bad, f"in-flight requests not completed across QUIT: {bad}")
+    status = S.wait_exit(60)
+    check(status == 0, f"master after QUIT: exit status {status} (None = still running after 60 s)")
+    wait_for(lambda: not S.group_pids(), 10, "every kingx process to exit after QUIT")
+    # Everything acknowledged is durable.
+    S.port = None
+    S.start()
+    errs = verify_states(S.port, states)
+    check(not errs, "after QUIT and restart:\n  " + "\n  ".join(errs[:20]))
+    g = http(S.port, "GET", key_path("quit-slow"))
+    check(g.status == 200 and g.body == body, f"in-flight PUT after restart: {g.status}")
+
+
+def test_term_stops_fast():
+    check(S.alive(), "server running")
+    S.signal(signal.SIGTERM)
+    status = S.wait_exit(20)
+    check(status == 0, f"exit status after TERM: {status}")
+    wait_for(lambda: not S.group_pids(), 10, "every kingx process to exit after TERM")
+
+
+def main():
+    global S, CONFIG
+    S = Server([])
+    CONFIG = os.path.join(S.workdir, "kingx.json")
+    write_config(CONFIG, {"max_value_bytes": 1 << 20, "workers": 2})
+    S.extra = ["--config", CONFIG]
+    try:
+        S.start()
+        status = run_cases("signals", [(n[5:], f) for n, f in globals().items() if n.startswith("test_")], S)
+    except Exception as e:  # noqa: BLE001
+        print(f"FAIL startup: {e}")
+        status = 1
+    finally:
+        S.cleanup()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""kill -9 of one worker (and of the writer) under write load.
+
+Worker: the master respawns it; every acknowledged write stays readable; the
+only failed requests are those of connections the killed worker held (each
+client connection is mapped to the worker holding its server side through
+/proc/net/tcp and /proc/PID/fd); the load goes on afterwards.
+Writer: the master respawns it; workers keep their connections; writes in
+flight may fail (5xx or no answer) but none acknowledged is lost, and writes
+succeed again once the new writer has recovered.
+
+    KINGX_BIN=build/src/kingx python3 tests/blackbox/test_worker_kill.py
+"""
+
+import os
+import signal
+import sys
+import threading
+import time
+
+from kingx_harness import SOAK, Server, TestFailure, check, run_cases
+from kingx_load import ClientState, LoadClient, verify_states
+
+CLIENTS = 8
+S = None
+
+
+def start_clients(states, stop, mix=(100, 0, 0)):
+    clients = [LoadClient(lambda: S.port, st, stop, mix=mix, policy="reconnect",
+                          locate=lambda conn: S.worker_of_client_port(conn.local_port()),
+                          deadline=time.monotonic() + 120, value_size=None)
+               for st in states]
+    for c in clients:
+        c.start()
+    return clients
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise TestFailure(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop_clients(clients, stop):
+    stop.set()
+    for c in clients:
+        c.join(30)
+        check(not c.is_alive(), f"client {c.st.client_id} did not stop")
+
+
+def test_worker_kill_under_write_load():
+    workers = S.wait_children("kingx-worker", 2)
+    states = [ClientState(c, [b"wk-%d-%d" % (c, i) for i in range(10)], 1000 + c) for c in range(CLIENTS)]
+    stop = threading.Event()
+    clients = start_clients(states, stop, mix=(80, 20, 0))
+    try:
+        wait_for(lambda: all(st.acked_puts >= 20 for st in states) and
+                 all(c.conn_worker is not None for c in clients if c.conn), 30, "20 acknowledged PUTs per client")
+        by_worker = {}
+        for c in clients:
+            by_worker.setdefault(c.conn_worker, []).append(c.st.client_id)
+        check(len([w for w in by_worker if w in workers]) >= 1, f"clients not on known workers: {by_worker}")
+        victim = max((w for w in by_worker if w in workers), key=lambda w: len(by_worker[w]))
+        victim_clients = set(by_worker[victim])
+        survivors = [c for c in clients if c.st.client_id not in victim_clients]
+        print(f"workers {workers}; clients by worker {by_worker}; killing {victim}", flush=True)
+        t_kill = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        new = S.wait_children("kingx-worker", 2, exclude=[victim], timeout=15)
+        t_respawn = time.monotonic()
+        print(f"respawned: workers now {new} after {t_respawn - t_kill:.2f}s", flush=True)
+        before = {c.st.client_id: c.st.acked_puts for c in clients}
+        wait_for(lambda: all(c.st.acked_puts >= before[c.st.client_id] + 10 for c in clients), 30,
+                 "10 more acknowledged PUTs from every client after the respawn")
+    finally:
+        stop_clients(clients, stop)
+    errors = [e for c in clients for e in c.errors]
+    check(not errors, "contract violations under load:\n  " + "\n  ".join(errors[:20]))
+    for c in clients:
+        for f in c.failures:
+            # A failed request must have been on a connection of the killed worker,
+            # or a reconnect racing the kill itself (before the respawn was seen).
+            on_victim = f.worker == victim
+            racing = f.worker is None and t_kill <= f.when <= t_respawn + 1.0
+            check(on_victim or racing, f"client {c.st.client_id} (on {c.conn_worker}) saw a failure "
+                                       f"outside the killed worker {victim}: {f}")
+    for c in survivors:
+        check(not c.failures, f"client {c.st.client_id} of a surviving worker saw failures: {c.failures}")
+    errs = verify_states(S.port, states, settle=False)
+    check(not errs, "acknowledged writes lost after the worker kill:\n  " + "\n  ".join(errs[:20]))
+    check(S.alive(), "master died")
+    wait_for(lambda: str(victim) in open(S.error_log, errors="replace").read(), 10,
+             f"the error log to mention the death of worker {victim}")
+
+
+def test_writer_kill_under_write_load():
+    writer = S.wait_children("kingx-writer", 1)[0]
+    workers_before = set(S.workers())
+    states = [ClientState(c, [b"wr-%d-%d" % (c, i) for i in range(10)], 2000 + c) for c in range(4)]
+    stop = threading.Event()
+    clients = start_clients(states, stop, mix=(80, 20, 0))
+    try:
+        wait_for(lambda: all(st.acked_puts >= 10 for st in states), 30, "10 acknowledged PUTs per client")
+        os.kill(writer, signal.SIGKILL)
+        new = S.wait_children("kingx-writer", 1, exclude=[writer], timeout=15)
+        print(f"writer {writer} killed, respawned as {new}", flush=True)
+        S.wait_ready(timeout=30)
+        before = {c.st.client_id: c.st.acked_puts for c in clients}
+        wait_for(lambda: all(c.st.acked_puts >= before[c.st.client_id] + 10 for c in clients), 30,
+                 "10 more acknowledged PUTs from every client after the writer came back")
+    finally:
+        stop_clients(clients, stop)
+    errors = [e for c in clients for e in c.errors]
+    check(not errors, "contract violations under load:\n  " + "\n  ".join(errors[:20]))
+    check(workers_before <= set(S.workers()), f"workers changed when the writer died: "
+                                              f"{workers_before} -> {S.workers()}")
+    errs = verify_states(S.port, states, settle=False)
+    check(not errs, "acknowledged writes lost after the writer kill:\n  " + "\n  ".join(errs[:20]))
+
+
+def test_repeated_worker_kills_keep_serving():
+    rounds = 20 if SOAK else 3
+    for i in range(rounds):
+        victim = S.wait_children("kingx-worker", 2)[i % 2]
+        os.kill(victim, signal.SIGKILL)
+        S.wait_children("kingx-worker", 2, exclude=[victim], timeout=15)
+        S.wait_ready(timeout=15)
+
+
+def main():
+    global S
+    S = Server(["--workers", "2"])
+    try:
+        S.start()
+        status = run_cases("worker and writer kill -9", [(n[5:], f) for n, f in globals().items()
+                                                         if n.startswith("test_")], S)
+    except Exception as e:  # noqa: BLE001
+        print(f"FAIL startup: {e}")
+        status = 1
+    finally:
+        S.cleanup()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
