@@ -147,7 +147,10 @@ void Probe(const IndexSlot* table, uint64_t cap, uint64_t hash, Candidates* out,
 
 // Gives the pages inside [addr, addr + len) back to the kernel. Shared memory
 // needs MADV_REMOVE (DONTNEED only unmaps it from this process); private
-// memory accepts DONTNEED. Failure only costs RAM, so it is ignored.
+// memory accepts DONTNEED. Failure only costs RAM, so it is ignored. A slow
+// reader still probing the old table may fault a few of its pages back in
+// (shared memory has no zero page); they stay until the arena reuses and
+// releases that range again, or until Clear().
 void ReleasePages(char* addr, uint64_t len) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = AlignUp(reinterpret_cast<uintptr_t>(addr), page);

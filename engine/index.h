@@ -94,7 +94,8 @@ class SharedIndex {
   // Bytes of the region header; the table arena starts after it.
   static constexpr size_t kHeaderBytes = 4096;
   static constexpr uint64_t kMinCapacity = 16;
-  // Load factor above which an insert grows the table, and the growth factor.
+  // Load factor above which an insert grows the table (x1.5): an insert
+  // grows first when size + 1 would exceed capacity * 85 / 100.
   static constexpr double kMaxLoad = 0.85;
 
   // Formats the region [base, base + bytes) (called once, by the master,
@@ -126,7 +127,7 @@ class SharedIndex {
   // Copies into *out every location stored under `hash` (out->count may be
   // 0: not found is an OK status with no candidates). Lock-free; retries while
   // the writer is inside a write section or the table changed under it.
-  // Errors: kBusy after ~1000 spins and a few sched_yield()s (writer busy or
+  // Errors: kBusy after 1000 spins and 50 sched_yield()s (writer busy or
   // dead mid-section: retry later); kCorruption if more than kMaxCandidates
   // slots hold `hash` (only after memory corruption). *out is unspecified on
   // error. Tombstoned locations are returned as stored (never present once
@@ -149,7 +150,8 @@ class SharedIndex {
   Status Insert(uint64_t hash, Location loc);
 
   // Points the slot (hash, old_loc) at new_loc with one atomic store (no write
-  // section: readers see either location). false if no such slot.
+  // section: readers see either location; allowed inside or outside a batch).
+  // false if no such slot.
   bool Replace(uint64_t hash, Location old_loc, Location new_loc);
 
   // Removes the slot (hash, loc) (exact match, tombstone bit included).
