@@ -1,0 +1,284 @@
+// The engine against a std::map model: random puts, deletes, conditional
+// writes, batches, large values in parts and reopens, with compression on and
+// off; every read must match the model.
+#include "engine/writer.h"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <random>
+
+#include "engine/compress.h"
+#include "tests/engine/support/test_util.h"
+
+using namespace kingx::engine;
+using namespace kingx::engine::test;
+
+namespace {
+
+struct ModelEntry {
+  std::string value;
+  uint64_t seq;
+};
+
+std::string RandomKey(std::mt19937_64& rng) {
+  static const std::vector<std::string> kFixed = {"a", std::string("nul\0key", 7), std::string("\0", 1),
+                                                  std::string(1024, 'K'), "\xff\xfe binary"};
+  if (rng() % 8 == 0) return kFixed[rng() % kFixed.size()];
+  return "key-" + std::to_string(rng() % 200);
+}
+
+size_t RandomValueLen(std::mt19937_64& rng) {
+  switch (rng() % 20) {
+    case 0: return 0;
+    case 1: return 1 + rng() % 16;
+    case 2: return 256 + rng() % 4096;
+    case 3: if (rng() % 10 == 0) return (1 << 20) + rng() % (2 << 20); [[fallthrough]];
+    default: return 20 + rng() % 200;
+  }
+}
+
+void CheckAll(TestDb& db, const std::map<std::string, ModelEntry>& model, const std::vector<std::string>& keys) {
+  for (const std::string& k : keys) {
+    auto v = db.reader().Get(k);
+    auto it = model.find(k);
+    if (it == model.end()) {
+      INFO("key " << k);
+      REQUIRE(v.status().Is(Code::kNotFound));
+    } else {
+      INFO("key " << k);
+      REQUIRE(v.ok());
+      REQUIRE(v->data == it->second.value);
+      REQUIRE(v->seq == it->second.seq);
+      REQUIRE(v->content_type == "text/plain");
+    }
+  }
+  REQUIRE(db.writer().Stats().keys == model.size());
+  REQUIRE(db.index().counters().keys.load() == model.size());
+}
+
+}  // namespace
+
+TEST_CASE("the engine agrees with a std::map model over random puts, deletes, conditions and reopens",
+          "[engine][writer][model]") {
+  const int level = GENERATE(0, 1);
+  TempDir dir;
+  Options o;
+  o.compression_level = level;
+  o.segment_bytes = 256 << 10;  // many rotations
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  std::mt19937_64 rng(1234 + level);
+  std::map<std::string, ModelEntry> model;
+  std::vector<std::string> all_keys;
+  uint64_t last_seq = 0;
+  auto remember = [&](const std::string& k) {
+    if (std::find(all_keys.begin(), all_keys.end(), k) == all_keys.end()) all_keys.push_back(k);
+  };
+
+  for (int step = 0; step < 3000; ++step) {
+    const int what = static_cast<int>(rng() % 100);
+    const std::string key = RandomKey(rng);
+    remember(key);
+    auto it = model.find(key);
+    if (what < 45) {  // put, sometimes conditional
+      std::string value = MakeValue(key, step, RandomValueLen(rng), rng() % 2 == 0);
+      Condition c;
+      bool should_pass = true;
+      const int cond = static_cast<int>(rng() % 6);
+      if (cond == 0) {
+        c.kind = Condition::Kind::kIfAbsent;
+        should_pass = it == model.end();
+      } else if (cond == 1) {
+        c.kind = Condition::Kind::kIfMatch;
+        c.seq = it != model.end() ? it->second.seq : 12345;
+        should_pass = it != model.end();
+      } else if (cond == 2) {
+        c.kind = Condition::Kind::kIfMatch;
+        c.seq = it != model.end() ? it->second.seq + 1 : 0;
+        should_pass = false;
+      }
+      WriteResult r = db.Put(key, value, c);
+      if (should_pass) {
+        REQUIRE(r.status.ok());
+        REQUIRE(r.existed == (it != model.end()));
+        REQUIRE(r.seq > last_seq);
+        last_seq = r.seq;
+        model[key] = ModelEntry{value, r.seq};
+      } else {
+        REQUIRE(r.status.Is(Code::kPreconditionFailed));
+      }
+    } else if (what < 60) {  // delete
+      WriteResult r = db.Delete(key);
+      if (it == model.end()) {
+        REQUIRE(r.status.Is(Code::kNotFound));
+      } else {
+        REQUIRE(r.status.ok());
+        REQUIRE(r.existed);
+        REQUIRE(r.seq > last_seq);
+        last_seq = r.seq;
+        model.erase(it);
+      }
+    } else if (what < 80) {  // get
+      auto v = db.reader().Get(key);
+      if (it == model.end()) {
+        REQUIRE(v.status().Is(Code::kNotFound));
+      } else {
+        REQUIRE(v.ok());
+        REQUIRE(v->data == it->second.value);
+        REQUIRE(v->seq == it->second.seq);
+        auto meta = db.reader().Get(key, ReadMode::kMetadata);
+        REQUIRE(meta.ok());
+        REQUIRE(meta->raw_len == it->second.value.size());
+        REQUIRE(meta->data.empty());
+      }
+    } else if (what < 92) {  // a batch in which later ops see earlier ones
+      std::vector<std::string> keys, values, stored;
+      std::vector<WriteOp> ops;
+      const int n = 1 + static_cast<int>(rng() % 8);
+      for (int i = 0; i < n; ++i) {
+        keys.push_back(rng() % 3 == 0 ? key : RandomKey(rng));
+        values.push_back(MakeValue(keys.back(), step * 100 + i, RandomValueLen(rng) % 5000, true));
+        stored.emplace_back();
+      }
+      for (int i = 0; i < n; ++i) {
+        remember(keys[i]);
+        WriteOp op;
+        op.key = keys[i];
+        if (rng() % 4 == 0) {
+          op.type = OpType::kDelete;
+        } else {
+          op.content_type = "text/plain";
+          op.codec = EncodeValue(values[i], level, o.compress_min_bytes, &stored[i]);
+          op.stored = op.codec == Codec::kZstd ? std::string_view(stored[i]) : std::string_view(values[i]);
+          op.raw_len = values[i].size();
+          if (rng() % 5 == 0) op.condition.kind = Condition::Kind::kIfAbsent;
+        }
+        ops.push_back(op);
+      }
+      std::vector<WriteResult> results(ops.size());
+      db.writer().Apply(ops, results);
+      for (int i = 0; i < n; ++i) {
+        auto mit = model.find(keys[i]);
+        const bool exists = mit != model.end();
+        if (ops[i].type == OpType::kDelete) {
+          if (!exists) {
+            REQUIRE(results[i].status.Is(Code::kNotFound));
+            continue;
+          }
+          REQUIRE(results[i].status.ok());
+          model.erase(mit);
+        } else {
+          if (ops[i].condition.kind == Condition::Kind::kIfAbsent && exists) {
+            REQUIRE(results[i].status.Is(Code::kPreconditionFailed));
+            continue;
+          }
+          REQUIRE(results[i].status.ok());
+          REQUIRE(results[i].existed == exists);
+          model[keys[i]] = ModelEntry{values[i], results[i].seq};
+        }
+        REQUIRE(results[i].seq > last_seq);
+        last_seq = results[i].seq;
+      }
+    } else if (what < 96) {  // a large value written in parts
+      std::string value = MakeValue(key, step, 100000 + rng() % 300000, rng() % 2 == 0);
+      WriteOp head;
+      head.key = key;
+      head.content_type = "text/plain";
+      head.codec = level > 0 ? Codec::kZstd : Codec::kRaw;
+      auto id = db.writer().BeginLarge(head);
+      REQUIRE(id.ok());
+      for (size_t off = 0; off < value.size(); off += 65536) {
+        std::string part = value.substr(off, 65536);
+        std::string frame;
+        if (head.codec == Codec::kZstd) REQUIRE(CompressFrame(part, level, &frame).ok());
+        REQUIRE(db.writer().AppendLarge(id.value(), head.codec == Codec::kZstd ? frame : part).ok());
+      }
+      WriteResult r;
+      db.writer().FinishLarge(id.value(), value.size(), &r);
+      REQUIRE(r.status.ok());
+      REQUIRE(r.existed == (it != model.end()));
+      REQUIRE(r.seq > last_seq);
+      last_seq = r.seq;
+      model[key] = ModelEntry{value, r.seq};
+    } else {  // reopen
+      REQUIRE(db.Open().ok());
+      CheckAll(db, model, all_keys);
+    }
+  }
+  CheckAll(db, model, all_keys);
+  REQUIRE(db.Open().ok());
+  CheckAll(db, model, all_keys);
+  // Sequence numbers never go back after a reopen.
+  WriteResult r = db.Put("after-reopen", "x");
+  REQUIRE(r.status.ok());
+  REQUIRE(r.seq > last_seq);
+}
+
+TEST_CASE("a second writer cannot open a locked database", "[engine][writer]") {
+  TempDir dir;
+  TestDb a(PosixEnv(), dir.path(), Options{});
+  REQUIRE(a.Open().ok());
+  TestDb b(PosixEnv(), dir.path(), Options{});
+  CHECK(b.Open().Is(Code::kBusy));
+  a.Close();
+  CHECK(b.Open().ok());
+}
+
+TEST_CASE("invalid ops fail alone and the rest of the batch commits", "[engine][writer]") {
+  TempDir dir;
+  Options o;
+  o.max_value_bytes = 1000;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  std::string big(1001, 'x');
+  std::string long_ct(256, 'c');
+  WriteOp ops[5];
+  ops[0].key = "ok1";
+  ops[0].stored = "v";
+  ops[0].raw_len = 1;
+  ops[1].key = "";  // empty key
+  ops[2].key = "big";
+  ops[2].stored = big;
+  ops[2].raw_len = big.size();
+  ops[3].key = "ct";
+  ops[3].content_type = long_ct;
+  ops[4].key = "ok2";
+  ops[4].stored = "w";
+  ops[4].raw_len = 1;
+  WriteResult r[5];
+  db.writer().Apply(ops, r);
+  CHECK(r[0].status.ok());
+  CHECK(r[1].status.Is(Code::kInvalidArgument));
+  CHECK(r[2].status.Is(Code::kTooLarge));
+  CHECK(r[3].status.Is(Code::kInvalidArgument));
+  CHECK(r[4].status.ok());
+  CHECK(r[4].seq == r[0].seq + 1);
+  CHECK(db.Get("ok2").value() == "w");
+  CHECK(db.Get("big").status().Is(Code::kNotFound));
+}
+
+TEST_CASE("live and dead bytes follow overwrites and deletes", "[engine][writer][stats]") {
+  TempDir dir;
+  TestDb db(PosixEnv(), dir.path(), Options{});
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("k", std::string(100, 'a')).status.ok());
+  const uint64_t rec = RecordBytes(1, 10, 100);
+  WriterStats s = db.writer().Stats();
+  CHECK(s.live_bytes == rec);
+  CHECK(s.dead_bytes == 0);
+  REQUIRE(db.Put("k", std::string(100, 'b')).status.ok());
+  s = db.writer().Stats();
+  CHECK(s.live_bytes == rec);
+  CHECK(s.dead_bytes == rec);
+  REQUIRE(db.Delete("k").status.ok());
+  s = db.writer().Stats();
+  CHECK(s.live_bytes == 0);
+  CHECK(s.dead_bytes == 2 * rec + RecordBytes(1, 0, 0));
+  CHECK(s.keys == 0);
+  // Recovery counts the same.
+  REQUIRE(db.Open().ok());
+  WriterStats t = db.writer().Stats();
+  CHECK(t.live_bytes == s.live_bytes);
+  CHECK(t.dead_bytes == s.dead_bytes);
+}
