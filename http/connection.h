@@ -37,14 +37,27 @@
 #include <vector>
 
 #include "http/counters.h"
-#include "http/limits.h"
-#include "http/parser.h"
+#include "http/http_limits.h"
 #include "http/request.h"
 #include "http/response.h"
 
 namespace kingx::http {
 
 class Connection;
+class Parser;
+struct ParseError;
+
+// What Handler::OnResponded reports: one per final response, whoever wrote
+// it (the handler, or the core for a refused request).
+struct ResponseRecord {
+  // The request, or null when the core refused bytes it could not parse into
+  // a head (framing errors, limits, header timeout). Valid during the call.
+  const Request* request = nullptr;
+  int status = 0;
+  uint64_t body_bytes = 0;    // body bytes sent (0 for HEAD/204/304)
+  uint64_t latency_ms = 0;    // now_ms - request->start_ms (0 without request)
+  bool by_core = false;       // written by the core, not by Handler code
+};
 
 // Implemented by the server (src/). One Handler may serve many Connections.
 // Callbacks are made from inside Connection methods; a callback may call
@@ -78,6 +91,14 @@ class Handler {
   // must drop every reference to it and to the Request (e.g. mark its queued
   // write as orphaned: the write may still complete, nobody is told).
   virtual void OnAbort(Connection& conn) = 0;
+
+  // Every final response queued on `conn` (access log, tracing). Called
+  // from Respond and from the core's own refusals; must not call back into
+  // `conn`. Default: nothing.
+  virtual void OnResponded(Connection& conn, const ResponseRecord& record) {
+    (void)conn;
+    (void)record;
+  }
 };
 
 class Connection {
@@ -129,14 +150,20 @@ class Connection {
 
   // Fills up to max_iov entries with the pending output, in order: several
   // pipelined responses batched, each response's head and body adjacent.
-  // Returns the number of entries filled (0 when !HasOutput()). The
-  // pointed-to bytes stay valid and unchanged until the next ConsumeOutput,
-  // Respond or destruction.
+  // Returns the number of entries filled (0 when !HasOutput()).
+  // The bytes pointed to stay valid and unchanged until ConsumeOutput
+  // reports them written, or the Connection is destroyed: appending more
+  // output (Respond, Feed producing an error or 100 Continue) never moves
+  // them, so an asynchronous writev (uv_write) may use them while the loop
+  // keeps feeding. While such a write is in flight do not gather again
+  // (the same bytes would be returned); after ConsumeOutput, gather the rest.
   size_t GatherOutput(struct iovec* iov, size_t max_iov) const;
   // `bytes` of the gathered output were written (a short write is fine;
-  // bytes <= total pending). Releases body holders that are fully sent;
-  // when everything is sent and the connection is idle, shrinks buffers.
-  // May dispatch a pipelined request that waited for the output to drain.
+  // bytes <= OutputBytes()). Releases body holders that are fully sent;
+  // when everything is sent and the connection is idle, frees its buffers.
+  // May dispatch a pipelined request that waited for the output to drain
+  // (Handler callbacks). After the output was abandoned (send timeout) it
+  // only counts the bytes.
   void ConsumeOutput(size_t bytes, uint64_t now_ms);
   bool HasOutput() const;
   // Total bytes pending (for the I/O layer's own accounting).
@@ -162,8 +189,11 @@ class Connection {
   uint64_t DeadlineMs() const;
   // Call when DeadlineMs() passed (calling early is harmless: nothing
   // happens). Header/body deadline: the handler's request (if any) is
-  // aborted, 408 is queued, ShouldClose(). Idle keep-alive or send deadline:
-  // ShouldClose() without a response.
+  // aborted, 408 is queued (unless that request was already answered),
+  // ShouldClose(). Idle keep-alive: ShouldClose() without a response. Send
+  // deadline: the pending output is abandoned (HasOutput() turns false; its
+  // memory is kept until destruction, so an in-flight write stays valid)
+  // and ShouldClose(): close now.
   void OnTimer(uint64_t now_ms);
 
   // --- misc ---
@@ -179,55 +209,68 @@ class Connection {
   size_t MemoryFootprint() const;
 
  private:
-  // The connection's life: one state, see connection.cc for transitions.
+  // The connection's life: one state; connection.cc documents transitions.
   enum class State : uint8_t {
     kHead,         // reading (or waiting for) the next request head
-    kBody,         // request dispatched; its body is being read and delivered
-    kAwaitAnswer,  // body complete (OnBodyEnd called); waiting for Respond
-    kClosing,      // no more requests: flush output, then close
+    kBody,         // a head was handled; its body (maybe empty) is being read
+    kAwaitAnswer,  // body complete, OnBodyEnd called: waiting for Respond
+    kClosing,      // no more requests: flush the output, then close
   };
   struct OutChunk {
-    const char* ext = nullptr;  // external bytes (zero-copy body), or null
-    size_t off = 0;             // offset into out_ when ext is null
+    const char* data = nullptr;
     size_t len = 0;
-    std::shared_ptr<const void> holder;
+    std::shared_ptr<const void> holder;  // keeps data alive (an output block or a body)
   };
 
   void Drive(uint64_t now_ms);
-  bool StepHead(uint64_t now_ms);
-  bool StepBody(uint64_t now_ms);
-  void Dispatch(uint64_t now_ms);
-  void Reject(int status, std::string_view detail, uint64_t limit_value, bool has_limit, uint64_t now_ms);
+  void OnHead(uint64_t now_ms);
+  void OnMessageEnd(uint64_t now_ms);
+  void OnParseError(uint64_t now_ms);
+  void FinishRequest(uint64_t now_ms);
+  void CoreRespond(const ParseError& error, const Request* request, bool close, uint64_t now_ms);
+  void QueueResponse(const Response& response, const Request* request, bool close, bool by_core,
+                     uint64_t now_ms);
+  void Close();
   void AbortHandler();
-  void BecomeIdleOrNext(uint64_t now_ms);
   void AppendOutput(std::string_view bytes);
-  void AppendExternal(std::string_view bytes, std::shared_ptr<const void> holder);
   void ReleaseIdleMemory();
+  void AppendChunk(const char* data, size_t len, const std::shared_ptr<const void>& holder);
+  const Request& request() const;
   std::span<const char> Unparsed() const;
+  size_t UnparsedBytes() const;
   void ConsumeInput(size_t n);
+  bool BodyPending() const;
 
   Handler& handler_;
   const Limits& limits_;
   Counters* counters_;
   void* user_data_ = nullptr;
-  Parser parser_;  // owns the current Request
+  std::unique_ptr<Parser> parser_;  // owns the current Request; null while idle (saves ~700 B)
   State state_ = State::kHead;
-  bool dispatched_ = false;     // request_ is with the handler, unanswered
-  bool body_paused_ = false;
-  bool in_drive_ = false;       // re-entrancy guard: Drive runs one loop at a time
-  bool close_after_output_ = false;
-  bool eof_ = false;
-  bool head_started_ = false;   // some byte of the current head was received
-  uint64_t phase_deadline_ms_ = 0;  // header / body / idle deadline, 0 = none
-  uint8_t phase_kind_ = 0;          // which of them (see connection.cc)
-  uint64_t send_progress_ms_ = 0;   // last time output was created or consumed
+  bool dispatched_ = false;        // the handler holds the current request, unanswered
+  bool answered_ = false;          // the current request got its final response
+  bool discard_body_ = false;      // read and drop the rest of the current body
+  bool dispatch_at_end_ = false;   // bodyless method with a body: dispatch once it is skipped
+  bool continue_sent_ = false;     // "100 Continue" queued for the current request
+  bool body_paused_ = false;       // PauseBody in effect
+  bool in_drive_ = false;          // re-entrancy guard: Drive runs one loop at a time
+  bool eof_ = false;               // FeedEof was called
+  bool output_abandoned_ = false;  // send timeout: pending output is dropped, close now
+  bool head_timer_armed_ = true;   // header deadline running (from head_start_ms_)
+  uint64_t head_start_ms_ = 0;
+  uint64_t body_last_ms_ = 0;      // last body progress (body deadline base)
+  uint64_t idle_since_ms_ = 0;     // keep-alive idle deadline base
+  uint64_t send_progress_ms_ = 0;  // last output progress (send deadline base)
   uint64_t requests_served_ = 0;
-  std::string in_;        // buffered unparsed input is in_[in_pos_, end)
+  std::string in_;                 // buffered unparsed input is in_[in_pos_, end)
   size_t in_pos_ = 0;
-  std::span<const char> feeding_;  // Feed's bytes while parsing them in place
-  std::string out_;       // serialized heads and copied bodies
-  std::vector<OutChunk> chunks_;
-  size_t chunk_sent_ = 0;       // bytes of chunks_.front() already consumed
+  std::span<const char> feeding_;  // Feed's own bytes while they are parsed in place
+  std::shared_ptr<char[]> block_;  // output block being filled (heads, copied bodies)
+  size_t block_cap_ = 0;
+  size_t block_used_ = 0;
+  std::vector<OutChunk> chunks_;   // pending output, in order
+  size_t chunk_head_ = 0;          // chunks_[0, chunk_head_) are fully consumed
+  size_t chunk_sent_ = 0;          // bytes of chunks_[chunk_head_] already consumed
   size_t output_bytes_ = 0;
 };
 

@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "http/limits.h"
+#include "http/http_limits.h"
 #include "http/request.h"
 
 namespace kingx::http {
@@ -37,7 +37,8 @@ class Parser {
   enum class Event : uint8_t {
     kNeedMore,    // all input consumed, no event; feed more bytes
     kHead,        // request() is a valid routed head; body (if any) follows
-    kBody,        // body bytes in Step::body (a view of the input)
+    kBody,        // body bytes in Step::body: a view of the input passed to
+                  // this Execute call, any length (the Connection slices it)
     kMessageEnd,  // the current request's body (if any) is complete
     kError,       // error(): framing/validation failure. Terminal: the
                   // connection must answer and close; Execute stays kError.
@@ -54,8 +55,7 @@ class Parser {
   Parser& operator=(const Parser&) = delete;
 
   // Parses `data` up to and including the next event. Bytes not consumed
-  // must be passed again (followed by new ones) on the next call. kBody
-  // spans are at most Limits::body_part_bytes long.
+  // must be passed again (followed by new ones) on the next call.
   Step Execute(std::span<const char> data);
   // The peer sent EOF. Returns true when that is a clean end (between
   // requests); false when a request was cut short.
@@ -73,44 +73,64 @@ class Parser {
   size_t HeapBytes() const;
   void ReleaseMemory();
 
+  // True when the head just returned by kHead is refused at request level
+  // (404, 405, 400 bad key or precondition, 414 key, 417): error() says
+  // why. The framing is intact, so the body (if any) follows as kBody
+  // events and the connection can go on after it.
+  bool rejected() const { return rejected_; }
+  // The Connection records timing in the Request it dispatches.
+  Request& mutable_request() { return request_; }
+
   // llhttp callbacks (parser.cc); public only so the C trampolines reach them.
   struct Callbacks;
+  static constexpr size_t kLlhttpBytes = 96;
 
  private:
   friend struct Callbacks;
+  // Header fields the parser keeps (index into spans_/counts_).
+  enum Field : uint8_t {
+    kNoField, kContentType, kHost, kUserAgent, kReferer, kXRequestId, kXForwardedFor,
+    kTransferEncoding, kExpect, kIfMatch, kIfNoneMatch, kFieldCount
+  };
+  struct Span { uint32_t off = 0, len = 0; };
+
+  void ResetForNextMessage();
   int Fail(int status, std::string_view detail);
   int FailLimit(int status, std::string_view detail, uint64_t limit);
+  void Reject(int status, std::string_view detail);
+  int OnHeaderFieldComplete();
+  int OnHeaderValueComplete();
   int OnHeadersComplete();
-  void StartMessage();
+  int OnChunkHeader();
+  std::string_view View(Span span) const { return std::string_view(store_).substr(span.off, span.len); }
+  Step ErrorStep(Step step);
 
-  static constexpr size_t kLlhttpBytes = 96;
   alignas(8) unsigned char llhttp_[kLlhttpBytes];
   const Limits& limits_;
   Request request_;
   ParseError error_;
-  std::string store_;          // header values and the decoded key, back to back
-  // Per-head scratch (reset at each message begin); offsets into store_.
-  struct Span { uint32_t off = 0, len = 0; };
-  Span url_, content_type_, host_, user_agent_, referer_, x_request_id_, xff_, te_, expect_,
-       if_match_, if_none_match_, connection_;
-  char field_name_[24];        // lower-cased header name being read (truncated)
+  std::string store_;           // header values and the decoded key, back to back
+  Span url_;
+  Span spans_[kFieldCount];
+  uint16_t counts_[kFieldCount] = {};
+  char field_name_[24];         // lower-cased name of the header being read
   uint8_t field_name_len_ = 0;
   bool field_name_long_ = false;
-  uint8_t current_ = 0;        // which Span the current header value goes to
-  bool in_value_ = false;
-  uint32_t host_count_ = 0, te_count_ = 0, ct_count_ = 0;
+  Field current_ = kNoField;    // where the current header value goes
+  bool has_version_ = false;    // the request line had an HTTP-version
+  bool line_done_ = false;      // the request line is complete
+  bool prev_lf_ = false;        // obs-fold scan: previous head byte was LF
   bool obs_fold_ = false;
-  size_t head_bytes_ = 0;      // bytes of the current head so far
-  size_t line_bytes_ = 0;      // bytes of the request line so far
-  bool line_done_ = false;
-  size_t fields_ = 0;
-  uint64_t body_seen_ = 0;     // chunked: de-chunked bytes so far
   bool head_started_ = false;
   bool head_done_ = false;
   bool message_done_ = false;
   bool failed_ = false;
-  // Set by callbacks, consumed by Execute.
-  Event pending_ = Event::kNeedMore;
+  bool rejected_ = false;
+  size_t head_bytes_ = 0;       // bytes of the current head so far
+  size_t fields_ = 0;           // header (and trailer) fields so far
+  size_t trailer_bytes_ = 0;
+  uint64_t body_declared_ = 0;  // chunked: sum of chunk sizes so far
+  Event pending_ = Event::kNeedMore;  // set by callbacks, returned by Execute
   std::span<const char> pending_body_;
 };
 

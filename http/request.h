@@ -1,11 +1,12 @@
 // Request: what the HTTP core hands to a Handler once a request head has been
 // parsed, validated and routed.
 //
-// Every string_view points into storage owned by the Connection and stays
-// valid until the request has been answered (Connection::Respond returned) or
-// aborted (Handler::OnAbort was called), whichever comes first. Copy what you
-// need beyond that (e.g. the key of a PUT waiting for durability is valid
-// until you Respond, so a handler that responds later may keep the view).
+// The Request and every string_view in it point into storage owned by the
+// Connection and stay valid until the handler calls Connection::Respond for
+// it (a Response may still reference them: Respond serializes the head
+// before it moves on) or Handler::OnAbort is called. Do not use them after
+// Respond returns: the next pipelined request may already be parsed over
+// them. A PUT waiting for durability may keep the views until it responds.
 #pragma once
 
 #include <cstdint>

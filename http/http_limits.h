@@ -1,4 +1,6 @@
 // Limits: every bound the HTTP core enforces on one connection.
+// (Named http_limits.h, not limits.h: a file called limits.h next to the
+// sources would shadow the C library header for includes that use <...>.)
 //
 // All values are configurable (the server's config fills them); the defaults
 // are the ones a user of nginx would recognise. A Limits object is a plain

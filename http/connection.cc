@@ -1,0 +1,531 @@
+// The per-connection state machine.
+//
+// States (see connection.h):
+//   kHead --head parsed--> kBody --body done--> kAwaitAnswer --Respond--> kHead
+//   kBody --Respond early--> kBody (the rest of the body is discarded) or kClosing
+//   any --framing error / timeout / "Connection: close" / EOF--> kClosing
+// Only one request is with the handler at a time: the parser is not run past
+// the end of request N until N is answered, so request N+1's bytes wait in
+// in_ (bounded by Limits::max_buffered_input_bytes through WantsRead).
+//
+// Re-entrancy: handler callbacks run inside Drive and may call Respond,
+// PauseBody, ResumeBody. Those only change state (and queue output); the one
+// running Drive loop picks the change up. Drive is entered again only from
+// the outside (Feed, Respond of a deferred answer, ResumeBody, ConsumeOutput).
+#include "http/connection.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+#include "http/parser.h"
+#include "http/responses.h"
+#include "http/wire.h"
+
+namespace kingx::http {
+namespace {
+
+constexpr std::string_view k100Continue = "HTTP/1.1 100 Continue\r\n\r\n";
+// Output blocks hold response heads and small copied bodies; a pipelined
+// batch of small responses shares one block. Freed when the connection idles.
+constexpr size_t kOutputBlockBytes = 2048;
+// Pending-output chunk slots kept across an idle period.
+constexpr size_t kIdleChunkSlots = 4;
+
+// Requests whose body means something: everything else has its body (if a
+// client sends one) read and dropped by the core before dispatch.
+bool TakesBody(const Request& r) {
+  return (r.route == Route::kKv && r.method == Method::kPut) ||
+         (r.route == Route::kAdminCompact && r.method == Method::kPost);
+}
+
+bool HasBody(const Request& r) { return r.chunked || r.content_length > 0; }
+
+}  // namespace
+
+Connection::Connection(Handler& handler, const Limits& limits, Counters* counters, uint64_t now_ms)
+    : handler_(handler),
+      limits_(limits),
+      counters_(counters),
+      head_start_ms_(now_ms),
+      body_last_ms_(now_ms),
+      idle_since_ms_(now_ms),
+      send_progress_ms_(now_ms) {
+  if (counters_) Bump(counters_->connections_opened);
+}
+
+Connection::~Connection() {
+  AbortHandler();
+  if (counters_) Bump(counters_->connections_closed);
+}
+
+const Request& Connection::request() const { return parser_->request(); }
+
+// ---------------------------------------------------------------- input
+
+std::span<const char> Connection::Unparsed() const {
+  if (in_pos_ < in_.size()) return std::span<const char>(in_.data() + in_pos_, in_.size() - in_pos_);
+  return feeding_;
+}
+
+size_t Connection::UnparsedBytes() const { return (in_.size() - in_pos_) + feeding_.size(); }
+
+void Connection::ConsumeInput(size_t n) {
+  if (n == 0) return;
+  if (in_pos_ < in_.size()) {
+    in_pos_ += n;
+    assert(in_pos_ <= in_.size());
+    if (in_pos_ >= in_.size()) {
+      in_.clear();
+      in_pos_ = 0;
+    }
+  } else {
+    feeding_ = feeding_.subspan(n);
+  }
+}
+
+void Connection::Feed(std::span<const char> bytes, uint64_t now_ms) {
+  assert(!in_drive_ && "Feed called from inside a Handler callback");
+  if (counters_) Bump(counters_->bytes_in, bytes.size());
+  if (state_ == State::kClosing || bytes.empty()) return;
+  if (state_ == State::kBody) body_last_ms_ = now_ms;
+  if (UnparsedBytes() == 0) {
+    // Common case: parse straight from the caller's buffer, keep only what
+    // is left over (a partial head, or a pipelined request that must wait).
+    in_.clear();
+    in_pos_ = 0;
+    feeding_ = bytes;
+    Drive(now_ms);
+    if (!feeding_.empty() && state_ != State::kClosing) in_.assign(feeding_.data(), feeding_.size());
+    feeding_ = {};
+  } else {
+    if (in_pos_ > 0) {
+      in_.erase(0, in_pos_);
+      in_pos_ = 0;
+    }
+    in_.append(bytes.data(), bytes.size());
+    Drive(now_ms);
+  }
+  if (state_ == State::kClosing) {
+    in_.clear();
+    in_pos_ = 0;
+  }
+}
+
+void Connection::FeedEof(uint64_t now_ms) {
+  assert(!in_drive_);
+  if (state_ == State::kClosing || eof_) return;
+  eof_ = true;
+  Drive(now_ms);
+}
+
+// ---------------------------------------------------------------- driving
+
+void Connection::Drive(uint64_t now_ms) {
+  if (in_drive_) return;  // the running loop will see the new state
+  in_drive_ = true;
+  for (;;) {
+    if (state_ == State::kClosing || state_ == State::kAwaitAnswer) break;
+    if (state_ == State::kHead && output_bytes_ > limits_.max_buffered_output_bytes) break;
+    if (state_ == State::kBody && body_paused_ && dispatched_ && !discard_body_) break;
+    std::span<const char> data = Unparsed();
+    if (state_ == State::kHead) {
+      if (data.empty() && !eof_) break;  // nothing to parse: stay idle
+      if (!parser_) parser_ = std::make_unique<Parser>(limits_);
+      if (!data.empty() && !head_timer_armed_) {
+        head_timer_armed_ = true;
+        head_start_ms_ = now_ms;
+      }
+    }
+    // One body piece per event, so a PauseBody in OnBody leaves nothing
+    // undelivered behind.
+    if (state_ == State::kBody && data.size() > limits_.body_part_bytes) data = data.first(limits_.body_part_bytes);
+    Parser::Step step = parser_->Execute(data);
+    ConsumeInput(step.consumed);
+    switch (step.event) {
+      case Parser::Event::kNeedMore:
+        if (eof_) {
+          // Nothing more will come: a partial head or body is dropped
+          // silently; between requests this is the normal end.
+          Close();
+        }
+        in_drive_ = false;
+        return;
+      case Parser::Event::kHead:
+        OnHead(now_ms);
+        break;
+      case Parser::Event::kBody:
+        body_last_ms_ = now_ms;
+        if (dispatched_ && !discard_body_ && !step.body.empty()) handler_.OnBody(*this, step.body);
+        break;
+      case Parser::Event::kMessageEnd:
+        OnMessageEnd(now_ms);
+        break;
+      case Parser::Event::kError:
+        OnParseError(now_ms);
+        break;
+    }
+  }
+  in_drive_ = false;
+}
+
+void Connection::OnHead(uint64_t now_ms) {
+  Request& req = parser_->mutable_request();
+  req.start_ms = now_ms;
+  state_ = State::kBody;
+  head_timer_armed_ = false;
+  body_last_ms_ = now_ms;
+  answered_ = dispatched_ = discard_body_ = dispatch_at_end_ = continue_sent_ = body_paused_ = false;
+  if (counters_) Bump(counters_->requests_by_method[static_cast<size_t>(req.method)]);
+
+  if (parser_->rejected()) {
+    // Refused at request level: answer now and skip the body. A client that
+    // waits for 100 Continue will not send the body we would have to skip,
+    // and might send it later anyway: close instead.
+    discard_body_ = true;
+    CoreRespond(parser_->error(), &req, HasBody(req) && req.expect_continue, now_ms);
+    return;
+  }
+  if (HasBody(req) && !TakesBody(req)) {
+    // GET/HEAD/DELETE/... with a body: skip it, then dispatch, so the
+    // handler never sees a body it has no use for.
+    discard_body_ = true;
+    dispatch_at_end_ = true;
+  } else {
+    dispatched_ = true;
+    handler_.OnRequest(*this, req);
+    if (!dispatched_ || state_ != State::kBody) return;  // answered (or closed) already
+  }
+  if (req.expect_continue && HasBody(req) && !continue_sent_) {
+    AppendChunk(k100Continue.data(), k100Continue.size(), nullptr);
+    continue_sent_ = true;
+    if (counters_) CountResponse(*counters_, 100, 0);
+  }
+}
+
+void Connection::OnMessageEnd(uint64_t now_ms) {
+  if (dispatch_at_end_) {
+    dispatch_at_end_ = false;
+    discard_body_ = false;
+    state_ = State::kAwaitAnswer;
+    dispatched_ = true;
+    handler_.OnRequest(*this, parser_->request());
+    if (dispatched_ && state_ == State::kAwaitAnswer) handler_.OnBodyEnd(*this);
+    return;
+  }
+  if (dispatched_) {
+    state_ = State::kAwaitAnswer;
+    handler_.OnBodyEnd(*this);
+    return;
+  }
+  FinishRequest(now_ms);  // answered before its body ended; the body is now skipped
+}
+
+void Connection::OnParseError(uint64_t now_ms) {
+  const bool have_request = state_ == State::kBody;
+  AbortHandler();
+  if (answered_) {
+    Close();  // one request never gets two responses
+    return;
+  }
+  CoreRespond(parser_->error(), have_request ? &parser_->request() : nullptr, true, now_ms);
+}
+
+void Connection::FinishRequest(uint64_t now_ms) {
+  ++requests_served_;
+  state_ = State::kHead;
+  answered_ = dispatched_ = discard_body_ = dispatch_at_end_ = continue_sent_ = body_paused_ = false;
+  idle_since_ms_ = now_ms;
+  head_timer_armed_ = UnparsedBytes() > 0;
+  if (head_timer_armed_) head_start_ms_ = now_ms;
+  ReleaseIdleMemory();
+}
+
+void Connection::AbortHandler() {
+  if (!dispatched_) return;
+  dispatched_ = false;
+  handler_.OnAbort(*this);
+}
+
+void Connection::Close() {
+  AbortHandler();
+  state_ = State::kClosing;
+  body_paused_ = false;
+  in_.clear();
+  in_pos_ = 0;
+  feeding_ = {};
+}
+
+bool Connection::BodyPending() const {
+  return state_ == State::kBody && HasBody(parser_->request()) && parser_->InBody();
+}
+
+// ---------------------------------------------------------------- answers
+
+void Connection::Respond(const Response& response, uint64_t now_ms) {
+  assert(dispatched_ && "Respond without an unanswered request (twice, or after OnAbort)");
+  if (!dispatched_) return;
+  dispatched_ = false;
+  const Request& req = parser_->request();
+  bool close = response.close || !req.keep_alive || eof_;
+  if (BodyPending()) {
+    // Answered before the body ended. If the client still waits for
+    // 100 Continue it may never send the body, or send it much later:
+    // close. Otherwise skip the rest of the body and keep the connection.
+    if (req.expect_continue && !continue_sent_) close = true;
+    discard_body_ = true;
+    body_paused_ = false;
+  }
+  QueueResponse(response, &req, close, false, now_ms);
+  answered_ = true;
+  if (close) {
+    Close();
+    return;
+  }
+  if (state_ == State::kAwaitAnswer) FinishRequest(now_ms);
+  Drive(now_ms);  // next pipelined request, or the rest of a skipped body
+}
+
+void Connection::CoreRespond(const ParseError& error, const Request* request, bool close, uint64_t now_ms) {
+  Response r = ProblemResponse(error.status, error.detail,
+                               error.has_limit ? std::optional<uint64_t>(error.limit) : std::nullopt);
+  r.allow = error.allow;
+  if (counters_) Bump(counters_->protocol_errors);
+  if (request && !request->keep_alive) close = true;
+  QueueResponse(r, request, close, true, now_ms);
+  answered_ = true;
+  if (close) Close();
+}
+
+void Connection::QueueResponse(const Response& r, const Request* request, bool close, bool by_core,
+                               uint64_t now_ms) {
+  const bool head_request = request && request->method == Method::kHead;
+  const bool bodiless_status = r.status < 200 || r.status == 204 || r.status == 304;
+  HeadFraming framing;
+  framing.keep_alive = !close;
+  framing.http10 = request && request->http_minor == 0;
+  framing.keepalive_timeout_s = limits_.keepalive_timeout_ms / 1000;
+  // RFC 9110 §8.6: no Content-Length on 1xx and 204; on 304 it would have
+  // to be the 200's length, which we do not know here: omitted.
+  framing.send_length = !bodiless_status;
+  framing.content_length = (head_request && r.head_content_length) ? *r.head_content_length : r.body.size();
+
+  thread_local std::string head;
+  head.clear();
+  AppendResponseHead(&head, r, framing);
+  const bool was_empty = !HasOutput();
+  AppendChunk(head.data(), head.size(), nullptr);
+  uint64_t body_bytes = 0;
+  if (!head_request && !bodiless_status && !r.body.empty()) {
+    if (r.body_holder) {
+      chunks_.push_back(OutChunk{r.body.data(), r.body.size(), r.body_holder});  // zero-copy
+      output_bytes_ += r.body.size();
+    } else {
+      AppendChunk(r.body.data(), r.body.size(), nullptr);
+    }
+    body_bytes = r.body.size();
+  }
+  if (was_empty) send_progress_ms_ = now_ms;
+
+  uint64_t latency_ms = (request && now_ms >= request->start_ms) ? now_ms - request->start_ms : 0;
+  if (counters_) CountResponse(*counters_, r.status, latency_ms);
+  ResponseRecord record;
+  record.request = request;
+  record.status = r.status;
+  record.body_bytes = body_bytes;
+  record.latency_ms = latency_ms;
+  record.by_core = by_core;
+  handler_.OnResponded(*this, record);
+}
+
+// ---------------------------------------------------------------- output
+
+// Copies bytes into the current output block (a new one when full) and adds
+// them as a chunk; with a holder, references the bytes instead.
+void Connection::AppendChunk(const char* data, size_t len, const std::shared_ptr<const void>& holder) {
+  if (len == 0) return;
+  const char* where = data;
+  std::shared_ptr<const void> keep = holder;
+  if (!holder) {
+    if (!block_ || block_cap_ - block_used_ < len) {
+      block_cap_ = std::max(kOutputBlockBytes, len);
+      block_ = std::make_shared_for_overwrite<char[]>(block_cap_);
+      block_used_ = 0;
+    }
+    char* dst = block_.get() + block_used_;
+    std::memcpy(dst, data, len);
+    block_used_ += len;
+    where = dst;
+    // Contiguous with the previous chunk in the same block: extend it.
+    if (chunks_.size() > chunk_head_) {
+      OutChunk& last = chunks_.back();
+      if (last.data + last.len == where && last.holder.get() == static_cast<const void*>(block_.get())) {
+        last.len += len;
+        output_bytes_ += len;
+        return;
+      }
+    }
+    keep = block_;
+  }
+  chunks_.push_back(OutChunk{where, len, std::move(keep)});
+  output_bytes_ += len;
+}
+
+size_t Connection::GatherOutput(struct iovec* iov, size_t max_iov) const {
+  if (output_abandoned_) return 0;
+  size_t n = 0;
+  for (size_t i = chunk_head_; i < chunks_.size() && n < max_iov; ++i) {
+    const OutChunk& c = chunks_[i];
+    size_t skip = i == chunk_head_ ? chunk_sent_ : 0;
+    iov[n].iov_base = const_cast<char*>(c.data + skip);
+    iov[n].iov_len = c.len - skip;
+    ++n;
+  }
+  return n;
+}
+
+bool Connection::HasOutput() const { return output_bytes_ > 0 && !output_abandoned_; }
+
+void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
+  assert(!in_drive_ && "ConsumeOutput called from inside a Handler callback");
+  if (counters_) Bump(counters_->bytes_out, bytes);
+  if (output_abandoned_) return;
+  assert(bytes <= output_bytes_);
+  bytes = std::min(bytes, output_bytes_);
+  if (bytes > 0) send_progress_ms_ = now_ms;
+  output_bytes_ -= bytes;
+  while (bytes > 0) {
+    OutChunk& c = chunks_[chunk_head_];
+    size_t left = c.len - chunk_sent_;
+    if (bytes < left) {
+      chunk_sent_ += bytes;
+      break;
+    }
+    bytes -= left;
+    chunk_sent_ = 0;
+    c.holder.reset();
+    ++chunk_head_;
+  }
+  if (chunk_head_ == chunks_.size()) {
+    chunks_.clear();
+    chunk_head_ = 0;
+    if (state_ == State::kHead) idle_since_ms_ = now_ms;
+  } else if (chunk_head_ >= 64 && chunk_head_ * 2 >= chunks_.size()) {
+    chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(chunk_head_));
+    chunk_head_ = 0;
+  }
+  if (state_ == State::kHead) {
+    ReleaseIdleMemory();
+    Drive(now_ms);  // a pipelined request may have waited for the output to drain
+  }
+}
+
+// ---------------------------------------------------------------- observers
+
+bool Connection::WantsRead() const {
+  if (state_ == State::kClosing || eof_) return false;
+  if (output_bytes_ > limits_.max_buffered_output_bytes) return false;
+  return UnparsedBytes() < limits_.max_buffered_input_bytes;
+}
+
+bool Connection::ShouldClose() const { return state_ == State::kClosing; }
+
+uint64_t Connection::DeadlineMs() const {
+  uint64_t phase = 0;
+  switch (state_) {
+    case State::kHead:
+      if (head_timer_armed_) {
+        phase = head_start_ms_ + limits_.header_timeout_ms;
+      } else if (!HasOutput()) {
+        phase = idle_since_ms_ + limits_.keepalive_timeout_ms;
+      }
+      break;
+    case State::kBody:
+      if (!(body_paused_ && dispatched_ && !discard_body_)) phase = body_last_ms_ + limits_.body_timeout_ms;
+      break;
+    case State::kAwaitAnswer:
+    case State::kClosing:
+      break;
+  }
+  uint64_t send = HasOutput() ? send_progress_ms_ + limits_.send_timeout_ms : 0;
+  if (phase == 0) return send;
+  if (send == 0) return phase;
+  return std::min(phase, send);
+}
+
+void Connection::OnTimer(uint64_t now_ms) {
+  assert(!in_drive_);
+  uint64_t deadline = DeadlineMs();
+  if (deadline == 0 || now_ms < deadline) return;
+  if (counters_) Bump(counters_->timeouts);
+  if (HasOutput() && now_ms >= send_progress_ms_ + limits_.send_timeout_ms) {
+    // The peer does not read. Keep the bytes (a write may still reference
+    // them) but stop offering them, and close now.
+    output_abandoned_ = true;
+    Close();
+    return;
+  }
+  static const ParseError kTimeout = [] {
+    ParseError e;
+    e.status = 408;
+    e.detail = "The request was not received in time.";
+    return e;
+  }();
+  switch (state_) {
+    case State::kHead:
+      if (head_timer_armed_) {
+        CoreRespond(kTimeout, nullptr, true, now_ms);
+      } else {
+        Close();  // idle keep-alive expired: silent
+      }
+      break;
+    case State::kBody: {
+      AbortHandler();
+      if (answered_) {
+        Close();
+      } else {
+        CoreRespond(kTimeout, &parser_->request(), true, now_ms);
+      }
+      break;
+    }
+    case State::kAwaitAnswer:
+    case State::kClosing:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------- memory
+
+void Connection::PauseBody() {
+  if (state_ == State::kBody && dispatched_) body_paused_ = true;
+}
+
+void Connection::ResumeBody(uint64_t now_ms) {
+  if (!body_paused_) return;
+  body_paused_ = false;
+  body_last_ms_ = now_ms;
+  Drive(now_ms);
+}
+
+void Connection::ReleaseIdleMemory() {
+  if (state_ != State::kHead || UnparsedBytes() > 0) return;
+  if (parser_ && !parser_->InHead() && !parser_->InBody()) parser_.reset();
+  std::string().swap(in_);
+  in_pos_ = 0;
+  if (chunk_head_ == chunks_.size()) {
+    block_.reset();
+    block_cap_ = block_used_ = 0;
+    if (chunks_.capacity() > kIdleChunkSlots) std::vector<OutChunk>().swap(chunks_);
+  }
+}
+
+size_t Connection::MemoryFootprint() const {
+  size_t bytes = sizeof(*this);
+  if (parser_) bytes += sizeof(Parser) + parser_->HeapBytes();
+  if (in_.capacity() > 15) bytes += in_.capacity() + 1;
+  bytes += chunks_.capacity() * sizeof(OutChunk);
+  if (block_) bytes += block_cap_;
+  return bytes;
+}
+
+}  // namespace kingx::http

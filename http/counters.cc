@@ -1,0 +1,122 @@
+// Counters arithmetic and the Prometheus text exposition (format 0.0.4).
+#include "http/counters.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "http/wire.h"
+
+namespace kingx::http {
+
+void CountResponse(Counters& c, int status, uint64_t latency_ms) {
+  int cls = status / 100;
+  if (cls >= 1 && cls <= 5) Bump(c.responses_by_class[cls]);
+  for (size_t i = 0; i < kTrackedStatusCount; ++i) {
+    if (kTrackedStatuses[i] == status) {
+      Bump(c.responses_by_status[i]);
+      break;
+    }
+  }
+  if (cls == 1) return;  // interim responses have no latency of their own
+  size_t bucket = kLatencyBucketCount - 1;
+  for (size_t i = 0; i + 1 < kLatencyBucketCount; ++i) {
+    if (latency_ms <= kLatencyBucketsMs[i]) {
+      bucket = i;
+      break;
+    }
+  }
+  Bump(c.latency_buckets[bucket]);
+  Bump(c.latency_sum_ms, latency_ms);
+  Bump(c.latency_count);
+}
+
+void Accumulate(Counters& sum, const Counters& part) {
+  static_assert(std::is_trivially_copyable_v<Counters>);
+  auto* s = reinterpret_cast<uint64_t*>(&sum);
+  const auto* p = reinterpret_cast<const uint64_t*>(&part);
+  for (size_t i = 0; i < sizeof(Counters) / sizeof(uint64_t); ++i) s[i] += Load(p[i]);
+}
+
+namespace {
+
+void Line(std::string* out, std::string_view name, std::string_view labels, uint64_t v) {
+  out->append(name);
+  if (!labels.empty()) {
+    out->push_back('{');
+    out->append(labels);
+    out->push_back('}');
+  }
+  out->push_back(' ');
+  AppendDecimal(out, v);
+  out->push_back('\n');
+}
+
+void Meta(std::string* out, std::string_view name, std::string_view type, std::string_view help) {
+  out->append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out->append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+std::string FormatDouble(double v) {
+  char buf[64];
+  int n = std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+}  // namespace
+
+std::string RenderMetrics(const Counters& c, const std::vector<Gauge>& extra) {
+  std::string out;
+  out.reserve(4096);
+  Meta(&out, "kingx_http_requests_total", "counter", "HTTP requests received, by method.");
+  for (size_t m = 0; m < kMethodCount; ++m) {
+    std::string labels = std::string("method=\"") + MethodName(static_cast<Method>(m)) + "\"";
+    Line(&out, "kingx_http_requests_total", labels, Load(c.requests_by_method[m]));
+  }
+  Meta(&out, "kingx_http_responses_total", "counter", "HTTP responses sent, by status class.");
+  for (int cls = 1; cls <= 5; ++cls) {
+    std::string labels = "class=\"" + std::to_string(cls) + "xx\"";
+    Line(&out, "kingx_http_responses_total", labels, Load(c.responses_by_class[cls]));
+  }
+  Meta(&out, "kingx_http_responses_by_code_total", "counter", "HTTP responses sent, by status code.");
+  for (size_t i = 0; i < kTrackedStatusCount; ++i) {
+    std::string labels = "code=\"" + std::to_string(kTrackedStatuses[i]) + "\"";
+    Line(&out, "kingx_http_responses_by_code_total", labels, Load(c.responses_by_status[i]));
+  }
+  Meta(&out, "kingx_http_request_duration_seconds", "histogram",
+       "Time from a complete request head to its response.");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kLatencyBucketCount; ++i) {
+    cumulative += Load(c.latency_buckets[i]);
+    std::string le = i + 1 < kLatencyBucketCount ? FormatDouble(static_cast<double>(kLatencyBucketsMs[i]) / 1000.0)
+                                                 : std::string("+Inf");
+    Line(&out, "kingx_http_request_duration_seconds_bucket", "le=\"" + le + "\"", cumulative);
+  }
+  out.append("kingx_http_request_duration_seconds_sum ")
+      .append(FormatDouble(static_cast<double>(Load(c.latency_sum_ms)) / 1000.0))
+      .append("\n");
+  Line(&out, "kingx_http_request_duration_seconds_count", "", Load(c.latency_count));
+  Meta(&out, "kingx_http_received_bytes_total", "counter", "Bytes received from clients.");
+  Line(&out, "kingx_http_received_bytes_total", "", Load(c.bytes_in));
+  Meta(&out, "kingx_http_sent_bytes_total", "counter", "Bytes sent to clients.");
+  Line(&out, "kingx_http_sent_bytes_total", "", Load(c.bytes_out));
+  Meta(&out, "kingx_http_connections_opened_total", "counter", "Client connections opened.");
+  Line(&out, "kingx_http_connections_opened_total", "", Load(c.connections_opened));
+  uint64_t opened = Load(c.connections_opened), closed = Load(c.connections_closed);
+  Meta(&out, "kingx_http_open_connections", "gauge", "Client connections open now.");
+  Line(&out, "kingx_http_open_connections", "", opened >= closed ? opened - closed : 0);
+  Meta(&out, "kingx_http_protocol_errors_total", "counter", "Requests refused by the protocol core.");
+  Line(&out, "kingx_http_protocol_errors_total", "", Load(c.protocol_errors));
+  Meta(&out, "kingx_http_timeouts_total", "counter", "Connections closed by a header, body, idle or send timeout.");
+  Line(&out, "kingx_http_timeouts_total", "", Load(c.timeouts));
+
+  for (size_t i = 0; i < extra.size(); ++i) {
+    const Gauge& g = extra[i];
+    if (i == 0 || extra[i - 1].name != g.name) Meta(&out, g.name, g.counter ? "counter" : "gauge", g.help);
+    out.append(g.name);
+    if (!g.labels.empty()) out.append("{").append(g.labels).append("}");
+    out.append(" ").append(FormatDouble(g.value)).append("\n");
+  }
+  return out;
+}
+
+}  // namespace kingx::http

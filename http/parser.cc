@@ -1,0 +1,462 @@
+// The strict request parser: llhttp (strict, no lenient flags) plus the
+// checks llhttp leaves to the application. The only includer of <llhttp.h>.
+//
+// Flow: every llhttp callback that marks an event (head complete, body
+// bytes, message complete) returns HPE_PAUSED, so llhttp_execute stops right
+// after it and Execute hands the event to the Connection; the next Execute
+// resumes. While a head is being read, the input given to llhttp is clipped
+// to what the remaining limit allows, so an over-long line or header section
+// is refused without ever being buffered past its limit.
+#include "http/parser.h"
+
+#include <llhttp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "http/etag.h"
+#include "http/router.h"
+
+namespace kingx::http {
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+Method MethodOf(uint8_t llhttp_method) {
+  switch (llhttp_method) {
+    case HTTP_GET: return Method::kGet;
+    case HTTP_HEAD: return Method::kHead;
+    case HTTP_PUT: return Method::kPut;
+    case HTTP_DELETE: return Method::kDelete;
+    case HTTP_POST: return Method::kPost;
+    default: return Method::kOther;
+  }
+}
+
+}  // namespace
+
+struct Parser::Callbacks {
+  static Parser* Self(llhttp_t* p) { return static_cast<Parser*>(p->data); }
+
+  static int OnMessageBegin(llhttp_t* p) {
+    Self(p)->head_started_ = true;
+    return 0;
+  }
+  static int OnUrl(llhttp_t* p, const char* at, size_t n) {
+    Parser* self = Self(p);
+    if (self->url_.len == 0) self->url_.off = static_cast<uint32_t>(self->store_.size());
+    self->store_.append(at, n);
+    self->url_.len += static_cast<uint32_t>(n);
+    return 0;
+  }
+  static int OnVersion(llhttp_t* p, const char*, size_t) {
+    Self(p)->has_version_ = true;
+    return 0;
+  }
+  static int OnVersionComplete(llhttp_t* p) {
+    Self(p)->line_done_ = true;
+    return 0;
+  }
+  static int OnHeaderField(llhttp_t* p, const char* at, size_t n) {
+    Parser* self = Self(p);
+    if (self->head_done_) {  // trailer field name: not kept, but bounded
+      self->trailer_bytes_ += n;
+      if (self->trailer_bytes_ > self->limits_.max_header_bytes) {
+        return self->FailLimit(431, "The chunked trailer section is larger than the header limit.",
+                               self->limits_.max_header_bytes);
+      }
+      return 0;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (self->field_name_len_ == sizeof(self->field_name_)) {
+        self->field_name_long_ = true;
+        break;
+      }
+      char c = at[i];
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      self->field_name_[self->field_name_len_++] = c;
+    }
+    return 0;
+  }
+  static int OnHeaderFieldComplete(llhttp_t* p) { return Self(p)->OnHeaderFieldComplete(); }
+  static int OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
+    Parser* self = Self(p);
+    if (self->head_done_) {  // trailer field: not kept, but bounded
+      self->trailer_bytes_ += n;
+      if (self->trailer_bytes_ > self->limits_.max_header_bytes) {
+        return self->FailLimit(431, "The chunked trailer section is larger than the header limit.",
+                               self->limits_.max_header_bytes);
+      }
+      return 0;
+    }
+    if (self->current_ != kNoField) {
+      self->store_.append(at, n);
+      self->spans_[self->current_].len += static_cast<uint32_t>(n);
+    }
+    return 0;
+  }
+  static int OnHeaderValueComplete(llhttp_t* p) { return Self(p)->OnHeaderValueComplete(); }
+  static int OnHeadersComplete(llhttp_t* p) { return Self(p)->OnHeadersComplete(); }
+  static int OnChunkHeader(llhttp_t* p) { return Self(p)->OnChunkHeader(); }
+  static int OnBody(llhttp_t* p, const char* at, size_t n) {
+    Parser* self = Self(p);
+    self->pending_ = Event::kBody;
+    self->pending_body_ = std::span<const char>(at, n);
+    return HPE_PAUSED;
+  }
+  static int OnMessageComplete(llhttp_t* p) {
+    Parser* self = Self(p);
+    self->message_done_ = true;
+    self->pending_ = Event::kMessageEnd;
+    return HPE_PAUSED;
+  }
+
+  static const llhttp_settings_t* Settings() {
+    static const llhttp_settings_t settings = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_message_begin = OnMessageBegin;
+      s.on_url = OnUrl;
+      s.on_version = OnVersion;
+      s.on_version_complete = OnVersionComplete;
+      s.on_header_field = OnHeaderField;
+      s.on_header_field_complete = OnHeaderFieldComplete;
+      s.on_header_value = OnHeaderValue;
+      s.on_header_value_complete = OnHeaderValueComplete;
+      s.on_headers_complete = OnHeadersComplete;
+      s.on_chunk_header = OnChunkHeader;
+      s.on_body = OnBody;
+      s.on_message_complete = OnMessageComplete;
+      return s;
+    }();
+    return &settings;
+  }
+};
+
+namespace {
+llhttp_t* Ll(unsigned char* storage) { return reinterpret_cast<llhttp_t*>(storage); }
+}  // namespace
+
+Parser::Parser(const Limits& limits) : limits_(limits) {
+  static_assert(sizeof(llhttp_t) <= kLlhttpBytes, "grow Parser::kLlhttpBytes");
+  static_assert(alignof(llhttp_t) <= 8);
+  llhttp_t* ll = new (llhttp_) llhttp_t;
+  llhttp_init(ll, HTTP_REQUEST, Callbacks::Settings());
+  ll->data = this;
+}
+
+Parser::~Parser() { Ll(llhttp_)->~llhttp_t(); }
+
+void Parser::ResetForNextMessage() {
+  std::vector<EntityTag> if_match = std::move(request_.if_match.tags);
+  std::vector<EntityTag> if_none_match = std::move(request_.if_none_match.tags);
+  request_ = Request{};
+  if_match.clear();
+  if_none_match.clear();
+  request_.if_match.tags = std::move(if_match);
+  request_.if_none_match.tags = std::move(if_none_match);
+  error_ = ParseError{};
+  store_.clear();
+  url_ = Span{};
+  for (Span& s : spans_) s = Span{};
+  std::fill(std::begin(counts_), std::end(counts_), 0);
+  field_name_len_ = 0;
+  field_name_long_ = false;
+  current_ = kNoField;
+  has_version_ = line_done_ = prev_lf_ = obs_fold_ = false;
+  head_started_ = head_done_ = message_done_ = rejected_ = false;
+  head_bytes_ = fields_ = trailer_bytes_ = 0;
+  body_declared_ = 0;
+}
+
+int Parser::Fail(int status, std::string_view detail) {
+  if (!failed_) {
+    error_ = ParseError{};
+    error_.status = status;
+    error_.detail = detail;
+    failed_ = true;
+  }
+  return -1;
+}
+
+int Parser::FailLimit(int status, std::string_view detail, uint64_t limit) {
+  if (!failed_) {
+    Fail(status, detail);
+    error_.limit = limit;
+    error_.has_limit = true;
+  }
+  return -1;
+}
+
+void Parser::Reject(int status, std::string_view detail) {
+  if (rejected_) return;  // the first reason wins
+  rejected_ = true;
+  error_ = ParseError{};
+  error_.status = status;
+  error_.detail = detail;
+}
+
+int Parser::OnHeaderFieldComplete() {
+  if (++fields_ > limits_.max_header_fields) {
+    return FailLimit(431, "The request has more header fields than allowed.", limits_.max_header_fields);
+  }
+  std::string_view name(field_name_, field_name_len_);
+  field_name_len_ = 0;
+  bool too_long = field_name_long_;
+  field_name_long_ = false;
+  current_ = kNoField;
+  if (head_done_ || too_long) return 0;  // a trailer field, or a name we do not keep
+
+  Field field = kNoField;
+  if (name == "host") field = kHost;
+  else if (name == "content-type") field = kContentType;
+  else if (name == "transfer-encoding") field = kTransferEncoding;
+  else if (name == "if-match") field = kIfMatch;
+  else if (name == "if-none-match") field = kIfNoneMatch;
+  else if (name == "expect") field = kExpect;
+  else if (name == "user-agent") field = kUserAgent;
+  else if (name == "referer") field = kReferer;
+  else if (name == "x-request-id") field = kXRequestId;
+  else if (name == "x-forwarded-for") field = kXForwardedFor;
+  if (field == kNoField) return 0;
+
+  if (counts_[field]++ > 0) {
+    // Singletons: a second Host is a framing problem (RFC 9112 §3.2), a
+    // second Transfer-Encoding or Content-Type is refused below; their
+    // values are not kept twice. Lists: combine into one comma-separated
+    // value at the end of store_ (RFC 9110 §5.3).
+    if (field == kHost || field == kTransferEncoding || field == kContentType) return 0;
+    Span old = spans_[field];
+    if (store_.size() + old.len + 2 > 2 * limits_.max_header_bytes + 64) {
+      return FailLimit(431, "The request header section is larger than allowed.", limits_.max_header_bytes);
+    }
+    std::string copy = store_.substr(old.off, old.len);
+    spans_[field].off = static_cast<uint32_t>(store_.size());
+    store_.append(copy);
+    store_.append(", ");
+    spans_[field].len = old.len + 2;
+  } else {
+    spans_[field].off = static_cast<uint32_t>(store_.size());
+    spans_[field].len = 0;
+  }
+  current_ = field;
+  return 0;
+}
+
+int Parser::OnHeaderValueComplete() {
+  if (current_ != kNoField) {
+    // llhttp skips leading whitespace; trailing OWS is not part of the value.
+    Span& s = spans_[current_];
+    while (s.len > 0 && (store_[s.off + s.len - 1] == ' ' || store_[s.off + s.len - 1] == '\t')) {
+      --s.len;
+      store_.pop_back();
+    }
+  }
+  current_ = kNoField;
+  return 0;
+}
+
+int Parser::OnChunkHeader() {
+  uint64_t chunk = Ll(llhttp_)->content_length;
+  if (chunk > limits_.max_body_bytes || body_declared_ > limits_.max_body_bytes - chunk) {
+    return FailLimit(413, "The chunked request body is larger than the maximum value size.",
+                     limits_.max_body_bytes);
+  }
+  body_declared_ += chunk;
+  return 0;
+}
+
+int Parser::OnHeadersComplete() {
+  llhttp_t* ll = Ll(llhttp_);
+  head_done_ = true;
+  const uint8_t major = ll->http_major;
+  const uint8_t minor = ll->http_minor;
+
+  // --- framing: any failure here closes the connection ---
+  if (!has_version_) return Fail(400, "HTTP/0.9-style request lines (no HTTP version) are not supported.");
+  if (major != 1 || minor > 1) return Fail(505, "Only HTTP/1.0 and HTTP/1.1 are supported.");
+  if (counts_[kHost] > 1) return Fail(400, "The request has more than one Host header field.");
+  if (minor == 1 && counts_[kHost] == 0) return Fail(400, "An HTTP/1.1 request must carry a Host header field.");
+  // CONNECT turns the connection into a tunnel in the client's mind: what
+  // follows is not HTTP, so it cannot be answered and skipped.
+  if (ll->method == HTTP_CONNECT) return Fail(501, "CONNECT is not supported.");
+  if (counts_[kTransferEncoding] > 0) {
+    if (minor == 0) return Fail(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request.");
+    if (counts_[kTransferEncoding] > 1) return Fail(400, "The request has more than one Transfer-Encoding field.");
+    if (!EqualsIgnoreCase(View(spans_[kTransferEncoding]), "chunked")) {
+      return Fail(501, "The only supported transfer coding is exactly \"chunked\".");
+    }
+  }
+  const bool chunked = (ll->flags & F_CHUNKED) != 0;
+  const bool has_length = (ll->flags & F_CONTENT_LENGTH) != 0;
+  if (has_length && ll->content_length > limits_.max_body_bytes) {
+    return FailLimit(413, "The request body is larger than the maximum value size.", limits_.max_body_bytes);
+  }
+
+  // --- the request as the handler will see it ---
+  Request& r = request_;
+  r.method = MethodOf(ll->method);
+  r.http_minor = minor;
+  r.keep_alive = llhttp_should_keep_alive(ll) != 0;
+  r.chunked = chunked;
+  r.content_length = (has_length && !chunked) ? ll->content_length : 0;
+  if (minor == 1 && counts_[kExpect] > 0) {
+    if (EqualsIgnoreCase(View(spans_[kExpect]), "100-continue")) {
+      r.expect_continue = true;
+    } else {
+      Reject(417, "The only supported expectation is \"100-continue\".");
+    }
+  }
+
+  // --- request-level checks: answered by the core, framing stays intact ---
+  if (counts_[kContentType] > 1) Reject(400, "The request has more than one Content-Type field.");
+  if (counts_[kIfMatch] > 0 && !ParseEntityTags(View(spans_[kIfMatch]), &r.if_match)) {
+    Reject(400, "The If-Match header field is not a valid entity-tag list.");
+  }
+  if (counts_[kIfNoneMatch] > 0 && !ParseEntityTags(View(spans_[kIfNoneMatch]), &r.if_none_match)) {
+    Reject(400, "The If-None-Match header field is not a valid entity-tag list.");
+  }
+  size_t key_off = store_.size();
+  if (!rejected_) {
+    ParseError route_error;
+    if (!RouteRequest(View(url_), r.method, limits_, &r.route, &store_, &route_error)) {
+      rejected_ = true;
+      error_ = route_error;
+    }
+  }
+  // Views last: store_ no longer grows for this message.
+  if (!rejected_ && r.route == Route::kKv) r.key = std::string_view(store_).substr(key_off);
+  r.target = View(url_);
+  r.content_type = View(spans_[kContentType]);
+  r.host = View(spans_[kHost]);
+  r.user_agent = View(spans_[kUserAgent]);
+  r.referer = View(spans_[kReferer]);
+  r.x_request_id = View(spans_[kXRequestId]);
+  r.x_forwarded_for = View(spans_[kXForwardedFor]);
+  pending_ = Event::kHead;
+  return HPE_PAUSED;
+}
+
+Parser::Step Parser::ErrorStep(Step step) {
+  step.event = Event::kError;
+  step.body = {};
+  return step;
+}
+
+Parser::Step Parser::Execute(std::span<const char> data) {
+  Step step;
+  if (failed_) return ErrorStep(step);
+  if (message_done_) ResetForNextMessage();
+  llhttp_t* ll = Ll(llhttp_);
+  size_t pos = 0;
+  for (;;) {
+    const char* base = data.data() + pos;
+    size_t len = data.size() - pos;
+    bool clipped = false;
+    const bool in_head = !head_done_;
+    if (in_head) {
+      size_t limit = line_done_ ? limits_.max_header_bytes
+                                : std::min(limits_.max_request_line_bytes, limits_.max_header_bytes);
+      size_t room = head_bytes_ <= limit ? limit - head_bytes_ + 1 : 0;
+      if (len > room) {
+        len = room;
+        clipped = true;
+      }
+    }
+    pending_ = Event::kNeedMore;
+    llhttp_errno_t err = llhttp_execute(ll, base, len);
+    size_t used = len;
+    if (err != HPE_OK) {
+      const char* at = llhttp_get_error_pos(ll);
+      used = at ? static_cast<size_t>(at - base) : 0;
+    }
+    if (in_head) {
+      // Until the head completes (llhttp pauses right there), every byte
+      // consumed is a head byte: count it and look for obs-fold (a header
+      // line that starts with SP or HTAB), which llhttp silently unfolds.
+      for (size_t i = 0; i < used; ++i) {
+        char c = base[i];
+        if (prev_lf_ && (c == ' ' || c == '\t')) obs_fold_ = true;
+        prev_lf_ = (c == '\n');
+      }
+      head_bytes_ += used;
+      request_.head_bytes = head_bytes_;
+    }
+    pos += used;
+    step.consumed = pos;
+    switch (err) {
+      case HPE_OK:
+        if (!clipped) return step;  // all input consumed, no event
+        if (!line_done_ && head_bytes_ > limits_.max_request_line_bytes) {
+          FailLimit(414, "The request line is longer than allowed.", limits_.max_request_line_bytes);
+          return ErrorStep(step);
+        }
+        if (head_bytes_ > limits_.max_header_bytes) {
+          FailLimit(431, "The request header section is larger than allowed.", limits_.max_header_bytes);
+          return ErrorStep(step);
+        }
+        continue;  // the request line ended inside the clipped part: go on with the header limit
+      case HPE_PAUSED:
+        llhttp_resume(ll);
+        if (pending_ == Event::kHead && obs_fold_) {
+          Fail(400, "Obsolete line folding (obs-fold) in header fields is not accepted.");
+          return ErrorStep(step);
+        }
+        step.event = pending_;
+        step.body = pending_ == Event::kBody ? pending_body_ : std::span<const char>();
+        return step;
+      case HPE_PAUSED_UPGRADE:
+        // Upgrade is ignored (RFC 9110 §7.8: a server may ignore it); what
+        // follows is the next HTTP/1.1 request.
+        llhttp_resume_after_upgrade(ll);
+        continue;
+      case HPE_PAUSED_H2_UPGRADE:
+        Fail(505, "HTTP/2 is not supported on this port (HTTP/1.1 only).");
+        return ErrorStep(step);
+      case HPE_INVALID_VERSION:
+        Fail(505, "Only HTTP/1.0 and HTTP/1.1 are supported.");
+        return ErrorStep(step);
+      case HPE_INVALID_TRANSFER_ENCODING:
+        Fail(501, "The only supported transfer coding is exactly \"chunked\".");
+        return ErrorStep(step);
+      case HPE_UNEXPECTED_CONTENT_LENGTH:
+        Fail(400, "Content-Length is duplicated or combined with Transfer-Encoding.");
+        return ErrorStep(step);
+      case HPE_INVALID_CONTENT_LENGTH:
+        Fail(400, "The Content-Length field is not a valid length.");
+        return ErrorStep(step);
+      case HPE_INVALID_CHUNK_SIZE:
+        Fail(400, "Malformed chunked body framing.");
+        return ErrorStep(step);
+      default:
+        Fail(400, "Malformed HTTP/1.1 request.");
+        return ErrorStep(step);
+    }
+  }
+}
+
+bool Parser::Finish() { return !failed_ && !InHead() && !InBody(); }
+
+size_t Parser::HeapBytes() const {
+  size_t bytes = store_.capacity() > 15 ? store_.capacity() + 1 : 0;
+  bytes += request_.if_match.tags.capacity() * sizeof(EntityTag);
+  bytes += request_.if_none_match.tags.capacity() * sizeof(EntityTag);
+  return bytes;
+}
+
+void Parser::ReleaseMemory() {
+  std::string().swap(store_);
+  std::vector<EntityTag>().swap(request_.if_match.tags);
+  std::vector<EntityTag>().swap(request_.if_none_match.tags);
+}
+
+}  // namespace kingx::http

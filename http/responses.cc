@@ -1,0 +1,132 @@
+// Standard responses and the engine::Code → HTTP status table.
+#include "http/responses.h"
+
+#include <cassert>
+
+#include "http/wire.h"
+
+namespace kingx::http {
+namespace {
+
+constexpr std::string_view kProblemContentType = "application/problem+json";
+
+// JSON string escaping for problem details. Bytes >= 0x80 are written as
+// \u00XX so the body is valid JSON (UTF-8-clean) whatever the detail holds
+// (an engine message may quote a binary key).
+void AppendJsonString(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(ch);
+    } else if (c < 0x20 || c >= 0x7f) {
+      out->append("\\u00");
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 15]);
+    } else {
+      out->push_back(ch);
+    }
+  }
+  out->push_back('"');
+}
+
+std::shared_ptr<const std::string> Own(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
+
+}  // namespace
+
+int HttpStatusFor(engine::Code code) {
+  switch (code) {
+    case engine::Code::kOk: return 200;
+    case engine::Code::kNotFound: return 404;
+    case engine::Code::kPreconditionFailed: return 412;
+    case engine::Code::kNoSpace: return 507;
+    case engine::Code::kBusy: return 503;
+    case engine::Code::kReadOnly: return 503;
+    case engine::Code::kCorruption: return 500;
+    case engine::Code::kTooLarge: return 413;
+    case engine::Code::kInvalidArgument: return 400;
+    case engine::Code::kIOError: return 500;
+  }
+  return 500;
+}
+
+Response ValueResponse(std::string_view value, std::shared_ptr<const void> holder, uint64_t seq,
+                       std::string_view content_type) {
+  Response r;
+  r.status = 200;
+  r.content_type = content_type.empty() ? kDefaultContentType : content_type;
+  r.etag_seq = seq;
+  r.body = value;
+  r.body_holder = std::move(holder);
+  return r;
+}
+
+Response PutResponse(bool created, uint64_t seq) {
+  Response r;
+  r.status = created ? 201 : 204;
+  r.etag_seq = seq;
+  return r;
+}
+
+Response DeleteResponse() {
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+Response NotModifiedResponse(uint64_t seq) {
+  Response r;
+  r.status = 304;
+  r.etag_seq = seq;
+  return r;
+}
+
+bool IsNotModified(const Request& request, uint64_t current_seq) {
+  return request.if_none_match.MatchesWeak(current_seq);
+}
+
+Response ProblemResponse(int status, std::string_view detail, std::optional<uint64_t> limit, bool retry_after) {
+  std::string body;
+  body.reserve(96 + detail.size());
+  body.append("{\"type\":\"about:blank\",\"title\":");
+  AppendJsonString(&body, ReasonPhrase(status));
+  body.append(",\"status\":");
+  AppendDecimal(&body, static_cast<uint64_t>(status));
+  body.append(",\"detail\":");
+  AppendJsonString(&body, detail);
+  if (limit) {
+    body.append(",\"limit\":");
+    AppendDecimal(&body, *limit);
+  }
+  body.append("}\n");
+  Response r;
+  r.status = status;
+  r.content_type = kProblemContentType;
+  if (retry_after && status == 503) r.retry_after_s = kBusyRetryAfterS;
+  auto owned = Own(std::move(body));
+  r.body = *owned;
+  r.body_holder = std::move(owned);
+  return r;
+}
+
+Response ErrorResponse(const engine::Status& status) {
+  assert(!status.ok());
+  std::string_view detail = status.message();
+  if (detail.empty()) detail = engine::CodeName(status.code());
+  return ProblemResponse(HttpStatusFor(status.code()), detail, std::nullopt,
+                         status.code() == engine::Code::kBusy);
+}
+
+Response TextResponse(int status, std::string_view content_type, std::string body) {
+  Response r;
+  r.status = status;
+  r.content_type = content_type;
+  auto owned = Own(std::move(body));
+  r.body = *owned;
+  r.body_holder = std::move(owned);
+  return r;
+}
+
+}  // namespace kingx::http

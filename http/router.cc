@@ -1,0 +1,133 @@
+// Routing table and key decoding. The table is tiny and fixed, so it is a
+// chain of comparisons rather than a data structure.
+#include "http/router.h"
+
+namespace kingx::http {
+namespace {
+
+constexpr std::string_view kKvPrefix = "/v1/kv/";
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool Allowed(Route route, Method method) {
+  switch (route) {
+    case Route::kKv:
+      return method == Method::kGet || method == Method::kHead || method == Method::kPut ||
+             method == Method::kDelete;
+    case Route::kHealthz:
+    case Route::kReadyz:
+      return method == Method::kGet || method == Method::kHead;
+    case Route::kMetrics:
+      return method == Method::kGet;
+    case Route::kAdminCompact:
+      return method == Method::kPost;
+  }
+  return false;
+}
+
+bool Fail(ParseError* error, int status, std::string_view detail) {
+  *error = ParseError{};
+  error->status = status;
+  error->detail = detail;
+  return false;
+}
+
+}  // namespace
+
+std::string_view AllowedMethods(Route route) {
+  switch (route) {
+    case Route::kKv: return "GET, HEAD, PUT, DELETE";
+    case Route::kHealthz:
+    case Route::kReadyz: return "GET, HEAD";
+    case Route::kMetrics: return "GET";
+    case Route::kAdminCompact: return "POST";
+  }
+  return "";
+}
+
+bool PercentDecode(std::string_view in, std::string* out) {
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c != '%') {
+      out->push_back(c);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;  // fewer than two characters after '%'
+    int hi = HexValue(in[i + 1]);
+    int lo = HexValue(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+bool RouteRequest(std::string_view target, Method method, const Limits& limits, Route* route,
+                  std::string* key_out, ParseError* error) {
+  // absolute-form (RFC 9112 §3.2.2): drop "scheme://authority".
+  if (!target.empty() && target.front() != '/') {
+    size_t scheme_end = target.find("://");
+    if (scheme_end == std::string_view::npos) {
+      // asterisk-form ("*") or authority-form (CONNECT): no resource of ours.
+      return Fail(error, 404, "The request target does not name a resource of this server.");
+    }
+    size_t path_start = target.find('/', scheme_end + 3);
+    if (path_start == std::string_view::npos) return Fail(error, 404, "The request target has no path.");
+    target.remove_prefix(path_start);
+  }
+  if (target.find('#') != std::string_view::npos) {
+    return Fail(error, 400, "A request target must not contain a fragment ('#').");
+  }
+  std::string_view path = target.substr(0, target.find('?'));
+
+  if (path.substr(0, kKvPrefix.size()) == kKvPrefix) {
+    *route = Route::kKv;
+  } else if (path == "/healthz") {
+    *route = Route::kHealthz;
+  } else if (path == "/readyz") {
+    *route = Route::kReadyz;
+  } else if (path == "/metrics") {
+    *route = Route::kMetrics;
+  } else if (path == "/admin/compact") {
+    *route = Route::kAdminCompact;
+  } else {
+    return Fail(error, 404, "No resource at this path.");
+  }
+  if (!Allowed(*route, method)) {
+    Fail(error, 405, "This method is not allowed on this resource.");
+    error->allow = AllowedMethods(*route);
+    return false;
+  }
+  if (*route != Route::kKv) return true;
+
+  std::string_view raw_key = path.substr(kKvPrefix.size());
+  if (raw_key.empty()) return Fail(error, 400, "The key is empty.");
+  // A decoded byte takes 1 to 3 characters: reject hopeless lengths before decoding.
+  if (raw_key.size() > 3 * limits.max_key_bytes) {
+    Fail(error, 414, "The key is longer than the maximum key size.");
+    error->limit = limits.max_key_bytes;
+    error->has_limit = true;
+    return false;
+  }
+  size_t before = key_out->size();
+  if (!PercentDecode(raw_key, key_out)) {
+    key_out->resize(before);
+    return Fail(error, 400, "The key contains an invalid percent-escape.");
+  }
+  size_t key_bytes = key_out->size() - before;
+  if (key_bytes > limits.max_key_bytes) {
+    key_out->resize(before);
+    Fail(error, 414, "The key is longer than the maximum key size.");
+    error->limit = limits.max_key_bytes;
+    error->has_limit = true;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace kingx::http

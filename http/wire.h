@@ -1,0 +1,42 @@
+// Wire format of response heads (internal to http/): reason phrases, the
+// cached Date value, and serialization of a Response's status line and
+// header fields.
+//
+// Thread-safety: the Date cache is thread_local, so any thread may call
+// these functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/response.h"
+
+namespace kingx::http {
+
+// "OK", "Not Found", ... ("Unknown" for codes we never send); static storage.
+std::string_view ReasonPhrase(int status);
+
+// The IMF-fixdate of the current wall-clock second ("Tue, 24 Nov 2026
+// 03:39:45 GMT"), formatted at most once per second per thread. The view is
+// valid until the next call on this thread.
+std::string_view CurrentHttpDate();
+
+// How the core frames one response.
+struct HeadFraming {
+  bool keep_alive = true;         // else "Connection: close"
+  bool http10 = false;            // HTTP/1.0 client: keep-alive must be explicit
+  uint64_t keepalive_timeout_s = 0;  // Keep-Alive: timeout=N (0: not sent)
+  bool send_length = true;        // Content-Length (never for 1xx/204)
+  uint64_t content_length = 0;
+};
+
+// Appends "HTTP/1.1 <status> <reason>\r\n", Date, the Response's headers,
+// Content-Length, Connection/Keep-Alive and the final CRLF to *out.
+// Header values must not contain CR or LF (asserted).
+void AppendResponseHead(std::string* out, const Response& response, const HeadFraming& framing);
+
+// Appends the decimal form of v.
+void AppendDecimal(std::string* out, uint64_t v);
+
+}  // namespace kingx::http
