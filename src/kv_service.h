@@ -117,6 +117,10 @@ struct KvServiceOptions {
 // The local-id prefix a completion's token carries (see token_prefix).
 uint32_t TokenPrefix(uint64_t token);
 
+// The clock of every now_ms the serving code passes around: CLOCK_MONOTONIC
+// in milliseconds. Any thread.
+uint64_t MonotonicMs();
+
 class KvService final : public http::Handler {
  public:
   using WakeFn = void (*)(void* io, http::Connection& conn);
