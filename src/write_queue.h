@@ -140,6 +140,12 @@ class WriteQueue {
 
   // ---- the consumer: the writer process's loop thread only ----
 
+  // Starts consuming at the oldest unreleased entry. A (re)started writer
+  // calls it once before its first Peek: entries a dead writer peeked but
+  // never released are handed out again (they are applied again; the
+  // worker ignores a second completion for a token it already answered).
+  void BeginConsuming();
+
   // Appends to *batch the queued entries not yet taken, oldest first, until
   // max_entries or max_bytes (ring bytes) is reached (at least one entry is
   // taken when any is queued). Returns how many were added. The views stay
@@ -167,7 +173,8 @@ class WriteQueue {
 
   WriteQueueHeader* header_;
   char* ring_;
-  uint64_t peek_pos_ = 0;  // consumer only: end of what Peek handed out
+  uint64_t peek_pos_ = 0;         // consumer only: end of what Peek handed out
+  uint64_t pending_release_ = 0;  // consumer only: entries handed out since Release
 };
 
 // ---------------------------------------------------------------- completions
