@@ -175,19 +175,20 @@ Status Writer::Impl::Recover() {
     seed_ = NewHashSeed();
   }
 
-  // The active segment: the newest one that is appended to (not sealed at birth).
+  // The active segment: the newest one that is appended to. Segments sealed
+  // at birth (large values, compaction outputs) may have higher ids; a newest
+  // segment with a damaged header is treated as sealed (never truncated).
   int active_index = -1;
   for (int i = static_cast<int>(files.size()) - 1; i >= 0; --i) {
-    if (files[i].header_ok && files[i].header.seed == seed_ &&
-        (files[i].header.flags & kSegmentFlagSealedAtBirth) == 0) {
-      active_index = i;
-      break;
-    }
+    if (files[i].header_ok && (files[i].header.flags & kSegmentFlagSealedAtBirth) != 0) continue;
+    if (files[i].header_ok && files[i].header.seed == seed_) active_index = i;
+    break;
   }
 
   Replayer replay(*this);
   uint64_t seq_floor = 1;
   std::vector<HintEntry> active_entries;  // the active segment's records, to rebuild its hint
+  std::shared_ptr<const void> active_mapping;  // keeps active_entries' keys readable
   uint64_t active_valid_end = 0;
   bool active_is_sealed = false;
   for (size_t i = 0; i < files.size(); ++i) {
@@ -195,13 +196,19 @@ Status Writer::Impl::Recover() {
     SegmentStats& st = segments_[f.id];
     st.id = f.id;
     st.bytes = f.size;
-    if (!f.header_ok || f.header.seed != seed_) {
+    if (f.header_ok && f.header.seed != seed_) {
       ++corruptions_;
       st.dead_bytes = f.size;
-      Log("recovery: segment " + std::to_string(f.id) + " has a bad header or another seed; skipped");
+      Log("recovery: segment " + std::to_string(f.id) + " belongs to another database (seed); skipped");
       continue;
     }
-    seq_floor = std::max(seq_floor, f.header.seq_floor);
+    if (!f.header_ok) {
+      // Its records carry their own checksums: read them as a sealed segment.
+      ++corruptions_;
+      Log("recovery: segment " + std::to_string(f.id) + " has a damaged header; reading its records");
+    } else {
+      seq_floor = std::max(seq_floor, f.header.seq_floor);
+    }
     const bool is_active = static_cast<int>(i) == active_index;
     Status inner;
     Status hs = LoadHintFile(env_, JoinPath(dir_, HintFileName(f.id)), f.id, f.size, limits_,
@@ -219,6 +226,7 @@ Status Writer::Impl::Recover() {
     auto span = cache_.Read(f.id, 0, f.size);
     if (!span.ok()) return span.status();
     const char* data = span->data;
+    if (is_active) active_mapping = span->holder;
     uint64_t off = kSegmentHeaderBytes;
     while (off < f.size) {
       const char* p = data + off;
