@@ -1,0 +1,165 @@
+"""Compaction seen from outside (issue 5's black-box half): a uniform
+overwrite load on a fixed key set with small segments makes the data
+directory grow far past the live data; compaction (automatic past
+--compaction-dead-ratio, or POST /admin/compact on the admin listener only)
+brings it back, while readers keep reading the exact latest values with
+unchanged ETags, and a restart afterwards still serves them.
+
+The size bound is a functional check, not a performance figure: after
+compaction the directory must hold less than half of what was written
+(the load writes ~25x the live data).
+
+    KINGX_BIN=build/src/kingx python3 tests/blackbox/test_compaction.py
+"""
+
+import os
+import random
+import sys
+import threading
+import time
+
+from kingx_harness import (SOAK, Conn, ConnectionClosed, Server, TestFailure, check, free_port, http,
+                           key_path, run_cases)
+
+S = None
+ADMIN = None
+KEYS = [f"compact-{i}" for i in range(40)]
+VALUE_BYTES = 2000
+SEGMENT = 65536
+latest = {}   # key path -> (value, etag) of the last acknowledged PUT
+history = {}  # key path -> [value, ...]: each PUT's value, appended before it is sent
+rng = random.Random(5)
+
+
+def dir_bytes(path):
+    return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)
+               if os.path.isfile(os.path.join(path, f)))
+
+
+def overwrite_rounds(rounds):
+    """Every key rewritten `rounds` times with incompressible values."""
+    written = 0
+    with Conn(S.port) as c:
+        for r in range(rounds):
+            for k in KEYS:
+                v = rng.randbytes(VALUE_BYTES - 16) + b"%016d" % r
+                history.setdefault(key_path(k), []).append(v)
+                resp = c.request("PUT", key_path(k), v)
+                check(resp.status in (201, 204), f"PUT {k}: {resp!r}")
+                latest[key_path(k)] = (v, resp.header("ETag"))
+                written += len(v)
+    return written
+
+
+def wait_for_size(limit, timeout, what):
+    deadline = time.monotonic() + timeout
+    size = dir_bytes(S.data_dir)
+    while time.monotonic() < deadline:
+        size = dir_bytes(S.data_dir)
+        if size <= limit:
+            return size
+        time.sleep(0.2)
+    raise TestFailure(f"{what}: data dir still {size} bytes after {timeout}s (limit {limit}); "
+                      f"files: {sorted(os.listdir(S.data_dir))}")
+
+
+class Reader(threading.Thread):
+    """Reads every key in a loop while writes and compaction run. A read may
+    return the value acknowledged before it was sent or any value whose PUT
+    was sent before its response arrived (the writer is one sequential
+    connection, so that is a short window of `history`)."""
+
+    def __init__(self, stop):
+        super().__init__(daemon=True)
+        self.stop, self.errors, self.reads = stop, [], 0
+
+    def run(self):
+        deadline = time.monotonic() + 120
+        try:
+            with Conn(S.port) as c:
+                while not self.stop.is_set() and time.monotonic() < deadline and len(self.errors) < 10:
+                    for path in list(latest):
+                        acked, _ = latest[path]
+                        hist = history[path]
+                        first = len(hist) - 1 - hist[::-1].index(acked)
+                        r = c.request("GET", path)
+                        allowed = history[path][first:]
+                        self.reads += 1
+                        if r.status != 200 or r.body not in allowed:
+                            self.errors.append(f"GET {path} during writes and compaction: {r.status}, "
+                                               f"{len(r.body)} bytes, not one of the {len(allowed)} "
+                                               f"values acknowledged or in flight")
+        except (ConnectionClosed, OSError) as e:
+            self.errors.append(f"reader connection failed: {e!r}")
+
+
+def check_all_latest(what):
+    with Conn(S.port) as c:
+        for path, (v, etag) in latest.items():
+            r = c.request("GET", path)
+            check(r.status == 200 and r.body == v, f"{what}: GET {path}: {r.status}, {len(r.body)} bytes")
+            check(r.header("ETag") == etag, f"{what}: ETag of {path} changed {etag} -> {r.header('ETag')}")
+
+
+def test_automatic_compaction_reclaims_overwritten_space_while_readers_read():
+    rounds = 60 if SOAK else 25
+    stop = threading.Event()
+    overwrite_rounds(2)
+    reader = Reader(stop)
+    reader.start()
+    try:
+        written = overwrite_rounds(rounds) + len(KEYS) * VALUE_BYTES * 2
+        size = wait_for_size(written // 2, 60, "automatic compaction")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        reader.join(30)
+    print(f"wrote {written} bytes, live ~{len(KEYS) * VALUE_BYTES}, data dir now {size}; "
+          f"{reader.reads} reads", flush=True)
+    check(not reader.errors, "readers saw wrong values:\n  " + "\n  ".join(reader.errors))
+    check(reader.reads > 0, "the reader made no reads")
+    check_all_latest("after automatic compaction")
+
+
+def test_admin_compact_only_on_the_admin_listener():
+    r = http(S.port, "POST", "/admin/compact", b"")
+    check(r.status in (403, 404), f"/admin/compact on the public listener must be refused: {r!r}")
+    r = http(ADMIN, "POST", "/admin/compact", b"")
+    check(r.status == 202, f"/admin/compact on the admin listener: {r!r}")
+    written = overwrite_rounds(10)
+    r = http(ADMIN, "POST", "/admin/compact", b"")
+    check(r.status == 202, f"/admin/compact: {r!r}")
+    wait_for_size(written // 2, 60, "compaction after /admin/compact")
+    check_all_latest("after /admin/compact")
+
+
+def test_restart_after_compaction_keeps_values_and_etags():
+    status = S.stop()
+    check(status == 0, f"TERM exit status {status}")
+    S.port = None
+    S.start()
+    check_all_latest("after restart")
+    r = http(S.port, "PUT", key_path(KEYS[0]), b"after")
+    from kingx_harness import parse_etag
+    newest = max(parse_etag(e) for _, e in latest.values())
+    check(parse_etag(r.header("ETag")) > newest, f"ETag after restart {r.header('ETag')} not above {newest}")
+
+
+def main():
+    global S, ADMIN
+    ADMIN = free_port()
+    S = Server(["--workers", "2", "--segment-bytes", str(SEGMENT), "--compaction-dead-ratio", "0.3",
+                "--compression-level", "0", "--admin-listen", f"127.0.0.1:{ADMIN}"])
+    try:
+        S.start()
+        status = run_cases("compaction", [(n[5:], f) for n, f in globals().items() if n.startswith("test_")], S)
+    except Exception as e:  # noqa: BLE001
+        print(f"FAIL startup: {e}")
+        status = 1
+    finally:
+        S.cleanup()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
