@@ -166,6 +166,11 @@ class WriteQueue {
   // the writer look at a stop request).
   void Wake();
 
+  // Test seam: takes the queue's mutex and returns while holding it, so a
+  // test can kill the calling process inside the critical section and check
+  // that the other producers go on (robust mutex). Never used by the server.
+  void LockForTesting() { (void)Lock(); }
+
  private:
   engine::Status Enqueue(EntryType type, uint32_t slot, uint64_t token, const WriteRequest& r);
   int Lock();
