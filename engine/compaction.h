@@ -1,0 +1,188 @@
+// Compaction: rewrites the live records of sealed segments that are mostly
+// dead into new segments, then deletes the old files, so that overwritten and
+// deleted values stop taking disk space. Lives in the writer process (or
+// kingx-tool), next to the one Writer of the database.
+//
+// One pass (Compactor::RunOnce):
+//  1. Pick sealed segments (never the active one) whose dead fraction
+//     (dead bytes / file bytes, not counting tombstones that must stay) is at
+//     least Options::compaction_dead_ratio; when the data directory's free
+//     space is below CompactionOptions::low_space_bytes, any segment with
+//     dead bytes, the most profitable (most bytes freed per byte copied) first.
+//  2. For each picked segment in that order, copy every record the index still
+//     points to (and each tombstone that must stay, see below) into an output
+//     segment "compact-N.tmp" (flag sealed-at-birth, records keep their seq, so
+//     ETags do not change). When the output is full or the inputs are done:
+//     fdatasync it, write and fdatasync its hint file, rename it to its
+//     segment name, fsync the directory, and only then switch each key's index
+//     entry to the copy if it still points to the original (a newer write
+//     wins: SharedIndex::Replace). Then delete every input whose records are
+//     all in installed outputs (unlink segment, unlink hint, bump the index's
+//     segment_epoch so readers drop their mappings).
+//  3. A tombstone of seq t is dropped when the key has a newer durable put in
+//     the index (sync=always only), or when every other segment (other inputs
+//     included) provably holds no record of seq < t: its seq floor is above t,
+//     or it is a compaction output of this process made after seq t was
+//     assigned (it only holds records that were live then). Otherwise it is
+//     copied: deleting the input would otherwise let an older put resurrect.
+//
+// Crash safety: at every instant each live record has at least one complete,
+// durable copy under a segment name; two copies of a record have the same seq
+// and recovery keeps one (highest seq wins, ties keep either). A crash leaves
+// at most a "*.tmp" (removed by recovery) or an orphan hint (removed too).
+//
+// Space: at most one output segment (segment_bytes) is written before inputs
+// are freed; before each output the free space must exceed the output's size
+// plus CompactionOptions::free_margin_bytes, else the pass stops with
+// kNoSpace. Inputs with nothing to copy are deleted without writing anything,
+// so compaction frees a full disk (after deletes) without needing space.
+// ENOSPC/EIO while writing an output: the partial output is removed, its
+// inputs are kept, the pass returns the error; nothing is lost and the writer
+// is not affected (compaction never turns the writer read-only).
+//
+// Concurrency: the writer thread keeps calling Writer::Apply etc. while a pass
+// runs on another thread. Compaction does its file I/O without any lock and
+// takes the writer's internal mutex (Writer::Impl::mu_) only for short steps:
+// allocating an id, switching at most install_batch index entries, updating
+// the per-segment stats, forgetting a deleted segment. Readers in other
+// processes never take a lock: they read either location; one that looked up
+// the old location after it was deleted gets ENOENT and retries its lookup
+// (engine/reader.cc), one that had it mapped keeps reading the mapping.
+//
+// Throttling: reads of inputs and writes of outputs are paced to
+// rate_bytes_per_sec (sleeping outside any lock).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "engine/status.h"
+#include "engine/writer.h"
+
+namespace kingx::engine {
+
+struct CompactionOptions {
+  // Pacing of compaction I/O (input bytes read + output bytes written); 0 = unthrottled.
+  uint64_t rate_bytes_per_sec = 64ull << 20;
+  // Index entries switched per hold of the writer's mutex.
+  uint32_t install_batch = 256;
+  // Below this many free bytes in the data directory's file system, compaction
+  // picks any segment with dead bytes, most profitable first. 0 = 2 x segment_bytes.
+  uint64_t low_space_bytes = 0;
+  // Free bytes that must remain after an output segment is written.
+  uint64_t free_margin_bytes = 16ull << 20;
+  // Pick every sealed segment whatever its dead fraction (kingx-tool compact
+  // --all, tests): rewrites the whole database except the active segment.
+  bool pick_all = false;
+  // Free bytes of the file system holding dir; empty = statvfs(dir).
+  // Tests substitute it to simulate a full disk.
+  std::function<Result<uint64_t>(const std::string& dir)> free_bytes;
+  // Receives one line per pass and per problem (no newline); may be empty.
+  std::function<void(const std::string& line)> log;
+};
+
+// Counters since the Compactor was made (cumulative over passes).
+struct CompactionStats {
+  uint64_t passes = 0;                // RunOnce calls that found something to do
+  uint64_t segments_compacted = 0;    // input segments deleted
+  uint64_t segments_written = 0;      // output segments installed
+  uint64_t bytes_read = 0;            // input bytes scanned
+  uint64_t bytes_written = 0;         // output bytes (segments + hints)
+  uint64_t bytes_freed = 0;           // input file bytes deleted minus output file bytes
+  uint64_t records_moved = 0;         // index entries switched to a copy
+  uint64_t records_superseded = 0;    // copies a newer write beat during the pass (left dead)
+  uint64_t tombstones_dropped = 0;
+  uint64_t tombstones_kept = 0;
+  uint64_t failures = 0;              // passes that ended with an error
+  uint64_t last_pass_us = 0;
+};
+
+// What one pass did.
+struct PassReport {
+  uint32_t inputs = 0;          // segments picked
+  uint32_t deleted = 0;         // of which deleted
+  uint32_t outputs = 0;         // output segments installed
+  uint64_t bytes_freed = 0;     // file bytes deleted minus written
+};
+
+class Compactor {
+ public:
+  // writer must outlive the Compactor. Does no I/O.
+  Compactor(Writer& writer, CompactionOptions options);
+  ~Compactor();
+  Compactor(const Compactor&) = delete;
+  Compactor& operator=(const Compactor&) = delete;
+
+  // One pass (see the file comment). Call from one thread at a time (any
+  // thread of the writer's process, concurrently with the writer thread).
+  // OK also when there was nothing to do (report->inputs == 0).
+  // Errors: kNoSpace (not enough free space for an output, or ENOSPC while
+  // writing one), kIOError, kCorruption (an input failed its checksums: that
+  // segment is left alone from then on and the pass goes on without it;
+  // the error is reported at the end), kBusy (RequestStop was called: the
+  // pass stopped at a clean point), kReadOnly (the writer is read-only).
+  // After any error the database is consistent: every input not deleted is
+  // intact, no partial output remains.
+  Status RunOnce(PassReport* report = nullptr);
+
+  // Makes a running (or the next) RunOnce stop at its next clean point with
+  // kBusy. Any thread. ClearStop re-enables passes.
+  void RequestStop();
+  void ClearStop();
+
+  CompactionStats stats() const;
+
+  struct State;  // compaction.cc
+
+ private:
+  Writer& writer_;
+  const CompactionOptions options_;
+  std::unique_ptr<State> state_;
+};
+
+// Runs Compactor passes on a background thread of the writer process: one
+// pass every interval_ms (when something passes the threshold) and whenever
+// Trigger() is called.
+//
+//   CompactionThread t(compactor, 1000);
+//   t.Start();      // after Writer::Open
+//   ...             // the writer thread keeps calling Apply
+//   t.Trigger();    // e.g. on SIGUSR2 or an admin request (async-signal-safe: no)
+//   t.Stop();       // before the Writer is destroyed; joins
+//
+// Start/Stop/Trigger may be called from any thread (not from a signal handler:
+// set a flag there and call Trigger from the loop). A failed pass is logged
+// through CompactionOptions::log and retried at the next interval.
+class CompactionThread {
+ public:
+  // compactor must outlive this object. interval_ms > 0.
+  CompactionThread(Compactor& compactor, uint32_t interval_ms);
+  ~CompactionThread();  // Stop()
+  CompactionThread(const CompactionThread&) = delete;
+  CompactionThread& operator=(const CompactionThread&) = delete;
+
+  void Start();    // no-op when running
+  void Stop();     // stops a running pass at a clean point, joins; no-op when stopped
+  void Trigger();  // run a pass as soon as possible
+  // Passes run by this thread (for tests and /metrics).
+  uint64_t passes() const { return passes_.load(std::memory_order_relaxed); }
+
+ private:
+  void Loop();
+  Compactor& compactor_;
+  const uint32_t interval_ms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool triggered_ = false;
+  std::thread thread_;
+  std::atomic<uint64_t> passes_{0};
+};
+
+}  // namespace kingx::engine
