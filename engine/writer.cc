@@ -139,6 +139,7 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
 void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results) {
   assert(ops.size() == results.size());
   Impl& w = *impl_;
+  std::lock_guard lock(w.mu_);  // compaction may be installing on its thread
   for (WriteResult& r : results) r = WriteResult{};
   if (w.read_only_) {
     for (WriteResult& r : results) r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
@@ -217,6 +218,7 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
 
 Status Writer::SyncIfDue(uint64_t now_ms) {
   Impl& w = *impl_;
+  std::lock_guard lock(w.mu_);
   if (w.read_only_) return Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
   if (w.options_.sync != SyncMode::kInterval) return Status::OK();
   if (!w.unsynced_) {
@@ -228,7 +230,10 @@ Status Writer::SyncIfDue(uint64_t now_ms) {
   return w.SyncActive();
 }
 
-Status Writer::Sync() { return impl_->SyncActive(); }
+Status Writer::Sync() {
+  std::lock_guard lock(impl_->mu_);
+  return impl_->SyncActive();
+}
 
 bool Writer::read_only() const { return impl_->read_only_; }
 
@@ -236,6 +241,7 @@ const std::string& Writer::dir() const { return impl_->dir_; }
 
 WriterStats Writer::Stats() const {
   const Impl& w = *impl_;
+  std::lock_guard lock(w.mu_);
   WriterStats s;
   s.keys = w.keys_;
   for (const auto& [id, st] : w.segments_) {

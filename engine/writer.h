@@ -156,6 +156,8 @@ class Writer {
   struct Impl;
 
  private:
+  // engine/compaction.cc reaches impl_ (under Impl::mu_) to install its outputs.
+  friend class Compactor;
   explicit Writer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

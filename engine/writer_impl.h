@@ -13,6 +13,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,14 @@ struct Writer::Impl {
   uint64_t next_large_id_ = 1;
 
   std::string batch_;  // reused encode buffer
+
+  // ---- compaction hook (added for engine/compaction.cc) ----
+  // Serializes the writer thread's calls (Apply, FinishLarge, SyncIfDue, Sync,
+  // Stats lock it) with compaction's short steps on its own thread of the
+  // writer process: allocating a segment id, switching index entries
+  // (SharedIndex mutators), updating segments_ and the published counters,
+  // forgetting a deleted segment. Compaction never holds it across file I/O.
+  mutable std::mutex mu_;
 };
 
 }  // namespace kingx::engine

@@ -84,6 +84,7 @@ void Writer::AbortLarge(uint64_t id) {
 
 void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   Impl& w = *impl_;
+  std::lock_guard lock(w.mu_);  // compaction may be installing on its thread
   *result = WriteResult{};
   auto it = w.large_.find(id);
   if (it == w.large_.end()) {
