@@ -283,13 +283,21 @@ Status Writer::Impl::Recover() {
     active_size_ = active_valid_end;
     segments_[f.id].bytes = active_size_;
     segments_[f.id].active = true;
+    // Its hint is rebuilt from the scan. The hint only speeds up the next
+    // open, so failing to write it (a full disk) does not stop this one.
     auto hint = HintWriter::Create(env_, JoinPath(dir_, HintFileName(f.id)), f.id);
-    if (!hint.ok()) return hint.status();
-    active_hint_ = std::move(hint.value());
-    for (const HintEntry& e : active_entries) active_hint_->Add(e);
-    Status s = active_hint_->Flush();
-    if (s.ok()) s = env_.SyncDir(dir_);
-    if (!s.ok()) return s;
+    Status hs = hint.ok() ? Status::OK() : hint.status();
+    if (hs.ok()) {
+      active_hint_ = std::move(hint.value());
+      for (const HintEntry& e : active_entries) active_hint_->Add(e);
+      hs = active_hint_->Flush();
+      if (hs.ok()) hs = env_.SyncDir(dir_);
+    }
+    if (!hs.ok()) {
+      Log("recovery: hint of active segment " + std::to_string(f.id) + " not written: " + hs.ToString());
+      active_hint_.reset();
+      env_.RemoveFile(JoinPath(dir_, HintFileName(f.id))).ok();
+    }
   } else {
     Status s = CreateActiveSegment();
     if (!s.ok()) return s;

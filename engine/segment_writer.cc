@@ -24,9 +24,10 @@ Status Writer::Impl::CreateActiveSegment() {
   if (s.ok()) s = file.value()->Sync();
   std::unique_ptr<HintWriter> hint;
   if (s.ok()) {
+    // Optional: without a hint, recovery scans this segment.
     auto hw = HintWriter::Create(env_, JoinPath(dir_, HintFileName(id)), id);
     if (hw.ok()) hint = std::move(hw.value());
-    else s = hw.status();
+    else Log("segment " + std::to_string(id) + " gets no hint file: " + hw.status().ToString());
   }
   if (s.ok()) s = env_.SyncDir(dir_);
   if (!s.ok()) {

@@ -94,10 +94,13 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
   w.active_size_ += w.batch_.size();
   SegmentStats& active = w.segments_[w.active_id_];
   active.bytes = w.active_size_;
-  for (const Pending& p : pending) {
-    w.active_hint_->Add(HintEntry{p.seq, LocationOffset(p.loc), p.total, p.type, p.key});
+  if (w.active_hint_) {
+    for (const Pending& p : pending) {
+      w.active_hint_->Add(HintEntry{p.seq, LocationOffset(p.loc), p.total, p.type, p.key});
+    }
+    // A failed hint write only costs a scan at recovery (its checksum will not match).
+    w.active_hint_->Flush().ok();
   }
-  w.active_hint_->Flush().ok();  // a failed hint write only costs a scan at recovery (checksum mismatch)
   ++w.batches_;
   w.last_batch_ops_ = pending.size();
 
