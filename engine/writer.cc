@@ -167,39 +167,39 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
     const std::string_view stored = op.type == OpType::kPut ? op.stored : std::string_view();
     const uint64_t total = RecordBytes(op.key.size(), meta.size(), stored.size());
 
-    // Rotate first when this record does not fit (an empty segment takes any record).
+    const uint64_t hash = KeyHash(w.seed_, op.key);
+    // The key's state and the op's verdict; decided again after a commit in
+    // the middle of the batch (the earlier ops may have failed there).
+    KeyState cur;
+    auto decide = [&]() -> Status {
+      if (auto it = overlay.find(op.key); it != overlay.end()) {
+        cur = it->second;
+      } else {
+        auto found = w.FindKey(op.key, hash);
+        if (!found.ok()) return found.status();
+        cur = found.value();
+      }
+      Status s = CheckCondition(op.condition, cur);
+      if (!s.ok()) return s;
+      if (op.type == OpType::kDelete && !cur.exists) return Status::NotFound("key does not exist");
+      return Status::OK();
+    };
+    r.status = decide();
+    if (!r.status.ok()) continue;
+
+    // Rotate when this record does not fit (an empty segment takes any record).
     const uint64_t used = w.active_size_ + w.batch_.size();
     if (!w.active_ || (used > kSegmentHeaderBytes && used + total > w.options_.segment_bytes)) {
+      const bool had_pending = !pending.empty();
       if (w.active_) CommitPending(w, pending, results);
       overlay.clear();  // the index now holds (or, after a failure, denies) the earlier ops
       if (w.read_only_) {
         r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
         continue;
       }
-      Status s = w.Rotate();
-      if (!s.ok()) {
-        r.status = s;
-        continue;
-      }
-    }
-
-    const uint64_t hash = KeyHash(w.seed_, op.key);
-    KeyState cur;
-    if (auto it = overlay.find(op.key); it != overlay.end()) {
-      cur = it->second;
-    } else {
-      auto found = w.FindKey(op.key, hash);
-      if (!found.ok()) {
-        r.status = found.status();
-        continue;
-      }
-      cur = found.value();
-    }
-    r.status = CheckCondition(op.condition, cur);
-    if (!r.status.ok()) continue;
-    if (op.type == OpType::kDelete && !cur.exists) {
-      r.status = Status::NotFound("key does not exist");
-      continue;
+      r.status = w.Rotate();
+      if (r.status.ok() && had_pending) r.status = decide();
+      if (!r.status.ok()) continue;
     }
 
     const uint64_t seq = w.next_seq_++;
