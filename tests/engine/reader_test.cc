@@ -1,0 +1,206 @@
+// Reader: values are verified before they are returned; readers in other
+// processes share the writer's index and keep reading while it writes and
+// rotates segments.
+#include "engine/reader.h"
+
+#include <catch2/catch.hpp>
+
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "engine/compress.h"
+#include "tests/engine/support/test_util.h"
+
+using namespace kingx::engine;
+using namespace kingx::engine::test;
+namespace fs = std::filesystem;
+
+TEST_CASE("a reader reports busy until recovery has made the index ready", "[engine][reader]") {
+  TempDir dir;
+  IndexRegion region;
+  Reader reader(PosixEnv(), dir.path(), Options{}, region.index());
+  CHECK(reader.Get("k").status().Is(Code::kBusy));
+  CHECK(reader.Get("").status().Is(Code::kInvalidArgument));
+}
+
+TEST_CASE("a value whose bytes rot after it was written is reported as corruption, never returned",
+          "[engine][reader][corruption]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = GENERATE(0, 1);
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string value = MakeValue("k", 1, 3000, true);
+  REQUIRE(db.Put("k", value).status.ok());
+  REQUIRE(db.Put("other", "fine").status.ok());
+  REQUIRE(db.Get("k").value() == value);
+  // Flip a byte in the value's stored bytes, under the running reader.
+  const std::string seg = SegmentFiles(dir.path()).back();
+  std::string bytes = ReadFileBytes(seg);
+  const size_t pos = bytes.find(o.compression_level == 0 ? value.substr(100, 50) : std::string("text/plain")) + 20;
+  bytes[pos] ^= 0x40;
+  {
+    // Rewrite in place (same inode, so the reader's mapping sees it).
+    FILE* f = fopen(seg.c_str(), "r+b");
+    REQUIRE(f != nullptr);
+    fseek(f, static_cast<long>(pos), SEEK_SET);
+    fputc(bytes[pos], f);
+    fclose(f);
+  }
+  const uint64_t before = db.index().counters().corruptions.load();
+  auto got = db.Get("k");
+  CHECK(got.status().Is(Code::kCorruption));
+  CHECK(db.index().counters().corruptions.load() == before + 1);
+  CHECK(db.Get("other").value() == "fine");
+}
+
+TEST_CASE("many threads share one reader while the writer appends", "[engine][reader]") {
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 64 << 10;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < 50; ++i) REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k" + std::to_string(i), 0, 300, true)).status.ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int n = 0; n < 200000 && !stop.load(); ++n) {
+        std::string k = "k" + std::to_string(rng() % 50);
+        auto v = db.reader().Get(k);
+        uint64_t ver;
+        if (!v.ok() || !CheckValue(k, v->data, &ver)) ++bad;
+      }
+    });
+  }
+  for (int round = 1; round <= 100; ++round)
+    for (int i = 0; i < 50; ++i) {
+      std::string k = "k" + std::to_string(i);
+      REQUIRE(db.Put(k, MakeValue(k, round, 100 + (round * i) % 900, round % 2 == 0)).status.ok());
+    }
+  stop = true;
+  for (auto& t : threads) t.join();
+  CHECK(bad.load() == 0);
+}
+
+namespace {
+
+constexpr int kKeys = 64;
+
+// Shared between the test's processes (MAP_SHARED, created before fork).
+struct Shared {
+  std::atomic<int> writer_done{0};
+  std::atomic<uint64_t> acked[kKeys];  // highest acknowledged version per key (0 = none yet)
+};
+
+std::string KeyName(int i) { return "mp-key-" + std::to_string(i); }
+
+int WriterProcess(const std::string& dir, const Options& o, SharedIndex& index, Shared& shared) {
+  auto w = Writer::Open(PosixEnv(), dir, o, index);
+  if (!w.ok()) return 10;
+  std::mt19937_64 rng(7);
+  uint64_t version[kKeys] = {};
+  for (int batch = 0; batch < 1500; ++batch) {
+    std::vector<std::string> keys, values, stored;
+    std::vector<int> ids;
+    const int n = 1 + static_cast<int>(rng() % 8);
+    for (int i = 0; i < n; ++i) {
+      int id = static_cast<int>(rng() % kKeys);
+      if (std::find(ids.begin(), ids.end(), id) != ids.end()) continue;
+      ids.push_back(id);
+      keys.push_back(KeyName(id));
+      const size_t len = rng() % 50 == 0 ? 200000 : 30 + rng() % 2000;
+      values.push_back(MakeValue(keys.back(), version[id] + 1, len, rng() % 2 == 0));
+      stored.emplace_back();
+    }
+    std::vector<WriteOp> ops(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ops[i].key = keys[i];
+      ops[i].content_type = "application/test";
+      ops[i].codec = EncodeValue(values[i], o.compression_level, o.compress_min_bytes, &stored[i]);
+      ops[i].stored = ops[i].codec == Codec::kZstd ? std::string_view(stored[i]) : std::string_view(values[i]);
+      ops[i].raw_len = values[i].size();
+    }
+    std::vector<WriteResult> results(ops.size());
+    w.value()->Apply(ops, results);
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (!results[i].status.ok()) return 11;
+      version[ids[i]] += 1;
+      shared.acked[ids[i]].store(version[ids[i]], std::memory_order_release);
+    }
+  }
+  shared.writer_done.store(1, std::memory_order_release);
+  return 0;
+}
+
+int ReaderProcess(const std::string& dir, const Options& o, SharedIndex& index, Shared& shared, int seed) {
+  Reader reader(PosixEnv(), dir, o, index);
+  std::mt19937 rng(seed);
+  uint64_t seen[kKeys] = {};
+  uint64_t reads = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  for (uint64_t n = 0; n < 50'000'000; ++n) {
+    if (shared.writer_done.load(std::memory_order_acquire) && reads > 0) break;
+    if ((n & 1023) == 0 && std::chrono::steady_clock::now() > deadline) return 20;
+    const int id = static_cast<int>(rng() % kKeys);
+    const uint64_t floor = shared.acked[id].load(std::memory_order_acquire);
+    auto v = reader.Get(KeyName(id));
+    if (v.status().Is(Code::kBusy)) continue;  // recovery not done yet, or racing a batch
+    if (v.status().Is(Code::kNotFound)) {
+      if (floor != 0) return 21;  // an acknowledged key vanished
+      continue;
+    }
+    if (!v.ok()) return 22;
+    uint64_t version = 0;
+    if (!CheckValue(KeyName(id), v->data, &version)) return 23;  // torn or someone else's bytes
+    if (version < floor || version < seen[id]) return 24;        // went back in time
+    if (v->content_type != "application/test") return 25;
+    seen[id] = version;
+    ++reads;
+  }
+  return reads > 0 ? 0 : 26;
+}
+
+}  // namespace
+
+TEST_CASE("reader processes never see a torn, wrong or stale value while a writer process writes",
+          "[engine][reader][multiprocess]") {
+  TempDir dir;
+  IndexRegion region(1 << 12);
+  void* mem = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(mem != MAP_FAILED);
+  Shared* shared = new (mem) Shared();
+  Options o;
+  o.segment_bytes = 256 << 10;  // rotations while readers read
+
+  std::vector<pid_t> pids;
+  for (int r = 0; r < 2; ++r) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) _exit(ReaderProcess(dir.path(), o, region.index(), *shared, r + 1));
+    pids.push_back(pid);
+  }
+  pid_t writer = fork();
+  REQUIRE(writer >= 0);
+  if (writer == 0) _exit(WriterProcess(dir.path(), o, region.index(), *shared));
+  pids.insert(pids.begin(), writer);
+
+  for (pid_t pid : pids) {
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    INFO("process " << pid << " (the first is the writer) exit status " << WEXITSTATUS(status));
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  CHECK(SegmentFiles(dir.path()).size() > 3);
+  munmap(mem, sizeof(Shared));
+}
