@@ -1,0 +1,571 @@
+// Compactor::RunOnce: pick, copy, install, delete. The reasoning behind each
+// step's safety is in engine/compaction.h; the invariants kept here:
+//  - a record's index entry moves only with Replace(old -> copy), under the
+//    writer's mutex, after the copy's segment is durable under its name;
+//  - an input is deleted only once none of its records is referenced by the
+//    index (its live byte count is 0 under the mutex) and every record it held
+//    that must survive has a durable copy;
+//  - the writer's mutex is never held across file I/O or a sleep.
+#include "engine/compaction.h"
+
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "engine/compaction_output.h"
+#include "engine/hash.h"
+#include "engine/kill_point.h"
+#include "engine/writer_impl.h"
+
+namespace kingx::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr uint64_t kNoGuard = std::numeric_limits<uint64_t>::max();
+constexpr uint64_t kPaceChunkBytes = 256 << 10;
+
+Result<uint64_t> StatvfsFreeBytes(const std::string& dir) {
+  struct statvfs st;
+  if (::statvfs(dir.c_str(), &st) != 0) return Status::IOError("statvfs " + dir + " failed");
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+// One record copied into the current output, waiting for its install.
+struct Move {
+  uint64_t hash;
+  Location from;
+  uint64_t offset;  // in the output
+  uint64_t total;
+  RecordType type;
+};
+
+}  // namespace
+
+// State kept across passes; used only by the thread running RunOnce, except
+// `stop` and the stats (any thread).
+struct Compactor::State {
+  std::atomic<bool> stop{false};
+  mutable std::mutex stats_mu;
+  CompactionStats stats;
+  // Outputs made by this process: the writer's next_seq when their pass
+  // started. They hold only records that were live at or after that point,
+  // so no put older than a tombstone whose seq is below it (compaction.h, 3.).
+  std::map<uint32_t, uint64_t> output_start_seq;
+  // Outputs made by this process: tombstone bytes they had to keep (not
+  // reclaimable by compacting them again while the reason stands).
+  std::map<uint32_t, uint64_t> kept_tombstone_bytes;
+  // Segments left alone after a corrupt record or an unreadable header.
+  std::set<uint32_t> skip;
+  // Pacing.
+  Clock::time_point pace_start;
+  uint64_t paced_bytes = 0;
+};
+
+Compactor::Compactor(Writer& writer, CompactionOptions options)
+    : writer_(writer), options_(std::move(options)), state_(std::make_unique<State>()) {}
+
+Compactor::~Compactor() = default;
+
+void Compactor::RequestStop() { state_->stop.store(true, std::memory_order_relaxed); }
+void Compactor::ClearStop() { state_->stop.store(false, std::memory_order_relaxed); }
+
+CompactionStats Compactor::stats() const {
+  std::lock_guard lock(state_->stats_mu);
+  return state_->stats;
+}
+
+namespace {
+
+// The work of one pass; a class so that the steps share the pass's context.
+class Pass {
+ public:
+  Pass(Writer::Impl& w, const CompactionOptions& o, Compactor::State& st, PassReport* report)
+      : w_(w), o_(o), st_(st), report_(*report) {}
+
+  Status Run();
+  uint64_t bytes_deleted() const { return bytes_deleted_; }
+  uint64_t bytes_written() const { return bytes_written_; }
+
+ private:
+  struct Input {
+    SegmentStats stats;
+    uint64_t reclaimable = 0;
+    bool contributed = false;  // has records in the current, not yet installed output
+  };
+
+  void Log(const std::string& line) const {
+    if (o_.log) o_.log("compaction: " + line);
+  }
+  bool Stopping() const { return st_.stop.load(std::memory_order_relaxed); }
+  Result<uint64_t> FreeBytes() const {
+    return o_.free_bytes ? o_.free_bytes(w_.dir_) : StatvfsFreeBytes(w_.dir_);
+  }
+  Input* FindInput(uint32_t id) {
+    for (Input& in : inputs_)
+      if (in.stats.id == id) return &in;
+    return nullptr;
+  }
+  void Pace(uint64_t bytes);
+  void Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space);
+  void ComputeGuards(const std::map<uint32_t, SegmentStats>& segs);
+  // OK with *complete = false when the input must stay (corrupt, no room).
+  Status CompactInput(Input& in, bool* complete);
+  Status StartOutput(uint64_t live_to_copy);
+  Status Copy(const char* rec, const RecordHeader& h, std::string_view key, uint64_t hash, Location from);
+  Status FinishOutput();
+  void AbandonOutput();
+  Status Install();
+  Status DeleteReady();
+  Result<bool> IsLive(uint64_t hash, Location loc);
+  Result<bool> CanDropTombstone(uint32_t seg, const RecordHeader& h, std::string_view key, uint64_t hash);
+
+  Writer::Impl& w_;
+  const CompactionOptions& o_;
+  Compactor::State& st_;
+  PassReport& report_;
+
+  uint64_t start_seq_ = 0;
+  uint64_t seed_ = 0;
+  bool durable_index_ = false;  // sync=always: every indexed record is durable
+  std::vector<Input> inputs_;
+  uint64_t live_left_ = 0;  // live bytes of inputs not finished yet (space estimate)
+  // Smallest and second smallest guard over the snapshot's segments.
+  uint64_t guard1_ = kNoGuard, guard2_ = kNoGuard;
+  uint32_t guard1_id_ = 0;
+
+  std::unique_ptr<CompactionOutput> out_;
+  std::vector<Move> moves_;
+  uint64_t out_kept_tombstone_bytes_ = 0;
+  std::vector<uint32_t> scanned_;  // inputs fully scanned, not deleted yet
+  // Set when no output can be written any more in this pass (no room, or a
+  // write failed with ENOSPC): inputs that need nothing copied still go.
+  Status no_room_;
+  Status corruption_;
+  uint64_t bytes_deleted_ = 0, bytes_written_ = 0;
+};
+
+void Pass::Pace(uint64_t bytes) {
+  if (o_.rate_bytes_per_sec == 0 || bytes == 0) return;
+  st_.paced_bytes += bytes;
+  const auto due = st_.pace_start + std::chrono::microseconds(st_.paced_bytes * 1000000 / o_.rate_bytes_per_sec);
+  // Sleep in short steps so that RequestStop is honoured quickly; bounded by due.
+  for (int i = 0; i < 100000 && Clock::now() < due && !Stopping(); ++i)
+    std::this_thread::sleep_for(std::min<Clock::duration>(due - Clock::now(), std::chrono::milliseconds(10)));
+}
+
+void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space) {
+  for (const auto& [id, s] : segs) {
+    if (s.active || st_.skip.count(id) != 0) continue;
+    Input in;
+    in.stats = s;
+    const auto kept = st_.kept_tombstone_bytes.find(id);
+    const uint64_t kept_bytes = kept == st_.kept_tombstone_bytes.end() ? 0 : kept->second;
+    in.reclaimable = s.dead_bytes > kept_bytes ? s.dead_bytes - kept_bytes : 0;
+    // A segment with no live record is worth deleting unless all it holds is
+    // tombstones we already know must stay.
+    const bool empty = s.live_bytes == 0 && (in.reclaimable > 0 || s.bytes <= kSegmentHeaderBytes);
+    const double ratio = s.bytes == 0 ? 1.0 : static_cast<double>(in.reclaimable) / static_cast<double>(s.bytes);
+    if (o_.pick_all || empty || ratio >= w_.options_.compaction_dead_ratio || (low_space && in.reclaimable > 0))
+      inputs_.push_back(in);
+  }
+  // Most profitable first: bytes freed per byte copied (empty segments first).
+  auto profit = [](const Input& in) {
+    return static_cast<double>(in.reclaimable) / static_cast<double>(in.stats.live_bytes + 1);
+  };
+  std::stable_sort(inputs_.begin(), inputs_.end(),
+                   [&](const Input& a, const Input& b) { return profit(a) > profit(b); });
+  for (const Input& in : inputs_) live_left_ += in.stats.live_bytes;
+}
+
+void Pass::ComputeGuards(const std::map<uint32_t, SegmentStats>& segs) {
+  for (const auto& [id, s] : segs) {
+    uint64_t guard = 0;  // unknown: assume it may hold anything
+    auto span = w_.cache_.Read(id, 0, kSegmentHeaderBytes);
+    SegmentHeader h;
+    if (span.ok()) {
+      if (DecodeSegmentHeader(span->data, kSegmentHeaderBytes, &h).ok() && h.segment_id == id)
+        guard = h.seed == seed_ ? h.seq_floor : kNoGuard;  // another seed: never replayed
+      else
+        guard = kNoGuard;  // a bad header: recovery never replays it
+    }
+    if (auto it = st_.output_start_seq.find(id); it != st_.output_start_seq.end() && guard != kNoGuard)
+      guard = std::max(guard, it->second);
+    if (guard < guard1_) {
+      guard2_ = guard1_;
+      guard1_ = guard;
+      guard1_id_ = id;
+    } else if (guard < guard2_) {
+      guard2_ = guard;
+    }
+  }
+}
+
+Result<bool> Pass::IsLive(uint64_t hash, Location loc) {
+  Candidates c;
+  Status s = w_.index_.Lookup(hash, &c);
+  if (s.Is(Code::kBusy)) {
+    std::lock_guard lock(w_.mu_);
+    s = w_.index_.LookupForWriter(hash, &c);
+  }
+  if (!s.ok()) return s;
+  for (uint32_t i = 0; i < c.count; ++i)
+    if (c.locations[i] == loc) return true;
+  return false;
+}
+
+Result<bool> Pass::CanDropTombstone(uint32_t seg, const RecordHeader& h, std::string_view key, uint64_t hash) {
+  // No other segment can hold an older record of the key.
+  const uint64_t others = seg == guard1_id_ ? guard2_ : guard1_;
+  if (others > h.seq) return true;
+  if (!durable_index_) return false;
+  // A newer, durable put of the key is live: it outranks every older record.
+  Candidates c;
+  Status s = w_.index_.Lookup(hash, &c);
+  if (s.Is(Code::kBusy)) return false;
+  if (!s.ok()) return s;
+  for (uint32_t i = 0; i < c.count; ++i) {
+    auto ref = w_.cache_.ReadRecord(c.locations[i], w_.limits_);
+    if (!ref.ok() || ref->key != key) continue;
+    return ref->header.type == RecordType::kPut && ref->header.seq > h.seq;
+  }
+  return false;
+}
+
+Status Pass::StartOutput(uint64_t live_to_copy) {
+  auto free = FreeBytes();
+  if (!free.ok()) return free.status();
+  // The output's size bound, its hint (bounded by a quarter of it) and the margin.
+  const uint64_t out_bytes = std::min<uint64_t>(w_.options_.segment_bytes, live_to_copy + kSegmentHeaderBytes);
+  const uint64_t need = out_bytes + out_bytes / 4 + o_.free_margin_bytes;
+  if (free.value() < need)
+    return Status::NoSpace("compaction needs " + std::to_string(need) + " free bytes for an output segment, " +
+                           std::to_string(free.value()) + " available");
+  uint32_t id = 0;
+  {
+    std::lock_guard lock(w_.mu_);
+    if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
+    if (w_.next_segment_id_ > kMaxSegmentId) return Status::NoSpace("segment ids exhausted");
+    id = w_.next_segment_id_++;
+  }
+  auto out = CompactionOutput::Create(w_.env_, w_.dir_, id, seed_);
+  if (!out.ok()) return out.status();
+  out_ = std::move(out.value());
+  moves_.clear();
+  out_kept_tombstone_bytes_ = 0;
+  return Status::OK();
+}
+
+Status Pass::Copy(const char* rec, const RecordHeader& h, std::string_view key, uint64_t hash, Location from) {
+  const uint64_t total = h.total_bytes();
+  if (out_ && out_->size() > kSegmentHeaderBytes && out_->size() + total > w_.options_.segment_bytes) {
+    Status s = FinishOutput();
+    if (!s.ok()) return s;
+  }
+  if (!out_) {
+    Status s = StartOutput(std::max(live_left_, total));
+    if (!s.ok()) return s;
+  }
+  uint64_t offset = 0, written = 0;
+  Status s = out_->Add(std::string_view(rec, total), h, key, &offset, &written);
+  if (!s.ok()) return s;
+  Pace(written);
+  moves_.push_back(Move{hash, from, offset, total, h.type});
+  if (h.type == RecordType::kDelete) out_kept_tombstone_bytes_ += total;
+  return Status::OK();
+}
+
+void Pass::AbandonOutput() {
+  out_.reset();  // removes the .tmp and the hint
+  moves_.clear();
+  // The inputs that fed it keep their records: they must not be deleted.
+  std::vector<uint32_t> keep;
+  for (uint32_t id : scanned_) {
+    Input* in = FindInput(id);
+    if (in == nullptr || !in->contributed) keep.push_back(id);
+  }
+  scanned_ = std::move(keep);
+  for (Input& in : inputs_) in.contributed = false;
+}
+
+// Publishes the current output, installs its records, deletes the inputs it completed.
+Status Pass::FinishOutput() {
+  const uint64_t unpaced = out_->buffered();
+  Status s = out_->Finish();
+  if (!s.ok()) {
+    AbandonOutput();
+    return s;
+  }
+  Pace(unpaced);
+  bytes_written_ += out_->size();
+  {
+    std::lock_guard lock(st_.stats_mu);
+    st_.stats.bytes_written += out_->size() + out_->hint_bytes();
+    ++st_.stats.segments_written;
+  }
+  st_.output_start_seq[out_->id()] = start_seq_;
+  st_.kept_tombstone_bytes[out_->id()] = out_kept_tombstone_bytes_;
+  ++report_.outputs;
+  s = Install();
+  out_.reset();  // published: the destructor leaves its files alone
+  moves_.clear();
+  if (!s.ok()) return s;
+  return DeleteReady();
+}
+
+Status Pass::Install() {
+  const uint32_t out_id = out_->id();
+  const size_t batch = std::max<uint32_t>(o_.install_batch, 1);
+  uint64_t moved = 0, superseded = 0;
+  for (size_t i = 0; i < moves_.size(); i += batch) {
+    {
+      std::lock_guard lock(w_.mu_);
+      if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
+      SegmentStats& out = w_.segments_[out_id];
+      out.id = out_id;
+      out.bytes = out_->size();
+      out.active = false;
+      for (size_t j = i; j < std::min(moves_.size(), i + batch); ++j) {
+        const Move& m = moves_[j];
+        const Location to = MakeLocation(out_id, m.offset);
+        if (m.type == RecordType::kPut && w_.index_.Replace(m.hash, m.from, to)) {
+          SegmentStats& from = w_.segments_[LocationSegment(m.from)];
+          from.live_bytes -= m.total;
+          from.dead_bytes += m.total;
+          out.live_bytes += m.total;
+          ++moved;
+        } else {
+          // A kept tombstone, or a copy that a newer write beat meanwhile.
+          out.dead_bytes += m.total;
+          if (m.type == RecordType::kPut) ++superseded;
+        }
+      }
+      w_.PublishCounters();
+    }
+    KINGX_KILL_POINT("compact.mid_install");
+  }
+  for (Input& in : inputs_) in.contributed = false;
+  std::lock_guard lock(st_.stats_mu);
+  st_.stats.records_moved += moved;
+  st_.stats.records_superseded += superseded;
+  return Status::OK();
+}
+
+// Deletes the scanned inputs that have nothing in a pending output.
+Status Pass::DeleteReady() {
+  std::vector<uint32_t> keep;
+  Status result;
+  for (size_t k = 0; k < scanned_.size(); ++k) {
+    const uint32_t id = scanned_[k];
+    Input* in = FindInput(id);
+    if (!result.ok() || (in != nullptr && in->contributed)) {
+      keep.push_back(id);
+      continue;
+    }
+    uint64_t live = 0;
+    {
+      std::lock_guard lock(w_.mu_);
+      live = w_.segments_[id].live_bytes;
+    }
+    if (live != 0) {
+      // The accounting says the index still points into it: never delete.
+      Log("segment " + std::to_string(id) + " still has " + std::to_string(live) +
+          " live bytes after its records were moved; left alone");
+      st_.skip.insert(id);
+      continue;
+    }
+    KINGX_KILL_POINT("compact.before_unlink");
+    Status s = w_.env_.RemoveFile(JoinPath(w_.dir_, SegmentFileName(id)));
+    if (!s.ok() && !s.Is(Code::kNotFound)) {
+      result = s;
+      keep.push_back(id);
+      continue;
+    }
+    KINGX_KILL_POINT("compact.after_unlink");
+    w_.env_.RemoveFile(JoinPath(w_.dir_, HintFileName(id))).ok();  // an orphan hint is removed by recovery
+    KINGX_KILL_POINT("compact.after_unlink_hint");
+    uint64_t bytes = 0;
+    {
+      std::lock_guard lock(w_.mu_);
+      bytes = w_.segments_[id].bytes;
+      w_.segments_.erase(id);
+      w_.cache_.Forget(id);
+      // After the unlink: a reader that sees the new epoch finds the file gone.
+      w_.index_.counters().segment_epoch.fetch_add(1, std::memory_order_release);
+      w_.PublishCounters();
+    }
+    st_.output_start_seq.erase(id);
+    st_.kept_tombstone_bytes.erase(id);
+    ++report_.deleted;
+    bytes_deleted_ += bytes;
+    std::lock_guard lock(st_.stats_mu);
+    ++st_.stats.segments_compacted;
+  }
+  scanned_ = std::move(keep);
+  return result;
+}
+
+Status Pass::CompactInput(Input& in, bool* complete) {
+  *complete = false;
+  const uint32_t id = in.stats.id;
+  auto span = w_.cache_.Read(id, 0, in.stats.bytes);
+  if (!span.ok()) {
+    st_.skip.insert(id);
+    Log("segment " + std::to_string(id) + " unreadable (" + span.status().ToString() + "); left alone");
+    corruption_ = span.status();
+    return Status::OK();
+  }
+  const char* data = span->data;
+  SegmentHeader sh;
+  if (!DecodeSegmentHeader(data, in.stats.bytes, &sh).ok() || sh.segment_id != id || sh.seed != seed_) {
+    st_.skip.insert(id);
+    Log("segment " + std::to_string(id) + " has a bad header; left alone");
+    return Status::OK();
+  }
+  uint64_t off = kSegmentHeaderBytes, paced = 0;
+  uint64_t dropped = 0, kept = 0;
+  while (off < in.stats.bytes) {
+    if (Stopping()) return Status::Busy("compaction stopped");
+    const char* p = data + off;
+    RecordHeader h;
+    Status rs = DecodeRecordHeader(p, in.stats.bytes - off, w_.limits_, &h);
+    if (rs.ok()) rs = VerifyRecordBody(p, h);
+    if (!rs.ok()) {
+      // Unknown keys past this point: the segment cannot be deleted safely.
+      st_.skip.insert(id);
+      Log("segment " + std::to_string(id) + ": corrupt record at offset " + std::to_string(off) + " (" +
+          rs.ToString() + "); segment left alone");
+      corruption_ = Status::Corruption("segment " + std::to_string(id) + " has a corrupt record");
+      return Status::OK();
+    }
+    const std::string_view key(p + kRecordHeaderBytes, h.key_len);
+    const uint64_t hash = KeyHash(seed_, key);
+    const Location loc = MakeLocation(id, off);
+    bool copy = false;
+    if (h.type == RecordType::kPut) {
+      auto live = IsLive(hash, loc);
+      if (!live.ok()) return live.status();
+      copy = live.value();
+    } else {
+      auto drop = CanDropTombstone(id, h, key, hash);
+      if (!drop.ok()) return drop.status();
+      copy = !drop.value();
+      (copy ? kept : dropped) += 1;
+    }
+    if (copy) {
+      if (!no_room_.ok()) return Status::OK();  // needs an output we cannot write: the input stays
+      Status s = Copy(p, h, key, hash, loc);
+      if (s.Is(Code::kNoSpace)) {
+        // No room for an output (or ENOSPC writing it): keep this input, go on
+        // with the inputs that need nothing written.
+        Log("no room for an output segment: " + s.ToString());
+        if (out_) AbandonOutput();
+        in.contributed = false;
+        no_room_ = s;
+        return Status::OK();
+      }
+      if (!s.ok()) return s;
+      in.contributed = true;
+    }
+    off += h.total_bytes();
+    paced += h.total_bytes();
+    if (paced >= kPaceChunkBytes) {
+      Pace(paced);
+      paced = 0;
+    }
+  }
+  Pace(paced);
+  live_left_ -= std::min(live_left_, in.stats.live_bytes);
+  *complete = true;
+  std::lock_guard lock(st_.stats_mu);
+  st_.stats.bytes_read += in.stats.bytes;
+  st_.stats.tombstones_dropped += dropped;
+  st_.stats.tombstones_kept += kept;
+  return Status::OK();
+}
+
+Status Pass::Run() {
+  std::map<uint32_t, SegmentStats> segs;
+  {
+    std::lock_guard lock(w_.mu_);
+    if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
+    segs = w_.segments_;
+    start_seq_ = w_.next_seq_;
+    seed_ = w_.seed_;
+    durable_index_ = w_.options_.sync == SyncMode::kAlways;
+  }
+  const uint64_t low_mark = o_.low_space_bytes != 0 ? o_.low_space_bytes : 2 * w_.options_.segment_bytes;
+  auto free = FreeBytes();
+  if (!free.ok()) return free.status();
+  Pick(segs, free.value() < low_mark);
+  report_.inputs = static_cast<uint32_t>(inputs_.size());
+  if (inputs_.empty()) return Status::OK();
+  ComputeGuards(segs);
+  st_.pace_start = Clock::now();
+  st_.paced_bytes = 0;
+
+  Status s;
+  for (Input& in : inputs_) {
+    bool complete = false;
+    s = CompactInput(in, &complete);
+    if (!s.ok()) break;
+    if (!complete) continue;
+    scanned_.push_back(in.stats.id);
+    // Inputs that put nothing in the pending output go at once: on a full
+    // disk this frees space before anything is written.
+    s = DeleteReady();
+    if (!s.ok()) break;
+  }
+  if (s.ok() && out_) {
+    s = FinishOutput();
+    if (s.Is(Code::kNoSpace)) {
+      no_room_ = s;
+      s = DeleteReady();  // what needed nothing written
+    }
+  }
+  if (!s.ok()) {
+    if (out_) AbandonOutput();  // an unpublished output is removed; its inputs stay
+    return s;
+  }
+  if (report_.deleted > 0) {
+    KINGX_KILL_POINT("compact.before_final_dir_sync");
+    w_.env_.SyncDir(w_.dir_).ok();  // deletions need no durability: a surviving input only duplicates copies
+  }
+  if (!no_room_.ok()) return no_room_;
+  return corruption_;
+}
+
+}  // namespace
+
+Status Compactor::RunOnce(PassReport* report) {
+  PassReport local;
+  if (report == nullptr) report = &local;
+  *report = PassReport{};
+  if (state_->stop.load(std::memory_order_relaxed)) return Status::Busy("compaction stopped");
+  const auto start = Clock::now();
+  Pass pass(*writer_.impl_, options_, *state_, report);
+  Status s = pass.Run();
+  report->bytes_freed = pass.bytes_deleted() > pass.bytes_written() ? pass.bytes_deleted() - pass.bytes_written() : 0;
+  const uint64_t us =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+  {
+    std::lock_guard lock(state_->stats_mu);
+    if (report->inputs > 0) ++state_->stats.passes;
+    if (!s.ok()) ++state_->stats.failures;
+    state_->stats.bytes_freed += report->bytes_freed;
+    state_->stats.last_pass_us = us;
+  }
+  if (options_.log && (report->inputs > 0 || !s.ok()))
+    options_.log("compaction: pass picked " + std::to_string(report->inputs) + " segment(s), deleted " +
+                 std::to_string(report->deleted) + ", wrote " + std::to_string(report->outputs) + ", freed " +
+                 std::to_string(report->bytes_freed) + " bytes in " + std::to_string(us / 1000) + " ms: " +
+                 s.ToString());
+  return s;
+}
+
+}  // namespace kingx::engine
