@@ -1,0 +1,314 @@
+// Compaction (engine/compaction.h): the std::map model with compaction passes
+// interleaved, the tombstone rule, accounting rebuilt on open, ENOSPC during a
+// pass, a full disk freed by compaction, and passes on a background thread
+// while the writer thread writes.
+#include "engine/compaction.h"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "engine/compress.h"
+#include "tests/engine/support/fault_env.h"
+#include "tests/engine/support/test_util.h"
+
+using namespace kingx::engine;
+using namespace kingx::engine::test;
+
+namespace {
+
+struct ModelEntry {
+  std::string value;
+  uint64_t seq;
+};
+using Model = std::map<std::string, ModelEntry>;
+
+CompactionOptions Unthrottled() {
+  CompactionOptions c;
+  c.rate_bytes_per_sec = 0;
+  c.install_batch = 7;  // many small installs
+  c.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{1} << 40; };
+  return c;
+}
+
+// Every key of the model reads back with its value and seq (the ETag); every
+// other key ever written is absent; the key count matches.
+void CheckModel(TestDb& db, const Model& model, const std::vector<std::string>& all_keys) {
+  for (const std::string& k : all_keys) {
+    INFO("key " << k);
+    auto v = db.reader().Get(k);
+    auto it = model.find(k);
+    if (it == model.end()) {
+      REQUIRE(v.status().Is(Code::kNotFound));
+    } else {
+      REQUIRE(v.ok());
+      REQUIRE(v->data == it->second.value);
+      REQUIRE(v->seq == it->second.seq);
+    }
+  }
+  REQUIRE(db.writer().Stats().keys == model.size());
+}
+
+// Per-segment live and dead bytes as the writer keeps them.
+std::map<uint32_t, std::pair<uint64_t, uint64_t>> SegmentBytes(Writer& w) {
+  std::map<uint32_t, std::pair<uint64_t, uint64_t>> out;
+  for (const SegmentStats& s : w.Stats().per_segment) out[s.id] = {s.live_bytes, s.dead_bytes};
+  return out;
+}
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file()) n += e.file_size();
+  return n;
+}
+
+bool HasTmpFiles(const std::string& dir) {
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".tmp") return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("compaction interleaved with random puts, deletes and reopens agrees with a std::map model",
+          "[engine][compaction][model]") {
+  const int level = GENERATE(0, 1);
+  TempDir dir;
+  Options o;
+  o.compression_level = level;
+  o.segment_bytes = 16 << 10;  // many segments
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  auto compactor = std::make_unique<Compactor>(db.writer(), Unthrottled());
+  std::mt19937_64 rng(77 + level);
+  Model model;
+  std::vector<std::string> all_keys;
+  uint64_t compacted = 0, dropped = 0;
+
+  for (int step = 0; step < 4000; ++step) {
+    const int what = static_cast<int>(rng() % 100);
+    const std::string key = "k" + std::to_string(rng() % 150) + (rng() % 10 == 0 ? std::string("\0b", 2) : "");
+    if (std::find(all_keys.begin(), all_keys.end(), key) == all_keys.end()) all_keys.push_back(key);
+    auto it = model.find(key);
+    if (what < 60) {
+      const size_t len = rng() % 20 == 0 ? 2000 + rng() % 6000 : 20 + rng() % 300;
+      std::string value = MakeValue(key, step, len, rng() % 2 == 0);
+      WriteResult r = db.Put(key, value);
+      REQUIRE(r.status.ok());
+      model[key] = ModelEntry{value, r.seq};
+    } else if (what < 80) {
+      WriteResult r = db.Delete(key);
+      REQUIRE(r.status.Is(it == model.end() ? Code::kNotFound : Code::kOk));
+      if (it != model.end()) model.erase(it);
+    } else if (what < 94) {
+      auto v = db.reader().Get(key);
+      if (it == model.end()) {
+        REQUIRE(v.status().Is(Code::kNotFound));
+      } else {
+        REQUIRE(v.ok());
+        REQUIRE(v->data == it->second.value);
+        REQUIRE(v->seq == it->second.seq);
+      }
+    } else if (what < 99) {
+      PassReport report;
+      REQUIRE(compactor->RunOnce(&report).ok());
+      compacted += report.deleted;
+      CheckModel(db, model, all_keys);
+    } else {
+      // The accounting kept across passes is what recovery rebuilds from the files.
+      auto before = SegmentBytes(db.writer());
+      compactor.reset();
+      REQUIRE(db.Open().ok());
+      compactor = std::make_unique<Compactor>(db.writer(), Unthrottled());
+      auto after = SegmentBytes(db.writer());
+      for (const auto& [id, lb] : before) {
+        INFO("segment " << id);
+        REQUIRE(after.count(id) == 1);
+        REQUIRE(after[id].first == lb.first);
+        REQUIRE(after[id].second == lb.second);
+      }
+      REQUIRE(after.size() == before.size());
+      REQUIRE_FALSE(HasTmpFiles(dir.path()));
+      CheckModel(db, model, all_keys);
+    }
+    dropped = std::max(dropped, compactor->stats().tombstones_dropped);
+  }
+  REQUIRE(compacted > 0);
+  CheckModel(db, model, all_keys);
+
+  // A full pass leaves sealed segments whose dead bytes are only tombstones that must stay.
+  CompactionOptions all = Unthrottled();
+  all.pick_all = true;
+  Compactor full(db.writer(), all);
+  REQUIRE(full.RunOnce().ok());
+  CheckModel(db, model, all_keys);
+  WriterStats s = db.writer().Stats();
+  uint64_t sealed_dead = 0;
+  for (const SegmentStats& g : s.per_segment)
+    if (!g.active) sealed_dead += g.dead_bytes;
+  REQUIRE(sealed_dead <= full.stats().tombstones_kept * (kRecordHeaderBytes + 8));
+  compactor.reset();
+  REQUIRE(db.Open().ok());
+  CheckModel(db, model, all_keys);
+}
+
+TEST_CASE("a tombstone stays while an older segment still holds the deleted put, and goes once it is gone",
+          "[engine][compaction][tombstone]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 8 << 10;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  // Segment A: the victim among values that stay live (A stays below the dead ratio).
+  REQUIRE(db.Put("victim", MakeValue("victim", 1, 200, false)).status.ok());
+  for (int i = 0; i < 30; ++i) REQUIRE(db.Put("stable" + std::to_string(i), MakeValue("s", i, 200, false)).status.ok());
+  // Later segments: the delete (after a value too big for the first segment), then churn that makes them dead.
+  REQUIRE(db.Put("filler", MakeValue("filler", 1, 1000, false)).status.ok());
+  const uint32_t first = db.writer().Stats().per_segment.front().id;
+  REQUIRE(db.writer().Stats().per_segment.size() == 2);
+  REQUIRE(db.Delete("victim").status.ok());
+  for (int round = 0; round < 6; ++round)
+    for (int i = 0; i < 20; ++i)
+      REQUIRE(db.Put("churn" + std::to_string(i), MakeValue("c", round * 100 + i, 200, false)).status.ok());
+
+  Compactor c(db.writer(), Unthrottled());
+  PassReport r;
+  REQUIRE(c.RunOnce(&r).ok());
+  REQUIRE(r.deleted > 0);
+  REQUIRE(c.stats().tombstones_kept == 1);  // the first segment still holds victim's put
+  REQUIRE(db.writer().Stats().per_segment.front().id == first);
+  REQUIRE(db.Get("victim").status().Is(Code::kNotFound));
+  REQUIRE(db.Open().ok());  // recovery must not resurrect it from the first segment
+  REQUIRE(db.Get("victim").status().Is(Code::kNotFound));
+
+  // Once the first segment is compacted too, nothing can resurrect the key: the tombstone may go.
+  CompactionOptions all = Unthrottled();
+  all.pick_all = true;
+  Compactor c2(db.writer(), all);
+  REQUIRE(c2.RunOnce().ok());
+  REQUIRE(c2.RunOnce().ok());
+  REQUIRE(c2.stats().tombstones_dropped >= 1);
+  REQUIRE(db.Get("victim").status().Is(Code::kNotFound));
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Get("victim").status().Is(Code::kNotFound));
+  for (int i = 0; i < 30; ++i) REQUIRE(db.Get("stable" + std::to_string(i)).ok());
+}
+
+TEST_CASE("ENOSPC while writing an output removes it, keeps the inputs, and a later pass succeeds",
+          "[engine][compaction][faults]") {
+  const uint64_t nth = GENERATE(1, 2, 3);
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 64 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  Model model;
+  std::vector<std::string> keys;
+  for (int round = 0; round < 4; ++round)
+    for (int i = 0; i < 300; ++i) {
+      const std::string k = "key" + std::to_string(i);
+      if (round == 0) keys.push_back(k);
+      // Keys 0..99 stop being overwritten after round 0, so old segments keep live records to copy.
+      if (round > 0 && i < 100) continue;
+      std::string v = MakeValue(k, round, 150 + i % 50, false);
+      WriteResult w = db.Put(k, v);
+      REQUIRE(w.status.ok());
+      model[k] = ModelEntry{v, w.seq};
+    }
+  const auto files_before = SegmentFiles(dir.path());
+  CompactionOptions co = Unthrottled();
+  co.pick_all = true;
+  Compactor c(db.writer(), co);
+  env.FailNth(FaultOp::kWrite, nth, Code::kNoSpace);
+  PassReport r;
+  Status s = c.RunOnce(&r);
+  REQUIRE(env.FaultsFired() == 1);
+  REQUIRE(s.Is(Code::kNoSpace));
+  REQUIRE_FALSE(HasTmpFiles(dir.path()));
+  CheckModel(db, model, keys);
+  env.ClearFaults();
+  REQUIRE(db.Open().ok());
+  CheckModel(db, model, keys);
+  Compactor c2(db.writer(), co);
+  REQUIRE(c2.RunOnce(&r).ok());
+  REQUIRE(r.outputs > 0);
+  CheckModel(db, model, keys);
+  REQUIRE(SegmentFiles(dir.path()) != files_before);
+}
+
+TEST_CASE("on a full disk compaction frees the space of dead segments without writing, then writes succeed",
+          "[engine][compaction][faults]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 32 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < 400; ++i) REQUIRE(db.Put("k" + std::to_string(i % 50), MakeValue("k", i, 300, false)).status.ok());
+  for (int i = 0; i < 50; ++i) REQUIRE(db.Delete("k" + std::to_string(i)).status.ok());
+  // The disk is full: every write fails, and statvfs says there is no room.
+  env.FailNth(FaultOp::kWrite, 1, Code::kNoSpace, /*forever=*/true);
+  REQUIRE(db.Put("new", "value").status.Is(Code::kNoSpace));
+  const uint64_t bytes_before = DirBytes(dir.path());
+  const uint64_t writes_before = env.Calls(FaultOp::kWrite);
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{0}; };
+  Compactor c(db.writer(), co);
+  PassReport r;
+  Status s = c.RunOnce(&r);
+  REQUIRE((s.ok() || s.Is(Code::kNoSpace)));
+  REQUIRE(r.deleted > 0);
+  REQUIRE(env.Calls(FaultOp::kWrite) == writes_before);  // nothing written
+  REQUIRE(DirBytes(dir.path()) < bytes_before);
+  for (int i = 0; i < 50; ++i) REQUIRE(db.Get("k" + std::to_string(i)).status().Is(Code::kNotFound));
+  // Space is available again: writes succeed.
+  env.ClearFaults();
+  REQUIRE(db.Put("new", "value").status.ok());
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Get("new").ok());
+  for (int i = 0; i < 50; ++i) REQUIRE(db.Get("k" + std::to_string(i)).status().Is(Code::kNotFound));
+}
+
+TEST_CASE("passes on the background thread run while the writer thread keeps writing",
+          "[engine][compaction][thread]") {
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 16 << 10;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  CompactionOptions co = Unthrottled();
+  Compactor c(db.writer(), co);
+  CompactionThread t(c, 1);
+  t.Start();
+  Model model;
+  std::vector<std::string> keys;
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 100; ++i) keys.push_back("key" + std::to_string(i));
+  for (int step = 0; step < 6000; ++step) {
+    const std::string& k = keys[rng() % keys.size()];
+    if (rng() % 10 == 0) {
+      WriteResult r = db.Delete(k);
+      if (r.status.ok()) model.erase(k);
+      else REQUIRE(r.status.Is(Code::kNotFound));
+    } else {
+      std::string v = MakeValue(k, step, 100 + rng() % 200, true);
+      WriteResult r = db.Put(k, v);
+      REQUIRE(r.status.ok());
+      model[k] = ModelEntry{v, r.seq};
+    }
+    if (step % 500 == 0) t.Trigger();
+  }
+  t.Stop();
+  REQUIRE(c.stats().segments_compacted > 0);
+  CheckModel(db, model, keys);
+  REQUIRE(db.Open().ok());
+  CheckModel(db, model, keys);
+}
