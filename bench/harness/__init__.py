@@ -1,0 +1,1 @@
+"""The benchmark harness behind bench/compare (see bench/README.md)."""

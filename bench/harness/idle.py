@@ -1,0 +1,97 @@
+"""Memory per idle keep-alive connection (perf.md section 5's method).
+
+Against a running server: read the memory of its processes, open N connections, send one
+keep-alive GET on each and read its response, leave them idle for a few seconds, read the
+memory again and check which connections are still open. Bytes per connection = RSS growth
+divided by the connections that were answered and still open. The kernel's socket memory is
+not in RSS and is not counted.
+"""
+
+import selectors
+import socket
+import time
+
+from . import sysinfo
+
+
+def _response_complete(buf):
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    length = 0
+    for line in buf[:end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return len(buf) >= end + 4 + length
+
+
+def measure(inst, path, nconns, idle_s=3.0, answer_timeout_s=15.0):
+    """Open nconns idle keep-alive connections to inst. Returns a dict of figures."""
+    base = sysinfo.tree_memory(inst.server_pids())
+    base_bk = sysinfo.tree_memory(inst.backend_pids())
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    socks = []
+    connect_errors = 0
+    sel = selectors.DefaultSelector()
+    bufs = {}
+    try:
+        for _ in range(nconns):
+            try:
+                s = socket.create_connection(("127.0.0.1", inst.port), timeout=5)
+                s.sendall(req)
+            except OSError:
+                connect_errors += 1
+                if connect_errors > 100:
+                    break
+                continue
+            s.setblocking(False)
+            socks.append(s)
+            bufs[s] = bytearray()
+            sel.register(s, selectors.EVENT_READ)
+        answered = 0
+        deadline = time.monotonic() + answer_timeout_s
+        pending = len(socks)
+        while pending and time.monotonic() < deadline:  # bounded by the deadline
+            for key, _ in sel.select(timeout=0.5):
+                s = key.fileobj
+                try:
+                    chunk = s.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if chunk:
+                    bufs[s] += chunk
+                if not chunk or _response_complete(bufs[s]):
+                    sel.unregister(s)
+                    pending -= 1
+                    if chunk:
+                        answered += 1
+        time.sleep(idle_s)
+        after = sysinfo.tree_memory(inst.server_pids())
+        after_bk = sysinfo.tree_memory(inst.backend_pids())
+        still_open = 0
+        for s in socks:
+            try:
+                if s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b"":
+                    still_open += 1  # unexpected bytes, but the connection is open
+            except BlockingIOError:
+                still_open += 1
+            except OSError:
+                pass
+    finally:
+        for s in socks:
+            s.close()
+        sel.close()
+    held = min(answered, still_open)
+    rss_growth = after["rss"] - base["rss"]
+    return {
+        "connections": nconns, "connected": len(socks), "connect_errors": connect_errors,
+        "answered": answered, "open_after_idle": still_open,
+        "rss_before": base["rss"], "rss_after": after["rss"],
+        "pss_before": base["pss"], "pss_after": after["pss"],
+        "backend_rss_growth": after_bk["rss"] - base_bk["rss"],
+        "bytes_per_conn": round(rss_growth / held, 1) if held else None,
+        "pss_bytes_per_conn": round((after["pss"] - base["pss"]) / held, 1) if held else None,
+    }
