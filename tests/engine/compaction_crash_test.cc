@@ -1,0 +1,215 @@
+// Crashes inside compaction: a child process runs compaction passes on a
+// background thread while its main thread keeps writing (puts and deletes),
+// with one compaction kill point armed; it dies there (_exit(137), like
+// kill -9). The parent reopens the directory and checks the
+// acknowledged-write oracle: every acknowledged put reads back with its
+// version, every acknowledged delete stays deleted (no resurrection by a
+// dropped tombstone), no key is counted twice, nothing unwritten appears.
+// Then it compacts everything again and checks once more.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "engine/compaction.h"
+#include "engine/kill_point.h"
+#include "tests/engine/support/test_util.h"
+
+using namespace kingx::engine;
+using namespace kingx::engine::test;
+
+namespace {
+
+constexpr int kKeys = 60;
+
+struct Msg {
+  int32_t kind;  // 0 intent, 1 acknowledged
+  int32_t id;
+  int64_t version;
+  int32_t is_delete;
+  int32_t ok;
+};
+
+std::string Key(int id) { return "key-" + std::to_string(id); }
+
+CompactionOptions Unthrottled() {
+  CompactionOptions c;
+  c.rate_bytes_per_sec = 0;
+  c.install_batch = 5;
+  c.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{1} << 40; };
+  return c;
+}
+
+// What a key must hold: absent, or MakeValue(key, version, ...).
+struct Expect {
+  bool exists = false;
+  int64_t version = 0;
+};
+
+Status Write(Writer& w, int id, int64_t version, bool is_delete) {
+  const std::string key = Key(id);
+  const std::string value = MakeValue(key, static_cast<uint64_t>(version), 120 + (version % 5) * 60, false);
+  WriteOp op;
+  op.key = key;
+  op.type = is_delete ? OpType::kDelete : OpType::kPut;
+  op.stored = value;
+  op.raw_len = value.size();
+  WriteResult r;
+  w.Apply({&op, 1}, {&r, 1});
+  return r.status;
+}
+
+// The base database: keys 0..29 written once (their segments stay mostly
+// live, so they are not compacted), then a third of them deleted among churn
+// of keys 30..59 (those segments die and are compacted: their tombstones must
+// be kept, or the old puts would resurrect).
+void BuildBase(const std::string& dir, const Options& o, std::map<int, Expect>* oracle) {
+  IndexRegion region;
+  auto w = Writer::Open(PosixEnv(), dir, o, region.index());
+  REQUIRE(w.ok());
+  int64_t version = 1;
+  for (int round = 0; round < 6; ++round) {
+    for (int id = 0; id < kKeys; ++id) {
+      if (round > 0 && id < 30 && !(round == 3 && id % 3 == 0)) continue;
+      const bool del = round == 3 && id < 30;
+      Status s = Write(*w.value(), id, version, del);
+      REQUIRE(s.ok());
+      (*oracle)[id] = del ? Expect{} : Expect{true, version};
+      ++version;
+    }
+  }
+}
+
+// The child: compaction passes on a thread, writes on the main thread, each
+// intent and acknowledgement reported on fd. Returns only if the point never fired.
+int Child(const std::string& dir, const Options& o, const std::string& point, int fd) {
+  IndexRegion region;
+  auto w = Writer::Open(PosixEnv(), dir, o, region.index());
+  if (!w.ok()) return 3;
+  Compactor compactor(*w.value(), Unthrottled());
+  ArmKillPoint(point);
+  std::atomic<bool> done{false};
+  std::thread passes([&] {
+    for (int i = 0; i < 400 && !done.load(); ++i) {
+      compactor.RunOnce().ok();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  for (int64_t v = 1000; v < 1600; ++v) {
+    const int id = static_cast<int>(v * 7 % kKeys);
+    const bool del = v % 6 == 0;
+    Msg intent{0, id, v, del, 0};
+    if (write(fd, &intent, sizeof intent) != sizeof intent) return 7;
+    Status s = Write(*w.value(), id, v, del);
+    Msg ack{1, id, v, del, s.ok() ? 1 : 0};
+    if (!s.ok() && !s.Is(Code::kNotFound)) return 6;
+    if (write(fd, &ack, sizeof ack) != sizeof ack) return 7;
+  }
+  done.store(true);
+  passes.join();
+  // The point may sit on a path only a final pass reaches.
+  CompactionOptions all = Unthrottled();
+  all.pick_all = true;
+  Compactor last(*w.value(), all);
+  last.RunOnce().ok();
+  return 0;
+}
+
+// Checks the reopened database against the oracle; `inflight` is the one op
+// that was not acknowledged (either outcome is allowed for it).
+void CheckOracle(TestDb& db, const std::map<int, Expect>& oracle, const std::optional<Msg>& inflight) {
+  uint64_t present = 0;
+  for (int id = 0; id < kKeys; ++id) {
+    const std::string key = Key(id);
+    INFO("key " << key);
+    auto got = db.Get(key);
+    const Expect& e = oracle.at(id);
+    Expect alt = e;
+    if (inflight && inflight->id == id) alt = inflight->is_delete ? Expect{} : Expect{true, inflight->version};
+    if (!got.ok()) {
+      REQUIRE(got.status().Is(Code::kNotFound));
+      REQUIRE((!e.exists || !alt.exists));
+      continue;
+    }
+    ++present;
+    uint64_t version = 0;
+    REQUIRE(CheckValue(key, got.value(), &version));
+    const bool matches = (e.exists && version == static_cast<uint64_t>(e.version)) ||
+                         (alt.exists && version == static_cast<uint64_t>(alt.version));
+    REQUIRE(matches);
+  }
+  REQUIRE(db.writer().Stats().keys == present);  // no key counted twice
+  REQUIRE(db.writer().Stats().corruptions == 0);
+}
+
+bool HasTmpFiles(const std::string& dir) {
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".tmp") return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a crash at any compaction kill point keeps every acknowledged write and deletion",
+          "[engine][compaction][crash]") {
+  const std::string point =
+      GENERATE(as<std::string>{}, "compact.before_write", "compact.after_write:2", "compact.before_sync",
+               "compact.after_sync:2", "compact.before_hint", "compact.after_hint", "compact.before_rename",
+               "compact.after_rename:2", "compact.before_dir_sync", "compact.after_dir_sync",
+               "compact.mid_install", "compact.mid_install:4", "compact.before_unlink", "compact.before_unlink:3",
+               "compact.after_unlink", "compact.after_unlink:5", "compact.after_unlink_hint:2",
+               "compact.before_final_dir_sync");
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 8192;
+  std::map<int, Expect> oracle;
+  BuildBase(dir.path(), o, &oracle);
+
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    _exit(Child(dir.path(), o, point, fds[1]));
+  }
+  close(fds[1]);
+  std::optional<Msg> inflight;
+  Msg m;
+  while (read(fds[0], &m, sizeof m) == sizeof m) {
+    if (m.kind == 0) {
+      inflight = m;
+      continue;
+    }
+    inflight.reset();
+    if (m.ok) oracle[m.id] = m.is_delete ? Expect{} : Expect{true, m.version};
+  }
+  close(fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  INFO("point " << point);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 137);  // the point fired
+
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE_FALSE(HasTmpFiles(dir.path()));
+  CheckOracle(db, oracle, inflight);
+
+  // Compaction after the crash finishes the job and changes nothing visible.
+  CompactionOptions all = Unthrottled();
+  all.pick_all = true;
+  {
+    Compactor c(db.writer(), all);
+    REQUIRE(c.RunOnce().ok());
+  }
+  CheckOracle(db, oracle, inflight);
+  REQUIRE(db.Open().ok());
+  CheckOracle(db, oracle, inflight);
+}
