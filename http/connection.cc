@@ -232,7 +232,6 @@ void Connection::OnParseError(uint64_t now_ms) {
 }
 
 void Connection::FinishRequest(uint64_t now_ms) {
-  ++requests_served_;
   state_ = State::kHead;
   answered_ = dispatched_ = discard_body_ = dispatch_at_end_ = continue_sent_ = body_paused_ = false;
   idle_since_ms_ = now_ms;
@@ -267,7 +266,7 @@ void Connection::Respond(const Response& response, uint64_t now_ms) {
   if (!dispatched_) return;
   dispatched_ = false;
   const Request& req = parser_->request();
-  bool close = response.close || !req.keep_alive || eof_;
+  bool close = response.close || !req.keep_alive;
   if (BodyPending()) {
     // Answered before the body ended. If the client still waits for
     // 100 Continue it may never send the body, or send it much later:
@@ -326,6 +325,7 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
     body_bytes = r.body.size();
   }
   if (was_empty) send_progress_ms_ = now_ms;
+  if (request) ++requests_served_;
 
   uint64_t latency_ms = (request && now_ms >= request->start_ms) ? now_ms - request->start_ms : 0;
   if (counters_) CountResponse(*counters_, r.status, latency_ms);

@@ -202,7 +202,7 @@ class Connection {
   // state). Not used by the core.
   void* user_data() const { return user_data_; }
   void set_user_data(void* p) { user_data_ = p; }
-  // Requests fully answered on this connection so far.
+  // Requests (parsed heads) that got their final response so far.
   uint64_t requests_served() const { return requests_served_; }
   // Bytes of heap and object memory this Connection holds now (sizeof plus
   // buffer capacities). Idle keep-alive target: about 1 KiB or less.

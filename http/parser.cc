@@ -108,6 +108,9 @@ struct Parser::Callbacks {
   static int OnHeadersComplete(llhttp_t* p) { return Self(p)->OnHeadersComplete(); }
   static int OnChunkHeader(llhttp_t* p) { return Self(p)->OnChunkHeader(); }
   static int OnBody(llhttp_t* p, const char* at, size_t n) {
+    // llhttp flushes an open span at the end of every execute call, also
+    // when it is empty: pausing on that would stop the parser for nothing.
+    if (n == 0) return 0;
     Parser* self = Self(p);
     self->pending_ = Event::kBody;
     self->pending_body_ = std::span<const char>(at, n);
@@ -357,6 +360,12 @@ Parser::Step Parser::Execute(std::span<const char> data) {
   if (failed_) return ErrorStep(step);
   if (message_done_) ResetForNextMessage();
   llhttp_t* ll = Ll(llhttp_);
+  // llhttp marks an open span (body, header value) by a non-null start
+  // pointer that it restarts at each call's first byte: a null `data` would
+  // silently close the span and the next span callback would get a null
+  // start. Never pass one.
+  static const char kNothing[1] = {0};
+  if (data.data() == nullptr) data = std::span<const char>(kNothing, 0);
   size_t pos = 0;
   for (;;) {
     const char* base = data.data() + pos;

@@ -1,0 +1,459 @@
+// Connection: exact responses, every split of the input, pipelining,
+// 100-continue, body pause/resume, timeouts, output ownership, idle memory.
+#include "http/connection.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <random>
+
+#include "tests/http/test_support.h"
+
+namespace kingx::http {
+namespace {
+
+using testing::FakeKvHandler;
+using testing::Harness;
+using testing::NormalizeDate;
+using testing::SplitResponses;
+
+constexpr auto kSync = FakeKvHandler::Mode::kSync;
+constexpr auto kDeferred = FakeKvHandler::Mode::kDeferred;
+
+const std::string kPipeline =
+    "PUT /v1/kv/k%00ey HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    "GET /v1/kv/k%00ey HTTP/1.1\r\nHost: h\r\n\r\n"
+    "PUT /v1/kv/k%00ey HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nbye\r\n2\r\n!!\r\n0\r\nT: v\r\n\r\n"
+    "HEAD /v1/kv/k%00ey HTTP/1.1\r\nHost: h\r\n\r\n"
+    "DELETE /v1/kv/k%00ey HTTP/1.1\r\nHost: h\r\n\r\n"
+    "GET /v1/kv/k%00ey HTTP/1.1\r\nHost: h\r\n\r\n"
+    "GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+
+const std::string kPipelineAnswer =
+    "HTTP/1.1 201 Created\r\nDate: <date>\r\nContent-Length: 0\r\nETag: \"1\"\r\nKeep-Alive: timeout=75\r\n\r\n"
+    "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nETag: \"1\"\r\n"
+    "Keep-Alive: timeout=75\r\n\r\nhello"
+    "HTTP/1.1 204 No Content\r\nDate: <date>\r\nETag: \"2\"\r\nKeep-Alive: timeout=75\r\n\r\n"
+    "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\nETag: \"2\"\r\n"
+    "Keep-Alive: timeout=75\r\n\r\n"
+    "HTTP/1.1 204 No Content\r\nDate: <date>\r\nKeep-Alive: timeout=75\r\n\r\n"
+    "HTTP/1.1 404 Not Found\r\nDate: <date>\r\nContent-Type: application/problem+json\r\nContent-Length: 80\r\n"
+    "Keep-Alive: timeout=75\r\n\r\n"
+    "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,\"detail\":\"No such key.\"}\n"
+    "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
+    "ok\n";
+
+TEST_CASE("a pipeline of PUT, GET, chunked PUT, HEAD, DELETE, GET is answered exactly, in order", "[http][connection]") {
+  for (auto mode : {kSync, kDeferred}) {
+    Harness h(mode);
+    h.Feed(kPipeline);
+    CHECK(NormalizeDate(h.wire) == kPipelineAnswer);
+    CHECK(h.conn->ShouldClose());
+    CHECK_FALSE(h.conn->HasOutput());
+    CHECK(h.handler.requests == 7);
+    CHECK(h.conn->requests_served() == 7);
+  }
+}
+
+TEST_CASE("the pipeline gives the same bytes when split at every byte boundary", "[http][connection]") {
+  for (auto mode : {kSync, kDeferred}) {
+    for (size_t cut = 1; cut < kPipeline.size(); ++cut) {
+      Harness h(mode);
+      h.Feed(std::string_view(kPipeline).substr(0, cut));
+      h.Feed(std::string_view(kPipeline).substr(cut));
+      INFO("cut at " << cut);
+      REQUIRE(NormalizeDate(h.wire) == kPipelineAnswer);
+    }
+  }
+}
+
+TEST_CASE("the pipeline gives the same bytes fed one byte at a time and in random pieces", "[http][connection]") {
+  for (auto mode : {kSync, kDeferred}) {
+    Harness one(mode);
+    one.FeedInSteps(kPipeline, 1);
+    CHECK(NormalizeDate(one.wire) == kPipelineAnswer);
+    std::mt19937 rng(42);
+    for (int round = 0; round < 200; ++round) {
+      Harness h(mode);
+      size_t pos = 0;
+      while (pos < kPipeline.size()) {
+        size_t n = std::uniform_int_distribution<size_t>(1, 40)(rng);
+        h.Feed(std::string_view(kPipeline).substr(pos, n));
+        pos += n;
+      }
+      INFO("round " << round);
+      REQUIRE(NormalizeDate(h.wire) == kPipelineAnswer);
+    }
+  }
+}
+
+TEST_CASE("a pipelined PUT then GET of the same key in one packet sees the PUT", "[http][connection][pipelining]") {
+  for (auto mode : {kSync, kDeferred}) {
+    Harness h(mode);
+    h.conn->Feed(std::span<const char>(kPipeline.data(), 200), h.now);  // the PUT and part of the GET
+    // Deferred: the PUT is with the handler; the GET must not be dispatched yet.
+    if (mode == kDeferred) {
+      CHECK(h.handler.requests == 1);
+      CHECK(h.handler.HasPending());
+    }
+    h.Pump();
+    h.Feed(std::string_view(kPipeline).substr(200));
+    auto responses = SplitResponses(h.wire, false, {3});
+    REQUIRE(responses.size() == 7);
+    CHECK(responses[0].status == 201);
+    CHECK(responses[1].status == 200);
+    CHECK(responses[1].body == "hello");
+  }
+}
+
+TEST_CASE("Expect: 100-continue gets 100 Continue once the handler accepted the head", "[http][connection][expect]") {
+  for (auto mode : {kSync, kDeferred}) {
+    Harness h(mode);
+    h.Feed("PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+    CHECK(h.wire == "HTTP/1.1 100 Continue\r\n\r\n");
+    h.Feed("abc");
+    auto all = SplitResponses(h.wire, true);
+    REQUIRE(all.size() == 2);
+    CHECK(all[0].status == 100);
+    CHECK(all[1].status == 201);
+    CHECK_FALSE(h.conn->ShouldClose());
+  }
+}
+
+TEST_CASE("Expect: 100-continue over the body limit is refused with 413 at once, and the connection closes",
+          "[http][connection][expect]") {
+  Limits limits;
+  limits.max_body_bytes = 100;
+  Harness h(kSync, limits);
+  h.Feed("PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 101\r\n\r\n");
+  auto all = SplitResponses(h.wire, true);
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].status == 413);
+  CHECK(all[0].body.find("\"limit\":100") != std::string::npos);
+  CHECK(all[0].Header("connection") == "close");
+  CHECK(h.conn->ShouldClose());
+  CHECK(h.handler.requests == 0);
+}
+
+TEST_CASE("a precondition that fails on the head of an Expect request gets 412 without 100, then close",
+          "[http][connection][expect]") {
+  {
+    Harness h(kSync);
+    h.handler.store["a"] = {7, "old", "text/plain"};
+    h.Feed("PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nIf-None-Match: *\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+    auto all = SplitResponses(h.wire, true);
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].status == 412);
+    CHECK(all[0].Header("connection") == "close");
+    CHECK(h.conn->ShouldClose());
+    CHECK(h.handler.store["a"].value == "old");
+  }
+  // A handler that answers only after OnRequest returned has let the core
+  // send 100 Continue: the client sends the body, which is then skipped.
+  Harness d(kDeferred);
+  d.handler.store["a"] = {7, "old", "text/plain"};
+  d.Feed("PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nIf-None-Match: *\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  d.Feed("abcGET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n");
+  auto all = SplitResponses(d.wire, true);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].status == 100);
+  CHECK(all[1].status == 412);
+  CHECK(all[2].body == "old");
+}
+
+TEST_CASE("an early answer without Expect skips the rest of the body and keeps the connection",
+          "[http][connection]") {
+  for (auto mode : {kSync, kDeferred}) {
+    Harness h(mode);
+    h.handler.store["a"] = {7, "old", "text/plain"};
+    h.Feed("PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nIf-Match: \"6\"\r\nContent-Length: 10\r\n\r\n01234");
+    h.Feed("56789GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto all = SplitResponses(h.wire);
+    REQUIRE(all.size() == 2);
+    CHECK(all[0].status == 412);
+    CHECK(all[1].status == 200);
+    CHECK(all[1].body == "old");
+    if (mode == kSync) CHECK(h.handler.body_pieces == 0);
+    CHECK_FALSE(h.conn->ShouldClose());
+  }
+}
+
+TEST_CASE("body pieces are at most body_part_bytes and PauseBody stops them until ResumeBody",
+          "[http][connection][backpressure]") {
+  Limits limits;
+  limits.body_part_bytes = 4;
+  limits.max_buffered_input_bytes = 16;
+  Harness h(kSync, limits);
+  h.handler.pause_each_body_piece = true;
+  std::string body(40, 'x');
+  h.conn->Feed(std::span<const char>(std::string("PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nContent-Length: 40\r\n\r\n")),
+               h.now);
+  std::string more = body.substr(0, 20);
+  h.conn->Feed(std::span<const char>(more.data(), more.size()), h.now);
+  CHECK(h.handler.body_pieces == 1);
+  CHECK(h.conn->DeadlineMs() == 0);    // paused: no body timeout against the client
+  CHECK_FALSE(h.conn->WantsRead());    // 16 bytes buffered: stop reading
+  std::string rest = body.substr(20);
+  h.conn->Feed(std::span<const char>(rest.data(), rest.size()), h.now);  // still taken, never dropped
+  for (int i = 0; i < 20 && h.handler.body_ends == 0; ++i) h.conn->ResumeBody(h.now);
+  h.Pump();
+  CHECK(h.handler.body_pieces == 10);
+  CHECK(h.handler.largest_piece == 4);
+  CHECK(h.handler.store["a"].value == body);
+  CHECK(SplitResponses(h.wire).at(0).status == 201);
+  CHECK(h.conn->WantsRead());
+}
+
+TEST_CASE("the header timeout answers 408 and closes; the deadline is total, not per read", "[http][connection][timeout]") {
+  Harness h(kSync);
+  CHECK(h.conn->DeadlineMs() == 1000 + 10000);  // the first request's header deadline runs from the start
+  h.Advance(5000);
+  h.Feed("GET /healthz HTTP/1.1\r\n");
+  h.Advance(4000);
+  h.Feed("Host: h\r\n");  // progress does not extend a header deadline
+  CHECK(h.conn->DeadlineMs() == 1000 + 10000);
+  h.Advance(999);
+  CHECK(h.wire.empty());
+  h.Advance(1);
+  auto all = SplitResponses(h.wire);
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].status == 408);
+  CHECK(h.conn->ShouldClose());
+  CHECK(h.counters.timeouts == 1);
+}
+
+TEST_CASE("an idle keep-alive connection closes silently when keepalive_timeout passes", "[http][connection][timeout]") {
+  Harness h(kSync);
+  h.Feed("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+  size_t written = h.wire.size();
+  CHECK(h.conn->DeadlineMs() == h.now + 75000);
+  h.Advance(74999);
+  CHECK_FALSE(h.conn->ShouldClose());
+  h.Advance(1);
+  CHECK(h.conn->ShouldClose());
+  CHECK(h.wire.size() == written);  // nothing sent
+}
+
+TEST_CASE("the body timeout aborts the handler's request and answers 408", "[http][connection][timeout]") {
+  Harness h(kSync);
+  h.Feed("PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n01234");
+  CHECK(h.conn->DeadlineMs() == h.now + 60000);
+  h.Advance(30000);
+  h.Feed("5");
+  CHECK(h.conn->DeadlineMs() == h.now + 60000);  // each body read restarts it
+  h.Advance(60000);
+  CHECK(h.handler.aborts == 1);
+  auto all = SplitResponses(h.wire);
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].status == 408);
+  CHECK(h.conn->ShouldClose());
+  CHECK(h.handler.store.empty());
+}
+
+TEST_CASE("no timer runs while the handler holds a request", "[http][connection][timeout]") {
+  Harness h(kDeferred);
+  h.conn->Feed(std::span<const char>(std::string("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")), h.now);
+  CHECK(h.handler.HasPending());
+  CHECK(h.conn->DeadlineMs() == 0);
+  h.now += 1000000;
+  h.conn->OnTimer(h.now);
+  CHECK_FALSE(h.conn->ShouldClose());
+  h.Pump();
+  CHECK(SplitResponses(h.wire).at(0).status == 200);
+}
+
+TEST_CASE("output the peer never reads is abandoned at the send deadline", "[http][connection][timeout]") {
+  uint64_t now = 1000;
+  FakeKvHandler handler(kSync, &now);
+  Limits limits;
+  Connection conn(handler, limits, nullptr, now);
+  std::string req = "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n";
+  conn.Feed(std::span<const char>(req.data(), req.size()), now);
+  REQUIRE(conn.HasOutput());
+  CHECK(conn.DeadlineMs() == now + limits.send_timeout_ms);
+  now += limits.send_timeout_ms;
+  conn.OnTimer(now);
+  CHECK_FALSE(conn.HasOutput());
+  CHECK(conn.ShouldClose());
+  struct iovec iov[4];
+  CHECK(conn.GatherOutput(iov, 4) == 0);
+}
+
+TEST_CASE("gathered bytes stay valid while more responses are appended", "[http][connection][output]") {
+  uint64_t now = 1000;
+  FakeKvHandler handler(kSync, &now);
+  handler.store["a"] = {1, std::string(3000, 'v'), "text/plain"};
+  Limits limits;
+  Connection conn(handler, limits, nullptr, now);
+  std::string req = "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n";
+  conn.Feed(std::span<const char>(req.data(), req.size()), now);
+  struct iovec iov[8];
+  size_t n = conn.GatherOutput(iov, 8);
+  REQUIRE(n == 2);  // head, then the value by reference
+  std::vector<std::string> copies;
+  for (size_t i = 0; i < n; ++i) copies.emplace_back(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  // While that "write" is in flight, many more responses are queued.
+  for (int i = 0; i < 50; ++i) conn.Feed(std::span<const char>(req.data(), req.size()), now);
+  handler.store.clear();  // the value's holder keeps the bytes alive anyway
+  for (size_t i = 0; i < n; ++i) {
+    CHECK(std::string(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len) == copies[i]);
+  }
+  // Drain everything with short writes of 7 bytes.
+  std::string wire;
+  for (int guard = 0; guard < 1000000 && conn.HasOutput(); ++guard) {
+    size_t k = conn.GatherOutput(iov, 8);
+    REQUIRE(k > 0);
+    size_t take = std::min<size_t>(7, iov[0].iov_len);
+    wire.append(static_cast<const char*>(iov[0].iov_base), take);
+    conn.ConsumeOutput(take, now);
+  }
+  auto all = SplitResponses(wire);
+  REQUIRE(all.size() == 51);
+  for (const auto& r : all) CHECK(r.body == std::string(3000, 'v'));
+}
+
+TEST_CASE("pipelined requests wait while the output is over its limit", "[http][connection][backpressure]") {
+  uint64_t now = 1000;
+  FakeKvHandler handler(kSync, &now);
+  Limits limits;
+  limits.max_buffered_output_bytes = 500;
+  Connection conn(handler, limits, nullptr, now);
+  std::string many;
+  for (int i = 0; i < 20; ++i) many += "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n";
+  conn.Feed(std::span<const char>(many.data(), many.size()), now);
+  CHECK(handler.requests < 20);
+  CHECK(conn.OutputBytes() > 500);
+  CHECK_FALSE(conn.WantsRead());
+  std::string wire;
+  for (int guard = 0; guard < 1000 && conn.HasOutput(); ++guard) {
+    struct iovec iov[16];
+    size_t k = conn.GatherOutput(iov, 16);
+    size_t total = 0;
+    for (size_t i = 0; i < k; ++i) {
+      wire.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+      total += iov[i].iov_len;
+    }
+    conn.ConsumeOutput(total, now);
+  }
+  CHECK(handler.requests == 20);
+  CHECK(SplitResponses(wire).size() == 20);
+}
+
+TEST_CASE("input is buffered, never dropped, while a request is with the handler", "[http][connection][backpressure]") {
+  Limits limits;
+  limits.max_buffered_input_bytes = 64;
+  Harness h(kDeferred, limits);
+  std::string many;
+  for (int i = 0; i < 10; ++i) many += "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n";
+  h.conn->Feed(std::span<const char>(many.data(), many.size()), h.now);
+  CHECK(h.handler.requests == 1);
+  CHECK_FALSE(h.conn->WantsRead());
+  h.Pump();
+  CHECK(h.handler.requests == 10);
+  CHECK(SplitResponses(h.wire).size() == 10);
+  CHECK(h.conn->WantsRead());
+}
+
+TEST_CASE("EOF after complete requests answers them, then closes; EOF mid-body aborts", "[http][connection][eof]") {
+  Harness h(kDeferred);
+  std::string two = "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\nGET /readyz HTTP/1.1\r\nHost: h\r\n\r\n";
+  h.conn->Feed(std::span<const char>(two.data(), two.size()), h.now);
+  h.conn->FeedEof(h.now);
+  CHECK_FALSE(h.conn->ShouldClose());
+  h.Pump();
+  auto all = SplitResponses(h.wire);
+  REQUIRE(all.size() == 2);
+  CHECK(all[1].status == 200);
+  CHECK(h.conn->ShouldClose());
+
+  Harness b(kSync);
+  b.Feed("PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123");
+  b.conn->FeedEof(b.now);
+  CHECK(b.handler.aborts == 1);
+  CHECK(b.conn->ShouldClose());
+  CHECK(b.wire.empty());
+}
+
+TEST_CASE("destroying a connection with an unanswered request calls OnAbort once", "[http][connection]") {
+  uint64_t now = 1;
+  FakeKvHandler handler(kDeferred, &now);
+  Limits limits;
+  {
+    Connection conn(handler, limits, nullptr, now);
+    std::string req = "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n";
+    conn.Feed(std::span<const char>(req.data(), req.size()), now);
+    CHECK(handler.HasPending());
+  }
+  CHECK(handler.aborts == 1);
+  CHECK_FALSE(handler.HasPending());
+}
+
+TEST_CASE("HTTP/1.0 closes by default and keeps alive only when asked", "[http][connection][keepalive]") {
+  Harness a(kSync);
+  a.Feed("GET /healthz HTTP/1.0\r\n\r\n");
+  CHECK(SplitResponses(a.wire).at(0).Header("connection") == "close");
+  CHECK(a.conn->ShouldClose());
+
+  Harness b(kSync);
+  b.Feed("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  auto r = SplitResponses(b.wire).at(0);
+  CHECK(r.Header("connection") == "keep-alive");
+  CHECK(r.Header("keep-alive") == "timeout=75");
+  CHECK_FALSE(b.conn->ShouldClose());
+}
+
+TEST_CASE("HEAD gets the GET's headers and Content-Length but no body", "[http][connection]") {
+  Harness h(kSync);
+  h.handler.store["a"] = {3, "12345", ""};
+  h.Feed("HEAD /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n");
+  auto all = SplitResponses(h.wire, false, {0});
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].Header("content-length") == "5");
+  CHECK(all[0].Header("content-type") == "application/octet-stream");
+  CHECK(all[0].body.empty());
+  CHECK(all[1].body == "12345");
+}
+
+TEST_CASE("If-None-Match on GET answers 304 with the ETag and no body", "[http][connection][conditional]") {
+  Harness h(kSync);
+  h.handler.store["a"] = {3, "12345", ""};
+  h.Feed("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"1\", W/\"3\"\r\n\r\n");
+  CHECK(NormalizeDate(h.wire) ==
+        "HTTP/1.1 304 Not Modified\r\nDate: <date>\r\nETag: \"3\"\r\nKeep-Alive: timeout=75\r\n\r\n");
+}
+
+TEST_CASE("an idle keep-alive connection holds at most about 1 KiB", "[http][connection][memory]") {
+  Harness h(kSync);
+  INFO("sizeof(Connection) = " << sizeof(Connection));
+  CHECK(h.conn->MemoryFootprint() <= 1024);
+  h.Feed(kPipeline.substr(0, kPipeline.rfind("GET /healthz")));  // everything but the closing request
+  std::string big = "PUT /v1/kv/big HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'b');
+  h.FeedInSteps(big, 7000);
+  h.Feed("GET /v1/kv/big HTTP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE_FALSE(h.conn->ShouldClose());
+  REQUIRE_FALSE(h.conn->HasOutput());
+  CHECK(h.conn->MemoryFootprint() <= 1024);
+}
+
+TEST_CASE("counters see requests by method, statuses, latency and bytes", "[http][connection][metrics]") {
+  Harness h(kDeferred);
+  h.conn->Feed(std::span<const char>(std::string("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")), h.now);
+  h.now += 7;  // the answer comes 7 ms later
+  h.Pump();
+  h.Feed("GET /nope HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(h.counters.requests_by_method[static_cast<size_t>(Method::kGet)] == 2);
+  CHECK(h.counters.responses_by_class[2] == 1);
+  CHECK(h.counters.responses_by_class[4] == 1);
+  CHECK(h.counters.latency_count == 2);
+  CHECK(h.counters.latency_sum_ms == 7);
+  CHECK(h.counters.latency_buckets[3] == 1);  // 7 ms: the "<= 10 ms" bucket
+  CHECK(h.counters.latency_buckets[0] == 1);  // the 404, answered at once
+  CHECK(h.counters.bytes_in == 2 * std::string("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n").size() - 3);
+  CHECK(h.counters.bytes_out == h.wire.size());
+  CHECK(h.counters.connections_opened == 1);
+  CHECK(h.handler.responded == 2);
+  CHECK(h.handler.responded_by_core == 1);
+}
+
+}  // namespace
+}  // namespace kingx::http
