@@ -490,6 +490,32 @@ class Server:
                 pass
         return None
 
+    def answers(self, timeout=5.0):
+        """True if GET /healthz on a new connection is answered 200 in time."""
+        try:
+            return http(self.port, "GET", "/healthz", timeout=timeout).status == 200
+        except (OSError, ConnectionClosed):
+            return False
+
+    def new_logs(self, limit=6000):
+        """What the error log and stdout files gained since the last call."""
+        marks = self.__dict__.setdefault("_log_marks", {})
+        parts = []
+        for name in sorted(os.listdir(self.workdir)):
+            if not (name.startswith("stdout.") or name == "error.log"):
+                continue
+            path = os.path.join(self.workdir, name)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(marks.get(name, 0))
+                    data = f.read()
+            except OSError:
+                continue
+            marks[name] = marks.get(name, 0) + len(data)
+            if data:
+                parts.append(f"--- {name} (new, last {limit} bytes) ---\n" + data[-limit:].decode("utf-8", "replace"))
+        return "\n".join(parts) if parts else "(no new log lines)"
+
     def logs(self, limit=6000):
         """Tail of the error log and of stdout/stderr of every start."""
         parts = []
@@ -577,9 +603,18 @@ class KeyOracle:
 
 # ---------------------------------------------------------------- runner
 
+def _where(exc):
+    """file:line of the innermost frame of a test file in `exc`'s traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.basename(f.filename).startswith("test_")]
+    return f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else "?"
+
+
 def run_cases(title, cases, server=None):
     """Runs each (name, fn) in order; fn() raises on failure. Prints one line
-    per case and the server's logs after a failure. Returns the exit status."""
+    per case, and after a failure the new part of the server's logs. When the
+    server is gone or no longer answers /healthz, the remaining cases are
+    counted as failed without running (each would only time out).
+    Returns the exit status."""
     passed = failed = 0
     print(f"# {title}", flush=True)
     for name, fn in cases:
@@ -588,16 +623,23 @@ def run_cases(title, cases, server=None):
             fn()
             passed += 1
             print(f"ok   {name} ({time.monotonic() - t0:.1f}s)", flush=True)
-        except Exception as e:  # noqa: BLE001 - every failure is reported, then the next case runs
+            continue
+        except (TestFailure, ConnectionClosed, OSError) as e:
             failed += 1
-            print(f"FAIL {name}: {e}", flush=True)
-            if not isinstance(e, TestFailure):
-                traceback.print_exc(file=sys.stdout)
-            if server is not None:
-                print(server.logs(), flush=True)
-            if server is not None and not server.alive():
-                print("server is no longer running; remaining cases are failed", flush=True)
-                break
+            print(f"FAIL {name} ({_where(e)}): {e}", flush=True)
+        except Exception as e:  # noqa: BLE001 - a bug in the test itself: full traceback
+            failed += 1
+            print(f"FAIL {name}: {e!r}", flush=True)
+            traceback.print_exc(file=sys.stdout)
+        if server is None:
+            continue
+        print(server.new_logs(), flush=True)
+        if not server.alive():
+            print("the server is no longer running: the remaining cases are not run", flush=True)
+            break
+        if not server.answers():
+            print("the server no longer answers GET /healthz: the remaining cases are not run", flush=True)
+            break
     remaining = len(cases) - passed - failed
     failed += remaining
     print(f"{title}: {passed} passed, {failed} failed", flush=True)
