@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Smoke test of the benchmark harness (meson suite 'bench'): runs `bench/compare --quick` into a
+scratch directory and checks that the report exists and parses. It asserts what the harness
+produced, never how fast anything was.
+
+Usage: compare_quick_test.py PATH/TO/bench/compare   (KINGX_BIN names the kingx binary, if built)
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def fail(msg):
+    print(f"FAIL: {msg}")
+    sys.exit(1)
+
+
+def main():
+    compare = sys.argv[1]
+    out = tempfile.mkdtemp(prefix="kingx-bench-test-")
+    try:
+        res = subprocess.run([sys.executable, compare, "--quick", "--out", out, "--name", "test"],
+                             capture_output=True, text=True, timeout=220)
+        sys.stderr.write(res.stderr[-4000:])
+        if res.returncode != 0:
+            fail(f"bench/compare exited with {res.returncode}")
+        dirs = os.listdir(out)
+        if len(dirs) != 1 or not dirs[0].endswith("-test"):
+            fail(f"expected one <date>-test directory, found {dirs}")
+        rdir = os.path.join(out, dirs[0])
+        if res.stdout.strip() != rdir:
+            fail(f"bench/compare printed {res.stdout.strip()!r}, wrote {rdir!r}")
+        with open(os.path.join(rdir, "summary.json")) as f:
+            summary = json.load(f)
+        for key in ("meta", "cells", "runs", "idle", "ratios", "plots"):
+            if key not in summary:
+                fail(f"summary.json has no '{key}'")
+        runs = summary["runs"]
+        if not runs:
+            fail("no runs recorded")
+        for r in runs:
+            raw = os.path.join(rdir, r["raw"])
+            if not os.path.isfile(raw):
+                fail(f"raw output {r['raw']} missing")
+            with open(raw) as f:
+                if not f.readline().startswith("$ wrk "):
+                    fail(f"raw output {r['raw']} does not start with its command")
+        ok = [r for r in runs if r.get("ok")]
+        if not any(r["server"] == "nginx-return-w1" for r in ok):
+            fail("no successful run of the reference server nginx-return-w1")
+        for r in ok:
+            for field in ("rps", "p50_ms", "p99_ms", "p999_ms", "cpu_us_per_req", "peak_rss_bytes"):
+                if field not in r:
+                    fail(f"run {r['raw']} lacks {field}")
+        kingx = os.environ.get("KINGX_BIN")
+        if kingx and os.access(kingx, os.X_OK):
+            if not any(r["server"] == "kingx-ev1" for r in ok):
+                fail(f"kingx is built ({kingx}) but no kingx-ev1 run succeeded; notes: "
+                     f"{summary['meta'].get('notes')}")
+        if not summary["idle"] or any(m["connected"] == 0 for m in summary["idle"]):
+            fail(f"idle-connection test missing or connected nothing: {summary['idle']}")
+        with open(os.path.join(rdir, "table.md")) as f:
+            table = f.read()
+        for heading in ("## get100:", "## put100-always:", "## Memory per idle keep-alive connection"):
+            if heading not in table:
+                fail(f"table.md lacks '{heading}'")
+        if shutil.which("gnuplot"):
+            if not summary["plots"]:
+                fail("gnuplot is installed but no plot was written")
+            for p in summary["plots"]:
+                with open(os.path.join(rdir, p)) as f:
+                    if "<svg" not in f.read(4096):
+                        fail(f"{p} is not an SVG")
+        print(f"ok: {len(runs)} runs, {len(summary['cells'])} cells, {len(summary['plots'])} plots")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
