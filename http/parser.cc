@@ -31,6 +31,18 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+// RFC 9110 §5.6.2 tchar. llhttp 8.1 lets a space and an empty name through.
+bool IsTchar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
 Method MethodOf(uint8_t llhttp_method) {
   switch (llhttp_method) {
     case HTTP_GET: return Method::kGet;
@@ -68,6 +80,12 @@ struct Parser::Callbacks {
   }
   static int OnHeaderField(llhttp_t* p, const char* at, size_t n) {
     Parser* self = Self(p);
+    for (size_t i = 0; i < n; ++i) {
+      if (!IsTchar(static_cast<unsigned char>(at[i]))) {
+        return self->Fail(400, "A header field name contains a character that is not allowed.");
+      }
+    }
+    self->field_name_bytes_ += n;
     if (self->head_done_) {  // trailer field name: not kept, but bounded
       self->trailer_bytes_ += n;
       if (self->trailer_bytes_ > self->limits_.max_header_bytes) {
@@ -88,6 +106,16 @@ struct Parser::Callbacks {
     return 0;
   }
   static int OnHeaderFieldComplete(llhttp_t* p) { return Self(p)->OnHeaderFieldComplete(); }
+  // Chunk extensions are parsed and ignored, but llhttp puts no bound on
+  // them: count their bytes against the header limit.
+  static int OnChunkExtension(llhttp_t* p, const char*, size_t n) {
+    Parser* self = Self(p);
+    self->trailer_bytes_ += n;
+    if (self->trailer_bytes_ > self->limits_.max_header_bytes) {
+      return self->FailLimit(400, "Chunk extensions are longer than allowed.", self->limits_.max_header_bytes);
+    }
+    return 0;
+  }
   static int OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
     Parser* self = Self(p);
     if (self->head_done_) {  // trailer field: not kept, but bounded
@@ -137,6 +165,8 @@ struct Parser::Callbacks {
       s.on_header_value_complete = OnHeaderValueComplete;
       s.on_headers_complete = OnHeadersComplete;
       s.on_chunk_header = OnChunkHeader;
+      s.on_chunk_extension_name = OnChunkExtension;
+      s.on_chunk_extension_value = OnChunkExtension;
       s.on_body = OnBody;
       s.on_message_complete = OnMessageComplete;
       return s;
@@ -173,6 +203,7 @@ void Parser::ResetForNextMessage() {
   for (Span& s : spans_) s = Span{};
   std::fill(std::begin(counts_), std::end(counts_), 0);
   field_name_len_ = 0;
+  field_name_bytes_ = 0;
   field_name_long_ = false;
   current_ = kNoField;
   has_version_ = line_done_ = prev_lf_ = obs_fold_ = false;
@@ -212,6 +243,8 @@ int Parser::OnHeaderFieldComplete() {
   if (++fields_ > limits_.max_header_fields) {
     return FailLimit(431, "The request has more header fields than allowed.", limits_.max_header_fields);
   }
+  if (field_name_bytes_ == 0) return Fail(400, "A header field has an empty name.");
+  field_name_bytes_ = 0;
   std::string_view name(field_name_, field_name_len_);
   field_name_len_ = 0;
   bool too_long = field_name_long_;
@@ -435,7 +468,11 @@ Parser::Step Parser::Execute(std::span<const char> data) {
         Fail(505, "Only HTTP/1.0 and HTTP/1.1 are supported.");
         return ErrorStep(step);
       case HPE_INVALID_TRANSFER_ENCODING:
-        Fail(501, "The only supported transfer coding is exactly \"chunked\".");
+        if (head_done_) {
+          Fail(400, "Transfer-Encoding is not allowed in the trailer section.");
+        } else {
+          Fail(501, "The only supported transfer coding is exactly \"chunked\".");
+        }
         return ErrorStep(step);
       case HPE_UNEXPECTED_CONTENT_LENGTH:
         Fail(400, "Content-Length is duplicated or combined with Transfer-Encoding.");

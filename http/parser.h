@@ -116,6 +116,7 @@ class Parser {
   char field_name_[24];         // lower-cased name of the header being read
   uint8_t field_name_len_ = 0;
   bool field_name_long_ = false;
+  size_t field_name_bytes_ = 0;  // bytes of the current field name (empty is refused)
   Field current_ = kNoField;    // where the current header value goes
   bool has_version_ = false;    // the request line had an HTTP-version
   bool line_done_ = false;      // the request line is complete
@@ -128,7 +129,7 @@ class Parser {
   bool rejected_ = false;
   size_t head_bytes_ = 0;       // bytes of the current head so far
   size_t fields_ = 0;           // header (and trailer) fields so far
-  size_t trailer_bytes_ = 0;
+  size_t trailer_bytes_ = 0;    // chunk extensions and trailer fields so far
   uint64_t body_declared_ = 0;  // chunked: sum of chunk sizes so far
   Event pending_ = Event::kNeedMore;  // set by callbacks, returned by Execute
   std::span<const char> pending_body_;
