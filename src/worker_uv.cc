@@ -16,10 +16,9 @@
 // Connection copies only what it cannot parse yet.
 //
 // Output: one uv_try_write (a writev of the Connection's gather list) per
-// flush. When the socket cannot take everything, the rest is copied into a
-// Spill and written with uv_write: the Connection's gather views are only
-// stable until its next Respond/Feed, which may happen before the socket
-// drains, so they cannot be handed to an asynchronous write.
+// flush; when the socket cannot take everything, one uv_write of the rest
+// (zero-copy: the Connection keeps gathered bytes in place until
+// ConsumeOutput). The send deadline is the Connection's.
 #include "src/worker_uv.h"
 
 #include <errno.h>
@@ -55,10 +54,11 @@ constexpr uint64_t kBusyRetryMs = 2;
 
 struct UvWorker;
 
-struct Spill {
+// A uv_write of gathered output the socket could not take at once.
+struct PendingWrite {
   uv_write_t req;
-  std::string bytes;
-  struct UvConn* conn;
+  size_t bytes = 0;  // reported to ConsumeOutput when it completes
+  struct UvConn* conn = nullptr;
 };
 
 // One client connection. The Connection is declared last so that it is
@@ -72,8 +72,7 @@ struct UvConn : KvConnState {
   UvWorker* worker;
   UvConn* prev = nullptr;
   UvConn* next = nullptr;
-  Spill* spill = nullptr;        // an asynchronous write in flight
-  uint64_t spill_start_ms = 0;
+  PendingWrite* write = nullptr;  // an asynchronous write in flight
   uint64_t linger_deadline_ms = 0;
   uint64_t served_at_last_feed = 0;
   bool reading = false;
@@ -154,7 +153,7 @@ void UnlinkConn(UvWorker* w, UvConn* c) {
 // and every byte received so far belonged to requests already answered.
 // (The Connection has no "idle" observer; see the report.)
 bool IsIdle(const UvConn* c) {
-  return !c->http.HasOutput() && c->spill == nullptr && c->exchange == nullptr &&
+  return !c->http.HasOutput() && c->write == nullptr && c->exchange == nullptr &&
          (!c->fed || c->http.requests_served() > c->served_at_last_feed);
 }
 
@@ -228,25 +227,29 @@ void StopReading(UvConn* c) {
   c->reading = false;
 }
 
-void OnSpillWritten(uv_write_t* req, int status) {
-  auto* spill = static_cast<Spill*>(req->data);
-  UvConn* c = spill->conn;
-  delete spill;
+void OnWritten(uv_write_t* req, int status) {
+  auto* pw = static_cast<PendingWrite*>(req->data);
+  UvConn* c = pw->conn;
+  const size_t bytes = pw->bytes;
+  delete pw;
   if (c->closing) return;  // canceled by uv_close; c is freed in its close callback
-  c->spill = nullptr;
+  c->write = nullptr;
   if (status < 0) return CloseConn(c);
+  c->http.ConsumeOutput(bytes, MonotonicMs());
   Pump(c);
 }
 
 // Writes the Connection's pending output: uv_try_write (one writev) while the
-// socket takes it; the rest goes to a Spill. Returns false when the
-// connection was closed on an error.
+// socket takes it; what is left goes to one uv_write of the same views (the
+// Connection keeps gathered bytes in place until ConsumeOutput, even while it
+// appends more output). Returns false when the connection was closed.
 bool Flush(UvConn* c) {
   uv_stream_t* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
   iovec iov[kMaxIov];
   static_assert(sizeof(uv_buf_t) == sizeof(iovec), "libuv's unix uv_buf_t is an iovec");
+  size_t n = 0;
   while (c->http.HasOutput()) {
-    const size_t n = c->http.GatherOutput(iov, kMaxIov);
+    n = c->http.GatherOutput(iov, kMaxIov);
     const int r = uv_try_write(stream, reinterpret_cast<uv_buf_t*>(iov), static_cast<unsigned>(n));
     if (r > 0) {
       c->http.ConsumeOutput(static_cast<size_t>(r), MonotonicMs());
@@ -257,39 +260,29 @@ bool Flush(UvConn* c) {
     return false;
   }
   if (!c->http.HasOutput()) return true;
-  auto* spill = new Spill;
-  spill->conn = c;
-  spill->req.data = spill;
-  spill->bytes.reserve(c->http.OutputBytes());
-  while (c->http.HasOutput()) {
-    const size_t n = c->http.GatherOutput(iov, kMaxIov);
-    size_t taken = 0;
-    for (size_t i = 0; i < n; ++i) {
-      spill->bytes.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-      taken += iov[i].iov_len;
-    }
-    c->http.ConsumeOutput(taken, MonotonicMs());
-  }
-  uv_buf_t b = uv_buf_init(spill->bytes.data(), static_cast<unsigned>(spill->bytes.size()));
-  if (uv_write(&spill->req, stream, &b, 1, OnSpillWritten) != 0) {
-    delete spill;
+  n = c->http.GatherOutput(iov, kMaxIov);
+  auto* pw = new PendingWrite;
+  pw->conn = c;
+  pw->req.data = pw;
+  for (size_t i = 0; i < n; ++i) pw->bytes += iov[i].iov_len;
+  if (uv_write(&pw->req, stream, reinterpret_cast<uv_buf_t*>(iov), static_cast<unsigned>(n), OnWritten) != 0) {
+    delete pw;
     CloseConn(c);
     return false;
   }
-  c->spill = spill;
-  c->spill_start_ms = MonotonicMs();
+  c->write = pw;
   return true;
 }
 
 // Acts on the Connection's observers after anything happened to it.
 void Pump(UvConn* c) {
   if (c->closing || c->lingering) return;
-  if (c->spill == nullptr && c->http.HasOutput() && !Flush(c)) return;
-  if (c->spill != nullptr) {
-    StopReading(c);  // bounded: no new input while the socket is backed up
-    return;
+  if (c->write == nullptr && c->http.HasOutput() && !Flush(c)) return;
+  if (c->http.ShouldClose()) {
+    if (c->write == nullptr && !c->http.HasOutput()) return Linger(c);
+    if (!c->http.HasOutput()) return CloseConn(c);  // output abandoned (send timeout)
+    return StopReading(c);
   }
-  if (c->http.ShouldClose()) return Linger(c);
   if (c->worker->fast) return CloseConn(c);
   if (c->http.WantsRead()) {
     StartReading(c);
@@ -474,8 +467,6 @@ void OnSweep(uv_timer_t* t) {
       if (now >= c->linger_deadline_ms) CloseConn(c);
     } else if (hard || (close_idle && IsIdle(c))) {
       CloseConn(c);
-    } else if (c->spill != nullptr && now >= c->spill_start_ms + w->limits.send_timeout_ms) {
-      CloseConn(c);  // the peer stopped reading
     } else {
       const uint64_t d = c->http.DeadlineMs();
       if (d != 0 && d <= now) {
