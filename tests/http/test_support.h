@@ -138,7 +138,10 @@ class FakeKvHandler : public Handler {
   void OnResponded(Connection&, const ResponseRecord& record) override {
     ++responded;
     if (record.by_core) ++responded_by_core;
+    if (record.request && record.request->method == Method::kHead) head_responses.push_back(responded - 1);
   }
+
+  std::vector<size_t> head_responses;  // indexes of final responses that answer a HEAD
 
  private:
   void Answer(Response r) {
