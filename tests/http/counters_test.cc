@@ -1,0 +1,78 @@
+// Counters: response accounting, summing, Prometheus rendering.
+#include "http/counters.h"
+
+#include <catch2/catch.hpp>
+
+namespace kingx::http {
+namespace {
+
+TEST_CASE("CountResponse fills class, tracked code and latency bucket", "[http][metrics]") {
+  Counters c{};
+  CountResponse(c, 200, 0);
+  CountResponse(c, 404, 3);
+  CountResponse(c, 418, 20000);  // untracked code, beyond the last bucket
+  CountResponse(c, 100, 0);      // interim: no latency
+  CHECK(c.responses_by_class[2] == 1);
+  CHECK(c.responses_by_class[4] == 2);
+  CHECK(c.responses_by_class[1] == 1);
+  CHECK(c.latency_count == 3);
+  CHECK(c.latency_sum_ms == 20003);
+  CHECK(c.latency_buckets[0] == 1);
+  CHECK(c.latency_buckets[2] == 1);  // 3 ms <= 5 ms
+  CHECK(c.latency_buckets[kLatencyBucketCount - 1] == 1);
+  size_t i404 = 0;
+  while (kTrackedStatuses[i404] != 404) ++i404;
+  CHECK(c.responses_by_status[i404] == 1);
+}
+
+TEST_CASE("Accumulate sums every field", "[http][metrics]") {
+  Counters a{}, b{}, sum{};
+  a.bytes_in = 5;
+  b.bytes_in = 7;
+  a.requests_by_method[1] = 2;
+  b.timeouts = 1;
+  Accumulate(sum, a);
+  Accumulate(sum, b);
+  CHECK(sum.bytes_in == 12);
+  CHECK(sum.requests_by_method[1] == 2);
+  CHECK(sum.timeouts == 1);
+}
+
+TEST_CASE("RenderMetrics writes Prometheus text with a cumulative histogram and the extra gauges",
+          "[http][metrics]") {
+  Counters c{};
+  CountResponse(c, 200, 1);
+  CountResponse(c, 200, 7);
+  c.requests_by_method[static_cast<size_t>(Method::kPut)] = 3;
+  c.connections_opened = 10;
+  c.connections_closed = 4;
+  std::vector<Gauge> extra = {{"kingx_engine_keys", "Live keys.", "", 42, false},
+                              {"kingx_writer_batches_total", "Batches.", "sync=\"always\"", 3, true},
+                              {"kingx_writer_batches_total", "Batches.", "sync=\"none\"", 1, true}};
+  std::string text = RenderMetrics(c, extra);
+  CHECK(text.find("kingx_http_requests_total{method=\"PUT\"} 3\n") != std::string::npos);
+  CHECK(text.find("kingx_http_request_duration_seconds_bucket{le=\"0.001\"} 1\n") != std::string::npos);
+  CHECK(text.find("kingx_http_request_duration_seconds_bucket{le=\"0.01\"} 2\n") != std::string::npos);
+  CHECK(text.find("kingx_http_request_duration_seconds_bucket{le=\"+Inf\"} 2\n") != std::string::npos);
+  CHECK(text.find("kingx_http_request_duration_seconds_count 2\n") != std::string::npos);
+  CHECK(text.find("kingx_http_open_connections 6\n") != std::string::npos);
+  CHECK(text.find("# TYPE kingx_engine_keys gauge\nkingx_engine_keys 42\n") != std::string::npos);
+  // One HELP/TYPE block for two samples of the same name.
+  size_t first = text.find("# TYPE kingx_writer_batches_total counter");
+  REQUIRE(first != std::string::npos);
+  CHECK(text.find("# TYPE kingx_writer_batches_total", first + 1) == std::string::npos);
+  CHECK(text.find("kingx_writer_batches_total{sync=\"none\"} 1\n") != std::string::npos);
+  // Every line is a comment or "name[{labels}] value".
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    REQUIRE(end != std::string::npos);
+    std::string line = text.substr(pos, end - pos);
+    INFO(line);
+    CHECK((line.rfind("# ", 0) == 0 || line.find(' ') != std::string::npos));
+    pos = end + 1;
+  }
+}
+
+}  // namespace
+}  // namespace kingx::http

@@ -1,0 +1,94 @@
+// Router: routes, methods (405 + Allow), key decoding and key limits.
+#include "http/router.h"
+
+#include <catch2/catch.hpp>
+
+namespace kingx::http {
+namespace {
+
+struct Routed {
+  bool ok;
+  Route route;
+  std::string key;
+  ParseError error;
+};
+
+Routed Run(std::string_view target, Method method, size_t max_key = 1024) {
+  Limits limits;
+  limits.max_key_bytes = max_key;
+  Routed r{};
+  r.ok = RouteRequest(target, method, limits, &r.route, &r.key, &r.error);
+  return r;
+}
+
+TEST_CASE("the router maps each known path and method", "[http][router]") {
+  CHECK(Run("/healthz", Method::kGet).route == Route::kHealthz);
+  CHECK(Run("/healthz", Method::kHead).ok);
+  CHECK(Run("/readyz", Method::kHead).route == Route::kReadyz);
+  CHECK(Run("/metrics", Method::kGet).route == Route::kMetrics);
+  CHECK(Run("/admin/compact", Method::kPost).route == Route::kAdminCompact);
+  for (Method m : {Method::kGet, Method::kHead, Method::kPut, Method::kDelete}) {
+    Routed r = Run("/v1/kv/abc", m);
+    CHECK(r.ok);
+    CHECK(r.route == Route::kKv);
+    CHECK(r.key == "abc");
+  }
+}
+
+TEST_CASE("a known path with another method is 405 with the route's Allow", "[http][router]") {
+  Routed r = Run("/v1/kv/a", Method::kPost);
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.status == 405);
+  CHECK(r.error.allow == "GET, HEAD, PUT, DELETE");
+  CHECK(Run("/metrics", Method::kHead).error.allow == "GET");
+  CHECK(Run("/admin/compact", Method::kGet).error.allow == "POST");
+  CHECK(Run("/healthz", Method::kOther).error.allow == "GET, HEAD");
+}
+
+TEST_CASE("unknown paths are 404, whatever the method", "[http][router]") {
+  for (const char* path : {"/", "/v1", "/v1/kv", "/v1/kvx", "/healthz/", "/HEALTHZ", "*", "host:443"}) {
+    Routed r = Run(path, Method::kGet);
+    INFO(path);
+    CHECK_FALSE(r.ok);
+    CHECK(r.error.status == 404);
+  }
+  CHECK(Run("/nope", Method::kPost).error.status == 404);
+}
+
+TEST_CASE("keys are percent-decoded and binary-safe; the query is not part of the key", "[http][router]") {
+  CHECK(Run("/v1/kv/a%00b", Method::kGet).key == std::string("a\0b", 3));
+  CHECK(Run("/v1/kv/%ff%FE", Method::kGet).key == "\xff\xfe");
+  CHECK(Run("/v1/kv/a/b%2Fc", Method::kGet).key == "a/b/c");
+  CHECK(Run("/v1/kv/a+b", Method::kGet).key == "a+b");  // no form decoding in paths
+  CHECK(Run("/v1/kv/k?x=%zz", Method::kGet).key == "k");
+  CHECK(Run("http://host:80/v1/kv/k", Method::kGet).key == "k");
+  CHECK(Run("https://host/v1/kv/k?q", Method::kGet).key == "k");
+}
+
+TEST_CASE("bad keys are refused with the right status", "[http][router]") {
+  CHECK(Run("/v1/kv/", Method::kGet).error.status == 400);
+  CHECK(Run("/v1/kv/?a", Method::kGet).error.status == 400);
+  CHECK(Run("/v1/kv/%", Method::kGet).error.status == 400);
+  CHECK(Run("/v1/kv/%4", Method::kGet).error.status == 400);
+  CHECK(Run("/v1/kv/%g0", Method::kGet).error.status == 400);
+  CHECK(Run("/v1/kv/a#frag", Method::kGet).error.status == 400);
+  CHECK(Run("/v1/kv/12345", Method::kGet, 5).ok);
+  Routed long_key = Run("/v1/kv/123456", Method::kGet, 5);
+  CHECK(long_key.error.status == 414);
+  CHECK(long_key.error.has_limit);
+  CHECK(long_key.error.limit == 5);
+  CHECK(Run("/v1/kv/%41%41%41%41%41", Method::kGet, 5).ok);  // 15 characters, 5 bytes
+  CHECK(Run("/v1/kv/%41%41%41%41%41%41", Method::kGet, 5).error.status == 414);
+  CHECK(Run("/v1/kv/" + std::string(16, 'a'), Method::kGet, 5).error.status == 414);  // refused before decoding
+}
+
+TEST_CASE("PercentDecode appends and reports invalid escapes", "[http][router]") {
+  std::string out = "x";
+  CHECK(PercentDecode("a%20b", &out));
+  CHECK(out == "xa b");
+  CHECK_FALSE(PercentDecode("%2", &out));
+  CHECK_FALSE(PercentDecode("%%", &out));
+}
+
+}  // namespace
+}  // namespace kingx::http
