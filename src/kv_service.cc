@@ -715,4 +715,9 @@ uint64_t KvService::NextRetryMs() const {
 
 size_t KvService::InFlight() const { return impl_->in_flight; }
 
+bool KvService::AwaitsStorage(const KvConnState& state) const {
+  const Exchange* e = state.exchange;
+  return e != nullptr && (e->blocked || e->phase == Exchange::Phase::kEnqueued);
+}
+
 }  // namespace kingx

@@ -157,6 +157,11 @@ class KvService final : public http::Handler {
   // Writes enqueued and not completed yet (orphans included).
   size_t InFlight() const;
 
+  // True while the request of the connection that owns `state` waits for
+  // the storage (its completion, or room in the queue) rather than for
+  // socket input: a blocking I/O layer should wait for completions then.
+  bool AwaitsStorage(const KvConnState& state) const;
+
   // From now on every response carries Connection: close and /readyz is 503
   // (graceful stop).
   void SetDraining() { draining_ = true; }
