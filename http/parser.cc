@@ -361,6 +361,10 @@ int Parser::OnHeadersComplete() {
   if (counts_[kIfNoneMatch] > 0 && !ParseEntityTags(View(spans_[kIfNoneMatch]), &r.if_none_match)) {
     Reject(400, "The If-None-Match header field is not a valid entity-tag list.");
   }
+  // The decoded key is appended to store_, which also holds the target it
+  // is decoded from: reserve first so the append cannot move the source
+  // (a decoded key is never longer than its encoded form).
+  store_.reserve(store_.size() + url_.len);
   size_t key_off = store_.size();
   if (!rejected_) {
     ParseError route_error;
