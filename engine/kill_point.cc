@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <vector>
+#include <memory>
 
 namespace kingx::engine {
 namespace {
@@ -21,10 +23,18 @@ struct Armed {
 // the hot path is one acquire load.
 std::atomic<Armed*> g_armed{nullptr};
 std::once_flag g_env_once;
+// Every Armed ever made, kept until exit: a concurrent hit may still read a
+// replaced one.
+std::mutex g_all_mu;
+std::vector<std::unique_ptr<Armed>>* g_all = new std::vector<std::unique_ptr<Armed>>();
 
 Armed* Parse(std::string_view spec) {
   if (spec.empty()) return nullptr;
   auto* a = new Armed();
+  {
+    std::lock_guard lock(g_all_mu);
+    g_all->emplace_back(a);
+  }
   size_t colon = spec.rfind(':');
   uint64_t n = 0;
   if (colon != std::string_view::npos) {
@@ -56,7 +66,6 @@ void KillPointHit(std::string_view name) {
 
 void ArmKillPoint(std::string_view spec) {
   std::call_once(g_env_once, [] {});  // the explicit arming wins over the environment
-  // The previous Armed is leaked on purpose: a concurrent hit may still read it.
   g_armed.store(Parse(spec), std::memory_order_release);
 }
 
