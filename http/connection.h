@@ -19,12 +19,16 @@
 //
 // Request life cycle, as the Handler sees it:
 //   OnRequest(head) → [OnBody(piece)]* → OnBodyEnd → ... → Respond
-// The handler may Respond at any point after OnRequest (inside a callback or
-// later). If it answers before the whole body has been received, the core
-// stops reading, sends the response with "Connection: close" and closes
-// (this is how an early 412/413 on an Expect: 100-continue request works:
-// the client never sends the body). OnAbort replaces everything that has not
-// happened yet when the connection dies first.
+// Only PUT /v1/kv/{key} and POST /admin/compact receive their body; any other
+// request that carries one has it read and dropped by the core before
+// OnRequest. The handler may Respond at any point after OnRequest (inside a
+// callback or later). If it answers before the whole body was received:
+// when the client still waits for "100 Continue" (Expect, and OnRequest
+// answered at once) the core sends the answer with "Connection: close" and
+// closes, so the client never sends the body (early 412/413); otherwise the
+// rest of the body is read and dropped and the connection stays usable.
+// OnAbort replaces everything that has not happened yet when the connection
+// dies first.
 #pragma once
 
 #include <sys/uio.h>
@@ -70,9 +74,11 @@ class Handler {
   // A request head arrived, valid and routed (route/method allowed, key
   // decoded and within limits, preconditions parsed, body length within
   // Limits::max_body_bytes when known). Called for request N+1 only after
-  // request N was answered. `request` stays valid until this request is
-  // answered or aborted. The handler may Respond now (e.g. a GET, or 412
-  // when a precondition already fails) or later.
+  // request N was answered. `request` stays valid until the handler calls
+  // Respond for it or gets OnAbort (see request.h). The handler may Respond
+  // now (e.g. a GET, or 412 when a precondition already fails) or later;
+  // answering inside OnRequest is what lets an Expect: 100-continue request
+  // be refused without its body.
   virtual void OnRequest(Connection& conn, const Request& request) = 0;
 
   // A piece of the (de-chunked) body, 1..Limits::body_part_bytes bytes,
@@ -82,7 +88,8 @@ class Handler {
   virtual void OnBody(Connection& conn, std::span<const char> piece) = 0;
 
   // The body is complete (called right after OnRequest for a request without
-  // a body). Not called if the request was already answered.
+  // a body). Called for every request not answered by then, so a deferred
+  // GET also sees it. Not called if the request was already answered.
   virtual void OnBodyEnd(Connection& conn) = 0;
 
   // The connection is going away (peer closed, I/O error, timeout, body
