@@ -614,9 +614,12 @@ def run_cases(title, cases, server=None):
     per case, and after a failure the new part of the server's logs. When the
     server is gone or no longer answers /healthz, the remaining cases are
     counted as failed without running (each would only time out).
-    Returns the exit status."""
+    `server` is a Server, or a function returning the one in use (for files
+    that start a server per case). Returns the exit status."""
     passed = failed = 0
     print(f"# {title}", flush=True)
+    orig_server = server
+    current = server if callable(server) else (lambda: server)
     for name, fn in cases:
         t0 = time.monotonic()
         try:
@@ -631,9 +634,12 @@ def run_cases(title, cases, server=None):
             failed += 1
             print(f"FAIL {name}: {e!r}", flush=True)
             traceback.print_exc(file=sys.stdout)
-        if server is None:
+        server = current()
+        if server is None or server.proc is None:
             continue
         print(server.new_logs(), flush=True)
+        if callable(orig_server):
+            continue  # each case starts its own server
         if not server.alive():
             print("the server is no longer running: the remaining cases are not run", flush=True)
             break
