@@ -13,7 +13,7 @@
 // Points used by the engine: append.before_write, append.after_write,
 // append.before_sync, append.after_sync, append.before_publish,
 // rotate.after_create, rotate.after_dir_sync, large.before_rename,
-// large.after_rename, hint.before_rename.
+// large.after_rename (compaction adds its own).
 #pragma once
 
 #include <string_view>
