@@ -701,7 +701,7 @@ void KvService::Poke(uint64_t now_ms) {
   for (Exchange* e : waiting) {
     const uint64_t since = e->busy_since_ms;
     if (m.Advance(e, now_ms) != Impl::Progress::kBlocked) continue;
-    if (since != 0 && now_ms - since >= m.options.busy_give_up_ms) {
+    if (since != 0 && now_ms >= since && now_ms - since >= m.options.busy_give_up_ms) {
       m.Finish(e, http::ProblemResponse(503, "the write queue stayed full", std::nullopt, true), now_ms);
     }
   }
