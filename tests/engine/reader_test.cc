@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "engine/compress.h"
+#include "engine/kill_point.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
@@ -104,11 +105,16 @@ struct Shared {
 
 std::string KeyName(int i) { return "mp-key-" + std::to_string(i); }
 
-int WriterProcess(const std::string& dir, const Options& o, SharedIndex& index, Shared& shared) {
+// Writes batches of new versions, continuing from the versions acknowledged
+// so far. With kill_point set, dies there (exit 137) part way.
+int WriterProcess(const std::string& dir, const Options& o, SharedIndex& index, Shared& shared,
+                  const char* kill_point = "", bool mark_done = true) {
   auto w = Writer::Open(PosixEnv(), dir, o, index);
   if (!w.ok()) return 10;
+  ArmKillPoint(kill_point);
   std::mt19937_64 rng(7);
   uint64_t version[kKeys] = {};
+  for (int i = 0; i < kKeys; ++i) version[i] = shared.acked[i].load(std::memory_order_acquire) + 1;
   for (int batch = 0; batch < 1500; ++batch) {
     std::vector<std::string> keys, values, stored;
     std::vector<int> ids;
@@ -138,7 +144,7 @@ int WriterProcess(const std::string& dir, const Options& o, SharedIndex& index, 
       shared.acked[ids[i]].store(version[ids[i]], std::memory_order_release);
     }
   }
-  shared.writer_done.store(1, std::memory_order_release);
+  if (mark_done) shared.writer_done.store(1, std::memory_order_release);
   return 0;
 }
 
@@ -202,5 +208,45 @@ TEST_CASE("reader processes never see a torn, wrong or stale value while a write
     CHECK(WEXITSTATUS(status) == 0);
   }
   CHECK(SegmentFiles(dir.path()).size() > 3);
+  munmap(mem, sizeof(Shared));
+}
+
+TEST_CASE("reader processes keep reading through a writer crash and the next writer's recovery",
+          "[engine][reader][multiprocess][crash]") {
+  TempDir dir;
+  IndexRegion region(1 << 12);
+  void* mem = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(mem != MAP_FAILED);
+  Shared* shared = new (mem) Shared();
+  Options o;
+  o.segment_bytes = 256 << 10;
+  std::vector<pid_t> readers;
+  for (int r = 0; r < 2; ++r) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) _exit(ReaderProcess(dir.path(), o, region.index(), *shared, r + 11));
+    readers.push_back(pid);
+  }
+  // The first writer dies between a batch's write and its sync, with readers attached.
+  pid_t first = fork();
+  REQUIRE(first >= 0);
+  if (first == 0) _exit(WriterProcess(dir.path(), o, region.index(), *shared, "append.after_write:700", false));
+  int status = 0;
+  REQUIRE(waitpid(first, &status, 0) == first);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 137);
+  // The next one recovers into the same shared index (readers see kBusy meanwhile) and goes on.
+  pid_t second = fork();
+  REQUIRE(second >= 0);
+  if (second == 0) _exit(WriterProcess(dir.path(), o, region.index(), *shared));
+  REQUIRE(waitpid(second, &status, 0) == second);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  for (pid_t pid : readers) {
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    INFO("reader " << pid << " exit status " << WEXITSTATUS(status));
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
   munmap(mem, sizeof(Shared));
 }
