@@ -178,8 +178,33 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space) {
   auto profit = [](const Input& in) {
     return static_cast<double>(in.reclaimable) / static_cast<double>(in.stats.live_bytes + 1);
   };
-  std::stable_sort(inputs_.begin(), inputs_.end(),
-                   [&](const Input& a, const Input& b) { return profit(a) > profit(b); });
+  auto by_profit = [&](const Input& a, const Input& b) { return profit(a) > profit(b); };
+  // Space bound: while the sealed segments' reclaimable fraction stays above
+  // max_dead_fraction, also take the most profitable segments below the
+  // threshold until the projection falls under it.
+  if (o_.max_dead_fraction > 0 && !o_.pick_all) {
+    uint64_t live = 0, reclaimable = 0;
+    std::vector<Input> rest;
+    for (const auto& [id, s] : segs) {
+      if (s.active || st_.skip.count(id) != 0) continue;
+      Input in;
+      in.stats = s;
+      const auto kept = st_.kept_tombstone_bytes.find(id);
+      const uint64_t kept_bytes = kept == st_.kept_tombstone_bytes.end() ? 0 : kept->second;
+      in.reclaimable = s.dead_bytes > kept_bytes ? s.dead_bytes - kept_bytes : 0;
+      live += s.live_bytes + (s.dead_bytes - in.reclaimable);
+      reclaimable += in.reclaimable;
+      if (in.reclaimable > 0 && !FindInput(id)) rest.push_back(in);
+    }
+    for (const Input& in : inputs_) reclaimable -= std::min(reclaimable, in.reclaimable);
+    std::stable_sort(rest.begin(), rest.end(), by_profit);
+    for (const Input& in : rest) {
+      if (static_cast<double>(reclaimable) <= o_.max_dead_fraction * static_cast<double>(live + reclaimable)) break;
+      inputs_.push_back(in);
+      reclaimable -= in.reclaimable;
+    }
+  }
+  std::stable_sort(inputs_.begin(), inputs_.end(), by_profit);
   for (const Input& in : inputs_) live_left_ += in.stats.live_bytes;
 }
 

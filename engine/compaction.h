@@ -8,7 +8,9 @@
 //     (dead bytes / file bytes, not counting tombstones that must stay) is at
 //     least Options::compaction_dead_ratio; when the data directory's free
 //     space is below CompactionOptions::low_space_bytes, any segment with
-//     dead bytes, the most profitable (most bytes freed per byte copied) first.
+//     dead bytes, the most profitable (most bytes freed per byte copied) first;
+//     and, while the sealed segments' dead fraction as a whole passes
+//     CompactionOptions::max_dead_fraction, the most profitable others too.
 //  2. For each picked segment in that order, copy every record the index still
 //     points to (and each tombstone that must stay, see below) into an output
 //     segment "compact-N.tmp" (flag sealed-at-birth, records keep their seq, so
@@ -75,6 +77,12 @@ struct CompactionOptions {
   // Below this many free bytes in the data directory's file system, compaction
   // picks any segment with dead bytes, most profitable first. 0 = 2 x segment_bytes.
   uint64_t low_space_bytes = 0;
+  // Space bound on top of the per-segment threshold: when the dead
+  // (reclaimable) bytes of sealed segments pass this fraction of their bytes,
+  // a pass also takes the most profitable segments below the threshold until
+  // the fraction falls under it. 0 = only the threshold. Under uniform
+  // overwrites the threshold alone lets disk usage reach ~2x the live data.
+  double max_dead_fraction = 0.3;
   // Free bytes that must remain after an output segment is written.
   uint64_t free_margin_bytes = 16ull << 20;
   // Pick every sealed segment whatever its dead fraction (kingx-tool compact

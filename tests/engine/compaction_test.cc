@@ -115,7 +115,9 @@ TEST_CASE("compaction interleaved with random puts, deletes and reopens agrees w
       }
     } else if (what < 99) {
       PassReport report;
-      REQUIRE(compactor->RunOnce(&report).ok());
+      Status s = compactor->RunOnce(&report);
+      INFO(s.ToString());
+      REQUIRE(s.ok());
       compacted += report.deleted;
       CheckModel(db, model, all_keys);
     } else {
