@@ -23,17 +23,24 @@ def main():
     compare = sys.argv[1]
     out = tempfile.mkdtemp(prefix="kingx-bench-test-")
     try:
-        res = subprocess.run([sys.executable, compare, "--quick", "--out", out, "--name", "test"],
-                             capture_output=True, text=True, timeout=220)
-        sys.stderr.write(res.stderr[-4000:])
-        if res.returncode != 0:
-            fail(f"bench/compare exited with {res.returncode}")
+        p = subprocess.Popen([sys.executable, compare, "--quick", "--out", out, "--name", "test"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            stdout, stderr = p.communicate(timeout=200)
+        except subprocess.TimeoutExpired:
+            p.terminate()  # bench/compare stops its servers on SIGTERM
+            stdout, stderr = p.communicate(timeout=60)
+            sys.stderr.write(stderr[-4000:])
+            fail("bench/compare --quick did not finish within 200 s")
+        sys.stderr.write(stderr[-4000:])
+        if p.returncode != 0:
+            fail(f"bench/compare exited with {p.returncode}")
         dirs = os.listdir(out)
         if len(dirs) != 1 or not dirs[0].endswith("-test"):
             fail(f"expected one <date>-test directory, found {dirs}")
         rdir = os.path.join(out, dirs[0])
-        if res.stdout.strip() != rdir:
-            fail(f"bench/compare printed {res.stdout.strip()!r}, wrote {rdir!r}")
+        if stdout.strip() != rdir:
+            fail(f"bench/compare printed {stdout.strip()!r}, wrote {rdir!r}")
         with open(os.path.join(rdir, "summary.json")) as f:
             summary = json.load(f)
         for key in ("meta", "cells", "runs", "idle", "ratios", "plots"):

@@ -17,13 +17,15 @@ from . import procs
 LUA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lua")
 
 
-def start(kingx_bin, workdir, data_dir, variant, sync, ready_timeout_s=180):
+def start(kingx_bin, workdir, data_dir, variant, sync, ready_timeout_s):
     """Start kingx with the variant's model flags on a free port; wait for /readyz 200.
     variant: dict with model ('event'|'threads'), workers, accept, threads. Returns (proc, port)."""
     port = procs.free_port()
     argv = [kingx_bin, "--listen", f"127.0.0.1:{port}", "--data", data_dir,
             "--workers", str(variant.get("workers", 1)), "--model", variant["model"],
-            "--sync", sync, "--access-log", "off"]
+            "--sync", sync, "--access-log", "off",
+            # The same connection cap as the nginx peers' worker_connections.
+            "--max-connections", "19000"]
     if variant["model"] == "threads":
         argv += ["--threads", str(variant["threads"])]
     else:
@@ -38,18 +40,40 @@ def start(kingx_bin, workdir, data_dir, variant, sync, ready_timeout_s=180):
     return p, port
 
 
+def ready_timeout(dataset):
+    """How long a kingx start may take to answer /readyz 200: recovery grows with the keys."""
+    return 20 + dataset.nkeys / 10000
+
+
 def _preload_small(port, dataset, raw_dir):
-    conns = 64
-    argv = ["wrk", "-t1", f"-c{conns}", "-d600s", "--timeout", "30s",
+    """PUT k0..k(nkeys-1) with wrk (64 connections); interrupt it once the last key exists."""
+    argv = ["wrk", "-t1", "-c64", "-d900s", "--timeout", "30s",
             "-s", os.path.join(LUA_DIR, "preload.lua"), f"http://127.0.0.1:{port}/", "--",
-            "prefix=/v1/kv/", "keyp=k", f"nkeys={dataset.nkeys}", "size=100",
-            f"stop_at={dataset.nkeys + conns}"]
+            "prefix=/v1/kv/", "keyp=k", f"nkeys={dataset.nkeys}", "size=100"]
     t0 = time.monotonic()
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    with open(os.path.join(raw_dir, "preload-kingx.txt"), "w") as f:
-        f.write(" ".join(argv) + "\n" + res.stdout + res.stderr)
-    if res.returncode != 0 or "PRELOAD" not in res.stdout:
-        raise RuntimeError(f"kingx preload failed: {res.stdout[-500:]} {res.stderr[-500:]}")
+    last = f"/v1/kv/k{dataset.nkeys - 1}"
+    with open(os.path.join(raw_dir, "preload-kingx.txt"), "w") as out:
+        out.write("$ " + " ".join(argv) + "\n")
+        out.flush()
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            while p.poll() is None and time.monotonic() - t0 < 900:  # bounded by wrk's -d
+                time.sleep(0.5)
+                if procs.http_request(port, "GET", last, timeout_s=30)[0] == 200:
+                    time.sleep(1)  # let the requests still in flight (earlier keys) finish
+                    break
+        finally:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    with open(os.path.join(raw_dir, "preload-kingx.txt")) as f:
+        text = f.read()
+    if 'PRELOAD' not in text or '"errors_status":0' not in text:
+        raise RuntimeError(f"kingx preload failed: {text[-800:]}")
     return time.monotonic() - t0
 
 
@@ -72,7 +96,8 @@ def build_template(kingx_bin, workdir, dataset, raw_dir):
     os.makedirs(data_dir, exist_ok=True)
     t0 = time.monotonic()
     p, port = start(kingx_bin, os.path.join(workdir, "template"), data_dir,
-                    {"model": "event", "workers": 1, "accept": "reuseport"}, "none")
+                    {"model": "event", "workers": 1, "accept": "reuseport"}, "none",
+                    ready_timeout(dataset))
     try:
         _preload_small(port, dataset, raw_dir)
         for prefix, count, size in (("m", dataset.n64k, 65536), ("g", dataset.n1m, 1 << 20)):

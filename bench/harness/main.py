@@ -10,6 +10,7 @@ import argparse
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,8 +132,15 @@ def environment(args):
     return lines
 
 
+def _terminate(signum, frame):
+    # SIGTERM/SIGHUP end the run like Ctrl-C: the finally block below stops every server.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv):
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     t_start = time.monotonic()
 
     def log(msg):

@@ -148,7 +148,8 @@ def start(spec, sync, ctx):
                                                       ctx.dataset, ctx.raw_dir)
             ctx.notes["kingx_preload_s"] = round(secs, 1)
         data = kingx.copy_data(ctx.template, os.path.join(d, "data"))
-        p, port = kingx.start(ctx.kingx_bin, d, data, spec.params, sync)
+        p, port = kingx.start(ctx.kingx_bin, d, data, spec.params, sync,
+                              kingx.ready_timeout(ctx.dataset))
         return Instance(spec, sync, port, [p], [])
     if f in ("nginx-return", "nginx-static"):
         p, port = peers.start_nginx(d, spec.params["workers"])
