@@ -15,10 +15,11 @@
 namespace kingx::http {
 
 struct Limits {
-  // Request line (method, target, version, CRLF) longer than this → 414.
-  // nginx: large_client_header_buffers 4 8k.
+  // Request line (method SP target SP version, without its CRLF) longer
+  // than this → 414. nginx: large_client_header_buffers 4 8k.
   size_t max_request_line_bytes = 8192;
-  // Whole header section (request line included) longer than this → 431.
+  // Whole head (request line, header fields and the empty line that ends
+  // them) longer than this → 431.
   size_t max_header_bytes = 16384;
   // More header fields than this → 431.
   size_t max_header_fields = 100;

@@ -410,9 +410,12 @@ Parser::Step Parser::Execute(std::span<const char> data) {
     bool clipped = false;
     const bool in_head = !head_done_;
     if (in_head) {
+      // Offer llhttp at most what the applicable limit still allows: the
+      // request line's own limit until it is complete (llhttp reports the
+      // version complete on its last digit), then the whole head's.
       size_t limit = line_done_ ? limits_.max_header_bytes
                                 : std::min(limits_.max_request_line_bytes, limits_.max_header_bytes);
-      size_t room = head_bytes_ <= limit ? limit - head_bytes_ + 1 : 0;
+      size_t room = head_bytes_ < limit ? limit - head_bytes_ : 0;
       if (len > room) {
         len = room;
         clipped = true;
@@ -442,11 +445,13 @@ Parser::Step Parser::Execute(std::span<const char> data) {
     switch (err) {
       case HPE_OK:
         if (!clipped) return step;  // all input consumed, no event
-        if (!line_done_ && head_bytes_ > limits_.max_request_line_bytes) {
+        // The limit's worth of bytes is consumed and the line or head is
+        // still not complete: one more byte would exceed it.
+        if (!line_done_ && head_bytes_ >= limits_.max_request_line_bytes) {
           FailLimit(414, "The request line is longer than allowed.", limits_.max_request_line_bytes);
           return ErrorStep(step);
         }
-        if (head_bytes_ > limits_.max_header_bytes) {
+        if (head_bytes_ >= limits_.max_header_bytes) {
           FailLimit(431, "The request header section is larger than allowed.", limits_.max_header_bytes);
           return ErrorStep(step);
         }

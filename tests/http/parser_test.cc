@@ -1,0 +1,176 @@
+// Parser: event sequence, request fields, exact limit boundaries.
+#include "http/parser.h"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+namespace kingx::http {
+namespace {
+
+struct Event {
+  Parser::Event kind;
+  std::string body;
+};
+
+// Runs the parser over `input` up to the end of one request (or an error),
+// collecting events; the request stays readable (the next Execute would
+// start the next one).
+std::vector<Event> RunAll(Parser& p, std::string_view input) {
+  std::vector<Event> events;
+  size_t pos = 0;
+  for (int guard = 0; guard < 10000; ++guard) {
+    Parser::Step step = p.Execute(std::span<const char>(input.data() + pos, input.size() - pos));
+    pos += step.consumed;
+    if (step.event == Parser::Event::kNeedMore) break;
+    events.push_back({step.event, std::string(step.body.data(), step.body.size())});
+    if (step.event == Parser::Event::kError || step.event == Parser::Event::kMessageEnd) break;
+  }
+  return events;
+}
+
+std::vector<Parser::Event> Kinds(const std::vector<Event>& events) {
+  std::vector<Parser::Event> kinds;
+  for (const Event& e : events) kinds.push_back(e.kind);
+  return kinds;
+}
+
+using E = Parser::Event;
+
+TEST_CASE("the parser stops at each event: head, body pieces, end", "[http][parser]") {
+  Limits limits;
+  Parser p(limits);
+  auto events = RunAll(p, "PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
+  CHECK(Kinds(events) == std::vector<E>{E::kHead, E::kBody, E::kMessageEnd});
+  CHECK(events[1].body == "abc");
+  CHECK(p.Finish());
+
+  Parser c(limits);
+  events = RunAll(c, "PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n");
+  CHECK(Kinds(events) == std::vector<E>{E::kHead, E::kBody, E::kBody, E::kMessageEnd});
+  CHECK(events[1].body + events[2].body == "abc");
+  CHECK(c.request().chunked);
+}
+
+TEST_CASE("the parser fills the request's fields", "[http][parser]") {
+  Limits limits;
+  Parser p(limits);
+  std::string input =
+      "GET /v1/kv/a%2Fb?x=1 HTTP/1.1\r\nHost: example \r\nUser-Agent: ua/1\r\nReferer: r\r\n"
+      "X-Request-Id: id7\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nContent-Type:  text/x \t\r\n"
+      "If-Match: \"3\"\r\nIf-None-Match: *\r\nExpect: 100-continue\r\n\r\n";
+  Parser::Step step = p.Execute(std::span<const char>(input.data(), input.size()));
+  REQUIRE(step.event == E::kHead);
+  CHECK(step.consumed == input.size());
+  const Request& r = p.request();
+  CHECK_FALSE(p.rejected());
+  CHECK(r.route == Route::kKv);
+  CHECK(r.method == Method::kGet);
+  CHECK(r.key == "a/b");
+  CHECK(r.target == "/v1/kv/a%2Fb?x=1");
+  CHECK(r.host == "example");
+  CHECK(r.user_agent == "ua/1");
+  CHECK(r.referer == "r");
+  CHECK(r.x_request_id == "id7");
+  CHECK(r.x_forwarded_for == "1.1.1.1, 2.2.2.2");
+  CHECK(r.content_type == "text/x");
+  CHECK(r.if_match.MatchesStrong(3));
+  CHECK(r.if_none_match.kind == Precondition::Kind::kAny);
+  CHECK(r.expect_continue);
+  CHECK(r.keep_alive);
+  CHECK(r.http_minor == 1);
+  CHECK(r.head_bytes == input.size());
+  CHECK_FALSE(p.Finish());  // head complete, message end not reached yet
+}
+
+TEST_CASE("a refused head keeps the framing: its body follows as events", "[http][parser]") {
+  Limits limits;
+  Parser p(limits);
+  auto events = RunAll(p, "PUT /nope HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nxy");
+  REQUIRE(events.size() >= 3);
+  CHECK(Kinds(events) == std::vector<E>{E::kHead, E::kBody, E::kMessageEnd});
+  CHECK(p.rejected());
+  CHECK(p.error().status == 404);
+  events = RunAll(p, "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(Kinds(events) == std::vector<E>{E::kHead, E::kMessageEnd});
+  CHECK_FALSE(p.rejected());
+  CHECK(p.request().route == Route::kHealthz);
+}
+
+TEST_CASE("the request line limit is exact", "[http][parser][limits]") {
+  Limits limits;
+  limits.max_request_line_bytes = 64;
+  auto line = [](size_t length) {  // a request line of `length` bytes before CRLF
+    std::string head = "GET /healthz?";
+    std::string tail = " HTTP/1.1";
+    return head + std::string(length - head.size() - tail.size(), 'q') + tail + "\r\nHost: h\r\n\r\n";
+  };
+  Parser ok(limits);
+  CHECK(ok.Execute(std::span<const char>(line(64))).event == E::kHead);
+  Parser over(limits);
+  CHECK(over.Execute(std::span<const char>(line(65))).event == E::kError);
+  CHECK(over.error().status == 414);
+  CHECK(over.error().limit == 64);
+}
+
+TEST_CASE("the header section limit is exact and counts the whole head", "[http][parser][limits]") {
+  Limits limits;
+  limits.max_header_bytes = 200;
+  auto head = [](size_t total) {
+    std::string start = "GET /healthz HTTP/1.1\r\nHost: h\r\nX: ";
+    std::string end = "\r\n\r\n";
+    return start + std::string(total - start.size() - end.size(), 'v') + end;
+  };
+  Parser ok(limits);
+  CHECK(ok.Execute(std::span<const char>(head(200))).event == E::kHead);
+  Parser over(limits);
+  CHECK(over.Execute(std::span<const char>(head(201))).event == E::kError);
+  CHECK(over.error().status == 431);
+  // Fed a byte at a time, the same limit holds.
+  Parser slow(limits);
+  std::string big = head(201);
+  Parser::Event last = E::kNeedMore;
+  for (size_t i = 0; i < big.size() && last == E::kNeedMore; ++i) {
+    last = slow.Execute(std::span<const char>(big.data() + i, 1)).event;
+  }
+  CHECK(last == E::kError);
+  CHECK(slow.error().status == 431);
+}
+
+TEST_CASE("the header field count limit counts every field", "[http][parser][limits]") {
+  Limits limits;
+  limits.max_header_fields = 3;
+  Parser ok(limits);
+  std::string three = "GET /healthz HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
+  CHECK(ok.Execute(std::span<const char>(three)).event == E::kHead);
+  Parser over(limits);
+  std::string four = "GET /healthz HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+  CHECK(over.Execute(std::span<const char>(four)).event == E::kError);
+  CHECK(over.error().status == 431);
+}
+
+TEST_CASE("a Content-Length over the body limit fails at the head, before any body byte", "[http][parser][limits]") {
+  Limits limits;
+  limits.max_body_bytes = 10;
+  Parser p(limits);
+  std::string head = "PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n";
+  Parser::Step step = p.Execute(std::span<const char>(head));
+  CHECK(step.event == E::kError);
+  CHECK(p.error().status == 413);
+  CHECK(p.Execute(std::span<const char>(head)).event == E::kError);  // terminal
+}
+
+TEST_CASE("Finish tells a clean end from a cut request", "[http][parser]") {
+  Limits limits;
+  Parser fresh(limits);
+  CHECK(fresh.Finish());
+  Parser cut(limits);
+  std::string partial = "GET /healthz HTTP/1.1\r\nHo";
+  CHECK(cut.Execute(std::span<const char>(partial)).event == E::kNeedMore);
+  CHECK(cut.InHead());
+  CHECK_FALSE(cut.Finish());
+}
+
+}  // namespace
+}  // namespace kingx::http
