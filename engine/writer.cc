@@ -238,7 +238,10 @@ Status Writer::Sync() {
   return impl_->SyncActive();
 }
 
-bool Writer::read_only() const { return impl_->read_only_; }
+bool Writer::read_only() const {
+  std::lock_guard lock(impl_->mu_);  // compaction may turn the writer read-only on its thread
+  return impl_->read_only_;
+}
 
 const std::string& Writer::dir() const { return impl_->dir_; }
 

@@ -3,10 +3,18 @@
 // with that thread; it does not call the Writer concurrently).
 //
 // Open recovers the data directory into the SharedIndex, then Apply appends
-// batches of puts and deletes with group commit: one buffer, few write()
-// calls, one fdatasync per batch (SyncMode::kAlways), index updates published
-// after the sync, then each op's result. Nothing is reported as done before it
-// is durable under the configured SyncMode.
+// batches of puts and deletes with group commit: one buffer, one write()
+// call, one fdatasync per batch (SyncMode::kAlways), index updates published
+// after the sync (under kAlways readers never see a write that is not durable), then
+// each op's result. Under kInterval / kNone an op is reported once its bytes
+// were written (durable at the next Sync / SyncIfDue / rotation). A batch that
+// does not fit the room left in the active segment is committed in two parts
+// around the segment rotation, each part with its own write and fdatasync.
+// Large values (BeginLarge...) are always made durable before they are reported.
+//
+// Compaction (engine/compaction.h) runs on another thread of the writer
+// process and serializes its short install steps with these calls through
+// an internal mutex.
 //
 // Failure states:
 //  - fdatasync failed (any file): every op of that batch fails with the error,
