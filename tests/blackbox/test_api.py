@@ -234,6 +234,51 @@ def test_keys_are_percent_decoded_and_binary_safe():
     check(g.status == 200 and g.body == b"decoded", f"percent-decoded key equivalence: {g!r}")
 
 
+def test_keys_differing_only_in_their_last_byte_are_distinct():
+    # Found against the first binary: 8- and 9-byte keys differing in the last
+    # byte were one key to the server (second PUT answered 204).
+    for n in (1, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64):
+        stem = fresh_key("d").encode()[:n - 1].ljust(n - 1, b"s")
+        a, b = stem + b"1", stem + b"2"
+        expect_status(put(a, b"A"), 201, f"PUT {a!r}")
+        expect_status(put(b, b"B"), 201, f"PUT {b!r} (a different key of {n} bytes)")
+        check(get(a).body == b"A" and get(b).body == b"B", f"{n}-byte keys {a!r} and {b!r} mixed up")
+
+
+def test_key_does_not_depend_on_the_headers_that_follow():
+    # Found against the first binary: GET with "Host: 127.0.0.1:PORT" (what
+    # wrk and curl send) missed a key that "Host: 127.0.0.1" found.
+    k = fresh_key("hosts")
+    expect_status(put(k, b"same key"), 201, "PUT")
+    variants = [[("Host", "127.0.0.1")], [("Host", f"127.0.0.1:{P()}")], [("Host", "localhost.localdomain:65535")],
+                [("Host", "h"), ("User-Agent", "x" * 300), ("Accept", "*/*")],
+                [("Host", "h"), ("X-Pad", "y" * 4000)]]
+    for hdrs in variants:
+        with Conn(P()) as c:
+            c.send(build_request("GET", key_path(k), None, hdrs))
+            r = c.read_response()
+            check(r.status == 200 and r.body == b"same key", f"GET with headers {[h[0] for h in hdrs]} "
+                                                               f"({hdrs[0][1]}): {r!r}")
+        with Conn(P()) as c:
+            c.send(build_request("PUT", key_path(k + "-w"), b"v", hdrs))
+            check(c.read_response().status in (201, 204), "PUT with these headers")
+        check(get(k + "-w").body == b"v", f"PUT with headers {[h[0] for h in hdrs]} stored under another key")
+
+
+def test_body_arriving_after_the_headers():
+    # Found against the first binary: a body that did not come in the same
+    # read as the headers wedged the worker (100% CPU, nothing answered).
+    for size, split in ((10, 0), (1000, 500), (40000, 20000)):
+        k = fresh_key("late")
+        body = RNG.randbytes(size)
+        with Conn(P()) as c:
+            c.send(build_request("PUT", key_path(k), None, [("Content-Length", str(size))]) + body[:split])
+            time.sleep(0.2)
+            c.send(body[split:])
+            expect_status(c.read_response(), 201, f"PUT of {size} bytes, {split} sent with the headers")
+        check(get(k).body == body, f"value of the {size}-byte PUT sent in two parts")
+
+
 def test_empty_key_is_400_and_overlong_key_is_414():
     expect_problem(http(P(), "PUT", "/v1/kv/", b"x"), 400, "PUT empty key")
     expect_problem(http(P(), "GET", "/v1/kv/"), 400, "GET empty key")
