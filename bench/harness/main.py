@@ -115,7 +115,7 @@ def environment(args):
     lines = [f"date: {datetime.now(timezone.utc).isoformat()}", f"uname: {' '.join(os.uname())}",
              f"nproc: {os.cpu_count()}", f"fd limit: {sysinfo.raise_fd_limit()}"]
     for cmd in (["nginx", "-v"], ["redis-server", "--version"], ["memcached", "-V"],
-                ["wrk", "-v"], ["git", "-C", REPO_DIR, "rev-parse", "HEAD"]):
+                ["wrk", "-v"], ["git", "-C", REPO_DIR, "describe", "--always", "--dirty"]):
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
             lines.append(f"{' '.join(cmd)}: {(r.stdout + r.stderr).strip().splitlines()[0]}")
