@@ -1,6 +1,7 @@
 #include "tests/engine/support/test_util.h"
 
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,11 +16,22 @@
 
 namespace kingx::engine::test {
 
+namespace {
+
+// tmpfs makes the suite's thousands of fdatasyncs cheap; containers often
+// give /dev/shm only 64 MiB, so use it only with room to spare.
+bool ShmHasRoom() {
+  struct statvfs st;
+  if (access("/dev/shm", W_OK) != 0 || statvfs("/dev/shm", &st) != 0) return false;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize >= (uint64_t{1} << 30);
+}
+
+}  // namespace
+
 TempDir::TempDir() {
   std::string base;
   if (const char* t = std::getenv("KINGX_TEST_TMPDIR")) base = t;
-  else if (access("/dev/shm", W_OK) == 0) base = "/dev/shm";
-  else base = "/tmp";
+  else base = ShmHasRoom() ? "/dev/shm" : "/tmp";
   std::string tmpl = base + "/kingx-test-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   path_ = tmpl;

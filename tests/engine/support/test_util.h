@@ -17,7 +17,8 @@
 
 namespace kingx::engine::test {
 
-// A fresh directory under $KINGX_TEST_TMPDIR, /dev/shm or /tmp, removed
+// A fresh directory under $KINGX_TEST_TMPDIR, else /dev/shm when it has at
+// least 1 GiB free, else /tmp; removed
 // (recursively) by the destructor.
 class TempDir {
  public:
