@@ -64,6 +64,18 @@ engine::Result<ListenSockets> OpenListenSockets(const Config& config, uint32_t w
   ListenSockets out;
   out.mode = config.accept;
   for (const ListenAddress& addr : config.listen) {
+    if (config.accept == AcceptMode::kReusePort && addr.port != 0) {
+      // SO_REUSEPORT lets any process of the same user join a port's group
+      // and silently take a share of its connections. A plain bind first
+      // fails with EADDRINUSE when someone (another kingx) already listens.
+      ListenAddress ignored;
+      auto probe = OpenOne(addr, false, &ignored);
+      if (!probe.ok()) {
+        CloseListenSockets(&out);
+        return probe.status();
+      }
+      close(*probe);
+    }
     ListenAddress bound;
     auto fd = OpenOne(addr, config.accept == AcceptMode::kReusePort, &bound);
     if (!fd.ok()) {
