@@ -48,17 +48,20 @@ struct Args {
   uint64_t sample = 20000;
   uint64_t rate_mib = 64;
   double dead_ratio = 0.5;
-  uint64_t ops_per_sec = 30000;  // overwrite rate (0 = as fast as the disk allows)
+  uint64_t ops_per_sec = 30000;
+  double max_dead_fraction = CompactionOptions().max_dead_fraction;  // overwrite rate (0 = as fast as the disk allows)
 };
 
 // Bytes of every file in dir; *hints gets those of the hint files.
 uint64_t DirBytes(const std::string& dir, uint64_t* hints) {
   uint64_t n = 0;
   *hints = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    n += e.file_size();
-    if (e.path().extension() == ".hint") *hints += e.file_size();
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const uint64_t size = std::filesystem::file_size(e.path(), ec);
+    if (ec) continue;  // deleted by compaction meanwhile
+    n += size;
+    if (e.path().extension() == ".hint") *hints += size;
   }
   return n;
 }
@@ -93,6 +96,7 @@ int main(int argc, char** argv) {
     else if (k == "--sample") a.sample = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--rate-mib") a.rate_mib = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--dead-ratio") a.dead_ratio = std::strtod(v.c_str(), nullptr);
+    else if (k == "--max-dead-fraction") a.max_dead_fraction = std::strtod(v.c_str(), nullptr);
     else if (k == "--ops-per-sec") a.ops_per_sec = std::strtoull(v.c_str(), nullptr, 10);
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
@@ -161,6 +165,7 @@ int main(int argc, char** argv) {
 
   CompactionOptions co;
   co.rate_bytes_per_sec = a.rate_mib << 20;
+  co.max_dead_fraction = a.max_dead_fraction;
   co.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   Compactor compactor(w, co);
   CompactionThread thread(compactor, 200);
@@ -217,7 +222,7 @@ int main(int argc, char** argv) {
   const CompactionStats cs = compactor.stats();
   std::printf(
       "{\"keys\":%llu,\"value_bytes\":%llu,\"segment_bytes\":%llu,\"overwrites\":%llu,\"batch\":%llu,"
-      "\"rate_mib\":%llu,\"dead_ratio\":%.2f,\"ops_per_sec\":%llu,\n"
+      "\"rate_mib\":%llu,\"dead_ratio\":%.2f,\"ops_per_sec\":%llu,\"max_dead_fraction\":%.2f,\n"
       " \"get_ns_no_compaction\":{\"n\":%zu,\"p50\":%.0f,\"p99\":%.0f,\"p999\":%.0f},\n"
       " \"get_ns_compaction\":{\"n\":%zu,\"p50\":%.0f,\"p99\":%.0f,\"p999\":%.0f},\n"
       " \"space_amp_steady\":{\"max\":%.3f,\"mean\":%.3f,\"segments_only_max\":%.3f,\"segments_only_mean\":%.3f},\n"
@@ -227,7 +232,7 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(a.keys), static_cast<unsigned long long>(a.value_bytes),
       static_cast<unsigned long long>(a.segment_bytes), static_cast<unsigned long long>(total),
       static_cast<unsigned long long>(a.batch), static_cast<unsigned long long>(a.rate_mib), a.dead_ratio,
-      static_cast<unsigned long long>(a.ops_per_sec),
+      static_cast<unsigned long long>(a.ops_per_sec), a.max_dead_fraction,
       lat[1].ns.size(), lat[1].Percentile(0.5), lat[1].Percentile(0.99), lat[1].Percentile(0.999), lat[2].ns.size(),
       lat[2].Percentile(0.5), lat[2].Percentile(0.99), lat[2].Percentile(0.999), max_amp_phase2,
       n_phase2 ? sum_amp_phase2 / static_cast<double>(n_phase2) : 0.0, max_seg_amp,
