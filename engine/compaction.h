@@ -53,6 +53,21 @@
 //
 // Throttling: reads of inputs and writes of outputs are paced to
 // rate_bytes_per_sec (sleeping outside any lock).
+//
+// On disk (engine/FORMAT.md's formats, nothing new): an output is built as
+// "compact-N.tmp" (recovery removes any *.tmp) with its hint "seg-N.hint"
+// (recovery removes a hint without its segment), then renamed "seg-N.kxd".
+// Its segment header has flag kSegmentFlagSealedAtBirth (never the active
+// segment) and seq_floor = the smallest seq it holds; records are byte-for-byte
+// copies of the originals (same seq, checksums, codec), in input order.
+//
+// Kill points (KINGX_KILL_POINT, for crash tests): compact.before_write,
+// compact.after_write, compact.before_sync, compact.after_sync,
+// compact.before_hint, compact.after_hint, compact.before_rename,
+// compact.after_rename, compact.before_dir_sync, compact.after_dir_sync,
+// compact.mid_install (after each batch of index switches),
+// compact.before_unlink, compact.after_unlink, compact.after_unlink_hint,
+// compact.before_final_dir_sync.
 #pragma once
 
 #include <atomic>
