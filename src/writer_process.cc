@@ -148,7 +148,9 @@ class WriterLoop {
                         "respawns the writer and recovery reopens the database");
         return 3;
       }
-      if (!have && stop == WriterStop::kDrain && !HasOverflow()) break;
+      // Re-read: the stop request usually is what ended the wait.
+      const auto stop_now = static_cast<WriterStop>(shm_.control().writer_stop.load());
+      if (!have && stop_now == WriterStop::kDrain && !HasOverflow()) break;
     }
     for (auto& [token, up] : uploads_) {
       writer_.AbortLarge(up.engine_id);
