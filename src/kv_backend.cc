@@ -48,9 +48,12 @@ std::string ShmKvBackend::RenderMetrics() {
 }
 
 engine::Status ShmKvBackend::RequestCompaction() {
-  // TODO(master): ControlBlock needs an atomic "compact_requested" flag that
-  // the writer polls; until then the admin endpoint cannot reach the writer.
-  return engine::Status::Busy("compaction on demand is not wired to the writer in this build");
+  if (ctx_.shm->control().writer_ready.load(std::memory_order_acquire) == 0) {
+    return engine::Status::Busy("the writer is not running");
+  }
+  ctx_.shm->control().compact_requests.fetch_add(1, std::memory_order_release);
+  ctx_.queue->Wake();  // the writer looks at the request on its next iteration
+  return engine::Status::OK();
 }
 
 http::Counters SumSlotCounters(const SharedMemory& shm) {

@@ -35,8 +35,8 @@ class ShmKvBackend final : public KvBackend {
   // Writer ready, index ready, writer not read-only, server not draining.
   bool Ready() const override;
   std::string RenderMetrics() override;
-  // Not available: the shared ControlBlock has no compaction-request flag
-  // yet (see the report); answers an error that KvService turns into 503.
+  // Bumps ControlBlock::compact_requests and wakes the writer. kBusy while
+  // no writer is ready (KvService answers 503).
   engine::Status RequestCompaction() override;
 
  private:

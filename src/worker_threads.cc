@@ -314,7 +314,11 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     if (m == Mode::kGraceful) {
       t->service->SetDraining();
       const bool idle = state.exchange == nullptr && (!fed || conn.requests_served() > served_at_last_feed);
-      if ((idle && now >= drain_start_ms + kDrainGraceMs) || now >= drain_start_ms + kDrainHardMs) break;
+      if (now >= drain_start_ms + kDrainHardMs) break;
+      if (idle && now >= drain_start_ms + kDrainGraceMs) {
+        linger = true;  // FIN first: a request racing with the close is not reset
+        break;
+      }
     }
     if (t->service->AwaitsStorage(state)) {
       const bool retrying = t->service->NextRetryMs() != 0;

@@ -465,8 +465,10 @@ void OnSweep(uv_timer_t* t) {
     UvConn* next = c->next;  // c may be unlinked below
     if (c->lingering) {
       if (now >= c->linger_deadline_ms) CloseConn(c);
-    } else if (hard || (close_idle && IsIdle(c))) {
+    } else if (hard) {
       CloseConn(c);
+    } else if (close_idle && IsIdle(c)) {
+      Linger(c);  // FIN first: a request racing with the close is not reset
     } else {
       const uint64_t d = c->http.DeadlineMs();
       if (d != 0 && d <= now) {
