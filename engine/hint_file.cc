@@ -12,7 +12,6 @@ constexpr uint32_t kHintVersion = 1;
 constexpr size_t kHintHeaderBytes = 24;   // magic, u32 version, u32 flags, u64 segment id
 constexpr size_t kEntryFixedBytes = 28;   // u64 seq, u64 offset, u64 total, u16 key_len, u8 type, u8 zero
 constexpr size_t kTrailerBytes = 24;      // u64 count, u64 segment bytes, u64 checksum
-constexpr size_t kFlushBytes = 1 << 20;
 
 }  // namespace
 

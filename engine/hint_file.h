@@ -42,11 +42,15 @@ class HintWriter {
   void Add(const HintEntry& e);
   // Writes the buffered entries (no sync).
   Status Flush();
+  // Flush, but only once ~1 MiB is buffered: the writer calls it after every
+  // batch without paying a second write() per batch.
+  Status FlushIfLarge() { return buf_.size() >= kFlushBytes ? Flush() : Status::OK(); }
   // Writes the rest and the trailer for a segment of segment_bytes bytes,
   // then fdatasyncs. The segment must already be durable at that size.
   Status Finish(uint64_t segment_bytes);
 
  private:
+  static constexpr size_t kFlushBytes = 1 << 20;
   HintWriter(std::unique_ptr<File> file) : file_(std::move(file)) {}
   std::unique_ptr<File> file_;
   std::string buf_;

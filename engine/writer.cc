@@ -98,8 +98,9 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
     for (const Pending& p : pending) {
       w.active_hint_->Add(HintEntry{p.seq, LocationOffset(p.loc), p.total, p.type, p.key});
     }
-    // A failed hint write only costs a scan at recovery (its checksum will not match).
-    w.active_hint_->Flush().ok();
+    // Buffered (the active segment's hint is rebuilt by every open anyway); a
+    // failed hint write only costs a scan at recovery (its checksum will not match).
+    w.active_hint_->FlushIfLarge().ok();
   }
   ++w.batches_;
   w.last_batch_ops_ = pending.size();
