@@ -15,6 +15,7 @@
 #include "src/worker_context.h"
 #include "src/worker_threads.h"
 #include "src/worker_uv.h"
+#include "src/writer_compaction.h"
 #include "src/writer_process.h"
 
 namespace kingx {
@@ -55,7 +56,7 @@ pid_t SpawnWriter(const Config& config, SharedMemory& shm, const ListenSockets& 
   // Signals stay blocked (the master's mask) until RunWriter has installed
   // its handlers, so a QUIT sent right now is not lost nor fatal.
   ResetSignals(/*unblock=*/false);
-  _exit(RunWriter(config, shm, /*install_signals=*/true));
+  _exit(RunWriter(config, shm, /*install_signals=*/true, CompactionHooks(shm)));
 }
 
 pid_t SpawnWorker(const Config& config, SharedMemory& shm, const ListenSockets& sockets, uint32_t slot,

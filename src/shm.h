@@ -105,6 +105,11 @@ struct WriterStats {
   std::atomic<uint64_t> apply_us_buckets[kFsyncBuckets] = {};         // not cumulative
   std::atomic<uint64_t> large_aborted{0};    // large uploads dropped (worker died or aborted)
   std::atomic<uint32_t> read_only{0};        // 1 after a failed fdatasync until reopen
+  // Compaction (engine::CompactionStats, republished once per loop iteration).
+  std::atomic<uint64_t> compaction_passes{0};
+  std::atomic<uint64_t> compaction_segments{0};     // input segments deleted
+  std::atomic<uint64_t> compaction_bytes_freed{0};
+  std::atomic<uint64_t> compaction_failures{0};
 };
 
 // Sizes the mapping is built from.

@@ -13,6 +13,7 @@
 #include "src/master.h"
 #include "src/shm.h"
 #include "src/write_queue.h"
+#include "src/writer_compaction.h"
 #include "src/writer_process.h"
 
 namespace kingx {
@@ -67,7 +68,8 @@ int RunSingleProcess(const Config& config_in) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int writer_status = 0;
-  std::thread writer([&] { writer_status = RunWriter(config, mem, /*install_signals=*/false); });
+  const WriterHooks hooks = CompactionHooks(mem);
+  std::thread writer([&] { writer_status = RunWriter(config, mem, /*install_signals=*/false, hooks); });
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   struct sigaction sa {};
   sigemptyset(&sa.sa_mask);
