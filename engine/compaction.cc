@@ -393,9 +393,19 @@ Status Pass::DeleteReady() {
       continue;
     }
     uint64_t live = 0;
+    bool newest = false;
     {
       std::lock_guard lock(w_.mu_);
       live = w_.segments_[id].live_bytes;
+      newest = w_.segments_.rbegin()->first == id;
+    }
+    if (newest) {
+      // Recovery numbers new segments from the highest id on disk: deleting
+      // the newest file would let a restarted writer reuse its id while a
+      // reader process may still map the old file under that name. It goes
+      // in a later pass, once a newer segment exists (it holds nothing live).
+      keep.push_back(id);
+      continue;
     }
     if (live != 0) {
       // The accounting says the index still points into it: never delete.
