@@ -204,6 +204,9 @@ class Master {
   void StartWriter() {
     writer_backoff_.due_ms = -1;
     writer_backoff_.started_ms = NowMs();
+    // The previous writer's QUIT/TERM handler left its stop request in the
+    // shared control block; the new writer must start from "run".
+    shm_->control().writer_stop.store(static_cast<uint32_t>(WriterStop::kRun));
     const pid_t pid = SpawnWriter(config_, *shm_, sockets_);
     if (pid < 0) {
       KINGX_LOG_ERROR("fork of the writer failed: %s", std::strerror(errno));
