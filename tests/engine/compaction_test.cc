@@ -374,3 +374,42 @@ TEST_CASE("power loss after compaction passes, finished or failed at an fsync, l
   REQUIRE(db.Open().ok());
   CheckModel(db, model, keys);
 }
+
+TEST_CASE("below the dead ratio nothing is compacted, unless free space runs low",
+          "[engine][compaction][low_space]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 8 << 10;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  Model model;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 120; ++i) keys.push_back("key" + std::to_string(i));
+  auto put = [&](const std::string& k, int version) {
+    std::string v = MakeValue(k, version, 200, false);
+    WriteResult r = db.Put(k, v);
+    REQUIRE(r.status.ok());
+    model[k] = ModelEntry{v, r.seq};
+  };
+  for (int i = 0; i < 120; ++i) put(keys[i], 1);
+  for (int i = 0; i < 120; i += 3) put(keys[i], 2);  // every old segment about a third dead
+  CompactionOptions co = Unthrottled();
+  co.max_dead_fraction = 0;  // the threshold alone
+  co.low_space_bytes = 1ull << 30;
+  co.free_margin_bytes = 1 << 20;
+  uint64_t free_bytes = 8ull << 30;
+  co.free_bytes = [&](const std::string&) -> Result<uint64_t> { return free_bytes; };
+  Compactor c(db.writer(), co);
+  PassReport r;
+  REQUIRE(c.RunOnce(&r).ok());
+  REQUIRE(r.inputs == 0);
+  free_bytes = 256ull << 20;  // below low_space_bytes, room for an output
+  REQUIRE(c.RunOnce(&r).ok());
+  REQUIRE(r.inputs > 0);
+  REQUIRE(r.deleted > 0);
+  REQUIRE(r.bytes_freed > 0);
+  CheckModel(db, model, keys);
+  REQUIRE(db.Open().ok());
+  CheckModel(db, model, keys);
+}
