@@ -41,8 +41,10 @@ class ClientState:
 
 
 class Failure:
-    def __init__(self, when, worker, op, key, error, retryable):
+    def __init__(self, when, worker, op, key, error, retryable, opened=None, partial=0):
         self.when = when          # time.monotonic()
+        self.opened = opened      # time.monotonic() when the failed connection was opened
+        self.partial = partial    # response bytes received before the failure
         self.worker = worker      # PID of the server process that held the connection, if known
         self.op = op
         self.key = key
@@ -79,6 +81,7 @@ class LoadClient(threading.Thread):
         self.acked_after = []   # monotonic times of acked writes
         self.conn = None
         self.conn_worker = None
+        self.conn_opened = None
         self.connect_errors = 0
 
     # -- connection handling
@@ -88,6 +91,7 @@ class LoadClient(threading.Thread):
             try:
                 self.conn = Conn(self.port_fn(), timeout=15)
                 self.conn_worker = None
+                self.conn_opened = time.monotonic()
                 return True
             except OSError as e:
                 self.connect_errors += 1
@@ -111,7 +115,7 @@ class LoadClient(threading.Thread):
         except (ConnectionClosed, OSError) as e:
             partial = getattr(e, "partial", 0)
             self.failures.append(Failure(time.monotonic(), self.conn_worker, method, key, repr(e),
-                                         reused and partial == 0))
+                                         reused and partial == 0, self.conn_opened, partial))
             self._drop()
             return None
         if self.conn_worker is None and self.locate:

@@ -250,6 +250,7 @@ def test_quit_under_load_completes_in_flight_requests():
         stop.set()
         raise TestFailure(f"{e}; client errors: {[x for c in clients for x in c.errors][:5]}, "
                           f"failures: {[x for c in clients for x in c.failures][:5]}")
+    t_quit = time.monotonic()
     S.signal(signal.SIGQUIT)
     # Draining: /readyz is 503 on a connection that is still open (or it is closed as idle).
     readyz = None
@@ -275,11 +276,13 @@ def test_quit_under_load_completes_in_flight_requests():
         check(not c.is_alive(), "a load client did not stop after QUIT")
     errors = [e for c in clients for e in c.errors]
     check(not errors, "violations: " + "; ".join(errors[:10]))
-    # The only acceptable failure: the server closed a connection that had no
-    # request in flight (no byte of response, on a reused connection) or
-    # refused a new one once it stopped accepting.
+    # The only acceptable failures: the server closed a connection that had no
+    # request in flight (no byte of response, on a reused connection), refused
+    # a new connection, or reset one the kernel had queued after QUIT but the
+    # server never accepted (closing a listening socket resets its backlog).
     bad = [f for c in clients for f in c.failures
-           if not (f.retryable or f.op == "connect")]
+           if not (f.retryable or f.op == "connect" or
+                   (f.opened is not None and f.opened >= t_quit and f.partial == 0))]
     check(not bad, f"in-flight requests not completed across QUIT: {bad}")
     status = S.wait_exit(60)
     check(status == 0, f"master after QUIT: exit status {status} (None = still running after 60 s)")
