@@ -74,5 +74,29 @@ with tempfile.TemporaryDirectory() as data:
     rc, out, _ = run(data, "verify")
     check(rc == 2 and b"corrupt record" in out, "verify finds a flipped byte and exits 2")
 
+# Kill points armed through the environment (a build with -Dkill_points=false exits 0 instead).
+with tempfile.TemporaryDirectory() as data:
+    rc, _, _ = run(data, "put", "kept", stdin=b"1")
+    check(rc == 0, "put before the crash")
+    env = dict(os.environ, KINGX_KILL_POINT="append.before_write")
+    p = subprocess.run([TOOL, "--data", data, "put", "lost", "-"], input=b"2", env=env, capture_output=True,
+                       timeout=60)
+    if p.returncode == 0:
+        print("kill points compiled out: skipping the crash checks")
+    else:
+        check(p.returncode == 137, "the armed kill point ends the process with 137 (got %d)" % p.returncode)
+        rc, out, _ = run(data, "get", "kept")
+        check(rc == 0 and out == b"1", "an acknowledged write survives the crash")
+        rc, _, _ = run(data, "get", "lost")
+        check(rc == 1, "a write killed before its write() is absent")
+        env = dict(os.environ, KINGX_KILL_POINT="append.after_sync")
+        p = subprocess.run([TOOL, "--data", data, "put", "synced", "-"], input=b"3", env=env,
+                           capture_output=True, timeout=60)
+        check(p.returncode == 137, "a kill after the fdatasync ends the process with 137")
+        rc, out, _ = run(data, "get", "synced")
+        check(rc == 0 and out == b"3", "a write killed after its fdatasync is there")
+        rc, _, _ = run(data, "verify")
+        check(rc == 0, "the crashed database verifies clean")
+
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
