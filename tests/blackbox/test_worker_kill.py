@@ -77,6 +77,8 @@ def test_worker_kill_under_write_load():
     finally:
         stop_clients(clients, stop)
     errors = [e for c in clients for e in c.errors]
+    print("failed requests per client: " + ", ".join(f"{c.st.client_id}:{len(c.failures)}" for c in clients)
+          + f" (clients of the killed worker: {sorted(victim_clients)})", flush=True)
     check(not errors, "contract violations under load:\n  " + "\n  ".join(errors[:20]))
     for c in clients:
         for f in c.failures:
@@ -113,6 +115,8 @@ def test_writer_kill_under_write_load():
     finally:
         stop_clients(clients, stop)
     errors = [e for c in clients for e in c.errors]
+    print("failed requests per client: " + ", ".join(f"{c.st.client_id}:{len(c.failures)}" for c in clients),
+          flush=True)
     check(not errors, "contract violations under load:\n  " + "\n  ".join(errors[:20]))
     check(workers_before <= set(S.workers()), f"workers changed when the writer died: "
                                               f"{workers_before} -> {S.workers()}")
