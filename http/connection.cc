@@ -51,6 +51,7 @@ Connection::Connection(Handler& handler, const Limits& limits, Counters* counter
       body_last_ms_(now_ms),
       idle_since_ms_(now_ms),
       send_progress_ms_(now_ms) {
+  assert(InvalidLimit(limits).empty() && "Connection built from invalid Limits");
   if (counters_) Bump(counters_->connections_opened);
 }
 

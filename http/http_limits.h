@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace kingx::http {
 
@@ -54,5 +55,25 @@ struct Limits {
   // read) → silent close. nginx: send_timeout 60s.
   uint64_t send_timeout_ms = 60'000;
 };
+
+// The name of the first field of `limits` that is out of range (every field
+// must be > 0; max_request_line_bytes <= max_header_bytes), or "" when all
+// are valid. For configuration checks (kingx -t); a Connection built from
+// invalid Limits is a programmer error (asserted).
+inline std::string_view InvalidLimit(const Limits& l) {
+  if (l.max_request_line_bytes == 0) return "max_request_line_bytes";
+  if (l.max_header_bytes < l.max_request_line_bytes) return "max_header_bytes";
+  if (l.max_header_fields == 0) return "max_header_fields";
+  if (l.max_key_bytes == 0) return "max_key_bytes";
+  if (l.max_body_bytes == 0) return "max_body_bytes";
+  if (l.max_buffered_input_bytes == 0) return "max_buffered_input_bytes";
+  if (l.max_buffered_output_bytes == 0) return "max_buffered_output_bytes";
+  if (l.body_part_bytes == 0) return "body_part_bytes";
+  if (l.header_timeout_ms == 0) return "header_timeout_ms";
+  if (l.body_timeout_ms == 0) return "body_timeout_ms";
+  if (l.keepalive_timeout_ms == 0) return "keepalive_timeout_ms";
+  if (l.send_timeout_ms == 0) return "send_timeout_ms";
+  return "";
+}
 
 }  // namespace kingx::http

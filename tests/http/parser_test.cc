@@ -161,6 +161,16 @@ TEST_CASE("a Content-Length over the body limit fails at the head, before any bo
   CHECK(p.Execute(std::span<const char>(head)).event == E::kError);  // terminal
 }
 
+TEST_CASE("InvalidLimit names the first field out of range", "[http][limits]") {
+  Limits l;
+  CHECK(InvalidLimit(l).empty());
+  l.body_part_bytes = 0;
+  CHECK(InvalidLimit(l) == "body_part_bytes");
+  Limits m;
+  m.max_header_bytes = m.max_request_line_bytes - 1;
+  CHECK(InvalidLimit(m) == "max_header_bytes");
+}
+
 TEST_CASE("Finish tells a clean end from a cut request", "[http][parser]") {
   Limits limits;
   Parser fresh(limits);
