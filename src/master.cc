@@ -148,10 +148,7 @@ class Master {
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, nullptr);
 
-    ShmSizes sizes;
-    sizes.slot_count = 2 * config_.workers + 2;
-    sizes.write_queue_bytes = config_.write_queue_bytes / 8 * 8;
-    auto shm = SharedMemory::Create(sizes);
+    auto shm = CreateSharedMemory(config_, 2 * config_.workers + 2);
     if (!shm.ok()) {
       KINGX_LOG_ERROR("cannot create shared memory: %s", shm.status().ToString().c_str());
       return false;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 
+#include "src/log.h"
 #include "src/write_queue.h"
 
 namespace kingx {
@@ -113,6 +114,27 @@ int SharedMemory::slot_eventfd(uint32_t slot) const { return slot_efds_[slot]; }
 
 void* SharedMemory::CountersBytes(uint32_t slot) const {
   return base_ + slots_off_ + slot_stride_ * slot + ring_bytes_;
+}
+
+engine::Result<std::unique_ptr<SharedMemory>> CreateSharedMemory(const Config& config, uint32_t slot_count) {
+  ShmSizes sizes;
+  sizes.slot_count = slot_count;
+  sizes.write_queue_bytes = config.write_queue_bytes / 8 * 8;
+  engine::Status last;
+  for (uint64_t max_keys : {256ull << 20, 64ull << 20, 16ull << 20}) {
+    sizes.index_max_keys = max_keys;
+    auto shm = SharedMemory::Create(sizes);
+    if (shm.ok()) {
+      if (max_keys != 256ull << 20) {
+        KINGX_LOG_WARN("shared memory: the index is limited to %llu Mi keys (less address space was available)",
+                       static_cast<unsigned long long>(max_keys >> 20));
+      }
+      return shm;
+    }
+    last = shm.status();
+    if (!last.Is(engine::Code::kIOError)) break;  // not an mmap refusal: smaller will not help
+  }
+  return last;
 }
 
 void RecordBatch(WriterStats& stats, uint64_t ops, uint64_t bytes, uint64_t apply_us, uint64_t failed) {

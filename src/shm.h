@@ -33,6 +33,7 @@
 
 #include "engine/index.h"
 #include "engine/status.h"
+#include "src/config.h"
 
 namespace kingx {
 
@@ -181,6 +182,11 @@ class SharedMemory {
   int writer_efd_ = -1;
   std::unique_ptr<int[]> slot_efds_;
 };
+
+// The server's mapping for `config` with `slot_count` slots: the index region
+// sized for 256 Mi keys of virtual space, or 64 Mi / 16 Mi keys when the
+// system refuses that much address space (logged). Master only, before fork.
+engine::Result<std::unique_ptr<SharedMemory>> CreateSharedMemory(const Config& config, uint32_t slot_count);
 
 // Records one applied batch in the stats (writer only).
 void RecordBatch(WriterStats& stats, uint64_t ops, uint64_t bytes, uint64_t apply_us, uint64_t failed);

@@ -36,10 +36,7 @@ int RunSingleProcess(const Config& config_in) {
     KINGX_LOG_ERROR("cannot lock data directory %s: %s", config.data_dir.c_str(), lock.status().ToString().c_str());
     return 1;
   }
-  ShmSizes sizes;
-  sizes.slot_count = 2;
-  sizes.write_queue_bytes = config.write_queue_bytes / 8 * 8;
-  auto shm = SharedMemory::Create(sizes);
+  auto shm = CreateSharedMemory(config, 2);
   if (!shm.ok()) {
     KINGX_LOG_ERROR("cannot create shared memory: %s", shm.status().ToString().c_str());
     return 1;
