@@ -17,8 +17,15 @@
 //                 keep serving; else start new workers (new config) in free
 //                 slots and send QUIT to the old ones;
 //       USR1      reopen the error log, forward USR1 to every child;
-//       CHLD      reap; respawn a dead writer or worker (unless stopping),
-//                 at most kMaxRespawnsPerSecond... then with a delay.
+//       CHLD      reap; respawn a dead writer or worker (unless stopping)
+//                 into the same slot with a new generation; a child that
+//                 dies within 2 s of its start waits before the next start
+//                 (100 ms, doubling up to 10 s). Each death is logged.
+//     A graceful stop that lasts over 60 s turns into a fast stop; children
+//     still alive 10 s after TERM get KILL.
+//     HUP: --data, --listen, --accept, --admin-listen and --write-queue-bytes
+//     need a restart (a warning is logged and the running value kept); a
+//     change of engine settings restarts the writer (it drains first).
 //  5. removes the pid file and returns the exit status.
 // It never creates a thread, so every fork is from a single-threaded state.
 #pragma once
