@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <ctime>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 
@@ -60,6 +60,27 @@ struct TempDir {
   }
   std::string path;
 };
+
+// Whether `line` starts like "2026/11/24 03:40:00 [warn] 1234#0: " (std::regex
+// is avoided: GCC 12 warns inside it under the sanitizer build).
+bool HasErrorLogPrefix(const std::string& line) {
+  const std::string shape = "dddd/dd/dd dd:dd:dd [";
+  if (line.size() < shape.size()) return false;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    const bool ok = shape[i] == 'd' ? std::isdigit(static_cast<unsigned char>(line[i])) != 0 : line[i] == shape[i];
+    if (!ok) return false;
+  }
+  size_t p = line.find("] ", shape.size());
+  if (p == std::string::npos) return false;
+  p += 2;
+  const size_t hash = line.find('#', p);
+  const size_t colon = line.find(": ", p);
+  if (hash == std::string::npos || colon == std::string::npos || hash <= p || colon <= hash + 1) return false;
+  for (size_t i = p; i < colon; ++i) {
+    if (i != hash && !std::isdigit(static_cast<unsigned char>(line[i]))) return false;
+  }
+  return true;
+}
 
 std::vector<TrustedProxy> Proxies(std::initializer_list<const char*> list) {
   std::vector<TrustedProxy> out;
@@ -187,11 +208,12 @@ TEST_CASE("error log lines follow nginx's format and one message is one line", "
   std::getline(lines, first);
   std::getline(lines, second);
   CHECK_FALSE(std::getline(lines, third));
-  const std::regex format(R"(^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[(warn|error)\] \d+#\d+: .*$)");
-  CHECK(std::regex_match(first, format));
+  CHECK(HasErrorLogPrefix(first));
   CHECK(first.find("[warn]") != std::string::npos);
   CHECK(first.find(": disk sda is slow") != std::string::npos);
-  CHECK(std::regex_match(second, format));
+  CHECK(HasErrorLogPrefix(second));
+  CHECK(second.find("[error]") != std::string::npos);
+  CHECK_FALSE(HasErrorLogPrefix("2026/11/24 03:40 [warn] 1#0: short time"));
   CHECK(second.find("bad key \"a\\r\\nb\\x01\"") != std::string::npos);
 
   std::string escaped;
