@@ -310,7 +310,7 @@ class Master {
     if (how == Stop::kFast && stopping_ == Stop::kFast) return;
     stopping_ = how;
     shm_->control().draining.store(1);
-    writer_backoff_.due_ms = -1;
+    if (how == Stop::kFast) writer_backoff_.due_ms = -1;
     for (Backoff& b : worker_backoff_) b.due_ms = -1;
     if (how == Stop::kFast) {
       KINGX_LOG_INFO("fast stop requested");
@@ -335,6 +335,12 @@ class Master {
     }
   }
 
+  // A writer is needed while serving, and during a graceful stop as long as
+  // workers still finish requests that wait for write completions.
+  bool WriterWanted() const {
+    return stopping_ == Stop::kNone || (stopping_ == Stop::kGraceful && !writer_told_ && LiveWorkers() > 0);
+  }
+
   // In a graceful stop the writer drains the queue once every worker is gone
   // (nothing can enqueue any more).
   void MaybeStopWriter() {
@@ -352,6 +358,7 @@ class Master {
       if (pid <= 0) break;
       const int64_t now = NowMs();
       if (pid == writer_pid_) {
+        const bool told = writer_told_;
         writer_pid_ = 0;
         writer_told_ = false;
         shm_->control().writer_pid.store(0);
@@ -363,7 +370,7 @@ class Master {
         } else {
           KINGX_LOG_ERROR("writer process %d %s", static_cast<int>(pid), DescribeExit(status).c_str());
         }
-        if (stopping_ == Stop::kNone) {
+        if (stopping_ == Stop::kNone || (stopping_ == Stop::kGraceful && !told && LiveWorkers() > 0)) {
           if (writer_restart_) {
             writer_restart_ = false;
             StartWriter();
@@ -407,8 +414,10 @@ class Master {
 
   void RunDueWork() {
     const int64_t now = NowMs();
+    if (writer_pid_ == 0 && writer_backoff_.due_ms >= 0 && writer_backoff_.due_ms <= now && WriterWanted()) {
+      StartWriter();
+    }
     if (stopping_ == Stop::kNone) {
-      if (writer_pid_ == 0 && writer_backoff_.due_ms >= 0 && writer_backoff_.due_ms <= now) StartWriter();
       for (uint32_t index = 0; index < worker_backoff_.size(); ++index) {
         Backoff& b = worker_backoff_[index];
         if (b.due_ms < 0 || b.due_ms > now) continue;
@@ -446,8 +455,10 @@ class Master {
     auto consider = [&](int64_t t) {
       if (t > 0 && (due < 0 || t < due)) due = t;
     };
+    if (writer_pid_ == 0 && writer_backoff_.due_ms >= 0 && WriterWanted()) {
+      consider(std::max<int64_t>(writer_backoff_.due_ms, 1));
+    }
     if (stopping_ == Stop::kNone) {
-      if (writer_pid_ == 0 && writer_backoff_.due_ms >= 0) consider(std::max<int64_t>(writer_backoff_.due_ms, 1));
       for (const Backoff& b : worker_backoff_) {
         if (b.due_ms >= 0) consider(std::max<int64_t>(b.due_ms, 1));
       }
