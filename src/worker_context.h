@@ -11,8 +11,9 @@
 //    except SIGPIPE (ignored); the worker installs its own QUIT/TERM/INT/USR1
 //    handling;
 //  - the error log is initialised (src/log.h); access_log is open (or disabled);
-//  - fds inherited from the master that the worker does not need are closed;
-//    the listen fds are non-blocking, listening, CLOEXEC;
+//  - the reuseport sockets of other worker indices are closed (the shared
+//    mapping's eventfds and the data directory's LOCK fd stay open); the
+//    listen fds are non-blocking, listening, CLOEXEC;
 //  - the process is named "kingx-worker" (prctl PR_SET_NAME).
 //
 // Completions: the worker watches completion_fd (an eventfd, non-blocking)
