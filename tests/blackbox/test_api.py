@@ -636,7 +636,9 @@ def main():
         flags += ["--threads", opts.threads]
     if opts.accept:
         flags += ["--accept", opts.accept]
-    title = f"api ({' '.join(flags[:4])})"
+    shown = ["--workers", opts.workers, "--model", opts.model] + (["--threads", opts.threads] if opts.threads else []) \
+        + (["--accept", opts.accept] if opts.accept else [])
+    title = f"api ({' '.join(shown)})"
     cases = [(n, f) for n, f in cases_of(globals())
              if (not opts.only or opts.only in n) and not any(x in n for x in opts.exclude)]
     S = Server(flags)
