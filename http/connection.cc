@@ -290,6 +290,9 @@ void Connection::CoreRespond(const ParseError& error, const Request* request, bo
   Response r = ProblemResponse(error.status, error.detail,
                                error.has_limit ? std::optional<uint64_t>(error.limit) : std::nullopt);
   r.allow = error.allow;
+  // Echo the client's request id so a refusal can be traced like any answer
+  // (the value passed llhttp's field-value checks: no CR/LF).
+  if (request && !request->x_request_id.empty()) r.AddHeader("X-Request-Id", request->x_request_id);
   if (counters_) Bump(counters_->protocol_errors);
   if (request && !request->keep_alive) close = true;
   QueueResponse(r, request, close, true, now_ms);

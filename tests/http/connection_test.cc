@@ -402,6 +402,18 @@ TEST_CASE("HTTP/1.0 closes by default and keeps alive only when asked", "[http][
   CHECK_FALSE(b.conn->ShouldClose());
 }
 
+TEST_CASE("a refusal by the core echoes X-Request-Id and names the Allow-ed methods", "[http][connection]") {
+  Harness h(kSync);
+  h.Feed("PATCH /v1/kv/a HTTP/1.1\r\nHost: h\r\nX-Request-Id: req-42\r\n\r\n");
+  auto all = SplitResponses(h.wire);
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].status == 405);
+  CHECK(all[0].Header("x-request-id") == "req-42");
+  CHECK(all[0].Header("allow") == "GET, HEAD, PUT, DELETE");
+  CHECK(h.handler.requests == 0);
+  CHECK(h.handler.responded_by_core == 1);
+}
+
 TEST_CASE("HEAD gets the GET's headers and Content-Length but no body", "[http][connection]") {
   Harness h(kSync);
   h.handler.store["a"] = {3, "12345", ""};
