@@ -284,7 +284,12 @@ void Pump(UvConn* c) {
     return StopReading(c);
   }
   if (c->worker->fast) return CloseConn(c);
-  if (c->http.WantsRead()) {
+  // No reads while the request waits for the storage (queue room or its
+  // completion): the Connection would only buffer the bytes, and a body
+  // buffered behind PauseBody comes back through a path of the core that
+  // zeroes the first byte of the piece (see the report: ConsumeInput clears
+  // in_ before OnBody reads the piece). The thread model behaves the same.
+  if (c->http.WantsRead() && !c->worker->service.AwaitsStorage(*c)) {
     StartReading(c);
   } else {
     StopReading(c);
