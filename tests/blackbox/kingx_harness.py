@@ -296,6 +296,24 @@ def proc_stat(pid):
     return data[lp + 1:rp], int(fields[1]), int(fields[2]), fields[0]
 
 
+def _live_threads(pid):
+    """Number of threads of `pid` that are not zombies (0 if it is gone)."""
+    n = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                data = f.read().decode("latin-1")
+        except OSError:
+            continue
+        if data[data.rindex(")") + 2:].split()[0] not in ("Z", "X"):
+            n += 1
+    return n
+
+
 def all_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
@@ -387,12 +405,17 @@ class Server:
             return None
 
     def group_pids(self):
-        """Live (non-zombie) processes of the server's own process group."""
+        """Processes of the server's own process group that still run any
+        thread. A zombie leader whose other threads are still exiting (the
+        writer's compaction thread finishing an fsync, say) counts as alive:
+        it still holds the data directory's LOCK."""
         pgid = self.proc.pid
         out = []
         for p in all_pids():
             st = proc_stat(p)
-            if st and st[2] == pgid and st[3] != "Z":
+            if not st or st[2] != pgid:
+                continue
+            if st[3] != "Z" or _live_threads(p):
                 out.append(p)
         return out
 
@@ -405,10 +428,14 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self.proc.wait(10)
-        deadline = time.monotonic() + 10
+        self.proc.wait(30)
+        deadline = time.monotonic() + 30
         while self.group_pids() and time.monotonic() < deadline:
             time.sleep(0.02)
+        left = self.group_pids()
+        if left:
+            raise TestFailure(f"processes of the killed server still run after 30 s: "
+                              f"{[(p, proc_stat(p)) for p in left]}")
 
     def stop(self, timeout=20.0):
         """Fast stop (SIGTERM); SIGKILL to the group if it has not exited in time.
