@@ -40,6 +40,9 @@ def parse_args(argv):
     p.add_argument("--duration", type=int, help="seconds per run (default 5; quick 1)")
     p.add_argument("--warmup", type=int, help="seconds of one unrecorded pass per cell before "
                    "round 1 (default 1; quick 0)")
+    p.add_argument("--wrk-timeout", type=int, default=10,
+                   help="seconds after which wrk counts a request as timed out (default 10, as "
+                   "perf.md; below --duration it exposes connections a server never answers)")
     p.add_argument("--keys", type=int, help="100-byte keys to preload (default 1000000; quick 1000)")
     p.add_argument("--idle-conns", type=int, help="idle connections in the memory test "
                    "(default 10000; quick 200)")
@@ -189,14 +192,16 @@ def main(argv):
         if args.warmup > 0:
             for spec, scen, conns in cells:
                 inst = instances[instance_key(spec, scen)]
-                cmd = scenarios.wrk_argv(spec, scen, inst.port, conns, args.warmup, dataset)
+                cmd = scenarios.wrk_argv(spec, scen, inst.port, conns, args.warmup, dataset,
+                                         args.wrk_timeout)
                 subprocess.run(cmd, capture_output=True, timeout=args.warmup + 60)
         for rnd in range(1, args.rounds + 1):
             order = list(cells)
             rng.shuffle(order)
             for i, (spec, scen, conns) in enumerate(order):
                 inst = instances[instance_key(spec, scen)]
-                cmd = scenarios.wrk_argv(spec, scen, inst.port, conns, args.duration, dataset)
+                cmd = scenarios.wrk_argv(spec, scen, inst.port, conns, args.duration, dataset,
+                                         args.wrk_timeout)
                 rawp = os.path.join(raw, f"r{rnd}-{scen.name}-{spec.name}-c{conns}.txt")
                 rec = runner.run_cell(inst, cmd, args.duration, rawp, args.idle_wait)
                 rec.update({"round": rnd, "server": spec.name, "scenario": scen.name,

@@ -60,9 +60,11 @@ def supports(spec, scen):
     return True
 
 
-def wrk_argv(spec, scen, port, conns, duration_s, dataset):
-    """The wrk command line of one cell (the caller checked supports())."""
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration_s}s", "--timeout", "10s"]
+def wrk_argv(spec, scen, port, conns, duration_s, dataset, timeout_s=10):
+    """The wrk command line of one cell (the caller checked supports()). A request still
+    unanswered after timeout_s counts as a timeout (wrk checks while the run lasts, so a
+    timeout longer than the run never fires)."""
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration_s}s", "--timeout", f"{timeout_s}s"]
     if scen.close:
         argv += ["-H", "Connection: close"]
     base = f"http://127.0.0.1:{port}"
