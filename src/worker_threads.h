@@ -14,8 +14,8 @@
 //     completion eventfd, drains the completions and wakes the pool thread
 //     waiting for each one (condition variable: no spinning).
 //
-// Signals (sigwait in the calling thread, the only thread that does not
-// block them): QUIT graceful stop (stop accepting, finish in-flight
+// Signals (sigtimedwait in the calling thread; every thread the worker starts
+// blocks them): QUIT graceful stop (stop accepting, finish in-flight
 // requests, close idle connections after a short grace, exit), TERM/INT fast
 // stop (shutdown(2) every socket, join), USR1 reopen the access log.
 #pragma once

@@ -16,6 +16,9 @@
 //   HUP   ignored in a worker (the master reloads by starting new workers
 //         and sending QUIT to the old ones).
 //
+// While a request waits for the storage (queue room or its completion) its
+// socket is not read: the kernel buffers what the client sends meanwhile.
+//
 // This header is the only public surface of src/worker_uv.cc, which is the
 // only file of the project that includes <uv.h>.
 #pragma once
@@ -24,8 +27,7 @@ namespace kingx {
 
 struct WorkerContext;
 
-// Runs the worker's event loop until a stop signal (or ctx's stop request)
-// has been served, then closes every libuv handle and returns the process
+// Runs the worker's event loop until a stop signal has been served, then closes every libuv handle and returns the process
 // exit status: 0 after a clean stop, non-zero when the loop could not start
 // (a listen fd could not be adopted, the completion eventfd is invalid, ...;
 // the reason is written to the error log first).
