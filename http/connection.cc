@@ -71,15 +71,15 @@ std::span<const char> Connection::Unparsed() const {
 
 size_t Connection::UnparsedBytes() const { return (in_.size() - in_pos_) + feeding_.size(); }
 
+// Only advances: the step's body piece still points into in_ and is handed
+// to OnBody after this call, so in_ must not be cleared here (clearing writes
+// a NUL over its first byte). Feed compacts in_ before appending, and
+// ReleaseIdleMemory frees it between requests.
 void Connection::ConsumeInput(size_t n) {
   if (n == 0) return;
   if (in_pos_ < in_.size()) {
     in_pos_ += n;
     assert(in_pos_ <= in_.size());
-    if (in_pos_ >= in_.size()) {
-      in_.clear();
-      in_pos_ = 0;
-    }
   } else {
     feeding_ = feeding_.subspan(n);
   }

@@ -204,6 +204,24 @@ TEST_CASE("body pieces are at most body_part_bytes and PauseBody stops them unti
   CHECK(h.conn->WantsRead());
 }
 
+TEST_CASE("a body piece buffered behind a pause is delivered intact by ResumeBody",
+          "[http][connection][backpressure][regression]") {
+  // Regression: Drive consumed the input before handing the piece to OnBody,
+  // and consuming the last buffered byte cleared the buffer, which wrote a
+  // NUL over the first byte of a piece that started at the buffer's start
+  // (large PUTs stored with one byte zeroed when the write queue was full).
+  Harness h(kSync);
+  h.handler.pause_each_body_piece = true;
+  h.conn->Feed(std::span<const char>(std::string("PUT /v1/kv/z HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\n\r\nab")),
+               h.now);
+  CHECK(h.handler.body_pieces == 1);
+  h.conn->Feed(std::span<const char>(std::string("cdefgh")), h.now);  // buffered whole: the body is paused
+  for (int i = 0; i < 4 && h.handler.body_ends == 0; ++i) h.conn->ResumeBody(h.now);
+  h.Pump();
+  CHECK(h.handler.store["z"].value == "abcdefgh");
+  CHECK(SplitResponses(h.wire).at(0).status == 201);
+}
+
 TEST_CASE("the header timeout answers 408 and closes; the deadline is total, not per read", "[http][connection][timeout]") {
   Harness h(kSync);
   CHECK(h.conn->DeadlineMs() == 1000 + 10000);  // the first request's header deadline runs from the start
