@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <deque>
@@ -116,8 +117,10 @@ class WriterLoop {
   // Returns the exit status.
   int Run() {
     queue_.BeginConsuming();
-    const int idle_timeout_ms =
-        config_.sync == engine::SyncMode::kInterval ? static_cast<int>(config_.sync_interval_ms) : 1000;
+    // At least once a second: interval syncs, orphaned uploads, hooks.
+    const int idle_timeout_ms = config_.sync == engine::SyncMode::kInterval
+                                    ? static_cast<int>(std::min<uint32_t>(config_.sync_interval_ms, 1000))
+                                    : 1000;
     uint64_t compact_seen = shm_.control().compact_requests.load();
     // Bounded by the stop flag: every iteration either returns or waits at most
     // idle_timeout_ms; a drain ends when the queue is empty.
