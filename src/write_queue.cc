@@ -75,6 +75,8 @@ struct WriteQueueHeader {
   std::atomic<uint64_t> enqueued;              // producers (under mu): entries ever published
   alignas(64) std::atomic<uint64_t> head;      // consumer, release
   std::atomic<uint64_t> released;              // consumer: entries ever released
+  std::atomic<uint64_t> taken;                 // consumer: end of what Peek handed out, stored
+                                               // before the entries are applied (see PeekOrphans)
   alignas(64) std::atomic<uint32_t> sleeping;  // consumer sets 1 before sleeping
 };
 
@@ -225,11 +227,33 @@ engine::Status WriteQueue::TryEnqueueLargeAbort(uint32_t slot, uint64_t token) {
 void WriteQueue::BeginConsuming() {
   peek_pos_ = header_->head.load(std::memory_order_acquire);
   pending_release_ = 0;
+  const uint64_t taken = header_->taken.load(std::memory_order_acquire);
+  orphan_end_ = taken > peek_pos_ ? taken : peek_pos_;
+}
+
+size_t WriteQueue::PeekOrphans(std::vector<QueueEntry>* batch) {
+  size_t n = 0;
+  // Bounded: each round takes at least one entry or ends.
+  while (peek_pos_ < orphan_end_) {
+    const size_t got = PeekUpTo(batch, SIZE_MAX, UINT64_MAX, orphan_end_);
+    if (got == 0) break;
+    n += got;
+  }
+  return n;
 }
 
 size_t WriteQueue::Peek(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes) {
+  const size_t n = PeekUpTo(batch, max_entries, max_bytes, header_->tail.load(std::memory_order_acquire));
+  // Published before the caller applies anything: a writer that dies from
+  // here on leaves these entries to PeekOrphans of the next one.
+  header_->taken.store(peek_pos_, std::memory_order_release);
+  return n;
+}
+
+size_t WriteQueue::PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes,
+                            uint64_t limit) {
   const uint64_t ring = header_->ring_bytes;
-  const uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  const uint64_t tail = limit;
   const uint64_t start = peek_pos_;
   size_t taken = 0;
   // Bounded: every iteration advances peek_pos_ by at least 8 bytes toward tail.

@@ -141,10 +141,16 @@ class WriteQueue {
   // ---- the consumer: the writer process's loop thread only ----
 
   // Starts consuming at the oldest unreleased entry. A (re)started writer
-  // calls it once before its first Peek: entries a dead writer peeked but
-  // never released are handed out again (they are applied again; the
-  // worker ignores a second completion for a token it already answered).
+  // calls it once, then PeekOrphans, before its first Peek.
   void BeginConsuming();
+
+  // Appends to *batch the entries a previous writer took (Peek) but never
+  // released: it died while applying them, so some of them may be on disk
+  // and some not. They must not be applied again (a second apply turns a
+  // done DELETE into 404, a done If-Match PUT into 412, a create into an
+  // overwrite); the writer answers them "outcome unknown" and releases them.
+  // Returns how many were added (0 after a clean handover).
+  size_t PeekOrphans(std::vector<QueueEntry>* batch);
 
   // Appends to *batch the queued entries not yet taken, oldest first, until
   // max_entries or max_bytes (ring bytes) is reached (at least one entry is
@@ -173,6 +179,7 @@ class WriteQueue {
 
  private:
   engine::Status Enqueue(EntryType type, uint32_t slot, uint64_t token, const WriteRequest& r);
+  size_t PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes, uint64_t limit);
   int Lock();
   void Unlock();
 
@@ -180,6 +187,7 @@ class WriteQueue {
   char* ring_;
   uint64_t peek_pos_ = 0;         // consumer only: end of what Peek handed out
   uint64_t pending_release_ = 0;  // consumer only: entries handed out since Release
+  uint64_t orphan_end_ = 0;       // consumer only: end of a dead writer's taken entries
 };
 
 // ---------------------------------------------------------------- completions

@@ -117,6 +117,7 @@ class WriterLoop {
   // Returns the exit status.
   int Run() {
     queue_.BeginConsuming();
+    AnswerOrphans();
     // At least once a second: interval syncs, orphaned uploads, hooks.
     const int idle_timeout_ms = config_.sync == engine::SyncMode::kInterval
                                     ? static_cast<int>(std::min<uint32_t>(config_.sync_interval_ms, 1000))
@@ -201,6 +202,40 @@ class WriterLoop {
       RecordBatch(shm_.writer_stats(), ops_.size(), bytes, static_cast<uint64_t>(us.count()), failed);
     }
     queue_.Release();
+  }
+
+  // Entries a dead writer took but never released may or may not be on disk
+  // (kill -9 keeps what write() reached the page cache, and recovery reads
+  // it). Applying them again would answer wrongly (a done create as an
+  // overwrite, a done DELETE as 404, a done If-Match PUT as 412), so each is
+  // answered "outcome unknown" (503 + Retry-After; clients retry or re-read)
+  // and released. A large upload whose parts were among them fails at its End.
+  void AnswerOrphans() {
+    batch_.clear();
+    const size_t n = queue_.PeekOrphans(&batch_);
+    if (n == 0) return;
+    for (const QueueEntry& e : batch_) {
+      switch (e.type) {
+        case EntryType::kOp:
+        case EntryType::kLargeEnd:
+          Post(e.slot, Completion{e.token, 0, engine::Code::kBusy, false});
+          break;
+        case EntryType::kLargeBegin:
+        case EntryType::kLargePart: {
+          LargeUpload up;
+          up.slot = e.slot;
+          up.failure = engine::Status::Busy("the writer restarted during this upload");
+          uploads_[e.token] = up;
+          break;
+        }
+        case EntryType::kLargeAbort:
+          uploads_.erase(e.token);
+          break;
+      }
+    }
+    queue_.Release();
+    WakeSlots();
+    KINGX_LOG_WARN("writer: %zu queued write(s) of the previous writer answered as outcome unknown (503)", n);
   }
 
   void LargeBegin(const QueueEntry& e) {

@@ -290,19 +290,31 @@ TEST_CASE("a producer killed while holding the queue's mutex does not wedge the 
   close(ready[1]);
 }
 
-TEST_CASE("a restarted consumer gets the entries its predecessor took but never released",
+TEST_CASE("a restarted consumer gets its predecessor's taken entries as orphans, not as new work",
           "[src][write_queue]") {
   TestQueue t(64 << 10);
   REQUIRE(t.queue->TryEnqueue(0, 1, Put("a", "1")).ok());
   REQUIRE(t.queue->TryEnqueue(0, 2, Put("b", "2")).ok());
   CHECK(TakeAll(*t.queue).size() == 2);  // the old writer dies before Release
+  REQUIRE(t.queue->TryEnqueue(0, 3, Put("c", "3")).ok());  // queued after its death
   WriteQueue fresh(t.region.base);
   fresh.BeginConsuming();
-  auto again = TakeAll(fresh);
-  REQUIRE(again.size() == 2);
-  CHECK(again[0].request.key == "a");
+  std::vector<QueueEntry> orphans;
+  REQUIRE(fresh.PeekOrphans(&orphans) == 2);
+  CHECK(orphans[0].request.key == "a");
+  CHECK(orphans[1].request.key == "b");
+  fresh.Release();
+  auto next = TakeAll(fresh);
+  REQUIRE(next.size() == 1);
+  CHECK(next[0].request.key == "c");
   fresh.Release();
   CHECK(fresh.DepthEntries() == 0);
+
+  // After a clean handover (everything released) there are no orphans.
+  WriteQueue third(t.region.base);
+  third.BeginConsuming();
+  std::vector<QueueEntry> none;
+  CHECK(third.PeekOrphans(&none) == 0);
 }
 
 TEST_CASE("the consumer sleeps on the eventfd and a producer in another process wakes it",

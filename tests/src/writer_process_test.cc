@@ -35,7 +35,7 @@ struct TempDir {
 
 // A writer thread over a fresh mapping; stopped (drain) and joined by the destructor.
 struct WriterFixture {
-  WriterFixture() {
+  explicit WriterFixture(bool start = true) {
     config.data_dir = dir.path;
     config.sync = engine::SyncMode::kAlways;
     ShmSizes sizes;
@@ -51,6 +51,9 @@ struct WriterFixture {
       shm->slot(slot).generation.store(3);
       shm->slot(slot).state.store(static_cast<uint32_t>(SlotState::kRunning));
     }
+    if (start) Start();
+  }
+  void Start() {
     thread = std::thread([this] { exit_status = RunWriter(config, *shm, /*install_signals=*/false); });
     // Bounded wait for recovery of an empty directory.
     for (int i = 0; i < 10000 && shm->control().writer_ready.load() == 0; ++i) usleep(1000);
@@ -191,6 +194,32 @@ TEST_CASE("a drain stop applies everything queued before the writer exits", "[sr
   auto got = f.Collect(1, 200);
   CHECK(got.size() == 200);
   for (const auto& [id, c] : got) CHECK(c.code == engine::Code::kOk);
+}
+
+TEST_CASE("writes a dead writer took are answered outcome-unknown, not applied a second time",
+          "[src][writer][regression]") {
+  // Regression (black-box worker_kill): a writer killed inside Apply leaves
+  // its batch queued; the next writer applied it again, so a create that had
+  // reached the page cache was answered 204 (overwrite) and a done DELETE 404.
+  WriterFixture f(/*start=*/false);
+  WriteQueue& q = f.shm->queue();
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("taken", "by the dead writer")).ok());
+  {
+    WriteQueue dead = q;  // a copy of the handle plays the writer that peeked the entry and died
+    dead.BeginConsuming();
+    std::vector<QueueEntry> batch;
+    REQUIRE(dead.Peek(&batch, 16, 1 << 20) == 1);
+  }
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), Put("queued", "after the death")).ok());
+  f.Start();
+  auto got = f.Collect(1, 2);
+  REQUIRE(got.size() == 2);
+  CHECK(got[1].code == engine::Code::kBusy);  // outcome unknown: 503, the client retries
+  CHECK(got[2].code == engine::Code::kOk);
+  CHECK_FALSE(got[2].existed);
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  CHECK(reader.Get("taken").status().Is(engine::Code::kNotFound));  // never applied by the new writer
+  CHECK(reader.Get("queued").ok());
 }
 
 }  // namespace kingx
