@@ -312,6 +312,11 @@ class Master {
     shm_->control().draining.store(1);
     if (how == Stop::kFast) writer_backoff_.due_ms = -1;
     for (Backoff& b : worker_backoff_) b.due_ms = -1;
+    // No worker will be started again: drop the master's copies of the
+    // listening sockets (nginx does the same on QUIT), so that once the
+    // workers close theirs, new connections are refused at once instead of
+    // waiting in a backlog nobody accepts and being reset at exit.
+    CloseListenSockets(&sockets_);
     if (how == Stop::kFast) {
       KINGX_LOG_INFO("fast stop requested");
       SignalWorkers(SIGTERM, false);
