@@ -47,10 +47,10 @@ Status ValidateOptions(const Options& o) {
     return Status::InvalidArgument("compression_level must be between 0 (off) and 22");
   if (o.sync == SyncMode::kInterval && o.sync_interval_ms == 0)
     return Status::InvalidArgument("sync interval must be > 0 ms");
-  if (o.max_key_bytes < 1 || o.max_key_bytes > std::numeric_limits<uint16_t>::max())
+  if (o.max_key_bytes < 1 || o.max_key_bytes > kLargestKeyBytes)
     return Status::InvalidArgument("max_key_bytes must be between 1 and 65535");
   // Leave room under 4 GiB for zstd's worst-case expansion of stored values.
-  if (o.max_value_bytes > (uint64_t{1} << 32) - (uint64_t{1} << 26))
+  if (o.max_value_bytes > kLargestValueBytes)
     return Status::InvalidArgument("max_value_bytes must be below 4 GiB - 64 MiB");
   if (!(o.compaction_dead_ratio > 0.0 && o.compaction_dead_ratio <= 1.0))
     return Status::InvalidArgument("compaction_dead_ratio must be in (0, 1]");

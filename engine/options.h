@@ -23,6 +23,14 @@ enum class SyncMode : uint8_t {
   kNone,      // never fdatasync on the write path (rotation and shutdown still sync)
 };
 
+// The largest key and value the on-disk format holds (u16 key length; u32
+// stored length, less room for zstd's worst-case expansion). A server that
+// enforces smaller configured limits at its edge opens the engine with these,
+// so that changing its limits never needs a reopen and values stored under a
+// larger limit stay readable after the limit is lowered.
+inline constexpr uint32_t kLargestKeyBytes = 65535;
+inline constexpr uint64_t kLargestValueBytes = (uint64_t{1} << 32) - (uint64_t{1} << 26);
+
 struct Options {
   // A segment rotates when the next record would make it larger than this.
   // Records larger than a whole segment still fit: they get a segment of their own.

@@ -332,8 +332,13 @@ engine::Options Config::EngineOptions() const {
   o.compression_level = compression_level;
   o.sync = sync;
   o.sync_interval_ms = sync_interval_ms;
-  o.max_key_bytes = max_key_bytes;
-  o.max_value_bytes = max_value_bytes;
+  // The configured key and value limits are enforced at the HTTP edge
+  // (414/413, see serve_options.cc); the engine gets the format's own limits,
+  // so a reload that changes them needs no writer restart (reads would answer
+  // 503 during its recovery) and values stored under a larger limit stay
+  // readable after the limit is lowered.
+  o.max_key_bytes = engine::kLargestKeyBytes;
+  o.max_value_bytes = engine::kLargestValueBytes;
   o.compaction_dead_ratio = compaction_dead_ratio;
   o.take_lock = true;
   return o;
@@ -419,6 +424,12 @@ Status Validate(const Config& c) {
     }
   }
   if (c.workers < 1 || c.workers > 256) return Invalid("--workers", "must be in [1, 256]");
+  if (c.max_key_bytes < 1 || c.max_key_bytes > engine::kLargestKeyBytes) {
+    return Invalid("--max-key-bytes", "must be in [1, " + std::to_string(engine::kLargestKeyBytes) + "]");
+  }
+  if (c.max_value_bytes > engine::kLargestValueBytes) {
+    return Invalid("--max-value-bytes", "must be at most " + std::to_string(engine::kLargestValueBytes));
+  }
   Status st = engine::ValidateOptions(c.EngineOptions());
   if (!st.ok()) return Status::InvalidArgument(std::string("engine settings: ") + std::string(st.message()));
   return Status::OK();

@@ -532,11 +532,12 @@ class Master {
       }
     }
     const engine::Options a = config_.EngineOptions(), b = next.EngineOptions();
+    // Key/value limits and the compression level live in the workers (the
+    // new ones get them); only what the writer itself uses restarts it, and
+    // reads answer 503 for the time of its recovery.
     const bool engine_changed = a.segment_bytes != b.segment_bytes || a.sync != b.sync ||
-                                a.sync_interval_ms != b.sync_interval_ms || a.max_key_bytes != b.max_key_bytes ||
-                                a.max_value_bytes != b.max_value_bytes ||
-                                a.compaction_dead_ratio != b.compaction_dead_ratio ||
-                                a.compression_level != b.compression_level;
+                                a.sync_interval_ms != b.sync_interval_ms ||
+                                a.compaction_dead_ratio != b.compaction_dead_ratio;
 
     // Old workers stop accepting and drain; new ones start beside them.
     for (uint32_t slot = 0; slot < workers_.size(); ++slot) {

@@ -1,6 +1,7 @@
 // Config: flags, the JSON file, flags over the file, errors that name the
 // setting, sizes, addresses.
 #include "src/config.h"
+#include "src/serve_options.h"
 
 #include <unistd.h>
 
@@ -252,9 +253,22 @@ TEST_CASE("engine options follow the settings", "[src][config]") {
   CHECK(o.sync_interval_ms == 10);
   CHECK(o.segment_bytes == 1u << 20);
   CHECK(o.compression_level == 3);
-  CHECK(o.max_key_bytes == 100);
-  CHECK(o.max_value_bytes == 1024);
+  // Key and value limits are the HTTP edge's (LimitsFor); the engine keeps the
+  // format's, so a reload changing them needs no writer restart.
+  CHECK(o.max_key_bytes == engine::kLargestKeyBytes);
+  CHECK(o.max_value_bytes == engine::kLargestValueBytes);
+  CHECK(LimitsFor(r->config).max_key_bytes == 100);
+  CHECK(LimitsFor(r->config).max_body_bytes == 1024);
   CHECK(o.take_lock);
+}
+
+TEST_CASE("key and value limits beyond the format are refused, naming the setting", "[src][config]") {
+  auto key = Parse({"--max-key-bytes", "70000"});
+  REQUIRE_FALSE(key.ok());
+  CHECK(std::string(key.status().message()).find("--max-key-bytes") != std::string::npos);
+  auto value = Parse({"--max-value-bytes", "5G"});
+  REQUIRE_FALSE(value.ok());
+  CHECK(std::string(value.status().message()).find("--max-value-bytes") != std::string::npos);
 }
 
 }  // namespace kingx
