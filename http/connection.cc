@@ -236,9 +236,12 @@ void Connection::FinishRequest(uint64_t now_ms) {
   state_ = State::kHead;
   answered_ = dispatched_ = discard_body_ = dispatch_at_end_ = continue_sent_ = body_paused_ = false;
   idle_since_ms_ = now_ms;
+  trimmed_ = false;
   head_timer_armed_ = UnparsedBytes() > 0;
   if (head_timer_armed_) head_start_ms_ = now_ms;
-  ReleaseIdleMemory();
+  // Parser and output block stay for the next request of a busy connection;
+  // the trim deadline (DeadlineMs) frees them once it idles.
+  if (limits_.idle_trim_ms == 0) ReleaseIdleMemory();
 }
 
 void Connection::AbortHandler() {
@@ -413,13 +416,18 @@ void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
   if (chunk_head_ == chunks_.size()) {
     chunks_.clear();
     chunk_head_ = 0;
-    if (state_ == State::kHead) idle_since_ms_ = now_ms;
+    // Everything sent and no chunk holds the block: reuse it from its start.
+    if (block_ && block_.use_count() == 1) block_used_ = 0;
+    if (state_ == State::kHead) {
+      idle_since_ms_ = now_ms;
+      trimmed_ = false;
+    }
   } else if (chunk_head_ >= 64 && chunk_head_ * 2 >= chunks_.size()) {
     chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(chunk_head_));
     chunk_head_ = 0;
   }
   if (state_ == State::kHead) {
-    ReleaseIdleMemory();
+    if (limits_.idle_trim_ms == 0) ReleaseIdleMemory();
     Drive(now_ms);  // a pipelined request may have waited for the output to drain
   }
 }
@@ -442,6 +450,7 @@ uint64_t Connection::DeadlineMs() const {
         phase = head_start_ms_ + limits_.header_timeout_ms;
       } else if (!HasOutput()) {
         phase = idle_since_ms_ + limits_.keepalive_timeout_ms;
+        if (!trimmed_ && HoldsIdleMemory()) phase = std::min(phase, idle_since_ms_ + limits_.idle_trim_ms);
       }
       break;
     case State::kBody:
@@ -461,6 +470,11 @@ void Connection::OnTimer(uint64_t now_ms) {
   assert(!in_drive_);
   uint64_t deadline = DeadlineMs();
   if (deadline == 0 || now_ms < deadline) return;
+  if (TrimDue(now_ms) && now_ms < idle_since_ms_ + limits_.keepalive_timeout_ms) {
+    ReleaseIdleMemory();  // idle a while: give the memory back, keep the connection
+    trimmed_ = true;      // once per idle period, whatever could be freed
+    return;
+  }
   if (counters_) Bump(counters_->timeouts);
   if (HasOutput() && now_ms >= send_progress_ms_ + limits_.send_timeout_ms) {
     // The peer does not read. Keep the bytes (a write may still reference
@@ -509,6 +523,16 @@ void Connection::ResumeBody(uint64_t now_ms) {
   body_paused_ = false;
   body_last_ms_ = now_ms;
   Drive(now_ms);
+}
+
+bool Connection::HoldsIdleMemory() const {
+  return parser_ != nullptr || in_.capacity() > 15 || block_ != nullptr || chunks_.capacity() > kIdleChunkSlots;
+}
+
+// Idle between requests, nothing to send, and holding memory it could free.
+bool Connection::TrimDue(uint64_t now_ms) const {
+  return state_ == State::kHead && !head_timer_armed_ && !HasOutput() && !trimmed_ && HoldsIdleMemory() &&
+         now_ms >= idle_since_ms_ + limits_.idle_trim_ms;
 }
 
 void Connection::ReleaseIdleMemory() {

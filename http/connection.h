@@ -241,6 +241,8 @@ class Connection {
   void AbortHandler();
   void AppendOutput(std::string_view bytes);
   void ReleaseIdleMemory();
+  bool HoldsIdleMemory() const;
+  bool TrimDue(uint64_t now_ms) const;
   void AppendChunk(const char* data, size_t len, const std::shared_ptr<const void>& holder);
   const Request& request() const;
   std::span<const char> Unparsed() const;
@@ -260,6 +262,7 @@ class Connection {
   bool dispatch_at_end_ = false;   // bodyless method with a body: dispatch once it is skipped
   bool continue_sent_ = false;     // "100 Continue" queued for the current request
   bool body_paused_ = false;       // PauseBody in effect
+  bool trimmed_ = false;        // idle memory already released in this idle period
   bool in_drive_ = false;          // re-entrancy guard: Drive runs one loop at a time
   bool eof_ = false;               // FeedEof was called
   bool output_abandoned_ = false;  // send timeout: pending output is dropped, close now

@@ -54,6 +54,11 @@ struct Limits {
   // Longest time pending output may make no progress (the peer does not
   // read) → silent close. nginx: send_timeout 60s.
   uint64_t send_timeout_ms = 60'000;
+  // How long a keep-alive connection keeps its parser and output block after
+  // a response. A busy connection reuses them for the next request (no
+  // allocation on the hot path); one idle this long frees them, so an idle
+  // connection holds about sizeof(Connection). 0 = free at once.
+  uint64_t idle_trim_ms = 1'000;
 };
 
 // The name of the first field of `limits` that is out of range (every field

@@ -244,9 +244,11 @@ TEST_CASE("an idle keep-alive connection closes silently when keepalive_timeout 
   Harness h(kSync);
   h.Feed("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
   size_t written = h.wire.size();
-  CHECK(h.conn->DeadlineMs() == h.now + 75000);
+  const uint64_t idle_since = h.now;
+  CHECK(h.conn->DeadlineMs() == idle_since + Limits().idle_trim_ms);  // the memory trim comes first
   h.Advance(74999);
   CHECK_FALSE(h.conn->ShouldClose());
+  CHECK(h.conn->DeadlineMs() == idle_since + 75000);
   h.Advance(1);
   CHECK(h.conn->ShouldClose());
   CHECK(h.wire.size() == written);  // nothing sent
@@ -462,7 +464,32 @@ TEST_CASE("an idle keep-alive connection holds at most about 1 KiB", "[http][con
   h.Feed("GET /v1/kv/big HTTP/1.1\r\nHost: h\r\n\r\n");
   REQUIRE_FALSE(h.conn->ShouldClose());
   REQUIRE_FALSE(h.conn->HasOutput());
+  // A busy connection keeps its parser and output block for the next request;
+  // the trim deadline comes first and frees them without closing.
+  const uint64_t trim_at = h.conn->DeadlineMs();
+  REQUIRE(trim_at == h.now + Limits().idle_trim_ms);
+  h.conn->OnTimer(trim_at);
+  CHECK_FALSE(h.conn->ShouldClose());
   CHECK(h.conn->MemoryFootprint() <= 1024);
+  // Then only the keep-alive deadline remains (no timer spin on the trim).
+  CHECK(h.conn->DeadlineMs() == h.now + Limits().keepalive_timeout_ms);
+}
+
+TEST_CASE("a keep-alive connection reuses its parser between requests and serves after a trim",
+          "[http][connection][memory]") {
+  Harness h(kSync);
+  h.handler.store["a"] = {3, "12345", ""};
+  h.Feed("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n");
+  const size_t busy = h.conn->MemoryFootprint();
+  h.Feed("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(h.conn->MemoryFootprint() == busy);  // nothing freed and re-made between requests
+  h.conn->OnTimer(h.conn->DeadlineMs());     // the trim
+  CHECK(h.conn->MemoryFootprint() < busy);
+  h.Feed("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n");
+  auto all = SplitResponses(h.wire);
+  REQUIRE(all.size() == 3);
+  for (const auto& r : all) CHECK(r.body == "12345");
+  CHECK_FALSE(h.conn->ShouldClose());
 }
 
 TEST_CASE("counters see requests by method, statuses, latency and bytes", "[http][connection][metrics]") {
