@@ -12,6 +12,6 @@ if [ -f build-release/build.ninja ]; then
 else
   meson setup build-release -Dbuildtype=release -Dtests=false >/dev/null
 fi
-ninja -C build-release kingx kingx-tool >/dev/null
+ninja -C build-release src/kingx engine/tool/kingx-tool >/dev/null
 echo "kingx: listening on 127.0.0.1:8080, data in ./data (curl -X PUT --data-binary @file http://127.0.0.1:8080/v1/kv/mykey)" >&2
 exec ./build-release/src/kingx "$@"
