@@ -47,14 +47,8 @@
 namespace kingx {
 namespace {
 
-constexpr size_t kReadBufferBytes = 64 * 1024;
-constexpr size_t kMaxIov = 64;
 constexpr int kAcceptBurst = 64;
 constexpr int kAcceptPauseMs = 200;
-constexpr uint64_t kLingerMs = 2000;
-constexpr uint64_t kDrainGraceMs = 1000;
-constexpr uint64_t kDrainHardMs = 30000;
-constexpr int kBusyRetryMs = 2;
 constexpr int kStoppingPollMs = 100;  // poll cap once the stop eventfd is no longer watched
 constexpr uint32_t kMaxThreads = 4096;  // token prefixes are 12 bits
 

@@ -43,14 +43,8 @@
 namespace kingx {
 namespace {
 
-constexpr size_t kReadBufferBytes = 64 * 1024;
-constexpr size_t kMaxIov = 64;
-constexpr uint64_t kLingerMs = 2000;         // drain reads after shutdown(SHUT_WR)
 constexpr uint64_t kAcceptPauseMs = 200;     // after EMFILE / ENFILE
 constexpr int kAcceptBurst = 64;             // accepts per readiness event
-constexpr uint64_t kDrainGraceMs = 1000;     // idle keep-alive connections survive this long after QUIT
-constexpr uint64_t kDrainHardMs = 30000;     // then everything still open is closed
-constexpr uint64_t kBusyRetryMs = 2;
 
 struct UvWorker;
 
