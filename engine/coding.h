@@ -1,5 +1,5 @@
-// Little-endian fixed-width encoding of integers into byte buffers (the
-// on-disk formats are little-endian whatever the host). Internal to engine/.
+// Little-endian fixed-width and varint encoding of integers into byte buffers
+// (the on-disk formats are little-endian whatever the host). Internal to engine/.
 #pragma once
 
 #include <cstdint>
@@ -43,5 +43,36 @@ inline void AppendFixed64(std::string* out, uint64_t v) {
   PutFixed64(b, v);
   out->append(b, 8);
 }
+
+// LEB128 varint: 7 bits a byte, low bits first, high bit set on every byte
+// but the last; at most 10 bytes for 64 bits.
+inline void AppendVarint64(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// Decodes a varint at *p, never reading at or past `end`. On success advances
+// *p and returns true; false for a truncated or over-long (> 64 bits) varint.
+inline bool GetVarint64(const char** p, const char* end, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift <= 63 && *p < end; shift += 7) {
+    const auto byte = static_cast<uint8_t>(**p);
+    ++*p;
+    if (shift == 63 && byte > 1) return false;  // bits beyond the 64th
+    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Zigzag maps signed deltas to small unsigned values (0, -1, 1, -2, ...).
+inline uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+inline int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
 }  // namespace kingx::engine

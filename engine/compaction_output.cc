@@ -61,7 +61,7 @@ Status CompactionOutput::Add(std::string_view record, const RecordHeader& h, std
   *written = 0;
   buf_.append(record);
   hint_->Add(HintEntry{h.seq, size_, record.size(), h.type, key});
-  hint_bytes_ += 28 + key.size();
+  hint_bytes_ = hint_->entry_bytes();
   size_ += record.size();
   ++records_;
   min_seq_ = std::min(min_seq_, h.seq);

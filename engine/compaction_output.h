@@ -70,11 +70,11 @@ class CompactionOutput {
   std::string tmp_path_, seg_path_, hint_path_;
   std::unique_ptr<File> file_;
   std::unique_ptr<HintWriter> hint_;
+  uint64_t hint_bytes_ = 0;  // entry bytes of hint_ (kept after Finish releases it)
   std::string buf_;
   uint64_t size_ = kSegmentHeaderBytes;  // including buf_
   uint64_t records_ = 0;
   uint64_t min_seq_ = UINT64_MAX;
-  uint64_t hint_bytes_ = 0;
   bool renamed_ = false;
   bool done_ = false;
 };

@@ -40,6 +40,8 @@ class HintWriter {
   static Result<std::unique_ptr<HintWriter>> Create(Env& env, const std::string& path, uint32_t segment_id);
 
   void Add(const HintEntry& e);
+  // Bytes of entries added so far (header and trailer not included).
+  uint64_t entry_bytes() const { return entry_bytes_; }
   // Writes the buffered entries (no sync).
   Status Flush();
   // Flush, but only once ~1 MiB is buffered: the writer calls it after every
@@ -56,6 +58,8 @@ class HintWriter {
   std::string buf_;
   Checksum64Stream checksum_;
   uint64_t count_ = 0;
+  uint64_t last_seq_ = 0;  // entries store their seq as a delta from the previous one
+  uint64_t entry_bytes_ = 0;
 };
 
 // Loads the hint file at path for segment_id, whose segment file holds

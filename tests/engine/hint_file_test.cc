@@ -95,3 +95,68 @@ TEST_CASE("a hint that does not check out is rejected whole and hands out nothin
     CHECK(Load(WriteHint(dir, 11, in_header), 11).status.Is(Code::kCorruption));
   }
 }
+
+TEST_CASE("hint entries are varints: a small record's entry is a few bytes plus its key", "[engine][hint]") {
+  TempDir dir;
+  std::vector<HintEntry> entries;
+  std::vector<std::string> keys;
+  keys.reserve(50);
+  for (int i = 0; i < 50; ++i) keys.push_back("key-" + std::to_string(100000 + i));  // 10-byte keys
+  uint64_t offset = kSegmentHeaderBytes;
+  for (int i = 0; i < 50; ++i) {
+    entries.push_back({1000 + static_cast<uint64_t>(i), offset, 150, RecordType::kPut, keys[i]});
+    offset += 150;
+  }
+  const std::string path = WriteHint(dir, 3, entries);
+  const size_t per_entry = (ReadFileBytes(path).size() - 48) / entries.size();
+  CHECK(per_entry <= 10 + 8);  // key + seq delta, offset, size, key length, type (was 10 + 28)
+  Loaded l = Load(path, 3);
+  REQUIRE(l.status.ok());
+  REQUIRE(l.entries.size() == 50);
+  CHECK(l.entries[49] == std::make_pair(keys[49], uint64_t{1049}));
+}
+
+TEST_CASE("hint entries keep seqs that go down as well as up (compaction outputs copy old records)",
+          "[engine][hint]") {
+  TempDir dir;
+  const std::vector<HintEntry> entries = {
+      {1ull << 40, kSegmentHeaderBytes, 100, RecordType::kPut, "a"},
+      {3, kSegmentHeaderBytes + 100, 100, RecordType::kPut, "b"},
+      {~0ull >> 1, kSegmentHeaderBytes + 200, 100, RecordType::kDelete, "c"},
+      {0, kSegmentHeaderBytes + 300, 100, RecordType::kPut, "d"},
+  };
+  Loaded l = Load(WriteHint(dir, 4, entries), 4);
+  REQUIRE(l.status.ok());
+  REQUIRE(l.entries.size() == 4);
+  for (size_t i = 0; i < entries.size(); ++i) CHECK(l.entries[i].second == entries[i].seq);
+}
+
+TEST_CASE("a hint of format version 1 is not used (the segment is scanned instead)", "[engine][hint]") {
+  TempDir dir;
+  const std::string path = WriteHint(dir, 7, kEntries);
+  std::string bytes = ReadFileBytes(path);
+  PutFixed32(bytes.data() + 8, 1);
+  WriteFileBytes(path, bytes);
+  Loaded l = Load(path, 7);
+  CHECK(l.status.Is(Code::kCorruption));
+  CHECK(l.entries.empty());
+}
+
+TEST_CASE("varints round-trip and truncated or over-long ones are refused", "[engine][coding]") {
+  for (uint64_t v : {0ull, 1ull, 127ull, 128ull, 300ull, 1ull << 35, ~0ull}) {
+    std::string b;
+    AppendVarint64(&b, v);
+    const char* p = b.data();
+    uint64_t got = 0;
+    REQUIRE(GetVarint64(&p, b.data() + b.size(), &got));
+    CHECK(got == v);
+    CHECK(p == b.data() + b.size());
+    const char* q = b.data();
+    CHECK_FALSE(GetVarint64(&q, b.data() + b.size() - 1, &got));  // one byte short
+  }
+  const std::string over_long(10, '\xff');
+  const char* p = over_long.data();
+  uint64_t got = 0;
+  CHECK_FALSE(GetVarint64(&p, over_long.data() + over_long.size(), &got));
+  for (int64_t d : {0ll, -1ll, 1ll, -(1ll << 40), (1ll << 62)}) CHECK(UnZigZag(ZigZag(d)) == d);
+}
