@@ -179,6 +179,14 @@ const Setting kSettings[] = {
        c->compaction_dead_ratio = d;
        return Status::OK();
      }},
+    {"compaction", "on|off", "on",
+     "background compaction in the writer (off: only for measuring its cost; the disk fills up)", false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "on") c->compaction = true;
+       else if (v == "off") c->compaction = false;
+       else return Status::InvalidArgument("expected 'on' or 'off', got '" + std::string(v) + "'");
+       return Status::OK();
+     }},
     {"compression_level", "N", "1", "zstd level for values, 0 = off", false, true,
      [](Config* c, std::string_view v) {
        auto r = ParseUnsigned<int>(v, 0, 19);

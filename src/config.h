@@ -72,6 +72,7 @@ struct Config {
   uint32_t max_key_bytes = 1024;                 // --max-key-bytes
   uint64_t segment_bytes = 256ull << 20;         // --segment-bytes
   double compaction_dead_ratio = 0.5;            // --compaction-dead-ratio (0 < r <= 1)
+  bool compaction = true;                        // --compaction on|off
   int compression_level = 1;                     // --compression-level (0 = off, 1..19)
   uint32_t max_connections = 10000;              // --max-connections (per worker)
   uint64_t keepalive_timeout_ms = 75000;         // --keepalive-timeout-ms

@@ -537,7 +537,8 @@ class Master {
     // reads answer 503 for the time of its recovery.
     const bool engine_changed = a.segment_bytes != b.segment_bytes || a.sync != b.sync ||
                                 a.sync_interval_ms != b.sync_interval_ms ||
-                                a.compaction_dead_ratio != b.compaction_dead_ratio;
+                                a.compaction_dead_ratio != b.compaction_dead_ratio ||
+                                config_.compaction != next.compaction;
 
     // Old workers stop accepting and drain; new ones start beside them.
     for (uint32_t slot = 0; slot < workers_.size(); ++slot) {

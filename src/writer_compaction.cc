@@ -30,7 +30,11 @@ void Publish(SharedMemory& shm, const engine::Compactor& compactor) {
 WriterHooks CompactionHooks(SharedMemory& shm) {
   auto state = std::make_shared<CompactionState>();
   WriterHooks hooks;
-  hooks.after_open = [state](engine::Writer& writer, const Config&) {
+  hooks.after_open = [state](engine::Writer& writer, const Config& config) {
+    if (!config.compaction) {
+      KINGX_LOG_WARN("compaction is off (--compaction off): dead records are never reclaimed");
+      return;
+    }
     engine::CompactionOptions options;
     options.log = [](const std::string& line) { KINGX_LOG_INFO("%s", line.c_str()); };
     state->compactor = std::make_unique<engine::Compactor>(writer, options);

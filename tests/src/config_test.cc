@@ -271,4 +271,12 @@ TEST_CASE("key and value limits beyond the format are refused, naming the settin
   CHECK(std::string(value.status().message()).find("--max-value-bytes") != std::string::npos);
 }
 
+TEST_CASE("compaction can be turned off, and only with on or off", "[src][config]") {
+  CHECK(Parse({})->config.compaction);
+  CHECK_FALSE(Parse({"--compaction", "off"})->config.compaction);
+  auto bad = Parse({"--compaction", "maybe"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(std::string(bad.status().message()).find("--compaction") != std::string::npos);
+}
+
 }  // namespace kingx
