@@ -125,16 +125,21 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// Local time of unix_ms as `date_format` into when[64], and its UTC offset as
+// "+hh<sep>mm" into tz[16] (combined log: "+0100"; JSON/ISO 8601: "+01:00").
+void FormatLocalTime(int64_t unix_ms, const char* date_format, const char* sep, char* when, char* tz) {
+  long gmtoff = 0;
+  tm t = LocalTime(unix_ms, &gmtoff);
+  strftime(when, 64, date_format, &t);
+  const long off_min = (gmtoff < 0 ? -gmtoff : gmtoff) / 60;
+  snprintf(tz, 16, "%c%02ld%s%02ld", gmtoff < 0 ? '-' : '+', (off_min / 60) % 100, sep, off_min % 60);
+}
+
 }  // namespace
 
 void FormatAccessCombined(const AccessRecord& r, std::string* out) {
-  long gmtoff = 0;
-  tm t = LocalTime(r.time_unix_ms, &gmtoff);
-  char when[64];
-  strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S", &t);
-  char tz[48];
-  const long off_min = (gmtoff < 0 ? -gmtoff : gmtoff) / 60;
-  snprintf(tz, sizeof(tz), "%c%02ld%02ld", gmtoff < 0 ? '-' : '+', off_min / 60, off_min % 60);
+  char when[64], tz[16];
+  FormatLocalTime(r.time_unix_ms, "%d/%b/%Y:%H:%M:%S", "", when, tz);
 
   AppendCombinedField(r.remote_addr, out);
   out->append(" - - [");
@@ -161,13 +166,8 @@ void FormatAccessCombined(const AccessRecord& r, std::string* out) {
 }
 
 void FormatAccessJson(const AccessRecord& r, std::string* out) {
-  long gmtoff = 0;
-  tm t = LocalTime(r.time_unix_ms, &gmtoff);
-  char when[64];
-  strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &t);
-  char tz[48];
-  const long off_min = (gmtoff < 0 ? -gmtoff : gmtoff) / 60;
-  snprintf(tz, sizeof(tz), "%c%02ld:%02ld", gmtoff < 0 ? '-' : '+', off_min / 60, off_min % 60);
+  char when[64], tz[16];
+  FormatLocalTime(r.time_unix_ms, "%Y-%m-%dT%H:%M:%S", ":", when, tz);
 
   out->append("{\"time\":\"");
   out->append(when);
