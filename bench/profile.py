@@ -90,7 +90,8 @@ def run_case(args, name, start, path, method, workdir, out):
     """Start the server under callgrind, warm it, measure, dump. Returns the case's figures."""
     cgdir = os.path.join(out, "callgrind")
     os.makedirs(cgdir, exist_ok=True)
-    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes",
+    # kingx re-executes itself for its writer and workers: follow the children.
+    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes", "--trace-children=yes",
           f"--callgrind-out-file={cgdir}/{name}.%p"]
     if method == "GET":
         vg += ["--cache-sim=yes"]
@@ -108,7 +109,9 @@ def run_case(args, name, start, path, method, workdir, out):
     n = g["requests_ok"]
     per_proc = {}
     for f in sorted(os.listdir(cgdir)):
-        if not f.startswith(name + "."):
+        # Part 1 of each process is the measured load (instrumentation on to the dump); the
+        # final file of the process holds its shutdown only.
+        if not (f.startswith(name + ".") and f.endswith(".1")) or "-" in f[len(name):]:
             continue
         t = totals(os.path.join(cgdir, f))
         if not t or not t.get("Ir"):
@@ -145,8 +148,10 @@ def perf_case(args, name, start, path, out):
     rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
                           "--percent-limit", "0.7", "-g", "none", "--sort", "dso,symbol"],
                          capture_output=True, text=True)
+    dso = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", "dso"],
+                         capture_output=True, text=True)
     with open(os.path.join(out, f"perf-{name}.txt"), "w") as f:
-        f.write(f"$ {cmd}\n{rep.stdout}")
+        f.write(f"$ {cmd}\n{dso.stdout}\n{rep.stdout}")
     os.unlink(data)
     return {"case": name, "rps": g["rps"], "load_cmd": cmd}
 
@@ -203,7 +208,10 @@ def main():
             port = procs.free_port()
             conf = os.path.join(d, "nginx.conf")
             with open(conf, "w") as f:
-                f.write(peers.nginx_conf(d, port, 1, False))
+                # One process (the worker's code path, no fork): a forked worker switches to an
+                # unprivileged user and could not write its callgrind output.
+                f.write(peers.nginx_conf(d, port, 1, False).replace("master_process on;",
+                                                                     "master_process off;"))
             pr = procs.Proc("nginx", prefix + ["nginx", "-p", d, "-c", conf, "-e", f"{d}/error.log"],
                             os.path.join(d, "stdout.log"))
             procs.wait_http_ok(port, "/r", 600 if prefix else 20, pr)
