@@ -262,10 +262,12 @@ def build_request(method, path, body=None, headers=None, version="HTTP/1.1", hos
 
 
 def key_path(key):
-    """/v1/kv/<key> with every byte percent-encoded except unreserved ones."""
+    """/v1/kv/<key> in the key's canonical spelling (http/key_spelling.h):
+    unreserved bytes and '/' as themselves, every other byte %XX uppercase.
+    kingx answers any other spelling with a 308 to this one."""
     if isinstance(key, str):
         key = key.encode()
-    safe = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+    safe = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
     enc = "".join(chr(b) if b in safe else "%%%02X" % b for b in key)
     return "/v1/kv/" + enc
 
