@@ -4,8 +4,9 @@
 // and power loss.
 //
 // errno is converted to a Status here, once: ENOSPC and EDQUOT become
-// kNoSpace, every other failure kIOError with the call, the path and
-// strerror() in the message. EINTR and short writes are retried inside
+// kNoSpace; ENOENT kNotFound; EMFILE, ENFILE and ENOMEM (out of descriptors,
+// or of mappings: vm.max_map_count) kBusy, a transient shortage; every other
+// failure kIOError. The message names the call, the path and strerror(). EINTR and short writes are retried inside
 // (Append/PWrite either write every byte or return an error; after an error
 // an unknown prefix of the bytes may be in the file).
 //
@@ -46,6 +47,14 @@ class File {
   virtual Result<uint64_t> Size() const = 0;
 };
 
+// Which file a path named when it was opened (st_dev, st_ino): tells a file
+// from another one created later under the same name.
+struct FileIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
 // A read-only shared mapping of a file (mmap PROT_READ, MAP_SHARED) of
 // mapped_bytes() bytes, which may extend past the end of the file so that a
 // growing file need not be remapped. Only bytes below the file's size may be
@@ -60,6 +69,8 @@ class MappedFile {
   // The file's current size (fstat on the descriptor kept open with the mapping,
   // so it works after the file was unlinked).
   virtual Result<uint64_t> FileSize() const = 0;
+  // The mapped file's identity (taken when it was mapped).
+  virtual FileIdentity identity() const = 0;
 };
 
 // A held flock(LOCK_EX) on a LOCK file; released by the destructor.
@@ -98,6 +109,10 @@ class Env {
   // Maps path read-only with at least map_bytes bytes of address space (at
   // least the file's size). kNotFound when the file does not exist.
   virtual Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) = 0;
+  // The identity of the file at path now. kNotFound when there is none.
+  virtual Result<FileIdentity> Identify(const std::string& path) = 0;
+  // The process's limit on open descriptors (RLIMIT_NOFILE, soft); 0 when unlimited.
+  virtual uint64_t OpenFileLimit() = 0;
 };
 
 // The real Env over POSIX syscalls. A process-wide singleton, never destroyed.

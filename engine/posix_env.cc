@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@ Status ErrnoStatus(const char* call, const std::string& path, int err) {
   std::string msg = std::string(call) + " " + path + ": " + std::strerror(err);
   if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(msg);
   if (err == ENOENT) return Status::NotFound(msg);
+  if (err == EMFILE || err == ENFILE || err == ENOMEM) return Status::Busy(msg);
   return Status::IOError(msg);
 }
 
@@ -95,10 +97,14 @@ class PosixFile final : public File {
   uint64_t end_;  // where the next Append writes
 };
 
+FileIdentity IdentityOf(const struct stat& st) {
+  return FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
 class PosixMappedFile final : public MappedFile {
  public:
-  PosixMappedFile(int fd, std::string path, const char* data, uint64_t bytes)
-      : fd_(fd), path_(std::move(path)), data_(data), bytes_(bytes) {}
+  PosixMappedFile(int fd, std::string path, const char* data, uint64_t bytes, FileIdentity identity)
+      : fd_(fd), path_(std::move(path)), data_(data), bytes_(bytes), identity_(identity) {}
   ~PosixMappedFile() override {
     if (bytes_ > 0) ::munmap(const_cast<char*>(data_), bytes_);
     ::close(fd_);
@@ -110,12 +116,14 @@ class PosixMappedFile final : public MappedFile {
     if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);
     return static_cast<uint64_t>(st.st_size);
   }
+  FileIdentity identity() const override { return identity_; }
 
  private:
   int fd_;
   std::string path_;
   const char* data_;
   uint64_t bytes_;
+  FileIdentity identity_;
 };
 
 class PosixFileLock final : public FileLock {
@@ -227,7 +235,19 @@ class PosixEnvImpl final : public Env {
       }
       data = static_cast<const char*>(p);
     }
-    return std::unique_ptr<MappedFile>(new PosixMappedFile(fd, path, data, bytes));
+    return std::unique_ptr<MappedFile>(new PosixMappedFile(fd, path, data, bytes, IdentityOf(st)));
+  }
+
+  Result<FileIdentity> Identify(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("stat", path, errno);
+    return IdentityOf(st);
+  }
+
+  uint64_t OpenFileLimit() override {
+    struct rlimit rl;
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+    return static_cast<uint64_t>(rl.rlim_cur);
   }
 };
 

@@ -10,9 +10,11 @@ std::string DirOf(const std::string& path) {
   return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
 }
 
-Status Injected(Code code, const char* what) {
-  std::string msg = std::string("injected fault on ") + what;
-  return code == Code::kNoSpace ? Status::NoSpace(msg) : Status::IOError(msg);
+Status Injected(Code code, const char* what, const std::string& path) {
+  std::string msg = std::string("injected fault on ") + what + " " + path;
+  if (code == Code::kNoSpace) return Status::NoSpace(msg);
+  if (code == Code::kBusy) return Status::Busy(msg);
+  return Status::IOError(msg);
 }
 
 class FaultFile final : public File {
@@ -22,7 +24,7 @@ class FaultFile final : public File {
 
   Status Append(std::string_view data) override {
     size_t keep = data.size();
-    Status s = env_.Check(FaultOp::kWrite, &keep);
+    Status s = env_.Check(FaultOp::kWrite, path_, &keep);
     if (!s.ok()) {
       if (keep > 0) base_->Append(data.substr(0, std::min(keep, data.size()))).ok();
       return s;
@@ -31,7 +33,7 @@ class FaultFile final : public File {
   }
   Status PWrite(uint64_t offset, std::string_view data) override {
     size_t keep = data.size();
-    Status s = env_.Check(FaultOp::kWrite, &keep);
+    Status s = env_.Check(FaultOp::kWrite, path_, &keep);
     if (!s.ok()) {
       if (keep > 0) base_->PWrite(offset, data.substr(0, std::min(keep, data.size()))).ok();
       return s;
@@ -39,10 +41,15 @@ class FaultFile final : public File {
     return base_->PWrite(offset, data);
   }
   Status Read(uint64_t offset, size_t n, char* scratch, size_t* read) const override {
+    Status s = env_.Check(FaultOp::kRead, path_, nullptr);
+    if (!s.ok()) {
+      *read = 0;
+      return s;
+    }
     return base_->Read(offset, n, scratch, read);
   }
   Status Sync() override {
-    Status s = env_.Check(FaultOp::kSync, nullptr);
+    Status s = env_.Check(FaultOp::kSync, path_, nullptr);
     if (!s.ok()) return s;
     s = base_->Sync();
     if (!s.ok()) return s;
@@ -51,13 +58,17 @@ class FaultFile final : public File {
     return size.status();
   }
   Status Truncate(uint64_t size) override {
-    Status s = env_.Check(FaultOp::kTruncate, nullptr);
+    Status s = env_.Check(FaultOp::kTruncate, path_, nullptr);
     if (!s.ok()) return s;
     s = base_->Truncate(size);
     if (s.ok()) env_.OnTruncated(path_, size);
     return s;
   }
-  Result<uint64_t> Size() const override { return base_->Size(); }
+  Result<uint64_t> Size() const override {
+    Status s = env_.Check(FaultOp::kStat, path_, nullptr);
+    if (!s.ok()) return s;
+    return base_->Size();
+  }
 
  private:
   FaultInjectionEnv& env_;
@@ -65,17 +76,40 @@ class FaultFile final : public File {
   std::unique_ptr<File> base_;
 };
 
+class FaultMappedFile final : public MappedFile {
+ public:
+  FaultMappedFile(FaultInjectionEnv& env, std::string path, std::unique_ptr<MappedFile> base,
+                  std::shared_ptr<std::atomic<int64_t>> live)
+      : env_(env), path_(std::move(path)), base_(std::move(base)), live_(std::move(live)) {
+    live_->fetch_add(1);
+  }
+  ~FaultMappedFile() override { live_->fetch_sub(1); }
+  const char* data() const override { return base_->data(); }
+  uint64_t mapped_bytes() const override { return base_->mapped_bytes(); }
+  Result<uint64_t> FileSize() const override {
+    Status s = env_.Check(FaultOp::kStat, path_, nullptr);
+    if (!s.ok()) return s;
+    return base_->FileSize();
+  }
+  FileIdentity identity() const override { return base_->identity(); }
+
+ private:
+  FaultInjectionEnv& env_;
+  std::string path_;
+  std::unique_ptr<MappedFile> base_;
+  std::shared_ptr<std::atomic<int64_t>> live_;
+};
+
 }  // namespace
 
-void FaultInjectionEnv::FailNth(FaultOp op, uint64_t nth, Code code, bool forever) {
+void FaultInjectionEnv::FailNth(FaultOp op, uint64_t nth, Code code, bool forever, std::string path_part) {
   std::lock_guard lock(mu_);
-  faults_.push_back(Fault{op, calls_[static_cast<int>(op)] + nth, code, forever, false, 0});
+  faults_.push_back(Fault{op, nth, 0, code, forever, false, 0, std::move(path_part)});
 }
 
 void FaultInjectionEnv::ShortWriteNth(uint64_t nth, size_t keep_bytes, Code code) {
   std::lock_guard lock(mu_);
-  faults_.push_back(Fault{FaultOp::kWrite, calls_[static_cast<int>(FaultOp::kWrite)] + nth, code, false, true,
-                          keep_bytes});
+  faults_.push_back(Fault{FaultOp::kWrite, nth, 0, code, false, true, keep_bytes, {}});
 }
 
 void FaultInjectionEnv::ClearFaults() {
@@ -88,24 +122,55 @@ uint64_t FaultInjectionEnv::Calls(FaultOp op) const {
   return calls_[static_cast<int>(op)];
 }
 
+namespace {
+
+bool PathMatches(const std::string& path, const std::string& part) {
+  if (part.empty()) return true;
+  if (part[0] == '!') return path.find(part.substr(1)) == std::string::npos;
+  return path.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+uint64_t FaultInjectionEnv::Calls(FaultOp op, const std::string& path_part) const {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& [k, count] : path_calls_)
+    if (k.first == static_cast<int>(op) && PathMatches(k.second, path_part)) n += count;
+  return n;
+}
+
+uint64_t FaultInjectionEnv::LastMappedBytes(const std::string& path) const {
+  std::lock_guard lock(mu_);
+  auto it = last_mapped_bytes_.find(path);
+  return it == last_mapped_bytes_.end() ? 0 : it->second;
+}
+
+uint64_t FaultInjectionEnv::LiveMappings() const { return static_cast<uint64_t>(live_mappings_->load()); }
+
 uint64_t FaultInjectionEnv::FaultsFired() const {
   std::lock_guard lock(mu_);
   return fired_;
 }
 
-Status FaultInjectionEnv::Check(FaultOp op, size_t* keep_bytes) {
+Status FaultInjectionEnv::Check(FaultOp op, const std::string& path, size_t* keep_bytes) {
   std::lock_guard lock(mu_);
-  const uint64_t n = ++calls_[static_cast<int>(op)];
-  for (const Fault& f : faults_) {
-    if (f.op != op) continue;
-    if (n == f.at || (f.forever && n > f.at)) {
+  ++calls_[static_cast<int>(op)];
+  ++path_calls_[{static_cast<int>(op), path}];
+  Status result;
+  for (Fault& f : faults_) {
+    if (f.op != op || !PathMatches(path, f.path_part)) continue;
+    const uint64_t n = ++f.seen;
+    if (result.ok() && (n == f.nth || (f.forever && n > f.nth))) {
       ++fired_;
       if (keep_bytes != nullptr) *keep_bytes = f.short_write ? std::min(*keep_bytes, f.keep_bytes) : 0;
-      static const char* const kNames[] = {"write", "fdatasync", "directory fsync", "rename", "create", "truncate"};
-      return Injected(f.code, kNames[static_cast<int>(op)]);
+      static const char* const kNames[] = {"write", "fdatasync", "directory fsync", "rename", "create",
+                                           "truncate", "open", "read", "mmap", "stat", "readdir"};
+      static_assert(sizeof kNames / sizeof kNames[0] == static_cast<size_t>(FaultOp::kCount));
+      result = Injected(f.code, kNames[static_cast<int>(op)], path);
     }
   }
-  return Status::OK();
+  return result;
 }
 
 void FaultInjectionEnv::OnSynced(const std::string& path, uint64_t size) {
@@ -121,8 +186,8 @@ void FaultInjectionEnv::OnTruncated(const std::string& path, uint64_t size) {
 
 Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& path, OpenMode mode) {
   const bool creates = mode == OpenMode::kCreateExclusive || mode == OpenMode::kCreateTruncate;
-  if (creates) {
-    Status s = Check(FaultOp::kCreate, nullptr);
+  {
+    Status s = Check(creates ? FaultOp::kCreate : FaultOp::kOpen, path, nullptr);
     if (!s.ok()) return s;
   }
   bool existed = base_.FileSize(path).ok();
@@ -146,12 +211,54 @@ Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& pat
       it->second.synced_bytes = 0;
     }
   }
-  if (mode == OpenMode::kRead) return f;
   return std::unique_ptr<File>(new FaultFile(*this, path, std::move(f.value())));
 }
 
+Result<std::vector<std::string>> FaultInjectionEnv::ListDir(const std::string& dir) {
+  Status s = Check(FaultOp::kList, dir, nullptr);
+  if (!s.ok()) return s;
+  return base_.ListDir(dir);
+}
+
+Result<uint64_t> FaultInjectionEnv::FileSize(const std::string& path) {
+  Status s = Check(FaultOp::kStat, path, nullptr);
+  if (!s.ok()) return s;
+  return base_.FileSize(path);
+}
+
+Result<FileIdentity> FaultInjectionEnv::Identify(const std::string& path) {
+  Status s = Check(FaultOp::kStat, path, nullptr);
+  if (!s.ok()) return s;
+  return base_.Identify(path);
+}
+
+Result<std::unique_ptr<MappedFile>> FaultInjectionEnv::MapReadOnly(const std::string& path, uint64_t map_bytes) {
+  Status s = Check(FaultOp::kMap, path, nullptr);
+  if (!s.ok()) return s;
+  auto m = base_.MapReadOnly(path, map_bytes);
+  if (!m.ok()) return m.status();
+  {
+    std::lock_guard lock(mu_);
+    last_mapped_bytes_[path] = m.value()->mapped_bytes();
+  }
+  return std::unique_ptr<MappedFile>(new FaultMappedFile(*this, path, std::move(m.value()), live_mappings_));
+}
+
+uint64_t FaultInjectionEnv::OpenFileLimit() {
+  {
+    std::lock_guard lock(mu_);
+    if (open_file_limit_ != 0) return open_file_limit_;
+  }
+  return base_.OpenFileLimit();
+}
+
+void FaultInjectionEnv::SetOpenFileLimit(uint64_t limit) {
+  std::lock_guard lock(mu_);
+  open_file_limit_ = limit;
+}
+
 Status FaultInjectionEnv::SyncDir(const std::string& dir) {
-  Status s = Check(FaultOp::kSyncDir, nullptr);
+  Status s = Check(FaultOp::kSyncDir, dir, nullptr);
   if (!s.ok()) return s;
   s = base_.SyncDir(dir);
   if (!s.ok()) return s;
@@ -164,7 +271,7 @@ Status FaultInjectionEnv::SyncDir(const std::string& dir) {
 }
 
 Status FaultInjectionEnv::Rename(const std::string& from, const std::string& to) {
-  Status s = Check(FaultOp::kRename, nullptr);
+  Status s = Check(FaultOp::kRename, from, nullptr);
   if (!s.ok()) return s;
   s = base_.Rename(from, to);
   if (!s.ok()) return s;

@@ -1,7 +1,10 @@
 // FaultInjectionEnv: an Env for tests that wraps a real one (PosixEnv) and
 //  - fails the Nth call of a kind of operation (once, or from then on) with
-//    EIO-like kIOError or ENOSPC-like kNoSpace, or makes a write short (a
-//    prefix reaches the file, then the error);
+//    EIO-like kIOError, ENOSPC-like kNoSpace or EMFILE/ENOMEM-like kBusy,
+//    optionally only for paths containing a given string, or makes a write
+//    short (a prefix reaches the file, then the error). Faults cover the
+//    read path too: opening an existing file, reading, mapping, size / stat,
+//    listing the directory;
 //  - simulates power loss the way leveldb's fault_injection_test does: it
 //    tracks, per file, the length made durable by Sync, and which directory
 //    entries (created or renamed files) were made durable by SyncDir.
@@ -14,8 +17,10 @@
 // Thread-safety: all methods may be called from any thread (one mutex).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -24,24 +29,45 @@
 
 namespace kingx::engine::test {
 
-enum class FaultOp : uint8_t { kWrite, kSync, kSyncDir, kRename, kCreate, kTruncate, kCount };
+enum class FaultOp : uint8_t {
+  kWrite,     // File::Append / PWrite
+  kSync,      // File::Sync
+  kSyncDir,   // Env::SyncDir
+  kRename,    // Env::Rename
+  kCreate,    // OpenFile that creates (kCreateExclusive / kCreateTruncate)
+  kTruncate,  // File::Truncate
+  kOpen,      // OpenFile of an existing file (kRead / kReadWrite)
+  kRead,      // File::Read
+  kMap,       // Env::MapReadOnly
+  kStat,      // Env::FileSize, Env::Identify, File::Size, MappedFile::FileSize
+  kList,      // Env::ListDir
+  kCount
+};
 
 class FaultInjectionEnv final : public Env {
  public:
   explicit FaultInjectionEnv(Env& base = PosixEnv()) : base_(base) {}
 
   // The nth call (1 = the next one) of op, counted from now, fails with
-  // code (kIOError or kNoSpace); with forever, every call from then on too.
-  void FailNth(FaultOp op, uint64_t nth, Code code, bool forever = false);
+  // code (kIOError, kNoSpace or kBusy); with forever, every call from then
+  // on too. With path_part, only calls on a path containing it are counted
+  // and failed ("!part": only paths not containing part).
+  void FailNth(FaultOp op, uint64_t nth, Code code, bool forever = false, std::string path_part = {});
   // The nth write from now writes only the first keep_bytes bytes (fewer if
   // the write is shorter), then fails with code.
   void ShortWriteNth(uint64_t nth, size_t keep_bytes, Code code);
   // Removes every armed fault.
   void ClearFaults();
-  // Calls of op seen so far (whether they failed or not).
+  // Calls of op seen so far (whether they failed or not); with path_part,
+  // only those on paths containing it ("!part": not containing it).
   uint64_t Calls(FaultOp op) const;
+  uint64_t Calls(FaultOp op, const std::string& path_part) const;
   // Faults that fired so far.
   uint64_t FaultsFired() const;
+  // Bytes of address space the last MapReadOnly of path took (0: never mapped).
+  uint64_t LastMappedBytes(const std::string& path) const;
+  // Mappings made through this Env that are still alive.
+  uint64_t LiveMappings() const;
 
   // Power loss: see the header comment. Files must be closed (the writer
   // destroyed) first. Returns the first error of the underlying Env.
@@ -55,15 +81,17 @@ class FaultInjectionEnv final : public Env {
   Status Rename(const std::string& from, const std::string& to) override;
   Status RemoveFile(const std::string& path) override;
   Status CreateDir(const std::string& path) override { return base_.CreateDir(path); }
-  Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_.ListDir(dir); }
-  Result<uint64_t> FileSize(const std::string& path) override { return base_.FileSize(path); }
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override;
+  Result<uint64_t> FileSize(const std::string& path) override;
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override { return base_.LockFile(path); }
-  Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) override {
-    return base_.MapReadOnly(path, map_bytes);
-  }
+  Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) override;
+  Result<FileIdentity> Identify(const std::string& path) override;
+  uint64_t OpenFileLimit() override;
+  // What OpenFileLimit answers from now on (0 = ask the base Env again).
+  void SetOpenFileLimit(uint64_t limit);
 
-  // Used by the File wrapper.
-  Status Check(FaultOp op, size_t* keep_bytes);
+  // Used by the File and MappedFile wrappers.
+  Status Check(FaultOp op, const std::string& path, size_t* keep_bytes);
   void OnSynced(const std::string& path, uint64_t size);
   void OnTruncated(const std::string& path, uint64_t size);
 
@@ -74,11 +102,13 @@ class FaultInjectionEnv final : public Env {
   };
   struct Fault {
     FaultOp op;
-    uint64_t at;  // call number (Calls(op) after the call) that fails first
+    uint64_t nth;       // the matching call that fails first (1-based)
+    uint64_t seen = 0;  // matching calls so far
     Code code;
     bool forever;
     bool short_write;
     size_t keep_bytes;
+    std::string path_part;  // empty: every path
   };
   struct PendingRename {
     std::string from, to;
@@ -90,7 +120,11 @@ class FaultInjectionEnv final : public Env {
   std::vector<PendingRename> renames_;  // renames of durable entries, not yet dir-synced
   std::vector<Fault> faults_;
   uint64_t calls_[static_cast<int>(FaultOp::kCount)] = {};
+  std::map<std::pair<int, std::string>, uint64_t> path_calls_;
   uint64_t fired_ = 0;
+  uint64_t open_file_limit_ = 0;
+  std::map<std::string, uint64_t> last_mapped_bytes_;
+  std::shared_ptr<std::atomic<int64_t>> live_mappings_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 }  // namespace kingx::engine::test
