@@ -213,12 +213,10 @@ void Pass::ComputeGuards(const std::map<uint32_t, SegmentStats>& segs) {
     uint64_t guard = 0;  // unknown: assume it may hold anything
     auto span = w_.cache_.Read(id, 0, kSegmentHeaderBytes);
     SegmentHeader h;
-    if (span.ok()) {
-      if (DecodeSegmentHeader(span->data, kSegmentHeaderBytes, &h).ok() && h.segment_id == id)
-        guard = h.seed == seed_ ? h.seq_floor : kNoGuard;  // another seed: never replayed
-      else
-        guard = kNoGuard;  // a bad header: recovery never replays it
-    }
+    if (span.ok() && DecodeSegmentHeader(span->data, kSegmentHeaderBytes, &h).ok() && h.segment_id == id)
+      guard = h.seed == seed_ ? h.seq_floor : kNoGuard;  // another seed: never replayed
+    // A damaged header (or a missing file whose hint is replayed): recovery
+    // reads its records, of any seq: guard 0.
     if (auto it = st_.output_start_seq.find(id); it != st_.output_start_seq.end() && guard != kNoGuard)
       guard = std::max(guard, it->second);
     if (guard < guard1_) {
@@ -275,11 +273,16 @@ Status Pass::StartOutput(uint64_t live_to_copy) {
   {
     std::lock_guard lock(w_.mu_);
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
-    if (w_.next_segment_id_ > kMaxSegmentId) return Status::NoSpace("segment ids exhausted");
-    id = w_.next_segment_id_++;
+    auto allocated = w_.AllocateSegmentId();
+    if (!allocated.ok()) return allocated.status();
+    id = allocated.value();
   }
   auto out = CompactionOutput::Create(w_.env_, w_.dir_, id, seed_);
-  if (!out.ok()) return out.status();
+  if (!out.ok()) {
+    std::lock_guard lock(w_.mu_);
+    w_.ReleaseSegmentId(id);
+    return out.status();
+  }
   out_ = std::move(out.value());
   moves_.clear();
   out_kept_tombstone_bytes_ = 0;
@@ -306,7 +309,12 @@ Status Pass::Copy(const char* rec, const RecordHeader& h, std::string_view key, 
 }
 
 void Pass::AbandonOutput() {
+  const uint32_t id = out_->id();
   out_.reset();  // removes the .tmp and the hint
+  {
+    std::lock_guard lock(w_.mu_);
+    w_.ReleaseSegmentId(id);
+  }
   moves_.clear();
   // The inputs that fed it keep their records: they must not be deleted.
   std::vector<uint32_t> keep;
@@ -327,6 +335,10 @@ Status Pass::FinishOutput() {
     return s;
   }
   Pace(unpaced);
+  {
+    std::lock_guard lock(w_.mu_);
+    w_.RecordBirth(out_->id());  // born after its inputs: its copies win a tie at recovery
+  }
   bytes_written_ += out_->size();
   {
     std::lock_guard lock(st_.stats_mu);
@@ -355,6 +367,7 @@ Status Pass::Install() {
       out.id = out_id;
       out.bytes = out_->size();
       out.active = false;
+      w_.ReleaseSegmentId(out_id);  // in segments_ now
       for (size_t j = i; j < std::min(moves_.size(), i + batch); ++j) {
         const Move& m = moves_[j];
         const Location to = MakeLocation(out_id, m.offset);
@@ -392,20 +405,13 @@ Status Pass::DeleteReady() {
       keep.push_back(id);
       continue;
     }
+    // Ids are reused once free; readers revalidate their mappings by file
+    // identity when the segment epoch moves (bumped below, after the unlink),
+    // so any segment, the newest included, may go.
     uint64_t live = 0;
-    bool newest = false;
     {
       std::lock_guard lock(w_.mu_);
       live = w_.segments_[id].live_bytes;
-      newest = w_.segments_.rbegin()->first == id;
-    }
-    if (newest) {
-      // Recovery numbers new segments from the highest id on disk: deleting
-      // the newest file would let a restarted writer reuse its id while a
-      // reader process may still map the old file under that name. It goes
-      // in a later pass, once a newer segment exists (it holds nothing live).
-      keep.push_back(id);
-      continue;
     }
     if (live != 0) {
       // The accounting says the index still points into it: never delete.
@@ -413,6 +419,19 @@ Status Pass::DeleteReady() {
           " live bytes after its records were moved; left alone");
       st_.skip.insert(id);
       continue;
+    }
+    if (w_.manifest_) {
+      // Durable before the unlink: a power loss never makes it look missing.
+      // On a full disk freeing space comes first: the removal stays in the
+      // manifest's memory and is written with its next rewrite (a crash
+      // before that makes the next open report this segment missing).
+      Status ms = w_.manifest_->RemoveSegment(id);
+      if (!ms.ok() && !ms.Is(Code::kNoSpace)) {
+        result = ms;
+        keep.push_back(id);
+        continue;
+      }
+      if (!ms.ok()) Log("MANIFEST not updated before deleting segment " + std::to_string(id) + ": " + ms.ToString());
     }
     KINGX_KILL_POINT("compact.before_unlink");
     Status s = w_.env_.RemoveFile(JoinPath(w_.dir_, SegmentFileName(id)));
@@ -429,6 +448,7 @@ Status Pass::DeleteReady() {
       std::lock_guard lock(w_.mu_);
       bytes = w_.segments_[id].bytes;
       w_.segments_.erase(id);
+      w_.births_.erase(id);
       w_.cache_.Forget(id);
       // After the unlink: a reader that sees the new epoch finds the file gone.
       w_.index_.counters().segment_epoch.fetch_add(1, std::memory_order_release);

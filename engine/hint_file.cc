@@ -65,7 +65,8 @@ Status HintWriter::Finish(uint64_t segment_bytes) {
 }
 
 Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
-                    const RecordLimits& limits, const std::function<void(const HintEntry&)>& fn) {
+                    const RecordLimits& limits, const std::function<void(const HintEntry&)>& fn,
+                    uint64_t* recorded_bytes) {
   auto mapped = env.MapReadOnly(path, 0);
   if (!mapped.ok()) return mapped.status();
   auto size = mapped.value()->FileSize();
@@ -73,12 +74,17 @@ Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint
   const uint64_t n = std::min(size.value(), mapped.value()->mapped_bytes());
   const char* p = mapped.value()->data();
   if (n < kHintHeaderBytes + kTrailerBytes) return Status::Corruption("hint file too short");
-  if (std::memcmp(p, kHintMagic, 8) != 0 || GetFixed32(p + 8) != kHintVersion || GetFixed32(p + 12) != 0 ||
-      GetFixed64(p + 16) != segment_id)
-    return Status::Corruption("hint file header mismatch");
+  if (std::memcmp(p, kHintMagic, 8) != 0) return Status::Corruption("hint file magic mismatch");
   const char* trailer = p + n - kTrailerBytes;
   if (GetFixed64(trailer + 16) != Checksum64(p, n - 8)) return Status::Corruption("hint file checksum mismatch");
+  // Whole and intact, but of another version (version 1, before varint
+  // entries): not damage, just not ours to read.
+  if (GetFixed32(p + 8) != kHintVersion)
+    return Status::NotFound("hint file of version " + std::to_string(GetFixed32(p + 8)));
+  if (GetFixed32(p + 12) != 0 || GetFixed64(p + 16) != segment_id) return Status::Corruption("hint file header mismatch");
   const uint64_t count = GetFixed64(trailer);
+  if (recorded_bytes != nullptr) *recorded_bytes = GetFixed64(trailer + 8);
+  if (segment_bytes == kAnySegmentSize) segment_bytes = GetFixed64(trailer + 8);
   if (GetFixed64(trailer + 8) != segment_bytes) return Status::Corruption("hint file describes another segment size");
 
   // Pass 1: check every entry; pass 2: hand them out. A hint is all or nothing.

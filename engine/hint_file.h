@@ -62,12 +62,20 @@ class HintWriter {
   uint64_t entry_bytes_ = 0;
 };
 
+// LoadHintFile's segment_bytes for a segment whose file is missing: the
+// size the hint records is taken as is.
+inline constexpr uint64_t kAnySegmentSize = ~uint64_t{0};
+
 // Loads the hint file at path for segment_id, whose segment file holds
 // segment_bytes bytes: checks it whole (checksum, bounds of every entry
 // against the segment and the limits) and only then calls fn for each entry,
-// in file order. kNotFound when there is no hint file; kCorruption when it
-// cannot be trusted (fn is then never called).
+// in file order. kNotFound when there is no hint file, or an intact one of
+// another version; kCorruption when it cannot be trusted (damaged, or never
+// finished; fn is then never called); the Env's errors when it cannot be read.
+// recorded_bytes (optional): set to the segment size the hint records as
+// soon as its checksum holds (also when that size is why it was rejected).
 Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
-                    const RecordLimits& limits, const std::function<void(const HintEntry&)>& fn);
+                    const RecordLimits& limits, const std::function<void(const HintEntry&)>& fn,
+                    uint64_t* recorded_bytes = nullptr);
 
 }  // namespace kingx::engine

@@ -52,6 +52,7 @@ Status ValidateOptions(const Options& o) {
   // Leave room under 4 GiB for zstd's worst-case expansion of stored values.
   if (o.max_value_bytes > kLargestValueBytes)
     return Status::InvalidArgument("max_value_bytes must be below 4 GiB - 64 MiB");
+  if (o.max_open_segments < 1) return Status::InvalidArgument("max_open_segments must be at least 1");
   if (!(o.compaction_dead_ratio > 0.0 && o.compaction_dead_ratio <= 1.0))
     return Status::InvalidArgument("compaction_dead_ratio must be in (0, 1]");
   return Status::OK();

@@ -47,12 +47,21 @@ struct Options {
   uint64_t max_value_bytes = 64ull << 20;
   // Compaction picks sealed segments whose dead bytes / bytes passes this.
   double compaction_dead_ratio = 0.5;
+  // Segment files one process keeps open and mapped at most (a descriptor and
+  // a mapping each; per Reader, and per Writer), least recently used first
+  // out. Also capped at a quarter of the process's descriptor limit.
+  uint32_t max_open_segments = 1024;
   // Writer::Open and kingx-tool take the data directory's LOCK file (flock).
   // The server's master holds the LOCK itself and sets this to false for the writer.
   bool take_lock = true;
-  // Receives recovery and corruption reports (one line, no newline). Called on
-  // the thread that runs Writer::Open / Reader::Get. May be empty (discarded).
+  // Receives recovery notes (one line, no newline). Called on the thread that
+  // runs Writer::Open / Reader::Get. May be empty (discarded).
   std::function<void(const std::string& line)> log;
+  // Receives reports of damage an operator must look at: corrupt records,
+  // headers, hints or MANIFEST, missing segment files, unreadable values.
+  // Reads report at most once a second per Reader (with a count of what was
+  // not reported). Empty: such lines go to `log`.
+  std::function<void(const std::string& line)> log_error;
 };
 
 // Parses "always", "none" or "interval:MS" (MS a positive integer of

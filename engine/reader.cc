@@ -4,6 +4,7 @@
 #include "engine/reader.h"
 
 #include <atomic>
+#include <chrono>
 
 #include "engine/compress.h"
 #include "engine/hash.h"
@@ -14,8 +15,9 @@ namespace kingx::engine {
 namespace {
 
 // Lookups retried when a candidate's segment vanished under us (compaction
-// deleted it after moving the record): the index points elsewhere by then.
-constexpr int kMaxVanishedRetries = 8;
+// deleted it after moving the record: the index points elsewhere by then) or
+// the segment epoch moved while reading.
+constexpr int kMaxAttempts = 8;
 
 }  // namespace
 
@@ -24,100 +26,160 @@ struct Reader::Impl {
       : options(options),
         limits{options.max_key_bytes, options.max_value_bytes},
         index(index),
-        cache(env, std::move(dir), options.segment_bytes) {}
+        cache(env, std::move(dir), options.segment_bytes, options.max_open_segments) {}
 
   const Options options;
   const RecordLimits limits;
   SharedIndex& index;
   SegmentCache cache;
   std::atomic<uint64_t> seen_epoch{0};
+  // Damage reports: at most one line a second, with what was not reported.
+  std::atomic<int64_t> last_report_ms{-1000000};
+  std::atomic<uint64_t> unreported{0};
+
+  void Report(const std::string& line) {
+    const auto& sink = options.log_error ? options.log_error : options.log;
+    if (!sink) return;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch()).count();
+    int64_t last = last_report_ms.load(std::memory_order_relaxed);
+    if (now - last < 1000 || !last_report_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+      unreported.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    const uint64_t skipped = unreported.exchange(0, std::memory_order_relaxed);
+    sink(skipped == 0 ? line : line + " (and " + std::to_string(skipped) + " more since the last report)");
+  }
+
+  Result<Value> Lookup(std::string_view key, uint64_t hash, ReadMode mode, Location* vanished);
 };
+
+// One lookup: the index's candidates for hash, read through the cache. When
+// a candidate's segment file does not exist, its location is put in
+// *vanished and the result is meaningless (the caller looks up again).
+Result<Value> Reader::Impl::Lookup(std::string_view key, uint64_t hash, ReadMode mode, Location* vanished) {
+  Impl& r = *this;
+  IndexCounters& counters = r.index.counters();
+  Candidates c;
+  Status s = r.index.Lookup(hash, &c);
+  if (!s.ok()) return s;
+  bool corrupt = false;
+  for (uint32_t i = 0; i < c.count; ++i) {
+    const Location loc = c.locations[i];
+    if (IsTombstone(loc)) continue;  // never present once ready; not found if it were
+    auto ref = r.cache.ReadRecord(loc, r.limits);
+    if (!ref.ok()) {
+      if (ref.status().Is(Code::kNotFound)) {
+        *vanished = loc;
+        r.cache.Forget(LocationSegment(loc));
+        return Status::NotFound();
+      }
+      // Unreadable is never absent: a damaged candidate may well be this
+      // key's newest record (its 64-bit hash matches); another candidate
+      // that is readably this key's proves it was another key's.
+      if (ref.status().Is(Code::kCorruption)) {
+        corrupt = true;
+        continue;
+      }
+      return ref.status();
+    }
+    if (ref->key != key) {
+      // A clean mismatch only when the body (which holds the key) checks
+      // out: a damaged key byte must not turn the key's record into another's.
+      if (!VerifyRecordBody(ref->record, ref->header).ok()) corrupt = true;
+      continue;
+    }
+    // Ours. Verify the body before trusting meta or value.
+    if (!VerifyRecordBody(ref->record, ref->header).ok()) {
+      counters.corruptions.fetch_add(1, std::memory_order_relaxed);
+      r.Report("read: a value failed its checksum (segment " + std::to_string(LocationSegment(loc)) +
+               " offset " + std::to_string(LocationOffset(loc)) + "); answered as damaged");
+      return Status::Corruption("value failed its checksum");
+    }
+    if (ref->header.type != RecordType::kPut) return Status::NotFound();
+    const RecordHeader& h = ref->header;
+    const char* body = ref->record + kRecordHeaderBytes;
+    Value v;
+    v.seq = h.seq;
+    v.raw_len = h.raw_len;
+    v.content_type = std::string_view(body + h.key_len, h.meta_len);
+    std::string_view stored(body + h.key_len + h.meta_len, h.stored_len);
+    if (mode == ReadMode::kMetadata || h.codec == Codec::kRaw) {
+      if (mode == ReadMode::kFull) v.data = stored;
+      v.holder = std::move(ref->holder);
+      return v;
+    }
+    // Decompress into an owned buffer that also keeps content_type alive.
+    struct Decoded {
+      std::shared_ptr<const void> mapping;
+      std::string bytes;
+    };
+    auto d = std::make_shared<Decoded>();
+    d->mapping = std::move(ref->holder);
+    Status ds = DecodeValue(h.codec, stored, h.raw_len, r.options.max_value_bytes, &d->bytes);
+    if (!ds.ok()) {
+      counters.corruptions.fetch_add(1, std::memory_order_relaxed);
+      r.Report("read: a compressed value does not decode (segment " + std::to_string(LocationSegment(loc)) +
+               " offset " + std::to_string(LocationOffset(loc)) + "): " + ds.ToString());
+      return ds;
+    }
+    v.data = d->bytes;
+    v.holder = std::move(d);
+    return v;
+  }
+  if (corrupt) {
+    counters.corruptions.fetch_add(1, std::memory_order_relaxed);
+    r.Report("read: the newest record of a key failed its header checks; answered as damaged");
+    return Status::Corruption("a candidate record for the key failed its checks");
+  }
+  return Status::NotFound();
+}
 
 Reader::Reader(Env& env, std::string dir, const Options& options, SharedIndex& index)
     : impl_(std::make_unique<Impl>(env, std::move(dir), options, index)) {}
 
 Reader::~Reader() = default;
 
-void Reader::DropStaleMappings() { impl_->cache.DropMissing(); }
+void Reader::DropStaleMappings() { impl_->cache.Revalidate(); }
+
+void Reader::ReleaseDeletedSegments() {
+  Impl& r = *impl_;
+  const uint64_t epoch = r.index.counters().segment_epoch.load(std::memory_order_acquire);
+  if (epoch == r.seen_epoch.load(std::memory_order_relaxed)) return;
+  r.cache.Revalidate();
+  r.seen_epoch.store(epoch, std::memory_order_relaxed);
+}
 
 Result<Value> Reader::Get(std::string_view key, ReadMode mode) {
   Impl& r = *impl_;
   if (key.empty() || key.size() > r.options.max_key_bytes) return Status::InvalidArgument("bad key length");
   IndexCounters& counters = r.index.counters();
   if (counters.ready.load(std::memory_order_acquire) == 0) return Status::Busy("storage is recovering");
-  const uint64_t epoch = counters.segment_epoch.load(std::memory_order_acquire);
-  if (epoch != r.seen_epoch.load(std::memory_order_relaxed)) {
-    r.cache.DropMissing();
-    r.seen_epoch.store(epoch, std::memory_order_relaxed);
-  }
   const uint64_t hash = KeyHash(counters.seed.load(std::memory_order_relaxed), key);
 
-  for (int attempt = 0; attempt <= kMaxVanishedRetries; ++attempt) {
-    Candidates c;
-    Status s = r.index.Lookup(hash, &c);
-    if (!s.ok()) return s;
-    bool vanished = false;
-    bool corrupt = false;
-    for (uint32_t i = 0; i < c.count; ++i) {
-      const Location loc = c.locations[i];
-      if (IsTombstone(loc)) continue;  // never present once ready; not found if it were
-      auto ref = r.cache.ReadRecord(loc, r.limits);
-      if (!ref.ok()) {
-        if (ref.status().Is(Code::kNotFound)) {
-          vanished = true;
-          r.cache.Forget(LocationSegment(loc));
-        } else if (ref.status().Is(Code::kCorruption)) {
-          corrupt = true;  // can't tell whose record this was; another candidate may still match
-        } else {
-          return ref.status();
-        }
-        continue;
-      }
-      if (ref->key != key) continue;
-      // Ours. Verify the body before trusting meta or value.
-      if (!VerifyRecordBody(ref->record, ref->header).ok()) {
-        counters.corruptions.fetch_add(1, std::memory_order_relaxed);
-        if (r.options.log) r.options.log("read: body checksum mismatch at segment " +
-                                         std::to_string(LocationSegment(loc)) + " offset " +
-                                         std::to_string(LocationOffset(loc)));
-        return Status::Corruption("value failed its checksum");
-      }
-      if (ref->header.type != RecordType::kPut) return Status::NotFound();
-      const RecordHeader& h = ref->header;
-      const char* body = ref->record + kRecordHeaderBytes;
-      Value v;
-      v.seq = h.seq;
-      v.raw_len = h.raw_len;
-      v.content_type = std::string_view(body + h.key_len, h.meta_len);
-      std::string_view stored(body + h.key_len + h.meta_len, h.stored_len);
-      if (mode == ReadMode::kMetadata || h.codec == Codec::kRaw) {
-        if (mode == ReadMode::kFull) v.data = stored;
-        v.holder = std::move(ref->holder);
-        return v;
-      }
-      // Decompress into an owned buffer that also keeps content_type alive.
-      struct Decoded {
-        std::shared_ptr<const void> mapping;
-        std::string bytes;
-      };
-      auto d = std::make_shared<Decoded>();
-      d->mapping = std::move(ref->holder);
-      Status ds = DecodeValue(h.codec, stored, h.raw_len, r.options.max_value_bytes, &d->bytes);
-      if (!ds.ok()) {
-        counters.corruptions.fetch_add(1, std::memory_order_relaxed);
-        return ds;
-      }
-      v.data = d->bytes;
-      v.holder = std::move(d);
-      return v;
+  Location vanished_before = 0;  // a location whose file was missing on the previous attempt
+  for (int attempt = 0; attempt <= kMaxAttempts; ++attempt) {
+    // The epoch moves after every segment deletion, before its id can name
+    // another file: mappings are checked against the files' identities first,
+    // and an answer read while the epoch moved is read again.
+    const uint64_t epoch = counters.segment_epoch.load(std::memory_order_acquire);
+    if (epoch != r.seen_epoch.load(std::memory_order_relaxed)) {
+      r.cache.Revalidate();
+      r.seen_epoch.store(epoch, std::memory_order_relaxed);
     }
-    if (!vanished) {
-      if (corrupt) {
-        counters.corruptions.fetch_add(1, std::memory_order_relaxed);
-        return Status::Corruption("a candidate record for the key failed its checks");
-      }
-      return Status::NotFound();
+    Location vanished = 0;
+    Result<Value> got = r.Lookup(key, hash, mode, &vanished);
+    if (counters.segment_epoch.load(std::memory_order_acquire) != epoch) continue;
+    if (vanished == 0) return got;
+    if (vanished == vanished_before) {
+      // Not moved by compaction (which points the index elsewhere before it
+      // deletes a file): the file holding the key's newest record is missing.
+      counters.corruptions.fetch_add(1, std::memory_order_relaxed);
+      r.Report("read: segment " + std::to_string(LocationSegment(vanished)) +
+               " is missing; it holds the newest record of a key read");
+      return Status::Corruption("the segment holding the value is missing");
     }
+    vanished_before = vanished;
   }
   return Status::Busy("segments keep vanishing under the lookup");
 }

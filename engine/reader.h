@@ -47,15 +47,23 @@ class Reader {
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
-  // The newest value of key. Errors: kNotFound; kBusy (index not ready, or the
-  // lookup kept racing with the writer); kCorruption (checksum or format
-  // failure, counted); kIOError (a segment could not be mapped);
-  // kInvalidArgument (empty or over-long key).
+  // The newest value of key. Errors: kNotFound; kBusy (index not ready, the
+  // lookup kept racing with the writer, or the process is out of descriptors
+  // or mappings); kCorruption (checksum or format failure, or the segment
+  // file holding the key's newest record is missing; counted); kIOError (a
+  // segment could not be read); kInvalidArgument (empty or over-long key).
+  // Never answers kNotFound or an older value for a key whose newest record
+  // cannot be read.
   Result<Value> Get(std::string_view key, ReadMode mode = ReadMode::kFull);
 
-  // Drops cached mappings of segments whose files are gone (also done by Get
-  // when the index's segment epoch changes). In-flight Values stay valid.
+  // Drops cached mappings of segments whose files are gone or were replaced
+  // (also done by Get when the index's segment epoch changes), so that the
+  // space of deleted segments is released. In-flight Values stay valid.
   void DropStaleMappings();
+  // DropStaleMappings if the segment epoch moved since the last check; a
+  // load and a compare otherwise. For a timer of a process that may go long
+  // without a Get (a write-only worker would otherwise pin deleted files).
+  void ReleaseDeletedSegments();
 
  private:
   struct Impl;

@@ -62,6 +62,21 @@ void EncodeRecord(uint64_t seq, RecordType type, Codec codec, std::string_view k
   out->append(stored);
 }
 
+RecordHeader ReadRecordHeaderUnchecked(const char* p) {
+  RecordHeader h;
+  h.header_checksum = GetFixed64(p + kOffHeaderChecksum);
+  h.body_checksum = GetFixed64(p + kOffBodyChecksum);
+  h.seq = GetFixed64(p + kOffSeq);
+  h.stored_len = GetFixed32(p + kOffStoredLen);
+  h.raw_len = GetFixed32(p + kOffRawLen);
+  h.key_len = GetFixed16(p + kOffKeyLen);
+  h.meta_len = static_cast<uint8_t>(p[kOffMetaLen]);
+  const auto flags = static_cast<uint8_t>(p[kOffFlags]);
+  h.type = (flags & kTypeMask) == static_cast<uint8_t>(RecordType::kDelete) ? RecordType::kDelete : RecordType::kPut;
+  h.codec = ((flags & kCodecMask) >> kCodecShift) == static_cast<uint8_t>(Codec::kZstd) ? Codec::kZstd : Codec::kRaw;
+  return h;
+}
+
 Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out) {
   if (available < kRecordHeaderBytes) return Status::Corruption("record header truncated");
   RecordHeader h;
@@ -159,8 +174,11 @@ std::string HintFileName(uint32_t segment_id) {
   return buf;
 }
 
-bool ParseSegmentFileName(std::string_view name, uint32_t* segment_id) {
-  if (name.size() != 16 || name.substr(0, 4) != "seg-" || name.substr(12) != ".kxd") return false;
+namespace {
+
+// "seg-" + 8 decimal digits + suffix; any other spelling is not ours.
+bool ParseSegmentName(std::string_view name, std::string_view suffix, uint32_t* segment_id) {
+  if (name.size() != 12 + suffix.size() || name.substr(0, 4) != "seg-" || name.substr(12) != suffix) return false;
   uint32_t id = 0;
   for (char c : name.substr(4, 8)) {
     if (c < '0' || c > '9') return false;
@@ -168,6 +186,16 @@ bool ParseSegmentFileName(std::string_view name, uint32_t* segment_id) {
   }
   *segment_id = id;
   return true;
+}
+
+}  // namespace
+
+bool ParseSegmentFileName(std::string_view name, uint32_t* segment_id) {
+  return ParseSegmentName(name, ".kxd", segment_id);
+}
+
+bool ParseHintFileName(std::string_view name, uint32_t* segment_id) {
+  return ParseSegmentName(name, ".hint", segment_id);
 }
 
 }  // namespace kingx::engine

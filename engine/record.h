@@ -86,6 +86,11 @@ void EncodeRecordHeader(uint64_t seq, RecordType type, Codec codec, size_t key_l
 // with a value or meta, or the whole record does not fit in `available`.
 Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out);
 
+// The header fields at p (40 readable bytes) as stored, checked for nothing;
+// an unknown type reads as put, an unknown codec as raw. Only for naming the
+// key of a record whose header failed its checks (engine/segment_scan.h).
+RecordHeader ReadRecordHeaderUnchecked(const char* p);
+
 // Verifies the body checksum of the record at p whose header is h (p points at
 // the header; h.total_bytes() bytes must be readable). kCorruption on mismatch.
 Status VerifyRecordBody(const char* p, const RecordHeader& h);
@@ -120,5 +125,7 @@ std::string SegmentFileName(uint32_t segment_id);
 std::string HintFileName(uint32_t segment_id);
 // Parses a segment file name; false if name is not "seg-%08u.kxd".
 bool ParseSegmentFileName(std::string_view name, uint32_t* segment_id);
+// Parses a hint file name; false if name is not "seg-%08u.hint" (8 digits).
+bool ParseHintFileName(std::string_view name, uint32_t* segment_id);
 
 }  // namespace kingx::engine

@@ -2,32 +2,38 @@
 //
 // Order of work:
 //  1. ready = 0, Clear the index (also repairs a region left mid-write by a
-//     writer that died), remove staging leftovers (*.tmp) and orphan hints.
-//  2. Read every segment header; the seed comes from the first valid one.
-//  3. Load each sealed segment from its hint file, or scan it when the hint is
-//     missing or bad (a corrupt record there is skipped, counted and logged;
-//     the scan resynchronises on the next valid record).
-//  4. Scan the active segment (the newest one that is not sealed) and
-//     truncate it at its first invalid record: a torn tail is not corruption.
-//  5. Each key keeps its highest-seq record; deletes stay in the index as
-//     tombstone-marked locations until every segment was replayed, then go.
-//  6. Counters, seed, then ready = 1.
+//     writer that died), remove staging leftovers (*.tmp).
+//  2. Read the MANIFEST (if any) and every segment header. A segment no
+//     longer than a header whose header is invalid holds no record (its
+//     creation was cut short): removed. The seed: the MANIFEST's, else the one
+//     most valid headers hold, else (nothing trustworthy left) a new one —
+//     the seed only seeds the in-memory index, so a new one loses nothing.
+//  3. Load each segment from its hint file, or read it (engine/segment_scan.h)
+//     when the hint is missing or bad. Damage is counted and reported, never
+//     taken for the end of the log while valid records follow; a record whose
+//     header holds but whose body does not is indexed as the key's (damaged)
+//     record, so the key answers "damaged" rather than an older value.
+//  4. The active segment (PickActiveSegment) loses only a torn tail: bytes
+//     after which no valid record begins.
+//  5. Segments the MANIFEST lists whose files are gone are reported; their
+//     hint files (kept) still say which keys they held, and those keys then
+//     answer "missing" rather than an older value.
+//  6. Each key keeps its highest-seq record; deletes stay in the index as
+//     tombstone-marked locations until every segment was replayed, then go. A
+//     candidate that cannot be read is ordered by its hint entry; when nothing
+//     says its seq, the open fails rather than guess.
+//  7. The next seq is above every seq on disk and the MANIFEST's high-water
+//     mark; a fresh MANIFEST is written with a new mark; counters, seed, a new
+//     segment epoch (readers revalidate their mappings), then ready = 1.
 #include <algorithm>
+#include <map>
+#include <unordered_map>
 
 #include "engine/hash.h"
+#include "engine/segment_scan.h"
 #include "engine/writer_impl.h"
 
 namespace kingx::engine {
-namespace {
-
-struct SegmentFile {
-  uint32_t id = 0;
-  uint64_t size = 0;
-  bool header_ok = false;
-  SegmentHeader header;
-};
-
-}  // namespace
 
 Writer::Impl::Impl(Env& env, std::string dir, const Options& options, SharedIndex& index)
     : env_(env),
@@ -35,7 +41,7 @@ Writer::Impl::Impl(Env& env, std::string dir, const Options& options, SharedInde
       options_(options),
       index_(index),
       limits_{options.max_key_bytes, options.max_value_bytes},
-      cache_(env, dir_, options.segment_bytes) {}
+      cache_(env, dir_, options.segment_bytes, options.max_open_segments) {}
 
 Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -58,11 +64,26 @@ Result<std::unique_ptr<Writer>> Writer::Open(Env& env, std::string dir, const Op
 
 namespace {
 
+// What a hint file says of the record at one offset of its segment.
+struct HintedRecord {
+  uint64_t seq = 0;
+  uint64_t total_bytes = 0;
+  RecordType type = RecordType::kPut;
+  std::string key;
+};
+
 // Replays one record found on disk into the index (highest seq wins) and the
 // per-segment byte counts.
 class Replayer {
  public:
   explicit Replayer(Writer::Impl& w) : w_(w) {}
+
+  // A record read by a scan whose header failed its checks (its key and seq
+  // named by segment_scan's salvage): it cannot be read back, so what it is
+  // is remembered here for later comparisons.
+  void NoteUnreadable(uint32_t segment_id, const HintEntry& e) {
+    unreadable_[MakeLocation(segment_id, e.offset)] = HintedRecord{e.seq, e.total_bytes, e.type, std::string(e.key)};
+  }
 
   Status Apply(uint32_t segment_id, const HintEntry& e) {
     max_seq_ = std::max(max_seq_, e.seq);
@@ -74,16 +95,23 @@ class Replayer {
     Status s = w_.index_.LookupForWriter(hash, &c);
     if (!s.ok()) return s;
     for (uint32_t i = 0; i < c.count; ++i) {
-      auto ref = w_.cache_.ReadRecord(WithoutTombstone(c.locations[i]), w_.limits_);
-      if (!ref.ok() || ref->key != e.key) continue;
-      if (e.seq <= ref->header.seq) {  // an older (or the same, copied) record
+      uint64_t seq = 0, total = 0;
+      bool same_key = false;
+      s = Describe(WithoutTombstone(c.locations[i]), e.key, &same_key, &seq, &total);
+      if (!s.ok()) return s;
+      if (!same_key) continue;
+      // An older record, or a copy (same seq: compaction) in a segment born
+      // earlier: the index keeps what it has. Of two copies the later-born
+      // wins, so the moves a compaction pass made before a crash stay made.
+      const uint32_t other = LocationSegment(c.locations[i]);
+      if (e.seq < seq || (e.seq == seq && Birth(segment_id) <= Birth(other))) {
         seg.dead_bytes += e.total_bytes;
         return Status::OK();
       }
       if (!IsTombstone(c.locations[i])) {
         SegmentStats& old = w_.segments_[LocationSegment(c.locations[i])];
-        old.live_bytes -= ref->header.total_bytes();
-        old.dead_bytes += ref->header.total_bytes();
+        old.live_bytes -= std::min(old.live_bytes, total);
+        old.dead_bytes += total;
       }
       w_.index_.Replace(hash, c.locations[i], loc);
       Account(seg, e);
@@ -98,21 +126,97 @@ class Replayer {
   uint64_t max_seq() const { return max_seq_; }
 
  private:
+  uint64_t Birth(uint32_t id) const {
+    auto it = w_.births_.find(id);
+    return it == w_.births_.end() ? 0 : it->second;
+  }
+
   static void Account(SegmentStats& seg, const HintEntry& e) {
     if (e.type == RecordType::kPut) seg.live_bytes += e.total_bytes;
     else seg.dead_bytes += e.total_bytes;  // a tombstone serves no read
   }
+
+  // Whether the record at loc (an index candidate: same 64-bit hash) is of
+  // key, and its seq and size. Read from the segment; when that fails (a
+  // damaged header, a missing file), from the segment's hint. Unreadable
+  // and unhinted: the open fails.
+  Status Describe(Location loc, std::string_view key, bool* same_key, uint64_t* seq, uint64_t* total) {
+    auto ref = w_.cache_.ReadRecord(loc, w_.limits_);
+    if (ref.ok()) {
+      *same_key = ref->key == key;
+      *seq = ref->header.seq;
+      *total = ref->header.total_bytes();
+      // A mismatch with a body that fails its checksum: the key bytes may be
+      // the damaged ones; the hint, when there is one, knows the key.
+      if (*same_key || VerifyRecordBody(ref->record, ref->header).ok()) return Status::OK();
+      if (const HintedRecord* h = Hinted(LocationSegment(loc), LocationOffset(loc)); h != nullptr)
+        *same_key = h->key == key;
+      return Status::OK();
+    }
+    if (!ref.status().Is(Code::kCorruption) && !ref.status().Is(Code::kNotFound)) return ref.status();
+    const HintedRecord* h = nullptr;
+    if (auto u = unreadable_.find(loc); u != unreadable_.end()) h = &u->second;
+    else h = Hinted(LocationSegment(loc), LocationOffset(loc));
+    if (h == nullptr)
+      return Status::Corruption("record at segment " + std::to_string(LocationSegment(loc)) + " offset " +
+                                std::to_string(LocationOffset(loc)) + " cannot be read (" + ref.status().ToString() +
+                                ") and no hint describes it: cannot tell which record of its key is newest");
+    *same_key = h->key == key;
+    *seq = h->seq;
+    *total = h->total_bytes;
+    return Status::OK();
+  }
+
+  const HintedRecord* Hinted(uint32_t segment_id, uint64_t offset) {
+    auto [it, fresh] = hinted_.try_emplace(segment_id);
+    if (fresh) {
+      // Whatever the segment file's size now (cut, missing): an intact hint
+      // still says what its records were.
+      LoadHintFile(w_.env_, JoinPath(w_.dir_, HintFileName(segment_id)), segment_id, kAnySegmentSize, w_.limits_,
+                   [&](const HintEntry& e) {
+                     it->second[e.offset] = HintedRecord{e.seq, e.total_bytes, e.type, std::string(e.key)};
+                   })
+          .ok();
+    }
+    auto r = it->second.find(offset);
+    return r == it->second.end() ? nullptr : &r->second;
+  }
+
   Writer::Impl& w_;
   uint64_t max_seq_ = 0;
+  std::map<uint32_t, std::unordered_map<uint64_t, HintedRecord>> hinted_;  // only segments with unreadable candidates
+  std::unordered_map<Location, HintedRecord> unreadable_;
 };
 
 }  // namespace
 
+void Writer::Impl::RewriteHint(uint32_t id, uint64_t segment_bytes, const std::vector<HintEntry>& entries) {
+  const std::string path = JoinPath(dir_, HintFileName(id));
+  auto hint = HintWriter::Create(env_, path, id);
+  Status s = hint.ok() ? Status::OK() : hint.status();
+  if (s.ok()) {
+    for (const HintEntry& e : entries) hint.value()->Add(e);
+    s = hint.value()->Finish(segment_bytes);
+  }
+  if (!s.ok()) {
+    Log("recovery: hint of segment " + std::to_string(id) + " not rewritten: " + s.ToString());
+    env_.RemoveFile(path).ok();
+  }
+}
+
 Status Writer::Impl::Recover() {
-  index_.counters().ready.store(0, std::memory_order_release);
+  IndexCounters& counters = index_.counters();
+  counters.ready.store(0, std::memory_order_release);
   index_.Clear();
   cache_.Clear();
+  segments_.clear();
+  pending_ids_.clear();
+  births_.clear();
+  next_birth_ = 1;
+  corruptions_ = 0;
+  missing_segments_ = 0;
 
+  // ---- 1. The directory.
   auto names = env_.ListDir(dir_);
   if (!names.ok()) return names.status();
   std::vector<uint32_t> ids;
@@ -121,26 +225,54 @@ Status Writer::Impl::Recover() {
     uint32_t id = 0;
     if (ParseSegmentFileName(name, &id)) {
       ids.push_back(id);
+    } else if (ParseHintFileName(name, &id)) {
+      hint_ids.push_back(id);
     } else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
-      // A large value or compaction output that never got its name: never published.
+      // A large value, compaction output or MANIFEST that never got its name: never published.
       Status s = env_.RemoveFile(JoinPath(dir_, name));
       if (!s.ok() && !s.Is(Code::kNotFound)) return s;
-    } else if (name.size() == 17 && name.compare(0, 4, "seg-") == 0 && name.compare(12, 5, ".hint") == 0) {
-      hint_ids.push_back(static_cast<uint32_t>(std::stoul(name.substr(4, 8))));
     }
   }
   std::sort(ids.begin(), ids.end());
-  for (uint32_t id : hint_ids) {
-    if (!std::binary_search(ids.begin(), ids.end(), id)) {
-      Status s = env_.RemoveFile(JoinPath(dir_, HintFileName(id)));
-      if (!s.ok() && !s.Is(Code::kNotFound)) return s;
+
+  // ---- 2. The MANIFEST, the headers, the seed.
+  ManifestState listed;
+  bool have_manifest = false;
+  {
+    auto m = Manifest::Read(env_, dir_);
+    if (m.ok()) {
+      listed = std::move(m.value());
+      have_manifest = true;
+      if (!listed.header_ok) {
+        ++corruptions_;
+        LogError("recovery: the MANIFEST's header is damaged; its entries are used, the seed comes from the segments");
+      }
+      if (listed.damaged_entries > 0) {
+        ++corruptions_;
+        LogError("recovery: " + std::to_string(listed.damaged_entries) +
+                 " MANIFEST entr(ies) failed their checksum and were skipped");
+      }
+    } else if (m.status().Is(Code::kCorruption)) {
+      ++corruptions_;
+      LogError("recovery: the MANIFEST is unreadable (" + m.status().ToString() +
+               "); missing segments cannot be detected on this open");
+    } else if (!m.status().Is(Code::kNotFound)) {
+      return m.status();
     }
   }
 
-  // Segment headers; the seed.
-  std::vector<SegmentFile> files;
+  std::vector<SegmentFileInfo> files;
   for (uint32_t id : ids) {
-    SegmentFile f;
+    if (listed.removed.count(id) != 0) {
+      // Its removal was recorded (durably) right before its unlink: every
+      // record it held that mattered has a durable copy elsewhere. Finish it.
+      Log("recovery: finishing the deletion of segment " + std::to_string(id) + " (recorded in the MANIFEST)");
+      Status s = env_.RemoveFile(JoinPath(dir_, SegmentFileName(id)));
+      if (!s.ok() && !s.Is(Code::kNotFound)) return s;
+      env_.RemoveFile(JoinPath(dir_, HintFileName(id))).ok();
+      continue;
+    }
+    SegmentFileInfo f;
     f.id = id;
     auto size = env_.FileSize(JoinPath(dir_, SegmentFileName(id)));
     if (!size.ok()) return size.status();
@@ -148,126 +280,226 @@ Status Writer::Impl::Recover() {
     if (f.size >= kSegmentHeaderBytes) {
       auto span = cache_.Read(id, 0, kSegmentHeaderBytes);
       if (!span.ok()) return span.status();
-      f.header_ok = DecodeSegmentHeader(span->data, kSegmentHeaderBytes, &f.header).ok() &&
-                    f.header.segment_id == id;
+      f.header_ok = DecodeSegmentHeader(span->data, kSegmentHeaderBytes, &f.header).ok() && f.header.segment_id == id;
     }
-    next_segment_id_ = std::max<uint32_t>(next_segment_id_, id + 1);
+    if (!f.header_ok && f.size <= kSegmentHeaderBytes) {
+      // No room for a record: its creation was cut short (or an empty
+      // segment lost its header). Nothing is lost by removing it.
+      Log("recovery: removing segment " + std::to_string(id) + " (" + std::to_string(f.size) +
+          " bytes, no valid header, no record)");
+      cache_.Forget(id);
+      listed.segments.erase(id);
+      Status s = env_.RemoveFile(JoinPath(dir_, SegmentFileName(id)));
+      if (!s.ok() && !s.Is(Code::kNotFound)) return s;
+      env_.RemoveFile(JoinPath(dir_, HintFileName(id))).ok();
+      continue;
+    }
     files.push_back(f);
   }
-  // The newest segment with a torn header was being created: drop it.
-  if (!files.empty() && !files.back().header_ok && files.back().size <= kSegmentHeaderBytes) {
-    Log("recovery: removing segment " + std::to_string(files.back().id) + " whose creation was cut short");
-    cache_.Forget(files.back().id);
-    Status s = env_.RemoveFile(JoinPath(dir_, SegmentFileName(files.back().id)));
-    if (!s.ok()) return s;
-    env_.RemoveFile(JoinPath(dir_, HintFileName(files.back().id))).ok();
-    files.pop_back();
-  }
-  seed_ = 0;
-  for (const SegmentFile& f : files) {
-    if (f.header_ok) {
-      seed_ = f.header.seed;
-      break;
+
+  seed_ = listed.header_ok ? listed.seed : 0;
+  if (seed_ == 0) {
+    // The seed most valid headers hold (ties: the lowest id's).
+    std::map<uint64_t, size_t> votes;
+    for (const SegmentFileInfo& f : files)
+      if (f.header_ok && f.header.seed != 0) ++votes[f.header.seed];
+    size_t best = 0;
+    for (const SegmentFileInfo& f : files) {
+      if (!f.header_ok) continue;
+      if (votes[f.header.seed] > best) {
+        best = votes[f.header.seed];
+        seed_ = f.header.seed;
+      }
     }
   }
   if (seed_ == 0) {
-    if (!files.empty()) return Status::Corruption("no segment header in " + dir_ + " can be trusted: hash seed unknown");
     seed_ = NewHashSeed();
+    if (!files.empty()) {
+      ++corruptions_;
+      LogError("recovery: no segment header and no MANIFEST can be trusted for the hash seed; a new one is used "
+               "and every segment is read as damaged-header");
+    }
   }
 
-  // The active segment: the newest one that is appended to. Segments sealed
-  // at birth (large values, compaction outputs) may have higher ids; a newest
-  // segment with a damaged header is treated as sealed (never truncated).
-  int active_index = -1;
-  for (int i = static_cast<int>(files.size()) - 1; i >= 0; --i) {
-    if (files[i].header_ok && (files[i].header.flags & kSegmentFlagSealedAtBirth) != 0) continue;
-    if (files[i].header_ok && files[i].header.seed == seed_) active_index = i;
-    break;
+  // Birth order: the MANIFEST's; segments it does not list (a database from
+  // before it, or adds a power loss dropped) are younger than every listed
+  // one, among themselves in id order (ids were never reused before it).
+  for (const auto& [id, birth] : listed.segments) {
+    births_[id] = birth;
+    next_birth_ = std::max(next_birth_, birth + 1);
   }
+  for (const SegmentFileInfo& f : files)
+    if (births_.count(f.id) == 0) births_[f.id] = next_birth_++;
 
+  // ---- 3, 4. Replay every segment.
+  const int active_index = PickActiveSegment(files, seed_);
   Replayer replay(*this);
   uint64_t seq_floor = 1;
-  std::vector<HintEntry> active_entries;  // the active segment's records, to rebuild its hint
+  std::vector<HintEntry> active_entries;       // the active segment's records, to rebuild its hint
   std::shared_ptr<const void> active_mapping;  // keeps active_entries' keys readable
   uint64_t active_valid_end = 0;
   bool active_is_sealed = false;
+  std::vector<uint32_t> on_disk;
   for (size_t i = 0; i < files.size(); ++i) {
-    const SegmentFile& f = files[i];
+    const SegmentFileInfo& f = files[i];
+    on_disk.push_back(f.id);
     SegmentStats& st = segments_[f.id];
     st.id = f.id;
     st.bytes = f.size;
+    const std::string name = "segment " + std::to_string(f.id);
     if (f.header_ok && f.header.seed != seed_) {
       ++corruptions_;
       st.dead_bytes = f.size;
-      Log("recovery: segment " + std::to_string(f.id) + " belongs to another database (seed); skipped");
+      LogError("recovery: " + name + " belongs to another database (its seed differs); skipped");
       continue;
     }
     if (!f.header_ok) {
       // Its records carry their own checksums: read them as a sealed segment.
       ++corruptions_;
-      Log("recovery: segment " + std::to_string(f.id) + " has a damaged header; reading its records");
+      LogError("recovery: " + name + " has a damaged header; reading its records");
     } else {
       seq_floor = std::max(seq_floor, f.header.seq_floor);
     }
     const bool is_active = static_cast<int>(i) == active_index;
     Status inner;
-    Status hs = LoadHintFile(env_, JoinPath(dir_, HintFileName(f.id)), f.id, f.size, limits_,
-                             [&](const HintEntry& e) {
-                               if (inner.ok()) inner = replay.Apply(f.id, e);
-                             });
+    uint64_t recorded = 0;
+    const std::string hint_path = JoinPath(dir_, HintFileName(f.id));
+    auto apply = [&](const HintEntry& e) {
+      if (inner.ok()) inner = replay.Apply(f.id, e);
+    };
+    Status hs = LoadHintFile(env_, hint_path, f.id, f.size, limits_, apply, &recorded);
+    if (hs.Is(Code::kCorruption) && recorded > f.size && !is_active) {
+      // An intact hint of a longer segment: the file was cut. The hint still
+      // names what the lost bytes held, so those keys answer "damaged"
+      // (their records read past the end) rather than an older value.
+      hs = LoadHintFile(env_, hint_path, f.id, kAnySegmentSize, limits_, apply);
+      if (hs.ok()) {
+        ++corruptions_;
+        LogError("recovery: " + name + " holds " + std::to_string(f.size) + " bytes but its hint describes " +
+                 std::to_string(recorded) + ": the file was cut; keys whose records were lost answer 'damaged'");
+      }
+    }
     if (!inner.ok()) return inner;
     if (hs.ok()) {
       if (is_active) active_is_sealed = true;  // sealed by a rotation cut short after its hint
       continue;
     }
-    if (!hs.Is(Code::kNotFound) && !is_active)
-      Log("recovery: hint of segment " + std::to_string(f.id) + " unusable (" + hs.ToString() + "); scanning");
-    // Scan.
+    if (!hs.Is(Code::kNotFound) && !hs.Is(Code::kCorruption)) return hs;  // could not read it: never guess
+    // The active segment's hint is never finished; a sealed segment's is
+    // finished or removed, so a bad one there is damage (it costs a scan).
+    const bool hint_damaged = hs.Is(Code::kCorruption) && !is_active;
+    if (hint_damaged) {
+      ++corruptions_;
+      LogError("recovery: hint of " + name + " is damaged (" + hs.ToString() + "); scanning the segment");
+    }
     auto span = cache_.Read(f.id, 0, f.size);
     if (!span.ok()) return span.status();
-    const char* data = span->data;
     if (is_active) active_mapping = span->holder;
-    uint64_t off = kSegmentHeaderBytes;
-    while (off < f.size) {
-      const char* p = data + off;
-      RecordHeader h;
-      Status rs = DecodeRecordHeader(p, f.size - off, limits_, &h);
-      if (rs.ok()) rs = VerifyRecordBody(p, h);
-      if (rs.ok()) {
-        HintEntry e{h.seq, off, h.total_bytes(), h.type,
-                    std::string_view(p + kRecordHeaderBytes, h.key_len)};
-        Status as = replay.Apply(f.id, e);
-        if (!as.ok()) return as;
-        if (is_active) active_entries.push_back(e);
-        off += h.total_bytes();
-        continue;
-      }
-      if (is_active) break;  // the end of the log: truncated below
-      // Corruption inside a sealed segment: skip to the next valid record.
-      ++corruptions_;
-      Log("recovery: corrupt record in segment " + std::to_string(f.id) + " at offset " + std::to_string(off) +
-          " (" + rs.ToString() + "); skipped");
-      uint64_t next = off + 1;
-      for (; next + kRecordHeaderBytes <= f.size; ++next) {
-        RecordHeader h2;
-        if (DecodeRecordHeader(data + next, f.size - next, limits_, &h2).ok() &&
-            VerifyRecordBody(data + next, h2).ok())
+    std::vector<HintEntry> scanned;  // a sealed segment's records, for a fresh hint when it scans clean
+    Status as;
+    const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
+    const ScanSummary sum = ScanSegment(span->data, f.size, is_active, seq_ordered, limits_, [&](const ScanItem& item) {
+      if (!as.ok()) return;
+      switch (item.event) {
+        case ScanEvent::kRecord:
+        case ScanEvent::kDamagedRecord: {
+          HintEntry e{item.header.seq, item.offset, item.bytes, item.header.type, item.key};
+          if (item.event == ScanEvent::kDamagedRecord) {
+            ++corruptions_;
+            LogError("recovery: " + name + " offset " + std::to_string(item.offset) + ": damaged record (" +
+                     std::to_string(item.bytes) + " bytes, seq " + std::to_string(item.header.seq) +
+                     (item.header_trusted ? "" : " at most") + "): " + item.why.ToString() +
+                     "; its key answers 'damaged' until overwritten");
+          }
+          if (!item.header_trusted) replay.NoteUnreadable(f.id, e);
+          as = replay.Apply(f.id, e);
+          if (is_active) active_entries.push_back(e);
+          else scanned.push_back(e);
+          break;
+        }
+        case ScanEvent::kCorruptBytes:
+          ++corruptions_;
+          st.dead_bytes += item.bytes;
+          LogError("recovery: " + name + ": " + std::to_string(item.bytes) + " corrupt byte(s) at offset " +
+                   std::to_string(item.offset) + " (" + item.why.ToString() + "); skipped, reading resumes after them");
+          break;
+        case ScanEvent::kTornTail:
+          Log("recovery: " + name + ": torn tail of " + std::to_string(item.bytes) + " byte(s) at offset " +
+              std::to_string(item.offset) + " (" + item.why.ToString() + "); cut");
           break;
       }
-      if (next + kRecordHeaderBytes > f.size) next = f.size;
-      st.dead_bytes += next - off;
-      off = next;
+    });
+    if (!as.ok()) return as;
+    if (is_active) {
+      active_valid_end = sum.valid_end;
+    } else if (f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0) {
+      // A clean sealed segment without a usable hint (damaged, missing, or of
+      // an older version) gets one again. One with damage keeps being read,
+      // so that the damage stays visible at every open.
+      RewriteHint(f.id, f.size, scanned);
     }
-    if (is_active) active_valid_end = off;
   }
-  next_seq_ = std::max(seq_floor, replay.max_seq() + 1);
+
+  // ---- 5. Missing segments and orphan hints.
+  std::sort(on_disk.begin(), on_disk.end());
+  std::set<uint32_t> missing;
+  if (have_manifest) {
+    for (const auto& [id, birth] : listed.segments)
+      if (!std::binary_search(on_disk.begin(), on_disk.end(), id)) missing.insert(id);
+  }
+  for (uint32_t id : hint_ids) {
+    if (std::binary_search(on_disk.begin(), on_disk.end(), id) || missing.count(id) != 0) continue;
+    // A large value or compaction output that never got its name.
+    Status s = env_.RemoveFile(JoinPath(dir_, HintFileName(id)));
+    if (!s.ok() && !s.Is(Code::kNotFound)) return s;
+  }
+  for (uint32_t id : missing) {
+    ++corruptions_;
+    ++missing_segments_;
+    SegmentStats& st = segments_[id];
+    st.id = id;
+    st.missing = true;
+    Status inner;
+    Status hs = LoadHintFile(env_, JoinPath(dir_, HintFileName(id)), id, kAnySegmentSize, limits_,
+                             [&](const HintEntry& e) {
+                               if (inner.ok()) inner = replay.Apply(id, e);
+                             });
+    if (!inner.ok()) return inner;
+    if (hs.ok()) {
+      LogError("recovery: segment " + std::to_string(id) + " is listed in the MANIFEST but its file is missing; "
+               "the keys its hint lists answer 'missing' until overwritten");
+    } else {
+      LogError("recovery: segment " + std::to_string(id) + " is listed in the MANIFEST but its file is missing, "
+               "and so is a usable hint (" + hs.ToString() + "): the keys it held may answer older values");
+    }
+  }
+
+  next_seq_ = std::max({seq_floor, replay.max_seq() + 1, listed.seq_high_water});
 
   // Deletes were kept as tombstones so that older puts replayed later lose; drop them now.
   index_.RemoveIf([](uint64_t, Location loc) { return IsTombstone(loc); });
   keys_ = index_.size();
 
+  // ---- 7 (first part). A fresh MANIFEST and a seq reservation: before any
+  // new segment is created (which consumes a seq).
+  for (auto it = births_.begin(); it != births_.end();) {  // drop births of files removed above
+    const bool exists = std::binary_search(on_disk.begin(), on_disk.end(), it->first) || missing.count(it->first);
+    it = exists ? std::next(it) : births_.erase(it);
+  }
+  next_segment_id_ = on_disk.empty() ? 1 : (on_disk.back() >= kMaxSegmentId ? 1 : on_disk.back() + 1);
+  {
+    auto m = Manifest::Create(env_, dir_, seed_, births_, next_seq_ + kSeqReserve);
+    if (m.ok()) {
+      manifest_ = std::move(m.value());
+    } else {
+      // Reads go on; writes wait for the reservation (ReserveSeqs retries).
+      LogError("recovery: the MANIFEST could not be written (" + m.status().ToString() +
+               "); writes fail until it can be");
+    }
+  }
+
   if (active_index >= 0 && !active_is_sealed) {
-    const SegmentFile& f = files[active_index];
+    const SegmentFileInfo& f = files[static_cast<size_t>(active_index)];
     auto file = env_.OpenFile(JoinPath(dir_, SegmentFileName(f.id)), OpenMode::kReadWrite);
     if (!file.ok()) return file.status();
     active_ = std::move(file.value());
@@ -299,17 +531,28 @@ Status Writer::Impl::Recover() {
       env_.RemoveFile(JoinPath(dir_, HintFileName(f.id))).ok();
     }
   } else {
-    Status s = CreateActiveSegment();
-    if (!s.ok()) return s;
+    // Without a MANIFEST, or without room for a segment (a full disk), the
+    // new segment waits for the first write: reads go on meanwhile.
+    if (manifest_) {
+      Status s = CreateActiveSegment();
+      if (s.Is(Code::kNoSpace)) LogError("recovery: no room for a new active segment (" + s.ToString() +
+                                         "); the first write that finds room creates it");
+      else if (!s.ok()) return s;
+    }
   }
+  active_entries.clear();
+  active_mapping.reset();
 
   if (corruptions_ > 0)
-    Log("recovery: " + std::to_string(corruptions_) + " corrupt record(s) or segment(s) skipped");
-  IndexCounters& c = index_.counters();
-  c.seed.store(seed_, std::memory_order_relaxed);
-  c.corruptions.store(corruptions_, std::memory_order_relaxed);
+    LogError("recovery: " + std::to_string(corruptions_) + " damaged record(s), range(s), header(s), hint(s) or "
+             "missing segment(s) found; `kingx-tool verify` lists them");
+  counters.seed.store(seed_, std::memory_order_relaxed);
+  counters.corruptions.store(corruptions_, std::memory_order_relaxed);
   PublishCounters();
-  c.ready.store(1, std::memory_order_release);
+  // Files may have been removed or cut, and ids are reused: readers drop and
+  // revalidate their mappings before they read through the new index.
+  counters.segment_epoch.fetch_add(1, std::memory_order_release);
+  counters.ready.store(1, std::memory_order_release);
   return Status::OK();
 }
 

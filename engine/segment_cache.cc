@@ -1,34 +1,91 @@
 #include "engine/segment_cache.h"
 
-#include <atomic>
+#include <algorithm>
 #include <mutex>
-#include <vector>
 
 namespace kingx::engine {
+namespace {
+
+constexpr uint64_t kMinGrowthRoom = 1 << 20;
+
+size_t Bound(Env& env, size_t wanted) {
+  size_t bound = std::max(wanted, SegmentCache::kMinOpen);
+  const uint64_t limit = env.OpenFileLimit();
+  if (limit != 0) bound = std::min<size_t>(bound, std::max<uint64_t>(limit / 4, SegmentCache::kMinOpen));
+  return bound;
+}
+
+}  // namespace
 
 struct SegmentCache::Mapping {
   std::unique_ptr<MappedFile> file;
-  // Largest file size seen: bytes below it exist in the file (segments only
-  // grow until deleted, and deleted files stay readable through the mapping).
+  // Largest file size seen: bytes below it exist in the file (a segment only
+  // grows, apart from the writer cutting a torn or failed tail that nothing
+  // points to; a deleted file stays readable through its mapping).
   std::atomic<uint64_t> known_size{0};
+  // Second chance: set by every read, cleared by the clock hand.
+  std::atomic<bool> referenced{true};
 };
 
-SegmentCache::SegmentCache(Env& env, std::string dir, uint64_t segment_bytes)
-    : env_(env), dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
+SegmentCache::SegmentCache(Env& env, std::string dir, uint64_t segment_bytes, size_t max_open)
+    : env_(env), dir_(std::move(dir)), segment_bytes_(segment_bytes), max_open_(Bound(env, max_open)) {}
+
+size_t SegmentCache::cached() const {
+  std::shared_lock lock(mu_);
+  return maps_.size();
+}
+
+void SegmentCache::MakeRoomLocked() {
+  // Bounded: each step either drops an entry, clears a reference bit, or
+  // skips a stale clock slot; two sweeps clear every bit.
+  for (size_t steps = 0; maps_.size() >= max_open_ && !clock_.empty() && steps < 3 * clock_.size() + 3; ++steps) {
+    if (hand_ >= clock_.size()) hand_ = 0;
+    const uint32_t id = clock_[hand_];
+    auto it = maps_.find(id);
+    if (it == maps_.end()) {  // forgotten meanwhile: drop the stale slot
+      clock_.erase(clock_.begin() + static_cast<std::ptrdiff_t>(hand_));
+      continue;
+    }
+    if (it->second->referenced.exchange(false, std::memory_order_relaxed)) {
+      ++hand_;
+      continue;
+    }
+    maps_.erase(it);
+    clock_.erase(clock_.begin() + static_cast<std::ptrdiff_t>(hand_));
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (clock_.size() > 2 * max_open_ + 16) {
+    std::erase_if(clock_, [&](uint32_t id) { return maps_.count(id) == 0; });
+    hand_ = 0;
+  }
+}
 
 Result<std::shared_ptr<SegmentCache::Mapping>> SegmentCache::MapSegment(uint32_t id, uint64_t min_bytes) {
-  auto mapped = env_.MapReadOnly(JoinPath(dir_, SegmentFileName(id)), std::max(segment_bytes_, min_bytes));
+  const std::string path = JoinPath(dir_, SegmentFileName(id));
+  auto size = env_.FileSize(path);
+  if (!size.ok()) return size.status();
+  uint64_t want = size.value();
+  if (want < segment_bytes_) want = std::min(segment_bytes_, want + std::max(want / 4, kMinGrowthRoom));
+  auto mapped = env_.MapReadOnly(path, std::max(want, min_bytes));
   if (!mapped.ok()) return mapped.status();
   auto m = std::make_shared<Mapping>();
   m->file = std::move(mapped.value());
-  auto size = m->file->FileSize();
-  if (!size.ok()) return size.status();
-  m->known_size.store(size.value(), std::memory_order_relaxed);
+  auto now = m->file->FileSize();
+  if (!now.ok()) return now.status();
+  m->known_size.store(now.value(), std::memory_order_relaxed);
   std::unique_lock lock(mu_);
-  auto& slot = maps_[id];
-  // Another thread may have mapped it meanwhile; keep the larger mapping.
-  if (slot && slot->file->mapped_bytes() >= m->file->mapped_bytes()) return slot;
-  slot = m;
+  auto it = maps_.find(id);
+  if (it != maps_.end()) {
+    // Another thread mapped it meanwhile; keep the larger mapping of the same file.
+    if (it->second->file->identity() == m->file->identity() &&
+        it->second->file->mapped_bytes() >= m->file->mapped_bytes())
+      return it->second;
+    it->second = m;
+    return m;
+  }
+  MakeRoomLocked();
+  maps_.emplace(id, m);
+  clock_.push_back(id);
   return m;
 }
 
@@ -48,6 +105,7 @@ Result<SegmentSpan> SegmentCache::Read(uint32_t id, uint64_t offset, uint64_t n)
       if (!r.ok()) return r.status();
       m = std::move(r.value());
     }
+    m->referenced.store(true, std::memory_order_relaxed);
     uint64_t known = m->known_size.load(std::memory_order_relaxed);
     if (end > known) {
       auto size = m->file->FileSize();
@@ -60,7 +118,7 @@ Result<SegmentSpan> SegmentCache::Read(uint32_t id, uint64_t offset, uint64_t n)
     }
     if (end <= m->file->mapped_bytes()) {
       const char* base = m->file->data();
-      uint64_t readable = std::min<uint64_t>(known, m->file->mapped_bytes());
+      const uint64_t readable = std::min<uint64_t>(known, m->file->mapped_bytes());
       return SegmentSpan{base + offset, readable - offset, m};
     }
     m.reset();  // the file outgrew the mapping: map it again, larger
@@ -94,24 +152,30 @@ Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& lim
 
 void SegmentCache::Forget(uint32_t id) {
   std::unique_lock lock(mu_);
-  maps_.erase(id);
+  maps_.erase(id);  // its clock slot is dropped when the hand reaches it
 }
 
-void SegmentCache::DropMissing() {
-  std::vector<uint32_t> ids;
+void SegmentCache::Revalidate() {
+  std::vector<std::pair<uint32_t, FileIdentity>> cached;
   {
     std::shared_lock lock(mu_);
-    for (auto& [id, m] : maps_) ids.push_back(id);
+    cached.reserve(maps_.size());
+    for (auto& [id, m] : maps_) cached.emplace_back(id, m->file->identity());
   }
-  for (uint32_t id : ids) {
-    auto size = env_.FileSize(JoinPath(dir_, SegmentFileName(id)));
-    if (!size.ok() && size.status().Is(Code::kNotFound)) Forget(id);
+  for (const auto& [id, identity] : cached) {
+    auto now = env_.Identify(JoinPath(dir_, SegmentFileName(id)));
+    if (now.ok() && now.value() == identity) continue;
+    std::unique_lock lock(mu_);
+    auto it = maps_.find(id);
+    if (it != maps_.end() && it->second->file->identity() == identity) maps_.erase(it);
   }
 }
 
 void SegmentCache::Clear() {
   std::unique_lock lock(mu_);
   maps_.clear();
+  clock_.clear();
+  hand_ = 0;
 }
 
 }  // namespace kingx::engine

@@ -1,21 +1,43 @@
 // SegmentCache: one process's read-only mappings of segment files, keyed by
 // segment id, shared by the Reader (any thread) and the Writer (recovery,
-// key comparisons). Internal to engine/.
+// key comparisons, compaction). Internal to engine/.
 //
-// A segment is mapped once with room for segment_bytes (so the active segment
-// can grow without a remap); bytes are only touched below the file size last
-// seen (fstat again when a record lies beyond it; remap when the file outgrew
-// the mapping). Mappings are shared_ptr-held: dropping one from the cache
-// never invalidates a record a caller still holds.
+// Bounds (leveldb's TableCache): at most max_open() mappings stay cached; each
+// holds one descriptor and one mapping. Mapping another segment past the bound
+// drops a cached one that was not used recently (second-chance clock). A
+// mapping lives on while a caller holds a span or record of it (shared_ptr),
+// so descriptors in use at once are the bound plus the spans callers hold.
+// The bound is min(the requested max_open, a quarter of the process's
+// descriptor limit), and at least kMinOpen.
+//
+// Mapping size: a segment is mapped at its size when mapped, plus room to
+// grow while it is smaller than segment_bytes (the active segment; at most
+// segment_bytes or size + max(size / 4, 1 MiB), whichever is smaller), so
+// sealed segments take their size in address space. Bytes are only touched
+// below the file size last seen (fstat again when a record lies beyond it;
+// remap, larger, when the file outgrew the mapping).
+//
+// Identity: segment ids are reused once free (engine/FORMAT.md), so a cached
+// mapping may name a file that was deleted and replaced. Revalidate() drops
+// every mapping whose path is gone or names another file (st_dev, st_ino);
+// the Reader calls it whenever the index's segment epoch moved (the writer
+// bumps it after every deletion, before the id can be used again).
+//
+// Errors: kNotFound when the segment file does not exist; kCorruption when a
+// read lies past its end or a record header fails its checks; kBusy when the
+// process is out of descriptors or mappings (EMFILE, ENFILE, ENOMEM: transient);
+// kIOError otherwise. A failed call leaves the cache as it was.
 //
 // Thread-safety: every method is safe from any thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "engine/env.h"
 #include "engine/location.h"
@@ -41,11 +63,12 @@ struct RecordRef {
 
 class SegmentCache {
  public:
-  SegmentCache(Env& env, std::string dir, uint64_t segment_bytes);
+  static constexpr size_t kMinOpen = 4;
 
-  // At least n readable bytes of segment `id` from offset. kNotFound when the
-  // segment file does not exist (deleted); kCorruption when offset + n is past
-  // its end; kIOError when it cannot be mapped.
+  // max_open: the wanted bound on cached mappings (see above).
+  SegmentCache(Env& env, std::string dir, uint64_t segment_bytes, size_t max_open);
+
+  // At least n readable bytes of segment `id` from offset.
   Result<SegmentSpan> Read(uint32_t id, uint64_t offset, uint64_t n);
 
   // Reads and checks the header of the record at loc, and makes its whole
@@ -54,20 +77,33 @@ class SegmentCache {
 
   // Forgets segment id's mapping (held spans stay valid).
   void Forget(uint32_t id);
-  // Forgets every mapping whose file no longer exists.
-  void DropMissing();
+  // Forgets every mapping whose file is gone or was replaced by another file
+  // under the same name (and, when the path cannot be checked, that mapping too).
+  void Revalidate();
   // Forgets everything.
   void Clear();
+
+  // The bound in force, and what is cached now (for tests and stats).
+  size_t max_open() const { return max_open_; }
+  size_t cached() const;
+  // Mappings dropped to stay within the bound, since construction.
+  uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
 
  private:
   struct Mapping;
   Result<std::shared_ptr<Mapping>> MapSegment(uint32_t id, uint64_t min_bytes);
+  // Drops cached mappings until one more fits the bound. Caller holds mu_ exclusively.
+  void MakeRoomLocked();
 
   Env& env_;
   const std::string dir_;
   const uint64_t segment_bytes_;
-  std::shared_mutex mu_;
+  const size_t max_open_;
+  mutable std::shared_mutex mu_;
   std::unordered_map<uint32_t, std::shared_ptr<Mapping>> maps_;
+  std::vector<uint32_t> clock_;  // ids in the order they were mapped (may hold forgotten ones)
+  size_t hand_ = 0;
+  std::atomic<uint64_t> evictions_{0};
 };
 
 }  // namespace kingx::engine

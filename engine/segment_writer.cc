@@ -7,17 +7,56 @@
 
 namespace kingx::engine {
 
+Result<uint32_t> Writer::Impl::AllocateSegmentId() {
+  for (uint64_t tried = 0; tried < kMaxSegmentId; ++tried) {
+    const uint32_t id = next_segment_id_ == 0 ? 1 : next_segment_id_;
+    next_segment_id_ = id >= kMaxSegmentId ? 1 : id + 1;
+    if (segments_.count(id) != 0 || pending_ids_.count(id) != 0) continue;
+    pending_ids_.insert(id);
+    return id;
+  }
+  return Status::NoSpace("no free segment id: " + std::to_string(segments_.size()) + " segments exist");
+}
+
+void Writer::Impl::RecordBirth(uint32_t id) {
+  const uint64_t birth = next_birth_++;
+  births_[id] = birth;
+  if (manifest_) manifest_->AddSegment(id, birth).ok();
+}
+
+Status Writer::Impl::ReserveSeqs(uint64_t count) {
+  if (read_only_) return Status::ReadOnly("writes stopped after: " + read_only_cause_.ToString());
+  if (!manifest_) {
+    auto m = Manifest::Create(env_, dir_, seed_, births_, next_seq_ + count + kSeqReserve);
+    if (!m.ok()) return m.status();
+    manifest_ = std::move(m.value());
+    return Status::OK();
+  }
+  if (next_seq_ + count <= manifest_->seq_high_water()) return Status::OK();
+  Status s = manifest_->SetSeqHighWater(next_seq_ + count + kSeqReserve);
+  if (!s.ok() && !s.Is(Code::kNoSpace)) TurnReadOnly(s);  // the mark's durability is unknown: never retry
+  return s;
+}
+
 Status Writer::Impl::CreateActiveSegment() {
-  if (next_segment_id_ > kMaxSegmentId) return Status::NoSpace("segment ids exhausted");
-  const uint32_t id = next_segment_id_++;
+  Status rs = ReserveSeqs(1);
+  if (!rs.ok()) return rs;
+  auto allocated = AllocateSegmentId();
+  if (!allocated.ok()) return allocated.status();
+  const uint32_t id = allocated.value();
   const std::string path = JoinPath(dir_, SegmentFileName(id));
   auto file = env_.OpenFile(path, OpenMode::kCreateExclusive);
-  if (!file.ok()) return file.status();
+  if (!file.ok()) {
+    ReleaseSegmentId(id);
+    return file.status();
+  }
   char header[kSegmentHeaderBytes];
   SegmentHeader h;
   h.seed = seed_;
   h.segment_id = id;
-  h.seq_floor = next_seq_;
+  // Each creation consumes a seq, so the newest appendable segment is the one
+  // with the highest seq_floor (ids are reused and say nothing of age).
+  h.seq_floor = next_seq_++;
   EncodeSegmentHeader(h, header);
   Status s = file.value()->Append(std::string_view(header, sizeof header));
   KINGX_KILL_POINT("rotate.after_create");
@@ -36,10 +75,14 @@ Status Writer::Impl::CreateActiveSegment() {
     file.value().reset();
     env_.RemoveFile(path).ok();
     env_.RemoveFile(JoinPath(dir_, HintFileName(id))).ok();
+    ReleaseSegmentId(id);
     if (s.Is(Code::kIOError)) TurnReadOnly(s);  // an fsync may have failed: stop
     return s;
   }
   KINGX_KILL_POINT("rotate.after_dir_sync");
+  // Not synced: a lost add only means this segment is not checked for at the
+  // next open (its next sync comes with the next removal or seq mark).
+  RecordBirth(id);
   active_ = std::move(file.value());
   active_id_ = id;
   active_size_ = kSegmentHeaderBytes;
@@ -49,6 +92,7 @@ Status Writer::Impl::CreateActiveSegment() {
   st.id = id;
   st.bytes = active_size_;
   st.active = true;
+  ReleaseSegmentId(id);  // in segments_ now
   PublishCounters();
   return Status::OK();
 }
@@ -60,8 +104,12 @@ Status Writer::Impl::Rotate() {
     if (active_hint_) {
       Status hs = active_hint_->Finish(active_size_);
       if (!hs.ok()) {
-        // Only an accelerator: recovery scans a segment whose hint is bad.
+        // Only an accelerator: recovery scans a segment without a hint. An
+        // unfinished one is removed, so that a sealed segment's bad hint
+        // always means damage.
         Log("rotation: hint of segment " + std::to_string(active_id_) + " not written: " + hs.ToString());
+        active_hint_.reset();
+        env_.RemoveFile(JoinPath(dir_, HintFileName(active_id_))).ok();
       }
     }
     segments_[active_id_].active = false;
@@ -103,6 +151,11 @@ void Writer::Impl::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
 }
 
+void Writer::Impl::LogError(const std::string& line) const {
+  if (options_.log_error) options_.log_error(line);
+  else if (options_.log) options_.log(line);
+}
+
 void Writer::Impl::PublishCounters() {
   uint64_t live = 0, dead = 0;
   for (const auto& [id, st] : segments_) {
@@ -120,10 +173,35 @@ Result<KeyState> Writer::Impl::FindKey(std::string_view key, uint64_t hash) {
   Candidates c;
   Status s = index_.LookupForWriter(hash, &c);
   if (!s.ok()) return s;
+  KeyState damaged;
   for (uint32_t i = 0; i < c.count; ++i) {
     auto ref = cache_.ReadRecord(c.locations[i], limits_);
-    if (!ref.ok()) continue;  // unreadable: cannot be this key's record as far as we know
-    if (ref->key != key) continue;
+    if (!ref.ok()) {
+      // Unreadable is never "absent": a candidate carries the key's 64-bit
+      // hash, so a damaged one (or one in a segment file that is missing:
+      // the writer never points into a segment it deleted) is taken as this
+      // key's newest record, unless another candidate is readably this key's;
+      // anything else (no descriptor, no memory, EIO) fails the operation.
+      if (!ref.status().Is(Code::kCorruption) && !ref.status().Is(Code::kNotFound)) return ref.status();
+      if (!damaged.damaged) {
+        damaged.damaged = true;
+        damaged.exists = true;
+        damaged.loc = c.locations[i];
+      }
+      continue;
+    }
+    if (ref->key != key) {
+      // Another key's record, unless its body (which holds the key) fails:
+      // then the key bytes cannot be trusted either.
+      if (VerifyRecordBody(ref->record, ref->header).ok()) continue;
+      if (!damaged.damaged) {
+        damaged.damaged = true;
+        damaged.exists = true;
+        damaged.loc = c.locations[i];
+        damaged.total_bytes = ref->header.total_bytes();
+      }
+      continue;
+    }
     KeyState st;
     st.exists = ref->header.type == RecordType::kPut;
     st.loc = c.locations[i];
@@ -131,6 +209,7 @@ Result<KeyState> Writer::Impl::FindKey(std::string_view key, uint64_t hash) {
     st.total_bytes = ref->header.total_bytes();
     return st;
   }
+  if (damaged.damaged) return damaged;
   return KeyState{};
 }
 

@@ -3,6 +3,7 @@
 // with one write, one fdatasync (SyncMode::kAlways), publish the index
 // updates in one batch, then report. A batch that would overflow the active
 // segment is committed in parts around the rotation.
+#include <algorithm>
 #include <cassert>
 #include <unordered_map>
 
@@ -37,6 +38,10 @@ Status ValidateOp(const WriteOp& op, const Options& o) {
 }
 
 Status CheckCondition(const Condition& c, const KeyState& cur) {
+  // A damaged newest record: its version (and even whether it is a delete)
+  // is unknown, so only unconditional writes, which replace it, go ahead.
+  if (cur.damaged && c.kind != Condition::Kind::kNone)
+    return Status::Corruption("the key's newest record is damaged: its version is unknown");
   switch (c.kind) {
     case Condition::Kind::kNone: return Status::OK();
     case Condition::Kind::kIfAbsent:
@@ -113,7 +118,7 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
     r.existed = p.old_loc != 0;
     if (p.old_loc != 0) {
       SegmentStats& old = w.segments_[LocationSegment(p.old_loc)];
-      old.live_bytes -= p.old_total;
+      old.live_bytes -= std::min(old.live_bytes, p.old_total);
       old.dead_bytes += p.old_total;
     }
     if (p.type == RecordType::kPut) {
@@ -147,6 +152,12 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
   for (WriteResult& r : results) r = WriteResult{};
   if (w.read_only_) {
     for (WriteResult& r : results) r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
+    return;
+  }
+  // Every seq this batch may consume (its records and a rotation per record)
+  // below a durable high-water mark, so that no seq is ever handed out twice.
+  if (Status rs = w.ReserveSeqs(2 * ops.size() + 1); !rs.ok()) {
+    for (WriteResult& r : results) r.status = rs;
     return;
   }
   std::vector<Pending> pending;
@@ -258,6 +269,7 @@ WriterStats Writer::Stats() const {
   }
   s.segments = w.segments_.size();
   s.corruptions = w.index_.counters().corruptions.load(std::memory_order_relaxed);
+  s.missing_segments = w.missing_segments_;
   s.next_seq = w.next_seq_;
   s.batches = w.batches_;
   s.last_batch_ops = w.last_batch_ops_;
@@ -276,6 +288,7 @@ Writer::~Writer() {
   w.large_.clear();
   if (!w.read_only_ && w.active_ && w.unsynced_) w.SyncActive().ok();
   if (w.active_hint_) w.active_hint_->Flush().ok();
+  if (w.manifest_ && !w.read_only_) w.manifest_->Flush().ok();
 }
 
 }  // namespace kingx::engine

@@ -82,6 +82,7 @@ struct SegmentStats {
   uint64_t live_bytes = 0;  // bytes of records the index points to
   uint64_t dead_bytes = 0;  // overwritten or deleted records, tombstones, corrupt records
   bool active = false;      // the segment being appended to
+  bool missing = false;     // listed in the MANIFEST but its file is gone (keys read from its hint)
 };
 
 struct WriterStats {
@@ -89,7 +90,8 @@ struct WriterStats {
   uint64_t live_bytes = 0;
   uint64_t dead_bytes = 0;
   uint64_t segments = 0;
-  uint64_t corruptions = 0;       // records found corrupt (recovery and reads)
+  uint64_t corruptions = 0;       // damage found: records, headers, hints, missing files (recovery and reads)
+  uint64_t missing_segments = 0;  // segments the MANIFEST lists whose files are gone
   uint64_t next_seq = 0;
   uint64_t batches = 0;           // Apply calls that wrote something
   uint64_t last_batch_ops = 0;    // ops written by the last such Apply
@@ -102,15 +104,18 @@ struct WriterStats {
 class Writer {
  public:
   // Opens (creating if needed) the database in dir and recovers it into
-  // index: Clear, load hint files or scan sealed segments, scan the active
-  // segment and truncate its first invalid record away, resolve each key to
-  // its highest-seq record (deletes included), count live/dead bytes; set the
-  // seed and counters, then mark the index ready. Corrupt records in sealed
-  // segments are skipped, counted and reported through options.log.
+  // index (engine/recovery.cc): Clear, load hint files or read segments
+  // (engine/segment_scan.h: damage is skipped, counted and reported through
+  // options.log_error, never taken for the end of the log while valid records
+  // follow; a torn tail of the active segment is cut), resolve each key to its
+  // highest-seq record (deletes and damaged records included), check the
+  // MANIFEST for missing segments, count live/dead bytes; set the seed and
+  // counters, then mark the index ready.
   // env and index must outlive the Writer; the index region is the caller's.
-  // Errors: kBusy (LOCK held by another process, when options.take_lock),
-  // kInvalidArgument (bad options), kIOError / kNoSpace, kCorruption only
-  // when no segment header can be trusted (seed unknown).
+  // Errors: kBusy (LOCK held by another process, when options.take_lock; or
+  // out of descriptors), kInvalidArgument (bad options), kIOError / kNoSpace,
+  // kCorruption when a record that decides a key's state cannot be read (an
+  // open never guesses). Damage alone never makes it fail.
   static Result<std::unique_ptr<Writer>> Open(Env& env, std::string dir, const Options& options,
                                               SharedIndex& index);
 

@@ -6,7 +6,9 @@
 //    bytes are valid records (a failed append is truncated away).
 //  - the index maps each live key's hash to the location of its newest record;
 //    segments_ holds every segment file's live/dead byte counts.
-//  - next_seq_ is above every seq on disk; next_segment_id_ above every id used.
+//  - next_seq_ is above every seq on disk and below the MANIFEST's durable
+//    seq high-water mark (when there is a manifest_); every id in segments_ or
+//    pending_ids_ is taken (AllocateSegmentId skips it).
 //  - read_only_ once an fdatasync failed (or a truncate after a failed write):
 //    nothing is written any more.
 #pragma once
@@ -14,12 +16,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/env.h"
 #include "engine/hint_file.h"
 #include "engine/index.h"
+#include "engine/manifest.h"
 #include "engine/options.h"
 #include "engine/record.h"
 #include "engine/segment_cache.h"
@@ -30,6 +34,7 @@ namespace kingx::engine {
 // What the index says about one key, read back from disk.
 struct KeyState {
   bool exists = false;      // a put is the newest record
+  bool damaged = false;     // the newest record cannot be read (seq unknown; total_bytes 0 when unknown)
   Location loc = 0;         // of the newest record (0 = none)
   uint64_t seq = 0;
   uint64_t total_bytes = 0;
@@ -40,16 +45,32 @@ struct Writer::Impl {
 
   // ---- recovery.cc ----
   Status Recover();
+  // Writes a finished hint for a sealed segment read whole (best effort).
+  void RewriteHint(uint32_t id, uint64_t segment_bytes, const std::vector<HintEntry>& entries);
   // ---- rotation (segment_writer.cc) ----
   // Creates segment next_segment_id_ (header, hint file, fsync, dir fsync) and makes it active.
   Status CreateActiveSegment();
   // Seals the active segment (sync, hint trailer) and starts a new one.
   Status Rotate();
+  // A free segment id, reserved until it is in segments_ or Released (caller
+  // holds mu_, or is recovery). Round robin over 1..kMaxSegmentId from
+  // next_segment_id_, skipping ids of existing, missing or pending segments.
+  // kNoSpace when every id is taken.
+  Result<uint32_t> AllocateSegmentId();
+  void ReleaseSegmentId(uint32_t id) { pending_ids_.erase(id); }
+  // Makes sure that seqs up to next_seq_ + count are below a durable
+  // high-water mark in the MANIFEST (reserving kSeqReserve more when not).
+  // Caller holds mu_ (or is recovery). A failed fdatasync turns the writer read-only.
+  Status ReserveSeqs(uint64_t count);
   // ---- writer.cc ----
-  // The newest record of key (index + on-disk key comparison).
+  // The newest record of key (index + on-disk key comparison). A candidate
+  // whose header cannot be read while it carries the key's 64-bit hash is
+  // taken as the key's damaged newest record (KeyState::damaged); any other
+  // failure to read a candidate fails the call (never "absent" by guess).
   Result<KeyState> FindKey(std::string_view key, uint64_t hash);
   void TurnReadOnly(const Status& cause);
   void Log(const std::string& line) const;
+  void LogError(const std::string& line) const;
   void PublishCounters();
   Status SyncActive();
 
@@ -63,7 +84,17 @@ struct Writer::Impl {
 
   uint64_t seed_ = 0;
   uint64_t next_seq_ = 1;
-  uint32_t next_segment_id_ = 1;
+  uint32_t next_segment_id_ = 1;   // where AllocateSegmentId looks first
+  std::set<uint32_t> pending_ids_;  // allocated, not yet in segments_
+  std::unique_ptr<Manifest> manifest_;  // null when it could not be written (retried by ReserveSeqs)
+  // Birth numbers: the order segments were created in (ids are reused and
+  // say nothing of age). Of two copies of one record, the later-born wins.
+  std::map<uint32_t, uint64_t> births_;
+  uint64_t next_birth_ = 1;
+  // Gives segment id the next birth number and records it in the MANIFEST
+  // (not synced). Caller holds mu_ (or is recovery).
+  void RecordBirth(uint32_t id);
+  static constexpr uint64_t kSeqReserve = 1 << 20;
 
   uint32_t active_id_ = 0;
   std::unique_ptr<File> active_;
@@ -73,6 +104,7 @@ struct Writer::Impl {
   std::map<uint32_t, SegmentStats> segments_;
   uint64_t keys_ = 0;
   uint64_t corruptions_ = 0;
+  uint64_t missing_segments_ = 0;
 
   bool read_only_ = false;
   Status read_only_cause_;

@@ -5,6 +5,8 @@
 // segment id, directory fsync, and only then the index points at it. A crash
 // at any point leaves either no trace (the .tmp is removed by recovery) or a
 // complete, durable segment.
+#include <algorithm>
+
 #include "engine/compress.h"
 #include "engine/hash.h"
 #include "engine/kill_point.h"
@@ -108,18 +110,26 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   if (large.codec == Codec::kZstd &&
       (large.stored_len > MaxStoredBytes(Codec::kZstd, raw_len) || (raw_len > 0 && large.stored_len == 0)))
     return fail(Status::InvalidArgument("compressed value size out of range for raw_len"));
-  if (w.next_segment_id_ > kMaxSegmentId) return fail(Status::NoSpace("segment ids exhausted"));
-
   const uint64_t hash = KeyHash(w.seed_, large.key);
   auto cur = w.FindKey(large.key, hash);
   if (!cur.ok()) return fail(cur.status());
   const Condition& c = large.condition;
+  if (cur->damaged && c.kind != Condition::Kind::kNone)
+    return fail(Status::Corruption("the key's newest record is damaged: its version is unknown"));
   if (c.kind == Condition::Kind::kIfAbsent && cur->exists) return fail(Status::PreconditionFailed("key exists"));
   if (c.kind == Condition::Kind::kIfMatch && (!cur->exists || cur->seq != c.seq))
     return fail(Status::PreconditionFailed("key has another version"));
 
+  if (Status rs = w.ReserveSeqs(1); !rs.ok()) return fail(rs);
+  auto allocated = w.AllocateSegmentId();
+  if (!allocated.ok()) return fail(allocated.status());
+  const uint32_t seg_id = allocated.value();
+  struct Release {
+    Writer::Impl& w;
+    uint32_t id;
+    ~Release() { w.ReleaseSegmentId(id); }  // in segments_ once published, free again otherwise
+  } release{w, seg_id};
   const uint64_t seq = w.next_seq_++;
-  const uint32_t seg_id = w.next_segment_id_++;
   char headers[kLargePrefixBytes];
   SegmentHeader sh;
   sh.flags = kSegmentFlagSealedAtBirth;
@@ -167,6 +177,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   }
   KINGX_KILL_POINT("large.after_rename");
   large.file.reset();
+  w.RecordBirth(seg_id);  // not synced: see CreateActiveSegment
 
   SegmentStats& st = w.segments_[seg_id];
   st.id = seg_id;
@@ -176,7 +187,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   w.index_.BeginBatch();
   if (cur->exists) {
     SegmentStats& old = w.segments_[LocationSegment(cur->loc)];
-    old.live_bytes -= cur->total_bytes;
+    old.live_bytes -= std::min(old.live_bytes, cur->total_bytes);
     old.dead_bytes += cur->total_bytes;
   }
   Status is = Status::OK();

@@ -76,7 +76,9 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_engine_dead_bytes", "Bytes of overwritten or deleted records", double(ic.dead_bytes.load(relaxed)),
       false);
   add("kingx_engine_segments", "Segment files", double(ic.segments.load(relaxed)), false);
-  add("kingx_engine_corruptions_total", "Records that failed a checksum", double(ic.corruptions.load(relaxed)),
+  add("kingx_engine_corruptions_total",
+      "Damage found on disk: records, ranges, headers, hints, the MANIFEST, missing segment files",
+      double(ic.corruptions.load(relaxed)),
       true);
   add("kingx_engine_ready", "1 once recovery finished", double(ic.ready.load(relaxed)), false);
 

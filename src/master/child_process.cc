@@ -78,6 +78,7 @@ int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& 
                   uint32_t worker_index) {
   engine::Options options = config.EngineOptions();
   options.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
+  options.log_error = [](const std::string& line) { KINGX_LOG_ERROR("engine: %s", line.c_str()); };
   engine::Reader reader(engine::PosixEnv(), config.data_dir, options, shm.index());
   AccessLog access_log;
   if (engine::Status s = access_log.Open(config.access_log, config.access_log_format); !s.ok()) {

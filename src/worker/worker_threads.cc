@@ -466,6 +466,9 @@ int RunThreadWorker(WorkerContext& ctx) {
       w->SetMode(Mode::kFast);  // a pool thread is stuck in a blocking call
     }
     if (ctx.access_log != nullptr) ctx.access_log->FlushIfDue();
+    // Unmap segments compaction deleted even when no GET comes (their disk
+    // space is freed only once every process let go of them).
+    ctx.reader->ReleaseDeletedSegments();
     w->Fold();
   }
   for (auto& t : w->pool) t->thread.join();

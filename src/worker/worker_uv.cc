@@ -478,6 +478,9 @@ void OnSweep(uv_timer_t* t) {
     c = next;
   }
   if (w->ctx.access_log != nullptr) w->ctx.access_log->FlushIfDue();
+  // Unmap segments compaction deleted even when no GET comes (their disk
+  // space is freed only once every process let go of them).
+  w->ctx.reader->ReleaseDeletedSegments();
   MaybeFinishStop(w);
 }
 

@@ -378,6 +378,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   engine::Options options = config.EngineOptions();
   options.take_lock = false;  // the master holds the data directory's LOCK
   options.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
+  options.log_error = [](const std::string& line) { KINGX_LOG_ERROR("engine: %s", line.c_str()); };
 
   shm.control().writer_ready.store(0, std::memory_order_release);
   const auto t0 = std::chrono::steady_clock::now();

@@ -12,9 +12,11 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
+#include "engine/compaction.h"
 #include "engine/compress.h"
 #include "engine/kill_point.h"
 #include "tests/engine/support/test_util.h"
@@ -249,4 +251,43 @@ TEST_CASE("reader processes keep reading through a writer crash and the next wri
     CHECK(WEXITSTATUS(status) == 0);
   }
   munmap(mem, sizeof(Shared));
+}
+
+namespace {
+
+// Mappings of this process onto deleted files under dir (/proc/self/maps).
+int DeletedMappings(const std::string& dir) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(maps, line))
+    if (line.find(dir) != std::string::npos && line.find("(deleted)") != std::string::npos) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a reader lets go of deleted segments without waiting for a read", "[engine][reader][regression]") {
+  // Regression: deleted segments stayed mapped in every reader process until
+  // a GET passed through it, so a write-only load never got the space back.
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 4096;
+  o.compression_level = 0;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < 200; ++i) REQUIRE(db.Put("k" + std::to_string(i % 20), std::string(300, 'a')).status.ok());
+  for (int i = 0; i < 20; ++i) REQUIRE(db.Get("k" + std::to_string(i)).ok());  // maps the live segments
+  for (int i = 0; i < 200; ++i) REQUIRE(db.Put("k" + std::to_string(i % 20), std::string(300, 'b')).status.ok());
+  CompactionOptions co;
+  co.rate_bytes_per_sec = 0;
+  co.pick_all = true;
+  Compactor c(db.writer(), co);
+  PassReport r;
+  REQUIRE(c.RunOnce(&r).ok());
+  REQUIRE(r.deleted > 0);
+  CHECK(DeletedMappings(dir.path()) > 0);  // the reader still maps what it read
+  db.reader().ReleaseDeletedSegments();     // a worker's timer, no Get
+  CHECK(DeletedMappings(dir.path()) == 0);
+  for (int i = 0; i < 20; ++i) CHECK(db.Get("k" + std::to_string(i)).value() == std::string(300, 'b'));
 }

@@ -7,6 +7,8 @@
 #include <map>
 #include <set>
 
+#include "engine/record.h"
+#include "engine/segment_cache.h"
 #include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/test_util.h"
 
@@ -190,4 +192,133 @@ TEST_CASE("failing the Nth write or sync of a workload: acknowledged writes surv
     REQUIRE(db.writer().Stats().corruptions == 0);
     if (!fired) break;
   }
+}
+
+// ---- Unreadable is never absent (read-path faults through the file seam) ----
+
+namespace {
+
+// A database whose key "victim" lives in the first segment, followed by
+// enough segments that a 4-mapping cache no longer holds the first one.
+struct VictimDb {
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options options;
+  std::unique_ptr<TestDb> db;
+  std::string first;  // file name of the segment holding victim's record
+
+  VictimDb() {
+    options.segment_bytes = 4096;
+    options.compression_level = 0;
+    options.max_open_segments = SegmentCache::kMinOpen;
+    db = std::make_unique<TestDb>(env, dir.path(), options);
+    REQUIRE(db->Open().ok());
+    REQUIRE(db->Put("victim", "old value").status.ok());
+    for (int i = 0; i < 200; ++i) REQUIRE(db->Put("filler" + std::to_string(i), std::string(200, 'f')).status.ok());
+    first = fs::path(SegmentFiles(dir.path()).front()).filename();
+    REQUIRE(SegmentFiles(dir.path()).size() > 8);
+    // Touch the newest segments so the first is out of every cache.
+    for (int i = 190; i < 200; ++i) REQUIRE(db->Get("filler" + std::to_string(i)).ok());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("writes to a key whose newest record cannot be read fail instead of adding a second copy",
+          "[engine][faults][unreadable][regression]") {
+  // Regression: FindKey skipped a candidate it could not read (EMFILE,
+  // ENOMEM, EIO) as if it were another key's: an overwrite answered 201 and
+  // added a second index slot (GET kept serving the old value), a DELETE left
+  // the key readable, If-None-Match: * succeeded on an existing key.
+  const Code code = GENERATE(Code::kBusy, Code::kIOError);
+  VictimDb v;
+  TestDb& db = *v.db;
+  const uint64_t keys_before = db.index().size();
+  v.env.FailNth(FaultOp::kMap, 1, code, /*forever=*/true, v.first);
+  WriteResult put = db.Put("victim", "new value");
+  CHECK(put.status.code() == code);
+  WriteResult del = db.Delete("victim");
+  CHECK(del.status.code() == code);
+  Condition if_absent;
+  if_absent.kind = Condition::Kind::kIfAbsent;
+  WriteResult create = db.Put("victim", "created", if_absent);
+  CHECK(create.status.code() == code);
+  CHECK(db.Get("victim").status().code() == code);  // a read says so too, never "not found"
+  CHECK(db.index().size() == keys_before);
+  v.env.ClearFaults();
+  CHECK(db.Get("victim").value() == "old value");
+  WriteResult again = db.Put("victim", "new value");
+  REQUIRE(again.status.ok());
+  CHECK(again.existed);
+  CHECK(db.index().size() == keys_before);
+  CHECK(db.Get("victim").value() == "new value");
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("victim").value() == "new value");
+  CHECK(db.index().size() == keys_before);
+}
+
+TEST_CASE("a recovery that cannot read a record it must compare fails, and the next open succeeds",
+          "[engine][faults][unreadable][regression]") {
+  VictimDb v;
+  TestDb& db = *v.db;
+  REQUIRE(db.Put("victim", "newest").status.ok());  // in the last segment: replay compares it with the first's
+  db.Close();
+  // The first segment maps fine for its header and hint (first map), then
+  // not any more (after 4 other segments took the cache).
+  v.env.FailNth(FaultOp::kMap, 2, Code::kBusy, /*forever=*/true, v.first);
+  Status s = db.Open();
+  CHECK(s.Is(Code::kBusy));
+  v.env.ClearFaults();
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("victim").value() == "newest");
+}
+
+TEST_CASE("a damaged newest record is replaced by an unconditional write, and conditions on it fail",
+          "[engine][faults][unreadable]") {
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 4096;
+  {
+    TestDb db(PosixEnv(), dir.path(), o);
+    REQUIRE(db.Open().ok());
+    REQUIRE(db.Put("k", "old").status.ok());
+    for (int i = 0; i < 40; ++i) REQUIRE(db.Put("f" + std::to_string(i), std::string(200, 'f')).status.ok());
+    REQUIRE(db.Put("k", "newest").status.ok());
+    for (int i = 0; i < 40; ++i) REQUIRE(db.Put("g" + std::to_string(i), std::string(200, 'g')).status.ok());
+  }
+  // Damage the header of k's newest record (its segment's hint stays intact).
+  std::string seg_path;
+  uint64_t at = 0, best = 0;
+  for (const std::string& path : SegmentFiles(dir.path())) {
+    const std::string bytes = ReadFileBytes(path);
+    for (uint64_t off = kSegmentHeaderBytes; off < bytes.size();) {
+      auto r = DecodeRecord(bytes.data() + off, bytes.size() - off, RecordLimits{});
+      if (!r.ok()) break;
+      if (r->key == "k" && r->header.seq > best) best = r->header.seq, seg_path = path, at = off;
+      off += r->header.total_bytes();
+    }
+  }
+  REQUIRE_FALSE(seg_path.empty());
+  std::string bytes = ReadFileBytes(seg_path);
+  bytes[at + 20] ^= 0x40;  // inside the seq
+  WriteFileBytes(seg_path, bytes);
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("k").status().Is(Code::kCorruption));  // never "old"
+  Condition if_absent;
+  if_absent.kind = Condition::Kind::kIfAbsent;
+  CHECK(db.Put("k", "x", if_absent).status.Is(Code::kCorruption));
+  Condition if_match;
+  if_match.kind = Condition::Kind::kIfMatch;
+  if_match.seq = 1;
+  CHECK(db.Put("k", "x", if_match).status.Is(Code::kCorruption));
+  WriteResult w = db.Put("k", "fixed");
+  REQUIRE(w.status.ok());
+  CHECK(w.existed);
+  CHECK(db.Get("k").value() == "fixed");
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("k").value() == "fixed");
+  WriteResult d = db.Delete("k");
+  REQUIRE(d.status.ok());
+  CHECK(db.Get("k").status().Is(Code::kNotFound));
 }

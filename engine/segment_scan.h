@@ -1,0 +1,89 @@
+// Reading a segment file from its first record to its end, the one way
+// recovery, kingx-tool verify and tests do it (engine/FORMAT.md, "Reading a
+// segment"). Pure functions over bytes in memory: no I/O, any thread.
+//
+// At each offset, in order:
+//  - a record whose header and body check out: kRecord;
+//  - a header that checks out, a whole record in the file, a body that does
+//    not: kDamagedRecord. The key (and seq, type, length) come from bytes the
+//    body checksum no longer vouches for; recovery still indexes it, so that
+//    the key answers "damaged" rather than an older value, and goes on right
+//    after it;
+//  - a header that checks out but a record running past the end of the file
+//    (the file was cut): its bytes may hold anything, so nothing after it is
+//    read. In the active segment this is a torn tail (kTornTail). Elsewhere
+//    it is kDamagedRecord (header trusted) when its key is within the file,
+//    else kCorruptBytes, to the end;
+//  - any other header: the next offset where a whole valid record (header and
+//    body) begins is searched. Found: the bytes up to it are corruption (a
+//    torn write never leaves valid records after itself), and reading resumes
+//    there. When those bytes still name a key — the header's length fields
+//    add up to exactly them (one damaged byte elsewhere in the header leaves
+//    them so) — they are reported as kDamagedRecord (header not trusted), with
+//    a seq the surrounding records bound: in a segment written in seq order,
+//    the stored seq if it lies between the neighbours' seqs, else the highest
+//    one that does (so the damaged record never loses to an older record of
+//    its key). Otherwise kCorruptBytes. Not found: a torn tail in the active
+//    segment, kCorruptBytes to the end elsewhere.
+// So the active segment loses only a tail that no valid record follows, and a
+// damaged byte anywhere costs at most the record it touches.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "engine/record.h"
+#include "engine/status.h"
+
+namespace kingx::engine {
+
+enum class ScanEvent : uint8_t {
+  kRecord,         // a valid record at offset
+  kDamagedRecord,  // header valid, body failed its checksum (key known, not vouched for)
+  kCorruptBytes,   // [offset, offset + bytes) hold no record that can be read
+  kTornTail,       // active segment: [offset, end of file) is a torn tail, to be cut
+};
+
+struct ScanItem {
+  ScanEvent event = ScanEvent::kRecord;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;        // the record's total bytes, or the range's length
+  RecordHeader header;       // kRecord, kDamagedRecord
+  std::string_view key;      // kRecord, kDamagedRecord: points into the scanned bytes
+  bool header_trusted = true;  // kDamagedRecord: false when the header failed its checksum
+  Status why;                // kDamagedRecord, kCorruptBytes, kTornTail: the first check that failed
+};
+
+struct ScanSummary {
+  uint64_t valid_end = 0;    // where a torn tail begins (the file's size when there is none)
+  uint64_t records = 0;
+  uint64_t damaged_records = 0;
+  uint64_t corrupt_ranges = 0;
+  uint64_t corrupt_bytes = 0;
+};
+
+// Scans data[0, size) (a whole segment file: header, then records); calls fn
+// for every item in file order. `active`: this is the segment appended to.
+// `seq_ordered`: its records were appended in seq order (every segment but
+// those sealed at birth).
+ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_ordered, const RecordLimits& limits,
+                        const std::function<void(const ScanItem&)>& fn);
+
+// What recovery knows of one segment file before reading its records.
+struct SegmentFileInfo {
+  uint32_t id = 0;
+  uint64_t size = 0;
+  bool header_ok = false;   // the header checks out and names this id
+  SegmentHeader header;     // when header_ok
+};
+
+// The index in files of the active segment of a database whose seed is
+// `seed`: among segments with a valid header of that seed that were not sealed
+// at birth, the one created last (highest seq_floor, then highest id: a
+// segment's seq_floor is the next seq when it was created, and each creation
+// consumes one). -1 when there is none.
+int PickActiveSegment(const std::vector<SegmentFileInfo>& files, uint64_t seed);
+
+}  // namespace kingx::engine

@@ -1,0 +1,259 @@
+"""The corruption matrix from outside: one damaged byte in a record header, a
+value, a hint, a segment header or the MANIFEST, of the active and of a sealed
+segment, with the hint intact and damaged; a cut and a missing segment.
+
+For every case (each on a fresh copy of one database, written and stopped
+cleanly): the server starts; every key whose newest record is intact answers
+its acknowledged value (or 404 when deleted); the damaged key answers 500 or
+its acknowledged value, never an older one and never 404; the damage is
+counted in /metrics, logged at error level, and `kingx-tool verify` exits 2.
+LevelDB's corruption_test (research/reliability.md §1.1) is the model: one
+damaged spot, an exact blast radius.
+
+    KINGX_BIN=build/src/kingx KINGX_TOOL_BIN=build/engine/tool/kingx-tool \\
+        python3 tests/blackbox/test_corruption.py [-k NAME]
+"""
+
+import os
+import random
+import re
+import shutil
+import struct
+import subprocess
+import sys
+
+from kingx_harness import Server, TestFailure, check, http, key_path, make_value, run_cases
+
+SEGMENT_BYTES = 64 << 10
+HEADER = 48
+RECORD_HEADER = 40
+SEALED_AT_BIRTH = 1
+
+
+def segments(data_dir):
+    """{name: (flags, seq_floor, [records])}; a record is (offset, end, key, seq, type)."""
+    out = {}
+    for name in sorted(os.listdir(data_dir)):
+        if not re.fullmatch(r"seg-\d{8}\.kxd", name):
+            continue
+        with open(os.path.join(data_dir, name), "rb") as f:
+            b = f.read()
+        flags, = struct.unpack_from("<I", b, 12)
+        floor, = struct.unpack_from("<Q", b, 32)
+        recs = []
+        off = HEADER
+        while off + RECORD_HEADER <= len(b):
+            seq, stored, raw, klen, mlen, fl = struct.unpack_from("<QIIHBB", b, off + 16)
+            end = off + RECORD_HEADER + klen + mlen + stored
+            if klen == 0 or end > len(b):
+                break
+            recs.append((off, end, b[off + RECORD_HEADER:off + RECORD_HEADER + klen], seq, fl & 3))
+            off = end
+        out[name] = (flags, floor, recs)
+    return out
+
+
+class Database:
+    """One database written through the server and stopped cleanly; `acked`
+    holds each key's acknowledged value (None: deleted)."""
+
+    def __init__(self):
+        rng = random.Random(42)
+        self.server = Server(["--workers", "2", "--segment-bytes", str(SEGMENT_BYTES), "--compaction", "off"])
+        self.acked = {}
+        self.server.start()
+        keys = [b"key-%d" % i for i in range(40)]
+        for rnd in range(3):
+            for i, k in enumerate(keys):
+                v = make_value(k, 0, rnd * 100 + i, rng, 600 + (i * 37) % 900)
+                r = http(self.server.port, "PUT", key_path(k), v)
+                check(r.status in (201, 204), f"PUT {k!r}: {r.status}")
+                self.acked[k] = v
+        for k in keys[::7]:
+            check(http(self.server.port, "DELETE", key_path(k)).status == 204, "DELETE")
+            self.acked[k] = None
+        for i, k in enumerate(keys[1::5]):
+            v = make_value(k, 0, 900 + i, rng, 500)
+            check(http(self.server.port, "PUT", key_path(k), v).status in (201, 204), "PUT")
+            self.acked[k] = v
+        check(self.server.stop() == 0, "clean stop")
+        self.pristine = self.server.data_dir + ".pristine"
+        shutil.copytree(self.server.data_dir, self.pristine)
+        self.segs = segments(self.pristine)
+        newest = {}
+        for name, (_, _, recs) in self.segs.items():
+            for (off, end, key, seq, typ) in recs:
+                if key not in newest or newest[key][3] < seq:
+                    newest[key] = (name, off, end, seq, typ)
+        self.newest = newest
+        appendable = [(floor, name) for name, (flags, floor, _) in self.segs.items() if not flags & SEALED_AT_BIRTH]
+        self.active = max(appendable)[1]
+
+    def pick(self, active):
+        """(segment name, offset, end, key) of a live key's newest record in the
+        active segment or a sealed one, with other records after it."""
+        for key, (name, off, end, seq, typ) in sorted(self.newest.items()):
+            if typ != 1 or self.acked.get(key) is None or (name == self.active) != active:
+                continue
+            if any(o >= end for (o, _, _, _, _) in self.segs[name][2]):
+                return name, off, end, key
+        raise TestFailure("no record to damage")
+
+    def fresh_copy(self):
+        shutil.rmtree(self.server.data_dir, ignore_errors=True)
+        shutil.copytree(self.pristine, self.server.data_dir)
+        return self.server.data_dir
+
+    def cleanup(self):
+        self.server.cleanup()
+        shutil.rmtree(self.pristine, ignore_errors=True)
+
+
+DB = None
+
+
+def flip(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x5A]))
+
+
+def run_case(damage, damaged_keys=(), key_may_revert=False):
+    """damage(data_dir) damages the copy; then the checks of the module doc.
+    damaged_keys: keys whose newest record the damage hit (500 allowed);
+    key_may_revert: the damage hit their key bytes where no intact hint names
+    them, so they may answer their previous value (engine/FORMAT.md)."""
+    data = DB.fresh_copy()
+    damage(data)
+    problems = []
+    tool = os.environ.get("KINGX_TOOL_BIN")
+    if tool and os.access(tool, os.X_OK):
+        # On the damaged copy (an open repairs what it can: hints, the MANIFEST).
+        p = subprocess.run([tool, "--data", data, "verify"], capture_output=True, timeout=120)
+        if p.returncode != 2:
+            problems.append(f"kingx-tool verify exit {p.returncode} (want 2): {p.stdout.decode()[-600:]}")
+    srv = DB.server
+    log_mark = os.path.getsize(srv.error_log) if os.path.exists(srv.error_log) else 0
+    srv.port = None
+    srv.start()
+    try:
+        for key, want in DB.acked.items():
+            r = http(srv.port, "GET", key_path(key))
+            if key in damaged_keys:
+                if r.status == 500 or (want is not None and r.status == 200 and r.body == want):
+                    continue
+                if key_may_revert:
+                    continue
+                problems.append(f"damaged key {key!r}: {r.status} {r.body[:40]!r} (want 500 or its acked value)")
+            elif want is None:
+                if r.status != 404:
+                    problems.append(f"deleted key {key!r}: {r.status}")
+            elif r.status != 200 or r.body != want:
+                problems.append(f"key {key!r}: {r.status} {r.body[:40]!r} (not its acknowledged value)")
+        metrics = http(srv.port, "GET", "/metrics").body.decode()
+        m = re.search(r"^kingx_engine_corruptions_total (\d+)", metrics, re.M)
+        if not m or int(m.group(1)) < 1:
+            problems.append(f"damage not counted in /metrics: {m.group(0) if m else 'no sample'}")
+        # Writes still work, and the damaged key can be written again.
+        for key in damaged_keys:
+            r = http(srv.port, "PUT", key_path(key), b"rewritten")
+            if r.status not in (201, 204) or http(srv.port, "GET", key_path(key)).body != b"rewritten":
+                problems.append(f"rewriting the damaged key {key!r}: {r.status}")
+    finally:
+        status = srv.stop()
+    with open(srv.error_log, "rb") as f:
+        f.seek(log_mark)
+        new_log = f.read().decode("utf-8", "replace")
+    if not re.search(r"\[error\].*engine: ", new_log):
+        problems.append("no [error] line from the engine in the error log")
+    if status != 0:
+        problems.append(f"stop: exit status {status}")
+    check(not problems, "; ".join(problems[:8]) + "\n--- error log ---\n" + new_log[-3000:])
+
+
+def record_case(active, where, hint_damaged=False):
+    def case():
+        name, off, end, key = DB.pick(active)
+
+        def damage(data):
+            flip(os.path.join(data, name), off + where)
+            hint = os.path.join(data, name[:-4] + ".hint")
+            if hint_damaged and os.path.exists(hint):
+                flip(hint, os.path.getsize(hint) // 2)
+        in_key = RECORD_HEADER <= where < RECORD_HEADER + len(key)
+        run_case(damage, [key], key_may_revert=in_key and (active or hint_damaged))
+    return case
+
+
+def test_segment_header_sealed():
+    name = min(n for n in DB.segs if n != DB.active)
+    run_case(lambda d: flip(os.path.join(d, name), 20))
+
+
+def test_segment_header_active():
+    run_case(lambda d: flip(os.path.join(d, DB.active), 20))
+
+
+def test_hint_sealed():
+    name = min(n for n in DB.segs if n != DB.active)
+    run_case(lambda d: flip(os.path.join(d, name[:-4] + ".hint"), 30))
+
+
+def test_manifest():
+    run_case(lambda d: flip(os.path.join(d, "MANIFEST"), 17))
+
+
+def test_cut_sealed_segment():
+    name, off, end, key = DB.pick(False)
+
+    def damage(d):
+        with open(os.path.join(d, name), "r+b") as f:
+            f.truncate(off + 60)
+    lost = [k for (o, _, k, _, _) in DB.segs[name][2] if o >= off and DB.newest[k][0] == name]
+    run_case(damage, lost)
+
+
+def test_missing_sealed_segment():
+    name, off, end, key = DB.pick(False)
+    # Every key whose newest record was there answers 500: its hint (kept) names them.
+    lost = [k for (_, _, k, _, _) in DB.segs[name][2] if DB.newest[k][0] == name]
+    run_case(lambda d: os.unlink(os.path.join(d, name)), lost)
+
+
+CASES = [
+    ("record header checksum byte, active segment", record_case(True, 3)),
+    ("record seq byte, active segment", record_case(True, 18)),
+    ("record length byte, active segment", record_case(True, 25)),
+    ("value byte, active segment", record_case(True, 70)),
+    ("record header checksum byte, sealed segment, hint intact", record_case(False, 3)),
+    ("record seq byte, sealed segment, hint intact", record_case(False, 18)),
+    ("value byte, sealed segment, hint intact", record_case(False, 70)),
+    ("record header checksum byte, sealed segment, hint damaged", record_case(False, 3, True)),
+    ("record length byte, sealed segment, hint damaged", record_case(False, 25, True)),
+    ("value byte, sealed segment, hint damaged", record_case(False, 70, True)),
+    ("key byte, sealed segment, hint intact", record_case(False, RECORD_HEADER + 1)),
+    ("segment header of a sealed segment", test_segment_header_sealed),
+    ("segment header of the active segment", test_segment_header_active),
+    ("hint of a sealed segment", test_hint_sealed),
+    ("MANIFEST", test_manifest),
+    ("sealed segment cut inside a record", test_cut_sealed_segment),
+    ("sealed segment file missing", test_missing_sealed_segment),
+]
+
+
+def main():
+    global DB
+    only = sys.argv[sys.argv.index("-k") + 1] if "-k" in sys.argv else None
+    cases = [(n, f) for n, f in CASES if only is None or only in n]
+    DB = Database()
+    try:
+        status = run_cases("corruption matrix", cases, server=lambda: None)
+    finally:
+        DB.cleanup()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
