@@ -10,6 +10,7 @@
 #include <new>
 
 #include "src/conf/log.h"
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
 
 namespace kingx {

@@ -30,6 +30,7 @@
 #include "src/conf/access_log.h"
 #include "src/conf/config.h"
 #include "src/ipc/shm.h"
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
 
 namespace kingx::engine {

@@ -21,6 +21,7 @@
 #include "engine/index.h"
 #include "engine/writer.h"
 #include "src/conf/log.h"
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
 
 namespace kingx {

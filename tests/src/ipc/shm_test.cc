@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
 
 namespace kingx {
