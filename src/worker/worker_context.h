@@ -29,8 +29,8 @@
 #include "engine/index.h"
 #include "src/conf/access_log.h"
 #include "src/conf/config.h"
-#include "src/ipc/shm.h"
 #include "src/ipc/completion_ring.h"
+#include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
 
 namespace kingx::engine {

@@ -34,11 +34,11 @@
 #include <vector>
 
 #include "http/connection.h"
+#include "src/conf/log.h"
 #include "src/kv/kv_backend.h"
 #include "src/kv/kv_service.h"
-#include "src/conf/log.h"
-#include "src/worker/worker_context.h"
 #include "src/worker/serve_options.h"
+#include "src/worker/worker_context.h"
 
 namespace kingx {
 namespace {

@@ -14,8 +14,8 @@
 
 #include "engine/env.h"
 #include "engine/reader.h"
-#include "src/ipc/shm.h"
 #include "src/ipc/completion_ring.h"
+#include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
 
 namespace kingx {
