@@ -25,7 +25,7 @@ struct CompletionRingHeader {
 
 static size_t RingHeaderBytes() { return (sizeof(CompletionRingHeader) + 63) & ~size_t{63}; }
 
-static StoredCompletion* RingSlots(CompletionRingHeader* h) {
+static StoredCompletion* RingEntries(CompletionRingHeader* h) {
   return reinterpret_cast<StoredCompletion*>(reinterpret_cast<char*>(h) + RingHeaderBytes());
 }
 
@@ -48,7 +48,7 @@ bool CompletionRing::TryPost(const Completion& c) {
   const uint64_t tail = header_->tail.load(std::memory_order_relaxed);
   const uint64_t head = header_->head.load(std::memory_order_acquire);
   if (tail - head >= header_->entries) return false;
-  StoredCompletion& s = RingSlots(header_)[tail & (header_->entries - 1)];
+  StoredCompletion& s = RingEntries(header_)[tail & (header_->entries - 1)];
   s.token = c.token;
   s.seq = c.seq;
   s.code = static_cast<uint32_t>(c.code);
@@ -62,13 +62,13 @@ size_t CompletionRing::Drain(uint32_t generation, const std::function<void(const
   uint64_t head = header_->head.load(std::memory_order_relaxed);
   size_t seen = 0;
   for (; head < tail; ++head) {
-    const StoredCompletion& s = RingSlots(header_)[head & (header_->entries - 1)];
+    const StoredCompletion& s = RingEntries(header_)[head & (header_->entries - 1)];
     Completion c;
     c.token = s.token;
     c.seq = s.seq;
     c.code = static_cast<engine::Code>(s.code);
     c.existed = s.existed != 0;
-    // Free the slot before the callback so that a callback that takes long
+    // Free the entry before the callback so that a callback that takes long
     // does not hold ring space; c is a copy.
     header_->head.store(head + 1, std::memory_order_release);
     if (TokenGeneration(c.token) != (generation & 0xFFFFFFu)) continue;

@@ -353,6 +353,10 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
     case engine::Code::kPreconditionFailed:
       resp = http::ProblemResponse(412, "the precondition does not hold for the current value");
       break;
+    case engine::Code::kOutcomeUnknown:
+      resp = http::ErrorResponse(engine::Status::OutcomeUnknown(
+          "outcome unknown: the write may or may not have been applied; read the key before retrying"));
+      break;
     default:
       resp = http::ErrorResponse(engine::Status(c.code, "the write failed"));
       break;

@@ -150,7 +150,7 @@ TEST_CASE("the writer applies queued writes and answers each on its slot's ring"
   REQUIRE(big.ok());
   CHECK(big->data == part + part + part);
 
-  const WriterStats& stats = f.shm->writer_stats();
+  const WriterMetrics& stats = f.shm->writer_metrics();
   CHECK(stats.batches.load() >= 2);
   CHECK(stats.records.load() >= 5);
   f.Stop();
@@ -170,8 +170,8 @@ TEST_CASE("the writer aborts a large upload whose worker's slot changed generati
   // The worker "dies": the master bumps the slot's generation.
   f.shm->slot(2).generation.store(4);
   f.shm->queue().Wake();
-  for (int i = 0; i < 2000 && f.shm->writer_stats().large_aborted.load() == 0; ++i) usleep(1000);
-  CHECK(f.shm->writer_stats().large_aborted.load() == 1);
+  for (int i = 0; i < 2000 && f.shm->writer_metrics().large_aborted.load() == 0; ++i) usleep(1000);
+  CHECK(f.shm->writer_metrics().large_aborted.load() == 1);
 
   // An End that arrives for it anyway is answered with an error, not applied.
   f.shm->slot(2).generation.store(3);
@@ -256,7 +256,7 @@ TEST_CASE("writes a dead writer took are answered outcome-unknown, not applied a
   f.Start();
   auto got = f.Collect(1, 2);
   REQUIRE(got.size() == 2);
-  CHECK(got[1].code == engine::Code::kBusy);  // outcome unknown: 503, the client retries
+  CHECK(got[1].code == engine::Code::kOutcomeUnknown);  // 503 + Retry-After; the client re-reads
   CHECK(got[2].code == engine::Code::kOk);
   CHECK_FALSE(got[2].existed);
   engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
