@@ -1,6 +1,6 @@
-"""API conformance of the real kingx binary through real sockets (issue 3's
-contract, issue 4's black-box tests). Run with the serving model and worker
-count under test, e.g.:
+"""API conformance of the real kingx binary through real sockets: the whole
+HTTP contract the README states. Run with the serving model and worker count
+under test, e.g.:
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_api.py --workers 2
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_api.py --model threads --threads 8

@@ -1,4 +1,4 @@
-"""Compaction seen from outside (issue 5's black-box half): a uniform
+"""Compaction seen from outside (the engine's tests cover the inside): a uniform
 overwrite load on a fixed key set with small segments makes the data
 directory grow far past the live data; compaction (automatic past
 --compaction-dead-ratio, or POST /admin/compact on the admin listener only)

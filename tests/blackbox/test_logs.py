@@ -1,4 +1,4 @@
-"""Access log contents (issue 4): nginx's combined format with the request
+"""Access log contents: nginx's combined format with the request
 line, status and size; JSON lines with --access-log-format json; the client
 address taken from X-Forwarded-For only when the peer is a --trusted-proxy;
 X-Request-Id logged. (Reopening on USR1 is in test_signals.py.)

@@ -1,4 +1,4 @@
-"""Operations through signals, nginx's conventions (issue 4):
+"""Operations through signals, nginx's conventions:
 process names, HUP reload under load (no request lost, the new configuration
 takes effect, old workers leave), a bad configuration on HUP keeps the old one
 serving, USR1 reopens the access log, QUIT under load completes in-flight
