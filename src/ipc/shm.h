@@ -78,7 +78,7 @@ struct ControlBlock {
   std::atomic<uint32_t> writer_stop{0};
   // any worker (admin endpoint): incremented to ask the writer for a
   // compaction pass (then WriteQueue::Wake). The writer compares it with the
-  // last value it served (issue 5 hook in src/writer_process.cc).
+  // last value it served (the compaction hook, src/writer/writer_compaction.cc).
   std::atomic<uint64_t> compact_requests{0};
   // master: times a worker or the writer was respawned after dying.
   std::atomic<uint64_t> respawns{0};

@@ -9,8 +9,10 @@
 //                          thread), enqueued on the shared write queue with the
 //                          request's precondition, answered 201/204 + ETag when
 //                          the writer's completion arrives (OnCompletion);
-//                          412, 507 (NoSpace), 503 (ReadOnly, or the queue stayed
-//                          full past KvServiceOptions::busy_give_up_ms)
+//                          412, 507 (NoSpace), 503 (ReadOnly; the queue stayed
+//                          full past KvServiceOptions::busy_give_up_ms; or
+//                          outcome unknown, + Retry-After: the writer died
+//                          after taking the write)
 //   DELETE /v1/kv/{key}    204 | 404 | 412, on completion like PUT
 //   /healthz /readyz /metrics, POST /admin/compact (admin listener only: 202)
 //

@@ -1,4 +1,4 @@
-// Compaction in the writer process (issue 5): the WriterHooks that run
+// Compaction in the writer process: the WriterHooks that run
 // engine::Compactor passes on an engine::CompactionThread beside the writer
 // loop, trigger a pass when a worker bumped ControlBlock::compact_requests
 // (POST /admin/compact), and publish the pass figures in WriterMetrics.

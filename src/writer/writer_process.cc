@@ -395,7 +395,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
                  static_cast<long long>(ms), static_cast<unsigned long long>(counters.keys.load()),
                  static_cast<unsigned long long>(counters.segments.load()));
   shm.writer_metrics().read_only.store(0);
-  if (hooks.after_open) hooks.after_open(**writer, config);  // issue 5: compaction thread starts here
+  if (hooks.after_open) hooks.after_open(**writer, config);  // e.g. the compaction thread starts
   shm.control().writer_ready.store(1, std::memory_order_release);
 
   int status;
@@ -404,7 +404,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
     status = loop.Run();
   }
   shm.control().writer_ready.store(0, std::memory_order_release);
-  if (hooks.before_close) hooks.before_close(**writer);  // issue 5: compaction thread stops here
+  if (hooks.before_close) hooks.before_close(**writer);  // e.g. the compaction thread stops
   writer->reset();
   KINGX_LOG_INFO("writer: stopped");
   return status;
