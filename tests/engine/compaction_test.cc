@@ -70,14 +70,7 @@ TEST_CASE("compaction interleaved with random puts, deletes and reopens agrees w
       REQUIRE(r.status.Is(it == model.end() ? Code::kNotFound : Code::kOk));
       if (it != model.end()) model.erase(it);
     } else if (what < 94) {
-      auto v = db.reader().Get(key);
-      if (it == model.end()) {
-        REQUIRE(v.status().Is(Code::kNotFound));
-      } else {
-        REQUIRE(v.ok());
-        REQUIRE(v->data == it->second.value);
-        REQUIRE(v->seq == it->second.seq);
-      }
+      CheckKey(db, model, key);
     } else if (what < 99) {
       PassReport report;
       Status s = compactor->RunOnce(&report);

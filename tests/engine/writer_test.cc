@@ -97,13 +97,8 @@ TEST_CASE("the engine agrees with a std::map model over random puts, deletes, co
         model.erase(it);
       }
     } else if (what < 80) {  // get
-      auto v = db.reader().Get(key);
-      if (it == model.end()) {
-        REQUIRE(v.status().Is(Code::kNotFound));
-      } else {
-        REQUIRE(v.ok());
-        REQUIRE(v->data == it->second.value);
-        REQUIRE(v->seq == it->second.seq);
+      CheckKey(db, model, key);
+      if (it != model.end()) {
         auto meta = db.reader().Get(key, ReadMode::kMetadata);
         REQUIRE(meta.ok());
         REQUIRE(meta->raw_len == it->second.value.size());

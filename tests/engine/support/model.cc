@@ -5,20 +5,22 @@
 
 namespace kingx::engine::test {
 
-void CheckModel(TestDb& db, const Model& model, const std::vector<std::string>& all_keys) {
-  for (const std::string& k : all_keys) {
-    INFO("key " << k);
-    auto v = db.reader().Get(k);
-    auto it = model.find(k);
-    if (it == model.end()) {
-      REQUIRE(v.status().Is(Code::kNotFound));
-    } else {
-      REQUIRE(v.ok());
-      REQUIRE(v->data == it->second.value);
-      REQUIRE(v->seq == it->second.seq);
-      REQUIRE(v->content_type == "text/plain");
-    }
+void CheckKey(TestDb& db, const Model& model, const std::string& key) {
+  INFO("key " << key);
+  auto v = db.reader().Get(key);
+  auto it = model.find(key);
+  if (it == model.end()) {
+    REQUIRE(v.status().Is(Code::kNotFound));
+  } else {
+    REQUIRE(v.ok());
+    REQUIRE(v->data == it->second.value);
+    REQUIRE(v->seq == it->second.seq);
+    REQUIRE(v->content_type == "text/plain");
   }
+}
+
+void CheckModel(TestDb& db, const Model& model, const std::vector<std::string>& all_keys) {
+  for (const std::string& k : all_keys) CheckKey(db, model, k);
   REQUIRE(db.writer().Stats().keys == model.size());
   REQUIRE(db.index().counters().keys.load() == model.size());
 }

@@ -19,9 +19,13 @@ struct ModelEntry {
 };
 using Model = std::map<std::string, ModelEntry>;
 
-// Every key of the model reads back with its value, seq and the content type
-// TestDb::Put writes; every other key of all_keys is absent; the writer's and
-// the index's key counts match the model. Test failures through Catch2.
+// `key` reads back as the model says: absent, or its value, seq and the
+// content type TestDb::Put writes.
+void CheckKey(TestDb& db, const Model& model, const std::string& key);
+
+// CheckKey for every key of all_keys (the model's and those deleted since);
+// the writer's and the index's key counts match the model. Test failures
+// through Catch2.
 void CheckModel(TestDb& db, const Model& model, const std::vector<std::string>& all_keys);
 
 // Compaction options for tests: no pacing, `install_batch` index entries per
