@@ -11,6 +11,7 @@
 
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
+#include "tests/src/support/test_util.h"
 
 namespace kingx {
 namespace {
@@ -20,15 +21,7 @@ struct FakeCounters {
   uint64_t filler[100];
 };
 
-ShmSizes SmallSizes() {
-  ShmSizes sizes;
-  sizes.slot_count = 6;
-  sizes.index_max_keys = 1 << 16;
-  sizes.index_initial_capacity = 1024;
-  sizes.write_queue_bytes = 1 << 20;
-  sizes.completion_ring_entries = 64;
-  return sizes;
-}
+ShmSizes SmallSizes() { return test::SmallShmSizes(6, 64); }
 
 }  // namespace
 

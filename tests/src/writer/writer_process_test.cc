@@ -17,35 +17,19 @@
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
+#include "tests/src/support/test_util.h"
 
 namespace kingx {
 namespace {
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/kingx-writer-test-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    const std::string cmd = "rm -rf '" + path + "'";
-    (void)!system(cmd.c_str());
-  }
-  std::string path;
-};
+using test::TempDir;
 
 // A writer thread over a fresh mapping; stopped (drain) and joined by the destructor.
 struct WriterFixture {
   explicit WriterFixture(bool start = true) {
     config.data_dir = dir.path;
     config.sync = engine::SyncMode::kAlways;
-    ShmSizes sizes;
-    sizes.slot_count = 4;
-    sizes.index_max_keys = 1 << 16;
-    sizes.index_initial_capacity = 1024;
-    sizes.write_queue_bytes = 1 << 20;
-    sizes.completion_ring_entries = 1024;
-    auto created = SharedMemory::Create(sizes);
+    auto created = SharedMemory::Create(test::SmallShmSizes(4, 1024));
     REQUIRE(created.ok());
     shm = std::move(created).value();
     for (uint32_t slot : {1u, 2u}) {
