@@ -19,6 +19,41 @@ def fail(msg):
     sys.exit(1)
 
 
+def check_fairness(rdir, summary, have_kingx):
+    """The closed-loop fairness runs (h2load and loadgen) and the open-loop runs: present for the
+    reference server (and kingx-ev1 when kingx is built), with per-client figures that add up."""
+    fair = summary["fairness"]["runs"]
+    want = ["nginx-return-w1"] + (["kingx-ev1", "kingx-thr16"] if have_kingx else [])
+    for server in want:
+        for tool in ("h2load", "loadgen"):
+            ok = [r for r in fair if r["server"] == server and r["tool"] == tool and r.get("ok")]
+            if not ok:
+                fail(f"no successful {tool} fairness run of {server}")
+    for r in fair:
+        with open(os.path.join(rdir, r["raw"])) as f:
+            first = f.readline()
+        if not first.startswith("$ "):
+            fail(f"raw output {r['raw']} does not start with its command")
+        if r.get("ok") and r["tool"] == "loadgen":
+            for field in ("rps", "client_rps", "zero_share", "client_mean_ms", "latency_ms"):
+                if field not in r:
+                    fail(f"fairness run {r['raw']} lacks {field}")
+            if not 0 <= r["zero_share"] <= 1:
+                fail(f"zero_share {r['zero_share']} out of range in {r['raw']}")
+    opened = summary["open_loop"]["runs"]
+    for server in want:
+        loads = {r["load"] for r in opened if r["server"] == server and r.get("ok")}
+        if loads != {0.5, 0.9}:
+            fail(f"open-loop runs of {server} at 50% and 90% expected, got {sorted(loads)}")
+    for r in opened:
+        if r.get("ok") and abs(r["target_rate"] - r["load"] * r["capacity"]) > 1:
+            fail(f"open-loop target {r['target_rate']} is not {r['load']} x {r['capacity']}")
+    if shutil.which("gnuplot"):
+        for name in ("plots/fair-c50.svg", "plots/open-c50.svg"):
+            if name not in summary["plots"]:
+                fail(f"{name} missing from the plots")
+
+
 def main():
     compare = sys.argv[1]
     out = tempfile.mkdtemp(prefix="kingx-bench-test-")
@@ -43,7 +78,7 @@ def main():
             fail(f"bench/compare printed {stdout.strip()!r}, wrote {rdir!r}")
         with open(os.path.join(rdir, "summary.json")) as f:
             summary = json.load(f)
-        for key in ("meta", "cells", "runs", "idle", "ratios", "plots"):
+        for key in ("meta", "cells", "runs", "idle", "ratios", "plots", "fairness", "open_loop"):
             if key not in summary:
                 fail(f"summary.json has no '{key}'")
         runs = summary["runs"]
@@ -70,9 +105,11 @@ def main():
                      f"{summary['meta'].get('notes')}")
         if not summary["idle"] or any(m["connected"] == 0 for m in summary["idle"]):
             fail(f"idle-connection test missing or connected nothing: {summary['idle']}")
+        check_fairness(rdir, summary, kingx and os.access(kingx, os.X_OK))
         with open(os.path.join(rdir, "table.md")) as f:
             table = f.read()
-        for heading in ("## get100:", "## put100-always:", "## Memory per idle keep-alive connection"):
+        for heading in ("## get100:", "## put100-always:", "## Memory per idle keep-alive connection",
+                        "## Fairness: closed loop", "## Open loop:", "Machine load: "):
             if heading not in table:
                 fail(f"table.md lacks '{heading}'")
         if shutil.which("gnuplot"):

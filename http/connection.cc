@@ -301,9 +301,10 @@ void Connection::CoreRespond(const ParseError& error, const Request* request, bo
   } else {
     r = ProblemResponse(error.status, error.detail,
                         error.has_limit ? std::optional<uint64_t>(error.limit) : std::nullopt);
-    if (counters_) Bump(counters_->protocol_errors);
   }
+  if (counters_ && error.status >= 400) Bump(counters_->protocol_errors);
   r.allow = error.allow;
+  r.location = error.location;
   // RFC 9110 §12.5.3: a 415 for a content coding names the acceptable ones.
   if (error.status == 415) r.AddHeader("Accept-Encoding", "identity");
   handler_.DecorateCoreResponse(*this, request, r);

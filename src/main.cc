@@ -8,8 +8,8 @@
 #include <cstring>
 #include <string>
 
-#include "src/config.h"
-#include "src/master.h"
+#include "src/conf/config.h"
+#include "src/master/master.h"
 
 int main(int argc, char** argv) {
   using kingx::Command;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean checkout on a fresh Debian 12 machine:
-#   1. installs the Debian packages (deploy/setup-debian.sh, idempotent),
+#   1. installs the Debian packages (deploy/setup-debian.sh, then bench/install-peers.sh for the
+#      benchmark peers; both idempotent),
 #   2. builds the normal tree (build/) and the sanitizer tree (build-asan/),
 #   3. runs every test of build/ (unit, black-box, fuzz corpora, bench smoke)
 #      and the unit tests again under ASan+UBSan,
@@ -11,6 +12,9 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 
 bash deploy/setup-debian.sh || { echo "0 passed, 1 failed"; exit 1; }
+# The benchmark smoke test runs the peers (nginx, redis, webdis, memcached) and the load
+# generators (wrk, h2load); bench/'s own install step brings them, with no service left enabled.
+bash bench/install-peers.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0

@@ -3,7 +3,9 @@
 Flow: start every server instance the selected cells need (all at once, idle between their
 turns), warm up, then run the rounds: each round runs every cell once in a freshly shuffled
 order (A B A B over the whole matrix, so machine drift hits every server alike), then the idle
-connection memory test, then stop everything and write the report.
+connection memory test, then the fairness rounds (closed loop, h2load and bench/loadgen, every
+client counted) and the open-loop rounds at 50% and 90% of the capacity the fairness rounds
+measured, then stop everything and write the report.
 """
 
 import argparse
@@ -17,13 +19,17 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-from . import idle, procs, report, runner, scenarios, servers, sysinfo
+from . import fairness, idle, procs, report, runner, scenarios, servers, sysinfo
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
 QUICK_SERVERS = ["kingx-ev1", "kingx-thr16", "nginx-return-w1", "nginx-mc-w1", "webdis-redis"]
-QUICK_SCENARIOS = ["get100", "put100-always", "idle"]
+QUICK_SCENARIOS = ["get100", "put100-always", "idle", "fair", "open"]
+# Phases that are not wrk scenarios: memory per idle connection, closed-loop fairness, open loop.
+SPECIAL = ("idle", "fair", "open")
+# The quick fairness and open-loop runs cover the two models and the ceiling only.
+QUICK_FAIR_SERVERS = ["kingx-ev1", "kingx-thr16", "nginx-return-w1"]
 
 
 def parse_args(argv):
@@ -34,8 +40,17 @@ def parse_args(argv):
     p.add_argument("--servers", help="comma list (default: all; kingx ones only if the binary "
                    "exists). Known: " + ", ".join(s.name for s in servers.ALL))
     p.add_argument("--scenarios", help="comma list (default: all, plus 'idle'). Known: "
-                   + ", ".join(s.name for s in scenarios.ALL) + ", idle")
+                   + ", ".join(s.name for s in scenarios.ALL) + ", " + ", ".join(SPECIAL))
     p.add_argument("--conns", help="comma list of connection counts (default 10,100,1000,10000)")
+    p.add_argument("--fair-conns", help="connection counts of the fairness runs "
+                   "(default 100,1000,10000; quick 50)")
+    p.add_argument("--open-conns", help="connection counts of the open-loop runs "
+                   "(default 100,1000; quick 50)")
+    p.add_argument("--open-loads", default="0.5,0.9",
+                   help="open-loop rates as fractions of the measured capacity (default 0.5,0.9)")
+    p.add_argument("--loadgen", default=os.environ.get("KINGX_LOADGEN",
+                                                       os.path.join(REPO_DIR, "build/bench/loadgen")),
+                   help="bench/loadgen binary (default $KINGX_LOADGEN or build/bench/loadgen)")
     p.add_argument("--rounds", type=int, help="rounds (default 3; quick 1)")
     p.add_argument("--duration", type=int, help="seconds per run (default 5; quick 1)")
     p.add_argument("--warmup", type=int, help="seconds of one unrecorded pass per cell before "
@@ -71,11 +86,15 @@ def parse_args(argv):
     a.name = pick(a.name, "full", "quick")
     a.conns = [int(x) for x in pick(a.conns, "10,100,1000,10000", "10,100").split(",")]
     a.seed = pick(a.seed, int(time.time()), int(time.time()))
+    a.fair_conns = [int(x) for x in pick(a.fair_conns, "100,1000,10000", "50").split(",")]
+    a.open_conns = [int(x) for x in pick(a.open_conns, "100,1000", "50").split(",")]
+    a.open_loads = [float(x) for x in a.open_loads.split(",")]
+    a.loadgen_ok = os.access(a.loadgen, os.X_OK)
     return a
 
 
 def select(args, log):
-    """(server specs, scenarios, run idle test?, notes) after applying the options."""
+    """(server specs, scenarios, special phases to run, notes) after applying the options."""
     notes = []
     have_kingx = os.access(args.kingx, os.X_OK)
     if args.servers:
@@ -91,12 +110,20 @@ def select(args, log):
         log(notes[-1])
         specs = [s for s in specs if s.family != "kingx"]
     snames = args.scenarios.split(",") if args.scenarios else (
-        QUICK_SCENARIOS if args.quick else [s.name for s in scenarios.ALL] + ["idle"])
-    unknown = [n for n in snames if n not in scenarios.BY_NAME and n != "idle"]
+        QUICK_SCENARIOS if args.quick else [s.name for s in scenarios.ALL] + list(SPECIAL))
+    unknown = [n for n in snames if n not in scenarios.BY_NAME and n not in SPECIAL]
     if unknown:
         sys.exit(f"bench/compare: unknown scenario(s) {unknown}")
-    scens = [scenarios.BY_NAME[n] for n in snames if n != "idle"]
-    return specs, scens, "idle" in snames, notes
+    scens = [scenarios.BY_NAME[n] for n in snames if n not in SPECIAL]
+    phases = {n for n in snames if n in SPECIAL}
+    if phases & {"fair", "open"} and not args.loadgen_ok:
+        notes.append(f"loadgen binary {args.loadgen} not found: fairness runs use h2load only, "
+                     "no open-loop runs")
+        log(notes[-1])
+        phases.discard("open")
+    if "open" in phases and "fair" not in phases:
+        sys.exit("bench/compare: 'open' needs 'fair' (capacity is measured by the fairness runs)")
+    return specs, scens, phases, notes
 
 
 def instance_key(spec, scen):
@@ -117,8 +144,9 @@ def results_dir(args):
 def environment(args):
     lines = [f"date: {datetime.now(timezone.utc).isoformat()}", f"uname: {' '.join(os.uname())}",
              f"nproc: {os.cpu_count()}", f"fd limit: {sysinfo.raise_fd_limit()}"]
-    for cmd in (["nginx", "-v"], ["redis-server", "--version"], ["memcached", "-V"],
-                ["wrk", "-v"], ["git", "-C", REPO_DIR, "describe", "--always", "--dirty"]):
+    for cmd in (["uptime"], ["nginx", "-v"], ["redis-server", "--version"], ["memcached", "-V"],
+                ["wrk", "-v"], ["h2load", "--version"],
+                ["git", "-C", REPO_DIR, "describe", "--always", "--dirty"]):
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
             lines.append(f"{' '.join(cmd)}: {(r.stdout + r.stderr).strip().splitlines()[0]}")
@@ -150,7 +178,8 @@ def main(argv):
         print(f"[{time.monotonic() - t_start:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
     sysinfo.raise_fd_limit()
-    specs, scens, do_idle, notes = select(args, log)
+    specs, scens, phases, notes = select(args, log)
+    do_idle = "idle" in phases
     out = results_dir(args)
     raw = os.path.join(out, "raw")
     env_lines = environment(args)
@@ -162,7 +191,7 @@ def main(argv):
     needed = {}
     for spec, scen, _ in cells:
         needed.setdefault(instance_key(spec, scen), spec)
-    if do_idle:
+    if phases:
         for spec in specs:
             needed.setdefault((spec.name, "always" if spec.family == "kingx" else "-"), spec)
     workdir = tempfile.mkdtemp(prefix="kingx-bench-")
@@ -171,6 +200,7 @@ def main(argv):
     instances = {}
     runs = []
     idle_results = []
+    fair_runs, open_runs = [], []
     rng = random.Random(args.seed)
     try:
         for key, spec in needed.items():
@@ -218,6 +248,12 @@ def main(argv):
                 m = idle.measure(inst, servers.fixed_path(spec), args.idle_conns)
                 m["server"] = spec.name
                 idle_results.append(m)
+        fair_specs = [s for s in specs if s.name in QUICK_FAIR_SERVERS] if args.quick else specs
+        if "fair" in phases:
+            fair_runs = fairness.run_closed(ctx, instances, fair_specs, args, raw, rng, log)
+        if "open" in phases:
+            open_runs = fairness.run_open(ctx, instances, fair_specs, args, raw, rng, log,
+                                          fairness.capacities(fair_runs))
     finally:
         for key, inst in instances.items():
             inst.stop()
@@ -234,14 +270,24 @@ def main(argv):
             "rounds": args.rounds, "duration_s": args.duration, "conns": args.conns,
             "seed": args.seed, "dataset": f"{dataset.nkeys} x 100 B, {dataset.n64k} x 64 KiB, "
             f"{dataset.n1m} x 1 MiB", "servers": [s.name for s in specs],
-            "scenarios": [s.name for s in scens] + (["idle"] if do_idle else []),
+            "scenarios": [s.name for s in scens] + sorted(phases),
+            "fair_conns": args.fair_conns if "fair" in phases else [],
+            "open_conns": args.open_conns if "open" in phases else [],
+            "open_loads": args.open_loads if "open" in phases else [],
             "environment": env_lines, "notes": notes + [f"{k}: {v}" for k, v in ctx.notes.items()],
-            "elapsed_s": round(time.monotonic() - t_start, 1)}
+            "elapsed_s": round(time.monotonic() - t_start, 1),
+            "load_average_end": os.getloadavg()}
+    fair_cells = fairness.aggregate(fair_runs, ("server", "conns", "tool"))
+    open_cells = fairness.aggregate(open_runs, ("server", "conns", "load"))
     plots = report.write_plots(out, agg, scen_labels)
+    plots += fairness.write_plots(out, raw, fair_runs, open_runs)
     report.write_table(os.path.join(out, "table.md"), meta, agg, runs, idle_results,
-                       scen_labels, server_labels)
+                       scen_labels, server_labels,
+                       extra=fairness.table_lines(fair_cells, open_cells, meta))
     report.write_summary(os.path.join(out, "summary.json"), meta, agg, runs, idle_results,
-                         ratio_list, plots)
+                         ratio_list, plots,
+                         fairness={"cells": fair_cells, "runs": fair_runs},
+                         open_loop={"cells": open_cells, "runs": open_runs})
     log(f"report written to {out}")
     print(out)
     return 0

@@ -111,11 +111,15 @@ def _fmt_ms(x):
     return f"{x:.2f}" if x < 10 else f"{x:.0f}"
 
 
-def write_table(path, meta, cells, runs, idle, scen_labels, server_labels):
+def write_table(path, meta, cells, runs, idle, scen_labels, server_labels, extra=()):
     lines = [f"# Benchmark {meta['name']} ({meta['date']})", "",
              f"Command: `{meta['command']}`", "",
              f"Mode: {meta['mode']}; {meta['rounds']} round(s) of {meta['duration_s']} s per cell, "
-             f"cells shuffled per round; wrk -t1; keys: {meta['dataset']}.",
+             f"cells shuffled per round; wrk -t1; keys: {meta['dataset']}.", "",
+             "Machine load: " + next((l.split(": ", 1)[1] for l in meta.get("environment", [])
+                                      if l.startswith("uptime: ")), "?")
+             + f" at the start; load average {', '.join(f'{x:.2f}' for x in meta.get('load_average_end', ()))}"
+             " at the end (figures taken on a loaded machine are preliminary).",
              "Ratios are paired (same round) medians against the scenario's reference "
              "(nginx return 200, 1 worker, or nginx static where `return` has no such cell). "
              "CPU is all the server's processes plus its backend (memcached/redis), from /proc. "
@@ -161,6 +165,7 @@ def write_table(path, meta, cells, runs, idle, scen_labels, server_labels):
                          f"{_fmt(m['rss_after'] / 1e6, 1)} | {_fmt(m['bytes_per_conn'])} | "
                          f"{_fmt(m['pss_bytes_per_conn'])} |")
         lines.append("")
+    lines += list(extra)
     lines += ["## Servers", ""] + [f"- `{n}`: {server_labels[n]}" for n in
                                    sorted({c['server'] for c in cells} |
                                           {m['server'] for m in idle})] + [""]
@@ -207,7 +212,9 @@ def write_plots(out_dir, cells, scen_labels):
     return written
 
 
-def write_summary(path, meta, cells, runs, idle, ratio_list, plots):
+def write_summary(path, meta, cells, runs, idle, ratio_list, plots, fairness=None,
+                  open_loop=None):
     with open(path, "w") as f:
         json.dump({"meta": meta, "cells": cells, "ratios": ratio_list, "idle": idle,
-                   "plots": plots, "runs": runs}, f, indent=1)
+                   "plots": plots, "runs": runs, "fairness": fairness or {"cells": [], "runs": []},
+                   "open_loop": open_loop or {"cells": [], "runs": []}}, f, indent=1)

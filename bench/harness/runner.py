@@ -27,10 +27,10 @@ def parse_wrk_json(text):
     return None
 
 
-def run_cell(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout_s=60):
-    """Run wrk (argv, lasting duration_s) against the running instance; write its raw output (command first) to
-    raw_path. Returns a record dict; record['ok'] is False when wrk failed or printed no summary,
-    in which case the figures are absent."""
+def measure_command(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout_s=60):
+    """Run a load command (argv, lasting duration_s) against the running instance with the CPU
+    accounting above; write its raw output (command first) to raw_path. Returns (record, output
+    text); the record holds the accounting and 'exit', the caller adds the parsed figures."""
     waited, idle_busy = sysinfo.wait_idle(idle_wait_s) if idle_wait_s > 0 else (0.0, None)
     srv0 = sysinfo.tree_cpu(inst.server_pids())
     bk0 = sysinfo.tree_cpu(inst.backend_pids())
@@ -60,10 +60,8 @@ def run_cell(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout_s=60):
     other = max(0.0, (busy1 - busy0) - srv - bk - wrk_cpu) / wall
     with open(raw_path) as f:
         text = f.read()
-    w = parse_wrk_json(text)
     rec = {
-        "started": started, "cmd": " ".join(argv), "wrk_exit": p.returncode,
-        "ok": p.returncode == 0 and w is not None, "wall_s": round(wall, 3),
+        "started": started, "cmd": " ".join(argv), "exit": p.returncode, "wall_s": round(wall, 3),
         "idle_wait_s": round(waited, 1),
         "idle_busy_cores": None if idle_busy is None else round(idle_busy, 3),
         "server_cores": round(srv / wall, 3), "backend_cores": round(bk / wall, 3),
@@ -75,7 +73,21 @@ def run_cell(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout_s=60):
     mem = sysinfo.tree_memory(inst.server_pids())
     bmem = sysinfo.tree_memory(inst.backend_pids())
     rec.update({"rss_bytes": mem["rss"], "peak_rss_bytes": mem["hwm"], "pss_bytes": mem["pss"],
-                "backend_rss_bytes": bmem["rss"], "backend_peak_rss_bytes": bmem["hwm"]})
+                "backend_rss_bytes": bmem["rss"], "backend_peak_rss_bytes": bmem["hwm"],
+                "server_cpu_s": srv, "backend_cpu_s": bk})
+    return rec, text
+
+
+def run_cell(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout_s=60):
+    """Run wrk (argv, lasting duration_s) against the running instance; write its raw output (command first) to
+    raw_path. Returns a record dict; record['ok'] is False when wrk failed or printed no summary,
+    in which case the figures are absent."""
+    rec, text = measure_command(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout_s)
+    srv = rec.pop("server_cpu_s")
+    bk = rec.pop("backend_cpu_s")
+    w = parse_wrk_json(text)
+    rec["wrk_exit"] = rec.pop("exit")
+    rec["ok"] = rec["wrk_exit"] == 0 and w is not None
     if w is None:
         return rec
     secs = w["duration_us"] / 1e6

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Where the instructions go per request: kingx (event model, 1 worker) against nginx `return 200`,
+counted by valgrind's callgrind, so the figures hold on a loaded machine (instruction counts do
+not depend on what else runs; times do).
+
+    bench/profile.py [--keys 1000000] [--requests-s 8] [--out bench/results/<date>-profile]
+                     [--kingx build/src/kingx] [--loadgen build/bench/loadgen] [--cases a,b]
+
+Cases (each server started fresh under `valgrind --tool=callgrind --instr-atstart=no`, its
+instrumentation switched on only for the measured load, then dumped per process):
+  kingx-get     GET of uniform random keys of 1M (100 B), 10 connections, cache simulation on
+  nginx-get     nginx return 200 (100 B), same load, cache simulation on
+  kingx-put     durable PUT (--sync always) of 100 B to random keys, 10 connections
+  kingx-put-none  the same with --sync none
+Per case: instructions (Ir) per answered request for every process of the server (master,
+writer, worker), the data-cache misses (D1, LL) per request where simulated, the writer's batch
+figures from /metrics (kingx), and callgrind_annotate's top functions. Also a native time profile
+(`perf record -e cpu-clock`, software clock: this VM has no hardware counters) of each GET case.
+
+Python standard library, valgrind, linux-perf (bench/install-peers.sh --with-profilers).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import kingx, peers, procs, scenarios, sysinfo  # noqa: E402
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+
+
+def tree(pid):
+    return sysinfo.process_tree([pid])
+
+
+def cg(pids, *flags):
+    for p in pids:
+        subprocess.run(["callgrind_control", *flags, str(p)], capture_output=True, timeout=600)
+
+
+def loadgen(args, port, path, seconds, method="GET", conns=10):
+    argv = [args.loadgen, "--port", str(port), "--conns", str(conns), "--duration", str(seconds),
+            "--path", path]
+    if path.endswith("/k"):
+        argv += ["--keys", str(args.keys)]
+    if method == "PUT":
+        argv += ["--method", "PUT", "--body-bytes", "100"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
+    line = next(l for l in out.stdout.splitlines() if l.startswith("LOADGEN "))
+    return json.loads(line[8:]), " ".join(argv)
+
+
+def totals(path):
+    """{event: count} from a callgrind output file's 'events:' and 'totals:'/'summary:' lines."""
+    events, tot = None, None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("totals:") or line.startswith("summary:"):
+                tot = [int(x) for x in line.split()[1:]]
+    return dict(zip(events or [], tot or []))
+
+
+def metrics(port):
+    try:
+        status, body = procs.http_request(port, "GET", "/metrics", timeout_s=60)
+    except OSError:
+        return {}
+    out = {}
+    for line in body.decode().splitlines():
+        m = re.match(r"(kingx_writer_\w+|kingx_\w*batch\w*|kingx_\w*fsync\w*|kingx_\w*apply\w*)"
+                     r"(\{[^}]*\})?\s+([\d.e+-]+)$", line)
+        if m and not m.group(2):
+            out[m.group(1)] = float(m.group(3))
+    return out
+
+
+def run_case(args, name, start, path, method, workdir, out):
+    """Start the server under callgrind, warm it, measure, dump. Returns the case's figures."""
+    cgdir = os.path.join(out, "callgrind")
+    os.makedirs(cgdir, exist_ok=True)
+    # kingx re-executes itself for its writer and workers: follow the children.
+    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes", "--trace-children=yes",
+          f"--callgrind-out-file={cgdir}/{name}.%p"]
+    if method == "GET":
+        vg += ["--cache-sim=yes"]
+    proc, port = start(vg)
+    try:
+        loadgen(args, port, path, 3, method)  # warm: page cache, index pages, allocator
+        pids = tree(proc.pid)
+        m0 = metrics(port) if name.startswith("kingx") else {}
+        cg(pids, "-i", "on")
+        g, cmd = loadgen(args, port, path, args.requests_s, method)
+        cg(pids, "-d")
+        m1 = metrics(port) if name.startswith("kingx") else {}
+    finally:
+        proc.stop()
+    n = g["requests_ok"]
+    per_proc = {}
+    for f in sorted(os.listdir(cgdir)):
+        # Part 1 of each process is the measured load (instrumentation on to the dump); the
+        # final file of the process holds its shutdown only.
+        if not (f.startswith(name + ".") and f.endswith(".1")) or "-" in f[len(name):]:
+            continue
+        t = totals(os.path.join(cgdir, f))
+        if not t or not t.get("Ir"):
+            continue
+        per_proc[f] = {k: round(v / n, 1) for k, v in t.items()}
+        ann = subprocess.run(["callgrind_annotate", "--inclusive=no", os.path.join(cgdir, f)],
+                             capture_output=True, text=True)
+        with open(os.path.join(out, f"{f}.self.txt"), "w") as fo:
+            fo.write(ann.stdout)
+        ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", os.path.join(cgdir, f)],
+                             capture_output=True, text=True)
+        with open(os.path.join(out, f"{f}.inclusive.txt"), "w") as fo:
+            fo.write(ann.stdout)
+    delta = {k: m1[k] - m0.get(k, 0) for k in m1}
+    return {"case": name, "requests": n, "load_cmd": cmd, "per_request_by_process": per_proc,
+            "ir_per_request": round(sum(p.get("Ir", 0) for p in per_proc.values()), 1),
+            "metrics_delta": delta}
+
+
+def perf_case(args, name, start, path, out):
+    """Native run; perf record -e cpu-clock on the server's processes while loadgen runs."""
+    proc, port = start([])
+    try:
+        loadgen(args, port, path, 2)
+        pids = ",".join(str(p) for p in tree(proc.pid))
+        data = os.path.join(out, f"perf-{name}.data")
+        rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-p", pids,
+                                "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        g, cmd = loadgen(args, port, path, 5, conns=100)
+        rec.send_signal(signal.SIGINT)
+        rec.wait(timeout=60)
+    finally:
+        proc.stop()
+    rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
+                          "--percent-limit", "0.7", "-g", "none", "--sort", "dso,symbol"],
+                         capture_output=True, text=True)
+    dso = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", "dso"],
+                         capture_output=True, text=True)
+    with open(os.path.join(out, f"perf-{name}.txt"), "w") as f:
+        f.write(f"$ {cmd}\n{dso.stdout}\n{rep.stdout}")
+    os.unlink(data)
+    return {"case": name, "rps": g["rps"], "load_cmd": cmd}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keys", type=int, default=1000000)
+    p.add_argument("--requests-s", type=int, default=8, help="seconds of measured load per case")
+    p.add_argument("--kingx", default=os.environ.get("KINGX_BIN", os.path.join(REPO, "build/src/kingx")))
+    p.add_argument("--loadgen", default=os.environ.get("KINGX_LOADGEN",
+                                                       os.path.join(REPO, "build/bench/loadgen")))
+    p.add_argument("--out", default=os.path.join(
+        BENCH, "results", datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-profile"))
+    p.add_argument("--cases", default="kingx-get,nginx-get,kingx-put,kingx-put-none,perf")
+    p.add_argument("--template", help="an existing kingx data directory with the keys (skip preload)")
+    args = p.parse_args()
+    cases = args.cases.split(",")
+    os.makedirs(args.out, exist_ok=True)
+    sysinfo.raise_fd_limit()
+    work = tempfile.mkdtemp(prefix="kingx-profile-")
+    os.chmod(work, 0o755)
+    results = {"date": datetime.now(timezone.utc).isoformat(), "uptime_start":
+               subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+               "command": " ".join(sys.argv), "keys": args.keys, "cases": []}
+    try:
+        template = args.template
+        if template is None:
+            ds = scenarios.Dataset(args.keys, 0, 0)
+            template, secs = kingx.build_template(args.kingx, os.path.join(work, "tpl"), ds, work)
+            results["preload_s"] = round(secs, 1)
+        n = [0]
+
+        def start_kingx(sync):
+            def start(prefix):
+                n[0] += 1
+                d = os.path.join(work, f"k{n[0]}")
+                data = kingx.copy_data(template, os.path.join(d, "data"))
+                port = procs.free_port()
+                argv = prefix + [args.kingx, "--listen", f"127.0.0.1:{port}", "--data", data,
+                                 "--workers", "1", "--model", "event", "--sync", sync,
+                                 "--access-log", "off", "--max-connections", "19000"]
+                os.makedirs(d, exist_ok=True)
+                pr = procs.Proc("kingx", argv, os.path.join(d, "kingx.log"))
+                procs.wait_http_ok(port, "/readyz", 1800 if prefix else 120, pr)
+                return pr, port
+            return start
+
+        def start_nginx(prefix):
+            n[0] += 1
+            d = os.path.join(work, f"n{n[0]}")
+            os.makedirs(d)
+            peers.write_static_files(os.path.join(d, "www"))
+            port = procs.free_port()
+            conf = os.path.join(d, "nginx.conf")
+            with open(conf, "w") as f:
+                # One process (the worker's code path, no fork): a forked worker switches to an
+                # unprivileged user and could not write its callgrind output.
+                f.write(peers.nginx_conf(d, port, 1, False).replace("master_process on;",
+                                                                     "master_process off;"))
+            pr = procs.Proc("nginx", prefix + ["nginx", "-p", d, "-c", conf, "-e", f"{d}/error.log"],
+                            os.path.join(d, "stdout.log"))
+            procs.wait_http_ok(port, "/r", 600 if prefix else 20, pr)
+            return pr, port
+
+        plan = {"kingx-get": (start_kingx("always"), "/v1/kv/k", "GET"),
+                "nginx-get": (start_nginx, "/r/k", "GET"),
+                "kingx-put": (start_kingx("always"), "/v1/kv/k", "PUT"),
+                "kingx-put-none": (start_kingx("none"), "/v1/kv/k", "PUT")}
+        for c in cases:
+            if c in plan:
+                print(f"profile: {c}", file=sys.stderr, flush=True)
+                results["cases"].append(run_case(args, c, *plan[c], work, args.out))
+        if "perf" in cases and shutil.which("perf"):
+            for c in ("kingx-get", "nginx-get"):
+                print(f"profile: perf {c}", file=sys.stderr, flush=True)
+                results["cases"].append(perf_case(args, c, plan[c][0], plan[c][1], args.out))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["uptime_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(args.out, "profile.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+// The access log: formatting, client address selection, buffered writer.
+#include "src/conf/access_log.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "src/conf/log.h"
+
+namespace kingx {
+namespace {
+
+constexpr size_t kFlushBytes = 64 * 1024;
+constexpr char kHex[] = "0123456789ABCDEF";
+
+int64_t MonotonicMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// nginx's default log escaping: '"', '\\', control bytes and bytes >= 0x7f
+// become \xHH; an empty value is "-".
+void AppendCombinedField(std::string_view v, std::string* out) {
+  if (v.empty()) {
+    out->push_back('-');
+    return;
+  }
+  for (unsigned char ch : v) {
+    if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f) {
+      out->append("\\x");
+      out->push_back(kHex[ch >> 4]);
+      out->push_back(kHex[ch & 15]);
+    } else {
+      out->push_back(static_cast<char>(ch));
+    }
+  }
+}
+
+// A JSON string body. Bytes >= 0x7f are written as \u00XX (each byte read as
+// Latin-1) so that the line is valid JSON whatever the client sent.
+void AppendJsonString(std::string_view v, std::string* out) {
+  out->push_back('"');
+  for (unsigned char ch : v) {
+    switch (ch) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (ch < 0x20 || ch >= 0x7f) {
+          out->append("\\u00");
+          out->push_back(kHex[ch >> 4]);
+          out->push_back(kHex[ch & 15]);
+        } else {
+          out->push_back(static_cast<char>(ch));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+tm LocalTime(int64_t unix_ms, long* gmtoff) {
+  time_t secs = static_cast<time_t>(unix_ms / 1000);
+  tm t;
+  localtime_r(&secs, &t);
+  *gmtoff = t.tm_gmtoff;
+  return t;
+}
+
+// A parsed numeric address: family and 16 bytes (IPv4 in the first 4).
+struct Addr {
+  bool ipv6 = false;
+  uint8_t bytes[16] = {};
+};
+
+bool ParseAddr(std::string_view text, Addr* a) {
+  char buf[INET6_ADDRSTRLEN + 1];
+  if (text.empty() || text.size() >= sizeof(buf)) return false;
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  if (inet_pton(AF_INET, buf, a->bytes) == 1) {
+    a->ipv6 = false;
+    return true;
+  }
+  if (inet_pton(AF_INET6, buf, a->bytes) == 1) {
+    a->ipv6 = true;
+    // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is that IPv4 address.
+    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(a->bytes, kMapped, 12) == 0) {
+      std::memmove(a->bytes, a->bytes + 12, 4);
+      std::memset(a->bytes + 4, 0, 12);
+      a->ipv6 = false;
+    }
+    return true;
+  }
+  return false;
+}
+
+bool InPrefix(const Addr& a, const TrustedProxy& p) {
+  if (a.ipv6 != p.ipv6) return false;
+  const int full = p.prefix_bits / 8, rest = p.prefix_bits % 8;
+  if (std::memcmp(a.bytes, p.bytes, static_cast<size_t>(full)) != 0) return false;
+  if (rest == 0) return true;
+  const uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (a.bytes[full] & mask) == (p.bytes[full] & mask);
+}
+
+bool Trusted(const Addr& a, const std::vector<TrustedProxy>& trusted) {
+  for (const TrustedProxy& p : trusted) {
+    if (InPrefix(a, p)) return true;
+  }
+  return false;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Local time of unix_ms as `date_format` into when[64], and its UTC offset as
+// "+hh<sep>mm" into tz[16] (combined log: "+0100"; JSON/ISO 8601: "+01:00").
+void FormatLocalTime(int64_t unix_ms, const char* date_format, const char* sep, char* when, char* tz) {
+  long gmtoff = 0;
+  tm t = LocalTime(unix_ms, &gmtoff);
+  strftime(when, 64, date_format, &t);
+  const long off_min = (gmtoff < 0 ? -gmtoff : gmtoff) / 60;
+  snprintf(tz, 16, "%c%02ld%s%02ld", gmtoff < 0 ? '-' : '+', (off_min / 60) % 100, sep, off_min % 60);
+}
+
+}  // namespace
+
+void FormatAccessCombined(const AccessRecord& r, std::string* out) {
+  char when[64], tz[16];
+  FormatLocalTime(r.time_unix_ms, "%d/%b/%Y:%H:%M:%S", "", when, tz);
+
+  AppendCombinedField(r.remote_addr, out);
+  out->append(" - - [");
+  out->append(when);
+  out->push_back(' ');
+  out->append(tz);
+  out->append("] \"");
+  AppendCombinedField(r.method, out);
+  out->push_back(' ');
+  AppendCombinedField(r.target, out);
+  out->push_back(' ');
+  AppendCombinedField(r.protocol, out);
+  char nums[96];
+  snprintf(nums, sizeof(nums), "\" %d %llu \"", r.status, static_cast<unsigned long long>(r.body_bytes_sent));
+  out->append(nums);
+  AppendCombinedField(r.referer, out);
+  out->append("\" \"");
+  AppendCombinedField(r.user_agent, out);
+  snprintf(nums, sizeof(nums), "\" %llu.%03llu \"", static_cast<unsigned long long>(r.request_time_us / 1000000),
+           static_cast<unsigned long long>(r.request_time_us / 1000 % 1000));
+  out->append(nums);
+  AppendCombinedField(r.request_id, out);
+  out->append("\"\n");
+}
+
+void FormatAccessJson(const AccessRecord& r, std::string* out) {
+  char when[64], tz[16];
+  FormatLocalTime(r.time_unix_ms, "%Y-%m-%dT%H:%M:%S", ":", when, tz);
+
+  out->append("{\"time\":\"");
+  out->append(when);
+  out->append(tz);
+  out->append("\",\"remote_addr\":");
+  AppendJsonString(r.remote_addr, out);
+  out->append(",\"method\":");
+  AppendJsonString(r.method, out);
+  out->append(",\"uri\":");
+  AppendJsonString(r.target, out);
+  out->append(",\"protocol\":");
+  AppendJsonString(r.protocol, out);
+  char nums[128];
+  snprintf(nums, sizeof(nums), ",\"status\":%d,\"body_bytes_sent\":%llu,\"referer\":", r.status,
+           static_cast<unsigned long long>(r.body_bytes_sent));
+  out->append(nums);
+  AppendJsonString(r.referer, out);
+  out->append(",\"user_agent\":");
+  AppendJsonString(r.user_agent, out);
+  snprintf(nums, sizeof(nums), ",\"request_time\":%llu.%03llu,\"request_id\":",
+           static_cast<unsigned long long>(r.request_time_us / 1000000),
+           static_cast<unsigned long long>(r.request_time_us / 1000 % 1000));
+  out->append(nums);
+  AppendJsonString(r.request_id, out);
+  out->append("}\n");
+}
+
+AccessLog::~AccessLog() {
+  std::lock_guard<std::mutex> lock(mu_);
+  FlushLocked();
+  if (fd_ >= 0) close(fd_);
+}
+
+engine::Status AccessLog::Open(const std::string& path, AccessLogFormat format) {
+  std::lock_guard<std::mutex> lock(mu_);
+  FlushLocked();
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  format_ = format;
+  path_ = path == "off" ? std::string() : path;
+  if (path_.empty()) return engine::Status::OK();
+  fd_ = open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) return engine::Status::IOError("cannot open access log " + path_ + ": " + std::strerror(errno));
+  last_flush_ms_ = MonotonicMs();
+  reported_error_ = false;
+  return engine::Status::OK();
+}
+
+engine::Status AccessLog::Reopen() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fd_ < 0) return engine::Status::OK();
+  FlushLocked();
+  const int fd = open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return engine::Status::IOError("cannot reopen access log " + path_ + ": " + std::strerror(errno));
+  close(fd_);
+  fd_ = fd;
+  reported_error_ = false;
+  return engine::Status::OK();
+}
+
+void AccessLog::Append(const AccessRecord& record) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fd_ < 0) return;
+  if (format_ == AccessLogFormat::kJson) FormatAccessJson(record, &buffer_);
+  else FormatAccessCombined(record, &buffer_);
+  if (buffer_.size() >= kFlushBytes) FlushLocked();
+}
+
+void AccessLog::Flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  FlushLocked();
+}
+
+void AccessLog::FlushIfDue() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!buffer_.empty() && MonotonicMs() - last_flush_ms_ >= 1000) FlushLocked();
+}
+
+void AccessLog::FlushLocked() {
+  last_flush_ms_ = MonotonicMs();
+  if (fd_ < 0 || buffer_.empty()) {
+    buffer_.clear();
+    return;
+  }
+  size_t off = 0;
+  // Bounded: each iteration writes at least one byte or ends the loop.
+  while (off < buffer_.size()) {
+    ssize_t w = write(fd_, buffer_.data() + off, buffer_.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (!reported_error_) {
+        KINGX_LOG_ERROR("access log %s: write failed: %s (lines dropped)", path_.c_str(),
+                        w < 0 ? std::strerror(errno) : "no progress");
+        reported_error_ = true;
+      }
+      break;
+    }
+    off += static_cast<size_t>(w);
+  }
+  buffer_.clear();
+  if (buffer_.capacity() > 4 * kFlushBytes) buffer_.shrink_to_fit();
+}
+
+bool IsTrustedAddress(std::string_view addr, const std::vector<TrustedProxy>& trusted) {
+  Addr a;
+  return ParseAddr(Trim(addr), &a) && Trusted(a, trusted);
+}
+
+std::string_view ClientAddress(std::string_view peer, std::string_view x_forwarded_for,
+                               const std::vector<TrustedProxy>& trusted) {
+  if (trusted.empty() || Trim(x_forwarded_for).empty() || !IsTrustedAddress(peer, trusted)) return peer;
+  std::string_view current = peer;
+  std::string_view rest = x_forwarded_for;
+  // Right to left; bounded by the header's length (each step consumes a hop).
+  while (!rest.empty()) {
+    const size_t comma = rest.rfind(',');
+    std::string_view hop = Trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(0, comma);
+    Addr a;
+    if (!ParseAddr(hop, &a)) return current;
+    current = hop;
+    if (!Trusted(a, trusted)) return hop;
+  }
+  return current;
+}
+
+}  // namespace kingx

@@ -1,0 +1,103 @@
+// The access log: one line per request, in nginx's "combined" format or as
+// JSON lines, buffered per process and written in large appends.
+//
+// combined (nginx's, plus request time in seconds and the request id):
+//   203.0.113.7 - - [24/Nov/2026:03:40:00 +0000] "GET /v1/kv/a HTTP/1.1" 200 5 "-" "curl/7.88.1" 0.000 "9f2c..."
+// json (one object per line):
+//   {"time":"2026-11-24T03:40:00+00:00","remote_addr":"203.0.113.7","method":"GET",
+//    "uri":"/v1/kv/a","protocol":"HTTP/1.1","status":200,"body_bytes_sent":5,
+//    "referer":"","user_agent":"curl/7.88.1","request_time":0.000,"request_id":"9f2c..."}
+//
+// Logged strings come from clients: in combined, '"', '\\', CR, LF and every
+// non-printable byte are escaped as \xHH (nginx's default escaping); in JSON
+// they are escaped as JSON requires (\" \\ \n \r \t \u00XX).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/status.h"
+#include "src/conf/config.h"
+
+namespace kingx {
+
+// What one request contributes to the access log. Views only: they must stay
+// valid during the Append call; "" means absent (printed "-" in combined).
+struct AccessRecord {
+  std::string_view remote_addr;   // from ClientAddress()
+  std::string_view method;        // "GET"
+  std::string_view target;        // request target as received ("/v1/kv/a%20b")
+  std::string_view protocol;      // "HTTP/1.1"
+  int status = 0;
+  uint64_t body_bytes_sent = 0;
+  std::string_view referer;
+  std::string_view user_agent;
+  std::string_view request_id;
+  int64_t time_unix_ms = 0;       // when the request completed (wall clock)
+  uint64_t request_time_us = 0;   // first byte of the request to the last byte of the response
+};
+
+// Formats one line (with its '\n') into *out (appended).
+void FormatAccessCombined(const AccessRecord& r, std::string* out);
+void FormatAccessJson(const AccessRecord& r, std::string* out);
+
+// A per-process access log. Thread-safe (an internal mutex; the thread-pool
+// model appends from many threads). Open/Reopen/Flush/Append never throw and
+// never block on anything but the file.
+//
+// Buffering: lines accumulate in memory and are written by one write(2) when
+// the buffer passes 64 KiB, on Flush(), and on FlushIfDue() once a second has
+// passed since the last write — the owner calls FlushIfDue from a 1-second
+// timer (libuv timer, or the thread worker's housekeeping) and Flush() before
+// it exits. A failed write is reported once to the error log and the lines
+// are dropped (the log never grows without bound).
+class AccessLog {
+ public:
+  AccessLog() = default;
+  ~AccessLog();  // flushes and closes
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  // Opens `path` (O_APPEND|O_CREAT, 0644). An empty path or "off" makes the
+  // log disabled (enabled() false, Append is a no-op). kIOError naming the path.
+  engine::Status Open(const std::string& path, AccessLogFormat format);
+
+  // Flushes, then re-opens the same path (USR1). On error the old descriptor
+  // stays in use and the error is returned.
+  engine::Status Reopen();
+
+  bool enabled() const { return fd_ >= 0; }
+
+  void Append(const AccessRecord& record);
+  void Flush();
+  // Flushes if at least one second passed since the last write.
+  void FlushIfDue();
+
+ private:
+  void FlushLocked();
+
+  std::mutex mu_;
+  int fd_ = -1;
+  std::string path_;
+  AccessLogFormat format_ = AccessLogFormat::kCombined;
+  std::string buffer_;
+  int64_t last_flush_ms_ = 0;
+  bool reported_error_ = false;
+};
+
+// The client address to log (nginx realip with real_ip_recursive on): when
+// `peer` (numeric text of the socket's peer address) is a trusted proxy and
+// `x_forwarded_for` is not empty, the right-most address of the header that
+// is not itself trusted (or the left-most one if all are trusted); otherwise
+// `peer`. Malformed header entries stop the walk (the last good hop wins).
+// Returns a view into `peer` or `x_forwarded_for`. Any thread; no allocation.
+std::string_view ClientAddress(std::string_view peer, std::string_view x_forwarded_for,
+                               const std::vector<TrustedProxy>& trusted);
+
+// Whether numeric address text `addr` lies in one of `trusted`.
+bool IsTrustedAddress(std::string_view addr, const std::vector<TrustedProxy>& trusted);
+
+}  // namespace kingx

@@ -1,0 +1,566 @@
+// Config parsing. The only includer of <nlohmann/json.hpp>.
+//
+// Every setting is one row of kSettings: its name (the JSON key; the flag is
+// "--" + name with '_' turned into '-'), its argument, default and help, and
+// one Apply function that parses a text value into the Config. Flags and file
+// values both go through Apply, so they accept exactly the same syntax.
+#include "src/conf/config.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace kingx {
+namespace {
+
+using engine::Result;
+using engine::Status;
+
+Status Invalid(std::string_view setting, std::string_view why) {
+  return Status::InvalidArgument(std::string(setting) + ": " + std::string(why));
+}
+
+template <class T>
+Result<T> ParseUnsigned(std::string_view text, T min, T max) {
+  T v{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < min || v > max) {
+    return Status::InvalidArgument("expected an integer in [" + std::to_string(min) + ", " +
+                                   std::to_string(max) + "], got '" + std::string(text) + "'");
+  }
+  return v;
+}
+
+Result<uint64_t> ParseSizeIn(std::string_view text, uint64_t min, uint64_t max) {
+  auto r = ParseSize(text);
+  if (!r.ok()) return r.status();
+  if (*r < min || *r > max) {
+    return Status::InvalidArgument("expected a size in [" + std::to_string(min) + ", " +
+                                   std::to_string(max) + "] bytes, got '" + std::string(text) + "'");
+  }
+  return r;
+}
+
+// A setting: `apply` parses `value` into *c. `repeatable` settings append
+// (flags replace the file's list: see ParseCommandLine). `takes_value` false
+// for switches (--single-process), whose value is "true"/"false".
+struct Setting {
+  const char* name;
+  const char* arg;
+  const char* default_text;
+  const char* help;
+  bool repeatable;
+  bool takes_value;
+  Status (*apply)(Config* c, std::string_view value);
+};
+
+template <class T>
+Status Assign(T* field, Result<T> r) {
+  if (!r.ok()) return r.status();
+  *field = *r;
+  return Status::OK();
+}
+
+#define KINGX_UNSIGNED(field, type, lo, hi) \
+  [](Config* c, std::string_view v) { return Assign(&c->field, ParseUnsigned<type>(v, lo, hi)); }
+#define KINGX_SIZE(field, lo, hi) \
+  [](Config* c, std::string_view v) { return Assign(&c->field, ParseSizeIn(v, lo, hi)); }
+
+constexpr uint64_t kMaxMs = 24ull * 3600 * 1000;
+
+const Setting kSettings[] = {
+    {"listen", "ADDR:PORT", "127.0.0.1:8080",
+     "address to serve HTTP on (numeric IPv4 or [IPv6]); repeatable", true, true,
+     [](Config* c, std::string_view v) {
+       auto a = ParseListenAddress(v);
+       if (!a.ok()) return a.status();
+       c->listen.push_back(*a);
+       return Status::OK();
+     }},
+    {"admin_listen", "ADDR:PORT", "off",
+     "separate listener for /admin/* (compaction trigger); 'off' disables it", false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "off") {
+         c->admin_listen.reset();
+         return Status::OK();
+       }
+       auto a = ParseListenAddress(v);
+       if (!a.ok()) return a.status();
+       c->admin_listen = *a;
+       return Status::OK();
+     }},
+    {"data", "DIR", "./data", "data directory (created if missing; locked while serving)", false, true,
+     [](Config* c, std::string_view v) {
+       if (v.empty()) return Status::InvalidArgument("expected a directory, got ''");
+       c->data_dir = std::string(v);
+       return Status::OK();
+     }},
+    {"workers", "N|auto", "auto", "worker processes; auto = one per online CPU", false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "auto") {
+         long n = sysconf(_SC_NPROCESSORS_ONLN);
+         c->workers = n > 0 ? static_cast<uint32_t>(std::min<long>(n, 256)) : 1;
+         c->workers_auto = true;
+         return Status::OK();
+       }
+       auto n = ParseUnsigned<uint32_t>(v, 1, 256);
+       if (!n.ok()) return Status::InvalidArgument("expected 'auto' or an integer in [1, 256], got '" +
+                                                   std::string(v) + "'");
+       c->workers = *n;
+       c->workers_auto = false;
+       return Status::OK();
+     }},
+    {"model", "event|threads", "event",
+     "serving model: libuv event loop, or KingServer-style thread pool", false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "event") c->model = Model::kEvent;
+       else if (v == "threads") c->model = Model::kThreads;
+       else return Status::InvalidArgument("expected 'event' or 'threads', got '" + std::string(v) + "'");
+       return Status::OK();
+     }},
+    {"threads", "N", "150", "pool threads per worker (threads model)", false, true,
+     KINGX_UNSIGNED(threads, uint32_t, 1, 100000)},
+    {"accept", "reuseport|shared", "reuseport",
+     "one SO_REUSEPORT socket per worker, or one socket shared by all", false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "reuseport") c->accept = AcceptMode::kReusePort;
+       else if (v == "shared") c->accept = AcceptMode::kShared;
+       else return Status::InvalidArgument("expected 'reuseport' or 'shared', got '" + std::string(v) + "'");
+       return Status::OK();
+     }},
+    {"single_process", "", "false",
+     "master, writer and one worker in one process (gdb, TSan)", false, false,
+     [](Config* c, std::string_view v) {
+       if (v == "true") c->single_process = true;
+       else if (v == "false") c->single_process = false;
+       else return Status::InvalidArgument("expected true or false, got '" + std::string(v) + "'");
+       return Status::OK();
+     }},
+    {"sync", "always|interval:MS|none", "always",
+     "when a write is acknowledged: after its fdatasync, after write() with a sync every MS, or never synced",
+     false, true,
+     [](Config* c, std::string_view v) {
+       engine::Options o;
+       Status s = engine::ParseSyncMode(v, &o);
+       if (!s.ok()) return Status::InvalidArgument("expected always, none or interval:MS, got '" +
+                                                   std::string(v) + "'");
+       c->sync = o.sync;
+       c->sync_interval_ms = o.sync_interval_ms;
+       return Status::OK();
+     }},
+    {"max_value_bytes", "SIZE", "64M", "largest value accepted (413 above)", false, true,
+     KINGX_SIZE(max_value_bytes, 1, (4ull << 30) - 1)},
+    {"max_key_bytes", "SIZE", "1024", "longest key accepted (414 above)", false, true,
+     [](Config* c, std::string_view v) {
+       auto r = ParseSizeIn(v, 1, 65535);
+       if (!r.ok()) return r.status();
+       c->max_key_bytes = static_cast<uint32_t>(*r);
+       return Status::OK();
+     }},
+    {"segment_bytes", "SIZE", "256M", "segment file size before rotation", false, true,
+     KINGX_SIZE(segment_bytes, 64 << 10, 1ull << 38)},
+    {"compaction_dead_ratio", "RATIO", "0.5",
+     "compact a sealed segment once this fraction of it is dead (0 < RATIO <= 1)", false, true,
+     [](Config* c, std::string_view v) {
+       double d = 0;
+       auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+       if (v.empty() || ec != std::errc() || end != v.data() + v.size() || !(d > 0.0 && d <= 1.0)) {
+         return Status::InvalidArgument("expected a number in (0, 1], got '" + std::string(v) + "'");
+       }
+       c->compaction_dead_ratio = d;
+       return Status::OK();
+     }},
+    {"compaction", "on|off", "on",
+     "background compaction in the writer (off: only for measuring its cost; the disk fills up)", false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "on") c->compaction = true;
+       else if (v == "off") c->compaction = false;
+       else return Status::InvalidArgument("expected 'on' or 'off', got '" + std::string(v) + "'");
+       return Status::OK();
+     }},
+    {"compression_level", "N", "1", "zstd level for values, 0 = off", false, true,
+     [](Config* c, std::string_view v) {
+       auto r = ParseUnsigned<int>(v, 0, 19);
+       if (!r.ok()) return r.status();
+       c->compression_level = *r;
+       return Status::OK();
+     }},
+    {"max_connections", "N", "10000", "open connections per worker", false, true,
+     KINGX_UNSIGNED(max_connections, uint32_t, 1, 10000000)},
+    {"keepalive_timeout_ms", "MS", "75000", "idle keep-alive connection timeout", false, true,
+     KINGX_UNSIGNED(keepalive_timeout_ms, uint64_t, 1, kMaxMs)},
+    {"header_timeout_ms", "MS", "10000", "total time allowed for a request's headers (408)", false, true,
+     KINGX_UNSIGNED(header_timeout_ms, uint64_t, 1, kMaxMs)},
+    {"body_timeout_ms", "MS", "60000", "longest gap between two reads of a body (408)", false, true,
+     KINGX_UNSIGNED(body_timeout_ms, uint64_t, 1, kMaxMs)},
+    {"write_queue_bytes", "SIZE", "64M", "shared write queue size (workers -> writer)", false, true,
+     KINGX_SIZE(write_queue_bytes, 1 << 20, 16ull << 30)},
+    {"access_log", "FILE|off", "off", "access log file, buffered per process", false, true,
+     [](Config* c, std::string_view v) {
+       if (v.empty()) return Status::InvalidArgument("expected a file or 'off', got ''");
+       c->access_log = v == "off" ? std::string() : std::string(v);
+       return Status::OK();
+     }},
+    {"access_log_format", "combined|json", "combined", "access log line format", false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "combined") c->access_log_format = AccessLogFormat::kCombined;
+       else if (v == "json") c->access_log_format = AccessLogFormat::kJson;
+       else return Status::InvalidArgument("expected 'combined' or 'json', got '" + std::string(v) + "'");
+       return Status::OK();
+     }},
+    {"error_log", "FILE", "stderr", "error log file", false, true,
+     [](Config* c, std::string_view v) {
+       if (v.empty()) return Status::InvalidArgument("expected a file or 'stderr', got ''");
+       c->error_log = v == "stderr" ? std::string() : std::string(v);
+       return Status::OK();
+     }},
+    {"log_level", "debug|info|warn|error", "info", "lowest error log level written", false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "debug") c->log_level = LogLevel::kDebug;
+       else if (v == "info") c->log_level = LogLevel::kInfo;
+       else if (v == "warn") c->log_level = LogLevel::kWarn;
+       else if (v == "error") c->log_level = LogLevel::kError;
+       else return Status::InvalidArgument("expected debug, info, warn or error, got '" + std::string(v) + "'");
+       return Status::OK();
+     }},
+    {"trusted_proxy", "ADDR[/BITS]", "none",
+     "peer whose X-Forwarded-For is believed for the access log; repeatable", true, true,
+     [](Config* c, std::string_view v) {
+       auto p = ParseTrustedProxy(v);
+       if (!p.ok()) return p.status();
+       c->trusted_proxies.push_back(*p);
+       return Status::OK();
+     }},
+    {"pid", "FILE", "none", "pid file, written at start and removed at exit", false, true,
+     [](Config* c, std::string_view v) {
+       c->pid_file = std::string(v);
+       return Status::OK();
+     }},
+};
+
+#undef KINGX_UNSIGNED
+#undef KINGX_SIZE
+
+std::string FlagName(const Setting& s) {
+  std::string f = std::string("--") + s.name;
+  for (char& ch : f) if (ch == '_') ch = '-';
+  return f;
+}
+
+const Setting* FindByFlag(std::string_view flag) {
+  for (const Setting& s : kSettings) if (FlagName(s) == flag) return &s;
+  return nullptr;
+}
+
+const Setting* FindByKey(std::string_view key) {
+  for (const Setting& s : kSettings) if (key == s.name) return &s;
+  return nullptr;
+}
+
+// Clears a repeatable setting's list (the first flag of a repeatable setting
+// replaces the file's values instead of adding to them).
+void ClearList(Config* c, const Setting& s) {
+  if (std::string_view(s.name) == "listen") c->listen.clear();
+  if (std::string_view(s.name) == "trusted_proxy") c->trusted_proxies.clear();
+}
+
+// A JSON scalar as the text a flag would carry.
+Result<std::string> JsonScalarText(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return std::string(v.get<bool>() ? "true" : "false");
+  if (v.is_number_unsigned() || v.is_number_integer()) return v.dump();
+  if (v.is_number_float()) {
+    std::ostringstream os;
+    os << v.get<double>();
+    return os.str();
+  }
+  return Status::InvalidArgument("expected a string, number or boolean, got " + std::string(v.type_name()));
+}
+
+Status ApplyFile(const std::string& path, Config* c) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("config file " + path + ": " + std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    return Status::InvalidArgument("config file " + path + ": " + e.what());
+  }
+  if (!doc.is_object()) return Status::InvalidArgument("config file " + path + ": expected a JSON object");
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    const Setting* s = FindByKey(it.key());
+    if (s == nullptr) {
+      return Status::InvalidArgument("config file " + path + ": unknown setting '" + it.key() + "'");
+    }
+    const std::string where = "config file " + path + ": " + s->name;
+    if (s->repeatable && it.value().is_array()) {
+      ClearList(c, *s);
+      for (const auto& el : it.value()) {
+        auto v = JsonScalarText(el);
+        if (!v.ok()) return Invalid(where, v.status().message());
+        Status st = s->apply(c, *v);
+        if (!st.ok()) return Invalid(where, st.message());
+      }
+      continue;
+    }
+    auto v = JsonScalarText(it.value());
+    if (!v.ok()) return Invalid(where, v.status().message());
+    if (s->repeatable) ClearList(c, *s);
+    Status st = s->apply(c, *v);
+    if (!st.ok()) return Invalid(where, st.message());
+  }
+  return Status::OK();
+}
+
+// Applies every --workers=auto style default that depends on the machine.
+void ResolveDefaults(Config* c) {
+  if (c->workers_auto) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    c->workers = n > 0 ? static_cast<uint32_t>(std::min<long>(n, 256)) : 1;
+  }
+  if (c->listen.empty()) c->listen.push_back(ListenAddress{"127.0.0.1", 8080});
+}
+
+}  // namespace
+
+engine::Options Config::EngineOptions() const {
+  engine::Options o;
+  o.segment_bytes = segment_bytes;
+  o.compression_level = compression_level;
+  o.sync = sync;
+  o.sync_interval_ms = sync_interval_ms;
+  // The configured key and value limits are enforced at the HTTP edge
+  // (414/413, see serve_options.cc); the engine gets the format's own limits,
+  // so a reload that changes them needs no writer restart (reads would answer
+  // 503 during its recovery) and values stored under a larger limit stay
+  // readable after the limit is lowered.
+  o.max_key_bytes = engine::kLargestKeyBytes;
+  o.max_value_bytes = engine::kLargestValueBytes;
+  o.compaction_dead_ratio = compaction_dead_ratio;
+  o.take_lock = true;
+  return o;
+}
+
+Result<ParsedCommandLine> ParseCommandLine(int argc, const char* const* argv) {
+  ParsedCommandLine out;
+  // Pass 1: the commands and --config (the file is applied before any flag).
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--help" || a == "-h") {
+      out.command = Command::kHelp;
+      return out;
+    }
+    if (a == "--version" || a == "-v") out.command = Command::kVersion;
+  }
+  if (out.command == Command::kVersion) return out;
+
+  Config& c = out.config;
+  std::vector<std::pair<const Setting*, std::string>> flags;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "-t") {
+      out.command = Command::kTest;
+      continue;
+    }
+    std::string_view name = a;
+    std::optional<std::string_view> value;
+    if (size_t eq = a.find('='); a.substr(0, 2) == "--" && eq != std::string_view::npos) {
+      name = a.substr(0, eq);
+      value = a.substr(eq + 1);
+    }
+    if (name == "--config") {
+      if (!value) {
+        if (i + 1 >= argc) return Invalid("--config", "missing value");
+        value = argv[++i];
+      }
+      c.config_file = std::string(*value);
+      continue;
+    }
+    const Setting* s = FindByFlag(name);
+    if (s == nullptr) return Status::InvalidArgument("unknown flag '" + std::string(name) + "' (see --help)");
+    if (!s->takes_value) {
+      flags.emplace_back(s, value ? std::string(*value) : std::string("true"));
+      continue;
+    }
+    if (!value) {
+      if (i + 1 >= argc) return Invalid(FlagName(*s), "missing value");
+      value = argv[++i];
+    }
+    flags.emplace_back(s, std::string(*value));
+  }
+
+  if (!c.config_file.empty()) {
+    Status st = ApplyFile(c.config_file, &c);
+    if (!st.ok()) return st;
+  }
+  std::vector<const Setting*> cleared;
+  for (const auto& [s, value] : flags) {
+    if (s->repeatable && std::find(cleared.begin(), cleared.end(), s) == cleared.end()) {
+      ClearList(&c, *s);
+      cleared.push_back(s);
+    }
+    Status st = s->apply(&c, value);
+    if (!st.ok()) return Invalid(FlagName(*s), st.message());
+  }
+  ResolveDefaults(&c);
+  Status st = Validate(c);
+  if (!st.ok()) return st;
+  return out;
+}
+
+Status Validate(const Config& c) {
+  if (c.listen.empty()) return Invalid("--listen", "at least one address is needed");
+  for (size_t i = 0; i < c.listen.size(); ++i) {
+    for (size_t j = i + 1; j < c.listen.size(); ++j) {
+      if (c.listen[i].port != 0 && c.listen[i].ToString() == c.listen[j].ToString()) {
+        return Invalid("--listen", c.listen[i].ToString() + " is given twice");
+      }
+    }
+    if (c.admin_listen && c.admin_listen->port != 0 && c.admin_listen->ToString() == c.listen[i].ToString()) {
+      return Invalid("--admin-listen", "must differ from every --listen address");
+    }
+  }
+  if (c.workers < 1 || c.workers > 256) return Invalid("--workers", "must be in [1, 256]");
+  if (c.max_key_bytes < 1 || c.max_key_bytes > engine::kLargestKeyBytes) {
+    return Invalid("--max-key-bytes", "must be in [1, " + std::to_string(engine::kLargestKeyBytes) + "]");
+  }
+  if (c.max_value_bytes > engine::kLargestValueBytes) {
+    return Invalid("--max-value-bytes", "must be at most " + std::to_string(engine::kLargestValueBytes));
+  }
+  Status st = engine::ValidateOptions(c.EngineOptions());
+  if (!st.ok()) return Status::InvalidArgument(std::string("engine settings: ") + std::string(st.message()));
+  return Status::OK();
+}
+
+Result<uint64_t> ParseSize(std::string_view text) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end == text.data()) {
+    return Status::InvalidArgument("expected a size (bytes, or with a K/M/G suffix), got '" + std::string(text) + "'");
+  }
+  std::string suffix(end, text.data() + text.size());
+  for (char& ch : suffix) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  int shift = 0;
+  if (suffix.empty() || suffix == "b") shift = 0;
+  else if (suffix == "k" || suffix == "kb" || suffix == "kib") shift = 10;
+  else if (suffix == "m" || suffix == "mb" || suffix == "mib") shift = 20;
+  else if (suffix == "g" || suffix == "gb" || suffix == "gib") shift = 30;
+  else return Status::InvalidArgument("expected a size (bytes, or with a K/M/G suffix), got '" + std::string(text) + "'");
+  if (shift > 0 && v > (UINT64_MAX >> shift)) {
+    return Status::InvalidArgument("size overflows 64 bits: '" + std::string(text) + "'");
+  }
+  return v << shift;
+}
+
+Result<ListenAddress> ParseListenAddress(std::string_view text) {
+  auto bad = [&] {
+    return Status::InvalidArgument("expected ADDR:PORT with a numeric address (127.0.0.1:8080, [::1]:8080), got '" +
+                                   std::string(text) + "'");
+  };
+  std::string_view host, port;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return bad();
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    in6_addr a6;
+    if (inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1) return bad();
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad();
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    in_addr a4;
+    if (inet_pton(AF_INET, std::string(host).c_str(), &a4) != 1) return bad();
+  }
+  auto p = ParseUnsigned<uint16_t>(port, 0, 65535);
+  if (!p.ok()) return bad();
+  return ListenAddress{std::string(host), *p};
+}
+
+std::string ListenAddress::ToString() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+Result<TrustedProxy> ParseTrustedProxy(std::string_view text) {
+  auto bad = [&] {
+    return Status::InvalidArgument("expected a numeric address or CIDR block (10.0.0.1, 10.0.0.0/8, ::1), got '" +
+                                   std::string(text) + "'");
+  };
+  TrustedProxy p;
+  p.text = std::string(text);
+  std::string_view addr = text;
+  std::optional<std::string_view> bits;
+  if (size_t slash = text.find('/'); slash != std::string_view::npos) {
+    addr = text.substr(0, slash);
+    bits = text.substr(slash + 1);
+  }
+  std::string a(addr);
+  if (inet_pton(AF_INET, a.c_str(), p.bytes) == 1) {
+    p.ipv6 = false;
+    p.prefix_bits = 32;
+  } else if (inet_pton(AF_INET6, a.c_str(), p.bytes) == 1) {
+    p.ipv6 = true;
+    p.prefix_bits = 128;
+  } else {
+    return bad();
+  }
+  if (bits) {
+    auto b = ParseUnsigned<uint8_t>(*bits, 0, p.prefix_bits);
+    if (!b.ok()) return bad();
+    p.prefix_bits = *b;
+  }
+  return p;
+}
+
+std::string HelpText() {
+  std::string out =
+      "usage: kingx [flags]\n"
+      "\n"
+      "An HTTP/1.1 key-value service built like nginx: a master process, a writer\n"
+      "process and worker processes (GET/HEAD/PUT/DELETE /v1/kv/{key}).\n"
+      "\n"
+      "Every setting can also be given in a JSON file (--config) under the key\n"
+      "shown in brackets; flags override the file. Sizes take K, M or G suffixes.\n"
+      "\n";
+  for (const Setting& s : kSettings) {
+    std::string line = "  " + FlagName(s);
+    if (s.takes_value) line += std::string(" ") + s.arg;
+    out += line + "\n      " + s.help + "\n      [" + s.name + "] default: " + s.default_text + "\n";
+  }
+  out +=
+      "  --config FILE\n      JSON configuration file read before the flags\n"
+      "  -t\n      check the configuration and exit (0 if valid, 1 if not)\n"
+      "  --help\n      this text\n"
+      "  --version\n      print the version and exit\n"
+      "\n"
+      "Signals to the master: TERM/INT fast stop, QUIT graceful stop, HUP reload\n"
+      "the configuration, USR1 reopen log files.\n";
+  return out;
+}
+
+std::string VersionText() { return "kingx 0.1.0"; }
+
+const char* LogLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "?";
+}
+
+}  // namespace kingx

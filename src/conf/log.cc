@@ -1,0 +1,142 @@
+// The error log. State is process-global (like nginx's cycle->log): one fd,
+// one level. Reopen swaps the file under the same descriptor number with
+// dup2, so a thread writing concurrently writes either to the old or the new
+// file, never to a closed or reused descriptor.
+#include "src/conf/log.h"
+
+#include <fcntl.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+
+namespace kingx {
+namespace {
+
+std::atomic<int> g_fd{STDERR_FILENO};
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+std::atomic<int> g_next_thread{0};
+std::mutex g_path_mu;  // guards g_path and the open/reopen sequence
+std::string g_path;    // empty: stderr
+
+thread_local int t_thread_number = -1;
+
+int ThreadNumber() {
+  if (t_thread_number < 0) t_thread_number = g_next_thread.fetch_add(1, std::memory_order_relaxed);
+  return t_thread_number;
+}
+
+engine::Status OpenAppend(const std::string& path, int* fd) {
+  *fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (*fd < 0) return engine::Status::IOError("cannot open log file " + path + ": " + std::strerror(errno));
+  return engine::Status::OK();
+}
+
+}  // namespace
+
+engine::Status InitErrorLog(const std::string& path, LogLevel level) {
+  std::lock_guard<std::mutex> lock(g_path_mu);
+  if (path.empty()) {
+    const int old = g_fd.exchange(STDERR_FILENO);
+    if (old != STDERR_FILENO) close(old);
+  } else {
+    int fd = -1;
+    engine::Status s = OpenAppend(path, &fd);
+    if (!s.ok()) return s;
+    const int old = g_fd.load();
+    if (old != STDERR_FILENO) {
+      // Keep the descriptor number stable for concurrent writers.
+      dup2(fd, old);
+      close(fd);
+    } else {
+      g_fd.store(fd);
+    }
+  }
+  g_path = path;
+  g_level.store(static_cast<int>(level));
+  return engine::Status::OK();
+}
+
+engine::Status ReopenErrorLog() {
+  std::lock_guard<std::mutex> lock(g_path_mu);
+  if (g_path.empty()) return engine::Status::OK();
+  int fd = -1;
+  engine::Status s = OpenAppend(g_path, &fd);
+  if (!s.ok()) return s;
+  const int old = g_fd.load();
+  if (old == STDERR_FILENO) {
+    g_fd.store(fd);
+  } else {
+    dup2(fd, old);
+    close(fd);
+  }
+  return engine::Status::OK();
+}
+
+void SetErrorLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
+
+bool ErrorLogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+
+int ErrorLogFd() { return g_fd.load(); }
+
+void AppendEscaped(std::string_view in, std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  for (unsigned char ch : in) {
+    if (ch == '\\') {
+      out->append("\\\\");
+    } else if (ch == '\n') {
+      out->append("\\n");
+    } else if (ch == '\r') {
+      out->append("\\r");
+    } else if (ch == '\t') {
+      out->append("\\t");
+    } else if (ch < 0x20 || ch >= 0x7f) {
+      out->append("\\x");
+      out->push_back(kHex[ch >> 4]);
+      out->push_back(kHex[ch & 15]);
+    } else {
+      out->push_back(static_cast<char>(ch));
+    }
+  }
+}
+
+void Log(LogLevel level, const char* fmt, ...) {
+  if (!ErrorLogEnabled(level)) return;
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  const size_t len = std::min<size_t>(static_cast<size_t>(n), sizeof(msg) - 1);
+
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  tm t;
+  localtime_r(&tv.tv_sec, &t);
+  char prefix[96];
+  int p = snprintf(prefix, sizeof(prefix), "%04d/%02d/%02d %02d:%02d:%02d [%s] %d#%d: ", t.tm_year + 1900,
+                   t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, LogLevelName(level),
+                   static_cast<int>(getpid()), ThreadNumber());
+  std::string line;
+  line.reserve(static_cast<size_t>(p) + len + 16);
+  line.append(prefix, static_cast<size_t>(p));
+  AppendEscaped(std::string_view(msg, len), &line);
+  if (static_cast<size_t>(n) >= sizeof(msg)) line.append("...");
+  line.push_back('\n');
+  // One write per line: O_APPEND makes it atomic against other writers for
+  // lines of this size. A failure to log has nowhere better to go.
+  ssize_t w;
+  do {
+    w = write(g_fd.load(std::memory_order_relaxed), line.data(), line.size());
+  } while (w < 0 && errno == EINTR);
+}
+
+}  // namespace kingx

@@ -1,0 +1,58 @@
+// The error log: one process-wide sink with levels, nginx's line format.
+//
+//   2026/11/24 03:40:00 [info] 1234#0: message
+//
+// (local time, level, pid # thread number within the process, message).
+// Every line is written with one write(2) to a file opened O_APPEND (or to
+// stderr), so lines of different processes and threads never interleave, and
+// nothing is buffered: a line is in the file when Log returns. CR, LF and
+// non-printable bytes inside messages are escaped (\r, \n, \xHH) so one call
+// is always one line.
+//
+// The access log (per-request, buffered) is in src/access_log.h.
+//
+// Thread-safety: Log* and ErrorLogEnabled may be called from any thread at
+// any time, also before InitErrorLog (then they write to stderr at level
+// info). InitErrorLog / ReopenErrorLog are called by one thread (the main
+// thread of a process: the master, or a child after fork, or a signal-flag
+// handler in a loop) while others may log; they are not async-signal-safe.
+#pragma once
+
+#include <string>
+
+#include "engine/status.h"
+#include "src/conf/config.h"
+
+namespace kingx {
+
+// Opens `path` for appending (created 0644 if missing); empty path = stderr.
+// Messages below `level` are discarded. On error (kIOError naming the path)
+// the previous sink stays in place.
+engine::Status InitErrorLog(const std::string& path, LogLevel level);
+
+// Re-opens the same path (USR1, after logrotate moved the file). On error the
+// old descriptor stays in use and the error is returned (the caller logs it).
+engine::Status ReopenErrorLog();
+
+// Changes the level at runtime (HUP with a new --log-level).
+void SetErrorLogLevel(LogLevel level);
+
+bool ErrorLogEnabled(LogLevel level);
+
+// Writes one line if `level` is enabled. printf-style format.
+void Log(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// The descriptor lines go to (for redirecting a child's stderr, tests).
+int ErrorLogFd();
+
+// Escapes `in` for a log line: printable ASCII except '\\' is copied; '\\'
+// becomes "\\\\"; CR, LF, TAB become \r \n \t; every other byte \xHH.
+// Appends to *out.
+void AppendEscaped(std::string_view in, std::string* out);
+
+}  // namespace kingx
+
+#define KINGX_LOG_DEBUG(...) ::kingx::Log(::kingx::LogLevel::kDebug, __VA_ARGS__)
+#define KINGX_LOG_INFO(...) ::kingx::Log(::kingx::LogLevel::kInfo, __VA_ARGS__)
+#define KINGX_LOG_WARN(...) ::kingx::Log(::kingx::LogLevel::kWarn, __VA_ARGS__)
+#define KINGX_LOG_ERROR(...) ::kingx::Log(::kingx::LogLevel::kError, __VA_ARGS__)

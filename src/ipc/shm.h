@@ -1,0 +1,194 @@
+// SharedMemory: the one shared mapping of a kingx server and its layout.
+//
+// The master creates it once, before any fork (mmap MAP_SHARED|MAP_ANONYMOUS|
+// MAP_NORESERVE: only touched pages cost RAM), and every child inherits it at
+// the same address. It holds, each part page-aligned:
+//
+//   ControlBlock     draining flag, config generation, writer state, slot table
+//   WriterStats      queue/batch/fsync figures the writer publishes for /metrics
+//   index region     engine::SharedIndex (formatted by Create)
+//   write queue      WriteQueue's ring (see src/write_queue.h)
+//   per slot         a completion ring (src/write_queue.h) and kCountersBytes
+//                    of zeroed memory for the worker's http counters
+//
+// A "slot" is a place for one worker process: its completion ring, its
+// eventfd, its counters and its row in the slot table. There are
+// 2 * workers + 2 slots so that on HUP new workers start in free slots while
+// the old ones drain. A slot's generation is bumped (by the master) each time
+// a worker is started in it; write tokens carry it (MakeToken) so a worker
+// ignores completions meant for a previous occupant.
+//
+// Eventfds (EFD_NONBLOCK|EFD_CLOEXEC cleared so children inherit them) are
+// created with the mapping: one for the writer and one per slot.
+//
+// Thread/process rules: every field of the shared structures is an atomic
+// whose comment names the process that stores into it; anyone may load.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
+#include "engine/index.h"
+#include "engine/status.h"
+#include "src/conf/config.h"
+
+namespace kingx {
+
+class WriteQueue;
+class CompletionRing;
+
+// The state of one slot in the slot table.
+enum class SlotState : uint32_t {
+  kFree = 0,      // no process (never used, or its process was reaped)
+  kRunning = 1,   // a worker runs in it and accepts connections
+  kDraining = 2,  // the worker was sent QUIT (reload or shutdown); it is finishing
+};
+
+struct SlotInfo {
+  std::atomic<int32_t> pid{0};          // master: the worker's pid (0 when free)
+  std::atomic<uint32_t> generation{0};  // master: bumped before each fork into this slot
+  std::atomic<uint32_t> state{0};       // master: SlotState
+  std::atomic<uint32_t> worker_index{0};  // master: which worker index (reuseport socket) it serves
+};
+
+// What the writer is asked to do (stored by the master's signal forwarding or,
+// in single-process mode, by the worker's thread; loaded by the writer loop).
+enum class WriterStop : uint32_t {
+  kRun = 0,
+  kDrain = 1,  // QUIT: apply everything queued, sync, exit
+  kFast = 2,   // TERM: finish the current batch, sync, exit
+};
+
+struct ControlBlock {
+  // master: 1 once a graceful or fast stop began (workers answer /readyz 503).
+  std::atomic<uint32_t> draining{0};
+  // master: bumped on every successful reload (HUP).
+  std::atomic<uint32_t> config_generation{0};
+  // writer: 1 once recovery finished and writes are accepted; the master
+  // clears it when it reaps the writer (workers answer /readyz 503 meanwhile).
+  std::atomic<uint32_t> writer_ready{0};
+  // master: the writer's pid (0 while none runs).
+  std::atomic<int32_t> writer_pid{0};
+  // writer's signal handler / single-process driver: WriterStop.
+  std::atomic<uint32_t> writer_stop{0};
+  // any worker (admin endpoint): incremented to ask the writer for a
+  // compaction pass (then WriteQueue::Wake). The writer compares it with the
+  // last value it served (issue 5 hook in src/writer_process.cc).
+  std::atomic<uint64_t> compact_requests{0};
+  // master: times a worker or the writer was respawned after dying.
+  std::atomic<uint64_t> respawns{0};
+  // master: number of rows of `slots` (fixed at creation).
+  uint32_t slot_count = 0;
+  // Followed in memory by slot_count SlotInfo (see SharedMemory::slot()).
+};
+
+// Histogram bucket bounds for WriterStats (Prometheus "le" values).
+inline constexpr int kBatchSizeBuckets = 12;  // le 1,2,4,...,1024, +Inf
+inline constexpr int kFsyncBuckets = 14;      // le 50us,100us,...,+Inf (see kFsyncBucketUs)
+inline constexpr uint64_t kFsyncBucketUs[kFsyncBuckets - 1] = {
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
+// Upper bound (inclusive) of batch-size bucket i < kBatchSizeBuckets - 1 is 1 << i.
+
+// Figures the writer publishes (writer stores, relaxed; anyone loads).
+// The queue depth is read from the queue itself (WriteQueue::Depth).
+struct WriterStats {
+  std::atomic<uint64_t> batches{0};          // Apply calls
+  std::atomic<uint64_t> records{0};          // ops applied (small ops + finished large values)
+  std::atomic<uint64_t> bytes{0};            // stored bytes applied
+  std::atomic<uint64_t> failed_records{0};   // ops answered with an error code
+  std::atomic<uint64_t> batch_size_sum{0};
+  std::atomic<uint64_t> batch_size_buckets[kBatchSizeBuckets] = {};  // not cumulative
+  std::atomic<uint64_t> apply_us_sum{0};     // time in Apply (append + fdatasync + publish)
+  std::atomic<uint64_t> apply_count{0};
+  std::atomic<uint64_t> apply_us_buckets[kFsyncBuckets] = {};         // not cumulative
+  std::atomic<uint64_t> large_aborted{0};    // large uploads dropped (worker died or aborted)
+  std::atomic<uint32_t> read_only{0};        // 1 after a failed fdatasync until reopen
+  // Compaction (engine::CompactionStats, republished once per loop iteration).
+  std::atomic<uint64_t> compaction_passes{0};
+  std::atomic<uint64_t> compaction_segments{0};     // input segments deleted
+  std::atomic<uint64_t> compaction_bytes_freed{0};
+  std::atomic<uint64_t> compaction_failures{0};
+};
+
+// Sizes the mapping is built from.
+struct ShmSizes {
+  uint32_t slot_count = 4;                       // 2 * workers + 2
+  uint64_t index_max_keys = 256ull << 20;        // index region virtual size (RegionBytesFor)
+  uint64_t index_initial_capacity = 1 << 16;
+  uint64_t write_queue_bytes = 64ull << 20;      // ring bytes
+  uint32_t completion_ring_entries = 1 << 16;    // per slot, power of two
+};
+
+// Per-slot bytes reserved for the worker's http counters (zero-filled).
+inline constexpr size_t kCountersBytes = 64 * 1024;
+
+class SharedMemory {
+ public:
+  // Maps and formats everything, creates the eventfds (inheritable).
+  // Master only, before any fork. Errors: kIOError (mmap/eventfd failed, with
+  // errno text), kInvalidArgument (bad sizes), index formatting errors.
+  static engine::Result<std::unique_ptr<SharedMemory>> Create(const ShmSizes& sizes);
+
+  ~SharedMemory();  // unmaps and closes the eventfds (in this process only)
+  SharedMemory(const SharedMemory&) = delete;
+  SharedMemory& operator=(const SharedMemory&) = delete;
+
+  // ---- any process, any thread ----
+  ControlBlock& control() const;
+  SlotInfo& slot(uint32_t i) const;      // i < slot_count()
+  uint32_t slot_count() const { return sizes_.slot_count; }
+  WriterStats& writer_stats() const;
+
+  // The index region (for engine::Writer / Reader) and a handle on it. The
+  // handle is this process's; copy-constructed by fork, usable in any child.
+  void* index_region() const { return index_base_; }
+  size_t index_region_bytes() const { return index_bytes_; }
+  engine::SharedIndex& index() { return *index_; }
+
+  WriteQueue& queue() { return *queue_; }
+  CompletionRing& completions(uint32_t slot);
+
+  int writer_eventfd() const { return writer_efd_; }
+  int slot_eventfd(uint32_t slot) const;
+
+  // The counters area of `slot` viewed as T (a POD of atomics, e.g.
+  // http::Counters). Zero-filled at creation and never cleared, so counters
+  // summed over every slot stay monotonic across worker deaths and reloads.
+  template <class T>
+  T* counters(uint32_t slot) const {
+    static_assert(sizeof(T) <= kCountersBytes, "grow kCountersBytes");
+    static_assert(alignof(T) <= 64);
+    static_assert(std::is_trivially_destructible_v<T>);
+    return reinterpret_cast<T*>(CountersBytes(slot));
+  }
+  void* CountersBytes(uint32_t slot) const;
+
+ private:
+  SharedMemory() = default;
+
+  ShmSizes sizes_;
+  char* base_ = nullptr;
+  size_t bytes_ = 0;
+  size_t control_off_ = 0, stats_off_ = 0, index_off_ = 0, queue_off_ = 0, slots_off_ = 0;
+  size_t slot_stride_ = 0, ring_bytes_ = 0;
+  void* index_base_ = nullptr;
+  size_t index_bytes_ = 0;
+  std::unique_ptr<engine::SharedIndex> index_;
+  std::unique_ptr<WriteQueue> queue_;
+  std::unique_ptr<CompletionRing[]> rings_;
+  int writer_efd_ = -1;
+  std::unique_ptr<int[]> slot_efds_;
+};
+
+// The server's mapping for `config` with `slot_count` slots: the index region
+// sized for 256 Mi keys of virtual space, or 64 Mi / 16 Mi keys when the
+// system refuses that much address space (logged). Master only, before fork.
+engine::Result<std::unique_ptr<SharedMemory>> CreateSharedMemory(const Config& config, uint32_t slot_count);
+
+// Records one applied batch in the stats (writer only).
+void RecordBatch(WriterStats& stats, uint64_t ops, uint64_t bytes, uint64_t apply_us, uint64_t failed);
+
+}  // namespace kingx

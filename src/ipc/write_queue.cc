@@ -1,0 +1,411 @@
+// The shared write queue and the completion rings.
+//
+// Ring invariants (positions are monotonic byte counters; offset = pos % ring):
+//  - [head, tail) holds published entries; only the consumer reads them and
+//    only the consumer advances head (release store).
+//  - [tail, head + ring) is free; only a producer holding the mutex writes
+//    there, and it publishes by storing tail once, after every byte of the
+//    entry (and of any padding entry before it) is in place. So a producer
+//    that dies anywhere inside its critical section publishes nothing, and
+//    the robust mutex's next owner finds a consistent ring.
+//  - An entry never wraps: when it does not fit before the end of the ring,
+//    the producer pads to the end (a kPad entry, or nothing when fewer than
+//    sizeof(EntryHeader) bytes remain: the consumer skips such a tail too).
+//
+// The consumer never takes the mutex: tail is read with acquire and head is
+// stored with release, and a stale head only makes producers see less room.
+//
+// Sleep/wake (Dekker-style, all seq_cst): the consumer stores sleeping = 1 and
+// then loads tail; a producer stores tail and then exchanges sleeping with 0,
+// writing the eventfd only if it was 1. One of the two always sees the other.
+#include "src/ipc/write_queue.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+namespace kingx {
+
+namespace {
+constexpr uint64_t kQueueMagic = 0x4b58575155455545ull;  // "KXWQUEUE"-ish
+constexpr uint8_t kPadType = 0xff;
+
+uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+
+struct EntryHeader {
+  uint32_t bytes;  // the whole entry, header and padding included (multiple of 8)
+  uint8_t type;    // EntryType or kPadType
+  uint8_t kind;
+  uint8_t condition;
+  uint8_t codec;
+  uint32_t slot;
+  uint32_t key_len;
+  uint32_t content_type_len;
+  uint32_t reserved;
+  uint64_t token;
+  uint64_t if_match_seq;
+  uint64_t raw_len;
+  uint64_t data_len;
+};
+static_assert(sizeof(EntryHeader) % 8 == 0);
+
+void WakeFd(int fd) {
+  if (fd < 0) return;
+  const uint64_t one = 1;
+  ssize_t w;
+  do {
+    w = write(fd, &one, sizeof(one));
+  } while (w < 0 && errno == EINTR);
+  // EAGAIN means the counter is already huge: the reader is being woken anyway.
+}
+}  // namespace
+
+struct WriteQueueHeader {
+  uint64_t magic;
+  uint64_t ring_bytes;
+  int32_t writer_efd;
+  pthread_mutex_t mu;                          // robust, process-shared; producers only
+  alignas(64) std::atomic<uint64_t> tail;      // producers (under mu), release
+  std::atomic<uint64_t> enqueued;              // producers (under mu): entries ever published
+  alignas(64) std::atomic<uint64_t> head;      // consumer, release
+  std::atomic<uint64_t> released;              // consumer: entries ever released
+  std::atomic<uint64_t> taken;                 // consumer: end of what Peek handed out, stored
+                                               // before the entries are applied (see PeekOrphans)
+  alignas(64) std::atomic<uint32_t> sleeping;  // consumer sets 1 before sleeping
+};
+
+static size_t HeaderBytes() { return (sizeof(WriteQueueHeader) + 63) & ~size_t{63}; }
+
+size_t WriteQueue::RegionBytes(uint64_t ring_bytes) { return HeaderBytes() + ring_bytes; }
+
+engine::Status WriteQueue::Format(void* base, uint64_t ring_bytes, int writer_eventfd) {
+  if (ring_bytes < (64u << 10) || ring_bytes % 8 != 0 || reinterpret_cast<uintptr_t>(base) % 64 != 0) {
+    return engine::Status::InvalidArgument("write queue: ring must be >= 64 KiB, a multiple of 8, 64-byte aligned");
+  }
+  auto* h = new (base) WriteQueueHeader();
+  h->magic = kQueueMagic;
+  h->ring_bytes = ring_bytes;
+  h->writer_efd = writer_eventfd;
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  const int rc = pthread_mutex_init(&h->mu, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (rc != 0) return engine::Status::IOError(std::string("write queue: pthread_mutex_init: ") + std::strerror(rc));
+  return engine::Status::OK();
+}
+
+WriteQueue::WriteQueue(void* base)
+    : header_(static_cast<WriteQueueHeader*>(base)), ring_(static_cast<char*>(base) + HeaderBytes()) {
+  assert(header_->magic == kQueueMagic);
+  peek_pos_ = header_->head.load(std::memory_order_acquire);
+}
+
+size_t WriteQueue::max_entry_bytes() const { return header_->ring_bytes / 8; }
+uint64_t WriteQueue::ring_bytes() const { return header_->ring_bytes; }
+
+uint64_t WriteQueue::DepthBytes() const {
+  const uint64_t head = header_->head.load(std::memory_order_acquire);
+  const uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  return tail >= head ? tail - head : 0;
+}
+
+uint64_t WriteQueue::DepthEntries() const {
+  const uint64_t released = header_->released.load(std::memory_order_acquire);
+  const uint64_t enqueued = header_->enqueued.load(std::memory_order_acquire);
+  return enqueued >= released ? enqueued - released : 0;
+}
+
+int WriteQueue::Lock() {
+  int rc = pthread_mutex_lock(&header_->mu);
+  if (rc == EOWNERDEAD) {
+    // The previous owner died inside its critical section. By the ring
+    // invariants it published nothing, so the state is consistent as is.
+    rc = pthread_mutex_consistent(&header_->mu);
+  }
+  return rc;
+}
+
+void WriteQueue::Unlock() { pthread_mutex_unlock(&header_->mu); }
+
+engine::Status WriteQueue::Enqueue(EntryType type, uint32_t slot, uint64_t token, const WriteRequest& r) {
+  const uint64_t payload = r.key.size() + r.content_type.size() + r.stored.size();
+  if (payload > max_entry_bytes()) {
+    return engine::Status::TooLarge("write queue entry of " + std::to_string(payload) + " bytes exceeds " +
+                                    std::to_string(max_entry_bytes()) + ": use the large-value calls");
+  }
+  if ((type == EntryType::kOp || type == EntryType::kLargeBegin) && r.key.empty()) {
+    return engine::Status::InvalidArgument("write queue: empty key");
+  }
+  const uint64_t ring = header_->ring_bytes;
+  const uint64_t bytes = Align8(sizeof(EntryHeader) + payload);
+
+  if (const int rc = Lock(); rc != 0) {
+    return engine::Status::IOError(std::string("write queue: lock: ") + std::strerror(rc));
+  }
+  const uint64_t head = header_->head.load(std::memory_order_acquire);
+  uint64_t tail = header_->tail.load(std::memory_order_relaxed);
+  const uint64_t off = tail % ring;
+  const uint64_t to_end = ring - off;
+  const uint64_t pad = to_end < bytes ? to_end : 0;
+  if (ring - (tail - head) < pad + bytes) {
+    Unlock();
+    return engine::Status::Busy("write queue full");
+  }
+  if (pad >= sizeof(EntryHeader)) {
+    EntryHeader ph{};
+    ph.bytes = static_cast<uint32_t>(pad);
+    ph.type = kPadType;
+    std::memcpy(ring_ + off, &ph, sizeof(ph));
+  }
+  tail += pad;
+  char* p = ring_ + tail % ring;
+  EntryHeader eh{};
+  eh.bytes = static_cast<uint32_t>(bytes);
+  eh.type = static_cast<uint8_t>(type);
+  eh.kind = static_cast<uint8_t>(r.kind);
+  eh.condition = static_cast<uint8_t>(r.condition);
+  eh.codec = static_cast<uint8_t>(r.codec);
+  eh.slot = slot;
+  eh.key_len = static_cast<uint32_t>(r.key.size());
+  eh.content_type_len = static_cast<uint32_t>(r.content_type.size());
+  eh.token = token;
+  eh.if_match_seq = r.if_match_seq;
+  eh.raw_len = r.raw_len;
+  eh.data_len = r.stored.size();
+  std::memcpy(p, &eh, sizeof(eh));
+  p += sizeof(eh);
+  if (!r.key.empty()) std::memcpy(p, r.key.data(), r.key.size());
+  p += r.key.size();
+  if (!r.content_type.empty()) std::memcpy(p, r.content_type.data(), r.content_type.size());
+  p += r.content_type.size();
+  if (!r.stored.empty()) std::memcpy(p, r.stored.data(), r.stored.size());
+  header_->enqueued.fetch_add(1, std::memory_order_relaxed);
+  header_->tail.store(tail + bytes, std::memory_order_seq_cst);
+  Unlock();
+
+  if (header_->sleeping.load(std::memory_order_seq_cst) != 0 &&
+      header_->sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+    WakeFd(header_->writer_efd);
+  }
+  return engine::Status::OK();
+}
+
+engine::Status WriteQueue::TryEnqueue(uint32_t slot, uint64_t token, const WriteRequest& request) {
+  return Enqueue(EntryType::kOp, slot, token, request);
+}
+
+engine::Status WriteQueue::TryEnqueueLargeBegin(uint32_t slot, uint64_t token, const WriteRequest& header) {
+  WriteRequest r = header;
+  r.stored = {};
+  return Enqueue(EntryType::kLargeBegin, slot, token, r);
+}
+
+engine::Status WriteQueue::TryEnqueueLargePart(uint32_t slot, uint64_t token, std::string_view stored_part) {
+  WriteRequest r;
+  r.stored = stored_part;
+  return Enqueue(EntryType::kLargePart, slot, token, r);
+}
+
+engine::Status WriteQueue::TryEnqueueLargeEnd(uint32_t slot, uint64_t token, uint64_t raw_len) {
+  WriteRequest r;
+  r.raw_len = raw_len;
+  return Enqueue(EntryType::kLargeEnd, slot, token, r);
+}
+
+engine::Status WriteQueue::TryEnqueueLargeAbort(uint32_t slot, uint64_t token) {
+  return Enqueue(EntryType::kLargeAbort, slot, token, WriteRequest{});
+}
+
+void WriteQueue::BeginConsuming() {
+  peek_pos_ = header_->head.load(std::memory_order_acquire);
+  pending_release_ = 0;
+  const uint64_t taken = header_->taken.load(std::memory_order_acquire);
+  orphan_end_ = taken > peek_pos_ ? taken : peek_pos_;
+}
+
+size_t WriteQueue::PeekOrphans(std::vector<QueueEntry>* batch) {
+  size_t n = 0;
+  // Bounded: each round takes at least one entry or ends.
+  while (peek_pos_ < orphan_end_) {
+    const size_t got = PeekUpTo(batch, SIZE_MAX, UINT64_MAX, orphan_end_);
+    if (got == 0) break;
+    n += got;
+  }
+  return n;
+}
+
+size_t WriteQueue::Peek(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes) {
+  const size_t n = PeekUpTo(batch, max_entries, max_bytes, header_->tail.load(std::memory_order_acquire));
+  // Published before the caller applies anything: a writer that dies from
+  // here on leaves these entries to PeekOrphans of the next one.
+  header_->taken.store(peek_pos_, std::memory_order_release);
+  return n;
+}
+
+size_t WriteQueue::PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes,
+                            uint64_t limit) {
+  const uint64_t ring = header_->ring_bytes;
+  const uint64_t tail = limit;
+  const uint64_t start = peek_pos_;
+  size_t taken = 0;
+  // Bounded: every iteration advances peek_pos_ by at least 8 bytes toward tail.
+  while (peek_pos_ < tail && taken < max_entries && (taken == 0 || peek_pos_ - start < max_bytes)) {
+    const uint64_t off = peek_pos_ % ring;
+    const uint64_t to_end = ring - off;
+    if (to_end < sizeof(EntryHeader)) {
+      peek_pos_ += to_end;  // implicit padding
+      continue;
+    }
+    EntryHeader eh;
+    std::memcpy(&eh, ring_ + off, sizeof(eh));
+    // Producers wrote these bytes before publishing tail; a bad size can only
+    // come from memory corruption.
+    assert(eh.bytes >= sizeof(EntryHeader) && eh.bytes % 8 == 0 && eh.bytes <= to_end &&
+           peek_pos_ + eh.bytes <= tail);
+    if (eh.type == kPadType) {
+      peek_pos_ += eh.bytes;
+      continue;
+    }
+    const char* p = ring_ + off + sizeof(EntryHeader);
+    QueueEntry e;
+    e.type = static_cast<EntryType>(eh.type);
+    e.slot = eh.slot;
+    e.token = eh.token;
+    e.request.kind = static_cast<WriteKind>(eh.kind);
+    e.request.condition = static_cast<WriteCondition>(eh.condition);
+    e.request.codec = static_cast<engine::Codec>(eh.codec);
+    e.request.if_match_seq = eh.if_match_seq;
+    e.request.raw_len = eh.raw_len;
+    e.request.key = std::string_view(p, eh.key_len);
+    p += eh.key_len;
+    e.request.content_type = std::string_view(p, eh.content_type_len);
+    p += eh.content_type_len;
+    e.request.stored = std::string_view(p, eh.data_len);
+    batch->push_back(e);
+    ++taken;
+    peek_pos_ += eh.bytes;
+  }
+  pending_release_ += taken;
+  return taken;
+}
+
+void WriteQueue::Release() {
+  header_->released.fetch_add(pending_release_, std::memory_order_relaxed);
+  pending_release_ = 0;
+  header_->head.store(peek_pos_, std::memory_order_release);
+}
+
+bool WriteQueue::WaitForEntries(int timeout_ms) {
+  header_->sleeping.store(1, std::memory_order_seq_cst);
+  if (header_->tail.load(std::memory_order_seq_cst) != peek_pos_) {
+    header_->sleeping.store(0, std::memory_order_relaxed);
+    return true;
+  }
+  if (header_->writer_efd >= 0) {
+    pollfd pfd{header_->writer_efd, POLLIN, 0};
+    const int rc = poll(&pfd, 1, timeout_ms);
+    if (rc > 0) {
+      uint64_t count;
+      ssize_t r = read(header_->writer_efd, &count, sizeof(count));
+      (void)r;  // EAGAIN: another reader took it; either way we look at tail below
+    }
+  } else if (timeout_ms != 0) {
+    // No eventfd (tests): sleep a little, bounded by the timeout.
+    usleep(static_cast<useconds_t>(std::min(timeout_ms < 0 ? 1 : timeout_ms, 1) * 1000));
+  }
+  header_->sleeping.store(0, std::memory_order_relaxed);
+  return header_->tail.load(std::memory_order_acquire) != peek_pos_;
+}
+
+void WriteQueue::Wake() {
+  header_->sleeping.store(0, std::memory_order_seq_cst);
+  WakeFd(header_->writer_efd);
+}
+
+// ---------------------------------------------------------------- completions
+
+namespace {
+struct StoredCompletion {
+  uint64_t token;
+  uint64_t seq;
+  uint32_t code;
+  uint32_t existed;
+};
+}  // namespace
+
+struct CompletionRingHeader {
+  uint32_t entries;
+  alignas(64) std::atomic<uint64_t> head;  // consumer
+  alignas(64) std::atomic<uint64_t> tail;  // producer
+};
+
+static size_t RingHeaderBytes() { return (sizeof(CompletionRingHeader) + 63) & ~size_t{63}; }
+
+static StoredCompletion* RingSlots(CompletionRingHeader* h) {
+  return reinterpret_cast<StoredCompletion*>(reinterpret_cast<char*>(h) + RingHeaderBytes());
+}
+
+size_t CompletionRing::RegionBytes(uint32_t entries) {
+  return RingHeaderBytes() + size_t{entries} * sizeof(StoredCompletion);
+}
+
+engine::Status CompletionRing::Format(void* base, uint32_t entries) {
+  if (entries < 2 || (entries & (entries - 1)) != 0) {
+    return engine::Status::InvalidArgument("completion ring: entries must be a power of two >= 2");
+  }
+  auto* h = new (base) CompletionRingHeader();
+  h->entries = entries;
+  return engine::Status::OK();
+}
+
+CompletionRing::CompletionRing(void* base) : header_(static_cast<CompletionRingHeader*>(base)) {}
+
+bool CompletionRing::TryPost(const Completion& c) {
+  const uint64_t tail = header_->tail.load(std::memory_order_relaxed);
+  const uint64_t head = header_->head.load(std::memory_order_acquire);
+  if (tail - head >= header_->entries) return false;
+  StoredCompletion& s = RingSlots(header_)[tail & (header_->entries - 1)];
+  s.token = c.token;
+  s.seq = c.seq;
+  s.code = static_cast<uint32_t>(c.code);
+  s.existed = c.existed ? 1 : 0;
+  header_->tail.store(tail + 1, std::memory_order_release);
+  return true;
+}
+
+size_t CompletionRing::Drain(uint32_t generation, const std::function<void(const Completion&)>& fn) {
+  const uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  uint64_t head = header_->head.load(std::memory_order_relaxed);
+  size_t seen = 0;
+  for (; head < tail; ++head) {
+    const StoredCompletion& s = RingSlots(header_)[head & (header_->entries - 1)];
+    Completion c;
+    c.token = s.token;
+    c.seq = s.seq;
+    c.code = static_cast<engine::Code>(s.code);
+    c.existed = s.existed != 0;
+    // Free the slot before the callback so that a callback that takes long
+    // does not hold ring space; c is a copy.
+    header_->head.store(head + 1, std::memory_order_release);
+    if (TokenGeneration(c.token) != (generation & 0xFFFFFFu)) continue;
+    fn(c);
+    ++seen;
+  }
+  return seen;
+}
+
+uint32_t CompletionRing::Pending() const {
+  const uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  const uint64_t head = header_->head.load(std::memory_order_acquire);
+  return static_cast<uint32_t>(tail - head);
+}
+
+}  // namespace kingx

@@ -1,0 +1,124 @@
+// ShmKvBackend and the /metrics aggregation over the shared mapping.
+#include "src/kv/kv_backend.h"
+
+#include <string>
+
+#include "engine/reader.h"
+
+namespace kingx {
+
+ShmKvBackend::ShmKvBackend(WorkerContext& ctx, std::function<void()> before_metrics)
+    : ctx_(ctx), before_metrics_(std::move(before_metrics)) {}
+
+engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::ReadMode mode) {
+  return ctx_.reader->Get(key, mode);
+}
+
+engine::Status ShmKvBackend::Enqueue(uint64_t token, const WriteRequest& request) {
+  return ctx_.queue->TryEnqueue(ctx_.slot, token, request);
+}
+
+engine::Status ShmKvBackend::EnqueueLargeBegin(uint64_t token, const WriteRequest& header) {
+  return ctx_.queue->TryEnqueueLargeBegin(ctx_.slot, token, header);
+}
+
+engine::Status ShmKvBackend::EnqueueLargePart(uint64_t token, std::string_view stored_part) {
+  return ctx_.queue->TryEnqueueLargePart(ctx_.slot, token, stored_part);
+}
+
+engine::Status ShmKvBackend::EnqueueLargeEnd(uint64_t token, uint64_t raw_len) {
+  return ctx_.queue->TryEnqueueLargeEnd(ctx_.slot, token, raw_len);
+}
+
+engine::Status ShmKvBackend::EnqueueLargeAbort(uint64_t token) {
+  return ctx_.queue->TryEnqueueLargeAbort(ctx_.slot, token);
+}
+
+size_t ShmKvBackend::MaxEntryBytes() const { return ctx_.queue->max_entry_bytes(); }
+
+bool ShmKvBackend::Ready() const {
+  return ctx_.StorageReady() && !ctx_.ServerDraining() &&
+         ctx_.shm->writer_stats().read_only.load(std::memory_order_relaxed) == 0;
+}
+
+std::string ShmKvBackend::RenderMetrics() {
+  if (before_metrics_) before_metrics_();
+  const http::Counters sum = SumSlotCounters(*ctx_.shm);
+  return http::RenderMetrics(sum, SharedGauges(*ctx_.shm));
+}
+
+engine::Status ShmKvBackend::RequestCompaction() {
+  if (ctx_.shm->control().writer_ready.load(std::memory_order_acquire) == 0) {
+    return engine::Status::Busy("the writer is not running");
+  }
+  ctx_.shm->control().compact_requests.fetch_add(1, std::memory_order_release);
+  ctx_.queue->Wake();  // the writer looks at the request on its next iteration
+  return engine::Status::OK();
+}
+
+http::Counters SumSlotCounters(const SharedMemory& shm) {
+  http::Counters sum{};
+  for (uint32_t i = 0; i < shm.slot_count(); ++i) {
+    http::Accumulate(sum, *shm.counters<http::Counters>(i));
+  }
+  return sum;
+}
+
+std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
+  std::vector<http::Gauge> g;
+  auto add = [&g](const char* name, const char* help, double value, bool counter, std::string labels = {}) {
+    g.push_back(http::Gauge{name, help, std::move(labels), value, counter});
+  };
+  const auto relaxed = std::memory_order_relaxed;
+  const engine::IndexCounters& ic = shm.index().counters();
+  add("kingx_engine_keys", "Live keys in the index", double(ic.keys.load(relaxed)), false);
+  add("kingx_engine_live_bytes", "Bytes of live records", double(ic.live_bytes.load(relaxed)), false);
+  add("kingx_engine_dead_bytes", "Bytes of overwritten or deleted records", double(ic.dead_bytes.load(relaxed)),
+      false);
+  add("kingx_engine_segments", "Segment files", double(ic.segments.load(relaxed)), false);
+  add("kingx_engine_corruptions_total", "Records that failed a checksum", double(ic.corruptions.load(relaxed)),
+      true);
+  add("kingx_engine_ready", "1 once recovery finished", double(ic.ready.load(relaxed)), false);
+
+  WriteQueue& q = shm.queue();
+  add("kingx_write_queue_entries", "Entries waiting in the shared write queue", double(q.DepthEntries()), false);
+  add("kingx_write_queue_bytes", "Ring bytes used by queued entries", double(q.DepthBytes()), false);
+  add("kingx_write_queue_capacity_bytes", "Ring bytes of the shared write queue", double(q.ring_bytes()), false);
+
+  const WriterStats& ws = shm.writer_stats();
+  add("kingx_writer_batches_total", "Group commits applied", double(ws.batches.load(relaxed)), true);
+  add("kingx_writer_records_total", "Writes applied", double(ws.records.load(relaxed)), true);
+  add("kingx_writer_bytes_total", "Stored bytes applied", double(ws.bytes.load(relaxed)), true);
+  add("kingx_writer_failed_records_total", "Writes answered with an error", double(ws.failed_records.load(relaxed)),
+      true);
+  add("kingx_writer_large_aborted_total", "Large uploads abandoned", double(ws.large_aborted.load(relaxed)), true);
+  add("kingx_writer_read_only", "1 after a failed fdatasync", double(ws.read_only.load(relaxed)), false);
+  // Histograms as cumulative "le" samples (Prometheus histogram layout).
+  uint64_t cum = 0;
+  for (int i = 0; i < kBatchSizeBuckets; ++i) {
+    cum += ws.batch_size_buckets[i].load(relaxed);
+    const std::string le = i + 1 < kBatchSizeBuckets ? std::to_string(1u << i) : "+Inf";
+    add("kingx_writer_batch_size_bucket", "Records per group commit (cumulative buckets)", double(cum), true,
+        "le=\"" + le + "\"");
+  }
+  add("kingx_writer_batch_size_sum", "Records over all group commits", double(ws.batch_size_sum.load(relaxed)),
+      true);
+  cum = 0;
+  for (int i = 0; i < kFsyncBuckets; ++i) {
+    cum += ws.apply_us_buckets[i].load(relaxed);
+    const std::string le =
+        i + 1 < kFsyncBuckets ? std::to_string(double(kFsyncBucketUs[i]) / 1e6) : std::string("+Inf");
+    add("kingx_writer_apply_seconds_bucket", "Group commit time: append, fdatasync, publish (cumulative buckets)",
+        double(cum), true, "le=\"" + le + "\"");
+  }
+  add("kingx_writer_apply_seconds_sum", "Total group commit time", double(ws.apply_us_sum.load(relaxed)) / 1e6,
+      true);
+  add("kingx_writer_apply_seconds_count", "Group commits timed", double(ws.apply_count.load(relaxed)), true);
+
+  const ControlBlock& cb = shm.control();
+  add("kingx_respawns_total", "Workers or writer respawned after dying", double(cb.respawns.load(relaxed)), true);
+  add("kingx_draining", "1 while the server stops", double(cb.draining.load(relaxed)), false);
+  return g;
+}
+
+}  // namespace kingx

@@ -1,0 +1,54 @@
+// ShmKvBackend: the production KvBackend (src/kv_service.h) of a worker
+// process: reads through the WorkerContext's engine::Reader, writes through
+// the shared WriteQueue on the worker's slot, readiness and /metrics from the
+// shared mapping.
+//
+// Thread-safety: every method may be called from any thread of the worker
+// (the thread model shares one instance among its pool threads): the Reader
+// and the WriteQueue are thread-safe and the rest only reads shared atomics.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "http/counters.h"
+#include "src/kv/kv_service.h"
+#include "src/worker/worker_context.h"
+
+namespace kingx {
+
+class ShmKvBackend final : public KvBackend {
+ public:
+  // ctx must outlive the backend. before_metrics (may be empty) runs at the
+  // start of every RenderMetrics, e.g. to fold the thread model's per-thread
+  // counters into the slot's shared counters.
+  explicit ShmKvBackend(WorkerContext& ctx, std::function<void()> before_metrics = {});
+
+  engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode) override;
+  engine::Status Enqueue(uint64_t token, const WriteRequest& request) override;
+  engine::Status EnqueueLargeBegin(uint64_t token, const WriteRequest& header) override;
+  engine::Status EnqueueLargePart(uint64_t token, std::string_view stored_part) override;
+  engine::Status EnqueueLargeEnd(uint64_t token, uint64_t raw_len) override;
+  engine::Status EnqueueLargeAbort(uint64_t token) override;
+  size_t MaxEntryBytes() const override;
+  // Writer ready, index ready, writer not read-only, server not draining.
+  bool Ready() const override;
+  std::string RenderMetrics() override;
+  // Bumps ControlBlock::compact_requests and wakes the writer. kBusy while
+  // no writer is ready (KvService answers 503).
+  engine::Status RequestCompaction() override;
+
+ private:
+  WorkerContext& ctx_;
+  std::function<void()> before_metrics_;
+};
+
+// The engine, queue and writer samples of /metrics (everything but the HTTP
+// counters), read from the shared mapping. Any thread.
+std::vector<http::Gauge> SharedGauges(SharedMemory& shm);
+
+// Sum of the http::Counters of every slot of the mapping. Any thread.
+http::Counters SumSlotCounters(const SharedMemory& shm);
+
+}  // namespace kingx

@@ -1,0 +1,181 @@
+// KvService: the http::Handler of the key-value API, shared unchanged by the
+// libuv worker (src/worker_uv.cc) and the thread-pool worker
+// (src/worker_threads.cc).
+//
+//   GET/HEAD /v1/kv/{key}  Reader::Get → 200 (zero-copy view of the value,
+//                          kept alive by its holder) | 304 (If-None-Match) |
+//                          404 | 503 + Retry-After (kBusy) | 500 (corruption)
+//   PUT /v1/kv/{key}       body accumulated (compressed part by part in this
+//                          thread), enqueued on the shared write queue with the
+//                          request's precondition, answered 201/204 + ETag when
+//                          the writer's completion arrives (OnCompletion);
+//                          412, 507 (NoSpace), 503 (ReadOnly, or the queue stayed
+//                          full past KvServiceOptions::busy_give_up_ms)
+//   DELETE /v1/kv/{key}    204 | 404 | 412, on completion like PUT
+//   /healthz /readyz /metrics, POST /admin/compact (admin listener only: 202)
+//
+// Bodies up to part_bytes() go to the queue as one entry; longer bodies go
+// through the queue's large-value entries (LargeBegin, LargePart per part,
+// LargeEnd), each part compressed on its own, so no buffer ever holds more
+// than one part. Every response echoes X-Request-Id (or carries a generated
+// one) and is logged to the access log (when enabled) before it is sent.
+//
+// Threading: one KvService per thread that runs Connections (the worker's loop
+// thread; each pool thread of the thread model). All methods, including the
+// Handler callbacks, run on that thread. Not thread-safe.
+//
+// Responses decided outside a Connection call (OnCompletion, Poke) are made
+// with Connection::Respond / ResumeBody, after which the service calls
+// `wake(io, conn)` so the I/O layer re-reads the Connection's observers
+// (flush output, resume reading, close).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/reader.h"
+#include "engine/status.h"
+#include "http/connection.h"
+#include "http/counters.h"
+#include "src/conf/config.h"
+#include "src/ipc/write_queue.h"
+
+namespace kingx {
+
+class AccessLog;
+
+// What KvService needs from its process: the storage (reads and the write
+// queue) and the process-wide state. The production implementation over a
+// WorkerContext is in src/kv_backend.h; unit tests use a fake. Calls come from
+// the KvService's thread; an implementation shared by several KvServices
+// (thread model) must be thread-safe.
+class KvBackend {
+ public:
+  virtual ~KvBackend() = default;
+
+  // engine::Reader::Get semantics (kNotFound, kBusy, kCorruption, kIOError).
+  virtual engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode) = 0;
+
+  // WriteQueue::TryEnqueue* semantics: OK (copied), kBusy (no room now: retry
+  // later, nothing was queued), kTooLarge / kInvalidArgument (never fits).
+  virtual engine::Status Enqueue(uint64_t token, const WriteRequest& request) = 0;
+  virtual engine::Status EnqueueLargeBegin(uint64_t token, const WriteRequest& header) = 0;
+  virtual engine::Status EnqueueLargePart(uint64_t token, std::string_view stored_part) = 0;
+  virtual engine::Status EnqueueLargeEnd(uint64_t token, uint64_t raw_len) = 0;
+  virtual engine::Status EnqueueLargeAbort(uint64_t token) = 0;
+  // WriteQueue::max_entry_bytes().
+  virtual size_t MaxEntryBytes() const = 0;
+
+  // /readyz: storage recovered and writable, and the server is not draining.
+  virtual bool Ready() const = 0;
+  // Prometheus text of every worker's counters plus engine and writer figures.
+  virtual std::string RenderMetrics() = 0;
+  // Asks the writer to compact now (/admin/compact). kInvalidArgument-free:
+  // OK or an error explaining why it cannot (answered 503).
+  virtual engine::Status RequestCompaction() = 0;
+};
+
+// Per-connection state KvService keeps. The I/O layer owns it (its
+// per-connection struct contains one) and must make Connection::user_data()
+// point at it before the first Feed. Small on purpose: it lives as long as
+// the connection, idle or not.
+struct KvConnState {
+  struct Exchange* exchange = nullptr;  // KvService's: a PUT/DELETE in progress
+  bool admin = false;                   // accepted on the --admin-listen socket
+  uint8_t peer_family = 0;              // AF_INET / AF_INET6; 0 = unknown
+  uint16_t peer_port = 0;               // host order
+  uint8_t peer_addr[16] = {};           // network order (4 bytes used for IPv4)
+
+  // Records the peer address (from accept/getpeername); other families are
+  // stored as unknown.
+  void SetPeer(const struct sockaddr* addr);
+  // Numeric text of the peer ("127.0.0.1", "::1", "-" when unknown) into
+  // out (>= 46 bytes); returns its length.
+  size_t PeerText(char* out) const;
+};
+
+struct KvServiceOptions {
+  int compression_level = 1;        // engine::EncodeValue level (0 = off)
+  uint32_t compress_min_bytes = 256;
+  // How long a write may wait for room in the queue before 503 + Retry-After.
+  uint64_t busy_give_up_ms = 5000;
+  // Raw bytes per part of a large value (also the largest body sent as one
+  // queue entry). Clamped to what one queue entry can carry.
+  size_t part_bytes = 1 << 20;
+  // Local-id prefix of this service's write tokens, 0..4095: the thread model
+  // gives each pool thread its own so the dispatcher can route completions.
+  uint32_t token_prefix = 0;
+  uint32_t token_generation = 0;    // the slot generation (MakeToken)
+  const std::vector<TrustedProxy>* trusted_proxies = nullptr;  // may be null
+};
+
+// The local-id prefix a completion's token carries (see token_prefix).
+uint32_t TokenPrefix(uint64_t token);
+
+// The clock of every now_ms the serving code passes around: CLOCK_MONOTONIC
+// in milliseconds. Any thread.
+uint64_t MonotonicMs();
+
+class KvService final : public http::Handler {
+ public:
+  using WakeFn = void (*)(void* io, http::Connection& conn);
+
+  // backend (and access_log, may be null = no access log) must outlive the
+  // service. wake/io: see the file comment (wake may be null for tests that
+  // poll the Connection themselves).
+  KvService(KvBackend& backend, AccessLog* access_log, const KvServiceOptions& options, WakeFn wake,
+            void* io);
+  ~KvService() override;
+  KvService(const KvService&) = delete;
+  KvService& operator=(const KvService&) = delete;
+
+  // ---- http::Handler (called by the Connection) ----
+  void OnRequest(http::Connection& conn, const http::Request& request) override;
+  void OnBody(http::Connection& conn, std::span<const char> piece) override;
+  void OnBodyEnd(http::Connection& conn) override;
+  void OnAbort(http::Connection& conn) override;
+
+  // ---- the I/O layer ----
+
+  // A completion drained from this slot's ring whose token this service
+  // issued (TokenPrefix(c.token) == token_prefix). Answers the waiting
+  // request (or forgets an orphaned one). Unknown tokens are ignored.
+  void OnCompletion(const Completion& c, uint64_t now_ms);
+
+  // Retries every write that found the queue full; answers 503 + Retry-After
+  // to those that waited longer than busy_give_up_ms. Call after each
+  // completion drain and at NextRetryMs().
+  void Poke(uint64_t now_ms);
+  // When Poke should run next (0 = nothing is waiting for queue room).
+  uint64_t NextRetryMs() const;
+
+  // Writes enqueued and not completed yet (orphans included).
+  size_t InFlight() const;
+
+  // True while the request of the connection that owns `state` waits for
+  // the storage (its completion, or room in the queue) rather than for
+  // socket input: a blocking I/O layer should wait for completions then.
+  bool AwaitsStorage(const KvConnState& state) const;
+
+  // From now on every response carries Connection: close and /readyz is 503
+  // (graceful stop).
+  void SetDraining() { draining_ = true; }
+  bool draining() const { return draining_; }
+
+  // Raw bytes per part actually used (options.part_bytes clamped).
+  size_t part_bytes() const { return part_bytes_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  size_t part_bytes_ = 0;
+  bool draining_ = false;
+  friend struct Impl;
+};
+
+}  // namespace kingx

@@ -1,0 +1,107 @@
+// Child set-up after fork (see child_process.h).
+#include "src/master/child_process.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "engine/env.h"
+#include "engine/reader.h"
+#include "src/conf/access_log.h"
+#include "src/conf/log.h"
+#include "src/worker/worker_context.h"
+#include "src/worker/worker_threads.h"
+#include "src/worker/worker_uv.h"
+#include "src/writer/writer_compaction.h"
+#include "src/writer/writer_process.h"
+
+namespace kingx {
+namespace {
+
+// Default dispositions for every signal the master handles, SIGPIPE ignored;
+// the mask (the master's: everything it handles blocked) is emptied when
+// `unblock`, the state the worker entry points document.
+void ResetSignals(bool unblock) {
+  struct sigaction sa {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = SIG_DFL;
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM}) sigaction(sig, &sa, nullptr);
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, nullptr);
+  if (!unblock) return;
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+void DieWithParent() {
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // The master may have died between fork and prctl.
+  if (getppid() == 1) _exit(0);
+}
+
+}  // namespace
+
+void SetProcessName(const char* name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+pid_t SpawnWriter(const Config& config, SharedMemory& shm, const ListenSockets& sockets) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  SetProcessName("kingx-writer");
+  DieWithParent();
+  for (int fd : AllListenFds(sockets)) close(fd);
+  // Signals stay blocked (the master's mask) until RunWriter has installed
+  // its handlers, so a QUIT sent right now is not lost nor fatal.
+  ResetSignals(/*unblock=*/false);
+  _exit(RunWriter(config, shm, /*install_signals=*/true, CompactionHooks(shm)));
+}
+
+pid_t SpawnWorker(const Config& config, SharedMemory& shm, const ListenSockets& sockets, uint32_t slot,
+                  uint32_t worker_index) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  SetProcessName("kingx-worker");
+  DieWithParent();
+  ResetSignals(/*unblock=*/true);
+  // Keep only this worker's sockets (and the shared admin socket).
+  const std::vector<int> mine = WorkerListenFds(sockets, worker_index);
+  for (int fd : AllListenFds(sockets)) {
+    if (fd != sockets.admin_fd && std::find(mine.begin(), mine.end(), fd) == mine.end()) close(fd);
+  }
+  _exit(RunWorkerHere(config, shm, sockets, slot, worker_index));
+}
+
+int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& sockets, uint32_t slot,
+                  uint32_t worker_index) {
+  engine::Options options = config.EngineOptions();
+  options.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
+  engine::Reader reader(engine::PosixEnv(), config.data_dir, options, shm.index());
+  AccessLog access_log;
+  if (engine::Status s = access_log.Open(config.access_log, config.access_log_format); !s.ok()) {
+    // Serving matters more than the access log: go on without it.
+    KINGX_LOG_ERROR("worker: %s; access log disabled", s.ToString().c_str());
+  }
+
+  WorkerContext ctx;
+  ctx.config = config;
+  ctx.worker_index = worker_index;
+  ctx.slot = slot;
+  ctx.generation = shm.slot(slot).generation.load();
+  ctx.shm = &shm;
+  ctx.queue = &shm.queue();
+  ctx.reader = &reader;
+  ctx.listen_fds = WorkerListenFds(sockets, worker_index);
+  ctx.admin_listen_fd = sockets.admin_fd;
+  ctx.completion_fd = shm.slot_eventfd(slot);
+  ctx.access_log = &access_log;
+
+  KINGX_LOG_DEBUG("worker %u started in slot %u (generation %u)", worker_index, slot, ctx.generation);
+  const int status = config.model == Model::kThreads ? RunThreadWorker(ctx) : RunUvWorker(ctx);
+  access_log.Flush();
+  return status;
+}
+
+}  // namespace kingx

@@ -1,0 +1,42 @@
+// Forking the writer and the workers: what a child does between fork() and
+// RunWriter / RunUvWorker / RunThreadWorker, in one place.
+//
+// Master only, from its single thread (fork from a single-threaded process).
+// In the child: signal dispositions reset to default and the mask emptied
+// (SIGPIPE ignored), PR_SET_PDEATHSIG = SIGTERM (a master killed with -9 takes
+// its children with it), the process named with PR_SET_NAME, fds the child
+// must not hold closed (other workers' reuseport sockets; every listen socket
+// in the writer). The child never returns: it _exit()s with the entry
+// point's status.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+#include "src/conf/config.h"
+#include "src/master/listen.h"
+#include "src/ipc/shm.h"
+
+namespace kingx {
+
+// Sets the name `ps -o comm`, pgrep and /proc/PID/comm show (15 bytes max).
+void SetProcessName(const char* name);
+
+// Forks the writer. Returns the child's pid, or -1 with errno set (fork failed).
+pid_t SpawnWriter(const Config& config, SharedMemory& shm, const ListenSockets& sockets);
+
+// Forks a worker into `slot` (whose generation and state the caller already
+// set in the slot table) serving worker index `worker_index`.
+// Returns the child's pid, or -1 with errno set.
+pid_t SpawnWorker(const Config& config, SharedMemory& shm, const ListenSockets& sockets, uint32_t slot,
+                  uint32_t worker_index);
+
+// Runs the serving model of config.model on ctx-like arguments in the calling
+// process (used by the forked child and by --single-process). Opens the
+// engine::Reader and the access log, builds the WorkerContext, runs the
+// worker, flushes the access log. Returns the worker's exit status.
+int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& sockets, uint32_t slot,
+                  uint32_t worker_index);
+
+}  // namespace kingx

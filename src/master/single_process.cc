@@ -1,0 +1,89 @@
+// --single-process (nginx's "master_process off"): the writer in a thread,
+// one worker in the calling thread, for gdb, rr and ThreadSanitizer.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "engine/env.h"
+#include "src/master/child_process.h"
+#include "src/master/listen.h"
+#include "src/conf/log.h"
+#include "src/master/master.h"
+#include "src/ipc/shm.h"
+#include "src/ipc/write_queue.h"
+#include "src/writer/writer_compaction.h"
+#include "src/writer/writer_process.h"
+
+namespace kingx {
+
+int RunSingleProcess(const Config& config_in) {
+  Config config = config_in;
+  config.workers = 1;
+  if (engine::Status s = InitErrorLog(config.error_log, config.log_level); !s.ok()) {
+    std::fprintf(stderr, "kingx: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  SetProcessName("kingx-single");
+  engine::Env& env = engine::PosixEnv();
+  if (engine::Status s = env.CreateDir(config.data_dir); !s.ok()) {
+    KINGX_LOG_ERROR("cannot create data directory %s: %s", config.data_dir.c_str(), s.ToString().c_str());
+    return 1;
+  }
+  auto lock = env.LockFile(engine::JoinPath(config.data_dir, "LOCK"));
+  if (!lock.ok()) {
+    KINGX_LOG_ERROR("cannot lock data directory %s: %s", config.data_dir.c_str(), lock.status().ToString().c_str());
+    return 1;
+  }
+  auto shm = CreateSharedMemory(config, 2);
+  if (!shm.ok()) {
+    KINGX_LOG_ERROR("cannot create shared memory: %s", shm.status().ToString().c_str());
+    return 1;
+  }
+  auto sockets = OpenListenSockets(config, 1);
+  if (!sockets.ok()) {
+    KINGX_LOG_ERROR("%s", sockets.status().ToString().c_str());
+    return 1;
+  }
+  for (const ListenAddress& a : sockets->addresses) KINGX_LOG_INFO("listening on %s", a.ToString().c_str());
+  FILE* pid_file = nullptr;
+  if (!config.pid_file.empty() && (pid_file = std::fopen(config.pid_file.c_str(), "w")) != nullptr) {
+    std::fprintf(pid_file, "%d\n", static_cast<int>(getpid()));
+    std::fclose(pid_file);
+  }
+
+  SharedMemory& mem = **shm;
+  SlotInfo& slot = mem.slot(0);
+  slot.generation.store(1);
+  slot.pid.store(getpid());
+  slot.state.store(static_cast<uint32_t>(SlotState::kRunning));
+
+  // The writer thread blocks every signal, so they all reach the worker
+  // (its uv_signal handles or its sigwait thread).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int writer_status = 0;
+  const WriterHooks hooks = CompactionHooks(mem);
+  std::thread writer([&] { writer_status = RunWriter(config, mem, /*install_signals=*/false, hooks); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  struct sigaction sa {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, nullptr);
+
+  const int status = RunWorkerHere(config, mem, *sockets, 0, 0);
+
+  mem.control().draining.store(1);
+  slot.state.store(static_cast<uint32_t>(SlotState::kFree));
+  mem.control().writer_stop.store(static_cast<uint32_t>(WriterStop::kDrain));
+  mem.queue().Wake();
+  writer.join();
+  CloseListenSockets(&*sockets);
+  if (!config.pid_file.empty()) unlink(config.pid_file.c_str());
+  KINGX_LOG_INFO("single-process server stopped");
+  return status != 0 ? status : writer_status;
+}
+
+}  // namespace kingx

@@ -1,0 +1,28 @@
+// Limits and KvService options from a worker's configuration.
+#include "src/worker/serve_options.h"
+
+namespace kingx {
+
+http::Limits LimitsFor(const Config& config) {
+  http::Limits limits;
+  limits.max_key_bytes = config.max_key_bytes;
+  limits.max_body_bytes = config.max_value_bytes;
+  limits.header_timeout_ms = config.header_timeout_ms;
+  limits.body_timeout_ms = config.body_timeout_ms;
+  limits.keepalive_timeout_ms = config.keepalive_timeout_ms;
+  return limits;
+}
+
+KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix) {
+  const engine::Options engine_options = ctx.config.EngineOptions();
+  KvServiceOptions o;
+  o.compression_level = engine_options.compression_level;
+  o.compress_min_bytes = engine_options.compress_min_bytes;
+  o.part_bytes = http::Limits().body_part_bytes;
+  o.token_prefix = token_prefix;
+  o.token_generation = ctx.generation;
+  o.trusted_proxies = &ctx.config.trusted_proxies;
+  return o;
+}
+
+}  // namespace kingx

@@ -1,0 +1,33 @@
+// The settings both serving models derive from a worker's configuration:
+// the HTTP core's limits and KvService's options. Pure functions; any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "http/http_limits.h"
+#include "src/kv/kv_service.h"
+#include "src/worker/worker_context.h"
+
+namespace kingx {
+
+// Behaviour both serving models share, so that the event loop and the thread
+// pool differ only in how they do I/O.
+inline constexpr size_t kReadBufferBytes = 64 * 1024;  // one read's buffer
+inline constexpr size_t kMaxIov = 64;                   // iovecs per gather write
+inline constexpr uint64_t kLingerMs = 2000;             // drain reads after shutdown(SHUT_WR)
+inline constexpr uint64_t kDrainGraceMs = 1000;         // idle keep-alive connections survive this long after QUIT
+inline constexpr uint64_t kDrainHardMs = 30000;         // then everything still open is closed
+inline constexpr uint64_t kBusyRetryMs = 2;             // retry of a write that found the queue full
+
+// http::Limits from --max-key-bytes, --max-value-bytes and the timeouts; the
+// rest keep the core's defaults.
+http::Limits LimitsFor(const Config& config);
+
+// KvService options for one service of this worker: compression settings,
+// trusted proxies (a view into ctx.config: ctx must outlive the service),
+// the slot generation, and `token_prefix` (0..4095; one per pool thread in
+// the thread model).
+KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix);
+
+}  // namespace kingx

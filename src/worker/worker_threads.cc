@@ -1,0 +1,491 @@
+// The thread-pool model (see worker_threads.h): KingServer's shape with our
+// HTTP core and storage path.
+//
+// Threads and what they own:
+//   main        signals (sigtimedwait), housekeeping once a second (access
+//               log flush, counter fold), stop orchestration, joins
+//   acceptor    poll(listen fds + stop eventfd), accept4, TCP_NODELAY,
+//               push into the bounded queue (blocks while it is full)
+//   pool[i]     pops one socket and serves it until it closes: blocking
+//               recv/sendmsg, poll() for the Connection's deadlines, its own
+//               KvService (token prefix i) and its own http::Counters
+//   dispatcher  poll(completion eventfd), drains the slot's completion ring
+//               and hands each completion to the pool thread whose prefix
+//               the token carries (mutex + condition variable: no spinning)
+//
+// Counters: each pool thread bumps private http::Counters; the main thread
+// (and /metrics, before rendering) folds their sum into the slot's shared
+// counters, on top of what the slot held when this worker started.
+#include "src/worker/worker_threads.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "http/connection.h"
+#include "src/kv/kv_backend.h"
+#include "src/kv/kv_service.h"
+#include "src/conf/log.h"
+#include "src/worker/serve_options.h"
+#include "src/worker/worker_context.h"
+
+namespace kingx {
+namespace {
+
+constexpr int kAcceptBurst = 64;
+constexpr int kAcceptPauseMs = 200;
+constexpr int kStoppingPollMs = 100;  // poll cap once the stop eventfd is no longer watched
+constexpr uint32_t kMaxThreads = 4096;  // token prefixes are 12 bits
+
+enum class Mode : int { kRun = 0, kGraceful = 1, kFast = 2 };
+
+struct Accepted {
+  int fd = -1;
+  sockaddr_storage peer{};
+  bool admin = false;
+};
+
+struct PoolThread {
+  std::thread thread;
+  std::unique_ptr<KvService> service;
+  http::Counters counters{};
+  // Completions routed here by the dispatcher.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Completion> inbox;
+  std::atomic<bool> has_mail{false};
+  std::atomic<int> active_fd{-1};  // the socket being served (fast stop shuts it down)
+};
+
+struct ThreadWorker {
+  explicit ThreadWorker(WorkerContext& c) : ctx(c), limits(LimitsFor(c.config)), backend(c, [this] { Fold(); }) {}
+
+  void Fold();
+  void AcceptLoop();
+  void DispatchLoop();
+  void PoolLoop(PoolThread* t);
+  void Serve(PoolThread* t, const Accepted& a);
+  bool FlushOutput(http::Connection& conn, int fd);
+  void Linger(int fd);
+  void TakeMail(PoolThread* t);
+  bool WaitForMail(PoolThread* t, int timeout_ms);
+  Mode mode() const { return static_cast<Mode>(mode_.load(std::memory_order_acquire)); }
+  void SetMode(Mode m);
+
+  WorkerContext& ctx;
+  http::Limits limits;
+  ShmKvBackend backend;
+  std::atomic<int> mode_{0};
+  uint64_t drain_start_ms = 0;  // written before mode_ turns kGraceful (release)
+  int stop_efd = -1;            // readable once a stop began
+  int exit_efd = -1;            // tells the dispatcher to exit
+  std::vector<int> listen_fds;  // parallel to admin flags
+  std::vector<bool> listen_admin;
+
+  std::mutex q_mu;
+  std::condition_variable q_not_empty, q_not_full;
+  std::deque<Accepted> queue;
+  size_t queue_cap = 0;
+
+  std::vector<std::unique_ptr<PoolThread>> pool;
+  std::atomic<size_t> pool_running{0};
+  std::mutex fold_mu;
+  http::Counters base{};  // the slot's counters when this worker started
+};
+
+void ThreadWorker::SetMode(Mode m) {
+  int cur = mode_.load();
+  while (static_cast<int>(m) > cur && !mode_.compare_exchange_weak(cur, static_cast<int>(m))) {
+  }
+  const uint64_t one = 1;
+  (void)!write(stop_efd, &one, sizeof one);
+  {
+    std::lock_guard<std::mutex> lock(q_mu);
+  }
+  q_not_empty.notify_all();
+  q_not_full.notify_all();
+  for (auto& t : pool) {
+    {
+      std::lock_guard<std::mutex> lock(t->mu);
+    }
+    t->cv.notify_all();
+    if (m == Mode::kFast) {
+      const int fd = t->active_fd.load();
+      if (fd >= 0) shutdown(fd, SHUT_RDWR);  // wakes a blocked recv/send/poll
+    }
+  }
+}
+
+// Sum of the pool's private counters, on top of the starting base, into the
+// slot's shared counters (one writer at a time: fold_mu).
+void ThreadWorker::Fold() {
+  std::lock_guard<std::mutex> lock(fold_mu);
+  http::Counters sum = base;
+  for (auto& t : pool) http::Accumulate(sum, t->counters);
+  auto* dst = reinterpret_cast<uint64_t*>(ctx.Counters<http::Counters>());
+  const auto* src = reinterpret_cast<const uint64_t*>(&sum);
+  for (size_t i = 0; i < sizeof(http::Counters) / sizeof(uint64_t); ++i) {
+    __atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+  }
+}
+
+// ---------------------------------------------------------------- acceptor
+
+void ThreadWorker::AcceptLoop() {
+  std::vector<pollfd> fds;
+  for (int fd : listen_fds) fds.push_back(pollfd{fd, POLLIN, 0});
+  fds.push_back(pollfd{stop_efd, POLLIN, 0});
+  while (mode() == Mode::kRun) {
+    if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      KINGX_LOG_ERROR("acceptor: poll: %s", strerror(errno));
+      break;
+    }
+    if (fds.back().revents != 0) break;
+    for (size_t i = 0; i + 1 < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      for (int n = 0; n < kAcceptBurst && mode() == Mode::kRun; ++n) {
+        Accepted a;
+        socklen_t len = sizeof a.peer;
+        a.fd = accept4(fds[i].fd, reinterpret_cast<sockaddr*>(&a.peer), &len, SOCK_CLOEXEC);
+        if (a.fd < 0) {
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            KINGX_LOG_WARN("accept: %s; pausing accepts for %d ms", strerror(errno), kAcceptPauseMs);
+            pollfd stop{stop_efd, POLLIN, 0};
+            (void)poll(&stop, 1, kAcceptPauseMs);
+            break;
+          }
+          if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+          continue;  // ECONNABORTED...: that client is gone
+        }
+        a.admin = listen_admin[i];
+        const int one = 1;
+        setsockopt(a.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        std::unique_lock<std::mutex> lock(q_mu);
+        // Bounded: while every thread is busy and the queue is full, stop
+        // accepting (clients wait in the kernel backlog).
+        q_not_full.wait(lock, [this] { return queue.size() < queue_cap || mode() != Mode::kRun; });
+        if (mode() != Mode::kRun) {
+          close(a.fd);
+          break;
+        }
+        queue.push_back(a);
+        lock.unlock();
+        q_not_empty.notify_one();
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- dispatcher
+
+void ThreadWorker::DispatchLoop() {
+  pollfd fds[2] = {{ctx.completion_fd, POLLIN, 0}, {exit_efd, POLLIN, 0}};
+  for (;;) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      KINGX_LOG_ERROR("completion dispatcher: poll: %s", strerror(errno));
+      return;
+    }
+    if (fds[0].revents != 0) {
+      uint64_t counter;
+      while (read(ctx.completion_fd, &counter, sizeof counter) == sizeof counter) {
+      }
+      ctx.DrainCompletions([this](const Completion& c) {
+        const uint32_t prefix = TokenPrefix(c.token);
+        if (prefix >= pool.size()) return;
+        PoolThread* t = pool[prefix].get();
+        {
+          std::lock_guard<std::mutex> lock(t->mu);
+          t->inbox.push_back(c);
+          t->has_mail.store(true, std::memory_order_release);
+        }
+        t->cv.notify_one();
+      });
+    }
+    if (fds[1].revents != 0) return;
+  }
+}
+
+// ---------------------------------------------------------------- pool
+
+void ThreadWorker::TakeMail(PoolThread* t) {
+  if (!t->has_mail.load(std::memory_order_acquire)) return;
+  std::vector<Completion> mail;
+  {
+    std::lock_guard<std::mutex> lock(t->mu);
+    mail.swap(t->inbox);
+    t->has_mail.store(false, std::memory_order_relaxed);
+  }
+  const uint64_t now = MonotonicMs();
+  for (const Completion& c : mail) t->service->OnCompletion(c, now);
+}
+
+// Sleeps until a completion arrives for this thread, a stop begins, or
+// timeout_ms passes. Returns true when mail is waiting.
+bool ThreadWorker::WaitForMail(PoolThread* t, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(t->mu);
+  const Mode start = mode();
+  t->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                 [&] { return !t->inbox.empty() || mode() != start; });
+  return !t->inbox.empty();
+}
+
+// Sends everything the Connection has to send: one sendmsg per gather list
+// (the socket is blocking; SO_SNDTIMEO bounds a peer that does not read).
+bool ThreadWorker::FlushOutput(http::Connection& conn, int fd) {
+  iovec iov[kMaxIov];
+  while (conn.HasOutput()) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = conn.GatherOutput(iov, kMaxIov);
+    const ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return false;  // EAGAIN = send timeout, EPIPE, ECONNRESET
+    }
+    conn.ConsumeOutput(static_cast<size_t>(r), MonotonicMs());
+  }
+  return true;
+}
+
+void ThreadWorker::Linger(int fd) {
+  if (shutdown(fd, SHUT_WR) != 0) return;
+  char buf[4096];
+  const uint64_t deadline = MonotonicMs() + kLingerMs;
+  for (uint64_t now = MonotonicMs(); now < deadline && mode() != Mode::kFast; now = MonotonicMs()) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(std::min<uint64_t>(deadline - now, kStoppingPollMs))) < 0 && errno != EINTR) {
+      return;
+    }
+    if (p.revents == 0) continue;
+    if (recv(fd, buf, sizeof buf, 0) <= 0) return;
+  }
+}
+
+void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
+  KvConnState state;
+  state.admin = a.admin;
+  state.SetPeer(reinterpret_cast<const sockaddr*>(&a.peer));
+  http::Connection conn(*t->service, limits, &t->counters, MonotonicMs());
+  conn.set_user_data(&state);
+  t->active_fd.store(a.fd);
+  if (mode() == Mode::kFast) shutdown(a.fd, SHUT_RDWR);  // raced with SetMode
+  {
+    timeval tv{static_cast<time_t>(limits.send_timeout_ms / 1000),
+               static_cast<suseconds_t>((limits.send_timeout_ms % 1000) * 1000)};
+    setsockopt(a.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  char buf[kReadBufferBytes];
+  uint64_t served_at_last_feed = 0;
+  bool fed = false;
+  bool linger = false;
+  for (;;) {
+    TakeMail(t);
+    if (!FlushOutput(conn, a.fd)) break;
+    if (conn.ShouldClose()) {
+      linger = true;
+      break;
+    }
+    const Mode m = mode();
+    uint64_t now = MonotonicMs();
+    if (m == Mode::kFast) break;
+    if (m == Mode::kGraceful) {
+      t->service->SetDraining();
+      const bool idle = state.exchange == nullptr && (!fed || conn.requests_served() > served_at_last_feed);
+      if (now >= drain_start_ms + kDrainHardMs) break;
+      if (idle && now >= drain_start_ms + kDrainGraceMs) {
+        linger = true;  // FIN first: a request racing with the close is not reset
+        break;
+      }
+    }
+    if (t->service->AwaitsStorage(state)) {
+      const bool retrying = t->service->NextRetryMs() != 0;
+      if (!WaitForMail(t, retrying ? kBusyRetryMs : kStoppingPollMs * 10)) {
+        t->service->Poke(MonotonicMs());
+      }
+      continue;
+    }
+    if (t->service->NextRetryMs() != 0) t->service->Poke(now);
+    const uint64_t deadline = conn.DeadlineMs();
+    if (deadline != 0 && deadline <= now) {
+      conn.OnTimer(now);
+      continue;
+    }
+    int timeout = deadline != 0 ? static_cast<int>(std::min<uint64_t>(deadline - now, 60'000)) : 60'000;
+    pollfd fds[2] = {{a.fd, static_cast<short>(conn.WantsRead() ? POLLIN : 0), 0}, {stop_efd, POLLIN, 0}};
+    nfds_t nfds = 2;
+    if (m != Mode::kRun) {
+      nfds = 1;  // the stop eventfd stays readable: watch the clock instead
+      timeout = std::min(timeout, kStoppingPollMs);
+    }
+    if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
+    const int r = poll(fds, nfds, timeout);
+    if (r < 0 && errno != EINTR) break;
+    if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top
+    const ssize_t n = recv(a.fd, buf, sizeof buf, 0);
+    now = MonotonicMs();
+    if (n > 0) {
+      fed = true;
+      served_at_last_feed = conn.requests_served();
+      conn.Feed(std::span<const char>(buf, static_cast<size_t>(n)), now);
+    } else if (n == 0) {
+      conn.FeedEof(now);
+    } else if (errno != EINTR && errno != EAGAIN) {
+      break;
+    }
+  }
+  if (linger && mode() != Mode::kFast) Linger(a.fd);
+  t->active_fd.store(-1);
+  close(a.fd);
+  // ~Connection: OnAbort for an unanswered request (its write is orphaned).
+}
+
+void ThreadWorker::PoolLoop(PoolThread* t) {
+  for (;;) {
+    Accepted a;
+    {
+      std::unique_lock<std::mutex> lock(q_mu);
+      q_not_empty.wait(lock, [this] { return !queue.empty() || mode() != Mode::kRun; });
+      if (queue.empty() || mode() == Mode::kFast) break;
+      a = queue.front();
+      queue.pop_front();
+    }
+    q_not_full.notify_one();
+    Serve(t, a);
+  }
+  // Orphaned writes still in the table are forgotten with the service.
+  pool_running.fetch_sub(1);
+}
+
+}  // namespace
+
+int RunThreadWorker(WorkerContext& ctx) {
+  if (ctx.completion_fd < 0 || ctx.queue == nullptr || ctx.reader == nullptr || ctx.shm == nullptr) {
+    KINGX_LOG_ERROR("worker %u: incomplete worker context", ctx.worker_index);
+    return 2;
+  }
+  const uint32_t threads = std::clamp<uint32_t>(ctx.config.threads, 1, kMaxThreads);
+  auto w = std::make_unique<ThreadWorker>(ctx);
+  w->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  w->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (w->stop_efd < 0 || w->exit_efd < 0) {
+    KINGX_LOG_ERROR("worker %u: eventfd: %s", ctx.worker_index, strerror(errno));
+    return 2;
+  }
+  for (int fd : ctx.listen_fds) {
+    w->listen_fds.push_back(fd);
+    w->listen_admin.push_back(false);
+  }
+  if (ctx.admin_listen_fd >= 0) {
+    w->listen_fds.push_back(ctx.admin_listen_fd);
+    w->listen_admin.push_back(true);
+  }
+  w->queue_cap = std::max<size_t>(ctx.config.max_connections, 1);
+  std::memcpy(&w->base, ctx.Counters<http::Counters>(), sizeof w->base);
+
+  // Signals are taken by this thread only: block them before any thread
+  // starts so that every thread inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&set, s);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  for (uint32_t i = 0; i < threads; ++i) {
+    auto t = std::make_unique<PoolThread>();
+    t->service = std::make_unique<KvService>(w->backend, ctx.access_log, ServiceOptionsFor(ctx, i), nullptr, nullptr);
+    w->pool.push_back(std::move(t));
+  }
+  ThreadWorker* tw = w.get();
+  std::thread dispatcher;
+  std::thread acceptor;
+  try {
+    dispatcher = std::thread([tw] { tw->DispatchLoop(); });
+    for (auto& t : w->pool) {
+      PoolThread* pt = t.get();
+      w->pool_running.fetch_add(1);
+      t->thread = std::thread([tw, pt] { tw->PoolLoop(pt); });
+    }
+    acceptor = std::thread([tw] { tw->AcceptLoop(); });
+  } catch (const std::system_error& e) {
+    // Thread creation failed (EAGAIN: limits): stop what started, report.
+    KINGX_LOG_ERROR("worker %u: starting threads: %s", ctx.worker_index, e.what());
+    w->SetMode(Mode::kFast);
+    const uint64_t one = 1;
+    (void)!write(w->exit_efd, &one, sizeof one);
+    for (auto& t : w->pool) {
+      if (t->thread.joinable()) t->thread.join();
+    }
+    if (dispatcher.joinable()) dispatcher.join();
+    if (acceptor.joinable()) acceptor.join();
+    close(w->stop_efd);
+    close(w->exit_efd);
+    return 2;
+  }
+  KINGX_LOG_INFO("worker %u (slot %u) serving on %zu listener(s), thread pool of %u", ctx.worker_index, ctx.slot,
+                 w->listen_fds.size(), threads);
+
+  uint64_t graceful_since = 0;
+  while (w->pool_running.load() > 0) {
+    timespec tick{1, 0};
+    if (w->mode() != Mode::kRun) tick = timespec{0, 100'000'000};
+    siginfo_t info;
+    const int sig = sigtimedwait(&set, &info, &tick);
+    if (sig == SIGQUIT && w->mode() == Mode::kRun) {
+      KINGX_LOG_INFO("worker %u: graceful stop", ctx.worker_index);
+      w->drain_start_ms = MonotonicMs();
+      graceful_since = w->drain_start_ms;
+      w->SetMode(Mode::kGraceful);
+    } else if (sig == SIGTERM || sig == SIGINT) {
+      KINGX_LOG_INFO("worker %u: fast stop", ctx.worker_index);
+      w->SetMode(Mode::kFast);
+    } else if (sig == SIGUSR1) {
+      if (ctx.access_log != nullptr) {
+        engine::Status st = ctx.access_log->Reopen();
+        if (!st.ok()) KINGX_LOG_ERROR("reopening the access log: %s", st.ToString().c_str());
+      }
+      engine::Status st = ReopenErrorLog();
+      if (!st.ok()) KINGX_LOG_ERROR("reopening the error log: %s", st.ToString().c_str());
+    }
+    if (w->mode() == Mode::kGraceful && MonotonicMs() >= graceful_since + kDrainHardMs + 1000) {
+      w->SetMode(Mode::kFast);  // a pool thread is stuck in a blocking call
+    }
+    if (ctx.access_log != nullptr) ctx.access_log->FlushIfDue();
+    w->Fold();
+  }
+  for (auto& t : w->pool) t->thread.join();
+  acceptor.join();
+  const uint64_t one = 1;
+  (void)!write(w->exit_efd, &one, sizeof one);
+  dispatcher.join();
+  w->Fold();
+  for (int fd : w->listen_fds) close(fd);
+  {
+    std::lock_guard<std::mutex> lock(w->q_mu);
+    for (const Accepted& a : w->queue) close(a.fd);
+    w->queue.clear();
+  }
+  close(w->stop_efd);
+  close(w->exit_efd);
+  if (ctx.access_log != nullptr) ctx.access_log->Flush();
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  KINGX_LOG_INFO("worker %u: stopped", ctx.worker_index);
+  return 0;
+}
+
+}  // namespace kingx

@@ -1,0 +1,594 @@
+// The event-model worker (see worker_uv.h). The only includer of <uv.h>.
+//
+// One loop, single-threaded. Handles:
+//   listeners     uv_poll on each listen fd; we accept4() ourselves so that
+//                 accepting can pause (connection cap, EMFILE) without spinning
+//   connections   uv_tcp per socket + http::Connection + KvConnState (UvConn)
+//   completions   uv_poll on the slot's eventfd → KvService::OnCompletion
+//   sweep timer   deadlines of every connection, lingering closes, stalled
+//                 writes, drain progress, access-log flush
+//   retry timer   re-offers writes that found the queue full (KvService::Poke)
+//   signals       QUIT graceful stop, TERM/INT fast stop, USR1 reopen logs
+//
+// Memory per idle keep-alive connection is the UvConn alone (uv_tcp_t,
+// Connection, KvConnState: ~0.6 KiB) plus what the Connection keeps (it
+// shrinks its buffers when idle): reads land in one per-loop buffer and the
+// Connection copies only what it cannot parse yet.
+//
+// Output: one uv_try_write (a writev of the Connection's gather list) per
+// flush; when the socket cannot take everything, one uv_write of the rest
+// (zero-copy: the Connection keeps gathered bytes in place until
+// ConsumeOutput). The send deadline is the Connection's.
+#include "src/worker/worker_uv.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "http/connection.h"
+#include "src/kv/kv_backend.h"
+#include "src/kv/kv_service.h"
+#include "src/conf/log.h"
+#include "src/worker/worker_context.h"
+#include "src/worker/serve_options.h"
+
+namespace kingx {
+namespace {
+
+constexpr uint64_t kAcceptPauseMs = 200;     // after EMFILE / ENFILE
+constexpr int kAcceptBurst = 64;             // accepts per readiness event
+
+struct UvWorker;
+
+// A uv_write of gathered output the socket could not take at once.
+struct PendingWrite {
+  uv_write_t req;
+  size_t bytes = 0;  // reported to ConsumeOutput when it completes
+  struct UvConn* conn = nullptr;
+};
+
+// One client connection. The Connection is declared last so that it is
+// destroyed first: its destructor may call KvService::OnAbort, which reads
+// the KvConnState base.
+struct UvConn : KvConnState {
+  UvConn(UvWorker* w, KvService& service, const http::Limits& limits, http::Counters* counters, uint64_t now_ms)
+      : worker(w), http(service, limits, counters, now_ms) {}
+
+  uv_tcp_t tcp;
+  UvWorker* worker;
+  UvConn* prev = nullptr;
+  UvConn* next = nullptr;
+  PendingWrite* write = nullptr;  // an asynchronous write in flight
+  uint64_t linger_deadline_ms = 0;
+  uint64_t served_at_last_feed = 0;
+  bool reading = false;
+  bool closing = false;          // uv_close called
+  bool lingering = false;        // shutdown(SHUT_WR) sent; discarding input until EOF
+  bool eof = false;
+  bool fed = false;              // received bytes since the connection opened
+  http::Connection http;
+};
+
+struct Listener {
+  uv_poll_t poll;
+  UvWorker* worker = nullptr;
+  int fd = -1;
+  bool admin = false;
+  bool active = false;
+};
+
+struct UvWorker {
+  explicit UvWorker(WorkerContext& c)
+      : ctx(c),
+        limits(LimitsFor(c.config)),
+        backend(c),
+        service(backend, c.access_log, ServiceOptionsFor(c, 0), &UvWorker::Wake, this) {}
+
+  static void Wake(void* io, http::Connection& conn);
+
+  WorkerContext& ctx;
+  http::Limits limits;
+  ShmKvBackend backend;
+  KvService service;
+  http::Counters* counters = nullptr;
+
+  uv_loop_t loop;
+  std::vector<Listener*> listeners;
+  uv_poll_t completion_poll;
+  uv_timer_t sweep_timer;
+  uv_timer_t retry_timer;
+  uv_timer_t accept_timer;
+  uv_check_t check;
+  uv_signal_t signals[5];
+
+  UvConn* head = nullptr;
+  size_t conn_count = 0;
+  bool accept_paused = false;    // EMFILE pause or connection cap
+  bool graceful = false;
+  bool fast = false;
+  bool stopped = false;          // handles are being closed
+  uint64_t drain_start_ms = 0;
+  uint64_t sweep_ms = 500;
+  char read_buf[kReadBufferBytes];
+};
+
+// ---------------------------------------------------------------- helpers
+
+void StartReading(UvConn* c);
+void Pump(UvConn* c);
+void CloseConn(UvConn* c);
+void MaybeFinishStop(UvWorker* w);
+void ResumeAccepting(UvWorker* w);
+void OnListenReadable(uv_poll_t* p, int status, int events);
+
+void LinkConn(UvWorker* w, UvConn* c) {
+  c->next = w->head;
+  if (w->head != nullptr) w->head->prev = c;
+  w->head = c;
+  ++w->conn_count;
+}
+
+void UnlinkConn(UvWorker* w, UvConn* c) {
+  if (c->prev != nullptr) c->prev->next = c->next;
+  if (c->next != nullptr) c->next->prev = c->prev;
+  if (w->head == c) w->head = c->next;
+  c->prev = c->next = nullptr;
+}
+
+// True when no request is in progress: nothing to send, no write pending,
+// and every byte received so far belonged to requests already answered.
+// (The Connection has no "idle" observer; see the report.)
+bool IsIdle(const UvConn* c) {
+  return !c->http.HasOutput() && c->write == nullptr && c->exchange == nullptr &&
+         (!c->fed || c->http.requests_served() > c->served_at_last_feed);
+}
+
+void OnConnClosed(uv_handle_t* h) {
+  auto* c = static_cast<UvConn*>(h->data);
+  UvWorker* w = c->worker;
+  delete c;  // ~Connection: OnAbort for an unanswered request
+  --w->conn_count;
+  if (w->accept_paused && !w->graceful && !w->fast) ResumeAccepting(w);
+  MaybeFinishStop(w);
+}
+
+void CloseConn(UvConn* c) {
+  if (c->closing) return;
+  c->closing = true;
+  UnlinkConn(c->worker, c);
+  uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), OnConnClosed);
+}
+
+// Ends a connection the polite way: FIN first, then discard what the peer
+// still sends until its EOF (or kLingerMs), so that its kernel does not reset
+// the connection before it read our last response.
+void Linger(UvConn* c) {
+  if (c->closing || c->lingering) return;
+  if (c->eof) return CloseConn(c);
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) != 0 || shutdown(fd, SHUT_WR) != 0) {
+    return CloseConn(c);
+  }
+  c->lingering = true;
+  c->linger_deadline_ms = MonotonicMs() + kLingerMs;
+  StartReading(c);
+}
+
+void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* c = static_cast<UvConn*>(h->data);
+  // One buffer per loop: read_cb hands every byte to the Connection (which
+  // copies what it cannot parse) before the next alloc.
+  *buf = uv_buf_init(c->worker->read_buf, kReadBufferBytes);
+}
+
+void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = static_cast<UvConn*>(s->data);
+  if (c->closing) return;
+  if (c->lingering) {
+    if (nread < 0) CloseConn(c);
+    return;
+  }
+  if (nread > 0) {
+    c->fed = true;
+    c->served_at_last_feed = c->http.requests_served();
+    c->http.Feed(std::span<const char>(buf->base, static_cast<size_t>(nread)), MonotonicMs());
+  } else if (nread == UV_EOF) {
+    c->eof = true;
+    c->http.FeedEof(MonotonicMs());
+  } else if (nread < 0) {
+    return CloseConn(c);  // ECONNRESET and friends: nobody to answer
+  }
+  Pump(c);
+}
+
+void StartReading(UvConn* c) {
+  if (c->reading || c->closing) return;
+  if (c->eof) return;
+  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), OnAlloc, OnRead) == 0) c->reading = true;
+}
+
+void StopReading(UvConn* c) {
+  if (!c->reading) return;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
+  c->reading = false;
+}
+
+void OnWritten(uv_write_t* req, int status) {
+  auto* pw = static_cast<PendingWrite*>(req->data);
+  UvConn* c = pw->conn;
+  const size_t bytes = pw->bytes;
+  delete pw;
+  if (c->closing) return;  // canceled by uv_close; c is freed in its close callback
+  c->write = nullptr;
+  if (status < 0) return CloseConn(c);
+  c->http.ConsumeOutput(bytes, MonotonicMs());
+  Pump(c);
+}
+
+// Writes the Connection's pending output: uv_try_write (one writev) while the
+// socket takes it; what is left goes to one uv_write of the same views (the
+// Connection keeps gathered bytes in place until ConsumeOutput, even while it
+// appends more output). Returns false when the connection was closed.
+bool Flush(UvConn* c) {
+  uv_stream_t* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+  iovec iov[kMaxIov];
+  static_assert(sizeof(uv_buf_t) == sizeof(iovec), "libuv's unix uv_buf_t is an iovec");
+  size_t n = 0;
+  while (c->http.HasOutput()) {
+    n = c->http.GatherOutput(iov, kMaxIov);
+    const int r = uv_try_write(stream, reinterpret_cast<uv_buf_t*>(iov), static_cast<unsigned>(n));
+    if (r > 0) {
+      c->http.ConsumeOutput(static_cast<size_t>(r), MonotonicMs());
+      continue;
+    }
+    if (r == UV_EAGAIN || r == 0) break;
+    CloseConn(c);
+    return false;
+  }
+  if (!c->http.HasOutput()) return true;
+  n = c->http.GatherOutput(iov, kMaxIov);
+  auto* pw = new PendingWrite;
+  pw->conn = c;
+  pw->req.data = pw;
+  for (size_t i = 0; i < n; ++i) pw->bytes += iov[i].iov_len;
+  if (uv_write(&pw->req, stream, reinterpret_cast<uv_buf_t*>(iov), static_cast<unsigned>(n), OnWritten) != 0) {
+    delete pw;
+    CloseConn(c);
+    return false;
+  }
+  c->write = pw;
+  return true;
+}
+
+// Acts on the Connection's observers after anything happened to it.
+void Pump(UvConn* c) {
+  if (c->closing || c->lingering) return;
+  if (c->write == nullptr && c->http.HasOutput() && !Flush(c)) return;
+  if (c->http.ShouldClose()) {
+    if (c->write == nullptr && !c->http.HasOutput()) return Linger(c);
+    if (!c->http.HasOutput()) return CloseConn(c);  // output abandoned (send timeout)
+    return StopReading(c);
+  }
+  if (c->worker->fast) return CloseConn(c);
+  // No reads while the request waits for the storage (queue room or its
+  // completion): the Connection would only buffer the bytes, and a body
+  // buffered behind PauseBody comes back through a path of the core that
+  // zeroes the first byte of the piece (see the report: ConsumeInput clears
+  // in_ before OnBody reads the piece). The thread model behaves the same.
+  if (c->http.WantsRead() && !c->worker->service.AwaitsStorage(*c)) {
+    StartReading(c);
+  } else {
+    StopReading(c);
+  }
+}
+
+void UvWorker::Wake(void* io, http::Connection& conn) {
+  (void)io;
+  Pump(static_cast<UvConn*>(static_cast<KvConnState*>(conn.user_data())));
+}
+
+// ---------------------------------------------------------------- accepting
+
+void StopAccepting(UvWorker* w) {
+  for (Listener* l : w->listeners) {
+    if (l->active) {
+      uv_poll_stop(&l->poll);
+      l->active = false;
+    }
+  }
+}
+
+void ResumeAccepting(UvWorker* w) {
+  if (w->graceful || w->fast || w->conn_count >= w->ctx.config.max_connections) return;
+  w->accept_paused = false;
+  for (Listener* l : w->listeners) {
+    if (!l->active && l->fd >= 0) {
+      if (uv_poll_start(&l->poll, UV_READABLE, OnListenReadable) == 0) l->active = true;
+    }
+  }
+}
+
+void OnAcceptTimer(uv_timer_t* t) { ResumeAccepting(static_cast<UvWorker*>(t->data)); }
+
+void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
+  auto* c = new UvConn(w, w->service, w->limits, w->counters, MonotonicMs());
+  c->admin = admin;
+  c->SetPeer(peer);
+  c->http.set_user_data(static_cast<KvConnState*>(c));
+  c->tcp.data = c;
+  if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
+    close(fd);
+    delete c;
+    return;
+  }
+  if (uv_tcp_open(&c->tcp, fd) != 0) {
+    close(fd);
+    c->closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<UvConn*>(h->data); });
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  LinkConn(w, c);
+  StartReading(c);
+}
+
+void OnListenReadable(uv_poll_t* p, int status, int) {
+  auto* l = static_cast<Listener*>(p->data);
+  UvWorker* w = l->worker;
+  if (status < 0) return;
+  for (int i = 0; i < kAcceptBurst; ++i) {
+    if (w->conn_count >= w->ctx.config.max_connections) {
+      // At the cap: leave the rest in the kernel backlog until one closes.
+      StopAccepting(w);
+      w->accept_paused = true;
+      return;
+    }
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    const int fd = accept4(l->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        KINGX_LOG_WARN("accept: %s; pausing accepts for %llu ms", strerror(errno),
+                       static_cast<unsigned long long>(kAcceptPauseMs));
+        StopAccepting(w);
+        w->accept_paused = true;
+        uv_timer_start(&w->accept_timer, OnAcceptTimer, kAcceptPauseMs, 0);
+        return;
+      }
+      continue;  // ECONNABORTED, EPROTO...: that client is gone, go on
+    }
+    AdoptSocket(w, fd, reinterpret_cast<sockaddr*>(&ss), l->admin);
+  }
+}
+
+bool AddListener(UvWorker* w, int fd, bool admin) {
+  auto* l = new Listener;
+  l->worker = w;
+  l->fd = fd;
+  l->admin = admin;
+  l->poll.data = l;
+  if (uv_poll_init_socket(&w->loop, &l->poll, fd) != 0) {
+    delete l;
+    return false;
+  }
+  w->listeners.push_back(l);
+  if (uv_poll_start(&l->poll, UV_READABLE, OnListenReadable) != 0) return false;
+  l->active = true;
+  return true;
+}
+
+// Stops accepting for good (graceful stop): the listen fds are closed once
+// their poll handles are (the handles do not own them).
+void CloseListeners(UvWorker* w) {
+  for (Listener* l : w->listeners) {
+    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->poll))) continue;
+    l->active = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), [](uv_handle_t* h) {
+      auto* lst = static_cast<Listener*>(h->data);
+      if (lst->fd >= 0) close(lst->fd);
+      lst->fd = -1;
+    });
+  }
+}
+
+// ---------------------------------------------------------------- completions, retries
+
+void OnCompletionReadable(uv_poll_t* p, int status, int) {
+  auto* w = static_cast<UvWorker*>(p->data);
+  if (status < 0) return;
+  uint64_t counter;
+  while (read(w->ctx.completion_fd, &counter, sizeof counter) == sizeof counter) {
+  }
+  const uint64_t now = MonotonicMs();
+  w->ctx.DrainCompletions([w, now](const Completion& c) { w->service.OnCompletion(c, now); });
+  w->service.Poke(now);  // a completion freed queue room
+  MaybeFinishStop(w);
+}
+
+void OnRetryTimer(uv_timer_t* t) {
+  auto* w = static_cast<UvWorker*>(t->data);
+  w->service.Poke(MonotonicMs());
+}
+
+// Runs once per loop iteration: keep the retry timer going while writes wait
+// for queue room.
+void OnCheck(uv_check_t* h) {
+  auto* w = static_cast<UvWorker*>(h->data);
+  const bool waiting = w->service.NextRetryMs() != 0;
+  const bool active = uv_is_active(reinterpret_cast<uv_handle_t*>(&w->retry_timer)) != 0;
+  if (waiting && !active && !w->stopped) {
+    uv_timer_start(&w->retry_timer, OnRetryTimer, kBusyRetryMs, kBusyRetryMs);
+  } else if (!waiting && active) {
+    uv_timer_stop(&w->retry_timer);
+  }
+}
+
+// ---------------------------------------------------------------- sweep, stop
+
+void CloseAllHandles(UvWorker* w) {
+  if (w->stopped) return;
+  w->stopped = true;
+  uv_walk(
+      &w->loop,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
+}
+
+// Finishes a stop once no connection is left: closes every handle so that
+// uv_run returns.
+void MaybeFinishStop(UvWorker* w) {
+  if (!(w->graceful || w->fast) || w->stopped) return;
+  if (w->conn_count > 0) return;
+  // Listener fds are closed by their own close callbacks (CloseListeners).
+  CloseListeners(w);
+  CloseAllHandles(w);
+}
+
+void OnSweep(uv_timer_t* t) {
+  auto* w = static_cast<UvWorker*>(t->data);
+  const uint64_t now = MonotonicMs();
+  const bool close_idle = w->graceful && now >= w->drain_start_ms + kDrainGraceMs;
+  const bool hard = w->graceful && now >= w->drain_start_ms + kDrainHardMs;
+  for (UvConn* c = w->head; c != nullptr;) {
+    UvConn* next = c->next;  // c may be unlinked below
+    if (c->lingering) {
+      if (now >= c->linger_deadline_ms) CloseConn(c);
+    } else if (hard) {
+      CloseConn(c);
+    } else if (close_idle && IsIdle(c)) {
+      Linger(c);  // FIN first: a request racing with the close is not reset
+    } else {
+      const uint64_t d = c->http.DeadlineMs();
+      if (d != 0 && d <= now) {
+        c->http.OnTimer(now);
+        Pump(c);
+      }
+    }
+    c = next;
+  }
+  if (w->ctx.access_log != nullptr) w->ctx.access_log->FlushIfDue();
+  MaybeFinishStop(w);
+}
+
+void BeginGracefulStop(UvWorker* w) {
+  if (w->graceful || w->fast) return;
+  KINGX_LOG_INFO("worker %u: graceful stop (%zu connections open)", w->ctx.worker_index, w->conn_count);
+  w->graceful = true;
+  w->drain_start_ms = MonotonicMs();
+  w->service.SetDraining();
+  uv_timer_stop(&w->accept_timer);
+  CloseListeners(w);
+  // Make the sweep frequent enough to honour the grace period.
+  uv_timer_start(&w->sweep_timer, OnSweep, 100, 100);
+  MaybeFinishStop(w);
+}
+
+void BeginFastStop(UvWorker* w) {
+  if (w->fast) return;
+  KINGX_LOG_INFO("worker %u: fast stop (%zu connections open)", w->ctx.worker_index, w->conn_count);
+  w->fast = true;
+  w->service.SetDraining();
+  CloseListeners(w);
+  for (UvConn* c = w->head; c != nullptr;) {
+    UvConn* next = c->next;
+    CloseConn(c);
+    c = next;
+  }
+  MaybeFinishStop(w);
+}
+
+void OnSignal(uv_signal_t* s, int signum) {
+  auto* w = static_cast<UvWorker*>(s->data);
+  switch (signum) {
+    case SIGQUIT:
+      BeginGracefulStop(w);
+      break;
+    case SIGTERM:
+    case SIGINT:
+      BeginFastStop(w);
+      break;
+    case SIGUSR1: {
+      if (w->ctx.access_log != nullptr) {
+        engine::Status st = w->ctx.access_log->Reopen();
+        if (!st.ok()) KINGX_LOG_ERROR("reopening the access log: %s", st.ToString().c_str());
+      }
+      engine::Status st = ReopenErrorLog();
+      if (!st.ok()) KINGX_LOG_ERROR("reopening the error log: %s", st.ToString().c_str());
+      break;
+    }
+    default:  // SIGHUP: the master reloads; a worker ignores it
+      break;
+  }
+}
+
+uint64_t SweepIntervalMs(const http::Limits& l) {
+  uint64_t shortest = std::min({l.header_timeout_ms, l.body_timeout_ms, l.keepalive_timeout_ms, l.send_timeout_ms});
+  return std::clamp<uint64_t>(shortest / 8, 5, 500);
+}
+
+}  // namespace
+
+int RunUvWorker(WorkerContext& ctx) {
+  if (ctx.completion_fd < 0 || ctx.queue == nullptr || ctx.reader == nullptr || ctx.shm == nullptr) {
+    KINGX_LOG_ERROR("worker %u: incomplete worker context", ctx.worker_index);
+    return 2;
+  }
+  auto w = std::make_unique<UvWorker>(ctx);
+  w->counters = ctx.Counters<http::Counters>();
+  if (int r = uv_loop_init(&w->loop); r != 0) {
+    KINGX_LOG_ERROR("worker %u: uv_loop_init: %s", ctx.worker_index, uv_strerror(r));
+    return 2;
+  }
+  int failed = 0;
+  for (int fd : ctx.listen_fds) failed += !AddListener(w.get(), fd, false);
+  if (ctx.admin_listen_fd >= 0) failed += !AddListener(w.get(), ctx.admin_listen_fd, true);
+  w->completion_poll.data = w.get();
+  failed += uv_poll_init(&w->loop, &w->completion_poll, ctx.completion_fd) != 0 ||
+            uv_poll_start(&w->completion_poll, UV_READABLE, OnCompletionReadable) != 0;
+  w->sweep_ms = SweepIntervalMs(w->limits);
+  for (uv_timer_t* t : {&w->sweep_timer, &w->retry_timer, &w->accept_timer}) {
+    uv_timer_init(&w->loop, t);
+    t->data = w.get();
+  }
+  uv_timer_start(&w->sweep_timer, OnSweep, w->sweep_ms, w->sweep_ms);
+  uv_check_init(&w->loop, &w->check);
+  w->check.data = w.get();
+  uv_check_start(&w->check, OnCheck);
+  const int sigs[5] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP};
+  for (int i = 0; i < 5; ++i) {
+    uv_signal_init(&w->loop, &w->signals[i]);
+    w->signals[i].data = w.get();
+    failed += uv_signal_start(&w->signals[i], OnSignal, sigs[i]) != 0;
+  }
+  if (failed != 0) {
+    KINGX_LOG_ERROR("worker %u: could not set up the event loop (%d handles failed)", ctx.worker_index, failed);
+    CloseAllHandles(w.get());
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    for (Listener* l : w->listeners) delete l;
+    return 2;
+  }
+  KINGX_LOG_INFO("worker %u (slot %u) serving on %zu listener(s), event model", ctx.worker_index, ctx.slot,
+                 w->listeners.size());
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  // A stop closed every handle; run once more in case close callbacks remain.
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&w->loop) != 0) KINGX_LOG_WARN("worker %u: loop closed with handles open", ctx.worker_index);
+  for (Listener* l : w->listeners) delete l;
+  if (ctx.access_log != nullptr) ctx.access_log->Flush();
+  KINGX_LOG_INFO("worker %u: stopped", ctx.worker_index);
+  return 0;
+}
+
+}  // namespace kingx

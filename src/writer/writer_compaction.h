@@ -1,0 +1,25 @@
+// Compaction in the writer process (issue 5): the WriterHooks that run
+// engine::Compactor passes on an engine::CompactionThread beside the writer
+// loop, trigger a pass when a worker bumped ControlBlock::compact_requests
+// (POST /admin/compact), and publish the pass figures in WriterStats.
+//
+// The writer process calls CompactionHooks() once and passes the result to
+// RunWriter; everything runs in that process (the loop thread and the one
+// background thread the hooks start after recovery and join before close).
+#pragma once
+
+#include "src/conf/config.h"
+#include "src/ipc/shm.h"
+#include "src/writer/writer_process.h"
+
+namespace kingx {
+
+// Interval between automatic passes (a pass does nothing when no segment
+// passes the threshold).
+inline constexpr uint32_t kCompactionIntervalMs = 5000;
+
+// Hooks that own a Compactor and its thread for one RunWriter call. `shm`
+// must outlive the hooks.
+WriterHooks CompactionHooks(SharedMemory& shm);
+
+}  // namespace kingx

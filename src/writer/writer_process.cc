@@ -1,0 +1,412 @@
+// The writer loop (see writer_process.h).
+//
+// Order of a batch: Apply → post completions → Release the ring bytes → wake
+// the workers. Releasing only after posting means a writer that dies mid-batch
+// leaves the batch queued: the respawned writer applies it again (a worker
+// ignores a completion for a token it no longer waits for), so a write that a
+// worker still waits for is never silently lost.
+#include "src/writer/writer_process.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <deque>
+#include <map>
+#include <vector>
+
+#include "engine/env.h"
+#include "engine/index.h"
+#include "engine/writer.h"
+#include "src/conf/log.h"
+#include "src/ipc/write_queue.h"
+
+namespace kingx {
+namespace {
+
+// Set by the signal handlers of the writer process.
+std::atomic<uint32_t>* g_stop_word = nullptr;
+int g_wake_fd = -1;
+volatile sig_atomic_t g_reopen_logs = 0;
+
+void WakeFromHandler() {
+  if (g_wake_fd < 0) return;
+  const uint64_t one = 1;
+  ssize_t w = write(g_wake_fd, &one, sizeof(one));
+  (void)w;
+}
+
+void OnStopSignal(int sig) {
+  const int saved = errno;
+  if (g_stop_word != nullptr) {
+    const uint32_t want = sig == SIGQUIT ? static_cast<uint32_t>(WriterStop::kDrain)
+                                         : static_cast<uint32_t>(WriterStop::kFast);
+    // A fast stop wins over a drain; never downgrade.
+    if (g_stop_word->load() < want) g_stop_word->store(want);
+  }
+  WakeFromHandler();
+  errno = saved;
+}
+
+void OnReopenSignal(int) {
+  const int saved = errno;
+  g_reopen_logs = 1;
+  WakeFromHandler();
+  errno = saved;
+}
+
+void InstallSignals(SharedMemory& shm) {
+  g_stop_word = &shm.control().writer_stop;
+  g_wake_fd = shm.writer_eventfd();
+  struct sigaction sa {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = OnStopSignal;
+  sigaction(SIGQUIT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sa.sa_handler = OnReopenSignal;
+  sigaction(SIGUSR1, &sa, nullptr);
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGHUP, &sa, nullptr);
+  sigaction(SIGPIPE, &sa, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+uint64_t NowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+engine::WriteOp ToOp(const WriteRequest& r) {
+  engine::WriteOp op;
+  op.type = r.kind == WriteKind::kDelete ? engine::OpType::kDelete : engine::OpType::kPut;
+  op.key = r.key;
+  op.content_type = r.content_type;
+  op.codec = r.codec;
+  op.stored = r.stored;
+  op.raw_len = r.raw_len;
+  switch (r.condition) {
+    case WriteCondition::kNone: op.condition.kind = engine::Condition::Kind::kNone; break;
+    case WriteCondition::kIfAbsent: op.condition.kind = engine::Condition::Kind::kIfAbsent; break;
+    case WriteCondition::kIfMatch: op.condition.kind = engine::Condition::Kind::kIfMatch; break;
+  }
+  op.condition.seq = r.if_match_seq;
+  return op;
+}
+
+// One large value being staged.
+struct LargeUpload {
+  uint64_t engine_id = 0;
+  engine::Status failure;  // set when a part failed (the engine already aborted it)
+};
+
+// Which upload an entry belongs to. A token is unique only among the writes
+// of one slot (the workers of a slot generation number their exchanges alike),
+// so uploads of different workers may carry the same token.
+struct UploadKey {
+  uint32_t slot = 0;
+  uint64_t token = 0;
+  auto operator<=>(const UploadKey&) const = default;
+};
+
+// The loop's state: the engine, open large uploads, completions waiting for
+// room in a full ring, the slots to wake after this batch.
+class WriterLoop {
+ public:
+  WriterLoop(const Config& config, SharedMemory& shm, engine::Writer& writer, const WriterHooks& hooks)
+      : config_(config), shm_(shm), queue_(shm.queue()), writer_(writer), hooks_(hooks),
+        overflow_(shm.slot_count()), wake_(shm.slot_count(), false) {}
+
+  // Returns the exit status.
+  int Run() {
+    queue_.BeginConsuming();
+    AnswerOrphans();
+    // At least once a second: interval syncs, orphaned uploads, hooks.
+    const int idle_timeout_ms = config_.sync == engine::SyncMode::kInterval
+                                    ? static_cast<int>(std::min<uint32_t>(config_.sync_interval_ms, 1000))
+                                    : 1000;
+    uint64_t compact_seen = shm_.control().compact_requests.load();
+    // Bounded by the stop flag: every iteration either returns or waits at most
+    // idle_timeout_ms; a drain ends when the queue is empty.
+    for (;;) {
+      const auto stop = static_cast<WriterStop>(shm_.control().writer_stop.load());
+      if (stop == WriterStop::kFast) break;
+      const bool overflowing = HasOverflow();
+      const bool have = queue_.WaitForEntries(overflowing ? 1 : idle_timeout_ms);
+      if (g_reopen_logs) {
+        g_reopen_logs = 0;
+        if (engine::Status s = ReopenErrorLog(); !s.ok()) KINGX_LOG_ERROR("writer: %s", s.ToString().c_str());
+      }
+      if (engine::Status s = writer_.SyncIfDue(NowMs()); !s.ok()) {
+        KINGX_LOG_ERROR("writer: interval sync failed: %s", s.ToString().c_str());
+      }
+      AbortOrphanedUploads();
+      if (hooks_.each_iteration) {
+        const uint64_t requested = shm_.control().compact_requests.load();
+        hooks_.each_iteration(writer_, requested != compact_seen);
+        compact_seen = requested;
+      }
+      if (overflowing) PostOverflow();
+      if (have) ProcessBatch();
+      WakeSlots();
+      if (writer_.read_only()) {
+        shm_.writer_stats().read_only.store(1);
+        KINGX_LOG_ERROR("writer: the engine is read-only after a failed sync; exiting so that the master "
+                        "respawns the writer and recovery reopens the database");
+        return 3;
+      }
+      // Re-read: the stop request usually is what ended the wait.
+      const auto stop_now = static_cast<WriterStop>(shm_.control().writer_stop.load());
+      if (!have && stop_now == WriterStop::kDrain && !HasOverflow()) break;
+    }
+    for (auto& [key, up] : uploads_) {
+      if (up.failure.ok()) writer_.AbortLarge(up.engine_id);
+      shm_.writer_stats().large_aborted.fetch_add(1);
+    }
+    uploads_.clear();
+    if (engine::Status s = writer_.Sync(); !s.ok()) KINGX_LOG_ERROR("writer: final sync: %s", s.ToString().c_str());
+    return 0;
+  }
+
+ private:
+  void ProcessBatch() {
+    batch_.clear();
+    queue_.Peek(&batch_, kMaxBatchOps, kMaxBatchBytes);
+    ops_.clear();
+    op_tokens_.clear();
+    uint64_t bytes = 0;
+    for (const QueueEntry& e : batch_) {
+      switch (e.type) {
+        case EntryType::kOp:
+          ops_.push_back(ToOp(e.request));
+          op_tokens_.push_back({e.slot, e.token});
+          bytes += e.request.stored.size();
+          break;
+        case EntryType::kLargeBegin: LargeBegin(e); break;
+        case EntryType::kLargePart: LargePart(e); break;
+        case EntryType::kLargeEnd: LargeEnd(e); break;
+        case EntryType::kLargeAbort: LargeAbort(e); break;
+      }
+    }
+    if (!ops_.empty()) {
+      results_.assign(ops_.size(), engine::WriteResult{});
+      const auto t0 = std::chrono::steady_clock::now();
+      writer_.Apply(ops_, results_);
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+      uint64_t failed = 0;
+      for (size_t i = 0; i < ops_.size(); ++i) {
+        const engine::WriteResult& r = results_[i];
+        if (!r.status.ok() && !r.status.Is(engine::Code::kNotFound) &&
+            !r.status.Is(engine::Code::kPreconditionFailed)) {
+          ++failed;
+        }
+        Post(op_tokens_[i].first, Completion{op_tokens_[i].second, r.seq, r.status.code(), r.existed});
+      }
+      RecordBatch(shm_.writer_stats(), ops_.size(), bytes, static_cast<uint64_t>(us.count()), failed);
+    }
+    queue_.Release();
+  }
+
+  // Entries a dead writer took but never released may or may not be on disk
+  // (kill -9 keeps what write() reached the page cache, and recovery reads
+  // it). Applying them again would answer wrongly (a done create as an
+  // overwrite, a done DELETE as 404, a done If-Match PUT as 412), so each is
+  // answered "outcome unknown" (503 + Retry-After; clients retry or re-read)
+  // and released. A large upload whose parts were among them fails at its End.
+  void AnswerOrphans() {
+    batch_.clear();
+    const size_t n = queue_.PeekOrphans(&batch_);
+    if (n == 0) return;
+    for (const QueueEntry& e : batch_) {
+      switch (e.type) {
+        case EntryType::kOp:
+        case EntryType::kLargeEnd:
+          Post(e.slot, Completion{e.token, 0, engine::Code::kBusy, false});
+          break;
+        case EntryType::kLargeBegin:
+        case EntryType::kLargePart: {
+          LargeUpload up;
+          up.failure = engine::Status::Busy("the writer restarted during this upload");
+          uploads_[UploadKey{e.slot, e.token}] = up;
+          break;
+        }
+        case EntryType::kLargeAbort:
+          uploads_.erase(UploadKey{e.slot, e.token});
+          break;
+      }
+    }
+    queue_.Release();
+    WakeSlots();
+    KINGX_LOG_WARN("writer: %zu queued write(s) of the previous writer answered as outcome unknown (503)", n);
+  }
+
+  void LargeBegin(const QueueEntry& e) {
+    const UploadKey key{e.slot, e.token};
+    if (auto old = uploads_.find(key); old != uploads_.end()) {
+      // The worker reused the token while its abort of the previous upload was
+      // still on its way: drop that upload (and its staging file) now.
+      if (old->second.failure.ok()) writer_.AbortLarge(old->second.engine_id);
+      shm_.writer_stats().large_aborted.fetch_add(1);
+      uploads_.erase(old);
+    }
+    LargeUpload up;
+    auto id = writer_.BeginLarge(ToOp(e.request));
+    if (id.ok()) up.engine_id = *id;
+    else up.failure = id.status();
+    uploads_[key] = up;
+  }
+
+  void LargePart(const QueueEntry& e) {
+    auto it = uploads_.find(UploadKey{e.slot, e.token});
+    if (it == uploads_.end() || !it->second.failure.ok()) return;  // reported at End
+    engine::Status s = writer_.AppendLarge(it->second.engine_id, e.request.stored);
+    if (!s.ok()) it->second.failure = s;  // the engine aborted the value
+  }
+
+  void LargeEnd(const QueueEntry& e) {
+    auto it = uploads_.find(UploadKey{e.slot, e.token});
+    if (it == uploads_.end()) {
+      // Its Begin was consumed by a writer that died: the parts are gone.
+      Post(e.slot, Completion{e.token, 0, engine::Code::kIOError, false});
+      return;
+    }
+    LargeUpload up = it->second;
+    uploads_.erase(it);
+    if (!up.failure.ok()) {
+      Post(e.slot, Completion{e.token, 0, up.failure.code(), false});
+      shm_.writer_stats().failed_records.fetch_add(1);
+      return;
+    }
+    engine::WriteResult r;
+    const auto t0 = std::chrono::steady_clock::now();
+    writer_.FinishLarge(up.engine_id, e.request.raw_len, &r);
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    RecordBatch(shm_.writer_stats(), 1, e.request.raw_len, static_cast<uint64_t>(us.count()),
+                r.status.ok() || r.status.Is(engine::Code::kPreconditionFailed) ? 0 : 1);
+    Post(e.slot, Completion{e.token, r.seq, r.status.code(), r.existed});
+  }
+
+  void LargeAbort(const QueueEntry& e) {
+    auto it = uploads_.find(UploadKey{e.slot, e.token});
+    if (it == uploads_.end()) return;
+    if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
+    uploads_.erase(it);
+    shm_.writer_stats().large_aborted.fetch_add(1);
+  }
+
+  // Drops uploads whose worker is gone (its slot has another generation or is free).
+  void AbortOrphanedUploads() {
+    for (auto it = uploads_.begin(); it != uploads_.end();) {
+      const SlotInfo& slot = shm_.slot(it->first.slot);
+      const bool alive = (slot.generation.load() & 0xFFFFFFu) == TokenGeneration(it->first.token) &&
+                         slot.state.load() != static_cast<uint32_t>(SlotState::kFree);
+      if (alive) {
+        ++it;
+        continue;
+      }
+      if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
+      shm_.writer_stats().large_aborted.fetch_add(1);
+      KINGX_LOG_INFO("writer: aborted a large upload of slot %u (its worker is gone)", it->first.slot);
+      it = uploads_.erase(it);
+    }
+  }
+
+  void Post(uint32_t slot, const Completion& c) {
+    if (slot >= shm_.slot_count()) return;  // only memory corruption produces this
+    if (!overflow_[slot].empty() || !shm_.completions(slot).TryPost(c)) {
+      overflow_[slot].push_back(c);
+    }
+    wake_[slot] = true;
+  }
+
+  bool HasOverflow() const {
+    for (const auto& q : overflow_) if (!q.empty()) return true;
+    return false;
+  }
+
+  // Moves completions that did not fit into their rings; drops those of a
+  // previous occupant of the slot.
+  void PostOverflow() {
+    for (uint32_t slot = 0; slot < overflow_.size(); ++slot) {
+      auto& q = overflow_[slot];
+      const uint32_t gen = shm_.slot(slot).generation.load() & 0xFFFFFFu;
+      while (!q.empty()) {
+        if (TokenGeneration(q.front().token) != gen) {
+          q.pop_front();
+          continue;
+        }
+        if (!shm_.completions(slot).TryPost(q.front())) break;
+        q.pop_front();
+        wake_[slot] = true;
+      }
+    }
+  }
+
+  void WakeSlots() {
+    for (uint32_t slot = 0; slot < wake_.size(); ++slot) {
+      if (!wake_[slot]) continue;
+      wake_[slot] = false;
+      const uint64_t one = 1;
+      ssize_t w = write(shm_.slot_eventfd(slot), &one, sizeof(one));
+      (void)w;  // EAGAIN: the counter is saturated, the worker is being woken anyway
+    }
+  }
+
+  const Config& config_;
+  SharedMemory& shm_;
+  WriteQueue& queue_;
+  engine::Writer& writer_;
+  const WriterHooks& hooks_;
+  std::vector<QueueEntry> batch_;
+  std::vector<engine::WriteOp> ops_;
+  std::vector<std::pair<uint32_t, uint64_t>> op_tokens_;  // (slot, token) per op
+  std::vector<engine::WriteResult> results_;
+  std::map<UploadKey, LargeUpload> uploads_;
+  std::vector<std::deque<Completion>> overflow_;          // per slot
+  std::vector<bool> wake_;                                // per slot, this iteration
+};
+
+}  // namespace
+
+int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, const WriterHooks& hooks) {
+  if (install_signals) InstallSignals(shm);
+  engine::Options options = config.EngineOptions();
+  options.take_lock = false;  // the master holds the data directory's LOCK
+  options.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
+
+  shm.control().writer_ready.store(0, std::memory_order_release);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto writer = engine::Writer::Open(engine::PosixEnv(), config.data_dir, options, shm.index());
+  if (!writer.ok()) {
+    KINGX_LOG_ERROR("writer: cannot open the database in %s: %s", config.data_dir.c_str(),
+                    writer.status().ToString().c_str());
+    return 1;
+  }
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  const engine::IndexCounters& counters = shm.index().counters();
+  KINGX_LOG_INFO("writer: database %s open in %lld ms: %llu keys, %llu segments", config.data_dir.c_str(),
+                 static_cast<long long>(ms), static_cast<unsigned long long>(counters.keys.load()),
+                 static_cast<unsigned long long>(counters.segments.load()));
+  shm.writer_stats().read_only.store(0);
+  if (hooks.after_open) hooks.after_open(**writer, config);  // issue 5: compaction thread starts here
+  shm.control().writer_ready.store(1, std::memory_order_release);
+
+  int status;
+  {
+    WriterLoop loop(config, shm, **writer, hooks);
+    status = loop.Run();
+  }
+  shm.control().writer_ready.store(0, std::memory_order_release);
+  if (hooks.before_close) hooks.before_close(**writer);  // issue 5: compaction thread stops here
+  writer->reset();
+  KINGX_LOG_INFO("writer: stopped");
+  return status;
+}
+
+}  // namespace kingx

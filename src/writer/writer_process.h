@@ -1,0 +1,58 @@
+// The writer: the one owner of engine::Writer, fed by the shared write queue.
+//
+// RunWriter opens the engine (recovery fills the shared index; then
+// ControlBlock::writer_ready = 1 so workers answer /readyz 200) and loops:
+//   wait on the queue (eventfd; timeout = the sync interval, or 1 s) →
+//   take a batch (every queued entry up to kMaxBatchOps / kMaxBatchBytes) →
+//   engine::Writer::Apply (one fdatasync for the batch in sync=always) →
+//   post one Completion per op to its slot's ring → release the batch's ring
+//   bytes → write each affected slot's eventfd once.
+// Large values: LargeBegin/Part/End/Abort map to Writer::BeginLarge /
+// AppendLarge / FinishLarge / AbortLarge; an upload whose slot has a new
+// generation (its worker died) is aborted.
+//
+// Stop (ControlBlock::writer_stop, set by this process's signal handlers or,
+// in single-process mode, by the caller, followed by WriteQueue::Wake):
+//   kDrain (QUIT)  apply everything queued, sync, exit 0;
+//   kFast (TERM)   finish the current batch, sync, exit 0.
+// After an fdatasync failure the engine turns read-only: the writer answers
+// the batch with the error, then exits with status 3 so that the master
+// respawns it and recovery reopens the database (the only safe retry).
+#pragma once
+
+#include <functional>
+
+#include "src/conf/config.h"
+#include "src/ipc/shm.h"
+
+namespace kingx::engine {
+class Writer;
+}
+
+namespace kingx {
+
+// Hooks for work that shares the writer process (issue 5: compaction runs in
+// a background thread of this process). All run on the writer's loop thread.
+struct WriterHooks {
+  // After recovery, before the first batch: start background work.
+  std::function<void(engine::Writer&, const Config&)> after_open;
+  // Once per loop iteration (at least every second), and at once when a
+  // worker bumped ControlBlock::compact_requests (then `requested` is true).
+  std::function<void(engine::Writer&, bool requested)> each_iteration;
+  // Before the Writer is closed: stop and join background work.
+  std::function<void(engine::Writer&)> before_close;
+};
+
+// Largest batch taken from the queue at once.
+inline constexpr size_t kMaxBatchOps = 4096;
+inline constexpr uint64_t kMaxBatchBytes = 32ull << 20;
+
+// Runs the writer loop in the calling thread until stopped. `install_signals`:
+// true in the writer process (QUIT/TERM/INT/USR1 handlers that set
+// writer_stop / reopen the error log), false in single-process mode (the
+// caller blocks signals in this thread and sets writer_stop itself).
+// Returns the exit status: 0 after a requested stop, 1 when the engine could
+// not open (logged), 3 after the engine turned read-only (logged).
+int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, const WriterHooks& hooks = {});
+
+}  // namespace kingx

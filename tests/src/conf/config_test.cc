@@ -1,0 +1,282 @@
+// Config: flags, the JSON file, flags over the file, errors that name the
+// setting, sizes, addresses.
+#include "src/conf/config.h"
+#include "src/worker/serve_options.h"
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace kingx {
+namespace {
+
+engine::Result<ParsedCommandLine> Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "kingx");
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  return ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+}
+
+// A JSON file in a fresh temporary directory, removed with the object.
+struct TempFile {
+  explicit TempFile(const std::string& text) {
+    char tmpl[] = "/tmp/kingx-config-test-XXXXXX";
+    const int fd = mkstemp(tmpl);
+    REQUIRE(fd >= 0);
+    path = tmpl;
+    REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    close(fd);
+  }
+  ~TempFile() { unlink(path.c_str()); }
+  std::string path;
+};
+
+std::string ErrorOf(const engine::Result<ParsedCommandLine>& r) {
+  REQUIRE_FALSE(r.ok());
+  return std::string(r.status().message());
+}
+
+}  // namespace
+
+TEST_CASE("no flags give the documented defaults", "[src][config]") {
+  auto r = Parse({});
+  REQUIRE(r.ok());
+  const Config& c = r->config;
+  CHECK(r->command == Command::kRun);
+  REQUIRE(c.listen.size() == 1);
+  CHECK(c.listen[0].ToString() == "127.0.0.1:8080");
+  CHECK_FALSE(c.admin_listen.has_value());
+  CHECK(c.data_dir == "./data");
+  CHECK(c.workers == static_cast<uint32_t>(sysconf(_SC_NPROCESSORS_ONLN)));
+  CHECK(c.model == Model::kEvent);
+  CHECK(c.threads == 150);
+  CHECK(c.accept == AcceptMode::kReusePort);
+  CHECK_FALSE(c.single_process);
+  CHECK(c.sync == engine::SyncMode::kAlways);
+  CHECK(c.max_value_bytes == 64ull << 20);
+  CHECK(c.max_key_bytes == 1024);
+  CHECK(c.segment_bytes == 256ull << 20);
+  CHECK(c.compaction_dead_ratio == 0.5);
+  CHECK(c.compression_level == 1);
+  CHECK(c.max_connections == 10000);
+  CHECK(c.keepalive_timeout_ms == 75000);
+  CHECK(c.header_timeout_ms == 10000);
+  CHECK(c.body_timeout_ms == 60000);
+  CHECK(c.write_queue_bytes == 64ull << 20);
+  CHECK(c.access_log.empty());
+  CHECK(c.access_log_format == AccessLogFormat::kCombined);
+  CHECK(c.error_log.empty());
+  CHECK(c.log_level == LogLevel::kInfo);
+  CHECK(c.trusted_proxies.empty());
+  CHECK(c.pid_file.empty());
+}
+
+TEST_CASE("flags set every setting, with a space or '=' before the value", "[src][config]") {
+  auto r = Parse({"--listen", "127.0.0.1:9000", "--listen=[::1]:9001", "--admin-listen", "127.0.0.1:9100",
+                  "--data=/srv/kv", "--workers", "3", "--model", "threads", "--threads", "16", "--accept", "shared",
+                  "--single-process", "--sync", "interval:25", "--max-value-bytes", "2M", "--max-key-bytes", "512",
+                  "--segment-bytes", "1G", "--compaction-dead-ratio", "0.25", "--compression-level", "0",
+                  "--max-connections", "77", "--keepalive-timeout-ms", "5", "--header-timeout-ms", "6",
+                  "--body-timeout-ms", "7", "--write-queue-bytes", "8M", "--access-log", "/tmp/a.log",
+                  "--access-log-format", "json", "--error-log", "/tmp/e.log", "--log-level", "debug",
+                  "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1", "--pid", "/tmp/k.pid"});
+  REQUIRE(r.ok());
+  const Config& c = r->config;
+  REQUIRE(c.listen.size() == 2);
+  CHECK(c.listen[0].ToString() == "127.0.0.1:9000");
+  CHECK(c.listen[1].ToString() == "[::1]:9001");
+  REQUIRE(c.admin_listen.has_value());
+  CHECK(c.admin_listen->port == 9100);
+  CHECK(c.data_dir == "/srv/kv");
+  CHECK(c.workers == 3);
+  CHECK(c.model == Model::kThreads);
+  CHECK(c.threads == 16);
+  CHECK(c.accept == AcceptMode::kShared);
+  CHECK(c.single_process);
+  CHECK(c.sync == engine::SyncMode::kInterval);
+  CHECK(c.sync_interval_ms == 25);
+  CHECK(c.max_value_bytes == 2u << 20);
+  CHECK(c.max_key_bytes == 512);
+  CHECK(c.segment_bytes == 1ull << 30);
+  CHECK(c.compaction_dead_ratio == 0.25);
+  CHECK(c.compression_level == 0);
+  CHECK(c.max_connections == 77);
+  CHECK(c.keepalive_timeout_ms == 5);
+  CHECK(c.header_timeout_ms == 6);
+  CHECK(c.body_timeout_ms == 7);
+  CHECK(c.write_queue_bytes == 8u << 20);
+  CHECK(c.access_log == "/tmp/a.log");
+  CHECK(c.access_log_format == AccessLogFormat::kJson);
+  CHECK(c.error_log == "/tmp/e.log");
+  CHECK(c.log_level == LogLevel::kDebug);
+  REQUIRE(c.trusted_proxies.size() == 2);
+  CHECK(c.trusted_proxies[0].prefix_bits == 8);
+  CHECK(c.trusted_proxies[1].ipv6);
+  CHECK(c.pid_file == "/tmp/k.pid");
+}
+
+TEST_CASE("the JSON file sets settings and flags override it", "[src][config]") {
+  TempFile file(R"({"listen": ["127.0.0.1:7000", "127.0.0.1:7001"], "workers": 2, "sync": "none",
+                    "max_value_bytes": "1M", "compaction_dead_ratio": 0.75, "single_process": true,
+                    "access_log": "off", "trusted_proxy": "192.168.0.0/16"})");
+  auto from_file = Parse({"--config", file.path});
+  REQUIRE(from_file.ok());
+  CHECK(from_file->config.listen.size() == 2);
+  CHECK(from_file->config.workers == 2);
+  CHECK(from_file->config.sync == engine::SyncMode::kNone);
+  CHECK(from_file->config.max_value_bytes == 1u << 20);
+  CHECK(from_file->config.compaction_dead_ratio == 0.75);
+  CHECK(from_file->config.single_process);
+  CHECK(from_file->config.config_file == file.path);
+  CHECK(from_file->config.trusted_proxies.size() == 1);
+
+  // Flags win, whatever their position relative to --config; a repeatable
+  // flag replaces the file's list.
+  auto overridden = Parse({"--workers", "5", "--config", file.path, "--listen", "127.0.0.1:7100"});
+  REQUIRE(overridden.ok());
+  CHECK(overridden->config.workers == 5);
+  REQUIRE(overridden->config.listen.size() == 1);
+  CHECK(overridden->config.listen[0].port == 7100);
+  CHECK(overridden->config.sync == engine::SyncMode::kNone);  // untouched file value
+}
+
+TEST_CASE("unknown and invalid settings are errors that name the setting", "[src][config]") {
+  CHECK(ErrorOf(Parse({"--bogus", "1"})).find("--bogus") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--workers", "zero"})).find("--workers") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--workers", "0"})).find("--workers") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--sync", "sometimes"})).find("--sync") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--sync", "interval:0"})).find("--sync") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--listen", "localhost:80"})).find("--listen") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--listen", "127.0.0.1:70000"})).find("--listen") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--max-value-bytes", "12Q"})).find("--max-value-bytes") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--compaction-dead-ratio", "1.5"})).find("--compaction-dead-ratio") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--model", "fibers"})).find("--model") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--log-level", "loud"})).find("--log-level") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--trusted-proxy", "10.0.0.0/33"})).find("--trusted-proxy") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--data"})).find("--data: missing value") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--listen", "127.0.0.1:80", "--listen", "127.0.0.1:80"})).find("--listen") !=
+        std::string::npos);
+
+  TempFile unknown(R"({"workers": 1, "colour": "blue"})");
+  const std::string e1 = ErrorOf(Parse({"--config", unknown.path}));
+  CHECK(e1.find("colour") != std::string::npos);
+  CHECK(e1.find(unknown.path) != std::string::npos);
+
+  TempFile invalid(R"({"max_key_bytes": "huge"})");
+  CHECK(ErrorOf(Parse({"--config", invalid.path})).find("max_key_bytes") != std::string::npos);
+
+  TempFile wrong_type(R"({"workers": [1, 2]})");
+  CHECK(ErrorOf(Parse({"--config", wrong_type.path})).find("workers") != std::string::npos);
+
+  TempFile broken(R"({"workers": )");
+  CHECK(ErrorOf(Parse({"--config", broken.path})).find(broken.path) != std::string::npos);
+
+  auto missing = Parse({"--config", "/nonexistent/kingx.json"});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().Is(engine::Code::kIOError));
+}
+
+TEST_CASE("sizes take plain bytes and K/M/G suffixes", "[src][config]") {
+  CHECK(ParseSize("0").value() == 0);
+  CHECK(ParseSize("123").value() == 123);
+  CHECK(ParseSize("4k").value() == 4096);
+  CHECK(ParseSize("4K").value() == 4096);
+  CHECK(ParseSize("64M").value() == 64ull << 20);
+  CHECK(ParseSize("64MiB").value() == 64ull << 20);
+  CHECK(ParseSize("2G").value() == 2ull << 30);
+  CHECK(ParseSize("10b").value() == 10);
+  CHECK_FALSE(ParseSize("").ok());
+  CHECK_FALSE(ParseSize("M").ok());
+  CHECK_FALSE(ParseSize("-1").ok());
+  CHECK_FALSE(ParseSize("1.5M").ok());
+  CHECK_FALSE(ParseSize("1T").ok());
+  CHECK_FALSE(ParseSize("99999999999999999999").ok());
+  CHECK_FALSE(ParseSize("17179869184G").ok());  // 2^34 GiB overflows 64 bits
+}
+
+TEST_CASE("listen addresses and trusted proxies parse numeric IPv4 and IPv6", "[src][config]") {
+  auto v4 = ParseListenAddress("0.0.0.0:0");
+  REQUIRE(v4.ok());
+  CHECK(v4->host == "0.0.0.0");
+  CHECK(v4->port == 0);
+  auto v6 = ParseListenAddress("[::]:443");
+  REQUIRE(v6.ok());
+  CHECK(v6->host == "::");
+  CHECK(v6->ToString() == "[::]:443");
+  CHECK_FALSE(ParseListenAddress("::1:80").ok());
+  CHECK_FALSE(ParseListenAddress("127.0.0.1").ok());
+  CHECK_FALSE(ParseListenAddress("[::1]80").ok());
+
+  auto p = ParseTrustedProxy("172.16.0.0/12");
+  REQUIRE(p.ok());
+  CHECK_FALSE(p->ipv6);
+  CHECK(p->prefix_bits == 12);
+  CHECK(ParseTrustedProxy("fd00::/8")->prefix_bits == 8);
+  CHECK(ParseTrustedProxy("10.1.2.3")->prefix_bits == 32);
+  CHECK_FALSE(ParseTrustedProxy("10.1.2").ok());
+  CHECK_FALSE(ParseTrustedProxy("10.0.0.0/").ok());
+}
+
+TEST_CASE("help documents every setting with its default; -t, --help and --version are commands",
+          "[src][config]") {
+  const std::string help = HelpText();
+  for (const char* flag : {"--listen", "--admin-listen", "--data", "--workers", "--model", "--threads", "--accept",
+                           "--single-process", "--sync", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
+                           "--compaction-dead-ratio", "--compression-level", "--max-connections",
+                           "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms",
+                           "--write-queue-bytes", "--access-log", "--access-log-format", "--error-log",
+                           "--log-level", "--trusted-proxy", "--pid", "--config", "-t", "--help", "--version"}) {
+    INFO(flag);
+    const bool documented = help.find(std::string("  ") + flag + "\n") != std::string::npos ||
+                            help.find(std::string("  ") + flag + " ") != std::string::npos;
+    CHECK(documented);
+  }
+  CHECK(help.find("[max_value_bytes] default: 64M") != std::string::npos);
+  CHECK(help.find("[listen] default: 127.0.0.1:8080") != std::string::npos);
+
+  CHECK(Parse({"-t"})->command == Command::kTest);
+  CHECK(Parse({"--help", "--bogus"})->command == Command::kHelp);
+  CHECK(Parse({"--version"})->command == Command::kVersion);
+  CHECK_FALSE(Parse({"-t", "--workers", "nope"}).ok());
+}
+
+TEST_CASE("engine options follow the settings", "[src][config]") {
+  auto r = Parse({"--sync", "interval:10", "--segment-bytes", "1M", "--compression-level", "3", "--max-key-bytes",
+                  "100", "--max-value-bytes", "1K"});
+  REQUIRE(r.ok());
+  const engine::Options o = r->config.EngineOptions();
+  CHECK(o.sync == engine::SyncMode::kInterval);
+  CHECK(o.sync_interval_ms == 10);
+  CHECK(o.segment_bytes == 1u << 20);
+  CHECK(o.compression_level == 3);
+  // Key and value limits are the HTTP edge's (LimitsFor); the engine keeps the
+  // format's, so a reload changing them needs no writer restart.
+  CHECK(o.max_key_bytes == engine::kLargestKeyBytes);
+  CHECK(o.max_value_bytes == engine::kLargestValueBytes);
+  CHECK(LimitsFor(r->config).max_key_bytes == 100);
+  CHECK(LimitsFor(r->config).max_body_bytes == 1024);
+  CHECK(o.take_lock);
+}
+
+TEST_CASE("key and value limits beyond the format are refused, naming the setting", "[src][config]") {
+  auto key = Parse({"--max-key-bytes", "70000"});
+  REQUIRE_FALSE(key.ok());
+  CHECK(std::string(key.status().message()).find("--max-key-bytes") != std::string::npos);
+  auto value = Parse({"--max-value-bytes", "5G"});
+  REQUIRE_FALSE(value.ok());
+  CHECK(std::string(value.status().message()).find("--max-value-bytes") != std::string::npos);
+}
+
+TEST_CASE("compaction can be turned off, and only with on or off", "[src][config]") {
+  CHECK(Parse({})->config.compaction);
+  CHECK_FALSE(Parse({"--compaction", "off"})->config.compaction);
+  auto bad = Parse({"--compaction", "maybe"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(std::string(bad.status().message()).find("--compaction") != std::string::npos);
+}
+
+}  // namespace kingx

@@ -1,0 +1,103 @@
+// The shared mapping: parts do not overlap, everything is shared with forked
+// children, the index is formatted, the eventfds are distinct.
+#include "src/ipc/shm.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <set>
+
+#include "src/ipc/write_queue.h"
+
+namespace kingx {
+namespace {
+
+struct FakeCounters {
+  std::atomic<uint64_t> requests;
+  uint64_t filler[100];
+};
+
+ShmSizes SmallSizes() {
+  ShmSizes sizes;
+  sizes.slot_count = 6;
+  sizes.index_max_keys = 1 << 16;
+  sizes.index_initial_capacity = 1024;
+  sizes.write_queue_bytes = 1 << 20;
+  sizes.completion_ring_entries = 64;
+  return sizes;
+}
+
+}  // namespace
+
+TEST_CASE("the shared mapping is formatted, its parts are disjoint and its fds distinct", "[src][shm]") {
+  auto created = SharedMemory::Create(SmallSizes());
+  REQUIRE(created.ok());
+  SharedMemory& shm = **created;
+  CHECK(shm.slot_count() == 6);
+  CHECK(shm.control().slot_count == 6);
+  CHECK(shm.control().draining.load() == 0);
+  CHECK(shm.index().counters().ready.load() == 0);
+  CHECK(shm.index().size() == 0);
+  CHECK(shm.queue().ring_bytes() == 1u << 20);
+
+  std::set<int> fds = {shm.writer_eventfd()};
+  for (uint32_t i = 0; i < shm.slot_count(); ++i) {
+    CHECK(shm.slot(i).state.load() == static_cast<uint32_t>(SlotState::kFree));
+    CHECK(shm.counters<FakeCounters>(i)->requests.load() == 0);
+    fds.insert(shm.slot_eventfd(i));
+  }
+  CHECK(fds.size() == 7);
+  CHECK(*fds.begin() >= 0);
+
+  // Fill every slot's counters and ring; nothing spills into a neighbour.
+  for (uint32_t i = 0; i < shm.slot_count(); ++i) {
+    std::memset(shm.CountersBytes(i), static_cast<int>(0x10 + i), kCountersBytes);
+    for (uint64_t n = 0; n < 64; ++n) {
+      REQUIRE(shm.completions(i).TryPost(Completion{MakeToken(1, n), i, engine::Code::kOk, false}));
+    }
+  }
+  for (uint32_t i = 0; i < shm.slot_count(); ++i) {
+    const auto* bytes = static_cast<const unsigned char*>(shm.CountersBytes(i));
+    CHECK(bytes[0] == 0x10 + i);
+    CHECK(bytes[kCountersBytes - 1] == 0x10 + i);
+    size_t seen = shm.completions(i).Drain(1, [&](const Completion& c) { CHECK(c.seq == i); });
+    CHECK(seen == 64);
+  }
+  // The control block, slot table and writer stats survive all of that.
+  CHECK(shm.control().slot_count == 6);
+  CHECK(shm.writer_stats().batches.load() == 0);
+  CHECK(shm.slot(5).generation.load() == 0);
+}
+
+TEST_CASE("a forked child's stores are seen by the parent", "[src][shm][multiprocess]") {
+  auto created = SharedMemory::Create(SmallSizes());
+  REQUIRE(created.ok());
+  SharedMemory& shm = **created;
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    shm.counters<FakeCounters>(2)->requests.store(41);
+    shm.slot(2).pid.store(getpid());
+    RecordBatch(shm.writer_stats(), 64, 6400, 300, 1);
+    const bool ok = shm.queue().TryEnqueue(2, MakeToken(1, 1), WriteRequest{WriteKind::kDelete, WriteCondition::kNone,
+                                                                             0, "k", "", engine::Codec::kRaw, 0, ""})
+                        .ok();
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(shm.counters<FakeCounters>(2)->requests.load() == 41);
+  CHECK(shm.slot(2).pid.load() == pid);
+  const WriterStats& stats = shm.writer_stats();
+  CHECK(stats.batches.load() == 1);
+  CHECK(stats.records.load() == 64);
+  CHECK(stats.failed_records.load() == 1);
+  CHECK(stats.batch_size_buckets[6].load() == 1);  // 64 = 1 << 6
+  CHECK(stats.apply_us_buckets[3].load() == 1);    // 300 us: in (250, 500]
+  CHECK(shm.queue().DepthEntries() == 1);
+}
+
+}  // namespace kingx

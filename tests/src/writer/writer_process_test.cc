@@ -1,0 +1,266 @@
+// The writer loop against a real shared mapping and data directory: the
+// writer runs in a thread (as in --single-process), the test plays a worker.
+#include "src/writer/writer_process.h"
+
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "engine/env.h"
+#include "engine/reader.h"
+#include "src/ipc/shm.h"
+#include "src/ipc/write_queue.h"
+
+namespace kingx {
+namespace {
+
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/kingx-writer-test-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    const std::string cmd = "rm -rf '" + path + "'";
+    (void)!system(cmd.c_str());
+  }
+  std::string path;
+};
+
+// A writer thread over a fresh mapping; stopped (drain) and joined by the destructor.
+struct WriterFixture {
+  explicit WriterFixture(bool start = true) {
+    config.data_dir = dir.path;
+    config.sync = engine::SyncMode::kAlways;
+    ShmSizes sizes;
+    sizes.slot_count = 4;
+    sizes.index_max_keys = 1 << 16;
+    sizes.index_initial_capacity = 1024;
+    sizes.write_queue_bytes = 1 << 20;
+    sizes.completion_ring_entries = 1024;
+    auto created = SharedMemory::Create(sizes);
+    REQUIRE(created.ok());
+    shm = std::move(created).value();
+    for (uint32_t slot : {1u, 2u}) {
+      shm->slot(slot).generation.store(3);
+      shm->slot(slot).state.store(static_cast<uint32_t>(SlotState::kRunning));
+    }
+    if (start) Start();
+  }
+  void Start() {
+    thread = std::thread([this] { exit_status = RunWriter(config, *shm, /*install_signals=*/false); });
+    // Bounded wait for recovery of an empty directory.
+    for (int i = 0; i < 10000 && shm->control().writer_ready.load() == 0; ++i) usleep(1000);
+    REQUIRE(shm->control().writer_ready.load() == 1);
+  }
+  ~WriterFixture() { Stop(); }
+
+  void Stop() {
+    if (!thread.joinable()) return;
+    shm->control().writer_stop.store(static_cast<uint32_t>(WriterStop::kDrain));
+    shm->queue().Wake();
+    thread.join();
+  }
+
+  // Waits (bounded) until `count` completions for generation 3 arrived on `slot`.
+  std::map<uint64_t, Completion> Collect(uint32_t slot, size_t count) {
+    std::map<uint64_t, Completion> got;
+    for (int i = 0; i < 1000 && got.size() < count; ++i) {
+      pollfd pfd{shm->slot_eventfd(slot), POLLIN, 0};
+      if (poll(&pfd, 1, 100) > 0) {
+        uint64_t n;
+        (void)!read(pfd.fd, &n, sizeof(n));
+      }
+      shm->completions(slot).Drain(3, [&](const Completion& c) { got[TokenLocalId(c.token)] = c; });
+    }
+    return got;
+  }
+
+  TempDir dir;
+  Config config;
+  std::unique_ptr<SharedMemory> shm;
+  std::thread thread;
+  int exit_status = -1;
+};
+
+WriteRequest Put(std::string_view key, std::string_view value) {
+  WriteRequest r;
+  r.key = key;
+  r.content_type = "text/plain";
+  r.stored = value;
+  r.raw_len = value.size();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("the writer applies queued writes and answers each on its slot's ring", "[src][writer]") {
+  WriterFixture f;
+  WriteQueue& q = f.shm->queue();
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("a", "first")).ok());
+  WriteRequest create_only = Put("a", "second");
+  create_only.condition = WriteCondition::kIfAbsent;
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), create_only).ok());
+  WriteRequest del;
+  del.kind = WriteKind::kDelete;
+  del.key = "missing";
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 3), del).ok());
+  // Large value in three parts, from another slot.
+  WriteRequest header = Put("big", "");
+  REQUIRE(q.TryEnqueueLargeBegin(2, MakeToken(3, 10), header).ok());
+  const std::string part(50000, 'p');
+  for (int i = 0; i < 3; ++i) REQUIRE(q.TryEnqueueLargePart(2, MakeToken(3, 10), part).ok());
+  REQUIRE(q.TryEnqueueLargeEnd(2, MakeToken(3, 10), 3 * part.size()).ok());
+
+  auto one = f.Collect(1, 3);
+  REQUIRE(one.size() == 3);
+  CHECK(one[1].code == engine::Code::kOk);
+  CHECK_FALSE(one[1].existed);
+  CHECK(one[1].seq > 0);
+  CHECK(one[2].code == engine::Code::kPreconditionFailed);
+  CHECK(one[3].code == engine::Code::kNotFound);
+  auto two = f.Collect(2, 1);
+  REQUIRE(two.size() == 1);
+  CHECK(two[10].code == engine::Code::kOk);
+  CHECK(two[10].seq != one[1].seq);  // order inside one batch is not defined
+
+  // If-Match with the returned seq succeeds and reports an overwrite.
+  WriteRequest cas = Put("a", "third");
+  cas.condition = WriteCondition::kIfMatch;
+  cas.if_match_seq = one[1].seq;
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 4), cas).ok());
+  auto again = f.Collect(1, 1);
+  REQUIRE(again.size() == 1);
+  CHECK(again[4].code == engine::Code::kOk);
+  CHECK(again[4].existed);
+
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  auto a = reader.Get("a");
+  REQUIRE(a.ok());
+  CHECK(a->data == "third");
+  CHECK(a->content_type == "text/plain");
+  auto big = reader.Get("big");
+  REQUIRE(big.ok());
+  CHECK(big->data == part + part + part);
+
+  const WriterStats& stats = f.shm->writer_stats();
+  CHECK(stats.batches.load() >= 2);
+  CHECK(stats.records.load() >= 5);
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
+TEST_CASE("the writer aborts a large upload whose worker's slot changed generation", "[src][writer]") {
+  WriterFixture f;
+  WriteQueue& q = f.shm->queue();
+  REQUIRE(q.TryEnqueueLargeBegin(2, MakeToken(3, 7), Put("orphan", "")).ok());
+  REQUIRE(q.TryEnqueueLargePart(2, MakeToken(3, 7), std::string(1000, 'o')).ok());
+  // Make sure the writer took the Begin: a write from the same slot after it
+  // completes only once the batch holding the Begin was processed.
+  REQUIRE(q.TryEnqueue(2, MakeToken(3, 8), Put("marker", "m")).ok());
+  REQUIRE(f.Collect(2, 1).size() == 1);
+
+  // The worker "dies": the master bumps the slot's generation.
+  f.shm->slot(2).generation.store(4);
+  f.shm->queue().Wake();
+  for (int i = 0; i < 2000 && f.shm->writer_stats().large_aborted.load() == 0; ++i) usleep(1000);
+  CHECK(f.shm->writer_stats().large_aborted.load() == 1);
+
+  // An End that arrives for it anyway is answered with an error, not applied.
+  f.shm->slot(2).generation.store(3);
+  REQUIRE(q.TryEnqueueLargeEnd(2, MakeToken(3, 7), 1000).ok());
+  auto got = f.Collect(2, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[7].code != engine::Code::kOk);
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  CHECK(reader.Get("orphan").status().Is(engine::Code::kNotFound));
+}
+
+TEST_CASE("large uploads of two workers with the same token stay apart", "[src][writer][regression]") {
+  // Regression (crash oracle with 2 MiB values): tokens are unique per slot
+  // only (every worker of a slot generation numbers its exchanges alike), but
+  // the writer kept staged uploads by token alone. A second worker's Begin
+  // replaced the first's upload: parts of both values went into one staged
+  // file, the first End published that mix under the second key (a 200 with
+  // bytes nobody wrote, and the first key kept its old value although its PUT
+  // was acknowledged), and the second End found no upload (500).
+  WriterFixture f;
+  WriteQueue& q = f.shm->queue();
+  const uint64_t token = MakeToken(3, 10);
+  const std::string a1(40000, 'a'), a2(30000, 'A'), b1(20000, 'b'), b2(10000, 'B');
+  REQUIRE(q.TryEnqueueLargeBegin(1, token, Put("key-a", "")).ok());
+  REQUIRE(q.TryEnqueueLargePart(1, token, a1).ok());
+  REQUIRE(q.TryEnqueueLargeBegin(2, token, Put("key-b", "")).ok());
+  REQUIRE(q.TryEnqueueLargePart(2, token, b1).ok());
+  REQUIRE(q.TryEnqueueLargePart(1, token, a2).ok());
+  REQUIRE(q.TryEnqueueLargePart(2, token, b2).ok());
+  REQUIRE(q.TryEnqueueLargeEnd(1, token, a1.size() + a2.size()).ok());
+  REQUIRE(q.TryEnqueueLargeEnd(2, token, b1.size() + b2.size()).ok());
+  auto one = f.Collect(1, 1);
+  auto two = f.Collect(2, 1);
+  REQUIRE(one.size() == 1);
+  REQUIRE(two.size() == 1);
+  CHECK(one[10].code == engine::Code::kOk);
+  CHECK(two[10].code == engine::Code::kOk);
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  auto a = reader.Get("key-a");
+  REQUIRE(a.ok());
+  CHECK(a->data == a1 + a2);
+  auto b = reader.Get("key-b");
+  REQUIRE(b.ok());
+  CHECK(b->data == b1 + b2);
+  f.Stop();
+  CHECK(f.exit_status == 0);
+  // Nothing staged is left behind (a replaced upload kept its file open and on disk).
+  auto names = engine::PosixEnv().ListDir(f.dir.path);
+  REQUIRE(names.ok());
+  for (const std::string& name : names.value()) CHECK(name.find(".tmp") == std::string::npos);
+}
+
+TEST_CASE("a drain stop applies everything queued before the writer exits", "[src][writer]") {
+  WriterFixture f;
+  WriteQueue& q = f.shm->queue();
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) keys.push_back("k" + std::to_string(i));
+  for (int i = 0; i < 200; ++i) REQUIRE(q.TryEnqueue(1, MakeToken(3, static_cast<uint64_t>(i)), Put(keys[i], "v")).ok());
+  f.Stop();
+  CHECK(f.exit_status == 0);
+  CHECK(q.DepthEntries() == 0);
+  auto got = f.Collect(1, 200);
+  CHECK(got.size() == 200);
+  for (const auto& [id, c] : got) CHECK(c.code == engine::Code::kOk);
+}
+
+TEST_CASE("writes a dead writer took are answered outcome-unknown, not applied a second time",
+          "[src][writer][regression]") {
+  // Regression (black-box worker_kill): a writer killed inside Apply leaves
+  // its batch queued; the next writer applied it again, so a create that had
+  // reached the page cache was answered 204 (overwrite) and a done DELETE 404.
+  WriterFixture f(/*start=*/false);
+  WriteQueue& q = f.shm->queue();
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("taken", "by the dead writer")).ok());
+  {
+    WriteQueue dead = q;  // a copy of the handle plays the writer that peeked the entry and died
+    dead.BeginConsuming();
+    std::vector<QueueEntry> batch;
+    REQUIRE(dead.Peek(&batch, 16, 1 << 20) == 1);
+  }
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), Put("queued", "after the death")).ok());
+  f.Start();
+  auto got = f.Collect(1, 2);
+  REQUIRE(got.size() == 2);
+  CHECK(got[1].code == engine::Code::kBusy);  // outcome unknown: 503, the client retries
+  CHECK(got[2].code == engine::Code::kOk);
+  CHECK_FALSE(got[2].existed);
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  CHECK(reader.Get("taken").status().Is(engine::Code::kNotFound));  // never applied by the new writer
+  CHECK(reader.Get("queued").ok());
+}
+
+}  // namespace kingx
