@@ -328,7 +328,7 @@ const std::vector<Vector>& Vectors() {
       {"tab inside the request target", "GET /healthz\t HTTP/1.1\r\nHost: h\r\n\r\n", 400, true},
       {"tab inside a key", "GET /v1/kv/a\tb HTTP/1.1\r\nHost: h\r\n\r\n", 400, true},
       {"form feed inside a key", "GET /v1/kv/a\x0c" "b HTTP/1.1\r\nHost: h\r\n\r\n", 400, true},
-      {"8-bit bytes in the target", "GET /v1/kv/\xc3\xa9t\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", 404, false},
+      {"8-bit bytes in the target: redirected to the canonical spelling", "GET /v1/kv/\xc3\xa9t\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", 308, false},
 
       // ---- stored representation: refused before the body ----
       {"PUT with Content-Encoding gzip: 415", "PUT /v1/kv/x HTTP/1.1\r\nHost: h\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc", 415, false},
