@@ -18,6 +18,7 @@
 #include <cassert>
 #include <cstring>
 
+#include "http/clock.h"
 #include "http/parser.h"
 #include "http/responses.h"
 #include "http/wire.h"
@@ -140,6 +141,9 @@ void Connection::Drive(uint64_t now_ms) {
     ConsumeInput(step.consumed);
     switch (step.event) {
       case Parser::Event::kNeedMore:
+        // A body slice (body_part_bytes) may end inside framing bytes (a
+        // chunk-size line) with more input buffered behind it: go on.
+        if (step.consumed > 0 && UnparsedBytes() > 0) continue;
         if (eof_) {
           // Nothing more will come: a partial head or body is dropped
           // silently; between requests this is the normal end.
@@ -168,6 +172,7 @@ void Connection::Drive(uint64_t now_ms) {
 void Connection::OnHead(uint64_t now_ms) {
   Request& req = parser_->mutable_request();
   req.start_ms = now_ms;
+  req.start_us = MonotonicMicros();
   state_ = State::kBody;
   head_timer_armed_ = false;
   body_last_ms_ = now_ms;
@@ -195,7 +200,7 @@ void Connection::OnHead(uint64_t now_ms) {
   if (req.expect_continue && HasBody(req) && !continue_sent_) {
     out_.Copy(k100Continue);
     continue_sent_ = true;
-    if (counters_) CountResponse(*counters_, 100, 0);
+    if (counters_) CountResponse(*counters_, 100, kNoLatency);
   }
 }
 
@@ -274,7 +279,7 @@ void Connection::Respond(const Response& response, uint64_t now_ms) {
     discard_body_ = true;
     body_paused_ = false;
   }
-  QueueResponse(response, &req, close, false, now_ms);
+  QueueResponse(response, &req, close, false, {}, now_ms);
   answered_ = true;
   if (close) {
     Close();
@@ -285,23 +290,31 @@ void Connection::Respond(const Response& response, uint64_t now_ms) {
 }
 
 void Connection::CoreRespond(const ParseError& error, const Request* request, bool close, uint64_t now_ms) {
-  Response r = ProblemResponse(error.status, error.detail,
-                               error.has_limit ? std::optional<uint64_t>(error.limit) : std::nullopt);
+  Response r;
+  if (error.status == 200) {
+    r.status = 200;  // "OPTIONS *": no content, Content-Length: 0
+  } else {
+    r = ProblemResponse(error.status, error.detail,
+                        error.has_limit ? std::optional<uint64_t>(error.limit) : std::nullopt);
+  }
+  if (counters_ && error.status >= 400) Bump(counters_->protocol_errors);
   r.allow = error.allow;
   r.location = error.location;
-  // Echo the client's request id so a refusal can be traced like any answer
-  // (the value passed llhttp's field-value checks: no CR/LF).
-  if (request && !request->x_request_id.empty()) r.AddHeader("X-Request-Id", request->x_request_id);
-  if (counters_) Bump(counters_->protocol_errors);
+  // RFC 9110 §12.5.3: a 415 for a content coding names the acceptable ones.
+  if (error.status == 415) r.AddHeader("Accept-Encoding", "identity");
+  handler_.DecorateCoreResponse(*this, request, r);
   if (request && !request->keep_alive) close = true;
-  QueueResponse(r, request, close, true, now_ms);
+  QueueResponse(r, request, close, true, error.status == 200 ? std::string_view() : error.detail, now_ms);
   answered_ = true;
   if (close) Close();
 }
 
 void Connection::QueueResponse(const Response& r, const Request* request, bool close, bool by_core,
-                               uint64_t now_ms) {
-  const bool head_request = request && request->method == Method::kHead;
+                               std::string_view detail, uint64_t now_ms) {
+  // A HEAD is answered without a body, also when the core refuses it before
+  // its head is complete.
+  const bool head_request =
+      request ? request->method == Method::kHead : (parser_ != nullptr && parser_->head_method());
   const bool bodiless_status = r.status < 200 || r.status == 204 || r.status == 304;
   HeadFraming framing;
   framing.keep_alive = !close;
@@ -329,14 +342,27 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   if (was_empty) send_progress_ms_ = now_ms;
   if (request) ++requests_served_;
 
-  uint64_t latency_ms = (request && now_ms >= request->start_ms) ? now_ms - request->start_ms : 0;
-  if (counters_) CountResponse(*counters_, r.status, latency_ms);
+  const uint64_t now_us = request ? MonotonicMicros() : 0;
+  const uint64_t latency_us = (request && now_us >= request->start_us) ? now_us - request->start_us : 0;
+  if (counters_) CountResponse(*counters_, r.status, request ? latency_us : kNoLatency);
   ResponseRecord record;
   record.request = request;
+  record.response = &r;
+  if (request) {
+    record.method = request->method_name;
+    record.target = request->target;
+    record.protocol = request->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  } else if (parser_) {
+    record.method = parser_->method_token();
+    record.target = parser_->target_so_far();
+    record.protocol = parser_->protocol_so_far();
+  }
   record.status = r.status;
   record.body_bytes = body_bytes;
-  record.latency_ms = latency_ms;
+  record.latency_us = latency_us;
   record.by_core = by_core;
+  record.head = head_request;
+  record.detail = detail;
   handler_.OnResponded(*this, record);
 }
 

@@ -617,7 +617,11 @@ SMUGGLING = [
     ("duplicate Host", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", (400,)),
     ("HTTP/0.9 request", b"GET /healthz\r\n\r\n", (400, 505)),
     ("bare LF line ends", b"GET /healthz HTTP/1.1\nHost: x\n\n", (400,)),
-    ("unknown version", b"GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n", (400, 505)),
+    ("unknown major version", b"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", (505,)),
+    ("not HTTP", b"GET /healthz RTSP/1.0\r\nHost: x\r\n\r\n", (400,)),
+    ("bare CR ending the head", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\rX", (400,)),
+    ("no CRLF after chunk data", b"PUT /v1/kv/smug HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"1\r\nab0\r\n\r\n", (400,)),
     ("NUL in header", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", (400,)),
     ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n", (400, 501, 505)),
 ]
