@@ -28,13 +28,11 @@
 #include "engine/compaction.h"
 #include "engine/compress.h"
 #include "engine/env.h"
-#include "engine/hint_file.h"
 #include "engine/index.h"
-#include "engine/manifest.h"
 #include "engine/options.h"
 #include "engine/reader.h"
 #include "engine/record.h"
-#include "engine/segment_scan.h"
+#include "engine/verify.h"
 #include "engine/writer.h"
 
 namespace kingx::engine {
@@ -93,148 +91,14 @@ Result<std::string> ReadInput(const std::string& path) {
   return ss.str();
 }
 
-// Reads every segment the way recovery does (engine/segment_scan.h) and
-// checks what an open would only notice in passing: every record's checksums
-// and value, every header, every sealed segment's hint, the MANIFEST and the
-// segments it lists. A torn tail of the active segment is reported, not
-// counted (opening cuts it). Exit 2 when anything is damaged or missing.
+// engine/verify.h does the reading; exit 2 when anything is damaged or missing.
 int Verify(const std::string& dir, const Options& options) {
-  Env& env = PosixEnv();
-  auto lock = env.LockFile(JoinPath(dir, "LOCK"));
-  if (!lock.ok()) return Fail(lock.status());
-  auto names = env.ListDir(dir);
-  if (!names.ok()) return Fail(names.status());
-  std::vector<uint32_t> ids;
-  for (const auto& n : names.value()) {
-    uint32_t id;
-    if (ParseSegmentFileName(n, &id)) ids.push_back(id);
-  }
-  std::sort(ids.begin(), ids.end());
-  const RecordLimits limits{options.max_key_bytes, options.max_value_bytes};
-  uint64_t records = 0, damaged = 0;
-
-  ManifestState listed;
-  bool have_manifest = false;
-  {
-    auto m = Manifest::Read(env, dir);
-    if (m.ok()) {
-      listed = m.value();
-      have_manifest = true;
-      if (!listed.header_ok) {
-        std::printf("MANIFEST: damaged header\n");
-        ++damaged;
-      }
-      if (listed.damaged_entries > 0) {
-        std::printf("MANIFEST: %llu damaged entr(ies)\n", static_cast<unsigned long long>(listed.damaged_entries));
-        ++damaged;
-      }
-    } else if (m.status().Is(Code::kNotFound)) {
-      std::printf("MANIFEST: none (a database from before it; the next open writes one)\n");
-    } else {
-      std::printf("MANIFEST: %s\n", m.status().ToString().c_str());
-      ++damaged;
-    }
-  }
-
-  std::vector<SegmentFileInfo> files;
-  std::vector<std::unique_ptr<MappedFile>> maps;
-  for (uint32_t id : ids) {
-    auto m = env.MapReadOnly(JoinPath(dir, SegmentFileName(id)), 0);
-    if (!m.ok()) return Fail(m.status());
-    auto size = m.value()->FileSize();
-    if (!size.ok()) return Fail(size.status());
-    SegmentFileInfo f;
-    f.id = id;
-    f.size = size.value();
-    f.header_ok = DecodeSegmentHeader(m.value()->data(), f.size, &f.header).ok() && f.header.segment_id == id;
-    files.push_back(f);
-    maps.push_back(std::move(m.value()));
-  }
-  uint64_t seed = listed.header_ok ? listed.seed : 0;
-  if (seed == 0) {
-    std::map<uint64_t, size_t> votes;
-    for (const auto& f : files)
-      if (f.header_ok) ++votes[f.header.seed];
-    size_t best = 0;
-    for (const auto& f : files)
-      if (f.header_ok && votes[f.header.seed] > best) best = votes[seed = f.header.seed];
-  }
-  const int active = PickActiveSegment(files, seed);
-  std::string scratch;
-  for (size_t i = 0; i < files.size(); ++i) {
-    const SegmentFileInfo& f = files[i];
-    const char* data = maps[i]->data();
-    if (f.size <= kSegmentHeaderBytes && !f.header_ok) {
-      std::printf("segment %u: %llu bytes, no valid header, no record (removed on open)\n", f.id,
-                  static_cast<unsigned long long>(f.size));
-      continue;
-    }
-    if (!f.header_ok) {
-      std::printf("segment %u: damaged header\n", f.id);
-      ++damaged;
-    } else if (f.header.seed != seed) {
-      std::printf("segment %u: belongs to another database (seed differs)\n", f.id);
-      ++damaged;
-      continue;
-    }
-    const bool is_active = static_cast<int>(i) == active;
-    const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
-    ScanSegment(data, f.size, is_active, seq_ordered, limits, [&](const ScanItem& item) {
-      switch (item.event) {
-        case ScanEvent::kRecord:
-          if (item.header.type == RecordType::kPut) {
-            const char* body = data + item.offset + kRecordHeaderBytes + item.header.key_len + item.header.meta_len;
-            Status ds = DecodeValue(item.header.codec, std::string_view(body, item.header.stored_len),
-                                    item.header.raw_len, limits.max_value_bytes, &scratch);
-            if (!ds.ok()) {
-              std::printf("segment %u: record at offset %llu: value does not decode: %s\n", f.id,
-                          static_cast<unsigned long long>(item.offset), ds.ToString().c_str());
-              ++damaged;
-              return;
-            }
-          }
-          ++records;
-          break;
-        case ScanEvent::kDamagedRecord:
-          std::printf("segment %u: damaged record at offset %llu (seq %llu): %s\n", f.id,
-                      static_cast<unsigned long long>(item.offset), static_cast<unsigned long long>(item.header.seq),
-                      item.why.ToString().c_str());
-          ++damaged;
-          break;
-        case ScanEvent::kCorruptBytes:
-          std::printf("segment %u: corrupt record at offset %llu (%llu bytes skipped): %s\n", f.id,
-                      static_cast<unsigned long long>(item.offset), static_cast<unsigned long long>(item.bytes),
-                      item.why.ToString().c_str());
-          ++damaged;
-          break;
-        case ScanEvent::kTornTail:
-          std::printf("segment %u: torn tail at offset %llu (%llu bytes, cut on open): %s\n", f.id,
-                      static_cast<unsigned long long>(item.offset), static_cast<unsigned long long>(item.bytes),
-                      item.why.ToString().c_str());
-          break;
-      }
-    });
-    if (!is_active) {
-      Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, f.size, limits,
-                               [](const HintEntry&) {});
-      if (hs.Is(Code::kCorruption)) {
-        std::printf("segment %u: damaged hint: %s\n", f.id, hs.ToString().c_str());
-        ++damaged;
-      } else if (!hs.ok() && !hs.Is(Code::kNotFound)) {
-        return Fail(hs);
-      }
-    }
-  }
-  if (have_manifest) {
-    for (const auto& [id, birth] : listed.segments) {
-      if (std::binary_search(ids.begin(), ids.end(), id)) continue;
-      std::printf("segment %u: listed in the MANIFEST, file missing\n", id);
-      ++damaged;
-    }
-  }
-  std::printf("segments %zu records %llu corrupt %llu\n", ids.size(), static_cast<unsigned long long>(records),
-              static_cast<unsigned long long>(damaged));
-  return damaged > 0 ? kExitCorrupt : kExitOk;
+  auto report = VerifyDatabase(PosixEnv(), dir, options,
+                               [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+  if (!report.ok()) return Fail(report.status());
+  std::printf("segments %llu records %llu corrupt %llu\n", static_cast<unsigned long long>(report->segments),
+              static_cast<unsigned long long>(report->records), static_cast<unsigned long long>(report->damaged));
+  return report->damaged > 0 ? kExitCorrupt : kExitOk;
 }
 
 int Run(int argc, char** argv) {
