@@ -4,48 +4,48 @@
 // Invariants of a table (the published one whenever no mutation is under
 // way; see below for what holds in between):
 //  - A table is [base + offset, + capacity * 16) inside one area, 4096-aligned.
-//  - Robin Hood order: for every slot X at position p with home h, every
-//    position q in [h, p) holds a slot whose probe distance is >= q - h. A
-//    lookup may therefore stop at an empty slot or at the first slot whose
+//  - Robin Hood order: for every entry X at position p with home h, every
+//    position q in [h, p) holds an entry whose probe distance is >= q - h. A
+//    lookup may therefore stop at an empty entry or at the first entry whose
 //    distance is smaller than its own probe count.
-//  - size == number of non-empty slots <= MaxKeysFor(capacity).
+//  - size == number of non-empty entries <= MaxKeysFor(capacity).
 //
 // Mutations of the published table, and why readers need not wait for them:
 //  - Insert of N into the run [p0, pk) (p0 = where N belongs, pk = the first
-//    empty slot after it): copy pk-1 into pk, pk-2 into pk-1, ..., p0 into
+//    empty entry after it): copy pk-1 into pk, pk-2 into pk-1, ..., p0 into
 //    p0+1, then write N at p0. Frozen after any copy, positions up to j hold
-//    the old table and positions after j the new one, with the slot at j
-//    present twice: every slot is present and the order above holds (each
-//    moved slot's distance grew by one, as did its predecessors'). A reader
+//    the old table and positions after j the new one, with the entry at j
+//    present twice: every entry is present and the order above holds (each
+//    moved entry's distance grew by one, as did its predecessors'). A reader
 //    walking forward while this happens sees an old prefix and a new suffix
 //    (the copies move backwards, against it), which is one of those frozen
-//    states; slots only move forward, so none can jump behind it.
+//    states; entries only move forward, so none can jump behind it.
 //  - Replace: one atomic store of the location.
 //  - Delete at p: copy p+1 into p, p+2 into p+1, ... then empty the last
-//    slot of the run. Frozen at any point, one slot is present twice and the
+//    entry of the run. Frozen at any point, one entry is present twice and the
 //    order holds. But the copies move forward, with a reader, which could see
-//    a slot's old position after it left and its new one before it arrived:
+//    an entry's old position after it left and its new one before it arrived:
 //    each copy is a "step" that bumps the change counter first.
 //  - Growth: the new table is filled while readers use the old one, then
 //    the descriptor (offset and capacity packed in one word) is stored, the
 //    change counter bumped, and only then are the old pages released.
 //  - PublishRebuild: the seed of the new area, then the descriptor, then the
 //    change counter, then the old area's pages.
-// Within one slot, hash and location are two words that a reader cannot load
-// at once. Filling an empty slot stores the location, then the hash.
+// Within one entry, hash and location are two words that a reader cannot load
+// at once. Filling an empty entry stores the location, then the hash.
 // Overwriting an occupied one stores kChangingHash, the location, then the
 // hash. Emptying one stores hash 0 (the location stays). A reader loads the
-// hash; skips a changing slot without stopping (its old and its new content
-// each sit in a neighbouring slot meanwhile, so both frozen states it stands
+// hash; skips a changing entry without stopping (its old and its new content
+// each sit in a neighbouring entry meanwhile, so both frozen states it stands
 // between agree with skipping it); on a match loads the location and the hash
 // again, and probes again if the hash changed in between. So a candidate is
 // always a location that was stored under that hash.
 //
 // Memory order, without fences (GCC's ThreadSanitizer does not support
 // atomic_thread_fence, and --single-process runs under TSan): the writer
-// stores the counter (relaxed), then slots and descriptors with release (each
+// stores the counter (relaxed), then entries and descriptors with release (each
 // orders the counter before it). A reader loads the counter, the descriptor
-// and the slots with acquire and reloads the counter: if it saw any store of
+// and the entries with acquire and reloads the counter: if it saw any store of
 // a step, the acquire/release pair makes that step's counter visible to its
 // final load. On x86 these orders cost nothing.
 // Everything a reader does between the two counter loads is bounded and
@@ -80,10 +80,10 @@ __extension__ typedef unsigned __int128 U128;
 
 uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-// Bytes an area gives a table of `cap` slots.
-uint64_t TableBytesFor(uint64_t cap) { return AlignUp(cap * sizeof(IndexSlot), kTableAlign); }
+// Bytes an area gives a table of `cap` entries.
+uint64_t TableBytesFor(uint64_t cap) { return AlignUp(cap * sizeof(IndexEntry), kTableAlign); }
 
-// Keys a table of `cap` slots holds before an insert grows it.
+// Keys a table of `cap` entries holds before an insert grows it.
 uint64_t MaxKeysFor(uint64_t cap) { return cap * 85 / 100; }
 
 uint64_t Grown(uint64_t cap) { return cap + std::max<uint64_t>(cap / 2, 1); }
@@ -151,38 +151,38 @@ uint64_t MonotonicMs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-// Empties a table's slots with atomic stores: a reader holding a stale table
+// Empties a table's entries with atomic stores: a reader holding a stale table
 // descriptor may be reading these bytes (it will retry), and atomics keep that
 // a benign race rather than undefined behaviour.
-void ZeroSlots(IndexSlot* table, uint64_t cap) {
+void ZeroEntries(IndexEntry* table, uint64_t cap) {
   for (uint64_t i = 0; i < cap; ++i) {
     table[i].hash.store(0, std::memory_order_release);
     table[i].loc.store(0, std::memory_order_release);
   }
 }
 
-// Slot stores in the orders the header comment relies on.
-void FillSlot(IndexSlot& s, uint64_t hash, uint64_t loc) {
+// Entry stores in the orders the header comment relies on.
+void FillEntry(IndexEntry& s, uint64_t hash, uint64_t loc) {
   if (s.hash.load(std::memory_order_relaxed) != kEmptyHash) s.hash.store(kChangingHash, std::memory_order_release);
   s.loc.store(loc, std::memory_order_release);
   s.hash.store(hash, std::memory_order_release);
 }
-void EmptySlot(IndexSlot& s) { s.hash.store(kEmptyHash, std::memory_order_release); }
-void CopySlot(IndexSlot& to, const IndexSlot& from) {
-  FillSlot(to, from.hash.load(std::memory_order_relaxed), from.loc.load(std::memory_order_relaxed));
+void EmptyEntry(IndexEntry& s) { s.hash.store(kEmptyHash, std::memory_order_release); }
+void CopyEntry(IndexEntry& to, const IndexEntry& from) {
+  FillEntry(to, from.hash.load(std::memory_order_relaxed), from.loc.load(std::memory_order_relaxed));
 }
 
 // Robin Hood insert into `table` by shifting the run right from its far end
 // (writer only). `visible`: the table is published (a kill point per store,
 // for the crash tests of frozen states).
-void InsertInto(IndexSlot* table, uint64_t cap, uint64_t hash, uint64_t loc, bool visible) {
+void InsertInto(IndexEntry* table, uint64_t cap, uint64_t hash, uint64_t loc, bool visible) {
   uint64_t pos = HomeOf(hash, cap);
   uint64_t dist = 0;
-  // Bounded by cap: the load factor invariant guarantees an empty slot.
+  // Bounded by cap: the load factor invariant guarantees an empty entry.
   for (uint64_t probe = 0; probe < cap; ++probe) {
     const uint64_t resident = table[pos].hash.load(std::memory_order_relaxed);
     if (resident == 0) {
-      FillSlot(table[pos], hash, loc);
+      FillEntry(table[pos], hash, loc);
       return;
     }
     if (Distance(pos, HomeOf(resident, cap), cap) < dist) break;  // the richer resident moves on
@@ -195,20 +195,20 @@ void InsertInto(IndexSlot* table, uint64_t cap, uint64_t hash, uint64_t loc, boo
   assert(table[end].hash.load(std::memory_order_relaxed) == 0 && "InsertInto: table full");
   for (uint64_t q = end; q != p0; q = Prev(q, cap)) {
     if (visible) KINGX_KILL_POINT("index.step");
-    CopySlot(table[q], table[Prev(q, cap)]);
+    CopyEntry(table[q], table[Prev(q, cap)]);
   }
   if (visible) KINGX_KILL_POINT("index.step");
-  FillSlot(table[p0], hash, loc);
+  FillEntry(table[p0], hash, loc);
 }
 
 // What a probe found.
-enum class ProbeResult { kDone, kOverflow, kSlotChanged };
+enum class ProbeResult { kDone, kOverflow, kEntryChanged };
 
 // Copies the locations stored under `hash`. Safe on torn data: at most `cap`
-// probes, every index < cap. A slot seen twice (a move under way) is kept
+// probes, every index < cap. An entry seen twice (a move under way) is kept
 // once. kOverflow if more than kMaxCandidates distinct locations match;
-// kSlotChanged if a matching slot changed while it was read (probe again).
-ProbeResult Probe(const IndexSlot* table, uint64_t cap, uint64_t hash, Candidates* out) {
+// kEntryChanged if a matching entry changed while it was read (probe again).
+ProbeResult Probe(const IndexEntry* table, uint64_t cap, uint64_t hash, Candidates* out) {
   out->count = 0;
   uint64_t pos = HomeOf(hash, cap);
   for (uint64_t probe = 0; probe < cap; ++probe, pos = Next(pos, cap)) {
@@ -218,7 +218,7 @@ ProbeResult Probe(const IndexSlot* table, uint64_t cap, uint64_t hash, Candidate
     if (Distance(pos, HomeOf(resident, cap), cap) < probe) return ProbeResult::kDone;
     if (resident == hash) {
       const Location loc = table[pos].loc.load(std::memory_order_acquire);
-      if (table[pos].hash.load(std::memory_order_acquire) != resident) return ProbeResult::kSlotChanged;
+      if (table[pos].hash.load(std::memory_order_acquire) != resident) return ProbeResult::kEntryChanged;
       bool dup = false;
       for (uint32_t i = 0; i < out->count && !dup; ++i) dup = out->locations[i] == loc;
       if (!dup) {
@@ -264,7 +264,7 @@ struct IndexRegionHeader {
   std::atomic<uint64_t> seed[2];              // the seed of each area's table
   // Writer only (shared so that a later writer process takes over):
   alignas(64) std::atomic<uint64_t> work;     // the table the mutators use (== view unless rebuilding)
-  std::atomic<uint64_t> size;                 // slots in use in `work`
+  std::atomic<uint64_t> size;                 // entries in use in `work`
   alignas(64) IndexCounters counters;
 };
 static_assert(sizeof(IndexRegionHeader) <= SharedIndex::kHeaderBytes);
@@ -300,7 +300,7 @@ Result<SharedIndex> SharedIndex::Create(void* base, size_t bytes, uint64_t initi
   h->view.store(desc, std::memory_order_relaxed);
   h->work.store(desc, std::memory_order_relaxed);
   h->size.store(0, std::memory_order_relaxed);
-  ZeroSlots(reinterpret_cast<IndexSlot*>(static_cast<char*>(base) + kHeaderBytes), cap);
+  ZeroEntries(reinterpret_cast<IndexEntry*>(static_cast<char*>(base) + kHeaderBytes), cap);
   h->magic.store(kMagic, std::memory_order_release);
   return SharedIndex(base, bytes);
 }
@@ -321,7 +321,7 @@ Result<SharedIndex> SharedIndex::Attach(void* base, size_t bytes) {
   }
   for (uint64_t desc : {h->view.load(std::memory_order_acquire), h->work.load(std::memory_order_relaxed)}) {
     if (OffsetOf(desc) < kHeaderBytes || CapOf(desc) == 0 ||
-        OffsetOf(desc) + CapOf(desc) * sizeof(IndexSlot) > bytes) {
+        OffsetOf(desc) + CapOf(desc) * sizeof(IndexEntry) > bytes) {
       return Status::InvalidArgument("index region table descriptor out of bounds");
     }
   }
@@ -362,8 +362,8 @@ bool SharedIndex::rebuilding() const {
   return header_->work.load(std::memory_order_relaxed) != header_->view.load(std::memory_order_relaxed);
 }
 
-IndexSlot* SharedIndex::Table() const {
-  return reinterpret_cast<IndexSlot*>(reinterpret_cast<char*>(header_) +
+IndexEntry* SharedIndex::Table() const {
+  return reinterpret_cast<IndexEntry*>(reinterpret_cast<char*>(header_) +
                                       OffsetOf(header_->work.load(std::memory_order_relaxed)));
 }
 uint64_t SharedIndex::Capacity() const { return CapOf(header_->work.load(std::memory_order_relaxed)); }
@@ -410,20 +410,20 @@ Status SharedIndex::ProbeFor(uint64_t hash, const std::string_view* key, Candida
     }
     // A stale or damaged descriptor could point anywhere: check it against our own size.
     const bool sane = offset >= kHeaderBytes && offset < bytes_ && cap >= 1 &&
-                      cap <= (bytes_ - offset) / sizeof(IndexSlot);
+                      cap <= (bytes_ - offset) / sizeof(IndexEntry);
     ProbeResult result = ProbeResult::kDone;
     if (sane) {
-      const auto* table = reinterpret_cast<const IndexSlot*>(reinterpret_cast<const char*>(header_) + offset);
+      const auto* table = reinterpret_cast<const IndexEntry*>(reinterpret_cast<const char*>(header_) + offset);
       result = Probe(table, cap, hash, out);
     }
-    if (header_->changes.load(std::memory_order_acquire) != v1 || result == ProbeResult::kSlotChanged) continue;
+    if (header_->changes.load(std::memory_order_acquire) != v1 || result == ProbeResult::kEntryChanged) continue;
     const bool overflow = result == ProbeResult::kOverflow;
     if (!sane) return Status::Corruption("index table descriptor out of bounds");
-    // A probe that collected the old and new locations of slots an insert
+    // A probe that collected the old and new locations of entries an insert
     // shifted while replaces overtook it can overflow without any damage:
     // only an overflow that repeats is one.
     if (overflow && ++overflows < 3) continue;
-    if (overflow) return Status::Corruption("more than kMaxCandidates index slots share one hash");
+    if (overflow) return Status::Corruption("more than kMaxCandidates index entries share one hash");
     return Status::OK();
   }
 }
@@ -434,7 +434,7 @@ Status SharedIndex::LookupKey(std::string_view key, Candidates* out) const { ret
 
 Status SharedIndex::LookupForWriter(uint64_t hash, Candidates* out) const {
   if (Probe(Table(), Capacity(), hash, out) == ProbeResult::kOverflow) {
-    return Status::Corruption("more than kMaxCandidates index slots share one hash");
+    return Status::Corruption("more than kMaxCandidates index entries share one hash");
   }
   return Status::OK();
 }
@@ -454,11 +454,11 @@ Status SharedIndex::GrowTo(uint64_t new_capacity) {
     return Status::NoSpace("index region full: size it with SharedIndex::RegionBytesFor");
   }
   char* base = reinterpret_cast<char*>(header_);
-  auto* fresh = reinterpret_cast<IndexSlot*>(base + new_offset);
-  ZeroSlots(fresh, new_capacity);
+  auto* fresh = reinterpret_cast<IndexEntry*>(base + new_offset);
+  ZeroEntries(fresh, new_capacity);
 
   // Rehash while readers keep using the old table.
-  const IndexSlot* old = Table();
+  const IndexEntry* old = Table();
   for (uint64_t i = 0; i < old_cap; ++i) {
     const uint64_t h = old[i].hash.load(std::memory_order_relaxed);
     if (h > kChangingHash) InsertInto(fresh, new_capacity, h, old[i].loc.load(std::memory_order_relaxed), false);
@@ -486,7 +486,7 @@ Status SharedIndex::Reserve(uint64_t keys) {
 
 Status SharedIndex::Insert(uint64_t hash, Location loc) {
   if (hash == kEmptyHash || hash == kChangingHash) {
-    return Status::InvalidArgument("index hashes 0 and 1 are reserved for empty and changing slots");
+    return Status::InvalidArgument("index hashes 0 and 1 are reserved for empty and changing entries");
   }
   Candidates existing;
   if (Probe(Table(), Capacity(), hash, &existing) == ProbeResult::kOverflow || existing.count >= kMaxCandidates) {
@@ -503,7 +503,7 @@ Status SharedIndex::Insert(uint64_t hash, Location loc) {
 }
 
 bool SharedIndex::Replace(uint64_t hash, Location old_loc, Location new_loc) {
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   uint64_t pos = HomeOf(hash, cap);
   for (uint64_t probe = 0; probe < cap; ++probe) {
@@ -519,7 +519,7 @@ bool SharedIndex::Replace(uint64_t hash, Location old_loc, Location new_loc) {
 }
 
 bool SharedIndex::Remove(uint64_t hash, Location loc) {
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   uint64_t pos = HomeOf(hash, cap);
   for (uint64_t probe = 0; probe < cap; ++probe) {
@@ -534,11 +534,11 @@ bool SharedIndex::Remove(uint64_t hash, Location loc) {
   return false;
 }
 
-// Backward-shift deletion: pull the following slots of the run one step back
-// until an empty slot or a slot already at its home bucket, then empty the
+// Backward-shift deletion: pull the following entries of the run one step back
+// until an empty entry or an entry already at its home bucket, then empty the
 // last one. On the published table each store is a step (see the top).
 void SharedIndex::EraseAt(uint64_t pos) {
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   const bool visible = Visible();
   for (uint64_t step = 0; step < cap; ++step) {
@@ -546,11 +546,11 @@ void SharedIndex::EraseAt(uint64_t pos) {
     const uint64_t h = table[next].hash.load(std::memory_order_relaxed);
     if (h == 0 || HomeOf(h, cap) == next) break;
     if (visible) Step();
-    FillSlot(table[pos], h, table[next].loc.load(std::memory_order_relaxed));
+    FillEntry(table[pos], h, table[next].loc.load(std::memory_order_relaxed));
     pos = next;
   }
   if (visible) Step();
-  EmptySlot(table[pos]);
+  EmptyEntry(table[pos]);
   header_->size.store(size() - 1, std::memory_order_relaxed);
 }
 
@@ -569,7 +569,7 @@ Status SharedIndex::BeginRebuild(uint64_t expected_keys) {
   // table never look there; a stale one retries (the counter moved since).
   header_->work.store(view, std::memory_order_relaxed);  // not rebuilding while the area is reset
   if (!ReleasePages(base + start, area_bytes)) {
-    ZeroSlots(reinterpret_cast<IndexSlot*>(base + start), cap);
+    ZeroEntries(reinterpret_cast<IndexEntry*>(base + start), cap);
   }
   header_->size.store(0, std::memory_order_relaxed);
   header_->work.store(Pack(start, cap), std::memory_order_release);

@@ -17,11 +17,11 @@
 //    LookupKey() concurrently with the writer, without locks and without ever
 //    waiting for the writer (see "Readers never wait" below).
 //
-// Keys are not stored. A slot is {hash, location}; Lookup returns every
+// Keys are not stored. An entry is {hash, location}; Lookup returns every
 // location stored under a 64-bit hash (its "candidates") and the caller reads
 // each candidate's key on disk and compares. Distinct keys with the same full
-// 64-bit hash therefore coexist as separate slots; at most kMaxCandidates
-// slots may share one hash (Insert refuses the next one with kInvalidArgument;
+// 64-bit hash therefore coexist as separate entries; at most kMaxCandidates
+// entries may share one hash (Insert refuses the next one with kInvalidArgument;
 // with a seeded 64-bit hash this is unreachable without memory corruption).
 //
 // Layout: a header (magic, layout version, the published table's descriptor
@@ -31,7 +31,7 @@
 // load: the new table is built beside the old one while readers keep using
 // the old one, published with one atomic store of the descriptor, and the old
 // table's pages are released (madvise MADV_REMOVE, or MADV_DONTNEED). RAM per
-// live key stays <= 32 bytes (16 B per slot / 0.85 * 1.5 = 28.2 B right after
+// live key stays <= 32 bytes (16 B per entry / 0.85 * 1.5 = 28.2 B right after
 // a growth). A table never shrinks.
 //
 // Rebuild (recovery): BeginRebuild() starts a new table in the OTHER area;
@@ -46,19 +46,19 @@
 //
 // Readers never wait. Every mutation of the published table is ordered so
 // that each intermediate state, frozen at any store, is a correct index: an
-// insert shifts its Robin Hood run right by one slot starting from the far
-// end (one slot is duplicated, none is missing) and writes the new slot last;
-// Replace is one atomic store; a delete's backward shift copies each slot one
+// insert shifts its Robin Hood run right by one entry starting from the far
+// end (one entry is duplicated, none is missing) and writes the new entry last;
+// Replace is one atomic store; a delete's backward shift copies each entry one
 // step back (again one duplicate, none missing) and empties the run's last
-// slot last. An insert is also safe for a reader that walks the run while it
-// moves (slots only move away from the reader, towards the end it has not
+// entry last. An insert is also safe for a reader that walks the run while it
+// moves (entries only move away from the reader, towards the end it has not
 // read yet). A delete's steps, a growth and a publish are not: before each of
 // those the writer bumps a change counter, and a reader that saw it move
 // during its probe probes again. The counter is never "held": a writer that
 // dies or is stopped (SIGSTOP, a debugger) at any store leaves a frozen,
-// correct table that readers keep using without delay. A slot is two words
+// correct table that readers keep using without delay. An entry is two words
 // (hash, location); overwriting one marks it kChangingHash first, so a reader
-// never pairs a hash with another slot's location (see index.cc). A reader only ever
+// never pairs a hash with another entry's location (see index.cc). A reader only ever
 // retries a probe that a live writer's delete, growth or publish overlapped;
 // kBusy comes back only after kLookupPatienceMs of such retries in a row
 // (a writer changing the table continuously, faster than one probe).
@@ -99,15 +99,15 @@ struct IndexCounters {
   alignas(64) std::atomic<uint64_t> corruptions{0};
 };
 
-// One table slot: hash 0 = empty, hash 1 = being overwritten (KeyHash never
+// One table entry: hash 0 = empty, hash 1 = being overwritten (KeyHash never
 // returns either).
 inline constexpr uint64_t kEmptyHash = 0;
 inline constexpr uint64_t kChangingHash = 1;
-struct IndexSlot {
+struct IndexEntry {
   std::atomic<uint64_t> hash;
   std::atomic<uint64_t> loc;
 };
-static_assert(sizeof(IndexSlot) == 16);
+static_assert(sizeof(IndexEntry) == 16);
 
 // The locations stored under one hash, copied out of the index.
 inline constexpr uint32_t kMaxCandidates = 16;
@@ -123,7 +123,7 @@ class SharedIndex {
   // Bytes of the region header; the areas start after it.
   static constexpr size_t kHeaderBytes = 4096;
   static constexpr uint64_t kMinCapacity = 16;
-  // Largest table (slots): the descriptor packs the capacity in 32 bits.
+  // Largest table (entries): the descriptor packs the capacity in 32 bits.
   static constexpr uint64_t kMaxCapacity = (uint64_t{1} << 32) - 1;
   // Load factor above which an insert grows the table (x1.5): an insert
   // grows first when size + 1 would exceed capacity * 85 / 100.
@@ -163,7 +163,7 @@ class SharedIndex {
   // table (out->count may be 0: not found is an OK status with no
   // candidates). Lock-free, never waits for the writer (see above).
   // Errors: kBusy only after kLookupPatienceMs of probes that the writer kept
-  // overlapping; kCorruption if more than kMaxCandidates slots hold `hash`
+  // overlapping; kCorruption if more than kMaxCandidates entries hold `hash`
   // or the descriptor is out of bounds (only after memory corruption).
   // *out is unspecified on error. Tombstoned locations are returned as
   // stored (never present once ready is set, see location.h).
@@ -178,36 +178,36 @@ class SharedIndex {
   uint64_t seed() const;
 
   IndexCounters& counters() const;
-  uint64_t size() const;        // slots in use in the writer's table (live keys + recovery tombstones)
-  uint64_t capacity() const;    // slots of the writer's table
+  uint64_t size() const;        // entries in use in the writer's table (live keys + recovery tombstones)
+  uint64_t capacity() const;    // entries of the writer's table
   size_t TableBytes() const;    // RAM of the writer's table (capacity * 16)
 
   // ---- writer thread only ----
   // Every mutator works on the writer's table: the published one, or during
   // a rebuild the table being built (invisible to readers).
 
-  // Adds a slot (hash, loc); does not look for an existing slot of the same
+  // Adds an entry (hash, loc); does not look for an existing entry of the same
   // key (the caller decides insert vs Replace after comparing keys on disk).
   // May grow the table first. Errors: kInvalidArgument (hash 0 or 1, or
-  // kMaxCandidates slots already hold this hash), kNoSpace (the area cannot
+  // kMaxCandidates entries already hold this hash), kNoSpace (the area cannot
   // hold the grown table: size the region with RegionBytesFor). On error the
   // index is unchanged.
   Status Insert(uint64_t hash, Location loc);
 
-  // Points the slot (hash, old_loc) at new_loc with one atomic store (readers
-  // see either location). false if no such slot.
+  // Points the entry (hash, old_loc) at new_loc with one atomic store (readers
+  // see either location). false if no such entry.
   bool Replace(uint64_t hash, Location old_loc, Location new_loc);
 
-  // Removes the slot (hash, loc) (exact match, tombstone bit included).
-  // false if no such slot.
+  // Removes the entry (hash, loc) (exact match, tombstone bit included).
+  // false if no such entry.
   bool Remove(uint64_t hash, Location loc);
 
-  // Removes every slot for which pred(hash, loc) is true; returns how many.
-  // pred may be called more than once for one slot and must be pure.
+  // Removes every entry for which pred(hash, loc) is true; returns how many.
+  // pred may be called more than once for one entry and must be pure.
   template <class Pred>
   uint64_t RemoveIf(Pred pred);
 
-  // Calls fn(hash, loc) for every slot, in table order. fn must not mutate
+  // Calls fn(hash, loc) for every entry, in table order. fn must not mutate
   // the index.
   template <class Fn>
   void ForEach(Fn fn) const;
@@ -229,7 +229,7 @@ class SharedIndex {
   // hold a table for expected_keys; nothing changed).
   Status BeginRebuild(uint64_t expected_keys);
 
-  // Publishes the table being built, with the hash seed its slots were
+  // Publishes the table being built, with the hash seed its entries were
   // computed with, in one step; releases the previous table's area. Must
   // follow BeginRebuild.
   void PublishRebuild(uint64_t seed);
@@ -245,7 +245,7 @@ class SharedIndex {
  private:
   explicit SharedIndex(void* base, size_t bytes);
 
-  IndexSlot* Table() const;
+  IndexEntry* Table() const;
   uint64_t Capacity() const;
   bool Visible() const;          // the writer's table is the published one
   void Step() const;             // before a reader-unsafe store on a visible table
@@ -260,7 +260,7 @@ class SharedIndex {
 
 template <class Fn>
 void SharedIndex::ForEach(Fn fn) const {
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   for (uint64_t i = 0; i < cap; ++i) {
     const uint64_t h = table[i].hash.load(std::memory_order_relaxed);
@@ -270,12 +270,12 @@ void SharedIndex::ForEach(Fn fn) const {
 
 template <class Pred>
 uint64_t SharedIndex::RemoveIf(Pred pred) {
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   uint64_t removed = 0;
-  // Backward shift moves later slots one step back, so re-examine slot i after
-  // a removal; a slot that wraps from the start to the end is examined twice,
-  // which a pure pred makes harmless. Bounded: each removal empties a slot.
+  // Backward shift moves later entries one step back, so re-examine entry i after
+  // a removal; an entry that wraps from the start to the end is examined twice,
+  // which a pure pred makes harmless. Bounded: each removal empties an entry.
   for (uint64_t i = 0; i < cap;) {
     const uint64_t h = table[i].hash.load(std::memory_order_relaxed);
     if (h != 0 && pred(h, static_cast<Location>(table[i].loc.load(std::memory_order_relaxed)))) {

@@ -267,7 +267,7 @@ TEST_CASE("readers in other processes see only valid candidates while the writer
 
 // The writer's ops for the kill sweep: inserts into crowded runs (ids whose
 // hashes share a few home buckets make long Robin Hood shifts), deletes
-// inside those runs, and growths (the table starts at 16 slots).
+// inside those runs, and growths (the table starts at 16 entries).
 void KillSweepOps(SharedIndex& index, WriterModel& model, uint64_t* next_gen) {
   std::mt19937_64 rng(99);
   for (int op = 0; op < 400; ++op) {
