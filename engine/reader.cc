@@ -7,7 +7,6 @@
 #include <chrono>
 
 #include "engine/compress.h"
-#include "engine/hash.h"
 #include "engine/index.h"
 #include "engine/segment_cache.h"
 
@@ -51,17 +50,17 @@ struct Reader::Impl {
     sink(skipped == 0 ? line : line + " (and " + std::to_string(skipped) + " more since the last report)");
   }
 
-  Result<Value> Lookup(std::string_view key, uint64_t hash, ReadMode mode, Location* vanished);
+  Result<Value> Lookup(std::string_view key, ReadMode mode, Location* vanished);
 };
 
-// One lookup: the index's candidates for hash, read through the cache. When
+// One lookup: the index's candidates for key, read through the cache. When
 // a candidate's segment file does not exist, its location is put in
 // *vanished and the result is meaningless (the caller looks up again).
-Result<Value> Reader::Impl::Lookup(std::string_view key, uint64_t hash, ReadMode mode, Location* vanished) {
+Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location* vanished) {
   Impl& r = *this;
   IndexCounters& counters = r.index.counters();
   Candidates c;
-  Status s = r.index.Lookup(hash, &c);
+  Status s = r.index.LookupKey(key, &c);
   if (!s.ok()) return s;
   bool corrupt = false;
   for (uint32_t i = 0; i < c.count; ++i) {
@@ -155,8 +154,6 @@ Result<Value> Reader::Get(std::string_view key, ReadMode mode) {
   if (key.empty() || key.size() > r.options.max_key_bytes) return Status::InvalidArgument("bad key length");
   IndexCounters& counters = r.index.counters();
   if (counters.ready.load(std::memory_order_acquire) == 0) return Status::Busy("storage is recovering");
-  const uint64_t hash = KeyHash(counters.seed.load(std::memory_order_relaxed), key);
-
   Location vanished_before = 0;  // a location whose file was missing on the previous attempt
   for (int attempt = 0; attempt <= kMaxAttempts; ++attempt) {
     // The epoch moves after every segment deletion, before its id can name
@@ -168,7 +165,7 @@ Result<Value> Reader::Get(std::string_view key, ReadMode mode) {
       r.seen_epoch.store(epoch, std::memory_order_relaxed);
     }
     Location vanished = 0;
-    Result<Value> got = r.Lookup(key, hash, mode, &vanished);
+    Result<Value> got = r.Lookup(key, mode, &vanished);
     if (counters.segment_epoch.load(std::memory_order_acquire) != epoch) continue;
     if (vanished == 0) return got;
     if (vanished == vanished_before) {

@@ -1,8 +1,8 @@
 // Writer::Open and recovery: rebuilds the shared index from the segment files.
 //
 // Order of work:
-//  1. ready = 0, Clear the index (also repairs a region left mid-write by a
-//     writer that died), remove staging leftovers (*.tmp).
+//  1. Begin a rebuild of the index in its second area (readers keep the
+//     published one), remove staging leftovers (*.tmp).
 //  2. Read the MANIFEST (if any) and every segment header. A segment no
 //     longer than a header whose header is invalid holds no record (its
 //     creation was cut short): removed. The seed: the MANIFEST's, else the one
@@ -23,8 +23,9 @@
 //     candidate that cannot be read is ordered by its hint entry; when nothing
 //     says its seq, the open fails rather than guess.
 //  7. The next seq is above every seq on disk and the MANIFEST's high-water
-//     mark; a fresh MANIFEST is written with a new mark; counters, seed, a new
-//     segment epoch (readers revalidate their mappings), then ready = 1.
+//     mark; a fresh MANIFEST is written with a new mark; the rebuilt index is
+//     published with its seed in one step; counters, a new segment epoch
+//     (readers revalidate their mappings), then ready = 1.
 #include <algorithm>
 #include <map>
 #include <unordered_map>
@@ -205,9 +206,15 @@ void Writer::Impl::RewriteHint(uint32_t id, uint64_t segment_bytes, const std::v
 }
 
 Status Writer::Impl::Recover() {
+  // The index is rebuilt beside the published one, which readers keep using
+  // (it may be a previous writer's) until PublishRebuild below. So nothing
+  // here may remove or shorten a file or record that a published index can
+  // point to: only leftovers that were never published (*.tmp, a segment
+  // whose creation was cut short, a torn tail) and segments whose removal the
+  // MANIFEST holds (written only after compaction moved the index off them).
+  Status rs = index_.BeginRebuild(index_.size());
+  if (!rs.ok()) return rs;
   IndexCounters& counters = index_.counters();
-  counters.ready.store(0, std::memory_order_release);
-  index_.Clear();
   cache_.Clear();
   segments_.clear();
   pending_ids_.clear();
@@ -546,7 +553,7 @@ Status Writer::Impl::Recover() {
   if (corruptions_ > 0)
     LogError("recovery: " + std::to_string(corruptions_) + " damaged record(s), range(s), header(s), hint(s) or "
              "missing segment(s) found; `kingx-tool verify` lists them");
-  counters.seed.store(seed_, std::memory_order_relaxed);
+  index_.PublishRebuild(seed_);
   counters.corruptions.store(corruptions_, std::memory_order_relaxed);
   PublishCounters();
   // Files may have been removed or cut, and ids are reused: readers drop and
