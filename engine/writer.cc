@@ -90,7 +90,11 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
   if (w.options_.sync == SyncMode::kAlways) {
     s = w.SyncActive();
     if (!s.ok()) {
-      fail_all(s);
+      // The records are in the file, maybe on disk: the next open may find
+      // them (the page cache kept them) or not (a power loss, or pages the
+      // kernel dropped). Neither "failed" nor "done" would be true.
+      fail_all(Status::OutcomeUnknown("the write reached the file but its fdatasync failed (" + s.ToString() +
+                                      "): it may or may not be applied"));
       return;
     }
   } else {

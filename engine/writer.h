@@ -17,10 +17,13 @@
 // an internal mutex.
 //
 // Failure states:
-//  - fdatasync failed (any file): every op of that batch fails with the error,
-//    nothing of it is published, and every later call returns kReadOnly until
-//    the Writer is destroyed and the database reopened (recovery then decides
-//    what survived). fsync is never retried after an error.
+//  - fdatasync failed (any file): nothing of that batch is published, and
+//    every later call returns kReadOnly until the Writer is destroyed and the
+//    database reopened (recovery then decides what survived). A batch whose
+//    records were written before the failed fdatasync (or a large value
+//    renamed before the failed directory sync) is answered kOutcomeUnknown:
+//    the next open may find it applied or not. fsync is never retried after
+//    an error.
 //  - write() failed with ENOSPC / EIO: the ops of that batch fail with
 //    kNoSpace / kIOError, the partial bytes are truncated away, nothing is
 //    published, later batches may succeed. If the truncate itself fails, the
@@ -70,7 +73,8 @@ struct WriteOp {
 struct WriteResult {
   // OK; kNotFound (DELETE of a missing key, nothing written);
   // kPreconditionFailed; kInvalidArgument / kTooLarge (bad op, nothing
-  // written); kNoSpace / kIOError (batch failed); kReadOnly.
+  // written); kNoSpace / kIOError (batch failed, not applied); kOutcomeUnknown
+  // (written, but its fdatasync failed: a reopen may find it or not); kReadOnly.
   Status status;
   uint64_t seq = 0;      // the record's seq when OK (the new ETag)
   bool existed = false;  // the key was present before this op (PUT 204 vs 201)

@@ -171,9 +171,11 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   renamed = true;
   s = w.env_.SyncDir(w.dir_);
   if (!s.ok()) {
-    // The rename may or may not survive a crash; the value was never reported.
+    // The rename may or may not survive a crash: the next open may find the
+    // value or not.
     w.TurnReadOnly(s);
-    return fail(s);
+    return fail(Status::OutcomeUnknown("the value's file is in place but the directory's fsync failed (" +
+                                       s.ToString() + "): it may or may not be applied"));
   }
   KINGX_KILL_POINT("large.after_rename");
   large.file.reset();
