@@ -7,6 +7,7 @@
 #include "engine/coding.h"
 #include "engine/compress.h"
 #include "engine/hash.h"
+#include "engine/location.h"
 
 namespace kingx::engine {
 namespace {
@@ -176,7 +177,8 @@ std::string HintFileName(uint32_t segment_id) {
 
 namespace {
 
-// "seg-" + 8 decimal digits + suffix; any other spelling is not ours.
+// "seg-" + 8 decimal digits + suffix, naming an id a Location can hold
+// (1..kMaxSegmentId); any other spelling is not ours and is left alone.
 bool ParseSegmentName(std::string_view name, std::string_view suffix, uint32_t* segment_id) {
   if (name.size() != 12 + suffix.size() || name.substr(0, 4) != "seg-" || name.substr(12) != suffix) return false;
   uint32_t id = 0;
@@ -184,6 +186,7 @@ bool ParseSegmentName(std::string_view name, std::string_view suffix, uint32_t* 
     if (c < '0' || c > '9') return false;
     id = id * 10 + static_cast<uint32_t>(c - '0');
   }
+  if (id == 0 || id > kMaxSegmentId) return false;
   *segment_id = id;
   return true;
 }

@@ -123,9 +123,11 @@ Status DecodeSegmentHeader(const char* p, size_t available, SegmentHeader* out);
 // "seg-00000042.kxd" / "seg-00000042.hint" for a segment id.
 std::string SegmentFileName(uint32_t segment_id);
 std::string HintFileName(uint32_t segment_id);
-// Parses a segment file name; false if name is not "seg-%08u.kxd".
+// Parses a segment file name; false if name is not "seg-%08u.kxd" (8
+// digits) with an id in 1..kMaxSegmentId.
 bool ParseSegmentFileName(std::string_view name, uint32_t* segment_id);
-// Parses a hint file name; false if name is not "seg-%08u.hint" (8 digits).
+// Parses a hint file name; false if name is not "seg-%08u.hint" (8 digits)
+// with an id in 1..kMaxSegmentId.
 bool ParseHintFileName(std::string_view name, uint32_t* segment_id);
 
 }  // namespace kingx::engine

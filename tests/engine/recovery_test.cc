@@ -253,6 +253,36 @@ TEST_CASE("a segment whose creation was cut short is removed on open", "[engine]
   CHECK(db.writer().Stats().corruptions == 0);
 }
 
+TEST_CASE("files whose names are not a segment's or a hint's are left alone by open", "[engine][recovery][regression]") {
+  // Regression: "seg-abcdefgh.hint" made the open throw (std::stoul), so the
+  // writer died at every start.
+  TempDir dir;
+  {
+    TestDb db(PosixEnv(), dir.path(), Options{});
+    REQUIRE(db.Open().ok());
+    REQUIRE(db.Put("k", "v").status.ok());
+  }
+  // Not ours: not 8 decimal digits, or an id no Location can hold.
+  const std::vector<std::string> strangers = {"seg-abcdefgh.hint", "seg-0000001x.kxd", "seg-+0000001.hint",
+                                              "seg-00000000.kxd",  "seg-99999999.kxd", "seg-99999999.hint",
+                                              "seg-00000001.hint.bak"};
+  for (const auto& name : strangers) WriteFileBytes(dir.File(name), "not a segment");
+  for (const auto& name : strangers) {
+    uint32_t id = 0;
+    INFO(name);
+    CHECK_FALSE(ParseSegmentFileName(name, &id));
+    CHECK_FALSE(ParseHintFileName(name, &id));
+  }
+  for (int round = 0; round < 2; ++round) {
+    TestDb db(PosixEnv(), dir.path(), Options{});
+    REQUIRE(db.Open().ok());
+    CHECK(db.Get("k").value() == "v");
+    REQUIRE(db.Put("k2", "v2").status.ok());
+    CHECK(db.writer().Stats().corruptions == 0);
+  }
+  for (const auto& name : strangers) CHECK(fs::exists(dir.File(name)));
+}
+
 TEST_CASE("of two copies of a record, recovery keeps the one compaction wrote", "[engine][recovery][compaction]") {
   // A pass that crashed after installing its output but before unlinking its
   // inputs leaves two copies of each moved record (same seq). The later-born
