@@ -41,7 +41,9 @@ engine::Result<int> OpenOne(const ListenAddress& addr, bool reuseport, ListenAdd
   auto fail = [&](const char* what) {
     const int err = errno;
     close(fd);
-    return engine::Status::IOError("listen " + addr.ToString() + ": " + what + ": " + std::strerror(err));
+    const std::string msg = "listen " + addr.ToString() + ": " + what + ": " + std::strerror(err);
+    // In use: someone else listens there (maybe a previous instance still exiting).
+    return err == EADDRINUSE ? engine::Status::Busy(msg) : engine::Status::IOError(msg);
   };
   const int one = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) return fail("SO_REUSEADDR");

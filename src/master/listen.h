@@ -32,8 +32,9 @@ struct ListenSockets {
 };
 
 // Opens the sockets for `config` with `worker_count` worker indices.
-// Errors: kIOError naming the address and the failing call (bind: Address
-// already in use, ...). On error nothing stays open.
+// Errors: kBusy when an address is in use (EADDRINUSE), kIOError for the
+// rest, each naming the address and the failing call. On error nothing stays
+// open.
 engine::Result<ListenSockets> OpenListenSockets(const Config& config, uint32_t worker_count);
 
 // reuseport: opens the sockets of worker indices [current, worker_count) of

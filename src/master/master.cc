@@ -69,6 +69,32 @@ int64_t NowMs() {
       .count();
 }
 
+// A previous instance stopped with kill -9 leaves processes that are still
+// exiting (a writer finishing an fdatasync, say): for tens to hundreds of
+// milliseconds they hold the data directory's LOCK and the listening ports.
+// Startup waits for them, bounded, instead of failing; a live instance keeps
+// holding them, and startup then fails after the wait, as before.
+constexpr int64_t kPreviousHolderWaitMs = 5'000;
+constexpr int64_t kPreviousHolderPollMs = 20;
+
+// Calls attempt() (returning a Result) until it fails with anything but
+// kBusy, succeeds, or kPreviousHolderWaitMs passed. Logs the wait once.
+template <class Attempt>
+auto WaitForPreviousHolder(const std::string& what, Attempt attempt) -> decltype(attempt()) {
+  auto busy = [](const auto& r) { return !r.ok() && r.status().Is(engine::Code::kBusy); };
+  auto r = attempt();
+  if (!busy(r)) return r;
+  const int64_t start = NowMs();
+  KINGX_LOG_WARN("%s is held by another process (%s); waiting up to %lld ms for it to go", what.c_str(),
+                 r.status().ToString().c_str(), static_cast<long long>(kPreviousHolderWaitMs));
+  while (busy(r) && NowMs() - start < kPreviousHolderWaitMs) {
+    usleep(kPreviousHolderPollMs * 1000);
+    r = attempt();
+  }
+  if (!busy(r)) KINGX_LOG_INFO("%s released after %lld ms", what.c_str(), static_cast<long long>(NowMs() - start));
+  return r;
+}
+
 std::string DescribeExit(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
@@ -127,7 +153,8 @@ class Master {
       KINGX_LOG_ERROR("cannot create data directory %s: %s", config_.data_dir.c_str(), s.ToString().c_str());
       return false;
     }
-    auto lock = env.LockFile(engine::JoinPath(config_.data_dir, "LOCK"));
+    const std::string lock_path = engine::JoinPath(config_.data_dir, "LOCK");
+    auto lock = WaitForPreviousHolder(lock_path, [&] { return env.LockFile(lock_path); });
     if (!lock.ok()) {
       KINGX_LOG_ERROR("cannot lock data directory %s: %s%s", config_.data_dir.c_str(), lock.status().ToString().c_str(),
                       lock.status().Is(engine::Code::kBusy) ? " (another kingx serves it)" : "");
@@ -156,7 +183,8 @@ class Master {
     shm_ = std::move(shm).value();
     workers_.resize(shm_->slot_count());
 
-    auto sockets = OpenListenSockets(config_, config_.workers);
+    auto sockets = WaitForPreviousHolder("a listening address",
+                                         [&] { return OpenListenSockets(config_, config_.workers); });
     if (!sockets.ok()) {
       KINGX_LOG_ERROR("%s", sockets.status().ToString().c_str());
       return false;
