@@ -47,6 +47,9 @@ class ShmKvBackend final : public KvBackend {
 // The engine, queue and writer samples of /metrics (everything but the HTTP
 // counters), read from the shared mapping. Any thread.
 std::vector<http::Gauge> SharedGauges(SharedMemory& shm);
+// The writer's histograms (writes per group commit, group commit time,
+// fdatasync time), read from the shared mapping. Any thread.
+std::vector<http::Histogram> SharedHistograms(SharedMemory& shm);
 
 // Sum of the http::Counters of every slot of the mapping. Any thread.
 http::Counters SumSlotCounters(const SharedMemory& shm);
