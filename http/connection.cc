@@ -27,11 +27,6 @@ namespace kingx::http {
 namespace {
 
 constexpr std::string_view k100Continue = "HTTP/1.1 100 Continue\r\n\r\n";
-// Output blocks hold response heads and small copied bodies; a pipelined
-// batch of small responses shares one block. Freed when the connection idles.
-constexpr size_t kOutputBlockBytes = 2048;
-// Pending-output chunk slots kept across an idle period.
-constexpr size_t kIdleChunkSlots = 4;
 
 // Requests whose body means something: everything else has its body (if a
 // client sends one) read and dropped by the core before dispatch.
@@ -128,7 +123,7 @@ void Connection::Drive(uint64_t now_ms) {
   in_drive_ = true;
   for (;;) {
     if (state_ == State::kClosing || state_ == State::kAwaitAnswer) break;
-    if (state_ == State::kHead && output_bytes_ > limits_.max_buffered_output_bytes) break;
+    if (state_ == State::kHead && out_.size() > limits_.max_buffered_output_bytes) break;
     if (state_ == State::kBody && body_paused_ && dispatched_ && !discard_body_) break;
     std::span<const char> data = Unparsed();
     if (state_ == State::kHead) {
@@ -203,7 +198,7 @@ void Connection::OnHead(uint64_t now_ms) {
     if (!dispatched_ || state_ != State::kBody) return;  // answered (or closed) already
   }
   if (req.expect_continue && HasBody(req) && !continue_sent_) {
-    AppendChunk(k100Continue.data(), k100Continue.size(), nullptr);
+    out_.Copy(k100Continue);
     continue_sent_ = true;
     if (counters_) CountResponse(*counters_, 100, kNoLatency);
   }
@@ -334,14 +329,13 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   head.clear();
   AppendResponseHead(&head, r, framing);
   const bool was_empty = !HasOutput();
-  AppendChunk(head.data(), head.size(), nullptr);
+  out_.Copy(head);
   uint64_t body_bytes = 0;
   if (!head_request && !bodiless_status && !r.body.empty()) {
     if (r.body_holder) {
-      chunks_.push_back(OutChunk{r.body.data(), r.body.size(), r.body_holder});  // zero-copy
-      output_bytes_ += r.body.size();
+      out_.Reference(r.body, r.body_holder);  // zero-copy
     } else {
-      AppendChunk(r.body.data(), r.body.size(), nullptr);
+      out_.Copy(r.body);
     }
     body_bytes = r.body.size();
   }
@@ -374,84 +368,24 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
 
 // ---------------------------------------------------------------- output
 
-// Copies bytes into the current output block (a new one when full) and adds
-// them as a chunk; with a holder, references the bytes instead.
-void Connection::AppendChunk(const char* data, size_t len, const std::shared_ptr<const void>& holder) {
-  if (len == 0) return;
-  const char* where = data;
-  std::shared_ptr<const void> keep = holder;
-  if (!holder) {
-    if (!block_ || block_cap_ - block_used_ < len) {
-      block_cap_ = std::max(kOutputBlockBytes, len);
-      block_ = std::make_shared_for_overwrite<char[]>(block_cap_);
-      block_used_ = 0;
-    }
-    char* dst = block_.get() + block_used_;
-    std::memcpy(dst, data, len);
-    block_used_ += len;
-    where = dst;
-    // Contiguous with the previous chunk in the same block: extend it.
-    if (chunks_.size() > chunk_head_) {
-      OutChunk& last = chunks_.back();
-      if (last.data + last.len == where && last.holder.get() == static_cast<const void*>(block_.get())) {
-        last.len += len;
-        output_bytes_ += len;
-        return;
-      }
-    }
-    keep = block_;
-  }
-  chunks_.push_back(OutChunk{where, len, std::move(keep)});
-  output_bytes_ += len;
-}
-
 size_t Connection::GatherOutput(struct iovec* iov, size_t max_iov) const {
   if (output_abandoned_) return 0;
-  size_t n = 0;
-  for (size_t i = chunk_head_; i < chunks_.size() && n < max_iov; ++i) {
-    const OutChunk& c = chunks_[i];
-    size_t skip = i == chunk_head_ ? chunk_sent_ : 0;
-    iov[n].iov_base = const_cast<char*>(c.data + skip);
-    iov[n].iov_len = c.len - skip;
-    ++n;
-  }
-  return n;
+  return out_.Gather(iov, max_iov);
 }
 
-bool Connection::HasOutput() const { return output_bytes_ > 0 && !output_abandoned_; }
+bool Connection::HasOutput() const { return !out_.empty() && !output_abandoned_; }
 
 void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
   assert(!in_drive_ && "ConsumeOutput called from inside a Handler callback");
   if (counters_) Bump(counters_->bytes_out, bytes);
   if (output_abandoned_) return;
-  assert(bytes <= output_bytes_);
-  bytes = std::min(bytes, output_bytes_);
+  assert(bytes <= out_.size());
+  bytes = std::min(bytes, out_.size());
   if (bytes > 0) send_progress_ms_ = now_ms;
-  output_bytes_ -= bytes;
-  while (bytes > 0) {
-    OutChunk& c = chunks_[chunk_head_];
-    size_t left = c.len - chunk_sent_;
-    if (bytes < left) {
-      chunk_sent_ += bytes;
-      break;
-    }
-    bytes -= left;
-    chunk_sent_ = 0;
-    c.holder.reset();
-    ++chunk_head_;
-  }
-  if (chunk_head_ == chunks_.size()) {
-    chunks_.clear();
-    chunk_head_ = 0;
-    // Everything sent and no chunk holds the block: reuse it from its start.
-    if (block_ && block_.use_count() == 1) block_used_ = 0;
-    if (state_ == State::kHead) {
-      idle_since_ms_ = now_ms;
-      trimmed_ = false;
-    }
-  } else if (chunk_head_ >= 64 && chunk_head_ * 2 >= chunks_.size()) {
-    chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(chunk_head_));
-    chunk_head_ = 0;
+  out_.Consume(bytes);
+  if (out_.empty() && state_ == State::kHead) {
+    idle_since_ms_ = now_ms;
+    trimmed_ = false;
   }
   if (state_ == State::kHead) {
     if (limits_.idle_trim_ms == 0) ReleaseIdleMemory();
@@ -463,7 +397,7 @@ void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
 
 bool Connection::WantsRead() const {
   if (state_ == State::kClosing || eof_) return false;
-  if (output_bytes_ > limits_.max_buffered_output_bytes) return false;
+  if (out_.size() > limits_.max_buffered_output_bytes) return false;
   return UnparsedBytes() < limits_.max_buffered_input_bytes;
 }
 
@@ -553,7 +487,7 @@ void Connection::ResumeBody(uint64_t now_ms) {
 }
 
 bool Connection::HoldsIdleMemory() const {
-  return parser_ != nullptr || in_.capacity() > 15 || block_ != nullptr || chunks_.capacity() > kIdleChunkSlots;
+  return parser_ != nullptr || in_.capacity() > 15 || out_.HoldsIdleMemory();
 }
 
 // Idle between requests, nothing to send, and holding memory it could free.
@@ -567,19 +501,14 @@ void Connection::ReleaseIdleMemory() {
   if (parser_ && !parser_->InHead() && !parser_->InBody()) parser_.reset();
   std::string().swap(in_);
   in_pos_ = 0;
-  if (chunk_head_ == chunks_.size()) {
-    block_.reset();
-    block_cap_ = block_used_ = 0;
-    if (chunks_.capacity() > kIdleChunkSlots) std::vector<OutChunk>().swap(chunks_);
-  }
+  out_.ReleaseIdle();
 }
 
 size_t Connection::MemoryFootprint() const {
   size_t bytes = sizeof(*this);
   if (parser_) bytes += sizeof(Parser) + parser_->HeapBytes();
   if (in_.capacity() > 15) bytes += in_.capacity() + 1;
-  bytes += chunks_.capacity() * sizeof(OutChunk);
-  if (block_) bytes += block_cap_;
+  bytes += out_.HeapBytes();
   return bytes;
 }
 

@@ -42,6 +42,7 @@
 
 #include "http/counters.h"
 #include "http/http_limits.h"
+#include "http/output_queue.h"
 #include "http/request.h"
 #include "http/response.h"
 
@@ -199,7 +200,7 @@ class Connection {
   void ConsumeOutput(size_t bytes, uint64_t now_ms);
   bool HasOutput() const;
   // Total bytes pending (for the I/O layer's own accounting).
-  size_t OutputBytes() const { return output_bytes_; }
+  size_t OutputBytes() const { return out_.size(); }
 
   // --- what the I/O layer must do next ---
 
@@ -253,12 +254,6 @@ class Connection {
     kAwaitAnswer,  // body complete, OnBodyEnd called: waiting for Respond
     kClosing,      // no more requests: flush the output, then close
   };
-  struct OutChunk {
-    const char* data = nullptr;
-    size_t len = 0;
-    std::shared_ptr<const void> holder;  // keeps data alive (an output block or a body)
-  };
-
   void Drive(uint64_t now_ms);
   void OnHead(uint64_t now_ms);
   void OnMessageEnd(uint64_t now_ms);
@@ -269,11 +264,9 @@ class Connection {
                      std::string_view detail, uint64_t now_ms);
   void Close();
   void AbortHandler();
-  void AppendOutput(std::string_view bytes);
   void ReleaseIdleMemory();
   bool HoldsIdleMemory() const;
   bool TrimDue(uint64_t now_ms) const;
-  void AppendChunk(const char* data, size_t len, const std::shared_ptr<const void>& holder);
   const Request& request() const;
   std::span<const char> Unparsed() const;
   size_t UnparsedBytes() const;
@@ -306,13 +299,7 @@ class Connection {
   std::string in_;                 // buffered unparsed input is in_[in_pos_, end)
   size_t in_pos_ = 0;
   std::span<const char> feeding_;  // Feed's own bytes while they are parsed in place
-  std::shared_ptr<char[]> block_;  // output block being filled (heads, copied bodies)
-  size_t block_cap_ = 0;
-  size_t block_used_ = 0;
-  std::vector<OutChunk> chunks_;   // pending output, in order
-  size_t chunk_head_ = 0;          // chunks_[0, chunk_head_) are fully consumed
-  size_t chunk_sent_ = 0;          // bytes of chunks_[chunk_head_] already consumed
-  size_t output_bytes_ = 0;
+  OutputQueue out_;                // pending output (output_queue.h)
 };
 
 }  // namespace kingx::http

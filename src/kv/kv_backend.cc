@@ -38,7 +38,7 @@ size_t ShmKvBackend::MaxEntryBytes() const { return ctx_.queue->max_entry_bytes(
 
 bool ShmKvBackend::Ready() const {
   return ctx_.StorageReady() && !ctx_.ServerDraining() &&
-         ctx_.shm->writer_stats().read_only.load(std::memory_order_relaxed) == 0;
+         ctx_.shm->writer_metrics().read_only.load(std::memory_order_relaxed) == 0;
 }
 
 std::string ShmKvBackend::RenderMetrics() {
@@ -66,7 +66,7 @@ http::Counters SumSlotCounters(const SharedMemory& shm) {
 
 namespace {
 
-// A histogram of WriterStats microsecond buckets (kFsyncBucketUs).
+// A histogram of WriterMetrics microsecond buckets (kFsyncBucketUs).
 http::Histogram MicrosHistogram(const char* name, const char* help, const std::atomic<uint64_t>* buckets,
                                 uint64_t sum_us) {
   http::Histogram h;
@@ -82,7 +82,7 @@ http::Histogram MicrosHistogram(const char* name, const char* help, const std::a
 
 std::vector<http::Histogram> SharedHistograms(SharedMemory& shm) {
   const auto relaxed = std::memory_order_relaxed;
-  const WriterStats& ws = shm.writer_stats();
+  const WriterMetrics& ws = shm.writer_metrics();
   std::vector<http::Histogram> out;
   http::Histogram batch;
   batch.name = "kingx_writer_batch_size";
@@ -119,7 +119,7 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_write_queue_bytes", "Ring bytes used by queued entries", double(q.DepthBytes()), false);
   add("kingx_write_queue_capacity_bytes", "Ring bytes of the shared write queue", double(q.ring_bytes()), false);
 
-  const WriterStats& ws = shm.writer_stats();
+  const WriterMetrics& ws = shm.writer_metrics();
   add("kingx_writer_batches_total", "Group commits applied", double(ws.batches.load(relaxed)), true);
   add("kingx_writer_records_total", "Writes applied", double(ws.records.load(relaxed)), true);
   add("kingx_writer_bytes_total", "Stored bytes applied", double(ws.bytes.load(relaxed)), true);

@@ -1,6 +1,6 @@
-"""API conformance of the real kingx binary through real sockets (issue 3's
-contract, issue 4's black-box tests). Run with the serving model and worker
-count under test, e.g.:
+"""API conformance of the real kingx binary through real sockets: the whole
+HTTP contract the README states. Run with the serving model and worker count
+under test, e.g.:
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_api.py --workers 2
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_api.py --model threads --threads 8
@@ -15,11 +15,10 @@ import json
 import random
 import re
 import socket
-import sys
 import time
 
 from kingx_harness import (Conn, ConnectionClosed, Server, build_request, cases_of, check, http,
-                           key_path, parse_etag, run_cases)
+                           key_path, parse_etag, run_with_server)
 
 MAX_VALUE = 4 << 20
 TIMEOUT_MS = 2000
@@ -673,21 +672,7 @@ def main():
     cases = [(n, f) for n, f in cases_of(globals())
              if (not opts.only or opts.only in n) and not any(x in n for x in opts.exclude)]
     S = Server(flags)
-    try:
-        S.start()
-        status = run_cases(title, cases, S)
-        # A fast stop must end cleanly: under a sanitizer (TSan in CI) a report
-        # makes the server exit non-zero, which fails the run here.
-        code = S.stop()
-        if code != 0:
-            print(f"FAIL server exit status after TERM: {code}\n" + S.logs()[-4000:], flush=True)
-            status = 1
-    except Exception as e:  # noqa: BLE001
-        print(f"FAIL startup: {e}")
-        status = 1
-    finally:
-        S.cleanup()
-    sys.exit(status)
+    run_with_server(title, S, cases, check_stop=True)
 
 
 if __name__ == "__main__":
