@@ -40,9 +40,9 @@ const std::string kPipelineAnswer =
     "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\nETag: \"2\"\r\n"
     "Keep-Alive: timeout=75\r\n\r\n"
     "HTTP/1.1 204 No Content\r\nDate: <date>\r\nKeep-Alive: timeout=75\r\n\r\n"
-    "HTTP/1.1 404 Not Found\r\nDate: <date>\r\nContent-Type: application/problem+json\r\nContent-Length: 80\r\n"
+    "HTTP/1.1 404 Not Found\r\nDate: <date>\r\nContent-Type: application/problem+json\r\nContent-Length: 102\r\n"
     "Keep-Alive: timeout=75\r\n\r\n"
-    "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,\"detail\":\"No such key.\"}\n"
+    "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,\"detail\":\"No value is stored under this key.\"}\n"
     "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
     "ok\n";
 
