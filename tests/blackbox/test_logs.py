@@ -96,7 +96,15 @@ def test_trusted_proxy_forwarded_for_and_json_format():
 
 
 def test_refused_requests_are_logged_with_their_request_id():
-    fresh_server("--log-level", "info")
+    refused_requests_are_logged("--log-level", "info")
+
+
+def test_refused_requests_are_logged_in_the_threads_model():
+    refused_requests_are_logged("--log-level", "info", "--model", "threads", "--threads", "4")
+
+
+def refused_requests_are_logged(*flags):
+    fresh_server(*flags)
     tag = f"refused-{time.time_ns()}"
     sent = [
         # (raw request, status, client id or None)
