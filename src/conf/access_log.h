@@ -9,8 +9,11 @@
 //    "referer":"","user_agent":"curl/7.88.1","request_time":0.000,"request_id":"9f2c..."}
 //
 // Logged strings come from clients: in combined, '"', '\\', CR, LF and every
-// non-printable byte are escaped as \xHH (nginx's default escaping); in JSON
-// they are escaped as JSON requires (\" \\ \n \r \t \u00XX).
+// non-printable byte are escaped as \xHH (nginx's default escaping); in JSON,
+// as nginx's escape=json: what JSON requires is escaped (\" \n \r \t \u00XX),
+// well-formed UTF-8 is kept as it is, and each byte of ill-formed UTF-8 (and
+// each backslash) is the text \xHH of the decoded value, so every line is
+// valid UTF-8 and valid JSON, and two different inputs never log alike.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +31,7 @@ namespace kingx {
 // valid during the Append call; "" means absent (printed "-" in combined).
 struct AccessRecord {
   std::string_view remote_addr;   // from ClientAddress()
-  std::string_view method;        // "GET"
+  std::string_view method;        // "GET" (what was received of it when the head was refused)
   std::string_view target;        // request target as received ("/v1/kv/a%20b")
   std::string_view protocol;      // "HTTP/1.1"
   int status = 0;
@@ -37,7 +40,7 @@ struct AccessRecord {
   std::string_view user_agent;
   std::string_view request_id;
   int64_t time_unix_ms = 0;       // when the request completed (wall clock)
-  uint64_t request_time_us = 0;   // first byte of the request to the last byte of the response
+  uint64_t request_time_us = 0;   // request head complete to response queued (0: no complete head)
 };
 
 // Formats one line (with its '\n') into *out (appended).
