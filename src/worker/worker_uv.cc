@@ -476,6 +476,8 @@ void OnSweep(uv_timer_t* t) {
     }
     c = next;
   }
+  // Queued writes that waited --storage-timeout-ms (within one sweep period).
+  if (const uint64_t expiry = w->service.NextExpiryMs(); expiry != 0 && expiry <= now) w->service.Poke(now);
   if (w->ctx.access_log != nullptr) w->ctx.access_log->FlushIfDue();
   MaybeFinishStop(w);
 }
