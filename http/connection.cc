@@ -136,7 +136,7 @@ void Connection::Drive(uint64_t now_ms) {
         Close();  // EOF between requests: the normal end, no parser needed
         break;
       }
-      if (!parser_) parser_ = Parser::Take(limits_);
+      if (!parser_) parser_ = Parser::Take(limits_, listener_);
       if (!data.empty() && !head_timer_armed_) {
         head_timer_armed_ = true;
         head_start_ms_ = now_ms;

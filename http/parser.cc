@@ -193,7 +193,7 @@ namespace {
 llhttp_t* Ll(unsigned char* storage) { return reinterpret_cast<llhttp_t*>(storage); }
 }  // namespace
 
-Parser::Parser(const Limits& limits) : limits_(limits) {
+Parser::Parser(const Limits& limits, Listener listener) : limits_(limits), listener_(listener) {
   static_assert(sizeof(llhttp_t) <= kLlhttpBytes, "grow Parser::kLlhttpBytes");
   static_assert(alignof(llhttp_t) <= 8);
   llhttp_t* ll = new (llhttp_) llhttp_t;
@@ -215,13 +215,13 @@ SpareList<std::unique_ptr<Parser>>& SpareParsers() {
 }
 }  // namespace
 
-std::unique_ptr<Parser> Parser::Take(const Limits& limits) {
+std::unique_ptr<Parser> Parser::Take(const Limits& limits, Listener listener) {
   std::unique_ptr<Parser> p = SpareParsers().Take();
-  if (p && &p->limits_ == &limits) {
+  if (p && &p->limits_ == &limits && p->listener_ == listener) {
     p->Restart();
     return p;
   }
-  return std::make_unique<Parser>(limits);
+  return std::make_unique<Parser>(limits, listener);
 }
 
 void Parser::GiveBack(std::unique_ptr<Parser> parser) {
@@ -478,7 +478,7 @@ bool Parser::FinishHead() {
   size_t key_off = store_.size();
   if (!rejected_) {
     ParseError route_error;
-    if (!RouteRequest(View(url_), r.method, limits_, &r.route, &store_, &route_error)) {
+    if (!RouteRequest(View(url_), r.method, limits_, &r.route, &store_, &route_error, listener_)) {
       rejected_ = true;
       error_ = route_error;
     }

@@ -61,15 +61,17 @@ class Parser {
     std::span<const char> body;    // kBody only
   };
 
-  explicit Parser(const Limits& limits);
+  // `listener`: which routes exist (see Listener).
+  explicit Parser(const Limits& limits, Listener listener = Listener::kMain);
   ~Parser();
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
 
-  // A parser in the state of a new one for `limits` (which must outlive it):
-  // a spare one of the calling thread's (see spare_list.h) when it has one
-  // built for the same Limits object, else a new one.
-  static std::unique_ptr<Parser> Take(const Limits& limits);
+  // A parser in the state of a new one for `limits` (which must outlive it)
+  // and `listener`: a spare one of the calling thread's (see spare_list.h)
+  // when it has one built for the same Limits object and listener, else a
+  // new one.
+  static std::unique_ptr<Parser> Take(const Limits& limits, Listener listener = Listener::kMain);
   // Keeps `parser` as a spare of the calling thread (or frees it when the
   // thread keeps kSpareParsers already). Only between requests: !InHead(),
   // !InBody(), no error.
@@ -148,6 +150,7 @@ class Parser {
 
   alignas(8) unsigned char llhttp_[kLlhttpBytes];
   const Limits& limits_;
+  const Listener listener_;
   Request request_;
   ParseError error_;
   HeadCheck head_check_;

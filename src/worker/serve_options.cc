@@ -6,6 +6,10 @@ namespace kingx {
 http::Limits LimitsFor(const Config& config) {
   http::Limits limits;
   limits.max_key_bytes = config.max_key_bytes;
+  limits.max_request_line_bytes = config.max_request_line_bytes;
+  limits.max_header_line_bytes = config.max_header_line_bytes;
+  limits.max_header_bytes = config.max_header_bytes;
+  limits.max_header_fields = config.max_header_fields;
   limits.max_body_bytes = config.max_value_bytes;
   limits.header_timeout_ms = config.header_timeout_ms;
   limits.body_timeout_ms = config.body_timeout_ms;

@@ -320,6 +320,7 @@ void OnAcceptTimer(uv_timer_t* t) { ResumeAccepting(static_cast<UvWorker*>(t->da
 void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
   auto* c = new UvConn(w, w->service, w->limits, w->counters, MonotonicMs());
   c->admin = admin;
+  c->http.SetListener(admin ? http::Listener::kAdmin : http::Listener::kMain);
   c->SetPeer(peer);
   c->http.set_user_data(static_cast<KvConnState*>(c));
   c->tcp.data = c;
