@@ -115,6 +115,16 @@ def test_contents_binaries_unit_configuration_man_pages_examples():
         check("not stripped" not in p.stdout, f"kingx is not stripped: {p.stdout}")
 
 
+def test_packaged_binaries_carry_no_crash_points():
+    # The engine reads its armed crash point from this variable (engine/kill_point.cc);
+    # a binary built with crash points carries the name, one built without never links it.
+    with open(os.path.join(REPO, "engine", "kill_point.cc")) as f:
+        check('getenv("KINGX_KILL_POINT")' in f.read(), "engine/kill_point.cc no longer reads KINGX_KILL_POINT")
+    for binary in ("usr/bin/kingx", "usr/bin/kingx-tool"):
+        with open(os.path.join(ROOT, binary), "rb") as f:
+            check(b"KINGX_KILL_POINT" not in f.read(), f"{binary} was built with crash points")
+
+
 def test_kingx_version_matches_the_package():
     for binary in (os.environ["KINGX_BIN"], os.path.join(ROOT, "usr/bin/kingx")):
         p = run([binary, "--version"])
