@@ -331,6 +331,7 @@ TEST_CASE("of two copies of a record, recovery keeps the one compaction wrote", 
   CHECK(db.writer().Stats().corruptions == 0);
   if (removal_recorded)
     for (const auto& path : restored) CHECK_FALSE(fs::exists(path));
+}
 
 TEST_CASE("a fresh open sizes the index from the hint files before replaying: the table never grows",
           "[engine][recovery][hint]") {
