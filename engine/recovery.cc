@@ -66,6 +66,8 @@ class Replayer {
 
   Status Apply(uint32_t segment_id, const HintEntry& e) {
     max_seq_ = std::max(max_seq_, e.seq);
+    uint64_t& seg_max = w_.recovered_max_seq_[segment_id];
+    seg_max = std::max(seg_max, e.seq);
     const uint64_t hash = KeyHash(w_.seed_, e.key);
     Location loc = MakeLocation(segment_id, e.offset);
     if (e.type == RecordType::kDelete) loc = WithTombstone(loc);
@@ -112,6 +114,7 @@ Status Writer::Impl::Recover() {
   index_.counters().ready.store(0, std::memory_order_release);
   index_.Clear();
   cache_.Clear();
+  recovered_max_seq_.clear();
 
   auto names = env_.ListDir(dir_);
   if (!names.ok()) return names.status();

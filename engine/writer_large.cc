@@ -173,6 +173,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   st.bytes = file_bytes;
   st.live_bytes = total;
   const Location loc = MakeLocation(seg_id, kSegmentHeaderBytes);
+  if (w.keyspace_) w.keyspace_->Add(KeyEntry{large.key, seq, seg_id, kSegmentHeaderBytes, raw_len, large.content_type});
   w.index_.BeginBatch();
   if (cur->exists) {
     SegmentStats& old = w.segments_[LocationSegment(cur->loc)];
@@ -185,6 +186,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
     if (is.ok() && !cur->exists) ++w.keys_;
   }
   w.index_.EndBatch();
+  if (w.keyspace_) w.keyspace_->Published(seq);
   w.PublishCounters();
   if (!is.ok()) {
     w.TurnReadOnly(is);
