@@ -9,6 +9,7 @@
 #include <queue>
 #include <thread>
 
+#include "engine/coding.h"
 #include "engine/hash.h"
 #include "engine/index.h"
 #include "engine/key_resolve.h"
@@ -217,6 +218,43 @@ Result<ListPage> KeyLister::List(const ListRequest& request) {
     if (!retry) return page;
     if (attempt + 1 >= kViewAttempts) return Status::Busy("the key index kept changing under the listing; retry");
   }
+}
+
+namespace {
+
+constexpr char kCursorVersion = 1;
+
+uint64_t CursorCheck(uint64_t secret, std::string_view prefix, std::string_view key) {
+  std::string buf;
+  buf.reserve(12 + prefix.size() + key.size());
+  AppendFixed64(&buf, secret);
+  AppendFixed32(&buf, static_cast<uint32_t>(prefix.size()));
+  buf.append(prefix);
+  buf.append(key);
+  return Checksum64(buf.data(), buf.size());
+}
+
+}  // namespace
+
+// Token: version byte, u64 check (little-endian), the last key's bytes.
+Result<std::string> KeyLister::MakeCursor(std::string_view last_key, std::string_view prefix) const {
+  const uint64_t secret = impl_->region.cursor_secret();
+  if (secret == 0) return Status::Busy("the key index is not open yet");
+  std::string t(1, kCursorVersion);
+  AppendFixed64(&t, CursorCheck(secret, prefix, last_key));
+  t.append(last_key);
+  return t;
+}
+
+Result<std::string> KeyLister::ParseCursor(std::string_view token, std::string_view prefix) const {
+  const uint64_t secret = impl_->region.cursor_secret();
+  if (secret == 0) return Status::Busy("the key index is not open yet");
+  if (token.size() < 10 || token[0] != kCursorVersion) return Status::InvalidArgument("not a cursor of this server");
+  const std::string_view key = token.substr(9);
+  if (GetFixed64(token.data() + 1) != CursorCheck(secret, prefix, key))
+    return Status::InvalidArgument(
+        "the cursor was not issued by this database for this prefix (or the key index was rebuilt since)");
+  return std::string(key);
 }
 
 }  // namespace kingx::engine

@@ -67,6 +67,15 @@ class KeyLister {
   // message names the key).
   Result<ListPage> List(const ListRequest& request);
 
+  // Cursors: the opaque token of a page that ended at last_key under
+  // prefix, and back. A token is bound to the database's cursor secret (kept
+  // across restarts in the keyspace MANIFEST; a new one after a rebuild) and
+  // to the prefix, so a token from another database, another prefix, an
+  // older secret or a damaged copy is refused (kInvalidArgument), never read
+  // as another position. MakeCursor: kBusy when the view has no secret yet.
+  Result<std::string> MakeCursor(std::string_view last_key, std::string_view prefix) const;
+  Result<std::string> ParseCursor(std::string_view token, std::string_view prefix) const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

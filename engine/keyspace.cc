@@ -18,7 +18,7 @@ namespace {
 
 constexpr char kManifestMagic[8] = {'K', 'I', 'N', 'G', 'X', 'K', 'S', 'M'};
 constexpr uint32_t kManifestVersion = 1;
-constexpr size_t kManifestFixedBytes = 48;
+constexpr size_t kManifestFixedBytes = 56;
 constexpr const char* kManifestName = "MANIFEST";
 constexpr uint64_t kRetryAfterErrorMs = 1000;
 
@@ -51,6 +51,7 @@ Result<std::unique_ptr<Keyspace>> Keyspace::Open(Writer::Impl& w, KeyspaceRegion
   std::vector<uint64_t> manifest_runs;
   s = ks->PrepareDir(&covered, &manifest_runs);
   if (!s.ok()) return s;
+  ks->region_.SetCursorSecret(ks->cursor_secret_);
   {
     std::lock_guard wlock(w.mu_);
     ks->tail_start_ = w.next_seq_;
@@ -92,11 +93,12 @@ Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* m
       const uint64_t n = size.ok() ? std::min(size.value(), map.value()->mapped_bytes()) : 0;
       if (n >= kManifestFixedBytes + 8 && std::memcmp(p, kManifestMagic, 8) == 0 &&
           GetFixed32(p + 8) == kManifestVersion && GetFixed32(p + 12) == 0 && GetFixed64(p + 16) == w_.seed_) {
-        const uint32_t count = GetFixed32(p + 40);
+        const uint32_t count = GetFixed32(p + 48);
         if (count <= kMaxKeyRuns && n == kManifestFixedBytes + 8ull * count + 8 &&
             GetFixed64(p + n - 8) == Checksum64(p, n - 8)) {
           *manifest_covered = GetFixed64(p + 24);
           manifest_next = GetFixed64(p + 32);
+          cursor_secret_ = GetFixed64(p + 40);
           for (uint32_t i = 0; i < count; ++i) manifest_runs->push_back(GetFixed64(p + kManifestFixedBytes + 8 * i));
           manifest_ok = true;
         }
@@ -121,6 +123,8 @@ Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* m
     if (!s.ok() && !s.Is(Code::kNotFound)) return s;
   }
   next_run_id_ = std::max(manifest_next, max_id + 1);
+  // Cursors handed out under an older secret are refused (400), never misread.
+  if (!manifest_ok || cursor_secret_ == 0) cursor_secret_ = NewHashSeed();
   if (!manifest_ok) {
     manifest_runs->clear();
     *manifest_covered = 0;
@@ -289,6 +293,7 @@ Status Keyspace::Checkpoint() {
     AppendFixed64(&m, w_.seed_);
     AppendFixed64(&m, covered);
     AppendFixed64(&m, next_id);
+    AppendFixed64(&m, cursor_secret_);
     AppendFixed32(&m, static_cast<uint32_t>(runs.size()));
     AppendFixed32(&m, 0);
     for (const RunInfo& r : runs) AppendFixed64(&m, r.id);

@@ -180,6 +180,7 @@ class Keyspace {
   uint64_t last_checkpoint_ms_ = 0;
   uint64_t seen_epoch_ = 0;       // index segment_epoch at the last stale-run check
   std::atomic<uint64_t> published_{0};  // see Published
+  uint64_t cursor_secret_ = 0;    // signs listing cursors; kept in the MANIFEST
 };
 
 }  // namespace kingx::engine

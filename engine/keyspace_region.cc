@@ -57,6 +57,7 @@ struct alignas(64) KeyspaceRegionHeader {
   std::atomic<uint32_t> run_count;
   std::atomic<uint64_t> run_id[kMaxKeyRuns];
   std::atomic<uint64_t> run_entries[kMaxKeyRuns];
+  std::atomic<uint64_t> cursor_secret;
   std::atomic<uint32_t> keys_dir_len;
   std::atomic<uint64_t> keys_dir[kKeysDirWords];
   KeyspaceTailHeader tails[2];
@@ -247,6 +248,10 @@ Status KeyspaceRegion::Reset(std::string_view keys_dir) {
   h->version.store(v + 1, std::memory_order_release);
   return Status::OK();
 }
+
+uint64_t KeyspaceRegion::cursor_secret() const { return h_->cursor_secret.load(std::memory_order_acquire); }
+
+void KeyspaceRegion::SetCursorSecret(uint64_t secret) { h_->cursor_secret.store(secret, std::memory_order_release); }
 
 void KeyspaceRegion::SetState(KeyspaceState state) {
   h_->state.store(static_cast<uint32_t>(state), std::memory_order_release);

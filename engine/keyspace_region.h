@@ -121,6 +121,8 @@ class KeyspaceRegion {
   // The version now (acquire); equal to a snapshot's version when nothing
   // that would change it happened since.
   uint64_t version() const;
+  // The secret that signs this view's listing cursors (0 until an owner set it).
+  uint64_t cursor_secret() const;
 
   // ---- the owner ----
 
@@ -128,6 +130,7 @@ class KeyspaceRegion {
   // state kNoOwner, keys_dir recorded (at most 1023 bytes).
   Status Reset(std::string_view keys_dir);
   void SetState(KeyspaceState state);
+  void SetCursorSecret(uint64_t secret);
 
   // The writer thread: appends to the active tail. false when it is full
   // (entries or arena): call Freeze (and, if that fails, handle the lag).

@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "engine/env.h"
+#include "engine/key_lister.h"
 #include "engine/reader.h"
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
@@ -79,6 +80,7 @@ int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& 
   engine::Options options = config.EngineOptions();
   options.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
   engine::Reader reader(engine::PosixEnv(), config.data_dir, options, shm.index());
+  engine::KeyLister lister(engine::PosixEnv(), config.data_dir, options, shm.index(), shm.keyspace());
   AccessLog access_log;
   if (engine::Status s = access_log.Open(config.access_log, config.access_log_format); !s.ok()) {
     // Serving matters more than the access log: go on without it.
@@ -93,6 +95,7 @@ int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& 
   ctx.shm = &shm;
   ctx.queue = &shm.queue();
   ctx.reader = &reader;
+  ctx.lister = &lister;
   ctx.listen_fds = WorkerListenFds(sockets, worker_index);
   ctx.admin_listen_fd = sockets.admin_fd;
   ctx.completion_fd = shm.slot_eventfd(slot);

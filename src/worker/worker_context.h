@@ -34,6 +34,7 @@
 
 namespace kingx::engine {
 class Reader;
+class KeyLister;
 }
 
 namespace kingx {
@@ -49,6 +50,7 @@ struct WorkerContext {
   SharedMemory* shm = nullptr;     // the shared mapping (outlives the worker)
   WriteQueue* queue = nullptr;     // == &shm->queue()
   engine::Reader* reader = nullptr;  // thread-safe reader on the shared index and data dir
+  engine::KeyLister* lister = nullptr;  // thread-safe listing over the shared keyspace region
 
   // Listening sockets this worker accepts on: for reuseport, this worker
   // index's socket of each --listen address; for shared, the common sockets.
