@@ -25,6 +25,8 @@ const char* MethodName(Method method);
 // The routes the core recognises. The handler only ever sees a request whose
 // (route, method) pair is allowed:
 //   kKv           /v1/kv/{key}    GET HEAD PUT DELETE
+//   kKvList       /v1/kv/         GET HEAD  (listing; the query is parsed by
+//                                        the handler, http/list_api.h)
 //   kHealthz      /healthz        GET HEAD
 //   kReadyz       /readyz         GET HEAD
 //   kMetrics      /metrics        GET
@@ -32,7 +34,7 @@ const char* MethodName(Method method);
 //                                        connection is not on the admin listener)
 // Unknown path → 404 and known path with another method → 405 + Allow are
 // answered by the core without calling the handler.
-enum class Route : uint8_t { kKv, kHealthz, kReadyz, kMetrics, kAdminCompact };
+enum class Route : uint8_t { kKv, kKvList, kHealthz, kReadyz, kMetrics, kAdminCompact };
 
 // One entity tag from If-Match / If-None-Match. Our ETags are strong and of
 // the form "<decimal seq>"; a tag of any other form can never match one of
