@@ -55,31 +55,13 @@
 #include <vector>
 
 #include "engine/key_run.h"
+#include "engine/keyspace_options.h"
 #include "engine/keyspace_region.h"
 #include "engine/segment_cache.h"
 #include "engine/status.h"
 #include "engine/writer.h"
 
 namespace kingx::engine {
-
-struct KeyspaceOptions {
-  // Where the run files and the MANIFEST live (created when missing). The
-  // server uses <data>/keys; a read-only server a scratch directory.
-  std::string dir;
-  // Keep MANIFEST checkpoints and reuse them on open. false: the directory
-  // is scratch (its runs are rebuilt on every open, no MANIFEST is written).
-  bool persist = true;
-  uint64_t checkpoint_interval_ms = 30000;
-  uint64_t settle_ms = 2000;
-  uint32_t merge_width = 4;
-  // Entries per run written by a rebuild or catch-up.
-  uint64_t chunk_entries = 1 << 20;
-  // Flush the tails and checkpoint when the Keyspace is destroyed. Tests turn
-  // it off to leave the directory as a crash would.
-  bool checkpoint_at_close = true;
-  // Receives one line per notable event (no newline); may be empty.
-  std::function<void(const std::string& line)> log;
-};
 
 class Keyspace {
  public:

@@ -12,6 +12,8 @@
 #include <new>
 #include <thread>
 
+#include "engine/key_run.h"
+
 namespace kingx::engine {
 namespace {
 

@@ -40,10 +40,11 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/key_run.h"
 #include "engine/status.h"
 
 namespace kingx::engine {
+
+struct KeyEntry;  // engine/key_run.h (owner side only)
 
 inline constexpr uint32_t kMaxKeyRuns = 64;
 

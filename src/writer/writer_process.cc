@@ -19,9 +19,10 @@
 
 #include "engine/env.h"
 #include "engine/index.h"
-#include "engine/keyspace.h"
+#include "engine/keyspace_options.h"
 #include "engine/writer.h"
 #include "src/conf/log.h"
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
 
 namespace kingx {
@@ -156,7 +157,7 @@ class WriterLoop {
       if (have) ProcessBatch();
       WakeSlots();
       if (writer_.read_only()) {
-        shm_.writer_stats().read_only.store(1);
+        shm_.writer_metrics().read_only.store(1);
         KINGX_LOG_ERROR("writer: the engine is read-only after a failed sync; exiting so that the master "
                         "respawns the writer and recovery reopens the database");
         return 3;
@@ -167,7 +168,7 @@ class WriterLoop {
     }
     for (auto& [key, up] : uploads_) {
       if (up.failure.ok()) writer_.AbortLarge(up.engine_id);
-      shm_.writer_stats().large_aborted.fetch_add(1);
+      shm_.writer_metrics().large_aborted.fetch_add(1);
     }
     uploads_.clear();
     if (engine::Status s = writer_.Sync(); !s.ok()) KINGX_LOG_ERROR("writer: final sync: %s", s.ToString().c_str());
@@ -208,7 +209,7 @@ class WriterLoop {
         }
         Post(op_tokens_[i].first, Completion{op_tokens_[i].second, r.seq, r.status.code(), r.existed});
       }
-      RecordBatch(shm_.writer_stats(), ops_.size(), bytes, static_cast<uint64_t>(us.count()), failed);
+      RecordBatch(shm_.writer_metrics(), ops_.size(), bytes, static_cast<uint64_t>(us.count()), failed);
     }
     queue_.Release();
   }
@@ -227,7 +228,7 @@ class WriterLoop {
       switch (e.type) {
         case EntryType::kOp:
         case EntryType::kLargeEnd:
-          Post(e.slot, Completion{e.token, 0, engine::Code::kBusy, false});
+          Post(e.slot, Completion{e.token, 0, engine::Code::kOutcomeUnknown, false});
           break;
         case EntryType::kLargeBegin:
         case EntryType::kLargePart: {
@@ -252,7 +253,7 @@ class WriterLoop {
       // The worker reused the token while its abort of the previous upload was
       // still on its way: drop that upload (and its staging file) now.
       if (old->second.failure.ok()) writer_.AbortLarge(old->second.engine_id);
-      shm_.writer_stats().large_aborted.fetch_add(1);
+      shm_.writer_metrics().large_aborted.fetch_add(1);
       uploads_.erase(old);
     }
     LargeUpload up;
@@ -280,14 +281,14 @@ class WriterLoop {
     uploads_.erase(it);
     if (!up.failure.ok()) {
       Post(e.slot, Completion{e.token, 0, up.failure.code(), false});
-      shm_.writer_stats().failed_records.fetch_add(1);
+      shm_.writer_metrics().failed_records.fetch_add(1);
       return;
     }
     engine::WriteResult r;
     const auto t0 = std::chrono::steady_clock::now();
     writer_.FinishLarge(up.engine_id, e.request.raw_len, &r);
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
-    RecordBatch(shm_.writer_stats(), 1, e.request.raw_len, static_cast<uint64_t>(us.count()),
+    RecordBatch(shm_.writer_metrics(), 1, e.request.raw_len, static_cast<uint64_t>(us.count()),
                 r.status.ok() || r.status.Is(engine::Code::kPreconditionFailed) ? 0 : 1);
     Post(e.slot, Completion{e.token, r.seq, r.status.code(), r.existed});
   }
@@ -297,7 +298,7 @@ class WriterLoop {
     if (it == uploads_.end()) return;
     if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
     uploads_.erase(it);
-    shm_.writer_stats().large_aborted.fetch_add(1);
+    shm_.writer_metrics().large_aborted.fetch_add(1);
   }
 
   // Drops uploads whose worker is gone (its slot has another generation or is free).
@@ -311,7 +312,7 @@ class WriterLoop {
         continue;
       }
       if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
-      shm_.writer_stats().large_aborted.fetch_add(1);
+      shm_.writer_metrics().large_aborted.fetch_add(1);
       KINGX_LOG_INFO("writer: aborted a large upload of slot %u (its worker is gone)", it->first.slot);
       it = uploads_.erase(it);
     }
@@ -403,8 +404,8 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
       KINGX_LOG_ERROR("writer: the sorted key view cannot start (listing answers 503): %s", s.ToString().c_str());
     }
   }
-  shm.writer_stats().read_only.store(0);
-  if (hooks.after_open) hooks.after_open(**writer, config);  // issue 5: compaction thread starts here
+  shm.writer_metrics().read_only.store(0);
+  if (hooks.after_open) hooks.after_open(**writer, config);  // e.g. the compaction thread starts
   shm.control().writer_ready.store(1, std::memory_order_release);
 
   int status;
@@ -413,7 +414,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
     status = loop.Run();
   }
   shm.control().writer_ready.store(0, std::memory_order_release);
-  if (hooks.before_close) hooks.before_close(**writer);  // issue 5: compaction thread stops here
+  if (hooks.before_close) hooks.before_close(**writer);  // e.g. the compaction thread stops
   writer->reset();
   KINGX_LOG_INFO("writer: stopped");
   return status;
