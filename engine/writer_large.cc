@@ -174,7 +174,6 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   st.live_bytes = total;
   const Location loc = MakeLocation(seg_id, kSegmentHeaderBytes);
   if (w.keyspace_) w.keyspace_->Add(KeyEntry{large.key, seq, seg_id, kSegmentHeaderBytes, raw_len, large.content_type});
-  w.index_.BeginBatch();
   if (cur->exists) {
     SegmentStats& old = w.segments_[LocationSegment(cur->loc)];
     old.live_bytes -= cur->total_bytes;
@@ -185,7 +184,6 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
     is = w.index_.Insert(hash, loc);
     if (is.ok() && !cur->exists) ++w.keys_;
   }
-  w.index_.EndBatch();
   if (w.keyspace_) w.keyspace_->Published(seq);
   w.PublishCounters();
   if (!is.ok()) {
