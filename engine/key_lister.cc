@@ -47,18 +47,29 @@ struct KeyLister::Impl {
   SegmentCache cache;
   std::atomic<uint64_t> seen_epoch{0};
   std::mutex runs_mu;
-  std::map<uint64_t, std::shared_ptr<const KeyRun>> runs;  // by id; ids are never reused
+  // Mapped runs by id. Ids are never reused while a view lives, but a view
+  // rebuilt from scratch (keys/ lost or its MANIFEST unusable) numbers its
+  // runs from the start again; such a view always signs with a new cursor
+  // secret, so the cache belongs to the secret it was filled under.
+  std::map<uint64_t, std::shared_ptr<const KeyRun>> runs;
+  uint64_t runs_secret = 0;
 
   // The runs of a snapshot, mapped (cached). kNotFound when one is gone
   // (replaced and deleted since the snapshot): take a new snapshot.
-  Status MapRuns(const KeyspaceSnapshot& snap, uint64_t seed, std::vector<std::shared_ptr<const KeyRun>>* out);
+  // `secret`: the view's cursor secret, the same before and after `snap` was taken.
+  Status MapRuns(const KeyspaceSnapshot& snap, uint64_t secret, uint64_t seed,
+                 std::vector<std::shared_ptr<const KeyRun>>* out);
   Result<ListPage> ListOnce(const ListRequest& req, uint64_t seed, bool* retry);
 };
 
-Status KeyLister::Impl::MapRuns(const KeyspaceSnapshot& snap, uint64_t seed,
+Status KeyLister::Impl::MapRuns(const KeyspaceSnapshot& snap, uint64_t secret, uint64_t seed,
                                 std::vector<std::shared_ptr<const KeyRun>>* out) {
   std::lock_guard lock(runs_mu);
   out->clear();
+  if (secret != runs_secret) {
+    runs.clear();  // another view's run ids
+    runs_secret = secret;
+  }
   for (uint64_t id : snap.run_ids) {
     auto it = runs.find(id);
     if (it == runs.end()) {
@@ -82,10 +93,17 @@ Result<ListPage> KeyLister::Impl::ListOnce(const ListRequest& req, uint64_t seed
   const std::string_view after = req.start_after;
   const std::string_view seek = after > prefix ? after : prefix;
   KeyspaceSnapshot snap;
+  // A new owner sets its secret before its view turns ready, so a secret
+  // unchanged across a successful snapshot is the snapshot's view's.
+  const uint64_t secret = region.cursor_secret();
   Status s = region.Snapshot(prefix, seek, &snap);
   if (!s.ok()) return s;
+  if (region.cursor_secret() != secret) {
+    *retry = true;
+    return Status::Busy("the sorted key view changed owner under the listing; retry");
+  }
   std::vector<std::shared_ptr<const KeyRun>> runs_held;
-  s = MapRuns(snap, seed, &runs_held);
+  s = MapRuns(snap, secret, seed, &runs_held);
   if (s.Is(Code::kNotFound)) {
     *retry = true;
     return s;

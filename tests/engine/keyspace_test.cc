@@ -344,6 +344,52 @@ TEST_CASE("listing agrees with a std::map model across pages, reopens, compactio
   }
 }
 
+TEST_CASE("a lister that outlives the writer reads the new owner's runs after keys/ is rebuilt from scratch",
+          "[engine][keyspace]") {
+  // The server's workers keep their KeyLister across writer restarts. A
+  // rebuilt keys/ directory numbers its runs from 1 again: a lister must not
+  // take the new run-1 for the one it mapped before.
+  TempDir dir;
+  Options o;
+  RegionMem mem(1024, 1 << 20);  // every key of a pass fits in the tail: one run per close
+  TestDb db(PosixEnv(), dir.path(), o);
+  const KeyspaceOptions ko = SmallKeyspace(dir.path());
+  auto open_with_view = [&] {
+    REQUIRE(db.Open().ok());
+    REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  };
+  auto list_all = [&](KeyLister& lister) {
+    std::vector<std::string> keys;
+    for (const ListedKey& k : ListAll(lister, "", 1000)) keys.push_back(k.key);
+    return keys;
+  };
+  std::vector<std::string> old_keys, new_keys;
+  for (int i = 0; i < 100; ++i) {
+    old_keys.push_back("old" + std::to_string(1000 + i));
+    new_keys.push_back("new" + std::to_string(1000 + i));
+  }
+  open_with_view();
+  for (const std::string& k : old_keys) REQUIRE(db.Put(k, "v").status.ok());
+  db.Close();  // the tails go into runs (a checkpoint at close)
+  open_with_view();
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  REQUIRE(list_all(lister) == old_keys);  // its runs are mapped now
+  db.Close();
+
+  // keys/ is lost; the database changes while no view is kept.
+  std::filesystem::remove_all(dir.path() + "/keys");
+  REQUIRE(db.Open().ok());
+  for (const std::string& k : old_keys) REQUIRE(db.Delete(k).status.ok());
+  for (const std::string& k : new_keys) REQUIRE(db.Put(k, "v").status.ok());
+  db.Close();
+
+  open_with_view();  // rebuilt from the segments: run ids start again
+  REQUIRE(list_all(lister) == new_keys);
+  KeyLister fresh(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  REQUIRE(list_all(fresh) == new_keys);
+}
+
 TEST_CASE("a paginated listing under concurrent writers shows every stable key exactly once, in order",
           "[engine][keyspace][concurrency]") {
   TempDir dir;
