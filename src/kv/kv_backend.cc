@@ -134,6 +134,8 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_engine_corruptions_total", "Records that failed a checksum", double(ic.corruptions.load(relaxed)),
       true);
   add("kingx_engine_ready", "1 once recovery finished", double(ic.ready.load(relaxed)), false);
+  add("kingx_index_growths_total", "Index table growths (each a rehash of every entry)",
+      double(ic.growths.load(relaxed)), true);
 
   const engine::KeyspaceRegion& ks = shm.keyspace();
   const engine::KeyspaceCounters& kc = ks.counters();
