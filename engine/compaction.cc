@@ -384,6 +384,15 @@ Status Pass::DeleteReady() {
       st_.skip.insert(id);
       continue;
     }
+    {
+      // A pinned segment (an online backup or the keyspace's rebuild reads
+      // it) stays, fully dead, until a later pass.
+      std::lock_guard lock(w_.mu_);
+      if (!w_.BeginDelete(id)) {
+        keep.push_back(id);
+        continue;
+      }
+    }
     if (w_.manifest_) {
       // Durable before the unlink: a power loss never makes it look missing.
       // On a full disk freeing space comes first: the removal stays in the
@@ -391,6 +400,8 @@ Status Pass::DeleteReady() {
       // before that makes the next open report this segment missing).
       Status ms = w_.manifest_->RemoveSegment(id);
       if (!ms.ok() && !ms.Is(Code::kNoSpace)) {
+        std::lock_guard lock(w_.mu_);
+        w_.EndDelete(id);
         result = ms;
         keep.push_back(id);
         continue;
@@ -400,6 +411,8 @@ Status Pass::DeleteReady() {
     KINGX_KILL_POINT("compact.before_unlink");
     Status s = w_.env_.RemoveFile(JoinPath(w_.dir_, SegmentFileName(id)));
     if (!s.ok() && !s.Is(Code::kNotFound)) {
+      std::lock_guard lock(w_.mu_);
+      w_.EndDelete(id);
       result = s;
       keep.push_back(id);
       continue;
@@ -413,6 +426,7 @@ Status Pass::DeleteReady() {
       bytes = w_.segments_[id].bytes;
       w_.segments_.erase(id);
       w_.births_.erase(id);
+      w_.EndDelete(id);
       w_.cache_.Forget(id);
       // After the unlink: a reader that sees the new epoch finds the file gone.
       w_.index_.counters().segment_epoch.fetch_add(1, std::memory_order_release);

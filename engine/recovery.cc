@@ -88,6 +88,8 @@ class Replayer {
 
   Status Apply(uint32_t segment_id, const HintEntry& e) {
     max_seq_ = std::max(max_seq_, e.seq);
+    uint64_t& seg_max = w_.recovered_max_seq_[segment_id];
+    seg_max = std::max(seg_max, e.seq);
     const uint64_t hash = KeyHash(w_.seed_, e.key);
     Location loc = MakeLocation(segment_id, e.offset);
     if (e.type == RecordType::kDelete) loc = WithTombstone(loc);
@@ -244,6 +246,7 @@ Status Writer::Impl::Recover() {
   next_birth_ = 1;
   corruptions_ = 0;
   missing_segments_ = 0;
+  recovered_max_seq_.clear();
 
   // ---- 1. The directory.
   auto names = env_.ListDir(dir_);
