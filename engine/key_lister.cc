@@ -38,7 +38,7 @@ std::string HexPrefix(std::string_view key) {
 
 struct KeyLister::Impl {
   Impl(Env& e, std::string dir, const Options& o, SharedIndex& i, KeyspaceRegion r)
-      : env(e), limits{o.max_key_bytes, o.max_value_bytes}, index(i), region(r), cache(e, std::move(dir), o.segment_bytes) {}
+      : env(e), limits{o.max_key_bytes, o.max_value_bytes}, index(i), region(r), cache(e, std::move(dir), o.segment_bytes, o.max_open_segments) {}
 
   Env& env;
   const RecordLimits limits;
@@ -224,15 +224,19 @@ Result<ListPage> KeyLister::List(const ListRequest& request) {
   Impl& m = *impl_;
   IndexCounters& counters = m.index.counters();
   if (counters.ready.load(std::memory_order_acquire) == 0) return Status::Busy("storage is recovering");
-  const uint64_t epoch = counters.segment_epoch.load(std::memory_order_acquire);
-  if (epoch != m.seen_epoch.load(std::memory_order_relaxed)) {
-    m.cache.DropMissing();
-    m.seen_epoch.store(epoch, std::memory_order_relaxed);
-  }
   const uint64_t seed = counters.seed.load(std::memory_order_relaxed);
   for (int attempt = 0;; ++attempt) {
+    // Segment ids are reused once free: the epoch moves after every deletion,
+    // mappings are then checked against the files, and a page read while it
+    // moved is read again (an id may have named two files meanwhile).
+    const uint64_t epoch = counters.segment_epoch.load(std::memory_order_acquire);
+    if (epoch != m.seen_epoch.load(std::memory_order_relaxed)) {
+      m.cache.Revalidate();
+      m.seen_epoch.store(epoch, std::memory_order_relaxed);
+    }
     bool retry = false;
     auto page = m.ListOnce(request, seed, &retry);
+    if (!retry && counters.segment_epoch.load(std::memory_order_acquire) != epoch) retry = true;
     if (!retry) return page;
     if (attempt + 1 >= kViewAttempts) return Status::Busy("the key index kept changing under the listing; retry");
   }

@@ -25,7 +25,7 @@ constexpr uint64_t kRetryAfterErrorMs = 1000;
 }  // namespace
 
 Keyspace::Keyspace(Writer::Impl& w, KeyspaceRegion region, const KeyspaceOptions& options)
-    : w_(w), region_(region), o_(options), cache_(w.env_, w.dir_, w.options_.segment_bytes) {}
+    : w_(w), region_(region), o_(options), cache_(w.env_, w.dir_, w.options_.segment_bytes, w.options_.max_open_segments) {}
 
 uint64_t Keyspace::NowMs() const {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -133,10 +133,16 @@ class Keyspace {
   Status ResolveGroup(std::span<const KeyEntry> group, std::deque<std::string>* store, std::vector<KeyEntry>* out,
                       const std::function<bool(uint64_t)>* skip_segment = nullptr);
 
+  // Segment ids are reused once free: the cache's mappings are checked
+  // against the files whenever the index's segment epoch has moved
+  // (keyspace thread only).
+  void RevalidateCache();
+
   Writer::Impl& w_;
   KeyspaceRegion region_;
   const KeyspaceOptions o_;
   SegmentCache cache_;
+  uint64_t cache_epoch_ = 0;
 
   std::thread thread_;
   // Guards everything below, and orders the region's tail operations (Add's

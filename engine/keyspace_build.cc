@@ -197,6 +197,9 @@ Status Keyspace::CollectSegments(uint64_t from, uint64_t below, bool all_segment
     recovered = w_.recovered_max_seq_;
   }
   for (const SegmentFileCut& f : cut.segments) c->cut_segments.insert(f.id);
+  // The cut's segments are pinned: none is deleted (nor its id reused) until
+  // the job ends; mappings from before the pin are checked once here.
+  RevalidateCache();
   uint64_t seen = 0;
   for (const SegmentFileCut& f : cut.segments) {
     if (!all_segments) {

@@ -26,6 +26,13 @@ constexpr uint64_t kTailCheckEvery = 1024;
 
 }  // namespace
 
+void Keyspace::RevalidateCache() {
+  const uint64_t epoch = w_.index_.counters().segment_epoch.load(std::memory_order_acquire);
+  if (epoch == cache_epoch_) return;
+  cache_.Revalidate();
+  cache_epoch_ = epoch;
+}
+
 Status Keyspace::ResolveGroup(std::span<const KeyEntry> group, std::deque<std::string>* store,
                               std::vector<KeyEntry>* out, const std::function<bool(uint64_t)>* skip_segment) {
   if (group.empty()) return Status::OK();
@@ -48,10 +55,15 @@ Status Keyspace::ResolveGroup(std::span<const KeyEntry> group, std::deque<std::s
   Status s;
   // The index answers kBusy only while the writer holds a write section
   // (group commit, table growth): wait for it, boundedly.
+  // A resolution read while a segment was deleted is read again: its id may
+  // have named another file meanwhile.
   for (int attempt = 0; attempt < 2000; ++attempt) {
+    RevalidateCache();
+    const uint64_t epoch = cache_epoch_;
     s = ResolveKey(w_.index_, cache_, w_.limits_, hash, group[0].key, std::span<const Location>(known, n), &r,
                    skip_segment);
-    if (!s.Is(Code::kBusy)) break;
+    if (!s.Is(Code::kBusy) && w_.index_.counters().segment_epoch.load(std::memory_order_acquire) == epoch) break;
+    if (!s.Is(Code::kBusy)) continue;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   if (s.Is(Code::kBusy)) return s;
