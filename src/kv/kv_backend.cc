@@ -36,9 +36,22 @@ engine::Status ShmKvBackend::EnqueueLargeAbort(uint64_t token) {
 
 size_t ShmKvBackend::MaxEntryBytes() const { return ctx_.queue->max_entry_bytes(); }
 
-bool ShmKvBackend::Ready() const {
-  return ctx_.StorageReady() && !ctx_.ServerDraining() &&
-         ctx_.shm->writer_stats().read_only.load(std::memory_order_relaxed) == 0;
+bool ShmKvBackend::Ready() const { return NotReadyReason().empty(); }
+
+std::string ShmKvBackend::NotReadyReason() const {
+  if (ctx_.ServerDraining()) return "the server is stopping";
+  if (!ctx_.StorageReady()) return "storage is not ready: the writer is recovering the database";
+  const WriterStats& ws = ctx_.shm->writer_stats();
+  if (ws.read_only.load(std::memory_order_relaxed) != 0)
+    return "storage is not ready: writes stopped after a failed fdatasync; the writer restarts";
+  if (ws.disk_full.load(std::memory_order_relaxed) != 0) {
+    return "the disk holding the data directory is full: writes are refused (" +
+           std::to_string(ws.disk_free_bytes.load(std::memory_order_relaxed)) + " bytes free, " +
+           std::to_string(ws.disk_reserve_bytes.load(std::memory_order_relaxed)) +
+           " kept in reserve for compaction and deletes); reads are served, and writes resume by themselves "
+           "once deleted data is compacted away or space is freed";
+  }
+  return std::string();
 }
 
 std::string ShmKvBackend::RenderMetrics() {
@@ -93,6 +106,16 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       true);
   add("kingx_writer_large_aborted_total", "Large uploads abandoned", double(ws.large_aborted.load(relaxed)), true);
   add("kingx_writer_read_only", "1 after a failed fdatasync", double(ws.read_only.load(relaxed)), false);
+  add("kingx_disk_full", "1 while writes are refused because the data directory's disk is full",
+      double(ws.disk_full.load(relaxed)), false);
+  add("kingx_disk_free_bytes", "Free bytes in the data directory's file system", double(ws.disk_free_bytes.load(relaxed)),
+      false);
+  add("kingx_disk_size_bytes", "Size of the data directory's file system", double(ws.disk_total_bytes.load(relaxed)),
+      false);
+  add("kingx_disk_reserve_bytes", "Free bytes that writes may not use (kept for compaction and deletes)",
+      double(ws.disk_reserve_bytes.load(relaxed)), false);
+  add("kingx_writes_refused_no_space_total", "Writes refused because the disk was full",
+      double(ws.writes_refused_no_space.load(relaxed)), true);
   // Histograms as cumulative "le" samples (Prometheus histogram layout).
   uint64_t cum = 0;
   for (int i = 0; i < kBatchSizeBuckets; ++i) {

@@ -34,6 +34,7 @@ class ShmKvBackend final : public KvBackend {
   size_t MaxEntryBytes() const override;
   // Writer ready, index ready, writer not read-only, server not draining.
   bool Ready() const override;
+  std::string NotReadyReason() const override;
   std::string RenderMetrics() override;
   // Bumps ControlBlock::compact_requests and wakes the writer. kBusy while
   // no writer is ready (KvService answers 503).

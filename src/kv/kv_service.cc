@@ -593,14 +593,11 @@ void KvService::OnRequest(http::Connection& conn, const http::Request& request) 
       return m.HandleKvWrite(conn, request, now_ms);
     case http::Route::kHealthz:
       return m.Answer(conn, request, http::TextResponse(200, "text/plain", "ok\n"), now_ms);
-    case http::Route::kReadyz:
-      if (!draining_ && m.backend.Ready()) {
-        return m.Answer(conn, request, http::TextResponse(200, "text/plain", "ready\n"), now_ms);
-      }
-      return m.Answer(conn, request,
-                      http::ProblemResponse(503, draining_ ? "the server is stopping" : "storage is not ready",
-                                            std::nullopt, true),
-                      now_ms);
+    case http::Route::kReadyz: {
+      const std::string reason = draining_ ? std::string("the server is stopping") : m.backend.NotReadyReason();
+      if (reason.empty()) return m.Answer(conn, request, http::TextResponse(200, "text/plain", "ready\n"), now_ms);
+      return m.Answer(conn, request, http::ProblemResponse(503, reason, std::nullopt, true), now_ms);
+    }
     case http::Route::kMetrics:
       return m.Answer(conn, request, http::TextResponse(200, "text/plain; version=0.0.4", m.backend.RenderMetrics()),
                       now_ms);
@@ -677,6 +674,11 @@ void KvService::OnCompletion(const Completion& c, uint64_t now_ms) {
       break;
     case engine::Code::kPreconditionFailed:
       resp = http::ProblemResponse(412, "the precondition does not hold for the current value");
+      break;
+    case engine::Code::kNoSpace:
+      resp = http::ProblemResponse(507,
+                                   "the disk holding the data directory is full: the write was not stored (reads "
+                                   "are served; writes resume once deleted data is compacted away)");
       break;
     default:
       resp = http::ErrorResponse(engine::Status(c.code, "the write failed"));

@@ -73,6 +73,9 @@ class KvBackend {
 
   // /readyz: storage recovered and writable, and the server is not draining.
   virtual bool Ready() const = 0;
+  // Why Ready() is false, in a sentence for the /readyz problem body; empty
+  // when ready.
+  virtual std::string NotReadyReason() const { return Ready() ? std::string() : "storage is not ready"; }
   // Prometheus text of every worker's counters plus engine and writer figures.
   virtual std::string RenderMetrics() = 0;
   // Asks the writer to compact now (/admin/compact). kInvalidArgument-free:
