@@ -293,6 +293,7 @@ void Connection::CoreRespond(const ParseError& error, const Request* request, bo
   Response r = ProblemResponse(error.status, error.detail,
                                error.has_limit ? std::optional<uint64_t>(error.limit) : std::nullopt);
   r.allow = error.allow;
+  r.location = error.location;
   // Echo the client's request id so a refusal can be traced like any answer
   // (the value passed llhttp's field-value checks: no CR/LF).
   if (request && !request->x_request_id.empty()) r.AddHeader("X-Request-Id", request->x_request_id);

@@ -30,6 +30,7 @@ struct ParseError {
   uint64_t limit = 0;            // the limit's value when has_limit
   bool has_limit = false;
   std::string_view allow;        // for 405: the Allow header value
+  std::string location;          // for 308: the Location header value
 };
 
 class Parser {

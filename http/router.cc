@@ -2,6 +2,8 @@
 // chain of comparisons rather than a data structure.
 #include "http/router.h"
 
+#include "http/key_spelling.h"
+
 namespace kingx::http {
 namespace {
 
@@ -83,7 +85,8 @@ bool RouteRequest(std::string_view target, Method method, const Limits& limits, 
   if (target.find('#') != std::string_view::npos) {
     return Fail(error, 400, "A request target must not contain a fragment ('#').");
   }
-  std::string_view path = target.substr(0, target.find('?'));
+  const size_t query_start = target.find('?');
+  std::string_view path = target.substr(0, query_start);
 
   if (path.substr(0, kKvPrefix.size()) == kKvPrefix) {
     *route = Route::kKv;
@@ -125,6 +128,20 @@ bool RouteRequest(std::string_view target, Method method, const Limits& limits, 
     Fail(error, 414, "The key is longer than the maximum key size.");
     error->limit = limits.max_key_bytes;
     error->has_limit = true;
+    return false;
+  }
+  if (!IsCanonicalKeySpelling(raw_key)) {
+    // One spelling per key, so that a proxy hashing the path routes every
+    // request for a key to the same shard: send the client to it.
+    std::string_view key(key_out->data() + before, key_bytes);
+    Fail(error, 308, "The key is not in its canonical spelling (bytes other than A-Z a-z 0-9 - . _ ~ / "
+                     "written %XX with uppercase hex); the same request belongs at the URL in Location.");
+    error->location.reserve(kKvPrefix.size() + CanonicalKeyLength(key) +
+                            (query_start == std::string_view::npos ? 0 : target.size() - query_start));
+    error->location.append(kKvPrefix);
+    AppendCanonicalKey(key, &error->location);
+    if (query_start != std::string_view::npos) error->location.append(target.substr(query_start));
+    key_out->resize(before);
     return false;
   }
   return true;

@@ -19,7 +19,9 @@ namespace kingx::http {
 // percent-decoded key to *key_out (binary-safe). On failure returns false
 // and fills *error: 404 unknown path, 405 known path with another method
 // (error->allow set), 400 empty key / invalid %-escape / fragment or
-// malformed target, 414 key longer than limits.max_key_bytes.
+// malformed target, 414 key longer than limits.max_key_bytes, 308 a key not
+// in its canonical spelling (key_spelling.h): error->location is
+// "/v1/kv/<canonical spelling>" followed by the target's query, if any.
 bool RouteRequest(std::string_view target, Method method, const Limits& limits, Route* route,
                   std::string* key_out, ParseError* error);
 

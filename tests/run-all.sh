@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean checkout on a fresh Debian 12 machine:
-#   1. installs the Debian packages (deploy/setup-debian.sh, then bench/install-peers.sh for the
-#      benchmark peers; both idempotent),
+#   1. installs the Debian packages (deploy/setup-debian.sh --tests: building, the tests, and
+#      the nginx and HAProxy the deploy tests run; then bench/install-peers.sh for the benchmark
+#      peers; both idempotent, neither leaves a service enabled or running),
 #   2. builds the normal tree (build/) and the sanitizer tree (build-asan/),
 #   3. runs every test of build/ (unit, black-box, fuzz corpora, bench smoke)
 #      and the unit tests again under ASan+UBSan,
@@ -11,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-bash deploy/setup-debian.sh || { echo "0 passed, 1 failed"; exit 1; }
+bash deploy/setup-debian.sh --tests || { echo "0 passed, 1 failed"; exit 1; }
 # The benchmark smoke test runs the peers (nginx, redis, webdis, memcached) and the load
 # generators (wrk, h2load); bench/'s own install step brings them, with no service left enabled.
 bash bench/install-peers.sh || { echo "0 passed, 1 failed"; exit 1; }

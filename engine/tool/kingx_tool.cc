@@ -43,6 +43,8 @@ int Usage() {
   std::fprintf(stderr,
                "usage: kingx-tool --data DIR [--segment-bytes N] [--compression-level N]\n"
                "                  [--max-key-bytes N] [--max-value-bytes N] COMMAND\n"
+               "  (--max-*-bytes bound what records may claim; the default, the format's largest,\n"
+               "   is what the server uses: lower them only for a database written with lower ones)\n"
                "commands:\n"
                "  put KEY [FILE|-]   store the bytes of FILE (default: stdin) under KEY\n"
                "  get KEY            write KEY's value to stdout (exit 1 if absent)\n"
@@ -160,6 +162,12 @@ int Verify(const std::string& dir, const Options& options) {
 
 int Run(int argc, char** argv) {
   Options options;
+  // The server opens the engine with the largest limits the format holds (its
+  // own limits apply at the HTTP edge), so records on disk may use them: a
+  // smaller bound here would take long keys for corruption, and opening
+  // would skip them or truncate the active segment at the first one.
+  options.max_key_bytes = kLargestKeyBytes;
+  options.max_value_bytes = kLargestValueBytes;
   std::string dir;
   bool json = false;
   bool compact_all = false;  // compact --all

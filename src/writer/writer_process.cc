@@ -14,7 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <deque>
-#include <unordered_map>
+#include <map>
 #include <vector>
 
 #include "engine/env.h"
@@ -102,9 +102,17 @@ engine::WriteOp ToOp(const WriteRequest& r) {
 
 // One large value being staged.
 struct LargeUpload {
-  uint32_t slot = 0;
   uint64_t engine_id = 0;
   engine::Status failure;  // set when a part failed (the engine already aborted it)
+};
+
+// Which upload an entry belongs to. A token is unique only among the writes
+// of one slot (the workers of a slot generation number their exchanges alike),
+// so uploads of different workers may carry the same token.
+struct UploadKey {
+  uint32_t slot = 0;
+  uint64_t token = 0;
+  auto operator<=>(const UploadKey&) const = default;
 };
 
 // The loop's state: the engine, open large uploads, completions waiting for
@@ -159,8 +167,8 @@ class WriterLoop {
       const auto stop_now = static_cast<WriterStop>(shm_.control().writer_stop.load());
       if (!have && stop_now == WriterStop::kDrain && !HasOverflow()) break;
     }
-    for (auto& [token, up] : uploads_) {
-      writer_.AbortLarge(up.engine_id);
+    for (auto& [key, up] : uploads_) {
+      if (up.failure.ok()) writer_.AbortLarge(up.engine_id);
       shm_.writer_stats().large_aborted.fetch_add(1);
     }
     uploads_.clear();
@@ -226,13 +234,12 @@ class WriterLoop {
         case EntryType::kLargeBegin:
         case EntryType::kLargePart: {
           LargeUpload up;
-          up.slot = e.slot;
           up.failure = engine::Status::Busy("the writer restarted during this upload");
-          uploads_[e.token] = up;
+          uploads_[UploadKey{e.slot, e.token}] = up;
           break;
         }
         case EntryType::kLargeAbort:
-          uploads_.erase(e.token);
+          uploads_.erase(UploadKey{e.slot, e.token});
           break;
       }
     }
@@ -242,23 +249,30 @@ class WriterLoop {
   }
 
   void LargeBegin(const QueueEntry& e) {
+    const UploadKey key{e.slot, e.token};
+    if (auto old = uploads_.find(key); old != uploads_.end()) {
+      // The worker reused the token while its abort of the previous upload was
+      // still on its way: drop that upload (and its staging file) now.
+      if (old->second.failure.ok()) writer_.AbortLarge(old->second.engine_id);
+      shm_.writer_stats().large_aborted.fetch_add(1);
+      uploads_.erase(old);
+    }
     LargeUpload up;
-    up.slot = e.slot;
     auto id = writer_.BeginLarge(ToOp(e.request));
     if (id.ok()) up.engine_id = *id;
     else up.failure = id.status();
-    uploads_[e.token] = up;
+    uploads_[key] = up;
   }
 
   void LargePart(const QueueEntry& e) {
-    auto it = uploads_.find(e.token);
+    auto it = uploads_.find(UploadKey{e.slot, e.token});
     if (it == uploads_.end() || !it->second.failure.ok()) return;  // reported at End
     engine::Status s = writer_.AppendLarge(it->second.engine_id, e.request.stored);
     if (!s.ok()) it->second.failure = s;  // the engine aborted the value
   }
 
   void LargeEnd(const QueueEntry& e) {
-    auto it = uploads_.find(e.token);
+    auto it = uploads_.find(UploadKey{e.slot, e.token});
     if (it == uploads_.end()) {
       // Its Begin was consumed by a writer that died: the parts are gone.
       Post(e.slot, Completion{e.token, 0, engine::Code::kIOError, false});
@@ -281,7 +295,7 @@ class WriterLoop {
   }
 
   void LargeAbort(const QueueEntry& e) {
-    auto it = uploads_.find(e.token);
+    auto it = uploads_.find(UploadKey{e.slot, e.token});
     if (it == uploads_.end()) return;
     if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
     uploads_.erase(it);
@@ -291,8 +305,8 @@ class WriterLoop {
   // Drops uploads whose worker is gone (its slot has another generation or is free).
   void AbortOrphanedUploads() {
     for (auto it = uploads_.begin(); it != uploads_.end();) {
-      const SlotInfo& slot = shm_.slot(it->second.slot);
-      const bool alive = (slot.generation.load() & 0xFFFFFFu) == TokenGeneration(it->first) &&
+      const SlotInfo& slot = shm_.slot(it->first.slot);
+      const bool alive = (slot.generation.load() & 0xFFFFFFu) == TokenGeneration(it->first.token) &&
                          slot.state.load() != static_cast<uint32_t>(SlotState::kFree);
       if (alive) {
         ++it;
@@ -300,7 +314,7 @@ class WriterLoop {
       }
       if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
       shm_.writer_stats().large_aborted.fetch_add(1);
-      KINGX_LOG_INFO("writer: aborted a large upload of slot %u (its worker is gone)", it->second.slot);
+      KINGX_LOG_INFO("writer: aborted a large upload of slot %u (its worker is gone)", it->first.slot);
       it = uploads_.erase(it);
     }
   }
@@ -356,7 +370,7 @@ class WriterLoop {
   std::vector<engine::WriteOp> ops_;
   std::vector<std::pair<uint32_t, uint64_t>> op_tokens_;  // (slot, token) per op
   std::vector<engine::WriteResult> results_;
-  std::unordered_map<uint64_t, LargeUpload> uploads_;     // by token
+  std::map<UploadKey, LargeUpload> uploads_;
   std::vector<std::deque<Completion>> overflow_;          // per slot
   std::vector<bool> wake_;                                // per slot, this iteration
 };

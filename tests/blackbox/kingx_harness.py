@@ -262,10 +262,12 @@ def build_request(method, path, body=None, headers=None, version="HTTP/1.1", hos
 
 
 def key_path(key):
-    """/v1/kv/<key> with every byte percent-encoded except unreserved ones."""
+    """/v1/kv/<key> in the key's canonical spelling (http/key_spelling.h):
+    unreserved bytes and '/' as themselves, every other byte %XX uppercase.
+    kingx answers any other spelling with a 308 to this one."""
     if isinstance(key, str):
         key = key.encode()
-    safe = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+    safe = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
     enc = "".join(chr(b) if b in safe else "%%%02X" % b for b in key)
     return "/v1/kv/" + enc
 
@@ -567,18 +569,27 @@ class Server:
 ABSENT = None
 
 
-def make_value(key, client, seq, rng, size=None):
+def make_value(key, client, seq, rng, size=None, total=None):
     """A value that names its key, writer and sequence and carries a checksum:
     `<key hex>|<client>|<seq>|<payload>|<sha256[:16]>`. Payload is random or
-    compressible, 0 B to ~48 KiB."""
-    if size is None:
+    compressible, 0 B to ~48 KiB. With `total`, the value is exactly `total`
+    bytes: the payload is sized to fit, and a value too short for the frame is
+    a prefix of `<client>|<seq>|...` (still distinct per write, though not
+    self-checking; 0 bytes is the empty value)."""
+    head = b"%s|%d|%d|" % (key.hex().encode(), client, seq)
+    if total is not None:
+        frame = len(head) + 17
+        if total < frame:
+            return (b"%d|%d|" % (client, seq) * (total + 1))[:total]
+        size = total - frame
+    elif size is None:
         size = rng.choice([0, 1, 17, 100, 300, 1000, 4000, 20000, 48000])
     if rng.random() < 0.5:
         payload = rng.randbytes(size)
     else:
         payload = (b"kingx-compressible-%d-" % seq) * (size // 24 + 1)
         payload = payload[:size]
-    prefix = b"%s|%d|%d|" % (key.hex().encode(), client, seq) + payload
+    prefix = head + payload
     return prefix + b"|" + hashlib.sha256(prefix).hexdigest()[:16].encode()
 
 

@@ -60,7 +60,9 @@ class LoadClient(threading.Thread):
     """Runs operations until `stop` is set, `max_ops` are done, `deadline`
     (monotonic) passes, or (policy "stop") the connection fails.
     mix: weights (put, get, delete). locate(conn) -> worker PID or None is
-    called after the first response on each connection, if given."""
+    called after the first response on each connection, if given.
+    value_size: None (make_value's mix), a payload size, or a function
+    (rng, key) -> exact value size in bytes. sizes_put collects the sizes sent."""
 
     def __init__(self, port_fn, state, stop, mix=(60, 25, 15), policy="stop", locate=None,
                  max_ops=100000, deadline=None, fresh_connections=False, value_size=None):
@@ -75,6 +77,7 @@ class LoadClient(threading.Thread):
         self.deadline = deadline or (time.monotonic() + 120)
         self.fresh = fresh_connections
         self.value_size = value_size
+        self.sizes_put = set()
         self.failures = []      # connection-level failures and 5xx
         self.errors = []        # contract violations (always a test failure)
         self.ops_done = 0
@@ -148,7 +151,11 @@ class LoadClient(threading.Thread):
     def op_put(self, key):
         st = self.st
         st.seq += 1
-        value = make_value(key, st.client_id, st.seq, st.rng, self.value_size)
+        if callable(self.value_size):
+            value = make_value(key, st.client_id, st.seq, st.rng, total=self.value_size(st.rng, key))
+        else:
+            value = make_value(key, st.client_id, st.seq, st.rng, self.value_size)
+        self.sizes_put.add(len(value))
         r = self._roundtrip("PUT", key, value)
         if r is None:
             st.oracle.unknown(key, value)

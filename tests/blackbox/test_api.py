@@ -227,11 +227,34 @@ def test_keys_are_percent_decoded_and_binary_safe():
     base = fresh_key().encode()
     expect_status(put(base + b"\x00x", b"with-nul"), 201, "PUT key with NUL")
     expect_status(get(base), 404, "key prefix before NUL is another key")
-    # Percent-decoding means %2F and '/' name the same key, and %41 is 'A'.
+
+
+def test_other_spellings_of_a_key_are_redirected_to_the_canonical_one():
+    # %2F and '/' decode to the same key, %41 to 'A', %c3%a9 and raw UTF-8 to
+    # the same bytes: each key is served under one spelling only (unreserved
+    # bytes and '/' as themselves, the rest %XX uppercase), so a proxy that
+    # hashes the path sends every request for it to one shard. The others get
+    # 308 to it, before any storage access, whatever the method.
     k = fresh_key()
-    expect_status(http(P(), "PUT", f"/v1/kv/{k}%2Fz%41", b"decoded"), 201, "PUT encoded")
-    g = http(P(), "GET", f"/v1/kv/{k}/zA")
-    check(g.status == 200 and g.body == b"decoded", f"percent-decoded key equivalence: {g!r}")
+    canonical = f"/v1/kv/{k}/zA%C3%A9%2B"
+    for spelling in (f"/v1/kv/{k}%2Fz%41%c3%a9%2b".encode(), f"/v1/kv/{k}%2fzA%C3%A9+".encode(),
+                     f"/v1/kv/{k}/z%41".encode() + b"\xc3\xa9%2B"):  # raw UTF-8
+        for method, body in (("PUT", b"written under another spelling"), ("GET", None),
+                             ("HEAD", None), ("DELETE", None)):
+            r = http(P(), method, spelling, body)
+            check(r.status == 308, f"{method} {spelling!r}: expected 308, got {r!r}")
+            check(r.header("Location") == canonical, f"{method} {spelling!r}: Location {r.header('Location')!r}")
+    expect_status(http(P(), "GET", canonical), 404, "nothing was written through a redirected spelling")
+    expect_status(http(P(), "PUT", canonical, b"decoded"), 201, "PUT canonical")
+    g = http(P(), "GET", canonical)
+    check(g.status == 200 and g.body == b"decoded", f"GET canonical: {g!r}")
+    # The query string travels with the redirect; the connection stays usable
+    # after a redirected PUT whose body was skipped.
+    with Conn(P()) as c:
+        r = c.request("PUT", f"/v1/kv/{k}%2fq?x=1", b"skipped body")
+        check(r.status == 308 and r.header("Location") == f"/v1/kv/{k}/q?x=1", f"PUT with query: {r!r}")
+        expect_status(c.request("GET", canonical), 200, "next request on the same connection")
+    expect_status(http(P(), "GET", f"/v1/kv/{k}/q"), 404, "the redirected PUT wrote nothing")
 
 
 def test_keys_differing_only_in_their_last_byte_are_distinct():

@@ -57,7 +57,7 @@ TEST_CASE("the parser fills the request's fields", "[http][parser]") {
   Limits limits;
   Parser p(limits);
   std::string input =
-      "GET /v1/kv/a%2Fb?x=1 HTTP/1.1\r\nHost: example \r\nUser-Agent: ua/1\r\nReferer: r\r\n"
+      "GET /v1/kv/a/b?x=1 HTTP/1.1\r\nHost: example \r\nUser-Agent: ua/1\r\nReferer: r\r\n"
       "X-Request-Id: id7\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nContent-Type:  text/x \t\r\n"
       "If-Match: \"3\"\r\nIf-None-Match: *\r\nExpect: 100-continue\r\n\r\n";
   Parser::Step step = p.Execute(std::span<const char>(input.data(), input.size()));
@@ -68,7 +68,7 @@ TEST_CASE("the parser fills the request's fields", "[http][parser]") {
   CHECK(r.route == Route::kKv);
   CHECK(r.method == Method::kGet);
   CHECK(r.key == "a/b");
-  CHECK(r.target == "/v1/kv/a%2Fb?x=1");
+  CHECK(r.target == "/v1/kv/a/b?x=1");
   CHECK(r.host == "example");
   CHECK(r.user_agent == "ua/1");
   CHECK(r.referer == "r");

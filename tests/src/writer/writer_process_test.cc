@@ -182,6 +182,47 @@ TEST_CASE("the writer aborts a large upload whose worker's slot changed generati
   CHECK(reader.Get("orphan").status().Is(engine::Code::kNotFound));
 }
 
+TEST_CASE("large uploads of two workers with the same token stay apart", "[src][writer][regression]") {
+  // Regression (crash oracle with 2 MiB values): tokens are unique per slot
+  // only (every worker of a slot generation numbers its exchanges alike), but
+  // the writer kept staged uploads by token alone. A second worker's Begin
+  // replaced the first's upload: parts of both values went into one staged
+  // file, the first End published that mix under the second key (a 200 with
+  // bytes nobody wrote, and the first key kept its old value although its PUT
+  // was acknowledged), and the second End found no upload (500).
+  WriterFixture f;
+  WriteQueue& q = f.shm->queue();
+  const uint64_t token = MakeToken(3, 10);
+  const std::string a1(40000, 'a'), a2(30000, 'A'), b1(20000, 'b'), b2(10000, 'B');
+  REQUIRE(q.TryEnqueueLargeBegin(1, token, Put("key-a", "")).ok());
+  REQUIRE(q.TryEnqueueLargePart(1, token, a1).ok());
+  REQUIRE(q.TryEnqueueLargeBegin(2, token, Put("key-b", "")).ok());
+  REQUIRE(q.TryEnqueueLargePart(2, token, b1).ok());
+  REQUIRE(q.TryEnqueueLargePart(1, token, a2).ok());
+  REQUIRE(q.TryEnqueueLargePart(2, token, b2).ok());
+  REQUIRE(q.TryEnqueueLargeEnd(1, token, a1.size() + a2.size()).ok());
+  REQUIRE(q.TryEnqueueLargeEnd(2, token, b1.size() + b2.size()).ok());
+  auto one = f.Collect(1, 1);
+  auto two = f.Collect(2, 1);
+  REQUIRE(one.size() == 1);
+  REQUIRE(two.size() == 1);
+  CHECK(one[10].code == engine::Code::kOk);
+  CHECK(two[10].code == engine::Code::kOk);
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  auto a = reader.Get("key-a");
+  REQUIRE(a.ok());
+  CHECK(a->data == a1 + a2);
+  auto b = reader.Get("key-b");
+  REQUIRE(b.ok());
+  CHECK(b->data == b1 + b2);
+  f.Stop();
+  CHECK(f.exit_status == 0);
+  // Nothing staged is left behind (a replaced upload kept its file open and on disk).
+  auto names = engine::PosixEnv().ListDir(f.dir.path);
+  REQUIRE(names.ok());
+  for (const std::string& name : names.value()) CHECK(name.find(".tmp") == std::string::npos);
+}
+
 TEST_CASE("a drain stop applies everything queued before the writer exits", "[src][writer]") {
   WriterFixture f;
   WriteQueue& q = f.shm->queue();
