@@ -301,7 +301,14 @@ Status Writer::Impl::Recover() {
     }
   } else {
     Status s = CreateActiveSegment();
-    if (!s.ok()) return s;
+    if (s.Is(Code::kNoSpace)) {
+      // A full disk must not keep the database closed (reads, deletes and
+      // compaction need it open): the first write creates the active
+      // segment, as after a rotation that found no room.
+      Log("recovery: no room for a new active segment (" + s.ToString() + "); the first write creates it");
+    } else if (!s.ok()) {
+      return s;
+    }
   }
 
   if (corruptions_ > 0)

@@ -217,3 +217,31 @@ TEST_CASE("when free space cannot be measured, writes are admitted and the failu
   space.Refresh();
   CHECK(space.state().known);
 }
+
+TEST_CASE("a database whose active segment was sealed opens on a disk with no room for a new segment",
+          "[engine][disk][recovery]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o = SmallDisk(0);
+  o.segment_bytes = 64 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("a", std::string(40 << 10, 'a')).status.ok());
+  // The next put rotates: the old segment is sealed (hint finished), and
+  // creating the new one fails as on a full disk.
+  env.FailNth(FaultOp::kCreate, 1, Code::kNoSpace, /*forever=*/true);
+  CHECK(db.Put("b", std::string(40 << 10, 'b')).status.Is(Code::kNoSpace));
+  // Restart on the full disk: the database opens and serves reads.
+  Status s = db.Open();
+  REQUIRE(s.ok());
+  CHECK(db.Get("a").value() == std::string(40 << 10, 'a'));
+  CHECK(db.Get("b").status().Is(Code::kNotFound));
+  CHECK(db.Put("c", "x").status.Is(Code::kNoSpace));
+  CHECK_FALSE(db.writer().read_only());
+  // Room again: the first write creates the active segment.
+  env.ClearFaults();
+  REQUIRE(db.Put("c", "x").status.ok());
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("a").value() == std::string(40 << 10, 'a'));
+  CHECK(db.Get("c").value() == "x");
+}
