@@ -21,6 +21,7 @@
 
 #include "engine/disk_space.h"
 #include "engine/env.h"
+#include "src/conf/kingx_version.h"
 
 namespace kingx {
 namespace {
@@ -584,7 +585,7 @@ std::string HelpText() {
   return out;
 }
 
-std::string VersionText() { return "kingx 0.1.0"; }
+std::string VersionText() { return "kingx " KINGX_VERSION; }
 
 const char* LogLevelName(LogLevel level) {
   switch (level) {

@@ -41,7 +41,7 @@ bool ShmKvBackend::Ready() const { return NotReadyReason().empty(); }
 std::string ShmKvBackend::NotReadyReason() const {
   if (ctx_.ServerDraining()) return "the server is stopping";
   if (!ctx_.StorageReady()) return "storage is not ready: the writer is recovering the database";
-  const WriterStats& ws = ctx_.shm->writer_stats();
+  const WriterMetrics& ws = ctx_.shm->writer_metrics();
   if (ws.read_only.load(std::memory_order_relaxed) != 0)
     return "storage is not ready: writes stopped after a failed fdatasync; the writer restarts";
   if (ws.disk_full.load(std::memory_order_relaxed) != 0) {
@@ -98,7 +98,7 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_write_queue_bytes", "Ring bytes used by queued entries", double(q.DepthBytes()), false);
   add("kingx_write_queue_capacity_bytes", "Ring bytes of the shared write queue", double(q.ring_bytes()), false);
 
-  const WriterStats& ws = shm.writer_stats();
+  const WriterMetrics& ws = shm.writer_metrics();
   add("kingx_writer_batches_total", "Group commits applied", double(ws.batches.load(relaxed)), true);
   add("kingx_writer_records_total", "Writes applied", double(ws.records.load(relaxed)), true);
   add("kingx_writer_bytes_total", "Stored bytes applied", double(ws.bytes.load(relaxed)), true);

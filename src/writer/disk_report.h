@@ -1,7 +1,7 @@
 // DiskReport: what the writer process tells the rest of the server about the
 // data directory's disk (engine/disk_space.h).
 //
-//  - Publishes the engine's DiskState in the shared WriterStats once per loop
+//  - Publishes the engine's DiskState in the shared WriterMetrics once per loop
 //    iteration: workers answer /readyz 503 with the reason while disk_full is
 //    set, and /metrics exports kingx_disk_* gauges.
 //  - Logs refused writes (and a disk found below the reserve) at error
@@ -32,13 +32,13 @@ class DiskReport {
   static constexpr uint64_t kFullRefreshMs = 50;
   static constexpr uint64_t kIdleRefreshMs = 1000;
 
-  DiskReport(WriterStats& stats, std::string data_dir) : stats_(stats), data_dir_(std::move(data_dir)) {}
+  DiskReport(WriterMetrics& stats, std::string data_dir) : stats_(stats), data_dir_(std::move(data_dir)) {}
 
   // Once per writer loop iteration; now_ms from a monotonic clock.
   void Tick(engine::Writer& writer, uint64_t now_ms);
 
  private:
-  WriterStats& stats_;
+  WriterMetrics& stats_;
   const std::string data_dir_;
   bool started_ = false;
   bool reported_full_ = false;  // an error line was logged and no "room again" line since

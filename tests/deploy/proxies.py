@@ -31,6 +31,14 @@ sys.path.insert(0, os.path.join(REPO, "tests", "blackbox"))
 from kingx_harness import HOST, ConnectionClosed, TestFailure, check, free_port, http  # noqa: E402
 
 
+def exit_on_sigterm():
+    """meson's timeout (and `timeout`, and kill) send SIGTERM: turn it into SystemExit so that
+    the test's finally blocks stop the servers and proxies it started."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def load_reshard():
     """deploy/kingx-reshard as a module (it has no .py suffix: it is a command)."""
     path = os.path.join(DEPLOY, "kingx-reshard")

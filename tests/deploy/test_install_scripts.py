@@ -13,6 +13,7 @@ base system's required/important packages, on every Debian host anyway, aside).
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,9 +49,12 @@ def run_setup(args, installed=""):
         os.chmod(path, 0o755)
     log = os.path.join(d, "log")
     env = dict(os.environ, PATH=d + ":" + os.environ["PATH"], FAKE_LOG=log, FAKE_INSTALLED=installed)
-    p = subprocess.run(["bash", os.path.join(DEPLOY, "setup-debian.sh")] + args, env=env,
-                       capture_output=True, text=True, timeout=60)
-    calls = open(log).read().splitlines() if os.path.exists(log) else []
+    try:
+        p = subprocess.run(["bash", os.path.join(DEPLOY, "setup-debian.sh")] + args, env=env,
+                           capture_output=True, text=True, timeout=60)
+        calls = open(log).read().splitlines() if os.path.exists(log) else []
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     return p, calls
 
 

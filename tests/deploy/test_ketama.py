@@ -16,7 +16,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import Client, load_reshard, start_nginx  # noqa: E402
+from proxies import Client, exit_on_sigterm, load_reshard, start_nginx  # noqa: E402
 from kingx_harness import HOST, Conn, cases_of, check, run_cases  # noqa: E402
 
 reshard = load_reshard()
@@ -147,4 +147,5 @@ def test_shares_are_even_and_three_to_four_moves_about_a_quarter_all_to_the_new_
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     sys.exit(run_cases("ketama ring vs nginx", cases_of(globals())))

@@ -23,8 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import (DEPLOY, Client, Proxy, free_port, read_shipped, require, rewrite, seconds,  # noqa: E402
-                     start_nginx, upstream_block)
+from proxies import (DEPLOY, Client, Proxy, exit_on_sigterm, free_port, read_shipped, require,  # noqa: E402
+                     rewrite, seconds, start_nginx, upstream_block)
 from kingx_harness import (HOST, Conn, ConnectionClosed, Server, TestFailure, cases_of, check, http,  # noqa: E402
                            key_path, require_bin, run_cases)
 
@@ -331,6 +331,7 @@ def test_installed_as_the_header_says_into_debians_etc_nginx_it_serves_kingx():
 
 
 def main():
+    exit_on_sigterm()
     require_bin()
     try:
         start()

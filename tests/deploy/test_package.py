@@ -24,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import DEPLOY, REPO, require  # noqa: E402
+from proxies import DEPLOY, REPO, exit_on_sigterm, require  # noqa: E402
 from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, cases_of, check, free_port,  # noqa: E402
                            http, key_path, run_cases)
 
@@ -101,6 +101,7 @@ def test_contents_binaries_unit_configuration_man_pages_examples():
                        ("usr/share/man/man1/kingx.1.gz", 0o644), ("usr/share/man/man1/kingx-tool.1.gz", 0o644),
                        ("usr/share/doc/kingx/copyright", 0o644), ("usr/share/doc/kingx/changelog.Debian.gz", 0o644),
                        ("usr/share/doc/kingx/examples/nginx-sharding.conf", 0o644),
+                       ("usr/share/doc/kingx/examples/nginx-resharding.conf", 0o644),
                        ("usr/share/doc/kingx/examples/haproxy-sharding.cfg", 0o644),
                        ("usr/share/doc/kingx/examples/kingx-reshard", 0o755)):
         full = os.path.join(ROOT, path)
@@ -112,6 +113,16 @@ def test_contents_binaries_unit_configuration_man_pages_examples():
     p = run(["file", "-b", os.path.join(ROOT, "usr/bin/kingx")]) if shutil.which("file") else None
     if p is not None:
         check("not stripped" not in p.stdout, f"kingx is not stripped: {p.stdout}")
+
+
+def test_packaged_binaries_carry_no_crash_points():
+    # The engine reads its armed crash point from this variable (engine/kill_point.cc);
+    # a binary built with crash points carries the name, one built without never links it.
+    with open(os.path.join(REPO, "engine", "kill_point.cc")) as f:
+        check('getenv("KINGX_KILL_POINT")' in f.read(), "engine/kill_point.cc no longer reads KINGX_KILL_POINT")
+    for binary in ("usr/bin/kingx", "usr/bin/kingx-tool"):
+        with open(os.path.join(ROOT, binary), "rb") as f:
+            check(b"KINGX_KILL_POINT" not in f.read(), f"{binary} was built with crash points")
 
 
 def test_kingx_version_matches_the_package():
@@ -251,6 +262,7 @@ def test_master_exits_after_its_children_so_a_restart_finds_the_directory_free()
 
 
 def main():
+    exit_on_sigterm()
     global OUT
     OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build-deb")
     for tool in ("dpkg-deb", "help2man", "dpkg-shlibdeps"):

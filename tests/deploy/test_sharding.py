@@ -23,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import Client, load_reshard, start_haproxy, start_nginx  # noqa: E402
+from proxies import Client, exit_on_sigterm, load_reshard, start_haproxy, start_nginx  # noqa: E402
 from kingx_harness import (HOST, ConnectionClosed, Server, TestFailure, cases_of, check, key_path,  # noqa: E402
                            require_bin, run_cases)
 
@@ -268,6 +268,7 @@ def test_hup_of_a_shard_under_load_loses_nothing():
 
 
 def main():
+    exit_on_sigterm()
     global ARGS
     p = argparse.ArgumentParser()
     p.add_argument("--proxy", choices=("nginx", "haproxy"), required=True)
