@@ -111,7 +111,13 @@ class Pass {
   // Under w_.mu_: seals the active segment when the policy says its dead
   // records are worth compacting (SealActiveFirst). Does the file I/O of a
   // rotation under the mutex, as the writer thread does for its own.
-  void SealActiveIfWorthIt(bool low_space);
+  // Not when there is no room to copy its live records (sealing writes).
+  void SealActiveIfWorthIt(bool low_space, uint64_t free_bytes);
+  // Free bytes an output for live_to_copy bytes needs (with its hint and the margin).
+  uint64_t OutputNeed(uint64_t live_to_copy) const {
+    const uint64_t out_bytes = std::min<uint64_t>(w_.options_.segment_bytes, live_to_copy + kSegmentHeaderBytes);
+    return out_bytes + out_bytes / 4 + o_.free_margin_bytes;
+  }
   void Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space);
   void ComputeGuards(const std::map<uint32_t, SegmentStats>& segs);
   SegmentOrigin ReadOrigin(uint32_t id);
@@ -158,10 +164,10 @@ void Pass::Pace(uint64_t bytes) {
     std::this_thread::sleep_for(std::min<Clock::duration>(due - Clock::now(), std::chrono::milliseconds(10)));
 }
 
-void Pass::SealActiveIfWorthIt(bool low_space) {
+void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
   if (!w_.active_) return;
   const auto it = w_.segments_.find(w_.active_id_);
-  if (it == w_.segments_.end()) return;
+  if (it == w_.segments_.end() || free_bytes < OutputNeed(it->second.live_bytes)) return;
   PickOptions po;
   po.dead_ratio = w_.options_.compaction_dead_ratio;
   po.pick_all = o_.pick_all;
@@ -245,8 +251,7 @@ Status Pass::StartOutput(uint64_t live_to_copy) {
   auto free = FreeBytes();
   if (!free.ok()) return free.status();
   // The output's size bound, its hint (bounded by a quarter of it) and the margin.
-  const uint64_t out_bytes = std::min<uint64_t>(w_.options_.segment_bytes, live_to_copy + kSegmentHeaderBytes);
-  const uint64_t need = out_bytes + out_bytes / 4 + o_.free_margin_bytes;
+  const uint64_t need = OutputNeed(live_to_copy);
   if (free.value() < need)
     return Status::NoSpace("compaction needs " + std::to_string(need) + " free bytes for an output segment, " +
                            std::to_string(free.value()) + " available");
@@ -514,7 +519,7 @@ Status Pass::Run() {
   {
     std::lock_guard lock(w_.mu_);
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
-    SealActiveIfWorthIt(low_space);
+    SealActiveIfWorthIt(low_space, free.value());
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
     segs = w_.segments_;
     start_seq_ = w_.next_seq_;

@@ -6,8 +6,9 @@
 // One pass (Compactor::RunOnce):
 //  0. When the active segment holds at least a quarter of segment_bytes and
 //     would be picked by the rules below (compaction_policy.h,
-//     SealActiveFirst), seal it first (the writer rotates to a new one), so
-//     that dead records are reclaimable wherever they are.
+//     SealActiveFirst) and there is room to copy its live records, seal it
+//     first (the writer rotates to a new one), so that dead records are
+//     reclaimable wherever they are.
 //  1. Pick sealed segments whose dead fraction
 //     (dead bytes / file bytes, not counting tombstones that must stay) is at
 //     least Options::compaction_dead_ratio; when the data directory's free
