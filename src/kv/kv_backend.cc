@@ -44,6 +44,12 @@ std::string ShmKvBackend::NotReadyReason() const {
   const WriterMetrics& ws = ctx_.shm->writer_metrics();
   if (ws.read_only.load(std::memory_order_relaxed) != 0)
     return "storage is not ready: writes stopped after a failed fdatasync; the writer restarts";
+  if (const uint64_t stalled_ms = WriterStalledMs(*ctx_.shm, ctx_.config.storage_timeout_ms, MonotonicMs());
+      stalled_ms != 0) {
+    return "the writer has made no progress for " + std::to_string(stalled_ms) +
+           " ms (--storage-timeout-ms " + std::to_string(ctx_.config.storage_timeout_ms) +
+           "): writes wait and are answered 503 outcome unknown after that long; reads are served";
+  }
   if (ws.disk_full.load(std::memory_order_relaxed) != 0) {
     return "the disk holding the data directory is full: writes are refused (" +
            std::to_string(ws.disk_free_bytes.load(std::memory_order_relaxed)) + " bytes free, " +
@@ -57,7 +63,7 @@ std::string ShmKvBackend::NotReadyReason() const {
 std::string ShmKvBackend::RenderMetrics() {
   if (before_metrics_) before_metrics_();
   const http::Counters sum = SumSlotCounters(*ctx_.shm);
-  return http::RenderMetrics(sum, SharedGauges(*ctx_.shm));
+  return http::RenderMetrics(sum, SharedGauges(*ctx_.shm), SharedHistograms(*ctx_.shm));
 }
 
 engine::Status ShmKvBackend::RequestCompaction() {
@@ -69,12 +75,53 @@ engine::Status ShmKvBackend::RequestCompaction() {
   return engine::Status::OK();
 }
 
+uint64_t WriterStalledMs(SharedMemory& shm, uint64_t storage_timeout_ms, uint64_t now_ms) {
+  if (shm.control().writer_ready.load(std::memory_order_acquire) == 0) return 0;
+  const uint64_t beat = shm.writer_metrics().heartbeat_ms.load(std::memory_order_relaxed);
+  if (beat == 0 || now_ms <= beat || now_ms - beat <= storage_timeout_ms) return 0;
+  return now_ms - beat;
+}
+
 http::Counters SumSlotCounters(const SharedMemory& shm) {
   http::Counters sum{};
   for (uint32_t i = 0; i < shm.slot_count(); ++i) {
     http::Accumulate(sum, *shm.counters<http::Counters>(i));
   }
   return sum;
+}
+
+namespace {
+
+// A histogram of WriterMetrics microsecond buckets (kFsyncBucketUs).
+http::Histogram MicrosHistogram(const char* name, const char* help, const std::atomic<uint64_t>* buckets,
+                                uint64_t sum_us) {
+  http::Histogram h;
+  h.name = name;
+  h.help = help;
+  for (int i = 0; i + 1 < kFsyncBuckets; ++i) h.le.push_back(http::MicrosAsSeconds(kFsyncBucketUs[i]));
+  for (int i = 0; i < kFsyncBuckets; ++i) h.counts.push_back(buckets[i].load(std::memory_order_relaxed));
+  h.sum = http::MicrosAsSeconds(sum_us);
+  return h;
+}
+
+}  // namespace
+
+std::vector<http::Histogram> SharedHistograms(SharedMemory& shm) {
+  const auto relaxed = std::memory_order_relaxed;
+  const WriterMetrics& ws = shm.writer_metrics();
+  std::vector<http::Histogram> out;
+  http::Histogram batch;
+  batch.name = "kingx_writer_batch_size";
+  batch.help = "Writes per group commit";
+  for (int i = 0; i + 1 < kBatchSizeBuckets; ++i) batch.le.push_back(std::to_string(uint64_t{1} << i));
+  for (int i = 0; i < kBatchSizeBuckets; ++i) batch.counts.push_back(ws.batch_size_buckets[i].load(relaxed));
+  batch.sum = std::to_string(ws.batch_size_sum.load(relaxed));
+  out.push_back(std::move(batch));
+  out.push_back(MicrosHistogram("kingx_writer_apply_seconds", "One group commit: append, fdatasync and publish",
+                                ws.apply_us_buckets, ws.apply_us_sum.load(relaxed)));
+  out.push_back(MicrosHistogram("kingx_writer_fsync_seconds", "One fdatasync or directory fsync of the writer",
+                                ws.fsync_us_buckets, ws.fsync_us_sum.load(relaxed)));
+  return out;
 }
 
 std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
@@ -116,28 +163,14 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       double(ws.disk_reserve_bytes.load(relaxed)), false);
   add("kingx_writes_refused_no_space_total", "Writes refused because the disk was full",
       double(ws.writes_refused_no_space.load(relaxed)), true);
-  // Histograms as cumulative "le" samples (Prometheus histogram layout).
-  uint64_t cum = 0;
-  for (int i = 0; i < kBatchSizeBuckets; ++i) {
-    cum += ws.batch_size_buckets[i].load(relaxed);
-    const std::string le = i + 1 < kBatchSizeBuckets ? std::to_string(1u << i) : "+Inf";
-    add("kingx_writer_batch_size_bucket", "Records per group commit (cumulative buckets)", double(cum), true,
-        "le=\"" + le + "\"");
+  {
+    const uint64_t beat = ws.heartbeat_ms.load(relaxed), now = MonotonicMs();
+    const bool ready = shm.control().writer_ready.load(relaxed) != 0;
+    add("kingx_writer_heartbeat_age_seconds",
+        "Seconds since the writer loop last turned (0 while no writer is ready; /readyz is 503 past "
+        "--storage-timeout-ms)",
+        ready && beat != 0 && now > beat ? double(now - beat) / 1e3 : 0.0, false);
   }
-  add("kingx_writer_batch_size_sum", "Records over all group commits", double(ws.batch_size_sum.load(relaxed)),
-      true);
-  cum = 0;
-  for (int i = 0; i < kFsyncBuckets; ++i) {
-    cum += ws.apply_us_buckets[i].load(relaxed);
-    const std::string le =
-        i + 1 < kFsyncBuckets ? std::to_string(double(kFsyncBucketUs[i]) / 1e6) : std::string("+Inf");
-    add("kingx_writer_apply_seconds_bucket", "Group commit time: append, fdatasync, publish (cumulative buckets)",
-        double(cum), true, "le=\"" + le + "\"");
-  }
-  add("kingx_writer_apply_seconds_sum", "Total group commit time", double(ws.apply_us_sum.load(relaxed)) / 1e6,
-      true);
-  add("kingx_writer_apply_seconds_count", "Group commits timed", double(ws.apply_count.load(relaxed)), true);
-
   const ControlBlock& cb = shm.control();
   add("kingx_respawns_total", "Workers or writer respawned after dying", double(cb.respawns.load(relaxed)), true);
   add("kingx_draining", "1 while the server stops", double(cb.draining.load(relaxed)), false);

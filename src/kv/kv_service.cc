@@ -82,6 +82,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
     w.compression_level = o.compression_level;
     w.compress_min_bytes = o.compress_min_bytes;
     w.busy_give_up_ms = o.busy_give_up_ms;
+    w.storage_timeout_ms = o.storage_timeout_ms;
     w.part_bytes = part_bytes;
     w.token_prefix = o.token_prefix;
     w.token_generation = o.token_generation;
@@ -276,6 +277,8 @@ void KvService::OnCompletion(const Completion& c, uint64_t now_ms) { impl_->writ
 void KvService::Poke(uint64_t now_ms) { impl_->writes.Poke(now_ms); }
 
 uint64_t KvService::NextRetryMs() const { return impl_->writes.NextRetryMs(); }
+
+uint64_t KvService::NextExpiryMs() const { return impl_->writes.NextExpiryMs(); }
 
 size_t KvService::InFlight() const { return impl_->writes.InFlight(); }
 

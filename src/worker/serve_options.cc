@@ -6,6 +6,10 @@ namespace kingx {
 http::Limits LimitsFor(const Config& config) {
   http::Limits limits;
   limits.max_key_bytes = config.max_key_bytes;
+  limits.max_request_line_bytes = config.max_request_line_bytes;
+  limits.max_header_line_bytes = config.max_header_line_bytes;
+  limits.max_header_bytes = config.max_header_bytes;
+  limits.max_header_fields = config.max_header_fields;
   limits.max_body_bytes = config.max_value_bytes;
   limits.header_timeout_ms = config.header_timeout_ms;
   limits.body_timeout_ms = config.body_timeout_ms;
@@ -19,6 +23,7 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
   o.compression_level = engine_options.compression_level;
   o.compress_min_bytes = engine_options.compress_min_bytes;
   o.part_bytes = http::Limits().body_part_bytes;
+  o.storage_timeout_ms = ctx.config.storage_timeout_ms;
   o.token_prefix = token_prefix;
   o.token_generation = ctx.generation;
   o.trusted_proxies = &ctx.config.trusted_proxies;

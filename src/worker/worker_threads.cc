@@ -285,6 +285,7 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   state.admin = a.admin;
   state.SetPeer(reinterpret_cast<const sockaddr*>(&a.peer));
   http::Connection conn(*t->service, limits, &t->counters, MonotonicMs());
+  conn.SetListener(a.admin ? http::Listener::kAdmin : http::Listener::kMain);
   conn.set_user_data(&state);
   t->active_fd.store(a.fd);
   if (mode() == Mode::kFast) shutdown(a.fd, SHUT_RDWR);  // raced with SetMode
@@ -318,7 +319,11 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     }
     if (t->service->AwaitsStorage(state)) {
       const bool retrying = t->service->NextRetryMs() != 0;
-      if (!WaitForMail(t, retrying ? kBusyRetryMs : kStoppingPollMs * 10)) {
+      uint64_t wait_ms = retrying ? kBusyRetryMs : kStoppingPollMs * 10;
+      if (const uint64_t expiry = t->service->NextExpiryMs(); expiry != 0) {
+        wait_ms = std::min<uint64_t>(wait_ms, expiry > now ? expiry - now : 0);
+      }
+      if (!WaitForMail(t, static_cast<int>(wait_ms))) {
         t->service->Poke(MonotonicMs());
       }
       continue;

@@ -321,6 +321,7 @@ void OnAcceptTimer(uv_timer_t* t) { ResumeAccepting(static_cast<UvWorker*>(t->da
 void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
   auto* c = new UvConn(w, w->service, w->limits, w->counters, MonotonicMs());
   c->admin = admin;
+  c->http.SetListener(admin ? http::Listener::kAdmin : http::Listener::kMain);
   c->SetPeer(peer);
   c->http.set_user_data(static_cast<KvConnState*>(c));
   c->tcp.data = c;
@@ -477,6 +478,8 @@ void OnSweep(uv_timer_t* t) {
     }
     c = next;
   }
+  // Queued writes that waited --storage-timeout-ms (within one sweep period).
+  if (const uint64_t expiry = w->service.NextExpiryMs(); expiry != 0 && expiry <= now) w->service.Poke(now);
   if (w->ctx.access_log != nullptr) w->ctx.access_log->FlushIfDue();
   // Segments compaction deleted: unmap them now, not at the next GET, so
   // that their space comes back even while this worker serves no reads.

@@ -76,6 +76,7 @@ TEST_CASE("no flags give the documented defaults", "[src][config]") {
   CHECK(c.keepalive_timeout_ms == 75000);
   CHECK(c.header_timeout_ms == 10000);
   CHECK(c.body_timeout_ms == 60000);
+  CHECK(c.storage_timeout_ms == 30000);
   CHECK(c.write_queue_bytes == 64ull << 20);
   CHECK(c.access_log.empty());
   CHECK(c.access_log_format == AccessLogFormat::kCombined);
@@ -92,7 +93,7 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
                   "--segment-bytes", "1G", "--disk-reserve-bytes", "300M", "--compaction-dead-ratio", "0.25",
                   "--compression-level", "0",
                   "--max-connections", "77", "--keepalive-timeout-ms", "5", "--header-timeout-ms", "6",
-                  "--body-timeout-ms", "7", "--write-queue-bytes", "8M", "--access-log", "/tmp/a.log",
+                  "--body-timeout-ms", "7", "--storage-timeout-ms", "1500", "--write-queue-bytes", "8M", "--access-log", "/tmp/a.log",
                   "--access-log-format", "json", "--error-log", "/tmp/e.log", "--log-level", "debug",
                   "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1", "--pid", "/tmp/k.pid"});
   REQUIRE(r.ok());
@@ -122,6 +123,7 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
   CHECK(c.keepalive_timeout_ms == 5);
   CHECK(c.header_timeout_ms == 6);
   CHECK(c.body_timeout_ms == 7);
+  CHECK(c.storage_timeout_ms == 1500);
   CHECK(c.write_queue_bytes == 8u << 20);
   CHECK(c.access_log == "/tmp/a.log");
   CHECK(c.access_log_format == AccessLogFormat::kJson);
@@ -259,7 +261,7 @@ TEST_CASE("help documents every setting with its default; -t, --help and --versi
                            "--single-process", "--sync", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
                            "--disk-reserve-bytes", "--compaction-dead-ratio", "--compression-level", "--max-connections",
                            "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms",
-                           "--write-queue-bytes", "--access-log", "--access-log-format", "--error-log",
+                           "--storage-timeout-ms", "--write-queue-bytes", "--access-log", "--access-log-format", "--error-log",
                            "--log-level", "--trusted-proxy", "--pid", "--config", "-t", "--help", "--version"}) {
     INFO(flag);
     const bool documented = help.find(std::string("  ") + flag + "\n") != std::string::npos ||
@@ -308,6 +310,55 @@ TEST_CASE("compaction can be turned off, and only with on or off", "[src][config
   auto bad = Parse({"--compaction", "maybe"});
   REQUIRE_FALSE(bad.ok());
   CHECK(std::string(bad.status().message()).find("--compaction") != std::string::npos);
+}
+
+TEST_CASE("pid none means no pid file, in a flag and in the file", "[src][config]") {
+  auto none = Parse({"--pid", "none"});
+  REQUIRE(none.ok());
+  CHECK(none->config.pid_file.empty());
+  auto off = Parse({"--pid", "off"});
+  REQUIRE(off.ok());
+  CHECK(off->config.pid_file.empty());
+  TempFile file(R"({"pid": "none"})");
+  auto from_file = Parse({"--config", file.path});
+  REQUIRE(from_file.ok());
+  CHECK(from_file->config.pid_file.empty());
+  auto real = Parse({"--pid", "/run/kingx.pid"});
+  REQUIRE(real.ok());
+  CHECK(real->config.pid_file == "/run/kingx.pid");
+  CHECK(ErrorOf(Parse({"--pid", ""})).find("pid") != std::string::npos);
+}
+
+TEST_CASE("a setting given twice in the JSON file is refused, naming it", "[src][config]") {
+  TempFile dup(R"({"workers": 1, "sync": "none", "workers": 2})");
+  const std::string e = ErrorOf(Parse({"--config", dup.path}));
+  CHECK(e.find("'workers'") != std::string::npos);
+  CHECK(e.find("more than once") != std::string::npos);
+  CHECK(e.find(dup.path) != std::string::npos);
+  // A list value may repeat entries; only keys count.
+  TempFile list(R"({"listen": ["127.0.0.1:1", "127.0.0.1:2"], "trusted_proxy": ["10.0.0.0/8", "10.0.0.0/8"]})");
+  CHECK(Parse({"--config", list.path}).ok());
+}
+
+TEST_CASE("header limits are settings, nginx's by default, checked against each other", "[src][config]") {
+  auto r = Parse({});
+  REQUIRE(r.ok());
+  http::Limits l = LimitsFor(r->config);
+  CHECK(l.max_request_line_bytes == 8192);
+  CHECK(l.max_header_line_bytes == 8192);
+  CHECK(l.max_header_bytes == 16384);
+  CHECK(l.max_header_fields == 100);
+  auto set = Parse({"--max-header-line-bytes", "4K", "--max-header-bytes", "32K", "--max-header-fields", "50",
+                    "--max-request-line-bytes", "16K"});
+  REQUIRE(set.ok());
+  l = LimitsFor(set->config);
+  CHECK(l.max_header_line_bytes == 4096);
+  CHECK(l.max_header_bytes == 32768);
+  CHECK(l.max_header_fields == 50);
+  CHECK(l.max_request_line_bytes == 16384);
+  CHECK(http::InvalidLimit(l).empty());
+  CHECK(ErrorOf(Parse({"--max-header-line-bytes", "32K"})).find("max-header-line-bytes") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--max-request-line-bytes", "1K"})).find("max-key-bytes") != std::string::npos);
 }
 
 }  // namespace kingx
