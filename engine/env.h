@@ -73,6 +73,12 @@ class MappedFile {
   virtual FileIdentity identity() const = 0;
 };
 
+// Space in the file system holding a directory (statvfs).
+struct SpaceInfo {
+  uint64_t total_bytes = 0;  // size of the file system
+  uint64_t free_bytes = 0;   // bytes an unprivileged process may still allocate (f_bavail)
+};
+
 // A held flock(LOCK_EX) on a LOCK file; released by the destructor.
 class FileLock {
  public:
@@ -113,6 +119,9 @@ class Env {
   virtual Result<FileIdentity> Identify(const std::string& path) = 0;
   // The process's limit on open descriptors (RLIMIT_NOFILE, soft); 0 when unlimited.
   virtual uint64_t OpenFileLimit() = 0;
+  // Size and free space of the file system holding path (a directory or a
+  // file). kNotFound when path does not exist, kIOError otherwise.
+  virtual Result<SpaceInfo> Space(const std::string& path) = 0;
 };
 
 // The real Env over POSIX syscalls. A process-wide singleton, never destroyed.

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -248,6 +249,15 @@ class PosixEnvImpl final : public Env {
     struct rlimit rl;
     if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
     return static_cast<uint64_t>(rl.rlim_cur);
+  }
+
+  Result<SpaceInfo> Space(const std::string& path) override {
+    struct statvfs st;
+    if (::statvfs(path.c_str(), &st) != 0) return ErrnoStatus("statvfs", path, errno);
+    SpaceInfo info;
+    info.total_bytes = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+    info.free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+    return info;
   }
 };
 

@@ -42,7 +42,8 @@ Writer::Impl::Impl(Env& env, std::string dir, const Options& options, SharedInde
       options_(options),
       index_(index),
       limits_{options.max_key_bytes, options.max_value_bytes},
-      cache_(env, dir_, options.segment_bytes, options.max_open_segments) {}
+      cache_(env, dir_, options.segment_bytes, options.max_open_segments),
+      disk_(env, dir_, options.disk_reserve_bytes, options.log) {}
 
 Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 

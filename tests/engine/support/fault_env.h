@@ -9,7 +9,10 @@
 //    tracks, per file, the length made durable by Sync, and which directory
 //    entries (created or renamed files) were made durable by SyncDir.
 //    DropUnsynced() then truncates every file to its durable length, deletes
-//    files whose entry was never dir-synced and undoes renames not dir-synced.
+//    files whose entry was never dir-synced and undoes renames not dir-synced;
+//  - simulates a small disk (SimulateDisk): Space() reports it, and a write
+//    that would make the files of the directory outgrow it writes what fits
+//    and fails with kNoSpace, as ENOSPC does.
 //
 // Limits of the model: unlinks are treated as durable at once; a file opened
 // before the env saw it counts as fully durable; truncation is durable at once.
@@ -41,6 +44,7 @@ enum class FaultOp : uint8_t {
   kMap,       // Env::MapReadOnly
   kStat,      // Env::FileSize, Env::Identify, File::Size, MappedFile::FileSize
   kList,      // Env::ListDir
+  kSpace,     // Env::Space
   kCount
 };
 
@@ -58,6 +62,13 @@ class FaultInjectionEnv final : public Env {
   void ShortWriteNth(uint64_t nth, size_t keep_bytes, Code code);
   // Removes every armed fault.
   void ClearFaults();
+  // A disk of total_bytes holding the files of dir (0 turns it off): Space()
+  // reports it (free = total - the sizes of dir's files), and a write that
+  // would make those sizes exceed total writes the prefix that fits, then
+  // fails with kNoSpace. Sizes are apparent sizes (no blocks, no metadata).
+  void SimulateDisk(const std::string& dir, uint64_t total_bytes);
+  // Bytes of dir's files as the simulated disk counts them.
+  uint64_t DiskUsed() const;
   // Calls of op seen so far (whether they failed or not); with path_part,
   // only those on paths containing it ("!part": not containing it).
   uint64_t Calls(FaultOp op) const;
@@ -89,11 +100,15 @@ class FaultInjectionEnv final : public Env {
   uint64_t OpenFileLimit() override;
   // What OpenFileLimit answers from now on (0 = ask the base Env again).
   void SetOpenFileLimit(uint64_t limit);
+  // The simulated disk when one is set, else the base Env's; FaultOp::kSpace faults apply.
+  Result<SpaceInfo> Space(const std::string& path) override;
 
   // Used by the File and MappedFile wrappers.
   Status Check(FaultOp op, const std::string& path, size_t* keep_bytes);
   void OnSynced(const std::string& path, uint64_t size);
   void OnTruncated(const std::string& path, uint64_t size);
+  // How many of `growth` more bytes of the file at path fit the simulated disk.
+  uint64_t DiskRoom(const std::string& path, uint64_t growth) const;
 
  private:
   struct FileState {
@@ -125,6 +140,8 @@ class FaultInjectionEnv final : public Env {
   uint64_t open_file_limit_ = 0;
   std::map<std::string, uint64_t> last_mapped_bytes_;
   std::shared_ptr<std::atomic<int64_t>> live_mappings_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::string disk_dir_;      // SimulateDisk
+  uint64_t disk_bytes_ = 0;   // 0: no simulated disk
 };
 
 }  // namespace kingx::engine::test
