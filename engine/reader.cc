@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <thread>
 
 #include "engine/compress.h"
 #include "engine/index.h"
@@ -15,8 +16,12 @@ namespace {
 
 // Lookups retried when a candidate's segment vanished under us (compaction
 // deleted it after moving the record: the index points elsewhere by then) or
-// the segment epoch moved while reading.
+// the segment epoch moved while reading. A pass deletes its inputs one by one,
+// so on a loaded machine a read can overlap many deletions in a row: it gives
+// up (kBusy) only after kMaxAttempts tries and kRetryPatience of them, the
+// patience the index's readers have too.
 constexpr int kMaxAttempts = 8;
+constexpr std::chrono::milliseconds kRetryPatience{2000};
 
 }  // namespace
 
@@ -155,7 +160,12 @@ Result<Value> Reader::Get(std::string_view key, ReadMode mode) {
   IndexCounters& counters = r.index.counters();
   if (counters.ready.load(std::memory_order_acquire) == 0) return Status::Busy("storage is recovering");
   Location vanished_before = 0;  // a location whose file was missing on the previous attempt
-  for (int attempt = 0; attempt <= kMaxAttempts; ++attempt) {
+  const auto give_up = std::chrono::steady_clock::now() + kRetryPatience;
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > kMaxAttempts) {
+      if (std::chrono::steady_clock::now() > give_up) break;
+      std::this_thread::yield();  // let the deleting writer move on
+    }
     // The epoch moves after every segment deletion, before its id can name
     // another file: mappings are checked against the files' identities first,
     // and an answer read while the epoch moved is read again.
