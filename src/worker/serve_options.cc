@@ -1,6 +1,12 @@
 // Limits and KvService options from a worker's configuration.
 #include "src/worker/serve_options.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
 namespace kingx {
 
 http::Limits LimitsFor(const Config& config) {
@@ -23,6 +29,15 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
   o.token_generation = ctx.generation;
   o.trusted_proxies = &ctx.config.trusted_proxies;
   return o;
+}
+
+void TuneClientSocket(int fd, const Config& config) {
+  const int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (config.send_lowat_bytes > 0) {
+    const int lowat = static_cast<int>(std::min<uint64_t>(config.send_lowat_bytes, 1u << 30));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+  }
 }
 
 }  // namespace kingx

@@ -1,5 +1,6 @@
 // The settings both serving models derive from a worker's configuration:
-// the HTTP core's limits and KvService's options. Pure functions; any thread.
+// the HTTP core's limits, KvService's options, and the options of every
+// accepted socket. Any thread.
 #pragma once
 
 #include <cstddef>
@@ -29,5 +30,14 @@ http::Limits LimitsFor(const Config& config);
 // the slot generation, and `token_prefix` (0..4095; one per pool thread in
 // the thread model).
 KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix);
+
+// Options of an accepted client socket, for both models: TCP_NODELAY (one
+// writev per response is the whole response), and TCP_NOTSENT_LOWAT from
+// --send-lowat-bytes, so a peer that reads slowly holds at most that many
+// unsent bytes of kernel memory instead of a send buffer that autotuning
+// grows to megabytes (thousands of slow readers would otherwise push the
+// whole machine into TCP memory pressure and stall every other client).
+// Failures are ignored: the socket works without them.
+void TuneClientSocket(int fd, const Config& config);
 
 }  // namespace kingx

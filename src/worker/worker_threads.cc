@@ -174,8 +174,7 @@ void ThreadWorker::AcceptLoop() {
           continue;  // ECONNABORTED...: that client is gone
         }
         a.admin = listen_admin[i];
-        const int one = 1;
-        setsockopt(a.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        TuneClientSocket(a.fd, ctx.config);
         std::unique_lock<std::mutex> lock(q_mu);
         // Bounded: while every thread is busy and the queue is full, stop
         // accepting (clients wait in the kernel backlog).
@@ -307,7 +306,8 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     if (m == Mode::kFast) break;
     if (m == Mode::kGraceful) {
       t->service->SetDraining();
-      const bool idle = state.exchange == nullptr && (!fed || conn.requests_served() > served_at_last_feed);
+      const bool idle = state.exchange == nullptr && !conn.Streaming() &&
+                        (!fed || conn.requests_served() > served_at_last_feed);
       if (now >= drain_start_ms + kDrainHardMs) break;
       if (idle && now >= drain_start_ms + kDrainGraceMs) {
         linger = true;  // FIN first: a request racing with the close is not reset
@@ -335,6 +335,8 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       timeout = std::min(timeout, kStoppingPollMs);
     }
     if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
+    // A response or an upload waits for room in a budget: ask again soon.
+    if (t->service->NextRetryMs() != 0) timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));
     const int r = poll(fds, nfds, timeout);
     if (r < 0 && errno != EINTR) break;
     if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top

@@ -45,6 +45,11 @@ namespace {
 
 constexpr uint64_t kAcceptPauseMs = 200;     // after EMFILE / ENFILE
 constexpr int kAcceptBurst = 64;             // accepts per readiness event
+// Bytes one Flush writes synchronously before it leaves the rest to an
+// asynchronous write, whose completion comes on a later loop turn: a fast
+// reader of a large (or streamed, decoded piece by piece) value then shares
+// the loop with everyone else instead of holding it until the value is sent.
+constexpr size_t kFlushBurstBytes = 512 * 1024;
 
 struct UvWorker;
 
@@ -143,11 +148,11 @@ void UnlinkConn(UvWorker* w, UvConn* c) {
   c->prev = c->next = nullptr;
 }
 
-// True when no request is in progress: nothing to send, no write pending,
-// and every byte received so far belonged to requests already answered.
-// (The Connection has no "idle" observer; see the report.)
+// True when no request is in progress: nothing to send, no write pending, no
+// body still being produced, and every byte received so far belonged to
+// requests already answered.
 bool IsIdle(const UvConn* c) {
-  return !c->http.HasOutput() && c->write == nullptr && c->exchange == nullptr &&
+  return !c->http.HasOutput() && !c->http.Streaming() && c->write == nullptr && c->exchange == nullptr &&
          (!c->fed || c->http.requests_served() > c->served_at_last_feed);
 }
 
@@ -234,18 +239,21 @@ void OnWritten(uv_write_t* req, int status) {
 }
 
 // Writes the Connection's pending output: uv_try_write (one writev) while the
-// socket takes it; what is left goes to one uv_write of the same views (the
-// Connection keeps gathered bytes in place until ConsumeOutput, even while it
-// appends more output). Returns false when the connection was closed.
+// socket takes it, up to kFlushBurstBytes; what is left goes to one uv_write
+// of the same views (the Connection keeps gathered bytes in place until
+// ConsumeOutput, even while it appends more output). Returns false when the
+// connection was closed.
 bool Flush(UvConn* c) {
   uv_stream_t* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
   iovec iov[kMaxIov];
   static_assert(sizeof(uv_buf_t) == sizeof(iovec), "libuv's unix uv_buf_t is an iovec");
   size_t n = 0;
-  while (c->http.HasOutput()) {
+  size_t burst = 0;
+  while (c->http.HasOutput() && burst < kFlushBurstBytes) {
     n = c->http.GatherOutput(iov, kMaxIov);
     const int r = uv_try_write(stream, reinterpret_cast<uv_buf_t*>(iov), static_cast<unsigned>(n));
     if (r > 0) {
+      burst += static_cast<size_t>(r);
       c->http.ConsumeOutput(static_cast<size_t>(r), MonotonicMs());
       continue;
     }
@@ -335,7 +343,7 @@ void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<UvConn*>(h->data); });
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
+  TuneClientSocket(fd, w->ctx.config);
   LinkConn(w, c);
   StartReading(c);
 }

@@ -1,0 +1,304 @@
+"""No client can exhaust a worker's memory or the disk: the budgets are
+enforced, the worker applies backpressure instead of growing, a stalled
+upload is removed, and a large compressed value is sent piece by piece.
+
+Every property is observed from outside, without timing thresholds: the
+worker's anonymous memory (/proc/PID/status RssAnon), the bytes the kernel
+holds for a socket (/proc/net/tcp rx_queue / tx_queue), the staging files
+in the data directory, and the responses.
+
+    KINGX_BIN=build/src/kingx python3 tests/blackbox/test_abuse.py [--model threads]
+"""
+
+import os
+import socket
+import sys
+import threading
+import time
+
+from kingx_harness import (Conn, ConnectionClosed, Server, build_request, check, http, key_path,
+                           run_cases)
+
+MODEL_ARGS = []
+CURRENT = None  # the server of the running case, for run_cases' logs
+
+
+def start(*args):
+    global CURRENT
+    CURRENT = Server(list(args) + MODEL_ARGS)
+    CURRENT.start()
+    return CURRENT
+
+
+def rss_anon_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no RssAnon for {pid}")
+
+
+def tcp_queues(server_port, client_port):
+    """(tx_queue, rx_queue) of the server's end of the connection whose client
+    end is 127.0.0.1:client_port, from /proc/net/tcp, or None."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            lport = int(parts[1].split(":")[1], 16)
+            rport = int(parts[2].split(":")[1], 16)
+            if lport == server_port and rport == client_port:
+                tx, rx = parts[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
+def raw_socket(port, rcvbuf=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def adopt(sock, port, timeout):
+    """A harness Conn reading responses from an already connected socket."""
+    conn = Conn.__new__(Conn)
+    conn.sock, conn.port, conn.timeout, conn.buf, conn._consumed, conn.requests_sent = sock, port, timeout, b"", 0, 1
+    sock.settimeout(timeout)
+    return conn
+
+
+def put(port, key, body, headers=None):
+    r = http(port, "PUT", key_path(key), body, headers, timeout=60)
+    check(r.status in (201, 204), f"PUT {key}: {r.status} {r.body[:200]!r}")
+    return r
+
+
+def staging_files(data_dir):
+    return {n: os.path.getsize(os.path.join(data_dir, n)) for n in os.listdir(data_dir) if n.endswith(".tmp")}
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_slow_reader_holds_few_unsent_bytes():
+    # A reader that does not read: without TCP_NOTSENT_LOWAT the kernel queues
+    # as much as the autotuned send buffer takes (megabytes on loopback).
+    s = start("--workers", "1", "--send-lowat-bytes", "16K")
+    value = os.urandom(8 << 20)
+    put(s.port, "big", value)
+    c = raw_socket(s.port, rcvbuf=4096)
+    try:
+        c.sendall(build_request("GET", key_path("big")))
+        port = c.getsockname()[1]
+        largest = 0
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:
+            q = tcp_queues(s.port, port)
+            if q:
+                largest = max(largest, q[0])
+            time.sleep(0.02)
+        check(largest > 0, "the server never queued anything for the reader")
+        check(largest <= 256 << 10, f"the kernel holds {largest} unsent bytes for one slow reader "
+                                    f"(--send-lowat-bytes 16K)")
+        # Still a correct response once the client reads.
+        c.settimeout(60)
+        got = b""
+        while len(got) < len(value) + 100:
+            chunk = c.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        check(got.endswith(value), "the slow reader did not get the value whole")
+    finally:
+        c.close()
+
+
+def test_body_budget_applies_backpressure():
+    # Uploads that each hold a 1 MiB body minus one byte: past the budget the
+    # worker stops reading them (their bytes wait in the kernel) instead of
+    # buffering them, and every one completes once the holders are done.
+    s = start("--workers", "1", "--body-buffer-bytes", "4M", "--compression-level", "0")
+    pid = s.workers()[0]
+    base = rss_anon_kib(pid)
+    n = 24
+    size = (1 << 20) - 100
+    bodies = [os.urandom(size) for _ in range(n)]
+    socks = [raw_socket(s.port) for _ in range(n)]
+    go_on = threading.Event()
+    errors = []
+
+    def send(i):
+        try:
+            socks[i].sendall(build_request("PUT", key_path(f"up{i}"), None, [("Content-Length", str(size))]))
+            socks[i].sendall(bodies[i][:-1])
+            go_on.wait(60)
+            socks[i].sendall(bodies[i][-1:])
+        except OSError as e:
+            errors.append(f"upload {i}: {e!r}")
+
+    senders = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(n)]
+    try:
+        for t in senders:
+            t.start()
+        # The worker reads what the budget allows; the other uploads' bytes
+        # wait unread in the kernel.
+        def backed_up():
+            waiting = 0
+            for c in socks:
+                q = tcp_queues(s.port, c.getsockname()[1])
+                if q and q[1] >= 32 << 10:
+                    waiting += 1
+            return waiting if waiting >= n - 6 else 0
+        waiting = wait_for(backed_up, 30, "the uploads past the budget to wait unread in the kernel")
+        grown = rss_anon_kib(pid) - base
+        check(grown < 4 * 1024 + 16 * 1024,
+              f"worker anonymous memory grew by {grown} KiB with a 4 MiB body budget "
+              f"({waiting} uploads wait unread)")
+        # Everyone finishes: the last byte of every body, then every answer.
+        go_on.set()
+        for i, c in enumerate(socks):
+            r = adopt(c, s.port, 90).read_response()
+            check(r.status == 201, f"upload {i}: {r.status} {r.body[:200]!r}")
+        check(not errors, f"senders failed: {errors}")
+        for i in (0, n // 2, n - 1):
+            check(http(s.port, "GET", key_path(f"up{i}")).body == bodies[i], f"value {i} differs")
+    finally:
+        go_on.set()
+        for c in socks:
+            c.close()
+
+
+def test_body_budget_wait_ends_with_503_naming_the_setting():
+    s = start("--workers", "1", "--body-buffer-bytes", "1M", "--body-timeout-ms", "1500",
+              "--compression-level", "0")
+    holder = raw_socket(s.port)
+    waiter = raw_socket(s.port)
+    try:
+        size = 900 << 10
+        holder.sendall(build_request("PUT", key_path("holder"), None, [("Content-Length", str(size))]))
+        holder.sendall(os.urandom(1000))  # holds its reservation, then trickles
+        time.sleep(0.2)
+        waiter.sendall(build_request("PUT", key_path("waiter"), None, [("Content-Length", str(size))]))
+        waiter.sendall(os.urandom(size))
+        conn = adopt(waiter, s.port, 30)
+        deadline = time.monotonic() + 20
+        while True:  # keep the holder alive past the waiter's give-up
+            holder.sendall(b"x")
+            waiter.settimeout(0.3)
+            try:
+                r = conn.read_response()
+                break
+            except (socket.timeout, TimeoutError):
+                check(time.monotonic() < deadline, "the waiting upload was never answered")
+            except ConnectionClosed as e:
+                raise AssertionError(f"the waiting upload was closed without an answer: {e}")
+        check(r.status == 503, f"waiting upload: {r.status} {r.body[:300]!r}")
+        check(r.header("Retry-After") is not None, "503 without Retry-After")
+        body = r.body.decode()
+        check("--body-buffer-bytes" in body and '"limit":1048576' in body, f"problem does not name the limit: {body}")
+    finally:
+        holder.close()
+        waiter.close()
+
+
+def test_stalled_upload_is_removed():
+    s = start("--workers", "1", "--body-timeout-ms", "1500", "--compression-level", "0")
+    c = raw_socket(s.port)
+    try:
+        c.sendall(build_request("PUT", key_path("stalled"), None, [("Content-Length", str(20 << 20))]))
+        c.sendall(os.urandom(5 << 20))
+        wait_for(lambda: staging_files(s.data_dir), 20, "a staging file for the large upload")
+        conn = adopt(c, s.port, 30)
+        r = conn.read_response()
+        check(r.status == 408, f"stalled upload: {r.status}")
+        wait_for(lambda: not staging_files(s.data_dir), 20, "the stalled upload's staging file to go")
+        check(http(s.port, "GET", key_path("stalled")).status == 404, "a stalled upload was stored")
+    finally:
+        c.close()
+
+
+def test_staging_budget_refuses_past_the_limit():
+    s = start("--workers", "1", "--staging-bytes", "6M", "--compression-level", "0")
+    holder = raw_socket(s.port)
+    other = raw_socket(s.port)
+    try:
+        holder.sendall(build_request("PUT", key_path("holder"), None, [("Content-Length", str(20 << 20))]))
+        holder.sendall(os.urandom(5 << 20))
+        wait_for(lambda: sum(staging_files(s.data_dir).values()) >= 3 << 20, 20, "the first upload to stage")
+        other.sendall(build_request("PUT", key_path("other"), None, [("Content-Length", str(20 << 20))]))
+        conn = adopt(other, s.port, 30)
+        try:
+            for _ in range(20):
+                other.sendall(os.urandom(1 << 20))
+        except OSError:
+            pass  # closed after the refusal: fine
+        r = conn.read_response()
+        check(r.status == 503, f"upload past the staging budget: {r.status} {r.body[:300]!r}")
+        body = r.body.decode()
+        check("--staging-bytes" in body and '"limit":6291456' in body, f"problem does not name the limit: {body}")
+        check(r.header("Retry-After") is not None, "503 without Retry-After")
+        staged = sum(staging_files(s.data_dir).values())
+        check(staged <= (6 << 20) + (2 << 20), f"{staged} bytes staged with --staging-bytes 6M")
+        check(http(s.port, "GET", key_path("other")).status == 404, "the refused upload was stored")
+    finally:
+        holder.close()
+        other.close()
+
+
+def test_large_compressed_get_is_streamed():
+    # A 64 MiB value that compresses to almost nothing, fetched by readers
+    # that do not read: no worker holds a decoded copy of it per reader, and
+    # the worker keeps answering meanwhile.
+    s = start("--workers", "1", "--response-buffer-bytes", "4M")
+    value = (b"kingx compressible value " * 3000)[:65536] * 1024
+    put(s.port, "zeros", value)
+    pid = s.workers()[0]
+    base = rss_anon_kib(pid)
+    readers = []
+    try:
+        for _ in range(8):
+            c = raw_socket(s.port, rcvbuf=4096)
+            c.sendall(build_request("GET", key_path("zeros")))
+            readers.append(c)
+        for c in readers:
+            c.settimeout(30)
+            check(c.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200", "no response head")
+        check(http(s.port, "GET", "/healthz", timeout=30).status == 200, "/healthz")
+        grown = rss_anon_kib(pid) - base
+        check(grown < 4 * 1024 + 16 * 1024,
+              f"worker anonymous memory grew by {grown} KiB for 8 readers of a 64 MiB compressed value "
+              "(--response-buffer-bytes 4M)")
+        # Readers get the value whole (two of them; the others just close).
+        for c in readers[:2]:
+            r = adopt(c, s.port, 120).read_response()
+            check(r.status == 200 and r.body == value, f"streamed value: {r.status}, {len(r.body)} bytes")
+    finally:
+        for c in readers:
+            c.close()
+
+
+if __name__ == "__main__":
+    if "--model" in sys.argv:
+        MODEL_ARGS = ["--model", sys.argv[sys.argv.index("--model") + 1], "--threads", "64"]
+    cases = [(n[len("test_"):], f) for n, f in list(globals().items()) if n.startswith("test_") and callable(f)]
+
+    def wrap(fn):
+        def run():
+            try:
+                fn()
+            finally:
+                if CURRENT is not None:
+                    CURRENT.cleanup()
+        return run
+
+    sys.exit(run_cases("abuse " + " ".join(MODEL_ARGS), [(n, wrap(f)) for n, f in cases], lambda: CURRENT))
