@@ -10,6 +10,7 @@
 
 #include "src/conf/config.h"
 #include "src/master/master.h"
+#include "src/worker/serve_options.h"
 
 int main(int argc, char** argv) {
   using kingx::Command;
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     case Command::kRun:
       break;
   }
+  kingx::RaiseDescriptorLimit();  // workers and the writer inherit it
   if (config.single_process) return kingx::RunSingleProcess(config);
   return kingx::RunMaster(config, argc, argv);
 }

@@ -3,6 +3,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -38,6 +39,28 @@ void TuneClientSocket(int fd, const Config& config) {
     const int lowat = static_cast<int>(std::min<uint64_t>(config.send_lowat_bytes, 1u << 30));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
   }
+}
+
+uint64_t ReservedDescriptors(uint64_t descriptor_limit) { return descriptor_limit / 4 + 64; }
+
+uint32_t ConnectionCap(const Config& config) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return config.max_connections;
+  const uint64_t limit = rl.rlim_cur;
+  const uint64_t reserved = ReservedDescriptors(limit);
+  const uint64_t room = limit > reserved + 16 ? limit - reserved : 16;
+  return static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, room));
+}
+
+uint64_t RaiseDescriptorLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur != rl.rlim_max) {
+    rlimit want = rl;
+    want.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  return rl.rlim_cur;
 }
 
 }  // namespace kingx

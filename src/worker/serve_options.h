@@ -40,4 +40,22 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
 // Failures are ignored: the socket works without them.
 void TuneClientSocket(int fd, const Config& config);
 
+// Descriptors a worker keeps for everything but client connections:
+// listeners, eventfds, log files, and the segment files its reader maps (the
+// segment cache holds at most a quarter of the descriptor limit).
+uint64_t ReservedDescriptors(uint64_t descriptor_limit);
+
+// The connections one worker accepts at most: --max-connections, lowered so
+// that the connections never take the descriptors the worker needs for its
+// storage (RLIMIT_NOFILE minus ReservedDescriptors). A flood of connections
+// then waits in the kernel's backlog instead of running the worker into
+// EMFILE, where it could no longer open a segment to answer a GET.
+uint32_t ConnectionCap(const Config& config);
+
+// Raises the soft RLIMIT_NOFILE of this process (and so of the children it
+// forks later) to the hard limit, as nginx's worker_rlimit_nofile does for
+// its workers: the default soft limit (1024) is far below --max-connections.
+// Returns the soft limit in effect afterwards.
+uint64_t RaiseDescriptorLimit();
+
 }  // namespace kingx

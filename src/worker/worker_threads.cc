@@ -398,7 +398,10 @@ int RunThreadWorker(WorkerContext& ctx) {
     w->listen_fds.push_back(ctx.admin_listen_fd);
     w->listen_admin.push_back(true);
   }
-  w->queue_cap = std::max<size_t>(ctx.config.max_connections, 1);
+  // Connections held: one per pool thread plus the accepted ones waiting
+  // in the queue; together within ConnectionCap.
+  const size_t cap = ConnectionCap(ctx.config);
+  w->queue_cap = cap > threads ? cap - threads : 1;
   std::memcpy(&w->base, ctx.Counters<http::Counters>(), sizeof w->base);
 
   // Signals are taken by this thread only: block them before any thread

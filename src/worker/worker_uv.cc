@@ -116,6 +116,7 @@ struct UvWorker {
 
   UvConn* head = nullptr;
   size_t conn_count = 0;
+  size_t max_connections = 0;    // ConnectionCap: --max-connections within the descriptor limit
   bool accept_paused = false;    // EMFILE pause or connection cap
   bool graceful = false;
   bool fast = false;
@@ -315,7 +316,7 @@ void StopAccepting(UvWorker* w) {
 }
 
 void ResumeAccepting(UvWorker* w) {
-  if (w->graceful || w->fast || w->conn_count >= w->ctx.config.max_connections) return;
+  if (w->graceful || w->fast || w->conn_count >= w->max_connections) return;
   w->accept_paused = false;
   for (Listener* l : w->listeners) {
     if (!l->active && l->fd >= 0) {
@@ -353,7 +354,7 @@ void OnListenReadable(uv_poll_t* p, int status, int) {
   UvWorker* w = l->worker;
   if (status < 0) return;
   for (int i = 0; i < kAcceptBurst; ++i) {
-    if (w->conn_count >= w->ctx.config.max_connections) {
+    if (w->conn_count >= w->max_connections) {
       // At the cap: leave the rest in the kernel backlog until one closes.
       StopAccepting(w);
       w->accept_paused = true;
@@ -554,6 +555,12 @@ int RunUvWorker(WorkerContext& ctx) {
   }
   auto w = std::make_unique<UvWorker>(ctx);
   w->counters = ctx.Counters<http::Counters>();
+  w->max_connections = ConnectionCap(ctx.config);
+  if (w->max_connections < ctx.config.max_connections) {
+    KINGX_LOG_WARN("worker %u: at most %zu connections (--max-connections %u does not fit the descriptor "
+                   "limit, RLIMIT_NOFILE, with room kept for the storage)",
+                   ctx.worker_index, w->max_connections, ctx.config.max_connections);
+  }
   if (int r = uv_loop_init(&w->loop); r != 0) {
     KINGX_LOG_ERROR("worker %u: uv_loop_init: %s", ctx.worker_index, uv_strerror(r));
     return 2;
