@@ -2,9 +2,11 @@
 """Abuse soak: kingx and nginx through the same abuse, each beside a wrk GET load, in one run.
 
 For every abuse case and every server (servers in a shuffled order per case, so both meet the
-same machine): start the server fresh, measure wrk GET of a 100-byte value alone (baseline),
-then start the abuse, let it build up, and measure the same wrk load beside it while the
-server's processes' memory is sampled. Reported per case and server: req/s and p99 alone and
+same machine): start the server fresh, measure wrk GET of a 100-byte value alone (baseline);
+then start the same wrk load again, start the abuse half a second later (so the measured
+clients are connected before it, as a running service's clients are), and let wrk run through
+the abuse's build-up and steady state while the server's processes' memory is sampled; then
+measure 3 s of 10 fresh connections (can new clients still get in and be served?). Reported per case and server: req/s and p99 alone and
 under abuse, their ratio, the largest worker RSS (anonymous and total), connections the abuse
 held, and the kernel's TCP memory. kingx's ratio is compared with nginx's from the same case.
 
@@ -148,15 +150,20 @@ http {{
 
 # ---------------------------------------------------------------- measurements
 
-def run_wrk(url, conns, duration):
-    """wrk -t1 -cN -dD --latency: (req/s, p99 ms, errors)."""
-    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s", url],
-                         capture_output=True, text=True, timeout=duration + 60).stdout
+def start_wrk(url, conns, duration):
+    """wrk -t1 -cN -dD --latency in the background; finish_wrk reads its result."""
+    return subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s", url],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish_wrk(p, duration):
+    """(req/s, p99 ms, errors) of a wrk started by start_wrk."""
+    out, _ = p.communicate(timeout=duration + 60)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) if "Requests/sec" in out else 0.0
     p99 = None
     m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     if m:
-        p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        p99 = round(float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)], 2)
     errors = 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
@@ -165,6 +172,10 @@ def run_wrk(url, conns, duration):
     if m:
         errors += int(m.group(1))
     return rps, p99, errors
+
+
+def run_wrk(url, conns, duration):
+    return finish_wrk(start_wrk(url, conns, duration), duration)
 
 
 def status_kib(pid, field):
@@ -274,13 +285,17 @@ def run_case(case, name, args, root):
                                                                           args.wrk_conns, args.duration)
         base_anon = max((status_kib(p, "RssAnon") for p in server.worker_pids()), default=0)
         row["base_worker_anon_kib"] = base_anon
-        # wrk's connections are open before the abuse starts (as a running service's clients are).
+        # The measured clients are active before the abuse starts, as a running service's are:
+        # wrk opens its connections, then the abuse begins and builds up (--settle) and wrk
+        # runs on through it. Its figures cover the build-up and the steady state.
         sampler = Sampler(server)
         sampler.start()
+        wrk = start_wrk(server.url(server.small), args.wrk_conns, args.settle + args.duration)
+        time.sleep(0.5)
         abuse = start_abuse(case, server, args, workdir)
-        time.sleep(args.settle)
-        row["abuse_rps"], row["abuse_p99_ms"], row["abuse_errors"] = run_wrk(server.url(server.small),
-                                                                             args.wrk_conns, args.duration)
+        row["abuse_rps"], row["abuse_p99_ms"], row["abuse_errors"] = finish_wrk(wrk, args.settle + args.duration)
+        # New clients after the build-up: can a fresh connection get in and be served?
+        row["new_client_rps"], row["new_client_p99_ms"], _ = run_wrk(server.url(server.small), 10, 3)
         row["healthy_after"] = probe(server)
         sampler.done.set()
         sampler.join()
@@ -316,10 +331,10 @@ def summary(rows, args, started):
              f"connections; garbage: 64 flooding connections; fd-exhaustion: server limited to {FD_LIMIT} "
              f"descriptors, {FD_LIMIT * args.workers + 1000} connections held). {args.workers} worker(s) each. "
              f"Machine: {os.cpu_count()} CPUs; load average in the table.", "",
-             "| case | server | alone req/s | under abuse req/s | ratio | p99 alone → abuse (ms) | "
+             "| case | server | alone req/s | under abuse req/s | ratio | p99 alone → abuse (ms) | new clients req/s | "
              "worker anon max (MiB) | worker RSS max (MiB) | conns held | TCP mem (MiB) | abuser CPU (cores) | load | "
              "ratio vs nginx |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_case = {}
     for r in rows:
         by_case.setdefault(r["case"], {})[r["server"]] = r
@@ -333,7 +348,8 @@ def summary(rows, args, started):
             if name != "nginx" and ng and ng.get("ratio") and r.get("ratio") is not None:
                 vs = f"{r['abuse_rps'] / ng['abuse_rps']:.2f}× nginx" if ng["abuse_rps"] else "nginx served 0"
             lines.append(f"| {case} | {name} | {r['base_rps']:.0f} | {r['abuse_rps']:.0f} | {r['ratio']} | "
-                         f"{r['base_p99_ms']} → {r['abuse_p99_ms']} | {r['max_worker_anon_kib'] / 1024:.1f} | "
+                         f"{r['base_p99_ms']} → {r['abuse_p99_ms']} | {r.get('new_client_rps', 0):.0f} | "
+                         f"{r['max_worker_anon_kib'] / 1024:.1f} | "
                          f"{r['max_worker_rss_kib'] / 1024:.1f} | {r['max_established']} | {r['max_tcp_mem_mib']} | "
                          f"{r.get('abuse_cpu_cores', '')} | "
                          f"{r['loadavg_before']:.1f}/{r['loadavg_after']:.1f} | {vs} |")

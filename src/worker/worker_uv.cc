@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -45,6 +46,8 @@ namespace {
 
 constexpr uint64_t kAcceptPauseMs = 200;     // after EMFILE / ENFILE
 constexpr int kAcceptBurst = 64;             // accepts per readiness event
+constexpr uint64_t kDrainIdleAfterMs = 1000;  // idle this long: closed first at the connection cap
+constexpr size_t kDrainBatch = 16;            // idle connections closed per burst of new clients (nginx: 32)
 // Bytes one Flush writes synchronously before it leaves the rest to an
 // asynchronous write, whose completion comes on a later loop turn: a fast
 // reader of a large (or streamed, decoded piece by piece) value then shares
@@ -74,6 +77,7 @@ struct UvConn : KvConnState {
   PendingWrite* write = nullptr;  // an asynchronous write in flight
   uint64_t linger_deadline_ms = 0;
   uint64_t served_at_last_feed = 0;
+  uint64_t last_input_ms = 0;    // when bytes last arrived (idle-connection draining)
   bool reading = false;
   bool closing = false;          // uv_close called
   bool lingering = false;        // shutdown(SHUT_WR) sent; discarding input until EOF
@@ -114,9 +118,12 @@ struct UvWorker {
   uv_check_t check;
   uv_signal_t signals[5];
 
-  UvConn* head = nullptr;
+  UvConn* head = nullptr;        // newest first
+  UvConn* tail = nullptr;        // oldest
   size_t conn_count = 0;
   size_t max_connections = 0;    // ConnectionCap: --max-connections within the descriptor limit
+  uint64_t drained_idle = 0;     // idle connections closed at the cap since the last log line
+  uint64_t drain_logged_ms = 0;
   bool accept_paused = false;    // EMFILE pause or connection cap
   bool graceful = false;
   bool fast = false;
@@ -139,6 +146,7 @@ void LinkConn(UvWorker* w, UvConn* c) {
   c->next = w->head;
   if (w->head != nullptr) w->head->prev = c;
   w->head = c;
+  if (w->tail == nullptr) w->tail = c;
   ++w->conn_count;
 }
 
@@ -146,6 +154,7 @@ void UnlinkConn(UvWorker* w, UvConn* c) {
   if (c->prev != nullptr) c->prev->next = c->next;
   if (c->next != nullptr) c->next->prev = c->prev;
   if (w->head == c) w->head = c->next;
+  if (w->tail == c) w->tail = c->prev;
   c->prev = c->next = nullptr;
 }
 
@@ -205,6 +214,7 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   if (nread > 0) {
     c->fed = true;
     c->served_at_last_feed = c->http.requests_served();
+    c->last_input_ms = MonotonicMs();
     c->http.Feed(std::span<const char>(buf->base, static_cast<size_t>(nread)), MonotonicMs());
   } else if (nread == UV_EOF) {
     c->eof = true;
@@ -327,12 +337,55 @@ void ResumeAccepting(UvWorker* w) {
 
 void OnAcceptTimer(uv_timer_t* t) { ResumeAccepting(static_cast<UvWorker*>(t->data)); }
 
+// At the connection cap with clients waiting to be accepted: closes up to n
+// keep-alive connections that have sent nothing for kDrainIdleAfterMs and
+// have no request in progress, oldest first (nginx drains its reusable
+// connections the same way), so that idle connections cannot lock active
+// clients out. Their slots free in the close callbacks, which resume
+// accepting. Returns how many it closed.
+size_t DrainIdle(UvWorker* w, size_t n) {
+  const uint64_t now = MonotonicMs();
+  size_t closed = 0;
+  for (UvConn* c = w->tail; c != nullptr && closed < n;) {
+    UvConn* prev = c->prev;  // CloseConn unlinks c
+    if (!c->closing && !c->lingering && IsIdle(c) && now >= c->last_input_ms + kDrainIdleAfterMs) {
+      CloseConn(c);
+      ++closed;
+    }
+    c = prev;
+  }
+  return closed;
+}
+
+// DrainIdle for a burst of new clients, logged at most once a second.
+void MakeRoom(UvWorker* w) {
+  w->drained_idle += DrainIdle(w, kDrainBatch);
+  const uint64_t now = MonotonicMs();
+  if (w->drained_idle > 0 && now >= w->drain_logged_ms + 1000) {
+    KINGX_LOG_INFO("worker %u: at the cap of %zu connections: closed %llu idle ones for new clients",
+                   w->ctx.worker_index, w->max_connections, static_cast<unsigned long long>(w->drained_idle));
+    w->drained_idle = 0;
+    w->drain_logged_ms = now;
+  }
+}
+
+// True when a client waits in the backlog of one of the listeners.
+bool ClientsWaiting(const UvWorker* w) {
+  pollfd fds[8];
+  nfds_t n = 0;
+  for (const Listener* l : w->listeners) {
+    if (l->fd >= 0 && n < 8) fds[n++] = pollfd{l->fd, POLLIN, 0};
+  }
+  return n > 0 && poll(fds, n, 0) > 0;
+}
+
 void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
   auto* c = new UvConn(w, w->service, w->limits, w->counters, MonotonicMs());
   c->admin = admin;
   c->SetPeer(peer);
   c->http.set_user_data(static_cast<KvConnState*>(c));
   c->tcp.data = c;
+  c->last_input_ms = MonotonicMs();
   if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
     close(fd);
     delete c;
@@ -355,7 +408,9 @@ void OnListenReadable(uv_poll_t* p, int status, int) {
   if (status < 0) return;
   for (int i = 0; i < kAcceptBurst; ++i) {
     if (w->conn_count >= w->max_connections) {
-      // At the cap: leave the rest in the kernel backlog until one closes.
+      // At the cap: make room from idle connections if there are any; the
+      // rest waits in the kernel backlog until one closes.
+      MakeRoom(w);
       StopAccepting(w);
       w->accept_paused = true;
       return;
@@ -485,6 +540,11 @@ void OnSweep(uv_timer_t* t) {
       }
     }
     c = next;
+  }
+  // Paused at the connection cap while clients wait: idle connections may
+  // have become old enough to make room for them.
+  if (w->accept_paused && !w->graceful && !w->fast && w->conn_count >= w->max_connections && ClientsWaiting(w)) {
+    MakeRoom(w);
   }
   if (w->ctx.access_log != nullptr) w->ctx.access_log->FlushIfDue();
   MaybeFinishStop(w);
