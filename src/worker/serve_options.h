@@ -20,6 +20,10 @@ inline constexpr uint64_t kLingerMs = 2000;             // drain reads after shu
 inline constexpr uint64_t kDrainGraceMs = 1000;         // idle keep-alive connections survive this long after QUIT
 inline constexpr uint64_t kDrainHardMs = 30000;         // then everything still open is closed
 inline constexpr uint64_t kBusyRetryMs = 2;             // retry of a write that found the queue full
+// A keep-alive connection that has sent nothing for this long, with no
+// request in progress, is closed to make room when new clients wait for a
+// connection slot (the cap) or a pool thread.
+inline constexpr uint64_t kDrainIdleAfterMs = 1000;
 
 // http::Limits from --max-key-bytes, --max-value-bytes and the timeouts; the
 // rest keep the core's defaults.

@@ -79,7 +79,9 @@ struct ThreadWorker {
   void AcceptLoop();
   void DispatchLoop();
   void PoolLoop(PoolThread* t);
-  void Serve(PoolThread* t, const Accepted& a);
+  // Returns true when it closed an idle connection to take a queued client.
+  bool Serve(PoolThread* t, const Accepted& a);
+  bool ClaimQueuedClient();
   bool FlushOutput(http::Connection& conn, int fd);
   void Linger(int fd);
   void TakeMail(PoolThread* t);
@@ -101,6 +103,8 @@ struct ThreadWorker {
   std::condition_variable q_not_empty, q_not_full;
   std::deque<Accepted> queue;
   size_t queue_cap = 0;
+  std::atomic<size_t> queued{0};  // queue.size(), read without the lock by serving threads
+  std::atomic<size_t> yielding{0};  // threads that gave an idle connection up for a queued client
 
   std::vector<std::unique_ptr<PoolThread>> pool;
   std::atomic<size_t> pool_running{0};
@@ -184,6 +188,7 @@ void ThreadWorker::AcceptLoop() {
           break;
         }
         queue.push_back(a);
+        queued.store(queue.size(), std::memory_order_relaxed);
         lock.unlock();
         q_not_empty.notify_one();
       }
@@ -277,7 +282,7 @@ void ThreadWorker::Linger(int fd) {
   }
 }
 
-void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
+bool ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   KvConnState state;
   state.admin = a.admin;
   state.SetPeer(reinterpret_cast<const sockaddr*>(&a.peer));
@@ -292,8 +297,10 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   }
   char buf[kReadBufferBytes];
   uint64_t served_at_last_feed = 0;
+  uint64_t last_input_ms = MonotonicMs();
   bool fed = false;
   bool linger = false;
+  bool yielded = false;
   for (;;) {
     TakeMail(t);
     if (!FlushOutput(conn, a.fd)) break;
@@ -322,6 +329,15 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       continue;
     }
     if (t->service->NextRetryMs() != 0) t->service->Poke(now);
+    // A keep-alive connection idle for a while gives its thread up to a
+    // client waiting in the queue (the thread model's connection slots are
+    // its threads; nginx drains idle connections the same way).
+    const bool idle = state.exchange == nullptr && !conn.Streaming() && !conn.HasOutput() &&
+                      (!fed || conn.requests_served() > served_at_last_feed);
+    if (idle && now >= last_input_ms + kDrainIdleAfterMs && ClaimQueuedClient()) {
+      yielded = true;  // nothing in flight: a plain close, no linger
+      break;
+    }
     const uint64_t deadline = conn.DeadlineMs();
     if (deadline != 0 && deadline <= now) {
       conn.OnTimer(now);
@@ -335,6 +351,7 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       timeout = std::min(timeout, kStoppingPollMs);
     }
     if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
+    if (idle) timeout = std::min(timeout, static_cast<int>(kDrainIdleAfterMs / 4));  // notice waiting clients
     // A response or an upload waits for room in a budget: ask again soon.
     if (t->service->NextRetryMs() != 0) timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));
     const int r = poll(fds, nfds, timeout);
@@ -344,6 +361,7 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     now = MonotonicMs();
     if (n > 0) {
       fed = true;
+      last_input_ms = now;
       served_at_last_feed = conn.requests_served();
       conn.Feed(std::span<const char>(buf, static_cast<size_t>(n)), now);
     } else if (n == 0) {
@@ -355,10 +373,22 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   if (linger && mode() != Mode::kFast) Linger(a.fd);
   t->active_fd.store(-1);
   close(a.fd);
-  // ~Connection: OnAbort for an unanswered request (its write is orphaned).
+  // ~Connection (on return): OnAbort for an unanswered request (its write is orphaned).
+  return yielded;
+}
+
+// Claims one queued client for this thread to take after it closes its idle
+// connection: at most as many threads yield as clients wait.
+bool ThreadWorker::ClaimQueuedClient() {
+  size_t y = yielding.load(std::memory_order_relaxed);
+  for (;;) {
+    if (y >= queued.load(std::memory_order_relaxed)) return false;
+    if (yielding.compare_exchange_weak(y, y + 1, std::memory_order_relaxed)) return true;
+  }
 }
 
 void ThreadWorker::PoolLoop(PoolThread* t) {
+  bool yielded = false;
   for (;;) {
     Accepted a;
     {
@@ -367,9 +397,11 @@ void ThreadWorker::PoolLoop(PoolThread* t) {
       if (queue.empty() || mode() == Mode::kFast) break;
       a = queue.front();
       queue.pop_front();
+      queued.store(queue.size(), std::memory_order_relaxed);
     }
+    if (yielded) yielding.fetch_sub(1, std::memory_order_relaxed);  // took the client it yielded for
     q_not_full.notify_one();
-    Serve(t, a);
+    yielded = Serve(t, a);
   }
   // Orphaned writes still in the table are forgotten with the service.
   pool_running.fetch_sub(1);

@@ -46,7 +46,6 @@ namespace {
 
 constexpr uint64_t kAcceptPauseMs = 200;     // after EMFILE / ENFILE
 constexpr int kAcceptBurst = 64;             // accepts per readiness event
-constexpr uint64_t kDrainIdleAfterMs = 1000;  // idle this long: closed first at the connection cap
 constexpr size_t kDrainBatch = 16;            // idle connections closed per burst of new clients (nginx: 32)
 // Bytes one Flush writes synchronously before it leaves the rest to an
 // asynchronous write, whose completion comes on a later loop turn: a fast
