@@ -453,6 +453,10 @@ Status Validate(const Config& c) {
   if (c.max_value_bytes > engine::kLargestValueBytes) {
     return Invalid("--max-value-bytes", "must be at most " + std::to_string(engine::kLargestValueBytes));
   }
+  if (c.staging_bytes < c.max_value_bytes) {
+    return Invalid("--staging-bytes", "must be at least --max-value-bytes (" + std::to_string(c.max_value_bytes) +
+                                          "), or no value of the largest size could ever be stored");
+  }
   Status st = engine::ValidateOptions(c.EngineOptions());
   if (!st.ok()) return Status::InvalidArgument(std::string("engine settings: ") + std::string(st.message()));
   return Status::OK();

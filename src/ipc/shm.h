@@ -105,6 +105,8 @@ struct WriterStats {
   std::atomic<uint64_t> apply_count{0};
   std::atomic<uint64_t> apply_us_buckets[kFsyncBuckets] = {};         // not cumulative
   std::atomic<uint64_t> large_aborted{0};    // large uploads dropped (worker died or aborted)
+  std::atomic<uint64_t> staged_bytes{0};     // disk held by large uploads in progress (--staging-bytes)
+  std::atomic<uint64_t> staging_refusals{0}; // large uploads refused because they would pass it
   std::atomic<uint32_t> read_only{0};        // 1 after a failed fdatasync until reopen
   // Compaction (engine::CompactionStats, republished once per loop iteration).
   std::atomic<uint64_t> compaction_passes{0};

@@ -21,16 +21,26 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <deque>
 #include <random>
 
 #include "engine/compress.h"
 #include "http/responses.h"
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
+#include "src/kv/value_stream.h"
 
 namespace kingx {
 
 namespace {
+
+// Raw bytes an exchange may hold past one part: the Connection hands a body
+// over in pieces of up to a read (or its buffered input) at a time.
+constexpr uint64_t kBodyPieceSlack = 256 * 1024;
+// What the I/O layer reads at once from a connection while uploads wait for
+// room in the body budget: enough for request heads, little for the body
+// bytes that arrive with them and must then wait in the connection.
+constexpr size_t kLowReadBytes = 4096;
 
 constexpr int kIndexBits = 20;
 constexpr int kTagBits = 8;
@@ -128,6 +138,9 @@ struct Exchange {
   engine::Codec codec = engine::Codec::kRaw;
   uint64_t raw_total = 0;               // body bytes received
   uint64_t busy_since_ms = 0;           // first kBusy of the current wait, 0 = none
+  uint64_t reserved = 0;                // bytes held in the body budget (>= raw + stored capacity)
+  bool awaiting_budget = false;         // in budget_waiters: body paused and unread
+  uint64_t budget_since_ms = 0;         // when it started waiting for the budget
   std::string raw;                      // received bytes not yet shipped: raw[raw_off..]
   size_t raw_off = 0;
   std::string stored;                   // encoded bytes waiting to be queued
@@ -148,6 +161,12 @@ struct KvService::Impl {
   KvServiceOptions options;
   WakeFn wake;
   void* io;
+  // Budgets used when the options give none (tests): large enough to never refuse.
+  ByteBudget unlimited_body{uint64_t{1} << 62};
+  ByteBudget unlimited_response{uint64_t{1} << 62};
+  ByteBudget& body_budget() { return options.body_budget ? *options.body_budget : unlimited_body; }
+  ByteBudget& response_budget() { return options.response_budget ? *options.response_budget : unlimited_response; }
+  StreamWaiters stream_waiters;  // compressed responses waiting for room in the response budget
 
   struct Slot {
     Exchange* exchange = nullptr;
@@ -157,6 +176,7 @@ struct KvService::Impl {
   std::vector<uint32_t> free_slots;
   size_t in_flight = 0;            // exchanges in the table
   std::vector<Exchange*> blocked;  // waiting for queue room
+  std::deque<Exchange*> budget_waiters;  // waiting for room in the body budget, oldest first
   std::vector<uint64_t> aborts;    // LargeAbort tokens that found the queue full
   uint64_t id_seed = 0;
   uint64_t id_counter = 0;
@@ -174,6 +194,7 @@ struct KvService::Impl {
 
   void Answer(http::Connection& conn, const http::Request& request, http::Response response, uint64_t now_ms);
   void HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms);
+  void AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v, uint64_t now_ms);
   void HandleKvWrite(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void StartExchange(http::Connection& conn, const http::Request& request, WriteKind kind,
                      WriteCondition cond, uint64_t if_match_seq);
@@ -185,6 +206,12 @@ struct KvService::Impl {
   Progress Advance(Exchange* e, uint64_t now_ms);
   engine::Status Step(Exchange* e, bool* progressed, bool* waiting_body);
   void CutPart(Exchange* e, size_t n);
+  uint64_t BodyReservation(const http::Request& r) const;
+  void GrantBody(Exchange* e, uint64_t reservation);
+  void Recount(Exchange* e);
+  void ReleaseBody(Exchange* e);
+  void StopWaitingForBudget(Exchange* e);
+  void ServeBudgetWaiters(uint64_t now_ms);
   bool AddToTable(Exchange* e);
   void RemoveFromTable(Exchange* e);
   void Unblock(Exchange* e);
@@ -230,7 +257,7 @@ void KvService::Impl::Answer(http::Connection& conn, const http::Request& reques
     r.protocol = request.http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
     r.status = response.status;
     const bool no_body = request.method == http::Method::kHead || response.status == 204 || response.status == 304;
-    r.body_bytes_sent = no_body ? 0 : response.body.size();
+    r.body_bytes_sent = no_body ? 0 : (response.stream ? response.stream_length : response.body.size());
     r.referer = request.referer;
     r.user_agent = request.user_agent;
     r.request_id = std::string_view(id, id_len);
@@ -246,11 +273,10 @@ void KvService::Impl::Answer(http::Connection& conn, const http::Request& reques
 void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms) {
   const bool conditional = request.if_match.present() || request.if_none_match.present();
   if (request.method == http::Method::kGet && !conditional) {
-    // The hot path: one lookup, a zero-copy view of the value.
-    auto r = backend.Get(request.key, engine::ReadMode::kFull);
+    // The hot path: one lookup, a zero-copy view of a raw value.
+    auto r = backend.Get(request.key, engine::ReadMode::kStored);
     if (!r.ok()) return Answer(conn, request, http::ErrorResponse(r.status()), now_ms);
-    engine::Value& v = r.value();
-    return Answer(conn, request, http::ValueResponse(v.data, std::move(v.holder), v.seq, v.content_type), now_ms);
+    return AnswerValue(conn, request, r.value(), now_ms);
   }
   auto meta = backend.Get(request.key, engine::ReadMode::kMetadata);
   if (!meta.ok() && !meta.status().Is(engine::Code::kNotFound)) {
@@ -270,10 +296,33 @@ void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& 
     resp.head_content_length = meta->raw_len;
     return Answer(conn, request, std::move(resp), now_ms);
   }
-  auto r = backend.Get(request.key, engine::ReadMode::kFull);
+  auto r = backend.Get(request.key, engine::ReadMode::kStored);
   if (!r.ok()) return Answer(conn, request, http::ErrorResponse(r.status()), now_ms);
-  engine::Value& v = r.value();
-  Answer(conn, request, http::ValueResponse(v.data, std::move(v.holder), v.seq, v.content_type), now_ms);
+  AnswerValue(conn, request, r.value(), now_ms);
+}
+
+// A value read with ReadMode::kStored: a raw one is sent as a view of its
+// segment; a compressed one is decoded one frame at a time while it is sent
+// (ValueStream), never whole, and never more than a frame per write on this
+// thread. Its first frame is decoded here, so a value that cannot be decoded
+// is answered 500 before anything of it is sent.
+void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v,
+                                  uint64_t now_ms) {
+  if (v.codec == engine::Codec::kRaw) {
+    return Answer(conn, request, http::ValueResponse(v.stored, std::move(v.holder), v.seq, v.content_type), now_ms);
+  }
+  const uint64_t seq = v.seq;
+  const std::string_view content_type = v.content_type;  // in the mapping the stream keeps alive
+  auto stream = std::make_shared<ValueStream>(std::move(v), response_budget(), stream_waiters, conn);
+  if (engine::Status s = stream->Prime(); !s.ok()) {
+    KINGX_LOG_ERROR("GET of a %zu-byte key: its stored value (seq %llu) does not decode: %s", request.key.size(),
+                    static_cast<unsigned long long>(seq), s.ToString().c_str());
+    return Answer(conn, request, http::ErrorResponse(s), now_ms);
+  }
+  http::Response resp = http::ValueResponse(std::string_view(), nullptr, seq, content_type);
+  resp.stream_length = stream->length();
+  resp.stream = std::move(stream);
+  Answer(conn, request, std::move(resp), now_ms);
 }
 
 // ---------------------------------------------------------------- writes
@@ -329,11 +378,97 @@ void KvService::Impl::StartExchange(http::Connection& conn, const http::Request&
   e->kind = kind;
   e->condition = cond;
   e->if_match_seq = if_match_seq;
-  if (kind == WriteKind::kPut && !request.chunked) {
-    e->raw.reserve(std::min<uint64_t>(request.content_length, self.part_bytes_ + 1));
-  }
   st->exchange = e;
+  if (kind == WriteKind::kPut && (request.chunked || request.content_length > 0)) {
+    // Memory for the body comes from the worker's budget before any body
+    // byte is read. Without room (or behind others already waiting: first
+    // come, first served) the body stays unread: paused here, and the I/O
+    // layer stops reading (AwaitsStorage) until Poke grants the room.
+    const uint64_t want = BodyReservation(request);
+    if (!budget_waiters.empty() || !body_budget().TryReserve(want)) {
+      e->awaiting_budget = true;
+      e->budget_since_ms = request.start_ms;
+      budget_waiters.push_back(e);
+      conn.PauseBody();
+      return;
+    }
+    GrantBody(e, want);
+  }
   // The body (or OnBodyEnd right away) follows through the Connection.
+}
+
+// The most memory an exchange's body holds at once, raw bytes received and
+// not yet shipped plus their encoded copy: twice a body of at most one part;
+// for a longer (or chunked) body, one part of raw bytes plus the slack of a
+// body piece past it, and one encoded part (compressed frames can be a bit
+// larger than their input).
+uint64_t KvService::Impl::BodyReservation(const http::Request& r) const {
+  const uint64_t part = self.part_bytes_;
+  if (!r.chunked && r.content_length <= part) return 2 * r.content_length;
+  return (part + kBodyPieceSlack) + (part + part / 64 + 4096);
+}
+
+void KvService::Impl::GrantBody(Exchange* e, uint64_t reservation) {
+  e->reserved = reservation;
+  const http::Request& r = *e->request;
+  const uint64_t part = self.part_bytes_;
+  e->raw.reserve(!r.chunked && r.content_length <= part ? r.content_length : part + kBodyPieceSlack);
+  Recount(e);
+}
+
+// Keeps the reservation at least what the buffers really hold: a piece that
+// did not fit the raw buffer made it grow, and that memory is counted too.
+void KvService::Impl::Recount(Exchange* e) {
+  const uint64_t held = e->raw.capacity() + e->stored.capacity();
+  if (held > e->reserved) {
+    body_budget().Charge(held - e->reserved);
+    e->reserved = held;
+  }
+}
+
+void KvService::Impl::ReleaseBody(Exchange* e) {
+  if (e->reserved == 0) return;
+  body_budget().Release(e->reserved);
+  e->reserved = 0;
+}
+
+void KvService::Impl::StopWaitingForBudget(Exchange* e) {
+  if (!e->awaiting_budget) return;
+  e->awaiting_budget = false;
+  auto it = std::find(budget_waiters.begin(), budget_waiters.end(), e);
+  if (it != budget_waiters.end()) budget_waiters.erase(it);
+}
+
+// Grants waiting uploads their room in the body budget, oldest first, and
+// resumes their bodies; answers 503 + Retry-After to those that waited
+// longer than body_budget_give_up_ms (they read nothing all that time).
+void KvService::Impl::ServeBudgetWaiters(uint64_t now_ms) {
+  while (!budget_waiters.empty()) {
+    Exchange* e = budget_waiters.front();
+    const uint64_t want = BodyReservation(*e->request);
+    if (!body_budget().TryReserve(want)) break;
+    budget_waiters.pop_front();
+    e->awaiting_budget = false;
+    GrantBody(e, want);
+    http::Connection* conn = e->conn;
+    // ResumeBody delivers buffered pieces: OnBody may answer and free `e`.
+    ++depth;
+    conn->ResumeBody(now_ms);
+    --depth;
+    if (depth == 0 && wake != nullptr) wake(io, *conn);
+  }
+  while (!budget_waiters.empty() && now_ms >= budget_waiters.front()->budget_since_ms &&
+         now_ms - budget_waiters.front()->budget_since_ms >= options.body_budget_give_up_ms) {
+    Exchange* e = budget_waiters.front();
+    StopWaitingForBudget(e);
+    http::Response r = http::ProblemResponse(
+        503,
+        "request bodies of other uploads hold all of this worker's body buffer (--body-buffer-bytes) and none "
+        "was freed within --body-timeout-ms; retry later",
+        body_budget().limit(), true);
+    r.close = true;  // its body was never read: do not read it now
+    Finish(e, std::move(r), now_ms);
+  }
 }
 
 bool KvService::Impl::AddToTable(Exchange* e) {
@@ -376,7 +511,7 @@ void KvService::Impl::CutPart(Exchange* e, size_t n) {
     e->codec = engine::EncodeValue(part, options.compression_level, options.compress_min_bytes, &frame);
     if (e->codec == engine::Codec::kZstd) e->stored = std::move(frame);
   } else if (e->codec == engine::Codec::kZstd) {
-    if (!engine::CompressFrame(part, options.compression_level, &e->stored).ok()) {
+    if (!engine::CompressFrames(part, options.compression_level, &e->stored).ok()) {
       // Cannot happen with valid levels; keep the value readable anyway.
       e->stored.clear();
     }
@@ -391,6 +526,7 @@ void KvService::Impl::CutPart(Exchange* e, size_t n) {
     e->raw_off = 0;
   }
   e->stored_ready = true;
+  Recount(e);
 }
 
 // One step of an Exchange's queue work. Returns the queue's status (kBusy:
@@ -446,6 +582,7 @@ engine::Status KvService::Impl::Step(Exchange* e, bool* progressed, bool* waitin
         e->codec = engine::EncodeValue(raw, options.compression_level, options.compress_min_bytes, &e->stored);
         if (e->codec == engine::Codec::kRaw) e->stored.clear();
         e->single_ready = true;
+        Recount(e);
       }
       w.codec = e->codec;
       w.raw_len = e->raw_total;
@@ -470,6 +607,7 @@ engine::Status KvService::Impl::Step(Exchange* e, bool* progressed, bool* waitin
   e->raw.shrink_to_fit();
   e->stored.clear();
   e->stored.shrink_to_fit();
+  ReleaseBody(e);
   *progressed = true;
   return engine::Status::OK();
 }
@@ -533,6 +671,8 @@ void KvService::Impl::Finish(Exchange* e, http::Response response, uint64_t now_
     if (!backend.EnqueueLargeAbort(e->token).ok()) aborts.push_back(e->token);
   }
   if (e->blocked) Unblock(e);
+  StopWaitingForBudget(e);
+  ReleaseBody(e);
   RemoveFromTable(e);
   http::Connection* conn = e->conn;
   const http::Request* request = e->request;
@@ -551,6 +691,7 @@ void KvService::Impl::Orphan(Exchange* e) {
   e->conn = nullptr;
   e->request = nullptr;
   if (e->blocked) Unblock(e);
+  StopWaitingForBudget(e);
   if (e->phase == Exchange::Phase::kEnqueued) {
     e->raw = std::string();
     e->stored = std::string();
@@ -562,6 +703,8 @@ void KvService::Impl::Orphan(Exchange* e) {
 
 void KvService::Impl::Free(Exchange* e) {
   if (e->blocked) Unblock(e);
+  StopWaitingForBudget(e);
+  ReleaseBody(e);
   RemoveFromTable(e);
   delete e;
 }
@@ -622,6 +765,7 @@ void KvService::OnBody(http::Connection& conn, std::span<const char> piece) {
   if (e == nullptr || e->kind != WriteKind::kPut) return;  // a DELETE's body is ignored
   e->raw.append(piece.data(), piece.size());
   e->raw_total += piece.size();
+  impl_->Recount(e);
   // Ship full parts as soon as more than one part is known to exist; a body
   // of at most one part waits for OnBodyEnd (it may go as one entry).
   if (!e->blocked && e->raw.size() - e->raw_off > part_bytes_) {
@@ -668,6 +812,16 @@ void KvService::OnCompletion(const Completion& c, uint64_t now_ms) {
     e->begun = false;  // the writer already dropped it
   }
   http::Response resp;
+  if (c.reason == CompletionReason::kStagingBudget) {
+    // Refused before its body ended: do not read the rest of it.
+    resp = http::ProblemResponse(503,
+                                 "large uploads in progress already stage as much disk as --staging-bytes allows; "
+                                 "retry later",
+                                 m.options.staging_bytes, true);
+    resp.close = true;
+    m.Finish(e, std::move(resp), now_ms);
+    return;
+  }
   switch (c.code) {
     case engine::Code::kOk:
       resp = e->kind == WriteKind::kPut ? http::PutResponse(!c.existed, c.seq) : http::DeleteResponse();
@@ -687,6 +841,8 @@ void KvService::OnCompletion(const Completion& c, uint64_t now_ms) {
 
 void KvService::Poke(uint64_t now_ms) {
   Impl& m = *impl_;
+  m.stream_waiters.Resume(now_ms, m.wake, m.io);
+  m.ServeBudgetWaiters(now_ms);
   for (size_t i = 0; i < m.aborts.size();) {
     if (m.backend.EnqueueLargeAbort(m.aborts[i]).Is(engine::Code::kBusy)) {
       ++i;
@@ -709,7 +865,7 @@ void KvService::Poke(uint64_t now_ms) {
 
 uint64_t KvService::NextRetryMs() const {
   const Impl& m = *impl_;
-  if (m.blocked.empty() && m.aborts.empty()) return 0;
+  if (m.blocked.empty() && m.aborts.empty() && m.stream_waiters.empty() && m.budget_waiters.empty()) return 0;
   return 1;  // as soon as possible: the I/O layer applies its own retry period
 }
 
@@ -717,7 +873,13 @@ size_t KvService::InFlight() const { return impl_->in_flight; }
 
 bool KvService::AwaitsStorage(const KvConnState& state) const {
   const Exchange* e = state.exchange;
-  return e != nullptr && (e->blocked || e->phase == Exchange::Phase::kEnqueued);
+  return e != nullptr && (e->blocked || e->awaiting_budget || e->phase == Exchange::Phase::kEnqueued);
+}
+
+size_t KvService::ReadBytesHint() const {
+  const Impl& m = *impl_;
+  const ByteBudget& b = m.options.body_budget ? *m.options.body_budget : m.unlimited_body;
+  return !m.budget_waiters.empty() || b.used() >= b.limit() ? kLowReadBytes : SIZE_MAX;
 }
 
 }  // namespace kingx

@@ -20,7 +20,7 @@ http::Limits LimitsFor(const Config& config) {
   return limits;
 }
 
-KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix) {
+KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix, WorkerBudgets& budgets) {
   const engine::Options engine_options = ctx.config.EngineOptions();
   KvServiceOptions o;
   o.compression_level = engine_options.compression_level;
@@ -29,6 +29,10 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
   o.token_prefix = token_prefix;
   o.token_generation = ctx.generation;
   o.trusted_proxies = &ctx.config.trusted_proxies;
+  o.body_budget = &budgets.body;
+  o.response_budget = &budgets.response;
+  o.body_budget_give_up_ms = ctx.config.body_timeout_ms;
+  o.staging_bytes = ctx.config.staging_bytes;
   return o;
 }
 

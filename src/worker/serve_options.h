@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "http/http_limits.h"
+#include "src/kv/byte_budget.h"
 #include "src/kv/kv_service.h"
 #include "src/worker/worker_context.h"
 
@@ -29,11 +30,20 @@ inline constexpr uint64_t kDrainIdleAfterMs = 1000;
 // rest keep the core's defaults.
 http::Limits LimitsFor(const Config& config);
 
+// A worker's memory budgets (--body-buffer-bytes, --response-buffer-bytes),
+// shared by all its services (thread-safe). Owned by the worker.
+struct WorkerBudgets {
+  explicit WorkerBudgets(const Config& config)
+      : body(config.body_buffer_bytes), response(config.response_buffer_bytes) {}
+  ByteBudget body;
+  ByteBudget response;
+};
+
 // KvService options for one service of this worker: compression settings,
 // trusted proxies (a view into ctx.config: ctx must outlive the service),
-// the slot generation, and `token_prefix` (0..4095; one per pool thread in
-// the thread model).
-KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix);
+// the slot generation, `token_prefix` (0..4095; one per pool thread in the
+// thread model) and the worker's budgets (must outlive the service).
+KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix, WorkerBudgets& budgets);
 
 // Options of an accepted client socket, for both models: TCP_NODELAY (one
 // writev per response is the whole response), and TCP_NOTSENT_LOWAT from

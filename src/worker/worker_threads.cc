@@ -73,7 +73,8 @@ struct PoolThread {
 };
 
 struct ThreadWorker {
-  explicit ThreadWorker(WorkerContext& c) : ctx(c), limits(LimitsFor(c.config)), backend(c, [this] { Fold(); }) {}
+  explicit ThreadWorker(WorkerContext& c)
+      : ctx(c), limits(LimitsFor(c.config)), backend(c, [this] { Fold(); }), budgets(c.config) {}
 
   void Fold();
   void AcceptLoop();
@@ -92,6 +93,7 @@ struct ThreadWorker {
   WorkerContext& ctx;
   http::Limits limits;
   ShmKvBackend backend;
+  WorkerBudgets budgets;  // shared by the pool threads' services
   std::atomic<int> mode_{0};
   uint64_t drain_start_ms = 0;  // written before mode_ turns kGraceful (release)
   int stop_efd = -1;            // readable once a stop began
@@ -357,7 +359,7 @@ bool ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     const int r = poll(fds, nfds, timeout);
     if (r < 0 && errno != EINTR) break;
     if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top
-    const ssize_t n = recv(a.fd, buf, sizeof buf, 0);
+    const ssize_t n = recv(a.fd, buf, std::min(sizeof buf, t->service->ReadBytesHint()), 0);
     now = MonotonicMs();
     if (n > 0) {
       fed = true;
@@ -445,7 +447,8 @@ int RunThreadWorker(WorkerContext& ctx) {
 
   for (uint32_t i = 0; i < threads; ++i) {
     auto t = std::make_unique<PoolThread>();
-    t->service = std::make_unique<KvService>(w->backend, ctx.access_log, ServiceOptionsFor(ctx, i), nullptr, nullptr);
+    t->service = std::make_unique<KvService>(w->backend, ctx.access_log, ServiceOptionsFor(ctx, i, w->budgets),
+                                             nullptr, nullptr);
     w->pool.push_back(std::move(t));
   }
   ThreadWorker* tw = w.get();

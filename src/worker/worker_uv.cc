@@ -98,13 +98,15 @@ struct UvWorker {
       : ctx(c),
         limits(LimitsFor(c.config)),
         backend(c),
-        service(backend, c.access_log, ServiceOptionsFor(c, 0), &UvWorker::Wake, this) {}
+        budgets(c.config),
+        service(backend, c.access_log, ServiceOptionsFor(c, 0, budgets), &UvWorker::Wake, this) {}
 
   static void Wake(void* io, http::Connection& conn);
 
   WorkerContext& ctx;
   http::Limits limits;
   ShmKvBackend backend;
+  WorkerBudgets budgets;
   KvService service;
   http::Counters* counters = nullptr;
 
@@ -199,8 +201,10 @@ void Linger(UvConn* c) {
 void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* c = static_cast<UvConn*>(h->data);
   // One buffer per loop: read_cb hands every byte to the Connection (which
-  // copies what it cannot parse) before the next alloc.
-  *buf = uv_buf_init(c->worker->read_buf, kReadBufferBytes);
+  // copies what it cannot parse) before the next alloc. Smaller reads while
+  // uploads wait for the body budget (KvService::ReadBytesHint).
+  const size_t n = std::min(kReadBufferBytes, c->worker->service.ReadBytesHint());
+  *buf = uv_buf_init(c->worker->read_buf, static_cast<unsigned>(n));
 }
 
 void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
