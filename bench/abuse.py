@@ -13,8 +13,14 @@ held, and the kernel's TCP memory. kingx's ratio is compared with nginx's from t
   bench/abuse.py                                   every case, kingx (event) and nginx
   bench/abuse.py --cases slow-read,slowloris --servers kingx,kingx-threads,nginx --duration 10
 
-Cases: slowloris, slow-body, slow-read, slow-read-zstd (a compressible value: kingx decodes it
-piece by piece; nginx serves the same bytes from a file), idle-10k, garbage, fd-exhaustion.
+Cases: slowloris, slow-body (slowhttptest -B: bodies trickled), big-bodies (3,000 uploads that
+each send 1 MiB but one byte, as fast as the server takes them: nginx buffers them to disk, kingx
+holds at most --body-buffer-bytes and reads no more), slow-read, slow-read-zstd (a compressible
+value: kingx decodes it piece by piece; nginx serves the same bytes from a file), idle-10k,
+garbage, fd-exhaustion.
+
+kingx's worker memory budget, checked in every case: --body-buffer-bytes + --response-buffer-bytes
++ 16 MiB (the process itself and about 1 KiB per connection for 10,000 connections).
 Needs wrk and slowhttptest (bench/install-peers.sh), nginx (nginx-light), prlimit (util-linux).
 Results: bench/results/<date>-abuse[-name]/abuse.json and summary.md. Python standard library
 only; every process started here is stopped by its PID (then its process group).
@@ -40,7 +46,8 @@ from harness import procs  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CASES = ["slowloris", "slow-body", "slow-read", "slow-read-zstd", "idle-10k", "garbage", "fd-exhaustion"]
+CASES = ["slowloris", "slow-body", "big-bodies", "slow-read", "slow-read-zstd", "idle-10k", "garbage",
+         "fd-exhaustion"]
 FD_LIMIT = 2048  # the server's descriptor limit in fd-exhaustion
 SMALL = b"v" * 100
 BIG = None       # 1 MiB of random bytes, set in main (same bytes for both servers)
@@ -56,9 +63,9 @@ def log(msg):
 class Server:
     """A server under test: its Proc, port, the wrk URL and the abuse URLs."""
 
-    def __init__(self, name, proc, port, small, big, big_z, put_path, workdir):
+    def __init__(self, name, proc, port, small, big, big_z, put_path, body_path, workdir):
         self.name, self.proc, self.port, self.workdir = name, proc, port, workdir
-        self.small, self.big, self.big_z, self.put_path = small, big, big_z, put_path
+        self.small, self.big, self.big_z, self.put_path, self.body_path = small, big, big_z, put_path, body_path
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -99,7 +106,8 @@ def kingx_server(kingx, workdir, workers, model, extra, nofile=None):
         if status not in (201, 204):
             raise RuntimeError(f"kingx PUT {key}: {status}")
     name = "kingx" if model == "event" else "kingx-threads"
-    return Server(name, p, port, "/v1/kv/small", "/v1/kv/big", "/v1/kv/big-z", "/v1/kv/slow-body", workdir)
+    return Server(name, p, port, "/v1/kv/small", "/v1/kv/big", "/v1/kv/big-z", "/v1/kv/slow-body", "/v1/kv/body",
+                  workdir)
 
 
 def nginx_server(workdir, workers, nofile=None):
@@ -137,6 +145,9 @@ http {{
         listen 127.0.0.1:{port} backlog=4096 reuseport;
         location = /r {{ return 200 "ok"; }}
         location /s/ {{ root {workdir}/www; }}
+        # Buffers a request body whole (to a file past client_body_buffer_size)
+        # before passing it on, as nginx does in front of an upstream.
+        location /up/ {{ proxy_pass http://127.0.0.1:9; }}
     }}
 }}
 """)
@@ -145,7 +156,7 @@ http {{
         argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--"] + argv
     p = procs.Proc("nginx", argv, os.path.join(workdir, "stdout.log"))
     procs.wait_http_ok(port, "/r", 20, p)
-    return Server("nginx", p, port, "/s/v100.txt", "/s/v1m.bin", "/s/v1m-z.bin", "/r", workdir)
+    return Server("nginx", p, port, "/s/v100.txt", "/s/v1m.bin", "/s/v1m-z.bin", "/r", "/up/b", workdir)
 
 
 # ---------------------------------------------------------------- measurements
@@ -260,12 +271,30 @@ def start_abuse(case, server, args, workdir):
     elif case == "garbage":
         argv = [sys.executable, os.path.join(HERE, "abuse_clients.py"), "garbage", "--port", str(server.port),
                 "--conns", "64", "--seconds", str(length)]
+    elif case == "big-bodies":
+        argv = [sys.executable, os.path.join(HERE, "abuse_clients.py"), "bodies", "--port", str(server.port),
+                "--conns", str(n), "--path", server.body_path, "--seconds", str(length)]
     elif case == "fd-exhaustion":
         argv = [sys.executable, os.path.join(HERE, "abuse_clients.py"), "hog", "--port", str(server.port),
                 "--conns", str(FD_LIMIT * args.workers + 1000), "--seconds", str(length)]
     else:
         raise ValueError(case)
     return [procs.Proc(f"abuse-{case}", argv, os.path.join(workdir, f"abuse-{case}.log"))]
+
+
+def parse_size(text):
+    m = re.fullmatch(r"(\d+)([kKmMgG]?)", text)
+    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+
+
+def kingx_budget_kib(kingx_args):
+    """kingx's worker memory budget: body + response buffers (defaults or the flags given) + 16 MiB."""
+    sizes = {"--body-buffer-bytes": 64 << 20, "--response-buffer-bytes": 32 << 20}
+    for i, a in enumerate(kingx_args):
+        flag, eq, value = a.partition("=")
+        if flag in sizes:
+            sizes[flag] = parse_size(value if eq else kingx_args[i + 1])
+    return (sum(sizes.values()) + (16 << 20)) // 1024
 
 
 def run_case(case, name, args, root):
@@ -302,6 +331,9 @@ def run_case(case, name, args, root):
         row.update(max_worker_anon_kib=sampler.max_anon_kib, max_worker_rss_kib=sampler.max_rss_kib,
                    max_established=sampler.max_conns, max_tcp_mem_mib=round(sampler.max_tcp_pages * 4 / 1024, 1))
         row["ratio"] = round(row["abuse_rps"] / row["base_rps"], 3) if row["base_rps"] else None
+        if name != "nginx":
+            row["budget_kib"] = kingx_budget_kib(args.kingx_args)
+            row["within_budget"] = row["max_worker_anon_kib"] <= row["budget_kib"]
         row["loadavg_after"] = os.getloadavg()[0]
     finally:
         for p in abuse:
@@ -332,9 +364,9 @@ def summary(rows, args, started):
              f"descriptors, {FD_LIMIT * args.workers + 1000} connections held). {args.workers} worker(s) each. "
              f"Machine: {os.cpu_count()} CPUs; load average in the table.", "",
              "| case | server | alone req/s | under abuse req/s | ratio | p99 alone → abuse (ms) | new clients req/s | "
-             "worker anon max (MiB) | worker RSS max (MiB) | conns held | TCP mem (MiB) | abuser CPU (cores) | load | "
-             "ratio vs nginx |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "worker anon max (MiB) | within budget | worker RSS max (MiB) | conns held | TCP mem (MiB) | "
+             "abuser CPU (cores) | load | ratio vs nginx |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_case = {}
     for r in rows:
         by_case.setdefault(r["case"], {})[r["server"]] = r
@@ -350,6 +382,8 @@ def summary(rows, args, started):
             lines.append(f"| {case} | {name} | {r['base_rps']:.0f} | {r['abuse_rps']:.0f} | {r['ratio']} | "
                          f"{r['base_p99_ms']} → {r['abuse_p99_ms']} | {r.get('new_client_rps', 0):.0f} | "
                          f"{r['max_worker_anon_kib'] / 1024:.1f} | "
+                         f"{'' if 'budget_kib' not in r else ('yes' if r['within_budget'] else 'NO')} "
+                         f"{'' if 'budget_kib' not in r else '(' + str(r['budget_kib'] // 1024) + ')'} | "
                          f"{r['max_worker_rss_kib'] / 1024:.1f} | {r['max_established']} | {r['max_tcp_mem_mib']} | "
                          f"{r.get('abuse_cpu_cores', '')} | "
                          f"{r['loadavg_before']:.1f}/{r['loadavg_after']:.1f} | {vs} |")

@@ -10,6 +10,9 @@ never connects anywhere but 127.0.0.1.
                                                                      whenever the server closes
   abuse_clients.py hog     --port P --conns 6000                    open N connections and send
                                                                      nothing (fd exhaustion)
+  abuse_clients.py bodies  --port P --conns 3000 --path /v1/kv/b    N PUTs of 1 MiB that send all
+                           --body-bytes 1048576                      but the last byte, as fast as
+                                                                     the server takes them, then hold
 """
 
 import argparse
@@ -168,9 +171,54 @@ def hog(args, deadline):
     return {"opened": len(socks), "connect_failed": failed}
 
 
+def bodies(args, deadline):
+    """N uploads of --body-bytes that send everything but their last byte."""
+    sel = selectors.DefaultSelector()
+    chunk = os.urandom(65536)
+    left = {}
+    opened = failed = 0
+    sent = 0
+    for i in range(args.conns):
+        if stop or time.monotonic() > deadline:
+            break
+        try:
+            s = connect_nb(args.port)
+        except OSError:
+            failed += 1
+            continue
+        opened += 1
+        head = (f"PUT {args.path}-{i} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Length: {args.body_bytes}\r\n\r\n").encode()
+        left[s] = [head, args.body_bytes - 1]
+        sel.register(s, selectors.EVENT_WRITE)
+    while not stop and time.monotonic() < deadline:
+        events = sel.select(0.2)
+        for key, _ in events:
+            s = key.fileobj
+            head, n = left[s]
+            try:
+                if head:
+                    k = s.send(head)
+                    left[s][0] = head[k:]
+                elif n > 0:
+                    k = s.send(chunk[:min(n, len(chunk))])
+                    left[s][1] = n - k
+                    sent += k
+                if not left[s][0] and left[s][1] == 0:
+                    sel.unregister(s)  # all but the last byte: hold
+            except BlockingIOError:
+                pass
+            except OSError:
+                sel.unregister(s)
+                failed += 1
+    return {"opened": opened, "failed": failed, "body_bytes_sent": sent,
+            "complete": sum(1 for h, n in left.values() if not h and n == 0)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["idle", "garbage", "hog"])
+    ap.add_argument("mode", choices=["idle", "garbage", "hog", "bodies"])
+    ap.add_argument("--body-bytes", type=int, default=1 << 20)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--conns", type=int, default=1000)
     ap.add_argument("--path", default="/healthz")
@@ -180,7 +228,7 @@ def main():
     signal.signal(signal.SIGINT, on_term)
     raise_nofile(args.conns)
     deadline = time.monotonic() + args.seconds
-    out = {"idle": idle, "garbage": garbage, "hog": hog}[args.mode](args, deadline)
+    out = {"idle": idle, "garbage": garbage, "hog": hog, "bodies": bodies}[args.mode](args, deadline)
     out["mode"] = args.mode
     print(json.dumps(out), flush=True)
     return 0
