@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 
 bash deploy/setup-debian.sh
 if [ -f build-release/build.ninja ]; then
-  meson setup --reconfigure build-release -Dbuildtype=release -Dtests=false >/dev/null
+  meson setup --reconfigure build-release -Dbuildtype=release -Dtests=false -Dkill_points=false >/dev/null
 else
-  meson setup build-release -Dbuildtype=release -Dtests=false >/dev/null
+  meson setup build-release -Dbuildtype=release -Dtests=false -Dkill_points=false >/dev/null
 fi
 ninja -C build-release src/kingx engine/tool/kingx-tool >/dev/null
 echo "kingx: listening on 127.0.0.1:8080, data in ./data (curl -X PUT --data-binary @file http://127.0.0.1:8080/v1/kv/mykey)" >&2

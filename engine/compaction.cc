@@ -1,5 +1,7 @@
-// Compactor::RunOnce: pick, copy, install, delete. The reasoning behind each
-// step's safety is in engine/compaction.h; the invariants kept here:
+// Compactor::RunOnce: the mechanism of a pass (copy, install, delete); what
+// to pick and which tombstones may go is decided by engine/compaction_policy.h.
+// The reasoning behind each step's safety is in engine/compaction.h; the
+// invariants kept here:
 //  - a record's index entry moves only with Replace(old -> copy), under the
 //    writer's mutex, after the copy's segment is durable under its name;
 //  - an input is deleted only once none of its records is referenced by the
@@ -12,13 +14,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <limits>
 #include <map>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "engine/compaction_output.h"
+#include "engine/compaction_policy.h"
 #include "engine/hash.h"
 #include "engine/kill_point.h"
 #include "engine/writer_impl.h"
@@ -27,7 +29,6 @@ namespace kingx::engine {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr uint64_t kNoGuard = std::numeric_limits<uint64_t>::max();
 constexpr uint64_t kPaceChunkBytes = 256 << 10;
 
 Result<uint64_t> StatvfsFreeBytes(const std::string& dir) {
@@ -114,6 +115,7 @@ class Pass {
   void Pace(uint64_t bytes);
   void Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space);
   void ComputeGuards(const std::map<uint32_t, SegmentStats>& segs);
+  SegmentOrigin ReadOrigin(uint32_t id);
   // OK with *complete = false when the input must stay (corrupt, no room).
   Status CompactInput(Input& in, bool* complete);
   Status StartOutput(uint64_t live_to_copy);
@@ -135,9 +137,7 @@ class Pass {
   bool durable_index_ = false;  // sync=always: every indexed record is durable
   std::vector<Input> inputs_;
   uint64_t live_left_ = 0;  // live bytes of inputs not finished yet (space estimate)
-  // Smallest and second smallest guard over the snapshot's segments.
-  uint64_t guard1_ = kNoGuard, guard2_ = kNoGuard;
-  uint32_t guard1_id_ = 0;
+  TombstoneGuards guards_;  // over the snapshot's segments
 
   std::unique_ptr<CompactionOutput> out_;
   std::vector<Move> moves_;
@@ -160,75 +160,38 @@ void Pass::Pace(uint64_t bytes) {
 }
 
 void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space) {
-  for (const auto& [id, s] : segs) {
-    if (s.active || st_.skip.count(id) != 0) continue;
+  PickOptions po;
+  po.dead_ratio = w_.options_.compaction_dead_ratio;
+  po.max_dead_fraction = o_.max_dead_fraction;
+  po.pick_all = o_.pick_all;
+  po.low_space = low_space;
+  for (const PickedSegment& p : PickSegments(segs, st_.skip, st_.kept_tombstone_bytes, po)) {
     Input in;
-    in.stats = s;
-    const auto kept = st_.kept_tombstone_bytes.find(id);
-    const uint64_t kept_bytes = kept == st_.kept_tombstone_bytes.end() ? 0 : kept->second;
-    in.reclaimable = s.dead_bytes > kept_bytes ? s.dead_bytes - kept_bytes : 0;
-    // A segment with no live record is worth deleting unless all it holds is
-    // tombstones we already know must stay.
-    const bool empty = s.live_bytes == 0 && (in.reclaimable > 0 || s.bytes <= kSegmentHeaderBytes);
-    const double ratio = s.bytes == 0 ? 1.0 : static_cast<double>(in.reclaimable) / static_cast<double>(s.bytes);
-    if (o_.pick_all || empty || ratio >= w_.options_.compaction_dead_ratio || (low_space && in.reclaimable > 0))
-      inputs_.push_back(in);
+    in.stats = p.stats;
+    in.reclaimable = p.reclaimable;
+    inputs_.push_back(in);
+    live_left_ += in.stats.live_bytes;
   }
-  // Most profitable first: bytes freed per byte copied (empty segments first).
-  auto profit = [](const Input& in) {
-    return static_cast<double>(in.reclaimable) / static_cast<double>(in.stats.live_bytes + 1);
-  };
-  auto by_profit = [&](const Input& a, const Input& b) { return profit(a) > profit(b); };
-  // Space bound: while the sealed segments' reclaimable fraction stays above
-  // max_dead_fraction, also take the most profitable segments below the
-  // threshold until the projection falls under it.
-  if (o_.max_dead_fraction > 0 && !o_.pick_all) {
-    uint64_t live = 0, reclaimable = 0;
-    std::vector<Input> rest;
-    for (const auto& [id, s] : segs) {
-      if (s.active || st_.skip.count(id) != 0) continue;
-      Input in;
-      in.stats = s;
-      const auto kept = st_.kept_tombstone_bytes.find(id);
-      const uint64_t kept_bytes = kept == st_.kept_tombstone_bytes.end() ? 0 : kept->second;
-      in.reclaimable = s.dead_bytes > kept_bytes ? s.dead_bytes - kept_bytes : 0;
-      live += s.live_bytes + (s.dead_bytes - in.reclaimable);
-      reclaimable += in.reclaimable;
-      if (in.reclaimable > 0 && !FindInput(id)) rest.push_back(in);
-    }
-    for (const Input& in : inputs_) reclaimable -= std::min(reclaimable, in.reclaimable);
-    std::stable_sort(rest.begin(), rest.end(), by_profit);
-    for (const Input& in : rest) {
-      if (static_cast<double>(reclaimable) <= o_.max_dead_fraction * static_cast<double>(live + reclaimable)) break;
-      inputs_.push_back(in);
-      reclaimable -= in.reclaimable;
+}
+
+SegmentOrigin Pass::ReadOrigin(uint32_t id) {
+  SegmentOrigin origin;
+  auto span = w_.cache_.Read(id, 0, kSegmentHeaderBytes);
+  if (span.ok()) {
+    origin.readable = true;
+    SegmentHeader h;
+    if (DecodeSegmentHeader(span->data, kSegmentHeaderBytes, &h).ok() && h.segment_id == id) {
+      origin.valid = true;
+      origin.seed = h.seed;
+      origin.seq_floor = h.seq_floor;
     }
   }
-  std::stable_sort(inputs_.begin(), inputs_.end(), by_profit);
-  for (const Input& in : inputs_) live_left_ += in.stats.live_bytes;
+  if (auto it = st_.output_start_seq.find(id); it != st_.output_start_seq.end()) origin.output_start_seq = it->second;
+  return origin;
 }
 
 void Pass::ComputeGuards(const std::map<uint32_t, SegmentStats>& segs) {
-  for (const auto& [id, s] : segs) {
-    uint64_t guard = 0;  // unknown: assume it may hold anything
-    auto span = w_.cache_.Read(id, 0, kSegmentHeaderBytes);
-    SegmentHeader h;
-    if (span.ok()) {
-      if (DecodeSegmentHeader(span->data, kSegmentHeaderBytes, &h).ok() && h.segment_id == id)
-        guard = h.seed == seed_ ? h.seq_floor : kNoGuard;  // another seed: never replayed
-      else
-        guard = kNoGuard;  // a bad header: recovery never replays it
-    }
-    if (auto it = st_.output_start_seq.find(id); it != st_.output_start_seq.end() && guard != kNoGuard)
-      guard = std::max(guard, it->second);
-    if (guard < guard1_) {
-      guard2_ = guard1_;
-      guard1_ = guard;
-      guard1_id_ = id;
-    } else if (guard < guard2_) {
-      guard2_ = guard;
-    }
-  }
+  for (const auto& [id, s] : segs) guards_.Add(id, SegmentGuard(ReadOrigin(id), seed_));
 }
 
 Result<bool> Pass::IsLive(uint64_t hash, Location loc) {
@@ -246,8 +209,7 @@ Result<bool> Pass::IsLive(uint64_t hash, Location loc) {
 
 Result<bool> Pass::CanDropTombstone(uint32_t seg, const RecordHeader& h, std::string_view key, uint64_t hash) {
   // No other segment can hold an older record of the key.
-  const uint64_t others = seg == guard1_id_ ? guard2_ : guard1_;
-  if (others > h.seq) return true;
+  if (guards_.NothingOlderElsewhere(seg, h.seq)) return true;
   if (!durable_index_) return false;
   // A newer, durable put of the key is live: it outranks every older record.
   Candidates c;

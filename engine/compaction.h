@@ -96,10 +96,10 @@ struct CompactionOptions {
   // (reclaimable) bytes of sealed segments pass this fraction of their bytes,
   // a pass also takes the most profitable segments below the threshold until
   // the fraction falls under it. 0 = only the threshold. Under uniform
-  // overwrites the threshold alone lets disk usage reach ~2x the live data;
-  // 0.25 keeps segments + hint files under 1.6x the live data even for
-  // 100-byte values (bench/results/2026-11-24-compaction: 1.55x mean), at
-  // ~20% more compaction writes than 0.3 (1.61x).
+  // overwrites the threshold alone lets a segment's dead bytes grow to the
+  // threshold's share before it is picked, so disk usage stays well above
+  // the live data; a lower bound trades more compaction writes for less disk
+  // (bench/compaction_bench.sh measures both).
   double max_dead_fraction = 0.25;
   // Free bytes that must remain after an output segment is written.
   uint64_t free_margin_bytes = 16ull << 20;

@@ -3,17 +3,17 @@
 // Invariants (hold whenever the version is even):
 //  - The live table is [base + table_offset, + capacity * 16), inside the
 //    arena, 4096-aligned; every other arena byte is unused (released or stale).
-//  - Robin Hood order: walking from a slot's home bucket, its probe distance
-//    never exceeds that of the slot before it in the same run, so the slots of
-//    one home bucket are contiguous and a lookup may stop at the first slot
+//  - Robin Hood order: walking from an entry's home bucket, its probe distance
+//    never exceeds that of the entry before it in the same run, so the entries of
+//    one home bucket are contiguous and a lookup may stop at the first entry
 //    whose distance is smaller than its own.
-//  - size == number of non-empty slots <= MaxKeysFor(capacity).
+//  - size == number of non-empty entries <= MaxKeysFor(capacity).
 //
 // Seqlock protocol, without fences (GCC's ThreadSanitizer does not support
 // atomic_thread_fence, and --single-process runs under TSan): the writer
-// stores version+1 (odd), then stores slots and the table descriptor with
+// stores version+1 (odd), then stores entries and the table descriptor with
 // release (each one orders the odd version before it), then version+2 with
-// release. A reader loads the version, the descriptor and the slots with
+// release. A reader loads the version, the descriptor and the entries with
 // acquire (so its final version load cannot move before them) and reloads
 // the version; equal and even => the copy is consistent. If the reader saw
 // any store made inside a section, the acquire/release pair makes that
@@ -46,10 +46,10 @@ __extension__ typedef unsigned __int128 U128;
 
 uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-// Bytes the arena gives a table of `cap` slots.
-uint64_t TableBytesFor(uint64_t cap) { return AlignUp(cap * sizeof(IndexSlot), kTableAlign); }
+// Bytes the arena gives a table of `cap` entries.
+uint64_t TableBytesFor(uint64_t cap) { return AlignUp(cap * sizeof(IndexEntry), kTableAlign); }
 
-// Keys a table of `cap` slots holds before an insert grows it.
+// Keys a table of `cap` entries holds before an insert grows it.
 uint64_t MaxKeysFor(uint64_t cap) { return cap * 85 / 100; }
 
 uint64_t Grown(uint64_t cap) { return cap + std::max<uint64_t>(cap / 2, 1); }
@@ -88,10 +88,10 @@ void CpuRelax() {
 #endif
 }
 
-// Empties a table's slots with atomic stores: a reader holding a stale table
+// Empties a table's entries with atomic stores: a reader holding a stale table
 // descriptor may be reading these bytes (it will retry), and atomics keep that
 // a benign race rather than undefined behaviour.
-void ZeroSlots(IndexSlot* table, uint64_t cap) {
+void ZeroEntries(IndexEntry* table, uint64_t cap) {
   for (uint64_t i = 0; i < cap; ++i) {
     table[i].hash.store(0, std::memory_order_release);
     table[i].loc.store(0, std::memory_order_release);
@@ -99,7 +99,7 @@ void ZeroSlots(IndexSlot* table, uint64_t cap) {
 }
 
 // Robin Hood insert into `table` (writer only; caller handles the section).
-void InsertInto(IndexSlot* table, uint64_t cap, uint64_t hash, uint64_t loc) {
+void InsertInto(IndexEntry* table, uint64_t cap, uint64_t hash, uint64_t loc) {
   uint64_t pos = HomeOf(hash, cap);
   uint64_t dist = 0;
   for (uint64_t probe = 0; probe < cap; ++probe) {
@@ -126,7 +126,7 @@ void InsertInto(IndexSlot* table, uint64_t cap, uint64_t hash, uint64_t loc) {
 
 // Copies the locations stored under `hash`. Safe on torn data: at most `cap`
 // probes, every index < cap. Sets *overflow if more than kMaxCandidates match.
-void Probe(const IndexSlot* table, uint64_t cap, uint64_t hash, Candidates* out, bool* overflow) {
+void Probe(const IndexEntry* table, uint64_t cap, uint64_t hash, Candidates* out, bool* overflow) {
   out->count = 0;
   *overflow = false;
   uint64_t pos = HomeOf(hash, cap);
@@ -209,7 +209,7 @@ Result<SharedIndex> SharedIndex::Create(void* base, size_t bytes, uint64_t initi
   h->table_offset.store(kHeaderBytes, std::memory_order_relaxed);
   h->table_capacity.store(cap, std::memory_order_relaxed);
   h->size.store(0, std::memory_order_relaxed);
-  ZeroSlots(reinterpret_cast<IndexSlot*>(static_cast<char*>(base) + kHeaderBytes), cap);
+  ZeroEntries(reinterpret_cast<IndexEntry*>(static_cast<char*>(base) + kHeaderBytes), cap);
   h->magic.store(kMagic, std::memory_order_release);
   return SharedIndex(base, bytes);
 }
@@ -254,8 +254,8 @@ uint64_t SharedIndex::size() const { return header_->size.load(std::memory_order
 uint64_t SharedIndex::capacity() const { return header_->table_capacity.load(std::memory_order_relaxed); }
 size_t SharedIndex::TableBytes() const { return TableBytesFor(capacity()); }
 
-IndexSlot* SharedIndex::Table() const {
-  return reinterpret_cast<IndexSlot*>(reinterpret_cast<char*>(header_) +
+IndexEntry* SharedIndex::Table() const {
+  return reinterpret_cast<IndexEntry*>(reinterpret_cast<char*>(header_) +
                                       header_->table_offset.load(std::memory_order_relaxed));
 }
 uint64_t SharedIndex::Capacity() const { return header_->table_capacity.load(std::memory_order_relaxed); }
@@ -275,15 +275,15 @@ Status SharedIndex::Lookup(uint64_t hash, Candidates* out) const {
     const uint64_t cap = header_->table_capacity.load(std::memory_order_acquire);
     // A torn descriptor could point anywhere: check it against our own size.
     const bool sane = offset >= kHeaderBytes && offset < bytes_ && offset % kTableAlign == 0 && cap >= 1 &&
-                      cap <= (bytes_ - offset) / sizeof(IndexSlot);
+                      cap <= (bytes_ - offset) / sizeof(IndexEntry);
     bool overflow = false;
     if (sane) {
-      const auto* table = reinterpret_cast<const IndexSlot*>(reinterpret_cast<const char*>(header_) + offset);
+      const auto* table = reinterpret_cast<const IndexEntry*>(reinterpret_cast<const char*>(header_) + offset);
       Probe(table, cap, hash, out, &overflow);
     }
     if (header_->version.load(std::memory_order_acquire) != v1) continue;
     if (!sane) return Status::Corruption("index table descriptor out of bounds");
-    if (overflow) return Status::Corruption("more than kMaxCandidates index slots share one hash");
+    if (overflow) return Status::Corruption("more than kMaxCandidates index entries share one hash");
     return Status::OK();
   }
   return Status::Busy("index writer busy; retry the lookup");
@@ -292,7 +292,7 @@ Status SharedIndex::Lookup(uint64_t hash, Candidates* out) const {
 Status SharedIndex::LookupForWriter(uint64_t hash, Candidates* out) const {
   bool overflow = false;
   Probe(Table(), Capacity(), hash, out, &overflow);
-  if (overflow) return Status::Corruption("more than kMaxCandidates index slots share one hash");
+  if (overflow) return Status::Corruption("more than kMaxCandidates index entries share one hash");
   return Status::OK();
 }
 
@@ -324,8 +324,8 @@ Status SharedIndex::GrowTo(uint64_t new_capacity) {
     return Status::NoSpace("index region full: size it with SharedIndex::RegionBytesFor");
   }
   char* base = reinterpret_cast<char*>(header_);
-  auto* fresh = reinterpret_cast<IndexSlot*>(base + new_offset);
-  ZeroSlots(fresh, new_capacity);
+  auto* fresh = reinterpret_cast<IndexEntry*>(base + new_offset);
+  ZeroEntries(fresh, new_capacity);
 
   // Rehash outside any section so readers keep using the old table meanwhile.
   // Inside a batch, publish what the batch did so far first.
@@ -334,7 +334,7 @@ Status SharedIndex::GrowTo(uint64_t new_capacity) {
     batch_depth_ = 1;
     LeaveSection();
   }
-  const IndexSlot* old = Table();
+  const IndexEntry* old = Table();
   for (uint64_t i = 0; i < old_cap; ++i) {
     const uint64_t h = old[i].hash.load(std::memory_order_relaxed);
     if (h != 0) InsertInto(fresh, new_capacity, h, old[i].loc.load(std::memory_order_relaxed));
@@ -363,7 +363,7 @@ Status SharedIndex::Reserve(uint64_t keys) {
 }
 
 Status SharedIndex::Insert(uint64_t hash, Location loc) {
-  if (hash == 0) return Status::InvalidArgument("index hash 0 is reserved for empty slots");
+  if (hash == 0) return Status::InvalidArgument("index hash 0 is reserved for empty entries");
   Candidates existing;
   bool overflow = false;
   Probe(Table(), Capacity(), hash, &existing, &overflow);
@@ -383,7 +383,7 @@ Status SharedIndex::Insert(uint64_t hash, Location loc) {
 }
 
 bool SharedIndex::Replace(uint64_t hash, Location old_loc, Location new_loc) {
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   uint64_t pos = HomeOf(hash, cap);
   for (uint64_t probe = 0; probe < cap; ++probe) {
@@ -399,7 +399,7 @@ bool SharedIndex::Replace(uint64_t hash, Location old_loc, Location new_loc) {
 }
 
 bool SharedIndex::Remove(uint64_t hash, Location loc) {
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   uint64_t pos = HomeOf(hash, cap);
   for (uint64_t probe = 0; probe < cap; ++probe) {
@@ -416,11 +416,11 @@ bool SharedIndex::Remove(uint64_t hash, Location loc) {
   return false;
 }
 
-// Backward-shift deletion: pull the following slots of the run one step back
-// until an empty slot or a slot already at its home bucket.
+// Backward-shift deletion: pull the following entries of the run one step back
+// until an empty entry or an entry already at its home bucket.
 void SharedIndex::EraseAt(uint64_t pos) {
   assert(batch_depth_ > 0);
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   for (uint64_t step = 0; step < cap; ++step) {
     const uint64_t next = pos + 1 == cap ? 0 : pos + 1;
@@ -447,7 +447,7 @@ void SharedIndex::Clear() {
   header_->table_offset.store(kHeaderBytes, std::memory_order_release);
   header_->table_capacity.store(cap, std::memory_order_release);
   header_->size.store(0, std::memory_order_relaxed);
-  ZeroSlots(reinterpret_cast<IndexSlot*>(base + kHeaderBytes), cap);
+  ZeroEntries(reinterpret_cast<IndexEntry*>(base + kHeaderBytes), cap);
   ReleasePages(base + kHeaderBytes + table_bytes, bytes_ - kHeaderBytes - table_bytes);
   header_->version.store(odd + 1, std::memory_order_release);
 }

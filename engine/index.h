@@ -18,11 +18,11 @@
 //    to retry; after a bounded number of retries they get kBusy. A reader never
 //    crashes or loops forever on torn data.
 //
-// Keys are not stored. A slot is {hash, location}; Lookup returns every
+// Keys are not stored. An entry is {hash, location}; Lookup returns every
 // location stored under a 64-bit hash (its "candidates") and the caller reads
 // each candidate's key on disk and compares. Distinct keys with the same full
-// 64-bit hash therefore coexist as separate slots; at most kMaxCandidates
-// slots may share one hash (Insert refuses the next one with kInvalidArgument;
+// 64-bit hash therefore coexist as separate entries; at most kMaxCandidates
+// entries may share one hash (Insert refuses the next one with kInvalidArgument;
 // with a seeded 64-bit hash this is unreachable without memory corruption).
 //
 // Layout: a header (magic, layout version, seqlock version, table descriptor,
@@ -32,7 +32,7 @@
 // built in the arena while readers keep using the old one, published in a
 // short write section, and the old table's pages are released
 // (madvise MADV_REMOVE, or MADV_DONTNEED). RAM per live key stays <= 32 bytes
-// (16 B per slot / 0.85 * 1.5 = 28.2 B right after a growth). The table never
+// (16 B per entry / 0.85 * 1.5 = 28.2 B right after a growth). The table never
 // shrinks (Clear() returns to the initial capacity).
 //
 // A writer that dies inside a write section leaves the version odd: readers
@@ -73,12 +73,12 @@ struct IndexCounters {
   alignas(64) std::atomic<uint64_t> corruptions{0};
 };
 
-// One table slot: hash 0 = empty (KeyHash never returns 0).
-struct IndexSlot {
+// One table entry: hash 0 = empty (KeyHash never returns 0).
+struct IndexEntry {
   std::atomic<uint64_t> hash;
   std::atomic<uint64_t> loc;
 };
-static_assert(sizeof(IndexSlot) == 16);
+static_assert(sizeof(IndexEntry) == 16);
 
 // The locations stored under one hash, copied out of the index.
 inline constexpr uint32_t kMaxCandidates = 16;
@@ -129,41 +129,41 @@ class SharedIndex {
   // the writer is inside a write section or the table changed under it.
   // Errors: kBusy after 1000 spins and 50 sched_yield()s (writer busy or
   // dead mid-section: retry later); kCorruption if more than kMaxCandidates
-  // slots hold `hash` (only after memory corruption). *out is unspecified on
+  // entries hold `hash` (only after memory corruption). *out is unspecified on
   // error. Tombstoned locations are returned as stored (never present once
   // ready is set, see location.h).
   Status Lookup(uint64_t hash, Candidates* out) const;
 
   IndexCounters& counters() const;
-  uint64_t size() const;        // slots in use (live keys + recovery tombstones)
-  uint64_t capacity() const;    // slots of the current table
+  uint64_t size() const;        // entries in use (live keys + recovery tombstones)
+  uint64_t capacity() const;    // entries of the current table
   size_t TableBytes() const;    // RAM of the current table (capacity * 16)
 
   // ---- writer thread only ----
 
-  // Adds a slot (hash, loc); does not look for an existing slot of the same
+  // Adds an entry (hash, loc); does not look for an existing entry of the same
   // key (the caller decides insert vs Replace after comparing keys on disk).
   // May grow the table first. Errors: kInvalidArgument (hash 0, or
-  // kMaxCandidates slots already hold this hash), kNoSpace (the region cannot
+  // kMaxCandidates entries already hold this hash), kNoSpace (the region cannot
   // hold the grown table: size the region with RegionBytesFor). On error the
   // index is unchanged.
   Status Insert(uint64_t hash, Location loc);
 
-  // Points the slot (hash, old_loc) at new_loc with one atomic store (no write
+  // Points the entry (hash, old_loc) at new_loc with one atomic store (no write
   // section: readers see either location; allowed inside or outside a batch).
-  // false if no such slot.
+  // false if no such entry.
   bool Replace(uint64_t hash, Location old_loc, Location new_loc);
 
-  // Removes the slot (hash, loc) (exact match, tombstone bit included).
-  // false if no such slot.
+  // Removes the entry (hash, loc) (exact match, tombstone bit included).
+  // false if no such entry.
   bool Remove(uint64_t hash, Location loc);
 
-  // Removes every slot for which pred(hash, loc) is true; returns how many.
-  // pred may be called more than once for one slot and must be pure.
+  // Removes every entry for which pred(hash, loc) is true; returns how many.
+  // pred may be called more than once for one entry and must be pure.
   template <class Pred>
   uint64_t RemoveIf(Pred pred);
 
-  // Calls fn(hash, loc) for every slot, in table order. fn must not mutate
+  // Calls fn(hash, loc) for every entry, in table order. fn must not mutate
   // the index.
   template <class Fn>
   void ForEach(Fn fn) const;
@@ -193,7 +193,7 @@ class SharedIndex {
  private:
   explicit SharedIndex(void* base, size_t bytes);
 
-  IndexSlot* Table() const;
+  IndexEntry* Table() const;
   uint64_t Capacity() const;
   void EnterSection();
   void LeaveSection();
@@ -207,7 +207,7 @@ class SharedIndex {
 
 template <class Fn>
 void SharedIndex::ForEach(Fn fn) const {
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   for (uint64_t i = 0; i < cap; ++i) {
     const uint64_t h = table[i].hash.load(std::memory_order_relaxed);
@@ -217,13 +217,13 @@ void SharedIndex::ForEach(Fn fn) const {
 
 template <class Pred>
 uint64_t SharedIndex::RemoveIf(Pred pred) {
-  IndexSlot* table = Table();
+  IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   uint64_t removed = 0;
   BeginBatch();
-  // Backward shift moves later slots one step back, so re-examine slot i after
-  // a removal; a slot that wraps from the start to the end is examined twice,
-  // which a pure pred makes harmless. Bounded: each removal empties a slot.
+  // Backward shift moves later entries one step back, so re-examine entry i after
+  // a removal; an entry that wraps from the start to the end is examined twice,
+  // which a pure pred makes harmless. Bounded: each removal empties an entry.
   for (uint64_t i = 0; i < cap;) {
     const uint64_t h = table[i].hash.load(std::memory_order_relaxed);
     if (h != 0 && pred(h, static_cast<Location>(table[i].loc.load(std::memory_order_relaxed)))) {

@@ -3,8 +3,10 @@
 //
 //   KINGX_KILL_POINT("append.after_write");
 //
-// Compiled in when KINGX_KILL_POINTS is defined (meson option kill_points,
-// on by default; engine/ code gets the define). Armed by the environment
+// Compiled in when KINGX_KILL_POINTS is defined: engine/ code gets the define
+// in trees that build the tests (meson option kill_points, default auto), and
+// the engine's tests always link an engine that has it; a tree built for
+// deployment (-Dtests=false) has no crash points. Armed by the environment
 // variable KINGX_KILL_POINT="name" (die at the first hit) or "name:N" (the
 // Nth hit), read once per process; a hit of the armed point calls _exit(137)
 // at once (no destructors, no flush: like kill -9). Unarmed, a hit costs one

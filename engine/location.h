@@ -1,5 +1,5 @@
 // Location: where a record lives on disk, packed into one 64-bit word so that
-// an index slot is two words (hash, location).
+// an index entry is two words (hash, location).
 //
 //   bit 63      tombstone marker (used only by recovery, see below)
 //   bits 62..39 segment id   (24 bits: 0 .. kMaxSegmentId)

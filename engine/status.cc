@@ -14,6 +14,7 @@ const char* CodeName(Code code) {
     case Code::kBusy: return "Busy";
     case Code::kReadOnly: return "ReadOnly";
     case Code::kTooLarge: return "TooLarge";
+    case Code::kOutcomeUnknown: return "OutcomeUnknown";
   }
   return "Unknown";
 }

@@ -27,9 +27,11 @@ enum class Code : uint8_t {
   kNoSpace,             // ENOSPC / EDQUOT: distinct so HTTP can answer 507
   kInvalidArgument,     // caller's input is out of bounds (key too long, ...)
   kPreconditionFailed,  // a conditional write's condition did not hold
-  kBusy,                // transient: retry later (index not ready, queue full)
+  kBusy,                // transient, nothing was done: retry later (index not ready, queue full)
   kReadOnly,            // writes stopped after a failed fdatasync, until reopen
   kTooLarge,            // a value over the configured maximum
+  kOutcomeUnknown,      // a write that may or may not have been applied (e.g. its writer died
+                        // after taking it): read before retrying a conditional write
 };
 
 // Human-readable name of a code ("NotFound", ...), static storage.
@@ -51,6 +53,7 @@ class [[nodiscard]] Status {
   static Status Busy(std::string_view m) { return Status(Code::kBusy, m); }
   static Status ReadOnly(std::string_view m) { return Status(Code::kReadOnly, m); }
   static Status TooLarge(std::string_view m) { return Status(Code::kTooLarge, m); }
+  static Status OutcomeUnknown(std::string_view m) { return Status(Code::kOutcomeUnknown, m); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -18,6 +18,7 @@
 #include <cassert>
 #include <cstring>
 
+#include "http/clock.h"
 #include "http/parser.h"
 #include "http/responses.h"
 #include "http/wire.h"
@@ -26,11 +27,6 @@ namespace kingx::http {
 namespace {
 
 constexpr std::string_view k100Continue = "HTTP/1.1 100 Continue\r\n\r\n";
-// Output blocks hold response heads and small copied bodies; a pipelined
-// batch of small responses shares one block. Freed when the connection idles.
-constexpr size_t kOutputBlockBytes = 2048;
-// Pending-output chunk slots kept across an idle period.
-constexpr size_t kIdleChunkSlots = 4;
 
 // Requests whose body means something: everything else has its body (if a
 // client sends one) read and dropped by the core before dispatch.
@@ -127,7 +123,7 @@ void Connection::Drive(uint64_t now_ms) {
   in_drive_ = true;
   for (;;) {
     if (state_ == State::kClosing || state_ == State::kAwaitAnswer) break;
-    if (state_ == State::kHead && output_bytes_ > limits_.max_buffered_output_bytes) break;
+    if (state_ == State::kHead && out_.size() > limits_.max_buffered_output_bytes) break;
     if (state_ == State::kHead && stream_) break;  // the next request waits for the streamed body
     if (state_ == State::kBody && body_paused_ && dispatched_ && !discard_body_) break;
     std::span<const char> data = Unparsed();
@@ -146,6 +142,9 @@ void Connection::Drive(uint64_t now_ms) {
     ConsumeInput(step.consumed);
     switch (step.event) {
       case Parser::Event::kNeedMore:
+        // A body slice (body_part_bytes) may end inside framing bytes (a
+        // chunk-size line) with more input buffered behind it: go on.
+        if (step.consumed > 0 && UnparsedBytes() > 0) continue;
         if (eof_) {
           // Nothing more will come: a partial head or body is dropped
           // silently; between requests this is the normal end.
@@ -174,6 +173,7 @@ void Connection::Drive(uint64_t now_ms) {
 void Connection::OnHead(uint64_t now_ms) {
   Request& req = parser_->mutable_request();
   req.start_ms = now_ms;
+  req.start_us = MonotonicMicros();
   state_ = State::kBody;
   head_timer_armed_ = false;
   body_last_ms_ = now_ms;
@@ -199,9 +199,9 @@ void Connection::OnHead(uint64_t now_ms) {
     if (!dispatched_ || state_ != State::kBody) return;  // answered (or closed) already
   }
   if (req.expect_continue && HasBody(req) && !continue_sent_) {
-    AppendChunk(k100Continue.data(), k100Continue.size(), nullptr);
+    out_.Copy(k100Continue);
     continue_sent_ = true;
-    if (counters_) CountResponse(*counters_, 100, 0);
+    if (counters_) CountResponse(*counters_, 100, kNoLatency);
   }
 }
 
@@ -280,7 +280,7 @@ void Connection::Respond(const Response& response, uint64_t now_ms) {
     discard_body_ = true;
     body_paused_ = false;
   }
-  QueueResponse(response, &req, close, false, now_ms);
+  QueueResponse(response, &req, close, false, {}, now_ms);
   answered_ = true;
   if (close) {
     Close();
@@ -291,23 +291,31 @@ void Connection::Respond(const Response& response, uint64_t now_ms) {
 }
 
 void Connection::CoreRespond(const ParseError& error, const Request* request, bool close, uint64_t now_ms) {
-  Response r = ProblemResponse(error.status, error.detail,
-                               error.has_limit ? std::optional<uint64_t>(error.limit) : std::nullopt);
+  Response r;
+  if (error.status == 200) {
+    r.status = 200;  // "OPTIONS *": no content, Content-Length: 0
+  } else {
+    r = ProblemResponse(error.status, error.detail,
+                        error.has_limit ? std::optional<uint64_t>(error.limit) : std::nullopt);
+  }
+  if (counters_ && error.status >= 400) Bump(counters_->protocol_errors);
   r.allow = error.allow;
   r.location = error.location;
-  // Echo the client's request id so a refusal can be traced like any answer
-  // (the value passed llhttp's field-value checks: no CR/LF).
-  if (request && !request->x_request_id.empty()) r.AddHeader("X-Request-Id", request->x_request_id);
-  if (counters_) Bump(counters_->protocol_errors);
+  // RFC 9110 §12.5.3: a 415 for a content coding names the acceptable ones.
+  if (error.status == 415) r.AddHeader("Accept-Encoding", "identity");
+  handler_.DecorateCoreResponse(*this, request, r);
   if (request && !request->keep_alive) close = true;
-  QueueResponse(r, request, close, true, now_ms);
+  QueueResponse(r, request, close, true, error.status == 200 ? std::string_view() : error.detail, now_ms);
   answered_ = true;
   if (close) Close();
 }
 
 void Connection::QueueResponse(const Response& r, const Request* request, bool close, bool by_core,
-                               uint64_t now_ms) {
-  const bool head_request = request && request->method == Method::kHead;
+                               std::string_view detail, uint64_t now_ms) {
+  // A HEAD is answered without a body, also when the core refuses it before
+  // its head is complete.
+  const bool head_request =
+      request ? request->method == Method::kHead : (parser_ != nullptr && parser_->head_method());
   const bool bodiless_status = r.status < 200 || r.status == 204 || r.status == 304;
   HeadFraming framing;
   framing.keep_alive = !close;
@@ -323,7 +331,7 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   head.clear();
   AppendResponseHead(&head, r, framing);
   const bool was_empty = !HasOutput();
-  AppendChunk(head.data(), head.size(), nullptr);
+  out_.Copy(head);
   uint64_t body_bytes = 0;
   if (!head_request && !bodiless_status && r.stream) {
     assert(!stream_ && "a streamed body is queued only after the previous one was pulled whole");
@@ -335,60 +343,41 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
     body_bytes = r.stream_length;
   } else if (!head_request && !bodiless_status && !r.body.empty()) {
     if (r.body_holder) {
-      chunks_.push_back(OutChunk{r.body.data(), r.body.size(), r.body_holder});  // zero-copy
-      output_bytes_ += r.body.size();
+      out_.Reference(r.body, r.body_holder);  // zero-copy
     } else {
-      AppendChunk(r.body.data(), r.body.size(), nullptr);
+      out_.Copy(r.body);
     }
     body_bytes = r.body.size();
   }
   if (was_empty) send_progress_ms_ = now_ms;
   if (request) ++requests_served_;
 
-  uint64_t latency_ms = (request && now_ms >= request->start_ms) ? now_ms - request->start_ms : 0;
-  if (counters_) CountResponse(*counters_, r.status, latency_ms);
+  const uint64_t now_us = request ? MonotonicMicros() : 0;
+  const uint64_t latency_us = (request && now_us >= request->start_us) ? now_us - request->start_us : 0;
+  if (counters_) CountResponse(*counters_, r.status, request ? latency_us : kNoLatency);
   ResponseRecord record;
   record.request = request;
+  record.response = &r;
+  if (request) {
+    record.method = request->method_name;
+    record.target = request->target;
+    record.protocol = request->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  } else if (parser_) {
+    record.method = parser_->method_token();
+    record.target = parser_->target_so_far();
+    record.protocol = parser_->protocol_so_far();
+  }
   record.status = r.status;
   record.body_bytes = body_bytes;
-  record.latency_ms = latency_ms;
+  record.latency_us = latency_us;
   record.by_core = by_core;
+  record.head = head_request;
+  record.detail = detail;
   handler_.OnResponded(*this, record);
   PullStream(now_ms);  // the first piece goes out with the head
 }
 
 // ---------------------------------------------------------------- output
-
-// Copies bytes into the current output block (a new one when full) and adds
-// them as a chunk; with a holder, references the bytes instead.
-void Connection::AppendChunk(const char* data, size_t len, const std::shared_ptr<const void>& holder) {
-  if (len == 0) return;
-  const char* where = data;
-  std::shared_ptr<const void> keep = holder;
-  if (!holder) {
-    if (!block_ || block_cap_ - block_used_ < len) {
-      block_cap_ = std::max(kOutputBlockBytes, len);
-      block_ = std::make_shared_for_overwrite<char[]>(block_cap_);
-      block_used_ = 0;
-    }
-    char* dst = block_.get() + block_used_;
-    std::memcpy(dst, data, len);
-    block_used_ += len;
-    where = dst;
-    // Contiguous with the previous chunk in the same block: extend it.
-    if (chunks_.size() > chunk_head_) {
-      OutChunk& last = chunks_.back();
-      if (last.data + last.len == where && last.holder.get() == static_cast<const void*>(block_.get())) {
-        last.len += len;
-        output_bytes_ += len;
-        return;
-      }
-    }
-    keep = block_;
-  }
-  chunks_.push_back(OutChunk{where, len, std::move(keep)});
-  output_bytes_ += len;
-}
 
 // Pulls the next piece of the streamed body when the previous one was
 // written whole. The piece is referenced, not copied; its chunk holds the
@@ -401,8 +390,7 @@ void Connection::PullStream(uint64_t now_ms) {
       assert(!piece.empty() && piece.size() <= stream_left_ && "BodyStream broke its length");
       if (piece.empty() || piece.size() > stream_left_) break;  // treated as an error below
       if (!HasOutput()) send_progress_ms_ = now_ms;
-      chunks_.push_back(OutChunk{piece.data(), piece.size(), stream_});
-      output_bytes_ += piece.size();
+      out_.Reference(piece, stream_);
       stream_piece_out_ = true;
       stream_left_ -= piece.size();
       if (stream_left_ == 0) EndStream(now_ms);
@@ -435,55 +423,26 @@ void Connection::ResumeOutput(uint64_t now_ms) {
 
 size_t Connection::GatherOutput(struct iovec* iov, size_t max_iov) const {
   if (output_abandoned_) return 0;
-  size_t n = 0;
-  for (size_t i = chunk_head_; i < chunks_.size() && n < max_iov; ++i) {
-    const OutChunk& c = chunks_[i];
-    size_t skip = i == chunk_head_ ? chunk_sent_ : 0;
-    iov[n].iov_base = const_cast<char*>(c.data + skip);
-    iov[n].iov_len = c.len - skip;
-    ++n;
-  }
-  return n;
+  return out_.Gather(iov, max_iov);
 }
 
-bool Connection::HasOutput() const { return output_bytes_ > 0 && !output_abandoned_; }
+bool Connection::HasOutput() const { return !out_.empty() && !output_abandoned_; }
 
 void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
   assert(!in_drive_ && "ConsumeOutput called from inside a Handler callback");
   if (counters_) Bump(counters_->bytes_out, bytes);
   if (output_abandoned_) return;
-  assert(bytes <= output_bytes_);
-  bytes = std::min(bytes, output_bytes_);
+  assert(bytes <= out_.size());
+  bytes = std::min(bytes, out_.size());
   if (bytes > 0) send_progress_ms_ = now_ms;
-  output_bytes_ -= bytes;
-  while (bytes > 0) {
-    OutChunk& c = chunks_[chunk_head_];
-    size_t left = c.len - chunk_sent_;
-    if (bytes < left) {
-      chunk_sent_ += bytes;
-      break;
-    }
-    bytes -= left;
-    chunk_sent_ = 0;
-    c.holder.reset();
-    ++chunk_head_;
-  }
-  if (chunk_head_ == chunks_.size()) {
-    chunks_.clear();
-    chunk_head_ = 0;
-    // Everything sent and no chunk holds the block: reuse it from its start.
-    if (block_ && block_.use_count() == 1) block_used_ = 0;
-    if (state_ == State::kHead) {
-      idle_since_ms_ = now_ms;
-      trimmed_ = false;
-    }
-  } else if (chunk_head_ >= 64 && chunk_head_ * 2 >= chunks_.size()) {
-    chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(chunk_head_));
-    chunk_head_ = 0;
+  out_.Consume(bytes);
+  if (out_.empty() && state_ == State::kHead) {
+    idle_since_ms_ = now_ms;
+    trimmed_ = false;
   }
   // A stream's piece is always the last output chunk: once nothing is
   // pending, it was written whole and the next one may be produced.
-  if (output_bytes_ == 0) stream_piece_out_ = false;
+  if (out_.empty()) stream_piece_out_ = false;
   PullStream(now_ms);
   if (state_ == State::kHead) {
     if (limits_.idle_trim_ms == 0) ReleaseIdleMemory();
@@ -495,7 +454,7 @@ void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
 
 bool Connection::WantsRead() const {
   if (state_ == State::kClosing || eof_) return false;
-  if (output_bytes_ > limits_.max_buffered_output_bytes) return false;
+  if (out_.size() > limits_.max_buffered_output_bytes) return false;
   return UnparsedBytes() < limits_.max_buffered_input_bytes;
 }
 
@@ -590,7 +549,7 @@ void Connection::ResumeBody(uint64_t now_ms) {
 }
 
 bool Connection::HoldsIdleMemory() const {
-  return parser_ != nullptr || in_.capacity() > 15 || block_ != nullptr || chunks_.capacity() > kIdleChunkSlots;
+  return parser_ != nullptr || in_.capacity() > 15 || out_.HoldsIdleMemory();
 }
 
 // Idle between requests, nothing to send, and holding memory it could free.
@@ -605,19 +564,14 @@ void Connection::ReleaseIdleMemory() {
   if (parser_ && !parser_->InHead() && !parser_->InBody()) parser_.reset();
   std::string().swap(in_);
   in_pos_ = 0;
-  if (chunk_head_ == chunks_.size()) {
-    block_.reset();
-    block_cap_ = block_used_ = 0;
-    if (chunks_.capacity() > kIdleChunkSlots) std::vector<OutChunk>().swap(chunks_);
-  }
+  out_.ReleaseIdle();
 }
 
 size_t Connection::MemoryFootprint() const {
   size_t bytes = sizeof(*this);
   if (parser_) bytes += sizeof(Parser) + parser_->HeapBytes();
   if (in_.capacity() > 15) bytes += in_.capacity() + 1;
-  bytes += chunks_.capacity() * sizeof(OutChunk);
-  if (block_) bytes += block_cap_;
+  bytes += out_.HeapBytes();
   return bytes;
 }
 

@@ -43,6 +43,7 @@
 
 #include "http/counters.h"
 #include "http/http_limits.h"
+#include "http/output_queue.h"
 #include "http/request.h"
 #include "http/response.h"
 
@@ -53,15 +54,27 @@ class Parser;
 struct ParseError;
 
 // What Handler::OnResponded reports: one per final response, whoever wrote
-// it (the handler, or the core for a refused request).
+// it (the handler, or the core for a refused request). Views are valid
+// during the call only.
 struct ResponseRecord {
   // The request, or null when the core refused bytes it could not parse into
-  // a head (framing errors, limits, header timeout). Valid during the call.
+  // a head (framing errors, limits, header timeout).
   const Request* request = nullptr;
+  // The response as it was queued (its headers, e.g. X-Request-Id).
+  const Response* response = nullptr;
+  // What is known of the request line, also without `request`: the method
+  // token and the request-target as far as they were received ("" when
+  // nothing was), and the protocol ("HTTP/1.1", "HTTP/1.0", "" unknown).
+  std::string_view method;
+  std::string_view target;
+  std::string_view protocol;
   int status = 0;
   uint64_t body_bytes = 0;    // body bytes sent (0 for HEAD/204/304)
-  uint64_t latency_ms = 0;    // now_ms - request->start_ms (0 without request)
+  uint64_t latency_us = 0;    // head complete to response queued (0 without request)
   bool by_core = false;       // written by the core, not by Handler code
+  bool head = false;          // answers a HEAD: sent without its body
+  // by_core refusals: why (the problem detail); "" otherwise.
+  std::string_view detail;
 };
 
 // Implemented by the server (src/). One Handler may serve many Connections.
@@ -99,6 +112,19 @@ class Handler {
   // must drop every reference to it and to the Request (e.g. mark its queued
   // write as orphaned: the write may still complete, nobody is told).
   virtual void OnAbort(Connection& conn) = 0;
+
+  // Every response the core writes itself (a refusal, 408, the answer to
+  // "OPTIONS *"), before it is serialized: the handler may add headers to
+  // `response` (within Response::kMaxExtraHeaders), e.g. the request id it
+  // would give an answer of its own. `request` is null when the head was not
+  // complete. Must not call back into `conn`. Default: echo the client's
+  // X-Request-Id (it passed the field-value checks: no CR or LF).
+  virtual void DecorateCoreResponse(Connection& conn, const Request* request, Response& response) {
+    (void)conn;
+    if (request != nullptr && !request->x_request_id.empty()) {
+      response.AddHeader("X-Request-Id", request->x_request_id);
+    }
+  }
 
   // Every final response queued on `conn` (access log, tracing). Called
   // from Respond and from the core's own refusals; must not call back into
@@ -142,7 +168,7 @@ class Connection {
   // status line and headers (Date, Content-Length, Connection/Keep-Alive,
   // ETag, ...) into the output; the body is copied or referenced, see
   // response.h. For HEAD the body is omitted. Counts the response and its
-  // latency (now_ms - request.start_ms). Then dispatches the next pipelined
+  // latency (from request.start_us). Then dispatches the next pipelined
   // request, if any is buffered, which may call the handler again. A
   // response with a BodyStream is sent piece by piece: the next piece is
   // pulled once the previous one was written whole, and the next pipelined
@@ -182,7 +208,7 @@ class Connection {
   void ConsumeOutput(size_t bytes, uint64_t now_ms);
   bool HasOutput() const;
   // Total bytes pending (for the I/O layer's own accounting).
-  size_t OutputBytes() const { return output_bytes_; }
+  size_t OutputBytes() const { return out_.size(); }
 
   // --- what the I/O layer must do next ---
 
@@ -237,12 +263,6 @@ class Connection {
     kAwaitAnswer,  // body complete, OnBodyEnd called: waiting for Respond
     kClosing,      // no more requests: flush the output, then close
   };
-  struct OutChunk {
-    const char* data = nullptr;
-    size_t len = 0;
-    std::shared_ptr<const void> holder;  // keeps data alive (an output block or a body)
-  };
-
   void Drive(uint64_t now_ms);
   void OnHead(uint64_t now_ms);
   void OnMessageEnd(uint64_t now_ms);
@@ -250,14 +270,12 @@ class Connection {
   void FinishRequest(uint64_t now_ms);
   void CoreRespond(const ParseError& error, const Request* request, bool close, uint64_t now_ms);
   void QueueResponse(const Response& response, const Request* request, bool close, bool by_core,
-                     uint64_t now_ms);
+                     std::string_view detail, uint64_t now_ms);
   void Close();
   void AbortHandler();
-  void AppendOutput(std::string_view bytes);
   void ReleaseIdleMemory();
   bool HoldsIdleMemory() const;
   bool TrimDue(uint64_t now_ms) const;
-  void AppendChunk(const char* data, size_t len, const std::shared_ptr<const void>& holder);
   void PullStream(uint64_t now_ms);
   void EndStream(uint64_t now_ms);
   const Request& request() const;
@@ -291,13 +309,7 @@ class Connection {
   std::string in_;                 // buffered unparsed input is in_[in_pos_, end)
   size_t in_pos_ = 0;
   std::span<const char> feeding_;  // Feed's own bytes while they are parsed in place
-  std::shared_ptr<char[]> block_;  // output block being filled (heads, copied bodies)
-  size_t block_cap_ = 0;
-  size_t block_used_ = 0;
-  std::vector<OutChunk> chunks_;   // pending output, in order
-  size_t chunk_head_ = 0;          // chunks_[0, chunk_head_) are fully consumed
-  size_t chunk_sent_ = 0;          // bytes of chunks_[chunk_head_] already consumed
-  size_t output_bytes_ = 0;
+  OutputQueue out_;                // pending output (output_queue.h)
   std::shared_ptr<BodyStream> stream_;  // the body being produced; null when none
   uint64_t stream_left_ = 0;            // its bytes not pulled yet
   bool stream_waiting_ = false;         // it answered kAgain: wait for ResumeOutput

@@ -1,14 +1,16 @@
 // Counters arithmetic and the Prometheus text exposition (format 0.0.4).
 #include "http/counters.h"
 
+#include <charconv>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 
 #include "http/wire.h"
 
 namespace kingx::http {
 
-void CountResponse(Counters& c, int status, uint64_t latency_ms) {
+void CountResponse(Counters& c, int status, uint64_t latency_us) {
   int cls = status / 100;
   if (cls >= 1 && cls <= 5) Bump(c.responses_by_class[cls]);
   for (size_t i = 0; i < kTrackedStatusCount; ++i) {
@@ -17,17 +19,16 @@ void CountResponse(Counters& c, int status, uint64_t latency_ms) {
       break;
     }
   }
-  if (cls == 1) return;  // interim responses have no latency of their own
+  if (cls == 1 || latency_us == kNoLatency) return;  // interim responses have no latency of their own
   size_t bucket = kLatencyBucketCount - 1;
   for (size_t i = 0; i + 1 < kLatencyBucketCount; ++i) {
-    if (latency_ms <= kLatencyBucketsMs[i]) {
+    if (latency_us <= kLatencyBucketsUs[i]) {
       bucket = i;
       break;
     }
   }
   Bump(c.latency_buckets[bucket]);
-  Bump(c.latency_sum_ms, latency_ms);
-  Bump(c.latency_count);
+  Bump(c.latency_sum_us, latency_us);
 }
 
 void Accumulate(Counters& sum, const Counters& part) {
@@ -56,15 +57,50 @@ void Meta(std::string* out, std::string_view name, std::string_view type, std::s
   out->append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
 
-std::string FormatDouble(double v) {
-  char buf[64];
-  int n = std::snprintf(buf, sizeof(buf), "%.17g", v);
-  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+void RenderHistogram(std::string* out, const Histogram& h) {
+  Meta(out, h.name, "histogram", h.help);
+  const std::string bucket = h.name + "_bucket";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.counts.size(); ++i) {
+    cumulative += h.counts[i];
+    const std::string_view le = i < h.le.size() ? std::string_view(h.le[i]) : std::string_view("+Inf");
+    out->append(bucket).append("{le=\"").append(le).append("\"} ");
+    AppendDecimal(out, cumulative);
+    out->push_back('\n');
+  }
+  out->append(h.name).append("_sum ").append(h.sum).append("\n");
+  out->append(h.name).append("_count ");
+  AppendDecimal(out, cumulative);
+  out->push_back('\n');
 }
 
 }  // namespace
 
-std::string RenderMetrics(const Counters& c, const std::vector<Gauge>& extra) {
+std::string MicrosAsSeconds(uint64_t us) {
+  std::string out;
+  AppendDecimal(&out, us / 1000000);
+  uint64_t frac = us % 1000000;
+  if (frac == 0) return out;
+  char digits[7];
+  std::snprintf(digits, sizeof(digits), "%06" PRIu64, frac);
+  size_t n = 6;
+  while (digits[n - 1] == '0') --n;
+  out.push_back('.');
+  out.append(digits, n);
+  return out;
+}
+
+std::string FormatMetricValue(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  if (ec != std::errc()) return "NaN";
+  return std::string(buf, end);
+}
+
+std::string RenderMetrics(const Counters& c, const std::vector<Gauge>& extra,
+                          const std::vector<Histogram>& histograms) {
   std::string out;
   out.reserve(4096);
   Meta(&out, "kingx_http_requests_total", "counter", "HTTP requests received, by method.");
@@ -82,19 +118,13 @@ std::string RenderMetrics(const Counters& c, const std::vector<Gauge>& extra) {
     std::string labels = "code=\"" + std::to_string(kTrackedStatuses[i]) + "\"";
     Line(&out, "kingx_http_responses_by_code_total", labels, Load(c.responses_by_status[i]));
   }
-  Meta(&out, "kingx_http_request_duration_seconds", "histogram",
-       "Time from a complete request head to its response.");
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < kLatencyBucketCount; ++i) {
-    cumulative += Load(c.latency_buckets[i]);
-    std::string le = i + 1 < kLatencyBucketCount ? FormatDouble(static_cast<double>(kLatencyBucketsMs[i]) / 1000.0)
-                                                 : std::string("+Inf");
-    Line(&out, "kingx_http_request_duration_seconds_bucket", "le=\"" + le + "\"", cumulative);
-  }
-  out.append("kingx_http_request_duration_seconds_sum ")
-      .append(FormatDouble(static_cast<double>(Load(c.latency_sum_ms)) / 1000.0))
-      .append("\n");
-  Line(&out, "kingx_http_request_duration_seconds_count", "", Load(c.latency_count));
+  Histogram latency;
+  latency.name = "kingx_http_request_duration_seconds";
+  latency.help = "Time from a complete request head to its response being queued.";
+  for (size_t i = 0; i + 1 < kLatencyBucketCount; ++i) latency.le.push_back(MicrosAsSeconds(kLatencyBucketsUs[i]));
+  for (size_t i = 0; i < kLatencyBucketCount; ++i) latency.counts.push_back(Load(c.latency_buckets[i]));
+  latency.sum = MicrosAsSeconds(Load(c.latency_sum_us));
+  RenderHistogram(&out, latency);
   Meta(&out, "kingx_http_received_bytes_total", "counter", "Bytes received from clients.");
   Line(&out, "kingx_http_received_bytes_total", "", Load(c.bytes_in));
   Meta(&out, "kingx_http_sent_bytes_total", "counter", "Bytes sent to clients.");
@@ -114,8 +144,9 @@ std::string RenderMetrics(const Counters& c, const std::vector<Gauge>& extra) {
     if (i == 0 || extra[i - 1].name != g.name) Meta(&out, g.name, g.counter ? "counter" : "gauge", g.help);
     out.append(g.name);
     if (!g.labels.empty()) out.append("{").append(g.labels).append("}");
-    out.append(" ").append(FormatDouble(g.value)).append("\n");
+    out.append(" ").append(FormatMetricValue(g.value)).append("\n");
   }
+  for (const Histogram& h : histograms) RenderHistogram(&out, h);
   return out;
 }
 

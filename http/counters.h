@@ -20,10 +20,14 @@
 
 namespace kingx::http {
 
-// Upper bounds (in ms) of the latency histogram buckets; the last, implicit
-// bucket is +Inf. Latency = from the request head's completion to Respond.
-inline constexpr uint64_t kLatencyBucketsMs[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
-inline constexpr size_t kLatencyBucketCount = sizeof(kLatencyBucketsMs) / sizeof(kLatencyBucketsMs[0]) + 1;
+// Upper bounds (in microseconds) of the latency histogram buckets; the last,
+// implicit bucket is +Inf. Latency = from the request head's completion to
+// its response being queued: a cached GET takes tens of microseconds, a
+// durable PUT an fdatasync (0.1 to 10 ms), a stalled one up to the timeouts.
+inline constexpr uint64_t kLatencyBucketsUs[] = {25,    50,    100,    250,    500,    1000,   2500,
+                                                 5000,  10000, 25000,  50000,  100000, 250000, 500000,
+                                                 1000000, 2500000, 5000000, 10000000};
+inline constexpr size_t kLatencyBucketCount = sizeof(kLatencyBucketsUs) / sizeof(kLatencyBucketsUs[0]) + 1;
 
 // Status codes counted individually; every other code is counted in its class
 // only (responses_by_class always counts every response).
@@ -36,8 +40,7 @@ struct Counters {
   uint64_t responses_by_class[6];                  // [1]=1xx .. [5]=5xx; [0] unused
   uint64_t responses_by_status[kTrackedStatusCount];  // parallel to kTrackedStatuses
   uint64_t latency_buckets[kLatencyBucketCount];   // non-cumulative counts per bucket
-  uint64_t latency_sum_ms;
-  uint64_t latency_count;
+  uint64_t latency_sum_us;
   uint64_t bytes_in;             // bytes passed to Connection::Feed
   uint64_t bytes_out;            // bytes acknowledged by Connection::ConsumeOutput
   uint64_t connections_opened;   // Connection constructed
@@ -54,10 +57,13 @@ inline void Bump(uint64_t& field, uint64_t n = 1) {
 // Reads one field written by another thread or process.
 inline uint64_t Load(const uint64_t& field) { return __atomic_load_n(&field, __ATOMIC_RELAXED); }
 
-// Records one response (status class, tracked code, latency). Called by the
-// Connection; exposed for the I/O layers that answer without one (e.g. 503
-// when over the connection limit). Owner only.
-void CountResponse(Counters& counters, int status, uint64_t latency_ms);
+// Records one response (status class, tracked code, latency in
+// microseconds; kNoLatency for a response that answers no complete request
+// head, which the latency histogram leaves out). Called by the Connection;
+// exposed for the I/O layers that answer without one (e.g. 503 when over the
+// connection limit). Owner only.
+inline constexpr uint64_t kNoLatency = UINT64_MAX;
+void CountResponse(Counters& counters, int status, uint64_t latency_us);
 
 // *sum += part, field by field (part read with Load). sum is the caller's
 // private copy (e.g. zero-initialised on the stack by the /metrics handler).
@@ -74,8 +80,26 @@ struct Gauge {
   bool counter = false;  // TYPE counter instead of gauge
 };
 
+// One histogram the server adds to /metrics, rendered as a Prometheus
+// histogram: name_bucket{le="..."} (cumulative), name_sum, name_count.
+struct Histogram {
+  std::string name;             // the base name, e.g. "kingx_writer_fsync_seconds"
+  std::string help;             // one line, no newline
+  std::vector<std::string> le;  // upper bounds as printed, ascending, without "+Inf"
+  std::vector<uint64_t> counts;  // per bucket, NOT cumulative: le.size() + 1 entries (the last: above every bound)
+  std::string sum;              // the sum of the observations, as printed
+};
+
+// `us` microseconds as an exact decimal number of seconds, without trailing
+// zeros: 25 -> "0.000025", 1000000 -> "1", 2500000 -> "2.5".
+std::string MicrosAsSeconds(uint64_t us);
+// A double in the shortest form that reads back as the same value ("0.005",
+// "1e+21", "NaN", "+Inf").
+std::string FormatMetricValue(double v);
+
 // Prometheus text format 0.0.4 of `sum` (metric names prefixed "kingx_http_")
-// followed by `extra`. Pure function; any thread.
-std::string RenderMetrics(const Counters& sum, const std::vector<Gauge>& extra);
+// followed by `extra` and `histograms`. Pure function; any thread.
+std::string RenderMetrics(const Counters& sum, const std::vector<Gauge>& extra,
+                          const std::vector<Histogram>& histograms = {});
 
 }  // namespace kingx::http

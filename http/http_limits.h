@@ -20,12 +20,18 @@ struct Limits {
   // than this → 414. nginx: large_client_header_buffers 4 8k.
   size_t max_request_line_bytes = 8192;
   // Whole head (request line, header fields and the empty line that ends
-  // them) longer than this → 431.
+  // them) longer than this → 431. (nginx allows up to four 8 KiB buffers.)
   size_t max_header_bytes = 16384;
+  // One header field line (name, colon, value) longer than this → 431.
+  // nginx: large_client_header_buffers 4 8k (it answers 400).
+  size_t max_header_line_bytes = 8192;
   // More header fields than this → 431.
   size_t max_header_fields = 100;
   // Percent-decoded key of /v1/kv/{key} longer than this → 414; empty → 400.
   size_t max_key_bytes = 1024;
+  // Content-Type of a PUT longer than this → 431 before the body is read
+  // (the storage engine keeps at most 255 bytes of it).
+  size_t max_content_type_bytes = 255;
   // Body larger than this → 413: decided from Content-Length before any body
   // byte is read, and for chunked bodies as soon as the running count passes
   // it. nginx: client_max_body_size.
@@ -68,6 +74,7 @@ struct Limits {
 inline std::string_view InvalidLimit(const Limits& l) {
   if (l.max_request_line_bytes == 0) return "max_request_line_bytes";
   if (l.max_header_bytes < l.max_request_line_bytes) return "max_header_bytes";
+  if (l.max_header_line_bytes == 0) return "max_header_line_bytes";
   if (l.max_header_fields == 0) return "max_header_fields";
   if (l.max_key_bytes == 0) return "max_key_bytes";
   if (l.max_body_bytes == 0) return "max_body_bytes";

@@ -1,12 +1,21 @@
-// The strict request parser: llhttp (strict, no lenient flags) plus the
-// checks llhttp leaves to the application. The only includer of <llhttp.h>.
+// The strict request parser: llhttp plus the checks llhttp leaves to the
+// application. The only includer of <llhttp.h>.
 //
-// Flow: every llhttp callback that marks an event (head complete, body
-// bytes, message complete) returns HPE_PAUSED, so llhttp_execute stops right
-// after it and Execute hands the event to the Connection; the next Execute
+// Flow: the method token is read here first (llhttp 8.1 refuses methods it
+// does not know, which would cost the connection; for those it is given a
+// stand-in, "GET", whose framing rules are the same). Then every llhttp
+// callback that marks an event (head complete, body bytes, message complete)
+// returns HPE_PAUSED, so llhttp_execute stops right after it; the bytes it
+// consumed are read again by HeadCheck / ChunkedCheck, the head is validated
+// (FinishHead) and the event cross-checked against the second reading
+// (CheckEvent) before Execute hands it to the Connection; the next Execute
 // resumes. While a head is being read, the input given to llhttp is clipped
 // to what the remaining limit allows, so an over-long line or header section
 // is refused without ever being buffered past its limit.
+//
+// llhttp's only relaxed check is the version number (LENIENT_VERSION, set
+// on the parser struct: 8.1 has no setter): HTTP/1.2 to HTTP/1.9 are served
+// as HTTP/1.1 (RFC 9112 §2.3) and every other version gets 505 here.
 #include "http/parser.h"
 
 #include <llhttp.h>
@@ -16,32 +25,10 @@
 
 #include "http/etag.h"
 #include "http/router.h"
+#include "http/syntax.h"
 
 namespace kingx::http {
 namespace {
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-// RFC 9110 §5.6.2 tchar. llhttp 8.1 lets a space and an empty name through.
-bool IsTchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
-}
 
 Method MethodOf(uint8_t llhttp_method) {
   switch (llhttp_method) {
@@ -50,9 +37,20 @@ Method MethodOf(uint8_t llhttp_method) {
     case HTTP_PUT: return Method::kPut;
     case HTTP_DELETE: return Method::kDelete;
     case HTTP_POST: return Method::kPost;
+    case HTTP_OPTIONS: return Method::kOptions;
     default: return Method::kOther;
   }
 }
+
+// The methods llhttp parses itself: the ones we implement, plus CONNECT
+// (refused 501 + close: it turns the connection into a tunnel) and PRI (the
+// HTTP/2 preface, refused 505). Any other token is given to llhttp as
+// kStandInMethod and answered 501.
+bool LlhttpParsesMethod(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE" || m == "POST" || m == "OPTIONS" ||
+         m == "CONNECT" || m == "PRI";
+}
+constexpr std::string_view kStandInMethod = "GET";
 
 }  // namespace
 
@@ -65,6 +63,14 @@ struct Parser::Callbacks {
   }
   static int OnUrl(llhttp_t* p, const char* at, size_t n) {
     Parser* self = Self(p);
+    // llhttp 8.1 lets HTAB and FF through in a request-target; nginx (and
+    // RFC 9112 §3.2) accept no whitespace or control character there.
+    for (size_t i = 0; i < n; ++i) {
+      const auto c = static_cast<unsigned char>(at[i]);
+      if (c <= 0x20 || c == 0x7f) {
+        return self->Fail(400, "The request target contains a space, a tab or a control character.");
+      }
+    }
     if (self->url_.len == 0) self->url_.off = static_cast<uint32_t>(self->store_.size());
     self->store_.append(at, n);
     self->url_.len += static_cast<uint32_t>(n);
@@ -133,7 +139,14 @@ struct Parser::Callbacks {
     return 0;
   }
   static int OnHeaderValueComplete(llhttp_t* p) { return Self(p)->OnHeaderValueComplete(); }
-  static int OnHeadersComplete(llhttp_t* p) { return Self(p)->OnHeadersComplete(); }
+  // The head is validated by FinishHead once HeadCheck has read the same
+  // bytes: stop here.
+  static int OnHeadersComplete(llhttp_t* p) {
+    Parser* self = Self(p);
+    self->head_done_ = true;
+    self->pending_ = Event::kHead;
+    return HPE_PAUSED;
+  }
   static int OnChunkHeader(llhttp_t* p) { return Self(p)->OnChunkHeader(); }
   static int OnBody(llhttp_t* p, const char* at, size_t n) {
     // llhttp flushes an open span at the end of every execute call, also
@@ -185,6 +198,8 @@ Parser::Parser(const Limits& limits) : limits_(limits) {
   llhttp_t* ll = new (llhttp_) llhttp_t;
   llhttp_init(ll, HTTP_REQUEST, Callbacks::Settings());
   ll->data = this;
+  // The version number only; FinishHead checks it (see the file comment).
+  ll->lenient_flags |= LENIENT_VERSION;
   // One allocation that fits a typical head's kept values and key, instead
   // of a few growth steps per request (a Parser lives for one busy period).
   store_.reserve(256);
@@ -209,10 +224,15 @@ void Parser::ResetForNextMessage() {
   field_name_bytes_ = 0;
   field_name_long_ = false;
   current_ = kNoField;
-  has_version_ = line_done_ = prev_lf_ = obs_fold_ = false;
+  has_version_ = line_done_ = false;
   head_started_ = head_done_ = message_done_ = rejected_ = false;
   head_bytes_ = fields_ = trailer_bytes_ = 0;
   body_declared_ = 0;
+  head_check_.Reset();
+  chunk_check_.Reset();
+  body_delivered_ = 0;
+  method_len_ = 0;
+  method_done_ = method_known_ = false;
 }
 
 int Parser::Fail(int status, std::string_view detail) {
@@ -266,6 +286,8 @@ int Parser::OnHeaderFieldComplete() {
   else if (name == "referer") field = kReferer;
   else if (name == "x-request-id") field = kXRequestId;
   else if (name == "x-forwarded-for") field = kXForwardedFor;
+  else if (name == "connection") field = kConnection;
+  else if (name == "content-encoding") field = kContentEncoding;
   if (field == kNoField) return 0;
 
   if (counts_[field]++ > 0) {
@@ -314,40 +336,83 @@ int Parser::OnChunkHeader() {
   return 0;
 }
 
-int Parser::OnHeadersComplete() {
+// The head is complete and HeadCheck agrees with llhttp about its bytes.
+// Framing problems fail the request (close); request-level ones Reject it
+// (answered by the core, connection kept).
+bool Parser::FinishHead() {
   llhttp_t* ll = Ll(llhttp_);
-  head_done_ = true;
-  const uint8_t major = ll->http_major;
-  const uint8_t minor = ll->http_minor;
-
   // --- framing: any failure here closes the connection ---
-  if (!has_version_) return Fail(400, "HTTP/0.9-style request lines (no HTTP version) are not supported.");
-  if (major != 1 || minor > 1) return Fail(505, "Only HTTP/1.0 and HTTP/1.1 are supported.");
-  if (counts_[kHost] > 1) return Fail(400, "The request has more than one Host header field.");
-  if (minor == 1 && counts_[kHost] == 0) return Fail(400, "An HTTP/1.1 request must carry a Host header field.");
+  if (!has_version_) {
+    Fail(400, "HTTP/0.9-style request lines (no HTTP version) are not supported.");
+    return false;
+  }
+  if (!head_check_.protocol_is_http()) {
+    Fail(400, "The protocol of the request line is not HTTP.");
+    return false;
+  }
+  if (ll->http_major != 1) {
+    Fail(505, "Only HTTP/1.x is supported (1.0 and 1.1; a higher 1.x minor version is served as 1.1).");
+    return false;
+  }
+  const uint8_t minor = ll->http_minor == 0 ? 0 : 1;
+  if (counts_[kHost] > 1) {
+    Fail(400, "The request has more than one Host header field.");
+    return false;
+  }
+  if (minor == 1 && counts_[kHost] == 0) {
+    Fail(400, "An HTTP/1.1 request must carry a Host header field.");
+    return false;
+  }
+  if (counts_[kHost] == 1 && !ValidHost(View(spans_[kHost]))) {
+    Fail(400, "The Host header field is not a valid host name.");
+    return false;
+  }
   // CONNECT turns the connection into a tunnel in the client's mind: what
   // follows is not HTTP, so it cannot be answered and skipped.
-  if (ll->method == HTTP_CONNECT) return Fail(501, "CONNECT is not supported.");
+  if (method_known_ && ll->method == HTTP_CONNECT) {
+    Fail(501, "CONNECT is not supported.");
+    return false;
+  }
   if (counts_[kTransferEncoding] > 0) {
-    if (minor == 0) return Fail(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request.");
-    if (counts_[kTransferEncoding] > 1) return Fail(400, "The request has more than one Transfer-Encoding field.");
+    if (minor == 0) {
+      Fail(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request.");
+      return false;
+    }
+    if (counts_[kTransferEncoding] > 1) {
+      Fail(400, "The request has more than one Transfer-Encoding field.");
+      return false;
+    }
     if (!EqualsIgnoreCase(View(spans_[kTransferEncoding]), "chunked")) {
-      return Fail(501, "The only supported transfer coding is exactly \"chunked\".");
+      Fail(501, "The only supported transfer coding is exactly \"chunked\".");
+      return false;
     }
   }
   const bool chunked = (ll->flags & F_CHUNKED) != 0;
   const bool has_length = (ll->flags & F_CONTENT_LENGTH) != 0;
   if (has_length && ll->content_length > limits_.max_body_bytes) {
-    return FailLimit(413, "The request body is larger than the maximum value size.", limits_.max_body_bytes);
+    FailLimit(413, "The request body is larger than the maximum value size.", limits_.max_body_bytes);
+    return false;
   }
 
   // --- the request as the handler will see it ---
   Request& r = request_;
-  r.method = MethodOf(ll->method);
+  r.method = method_known_ ? MethodOf(ll->method) : Method::kOther;
+  r.method_name = method_token();
   r.http_minor = minor;
-  r.keep_alive = llhttp_should_keep_alive(ll) != 0;
+  // Connection options are read here (llhttp 8.1 misses "close" followed by
+  // a tab); llhttp must agree that the connection may persist.
+  const ConnectionOptions options = ParseConnection(View(spans_[kConnection]));
+  const bool persistent = minor == 1 ? !options.close : (options.keep_alive && !options.close);
+  r.keep_alive = persistent && llhttp_should_keep_alive(ll) != 0;
   r.chunked = chunked;
   r.content_length = (has_length && !chunked) ? ll->content_length : 0;
+
+  // --- request-level checks: answered by the core, framing stays intact ---
+  if (r.method == Method::kOther) Reject(501, "This request method is not implemented by this server.");
+  const bool asterisk = View(url_) == "*";
+  if (asterisk && r.method != Method::kOptions) {
+    Reject(400, "The asterisk-form request target (\"*\") is only valid for OPTIONS.");
+  }
   if (minor == 1 && counts_[kExpect] > 0) {
     if (EqualsIgnoreCase(View(spans_[kExpect]), "100-continue")) {
       r.expect_continue = true;
@@ -355,14 +420,19 @@ int Parser::OnHeadersComplete() {
       Reject(417, "The only supported expectation is \"100-continue\".");
     }
   }
-
-  // --- request-level checks: answered by the core, framing stays intact ---
   if (counts_[kContentType] > 1) Reject(400, "The request has more than one Content-Type field.");
   if (counts_[kIfMatch] > 0 && !ParseEntityTags(View(spans_[kIfMatch]), &r.if_match)) {
     Reject(400, "The If-Match header field is not a valid entity-tag list.");
   }
   if (counts_[kIfNoneMatch] > 0 && !ParseEntityTags(View(spans_[kIfNoneMatch]), &r.if_none_match)) {
     Reject(400, "The If-None-Match header field is not a valid entity-tag list.");
+  }
+  if (asterisk && !rejected_) {
+    // OPTIONS * (RFC 9110 §9.3.7): what the server as a whole implements.
+    rejected_ = true;
+    error_ = ParseError{};
+    error_.status = 200;
+    error_.allow = kServerMethods;
   }
   // The decoded key is appended to store_, which also holds the target it
   // is decoded from: reserve first so the append cannot move the source
@@ -376,6 +446,18 @@ int Parser::OnHeadersComplete() {
       error_ = route_error;
     }
   }
+  if (!rejected_ && r.route == Route::kKv && r.method == Method::kPut) {
+    // A stored value is served back as stored: a content coding we would
+    // drop is refused before the body (RFC 9110 §15.5.16).
+    const std::string_view coding = TrimOws(View(spans_[kContentEncoding]));
+    if (counts_[kContentEncoding] > 0 && !EqualsIgnoreCase(coding, "identity")) {
+      Reject(415, "Content-Encoding is not supported on PUT: send the value as it is to be stored.");
+    } else if (spans_[kContentType].len > limits_.max_content_type_bytes) {
+      Reject(431, "The Content-Type field is longer than a stored Content-Type may be.");
+      error_.limit = limits_.max_content_type_bytes;
+      error_.has_limit = true;
+    }
+  }
   // Views last: store_ no longer grows for this message.
   if (!rejected_ && r.route == Route::kKv) r.key = std::string_view(store_).substr(key_off);
   r.target = View(url_);
@@ -385,14 +467,117 @@ int Parser::OnHeadersComplete() {
   r.referer = View(spans_[kReferer]);
   r.x_request_id = View(spans_[kXRequestId]);
   r.x_forwarded_for = View(spans_[kXForwardedFor]);
-  pending_ = Event::kHead;
-  return HPE_PAUSED;
+  return true;
 }
 
 Parser::Step Parser::ErrorStep(Step step) {
   step.event = Event::kError;
   step.body = {};
   return step;
+}
+
+// Reads the method token (and the empty lines before it) from data[*pos..]
+// until the SP after it, then starts llhttp on the token (or its stand-in).
+// Returns false when the request failed.
+bool Parser::ReadMethod(std::span<const char> data, size_t* pos) {
+  while (*pos < data.size()) {
+    const char c = data[*pos];
+    if (c == ' ' && method_len_ > 0) {
+      // The SP itself goes to llhttp with the rest of the request line.
+      method_done_ = true;
+      const std::string_view token(method_, method_len_);
+      method_known_ = LlhttpParsesMethod(token);
+      const std::string_view fed = method_known_ ? token : kStandInMethod;
+      llhttp_t* ll = Ll(llhttp_);
+      llhttp_errno_t err = llhttp_execute(ll, fed.data(), fed.size());
+      if (err == HPE_PAUSED_UPGRADE) {
+        // The previous request asked for an Upgrade, which is ignored: this
+        // is the next HTTP/1.1 request (llhttp stopped before its first byte).
+        llhttp_resume_after_upgrade(ll);
+        err = llhttp_execute(ll, fed.data(), fed.size());
+      }
+      if (err != HPE_OK) {
+        Fail(400, "Malformed HTTP/1.1 request.");
+        return false;
+      }
+      return true;
+    }
+    const bool empty_line = method_len_ == 0 && (c == '\r' || c == '\n');
+    if (!head_check_.Scan(data.subspan(*pos, 1))) {
+      Fail(400, head_check_.error());
+      return false;
+    }
+    ++*pos;
+    ++head_bytes_;
+    request_.head_bytes = head_bytes_;
+    if (empty_line) {
+      if (head_bytes_ > limits_.max_request_line_bytes) {
+        FailLimit(400, "Too many empty lines before the request line.", limits_.max_request_line_bytes);
+        return false;
+      }
+      continue;
+    }
+    if (!IsMethodChar(c)) {
+      Fail(400, "The request line does not start with a method token (capital letters, '-' and '_').");
+      return false;
+    }
+    if (method_len_ == kMaxMethodBytes) {
+      Fail(400, "The request method token is longer than any method this server knows.");
+      return false;
+    }
+    method_[method_len_++] = c;
+    head_started_ = true;
+  }
+  return true;
+}
+
+// Gives the bytes llhttp just consumed to the second reading. Returns false
+// when the request failed. A framing error found here replaces one a
+// callback reported during the same llhttp_execute: llhttp stops at a
+// callback's error, so the bytes read here all come before it, and the
+// error reported is the first in the byte stream however the input is split.
+bool Parser::CheckConsumed(std::span<const char> bytes, bool in_head) {
+  if (in_head) {
+    if (!head_check_.Scan(bytes)) {
+      failed_ = false;
+      Fail(400, head_check_.error());
+      return false;
+    }
+    if (head_check_.longest_field_line() > limits_.max_header_line_bytes) {
+      failed_ = false;
+      FailLimit(431, "A header field line is longer than allowed.", limits_.max_header_line_bytes);
+      return false;
+    }
+    return true;
+  }
+  if (request_.chunked && !chunk_check_.Scan(bytes)) {
+    failed_ = false;
+    Fail(400, chunk_check_.error());
+    return false;
+  }
+  return true;
+}
+
+// Both readings of a chunked body must put the body bytes and the message
+// end at the same offsets. Returns false when the request failed.
+bool Parser::CheckEvent() {
+  if (!request_.chunked) return true;
+  constexpr std::string_view kDisagree =
+      "The chunked body's framing is ambiguous (its data and its end cannot be told apart).";
+  if (pending_ == Event::kBody) {
+    const size_t n = pending_body_.size();
+    if (chunk_check_.trailing_data() < n || chunk_check_.data_bytes() != body_delivered_ + n) {
+      Fail(400, kDisagree);
+      return false;
+    }
+    body_delivered_ += n;
+  } else if (pending_ == Event::kMessageEnd) {
+    if (!chunk_check_.done() || chunk_check_.data_bytes() != body_delivered_) {
+      Fail(400, kDisagree);
+      return false;
+    }
+  }
+  return true;
 }
 
 Parser::Step Parser::Execute(std::span<const char> data) {
@@ -407,6 +592,12 @@ Parser::Step Parser::Execute(std::span<const char> data) {
   static const char kNothing[1] = {0};
   if (data.data() == nullptr) data = std::span<const char>(kNothing, 0);
   size_t pos = 0;
+  if (!method_done_) {
+    const bool ok = ReadMethod(data, &pos);
+    step.consumed = pos;
+    if (!ok) return ErrorStep(step);
+    if (!method_done_) return step;  // all consumed, the token goes on
+  }
   for (;;) {
     const char* base = data.data() + pos;
     size_t len = data.size() - pos;
@@ -433,20 +624,25 @@ Parser::Step Parser::Execute(std::span<const char> data) {
     }
     if (in_head) {
       // Until the head completes (llhttp pauses right there), every byte
-      // consumed is a head byte: count it and look for obs-fold (a header
-      // line that starts with SP or HTAB), which llhttp silently unfolds.
-      for (size_t i = 0; i < used; ++i) {
-        char c = base[i];
-        if (prev_lf_ && (c == ' ' || c == '\t')) obs_fold_ = true;
-        prev_lf_ = (c == '\n');
-      }
+      // consumed is a head byte.
       head_bytes_ += used;
       request_.head_bytes = head_bytes_;
     }
     pos += used;
     step.consumed = pos;
+    if (!CheckConsumed(std::span<const char>(base, used), in_head)) return ErrorStep(step);
+    if (in_head && err != HPE_OK && err != HPE_PAUSED && used < len) {
+      // llhttp refused the byte at `used`: if the second reading refuses it
+      // too (a bare CR ending the request line), say so rather than
+      // whatever llhttp's state made of it.
+      if (!head_check_.Scan(std::span<const char>(base + used, 1))) {
+        Fail(400, head_check_.error());
+        return ErrorStep(step);
+      }
+    }
     switch (err) {
       case HPE_OK:
+        if (failed_) return ErrorStep(step);
         if (!clipped) return step;  // all input consumed, no event
         // The limit's worth of bytes is consumed and the line or head is
         // still not complete: one more byte would exceed it.
@@ -461,10 +657,8 @@ Parser::Step Parser::Execute(std::span<const char> data) {
         continue;  // the request line ended inside the clipped part: go on with the header limit
       case HPE_PAUSED:
         llhttp_resume(ll);
-        if (pending_ == Event::kHead && obs_fold_) {
-          Fail(400, "Obsolete line folding (obs-fold) in header fields is not accepted.");
-          return ErrorStep(step);
-        }
+        if (pending_ == Event::kHead && !FinishHead()) return ErrorStep(step);
+        if (!CheckEvent()) return ErrorStep(step);
         step.event = pending_;
         step.body = pending_ == Event::kBody ? pending_body_ : std::span<const char>();
         return step;
@@ -477,7 +671,7 @@ Parser::Step Parser::Execute(std::span<const char> data) {
         Fail(505, "HTTP/2 is not supported on this port (HTTP/1.1 only).");
         return ErrorStep(step);
       case HPE_INVALID_VERSION:
-        Fail(505, "Only HTTP/1.0 and HTTP/1.1 are supported.");
+        Fail(505, "Only HTTP/1.x is supported (1.0 and 1.1; a higher 1.x minor version is served as 1.1).");
         return ErrorStep(step);
       case HPE_INVALID_TRANSFER_ENCODING:
         if (head_done_) {
@@ -500,6 +694,12 @@ Parser::Step Parser::Execute(std::span<const char> data) {
         return ErrorStep(step);
     }
   }
+}
+
+std::string_view Parser::protocol_so_far() const {
+  const llhttp_t* ll = reinterpret_cast<const llhttp_t*>(llhttp_);
+  if (!line_done_ || ll->http_major != 1) return "";
+  return ll->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 }
 
 bool Parser::Finish() { return !failed_ && !InHead() && !InBody(); }

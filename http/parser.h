@@ -1,11 +1,19 @@
 // Parser: the strict HTTP/1.1 request parser (internal to http/).
 //
-// Wraps llhttp (the only includer of <llhttp.h> is parser.cc; lenient flags
-// stay off) and adds what llhttp does not check: limits, Host rules, the
-// HTTP/0.9 form, obs-fold, Transfer-Encoding rules, Expect, preconditions
-// and routing. It is pull-style: Execute parses until the next event and
-// returns it with the number of bytes consumed, so the Connection's state
-// machine decides when to go on (one request at a time).
+// Wraps llhttp (the only includer of <llhttp.h> is parser.cc; of its lenient
+// flags only the version check is relaxed, and the version is checked here
+// instead) and adds what llhttp does not check: limits, the method token
+// (read here, so that a method llhttp does not know is answered 501 with the
+// connection kept), Host and request-target syntax, the protocol name, the
+// HTTP/0.9 form, Connection options, Transfer-Encoding rules, Expect,
+// preconditions and routing. Every byte llhttp consumes is also read by
+// FramingCheck (framing_check.h), which closes the message-boundary holes of
+// llhttp 8.1; the two readings must agree on every line end, every body byte
+// and the message end, or the request fails (400, close).
+//
+// It is pull-style: Execute parses until the next event and returns it with
+// the number of bytes consumed, so the Connection's state machine decides
+// when to go on (one request at a time).
 //
 // Ownership: the Parser owns the Request it fills and the storage its views
 // point into; both stay valid until the next call to Execute after kMessageEnd
@@ -18,12 +26,14 @@
 #include <string>
 #include <string_view>
 
+#include "http/framing_check.h"
 #include "http/http_limits.h"
 #include "http/request.h"
 
 namespace kingx::http {
 
-// Why the core refuses a request, before or instead of the handler.
+// Why the core refuses a request, before or instead of the handler (or, with
+// status 200, the core's own answer to "OPTIONS *").
 struct ParseError {
   int status = 400;
   std::string_view detail;       // static text for problem+json "detail"
@@ -74,24 +84,37 @@ class Parser {
   size_t HeapBytes() const;
   void ReleaseMemory();
 
-  // True when the head just returned by kHead is refused at request level
-  // (404, 405, 400 bad key or precondition, 414 key, 417): error() says
-  // why. The framing is intact, so the body (if any) follows as kBody
-  // events and the connection can go on after it.
+  // True when the head just returned by kHead is refused (or, for
+  // "OPTIONS *", answered) at request level (404, 405, 501, 400 bad key,
+  // target or precondition, 414 key, 417, 200 OPTIONS): error() says why.
+  // The framing is intact, so the body (if any) follows as kBody events and
+  // the connection can go on after it.
   bool rejected() const { return rejected_; }
+  // What is known of the current request line, also before its head is
+  // complete (for logging a refusal): the method token as received ("" until
+  // it is complete) and the request-target bytes received so far. Views
+  // into the Parser, valid until the next Execute.
+  std::string_view method_token() const { return std::string_view(method_, method_done_ ? method_len_ : 0); }
+  std::string_view target_so_far() const { return View(url_); }
+  // "HTTP/1.0" or "HTTP/1.1" once the request line's version was read, else "".
+  std::string_view protocol_so_far() const;
+  // The method token is complete and is "HEAD": a refusal must carry no body.
+  bool head_method() const { return method_done_ && method_token() == "HEAD"; }
   // The Connection records timing in the Request it dispatches.
   Request& mutable_request() { return request_; }
 
   // llhttp callbacks (parser.cc); public only so the C trampolines reach them.
   struct Callbacks;
   static constexpr size_t kLlhttpBytes = 96;
+  // Longest method token accepted (longer: 400 and close).
+  static constexpr size_t kMaxMethodBytes = 24;
 
  private:
   friend struct Callbacks;
   // Header fields the parser keeps (index into spans_/counts_).
   enum Field : uint8_t {
     kNoField, kContentType, kHost, kUserAgent, kReferer, kXRequestId, kXForwardedFor,
-    kTransferEncoding, kExpect, kIfMatch, kIfNoneMatch, kFieldCount
+    kTransferEncoding, kExpect, kIfMatch, kIfNoneMatch, kConnection, kContentEncoding, kFieldCount
   };
   struct Span { uint32_t off = 0, len = 0; };
 
@@ -101,15 +124,25 @@ class Parser {
   void Reject(int status, std::string_view detail);
   int OnHeaderFieldComplete();
   int OnHeaderValueComplete();
-  int OnHeadersComplete();
+  bool FinishHead();
   int OnChunkHeader();
   std::string_view View(Span span) const { return std::string_view(store_).substr(span.off, span.len); }
   Step ErrorStep(Step step);
+  bool ReadMethod(std::span<const char> data, size_t* pos);
+  bool CheckConsumed(std::span<const char> bytes, bool in_head);
+  bool CheckEvent();
 
   alignas(8) unsigned char llhttp_[kLlhttpBytes];
   const Limits& limits_;
   Request request_;
   ParseError error_;
+  HeadCheck head_check_;
+  ChunkedCheck chunk_check_;
+  uint64_t body_delivered_ = 0;  // chunked: body bytes llhttp handed out so far
+  char method_[kMaxMethodBytes] = {};  // the method token as received
+  uint8_t method_len_ = 0;
+  bool method_done_ = false;     // the method token ended (its SP was seen)
+  bool method_known_ = false;    // llhttp is parsing this method itself
   std::string store_;           // header values and the decoded key, back to back
   Span url_;
   Span spans_[kFieldCount];
@@ -121,8 +154,6 @@ class Parser {
   Field current_ = kNoField;    // where the current header value goes
   bool has_version_ = false;    // the request line had an HTTP-version
   bool line_done_ = false;      // the request line is complete
-  bool prev_lf_ = false;        // obs-fold scan: previous head byte was LF
-  bool obs_fold_ = false;
   bool head_started_ = false;
   bool head_done_ = false;
   bool message_done_ = false;

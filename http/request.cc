@@ -10,6 +10,7 @@ const char* MethodName(Method method) {
     case Method::kPut: return "PUT";
     case Method::kDelete: return "DELETE";
     case Method::kPost: return "POST";
+    case Method::kOptions: return "OPTIONS";
     case Method::kOther: return "OTHER";
   }
   return "OTHER";

@@ -15,10 +15,11 @@
 
 namespace kingx::http {
 
-// Methods the core distinguishes. Anything else llhttp accepts is kOther
-// (always answered 405 by the core: no route allows it).
-enum class Method : uint8_t { kGet, kHead, kPut, kDelete, kPost, kOther };
-inline constexpr size_t kMethodCount = 6;
+// Methods the core distinguishes. Any other method token is kOther: a method
+// this server implements for no resource, always answered 501 by the core
+// (the method as received is in Request::method_name).
+enum class Method : uint8_t { kGet, kHead, kPut, kDelete, kPost, kOptions, kOther };
+inline constexpr size_t kMethodCount = 7;
 // "GET", "HEAD", ... ("OTHER" for kOther); static storage.
 const char* MethodName(Method method);
 
@@ -27,11 +28,12 @@ const char* MethodName(Method method);
 //   kKv           /v1/kv/{key}    GET HEAD PUT DELETE
 //   kHealthz      /healthz        GET HEAD
 //   kReadyz       /readyz         GET HEAD
-//   kMetrics      /metrics        GET
+//   kMetrics      /metrics        GET HEAD
 //   kAdminCompact /admin/compact  POST  (the handler answers 403/404 when the
 //                                        connection is not on the admin listener)
-// Unknown path → 404 and known path with another method → 405 + Allow are
-// answered by the core without calling the handler.
+// Unknown path → 404, known path with another method → 405 + Allow, a method
+// implemented nowhere → 501, "OPTIONS *" → 200 + Allow are answered by the
+// core without calling the handler.
 enum class Route : uint8_t { kKv, kHealthz, kReadyz, kMetrics, kAdminCompact };
 
 // One entity tag from If-Match / If-None-Match. Our ETags are strong and of
@@ -69,6 +71,8 @@ struct Precondition {
 struct Request {
   Route route = Route::kKv;
   Method method = Method::kGet;
+  // The method token as received ("GET", "PROPFIND"), for logs.
+  std::string_view method_name;
   // Route kKv: the percent-decoded key, 1..Limits::max_key_bytes bytes, any
   // byte value (binary-safe, may contain '\0' and '/'). Empty for other routes.
   std::string_view key;
@@ -93,10 +97,12 @@ struct Request {
   // Whether the connection stays open after this response (HTTP/1.1 default
   // unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive").
   bool keep_alive = true;
-  uint8_t http_minor = 1;  // HTTP/1.<minor>: 0 or 1
-  // Monotonic ms (the clock passed to Feed) when the head was complete:
-  // the start of this request's latency.
+  // HTTP/1.<minor>: 0 or 1 (HTTP/1.2 .. 1.9 are served as 1.1).
+  uint8_t http_minor = 1;
+  // When the head was complete: on the clock passed to Feed (ms), and on
+  // MonotonicMicros (http/clock.h), where this request's latency starts.
   uint64_t start_ms = 0;
+  uint64_t start_us = 0;
   // Bytes of this request's head (request line + headers), for logs.
   uint64_t head_bytes = 0;
 };

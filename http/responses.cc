@@ -46,6 +46,7 @@ int HttpStatusFor(engine::Code code) {
     case engine::Code::kReadOnly: return 503;
     case engine::Code::kCorruption: return 500;
     case engine::Code::kTooLarge: return 413;
+    case engine::Code::kOutcomeUnknown: return 503;
     case engine::Code::kInvalidArgument: return 400;
     case engine::Code::kIOError: return 500;
   }
@@ -116,7 +117,7 @@ Response ErrorResponse(const engine::Status& status) {
   std::string_view detail = status.message();
   if (detail.empty()) detail = engine::CodeName(status.code());
   return ProblemResponse(HttpStatusFor(status.code()), detail, std::nullopt,
-                         status.code() == engine::Code::kBusy);
+                         status.code() == engine::Code::kBusy || status.code() == engine::Code::kOutcomeUnknown);
 }
 
 Response TextResponse(int status, std::string_view content_type, std::string body) {

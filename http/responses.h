@@ -21,12 +21,14 @@ namespace kingx::http {
 
 // The Content-Type stored for a PUT without one, and sent back on reads.
 inline constexpr std::string_view kDefaultContentType = "application/octet-stream";
-// Retry-After (seconds) sent with 503 for engine::Code::kBusy.
+// Retry-After (seconds) sent with 503 for engine::Code::kBusy and
+// kOutcomeUnknown.
 inline constexpr uint32_t kBusyRetryAfterS = 1;
 
 // engine::Code → HTTP status: NotFound 404, PreconditionFailed 412,
-// NoSpace 507, Busy 503 (+Retry-After), ReadOnly 503, Corruption 500,
-// TooLarge 413, InvalidArgument 400, IOError 500, Ok 200.
+// NoSpace 507, Busy 503 (+Retry-After), OutcomeUnknown 503 (+Retry-After),
+// ReadOnly 503, Corruption 500, TooLarge 413, InvalidArgument 400,
+// IOError 500, Ok 200.
 int HttpStatusFor(engine::Code code);
 
 // 200 with the value, ETag and Content-Type (kDefaultContentType when
@@ -59,7 +61,8 @@ Response ProblemResponse(int status, std::string_view detail, std::optional<uint
                          bool retry_after = false);
 
 // ProblemResponse(HttpStatusFor(status.code()), status.message()), with
-// Retry-After for kBusy. `status` must not be OK (asserted).
+// Retry-After for kBusy and kOutcomeUnknown. `status` must not be OK
+// (asserted).
 Response ErrorResponse(const engine::Status& status);
 
 // A small text/plain or application/json 200 body owned by the Response

@@ -23,9 +23,8 @@ bool Allowed(Route route, Method method) {
              method == Method::kDelete;
     case Route::kHealthz:
     case Route::kReadyz:
-      return method == Method::kGet || method == Method::kHead;
     case Route::kMetrics:
-      return method == Method::kGet;
+      return method == Method::kGet || method == Method::kHead;
     case Route::kAdminCompact:
       return method == Method::kPost;
   }
@@ -45,8 +44,8 @@ std::string_view AllowedMethods(Route route) {
   switch (route) {
     case Route::kKv: return "GET, HEAD, PUT, DELETE";
     case Route::kHealthz:
-    case Route::kReadyz: return "GET, HEAD";
-    case Route::kMetrics: return "GET";
+    case Route::kReadyz:
+    case Route::kMetrics: return "GET, HEAD";
     case Route::kAdminCompact: return "POST";
   }
   return "";

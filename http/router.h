@@ -13,6 +13,9 @@
 
 namespace kingx::http {
 
+// What "OPTIONS *" advertises: every method some resource implements.
+inline constexpr std::string_view kServerMethods = "GET, HEAD, PUT, DELETE, POST, OPTIONS";
+
 // Routes `target` (origin-form "/path?query" or absolute-form
 // "http://host/path?query"; the query is ignored) for `method`.
 // On success returns true, sets *route and, for kKv, appends the

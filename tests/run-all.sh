@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean checkout on a fresh Debian 12 machine:
-#   1. installs the Debian packages (deploy/setup-debian.sh, then bench/install-peers.sh for the
-#      benchmark peers; both idempotent),
+#   1. installs the Debian packages (deploy/setup-debian.sh --tests: building, the tests, and
+#      the nginx and HAProxy the deploy tests run; then bench/install-peers.sh for the benchmark
+#      peers; both idempotent, neither leaves a service enabled or running),
 #   2. builds the normal tree (build/) and the sanitizer tree (build-asan/),
 #   3. runs every test of build/ (unit, black-box, fuzz corpora, bench smoke)
 #      and the unit tests again under ASan+UBSan,
@@ -11,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-bash deploy/setup-debian.sh || { echo "0 passed, 1 failed"; exit 1; }
+bash deploy/setup-debian.sh --tests || { echo "0 passed, 1 failed"; exit 1; }
 # The benchmark smoke test runs the peers (nginx, redis, webdis, memcached) and the load
 # generators (wrk, h2load); bench/'s own install step brings them, with no service left enabled.
 bash bench/install-peers.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -19,12 +20,14 @@ bash bench/install-peers.sh || { echo "0 passed, 1 failed"; exit 1; }
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
 
+# Warnings are errors in every tree here (and so in CI); the project default
+# leaves them warnings, for users' and packagers' builds.
 configure() {  # dir, extra meson args...
   local dir=$1; shift
   if [ -f "$dir/build.ninja" ]; then
-    meson setup --reconfigure "$dir" "$@" >/dev/null
+    meson setup --reconfigure "$dir" -Dwerror=true "$@" >/dev/null
   else
-    meson setup "$dir" "$@" >/dev/null
+    meson setup "$dir" -Dwerror=true "$@" >/dev/null
   fi
 }
 
@@ -35,8 +38,8 @@ asan_ok=1
 configure build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || asan_ok=0
 [ $asan_ok = 1 ] && { ninja -C build-asan -j"$jobs" >build-asan.log 2>&1 || { tail -50 build-asan.log; asan_ok=0; }; }
 
-# ThreadSanitizer: the binary alone (issue 6: the thread-pool model is
-# TSan-clean in --single-process mode), exercised by the API suite below.
+# ThreadSanitizer: the binary alone (the thread-pool model must be TSan-clean
+# in --single-process mode), exercised by the API suite below.
 tsan_ok=1
 configure build-tsan -Dbuildtype=debugoptimized -Db_sanitize=thread -Dtests=false || tsan_ok=0
 [ $tsan_ok = 1 ] && { ninja -C build-tsan -j"$jobs" src/kingx >build-tsan.log 2>&1 || { tail -50 build-tsan.log; tsan_ok=0; }; }

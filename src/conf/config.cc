@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/conf/kingx_version.h"
+
 namespace kingx {
 namespace {
 
@@ -570,7 +572,7 @@ std::string HelpText() {
   return out;
 }
 
-std::string VersionText() { return "kingx 0.1.0"; }
+std::string VersionText() { return "kingx " KINGX_VERSION; }
 
 const char* LogLevelName(LogLevel level) {
   switch (level) {

@@ -22,7 +22,7 @@
 
 namespace kingx {
 
-// How workers serve connections (issue 6).
+// How workers serve connections.
 enum class Model : uint8_t {
   kEvent,    // single-threaded libuv loop per worker process (default)
   kThreads,  // acceptor thread + N blocking pool threads per worker process

@@ -9,7 +9,7 @@
 // non-printable bytes inside messages are escaped (\r, \n, \xHH) so one call
 // is always one line.
 //
-// The access log (per-request, buffered) is in src/access_log.h.
+// The access log (per-request, buffered) is in src/conf/access_log.h.
 //
 // Thread-safety: Log* and ErrorLogEnabled may be called from any thread at
 // any time, also before InitErrorLog (then they write to stderr at level

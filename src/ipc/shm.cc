@@ -10,6 +10,7 @@
 #include <new>
 
 #include "src/conf/log.h"
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
 
 namespace kingx {
@@ -32,7 +33,7 @@ engine::Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(const ShmSize
   shm->control_off_ = off;
   off += PageAlign(sizeof(ControlBlock) + sizeof(SlotInfo) * sizes.slot_count);
   shm->stats_off_ = off;
-  off += PageAlign(sizeof(WriterStats));
+  off += PageAlign(sizeof(WriterMetrics));
   shm->index_off_ = off;
   shm->index_bytes_ = PageAlign(engine::SharedIndex::RegionBytesFor(sizes.index_max_keys, sizes.index_initial_capacity));
   off += shm->index_bytes_;
@@ -64,7 +65,7 @@ engine::Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(const ShmSize
   auto* control = new (shm->base_ + shm->control_off_) ControlBlock();
   control->slot_count = sizes.slot_count;
   for (uint32_t i = 0; i < sizes.slot_count; ++i) new (&shm->slot(i)) SlotInfo();
-  new (shm->base_ + shm->stats_off_) WriterStats();
+  new (shm->base_ + shm->stats_off_) WriterMetrics();
 
   shm->index_base_ = shm->base_ + shm->index_off_;
   auto index = engine::SharedIndex::Create(shm->index_base_, shm->index_bytes_, sizes.index_initial_capacity);
@@ -106,7 +107,7 @@ SlotInfo& SharedMemory::slot(uint32_t i) const {
   return first[i];
 }
 
-WriterStats& SharedMemory::writer_stats() const { return *reinterpret_cast<WriterStats*>(base_ + stats_off_); }
+WriterMetrics& SharedMemory::writer_metrics() const { return *reinterpret_cast<WriterMetrics*>(base_ + stats_off_); }
 
 CompletionRing& SharedMemory::completions(uint32_t slot) { return rings_[slot]; }
 
@@ -137,7 +138,7 @@ engine::Result<std::unique_ptr<SharedMemory>> CreateSharedMemory(const Config& c
   return last;
 }
 
-void RecordBatch(WriterStats& stats, uint64_t ops, uint64_t bytes, uint64_t apply_us, uint64_t failed) {
+void RecordBatch(WriterMetrics& stats, uint64_t ops, uint64_t bytes, uint64_t apply_us, uint64_t failed) {
   auto add = [](std::atomic<uint64_t>& a, uint64_t n) {
     a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   };

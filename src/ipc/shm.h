@@ -5,11 +5,13 @@
 // the same address. It holds, each part page-aligned:
 //
 //   ControlBlock     draining flag, config generation, writer state, slot table
-//   WriterStats      queue/batch/fsync figures the writer publishes for /metrics
+//   WriterMetrics    queue/batch/fsync figures the writer process publishes for
+//                    /metrics (engine::WriterStats are the engine's own figures)
 //   index region     engine::SharedIndex (formatted by Create)
-//   write queue      WriteQueue's ring (see src/write_queue.h)
-//   per slot         a completion ring (src/write_queue.h) and kCountersBytes
-//                    of zeroed memory for the worker's http counters
+//   write queue      WriteQueue's ring (see src/ipc/write_queue.h)
+//   per slot         a completion ring (src/ipc/completion_ring.h) and
+//                    kCountersBytes of zeroed memory for the worker's http
+//                    counters
 //
 // A "slot" is a place for one worker process: its completion ring, its
 // eventfd, its counters and its row in the slot table. There are
@@ -76,7 +78,7 @@ struct ControlBlock {
   std::atomic<uint32_t> writer_stop{0};
   // any worker (admin endpoint): incremented to ask the writer for a
   // compaction pass (then WriteQueue::Wake). The writer compares it with the
-  // last value it served (issue 5 hook in src/writer_process.cc).
+  // last value it served (the compaction hook, src/writer/writer_compaction.cc).
   std::atomic<uint64_t> compact_requests{0};
   // master: times a worker or the writer was respawned after dying.
   std::atomic<uint64_t> respawns{0};
@@ -85,16 +87,17 @@ struct ControlBlock {
   // Followed in memory by slot_count SlotInfo (see SharedMemory::slot()).
 };
 
-// Histogram bucket bounds for WriterStats (Prometheus "le" values).
+// Histogram bucket bounds for WriterMetrics (Prometheus "le" values).
 inline constexpr int kBatchSizeBuckets = 12;  // le 1,2,4,...,1024, +Inf
 inline constexpr int kFsyncBuckets = 14;      // le 50us,100us,...,+Inf (see kFsyncBucketUs)
 inline constexpr uint64_t kFsyncBucketUs[kFsyncBuckets - 1] = {
     50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
 // Upper bound (inclusive) of batch-size bucket i < kBatchSizeBuckets - 1 is 1 << i.
 
-// Figures the writer publishes (writer stores, relaxed; anyone loads).
+// Figures the writer process publishes for /metrics (writer stores, relaxed;
+// anyone loads). Not engine::WriterStats, which the engine computes on demand.
 // The queue depth is read from the queue itself (WriteQueue::Depth).
-struct WriterStats {
+struct WriterMetrics {
   std::atomic<uint64_t> batches{0};          // Apply calls
   std::atomic<uint64_t> records{0};          // ops applied (small ops + finished large values)
   std::atomic<uint64_t> bytes{0};            // stored bytes applied
@@ -142,7 +145,7 @@ class SharedMemory {
   ControlBlock& control() const;
   SlotInfo& slot(uint32_t i) const;      // i < slot_count()
   uint32_t slot_count() const { return sizes_.slot_count; }
-  WriterStats& writer_stats() const;
+  WriterMetrics& writer_metrics() const;
 
   // The index region (for engine::Writer / Reader) and a handle on it. The
   // handle is this process's; copy-constructed by fork, usable in any child.
@@ -191,6 +194,6 @@ class SharedMemory {
 engine::Result<std::unique_ptr<SharedMemory>> CreateSharedMemory(const Config& config, uint32_t slot_count);
 
 // Records one applied batch in the stats (writer only).
-void RecordBatch(WriterStats& stats, uint64_t ops, uint64_t bytes, uint64_t apply_us, uint64_t failed);
+void RecordBatch(WriterMetrics& stats, uint64_t ops, uint64_t bytes, uint64_t apply_us, uint64_t failed);
 
 }  // namespace kingx

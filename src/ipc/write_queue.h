@@ -1,5 +1,6 @@
-// The shared write queue (workers → writer) and the completion rings
-// (writer → each worker), both in the shared mapping (src/shm.h).
+// The shared write queue (workers → writer), in the shared mapping
+// (src/ipc/shm.h). The way back, writer → each worker, is the completion ring
+// (src/ipc/completion_ring.h).
 //
 // WriteQueue: a bounded ring of variable-size entries guarded by a
 // process-shared, ROBUST pthread mutex. Producers (any thread of any worker
@@ -17,14 +18,8 @@
 // interleaved between them. Each part is at most max_entry_bytes(), so a big
 // PUT never needs one buffer for the whole body, on either side.
 //
-// CompletionRing: per slot, single producer (the writer) / single consumer
-// (the one thread of the worker that drains completions) ring of fixed-size
-// Completion records. The writer writes the slot's eventfd after posting a
-// batch's completions, so the worker's loop watches that fd.
-//
-// Tokens: MakeToken(slot generation, local id). The worker chooses local ids
-// (unique among its in-flight writes); DrainCompletions drops completions
-// whose generation is not the caller's (a previous occupant's leftovers).
+// Tokens: every entry carries the token its producer chose (src/ipc/token.h);
+// the writer's completion for the write carries it back.
 #pragma once
 
 #include <pthread.h>
@@ -40,20 +35,6 @@
 #include "engine/status.h"
 
 namespace kingx {
-
-// ---------------------------------------------------------------- tokens
-
-inline constexpr int kTokenLocalBits = 40;
-inline constexpr uint64_t kTokenLocalMask = (uint64_t{1} << kTokenLocalBits) - 1;
-
-// Generation in the top 24 bits, local id (wrapped to 40 bits) below.
-constexpr uint64_t MakeToken(uint32_t generation, uint64_t local_id) {
-  return (uint64_t{generation & 0xFFFFFFu} << kTokenLocalBits) | (local_id & kTokenLocalMask);
-}
-constexpr uint32_t TokenGeneration(uint64_t token) {
-  return static_cast<uint32_t>(token >> kTokenLocalBits);
-}
-constexpr uint64_t TokenLocalId(uint64_t token) { return token & kTokenLocalMask; }
 
 // ---------------------------------------------------------------- entries
 
@@ -188,49 +169,6 @@ class WriteQueue {
   uint64_t peek_pos_ = 0;         // consumer only: end of what Peek handed out
   uint64_t pending_release_ = 0;  // consumer only: entries handed out since Release
   uint64_t orphan_end_ = 0;       // consumer only: end of a dead writer's taken entries
-};
-
-// ---------------------------------------------------------------- completions
-
-// Why a write failed, beyond its code, when the worker's answer should say
-// more than the code does.
-enum class CompletionReason : uint8_t {
-  kNone = 0,
-  kStagingBudget,  // a large upload would pass --staging-bytes (code kBusy)
-};
-
-struct Completion {
-  uint64_t token = 0;
-  uint64_t seq = 0;        // the record's sequence number (the ETag) when code is kOk
-  engine::Code code = engine::Code::kOk;  // kOk, kPreconditionFailed, kNotFound (delete of
-                                          // an absent key), kNoSpace, kIOError, kReadOnly, ...
-  bool existed = false;    // a put replaced / a delete removed an existing key
-  CompletionReason reason = CompletionReason::kNone;
-};
-
-struct CompletionRingHeader;
-
-class CompletionRing {
- public:
-  static size_t RegionBytes(uint32_t entries);
-  // Formats (master before fork, or a test). entries: power of two >= 2.
-  static engine::Status Format(void* base, uint32_t entries);
-  CompletionRing() = default;
-  explicit CompletionRing(void* base);
-
-  // Producer (the writer's loop thread only). false when the ring is full:
-  // the writer keeps the completion and posts it later.
-  bool TryPost(const Completion& c);
-
-  // Consumer (one thread of the slot's worker). Calls fn for every posted
-  // completion whose TokenGeneration is `generation` (others are dropped) and
-  // returns how many fn saw. fn must not call Drain on the same ring.
-  size_t Drain(uint32_t generation, const std::function<void(const Completion&)>& fn);
-
-  uint32_t Pending() const;  // racy snapshot
-
- private:
-  CompletionRingHeader* header_ = nullptr;
 };
 
 }  // namespace kingx

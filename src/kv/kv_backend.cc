@@ -38,7 +38,7 @@ size_t ShmKvBackend::MaxEntryBytes() const { return ctx_.queue->max_entry_bytes(
 
 bool ShmKvBackend::Ready() const {
   return ctx_.StorageReady() && !ctx_.ServerDraining() &&
-         ctx_.shm->writer_stats().read_only.load(std::memory_order_relaxed) == 0;
+         ctx_.shm->writer_metrics().read_only.load(std::memory_order_relaxed) == 0;
 }
 
 std::string ShmKvBackend::RenderMetrics() {
@@ -85,7 +85,7 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_write_queue_bytes", "Ring bytes used by queued entries", double(q.DepthBytes()), false);
   add("kingx_write_queue_capacity_bytes", "Ring bytes of the shared write queue", double(q.ring_bytes()), false);
 
-  const WriterStats& ws = shm.writer_stats();
+  const WriterMetrics& ws = shm.writer_metrics();
   add("kingx_writer_batches_total", "Group commits applied", double(ws.batches.load(relaxed)), true);
   add("kingx_writer_records_total", "Writes applied", double(ws.records.load(relaxed)), true);
   add("kingx_writer_bytes_total", "Stored bytes applied", double(ws.bytes.load(relaxed)), true);

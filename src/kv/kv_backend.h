@@ -1,4 +1,4 @@
-// ShmKvBackend: the production KvBackend (src/kv_service.h) of a worker
+// ShmKvBackend: the production KvBackend (src/kv/kv_service.h) of a worker
 // process: reads through the WorkerContext's engine::Reader, writes through
 // the shared WriteQueue on the worker's slot, readiness and /metrics from the
 // shared mapping.

@@ -1,6 +1,6 @@
 // KvService: the http::Handler of the key-value API, shared unchanged by the
-// libuv worker (src/worker_uv.cc) and the thread-pool worker
-// (src/worker_threads.cc).
+// libuv worker (src/worker/worker_uv.cc) and the thread-pool worker
+// (src/worker/worker_threads.cc).
 //
 //   GET/HEAD /v1/kv/{key}  Reader::Get → 200 (a raw value: zero-copy view,
 //                          kept alive by its holder; a compressed value:
@@ -12,16 +12,18 @@
 //                          thread), enqueued on the shared write queue with the
 //                          request's precondition, answered 201/204 + ETag when
 //                          the writer's completion arrives (OnCompletion);
-//                          412, 507 (NoSpace), 503 (ReadOnly, or the queue stayed
-//                          full past KvServiceOptions::busy_give_up_ms)
+//                          412, 507 (NoSpace), 503 (ReadOnly; the queue stayed
+//                          full past KvServiceOptions::busy_give_up_ms; or
+//                          outcome unknown, + Retry-After: the writer died
+//                          after taking the write)
 //   DELETE /v1/kv/{key}    204 | 404 | 412, on completion like PUT
 //   /healthz /readyz /metrics, POST /admin/compact (admin listener only: 202)
 //
-// Bodies up to part_bytes() go to the queue as one entry; longer bodies go
-// through the queue's large-value entries (LargeBegin, LargePart per part,
-// LargeEnd), each part compressed on its own, so no buffer ever holds more
-// than one part. Every response echoes X-Request-Id (or carries a generated
-// one) and is logged to the access log (when enabled) before it is sent.
+// PUT and DELETE go through the write exchange state machine
+// (src/kv/write_exchange.h): bodies up to part_bytes() go to the queue as one
+// entry, longer bodies part by part. Every response echoes X-Request-Id (or
+// carries a generated one, src/kv/request_id.h) and is logged to the access
+// log (when enabled) before it is sent.
 //
 // Threading: one KvService per thread that runs Connections (the worker's loop
 // thread; each pool thread of the thread model). All methods, including the
@@ -46,6 +48,7 @@
 #include "http/connection.h"
 #include "http/counters.h"
 #include "src/conf/config.h"
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
 #include "src/kv/byte_budget.h"
 
@@ -55,7 +58,7 @@ class AccessLog;
 
 // What KvService needs from its process: the storage (reads and the write
 // queue) and the process-wide state. The production implementation over a
-// WorkerContext is in src/kv_backend.h; unit tests use a fake. Calls come from
+// WorkerContext is in src/kv/kv_backend.h; unit tests use a fake. Calls come from
 // the KvService's thread; an implementation shared by several KvServices
 // (thread model) must be thread-safe.
 class KvBackend {
@@ -89,7 +92,7 @@ class KvBackend {
 // point at it before the first Feed. Small on purpose: it lives as long as
 // the connection, idle or not.
 struct KvConnState {
-  struct Exchange* exchange = nullptr;  // KvService's: a PUT/DELETE in progress
+  struct Exchange* exchange = nullptr;  // a PUT/DELETE in progress (write_exchange.h)
   bool admin = false;                   // accepted on the --admin-listen socket
   uint8_t peer_family = 0;              // AF_INET / AF_INET6; 0 = unknown
   uint16_t peer_port = 0;               // host order
@@ -130,9 +133,6 @@ struct KvServiceOptions {
   uint64_t staging_bytes = 0;
 };
 
-// The local-id prefix a completion's token carries (see token_prefix).
-uint32_t TokenPrefix(uint64_t token);
-
 // The clock of every now_ms the serving code passes around: CLOCK_MONOTONIC
 // in milliseconds. Any thread.
 uint64_t MonotonicMs();
@@ -159,7 +159,7 @@ class KvService final : public http::Handler {
   // ---- the I/O layer ----
 
   // A completion drained from this slot's ring whose token this service
-  // issued (TokenPrefix(c.token) == token_prefix). Answers the waiting
+  // issued (TokenPrefix(c.token) == token_prefix, src/kv/token_table.h). Answers the waiting
   // request (or forgets an orphaned one). Unknown tokens are ignored.
   void OnCompletion(const Completion& c, uint64_t now_ms);
 
@@ -195,9 +195,9 @@ class KvService final : public http::Handler {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
   size_t part_bytes_ = 0;
   bool draining_ = false;
+  std::unique_ptr<Impl> impl_;
   friend struct Impl;
 };
 

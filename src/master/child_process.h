@@ -15,8 +15,8 @@
 #include <cstdint>
 
 #include "src/conf/config.h"
-#include "src/master/listen.h"
 #include "src/ipc/shm.h"
+#include "src/master/listen.h"
 
 namespace kingx {
 

@@ -24,10 +24,10 @@
 #include <vector>
 
 #include "engine/env.h"
-#include "src/master/child_process.h"
-#include "src/master/listen.h"
 #include "src/conf/log.h"
 #include "src/ipc/shm.h"
+#include "src/master/child_process.h"
+#include "src/master/listen.h"
 
 namespace kingx {
 namespace {

@@ -6,8 +6,8 @@
 //  1. opens the error log, creates the data directory and takes its LOCK
 //     (held for the master's life; the writer opens the engine with
 //     take_lock = false), writes --pid;
-//  2. creates the shared mapping (src/shm.h) and the listening sockets
-//     (src/listen.h);
+//  2. creates the shared mapping (src/ipc/shm.h) and the listening sockets
+//     (src/master/listen.h);
 //  3. forks the writer, then config.workers workers, each into a free slot;
 //  4. loops on sigsuspend and acts on flags set by the signal handlers:
 //       TERM/INT  fast stop: TERM to every child, wait, exit;

@@ -7,12 +7,12 @@
 #include <thread>
 
 #include "engine/env.h"
-#include "src/master/child_process.h"
-#include "src/master/listen.h"
 #include "src/conf/log.h"
-#include "src/master/master.h"
 #include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
+#include "src/master/child_process.h"
+#include "src/master/listen.h"
+#include "src/master/master.h"
 #include "src/writer/writer_compaction.h"
 #include "src/writer/writer_process.h"
 

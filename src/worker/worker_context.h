@@ -1,8 +1,9 @@
 // WorkerContext: everything a worker process receives from the master.
 //
-// The master (src/master.cc) builds it in the child right after fork, opens
-// the engine::Reader on the shared index, then calls RunUvWorker (src/worker_uv.h)
-// or RunThreadWorker (src/worker_threads.h) by config.model. In
+// The master (src/master/child_process.cc) builds it in the child right after
+// fork, opens the engine::Reader on the shared index, then calls RunUvWorker
+// (src/worker/worker_uv.h) or RunThreadWorker (src/worker/worker_threads.h) by
+// config.model. In
 // --single-process mode the same context is built in the one process, the
 // writer running in a thread beside it.
 //
@@ -10,7 +11,7 @@
 //  - the signal mask is empty and every signal has its default disposition,
 //    except SIGPIPE (ignored); the worker installs its own QUIT/TERM/INT/USR1
 //    handling;
-//  - the error log is initialised (src/log.h); access_log is open (or disabled);
+//  - the error log is initialised (src/conf/log.h); access_log is open (or disabled);
 //  - the reuseport sockets of other worker indices are closed (the shared
 //    mapping's eventfds and the data directory's LOCK fd stay open); the
 //    listen fds are non-blocking, listening, CLOEXEC;
@@ -29,6 +30,7 @@
 #include "engine/index.h"
 #include "src/conf/access_log.h"
 #include "src/conf/config.h"
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
 

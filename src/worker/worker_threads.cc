@@ -38,9 +38,10 @@
 #include <vector>
 
 #include "http/connection.h"
+#include "src/conf/log.h"
 #include "src/kv/kv_backend.h"
 #include "src/kv/kv_service.h"
-#include "src/conf/log.h"
+#include "src/kv/token_table.h"
 #include "src/worker/serve_options.h"
 #include "src/worker/worker_context.h"
 

@@ -35,11 +35,11 @@
 #include <vector>
 
 #include "http/connection.h"
+#include "src/conf/log.h"
 #include "src/kv/kv_backend.h"
 #include "src/kv/kv_service.h"
-#include "src/conf/log.h"
-#include "src/worker/worker_context.h"
 #include "src/worker/serve_options.h"
+#include "src/worker/worker_context.h"
 
 namespace kingx {
 namespace {
@@ -161,7 +161,7 @@ void UnlinkConn(UvWorker* w, UvConn* c) {
 
 // True when no request is in progress: nothing to send, no write pending, no
 // body still being produced, and every byte received so far belonged to
-// requests already answered.
+// requests already answered. (The Connection has no "idle" observer.)
 bool IsIdle(const UvConn* c) {
   return !c->http.HasOutput() && !c->http.Streaming() && c->write == nullptr && c->exchange == nullptr &&
          (!c->fed || c->http.requests_served() > c->served_at_last_feed);
@@ -301,10 +301,9 @@ void Pump(UvConn* c) {
   }
   if (c->worker->fast) return CloseConn(c);
   // No reads while the request waits for the storage (queue room or its
-  // completion): the Connection would only buffer the bytes, and a body
-  // buffered behind PauseBody comes back through a path of the core that
-  // zeroes the first byte of the piece (see the report: ConsumeInput clears
-  // in_ before OnBody reads the piece). The thread model behaves the same.
+  // completion): the Connection would only buffer the bytes, so leaving them
+  // in the socket lets TCP flow control hold the client back instead of our
+  // memory. The thread model behaves the same.
   if (c->http.WantsRead() && !c->worker->service.AwaitsStorage(*c)) {
     StartReading(c);
   } else {

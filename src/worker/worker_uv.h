@@ -19,7 +19,7 @@
 // While a request waits for the storage (queue room or its completion) its
 // socket is not read: the kernel buffers what the client sends meanwhile.
 //
-// This header is the only public surface of src/worker_uv.cc, which is the
+// This header is the only public surface of src/worker/worker_uv.cc, which is the
 // only file of the project that includes <uv.h>.
 #pragma once
 

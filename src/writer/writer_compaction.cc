@@ -36,7 +36,7 @@ bool DeadFractionOver(SharedMemory& shm, double bound) {
 
 void Publish(SharedMemory& shm, const engine::Compactor& compactor) {
   const engine::CompactionStats s = compactor.stats();
-  WriterStats& w = shm.writer_stats();
+  WriterMetrics& w = shm.writer_metrics();
   w.compaction_passes.store(s.passes, std::memory_order_relaxed);
   w.compaction_segments.store(s.segments_compacted, std::memory_order_relaxed);
   w.compaction_bytes_freed.store(s.bytes_freed, std::memory_order_relaxed);

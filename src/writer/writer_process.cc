@@ -21,6 +21,7 @@
 #include "engine/index.h"
 #include "engine/writer.h"
 #include "src/conf/log.h"
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
 
 namespace kingx {
@@ -157,7 +158,7 @@ class WriterLoop {
       if (have) ProcessBatch();
       WakeSlots();
       if (writer_.read_only()) {
-        shm_.writer_stats().read_only.store(1);
+        shm_.writer_metrics().read_only.store(1);
         KINGX_LOG_ERROR("writer: the engine is read-only after a failed sync; exiting so that the master "
                         "respawns the writer and recovery reopens the database");
         return 3;
@@ -168,7 +169,7 @@ class WriterLoop {
     }
     for (auto& [key, up] : uploads_) {
       if (up.failure.ok()) writer_.AbortLarge(up.engine_id);
-      shm_.writer_stats().large_aborted.fetch_add(1);
+      shm_.writer_metrics().large_aborted.fetch_add(1);
       Unstage(up);
     }
     uploads_.clear();
@@ -210,7 +211,7 @@ class WriterLoop {
         }
         Post(op_tokens_[i].first, Completion{op_tokens_[i].second, r.seq, r.status.code(), r.existed});
       }
-      RecordBatch(shm_.writer_stats(), ops_.size(), bytes, static_cast<uint64_t>(us.count()), failed);
+      RecordBatch(shm_.writer_metrics(), ops_.size(), bytes, static_cast<uint64_t>(us.count()), failed);
     }
     queue_.Release();
   }
@@ -229,7 +230,7 @@ class WriterLoop {
       switch (e.type) {
         case EntryType::kOp:
         case EntryType::kLargeEnd:
-          Post(e.slot, Completion{e.token, 0, engine::Code::kBusy, false});
+          Post(e.slot, Completion{e.token, 0, engine::Code::kOutcomeUnknown, false});
           break;
         case EntryType::kLargeBegin:
         case EntryType::kLargePart: {
@@ -254,7 +255,7 @@ class WriterLoop {
       // The worker reused the token while its abort of the previous upload was
       // still on its way: drop that upload (and its staging file) now.
       if (old->second.failure.ok()) writer_.AbortLarge(old->second.engine_id);
-      shm_.writer_stats().large_aborted.fetch_add(1);
+      shm_.writer_metrics().large_aborted.fetch_add(1);
       Unstage(old->second);
       uploads_.erase(old);
     }
@@ -304,18 +305,18 @@ class WriterLoop {
     if (staged_total_ + n > config_.staging_bytes) return false;
     staged_total_ += n;
     up->staged += n;
-    shm_.writer_stats().staged_bytes.store(staged_total_, std::memory_order_relaxed);
+    shm_.writer_metrics().staged_bytes.store(staged_total_, std::memory_order_relaxed);
     return true;
   }
 
   void Unstage(LargeUpload& up) {
     staged_total_ -= std::min(staged_total_, up.staged);
     up.staged = 0;
-    shm_.writer_stats().staged_bytes.store(staged_total_, std::memory_order_relaxed);
+    shm_.writer_metrics().staged_bytes.store(staged_total_, std::memory_order_relaxed);
   }
 
   engine::Status StagingRefusal() {
-    shm_.writer_stats().staging_refusals.fetch_add(1, std::memory_order_relaxed);
+    shm_.writer_metrics().staging_refusals.fetch_add(1, std::memory_order_relaxed);
     return engine::Status::Busy("large uploads in progress would stage more than --staging-bytes");
   }
 
@@ -325,7 +326,7 @@ class WriterLoop {
     Completion c{token, 0, up->failure.code(), false, reason};
     Post(slot, c);
     up->reported = true;
-    shm_.writer_stats().failed_records.fetch_add(1);
+    shm_.writer_metrics().failed_records.fetch_add(1);
   }
 
   void LargeEnd(const QueueEntry& e) {
@@ -341,7 +342,7 @@ class WriterLoop {
     if (!up.failure.ok()) {
       if (!up.reported) {
         Post(e.slot, Completion{e.token, 0, up.failure.code(), false});
-        shm_.writer_stats().failed_records.fetch_add(1);
+        shm_.writer_metrics().failed_records.fetch_add(1);
       }
       return;
     }
@@ -349,7 +350,7 @@ class WriterLoop {
     const auto t0 = std::chrono::steady_clock::now();
     writer_.FinishLarge(up.engine_id, e.request.raw_len, &r);
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
-    RecordBatch(shm_.writer_stats(), 1, e.request.raw_len, static_cast<uint64_t>(us.count()),
+    RecordBatch(shm_.writer_metrics(), 1, e.request.raw_len, static_cast<uint64_t>(us.count()),
                 r.status.ok() || r.status.Is(engine::Code::kPreconditionFailed) ? 0 : 1);
     Post(e.slot, Completion{e.token, r.seq, r.status.code(), r.existed});
   }
@@ -360,7 +361,7 @@ class WriterLoop {
     if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
     Unstage(it->second);
     uploads_.erase(it);
-    shm_.writer_stats().large_aborted.fetch_add(1);
+    shm_.writer_metrics().large_aborted.fetch_add(1);
   }
 
   // Drops uploads whose worker is gone (its slot has another generation or is free).
@@ -375,7 +376,7 @@ class WriterLoop {
       }
       if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
       Unstage(it->second);
-      shm_.writer_stats().large_aborted.fetch_add(1);
+      shm_.writer_metrics().large_aborted.fetch_add(1);
       KINGX_LOG_INFO("writer: aborted a large upload of slot %u (its worker is gone)", it->first.slot);
       it = uploads_.erase(it);
     }
@@ -459,8 +460,8 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   KINGX_LOG_INFO("writer: database %s open in %lld ms: %llu keys, %llu segments", config.data_dir.c_str(),
                  static_cast<long long>(ms), static_cast<unsigned long long>(counters.keys.load()),
                  static_cast<unsigned long long>(counters.segments.load()));
-  shm.writer_stats().read_only.store(0);
-  if (hooks.after_open) hooks.after_open(**writer, config);  // issue 5: compaction thread starts here
+  shm.writer_metrics().read_only.store(0);
+  if (hooks.after_open) hooks.after_open(**writer, config);  // e.g. the compaction thread starts
   shm.control().writer_ready.store(1, std::memory_order_release);
 
   int status;
@@ -469,7 +470,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
     status = loop.Run();
   }
   shm.control().writer_ready.store(0, std::memory_order_release);
-  if (hooks.before_close) hooks.before_close(**writer);  // issue 5: compaction thread stops here
+  if (hooks.before_close) hooks.before_close(**writer);  // e.g. the compaction thread stops
   writer->reset();
   KINGX_LOG_INFO("writer: stopped");
   return status;

@@ -7,6 +7,9 @@
 //   engine::Writer::Apply (one fdatasync for the batch in sync=always) →
 //   post one Completion per op to its slot's ring → release the batch's ring
 //   bytes → write each affected slot's eventfd once.
+// A restarted writer first answers the entries its dead predecessor had taken
+// but not released (WriteQueue::PeekOrphans) with kOutcomeUnknown (503): they
+// may or may not be on disk, so they are never applied a second time.
 // Large values: LargeBegin/Part/End/Abort map to Writer::BeginLarge /
 // AppendLarge / FinishLarge / AbortLarge; an upload whose slot has a new
 // generation (its worker died) is aborted.
@@ -31,8 +34,8 @@ class Writer;
 
 namespace kingx {
 
-// Hooks for work that shares the writer process (issue 5: compaction runs in
-// a background thread of this process). All run on the writer's loop thread.
+// Hooks for work that shares the writer process (compaction runs in a
+// background thread of this process, src/writer/writer_compaction.h). All run on the writer's loop thread.
 struct WriterHooks {
   // After recovery, before the first batch: start background work.
   std::function<void(engine::Writer&, const Config&)> after_open;

@@ -11,7 +11,10 @@ What it gives a test file:
     phantom, a torn or mixed-up value) is detected by the client alone.
   - KeyOracle: the acknowledged-write oracle of research/reliability.md §4.2.
   - run_cases(): runs named test functions, prints one line per case and the
-    server's logs on failure, and returns the process exit status.
+    server's logs on failure, and returns the process exit status;
+    run_with_server() / run_with_servers() are the whole main() of a test file
+    (start, run, clean up, exit).
+  - wait_for(): a bounded poll of a condition.
 
 Environment: KINGX_BIN (path of the binary; meson passes it), KINGX_TOOL_BIN
 (optional), KINGX_SOAK=1 (heavier variants), KINGX_KEEP=1 (keep temp dirs).
@@ -693,6 +696,58 @@ def run_cases(title, cases, server=None):
     failed += remaining
     print(f"{title}: {passed} passed, {failed} failed", flush=True)
     return 0 if failed == 0 else 1
+
+
+def run_with_server(title, server, cases, ready=None, check_stop=False):
+    """The main() of a test file whose cases share one server: starts
+    `server`, calls ready(server) if given (e.g. wait for the workers), runs
+    `cases` (run_cases), and with check_stop stops the server with TERM and
+    fails unless it exits 0 (a sanitizer report makes it exit non-zero).
+    Always cleans the server up; exits the process with the status."""
+    status = 1
+    try:
+        server.start()
+        if ready is not None:
+            ready(server)
+        status = run_cases(title, cases, server)
+        if check_stop:
+            code = server.stop()
+            if code != 0:
+                print(f"FAIL server exit status after TERM: {code}\n" + server.logs()[-4000:], flush=True)
+                status = 1
+    except Exception as e:  # noqa: BLE001
+        print(f"FAIL startup: {e}")
+        status = 1
+    finally:
+        server.cleanup()
+    sys.exit(status)
+
+
+def run_with_servers(title, cases, current_server):
+    """The main() of a test file whose cases start their own servers:
+    current_server() returns the one in use (or None). Runs `cases`, cleans up
+    the last server, exits the process with the status."""
+    require_bin()
+    status = 1
+    try:
+        status = run_cases(title, cases, current_server)
+    finally:
+        server = current_server()
+        if server is not None:
+            server.cleanup()
+    sys.exit(status)
+
+
+def wait_for(pred, timeout, what):
+    """Polls pred() every 50 ms until it is true and returns that value;
+    TestFailure naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise TestFailure(f"timed out after {timeout}s waiting for {what}")
 
 
 def cases_of(module_globals, prefix="test_"):

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 
-from kingx_harness import (Conn, ConnectionClosed, Server, build_request, check, http, key_path,
-                           run_cases)
+from kingx_harness import (Conn, ConnectionClosed, Server, build_request, cases_of, check, http, key_path,
+                           run_with_servers, wait_for)
 
 MODEL_ARGS = []
 CURRENT = None  # the server of the running case, for run_cases' logs
@@ -123,16 +123,6 @@ def put(port, key, body, headers=None):
 
 def staging_files(data_dir):
     return {n: os.path.getsize(os.path.join(data_dir, n)) for n in os.listdir(data_dir) if n.endswith(".tmp")}
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_slow_reader_holds_few_unsent_bytes():
@@ -423,10 +413,4 @@ def test_idle_connections_make_room_for_new_clients():
 if __name__ == "__main__":
     if "--model" in sys.argv:
         MODEL_ARGS = ["--model", sys.argv[sys.argv.index("--model") + 1], "--threads", "64"]
-    cases = [(n[len("test_"):], f) for n, f in list(globals().items()) if n.startswith("test_") and callable(f)]
-    try:
-        status = run_cases("abuse " + " ".join(MODEL_ARGS), cases, lambda: CURRENT)
-    finally:
-        if CURRENT is not None:
-            CURRENT.cleanup()
-    sys.exit(status)
+    run_with_servers("abuse " + " ".join(MODEL_ARGS), cases_of(globals()), lambda: CURRENT)

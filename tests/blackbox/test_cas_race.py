@@ -11,11 +11,11 @@ apply-time decision can keep them atomic.
 """
 
 import argparse
-import sys
 import threading
 import time
 
-from kingx_harness import SOAK, Conn, ConnectionClosed, Server, check, key_path, parse_etag, run_cases
+from kingx_harness import (SOAK, Conn, ConnectionClosed, Server, cases_of, check, key_path, parse_etag,
+                           run_with_server)
 
 CLIENTS = 8
 INCREMENTS = 400 if SOAK else 60
@@ -134,17 +134,8 @@ def main():
     if o.model == "threads":
         flags += ["--threads", "16"]
     S = Server(flags)
-    try:
-        S.start()
-        S.wait_children("kingx-worker", int(o.workers))
-        status = run_cases(f"CAS races ({' '.join(flags)})", [(n[5:], f) for n, f in globals().items()
-                                                              if n.startswith("test_")], S)
-    except Exception as e:  # noqa: BLE001
-        print(f"FAIL startup: {e}")
-        status = 1
-    finally:
-        S.cleanup()
-    sys.exit(status)
+    run_with_server(f"CAS races ({' '.join(flags)})", S, cases_of(globals()),
+                    ready=lambda server: server.wait_children("kingx-worker", int(o.workers)))
 
 
 if __name__ == "__main__":

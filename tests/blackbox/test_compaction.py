@@ -1,4 +1,4 @@
-"""Compaction seen from outside (issue 5's black-box half): a uniform
+"""Compaction seen from outside (the engine's tests cover the inside): a uniform
 overwrite load on a fixed key set with small segments makes the data
 directory grow far past the live data; compaction (automatic past
 --compaction-dead-ratio, or POST /admin/compact on the admin listener only)
@@ -14,12 +14,11 @@ compaction the directory must hold less than half of what was written
 
 import os
 import random
-import sys
 import threading
 import time
 
-from kingx_harness import (SOAK, Conn, ConnectionClosed, Server, TestFailure, check, free_port, http,
-                           key_path, run_cases)
+from kingx_harness import (SOAK, Conn, ConnectionClosed, Server, TestFailure, cases_of, check, free_port,
+                           http, key_path, run_with_server)
 
 S = None
 ADMIN = None
@@ -150,15 +149,7 @@ def main():
     ADMIN = free_port()
     S = Server(["--workers", "2", "--segment-bytes", str(SEGMENT), "--compaction-dead-ratio", "0.3",
                 "--compression-level", "0", "--admin-listen", f"127.0.0.1:{ADMIN}"])
-    try:
-        S.start()
-        status = run_cases("compaction", [(n[5:], f) for n, f in globals().items() if n.startswith("test_")], S)
-    except Exception as e:  # noqa: BLE001
-        print(f"FAIL startup: {e}")
-        status = 1
-    finally:
-        S.cleanup()
-    sys.exit(status)
+    run_with_server("compaction", S, cases_of(globals()))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 
-from kingx_harness import SKIP, Server, check, http, key_path, run_cases
+from kingx_harness import SKIP, Server, cases_of, check, http, key_path, run_with_server
 
 S = None
 
@@ -80,15 +80,7 @@ def main():
         print("SKIP: curl not installed")
         sys.exit(SKIP)
     S = Server(["--workers", "2"])
-    try:
-        S.start()
-        status = run_cases("curl and wrk", [(n[5:], f) for n, f in globals().items() if n.startswith("test_")], S)
-    except Exception as e:  # noqa: BLE001
-        print(f"FAIL startup: {e}")
-        status = 1
-    finally:
-        S.cleanup()
-    sys.exit(status)
+    run_with_server("curl and wrk", S, cases_of(globals()))
 
 
 if __name__ == "__main__":

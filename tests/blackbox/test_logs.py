@@ -1,4 +1,4 @@
-"""Access log contents (issue 4): nginx's combined format with the request
+"""Access log contents: nginx's combined format with the request
 line, status and size; JSON lines with --access-log-format json; the client
 address taken from X-Forwarded-For only when the peer is a --trusted-proxy;
 X-Request-Id logged. (Reopening on USR1 is in test_signals.py.)
@@ -10,10 +10,9 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 
-from kingx_harness import Server, TestFailure, check, http, key_path, require_bin, run_cases
+from kingx_harness import Server, TestFailure, cases_of, check, http, key_path, run_with_servers
 
 S = None
 
@@ -95,14 +94,7 @@ def test_trusted_proxy_forwarded_for_and_json_format():
 
 
 def main():
-    require_bin()
-    try:
-        status = run_cases("access log", [(n[5:], f) for n, f in globals().items() if n.startswith("test_")],
-                           lambda: S)
-    finally:
-        if S is not None:
-            S.cleanup()
-    sys.exit(status)
+    run_with_servers("access log", cases_of(globals()), lambda: S)
 
 
 if __name__ == "__main__":

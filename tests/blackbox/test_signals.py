@@ -1,4 +1,4 @@
-"""Operations through signals, nginx's conventions (issue 4):
+"""Operations through signals, nginx's conventions:
 process names, HUP reload under load (no request lost, the new configuration
 takes effect, old workers leave), a bad configuration on HUP keeps the old one
 serving, USR1 reopens the access log, QUIT under load completes in-flight
@@ -18,12 +18,11 @@ import json
 import os
 import re
 import signal
-import sys
 import threading
 import time
 
-from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, build_request, check, http,
-                           key_path, require_bin, run_cases)
+from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, build_request, cases_of, check, http,
+                           key_path, run_with_servers, wait_for)
 from kingx_load import ClientState, LoadClient, verify_states
 
 S = None
@@ -35,15 +34,6 @@ def write_config(path, doc):
     with open(tmp, "w") as f:
         f.write(doc if isinstance(doc, str) else json.dumps(doc))
     os.replace(tmp, path)
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise TestFailure(f"timed out after {timeout}s waiting for {what}")
 
 
 def put_status(size):
@@ -308,14 +298,7 @@ def test_term_stops_fast():
 
 
 def main():
-    require_bin()
-    try:
-        status = run_cases("signals", [(n[5:], f) for n, f in globals().items() if n.startswith("test_")],
-                           lambda: S)
-    finally:
-        if S is not None:
-            S.cleanup()
-    sys.exit(status)
+    run_with_servers("signals", cases_of(globals()), lambda: S)
 
 
 if __name__ == "__main__":

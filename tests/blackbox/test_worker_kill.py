@@ -13,11 +13,10 @@ succeed again once the new writer has recovered.
 
 import os
 import signal
-import sys
 import threading
 import time
 
-from kingx_harness import SOAK, Server, TestFailure, check, run_cases
+from kingx_harness import SOAK, Server, cases_of, check, run_with_server, wait_for
 from kingx_load import ClientState, LoadClient, verify_states
 
 CLIENTS = 8
@@ -32,15 +31,6 @@ def start_clients(states, stop, mix=(100, 0, 0)):
     for c in clients:
         c.start()
     return clients
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise TestFailure(f"timed out after {timeout}s waiting for {what}")
 
 
 def stop_clients(clients, stop):
@@ -136,16 +126,7 @@ def test_repeated_worker_kills_keep_serving():
 def main():
     global S
     S = Server(["--workers", "2"])
-    try:
-        S.start()
-        status = run_cases("worker and writer kill -9", [(n[5:], f) for n, f in globals().items()
-                                                         if n.startswith("test_")], S)
-    except Exception as e:  # noqa: BLE001
-        print(f"FAIL startup: {e}")
-        status = 1
-    finally:
-        S.cleanup()
-    sys.exit(status)
+    run_with_server("worker and writer kill -9", S, cases_of(globals()))
 
 
 if __name__ == "__main__":

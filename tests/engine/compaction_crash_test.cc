@@ -8,9 +8,6 @@
 // Then it compacts everything again and checks once more.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -19,6 +16,8 @@
 
 #include "engine/compaction.h"
 #include "engine/kill_point.h"
+#include "tests/engine/support/crash_child.h"
+#include "tests/engine/support/model.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
@@ -38,13 +37,7 @@ struct Msg {
 
 std::string Key(int id) { return "key-" + std::to_string(id); }
 
-CompactionOptions Unthrottled() {
-  CompactionOptions c;
-  c.rate_bytes_per_sec = 0;
-  c.install_batch = 5;
-  c.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{1} << 40; };
-  return c;
-}
+CompactionOptions Unthrottled() { return UnthrottledCompaction(5); }
 
 // What a key must hold: absent, or MakeValue(key, version, ...).
 struct Expect {
@@ -104,12 +97,10 @@ int Child(const std::string& dir, const Options& o, const std::string& point, in
   for (int64_t v = 1000; v < 1600; ++v) {
     const int id = static_cast<int>(v * 7 % kKeys);
     const bool del = v % 6 == 0;
-    Msg intent{0, id, v, del, 0};
-    if (write(fd, &intent, sizeof intent) != sizeof intent) return 7;
+    if (!ReportToParent(fd, Msg{0, id, v, del, 0})) return 7;
     Status s = Write(*w.value(), id, v, del);
-    Msg ack{1, id, v, del, s.ok() ? 1 : 0};
     if (!s.ok() && !s.Is(Code::kNotFound)) return 6;
-    if (write(fd, &ack, sizeof ack) != sizeof ack) return 7;
+    if (!ReportToParent(fd, Msg{1, id, v, del, s.ok() ? 1 : 0})) return 7;
   }
   done.store(true);
   passes.join();
@@ -148,12 +139,6 @@ void CheckOracle(TestDb& db, const std::map<int, Expect>& oracle, const std::opt
   REQUIRE(db.writer().Stats().corruptions == 0);
 }
 
-bool HasTmpFiles(const std::string& dir) {
-  for (const auto& e : std::filesystem::directory_iterator(dir))
-    if (e.path().extension() == ".tmp") return true;
-  return false;
-}
-
 }  // namespace
 
 TEST_CASE("a crash at any compaction kill point keeps every acknowledged write and deletion",
@@ -171,31 +156,18 @@ TEST_CASE("a crash at any compaction kill point keeps every acknowledged write a
   std::map<int, Expect> oracle;
   BuildBase(dir.path(), o, &oracle);
 
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    _exit(Child(dir.path(), o, point, fds[1]));
-  }
-  close(fds[1]);
   std::optional<Msg> inflight;
-  Msg m;
-  while (read(fds[0], &m, sizeof m) == sizeof m) {
-    if (m.kind == 0) {
-      inflight = m;
-      continue;
-    }
-    inflight.reset();
-    if (m.ok) oracle[m.id] = m.is_delete ? Expect{} : Expect{true, m.version};
-  }
-  close(fds[0]);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  INFO("point " << point);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 137);  // the point fired
+  const int status = RunCrashChild<Msg>([&](int fd) { return Child(dir.path(), o, point, fd); },
+                                        [&](const Msg& m) {
+                                          if (m.kind == 0) {
+                                            inflight = m;
+                                            return;
+                                          }
+                                          inflight.reset();
+                                          if (m.ok) oracle[m.id] = m.is_delete ? Expect{} : Expect{true, m.version};
+                                        });
+  INFO("point " << point << ", wait status " << status);
+  REQUIRE(KilledAtPoint(status));
 
   TestDb db(PosixEnv(), dir.path(), o);
   REQUIRE(db.Open().ok());

@@ -13,6 +13,7 @@
 
 #include "engine/compress.h"
 #include "tests/engine/support/fault_env.h"
+#include "tests/engine/support/model.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
@@ -20,37 +21,7 @@ using namespace kingx::engine::test;
 
 namespace {
 
-struct ModelEntry {
-  std::string value;
-  uint64_t seq;
-};
-using Model = std::map<std::string, ModelEntry>;
-
-CompactionOptions Unthrottled() {
-  CompactionOptions c;
-  c.rate_bytes_per_sec = 0;
-  c.install_batch = 7;  // many small installs
-  c.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{1} << 40; };
-  return c;
-}
-
-// Every key of the model reads back with its value and seq (the ETag); every
-// other key ever written is absent; the key count matches.
-void CheckModel(TestDb& db, const Model& model, const std::vector<std::string>& all_keys) {
-  for (const std::string& k : all_keys) {
-    INFO("key " << k);
-    auto v = db.reader().Get(k);
-    auto it = model.find(k);
-    if (it == model.end()) {
-      REQUIRE(v.status().Is(Code::kNotFound));
-    } else {
-      REQUIRE(v.ok());
-      REQUIRE(v->data == it->second.value);
-      REQUIRE(v->seq == it->second.seq);
-    }
-  }
-  REQUIRE(db.writer().Stats().keys == model.size());
-}
+CompactionOptions Unthrottled() { return UnthrottledCompaction(7); }  // many small installs
 
 // Per-segment live and dead bytes as the writer keeps them.
 std::map<uint32_t, std::pair<uint64_t, uint64_t>> SegmentBytes(Writer& w) {
@@ -64,12 +35,6 @@ uint64_t DirBytes(const std::string& dir) {
   for (const auto& e : std::filesystem::directory_iterator(dir))
     if (e.is_regular_file()) n += e.file_size();
   return n;
-}
-
-bool HasTmpFiles(const std::string& dir) {
-  for (const auto& e : std::filesystem::directory_iterator(dir))
-    if (e.path().extension() == ".tmp") return true;
-  return false;
 }
 
 }  // namespace
@@ -105,14 +70,7 @@ TEST_CASE("compaction interleaved with random puts, deletes and reopens agrees w
       REQUIRE(r.status.Is(it == model.end() ? Code::kNotFound : Code::kOk));
       if (it != model.end()) model.erase(it);
     } else if (what < 94) {
-      auto v = db.reader().Get(key);
-      if (it == model.end()) {
-        REQUIRE(v.status().Is(Code::kNotFound));
-      } else {
-        REQUIRE(v.ok());
-        REQUIRE(v->data == it->second.value);
-        REQUIRE(v->seq == it->second.seq);
-      }
+      CheckKey(db, model, key);
     } else if (what < 99) {
       PassReport report;
       Status s = compactor->RunOnce(&report);

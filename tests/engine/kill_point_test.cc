@@ -6,12 +6,10 @@
 
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <map>
 
 #include "engine/compress.h"
+#include "tests/engine/support/crash_child.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
@@ -20,6 +18,12 @@ using namespace kingx::engine::test;
 namespace {
 
 constexpr int kKeys = 20;
+
+// What the child saw acknowledged.
+struct Report {
+  int id;       // key "k<id>"
+  int version;  // MakeValue version
+};
 
 // The child: writes versions of kKeys keys (some large), reporting each
 // acknowledged (key id, version) on fd. Returns only if the point never fired.
@@ -49,8 +53,7 @@ int Child(const std::string& dir, const Options& o, const std::string& point, in
       w.value()->Apply({&op, 1}, {&r, 1});
     }
     if (!r.status.ok()) return 6;
-    int rec[2] = {id, v};
-    if (write(fd, rec, sizeof rec) != sizeof rec) return 7;
+    if (!ReportToParent(fd, Report{id, v})) return 7;
   }
   return 0;
 }
@@ -70,23 +73,10 @@ TEST_CASE("a crash at any kill point keeps every acknowledged write and invents 
   // Two crashes in a row on the same directory: recovery after a crash must
   // itself leave a database that survives the next one.
   for (int round = 0; round < 2; ++round) {
-    int fds[2];
-    REQUIRE(pipe(fds) == 0);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      close(fds[0]);
-      _exit(Child(dir.path(), o, point, fds[1]));
-    }
-    close(fds[1]);
-    int rec[2];
-    while (read(fds[0], rec, sizeof rec) == sizeof rec) acked[rec[0]] = rec[1];
-    close(fds[0]);
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    INFO("point " << point << " round " << round);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 137);  // the point fired
+    const int status = RunCrashChild<Report>([&](int fd) { return Child(dir.path(), o, point, fd); },
+                                             [&](const Report& r) { acked[r.id] = r.version; });
+    INFO("point " << point << " round " << round << ", wait status " << status);
+    REQUIRE(KilledAtPoint(status));
     REQUIRE(!acked.empty());
 
     TestDb db(PosixEnv(), dir.path(), o);

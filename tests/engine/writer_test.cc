@@ -9,17 +9,13 @@
 #include <random>
 
 #include "engine/compress.h"
+#include "tests/engine/support/model.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
 using namespace kingx::engine::test;
 
 namespace {
-
-struct ModelEntry {
-  std::string value;
-  uint64_t seq;
-};
 
 std::string RandomKey(std::mt19937_64& rng) {
   static const std::vector<std::string> kFixed = {"a", std::string("nul\0key", 7), std::string("\0", 1),
@@ -38,25 +34,6 @@ size_t RandomValueLen(std::mt19937_64& rng) {
   }
 }
 
-void CheckAll(TestDb& db, const std::map<std::string, ModelEntry>& model, const std::vector<std::string>& keys) {
-  for (const std::string& k : keys) {
-    auto v = db.reader().Get(k);
-    auto it = model.find(k);
-    if (it == model.end()) {
-      INFO("key " << k);
-      REQUIRE(v.status().Is(Code::kNotFound));
-    } else {
-      INFO("key " << k);
-      REQUIRE(v.ok());
-      REQUIRE(v->data == it->second.value);
-      REQUIRE(v->seq == it->second.seq);
-      REQUIRE(v->content_type == "text/plain");
-    }
-  }
-  REQUIRE(db.writer().Stats().keys == model.size());
-  REQUIRE(db.index().counters().keys.load() == model.size());
-}
-
 }  // namespace
 
 TEST_CASE("the engine agrees with a std::map model over random puts, deletes, conditions and reopens",
@@ -69,7 +46,7 @@ TEST_CASE("the engine agrees with a std::map model over random puts, deletes, co
   TestDb db(PosixEnv(), dir.path(), o);
   REQUIRE(db.Open().ok());
   std::mt19937_64 rng(1234 + level);
-  std::map<std::string, ModelEntry> model;
+  Model model;
   std::vector<std::string> all_keys;
   uint64_t last_seq = 0;
   auto remember = [&](const std::string& k) {
@@ -120,13 +97,8 @@ TEST_CASE("the engine agrees with a std::map model over random puts, deletes, co
         model.erase(it);
       }
     } else if (what < 80) {  // get
-      auto v = db.reader().Get(key);
-      if (it == model.end()) {
-        REQUIRE(v.status().Is(Code::kNotFound));
-      } else {
-        REQUIRE(v.ok());
-        REQUIRE(v->data == it->second.value);
-        REQUIRE(v->seq == it->second.seq);
+      CheckKey(db, model, key);
+      if (it != model.end()) {
         auto meta = db.reader().Get(key, ReadMode::kMetadata);
         REQUIRE(meta.ok());
         REQUIRE(meta->raw_len == it->second.value.size());
@@ -203,12 +175,12 @@ TEST_CASE("the engine agrees with a std::map model over random puts, deletes, co
       model[key] = ModelEntry{value, r.seq};
     } else {  // reopen
       REQUIRE(db.Open().ok());
-      CheckAll(db, model, all_keys);
+      CheckModel(db, model, all_keys);
     }
   }
-  CheckAll(db, model, all_keys);
+  CheckModel(db, model, all_keys);
   REQUIRE(db.Open().ok());
-  CheckAll(db, model, all_keys);
+  CheckModel(db, model, all_keys);
   // Sequence numbers never go back after a reopen.
   WriteResult r = db.Put("after-reopen", "x");
   REQUIRE(r.status.ok());

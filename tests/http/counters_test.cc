@@ -3,23 +3,28 @@
 
 #include <catch2/catch.hpp>
 
+#include <string>
+
 namespace kingx::http {
 namespace {
 
 TEST_CASE("CountResponse fills class, tracked code and latency bucket", "[http][metrics]") {
   Counters c{};
   CountResponse(c, 200, 0);
-  CountResponse(c, 404, 3);
-  CountResponse(c, 418, 20000);  // untracked code, beyond the last bucket
-  CountResponse(c, 100, 0);      // interim: no latency
+  CountResponse(c, 404, 30);          // 30 us: the 50 us bucket
+  CountResponse(c, 418, 20'000'000);  // untracked code, beyond the last bucket
+  CountResponse(c, 100, 0);           // interim: no latency
+  CountResponse(c, 400, kNoLatency);  // a refusal without a request: no latency
   CHECK(c.responses_by_class[2] == 1);
-  CHECK(c.responses_by_class[4] == 2);
+  CHECK(c.responses_by_class[4] == 3);
   CHECK(c.responses_by_class[1] == 1);
-  CHECK(c.latency_count == 3);
-  CHECK(c.latency_sum_ms == 20003);
+  CHECK(c.latency_sum_us == 20'000'030);
   CHECK(c.latency_buckets[0] == 1);
-  CHECK(c.latency_buckets[2] == 1);  // 3 ms <= 5 ms
+  CHECK(c.latency_buckets[1] == 1);
   CHECK(c.latency_buckets[kLatencyBucketCount - 1] == 1);
+  uint64_t observed = 0;
+  for (uint64_t n : c.latency_buckets) observed += n;
+  CHECK(observed == 3);
   size_t i404 = 0;
   while (kTrackedStatuses[i404] != 404) ++i404;
   CHECK(c.responses_by_status[i404] == 1);
@@ -41,8 +46,8 @@ TEST_CASE("Accumulate sums every field", "[http][metrics]") {
 TEST_CASE("RenderMetrics writes Prometheus text with a cumulative histogram and the extra gauges",
           "[http][metrics]") {
   Counters c{};
-  CountResponse(c, 200, 1);
-  CountResponse(c, 200, 7);
+  CountResponse(c, 200, 1000);
+  CountResponse(c, 200, 7000);
   c.requests_by_method[static_cast<size_t>(Method::kPut)] = 3;
   c.connections_opened = 10;
   c.connections_closed = 4;
@@ -55,6 +60,8 @@ TEST_CASE("RenderMetrics writes Prometheus text with a cumulative histogram and 
   CHECK(text.find("kingx_http_request_duration_seconds_bucket{le=\"0.01\"} 2\n") != std::string::npos);
   CHECK(text.find("kingx_http_request_duration_seconds_bucket{le=\"+Inf\"} 2\n") != std::string::npos);
   CHECK(text.find("kingx_http_request_duration_seconds_count 2\n") != std::string::npos);
+  CHECK(text.find("kingx_http_request_duration_seconds_sum 0.008\n") != std::string::npos);
+  CHECK(text.find("kingx_http_request_duration_seconds_bucket{le=\"0.000025\"} 0\n") != std::string::npos);
   CHECK(text.find("kingx_http_open_connections 6\n") != std::string::npos);
   CHECK(text.find("# TYPE kingx_engine_keys gauge\nkingx_engine_keys 42\n") != std::string::npos);
   // One HELP/TYPE block for two samples of the same name.
@@ -72,6 +79,39 @@ TEST_CASE("RenderMetrics writes Prometheus text with a cumulative histogram and 
     CHECK((line.rfind("# ", 0) == 0 || line.find(' ') != std::string::npos));
     pos = end + 1;
   }
+}
+
+TEST_CASE("le labels and sums print as exact decimals", "[http][metrics]") {
+  CHECK(MicrosAsSeconds(0) == "0");
+  CHECK(MicrosAsSeconds(25) == "0.000025");
+  CHECK(MicrosAsSeconds(5000) == "0.005");
+  CHECK(MicrosAsSeconds(1000000) == "1");
+  CHECK(MicrosAsSeconds(2500000) == "2.5");
+  CHECK(MicrosAsSeconds(12345678) == "12.345678");
+  for (uint64_t bound : kLatencyBucketsUs) {
+    const std::string le = MicrosAsSeconds(bound);
+    CHECK(le.size() <= 8);  // never "0.0050000000000000001"
+    CHECK(static_cast<uint64_t>(std::stod(le) * 1e6 + 0.5) == bound);
+  }
+  CHECK(FormatMetricValue(0.005) == "0.005");
+  CHECK(FormatMetricValue(42) == "42");
+  CHECK(FormatMetricValue(1.0 / 0.0) == "+Inf");
+}
+
+TEST_CASE("extra histograms render as Prometheus histograms", "[http][metrics]") {
+  Histogram h;
+  h.name = "kingx_test_seconds";
+  h.help = "A test.";
+  h.le = {"0.001", "0.01"};
+  h.counts = {2, 0, 1};
+  h.sum = "0.5";
+  std::string text = RenderMetrics(Counters{}, {}, {h});
+  CHECK(text.find("# TYPE kingx_test_seconds histogram\n"
+                  "kingx_test_seconds_bucket{le=\"0.001\"} 2\n"
+                  "kingx_test_seconds_bucket{le=\"0.01\"} 2\n"
+                  "kingx_test_seconds_bucket{le=\"+Inf\"} 3\n"
+                  "kingx_test_seconds_sum 0.5\n"
+                  "kingx_test_seconds_count 3\n") != std::string::npos);
 }
 
 }  // namespace

@@ -20,9 +20,11 @@ TEST_CASE("every engine code maps to its HTTP status", "[http][responses]") {
   CHECK(HttpStatusFor(Code::kTooLarge) == 413);
   CHECK(HttpStatusFor(Code::kInvalidArgument) == 400);
   CHECK(HttpStatusFor(Code::kIOError) == 500);
+  CHECK(HttpStatusFor(Code::kOutcomeUnknown) == 503);
 }
 
-TEST_CASE("ErrorResponse builds problem+json, with Retry-After for Busy only", "[http][responses]") {
+TEST_CASE("ErrorResponse builds problem+json, with Retry-After for Busy and OutcomeUnknown only",
+          "[http][responses]") {
   Response busy = ErrorResponse(Status::Busy("queue full"));
   CHECK(busy.status == 503);
   CHECK(busy.content_type == "application/problem+json");
@@ -31,6 +33,10 @@ TEST_CASE("ErrorResponse builds problem+json, with Retry-After for Busy only", "
   CHECK(std::string(busy.body) ==
         "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"queue full\"}\n");
   CHECK(busy.body_holder != nullptr);
+  Response unknown = ErrorResponse(Status::OutcomeUnknown("the writer restarted"));
+  CHECK(unknown.status == 503);
+  REQUIRE(unknown.retry_after_s);
+  CHECK(*unknown.retry_after_s == kBusyRetryAfterS);
   Response ro = ErrorResponse(Status::ReadOnly("sync failed"));
   CHECK(ro.status == 503);
   CHECK_FALSE(ro.retry_after_s);

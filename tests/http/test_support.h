@@ -138,10 +138,20 @@ class FakeKvHandler : public Handler {
   void OnResponded(Connection&, const ResponseRecord& record) override {
     ++responded;
     if (record.by_core) ++responded_by_core;
-    if (record.request && record.request->method == Method::kHead) head_responses.push_back(responded - 1);
+    if (record.head) head_responses.push_back(responded - 1);
+    records.push_back(Record{record.status, record.by_core, record.head, std::string(record.method),
+                             std::string(record.target), std::string(record.protocol), std::string(record.detail)});
   }
 
   std::vector<size_t> head_responses;  // indexes of final responses that answer a HEAD
+  // Every OnResponded report, copied.
+  struct Record {
+    int status;
+    bool by_core;
+    bool head;
+    std::string method, target, protocol, detail;
+  };
+  std::vector<Record> records;
 
  private:
   void Answer(Response r) {

@@ -140,6 +140,12 @@ bool CheckValue(std::string_view key, std::string_view value, uint64_t* version)
   return false;
 }
 
+bool HasTmpFiles(const std::string& dir) {
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".tmp") return true;
+  return false;
+}
+
 std::vector<std::string> SegmentFiles(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {

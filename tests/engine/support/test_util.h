@@ -86,6 +86,8 @@ bool CheckValue(std::string_view key, std::string_view value, uint64_t* version)
 
 // Segment file names in dir, ascending.
 std::vector<std::string> SegmentFiles(const std::string& dir);
+// True when dir holds a "*.tmp" file (an unpublished output or large value).
+bool HasTmpFiles(const std::string& dir);
 
 // Reads / writes a whole file (test failures on error via return value).
 std::string ReadFileBytes(const std::string& path);

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "src/conf/log.h"
+#include "tests/src/support/test_util.h"
 
 namespace kingx {
 namespace {
@@ -48,18 +49,7 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/kingx-log-test-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    for (const char* f : {"/access.log", "/access.log.1", "/error.log"}) unlink((path + f).c_str());
-    rmdir(path.c_str());
-  }
-  std::string path;
-};
+using test::TempDir;
 
 // Whether `line` starts like "2026/11/24 03:40:00 [warn] 1234#0: " (std::regex
 // is avoided: GCC 12 warns inside it under the sanitizer build).

@@ -9,7 +9,9 @@
 #include <cstring>
 #include <set>
 
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
+#include "tests/src/support/test_util.h"
 
 namespace kingx {
 namespace {
@@ -19,15 +21,7 @@ struct FakeCounters {
   uint64_t filler[100];
 };
 
-ShmSizes SmallSizes() {
-  ShmSizes sizes;
-  sizes.slot_count = 6;
-  sizes.index_max_keys = 1 << 16;
-  sizes.index_initial_capacity = 1024;
-  sizes.write_queue_bytes = 1 << 20;
-  sizes.completion_ring_entries = 64;
-  return sizes;
-}
+ShmSizes SmallSizes() { return test::SmallShmSizes(6, 64); }
 
 }  // namespace
 
@@ -67,7 +61,7 @@ TEST_CASE("the shared mapping is formatted, its parts are disjoint and its fds d
   }
   // The control block, slot table and writer stats survive all of that.
   CHECK(shm.control().slot_count == 6);
-  CHECK(shm.writer_stats().batches.load() == 0);
+  CHECK(shm.writer_metrics().batches.load() == 0);
   CHECK(shm.slot(5).generation.load() == 0);
 }
 
@@ -80,7 +74,7 @@ TEST_CASE("a forked child's stores are seen by the parent", "[src][shm][multipro
   if (pid == 0) {
     shm.counters<FakeCounters>(2)->requests.store(41);
     shm.slot(2).pid.store(getpid());
-    RecordBatch(shm.writer_stats(), 64, 6400, 300, 1);
+    RecordBatch(shm.writer_metrics(), 64, 6400, 300, 1);
     const bool ok = shm.queue().TryEnqueue(2, MakeToken(1, 1), WriteRequest{WriteKind::kDelete, WriteCondition::kNone,
                                                                              0, "k", "", engine::Codec::kRaw, 0, ""})
                         .ok();
@@ -91,7 +85,7 @@ TEST_CASE("a forked child's stores are seen by the parent", "[src][shm][multipro
   REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
   CHECK(shm.counters<FakeCounters>(2)->requests.load() == 41);
   CHECK(shm.slot(2).pid.load() == pid);
-  const WriterStats& stats = shm.writer_stats();
+  const WriterMetrics& stats = shm.writer_metrics();
   CHECK(stats.batches.load() == 1);
   CHECK(stats.records.load() == 64);
   CHECK(stats.failed_records.load() == 1);

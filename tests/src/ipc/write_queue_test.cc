@@ -1,5 +1,6 @@
-// The shared write queue and the completion rings, in one process and across
-// processes (fork), including a producer killed while it holds the mutex.
+// The shared write queue, in one process and across processes (fork),
+// including a producer killed while it holds the mutex.
+#include "src/ipc/token.h"
 #include "src/ipc/write_queue.h"
 
 #include <signal.h>
@@ -339,38 +340,6 @@ TEST_CASE("the consumer sleeps on the eventfd and a producer in another process 
   REQUIRE(batch.size() == 1);
   CHECK(batch[0].request.key == "wake");
   close(efd);
-}
-
-TEST_CASE("completion rings deliver in order, refuse when full and drop other generations",
-          "[src][write_queue][completions]") {
-  SharedRegion region(CompletionRing::RegionBytes(8));
-  REQUIRE(CompletionRing::Format(region.base, 8).ok());
-  CompletionRing ring(region.base);
-  for (uint64_t i = 0; i < 8; ++i) {
-    const uint32_t gen = i % 2 == 0 ? 5 : 4;  // odd ones belong to a previous occupant
-    REQUIRE(ring.TryPost(Completion{MakeToken(gen, i), 100 + i, engine::Code::kOk, i == 2}));
-  }
-  CHECK_FALSE(ring.TryPost(Completion{MakeToken(5, 9), 0, engine::Code::kOk, false}));
-  CHECK(ring.Pending() == 8);
-  std::vector<Completion> seen;
-  CHECK(ring.Drain(5, [&](const Completion& c) { seen.push_back(c); }) == 4);
-  REQUIRE(seen.size() == 4);
-  for (size_t i = 0; i < seen.size(); ++i) {
-    CHECK(TokenLocalId(seen[i].token) == 2 * i);
-    CHECK(seen[i].seq == 100 + 2 * i);
-  }
-  CHECK(seen[1].existed);
-  CHECK_FALSE(seen[0].existed);
-  CHECK(ring.Pending() == 0);
-  // Wraps around.
-  for (uint64_t i = 0; i < 20; ++i) {
-    REQUIRE(ring.TryPost(Completion{MakeToken(5, i), i, engine::Code::kPreconditionFailed, false}));
-    size_t n = ring.Drain(5, [&](const Completion& c) {
-      CHECK(c.seq == i);
-      CHECK(c.code == engine::Code::kPreconditionFailed);
-    });
-    CHECK(n == 1);
-  }
 }
 
 }  // namespace kingx

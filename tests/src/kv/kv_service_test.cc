@@ -269,6 +269,18 @@ TEST_CASE("write completions map engine codes to HTTP statuses", "[src][kv_servi
   }
 }
 
+TEST_CASE("a write whose outcome is unknown is answered 503 with Retry-After, saying so", "[src][kv_service]") {
+  Fixture f;
+  Client c(f.service, f.limits);
+  c.Send("PUT /v1/kv/k HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nv");
+  REQUIRE(f.backend.calls.size() == 1);
+  f.service.OnCompletion(Done(f.backend.calls[0].token, engine::Code::kOutcomeUnknown), 2);
+  const std::string out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 503 Service Unavailable");
+  CHECK(out.find("Retry-After: 1\r\n") != std::string::npos);
+  CHECK(out.find("outcome unknown") != std::string::npos);
+}
+
 TEST_CASE("simple preconditions become writer conditions without a read", "[src][kv_service]") {
   Fixture f;
   Client c(f.service, f.limits);

@@ -14,37 +14,22 @@
 
 #include "engine/env.h"
 #include "engine/reader.h"
+#include "src/ipc/completion_ring.h"
 #include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
+#include "tests/src/support/test_util.h"
 
 namespace kingx {
 namespace {
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/kingx-writer-test-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    const std::string cmd = "rm -rf '" + path + "'";
-    (void)!system(cmd.c_str());
-  }
-  std::string path;
-};
+using test::TempDir;
 
 // A writer thread over a fresh mapping; stopped (drain) and joined by the destructor.
 struct WriterFixture {
   explicit WriterFixture(bool start = true) {
     config.data_dir = dir.path;
     config.sync = engine::SyncMode::kAlways;
-    ShmSizes sizes;
-    sizes.slot_count = 4;
-    sizes.index_max_keys = 1 << 16;
-    sizes.index_initial_capacity = 1024;
-    sizes.write_queue_bytes = 1 << 20;
-    sizes.completion_ring_entries = 1024;
-    auto created = SharedMemory::Create(sizes);
+    auto created = SharedMemory::Create(test::SmallShmSizes(4, 1024));
     REQUIRE(created.ok());
     shm = std::move(created).value();
     for (uint32_t slot : {1u, 2u}) {
@@ -149,7 +134,7 @@ TEST_CASE("the writer applies queued writes and answers each on its slot's ring"
   REQUIRE(big.ok());
   CHECK(big->data == part + part + part);
 
-  const WriterStats& stats = f.shm->writer_stats();
+  const WriterMetrics& stats = f.shm->writer_metrics();
   CHECK(stats.batches.load() >= 2);
   CHECK(stats.records.load() >= 5);
   f.Stop();
@@ -169,8 +154,8 @@ TEST_CASE("the writer aborts a large upload whose worker's slot changed generati
   // The worker "dies": the master bumps the slot's generation.
   f.shm->slot(2).generation.store(4);
   f.shm->queue().Wake();
-  for (int i = 0; i < 2000 && f.shm->writer_stats().large_aborted.load() == 0; ++i) usleep(1000);
-  CHECK(f.shm->writer_stats().large_aborted.load() == 1);
+  for (int i = 0; i < 2000 && f.shm->writer_metrics().large_aborted.load() == 0; ++i) usleep(1000);
+  CHECK(f.shm->writer_metrics().large_aborted.load() == 1);
 
   // An End that arrives for it anyway is answered with an error, not applied.
   f.shm->slot(2).generation.store(3);
@@ -255,7 +240,7 @@ TEST_CASE("writes a dead writer took are answered outcome-unknown, not applied a
   f.Start();
   auto got = f.Collect(1, 2);
   REQUIRE(got.size() == 2);
-  CHECK(got[1].code == engine::Code::kBusy);  // outcome unknown: 503, the client retries
+  CHECK(got[1].code == engine::Code::kOutcomeUnknown);  // 503 + Retry-After; the client re-reads
   CHECK(got[2].code == engine::Code::kOk);
   CHECK_FALSE(got[2].existed);
   engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());

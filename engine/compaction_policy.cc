@@ -1,0 +1,98 @@
+// Compaction policy (see compaction_policy.h).
+#include "engine/compaction_policy.h"
+
+#include <algorithm>
+
+#include "engine/record.h"
+
+namespace kingx::engine {
+namespace {
+
+uint64_t Reclaimable(uint32_t id, const SegmentStats& s, const std::map<uint32_t, uint64_t>& kept_tombstone_bytes) {
+  const auto kept = kept_tombstone_bytes.find(id);
+  const uint64_t kept_bytes = kept == kept_tombstone_bytes.end() ? 0 : kept->second;
+  return s.dead_bytes > kept_bytes ? s.dead_bytes - kept_bytes : 0;
+}
+
+double Profit(const PickedSegment& p) {
+  return static_cast<double>(p.reclaimable) / static_cast<double>(p.stats.live_bytes + 1);
+}
+
+bool ByProfit(const PickedSegment& a, const PickedSegment& b) { return Profit(a) > Profit(b); }
+
+}  // namespace
+
+std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& segments,
+                                        const std::set<uint32_t>& skip,
+                                        const std::map<uint32_t, uint64_t>& kept_tombstone_bytes,
+                                        const PickOptions& o) {
+  std::vector<PickedSegment> picked;
+  for (const auto& [id, s] : segments) {
+    if (s.active || skip.count(id) != 0) continue;
+    PickedSegment p;
+    p.stats = s;
+    p.reclaimable = Reclaimable(id, s, kept_tombstone_bytes);
+    // A segment with no live record is worth deleting unless all it holds is
+    // tombstones known to have to stay.
+    const bool empty = s.live_bytes == 0 && (p.reclaimable > 0 || s.bytes <= kSegmentHeaderBytes);
+    const double ratio = s.bytes == 0 ? 1.0 : static_cast<double>(p.reclaimable) / static_cast<double>(s.bytes);
+    if (o.pick_all || empty || ratio >= o.dead_ratio || (o.low_space && p.reclaimable > 0)) picked.push_back(p);
+  }
+  // Space bound: while the sealed segments' reclaimable fraction stays above
+  // max_dead_fraction, also take the most profitable segments below the
+  // threshold until the projection falls under it.
+  if (o.max_dead_fraction > 0 && !o.pick_all) {
+    uint64_t live = 0, reclaimable = 0;
+    std::vector<PickedSegment> rest;
+    for (const auto& [id, s] : segments) {
+      if (s.active || skip.count(id) != 0) continue;
+      PickedSegment p;
+      p.stats = s;
+      p.reclaimable = Reclaimable(id, s, kept_tombstone_bytes);
+      live += s.live_bytes + (s.dead_bytes - p.reclaimable);
+      reclaimable += p.reclaimable;
+      const bool already = std::any_of(picked.begin(), picked.end(),
+                                       [id = id](const PickedSegment& q) { return q.stats.id == id; });
+      if (p.reclaimable > 0 && !already) rest.push_back(p);
+    }
+    for (const PickedSegment& p : picked) reclaimable -= std::min(reclaimable, p.reclaimable);
+    std::stable_sort(rest.begin(), rest.end(), ByProfit);
+    for (const PickedSegment& p : rest) {
+      if (static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable)) break;
+      picked.push_back(p);
+      reclaimable -= p.reclaimable;
+    }
+  }
+  // Most profitable first (empty segments first).
+  std::stable_sort(picked.begin(), picked.end(), ByProfit);
+  return picked;
+}
+
+uint64_t SegmentGuard(const SegmentOrigin& origin, uint64_t seed) {
+  uint64_t guard = 0;  // unreadable: assume it may hold anything
+  if (origin.readable) {
+    if (origin.valid)
+      guard = origin.seed == seed ? origin.seq_floor : kNoGuard;  // another seed: never replayed
+    else
+      guard = kNoGuard;  // a bad header: recovery never replays it
+  }
+  if (origin.output_start_seq && guard != kNoGuard) guard = std::max(guard, *origin.output_start_seq);
+  return guard;
+}
+
+void TombstoneGuards::Add(uint32_t segment_id, uint64_t guard) {
+  if (guard < guard1_) {
+    guard2_ = guard1_;
+    guard1_ = guard;
+    guard1_id_ = segment_id;
+  } else if (guard < guard2_) {
+    guard2_ = guard;
+  }
+}
+
+bool TombstoneGuards::NothingOlderElsewhere(uint32_t segment_id, uint64_t seq) const {
+  const uint64_t others = segment_id == guard1_id_ ? guard2_ : guard1_;
+  return others > seq;
+}
+
+}  // namespace kingx::engine

@@ -1,0 +1,90 @@
+// Compaction policy: which segments a pass compacts, in which order, and
+// when a tombstone may be dropped. Pure decisions over segment statistics and
+// segment headers: no I/O, no locks, no clock. The mechanism that copies the
+// chosen segments crash-safely is engine/compaction.cc (see compaction.h for
+// the whole pass).
+//
+// Any thread; every function here is a pure function of its arguments.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "engine/writer.h"
+
+namespace kingx::engine {
+
+struct PickOptions {
+  // Options::compaction_dead_ratio: a sealed segment whose reclaimable
+  // fraction reaches it is picked.
+  double dead_ratio = 0.5;
+  // CompactionOptions::max_dead_fraction (0 = only the threshold).
+  double max_dead_fraction = 0.25;
+  // CompactionOptions::pick_all: every sealed segment.
+  bool pick_all = false;
+  // Free space is under the low mark: any segment with reclaimable bytes.
+  bool low_space = false;
+};
+
+struct PickedSegment {
+  SegmentStats stats;
+  // Dead bytes minus the tombstone bytes known to have to stay.
+  uint64_t reclaimable = 0;
+};
+
+// The segments to compact, most profitable first (reclaimable bytes per live
+// byte copied; ties keep segment id order). Never the active segment, never
+// one in `skip`. Picked: with pick_all, every sealed segment; else a segment
+// with no live record and something to reclaim (or nothing but its header),
+// one whose reclaimable fraction of its file bytes reaches dead_ratio, any
+// segment with reclaimable bytes when low_space; then, while the
+// reclaimable fraction of all sealed segments would stay above
+// max_dead_fraction after the picks, the most profitable of the others.
+// kept_tombstone_bytes: per segment, tombstone bytes a previous pass had to
+// keep (they are not reclaimable while the reason stands).
+std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& segments,
+                                        const std::set<uint32_t>& skip,
+                                        const std::map<uint32_t, uint64_t>& kept_tombstone_bytes,
+                                        const PickOptions& options);
+
+// A segment's guard: no record of seq below it can be in the segment, as far
+// as recovery is concerned. kNoGuard: recovery never replays the segment.
+inline constexpr uint64_t kNoGuard = std::numeric_limits<uint64_t>::max();
+
+// What a pass read of one segment's header.
+struct SegmentOrigin {
+  bool readable = false;  // the header bytes could be read
+  bool valid = false;     // they decoded and name this segment
+  uint64_t seed = 0;      // the header's database seed (when valid)
+  uint64_t seq_floor = 0; // the header's smallest seq (when valid)
+  // A compaction output made by this process: the writer's next seq when its
+  // pass started (it holds only records that were live then).
+  std::optional<uint64_t> output_start_seq;
+};
+
+// The guard of a segment with `origin` in a database whose seed is `seed`:
+// kNoGuard when its header is bad or of another database; else its seq floor
+// (0 when unreadable: it may hold anything), raised to output_start_seq.
+uint64_t SegmentGuard(const SegmentOrigin& origin, uint64_t seed);
+
+// The guards of every segment of a pass's snapshot, kept as the two smallest.
+// A tombstone of seq t in segment s may be dropped when no other segment can
+// hold an older record of its key: NothingOlderElsewhere(s, t). (The pass
+// also drops it, in sync=always only, when the key's live record is a newer
+// put: that needs the index, so the mechanism checks it.)
+class TombstoneGuards {
+ public:
+  void Add(uint32_t segment_id, uint64_t guard);
+  // True when every segment but `segment_id` has a guard above `seq`.
+  bool NothingOlderElsewhere(uint32_t segment_id, uint64_t seq) const;
+
+ private:
+  uint64_t guard1_ = kNoGuard, guard2_ = kNoGuard;  // smallest, second smallest
+  uint32_t guard1_id_ = 0;
+};
+
+}  // namespace kingx::engine

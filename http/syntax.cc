@@ -1,0 +1,85 @@
+// Request syntax helpers (see syntax.h).
+#include "http/syntax.h"
+
+#include <cstddef>
+
+namespace kingx::http {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool IsTchar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsMethodChar(char c) { return (c >= 'A' && c <= 'Z') || c == '_' || c == '-'; }
+
+std::string_view TrimOws(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+bool ValidHost(std::string_view h) {
+  enum { kUsual, kLiteral, kRest } state = kUsual;
+  size_t dot_pos = h.size();   // no dot yet
+  size_t host_len = h.size();  // the host without ":port"
+  for (size_t i = 0; i < h.size(); ++i) {
+    const auto c = static_cast<unsigned char>(h[i]);
+    switch (c) {
+      case '.':
+        if (i > 0 && dot_pos == i - 1) return false;
+        dot_pos = i;
+        break;
+      case ':':
+        if (state == kUsual) {
+          host_len = i;
+          state = kRest;
+        }
+        break;
+      case '[':
+        if (i == 0) state = kLiteral;
+        break;
+      case ']':
+        if (state == kLiteral) {
+          host_len = i + 1;
+          state = kRest;
+        }
+        break;
+      default:
+        if (c == '/' || c <= 0x20 || c == 0x7f) return false;
+        break;
+    }
+  }
+  if (host_len > 0 && dot_pos == host_len - 1) --host_len;  // one trailing dot
+  return host_len > 0;
+}
+
+ConnectionOptions ParseConnection(std::string_view v) {
+  ConnectionOptions o;
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    const std::string_view token = TrimOws(v.substr(0, comma));
+    v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+    if (EqualsIgnoreCase(token, "close")) o.close = true;
+    if (EqualsIgnoreCase(token, "keep-alive")) o.keep_alive = true;
+  }
+  return o;
+}
+
+}  // namespace kingx::http

@@ -1,0 +1,22 @@
+// Token encoding of TokenTable (see token_table.h).
+#include "src/kv/token_table.h"
+
+#include "src/ipc/token.h"
+
+namespace kingx {
+
+using namespace token_table_internal;
+
+uint32_t TokenPrefix(uint64_t token) {
+  return static_cast<uint32_t>((TokenLocalId(token) >> kPrefixShift) & kPrefixMask);
+}
+
+uint64_t EncodeTableToken(uint32_t generation, uint32_t prefix, uint8_t tag, uint32_t index) {
+  const uint64_t local =
+      (uint64_t{prefix & kPrefixMask} << kPrefixShift) | (uint64_t{tag} << kIndexBits) | (index & kIndexMask);
+  return MakeToken(generation, local);
+}
+
+uint32_t TableTokenIndex(uint64_t token) { return static_cast<uint32_t>(TokenLocalId(token) & kIndexMask); }
+
+}  // namespace kingx

@@ -1,0 +1,521 @@
+// The write exchange state machine (see write_exchange.h).
+//
+// An Exchange walks Phase kBody -> kEnqueued through Advance, which calls
+// Step until the queue is full (kBusy: parked in blocked_, body paused), the
+// body runs out (wait for OnBody/OnBodyEnd), or the whole write is queued
+// (wait for the completion). Every answer goes through Finish, which frees
+// the Exchange: after Finish or a kGone from Advance, the pointer is dead.
+#include "src/kv/write_exchange.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <string>
+
+#include "engine/compress.h"
+#include "http/responses.h"
+#include "src/kv/kv_service.h"
+
+namespace kingx {
+
+// One PUT or DELETE between Start and its answer (or its orphaned
+// completion).
+struct Exchange {
+  enum class Phase : uint8_t {
+    kBody,      // receiving the body (parts may already be queued)
+    kEnqueued,  // the whole write is queued; waiting for the completion
+  };
+  http::Connection* conn = nullptr;     // null once the connection died
+  const http::Request* request = nullptr;
+  WriteKind kind = WriteKind::kPut;
+  Phase phase = Phase::kBody;
+  WriteCondition condition = WriteCondition::kNone;
+  uint64_t if_match_seq = 0;
+  uint64_t token = 0;                   // valid while in the token table
+  bool in_table = false;
+  bool body_done = false;
+  bool blocked = false;                 // parked in blocked_ (queue full)
+  bool paused = false;                  // we paused the Connection's body
+  bool large = false;                   // going through LargeBegin/Part/End
+  bool begun = false;                   // LargeBegin is queued
+  bool stored_ready = false;            // `stored` holds the next part to queue
+  bool single_ready = false;            // `stored` holds the whole encoded value
+  engine::Codec codec = engine::Codec::kRaw;
+  uint64_t raw_total = 0;               // body bytes received
+  uint64_t busy_since_ms = 0;           // first kBusy of the current wait, 0 = none
+  uint64_t reserved = 0;                // bytes held in the body budget (>= raw + stored capacity)
+  bool awaiting_budget = false;         // in budget_waiters_: body paused and unread
+  uint64_t budget_since_ms = 0;         // when it started waiting for the budget
+  std::string raw;                      // received bytes not yet shipped: raw[raw_off..]
+  size_t raw_off = 0;
+  std::string stored;                   // encoded bytes waiting to be queued
+};
+
+namespace {
+
+// Raw bytes an exchange may hold past one part: the Connection hands a body
+// over in pieces of up to a read (or its buffered input) at a time.
+constexpr uint64_t kBodyPieceSlack = 256 * 1024;
+// What the I/O layer reads at once from a connection while uploads wait for
+// room in the body budget: enough for request heads, little for the body
+// bytes that arrive with them and must then wait in the connection.
+constexpr size_t kLowReadBytes = 4096;
+
+KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
+
+}  // namespace
+
+WriteExchanges::WriteExchanges(KvBackend& backend, Responder& responder, const WriteExchangeOptions& options,
+                               WakeFn wake, void* io)
+    : backend_(backend),
+      responder_(responder),
+      options_(options),
+      wake_(wake),
+      io_(io),
+      tokens_(options.token_prefix, options.token_generation) {}
+
+WriteExchanges::~WriteExchanges() {
+  tokens_.ForEach([](Exchange* e) { delete e; });
+}
+
+void WriteExchanges::Start(http::Connection& conn, const http::Request& request, WriteKind kind,
+                           WriteCondition cond, uint64_t if_match_seq) {
+  KvConnState* st = State(conn);
+  assert(st != nullptr && st->exchange == nullptr);
+  auto* e = new Exchange;
+  e->conn = &conn;
+  e->request = &request;
+  e->kind = kind;
+  e->condition = cond;
+  e->if_match_seq = if_match_seq;
+  st->exchange = e;
+  if (kind == WriteKind::kPut && (request.chunked || request.content_length > 0)) {
+    // Memory for the body comes from the worker's budget before any body
+    // byte is read. Without room (or behind others already waiting: first
+    // come, first served) the body stays unread: paused here, and the I/O
+    // layer stops reading (AwaitsStorage) until Poke grants the room.
+    const uint64_t want = BodyReservation(request);
+    if (!budget_waiters_.empty() || !body_budget().TryReserve(want)) {
+      e->awaiting_budget = true;
+      e->budget_since_ms = request.start_ms;
+      budget_waiters_.push_back(e);
+      conn.PauseBody();
+      return;
+    }
+    GrantBody(e, want);
+  }
+  // The body (or OnBodyEnd right away) follows through the Connection.
+}
+
+// The most memory an exchange's body holds at once, raw bytes received and
+// not yet shipped plus their encoded copy: twice a body of at most one part;
+// for a longer (or chunked) body, one part of raw bytes plus the slack of a
+// body piece past it, and one encoded part (compressed frames can be a bit
+// larger than their input).
+uint64_t WriteExchanges::BodyReservation(const http::Request& r) const {
+  const uint64_t part = options_.part_bytes;
+  if (!r.chunked && r.content_length <= part) return 2 * r.content_length;
+  return (part + kBodyPieceSlack) + (part + part / 64 + 4096);
+}
+
+void WriteExchanges::GrantBody(Exchange* e, uint64_t reservation) {
+  e->reserved = reservation;
+  const http::Request& r = *e->request;
+  const uint64_t part = options_.part_bytes;
+  e->raw.reserve(!r.chunked && r.content_length <= part ? r.content_length : part + kBodyPieceSlack);
+  Recount(e);
+}
+
+// Keeps the reservation at least what the buffers really hold: a piece that
+// did not fit the raw buffer made it grow, and that memory is counted too.
+void WriteExchanges::Recount(Exchange* e) {
+  const uint64_t held = e->raw.capacity() + e->stored.capacity();
+  if (held > e->reserved) {
+    body_budget().Charge(held - e->reserved);
+    e->reserved = held;
+  }
+}
+
+void WriteExchanges::ReleaseBody(Exchange* e) {
+  if (e->reserved == 0) return;
+  body_budget().Release(e->reserved);
+  e->reserved = 0;
+}
+
+void WriteExchanges::StopWaitingForBudget(Exchange* e) {
+  if (!e->awaiting_budget) return;
+  e->awaiting_budget = false;
+  auto it = std::find(budget_waiters_.begin(), budget_waiters_.end(), e);
+  if (it != budget_waiters_.end()) budget_waiters_.erase(it);
+}
+
+// Grants waiting uploads their room in the body budget, oldest first, and
+// resumes their bodies; answers 503 + Retry-After to those that waited
+// longer than body_budget_give_up_ms (they read nothing all that time).
+void WriteExchanges::ServeBudgetWaiters(uint64_t now_ms) {
+  while (!budget_waiters_.empty()) {
+    Exchange* e = budget_waiters_.front();
+    const uint64_t want = BodyReservation(*e->request);
+    if (!body_budget().TryReserve(want)) break;
+    budget_waiters_.pop_front();
+    e->awaiting_budget = false;
+    GrantBody(e, want);
+    http::Connection* conn = e->conn;
+    // ResumeBody delivers buffered pieces: OnBody may answer and free `e`.
+    ++depth_;
+    conn->ResumeBody(now_ms);
+    --depth_;
+    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
+  }
+  while (!budget_waiters_.empty() && now_ms >= budget_waiters_.front()->budget_since_ms &&
+         now_ms - budget_waiters_.front()->budget_since_ms >= options_.body_budget_give_up_ms) {
+    Exchange* e = budget_waiters_.front();
+    StopWaitingForBudget(e);
+    http::Response r = http::ProblemResponse(
+        503,
+        "request bodies of other uploads hold all of this worker's body buffer (--body-buffer-bytes) and none "
+        "was freed within --body-timeout-ms; retry later",
+        body_budget().limit(), true);
+    r.close = true;  // its body was never read: do not read it now
+    Finish(e, std::move(r), now_ms);
+  }
+}
+
+bool WriteExchanges::AddToTable(Exchange* e) {
+  if (!tokens_.Insert(e, &e->token)) return false;
+  e->in_table = true;
+  return true;
+}
+
+void WriteExchanges::RemoveFromTable(Exchange* e) {
+  if (!e->in_table) return;
+  tokens_.Erase(e->token);
+  e->in_table = false;
+}
+
+// Cuts the next n raw bytes into `stored` (compressed frame or raw copy).
+void WriteExchanges::CutPart(Exchange* e, size_t n) {
+  std::string_view part(e->raw.data() + e->raw_off, n);
+  e->stored.clear();
+  if (!e->begun && e->codec == engine::Codec::kRaw && !e->stored_ready) {
+    // First part decides the codec of the whole value.
+    std::string frame;
+    e->codec = engine::EncodeValue(part, options_.compression_level, options_.compress_min_bytes, &frame);
+    if (e->codec == engine::Codec::kZstd) e->stored = std::move(frame);
+  } else if (e->codec == engine::Codec::kZstd) {
+    if (!engine::CompressFrames(part, options_.compression_level, &e->stored).ok()) {
+      // Cannot happen with valid levels; keep the value readable anyway.
+      e->stored.clear();
+    }
+  }
+  if (e->codec == engine::Codec::kRaw) e->stored.assign(part);
+  e->raw_off += n;
+  if (e->raw_off == e->raw.size()) {
+    e->raw.clear();
+    e->raw_off = 0;
+  } else if (e->raw_off > e->raw.size() / 2) {
+    e->raw.erase(0, e->raw_off);
+    e->raw_off = 0;
+  }
+  e->stored_ready = true;
+  Recount(e);
+}
+
+// One step of an Exchange's queue work. Returns the queue's status (kBusy:
+// blocked, try again later) and whether something was queued or prepared.
+engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting_body) {
+  *progressed = false;
+  *waiting_body = false;
+  const http::Request& req = *e->request;
+  const size_t part_bytes = options_.part_bytes;
+  if (e->stored_ready) {
+    if (!e->begun) {
+      WriteRequest h;
+      h.kind = WriteKind::kPut;
+      h.condition = e->condition;
+      h.if_match_seq = e->if_match_seq;
+      h.key = req.key;
+      h.content_type = req.content_type.empty() ? http::kDefaultContentType : req.content_type;
+      h.codec = e->codec;
+      engine::Status s = backend_.EnqueueLargeBegin(e->token, h);
+      if (!s.ok()) return s;
+      e->begun = true;
+    }
+    engine::Status s = backend_.EnqueueLargePart(e->token, e->stored);
+    if (!s.ok()) return s;
+    e->stored_ready = false;
+    e->stored.clear();
+    *progressed = true;
+    return engine::Status::OK();
+  }
+  const size_t avail = e->raw.size() - e->raw_off;
+  if (avail > part_bytes || (e->large && avail > 0 && (e->body_done || avail == part_bytes))) {
+    e->large = true;
+    CutPart(e, std::min(avail, part_bytes));
+    *progressed = true;
+    return engine::Status::OK();
+  }
+  if (!e->body_done) {
+    *waiting_body = true;
+    return engine::Status::OK();
+  }
+  engine::Status s;
+  if (e->large) {
+    s = backend_.EnqueueLargeEnd(e->token, e->raw_total);
+  } else {
+    WriteRequest w;
+    w.kind = e->kind;
+    w.condition = e->condition;
+    w.if_match_seq = e->if_match_seq;
+    w.key = req.key;
+    if (e->kind == WriteKind::kPut) {
+      w.content_type = req.content_type.empty() ? http::kDefaultContentType : req.content_type;
+      if (!e->single_ready) {
+        std::string_view raw(e->raw.data() + e->raw_off, e->raw.size() - e->raw_off);
+        e->codec = engine::EncodeValue(raw, options_.compression_level, options_.compress_min_bytes, &e->stored);
+        if (e->codec == engine::Codec::kRaw) e->stored.clear();
+        e->single_ready = true;
+        Recount(e);
+      }
+      w.codec = e->codec;
+      w.raw_len = e->raw_total;
+      w.stored = e->codec == engine::Codec::kRaw
+                     ? std::string_view(e->raw.data() + e->raw_off, e->raw.size() - e->raw_off)
+                     : std::string_view(e->stored);
+      if (w.key.size() + w.content_type.size() + w.stored.size() + 64 > backend_.MaxEntryBytes()) {
+        // Does not fit one entry (tiny queue, huge key): go the large way.
+        e->single_ready = false;
+        e->stored.clear();
+        e->codec = engine::Codec::kRaw;
+        e->large = true;
+        *progressed = true;
+        return engine::Status::OK();
+      }
+    }
+    s = backend_.Enqueue(e->token, w);
+  }
+  if (!s.ok()) return s;
+  e->phase = Exchange::Phase::kEnqueued;
+  e->raw.clear();
+  e->raw.shrink_to_fit();
+  e->stored.clear();
+  e->stored.shrink_to_fit();
+  ReleaseBody(e);
+  *progressed = true;
+  return engine::Status::OK();
+}
+
+// Moves an Exchange as far as the queue allows. Answers it on a hard error;
+// parks it (body paused) on kBusy. Returns kGone when `e` was freed (or may
+// have been, through a re-entrant answer while resuming the body): the caller
+// must not touch it again.
+WriteExchanges::Progress WriteExchanges::Advance(Exchange* e, uint64_t now_ms) {
+  if (!e->in_table && !AddToTable(e)) {
+    Finish(e, http::ProblemResponse(503, "too many writes in flight", std::nullopt, true), now_ms);
+    return Progress::kGone;
+  }
+  while (e->phase == Exchange::Phase::kBody) {
+    bool progressed = false, waiting_body = false;
+    engine::Status s = Step(e, &progressed, &waiting_body);
+    if (s.Is(engine::Code::kBusy)) {
+      if (e->busy_since_ms == 0) e->busy_since_ms = now_ms;
+      if (!e->blocked) {
+        e->blocked = true;
+        blocked_.push_back(e);
+      }
+      if (!e->body_done && !e->paused && e->conn != nullptr) {
+        e->paused = true;
+        e->conn->PauseBody();
+      }
+      return Progress::kBlocked;
+    }
+    if (!s.ok()) {
+      Finish(e, http::ErrorResponse(s), now_ms);
+      return Progress::kGone;
+    }
+    e->busy_since_ms = 0;
+    if (waiting_body || !progressed) break;
+  }
+  if (e->blocked) Unblock(e);
+  if (e->paused && e->conn != nullptr && e->phase == Exchange::Phase::kBody) {
+    e->paused = false;
+    http::Connection* conn = e->conn;
+    // ResumeBody delivers buffered pieces: OnBody → Advance may answer and
+    // free `e` before it returns.
+    ++depth_;
+    conn->ResumeBody(now_ms);
+    --depth_;
+    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
+    return Progress::kGone;
+  }
+  return Progress::kMoving;
+}
+
+void WriteExchanges::Unblock(Exchange* e) {
+  e->blocked = false;
+  auto it = std::find(blocked_.begin(), blocked_.end(), e);
+  if (it != blocked_.end()) blocked_.erase(it);
+}
+
+// Answers the exchange's request and forgets the exchange. A large value
+// already begun is abandoned with LargeAbort (retried by Poke when full).
+void WriteExchanges::Finish(Exchange* e, http::Response response, uint64_t now_ms) {
+  if (e->begun && e->phase == Exchange::Phase::kBody) {
+    if (!backend_.EnqueueLargeAbort(e->token).ok()) aborts_.push_back(e->token);
+  }
+  if (e->blocked) Unblock(e);
+  StopWaitingForBudget(e);
+  ReleaseBody(e);
+  RemoveFromTable(e);
+  http::Connection* conn = e->conn;
+  const http::Request* request = e->request;
+  if (conn != nullptr) State(*conn)->exchange = nullptr;
+  delete e;
+  if (conn != nullptr) {
+    // Respond may dispatch the next pipelined request (a new Exchange).
+    responder_.Answer(*conn, *request, std::move(response), now_ms);
+    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
+  }
+}
+
+// The connection died: forget it. A queued write stays in the table until
+// its completion; a large value being uploaded is aborted.
+void WriteExchanges::Orphan(Exchange* e) {
+  e->conn = nullptr;
+  e->request = nullptr;
+  if (e->blocked) Unblock(e);
+  StopWaitingForBudget(e);
+  if (e->phase == Exchange::Phase::kEnqueued) {
+    e->raw = std::string();
+    e->stored = std::string();
+    return;  // freed by OnCompletion
+  }
+  if (e->begun && !backend_.EnqueueLargeAbort(e->token).ok()) aborts_.push_back(e->token);
+  Free(e);
+}
+
+void WriteExchanges::Free(Exchange* e) {
+  if (e->blocked) Unblock(e);
+  StopWaitingForBudget(e);
+  ReleaseBody(e);
+  RemoveFromTable(e);
+  delete e;
+}
+
+void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece) {
+  KvConnState* st = State(conn);
+  Exchange* e = st != nullptr ? st->exchange : nullptr;
+  if (e == nullptr || e->kind != WriteKind::kPut) return;  // a DELETE's body is ignored
+  e->raw.append(piece.data(), piece.size());
+  e->raw_total += piece.size();
+  Recount(e);
+  // Ship full parts as soon as more than one part is known to exist; a body
+  // of at most one part waits for OnBodyEnd (it may go as one entry).
+  if (!e->blocked && e->raw.size() - e->raw_off > options_.part_bytes) {
+    const CallbackScope scope(*this);
+    (void)Advance(e, MonotonicMs());
+  }
+}
+
+void WriteExchanges::OnBodyEnd(http::Connection& conn) {
+  KvConnState* st = State(conn);
+  Exchange* e = st != nullptr ? st->exchange : nullptr;
+  if (e == nullptr) return;
+  e->body_done = true;
+  if (!e->blocked) {
+    const CallbackScope scope(*this);
+    (void)Advance(e, MonotonicMs());
+  }
+}
+
+void WriteExchanges::OnAbort(http::Connection& conn) {
+  KvConnState* st = State(conn);
+  if (st == nullptr || st->exchange == nullptr) return;
+  Exchange* e = st->exchange;
+  st->exchange = nullptr;
+  const CallbackScope scope(*this);
+  Orphan(e);
+}
+
+void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
+  Exchange* e = tokens_.Find(c.token);
+  if (e == nullptr) return;
+  if (e->conn == nullptr) {  // orphaned: nobody to tell
+    Free(e);
+    return;
+  }
+  if (e->phase != Exchange::Phase::kEnqueued) {
+    // The writer refused a large value early (e.g. NoSpace on a part):
+    // answer now; the upload is abandoned.
+    e->begun = false;  // the writer already dropped it
+  }
+  http::Response resp;
+  if (c.reason == CompletionReason::kStagingBudget) {
+    // Refused before its body ended: do not read the rest of it.
+    resp = http::ProblemResponse(503,
+                                 "large uploads in progress already stage as much disk as --staging-bytes allows; "
+                                 "retry later",
+                                 options_.staging_bytes, true);
+    resp.close = true;
+    Finish(e, std::move(resp), now_ms);
+    return;
+  }
+  switch (c.code) {
+    case engine::Code::kOk:
+      resp = e->kind == WriteKind::kPut ? http::PutResponse(!c.existed, c.seq) : http::DeleteResponse();
+      break;
+    case engine::Code::kNotFound:
+      resp = http::ProblemResponse(404, "no such key");
+      break;
+    case engine::Code::kPreconditionFailed:
+      resp = http::ProblemResponse(412, "the precondition does not hold for the current value");
+      break;
+    case engine::Code::kOutcomeUnknown:
+      resp = http::ErrorResponse(engine::Status::OutcomeUnknown(
+          "outcome unknown: the write may or may not have been applied; read the key before retrying"));
+      break;
+    default:
+      resp = http::ErrorResponse(engine::Status(c.code, "the write failed"));
+      break;
+  }
+  Finish(e, std::move(resp), now_ms);
+}
+
+void WriteExchanges::Poke(uint64_t now_ms) {
+  ServeBudgetWaiters(now_ms);
+  for (size_t i = 0; i < aborts_.size();) {
+    if (backend_.EnqueueLargeAbort(aborts_[i]).Is(engine::Code::kBusy)) {
+      ++i;
+    } else {
+      aborts_.erase(aborts_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  }
+  // Advance may re-park or free exchanges: iterate over the old list.
+  std::vector<Exchange*> waiting;
+  waiting.swap(blocked_);
+  for (Exchange* e : waiting) e->blocked = false;
+  for (Exchange* e : waiting) {
+    const uint64_t since = e->busy_since_ms;
+    if (Advance(e, now_ms) != Progress::kBlocked) continue;
+    if (since != 0 && now_ms >= since && now_ms - since >= options_.busy_give_up_ms) {
+      Finish(e, http::ProblemResponse(503, "the write queue stayed full", std::nullopt, true), now_ms);
+    }
+  }
+}
+
+uint64_t WriteExchanges::NextRetryMs() const {
+  if (blocked_.empty() && aborts_.empty() && budget_waiters_.empty()) return 0;
+  return 1;  // as soon as possible: the I/O layer applies its own retry period
+}
+
+bool WriteExchanges::AwaitsStorage(const KvConnState& state) const {
+  const Exchange* e = state.exchange;
+  return e != nullptr && (e->blocked || e->awaiting_budget || e->phase == Exchange::Phase::kEnqueued);
+}
+
+size_t WriteExchanges::ReadBytesHint() const {
+  const ByteBudget& b = options_.body_budget != nullptr ? *options_.body_budget : unlimited_body_;
+  return !budget_waiters_.empty() || b.used() >= b.limit() ? kLowReadBytes : SIZE_MAX;
+}
+
+}  // namespace kingx

@@ -1,0 +1,177 @@
+// WriteExchanges: every PUT and DELETE of one KvService between its request
+// head and its answer, each an Exchange moved by one small state machine.
+//
+// An Exchange ships its body to the write queue part by part (a large value:
+// LargeBegin, LargePart per part, LargeEnd, each part compressed on its own,
+// so no buffer ever holds more than one part) or as one entry at the end (a
+// body of at most part_bytes), then waits for the writer's completion, found
+// by its token (TokenTable). When the queue is full (kBusy) the Exchange is
+// parked with its body paused and Poke retries it; past busy_give_up_ms it is
+// answered 503 + Retry-After.
+//
+// Memory: before any byte of a PUT body is read, its Exchange reserves what
+// the body can hold at once in the worker's body budget (ByteBudget, shared
+// by the worker's services). Without room the body stays paused and unread
+// (AwaitsStorage: the I/O layer stops reading the socket, so the kernel's
+// flow control pushes back on the client) until Poke grants the room, first
+// come first served; past body_budget_give_up_ms the request is answered 503
+// + Retry-After naming --body-buffer-bytes, and its connection is closed. An Exchange whose connection died while its
+// write was queued stays in the token table, orphaned, until the completion
+// arrives; it is then freed without an answer.
+//
+// Answers go through the owner's Responder (the service's one response path);
+// after an answer made outside a Handler callback (a completion, Poke) the
+// machine calls wake(io, conn) so the I/O layer re-reads the Connection.
+//
+// Threading: owned by one KvService and used on its thread only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <vector>
+
+#include "engine/status.h"
+#include "http/connection.h"
+#include "http/request.h"
+#include "http/response.h"
+#include "src/ipc/completion_ring.h"
+#include "src/ipc/write_queue.h"
+#include "src/kv/byte_budget.h"
+#include "src/kv/token_table.h"
+
+namespace kingx {
+
+class KvBackend;
+struct KvConnState;
+struct Exchange;  // write_exchange.cc
+
+struct WriteExchangeOptions {
+  int compression_level = 1;        // engine::EncodeValue level (0 = off)
+  uint32_t compress_min_bytes = 256;
+  uint64_t busy_give_up_ms = 5000;  // longest wait for queue room before 503
+  size_t part_bytes = 1 << 20;      // raw bytes per part; must fit one queue entry
+  uint32_t token_prefix = 0;        // TokenTable prefix
+  uint32_t token_generation = 0;    // the worker slot generation (MakeToken)
+  // Request bodies held before they reach the queue (--body-buffer-bytes;
+  // shared by the worker's services, must outlive the machine). Null: no
+  // limit (tests).
+  ByteBudget* body_budget = nullptr;
+  // Longest wait for room in the body budget before 503 + Retry-After (the
+  // worker's --body-timeout-ms: the upload read nothing that long).
+  uint64_t body_budget_give_up_ms = 60000;
+  // --staging-bytes, named in the answer to an upload the writer refused
+  // because staged uploads would pass it.
+  uint64_t staging_bytes = 0;
+};
+
+class WriteExchanges {
+ public:
+  // The owner's single response path: adds the headers every response
+  // carries, logs, then Connection::Respond.
+  class Responder {
+   public:
+    virtual void Answer(http::Connection& conn, const http::Request& request, http::Response response,
+                        uint64_t now_ms) = 0;
+
+   protected:
+    ~Responder() = default;
+  };
+  using WakeFn = void (*)(void* io, http::Connection& conn);
+
+  // backend and responder must outlive the machine; wake may be null.
+  WriteExchanges(KvBackend& backend, Responder& responder, const WriteExchangeOptions& options, WakeFn wake,
+                 void* io);
+  ~WriteExchanges();  // frees the exchanges still in the token table
+  WriteExchanges(const WriteExchanges&) = delete;
+  WriteExchanges& operator=(const WriteExchanges&) = delete;
+
+  // Marks a Handler callback in progress: no wake() until it ends (the
+  // Connection re-reads its own state when the callback returns).
+  class CallbackScope {
+   public:
+    explicit CallbackScope(WriteExchanges& w) : w_(w) { ++w_.depth_; }
+    ~CallbackScope() { --w_.depth_; }
+    CallbackScope(const CallbackScope&) = delete;
+    CallbackScope& operator=(const CallbackScope&) = delete;
+
+   private:
+    WriteExchanges& w_;
+  };
+
+  // Starts the exchange of conn's current request (its KvConnState, from
+  // Connection::user_data(), has no exchange). The writer decides `cond`
+  // atomically with the write. The body follows through OnBody/OnBodyEnd.
+  void Start(http::Connection& conn, const http::Request& request, WriteKind kind, WriteCondition cond,
+             uint64_t if_match_seq);
+
+  // Handler callbacks of a connection whose KvConnState may hold an
+  // exchange (no-ops without one). OnBody ignores a DELETE's body.
+  void OnBody(http::Connection& conn, std::span<const char> piece);
+  void OnBodyEnd(http::Connection& conn);
+  void OnAbort(http::Connection& conn);
+
+  // A completion whose token this machine issued: answers the waiting
+  // request (or frees an orphaned exchange). Unknown tokens are ignored.
+  void OnCompletion(const Completion& c, uint64_t now_ms);
+
+  // Grants waiting bodies their room in the body budget, retries every
+  // exchange that found the queue full and every LargeAbort that could not
+  // be queued; answers 503 + Retry-After to exchanges that waited longer
+  // than busy_give_up_ms (queue) or body_budget_give_up_ms (budget).
+  void Poke(uint64_t now_ms);
+  // When Poke should run next (0 = nothing is waiting for queue or budget
+  // room).
+  uint64_t NextRetryMs() const;
+
+  // Writes enqueued and not completed yet (orphans included).
+  size_t InFlight() const { return tokens_.size(); }
+
+  // True while the exchange of `state` waits for the storage (its
+  // completion, or room in the queue) or for room in the body budget,
+  // rather than for socket input.
+  bool AwaitsStorage(const KvConnState& state) const;
+
+  // The most bytes the I/O layer should read from a socket at once now:
+  // unlimited normally; a few KiB while the body budget is used up, so that
+  // what arrives with a request head and has to wait stays small.
+  size_t ReadBytesHint() const;
+
+ private:
+  enum class Progress : uint8_t {
+    kMoving,   // waiting for more body or for the completion
+    kBlocked,  // parked in blocked_: the queue is full
+    kGone,     // answered/freed, or possibly so: do not touch the Exchange
+  };
+  Progress Advance(Exchange* e, uint64_t now_ms);
+  engine::Status Step(Exchange* e, bool* progressed, bool* waiting_body);
+  void CutPart(Exchange* e, size_t n);
+  ByteBudget& body_budget() { return options_.body_budget != nullptr ? *options_.body_budget : unlimited_body_; }
+  uint64_t BodyReservation(const http::Request& r) const;
+  void GrantBody(Exchange* e, uint64_t reservation);
+  void Recount(Exchange* e);
+  void ReleaseBody(Exchange* e);
+  void StopWaitingForBudget(Exchange* e);
+  void ServeBudgetWaiters(uint64_t now_ms);
+  bool AddToTable(Exchange* e);
+  void RemoveFromTable(Exchange* e);
+  void Unblock(Exchange* e);
+  void Finish(Exchange* e, http::Response response, uint64_t now_ms);
+  void Orphan(Exchange* e);
+  void Free(Exchange* e);
+
+  KvBackend& backend_;
+  Responder& responder_;
+  const WriteExchangeOptions options_;
+  WakeFn wake_;
+  void* io_;
+  TokenTable<Exchange> tokens_;
+  std::vector<Exchange*> blocked_;  // waiting for queue room
+  std::vector<uint64_t> aborts_;    // LargeAbort tokens that found the queue full
+  std::deque<Exchange*> budget_waiters_;  // waiting for room in the body budget, oldest first
+  ByteBudget unlimited_body_{uint64_t{1} << 62};  // body_budget() when the options give none
+  int depth_ = 0;                   // > 0 inside a Handler callback: no wake()
+};
+
+}  // namespace kingx

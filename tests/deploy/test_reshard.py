@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Resharding 3 -> 4 shards behind the real nginx with `deploy/kingx-reshard`, under a concurrent
+write load, following README "Resharding": 10,000 keys; `copy` while nginx routes by the old ring;
+nginx reloaded with deploy/nginx-resharding.conf (new ring + read-through to the old one);
+`finish`; nginx reloaded with deploy/nginx-sharding.conf and the new list; three clients
+overwrite, create and delete keys through nginx the whole time. Afterwards about
+a quarter of the keys moved, none is lost (every key answers through the new ring with its last
+acknowledged value, deleted ones are gone), none is duplicated (each key on exactly one shard, its
+owner), and `kingx-reshard check` agrees.
+
+Listing: the mover uses kingx's listing API (GET /v1/kv/?encoding=url&limit=&cursor=). Until
+that API exists in kingx, --standin puts a small front in this process before each shard that
+answers listings from the keys it saw written and forwards everything else to kingx unchanged
+(so every GET/PUT/DELETE, conditional or not, is kingx's own). Without --standin the test asks
+kingx itself and is skipped (77) when kingx answers a listing with 400.
+
+    KINGX_BIN=build/src/kingx python3 tests/deploy/test_reshard.py [--standin]
+"""
+
+import argparse
+import http.client
+import http.server
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proxies import (DEPLOY, HOST, Client, exit_on_sigterm, load_reshard, nginx_site,  # noqa: E402
+                     read_shipped, rewrite, start_nginx)
+from kingx_harness import (SKIP, ConnectionClosed, Server, TestFailure, cases_of, check, key_path,  # noqa: E402
+                           run_cases)
+
+ARGS = None
+SHARDS = []      # kingx Servers (index 3 is the new one)
+FRONTS = []      # listing stand-ins, when used
+NGINX = None
+NKEYS = int(os.environ.get("KINGX_RESHARD_KEYS", "10000"))  # 10,000 as the issue asks; fewer by hand
+
+
+class ListingFront(http.server.ThreadingHTTPServer):
+    """Forwards every request to one kingx and answers GET /v1/kv/?... from the set of keys it
+    saw created (201) and deleted (204) through it. Test scaffolding, see the module doc."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # nginx closes idle upstream connections (on reload, say): not an error of the test.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+    def __init__(self, kingx_port):
+        self.kingx_port = kingx_port
+        self.keys, self.lock = set(), threading.Lock()
+        super().__init__((HOST, 0), FrontHandler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class FrontHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _upstream(self):
+        if getattr(self, "_conn", None) is None:
+            self._conn = http.client.HTTPConnection(HOST, self.server.kingx_port, timeout=60)
+        return self._conn
+
+    def _handle(self):
+        path = self.path
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if self.command == "GET" and path.startswith("/v1/kv/?"):
+            return self._list(urllib.parse.parse_qs(path.split("?", 1)[1]))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")}
+        for attempt in (0, 1):
+            try:
+                c = self._upstream()
+                c.request(self.command, path, body=body, headers=headers)
+                r = c.getresponse()
+                data = r.read()
+                break
+            except (ConnectionError, http.client.HTTPException):
+                self._conn = None
+                if attempt:
+                    raise
+        key = path[len("/v1/kv/"):].split("?", 1)[0]
+        with self.server.lock:
+            if self.command == "PUT" and r.status in (201, 204):
+                self.server.keys.add(key)
+            elif self.command == "DELETE" and r.status == 204:
+                self.server.keys.discard(key)
+        self.send_response_only(r.status, r.reason)
+        for k, v in r.getheaders():
+            if k.lower() not in ("connection", "keep-alive", "date"):
+                self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD" and data:
+            self.wfile.write(data)
+
+    def _list(self, q):
+        limit = int(q.get("limit", ["1000"])[0])
+        after = q.get("cursor", [""])[0]
+        with self.server.lock:
+            keys = sorted(k for k in self.server.keys if k > after)
+        page = keys[:limit]
+        doc = {"keys": [{"key": k} for k in page], "list_complete": len(keys) <= limit}
+        if not doc["list_complete"]:
+            doc["cursor"] = page[-1]
+        out = json.dumps(doc).encode()
+        self.send_response_only(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    do_GET = do_PUT = do_DELETE = do_HEAD = _handle
+
+
+def names(n):
+    """Shard addresses as the ring and nginx see them: the fronts' or the kingx instances'."""
+    ports = [f.port for f in FRONTS] if FRONTS else [s.port for s in SHARDS]
+    return [f"{HOST}:{p}" for p in ports[:n]]
+
+
+def resharding_site(port, old, new):
+    """deploy/nginx-resharding.conf with its two upstream lists replaced by `old` and `new`."""
+    text = read_shipped("nginx-resharding.conf")
+    text = rewrite(text, "    listen 80 default_server;\n", f"    listen {HOST}:{port} default_server;\n")
+    text = rewrite(text, "    listen [::]:80 default_server;\n", "")
+    shipped_new = "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3, 4))
+    shipped_old = "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3))
+    text = rewrite(text, "upstream kingx_shards {\n    hash $kingx_key consistent;\n" + shipped_new,
+                   "upstream kingx_shards {\n    hash $kingx_key consistent;\n"
+                   + "\n".join(f"    server {u} max_fails=0;" for u in new))
+    text = rewrite(text, "upstream kingx_old_shards {\n    hash $kingx_key consistent;\n" + shipped_old,
+                   "upstream kingx_old_shards {\n    hash $kingx_key consistent;\n"
+                   + "\n".join(f"    server {u} max_fails=0;" for u in old))
+    return text
+
+
+def reload_nginx(site_text):
+    """Writes a new site file and reloads nginx (HUP), as an operator would; waits until the new
+    configuration answers (the reload is checked with nginx -t first)."""
+    path = os.path.join(NGINX.workdir, "site.conf")
+    with open(path, "w") as f:
+        f.write(site_text)
+    t = subprocess.run([NGINX.argv[0], "-t", "-p", NGINX.workdir, "-c", os.path.join(NGINX.workdir, "nginx.conf"),
+                        "-e", os.path.join(NGINX.workdir, "error.log")], capture_output=True, text=True)
+    check(t.returncode == 0, f"nginx -t on the new site: {t.stderr}")
+    os.kill(NGINX.proc.pid, signal.SIGHUP)
+    time.sleep(1.5)  # old workers finish their requests; new ones serve the new configuration
+
+
+def reshard(*args):
+    p = subprocess.run([sys.executable, os.path.join(DEPLOY, "kingx-reshard")] + list(args),
+                       capture_output=True, text=True, timeout=900)
+    return p
+
+
+def canonical(key):
+    return key_path(key)
+
+
+STATE = {}       # key bytes -> last acknowledged value, or None after an acknowledged DELETE
+
+
+def setup():
+    global NGINX
+    for _ in range(4):
+        s = Server(["--workers", "1", "--sync", "none"])
+        s.start()
+        SHARDS.append(s)
+    if ARGS.standin:
+        FRONTS.extend(ListingFront(s.port) for s in SHARDS)
+    else:
+        with Client(SHARDS[0].port) as c:
+            r = c.request("GET", "/v1/kv/?encoding=url&limit=1")
+        if r.status != 200:
+            print(f"SKIP: kingx has no listing API yet (GET /v1/kv/?encoding=url -> {r.status}); "
+                  f"run with --standin")
+            sys.exit(SKIP)
+    NGINX = start_nginx("nginx-sharding.conf", names(3))
+
+
+def test_3_to_4_shards_under_a_write_load_moves_a_quarter_and_loses_nothing():
+    rng = random.Random(314)
+    keys = [b"item/%d/%s" % (i, rng.choice([b"a", b"caf\xc3\xa9", b"x:y"])) for i in range(NKEYS)]
+    with Client(NGINX.port) as c:
+        for k in keys:
+            v = b"v0-" + k
+            check(c.request("PUT", canonical(k), v).status == 201, f"PUT {k!r}")
+            STATE[k] = v
+    reshard_mod = load_reshard()
+    ring_old, ring_new = reshard_mod.Ring(names(3)), reshard_mod.Ring(names(4))
+    expected_moves = sum(ring_old.owner(canonical(k)[7:]) != ring_new.owner(canonical(k)[7:]) for k in keys)
+    state = os.path.join(NGINX.workdir, "reshard-state.json")
+    old, new = ",".join(names(3)), ",".join(names(4))
+
+    # The load: overwrites, new keys and deletes through nginx, across every step of the move.
+    stop, errors, lock = threading.Event(), [], threading.Lock()
+    done = [0, 0, 0]
+
+    def send(c, method, k, body=None):
+        """One request; repeated once if a reused connection was closed before any answer (RFC
+        9112 9.3.1: nginx closes idle client connections when it reloads)."""
+        for attempt in (0, 1):
+            try:
+                return c.request(method, canonical(k), body)
+            except ConnectionClosed as e:
+                c.close()
+                if attempt or e.partial:
+                    raise
+
+    def load(n):
+        r_ = random.Random(n)
+        seq = 0
+        with Client(NGINX.port) as c:
+            while not stop.is_set() and len(errors) < 20:
+                seq += 1
+                op = r_.random()
+                # Existing keys, and a pool of 300 new ones per client (created, rewritten and
+                # deleted again); about 200 operations a second per client.
+                k = keys[r_.randrange(NKEYS)] if op < 0.8 else b"new/%d/%d" % (n, r_.randrange(300))
+                time.sleep(0.005)
+                try:
+                    if op < 0.05:
+                        r = send(c, "DELETE", k)
+                        if r.status in (204, 404):
+                            with lock:
+                                STATE[k] = None
+                        else:
+                            errors.append(f"DELETE {k!r}: {r.status} {r.body[:200]!r}")
+                    else:
+                        v = b"v%d-%d-%s" % (n, seq, k)
+                        r = send(c, "PUT", k, v)
+                        if r.status in (201, 204):
+                            with lock:
+                                STATE[k] = v
+                        else:
+                            errors.append(f"PUT {k!r}: {r.status} {r.body[:200]!r}")
+                    done[n] += 1
+                except Exception as e:  # noqa: BLE001 - any failure of the load is reported
+                    errors.append(f"client {n}: {e!r}")
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        p1 = reshard("copy", "--old", old, "--new", new, "--state", state)           # step 1
+        reload_nginx(resharding_site(NGINX.port, names(3), names(4)))                # step 2
+        time.sleep(0.5)
+        p2 = reshard("finish", "--old", old, "--new", new, "--state", state)         # step 3
+        reload_nginx(nginx_site("nginx-sharding.conf", names(4), NGINX.port))        # step 4
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    for p in (p1, p2):
+        check(p.returncode == 0, f"kingx-reshard {p.args[2]}: {p.returncode}\n{p.stdout}\n{p.stderr}")
+    s1 = json.loads(p1.stdout.strip().splitlines()[-1])
+    s2 = json.loads(p2.stdout.strip().splitlines()[-1])
+    print(f"copy: {s1}\nfinish: {s2}\n{expected_moves} of the first {NKEYS} keys change owner; "
+          f"load requests per client: {done}", flush=True)
+    check(not errors, "the load failed during the move:\n  " + "\n  ".join(errors[:10]))
+    check(min(done) > 50, f"the load hardly ran: {done}")
+    check(0.18 * NKEYS <= expected_moves <= 0.33 * NKEYS, f"{expected_moves} keys change owner (about 1/4)")
+    check(abs(s1["copied"] - expected_moves) <= 0.1 * NKEYS, f"copied {s1['copied']}, {expected_moves} change owner")
+
+    # A second finish finds nothing left on a shard that does not own it.
+    p = reshard("finish", "--old", old, "--new", new, "--state", state)
+    again = json.loads(p.stdout.strip().splitlines()[-1])
+    check(p.returncode == 0 and again["listed"] == again["staying"], f"second finish: {again}")
+
+    # Every key answers through the new ring as last acknowledged; deleted keys stay deleted.
+    lost = []
+    with Client(NGINX.port) as c:
+        for k, v in STATE.items():
+            r = c.request("GET", canonical(k))
+            if (v is None and r.status != 404) or (v is not None and (r.status != 200 or r.body != v)):
+                lost.append((k, r.status, v, r.body[:60]))
+    check(not lost, f"{len(lost)} keys lost, stale or resurrected after the move, e.g. {lost[:5]}")
+    # Each key on exactly one shard: its owner in the new ring.
+    dup = []
+    clients = [Client(s.port) for s in SHARDS]
+    try:
+        for k, v in STATE.items():
+            holders = [i for i, cl in enumerate(clients) if cl.request("GET", canonical(k)).status == 200]
+            want = [] if v is None else [names(4).index(ring_new.owner(canonical(k)[7:]))]
+            if holders != want:
+                dup.append((k, holders, want))
+    finally:
+        for cl in clients:
+            cl.close()
+    check(not dup, f"{len(dup)} keys not exactly on their owner, e.g. {dup[:5]}")
+    p = reshard("check", "--shards", new)
+    check(p.returncode == 0, f"kingx-reshard check: {p.stdout} {p.stderr}")
+
+
+def main():
+    exit_on_sigterm()
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--standin", action="store_true", help="answer listings from a stand-in front")
+    ARGS = ap.parse_args()
+    try:
+        setup()
+        status = run_cases("resharding 3 -> 4 behind nginx", cases_of(globals()), lambda: SHARDS[0])
+        if status != 0 and NGINX is not None:
+            print(NGINX.logs(3000))
+    except TestFailure as e:
+        print(f"FAIL setup: {e}")
+        status = 1
+    finally:
+        for f in FRONTS:
+            f.shutdown()
+        if NGINX is not None:
+            NGINX.cleanup()
+        for s in SHARDS:
+            s.cleanup()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Three kingx shards behind the real Debian nginx (deploy/nginx-sharding.conf) or HAProxy
+(deploy/haproxy-sharding.cfg), as shipped:
+
+  - 10,000 keys, written under mixed spellings, land in roughly equal shares, each on exactly
+    one shard (for nginx: the one deploy/kingx-reshard's ring names), and every spelling of
+    every key reads it through the proxy (canonical: 200; any other: 308 to the canonical URL);
+  - one shard stopped: only its keys fail, with a 5xx from the proxy (502/504 nginx, 503
+    HAProxy); the other shards' keys never fail, on the same client connections, even after a
+    PUT with a streamed body to the stopped shard; no write lands on another shard;
+  - HUP of a shard under load through the proxy loses nothing.
+
+    KINGX_BIN=build/src/kingx python3 tests/deploy/test_sharding.py --proxy nginx|haproxy
+"""
+
+import argparse
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proxies import Client, exit_on_sigterm, load_reshard, start_haproxy, start_nginx  # noqa: E402
+from kingx_harness import (HOST, ConnectionClosed, Server, TestFailure, cases_of, check, key_path,  # noqa: E402
+                           require_bin, run_cases)
+
+ARGS = None
+SHARDS = []     # kingx Servers
+PROXY = None
+KEYS = {}       # key bytes -> value
+OWNER = {}      # key bytes -> index of the shard holding it
+NKEYS = 10000
+DOWN_STATUS = {"nginx": (502, 504), "haproxy": (502, 503, 504)}
+
+
+def canonical(key):
+    return key_path(key)
+
+
+def spellings(key):
+    """Other spellings of `key` that kingx decodes to the same bytes: escapes in lowercase hex
+    and '/' as %2f; the raw bytes (UTF-8, '+', ':' unescaped); the first byte escaped."""
+    canon = canonical(key).encode()
+    rest = canon[len(b"/v1/kv/"):]
+    low = re.sub(rb"%[0-9A-F]{2}", lambda m: m.group(0).lower(), rest).replace(b"/", b"%2f")
+    out = [b"/v1/kv/" + low, b"/v1/kv/" + key, b"/v1/kv/%%%02X" % key[0] + rest[1:]]
+    return [p for p in dict.fromkeys(out) if p != canon]
+
+
+def make_keys():
+    rng = random.Random(2026)
+    keys = {}
+    for i in range(NKEYS):
+        kind = i % 4
+        if kind == 0:
+            k = b"dir%d/file-%d" % (i % 97, i)
+        elif kind == 1:
+            k = b"caf\xc3\xa9/%d" % i
+        elif kind == 2:
+            k = b"user:%d+x" % i
+        else:
+            k = b"plain-%d" % i
+        keys[k] = b"%s=%d" % (k, rng.randrange(1 << 30))
+    return keys
+
+
+def start():
+    global PROXY
+    require_bin()
+    for _ in range(3):
+        # --sync none: nothing here crashes, and the shards' fdatasyncs would only slow the run.
+        s = Server(["--workers", "1", "--trusted-proxy", "127.0.0.1", "--sync", "none"])
+        s.start()
+        SHARDS.append(s)
+    names = [f"{HOST}:{s.port}" for s in SHARDS]
+    PROXY = start_nginx("nginx-sharding.conf", names) if ARGS.proxy == "nginx" else start_haproxy(names)
+
+
+def shard_has(i, key):
+    """True if shard i holds `key` (asked directly, not through the proxy)."""
+    with Client(SHARDS[i].port) as c:
+        r = c.request("GET", canonical(key))
+    check(r.status in (200, 404), f"shard {i} GET {key!r}: {r!r}")
+    return r.status == 200
+
+
+def follow(c, method, path, body=None, headers=None):
+    """A request that follows one 308 (as curl -L, browsers and HTTP libraries do)."""
+    r = c.request(method, path, body, headers)
+    if r.status == 308:
+        loc = r.header("Location")
+        check(loc and loc.startswith("/v1/kv/"), f"308 without a usable Location: {r!r}")
+        r = c.request(method, loc, body, headers)
+    return r
+
+
+def test_10000_keys_in_even_shares_each_on_exactly_one_shard():
+    KEYS.update(make_keys())
+    with Client(PROXY.port) as c:
+        for n, (k, v) in enumerate(KEYS.items()):
+            # Half of the writes use another spelling and follow the redirect.
+            path = spellings(k)[0] if n % 2 else canonical(k)
+            r = follow(c, "PUT", path, v)
+            check(r.status == 201, f"PUT {path!r}: {r!r}")
+    counts = [0, 0, 0]
+    clients = [Client(s.port) for s in SHARDS]
+    try:
+        for k in KEYS:
+            holders = [i for i, cl in enumerate(clients) if cl.request("GET", canonical(k)).status == 200]
+            check(len(holders) == 1, f"{k!r} is on shards {holders}, not on exactly one")
+            OWNER[k] = holders[0]
+            counts[holders[0]] += 1
+    finally:
+        for cl in clients:
+            cl.close()
+    print(f"shares over 3 shards: {counts}", flush=True)
+    check(all(0.6 * NKEYS / 3 <= n <= 1.4 * NKEYS / 3 for n in counts), f"uneven shares: {counts}")
+    if ARGS.proxy == "nginx":
+        ring = load_reshard().Ring([f"{HOST}:{s.port}" for s in SHARDS])
+        off = [k for k in KEYS if ring.owner_index(canonical(k)[len("/v1/kv/"):]) != OWNER[k]]
+        check(not off, f"{len(off)} keys are not where deploy/kingx-reshard's ring puts them: {off[:5]}")
+
+
+def test_every_spelling_of_every_key_reads_it_through_the_proxy():
+    check(KEYS, "needs the keys of the first case")
+    followed = 0
+    with Client(PROXY.port) as c:
+        for n, (k, v) in enumerate(KEYS.items()):
+            r = c.request("GET", canonical(k))
+            check(r.status == 200 and r.body == v, f"GET {canonical(k)}: {r!r}")
+            for m, path in enumerate(spellings(k)):
+                r = c.request("GET", path)
+                if ARGS.proxy == "haproxy" and any(b >= 0x80 for b in path):
+                    # HAProxy refuses raw non-ASCII bytes in a request line before routing it
+                    # (README "Key spelling"): a refusal, never a misroute.
+                    check(r.status == 400, f"HAProxy on raw bytes {path!r}: {r!r}")
+                    continue
+                check(r.status == 308 and r.header("Location") == canonical(k),
+                      f"GET {path!r}: expected 308 to {canonical(k)}, got {r!r}")
+                if m == n % 3:  # follow one of them per key, as a client would
+                    r = c.request("GET", r.header("Location"))
+                    check(r.status == 200 and r.body == v, f"GET {path!r} followed: {r!r}")
+                    followed += 1
+    check(followed > NKEYS // 2, f"only {followed} redirects followed")
+
+
+def test_one_shard_down_fails_only_its_keys_and_writes_nowhere_else():
+    check(OWNER, "needs the keys of the first case")
+    down = 1
+    SHARDS[down].stop()
+    new_results = {}
+    rng = random.Random(7)
+    try:
+        healthy_fail, down_ok, down_other = [], [], []
+        with Client(PROXY.port) as c:
+            for n, (k, v) in enumerate(KEYS.items()):
+                if n % 5 == 0:
+                    # A write of a new key with a streamed 64 KiB body; a third of them go to the
+                    # stopped shard, and the next request on this client must not suffer from it.
+                    nk = b"new/%d" % n
+                    body = rng.randbytes(65536)
+                    try:
+                        r = c.request("PUT", canonical(nk), body)
+                        new_results[nk] = r.status
+                    except (ConnectionClosed, OSError) as e:
+                        new_results[nk] = repr(e)
+                try:
+                    r = c.request("GET", canonical(k))
+                except (ConnectionClosed, OSError) as e:
+                    (down_other if OWNER[k] == down else healthy_fail).append((k, repr(e)))
+                    continue
+                if OWNER[k] == down:
+                    if r.status not in DOWN_STATUS[ARGS.proxy]:
+                        (down_ok if r.status == 200 else down_other).append((k, r.status))
+                elif r.status != 200 or r.body != v:
+                    healthy_fail.append((k, r.status))
+        check(not healthy_fail, f"{len(healthy_fail)} keys of healthy shards failed while shard {down} "
+                                f"was down, e.g. {healthy_fail[:5]}")
+        check(not down_ok and not down_other, f"keys of the stopped shard answered other than "
+                                              f"{DOWN_STATUS[ARGS.proxy]}: {(down_ok + down_other)[:5]}")
+        failed_puts = [k for k, s in new_results.items() if s != 201]
+        bad = [(k, s) for k, s in new_results.items() if s != 201 and s not in DOWN_STATUS[ARGS.proxy]]
+        check(not bad, f"PUTs that failed otherwise than with a 5xx from the proxy: {bad[:5]}")
+        frac = len(failed_puts) / len(new_results)
+        check(0.15 <= frac <= 0.5, f"{len(failed_puts)} of {len(new_results)} new keys failed: about a "
+                                   f"third expected")
+        if ARGS.proxy == "nginx":
+            ring = load_reshard().Ring([f"{HOST}:{s.port}" for s in SHARDS])
+            wrong = [k for k in new_results
+                     if (new_results[k] != 201) != (ring.owner_index(canonical(k)[len("/v1/kv/"):]) == down)]
+            check(not wrong, f"failures do not match the stopped shard's keys: {wrong[:5]}")
+    finally:
+        SHARDS[down].start()
+    # Nothing landed on a shard that does not own it: a failed write is nowhere; a successful
+    # one is on exactly one shard, the one the proxy reads it from now that all are up.
+    with Client(PROXY.port) as c:
+        for nk, status in new_results.items():
+            holders = [i for i in range(3) if shard_has(i, nk)]
+            if status == 201:
+                check(len(holders) == 1 and holders[0] != down, f"{nk!r} written while shard {down} was "
+                                                                f"down is on {holders}")
+                check(c.request("GET", canonical(nk)).status == 200, f"{nk!r} not readable")
+            else:
+                check(not holders, f"{nk!r} failed ({status}) but was written to shards {holders}")
+        for k, v in list(KEYS.items())[:2000]:
+            r = c.request("GET", canonical(k))
+            check(r.status == 200 and r.body == v, f"after restart: {k!r}: {r!r}")
+
+
+def test_hup_of_a_shard_under_load_loses_nothing():
+    check(SHARDS, "needs the shards")
+    stop = threading.Event()
+    errors, acked, lock = [], {}, threading.Lock()
+    counts = [0] * 4
+
+    def load(n):
+        rng = random.Random(n)
+        mine = [b"hup/%d/%d" % (n, i) for i in range(200)]
+        deadline = time.monotonic() + 60
+        with Client(PROXY.port) as c:
+            seq = 0
+            while not stop.is_set() and time.monotonic() < deadline and len(errors) < 20:
+                k = rng.choice(mine)
+                seq += 1
+                try:
+                    if seq % 2:
+                        v = b"%s=%d" % (k, seq)
+                        r = c.request("PUT", canonical(k), v)
+                        if r.status in (201, 204):
+                            with lock:
+                                acked[k] = v
+                        else:
+                            errors.append(f"PUT {k!r}: {r.status} {r.body[:200]!r}")
+                    else:
+                        r = c.request("GET", canonical(k))
+                        with lock:
+                            want = acked.get(k)
+                        if r.status not in (200, 404) or (r.status == 200) != (want is not None) or \
+                                (want is not None and r.body != want):
+                            errors.append(f"GET {k!r}: {r.status} {r.body[:100]!r}, acked {want!r}")
+                    counts[n] += 1
+                except (ConnectionClosed, OSError) as e:
+                    errors.append(f"client {n}: {e!r}")
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        for target in (0, 2, 0):
+            SHARDS[target].signal(signal.SIGHUP)
+            time.sleep(1.5)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(90)
+    print(f"requests per client during the reloads: {counts}", flush=True)
+    check(not errors, f"{len(errors)} requests lost or wrong while shards reloaded:\n  " + "\n  ".join(errors[:10]))
+    check(min(counts) > 20, f"the load did not run: {counts}")
+    with Client(PROXY.port) as c:
+        for k, v in acked.items():
+            r = c.request("GET", canonical(k))
+            check(r.status == 200 and r.body == v, f"acknowledged {k!r} after the reloads: {r!r}")
+
+
+def main():
+    exit_on_sigterm()
+    global ARGS
+    p = argparse.ArgumentParser()
+    p.add_argument("--proxy", choices=("nginx", "haproxy"), required=True)
+    p.add_argument("-k", action="append", default=[], help="run only cases containing this")
+    ARGS = p.parse_args()
+    try:
+        start()
+        cases = [(n, f) for n, f in cases_of(globals()) if not ARGS.k or any(s in n for s in ARGS.k)]
+        status = run_cases(f"3 shards behind {ARGS.proxy}", cases, lambda: SHARDS[0])
+        if status != 0 and PROXY is not None:
+            print(PROXY.logs(3000))
+    except TestFailure as e:
+        print(f"FAIL setup: {e}")
+        status = 1
+    finally:
+        if PROXY is not None:
+            PROXY.cleanup()
+        for s in SHARDS:
+            s.cleanup()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

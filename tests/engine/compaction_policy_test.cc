@@ -1,0 +1,202 @@
+// The compaction policy (engine/compaction_policy.h) as pure functions: which
+// segments a pass picks and in which order, and when a tombstone may go. No
+// files, no writer.
+#include "engine/compaction_policy.h"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+#include <vector>
+
+#include "engine/record.h"
+
+using namespace kingx::engine;
+
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+SegmentStats Seg(uint32_t id, uint64_t live, uint64_t dead, bool active = false) {
+  SegmentStats s;
+  s.id = id;
+  s.live_bytes = live;
+  s.dead_bytes = dead;
+  s.bytes = kSegmentHeaderBytes + live + dead;
+  s.active = active;
+  return s;
+}
+
+std::map<uint32_t, SegmentStats> Segs(std::initializer_list<SegmentStats> list) {
+  std::map<uint32_t, SegmentStats> m;
+  for (const SegmentStats& s : list) m[s.id] = s;
+  return m;
+}
+
+PickOptions ThresholdOnly(double ratio = 0.5) {
+  PickOptions o;
+  o.dead_ratio = ratio;
+  o.max_dead_fraction = 0;
+  return o;
+}
+
+std::vector<uint32_t> Ids(const std::vector<PickedSegment>& picked) {
+  std::vector<uint32_t> ids;
+  for (const PickedSegment& p : picked) ids.push_back(p.stats.id);
+  return ids;
+}
+
+TEST_CASE("segments whose dead fraction reaches the threshold are picked, others are not",
+          "[engine][compaction_policy]") {
+  const auto segs = Segs({Seg(1, 4 * kMiB, 6 * kMiB), Seg(2, 6 * kMiB, 4 * kMiB), Seg(3, 5 * kMiB, 5 * kMiB)});
+  CHECK(Ids(PickSegments(segs, {}, {}, ThresholdOnly(0.5))) == std::vector<uint32_t>{1});
+  // 5/10 MiB plus a header is just below one half.
+  CHECK(Ids(PickSegments(segs, {}, {}, ThresholdOnly(0.49))) == std::vector<uint32_t>{1, 3});
+}
+
+TEST_CASE("the active segment and skipped segments are never picked", "[engine][compaction_policy]") {
+  const auto segs = Segs({Seg(1, 0, 10 * kMiB, true), Seg(2, 0, 10 * kMiB), Seg(3, 1, 10 * kMiB)});
+  CHECK(Ids(PickSegments(segs, {2}, {}, ThresholdOnly())) == std::vector<uint32_t>{3});
+  PickOptions all = ThresholdOnly();
+  all.pick_all = true;
+  CHECK(Ids(PickSegments(segs, {3}, {}, all)) == std::vector<uint32_t>{2});
+}
+
+TEST_CASE("pick_all takes every sealed segment, even one with nothing dead", "[engine][compaction_policy]") {
+  const auto segs = Segs({Seg(1, 10 * kMiB, 0), Seg(2, 9 * kMiB, 1 * kMiB), Seg(3, 1, 1, true)});
+  PickOptions o = ThresholdOnly();
+  o.pick_all = true;
+  const auto ids = Ids(PickSegments(segs, {}, {}, o));
+  CHECK(std::set<uint32_t>(ids.begin(), ids.end()) == std::set<uint32_t>{1, 2});
+}
+
+TEST_CASE("a segment with no live record is picked whatever its ratio, unless its dead bytes must stay",
+          "[engine][compaction_policy]") {
+  // 1 MiB of tombstones in a 1 MiB segment: ratio ~1 anyway; use a high
+  // threshold to show that emptiness alone decides.
+  auto segs = Segs({Seg(1, 0, 1 * kMiB), Seg(2, 0, 0)});
+  CHECK(Ids(PickSegments(segs, {}, {}, ThresholdOnly(1.5))) == std::vector<uint32_t>{1, 2});
+  // All of segment 1's dead bytes are tombstones a previous pass had to keep.
+  const std::map<uint32_t, uint64_t> kept{{1, 1 * kMiB}};
+  CHECK(Ids(PickSegments(segs, {}, kept, ThresholdOnly(1.5))) == std::vector<uint32_t>{2});
+}
+
+TEST_CASE("kept tombstone bytes do not count as reclaimable", "[engine][compaction_policy]") {
+  const auto segs = Segs({Seg(1, 4 * kMiB, 6 * kMiB)});
+  const std::map<uint32_t, uint64_t> kept{{1, 3 * kMiB}};
+  const auto picked = PickSegments(segs, {}, kept, ThresholdOnly(0.5));
+  CHECK(picked.empty());  // 3 MiB reclaimable of 10 MiB
+  const auto low = PickSegments(segs, {}, kept, ThresholdOnly(0.25));
+  REQUIRE(low.size() == 1);
+  CHECK(low[0].reclaimable == 3 * kMiB);
+}
+
+TEST_CASE("low on space, any segment with reclaimable bytes is picked", "[engine][compaction_policy]") {
+  const auto segs = Segs({Seg(1, 9 * kMiB, 1 * kMiB), Seg(2, 10 * kMiB, 0)});
+  PickOptions o = ThresholdOnly(0.5);
+  CHECK(PickSegments(segs, {}, {}, o).empty());
+  o.low_space = true;
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});
+}
+
+TEST_CASE("picked segments come most profitable first", "[engine][compaction_policy]") {
+  // Profit = reclaimable / (live + 1).
+  const auto segs = Segs({Seg(1, 4 * kMiB, 6 * kMiB), Seg(2, 1 * kMiB, 9 * kMiB), Seg(3, 0, 2 * kMiB),
+                          Seg(4, 2 * kMiB, 8 * kMiB)});
+  CHECK(Ids(PickSegments(segs, {}, {}, ThresholdOnly(0.5))) == std::vector<uint32_t>{3, 2, 4, 1});
+}
+
+TEST_CASE("the space bound adds the most profitable segments below the threshold until the dead fraction "
+          "falls under it",
+          "[engine][compaction_policy]") {
+  // Ten segments at 30% dead, threshold 0.5: nothing passes the threshold.
+  // The whole is 30% dead; a bound of 0.25 needs enough of them compacted to
+  // bring the remaining dead bytes to at most a quarter of all bytes.
+  std::map<uint32_t, SegmentStats> segs;
+  for (uint32_t id = 1; id <= 10; ++id) segs[id] = Seg(id, 7 * kMiB, 3 * kMiB);
+  // A slightly more profitable one is taken first.
+  segs[7] = Seg(7, 6 * kMiB + 512 * 1024, 3 * kMiB + 512 * 1024);
+  PickOptions o = ThresholdOnly(0.5);
+  CHECK(PickSegments(segs, {}, {}, o).empty());
+  o.max_dead_fraction = 0.25;
+  const auto picked = PickSegments(segs, {}, {}, o);
+  REQUIRE(!picked.empty());
+  CHECK(picked[0].stats.id == 7);
+  // The bound is on the projection: the dead bytes left over all bytes left.
+  uint64_t live = 0, dead = 0;
+  for (const auto& [id, s] : segs) {
+    live += s.live_bytes;
+    dead += s.dead_bytes;
+  }
+  uint64_t reclaimed = 0;
+  for (const PickedSegment& p : picked) reclaimed += p.reclaimable;
+  auto within_bound = [&](uint64_t left) {
+    return static_cast<double>(left) <= 0.25 * static_cast<double>(live + left);
+  };
+  CHECK(within_bound(dead - reclaimed));
+  // One segment fewer would not have been enough: the bound takes no more
+  // than it needs.
+  CHECK_FALSE(within_bound(dead - reclaimed + picked.back().reclaimable));
+}
+
+TEST_CASE("the space bound takes nothing once the threshold's picks bring the dead fraction under it",
+          "[engine][compaction_policy]") {
+  // Segment 1 alone brings the fraction under the bound.
+  const auto segs = Segs({Seg(1, 1 * kMiB, 9 * kMiB), Seg(2, 9 * kMiB, 1 * kMiB), Seg(3, 9 * kMiB, 1 * kMiB)});
+  PickOptions o = ThresholdOnly(0.5);
+  o.max_dead_fraction = 0.25;
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});
+}
+
+TEST_CASE("a segment's guard is its seq floor, raised for this process's outputs", "[engine][compaction_policy]") {
+  SegmentOrigin o;
+  o.readable = true;
+  o.valid = true;
+  o.seed = 77;
+  o.seq_floor = 100;
+  CHECK(SegmentGuard(o, 77) == 100);
+  o.output_start_seq = 250;
+  CHECK(SegmentGuard(o, 77) == 250);
+  o.output_start_seq = 50;
+  CHECK(SegmentGuard(o, 77) == 100);
+}
+
+TEST_CASE("a segment recovery never replays guards nothing; an unreadable one guards everything",
+          "[engine][compaction_policy]") {
+  SegmentOrigin other_db;
+  other_db.readable = true;
+  other_db.valid = true;
+  other_db.seed = 1;
+  other_db.seq_floor = 5;
+  CHECK(SegmentGuard(other_db, 2) == kNoGuard);
+  SegmentOrigin bad_header;
+  bad_header.readable = true;
+  CHECK(SegmentGuard(bad_header, 2) == kNoGuard);
+  SegmentOrigin unreadable;
+  CHECK(SegmentGuard(unreadable, 2) == 0);
+  unreadable.output_start_seq = 40;
+  CHECK(SegmentGuard(unreadable, 2) == 40);
+}
+
+TEST_CASE("a tombstone may go only when every other segment's guard is above its seq",
+          "[engine][compaction_policy]") {
+  TombstoneGuards g;
+  g.Add(1, 10);  // the tombstone's own segment, the smallest guard
+  g.Add(2, 50);
+  g.Add(3, 80);
+  CHECK(g.NothingOlderElsewhere(1, 49));
+  CHECK_FALSE(g.NothingOlderElsewhere(1, 50));  // segment 2 may hold seq 50
+  // In another segment, segment 1's guard counts.
+  CHECK_FALSE(g.NothingOlderElsewhere(2, 49));
+  CHECK(g.NothingOlderElsewhere(2, 9));
+}
+
+TEST_CASE("with no other segment, a tombstone may always go", "[engine][compaction_policy]") {
+  TombstoneGuards g;
+  g.Add(4, 10);
+  CHECK(g.NothingOlderElsewhere(4, 1000));
+  TombstoneGuards none;
+  CHECK(none.NothingOlderElsewhere(4, 1000));
+}
+
+}  // namespace
