@@ -11,7 +11,7 @@ namespace kingx::engine {
 
 uint64_t KeyHash(uint64_t seed, std::string_view key) {
   uint64_t h = XXH3_64bits_withSeed(key.data(), key.size(), seed);
-  return h == 0 ? 1 : h;
+  return h <= 1 ? h + 2 : h;  // 0 and 1 mark empty and changing index entries
 }
 
 uint64_t Checksum64(const void* data, size_t len) { return XXH3_64bits(data, len); }

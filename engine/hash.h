@@ -2,7 +2,7 @@
 //
 // KeyHash is the index's hash: XXH3-64 seeded with the database's random seed
 // (stored in every segment header), so that crafted keys cannot aim at one
-// bucket. It never returns 0 (0 marks an empty index entry).
+// bucket. It never returns 0 or 1 (they mark empty and changing index entries).
 // Checksum64 is XXH3-64 with seed 0, used for record and file checksums;
 // Checksum64Stream computes the same value over pieces.
 // Thread-safety: pure functions; a Checksum64Stream belongs to one thread.

@@ -8,15 +8,14 @@
 //
 // Roles:
 //  - ONE writer thread (in the writer process) mutates: Insert, Replace,
-//    Remove, RemoveIf, Clear, Reserve, BeginBatch/EndBatch, LookupForWriter,
-//    ForEach. Mutators are not thread-safe among themselves: if another thread
-//    of the writer process (compaction) needs to mutate, the engine serializes
-//    it with the writer thread.
-//  - Any number of readers, in any process and any thread, call Lookup()
-//    concurrently with the writer, without locks: a seqlock (a version in the
-//    region header, odd while the writer is inside a write section) tells them
-//    to retry; after a bounded number of retries they get kBusy. A reader never
-//    crashes or loops forever on torn data.
+//    Remove, RemoveIf, Reserve, BeginRebuild/PublishRebuild, Clear,
+//    LookupForWriter, ForEach. Mutators are not thread-safe among themselves:
+//    if another thread of the writer process (compaction) needs to mutate,
+//    the engine serializes it with the writer thread. A later writer (a new
+//    process after the previous one died) may take over at any moment.
+//  - Any number of readers, in any process and any thread, call Lookup() /
+//    LookupKey() concurrently with the writer, without locks and without ever
+//    waiting for the writer (see "Readers never wait" below).
 //
 // Keys are not stored. An entry is {hash, location}; Lookup returns every
 // location stored under a 64-bit hash (its "candidates") and the caller reads
@@ -25,25 +24,50 @@
 // entries may share one hash (Insert refuses the next one with kInvalidArgument;
 // with a seeded 64-bit hash this is unreachable without memory corruption).
 //
-// Layout: a header (magic, layout version, seqlock version, table descriptor,
-// IndexCounters) then an arena holding the one live table, Robin Hood linear
-// probing with backward-shift deletion, capacity any integer >= kMinCapacity.
-// The table grows x1.5 when an insert would pass 0.85 load: the new table is
-// built in the arena while readers keep using the old one, published in a
-// short write section, and the old table's pages are released
-// (madvise MADV_REMOVE, or MADV_DONTNEED). RAM per live key stays <= 32 bytes
-// (16 B per entry / 0.85 * 1.5 = 28.2 B right after a growth). The table never
-// shrinks (Clear() returns to the initial capacity).
+// Layout: a header (magic, layout version, the published table's descriptor
+// and seed, a change counter, the writer's own descriptor, IndexCounters),
+// then two equal areas. The published table (the one readers use) lives in
+// one area; it grows x1.5 inside its area when an insert would pass 0.85
+// load: the new table is built beside the old one while readers keep using
+// the old one, published with one atomic store of the descriptor, and the old
+// table's pages are released (madvise MADV_REMOVE, or MADV_DONTNEED). RAM per
+// live key stays <= 32 bytes (16 B per entry / 0.85 * 1.5 = 28.2 B right after
+// a growth). A table never shrinks.
 //
-// A writer that dies inside a write section leaves the version odd: readers
-// then return kBusy (bounded retries, never a hang) until the replacement
-// writer calls Clear() (recovery always starts with it), which also repairs a
-// table descriptor torn by a death during a growth.
+// Rebuild (recovery): BeginRebuild() starts a new table in the OTHER area;
+// from then on the writer's mutators work on that table, which no reader can
+// see, while readers keep answering from the published one. PublishRebuild()
+// makes it the published table in one atomic store (its seed with it) and
+// releases the old area. A writer that dies during a rebuild leaves the
+// published table as it was; the next BeginRebuild discards the abandoned
+// one. So a writer restart never takes reads down and never shows a half
+// rebuilt index: readers see the last complete index until the next one is
+// complete. (RAM: both tables are resident during a rebuild.)
+//
+// Readers never wait. Every mutation of the published table is ordered so
+// that each intermediate state, frozen at any store, is a correct index: an
+// insert shifts its Robin Hood run right by one entry starting from the far
+// end (one entry is duplicated, none is missing) and writes the new entry last;
+// Replace is one atomic store; a delete's backward shift copies each entry one
+// step back (again one duplicate, none missing) and empties the run's last
+// entry last. An insert is also safe for a reader that walks the run while it
+// moves (entries only move away from the reader, towards the end it has not
+// read yet). A delete's steps, a growth and a publish are not: before each of
+// those the writer bumps a change counter, and a reader that saw it move
+// during its probe probes again. The counter is never "held": a writer that
+// dies or is stopped (SIGSTOP, a debugger) at any store leaves a frozen,
+// correct table that readers keep using without delay. An entry is two words
+// (hash, location); overwriting one marks it kChangingHash first, so a reader
+// never pairs a hash with another entry's location (see index.cc). A reader only ever
+// retries a probe that a live writer's delete, growth or publish overlapped;
+// kBusy comes back only after kLookupPatienceMs of such retries in a row
+// (a writer changing the table continuously, faster than one probe).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "engine/location.h"
 #include "engine/status.h"
@@ -54,11 +78,13 @@ namespace kingx::engine {
 // Plain atomics; each field names the only process(es) that store into it.
 // Readers load them with memory_order_acquire (ready) or relaxed (the rest).
 struct IndexCounters {
-  // Writer: 1 once recovery finished and the index is complete; 0 before
-  // (workers answer 503 while it is 0). Cleared by the writer before Clear().
+  // Writer: 1 once the first recovery published a complete index; stays 1
+  // across writer restarts (readers keep using the published index while the
+  // next writer rebuilds). Workers answer 503 to reads while it is 0.
   std::atomic<uint32_t> ready{0};
-  // Writer: the database's hash seed (from the segment headers), stored before
-  // ready is set. Readers compute KeyHash(seed, key) for Lookup.
+  // Writer: the database's hash seed (from the segment headers), stored when
+  // an index is published. For display; readers use SharedIndex::LookupKey,
+  // which takes the seed published with the table.
   std::atomic<uint64_t> seed{0};
   // Writer: live keys, bytes of live records, bytes of dead (overwritten or
   // deleted) records, number of segment files.
@@ -73,7 +99,10 @@ struct IndexCounters {
   alignas(64) std::atomic<uint64_t> corruptions{0};
 };
 
-// One table entry: hash 0 = empty (KeyHash never returns 0).
+// One table entry: hash 0 = empty, hash 1 = being overwritten (KeyHash never
+// returns either).
+inline constexpr uint64_t kEmptyHash = 0;
+inline constexpr uint64_t kChangingHash = 1;
 struct IndexEntry {
   std::atomic<uint64_t> hash;
   std::atomic<uint64_t> loc;
@@ -91,29 +120,35 @@ struct IndexRegionHeader;  // defined in index.cc
 
 class SharedIndex {
  public:
-  // Bytes of the region header; the table arena starts after it.
+  // Bytes of the region header; the areas start after it.
   static constexpr size_t kHeaderBytes = 4096;
   static constexpr uint64_t kMinCapacity = 16;
+  // Largest table (entries): the descriptor packs the capacity in 32 bits.
+  static constexpr uint64_t kMaxCapacity = (uint64_t{1} << 32) - 1;
   // Load factor above which an insert grows the table (x1.5): an insert
   // grows first when size + 1 would exceed capacity * 85 / 100.
   static constexpr double kMaxLoad = 0.85;
+  // How long Lookup keeps retrying probes that the writer keeps overlapping.
+  static constexpr int kLookupPatienceMs = 2000;
 
   // Formats the region [base, base + bytes) (called once, by the master,
   // before fork). `base` must be 64-byte aligned (page-aligned for the page
   // release to work); the region must stay mapped as long as any SharedIndex
   // on it is used. initial_capacity is rounded up to kMinCapacity.
   // Errors: kInvalidArgument (misaligned base, region too small for the
-  // header plus the initial table). The counters start at 0, ready = 0.
+  // header plus the initial table in each area, or larger than 16 TiB). The
+  // counters start at 0, ready = 0; an empty table is published.
   static Result<SharedIndex> Create(void* base, size_t bytes, uint64_t initial_capacity);
 
   // A handle on a region formatted by Create (any process). Validates the
-  // magic, layout version, region size and table descriptor.
+  // magic, layout version, region size and table descriptors.
   // Errors: kInvalidArgument (not formatted / other layout / other size).
   static Result<SharedIndex> Attach(void* base, size_t bytes);
 
-  // Region size that lets the table grow, from initial_capacity, until it
-  // holds max_keys keys (accounts for the old and new table coexisting
-  // during a growth). Only virtual size: pages are touched as tables use them.
+  // Region size that lets a table grow, from initial_capacity, until it
+  // holds max_keys keys, in each of the two areas (a growth needs the old
+  // and the new table side by side). Only virtual size: pages are touched
+  // as tables use them.
   static size_t RegionBytesFor(uint64_t max_keys, uint64_t initial_capacity = kMinCapacity);
 
   SharedIndex(SharedIndex&& other) noexcept;
@@ -124,34 +159,43 @@ class SharedIndex {
 
   // ---- any process, any thread ----
 
-  // Copies into *out every location stored under `hash` (out->count may be
-  // 0: not found is an OK status with no candidates). Lock-free; retries while
-  // the writer is inside a write section or the table changed under it.
-  // Errors: kBusy after 1000 spins and 50 sched_yield()s (writer busy or
-  // dead mid-section: retry later); kCorruption if more than kMaxCandidates
-  // entries hold `hash` (only after memory corruption). *out is unspecified on
-  // error. Tombstoned locations are returned as stored (never present once
-  // ready is set, see location.h).
+  // Copies into *out every location stored under `hash` in the published
+  // table (out->count may be 0: not found is an OK status with no
+  // candidates). Lock-free, never waits for the writer (see above).
+  // Errors: kBusy only after kLookupPatienceMs of probes that the writer kept
+  // overlapping; kCorruption if more than kMaxCandidates entries hold `hash`
+  // or the descriptor is out of bounds (only after memory corruption).
+  // *out is unspecified on error. Tombstoned locations are returned as
+  // stored (never present once ready is set, see location.h).
   Status Lookup(uint64_t hash, Candidates* out) const;
 
+  // Lookup of KeyHash(seed, key) where seed is the one published with the
+  // table the probe reads, so a rebuild published under another seed never
+  // pairs a hash with the wrong table. Same errors as Lookup.
+  Status LookupKey(std::string_view key, Candidates* out) const;
+
+  // The seed published with the current table (0 before any publish).
+  uint64_t seed() const;
+
   IndexCounters& counters() const;
-  uint64_t size() const;        // entries in use (live keys + recovery tombstones)
-  uint64_t capacity() const;    // entries of the current table
-  size_t TableBytes() const;    // RAM of the current table (capacity * 16)
+  uint64_t size() const;        // entries in use in the writer's table (live keys + recovery tombstones)
+  uint64_t capacity() const;    // entries of the writer's table
+  size_t TableBytes() const;    // RAM of the writer's table (capacity * 16)
 
   // ---- writer thread only ----
+  // Every mutator works on the writer's table: the published one, or during
+  // a rebuild the table being built (invisible to readers).
 
   // Adds an entry (hash, loc); does not look for an existing entry of the same
   // key (the caller decides insert vs Replace after comparing keys on disk).
-  // May grow the table first. Errors: kInvalidArgument (hash 0, or
-  // kMaxCandidates entries already hold this hash), kNoSpace (the region cannot
+  // May grow the table first. Errors: kInvalidArgument (hash 0 or 1, or
+  // kMaxCandidates entries already hold this hash), kNoSpace (the area cannot
   // hold the grown table: size the region with RegionBytesFor). On error the
   // index is unchanged.
   Status Insert(uint64_t hash, Location loc);
 
-  // Points the entry (hash, old_loc) at new_loc with one atomic store (no write
-  // section: readers see either location; allowed inside or outside a batch).
-  // false if no such entry.
+  // Points the entry (hash, old_loc) at new_loc with one atomic store (readers
+  // see either location). false if no such entry.
   bool Replace(uint64_t hash, Location old_loc, Location new_loc);
 
   // Removes the entry (hash, loc) (exact match, tombstone bit included).
@@ -168,26 +212,34 @@ class SharedIndex {
   template <class Fn>
   void ForEach(Fn fn) const;
 
-  // Lookup for the writer thread itself: no seqlock (nothing moves under it),
-  // so it works inside a batch. Same results and errors as Lookup minus kBusy.
+  // Lookup in the writer's table (during a rebuild: the one being built).
+  // Nothing moves under the writer, so it never retries. Same results and
+  // errors as Lookup minus kBusy.
   Status LookupForWriter(uint64_t hash, Candidates* out) const;
 
-  // Brackets many updates in one write section so readers see them at once
-  // (group commit). Nestable. Readers retry (and may get kBusy) while a batch
-  // is open, so keep it short: no I/O inside. If an Insert grows the table
-  // during a batch, the updates made so far are published first (every state
-  // readers can see is a consistent index).
-  void BeginBatch();
-  void EndBatch();
-
-  // Grows the table now so that it holds `keys` keys without growing again
-  // (recovery uses it when it knows the key count). kNoSpace as for Insert.
+  // Grows the writer's table now so that it holds `keys` keys without
+  // growing again. kNoSpace as for Insert.
   Status Reserve(uint64_t keys);
 
-  // Empties the index and returns to the initial capacity, releasing the
-  // arena's pages; repairs a region left inconsistent by a writer that died
-  // inside a write section. Counters are left alone (the engine resets them).
-  // Must not be called inside a batch.
+  // Starts building a new table in the area readers do not use, sized for
+  // expected_keys (0: the initial capacity), and points the mutators at it.
+  // Whatever a previous writer left there (an abandoned rebuild, released
+  // tables) is discarded. Readers keep the published table. Calling it again
+  // before PublishRebuild starts over. Errors: kNoSpace (the area cannot
+  // hold a table for expected_keys; nothing changed).
+  Status BeginRebuild(uint64_t expected_keys);
+
+  // Publishes the table being built, with the hash seed its entries were
+  // computed with, in one step; releases the previous table's area. Must
+  // follow BeginRebuild.
+  void PublishRebuild(uint64_t seed);
+
+  // True between BeginRebuild and PublishRebuild (also when a writer that
+  // died left a rebuild unfinished).
+  bool rebuilding() const;
+
+  // Publishes an empty table at the initial capacity (keeping the published
+  // seed) and releases the other pages: BeginRebuild(0) + PublishRebuild.
   void Clear();
 
  private:
@@ -195,14 +247,15 @@ class SharedIndex {
 
   IndexEntry* Table() const;
   uint64_t Capacity() const;
-  void EnterSection();
-  void LeaveSection();
-  void EraseAt(uint64_t pos);  // inside a section; backward shift
+  bool Visible() const;          // the writer's table is the published one
+  void Step() const;             // before a reader-unsafe store on a visible table
+  void EraseAt(uint64_t pos);    // backward shift
   Status GrowTo(uint64_t new_capacity);
+  // The probe loop of Lookup (key == nullptr) and LookupKey.
+  Status ProbeFor(uint64_t hash, const std::string_view* key, Candidates* out) const;
 
   IndexRegionHeader* header_ = nullptr;
-  size_t bytes_ = 0;        // this process's idea of the region size (bounds every access)
-  int batch_depth_ = 0;     // writer only
+  size_t bytes_ = 0;  // this process's idea of the region size (bounds every access)
 };
 
 template <class Fn>
@@ -211,7 +264,7 @@ void SharedIndex::ForEach(Fn fn) const {
   const uint64_t cap = Capacity();
   for (uint64_t i = 0; i < cap; ++i) {
     const uint64_t h = table[i].hash.load(std::memory_order_relaxed);
-    if (h != 0) fn(h, static_cast<Location>(table[i].loc.load(std::memory_order_relaxed)));
+    if (h > kChangingHash) fn(h, static_cast<Location>(table[i].loc.load(std::memory_order_relaxed)));
   }
 }
 
@@ -220,7 +273,6 @@ uint64_t SharedIndex::RemoveIf(Pred pred) {
   IndexEntry* table = Table();
   const uint64_t cap = Capacity();
   uint64_t removed = 0;
-  BeginBatch();
   // Backward shift moves later entries one step back, so re-examine entry i after
   // a removal; an entry that wraps from the start to the end is examined twice,
   // which a pure pred makes harmless. Bounded: each removal empties an entry.
@@ -233,7 +285,6 @@ uint64_t SharedIndex::RemoveIf(Pred pred) {
       ++i;
     }
   }
-  EndBatch();
   return removed;
 }
 

@@ -6,7 +6,6 @@
 #include <atomic>
 
 #include "engine/compress.h"
-#include "engine/hash.h"
 #include "engine/index.h"
 #include "engine/segment_cache.h"
 
@@ -50,11 +49,10 @@ Result<Value> Reader::Get(std::string_view key, ReadMode mode) {
     r.cache.DropMissing();
     r.seen_epoch.store(epoch, std::memory_order_relaxed);
   }
-  const uint64_t hash = KeyHash(counters.seed.load(std::memory_order_relaxed), key);
 
   for (int attempt = 0; attempt <= kMaxVanishedRetries; ++attempt) {
     Candidates c;
-    Status s = r.index.Lookup(hash, &c);
+    Status s = r.index.LookupKey(key, &c);
     if (!s.ok()) return s;
     bool vanished = false;
     bool corrupt = false;

@@ -1,8 +1,8 @@
 // Writer::Open and recovery: rebuilds the shared index from the segment files.
 //
 // Order of work:
-//  1. ready = 0, Clear the index (also repairs a region left mid-write by a
-//     writer that died), remove staging leftovers (*.tmp) and orphan hints.
+//  1. Begin a rebuild of the index in its second area (readers keep the
+//     published one), remove staging leftovers (*.tmp) and orphan hints.
 //  2. Read every segment header; the seed comes from the first valid one.
 //  3. Load each sealed segment from its hint file, or scan it when the hint is
 //     missing or bad (a corrupt record there is skipped, counted and logged;
@@ -11,7 +11,8 @@
 //     truncate it at its first invalid record: a torn tail is not corruption.
 //  5. Each key keeps its highest-seq record; deletes stay in the index as
 //     tombstone-marked locations until every segment was replayed, then go.
-//  6. Counters, seed, then ready = 1.
+//  6. Publish the rebuilt index with its seed in one step, counters,
+//     ready = 1.
 #include <algorithm>
 
 #include "engine/hash.h"
@@ -109,8 +110,13 @@ class Replayer {
 }  // namespace
 
 Status Writer::Impl::Recover() {
-  index_.counters().ready.store(0, std::memory_order_release);
-  index_.Clear();
+  // The index is rebuilt beside the published one, which readers keep using
+  // (it may be a previous writer's) until PublishRebuild below. So nothing
+  // here may remove or shorten a file or record that a published index can
+  // point to: only leftovers that were never published (*.tmp, orphan
+  // hints, a segment whose creation was cut short, a torn tail).
+  Status rs = index_.BeginRebuild(index_.size());
+  if (!rs.ok()) return rs;
   cache_.Clear();
 
   auto names = env_.ListDir(dir_);
@@ -306,7 +312,7 @@ Status Writer::Impl::Recover() {
   if (corruptions_ > 0)
     Log("recovery: " + std::to_string(corruptions_) + " corrupt record(s) or segment(s) skipped");
   IndexCounters& c = index_.counters();
-  c.seed.store(seed_, std::memory_order_relaxed);
+  index_.PublishRebuild(seed_);
   c.corruptions.store(corruptions_, std::memory_order_relaxed);
   PublishCounters();
   c.ready.store(1, std::memory_order_release);

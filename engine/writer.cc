@@ -1,7 +1,7 @@
 // Writer::Apply: group commit. Decide every op in order (conditions see the
 // earlier ops of the batch), encode all records into one buffer, append it
 // with one write, one fdatasync (SyncMode::kAlways), publish the index
-// updates in one batch, then report. A batch that would overflow the active
+// updates (each on its own: readers never wait), then report. A batch that would overflow the active
 // segment is committed in parts around the rotation.
 #include <cassert>
 #include <unordered_map>
@@ -106,7 +106,8 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
   w.last_batch_ops_ = pending.size();
 
   KINGX_KILL_POINT("append.before_publish");
-  w.index_.BeginBatch();
+  // Each index update is visible on its own (readers never wait for a
+  // batch): every op of the batch is in flight until all are answered below.
   for (const Pending& p : pending) {
     WriteResult& r = results[p.op];
     r.seq = p.seq;
@@ -134,7 +135,6 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
       --w.keys_;
     }
   }
-  w.index_.EndBatch();
   w.PublishCounters();
   pending.clear();
   w.batch_.clear();

@@ -173,7 +173,6 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   st.bytes = file_bytes;
   st.live_bytes = total;
   const Location loc = MakeLocation(seg_id, kSegmentHeaderBytes);
-  w.index_.BeginBatch();
   if (cur->exists) {
     SegmentStats& old = w.segments_[LocationSegment(cur->loc)];
     old.live_bytes -= cur->total_bytes;
@@ -184,7 +183,6 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
     is = w.index_.Insert(hash, loc);
     if (is.ok() && !cur->exists) ++w.keys_;
   }
-  w.index_.EndBatch();
   w.PublishCounters();
   if (!is.ok()) {
     w.TurnReadOnly(is);
