@@ -204,6 +204,10 @@ const Setting kSettings[] = {
      KINGX_UNSIGNED(header_timeout_ms, uint64_t, 1, kMaxMs)},
     {"body_timeout_ms", "MS", "60000", "longest gap between two reads of a body (408)", false, true,
      KINGX_UNSIGNED(body_timeout_ms, uint64_t, 1, kMaxMs)},
+    {"storage_timeout_ms", "MS", "30000",
+     "longest wait of a queued write for the writer (then 503 outcome unknown); a writer without progress "
+     "for this long makes /readyz 503",
+     false, true, KINGX_UNSIGNED(storage_timeout_ms, uint64_t, 100, kMaxMs)},
     {"write_queue_bytes", "SIZE", "64M", "shared write queue size (workers -> writer)", false, true,
      KINGX_SIZE(write_queue_bytes, 1 << 20, 16ull << 30)},
     {"body_buffer_bytes", "SIZE", "64M",
@@ -359,9 +363,8 @@ engine::Options Config::EngineOptions() const {
   o.sync_interval_ms = sync_interval_ms;
   // The configured key and value limits are enforced at the HTTP edge
   // (414/413, see serve_options.cc); the engine gets the format's own limits,
-  // so a reload that changes them needs no writer restart (reads would answer
-  // 503 during its recovery) and values stored under a larger limit stay
-  // readable after the limit is lowered.
+  // so a reload that changes them needs no writer restart and values stored
+  // under a larger limit stay readable after the limit is lowered.
   o.max_key_bytes = engine::kLargestKeyBytes;
   o.max_value_bytes = engine::kLargestValueBytes;
   o.compaction_dead_ratio = compaction_dead_ratio;

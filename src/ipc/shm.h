@@ -111,6 +111,11 @@ struct WriterMetrics {
   std::atomic<uint64_t> staged_bytes{0};     // disk held by large uploads in progress (--staging-bytes)
   std::atomic<uint64_t> staging_refusals{0}; // large uploads refused because they would pass it
   std::atomic<uint32_t> read_only{0};        // 1 after a failed fdatasync until reopen
+  // CLOCK_MONOTONIC ms at the writer loop's latest turn (it turns at least
+  // every --storage-timeout-ms / 4 when idle): a writer whose heartbeat is
+  // older than --storage-timeout-ms makes no progress (stopped, or stuck in a
+  // write or fdatasync), and workers answer /readyz 503.
+  std::atomic<uint64_t> heartbeat_ms{0};
   // Compaction (engine::CompactionStats, republished once per loop iteration).
   std::atomic<uint64_t> compaction_passes{0};
   std::atomic<uint64_t> compaction_segments{0};     // input segments deleted

@@ -36,9 +36,21 @@ engine::Status ShmKvBackend::EnqueueLargeAbort(uint64_t token) {
 
 size_t ShmKvBackend::MaxEntryBytes() const { return ctx_.queue->max_entry_bytes(); }
 
-bool ShmKvBackend::Ready() const {
-  return ctx_.StorageReady() && !ctx_.ServerDraining() &&
-         ctx_.shm->writer_metrics().read_only.load(std::memory_order_relaxed) == 0;
+bool ShmKvBackend::Ready() const { return NotReadyReason().empty(); }
+
+std::string ShmKvBackend::NotReadyReason() const {
+  if (ctx_.ServerDraining()) return "the server is stopping";
+  if (!ctx_.StorageReady()) return "storage is not ready: the writer is recovering the database";
+  const WriterMetrics& ws = ctx_.shm->writer_metrics();
+  if (ws.read_only.load(std::memory_order_relaxed) != 0)
+    return "storage is not ready: writes stopped after a failed fdatasync; the writer restarts";
+  if (const uint64_t stalled_ms = WriterStalledMs(*ctx_.shm, ctx_.config.storage_timeout_ms, MonotonicMs());
+      stalled_ms != 0) {
+    return "the writer has made no progress for " + std::to_string(stalled_ms) +
+           " ms (--storage-timeout-ms " + std::to_string(ctx_.config.storage_timeout_ms) +
+           "): writes wait and are answered 503 outcome unknown after that long; reads are served";
+  }
+  return std::string();
 }
 
 std::string ShmKvBackend::RenderMetrics() {
@@ -54,6 +66,13 @@ engine::Status ShmKvBackend::RequestCompaction() {
   ctx_.shm->control().compact_requests.fetch_add(1, std::memory_order_release);
   ctx_.queue->Wake();  // the writer looks at the request on its next iteration
   return engine::Status::OK();
+}
+
+uint64_t WriterStalledMs(SharedMemory& shm, uint64_t storage_timeout_ms, uint64_t now_ms) {
+  if (shm.control().writer_ready.load(std::memory_order_acquire) == 0) return 0;
+  const uint64_t beat = shm.writer_metrics().heartbeat_ms.load(std::memory_order_relaxed);
+  if (beat == 0 || now_ms <= beat || now_ms - beat <= storage_timeout_ms) return 0;
+  return now_ms - beat;
 }
 
 http::Counters SumSlotCounters(const SharedMemory& shm) {
@@ -97,6 +116,14 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_writer_staging_refusals_total", "Large uploads refused: they would pass --staging-bytes",
       double(ws.staging_refusals.load(relaxed)), true);
   add("kingx_writer_read_only", "1 after a failed fdatasync", double(ws.read_only.load(relaxed)), false);
+  {
+    const uint64_t beat = ws.heartbeat_ms.load(relaxed), now = MonotonicMs();
+    const bool ready = shm.control().writer_ready.load(relaxed) != 0;
+    add("kingx_writer_heartbeat_age_seconds",
+        "Seconds since the writer loop last turned (0 while no writer is ready; /readyz is 503 past "
+        "--storage-timeout-ms)",
+        ready && beat != 0 && now > beat ? double(now - beat) / 1e3 : 0.0, false);
+  }
   // Histograms as cumulative "le" samples (Prometheus histogram layout).
   uint64_t cum = 0;
   for (int i = 0; i < kBatchSizeBuckets; ++i) {

@@ -32,8 +32,10 @@ class ShmKvBackend final : public KvBackend {
   engine::Status EnqueueLargeEnd(uint64_t token, uint64_t raw_len) override;
   engine::Status EnqueueLargeAbort(uint64_t token) override;
   size_t MaxEntryBytes() const override;
-  // Writer ready, index ready, writer not read-only, server not draining.
+  // Writer ready, index ready, writer not read-only and not stalled, server
+  // not draining.
   bool Ready() const override;
+  std::string NotReadyReason() const override;
   std::string RenderMetrics() override;
   // Bumps ControlBlock::compact_requests and wakes the writer. kBusy while
   // no writer is ready (KvService answers 503).
@@ -47,6 +49,11 @@ class ShmKvBackend final : public KvBackend {
 // The engine, queue and writer samples of /metrics (everything but the HTTP
 // counters), read from the shared mapping. Any thread.
 std::vector<http::Gauge> SharedGauges(SharedMemory& shm);
+
+// How long the ready writer has made no progress (now_ms minus its
+// heartbeat, CLOCK_MONOTONIC ms) when that is more than storage_timeout_ms;
+// 0 otherwise (progressing, or no writer ready). Any thread.
+uint64_t WriterStalledMs(SharedMemory& shm, uint64_t storage_timeout_ms, uint64_t now_ms);
 
 // Sum of the http::Counters of every slot of the mapping. Any thread.
 http::Counters SumSlotCounters(const SharedMemory& shm);

@@ -83,6 +83,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
     w.compression_level = o.compression_level;
     w.compress_min_bytes = o.compress_min_bytes;
     w.busy_give_up_ms = o.busy_give_up_ms;
+    w.storage_timeout_ms = o.storage_timeout_ms;
     w.part_bytes = part_bytes;
     w.token_prefix = o.token_prefix;
     w.token_generation = o.token_generation;
@@ -278,14 +279,11 @@ void KvService::OnRequest(http::Connection& conn, const http::Request& request) 
       return m.HandleKvWrite(conn, request, now_ms);
     case http::Route::kHealthz:
       return m.Answer(conn, request, http::TextResponse(200, "text/plain", "ok\n"), now_ms);
-    case http::Route::kReadyz:
-      if (!draining_ && m.backend.Ready()) {
-        return m.Answer(conn, request, http::TextResponse(200, "text/plain", "ready\n"), now_ms);
-      }
-      return m.Answer(conn, request,
-                      http::ProblemResponse(503, draining_ ? "the server is stopping" : "storage is not ready",
-                                            std::nullopt, true),
-                      now_ms);
+    case http::Route::kReadyz: {
+      const std::string reason = draining_ ? std::string("the server is stopping") : m.backend.NotReadyReason();
+      if (reason.empty()) return m.Answer(conn, request, http::TextResponse(200, "text/plain", "ready\n"), now_ms);
+      return m.Answer(conn, request, http::ProblemResponse(503, reason, std::nullopt, true), now_ms);
+    }
     case http::Route::kMetrics:
       return m.Answer(conn, request, http::TextResponse(200, "text/plain; version=0.0.4", m.backend.RenderMetrics()),
                       now_ms);
@@ -320,6 +318,8 @@ uint64_t KvService::NextRetryMs() const {
   if (!m.stream_waiters.empty()) return 1;  // as soon as possible, like the writes' retries
   return m.writes.NextRetryMs();
 }
+
+uint64_t KvService::NextExpiryMs() const { return impl_->writes.NextExpiryMs(); }
 
 size_t KvService::InFlight() const { return impl_->writes.InFlight(); }
 

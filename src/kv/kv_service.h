@@ -80,6 +80,9 @@ class KvBackend {
 
   // /readyz: storage recovered and writable, and the server is not draining.
   virtual bool Ready() const = 0;
+  // Why Ready() is false, in a sentence for the /readyz problem body; empty
+  // when ready.
+  virtual std::string NotReadyReason() const { return Ready() ? std::string() : "storage is not ready"; }
   // Prometheus text of every worker's counters plus engine and writer figures.
   virtual std::string RenderMetrics() = 0;
   // Asks the writer to compact now (/admin/compact). kInvalidArgument-free:
@@ -111,6 +114,9 @@ struct KvServiceOptions {
   uint32_t compress_min_bytes = 256;
   // How long a write may wait for room in the queue before 503 + Retry-After.
   uint64_t busy_give_up_ms = 5000;
+  // How long a queued write may wait for its completion before 503 outcome
+  // unknown + Retry-After (the writer is stalled or far behind).
+  uint64_t storage_timeout_ms = 30000;
   // Raw bytes per part of a large value (also the largest body sent as one
   // queue entry). Clamped to what one queue entry can carry.
   size_t part_bytes = 1 << 20;
@@ -164,11 +170,16 @@ class KvService final : public http::Handler {
   void OnCompletion(const Completion& c, uint64_t now_ms);
 
   // Retries every write that found the queue full; answers 503 + Retry-After
-  // to those that waited longer than busy_give_up_ms. Call after each
-  // completion drain and at NextRetryMs().
+  // to those that waited longer than busy_give_up_ms, and 503 outcome
+  // unknown + Retry-After to queued writes that waited storage_timeout_ms
+  // for their completion. Call after each completion drain, at NextRetryMs()
+  // and once NextExpiryMs() has passed.
   void Poke(uint64_t now_ms);
   // When Poke should run next (0 = nothing is waiting for queue room).
   uint64_t NextRetryMs() const;
+  // When the oldest queued write passes storage_timeout_ms (0 = no write
+  // waits for its completion).
+  uint64_t NextExpiryMs() const;
 
   // Writes enqueued and not completed yet (orphans included).
   size_t InFlight() const;

@@ -46,6 +46,10 @@ struct Exchange {
   uint64_t reserved = 0;                // bytes held in the body budget (>= raw + stored capacity)
   bool awaiting_budget = false;         // in budget_waiters_: body paused and unread
   uint64_t budget_since_ms = 0;         // when it started waiting for the budget
+  bool waiting = false;                 // in the waiting list (answerable, whole write queued)
+  uint64_t waiting_since_ms = 0;        // when the whole write was queued
+  Exchange* wait_prev = nullptr;        // the waiting list's links
+  Exchange* wait_next = nullptr;
   std::string raw;                      // received bytes not yet shipped: raw[raw_off..]
   size_t raw_off = 0;
   std::string stored;                   // encoded bytes waiting to be queued
@@ -337,6 +341,7 @@ WriteExchanges::Progress WriteExchanges::Advance(Exchange* e, uint64_t now_ms) {
     if (waiting_body || !progressed) break;
   }
   if (e->blocked) Unblock(e);
+  if (e->phase == Exchange::Phase::kEnqueued && !e->waiting && e->conn != nullptr) StartWaiting(e, now_ms);
   if (e->paused && e->conn != nullptr && e->phase == Exchange::Phase::kBody) {
     e->paused = false;
     http::Connection* conn = e->conn;
@@ -349,6 +354,53 @@ WriteExchanges::Progress WriteExchanges::Advance(Exchange* e, uint64_t now_ms) {
     return Progress::kGone;
   }
   return Progress::kMoving;
+}
+
+// Appends e to the waiting list: its deadline is the latest so far.
+void WriteExchanges::StartWaiting(Exchange* e, uint64_t now_ms) {
+  e->waiting = true;
+  e->waiting_since_ms = now_ms;
+  e->wait_prev = waiting_tail_;
+  e->wait_next = nullptr;
+  (waiting_tail_ != nullptr ? waiting_tail_->wait_next : waiting_head_) = e;
+  waiting_tail_ = e;
+}
+
+void WriteExchanges::StopWaiting(Exchange* e) {
+  if (!e->waiting) return;
+  (e->wait_prev != nullptr ? e->wait_prev->wait_next : waiting_head_) = e->wait_next;
+  (e->wait_next != nullptr ? e->wait_next->wait_prev : waiting_tail_) = e->wait_prev;
+  e->waiting = false;
+  e->wait_prev = e->wait_next = nullptr;
+}
+
+// Answers the writes that waited storage_timeout_ms for their completion.
+// Each stays in the token table, orphaned: the writer may still apply it,
+// and its late completion must find the token taken (OnCompletion frees it).
+// Only exchanges already waiting on entry are considered: an answer may
+// start the connection's next pipelined write, which gets its own deadline.
+void WriteExchanges::ExpireWaits(uint64_t now_ms) {
+  const Exchange* const last = waiting_tail_;
+  bool done = last == nullptr;
+  while (!done && waiting_head_ != nullptr && now_ms >= waiting_head_->waiting_since_ms &&
+         now_ms - waiting_head_->waiting_since_ms >= options_.storage_timeout_ms) {
+    Exchange* e = waiting_head_;
+    done = e == last;
+    StopWaiting(e);
+    http::Connection* conn = e->conn;
+    const http::Request* request = e->request;
+    e->conn = nullptr;
+    e->request = nullptr;
+    State(*conn)->exchange = nullptr;
+    // Respond may dispatch the next pipelined request (a new Exchange, queued
+    // at the tail of the list with a later deadline).
+    responder_.Answer(*conn, *request,
+                      http::ErrorResponse(engine::Status::OutcomeUnknown(
+                          "the storage did not answer within --storage-timeout-ms: the write may or may not "
+                          "be applied; read the key before retrying")),
+                      now_ms);
+    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
+  }
 }
 
 void WriteExchanges::Unblock(Exchange* e) {
@@ -366,6 +418,7 @@ void WriteExchanges::Finish(Exchange* e, http::Response response, uint64_t now_m
   if (e->blocked) Unblock(e);
   StopWaitingForBudget(e);
   ReleaseBody(e);
+  StopWaiting(e);
   RemoveFromTable(e);
   http::Connection* conn = e->conn;
   const http::Request* request = e->request;
@@ -385,6 +438,7 @@ void WriteExchanges::Orphan(Exchange* e) {
   e->request = nullptr;
   if (e->blocked) Unblock(e);
   StopWaitingForBudget(e);
+  StopWaiting(e);
   if (e->phase == Exchange::Phase::kEnqueued) {
     e->raw = std::string();
     e->stored = std::string();
@@ -398,6 +452,7 @@ void WriteExchanges::Free(Exchange* e) {
   if (e->blocked) Unblock(e);
   StopWaitingForBudget(e);
   ReleaseBody(e);
+  StopWaiting(e);
   RemoveFromTable(e);
   delete e;
 }
@@ -501,6 +556,11 @@ void WriteExchanges::Poke(uint64_t now_ms) {
       Finish(e, http::ProblemResponse(503, "the write queue stayed full", std::nullopt, true), now_ms);
     }
   }
+  ExpireWaits(now_ms);
+}
+
+uint64_t WriteExchanges::NextExpiryMs() const {
+  return waiting_head_ != nullptr ? waiting_head_->waiting_since_ms + options_.storage_timeout_ms : 0;
 }
 
 uint64_t WriteExchanges::NextRetryMs() const {

@@ -15,9 +15,14 @@
 // (AwaitsStorage: the I/O layer stops reading the socket, so the kernel's
 // flow control pushes back on the client) until Poke grants the room, first
 // come first served; past body_budget_give_up_ms the request is answered 503
-// + Retry-After naming --body-buffer-bytes, and its connection is closed. An Exchange whose connection died while its
-// write was queued stays in the token table, orphaned, until the completion
-// arrives; it is then freed without an answer.
+// + Retry-After naming --body-buffer-bytes, and its connection is closed.
+//
+// An Exchange whose connection died while its write was queued stays in the
+// token table, orphaned, until the completion arrives; it is then freed
+// without an answer. An Exchange whose whole write is queued and that waited
+// storage_timeout_ms for its completion (a stalled or far-behind writer) is
+// answered 503 "outcome unknown" + Retry-After (the writer may still apply
+// it) and stays in the table, orphaned, the same way.
 //
 // Answers go through the owner's Responder (the service's one response path);
 // after an answer made outside a Handler callback (a completion, Poke) the
@@ -51,6 +56,7 @@ struct WriteExchangeOptions {
   int compression_level = 1;        // engine::EncodeValue level (0 = off)
   uint32_t compress_min_bytes = 256;
   uint64_t busy_give_up_ms = 5000;  // longest wait for queue room before 503
+  uint64_t storage_timeout_ms = 30000;  // longest wait for a completion before 503 outcome unknown
   size_t part_bytes = 1 << 20;      // raw bytes per part; must fit one queue entry
   uint32_t token_prefix = 0;        // TokenTable prefix
   uint32_t token_generation = 0;    // the worker slot generation (MakeToken)
@@ -119,11 +125,17 @@ class WriteExchanges {
   // Grants waiting bodies their room in the body budget, retries every
   // exchange that found the queue full and every LargeAbort that could not
   // be queued; answers 503 + Retry-After to exchanges that waited longer
-  // than busy_give_up_ms (queue) or body_budget_give_up_ms (budget).
+  // than busy_give_up_ms for queue room or body_budget_give_up_ms for body
+  // budget room, and 503 outcome unknown + Retry-After to those that waited
+  // storage_timeout_ms for their completion. The I/O layer calls it at
+  // NextRetryMs() and once NextExpiryMs() has passed.
   void Poke(uint64_t now_ms);
   // When Poke should run next (0 = nothing is waiting for queue or budget
   // room).
   uint64_t NextRetryMs() const;
+  // The first time at which a queued write passes storage_timeout_ms (0 =
+  // none is waiting for its completion).
+  uint64_t NextExpiryMs() const;
 
   // Writes enqueued and not completed yet (orphans included).
   size_t InFlight() const { return tokens_.size(); }
@@ -160,6 +172,9 @@ class WriteExchanges {
   void Finish(Exchange* e, http::Response response, uint64_t now_ms);
   void Orphan(Exchange* e);
   void Free(Exchange* e);
+  void StartWaiting(Exchange* e, uint64_t now_ms);
+  void StopWaiting(Exchange* e);
+  void ExpireWaits(uint64_t now_ms);
 
   KvBackend& backend_;
   Responder& responder_;
@@ -171,6 +186,10 @@ class WriteExchanges {
   std::vector<uint64_t> aborts_;    // LargeAbort tokens that found the queue full
   std::deque<Exchange*> budget_waiters_;  // waiting for room in the body budget, oldest first
   ByteBudget unlimited_body_{uint64_t{1} << 62};  // body_budget() when the options give none
+  // Answerable exchanges waiting for their completion, oldest first (all
+  // share one timeout, so this is also deadline order): an intrusive list.
+  Exchange* waiting_head_ = nullptr;
+  Exchange* waiting_tail_ = nullptr;
   int depth_ = 0;                   // > 0 inside a Handler callback: no wake()
 };
 

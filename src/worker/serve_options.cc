@@ -26,6 +26,7 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
   o.compression_level = engine_options.compression_level;
   o.compress_min_bytes = engine_options.compress_min_bytes;
   o.part_bytes = http::Limits().body_part_bytes;
+  o.storage_timeout_ms = ctx.config.storage_timeout_ms;
   o.token_prefix = token_prefix;
   o.token_generation = ctx.generation;
   o.trusted_proxies = &ctx.config.trusted_proxies;

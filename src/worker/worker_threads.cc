@@ -326,7 +326,11 @@ bool ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     }
     if (t->service->AwaitsStorage(state)) {
       const bool retrying = t->service->NextRetryMs() != 0;
-      if (!WaitForMail(t, retrying ? kBusyRetryMs : kStoppingPollMs * 10)) {
+      uint64_t wait_ms = retrying ? kBusyRetryMs : kStoppingPollMs * 10;
+      if (const uint64_t expiry = t->service->NextExpiryMs(); expiry != 0) {
+        wait_ms = std::min<uint64_t>(wait_ms, expiry > now ? expiry - now : 0);
+      }
+      if (!WaitForMail(t, static_cast<int>(wait_ms))) {
         t->service->Poke(MonotonicMs());
       }
       continue;

@@ -543,6 +543,8 @@ void OnSweep(uv_timer_t* t) {
     }
     c = next;
   }
+  // Queued writes that waited --storage-timeout-ms (within one sweep period).
+  if (const uint64_t expiry = w->service.NextExpiryMs(); expiry != 0 && expiry <= now) w->service.Poke(now);
   // Paused at the connection cap while clients wait: idle connections may
   // have become old enough to make room for them.
   if (w->accept_paused && !w->graceful && !w->fast && w->conn_count >= w->max_connections && ClientsWaiting(w)) {

@@ -8,6 +8,7 @@
 #include "src/writer/writer_process.h"
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -77,10 +78,12 @@ void InstallSignals(SharedMemory& shm) {
   sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+// CLOCK_MONOTONIC in ms: the clock of WriterMetrics::heartbeat_ms, which
+// workers compare with their own.
 uint64_t NowMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
 engine::WriteOp ToOp(const WriteRequest& r) {
@@ -129,10 +132,12 @@ class WriterLoop {
   int Run() {
     queue_.BeginConsuming();
     AnswerOrphans();
-    // At least once a second: interval syncs, orphaned uploads, hooks.
-    const int idle_timeout_ms = config_.sync == engine::SyncMode::kInterval
-                                    ? static_cast<int>(std::min<uint32_t>(config_.sync_interval_ms, 1000))
-                                    : 1000;
+    // At least once a second: interval syncs, orphaned uploads, hooks; and
+    // four times per --storage-timeout-ms, so that an idle writer's heartbeat
+    // never looks like a stall.
+    const int idle_timeout_ms = static_cast<int>(std::min<uint64_t>(
+        {config_.sync == engine::SyncMode::kInterval ? config_.sync_interval_ms : 1000u, 1000u,
+         std::max<uint64_t>(config_.storage_timeout_ms / 4, 1)}));
     uint64_t compact_seen = shm_.control().compact_requests.load();
     // Bounded by the stop flag: every iteration either returns or waits at most
     // idle_timeout_ms; a drain ends when the queue is empty.
@@ -141,6 +146,7 @@ class WriterLoop {
       if (stop == WriterStop::kFast) break;
       const bool overflowing = HasOverflow();
       const bool have = queue_.WaitForEntries(overflowing ? 1 : idle_timeout_ms);
+      Beat();
       if (g_reopen_logs) {
         g_reopen_logs = 0;
         if (engine::Status s = ReopenErrorLog(); !s.ok()) KINGX_LOG_ERROR("writer: %s", s.ToString().c_str());
@@ -156,6 +162,7 @@ class WriterLoop {
       }
       if (overflowing) PostOverflow();
       if (have) ProcessBatch();
+      Beat();
       WakeSlots();
       if (writer_.read_only()) {
         shm_.writer_metrics().read_only.store(1);
@@ -178,6 +185,8 @@ class WriterLoop {
   }
 
  private:
+  void Beat() { shm_.writer_metrics().heartbeat_ms.store(NowMs(), std::memory_order_relaxed); }
+
   void ProcessBatch() {
     batch_.clear();
     queue_.Peek(&batch_, kMaxBatchOps, kMaxBatchBytes);
@@ -462,6 +471,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
                  static_cast<unsigned long long>(counters.segments.load()));
   shm.writer_metrics().read_only.store(0);
   if (hooks.after_open) hooks.after_open(**writer, config);  // e.g. the compaction thread starts
+  shm.writer_metrics().heartbeat_ms.store(NowMs(), std::memory_order_relaxed);  // a predecessor's is stale
   shm.control().writer_ready.store(1, std::memory_order_release);
 
   int status;

@@ -2,7 +2,8 @@
 //
 // RunWriter opens the engine (recovery fills the shared index; then
 // ControlBlock::writer_ready = 1 so workers answer /readyz 200) and loops:
-//   wait on the queue (eventfd; timeout = the sync interval, or 1 s) →
+//   wait on the queue (eventfd; timeout = the sync interval, 1 s, or a
+//   quarter of --storage-timeout-ms, the shortest) → heartbeat →
 //   take a batch (every queued entry up to kMaxBatchOps / kMaxBatchBytes) →
 //   engine::Writer::Apply (one fdatasync for the batch in sync=always) →
 //   post one Completion per op to its slot's ring → release the batch's ring

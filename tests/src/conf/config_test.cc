@@ -66,6 +66,7 @@ TEST_CASE("no flags give the documented defaults", "[src][config]") {
   CHECK(c.keepalive_timeout_ms == 75000);
   CHECK(c.header_timeout_ms == 10000);
   CHECK(c.body_timeout_ms == 60000);
+  CHECK(c.storage_timeout_ms == 30000);
   CHECK(c.write_queue_bytes == 64ull << 20);
   CHECK(c.body_buffer_bytes == 64ull << 20);
   CHECK(c.response_buffer_bytes == 32ull << 20);
@@ -85,9 +86,9 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
                   "--single-process", "--sync", "interval:25", "--max-value-bytes", "2M", "--max-key-bytes", "512",
                   "--segment-bytes", "1G", "--compaction-dead-ratio", "0.25", "--compression-level", "0",
                   "--max-connections", "77", "--keepalive-timeout-ms", "5", "--header-timeout-ms", "6",
-                  "--body-timeout-ms", "7", "--write-queue-bytes", "8M", "--body-buffer-bytes", "9M",
-                  "--response-buffer-bytes", "10M", "--staging-bytes", "11M", "--send-lowat-bytes", "0",
-                  "--access-log", "/tmp/a.log",
+                  "--body-timeout-ms", "7", "--storage-timeout-ms", "1500", "--write-queue-bytes", "8M",
+                  "--body-buffer-bytes", "9M", "--response-buffer-bytes", "10M", "--staging-bytes", "11M",
+                  "--send-lowat-bytes", "0", "--access-log", "/tmp/a.log",
                   "--access-log-format", "json", "--error-log", "/tmp/e.log", "--log-level", "debug",
                   "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1", "--pid", "/tmp/k.pid"});
   REQUIRE(r.ok());
@@ -114,6 +115,7 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
   CHECK(c.keepalive_timeout_ms == 5);
   CHECK(c.header_timeout_ms == 6);
   CHECK(c.body_timeout_ms == 7);
+  CHECK(c.storage_timeout_ms == 1500);
   CHECK(c.write_queue_bytes == 8u << 20);
   CHECK(c.body_buffer_bytes == 9u << 20);
   CHECK(c.response_buffer_bytes == 10u << 20);
@@ -237,9 +239,10 @@ TEST_CASE("help documents every setting with its default; -t, --help and --versi
   for (const char* flag : {"--listen", "--admin-listen", "--data", "--workers", "--model", "--threads", "--accept",
                            "--single-process", "--sync", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
                            "--compaction-dead-ratio", "--compression-level", "--max-connections",
-                           "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms", "--body-buffer-bytes",
-                           "--response-buffer-bytes", "--staging-bytes", "--send-lowat-bytes",
-                           "--write-queue-bytes", "--access-log", "--access-log-format", "--error-log",
+                           "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms",
+                           "--storage-timeout-ms", "--body-buffer-bytes", "--response-buffer-bytes",
+                           "--staging-bytes", "--send-lowat-bytes", "--write-queue-bytes", "--access-log",
+                           "--access-log-format", "--error-log",
                            "--log-level", "--trusted-proxy", "--pid", "--config", "-t", "--help", "--version"}) {
     INFO(flag);
     const bool documented = help.find(std::string("  ") + flag + "\n") != std::string::npos ||

@@ -417,6 +417,63 @@ TEST_CASE("a connection that dies with its write queued leaves an orphan the com
   CHECK(f.service.InFlight() == 0);
 }
 
+TEST_CASE("a queued write that waits past the storage timeout gets 503 outcome unknown and stays in flight",
+          "[src][kv_service]") {
+  KvServiceOptions o;
+  o.storage_timeout_ms = 60'000;  // far from any scheduling hiccup between Send and t0
+  Fixture f(o);
+  Client c(f.service, f.limits);
+  // Two pipelined writes: the second is read only once the first is answered.
+  c.Send(Put("k", "v") + Put("j", "w"));
+  const uint64_t t0 = MonotonicMs();  // at or after the first write was queued
+  REQUIRE(f.backend.calls.size() == 1);
+  const uint64_t first = f.backend.calls[0].token;
+  CHECK(f.service.NextExpiryMs() != 0);
+  CHECK(f.service.NextExpiryMs() <= t0 + 60'000);
+  f.service.Poke(t0);
+  CHECK(c.Output().empty());
+  f.service.Poke(t0 + 60'000);
+  std::string out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 503 Service Unavailable");
+  CHECK(out.find("Retry-After: 1\r\n") != std::string::npos);
+  CHECK(out.find("--storage-timeout-ms") != std::string::npos);
+  CHECK(out.find("may or may not") != std::string::npos);
+  // The answer let the pipelined write through; it has its own deadline.
+  REQUIRE(f.backend.calls.size() == 2);
+  const uint64_t second = f.backend.calls[1].token;
+  CHECK(second != first);
+  CHECK(f.service.InFlight() == 2);  // the first stays, orphaned, until its completion
+  CHECK(f.service.NextExpiryMs() >= t0);
+  // The late completion of the first is dropped; the second is answered.
+  f.service.OnCompletion(Done(first, engine::Code::kOk, 7), t0 + 60'001);
+  CHECK(c.Output().empty());
+  CHECK(f.service.InFlight() == 1);
+  f.service.OnCompletion(Done(second, engine::Code::kOk, 8), t0 + 60'002);
+  out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 201 Created");
+  CHECK(out.find("ETag: \"8\"") != std::string::npos);
+  CHECK(f.service.InFlight() == 0);
+  CHECK(f.service.NextExpiryMs() == 0);
+}
+
+TEST_CASE("a write answered in time leaves no deadline behind", "[src][kv_service]") {
+  Fixture f;
+  Client c(f.service, f.limits);
+  c.Send(Put("k", "v"));
+  REQUIRE(f.backend.calls.size() == 1);
+  CHECK(f.service.NextExpiryMs() != 0);
+  f.service.OnCompletion(Done(f.backend.calls[0].token, engine::Code::kOk, 1), 2);
+  CHECK(StatusLine(c.Output()) == "HTTP/1.1 201 Created");
+  CHECK(f.service.NextExpiryMs() == 0);
+  {
+    Client gone(f.service, f.limits);
+    gone.Send(Put("k", "v"));
+    CHECK(f.service.NextExpiryMs() != 0);
+  }  // an orphan has nobody to answer: no deadline
+  CHECK(f.service.NextExpiryMs() == 0);
+  CHECK(f.service.InFlight() == 1);
+}
+
 TEST_CASE("an upload abandoned half-way is aborted on the queue", "[src][kv_service]") {
   KvServiceOptions o;
   o.part_bytes = 1024;

@@ -1,0 +1,87 @@
+"""Writes never hang: with the writer stopped (SIGSTOP: alive, holding its
+place, making no progress), a PUT is answered 503 "outcome unknown" with
+Retry-After once it has waited --storage-timeout-ms, /readyz turns 503 and
+says why, and GETs keep answering. Once the writer runs again, /readyz is 200
+again, the connection that got the 503 carries new writes, and the write that
+was answered "outcome unknown" is found applied (it was queued: the writer may
+still apply it, which is why the answer cannot say it failed).
+
+No timing threshold: a client that gets no answer within 120 s (many times
+the 1 s storage timeout) is a hang, and each state is polled for with a
+bound far above what a loaded machine needs.
+
+    KINGX_BIN=build/src/kingx python3 tests/blackbox/test_stalled_writer.py [--model threads]
+"""
+
+import os
+import signal
+import sys
+
+from kingx_harness import (Conn, Server, TestFailure, check, http, key_path, require_bin, run_with_servers,
+                           wait_for, cases_of)
+
+S = None
+MODEL_ARGS = sys.argv[1:]
+TIMEOUT_MS = 1000
+HANG_S = 120.0
+
+
+def start():
+    global S
+    if S is not None:
+        S.cleanup()
+    S = Server(["--workers", "1", "--storage-timeout-ms", str(TIMEOUT_MS)] + MODEL_ARGS)
+    S.start()
+    return S
+
+
+def readyz():
+    r = http(S.port, "GET", "/readyz", timeout=HANG_S)
+    return r
+
+
+def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_503():
+    start()
+    check(http(S.port, "PUT", key_path("before"), b"kept").status == 201, "PUT before the stall")
+    check(readyz().status == 200, "/readyz before the stall")
+    writer = S.wait_children("kingx-writer", 1)[0]
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        with Conn(S.port, timeout=HANG_S) as c:
+            try:
+                r = c.request("PUT", key_path("stalled"), b"maybe")
+            except TimeoutError:
+                raise TestFailure(f"PUT got no answer in {HANG_S:.0f} s with the writer stopped") from None
+            check(r.status == 503, f"PUT with the writer stopped: {r!r}")
+            check(r.header("Retry-After") is not None, f"no Retry-After: {r!r}")
+            body = r.body.decode("utf-8", "replace")
+            check("may or may not" in body and "--storage-timeout-ms" in body,
+                  f"the 503 does not say the outcome is unknown and which setting: {body}")
+
+            def stalled_readyz():
+                r = readyz()
+                return r.status == 503 and "no progress" in r.body.decode("utf-8", "replace")
+            wait_for(stalled_readyz, 60, "/readyz 503 naming the stalled writer")
+            r = http(S.port, "GET", key_path("before"), timeout=HANG_S)
+            check(r.status == 200 and r.body == b"kept", f"GET with the writer stopped: {r!r}")
+            metrics = http(S.port, "GET", "/metrics", timeout=HANG_S).body.decode()
+            age = [ln for ln in metrics.splitlines() if ln.startswith("kingx_writer_heartbeat_age_seconds ")]
+            check(age and float(age[0].split()[1]) > TIMEOUT_MS / 1000,
+                  f"heartbeat age gauge while stalled: {age}")
+            os.kill(writer, signal.SIGCONT)
+            wait_for(lambda: readyz().status == 200, 60, "/readyz 200 once the writer runs again")
+            # The same connection carries a new write once the writer runs.
+            r = c.request("PUT", key_path("after"), b"fine")
+            check(r.status == 201, f"PUT on the same connection after the stall: {r!r}")
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    r = http(S.port, "GET", key_path("stalled"), timeout=HANG_S)
+    check(r.status == 200 and r.body == b"maybe",
+          f"the write answered 'outcome unknown' was queued and should be applied once the writer ran: {r!r}")
+    check(S.alive(), "the server died")
+
+
+if __name__ == "__main__":
+    require_bin()
+    run_with_servers("writes never hang" + (" " + " ".join(MODEL_ARGS) if MODEL_ARGS else ""),
+                     cases_of(globals()), lambda: S)
