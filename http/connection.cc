@@ -129,7 +129,7 @@ void Connection::Drive(uint64_t now_ms) {
     std::span<const char> data = Unparsed();
     if (state_ == State::kHead) {
       if (data.empty() && !eof_) break;  // nothing to parse: stay idle
-      if (!parser_) parser_ = std::make_unique<Parser>(limits_);
+      if (!parser_) parser_ = std::make_unique<Parser>(limits_, listener_);
       if (!data.empty() && !head_timer_armed_) {
         head_timer_armed_ = true;
         head_start_ms_ = now_ms;

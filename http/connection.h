@@ -245,6 +245,11 @@ class Connection {
 
   // --- misc ---
 
+  // Which resources this connection's listener serves (default kMain). Set
+  // it before the first Feed.
+  void SetListener(Listener listener) { listener_ = listener; }
+  Listener listener() const { return listener_; }
+
   // Opaque pointer for the I/O layer or handler (e.g. its per-connection
   // state). Not used by the core.
   void* user_data() const { return user_data_; }
@@ -288,6 +293,7 @@ class Connection {
   const Limits& limits_;
   Counters* counters_;
   void* user_data_ = nullptr;
+  Listener listener_ = Listener::kMain;
   std::unique_ptr<Parser> parser_;  // owns the current Request; null while idle (saves ~700 B)
   State state_ = State::kHead;
   bool dispatched_ = false;        // the handler holds the current request, unanswered

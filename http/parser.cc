@@ -192,7 +192,7 @@ namespace {
 llhttp_t* Ll(unsigned char* storage) { return reinterpret_cast<llhttp_t*>(storage); }
 }  // namespace
 
-Parser::Parser(const Limits& limits) : limits_(limits) {
+Parser::Parser(const Limits& limits, Listener listener) : limits_(limits), listener_(listener) {
   static_assert(sizeof(llhttp_t) <= kLlhttpBytes, "grow Parser::kLlhttpBytes");
   static_assert(alignof(llhttp_t) <= 8);
   llhttp_t* ll = new (llhttp_) llhttp_t;
@@ -441,7 +441,7 @@ bool Parser::FinishHead() {
   size_t key_off = store_.size();
   if (!rejected_) {
     ParseError route_error;
-    if (!RouteRequest(View(url_), r.method, limits_, &r.route, &store_, &route_error)) {
+    if (!RouteRequest(View(url_), r.method, limits_, &r.route, &store_, &route_error, listener_)) {
       rejected_ = true;
       error_ = route_error;
     }

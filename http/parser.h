@@ -60,7 +60,8 @@ class Parser {
     std::span<const char> body;    // kBody only
   };
 
-  explicit Parser(const Limits& limits);
+  // `listener`: which routes exist (see Listener).
+  explicit Parser(const Limits& limits, Listener listener = Listener::kMain);
   ~Parser();
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
@@ -134,6 +135,7 @@ class Parser {
 
   alignas(8) unsigned char llhttp_[kLlhttpBytes];
   const Limits& limits_;
+  const Listener listener_;
   Request request_;
   ParseError error_;
   HeadCheck head_check_;

@@ -29,12 +29,18 @@ const char* MethodName(Method method);
 //   kHealthz      /healthz        GET HEAD
 //   kReadyz       /readyz         GET HEAD
 //   kMetrics      /metrics        GET HEAD
-//   kAdminCompact /admin/compact  POST  (the handler answers 403/404 when the
-//                                        connection is not on the admin listener)
+//   kAdminCompact /admin/compact  POST  (admin listener only)
 // Unknown path → 404, known path with another method → 405 + Allow, a method
 // implemented nowhere → 501, "OPTIONS *" → 200 + Allow are answered by the
 // core without calling the handler.
 enum class Route : uint8_t { kKv, kHealthz, kReadyz, kMetrics, kAdminCompact };
+
+// Which resources a listening socket serves (Connection::SetListener). A path
+// a listener does not serve is 404, whatever the method, as any unknown path.
+enum class Listener : uint8_t {
+  kMain,   // the key-value API, /healthz, /readyz, /metrics; none of /admin/*
+  kAdmin,  // /admin/*, /healthz, /readyz, /metrics; not the key-value API
+};
 
 // One entity tag from If-Match / If-None-Match. Our ETags are strong and of
 // the form "<decimal seq>"; a tag of any other form can never match one of

@@ -112,8 +112,11 @@ Response ProblemResponse(int status, std::string_view detail, std::optional<uint
   return r;
 }
 
+Response NoSuchKeyResponse() { return ProblemResponse(404, kNoSuchKeyDetail); }
+
 Response ErrorResponse(const engine::Status& status) {
   assert(!status.ok());
+  if (status.code() == engine::Code::kNotFound) return NoSuchKeyResponse();
   std::string_view detail = status.message();
   if (detail.empty()) detail = engine::CodeName(status.code());
   return ProblemResponse(HttpStatusFor(status.code()), detail, std::nullopt,

@@ -60,9 +60,16 @@ bool IsNotModified(const Request& request, uint64_t current_seq);
 Response ProblemResponse(int status, std::string_view detail, std::optional<uint64_t> limit = std::nullopt,
                          bool retry_after = false);
 
+// The one problem detail of a 404 for a key that holds no value (GET, HEAD,
+// DELETE, a conditional write's check): whichever layer found it missing.
+inline constexpr std::string_view kNoSuchKeyDetail = "No value is stored under this key.";
+
+// 404 with kNoSuchKeyDetail.
+Response NoSuchKeyResponse();
+
 // ProblemResponse(HttpStatusFor(status.code()), status.message()), with
-// Retry-After for kBusy and kOutcomeUnknown. `status` must not be OK
-// (asserted).
+// Retry-After for kBusy and kOutcomeUnknown; kNotFound is NoSuchKeyResponse()
+// whatever the engine's message. `status` must not be OK (asserted).
 Response ErrorResponse(const engine::Status& status);
 
 // A small text/plain or application/json 200 body owned by the Response

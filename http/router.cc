@@ -69,7 +69,7 @@ bool PercentDecode(std::string_view in, std::string* out) {
 }
 
 bool RouteRequest(std::string_view target, Method method, const Limits& limits, Route* route,
-                  std::string* key_out, ParseError* error) {
+                  std::string* key_out, ParseError* error, Listener listener) {
   // absolute-form (RFC 9112 §3.2.2): drop "scheme://authority".
   if (!target.empty() && target.front() != '/') {
     size_t scheme_end = target.find("://");
@@ -98,7 +98,13 @@ bool RouteRequest(std::string_view target, Method method, const Limits& limits, 
   } else if (path == "/admin/compact") {
     *route = Route::kAdminCompact;
   } else {
-    return Fail(error, 404, "No resource at this path.");
+    return Fail(error, 404, kNoResourceDetail);
+  }
+  // The admin listener serves /admin/* and the probes, the main one all but
+  // /admin/*: a path of the other listener does not exist here.
+  const bool admin_route = *route == Route::kAdminCompact;
+  if ((listener == Listener::kMain && admin_route) || (listener == Listener::kAdmin && *route == Route::kKv)) {
+    return Fail(error, 404, kNoResourceDetail);
   }
   if (!Allowed(*route, method)) {
     Fail(error, 405, "This method is not allowed on this resource.");

@@ -25,8 +25,12 @@ inline constexpr std::string_view kServerMethods = "GET, HEAD, PUT, DELETE, POST
 // malformed target, 414 key longer than limits.max_key_bytes, 308 a key not
 // in its canonical spelling (key_spelling.h): error->location is
 // "/v1/kv/<canonical spelling>" followed by the target's query, if any.
+// `listener` decides which routes exist at all (see Listener).
 bool RouteRequest(std::string_view target, Method method, const Limits& limits, Route* route,
-                  std::string* key_out, ParseError* error);
+                  std::string* key_out, ParseError* error, Listener listener = Listener::kMain);
+
+// The problem detail of every 404 for a path no route serves.
+inline constexpr std::string_view kNoResourceDetail = "No resource at this path.";
 
 // Percent-decodes `in` (no '+' rule: this is a path) and appends to *out.
 // Returns false on an invalid escape ('%' not followed by two hex digits).

@@ -2,7 +2,8 @@
 # The whole test suite, from a clean checkout on a fresh Debian 12 machine:
 #   1. installs the Debian packages (deploy/setup-debian.sh --tests: building, the tests, and
 #      the nginx and HAProxy the deploy tests run; then bench/install-peers.sh for the benchmark
-#      peers; both idempotent, neither leaves a service enabled or running),
+#      peers; both idempotent, neither leaves a service enabled or running; promtool is
+#      unpacked from Debian's .deb by tests/tools/promtool.sh, not installed),
 #   2. builds the normal tree (build/) and the sanitizer tree (build-asan/),
 #   3. runs every test of build/ (unit, black-box, fuzz corpora, bench smoke)
 #      and the unit tests again under ASan+UBSan,
@@ -16,6 +17,9 @@ bash deploy/setup-debian.sh --tests || { echo "0 passed, 1 failed"; exit 1; }
 # The benchmark smoke test runs the peers (nginx, redis, webdis, memcached) and the load
 # generators (wrk, h2load); bench/'s own install step brings them, with no service left enabled.
 bash bench/install-peers.sh || { echo "0 passed, 1 failed"; exit 1; }
+# promtool for the /metrics test: unpacked from Debian's prometheus .deb into a private
+# directory, never installed (the package would bring a prometheus service).
+bash tests/tools/promtool.sh >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0

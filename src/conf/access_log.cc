@@ -42,19 +42,58 @@ void AppendCombinedField(std::string_view v, std::string* out) {
   }
 }
 
-// A JSON string body. Bytes >= 0x7f are written as \u00XX (each byte read as
-// Latin-1) so that the line is valid JSON whatever the client sent.
+// The length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629:
+// no overlong forms, no surrogates, nothing above U+10FFFF), or 0.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto b = [&s](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto cont = [&](size_t i, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
+    return i < s.size() && b(i) >= lo && b(i) <= hi;
+  };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
+  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
+  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
+// A JSON string as nginx's escape=json writes it, kept valid UTF-8 whatever
+// the client sent: '"' and control characters are escaped as JSON requires,
+// well-formed UTF-8 is copied as it is ("été" stays "été"), and each byte of
+// an ill-formed sequence becomes the four characters \xHH of the decoded
+// value (JSON text "\\xHH") — as does a backslash itself (\x5C, as in nginx's
+// default log escaping), so that in a decoded value a backslash always starts
+// a \xHH escape and no two inputs log alike.
 void AppendJsonString(std::string_view v, std::string* out) {
   out->push_back('"');
-  for (unsigned char ch : v) {
+  size_t i = 0;
+  while (i < v.size()) {
+    const auto ch = static_cast<unsigned char>(v[i]);
+    const size_t n = Utf8SequenceLength(v.substr(i));
+    if (n > 1) {
+      out->append(v.data() + i, n);
+      i += n;
+      continue;
+    }
+    ++i;
     switch (ch) {
       case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
+      case '\\': out->append("\\\\x5C"); break;
       case '\n': out->append("\\n"); break;
       case '\r': out->append("\\r"); break;
       case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
       default:
-        if (ch < 0x20 || ch >= 0x7f) {
+        if (n == 0) {  // ill-formed UTF-8
+          out->append("\\\\x");
+          out->push_back(kHex[ch >> 4]);
+          out->push_back(kHex[ch & 15]);
+        } else if (ch < 0x20 || ch == 0x7f) {
           out->append("\\u00");
           out->push_back(kHex[ch >> 4]);
           out->push_back(kHex[ch & 15]);

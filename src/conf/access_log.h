@@ -9,8 +9,11 @@
 //    "referer":"","user_agent":"curl/7.88.1","request_time":0.000,"request_id":"9f2c..."}
 //
 // Logged strings come from clients: in combined, '"', '\\', CR, LF and every
-// non-printable byte are escaped as \xHH (nginx's default escaping); in JSON
-// they are escaped as JSON requires (\" \\ \n \r \t \u00XX).
+// non-printable byte are escaped as \xHH (nginx's default escaping); in JSON,
+// as nginx's escape=json: what JSON requires is escaped (\" \n \r \t \u00XX),
+// well-formed UTF-8 is kept as it is, and each byte of ill-formed UTF-8 (and
+// each backslash) is the text \xHH of the decoded value, so every line is
+// valid UTF-8 and valid JSON, and two different inputs never log alike.
 #pragma once
 
 #include <cstdint>

@@ -198,6 +198,14 @@ const Setting kSettings[] = {
      }},
     {"max_connections", "N", "10000", "open connections per worker", false, true,
      KINGX_UNSIGNED(max_connections, uint32_t, 1, 10000000)},
+    {"max_request_line_bytes", "SIZE", "8K", "longest request line (414), as nginx's large_client_header_buffers",
+     false, true, KINGX_SIZE(max_request_line_bytes, 64, 1 << 20)},
+    {"max_header_line_bytes", "SIZE", "8K", "longest header field line (431; nginx answers 400)", false, true,
+     KINGX_SIZE(max_header_line_bytes, 64, 1 << 20)},
+    {"max_header_bytes", "SIZE", "16K", "largest request head: request line and header section (431)", false, true,
+     KINGX_SIZE(max_header_bytes, 64, 1 << 20)},
+    {"max_header_fields", "N", "100", "most header fields in a request (431)", false, true,
+     KINGX_UNSIGNED(max_header_fields, uint32_t, 1, 10000)},
     {"keepalive_timeout_ms", "MS", "75000", "idle keep-alive connection timeout", false, true,
      KINGX_UNSIGNED(keepalive_timeout_ms, uint64_t, 1, kMaxMs)},
     {"header_timeout_ms", "MS", "10000", "total time allowed for a request's headers (408)", false, true,
@@ -261,9 +269,10 @@ const Setting kSettings[] = {
        c->trusted_proxies.push_back(*p);
        return Status::OK();
      }},
-    {"pid", "FILE", "none", "pid file, written at start and removed at exit", false, true,
+    {"pid", "FILE|none", "none", "pid file, written at start and removed at exit", false, true,
      [](Config* c, std::string_view v) {
-       c->pid_file = std::string(v);
+       if (v.empty()) return Status::InvalidArgument("expected a file or 'none', got ''");
+       c->pid_file = v == "none" || v == "off" ? std::string() : std::string(v);
        return Status::OK();
      }},
 };
@@ -312,11 +321,33 @@ Status ApplyFile(const std::string& path, Config* c) {
   if (!in) return Status::IOError("config file " + path + ": " + std::strerror(errno));
   std::stringstream text;
   text << in.rdbuf();
+  // A key given twice would silently keep the last value: refuse it, as any
+  // other ambiguous setting.
+  std::vector<std::vector<std::string>> keys;  // per open object
+  std::string duplicate;
+  auto note_keys = [&keys, &duplicate](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    if (event == Event::object_start) keys.emplace_back();
+    if (event == Event::object_end && !keys.empty()) keys.pop_back();
+    if (event == Event::key && !keys.empty()) {
+      const std::string key = parsed.get<std::string>();
+      std::vector<std::string>& seen = keys.back();
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+        if (duplicate.empty()) duplicate = key;
+      } else {
+        seen.push_back(key);
+      }
+    }
+    return true;
+  };
   nlohmann::json doc;
   try {
-    doc = nlohmann::json::parse(text.str());
+    doc = nlohmann::json::parse(text.str(), note_keys);
   } catch (const nlohmann::json::parse_error& e) {
     return Status::InvalidArgument("config file " + path + ": " + e.what());
+  }
+  if (!duplicate.empty()) {
+    return Status::InvalidArgument("config file " + path + ": setting '" + duplicate + "' is given more than once");
   }
   if (!doc.is_object()) return Status::InvalidArgument("config file " + path + ": expected a JSON object");
   for (auto it = doc.begin(); it != doc.end(); ++it) {
@@ -461,6 +492,18 @@ Status Validate(const Config& c) {
   if (c.staging_bytes < c.max_value_bytes) {
     return Invalid("--staging-bytes", "must be at least --max-value-bytes (" + std::to_string(c.max_value_bytes) +
                                           "), or no value of the largest size could ever be stored");
+  }
+  if (c.max_request_line_bytes > c.max_header_bytes) {
+    return Invalid("--max-request-line-bytes", "must not exceed --max-header-bytes (" +
+                                                   std::to_string(c.max_header_bytes) + ")");
+  }
+  if (c.max_header_line_bytes > c.max_header_bytes) {
+    return Invalid("--max-header-line-bytes", "must not exceed --max-header-bytes (" +
+                                                  std::to_string(c.max_header_bytes) + ")");
+  }
+  if (c.max_key_bytes + 16 > c.max_request_line_bytes) {
+    return Invalid("--max-key-bytes", "a key this long does not fit in --max-request-line-bytes (" +
+                                          std::to_string(c.max_request_line_bytes) + ")");
   }
   Status st = engine::ValidateOptions(c.EngineOptions());
   if (!st.ok()) return Status::InvalidArgument(std::string("engine settings: ") + std::string(st.message()));

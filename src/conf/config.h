@@ -75,6 +75,10 @@ struct Config {
   bool compaction = true;                        // --compaction on|off
   int compression_level = 1;                     // --compression-level (0 = off, 1..19)
   uint32_t max_connections = 10000;              // --max-connections (per worker)
+  uint64_t max_request_line_bytes = 8192;        // --max-request-line-bytes
+  uint64_t max_header_line_bytes = 8192;         // --max-header-line-bytes
+  uint64_t max_header_bytes = 16384;             // --max-header-bytes
+  uint32_t max_header_fields = 100;              // --max-header-fields
   uint64_t keepalive_timeout_ms = 75000;         // --keepalive-timeout-ms
   uint64_t header_timeout_ms = 10000;            // --header-timeout-ms
   uint64_t body_timeout_ms = 60000;              // --body-timeout-ms
@@ -89,7 +93,7 @@ struct Config {
   std::string error_log;                         // --error-log FILE; empty = stderr
   LogLevel log_level = LogLevel::kInfo;          // --log-level debug|info|warn|error
   std::vector<TrustedProxy> trusted_proxies;     // --trusted-proxy ADDR[/BITS] (repeatable)
-  std::string pid_file;                          // --pid FILE; empty = none
+  std::string pid_file;                          // --pid FILE|none; empty = none
   std::string config_file;                       // --config FILE; empty = none
 
   // The engine options these settings imply (take_lock = true; the master

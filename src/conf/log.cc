@@ -107,6 +107,29 @@ void AppendEscaped(std::string_view in, std::string* out) {
   }
 }
 
+bool LogLimiter::Allow(uint64_t* left_out) {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return AllowAt(static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000, left_out);
+}
+
+bool LogLimiter::AllowAt(uint64_t now_ms, uint64_t* left_out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!started_ || now_ms >= window_start_ms_ + interval_ms_) {
+    started_ = true;
+    window_start_ms_ = now_ms;
+    in_window_ = 0;
+  }
+  if (in_window_ >= burst_) {
+    ++held_;
+    return false;
+  }
+  ++in_window_;
+  *left_out = held_;
+  held_ = 0;
+  return true;
+}
+
 void Log(LogLevel level, const char* fmt, ...) {
   if (!ErrorLogEnabled(level)) return;
   char msg[2048];

@@ -18,6 +18,8 @@
 // handler in a loop) while others may log; they are not async-signal-safe.
 #pragma once
 
+#include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "engine/status.h"
@@ -49,6 +51,28 @@ int ErrorLogFd();
 // becomes "\\\\"; CR, LF, TAB become \r \n \t; every other byte \xHH.
 // Appends to *out.
 void AppendEscaped(std::string_view in, std::string* out);
+
+// Lets at most `burst` messages through per `interval_ms` and counts the ones
+// held back, so a repeated failure (a full disk, a flood of bad requests) is
+// visible in the error log without flooding it. Thread-safe.
+class LogLimiter {
+ public:
+  explicit LogLimiter(uint64_t interval_ms, uint32_t burst = 1) : interval_ms_(interval_ms), burst_(burst) {}
+  // True when a line may be written now; then *left_out is the number of
+  // messages held back since the last line let through (and restarts at 0).
+  bool Allow(uint64_t* left_out);
+  // The same on an explicit monotonic millisecond clock (tests).
+  bool AllowAt(uint64_t now_ms, uint64_t* left_out);
+
+ private:
+  std::mutex mu_;
+  const uint64_t interval_ms_;
+  const uint32_t burst_;
+  bool started_ = false;
+  uint64_t window_start_ms_ = 0;
+  uint32_t in_window_ = 0;  // lines let through in the current window
+  uint64_t held_ = 0;       // messages held back since the last line let through
+};
 
 }  // namespace kingx
 

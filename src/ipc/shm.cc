@@ -152,9 +152,18 @@ void RecordBatch(WriterMetrics& stats, uint64_t ops, uint64_t bytes, uint64_t ap
   add(stats.batch_size_buckets[b], 1);
   add(stats.apply_us_sum, apply_us);
   add(stats.apply_count, 1);
+  add(stats.apply_us_buckets[FsyncBucket(apply_us)], 1);
+}
+
+int FsyncBucket(uint64_t us) {
   int f = 0;
-  while (f < kFsyncBuckets - 1 && apply_us > kFsyncBucketUs[f]) ++f;
-  add(stats.apply_us_buckets[f], 1);
+  while (f < kFsyncBuckets - 1 && us > kFsyncBucketUs[f]) ++f;
+  return f;
+}
+
+void RecordSync(WriterMetrics& stats, uint64_t us) {
+  stats.fsync_us_sum.fetch_add(us, std::memory_order_relaxed);
+  stats.fsync_us_buckets[FsyncBucket(us)].fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace kingx

@@ -89,10 +89,12 @@ struct ControlBlock {
 
 // Histogram bucket bounds for WriterMetrics (Prometheus "le" values).
 inline constexpr int kBatchSizeBuckets = 12;  // le 1,2,4,...,1024, +Inf
-inline constexpr int kFsyncBuckets = 14;      // le 50us,100us,...,+Inf (see kFsyncBucketUs)
-inline constexpr uint64_t kFsyncBucketUs[kFsyncBuckets - 1] = {
-    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
 // Upper bound (inclusive) of batch-size bucket i < kBatchSizeBuckets - 1 is 1 << i.
+// Group commit and fdatasync durations: le 25us ... 10s, +Inf (kFsyncBucketUs).
+inline constexpr int kFsyncBuckets = 19;
+inline constexpr uint64_t kFsyncBucketUs[kFsyncBuckets - 1] = {
+    25,    50,     100,    250,    500,     1000,    2500,    5000,    10000,
+    25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 
 // Figures the writer process publishes for /metrics (writer stores, relaxed;
 // anyone loads). Not engine::WriterStats, which the engine computes on demand.
@@ -107,6 +109,10 @@ struct WriterMetrics {
   std::atomic<uint64_t> apply_us_sum{0};     // time in Apply (append + fdatasync + publish)
   std::atomic<uint64_t> apply_count{0};
   std::atomic<uint64_t> apply_us_buckets[kFsyncBuckets] = {};         // not cumulative
+  // Every fdatasync / directory fsync of the writer process (any thread:
+  // compaction syncs too, so these are updated with fetch_add).
+  std::atomic<uint64_t> fsync_us_sum{0};
+  std::atomic<uint64_t> fsync_us_buckets[kFsyncBuckets] = {};         // not cumulative
   std::atomic<uint64_t> large_aborted{0};    // large uploads dropped (worker died or aborted)
   std::atomic<uint64_t> staged_bytes{0};     // disk held by large uploads in progress (--staging-bytes)
   std::atomic<uint64_t> staging_refusals{0}; // large uploads refused because they would pass it
@@ -200,5 +206,11 @@ engine::Result<std::unique_ptr<SharedMemory>> CreateSharedMemory(const Config& c
 
 // Records one applied batch in the stats (writer only).
 void RecordBatch(WriterMetrics& stats, uint64_t ops, uint64_t bytes, uint64_t apply_us, uint64_t failed);
+
+// Records one fdatasync/fsync of `us` microseconds. Any thread of the writer.
+void RecordSync(WriterMetrics& stats, uint64_t us);
+
+// The bucket of `us` among kFsyncBucketUs (kFsyncBuckets - 1: above them all).
+int FsyncBucket(uint64_t us);
 
 }  // namespace kingx

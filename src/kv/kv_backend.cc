@@ -56,7 +56,7 @@ std::string ShmKvBackend::NotReadyReason() const {
 std::string ShmKvBackend::RenderMetrics() {
   if (before_metrics_) before_metrics_();
   const http::Counters sum = SumSlotCounters(*ctx_.shm);
-  return http::RenderMetrics(sum, SharedGauges(*ctx_.shm));
+  return http::RenderMetrics(sum, SharedGauges(*ctx_.shm), SharedHistograms(*ctx_.shm));
 }
 
 engine::Status ShmKvBackend::RequestCompaction() {
@@ -81,6 +81,40 @@ http::Counters SumSlotCounters(const SharedMemory& shm) {
     http::Accumulate(sum, *shm.counters<http::Counters>(i));
   }
   return sum;
+}
+
+namespace {
+
+// A histogram of WriterMetrics microsecond buckets (kFsyncBucketUs).
+http::Histogram MicrosHistogram(const char* name, const char* help, const std::atomic<uint64_t>* buckets,
+                                uint64_t sum_us) {
+  http::Histogram h;
+  h.name = name;
+  h.help = help;
+  for (int i = 0; i + 1 < kFsyncBuckets; ++i) h.le.push_back(http::MicrosAsSeconds(kFsyncBucketUs[i]));
+  for (int i = 0; i < kFsyncBuckets; ++i) h.counts.push_back(buckets[i].load(std::memory_order_relaxed));
+  h.sum = http::MicrosAsSeconds(sum_us);
+  return h;
+}
+
+}  // namespace
+
+std::vector<http::Histogram> SharedHistograms(SharedMemory& shm) {
+  const auto relaxed = std::memory_order_relaxed;
+  const WriterMetrics& ws = shm.writer_metrics();
+  std::vector<http::Histogram> out;
+  http::Histogram batch;
+  batch.name = "kingx_writer_batch_size";
+  batch.help = "Writes per group commit";
+  for (int i = 0; i + 1 < kBatchSizeBuckets; ++i) batch.le.push_back(std::to_string(uint64_t{1} << i));
+  for (int i = 0; i < kBatchSizeBuckets; ++i) batch.counts.push_back(ws.batch_size_buckets[i].load(relaxed));
+  batch.sum = std::to_string(ws.batch_size_sum.load(relaxed));
+  out.push_back(std::move(batch));
+  out.push_back(MicrosHistogram("kingx_writer_apply_seconds", "One group commit: append, fdatasync and publish",
+                                ws.apply_us_buckets, ws.apply_us_sum.load(relaxed)));
+  out.push_back(MicrosHistogram("kingx_writer_fsync_seconds", "One fdatasync or directory fsync of the writer",
+                                ws.fsync_us_buckets, ws.fsync_us_sum.load(relaxed)));
+  return out;
 }
 
 std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
@@ -124,28 +158,6 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
         "--storage-timeout-ms)",
         ready && beat != 0 && now > beat ? double(now - beat) / 1e3 : 0.0, false);
   }
-  // Histograms as cumulative "le" samples (Prometheus histogram layout).
-  uint64_t cum = 0;
-  for (int i = 0; i < kBatchSizeBuckets; ++i) {
-    cum += ws.batch_size_buckets[i].load(relaxed);
-    const std::string le = i + 1 < kBatchSizeBuckets ? std::to_string(1u << i) : "+Inf";
-    add("kingx_writer_batch_size_bucket", "Records per group commit (cumulative buckets)", double(cum), true,
-        "le=\"" + le + "\"");
-  }
-  add("kingx_writer_batch_size_sum", "Records over all group commits", double(ws.batch_size_sum.load(relaxed)),
-      true);
-  cum = 0;
-  for (int i = 0; i < kFsyncBuckets; ++i) {
-    cum += ws.apply_us_buckets[i].load(relaxed);
-    const std::string le =
-        i + 1 < kFsyncBuckets ? std::to_string(double(kFsyncBucketUs[i]) / 1e6) : std::string("+Inf");
-    add("kingx_writer_apply_seconds_bucket", "Group commit time: append, fdatasync, publish (cumulative buckets)",
-        double(cum), true, "le=\"" + le + "\"");
-  }
-  add("kingx_writer_apply_seconds_sum", "Total group commit time", double(ws.apply_us_sum.load(relaxed)) / 1e6,
-      true);
-  add("kingx_writer_apply_seconds_count", "Group commits timed", double(ws.apply_count.load(relaxed)), true);
-
   const ControlBlock& cb = shm.control();
   add("kingx_respawns_total", "Workers or writer respawned after dying", double(cb.respawns.load(relaxed)), true);
   add("kingx_draining", "1 while the server stops", double(cb.draining.load(relaxed)), false);

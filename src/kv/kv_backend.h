@@ -49,6 +49,9 @@ class ShmKvBackend final : public KvBackend {
 // The engine, queue and writer samples of /metrics (everything but the HTTP
 // counters), read from the shared mapping. Any thread.
 std::vector<http::Gauge> SharedGauges(SharedMemory& shm);
+// The writer's histograms (writes per group commit, group commit time,
+// fdatasync time), read from the shared mapping. Any thread.
+std::vector<http::Histogram> SharedHistograms(SharedMemory& shm);
 
 // How long the ready writer has made no progress (now_ms minus its
 // heartbeat, CLOCK_MONOTONIC ms) when that is more than storage_timeout_ms;

@@ -12,6 +12,7 @@
 #include "engine/reader.h"
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
+#include "src/conf/observed_env.h"
 #include "src/worker/worker_context.h"
 #include "src/worker/worker_threads.h"
 #include "src/worker/worker_uv.h"
@@ -78,7 +79,9 @@ int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& 
                   uint32_t worker_index) {
   engine::Options options = config.EngineOptions();
   options.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
-  engine::Reader reader(engine::PosixEnv(), config.data_dir, options, shm.index());
+  // Read failures (EIO) are logged, rate-limited, on the way to the engine.
+  ObservedEnv env(engine::PosixEnv(), "worker " + std::to_string(worker_index), nullptr);
+  engine::Reader reader(env, config.data_dir, options, shm.index());
   AccessLog access_log;
   if (engine::Status s = access_log.Open(config.access_log, config.access_log_format); !s.ok()) {
     // Serving matters more than the access log: go on without it.

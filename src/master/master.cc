@@ -6,6 +6,7 @@
 // sleeping. Delayed work (rate-limited respawns, stop deadlines) is driven by
 // one ITIMER_REAL (SIGALRM) armed for the earliest due time.
 #include "src/master/master.h"
+#include "src/master/startup_check.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -122,6 +123,7 @@ class Master {
       return false;
     }
     SetProcessName("kingx-master");
+    if (const std::string w = RaiseOpenFileLimit(config_); !w.empty()) KINGX_LOG_WARN("%s", w.c_str());
     engine::Env& env = engine::PosixEnv();
     if (engine::Status s = env.CreateDir(config_.data_dir); !s.ok()) {
       KINGX_LOG_ERROR("cannot create data directory %s: %s", config_.data_dir.c_str(), s.ToString().c_str());

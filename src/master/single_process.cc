@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "engine/env.h"
@@ -13,6 +15,7 @@
 #include "src/master/child_process.h"
 #include "src/master/listen.h"
 #include "src/master/master.h"
+#include "src/master/startup_check.h"
 #include "src/writer/writer_compaction.h"
 #include "src/writer/writer_process.h"
 
@@ -26,6 +29,7 @@ int RunSingleProcess(const Config& config_in) {
     return 1;
   }
   SetProcessName("kingx-single");
+  if (const std::string w = RaiseOpenFileLimit(config); !w.empty()) KINGX_LOG_WARN("%s", w.c_str());
   engine::Env& env = engine::PosixEnv();
   if (engine::Status s = env.CreateDir(config.data_dir); !s.ok()) {
     KINGX_LOG_ERROR("cannot create data directory %s: %s", config.data_dir.c_str(), s.ToString().c_str());
@@ -47,10 +51,14 @@ int RunSingleProcess(const Config& config_in) {
     return 1;
   }
   for (const ListenAddress& a : sockets->addresses) KINGX_LOG_INFO("listening on %s", a.ToString().c_str());
-  FILE* pid_file = nullptr;
-  if (!config.pid_file.empty() && (pid_file = std::fopen(config.pid_file.c_str(), "w")) != nullptr) {
-    std::fprintf(pid_file, "%d\n", static_cast<int>(getpid()));
-    std::fclose(pid_file);
+  if (!config.pid_file.empty()) {
+    FILE* pid_file = std::fopen(config.pid_file.c_str(), "w");
+    if (pid_file == nullptr || std::fprintf(pid_file, "%d\n", static_cast<int>(getpid())) < 0 ||
+        std::fclose(pid_file) != 0) {
+      KINGX_LOG_ERROR("cannot write pid file %s: %s", config.pid_file.c_str(), std::strerror(errno));
+      CloseListenSockets(&*sockets);
+      return 1;
+    }
   }
 
   SharedMemory& mem = **shm;

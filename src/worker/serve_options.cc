@@ -13,6 +13,10 @@ namespace kingx {
 http::Limits LimitsFor(const Config& config) {
   http::Limits limits;
   limits.max_key_bytes = config.max_key_bytes;
+  limits.max_request_line_bytes = config.max_request_line_bytes;
+  limits.max_header_line_bytes = config.max_header_line_bytes;
+  limits.max_header_bytes = config.max_header_bytes;
+  limits.max_header_fields = config.max_header_fields;
   limits.max_body_bytes = config.max_value_bytes;
   limits.header_timeout_ms = config.header_timeout_ms;
   limits.body_timeout_ms = config.body_timeout_ms;
@@ -55,17 +59,6 @@ uint32_t ConnectionCap(const Config& config) {
   const uint64_t reserved = ReservedDescriptors(limit);
   const uint64_t room = limit > reserved + 16 ? limit - reserved : 16;
   return static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, room));
-}
-
-uint64_t RaiseDescriptorLimit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
-  if (rl.rlim_cur != rl.rlim_max) {
-    rlimit want = rl;
-    want.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
-  }
-  return rl.rlim_cur;
 }
 
 }  // namespace kingx

@@ -66,10 +66,4 @@ uint64_t ReservedDescriptors(uint64_t descriptor_limit);
 // EMFILE, where it could no longer open a segment to answer a GET.
 uint32_t ConnectionCap(const Config& config);
 
-// Raises the soft RLIMIT_NOFILE of this process (and so of the children it
-// forks later) to the hard limit, as nginx's worker_rlimit_nofile does for
-// its workers: the default soft limit (1024) is far below --max-connections.
-// Returns the soft limit in effect afterwards.
-uint64_t RaiseDescriptorLimit();
-
 }  // namespace kingx

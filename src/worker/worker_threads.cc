@@ -290,6 +290,7 @@ bool ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   state.admin = a.admin;
   state.SetPeer(reinterpret_cast<const sockaddr*>(&a.peer));
   http::Connection conn(*t->service, limits, &t->counters, MonotonicMs());
+  conn.SetListener(a.admin ? http::Listener::kAdmin : http::Listener::kMain);
   conn.set_user_data(&state);
   t->active_fd.store(a.fd);
   if (mode() == Mode::kFast) shutdown(a.fd, SHUT_RDWR);  // raced with SetMode

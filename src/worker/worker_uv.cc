@@ -384,6 +384,7 @@ bool ClientsWaiting(const UvWorker* w) {
 void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
   auto* c = new UvConn(w, w->service, w->limits, w->counters, MonotonicMs());
   c->admin = admin;
+  c->http.SetListener(admin ? http::Listener::kAdmin : http::Listener::kMain);
   c->SetPeer(peer);
   c->http.set_user_data(static_cast<KvConnState*>(c));
   c->tcp.data = c;

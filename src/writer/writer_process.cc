@@ -22,6 +22,7 @@
 #include "engine/index.h"
 #include "engine/writer.h"
 #include "src/conf/log.h"
+#include "src/conf/observed_env.h"
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
 
@@ -447,6 +448,16 @@ class WriterLoop {
   std::vector<bool> wake_;                                // per slot, this iteration
 };
 
+// Feeds the writer's fsync histogram from the ObservedEnv.
+class WriterSyncSink final : public SyncSink {
+ public:
+  explicit WriterSyncSink(WriterMetrics& stats) : stats_(stats) {}
+  void OnSync(uint64_t micros) override { RecordSync(stats_, micros); }
+
+ private:
+  WriterMetrics& stats_;
+};
+
 }  // namespace
 
 int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, const WriterHooks& hooks) {
@@ -457,7 +468,13 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
 
   shm.control().writer_ready.store(0, std::memory_order_release);
   const auto t0 = std::chrono::steady_clock::now();
-  auto writer = engine::Writer::Open(engine::PosixEnv(), config.data_dir, options, shm.index());
+  // Every file call of the engine goes through `env`: failures are logged
+  // (rate-limited), fdatasync times feed kingx_writer_fsync_seconds. It
+  // outlives the writer (and the compaction thread the hooks start, which
+  // ends before the writer closes).
+  WriterSyncSink sink(shm.writer_metrics());
+  ObservedEnv env(engine::PosixEnv(), "writer", &sink);
+  auto writer = engine::Writer::Open(env, config.data_dir, options, shm.index());
   if (!writer.ok()) {
     KINGX_LOG_ERROR("writer: cannot open the database in %s: %s", config.data_dir.c_str(),
                     writer.status().ToString().c_str());

@@ -8,13 +8,15 @@ configuration at start is refused, --single-process serves.
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 
-from kingx_harness import Server, TestFailure, check, http, key_path, require_bin, run_cases
+from kingx_harness import Server, TestFailure, check, free_port, http, key_path, require_bin, run_cases
 
 BIN = None
 TMP = None
@@ -122,9 +124,93 @@ def test_single_process_mode_serves():
         check(s.wait_exit(20) == 0, "TERM stops the single process with status 0")
 
 
+def test_t_checks_what_a_start_would_check():
+    """-t fails where a start would fail, naming the cause, and never says
+    "successful" for such a configuration."""
+    cases = [
+        (["--data", "/proc/kingx-no-such-dir/data"], "data directory"),   # parent cannot take it
+        (["--data", "/sys"], "not writable"),                              # unwritable even for root
+        (["--data", "/etc/passwd"], "not a directory"),
+        (["--data", os.path.join(TMP, "d-pid"), "--pid", os.path.join(TMP, "no-such-dir", "kingx.pid")], "pid file"),
+        (["--data", os.path.join(TMP, "d-log"), "--error-log", "/proc/kingx-no/error.log"], "error log"),
+        (["--data", os.path.join(TMP, "d-log"), "--access-log", "/proc/kingx-no/access.log"], "access log"),
+        (["--config", config_file("dup.json", '{"workers": 1, "workers": 2}')], "more than once"),
+    ]
+    for args, what in cases:
+        code, out = run("-t", *args)
+        check(code != 0, f"-t {args} must fail, exit {code}: {out}")
+        check(what in out, f"-t {args}: the message must say {what!r}: {out!r}")
+        check("successful" not in out, f"-t {args} must not say successful: {out!r}")
+
+
+def test_t_fails_on_a_data_directory_in_use_but_not_for_its_own_running_server():
+    with Server(["--workers", "1"]) as first:
+        # Another configuration for the same data directory: a start would find it locked.
+        code, out = run("-t", "--data", first.data_dir, "--pid", os.path.join(TMP, "other.pid"))
+        check(code != 0 and "in use" in out, f"-t on a data directory another kingx serves: {code} {out!r}")
+        check(str(first.proc.pid) in out, f"the message names the holder's pid {first.proc.pid}: {out!r}")
+        # The running server's own configuration (the reload case: -t, then HUP).
+        code, out = run("-t", "--data", first.data_dir, "--pid", first.pid_file)
+        check(code == 0 and "successful" in out, f"-t before a reload of the running server: {code} {out!r}")
+    # Without a pid file (the packaged configuration has none), the reload case is a kingx
+    # master started with the very same command line, as systemd's ExecReload runs it.
+    work = tempfile.mkdtemp(dir=TMP)
+    port = free_port()
+    args = ["--listen", f"127.0.0.1:{port}", "--data", os.path.join(work, "data"), "--error-log",
+            os.path.join(work, "error.log"), "--workers", "1", "--pid", "none"]
+    s = Server(args, raw_args=True, workdir=work, port=port)
+    try:
+        s.start()
+        code, out = run("-t", *args)
+        check(code == 0 and "successful" in out, f"-t with the running server's own command line: {code} {out!r}")
+        code, out = run("-t", *(args[:-4] + ["--workers", "2", "--pid", "none"]))
+        check(code != 0 and "in use" in out, f"-t with another command line for the same data: {code} {out!r}")
+    finally:
+        s.cleanup()
+
+
+def test_pid_none_writes_no_pid_file():
+    """"pid": "none" (the documented default) means no pid file, not a file named ./none."""
+    work = tempfile.mkdtemp(dir=TMP)
+    cfg = config_file("pidnone.json", {"pid": "none"})
+    log = os.path.join(work, "error.log")
+    p = subprocess.Popen([BIN, "--config", cfg, "--listen", "127.0.0.1:0", "--data", os.path.join(work, "data"),
+                          "--error-log", log, "--workers", "1"],
+                         cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        started = False
+        while time.monotonic() < deadline and not started:
+            time.sleep(0.1)
+            with open(log, errors="replace") if os.path.exists(log) else open(os.devnull) as f:
+                started = "master started" in f.read()
+        check(started, "the server started")
+        check(not os.path.exists(os.path.join(work, "none")), "pid none wrote a file named ./none")
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(20)
+    code, out = run("-t", "--pid", "none", "--data", os.path.join(TMP, "d-none"))
+    check(code == 0, f"-t with pid none: {code} {out!r}")
+
+
+def test_t_warns_when_max_connections_exceeds_the_open_file_limit():
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    p = subprocess.run([BIN, "-t", "--max-connections", "1000", "--data", os.path.join(TMP, "d-nofile")],
+                       capture_output=True, timeout=20, stdin=subprocess.DEVNULL, preexec_fn=low_limit)
+    out = (p.stdout + p.stderr).decode()
+    check(p.returncode == 0, f"a warning does not fail -t: {out!r}")
+    check("warning" in out and "open file limit 256" in out and "max_connections 1000" in out,
+          f"-t warns about the open file limit: {out!r}")
+    p = subprocess.run([BIN, "-t", "--max-connections", "100", "--data", os.path.join(TMP, "d-nofile")],
+                       capture_output=True, timeout=20, stdin=subprocess.DEVNULL, preexec_fn=low_limit)
+    check("warning" not in (p.stdout + p.stderr).decode(), "no warning when the limit is enough")
+
+
 def main():
     global BIN, TMP
-    BIN = require_bin()
+    BIN = os.path.abspath(require_bin())
     TMP = tempfile.mkdtemp(prefix="kingx-bb-cfg-")
     try:
         status = run_cases("configuration", [(n[5:], f) for n, f in globals().items() if n.startswith("test_")])

@@ -40,9 +40,9 @@ const std::string kPipelineAnswer =
     "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\nETag: \"2\"\r\n"
     "Keep-Alive: timeout=75\r\n\r\n"
     "HTTP/1.1 204 No Content\r\nDate: <date>\r\nKeep-Alive: timeout=75\r\n\r\n"
-    "HTTP/1.1 404 Not Found\r\nDate: <date>\r\nContent-Type: application/problem+json\r\nContent-Length: 80\r\n"
+    "HTTP/1.1 404 Not Found\r\nDate: <date>\r\nContent-Type: application/problem+json\r\nContent-Length: 102\r\n"
     "Keep-Alive: timeout=75\r\n\r\n"
-    "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,\"detail\":\"No such key.\"}\n"
+    "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,\"detail\":\"No value is stored under this key.\"}\n"
     "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
     "ok\n";
 
@@ -607,6 +607,24 @@ TEST_CASE("the handler decorates every response the core writes itself", "[http]
   CHECK(all[0].Header("x-request-id") == "with-request");
   CHECK(all[1].status == 400);
   CHECK(all[1].Header("x-request-id") == "without-request");
+}
+
+TEST_CASE("an admin connection serves /admin/* and the probes, not the key-value API", "[http][connection]") {
+  Harness h(kSync);
+  h.conn->SetListener(Listener::kAdmin);
+  h.handler.store["k"] = {1, "v", ""};
+  h.Feed("POST /admin/compact HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
+         "GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n"
+         "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n"
+         "GET /admin/compact HTTP/1.1\r\nHost: h\r\n\r\n");
+  auto all = SplitResponses(h.wire);
+  REQUIRE(all.size() == 4);
+  CHECK(all[0].status == 202);
+  CHECK(all[1].status == 200);
+  CHECK(all[2].status == 404);
+  CHECK(all[3].status == 405);
+  CHECK(all[3].Header("allow") == "POST");
+  CHECK(h.handler.requests == 2);  // the 404 and 405 never reached the handler
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ const std::vector<Vector>& Vectors() {
       {"PUT If-Match on missing key: 412", "PUT /v1/kv/n HTTP/1.1\r\nHost: h\r\nIf-Match: *\r\nContent-Length: 3\r\n\r\nabc", 412, false},
       {"DELETE If-Match stale: 412", "DELETE /v1/kv/k HTTP/1.1\r\nHost: h\r\nIf-Match: \"9\"\r\n\r\n", 412, false},
       {"DELETE If-Match current: 204", "DELETE /v1/kv/k HTTP/1.1\r\nHost: h\r\nIf-Match: \"5\"\r\n\r\n", 204, false},
-      {"POST admin/compact refused by handler", "POST /admin/compact HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", 403, false},
+      {"POST /admin/compact on the main listener: 404", "POST /admin/compact HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", 404, false},
 
       // ---- request-level refusals: answered by the core, connection kept ----
       {"unknown path", "GET /nope HTTP/1.1\r\nHost: h\r\n\r\n", 404, false},
@@ -170,7 +170,7 @@ const std::vector<Vector>& Vectors() {
       {"DELETE on readyz: 405", "DELETE /readyz HTTP/1.1\r\nHost: h\r\n\r\n", 405, false},
       {"HEAD on metrics", "HEAD /metrics HTTP/1.1\r\nHost: h\r\n\r\n", 200, false, true},
       {"PUT on metrics: 405", "PUT /metrics HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx", 405, false},
-      {"GET on admin/compact: 405", "GET /admin/compact HTTP/1.1\r\nHost: h\r\n\r\n", 405, false},
+      {"GET /admin/compact on the main listener: 404", "GET /admin/compact HTTP/1.1\r\nHost: h\r\n\r\n", 404, false},
       {"invalid If-Match: 400", "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nIf-Match: 5\r\nContent-Length: 3\r\n\r\nabc", 400, false},
       {"If-Match * mixed with a tag: 400", "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nIf-Match: *, \"5\"\r\nContent-Length: 3\r\n\r\nabc", 400, false},
       {"If-Match unterminated tag: 400", "DELETE /v1/kv/k HTTP/1.1\r\nHost: h\r\nIf-Match: \"5\r\n\r\n", 400, false},

@@ -40,8 +40,13 @@ TEST_CASE("ErrorResponse builds problem+json, with Retry-After for Busy and Outc
   Response ro = ErrorResponse(Status::ReadOnly("sync failed"));
   CHECK(ro.status == 503);
   CHECK_FALSE(ro.retry_after_s);
-  Response nf = ErrorResponse(Status::NotFound());
-  CHECK(std::string(nf.body).find("\"detail\":\"NotFound\"") != std::string::npos);
+  // One wording for a missing key, whatever the engine said.
+  for (const Status& s : {Status::NotFound(), Status::NotFound("key does not exist")}) {
+    Response nf = ErrorResponse(s);
+    CHECK(nf.status == 404);
+    CHECK(std::string(nf.body).find("\"detail\":\"No value is stored under this key.\"") != std::string::npos);
+  }
+  CHECK(std::string(NoSuchKeyResponse().body) == std::string(ErrorResponse(Status::NotFound()).body));
 }
 
 TEST_CASE("problem details escape anything that is not printable ASCII", "[http][responses]") {

@@ -13,20 +13,22 @@ struct Routed {
   ParseError error;
 };
 
-Routed Run(std::string_view target, Method method, size_t max_key = 1024) {
+Routed Run(std::string_view target, Method method, size_t max_key = 1024, Listener listener = Listener::kMain) {
   Limits limits;
   limits.max_key_bytes = max_key;
   Routed r{};
-  r.ok = RouteRequest(target, method, limits, &r.route, &r.key, &r.error);
+  r.ok = RouteRequest(target, method, limits, &r.route, &r.key, &r.error, listener);
   return r;
 }
+
+Routed Admin(std::string_view target, Method method) { return Run(target, method, 1024, Listener::kAdmin); }
 
 TEST_CASE("the router maps each known path and method", "[http][router]") {
   CHECK(Run("/healthz", Method::kGet).route == Route::kHealthz);
   CHECK(Run("/healthz", Method::kHead).ok);
   CHECK(Run("/readyz", Method::kHead).route == Route::kReadyz);
   CHECK(Run("/metrics", Method::kGet).route == Route::kMetrics);
-  CHECK(Run("/admin/compact", Method::kPost).route == Route::kAdminCompact);
+  CHECK(Admin("/admin/compact", Method::kPost).route == Route::kAdminCompact);
   for (Method m : {Method::kGet, Method::kHead, Method::kPut, Method::kDelete}) {
     Routed r = Run("/v1/kv/abc", m);
     CHECK(r.ok);
@@ -42,7 +44,7 @@ TEST_CASE("a known path with another method is 405 with the route's Allow", "[ht
   CHECK(r.error.allow == "GET, HEAD, PUT, DELETE");
   CHECK(Run("/metrics", Method::kHead).ok);  // HEAD /metrics, as for any GET resource
   CHECK(Run("/metrics", Method::kPut).error.allow == "GET, HEAD");
-  CHECK(Run("/admin/compact", Method::kGet).error.allow == "POST");
+  CHECK(Admin("/admin/compact", Method::kGet).error.allow == "POST");
   CHECK(Run("/healthz", Method::kOther).error.allow == "GET, HEAD");
 }
 
@@ -54,6 +56,29 @@ TEST_CASE("unknown paths are 404, whatever the method", "[http][router]") {
     CHECK(r.error.status == 404);
   }
   CHECK(Run("/nope", Method::kPost).error.status == 404);
+}
+
+TEST_CASE("each listener serves its own paths; the other's are 404 whatever the method", "[http][router]") {
+  for (Method m : {Method::kGet, Method::kHead, Method::kPost, Method::kPut, Method::kDelete, Method::kOptions}) {
+    INFO(static_cast<int>(m));
+    // The main listener has no /admin/*: the same 404 as an unknown path.
+    Routed main_admin = Run("/admin/compact", m);
+    CHECK(main_admin.error.status == 404);
+    CHECK(main_admin.error.detail == Run("/nope", m).error.detail);
+    CHECK(main_admin.error.allow.empty());
+    // The admin listener has no key-value API.
+    Routed admin_kv = Admin("/v1/kv/a", m);
+    CHECK(admin_kv.error.status == 404);
+    CHECK(admin_kv.error.detail == kNoResourceDetail);
+    CHECK(Admin("/admin/nope", m).error.status == 404);
+  }
+  // Both serve the probes and the metrics.
+  for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
+    CHECK(Run(path, Method::kGet).ok);
+    CHECK(Admin(path, Method::kGet).ok);
+  }
+  CHECK(Admin("/admin/compact", Method::kPost).ok);
+  CHECK(Admin("/admin/compact", Method::kGet).error.status == 405);
 }
 
 TEST_CASE("keys are percent-decoded and binary-safe; the query is not part of the key", "[http][router]") {

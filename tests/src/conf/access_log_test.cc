@@ -117,7 +117,38 @@ TEST_CASE("JSON lines are one escaped object per line", "[src][access_log]") {
   CHECK(line ==
         "{\"time\":\"2026-11-24T03:40:00+00:00\",\"remote_addr\":\"203.0.113.7\",\"method\":\"GET\","
         "\"uri\":\"/v1/kv/\\\"q\\\"\\n\",\"protocol\":\"HTTP/1.1\",\"status\":200,\"body_bytes_sent\":5,"
-        "\"referer\":\"\",\"user_agent\":\"a\\u007F\\u0080\",\"request_time\":1.234,\"request_id\":\"abc123\"}\n");
+        "\"referer\":\"\",\"user_agent\":\"a\\u007F\\\\x80\",\"request_time\":1.234,\"request_id\":\"abc123\"}\n");
+}
+
+// The user_agent value of a JSON access log line, as written (JSON text).
+std::string JsonAgent(std::string_view agent) {
+  AccessRecord r = Sample();
+  r.user_agent = agent;
+  std::string line;
+  FormatAccessJson(r, &line);
+  const std::string key = "\"user_agent\":\"";
+  size_t at = line.find(key);
+  if (at == std::string::npos) return "<missing>";
+  at += key.size();
+  size_t end = at;
+  while (end < line.size() && line[end] != '"') end += line[end] == '\\' ? 2 : 1;
+  return line.substr(at, end - at);
+}
+
+TEST_CASE("JSON lines keep UTF-8 as it is and show ill-formed bytes as \\xHH", "[src][access_log]") {
+  UseUtc();
+  CHECK(JsonAgent("\xc3\xa9t\xc3\xa9") == "\xc3\xa9t\xc3\xa9");  // "été", not mojibake
+  CHECK(JsonAgent("\xe2\x82\xac \xf0\x9f\x98\x80") == "\xe2\x82\xac \xf0\x9f\x98\x80");  // a euro sign, an emoji
+  CHECK(JsonAgent("\xff") == R"(\\xFF)");                    // never valid in UTF-8
+  CHECK(JsonAgent("\xc3") == R"(\\xC3)");                    // a truncated sequence
+  CHECK(JsonAgent("\xc3(") == R"(\\xC3()");                  // a bad continuation byte
+  CHECK(JsonAgent("\xc0\xaf") == R"(\\xC0\\xAF)");           // an overlong '/'
+  CHECK(JsonAgent("\xed\xa0\x80") == R"(\\xED\\xA0\\x80)");  // a UTF-16 surrogate
+  CHECK(JsonAgent("\xf4\x90\x80\x80") == R"(\\xF4\\x90\\x80\\x80)");  // above U+10FFFF
+  // A backslash is \x5C too: the text "\xFF" and the byte 0xFF never log alike.
+  CHECK(JsonAgent(R"(\xFF)") == R"(\\x5CxFF)");
+  CHECK(JsonAgent(std::string("a\0b\x1f\x7f", 5)) == R"(a\u0000b\u001F\u007F)");
+  CHECK(JsonAgent("tab\there \"q\"") == R"(tab\there \"q\")");
 }
 
 TEST_CASE("X-Forwarded-For is believed only from trusted proxies", "[src][access_log]") {
@@ -209,6 +240,27 @@ TEST_CASE("error log lines follow nginx's format and one message is one line", "
   std::string escaped;
   AppendEscaped(std::string("x\\y\t\x7f", 5), &escaped);
   CHECK(escaped == "x\\\\y\\t\\x7f");
+}
+
+TEST_CASE("a log limiter lets a burst through per interval and counts the rest", "[src][log]") {
+  LogLimiter one(1000);
+  uint64_t left_out = 99;
+  CHECK(one.AllowAt(5000, &left_out));
+  CHECK(left_out == 0);
+  CHECK_FALSE(one.AllowAt(5001, &left_out));
+  CHECK_FALSE(one.AllowAt(5999, &left_out));
+  CHECK(one.AllowAt(6000, &left_out));
+  CHECK(left_out == 2);  // the two held back are reported with the next line
+  CHECK_FALSE(one.AllowAt(6500, &left_out));
+  CHECK(one.AllowAt(60000, &left_out));
+  CHECK(left_out == 1);
+
+  LogLimiter three(1000, 3);
+  int allowed = 0;
+  for (int i = 0; i < 10; ++i) allowed += three.AllowAt(100 + static_cast<uint64_t>(i), &left_out) ? 1 : 0;
+  CHECK(allowed == 3);
+  CHECK(three.AllowAt(1100, &left_out));
+  CHECK(left_out == 7);
 }
 
 }  // namespace kingx

@@ -293,4 +293,53 @@ TEST_CASE("compaction can be turned off, and only with on or off", "[src][config
   CHECK(std::string(bad.status().message()).find("--compaction") != std::string::npos);
 }
 
+TEST_CASE("pid none means no pid file, in a flag and in the file", "[src][config]") {
+  auto none = Parse({"--pid", "none"});
+  REQUIRE(none.ok());
+  CHECK(none->config.pid_file.empty());
+  auto off = Parse({"--pid", "off"});
+  REQUIRE(off.ok());
+  CHECK(off->config.pid_file.empty());
+  TempFile file(R"({"pid": "none"})");
+  auto from_file = Parse({"--config", file.path});
+  REQUIRE(from_file.ok());
+  CHECK(from_file->config.pid_file.empty());
+  auto real = Parse({"--pid", "/run/kingx.pid"});
+  REQUIRE(real.ok());
+  CHECK(real->config.pid_file == "/run/kingx.pid");
+  CHECK(ErrorOf(Parse({"--pid", ""})).find("pid") != std::string::npos);
+}
+
+TEST_CASE("a setting given twice in the JSON file is refused, naming it", "[src][config]") {
+  TempFile dup(R"({"workers": 1, "sync": "none", "workers": 2})");
+  const std::string e = ErrorOf(Parse({"--config", dup.path}));
+  CHECK(e.find("'workers'") != std::string::npos);
+  CHECK(e.find("more than once") != std::string::npos);
+  CHECK(e.find(dup.path) != std::string::npos);
+  // A list value may repeat entries; only keys count.
+  TempFile list(R"({"listen": ["127.0.0.1:1", "127.0.0.1:2"], "trusted_proxy": ["10.0.0.0/8", "10.0.0.0/8"]})");
+  CHECK(Parse({"--config", list.path}).ok());
+}
+
+TEST_CASE("header limits are settings, nginx's by default, checked against each other", "[src][config]") {
+  auto r = Parse({});
+  REQUIRE(r.ok());
+  http::Limits l = LimitsFor(r->config);
+  CHECK(l.max_request_line_bytes == 8192);
+  CHECK(l.max_header_line_bytes == 8192);
+  CHECK(l.max_header_bytes == 16384);
+  CHECK(l.max_header_fields == 100);
+  auto set = Parse({"--max-header-line-bytes", "4K", "--max-header-bytes", "32K", "--max-header-fields", "50",
+                    "--max-request-line-bytes", "16K"});
+  REQUIRE(set.ok());
+  l = LimitsFor(set->config);
+  CHECK(l.max_header_line_bytes == 4096);
+  CHECK(l.max_header_bytes == 32768);
+  CHECK(l.max_header_fields == 50);
+  CHECK(l.max_request_line_bytes == 16384);
+  CHECK(http::InvalidLimit(l).empty());
+  CHECK(ErrorOf(Parse({"--max-header-line-bytes", "32K"})).find("max-header-line-bytes") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--max-request-line-bytes", "1K"})).find("max-key-bytes") != std::string::npos);
+}
+
 }  // namespace kingx

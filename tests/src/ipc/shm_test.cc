@@ -90,8 +90,21 @@ TEST_CASE("a forked child's stores are seen by the parent", "[src][shm][multipro
   CHECK(stats.records.load() == 64);
   CHECK(stats.failed_records.load() == 1);
   CHECK(stats.batch_size_buckets[6].load() == 1);  // 64 = 1 << 6
-  CHECK(stats.apply_us_buckets[3].load() == 1);    // 300 us: in (250, 500]
+  CHECK(stats.apply_us_buckets[4].load() == 1);    // 300 us: in (250, 500]
+  CHECK(FsyncBucket(300) == 4);
   CHECK(shm.queue().DepthEntries() == 1);
+}
+
+TEST_CASE("fsync durations fall in microsecond buckets from 25 us to 10 s", "[src][shm][metrics]") {
+  WriterMetrics stats;
+  for (uint64_t us : {0ull, 25ull, 26ull, 9'000ull, 10'000'000ull, 10'000'001ull}) RecordSync(stats, us);
+  CHECK(stats.fsync_us_buckets[0].load() == 2);   // 0 and 25 us: le 0.000025
+  CHECK(stats.fsync_us_buckets[1].load() == 1);   // 26 us: le 0.00005
+  CHECK(stats.fsync_us_buckets[FsyncBucket(9'000)].load() == 1);
+  CHECK(kFsyncBucketUs[FsyncBucket(9'000)] == 10'000);
+  CHECK(stats.fsync_us_buckets[kFsyncBuckets - 2].load() == 1);  // 10 s: the last bound
+  CHECK(stats.fsync_us_buckets[kFsyncBuckets - 1].load() == 1);  // above it: +Inf
+  CHECK(stats.fsync_us_sum.load() == 20'009'052);
 }
 
 }  // namespace kingx

@@ -1,0 +1,198 @@
+// Start-up checks for `kingx -t` and the open-file limit (startup_check.h).
+#include "src/master/startup_check.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace kingx {
+namespace {
+
+std::string Errno(int err) { return std::strerror(err); }
+
+std::string Dirname(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Whether a file can be created in `dir` (a real attempt: as root, mode bits
+// say little, and a read-only mount or /proc says no only when asked).
+// Returns "" or why not. The probe is removed at once.
+std::string CanCreateIn(const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0) return Errno(errno);
+  if (!S_ISDIR(st.st_mode)) return "not a directory";
+  const std::string probe = dir + "/.kingx-t-probe." + std::to_string(getpid());
+  const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno(errno);
+  close(fd);
+  unlink(probe.c_str());
+  return "";
+}
+
+// The pid that holds a flock on the file (device, inode), from /proc/locks;
+// 0 when none is found.
+pid_t FlockHolder(dev_t dev, ino_t ino) {
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  while (std::getline(locks, line)) {
+    // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" ("->" marks waiters)
+    std::istringstream in(line);
+    std::string id, type, mode, rw, pid_text, where;
+    in >> id >> type;
+    if (type == "->") in >> type;
+    in >> mode >> rw >> pid_text >> where;
+    if (type != "FLOCK") continue;
+    unsigned maj = 0, min = 0;
+    unsigned long long inode = 0;
+    if (std::sscanf(where.c_str(), "%x:%x:%llu", &maj, &min, &inode) != 3) continue;
+    if (maj == major(dev) && min == minor(dev) && inode == ino) return static_cast<pid_t>(std::atol(pid_text.c_str()));
+  }
+  return 0;
+}
+
+// Whether `pid` is a kingx master (or single process) started with `args`.
+bool IsKingxStartedWith(pid_t pid, const std::vector<std::string>& args) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::ifstream comm_file(proc + "/comm");
+  std::string comm;
+  std::getline(comm_file, comm);
+  if (comm != "kingx-master" && comm != "kingx-single") return false;
+  std::ifstream cmdline(proc + "/cmdline", std::ios::binary);
+  std::vector<std::string> theirs;
+  for (std::string arg; std::getline(cmdline, arg, '\0');) theirs.push_back(arg);
+  if (theirs.empty()) return false;
+  theirs.erase(theirs.begin());  // argv[0]: the path it was started by may differ
+  return theirs == args;
+}
+
+pid_t PidFromFile(const std::string& path) {
+  std::ifstream in(path);
+  long pid = 0;
+  if (!(in >> pid) || pid <= 0) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+void CheckLogFile(const char* what, const std::string& path, StartupReport* r) {
+  if (path.empty()) return;
+  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    r->errors.push_back(std::string("cannot open ") + what + " " + path + ": " + Errno(errno));
+    return;
+  }
+  close(fd);
+}
+
+void CheckDataDir(const Config& c, const std::vector<std::string>& args, StartupReport* r) {
+  const std::string& dir = c.data_dir;
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      r->errors.push_back("data directory " + dir + ": " + Errno(errno));
+      return;
+    }
+    // A start creates it (one level, as mkdir): its parent must take it.
+    const std::string why = CanCreateIn(Dirname(dir));
+    if (!why.empty()) {
+      r->errors.push_back("data directory " + dir + " does not exist and cannot be created in " + Dirname(dir) +
+                          ": " + why);
+    }
+    return;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    r->errors.push_back("data directory " + dir + " is not a directory");
+    return;
+  }
+  const std::string why = CanCreateIn(dir);
+  if (!why.empty()) {
+    r->errors.push_back("data directory " + dir + " is not writable: " + why);
+    return;
+  }
+  const std::string lock_path = dir + "/LOCK";
+  const int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    r->errors.push_back("cannot open " + lock_path + ": " + Errno(errno));
+    return;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    close(fd);  // free: a start would take it
+    return;
+  }
+  const int err = errno;
+  struct stat lock_st;
+  const pid_t holder = fstat(fd, &lock_st) == 0 ? FlockHolder(lock_st.st_dev, lock_st.st_ino) : 0;
+  close(fd);
+  if (err != EWOULDBLOCK) {
+    r->errors.push_back("cannot lock " + lock_path + ": " + Errno(err));
+    return;
+  }
+  const pid_t running = c.pid_file.empty() ? 0 : PidFromFile(c.pid_file);
+  if (holder != 0 && (holder == running || IsKingxStartedWith(holder, args))) {
+    // The reload case: this configuration's own running server holds it.
+    return;
+  }
+  r->errors.push_back("data directory " + dir + " is in use (its LOCK is held by " +
+                      (holder != 0 ? "process " + std::to_string(holder) : std::string("another process")) +
+                      "): a second kingx cannot serve it");
+}
+
+void CheckPidFile(const Config& c, StartupReport* r) {
+  if (c.pid_file.empty()) return;
+  const std::string dir = Dirname(c.pid_file);
+  const std::string why = CanCreateIn(dir);
+  if (!why.empty()) r->errors.push_back("cannot write pid file " + c.pid_file + " in " + dir + ": " + why);
+}
+
+std::string FileLimitShortfall(const Config& c, rlim_t limit, const char* which) {
+  const uint64_t needed = uint64_t{c.max_connections} + kReservedFds;
+  if (limit == RLIM_INFINITY || limit >= needed) return "";
+  return "max_connections " + std::to_string(c.max_connections) + " (per worker, plus " +
+         std::to_string(kReservedFds) + " descriptors of its own) exceeds the " + which + "open file limit " +
+         std::to_string(static_cast<unsigned long long>(limit)) +
+         ": raise it (ulimit -n, systemd LimitNOFILE=) or lower max_connections";
+}
+
+}  // namespace
+
+StartupReport CheckStartup(const Config& config, const std::vector<std::string>& args) {
+  StartupReport r;
+  CheckLogFile("error log", config.error_log, &r);
+  CheckLogFile("access log", config.access_log, &r);
+  CheckDataDir(config, args, &r);
+  CheckPidFile(config, &r);
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+    // A start raises the soft limit up to the hard one: only the hard one can fall short.
+    std::string w = FileLimitShortfall(config, lim.rlim_max, "hard ");
+    if (!w.empty()) r.warnings.push_back(std::move(w));
+  }
+  return r;
+}
+
+std::string RaiseOpenFileLimit(const Config& config) {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return "cannot read the open file limit: " + Errno(errno);
+  // All the way to the hard limit: a worker keeps a share of its descriptors
+  // for the segment cache, so max_connections + kReservedFds alone would
+  // make it lower its connection cap.
+  if (lim.rlim_cur != lim.rlim_max) {
+    struct rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  return FileLimitShortfall(config, lim.rlim_cur, "");
+}
+
+}  // namespace kingx

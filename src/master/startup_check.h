@@ -1,0 +1,52 @@
+// What a start would find wrong with a configuration, checked without
+// starting: `kingx -t` runs CheckStartup (like nginx -t, which opens the log
+// files), and the master and --single-process apply the open-file limit at
+// start (RaiseOpenFileLimit).
+//
+// CheckStartup's errors (any one means a start would fail):
+//   - a log file (error log, access log) cannot be opened for appending;
+//   - the data directory is not a writable directory, and cannot be created
+//     (missing parent, or parent not writable);
+//   - the data directory's LOCK is held by another process (a start would
+//     find the database in use). The one exception is the reload case (-t
+//     before HUP, as systemd's ExecReload does): the holder is the running
+//     kingx named by this configuration's pid file, or a kingx master started
+//     with this very command line (`args`, without -t);
+//   - the pid file's directory does not exist or is not writable.
+// Warnings (a start would go on):
+//   - max_connections (per worker) plus a reserve for the worker's own files
+//     exceeds the hard open-file limit: connections past it fail with EMFILE.
+//
+// Only the data directory's LOCK file may be created by the check (the same
+// file a start creates); nothing else is written. Any thread; blocking file
+// system calls.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/conf/config.h"
+
+namespace kingx {
+
+struct StartupReport {
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+};
+
+// `args`: the command line's arguments after argv[0], without "-t".
+StartupReport CheckStartup(const Config& config, const std::vector<std::string>& args);
+
+// Descriptors a worker holds besides its client connections (listening
+// sockets, eventfds, log files, segment files and mappings).
+inline constexpr uint64_t kReservedFds = 128;
+
+// Raises this process's soft RLIMIT_NOFILE to the hard limit (children
+// inherit it; each worker then caps its connections below the limit, keeping
+// a share for the segment files it maps: src/worker/serve_options.h
+// ConnectionCap). Returns a warning ("" when the limit is enough for
+// max_connections + kReservedFds).
+std::string RaiseOpenFileLimit(const Config& config);
+
+}  // namespace kingx
