@@ -75,10 +75,11 @@ bool RouteRequest(std::string_view target, Method method, const Limits& limits, 
     size_t scheme_end = target.find("://");
     if (scheme_end == std::string_view::npos) {
       // asterisk-form ("*") or authority-form (CONNECT): no resource of ours.
-      return Fail(error, 404, "The request target does not name a resource of this server.");
+      return Fail(error, 404, kNoResourceDetail);
     }
     size_t path_start = target.find('/', scheme_end + 3);
-    if (path_start == std::string_view::npos) return Fail(error, 404, "The request target has no path.");
+    // An empty path is "/" (RFC 9112 §3.2.2), which is no resource of ours.
+    if (path_start == std::string_view::npos) return Fail(error, 404, kNoResourceDetail);
     target.remove_prefix(path_start);
   }
   if (target.find('#') != std::string_view::npos) {

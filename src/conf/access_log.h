@@ -31,7 +31,7 @@ namespace kingx {
 // valid during the Append call; "" means absent (printed "-" in combined).
 struct AccessRecord {
   std::string_view remote_addr;   // from ClientAddress()
-  std::string_view method;        // "GET"
+  std::string_view method;        // "GET" (what was received of it when the head was refused)
   std::string_view target;        // request target as received ("/v1/kv/a%20b")
   std::string_view protocol;      // "HTTP/1.1"
   int status = 0;
@@ -40,7 +40,7 @@ struct AccessRecord {
   std::string_view user_agent;
   std::string_view request_id;
   int64_t time_unix_ms = 0;       // when the request completed (wall clock)
-  uint64_t request_time_us = 0;   // first byte of the request to the last byte of the response
+  uint64_t request_time_us = 0;   // request head complete to response queued (0: no complete head)
 };
 
 // Formats one line (with its '\n') into *out (appended).

@@ -12,10 +12,12 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdio>
 #include <cstring>
 #include <random>
 
 #include "http/responses.h"
+#include "http/router.h"
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
 #include "src/kv/request_id.h"
@@ -105,47 +107,96 @@ struct KvService::Impl final : WriteExchanges::Responder {
   StreamWaiters stream_waiters;  // compressed responses waiting for room in the response budget
   WakeFn wake;
   void* io;
+  // The id DecorateCoreResponse adds: the core serializes the response right
+  // after the call, on this thread, before it could call again.
+  char core_id[RequestIds::kMaxBytes];
 
   static KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
 
   void Answer(http::Connection& conn, const http::Request& request, http::Response response,
               uint64_t now_ms) override;
+  void LogResponse(http::Connection& conn, const http::ResponseRecord& record);
   void HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v, uint64_t now_ms);
   void HandleKvWrite(http::Connection& conn, const http::Request& request, uint64_t now_ms);
 };
 
 // Every response of the service goes through here: X-Request-Id, drain-time
-// Connection: close, the access log line, then Respond (after which `request`
-// may already be the next pipelined request's storage: log first).
+// Connection: close, then Respond (which logs it through OnResponded).
 void KvService::Impl::Answer(http::Connection& conn, const http::Request& request, http::Response response,
                              uint64_t now_ms) {
   char id[RequestIds::kMaxBytes];
   const size_t id_len = request_ids.For(request.x_request_id, id);
   response.AddHeader("X-Request-Id", std::string_view(id, id_len));
   if (self.draining_) response.close = true;
-  if (access_log != nullptr && access_log->enabled()) {
-    char peer[INET6_ADDRSTRLEN + 2];
-    const KvConnState* st = State(conn);
-    const size_t peer_len = st != nullptr ? st->PeerText(peer) : (peer[0] = '-', 1);
+  conn.Respond(response, now_ms);
+}
+
+namespace {
+
+std::string_view RequestIdOf(const http::Response& response) {
+  for (size_t i = 0; i < response.extra_count; ++i) {
+    if (response.extra[i].name == "X-Request-Id") return response.extra[i].value;
+  }
+  return {};
+}
+
+// One limiter for the whole process: pool threads share it.
+LogLimiter& ClientErrorLimiter() {
+  static LogLimiter limiter(1000, KvService::kClientErrorBurst);
+  return limiter;
+}
+
+// The longest request-target quoted in an error-log line.
+constexpr size_t kMaxLoggedTarget = 512;
+
+}  // namespace
+
+// Called for every final response, by the service (Respond from Answer) or
+// by the core (refusals): both write their access-log line here, with the
+// same request id the client saw.
+void KvService::Impl::LogResponse(http::Connection& conn, const http::ResponseRecord& record) {
+  const bool log_access = access_log != nullptr && access_log->enabled();
+  const bool log_refusal = record.by_core && record.status >= 400 && ErrorLogEnabled(LogLevel::kInfo);
+  if (!log_access && !log_refusal) return;
+  char peer[INET6_ADDRSTRLEN + 2];
+  const KvConnState* st = State(conn);
+  const size_t peer_len = st != nullptr ? st->PeerText(peer) : (peer[0] = '-', 1);
+  static const std::vector<TrustedProxy> kNone;
+  const http::Request* request = record.request;
+  const std::string_view client =
+      ClientAddress(std::string_view(peer, peer_len), request != nullptr ? request->x_forwarded_for : "",
+                    options.trusted_proxies != nullptr ? *options.trusted_proxies : kNone);
+  const std::string_view id = RequestIdOf(*record.response);
+  if (log_access) {
     AccessRecord r;
-    static const std::vector<TrustedProxy> kNone;
-    r.remote_addr = ClientAddress(std::string_view(peer, peer_len), request.x_forwarded_for,
-                                  options.trusted_proxies != nullptr ? *options.trusted_proxies : kNone);
-    r.method = http::MethodName(request.method);
-    r.target = request.target;
-    r.protocol = request.http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
-    r.status = response.status;
-    const bool no_body = request.method == http::Method::kHead || response.status == 204 || response.status == 304;
-    r.body_bytes_sent = no_body ? 0 : (response.stream ? response.stream_length : response.body.size());
-    r.referer = request.referer;
-    r.user_agent = request.user_agent;
-    r.request_id = std::string_view(id, id_len);
+    r.remote_addr = client;
+    r.method = record.method;
+    r.target = record.target;
+    r.protocol = record.protocol;
+    r.status = record.status;
+    r.body_bytes_sent = record.body_bytes;
+    if (request != nullptr) {
+      r.referer = request->referer;
+      r.user_agent = request->user_agent;
+    }
+    r.request_id = id;
     r.time_unix_ms = WallMs();
-    r.request_time_us = (now_ms > request.start_ms ? now_ms - request.start_ms : 0) * 1000;
+    r.request_time_us = record.latency_us;
     access_log->Append(r);
   }
-  conn.Respond(response, now_ms);
+  uint64_t left_out = 0;
+  if (log_refusal && ClientErrorLimiter().Allow(&left_out)) {
+    const std::string_view target = record.target.substr(0, kMaxLoggedTarget);
+    char more[64] = "";
+    if (left_out > 0) std::snprintf(more, sizeof more, " (%llu more refused clients not logged)",
+                                    static_cast<unsigned long long>(left_out));
+    KINGX_LOG_INFO("client refused with %d: %.*s; client: %.*s, request: \"%.*s %.*s%s%s%.*s\", request id: %.*s%s",
+                   record.status, int(record.detail.size()), record.detail.data(), int(client.size()), client.data(),
+                   int(record.method.size()), record.method.data(), int(target.size()), target.data(),
+                   target.size() < record.target.size() ? "..." : "", record.protocol.empty() ? "" : " ",
+                   int(record.protocol.size()), record.protocol.data(), int(id.size()), id.data(), more);
+  }
 }
 
 // ---------------------------------------------------------------- reads
@@ -243,7 +294,7 @@ void KvService::Impl::HandleKvWrite(http::Connection& conn, const http::Request&
   if (simple_create) return writes.Start(conn, request, kind, WriteCondition::kIfAbsent, 0);
   if (current != 0) return writes.Start(conn, request, kind, WriteCondition::kIfMatch, current);
   if (kind == WriteKind::kDelete) {
-    return Answer(conn, request, http::ProblemResponse(404, "no such key"), now_ms);
+    return Answer(conn, request, http::NoSuchKeyResponse(), now_ms);
   }
   writes.Start(conn, request, kind, WriteCondition::kIfAbsent, 0);
 }
@@ -290,7 +341,8 @@ void KvService::OnRequest(http::Connection& conn, const http::Request& request) 
     case http::Route::kAdminCompact: {
       const KvConnState* st = Impl::State(conn);
       if (st == nullptr || !st->admin) {
-        return m.Answer(conn, request, http::ProblemResponse(404, "not found"), now_ms);
+        // The router already refuses /admin/* on the main listener.
+        return m.Answer(conn, request, http::ProblemResponse(404, http::kNoResourceDetail), now_ms);
       }
       engine::Status s = m.backend.RequestCompaction();
       if (!s.ok()) return m.Answer(conn, request, http::ProblemResponse(503, s.message(), std::nullopt, true), now_ms);
@@ -304,6 +356,16 @@ void KvService::OnBody(http::Connection& conn, std::span<const char> piece) { im
 void KvService::OnBodyEnd(http::Connection& conn) { impl_->writes.OnBodyEnd(conn); }
 
 void KvService::OnAbort(http::Connection& conn) { impl_->writes.OnAbort(conn); }
+
+void KvService::DecorateCoreResponse(http::Connection& conn, const http::Request* request,
+                                     http::Response& response) {
+  (void)conn;
+  Impl& m = *impl_;
+  const size_t n = m.request_ids.For(request != nullptr ? request->x_request_id : std::string_view(), m.core_id);
+  response.AddHeader("X-Request-Id", std::string_view(m.core_id, n));
+}
+
+void KvService::OnResponded(http::Connection& conn, const http::ResponseRecord& record) { impl_->LogResponse(conn, record); }
 
 void KvService::OnCompletion(const Completion& c, uint64_t now_ms) { impl_->writes.OnCompletion(c, now_ms); }
 

@@ -21,9 +21,14 @@
 //
 // PUT and DELETE go through the write exchange state machine
 // (src/kv/write_exchange.h): bodies up to part_bytes() go to the queue as one
-// entry, longer bodies part by part. Every response echoes X-Request-Id (or
-// carries a generated one, src/kv/request_id.h) and is logged to the access
-// log (when enabled) before it is sent.
+// entry, longer bodies part by part. Every response, also those the HTTP core
+// writes itself (400, 404 outside the API, 405, 408, 413, 414, 417, 431, 501,
+// 505...), echoes X-Request-Id (or carries a generated one,
+// src/kv/request_id.h) and is logged to the access log (when enabled) as it
+// is queued. A response the core writes with status >= 400 (a client the
+// server refused) also gets an error-log line at info (nginx's level for
+// client errors), at most kClientErrorBurst per second per process; the next
+// line let through says how many were left out.
 //
 // Threading: one KvService per thread that runs Connections (the worker's loop
 // thread; each pool thread of the thread model). All methods, including the
@@ -161,6 +166,14 @@ class KvService final : public http::Handler {
   void OnBody(http::Connection& conn, std::span<const char> piece) override;
   void OnBodyEnd(http::Connection& conn) override;
   void OnAbort(http::Connection& conn) override;
+  // Adds the request id to a response the core writes itself.
+  void DecorateCoreResponse(http::Connection& conn, const http::Request* request,
+                            http::Response& response) override;
+  // The access-log line of every response; the info line of core refusals.
+  void OnResponded(http::Connection& conn, const http::ResponseRecord& record) override;
+
+  // Error-log lines about refused clients let through per second, per process.
+  static constexpr uint32_t kClientErrorBurst = 10;
 
   // ---- the I/O layer ----
 

@@ -6,12 +6,27 @@
 namespace kingx {
 namespace {
 
+// Two unrelated 64-bit bijections: SplitMix64's finaliser and MurmurHash3's
+// fmix64. Each half of an id is one of them applied to its own Weyl sequence
+// (start + n * odd constant), so a half never repeats within 2^64 calls, and
+// the halves never feed related inputs to the same function (mixing
+// seed ^ n for one half and seed + 2n + 1 for the other with one function
+// made half A of id n equal half B of a nearby id for most seeds).
 uint64_t SplitMix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
   return x ^ (x >> 31);
 }
+
+uint64_t Fmix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  return x ^ (x >> 33);
+}
+
+constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ull;  // odd: n -> n * kGolden is a bijection
 
 bool Usable(std::string_view id) {
   if (id.empty() || id.size() > RequestIds::kMaxBytes) return false;
@@ -23,6 +38,9 @@ bool Usable(std::string_view id) {
 
 }  // namespace
 
+RequestIds::RequestIds(uint64_t seed)
+    : high_start_(SplitMix(seed + kGolden)), low_start_(Fmix64(seed ^ 0x2545f4914f6cdd1dull)) {}
+
 size_t RequestIds::For(std::string_view client_id, char* out) {
   if (Usable(client_id)) {
     std::memcpy(out, client_id.data(), client_id.size());
@@ -30,7 +48,7 @@ size_t RequestIds::For(std::string_view client_id, char* out) {
   }
   static constexpr char kHex[] = "0123456789abcdef";
   const uint64_t n = ++counter_;
-  const uint64_t words[2] = {SplitMix(seed_ ^ n), SplitMix(seed_ + (n << 1) + 1)};
+  const uint64_t words[2] = {SplitMix(high_start_ + n * kGolden), Fmix64(low_start_ + n * kGolden)};
   for (int w = 0; w < 2; ++w) {
     for (int i = 0; i < 16; ++i) out[w * 16 + i] = kHex[(words[w] >> (60 - 4 * i)) & 0xF];
   }

@@ -520,7 +520,7 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
       resp = e->kind == WriteKind::kPut ? http::PutResponse(!c.existed, c.seq) : http::DeleteResponse();
       break;
     case engine::Code::kNotFound:
-      resp = http::ProblemResponse(404, "no such key");
+      resp = http::NoSuchKeyResponse();
       break;
     case engine::Code::kPreconditionFailed:
       resp = http::ProblemResponse(412, "the precondition does not hold for the current value");

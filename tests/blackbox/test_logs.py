@@ -1,7 +1,9 @@
 """Access log contents: nginx's combined format with the request
 line, status and size; JSON lines with --access-log-format json; the client
 address taken from X-Forwarded-For only when the peer is a --trusted-proxy;
-X-Request-Id logged. (Reopening on USR1 is in test_signals.py.)
+X-Request-Id logged; requests the HTTP core refuses itself (framing errors,
+unknown methods and paths) logged too, with the request id the client saw,
+and an info line in the error log. (Reopening on USR1 is in test_signals.py.)
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_logs.py
 """
@@ -12,7 +14,7 @@ import re
 import signal
 import time
 
-from kingx_harness import Server, TestFailure, cases_of, check, http, key_path, run_with_servers
+from kingx_harness import Conn, Server, TestFailure, cases_of, check, http, key_path, run_with_servers
 
 S = None
 
@@ -91,6 +93,50 @@ def test_trusted_proxy_forwarded_for_and_json_format():
     check("404" in values(fwd[0]), f"the status is a value: {fwd[0]}")
     check("198.51.100.9" not in values(plain[0]) and "127.0.0.1" in values(plain[0]),
           f"without X-Forwarded-For the peer address is logged: {plain[0]}")
+
+
+def test_refused_requests_are_logged_with_their_request_id():
+    refused_requests_are_logged("--log-level", "info")
+
+
+def test_refused_requests_are_logged_in_the_threads_model():
+    refused_requests_are_logged("--log-level", "info", "--model", "threads", "--threads", "4")
+
+
+def refused_requests_are_logged(*flags):
+    fresh_server(*flags)
+    tag = f"refused-{time.time_ns()}"
+    sent = [
+        # (raw request, status, client id or None)
+        (f"BREW /{tag}/brew HTTP/1.1\r\nHost: t\r\nX-Request-Id: bb-{tag}\r\n\r\n".encode(), 501, f"bb-{tag}"),
+        (f"GET /{tag}/nowhere HTTP/1.1\r\nHost: t\r\n\r\n".encode(), 404, None),
+        # A bare CR in the header section: refused before the head is complete.
+        (f"GET /v1/kv/{tag}-cr HTTP/1.1\r\nHost: t\r\n\rX\r\n\r\n".encode(), 400, None),
+    ]
+    ids = []
+    for raw, status, client_id in sent:
+        with Conn(S.port) as c:
+            c.send(raw)
+            r = c.read_response()
+        check(r.status == status, f"{raw!r}: {status} expected, got {r.status}")
+        rid = r.header("X-Request-Id")
+        check(rid, f"{raw!r}: the core's {status} carries an X-Request-Id")
+        if client_id:
+            check(rid == client_id, f"the client's X-Request-Id is echoed: {rid!r}")
+        ids.append(rid)
+    lines = log_lines_with(tag, len(sent))
+    for (raw, status, _), rid in zip(sent, ids):
+        line = next((l for l in lines if rid in l), None)
+        check(line is not None, f"no access log line with request id {rid!r} ({raw!r}): {lines}")
+        check(f'" {status} ' in line, f"status {status} in the access log line: {line!r}")
+    def refused_line():
+        with open(S.error_log, errors="replace") as f:
+            return next((l for l in f if "client refused with 501" in l and f"bb-{tag}" in l), None)
+    deadline = time.monotonic() + 10
+    while refused_line() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    line = refused_line()
+    check(line is not None and "[info]" in line, f"an info line in the error log for the refused BREW: {line!r}")
 
 
 def main():

@@ -48,12 +48,14 @@ TEST_CASE("a known path with another method is 405 with the route's Allow", "[ht
   CHECK(Run("/healthz", Method::kOther).error.allow == "GET, HEAD");
 }
 
-TEST_CASE("unknown paths are 404, whatever the method", "[http][router]") {
-  for (const char* path : {"/", "/v1", "/v1/kv", "/v1/kvx", "/healthz/", "/HEALTHZ", "*", "host:443"}) {
+TEST_CASE("unknown paths are 404 with one wording, whatever the method and the target's form", "[http][router]") {
+  for (const char* path : {"/", "/v1", "/v1/kv", "/v1/kvx", "/healthz/", "/HEALTHZ", "*", "host:443",
+                           "http://host", "http://host/", "http://host/nope"}) {
     Routed r = Run(path, Method::kGet);
     INFO(path);
     CHECK_FALSE(r.ok);
     CHECK(r.error.status == 404);
+    CHECK(r.error.detail == kNoResourceDetail);
   }
   CHECK(Run("/nope", Method::kPost).error.status == 404);
 }

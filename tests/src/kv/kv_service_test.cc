@@ -6,15 +6,23 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/compress.h"
 #include "http/connection.h"
+#include "src/conf/access_log.h"
+#include "src/conf/log.h"
 #include "src/kv/byte_budget.h"
+#include "tests/src/support/test_util.h"
 
 namespace kingx {
 namespace {
@@ -158,8 +166,24 @@ std::string Put(const std::string& key, const std::string& body, const std::stri
 
 std::string StatusLine(const std::string& out) { return out.substr(0, out.find("\r\n")); }
 
+// The value of header `name` in the first response of `out` ("" if absent).
+std::string HeaderOf(const std::string& out, const std::string& name) {
+  const std::string head = out.substr(0, out.find("\r\n\r\n"));
+  const size_t at = head.find("\r\n" + name + ": ");
+  if (at == std::string::npos) return "";
+  const size_t from = at + 4 + name.size();
+  return head.substr(from, head.find("\r\n", from) - from);
+}
+
+std::vector<std::string> LinesOf(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
 struct Fixture {
-  explicit Fixture(KvServiceOptions o = {}) : service(backend, nullptr, o, nullptr, nullptr) {}
+  explicit Fixture(KvServiceOptions o = {}, AccessLog* log = nullptr) : service(backend, log, o, nullptr, nullptr) {}
   FakeBackend backend;
   http::Limits limits;
   KvService service;
@@ -603,6 +627,139 @@ TEST_CASE("a GET of a large compressed value is sent frame by frame, never decod
   CHECK(most_pending <= engine::kFrameRawBytes + 1024);  // one frame (and the head) at a time
   CHECK(most_reserved == engine::kFrameRawBytes);
   CHECK(responses.used() == 0);
+}
+
+TEST_CASE("responses the HTTP core writes itself carry a request id and get an access-log line",
+          "[src][kv_service][access_log]") {
+  test::TempDir dir;
+  AccessLog log;
+  REQUIRE(log.Open(dir.path + "/access.log", AccessLogFormat::kCombined).ok());
+  Fixture f({}, &log);
+  struct Case {
+    std::string bytes, status, client_id;
+  };
+  const std::vector<Case> cases = {
+      {"GET /nowhere HTTP/1.1\r\nHost: t\r\nX-Request-Id: rid-404\r\n\r\n", "404", "rid-404"},
+      {"BREW /v1/kv/pot HTTP/1.1\r\nHost: t\r\n\r\n", "501", ""},
+      {"DELETE /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: rid-405\r\n\r\n", "405", "rid-405"},
+      {"GET /v1/kv/a HTTP/1.1\r\nHost: t\r\nExpect: tea\r\n\r\n", "417", ""},
+      {"GET /v1/kv/a HTTP/1.1\r\nBad Name: t\r\n\r\n", "400", ""},  // no complete head: llhttp refuses
+      {"GET /v1/kv/a HTTP/1.1\r\nHost: t\r\n\rX\r\n\r\n", "400", ""},  // bare CR in the head
+      {"GET /v1/kv/a HTTP/2.0\r\nHost: t\r\n\r\n", "505", ""},
+      {"GET /v1/kv/served HTTP/1.1\r\nHost: t\r\n\r\n", "404", ""},  // the handler's own, for comparison
+  };
+  std::vector<std::string> ids;
+  for (const Case& c : cases) {
+    Client client(f.service, f.limits);
+    client.Send(c.bytes);
+    const std::string out = client.Output();
+    INFO(c.bytes);
+    REQUIRE(StatusLine(out).substr(9, 3) == c.status);
+    const std::string id = HeaderOf(out, "X-Request-Id");
+    if (!c.client_id.empty()) {
+      CHECK(id == c.client_id);
+    } else {
+      CHECK(id.size() == 32);
+    }
+    ids.push_back(id);
+  }
+  log.Flush();
+  const std::vector<std::string> lines = LinesOf(dir.path + "/access.log");
+  REQUIRE(lines.size() == cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO(lines[i]);
+    CHECK(lines[i].find("\" " + cases[i].status + " ") != std::string::npos);
+    CHECK(lines[i].find("\"" + ids[i] + "\"") != std::string::npos);
+  }
+  CHECK(lines[0].find("\"GET /nowhere HTTP/1.1\"") != std::string::npos);
+  CHECK(lines[1].find("\"BREW /v1/kv/pot HTTP/1.1\"") != std::string::npos);
+  // Every generated id differs.
+  std::set<std::string> distinct(ids.begin(), ids.end());
+  CHECK(distinct.size() == ids.size());
+}
+
+TEST_CASE("a refused client gets an error-log line at info, and a flood of them is rate-limited",
+          "[src][kv_service][log]") {
+  test::TempDir dir;
+  const std::string path = dir.path + "/error.log";
+  REQUIRE(InitErrorLog(path, LogLevel::kInfo).ok());
+  Fixture f;
+  const auto refused_lines = [&] {
+    std::vector<std::string> out;
+    for (const std::string& l : LinesOf(path)) {
+      if (l.find("client refused") != std::string::npos) out.push_back(l);
+    }
+    return out;
+  };
+  // A fresh one-second window of the process-wide limiter.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const auto start = std::chrono::steady_clock::now();
+  {
+    Client c(f.service, f.limits);
+    c.Send("BREW /v1/kv/pot HTTP/1.1\r\nHost: t\r\nX-Request-Id: rid-brew\r\n\r\n");
+    CHECK(StatusLine(c.Output()) == "HTTP/1.1 501 Not Implemented");
+  }
+  std::vector<std::string> lines = refused_lines();
+  REQUIRE(lines.size() == 1);
+  INFO(lines[0]);
+  CHECK(lines[0].find("[info]") != std::string::npos);
+  CHECK(lines[0].find("client refused with 501") != std::string::npos);
+  CHECK(lines[0].find("client: -") != std::string::npos);
+  CHECK(lines[0].find("request: \"BREW /v1/kv/pot HTTP/1.1\"") != std::string::npos);
+  CHECK(lines[0].find("request id: rid-brew") != std::string::npos);
+
+  // Answers of the handler (a missing key) are not client errors.
+  {
+    Client c(f.service, f.limits);
+    c.Send("GET /v1/kv/missing HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(StatusLine(c.Output()) == "HTTP/1.1 404 Not Found");
+  }
+  CHECK(refused_lines().size() == 1);
+
+  constexpr int kFlood = 300;
+  for (int i = 0; i < kFlood; ++i) {
+    Client c(f.service, f.limits);
+    c.Send("GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(StatusLine(c.Output()) == "HTTP/1.1 404 Not Found");
+  }
+  const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  lines = refused_lines();
+  // At most a burst per started second (whatever the machine's speed).
+  CHECK(lines.size() <= KvService::kClientErrorBurst * (size_t(elapsed_s) + 1));
+  CHECK(lines.size() < size_t{kFlood});
+  // The next line after a window passed says how many were left out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  {
+    Client c(f.service, f.limits);
+    c.Send("GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(StatusLine(c.Output()) == "HTTP/1.1 404 Not Found");
+  }
+  lines = refused_lines();
+  INFO(lines.back());
+  CHECK(lines.back().find("more refused clients not logged") != std::string::npos);
+  CHECK(lines.back().find("No resource at this path.") != std::string::npos);
+  REQUIRE(InitErrorLog("", LogLevel::kWarn).ok());
+}
+
+TEST_CASE("every 404 of a missing key has the one wording, whichever path found it", "[src][kv_service]") {
+  Fixture f;
+  Client c(f.service, f.limits);
+  // Found missing by the service's own precondition read.
+  c.Send("DELETE /v1/kv/gone HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"7\"\r\n\r\n");
+  std::string out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 404 Not Found");
+  CHECK(out.find("\"detail\":\"No value is stored under this key.\"") != std::string::npos);
+  // Found missing by the writer.
+  c.Send("DELETE /v1/kv/gone HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(f.backend.calls.size() == 1);
+  f.service.OnCompletion(Done(f.backend.calls[0].token, engine::Code::kNotFound), 2);
+  out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 404 Not Found");
+  CHECK(out.find("\"detail\":\"No value is stored under this key.\"") != std::string::npos);
+  // Found missing by a read.
+  c.Send("GET /v1/kv/gone HTTP/1.1\r\nHost: t\r\n\r\n");
+  out = c.Output();
+  CHECK(out.find("\"detail\":\"No value is stored under this key.\"") != std::string::npos);
 }
 
 }  // namespace kingx

@@ -45,5 +45,25 @@ TEST_CASE("generated ids differ on every call", "[src][kv][request_id]") {
   CHECK(seen.size() == 1000);
 }
 
+TEST_CASE("no 64-bit half of a generated id is ever reused, in either position", "[src][kv][request_id]") {
+  // Seeds with every pattern of low bits that mattered to the old mixing
+  // (0x6a: the first half of id 7 was the second half of id 1), and a few
+  // arbitrary ones.
+  for (uint64_t seed : {uint64_t{0}, uint64_t{1}, uint64_t{0x6a}, uint64_t{0xff}, ~uint64_t{0},
+                        uint64_t{0x8000000000000000}, uint64_t{0x123456789abcdef0}, uint64_t{0xdeadbeefcafef00d}}) {
+    RequestIds ids(seed);
+    std::set<std::string> halves;
+    constexpr int kIds = 20000;
+    for (int i = 0; i < kIds; ++i) {
+      const std::string id = IdFor(ids, "");
+      REQUIRE(IsHex32(id));
+      halves.insert(id.substr(0, 16));
+      halves.insert(id.substr(16));
+    }
+    INFO("seed " << seed);
+    CHECK(halves.size() == 2 * size_t{kIds});
+  }
+}
+
 }  // namespace
 }  // namespace kingx
