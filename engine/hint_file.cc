@@ -64,6 +64,24 @@ Status HintWriter::Finish(uint64_t segment_bytes) {
   return file_->Sync();
 }
 
+Result<uint64_t> HintEntryCount(Env& env, const std::string& path, uint64_t segment_bytes) {
+  auto size = env.FileSize(path);
+  if (!size.ok()) return size.status();
+  if (size.value() < kHintHeaderBytes + kTrailerBytes) return Status::Corruption("hint file too short");
+  auto file = env.OpenFile(path, OpenMode::kRead);
+  if (!file.ok()) return file.status();
+  char h[kHintHeaderBytes], t[kTrailerBytes];
+  size_t got = 0;
+  Status s = file.value()->Read(0, sizeof h, h, &got);
+  if (s.ok() && got != sizeof h) s = Status::Corruption("hint file header short");
+  if (s.ok()) s = file.value()->Read(size.value() - sizeof t, sizeof t, t, &got);
+  if (s.ok() && got != sizeof t) s = Status::Corruption("hint file trailer short");
+  if (!s.ok()) return s;
+  if (std::memcmp(h, kHintMagic, 8) != 0 || GetFixed32(h + 8) != kHintVersion || GetFixed64(t + 8) != segment_bytes)
+    return Status::Corruption("no hint trailer for this segment");
+  return GetFixed64(t);
+}
+
 Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
                     const RecordLimits& limits, const std::function<void(const HintEntry&)>& fn) {
   auto mapped = env.MapReadOnly(path, 0);

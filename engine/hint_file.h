@@ -62,6 +62,14 @@ class HintWriter {
   uint64_t entry_bytes_ = 0;
 };
 
+// The entry count a sealed hint file announces in its trailer, read without
+// loading it (recovery sizes the index with it before replaying). Only the
+// header's magic and version and the trailer's segment size are checked:
+// an estimate, never a substitute for LoadHintFile. kNotFound when there is
+// no hint file; kCorruption when it has no trailer for a segment of
+// segment_bytes (an active segment's hint, or a bad one).
+Result<uint64_t> HintEntryCount(Env& env, const std::string& path, uint64_t segment_bytes);
+
 // Loads the hint file at path for segment_id, whose segment file holds
 // segment_bytes bytes: checks it whole (checksum, bounds of every entry
 // against the segment and the limits) and only then calls fn for each entry,

@@ -95,6 +95,10 @@ struct IndexCounters {
   // Writer: incremented (release) after a segment file is deleted; a reader
   // that sees a new value drops its cached mappings of deleted segments.
   std::atomic<uint64_t> segment_epoch{0};
+  // Writer: table growths (each one a rehash of every entry), those of a
+  // rebuild included. Recovery sizes the rebuilt table beforehand, so a
+  // restart should add none.
+  std::atomic<uint64_t> growths{0};
   // Any process (writer and readers): records that failed a checksum.
   alignas(64) std::atomic<uint64_t> corruptions{0};
 };

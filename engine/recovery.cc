@@ -109,14 +109,36 @@ class Replayer {
 
 }  // namespace
 
+// How many keys the rebuilt index is sized for before anything is replayed,
+// so that it never grows (a rehash of everything) during the replay: the
+// published index's size when a complete one exists (a writer restart), else
+// the entries the sealed segments' hints announce plus the other segments'
+// bytes at the same bytes per entry. An estimate: the table still grows if
+// it is short, and a large overestimate only costs RAM (the replay reads
+// nothing twice).
+uint64_t Writer::Impl::ExpectedKeys(const std::vector<std::pair<uint32_t, uint64_t>>& segments) {
+  if (index_.counters().ready.load(std::memory_order_acquire) != 0 && !index_.rebuilding()) return index_.size();
+  uint64_t entries = 0, hinted_bytes = 0, other_bytes = 0;
+  for (const auto& [id, size] : segments) {
+    auto n = HintEntryCount(env_, JoinPath(dir_, HintFileName(id)), size);
+    if (n.ok()) {
+      entries += n.value();
+      hinted_bytes += size;
+    } else {
+      other_bytes += size;
+    }
+  }
+  constexpr uint64_t kBytesPerEntryGuess = 128;  // a 100-byte value and a short key, with the record header
+  const uint64_t per_entry = entries > 0 ? std::max<uint64_t>(hinted_bytes / entries, 1) : kBytesPerEntryGuess;
+  return entries + other_bytes / per_entry;
+}
+
 Status Writer::Impl::Recover() {
   // The index is rebuilt beside the published one, which readers keep using
   // (it may be a previous writer's) until PublishRebuild below. So nothing
   // here may remove or shorten a file or record that a published index can
   // point to: only leftovers that were never published (*.tmp, orphan
   // hints, a segment whose creation was cut short, a torn tail).
-  Status rs = index_.BeginRebuild(index_.size());
-  if (!rs.ok()) return rs;
   cache_.Clear();
 
   auto names = env_.ListDir(dir_);
@@ -191,6 +213,13 @@ Status Writer::Impl::Recover() {
     break;
   }
 
+  {
+    std::vector<std::pair<uint32_t, uint64_t>> sizes;
+    for (const SegmentFile& f : files) sizes.emplace_back(f.id, f.size);
+    Status rs = index_.BeginRebuild(ExpectedKeys(sizes));
+    if (rs.Is(Code::kNoSpace)) rs = index_.BeginRebuild(0);  // a wild estimate: grow as needed
+    if (!rs.ok()) return rs;
+  }
   Replayer replay(*this);
   uint64_t seq_floor = 1;
   std::vector<HintEntry> active_entries;  // the active segment's records, to rebuild its hint

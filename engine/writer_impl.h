@@ -40,6 +40,8 @@ struct Writer::Impl {
 
   // ---- recovery.cc ----
   Status Recover();
+  // Keys to size the rebuilt index for, from (segment id, size) of every segment.
+  uint64_t ExpectedKeys(const std::vector<std::pair<uint32_t, uint64_t>>& segments);
   // ---- rotation (segment_writer.cc) ----
   // Creates segment next_segment_id_ (header, hint file, fsync, dir fsync) and makes it active.
   Status CreateActiveSegment();

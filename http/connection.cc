@@ -53,6 +53,10 @@ Connection::Connection(Handler& handler, const Limits& limits, Counters* counter
 
 Connection::~Connection() {
   AbortHandler();
+  // A connection that ends between requests leaves its parser and output
+  // block to the thread's next request (spare_list.h) instead of the heap.
+  if (parser_ && !parser_->InHead() && !parser_->InBody()) Parser::GiveBack(std::move(parser_));
+  out_.ReleaseIdle();
   if (counters_) Bump(counters_->connections_closed);
 }
 
@@ -129,7 +133,11 @@ void Connection::Drive(uint64_t now_ms) {
     std::span<const char> data = Unparsed();
     if (state_ == State::kHead) {
       if (data.empty() && !eof_) break;  // nothing to parse: stay idle
-      if (!parser_) parser_ = std::make_unique<Parser>(limits_, listener_);
+      if (data.empty() && !parser_) {
+        Close();  // EOF between requests: the normal end, no parser needed
+        break;
+      }
+      if (!parser_) parser_ = Parser::Take(limits_, listener_);
       if (!data.empty() && !head_timer_armed_) {
         head_timer_armed_ = true;
         head_start_ms_ = now_ms;
@@ -240,8 +248,9 @@ void Connection::FinishRequest(uint64_t now_ms) {
   trimmed_ = false;
   head_timer_armed_ = UnparsedBytes() > 0;
   if (head_timer_armed_) head_start_ms_ = now_ms;
-  // Parser and output block stay for the next request of a busy connection;
-  // the trim deadline (DeadlineMs) frees them once it idles.
+  // With idle_trim_ms 0 (the default) the parser goes back to the thread's
+  // spares now and the output block once it is sent; otherwise they stay
+  // for the next request until the trim deadline (DeadlineMs).
   if (limits_.idle_trim_ms == 0) ReleaseIdleMemory();
 }
 
@@ -561,7 +570,7 @@ bool Connection::TrimDue(uint64_t now_ms) const {
 
 void Connection::ReleaseIdleMemory() {
   if (state_ != State::kHead || UnparsedBytes() > 0 || stream_) return;
-  if (parser_ && !parser_->InHead() && !parser_->InBody()) parser_.reset();
+  if (parser_ && !parser_->InHead() && !parser_->InBody()) Parser::GiveBack(std::move(parser_));
   std::string().swap(in_);
   in_pos_ = 0;
   out_.ReleaseIdle();

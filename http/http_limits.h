@@ -61,10 +61,14 @@ struct Limits {
   // read) → silent close. nginx: send_timeout 60s.
   uint64_t send_timeout_ms = 60'000;
   // How long a keep-alive connection keeps its parser and output block after
-  // a response. A busy connection reuses them for the next request (no
-  // allocation on the hot path); one idle this long frees them, so an idle
-  // connection holds about sizeof(Connection). 0 = free at once.
-  uint64_t idle_trim_ms = 1'000;
+  // a response (its answer sent, nothing buffered) before giving them back to
+  // its thread's spares (spare_list.h), where the next request on any
+  // connection of the thread takes them without an allocation; an idle
+  // connection then holds sizeof(Connection). 0 = at once (nginx frees a
+  // request's buffers at keep-alive), the default: taking them back costs a
+  // pop, and memory then follows the requests in progress, not the
+  // connections held.
+  uint64_t idle_trim_ms = 0;
 };
 
 // The name of the first field of `limits` that is out of range (every field

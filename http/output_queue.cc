@@ -7,15 +7,36 @@
 
 namespace kingx::http {
 
+SpareList<std::shared_ptr<char[]>>& OutputQueue::SpareBlockList() {
+  thread_local SpareList<std::shared_ptr<char[]>> spares(kSparesPerThread);
+  return spares;
+}
+
+SpareList<std::vector<OutputQueue::Chunk>>& OutputQueue::SpareChunkLists() {
+  thread_local SpareList<std::vector<Chunk>> spares(kSparesPerThread);
+  return spares;
+}
+
+size_t OutputQueue::SpareBlocks() { return SpareBlockList().size(); }
+
+// A new block, never a grown one: bytes already queued must not move.
+void OutputQueue::NewBlock(size_t len) {
+  block_used_ = 0;
+  if (len <= kBlockBytes) {
+    block_cap_ = kBlockBytes;
+    block_ = SpareBlockList().Take();
+    if (!block_) block_ = std::make_shared_for_overwrite<char[]>(kBlockBytes);
+  } else {
+    block_cap_ = len;
+    block_ = std::make_shared_for_overwrite<char[]>(len);
+  }
+}
+
 void OutputQueue::Copy(std::string_view bytes) {
   const size_t len = bytes.size();
   if (len == 0) return;
-  if (!block_ || block_cap_ - block_used_ < len) {
-    // A new block, never a grown one: bytes already queued must not move.
-    block_cap_ = std::max(kBlockBytes, len);
-    block_ = std::make_shared_for_overwrite<char[]>(block_cap_);
-    block_used_ = 0;
-  }
+  if (!block_ || block_cap_ - block_used_ < len) NewBlock(len);
+  if (chunks_.capacity() == 0) chunks_ = SpareChunkLists().Take();
   char* dst = block_.get() + block_used_;
   std::memcpy(dst, bytes.data(), len);
   block_used_ += len;
@@ -33,6 +54,7 @@ void OutputQueue::Copy(std::string_view bytes) {
 
 void OutputQueue::Reference(std::string_view bytes, std::shared_ptr<const void> holder) {
   if (bytes.empty()) return;
+  if (chunks_.capacity() == 0) chunks_ = SpareChunkLists().Take();
   chunks_.push_back(Chunk{bytes.data(), bytes.size(), std::move(holder)});
   bytes_ += bytes.size();
 }
@@ -78,12 +100,21 @@ void OutputQueue::Consume(size_t bytes) {
 
 void OutputQueue::ReleaseIdle() {
   if (head_ != chunks_.size()) return;
+  // Empty: no chunk holds the block any more (Consume reset every holder).
+  if (block_ && block_cap_ == kBlockBytes && block_.use_count() == 1) {
+    SpareBlockList().Give(std::move(block_));
+  }
   block_.reset();
   block_cap_ = block_used_ = 0;
-  if (chunks_.capacity() > kIdleChunks) std::vector<Chunk>().swap(chunks_);
+  chunks_.clear();
+  head_ = head_sent_ = 0;
+  if (chunks_.capacity() > 0 && chunks_.capacity() <= kSpareChunksMax) {
+    SpareChunkLists().Give(std::move(chunks_));
+  }
+  std::vector<Chunk>().swap(chunks_);
 }
 
-bool OutputQueue::HoldsIdleMemory() const { return block_ != nullptr || chunks_.capacity() > kIdleChunks; }
+bool OutputQueue::HoldsIdleMemory() const { return block_ != nullptr || chunks_.capacity() > 0; }
 
 size_t OutputQueue::HeapBytes() const {
   return chunks_.capacity() * sizeof(Chunk) + (block_ ? block_cap_ : 0);

@@ -12,8 +12,10 @@
 //
 // Memory: heads and small copied bodies share blocks of kBlockBytes (larger
 // pieces get a block of their size); a block is reused from its start once
-// everything is sent and nothing references it. ReleaseIdle frees the block
-// and the chunk list of an empty queue.
+// everything is sent and nothing references it. ReleaseIdle gives the block
+// and the chunk list of an empty queue to the calling thread's spare lists
+// (spare_list.h), where the next queue that needs them on this thread takes
+// them: an idle queue holds no heap memory.
 //
 // Threading: the owning Connection's thread. Nothing here blocks or throws
 // (other than std::bad_alloc).
@@ -26,13 +28,17 @@
 #include <string_view>
 #include <vector>
 
+#include "http/spare_list.h"
+
 namespace kingx::http {
 
 class OutputQueue {
  public:
   static constexpr size_t kBlockBytes = 2048;
-  // Chunk entries kept across an idle period (ReleaseIdle keeps up to this).
-  static constexpr size_t kIdleChunks = 4;
+  // Spare blocks and chunk lists kept per thread (beyond: freed).
+  static constexpr size_t kSparesPerThread = 32;
+  // Longest chunk list kept as a spare (a longer one is freed).
+  static constexpr size_t kSpareChunksMax = 64;
 
   // Copies `bytes` into the current output block and queues them.
   void Copy(std::string_view bytes);
@@ -50,9 +56,12 @@ class OutputQueue {
   size_t size() const { return bytes_; }  // bytes pending
   bool empty() const { return bytes_ == 0; }
 
-  // When empty: frees the output block and a chunk list longer than
-  // kIdleChunks. No-op otherwise.
+  // When empty: gives the output block (unless a larger piece's) and the
+  // chunk list to this thread's spare lists, or frees them; the queue then
+  // holds no heap memory. No-op otherwise.
   void ReleaseIdle();
+  // Spare output blocks kept for the calling thread now.
+  static size_t SpareBlocks();
   // True when ReleaseIdle would free something.
   bool HoldsIdleMemory() const;
   // Heap bytes held (block and chunk list capacity).
@@ -64,6 +73,10 @@ class OutputQueue {
     size_t len = 0;
     std::shared_ptr<const void> holder;  // keeps data alive (an output block or a body)
   };
+
+  void NewBlock(size_t len);
+  static SpareList<std::shared_ptr<char[]>>& SpareBlockList();
+  static SpareList<std::vector<Chunk>>& SpareChunkLists();
 
   std::shared_ptr<char[]> block_;  // output block being filled
   size_t block_cap_ = 0;

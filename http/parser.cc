@@ -25,6 +25,7 @@
 
 #include "http/etag.h"
 #include "http/router.h"
+#include "http/spare_list.h"
 #include "http/syntax.h"
 
 namespace kingx::http {
@@ -206,6 +207,42 @@ Parser::Parser(const Limits& limits, Listener listener) : limits_(limits), liste
 }
 
 Parser::~Parser() { Ll(llhttp_)->~llhttp_t(); }
+
+namespace {
+SpareList<std::unique_ptr<Parser>>& SpareParsers() {
+  thread_local SpareList<std::unique_ptr<Parser>> spares(Parser::kSpareParsers);
+  return spares;
+}
+}  // namespace
+
+std::unique_ptr<Parser> Parser::Take(const Limits& limits, Listener listener) {
+  std::unique_ptr<Parser> p = SpareParsers().Take();
+  if (p && &p->limits_ == &limits && p->listener_ == listener) {
+    p->Restart();
+    return p;
+  }
+  return std::make_unique<Parser>(limits, listener);
+}
+
+void Parser::GiveBack(std::unique_ptr<Parser> parser) {
+  if (!parser || parser->InHead() || parser->InBody() || parser->failed_) return;  // freed
+  SpareParsers().Give(std::move(parser));
+}
+
+size_t Parser::Spares() { return SpareParsers().size(); }
+
+// Back to the state of a new Parser, keeping the capacity of store_ and of
+// the entity-tag lists.
+void Parser::Restart() {
+  ResetForNextMessage();
+  llhttp_t* ll = Ll(llhttp_);
+  llhttp_init(ll, HTTP_REQUEST, Callbacks::Settings());
+  ll->data = this;
+  ll->lenient_flags |= LENIENT_VERSION;
+  failed_ = false;
+  pending_ = Event::kNeedMore;
+  pending_body_ = {};
+}
 
 void Parser::ResetForNextMessage() {
   std::vector<EntityTag> if_match = std::move(request_.if_match.tags);

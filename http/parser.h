@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -65,6 +66,19 @@ class Parser {
   ~Parser();
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
+
+  // A parser in the state of a new one for `limits` (which must outlive it)
+  // and `listener`: a spare one of the calling thread's (see spare_list.h)
+  // when it has one built for the same Limits object and listener, else a
+  // new one.
+  static std::unique_ptr<Parser> Take(const Limits& limits, Listener listener = Listener::kMain);
+  // Keeps `parser` as a spare of the calling thread (or frees it when the
+  // thread keeps kSpareParsers already). Only between requests: !InHead(),
+  // !InBody(), no error.
+  static void GiveBack(std::unique_ptr<Parser> parser);
+  // Spare parsers kept for the calling thread now.
+  static size_t Spares();
+  static constexpr size_t kSpareParsers = 32;
 
   // Parses `data` up to and including the next event. Bytes not consumed
   // must be passed again (followed by new ones) on the next call.
@@ -120,6 +134,7 @@ class Parser {
   struct Span { uint32_t off = 0, len = 0; };
 
   void ResetForNextMessage();
+  void Restart();
   int Fail(int status, std::string_view detail);
   int FailLimit(int status, std::string_view detail, uint64_t limit);
   void Reject(int status, std::string_view detail);

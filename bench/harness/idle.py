@@ -3,8 +3,9 @@
 Against a running server: read the memory of its processes, open N connections, send one
 keep-alive GET on each and read its response, leave them idle for a few seconds, read the
 memory again and check which connections are still open. Bytes per connection = RSS growth
-divided by the connections that were answered and still open. The kernel's socket memory is
-not in RSS and is not counted.
+divided by the connections that were answered and still open. Then close them and do it again
+("warm"): RSS above the same starting point per connection held, so memory the first pass
+left behind counts. The kernel's socket memory is not in RSS and is not counted.
 """
 
 import selectors
@@ -26,11 +27,9 @@ def _response_complete(buf):
     return len(buf) >= end + 4 + length
 
 
-def measure(inst, path, nconns, idle_s=3.0, answer_timeout_s=15.0):
-    """Open nconns idle keep-alive connections to inst. Returns a dict of figures."""
-    base = sysinfo.tree_memory(inst.server_pids())
-    base_bk = sysinfo.tree_memory(inst.backend_pids())
-    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+def _hold(inst, req, nconns, idle_s, answer_timeout_s):
+    """Opens nconns connections, sends req on each, reads the answers, idles idle_s. Returns
+    (sockets, connect errors, answered, memory after idle, backend memory, still open)."""
     socks = []
     connect_errors = 0
     sel = selectors.DefaultSelector()
@@ -80,18 +79,47 @@ def measure(inst, path, nconns, idle_s=3.0, answer_timeout_s=15.0):
                 still_open += 1
             except OSError:
                 pass
-    finally:
+    except BaseException:
         for s in socks:
             s.close()
+        raise
+    finally:
         sel.close()
+    return socks, connect_errors, answered, after, after_bk, still_open
+
+
+def measure(inst, path, nconns, idle_s=3.0, answer_timeout_s=15.0):
+    """Two passes of nconns idle keep-alive connections on inst, each connection answered once
+    and then idle for idle_s. Pass 1: RSS growth over the server's memory before it, per
+    connection held (on a server that served nothing else before: the "fresh" figure). Pass 2,
+    after pass 1's connections are closed: RSS above the same starting point, per connection
+    held ("warm": memory pass 1 left resident counts, memory it freed and pass 2 reused does
+    not count twice). Returns a dict of figures."""
+    base = sysinfo.tree_memory(inst.server_pids())
+    base_bk = sysinfo.tree_memory(inst.backend_pids())
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    passes = []
+    for _ in range(2):
+        socks, errors, answered, after, after_bk, still_open = _hold(inst, req, nconns, idle_s,
+                                                                     answer_timeout_s)
+        for s in socks:
+            s.close()
+        passes.append((len(socks), errors, answered, after, after_bk, still_open))
+        time.sleep(1.0)  # let the server see the closes before the next pass
+    (connected, connect_errors, answered, after, after_bk, still_open) = passes[0]
     held = min(answered, still_open)
+    (connected2, _, answered2, after2, _, still_open2) = passes[1]
+    held2 = min(answered2, still_open2)
     rss_growth = after["rss"] - base["rss"]
     return {
-        "connections": nconns, "connected": len(socks), "connect_errors": connect_errors,
+        "connections": nconns, "connected": connected, "connect_errors": connect_errors,
         "answered": answered, "open_after_idle": still_open,
         "rss_before": base["rss"], "rss_after": after["rss"],
         "pss_before": base["pss"], "pss_after": after["pss"],
         "backend_rss_growth": after_bk["rss"] - base_bk["rss"],
         "bytes_per_conn": round(rss_growth / held, 1) if held else None,
         "pss_bytes_per_conn": round((after["pss"] - base["pss"]) / held, 1) if held else None,
+        "warm_connected": connected2, "warm_answered": answered2, "warm_open_after_idle": still_open2,
+        "warm_rss_after": after2["rss"],
+        "warm_bytes_per_conn": round((after2["rss"] - base["rss"]) / held2, 1) if held2 else None,
     }

@@ -157,14 +157,19 @@ def write_table(path, meta, cells, runs, idle, scen_labels, server_labels, extra
     if idle:
         lines += ["## Memory per idle keep-alive connection", "",
                   "| server | connections | answered | open after idle | RSS before MB | "
-                  "RSS after MB | bytes RSS / conn | bytes PSS / conn |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "RSS after MB | bytes RSS / conn | bytes PSS / conn | warm: bytes RSS / conn |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for m in idle:
             lines.append(f"| {m['server']} | {m['connections']} | {m['answered']} | "
                          f"{m['open_after_idle']} | {_fmt(m['rss_before'] / 1e6, 1)} | "
                          f"{_fmt(m['rss_after'] / 1e6, 1)} | {_fmt(m['bytes_per_conn'])} | "
-                         f"{_fmt(m['pss_bytes_per_conn'])} |")
-        lines.append("")
+                         f"{_fmt(m['pss_bytes_per_conn'])} | {_fmt(m.get('warm_bytes_per_conn'))} |")
+        lines += ["", "First pass: RSS growth over the server's memory before it, per connection "
+                  "answered and still open after the idle time (with `--scenarios idle` alone the "
+                  "server has served nothing else: the fresh figure). Warm: the same again after "
+                  "those connections closed, RSS above the same starting point per connection. "
+                  "nginx preallocates its connection slots at start (`worker_connections`), so its "
+                  "growth leaves them out.", ""]
     lines += list(extra)
     lines += ["## Servers", ""] + [f"- `{n}`: {server_labels[n]}" for n in
                                    sorted({c['server'] for c in cells} |

@@ -132,6 +132,8 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_engine_corruptions_total", "Records that failed a checksum", double(ic.corruptions.load(relaxed)),
       true);
   add("kingx_engine_ready", "1 once recovery finished", double(ic.ready.load(relaxed)), false);
+  add("kingx_index_growths_total", "Index table growths (each a rehash of every entry)",
+      double(ic.growths.load(relaxed)), true);
 
   WriteQueue& q = shm.queue();
   add("kingx_write_queue_entries", "Entries waiting in the shared write queue", double(q.DepthEntries()), false);

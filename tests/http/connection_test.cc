@@ -10,6 +10,8 @@
 #include <cstring>
 #include <random>
 
+#include "http/output_queue.h"
+#include "http/parser.h"
 #include "tests/http/test_support.h"
 
 namespace kingx::http {
@@ -248,7 +250,7 @@ TEST_CASE("an idle keep-alive connection closes silently when keepalive_timeout 
   h.Feed("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
   size_t written = h.wire.size();
   const uint64_t idle_since = h.now;
-  CHECK(h.conn->DeadlineMs() == idle_since + Limits().idle_trim_ms);  // the memory trim comes first
+  CHECK(h.conn->DeadlineMs() == idle_since + 75000);  // its memory went back at once: no trim deadline
   h.Advance(74999);
   CHECK_FALSE(h.conn->ShouldClose());
   CHECK(h.conn->DeadlineMs() == idle_since + 75000);
@@ -457,37 +459,84 @@ TEST_CASE("If-None-Match on GET answers 304 with the ETag and no body", "[http][
         "HTTP/1.1 304 Not Modified\r\nDate: <date>\r\nETag: \"3\"\r\nKeep-Alive: timeout=75\r\n\r\n");
 }
 
-TEST_CASE("an idle keep-alive connection holds at most about 1 KiB", "[http][connection][memory]") {
+TEST_CASE("an idle keep-alive connection gives its parser and output block back as soon as its answer is sent",
+          "[http][connection][memory]") {
   Harness h(kSync);
   INFO("sizeof(Connection) = " << sizeof(Connection));
-  CHECK(h.conn->MemoryFootprint() <= 1024);
+  CHECK(h.conn->MemoryFootprint() == sizeof(Connection));
   h.Feed(kPipeline.substr(0, kPipeline.rfind("GET /healthz")));  // everything but the closing request
   std::string big = "PUT /v1/kv/big HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'b');
   h.FeedInSteps(big, 7000);
   h.Feed("GET /v1/kv/big HTTP/1.1\r\nHost: h\r\n\r\n");
   REQUIRE_FALSE(h.conn->ShouldClose());
   REQUIRE_FALSE(h.conn->HasOutput());
-  // A busy connection keeps its parser and output block for the next request;
-  // the trim deadline comes first and frees them without closing.
-  const uint64_t trim_at = h.conn->DeadlineMs();
-  REQUIRE(trim_at == h.now + Limits().idle_trim_ms);
-  h.conn->OnTimer(trim_at);
-  CHECK_FALSE(h.conn->ShouldClose());
-  CHECK(h.conn->MemoryFootprint() <= 1024);
-  // Then only the keep-alive deadline remains (no timer spin on the trim).
+  // No timer involved: idle means nothing buffered and nothing to send.
+  CHECK(h.conn->MemoryFootprint() == sizeof(Connection));
   CHECK(h.conn->DeadlineMs() == h.now + Limits().keepalive_timeout_ms);
 }
 
-TEST_CASE("a keep-alive connection reuses its parser between requests and serves after a trim",
-          "[http][connection][memory]") {
+TEST_CASE("a connection still sending its answer keeps its output block until it is sent", "[http][connection][memory]") {
   Harness h(kSync);
+  h.handler.store["a"] = {3, "12345", ""};
+  h.conn->Feed(std::span<const char>(std::string("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n")), h.now);
+  REQUIRE(h.conn->HasOutput());
+  CHECK(h.conn->MemoryFootprint() >= sizeof(Connection) + OutputQueue::kBlockBytes);
+  h.Pump();
+  CHECK(h.conn->MemoryFootprint() == sizeof(Connection));
+  CHECK(SplitResponses(h.wire).at(0).body == "12345");
+}
+
+TEST_CASE("the parser and output block an idle connection gave back serve the next request on another connection",
+          "[http][connection][memory]") {
+  // Two connections of one worker: same thread, same Limits object.
+  Harness a(kSync);
+  Harness b(kDeferred);
+  b.conn = std::make_unique<Connection>(b.handler, a.limits, &b.counters, b.now);
+  a.handler.store["k"] = {3, "12345", ""};
+  b.handler.store["k"] = {4, "67890", ""};
+  a.Feed("GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"3\"\r\n\r\n");
+  REQUIRE(SplitResponses(a.wire).at(0).status == 304);
+  const size_t parsers = Parser::Spares();
+  const size_t blocks = OutputQueue::SpareBlocks();
+  REQUIRE(parsers >= 1);
+  REQUIRE(blocks >= 1);
+  // b's request takes the parser a gave back and holds it while its answer
+  // is deferred; the answer takes a spare block.
+  b.conn->Feed(std::span<const char>(std::string("GET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n")), b.now);
+  CHECK(Parser::Spares() == parsers - 1);
+  CHECK(OutputQueue::SpareBlocks() == blocks);
+  b.handler.Flush();
+  REQUIRE(b.conn->HasOutput());
+  CHECK(OutputQueue::SpareBlocks() == blocks - 1);
+  b.Pump();
+  CHECK(Parser::Spares() == parsers);
+  CHECK(OutputQueue::SpareBlocks() == blocks);
+  // The reused parser started clean: a's If-None-Match did not leak into b's request.
+  auto rb = SplitResponses(b.wire);
+  REQUIRE(rb.size() == 1);
+  CHECK(rb[0].status == 200);
+  CHECK(rb[0].body == "67890");
+  CHECK(b.conn->MemoryFootprint() == sizeof(Connection));
+}
+
+TEST_CASE("with idle_trim_ms a keep-alive connection keeps its parser between requests until the trim",
+          "[http][connection][memory]") {
+  Limits limits;
+  limits.idle_trim_ms = 1000;
+  Harness h(kSync, limits);
   h.handler.store["a"] = {3, "12345", ""};
   h.Feed("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n");
   const size_t busy = h.conn->MemoryFootprint();
+  CHECK(busy > sizeof(Connection));
   h.Feed("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n");
-  CHECK(h.conn->MemoryFootprint() == busy);  // nothing freed and re-made between requests
-  h.conn->OnTimer(h.conn->DeadlineMs());     // the trim
-  CHECK(h.conn->MemoryFootprint() < busy);
+  CHECK(h.conn->MemoryFootprint() == busy);  // nothing given back and taken again between requests
+  const uint64_t trim_at = h.conn->DeadlineMs();
+  REQUIRE(trim_at == h.now + 1000);
+  h.conn->OnTimer(trim_at);  // the trim
+  CHECK_FALSE(h.conn->ShouldClose());
+  CHECK(h.conn->MemoryFootprint() == sizeof(Connection));
+  // Then only the keep-alive deadline remains (no timer spin on the trim).
+  CHECK(h.conn->DeadlineMs() == h.now + Limits().keepalive_timeout_ms);
   h.Feed("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n");
   auto all = SplitResponses(h.wire);
   REQUIRE(all.size() == 3);

@@ -119,9 +119,30 @@ TEST_CASE("an idle queue releases its block; a busy one keeps it", "[http][outpu
   q.Consume(7);
   q.ReleaseIdle();
   CHECK_FALSE(q.HoldsIdleMemory());
-  CHECK(q.HeapBytes() < OutputQueue::kBlockBytes);  // the block is gone; a few chunk entries stay
+  CHECK(q.HeapBytes() == 0);  // block and chunk list went to the thread's spares
   q.Copy("again");  // usable after a release
   CHECK(GatherAll(q).bytes == "again");
+}
+
+TEST_CASE("a released block serves the next queue on the thread; the spares stay bounded", "[http][output_queue]") {
+  std::vector<OutputQueue> queues(OutputQueue::kSparesPerThread + 8);
+  for (auto& q : queues) q.Copy("x");  // each takes a block: spares or new
+  CHECK(OutputQueue::SpareBlocks() == 0);
+  for (auto& q : queues) {
+    q.Consume(1);
+    q.ReleaseIdle();
+  }
+  CHECK(OutputQueue::SpareBlocks() == OutputQueue::kSparesPerThread);  // the rest were freed
+  OutputQueue next;
+  next.Copy("y");
+  CHECK(OutputQueue::SpareBlocks() == OutputQueue::kSparesPerThread - 1);
+  // A piece larger than a block gets a block of its own size, never kept as a spare.
+  OutputQueue big;
+  big.Copy(std::string(OutputQueue::kBlockBytes + 1, 'b'));
+  big.Consume(OutputQueue::kBlockBytes + 1);
+  big.ReleaseIdle();
+  CHECK(OutputQueue::SpareBlocks() == OutputQueue::kSparesPerThread - 1);
+  CHECK(big.HeapBytes() == 0);
 }
 
 TEST_CASE("a block is reused from its start once everything in it is sent", "[http][output_queue]") {
