@@ -62,6 +62,10 @@ struct Options {
   std::string method = "GET";
   size_t body_bytes = 0;
   uint64_t seed = 1;
+  // Before the clock starts: connect every connection (up to connect_timeout_s), then run
+  // the load for warmup_s and forget its figures.
+  double connect_timeout_s = 10;
+  double warmup_s = 0;
 };
 
 // Latency histogram in microseconds: 64 sub-buckets per power of two (relative error < 1.6%).
@@ -153,6 +157,12 @@ class Load {
   int Run();
 
  private:
+  enum class Phase { kConnect, kLoad };
+  // Runs the event loop until `until` (kConnect: or until every connection is connected,
+  // sending nothing).
+  void Loop(Phase phase, uint64_t until);
+  // Starts the measured window at `now`: forgets every figure gathered so far.
+  void StartClock(uint64_t now);
   void Open(size_t i, uint64_t now);
   void Close(size_t i, bool error, uint64_t now);
   void StartRequest(size_t i, uint64_t start_ns);
@@ -186,6 +196,9 @@ class Load {
   uint64_t censored_ = 0;
   size_t backoff_;  // connections in State::kBackoff (all of them before the start)
   uint64_t connects_ = 0, connect_errors_ = 0, closes_ = 0, bytes_in_ = 0;
+  size_t connecting_ = 0;  // connections in State::kConnecting
+  double connect_phase_s_ = 0;
+  size_t connected_at_start_ = 0;  // connections open (kIdle/kBusy) when the clock started
   std::vector<char> rbuf_ = std::vector<char>(64 * 1024);
 };
 
@@ -212,6 +225,7 @@ void Load::Open(size_t i, uint64_t now) {
     return;
   }
   c.state = State::kConnecting;
+  ++connecting_;
   epoll_event ev{};
   // Edge-triggered: reads drain the socket, writes go until EAGAIN and resume on EPOLLOUT.
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -228,6 +242,7 @@ void Load::Close(size_t i, bool error, uint64_t now) {
   if (error) ++c.errors;
   ++closes_;
   bool was_connecting = c.state == State::kConnecting;
+  if (was_connecting) --connecting_;
   c.fd = -1;
   c.head.clear();
   c.in_body = false;
@@ -431,16 +446,58 @@ int Load::Run() {
     return 2;
   }
   ep_ = epoll_create1(EPOLL_CLOEXEC);
-  t0_ = NowNs();
-  end_ = t0_ + uint64_t(o_.duration_s * 1e9);
-  for (size_t i = 0; i < conns_.size(); ++i) Open(i, t0_);
+  const uint64_t begin = NowNs();
+  t0_ = begin;
+  end_ = begin + uint64_t((o_.connect_timeout_s + o_.warmup_s) * 1e9);
+  for (size_t i = 0; i < conns_.size(); ++i) Open(i, begin);
+  // Connection setup (SYN retries of a full accept queue included) stays out of the window.
+  if (o_.connect_timeout_s > 0) Loop(Phase::kConnect, begin + uint64_t(o_.connect_timeout_s * 1e9));
+  uint64_t now = NowNs();
+  connect_phase_s_ = double(now - begin) * 1e-9;
+  if (o_.warmup_s > 0) {
+    t0_ = now;
+    end_ = now + uint64_t(o_.warmup_s * 1e9);
+    for (size_t i = 0; i < conns_.size(); ++i) TrySendDue(i, now, false);
+    Loop(Phase::kLoad, end_);
+  }
+  StartClock(NowNs());
+  Loop(Phase::kLoad, end_);
+  Report(NowNs());
+  return 0;
+}
+
+void Load::StartClock(uint64_t now) {
+  t0_ = now;
+  end_ = now + uint64_t(o_.duration_s * 1e9);
+  connected_at_start_ = 0;
+  for (Conn& c : conns_) {
+    if (c.state == State::kIdle || c.state == State::kBusy) ++connected_at_start_;
+    c.sent = 0;
+    c.ok = c.other = c.errors = 0;
+    c.lat_sum_us = c.lat_max_us = 0;
+    c.first_ok_ns = 0;
+  }
+  hist_ = Histogram();
+  lag_ = Histogram();
+  censored_ = 0;
+  next_k_ = 0;
+  connects_ = connect_errors_ = closes_ = bytes_in_ = 0;
+  // Idle connections start now (open loop: when their first request falls due); a request
+  // in flight from the warm-up is answered in the window and timed from when it was sent.
+  for (size_t i = 0; i < conns_.size(); ++i) TrySendDue(i, now, false);
+}
+
+void Load::Loop(Phase phase, uint64_t until) {
   std::vector<epoll_event> evs(1024);
   for (;;) {
     uint64_t now = NowNs();
-    if (now >= end_) break;
+    if (now >= until) break;
+    if (phase == Phase::kConnect && connecting_ == 0 && backoff_ == 0) break;
     // Sleep until the next event, the next due request (open loop), a retry, or the end.
-    uint64_t wake = end_;
-    if (o_.rate > 0) wake = std::min(wake, t0_ + uint64_t(double(next_k_) * 1e9 / o_.rate));
+    uint64_t wake = until;
+    if (phase == Phase::kLoad && o_.rate > 0) {
+      wake = std::min(wake, t0_ + uint64_t(double(next_k_) * 1e9 / o_.rate));
+    }
     for (size_t i = 0; backoff_ > 0 && i < conns_.size(); ++i) {  // only after closes
       Conn& c = conns_[i];
       if (c.state != State::kBackoff) continue;
@@ -472,17 +529,21 @@ int Load::Run() {
         }
         if (!(ev & EPOLLOUT)) continue;
         c.state = State::kIdle;
-        TrySendDue(i, now, false);
+        --connecting_;
+        if (phase == Phase::kLoad) TrySendDue(i, now, false);
+        continue;
+      }
+      if (phase == Phase::kConnect) {
+        // Connected and not asked anything: only a close (or unexpected bytes) can come.
+        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) Close(i, true, now);
         continue;
       }
       if (ev & EPOLLIN) OnReadable(i, now);
       if (c.fd >= 0 && (ev & EPOLLOUT) && c.state == State::kBusy) Flush(i, now);
       if (c.fd >= 0 && (ev & (EPOLLERR | EPOLLHUP))) Close(i, c.state == State::kBusy, now);
     }
-    if (o_.rate > 0) DispatchDue(now);
+    if (phase == Phase::kLoad && o_.rate > 0) DispatchDue(now);
   }
-  Report(NowNs());
-  return 0;
 }
 
 void Load::Report(uint64_t end) {
@@ -545,9 +606,11 @@ void Load::Report(uint64_t end) {
   printf("LOADGEN {\"mode\":\"%s\",\"conns\":%zu,\"duration_s\":%.3f,\"target_rate\":%.1f,"
          "\"requests_ok\":%" PRIu64 ",\"responses_other\":%" PRIu64 ",\"errors\":%" PRIu64 ","
          "\"connects\":%" PRIu64 ",\"connect_errors\":%" PRIu64 ",\"closes\":%" PRIu64 ","
-         "\"bytes_in\":%" PRIu64 ",\"rps\":%.1f,",
+         "\"bytes_in\":%" PRIu64 ",\"rps\":%.1f,\"connect_phase_s\":%.3f,"
+         "\"connected_at_start\":%zu,\"warmup_s\":%.3f,",
          o_.rate > 0 ? "open" : "closed", n, secs, o_.rate, ok, other, errors, connects_,
-         connect_errors_, closes_, bytes_in_, double(ok) / secs);
+         connect_errors_, closes_, bytes_in_, double(ok) / secs, connect_phase_s_,
+         connected_at_start_, o_.warmup_s);
   printf("\"client_rps\":{\"min\":%.3f,\"p10\":%.3f,\"median\":%.3f,\"p90\":%.3f,\"max\":%.3f,"
          "\"mean\":%.3f,\"sd\":%.3f},\"clients_zero\":%" PRIu64 ",\"clients_never_connected\":%"
          PRIu64 ",",
@@ -569,7 +632,7 @@ void Load::Report(uint64_t end) {
           "loadgen: %s\n"
           "usage: loadgen --port P [--host 127.0.0.1] [--conns N] [--duration S] [--rate R]\n"
           "               [--path /prefix] [--keys N] [--suffix S] [--method GET|PUT]\n"
-          "               [--body-bytes B] [--seed N]\n",
+          "               [--body-bytes B] [--seed N] [--connect-timeout S] [--warmup S]\n",
           msg);
   exit(2);
 }
@@ -593,12 +656,16 @@ int main(int argc, char** argv) {
     else if (a == "--method") o.method = v;
     else if (a == "--body-bytes") o.body_bytes = size_t(strtoull(v, nullptr, 10));
     else if (a == "--seed") o.seed = strtoull(v, nullptr, 10);
+    else if (a == "--connect-timeout") o.connect_timeout_s = atof(v);
+    else if (a == "--warmup") o.warmup_s = atof(v);
     else Usage(("unknown option " + a).c_str());
   }
   if (o.port <= 0 || o.port > 65535) Usage("--port must be 1..65535");
   if (o.conns <= 0) Usage("--conns must be positive");
   if (!(o.duration_s > 0)) Usage("--duration must be positive");
   if (o.rate < 0) Usage("--rate must not be negative");
+  if (o.connect_timeout_s < 0) Usage("--connect-timeout must not be negative");
+  if (o.warmup_s < 0) Usage("--warmup must not be negative");
   if (o.method != "GET" && o.method != "PUT" && o.method != "HEAD") Usage("--method GET|PUT|HEAD");
   Load load(o);
   return load.Run();

@@ -9,6 +9,8 @@
    served every 20 ms, so the backlog (and the latency from the due time) grows through the run.
    loadgen --rate must show it (p99 well above 20 ms); a closed-loop client would see 20 ms.
    h2load --rps on the same server is shown for comparison (its latency excludes the wait).
+3. The clock starts after the connections and the warm-up: every client is connected before
+   it, and the answers of the warm-up are not counted (the server counts what it sent).
 
 Usage: loadgen_test.py PATH/TO/loadgen. Python standard library only; servers on 127.0.0.1 with
 ephemeral ports, every loop bounded in time.
@@ -41,6 +43,7 @@ class Server(threading.Thread):
         self.lsock.setblocking(False)
         self.port = self.lsock.getsockname()[1]
         self.accepted = 0
+        self.answered = 0
         self._halt = threading.Event()
 
     def stop(self):
@@ -87,6 +90,7 @@ class Server(threading.Thread):
                     st[2].pop(0)
                     try:
                         c.sendall(RESPONSE)
+                        self.answered += 1
                     except OSError:
                         break
         for c in state:
@@ -165,9 +169,30 @@ def test_open_loop_counts_backlog(loadgen):
         print(f"for comparison, h2load --rps={rate} on the same server: {line.strip()}")
 
 
+def test_warmup_is_not_counted(loadgen):
+    n, warmup, secs = 4, 1.0, 1.0
+    srv = Server(serve_first=n, delay_s=0.01)  # each connection answered every 10 ms
+    srv.start()
+    try:
+        g = run_loadgen(loadgen, srv.port, "--conns", str(n), "--duration", str(secs),
+                        "--warmup", str(warmup), "--connect-timeout", "5")
+    finally:
+        srv.stop()
+    if g["connected_at_start"] != n:
+        fail(f"every client must be connected before the clock starts: {g['connected_at_start']}/{n}")
+    if abs(g["duration_s"] - secs) > 0.2:
+        fail(f"the measured window is the duration, not warm-up + duration: {g['duration_s']} s")
+    # The server answered during the warm-up too; loadgen must not count those answers.
+    if not (0 < g["requests_ok"] < 0.75 * srv.answered):
+        fail(f"warm-up answers counted: loadgen {g['requests_ok']}, server sent {srv.answered}")
+    print(f"ok: warm-up not counted (loadgen {g['requests_ok']} answers in {g['duration_s']:.2f} s, "
+          f"server sent {srv.answered} in {warmup + secs:.0f} s)")
+
+
 def main():
     loadgen = sys.argv[1]
     test_starved_clients_count(loadgen)
+    test_warmup_is_not_counted(loadgen)
     test_open_loop_counts_backlog(loadgen)
 
 

@@ -46,6 +46,12 @@ def parse_args(argv):
                    "(default 100,1000,10000; quick 50)")
     p.add_argument("--open-conns", help="connection counts of the open-loop runs "
                    "(default 100,1000; quick 50)")
+    p.add_argument("--fair-warmup", type=float,
+                   help="seconds of unrecorded load before each fairness and open-loop run, "
+                   "after loadgen connected every client (default 2; quick 0.5)")
+    p.add_argument("--connect-timeout", type=float,
+                   help="longest wait for loadgen to connect every client before the warm-up "
+                   "(default 10; quick 5)")
     p.add_argument("--open-loads", default="0.5,0.9",
                    help="open-loop rates as fractions of the measured capacity (default 0.5,0.9)")
     p.add_argument("--loadgen", default=os.environ.get("KINGX_LOADGEN",
@@ -86,6 +92,8 @@ def parse_args(argv):
     a.name = pick(a.name, "full", "quick")
     a.conns = [int(x) for x in pick(a.conns, "10,100,1000,10000", "10,100").split(",")]
     a.seed = pick(a.seed, int(time.time()), int(time.time()))
+    a.fair_warmup = pick(a.fair_warmup, 2.0, 0.5)
+    a.connect_timeout = pick(a.connect_timeout, 10.0, 5.0)
     a.fair_conns = [int(x) for x in pick(a.fair_conns, "100,1000,10000", "50").split(",")]
     a.open_conns = [int(x) for x in pick(a.open_conns, "100,1000", "50").split(",")]
     a.open_loads = [float(x) for x in a.open_loads.split(",")]

@@ -365,7 +365,9 @@ void KvService::DecorateCoreResponse(http::Connection& conn, const http::Request
   response.AddHeader("X-Request-Id", std::string_view(m.core_id, n));
 }
 
-void KvService::OnResponded(http::Connection& conn, const http::ResponseRecord& record) { impl_->LogResponse(conn, record); }
+void KvService::OnResponded(http::Connection& conn, const http::ResponseRecord& record) {
+  impl_->LogResponse(conn, record);
+}
 
 void KvService::OnCompletion(const Completion& c, uint64_t now_ms) { impl_->writes.OnCompletion(c, now_ms); }
 

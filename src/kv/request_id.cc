@@ -36,6 +36,25 @@ bool Usable(std::string_view id) {
   return true;
 }
 
+// Two hex digits per byte from one table lookup: every response without a
+// usable client id gets a generated one.
+struct HexPairs {
+  char pairs[256][2];
+  constexpr HexPairs() : pairs() {
+    constexpr char kHex[] = "0123456789abcdef";
+    for (int b = 0; b < 256; ++b) {
+      pairs[b][0] = kHex[b >> 4];
+      pairs[b][1] = kHex[b & 0xF];
+    }
+  }
+};
+constexpr HexPairs kHexPairs;
+
+// The 16 lowercase hex digits of v, most significant first.
+void Hex16(uint64_t v, char* out) {
+  for (int i = 0; i < 8; ++i) std::memcpy(out + 2 * i, kHexPairs.pairs[(v >> (56 - 8 * i)) & 0xFF], 2);
+}
+
 }  // namespace
 
 RequestIds::RequestIds(uint64_t seed)
@@ -46,12 +65,9 @@ size_t RequestIds::For(std::string_view client_id, char* out) {
     std::memcpy(out, client_id.data(), client_id.size());
     return client_id.size();
   }
-  static constexpr char kHex[] = "0123456789abcdef";
   const uint64_t n = ++counter_;
-  const uint64_t words[2] = {SplitMix(high_start_ + n * kGolden), Fmix64(low_start_ + n * kGolden)};
-  for (int w = 0; w < 2; ++w) {
-    for (int i = 0; i < 16; ++i) out[w * 16 + i] = kHex[(words[w] >> (60 - 4 * i)) & 0xF];
-  }
+  Hex16(SplitMix(high_start_ + n * kGolden), out);
+  Hex16(Fmix64(low_start_ + n * kGolden), out + 16);
   return 32;
 }
 

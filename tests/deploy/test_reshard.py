@@ -227,10 +227,11 @@ def test_3_to_4_shards_under_a_write_load_moves_a_quarter_and_loses_nothing():
             while not stop.is_set() and len(errors) < 20:
                 seq += 1
                 op = r_.random()
-                # Existing keys, and a pool of 300 new ones per client (created, rewritten and
-                # deleted again); about 200 operations a second per client.
-                k = keys[r_.randrange(NKEYS)] if op < 0.8 else b"new/%d/%d" % (n, r_.randrange(300))
-                time.sleep(0.005)
+                # Each client writes its own keys (a third of the existing ones, and a pool of
+                # 300 new ones, created, rewritten and deleted again), so that "last acknowledged"
+                # is well defined per key; at most 100 operations a second per client.
+                k = (keys[r_.randrange(n, NKEYS, 3)] if op < 0.8 else b"new/%d/%d" % (n, r_.randrange(300)))
+                time.sleep(0.01)
                 try:
                     if op < 0.05:
                         r = send(c, "DELETE", k)

@@ -59,6 +59,7 @@ TEST_CASE("response heads carry the framing the core chose", "[http][wire]") {
 TEST_CASE("reason phrases", "[http][wire]") {
   CHECK(ReasonPhrase(413) == "Content Too Large");
   CHECK(ReasonPhrase(431) == "Request Header Fields Too Large");
+  CHECK(ReasonPhrase(308) == "Permanent Redirect");  // a non-canonical key spelling
   CHECK(ReasonPhrase(299) == "Unknown");
 }
 
