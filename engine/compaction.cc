@@ -376,9 +376,20 @@ Status Pass::DeleteReady() {
       st_.skip.insert(id);
       continue;
     }
+    {
+      // A pinned segment (an online backup or the keyspace's rebuild reads
+      // it) stays, fully dead, until a later pass.
+      std::lock_guard lock(w_.mu_);
+      if (!w_.BeginDelete(id)) {
+        keep.push_back(id);
+        continue;
+      }
+    }
     KINGX_KILL_POINT("compact.before_unlink");
     Status s = w_.env_.RemoveFile(JoinPath(w_.dir_, SegmentFileName(id)));
     if (!s.ok() && !s.Is(Code::kNotFound)) {
+      std::lock_guard lock(w_.mu_);
+      w_.EndDelete(id);
       result = s;
       keep.push_back(id);
       continue;
@@ -391,6 +402,7 @@ Status Pass::DeleteReady() {
       std::lock_guard lock(w_.mu_);
       bytes = w_.segments_[id].bytes;
       w_.segments_.erase(id);
+      w_.EndDelete(id);
       w_.cache_.Forget(id);
       // After the unlink: a reader that sees the new epoch finds the file gone.
       w_.index_.counters().segment_epoch.fetch_add(1, std::memory_order_release);

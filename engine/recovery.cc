@@ -67,6 +67,8 @@ class Replayer {
 
   Status Apply(uint32_t segment_id, const HintEntry& e) {
     max_seq_ = std::max(max_seq_, e.seq);
+    uint64_t& seg_max = w_.recovered_max_seq_[segment_id];
+    seg_max = std::max(seg_max, e.seq);
     const uint64_t hash = KeyHash(w_.seed_, e.key);
     Location loc = MakeLocation(segment_id, e.offset);
     if (e.type == RecordType::kDelete) loc = WithTombstone(loc);
@@ -140,6 +142,7 @@ Status Writer::Impl::Recover() {
   // point to: only leftovers that were never published (*.tmp, orphan
   // hints, a segment whose creation was cut short, a torn tail).
   cache_.Clear();
+  recovered_max_seq_.clear();
 
   auto names = env_.ListDir(dir_);
   if (!names.ok()) return names.status();

@@ -60,6 +60,8 @@ struct Pending {
   uint64_t seq;
   RecordType type;
   std::string_view key;
+  std::string_view content_type;  // puts: what a listing shows
+  uint64_t raw_len;
 };
 
 }  // namespace
@@ -106,6 +108,14 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
   w.last_batch_ops_ = pending.size();
 
   KINGX_KILL_POINT("append.before_publish");
+  if (w.keyspace_) {
+    // Into the sorted view before the index: a key a reader can see is listable.
+    for (const Pending& p : pending) {
+      if (p.type != RecordType::kPut) continue;
+      w.keyspace_->Add(KeyEntry{p.key, p.seq, LocationSegment(p.loc), LocationOffset(p.loc), p.raw_len,
+                                p.content_type});
+    }
+  }
   // Each index update is visible on its own (readers never wait for a
   // batch): every op of the batch is in flight until all are answered below.
   for (const Pending& p : pending) {
@@ -135,6 +145,7 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
       --w.keys_;
     }
   }
+  if (w.keyspace_) w.keyspace_->Published(pending.back().seq);
   w.PublishCounters();
   pending.clear();
   w.batch_.clear();
@@ -209,7 +220,7 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
     EncodeRecord(seq, type, op.type == OpType::kPut ? op.codec : Codec::kRaw, op.key, meta, stored,
                  op.type == OpType::kPut ? op.raw_len : 0, &w.batch_);
     pending.push_back(Pending{i, hash, loc, cur.exists ? cur.loc : 0, cur.exists ? cur.total_bytes : 0, total, seq,
-                              type, op.key});
+                              type, op.key, meta, op.type == OpType::kPut ? op.raw_len : 0});
     KeyState next;
     next.exists = type == RecordType::kPut;
     next.loc = loc;
@@ -269,6 +280,7 @@ WriterStats Writer::Stats() const {
 
 Writer::~Writer() {
   Impl& w = *impl_;
+  w.keyspace_.reset();  // stops its thread (it reads the index and the segments)
   for (auto& [id, large] : w.large_) {
     large.file.reset();
     w.env_.RemoveFile(large.path).ok();

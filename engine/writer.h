@@ -42,6 +42,8 @@
 namespace kingx::engine {
 
 class SharedIndex;
+class KeyspaceRegion;
+struct KeyspaceOptions;
 
 enum class OpType : uint8_t { kPut, kDelete };
 
@@ -97,6 +99,21 @@ struct WriterStats {
   uint64_t last_sync_us = 0;      // latency of the last one
   uint64_t total_sync_us = 0;     // sum of all of them
   std::vector<SegmentStats> per_segment;  // ascending id
+};
+
+// One segment file of a point-in-time cut (Writer::PinSegments).
+struct SegmentFileCut {
+  uint32_t id = 0;
+  uint64_t bytes = 0;   // the file's size at the cut (the active segment may grow past it)
+  bool active = false;  // the segment being appended to at the cut
+};
+
+// The database at one instant: every segment file that holds a record of it,
+// with the sizes that make up exactly the writes applied before the cut.
+struct DatabaseCut {
+  uint64_t seed = 0;
+  uint64_t next_seq = 0;                  // the first seq after the cut
+  std::vector<SegmentFileCut> segments;   // ascending id
 };
 
 class Writer {
@@ -156,6 +173,27 @@ class Writer {
   bool read_only() const;
 
   WriterStats Stats() const;
+
+  // ---- Sorted key view (listing; engine/keyspace.h) ----
+  // Starts maintaining the sorted view of the keys in `region` (formatted by
+  // KeyspaceRegion::Create, shared with the readers' KeyLister), its runs in
+  // options.dir. Call once, on the writer thread, right after Open and
+  // before any write. The view completes in the background (region state
+  // kBuilding, then kReady). Errors: kInvalidArgument (already started, bad
+  // region), kIOError / kNoSpace (the directory cannot be prepared).
+  Status StartKeyspace(const KeyspaceRegion& region, const KeyspaceOptions& options);
+  // Blocks until the view is ready (OK) or timeout_ms passed (kBusy);
+  // kInvalidArgument when StartKeyspace was not called.
+  Status WaitKeyspaceReady(uint64_t timeout_ms);
+
+  // ---- Point-in-time cut (online backup) ----
+  // Takes, under the writer's lock (a few microseconds: no I/O), the cut of
+  // the database as of every write applied so far, and pins segment files
+  // against deletion (compaction keeps them, dead, until unpinned) so that
+  // the cut stays readable. Pins nest: each successful call needs one
+  // UnpinSegments. Any thread of the writer's process.
+  Result<DatabaseCut> PinSegments();
+  void UnpinSegments();
 
   const std::string& dir() const;
 

@@ -14,12 +14,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/env.h"
 #include "engine/hint_file.h"
 #include "engine/index.h"
+#include "engine/keyspace.h"
 #include "engine/options.h"
 #include "engine/record.h"
 #include "engine/segment_cache.h"
@@ -106,6 +108,24 @@ struct Writer::Impl {
   // (SharedIndex mutators), updating segments_ and the published counters,
   // forgetting a deleted segment. Compaction never holds it across file I/O.
   mutable std::mutex mu_;
+
+  // ---- segment pins and deletions (writer_cut.cc) ----
+  // Under mu_. Code that unlinks a segment file calls BeginDelete(id) first
+  // (false while pinned: keep the file and retry later), then EndDelete(id)
+  // once the file is gone (or the unlink failed). A cut never lists a
+  // segment being deleted.
+  bool BeginDelete(uint32_t id);
+  void EndDelete(uint32_t id);
+  DatabaseCut CutLocked() const;
+  uint32_t pins_ = 0;
+  std::set<uint32_t> deleting_;
+
+  // ---- the sorted key view (engine/keyspace.h) ----
+  // Recovery: the highest seq replayed from each segment (the keyspace's
+  // catch-up reads back only segments that hold seqs above its checkpoint).
+  std::map<uint32_t, uint64_t> recovered_max_seq_;
+  // Null until StartKeyspace. Add is called under mu_ before each put is published.
+  std::unique_ptr<Keyspace> keyspace_;
 };
 
 }  // namespace kingx::engine

@@ -173,6 +173,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   st.bytes = file_bytes;
   st.live_bytes = total;
   const Location loc = MakeLocation(seg_id, kSegmentHeaderBytes);
+  if (w.keyspace_) w.keyspace_->Add(KeyEntry{large.key, seq, seg_id, kSegmentHeaderBytes, raw_len, large.content_type});
   if (cur->exists) {
     SegmentStats& old = w.segments_[LocationSegment(cur->loc)];
     old.live_bytes -= cur->total_bytes;
@@ -183,6 +184,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
     is = w.index_.Insert(hash, loc);
     if (is.ok() && !cur->exists) ++w.keys_;
   }
+  if (w.keyspace_) w.keyspace_->Published(seq);
   w.PublishCounters();
   if (!is.ok()) {
     w.TurnReadOnly(is);

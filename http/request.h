@@ -26,6 +26,8 @@ const char* MethodName(Method method);
 // The routes the core recognises. The handler only ever sees a request whose
 // (route, method) pair is allowed:
 //   kKv           /v1/kv/{key}    GET HEAD PUT DELETE
+//   kKvList       /v1/kv/         GET HEAD  (listing; the query is parsed by
+//                                        the handler, http/list_api.h)
 //   kHealthz      /healthz        GET HEAD
 //   kReadyz       /readyz         GET HEAD
 //   kMetrics      /metrics        GET HEAD
@@ -33,7 +35,7 @@ const char* MethodName(Method method);
 // Unknown path → 404, known path with another method → 405 + Allow, a method
 // implemented nowhere → 501, "OPTIONS *" → 200 + Allow are answered by the
 // core without calling the handler.
-enum class Route : uint8_t { kKv, kHealthz, kReadyz, kMetrics, kAdminCompact };
+enum class Route : uint8_t { kKv, kKvList, kHealthz, kReadyz, kMetrics, kAdminCompact };
 
 // Which resources a listening socket serves (Connection::SetListener). A path
 // a listener does not serve is 404, whatever the method, as any unknown path.

@@ -88,7 +88,8 @@ bool IsNotModified(const Request& request, uint64_t current_seq) {
   return request.if_none_match.MatchesWeak(current_seq);
 }
 
-Response ProblemResponse(int status, std::string_view detail, std::optional<uint64_t> limit, bool retry_after) {
+Response ProblemResponse(int status, std::string_view detail, std::optional<uint64_t> limit, bool retry_after,
+                         std::string_view parameter) {
   std::string body;
   body.reserve(96 + detail.size());
   body.append("{\"type\":\"about:blank\",\"title\":");
@@ -100,6 +101,10 @@ Response ProblemResponse(int status, std::string_view detail, std::optional<uint
   if (limit) {
     body.append(",\"limit\":");
     AppendDecimal(&body, *limit);
+  }
+  if (!parameter.empty()) {
+    body.append(",\"parameter\":");
+    AppendJsonString(&body, parameter);
   }
   body.append("}\n");
   Response r;

@@ -55,10 +55,11 @@ Response NotModifiedResponse(uint64_t seq);
 bool IsNotModified(const Request& request, uint64_t current_seq);
 
 // application/problem+json (RFC 9457) body with type, title, status, detail
-// and, when `limit` is set, "limit": <value>. 503 responses carry
+// and, when `limit` is set, "limit": <value>; when `parameter` is not empty,
+// "parameter": "<name>" (the query parameter at fault). 503 responses carry
 // Retry-After: kBusyRetryAfterS when retry_after is true.
 Response ProblemResponse(int status, std::string_view detail, std::optional<uint64_t> limit = std::nullopt,
-                         bool retry_after = false);
+                         bool retry_after = false, std::string_view parameter = {});
 
 // The one problem detail of a 404 for a key that holds no value (GET, HEAD,
 // DELETE, a conditional write's check): whichever layer found it missing.

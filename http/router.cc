@@ -21,6 +21,7 @@ bool Allowed(Route route, Method method) {
     case Route::kKv:
       return method == Method::kGet || method == Method::kHead || method == Method::kPut ||
              method == Method::kDelete;
+    case Route::kKvList:
     case Route::kHealthz:
     case Route::kReadyz:
     case Route::kMetrics:
@@ -43,6 +44,7 @@ bool Fail(ParseError* error, int status, std::string_view detail) {
 std::string_view AllowedMethods(Route route) {
   switch (route) {
     case Route::kKv: return "GET, HEAD, PUT, DELETE";
+    case Route::kKvList:
     case Route::kHealthz:
     case Route::kReadyz:
     case Route::kMetrics: return "GET, HEAD";
@@ -88,7 +90,9 @@ bool RouteRequest(std::string_view target, Method method, const Limits& limits, 
   const size_t query_start = target.find('?');
   std::string_view path = target.substr(0, query_start);
 
-  if (path.substr(0, kKvPrefix.size()) == kKvPrefix) {
+  if (path == kKvPrefix) {
+    *route = Route::kKvList;  // the collection: listing (query parsed by the handler, list_api.h)
+  } else if (path.substr(0, kKvPrefix.size()) == kKvPrefix) {
     *route = Route::kKv;
   } else if (path == "/healthz") {
     *route = Route::kHealthz;

@@ -37,6 +37,10 @@ engine::Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(const ShmSize
   shm->index_off_ = off;
   shm->index_bytes_ = PageAlign(engine::SharedIndex::RegionBytesFor(sizes.index_max_keys, sizes.index_initial_capacity));
   off += shm->index_bytes_;
+  shm->keyspace_off_ = off;
+  shm->keyspace_bytes_ =
+      PageAlign(engine::KeyspaceRegion::RegionBytes(sizes.keyspace_tail_entries, sizes.keyspace_tail_arena_bytes));
+  off += shm->keyspace_bytes_;
   shm->queue_off_ = off;
   off += PageAlign(WriteQueue::RegionBytes(sizes.write_queue_bytes));
   shm->slots_off_ = off;
@@ -71,6 +75,10 @@ engine::Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(const ShmSize
   auto index = engine::SharedIndex::Create(shm->index_base_, shm->index_bytes_, sizes.index_initial_capacity);
   if (!index.ok()) return index.status();
   shm->index_ = std::make_unique<engine::SharedIndex>(std::move(index).value());
+  auto keyspace = engine::KeyspaceRegion::Create(shm->base_ + shm->keyspace_off_, shm->keyspace_bytes_,
+                                                 sizes.keyspace_tail_entries, sizes.keyspace_tail_arena_bytes);
+  if (!keyspace.ok()) return keyspace.status();
+  shm->keyspace_ = std::make_unique<engine::KeyspaceRegion>(keyspace.value());
 
   engine::Status st = WriteQueue::Format(shm->base_ + shm->queue_off_, sizes.write_queue_bytes, shm->writer_efd_);
   if (!st.ok()) return st;
@@ -94,6 +102,7 @@ SharedMemory::~SharedMemory() {
     }
   }
   index_.reset();
+  keyspace_.reset();
   queue_.reset();
   if (base_ != nullptr) munmap(base_, bytes_);
 }

@@ -8,6 +8,7 @@
 //   WriterMetrics    queue/batch/fsync figures the writer process publishes for
 //                    /metrics (engine::WriterStats are the engine's own figures)
 //   index region     engine::SharedIndex (formatted by Create)
+//   keyspace region  engine::KeyspaceRegion: the sorted key view's run set and tails
 //   write queue      WriteQueue's ring (see src/ipc/write_queue.h)
 //   per slot         a completion ring (src/ipc/completion_ring.h) and
 //                    kCountersBytes of zeroed memory for the worker's http
@@ -34,6 +35,7 @@
 #include <type_traits>
 
 #include "engine/index.h"
+#include "engine/keyspace_region.h"
 #include "engine/status.h"
 #include "src/conf/config.h"
 
@@ -136,6 +138,8 @@ struct ShmSizes {
   uint64_t index_initial_capacity = 1 << 16;
   uint64_t write_queue_bytes = 64ull << 20;      // ring bytes
   uint32_t completion_ring_entries = 1 << 16;    // per slot, power of two
+  uint32_t keyspace_tail_entries = 4096;         // per tail (two tails)
+  uint64_t keyspace_tail_arena_bytes = 8ull << 20;  // key and content-type bytes per tail
 };
 
 // Per-slot bytes reserved for the worker's http counters (zero-filled).
@@ -163,6 +167,8 @@ class SharedMemory {
   void* index_region() const { return index_base_; }
   size_t index_region_bytes() const { return index_bytes_; }
   engine::SharedIndex& index() { return *index_; }
+  // The sorted key view's shared part (listing).
+  engine::KeyspaceRegion& keyspace() { return *keyspace_; }
 
   WriteQueue& queue() { return *queue_; }
   CompletionRing& completions(uint32_t slot);
@@ -188,11 +194,13 @@ class SharedMemory {
   ShmSizes sizes_;
   char* base_ = nullptr;
   size_t bytes_ = 0;
-  size_t control_off_ = 0, stats_off_ = 0, index_off_ = 0, queue_off_ = 0, slots_off_ = 0;
+  size_t control_off_ = 0, stats_off_ = 0, index_off_ = 0, keyspace_off_ = 0, keyspace_bytes_ = 0, queue_off_ = 0,
+         slots_off_ = 0;
   size_t slot_stride_ = 0, ring_bytes_ = 0;
   void* index_base_ = nullptr;
   size_t index_bytes_ = 0;
   std::unique_ptr<engine::SharedIndex> index_;
+  std::unique_ptr<engine::KeyspaceRegion> keyspace_;
   std::unique_ptr<WriteQueue> queue_;
   std::unique_ptr<CompletionRing[]> rings_;
   int writer_efd_ = -1;

@@ -68,6 +68,8 @@ engine::Status ShmKvBackend::RequestCompaction() {
   return engine::Status::OK();
 }
 
+engine::KeyLister* ShmKvBackend::Lister() { return ctx_.lister; }
+
 uint64_t WriterStalledMs(SharedMemory& shm, uint64_t storage_timeout_ms, uint64_t now_ms) {
   if (shm.control().writer_ready.load(std::memory_order_acquire) == 0) return 0;
   const uint64_t beat = shm.writer_metrics().heartbeat_ms.load(std::memory_order_relaxed);
@@ -134,6 +136,21 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_engine_ready", "1 once recovery finished", double(ic.ready.load(relaxed)), false);
   add("kingx_index_growths_total", "Index table growths (each a rehash of every entry)",
       double(ic.growths.load(relaxed)), true);
+
+  const engine::KeyspaceRegion& ks = shm.keyspace();
+  const engine::KeyspaceCounters& kc = ks.counters();
+  add("kingx_keyspace_ready", "1 while the sorted key view (listing) is complete",
+      ks.state() == engine::KeyspaceState::kReady ? 1.0 : 0.0, false);
+  add("kingx_keyspace_run_entries", "Entries in the published key runs", double(kc.run_entries.load(relaxed)), false);
+  add("kingx_keyspace_runs_written_total", "Key runs written (tail flushes, merges, rebuilds)",
+      double(kc.runs_written.load(relaxed)), true);
+  add("kingx_keyspace_merges_total", "Key run merges", double(kc.merges.load(relaxed)), true);
+  add("kingx_keyspace_entries_repaired_total", "Stale key entries repointed at the key's current record",
+      double(kc.entries_repaired.load(relaxed)), true);
+  add("kingx_keyspace_rebuilds_total", "Sorted key views rebuilt from the segments", double(kc.rebuilds.load(relaxed)),
+      true);
+  add("kingx_keyspace_lost_total", "Times the sorted key view fell behind the writer", double(kc.lost.load(relaxed)),
+      true);
 
   WriteQueue& q = shm.queue();
   add("kingx_write_queue_entries", "Entries waiting in the shared write queue", double(q.DepthEntries()), false);

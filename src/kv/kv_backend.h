@@ -40,6 +40,7 @@ class ShmKvBackend final : public KvBackend {
   // Bumps ControlBlock::compact_requests and wakes the writer. kBusy while
   // no writer is ready (KvService answers 503).
   engine::Status RequestCompaction() override;
+  engine::KeyLister* Lister() override;
 
  private:
   WorkerContext& ctx_;

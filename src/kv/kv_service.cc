@@ -16,6 +16,8 @@
 #include <cstring>
 #include <random>
 
+#include "engine/options.h"
+#include "http/list_api.h"
 #include "http/responses.h"
 #include "http/router.h"
 #include "src/conf/access_log.h"
@@ -118,6 +120,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
   void LogResponse(http::Connection& conn, const http::ResponseRecord& record);
   void HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v, uint64_t now_ms);
+  void HandleList(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void HandleKvWrite(http::Connection& conn, const http::Request& request, uint64_t now_ms);
 };
 
@@ -256,6 +259,54 @@ void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& r
   Answer(conn, request, std::move(resp), now_ms);
 }
 
+// ---------------------------------------------------------------- listing
+
+// GET/HEAD /v1/kv/?prefix=&start_after=&limit=&cursor=&encoding= (list_api.h).
+// The cursor is the last key of the page, signed and bound to the prefix by
+// the lister; the next page starts strictly after it.
+void KvService::Impl::HandleList(http::Connection& conn, const http::Request& request, uint64_t now_ms) {
+  engine::KeyLister* lister = backend.Lister();
+  if (lister == nullptr) {
+    return Answer(conn, request, http::ProblemResponse(503, "listing is not available in this process", std::nullopt, true),
+                  now_ms);
+  }
+  http::ListQuery q;
+  http::ListQueryError err;
+  if (!http::ParseListQuery(request.target, engine::kLargestKeyBytes, &q, &err)) {
+    return Answer(conn, request,
+                  http::ProblemResponse(400, "query parameter '" + err.parameter + "': " + err.detail, std::nullopt,
+                                        false, err.parameter),
+                  now_ms);
+  }
+  std::string after = std::move(q.start_after);
+  if (q.has_cursor) {
+    auto key = lister->ParseCursor(q.cursor, q.prefix);
+    if (!key.ok()) {
+      if (key.status().Is(engine::Code::kBusy)) return Answer(conn, request, http::ErrorResponse(key.status()), now_ms);
+      return Answer(conn, request,
+                    http::ProblemResponse(400, "query parameter 'cursor': " + std::string(key.status().message()),
+                                          std::nullopt, false, "cursor"),
+                    now_ms);
+    }
+    after = std::move(key.value());
+  }
+  engine::ListRequest lr;
+  lr.prefix = q.prefix;
+  lr.start_after = after;
+  lr.limit = q.limit;
+  auto page = lister->List(lr);
+  if (!page.ok()) return Answer(conn, request, http::ErrorResponse(page.status()), now_ms);
+  std::string cursor_text;
+  if (!page->complete) {
+    auto token = lister->MakeCursor(page->keys.back().key, q.prefix);
+    if (!token.ok()) return Answer(conn, request, http::ErrorResponse(token.status()), now_ms);
+    cursor_text = http::Base64UrlEncode(token.value());
+  }
+  Answer(conn, request,
+         http::TextResponse(200, "application/json", http::RenderListPage(page.value(), q.url_encoding, cursor_text)),
+         now_ms);
+}
+
 // ---------------------------------------------------------------- writes
 
 // Turns the request's preconditions into one writer condition. The common
@@ -328,6 +379,8 @@ void KvService::OnRequest(http::Connection& conn, const http::Request& request) 
         return m.HandleKvRead(conn, request, now_ms);
       }
       return m.HandleKvWrite(conn, request, now_ms);
+    case http::Route::kKvList:
+      return m.HandleList(conn, request, now_ms);
     case http::Route::kHealthz:
       return m.Answer(conn, request, http::TextResponse(200, "text/plain", "ok\n"), now_ms);
     case http::Route::kReadyz: {

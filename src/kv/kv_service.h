@@ -17,6 +17,9 @@
 //                          outcome unknown, + Retry-After: the writer died
 //                          after taking the write)
 //   DELETE /v1/kv/{key}    204 | 404 | 412, on completion like PUT
+//   GET/HEAD /v1/kv/?...   listing (http/list_api.h): 200 application/json |
+//                          400 naming the query parameter | 503 + Retry-After
+//                          while the sorted key view is not ready
 //   /healthz /readyz /metrics, POST /admin/compact (admin listener only: 202)
 //
 // PUT and DELETE go through the write exchange state machine
@@ -48,6 +51,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/key_lister.h"
 #include "engine/reader.h"
 #include "engine/status.h"
 #include "http/connection.h"
@@ -93,6 +97,9 @@ class KvBackend {
   // Asks the writer to compact now (/admin/compact). kInvalidArgument-free:
   // OK or an error explaining why it cannot (answered 503).
   virtual engine::Status RequestCompaction() = 0;
+  // The listing over the sorted key view (GET /v1/kv/?...), thread-safe; null
+  // when this process has none (listing answers 503).
+  virtual engine::KeyLister* Lister() { return nullptr; }
 };
 
 // Per-connection state KvService keeps. The I/O layer owns it (its

@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "engine/env.h"
+#include "engine/key_lister.h"
 #include "engine/reader.h"
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
@@ -82,6 +83,7 @@ int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& 
   // Read failures (EIO) are logged, rate-limited, on the way to the engine.
   ObservedEnv env(engine::PosixEnv(), "worker " + std::to_string(worker_index), nullptr);
   engine::Reader reader(env, config.data_dir, options, shm.index());
+  engine::KeyLister lister(env, config.data_dir, options, shm.index(), shm.keyspace());
   AccessLog access_log;
   if (engine::Status s = access_log.Open(config.access_log, config.access_log_format); !s.ok()) {
     // Serving matters more than the access log: go on without it.
@@ -96,6 +98,7 @@ int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& 
   ctx.shm = &shm;
   ctx.queue = &shm.queue();
   ctx.reader = &reader;
+  ctx.lister = &lister;
   ctx.listen_fds = WorkerListenFds(sockets, worker_index);
   ctx.admin_listen_fd = sockets.admin_fd;
   ctx.completion_fd = shm.slot_eventfd(slot);

@@ -36,6 +36,7 @@
 
 namespace kingx::engine {
 class Reader;
+class KeyLister;
 }
 
 namespace kingx {
@@ -51,6 +52,7 @@ struct WorkerContext {
   SharedMemory* shm = nullptr;     // the shared mapping (outlives the worker)
   WriteQueue* queue = nullptr;     // == &shm->queue()
   engine::Reader* reader = nullptr;  // thread-safe reader on the shared index and data dir
+  engine::KeyLister* lister = nullptr;  // thread-safe listing over the shared keyspace region
 
   // Listening sockets this worker accepts on: for reuseport, this worker
   // index's socket of each --listen address; for shared, the common sockets.

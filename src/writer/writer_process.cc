@@ -20,6 +20,7 @@
 
 #include "engine/env.h"
 #include "engine/index.h"
+#include "engine/keyspace_options.h"
 #include "engine/writer.h"
 #include "src/conf/log.h"
 #include "src/conf/observed_env.h"
@@ -486,6 +487,15 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   KINGX_LOG_INFO("writer: database %s open in %lld ms: %llu keys, %llu segments", config.data_dir.c_str(),
                  static_cast<long long>(ms), static_cast<unsigned long long>(counters.keys.load()),
                  static_cast<unsigned long long>(counters.segments.load()));
+  {
+    // The sorted key view (listing) completes in the background; writes go on.
+    engine::KeyspaceOptions ko;
+    ko.dir = engine::JoinPath(config.data_dir, "keys");
+    ko.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
+    if (engine::Status s = (*writer)->StartKeyspace(shm.keyspace(), ko); !s.ok()) {
+      KINGX_LOG_ERROR("writer: the sorted key view cannot start (listing answers 503): %s", s.ToString().c_str());
+    }
+  }
   shm.writer_metrics().read_only.store(0);
   if (hooks.after_open) hooks.after_open(**writer, config);  // e.g. the compaction thread starts
   shm.writer_metrics().heartbeat_ms.store(NowMs(), std::memory_order_relaxed);  // a predecessor's is stale

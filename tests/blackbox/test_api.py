@@ -18,7 +18,7 @@ import socket
 import time
 
 from kingx_harness import (Conn, ConnectionClosed, Server, build_request, cases_of, check, http,
-                           key_path, parse_etag, run_with_server)
+                           key_path, parse_etag, run_with_server, wait_for)
 
 MAX_VALUE = 4 << 20
 TIMEOUT_MS = 2000
@@ -301,9 +301,17 @@ def test_body_arriving_after_the_headers():
         check(get(k).body == body, f"value of the {size}-byte PUT sent in two parts")
 
 
-def test_empty_key_is_400_and_overlong_key_is_414():
-    expect_problem(http(P(), "PUT", "/v1/kv/", b"x"), 400, "PUT empty key")
-    expect_problem(http(P(), "GET", "/v1/kv/"), 400, "GET empty key")
+def test_empty_key_is_the_listing_and_overlong_key_is_414():
+    # /v1/kv/ (no key) is the listing: reads only, never a write to an empty key.
+    for method in ("PUT", "DELETE"):
+        r = http(P(), method, "/v1/kv/", b"x" if method == "PUT" else None)
+        expect_problem(r, 405, f"{method} /v1/kv/")
+        check(r.header("Allow") == "GET, HEAD", f"Allow on {method} /v1/kv/: {r.header('Allow')!r}")
+    listing = []
+    wait_for(lambda: listing.append(http(P(), "GET", "/v1/kv/")) or listing[-1].status != 503, 30,
+             "the sorted key view (listing answers 503 while it is built)")
+    expect_status(listing[-1], 200, "GET /v1/kv/")
+    check(isinstance(listing[-1].json().get("keys"), list), f"GET /v1/kv/ is not a listing: {listing[-1]!r}")
     k1024 = b"k" * 1024
     expect_status(put(k1024, b"max key"), 201, "1024-byte key (the default maximum)")
     check(get(k1024).body == b"max key", "GET 1024-byte key")

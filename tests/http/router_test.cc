@@ -37,6 +37,24 @@ TEST_CASE("the router maps each known path and method", "[http][router]") {
   }
 }
 
+TEST_CASE("the collection path /v1/kv/ is the listing, GET and HEAD only", "[http][router]") {
+  for (std::string_view t : {"/v1/kv/", "/v1/kv/?prefix=a&limit=3", "http://h/v1/kv/?cursor=x"}) {
+    for (Method m : {Method::kGet, Method::kHead}) {
+      Routed r = Run(t, m);
+      CHECK(r.ok);
+      CHECK(r.route == Route::kKvList);
+      CHECK(r.key.empty());
+    }
+    for (Method m : {Method::kPut, Method::kDelete, Method::kPost}) {
+      Routed r = Run(t, m);
+      CHECK_FALSE(r.ok);
+      CHECK(r.error.status == 405);
+      CHECK(r.error.allow == "GET, HEAD");
+    }
+  }
+  CHECK(Run("/v1/kv", Method::kGet).error.status == 404);
+}
+
 TEST_CASE("a known path with another method is 405 with the route's Allow", "[http][router]") {
   Routed r = Run("/v1/kv/a", Method::kPost);
   CHECK_FALSE(r.ok);
@@ -97,8 +115,8 @@ TEST_CASE("keys are percent-decoded and binary-safe; the query is not part of th
 }
 
 TEST_CASE("bad keys are refused with the right status", "[http][router]") {
-  CHECK(Run("/v1/kv/", Method::kGet).error.status == 400);
-  CHECK(Run("/v1/kv/?a", Method::kGet).error.status == 400);
+  // "/v1/kv/" (with or without a query) is the listing, not an empty key.
+  CHECK(Run("/v1/kv/", Method::kPut).error.status == 405);
   CHECK(Run("/v1/kv/%", Method::kGet).error.status == 400);
   CHECK(Run("/v1/kv/%4", Method::kGet).error.status == 400);
   CHECK(Run("/v1/kv/%g0", Method::kGet).error.status == 400);

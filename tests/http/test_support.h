@@ -64,6 +64,8 @@ class FakeKvHandler : public Handler {
     body_.clear();
     keys_seen.emplace_back(req.key);
     switch (req.route) {
+      case Route::kKvList:
+        return Answer(TextResponse(200, "application/json", "{\"keys\":[],\"list_complete\":true}\n"));
       case Route::kHealthz:
       case Route::kReadyz:
         return Answer(TextResponse(200, "text/plain", "ok\n"));

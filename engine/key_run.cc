@@ -1,0 +1,261 @@
+// Key run files (see key_run.h; FORMAT.md "Key runs").
+#include "engine/key_run.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <cstring>
+
+#include "engine/coding.h"
+
+namespace kingx::engine {
+namespace {
+
+constexpr char kRunMagic[8] = {'K', 'I', 'N', 'G', 'X', 'R', 'U', 'N'};
+constexpr uint32_t kRunVersion = 1;
+constexpr size_t kFlushBytes = 1 << 20;
+
+}  // namespace
+
+std::string KeyRunFileName(uint64_t run_id) {
+  char name[32];
+  std::snprintf(name, sizeof name, "run-%016llx.kxr", static_cast<unsigned long long>(run_id));
+  return name;
+}
+
+bool ParseKeyRunFileName(std::string_view name, uint64_t* run_id) {
+  if (name.size() != 24 || name.substr(0, 4) != "run-" || name.substr(20) != ".kxr") return false;
+  uint64_t v = 0;
+  for (char c : name.substr(4, 16)) {
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else return false;
+    v = (v << 4) | static_cast<uint64_t>(d);
+  }
+  *run_id = v;
+  return true;
+}
+
+// ---------------------------------------------------------------- builder
+
+Result<std::unique_ptr<KeyRunBuilder>> KeyRunBuilder::Create(Env& env, const std::string& path, uint64_t run_id,
+                                                             uint64_t seed) {
+  auto file = env.OpenFile(path, OpenMode::kCreateTruncate);
+  if (!file.ok()) return file.status();
+  std::unique_ptr<KeyRunBuilder> b(new KeyRunBuilder(std::move(file.value())));
+  char h[kKeyRunHeaderBytes];
+  std::memcpy(h, kRunMagic, 8);
+  PutFixed32(h + 8, kRunVersion);
+  PutFixed32(h + 12, 0);
+  PutFixed64(h + 16, run_id);
+  PutFixed64(h + 24, seed);
+  b->buf_.append(h, sizeof h);
+  b->types_.emplace(std::string(), 0);
+  b->type_list_.emplace_back();
+  return b;
+}
+
+Status KeyRunBuilder::FlushBuffer() {
+  if (buf_.empty()) return Status::OK();
+  checksum_.Update(buf_.data(), buf_.size());
+  Status s = file_->Append(buf_);
+  written_ += buf_.size();
+  buf_.clear();
+  return s;
+}
+
+Status KeyRunBuilder::Add(const KeyEntry& e) {
+  assert(!e.key.empty() && e.key.size() <= 65535 && e.content_type.size() <= 255);
+  assert(count_ == 0 || std::string_view(last_key_) < e.key);
+  if (count_ % kKeyRunSparseEvery == 0) sparse_.push_back(written_ + buf_.size());
+  uint64_t type_index;
+  if (auto it = types_.find(std::string(e.content_type)); it != types_.end()) {
+    type_index = it->second;
+  } else {
+    type_index = type_list_.size();
+    types_.emplace(std::string(e.content_type), type_index);
+    type_list_.emplace_back(e.content_type);
+  }
+  AppendVarint64(&buf_, e.key.size());
+  buf_.append(e.key);
+  AppendVarint64(&buf_, e.seq);
+  AppendVarint64(&buf_, e.segment);
+  AppendVarint64(&buf_, e.offset);
+  AppendVarint64(&buf_, e.raw_len);
+  AppendVarint64(&buf_, type_index);
+  last_key_.assign(e.key);
+  max_seq_ = std::max(max_seq_, e.seq);
+  ++segments_[e.segment];
+  ++count_;
+  if (buf_.size() >= kFlushBytes) return FlushBuffer();
+  return Status::OK();
+}
+
+Status KeyRunBuilder::Finish(bool sync) {
+  const uint64_t entries_end = written_ + buf_.size();
+  for (uint64_t off : sparse_) AppendFixed64(&buf_, off);
+  const uint64_t types_off = written_ + buf_.size();
+  AppendVarint64(&buf_, type_list_.size());
+  for (const std::string& t : type_list_) {
+    buf_.push_back(static_cast<char>(t.size()));
+    buf_.append(t);
+  }
+  const uint64_t segs_off = written_ + buf_.size();
+  std::vector<std::pair<uint64_t, uint64_t>> segs(segments_.begin(), segments_.end());
+  std::sort(segs.begin(), segs.end());
+  AppendVarint64(&buf_, segs.size());
+  for (const auto& [id, n] : segs) {
+    AppendVarint64(&buf_, id);
+    AppendVarint64(&buf_, n);
+  }
+  AppendFixed64(&buf_, count_);
+  AppendFixed64(&buf_, entries_end);
+  AppendFixed64(&buf_, types_off);
+  AppendFixed64(&buf_, segs_off);
+  AppendFixed64(&buf_, max_seq_);
+  AppendFixed64(&buf_, 0);
+  checksum_.Update(buf_.data(), buf_.size());
+  AppendFixed64(&buf_, checksum_.Digest());
+  Status s = file_->Append(buf_);
+  written_ += buf_.size();
+  buf_.clear();
+  if (!s.ok()) return s;
+  return sync ? file_->Sync() : Status::OK();
+}
+
+// ---------------------------------------------------------------- reader
+
+Result<std::shared_ptr<const KeyRun>> KeyRun::Open(Env& env, const std::string& path, uint64_t run_id,
+                                                   uint64_t seed, bool verify_checksum) {
+  auto mapped = env.MapReadOnly(path, 0);
+  if (!mapped.ok()) return mapped.status();
+  auto size = mapped.value()->FileSize();
+  if (!size.ok()) return size.status();
+  std::shared_ptr<KeyRun> run(new KeyRun());
+  run->size_ = std::min(size.value(), mapped.value()->mapped_bytes());
+  run->data_ = mapped.value()->data();
+  run->map_ = std::move(mapped.value());
+  run->id_ = run_id;
+  const char* p = run->data_;
+  const uint64_t n = run->size_;
+  if (n < kKeyRunHeaderBytes + kKeyRunFooterBytes) return Status::Corruption("key run too short");
+  if (std::memcmp(p, kRunMagic, 8) != 0 || GetFixed32(p + 8) != kRunVersion || GetFixed32(p + 12) != 0 ||
+      GetFixed64(p + 16) != run_id || GetFixed64(p + 24) != seed)
+    return Status::Corruption("key run header mismatch");
+  const char* f = p + n - kKeyRunFooterBytes;
+  run->count_ = GetFixed64(f);
+  run->entries_end_ = GetFixed64(f + 8);
+  const uint64_t types_off = GetFixed64(f + 16);
+  const uint64_t segs_off = GetFixed64(f + 24);
+  run->max_seq_ = GetFixed64(f + 32);
+  const uint64_t footer_off = n - kKeyRunFooterBytes;
+  if (GetFixed64(f + 40) != 0) return Status::Corruption("key run footer reserved field set");
+  if (verify_checksum && GetFixed64(f + 48) != Checksum64(p, n - 8)) return Status::Corruption("key run checksum mismatch");
+  // Every entry takes at least 7 bytes (six varints and one key byte).
+  if (run->entries_end_ < kKeyRunHeaderBytes || run->entries_end_ > footer_off ||
+      run->count_ > (run->entries_end_ - kKeyRunHeaderBytes) / 7)
+    return Status::Corruption("key run entry area out of bounds");
+  run->sparse_off_ = run->entries_end_;
+  run->sparse_count_ = (run->count_ + kKeyRunSparseEvery - 1) / kKeyRunSparseEvery;
+  if (types_off != run->sparse_off_ + 8 * run->sparse_count_ || types_off > segs_off || segs_off > footer_off)
+    return Status::Corruption("key run tables out of bounds");
+  for (uint64_t i = 0; i < run->sparse_count_; ++i) {
+    const uint64_t off = GetFixed64(p + run->sparse_off_ + 8 * i);
+    if (off < kKeyRunHeaderBytes || off >= run->entries_end_) return Status::Corruption("key run sparse offset out of bounds");
+  }
+  const char* pos = p + types_off;
+  const char* end = p + segs_off;
+  uint64_t types = 0;
+  if (!GetVarint64(&pos, end, &types) || types == 0 || types > run->count_ + 1)
+    return Status::Corruption("key run content-type table damaged");
+  run->types_.reserve(types);
+  for (uint64_t i = 0; i < types; ++i) {
+    if (pos == end) return Status::Corruption("key run content-type table truncated");
+    const auto len = static_cast<uint8_t>(*pos++);
+    if (static_cast<uint64_t>(end - pos) < len) return Status::Corruption("key run content type truncated");
+    run->types_.emplace_back(pos, len);
+    pos += len;
+  }
+  if (pos != end) return Status::Corruption("key run content-type table has trailing bytes");
+  pos = p + segs_off;
+  end = p + footer_off;
+  uint64_t segs = 0;
+  if (!GetVarint64(&pos, end, &segs) || segs > run->count_) return Status::Corruption("key run segment table damaged");
+  for (uint64_t i = 0; i < segs; ++i) {
+    uint64_t id = 0, entries = 0;
+    if (!GetVarint64(&pos, end, &id) || !GetVarint64(&pos, end, &entries))
+      return Status::Corruption("key run segment table truncated");
+    run->segment_counts_.emplace_back(id, entries);
+  }
+  if (pos != end) return Status::Corruption("key run segment table has trailing bytes");
+  return std::shared_ptr<const KeyRun>(std::move(run));
+}
+
+bool KeyRun::Iterator::DecodeAt(uint64_t at) {
+  const char* base = run_.data_;
+  const char* pos = base + at;
+  const char* end = base + run_.entries_end_;
+  uint64_t key_len = 0, type = 0;
+  KeyEntry e;
+  if (!GetVarint64(&pos, end, &key_len) || key_len == 0 || key_len > 65535 ||
+      static_cast<uint64_t>(end - pos) < key_len) {
+    status_ = Status::Corruption("key run entry damaged");
+    valid_ = false;
+    return false;
+  }
+  e.key = std::string_view(pos, key_len);
+  pos += key_len;
+  if (!GetVarint64(&pos, end, &e.seq) || !GetVarint64(&pos, end, &e.segment) || !GetVarint64(&pos, end, &e.offset) ||
+      !GetVarint64(&pos, end, &e.raw_len) || !GetVarint64(&pos, end, &type) || type >= run_.types_.size()) {
+    status_ = Status::Corruption("key run entry damaged");
+    valid_ = false;
+    return false;
+  }
+  e.content_type = run_.types_[type];
+  entry_ = e;
+  pos_ = at;
+  next_ = static_cast<uint64_t>(pos - base);
+  valid_ = true;
+  return true;
+}
+
+void KeyRun::Iterator::SeekToFirst() {
+  index_ = 0;
+  valid_ = false;
+  if (run_.count_ == 0) return;
+  DecodeAt(kKeyRunHeaderBytes);
+}
+
+void KeyRun::Iterator::Next() {
+  if (!valid_) return;
+  ++index_;
+  if (index_ >= run_.count_) {
+    valid_ = false;
+    return;
+  }
+  const std::string_view prev = entry_.key;
+  if (DecodeAt(next_) && !(prev < entry_.key)) {
+    status_ = Status::Corruption("key run out of order");
+    valid_ = false;
+  }
+}
+
+void KeyRun::Iterator::Seek(std::string_view target) {
+  valid_ = false;
+  if (run_.count_ == 0) return;
+  const char* sparse = run_.data_ + run_.sparse_off_;
+  // The last sparse block whose first key is <= target (block 0 if none).
+  uint64_t lo = 0, hi = run_.sparse_count_;
+  while (hi - lo > 1) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    if (!DecodeAt(GetFixed64(sparse + 8 * mid))) return;
+    if (entry_.key <= target) lo = mid;
+    else hi = mid;
+  }
+  index_ = lo * kKeyRunSparseEvery;
+  if (!DecodeAt(GetFixed64(sparse + 8 * lo))) return;
+  while (valid_ && entry_.key < target) Next();
+}
+
+}  // namespace kingx::engine

@@ -1,0 +1,394 @@
+// Keyspace: open, Add, the keyspace thread's loop, tail flushes and
+// checkpoints (see keyspace.h). Catch-up and rebuild are in
+// keyspace_build.cc, merges in keyspace_merge.cc.
+#include "engine/keyspace.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+
+#include "engine/coding.h"
+#include "engine/hash.h"
+#include "engine/key_resolve.h"
+#include "engine/writer_impl.h"
+
+namespace kingx::engine {
+namespace {
+
+constexpr char kManifestMagic[8] = {'K', 'I', 'N', 'G', 'X', 'K', 'S', 'M'};
+constexpr uint32_t kManifestVersion = 1;
+constexpr size_t kManifestFixedBytes = 56;
+constexpr const char* kManifestName = "MANIFEST";
+constexpr uint64_t kRetryAfterErrorMs = 1000;
+
+}  // namespace
+
+Keyspace::Keyspace(Writer::Impl& w, KeyspaceRegion region, const KeyspaceOptions& options)
+    : w_(w), region_(region), o_(options), cache_(w.env_, w.dir_, w.options_.segment_bytes) {}
+
+uint64_t Keyspace::NowMs() const {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void Keyspace::Log(const std::string& line) const {
+  if (o_.log) o_.log("keyspace: " + line);
+}
+
+std::string Keyspace::RunPath(uint64_t id) const { return JoinPath(o_.dir, KeyRunFileName(id)); }
+
+Result<std::unique_ptr<Keyspace>> Keyspace::Open(Writer::Impl& w, KeyspaceRegion region,
+                                                 const KeyspaceOptions& options) {
+  if (options.dir.empty()) return Status::InvalidArgument("keyspace directory not set");
+  std::unique_ptr<Keyspace> ks(new Keyspace(w, region, options));
+  Status s = ks->region_.Reset(options.dir);
+  if (!s.ok()) return s;
+  s = w.env_.CreateDir(options.dir);
+  if (!s.ok()) return s;
+  uint64_t covered = 0;
+  std::vector<uint64_t> manifest_runs;
+  s = ks->PrepareDir(&covered, &manifest_runs);
+  if (!s.ok()) return s;
+  ks->region_.SetCursorSecret(ks->cursor_secret_);
+  {
+    std::lock_guard wlock(w.mu_);
+    ks->tail_start_ = w.next_seq_;
+    ks->published_.store(w.next_seq_ - 1, std::memory_order_relaxed);
+    ++w.pins_;  // released when the catch-up or rebuild is done
+  }
+  ks->pinned_ = true;
+  ks->covered_ = covered;
+  if (!manifest_runs.empty() || covered > 0) {
+    for (uint64_t id : manifest_runs) ks->runs_.push_back(RunInfo{id, 0, true, nullptr});
+    ks->job_ = Job::kCatchUp;
+    ks->job_from_ = covered;
+    ks->verify_manifest_ = true;
+  } else {
+    ks->job_ = Job::kRebuild;
+    ks->job_from_ = 0;
+  }
+  ks->region_.SetState(KeyspaceState::kBuilding);
+  ks->last_checkpoint_ms_ = ks->NowMs();
+  ks->thread_ = std::thread([k = ks.get()] { k->Loop(); });
+  return ks;
+}
+
+// Reads the MANIFEST (persist only), removes every run file it does not name
+// and every *.tmp, and picks the next run id above every id ever used here.
+Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* manifest_runs) {
+  Env& env = w_.env_;
+  auto names = env.ListDir(o_.dir);
+  if (!names.ok()) return names.status();
+  *manifest_covered = 0;
+  manifest_runs->clear();
+  uint64_t manifest_next = 0;
+  bool manifest_ok = false;
+  if (o_.persist) {
+    auto map = env.MapReadOnly(JoinPath(o_.dir, kManifestName), 0);
+    if (map.ok()) {
+      auto size = map.value()->FileSize();
+      const char* p = map.value()->data();
+      const uint64_t n = size.ok() ? std::min(size.value(), map.value()->mapped_bytes()) : 0;
+      if (n >= kManifestFixedBytes + 8 && std::memcmp(p, kManifestMagic, 8) == 0 &&
+          GetFixed32(p + 8) == kManifestVersion && GetFixed32(p + 12) == 0 && GetFixed64(p + 16) == w_.seed_) {
+        const uint32_t count = GetFixed32(p + 48);
+        if (count <= kMaxKeyRuns && n == kManifestFixedBytes + 8ull * count + 8 &&
+            GetFixed64(p + n - 8) == Checksum64(p, n - 8)) {
+          *manifest_covered = GetFixed64(p + 24);
+          manifest_next = GetFixed64(p + 32);
+          cursor_secret_ = GetFixed64(p + 40);
+          for (uint32_t i = 0; i < count; ++i) manifest_runs->push_back(GetFixed64(p + kManifestFixedBytes + 8 * i));
+          manifest_ok = true;
+        }
+      }
+      if (!manifest_ok) Log("MANIFEST unusable: rebuilding the sorted view from the segments");
+    } else if (!map.status().Is(Code::kNotFound)) {
+      Log("MANIFEST unreadable (" + map.status().ToString() + "): rebuilding the sorted view");
+    }
+  }
+  uint64_t max_id = 0;
+  for (const std::string& name : names.value()) {
+    uint64_t id = 0;
+    const bool is_tmp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
+    if (ParseKeyRunFileName(name, &id)) {
+      max_id = std::max(max_id, id);
+      if (manifest_ok && std::find(manifest_runs->begin(), manifest_runs->end(), id) != manifest_runs->end())
+        continue;
+    } else if (!is_tmp) {
+      continue;  // MANIFEST and anything unknown stay
+    }
+    Status s = env.RemoveFile(JoinPath(o_.dir, name));
+    if (!s.ok() && !s.Is(Code::kNotFound)) return s;
+  }
+  next_run_id_ = std::max(manifest_next, max_id + 1);
+  // Cursors handed out under an older secret are refused (400), never misread.
+  if (!manifest_ok || cursor_secret_ == 0) cursor_secret_ = NewHashSeed();
+  if (!manifest_ok) {
+    manifest_runs->clear();
+    *manifest_covered = 0;
+  }
+  return Status::OK();
+}
+
+Keyspace::~Keyspace() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // A clean close hands the next open a view with nothing to catch up.
+  if (o_.persist && o_.checkpoint_at_close && complete_ && !lost_ && job_ == Job::kNone) {
+    Status s = FlushFrozenTail();
+    if (s.ok()) {
+      int frozen;
+      {
+        std::lock_guard lock(mu_);
+        frozen = region_.Freeze();
+      }
+      if (frozen >= 0) s = FlushFrozenTail();
+    }
+    if (s.ok()) s = Checkpoint();
+    if (!s.ok()) Log("final checkpoint failed: " + s.ToString());
+  }
+  if (pinned_) {
+    std::lock_guard wlock(w_.mu_);
+    if (w_.pins_ > 0) --w_.pins_;
+  }
+  region_.SetState(KeyspaceState::kNoOwner);
+}
+
+void Keyspace::Add(const KeyEntry& e) {
+  std::lock_guard lock(mu_);
+  if (lost_) return;  // the rebuild that follows covers it
+  if (region_.Append(e)) return;
+  if (region_.Freeze() >= 0) {
+    cv_.notify_all();
+    if (region_.Append(e)) return;
+  }
+  // Both tails are full: the keyspace thread is behind (or cannot write
+  // runs). Stop recording; the thread rebuilds from the segments.
+  lost_ = true;
+  region_.SetState(KeyspaceState::kLost);
+  region_.counters().lost.fetch_add(1, std::memory_order_relaxed);
+  cv_.notify_all();
+}
+
+Status Keyspace::WaitReady(uint64_t timeout_ms) {
+  const uint64_t deadline = NowMs() + timeout_ms;
+  while (region_.state() != KeyspaceState::kReady) {
+    if (NowMs() >= deadline) return Status::Busy("the sorted key view is not ready");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return Status::OK();
+}
+
+void Keyspace::PublishLocked(int free_tail) {
+  std::vector<std::pair<uint64_t, uint64_t>> ids;
+  ids.reserve(runs_.size());
+  for (const RunInfo& r : runs_) ids.emplace_back(r.id, r.entries);
+  region_.Publish(ids, free_tail);
+}
+
+Result<Keyspace::RunInfo> Keyspace::WriteRun(std::vector<KeyEntry>& sorted) {
+  uint64_t id;
+  {
+    std::lock_guard lock(mu_);
+    id = next_run_id_++;
+  }
+  const std::string path = RunPath(id);
+  auto b = KeyRunBuilder::Create(w_.env_, path, id, w_.seed_);
+  if (!b.ok()) return b.status();
+  Status s;
+  for (const KeyEntry& e : sorted) {
+    s = b.value()->Add(e);
+    if (!s.ok()) break;
+  }
+  if (s.ok()) s = b.value()->Finish(/*sync=*/false);
+  if (!s.ok()) {
+    w_.env_.RemoveFile(path).ok();
+    return s;
+  }
+  auto run = KeyRun::Open(w_.env_, path, id, w_.seed_, /*verify_checksum=*/false);
+  if (!run.ok()) {
+    w_.env_.RemoveFile(path).ok();
+    return run.status();
+  }
+  region_.counters().runs_written.fetch_add(1, std::memory_order_relaxed);
+  return RunInfo{id, run.value()->entries(), false, std::move(run.value())};
+}
+
+Status Keyspace::FlushFrozenTail() {
+  const int t = region_.FrozenTail();
+  if (t < 0) return Status::OK();
+  std::vector<OwnedKeyEntry> tail = region_.ReadTail(t);
+  uint64_t max_seq = 0;
+  std::vector<size_t> order(tail.size());
+  for (size_t i = 0; i < tail.size(); ++i) {
+    order[i] = i;
+    max_seq = std::max(max_seq, tail[i].seq);
+  }
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (tail[a].key != tail[b].key) return tail[a].key < tail[b].key;
+    return tail[a].seq > tail[b].seq;
+  });
+  // The newest entry of each key. No index lookups here (merges resolve):
+  // a flush must be far faster than the writer can fill a tail.
+  std::vector<KeyEntry> out;
+  out.reserve(tail.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    const OwnedKeyEntry& e = tail[order[i]];
+    if (i > 0 && e.key == tail[order[i - 1]].key) continue;
+    out.push_back(KeyEntry{e.key, e.seq, e.segment, e.offset, e.raw_len, e.content_type});
+  }
+  RunInfo info;
+  if (!out.empty()) {
+    auto r = WriteRun(out);
+    if (!r.ok()) return r.status();
+    info = std::move(r.value());
+  }
+  std::lock_guard lock(mu_);
+  if (!out.empty()) runs_.push_back(std::move(info));
+  PublishLocked(t);
+  tail_flushed_upto_ = std::max(tail_flushed_upto_, max_seq + 1);
+  if (complete_) covered_ = std::max(covered_, tail_flushed_upto_);
+  dirty_ = true;
+  last_flush_ms_ = NowMs();
+  return Status::OK();
+}
+
+Status Keyspace::Checkpoint() {
+  std::vector<RunInfo> runs;
+  std::vector<uint64_t> doomed;
+  uint64_t covered, next_id;
+  {
+    std::lock_guard lock(mu_);
+    if (!complete_ || lost_) return Status::OK();  // the previous MANIFEST stays the truth
+    runs = runs_;
+    doomed = doomed_;
+    covered = covered_;
+    next_id = next_run_id_;
+    dirty_ = false;
+  }
+  Env& env = w_.env_;
+  if (o_.persist) {
+    for (RunInfo& r : runs) {
+      if (r.synced) continue;
+      auto f = env.OpenFile(RunPath(r.id), OpenMode::kRead);
+      Status s = f.ok() ? f.value()->Sync() : f.status();
+      if (!s.ok()) {
+        std::lock_guard lock(mu_);
+        dirty_ = true;
+        return s;
+      }
+      std::lock_guard lock(mu_);
+      for (RunInfo& live : runs_)
+        if (live.id == r.id) live.synced = true;
+    }
+    std::string m(kManifestMagic, 8);
+    AppendFixed32(&m, kManifestVersion);
+    AppendFixed32(&m, 0);
+    AppendFixed64(&m, w_.seed_);
+    AppendFixed64(&m, covered);
+    AppendFixed64(&m, next_id);
+    AppendFixed64(&m, cursor_secret_);
+    AppendFixed32(&m, static_cast<uint32_t>(runs.size()));
+    AppendFixed32(&m, 0);
+    for (const RunInfo& r : runs) AppendFixed64(&m, r.id);
+    AppendFixed64(&m, Checksum64(m.data(), m.size()));
+    const std::string tmp = JoinPath(o_.dir, std::string(kManifestName) + ".tmp");
+    auto f = env.OpenFile(tmp, OpenMode::kCreateTruncate);
+    Status s = f.ok() ? f.value()->Append(m) : f.status();
+    if (s.ok()) s = f.value()->Sync();
+    if (f.ok()) f.value().reset();
+    if (s.ok()) s = env.Rename(tmp, JoinPath(o_.dir, kManifestName));
+    if (s.ok()) s = env.SyncDir(o_.dir);
+    if (!s.ok()) {
+      env.RemoveFile(tmp).ok();
+      std::lock_guard lock(mu_);
+      dirty_ = true;
+      return s;
+    }
+    region_.counters().checkpoints.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Replaced runs go once no MANIFEST names them. A reader that still had
+  // one in its snapshot keeps its mapping, or retries its page.
+  for (uint64_t id : doomed) env.RemoveFile(RunPath(id)).ok();
+  std::lock_guard lock(mu_);
+  for (uint64_t id : doomed) doomed_.erase(std::remove(doomed_.begin(), doomed_.end(), id), doomed_.end());
+  last_checkpoint_ms_ = NowMs();
+  return Status::OK();
+}
+
+void Keyspace::Loop() {
+  uint64_t backoff_until = 0;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
+        return stop_ || (NowMs() >= backoff_until && (region_.FrozenTail() >= 0 || lost_ || job_ != Job::kNone));
+      });
+      if (stop_) return;
+    }
+    if (NowMs() < backoff_until) continue;
+    Status s;
+    bool lost, job;
+    {
+      std::lock_guard lock(mu_);
+      lost = lost_;
+      job = job_ != Job::kNone;
+    }
+    if (lost) {
+      StartRebuildAfterLoss();
+      job = true;
+    }
+    if (job) s = RunJob();
+    if (s.ok()) s = FlushFrozenTail();
+    if (s.ok()) s = MaybeMerge();
+    if (s.ok()) {
+      bool due;
+      {
+        std::lock_guard lock(mu_);
+        due = (dirty_ || !doomed_.empty()) && NowMs() - last_checkpoint_ms_ >= o_.checkpoint_interval_ms;
+      }
+      if (due) s = Checkpoint();
+    }
+    if (!s.ok() && !s.Is(Code::kBusy)) {
+      Log("background work failed (retrying in 1 s): " + s.ToString());
+      backoff_until = NowMs() + kRetryAfterErrorMs;
+      if (s.Is(Code::kCorruption)) {
+        // A damaged run: start over from the segments.
+        std::lock_guard lock(mu_);
+        if (!lost_ && job_ == Job::kNone) {
+          lost_ = true;
+          region_.SetState(KeyspaceState::kLost);
+          region_.counters().lost.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Writer API
+
+Status Writer::StartKeyspace(const KeyspaceRegion& region, const KeyspaceOptions& options) {
+  Impl& w = *impl_;
+  if (w.keyspace_) return Status::InvalidArgument("the keyspace is already started");
+  KeyspaceOptions o = options;
+  if (!o.log) o.log = w.options_.log;
+  auto ks = Keyspace::Open(w, region, o);
+  if (!ks.ok()) return ks.status();
+  std::lock_guard lock(w.mu_);
+  w.keyspace_ = std::move(ks.value());
+  return Status::OK();
+}
+
+Status Writer::WaitKeyspaceReady(uint64_t timeout_ms) {
+  Impl& w = *impl_;
+  if (!w.keyspace_) return Status::InvalidArgument("the keyspace is not started");
+  return w.keyspace_->WaitReady(timeout_ms);
+}
+
+}  // namespace kingx::engine

@@ -1,0 +1,168 @@
+// Keyspace: the sorted view of a database's keys, kept beside the hash index
+// so that keys can be listed in byte-wise order with a bounded cost per page
+// (engine/key_lister.h reads it). The index stays a hash table; the order
+// comes from an LSM of key runs (engine/key_run.h, files in a keys
+// directory) plus the recent keys in the shared region's tails
+// (engine/keyspace_region.h). FORMAT.md "Key runs" and "Keyspace manifest"
+// describe the bytes; README "Listing" the guarantees.
+//
+// Invariant readers rely on: every live key has at least one entry in the
+// published runs or the tails. Entries may be stale (overwritten, moved by
+// compaction, deleted): the hash index decides (engine/key_resolve.h).
+// Therefore the writer appends a put's entry (Add) *before* publishing it in
+// the index, and a run is replaced only by runs that hold the same keys'
+// current entries.
+//
+// Work (one background thread, "the keyspace thread", in the owner process):
+//  - flush: a full tail is frozen by Add; the thread sorts it (newest entry
+//    of each key), writes it as a run and publishes the run set and the
+//    freed tail at once (no index lookups: a flush is much faster than the
+//    writer fills a tail);
+//  - merge: runs of one size class (entries within a factor of merge_width)
+//    are merged when merge_width of them exist; when no tail was flushed for
+//    settle_ms, all runs but the largest are merged (and all of them when
+//    the rest is at least a quarter of the largest), so an idle database
+//    lists from at most two runs; a run that points mostly into deleted
+//    segments (compaction) is rewritten;
+//  - checkpoint (persist only): every checkpoint_interval_ms, and at close,
+//    the runs are fdatasynced and a MANIFEST names them together with the
+//    seq below which every put's key is in them; replaced runs are deleted
+//    only after a MANIFEST that no longer names them;
+//  - open: runs named by a valid MANIFEST are reused (checksums verified in
+//    the background) and only the puts at or above its seq are read back
+//    from their segments ("catch-up"); without a usable MANIFEST (first
+//    open, persist off, damage) every segment is read ("rebuild"). Segment
+//    deletions are pinned meanwhile so compaction cannot move records out
+//    of sight. The view is kBuilding until then (listing answers 503);
+//  - lag: if both tails are full (the thread could not keep up, e.g. runs
+//    cannot be written on a full disk), Add stops recording, the state turns
+//    kLost and the thread rebuilds from the segments.
+//
+// Failure of the keyspace never fails a write: it only makes listing
+// unavailable until a rebuild succeeds.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/key_run.h"
+#include "engine/keyspace_options.h"
+#include "engine/keyspace_region.h"
+#include "engine/segment_cache.h"
+#include "engine/status.h"
+#include "engine/writer.h"
+
+namespace kingx::engine {
+
+class Keyspace {
+ public:
+  // Takes over `region` (Reset), prepares `options.dir` (removes run files no
+  // MANIFEST names, and *.tmp), pins segment deletions for the background
+  // catch-up or rebuild, and starts the keyspace thread. Call on the writer
+  // thread right after recovery, before any write (Writer::StartKeyspace).
+  static Result<std::unique_ptr<Keyspace>> Open(Writer::Impl& w, KeyspaceRegion region,
+                                                const KeyspaceOptions& options);
+  // Stops the thread at a clean point; when persisting and the view is
+  // complete, flushes the tails into a run and writes a last checkpoint.
+  ~Keyspace();
+  Keyspace(const Keyspace&) = delete;
+  Keyspace& operator=(const Keyspace&) = delete;
+
+  // The writer thread, under Writer::Impl::mu_, for each put about to be
+  // published in the index. Never fails and never blocks on I/O.
+  void Add(const KeyEntry& e);
+
+  // The writer thread, after publishing in the index every op up to `seq`.
+  // Entries above it may be in flight (added, not published yet): a merge
+  // waits for them instead of taking them for dead.
+  void Published(uint64_t seq) { published_.store(seq, std::memory_order_release); }
+
+  // Blocks until the view is kReady (OK) or timeout_ms passed (kBusy).
+  Status WaitReady(uint64_t timeout_ms);
+
+  KeyspaceRegion& region() { return region_; }
+
+ private:
+  struct RunInfo {
+    uint64_t id = 0;
+    uint64_t entries = 0;
+    bool synced = false;
+    std::shared_ptr<const KeyRun> run;
+  };
+  struct Collected;  // entries gathered by a catch-up or rebuild (keyspace_build.cc)
+  enum class Job : uint8_t { kNone, kCatchUp, kRebuild };
+
+  Keyspace(Writer::Impl& w, KeyspaceRegion region, const KeyspaceOptions& options);
+  void Loop();
+  void Log(const std::string& line) const;
+  uint64_t NowMs() const;
+
+  // ---- keyspace.cc ----
+  Status PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* manifest_runs);
+  Status FlushFrozenTail();
+  Status Checkpoint();
+  void PublishLocked(int free_tail);
+  std::string RunPath(uint64_t id) const;
+  Result<RunInfo> WriteRun(std::vector<KeyEntry>& sorted);
+
+  // ---- keyspace_build.cc ----
+  Status RunJob();
+  Status VerifyManifestRuns();
+  Status CollectSegments(uint64_t from_seq, uint64_t below_seq, bool all_segments, Collected* c,
+                         std::vector<RunInfo>* made);
+  Status ChunkToRuns(Collected* c, std::vector<RunInfo>* made);
+  void StartRebuildAfterLoss();
+
+  // ---- keyspace_merge.cc ----
+  Status MaybeMerge();
+  Status MergeRuns(std::vector<uint64_t> ids);
+  // Resolves the entries of one key against the index; appends the live
+  // entry (if any) to *out. A moved key's content type is kept in *store.
+  // `skip_segment` (may be null): candidates in those segments are not read
+  // (a rebuild sees them when it reads that segment). A damaged candidate
+  // keeps the group's newest entry (the listing reports the damage).
+  Status ResolveGroup(std::span<const KeyEntry> group, std::deque<std::string>* store, std::vector<KeyEntry>* out,
+                      const std::function<bool(uint64_t)>* skip_segment = nullptr);
+
+  Writer::Impl& w_;
+  KeyspaceRegion region_;
+  const KeyspaceOptions o_;
+  SegmentCache cache_;
+
+  std::thread thread_;
+  // Guards everything below, and orders the region's tail operations (Add's
+  // Append/Freeze on the writer thread, Publish/ClearTails on this thread).
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::vector<RunInfo> runs_;     // published, oldest first
+  std::vector<uint64_t> doomed_;  // replaced runs: deleted after the next checkpoint
+  uint64_t next_run_id_ = 1;
+  Job job_ = Job::kNone;
+  bool verify_manifest_ = false;  // the job starts by checking the MANIFEST's runs
+  bool pinned_ = false;           // this keyspace holds a segment pin (job running)
+  uint64_t job_from_ = 0;         // catch-up: puts with seq >= job_from_ ...
+  uint64_t tail_start_ = 0;       // ... and < tail_start_; the tails hold every put from tail_start_ on
+  uint64_t tail_flushed_upto_ = 0;  // 1 + the highest seq of a tail entry flushed into runs_
+  uint64_t job_run_floor_ = 0;    // a rebuild replaces the runs with ids below this
+  uint64_t covered_ = 0;          // every put with seq < covered_ has its key in runs_
+  bool complete_ = false;         // runs_ + tails hold every live key
+  bool lost_ = false;             // Add dropped entries: a rebuild is due
+  bool dirty_ = false;            // runs_ changed since the last checkpoint
+  uint64_t last_flush_ms_ = 0;
+  uint64_t last_checkpoint_ms_ = 0;
+  uint64_t seen_epoch_ = 0;       // index segment_epoch at the last stale-run check
+  std::atomic<uint64_t> published_{0};  // see Published
+  uint64_t cursor_secret_ = 0;    // signs listing cursors; kept in the MANIFEST
+};
+
+}  // namespace kingx::engine

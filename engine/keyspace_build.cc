@@ -1,0 +1,278 @@
+// Keyspace catch-up and rebuild (see keyspace.h): reading puts back from the
+// segments into runs, while segment deletions are pinned.
+//
+// A catch-up reads the segments that recovery saw holding seqs at or above
+// the MANIFEST's covered seq; a rebuild reads every segment. Both take the
+// puts with seq in [from, tail_start_) (the tails hold the rest), sort them
+// in chunks of chunk_entries, resolve each key against the index (a record
+// moved by compaction since is followed to its copy; candidates in segments
+// of the cut are not read, since the job reads those segments itself) and
+// write each chunk as a run. The runs are published together; the view is
+// then complete (kReady).
+#include <algorithm>
+#include <deque>
+#include <unordered_set>
+
+#include "engine/hash.h"
+#include "engine/hint_file.h"
+#include "engine/key_resolve.h"
+#include "engine/keyspace.h"
+#include "engine/writer_impl.h"
+
+namespace kingx::engine {
+namespace {
+
+// Calls fn for every put or delete record of segment `id` (its first `bytes`
+// bytes): from its hint file when that checks out, else by reading the
+// records (a damaged record is skipped, resynchronising on the next valid
+// one, as recovery does).
+Status ForEachSegmentEntry(Writer::Impl& w, SegmentCache& cache, uint32_t id, uint64_t bytes,
+                           const std::function<void(const HintEntry&)>& fn) {
+  Status hs = LoadHintFile(w.env_, JoinPath(w.dir_, HintFileName(id)), id, bytes, w.limits_, fn);
+  if (hs.ok()) return hs;
+  if (bytes <= kSegmentHeaderBytes) return Status::OK();
+  auto span = cache.Read(id, 0, bytes);
+  if (!span.ok()) return span.status();
+  const char* data = span->data;
+  uint64_t off = kSegmentHeaderBytes;
+  while (off < bytes) {
+    RecordHeader h;
+    Status rs = DecodeRecordHeader(data + off, bytes - off, w.limits_, &h);
+    if (rs.ok()) rs = VerifyRecordBody(data + off, h);
+    if (rs.ok()) {
+      fn(HintEntry{h.seq, off, h.total_bytes(), h.type, std::string_view(data + off + kRecordHeaderBytes, h.key_len)});
+      off += h.total_bytes();
+      continue;
+    }
+    uint64_t next = off + 1;
+    for (; next + kRecordHeaderBytes <= bytes; ++next) {
+      RecordHeader h2;
+      if (DecodeRecordHeader(data + next, bytes - next, w.limits_, &h2).ok() && VerifyRecordBody(data + next, h2).ok())
+        break;
+    }
+    off = next + kRecordHeaderBytes <= bytes ? next : bytes;
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+struct Keyspace::Collected {
+  struct Item {
+    uint64_t key_off;
+    uint32_t key_len;
+    uint64_t seq, segment, offset;
+  };
+  std::string keys;
+  std::vector<Item> items;
+  std::unordered_set<uint64_t> cut_segments;  // segments the job reads itself
+  std::string_view Key(const Item& i) const { return std::string_view(keys.data() + i.key_off, i.key_len); }
+};
+
+void Keyspace::StartRebuildAfterLoss() {
+  // Same lock order as Add (writer's lock, then ours): no put slips between
+  // the cleared tails and the rebuild's upper bound.
+  std::lock_guard wlock(w_.mu_);
+  std::lock_guard lock(mu_);
+  if (!lost_) return;
+  Log("the sorted view fell behind; rebuilding it from the segments");
+  region_.ClearTails();
+  lost_ = false;
+  tail_start_ = w_.next_seq_;
+  tail_flushed_upto_ = tail_start_;
+  complete_ = false;
+  job_ = Job::kRebuild;
+  job_from_ = 0;
+  job_run_floor_ = next_run_id_;
+  verify_manifest_ = false;
+  if (!pinned_) {
+    ++w_.pins_;
+    pinned_ = true;
+  }
+  region_.SetState(KeyspaceState::kLost);
+}
+
+Status Keyspace::VerifyManifestRuns() {
+  std::vector<RunInfo> runs;
+  {
+    std::lock_guard lock(mu_);
+    runs = runs_;
+  }
+  for (RunInfo& r : runs) {
+    if (r.run) continue;
+    auto run = KeyRun::Open(w_.env_, RunPath(r.id), r.id, w_.seed_, /*verify_checksum=*/true);
+    if (!run.ok()) return Status::Corruption("run " + KeyRunFileName(r.id) + ": " + run.status().ToString());
+    std::lock_guard lock(mu_);
+    for (RunInfo& live : runs_) {
+      if (live.id != r.id) continue;
+      live.entries = run.value()->entries();
+      live.run = run.value();
+    }
+  }
+  return Status::OK();
+}
+
+Status Keyspace::RunJob() {
+  Job job;
+  uint64_t from, below;
+  bool verify;
+  {
+    std::lock_guard lock(mu_);
+    job = job_;
+    from = job_from_;
+    below = tail_start_;
+    verify = verify_manifest_;
+    if (job == Job::kRebuild && job_run_floor_ == 0) job_run_floor_ = next_run_id_;
+  }
+  if (job == Job::kNone) return Status::OK();
+  if (verify) {
+    Status vs = VerifyManifestRuns();
+    std::lock_guard lock(mu_);
+    verify_manifest_ = false;
+    if (!vs.ok()) {
+      Log("checkpointed runs unusable (" + vs.ToString() + "): rebuilding from the segments");
+      job_ = job = Job::kRebuild;
+      job_from_ = from = 0;
+      job_run_floor_ = next_run_id_;
+      for (const RunInfo& r : runs_) doomed_.push_back(r.id);
+      runs_.clear();
+    }
+  }
+  if (job == Job::kRebuild) region_.counters().rebuilds.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t t0 = NowMs();
+  Collected c;
+  std::vector<RunInfo> made;
+  Status s = CollectSegments(from, below, job == Job::kRebuild, &c, &made);
+  if (s.ok()) s = ChunkToRuns(&c, &made);
+  if (!s.ok()) {
+    for (const RunInfo& r : made) w_.env_.RemoveFile(RunPath(r.id)).ok();
+    return s;
+  }
+  uint64_t entries = 0;
+  for (const RunInfo& r : made) entries += r.entries;
+  {
+    std::lock_guard lock(mu_);
+    if (job == Job::kRebuild) {
+      // Keep the runs flushed from the tails during the job; the rest is replaced.
+      std::vector<RunInfo> keep;
+      for (RunInfo& r : runs_) {
+        if (r.id >= job_run_floor_) keep.push_back(std::move(r));
+        else doomed_.push_back(r.id);
+      }
+      runs_ = std::move(keep);
+    }
+    runs_.insert(runs_.begin(), made.begin(), made.end());
+    job_ = Job::kNone;
+    job_run_floor_ = 0;
+    dirty_ = true;
+    PublishLocked(-1);
+    if (lost_) {
+      // The tails overflowed again during the job: its runs stay, and the
+      // loop starts another rebuild; the view is not complete.
+      Log("the sorted view fell behind again during the " + std::string(job == Job::kRebuild ? "rebuild" : "catch-up"));
+    } else {
+      covered_ = std::max(tail_start_, tail_flushed_upto_);
+      complete_ = true;
+      last_checkpoint_ms_ = 0;  // checkpoint at once
+      region_.SetState(KeyspaceState::kReady);
+    }
+  }
+  if (pinned_) {
+    std::lock_guard wlock(w_.mu_);
+    if (w_.pins_ > 0) --w_.pins_;
+    pinned_ = false;
+  }
+  Log(std::string(job == Job::kRebuild ? "rebuilt" : "caught up") + " the sorted view: " + std::to_string(entries) +
+      " entries in " + std::to_string(made.size()) + " run(s), " + std::to_string(NowMs() - t0) + " ms");
+  return Status::OK();
+}
+
+Status Keyspace::CollectSegments(uint64_t from, uint64_t below, bool all_segments, Collected* c,
+                                 std::vector<RunInfo>* made) {
+  DatabaseCut cut;
+  std::map<uint32_t, uint64_t> recovered;
+  {
+    std::lock_guard wlock(w_.mu_);
+    cut = w_.CutLocked();
+    recovered = w_.recovered_max_seq_;
+  }
+  for (const SegmentFileCut& f : cut.segments) c->cut_segments.insert(f.id);
+  uint64_t seen = 0;
+  for (const SegmentFileCut& f : cut.segments) {
+    if (!all_segments) {
+      auto it = recovered.find(f.id);
+      if (it == recovered.end() || it->second < from) continue;
+    }
+    Status inner;
+    Status s = ForEachSegmentEntry(w_, cache_, f.id, f.bytes, [&](const HintEntry& e) {
+      if (!inner.ok() || e.type != RecordType::kPut || e.seq < from || e.seq >= below) return;
+      c->items.push_back(Collected::Item{c->keys.size(), static_cast<uint32_t>(e.key.size()), e.seq, f.id, e.offset});
+      c->keys.append(e.key);
+      if (c->items.size() >= o_.chunk_entries) inner = ChunkToRuns(c, made);
+      if (++seen % 1024 == 0 && inner.ok()) inner = FlushFrozenTail();  // keep the tails moving
+    });
+    if (!inner.ok()) return inner;
+    if (s.Is(Code::kNotFound)) continue;  // cannot happen while pinned; harmless if it does
+    if (!s.ok()) return s;
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return Status::Busy("keyspace closing");
+    }
+  }
+  return Status::OK();
+}
+
+Status Keyspace::ChunkToRuns(Collected* c, std::vector<RunInfo>* made) {
+  if (c->items.empty()) return Status::OK();
+  std::vector<uint32_t> order(c->items.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const int cmp = c->Key(c->items[a]).compare(c->Key(c->items[b]));
+    if (cmp != 0) return cmp < 0;
+    return c->items[a].seq > c->items[b].seq;
+  });
+  const std::function<bool(uint64_t)> skip = [c](uint64_t seg) { return c->cut_segments.count(seg) != 0; };
+  std::vector<KeyEntry> out, group;
+  std::deque<std::string> store;
+  out.reserve(order.size());
+  for (size_t i = 0; i < order.size();) {
+    group.clear();
+    size_t j = i;
+    const std::string_view key = c->Key(c->items[order[i]]);
+    for (; j < order.size() && c->Key(c->items[order[j]]) == key; ++j) {
+      const Collected::Item& it = c->items[order[j]];
+      group.push_back(KeyEntry{key, it.seq, it.segment, it.offset, kKeyEntryUnknownSize, {}});
+    }
+    const size_t before = out.size();
+    Status s = ResolveGroup(group, &store, &out, &skip);
+    if (!s.ok()) return s;
+    if (out.size() > before && out.back().raw_len == kKeyEntryUnknownSize) {
+      // Live where the job found it: its size and content type from the record.
+      // An unreadable record keeps the "unknown" size: a listing reads it
+      // again and reports the damage rather than guessing.
+      KeyEntry& e = out.back();
+      auto ref = cache_.ReadRecord(MakeLocation(e.segment, e.offset), w_.limits_);
+      if (ref.ok()) {
+        e.raw_len = ref->header.raw_len;
+        store.emplace_back(ref->record + kRecordHeaderBytes + ref->header.key_len, ref->header.meta_len);
+        e.content_type = store.back();
+      }
+    }
+    i = j;
+    if ((i & 0x3FF) == 0) {
+      Status fs = FlushFrozenTail();
+      if (!fs.ok()) return fs;
+    }
+  }
+  Status s;
+  if (!out.empty()) {
+    auto r = WriteRun(out);
+    if (r.ok()) made->push_back(std::move(r.value()));
+    else s = r.status();
+  }
+  c->items.clear();  // after the run is written: `out` views these keys
+  c->keys.clear();
+  return s;
+}
+
+}  // namespace kingx::engine

@@ -1,0 +1,246 @@
+// Keyspace merges (see keyspace.h): which runs to merge, and the merge
+// itself, which resolves every key against the index so the output holds
+// each live key once, at its current record.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <queue>
+#include <thread>
+
+#include "engine/hash.h"
+#include "engine/key_resolve.h"
+#include "engine/keyspace.h"
+#include "engine/writer_impl.h"
+
+namespace kingx::engine {
+namespace {
+
+// A run whose entries point into deleted segments at least this much is
+// rewritten (compaction moved its records: readers would follow each entry
+// to its copy through an extra record read).
+constexpr double kStaleFraction = 0.25;
+// Above this many runs, a busy keyspace merges its smallest runs anyway.
+constexpr size_t kBusyRunLimit = 24;
+// Entries merged between two looks at the tails.
+constexpr uint64_t kTailCheckEvery = 1024;
+
+}  // namespace
+
+Status Keyspace::ResolveGroup(std::span<const KeyEntry> group, std::deque<std::string>* store,
+                              std::vector<KeyEntry>* out, const std::function<bool(uint64_t)>* skip_segment) {
+  if (group.empty()) return Status::OK();
+  Location known[16];
+  size_t index_of[16];
+  size_t n = 0;
+  for (size_t i = 0; i < group.size() && n < 16; ++i) {
+    if (group[i].segment > kMaxSegmentId || group[i].offset > kMaxOffset) continue;
+    known[n] = MakeLocation(group[i].segment, group[i].offset);
+    index_of[n] = i;
+    ++n;
+  }
+  // An entry the writer added but has not published yet would look dead:
+  // wait for its batch (it publishes right after adding), boundedly.
+  for (int waited = 0; group[0].seq > published_.load(std::memory_order_acquire) && waited < 20000; ++waited) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  const uint64_t hash = KeyHash(w_.seed_, group[0].key);
+  Resolution r;
+  Status s;
+  // The index answers kBusy only while the writer holds a write section
+  // (group commit, table growth): wait for it, boundedly.
+  for (int attempt = 0; attempt < 2000; ++attempt) {
+    s = ResolveKey(w_.index_, cache_, w_.limits_, hash, group[0].key, std::span<const Location>(known, n), &r,
+                   skip_segment);
+    if (!s.Is(Code::kBusy)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (s.Is(Code::kBusy)) return s;
+  if (!s.ok()) {
+    // Cannot tell (a damaged candidate): keep the newest entry; a listing
+    // meets the same damage and reports it.
+    out->push_back(group[0]);
+    return Status::OK();
+  }
+  switch (r.kind) {
+    case Resolution::Kind::kDead:
+      return Status::OK();
+    case Resolution::Kind::kKnown:
+      out->push_back(group[index_of[r.known_index]]);
+      return Status::OK();
+    case Resolution::Kind::kMoved:
+      store->push_back(std::move(r.content_type));
+      out->push_back(KeyEntry{group[0].key, r.seq, r.segment, r.offset, r.raw_len, store->back()});
+      region_.counters().entries_repaired.fetch_add(1, std::memory_order_relaxed);
+      return Status::OK();
+  }
+  return Status::OK();
+}
+
+Status Keyspace::MaybeMerge() {
+  std::vector<RunInfo> runs;
+  bool busy;
+  {
+    std::lock_guard lock(mu_);
+    if (!complete_ || lost_ || job_ != Job::kNone) return Status::OK();
+    runs = runs_;
+    busy = NowMs() - last_flush_ms_ < o_.settle_ms;
+  }
+  if (runs.empty()) return Status::OK();
+
+  // Runs that point mostly into deleted segments.
+  const uint64_t epoch = w_.index_.counters().segment_epoch.load(std::memory_order_acquire);
+  if (epoch != seen_epoch_) {
+    seen_epoch_ = epoch;
+    std::set<uint32_t> present;
+    {
+      std::lock_guard wlock(w_.mu_);
+      for (const auto& [id, st] : w_.segments_) present.insert(id);
+    }
+    for (const RunInfo& r : runs) {
+      if (!r.run || r.entries == 0) continue;
+      uint64_t gone = 0;
+      for (const auto& [seg, n] : r.run->segment_counts())
+        if (seg > kMaxSegmentId || present.count(static_cast<uint32_t>(seg)) == 0) gone += n;
+      if (static_cast<double>(gone) >= kStaleFraction * static_cast<double>(r.entries)) {
+        seen_epoch_ = 0;  // look again after this rewrite
+        return MergeRuns({r.id});
+      }
+    }
+  }
+
+  const uint32_t width = std::max<uint32_t>(2, o_.merge_width);
+  const double base = static_cast<double>(region_.tail_entries());
+  auto size_class = [&](uint64_t entries) {
+    return static_cast<int>(std::log(std::max(1.0, static_cast<double>(entries) / base)) / std::log(double(width)));
+  };
+  if (busy) {
+    std::map<int, std::vector<uint64_t>> classes;
+    for (const RunInfo& r : runs) classes[size_class(r.entries)].push_back(r.id);
+    for (auto& [cls, ids] : classes)
+      if (ids.size() >= width) return MergeRuns(ids);
+    if (runs.size() > kBusyRunLimit) {
+      std::sort(runs.begin(), runs.end(), [](const RunInfo& a, const RunInfo& b) { return a.entries < b.entries; });
+      std::vector<uint64_t> ids;
+      for (size_t i = 0; i < width; ++i) ids.push_back(runs[i].id);
+      return MergeRuns(ids);
+    }
+    return Status::OK();
+  }
+  // Settled: at most two runs, the largest one and the rest merged.
+  if (runs.size() < 2) return Status::OK();
+  std::sort(runs.begin(), runs.end(), [](const RunInfo& a, const RunInfo& b) { return a.entries < b.entries; });
+  uint64_t rest = 0;
+  for (size_t i = 0; i + 1 < runs.size(); ++i) rest += runs[i].entries;
+  std::vector<uint64_t> ids;
+  if (rest * 4 >= runs.back().entries) {
+    for (const RunInfo& r : runs) ids.push_back(r.id);
+  } else if (runs.size() >= 3) {
+    for (size_t i = 0; i + 1 < runs.size(); ++i) ids.push_back(runs[i].id);
+  }
+  if (ids.size() < 2) return Status::OK();
+  return MergeRuns(ids);
+}
+
+Status Keyspace::MergeRuns(std::vector<uint64_t> ids) {
+  std::vector<std::shared_ptr<const KeyRun>> inputs;
+  {
+    std::lock_guard lock(mu_);
+    for (uint64_t id : ids) {
+      for (const RunInfo& r : runs_)
+        if (r.id == id && r.run) inputs.push_back(r.run);
+    }
+  }
+  if (inputs.size() != ids.size()) return Status::OK();  // changed meanwhile
+  uint64_t out_id;
+  {
+    std::lock_guard lock(mu_);
+    out_id = next_run_id_++;
+  }
+  const std::string path = RunPath(out_id);
+  auto builder = KeyRunBuilder::Create(w_.env_, path, out_id, w_.seed_);
+  if (!builder.ok()) return builder.status();
+  auto fail = [&](const Status& s) {
+    builder.value().reset();
+    w_.env_.RemoveFile(path).ok();
+    return s;
+  };
+
+  std::vector<KeyRun::Iterator> its;
+  its.reserve(inputs.size());
+  for (const auto& run : inputs) {
+    its.emplace_back(*run);
+    its.back().SeekToFirst();
+    if (!its.back().status().ok()) return fail(its.back().status());
+  }
+  auto greater = [&](size_t a, size_t b) { return its[a].entry().key > its[b].entry().key; };
+  std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heap(greater);
+  for (size_t i = 0; i < its.size(); ++i)
+    if (its[i].Valid()) heap.push(i);
+
+  std::vector<KeyEntry> group, out;
+  std::deque<std::string> store;
+  std::vector<size_t> advanced;
+  uint64_t read = 0;
+  while (!heap.empty()) {
+    group.clear();
+    advanced.clear();
+    const std::string_view key = its[heap.top()].entry().key;
+    while (!heap.empty() && its[heap.top()].entry().key == key) {
+      const size_t i = heap.top();
+      heap.pop();
+      group.push_back(its[i].entry());
+      advanced.push_back(i);
+    }
+    std::sort(group.begin(), group.end(), [](const KeyEntry& a, const KeyEntry& b) { return a.seq > b.seq; });
+    out.clear();
+    Status s = ResolveGroup(group, &store, &out);
+    if (!s.ok()) return fail(s);
+    for (const KeyEntry& e : out) {
+      s = builder.value()->Add(e);
+      if (!s.ok()) return fail(s);
+    }
+    store.clear();
+    for (size_t i : advanced) {
+      its[i].Next();
+      if (!its[i].status().ok()) return fail(its[i].status());
+      if (its[i].Valid()) heap.push(i);
+    }
+    read += group.size();
+    if (read % kTailCheckEvery < group.size()) {
+      s = FlushFrozenTail();  // the tails must not wait for a long merge
+      if (!s.ok()) return fail(s);
+      std::lock_guard lock(mu_);
+      if (stop_) return fail(Status::Busy("keyspace closing"));
+    }
+  }
+  Status s = builder.value()->Finish(/*sync=*/false);
+  if (!s.ok()) return fail(s);
+  builder.value().reset();
+  auto run = KeyRun::Open(w_.env_, path, out_id, w_.seed_, /*verify_checksum=*/false);
+  if (!run.ok()) return fail(run.status());
+  region_.counters().runs_written.fetch_add(1, std::memory_order_relaxed);
+  region_.counters().merges.fetch_add(1, std::memory_order_relaxed);
+  region_.counters().entries_merged.fetch_add(read, std::memory_order_relaxed);
+
+  std::lock_guard lock(mu_);
+  std::vector<RunInfo> next;
+  bool placed = false;
+  for (RunInfo& r : runs_) {
+    if (std::find(ids.begin(), ids.end(), r.id) == ids.end()) {
+      next.push_back(std::move(r));
+      continue;
+    }
+    doomed_.push_back(r.id);
+    if (!placed && run.value()->entries() > 0) {
+      next.push_back(RunInfo{out_id, run.value()->entries(), false, run.value()});
+      placed = true;
+    }
+  }
+  if (!placed) doomed_.push_back(out_id);  // every key of the inputs is gone
+  runs_ = std::move(next);
+  dirty_ = true;
+  PublishLocked(-1);
+  return Status::OK();
+}
+
+}  // namespace kingx::engine

@@ -1,0 +1,32 @@
+// KeyspaceOptions: how the owner of a database's sorted key view
+// (engine/keyspace.h, started by Writer::StartKeyspace) keeps it. Public so
+// that the server and kingx-tool can start the view without the keyspace's
+// internals.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace kingx::engine {
+
+struct KeyspaceOptions {
+  // Where the run files and the MANIFEST live (created when missing). The
+  // server uses <data>/keys; a read-only server a scratch directory.
+  std::string dir;
+  // Keep MANIFEST checkpoints and reuse them on open. false: the directory
+  // is scratch (its runs are rebuilt on every open, no MANIFEST is written).
+  bool persist = true;
+  uint64_t checkpoint_interval_ms = 30000;
+  uint64_t settle_ms = 2000;
+  uint32_t merge_width = 4;
+  // Entries per run written by a rebuild or catch-up.
+  uint64_t chunk_entries = 1 << 20;
+  // Flush the tails and checkpoint when the Keyspace is destroyed. Tests turn
+  // it off to leave the directory as a crash would.
+  bool checkpoint_at_close = true;
+  // Receives one line per notable event (no newline); may be empty.
+  std::function<void(const std::string& line)> log;
+};
+
+}  // namespace kingx::engine

@@ -1,0 +1,46 @@
+// Point-in-time cuts and segment pins (Writer::PinSegments; see writer.h and
+// writer_impl.h). A pin keeps every segment file of a cut on disk until it is
+// released: an online backup reads the files of its cut at leisure, and the
+// keyspace's catch-up or rebuild reads segments without compaction moving
+// records out of sight.
+#include "engine/writer_impl.h"
+
+namespace kingx::engine {
+
+bool Writer::Impl::BeginDelete(uint32_t id) {
+  if (pins_ > 0) return false;
+  deleting_.insert(id);
+  return true;
+}
+
+void Writer::Impl::EndDelete(uint32_t id) { deleting_.erase(id); }
+
+DatabaseCut Writer::Impl::CutLocked() const {
+  DatabaseCut cut;
+  cut.seed = seed_;
+  cut.next_seq = next_seq_;
+  for (const auto& [id, st] : segments_) {
+    if (deleting_.count(id) != 0) continue;  // its records live in installed copies
+    SegmentFileCut f;
+    f.id = id;
+    f.active = active_ != nullptr && id == active_id_;
+    f.bytes = f.active ? active_size_ : st.bytes;
+    cut.segments.push_back(f);
+  }
+  return cut;
+}
+
+Result<DatabaseCut> Writer::PinSegments() {
+  Impl& w = *impl_;
+  std::lock_guard lock(w.mu_);
+  ++w.pins_;
+  return w.CutLocked();
+}
+
+void Writer::UnpinSegments() {
+  Impl& w = *impl_;
+  std::lock_guard lock(w.mu_);
+  if (w.pins_ > 0) --w.pins_;
+}
+
+}  // namespace kingx::engine

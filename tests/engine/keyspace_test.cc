@@ -1,0 +1,441 @@
+// The keyspace (sorted key view) and the lister: key runs seek like
+// lower_bound and survive damage; listings agree with a std::map model over
+// random binary keys and prefixes, across pages, reopens (catch-up from the
+// MANIFEST, rebuild without it), compaction and a view that fell behind;
+// concurrent writers never make a stable key disappear or appear twice.
+#include <sys/mman.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "engine/compaction.h"
+#include "engine/key_lister.h"
+#include "engine/key_run.h"
+#include "engine/keyspace.h"
+#include "engine/keyspace_region.h"
+#include "tests/engine/support/test_util.h"
+
+using namespace kingx::engine;
+using namespace kingx::engine::test;
+
+namespace {
+
+// A keyspace region on anonymous shared memory.
+class RegionMem {
+ public:
+  RegionMem(uint32_t tail_entries, uint64_t arena_bytes) {
+    bytes_ = KeyspaceRegion::RegionBytes(tail_entries, arena_bytes);
+    base_ = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(base_ != MAP_FAILED);
+    auto r = KeyspaceRegion::Create(base_, bytes_, tail_entries, arena_bytes);
+    REQUIRE(r.ok());
+    region_ = std::make_unique<KeyspaceRegion>(r.value());
+  }
+  ~RegionMem() { munmap(base_, bytes_); }
+  KeyspaceRegion& region() { return *region_; }
+
+ private:
+  void* base_ = nullptr;
+  size_t bytes_ = 0;
+  std::unique_ptr<KeyspaceRegion> region_;
+};
+
+std::string RandomBinaryKey(std::mt19937_64& rng) {
+  static const char kAlphabet[] = {'\0', '\x01', 'a', 'b', '/', '\x7f', '\x80', '\xff'};
+  const size_t len = 1 + rng() % 6;
+  std::string k;
+  for (size_t i = 0; i < len; ++i) k.push_back(kAlphabet[rng() % sizeof kAlphabet]);
+  return k;
+}
+
+struct ModelValue {
+  uint64_t seq = 0;
+  uint64_t size = 0;
+};
+
+// Every key of the listing, page by page (each page starts after the last key
+// of the previous one), with the page size `limit`.
+std::vector<ListedKey> ListAll(KeyLister& lister, std::string_view prefix, size_t limit, size_t* pages = nullptr) {
+  std::vector<ListedKey> all;
+  std::string after;
+  size_t n = 0;
+  for (;;) {
+    ListRequest req;
+    req.prefix = prefix;
+    req.start_after = after;
+    req.limit = limit;
+    auto page = lister.List(req);
+    // A view being rebuilt answers kBusy (HTTP 503 + Retry-After): retry the page.
+    for (int busy = 0; page.status().Is(Code::kBusy) && busy < 3000; ++busy) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      page = lister.List(req);
+    }
+    INFO("List: " << page.status().ToString());
+    REQUIRE(page.ok());
+    ++n;
+    REQUIRE(page->keys.size() <= limit);
+    for (auto& k : page->keys) all.push_back(k);
+    if (page->complete) break;
+    REQUIRE(!page->keys.empty());
+    after = page->keys.back().key;
+    REQUIRE(n < 100000);
+  }
+  if (pages != nullptr) *pages = n;
+  return all;
+}
+
+void CheckAgainstModel(KeyLister& lister, const std::map<std::string, ModelValue>& model, std::string_view prefix,
+                       size_t limit) {
+  auto listed = ListAll(lister, prefix, limit);
+  std::vector<std::pair<std::string, ModelValue>> want;
+  for (auto it = model.lower_bound(std::string(prefix)); it != model.end(); ++it) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+    want.emplace_back(it->first, it->second);
+  }
+  INFO("prefix size " << prefix.size() << " limit " << limit);
+  if (listed.size() != want.size()) {
+    std::set<std::string> got;
+    for (auto& k : listed) got.insert(k.key);
+    int shown = 0;
+    for (auto& [k, v] : want)
+      if (!got.count(k) && shown++ < 5) UNSCOPED_INFO("missing key " << k << " seq " << v.seq);
+  }
+  REQUIRE(listed.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    REQUIRE(listed[i].key == want[i].first);
+    REQUIRE(listed[i].seq == want[i].second.seq);
+    REQUIRE(listed[i].size == want[i].second.size);
+    REQUIRE(listed[i].content_type == "text/x-test");
+  }
+}
+
+KeyspaceOptions SmallKeyspace(const std::string& dir) {
+  KeyspaceOptions o;
+  if (getenv("KS_LOG")) o.log = [](const std::string& l) { fprintf(stderr, "%s\n", l.c_str()); };
+  o.dir = dir + "/keys";
+  o.checkpoint_interval_ms = 50;
+  o.settle_ms = 100;
+  o.chunk_entries = 300;  // rebuilds write several runs
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a key run seeks like lower_bound over random binary keys", "[engine][keyspace]") {
+  TempDir dir;
+  std::mt19937_64 rng(7);
+  std::set<std::string> keys;
+  while (keys.size() < 3000) keys.insert(RandomBinaryKey(rng) + RandomBinaryKey(rng));
+  const std::string path = dir.File(KeyRunFileName(42));
+  auto b = KeyRunBuilder::Create(PosixEnv(), path, 42, 99);
+  REQUIRE(b.ok());
+  uint64_t seq = 1;
+  for (const std::string& k : keys) {
+    REQUIRE(b.value()->Add(KeyEntry{k, seq, seq % 7, seq * 3, seq * 11, seq % 3 == 0 ? "a/b" : "c/d"}).ok());
+    ++seq;
+  }
+  REQUIRE(b.value()->Finish(true).ok());
+  auto run = KeyRun::Open(PosixEnv(), path, 42, 99, true);
+  REQUIRE(run.ok());
+  REQUIRE(run.value()->entries() == keys.size());
+  REQUIRE(KeyRun::Open(PosixEnv(), path, 43, 99, true).status().Is(Code::kCorruption));  // another id
+  REQUIRE(KeyRun::Open(PosixEnv(), path, 42, 98, true).status().Is(Code::kCorruption));  // another database
+  std::vector<std::string> sorted(keys.begin(), keys.end());
+  for (int i = 0; i < 2000; ++i) {
+    std::string target = i == 0 ? std::string() : RandomBinaryKey(rng);
+    KeyRun::Iterator it(*run.value());
+    it.Seek(target);
+    auto want = std::lower_bound(sorted.begin(), sorted.end(), target);
+    if (want == sorted.end()) {
+      REQUIRE(!it.Valid());
+      REQUIRE(it.status().ok());
+      continue;
+    }
+    REQUIRE(it.Valid());
+    REQUIRE(it.entry().key == *want);
+    const uint64_t s = static_cast<uint64_t>(want - sorted.begin()) + 1;
+    REQUIRE(it.entry().seq == s);
+    REQUIRE(it.entry().segment == s % 7);
+    REQUIRE(it.entry().offset == s * 3);
+    REQUIRE(it.entry().raw_len == s * 11);
+    REQUIRE(it.entry().content_type == (s % 3 == 0 ? "a/b" : "c/d"));
+    // Walk a few on.
+    for (int step = 0; step < 20 && it.Valid(); ++step, ++want) {
+      REQUIRE(it.entry().key == *want);
+      it.Next();
+    }
+  }
+}
+
+TEST_CASE("a damaged key run is refused or read as corruption, never as other keys", "[engine][keyspace]") {
+  TempDir dir;
+  const std::string path = dir.File(KeyRunFileName(1));
+  {
+    auto b = KeyRunBuilder::Create(PosixEnv(), path, 1, 5);
+    REQUIRE(b.ok());
+    for (int i = 0; i < 40; ++i) {
+      char k[16];
+      std::snprintf(k, sizeof k, "key%03d", i);
+      REQUIRE(b.value()->Add(KeyEntry{k, uint64_t(i + 1), 1, uint64_t(48 + i), 10, "t"}).ok());
+    }
+    REQUIRE(b.value()->Finish(true).ok());
+  }
+  const std::string good = ReadFileBytes(path);
+  for (size_t off = 0; off < good.size(); ++off) {
+    std::string bad = good;
+    bad[off] = static_cast<char>(bad[off] ^ 0x5a);
+    WriteFileBytes(path, bad);
+    INFO("offset " << off);
+    // With the checksum, every flipped byte is caught at open.
+    REQUIRE(KeyRun::Open(PosixEnv(), path, 1, 5, true).status().Is(Code::kCorruption));
+    // Without it (a reader in a worker), reading is bounded: whatever it
+    // returns stays inside the file, in order, or stops with kCorruption.
+    auto run = KeyRun::Open(PosixEnv(), path, 1, 5, false);
+    if (!run.ok()) continue;
+    KeyRun::Iterator it(*run.value());
+    it.SeekToFirst();
+    size_t n = 0;
+    std::string prev;
+    while (it.Valid()) {
+      REQUIRE(n < 41);
+      if (n > 0) REQUIRE(prev < it.entry().key);
+      prev = std::string(it.entry().key);
+      ++n;
+      it.Next();
+    }
+    it.Seek("key020");
+  }
+}
+
+TEST_CASE("listing agrees with a std::map model across pages, reopens, compaction and a lost view",
+          "[engine][keyspace][model]") {
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 64 << 10;  // rotations, so compaction has sealed segments
+  o.compression_level = 0;
+  // Tiny tails: flushes, merges and (below) a lost view happen often.
+  RegionMem mem(16, (64 << 10) + 256);  // outlives the writer that uses it
+  TestDb db(PosixEnv(), dir.path(), o);
+  KeyspaceOptions ko = SmallKeyspace(dir.path());
+  auto open = [&] {
+    REQUIRE(db.Open().ok());
+    REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  };
+  open();
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  std::mt19937_64 rng(99);
+  std::map<std::string, ModelValue> model;
+  auto apply = [&](int ops) {
+    for (int i = 0; i < ops; ++i) {
+      std::string k = RandomBinaryKey(rng);
+      if (rng() % 4 == 0) {
+        WriteResult r = db.Delete(k);
+        if (r.status.ok()) model.erase(k);
+        else REQUIRE(r.status.Is(Code::kNotFound));
+      } else {
+        const size_t len = rng() % 300;
+        WriteOp op;
+        std::string v = MakeValue(k, i, len, false);
+        op.key = k;
+        op.content_type = "text/x-test";
+        op.stored = v;
+        op.raw_len = v.size();
+        WriteResult r;
+        db.writer().Apply(std::span<const WriteOp>(&op, 1), std::span<WriteResult>(&r, 1));
+        REQUIRE(r.status.ok());
+        model[k] = ModelValue{r.seq, len};
+      }
+    }
+  };
+  auto check = [&] {
+    // Bursts of single writes can outrun 16-entry tails: wait for the rebuild.
+    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+    for (size_t limit : {size_t{1}, size_t{7}, size_t{1000}}) CheckAgainstModel(lister, model, "", limit);
+    for (int p = 0; p < 12; ++p) {
+      std::string prefix = RandomBinaryKey(rng);
+      prefix.resize(1 + rng() % 2);
+      CheckAgainstModel(lister, model, prefix, 1 + rng() % 5);
+    }
+  };
+
+  apply(1500);
+  check();
+  SECTION("reopen after a clean close") {
+    apply(300);
+    db.Close();
+    open();
+    check();
+    apply(800);
+    check();
+  }
+  SECTION("reopen after a crash: catch-up from the last MANIFEST") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a checkpoint
+    apply(300);
+    ko.checkpoint_at_close = false;  // the close leaves what a kill -9 would
+    db.Close();
+    ko.checkpoint_at_close = true;
+    open();
+    check();
+    apply(800);
+    check();
+  }
+  SECTION("reopen without keys/: rebuild from the segments") {
+    db.Close();
+    std::filesystem::remove_all(dir.path() + "/keys");
+    open();
+    check();
+  }
+  SECTION("reopen with a damaged run: rebuild") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    db.Close();
+    for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/keys")) {
+      uint64_t id;
+      if (!ParseKeyRunFileName(e.path().filename().string(), &id)) continue;
+      std::string bytes = ReadFileBytes(e.path().string());
+      bytes[bytes.size() / 2] ^= 1;
+      WriteFileBytes(e.path().string(), bytes);
+    }
+    open();
+    check();
+  }
+  SECTION("compaction moves records under the view") {
+    CompactionOptions co;
+    co.pick_all = true;
+    co.rate_bytes_per_sec = 0;
+    Compactor c(db.writer(), co);
+    REQUIRE(c.RunOnce().ok());
+    check();
+    apply(500);
+    REQUIRE(c.RunOnce().ok());
+    check();
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // stale runs rewritten
+    check();
+  }
+  SECTION("a view that fell behind is rebuilt") {
+    // Many keys in one batch: the 16-entry tails overflow before the thread
+    // can flush them.
+    std::vector<std::string> keys, values;
+    for (int i = 0; i < 200; ++i) keys.push_back("bulk" + std::to_string(i));
+    for (size_t i = 0; i < keys.size(); ++i) values.push_back(MakeValue(keys[i], 1, 10, false));
+    std::vector<WriteOp> ops(keys.size());  // views into keys and values: both complete now
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ops[i].key = keys[i];
+      ops[i].content_type = "text/x-test";
+      ops[i].stored = values[i];
+      ops[i].raw_len = 10;
+    }
+    std::vector<WriteResult> rs(ops.size());
+    db.writer().Apply(ops, rs);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      REQUIRE(rs[i].status.ok());
+      model[keys[i]] = ModelValue{rs[i].seq, 10};
+    }
+    REQUIRE(mem.region().counters().lost.load() >= 1);
+    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+    check();
+  }
+}
+
+TEST_CASE("a lister that outlives the writer reads the new owner's runs after keys/ is rebuilt from scratch",
+          "[engine][keyspace]") {
+  // The server's workers keep their KeyLister across writer restarts. A
+  // rebuilt keys/ directory numbers its runs from 1 again: a lister must not
+  // take the new run-1 for the one it mapped before.
+  TempDir dir;
+  Options o;
+  RegionMem mem(1024, 1 << 20);  // every key of a pass fits in the tail: one run per close
+  TestDb db(PosixEnv(), dir.path(), o);
+  const KeyspaceOptions ko = SmallKeyspace(dir.path());
+  auto open_with_view = [&] {
+    REQUIRE(db.Open().ok());
+    REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  };
+  auto list_all = [&](KeyLister& lister) {
+    std::vector<std::string> keys;
+    for (const ListedKey& k : ListAll(lister, "", 1000)) keys.push_back(k.key);
+    return keys;
+  };
+  std::vector<std::string> old_keys, new_keys;
+  for (int i = 0; i < 100; ++i) {
+    old_keys.push_back("old" + std::to_string(1000 + i));
+    new_keys.push_back("new" + std::to_string(1000 + i));
+  }
+  open_with_view();
+  for (const std::string& k : old_keys) REQUIRE(db.Put(k, "v").status.ok());
+  db.Close();  // the tails go into runs (a checkpoint at close)
+  open_with_view();
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  REQUIRE(list_all(lister) == old_keys);  // its runs are mapped now
+  db.Close();
+
+  // keys/ is lost; the database changes while no view is kept.
+  std::filesystem::remove_all(dir.path() + "/keys");
+  REQUIRE(db.Open().ok());
+  for (const std::string& k : old_keys) REQUIRE(db.Delete(k).status.ok());
+  for (const std::string& k : new_keys) REQUIRE(db.Put(k, "v").status.ok());
+  db.Close();
+
+  open_with_view();  // rebuilt from the segments: run ids start again
+  REQUIRE(list_all(lister) == new_keys);
+  KeyLister fresh(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  REQUIRE(list_all(fresh) == new_keys);
+}
+
+TEST_CASE("a paginated listing under concurrent writers shows every stable key exactly once, in order",
+          "[engine][keyspace][concurrency]") {
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 128 << 10;
+  RegionMem mem(64, (64 << 10) + 256);
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().StartKeyspace(mem.region(), SmallKeyspace(dir.path())).ok());
+  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  // Stable keys: written once before the listings, never touched again.
+  std::set<std::string> stable;
+  for (int i = 0; i < 600; ++i) {
+    std::string k = "s" + std::to_string(i * 7919 % 1000);
+    stable.insert(k);
+    REQUIRE(db.Put(k, "stable").status.ok());
+  }
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    std::mt19937_64 rng(3);
+    CompactionOptions co;
+    co.pick_all = true;
+    co.rate_bytes_per_sec = 0;
+    Compactor c(db.writer(), co);
+    for (int i = 0; !stop.load(); ++i) {
+      // Churn around and between the stable keys: creates, overwrites, deletes.
+      std::string k = (rng() % 2 ? "s" : "t") + std::to_string(rng() % 1000) + "x";
+      if (rng() % 3 == 0) (void)db.Delete(k);
+      else (void)db.Put(k, std::string(rng() % 100, 'v'));
+      if (i % 500 == 0) (void)c.RunOnce();
+    }
+  });
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  for (int round = 0; round < 30; ++round) {
+    auto listed = ListAll(lister, round % 2 ? "s" : "", 1 + round % 13);
+    std::set<std::string> seen;
+    for (size_t i = 0; i < listed.size(); ++i) {
+      if (i > 0) REQUIRE(listed[i - 1].key < listed[i].key);
+      seen.insert(listed[i].key);
+    }
+    for (const std::string& k : stable) {
+      INFO("round " << round << " key " << k);
+      REQUIRE(seen.count(k) == 1);
+    }
+  }
+  stop = true;
+  writer.join();
+}
+
