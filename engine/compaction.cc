@@ -10,8 +10,6 @@
 //  - the writer's mutex is never held across file I/O or a sleep.
 #include "engine/compaction.h"
 
-#include <sys/statvfs.h>
-
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -30,12 +28,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kPaceChunkBytes = 256 << 10;
-
-Result<uint64_t> StatvfsFreeBytes(const std::string& dir) {
-  struct statvfs st;
-  if (::statvfs(dir.c_str(), &st) != 0) return Status::IOError("statvfs " + dir + " failed");
-  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-}
 
 // One record copied into the current output, waiting for its install.
 struct Move {
@@ -105,7 +97,10 @@ class Pass {
   }
   bool Stopping() const { return st_.stop.load(std::memory_order_relaxed); }
   Result<uint64_t> FreeBytes() const {
-    return o_.free_bytes ? o_.free_bytes(w_.dir_) : StatvfsFreeBytes(w_.dir_);
+    if (o_.free_bytes) return o_.free_bytes(w_.dir_);
+    auto space = w_.env_.Space(w_.dir_);
+    if (!space.ok()) return space.status();
+    return space.value().free_bytes;
   }
   Input* FindInput(uint32_t id) {
     for (Input& in : inputs_)
@@ -113,6 +108,16 @@ class Pass {
     return nullptr;
   }
   void Pace(uint64_t bytes);
+  // Under w_.mu_: seals the active segment when the policy says its dead
+  // records are worth compacting (SealActiveFirst). Does the file I/O of a
+  // rotation under the mutex, as the writer thread does for its own.
+  // Not when there is no room to copy its live records (sealing writes).
+  void SealActiveIfWorthIt(bool low_space, uint64_t free_bytes);
+  // Free bytes an output for live_to_copy bytes needs (with its hint and the margin).
+  uint64_t OutputNeed(uint64_t live_to_copy) const {
+    const uint64_t out_bytes = std::min<uint64_t>(w_.options_.segment_bytes, live_to_copy + kSegmentHeaderBytes);
+    return out_bytes + out_bytes / 4 + o_.free_margin_bytes;
+  }
   void Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space);
   void ComputeGuards(const std::map<uint32_t, SegmentStats>& segs);
   SegmentOrigin ReadOrigin(uint32_t id);
@@ -157,6 +162,24 @@ void Pass::Pace(uint64_t bytes) {
   // Sleep in short steps so that RequestStop is honoured quickly; bounded by due.
   for (int i = 0; i < 100000 && Clock::now() < due && !Stopping(); ++i)
     std::this_thread::sleep_for(std::min<Clock::duration>(due - Clock::now(), std::chrono::milliseconds(10)));
+}
+
+void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
+  if (!w_.active_) return;
+  const auto it = w_.segments_.find(w_.active_id_);
+  if (it == w_.segments_.end() || free_bytes < OutputNeed(it->second.live_bytes)) return;
+  PickOptions po;
+  po.dead_ratio = w_.options_.compaction_dead_ratio;
+  po.pick_all = o_.pick_all;
+  po.low_space = low_space;
+  if (!SealActiveFirst(it->second, w_.options_.segment_bytes / 4, po)) return;
+  const uint32_t sealed = w_.active_id_;
+  const Status s = w_.Rotate();
+  // A failed rotation that got as far as sealing (no room for the next active
+  // segment: the next write creates it) still makes the segment compactable;
+  // a failed sync turned the writer read-only (the caller checks).
+  Log("sealed the active segment " + std::to_string(sealed) + " (" + std::to_string(it->second.dead_bytes) +
+      " dead bytes) to compact it" + (s.ok() ? std::string() : ": " + s.ToString()));
 }
 
 void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space) {
@@ -228,8 +251,7 @@ Status Pass::StartOutput(uint64_t live_to_copy) {
   auto free = FreeBytes();
   if (!free.ok()) return free.status();
   // The output's size bound, its hint (bounded by a quarter of it) and the margin.
-  const uint64_t out_bytes = std::min<uint64_t>(w_.options_.segment_bytes, live_to_copy + kSegmentHeaderBytes);
-  const uint64_t need = out_bytes + out_bytes / 4 + o_.free_margin_bytes;
+  const uint64_t need = OutputNeed(live_to_copy);
   if (free.value() < need)
     return Status::NoSpace("compaction needs " + std::to_string(need) + " free bytes for an output segment, " +
                            std::to_string(free.value()) + " available");
@@ -499,19 +521,24 @@ Status Pass::CompactInput(Input& in, bool* complete) {
 }
 
 Status Pass::Run() {
+  const uint64_t seg = w_.options_.segment_bytes;
+  const uint64_t low_mark =
+      o_.low_space_bytes != 0 ? o_.low_space_bytes : std::max(2 * seg, w_.options_.disk_reserve_bytes + seg);
+  auto free = FreeBytes();
+  if (!free.ok()) return free.status();
+  const bool low_space = free.value() < low_mark;
   std::map<uint32_t, SegmentStats> segs;
   {
     std::lock_guard lock(w_.mu_);
+    if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
+    SealActiveIfWorthIt(low_space, free.value());
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
     segs = w_.segments_;
     start_seq_ = w_.next_seq_;
     seed_ = w_.seed_;
     durable_index_ = w_.options_.sync == SyncMode::kAlways;
   }
-  const uint64_t low_mark = o_.low_space_bytes != 0 ? o_.low_space_bytes : 2 * w_.options_.segment_bytes;
-  auto free = FreeBytes();
-  if (!free.ok()) return free.status();
-  Pick(segs, free.value() < low_mark);
+  Pick(segs, low_space);
   report_.inputs = static_cast<uint32_t>(inputs_.size());
   if (inputs_.empty()) return Status::OK();
   ComputeGuards(segs);

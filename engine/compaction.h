@@ -4,7 +4,12 @@
 // kingx-tool), next to the one Writer of the database.
 //
 // One pass (Compactor::RunOnce):
-//  1. Pick sealed segments (never the active one) whose dead fraction
+//  0. When the active segment holds at least a quarter of segment_bytes and
+//     would be picked by the rules below (compaction_policy.h,
+//     SealActiveFirst) and there is room to copy its live records, seal it
+//     first (the writer rotates to a new one), so that dead records are
+//     reclaimable wherever they are.
+//  1. Pick sealed segments whose dead fraction
 //     (dead bytes / file bytes, not counting tombstones that must stay) is at
 //     least Options::compaction_dead_ratio; when the data directory's free
 //     space is below CompactionOptions::low_space_bytes, any segment with
@@ -35,8 +40,10 @@
 //
 // Space: at most one output segment (segment_bytes) is written before inputs
 // are freed; before each output the free space must exceed the output's size
-// plus CompactionOptions::free_margin_bytes, else the pass stops with
-// kNoSpace. Inputs with nothing to copy are deleted without writing anything,
+// plus a quarter (its hint) plus CompactionOptions::free_margin_bytes, else
+// the pass stops with kNoSpace. That is the room Options::disk_reserve_bytes
+// keeps from puts (segment_bytes x 1.25 + 1 MiB by default), so compaction
+// can copy on a disk that puts have filled. Inputs with nothing to copy are deleted without writing anything,
 // so compaction frees a full disk (after deletes) without needing space.
 // ENOSPC/EIO while writing an output: the partial output is removed, its
 // inputs are kept, the pass returns the error; nothing is lost and the writer
@@ -90,7 +97,9 @@ struct CompactionOptions {
   // Index entries switched per hold of the writer's mutex.
   uint32_t install_batch = 256;
   // Below this many free bytes in the data directory's file system, compaction
-  // picks any segment with dead bytes, most profitable first. 0 = 2 x segment_bytes.
+  // picks any segment with dead bytes, most profitable first. 0 = the larger
+  // of 2 x segment_bytes and Options::disk_reserve_bytes + segment_bytes (so
+  // a disk on which puts are refused always counts as low on space).
   uint64_t low_space_bytes = 0;
   // Space bound on top of the per-segment threshold: when the dead
   // (reclaimable) bytes of sealed segments pass this fraction of their bytes,
@@ -101,13 +110,17 @@ struct CompactionOptions {
   // the live data; a lower bound trades more compaction writes for less disk
   // (bench/compaction_bench.sh measures both).
   double max_dead_fraction = 0.25;
-  // Free bytes that must remain after an output segment is written.
-  uint64_t free_margin_bytes = 16ull << 20;
+  // Free bytes that must remain after an output segment and its hint are
+  // written (room for deletes' tombstones). Below the 1 MiB the default
+  // reserve keeps beyond an output, so that the active segment's hint and
+  // tombstones written since the disk filled do not use up the slack.
+  uint64_t free_margin_bytes = 512ull << 10;
   // Pick every sealed segment whatever its dead fraction (kingx-tool compact
-  // --all, tests): rewrites the whole database except the active segment.
+  // --all, tests), and the active one too once it has dead records: rewrites
+  // the whole database.
   bool pick_all = false;
-  // Free bytes of the file system holding dir; empty = statvfs(dir).
-  // Tests substitute it to simulate a full disk.
+  // Free bytes of the file system holding dir; empty = Env::Space(dir) (the
+  // file seam, where FaultInjectionEnv can pin it too).
   std::function<Result<uint64_t>(const std::string& dir)> free_bytes;
   // Receives one line per pass and per problem (no newline); may be empty.
   std::function<void(const std::string& line)> log;

@@ -68,6 +68,13 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
   return picked;
 }
 
+bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickOptions& o) {
+  if (!active.active || active.dead_bytes == 0) return false;
+  if (active.bytes < min_bytes) return false;
+  const double ratio = static_cast<double>(active.dead_bytes) / static_cast<double>(active.bytes);
+  return o.pick_all || o.low_space || ratio >= o.dead_ratio;
+}
+
 uint64_t SegmentGuard(const SegmentOrigin& origin, uint64_t seed) {
   uint64_t guard = 0;  // unreadable: assume it may hold anything
   if (origin.readable) {

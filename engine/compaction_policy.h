@@ -51,6 +51,16 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
                                         const std::map<uint32_t, uint64_t>& kept_tombstone_bytes,
                                         const PickOptions& options);
 
+// Whether a pass seals the active segment first (the writer rotates to a new
+// one), so that the dead records it holds become compactable like any
+// other's: dead space anywhere is reclaimable, and a database that fits in
+// one segment (a small disk, or kingx-tool compact --all) is not stuck with
+// it. Sealed when it holds at least min_bytes (so that passes do not leave a
+// trail of tiny segments) and, as a sealed segment would be picked, its dead
+// fraction reaches dead_ratio, or it has dead bytes and low_space or pick_all
+// is set.
+bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickOptions& options);
+
 // A segment's guard: no record of seq below it can be in the segment, as far
 // as recovery is concerned. kNoGuard: recovery never replays the segment.
 inline constexpr uint64_t kNoGuard = std::numeric_limits<uint64_t>::max();

@@ -62,6 +62,12 @@ class MappedFile {
   virtual Result<uint64_t> FileSize() const = 0;
 };
 
+// Space in the file system holding a directory (statvfs).
+struct SpaceInfo {
+  uint64_t total_bytes = 0;  // size of the file system
+  uint64_t free_bytes = 0;   // bytes an unprivileged process may still allocate (f_bavail)
+};
+
 // A held flock(LOCK_EX) on a LOCK file; released by the destructor.
 class FileLock {
  public:
@@ -98,6 +104,9 @@ class Env {
   // Maps path read-only with at least map_bytes bytes of address space (at
   // least the file's size). kNotFound when the file does not exist.
   virtual Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) = 0;
+  // Size and free space of the file system holding path (a directory or a
+  // file). kNotFound when path does not exist, kIOError otherwise.
+  virtual Result<SpaceInfo> Space(const std::string& path) = 0;
 };
 
 // The real Env over POSIX syscalls. A process-wide singleton, never destroyed.

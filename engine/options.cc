@@ -40,6 +40,15 @@ std::string SyncModeString(const Options& options) {
   return "always";
 }
 
+uint64_t AutoSegmentBytes(uint64_t filesystem_bytes) {
+  constexpr uint64_t kMin = uint64_t{1} << 20, kMax = uint64_t{256} << 20;
+  uint64_t s = kMax;
+  while (s > kMin && s > filesystem_bytes / 32) s >>= 1;
+  return s;
+}
+
+uint64_t AutoDiskReserveBytes(uint64_t segment_bytes) { return segment_bytes + segment_bytes / 4 + (uint64_t{1} << 20); }
+
 Status ValidateOptions(const Options& o) {
   if (o.segment_bytes < 4096 || o.segment_bytes > (uint64_t{1} << 39) - 1)
     return Status::InvalidArgument("segment_bytes must be between 4096 and 2^39-1");

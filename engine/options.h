@@ -47,6 +47,12 @@ struct Options {
   uint64_t max_value_bytes = 64ull << 20;
   // Compaction picks sealed segments whose dead bytes / bytes passes this.
   double compaction_dead_ratio = 0.5;
+  // Free space kept in the data directory's file system for compaction and
+  // deletes (engine/disk_space.h): a put that would leave less free space is
+  // refused with kNoSpace before anything is written. 0 = no reserve (puts
+  // run until the file system says ENOSPC). The server and kingx-tool use
+  // AutoDiskReserveBytes(segment_bytes) unless told otherwise.
+  uint64_t disk_reserve_bytes = 0;
   // Writer::Open and kingx-tool take the data directory's LOCK file (flock).
   // The server's master holds the LOCK itself and sets this to false for the writer.
   bool take_lock = true;
@@ -54,6 +60,17 @@ struct Options {
   // the thread that runs Writer::Open / Reader::Get. May be empty (discarded).
   std::function<void(const std::string& line)> log;
 };
+
+// The segment size chosen for a file system of filesystem_bytes when the
+// user asks for "auto" (the server's default): a 32nd of it rounded down to a
+// power of two, within [1 MiB, 256 MiB]. On a small disk, segments small
+// enough that compacting one needs a small fraction of the disk.
+uint64_t AutoSegmentBytes(uint64_t filesystem_bytes);
+
+// The reserve chosen for "auto" (the server's default): room to rewrite one
+// full segment (its records plus its hint file, at most a quarter of them)
+// plus 1 MiB, so that compaction can always make progress on a full disk.
+uint64_t AutoDiskReserveBytes(uint64_t segment_bytes);
 
 // Parses "always", "none" or "interval:MS" (MS a positive integer of
 // milliseconds) into options->sync / options->sync_interval_ms.

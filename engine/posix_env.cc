@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -228,6 +229,15 @@ class PosixEnvImpl final : public Env {
       data = static_cast<const char*>(p);
     }
     return std::unique_ptr<MappedFile>(new PosixMappedFile(fd, path, data, bytes));
+  }
+
+  Result<SpaceInfo> Space(const std::string& path) override {
+    struct statvfs st;
+    if (::statvfs(path.c_str(), &st) != 0) return ErrnoStatus("statvfs", path, errno);
+    SpaceInfo info;
+    info.total_bytes = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+    info.free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+    return info;
   }
 };
 

@@ -39,16 +39,20 @@ Reader::~Reader() = default;
 
 void Reader::DropStaleMappings() { impl_->cache.DropMissing(); }
 
+void Reader::ReleaseDeleted() {
+  Impl& r = *impl_;
+  const uint64_t epoch = r.index.counters().segment_epoch.load(std::memory_order_acquire);
+  if (epoch == r.seen_epoch.load(std::memory_order_relaxed)) return;
+  r.cache.DropMissing();
+  r.seen_epoch.store(epoch, std::memory_order_relaxed);
+}
+
 Result<Value> Reader::Get(std::string_view key, ReadMode mode) {
   Impl& r = *impl_;
   if (key.empty() || key.size() > r.options.max_key_bytes) return Status::InvalidArgument("bad key length");
   IndexCounters& counters = r.index.counters();
   if (counters.ready.load(std::memory_order_acquire) == 0) return Status::Busy("storage is recovering");
-  const uint64_t epoch = counters.segment_epoch.load(std::memory_order_acquire);
-  if (epoch != r.seen_epoch.load(std::memory_order_relaxed)) {
-    r.cache.DropMissing();
-    r.seen_epoch.store(epoch, std::memory_order_relaxed);
-  }
+  ReleaseDeleted();
 
   for (int attempt = 0; attempt <= kMaxVanishedRetries; ++attempt) {
     Candidates c;

@@ -65,6 +65,14 @@ class Reader {
   // when the index's segment epoch changes). In-flight Values stay valid.
   void DropStaleMappings();
 
+  // Releases the mappings (and descriptors) of segments deleted since the
+  // last call or Get, so that their disk space is freed even when this
+  // process serves no reads: one atomic load when nothing was deleted (the
+  // index's segment epoch did not move), else DropStaleMappings. Any thread;
+  // the server's workers call it from a timer. Space stays pinned only by
+  // Values still held (responses being sent).
+  void ReleaseDeleted();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

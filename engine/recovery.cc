@@ -36,7 +36,8 @@ Writer::Impl::Impl(Env& env, std::string dir, const Options& options, SharedInde
       options_(options),
       index_(index),
       limits_{options.max_key_bytes, options.max_value_bytes},
-      cache_(env, dir_, options.segment_bytes) {}
+      cache_(env, dir_, options.segment_bytes),
+      disk_(env, dir_, options.disk_reserve_bytes, options.log) {}
 
 Writer::Writer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -338,7 +339,14 @@ Status Writer::Impl::Recover() {
     }
   } else {
     Status s = CreateActiveSegment();
-    if (!s.ok()) return s;
+    if (s.Is(Code::kNoSpace)) {
+      // A full disk must not keep the database closed (reads, deletes and
+      // compaction need it open): the first write creates the active
+      // segment, as after a rotation that found no room.
+      Log("recovery: no room for a new active segment (" + s.ToString() + "); the first write creates it");
+    } else if (!s.ok()) {
+      return s;
+    }
   }
 
   if (corruptions_ > 0)

@@ -80,9 +80,11 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
     // Drop the partial bytes so the log stays a sequence of valid records.
     Status t = w.active_->Truncate(w.active_size_);
     if (!t.ok()) w.TurnReadOnly(t);
+    if (s.Is(Code::kNoSpace)) w.disk_.NoSpace(pending.size(), w.batch_.size());
     fail_all(s);
     return;
   }
+  w.disk_.Consumed(w.batch_.size());
   KINGX_KILL_POINT("append.after_write");
   if (w.options_.sync == SyncMode::kAlways) {
     s = w.SyncActive();
@@ -198,6 +200,11 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
     };
     r.status = decide();
     if (!r.status.ok()) continue;
+    // The reserve: a put may not take the room compaction needs (deletes may).
+    if (op.type == OpType::kPut && !w.disk_.Admit(total, w.batch_.size())) {
+      r.status = Status::NoSpace("the disk is full: " + w.disk_.Describe());
+      continue;
+    }
 
     // Rotate when this record does not fit (an empty segment takes any record).
     const uint64_t used = w.active_size_ + w.batch_.size();
@@ -256,6 +263,12 @@ bool Writer::read_only() const {
 }
 
 const std::string& Writer::dir() const { return impl_->dir_; }
+
+DiskState Writer::disk_state() const { return impl_->disk_.state(); }
+
+void Writer::RefreshDiskState() { impl_->disk_.Refresh(); }
+
+std::string Writer::DescribeDisk() const { return impl_->disk_.Describe(); }
 
 WriterStats Writer::Stats() const {
   const Impl& w = *impl_;

@@ -25,6 +25,10 @@
 //    kNoSpace / kIOError, the partial bytes are truncated away, nothing is
 //    published, later batches may succeed. If the truncate itself fails, the
 //    writer turns read-only as above.
+//  - the disk is nearly full: a put that would leave less free space than
+//    Options::disk_reserve_bytes fails with kNoSpace before anything is
+//    written (engine/disk_space.h); deletes still go through. Puts succeed
+//    again as soon as free space is back (no reopen needed).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/disk_space.h"
 #include "engine/env.h"
 #include "engine/options.h"
 #include "engine/record.h"
@@ -171,6 +176,15 @@ class Writer {
 
   // True after an fdatasync failure: every write returns kReadOnly.
   bool read_only() const;
+
+  // ---- Free space (engine/disk_space.h) ----
+  // The data directory's disk as the writer last saw it.
+  DiskState disk_state() const;
+  // Measures free space again (one statvfs), so that the full state clears
+  // when space came back while nobody writes. Any thread.
+  void RefreshDiskState();
+  // "N bytes free, M kept in reserve ..." for logs.
+  std::string DescribeDisk() const;
 
   WriterStats Stats() const;
 

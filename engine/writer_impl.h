@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/disk_space.h"
 #include "engine/env.h"
 #include "engine/hint_file.h"
 #include "engine/index.h"
@@ -63,6 +64,7 @@ struct Writer::Impl {
   SharedIndex& index_;
   const RecordLimits limits_;
   SegmentCache cache_;
+  DiskSpace disk_;  // free space and the reserve puts may not use
   std::unique_ptr<FileLock> lock_;
 
   uint64_t seed_ = 0;

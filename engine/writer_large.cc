@@ -28,6 +28,8 @@ Result<uint64_t> Writer::BeginLarge(const WriteOp& op) {
   if (op.key.empty() || op.key.size() > w.options_.max_key_bytes) return Status::InvalidArgument("bad key length");
   if (op.content_type.size() > kMaxMetaBytes) return Status::InvalidArgument("content type longer than 255 bytes");
   if (op.codec != Codec::kRaw && op.codec != Codec::kZstd) return Status::InvalidArgument("unknown codec");
+  const uint64_t prefix_bytes = kLargePrefixBytes + op.key.size() + op.content_type.size();
+  if (!w.disk_.Admit(prefix_bytes)) return Status::NoSpace("the disk is full: " + w.disk_.Describe());
   const uint64_t id = w.next_large_id_++;
   Impl::Large large;
   large.path = JoinPath(w.dir_, "large-" + std::to_string(id) + ".tmp");
@@ -48,8 +50,10 @@ Result<uint64_t> Writer::BeginLarge(const WriteOp& op) {
   if (!s.ok()) {
     large.file.reset();
     w.env_.RemoveFile(large.path).ok();
+    if (s.Is(Code::kNoSpace)) w.disk_.NoSpace(1, prefix.size());
     return s;
   }
+  w.disk_.Consumed(prefix.size());
   w.large_.emplace(id, std::move(large));
   return id;
 }
@@ -63,11 +67,15 @@ Status Writer::AppendLarge(uint64_t id, std::string_view stored_part) {
   if (w.read_only_) s = ReadOnlyStatus(w);
   else if (large.stored_len + stored_part.size() > MaxStoredBytes(large.codec, w.options_.max_value_bytes))
     s = Status::TooLarge("value larger than max_value_bytes");
-  else s = large.file->Append(stored_part);
+  else if (!w.disk_.Admit(stored_part.size()))
+    s = Status::NoSpace("the disk is full: " + w.disk_.Describe());
+  else if (s = large.file->Append(stored_part); s.Is(Code::kNoSpace))
+    w.disk_.NoSpace(1, stored_part.size());
   if (!s.ok()) {
     AbortLarge(id);
     return s;
   }
+  w.disk_.Consumed(stored_part.size());
   large.body->Update(stored_part.data(), stored_part.size());
   large.stored_len += stored_part.size();
   return Status::OK();
@@ -80,6 +88,7 @@ void Writer::AbortLarge(uint64_t id) {
   it->second.file.reset();
   w.env_.RemoveFile(it->second.path).ok();
   w.large_.erase(it);
+  w.disk_.Changed();
 }
 
 void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {

@@ -27,6 +27,7 @@
 
 #include "engine/compaction.h"
 #include "engine/compress.h"
+#include "engine/disk_space.h"
 #include "engine/env.h"
 #include "engine/index.h"
 #include "engine/options.h"
@@ -41,8 +42,9 @@ constexpr int kExitOk = 0, kExitNotFound = 1, kExitCorrupt = 2, kExitUsage = 64,
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: kingx-tool --data DIR [--segment-bytes N] [--compression-level N]\n"
-               "                  [--max-key-bytes N] [--max-value-bytes N] COMMAND\n"
+               "usage: kingx-tool --data DIR [--segment-bytes N|auto] [--disk-reserve-bytes N|auto]\n"
+               "                  [--compression-level N] [--max-key-bytes N] [--max-value-bytes N] COMMAND\n"
+               "  (auto, the default, picks what the server picks for the data directory's disk)\n"
                "  (--max-*-bytes bound what records may claim; the default, the format's largest,\n"
                "   is what the server uses: lower them only for a database written with lower ones)\n"
                "commands:\n"
@@ -171,6 +173,7 @@ int Run(int argc, char** argv) {
   std::string dir;
   bool json = false;
   bool compact_all = false;  // compact --all
+  bool auto_segment = true, auto_reserve = true;  // as the server: sizes from the data directory's disk
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -180,12 +183,23 @@ int Run(int argc, char** argv) {
       *out = std::strtoull(argv[++i], &end, 10);
       return end != nullptr && *end == '\0';
     };
+    // "auto" or a number of bytes.
+    auto size_or_auto = [&](uint64_t* out, bool* is_auto) {
+      if (i + 1 < argc && std::strcmp(argv[i + 1], "auto") == 0) {
+        ++i;
+        *is_auto = true;
+        return true;
+      }
+      *is_auto = false;
+      return next_u64(out);
+    };
     uint64_t v = 0;
     if (a == "--data" && i + 1 < argc) dir = argv[++i];
     else if (a == "--json") json = true;
     else if (a == "--all") compact_all = true;
     else if (a == "--compaction-dead-ratio" && i + 1 < argc) options.compaction_dead_ratio = std::strtod(argv[++i], nullptr);
-    else if (a == "--segment-bytes" && next_u64(&v)) options.segment_bytes = v;
+    else if (a == "--segment-bytes" && size_or_auto(&options.segment_bytes, &auto_segment)) continue;
+    else if (a == "--disk-reserve-bytes" && size_or_auto(&options.disk_reserve_bytes, &auto_reserve)) continue;
     else if (a == "--compression-level" && next_u64(&v)) options.compression_level = static_cast<int>(v);
     else if (a == "--max-key-bytes" && next_u64(&v)) options.max_key_bytes = static_cast<uint32_t>(v);
     else if (a == "--max-value-bytes" && next_u64(&v)) options.max_value_bytes = v;
@@ -194,6 +208,11 @@ int Run(int argc, char** argv) {
     else args.push_back(a);
   }
   if (dir.empty() || args.empty()) return Usage();
+  if (auto_segment) {
+    auto fs_bytes = FileSystemBytes(PosixEnv(), dir);
+    options.segment_bytes = fs_bytes.ok() ? AutoSegmentBytes(fs_bytes.value()) : (256ull << 20);
+  }
+  if (auto_reserve) options.disk_reserve_bytes = AutoDiskReserveBytes(options.segment_bytes);
   Status vs = ValidateOptions(options);
   if (!vs.ok()) return Fail(vs);
   options.log = [](const std::string& line) { std::fprintf(stderr, "kingx-tool: %s\n", line.c_str()); };

@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/disk_space.h"
+#include "engine/env.h"
 #include "src/conf/kingx_version.h"
 
 namespace kingx {
@@ -168,8 +170,30 @@ const Setting kSettings[] = {
        c->max_key_bytes = static_cast<uint32_t>(*r);
        return Status::OK();
      }},
-    {"segment_bytes", "SIZE", "256M", "segment file size before rotation", false, true,
-     KINGX_SIZE(segment_bytes, 64 << 10, 1ull << 38)},
+    {"segment_bytes", "SIZE|auto", "auto",
+     "segment file size before rotation; auto = a 32nd of the data directory's disk, as a power of two in "
+     "[1M, 256M]",
+     false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "auto") {
+         c->segment_bytes_auto = true;
+         return Status::OK();
+       }
+       c->segment_bytes_auto = false;
+       return Assign(&c->segment_bytes, ParseSizeIn(v, 64 << 10, 1ull << 38));
+     }},
+    {"disk_reserve_bytes", "SIZE|auto", "auto",
+     "free disk space that writes may not use, kept so that compaction and deletes work on a full disk "
+     "(writes answer 507 below it); auto = 1.25 x the segment size + 1M; 0 = none",
+     false, true,
+     [](Config* c, std::string_view v) {
+       if (v == "auto") {
+         c->disk_reserve_auto = true;
+         return Status::OK();
+       }
+       c->disk_reserve_auto = false;
+       return Assign(&c->disk_reserve_bytes, ParseSizeIn(v, 0, 1ull << 50));
+     }},
     {"compaction_dead_ratio", "RATIO", "0.5",
      "compact a sealed segment once this fraction of it is dead (0 < RATIO <= 1)", false, true,
      [](Config* c, std::string_view v) {
@@ -382,6 +406,13 @@ void ResolveDefaults(Config* c) {
     c->workers = n > 0 ? static_cast<uint32_t>(std::min<long>(n, 256)) : 1;
   }
   if (c->listen.empty()) c->listen.push_back(ListenAddress{"127.0.0.1", 8080});
+  if (c->segment_bytes_auto) {
+    // The data directory may not exist yet: its nearest existing ancestor
+    // tells the disk. If nothing can be measured, the large default.
+    auto fs_bytes = engine::FileSystemBytes(engine::PosixEnv(), c->data_dir);
+    c->segment_bytes = fs_bytes.ok() ? engine::AutoSegmentBytes(fs_bytes.value()) : (256ull << 20);
+  }
+  if (c->disk_reserve_auto) c->disk_reserve_bytes = engine::AutoDiskReserveBytes(c->segment_bytes);
 }
 
 }  // namespace
@@ -399,6 +430,7 @@ engine::Options Config::EngineOptions() const {
   o.max_key_bytes = engine::kLargestKeyBytes;
   o.max_value_bytes = engine::kLargestValueBytes;
   o.compaction_dead_ratio = compaction_dead_ratio;
+  o.disk_reserve_bytes = disk_reserve_bytes;
   o.take_lock = true;
   return o;
 }

@@ -70,7 +70,10 @@ struct Config {
   uint32_t sync_interval_ms = 0;                 // MS of interval:MS
   uint64_t max_value_bytes = 64ull << 20;        // --max-value-bytes
   uint32_t max_key_bytes = 1024;                 // --max-key-bytes
-  uint64_t segment_bytes = 256ull << 20;         // --segment-bytes
+  uint64_t segment_bytes = 256ull << 20;         // --segment-bytes SIZE|auto (resolved when parsed)
+  bool segment_bytes_auto = true;                // --segment-bytes auto: from the data disk's size
+  uint64_t disk_reserve_bytes = 0;               // --disk-reserve-bytes SIZE|auto (resolved when parsed)
+  bool disk_reserve_auto = true;                 // --disk-reserve-bytes auto: from segment_bytes
   double compaction_dead_ratio = 0.5;            // --compaction-dead-ratio (0 < r <= 1)
   bool compaction = true;                        // --compaction on|off
   int compression_level = 1;                     // --compression-level (0 = off, 1..19)

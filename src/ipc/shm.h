@@ -129,6 +129,13 @@ struct WriterMetrics {
   std::atomic<uint64_t> compaction_segments{0};     // input segments deleted
   std::atomic<uint64_t> compaction_bytes_freed{0};
   std::atomic<uint64_t> compaction_failures{0};
+  // The data directory's disk (engine::DiskState, republished by the writer
+  // loop; src/writer/disk_report.h).
+  std::atomic<uint32_t> disk_full{0};                 // 1 while puts are refused for lack of space
+  std::atomic<uint64_t> disk_free_bytes{0};
+  std::atomic<uint64_t> disk_total_bytes{0};
+  std::atomic<uint64_t> disk_reserve_bytes{0};
+  std::atomic<uint64_t> writes_refused_no_space{0};   // monotonic across writer restarts
 };
 
 // Sizes the mapping is built from.

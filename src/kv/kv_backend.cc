@@ -50,6 +50,13 @@ std::string ShmKvBackend::NotReadyReason() const {
            " ms (--storage-timeout-ms " + std::to_string(ctx_.config.storage_timeout_ms) +
            "): writes wait and are answered 503 outcome unknown after that long; reads are served";
   }
+  if (ws.disk_full.load(std::memory_order_relaxed) != 0) {
+    return "the disk holding the data directory is full: writes are refused (" +
+           std::to_string(ws.disk_free_bytes.load(std::memory_order_relaxed)) + " bytes free, " +
+           std::to_string(ws.disk_reserve_bytes.load(std::memory_order_relaxed)) +
+           " kept in reserve for compaction and deletes); reads are served, and writes resume by themselves "
+           "once deleted data is compacted away or space is freed";
+  }
   return std::string();
 }
 
@@ -169,6 +176,16 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_writer_staging_refusals_total", "Large uploads refused: they would pass --staging-bytes",
       double(ws.staging_refusals.load(relaxed)), true);
   add("kingx_writer_read_only", "1 after a failed fdatasync", double(ws.read_only.load(relaxed)), false);
+  add("kingx_disk_full", "1 while writes are refused because the data directory's disk is full",
+      double(ws.disk_full.load(relaxed)), false);
+  add("kingx_disk_free_bytes", "Free bytes in the data directory's file system", double(ws.disk_free_bytes.load(relaxed)),
+      false);
+  add("kingx_disk_size_bytes", "Size of the data directory's file system", double(ws.disk_total_bytes.load(relaxed)),
+      false);
+  add("kingx_disk_reserve_bytes", "Free bytes that writes may not use (kept for compaction and deletes)",
+      double(ws.disk_reserve_bytes.load(relaxed)), false);
+  add("kingx_writes_refused_no_space_total", "Writes refused because the disk was full",
+      double(ws.writes_refused_no_space.load(relaxed)), true);
   {
     const uint64_t beat = ws.heartbeat_ms.load(relaxed), now = MonotonicMs();
     const bool ready = shm.control().writer_ready.load(relaxed) != 0;

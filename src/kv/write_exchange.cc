@@ -525,6 +525,11 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
     case engine::Code::kPreconditionFailed:
       resp = http::ProblemResponse(412, "the precondition does not hold for the current value");
       break;
+    case engine::Code::kNoSpace:
+      resp = http::ProblemResponse(507,
+                                   "the disk holding the data directory is full: the write was not stored (reads "
+                                   "are served; writes resume once deleted data is compacted away)");
+      break;
     case engine::Code::kOutcomeUnknown:
       resp = http::ErrorResponse(engine::Status::OutcomeUnknown(
           "outcome unknown: the write may or may not have been applied; read the key before retrying"));

@@ -169,10 +169,14 @@ class Master {
 
     if (!config_.pid_file.empty() && !WritePidFile()) return false;
 
-    KINGX_LOG_INFO("kingx master started: %u %s worker(s), accept %s, sync %s, data %s", config_.workers,
-                   config_.model == Model::kEvent ? "event" : "threads",
+    KINGX_LOG_INFO("kingx master started: %u %s worker(s), accept %s, sync %s, data %s (segments of %llu bytes%s, "
+                   "disk reserve %llu bytes%s)",
+                   config_.workers, config_.model == Model::kEvent ? "event" : "threads",
                    config_.accept == AcceptMode::kReusePort ? "reuseport" : "shared",
-                   engine::SyncModeString(config_.EngineOptions()).c_str(), config_.data_dir.c_str());
+                   engine::SyncModeString(config_.EngineOptions()).c_str(), config_.data_dir.c_str(),
+                   static_cast<unsigned long long>(config_.segment_bytes), config_.segment_bytes_auto ? ", auto" : "",
+                   static_cast<unsigned long long>(config_.disk_reserve_bytes),
+                   config_.disk_reserve_auto ? ", auto" : "");
     StartWriter();
     for (uint32_t i = 0; i < config_.workers; ++i) StartWorker(i, config_);
     return true;
@@ -537,7 +541,8 @@ class Master {
     // Key/value limits and the compression level live in the workers (the
     // new ones get them); only what the writer itself uses restarts it, and
     // reads answer 503 for the time of its recovery.
-    const bool engine_changed = a.segment_bytes != b.segment_bytes || a.sync != b.sync ||
+    const bool engine_changed = a.segment_bytes != b.segment_bytes || a.disk_reserve_bytes != b.disk_reserve_bytes ||
+                                a.sync != b.sync ||
                                 a.sync_interval_ms != b.sync_interval_ms ||
                                 a.compaction_dead_ratio != b.compaction_dead_ratio ||
                                 config_.compaction != next.compaction;

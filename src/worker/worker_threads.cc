@@ -3,7 +3,8 @@
 //
 // Threads and what they own:
 //   main        signals (sigtimedwait), housekeeping once a second (access
-//               log flush, counter fold), stop orchestration, joins
+//               log flush, counter fold, unmapping segments compaction
+//               deleted), stop orchestration, joins
 //   acceptor    poll(listen fds + stop eventfd), accept4, TCP_NODELAY,
 //               push into the bounded queue (blocks while it is full)
 //   pool[i]     pops one socket and serves it until it closes: blocking
@@ -512,6 +513,8 @@ int RunThreadWorker(WorkerContext& ctx) {
       w->SetMode(Mode::kFast);  // a pool thread is stuck in a blocking call
     }
     if (ctx.access_log != nullptr) ctx.access_log->FlushIfDue();
+    // Segments compaction deleted: unmap them without waiting for a read.
+    if (ctx.reader != nullptr) ctx.reader->ReleaseDeleted();
     w->Fold();
   }
   for (auto& t : w->pool) t->thread.join();

@@ -6,7 +6,8 @@
 //   connections   uv_tcp per socket + http::Connection + KvConnState (UvConn)
 //   completions   uv_poll on the slot's eventfd → KvService::OnCompletion
 //   sweep timer   deadlines of every connection, lingering closes, stalled
-//                 writes, drain progress, access-log flush
+//                 writes, drain progress, access-log flush, unmapping
+//                 segments that compaction deleted
 //   retry timer   re-offers writes that found the queue full (KvService::Poke)
 //   signals       QUIT graceful stop, TERM/INT fast stop, USR1 reopen logs
 //
@@ -552,6 +553,9 @@ void OnSweep(uv_timer_t* t) {
     MakeRoom(w);
   }
   if (w->ctx.access_log != nullptr) w->ctx.access_log->FlushIfDue();
+  // Segments compaction deleted: unmap them now, not at the next GET, so
+  // that their space comes back even while this worker serves no reads.
+  if (w->ctx.reader != nullptr) w->ctx.reader->ReleaseDeleted();
   MaybeFinishStop(w);
 }
 

@@ -26,6 +26,7 @@
 #include "src/conf/observed_env.h"
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
+#include "src/writer/disk_report.h"
 
 namespace kingx {
 namespace {
@@ -126,8 +127,9 @@ struct UploadKey {
 // room in a full ring, the slots to wake after this batch.
 class WriterLoop {
  public:
-  WriterLoop(const Config& config, SharedMemory& shm, engine::Writer& writer, const WriterHooks& hooks)
-      : config_(config), shm_(shm), queue_(shm.queue()), writer_(writer), hooks_(hooks),
+  WriterLoop(const Config& config, SharedMemory& shm, engine::Writer& writer, const WriterHooks& hooks,
+             DiskReport& disk)
+      : config_(config), shm_(shm), queue_(shm.queue()), writer_(writer), hooks_(hooks), disk_(disk),
         overflow_(shm.slot_count()), wake_(shm.slot_count(), false) {}
 
   // Returns the exit status.
@@ -166,6 +168,7 @@ class WriterLoop {
       if (have) ProcessBatch();
       Beat();
       WakeSlots();
+      disk_.Tick(writer_, NowMs());
       if (writer_.read_only()) {
         shm_.writer_metrics().read_only.store(1);
         KINGX_LOG_ERROR("writer: the engine is read-only after a failed sync; exiting so that the master "
@@ -439,6 +442,7 @@ class WriterLoop {
   WriteQueue& queue_;
   engine::Writer& writer_;
   const WriterHooks& hooks_;
+  DiskReport& disk_;  // free space: gauges, /readyz, rate-limited error lines
   std::vector<QueueEntry> batch_;
   std::vector<engine::WriteOp> ops_;
   std::vector<std::pair<uint32_t, uint64_t>> op_tokens_;  // (slot, token) per op
@@ -497,13 +501,17 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
     }
   }
   shm.writer_metrics().read_only.store(0);
+  // The disk's state is published before the writer says it is ready, so
+  // that /readyz never answers 200 for a writer that opened on a full disk.
+  DiskReport disk(shm.writer_metrics(), config.data_dir);
+  disk.Tick(**writer, NowMs());
   if (hooks.after_open) hooks.after_open(**writer, config);  // e.g. the compaction thread starts
   shm.writer_metrics().heartbeat_ms.store(NowMs(), std::memory_order_relaxed);  // a predecessor's is stale
   shm.control().writer_ready.store(1, std::memory_order_release);
 
   int status;
   {
-    WriterLoop loop(config, shm, **writer, hooks);
+    WriterLoop loop(config, shm, **writer, hooks, disk);
     status = loop.Run();
   }
   shm.control().writer_ready.store(0, std::memory_order_release);

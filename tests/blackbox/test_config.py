@@ -23,8 +23,9 @@ TMP = None
 
 FLAGS = ["--listen", "--admin-listen", "--data", "--workers", "--model", "--threads", "--accept",
          "--single-process", "--sync", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
-         "--compaction-dead-ratio", "--compression-level", "--max-connections", "--keepalive-timeout-ms",
-         "--header-timeout-ms", "--body-timeout-ms", "--storage-timeout-ms", "--access-log", "--access-log-format", "--error-log",
+         "--disk-reserve-bytes", "--compaction-dead-ratio", "--compression-level", "--max-connections",
+         "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms", "--storage-timeout-ms", "--access-log",
+         "--access-log-format", "--error-log",
          "--log-level", "--trusted-proxy", "--pid", "--config"]
 
 

@@ -8,127 +8,37 @@ a quarter of the keys moved, none is lost (every key answers through the new rin
 acknowledged value, deleted ones are gone), none is duplicated (each key on exactly one shard, its
 owner), and `kingx-reshard check` agrees.
 
-Listing: the mover uses kingx's listing API (GET /v1/kv/?encoding=url&limit=&cursor=). Until
-that API exists in kingx, --standin puts a small front in this process before each shard that
-answers listings from the keys it saw written and forwards everything else to kingx unchanged
-(so every GET/PUT/DELETE, conditional or not, is kingx's own). Without --standin the test asks
-kingx itself and is skipped (77) when kingx answers a listing with 400.
+Listing: the mover lists each shard with kingx's own listing API (GET
+/v1/kv/?encoding=url&limit=&cursor=), in pages of 250 so that cursors are followed while `finish`
+deletes keys already listed.
 
-    KINGX_BIN=build/src/kingx python3 tests/deploy/test_reshard.py [--standin]
+    KINGX_BIN=build/src/kingx python3 tests/deploy/test_reshard.py
 """
 
 import argparse
-import http.client
-import http.server
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proxies import (DEPLOY, HOST, Client, exit_on_sigterm, load_reshard, nginx_site,  # noqa: E402
                      read_shipped, rewrite, start_nginx)
-from kingx_harness import (SKIP, ConnectionClosed, Server, TestFailure, cases_of, check, key_path,  # noqa: E402
+from kingx_harness import (ConnectionClosed, Server, TestFailure, cases_of, check, key_path,  # noqa: E402
                            run_cases)
 
-ARGS = None
 SHARDS = []      # kingx Servers (index 3 is the new one)
-FRONTS = []      # listing stand-ins, when used
 NGINX = None
 NKEYS = int(os.environ.get("KINGX_RESHARD_KEYS", "10000"))  # 10,000 as the issue asks; fewer by hand
 
 
-class ListingFront(http.server.ThreadingHTTPServer):
-    """Forwards every request to one kingx and answers GET /v1/kv/?... from the set of keys it
-    saw created (201) and deleted (204) through it. Test scaffolding, see the module doc."""
-
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        # nginx closes idle upstream connections (on reload, say): not an error of the test.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-    def __init__(self, kingx_port):
-        self.kingx_port = kingx_port
-        self.keys, self.lock = set(), threading.Lock()
-        super().__init__((HOST, 0), FrontHandler)
-        self.port = self.server_address[1]
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
-class FrontHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def _upstream(self):
-        if getattr(self, "_conn", None) is None:
-            self._conn = http.client.HTTPConnection(HOST, self.server.kingx_port, timeout=60)
-        return self._conn
-
-    def _handle(self):
-        path = self.path
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        if self.command == "GET" and path.startswith("/v1/kv/?"):
-            return self._list(urllib.parse.parse_qs(path.split("?", 1)[1]))
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")}
-        for attempt in (0, 1):
-            try:
-                c = self._upstream()
-                c.request(self.command, path, body=body, headers=headers)
-                r = c.getresponse()
-                data = r.read()
-                break
-            except (ConnectionError, http.client.HTTPException):
-                self._conn = None
-                if attempt:
-                    raise
-        key = path[len("/v1/kv/"):].split("?", 1)[0]
-        with self.server.lock:
-            if self.command == "PUT" and r.status in (201, 204):
-                self.server.keys.add(key)
-            elif self.command == "DELETE" and r.status == 204:
-                self.server.keys.discard(key)
-        self.send_response_only(r.status, r.reason)
-        for k, v in r.getheaders():
-            if k.lower() not in ("connection", "keep-alive", "date"):
-                self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD" and data:
-            self.wfile.write(data)
-
-    def _list(self, q):
-        limit = int(q.get("limit", ["1000"])[0])
-        after = q.get("cursor", [""])[0]
-        with self.server.lock:
-            keys = sorted(k for k in self.server.keys if k > after)
-        page = keys[:limit]
-        doc = {"keys": [{"key": k} for k in page], "list_complete": len(keys) <= limit}
-        if not doc["list_complete"]:
-            doc["cursor"] = page[-1]
-        out = json.dumps(doc).encode()
-        self.send_response_only(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    do_GET = do_PUT = do_DELETE = do_HEAD = _handle
-
-
 def names(n):
-    """Shard addresses as the ring and nginx see them: the fronts' or the kingx instances'."""
-    ports = [f.port for f in FRONTS] if FRONTS else [s.port for s in SHARDS]
-    return [f"{HOST}:{p}" for p in ports[:n]]
+    """Shard addresses as the ring and nginx see them."""
+    return [f"{HOST}:{s.port}" for s in SHARDS[:n]]
 
 
 def resharding_site(port, old, new):
@@ -179,15 +89,17 @@ def setup():
         s = Server(["--workers", "1", "--sync", "none"])
         s.start()
         SHARDS.append(s)
-    if ARGS.standin:
-        FRONTS.extend(ListingFront(s.port) for s in SHARDS)
-    else:
-        with Client(SHARDS[0].port) as c:
-            r = c.request("GET", "/v1/kv/?encoding=url&limit=1")
-        if r.status != 200:
-            print(f"SKIP: kingx has no listing API yet (GET /v1/kv/?encoding=url -> {r.status}); "
-                  f"run with --standin")
-            sys.exit(SKIP)
+    # The listing answers 503 while a shard's sorted key view is being built: wait for 200.
+    deadline = time.monotonic() + 60
+    for s in SHARDS:
+        with Client(s.port) as c:
+            while True:
+                r = c.request("GET", "/v1/kv/?encoding=url&limit=1")
+                if r.status != 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        check(r.status == 200, f"GET /v1/kv/?encoding=url on shard {s.port}: {r.status} {r.body[:200]!r} "
+                               f"(resharding needs kingx's listing API)")
     NGINX = start_nginx("nginx-sharding.conf", names(3))
 
 
@@ -257,10 +169,10 @@ def test_3_to_4_shards_under_a_write_load_moves_a_quarter_and_loses_nothing():
         t.start()
     try:
         time.sleep(0.5)
-        p1 = reshard("copy", "--old", old, "--new", new, "--state", state)           # step 1
+        p1 = reshard("copy", "--old", old, "--new", new, "--state", state, "--page", "250")  # step 1
         reload_nginx(resharding_site(NGINX.port, names(3), names(4)))                # step 2
         time.sleep(0.5)
-        p2 = reshard("finish", "--old", old, "--new", new, "--state", state)         # step 3
+        p2 = reshard("finish", "--old", old, "--new", new, "--state", state, "--page", "250")  # step 3
         reload_nginx(nginx_site("nginx-sharding.conf", names(4), NGINX.port))        # step 4
         time.sleep(0.5)
     finally:
@@ -310,10 +222,7 @@ def test_3_to_4_shards_under_a_write_load_moves_a_quarter_and_loses_nothing():
 
 def main():
     exit_on_sigterm()
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--standin", action="store_true", help="answer listings from a stand-in front")
-    ARGS = ap.parse_args()
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     try:
         setup()
         status = run_cases("resharding 3 -> 4 behind nginx", cases_of(globals()), lambda: SHARDS[0])
@@ -323,8 +232,6 @@ def main():
         print(f"FAIL setup: {e}")
         status = 1
     finally:
-        for f in FRONTS:
-            f.shutdown()
         if NGINX is not None:
             NGINX.cleanup()
         for s in SHARDS:

@@ -62,6 +62,25 @@ TEST_CASE("the active segment and skipped segments are never picked", "[engine][
   CHECK(Ids(PickSegments(segs, {3}, {}, all)) == std::vector<uint32_t>{2});
 }
 
+TEST_CASE("the active segment is sealed first when it would be picked and holds at least the minimum",
+          "[engine][compaction_policy]") {
+  const PickOptions o = ThresholdOnly();
+  // Half dead, big enough: sealed.
+  CHECK(SealActiveFirst(Seg(1, 3 * kMiB, 5 * kMiB, true), kMiB, o));
+  // Below the threshold: left alone, unless space is low or every segment is wanted.
+  CHECK_FALSE(SealActiveFirst(Seg(1, 6 * kMiB, 2 * kMiB, true), kMiB, o));
+  PickOptions low = o;
+  low.low_space = true;
+  CHECK(SealActiveFirst(Seg(1, 6 * kMiB, 2 * kMiB, true), kMiB, low));
+  PickOptions all = o;
+  all.pick_all = true;
+  CHECK(SealActiveFirst(Seg(1, 6 * kMiB, 2 * kMiB, true), kMiB, all));
+  // Nothing dead, too small, or not the active segment: never.
+  CHECK_FALSE(SealActiveFirst(Seg(1, 8 * kMiB, 0, true), kMiB, all));
+  CHECK_FALSE(SealActiveFirst(Seg(1, kMiB / 8, kMiB / 4, true), kMiB, low));
+  CHECK_FALSE(SealActiveFirst(Seg(1, 3 * kMiB, 5 * kMiB, false), kMiB, o));
+}
+
 TEST_CASE("pick_all takes every sealed segment, even one with nothing dead", "[engine][compaction_policy]") {
   const auto segs = Segs({Seg(1, 10 * kMiB, 0), Seg(2, 9 * kMiB, 1 * kMiB), Seg(3, 1, 1, true)});
   PickOptions o = ThresholdOnly();

@@ -282,6 +282,7 @@ class RecoveryProbeEnv final : public Env {
     return base_.FileSize(path);
   }
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override { return base_.LockFile(path); }
+  Result<SpaceInfo> Space(const std::string& path) override { return base_.Space(path); }
   Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) override {
     Hook();
     if (fail_map_at != 0 && calls == fail_map_at) return Status::IOError("injected: mapping failed");

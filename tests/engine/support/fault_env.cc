@@ -27,6 +27,11 @@ class FaultFile final : public File {
       if (keep > 0) base_->Append(data.substr(0, std::min(keep, data.size()))).ok();
       return s;
     }
+    const uint64_t room = env_.DiskRoom(path_, data.size());
+    if (room < data.size()) {
+      if (room > 0) base_->Append(data.substr(0, room)).ok();
+      return Status::NoSpace("simulated disk full: write " + path_);
+    }
     return base_->Append(data);
   }
   Status PWrite(uint64_t offset, std::string_view data) override {
@@ -35,6 +40,15 @@ class FaultFile final : public File {
     if (!s.ok()) {
       if (keep > 0) base_->PWrite(offset, data.substr(0, std::min(keep, data.size()))).ok();
       return s;
+    }
+    auto size = base_->Size();
+    const uint64_t end = offset + data.size();
+    const uint64_t growth = size.ok() && end > size.value() ? end - size.value() : 0;
+    const uint64_t room = env_.DiskRoom(path_, growth);
+    if (room < growth) {
+      const uint64_t fits = data.size() - (growth - room);
+      if (fits > 0) base_->PWrite(offset, data.substr(0, fits)).ok();
+      return Status::NoSpace("simulated disk full: pwrite " + path_);
     }
     return base_->PWrite(offset, data);
   }
@@ -83,6 +97,53 @@ void FaultInjectionEnv::ClearFaults() {
   faults_.clear();
 }
 
+void FaultInjectionEnv::SimulateDisk(const std::string& dir, uint64_t total_bytes) {
+  std::lock_guard lock(mu_);
+  disk_dir_ = dir;
+  disk_bytes_ = total_bytes;
+}
+
+uint64_t FaultInjectionEnv::DiskUsed() const {
+  std::string dir;
+  {
+    std::lock_guard lock(mu_);
+    dir = disk_dir_;
+  }
+  if (dir.empty()) return 0;
+  auto names = base_.ListDir(dir);
+  if (!names.ok()) return 0;
+  uint64_t used = 0;
+  for (const std::string& n : names.value()) {
+    auto size = base_.FileSize(JoinPath(dir, n));
+    if (size.ok()) used += size.value();
+  }
+  return used;
+}
+
+uint64_t FaultInjectionEnv::DiskRoom(const std::string& path, uint64_t growth) const {
+  uint64_t total = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (disk_bytes_ == 0 || DirOf(path) != disk_dir_) return growth;
+    total = disk_bytes_;
+  }
+  const uint64_t used = DiskUsed();
+  return used >= total ? 0 : std::min(growth, total - used);
+}
+
+Result<SpaceInfo> FaultInjectionEnv::Space(const std::string& path) {
+  Status s = Check(FaultOp::kSpace, nullptr);
+  if (!s.ok()) return s;
+  uint64_t total = 0;
+  {
+    std::lock_guard lock(mu_);
+    total = disk_bytes_;
+  }
+  if (total == 0) return base_.Space(path);
+  const uint64_t used = DiskUsed();
+  return SpaceInfo{total, used >= total ? 0 : total - used};
+}
+
 uint64_t FaultInjectionEnv::Calls(FaultOp op) const {
   std::lock_guard lock(mu_);
   return calls_[static_cast<int>(op)];
@@ -101,7 +162,8 @@ Status FaultInjectionEnv::Check(FaultOp op, size_t* keep_bytes) {
     if (n == f.at || (f.forever && n > f.at)) {
       ++fired_;
       if (keep_bytes != nullptr) *keep_bytes = f.short_write ? std::min(*keep_bytes, f.keep_bytes) : 0;
-      static const char* const kNames[] = {"write", "fdatasync", "directory fsync", "rename", "create", "truncate"};
+      static const char* const kNames[] = {"write",  "fdatasync", "directory fsync", "rename",
+                                                  "create", "truncate",  "statvfs"};
       return Injected(f.code, kNames[static_cast<int>(op)]);
     }
   }

@@ -6,7 +6,10 @@
 //    tracks, per file, the length made durable by Sync, and which directory
 //    entries (created or renamed files) were made durable by SyncDir.
 //    DropUnsynced() then truncates every file to its durable length, deletes
-//    files whose entry was never dir-synced and undoes renames not dir-synced.
+//    files whose entry was never dir-synced and undoes renames not dir-synced;
+//  - simulates a small disk (SimulateDisk): Space() reports it, and a write
+//    that would make the files of the directory outgrow it writes what fits
+//    and fails with kNoSpace, as ENOSPC does.
 //
 // Limits of the model: unlinks are treated as durable at once; a file opened
 // before the env saw it counts as fully durable; truncation is durable at once.
@@ -24,7 +27,7 @@
 
 namespace kingx::engine::test {
 
-enum class FaultOp : uint8_t { kWrite, kSync, kSyncDir, kRename, kCreate, kTruncate, kCount };
+enum class FaultOp : uint8_t { kWrite, kSync, kSyncDir, kRename, kCreate, kTruncate, kSpace, kCount };
 
 class FaultInjectionEnv final : public Env {
  public:
@@ -38,6 +41,13 @@ class FaultInjectionEnv final : public Env {
   void ShortWriteNth(uint64_t nth, size_t keep_bytes, Code code);
   // Removes every armed fault.
   void ClearFaults();
+  // A disk of total_bytes holding the files of dir (0 turns it off): Space()
+  // reports it (free = total - the sizes of dir's files), and a write that
+  // would make those sizes exceed total writes the prefix that fits, then
+  // fails with kNoSpace. Sizes are apparent sizes (no blocks, no metadata).
+  void SimulateDisk(const std::string& dir, uint64_t total_bytes);
+  // Bytes of dir's files as the simulated disk counts them.
+  uint64_t DiskUsed() const;
   // Calls of op seen so far (whether they failed or not).
   uint64_t Calls(FaultOp op) const;
   // Faults that fired so far.
@@ -61,11 +71,15 @@ class FaultInjectionEnv final : public Env {
   Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) override {
     return base_.MapReadOnly(path, map_bytes);
   }
+  // The simulated disk when one is set, else the base Env's; FaultOp::kSpace faults apply.
+  Result<SpaceInfo> Space(const std::string& path) override;
 
   // Used by the File wrapper.
   Status Check(FaultOp op, size_t* keep_bytes);
   void OnSynced(const std::string& path, uint64_t size);
   void OnTruncated(const std::string& path, uint64_t size);
+  // How many of `growth` more bytes of the file at path fit the simulated disk.
+  uint64_t DiskRoom(const std::string& path, uint64_t growth) const;
 
  private:
   struct FileState {
@@ -91,6 +105,8 @@ class FaultInjectionEnv final : public Env {
   std::vector<Fault> faults_;
   uint64_t calls_[static_cast<int>(FaultOp::kCount)] = {};
   uint64_t fired_ = 0;
+  std::string disk_dir_;      // SimulateDisk
+  uint64_t disk_bytes_ = 0;   // 0: no simulated disk
 };
 
 }  // namespace kingx::engine::test

@@ -3,6 +3,9 @@
 #include "src/conf/config.h"
 #include "src/worker/serve_options.h"
 
+#include "engine/disk_space.h"
+#include "engine/env.h"
+
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -59,7 +62,14 @@ TEST_CASE("no flags give the documented defaults", "[src][config]") {
   CHECK(c.sync == engine::SyncMode::kAlways);
   CHECK(c.max_value_bytes == 64ull << 20);
   CHECK(c.max_key_bytes == 1024);
-  CHECK(c.segment_bytes == 256ull << 20);
+  // auto: from the size of the disk that holds ./data.
+  CHECK(c.segment_bytes_auto);
+  auto fs_bytes = engine::FileSystemBytes(engine::PosixEnv(), "./data");
+  REQUIRE(fs_bytes.ok());
+  CHECK(c.segment_bytes == engine::AutoSegmentBytes(fs_bytes.value()));
+  CHECK(c.disk_reserve_auto);
+  CHECK(c.disk_reserve_bytes == engine::AutoDiskReserveBytes(c.segment_bytes));
+  CHECK(c.EngineOptions().disk_reserve_bytes == c.disk_reserve_bytes);
   CHECK(c.compaction_dead_ratio == 0.5);
   CHECK(c.compression_level == 1);
   CHECK(c.max_connections == 10000);
@@ -84,7 +94,8 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
   auto r = Parse({"--listen", "127.0.0.1:9000", "--listen=[::1]:9001", "--admin-listen", "127.0.0.1:9100",
                   "--data=/srv/kv", "--workers", "3", "--model", "threads", "--threads", "16", "--accept", "shared",
                   "--single-process", "--sync", "interval:25", "--max-value-bytes", "2M", "--max-key-bytes", "512",
-                  "--segment-bytes", "1G", "--compaction-dead-ratio", "0.25", "--compression-level", "0",
+                  "--segment-bytes", "1G", "--disk-reserve-bytes", "300M", "--compaction-dead-ratio", "0.25",
+                  "--compression-level", "0",
                   "--max-connections", "77", "--keepalive-timeout-ms", "5", "--header-timeout-ms", "6",
                   "--body-timeout-ms", "7", "--storage-timeout-ms", "1500", "--write-queue-bytes", "8M",
                   "--body-buffer-bytes", "9M", "--response-buffer-bytes", "10M", "--staging-bytes", "11M",
@@ -109,6 +120,9 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
   CHECK(c.max_value_bytes == 2u << 20);
   CHECK(c.max_key_bytes == 512);
   CHECK(c.segment_bytes == 1ull << 30);
+  CHECK_FALSE(c.segment_bytes_auto);
+  CHECK(c.disk_reserve_bytes == 300ull << 20);
+  CHECK_FALSE(c.disk_reserve_auto);
   CHECK(c.compaction_dead_ratio == 0.25);
   CHECK(c.compression_level == 0);
   CHECK(c.max_connections == 77);
@@ -233,12 +247,29 @@ TEST_CASE("listen addresses and trusted proxies parse numeric IPv4 and IPv6", "[
   CHECK_FALSE(ParseTrustedProxy("10.0.0.0/").ok());
 }
 
+TEST_CASE("segment size and disk reserve: auto, a size, or an error naming the setting", "[src][config]") {
+  auto r = Parse({"--segment-bytes", "2M", "--disk-reserve-bytes", "auto"});
+  REQUIRE(r.ok());
+  CHECK(r->config.segment_bytes == 2u << 20);
+  CHECK(r->config.disk_reserve_bytes == engine::AutoDiskReserveBytes(2u << 20));
+  r = Parse({"--disk-reserve-bytes", "0"});
+  REQUIRE(r.ok());
+  CHECK(r->config.disk_reserve_bytes == 0);
+  CHECK(r->config.EngineOptions().disk_reserve_bytes == 0);
+  auto bad = Parse({"--disk-reserve-bytes", "lots"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("--disk-reserve-bytes") != std::string_view::npos);
+  bad = Parse({"--segment-bytes", "1K"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("--segment-bytes") != std::string_view::npos);
+}
+
 TEST_CASE("help documents every setting with its default; -t, --help and --version are commands",
           "[src][config]") {
   const std::string help = HelpText();
   for (const char* flag : {"--listen", "--admin-listen", "--data", "--workers", "--model", "--threads", "--accept",
                            "--single-process", "--sync", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
-                           "--compaction-dead-ratio", "--compression-level", "--max-connections",
+                           "--disk-reserve-bytes", "--compaction-dead-ratio", "--compression-level", "--max-connections",
                            "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms",
                            "--storage-timeout-ms", "--body-buffer-bytes", "--response-buffer-bytes",
                            "--staging-bytes", "--send-lowat-bytes", "--write-queue-bytes", "--access-log",

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Disk space under repeated crashes: does compaction make progress that
+survives kill -9, or does the data directory grow without bound?
+
+Each cycle starts kingx on the same data directory, runs an overwrite load
+(PUTs and some DELETEs of a fixed key set whose live data is about --live-mb)
+for a random 0.5-3 s, then kill -9s the whole server and starts again as soon
+as it is gone. Throughout, every 100 ms, the data directory's allocated bytes
+(what `du` counts) and the engine's live record bytes (kingx_engine_live_bytes
+in /metrics) are sampled. The figure is the largest ratio dir / live seen
+(goal: <= 2), beside the directory's size after the last cycle.
+
+Value sizes sit on both sides of every size threshold: compression (255/256 B,
+random and compressible), a write-queue entry and the large-value path
+(1 MiB - 1, 1 MiB, 1 MiB + 1), and, with --segment-bytes, the segment size.
+
+    bench/crash_space_soak.py [--cycles 200] [--bin build/src/kingx]
+        [--segment-bytes 1M] [--live-mb 7] [--label NAME] [--out DIR]
+
+Only processes this script started are signalled (by their process group).
+Writes <out>/runs.jsonl (one line per cycle) and prints a summary line.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "blackbox"))
+from kingx_harness import Conn, ConnectionClosed, Server, TestFailure, key_path  # noqa: E402
+
+MIB = 1 << 20
+
+
+def dir_bytes(path):
+    total = 0
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += st.st_blocks * 512
+    except OSError:
+        pass
+    return total
+
+
+def live_bytes(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            body = r.read().decode()
+    except OSError:
+        return None
+    m = re.search(r"^kingx_engine_live_bytes (\S+)$", body, re.M)
+    return float(m.group(1)) if m else None
+
+
+class Load(threading.Thread):
+    """One client: overwrites (90%) and deletes (10%) random keys until stop."""
+
+    def __init__(self, port, keys, sizes, seed, stop):
+        super().__init__(daemon=True)
+        self.port, self.keys, self.sizes, self.stop = port, keys, sizes, stop
+        self.rng = random.Random(seed)
+        self.ops = self.errors = 0
+
+    def value(self):
+        size = self.rng.choice(self.sizes)
+        if self.rng.random() < 0.5:
+            return self.rng.randbytes(size)
+        return (b"compressible-%d-" % size * (size // 16 + 1))[:size]
+
+    def run(self):
+        try:
+            with Conn(self.port, timeout=10) as c:
+                while not self.stop.is_set():
+                    k = self.rng.choice(self.keys)
+                    if self.rng.random() < 0.1:
+                        c.request("DELETE", key_path(k))
+                    else:
+                        c.request("PUT", key_path(k), self.value())
+                    self.ops += 1
+        except (OSError, ConnectionClosed, TestFailure):
+            self.errors += 1  # the kill
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cycles", type=int, default=200)
+    ap.add_argument("--bin", default=os.environ.get("KINGX_BIN", "build/src/kingx"))
+    ap.add_argument("--segment-bytes", default=None, help="kingx --segment-bytes (default: kingx's own)")
+    ap.add_argument("--live-mb", type=float, default=7.0)
+    ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--label", default="")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    os.environ["KINGX_BIN"] = os.path.abspath(args.bin)
+
+    sizes = [0, 1, 100, 255, 256, 257, 4000, 65536, MIB - 1, MIB, MIB + 1, 2 * MIB]
+    if args.segment_bytes:
+        m = re.fullmatch(r"(\d+)([KMG]?)", args.segment_bytes)
+        seg = int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2)]
+        if seg <= 4 * MIB:
+            sizes += [seg - 200, seg + 1]
+    mean = sum(sizes) / len(sizes)
+    nkeys = max(4, int(args.live_mb * MIB / mean))
+    keys = [f"soak-{i}" for i in range(nkeys)]
+    extra = ["--workers", "2"]
+    if args.segment_bytes:
+        extra += ["--segment-bytes", args.segment_bytes]
+
+    rng = random.Random(args.seed)
+    server = Server(args=extra)
+    samples = []  # (t, dir, live)
+    stop_sampling = threading.Event()
+    port_box = {"port": None}
+
+    def sampler():
+        while not stop_sampling.is_set():
+            port = port_box["port"]
+            d = dir_bytes(server.data_dir)
+            live = live_bytes(port) if port else None
+            samples.append((time.monotonic(), d, live))
+            time.sleep(0.1)
+
+    out_rows = []
+    failed_restarts = 0
+    t_start = time.monotonic()
+    th = threading.Thread(target=sampler, daemon=True)
+    th.start()
+    try:
+        for cycle in range(args.cycles):
+            try:
+                server.start()
+            except TestFailure as e:
+                failed_restarts += 1
+                print(f"cycle {cycle}: restart failed: {str(e)[:300]}", flush=True)
+                server.kill_group()
+                continue
+            port_box["port"] = server.port
+            first = len(samples)
+            stop = threading.Event()
+            loads = [Load(server.port, keys, sizes, rng.randrange(1 << 30), stop) for _ in range(args.clients)]
+            for l in loads:
+                l.start()
+            time.sleep(rng.uniform(0.5, 3.0))
+            server.kill_group()
+            port_box["port"] = None
+            stop.set()
+            for l in loads:
+                l.join(15)
+            # Ratios only where the live data is meaningful: not while the
+            # database is still filling, nor from a sample taken mid-recovery.
+            window = [s for s in samples[first:] if s[2] and s[2] >= 0.5 * args.live_mb * MIB]
+            live = max((s[2] for s in samples[first:] if s[2]), default=0)
+            peak = max((s[1] for s in samples[first:]), default=0)
+            ratio = max((s[1] / s[2] for s in window), default=0)
+            row = {"cycle": cycle, "ops": sum(l.ops for l in loads), "live_bytes": live, "dir_peak_bytes": peak,
+                   "max_ratio": round(ratio, 3), "dir_after_bytes": dir_bytes(server.data_dir)}
+            out_rows.append(row)
+            if cycle % 10 == 0 or cycle == args.cycles - 1:
+                print(json.dumps(row), flush=True)
+    finally:
+        stop_sampling.set()
+        th.join(5)
+        server.cleanup()
+    worst = max((r["max_ratio"] for r in out_rows), default=0)
+    summary = {"label": args.label, "bin": args.bin, "segment_bytes": args.segment_bytes or "default",
+               "cycles": len(out_rows), "failed_restarts": failed_restarts, "keys": nkeys,
+               "live_mb_target": args.live_mb, "max_ratio_dir_to_live": worst,
+               "dir_after_last_cycle_bytes": out_rows[-1]["dir_after_bytes"] if out_rows else 0,
+               "live_after_last_cycle_bytes": out_rows[-1]["live_bytes"] if out_rows else 0,
+               "seconds": round(time.monotonic() - t_start, 1), "load": os.getloadavg()[0]}
+    print("SUMMARY " + json.dumps(summary), flush=True)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "runs.jsonl"), "a") as f:
+            for r in out_rows:
+                f.write(json.dumps({"label": args.label, **r}) + "\n")
+            f.write(json.dumps({"summary": summary}) + "\n")
+    return 0 if failed_restarts == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+// The writer's free-space reserve (engine/disk_space.h) on a simulated small
+// disk (FaultInjectionEnv::SimulateDisk): puts that would eat into the reserve
+// are refused before anything is written, deletes are not, ENOSPC from the
+// file system marks the disk full too, and writes resume by themselves once
+// space is back; compaction seals a half-dead active segment to reclaim it,
+// and copies within the reserve on a full disk.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "engine/compaction.h"
+#include "engine/compress.h"
+#include "engine/disk_space.h"
+#include "tests/engine/support/fault_env.h"
+#include "tests/engine/support/model.h"
+#include "tests/engine/support/test_util.h"
+
+using namespace kingx::engine;
+using namespace kingx::engine::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file()) n += e.file_size();
+  return n;
+}
+
+Options SmallDisk(uint64_t reserve) {
+  Options o;
+  o.segment_bytes = 256 << 10;
+  o.compression_level = 0;
+  o.disk_reserve_bytes = reserve;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("auto sizes: segments a 32nd of the disk within [1 MiB, 256 MiB], a reserve that holds one segment",
+          "[engine][disk]") {
+  CHECK(AutoSegmentBytes(64ull << 20) == (2ull << 20));
+  CHECK(AutoSegmentBytes(100ull << 20) == (2ull << 20));  // rounded down to a power of two
+  CHECK(AutoSegmentBytes(1ull << 20) == (1ull << 20));    // floor
+  CHECK(AutoSegmentBytes(0) == (1ull << 20));
+  CHECK(AutoSegmentBytes(1ull << 30) == (32ull << 20));
+  CHECK(AutoSegmentBytes(8ull << 30) == (256ull << 20));
+  CHECK(AutoSegmentBytes(4ull << 40) == (256ull << 20));  // ceiling
+  CHECK(AutoDiskReserveBytes(2ull << 20) == (2ull << 20) + (512ull << 10) + (1ull << 20));
+  CHECK(AutoDiskReserveBytes(256ull << 20) == (321ull << 20));
+}
+
+TEST_CASE("FileSystemBytes measures the nearest existing ancestor of a path that does not exist yet",
+          "[engine][disk]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SimulateDisk(dir.path(), 0);
+  auto real = FileSystemBytes(env, dir.path());
+  REQUIRE(real.ok());
+  CHECK(real.value() > 0);
+  auto deeper = FileSystemBytes(env, dir.File("not/yet/there"));
+  REQUIRE(deeper.ok());
+  CHECK(deeper.value() == real.value());
+  env.FailNth(FaultOp::kSpace, 1, Code::kIOError);
+  CHECK(FileSystemBytes(env, dir.path()).status().Is(Code::kIOError));
+}
+
+TEST_CASE("a put that would eat into the reserve is refused before anything is written; deletes still go",
+          "[engine][disk]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SimulateDisk(dir.path(), 4 << 20);
+  TestDb db(env, dir.path(), SmallDisk(1 << 20));
+  REQUIRE(db.Open().ok());
+  const std::string value(100 << 10, 'v');
+  int stored = 0;
+  WriteResult r;
+  for (; stored < 100; ++stored) {
+    r = db.Put("k" + std::to_string(stored), value);
+    if (!r.status.ok()) break;
+  }
+  REQUIRE(r.status.Is(Code::kNoSpace));
+  CHECK(r.status.message().find("reserve") != std::string_view::npos);
+  CHECK(stored >= 20);  // ~3 MiB of the 4 went to puts
+  const DiskState full = db.writer().disk_state();
+  CHECK(full.full);
+  CHECK(full.refused_writes == 1);
+  CHECK(full.reserve_bytes == (1u << 20));
+  // The reserve is still there: the file system was never filled.
+  CHECK(env.DiskUsed() + (1 << 20) <= (4u << 20) + value.size());
+  const uint64_t before = DirBytes(dir.path());
+  CHECK(db.Put("one-more", value).status.Is(Code::kNoSpace));
+  CHECK(DirBytes(dir.path()) == before);  // nothing written
+  CHECK(db.Get("one-more").status().Is(Code::kNotFound));
+  CHECK(db.writer().disk_state().refused_writes == 2);
+  CHECK_FALSE(db.writer().read_only());
+  // Reads and deletes go on while full.
+  CHECK(db.Get("k0").value() == value);
+  for (int i = 0; i < stored; i += 2) REQUIRE(db.Delete("k" + std::to_string(i)).status.ok());
+  CHECK(db.writer().disk_state().full);
+  // Space comes back (here: a bigger disk); a refresh clears the state
+  // without any write, and puts are admitted again.
+  env.SimulateDisk(dir.path(), 16 << 20);
+  db.writer().RefreshDiskState();
+  CHECK_FALSE(db.writer().disk_state().full);
+  CHECK(db.Put("after", value).status.ok());
+  // All of it survives a reopen.
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("after").value() == value);
+  CHECK(db.Get("k1").value() == value);
+  CHECK(db.Get("k0").status().Is(Code::kNotFound));
+}
+
+TEST_CASE("a batch that does not fit whole admits the puts that fit and refuses the others",
+          "[engine][disk]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SimulateDisk(dir.path(), 3 << 20);
+  TestDb db(env, dir.path(), SmallDisk(1 << 20));
+  REQUIRE(db.Open().ok());
+  const std::string value(400 << 10, 'b');
+  std::vector<std::string> keys = {"a", "b", "c", "d", "e", "f", "g"};
+  std::vector<WriteOp> ops(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ops[i].key = keys[i];
+    ops[i].stored = value;
+    ops[i].raw_len = value.size();
+  }
+  std::vector<WriteResult> res(ops.size());
+  db.writer().Apply(ops, res);
+  size_t ok = 0;
+  for (size_t i = 0; i < res.size(); ++i) {
+    if (res[i].status.ok()) {
+      ++ok;
+      CHECK(db.Get(keys[i]).value() == value);
+    } else {
+      CHECK(res[i].status.Is(Code::kNoSpace));
+      CHECK(db.Get(keys[i]).status().Is(Code::kNotFound));
+    }
+  }
+  CHECK(ok >= 3);
+  CHECK(ok < keys.size());
+  CHECK(db.writer().disk_state().refused_writes == keys.size() - ok);
+}
+
+TEST_CASE("ENOSPC from the file system (no reserve) marks the disk full until space is back",
+          "[engine][disk]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SimulateDisk(dir.path(), 4 << 20);
+  TestDb db(env, dir.path(), SmallDisk(0));
+  REQUIRE(db.Open().ok());
+  // The estimate admits it (it is measured less often than it is written);
+  // fill the disk through another file so that the file system refuses.
+  REQUIRE(db.Put("a", std::string(1000, 'a')).status.ok());
+  WriteFileBytes(dir.File("filler"), std::string((4 << 20) - DirBytes(dir.path()) - 100, 'f'));
+  auto r = db.Put("b", std::string(1000, 'b'));
+  REQUIRE(r.status.Is(Code::kNoSpace));
+  CHECK(db.writer().disk_state().full);
+  CHECK(db.writer().disk_state().refused_writes >= 1);
+  CHECK_FALSE(db.writer().read_only());
+  fs::remove(dir.File("filler"));
+  db.writer().RefreshDiskState();
+  CHECK_FALSE(db.writer().disk_state().full);
+  CHECK(db.Put("b", std::string(1000, 'b')).status.ok());
+}
+
+TEST_CASE("a large value is refused at the part that would eat into the reserve, and its staging file goes",
+          "[engine][disk]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SimulateDisk(dir.path(), 4 << 20);
+  TestDb db(env, dir.path(), SmallDisk(1 << 20));
+  REQUIRE(db.Open().ok());
+  WriteOp op;
+  op.key = "large";
+  auto id = db.writer().BeginLarge(op);
+  REQUIRE(id.ok());
+  const std::string part(512 << 10, 'p');
+  Status s;
+  int parts = 0;
+  for (; parts < 20 && s.ok(); ++parts) s = db.writer().AppendLarge(id.value(), part);
+  CHECK(s.Is(Code::kNoSpace));
+  CHECK(parts >= 4);
+  for (const auto& e : fs::directory_iterator(dir.path())) CHECK(e.path().extension() != ".tmp");
+  CHECK(db.writer().disk_state().full);
+  // With the staging file gone there is room again for a smaller one.
+  db.writer().RefreshDiskState();
+  auto id2 = db.writer().BeginLarge(op);
+  REQUIRE(id2.ok());
+  REQUIRE(db.writer().AppendLarge(id2.value(), part).ok());
+  WriteResult r;
+  db.writer().FinishLarge(id2.value(), part.size(), &r);
+  REQUIRE(r.status.ok());
+  CHECK(db.Get("large").value() == part);
+}
+
+TEST_CASE("when free space cannot be measured, writes are admitted and the failure is logged once",
+          "[engine][disk]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  std::vector<std::string> lines;
+  Options o = SmallDisk(1 << 20);
+  o.log = [&](const std::string& l) { lines.push_back(l); };
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  env.FailNth(FaultOp::kSpace, 1, Code::kIOError, /*forever=*/true);
+  DiskSpace space(env, dir.path(), 1 << 20, o.log);
+  for (int i = 0; i < 10; ++i) {
+    CHECK(space.Admit(1000));
+    space.Refresh();
+  }
+  CHECK_FALSE(space.state().known);
+  CHECK_FALSE(space.state().full);
+  size_t failures = 0;
+  for (const auto& l : lines) failures += l.find("cannot measure") != std::string::npos;
+  CHECK(failures == 1);
+  env.ClearFaults();
+  space.Refresh();
+  CHECK(space.state().known);
+}
+
+TEST_CASE("a database whose active segment was sealed opens on a disk with no room for a new segment",
+          "[engine][disk][recovery]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o = SmallDisk(0);
+  o.segment_bytes = 64 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("a", std::string(40 << 10, 'a')).status.ok());
+  // The next put rotates: the old segment is sealed (hint finished), and
+  // creating the new one fails as on a full disk.
+  env.FailNth(FaultOp::kCreate, 1, Code::kNoSpace, /*forever=*/true);
+  CHECK(db.Put("b", std::string(40 << 10, 'b')).status.Is(Code::kNoSpace));
+  // Restart on the full disk: the database opens and serves reads.
+  Status s = db.Open();
+  REQUIRE(s.ok());
+  CHECK(db.Get("a").value() == std::string(40 << 10, 'a'));
+  CHECK(db.Get("b").status().Is(Code::kNotFound));
+  CHECK(db.Put("c", "x").status.Is(Code::kNoSpace));
+  CHECK_FALSE(db.writer().read_only());
+  // Room again: the first write creates the active segment.
+  env.ClearFaults();
+  REQUIRE(db.Put("c", "x").status.ok());
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("a").value() == std::string(40 << 10, 'a'));
+  CHECK(db.Get("c").value() == "x");
+}
+
+TEST_CASE("dead records in the active segment are reclaimed: a pass seals it first, then compacts it",
+          "[engine][disk][compaction]") {
+  TempDir dir;
+  Options o = SmallDisk(0);
+  o.segment_bytes = 1 << 20;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string value(10 << 10, 'a');
+  for (int i = 0; i < 60; ++i) REQUIRE(db.Put("k" + std::to_string(i), value).status.ok());
+  for (int i = 0; i < 60; ++i)
+    if (i % 4 != 0) REQUIRE(db.Delete("k" + std::to_string(i)).status.ok());
+  // Everything is in the one, active, segment: 3/4 of it dead.
+  REQUIRE(db.writer().Stats().segments == 1);
+  const uint64_t before = DirBytes(dir.path());
+  Compactor compactor(db.writer(), UnthrottledCompaction(16));
+  PassReport report;
+  REQUIRE(compactor.RunOnce(&report).ok());
+  CHECK(report.deleted == 1);
+  CHECK(DirBytes(dir.path()) + 40 * value.size() <= before);
+  // Writes go on in a new active segment; every key reads as before, after a reopen too.
+  REQUIRE(db.Put("after", "x").status.ok());
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i = 0; i < 60; ++i) {
+      INFO("k" << i << " pass " << pass);
+      if (i % 4 == 0)
+        CHECK(db.Get("k" + std::to_string(i)).value() == value);
+      else
+        CHECK(db.Get("k" + std::to_string(i)).status().Is(Code::kNotFound));
+    }
+    CHECK(db.Get("after").value() == "x");
+    REQUIRE(db.Open().ok());
+  }
+}
+
+TEST_CASE("an active segment below a quarter of segment_bytes or under the dead ratio is left alone",
+          "[engine][disk][compaction]") {
+  TempDir dir;
+  Options o = SmallDisk(0);
+  o.segment_bytes = 4 << 20;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string value(10 << 10, 'a');
+  for (int i = 0; i < 60; ++i) REQUIRE(db.Put("k" + std::to_string(i), value).status.ok());
+  for (int i = 0; i < 40; ++i) REQUIRE(db.Delete("k" + std::to_string(i)).status.ok());
+  Compactor compactor(db.writer(), UnthrottledCompaction(16));
+  PassReport report;
+  REQUIRE(compactor.RunOnce(&report).ok());  // 600 KiB < 1 MiB: not sealed
+  CHECK(report.inputs == 0);
+  CHECK(db.writer().Stats().segments == 1);
+  for (int i = 60; i < 120; ++i) REQUIRE(db.Put("k" + std::to_string(i), value).status.ok());
+  REQUIRE(compactor.RunOnce(&report).ok());  // 1.2 MiB, 1/3 dead: under the ratio
+  CHECK(report.inputs == 0);
+  CHECK(db.writer().Stats().segments == 1);
+}
+
+TEST_CASE("on a full disk of half-dead segments, compaction copies within the reserve and puts resume",
+          "[engine][disk][compaction]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  const uint64_t disk = 8 << 20;
+  Options o = SmallDisk(0);
+  o.segment_bytes = 256 << 10;
+  o.disk_reserve_bytes = AutoDiskReserveBytes(o.segment_bytes);
+  env.SimulateDisk(dir.path(), disk);
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string value(8 << 10, 'h');
+  int stored = 0;
+  for (; stored < 2000; ++stored)
+    if (!db.Put("k" + std::to_string(stored), value).status.ok()) break;
+  REQUIRE(stored > 500);
+  REQUIRE(db.writer().disk_state().full);
+  // Every segment, the active one included, ends up half dead: nothing can
+  // be freed without copying, and all the room there is is the reserve.
+  for (int i = 0; i < stored; i += 2) REQUIRE(db.Delete("k" + std::to_string(i)).status.ok());
+  const uint64_t used_before = env.DiskUsed();
+  CompactionOptions co;  // the defaults, free space measured through the env
+  co.rate_bytes_per_sec = 0;
+  std::string log;
+  co.log = [&log](const std::string& line) { log += line + "\n"; };
+  const uint64_t space_calls = env.Calls(FaultOp::kSpace);
+  Compactor compactor(db.writer(), co);
+  for (int pass = 0; pass < 20; ++pass) {
+    PassReport report;
+    Status s = compactor.RunOnce(&report);
+    INFO(s.ToString());
+    REQUIRE((s.ok() || s.Is(Code::kNoSpace)));
+    if (report.inputs == 0) break;
+  }
+  CHECK(env.Calls(FaultOp::kSpace) > space_calls);
+  const uint64_t freed = used_before - std::min(used_before, env.DiskUsed());
+  INFO(log);
+  // Low on space, every segment with dead bytes is picked: all but the
+  // tombstones and the active segment's share comes back.
+  CHECK(freed >= (stored / 2) * value.size() * 8 / 10);
+  db.writer().RefreshDiskState();
+  CHECK_FALSE(db.writer().disk_state().full);
+  REQUIRE(db.Put("after", value).status.ok());
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < stored; ++i) {
+    INFO("k" << i);
+    if (i % 2 == 1)
+      CHECK(db.Get("k" + std::to_string(i)).value() == value);
+    else
+      CHECK(db.Get("k" + std::to_string(i)).status().Is(Code::kNotFound));
+  }
+  CHECK(db.Get("after").value() == value);
+}
