@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what bench/compare runs against and with (the peers nginx, redis, webdis and
-# memcached; the load generators wrk and h2load; gnuplot for the plots), and leaves no service
+# Installs what bench/compare and bench/abuse.py run against and with (the peers nginx, redis,
+# webdis and memcached; the load generators wrk and h2load; slowhttptest for the slow-client
+# abuse; gnuplot for the plots), and leaves no service
 # of what it installed enabled or running: the harness starts its own instances on 127.0.0.1
 # with ephemeral ports, never the system services.
 #
@@ -23,7 +24,7 @@
 # active; non-zero (with a message) otherwise.
 set -euo pipefail
 
-peers=(nginx-light wrk nghttp2-client redis-server webdis memcached gnuplot-nox)
+peers=(nginx-light wrk nghttp2-client redis-server webdis memcached gnuplot-nox slowhttptest)
 profilers=(valgrind linux-perf)
 
 packages=("${peers[@]}")

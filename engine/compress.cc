@@ -3,6 +3,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <memory>
 
 namespace kingx::engine {
@@ -30,23 +31,37 @@ ZSTD_DCtx* ThreadDCtx() {
 Codec EncodeValue(std::string_view raw, int level, uint64_t min_bytes, std::string* compressed) {
   compressed->clear();
   if (level <= 0 || raw.empty() || raw.size() < min_bytes) return Codec::kRaw;
-  // Keep zstd only when it saves >= 10%: give it exactly that much room, so an
-  // output that would not pay off fails fast with dstSize_tooSmall.
+  // Keep zstd only when it saves >= 10%: give the frames exactly that much
+  // room, so an output that would not pay off fails fast with dstSize_tooSmall.
   const size_t limit = raw.size() - raw.size() / 10;
   if (limit == 0) return Codec::kRaw;
-  compressed->resize(limit);
   ZSTD_CCtx* ctx = ThreadCCtx();
-  if (ctx == nullptr) {
-    compressed->clear();
-    return Codec::kRaw;
+  if (ctx == nullptr) return Codec::kRaw;
+  compressed->resize(limit);
+  size_t used = 0;
+  for (size_t pos = 0; pos < raw.size(); pos += kFrameRawBytes) {
+    const size_t n = std::min(kFrameRawBytes, raw.size() - pos);
+    const size_t r = ZSTD_compressCCtx(ctx, compressed->data() + used, limit - used, raw.data() + pos, n, level);
+    if (ZSTD_isError(r)) {
+      compressed->clear();
+      return Codec::kRaw;
+    }
+    used += r;
   }
-  size_t n = ZSTD_compressCCtx(ctx, compressed->data(), limit, raw.data(), raw.size(), level);
-  if (ZSTD_isError(n) || n > limit) {
-    compressed->clear();
-    return Codec::kRaw;
-  }
-  compressed->resize(n);
+  compressed->resize(used);
   return Codec::kZstd;
+}
+
+Status CompressFrames(std::string_view raw_part, int level, std::string* out) {
+  const size_t start = out->size();
+  for (size_t pos = 0; pos < raw_part.size(); pos += kFrameRawBytes) {
+    Status s = CompressFrame(raw_part.substr(pos, kFrameRawBytes), level, out);
+    if (!s.ok()) {
+      out->resize(start);
+      return s;
+    }
+  }
+  return Status::OK();
 }
 
 Status CompressFrame(std::string_view raw_part, int level, std::string* out) {
@@ -104,6 +119,122 @@ Status DecodeValue(Codec codec, std::string_view stored, uint64_t raw_len, uint6
     out->clear();
     return Status::Corruption("zstd value decoded to a different size than recorded");
   }
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------- ValueDecoder
+
+struct ValueDecoder::Stream {
+  Stream() : ds(ZSTD_createDStream()) {}
+  ~Stream() { ZSTD_freeDStream(ds); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ZSTD_DStream* ds;
+};
+
+ValueDecoder::ValueDecoder(Codec codec, std::string_view stored, uint64_t raw_len)
+    : codec_(codec), stored_(stored), raw_len_(raw_len) {}
+
+ValueDecoder::~ValueDecoder() = default;
+
+bool ValueDecoder::Done() const {
+  return failed_.ok() && produced_ == raw_len_ && (codec_ == Codec::kRaw || consumed_ == stored_.size());
+}
+
+size_t ValueDecoder::ContextBytes() const { return stream_ ? ZSTD_sizeof_DStream(stream_->ds) : 0; }
+
+Status ValueDecoder::Fail(std::string_view why) {
+  failed_ = Status::Corruption(why);
+  return failed_;
+}
+
+Status ValueDecoder::Next(size_t max_bytes, std::string* buf, std::string_view* piece) {
+  *piece = {};
+  if (!failed_.ok()) return failed_;
+  if (max_bytes == 0) max_bytes = 1;
+  if (codec_ == Codec::kRaw) {
+    if (stored_.size() != raw_len_) return Fail("raw value size differs from its recorded size");
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(max_bytes, raw_len_ - produced_));
+    *piece = stored_.substr(static_cast<size_t>(produced_), n);
+    produced_ += n;
+    return Status::OK();
+  }
+  if (codec_ != Codec::kZstd) return Fail("unknown codec");
+  return NextZstd(max_bytes, buf, piece);
+}
+
+// Frames whose size is known and fits the piece are decoded whole with the
+// thread's context, as many as fit; a frame larger than a piece (or of
+// unknown size) is streamed through stream_, one piece per call. Every
+// output buffer is capped at what raw_len still allows, so a frame that
+// claims or produces more than recorded fails without growing anything.
+Status ValueDecoder::NextZstd(size_t max_bytes, std::string* buf, std::string_view* piece) {
+  size_t out_pos = 0;
+  for (;;) {
+    const uint64_t left = raw_len_ - produced_;
+    if (frame_end_ == 0) {
+      if (consumed_ == stored_.size()) {
+        if (left != 0) return Fail("zstd value decoded to fewer bytes than recorded");
+        break;
+      }
+      const char* src = stored_.data() + consumed_;
+      const size_t avail = stored_.size() - consumed_;
+      const size_t csize = ZSTD_findFrameCompressedSize(src, avail);
+      if (ZSTD_isError(csize)) return Fail(std::string("zstd: ") + ZSTD_getErrorName(csize));
+      const unsigned long long fsize = ZSTD_getFrameContentSize(src, avail);
+      if (fsize == ZSTD_CONTENTSIZE_ERROR) return Fail("zstd: malformed frame header");
+      if (fsize != ZSTD_CONTENTSIZE_UNKNOWN && fsize <= max_bytes) {
+        if (fsize > left) return Fail("zstd value decodes to more bytes than recorded");
+        if (fsize > max_bytes - out_pos) break;  // next call, with a whole piece of room
+        if (buf->size() < out_pos + fsize) buf->resize(std::min<uint64_t>(max_bytes, out_pos + left));
+        ZSTD_DCtx* ctx = ThreadDCtx();
+        if (ctx == nullptr) return Fail("zstd: cannot allocate a decompression context");
+        const size_t n = ZSTD_decompressDCtx(ctx, buf->data() + out_pos, static_cast<size_t>(fsize), src, csize);
+        if (ZSTD_isError(n)) return Fail(std::string("zstd: ") + ZSTD_getErrorName(n));
+        if (n != fsize) return Fail("zstd frame decoded to a different size than its header says");
+        consumed_ += csize;
+        out_pos += n;
+        produced_ += n;
+        if (out_pos == max_bytes) break;
+        continue;
+      }
+      if (out_pos > 0) break;  // deliver the small frames first
+      frame_end_ = consumed_ + csize;
+      if (!stream_) {
+        stream_ = std::make_unique<Stream>();
+        if (stream_->ds == nullptr) return Fail("zstd: cannot allocate a decompression context");
+      }
+      ZSTD_DCtx_reset(stream_->ds, ZSTD_reset_session_only);
+    }
+    // Streaming one large frame: one piece of output per call. With nothing
+    // left to produce, one byte of room is given so that a frame holding
+    // more than recorded shows it.
+    const size_t cap = static_cast<size_t>(std::max<uint64_t>(1, std::min<uint64_t>(max_bytes, left)));
+    buf->resize(cap);
+    ZSTD_inBuffer in{stored_.data(), frame_end_, consumed_};
+    ZSTD_outBuffer out{buf->data(), cap, 0};
+    bool frame_done = false;
+    for (;;) {
+      const size_t r = ZSTD_decompressStream(stream_->ds, &out, &in);
+      if (ZSTD_isError(r)) return Fail(std::string("zstd: ") + ZSTD_getErrorName(r));
+      if (r == 0) {
+        frame_done = true;
+        break;
+      }
+      if (out.pos == out.size) break;
+      if (in.pos == in.size) return Fail("zstd: truncated frame");
+    }
+    if (out.pos > left) return Fail("zstd value decodes to more bytes than recorded");
+    consumed_ = in.pos;
+    produced_ += out.pos;
+    out_pos = out.pos;
+    if (frame_done) {
+      if (consumed_ != frame_end_) return Fail("zstd: frame ended before its recorded size");
+      frame_end_ = 0;
+    }
+    if (out_pos > 0) break;
+  }
+  *piece = std::string_view(buf->data(), out_pos);
   return Status::OK();
 }
 

@@ -108,6 +108,12 @@ Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location
     v.raw_len = h.raw_len;
     v.content_type = std::string_view(body + h.key_len, h.meta_len);
     std::string_view stored(body + h.key_len + h.meta_len, h.stored_len);
+    if (mode == ReadMode::kStored) {
+      v.stored = stored;
+      v.codec = h.codec;
+      v.holder = std::move(ref->holder);
+      return v;
+    }
     if (mode == ReadMode::kMetadata || h.codec == Codec::kRaw) {
       if (mode == ReadMode::kFull) v.data = stored;
       v.holder = std::move(ref->holder);

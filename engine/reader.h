@@ -16,6 +16,7 @@
 
 #include "engine/env.h"
 #include "engine/options.h"
+#include "engine/record.h"
 #include "engine/status.h"
 
 namespace kingx::engine {
@@ -28,14 +29,21 @@ class SharedIndex;
 struct Value {
   uint64_t seq = 0;  // the record's sequence number (the ETag)
   std::string_view content_type;
-  std::string_view data;     // empty for ReadMode::kMetadata
+  std::string_view data;     // the value (kFull); empty for kMetadata and kStored
   uint64_t raw_len = 0;      // size of the value (== data.size() for kFull)
+  // ReadMode::kStored only: the value as stored (verified against its
+  // checksum, not decoded) and its codec; decode it with ValueDecoder
+  // (engine/compress.h) while holder lives.
+  std::string_view stored;
+  Codec codec = Codec::kRaw;
   std::shared_ptr<const void> holder;
 };
 
 enum class ReadMode : uint8_t {
   kFull,      // data holds the value (decompressed if needed)
   kMetadata,  // seq, content_type and raw_len only, no decompression (HEAD, If-None-Match)
+  kStored,    // seq, content_type, raw_len, stored and codec: no decompression, for
+              // callers that stream a large value piece by piece
 };
 
 class Reader {

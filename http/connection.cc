@@ -128,6 +128,7 @@ void Connection::Drive(uint64_t now_ms) {
   for (;;) {
     if (state_ == State::kClosing || state_ == State::kAwaitAnswer) break;
     if (state_ == State::kHead && out_.size() > limits_.max_buffered_output_bytes) break;
+    if (state_ == State::kHead && stream_) break;  // the next request waits for the streamed body
     if (state_ == State::kBody && body_paused_ && dispatched_ && !discard_body_) break;
     std::span<const char> data = Unparsed();
     if (state_ == State::kHead) {
@@ -332,7 +333,8 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   // RFC 9110 §8.6: no Content-Length on 1xx and 204; on 304 it would have
   // to be the 200's length, which we do not know here: omitted.
   framing.send_length = !bodiless_status;
-  framing.content_length = (head_request && r.head_content_length) ? *r.head_content_length : r.body.size();
+  const uint64_t body_length = r.stream ? r.stream_length : r.body.size();
+  framing.content_length = (head_request && r.head_content_length) ? *r.head_content_length : body_length;
 
   thread_local std::string head;
   head.clear();
@@ -340,7 +342,15 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   const bool was_empty = !HasOutput();
   out_.Copy(head);
   uint64_t body_bytes = 0;
-  if (!head_request && !bodiless_status && !r.body.empty()) {
+  if (!head_request && !bodiless_status && r.stream) {
+    assert(!stream_ && "a streamed body is queued only after the previous one was pulled whole");
+    if (r.stream_length > 0) {
+      stream_ = r.stream;
+      stream_left_ = r.stream_length;
+      stream_waiting_ = stream_piece_out_ = false;
+    }
+    body_bytes = r.stream_length;
+  } else if (!head_request && !bodiless_status && !r.body.empty()) {
     if (r.body_holder) {
       out_.Reference(r.body, r.body_holder);  // zero-copy
     } else {
@@ -373,9 +383,52 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   record.head = head_request;
   record.detail = detail;
   handler_.OnResponded(*this, record);
+  PullStream(now_ms);  // the first piece goes out with the head
 }
 
 // ---------------------------------------------------------------- output
+
+// Pulls the next piece of the streamed body when the previous one was
+// written whole. The piece is referenced, not copied; its chunk holds the
+// stream, so the piece stays valid even after the stream is done.
+void Connection::PullStream(uint64_t now_ms) {
+  if (!stream_ || stream_waiting_ || stream_piece_out_ || output_abandoned_) return;
+  std::string_view piece;
+  switch (stream_->Next(&piece)) {
+    case BodyStream::Pull::kPiece:
+      assert(!piece.empty() && piece.size() <= stream_left_ && "BodyStream broke its length");
+      if (piece.empty() || piece.size() > stream_left_) break;  // treated as an error below
+      if (!HasOutput()) send_progress_ms_ = now_ms;
+      out_.Reference(piece, stream_);
+      stream_piece_out_ = true;
+      stream_left_ -= piece.size();
+      if (stream_left_ == 0) EndStream(now_ms);
+      return;
+    case BodyStream::Pull::kAgain:
+      stream_waiting_ = true;
+      return;
+    case BodyStream::Pull::kError:
+      break;
+  }
+  // The body cannot be completed: what was queued goes out, then the
+  // connection closes, so the client sees a body shorter than announced.
+  EndStream(now_ms);
+  Close();
+}
+
+void Connection::EndStream(uint64_t now_ms) {
+  stream_.reset();
+  stream_left_ = 0;
+  stream_waiting_ = false;
+  // A pipelined request's header deadline starts once it can be served.
+  if (head_timer_armed_) head_start_ms_ = now_ms;
+}
+
+void Connection::ResumeOutput(uint64_t now_ms) {
+  if (!stream_waiting_) return;
+  stream_waiting_ = false;
+  PullStream(now_ms);
+}
 
 size_t Connection::GatherOutput(struct iovec* iov, size_t max_iov) const {
   if (output_abandoned_) return 0;
@@ -396,6 +449,10 @@ void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
     idle_since_ms_ = now_ms;
     trimmed_ = false;
   }
+  // A stream's piece is always the last output chunk: once nothing is
+  // pending, it was written whole and the next one may be produced.
+  if (out_.empty()) stream_piece_out_ = false;
+  PullStream(now_ms);
   if (state_ == State::kHead) {
     if (limits_.idle_trim_ms == 0) ReleaseIdleMemory();
     Drive(now_ms);  // a pipelined request may have waited for the output to drain
@@ -410,12 +467,13 @@ bool Connection::WantsRead() const {
   return UnparsedBytes() < limits_.max_buffered_input_bytes;
 }
 
-bool Connection::ShouldClose() const { return state_ == State::kClosing; }
+bool Connection::ShouldClose() const { return state_ == State::kClosing && !stream_; }
 
 uint64_t Connection::DeadlineMs() const {
   uint64_t phase = 0;
   switch (state_) {
     case State::kHead:
+      if (stream_) break;  // still answering: only the send deadline runs
       if (head_timer_armed_) {
         phase = head_start_ms_ + limits_.header_timeout_ms;
       } else if (!HasOutput()) {
@@ -430,7 +488,7 @@ uint64_t Connection::DeadlineMs() const {
     case State::kClosing:
       break;
   }
-  uint64_t send = HasOutput() ? send_progress_ms_ + limits_.send_timeout_ms : 0;
+  uint64_t send = (HasOutput() || stream_waiting_) ? send_progress_ms_ + limits_.send_timeout_ms : 0;
   if (phase == 0) return send;
   if (send == 0) return phase;
   return std::min(phase, send);
@@ -446,13 +504,17 @@ void Connection::OnTimer(uint64_t now_ms) {
     return;
   }
   if (counters_) Bump(counters_->timeouts);
-  if (HasOutput() && now_ms >= send_progress_ms_ + limits_.send_timeout_ms) {
-    // The peer does not read. Keep the bytes (a write may still reference
-    // them) but stop offering them, and close now.
+  if ((HasOutput() || stream_waiting_) && now_ms >= send_progress_ms_ + limits_.send_timeout_ms) {
+    // The peer does not read (or a streamed body could not go on for as
+    // long). Keep the bytes (a write may still reference them) but stop
+    // offering them, and close now.
     output_abandoned_ = true;
+    stream_.reset();
+    stream_waiting_ = false;
     Close();
     return;
   }
+  if (stream_) return;  // only the send deadline runs while a body streams
   static const ParseError kTimeout = [] {
     ParseError e;
     e.status = 408;
@@ -501,12 +563,13 @@ bool Connection::HoldsIdleMemory() const {
 
 // Idle between requests, nothing to send, and holding memory it could free.
 bool Connection::TrimDue(uint64_t now_ms) const {
-  return state_ == State::kHead && !head_timer_armed_ && !HasOutput() && !trimmed_ && HoldsIdleMemory() &&
+  return state_ == State::kHead && !stream_ && !head_timer_armed_ && !HasOutput() && !trimmed_ &&
+         HoldsIdleMemory() &&
          now_ms >= idle_since_ms_ + limits_.idle_trim_ms;
 }
 
 void Connection::ReleaseIdleMemory() {
-  if (state_ != State::kHead || UnparsedBytes() > 0) return;
+  if (state_ != State::kHead || UnparsedBytes() > 0 || stream_) return;
   if (parser_ && !parser_->InHead() && !parser_->InBody()) Parser::GiveBack(std::move(parser_));
   std::string().swap(in_);
   in_pos_ = 0;

@@ -14,8 +14,9 @@
 // that thread. No method blocks, performs I/O, or throws.
 //
 // After any call (Feed, FeedEof, Respond, PauseBody, ResumeBody,
-// ConsumeOutput, OnTimer) the I/O layer re-reads the four observers
-// HasOutput / WantsRead / ShouldClose / DeadlineMs and acts on them.
+// ResumeOutput, ConsumeOutput, OnTimer) the I/O layer re-reads the
+// observers HasOutput / WantsRead / ShouldClose / DeadlineMs (and Streaming,
+// to tell a busy connection from an idle one) and acts on them.
 //
 // Request life cycle, as the Handler sees it:
 //   OnRequest(head) → [OnBody(piece)]* → OnBodyEnd → ... → Respond
@@ -168,8 +169,15 @@ class Connection {
   // ETag, ...) into the output; the body is copied or referenced, see
   // response.h. For HEAD the body is omitted. Counts the response and its
   // latency (from request.start_us). Then dispatches the next pipelined
-  // request, if any is buffered, which may call the handler again.
+  // request, if any is buffered, which may call the handler again. A
+  // response with a BodyStream is sent piece by piece: the next piece is
+  // pulled once the previous one was written whole, and the next pipelined
+  // request waits until the last piece was pulled.
   void Respond(const Response& response, uint64_t now_ms);
+
+  // The BodyStream being sent answered kAgain and may have a piece now:
+  // pull it. No-op otherwise. Not from inside a Handler callback.
+  void ResumeOutput(uint64_t now_ms);
 
   // Stop / restart delivering OnBody pieces of the current request. While
   // paused, incoming bytes are buffered up to Limits::max_buffered_input_bytes
@@ -210,15 +218,21 @@ class Connection {
   bool WantsRead() const;
   // True once the connection must be closed as soon as the output is
   // flushed (HasOutput() false): after "Connection: close", a framing error,
-  // a timeout, EOF. Once true it stays true and Feed is ignored. Closing
+  // a timeout, EOF; not before a streamed body was pulled whole (or failed).
+  // Once true it stays true and Feed is ignored. Closing
   // while the peer may still be sending body bytes can make its kernel
   // reset the connection before it reads the response: the I/O layer should
   // shutdown(SHUT_WR) and drain reads briefly (nginx's lingering close).
   bool ShouldClose() const;
+  // True while a response body is still being produced by its BodyStream:
+  // the connection is busy even while HasOutput() is false (the stream
+  // answered kAgain and waits for ResumeOutput).
+  bool Streaming() const { return stream_ != nullptr; }
   // Absolute deadline (now_ms clock) of the armed timer, 0 = none: the
   // header deadline (waiting for/reading a head), the body deadline (reading
   // a body, not paused), the keep-alive idle deadline, or the send deadline
-  // (output pending without progress), whichever is earliest.
+  // (output pending, or a streamed body waiting for ResumeOutput, without
+  // progress), whichever is earliest.
   uint64_t DeadlineMs() const;
   // Call when DeadlineMs() passed (calling early is harmless: nothing
   // happens). Header/body deadline: the handler's request (if any) is
@@ -267,6 +281,8 @@ class Connection {
   void ReleaseIdleMemory();
   bool HoldsIdleMemory() const;
   bool TrimDue(uint64_t now_ms) const;
+  void PullStream(uint64_t now_ms);
+  void EndStream(uint64_t now_ms);
   const Request& request() const;
   std::span<const char> Unparsed() const;
   size_t UnparsedBytes() const;
@@ -300,6 +316,10 @@ class Connection {
   size_t in_pos_ = 0;
   std::span<const char> feeding_;  // Feed's own bytes while they are parsed in place
   OutputQueue out_;                // pending output (output_queue.h)
+  std::shared_ptr<BodyStream> stream_;  // the body being produced; null when none
+  uint64_t stream_left_ = 0;            // its bytes not pulled yet
+  bool stream_waiting_ = false;         // it answered kAgain: wait for ResumeOutput
+  bool stream_piece_out_ = false;       // its last piece is not written whole yet
 };
 
 }  // namespace kingx::http

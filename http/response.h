@@ -6,7 +6,8 @@
 // referenced without copying: the Connection keeps a copy of the shared_ptr
 // (and thus the bytes behind `body`) alive until those bytes were consumed by
 // ConsumeOutput or the Connection is destroyed. Use the holder for values
-// served from an mmap'ed segment or a large owned buffer.
+// served from an mmap'ed segment or a large owned buffer, and a BodyStream
+// for a body that should not be produced all at once.
 #pragma once
 
 #include <array>
@@ -16,6 +17,29 @@
 #include <string_view>
 
 namespace kingx::http {
+
+// A response body produced piece by piece while it is sent (a stored value
+// decoded frame by frame), so that neither the whole body nor the work of
+// producing it is needed at once. The Connection keeps it (through the
+// Response's shared_ptr) until its last piece was written or the connection
+// is destroyed, and calls it on the Connection's thread only.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  enum class Pull : uint8_t {
+    kPiece,  // *piece holds the next 1.. bytes of the body
+    kAgain,  // nothing now (e.g. no memory in the budget): the producer calls
+             // Connection::ResumeOutput later, then the I/O layer re-reads
+             // the Connection's observers
+    kError,  // the body cannot be completed: the connection is closed after
+             // what was already queued (the client sees a short body)
+  };
+  // The next piece. It stays valid and unchanged until the next call to Next
+  // or the stream's destruction; the Connection calls Next again only once
+  // the previous piece was written whole (ConsumeOutput), and never after
+  // the pieces added up to Response::stream_length.
+  virtual Pull Next(std::string_view* piece) = 0;
+};
 
 struct Header {
   std::string_view name;
@@ -50,6 +74,11 @@ struct Response {
   std::string_view body;
   std::shared_ptr<const void> body_holder;  // non-null: zero-copy, see above
   std::optional<uint64_t> head_content_length;
+  // Instead of `body`: a body of stream_length bytes produced while it is
+  // sent (Content-Length: stream_length). Dropped, unread, for HEAD, 204 and
+  // 304. While it is being sent, the next pipelined request waits.
+  std::shared_ptr<BodyStream> stream;
+  uint64_t stream_length = 0;
 
   // Close the connection after this response even if the request asked for
   // keep-alive ("Connection: close" is sent).

@@ -242,6 +242,21 @@ const Setting kSettings[] = {
      false, true, KINGX_UNSIGNED(storage_timeout_ms, uint64_t, 100, kMaxMs)},
     {"write_queue_bytes", "SIZE", "64M", "shared write queue size (workers -> writer)", false, true,
      KINGX_SIZE(write_queue_bytes, 1 << 20, 16ull << 30)},
+    {"body_buffer_bytes", "SIZE", "64M",
+     "request body bytes one worker holds in memory, all connections together; an upload that finds it "
+     "used up waits, unread (backpressure), and gets 503 after --body-timeout-ms", false, true,
+     KINGX_SIZE(body_buffer_bytes, 1 << 20, 1ull << 40)},
+    {"response_buffer_bytes", "SIZE", "32M",
+     "decoded bytes of compressed values one worker holds for responses being sent, all connections "
+     "together; a response that finds it used up waits for room", false, true,
+     KINGX_SIZE(response_buffer_bytes, 1 << 20, 1ull << 40)},
+    {"staging_bytes", "SIZE", "1G",
+     "disk bytes that large uploads in progress may stage, all together; an upload that would pass it "
+     "gets 503", false, true, KINGX_SIZE(staging_bytes, 1 << 20, 1ull << 50)},
+    {"send_lowat_bytes", "SIZE", "16K",
+     "unsent response bytes the kernel queues per connection (TCP_NOTSENT_LOWAT): bounds the kernel "
+     "memory slow readers hold; 0 = the kernel's default (unbounded)", false, true,
+     KINGX_SIZE(send_lowat_bytes, 0, 1ull << 30)},
     {"access_log", "FILE|off", "off", "access log file, buffered per process", false, true,
      [](Config* c, std::string_view v) {
        if (v.empty()) return Status::InvalidArgument("expected a file or 'off', got ''");
@@ -505,6 +520,10 @@ Status Validate(const Config& c) {
   }
   if (c.max_value_bytes > engine::kLargestValueBytes) {
     return Invalid("--max-value-bytes", "must be at most " + std::to_string(engine::kLargestValueBytes));
+  }
+  if (c.staging_bytes < c.max_value_bytes) {
+    return Invalid("--staging-bytes", "must be at least --max-value-bytes (" + std::to_string(c.max_value_bytes) +
+                                          "), or no value of the largest size could ever be stored");
   }
   if (c.max_request_line_bytes > c.max_header_bytes) {
     return Invalid("--max-request-line-bytes", "must not exceed --max-header-bytes (" +

@@ -87,6 +87,10 @@ struct Config {
   uint64_t body_timeout_ms = 60000;              // --body-timeout-ms
   uint64_t storage_timeout_ms = 30000;           // --storage-timeout-ms (>= 100)
   uint64_t write_queue_bytes = 64ull << 20;      // --write-queue-bytes (shared ring size)
+  uint64_t body_buffer_bytes = 64ull << 20;      // --body-buffer-bytes (request bodies in memory, per worker)
+  uint64_t response_buffer_bytes = 32ull << 20;  // --response-buffer-bytes (decoded values being sent, per worker)
+  uint64_t staging_bytes = 1ull << 30;           // --staging-bytes (disk held by large uploads in progress)
+  uint64_t send_lowat_bytes = 16ull << 10;       // --send-lowat-bytes (TCP_NOTSENT_LOWAT; 0 = kernel default)
   std::string access_log;                        // --access-log FILE|off; empty = off
   AccessLogFormat access_log_format = AccessLogFormat::kCombined;  // --access-log-format
   std::string error_log;                         // --error-log FILE; empty = stderr

@@ -13,7 +13,8 @@ struct StoredCompletion {
   uint64_t token;
   uint64_t seq;
   uint32_t code;
-  uint32_t existed;
+  uint16_t existed;
+  uint16_t reason;  // CompletionReason
 };
 }  // namespace
 
@@ -53,6 +54,7 @@ bool CompletionRing::TryPost(const Completion& c) {
   s.seq = c.seq;
   s.code = static_cast<uint32_t>(c.code);
   s.existed = c.existed ? 1 : 0;
+  s.reason = static_cast<uint16_t>(c.reason);
   header_->tail.store(tail + 1, std::memory_order_release);
   return true;
 }
@@ -68,6 +70,7 @@ size_t CompletionRing::Drain(uint32_t generation, const std::function<void(const
     c.seq = s.seq;
     c.code = static_cast<engine::Code>(s.code);
     c.existed = s.existed != 0;
+    c.reason = static_cast<CompletionReason>(s.reason);
     // Free the entry before the callback so that a callback that takes long
     // does not hold ring space; c is a copy.
     header_->head.store(head + 1, std::memory_order_release);

@@ -21,12 +21,20 @@ namespace kingx {
 
 // ---------------------------------------------------------------- completions
 
+// Why a write failed, beyond its code, when the worker's answer should say
+// more than the code does.
+enum class CompletionReason : uint8_t {
+  kNone = 0,
+  kStagingBudget,  // a large upload would pass --staging-bytes (code kBusy)
+};
+
 struct Completion {
   uint64_t token = 0;
   uint64_t seq = 0;        // the record's sequence number (the ETag) when code is kOk
   engine::Code code = engine::Code::kOk;  // kOk, kPreconditionFailed, kNotFound (delete of
                                           // an absent key), kNoSpace, kIOError, kReadOnly, ...
   bool existed = false;    // a put replaced / a delete removed an existing key
+  CompletionReason reason = CompletionReason::kNone;
 };
 
 struct CompletionRingHeader;

@@ -173,6 +173,10 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_writer_failed_records_total", "Writes answered with an error", double(ws.failed_records.load(relaxed)),
       true);
   add("kingx_writer_large_aborted_total", "Large uploads abandoned", double(ws.large_aborted.load(relaxed)), true);
+  add("kingx_writer_staged_bytes", "Disk held by large uploads in progress", double(ws.staged_bytes.load(relaxed)),
+      false);
+  add("kingx_writer_staging_refusals_total", "Large uploads refused: they would pass --staging-bytes",
+      double(ws.staging_refusals.load(relaxed)), true);
   add("kingx_writer_read_only", "1 after a failed fdatasync", double(ws.read_only.load(relaxed)), false);
   add("kingx_disk_full", "1 while writes are refused because the data directory's disk is full",
       double(ws.disk_full.load(relaxed)), false);

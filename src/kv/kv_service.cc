@@ -23,6 +23,7 @@
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
 #include "src/kv/request_id.h"
+#include "src/kv/value_stream.h"
 #include "src/kv/write_exchange.h"
 
 namespace kingx {
@@ -75,7 +76,7 @@ size_t KvConnState::PeerText(char* out) const {
 struct KvService::Impl final : WriteExchanges::Responder {
   Impl(KvService& s, KvBackend& b, AccessLog* log, const KvServiceOptions& o, WakeFn w, void* i)
       : self(s), backend(b), access_log(log), options(o), request_ids(RequestIdSeed(o)),
-        writes(b, *this, ExchangeOptions(o, s.part_bytes_), w, i) {}
+        writes(b, *this, ExchangeOptions(o, s.part_bytes_), w, i), wake(w), io(i) {}
 
   static uint64_t RequestIdSeed(const KvServiceOptions& o) {
     std::random_device rd;
@@ -90,6 +91,9 @@ struct KvService::Impl final : WriteExchanges::Responder {
     w.part_bytes = part_bytes;
     w.token_prefix = o.token_prefix;
     w.token_generation = o.token_generation;
+    w.body_budget = o.body_budget;
+    w.body_budget_give_up_ms = o.body_budget_give_up_ms;
+    w.staging_bytes = o.staging_bytes;
     return w;
   }
 
@@ -99,6 +103,12 @@ struct KvService::Impl final : WriteExchanges::Responder {
   KvServiceOptions options;
   RequestIds request_ids;
   WriteExchanges writes;
+  // The response budget when the options give none (tests): never refuses.
+  ByteBudget unlimited_response{uint64_t{1} << 62};
+  ByteBudget& response_budget() { return options.response_budget ? *options.response_budget : unlimited_response; }
+  StreamWaiters stream_waiters;  // compressed responses waiting for room in the response budget
+  WakeFn wake;
+  void* io;
   // The id DecorateCoreResponse adds: the core serializes the response right
   // after the call, on this thread, before it could call again.
   char core_id[RequestIds::kMaxBytes];
@@ -109,6 +119,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
               uint64_t now_ms) override;
   void LogResponse(http::Connection& conn, const http::ResponseRecord& record);
   void HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms);
+  void AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v, uint64_t now_ms);
   void HandleList(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void HandleKvWrite(http::Connection& conn, const http::Request& request, uint64_t now_ms);
 };
@@ -196,11 +207,10 @@ void KvService::Impl::LogResponse(http::Connection& conn, const http::ResponseRe
 void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms) {
   const bool conditional = request.if_match.present() || request.if_none_match.present();
   if (request.method == http::Method::kGet && !conditional) {
-    // The hot path: one lookup, a zero-copy view of the value.
-    auto r = backend.Get(request.key, engine::ReadMode::kFull);
+    // The hot path: one lookup, a zero-copy view of a raw value.
+    auto r = backend.Get(request.key, engine::ReadMode::kStored);
     if (!r.ok()) return Answer(conn, request, http::ErrorResponse(r.status()), now_ms);
-    engine::Value& v = r.value();
-    return Answer(conn, request, http::ValueResponse(v.data, std::move(v.holder), v.seq, v.content_type), now_ms);
+    return AnswerValue(conn, request, r.value(), now_ms);
   }
   auto meta = backend.Get(request.key, engine::ReadMode::kMetadata);
   if (!meta.ok() && !meta.status().Is(engine::Code::kNotFound)) {
@@ -220,10 +230,33 @@ void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& 
     resp.head_content_length = meta->raw_len;
     return Answer(conn, request, std::move(resp), now_ms);
   }
-  auto r = backend.Get(request.key, engine::ReadMode::kFull);
+  auto r = backend.Get(request.key, engine::ReadMode::kStored);
   if (!r.ok()) return Answer(conn, request, http::ErrorResponse(r.status()), now_ms);
-  engine::Value& v = r.value();
-  Answer(conn, request, http::ValueResponse(v.data, std::move(v.holder), v.seq, v.content_type), now_ms);
+  AnswerValue(conn, request, r.value(), now_ms);
+}
+
+// A value read with ReadMode::kStored: a raw one is sent as a view of its
+// segment; a compressed one is decoded one frame at a time while it is sent
+// (ValueStream), never whole, and never more than a frame per write on this
+// thread. Its first frame is decoded here, so a value that cannot be decoded
+// is answered 500 before anything of it is sent.
+void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v,
+                                  uint64_t now_ms) {
+  if (v.codec == engine::Codec::kRaw) {
+    return Answer(conn, request, http::ValueResponse(v.stored, std::move(v.holder), v.seq, v.content_type), now_ms);
+  }
+  const uint64_t seq = v.seq;
+  const std::string_view content_type = v.content_type;  // in the mapping the stream keeps alive
+  auto stream = std::make_shared<ValueStream>(std::move(v), response_budget(), stream_waiters, conn);
+  if (engine::Status s = stream->Prime(); !s.ok()) {
+    KINGX_LOG_ERROR("GET of a %zu-byte key: its stored value (seq %llu) does not decode: %s", request.key.size(),
+                    static_cast<unsigned long long>(seq), s.ToString().c_str());
+    return Answer(conn, request, http::ErrorResponse(s), now_ms);
+  }
+  http::Response resp = http::ValueResponse(std::string_view(), nullptr, seq, content_type);
+  resp.stream_length = stream->length();
+  resp.stream = std::move(stream);
+  Answer(conn, request, std::move(resp), now_ms);
 }
 
 // ---------------------------------------------------------------- listing
@@ -391,14 +424,24 @@ void KvService::OnResponded(http::Connection& conn, const http::ResponseRecord& 
 
 void KvService::OnCompletion(const Completion& c, uint64_t now_ms) { impl_->writes.OnCompletion(c, now_ms); }
 
-void KvService::Poke(uint64_t now_ms) { impl_->writes.Poke(now_ms); }
+void KvService::Poke(uint64_t now_ms) {
+  Impl& m = *impl_;
+  m.stream_waiters.Resume(now_ms, m.wake, m.io);
+  m.writes.Poke(now_ms);
+}
 
-uint64_t KvService::NextRetryMs() const { return impl_->writes.NextRetryMs(); }
+uint64_t KvService::NextRetryMs() const {
+  const Impl& m = *impl_;
+  if (!m.stream_waiters.empty()) return 1;  // as soon as possible, like the writes' retries
+  return m.writes.NextRetryMs();
+}
 
 uint64_t KvService::NextExpiryMs() const { return impl_->writes.NextExpiryMs(); }
 
 size_t KvService::InFlight() const { return impl_->writes.InFlight(); }
 
 bool KvService::AwaitsStorage(const KvConnState& state) const { return impl_->writes.AwaitsStorage(state); }
+
+size_t KvService::ReadBytesHint() const { return impl_->writes.ReadBytesHint(); }
 
 }  // namespace kingx

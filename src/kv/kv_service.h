@@ -2,9 +2,12 @@
 // libuv worker (src/worker/worker_uv.cc) and the thread-pool worker
 // (src/worker/worker_threads.cc).
 //
-//   GET/HEAD /v1/kv/{key}  Reader::Get → 200 (zero-copy view of the value,
-//                          kept alive by its holder) | 304 (If-None-Match) |
-//                          404 | 503 + Retry-After (kBusy) | 500 (corruption)
+//   GET/HEAD /v1/kv/{key}  Reader::Get → 200 (a raw value: zero-copy view,
+//                          kept alive by its holder; a compressed value:
+//                          decoded frame by frame while it is sent, within
+//                          the response budget, src/kv/value_stream.h) |
+//                          304 (If-None-Match) | 404 | 503 + Retry-After
+//                          (kBusy) | 500 (corruption)
 //   PUT /v1/kv/{key}       body accumulated (compressed part by part in this
 //                          thread), enqueued on the shared write queue with the
 //                          request's precondition, answered 201/204 + ETag when
@@ -56,6 +59,7 @@
 #include "src/conf/config.h"
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
+#include "src/kv/byte_budget.h"
 
 namespace kingx {
 
@@ -133,6 +137,18 @@ struct KvServiceOptions {
   uint32_t token_prefix = 0;
   uint32_t token_generation = 0;    // the slot generation (MakeToken)
   const std::vector<TrustedProxy>* trusted_proxies = nullptr;  // may be null
+  // The worker's budgets (shared by its services; must outlive them). Null:
+  // no limit (tests). body_budget: request bodies held before they reach
+  // the queue (--body-buffer-bytes); response_budget: decoded pieces of
+  // compressed values being sent (--response-buffer-bytes).
+  ByteBudget* body_budget = nullptr;
+  ByteBudget* response_budget = nullptr;
+  // How long an upload may wait for room in the body budget before 503 +
+  // Retry-After (the worker's --body-timeout-ms: it read nothing that long).
+  uint64_t body_budget_give_up_ms = 60000;
+  // --staging-bytes, named in the answer to an upload the writer refused
+  // because staged uploads would pass it.
+  uint64_t staging_bytes = 0;
 };
 
 // The clock of every now_ms the serving code passes around: CLOCK_MONOTONIC
@@ -189,9 +205,16 @@ class KvService final : public http::Handler {
   size_t InFlight() const;
 
   // True while the request of the connection that owns `state` waits for
-  // the storage (its completion, or room in the queue) rather than for
-  // socket input: a blocking I/O layer should wait for completions then.
+  // the storage (its completion, or room in the queue) or for room in the
+  // worker's body budget, rather than for socket input: the I/O layer stops
+  // reading that socket (backpressure), and a blocking one waits for
+  // completions and calls Poke.
   bool AwaitsStorage(const KvConnState& state) const;
+
+  // The most bytes the I/O layer should read from a socket at once now:
+  // unlimited normally; a few KiB while the body budget is used up, so that
+  // what arrives with a request head and has to wait stays small.
+  size_t ReadBytesHint() const;
 
   // From now on every response carries Connection: close and /readyz is 503
   // (graceful stop).

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <string>
 
 #include "engine/compress.h"
@@ -42,6 +43,9 @@ struct Exchange {
   engine::Codec codec = engine::Codec::kRaw;
   uint64_t raw_total = 0;               // body bytes received
   uint64_t busy_since_ms = 0;           // first kBusy of the current wait, 0 = none
+  uint64_t reserved = 0;                // bytes held in the body budget (>= raw + stored capacity)
+  bool awaiting_budget = false;         // in budget_waiters_: body paused and unread
+  uint64_t budget_since_ms = 0;         // when it started waiting for the budget
   bool waiting = false;                 // in the waiting list (answerable, whole write queued)
   uint64_t waiting_since_ms = 0;        // when the whole write was queued
   Exchange* wait_prev = nullptr;        // the waiting list's links
@@ -52,6 +56,14 @@ struct Exchange {
 };
 
 namespace {
+
+// Raw bytes an exchange may hold past one part: the Connection hands a body
+// over in pieces of up to a read (or its buffered input) at a time.
+constexpr uint64_t kBodyPieceSlack = 256 * 1024;
+// What the I/O layer reads at once from a connection while uploads wait for
+// room in the body budget: enough for request heads, little for the body
+// bytes that arrive with them and must then wait in the connection.
+constexpr size_t kLowReadBytes = 4096;
 
 KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
 
@@ -80,11 +92,97 @@ void WriteExchanges::Start(http::Connection& conn, const http::Request& request,
   e->kind = kind;
   e->condition = cond;
   e->if_match_seq = if_match_seq;
-  if (kind == WriteKind::kPut && !request.chunked) {
-    e->raw.reserve(std::min<uint64_t>(request.content_length, options_.part_bytes + 1));
-  }
   st->exchange = e;
+  if (kind == WriteKind::kPut && (request.chunked || request.content_length > 0)) {
+    // Memory for the body comes from the worker's budget before any body
+    // byte is read. Without room (or behind others already waiting: first
+    // come, first served) the body stays unread: paused here, and the I/O
+    // layer stops reading (AwaitsStorage) until Poke grants the room.
+    const uint64_t want = BodyReservation(request);
+    if (!budget_waiters_.empty() || !body_budget().TryReserve(want)) {
+      e->awaiting_budget = true;
+      e->budget_since_ms = request.start_ms;
+      budget_waiters_.push_back(e);
+      conn.PauseBody();
+      return;
+    }
+    GrantBody(e, want);
+  }
   // The body (or OnBodyEnd right away) follows through the Connection.
+}
+
+// The most memory an exchange's body holds at once, raw bytes received and
+// not yet shipped plus their encoded copy: twice a body of at most one part;
+// for a longer (or chunked) body, one part of raw bytes plus the slack of a
+// body piece past it, and one encoded part (compressed frames can be a bit
+// larger than their input).
+uint64_t WriteExchanges::BodyReservation(const http::Request& r) const {
+  const uint64_t part = options_.part_bytes;
+  if (!r.chunked && r.content_length <= part) return 2 * r.content_length;
+  return (part + kBodyPieceSlack) + (part + part / 64 + 4096);
+}
+
+void WriteExchanges::GrantBody(Exchange* e, uint64_t reservation) {
+  e->reserved = reservation;
+  const http::Request& r = *e->request;
+  const uint64_t part = options_.part_bytes;
+  e->raw.reserve(!r.chunked && r.content_length <= part ? r.content_length : part + kBodyPieceSlack);
+  Recount(e);
+}
+
+// Keeps the reservation at least what the buffers really hold: a piece that
+// did not fit the raw buffer made it grow, and that memory is counted too.
+void WriteExchanges::Recount(Exchange* e) {
+  const uint64_t held = e->raw.capacity() + e->stored.capacity();
+  if (held > e->reserved) {
+    body_budget().Charge(held - e->reserved);
+    e->reserved = held;
+  }
+}
+
+void WriteExchanges::ReleaseBody(Exchange* e) {
+  if (e->reserved == 0) return;
+  body_budget().Release(e->reserved);
+  e->reserved = 0;
+}
+
+void WriteExchanges::StopWaitingForBudget(Exchange* e) {
+  if (!e->awaiting_budget) return;
+  e->awaiting_budget = false;
+  auto it = std::find(budget_waiters_.begin(), budget_waiters_.end(), e);
+  if (it != budget_waiters_.end()) budget_waiters_.erase(it);
+}
+
+// Grants waiting uploads their room in the body budget, oldest first, and
+// resumes their bodies; answers 503 + Retry-After to those that waited
+// longer than body_budget_give_up_ms (they read nothing all that time).
+void WriteExchanges::ServeBudgetWaiters(uint64_t now_ms) {
+  while (!budget_waiters_.empty()) {
+    Exchange* e = budget_waiters_.front();
+    const uint64_t want = BodyReservation(*e->request);
+    if (!body_budget().TryReserve(want)) break;
+    budget_waiters_.pop_front();
+    e->awaiting_budget = false;
+    GrantBody(e, want);
+    http::Connection* conn = e->conn;
+    // ResumeBody delivers buffered pieces: OnBody may answer and free `e`.
+    ++depth_;
+    conn->ResumeBody(now_ms);
+    --depth_;
+    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
+  }
+  while (!budget_waiters_.empty() && now_ms >= budget_waiters_.front()->budget_since_ms &&
+         now_ms - budget_waiters_.front()->budget_since_ms >= options_.body_budget_give_up_ms) {
+    Exchange* e = budget_waiters_.front();
+    StopWaitingForBudget(e);
+    http::Response r = http::ProblemResponse(
+        503,
+        "request bodies of other uploads hold all of this worker's body buffer (--body-buffer-bytes) and none "
+        "was freed within --body-timeout-ms; retry later",
+        body_budget().limit(), true);
+    r.close = true;  // its body was never read: do not read it now
+    Finish(e, std::move(r), now_ms);
+  }
 }
 
 bool WriteExchanges::AddToTable(Exchange* e) {
@@ -109,7 +207,7 @@ void WriteExchanges::CutPart(Exchange* e, size_t n) {
     e->codec = engine::EncodeValue(part, options_.compression_level, options_.compress_min_bytes, &frame);
     if (e->codec == engine::Codec::kZstd) e->stored = std::move(frame);
   } else if (e->codec == engine::Codec::kZstd) {
-    if (!engine::CompressFrame(part, options_.compression_level, &e->stored).ok()) {
+    if (!engine::CompressFrames(part, options_.compression_level, &e->stored).ok()) {
       // Cannot happen with valid levels; keep the value readable anyway.
       e->stored.clear();
     }
@@ -124,6 +222,7 @@ void WriteExchanges::CutPart(Exchange* e, size_t n) {
     e->raw_off = 0;
   }
   e->stored_ready = true;
+  Recount(e);
 }
 
 // One step of an Exchange's queue work. Returns the queue's status (kBusy:
@@ -180,6 +279,7 @@ engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting
         e->codec = engine::EncodeValue(raw, options_.compression_level, options_.compress_min_bytes, &e->stored);
         if (e->codec == engine::Codec::kRaw) e->stored.clear();
         e->single_ready = true;
+        Recount(e);
       }
       w.codec = e->codec;
       w.raw_len = e->raw_total;
@@ -204,6 +304,7 @@ engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting
   e->raw.shrink_to_fit();
   e->stored.clear();
   e->stored.shrink_to_fit();
+  ReleaseBody(e);
   *progressed = true;
   return engine::Status::OK();
 }
@@ -315,6 +416,8 @@ void WriteExchanges::Finish(Exchange* e, http::Response response, uint64_t now_m
     if (!backend_.EnqueueLargeAbort(e->token).ok()) aborts_.push_back(e->token);
   }
   if (e->blocked) Unblock(e);
+  StopWaitingForBudget(e);
+  ReleaseBody(e);
   StopWaiting(e);
   RemoveFromTable(e);
   http::Connection* conn = e->conn;
@@ -334,6 +437,7 @@ void WriteExchanges::Orphan(Exchange* e) {
   e->conn = nullptr;
   e->request = nullptr;
   if (e->blocked) Unblock(e);
+  StopWaitingForBudget(e);
   StopWaiting(e);
   if (e->phase == Exchange::Phase::kEnqueued) {
     e->raw = std::string();
@@ -346,6 +450,8 @@ void WriteExchanges::Orphan(Exchange* e) {
 
 void WriteExchanges::Free(Exchange* e) {
   if (e->blocked) Unblock(e);
+  StopWaitingForBudget(e);
+  ReleaseBody(e);
   StopWaiting(e);
   RemoveFromTable(e);
   delete e;
@@ -357,6 +463,7 @@ void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece)
   if (e == nullptr || e->kind != WriteKind::kPut) return;  // a DELETE's body is ignored
   e->raw.append(piece.data(), piece.size());
   e->raw_total += piece.size();
+  Recount(e);
   // Ship full parts as soon as more than one part is known to exist; a body
   // of at most one part waits for OnBodyEnd (it may go as one entry).
   if (!e->blocked && e->raw.size() - e->raw_off > options_.part_bytes) {
@@ -398,6 +505,16 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
     e->begun = false;  // the writer already dropped it
   }
   http::Response resp;
+  if (c.reason == CompletionReason::kStagingBudget) {
+    // Refused before its body ended: do not read the rest of it.
+    resp = http::ProblemResponse(503,
+                                 "large uploads in progress already stage as much disk as --staging-bytes allows; "
+                                 "retry later",
+                                 options_.staging_bytes, true);
+    resp.close = true;
+    Finish(e, std::move(resp), now_ms);
+    return;
+  }
   switch (c.code) {
     case engine::Code::kOk:
       resp = e->kind == WriteKind::kPut ? http::PutResponse(!c.existed, c.seq) : http::DeleteResponse();
@@ -425,6 +542,7 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
 }
 
 void WriteExchanges::Poke(uint64_t now_ms) {
+  ServeBudgetWaiters(now_ms);
   for (size_t i = 0; i < aborts_.size();) {
     if (backend_.EnqueueLargeAbort(aborts_[i]).Is(engine::Code::kBusy)) {
       ++i;
@@ -451,13 +569,18 @@ uint64_t WriteExchanges::NextExpiryMs() const {
 }
 
 uint64_t WriteExchanges::NextRetryMs() const {
-  if (blocked_.empty() && aborts_.empty()) return 0;
+  if (blocked_.empty() && aborts_.empty() && budget_waiters_.empty()) return 0;
   return 1;  // as soon as possible: the I/O layer applies its own retry period
 }
 
 bool WriteExchanges::AwaitsStorage(const KvConnState& state) const {
   const Exchange* e = state.exchange;
-  return e != nullptr && (e->blocked || e->phase == Exchange::Phase::kEnqueued);
+  return e != nullptr && (e->blocked || e->awaiting_budget || e->phase == Exchange::Phase::kEnqueued);
+}
+
+size_t WriteExchanges::ReadBytesHint() const {
+  const ByteBudget& b = options_.body_budget != nullptr ? *options_.body_budget : unlimited_body_;
+  return !budget_waiters_.empty() || b.used() >= b.limit() ? kLowReadBytes : SIZE_MAX;
 }
 
 }  // namespace kingx

@@ -7,12 +7,22 @@
 // body of at most part_bytes), then waits for the writer's completion, found
 // by its token (TokenTable). When the queue is full (kBusy) the Exchange is
 // parked with its body paused and Poke retries it; past busy_give_up_ms it is
-// answered 503 + Retry-After. An Exchange whose connection died while its
-// write was queued stays in the token table, orphaned, until the completion
-// arrives; it is then freed without an answer. An Exchange whose whole write
-// is queued and that waited storage_timeout_ms for its completion (a stalled
-// or far-behind writer) is answered 503 "outcome unknown" + Retry-After (the
-// writer may still apply it) and stays in the table, orphaned, the same way.
+// answered 503 + Retry-After.
+//
+// Memory: before any byte of a PUT body is read, its Exchange reserves what
+// the body can hold at once in the worker's body budget (ByteBudget, shared
+// by the worker's services). Without room the body stays paused and unread
+// (AwaitsStorage: the I/O layer stops reading the socket, so the kernel's
+// flow control pushes back on the client) until Poke grants the room, first
+// come first served; past body_budget_give_up_ms the request is answered 503
+// + Retry-After naming --body-buffer-bytes, and its connection is closed.
+//
+// An Exchange whose connection died while its write was queued stays in the
+// token table, orphaned, until the completion arrives; it is then freed
+// without an answer. An Exchange whose whole write is queued and that waited
+// storage_timeout_ms for its completion (a stalled or far-behind writer) is
+// answered 503 "outcome unknown" + Retry-After (the writer may still apply
+// it) and stays in the table, orphaned, the same way.
 //
 // Answers go through the owner's Responder (the service's one response path);
 // after an answer made outside a Handler callback (a completion, Poke) the
@@ -23,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <vector>
 
@@ -32,6 +43,7 @@
 #include "http/response.h"
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
+#include "src/kv/byte_budget.h"
 #include "src/kv/token_table.h"
 
 namespace kingx {
@@ -48,6 +60,16 @@ struct WriteExchangeOptions {
   size_t part_bytes = 1 << 20;      // raw bytes per part; must fit one queue entry
   uint32_t token_prefix = 0;        // TokenTable prefix
   uint32_t token_generation = 0;    // the worker slot generation (MakeToken)
+  // Request bodies held before they reach the queue (--body-buffer-bytes;
+  // shared by the worker's services, must outlive the machine). Null: no
+  // limit (tests).
+  ByteBudget* body_budget = nullptr;
+  // Longest wait for room in the body budget before 503 + Retry-After (the
+  // worker's --body-timeout-ms: the upload read nothing that long).
+  uint64_t body_budget_give_up_ms = 60000;
+  // --staging-bytes, named in the answer to an upload the writer refused
+  // because staged uploads would pass it.
+  uint64_t staging_bytes = 0;
 };
 
 class WriteExchanges {
@@ -100,14 +122,16 @@ class WriteExchanges {
   // request (or frees an orphaned exchange). Unknown tokens are ignored.
   void OnCompletion(const Completion& c, uint64_t now_ms);
 
-  // Retries every exchange that found the queue full and every LargeAbort
-  // that could not be queued; answers 503 + Retry-After to exchanges that
-  // waited longer than busy_give_up_ms for queue room, and 503 outcome
-  // unknown + Retry-After to those that waited storage_timeout_ms for their
-  // completion. The I/O layer calls it at NextRetryMs() and at least every
-  // ExpiryCheckMs() while InFlight() is not 0.
+  // Grants waiting bodies their room in the body budget, retries every
+  // exchange that found the queue full and every LargeAbort that could not
+  // be queued; answers 503 + Retry-After to exchanges that waited longer
+  // than busy_give_up_ms for queue room or body_budget_give_up_ms for body
+  // budget room, and 503 outcome unknown + Retry-After to those that waited
+  // storage_timeout_ms for their completion. The I/O layer calls it at
+  // NextRetryMs() and once NextExpiryMs() has passed.
   void Poke(uint64_t now_ms);
-  // When Poke should run next (0 = nothing is waiting for queue room).
+  // When Poke should run next (0 = nothing is waiting for queue or budget
+  // room).
   uint64_t NextRetryMs() const;
   // The first time at which a queued write passes storage_timeout_ms (0 =
   // none is waiting for its completion).
@@ -117,8 +141,14 @@ class WriteExchanges {
   size_t InFlight() const { return tokens_.size(); }
 
   // True while the exchange of `state` waits for the storage (its
-  // completion, or room in the queue) rather than for socket input.
+  // completion, or room in the queue) or for room in the body budget,
+  // rather than for socket input.
   bool AwaitsStorage(const KvConnState& state) const;
+
+  // The most bytes the I/O layer should read from a socket at once now:
+  // unlimited normally; a few KiB while the body budget is used up, so that
+  // what arrives with a request head and has to wait stays small.
+  size_t ReadBytesHint() const;
 
  private:
   enum class Progress : uint8_t {
@@ -129,6 +159,13 @@ class WriteExchanges {
   Progress Advance(Exchange* e, uint64_t now_ms);
   engine::Status Step(Exchange* e, bool* progressed, bool* waiting_body);
   void CutPart(Exchange* e, size_t n);
+  ByteBudget& body_budget() { return options_.body_budget != nullptr ? *options_.body_budget : unlimited_body_; }
+  uint64_t BodyReservation(const http::Request& r) const;
+  void GrantBody(Exchange* e, uint64_t reservation);
+  void Recount(Exchange* e);
+  void ReleaseBody(Exchange* e);
+  void StopWaitingForBudget(Exchange* e);
+  void ServeBudgetWaiters(uint64_t now_ms);
   bool AddToTable(Exchange* e);
   void RemoveFromTable(Exchange* e);
   void Unblock(Exchange* e);
@@ -147,6 +184,8 @@ class WriteExchanges {
   TokenTable<Exchange> tokens_;
   std::vector<Exchange*> blocked_;  // waiting for queue room
   std::vector<uint64_t> aborts_;    // LargeAbort tokens that found the queue full
+  std::deque<Exchange*> budget_waiters_;  // waiting for room in the body budget, oldest first
+  ByteBudget unlimited_body_{uint64_t{1} << 62};  // body_budget() when the options give none
   // Answerable exchanges waiting for their completion, oldest first (all
   // share one timeout, so this is also deadline order): an intrusive list.
   Exchange* waiting_head_ = nullptr;

@@ -184,10 +184,12 @@ StartupReport CheckStartup(const Config& config, const std::vector<std::string>&
 std::string RaiseOpenFileLimit(const Config& config) {
   struct rlimit lim;
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return "cannot read the open file limit: " + Errno(errno);
-  const uint64_t needed = uint64_t{config.max_connections} + kReservedFds;
-  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < needed) {
+  // All the way to the hard limit: a worker keeps a share of its descriptors
+  // for the segment cache, so max_connections + kReservedFds alone would
+  // make it lower its connection cap.
+  if (lim.rlim_cur != lim.rlim_max) {
     struct rlimit raised = lim;
-    raised.rlim_cur = lim.rlim_max == RLIM_INFINITY ? needed : std::min<rlim_t>(lim.rlim_max, needed);
+    raised.rlim_cur = lim.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
   }
   return FileLimitShortfall(config, lim.rlim_cur, "");

@@ -42,9 +42,11 @@ StartupReport CheckStartup(const Config& config, const std::vector<std::string>&
 // sockets, eventfds, log files, segment files and mappings).
 inline constexpr uint64_t kReservedFds = 128;
 
-// Raises this process's soft RLIMIT_NOFILE towards max_connections +
-// kReservedFds, up to the hard limit (children inherit it). Returns a warning
-// ("" when the limit is enough).
+// Raises this process's soft RLIMIT_NOFILE to the hard limit (children
+// inherit it; each worker then caps its connections below the limit, keeping
+// a share for the segment files it maps: src/worker/serve_options.h
+// ConnectionCap). Returns a warning ("" when the limit is enough for
+// max_connections + kReservedFds).
 std::string RaiseOpenFileLimit(const Config& config);
 
 }  // namespace kingx

@@ -1,6 +1,13 @@
 // Limits and KvService options from a worker's configuration.
 #include "src/worker/serve_options.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
 namespace kingx {
 
 http::Limits LimitsFor(const Config& config) {
@@ -17,7 +24,7 @@ http::Limits LimitsFor(const Config& config) {
   return limits;
 }
 
-KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix) {
+KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix, WorkerBudgets& budgets) {
   const engine::Options engine_options = ctx.config.EngineOptions();
   KvServiceOptions o;
   o.compression_level = engine_options.compression_level;
@@ -27,7 +34,31 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
   o.token_prefix = token_prefix;
   o.token_generation = ctx.generation;
   o.trusted_proxies = &ctx.config.trusted_proxies;
+  o.body_budget = &budgets.body;
+  o.response_budget = &budgets.response;
+  o.body_budget_give_up_ms = ctx.config.body_timeout_ms;
+  o.staging_bytes = ctx.config.staging_bytes;
   return o;
+}
+
+void TuneClientSocket(int fd, const Config& config) {
+  const int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (config.send_lowat_bytes > 0) {
+    const int lowat = static_cast<int>(std::min<uint64_t>(config.send_lowat_bytes, 1u << 30));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+  }
+}
+
+uint64_t ReservedDescriptors(uint64_t descriptor_limit) { return descriptor_limit / 4 + 64; }
+
+uint32_t ConnectionCap(const Config& config) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return config.max_connections;
+  const uint64_t limit = rl.rlim_cur;
+  const uint64_t reserved = ReservedDescriptors(limit);
+  const uint64_t room = limit > reserved + 16 ? limit - reserved : 16;
+  return static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, room));
 }
 
 }  // namespace kingx

@@ -1,11 +1,13 @@
 // The settings both serving models derive from a worker's configuration:
-// the HTTP core's limits and KvService's options. Pure functions; any thread.
+// the HTTP core's limits, KvService's options, and the options of every
+// accepted socket. Any thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "http/http_limits.h"
+#include "src/kv/byte_budget.h"
 #include "src/kv/kv_service.h"
 #include "src/worker/worker_context.h"
 
@@ -19,15 +21,49 @@ inline constexpr uint64_t kLingerMs = 2000;             // drain reads after shu
 inline constexpr uint64_t kDrainGraceMs = 1000;         // idle keep-alive connections survive this long after QUIT
 inline constexpr uint64_t kDrainHardMs = 30000;         // then everything still open is closed
 inline constexpr uint64_t kBusyRetryMs = 2;             // retry of a write that found the queue full
+// A keep-alive connection that has sent nothing for this long, with no
+// request in progress, is closed to make room when new clients wait for a
+// connection slot (the cap) or a pool thread.
+inline constexpr uint64_t kDrainIdleAfterMs = 1000;
 
 // http::Limits from --max-key-bytes, --max-value-bytes and the timeouts; the
 // rest keep the core's defaults.
 http::Limits LimitsFor(const Config& config);
 
+// A worker's memory budgets (--body-buffer-bytes, --response-buffer-bytes),
+// shared by all its services (thread-safe). Owned by the worker.
+struct WorkerBudgets {
+  explicit WorkerBudgets(const Config& config)
+      : body(config.body_buffer_bytes), response(config.response_buffer_bytes) {}
+  ByteBudget body;
+  ByteBudget response;
+};
+
 // KvService options for one service of this worker: compression settings,
 // trusted proxies (a view into ctx.config: ctx must outlive the service),
-// the slot generation, and `token_prefix` (0..4095; one per pool thread in
-// the thread model).
-KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix);
+// the slot generation, `token_prefix` (0..4095; one per pool thread in the
+// thread model) and the worker's budgets (must outlive the service).
+KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_prefix, WorkerBudgets& budgets);
+
+// Options of an accepted client socket, for both models: TCP_NODELAY (one
+// writev per response is the whole response), and TCP_NOTSENT_LOWAT from
+// --send-lowat-bytes, so a peer that reads slowly holds at most that many
+// unsent bytes of kernel memory instead of a send buffer that autotuning
+// grows to megabytes (thousands of slow readers would otherwise push the
+// whole machine into TCP memory pressure and stall every other client).
+// Failures are ignored: the socket works without them.
+void TuneClientSocket(int fd, const Config& config);
+
+// Descriptors a worker keeps for everything but client connections:
+// listeners, eventfds, log files, and the segment files its reader maps (the
+// segment cache holds at most a quarter of the descriptor limit).
+uint64_t ReservedDescriptors(uint64_t descriptor_limit);
+
+// The connections one worker accepts at most: --max-connections, lowered so
+// that the connections never take the descriptors the worker needs for its
+// storage (RLIMIT_NOFILE minus ReservedDescriptors). A flood of connections
+// then waits in the kernel's backlog instead of running the worker into
+// EMFILE, where it could no longer open a segment to answer a GET.
+uint32_t ConnectionCap(const Config& config);
 
 }  // namespace kingx

@@ -75,13 +75,16 @@ struct PoolThread {
 };
 
 struct ThreadWorker {
-  explicit ThreadWorker(WorkerContext& c) : ctx(c), limits(LimitsFor(c.config)), backend(c, [this] { Fold(); }) {}
+  explicit ThreadWorker(WorkerContext& c)
+      : ctx(c), limits(LimitsFor(c.config)), backend(c, [this] { Fold(); }), budgets(c.config) {}
 
   void Fold();
   void AcceptLoop();
   void DispatchLoop();
   void PoolLoop(PoolThread* t);
-  void Serve(PoolThread* t, const Accepted& a);
+  // Returns true when it closed an idle connection to take a queued client.
+  bool Serve(PoolThread* t, const Accepted& a);
+  bool ClaimQueuedClient();
   bool FlushOutput(http::Connection& conn, int fd);
   void Linger(int fd);
   void TakeMail(PoolThread* t);
@@ -92,6 +95,7 @@ struct ThreadWorker {
   WorkerContext& ctx;
   http::Limits limits;
   ShmKvBackend backend;
+  WorkerBudgets budgets;  // shared by the pool threads' services
   std::atomic<int> mode_{0};
   uint64_t drain_start_ms = 0;  // written before mode_ turns kGraceful (release)
   int stop_efd = -1;            // readable once a stop began
@@ -103,6 +107,8 @@ struct ThreadWorker {
   std::condition_variable q_not_empty, q_not_full;
   std::deque<Accepted> queue;
   size_t queue_cap = 0;
+  std::atomic<size_t> queued{0};  // queue.size(), read without the lock by serving threads
+  std::atomic<size_t> yielding{0};  // threads that gave an idle connection up for a queued client
 
   std::vector<std::unique_ptr<PoolThread>> pool;
   std::atomic<size_t> pool_running{0};
@@ -176,8 +182,7 @@ void ThreadWorker::AcceptLoop() {
           continue;  // ECONNABORTED...: that client is gone
         }
         a.admin = listen_admin[i];
-        const int one = 1;
-        setsockopt(a.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        TuneClientSocket(a.fd, ctx.config);
         std::unique_lock<std::mutex> lock(q_mu);
         // Bounded: while every thread is busy and the queue is full, stop
         // accepting (clients wait in the kernel backlog).
@@ -187,6 +192,7 @@ void ThreadWorker::AcceptLoop() {
           break;
         }
         queue.push_back(a);
+        queued.store(queue.size(), std::memory_order_relaxed);
         lock.unlock();
         q_not_empty.notify_one();
       }
@@ -280,7 +286,7 @@ void ThreadWorker::Linger(int fd) {
   }
 }
 
-void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
+bool ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   KvConnState state;
   state.admin = a.admin;
   state.SetPeer(reinterpret_cast<const sockaddr*>(&a.peer));
@@ -296,8 +302,10 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   }
   char buf[kReadBufferBytes];
   uint64_t served_at_last_feed = 0;
+  uint64_t last_input_ms = MonotonicMs();
   bool fed = false;
   bool linger = false;
+  bool yielded = false;
   for (;;) {
     TakeMail(t);
     if (!FlushOutput(conn, a.fd)) break;
@@ -310,7 +318,8 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     if (m == Mode::kFast) break;
     if (m == Mode::kGraceful) {
       t->service->SetDraining();
-      const bool idle = state.exchange == nullptr && (!fed || conn.requests_served() > served_at_last_feed);
+      const bool idle = state.exchange == nullptr && !conn.Streaming() &&
+                        (!fed || conn.requests_served() > served_at_last_feed);
       if (now >= drain_start_ms + kDrainHardMs) break;
       if (idle && now >= drain_start_ms + kDrainGraceMs) {
         linger = true;  // FIN first: a request racing with the close is not reset
@@ -329,6 +338,15 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       continue;
     }
     if (t->service->NextRetryMs() != 0) t->service->Poke(now);
+    // A keep-alive connection idle for a while gives its thread up to a
+    // client waiting in the queue (the thread model's connection slots are
+    // its threads; nginx drains idle connections the same way).
+    const bool idle = state.exchange == nullptr && !conn.Streaming() && !conn.HasOutput() &&
+                      (!fed || conn.requests_served() > served_at_last_feed);
+    if (idle && now >= last_input_ms + kDrainIdleAfterMs && ClaimQueuedClient()) {
+      yielded = true;  // nothing in flight: a plain close, no linger
+      break;
+    }
     const uint64_t deadline = conn.DeadlineMs();
     if (deadline != 0 && deadline <= now) {
       conn.OnTimer(now);
@@ -342,13 +360,17 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       timeout = std::min(timeout, kStoppingPollMs);
     }
     if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
+    if (idle) timeout = std::min(timeout, static_cast<int>(kDrainIdleAfterMs / 4));  // notice waiting clients
+    // A response or an upload waits for room in a budget: ask again soon.
+    if (t->service->NextRetryMs() != 0) timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));
     const int r = poll(fds, nfds, timeout);
     if (r < 0 && errno != EINTR) break;
     if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top
-    const ssize_t n = recv(a.fd, buf, sizeof buf, 0);
+    const ssize_t n = recv(a.fd, buf, std::min(sizeof buf, t->service->ReadBytesHint()), 0);
     now = MonotonicMs();
     if (n > 0) {
       fed = true;
+      last_input_ms = now;
       served_at_last_feed = conn.requests_served();
       conn.Feed(std::span<const char>(buf, static_cast<size_t>(n)), now);
     } else if (n == 0) {
@@ -360,10 +382,22 @@ void ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   if (linger && mode() != Mode::kFast) Linger(a.fd);
   t->active_fd.store(-1);
   close(a.fd);
-  // ~Connection: OnAbort for an unanswered request (its write is orphaned).
+  // ~Connection (on return): OnAbort for an unanswered request (its write is orphaned).
+  return yielded;
+}
+
+// Claims one queued client for this thread to take after it closes its idle
+// connection: at most as many threads yield as clients wait.
+bool ThreadWorker::ClaimQueuedClient() {
+  size_t y = yielding.load(std::memory_order_relaxed);
+  for (;;) {
+    if (y >= queued.load(std::memory_order_relaxed)) return false;
+    if (yielding.compare_exchange_weak(y, y + 1, std::memory_order_relaxed)) return true;
+  }
 }
 
 void ThreadWorker::PoolLoop(PoolThread* t) {
+  bool yielded = false;
   for (;;) {
     Accepted a;
     {
@@ -372,9 +406,11 @@ void ThreadWorker::PoolLoop(PoolThread* t) {
       if (queue.empty() || mode() == Mode::kFast) break;
       a = queue.front();
       queue.pop_front();
+      queued.store(queue.size(), std::memory_order_relaxed);
     }
+    if (yielded) yielding.fetch_sub(1, std::memory_order_relaxed);  // took the client it yielded for
     q_not_full.notify_one();
-    Serve(t, a);
+    yielded = Serve(t, a);
   }
   // Orphaned writes still in the table are forgotten with the service.
   pool_running.fetch_sub(1);
@@ -403,7 +439,10 @@ int RunThreadWorker(WorkerContext& ctx) {
     w->listen_fds.push_back(ctx.admin_listen_fd);
     w->listen_admin.push_back(true);
   }
-  w->queue_cap = std::max<size_t>(ctx.config.max_connections, 1);
+  // Connections held: one per pool thread plus the accepted ones waiting
+  // in the queue; together within ConnectionCap.
+  const size_t cap = ConnectionCap(ctx.config);
+  w->queue_cap = cap > threads ? cap - threads : 1;
   std::memcpy(&w->base, ctx.Counters<http::Counters>(), sizeof w->base);
 
   // Signals are taken by this thread only: block them before any thread
@@ -415,7 +454,8 @@ int RunThreadWorker(WorkerContext& ctx) {
 
   for (uint32_t i = 0; i < threads; ++i) {
     auto t = std::make_unique<PoolThread>();
-    t->service = std::make_unique<KvService>(w->backend, ctx.access_log, ServiceOptionsFor(ctx, i), nullptr, nullptr);
+    t->service = std::make_unique<KvService>(w->backend, ctx.access_log, ServiceOptionsFor(ctx, i, w->budgets),
+                                             nullptr, nullptr);
     w->pool.push_back(std::move(t));
   }
   ThreadWorker* tw = w.get();

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -46,6 +47,12 @@ namespace {
 
 constexpr uint64_t kAcceptPauseMs = 200;     // after EMFILE / ENFILE
 constexpr int kAcceptBurst = 64;             // accepts per readiness event
+constexpr size_t kDrainBatch = 16;            // idle connections closed per burst of new clients (nginx: 32)
+// Bytes one Flush writes synchronously before it leaves the rest to an
+// asynchronous write, whose completion comes on a later loop turn: a fast
+// reader of a large (or streamed, decoded piece by piece) value then shares
+// the loop with everyone else instead of holding it until the value is sent.
+constexpr size_t kFlushBurstBytes = 512 * 1024;
 
 struct UvWorker;
 
@@ -70,6 +77,7 @@ struct UvConn : KvConnState {
   PendingWrite* write = nullptr;  // an asynchronous write in flight
   uint64_t linger_deadline_ms = 0;
   uint64_t served_at_last_feed = 0;
+  uint64_t last_input_ms = 0;    // when bytes last arrived (idle-connection draining)
   bool reading = false;
   bool closing = false;          // uv_close called
   bool lingering = false;        // shutdown(SHUT_WR) sent; discarding input until EOF
@@ -91,13 +99,15 @@ struct UvWorker {
       : ctx(c),
         limits(LimitsFor(c.config)),
         backend(c),
-        service(backend, c.access_log, ServiceOptionsFor(c, 0), &UvWorker::Wake, this) {}
+        budgets(c.config),
+        service(backend, c.access_log, ServiceOptionsFor(c, 0, budgets), &UvWorker::Wake, this) {}
 
   static void Wake(void* io, http::Connection& conn);
 
   WorkerContext& ctx;
   http::Limits limits;
   ShmKvBackend backend;
+  WorkerBudgets budgets;
   KvService service;
   http::Counters* counters = nullptr;
 
@@ -110,8 +120,12 @@ struct UvWorker {
   uv_check_t check;
   uv_signal_t signals[5];
 
-  UvConn* head = nullptr;
+  UvConn* head = nullptr;        // newest first
+  UvConn* tail = nullptr;        // oldest
   size_t conn_count = 0;
+  size_t max_connections = 0;    // ConnectionCap: --max-connections within the descriptor limit
+  uint64_t drained_idle = 0;     // idle connections closed at the cap since the last log line
+  uint64_t drain_logged_ms = 0;
   bool accept_paused = false;    // EMFILE pause or connection cap
   bool graceful = false;
   bool fast = false;
@@ -134,6 +148,7 @@ void LinkConn(UvWorker* w, UvConn* c) {
   c->next = w->head;
   if (w->head != nullptr) w->head->prev = c;
   w->head = c;
+  if (w->tail == nullptr) w->tail = c;
   ++w->conn_count;
 }
 
@@ -141,14 +156,15 @@ void UnlinkConn(UvWorker* w, UvConn* c) {
   if (c->prev != nullptr) c->prev->next = c->next;
   if (c->next != nullptr) c->next->prev = c->prev;
   if (w->head == c) w->head = c->next;
+  if (w->tail == c) w->tail = c->prev;
   c->prev = c->next = nullptr;
 }
 
-// True when no request is in progress: nothing to send, no write pending,
-// and every byte received so far belonged to requests already answered.
-// (The Connection has no "idle" observer.)
+// True when no request is in progress: nothing to send, no write pending, no
+// body still being produced, and every byte received so far belonged to
+// requests already answered. (The Connection has no "idle" observer.)
 bool IsIdle(const UvConn* c) {
-  return !c->http.HasOutput() && c->write == nullptr && c->exchange == nullptr &&
+  return !c->http.HasOutput() && !c->http.Streaming() && c->write == nullptr && c->exchange == nullptr &&
          (!c->fed || c->http.requests_served() > c->served_at_last_feed);
 }
 
@@ -186,8 +202,10 @@ void Linger(UvConn* c) {
 void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* c = static_cast<UvConn*>(h->data);
   // One buffer per loop: read_cb hands every byte to the Connection (which
-  // copies what it cannot parse) before the next alloc.
-  *buf = uv_buf_init(c->worker->read_buf, kReadBufferBytes);
+  // copies what it cannot parse) before the next alloc. Smaller reads while
+  // uploads wait for the body budget (KvService::ReadBytesHint).
+  const size_t n = std::min(kReadBufferBytes, c->worker->service.ReadBytesHint());
+  *buf = uv_buf_init(c->worker->read_buf, static_cast<unsigned>(n));
 }
 
 void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
@@ -200,6 +218,7 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   if (nread > 0) {
     c->fed = true;
     c->served_at_last_feed = c->http.requests_served();
+    c->last_input_ms = MonotonicMs();
     c->http.Feed(std::span<const char>(buf->base, static_cast<size_t>(nread)), MonotonicMs());
   } else if (nread == UV_EOF) {
     c->eof = true;
@@ -235,18 +254,21 @@ void OnWritten(uv_write_t* req, int status) {
 }
 
 // Writes the Connection's pending output: uv_try_write (one writev) while the
-// socket takes it; what is left goes to one uv_write of the same views (the
-// Connection keeps gathered bytes in place until ConsumeOutput, even while it
-// appends more output). Returns false when the connection was closed.
+// socket takes it, up to kFlushBurstBytes; what is left goes to one uv_write
+// of the same views (the Connection keeps gathered bytes in place until
+// ConsumeOutput, even while it appends more output). Returns false when the
+// connection was closed.
 bool Flush(UvConn* c) {
   uv_stream_t* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
   iovec iov[kMaxIov];
   static_assert(sizeof(uv_buf_t) == sizeof(iovec), "libuv's unix uv_buf_t is an iovec");
   size_t n = 0;
-  while (c->http.HasOutput()) {
+  size_t burst = 0;
+  while (c->http.HasOutput() && burst < kFlushBurstBytes) {
     n = c->http.GatherOutput(iov, kMaxIov);
     const int r = uv_try_write(stream, reinterpret_cast<uv_buf_t*>(iov), static_cast<unsigned>(n));
     if (r > 0) {
+      burst += static_cast<size_t>(r);
       c->http.ConsumeOutput(static_cast<size_t>(r), MonotonicMs());
       continue;
     }
@@ -307,7 +329,7 @@ void StopAccepting(UvWorker* w) {
 }
 
 void ResumeAccepting(UvWorker* w) {
-  if (w->graceful || w->fast || w->conn_count >= w->ctx.config.max_connections) return;
+  if (w->graceful || w->fast || w->conn_count >= w->max_connections) return;
   w->accept_paused = false;
   for (Listener* l : w->listeners) {
     if (!l->active && l->fd >= 0) {
@@ -318,6 +340,48 @@ void ResumeAccepting(UvWorker* w) {
 
 void OnAcceptTimer(uv_timer_t* t) { ResumeAccepting(static_cast<UvWorker*>(t->data)); }
 
+// At the connection cap with clients waiting to be accepted: closes up to n
+// keep-alive connections that have sent nothing for kDrainIdleAfterMs and
+// have no request in progress, oldest first (nginx drains its reusable
+// connections the same way), so that idle connections cannot lock active
+// clients out. Their slots free in the close callbacks, which resume
+// accepting. Returns how many it closed.
+size_t DrainIdle(UvWorker* w, size_t n) {
+  const uint64_t now = MonotonicMs();
+  size_t closed = 0;
+  for (UvConn* c = w->tail; c != nullptr && closed < n;) {
+    UvConn* prev = c->prev;  // CloseConn unlinks c
+    if (!c->closing && !c->lingering && IsIdle(c) && now >= c->last_input_ms + kDrainIdleAfterMs) {
+      CloseConn(c);
+      ++closed;
+    }
+    c = prev;
+  }
+  return closed;
+}
+
+// DrainIdle for a burst of new clients, logged at most once a second.
+void MakeRoom(UvWorker* w) {
+  w->drained_idle += DrainIdle(w, kDrainBatch);
+  const uint64_t now = MonotonicMs();
+  if (w->drained_idle > 0 && now >= w->drain_logged_ms + 1000) {
+    KINGX_LOG_INFO("worker %u: at the cap of %zu connections: closed %llu idle ones for new clients",
+                   w->ctx.worker_index, w->max_connections, static_cast<unsigned long long>(w->drained_idle));
+    w->drained_idle = 0;
+    w->drain_logged_ms = now;
+  }
+}
+
+// True when a client waits in the backlog of one of the listeners.
+bool ClientsWaiting(const UvWorker* w) {
+  pollfd fds[8];
+  nfds_t n = 0;
+  for (const Listener* l : w->listeners) {
+    if (l->fd >= 0 && n < 8) fds[n++] = pollfd{l->fd, POLLIN, 0};
+  }
+  return n > 0 && poll(fds, n, 0) > 0;
+}
+
 void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
   auto* c = new UvConn(w, w->service, w->limits, w->counters, MonotonicMs());
   c->admin = admin;
@@ -325,6 +389,7 @@ void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
   c->SetPeer(peer);
   c->http.set_user_data(static_cast<KvConnState*>(c));
   c->tcp.data = c;
+  c->last_input_ms = MonotonicMs();
   if (uv_tcp_init(&w->loop, &c->tcp) != 0) {
     close(fd);
     delete c;
@@ -336,7 +401,7 @@ void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<UvConn*>(h->data); });
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
+  TuneClientSocket(fd, w->ctx.config);
   LinkConn(w, c);
   StartReading(c);
 }
@@ -346,8 +411,10 @@ void OnListenReadable(uv_poll_t* p, int status, int) {
   UvWorker* w = l->worker;
   if (status < 0) return;
   for (int i = 0; i < kAcceptBurst; ++i) {
-    if (w->conn_count >= w->ctx.config.max_connections) {
-      // At the cap: leave the rest in the kernel backlog until one closes.
+    if (w->conn_count >= w->max_connections) {
+      // At the cap: make room from idle connections if there are any; the
+      // rest waits in the kernel backlog until one closes.
+      MakeRoom(w);
       StopAccepting(w);
       w->accept_paused = true;
       return;
@@ -480,6 +547,11 @@ void OnSweep(uv_timer_t* t) {
   }
   // Queued writes that waited --storage-timeout-ms (within one sweep period).
   if (const uint64_t expiry = w->service.NextExpiryMs(); expiry != 0 && expiry <= now) w->service.Poke(now);
+  // Paused at the connection cap while clients wait: idle connections may
+  // have become old enough to make room for them.
+  if (w->accept_paused && !w->graceful && !w->fast && w->conn_count >= w->max_connections && ClientsWaiting(w)) {
+    MakeRoom(w);
+  }
   if (w->ctx.access_log != nullptr) w->ctx.access_log->FlushIfDue();
   // Segments compaction deleted: unmap them now, not at the next GET, so
   // that their space comes back even while this worker serves no reads.
@@ -552,6 +624,12 @@ int RunUvWorker(WorkerContext& ctx) {
   }
   auto w = std::make_unique<UvWorker>(ctx);
   w->counters = ctx.Counters<http::Counters>();
+  w->max_connections = ConnectionCap(ctx.config);
+  if (w->max_connections < ctx.config.max_connections) {
+    KINGX_LOG_WARN("worker %u: at most %zu connections (--max-connections %u does not fit the descriptor "
+                   "limit, RLIMIT_NOFILE, with room kept for the storage)",
+                   ctx.worker_index, w->max_connections, ctx.config.max_connections);
+  }
   if (int r = uv_loop_init(&w->loop); r != 0) {
     KINGX_LOG_ERROR("worker %u: uv_loop_init: %s", ctx.worker_index, uv_strerror(r));
     return 2;

@@ -110,6 +110,8 @@ engine::WriteOp ToOp(const WriteRequest& r) {
 struct LargeUpload {
   uint64_t engine_id = 0;
   engine::Status failure;  // set when a part failed (the engine already aborted it)
+  uint64_t staged = 0;     // bytes of its staging file, counted in staged_total_
+  bool reported = false;   // the failure was already posted to its worker
 };
 
 // Which upload an entry belongs to. A token is unique only among the writes
@@ -180,6 +182,7 @@ class WriterLoop {
     for (auto& [key, up] : uploads_) {
       if (up.failure.ok()) writer_.AbortLarge(up.engine_id);
       shm_.writer_metrics().large_aborted.fetch_add(1);
+      Unstage(up);
     }
     uploads_.clear();
     if (engine::Status s = writer_.Sync(); !s.ok()) KINGX_LOG_ERROR("writer: final sync: %s", s.ToString().c_str());
@@ -267,20 +270,77 @@ class WriterLoop {
       // still on its way: drop that upload (and its staging file) now.
       if (old->second.failure.ok()) writer_.AbortLarge(old->second.engine_id);
       shm_.writer_metrics().large_aborted.fetch_add(1);
+      Unstage(old->second);
       uploads_.erase(old);
     }
     LargeUpload up;
-    auto id = writer_.BeginLarge(ToOp(e.request));
-    if (id.ok()) up.engine_id = *id;
-    else up.failure = id.status();
+    // The staging file starts with the two headers' room, the key and meta.
+    const uint64_t prefix = 88 + e.request.key.size() + e.request.content_type.size();
+    if (!Stage(&up, prefix)) {
+      up.failure = StagingRefusal();
+      ReportEarly(e.slot, e.token, &up, CompletionReason::kStagingBudget);
+    } else {
+      auto id = writer_.BeginLarge(ToOp(e.request));
+      if (id.ok()) {
+        up.engine_id = *id;
+      } else {
+        up.failure = id.status();
+        Unstage(up);
+        ReportEarly(e.slot, e.token, &up, CompletionReason::kNone);
+      }
+    }
     uploads_[key] = up;
   }
 
   void LargePart(const QueueEntry& e) {
     auto it = uploads_.find(UploadKey{e.slot, e.token});
-    if (it == uploads_.end() || !it->second.failure.ok()) return;  // reported at End
-    engine::Status s = writer_.AppendLarge(it->second.engine_id, e.request.stored);
-    if (!s.ok()) it->second.failure = s;  // the engine aborted the value
+    if (it == uploads_.end() || !it->second.failure.ok()) return;  // already failed
+    LargeUpload& up = it->second;
+    if (!Stage(&up, e.request.stored.size())) {
+      writer_.AbortLarge(up.engine_id);  // its staging file goes now
+      Unstage(up);
+      up.failure = StagingRefusal();
+      ReportEarly(e.slot, e.token, &up, CompletionReason::kStagingBudget);
+      return;
+    }
+    engine::Status s = writer_.AppendLarge(up.engine_id, e.request.stored);
+    if (!s.ok()) {
+      up.failure = s;  // the engine aborted the value (its staging file is gone)
+      Unstage(up);
+      ReportEarly(e.slot, e.token, &up, CompletionReason::kNone);
+    }
+  }
+
+  // ---- the staging budget (--staging-bytes) ----
+
+  // Counts n more staged bytes for `up`, unless the total would pass the
+  // budget. A failed stage leaves the counts as they were.
+  bool Stage(LargeUpload* up, uint64_t n) {
+    if (staged_total_ + n > config_.staging_bytes) return false;
+    staged_total_ += n;
+    up->staged += n;
+    shm_.writer_metrics().staged_bytes.store(staged_total_, std::memory_order_relaxed);
+    return true;
+  }
+
+  void Unstage(LargeUpload& up) {
+    staged_total_ -= std::min(staged_total_, up.staged);
+    up.staged = 0;
+    shm_.writer_metrics().staged_bytes.store(staged_total_, std::memory_order_relaxed);
+  }
+
+  engine::Status StagingRefusal() {
+    shm_.writer_metrics().staging_refusals.fetch_add(1, std::memory_order_relaxed);
+    return engine::Status::Busy("large uploads in progress would stage more than --staging-bytes");
+  }
+
+  // Answers a failed upload now, while its client may still be sending: the
+  // rest of its parts are dropped here and its worker stops reading it.
+  void ReportEarly(uint32_t slot, uint64_t token, LargeUpload* up, CompletionReason reason) {
+    Completion c{token, 0, up->failure.code(), false, reason};
+    Post(slot, c);
+    up->reported = true;
+    shm_.writer_metrics().failed_records.fetch_add(1);
   }
 
   void LargeEnd(const QueueEntry& e) {
@@ -292,9 +352,12 @@ class WriterLoop {
     }
     LargeUpload up = it->second;
     uploads_.erase(it);
+    Unstage(up);  // finished or failed: its staging file is a segment now, or gone
     if (!up.failure.ok()) {
-      Post(e.slot, Completion{e.token, 0, up.failure.code(), false});
-      shm_.writer_metrics().failed_records.fetch_add(1);
+      if (!up.reported) {
+        Post(e.slot, Completion{e.token, 0, up.failure.code(), false});
+        shm_.writer_metrics().failed_records.fetch_add(1);
+      }
       return;
     }
     engine::WriteResult r;
@@ -310,6 +373,7 @@ class WriterLoop {
     auto it = uploads_.find(UploadKey{e.slot, e.token});
     if (it == uploads_.end()) return;
     if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
+    Unstage(it->second);
     uploads_.erase(it);
     shm_.writer_metrics().large_aborted.fetch_add(1);
   }
@@ -325,6 +389,7 @@ class WriterLoop {
         continue;
       }
       if (it->second.failure.ok()) writer_.AbortLarge(it->second.engine_id);
+      Unstage(it->second);
       shm_.writer_metrics().large_aborted.fetch_add(1);
       KINGX_LOG_INFO("writer: aborted a large upload of slot %u (its worker is gone)", it->first.slot);
       it = uploads_.erase(it);
@@ -383,6 +448,7 @@ class WriterLoop {
   std::vector<std::pair<uint32_t, uint64_t>> op_tokens_;  // (slot, token) per op
   std::vector<engine::WriteResult> results_;
   std::map<UploadKey, LargeUpload> uploads_;
+  uint64_t staged_total_ = 0;                              // sum of uploads_[*].staged
   std::vector<std::deque<Completion>> overflow_;          // per slot
   std::vector<bool> wake_;                                // per slot, this iteration
 };

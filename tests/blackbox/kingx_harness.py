@@ -739,12 +739,13 @@ def run_with_servers(title, cases, current_server):
 
 
 def wait_for(pred, timeout, what):
-    """Polls pred() every 50 ms until it is true; TestFailure naming `what`
-    after `timeout` seconds."""
+    """Polls pred() every 50 ms until it is true and returns that value;
+    TestFailure naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if pred():
-            return
+        v = pred()
+        if v:
+            return v
         time.sleep(0.05)
     raise TestFailure(f"timed out after {timeout}s waiting for {what}")
 

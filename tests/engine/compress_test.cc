@@ -82,3 +82,140 @@ TEST_CASE("garbage in place of a zstd frame is corruption", "[engine][compress]"
   frame.resize(frame.size() - 3);  // truncated frame
   CHECK(DecodeValue(Codec::kZstd, frame, 5000, 1 << 20, &out).Is(Code::kCorruption));
 }
+
+namespace {
+
+// Decodes a whole value through ValueDecoder with pieces of at most
+// max_piece bytes, checking the contract of every call.
+Status DecodeInPieces(Codec codec, std::string_view stored, uint64_t raw_len, size_t max_piece, std::string* out,
+                      size_t* largest_context = nullptr) {
+  ValueDecoder d(codec, stored, raw_len);
+  std::string buf;
+  out->clear();
+  for (int guard = 0; guard < 1'000'000; ++guard) {
+    std::string_view piece;
+    Status s = d.Next(max_piece, &buf, &piece);
+    if (!s.ok()) return s;
+    if (largest_context != nullptr) *largest_context = std::max(*largest_context, d.ContextBytes());
+    if (piece.empty()) {
+      REQUIRE(d.Done());
+      return Status::OK();
+    }
+    REQUIRE(piece.size() <= max_piece);
+    out->append(piece);
+  }
+  FAIL("the decoder never finished");
+  return Status::OK();
+}
+
+std::string Text(size_t n, uint32_t seed) {
+  // Compressible but not trivially: words from a small vocabulary.
+  static const char* kWords[] = {"alpha ", "beta ", "gamma ", "delta ", "kingx ", "value ", "frame ", "zstd "};
+  std::mt19937 rng(seed);
+  std::string s;
+  while (s.size() < n) s += kWords[rng() % 8];
+  s.resize(n);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("values are compressed in frames of at most kFrameRawBytes, each decodable alone", "[engine][compress]") {
+  const std::string raw = Text(5 * kFrameRawBytes + 123, 3);
+  std::string stored;
+  REQUIRE(EncodeValue(raw, 1, 256, &stored) == Codec::kZstd);
+  std::string parts;
+  REQUIRE(CompressFrames(raw, 1, &parts).ok());
+  for (const std::string* s : {&stored, &parts}) {
+    std::string out;
+    REQUIRE(DecodeValue(Codec::kZstd, *s, raw.size(), 64 << 20, &out).ok());
+    CHECK(out == raw);
+    // Decoded one piece of kFrameRawBytes at a time without any context kept.
+    size_t context = 0;
+    REQUIRE(DecodeInPieces(Codec::kZstd, *s, raw.size(), kFrameRawBytes, &out, &context).ok());
+    CHECK(out == raw);
+    CHECK(context == 0);
+  }
+}
+
+TEST_CASE("ValueDecoder streams frames larger than a piece, as older versions wrote them", "[engine][compress]") {
+  // One frame per 1 MiB part, as values stored before frames were bounded.
+  std::string raw;
+  std::string stored;
+  for (int part = 0; part < 3; ++part) {
+    const std::string p = Text((1 << 20) - part * 1000, 10 + part);
+    raw += p;
+    REQUIRE(CompressFrame(p, 1, &stored).ok());
+  }
+  for (size_t piece : {size_t{1} << 16, size_t{4096}, size_t{777}}) {
+    std::string out;
+    size_t context = 0;
+    REQUIRE(DecodeInPieces(Codec::kZstd, stored, raw.size(), piece, &out, &context).ok());
+    CHECK(out == raw);
+    CHECK(context > 0);            // a streaming context was needed...
+    CHECK(context < (4u << 20));   // ...holding about one window, never the value
+  }
+  // Mixed: small frames, a large one, small frames again.
+  std::string mixed;
+  std::string mixed_raw = Text(100000, 20) + Text(300000, 21) + Text(70000, 22);
+  REQUIRE(CompressFrames(std::string_view(mixed_raw).substr(0, 100000), 1, &mixed).ok());
+  REQUIRE(CompressFrame(std::string_view(mixed_raw).substr(100000, 300000), 1, &mixed).ok());
+  REQUIRE(CompressFrames(std::string_view(mixed_raw).substr(400000), 1, &mixed).ok());
+  std::string out;
+  REQUIRE(DecodeInPieces(Codec::kZstd, mixed, mixed_raw.size(), kFrameRawBytes, &out).ok());
+  CHECK(out == mixed_raw);
+}
+
+TEST_CASE("ValueDecoder serves raw values as views without copying", "[engine][compress]") {
+  const std::string raw = Random(200000, 4);
+  ValueDecoder d(Codec::kRaw, raw, raw.size());
+  std::string buf;
+  std::string_view piece;
+  REQUIRE(d.Next(65536, &buf, &piece).ok());
+  CHECK(piece.data() == raw.data());
+  CHECK(piece.size() == 65536);
+  CHECK(buf.empty());
+  std::string out;
+  REQUIRE(DecodeInPieces(Codec::kRaw, raw, raw.size(), 65536, &out).ok());
+  CHECK(out == raw);
+  CHECK(DecodeInPieces(Codec::kRaw, raw, raw.size() + 1, 65536, &out).Is(Code::kCorruption));
+}
+
+TEST_CASE("ValueDecoder finds corruption at the piece where it shows and never outgrows raw_len",
+          "[engine][compress]") {
+  const std::string raw = Text(4 * kFrameRawBytes, 5);
+  std::string stored;
+  REQUIRE(CompressFrames(raw, 1, &stored).ok());
+  std::string out;
+  // Recorded size smaller or larger than the frames hold.
+  CHECK(DecodeInPieces(Codec::kZstd, stored, raw.size() - 1, kFrameRawBytes, &out).Is(Code::kCorruption));
+  CHECK(out.size() < raw.size());
+  CHECK(DecodeInPieces(Codec::kZstd, stored, raw.size() + 1, kFrameRawBytes, &out).Is(Code::kCorruption));
+  // Truncated stored bytes, garbage after valid frames, garbage alone.
+  CHECK(DecodeInPieces(Codec::kZstd, std::string_view(stored).substr(0, stored.size() - 5), raw.size(),
+                       kFrameRawBytes, &out)
+            .Is(Code::kCorruption));
+  CHECK(DecodeInPieces(Codec::kZstd, stored + Random(40, 6), raw.size(), kFrameRawBytes, &out).Is(Code::kCorruption));
+  CHECK(DecodeInPieces(Codec::kZstd, Random(100, 7), 1000, kFrameRawBytes, &out).Is(Code::kCorruption));
+  // A bomb: one frame of 64 MiB of zeros recorded as 1000 bytes, streamed.
+  std::string bomb;
+  REQUIRE(CompressFrame(std::string(64 << 20, '\0'), 19, &bomb).ok());
+  CHECK(DecodeInPieces(Codec::kZstd, bomb, 1000, kFrameRawBytes, &out).Is(Code::kCorruption));
+  CHECK(out.size() <= 1000);
+  // Once failed, it stays failed.
+  ValueDecoder d(Codec::kZstd, Random(100, 8), 1000);
+  std::string buf;
+  std::string_view piece;
+  CHECK(d.Next(100, &buf, &piece).Is(Code::kCorruption));
+  CHECK(d.Next(100, &buf, &piece).Is(Code::kCorruption));
+  CHECK(!d.Done());
+}
+
+TEST_CASE("an empty zstd value decodes to nothing", "[engine][compress]") {
+  ValueDecoder d(Codec::kZstd, "", 0);
+  CHECK(d.Done());
+  std::string buf;
+  std::string_view piece;
+  REQUIRE(d.Next(10, &buf, &piece).ok());
+  CHECK(piece.empty());
+}

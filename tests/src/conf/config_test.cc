@@ -78,6 +78,10 @@ TEST_CASE("no flags give the documented defaults", "[src][config]") {
   CHECK(c.body_timeout_ms == 60000);
   CHECK(c.storage_timeout_ms == 30000);
   CHECK(c.write_queue_bytes == 64ull << 20);
+  CHECK(c.body_buffer_bytes == 64ull << 20);
+  CHECK(c.response_buffer_bytes == 32ull << 20);
+  CHECK(c.staging_bytes == 1ull << 30);
+  CHECK(c.send_lowat_bytes == 16u << 10);
   CHECK(c.access_log.empty());
   CHECK(c.access_log_format == AccessLogFormat::kCombined);
   CHECK(c.error_log.empty());
@@ -93,7 +97,9 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
                   "--segment-bytes", "1G", "--disk-reserve-bytes", "300M", "--compaction-dead-ratio", "0.25",
                   "--compression-level", "0",
                   "--max-connections", "77", "--keepalive-timeout-ms", "5", "--header-timeout-ms", "6",
-                  "--body-timeout-ms", "7", "--storage-timeout-ms", "1500", "--write-queue-bytes", "8M", "--access-log", "/tmp/a.log",
+                  "--body-timeout-ms", "7", "--storage-timeout-ms", "1500", "--write-queue-bytes", "8M",
+                  "--body-buffer-bytes", "9M", "--response-buffer-bytes", "10M", "--staging-bytes", "11M",
+                  "--send-lowat-bytes", "0", "--access-log", "/tmp/a.log",
                   "--access-log-format", "json", "--error-log", "/tmp/e.log", "--log-level", "debug",
                   "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1", "--pid", "/tmp/k.pid"});
   REQUIRE(r.ok());
@@ -125,6 +131,10 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
   CHECK(c.body_timeout_ms == 7);
   CHECK(c.storage_timeout_ms == 1500);
   CHECK(c.write_queue_bytes == 8u << 20);
+  CHECK(c.body_buffer_bytes == 9u << 20);
+  CHECK(c.response_buffer_bytes == 10u << 20);
+  CHECK(c.staging_bytes == 11u << 20);
+  CHECK(c.send_lowat_bytes == 0);
   CHECK(c.access_log == "/tmp/a.log");
   CHECK(c.access_log_format == AccessLogFormat::kJson);
   CHECK(c.error_log == "/tmp/e.log");
@@ -261,7 +271,9 @@ TEST_CASE("help documents every setting with its default; -t, --help and --versi
                            "--single-process", "--sync", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
                            "--disk-reserve-bytes", "--compaction-dead-ratio", "--compression-level", "--max-connections",
                            "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms",
-                           "--storage-timeout-ms", "--write-queue-bytes", "--access-log", "--access-log-format", "--error-log",
+                           "--storage-timeout-ms", "--body-buffer-bytes", "--response-buffer-bytes",
+                           "--staging-bytes", "--send-lowat-bytes", "--write-queue-bytes", "--access-log",
+                           "--access-log-format", "--error-log",
                            "--log-level", "--trusted-proxy", "--pid", "--config", "-t", "--help", "--version"}) {
     INFO(flag);
     const bool documented = help.find(std::string("  ") + flag + "\n") != std::string::npos ||

@@ -10,17 +10,18 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
-#include <thread>
-#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/compress.h"
 #include "http/connection.h"
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
+#include "src/kv/byte_budget.h"
 #include "tests/src/support/test_util.h"
 
 namespace kingx {
@@ -42,7 +43,9 @@ class FakeBackend final : public KvBackend {
   struct Stored {
     uint64_t seq;
     std::string content_type;
-    std::string data;
+    std::string data;  // the value, or its zstd frames when codec is kZstd
+    engine::Codec codec = engine::Codec::kRaw;
+    uint64_t raw_len = 0;  // for kZstd
   };
   std::map<std::string, Stored> values;
   engine::Code read_error = engine::Code::kOk;  // forced Get outcome when not kOk
@@ -61,8 +64,20 @@ class FakeBackend final : public KvBackend {
     engine::Value v;
     v.seq = holder->seq;
     v.content_type = holder->content_type;
-    v.raw_len = holder->data.size();
-    if (mode == engine::ReadMode::kFull) v.data = holder->data;
+    v.raw_len = holder->codec == engine::Codec::kRaw ? holder->data.size() : holder->raw_len;
+    if (mode == engine::ReadMode::kStored) {
+      v.stored = holder->data;
+      v.codec = holder->codec;
+    } else if (mode == engine::ReadMode::kFull && holder->codec == engine::Codec::kRaw) {
+      v.data = holder->data;
+    } else if (mode == engine::ReadMode::kFull) {
+      // Decoded whole, as engine::Reader does for kFull.
+      auto decoded = std::make_shared<std::string>();
+      REQUIRE(engine::DecodeValue(holder->codec, holder->data, holder->raw_len, 1ull << 30, decoded.get()).ok());
+      v.data = *decoded;
+      v.holder = std::shared_ptr<const void>(decoded);
+      return v;
+    }
     v.holder = holder;
     return v;
   }
@@ -575,6 +590,44 @@ TEST_CASE("a large PUT fed while the queue is intermittently full arrives intact
 }  // namespace kingx
 
 namespace kingx {
+
+TEST_CASE("a GET of a large compressed value is sent frame by frame, never decoded whole",
+          "[src][kv_service][stream]") {
+  ByteBudget responses(1 << 20);
+  KvServiceOptions o;
+  o.response_budget = &responses;
+  Fixture f(o);
+  std::string raw;
+  for (int i = 0; raw.size() < (4u << 20); ++i) raw += "value line " + std::to_string(i % 1000) + " of kingx\n";
+  std::string frames;
+  REQUIRE(engine::CompressFrames(raw, 1, &frames).ok());
+  f.backend.values["z"] = {9, "text/plain", frames, engine::Codec::kZstd, raw.size()};
+  Client c(f.service, f.limits);
+  c.Send("GET /v1/kv/z HTTP/1.1\r\nHost: t\r\n\r\n");
+  std::string out;
+  size_t most_pending = 0;
+  uint64_t most_reserved = 0;
+  iovec iov[16];
+  while (c.conn.HasOutput()) {
+    most_pending = std::max(most_pending, c.conn.OutputBytes());
+    most_reserved = std::max(most_reserved, responses.used());
+    const size_t n = c.conn.GatherOutput(iov, 16);
+    size_t take = 0;
+    for (size_t i = 0; i < n && take < 10000; ++i) {
+      const size_t k = std::min<size_t>(10000 - take, iov[i].iov_len);
+      out.append(static_cast<const char*>(iov[i].iov_base), k);
+      take += k;
+    }
+    c.conn.ConsumeOutput(take, 1);
+  }
+  CHECK(StatusLine(out) == "HTTP/1.1 200 OK");
+  CHECK(out.find("Content-Length: " + std::to_string(raw.size()) + "\r\n") != std::string::npos);
+  CHECK(out.find("ETag: \"9\"") != std::string::npos);
+  CHECK(out.substr(out.find("\r\n\r\n") + 4) == raw);
+  CHECK(most_pending <= engine::kFrameRawBytes + 1024);  // one frame (and the head) at a time
+  CHECK(most_reserved == engine::kFrameRawBytes);
+  CHECK(responses.used() == 0);
+}
 
 TEST_CASE("responses the HTTP core writes itself carry a request id and get an access-log line",
           "[src][kv_service][access_log]") {

@@ -1,0 +1,457 @@
+#!/usr/bin/env python3
+"""Abuse soak: kingx and nginx through the same abuse, each beside a wrk GET load, in one run.
+
+For every abuse case and every server (servers in a shuffled order per case, so both meet the
+same machine): start the server fresh, measure wrk GET of a 100-byte value alone (baseline);
+then start the same wrk load again, start the abuse half a second later (so the measured
+clients are connected before it, as a running service's clients are), and let wrk run through
+the abuse's build-up and steady state while the server's processes' memory is sampled; then
+measure 3 s of 10 fresh connections (can new clients still get in and be served?). Reported per case and server: req/s and p99 alone and
+under abuse, their ratio, the largest worker RSS (anonymous and total), connections the abuse
+held, and the kernel's TCP memory. kingx's ratio is compared with nginx's from the same case.
+
+  bench/abuse.py                                   every case, kingx (event) and nginx
+  bench/abuse.py --cases slow-read,slowloris --servers kingx,kingx-threads,nginx --duration 10
+
+Cases: slowloris, slow-body (slowhttptest -B: bodies trickled), big-bodies (3,000 uploads that
+each send 1 MiB but one byte, as fast as the server takes them: nginx buffers them to disk, kingx
+holds at most --body-buffer-bytes and reads no more), slow-read, slow-read-zstd (a compressible
+value: kingx decodes it piece by piece; nginx serves the same bytes from a file), idle-10k,
+garbage, fd-exhaustion.
+
+kingx's worker memory budget, checked in every case: --body-buffer-bytes + --response-buffer-bytes
++ 16 MiB (the process itself and about 1 KiB per connection for 10,000 connections).
+Needs wrk and slowhttptest (bench/install-peers.sh), nginx (nginx-light), prlimit (util-linux).
+Results: bench/results/<date>-abuse[-name]/abuse.json and summary.md. Python standard library
+only; every process started here is stopped by its PID (then its process group).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import procs  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CASES = ["slowloris", "slow-body", "big-bodies", "slow-read", "slow-read-zstd", "idle-10k", "garbage",
+         "fd-exhaustion"]
+FD_LIMIT = 2048  # the server's descriptor limit in fd-exhaustion
+SMALL = b"v" * 100
+BIG = None       # 1 MiB of random bytes, set in main (same bytes for both servers)
+BIG_Z = (b"kingx compressible value, served piece by piece. " * 25000)[: 1 << 20]
+
+
+def log(msg):
+    print(f"[abuse {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- servers
+
+class Server:
+    """A server under test: its Proc, port, the wrk URL and the abuse URLs."""
+
+    def __init__(self, name, proc, port, small, big, big_z, put_path, body_path, workdir):
+        self.name, self.proc, self.port, self.workdir = name, proc, port, workdir
+        self.small, self.big, self.big_z, self.put_path, self.body_path = small, big, big_z, put_path, body_path
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def worker_pids(self):
+        """The processes that serve connections: kingx-worker children, or nginx's workers."""
+        out = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            comm = st[st.index("(") + 1:st.rindex(")")]
+            ppid = int(st[st.rindex(")") + 2:].split()[1])
+            if ppid == self.proc.pid and comm in ("kingx-worker", "nginx"):
+                out.append(int(pid))
+        return out
+
+    def stop(self):
+        self.proc.stop()
+
+
+def kingx_server(kingx, workdir, workers, model, extra, nofile=None):
+    port = procs.free_port()
+    data = os.path.join(workdir, "data")
+    os.makedirs(data, exist_ok=True)
+    argv = [kingx, "--listen", f"127.0.0.1:{port}", "--data", data, "--workers", str(workers),
+            "--error-log", os.path.join(workdir, "error.log"), "--model", model] + extra
+    if nofile:
+        argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--"] + argv
+    p = procs.Proc("kingx", argv, os.path.join(workdir, "stdout.log"))
+    procs.wait_http_ok(port, "/readyz", 30, p)
+    for key, value in (("small", SMALL), ("big", BIG), ("big-z", BIG_Z)):
+        status, _ = procs.http_request(port, "PUT", f"/v1/kv/{key}", body=value, timeout_s=30)
+        if status not in (201, 204):
+            raise RuntimeError(f"kingx PUT {key}: {status}")
+    name = "kingx" if model == "event" else "kingx-threads"
+    return Server(name, p, port, "/v1/kv/small", "/v1/kv/big", "/v1/kv/big-z", "/v1/kv/slow-body", "/v1/kv/body",
+                  workdir)
+
+
+def nginx_server(workdir, workers, nofile=None):
+    port = procs.free_port()
+    www = os.path.join(workdir, "www", "s")
+    os.makedirs(www, exist_ok=True)
+    for name, data in (("v100.txt", SMALL), ("v1m.bin", BIG), ("v1m-z.bin", BIG_Z)):
+        with open(os.path.join(www, name), "wb") as f:
+            f.write(data)
+    conf = os.path.join(workdir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+worker_processes {workers};
+daemon off;
+master_process on;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log error;
+worker_rlimit_nofile {nofile or 20000};
+events {{ worker_connections 19000; }}
+http {{
+    access_log off;
+    default_type application/octet-stream;
+    client_body_temp_path {workdir}/body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 75s;
+    sendfile on;
+    tcp_nodelay on;
+    open_file_cache max=1000 inactive=60s;
+    client_max_body_size 64m;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096 reuseport;
+        location = /r {{ return 200 "ok"; }}
+        location /s/ {{ root {workdir}/www; }}
+        # Buffers a request body whole (to a file past client_body_buffer_size)
+        # before passing it on, as nginx does in front of an upstream.
+        location /up/ {{ proxy_pass http://127.0.0.1:9; }}
+    }}
+}}
+""")
+    argv = ["nginx", "-p", workdir, "-c", conf, "-e", f"{workdir}/error.log"]
+    if nofile:
+        argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--"] + argv
+    p = procs.Proc("nginx", argv, os.path.join(workdir, "stdout.log"))
+    procs.wait_http_ok(port, "/r", 20, p)
+    return Server("nginx", p, port, "/s/v100.txt", "/s/v1m.bin", "/s/v1m-z.bin", "/r", "/up/b", workdir)
+
+
+# ---------------------------------------------------------------- measurements
+
+def start_wrk(url, conns, duration):
+    """wrk -t1 -cN -dD --latency in the background; finish_wrk reads its result."""
+    return subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s", url],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish_wrk(p, duration):
+    """(req/s, p99 ms, errors) of a wrk started by start_wrk."""
+    out, _ = p.communicate(timeout=duration + 60)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) if "Requests/sec" in out else 0.0
+    p99 = None
+    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    if m:
+        p99 = round(float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)], 2)
+    errors = 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    return rps, p99, errors
+
+
+def run_wrk(url, conns, duration):
+    return finish_wrk(start_wrk(url, conns, duration), duration)
+
+
+def status_kib(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def proc_cpu_s(pid):
+    """CPU seconds (user + system) a live process used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def tcp_mem_pages():
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                parts = line.split()
+                return int(parts[parts.index("mem") + 1])
+    return 0
+
+
+def established(port):
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if int(parts[1].split(":")[1], 16) == port and parts[3] == "01":
+                n += 1
+    return n
+
+
+class Sampler(threading.Thread):
+    """Largest worker RSS (anonymous and total), established connections and TCP memory."""
+
+    def __init__(self, server):
+        super().__init__(daemon=True)
+        self.server = server
+        self.done = threading.Event()
+        self.max_anon_kib = self.max_rss_kib = self.max_conns = self.max_tcp_pages = 0
+
+    def run(self):
+        while not self.done.is_set():
+            for pid in self.server.worker_pids():
+                self.max_anon_kib = max(self.max_anon_kib, status_kib(pid, "RssAnon"))
+                self.max_rss_kib = max(self.max_rss_kib, status_kib(pid, "VmRSS"))
+            self.max_conns = max(self.max_conns, established(self.server.port))
+            self.max_tcp_pages = max(self.max_tcp_pages, tcp_mem_pages())
+            self.done.wait(0.25)
+
+
+# ---------------------------------------------------------------- abuse
+
+def start_abuse(case, server, args, workdir):
+    """Starts the abuse against server; returns the list of Procs to stop afterwards."""
+    length = args.settle + args.duration + 30
+    sht = ["slowhttptest", "-l", str(length), "-p", "3", "-r", "1000"]
+    n = args.abuse_conns
+    if case == "slowloris":
+        argv = sht + ["-H", "-c", str(n), "-i", "5", "-x", "24", "-u", server.url(server.small)]
+    elif case == "slow-body":
+        argv = sht + ["-B", "-c", str(n), "-i", "5", "-x", "24", "-s", str(1 << 20), "-t", "PUT",
+                      "-u", server.url(server.put_path)]
+    elif case in ("slow-read", "slow-read-zstd"):
+        path = server.big if case == "slow-read" else server.big_z
+        argv = sht + ["-X", "-c", str(n), "-w", "512", "-y", "1024", "-n", "5", "-z", "32", "-k", "3",
+                      "-u", server.url(path)]
+    elif case == "idle-10k":
+        argv = [sys.executable, os.path.join(HERE, "abuse_clients.py"), "idle", "--port", str(server.port),
+                "--conns", "10000", "--path", server.small, "--seconds", str(length)]
+    elif case == "garbage":
+        argv = [sys.executable, os.path.join(HERE, "abuse_clients.py"), "garbage", "--port", str(server.port),
+                "--conns", "64", "--seconds", str(length)]
+    elif case == "big-bodies":
+        argv = [sys.executable, os.path.join(HERE, "abuse_clients.py"), "bodies", "--port", str(server.port),
+                "--conns", str(n), "--path", server.body_path, "--seconds", str(length)]
+    elif case == "fd-exhaustion":
+        argv = [sys.executable, os.path.join(HERE, "abuse_clients.py"), "hog", "--port", str(server.port),
+                "--conns", str(FD_LIMIT * args.workers + 1000), "--seconds", str(length)]
+    else:
+        raise ValueError(case)
+    return [procs.Proc(f"abuse-{case}", argv, os.path.join(workdir, f"abuse-{case}.log"))]
+
+
+def parse_size(text):
+    m = re.fullmatch(r"(\d+)([kKmMgG]?)", text)
+    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+
+
+def kingx_budget_kib(kingx_args):
+    """kingx's worker memory budget: body + response buffers (defaults or the flags given) + 16 MiB."""
+    sizes = {"--body-buffer-bytes": 64 << 20, "--response-buffer-bytes": 32 << 20}
+    for i, a in enumerate(kingx_args):
+        flag, eq, value = a.partition("=")
+        if flag in sizes:
+            sizes[flag] = parse_size(value if eq else kingx_args[i + 1])
+    return (sum(sizes.values()) + (16 << 20)) // 1024
+
+
+def run_case(case, name, args, root):
+    workdir = os.path.join(root, f"{case}-{name}")
+    os.makedirs(workdir, exist_ok=True)
+    nofile = FD_LIMIT if case == "fd-exhaustion" else None
+    if name == "nginx":
+        server = nginx_server(workdir, args.workers, nofile)
+    else:
+        model = "event" if name == "kingx" else "threads"
+        server = kingx_server(args.kingx, workdir, args.workers, model, args.kingx_args, nofile)
+    row = {"case": case, "server": name, "loadavg_before": os.getloadavg()[0]}
+    abuse = []
+    try:
+        run_wrk(server.url(server.small), args.wrk_conns, 2)  # warm-up
+        row["base_rps"], row["base_p99_ms"], row["base_errors"] = run_wrk(server.url(server.small),
+                                                                          args.wrk_conns, args.duration)
+        base_anon = max((status_kib(p, "RssAnon") for p in server.worker_pids()), default=0)
+        row["base_worker_anon_kib"] = base_anon
+        # The measured clients are active before the abuse starts, as a running service's are:
+        # wrk opens its connections, then the abuse begins and builds up (--settle) and wrk
+        # runs on through it. Its figures cover the build-up and the steady state.
+        sampler = Sampler(server)
+        sampler.start()
+        wrk = start_wrk(server.url(server.small), args.wrk_conns, args.settle + args.duration)
+        time.sleep(0.5)
+        abuse = start_abuse(case, server, args, workdir)
+        row["abuse_rps"], row["abuse_p99_ms"], row["abuse_errors"] = finish_wrk(wrk, args.settle + args.duration)
+        # New clients after the build-up: can a fresh connection get in and be served?
+        row["new_client_rps"], row["new_client_p99_ms"], _ = run_wrk(server.url(server.small), 10, 3)
+        row["healthy_after"] = probe(server)
+        sampler.done.set()
+        sampler.join()
+        row.update(max_worker_anon_kib=sampler.max_anon_kib, max_worker_rss_kib=sampler.max_rss_kib,
+                   max_established=sampler.max_conns, max_tcp_mem_mib=round(sampler.max_tcp_pages * 4 / 1024, 1))
+        row["ratio"] = round(row["abuse_rps"] / row["base_rps"], 3) if row["base_rps"] else None
+        if name != "nginx":
+            row["budget_kib"] = kingx_budget_kib(args.kingx_args)
+            row["within_budget"] = row["max_worker_anon_kib"] <= row["budget_kib"]
+        row["loadavg_after"] = os.getloadavg()[0]
+    finally:
+        for p in abuse:
+            row["abuse_cpu_cores"] = round(proc_cpu_s(p.pid) / max(1, args.settle + args.duration), 2)
+            p.stop(signal.SIGINT, timeout_s=10)
+            row.setdefault("abuse_tail", p.log_tail(300).strip().splitlines()[-1:] or [""])
+        server.stop()
+    log(f"{case:15s} {name:14s} base {row.get('base_rps', 0):9.0f} req/s  abuse {row.get('abuse_rps', 0):9.0f} "
+        f"req/s  ratio {row.get('ratio')}  worker anon max {row.get('max_worker_anon_kib', 0) // 1024} MiB  "
+        f"conns {row.get('max_established')}  tcp mem {row.get('max_tcp_mem_mib')} MiB")
+    return row
+
+
+def probe(server):
+    """Whether a fresh connection gets its GET answered within 5 s after the run."""
+    try:
+        status, _ = procs.http_request(server.port, "GET", server.small, timeout_s=5)
+        return status == 200
+    except OSError:
+        return False
+
+
+def summary(rows, args, started):
+    lines = [f"# Abuse soak, {started}", "",
+             f"`bench/abuse.py {' '.join(args.argv)}` — wrk -t1 -c{args.wrk_conns} -d{args.duration}s GET of "
+             f"100 B beside each abuse ({args.abuse_conns} slowhttptest connections; idle-10k: 10,000 "
+             f"connections; garbage: 64 flooding connections; fd-exhaustion: server limited to {FD_LIMIT} "
+             f"descriptors, {FD_LIMIT * args.workers + 1000} connections held). {args.workers} worker(s) each. "
+             f"Machine: {os.cpu_count()} CPUs; load average in the table.", "",
+             "| case | server | alone req/s | under abuse req/s | ratio | p99 alone → abuse (ms) | new clients req/s | "
+             "worker anon max (MiB) | within budget | worker RSS max (MiB) | conns held | TCP mem (MiB) | "
+             "abuser CPU (cores) | load | ratio vs nginx |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    by_case = {}
+    for r in rows:
+        by_case.setdefault(r["case"], {})[r["server"]] = r
+    for case in args.cases:
+        for name in args.servers:
+            r = by_case.get(case, {}).get(name)
+            if not r or "abuse_rps" not in r:
+                continue
+            ng = by_case.get(case, {}).get("nginx")
+            vs = ""
+            if name != "nginx" and ng and ng.get("ratio") and r.get("ratio") is not None:
+                vs = f"{r['abuse_rps'] / ng['abuse_rps']:.2f}× nginx" if ng["abuse_rps"] else "nginx served 0"
+            lines.append(f"| {case} | {name} | {r['base_rps']:.0f} | {r['abuse_rps']:.0f} | {r['ratio']} | "
+                         f"{r['base_p99_ms']} → {r['abuse_p99_ms']} | {r.get('new_client_rps', 0):.0f} | "
+                         f"{r['max_worker_anon_kib'] / 1024:.1f} | "
+                         f"{'' if 'budget_kib' not in r else ('yes' if r['within_budget'] else 'NO')} "
+                         f"{'' if 'budget_kib' not in r else '(' + str(r['budget_kib'] // 1024) + ')'} | "
+                         f"{r['max_worker_rss_kib'] / 1024:.1f} | {r['max_established']} | {r['max_tcp_mem_mib']} | "
+                         f"{r.get('abuse_cpu_cores', '')} | "
+                         f"{r['loadavg_before']:.1f}/{r['loadavg_after']:.1f} | {vs} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kingx", default=os.environ.get("KINGX_BIN", os.path.join(ROOT, "build", "src", "kingx")))
+    ap.add_argument("--servers", default="kingx,nginx")
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--duration", type=int, default=15, help="seconds of each wrk measurement")
+    ap.add_argument("--settle", type=int, default=10, help="seconds the abuse builds up before measuring")
+    ap.add_argument("--wrk-conns", type=int, default=50)
+    ap.add_argument("--abuse-conns", type=int, default=3000)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--kingx-arg", action="append", default=[], dest="kingx_args",
+                    help="extra kingx flag (repeat), e.g. --kingx-arg=--send-lowat-bytes=0")
+    ap.add_argument("--name", default="")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep-tmp", action="store_true")
+    args = ap.parse_args(argv)
+    args.argv = argv
+    args.servers = [s for s in args.servers.split(",") if s]
+    args.cases = [c for c in args.cases.split(",") if c]
+    for c in args.cases:
+        if c not in CASES:
+            ap.error(f"unknown case {c}; cases: {', '.join(CASES)}")
+    for tool in ["wrk", "slowhttptest", "prlimit"] + (["nginx"] if "nginx" in args.servers else []):
+        if shutil.which(tool) is None:
+            print(f"abuse.py: {tool} is missing (bench/install-peers.sh installs the peers and tools)", file=sys.stderr)
+            return 2
+    if any(s.startswith("kingx") for s in args.servers) and not os.access(args.kingx, os.X_OK):
+        print(f"abuse.py: no kingx binary at {args.kingx} (build it, or pass --kingx)", file=sys.stderr)
+        return 2
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    global BIG
+    rng = random.Random(args.seed)
+    BIG = rng.randbytes(1 << 20)
+    started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    out = args.out or os.path.join(HERE, "results", datetime.date.today().isoformat() + "-abuse" +
+                                   (f"-{args.name}" if args.name else ""))
+    os.makedirs(out, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="kingx-abuse-")
+    rows = []
+    try:
+        for case in args.cases:
+            order = list(args.servers)
+            rng.shuffle(order)
+            for name in order:
+                try:
+                    rows.append(run_case(case, name, args, tmp))
+                except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                    log(f"{case} {name}: {e!r}")
+                    rows.append({"case": case, "server": name, "error": repr(e)})
+                with open(os.path.join(out, "abuse.json"), "w") as f:
+                    json.dump({"started": started, "argv": argv, "rows": rows}, f, indent=1)
+        text = summary(rows, args, started)
+        with open(os.path.join(out, "summary.md"), "w") as f:
+            f.write(text)
+        print(text)
+    finally:
+        if not args.keep_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

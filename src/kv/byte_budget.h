@@ -1,0 +1,58 @@
+// ByteBudget: a worker's allowance of memory for one kind of buffer (request
+// bodies waiting to reach the writer, decoded values waiting to be sent),
+// shared by every connection of the worker.
+//
+// Holders reserve before they buffer and release when they are done, so the
+// bytes in use never pass the limit, with one exception that keeps the
+// budget from deadlocking: while nothing is reserved, one reservation of any
+// size is granted (a single request larger than the whole budget still
+// proceeds, alone). A refused holder waits (it stops reading, or its
+// response waits) and asks again later; refusals are counted.
+//
+// Thread-safety: every method may be called from any thread (the thread
+// model shares one budget among its pool threads). Lock-free.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace kingx {
+
+class ByteBudget {
+ public:
+  // limit_bytes > 0.
+  explicit ByteBudget(uint64_t limit_bytes) : limit_(limit_bytes) {}
+  ByteBudget(const ByteBudget&) = delete;
+  ByteBudget& operator=(const ByteBudget&) = delete;
+
+  // Reserves n bytes if they fit under the limit (or nothing is reserved at
+  // all); false otherwise (nothing reserved, refusal counted).
+  bool TryReserve(uint64_t n) {
+    uint64_t cur = used_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (cur != 0 && (cur + n > limit_ || cur + n < cur)) {
+        refusals_.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      }
+      if (used_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed)) return true;
+    }
+  }
+
+  // Adds n bytes without checking the limit: memory a holder found it had
+  // to allocate after its reservation (rare; keeps the accounting honest).
+  void Charge(uint64_t n) { used_.fetch_add(n, std::memory_order_relaxed); }
+
+  // Gives back n bytes of an earlier TryReserve or Charge.
+  void Release(uint64_t n) { used_.fetch_sub(n, std::memory_order_relaxed); }
+
+  uint64_t limit() const { return limit_; }
+  uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+  uint64_t refusals() const { return refusals_.load(std::memory_order_relaxed); }
+
+ private:
+  const uint64_t limit_;
+  std::atomic<uint64_t> used_{0};
+  std::atomic<uint64_t> refusals_{0};
+};
+
+}  // namespace kingx

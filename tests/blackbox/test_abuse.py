@@ -1,0 +1,430 @@
+"""No client can exhaust a worker's memory or the disk: the budgets are
+enforced, the worker applies backpressure instead of growing, a stalled
+upload is removed, and a large compressed value is sent piece by piece.
+
+Every property is observed from outside, without timing thresholds: the
+worker's anonymous memory (/proc/PID/status RssAnon), the bytes the kernel
+holds for a socket (/proc/net/tcp rx_queue / tx_queue), the staging files
+in the data directory, and the responses.
+
+    KINGX_BIN=build/src/kingx python3 tests/blackbox/test_abuse.py [--model threads]
+"""
+
+import os
+import socket
+import sys
+import threading
+import time
+
+from kingx_harness import (Conn, ConnectionClosed, Server, build_request, cases_of, check, http, key_path,
+                           run_with_servers, wait_for)
+
+MODEL_ARGS = []
+CURRENT = None  # the server of the running case, for run_cases' logs
+
+
+class LimitedServer(Server):
+    """A kingx whose descriptor limit is `nofile` (prlimit execs it: same pid)."""
+
+    def __init__(self, nofile, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.nofile = nofile
+
+    def argv(self):
+        return ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--"] + super().argv()
+
+
+def start(*args, nofile=None):
+    """Starts the case's server (after removing the previous case's: its logs
+    were printed by then if it failed)."""
+    global CURRENT
+    if CURRENT is not None:
+        CURRENT.cleanup()
+    # The case's own flags come last, so they win over the model's defaults.
+    CURRENT = LimitedServer(nofile, MODEL_ARGS + list(args)) if nofile else Server(MODEL_ARGS + list(args))
+    CURRENT.start()
+    return CURRENT
+
+
+def rss_anon_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no RssAnon for {pid}")
+
+
+def tcp_queues(server_port, client_port):
+    """(tx_queue, rx_queue) of the server's end of the connection whose client
+    end is 127.0.0.1:client_port, from /proc/net/tcp, or None."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            lport = int(parts[1].split(":")[1], 16)
+            rport = int(parts[2].split(":")[1], 16)
+            if lport == server_port and rport == client_port:
+                tx, rx = parts[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
+def raw_socket(port, rcvbuf=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def adopt(sock, port, timeout):
+    """A harness Conn reading responses from an already connected socket."""
+    conn = Conn.__new__(Conn)
+    conn.sock, conn.port, conn.timeout, conn.buf, conn._consumed, conn.requests_sent = sock, port, timeout, b"", 0, 1
+    sock.settimeout(timeout)
+    return conn
+
+
+def read_large_response(sock, timeout):
+    """(status, body) of one Content-Length response, read without copying
+    the body over and over (the harness's reader is meant for small ones)."""
+    sock.settimeout(timeout)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionClosed("closed before the head ended", len(head))
+        head += chunk
+    head, _, rest = head.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    body = bytearray(length)
+    body[:len(rest)] = rest
+    view = memoryview(body)
+    got = len(rest)
+    while got < length:
+        n = sock.recv_into(view[got:], min(1 << 20, length - got))
+        if n == 0:
+            raise ConnectionClosed(f"closed after {got} of {length} body bytes", got)
+        got += n
+    return status, bytes(body)
+
+
+def put(port, key, body, headers=None):
+    r = http(port, "PUT", key_path(key), body, headers, timeout=60)
+    check(r.status in (201, 204), f"PUT {key}: {r.status} {r.body[:200]!r}")
+    return r
+
+
+def staging_files(data_dir):
+    return {n: os.path.getsize(os.path.join(data_dir, n)) for n in os.listdir(data_dir) if n.endswith(".tmp")}
+
+
+def test_slow_reader_holds_few_unsent_bytes():
+    # A reader that does not read: without TCP_NOTSENT_LOWAT the kernel queues
+    # as much as the autotuned send buffer takes (megabytes on loopback).
+    s = start("--workers", "1", "--send-lowat-bytes", "16K")
+    value = os.urandom(8 << 20)
+    put(s.port, "big", value)
+    c = raw_socket(s.port, rcvbuf=4096)
+    try:
+        c.sendall(build_request("GET", key_path("big")))
+        port = c.getsockname()[1]
+        largest = 0
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:
+            q = tcp_queues(s.port, port)
+            if q:
+                largest = max(largest, q[0])
+            time.sleep(0.02)
+        check(largest > 0, "the server never queued anything for the reader")
+        check(largest <= 256 << 10, f"the kernel holds {largest} unsent bytes for one slow reader "
+                                    f"(--send-lowat-bytes 16K)")
+        # Still a correct response once the client reads.
+        c.settimeout(60)
+        got = b""
+        while len(got) < len(value) + 100:
+            chunk = c.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        check(got.endswith(value), "the slow reader did not get the value whole")
+    finally:
+        c.close()
+
+
+def test_body_budget_applies_backpressure():
+    # Uploads that each hold a 1 MiB body minus one byte: past the budget the
+    # worker stops reading them (their bytes wait in the kernel) instead of
+    # buffering them, and every one completes once the holders are done.
+    s = start("--workers", "1", "--body-buffer-bytes", "4M", "--compression-level", "0")
+    pid = s.workers()[0]
+    base = rss_anon_kib(pid)
+    n = 24
+    size = (1 << 20) - 100
+    bodies = [os.urandom(size) for _ in range(n)]
+    socks = [raw_socket(s.port) for _ in range(n)]
+    go_on = threading.Event()
+    errors = []
+
+    def send(i):
+        try:
+            socks[i].sendall(build_request("PUT", key_path(f"up{i}"), None, [("Content-Length", str(size))]))
+            socks[i].sendall(bodies[i][:-1])
+            go_on.wait(60)
+            socks[i].sendall(bodies[i][-1:])
+        except OSError as e:
+            errors.append(f"upload {i}: {e!r}")
+
+    senders = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(n)]
+    try:
+        for t in senders:
+            t.start()
+        # The worker reads what the budget allows; the other uploads' bytes
+        # wait unread in the kernel.
+        def backed_up():
+            waiting = 0
+            for c in socks:
+                q = tcp_queues(s.port, c.getsockname()[1])
+                if q and q[1] >= 32 << 10:
+                    waiting += 1
+            return waiting if waiting >= n - 6 else 0
+        waiting = wait_for(backed_up, 30, "the uploads past the budget to wait unread in the kernel")
+        grown = rss_anon_kib(pid) - base
+        check(grown < 4 * 1024 + 16 * 1024,
+              f"worker anonymous memory grew by {grown} KiB with a 4 MiB body budget "
+              f"({waiting} uploads wait unread)")
+        # Everyone finishes: the last byte of every body, then every answer.
+        go_on.set()
+        for i, c in enumerate(socks):
+            r = adopt(c, s.port, 90).read_response()
+            check(r.status == 201, f"upload {i}: {r.status} {r.body[:200]!r}")
+        check(not errors, f"senders failed: {errors}")
+        for i in (0, n // 2, n - 1):
+            check(http(s.port, "GET", key_path(f"up{i}")).body == bodies[i], f"value {i} differs")
+    finally:
+        go_on.set()
+        for c in socks:
+            c.close()
+
+
+def test_body_budget_wait_ends_with_503_naming_the_setting():
+    s = start("--workers", "1", "--body-buffer-bytes", "1M", "--body-timeout-ms", "1500",
+              "--compression-level", "0")
+    holder = raw_socket(s.port)
+    waiter = raw_socket(s.port)
+    try:
+        size = 900 << 10
+        holder.sendall(build_request("PUT", key_path("holder"), None, [("Content-Length", str(size))]))
+        holder.sendall(os.urandom(1000))  # holds its reservation, then trickles
+        time.sleep(0.2)
+        waiter.sendall(build_request("PUT", key_path("waiter"), None, [("Content-Length", str(size))]))
+        waiter.sendall(os.urandom(size))
+        conn = adopt(waiter, s.port, 30)
+        deadline = time.monotonic() + 20
+        while True:  # keep the holder alive past the waiter's give-up
+            holder.sendall(b"x")
+            conn.timeout = 0.3
+            waiter.settimeout(0.3)
+            try:
+                r = conn.read_response()
+                break
+            except ConnectionClosed as e:
+                if "timed out" not in str(e):
+                    raise AssertionError(f"the waiting upload was closed without an answer: {e}")
+                check(time.monotonic() < deadline, "the waiting upload was never answered")
+        check(r.status == 503, f"waiting upload: {r.status} {r.body[:300]!r}")
+        check(r.header("Retry-After") is not None, "503 without Retry-After")
+        body = r.body.decode()
+        check("--body-buffer-bytes" in body and '"limit":1048576' in body, f"problem does not name the limit: {body}")
+    finally:
+        holder.close()
+        waiter.close()
+
+
+def test_stalled_upload_is_removed():
+    s = start("--workers", "1", "--body-timeout-ms", "1500", "--compression-level", "0")
+    c = raw_socket(s.port)
+    try:
+        c.sendall(build_request("PUT", key_path("stalled"), None, [("Content-Length", str(20 << 20))]))
+        c.sendall(os.urandom(5 << 20))
+        wait_for(lambda: staging_files(s.data_dir), 20, "a staging file for the large upload")
+        conn = adopt(c, s.port, 30)
+        r = conn.read_response()
+        check(r.status == 408, f"stalled upload: {r.status}")
+        wait_for(lambda: not staging_files(s.data_dir), 20, "the stalled upload's staging file to go")
+        check(http(s.port, "GET", key_path("stalled")).status == 404, "a stalled upload was stored")
+    finally:
+        c.close()
+
+
+def test_staging_budget_refuses_past_the_limit():
+    # Two uploads of 8 MiB, the first stalled after 7 MiB: together they
+    # would stage more than --staging-bytes 12M. The second is refused with
+    # a 503 naming the limit while it is still sending, and staged files
+    # never pass the budget.
+    s = start("--workers", "1", "--max-value-bytes", "8M", "--staging-bytes", "12M", "--compression-level", "0")
+    size = 8 << 20
+    holder = raw_socket(s.port)
+    other = raw_socket(s.port)
+    try:
+        holder.sendall(build_request("PUT", key_path("holder"), None, [("Content-Length", str(size))]))
+        holder.sendall(os.urandom(7 << 20))
+        wait_for(lambda: sum(staging_files(s.data_dir).values()) >= 5 << 20, 20, "the first upload to stage")
+        other.sendall(build_request("PUT", key_path("other"), None, [("Content-Length", str(size))]))
+        most = 0
+        try:
+            for _ in range(8):
+                other.sendall(os.urandom(1 << 20))
+                most = max(most, sum(staging_files(s.data_dir).values()))
+        except OSError:
+            pass  # closed after the refusal: fine
+        r = adopt(other, s.port, 30).read_response()
+        check(r.status == 503, f"upload past the staging budget: {r.status} {r.body[:300]!r}")
+        body = r.body.decode()
+        check("--staging-bytes" in body and f'"limit":{12 << 20}' in body, f"problem does not name the limit: {body}")
+        check(r.header("Retry-After") is not None, "503 without Retry-After")
+        check(most <= (12 << 20) + 4096, f"{most} bytes staged with --staging-bytes 12M")
+        check(http(s.port, "GET", key_path("other")).status == 404, "the refused upload was stored")
+        # The budget is free again once the holder is done.
+        holder.sendall(os.urandom(1 << 20))
+        r = adopt(holder, s.port, 60).read_response()
+        check(r.status == 201, f"the first upload: {r.status}")
+        put(s.port, "after", os.urandom(size))
+        wait_for(lambda: not staging_files(s.data_dir), 10, "no staging file left")
+    finally:
+        holder.close()
+        other.close()
+
+
+def test_large_compressed_get_is_streamed():
+    # A 64 MiB value that compresses to almost nothing, fetched by readers
+    # that do not read: no worker holds a decoded copy of it per reader, and
+    # the worker keeps answering meanwhile.
+    s = start("--workers", "1", "--response-buffer-bytes", "4M")
+    value = (b"kingx compressible value " * 3000)[:65536] * 1024
+    put(s.port, "zeros", value)
+    pid = s.workers()[0]
+    base = rss_anon_kib(pid)
+    readers = []
+    try:
+        for _ in range(8):
+            c = raw_socket(s.port, rcvbuf=4096)
+            c.sendall(build_request("GET", key_path("zeros")))
+            readers.append(c)
+        for c in readers:
+            c.settimeout(30)
+            check(c.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200", "no response head")
+        check(http(s.port, "GET", "/healthz", timeout=30).status == 200, "/healthz")
+        grown = rss_anon_kib(pid) - base
+        check(grown < 4 * 1024 + 16 * 1024,
+              f"worker anonymous memory grew by {grown} KiB for 8 readers of a 64 MiB compressed value "
+              "(--response-buffer-bytes 4M)")
+        # Readers get the value whole (two of them; the others just close).
+        for c in readers[:2]:
+            status, body = read_large_response(c, 120)
+            check(status == 200 and body == value, f"streamed value: {status}, {len(body)} bytes")
+    finally:
+        for c in readers:
+            c.close()
+
+
+def accepted_connections(port):
+    """Server-side connections a process accepted (inode set; a connection
+    still in the listen backlog has inode 0)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if int(parts[1].split(":")[1], 16) == port and parts[3] == "01" and parts[9] != "0":
+                n += 1
+    return n
+
+
+def test_connection_flood_leaves_descriptors_for_the_storage():
+    # 400 descriptors: a flood of connections must not take the ones a
+    # worker needs to open the segments its GETs read.
+    s = start("--workers", "1", "--segment-bytes", "64K", "--compression-level", "0", nofile=400)
+    values = {f"seg{i}": os.urandom(60000) for i in range(12)}  # about one segment each
+    for k, v in values.items():
+        put(s.port, k, v)
+    keep = Conn(s.port)  # a client that was there before the flood
+    check(keep.request("GET", "/healthz").status == 200, "/healthz")
+    flood = []
+    try:
+        for _ in range(700):
+            try:
+                c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                c.setblocking(False)
+                c.connect_ex(("127.0.0.1", s.port))
+                flood.append(c)
+            except OSError:
+                break
+        wait_for(lambda: accepted_connections(s.port) >= 150, 20, "the worker to accept the flood")
+        time.sleep(0.5)
+        held = accepted_connections(s.port)
+        check(held <= 400 - 400 // 4 - 64 + 2, f"the worker accepted {held} connections with 400 descriptors")
+        # A client reads every value during the flood: each needs a segment
+        # mapped now, through a descriptor. The worker may close the client's
+        # connection once it has been idle a second while others wait (it
+        # makes room for them, as nginx does): the client then connects
+        # again, behind the flood, and is served once room is made.
+        for k, v in values.items():
+            for _ in range(20):
+                try:
+                    if keep is None:
+                        keep = Conn(s.port, timeout=30)
+                    r = keep.request("GET", key_path(k))
+                    break
+                except (ConnectionClosed, OSError):
+                    keep.close()
+                    keep = None
+            else:
+                raise AssertionError(f"GET {k} during the flood: the connection was closed 20 times")
+            check(r.status == 200 and r.body == v, f"GET {k} during the flood: {r.status} {r.body[:200]!r}")
+    finally:
+        for c in flood:
+            c.close()
+        if keep is not None:
+            keep.close()
+    wait_for(lambda: s.answers(), 20, "a new connection to be served after the flood")
+
+
+def test_idle_connections_make_room_for_new_clients():
+    # All the connection slots (event model: --max-connections; thread model:
+    # its pool threads) held by idle keep-alive connections: those idle for a
+    # while are closed, a few at a time, so that a new client gets in, as
+    # nginx drains its reusable connections.
+    slots = 40 if not MODEL_ARGS else 8
+    s = start("--workers", "1", "--max-connections", str(slots) if not MODEL_ARGS else "10000",
+              "--threads", str(slots))
+    idle = []
+    try:
+        for _ in range(slots):
+            c = Conn(s.port)
+            check(c.request("GET", "/healthz").status == 200, "/healthz")
+            idle.append(c)
+        time.sleep(1.5)  # idle long enough to be drained
+        fresh = Conn(s.port, timeout=20)
+        try:
+            r = fresh.request("GET", "/healthz")
+            check(r.status == 200, f"a new client with every slot idle: {r.status}")
+        finally:
+            fresh.close()
+        closed = sum(1 for c in idle if c.wait_closed(0.2) == "closed")
+        check(1 <= closed < slots, f"{closed} of the {slots} idle connections were closed for the new client")
+    finally:
+        for c in idle:
+            c.close()
+
+
+if __name__ == "__main__":
+    if "--model" in sys.argv:
+        MODEL_ARGS = ["--model", sys.argv[sys.argv.index("--model") + 1], "--threads", "64"]
+    run_with_servers("abuse " + " ".join(MODEL_ARGS), cases_of(globals()), lambda: CURRENT)
