@@ -42,7 +42,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import procs  # noqa: E402
+from harness import procs, sysinfo  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -189,17 +189,6 @@ def run_wrk(url, conns, duration):
     return finish_wrk(start_wrk(url, conns, duration), duration)
 
 
-def status_kib(pid, field):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def proc_cpu_s(pid):
     """CPU seconds (user + system) a live process used so far."""
     try:
@@ -242,8 +231,8 @@ class Sampler(threading.Thread):
     def run(self):
         while not self.done.is_set():
             for pid in self.server.worker_pids():
-                self.max_anon_kib = max(self.max_anon_kib, status_kib(pid, "RssAnon"))
-                self.max_rss_kib = max(self.max_rss_kib, status_kib(pid, "VmRSS"))
+                self.max_anon_kib = max(self.max_anon_kib, sysinfo.status_kb(pid, "RssAnon"))
+                self.max_rss_kib = max(self.max_rss_kib, sysinfo.status_kb(pid, "VmRSS"))
             self.max_conns = max(self.max_conns, established(self.server.port))
             self.max_tcp_pages = max(self.max_tcp_pages, tcp_mem_pages())
             self.done.wait(0.25)
@@ -312,7 +301,7 @@ def run_case(case, name, args, root):
         run_wrk(server.url(server.small), args.wrk_conns, 2)  # warm-up
         row["base_rps"], row["base_p99_ms"], row["base_errors"] = run_wrk(server.url(server.small),
                                                                           args.wrk_conns, args.duration)
-        base_anon = max((status_kib(p, "RssAnon") for p in server.worker_pids()), default=0)
+        base_anon = max((sysinfo.status_kb(p, "RssAnon") for p in server.worker_pids()), default=0)
         row["base_worker_anon_kib"] = base_anon
         # The measured clients are active before the abuse starts, as a running service's are:
         # wrk opens its connections, then the abuse begins and builds up (--settle) and wrk

@@ -79,7 +79,8 @@ def cpu_delta(before, after):
     return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
-def _status_kb(pid, field):
+def status_kb(pid, field):
+    """A /proc/PID/status field in KiB (0 when the process or field is gone)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -106,8 +107,8 @@ def tree_memory(root_pids):
     pss (sum of proportional set sizes, which counts shared mappings once), all in bytes."""
     pids = process_tree(root_pids)
     return {
-        "rss": 1024 * sum(_status_kb(p, "VmRSS") for p in pids),
-        "hwm": 1024 * sum(_status_kb(p, "VmHWM") for p in pids),
+        "rss": 1024 * sum(status_kb(p, "VmRSS") for p in pids),
+        "hwm": 1024 * sum(status_kb(p, "VmHWM") for p in pids),
         "pss": 1024 * sum(_pss_kb(p) for p in pids),
         "processes": len(pids),
     }
