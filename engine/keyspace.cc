@@ -4,6 +4,7 @@
 #include "engine/keyspace.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -186,6 +187,7 @@ Status Keyspace::WaitReady(uint64_t timeout_ms) {
 }
 
 void Keyspace::PublishLocked(int free_tail) {
+  assert(runs_.size() <= kMaxKeyRuns && "FitRuns keeps the run set within what the region names");
   std::vector<std::pair<uint64_t, uint64_t>> ids;
   ids.reserve(runs_.size());
   for (const RunInfo& r : runs_) ids.emplace_back(r.id, r.entries);
@@ -245,6 +247,14 @@ Status Keyspace::FlushFrozenTail() {
   }
   RunInfo info;
   if (!out.empty()) {
+    if (merging_) {
+      // The merge under way frees a place when it ends; its inputs must stay
+      // until then. The tail stays frozen meanwhile.
+      if (runs_.size() >= kMaxKeyRuns) return Status::OK();
+    } else {
+      Status s = FitRuns(&runs_, 1);
+      if (!s.ok()) return s;
+    }
     auto r = WriteRun(out);
     if (!r.ok()) return r.status();
     info = std::move(r.value());

@@ -11,7 +11,9 @@
 // compaction, deleted): the hash index decides (engine/key_resolve.h).
 // Therefore the writer appends a put's entry (Add) *before* publishing it in
 // the index, and a run is replaced only by runs that hold the same keys'
-// current entries.
+// current entries. The region names at most kMaxKeyRuns runs, so the run set
+// never grows past that: before a flush or a job's runs would pass it, the
+// smallest runs are combined (newest entry of each key) first.
 //
 // Work (one background thread, "the keyspace thread", in the owner process):
 //  - flush: a full tail is frozen by Add; the thread sorts it (newest entry
@@ -124,7 +126,22 @@ class Keyspace {
 
   // ---- keyspace_merge.cc ----
   Status MaybeMerge();
+  // Replaces the runs `ids` of runs_ with their merge (each key resolved
+  // against the index) and publishes.
   Status MergeRuns(std::vector<uint64_t> ids);
+  // Writes the merge of `inputs` as a new run: with `resolve`, each key's
+  // live entry (ResolveGroup; the tails are flushed now and then meanwhile);
+  // without, the newest entry of each key, no index lookups (a flush's rule).
+  Result<RunInfo> WriteMerged(const std::vector<std::shared_ptr<const KeyRun>>& inputs, bool resolve);
+  // In *runs, the runs `ids` give way to `merged` (at the first one's place;
+  // dropped when empty); their ids join doomed_. Caller holds mu_.
+  void ReplaceRuns(std::vector<RunInfo>* runs, const std::vector<uint64_t>& ids, RunInfo merged);
+  // The region names at most kMaxKeyRuns runs, and a run left out of the
+  // published set would hide its keys. When *runs plus `adding` runs to come
+  // would pass that, combines the smallest runs of *runs into one (no index
+  // lookups) so that they fit. Keyspace thread; never inside a resolving merge
+  // (its inputs must stay); no publish.
+  Status FitRuns(std::vector<RunInfo>* runs, size_t adding);
   // Resolves the entries of one key against the index; appends the live
   // entry (if any) to *out. A moved key's content type is kept in *store.
   // `skip_segment` (may be null): candidates in those segments are not read
@@ -167,6 +184,7 @@ class Keyspace {
   uint64_t last_flush_ms_ = 0;
   uint64_t last_checkpoint_ms_ = 0;
   uint64_t seen_epoch_ = 0;       // index segment_epoch at the last stale-run check
+  bool merging_ = false;          // a resolving merge is under way (keyspace thread only)
   std::atomic<uint64_t> published_{0};  // see Published
   uint64_t cursor_secret_ = 0;    // signs listing cursors; kept in the MANIFEST
 };

@@ -150,18 +150,27 @@ Status Keyspace::RunJob() {
   }
   uint64_t entries = 0;
   for (const RunInfo& r : made) entries += r.entries;
+  // The view after the job: its runs, then the runs it keeps (a rebuild keeps
+  // those flushed from the tails meanwhile and replaces the rest), combined
+  // as needed to fit the region.
+  std::vector<RunInfo> next = made;
+  std::vector<uint64_t> replaced;
   {
     std::lock_guard lock(mu_);
-    if (job == Job::kRebuild) {
-      // Keep the runs flushed from the tails during the job; the rest is replaced.
-      std::vector<RunInfo> keep;
-      for (RunInfo& r : runs_) {
-        if (r.id >= job_run_floor_) keep.push_back(std::move(r));
-        else doomed_.push_back(r.id);
-      }
-      runs_ = std::move(keep);
+    for (const RunInfo& r : runs_) {
+      if (job == Job::kRebuild && r.id < job_run_floor_) replaced.push_back(r.id);
+      else next.push_back(r);
     }
-    runs_.insert(runs_.begin(), made.begin(), made.end());
+  }
+  s = FitRuns(&next, 0);
+  if (!s.ok()) {
+    for (const RunInfo& r : made) w_.env_.RemoveFile(RunPath(r.id)).ok();
+    return s;
+  }
+  {
+    std::lock_guard lock(mu_);
+    doomed_.insert(doomed_.end(), replaced.begin(), replaced.end());
+    runs_ = std::move(next);
     job_ = Job::kNone;
     job_run_floor_ = 0;
     dirty_ = true;

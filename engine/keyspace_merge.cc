@@ -133,7 +133,7 @@ Status Keyspace::MaybeMerge() {
     if (runs.size() > kBusyRunLimit) {
       std::sort(runs.begin(), runs.end(), [](const RunInfo& a, const RunInfo& b) { return a.entries < b.entries; });
       std::vector<uint64_t> ids;
-      for (size_t i = 0; i < width; ++i) ids.push_back(runs[i].id);
+      for (size_t i = 0; i < width && i < runs.size(); ++i) ids.push_back(runs[i].id);
       return MergeRuns(ids);
     }
     return Status::OK();
@@ -153,16 +153,8 @@ Status Keyspace::MaybeMerge() {
   return MergeRuns(ids);
 }
 
-Status Keyspace::MergeRuns(std::vector<uint64_t> ids) {
-  std::vector<std::shared_ptr<const KeyRun>> inputs;
-  {
-    std::lock_guard lock(mu_);
-    for (uint64_t id : ids) {
-      for (const RunInfo& r : runs_)
-        if (r.id == id && r.run) inputs.push_back(r.run);
-    }
-  }
-  if (inputs.size() != ids.size()) return Status::OK();  // changed meanwhile
+Result<Keyspace::RunInfo> Keyspace::WriteMerged(const std::vector<std::shared_ptr<const KeyRun>>& inputs,
+                                                bool resolve) {
   uint64_t out_id;
   {
     std::lock_guard lock(mu_);
@@ -205,10 +197,14 @@ Status Keyspace::MergeRuns(std::vector<uint64_t> ids) {
     }
     std::sort(group.begin(), group.end(), [](const KeyEntry& a, const KeyEntry& b) { return a.seq > b.seq; });
     out.clear();
-    Status s = ResolveGroup(group, &store, &out);
-    if (!s.ok()) return fail(s);
+    if (resolve) {
+      Status s = ResolveGroup(group, &store, &out);
+      if (!s.ok()) return fail(s);
+    } else {
+      out.push_back(group[0]);  // the newest entry; the index decides when listing
+    }
     for (const KeyEntry& e : out) {
-      s = builder.value()->Add(e);
+      Status s = builder.value()->Add(e);
       if (!s.ok()) return fail(s);
     }
     store.clear();
@@ -218,8 +214,8 @@ Status Keyspace::MergeRuns(std::vector<uint64_t> ids) {
       if (its[i].Valid()) heap.push(i);
     }
     read += group.size();
-    if (read % kTailCheckEvery < group.size()) {
-      s = FlushFrozenTail();  // the tails must not wait for a long merge
+    if (resolve && read % kTailCheckEvery < group.size()) {
+      Status s = FlushFrozenTail();  // the tails must not wait for a long merge
       if (!s.ok()) return fail(s);
       std::lock_guard lock(mu_);
       if (stop_) return fail(Status::Busy("keyspace closing"));
@@ -233,25 +229,75 @@ Status Keyspace::MergeRuns(std::vector<uint64_t> ids) {
   region_.counters().runs_written.fetch_add(1, std::memory_order_relaxed);
   region_.counters().merges.fetch_add(1, std::memory_order_relaxed);
   region_.counters().entries_merged.fetch_add(read, std::memory_order_relaxed);
+  return RunInfo{out_id, run.value()->entries(), false, run.value()};
+}
+
+Status Keyspace::MergeRuns(std::vector<uint64_t> ids) {
+  std::vector<std::shared_ptr<const KeyRun>> inputs;
+  {
+    std::lock_guard lock(mu_);
+    for (uint64_t id : ids) {
+      for (const RunInfo& r : runs_)
+        if (r.id == id && r.run) inputs.push_back(r.run);
+    }
+  }
+  if (inputs.size() != ids.size()) return Status::OK();  // changed meanwhile
+  merging_ = true;
+  auto merged = WriteMerged(inputs, /*resolve=*/true);
+  merging_ = false;
+  if (!merged.ok()) return merged.status();
 
   std::lock_guard lock(mu_);
+  ReplaceRuns(&runs_, ids, std::move(merged.value()));
+  dirty_ = true;
+  PublishLocked(-1);
+  return Status::OK();
+}
+
+void Keyspace::ReplaceRuns(std::vector<RunInfo>* runs, const std::vector<uint64_t>& ids, RunInfo merged) {
   std::vector<RunInfo> next;
   bool placed = false;
-  for (RunInfo& r : runs_) {
+  for (RunInfo& r : *runs) {
     if (std::find(ids.begin(), ids.end(), r.id) == ids.end()) {
       next.push_back(std::move(r));
       continue;
     }
     doomed_.push_back(r.id);
-    if (!placed && run.value()->entries() > 0) {
-      next.push_back(RunInfo{out_id, run.value()->entries(), false, run.value()});
+    if (!placed && merged.entries > 0) {
+      next.push_back(merged);
       placed = true;
     }
   }
-  if (!placed) doomed_.push_back(out_id);  // every key of the inputs is gone
-  runs_ = std::move(next);
-  dirty_ = true;
-  PublishLocked(-1);
+  if (!placed) doomed_.push_back(merged.id);  // every key of the inputs is gone
+  *runs = std::move(next);
+}
+
+Status Keyspace::FitRuns(std::vector<RunInfo>* runs, size_t adding) {
+  if (runs->size() + adding <= kMaxKeyRuns) return Status::OK();
+  // One combination of the smallest runs brings the set within the bound.
+  const size_t count = std::min(runs->size(), runs->size() + adding - kMaxKeyRuns + 1);
+  if (count < 2) return Status::InvalidArgument("more new runs than the shared region can name");
+  std::vector<size_t> order(runs->size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return (*runs)[a].entries < (*runs)[b].entries; });
+  std::vector<uint64_t> ids;
+  std::vector<std::shared_ptr<const KeyRun>> inputs;
+  for (size_t i = 0; i < count; ++i) {
+    RunInfo& r = (*runs)[order[i]];
+    if (!r.run) {  // named by the MANIFEST, not opened yet
+      auto run = KeyRun::Open(w_.env_, RunPath(r.id), r.id, w_.seed_, /*verify_checksum=*/false);
+      if (!run.ok()) return run.status();
+      r.run = std::move(run.value());
+    }
+    ids.push_back(r.id);
+    inputs.push_back(r.run);
+  }
+  auto combined = WriteMerged(inputs, /*resolve=*/false);
+  if (!combined.ok()) return combined.status();
+  Log("combined the " + std::to_string(count) + " smallest runs into one: the shared region names at most " +
+      std::to_string(kMaxKeyRuns));
+  std::lock_guard lock(mu_);
+  ReplaceRuns(runs, ids, std::move(combined.value()));
   return Status::OK();
 }
 
