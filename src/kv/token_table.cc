@@ -11,12 +11,11 @@ uint32_t TokenPrefix(uint64_t token) {
   return static_cast<uint32_t>((TokenLocalId(token) >> kPrefixShift) & kPrefixMask);
 }
 
-uint64_t EncodeTableToken(uint32_t generation, uint32_t prefix, uint8_t tag, uint32_t index) {
-  const uint64_t local =
-      (uint64_t{prefix & kPrefixMask} << kPrefixShift) | (uint64_t{tag} << kIndexBits) | (index & kIndexMask);
+uint64_t EncodeTableToken(uint32_t generation, uint32_t prefix, uint32_t serial) {
+  const uint64_t local = (uint64_t{prefix & kPrefixMask} << kPrefixShift) | (serial & kSerialMask);
   return MakeToken(generation, local);
 }
 
-uint32_t TableTokenIndex(uint64_t token) { return static_cast<uint32_t>(TokenLocalId(token) & kIndexMask); }
+uint32_t TableTokenSerial(uint64_t token) { return static_cast<uint32_t>(TokenLocalId(token) & kSerialMask); }
 
 }  // namespace kingx
