@@ -15,6 +15,18 @@
 // The consumer never takes the mutex: tail is read with acquire and head is
 // stored with release, and a stale head only makes producers see less room.
 //
+// Entry counts (DepthEntries) are kept so that a process dying at any store
+// leaves them exact. Each count is stored packed with the ring position it
+// belongs to, in one word (count mod 2^29 above position mod 2^35: a ring
+// holds fewer than 2^29 entries and advances by at most 2^34 bytes at once):
+//  - published: a producer stores (count + 1, new tail) before it stores the
+//    tail. The count at tail is the word's count when its position is tail's,
+//    else one less (that producer has not published, or died before it did).
+//  - released: the consumer stores its intent (count + n, new head), then
+//    head, then the same word as `released`. The count at head is that of
+//    whichever word names head's position; a new consumer settles `released`
+//    from it before its first release.
+//
 // Sleep/wake (Dekker-style, all seq_cst): the consumer stores sleeping = 1 and
 // then loads tail; a producer stores tail and then exchanges sleeping with 0,
 // writing the eventfd only if it was 1. One of the two always sees the other.
@@ -37,6 +49,13 @@ constexpr uint64_t kQueueMagic = 0x4b58575155455545ull;  // "KXWQUEUE"-ish
 constexpr uint8_t kPadType = 0xff;
 
 uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+
+constexpr int kPosBits = 35;
+constexpr uint64_t kPosMask = (uint64_t{1} << kPosBits) - 1;
+constexpr uint64_t kCountMask = (uint64_t{1} << (64 - kPosBits)) - 1;
+uint64_t Stamp(uint64_t count, uint64_t pos) { return ((count & kCountMask) << kPosBits) | (pos & kPosMask); }
+uint64_t StampCount(uint64_t stamp) { return stamp >> kPosBits; }
+bool StampAt(uint64_t stamp, uint64_t pos) { return (stamp & kPosMask) == (pos & kPosMask); }
 
 struct EntryHeader {
   uint32_t bytes;  // the whole entry, header and padding included (multiple of 8)
@@ -72,9 +91,10 @@ struct WriteQueueHeader {
   int32_t writer_efd;
   pthread_mutex_t mu;                          // robust, process-shared; producers only
   alignas(64) std::atomic<uint64_t> tail;      // producers (under mu), release
-  std::atomic<uint64_t> enqueued;              // producers (under mu): entries ever published
+  std::atomic<uint64_t> published;             // producers (under mu): Stamp(entries ever published, tail)
   alignas(64) std::atomic<uint64_t> head;      // consumer, release
-  std::atomic<uint64_t> released;              // consumer: entries ever released
+  std::atomic<uint64_t> release_intent;        // consumer: Stamp(entries released, the head it is storing)
+  std::atomic<uint64_t> released;              // consumer: Stamp(entries ever released, head)
   std::atomic<uint64_t> taken;                 // consumer: end of what Peek handed out, stored
                                                // before the entries are applied (see PeekOrphans)
   alignas(64) std::atomic<uint32_t> sleeping;  // consumer sets 1 before sleeping
@@ -117,10 +137,26 @@ uint64_t WriteQueue::DepthBytes() const {
   return tail >= head ? tail - head : 0;
 }
 
+// Entries published up to `tail`, given the producers' stamp.
+static uint64_t PublishedAt(uint64_t stamp, uint64_t tail) {
+  return StampAt(stamp, tail) ? StampCount(stamp) : (StampCount(stamp) - 1) & kCountMask;
+}
+
+uint64_t WriteQueue::ReleasedAt(uint64_t head) const {
+  const uint64_t done = header_->released.load(std::memory_order_acquire);
+  if (StampAt(done, head)) return StampCount(done);
+  const uint64_t intent = header_->release_intent.load(std::memory_order_acquire);
+  return StampAt(intent, head) ? StampCount(intent) : StampCount(done);
+}
+
 uint64_t WriteQueue::DepthEntries() const {
-  const uint64_t released = header_->released.load(std::memory_order_acquire);
-  const uint64_t enqueued = header_->enqueued.load(std::memory_order_acquire);
-  return enqueued >= released ? enqueued - released : 0;
+  const uint64_t head = header_->head.load(std::memory_order_acquire);
+  const uint64_t released = ReleasedAt(head);
+  const uint64_t tail = header_->tail.load(std::memory_order_acquire);
+  const uint64_t published = PublishedAt(header_->published.load(std::memory_order_acquire), tail);
+  const uint64_t depth = (published - released) & kCountMask;
+  // A snapshot racing the consumer can see a release newer than the publish.
+  return depth <= header_->ring_bytes / sizeof(EntryHeader) ? depth : 0;
 }
 
 int WriteQueue::Lock() {
@@ -135,7 +171,8 @@ int WriteQueue::Lock() {
 
 void WriteQueue::Unlock() { pthread_mutex_unlock(&header_->mu); }
 
-engine::Status WriteQueue::Enqueue(EntryType type, uint32_t slot, uint64_t token, const WriteRequest& r) {
+engine::Status WriteQueue::Enqueue(EntryType type, uint32_t slot, uint64_t token, const WriteRequest& r,
+                                   const StopPoint* stop) {
   const uint64_t payload = r.key.size() + r.content_type.size() + r.stored.size();
   if (payload > max_entry_bytes()) {
     return engine::Status::TooLarge("write queue entry of " + std::to_string(payload) + " bytes exceeds " +
@@ -187,8 +224,11 @@ engine::Status WriteQueue::Enqueue(EntryType type, uint32_t slot, uint64_t token
   if (!r.content_type.empty()) std::memcpy(p, r.content_type.data(), r.content_type.size());
   p += r.content_type.size();
   if (!r.stored.empty()) std::memcpy(p, r.stored.data(), r.stored.size());
-  header_->enqueued.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t count = PublishedAt(header_->published.load(std::memory_order_relaxed), tail - pad);
+  header_->published.store(Stamp(count + 1, tail + bytes), std::memory_order_release);
+  if (stop != nullptr && *stop == StopPoint::kBeforePublish) return engine::Status::OK();
   header_->tail.store(tail + bytes, std::memory_order_seq_cst);
+  if (stop != nullptr) return engine::Status::OK();
   Unlock();
 
   if (header_->sleeping.load(std::memory_order_seq_cst) != 0 &&
@@ -226,6 +266,8 @@ engine::Status WriteQueue::TryEnqueueLargeAbort(uint32_t slot, uint64_t token) {
 
 void WriteQueue::BeginConsuming() {
   peek_pos_ = header_->head.load(std::memory_order_acquire);
+  // A consumer that died between storing head and `released` left the count in its intent.
+  header_->released.store(Stamp(ReleasedAt(peek_pos_), peek_pos_), std::memory_order_release);
   pending_release_ = 0;
   const uint64_t taken = header_->taken.load(std::memory_order_acquire);
   orphan_end_ = taken > peek_pos_ ? taken : peek_pos_;
@@ -297,10 +339,17 @@ size_t WriteQueue::PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, 
   return taken;
 }
 
-void WriteQueue::Release() {
-  header_->released.fetch_add(pending_release_, std::memory_order_relaxed);
-  pending_release_ = 0;
+void WriteQueue::Release() { ReleaseUntil(nullptr); }
+
+void WriteQueue::ReleaseUntil(const StopPoint* stop) {
+  const uint64_t head = header_->head.load(std::memory_order_relaxed);
+  const uint64_t count = (ReleasedAt(head) + pending_release_) & kCountMask;
+  header_->release_intent.store(Stamp(count, peek_pos_), std::memory_order_release);
+  if (stop != nullptr && *stop == StopPoint::kBeforePublish) return;
   header_->head.store(peek_pos_, std::memory_order_release);
+  if (stop != nullptr) return;
+  header_->released.store(Stamp(count, peek_pos_), std::memory_order_release);
+  pending_release_ = 0;
 }
 
 bool WriteQueue::WaitForEntries(int timeout_ms) {

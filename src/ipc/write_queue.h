@@ -153,13 +153,27 @@ class WriteQueue {
   // the writer look at a stop request).
   void Wake();
 
-  // Test seam: takes the queue's mutex and returns while holding it, so a
-  // test can kill the calling process inside the critical section and check
-  // that the other producers go on (robust mutex). Never used by the server.
+  // Test seams (never used by the server), so a test can kill the calling
+  // process inside a critical section and check what the others see:
+  // LockForTesting takes the queue's mutex and returns holding it;
+  // EnqueueForTesting runs TryEnqueue until `stop` and returns there (still
+  // holding the mutex); ReleaseForTesting runs Release until `stop`.
+  enum class StopPoint : uint8_t {
+    kBeforePublish,  // every byte written, nothing published yet
+    kAfterPublish,   // published (tail / head stored), bookkeeping not finished
+  };
   void LockForTesting() { (void)Lock(); }
+  void EnqueueForTesting(uint32_t slot, uint64_t token, const WriteRequest& request, StopPoint stop) {
+    (void)Enqueue(EntryType::kOp, slot, token, request, &stop);
+  }
+  void ReleaseForTesting(StopPoint stop) { ReleaseUntil(&stop); }
 
  private:
-  engine::Status Enqueue(EntryType type, uint32_t slot, uint64_t token, const WriteRequest& r);
+  engine::Status Enqueue(EntryType type, uint32_t slot, uint64_t token, const WriteRequest& r,
+                         const StopPoint* stop = nullptr);
+  void ReleaseUntil(const StopPoint* stop);
+  // Entries released up to `head` (see the counts in write_queue.cc).
+  uint64_t ReleasedAt(uint64_t head) const;
   size_t PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes, uint64_t limit);
   int Lock();
   void Unlock();

@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -289,6 +290,81 @@ TEST_CASE("a producer killed while holding the queue's mutex does not wedge the 
   CHECK(batch[2].request.key == "again");
   close(ready[0]);
   close(ready[1]);
+}
+
+// Runs fn in a child process that is killed (SIGKILL) right after it.
+void DieAfter(const std::function<void()>& fn) {
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    fn();
+    raise(SIGKILL);
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFSIGNALED(status));
+}
+
+TEST_CASE("a producer killed at any step of its enqueue leaves the entry count exact",
+          "[src][write_queue][multiprocess][regression]") {
+  // Regression: the count of published entries was bumped before the entry
+  // was published, so a producer dying in between left the queue's depth one
+  // too high for ever (kingx_write_queue_entries).
+  using Stop = WriteQueue::StopPoint;
+  for (Stop stop : {Stop::kBeforePublish, Stop::kAfterPublish}) {
+    const bool published = stop == Stop::kAfterPublish;
+    INFO("producer killed " << (published ? "after" : "before") << " publishing");
+    TestQueue t(64 << 10);
+    REQUIRE(t.queue->TryEnqueue(0, 1, Put("before", "1")).ok());
+    DieAfter([&] {
+      WriteQueue q(t.region.base);
+      q.EnqueueForTesting(0, 2, Put("dying", "2"), stop);
+    });
+    const uint64_t queued = published ? 2 : 1;
+    CHECK(t.queue->DepthEntries() == queued);
+    REQUIRE(t.queue->TryEnqueue(0, 3, Put("after", "3")).ok());  // the next locker gets EOWNERDEAD
+    CHECK(t.queue->DepthEntries() == queued + 1);
+    auto batch = TakeAll(*t.queue);
+    CHECK(batch.size() == queued + 1);
+    t.queue->Release();
+    CHECK(t.queue->DepthEntries() == 0);
+    REQUIRE(t.queue->TryEnqueue(0, 4, Put("last", "4")).ok());
+    CHECK(t.queue->DepthEntries() == 1);
+  }
+}
+
+TEST_CASE("a consumer killed at any step of its release leaves the entry count exact",
+          "[src][write_queue][multiprocess][regression]") {
+  // Regression: the count of released entries was bumped before head moved,
+  // so a writer dying in between had its batch counted as released twice
+  // (once by it, once when the next writer released the same entries as
+  // orphans): the depth read too low for ever.
+  using Stop = WriteQueue::StopPoint;
+  for (Stop stop : {Stop::kBeforePublish, Stop::kAfterPublish}) {
+    const bool released = stop == Stop::kAfterPublish;
+    INFO("consumer killed " << (released ? "after" : "before") << " moving head");
+    TestQueue t(64 << 10);
+    for (uint64_t i = 0; i < 3; ++i) REQUIRE(t.queue->TryEnqueue(0, i, Put("k" + std::to_string(i), "v")).ok());
+    DieAfter([&] {
+      WriteQueue q(t.region.base);
+      q.BeginConsuming();
+      REQUIRE(TakeAll(q).size() == 3);
+      q.ReleaseForTesting(stop);
+    });
+    CHECK(t.queue->DepthEntries() == (released ? 0 : 3));
+    WriteQueue fresh(t.region.base);
+    fresh.BeginConsuming();
+    std::vector<QueueEntry> orphans;
+    CHECK(fresh.PeekOrphans(&orphans) == (released ? 0 : 3));
+    fresh.Release();
+    CHECK(fresh.DepthEntries() == 0);
+    REQUIRE(t.queue->TryEnqueue(0, 9, Put("next", "v")).ok());
+    CHECK(fresh.DepthEntries() == 1);
+    CHECK(TakeAll(fresh).size() == 1);
+    fresh.Release();
+    CHECK(fresh.DepthEntries() == 0);
+  }
 }
 
 TEST_CASE("a restarted consumer gets its predecessor's taken entries as orphans, not as new work",
