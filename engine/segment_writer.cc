@@ -147,6 +147,11 @@ void Writer::Impl::TurnReadOnly(const Status& cause) {
   Log("writer: read-only until reopened after " + cause.ToString());
 }
 
+Status Writer::Impl::UnindexedOutcome(const Status& index_error) {
+  return Status::OutcomeUnknown("the record is in the file but the index refused it (" + index_error.ToString() +
+                                "): it may or may not be applied; writes stop until the writer is reopened");
+}
+
 void Writer::Impl::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
 }

@@ -143,9 +143,9 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
       if (p.old_loc != 0 && w.index_.Replace(p.hash, p.old_loc, p.loc)) continue;
       Status is = w.index_.Insert(p.hash, p.loc);
       if (!is.ok()) {
-        // Durable but not indexed: tell the client it failed and stop (the
-        // record reappears on reopen, which a failed write may do).
-        r.status = is;
+        // In the file but not indexed: the next open finds the record (unless
+        // a power loss drops it first), so "failed" would be false. Stop.
+        r.status = UnindexedOutcome(is);
         w.TurnReadOnly(is);
         continue;
       }

@@ -28,6 +28,10 @@
 //    kNoSpace / kIOError, the partial bytes are truncated away, nothing is
 //    published, later batches may succeed. If the truncate itself fails, the
 //    writer turns read-only as above.
+//  - the index refused a record that is already in the file (its shared
+//    region is full): that op is answered kOutcomeUnknown (the next open
+//    finds the record, unless a power loss drops it first) and the writer
+//    turns read-only as above.
 //  - the disk is nearly full: a put that would leave less free space than
 //    Options::disk_reserve_bytes fails with kNoSpace before anything is
 //    written (engine/disk_space.h); deletes still go through. Puts succeed
@@ -81,7 +85,8 @@ struct WriteResult {
   // OK; kNotFound (DELETE of a missing key, nothing written);
   // kPreconditionFailed; kInvalidArgument / kTooLarge (bad op, nothing
   // written); kNoSpace / kIOError (batch failed, not applied); kOutcomeUnknown
-  // (written, but its fdatasync failed: a reopen may find it or not); kReadOnly.
+  // (written, but its fdatasync failed or the index refused it: a reopen may
+  // find it or not); kReadOnly.
   Status status;
   uint64_t seq = 0;      // the record's seq when OK (the new ETag)
   bool existed = false;  // the key was present before this op (PUT 204 vs 201)

@@ -73,6 +73,10 @@ struct Writer::Impl {
   // failure to read a candidate fails the call (never "absent" by guess).
   Result<KeyState> FindKey(std::string_view key, uint64_t hash);
   void TurnReadOnly(const Status& cause);
+  // What a write whose record reached the file but not the index is answered:
+  // outcome unknown (the next open finds the record, a power loss first may
+  // drop it), naming the index's error.
+  static Status UnindexedOutcome(const Status& index_error);
   void Log(const std::string& line) const;
   void LogError(const std::string& line) const;
   void PublishCounters();

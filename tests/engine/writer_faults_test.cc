@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <span>
 
 #include "engine/record.h"
 #include "engine/segment_cache.h"
@@ -93,6 +94,49 @@ TEST_CASE("a large value whose directory sync failed after its rename is answere
   env.ClearFaults();
   REQUIRE(db.Open().ok());
   CHECK(db.Get("big").value() == value);  // it was applied after all
+}
+
+TEST_CASE("a write whose record is in the file but that the full index refuses is answered 'outcome unknown'",
+          "[engine][faults][regression]") {
+  // Regression: the index refusing the insert (its shared region full) was
+  // answered with the index's own error (507 "no space", i.e. "not applied"),
+  // yet the record was in the file and the next open served it.
+  const bool large = GENERATE(false, true);
+  INFO((large ? "large value" : "small value"));
+  TempDir dir;
+  std::string refused_key, refused_value;
+  {
+    IndexRegion small(20);  // room for a few dozen keys at most
+    auto w = Writer::Open(PosixEnv(), dir.path(), Options{}, small.index());
+    REQUIRE(w.ok());
+    WriteResult r;
+    for (int i = 0; i < 1000 && r.status.ok(); ++i) {
+      refused_key = "k" + std::to_string(i);
+      refused_value = std::string(large ? 100000 : 10, 'a' + i % 26);
+      WriteOp op;
+      op.key = refused_key;
+      if (large) {
+        auto id = w.value()->BeginLarge(op);
+        REQUIRE(id.ok());
+        REQUIRE(w.value()->AppendLarge(id.value(), refused_value).ok());
+        w.value()->FinishLarge(id.value(), refused_value.size(), &r);
+      } else {
+        op.stored = refused_value;
+        op.raw_len = refused_value.size();
+        std::vector<WriteResult> rs(1);
+        w.value()->Apply(std::span<const WriteOp>(&op, 1), rs);
+        r = rs[0];
+      }
+    }
+    INFO(r.status.ToString());
+    REQUIRE(!r.status.ok());
+    CHECK(r.status.Is(Code::kOutcomeUnknown));
+    CHECK(w.value()->read_only());
+  }
+  // The record was in the file: a reopen with room in the index serves it.
+  TestDb db(PosixEnv(), dir.path(), Options{});
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get(refused_key).value() == refused_value);
 }
 
 TEST_CASE("ENOSPC on write fails the batch, removes the partial bytes, and later writes succeed",
