@@ -4,6 +4,18 @@
 // (tail_entries x 7 words) and its arena (tail_arena_bytes), each 64-byte
 // aligned. Arena bytes are stored and loaded as 8-byte atomic words; each
 // key and content type starts on a word boundary.
+//
+// Memory order, without fences (GCC's ThreadSanitizer does not model
+// atomic_thread_fence; engine/index.cc does the same): a change under the
+// version stores the odd version (relaxed), then every word with release
+// (each orders the odd version before it), then the even version with
+// release. A reader loads the version, then every word it uses, then the
+// version again, all with acquire: a word it read from a change makes that
+// change's odd version visible to its last load, which then differs from its
+// first. Tail entries appended after their tail was freed and reused are
+// stored with release too: they follow the free's version change (Freeze
+// acquires the tail's free state), so a reader that reads one also sees the
+// version move.
 #include "engine/keyspace_region.h"
 
 #include <algorithm>
@@ -78,7 +90,7 @@ void LoadBytes(std::atomic<uint64_t>* arena, uint64_t off, size_t len, std::stri
   char* dst = out->data();
   const uint64_t first = off / 8;
   for (size_t done = 0, w = 0; done < len; ++w) {
-    const uint64_t word = arena[first + w].load(std::memory_order_relaxed);
+    const uint64_t word = arena[first + w].load(std::memory_order_acquire);
     const size_t n = std::min<size_t>(8, len - done);
     std::memcpy(dst + done, &word, n);
     done += n;
@@ -91,7 +103,7 @@ void StoreBytes(std::atomic<uint64_t>* arena, uint64_t off, std::string_view byt
     uint64_t word = 0;
     const size_t n = std::min<size_t>(8, bytes.size() - done);
     std::memcpy(&word, bytes.data() + done, n);
-    arena[first + w].store(word, std::memory_order_relaxed);
+    arena[first + w].store(word, std::memory_order_release);
     done += n;
   }
 }
@@ -172,19 +184,19 @@ Status KeyspaceRegion::Snapshot(std::string_view prefix, std::string_view from, 
       }
     }
     out->version = v1;
-    const uint32_t dir_len = h->keys_dir_len.load(std::memory_order_relaxed);
+    const uint32_t dir_len = h->keys_dir_len.load(std::memory_order_acquire);
     if (dir_len > kKeysDirWords * 8) continue;
     out->keys_dir.resize(dir_len);
     for (uint32_t done = 0, w = 0; done < dir_len; ++w) {
-      const uint64_t word = h->keys_dir[w].load(std::memory_order_relaxed);
+      const uint64_t word = h->keys_dir[w].load(std::memory_order_acquire);
       const uint32_t n = std::min<uint32_t>(8, dir_len - done);
       std::memcpy(out->keys_dir.data() + done, &word, n);
       done += n;
     }
-    const uint32_t runs = h->run_count.load(std::memory_order_relaxed);
+    const uint32_t runs = h->run_count.load(std::memory_order_acquire);
     if (runs > kMaxKeyRuns) continue;
     out->run_ids.clear();
-    for (uint32_t i = 0; i < runs; ++i) out->run_ids.push_back(h->run_id[i].load(std::memory_order_relaxed));
+    for (uint32_t i = 0; i < runs; ++i) out->run_ids.push_back(h->run_id[i].load(std::memory_order_acquire));
     out->tail.clear();
     bool torn = false;
     for (int t = 0; t < 2 && !torn; ++t) {
@@ -198,11 +210,11 @@ Status KeyspaceRegion::Snapshot(std::string_view prefix, std::string_view from, 
       std::atomic<uint64_t>* e = Words(h, h->tail_offset[t]);
       std::atomic<uint64_t>* arena = Words(h, h->arena_offset[t]);
       for (uint32_t i = 0; i < count; ++i, e += kWordsPerEntry) {
-        const uint64_t p8 = e[0].load(std::memory_order_relaxed);
+        const uint64_t p8 = e[0].load(std::memory_order_acquire);
         if ((p8 & mask) != (want & mask)) continue;
-        const uint64_t lens = e[1].load(std::memory_order_relaxed);
+        const uint64_t lens = e[1].load(std::memory_order_acquire);
         const uint64_t key_off = lens >> 32, key_len = (lens >> 8) & 0xFFFF, ct_len = lens & 0xFF;
-        const uint64_t ct_off = e[2].load(std::memory_order_relaxed);
+        const uint64_t ct_off = e[2].load(std::memory_order_acquire);
         if (key_len == 0 || key_off % 8 != 0 || ct_off % 8 != 0 || key_off + key_len > h->tail_arena_bytes ||
             ct_off + ct_len > h->tail_arena_bytes) {
           torn = true;
@@ -212,15 +224,14 @@ Status KeyspaceRegion::Snapshot(std::string_view prefix, std::string_view from, 
         LoadBytes(arena, key_off, key_len, &oe.key);
         if (oe.key.compare(0, prefix.size(), prefix) != 0 || oe.key < from) continue;
         LoadBytes(arena, ct_off, ct_len, &oe.content_type);
-        oe.seq = e[3].load(std::memory_order_relaxed);
-        oe.segment = e[4].load(std::memory_order_relaxed);
-        oe.offset = e[5].load(std::memory_order_relaxed);
-        oe.raw_len = e[6].load(std::memory_order_relaxed);
+        oe.seq = e[3].load(std::memory_order_acquire);
+        oe.segment = e[4].load(std::memory_order_acquire);
+        oe.offset = e[5].load(std::memory_order_acquire);
+        oe.raw_len = e[6].load(std::memory_order_acquire);
         out->tail.push_back(std::move(oe));
       }
     }
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (h->version.load(std::memory_order_relaxed) != v1) continue;
+    if (h->version.load(std::memory_order_acquire) != v1) continue;
     if (torn) return Status::Corruption("keyspace tail words out of bounds under a stable version");
     return Status::OK();
   }
@@ -233,20 +244,19 @@ Status KeyspaceRegion::Reset(std::string_view keys_dir) {
   uint64_t v = h->version.load(std::memory_order_relaxed);
   if ((v & 1) == 0) ++v;  // a dead owner may have left it odd: stay odd, then move past
   h->version.store(v, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  h->state.store(static_cast<uint32_t>(KeyspaceState::kNoOwner), std::memory_order_relaxed);
-  h->run_count.store(0, std::memory_order_relaxed);
+  h->state.store(static_cast<uint32_t>(KeyspaceState::kNoOwner), std::memory_order_release);
+  h->run_count.store(0, std::memory_order_release);
   for (int t = 0; t < 2; ++t) {
-    h->tails[t].count.store(0, std::memory_order_relaxed);
-    h->tails[t].arena_used.store(0, std::memory_order_relaxed);
-    h->tails[t].state.store(t == 0 ? kTailActive : kTailFree, std::memory_order_relaxed);
+    h->tails[t].count.store(0, std::memory_order_release);
+    h->tails[t].arena_used.store(0, std::memory_order_release);
+    h->tails[t].state.store(t == 0 ? kTailActive : kTailFree, std::memory_order_release);
   }
   for (size_t w = 0; w * 8 < keys_dir.size(); ++w) {
     uint64_t word = 0;
     std::memcpy(&word, keys_dir.data() + w * 8, std::min<size_t>(8, keys_dir.size() - w * 8));
-    h->keys_dir[w].store(word, std::memory_order_relaxed);
+    h->keys_dir[w].store(word, std::memory_order_release);
   }
-  h->keys_dir_len.store(static_cast<uint32_t>(keys_dir.size()), std::memory_order_relaxed);
+  h->keys_dir_len.store(static_cast<uint32_t>(keys_dir.size()), std::memory_order_release);
   h->version.store(v + 1, std::memory_order_release);
   return Status::OK();
 }
@@ -276,14 +286,14 @@ bool KeyspaceRegion::Append(const KeyEntry& e) {
   StoreBytes(arena, key_off, e.key);
   StoreBytes(arena, ct_off, e.content_type);
   std::atomic<uint64_t>* w = Words(h, h->tail_offset[t]) + size_t{count} * kWordsPerEntry;
-  w[0].store(KeyPrefix8(e.key), std::memory_order_relaxed);
-  w[1].store((key_off << 32) | (uint64_t{e.key.size()} << 8) | e.content_type.size(), std::memory_order_relaxed);
-  w[2].store(ct_off, std::memory_order_relaxed);
-  w[3].store(e.seq, std::memory_order_relaxed);
-  w[4].store(e.segment, std::memory_order_relaxed);
-  w[5].store(e.offset, std::memory_order_relaxed);
-  w[6].store(e.raw_len, std::memory_order_relaxed);
-  th.arena_used.store(used + need, std::memory_order_relaxed);
+  w[0].store(KeyPrefix8(e.key), std::memory_order_release);
+  w[1].store((key_off << 32) | (uint64_t{e.key.size()} << 8) | e.content_type.size(), std::memory_order_release);
+  w[2].store(ct_off, std::memory_order_release);
+  w[3].store(e.seq, std::memory_order_release);
+  w[4].store(e.segment, std::memory_order_release);
+  w[5].store(e.offset, std::memory_order_release);
+  w[6].store(e.raw_len, std::memory_order_release);
+  th.arena_used.store(used + need, std::memory_order_release);
   th.count.store(count + 1, std::memory_order_release);
   return true;
 }
@@ -296,8 +306,8 @@ int KeyspaceRegion::Freeze() {
   if (active < 0) return -1;
   const int other = 1 - active;
   if (h->tails[other].state.load(std::memory_order_acquire) != kTailFree) return -1;
-  h->tails[other].count.store(0, std::memory_order_relaxed);
-  h->tails[other].arena_used.store(0, std::memory_order_relaxed);
+  h->tails[other].count.store(0, std::memory_order_release);
+  h->tails[other].arena_used.store(0, std::memory_order_release);
   // Readers may see both tails frozen/active for an instant: both are read.
   h->tails[other].state.store(kTailActive, std::memory_order_release);
   h->tails[active].state.store(kTailFrozen, std::memory_order_release);
@@ -345,22 +355,21 @@ void KeyspaceRegion::Publish(const std::vector<std::pair<uint64_t, uint64_t>>& r
   KeyspaceRegionHeader* h = h_;
   const uint64_t v = h->version.load(std::memory_order_relaxed);
   h->version.store(v + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
   const uint32_t n = static_cast<uint32_t>(std::min<size_t>(runs.size(), kMaxKeyRuns));
   uint64_t entries = 0;
   for (uint32_t i = 0; i < n; ++i) {
-    h->run_id[i].store(runs[i].first, std::memory_order_relaxed);
-    h->run_entries[i].store(runs[i].second, std::memory_order_relaxed);
+    h->run_id[i].store(runs[i].first, std::memory_order_release);
+    h->run_entries[i].store(runs[i].second, std::memory_order_release);
     entries += runs[i].second;
   }
-  h->run_count.store(n, std::memory_order_relaxed);
+  h->run_count.store(n, std::memory_order_release);
   if (free_tail >= 0) {
     // Emptied before it is marked free: Freeze may make it active right after.
-    h->tails[free_tail].count.store(0, std::memory_order_relaxed);
-    h->tails[free_tail].arena_used.store(0, std::memory_order_relaxed);
+    h->tails[free_tail].count.store(0, std::memory_order_release);
+    h->tails[free_tail].arena_used.store(0, std::memory_order_release);
     h->tails[free_tail].state.store(kTailFree, std::memory_order_release);
   }
-  h->counters.run_entries.store(entries, std::memory_order_relaxed);
+  h->counters.run_entries.store(entries, std::memory_order_release);
   h->version.store(v + 2, std::memory_order_release);
 }
 
@@ -368,11 +377,10 @@ void KeyspaceRegion::ClearTails() {
   KeyspaceRegionHeader* h = h_;
   const uint64_t v = h->version.load(std::memory_order_relaxed);
   h->version.store(v + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
   for (int t = 0; t < 2; ++t) {
-    h->tails[t].count.store(0, std::memory_order_relaxed);
-    h->tails[t].arena_used.store(0, std::memory_order_relaxed);
-    h->tails[t].state.store(t == 0 ? kTailActive : kTailFree, std::memory_order_relaxed);
+    h->tails[t].count.store(0, std::memory_order_release);
+    h->tails[t].arena_used.store(0, std::memory_order_release);
+    h->tails[t].state.store(t == 0 ? kTailActive : kTailFree, std::memory_order_release);
   }
   h->version.store(v + 2, std::memory_order_release);
 }

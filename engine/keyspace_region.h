@@ -24,10 +24,10 @@
 //    seqlock version (odd while the run set changes or a tail is freed)
 //    tells them to retry; tail entries are published by a release store of
 //    their count and never change until their tail is freed (which bumps the
-//    version). Every field a reader loads is an atomic (relaxed, ordered by
-//    the version and count loads), so a reader racing a reused tail reads
-//    stale words, never tears the process; the version check then discards
-//    the snapshot. Every length read back is bounds-checked.
+//    version). Every field is an atomic stored with release and loaded with
+//    acquire (no fences: see keyspace_region.cc), so a reader racing a reused
+//    tail reads stale words, never tears the process; the version check then
+//    discards the snapshot. Every length read back is bounds-checked.
 //
 // An owner that dies leaves the region as it was (possibly mid-update); the
 // next owner calls Reset, which bumps the version past any state readers saw.
