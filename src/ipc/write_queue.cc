@@ -163,7 +163,8 @@ int WriteQueue::Lock() {
   int rc = pthread_mutex_lock(&header_->mu);
   if (rc == EOWNERDEAD) {
     // The previous owner died inside its critical section. By the ring
-    // invariants it published nothing, so the state is consistent as is.
+    // invariants it published its whole entry or nothing, and the published
+    // count's stamp says which: the state is consistent as is.
     rc = pthread_mutex_consistent(&header_->mu);
   }
   return rc;

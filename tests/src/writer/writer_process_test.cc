@@ -208,6 +208,78 @@ TEST_CASE("large uploads of two workers with the same token stay apart", "[src][
   for (const std::string& name : names.value()) CHECK(name.find(".tmp") == std::string::npos);
 }
 
+namespace {
+
+// Staging files of large uploads in `dir`, and those this process holds open
+// (the writer runs as a thread here), deleted or not.
+size_t StagingFiles(const std::string& dir) {
+  auto names = engine::PosixEnv().ListDir(dir);
+  REQUIRE(names.ok());
+  size_t n = 0;
+  for (const std::string& name : names.value()) n += name.rfind("large-", 0) == 0 ? 1 : 0;
+  return n;
+}
+size_t OpenStagingFiles() {
+  size_t n = 0;
+  auto fds = engine::PosixEnv().ListDir("/proc/self/fd");
+  REQUIRE(fds.ok());
+  for (const std::string& fd : fds.value()) {
+    char target[4096];
+    const ssize_t len = readlink(("/proc/self/fd/" + fd).c_str(), target, sizeof target - 1);
+    if (len <= 0) continue;
+    n += std::string(target, static_cast<size_t>(len)).find("/large-") != std::string::npos ? 1 : 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("an abandoned large upload leaves no staging file, open or on disk", "[src][writer]") {
+  // The three ways an upload is abandoned: the worker's abort (client gone),
+  // the worker's death (slot generation moves), the worker reusing the token
+  // while its abort is on the way. None may leave the writer holding a
+  // staging file until its restart.
+  WriterFixture f;
+  WriteQueue& q = f.shm->queue();
+  uint64_t marker = 100;
+  auto settle = [&](uint32_t slot) {  // every entry queued so far on `slot` was processed
+    REQUIRE(q.TryEnqueue(slot, MakeToken(3, marker), Put("marker", "m")).ok());
+    REQUIRE(f.Collect(slot, 1).count(marker) == 1);
+    ++marker;
+  };
+  const std::string part(30000, 'p');
+
+  REQUIRE(q.TryEnqueueLargeBegin(1, MakeToken(3, 1), Put("aborted", "")).ok());
+  REQUIRE(q.TryEnqueueLargePart(1, MakeToken(3, 1), part).ok());
+  settle(1);
+  CHECK(StagingFiles(f.dir.path) == 1);  // the test sees staging files
+  CHECK(OpenStagingFiles() == 1);
+  REQUIRE(q.TryEnqueueLargeAbort(1, MakeToken(3, 1)).ok());
+  settle(1);
+  CHECK(StagingFiles(f.dir.path) == 0);
+  CHECK(OpenStagingFiles() == 0);
+
+  REQUIRE(q.TryEnqueueLargeBegin(1, MakeToken(3, 2), Put("reused", "")).ok());
+  REQUIRE(q.TryEnqueueLargePart(1, MakeToken(3, 2), part).ok());
+  REQUIRE(q.TryEnqueueLargeBegin(1, MakeToken(3, 2), Put("reused", "")).ok());  // abort still on its way
+  settle(1);
+  CHECK(StagingFiles(f.dir.path) == 1);  // the second upload's only
+  CHECK(OpenStagingFiles() == 1);
+  REQUIRE(q.TryEnqueueLargeAbort(1, MakeToken(3, 2)).ok());
+  settle(1);
+  CHECK(OpenStagingFiles() == 0);
+
+  REQUIRE(q.TryEnqueueLargeBegin(2, MakeToken(3, 3), Put("dead worker", "")).ok());
+  REQUIRE(q.TryEnqueueLargePart(2, MakeToken(3, 3), part).ok());
+  settle(2);
+  CHECK(OpenStagingFiles() == 1);
+  f.shm->slot(2).generation.store(4);  // the worker died; the master moved its slot on
+  f.shm->queue().Wake();
+  for (int i = 0; i < 2000 && OpenStagingFiles() != 0; ++i) usleep(1000);
+  CHECK(StagingFiles(f.dir.path) == 0);
+  CHECK(OpenStagingFiles() == 0);
+}
+
 TEST_CASE("a drain stop applies everything queued before the writer exits", "[src][writer]") {
   WriterFixture f;
   WriteQueue& q = f.shm->queue();
