@@ -145,7 +145,7 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
       if (!is.ok()) {
         // In the file but not indexed: the next open finds the record (unless
         // a power loss drops it first), so "failed" would be false. Stop.
-        r.status = UnindexedOutcome(is);
+        r.status = Writer::Impl::UnindexedOutcome(is);
         w.TurnReadOnly(is);
         continue;
       }

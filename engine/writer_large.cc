@@ -210,7 +210,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   w.PublishCounters();
   if (!is.ok()) {
     w.TurnReadOnly(is);
-    result->status = UnindexedOutcome(is);
+    result->status = Impl::UnindexedOutcome(is);
     return;
   }
   ++w.batches_;
