@@ -4,6 +4,7 @@
 #include "http/framing_check.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace kingx::http {
@@ -19,6 +20,29 @@ int HexValue(unsigned char c) {
 constexpr std::string_view kBareCrInHead = "The request head contains a CR that is not followed by LF.";
 constexpr std::string_view kBareCrInChunked = "A chunked-body line ends in a CR that is not followed by LF.";
 
+// The first CR or LF in [p, end), or end. Eight bytes per step: a byte of
+// x equals b exactly when the same byte of x ^ (b * kOnes) is zero, and
+// (v - kOnes) & ~v & kHighs marks the lowest zero byte of v exactly (bits
+// above it may be wrong, which is why only the lowest mark is used).
+const char* FindCrOrLf(const char* p, const char* end) {
+  constexpr uint64_t kOnes = 0x0101010101010101u;
+  constexpr uint64_t kHighs = 0x8080808080808080u;
+  while (end - p >= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    const uint64_t cr = x ^ (kOnes * '\r');
+    const uint64_t lf = x ^ (kOnes * '\n');
+    const uint64_t hits = ((cr - kOnes) & ~cr & kHighs) | ((lf - kOnes) & ~lf & kHighs);
+    if (hits != 0) {
+      if constexpr (std::endian::native == std::endian::little) return p + std::countr_zero(hits) / 8;
+      break;  // big-endian: the byte loop below finds it
+    }
+    p += 8;
+  }
+  while (p < end && *p != '\r' && *p != '\n') ++p;
+  return p;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- HeadCheck
@@ -30,8 +54,8 @@ bool HeadCheck::Refuse(std::string_view why) {
 
 // The bytes inside a line carry no framing: within the request line only
 // its last space-separated token matters, within a field line only the
-// length. So the scan jumps from line end to line end (memchr, which is
-// vectorised) and walks byte by byte only over CR, LF and the first byte of
+// length. So the scan jumps from line end to line end (eight bytes at a
+// time) and walks byte by byte only over CR, LF and the first byte of
 // each line, where the rules are. The state lives in locals while scanning:
 // the input is char data, which may alias every member.
 bool HeadCheck::Scan(std::span<const char> bytes) {
@@ -53,11 +77,7 @@ bool HeadCheck::Scan(std::span<const char> bytes) {
   while (p < end) {
     if (!prev_cr && !at_line_start && line != Line::kBeforeRequest) {
       // Inside a line: everything up to the next CR or LF is line content.
-      const size_t left = static_cast<size_t>(end - p);
-      const char* lf = static_cast<const char*>(std::memchr(p, '\n', left));
-      const char* stop = lf ? lf : end;
-      const char* cr = static_cast<const char*>(std::memchr(p, '\r', static_cast<size_t>(stop - p)));
-      if (cr) stop = cr;
+      const char* stop = FindCrOrLf(p, end);
       const size_t n = static_cast<size_t>(stop - p);
       line_bytes += n;
       if (line == Line::kRequest && n > 0) {
@@ -69,7 +89,9 @@ bool HeadCheck::Scan(std::span<const char> bytes) {
           from = sp + 1;
         }
         const size_t add = static_cast<size_t>(stop - from);
-        for (size_t i = 0; i < add && token_len + i < sizeof(token_); ++i) token_[token_len + i] = from[i];
+        if (token_len < sizeof(token_)) {
+          std::memcpy(token_ + token_len, from, std::min(add, sizeof(token_) - token_len));
+        }
         token_len = static_cast<uint8_t>(std::min<size_t>(255, token_len + add));
       }
       p = stop;
