@@ -81,16 +81,16 @@ bool HeadCheck::Scan(std::span<const char> bytes) {
       const size_t n = static_cast<size_t>(stop - p);
       line_bytes += n;
       if (line == Line::kRequest && n > 0) {
-        // The protocol is the last token: restart at the last SP.
-        const char* sp = static_cast<const char*>(memrchr(p, ' ', n));
-        const char* from = p;
-        if (sp) {
-          token_len = 0;
-          from = sp + 1;
-        }
+        // The protocol is the last token: it restarts after the last SP
+        // (searched backwards: the last token is short).
+        const char* from = stop;
+        while (from > p && from[-1] != ' ') --from;
+        if (from > p) token_len = 0;
         const size_t add = static_cast<size_t>(stop - from);
-        if (token_len < sizeof(token_)) {
-          std::memcpy(token_ + token_len, from, std::min(add, sizeof(token_) - token_len));
+        if (token_len == 0 && add >= sizeof(token_)) {
+          std::memcpy(token_, from, sizeof(token_));
+        } else {
+          for (size_t i = 0; i < add && token_len + i < sizeof(token_); ++i) token_[token_len + i] = from[i];
         }
         token_len = static_cast<uint8_t>(std::min<size_t>(255, token_len + add));
       }
