@@ -16,7 +16,8 @@ random and compressible), a write-queue entry and the large-value path
 (1 MiB - 1, 1 MiB, 1 MiB + 1), and, with --segment-bytes, the segment size.
 
     bench/compaction_crash_soak.py [--cycles 200] [--bin build/src/kingx]
-        [--segment-bytes 1M] [--live-mb 7] [--label NAME] [--out DIR]
+        [--segment-bytes 1M] [--live-mb 7] [--clients 2] [--ops-per-sec 0]
+        [--label NAME] [--out DIR]
 
 Only processes this script started are signalled (by their process group).
 Writes <out>/runs.jsonl (one line per cycle) and prints a summary line.
@@ -70,9 +71,10 @@ def live_bytes(port):
 class Load(threading.Thread):
     """One client: overwrites (90%) and deletes (10%) random keys until stop."""
 
-    def __init__(self, port, keys, sizes, seed, stop):
+    def __init__(self, port, keys, sizes, seed, stop, ops_per_sec=0.0):
         super().__init__(daemon=True)
         self.port, self.keys, self.sizes, self.stop = port, keys, sizes, stop
+        self.gap = 1.0 / ops_per_sec if ops_per_sec > 0 else 0.0
         self.rng = random.Random(seed)
         self.ops = self.errors = 0
 
@@ -92,6 +94,8 @@ class Load(threading.Thread):
                     else:
                         c.request("PUT", key_path(k), self.value())
                     self.ops += 1
+                    if self.gap:
+                        self.stop.wait(self.gap)
         except (OSError, ConnectionClosed, TestFailure):
             self.errors += 1  # the kill
 
@@ -103,6 +107,8 @@ def main():
     ap.add_argument("--segment-bytes", default=None, help="kingx --segment-bytes (default: kingx's own)")
     ap.add_argument("--live-mb", type=float, default=7.0)
     ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--ops-per-sec", type=float, default=0.0,
+                    help="per client (0 = as fast as the server answers)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=None)
@@ -153,7 +159,8 @@ def main():
             port_box["port"] = server.port
             first = len(samples)
             stop = threading.Event()
-            loads = [Load(server.port, keys, sizes, rng.randrange(1 << 30), stop) for _ in range(args.clients)]
+            loads = [Load(server.port, keys, sizes, rng.randrange(1 << 30), stop, args.ops_per_sec)
+                     for _ in range(args.clients)]
             for l in loads:
                 l.start()
             time.sleep(rng.uniform(0.5, 3.0))
@@ -184,7 +191,8 @@ def main():
     over = sum(r["samples_over_2x"] for r in out_rows)
     summary = {"label": args.label, "bin": args.bin, "segment_bytes": args.segment_bytes or "default",
                "cycles": len(out_rows), "failed_restarts": failed_restarts, "keys": nkeys,
-               "live_mb_target": args.live_mb, "max_ratio_dir_to_live": worst,
+               "live_mb_target": args.live_mb, "ops_per_sec_per_client": args.ops_per_sec,
+               "max_ratio_dir_to_live": worst,
                "samples": samples, "samples_over_2x": over,
                "dir_after_last_cycle_bytes": out_rows[-1]["dir_after_bytes"] if out_rows else 0,
                "live_after_last_cycle_bytes": out_rows[-1]["live_bytes"] if out_rows else 0,
