@@ -117,6 +117,7 @@ struct SegmentFileCut {
   uint32_t id = 0;
   uint64_t bytes = 0;   // the file's size at the cut (the active segment may grow past it)
   bool active = false;  // the segment being appended to at the cut
+  bool missing = false;  // listed in the MANIFEST but its file is gone (bytes 0): a copy has no file either
   uint64_t birth = 0;   // its birth number (engine/manifest.h)
 };
 

@@ -27,7 +27,8 @@ DatabaseCut Writer::Impl::CutLocked() const {
     SegmentFileCut f;
     f.id = id;
     f.active = active_ != nullptr && id == active_id_;
-    f.bytes = f.active ? active_size_ : st.bytes;
+    f.missing = st.missing;
+    f.bytes = f.active ? active_size_ : (st.missing ? 0 : st.bytes);
     const auto birth = births_.find(id);
     f.birth = birth != births_.end() ? birth->second : 0;
     cut.segments.push_back(f);

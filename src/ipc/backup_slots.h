@@ -41,9 +41,12 @@ enum class BackupState : uint32_t {
   kExpired = 6,    // the pin outlived its limit and was dropped: the stream must stop
 };
 
+inline constexpr uint32_t kBackupFileActive = 1;   // the active segment at the cut
+inline constexpr uint32_t kBackupFileMissing = 2;  // listed in the MANIFEST, its file gone
+
 struct BackupFile {
   std::atomic<uint32_t> id{0};      // writer: segment id
-  std::atomic<uint32_t> active{0};  // writer: 1 when it was the active segment at the cut
+  std::atomic<uint32_t> flags{0};   // writer: kBackupFileActive | kBackupFileMissing
   std::atomic<uint64_t> bytes{0};   // writer: its size at the cut
   std::atomic<uint64_t> birth{0};   // writer: its birth number (the MANIFEST's)
 };

@@ -78,7 +78,9 @@ engine::DatabaseCut BackupClient::Cut(uint32_t i) const {
   for (uint32_t k = 0; k < n; ++k) {
     engine::SegmentFileCut f;
     f.id = b.files[k].id.load(std::memory_order_relaxed);
-    f.active = b.files[k].active.load(std::memory_order_relaxed) != 0;
+    const uint32_t flags = b.files[k].flags.load(std::memory_order_relaxed);
+    f.active = (flags & kBackupFileActive) != 0;
+    f.missing = (flags & kBackupFileMissing) != 0;
     f.bytes = b.files[k].bytes.load(std::memory_order_relaxed);
     f.birth = b.files[k].birth.load(std::memory_order_relaxed);
     cut.segments.push_back(f);
@@ -121,11 +123,13 @@ TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& b
   manifest.bytes = manifest.inline_data.size();
   members_.push_back(std::move(manifest));
   for (const engine::SegmentFileCut& f : cut.segments) {
-    Member seg;
-    seg.name = engine::SegmentFileName(f.id);
-    seg.path = engine::JoinPath(client.data_dir(), seg.name);
-    seg.bytes = f.bytes;
-    members_.push_back(std::move(seg));
+    if (!f.missing) {  // a missing one stays missing in the copy (its MANIFEST entry and hint say so)
+      Member seg;
+      seg.name = engine::SegmentFileName(f.id);
+      seg.path = engine::JoinPath(client.data_dir(), seg.name);
+      seg.bytes = f.bytes;
+      members_.push_back(std::move(seg));
+    }
     if (f.active) continue;  // its hint is still being written: an open rebuilds it
     Member hint;
     hint.name = engine::HintFileName(f.id);

@@ -10,7 +10,9 @@
 // their births, the seed, the seq high-water mark), then for each segment of
 // the cut, ascending id, "seg-NNNNNNNN.kxd" (sealed segments whole, the
 // active one exactly up to its size at the cut) and, for a sealed segment
-// that has one, its "seg-NNNNNNNN.hint" (immutable once sealed). Not in it:
+// that has one, its "seg-NNNNNNNN.hint" (immutable once sealed). A segment
+// the MANIFEST lists whose file is gone stays so in the copy (entry and hint,
+// no file: the copy reports the same damage as the original). Not in it:
 // LOCK, staging files, the active segment's hint (an open rebuilds it from
 // the scan) and keys/ (derived: an open rebuilds the sorted key view).
 // `tar -x` of it into an empty directory gives a data directory that kingx

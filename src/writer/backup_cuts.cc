@@ -91,7 +91,8 @@ void BackupCuts::Cut(uint32_t i, BackupSlot& b, uint64_t now_ms, const PostFn& p
       for (const engine::SegmentFileCut& f : cut->segments) {
         BackupFile& out = b.files[n++];
         out.id.store(f.id, std::memory_order_relaxed);
-        out.active.store(f.active ? 1 : 0, std::memory_order_relaxed);
+        out.flags.store((f.active ? kBackupFileActive : 0) | (f.missing ? kBackupFileMissing : 0),
+                        std::memory_order_relaxed);
         out.bytes.store(f.bytes, std::memory_order_relaxed);
         out.birth.store(f.birth, std::memory_order_relaxed);
       }

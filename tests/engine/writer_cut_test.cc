@@ -162,3 +162,40 @@ TEST_CASE("a pinned segment survives compaction and its id is not reused until u
   }
   REQUIRE(gone > 0);  // unpinned, the dead ones go (their ids free again)
 }
+
+TEST_CASE("a segment whose file is missing is in the cut as missing, so a copy keeps reporting it",
+          "[engine][cut]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 8 << 10;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < 100; ++i) REQUIRE(db.Put("m" + std::to_string(i), MakeValue("m", i, 300, false)).status.ok());
+  const uint32_t gone = db.writer().Stats().per_segment.front().id;
+  db.Close();
+  std::filesystem::remove(JoinPath(dir.path(), SegmentFileName(gone)));
+  REQUIRE(db.Open().ok());
+  auto cut = db.writer().PinSegments();
+  REQUIRE(cut.ok());
+  bool seen = false;
+  for (const SegmentFileCut& f : cut->segments) {
+    if (f.id != gone) {
+      REQUIRE_FALSE(f.missing);
+      continue;
+    }
+    seen = true;
+    REQUIRE(f.missing);
+    REQUIRE(f.bytes == 0);
+  }
+  REQUIRE(seen);
+  db.writer().UnpinSegments();
+  TempDir copy;
+  WriteFile(JoinPath(copy.path(), Manifest::kFileName), EncodeCutManifest(cut.value()));
+  auto listed = Manifest::Read(PosixEnv(), copy.path());
+  REQUIRE(listed.ok());
+  REQUIRE(listed->segments.size() == cut->segments.size());
+  REQUIRE(listed->segments.count(gone) == 1);
+  REQUIRE(listed->seed == cut->seed);
+  REQUIRE(listed->seq_high_water == cut->seq_high_water);
+}
