@@ -140,9 +140,6 @@ TEST_CASE("PercentDecode appends and reports invalid escapes", "[http][router]")
   CHECK_FALSE(PercentDecode("%%", &out));
 }
 
-}  // namespace
-}  // namespace kingx::http
-
 TEST_CASE("/admin/backup is GET on the admin listener only", "[http][router]") {
   CHECK(Run("/admin/backup", Method::kGet).error.status == 404);
   Routed head = Admin("/admin/backup", Method::kHead);
@@ -150,3 +147,6 @@ TEST_CASE("/admin/backup is GET on the admin listener only", "[http][router]") {
   CHECK(head.error.status == 405);
   CHECK(head.error.allow == "GET");
 }
+
+}  // namespace
+}  // namespace kingx::http
