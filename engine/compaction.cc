@@ -102,6 +102,13 @@ class Pass {
     if (!space.ok()) return space.status();
     return space.value().free_bytes;
   }
+  // File bytes of the scanned inputs whose records wait in the current output.
+  uint64_t WaitingInputBytes() const {
+    uint64_t bytes = 0;
+    for (const Input& in : inputs_)
+      if (in.contributed) bytes += in.stats.bytes;
+    return bytes;
+  }
   Input* FindInput(uint32_t id) {
     for (Input& in : inputs_)
       if (in.stats.id == id) return &in;
@@ -172,7 +179,9 @@ void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
   po.dead_ratio = w_.options_.compaction_dead_ratio;
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
-  if (!SealActiveFirst(it->second, w_.options_.segment_bytes / 4, po)) return;
+  uint64_t live = 0;
+  for (const auto& [id, seg] : w_.segments_) live += seg.live_bytes;
+  if (!SealActiveFirst(it->second, ActiveSealMinBytes(w_.options_.segment_bytes, live), po)) return;
   const uint32_t sealed = w_.active_id_;
   const Status s = w_.Rotate();
   // A failed rotation that got as far as sealing (no room for the next active
@@ -188,6 +197,7 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space) {
   po.max_dead_fraction = o_.max_dead_fraction;
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
+  po.segment_bytes = w_.options_.segment_bytes;
   for (const PickedSegment& p : PickSegments(segs, st_.skip, st_.kept_tombstone_bytes, po)) {
     Input in;
     in.stats = p.stats;
@@ -489,7 +499,19 @@ Status Pass::CompactInput(Input& in, bool* complete) {
     const char* p = data + off;
     RecordHeader h;
     Status rs = DecodeRecordHeader(p, in.stats.bytes - off, w_.limits_, &h);
-    if (rs.ok()) rs = VerifyRecordBody(p, h);
+    // A put the index no longer points to is dropped unread: its header
+    // (checksummed) gives its length, its key says whether it is live, and
+    // its body is neither verified nor paced. A damaged key can only make a
+    // live put look dead: the segment then keeps live bytes in the
+    // accounting and DeleteReady leaves it alone.
+    bool dead_put = false;
+    if (rs.ok() && h.type == RecordType::kPut) {
+      const std::string_view key(p + kRecordHeaderBytes, h.key_len);
+      auto live = IsLive(KeyHash(seed_, key), MakeLocation(id, off));
+      if (!live.ok()) return live.status();
+      dead_put = !live.value();
+    }
+    if (rs.ok() && !dead_put) rs = VerifyRecordBody(p, h);
     if (!rs.ok()) {
       // Unknown keys past this point: the segment cannot be deleted safely.
       st_.skip.insert(id);
@@ -503,9 +525,7 @@ Status Pass::CompactInput(Input& in, bool* complete) {
     const Location loc = MakeLocation(id, off);
     bool copy = false;
     if (h.type == RecordType::kPut) {
-      auto live = IsLive(hash, loc);
-      if (!live.ok()) return live.status();
-      copy = live.value();
+      copy = !dead_put;
     } else {
       auto drop = CanDropTombstone(id, h, key, hash);
       if (!drop.ok()) return drop.status();
@@ -528,7 +548,7 @@ Status Pass::CompactInput(Input& in, bool* complete) {
       in.contributed = true;
     }
     off += h.total_bytes();
-    paced += h.total_bytes();
+    paced += dead_put ? kRecordHeaderBytes + h.key_len : h.total_bytes();
     if (paced >= kPaceChunkBytes) {
       Pace(paced);
       paced = 0;
@@ -571,11 +591,22 @@ Status Pass::Run() {
 
   Status s;
   for (Input& in : inputs_) {
+    KINGX_KILL_POINT("compact.before_input");
     bool complete = false;
     s = CompactInput(in, &complete);
     if (!s.ok()) break;
     if (!complete) continue;
     scanned_.push_back(in.stats.id);
+    if (out_ && FinishOutputAfterInput(WaitingInputBytes(), out_->size(), seg)) {
+      // Published now, the copies so far survive a crash, and the inputs
+      // they complete are deleted below.
+      s = FinishOutput();
+      if (s.Is(Code::kNoSpace)) {
+        no_room_ = s;
+        s = Status::OK();
+      }
+      if (!s.ok()) break;
+    }
     // Inputs that put nothing in the pending output go at once: on a full
     // disk this frees space before anything is written.
     s = DeleteReady();
