@@ -32,6 +32,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "engine/env.h"
 #include "engine/status.h"
@@ -66,11 +67,17 @@ class Manifest {
                                                   const std::map<uint32_t, uint64_t>& segments,
                                                   uint64_t seq_high_water);
 
+  // The bytes of a MANIFEST holding exactly this state (what Create writes),
+  // for a copy of the database made elsewhere (an online backup). Pure.
+  static std::string Encode(uint64_t seed, const std::map<uint32_t, uint64_t>& segments, uint64_t seq_high_water);
+
   // Records a segment file that now exists under its name (its directory entry
   // already durable), born `birth` (above every birth before). Not synced.
   Status AddSegment(uint32_t id, uint64_t birth);
   // Records that a segment is about to be deleted; durable when it returns OK.
   Status RemoveSegment(uint32_t id);
+  // The same for several segments, with one fdatasync for all of them.
+  Status RemoveSegments(const std::vector<uint32_t>& ids);
   // Records that every seq handed out from now on is below mark; durable when
   // it returns OK.
   Status SetSeqHighWater(uint64_t mark);
