@@ -49,7 +49,7 @@ engine::Result<uint32_t> BackupClient::Request(uint32_t token_prefix) {
     uint32_t expected = static_cast<uint32_t>(BackupState::kFree);
     if (!b.state.compare_exchange_strong(expected, static_cast<uint32_t>(BackupState::kClaimed))) continue;
     b.slot.store(slot_, std::memory_order_relaxed);
-    b.token.store(EncodeTableToken(generation_, token_prefix, 0, i), std::memory_order_relaxed);
+    b.token.store(EncodeTableToken(generation_, token_prefix, i), std::memory_order_relaxed);
     b.state.store(static_cast<uint32_t>(BackupState::kRequested), std::memory_order_release);
     if (wake_writer_) wake_writer_();
     return i;

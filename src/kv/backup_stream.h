@@ -62,7 +62,8 @@ class BackupClient {
 
   // Claims a free backup slot and asks the writer for a cut; the writer's
   // Completion (reason kBackupCut) carries a token with this prefix (the
-  // thread model routes it) whose table index is the returned slot number.
+  // thread model routes it) whose serial (TableTokenSerial) is the returned
+  // slot number.
   // kBusy when kMaxBackups backups are in progress.
   engine::Result<uint32_t> Request(uint32_t token_prefix);
   BackupState State(uint32_t i) const;

@@ -344,7 +344,7 @@ void KvService::Impl::HandleBackup(http::Connection& conn, const http::Request& 
 }
 
 void KvService::Impl::OnBackupCut(const Completion& c, uint64_t now_ms) {
-  const uint32_t slot = TableTokenIndex(c.token);
+  const uint32_t slot = TableTokenSerial(c.token);
   for (size_t i = 0; i < backup_waits.size(); ++i) {
     if (backup_waits[i].slot == slot) return AnswerBackup(i, now_ms);
   }
