@@ -28,6 +28,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kPaceChunkBytes = 256 << 10;
+// Scanned inputs deleted together (one MANIFEST fdatasync for all).
+constexpr size_t kDeleteBatch = 32;
 
 // One record copied into the current output, waiting for its install.
 struct Move {
@@ -292,7 +294,8 @@ Status Pass::Copy(const char* rec, const RecordHeader& h, std::string_view key, 
     if (!s.ok()) return s;
   }
   if (!out_) {
-    Status s = StartOutput(std::max(live_left_, total));
+    Status s = DeleteReady();  // free what can be freed before taking room for an output
+    if (s.ok()) s = StartOutput(std::max(live_left_, total));
     if (!s.ok()) return s;
   }
   uint64_t offset = 0, written = 0;
@@ -390,55 +393,60 @@ Status Pass::Install() {
   return Status::OK();
 }
 
-// Deletes the scanned inputs that have nothing in a pending output.
+// Deletes the scanned inputs that have nothing in a pending output. Their
+// removals go to the MANIFEST together, with one fdatasync, before the first
+// unlink.
 Status Pass::DeleteReady() {
-  std::vector<uint32_t> keep;
-  Status result;
-  for (size_t k = 0; k < scanned_.size(); ++k) {
-    const uint32_t id = scanned_[k];
+  std::vector<uint32_t> keep, go;
+  for (const uint32_t id : scanned_) {
     Input* in = FindInput(id);
-    if (!result.ok() || (in != nullptr && in->contributed)) {
+    if (in != nullptr && in->contributed) {
       keep.push_back(id);
       continue;
     }
     // Ids are reused once free; readers revalidate their mappings by file
     // identity when the segment epoch moves (bumped below, after the unlink),
     // so any segment, the newest included, may go.
-    uint64_t live = 0;
-    {
-      std::lock_guard lock(w_.mu_);
-      live = w_.segments_[id].live_bytes;
-    }
-    if (live != 0) {
+    std::lock_guard lock(w_.mu_);
+    if (w_.segments_[id].live_bytes != 0) {
       // The accounting says the index still points into it: never delete.
-      Log("segment " + std::to_string(id) + " still has " + std::to_string(live) +
+      Log("segment " + std::to_string(id) + " still has " + std::to_string(w_.segments_[id].live_bytes) +
           " live bytes after its records were moved; left alone");
       st_.skip.insert(id);
       continue;
     }
-    {
-      // A pinned segment (an online backup or the keyspace's rebuild reads
-      // it) stays, fully dead, until a later pass.
-      std::lock_guard lock(w_.mu_);
-      if (!w_.BeginDelete(id)) {
-        keep.push_back(id);
-        continue;
-      }
+    // A pinned segment (an online backup or the keyspace's rebuild reads
+    // it) stays, fully dead, until a later pass.
+    if (!w_.BeginDelete(id)) {
+      keep.push_back(id);
+      continue;
     }
-    if (w_.manifest_) {
-      // Durable before the unlink: a power loss never makes it look missing.
-      // On a full disk freeing space comes first: the removal stays in the
-      // manifest's memory and is written with its next rewrite (a crash
-      // before that makes the next open report this segment missing).
-      Status ms = w_.manifest_->RemoveSegment(id);
-      if (!ms.ok() && !ms.Is(Code::kNoSpace)) {
-        std::lock_guard lock(w_.mu_);
-        w_.EndDelete(id);
-        result = ms;
-        keep.push_back(id);
-        continue;
-      }
-      if (!ms.ok()) Log("MANIFEST not updated before deleting segment " + std::to_string(id) + ": " + ms.ToString());
+    go.push_back(id);
+  }
+  scanned_ = std::move(keep);
+  if (go.empty()) return Status::OK();
+  if (w_.manifest_) {
+    // Durable before the unlinks: a power loss never makes them look missing.
+    // On a full disk freeing space comes first: the removals stay in the
+    // manifest's memory and are written with its next rewrite (a crash
+    // before that makes the next open report these segments missing).
+    Status ms = w_.manifest_->RemoveSegments(go);
+    if (!ms.ok() && !ms.Is(Code::kNoSpace)) {
+      std::lock_guard lock(w_.mu_);
+      for (const uint32_t id : go) w_.EndDelete(id);
+      scanned_.insert(scanned_.end(), go.begin(), go.end());
+      return ms;
+    }
+    if (!ms.ok()) Log("MANIFEST not updated before deleting " + std::to_string(go.size()) + " segment(s): " + ms.ToString());
+  }
+  Status result;
+  for (const uint32_t id : go) {
+    if (!result.ok()) {
+      // Recorded as removed but not unlinked: the next open finishes it.
+      std::lock_guard lock(w_.mu_);
+      w_.EndDelete(id);
+      scanned_.push_back(id);
+      continue;
     }
     KINGX_KILL_POINT("compact.before_unlink");
     Status s = w_.env_.RemoveFile(JoinPath(w_.dir_, SegmentFileName(id)));
@@ -446,7 +454,7 @@ Status Pass::DeleteReady() {
       std::lock_guard lock(w_.mu_);
       w_.EndDelete(id);
       result = s;
-      keep.push_back(id);
+      scanned_.push_back(id);
       continue;
     }
     KINGX_KILL_POINT("compact.after_unlink");
@@ -471,7 +479,6 @@ Status Pass::DeleteReady() {
     std::lock_guard lock(st_.stats_mu);
     ++st_.stats.segments_compacted;
   }
-  scanned_ = std::move(keep);
   return result;
 }
 
@@ -607,18 +614,20 @@ Status Pass::Run() {
       }
       if (!s.ok()) break;
     }
-    // Inputs that put nothing in the pending output go at once: on a full
-    // disk this frees space before anything is written.
-    s = DeleteReady();
+    // Inputs that put nothing in the pending output go in batches (one
+    // MANIFEST fdatasync each), and before any output is started (Copy): on
+    // a full disk that frees space before anything is written.
+    if (scanned_.size() >= kDeleteBatch) s = DeleteReady();
     if (!s.ok()) break;
   }
   if (s.ok() && out_) {
     s = FinishOutput();
     if (s.Is(Code::kNoSpace)) {
       no_room_ = s;
-      s = DeleteReady();  // what needed nothing written
+      s = Status::OK();
     }
   }
+  if (s.ok()) s = DeleteReady();  // the rest: inputs that needed nothing written
   if (!s.ok()) {
     if (out_) AbandonOutput();  // an unpublished output is removed; its inputs stay
     return s;

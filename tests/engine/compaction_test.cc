@@ -412,3 +412,36 @@ TEST_CASE("a pass that makes no progress is retried only after a back-off, unles
   REQUIRE(t.fruitless() == 2);
   t.Stop();
 }
+
+TEST_CASE("the segments a pass deletes are recorded in the MANIFEST with one fdatasync per batch, not one each",
+          "[engine][compaction][faults]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 8 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  // Sixty-odd segments, then every key overwritten: all but the newest are wholly dead.
+  for (int round = 0; round < 2; ++round)
+    for (int i = 0; i < 1000; ++i)
+      REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k", round * 1000 + i, 200, false)).status.ok());
+  const uint64_t syncs_before = env.Calls(FaultOp::kSync, "MANIFEST");
+  Compactor c(db.writer(), Unthrottled());
+  PassReport r;
+  REQUIRE(c.RunOnce(&r).ok());
+  const uint64_t syncs = env.Calls(FaultOp::kSync, "MANIFEST") - syncs_before;
+  INFO("deleted " << r.deleted << ", MANIFEST fdatasyncs " << syncs);
+  REQUIRE(r.deleted >= 20);
+  REQUIRE(syncs <= r.deleted / 32 + 2);
+  for (int i = 0; i < 1000; ++i) {
+    auto got = db.Get("k" + std::to_string(i));
+    REQUIRE(got.ok());
+    uint64_t version = 0;
+    REQUIRE(CheckValue("k", got.value(), &version));
+    REQUIRE(version == 1000u + static_cast<uint64_t>(i));
+  }
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().Stats().missing_segments == 0);
+  REQUIRE(db.Get("k999").ok());
+}
