@@ -28,6 +28,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kPaceChunkBytes = 256 << 10;
+// Scanned inputs deleted together (one MANIFEST fdatasync for all).
+constexpr size_t kDeleteBatch = 32;
 
 // One record copied into the current output, waiting for its install.
 struct Move {
@@ -102,6 +104,13 @@ class Pass {
     if (!space.ok()) return space.status();
     return space.value().free_bytes;
   }
+  // File bytes of the scanned inputs whose records wait in the current output.
+  uint64_t WaitingInputBytes() const {
+    uint64_t bytes = 0;
+    for (const Input& in : inputs_)
+      if (in.contributed) bytes += in.stats.bytes;
+    return bytes;
+  }
   Input* FindInput(uint32_t id) {
     for (Input& in : inputs_)
       if (in.stats.id == id) return &in;
@@ -172,7 +181,9 @@ void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
   po.dead_ratio = w_.options_.compaction_dead_ratio;
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
-  if (!SealActiveFirst(it->second, w_.options_.segment_bytes / 4, po)) return;
+  uint64_t live = 0;
+  for (const auto& [id, seg] : w_.segments_) live += seg.live_bytes;
+  if (!SealActiveFirst(it->second, ActiveSealMinBytes(w_.options_.segment_bytes, live), po)) return;
   const uint32_t sealed = w_.active_id_;
   const Status s = w_.Rotate();
   // A failed rotation that got as far as sealing (no room for the next active
@@ -188,6 +199,7 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space) {
   po.max_dead_fraction = o_.max_dead_fraction;
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
+  po.segment_bytes = w_.options_.segment_bytes;
   for (const PickedSegment& p : PickSegments(segs, st_.skip, st_.kept_tombstone_bytes, po)) {
     Input in;
     in.stats = p.stats;
@@ -282,7 +294,8 @@ Status Pass::Copy(const char* rec, const RecordHeader& h, std::string_view key, 
     if (!s.ok()) return s;
   }
   if (!out_) {
-    Status s = StartOutput(std::max(live_left_, total));
+    Status s = DeleteReady();  // free what can be freed before taking room for an output
+    if (s.ok()) s = StartOutput(std::max(live_left_, total));
     if (!s.ok()) return s;
   }
   uint64_t offset = 0, written = 0;
@@ -380,55 +393,60 @@ Status Pass::Install() {
   return Status::OK();
 }
 
-// Deletes the scanned inputs that have nothing in a pending output.
+// Deletes the scanned inputs that have nothing in a pending output. Their
+// removals go to the MANIFEST together, with one fdatasync, before the first
+// unlink.
 Status Pass::DeleteReady() {
-  std::vector<uint32_t> keep;
-  Status result;
-  for (size_t k = 0; k < scanned_.size(); ++k) {
-    const uint32_t id = scanned_[k];
+  std::vector<uint32_t> keep, go;
+  for (const uint32_t id : scanned_) {
     Input* in = FindInput(id);
-    if (!result.ok() || (in != nullptr && in->contributed)) {
+    if (in != nullptr && in->contributed) {
       keep.push_back(id);
       continue;
     }
     // Ids are reused once free; readers revalidate their mappings by file
     // identity when the segment epoch moves (bumped below, after the unlink),
     // so any segment, the newest included, may go.
-    uint64_t live = 0;
-    {
-      std::lock_guard lock(w_.mu_);
-      live = w_.segments_[id].live_bytes;
-    }
-    if (live != 0) {
+    std::lock_guard lock(w_.mu_);
+    if (w_.segments_[id].live_bytes != 0) {
       // The accounting says the index still points into it: never delete.
-      Log("segment " + std::to_string(id) + " still has " + std::to_string(live) +
+      Log("segment " + std::to_string(id) + " still has " + std::to_string(w_.segments_[id].live_bytes) +
           " live bytes after its records were moved; left alone");
       st_.skip.insert(id);
       continue;
     }
-    {
-      // A pinned segment (an online backup or the keyspace's rebuild reads
-      // it) stays, fully dead, until a later pass.
-      std::lock_guard lock(w_.mu_);
-      if (!w_.BeginDelete(id)) {
-        keep.push_back(id);
-        continue;
-      }
+    // A pinned segment (an online backup or the keyspace's rebuild reads
+    // it) stays, fully dead, until a later pass.
+    if (!w_.BeginDelete(id)) {
+      keep.push_back(id);
+      continue;
     }
-    if (w_.manifest_) {
-      // Durable before the unlink: a power loss never makes it look missing.
-      // On a full disk freeing space comes first: the removal stays in the
-      // manifest's memory and is written with its next rewrite (a crash
-      // before that makes the next open report this segment missing).
-      Status ms = w_.manifest_->RemoveSegment(id);
-      if (!ms.ok() && !ms.Is(Code::kNoSpace)) {
-        std::lock_guard lock(w_.mu_);
-        w_.EndDelete(id);
-        result = ms;
-        keep.push_back(id);
-        continue;
-      }
-      if (!ms.ok()) Log("MANIFEST not updated before deleting segment " + std::to_string(id) + ": " + ms.ToString());
+    go.push_back(id);
+  }
+  scanned_ = std::move(keep);
+  if (go.empty()) return Status::OK();
+  if (w_.manifest_) {
+    // Durable before the unlinks: a power loss never makes them look missing.
+    // On a full disk freeing space comes first: the removals stay in the
+    // manifest's memory and are written with its next rewrite (a crash
+    // before that makes the next open report these segments missing).
+    Status ms = w_.manifest_->RemoveSegments(go);
+    if (!ms.ok() && !ms.Is(Code::kNoSpace)) {
+      std::lock_guard lock(w_.mu_);
+      for (const uint32_t id : go) w_.EndDelete(id);
+      scanned_.insert(scanned_.end(), go.begin(), go.end());
+      return ms;
+    }
+    if (!ms.ok()) Log("MANIFEST not updated before deleting " + std::to_string(go.size()) + " segment(s): " + ms.ToString());
+  }
+  Status result;
+  for (const uint32_t id : go) {
+    if (!result.ok()) {
+      // Recorded as removed but not unlinked: the next open finishes it.
+      std::lock_guard lock(w_.mu_);
+      w_.EndDelete(id);
+      scanned_.push_back(id);
+      continue;
     }
     KINGX_KILL_POINT("compact.before_unlink");
     Status s = w_.env_.RemoveFile(JoinPath(w_.dir_, SegmentFileName(id)));
@@ -436,7 +454,7 @@ Status Pass::DeleteReady() {
       std::lock_guard lock(w_.mu_);
       w_.EndDelete(id);
       result = s;
-      keep.push_back(id);
+      scanned_.push_back(id);
       continue;
     }
     KINGX_KILL_POINT("compact.after_unlink");
@@ -461,7 +479,6 @@ Status Pass::DeleteReady() {
     std::lock_guard lock(st_.stats_mu);
     ++st_.stats.segments_compacted;
   }
-  scanned_ = std::move(keep);
   return result;
 }
 
@@ -489,7 +506,19 @@ Status Pass::CompactInput(Input& in, bool* complete) {
     const char* p = data + off;
     RecordHeader h;
     Status rs = DecodeRecordHeader(p, in.stats.bytes - off, w_.limits_, &h);
-    if (rs.ok()) rs = VerifyRecordBody(p, h);
+    // A put the index no longer points to is dropped unread: its header
+    // (checksummed) gives its length, its key says whether it is live, and
+    // its body is neither verified nor paced. A damaged key can only make a
+    // live put look dead: the segment then keeps live bytes in the
+    // accounting and DeleteReady leaves it alone.
+    bool dead_put = false;
+    if (rs.ok() && h.type == RecordType::kPut) {
+      const std::string_view key(p + kRecordHeaderBytes, h.key_len);
+      auto live = IsLive(KeyHash(seed_, key), MakeLocation(id, off));
+      if (!live.ok()) return live.status();
+      dead_put = !live.value();
+    }
+    if (rs.ok() && !dead_put) rs = VerifyRecordBody(p, h);
     if (!rs.ok()) {
       // Unknown keys past this point: the segment cannot be deleted safely.
       st_.skip.insert(id);
@@ -503,9 +532,7 @@ Status Pass::CompactInput(Input& in, bool* complete) {
     const Location loc = MakeLocation(id, off);
     bool copy = false;
     if (h.type == RecordType::kPut) {
-      auto live = IsLive(hash, loc);
-      if (!live.ok()) return live.status();
-      copy = live.value();
+      copy = !dead_put;
     } else {
       auto drop = CanDropTombstone(id, h, key, hash);
       if (!drop.ok()) return drop.status();
@@ -528,7 +555,7 @@ Status Pass::CompactInput(Input& in, bool* complete) {
       in.contributed = true;
     }
     off += h.total_bytes();
-    paced += h.total_bytes();
+    paced += dead_put ? kRecordHeaderBytes + h.key_len : h.total_bytes();
     if (paced >= kPaceChunkBytes) {
       Pace(paced);
       paced = 0;
@@ -571,23 +598,36 @@ Status Pass::Run() {
 
   Status s;
   for (Input& in : inputs_) {
+    KINGX_KILL_POINT("compact.before_input");
     bool complete = false;
     s = CompactInput(in, &complete);
     if (!s.ok()) break;
     if (!complete) continue;
     scanned_.push_back(in.stats.id);
-    // Inputs that put nothing in the pending output go at once: on a full
-    // disk this frees space before anything is written.
-    s = DeleteReady();
+    if (out_ && FinishOutputAfterInput(WaitingInputBytes(), out_->size(), seg)) {
+      // Published now, the copies so far survive a crash, and the inputs
+      // they complete are deleted below.
+      s = FinishOutput();
+      if (s.Is(Code::kNoSpace)) {
+        no_room_ = s;
+        s = Status::OK();
+      }
+      if (!s.ok()) break;
+    }
+    // Inputs that put nothing in the pending output go in batches (one
+    // MANIFEST fdatasync each), and before any output is started (Copy): on
+    // a full disk that frees space before anything is written.
+    if (scanned_.size() >= kDeleteBatch) s = DeleteReady();
     if (!s.ok()) break;
   }
   if (s.ok() && out_) {
     s = FinishOutput();
     if (s.Is(Code::kNoSpace)) {
       no_room_ = s;
-      s = DeleteReady();  // what needed nothing written
+      s = Status::OK();
     }
   }
+  if (s.ok()) s = DeleteReady();  // the rest: inputs that needed nothing written
   if (!s.ok()) {
     if (out_) AbandonOutput();  // an unpublished output is removed; its inputs stay
     return s;

@@ -16,10 +16,16 @@
 //     dead bytes, the most profitable (most bytes freed per byte copied) first;
 //     and, while the sealed segments' dead fraction as a whole passes
 //     CompactionOptions::max_dead_fraction, the most profitable others too.
+//     Then small sealed segments, so that the number of files follows the
+//     bytes stored (compaction_policy.h, PickSegments).
 //  2. For each picked segment in that order, copy every record the index still
 //     points to (and each tombstone that must stay, see below) into an output
 //     segment "compact-N.tmp" (flag sealed-at-birth, records keep their seq, so
-//     ETags do not change). When the output is full or the inputs are done:
+//     ETags do not change). Puts the index no longer points to are skipped by
+//     their header: their bodies are neither read nor paced. When the output
+//     is full, after an input once the inputs waiting on it are worth it
+//     (FinishOutputAfterInput: a segment's worth, or twice the output), or
+//     when the inputs are done:
 //     fdatasync it, write and fdatasync its hint file, rename it to its
 //     segment name, fsync the directory, and only then switch each key's index
 //     entry to the copy if it still points to the original (a newer write
@@ -32,6 +38,11 @@
 //     or it is a compaction output of this process made after seq t was
 //     assigned (it only holds records that were live then). Otherwise it is
 //     copied: deleting the input would otherwise let an older put resurrect.
+//
+// Progress across crashes: what a finished output holds stays done after a
+// crash (recovery keeps the later-born copy of a record, so the next pass
+// finds the originals dead and skips them), and the inputs it completed are
+// gone; a crash loses at most the work since the last finished output.
 //
 // Crash safety: at every instant each live record has at least one complete,
 // durable copy under a segment name; two copies of a record have the same seq
@@ -68,7 +79,8 @@
 // segment) and seq_floor = the smallest seq it holds; records are byte-for-byte
 // copies of the originals (same seq, checksums, codec), in input order.
 //
-// Kill points (KINGX_KILL_POINT, for crash tests): compact.before_write,
+// Kill points (KINGX_KILL_POINT, for crash tests): compact.before_input
+// (before each input is read), compact.before_write,
 // compact.after_write, compact.before_sync, compact.after_sync,
 // compact.before_hint, compact.after_hint, compact.before_rename,
 // compact.after_rename, compact.before_dir_sync, compact.after_dir_sync,
@@ -197,29 +209,48 @@ class Compactor {
 //
 // Start/Stop/Trigger may be called from any thread (not from a signal handler:
 // set a flag there and call Trigger from the loop). A failed pass is logged
-// through CompactionOptions::log and retried at the next interval.
+// through CompactionOptions::log.
+//
+// Back-off: a pass that picked segments but neither installed an output nor
+// deleted a segment (no room, pinned or damaged segments, an error) is
+// fruitless; after one, the next pass waits CompactionBackoffMs (doubling from
+// backoff_min_ms up to backoff_max_ms while passes stay fruitless), whatever
+// the interval and Trigger() say, so that a stuck database is not read over
+// and over. Trigger(true) (an explicit request) runs at once anyway. A pass
+// that made progress, or found nothing to pick, ends the back-off.
+struct CompactionBackoff {
+  uint64_t min_ms = 1000;
+  uint64_t max_ms = 60000;
+};
+
 class CompactionThread {
  public:
   // compactor must outlive this object. interval_ms > 0.
-  CompactionThread(Compactor& compactor, uint32_t interval_ms);
+  CompactionThread(Compactor& compactor, uint32_t interval_ms, CompactionBackoff backoff = {});
   ~CompactionThread();  // Stop()
   CompactionThread(const CompactionThread&) = delete;
   CompactionThread& operator=(const CompactionThread&) = delete;
 
   void Start();    // no-op when running
   void Stop();     // stops a running pass at a clean point, joins; no-op when stopped
-  void Trigger();  // run a pass as soon as possible
+  // Runs a pass as soon as possible; during a back-off only when force.
+  void Trigger(bool force = false);
   // Passes run by this thread (for tests and /metrics).
   uint64_t passes() const { return passes_.load(std::memory_order_relaxed); }
+  // Fruitless passes in a row (0 when not backing off).
+  uint32_t fruitless() const { return fruitless_.load(std::memory_order_relaxed); }
 
  private:
   void Loop();
   Compactor& compactor_;
   const uint32_t interval_ms_;
+  const CompactionBackoff backoff_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
   bool triggered_ = false;
+  bool forced_ = false;
+  std::atomic<uint32_t> fruitless_{0};
   std::thread thread_;
   std::atomic<uint64_t> passes_{0};
 };

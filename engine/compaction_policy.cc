@@ -20,6 +20,37 @@ double Profit(const PickedSegment& p) {
 
 bool ByProfit(const PickedSegment& a, const PickedSegment& b) { return Profit(a) > Profit(b); }
 
+// Appends the small sealed segments to merge (PickSegments' contract), after
+// the other picks: they are the least profitable, and their copies go into
+// the outputs that the other picks' live records started.
+void MergeSmall(const std::map<uint32_t, SegmentStats>& segments, const std::set<uint32_t>& skip,
+                const std::map<uint32_t, uint64_t>& kept_tombstone_bytes, const PickOptions& o,
+                std::vector<PickedSegment>* picked) {
+  std::vector<PickedSegment> small;
+  uint64_t small_live = 0;
+  for (const auto& [id, s] : segments) {
+    if (s.active || s.missing || skip.count(id) != 0 || s.bytes >= o.segment_bytes / 2) continue;
+    const bool already = std::any_of(picked->begin(), picked->end(),
+                                     [id = id](const PickedSegment& q) { return q.stats.id == id; });
+    if (already) continue;
+    PickedSegment p;
+    p.stats = s;
+    p.reclaimable = Reclaimable(id, s, kept_tombstone_bytes);
+    small.push_back(p);
+    small_live += s.live_bytes;
+  }
+  size_t take = 0;
+  if (small_live >= o.segment_bytes) {
+    take = small.size();
+  } else if (small.size() > o.max_small_segments) {
+    take = small.size() - o.max_small_segments / 2;
+  }
+  if (take < 2) return;  // merging one segment alone would only copy it
+  std::stable_sort(small.begin(), small.end(),
+                   [](const PickedSegment& a, const PickedSegment& b) { return a.stats.bytes < b.stats.bytes; });
+  picked->insert(picked->end(), small.begin(), small.begin() + static_cast<ptrdiff_t>(take));
+}
+
 }  // namespace
 
 std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& segments,
@@ -65,6 +96,7 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
   }
   // Most profitable first (empty segments first).
   std::stable_sort(picked.begin(), picked.end(), ByProfit);
+  if (o.segment_bytes > 0 && !o.pick_all) MergeSmall(segments, skip, kept_tombstone_bytes, o, &picked);
   return picked;
 }
 
@@ -73,6 +105,23 @@ bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickO
   if (active.bytes < min_bytes) return false;
   const double ratio = static_cast<double>(active.dead_bytes) / static_cast<double>(active.bytes);
   return o.pick_all || o.low_space || ratio >= o.dead_ratio;
+}
+
+uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes) {
+  return std::min(segment_bytes / 4, std::max<uint64_t>(live_bytes, 1 << 20));
+}
+
+bool FinishOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes, uint64_t segment_bytes) {
+  if (waiting_input_bytes >= segment_bytes) return true;
+  const uint64_t enough = std::min<uint64_t>(segment_bytes, 1 << 20);
+  return waiting_input_bytes >= enough && waiting_input_bytes >= 2 * output_bytes;
+}
+
+uint64_t CompactionBackoffMs(uint32_t fruitless, uint64_t min_ms, uint64_t max_ms) {
+  if (fruitless == 0) return 0;
+  uint64_t ms = min_ms;
+  for (uint32_t i = 1; i < fruitless && ms < max_ms; ++i) ms *= 2;
+  return std::min(ms, max_ms);
 }
 
 uint64_t SegmentGuard(const SegmentOrigin& origin, uint64_t seed) {

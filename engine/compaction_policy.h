@@ -18,6 +18,10 @@
 
 namespace kingx::engine {
 
+// Small sealed segments a database keeps before the smallest are merged into
+// fuller ones (PickOptions::max_small_segments).
+inline constexpr uint32_t kMaxSmallSegments = 16;
+
 struct PickOptions {
   // Options::compaction_dead_ratio: a sealed segment whose reclaimable
   // fraction reaches it is picked.
@@ -28,6 +32,11 @@ struct PickOptions {
   bool pick_all = false;
   // Free space is under the low mark: any segment with reclaimable bytes.
   bool low_space = false;
+  // Options::segment_bytes; 0 = small sealed segments are never merged.
+  uint64_t segment_bytes = 0;
+  // Small sealed segments (file bytes below half of segment_bytes) allowed
+  // before the smallest are merged (see PickSegments).
+  uint32_t max_small_segments = kMaxSmallSegments;
 };
 
 struct PickedSegment {
@@ -44,6 +53,15 @@ struct PickedSegment {
 // segment with reclaimable bytes when low_space; then, while the
 // reclaimable fraction of all sealed segments would stay above
 // max_dead_fraction after the picks, the most profitable of the others.
+// Then small sealed segments are merged, so that the number of segment files
+// follows the bytes stored, not the number of writes (a value staged whole
+// gets a segment of its own, and a pass's early outputs are small): a sealed
+// segment is small when its file holds less than half of segment_bytes; when
+// the small ones hold a segment's worth of live bytes, all of them are
+// picked (their copies fill whole segments); else, when there are more than
+// max_small_segments, the smallest are picked until max_small_segments / 2
+// would be left (merging the smallest first copies each byte a logarithmic
+// number of times, as size-tiered merging does).
 // kept_tombstone_bytes: per segment, tombstone bytes a previous pass had to
 // keep (they are not reclaimable while the reason stands).
 std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& segments,
@@ -60,6 +78,26 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
 // fraction reaches dead_ratio, or it has dead bytes and low_space or pick_all
 // is set.
 bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickOptions& options);
+
+// The min_bytes of SealActiveFirst for a database holding live_bytes: a
+// quarter of segment_bytes, lowered to the database's live bytes (not below
+// 1 MiB), so that the dead records of the active segment never hold more
+// than about the live data however large segments are.
+uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes);
+
+// Whether a pass finishes (publishes, installs) its output after an input,
+// before it is full: when the inputs whose records wait in it hold
+// waiting_input_bytes and the output output_bytes. Finished when those inputs
+// make a segment's worth, or at least 1 MiB (or segment_bytes if smaller) and
+// twice the output's bytes (deleting them frees more than the output takes).
+// What a pass finished survives a crash: a restart does not redo it.
+bool FinishOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes, uint64_t segment_bytes);
+
+// Back-off of the compaction thread after `fruitless` passes in a row that
+// picked segments but neither installed an output nor deleted a segment
+// (no room, pinned or damaged segments, errors): min_ms doubled per further
+// fruitless pass, at most max_ms; 0 when fruitless is 0.
+uint64_t CompactionBackoffMs(uint32_t fruitless, uint64_t min_ms, uint64_t max_ms);
 
 // A segment's guard: no record of seq below it can be in the segment, as far
 // as recovery is concerned. kNoGuard: recovery never replays the segment.

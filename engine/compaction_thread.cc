@@ -1,13 +1,15 @@
 // CompactionThread: the background thread of the writer process that runs
-// compaction passes periodically and on demand (engine/compaction.h).
+// compaction passes periodically and on demand, backing off after fruitless
+// passes (engine/compaction.h).
 #include <chrono>
 
 #include "engine/compaction.h"
+#include "engine/compaction_policy.h"
 
 namespace kingx::engine {
 
-CompactionThread::CompactionThread(Compactor& compactor, uint32_t interval_ms)
-    : compactor_(compactor), interval_ms_(interval_ms > 0 ? interval_ms : 1) {}
+CompactionThread::CompactionThread(Compactor& compactor, uint32_t interval_ms, CompactionBackoff backoff)
+    : compactor_(compactor), interval_ms_(interval_ms > 0 ? interval_ms : 1), backoff_(backoff) {}
 
 CompactionThread::~CompactionThread() { Stop(); }
 
@@ -33,25 +35,43 @@ void CompactionThread::Stop() {
   compactor_.ClearStop();
 }
 
-void CompactionThread::Trigger() {
+void CompactionThread::Trigger(bool force) {
   {
     std::lock_guard lock(mu_);
     triggered_ = true;
+    forced_ = forced_ || force;
   }
   cv_.notify_all();
 }
 
 void CompactionThread::Loop() {
+  using Clock = std::chrono::steady_clock;
   std::unique_lock lock(mu_);
+  auto next_due = Clock::now() + std::chrono::milliseconds(interval_ms_);
+  auto hold_until = Clock::time_point{};  // no pass before this unless forced
   while (!stop_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(interval_ms_), [this] { return stop_ || triggered_; });
-    if (stop_) break;
-    triggered_ = false;
+    const auto now = Clock::now();
+    const bool held = now < hold_until;
+    const bool run = forced_ || (!held && (triggered_ || now >= next_due));
+    if (!run) {
+      // A Trigger or Stop wakes the wait early; a held trigger waits for the hold.
+      cv_.wait_until(lock, held ? hold_until : next_due);
+      continue;
+    }
+    triggered_ = forced_ = false;
     lock.unlock();
-    // Failures are logged by RunOnce (CompactionOptions::log) and retried at the next interval.
-    compactor_.RunOnce().ok();
+    // Failures are logged by RunOnce (CompactionOptions::log).
+    PassReport report;
+    const Status s = compactor_.RunOnce(&report);
     passes_.fetch_add(1, std::memory_order_relaxed);
+    const bool fruitless = !s.Is(Code::kBusy) && report.outputs == 0 && report.deleted == 0 &&
+                           (report.inputs > 0 || !s.ok());
+    const uint32_t n = fruitless ? fruitless_.load(std::memory_order_relaxed) + 1 : 0;
+    fruitless_.store(n, std::memory_order_relaxed);
     lock.lock();
+    const auto done = Clock::now();
+    next_due = done + std::chrono::milliseconds(interval_ms_);
+    hold_until = done + std::chrono::milliseconds(CompactionBackoffMs(n, backoff_.min_ms, backoff_.max_ms));
   }
 }
 

@@ -170,6 +170,20 @@ Status Manifest::RemoveSegment(uint32_t id) {
   return AppendLocked(kRemove, id, 0, /*sync=*/true);
 }
 
+Status Manifest::RemoveSegments(const std::vector<uint32_t>& ids) {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    segments_.erase(ids[i]);
+    Status s = AppendLocked(kRemove, ids[i], 0, /*sync=*/i + 1 == ids.size());
+    if (!s.ok()) {
+      // The rest is held in memory; the rewrite after a failed append writes it.
+      for (size_t j = i + 1; j < ids.size(); ++j) segments_.erase(ids[j]);
+      return s;
+    }
+  }
+  return Status::OK();
+}
+
 Status Manifest::SetSeqHighWater(uint64_t mark) {
   std::lock_guard lock(mu_);
   seq_high_water_ = std::max(seq_high_water_, mark);

@@ -32,6 +32,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "engine/env.h"
 #include "engine/status.h"
@@ -71,6 +72,8 @@ class Manifest {
   Status AddSegment(uint32_t id, uint64_t birth);
   // Records that a segment is about to be deleted; durable when it returns OK.
   Status RemoveSegment(uint32_t id);
+  // The same for several segments, with one fdatasync for all of them.
+  Status RemoveSegments(const std::vector<uint32_t>& ids);
   // Records that every seq handed out from now on is below mark; durable when
   // it returns OK.
   Status SetSeqHighWater(uint64_t mark);

@@ -50,17 +50,17 @@ void EncodeRecordHeader(uint64_t seq, RecordType type, Codec codec, size_t key_l
 void EncodeRecord(uint64_t seq, RecordType type, Codec codec, std::string_view key, std::string_view meta,
                   std::string_view stored, uint64_t raw_len, std::string* out) {
   assert(type == RecordType::kPut || (stored.empty() && raw_len == 0 && meta.empty()));
-  Checksum64Stream body;
-  body.Update(key.data(), key.size());
-  body.Update(meta.data(), meta.size());
-  body.Update(stored.data(), stored.size());
+  // The body (key, meta, stored) is appended first and checksummed where it
+  // lies, in one pass: no streaming state, which XXH3 keeps on the heap.
   const size_t start = out->size();
   out->resize(start + kRecordHeaderBytes);
-  EncodeRecordHeader(seq, type, codec, key.size(), meta.size(), stored.size(), raw_len, body.Digest(),
-                     out->data() + start);
   out->append(key);
   out->append(meta);
   out->append(stored);
+  const char* body = out->data() + start + kRecordHeaderBytes;
+  const uint64_t body_checksum = Checksum64(body, key.size() + meta.size() + stored.size());
+  EncodeRecordHeader(seq, type, codec, key.size(), meta.size(), stored.size(), raw_len, body_checksum,
+                     out->data() + start);
 }
 
 RecordHeader ReadRecordHeaderUnchecked(const char* p) {

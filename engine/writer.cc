@@ -5,7 +5,6 @@
 // segment is committed in parts around the rotation.
 #include <algorithm>
 #include <cassert>
-#include <unordered_map>
 
 #include "engine/compress.h"
 #include "engine/hash.h"
@@ -54,28 +53,13 @@ Status CheckCondition(const Condition& c, const KeyState& cur) {
   return Status::InvalidArgument("unknown condition");
 }
 
-// One record of the batch waiting for write + sync + publish.
-struct Pending {
-  size_t op;
-  uint64_t hash;
-  Location loc;
-  Location old_loc;  // the live put it supersedes, 0 if none
-  uint64_t old_total;
-  uint64_t total;
-  uint64_t seq;
-  RecordType type;
-  std::string_view key;
-  std::string_view content_type;  // puts: what a listing shows
-  uint64_t raw_len;
-};
-
 }  // namespace
 
 // Commits the pending records of w.batch_; fills their results.
-static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::span<WriteResult> results) {
+static void CommitPending(Writer::Impl& w, std::vector<PendingRecord>& pending, std::span<WriteResult> results) {
   if (pending.empty()) return;
   auto fail_all = [&](const Status& s) {
-    for (const Pending& p : pending) results[p.op].status = s;
+    for (const PendingRecord& p : pending) results[p.op].status = s;
     pending.clear();
     w.batch_.clear();
   };
@@ -108,7 +92,7 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
   SegmentStats& active = w.segments_[w.active_id_];
   active.bytes = w.active_size_;
   if (w.active_hint_) {
-    for (const Pending& p : pending) {
+    for (const PendingRecord& p : pending) {
       w.active_hint_->Add(HintEntry{p.seq, LocationOffset(p.loc), p.total, p.type, p.key});
     }
     // Buffered (the active segment's hint is rebuilt by every open anyway); a
@@ -121,7 +105,7 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
   KINGX_KILL_POINT("append.before_publish");
   if (w.keyspace_) {
     // Into the sorted view before the index: a key a reader can see is listable.
-    for (const Pending& p : pending) {
+    for (const PendingRecord& p : pending) {
       if (p.type != RecordType::kPut) continue;
       w.keyspace_->Add(KeyEntry{p.key, p.seq, LocationSegment(p.loc), LocationOffset(p.loc), p.raw_len,
                                 p.content_type});
@@ -129,7 +113,7 @@ static void CommitPending(Writer::Impl& w, std::vector<Pending>& pending, std::s
   }
   // Each index update is visible on its own (readers never wait for a
   // batch): every op of the batch is in flight until all are answered below.
-  for (const Pending& p : pending) {
+  for (const PendingRecord& p : pending) {
     WriteResult& r = results[p.op];
     r.seq = p.seq;
     r.existed = p.old_loc != 0;
@@ -177,10 +161,11 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
     for (WriteResult& r : results) r.status = rs;
     return;
   }
-  std::vector<Pending> pending;
-  pending.reserve(ops.size());
+  std::vector<PendingRecord>& pending = w.pending_;
+  pending.clear();
   // The state of keys written earlier in this batch, which the index does not show yet.
-  std::unordered_map<std::string_view, KeyState> overlay;
+  BatchOverlay& overlay = w.overlay_;
+  overlay.Reset(ops.size());
   w.batch_.clear();
 
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -201,8 +186,8 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
     // the middle of the batch (the earlier ops may have failed there).
     KeyState cur;
     auto decide = [&]() -> Status {
-      if (auto it = overlay.find(op.key); it != overlay.end()) {
-        cur = it->second;
+      if (const KeyState* earlier = overlay.Find(hash, op.key)) {
+        cur = *earlier;
       } else {
         auto found = w.FindKey(op.key, hash);
         if (!found.ok()) return found.status();
@@ -226,7 +211,7 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
     if (!w.active_ || (used > kSegmentHeaderBytes && used + total > w.options_.segment_bytes)) {
       const bool had_pending = !pending.empty();
       if (w.active_) CommitPending(w, pending, results);
-      overlay.clear();  // the index now holds (or, after a failure, denies) the earlier ops
+      overlay.Clear();  // the index now holds (or, after a failure, denies) the earlier ops
       if (w.read_only_) {
         r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
         continue;
@@ -241,14 +226,14 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
     const RecordType type = op.type == OpType::kPut ? RecordType::kPut : RecordType::kDelete;
     EncodeRecord(seq, type, op.type == OpType::kPut ? op.codec : Codec::kRaw, op.key, meta, stored,
                  op.type == OpType::kPut ? op.raw_len : 0, &w.batch_);
-    pending.push_back(Pending{i, hash, loc, cur.exists ? cur.loc : 0, cur.exists ? cur.total_bytes : 0, total, seq,
-                              type, op.key, meta, op.type == OpType::kPut ? op.raw_len : 0});
+    pending.push_back(PendingRecord{i, hash, loc, cur.exists ? cur.loc : 0, cur.exists ? cur.total_bytes : 0, total,
+                                    seq, type, op.key, meta, op.type == OpType::kPut ? op.raw_len : 0});
     KeyState next;
     next.exists = type == RecordType::kPut;
     next.loc = loc;
     next.seq = seq;
     next.total_bytes = total;
-    overlay[op.key] = next;
+    overlay.Set(hash, op.key, next);
   }
   CommitPending(w, pending, results);
 }

@@ -13,11 +13,14 @@
 //    nothing is written any more.
 #pragma once
 
+#include <algorithm>
+#include <cassert>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/disk_space.h"
@@ -40,6 +43,71 @@ struct KeyState {
   Location loc = 0;         // of the newest record (0 = none)
   uint64_t seq = 0;
   uint64_t total_bytes = 0;
+};
+
+// The keys written earlier in the batch Writer::Apply is deciding, which the
+// index does not show yet: an open-addressing table on the keys' index
+// hashes (never 0, the empty mark). It keeps its storage from batch to
+// batch, so a batch no larger than the largest one seen allocates nothing.
+// Keys are views: they must outlive the batch. One thread at a time.
+class BatchOverlay {
+ public:
+  // Empties the table and makes room for `max_keys` keys.
+  void Reset(size_t max_keys) {
+    size_t capacity = 16;
+    while (capacity < 2 * max_keys) capacity *= 2;
+    if (slots_.size() < capacity) slots_.resize(capacity);
+    mask_ = capacity - 1;
+    Clear();
+  }
+  // Forgets every key; the room stays.
+  void Clear() { std::fill(slots_.begin(), slots_.begin() + static_cast<ptrdiff_t>(mask_ + 1), Slot{}); }
+  // The state recorded for `key` (whose index hash is `hash`), or null.
+  const KeyState* Find(uint64_t hash, std::string_view key) const {
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.hash == 0) return nullptr;
+      if (s.hash == hash && s.key == key) return &s.state;
+    }
+  }
+  // Records (or replaces) the state of `key`. At most the `max_keys` given
+  // to Reset distinct keys between Resets: then half the slots stay empty
+  // and every probe ends.
+  void Set(uint64_t hash, std::string_view key, const KeyState& state) {
+    assert(hash != 0);
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.hash == 0 || (s.hash == hash && s.key == key)) {
+        s = Slot{hash, key, state};
+        return;
+      }
+    }
+  }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    std::string_view key;
+    KeyState state;
+  };
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+};
+
+// One record of the batch Writer::Apply is writing, waiting for write, sync
+// and publish.
+struct PendingRecord {
+  size_t op;
+  uint64_t hash;
+  Location loc;
+  Location old_loc;  // the live put it supersedes, 0 if none
+  uint64_t old_total;
+  uint64_t total;
+  uint64_t seq;
+  RecordType type;
+  std::string_view key;
+  std::string_view content_type;  // puts: what a listing shows
+  uint64_t raw_len;
 };
 
 struct Writer::Impl {
@@ -133,6 +201,9 @@ struct Writer::Impl {
   uint64_t next_large_id_ = 1;
 
   std::string batch_;  // reused encode buffer
+  // Apply's per-batch bookkeeping, reused from batch to batch.
+  std::vector<PendingRecord> pending_;
+  BatchOverlay overlay_;
 
   // ---- compaction hook (added for engine/compaction.cc) ----
   // Serializes the writer thread's calls (Apply, FinishLarge, SyncIfDue, Sync,

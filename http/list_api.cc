@@ -2,6 +2,7 @@
 #include "http/list_api.h"
 
 #include "http/etag.h"
+#include "http/json_text.h"
 #include "http/key_spelling.h"
 #include "http/router.h"
 #include "http/wire.h"
@@ -24,28 +25,6 @@ bool Fail(ListQueryError* e, std::string_view parameter, std::string detail) {
   e->parameter = std::string(parameter);
   e->detail = std::move(detail);
   return false;
-}
-
-// JSON string of UTF-8 text: escapes '"', '\\' and control characters.
-// latin1: the bytes are ISO-8859-1 (an HTTP header's obs-text): each byte
-// >= 0x80 is written as the code point of the same value.
-void AppendJsonText(std::string* out, std::string_view s, bool latin1 = false) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(ch);
-    } else if (c < 0x20 || (latin1 && c >= 0x80)) {
-      out->append("\\u00");
-      out->push_back(kHex[c >> 4]);
-      out->push_back(kHex[c & 15]);
-    } else {
-      out->push_back(ch);
-    }
-  }
-  out->push_back('"');
 }
 
 }  // namespace
@@ -193,7 +172,7 @@ std::string RenderListPage(const engine::ListPage& page, bool url_encoding, std:
       out.push_back('"');
       if (!url_encoding) out.append(",\"key_encoding\":\"url\"");
     } else {
-      AppendJsonText(&out, k.key);
+      AppendJsonString(&out, k.key, JsonBytes::kUtf8);
     }
     out.append(",\"etag\":");
     const size_t n = FormatEtag(k.seq, etag);  // "\"<seq>\"": its quotes are escaped in JSON
@@ -202,7 +181,9 @@ std::string RenderListPage(const engine::ListPage& page, bool url_encoding, std:
     out.append("\\\"\",\"size\":");
     AppendDecimal(&out, k.size);
     out.append(",\"content_type\":");
-    AppendJsonText(&out, k.content_type, /*latin1=*/!IsValidUtf8(k.content_type));
+    // A Content-Type field may hold obs-text: its bytes are Latin-1 then.
+    AppendJsonString(&out, k.content_type,
+                     IsValidUtf8(k.content_type) ? JsonBytes::kUtf8 : JsonBytes::kLatin1);
     out.push_back('}');
   }
   out.append("],\"list_complete\":");

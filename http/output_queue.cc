@@ -7,63 +7,70 @@
 
 namespace kingx::http {
 
-SpareList<std::shared_ptr<char[]>>& OutputQueue::SpareBlockList() {
-  thread_local SpareList<std::shared_ptr<char[]>> spares(kSparesPerThread);
+SpareList<std::unique_ptr<OutputQueue::Buffers>>& OutputQueue::Spares() {
+  thread_local SpareList<std::unique_ptr<Buffers>> spares(kSparesPerThread);
   return spares;
 }
 
-SpareList<std::vector<OutputQueue::Chunk>>& OutputQueue::SpareChunkLists() {
-  thread_local SpareList<std::vector<Chunk>> spares(kSparesPerThread);
-  return spares;
+size_t OutputQueue::SpareBlocks() {
+  return Spares().Count([](const std::unique_ptr<Buffers>& b) { return b->block != nullptr; });
 }
 
-size_t OutputQueue::SpareBlocks() { return SpareBlockList().size(); }
-
-// A new block, never a grown one: bytes already queued must not move.
-void OutputQueue::NewBlock(size_t len) {
-  block_used_ = 0;
-  if (len <= kBlockBytes) {
-    block_cap_ = kBlockBytes;
-    block_ = SpareBlockList().Take();
-    if (!block_) block_ = std::make_shared_for_overwrite<char[]>(kBlockBytes);
-  } else {
-    block_cap_ = len;
-    block_ = std::make_shared_for_overwrite<char[]>(len);
+OutputQueue::Buffers& OutputQueue::Busy() {
+  if (!b_) {
+    b_ = Spares().Take();
+    if (!b_) b_ = std::make_unique<Buffers>();
   }
+  return *b_;
 }
 
 void OutputQueue::Copy(std::string_view bytes) {
   const size_t len = bytes.size();
   if (len == 0) return;
-  if (!block_ || block_cap_ - block_used_ < len) NewBlock(len);
-  if (chunks_.capacity() == 0) chunks_ = SpareChunkLists().Take();
-  char* dst = block_.get() + block_used_;
-  std::memcpy(dst, bytes.data(), len);
-  block_used_ += len;
+  Buffers& b = Busy();
   bytes_ += len;
+  if (len > kBlockBytes) {
+    // A piece of its own, in a block of its size: the current block goes on
+    // taking the small pieces.
+    std::shared_ptr<char[]> piece = std::make_shared_for_overwrite<char[]>(len);
+    std::memcpy(piece.get(), bytes.data(), len);
+    const char* data = piece.get();
+    b.chunks.push_back(Chunk{data, len, std::move(piece)});
+    return;
+  }
+  if (!b.block || kBlockBytes - b.block_used < len) {
+    // A new block, never a grown one: bytes already queued must not move.
+    b.block = std::make_shared_for_overwrite<char[]>(kBlockBytes);
+    b.block_used = 0;
+  }
+  char* dst = b.block.get() + b.block_used;
+  std::memcpy(dst, bytes.data(), len);
+  b.block_used += len;
   // Contiguous with the previous chunk in the same block: extend it.
-  if (chunks_.size() > head_) {
-    Chunk& last = chunks_.back();
-    if (last.data + last.len == dst && last.holder.get() == static_cast<const void*>(block_.get())) {
+  if (b.chunks.size() > b.head) {
+    Chunk& last = b.chunks.back();
+    if (last.data + last.len == dst && last.holder.get() == static_cast<const void*>(b.block.get())) {
       last.len += len;
       return;
     }
   }
-  chunks_.push_back(Chunk{dst, len, block_});
+  b.chunks.push_back(Chunk{dst, len, b.block});
 }
 
 void OutputQueue::Reference(std::string_view bytes, std::shared_ptr<const void> holder) {
   if (bytes.empty()) return;
-  if (chunks_.capacity() == 0) chunks_ = SpareChunkLists().Take();
-  chunks_.push_back(Chunk{bytes.data(), bytes.size(), std::move(holder)});
+  Buffers& b = Busy();
+  b.chunks.push_back(Chunk{bytes.data(), bytes.size(), std::move(holder)});
   bytes_ += bytes.size();
 }
 
 size_t OutputQueue::Gather(struct iovec* iov, size_t max_iov) const {
+  if (!b_) return 0;
+  const Buffers& b = *b_;
   size_t n = 0;
-  for (size_t i = head_; i < chunks_.size() && n < max_iov; ++i) {
-    const Chunk& c = chunks_[i];
-    const size_t skip = i == head_ ? head_sent_ : 0;
+  for (size_t i = b.head; i < b.chunks.size() && n < max_iov; ++i) {
+    const Chunk& c = b.chunks[i];
+    const size_t skip = i == b.head ? b.head_sent : 0;
     iov[n].iov_base = const_cast<char*>(c.data + skip);
     iov[n].iov_len = c.len - skip;
     ++n;
@@ -74,50 +81,53 @@ size_t OutputQueue::Gather(struct iovec* iov, size_t max_iov) const {
 void OutputQueue::Consume(size_t bytes) {
   assert(bytes <= bytes_);
   bytes = std::min(bytes, bytes_);
+  if (bytes == 0) return;
+  Buffers& b = *b_;  // bytes_ > 0: busy
   bytes_ -= bytes;
   while (bytes > 0) {
-    Chunk& c = chunks_[head_];
-    const size_t left = c.len - head_sent_;
+    Chunk& c = b.chunks[b.head];
+    const size_t left = c.len - b.head_sent;
     if (bytes < left) {
-      head_sent_ += bytes;
+      b.head_sent += bytes;
       break;
     }
     bytes -= left;
-    head_sent_ = 0;
+    b.head_sent = 0;
     c.holder.reset();
-    ++head_;
+    ++b.head;
   }
-  if (head_ == chunks_.size()) {
-    chunks_.clear();
-    head_ = 0;
+  if (b.head == b.chunks.size()) {
+    b.chunks.clear();
+    b.head = 0;
     // Everything sent and no chunk holds the block: reuse it from its start.
-    if (block_ && block_.use_count() == 1) block_used_ = 0;
-  } else if (head_ >= 64 && head_ * 2 >= chunks_.size()) {
-    chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(head_));
-    head_ = 0;
+    if (b.block && b.block.use_count() == 1) b.block_used = 0;
+  } else if (b.head >= 64 && b.head * 2 >= b.chunks.size()) {
+    b.chunks.erase(b.chunks.begin(), b.chunks.begin() + static_cast<std::ptrdiff_t>(b.head));
+    b.head = 0;
   }
 }
 
 void OutputQueue::ReleaseIdle() {
-  if (head_ != chunks_.size()) return;
+  if (!b_ || b_->head != b_->chunks.size()) return;
+  Buffers& b = *b_;
   // Empty: no chunk holds the block any more (Consume reset every holder).
-  if (block_ && block_cap_ == kBlockBytes && block_.use_count() == 1) {
-    SpareBlockList().Give(std::move(block_));
-  }
-  block_.reset();
-  block_cap_ = block_used_ = 0;
-  chunks_.clear();
-  head_ = head_sent_ = 0;
-  if (chunks_.capacity() > 0 && chunks_.capacity() <= kSpareChunksMax) {
-    SpareChunkLists().Give(std::move(chunks_));
-  }
-  std::vector<Chunk>().swap(chunks_);
+  if (b.block && b.block.use_count() != 1) b.block.reset();
+  b.block_used = 0;
+  b.chunks.clear();
+  b.head = b.head_sent = 0;
+  if (b.chunks.capacity() > kSpareChunksMax) std::vector<Chunk>().swap(b.chunks);
+  Spares().Give(std::move(b_));
+  b_.reset();  // when the spares were full, Give destroyed it
 }
 
-bool OutputQueue::HoldsIdleMemory() const { return block_ != nullptr || chunks_.capacity() > 0; }
-
 size_t OutputQueue::HeapBytes() const {
-  return chunks_.capacity() * sizeof(Chunk) + (block_ ? block_cap_ : 0);
+  if (!b_) return 0;
+  size_t bytes = sizeof(Buffers) + b_->chunks.capacity() * sizeof(Chunk) + (b_->block ? kBlockBytes : 0);
+  for (size_t i = b_->head; i < b_->chunks.size(); ++i) {
+    const Chunk& c = b_->chunks[i];  // pieces copied into blocks of their own
+    if (c.len > kBlockBytes && c.holder.get() == static_cast<const void*>(c.data)) bytes += c.len;
+  }
+  return bytes;
 }
 
 }  // namespace kingx::http

@@ -10,12 +10,14 @@
 // such a write is in flight do not gather again (the same bytes would be
 // returned); after Consume, gather the rest.
 //
-// Memory: heads and small copied bodies share blocks of kBlockBytes (larger
-// pieces get a block of their size); a block is reused from its start once
-// everything is sent and nothing references it. ReleaseIdle gives the block
-// and the chunk list of an empty queue to the calling thread's spare lists
-// (spare_list.h), where the next queue that needs them on this thread takes
-// them: an idle queue holds no heap memory.
+// Memory: heads and small copied bodies share blocks of kBlockBytes (a
+// larger piece gets a block of its own size, freed once sent); a block is reused from its start once
+// everything is sent and nothing references it. The block, the chunk list
+// and their bookkeeping live in one heap object that the queue holds only
+// while it has output: ReleaseIdle gives it, with its block and chunk list,
+// to the calling thread's spare list (spare_list.h), where the next queue
+// that needs one on this thread takes it. An idle queue is two words and
+// holds no heap memory.
 //
 // Threading: the owning Connection's thread. Nothing here blocks or throws
 // (other than std::bad_alloc).
@@ -35,9 +37,9 @@ namespace kingx::http {
 class OutputQueue {
  public:
   static constexpr size_t kBlockBytes = 2048;
-  // Spare blocks and chunk lists kept per thread (beyond: freed).
+  // Spare buffers (block and chunk list) kept per thread (beyond: freed).
   static constexpr size_t kSparesPerThread = 32;
-  // Longest chunk list kept as a spare (a longer one is freed).
+  // Longest chunk list kept with a spare (a longer one is freed).
   static constexpr size_t kSpareChunksMax = 64;
 
   // Copies `bytes` into the current output block and queues them.
@@ -56,15 +58,15 @@ class OutputQueue {
   size_t size() const { return bytes_; }  // bytes pending
   bool empty() const { return bytes_ == 0; }
 
-  // When empty: gives the output block (unless a larger piece's) and the
-  // chunk list to this thread's spare lists, or frees them; the queue then
+  // When empty: gives the buffers (the output block unless a larger piece's,
+  // the chunk list) to this thread's spares, or frees them; the queue then
   // holds no heap memory. No-op otherwise.
   void ReleaseIdle();
   // Spare output blocks kept for the calling thread now.
   static size_t SpareBlocks();
   // True when ReleaseIdle would free something.
-  bool HoldsIdleMemory() const;
-  // Heap bytes held (block and chunk list capacity).
+  bool HoldsIdleMemory() const { return b_ != nullptr; }
+  // Heap bytes held (the buffers object, its block and chunk list capacity).
   size_t HeapBytes() const;
 
  private:
@@ -73,18 +75,21 @@ class OutputQueue {
     size_t len = 0;
     std::shared_ptr<const void> holder;  // keeps data alive (an output block or a body)
   };
+  // What a queue with output needs, kept together so that an idle queue
+  // gives it back (and a busy one takes it) in one step.
+  struct Buffers {
+    std::shared_ptr<char[]> block;  // output block being filled (kBlockBytes)
+    size_t block_used = 0;
+    std::vector<Chunk> chunks;  // pending output, in order
+    size_t head = 0;            // chunks[0, head) are fully sent
+    size_t head_sent = 0;       // bytes of chunks[head] already sent
+  };
 
-  void NewBlock(size_t len);
-  static SpareList<std::shared_ptr<char[]>>& SpareBlockList();
-  static SpareList<std::vector<Chunk>>& SpareChunkLists();
+  Buffers& Busy();  // the buffers, taken from the spares (or new) when idle
+  static SpareList<std::unique_ptr<Buffers>>& Spares();
 
-  std::shared_ptr<char[]> block_;  // output block being filled
-  size_t block_cap_ = 0;
-  size_t block_used_ = 0;
-  std::vector<Chunk> chunks_;  // pending output, in order
-  size_t head_ = 0;            // chunks_[0, head_) are fully sent
-  size_t head_sent_ = 0;       // bytes of chunks_[head_] already sent
-  size_t bytes_ = 0;
+  std::unique_ptr<Buffers> b_;  // null while idle
+  size_t bytes_ = 0;            // bytes pending
 };
 
 }  // namespace kingx::http

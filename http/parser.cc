@@ -517,9 +517,22 @@ Parser::Step Parser::ErrorStep(Step step) {
 // until the SP after it, then starts llhttp on the token (or its stand-in).
 // Returns false when the request failed.
 bool Parser::ReadMethod(std::span<const char> data, size_t* pos) {
+  // The token's bytes after its first go to HeadCheck in one piece, when
+  // the token or the input ends: HeadCheck objects only to a byte after a
+  // CR, and each of them follows a token byte. Every other byte (empty
+  // lines, the first token byte, a byte refused below) it reads on its own
+  // first, so errors come in the order of the bytes.
+  size_t unscanned = *pos;  // data[unscanned, *pos): token bytes HeadCheck has not read
+  const auto scan = [&](size_t to) {
+    const bool ok = to == unscanned || head_check_.Scan(data.subspan(unscanned, to - unscanned));
+    unscanned = to;
+    if (!ok) Fail(400, head_check_.error());
+    return ok;
+  };
   while (*pos < data.size()) {
     const char c = data[*pos];
     if (c == ' ' && method_len_ > 0) {
+      if (!scan(*pos)) return false;
       // The SP itself goes to llhttp with the rest of the request line.
       method_done_ = true;
       const std::string_view token(method_, method_len_);
@@ -540,9 +553,8 @@ bool Parser::ReadMethod(std::span<const char> data, size_t* pos) {
       return true;
     }
     const bool empty_line = method_len_ == 0 && (c == '\r' || c == '\n');
-    if (!head_check_.Scan(data.subspan(*pos, 1))) {
-      Fail(400, head_check_.error());
-      return false;
+    if (method_len_ == 0 || !IsMethodChar(c)) {
+      if (!scan(*pos) || !scan(*pos + 1)) return false;
     }
     ++*pos;
     ++head_bytes_;
@@ -565,7 +577,7 @@ bool Parser::ReadMethod(std::span<const char> data, size_t* pos) {
     method_[method_len_++] = c;
     head_started_ = true;
   }
-  return true;
+  return scan(*pos);
 }
 
 // Gives the bytes llhttp just consumed to the second reading. Returns false

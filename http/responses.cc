@@ -3,34 +3,13 @@
 
 #include <cassert>
 
+#include "http/json_text.h"
 #include "http/wire.h"
 
 namespace kingx::http {
 namespace {
 
 constexpr std::string_view kProblemContentType = "application/problem+json";
-
-// JSON string escaping for problem details. Bytes >= 0x80 are written as
-// \u00XX so the body is valid JSON (UTF-8-clean) whatever the detail holds
-// (an engine message may quote a binary key).
-void AppendJsonString(std::string* out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(ch);
-    } else if (c < 0x20 || c >= 0x7f) {
-      out->append("\\u00");
-      out->push_back(kHex[c >> 4]);
-      out->push_back(kHex[c & 15]);
-    } else {
-      out->push_back(ch);
-    }
-  }
-  out->push_back('"');
-}
 
 std::shared_ptr<const std::string> Own(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
 
@@ -93,18 +72,19 @@ Response ProblemResponse(int status, std::string_view detail, std::optional<uint
   std::string body;
   body.reserve(96 + detail.size());
   body.append("{\"type\":\"about:blank\",\"title\":");
-  AppendJsonString(&body, ReasonPhrase(status));
+  AppendJsonString(&body, ReasonPhrase(status), JsonBytes::kLatin1);
   body.append(",\"status\":");
   AppendDecimal(&body, static_cast<uint64_t>(status));
   body.append(",\"detail\":");
-  AppendJsonString(&body, detail);
+  // Latin-1: an engine message may quote a binary key; the body stays ASCII.
+  AppendJsonString(&body, detail, JsonBytes::kLatin1);
   if (limit) {
     body.append(",\"limit\":");
     AppendDecimal(&body, *limit);
   }
   if (!parameter.empty()) {
     body.append(",\"parameter\":");
-    AppendJsonString(&body, parameter);
+    AppendJsonString(&body, parameter, JsonBytes::kLatin1);
   }
   body.append("}\n");
   Response r;

@@ -41,6 +41,13 @@ class SpareList {
     if (items_.size() < max_) items_.push_back(std::move(t));
   }
   size_t size() const { return items_.size(); }
+  // How many kept objects satisfy `pred`.
+  template <typename Pred>
+  size_t Count(Pred pred) const {
+    size_t n = 0;
+    for (const T& t : items_) n += pred(t) ? 1 : 0;
+    return n;
+  }
 
  private:
   size_t max_;

@@ -6,6 +6,7 @@
 
 #include <cassert>
 #include <charconv>
+#include <cstring>
 
 #include "http/etag.h"
 
@@ -97,54 +98,83 @@ void AppendDecimal(std::string* out, uint64_t v) {
 
 namespace {
 
-void AppendHeader(std::string* out, std::string_view name, std::string_view value) {
-  assert(value.find_first_of("\r\n") == std::string_view::npos && "header value with CR/LF");
-  out->append(name);
-  out->append(": ");
-  out->append(value);
-  out->append("\r\n");
-}
+// Writes a head into bytes reserved at the end of the output string: one
+// size check for the whole head instead of one per piece.
+class HeadWriter {
+ public:
+  explicit HeadWriter(char* at) : p_(at) {}
+  void Put(std::string_view s) {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void Decimal(uint64_t v) { p_ = std::to_chars(p_, p_ + kMaxDecimal, v).ptr; }
+  void Header(std::string_view name, std::string_view value) {
+    assert(value.find('\r') == std::string_view::npos && value.find('\n') == std::string_view::npos &&
+           "header value with CR/LF");
+    Put(name);
+    Put(": ");
+    Put(value);
+    Put("\r\n");
+  }
+  char* end() const { return p_; }
+  static constexpr size_t kMaxDecimal = 20;
+
+ private:
+  char* p_;
+};
+
+// Bytes of every fixed piece of a head, with room to spare: status line,
+// Date, the header names and separators, three decimals and the ETag.
+constexpr size_t kFixedHeadBytes = 384;
 
 }  // namespace
 
 void AppendResponseHead(std::string* out, const Response& r, const HeadFraming& f) {
-  out->append("HTTP/1.1 ");
-  AppendDecimal(out, static_cast<uint64_t>(r.status));
-  out->push_back(' ');
-  out->append(ReasonPhrase(r.status));
-  out->append("\r\nDate: ");
-  out->append(CurrentHttpDate());
-  out->append("\r\n");
-  if (!r.content_type.empty()) AppendHeader(out, "Content-Type", r.content_type);
+  size_t bound = kFixedHeadBytes + r.content_type.size() + r.location.size() + r.allow.size();
+  for (size_t i = 0; i < r.extra_count; ++i) bound += r.extra[i].name.size() + r.extra[i].value.size() + 4;
+  const size_t start = out->size();
+  out->resize(start + bound);
+  HeadWriter w(out->data() + start);
+  w.Put("HTTP/1.1 ");
+  w.Decimal(static_cast<uint64_t>(r.status));
+  w.Put(" ");
+  w.Put(ReasonPhrase(r.status));
+  w.Put("\r\nDate: ");
+  w.Put(CurrentHttpDate());
+  w.Put("\r\n");
+  if (!r.content_type.empty()) w.Header("Content-Type", r.content_type);
   if (f.send_length) {
-    out->append("Content-Length: ");
-    AppendDecimal(out, f.content_length);
-    out->append("\r\n");
+    w.Put("Content-Length: ");
+    w.Decimal(f.content_length);
+    w.Put("\r\n");
   }
   if (r.etag_seq) {
     char etag[kMaxEtagChars];
-    size_t n = FormatEtag(*r.etag_seq, etag);
-    AppendHeader(out, "ETag", std::string_view(etag, n));
+    const size_t n = FormatEtag(*r.etag_seq, etag);
+    w.Header("ETag", std::string_view(etag, n));
   }
-  if (!r.location.empty()) AppendHeader(out, "Location", r.location);
-  if (!r.allow.empty()) AppendHeader(out, "Allow", r.allow);
+  if (!r.location.empty()) w.Header("Location", r.location);
+  if (!r.allow.empty()) w.Header("Allow", r.allow);
   if (r.retry_after_s) {
-    out->append("Retry-After: ");
-    AppendDecimal(out, *r.retry_after_s);
-    out->append("\r\n");
+    w.Put("Retry-After: ");
+    w.Decimal(*r.retry_after_s);
+    w.Put("\r\n");
   }
-  for (size_t i = 0; i < r.extra_count; ++i) AppendHeader(out, r.extra[i].name, r.extra[i].value);
+  for (size_t i = 0; i < r.extra_count; ++i) w.Header(r.extra[i].name, r.extra[i].value);
   if (!f.keep_alive) {
-    out->append("Connection: close\r\n");
+    w.Put("Connection: close\r\n");
   } else {
-    if (f.http10) out->append("Connection: keep-alive\r\n");
+    if (f.http10) w.Put("Connection: keep-alive\r\n");
     if (f.keepalive_timeout_s > 0) {
-      out->append("Keep-Alive: timeout=");
-      AppendDecimal(out, f.keepalive_timeout_s);
-      out->append("\r\n");
+      w.Put("Keep-Alive: timeout=");
+      w.Decimal(f.keepalive_timeout_s);
+      w.Put("\r\n");
     }
   }
-  out->append("\r\n");
+  w.Put("\r\n");
+  const size_t used = static_cast<size_t>(w.end() - (out->data() + start));
+  assert(used <= bound && "response head bound too small");
+  out->resize(start + used);
 }
 
 }  // namespace kingx::http

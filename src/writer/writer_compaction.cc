@@ -24,7 +24,8 @@ struct CompactionState {
 // several times past the live data between two timed passes (every
 // kCompactionIntervalMs): start a pass as soon as the dead fraction passes the
 // compactor's bound, at most every kTriggerGapMs (a pass already running
-// simply runs again).
+// simply runs again; after a fruitless pass the thread's back-off holds these
+// triggers, engine::CompactionThread).
 constexpr auto kTriggerGapMs = std::chrono::milliseconds(250);
 
 bool DeadFractionOver(SharedMemory& shm, double bound) {
@@ -68,7 +69,7 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     if (!state->compactor) return;
     if (requested) {
       KINGX_LOG_INFO("compaction requested by an admin request");
-      state->thread->Trigger();
+      state->thread->Trigger(/*force=*/true);  // an explicit request runs even during a back-off
     } else if (const auto now = std::chrono::steady_clock::now();
                now - state->last_trigger >= kTriggerGapMs && DeadFractionOver(shm, state->max_dead_fraction)) {
       state->last_trigger = now;

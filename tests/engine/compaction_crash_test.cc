@@ -8,6 +8,8 @@
 // Then it compacts everything again and checks once more.
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -184,4 +186,83 @@ TEST_CASE("a crash at any compaction kill point keeps every acknowledged write a
   CheckOracle(db, oracle, inflight);
   REQUIRE(db.Open().ok());
   CheckOracle(db, oracle, inflight);
+}
+
+namespace {
+
+constexpr int kProgressKeys = 2000;
+
+std::string ProgressKey(int i) { return "p" + std::to_string(i); }
+// One key in ten keeps its first, 5 KiB value; the others were overwritten
+// by a small one.
+bool KeepsFirst(int i) { return i % 10 == 0; }
+
+uint64_t SegmentDirBytes(const std::string& dir) {
+  uint64_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file()) n += e.file_size();
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("compaction killed again and again part-way through its passes still shrinks the directory to "
+          "twice the live data",
+          "[engine][compaction][crash]") {
+  TempDir dir;
+  Options build;
+  build.compression_level = 0;
+  build.segment_bytes = 256 << 10;
+  {
+    // About forty sealed segments, each nine tenths dead, the live tenth spread over all of them.
+    TestDb db(PosixEnv(), dir.path(), build);
+    REQUIRE(db.Open().ok());
+    for (int i = 0; i < kProgressKeys; ++i)
+      REQUIRE(db.Put(ProgressKey(i), MakeValue(ProgressKey(i), 1, 5000, false)).status.ok());
+    for (int i = 0; i < kProgressKeys; ++i)
+      if (!KeepsFirst(i)) REQUIRE(db.Put(ProgressKey(i), MakeValue(ProgressKey(i), 2, 20, false)).status.ok());
+  }
+  // Segments far larger than the live data: no output of a pass ever fills
+  // up, as with the default 256 MiB segments and a small database.
+  Options o = build;
+  o.segment_bytes = 64 << 20;
+  const uint64_t before = SegmentDirBytes(dir.path());
+
+  // Each cycle: open, compact, and die before the sixth input of the
+  // process, mid-pass (a kill -9 at a moment when a pass is under way).
+  int cycles = 0;
+  bool finished = false;
+  for (; cycles < 40 && !finished; ++cycles) {
+    const int status = RunCrashChild<Msg>(
+        [&](int) {
+          IndexRegion region;
+          auto w = Writer::Open(PosixEnv(), dir.path(), o, region.index());
+          if (!w.ok()) return 3;
+          Compactor compactor(*w.value(), Unthrottled());
+          ArmKillPoint("compact.before_input:6");
+          for (int pass = 0; pass < 20; ++pass) compactor.RunOnce().ok();
+          return 0;
+        },
+        [](const Msg&) {});
+    INFO("cycle " << cycles << ", wait status " << status);
+    REQUIRE((KilledAtPoint(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)));
+    finished = !KilledAtPoint(status);
+  }
+  INFO("cycles " << cycles << ", directory bytes before " << before);
+
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE_FALSE(HasTmpFiles(dir.path()));
+  for (int i = 0; i < kProgressKeys; ++i) {
+    auto got = db.Get(ProgressKey(i));
+    REQUIRE(got.ok());
+    uint64_t version = 0;
+    REQUIRE(CheckValue(ProgressKey(i), got.value(), &version));
+    REQUIRE(version == (KeepsFirst(i) ? 1u : 2u));
+  }
+  const uint64_t live = db.writer().Stats().live_bytes;
+  const uint64_t after = SegmentDirBytes(dir.path());
+  INFO("live bytes " << live << ", directory bytes after " << after);
+  REQUIRE(after <= 2 * live);
+  REQUIRE(db.writer().Stats().corruptions == 0);
 }

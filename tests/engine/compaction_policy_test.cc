@@ -219,3 +219,70 @@ TEST_CASE("with no other segment, a tombstone may always go", "[engine][compacti
 }
 
 }  // namespace
+
+TEST_CASE("small sealed segments are merged once they number more than the bound, smallest first",
+          "[engine][compaction_policy]") {
+  PickOptions o = ThresholdOnly();
+  o.segment_bytes = 8 * kMiB;
+  o.max_small_segments = 4;
+  // Four small, fully live segments (one value each) and a full one: within the bound.
+  std::map<uint32_t, SegmentStats> segs;
+  segs[1] = Seg(1, 8 * kMiB, 0);
+  for (uint32_t id = 2; id <= 5; ++id) segs[id] = Seg(id, kMiB + id, 0);
+  CHECK(PickSegments(segs, {}, {}, o).empty());
+  // Seven: the smallest five go (two, half the bound, are left), none of the full ones.
+  for (uint32_t id = 6; id <= 8; ++id) segs[id] = Seg(id, kMiB - id, 0);
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{8, 7, 6, 2, 3});
+  // The active segment and skipped segments are never merged.
+  segs[8].active = true;
+  CHECK(Ids(PickSegments(segs, {7}, {}, o)) == std::vector<uint32_t>{6, 2, 3});
+  // Without a segment size (or with pick_all, which takes everything) there is no merging.
+  o.segment_bytes = 0;
+  CHECK(PickSegments(segs, {}, {}, o).empty());
+}
+
+TEST_CASE("small sealed segments holding a segment's worth of live bytes are merged all at once",
+          "[engine][compaction_policy]") {
+  PickOptions o = ThresholdOnly();
+  o.segment_bytes = 8 * kMiB;
+  o.max_small_segments = 16;
+  std::map<uint32_t, SegmentStats> segs;
+  for (uint32_t id = 1; id <= 3; ++id) segs[id] = Seg(id, 3 * kMiB, 0);
+  segs[4] = Seg(4, 5 * kMiB, 0);  // not small: at least half a segment
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 2, 3});
+  // A segment the threshold picks is not picked twice, and comes first.
+  segs[5] = Seg(5, kMiB, 2 * kMiB);
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{5, 1, 2, 3});
+}
+
+TEST_CASE("the active segment is sealed once its dead records outweigh the live data, however large segments are",
+          "[engine][compaction_policy]") {
+  constexpr uint64_t kSeg = 256 * kMiB;
+  // 7 MiB live in the database: the minimum follows it, not a quarter of 256 MiB.
+  CHECK(ActiveSealMinBytes(kSeg, 7 * kMiB) == 7 * kMiB);
+  CHECK(ActiveSealMinBytes(kSeg, 1000 * kMiB) == kSeg / 4);
+  CHECK(ActiveSealMinBytes(kSeg, 0) == kMiB);
+  CHECK(ActiveSealMinBytes(64 << 10, 0) == 16 << 10);
+  PickOptions o = ThresholdOnly();
+  CHECK(SealActiveFirst(Seg(9, 4 * kMiB, 8 * kMiB, true), ActiveSealMinBytes(kSeg, 7 * kMiB), o));
+  CHECK_FALSE(SealActiveFirst(Seg(9, 1 * kMiB, 4 * kMiB, true), ActiveSealMinBytes(kSeg, 7 * kMiB), o));
+}
+
+TEST_CASE("an output is finished after an input once the inputs waiting on it are worth it",
+          "[engine][compaction_policy]") {
+  constexpr uint64_t kSeg = 256 * kMiB;
+  CHECK(FinishOutputAfterInput(kSeg, kSeg - 1, kSeg));               // a segment's worth of inputs
+  CHECK(FinishOutputAfterInput(4 * kMiB, 2 * kMiB, kSeg));           // frees at least what it takes
+  CHECK_FALSE(FinishOutputAfterInput(4 * kMiB, 3 * kMiB, kSeg));     // mostly live: keep filling it
+  CHECK_FALSE(FinishOutputAfterInput(512 << 10, 1 << 10, kSeg));     // too little to be worth a file
+  CHECK(FinishOutputAfterInput(64 << 10, 1 << 10, 64 << 10));        // small segments
+}
+
+TEST_CASE("the back-off after fruitless passes doubles up to its maximum", "[engine][compaction_policy]") {
+  CHECK(CompactionBackoffMs(0, 1000, 60000) == 0);
+  CHECK(CompactionBackoffMs(1, 1000, 60000) == 1000);
+  CHECK(CompactionBackoffMs(2, 1000, 60000) == 2000);
+  CHECK(CompactionBackoffMs(6, 1000, 60000) == 32000);
+  CHECK(CompactionBackoffMs(7, 1000, 60000) == 60000);
+  CHECK(CompactionBackoffMs(4000000000u, 1000, 60000) == 60000);
+}

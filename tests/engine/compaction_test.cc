@@ -371,3 +371,77 @@ TEST_CASE("below the dead ratio nothing is compacted, unless free space runs low
   REQUIRE(db.Open().ok());
   CheckModel(db, model, keys);
 }
+
+TEST_CASE("a pass that makes no progress is retried only after a back-off, unless explicitly requested",
+          "[engine][compaction][thread]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 16 << 10;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  // Half-dead segments whose live halves need copying.
+  for (int i = 0; i < 200; ++i) REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k", i, 200, false)).status.ok());
+  for (int i = 0; i < 200; i += 2) REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k", i, 200, false)).status.ok());
+  // No room for any output: every pass picks segments and gets nowhere.
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{0}; };
+  Compactor c(db.writer(), co);
+  constexpr uint64_t kHour = 3600 * 1000;
+  CompactionThread t(c, kHour, CompactionBackoff{kHour, kHour});
+  t.Start();
+  // Waits (bounded: tries x 5 ms) until n passes have run.
+  const auto wait_for_passes = [&](uint64_t n, int tries) {
+    for (int i = 0; i < tries && t.passes() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  };
+  t.Trigger();
+  wait_for_passes(1, 2000);
+  REQUIRE(t.passes() == 1);
+  REQUIRE(t.fruitless() == 1);
+  REQUIRE(c.stats().segments_compacted == 0);
+  // Triggers (as the writer loop sends while the dead fraction stays high) wait for the back-off.
+  for (int i = 0; i < 20; ++i) {
+    t.Trigger();
+    wait_for_passes(2 + static_cast<uint64_t>(i), 10);
+  }
+  REQUIRE(t.passes() == 1);
+  // An explicit request runs at once.
+  t.Trigger(/*force=*/true);
+  wait_for_passes(2, 2000);
+  REQUIRE(t.passes() == 2);
+  REQUIRE(t.fruitless() == 2);
+  t.Stop();
+}
+
+TEST_CASE("the segments a pass deletes are recorded in the MANIFEST with one fdatasync per batch, not one each",
+          "[engine][compaction][faults]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 8 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  // Sixty-odd segments, then every key overwritten: all but the newest are wholly dead.
+  for (int round = 0; round < 2; ++round)
+    for (int i = 0; i < 1000; ++i)
+      REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k", round * 1000 + i, 200, false)).status.ok());
+  const uint64_t syncs_before = env.Calls(FaultOp::kSync, "MANIFEST");
+  Compactor c(db.writer(), Unthrottled());
+  PassReport r;
+  REQUIRE(c.RunOnce(&r).ok());
+  const uint64_t syncs = env.Calls(FaultOp::kSync, "MANIFEST") - syncs_before;
+  INFO("deleted " << r.deleted << ", MANIFEST fdatasyncs " << syncs);
+  REQUIRE(r.deleted >= 20);
+  REQUIRE(syncs <= r.deleted / 32 + 2);
+  for (int i = 0; i < 1000; ++i) {
+    auto got = db.Get("k" + std::to_string(i));
+    REQUIRE(got.ok());
+    uint64_t version = 0;
+    REQUIRE(CheckValue("k", got.value(), &version));
+    REQUIRE(version == 1000u + static_cast<uint64_t>(i));
+  }
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().Stats().missing_segments == 0);
+  REQUIRE(db.Get("k999").ok());
+}

@@ -69,6 +69,20 @@ TEST_CASE("a header written separately matches the one EncodeRecord writes", "[e
   CHECK(std::memcmp(header, rec.data(), kRecordHeaderBytes) == 0);
 }
 
+TEST_CASE("records appended behind other bytes are the same bytes as records alone", "[engine][record]") {
+  // A batch is encoded back to back into one buffer.
+  std::string batch = "earlier bytes";
+  const std::string value(300, 'v');
+  EncodeRecord(10, RecordType::kPut, Codec::kRaw, "a", "text/plain", value, value.size(), &batch);
+  EncodeRecord(11, RecordType::kDelete, Codec::kRaw, "b", "", "", 0, &batch);
+  const std::string first = Encode(10, RecordType::kPut, Codec::kRaw, "a", "text/plain", value, value.size());
+  const std::string second = Encode(11, RecordType::kDelete, Codec::kRaw, "b", "", "", 0);
+  CHECK(batch == "earlier bytes" + first + second);
+  auto v = DecodeRecord(batch.data() + 13, batch.size() - 13, kLimits);
+  REQUIRE(v.ok());
+  CHECK(v->stored == value);
+}
+
 TEST_CASE("every malformed record header is rejected", "[engine][record]") {
   const std::string good = Encode(5, RecordType::kPut, Codec::kRaw, "key", "ct", "value", 5);
   REQUIRE(DecodeRecord(good.data(), good.size(), kLimits).ok());

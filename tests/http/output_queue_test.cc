@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -143,6 +144,34 @@ TEST_CASE("a released block serves the next queue on the thread; the spares stay
   big.ReleaseIdle();
   CHECK(OutputQueue::SpareBlocks() == OutputQueue::kSparesPerThread - 1);
   CHECK(big.HeapBytes() == 0);
+}
+
+TEST_CASE("an idle queue is two words: what a busy one needs lives apart and goes back whole",
+          "[http][output_queue][memory]") {
+  // Every idle keep-alive connection holds one queue.
+  STATIC_REQUIRE(sizeof(OutputQueue) <= 2 * sizeof(void*));
+  OutputQueue q;
+  q.Copy("head");
+  CHECK(q.HeapBytes() >= OutputQueue::kBlockBytes);
+  q.Consume(4);
+  const size_t spares = OutputQueue::SpareBlocks();
+  q.ReleaseIdle();
+  CHECK(q.HeapBytes() == 0);
+  CHECK(OutputQueue::SpareBlocks() == std::min(spares + 1, OutputQueue::kSparesPerThread));
+}
+
+TEST_CASE("a piece larger than a block does not take the place of the block being filled",
+          "[http][output_queue]") {
+  OutputQueue q;
+  q.Copy("HTTP/1.1 200 OK\r\n");
+  q.Copy(std::string(OutputQueue::kBlockBytes + 1, 'b'));
+  q.Copy("next head");
+  const Gathered g = GatherAll(q);
+  REQUIRE(g.iov.size() == 3);
+  // The small pieces share one block: the second follows the first.
+  CHECK(static_cast<const char*>(g.iov[2].iov_base) ==
+        static_cast<const char*>(g.iov[0].iov_base) + g.iov[0].iov_len);
+  CHECK(g.bytes == "HTTP/1.1 200 OK\r\n" + std::string(OutputQueue::kBlockBytes + 1, 'b') + "next head");
 }
 
 TEST_CASE("a block is reused from its start once everything in it is sent", "[http][output_queue]") {

@@ -6,16 +6,18 @@ Each cycle starts kingx on the same data directory, runs an overwrite load
 (PUTs and some DELETEs of a fixed key set whose live data is about --live-mb)
 for a random 0.5-3 s, then kill -9s the whole server and starts again as soon
 as it is gone. Throughout, every 100 ms, the data directory's allocated bytes
-(what `du` counts) and the engine's live record bytes (kingx_engine_live_bytes
-in /metrics) are sampled. The figure is the largest ratio dir / live seen
-(goal: <= 2), beside the directory's size after the last cycle.
+(what `du` counts, keys/ included) and the engine's live record bytes (kingx_engine_live_bytes
+in /metrics) are sampled. The figures are the largest ratio dir / live seen
+(goal: <= 2) and how many samples were above 2x, beside the directory's size
+after the last cycle.
 
 Value sizes sit on both sides of every size threshold: compression (255/256 B,
 random and compressible), a write-queue entry and the large-value path
 (1 MiB - 1, 1 MiB, 1 MiB + 1), and, with --segment-bytes, the segment size.
 
-    bench/crash_space_soak.py [--cycles 200] [--bin build/src/kingx]
-        [--segment-bytes 1M] [--live-mb 7] [--label NAME] [--out DIR]
+    bench/compaction_crash_soak.py [--cycles 200] [--bin build/src/kingx]
+        [--segment-bytes 1M] [--live-mb 7] [--clients 2] [--ops-per-sec 0]
+        [--label NAME] [--out DIR]
 
 Only processes this script started are signalled (by their process group).
 Writes <out>/runs.jsonl (one line per cycle) and prints a summary line.
@@ -37,7 +39,9 @@ from kingx_harness import Conn, ConnectionClosed, Server, TestFailure, key_path 
 MIB = 1 << 20
 
 
-def dir_bytes(path):
+def dir_bytes(path, depth=0):
+    """Allocated bytes under path (what du counts), subdirectories included
+    (the key view in keys/ is part of the data directory)."""
     total = 0
     try:
         with os.scandir(path) as it:
@@ -45,8 +49,10 @@ def dir_bytes(path):
                 try:
                     st = e.stat(follow_symlinks=False)
                 except OSError:
-                    continue
+                    continue  # removed meanwhile
                 total += st.st_blocks * 512
+                if e.is_dir(follow_symlinks=False) and depth < 4:
+                    total += dir_bytes(e.path, depth + 1)
     except OSError:
         pass
     return total
@@ -65,9 +71,10 @@ def live_bytes(port):
 class Load(threading.Thread):
     """One client: overwrites (90%) and deletes (10%) random keys until stop."""
 
-    def __init__(self, port, keys, sizes, seed, stop):
+    def __init__(self, port, keys, sizes, seed, stop, ops_per_sec=0.0):
         super().__init__(daemon=True)
         self.port, self.keys, self.sizes, self.stop = port, keys, sizes, stop
+        self.gap = 1.0 / ops_per_sec if ops_per_sec > 0 else 0.0
         self.rng = random.Random(seed)
         self.ops = self.errors = 0
 
@@ -87,6 +94,8 @@ class Load(threading.Thread):
                     else:
                         c.request("PUT", key_path(k), self.value())
                     self.ops += 1
+                    if self.gap:
+                        self.stop.wait(self.gap)
         except (OSError, ConnectionClosed, TestFailure):
             self.errors += 1  # the kill
 
@@ -98,6 +107,8 @@ def main():
     ap.add_argument("--segment-bytes", default=None, help="kingx --segment-bytes (default: kingx's own)")
     ap.add_argument("--live-mb", type=float, default=7.0)
     ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--ops-per-sec", type=float, default=0.0,
+                    help="per client (0 = as fast as the server answers)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=None)
@@ -148,7 +159,8 @@ def main():
             port_box["port"] = server.port
             first = len(samples)
             stop = threading.Event()
-            loads = [Load(server.port, keys, sizes, rng.randrange(1 << 30), stop) for _ in range(args.clients)]
+            loads = [Load(server.port, keys, sizes, rng.randrange(1 << 30), stop, args.ops_per_sec)
+                     for _ in range(args.clients)]
             for l in loads:
                 l.start()
             time.sleep(rng.uniform(0.5, 3.0))
@@ -163,8 +175,10 @@ def main():
             live = max((s[2] for s in samples[first:] if s[2]), default=0)
             peak = max((s[1] for s in samples[first:]), default=0)
             ratio = max((s[1] / s[2] for s in window), default=0)
+            over = sum(1 for s in window if s[1] > 2 * s[2])
             row = {"cycle": cycle, "ops": sum(l.ops for l in loads), "live_bytes": live, "dir_peak_bytes": peak,
-                   "max_ratio": round(ratio, 3), "dir_after_bytes": dir_bytes(server.data_dir)}
+                   "max_ratio": round(ratio, 3), "samples": len(window), "samples_over_2x": over,
+                   "dir_after_bytes": dir_bytes(server.data_dir)}
             out_rows.append(row)
             if cycle % 10 == 0 or cycle == args.cycles - 1:
                 print(json.dumps(row), flush=True)
@@ -173,9 +187,13 @@ def main():
         th.join(5)
         server.cleanup()
     worst = max((r["max_ratio"] for r in out_rows), default=0)
+    samples = sum(r["samples"] for r in out_rows)
+    over = sum(r["samples_over_2x"] for r in out_rows)
     summary = {"label": args.label, "bin": args.bin, "segment_bytes": args.segment_bytes or "default",
                "cycles": len(out_rows), "failed_restarts": failed_restarts, "keys": nkeys,
-               "live_mb_target": args.live_mb, "max_ratio_dir_to_live": worst,
+               "live_mb_target": args.live_mb, "ops_per_sec_per_client": args.ops_per_sec,
+               "max_ratio_dir_to_live": worst,
+               "samples": samples, "samples_over_2x": over,
                "dir_after_last_cycle_bytes": out_rows[-1]["dir_after_bytes"] if out_rows else 0,
                "live_after_last_cycle_bytes": out_rows[-1]["live_bytes"] if out_rows else 0,
                "seconds": round(time.monotonic() - t_start, 1), "load": os.getloadavg()[0]}
