@@ -115,17 +115,18 @@ Result<std::unique_ptr<Manifest>> Manifest::Create(Env& env, const std::string& 
   return m;
 }
 
+std::string Manifest::Encode(uint64_t seed, const std::map<uint32_t, uint64_t>& segments, uint64_t seq_high_water) {
+  std::string bytes = EncodeHeader(seed);
+  if (seq_high_water != 0) bytes += EncodeEntry(kSeqHighWater, 0, seq_high_water, bytes.size());
+  for (const auto& [id, birth] : segments) bytes += EncodeEntry(kAdd, id, birth, bytes.size());
+  return bytes;
+}
+
 Status Manifest::RewriteLocked() {
   const std::string tmp = JoinPath(dir_, std::string(kFileName) + ".tmp");
   const std::string path = JoinPath(dir_, kFileName);
-  std::string bytes = EncodeHeader(seed_);
-  uint64_t entries = 0;
-  auto add = [&](uint32_t type, uint32_t id, uint64_t value) {
-    bytes += EncodeEntry(type, id, value, bytes.size());
-    ++entries;
-  };
-  if (seq_high_water_ != 0) add(kSeqHighWater, 0, seq_high_water_);
-  for (const auto& [id, birth] : segments_) add(kAdd, id, birth);
+  const std::string bytes = Encode(seed_, segments_, seq_high_water_);
+  const uint64_t entries = segments_.size() + (seq_high_water_ != 0 ? 1 : 0);
   file_.reset();
   auto file = env_.OpenFile(tmp, OpenMode::kCreateTruncate);
   if (!file.ok()) return file.status();

@@ -67,6 +67,10 @@ class Manifest {
                                                   const std::map<uint32_t, uint64_t>& segments,
                                                   uint64_t seq_high_water);
 
+  // The bytes of a MANIFEST holding exactly this state (what Create writes),
+  // for a copy of the database made elsewhere (an online backup). Pure.
+  static std::string Encode(uint64_t seed, const std::map<uint32_t, uint64_t>& segments, uint64_t seq_high_water);
+
   // Records a segment file that now exists under its name (its directory entry
   // already durable), born `birth` (above every birth before). Not synced.
   Status AddSegment(uint32_t id, uint64_t birth);

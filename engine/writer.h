@@ -117,6 +117,8 @@ struct SegmentFileCut {
   uint32_t id = 0;
   uint64_t bytes = 0;   // the file's size at the cut (the active segment may grow past it)
   bool active = false;  // the segment being appended to at the cut
+  bool missing = false;  // listed in the MANIFEST but its file is gone (bytes 0): a copy has no file either
+  uint64_t birth = 0;   // its birth number (engine/manifest.h)
 };
 
 // The database at one instant: every segment file that holds a record of it,
@@ -124,8 +126,13 @@ struct SegmentFileCut {
 struct DatabaseCut {
   uint64_t seed = 0;
   uint64_t next_seq = 0;                  // the first seq after the cut
+  uint64_t seq_high_water = 0;            // the MANIFEST's mark at the cut (>= next_seq)
   std::vector<SegmentFileCut> segments;   // ascending id
 };
+
+// The MANIFEST of a copy made of exactly the cut's segment files (a backup):
+// its segments with their births, its seed and seq high-water mark. Pure.
+std::string EncodeCutManifest(const DatabaseCut& cut);
 
 class Writer {
  public:
@@ -217,8 +224,11 @@ class Writer {
   // Takes, under the writer's lock (a few microseconds: no I/O), the cut of
   // the database as of every write applied so far, and pins segment files
   // against deletion (compaction keeps them, dead, until unpinned) so that
-  // the cut stays readable. Pins nest: each successful call needs one
-  // UnpinSegments. Any thread of the writer's process.
+  // the cut stays readable: while any pin is held no segment file is
+  // unlinked, so no id of the cut is reused and each of its files keeps its
+  // bytes (sealed ones whole; the active one at least up to its cut size).
+  // Pins nest: each successful call needs one UnpinSegments. Any thread of
+  // the writer's process.
   Result<DatabaseCut> PinSegments();
   void UnpinSegments();
 

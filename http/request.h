@@ -32,10 +32,11 @@ const char* MethodName(Method method);
 //   kReadyz       /readyz         GET HEAD
 //   kMetrics      /metrics        GET HEAD
 //   kAdminCompact /admin/compact  POST  (admin listener only)
+//   kAdminBackup  /admin/backup   GET   (admin listener only)
 // Unknown path → 404, known path with another method → 405 + Allow, a method
 // implemented nowhere → 501, "OPTIONS *" → 200 + Allow are answered by the
 // core without calling the handler.
-enum class Route : uint8_t { kKv, kKvList, kHealthz, kReadyz, kMetrics, kAdminCompact };
+enum class Route : uint8_t { kKv, kKvList, kHealthz, kReadyz, kMetrics, kAdminCompact, kAdminBackup };
 
 // Which resources a listening socket serves (Connection::SetListener). A path
 // a listener does not serve is 404, whatever the method, as any unknown path.

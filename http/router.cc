@@ -28,6 +28,8 @@ bool Allowed(Route route, Method method) {
       return method == Method::kGet || method == Method::kHead;
     case Route::kAdminCompact:
       return method == Method::kPost;
+    case Route::kAdminBackup:
+      return method == Method::kGet;
   }
   return false;
 }
@@ -49,6 +51,7 @@ std::string_view AllowedMethods(Route route) {
     case Route::kReadyz:
     case Route::kMetrics: return "GET, HEAD";
     case Route::kAdminCompact: return "POST";
+    case Route::kAdminBackup: return "GET";
   }
   return "";
 }
@@ -102,12 +105,14 @@ bool RouteRequest(std::string_view target, Method method, const Limits& limits, 
     *route = Route::kMetrics;
   } else if (path == "/admin/compact") {
     *route = Route::kAdminCompact;
+  } else if (path == "/admin/backup") {
+    *route = Route::kAdminBackup;
   } else {
     return Fail(error, 404, kNoResourceDetail);
   }
   // The admin listener serves /admin/* and the probes, the main one all but
   // /admin/*: a path of the other listener does not exist here.
-  const bool admin_route = *route == Route::kAdminCompact;
+  const bool admin_route = *route == Route::kAdminCompact || *route == Route::kAdminBackup;
   if ((listener == Listener::kMain && admin_route) || (listener == Listener::kAdmin && *route == Route::kKv)) {
     return Fail(error, 404, kNoResourceDetail);
   }

@@ -91,7 +91,7 @@ const Setting kSettings[] = {
        return Status::OK();
      }},
     {"admin_listen", "ADDR:PORT", "off",
-     "separate listener for /admin/* (compaction trigger); 'off' disables it", false, true,
+     "separate listener for /admin/* (compaction trigger, online backup); 'off' disables it", false, true,
      [](Config* c, std::string_view v) {
        if (v == "off") {
          c->admin_listen.reset();
@@ -250,6 +250,10 @@ const Setting kSettings[] = {
      "longest wait of a queued write for the writer (then 503 outcome unknown); a writer without progress "
      "for this long makes /readyz 503",
      false, true, KINGX_UNSIGNED(storage_timeout_ms, uint64_t, 100, kMaxMs)},
+    {"backup_max_ms", "MS", "21600000",
+     "longest time one online backup (GET /admin/backup) may keep its cut's segment files from compaction; "
+     "a backup still streaming then is cut off (short archive, logged)",
+     false, true, KINGX_UNSIGNED(backup_max_ms, uint64_t, 1000, kMaxMs)},
     {"write_queue_bytes", "SIZE", "64M", "shared write queue size (workers -> writer)", false, true,
      KINGX_SIZE(write_queue_bytes, 1 << 20, 16ull << 30)},
     {"body_buffer_bytes", "SIZE", "64M",

@@ -34,6 +34,8 @@ engine::Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(const ShmSize
   off += PageAlign(sizeof(ControlBlock) + sizeof(SlotInfo) * sizes.slot_count);
   shm->stats_off_ = off;
   off += PageAlign(sizeof(WriterMetrics));
+  shm->backups_off_ = off;
+  off += PageAlign(sizeof(BackupRegion));
   shm->index_off_ = off;
   shm->index_bytes_ = PageAlign(engine::SharedIndex::RegionBytesFor(sizes.index_max_keys, sizes.index_initial_capacity));
   off += shm->index_bytes_;
@@ -70,6 +72,7 @@ engine::Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(const ShmSize
   control->slot_count = sizes.slot_count;
   for (uint32_t i = 0; i < sizes.slot_count; ++i) new (&shm->slot(i)) SlotInfo();
   new (shm->base_ + shm->stats_off_) WriterMetrics();
+  new (shm->base_ + shm->backups_off_) BackupRegion();
 
   shm->index_base_ = shm->base_ + shm->index_off_;
   auto index = engine::SharedIndex::Create(shm->index_base_, shm->index_bytes_, sizes.index_initial_capacity);
@@ -115,6 +118,8 @@ SlotInfo& SharedMemory::slot(uint32_t i) const {
   auto* first = reinterpret_cast<SlotInfo*>(base_ + control_off_ + sizeof(ControlBlock));
   return first[i];
 }
+
+BackupRegion& SharedMemory::backups() const { return *reinterpret_cast<BackupRegion*>(base_ + backups_off_); }
 
 WriterMetrics& SharedMemory::writer_metrics() const { return *reinterpret_cast<WriterMetrics*>(base_ + stats_off_); }
 

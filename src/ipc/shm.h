@@ -7,6 +7,7 @@
 //   ControlBlock     draining flag, config generation, writer state, slot table
 //   WriterMetrics    queue/batch/fsync figures the writer process publishes for
 //                    /metrics (engine::WriterStats are the engine's own figures)
+//   backup slots     point-in-time cuts for online backups (src/ipc/backup_slots.h)
 //   index region     engine::SharedIndex (formatted by Create)
 //   keyspace region  engine::KeyspaceRegion: the sorted key view's run set and tails
 //   write queue      WriteQueue's ring (see src/ipc/write_queue.h)
@@ -38,6 +39,7 @@
 #include "engine/keyspace_region.h"
 #include "engine/status.h"
 #include "src/conf/config.h"
+#include "src/ipc/backup_slots.h"
 
 namespace kingx {
 
@@ -168,6 +170,7 @@ class SharedMemory {
   SlotInfo& slot(uint32_t i) const;      // i < slot_count()
   uint32_t slot_count() const { return sizes_.slot_count; }
   WriterMetrics& writer_metrics() const;
+  BackupRegion& backups() const;
 
   // The index region (for engine::Writer / Reader) and a handle on it. The
   // handle is this process's; copy-constructed by fork, usable in any child.
@@ -201,6 +204,7 @@ class SharedMemory {
   ShmSizes sizes_;
   char* base_ = nullptr;
   size_t bytes_ = 0;
+  size_t backups_off_ = 0;
   size_t control_off_ = 0, stats_off_ = 0, index_off_ = 0, keyspace_off_ = 0, keyspace_bytes_ = 0, queue_off_ = 0,
          slots_off_ = 0;
   size_t slot_stride_ = 0, ring_bytes_ = 0;

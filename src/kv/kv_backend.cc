@@ -8,7 +8,9 @@
 namespace kingx {
 
 ShmKvBackend::ShmKvBackend(WorkerContext& ctx, std::function<void()> before_metrics)
-    : ctx_(ctx), before_metrics_(std::move(before_metrics)) {}
+    : ctx_(ctx), before_metrics_(std::move(before_metrics)),
+      backups_(ctx.shm->backups(), engine::PosixEnv(), [q = ctx.queue] { q->Wake(); }, ctx.config.data_dir, ctx.slot,
+               ctx.generation) {}
 
 engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::ReadMode mode) {
   return ctx_.reader->Get(key, mode);
@@ -195,6 +197,26 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
         "Seconds since the writer loop last turned (0 while no writer is ready; /readyz is 503 past "
         "--storage-timeout-ms)",
         ready && beat != 0 && now > beat ? double(now - beat) / 1e3 : 0.0, false);
+  }
+  {
+    const BackupRegion& br = shm.backups();
+    uint64_t pins = 0;
+    for (const BackupSlot& b : br.slots) pins += b.state.load(relaxed) == static_cast<uint32_t>(BackupState::kCut);
+    add("kingx_backups_started_total", "Online backups answered 200 (GET /admin/backup)",
+        double(br.started.load(relaxed)), true);
+    add("kingx_backups_finished_total", "Online backups whose whole archive was handed to the socket",
+        double(br.finished.load(relaxed)), true);
+    add("kingx_backups_failed_total",
+        "Online backups that ended short or never started (client gone, cut failed or cut off, unreadable file)",
+        double(br.failed.load(relaxed)), true);
+    add("kingx_backup_bytes_sent_total", "Archive bytes of online backups handed to the socket",
+        double(br.bytes_sent.load(relaxed)), true);
+    add("kingx_backup_pins", "Online backups holding a cut (their segment files are kept from compaction)",
+        double(pins), false);
+    add("kingx_backups_cut_off_total", "Online backups cut off because they held their cut past --backup-max-ms",
+        double(br.cut_off.load(relaxed)), true);
+    add("kingx_backup_cut_max_seconds", "Longest time one backup's cut kept the writer loop from its next batch",
+        double(br.max_cut_us.load(relaxed)) / 1e6, false);
   }
   const ControlBlock& cb = shm.control();
   add("kingx_respawns_total", "Workers or writer respawned after dying", double(cb.respawns.load(relaxed)), true);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "http/counters.h"
+#include "src/kv/backup_stream.h"
 #include "src/kv/kv_service.h"
 #include "src/worker/worker_context.h"
 
@@ -41,10 +42,12 @@ class ShmKvBackend final : public KvBackend {
   // no writer is ready (KvService answers 503).
   engine::Status RequestCompaction() override;
   engine::KeyLister* Lister() override;
+  BackupClient* Backups() override { return &backups_; }
 
  private:
   WorkerContext& ctx_;
   std::function<void()> before_metrics_;
+  BackupClient backups_;
 };
 
 // The engine, queue and writer samples of /metrics (everything but the HTTP

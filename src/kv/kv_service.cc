@@ -22,7 +22,9 @@
 #include "http/router.h"
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
+#include "src/kv/backup_stream.h"
 #include "src/kv/request_id.h"
+#include "src/kv/token_table.h"
 #include "src/kv/value_stream.h"
 #include "src/kv/write_exchange.h"
 
@@ -125,6 +127,20 @@ struct KvService::Impl final : WriteExchanges::Responder {
   void AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v, uint64_t now_ms);
   void HandleList(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void HandleKvWrite(http::Connection& conn, const http::Request& request, uint64_t now_ms);
+
+  // GET /admin/backup requests waiting for the writer's cut.
+  struct BackupWait {
+    http::Connection* conn = nullptr;
+    const http::Request* request = nullptr;  // valid until answered (request.h)
+    uint32_t slot = 0;
+    uint64_t since_ms = 0;
+  };
+  std::vector<BackupWait> backup_waits;
+  void HandleBackup(http::Connection& conn, const http::Request& request, uint64_t now_ms);
+  void OnBackupCut(const Completion& c, uint64_t now_ms);
+  void AnswerBackup(size_t wait_index, uint64_t now_ms);
+  void ExpireBackupWaits(uint64_t now_ms);
+  void AbortBackupWait(http::Connection& conn);
 };
 
 // Every response of the service goes through here: X-Request-Id, drain-time
@@ -310,6 +326,119 @@ void KvService::Impl::HandleList(http::Connection& conn, const http::Request& re
          now_ms);
 }
 
+// ---------------------------------------------------------------- backups
+
+// GET /admin/backup: claim a backup slot and wait for the writer's cut (its
+// completion, OnBackupCut); the connection stops reading meanwhile
+// (AwaitsStorage).
+void KvService::Impl::HandleBackup(http::Connection& conn, const http::Request& request, uint64_t now_ms) {
+  KvConnState* st = State(conn);
+  BackupClient* client = backend.Backups();
+  if (st == nullptr || client == nullptr) {
+    return Answer(conn, request, http::ProblemResponse(503, "backups are not available in this process", std::nullopt, true),
+                  now_ms);
+  }
+  auto slot = client->Request(options.token_prefix);
+  if (!slot.ok()) {
+    return Answer(conn, request, http::ProblemResponse(503, slot.status().message(), kMaxBackups, true), now_ms);
+  }
+  st->backup_slot = static_cast<int16_t>(slot.value());
+  backup_waits.push_back(BackupWait{&conn, &request, slot.value(), now_ms});
+}
+
+void KvService::Impl::OnBackupCut(const Completion& c, uint64_t now_ms) {
+  const uint32_t slot = TableTokenIndex(c.token);
+  for (size_t i = 0; i < backup_waits.size(); ++i) {
+    if (backup_waits[i].slot == slot) return AnswerBackup(i, now_ms);
+  }
+  // Nobody waits (the connection closed and released the slot): nothing to do.
+}
+
+// The writer answered backup_waits[wait_index]: stream the archive of its
+// cut, or say why there is none.
+void KvService::Impl::AnswerBackup(size_t wait_index, uint64_t now_ms) {
+  const BackupWait w = backup_waits[wait_index];
+  BackupClient* client = backend.Backups();
+  const BackupState state = client->State(w.slot);
+  if (state == BackupState::kRequested || state == BackupState::kClaimed) return;  // not cut yet
+  backup_waits.erase(backup_waits.begin() + static_cast<std::ptrdiff_t>(wait_index));
+  State(*w.conn)->backup_slot = -1;
+  http::Response resp;
+  std::shared_ptr<TarBackupStream> stream;
+  std::string disposition, next_seq;
+  if (state != BackupState::kCut) {
+    const engine::Status failure = client->Failure(w.slot);
+    client->Release(w.slot);
+    client->region().failed.fetch_add(1, std::memory_order_relaxed);
+    resp = http::ProblemResponse(503, "the backup's cut failed: " + failure.ToString(), std::nullopt, true);
+  } else {
+    const auto wall_s = static_cast<uint64_t>(WallMs() / 1000);
+    next_seq = std::to_string(client->Cut(w.slot).next_seq);  // before the stream owns the slot
+    stream = std::make_shared<TarBackupStream>(*client, w.slot, response_budget(), wall_s);
+    if (!stream->Prime()) {
+      stream.reset();  // releases the slot
+      resp = http::ProblemResponse(503, "no room for a backup's buffer in --response-buffer-bytes; retry later",
+                                   response_budget().limit(), true);
+    } else {
+      client->region().started.fetch_add(1, std::memory_order_relaxed);
+      const time_t t = static_cast<time_t>(wall_s);
+      struct tm tm;
+      gmtime_r(&t, &tm);
+      char name[64];
+      std::strftime(name, sizeof name, "attachment; filename=\"kingx-%Y%m%d-%H%M%S.tar\"", &tm);
+      disposition = name;
+      resp.status = 200;
+      resp.content_type = "application/x-tar";
+      resp.AddHeader("Content-Disposition", disposition);
+      resp.AddHeader("Kingx-Backup-Next-Seq", next_seq);
+      resp.stream_length = stream->length();
+      resp.stream = std::move(stream);
+    }
+  }
+  Answer(*w.conn, *w.request, std::move(resp), now_ms);
+  if (wake != nullptr) wake(io, *w.conn);
+}
+
+void KvService::Impl::ExpireBackupWaits(uint64_t now_ms) {
+  BackupClient* client = backend.Backups();
+  for (size_t i = 0; i < backup_waits.size();) {
+    BackupWait& w = backup_waits[i];
+    const BackupState state = client->State(w.slot);
+    if (state != BackupState::kRequested && state != BackupState::kClaimed) {
+      AnswerBackup(i, now_ms);  // cut, its completion not drained yet
+      continue;
+    }
+    if (now_ms < w.since_ms + options.storage_timeout_ms) {
+      ++i;
+      continue;
+    }
+    const BackupWait gone = w;
+    backup_waits.erase(backup_waits.begin() + static_cast<std::ptrdiff_t>(i));
+    State(*gone.conn)->backup_slot = -1;
+    client->Release(gone.slot);
+    client->region().failed.fetch_add(1, std::memory_order_relaxed);
+    Answer(*gone.conn, *gone.request,
+           http::ProblemResponse(503, "the writer did not take the backup's cut within --storage-timeout-ms",
+                                 options.storage_timeout_ms, true),
+           now_ms);
+    if (wake != nullptr) wake(io, *gone.conn);
+  }
+}
+
+void KvService::Impl::AbortBackupWait(http::Connection& conn) {
+  KvConnState* st = State(conn);
+  if (st == nullptr || st->backup_slot < 0) return;
+  const auto slot = static_cast<uint32_t>(st->backup_slot);
+  st->backup_slot = -1;
+  for (size_t i = 0; i < backup_waits.size(); ++i) {
+    if (backup_waits[i].conn == &conn) {
+      backup_waits.erase(backup_waits.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  }
+  backend.Backups()->Release(slot);  // the writer unpins at once if it had cut
+}
+
 // ---------------------------------------------------------------- writes
 
 // Turns the request's preconditions into one writer condition. The common
@@ -399,6 +528,13 @@ void KvService::OnRequest(http::Connection& conn, const http::Request& request) 
     case http::Route::kMetrics:
       return m.Answer(conn, request, http::TextResponse(200, "text/plain; version=0.0.4", m.backend.RenderMetrics()),
                       now_ms);
+    case http::Route::kAdminBackup: {
+      const KvConnState* st = Impl::State(conn);
+      if (st == nullptr || !st->admin) {
+        return m.Answer(conn, request, http::ProblemResponse(404, http::kNoResourceDetail), now_ms);
+      }
+      return m.HandleBackup(conn, request, now_ms);
+    }
     case http::Route::kAdminCompact: {
       const KvConnState* st = Impl::State(conn);
       if (st == nullptr || !st->admin) {
@@ -420,7 +556,10 @@ void KvService::OnBody(http::Connection& conn, std::span<const char> piece) { im
 
 void KvService::OnBodyEnd(http::Connection& conn) { impl_->writes.OnBodyEnd(conn); }
 
-void KvService::OnAbort(http::Connection& conn) { impl_->writes.OnAbort(conn); }
+void KvService::OnAbort(http::Connection& conn) {
+  impl_->AbortBackupWait(conn);
+  impl_->writes.OnAbort(conn);
+}
 
 void KvService::DecorateCoreResponse(http::Connection& conn, const http::Request* request,
                                      http::Response& response) {
@@ -434,12 +573,16 @@ void KvService::OnResponded(http::Connection& conn, const http::ResponseRecord& 
   impl_->LogResponse(conn, record);
 }
 
-void KvService::OnCompletion(const Completion& c, uint64_t now_ms) { impl_->writes.OnCompletion(c, now_ms); }
+void KvService::OnCompletion(const Completion& c, uint64_t now_ms) {
+  if (c.reason == CompletionReason::kBackupCut) return impl_->OnBackupCut(c, now_ms);
+  impl_->writes.OnCompletion(c, now_ms);
+}
 
 void KvService::Poke(uint64_t now_ms) {
   Impl& m = *impl_;
   m.stream_waiters.Resume(now_ms, m.wake, m.io);
   m.writes.Poke(now_ms);
+  if (!m.backup_waits.empty()) m.ExpireBackupWaits(now_ms);
 }
 
 uint64_t KvService::NextRetryMs() const {
@@ -448,11 +591,21 @@ uint64_t KvService::NextRetryMs() const {
   return m.writes.NextRetryMs();
 }
 
-uint64_t KvService::NextExpiryMs() const { return impl_->writes.NextExpiryMs(); }
+uint64_t KvService::NextExpiryMs() const {
+  const Impl& m = *impl_;
+  uint64_t next = m.writes.NextExpiryMs();
+  for (const Impl::BackupWait& w : m.backup_waits) {
+    const uint64_t at = w.since_ms + m.options.storage_timeout_ms;
+    if (next == 0 || at < next) next = at;
+  }
+  return next;
+}
 
 size_t KvService::InFlight() const { return impl_->writes.InFlight(); }
 
-bool KvService::AwaitsStorage(const KvConnState& state) const { return impl_->writes.AwaitsStorage(state); }
+bool KvService::AwaitsStorage(const KvConnState& state) const {
+  return state.backup_slot >= 0 || impl_->writes.AwaitsStorage(state);
+}
 
 size_t KvService::ReadBytesHint() const { return impl_->writes.ReadBytesHint(); }
 

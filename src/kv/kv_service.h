@@ -21,6 +21,13 @@
 //                          400 naming the query parameter | 503 + Retry-After
 //                          while the sorted key view is not ready
 //   /healthz /readyz /metrics, POST /admin/compact (admin listener only: 202)
+//   GET /admin/backup      (admin listener only) asks the writer for a cut
+//                          (src/kv/backup_stream.h), answered when its
+//                          completion comes: 200 application/x-tar streamed
+//                          within the response budget | 503 + Retry-After
+//                          (kMaxBackups in progress, no room in
+//                          --response-buffer-bytes, no cut within
+//                          --storage-timeout-ms, the cut failed)
 //
 // PUT and DELETE go through the write exchange state machine
 // (src/kv/write_exchange.h): bodies up to part_bytes() go to the queue as one
@@ -64,6 +71,7 @@
 namespace kingx {
 
 class AccessLog;
+class BackupClient;
 
 // What KvService needs from its process: the storage (reads and the write
 // queue) and the process-wide state. The production implementation over a
@@ -100,6 +108,9 @@ class KvBackend {
   // The listing over the sorted key view (GET /v1/kv/?...), thread-safe; null
   // when this process has none (listing answers 503).
   virtual engine::KeyLister* Lister() { return nullptr; }
+  // The backup slots (GET /admin/backup, src/kv/backup_stream.h),
+  // thread-safe; null when this process has none (answered 503).
+  virtual BackupClient* Backups() { return nullptr; }
 };
 
 // Per-connection state KvService keeps. The I/O layer owns it (its
@@ -108,6 +119,7 @@ class KvBackend {
 // the connection, idle or not.
 struct KvConnState {
   struct Exchange* exchange = nullptr;  // a PUT/DELETE in progress (write_exchange.h)
+  int16_t backup_slot = -1;             // GET /admin/backup waiting for the writer's cut in this slot
   bool admin = false;                   // accepted on the --admin-listen socket
   uint8_t peer_family = 0;              // AF_INET / AF_INET6; 0 = unknown
   uint16_t peer_port = 0;               // host order

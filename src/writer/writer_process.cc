@@ -26,6 +26,7 @@
 #include "src/conf/observed_env.h"
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/write_queue.h"
+#include "src/writer/backup_cuts.h"
 #include "src/writer/disk_report.h"
 
 namespace kingx {
@@ -128,8 +129,9 @@ struct UploadKey {
 class WriterLoop {
  public:
   WriterLoop(const Config& config, SharedMemory& shm, engine::Writer& writer, const WriterHooks& hooks,
-             DiskReport& disk)
+             DiskReport& disk, BackupCuts& backups)
       : config_(config), shm_(shm), queue_(shm.queue()), writer_(writer), hooks_(hooks), disk_(disk),
+        backups_(backups),
         overflow_(shm.slot_count()), wake_(shm.slot_count(), false) {}
 
   // Returns the exit status.
@@ -166,6 +168,8 @@ class WriterLoop {
       }
       if (overflowing) PostOverflow();
       if (have) ProcessBatch();
+      // Between two batches: every write answered so far is in a cut taken now.
+      backups_.Serve(NowMs(), [this](uint32_t slot, const Completion& c) { Post(slot, c); });
       Beat();
       WakeSlots();
       if (!config_.read_only) disk_.Tick(writer_, NowMs());  // a read-only server never needs room
@@ -444,6 +448,7 @@ class WriterLoop {
   engine::Writer& writer_;
   const WriterHooks& hooks_;
   DiskReport& disk_;  // free space: gauges, /readyz, rate-limited error lines
+  BackupCuts& backups_;  // online backups' cuts and pins
   std::vector<QueueEntry> batch_;
   std::vector<engine::WriteOp> ops_;
   std::vector<std::pair<uint32_t, uint64_t>> op_tokens_;  // (slot, token) per op
@@ -512,17 +517,21 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   // that /readyz never answers 200 for a writer that opened on a full disk.
   DiskReport disk(shm.writer_metrics(), config.data_dir);
   if (!config.read_only) disk.Tick(**writer, NowMs());
+  // Before compaction starts: a backup a previous writer cut keeps its files.
+  auto backups = std::make_unique<BackupCuts>(shm, **writer, config.backup_max_ms);
+  backups->Repin();
   if (hooks.after_open) hooks.after_open(**writer, config);  // e.g. the compaction thread starts
   shm.writer_metrics().heartbeat_ms.store(NowMs(), std::memory_order_relaxed);  // a predecessor's is stale
   shm.control().writer_ready.store(1, std::memory_order_release);
 
   int status;
   {
-    WriterLoop loop(config, shm, **writer, hooks, disk);
+    WriterLoop loop(config, shm, **writer, hooks, disk, *backups);
     status = loop.Run();
   }
   shm.control().writer_ready.store(0, std::memory_order_release);
   if (hooks.before_close) hooks.before_close(**writer);  // e.g. the compaction thread stops
+  backups.reset();  // gives its pins back before the Writer goes
   writer->reset();
   KINGX_LOG_INFO("writer: stopped");
   return status;

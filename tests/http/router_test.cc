@@ -29,6 +29,7 @@ TEST_CASE("the router maps each known path and method", "[http][router]") {
   CHECK(Run("/readyz", Method::kHead).route == Route::kReadyz);
   CHECK(Run("/metrics", Method::kGet).route == Route::kMetrics);
   CHECK(Admin("/admin/compact", Method::kPost).route == Route::kAdminCompact);
+  CHECK(Admin("/admin/backup", Method::kGet).route == Route::kAdminBackup);
   for (Method m : {Method::kGet, Method::kHead, Method::kPut, Method::kDelete}) {
     Routed r = Run("/v1/kv/abc", m);
     CHECK(r.ok);
@@ -137,6 +138,14 @@ TEST_CASE("PercentDecode appends and reports invalid escapes", "[http][router]")
   CHECK(out == "xa b");
   CHECK_FALSE(PercentDecode("%2", &out));
   CHECK_FALSE(PercentDecode("%%", &out));
+}
+
+TEST_CASE("/admin/backup is GET on the admin listener only", "[http][router]") {
+  CHECK(Run("/admin/backup", Method::kGet).error.status == 404);
+  Routed head = Admin("/admin/backup", Method::kHead);
+  CHECK_FALSE(head.ok);
+  CHECK(head.error.status == 405);
+  CHECK(head.error.allow == "GET");
 }
 
 }  // namespace

@@ -73,6 +73,8 @@ class FakeKvHandler : public Handler {
         return Answer(TextResponse(200, "text/plain; version=0.0.4", "metrics\n"));
       case Route::kAdminCompact:
         return Answer(TextResponse(202, "text/plain", "compaction requested\n"));
+      case Route::kAdminBackup:
+        return Answer(TextResponse(200, "application/x-tar", std::string(1024, '\0')));
       case Route::kKv:
         break;
     }

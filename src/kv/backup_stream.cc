@@ -1,0 +1,241 @@
+// BackupClient and TarBackupStream (see backup_stream.h).
+#include "src/kv/backup_stream.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "engine/env.h"
+#include "engine/record.h"
+#include "src/conf/log.h"
+#include "src/ipc/token.h"
+#include "src/kv/token_table.h"
+
+namespace kingx {
+
+namespace {
+
+constexpr uint64_t kBlock = 512;
+
+uint64_t RoundUp(uint64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
+
+// Octal, zero-padded, NUL-terminated, in a field of `width` bytes; when the
+// value does not fit, GNU tar's base-256 (first byte 0x80, big-endian).
+void PutNumber(char* field, size_t width, uint64_t v) {
+  const uint64_t max_octal = (uint64_t{1} << (3 * (width - 1))) - 1;
+  if (v <= max_octal) {
+    std::snprintf(field, width, "%0*llo", static_cast<int>(width - 1), static_cast<unsigned long long>(v));
+    return;
+  }
+  std::memset(field, 0, width);
+  field[0] = static_cast<char>(0x80);
+  for (size_t i = width - 1; i > 0 && v > 0; --i, v >>= 8) field[i] = static_cast<char>(v & 0xFF);
+}
+
+const char kZeros[2 * kBlock] = {};
+
+}  // namespace
+
+// ---------------------------------------------------------------- BackupClient
+
+BackupClient::BackupClient(BackupRegion& region, engine::Env& env, std::function<void()> wake_writer,
+                           std::string data_dir, uint32_t slot, uint32_t generation)
+    : region_(region), env_(env), wake_writer_(std::move(wake_writer)), data_dir_(std::move(data_dir)), slot_(slot),
+      generation_(generation) {}
+
+engine::Result<uint32_t> BackupClient::Request(uint32_t token_prefix) {
+  for (uint32_t i = 0; i < kMaxBackups; ++i) {
+    BackupSlot& b = region_.slots[i];
+    uint32_t expected = static_cast<uint32_t>(BackupState::kFree);
+    if (!b.state.compare_exchange_strong(expected, static_cast<uint32_t>(BackupState::kClaimed))) continue;
+    b.slot.store(slot_, std::memory_order_relaxed);
+    b.token.store(EncodeTableToken(generation_, token_prefix, 0, i), std::memory_order_relaxed);
+    b.state.store(static_cast<uint32_t>(BackupState::kRequested), std::memory_order_release);
+    if (wake_writer_) wake_writer_();
+    return i;
+  }
+  return engine::Status::Busy("at most " + std::to_string(kMaxBackups) +
+                              " backups run at once; one of them must finish first");
+}
+
+BackupState BackupClient::State(uint32_t i) const {
+  return static_cast<BackupState>(region_.slots[i].state.load(std::memory_order_acquire));
+}
+
+engine::Status BackupClient::Failure(uint32_t i) const {
+  const auto code = static_cast<engine::Code>(region_.slots[i].error_code.load(std::memory_order_relaxed));
+  return engine::Status(code == engine::Code::kOk ? engine::Code::kIOError : code,
+                        "the writer could not take the backup's cut");
+}
+
+engine::DatabaseCut BackupClient::Cut(uint32_t i) const {
+  const BackupSlot& b = region_.slots[i];
+  engine::DatabaseCut cut;
+  cut.seed = b.seed.load(std::memory_order_relaxed);
+  cut.next_seq = b.next_seq.load(std::memory_order_relaxed);
+  cut.seq_high_water = b.seq_high_water.load(std::memory_order_relaxed);
+  const uint32_t n = std::min(b.file_count.load(std::memory_order_relaxed), kMaxBackupFiles);
+  for (uint32_t k = 0; k < n; ++k) {
+    engine::SegmentFileCut f;
+    f.id = b.files[k].id.load(std::memory_order_relaxed);
+    const uint32_t flags = b.files[k].flags.load(std::memory_order_relaxed);
+    f.active = (flags & kBackupFileActive) != 0;
+    f.missing = (flags & kBackupFileMissing) != 0;
+    f.bytes = b.files[k].bytes.load(std::memory_order_relaxed);
+    f.birth = b.files[k].birth.load(std::memory_order_relaxed);
+    cut.segments.push_back(f);
+  }
+  return cut;
+}
+
+void BackupClient::Release(uint32_t i) {
+  region_.slots[i].state.store(static_cast<uint32_t>(BackupState::kReleased), std::memory_order_release);
+  if (wake_writer_) wake_writer_();
+}
+
+// ---------------------------------------------------------------- TarBackupStream
+
+std::string TarBackupStream::TarHeader(const std::string& name, uint64_t size, uint64_t mtime_s) {
+  char h[kBlock] = {};
+  std::memcpy(h, name.data(), std::min<size_t>(name.size(), 100));
+  PutNumber(h + 100, 8, 0644);   // mode
+  PutNumber(h + 108, 8, 0);      // uid
+  PutNumber(h + 116, 8, 0);      // gid
+  PutNumber(h + 124, 12, size);  // size
+  PutNumber(h + 136, 12, mtime_s);
+  std::memset(h + 148, ' ', 8);  // the checksum counts its own field as spaces
+  h[156] = '0';                  // regular file
+  std::memcpy(h + 257, "ustar", 6);
+  std::memcpy(h + 263, "00", 2);
+  unsigned sum = 0;
+  for (size_t i = 0; i < kBlock; ++i) sum += static_cast<unsigned char>(h[i]);
+  std::snprintf(h + 148, 8, "%06o", sum);  // six digits, NUL, then the space already there
+  h[155] = ' ';
+  return std::string(h, kBlock);
+}
+
+TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s)
+    : client_(client), slot_(i), budget_(budget), mtime_s_(mtime_s) {
+  const engine::DatabaseCut cut = client.Cut(i);
+  Member manifest;
+  manifest.name = "MANIFEST";
+  manifest.inline_data = engine::EncodeCutManifest(cut);
+  manifest.bytes = manifest.inline_data.size();
+  members_.push_back(std::move(manifest));
+  for (const engine::SegmentFileCut& f : cut.segments) {
+    if (!f.missing) {  // a missing one stays missing in the copy (its MANIFEST entry and hint say so)
+      Member seg;
+      seg.name = engine::SegmentFileName(f.id);
+      seg.path = engine::JoinPath(client.data_dir(), seg.name);
+      seg.bytes = f.bytes;
+      members_.push_back(std::move(seg));
+    }
+    if (f.active) continue;  // its hint is still being written: an open rebuilds it
+    Member hint;
+    hint.name = engine::HintFileName(f.id);
+    hint.path = engine::JoinPath(client.data_dir(), hint.name);
+    auto size = client.env().FileSize(hint.path);
+    if (!size.ok()) continue;  // none (removed as damaged): an open scans the segment
+    hint.bytes = size.value();
+    members_.push_back(std::move(hint));
+  }
+  for (const Member& m : members_) total_bytes_ += kBlock + RoundUp(m.bytes);
+  total_bytes_ += 2 * kBlock;  // the end of the archive
+}
+
+TarBackupStream::~TarBackupStream() {
+  file_.reset();
+  if (reserved_) budget_.Release(kPieceBytes);
+  BackupRegion& r = client_.region();
+  (given_ == total_bytes_ ? r.finished : r.failed).fetch_add(1, std::memory_order_relaxed);
+  client_.Release(slot_);
+}
+
+bool TarBackupStream::Prime() {
+  if (!reserved_ && !budget_.TryReserve(kPieceBytes)) return false;
+  reserved_ = true;
+  buf_.reserve(kPieceBytes);
+  return true;
+}
+
+// Reads `want` bytes of m at offset_ into buf_; false when the file is
+// shorter than its cut, cannot be read, or the pin was dropped meanwhile.
+bool TarBackupStream::ReadMore(const Member& m, size_t want) {
+  buf_.resize(want);
+  if (m.path.empty()) {
+    std::memcpy(buf_.data(), m.inline_data.data() + offset_, want);
+    return true;
+  }
+  engine::Status s;
+  if (!file_) {
+    auto f = client_.env().OpenFile(m.path, engine::OpenMode::kRead);
+    if (f.ok()) file_ = std::move(f.value());
+    s = f.status();
+  }
+  size_t done = 0;
+  while (s.ok() && done < want) {
+    size_t got = 0;
+    s = file_->Read(offset_ + done, want - done, buf_.data() + done, &got);
+    if (s.ok() && got == 0) s = engine::Status::Corruption("shorter than at the backup's cut");
+    done += got;
+  }
+  if (!s.ok()) {
+    KINGX_LOG_ERROR("backup: %s cannot be read (the archive is cut short): %s", m.name.c_str(),
+                    s.ToString().c_str());
+    return false;
+  }
+  if (client_.State(slot_) != BackupState::kCut) {
+    KINGX_LOG_ERROR("backup: the writer dropped this backup's pin (--backup-max-ms): the archive is cut short");
+    return false;
+  }
+  return true;
+}
+
+http::BodyStream::Pull TarBackupStream::Next(std::string_view* piece) {
+  if (!reserved_ && !Prime()) return Pull::kError;  // the Connection calls Next only after Prime succeeded
+  for (;;) {
+    if (phase_ == 4) return Pull::kError;  // never asked past stream_length
+    if (phase_ == 3) {
+      *piece = std::string_view(kZeros, 2 * kBlock);
+      phase_ = 4;
+      break;
+    }
+    if (index_ == members_.size()) {
+      phase_ = 3;
+      continue;
+    }
+    const Member& m = members_[index_];
+    if (phase_ == 0) {
+      buf_ = TarHeader(m.name, m.bytes, mtime_s_);
+      *piece = buf_;
+      phase_ = 1;
+      offset_ = 0;
+      break;
+    }
+    if (phase_ == 1) {
+      if (offset_ == m.bytes) {
+        phase_ = 2;
+        continue;
+      }
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(kPieceBytes, m.bytes - offset_));
+      if (!ReadMore(m, want)) return Pull::kError;
+      offset_ += want;
+      *piece = buf_;
+      break;
+    }
+    // phase_ == 2: padding to the block, then the next member.
+    const uint64_t pad = RoundUp(m.bytes) - m.bytes;
+    ++index_;
+    phase_ = 0;
+    file_.reset();
+    if (pad > 0) {
+      *piece = std::string_view(kZeros, static_cast<size_t>(pad));
+      break;
+    }
+  }
+  given_ += piece->size();
+  client_.region().bytes_sent.fetch_add(piece->size(), std::memory_order_relaxed);
+  return Pull::kPiece;
+}
+
+}  // namespace kingx

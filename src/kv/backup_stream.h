@@ -1,0 +1,137 @@
+// The body of GET /admin/backup and the worker's side of the backup slots.
+//
+// BackupClient asks the writer for a point-in-time cut through a backup slot
+// (src/ipc/backup_slots.h) and gives the slot back; one per worker process,
+// any thread (every step is an atomic on the shared slot).
+//
+// TarBackupStream is the archive (POSIX ustar, as GNU tar reads it) of one
+// cut, produced piece by piece while it is sent (http::BodyStream). Members,
+// in order: "MANIFEST" (engine::EncodeCutManifest: the cut's segments with
+// their births, the seed, the seq high-water mark), then for each segment of
+// the cut, ascending id, "seg-NNNNNNNN.kxd" (sealed segments whole, the
+// active one exactly up to its size at the cut) and, for a sealed segment
+// that has one, its "seg-NNNNNNNN.hint" (immutable once sealed). A segment
+// the MANIFEST lists whose file is gone stays so in the copy (entry and hint,
+// no file: the copy reports the same damage as the original). Not in it:
+// LOCK, staging files, the active segment's hint (an open rebuilds it from
+// the scan) and keys/ (derived: an open rebuilds the sorted key view).
+// `tar -x` of it into an empty directory gives a data directory that kingx
+// and kingx-tool open as is.
+//
+// Memory: one piece buffer (kPieceBytes) reserved in the worker's response
+// budget (--response-buffer-bytes) by Prime, before anything is answered,
+// and given back when the stream is destroyed. The Connection asks for the
+// next piece only once the previous one was written whole, so a slow client
+// holds one piece, never more.
+//
+// Consistency: every read of a file is followed by a check that the slot is
+// still kCut (pinned): a read that raced with the writer dropping the pin
+// (--backup-max-ms) ends the stream (kError: the client gets a short
+// archive, which tar reports) instead of sending bytes of another file.
+//
+// Lifetime: the Connection owns the stream (through the Response); the
+// destructor releases the slot (the writer then unpins at once) and counts
+// the backup as finished (every byte handed out) or failed.
+// Errors: a file that cannot be read whole is logged (error level) and ends
+// the stream; nothing else fails once the response has started.
+// Threading: the Connection's thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/env.h"
+#include "engine/status.h"
+#include "engine/writer.h"
+#include "http/response.h"
+#include "src/ipc/backup_slots.h"
+#include "src/kv/byte_budget.h"
+
+namespace kingx {
+
+class BackupClient {
+ public:
+  // region: the shared backup slots; env: reads the cut's files (must
+  // outlive the client); wake_writer makes the writer look at the slots now
+  // (WriteQueue::Wake); slot/generation: this worker's (tokens).
+  BackupClient(BackupRegion& region, engine::Env& env, std::function<void()> wake_writer, std::string data_dir,
+               uint32_t slot, uint32_t generation);
+
+  // Claims a free backup slot and asks the writer for a cut; the writer's
+  // Completion (reason kBackupCut) carries a token with this prefix (the
+  // thread model routes it) whose table index is the returned slot number.
+  // kBusy when kMaxBackups backups are in progress.
+  engine::Result<uint32_t> Request(uint32_t token_prefix);
+  BackupState State(uint32_t i) const;
+  // The writer's error when State(i) is kFailed.
+  engine::Status Failure(uint32_t i) const;
+  // The cut the writer published (State(i) is kCut).
+  engine::DatabaseCut Cut(uint32_t i) const;
+  // Gives the slot back (any state this worker holds) and wakes the writer.
+  void Release(uint32_t i);
+
+  BackupRegion& region() { return region_; }
+  engine::Env& env() { return env_; }
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  BackupRegion& region_;
+  engine::Env& env_;
+  std::function<void()> wake_writer_;
+  const std::string data_dir_;
+  const uint32_t slot_;
+  const uint32_t generation_;
+};
+
+class TarBackupStream final : public http::BodyStream {
+ public:
+  static constexpr size_t kPieceBytes = 64 * 1024;
+
+  // The archive of the cut held in backup slot `i` (State(i) == kCut).
+  // client and budget must outlive the stream. Sizes of hint files are taken
+  // now (a sealed segment's hint never changes while pinned).
+  TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s);
+  ~TarBackupStream() override;
+  TarBackupStream(const TarBackupStream&) = delete;
+  TarBackupStream& operator=(const TarBackupStream&) = delete;
+
+  // Reserves the piece buffer in the budget; false (nothing reserved) when
+  // the budget has no room for it.
+  bool Prime();
+
+  Pull Next(std::string_view* piece) override;
+
+  // Bytes of the whole archive (Content-Length).
+  uint64_t length() const { return total_bytes_; }
+
+  // One ustar header block (512 bytes) for a regular file; exposed for tests.
+  static std::string TarHeader(const std::string& name, uint64_t size, uint64_t mtime_s);
+
+ private:
+  struct Member {
+    std::string name;
+    std::string path;         // empty: `inline_data` is the content
+    std::string inline_data;
+    uint64_t bytes = 0;
+  };
+  bool ReadMore(const Member& m, size_t want);
+
+  BackupClient& client_;
+  const uint32_t slot_;
+  ByteBudget& budget_;
+  const uint64_t mtime_s_;
+  bool reserved_ = false;
+  std::vector<Member> members_;
+  uint64_t total_bytes_ = 0;
+  uint64_t given_ = 0;      // bytes handed out so far
+  size_t index_ = 0;        // current member
+  int phase_ = 0;           // 0 header, 1 data, 2 padding, 3 end blocks, 4 done
+  uint64_t offset_ = 0;     // bytes of the current member's data handed out
+  std::unique_ptr<engine::File> file_;  // the current member's file, open while it is read
+  std::string buf_;         // the piece being sent
+};
+
+}  // namespace kingx

@@ -1,0 +1,452 @@
+"""Online backup (GET /admin/backup) against the real binary: a tar stream of
+a point-in-time cut taken while the server keeps serving a mixed load.
+
+Oracle (research/reliability.md §4.2, one writer per key): the cut's first
+seq after it comes back in Kingx-Backup-Next-Seq. For each key, the restored
+state must be the state after one of the key's operations, and:
+  - every operation acknowledged before the backup request was sent is in it
+    (the restored state is not older than the last such operation);
+  - nothing sent after the response head arrived is in it;
+  - exact for acknowledged PUTs: a PUT whose ETag is at or above the cut is
+    not in it, one below the cut is (unless a later op below the cut
+    replaced it).
+Values on both sides of the 1 MiB large-value threshold. The restored
+directory is checked by `kingx-tool verify` (exit 0) and served by kingx.
+
+Also: a backup while compaction deletes segments (the pinned files stay and
+are reclaimed after), a client that goes away mid-stream (its pin released
+at once), a slow client within --response-buffer-bytes, a pin held past
+--backup-max-ms (cut off), the admin listener only.
+
+    KINGX_BIN=build/src/kingx KINGX_TOOL_BIN=build/engine/tool/kingx-tool \
+        python3 tests/blackbox/test_backup.py [--model threads ...]
+"""
+
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+
+from kingx_harness import (ABSENT, Conn, ConnectionClosed, Server, TestFailure, check, free_port, http, key_path,
+                           make_value, parse_etag, run_cases)
+
+MODEL_ARGS = sys.argv[1:]
+S = None
+ADMIN = None
+TOOL = os.environ.get("KINGX_TOOL_BIN", "")
+WORK = tempfile.mkdtemp(prefix="kingx-backup-test-")
+LARGE = (1 << 20) + 4096  # above the large-value threshold (1 MiB): a segment of its own
+
+
+def metric(port, name):
+    body = http(port, "GET", "/metrics").body.decode()
+    m = re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % re.escape(name), body, re.M)
+    check(m is not None, f"/metrics has no {name}")
+    return float(m.group(1))
+
+
+def wait_for(cond, what, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise TestFailure(f"timed out waiting for {what}")
+
+
+def open_backup(admin_port):
+    """Sends GET /admin/backup; returns (socket, t_sent, t_head, status, headers, first body bytes)."""
+    sock = socket.create_connection(("127.0.0.1", admin_port), timeout=60)
+    t_sent = time.monotonic()
+    sock.sendall(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = sock.recv(65536)
+        if not d:
+            raise TestFailure("connection closed before the response head")
+        buf += d
+    t_head = time.monotonic()
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return sock, t_sent, t_head, status, headers, rest
+
+
+def fetch_backup(path, admin_port=None, slow_s=0.0, midway=None):
+    """The whole backup into `path`. slow_s: spread the reading over about
+    that many seconds (the cut stays pinned meanwhile); midway: called once
+    half of the body was read. Returns (t_sent, t_head, headers)."""
+    sock, t_sent, t_head, status, headers, rest = open_backup(admin_port or ADMIN)
+    if status != 200:
+        sock.close()
+        raise TestFailure(f"backup answered {status}: {headers} {rest[:300]!r}")
+    length = int(headers["content-length"])
+    got = len(rest)
+    pause = slow_s / max(1, length // 65536)
+    with open(path, "wb") as f:
+        f.write(rest)
+        while got < length:
+            d = sock.recv(65536)
+            if not d:
+                break
+            f.write(d)
+            got += len(d)
+            if midway is not None and got >= length // 2:
+                midway()
+                midway = None
+            if pause:
+                time.sleep(pause)
+    sock.close()
+    check(got == length, f"backup body: {got} of {length} bytes")
+    return t_sent, t_head, headers
+
+
+def restore(tar_path):
+    d = tempfile.mkdtemp(prefix="restore-", dir=WORK)
+    r = subprocess.run(["tar", "-xf", tar_path, "-C", d], capture_output=True, timeout=120)
+    check(r.returncode == 0, f"tar -x: {r.stderr!r}")
+    names = sorted(os.listdir(d))
+    check("LOCK" not in names and "keys" not in names, f"the backup holds {names}")
+    check("MANIFEST" in names and any(n.endswith(".kxd") for n in names), f"the backup holds {names}")
+    return d
+
+
+def verify(d):
+    if not TOOL:
+        return
+    r = subprocess.run([TOOL, "--data", d, "verify"], capture_output=True, timeout=300)
+    check(r.returncode == 0, f"kingx-tool verify of the restored copy: exit {r.returncode}: "
+                             f"{(r.stdout + r.stderr)[-800:]!r}")
+
+
+class Writer(threading.Thread):
+    """One client that owns its keys: PUTs (small and large values) and
+    DELETEs in sequence, recording for each op kind, value, ETag seq, time
+    sent and time acknowledged (None: no acknowledgment)."""
+
+    def __init__(self, n, keys, stop):
+        super().__init__(daemon=True)
+        self.n, self.keys, self.stop = n, keys, stop
+        self.rng = random.Random(100 + n)
+        self.ops = {k: [] for k in keys}
+        self.errors = []
+
+    def run(self):
+        seq = 0
+        try:
+            with Conn(S.port, timeout=60) as c:
+                for _ in range(100000):  # bounded; stop ends it first
+                    if self.stop.is_set():
+                        break
+                    k = self.rng.choice(self.keys)
+                    seq += 1
+                    rec = {"t_sent": time.monotonic(), "t_ack": None, "etag": None}
+                    self.ops[k].append(rec)
+                    if self.rng.random() < 0.2:
+                        rec["kind"], rec["value"] = "delete", ABSENT
+                        r = c.request("DELETE", key_path(k))
+                        if r.status in (204, 404):
+                            rec["t_ack"] = time.monotonic()
+                    else:
+                        size = LARGE if self.rng.random() < 0.04 else self.rng.choice([10, 300, 3000, 40000])
+                        v = make_value(k.encode(), self.n, seq, self.rng, total=size)
+                        rec["kind"], rec["value"] = "put", v
+                        r = c.request("PUT", key_path(k), v)
+                        if r.status in (201, 204):
+                            rec["t_ack"] = time.monotonic()
+                            rec["etag"] = parse_etag(r.header("ETag"))
+                    if rec["t_ack"] is None:
+                        self.errors.append(f"{k!r}: {r!r}")
+                        return
+        except (OSError, ConnectionClosed, TestFailure) as e:
+            self.errors.append(repr(e))
+
+
+def check_restored(restored_port, writers, t_sent, t_head, cut_seq):
+    checked = 0
+    with Conn(restored_port, timeout=60) as c:
+        for w in writers:
+            for k, ops in w.ops.items():
+                r = c.request("GET", key_path(k))
+                check(r.status in (200, 404), f"GET {k!r} on the restored copy: {r!r}")
+                got = r.body if r.status == 200 else ABSENT
+                lo = -1  # the last op acknowledged before the request was sent
+                for i, op in enumerate(ops):
+                    if op["t_ack"] is not None and op["t_ack"] < t_sent:
+                        lo = i
+                hi = len(ops) - 1  # the last op sent before the head arrived
+                for i, op in enumerate(ops):
+                    if op["t_sent"] > t_head:
+                        hi = i - 1
+                        break
+                allowed = []
+                for j in range(lo, hi + 1):  # j = -1: before the key's first op (absent)
+                    op = ops[j] if j >= 0 else None
+                    if op is not None and op["kind"] == "put" and op["etag"] >= cut_seq:
+                        continue  # written after the cut
+                    nxt = ops[j + 1] if j + 1 < len(ops) else None
+                    if nxt is not None and nxt["kind"] == "put" and nxt["etag"] is not None and nxt["etag"] < cut_seq:
+                        continue  # replaced before the cut
+                    allowed.append((j, ABSENT if op is None else op["value"]))
+                check(any(v == got for _, v in allowed),
+                      f"{k!r}: restored {'ABSENT' if got is None else got[:40]!r} is not the state at the cut "
+                      f"(seq {cut_seq}); allowed ops {[j for j, _ in allowed]} of {len(ops)} "
+                      f"(acked before the request up to #{lo}, sent before the head up to #{hi})")
+                if r.status == 200:
+                    check(parse_etag(r.header("ETag")) < cut_seq, f"{k!r}: restored ETag at or above the cut")
+                checked += 1
+    return checked
+
+
+def segment_names(d):
+    return {n for n in os.listdir(d) if n.endswith(".kxd")}
+
+
+def backup_under_load(name, compaction=False):
+    stop = threading.Event()
+    writers = [Writer(n, [f"{name}-{n}-{i}" for i in range(30)], stop) for n in range(3)]
+    for w in writers:
+        w.start()
+    compact_stop = threading.Event()
+
+    def compactor():
+        for _ in range(2000):
+            if compact_stop.is_set():
+                break
+            http(ADMIN, "POST", "/admin/compact", b"")
+            time.sleep(0.05)
+
+    ct = threading.Thread(target=compactor, daemon=True) if compaction else None
+    tar_path = os.path.join(WORK, f"{name}.tar")
+    try:
+        time.sleep(2.0)
+        if ct:
+            ct.start()
+            time.sleep(1.0)
+        seen = {}
+
+        def midway():  # the live directory while the cut is pinned (pins checked after the listing)
+            seen["names"] = segment_names(S.data_dir)
+            seen["pins"] = metric(ADMIN, "kingx_backup_pins")
+        t_sent, t_head, headers = fetch_backup(tar_path, slow_s=3.0 if compaction else 0.0,
+                                               midway=midway if compaction else None)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        compact_stop.set()
+        for w in writers:
+            w.join(60)
+        if ct:
+            ct.join(60)
+    for w in writers:
+        check(not w.errors, f"writer {w.n}: {w.errors[:3]}")
+    cut_seq = int(headers["kingx-backup-next-seq"])
+    check(headers.get("content-type") == "application/x-tar", f"{headers}")
+    with tarfile.open(tar_path) as t:  # Python's reader agrees with GNU tar's on the archive
+        names = [m.name for m in t.getmembers()]
+    check(names[0] == "MANIFEST", f"members {names[:5]}")
+    d = restore(tar_path)
+    verify(d)
+    if compaction and seen.get("pins", 0) >= 1:
+        kept = segment_names(d)
+        check(kept <= seen["names"], f"segments of the cut deleted while it was pinned: {sorted(kept - seen['names'])}")
+    restored = Server(["--admin-listen", f"127.0.0.1:{free_port()}"] + MODEL_ARGS, data_dir=d)
+    try:
+        restored.start()
+        n = check_restored(restored.port, writers, t_sent, t_head, cut_seq)
+        check(n == 90, f"checked {n} keys")
+        # The copy goes on from the cut: a new write's ETag is above every copied one.
+        r = http(restored.port, "PUT", key_path("after-restore"), b"x")
+        check(r.status == 201 and parse_etag(r.header("ETag")) >= cut_seq, f"{r!r}")
+    finally:
+        restored.cleanup()
+    verify(d)
+    return tar_path
+
+
+def test_backup_is_on_the_admin_listener_only():
+    r = http(S.port, "GET", "/admin/backup")
+    check(r.status == 404, f"main listener: {r!r}")
+    r = http(ADMIN, "HEAD", "/admin/backup")
+    check(r.status == 405 and r.header("Allow") == "GET", f"{r!r}")
+
+
+def test_backup_under_a_mixed_load_holds_exactly_the_writes_before_its_cut():
+    stop = threading.Event()
+
+    def reader():
+        with Conn(S.port) as c:
+            for _ in range(100000):
+                if stop.is_set():
+                    break
+                c.request("GET", key_path("mixed-0-%d" % random.randrange(30)))
+
+    readers = [threading.Thread(target=reader, daemon=True) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        started = metric(ADMIN, "kingx_backups_started_total")
+        backup_under_load("mixed")
+        check(metric(ADMIN, "kingx_backups_started_total") == started + 1, "started counter")
+        wait_for(lambda: metric(ADMIN, "kingx_backup_pins") == 0, "the pin to go")
+    finally:
+        stop.set()
+        for t in readers:
+            t.join(30)
+
+
+def test_backup_while_compaction_runs_keeps_its_files_until_it_ends():
+    tar_path = backup_under_load("compacting", compaction=True)
+    with tarfile.open(tar_path) as t:
+        cut = {m.name for m in t.getmembers() if m.name.endswith(".kxd")}
+    # The pin is gone: compaction deletes (dead) files the backup held.
+    wait_for(lambda: metric(ADMIN, "kingx_backup_pins") == 0, "the pin to go")
+    rng = random.Random(9)
+
+    def reclaimed():
+        for i in range(30):
+            http(S.port, "PUT", key_path(f"churn-{i}"), rng.randbytes(20000))
+        http(ADMIN, "POST", "/admin/compact", b"")
+        return not cut <= segment_names(S.data_dir)
+    wait_for(reclaimed, "compaction to delete a segment of the cut once unpinned", timeout=120)
+
+
+def test_a_client_that_goes_away_mid_backup_releases_its_pin_at_once():
+    failed = metric(ADMIN, "kingx_backups_failed_total")
+    for _ in range(6):  # more than the backup slots: each one must be given back
+        sock, _, _, status, headers, _ = open_backup(ADMIN)
+        check(status == 200, f"backup answered {status}")
+        check(metric(ADMIN, "kingx_backup_pins") >= 1, "no pin while a backup streams")
+        sock.close()
+        wait_for(lambda: metric(ADMIN, "kingx_backup_pins") == 0, "the pin of a closed backup to go", timeout=10)
+    check(metric(ADMIN, "kingx_backups_failed_total") >= failed + 6, "failed counter")
+    fetch_backup(os.path.join(WORK, "after-abandoned.tar"))
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_a_client_that_does_not_read_costs_the_server_no_memory():
+    # The archive is produced piece by piece as the socket takes it: a client
+    # that reads nothing holds the rest back in the files, not in the worker.
+    admin = free_port()
+    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--segment-bytes", "4M"] + MODEL_ARGS)
+    try:
+        srv.start()
+        rng = random.Random(5)
+        for i in range(64):
+            r = http(srv.port, "PUT", key_path(f"slow-{i}"), rng.randbytes(500000))
+            check(r.status == 201, f"{r!r}")
+        worker = srv.workers()[0]
+        rss_before = rss_kb(worker)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connect: a small window
+        sock.settimeout(60)
+        sock.connect(("127.0.0.1", admin))
+        sock.sendall(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\n\r\n")
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = sock.recv(4096)
+            check(d, "closed before the head")
+            buf += d
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200"), f"{head[:100]!r}")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        check(length > 30_000_000, f"archive of {length} bytes")
+        # Wait (bounded) until the server stops handing out bytes: the socket is full.
+        last, stable = -1, 0
+        for _ in range(200):
+            sent = metric(srv.port, "kingx_backup_bytes_sent_total")
+            stable = stable + 1 if sent == last else 0
+            if stable >= 5:
+                break
+            last = sent
+            time.sleep(0.05)
+        check(sent < length // 4, f"{sent} of {length} archive bytes produced for a client that read nothing")
+        grown = rss_kb(worker) - rss_before
+        check(grown < 16 * 1024, f"worker RSS grew by {grown} KiB while a {length}-byte backup waited")
+        check(metric(srv.port, "kingx_backup_pins") == 1, "the waiting backup holds its pin")
+        # It reads the rest slowly and gets the whole archive.
+        got = len(rest)
+        with open(os.path.join(WORK, "slow.tar"), "wb") as f:
+            f.write(rest)
+            for _ in range(1000000):
+                if got >= length:
+                    break
+                d = sock.recv(65536)
+                if not d:
+                    break
+                f.write(d)
+                got += len(d)
+        sock.close()
+        check(got == length, f"slow backup: {got} of {length}")
+        verify(restore(os.path.join(WORK, "slow.tar")))
+    finally:
+        srv.cleanup()
+
+
+def test_a_pin_held_past_backup_max_ms_is_cut_off():
+    admin = free_port()
+    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--backup-max-ms", "1000",
+                  "--segment-bytes", "1M"] + MODEL_ARGS)
+    try:
+        srv.start()
+        rng = random.Random(6)
+        for i in range(100):
+            r = http(srv.port, "PUT", key_path(f"cut-{i}"), rng.randbytes(300000))
+            check(r.status == 201, f"{r!r}")
+        sock, _, _, status, headers, rest = open_backup(admin)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        check(status == 200, f"backup: {status}")
+        length = int(headers["content-length"])
+        # The client stops reading: the cut stays pinned until --backup-max-ms.
+        wait_for(lambda: metric(srv.port, "kingx_backups_cut_off_total") == 1, "the cut-off", timeout=20)
+        check(metric(srv.port, "kingx_backup_pins") == 0, "pin still held after the cut-off")
+        check("--backup-max-ms" in srv.logs(), "the cut-off is not logged")
+        got = len(rest)
+        for _ in range(100000):
+            try:
+                d = sock.recv(65536)
+            except OSError:
+                break
+            if not d:
+                break
+            got += len(d)
+        sock.close()
+        check(got < length, f"a cut-off backup sent its whole archive ({got} bytes)")
+        check(srv.answers(), "server alive")
+        fetch_backup(os.path.join(WORK, "after-cutoff.tar"), admin_port=admin)
+    finally:
+        srv.cleanup()
+
+
+def main():
+    global S, ADMIN
+    ADMIN = free_port()
+    S = Server(["--workers", "2", "--segment-bytes", "1M", "--compaction-dead-ratio", "0.3",
+                "--admin-listen", f"127.0.0.1:{ADMIN}"] + MODEL_ARGS)
+    try:
+        S.start()
+        cases = [(n[5:], f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
+        return run_cases("online backup " + " ".join(MODEL_ARGS), cases, S)
+    finally:
+        S.cleanup()
+        if os.environ.get("KINGX_KEEP") != "1":
+            shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
