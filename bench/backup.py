@@ -2,14 +2,15 @@
 """Cost of an online backup (GET /admin/backup) while kingx serves.
 
     bench/backup.py --kingx build/src/kingx [--keys 20000] [--value-bytes 4096]
-        [--seconds 5] [--rounds 3] [--clients 4] [--out bench/results/DATE-backup]
+        [--seconds 5] [--rounds 3] [--clients 4] [--backup-mb-s 0] [--out bench/results/DATE-backup]
 
 One server (2 workers, sync=always, --admin-listen), filled with --keys keys
 of --value-bytes random bytes. Each round runs the same closed-loop load
 twice, in alternating order: GET clients and PUT clients (half each,
 keep-alive, Python's http.client, random keys of the filled set) for
 --seconds, once alone and once while backups are taken back to back (each
-archive read at full speed and thrown away). Reported, per round and as
+archive read at full speed, or at --backup-mb-s MB/s like a copy to another
+machine, and thrown away). Reported, per round and as
 the median of the rounds:
   - GET and PUT requests/s during backups as ratios to the run without;
   - the longest PUT latency in each run;
@@ -101,8 +102,9 @@ def client(port, kind, keys, value_bytes, stop, out):
     out.append((kind, done, worst))
 
 
-def backups(admin, stop, out):
+def backups(admin, stop, out, mb_s):
     n = total = 0
+    t0 = time.monotonic()
     for _ in range(100000):
         if stop.is_set():
             break
@@ -114,6 +116,12 @@ def backups(admin, stop, out):
             if not d:
                 break
             total += len(d)
+            if mb_s > 0:  # pace the reader: the server only sends what the socket takes
+                ahead = total / (mb_s * 1e6) - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if stop.is_set():
+                break
         c.close()
         n += 1
     out.append((n, total))
@@ -125,7 +133,7 @@ def run_load(port, admin, args, with_backup):
     threads = [threading.Thread(target=client, args=(port, "get" if i % 2 == 0 else "put", args.keys,
                                                      args.value_bytes, stop, out)) for i in range(args.clients)]
     if with_backup:
-        threads.append(threading.Thread(target=backups, args=(admin, stop, bout)))
+        threads.append(threading.Thread(target=backups, args=(admin, stop, bout, args.backup_mb_s)))
     for t in threads:
         t.start()
     time.sleep(args.seconds)
@@ -154,6 +162,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--backup-mb-s", type=float, default=0.0, help="read backups at this rate (0: full speed)")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
 
@@ -188,7 +197,7 @@ def main():
 
     result = {
         "command": " ".join(sys.argv), "cpus": os.cpu_count(), "load_avg_end": os.getloadavg(),
-        "keys": args.keys, "value_bytes": args.value_bytes, "clients": args.clients, "seconds": args.seconds,
+        "keys": args.keys, "value_bytes": args.value_bytes, "backup_mb_s": args.backup_mb_s, "clients": args.clients, "seconds": args.seconds,
         "rounds": rounds,
         "median_get_ratio": median([r["get_ratio"] for r in rounds]),
         "median_put_ratio": median([r["put_ratio"] for r in rounds]),

@@ -108,7 +108,7 @@ bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickO
 }
 
 uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes) {
-  return std::min(segment_bytes / 4, std::max<uint64_t>(live_bytes, 1 << 20));
+  return std::min(segment_bytes / 4, std::max<uint64_t>(live_bytes / 2, 1 << 20));
 }
 
 bool FinishOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes, uint64_t segment_bytes) {

@@ -80,9 +80,11 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
 bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickOptions& options);
 
 // The min_bytes of SealActiveFirst for a database holding live_bytes: a
-// quarter of segment_bytes, lowered to the database's live bytes (not below
-// 1 MiB), so that the dead records of the active segment never hold more
-// than about the live data however large segments are.
+// quarter of segment_bytes, lowered to half the database's live bytes (not
+// below 1 MiB), so that the dead records of the active segment stay under
+// about half the live data however large segments are (with the sealed
+// segments' max_dead_fraction, the directory stays under twice the live data
+// when compaction keeps up).
 uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes);
 
 // Whether a pass finishes (publishes, installs) its output after an input,

@@ -11,13 +11,13 @@
 // returned); after Consume, gather the rest.
 //
 // Memory: heads and small copied bodies share blocks of kBlockBytes (a
-// larger piece gets a block of its own size, freed once sent); a block is reused from its start once
-// everything is sent and nothing references it. The block, the chunk list
-// and their bookkeeping live in one heap object that the queue holds only
-// while it has output: ReleaseIdle gives it, with its block and chunk list,
-// to the calling thread's spare list (spare_list.h), where the next queue
-// that needs one on this thread takes it. An idle queue is two words and
-// holds no heap memory.
+// larger piece gets a block of its own size, freed once sent); a block is
+// reused from its start once everything is sent and nothing references it.
+// The block, the chunk list and their bookkeeping live in one heap object
+// that the queue holds only while it has output: ReleaseIdle gives it, with
+// its block and chunk list, to the calling thread's spare list
+// (spare_list.h), where the next queue that needs one on this thread takes
+// it. An idle queue is two words and holds no heap memory.
 //
 // Threading: the owning Connection's thread. Nothing here blocks or throws
 // (other than std::bad_alloc).

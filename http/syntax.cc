@@ -1,9 +1,38 @@
 // Request syntax helpers (see syntax.h).
 #include "http/syntax.h"
 
+#include <array>
 #include <cstddef>
 
 namespace kingx::http {
+namespace {
+
+// Byte classes, looked up once per byte on the request path.
+constexpr bool TcharRule(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+// A Host byte that needs no further look: not a separator ValidHost tracks
+// ('.', ':', '[', ']') and not one it refuses ('/', controls, SP, DEL).
+constexpr bool HostPlainRule(unsigned char c) {
+  return c > 0x20 && c != 0x7f && c != '/' && c != '.' && c != ':' && c != '[' && c != ']';
+}
+template <bool (*Rule)(unsigned char)>
+constexpr std::array<bool, 256> Table() {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<size_t>(c)] = Rule(static_cast<unsigned char>(c));
+  return t;
+}
+constexpr std::array<bool, 256> kTchar = Table<TcharRule>();
+constexpr std::array<bool, 256> kHostPlain = Table<HostPlainRule>();
+
+}  // namespace
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -16,16 +45,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool IsTchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+bool IsTchar(unsigned char c) { return kTchar[c]; }
 
 bool IsMethodChar(char c) { return (c >= 'A' && c <= 'Z') || c == '_' || c == '-'; }
 
@@ -41,6 +61,7 @@ bool ValidHost(std::string_view h) {
   size_t host_len = h.size();  // the host without ":port"
   for (size_t i = 0; i < h.size(); ++i) {
     const auto c = static_cast<unsigned char>(h[i]);
+    if (kHostPlain[c]) continue;
     switch (c) {
       case '.':
         if (i > 0 && dot_pos == i - 1) return false;

@@ -255,17 +255,19 @@ TEST_CASE("small sealed segments holding a segment's worth of live bytes are mer
   CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{5, 1, 2, 3});
 }
 
-TEST_CASE("the active segment is sealed once its dead records outweigh the live data, however large segments are",
+TEST_CASE("the active segment is sealed once it holds half the live data and is half dead, however large "
+          "segments are",
           "[engine][compaction_policy]") {
   constexpr uint64_t kSeg = 256 * kMiB;
-  // 7 MiB live in the database: the minimum follows it, not a quarter of 256 MiB.
-  CHECK(ActiveSealMinBytes(kSeg, 7 * kMiB) == 7 * kMiB);
+  // 8 MiB live in the database: the minimum follows it, not a quarter of 256 MiB.
+  CHECK(ActiveSealMinBytes(kSeg, 8 * kMiB) == 4 * kMiB);
   CHECK(ActiveSealMinBytes(kSeg, 1000 * kMiB) == kSeg / 4);
   CHECK(ActiveSealMinBytes(kSeg, 0) == kMiB);
   CHECK(ActiveSealMinBytes(64 << 10, 0) == 16 << 10);
   PickOptions o = ThresholdOnly();
-  CHECK(SealActiveFirst(Seg(9, 4 * kMiB, 8 * kMiB, true), ActiveSealMinBytes(kSeg, 7 * kMiB), o));
-  CHECK_FALSE(SealActiveFirst(Seg(9, 1 * kMiB, 4 * kMiB, true), ActiveSealMinBytes(kSeg, 7 * kMiB), o));
+  CHECK(SealActiveFirst(Seg(9, 2 * kMiB, 3 * kMiB, true), ActiveSealMinBytes(kSeg, 8 * kMiB), o));
+  CHECK_FALSE(SealActiveFirst(Seg(9, 1 * kMiB, 2 * kMiB, true), ActiveSealMinBytes(kSeg, 8 * kMiB), o));
+  CHECK_FALSE(SealActiveFirst(Seg(9, 3 * kMiB, 2 * kMiB, true), ActiveSealMinBytes(kSeg, 8 * kMiB), o));
 }
 
 TEST_CASE("an output is finished after an input once the inputs waiting on it are worth it",
