@@ -647,6 +647,7 @@ Status Compactor::RunOnce(PassReport* report) {
   if (report == nullptr) report = &local;
   *report = PassReport{};
   if (state_->stop.load(std::memory_order_relaxed)) return Status::Busy("compaction stopped");
+  if (writer_.impl_->options_.read_only) return Status::ReadOnly("the database was opened read-only");
   const auto start = Clock::now();
   Pass pass(*writer_.impl_, options_, *state_, report);
   Status s = pass.Run();

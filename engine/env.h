@@ -79,7 +79,7 @@ struct SpaceInfo {
   uint64_t free_bytes = 0;   // bytes an unprivileged process may still allocate (f_bavail)
 };
 
-// A held flock(LOCK_EX) on a LOCK file; released by the destructor.
+// A held flock (LockFile, LockExisting); released by the destructor.
 class FileLock {
  public:
   virtual ~FileLock() = default;
@@ -112,6 +112,11 @@ class Env {
   // Takes flock(LOCK_EX | LOCK_NB) on path (created if missing). kBusy when
   // another open file description (another process) holds it.
   virtual Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
+  // Takes flock(LOCK_SH | LOCK_NB) (shared) or flock(LOCK_EX | LOCK_NB) on
+  // an existing file or directory opened O_RDONLY: nothing is created and no
+  // byte or time stamp changes. kNotFound when path does not exist; kBusy
+  // when another open file description holds a conflicting lock.
+  virtual Result<std::unique_ptr<FileLock>> LockExisting(const std::string& path, bool shared) = 0;
   // Maps path read-only with at least map_bytes bytes of address space (at
   // least the file's size). kNotFound when the file does not exist.
   virtual Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) = 0;

@@ -387,6 +387,13 @@ Status Writer::StartKeyspace(const KeyspaceRegion& region, const KeyspaceOptions
   Impl& w = *impl_;
   if (w.keyspace_) return Status::InvalidArgument("the keyspace is already started");
   KeyspaceOptions o = options;
+  if (w.options_.read_only) {
+    // The view's runs are written as it is built: never into a read-only database.
+    const bool inside = o.dir == w.dir_ || o.dir.starts_with(w.dir_ + "/");
+    if (o.persist || inside)
+      return Status::InvalidArgument("a read-only database keeps its sorted key view in a scratch directory "
+                                     "outside it (persist = false): " + o.dir);
+  }
   if (!o.log) o.log = w.options_.log;
   auto ks = Keyspace::Open(w, region, o);
   if (!ks.ok()) return ks.status();

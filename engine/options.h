@@ -60,6 +60,14 @@ struct Options {
   // Writer::Open and kingx-tool take the data directory's LOCK file (flock).
   // The server's master holds the LOCK itself and sets this to false for the writer.
   bool take_lock = true;
+  // Open without changing a byte or a time stamp of the directory (a backup,
+  // a snapshot, a copy): the directory must exist; the lock is the shared
+  // one (engine/data_dir_lock.h); recovery only reads (no staging file,
+  // orphan hint or finished deletion removed, no torn tail cut, no hint or
+  // MANIFEST written, no segment created). Every write, sync and compaction
+  // pass returns kReadOnly. The sorted key view needs a directory outside
+  // this one (KeyspaceOptions::dir, persist = false).
+  bool read_only = false;
   // Receives recovery notes (one line, no newline). Called on the thread that
   // runs Writer::Open / Reader::Get. May be empty (discarded).
   std::function<void(const std::string& line)> log;

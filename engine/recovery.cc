@@ -26,10 +26,17 @@
 //     mark; a fresh MANIFEST is written with a new mark; the rebuilt index is
 //     published with its seed in one step; counters, a new segment epoch
 //     (readers revalidate their mappings), then ready = 1.
+//
+// A read-only open (Options::read_only) does all the reading above and none
+// of the writing: leftovers stay, deletions the MANIFEST records are taken
+// as done (the segment is not replayed), a torn tail is left on disk and
+// read up to its last valid record, no hint or MANIFEST is written and no
+// segment created. Every write then returns kReadOnly.
 #include <algorithm>
 #include <map>
 #include <unordered_map>
 
+#include "engine/data_dir_lock.h"
 #include "engine/hash.h"
 #include "engine/segment_scan.h"
 #include "engine/writer_impl.h"
@@ -51,11 +58,13 @@ Result<std::unique_ptr<Writer>> Writer::Open(Env& env, std::string dir, const Op
                                              SharedIndex& index) {
   Status s = ValidateOptions(options);
   if (!s.ok()) return s;
-  s = env.CreateDir(dir);
-  if (!s.ok()) return s;
+  if (!options.read_only) {
+    s = env.CreateDir(dir);
+    if (!s.ok()) return s;
+  }
   auto impl = std::make_unique<Impl>(env, std::move(dir), options, index);
   if (options.take_lock) {
-    auto lock = env.LockFile(JoinPath(impl->dir_, "LOCK"));
+    auto lock = LockDataDir(env, impl->dir_, options.read_only);
     if (!lock.ok()) return lock.status();
     impl->lock_ = std::move(lock.value());
   }
@@ -240,6 +249,7 @@ Status Writer::Impl::Recover() {
   // whose creation was cut short, a torn tail) and segments whose removal the
   // MANIFEST holds (written only after compaction moved the index off them).
   IndexCounters& counters = index_.counters();
+  const bool ro = options_.read_only;
   cache_.Clear();
   segments_.clear();
   pending_ids_.clear();
@@ -262,6 +272,7 @@ Status Writer::Impl::Recover() {
       hint_ids.push_back(id);
     } else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
       // A large value, compaction output or MANIFEST that never got its name: never published.
+      if (ro) continue;
       Status s = env_.RemoveFile(JoinPath(dir_, name));
       if (!s.ok() && !s.Is(Code::kNotFound)) return s;
     }
@@ -298,7 +309,12 @@ Status Writer::Impl::Recover() {
   for (uint32_t id : ids) {
     if (listed.removed.count(id) != 0) {
       // Its removal was recorded (durably) right before its unlink: every
-      // record it held that mattered has a durable copy elsewhere. Finish it.
+      // record it held that mattered has a durable copy elsewhere. Finish it
+      // (read-only: leave it, unread, as the MANIFEST says it is gone).
+      if (ro) {
+        Log("recovery: segment " + std::to_string(id) + " is recorded as deleted in the MANIFEST; not read");
+        continue;
+      }
       Log("recovery: finishing the deletion of segment " + std::to_string(id) + " (recorded in the MANIFEST)");
       Status s = env_.RemoveFile(JoinPath(dir_, SegmentFileName(id)));
       if (!s.ok() && !s.Is(Code::kNotFound)) return s;
@@ -318,10 +334,11 @@ Status Writer::Impl::Recover() {
     if (!f.header_ok && f.size <= kSegmentHeaderBytes) {
       // No room for a record: its creation was cut short (or an empty
       // segment lost its header). Nothing is lost by removing it.
-      Log("recovery: removing segment " + std::to_string(id) + " (" + std::to_string(f.size) +
-          " bytes, no valid header, no record)");
+      Log("recovery: " + std::string(ro ? "ignoring" : "removing") + " segment " + std::to_string(id) + " (" +
+          std::to_string(f.size) + " bytes, no valid header, no record)");
       cache_.Forget(id);
       listed.segments.erase(id);
+      if (ro) continue;
       Status s = env_.RemoveFile(JoinPath(dir_, SegmentFileName(id)));
       if (!s.ok() && !s.Is(Code::kNotFound)) return s;
       env_.RemoveFile(JoinPath(dir_, HintFileName(id))).ok();
@@ -465,14 +482,14 @@ Status Writer::Impl::Recover() {
           break;
         case ScanEvent::kTornTail:
           Log("recovery: " + name + ": torn tail of " + std::to_string(item.bytes) + " byte(s) at offset " +
-              std::to_string(item.offset) + " (" + item.why.ToString() + "); cut");
+              std::to_string(item.offset) + " (" + item.why.ToString() + ")" + (ro ? "; left on disk (read-only)" : "; cut"));
           break;
       }
     });
     if (!as.ok()) return as;
     if (is_active) {
       active_valid_end = sum.valid_end;
-    } else if (f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0) {
+    } else if (!ro && f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0) {
       // A clean sealed segment without a usable hint (damaged, missing, or of
       // an older version) gets one again. One with damage keeps being read,
       // so that the damage stays visible at every open.
@@ -488,7 +505,7 @@ Status Writer::Impl::Recover() {
       if (!std::binary_search(on_disk.begin(), on_disk.end(), id)) missing.insert(id);
   }
   for (uint32_t id : hint_ids) {
-    if (std::binary_search(on_disk.begin(), on_disk.end(), id) || missing.count(id) != 0) continue;
+    if (ro || std::binary_search(on_disk.begin(), on_disk.end(), id) || missing.count(id) != 0) continue;
     // A large value or compaction output that never got its name.
     Status s = env_.RemoveFile(JoinPath(dir_, HintFileName(id)));
     if (!s.ok() && !s.Is(Code::kNotFound)) return s;
@@ -527,7 +544,16 @@ Status Writer::Impl::Recover() {
     it = exists ? std::next(it) : births_.erase(it);
   }
   next_segment_id_ = on_disk.empty() ? 1 : (on_disk.back() >= kMaxSegmentId ? 1 : on_disk.back() + 1);
-  {
+  if (ro) {
+    // Nothing is appended: the active segment is read up to its last valid
+    // record (a torn tail stays on disk, untouched), no segment is created.
+    if (active_index >= 0 && !active_is_sealed) {
+      SegmentStats& st = segments_[files[static_cast<size_t>(active_index)].id];
+      st.dead_bytes += st.bytes - std::min(st.bytes, active_valid_end);
+    }
+    read_only_ = true;
+    read_only_cause_ = Status::ReadOnly("the database was opened read-only");
+  } else {
     auto m = Manifest::Create(env_, dir_, seed_, births_, next_seq_ + kSeqReserve);
     if (m.ok()) {
       manifest_ = std::move(m.value());
@@ -538,7 +564,9 @@ Status Writer::Impl::Recover() {
     }
   }
 
-  if (active_index >= 0 && !active_is_sealed) {
+  if (ro) {
+    // Read-only: see above.
+  } else if (active_index >= 0 && !active_is_sealed) {
     const SegmentFileInfo& f = files[static_cast<size_t>(active_index)];
     auto file = env_.OpenFile(JoinPath(dir_, SegmentFileName(f.id)), OpenMode::kReadWrite);
     if (!file.ok()) return file.status();

@@ -2,6 +2,8 @@
 // the same seed choice, the same active segment, the same scanner.
 #include "engine/verify.h"
 
+#include "engine/data_dir_lock.h"
+
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -23,7 +25,8 @@ std::string U(uint64_t v) { return std::to_string(v); }
 
 Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Options& options,
                                     const std::function<void(const std::string&)>& finding) {
-  auto lock = env.LockFile(JoinPath(dir, "LOCK"));
+  // Verifying reads only: the shared lock creates nothing (a backup stays as it was).
+  auto lock = LockDataDir(env, dir, /*read_only=*/true);
   if (!lock.ok()) return lock.status();
   auto names = env.ListDir(dir);
   if (!names.ok()) return names.status();

@@ -150,8 +150,9 @@ class Writer {
   // MANIFEST for missing segments, count live/dead bytes; set the seed and
   // counters, then mark the index ready.
   // env and index must outlive the Writer; the index region is the caller's.
-  // Errors: kBusy (LOCK held by another process, when options.take_lock; or
-  // out of descriptors), kInvalidArgument (bad options), kIOError / kNoSpace,
+  // With options.read_only, nothing in dir changes (Options::read_only).
+  // Errors: kBusy (the directory is held by another process, when
+  // options.take_lock: engine/data_dir_lock.h; or out of descriptors), kInvalidArgument (bad options), kIOError / kNoSpace,
   // kCorruption when a record that decides a key's state cannot be read (an
   // open never guesses). Damage alone never makes it fail.
   static Result<std::unique_ptr<Writer>> Open(Env& env, std::string dir, const Options& options,
@@ -195,7 +196,8 @@ class Writer {
   // fdatasync of the active segment now (any mode). A failure turns the writer read-only.
   Status Sync();
 
-  // True after an fdatasync failure: every write returns kReadOnly.
+  // True after an fdatasync failure, or when opened with Options::read_only:
+  // every write returns kReadOnly.
   bool read_only() const;
 
   // ---- Free space (engine/disk_space.h) ----
@@ -214,8 +216,10 @@ class Writer {
   // KeyspaceRegion::Create, shared with the readers' KeyLister), its runs in
   // options.dir. Call once, on the writer thread, right after Open and
   // before any write. The view completes in the background (region state
-  // kBuilding, then kReady). Errors: kInvalidArgument (already started, bad
-  // region), kIOError / kNoSpace (the directory cannot be prepared).
+  // kBuilding, then kReady). A read-only database (Options::read_only) needs
+  // options.persist = false and a directory outside its own. Errors:
+  // kInvalidArgument (already started, bad region, the read-only rule),
+  // kIOError / kNoSpace (the directory cannot be prepared).
   Status StartKeyspace(const KeyspaceRegion& region, const KeyspaceOptions& options);
   // Blocks until the view is ready (OK) or timeout_ms passed (kBusy);
   // kInvalidArgument when StartKeyspace was not called.

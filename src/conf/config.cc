@@ -149,6 +149,16 @@ const Setting kSettings[] = {
        else return Status::InvalidArgument("expected true or false, got '" + std::string(v) + "'");
        return Status::OK();
      }},
+    {"read_only", "", "false",
+     "serve --data without changing a byte of it (a backup, a snapshot): GET/HEAD and listing work, PUT and "
+     "DELETE answer 405, no compaction; the directory must exist; shares it with other read-only servers",
+     false, false,
+     [](Config* c, std::string_view v) {
+       if (v == "true") c->read_only = true;
+       else if (v == "false") c->read_only = false;
+       else return Status::InvalidArgument("expected true or false, got '" + std::string(v) + "'");
+       return Status::OK();
+     }},
     {"sync", "always|interval:MS|none", "always",
      "when a write is acknowledged: after its fdatasync, after write() with a sync every MS, or never synced",
      false, true,
@@ -436,6 +446,7 @@ engine::Options Config::EngineOptions() const {
   o.compaction_dead_ratio = compaction_dead_ratio;
   o.disk_reserve_bytes = disk_reserve_bytes;
   o.take_lock = true;
+  o.read_only = read_only;
   return o;
 }
 

@@ -76,6 +76,7 @@ struct Config {
   bool disk_reserve_auto = true;                 // --disk-reserve-bytes auto: from segment_bytes
   double compaction_dead_ratio = 0.5;            // --compaction-dead-ratio (0 < r <= 1)
   bool compaction = true;                        // --compaction on|off
+  bool read_only = false;                        // --read-only: serve without changing a byte of --data
   int compression_level = 1;                     // --compression-level (0 = off, 1..19)
   uint32_t max_connections = 10000;              // --max-connections (per worker)
   uint64_t max_request_line_bytes = 8192;        // --max-request-line-bytes
@@ -99,6 +100,10 @@ struct Config {
   std::vector<TrustedProxy> trusted_proxies;     // --trusted-proxy ADDR[/BITS] (repeatable)
   std::string pid_file;                          // --pid FILE|none; empty = none
   std::string config_file;                       // --config FILE; empty = none
+
+  // Not a setting: the scratch directory a --read-only server keeps its
+  // sorted key view in (made by the master, src/master/data_dir.h).
+  std::string keys_scratch_dir;
 
   // The engine options these settings imply (take_lock = true; the master
   // clears it for the writer it forks because it holds the LOCK itself).

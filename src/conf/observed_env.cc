@@ -97,6 +97,9 @@ Result<uint64_t> ObservedEnv::FileSize(const std::string& path) { return WatchRe
 Result<std::unique_ptr<engine::FileLock>> ObservedEnv::LockFile(const std::string& path) {
   return WatchResult(*this, base_.LockFile(path));
 }
+Result<std::unique_ptr<engine::FileLock>> ObservedEnv::LockExisting(const std::string& path, bool shared) {
+  return WatchResult(*this, base_.LockExisting(path, shared));
+}
 Result<engine::SpaceInfo> ObservedEnv::Space(const std::string& path) { return WatchResult(*this, base_.Space(path)); }
 Result<std::unique_ptr<engine::MappedFile>> ObservedEnv::MapReadOnly(const std::string& path, uint64_t map_bytes) {
   return WatchResult(*this, base_.MapReadOnly(path, map_bytes));

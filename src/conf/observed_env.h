@@ -45,6 +45,7 @@ class ObservedEnv final : public engine::Env {
   engine::Result<std::vector<std::string>> ListDir(const std::string& dir) override;
   engine::Result<uint64_t> FileSize(const std::string& path) override;
   engine::Result<std::unique_ptr<engine::FileLock>> LockFile(const std::string& path) override;
+  engine::Result<std::unique_ptr<engine::FileLock>> LockExisting(const std::string& path, bool shared) override;
   engine::Result<engine::SpaceInfo> Space(const std::string& path) override;
   engine::Result<std::unique_ptr<engine::MappedFile>> MapReadOnly(const std::string& path,
                                                                  uint64_t map_bytes) override;

@@ -32,6 +32,9 @@ namespace kingx {
 
 namespace {
 
+constexpr std::string_view kReadOnlyDetail =
+    "This server is read-only (--read-only): it serves GET, HEAD and listing, and refuses PUT and DELETE.";
+
 int64_t WallMs() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME_COARSE, &ts);
@@ -445,6 +448,11 @@ void KvService::Impl::AbortBackupWait(http::Connection& conn) {
 // the writer still decides atomically: if the key changed in between, the
 // answer is 412.
 void KvService::Impl::HandleKvWrite(http::Connection& conn, const http::Request& request, uint64_t now_ms) {
+  if (options.read_only) {
+    http::Response r = http::ProblemResponse(405, kReadOnlyDetail);
+    r.allow = "GET, HEAD";
+    return Answer(conn, request, std::move(r), now_ms);
+  }
   const WriteKind kind = request.method == http::Method::kPut ? WriteKind::kPut : WriteKind::kDelete;
   const auto& im = request.if_match;
   const auto& inm = request.if_none_match;
@@ -533,6 +541,10 @@ void KvService::OnRequest(http::Connection& conn, const http::Request& request) 
         // The router already refuses /admin/* on the main listener.
         return m.Answer(conn, request, http::ProblemResponse(404, http::kNoResourceDetail), now_ms);
       }
+      if (m.options.read_only)
+        return m.Answer(conn, request,
+                        http::ProblemResponse(409, "This server is read-only (--read-only): compaction never runs."),
+                        now_ms);
       engine::Status s = m.backend.RequestCompaction();
       if (!s.ok()) return m.Answer(conn, request, http::ProblemResponse(503, s.message(), std::nullopt, true), now_ms);
       return m.Answer(conn, request, http::TextResponse(202, "text/plain", "compaction requested\n"), now_ms);

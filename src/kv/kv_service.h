@@ -161,6 +161,9 @@ struct KvServiceOptions {
   // --staging-bytes, named in the answer to an upload the writer refused
   // because staged uploads would pass it.
   uint64_t staging_bytes = 0;
+  // --read-only: PUT and DELETE of keys answer 405 (Allow: GET, HEAD) with a
+  // problem body naming the setting, before any body is read; /admin/compact 409.
+  bool read_only = false;
 };
 
 // The clock of every now_ms the serving code passes around: CLOCK_MONOTONIC

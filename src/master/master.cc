@@ -28,6 +28,7 @@
 #include "src/conf/log.h"
 #include "src/ipc/shm.h"
 #include "src/master/child_process.h"
+#include "src/master/data_dir.h"
 #include "src/master/listen.h"
 
 namespace kingx {
@@ -150,19 +151,19 @@ class Master {
     }
     SetProcessName("kingx-master");
     if (const std::string w = RaiseOpenFileLimit(config_); !w.empty()) KINGX_LOG_WARN("%s", w.c_str());
-    engine::Env& env = engine::PosixEnv();
-    if (engine::Status s = env.CreateDir(config_.data_dir); !s.ok()) {
-      KINGX_LOG_ERROR("cannot create data directory %s: %s", config_.data_dir.c_str(), s.ToString().c_str());
+    auto hold = HoldDataDir(config_.data_dir, config_.read_only, [&](const auto& attempt) {
+      return WaitForPreviousHolder("data directory " + config_.data_dir, attempt);
+    });
+    if (!hold.ok()) {
+      KINGX_LOG_ERROR("%s%s", std::string(hold.status().message()).c_str(),
+                      hold.status().Is(engine::Code::kBusy) ? " (another kingx serves it)" : "");
       return false;
     }
-    const std::string lock_path = engine::JoinPath(config_.data_dir, "LOCK");
-    auto lock = WaitForPreviousHolder(lock_path, [&] { return env.LockFile(lock_path); });
-    if (!lock.ok()) {
-      KINGX_LOG_ERROR("cannot lock data directory %s: %s%s", config_.data_dir.c_str(), lock.status().ToString().c_str(),
-                      lock.status().Is(engine::Code::kBusy) ? " (another kingx serves it)" : "");
-      return false;
-    }
-    lock_ = std::move(lock).value();
+    data_dir_ = std::move(hold).value();
+    config_.keys_scratch_dir = data_dir_.scratch_dir();
+    if (config_.read_only)
+      KINGX_LOG_INFO("read-only: serving %s without changing it (sorted key view kept in %s)",
+                     config_.data_dir.c_str(), config_.keys_scratch_dir.c_str());
 
     // Block the signals we act on before any child exists; sigsuspend
     // unblocks them only while the master sleeps.
@@ -227,7 +228,7 @@ class Master {
     if (!pid_file_written_.empty()) unlink(pid_file_written_.c_str());
     CloseListenSockets(&sockets_);
     shm_.reset();
-    lock_.reset();
+    data_dir_ = DataDirHold();
   }
 
   // ---- children ----
@@ -530,6 +531,9 @@ class Master {
     };
     keep(next.data_dir != config_.data_dir, "--data");
     next.data_dir = config_.data_dir;
+    keep(next.read_only != config_.read_only, "--read-only");
+    next.read_only = config_.read_only;
+    next.keys_scratch_dir = config_.keys_scratch_dir;
     bool listen_differs = next.listen.size() != config_.listen.size() || next.accept != config_.accept ||
                           next.admin_listen.has_value() != config_.admin_listen.has_value();
     for (size_t i = 0; !listen_differs && i < next.listen.size(); ++i) {
@@ -620,7 +624,7 @@ class Master {
   Config config_;
   const int argc_;
   const char* const* argv_;
-  std::unique_ptr<engine::FileLock> lock_;
+  DataDirHold data_dir_;  // the data directory's lock (and a read-only server's scratch directory)
   std::unique_ptr<SharedMemory> shm_;
   ListenSockets sockets_;
   std::string pid_file_written_;

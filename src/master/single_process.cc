@@ -13,6 +13,7 @@
 #include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
 #include "src/master/child_process.h"
+#include "src/master/data_dir.h"
 #include "src/master/listen.h"
 #include "src/master/master.h"
 #include "src/master/startup_check.h"
@@ -30,16 +31,12 @@ int RunSingleProcess(const Config& config_in) {
   }
   SetProcessName("kingx-single");
   if (const std::string w = RaiseOpenFileLimit(config); !w.empty()) KINGX_LOG_WARN("%s", w.c_str());
-  engine::Env& env = engine::PosixEnv();
-  if (engine::Status s = env.CreateDir(config.data_dir); !s.ok()) {
-    KINGX_LOG_ERROR("cannot create data directory %s: %s", config.data_dir.c_str(), s.ToString().c_str());
+  auto hold = HoldDataDir(config.data_dir, config.read_only);
+  if (!hold.ok()) {
+    KINGX_LOG_ERROR("%s", std::string(hold.status().message()).c_str());
     return 1;
   }
-  auto lock = env.LockFile(engine::JoinPath(config.data_dir, "LOCK"));
-  if (!lock.ok()) {
-    KINGX_LOG_ERROR("cannot lock data directory %s: %s", config.data_dir.c_str(), lock.status().ToString().c_str());
-    return 1;
-  }
+  config.keys_scratch_dir = hold->scratch_dir();
   auto shm = CreateSharedMemory(config, 2);
   if (!shm.ok()) {
     KINGX_LOG_ERROR("cannot create shared memory: %s", shm.status().ToString().c_str());

@@ -95,12 +95,35 @@ void CheckLogFile(const char* what, const std::string& path, StartupReport* r) {
   close(fd);
 }
 
+// Tries the flock a start would take on path (opened O_RDONLY, or O_RDWR |
+// O_CREAT when create), and lets it go at once. Returns true when a start
+// would get it; otherwise false with *err (errno; EWOULDBLOCK = held) and
+// *holder (0 when unknown).
+bool TryLock(const std::string& path, bool create, int op, int* err, pid_t* holder) {
+  *holder = 0;
+  const int fd = create ? open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600) : open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *err = errno;
+    return false;
+  }
+  if (flock(fd, op | LOCK_NB) == 0) {
+    close(fd);  // free: a start would take it
+    return true;
+  }
+  *err = errno;
+  struct stat lock_st;
+  if (fstat(fd, &lock_st) == 0) *holder = FlockHolder(lock_st.st_dev, lock_st.st_ino);
+  close(fd);
+  return false;
+}
+
 void CheckDataDir(const Config& c, const std::vector<std::string>& args, StartupReport* r) {
   const std::string& dir = c.data_dir;
   struct stat st;
   if (stat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT) {
-      r->errors.push_back("data directory " + dir + ": " + Errno(errno));
+    if (errno != ENOENT || c.read_only) {
+      r->errors.push_back(std::string(c.read_only ? "--read-only: " : "") + "data directory " + dir + ": " +
+                          Errno(errno) + (c.read_only ? " (a read-only server never creates it)" : ""));
       return;
     }
     // A start creates it (one level, as mkdir): its parent must take it.
@@ -115,37 +138,52 @@ void CheckDataDir(const Config& c, const std::vector<std::string>& args, Startup
     r->errors.push_back("data directory " + dir + " is not a directory");
     return;
   }
-  const std::string why = CanCreateIn(dir);
-  if (!why.empty()) {
+  if (c.read_only) {
+    if (access(dir.c_str(), R_OK | X_OK) != 0) {
+      r->errors.push_back("--read-only: data directory " + dir + " is not readable: " + Errno(errno));
+      return;
+    }
+  } else if (const std::string why = CanCreateIn(dir); !why.empty()) {
     r->errors.push_back("data directory " + dir + " is not writable: " + why);
     return;
   }
+  // The locks a start takes (engine/data_dir_lock.h): read-write, LOCK_EX on
+  // LOCK (created) and on the directory; read-only, LOCK_SH on the directory
+  // and on LOCK when it exists. Checking creates nothing under --read-only.
   const std::string lock_path = dir + "/LOCK";
-  const int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    r->errors.push_back("cannot open " + lock_path + ": " + Errno(errno));
+  const int op = c.read_only ? LOCK_SH : LOCK_EX;
+  struct Want {
+    std::string path;
+    bool create;
+  };
+  std::vector<Want> wants;
+  if (c.read_only) {
+    wants.push_back({dir, false});
+    if (access(lock_path.c_str(), F_OK) == 0) wants.push_back({lock_path, false});
+  } else {
+    wants.push_back({lock_path, true});
+    wants.push_back({dir, false});
+  }
+  for (const Want& w : wants) {
+    int err = 0;
+    pid_t holder = 0;
+    if (TryLock(w.path, w.create, op, &err, &holder)) continue;
+    if (err != EWOULDBLOCK) {
+      r->errors.push_back("cannot lock " + w.path + ": " + Errno(err));
+      return;
+    }
+    const pid_t running = c.pid_file.empty() ? 0 : PidFromFile(c.pid_file);
+    if (holder != 0 && (holder == running || IsKingxStartedWith(holder, args))) {
+      // The reload case: this configuration's own running server holds it.
+      return;
+    }
+    r->errors.push_back("data directory " + dir + " is in use (" + (w.path == dir ? "the directory" : "its LOCK") +
+                        " is held by " + (holder != 0 ? "process " + std::to_string(holder) : std::string("another process")) +
+                        (c.read_only ? ", read-write" : "") + "): " +
+                        (c.read_only ? "a read-only kingx cannot share it with a writer"
+                                     : "a second kingx cannot serve it"));
     return;
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-    close(fd);  // free: a start would take it
-    return;
-  }
-  const int err = errno;
-  struct stat lock_st;
-  const pid_t holder = fstat(fd, &lock_st) == 0 ? FlockHolder(lock_st.st_dev, lock_st.st_ino) : 0;
-  close(fd);
-  if (err != EWOULDBLOCK) {
-    r->errors.push_back("cannot lock " + lock_path + ": " + Errno(err));
-    return;
-  }
-  const pid_t running = c.pid_file.empty() ? 0 : PidFromFile(c.pid_file);
-  if (holder != 0 && (holder == running || IsKingxStartedWith(holder, args))) {
-    // The reload case: this configuration's own running server holds it.
-    return;
-  }
-  r->errors.push_back("data directory " + dir + " is in use (its LOCK is held by " +
-                      (holder != 0 ? "process " + std::to_string(holder) : std::string("another process")) +
-                      "): a second kingx cannot serve it");
 }
 
 void CheckPidFile(const Config& c, StartupReport* r) {

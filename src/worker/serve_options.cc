@@ -38,6 +38,7 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
   o.response_budget = &budgets.response;
   o.body_budget_give_up_ms = ctx.config.body_timeout_ms;
   o.staging_bytes = ctx.config.staging_bytes;
+  o.read_only = ctx.config.read_only;
   return o;
 }
 

@@ -50,6 +50,10 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
   auto state = std::make_shared<CompactionState>();
   WriterHooks hooks;
   hooks.after_open = [state](engine::Writer& writer, const Config& config) {
+    if (config.read_only) {
+      KINGX_LOG_INFO("compaction is off: the server is read-only (--read-only)");
+      return;
+    }
     if (!config.compaction) {
       KINGX_LOG_WARN("compaction is off (--compaction off): dead records are never reclaimed");
       return;

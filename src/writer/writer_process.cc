@@ -157,7 +157,7 @@ class WriterLoop {
         g_reopen_logs = 0;
         if (engine::Status s = ReopenErrorLog(); !s.ok()) KINGX_LOG_ERROR("writer: %s", s.ToString().c_str());
       }
-      if (engine::Status s = writer_.SyncIfDue(NowMs()); !s.ok()) {
+      if (engine::Status s = config_.read_only ? engine::Status::OK() : writer_.SyncIfDue(NowMs()); !s.ok()) {
         KINGX_LOG_ERROR("writer: interval sync failed: %s", s.ToString().c_str());
       }
       AbortOrphanedUploads();
@@ -172,8 +172,8 @@ class WriterLoop {
       backups_.Serve(NowMs(), [this](uint32_t slot, const Completion& c) { Post(slot, c); });
       Beat();
       WakeSlots();
-      disk_.Tick(writer_, NowMs());
-      if (writer_.read_only()) {
+      if (!config_.read_only) disk_.Tick(writer_, NowMs());  // a read-only server never needs room
+      if (writer_.read_only() && !config_.read_only) {
         shm_.writer_metrics().read_only.store(1);
         KINGX_LOG_ERROR("writer: the engine is read-only after a failed sync; exiting so that the master "
                         "respawns the writer and recovery reopens the database");
@@ -189,6 +189,7 @@ class WriterLoop {
       Unstage(up);
     }
     uploads_.clear();
+    if (config_.read_only) return 0;  // nothing was written
     if (engine::Status s = writer_.Sync(); !s.ok()) KINGX_LOG_ERROR("writer: final sync: %s", s.ToString().c_str());
     return 0;
   }
@@ -501,6 +502,11 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
     // The sorted key view (listing) completes in the background; writes go on.
     engine::KeyspaceOptions ko;
     ko.dir = engine::JoinPath(config.data_dir, "keys");
+    if (config.read_only) {
+      // Built from the segments into the master's scratch directory: never <data>/keys.
+      ko.dir = config.keys_scratch_dir;
+      ko.persist = false;
+    }
     ko.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
     if (engine::Status s = (*writer)->StartKeyspace(shm.keyspace(), ko); !s.ok()) {
       KINGX_LOG_ERROR("writer: the sorted key view cannot start (listing answers 503): %s", s.ToString().c_str());
@@ -510,7 +516,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   // The disk's state is published before the writer says it is ready, so
   // that /readyz never answers 200 for a writer that opened on a full disk.
   DiskReport disk(shm.writer_metrics(), config.data_dir);
-  disk.Tick(**writer, NowMs());
+  if (!config.read_only) disk.Tick(**writer, NowMs());
   // Before compaction starts: a backup a previous writer cut keeps its files.
   auto backups = std::make_unique<BackupCuts>(shm, **writer, config.backup_max_ms);
   backups->Repin();

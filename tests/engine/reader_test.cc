@@ -323,6 +323,9 @@ class RecoveryProbeEnv final : public Env {
     return base_.FileSize(path);
   }
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override { return base_.LockFile(path); }
+  Result<std::unique_ptr<FileLock>> LockExisting(const std::string& path, bool shared) override {
+    return base_.LockExisting(path, shared);
+  }
   Result<SpaceInfo> Space(const std::string& path) override { return base_.Space(path); }
   Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) override {
     Hook();

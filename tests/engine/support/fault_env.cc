@@ -23,6 +23,7 @@ class FaultFile final : public File {
       : env_(env), path_(std::move(path)), base_(std::move(base)) {}
 
   Status Append(std::string_view data) override {
+    env_.NoteChange("write", path_);
     size_t keep = data.size();
     Status s = env_.Check(FaultOp::kWrite, path_, &keep);
     if (!s.ok()) {
@@ -37,6 +38,7 @@ class FaultFile final : public File {
     return base_->Append(data);
   }
   Status PWrite(uint64_t offset, std::string_view data) override {
+    env_.NoteChange("pwrite", path_);
     size_t keep = data.size();
     Status s = env_.Check(FaultOp::kWrite, path_, &keep);
     if (!s.ok()) {
@@ -63,6 +65,7 @@ class FaultFile final : public File {
     return base_->Read(offset, n, scratch, read);
   }
   Status Sync() override {
+    env_.NoteChange("fdatasync", path_);
     Status s = env_.Check(FaultOp::kSync, path_, nullptr);
     if (!s.ok()) return s;
     s = base_->Sync();
@@ -72,6 +75,7 @@ class FaultFile final : public File {
     return size.status();
   }
   Status Truncate(uint64_t size) override {
+    env_.NoteChange("truncate", path_);
     Status s = env_.Check(FaultOp::kTruncate, path_, nullptr);
     if (!s.ok()) return s;
     s = base_->Truncate(size);
@@ -209,6 +213,16 @@ uint64_t FaultInjectionEnv::LastMappedBytes(const std::string& path) const {
 
 uint64_t FaultInjectionEnv::LiveMappings() const { return static_cast<uint64_t>(live_mappings_->load()); }
 
+void FaultInjectionEnv::NoteChange(const char* what, const std::string& path) {
+  std::lock_guard lock(mu_);
+  changes_.push_back(std::string(what) + " " + path);
+}
+
+std::vector<std::string> FaultInjectionEnv::ChangingCalls() const {
+  std::lock_guard lock(mu_);
+  return changes_;
+}
+
 uint64_t FaultInjectionEnv::FaultsFired() const {
   std::lock_guard lock(mu_);
   return fired_;
@@ -247,6 +261,7 @@ void FaultInjectionEnv::OnTruncated(const std::string& path, uint64_t size) {
 
 Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& path, OpenMode mode) {
   const bool creates = mode == OpenMode::kCreateExclusive || mode == OpenMode::kCreateTruncate;
+  if (mode != OpenMode::kRead) NoteChange(creates ? "create" : "open-for-write", path);
   {
     Status s = Check(creates ? FaultOp::kCreate : FaultOp::kOpen, path, nullptr);
     if (!s.ok()) return s;
@@ -319,6 +334,7 @@ void FaultInjectionEnv::SetOpenFileLimit(uint64_t limit) {
 }
 
 Status FaultInjectionEnv::SyncDir(const std::string& dir) {
+  NoteChange("fsync-dir", dir);
   Status s = Check(FaultOp::kSyncDir, dir, nullptr);
   if (!s.ok()) return s;
   s = base_.SyncDir(dir);
@@ -332,6 +348,7 @@ Status FaultInjectionEnv::SyncDir(const std::string& dir) {
 }
 
 Status FaultInjectionEnv::Rename(const std::string& from, const std::string& to) {
+  NoteChange("rename", from + " -> " + to);
   Status s = Check(FaultOp::kRename, from, nullptr);
   if (!s.ok()) return s;
   s = base_.Rename(from, to);
@@ -355,6 +372,7 @@ Status FaultInjectionEnv::Rename(const std::string& from, const std::string& to)
 }
 
 Status FaultInjectionEnv::RemoveFile(const std::string& path) {
+  NoteChange("unlink", path);
   Status s = base_.RemoveFile(path);
   std::lock_guard lock(mu_);
   files_.erase(path);

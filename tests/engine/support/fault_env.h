@@ -10,6 +10,9 @@
 //    entries (created or renamed files) were made durable by SyncDir.
 //    DropUnsynced() then truncates every file to its durable length, deletes
 //    files whose entry was never dir-synced and undoes renames not dir-synced;
+//  - records every call that may change the disk (ChangingCalls): writes,
+//    syncs, truncations, creations, opens for writing, renames, unlinks,
+//    mkdir, LockFile (it creates its file), exclusive LockExisting;
 //  - simulates a small disk (SimulateDisk): Space() reports it, and a write
 //    that would make the files of the directory outgrow it writes what fits
 //    and fails with kNoSpace, as ENOSPC does.
@@ -73,6 +76,11 @@ class FaultInjectionEnv final : public Env {
   // only those on paths containing it ("!part": not containing it).
   uint64_t Calls(FaultOp op) const;
   uint64_t Calls(FaultOp op, const std::string& path_part) const;
+  // "what path" for each call so far that may change the disk (see the
+  // header comment), in call order, whether it succeeded or not.
+  std::vector<std::string> ChangingCalls() const;
+  // Records one such call (used by the File wrapper too).
+  void NoteChange(const char* what, const std::string& path);
   // Faults that fired so far.
   uint64_t FaultsFired() const;
   // Bytes of address space the last MapReadOnly of path took (0: never mapped).
@@ -91,10 +99,20 @@ class FaultInjectionEnv final : public Env {
   Status SyncDir(const std::string& dir) override;
   Status Rename(const std::string& from, const std::string& to) override;
   Status RemoveFile(const std::string& path) override;
-  Status CreateDir(const std::string& path) override { return base_.CreateDir(path); }
+  Status CreateDir(const std::string& path) override {
+    NoteChange("mkdir", path);
+    return base_.CreateDir(path);
+  }
   Result<std::vector<std::string>> ListDir(const std::string& dir) override;
   Result<uint64_t> FileSize(const std::string& path) override;
-  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override { return base_.LockFile(path); }
+  Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
+    NoteChange("lock-create", path);
+    return base_.LockFile(path);
+  }
+  Result<std::unique_ptr<FileLock>> LockExisting(const std::string& path, bool shared) override {
+    if (!shared) NoteChange("lock-exclusive", path);
+    return base_.LockExisting(path, shared);
+  }
   Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) override;
   Result<FileIdentity> Identify(const std::string& path) override;
   uint64_t OpenFileLimit() override;
@@ -137,6 +155,7 @@ class FaultInjectionEnv final : public Env {
   uint64_t calls_[static_cast<int>(FaultOp::kCount)] = {};
   std::map<std::pair<int, std::string>, uint64_t> path_calls_;
   uint64_t fired_ = 0;
+  std::vector<std::string> changes_;
   uint64_t open_file_limit_ = 0;
   std::map<std::string, uint64_t> last_mapped_bytes_;
   std::shared_ptr<std::atomic<int64_t>> live_mappings_ = std::make_shared<std::atomic<int64_t>>(0);

@@ -1,0 +1,54 @@
+// HoldDataDir: what the master (or the single-process driver) takes on the
+// data directory before anything else runs on it, held for the server's life.
+//
+//  - Read-write (default): creates the directory when missing and takes the
+//    read-write lock of engine/data_dir_lock.h (kBusy while another kingx or
+//    kingx-tool holds it, read-write or read-only).
+//  - --read-only: creates nothing in it and changes nothing (the directory
+//    must exist: kNotFound). Takes the shared lock (kBusy while a read-write
+//    server or tool holds it; other read-only servers share it). Makes a
+//    scratch directory outside it (under $TMPDIR, else /tmp) for the sorted
+//    key view, named by scratch_dir(); the DataDirHold removes it when
+//    destroyed. A master killed with SIGKILL leaves it behind (its name says
+//    it is kingx's: kingx-ro-keys-*).
+//
+// `attempt_lock` wraps the lock attempt (the master retries it while a
+// previous instance is still stopping). Master thread only, before any fork.
+// Error messages are ready to log (they name the directory and --read-only).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/env.h"
+#include "engine/status.h"
+
+namespace kingx {
+
+class DataDirHold {
+ public:
+  DataDirHold() = default;
+  DataDirHold(DataDirHold&& other) noexcept;
+  DataDirHold& operator=(DataDirHold&& other) noexcept;
+  ~DataDirHold();  // releases the lock, removes the scratch directory
+
+  // The sorted key view's directory of a read-only server; empty otherwise.
+  const std::string& scratch_dir() const { return scratch_; }
+
+ private:
+  friend engine::Result<DataDirHold> HoldDataDir(
+      const std::string& dir, bool read_only,
+      const std::function<engine::Result<std::unique_ptr<engine::FileLock>>(
+          const std::function<engine::Result<std::unique_ptr<engine::FileLock>>()>&)>& attempt_lock);
+  void Release();
+  std::unique_ptr<engine::FileLock> lock_;
+  std::string scratch_;
+};
+
+engine::Result<DataDirHold> HoldDataDir(
+    const std::string& dir, bool read_only,
+    const std::function<engine::Result<std::unique_ptr<engine::FileLock>>(
+        const std::function<engine::Result<std::unique_ptr<engine::FileLock>>()>&)>& attempt_lock = {});
+
+}  // namespace kingx
