@@ -155,36 +155,38 @@ bool ParseListQuery(std::string_view target, size_t max_key_bytes, ListQuery* ou
   return true;
 }
 
+void AppendListedKeyJson(const engine::ListedKey& k, bool url_encoding, std::string* out) {
+  char etag[kMaxEtagChars];
+  out->append("{\"key\":");
+  if (url_encoding || !IsValidUtf8(k.key)) {
+    out->push_back('"');
+    AppendCanonicalKey(k.key, out);
+    out->push_back('"');
+    if (!url_encoding) out->append(",\"key_encoding\":\"url\"");
+  } else {
+    AppendJsonString(out, k.key, JsonBytes::kUtf8);
+  }
+  out->append(",\"etag\":");
+  const size_t n = FormatEtag(k.seq, etag);  // "\"<seq>\"": its quotes are escaped in JSON
+  out->append("\"\\\"");
+  out->append(etag + 1, n - 2);
+  out->append("\\\"\",\"size\":");
+  AppendDecimal(out, k.size);
+  out->append(",\"content_type\":");
+  // A Content-Type field may hold obs-text: its bytes are Latin-1 then.
+  AppendJsonString(out, k.content_type, IsValidUtf8(k.content_type) ? JsonBytes::kUtf8 : JsonBytes::kLatin1);
+  out->push_back('}');
+}
+
 std::string RenderListPage(const engine::ListPage& page, bool url_encoding, std::string_view cursor_text) {
   std::string out;
   size_t estimate = 64 + cursor_text.size();
   for (const auto& k : page.keys) estimate += 72 + k.key.size() * (url_encoding ? 3 : 1) + k.content_type.size();
   out.reserve(estimate);
   out.append("{\"keys\":[");
-  char etag[kMaxEtagChars];
   for (size_t i = 0; i < page.keys.size(); ++i) {
-    const engine::ListedKey& k = page.keys[i];
     if (i > 0) out.push_back(',');
-    out.append("{\"key\":");
-    if (url_encoding || !IsValidUtf8(k.key)) {
-      out.push_back('"');
-      AppendCanonicalKey(k.key, &out);
-      out.push_back('"');
-      if (!url_encoding) out.append(",\"key_encoding\":\"url\"");
-    } else {
-      AppendJsonString(&out, k.key, JsonBytes::kUtf8);
-    }
-    out.append(",\"etag\":");
-    const size_t n = FormatEtag(k.seq, etag);  // "\"<seq>\"": its quotes are escaped in JSON
-    out.append("\"\\\"");
-    out.append(etag + 1, n - 2);
-    out.append("\\\"\",\"size\":");
-    AppendDecimal(&out, k.size);
-    out.append(",\"content_type\":");
-    // A Content-Type field may hold obs-text: its bytes are Latin-1 then.
-    AppendJsonString(&out, k.content_type,
-                     IsValidUtf8(k.content_type) ? JsonBytes::kUtf8 : JsonBytes::kLatin1);
-    out.push_back('}');
+    AppendListedKeyJson(page.keys[i], url_encoding, &out);
   }
   out.append("],\"list_complete\":");
   out.append(page.complete ? "true" : "false");

@@ -58,6 +58,10 @@ bool Base64UrlDecode(std::string_view text, std::string* out);
 // code points above U+10FFFF).
 bool IsValidUtf8(std::string_view bytes);
 
+// One entry of a page's "keys" array (the JSON object, no separator), as
+// RenderListPage writes it; kingx-tool list prints these one per line.
+void AppendListedKeyJson(const engine::ListedKey& key, bool url_encoding, std::string* out);
+
 // The JSON body of a page. cursor_text: the next page's cursor (base64url),
 // written when the page is not complete.
 std::string RenderListPage(const engine::ListPage& page, bool url_encoding, std::string_view cursor_text);

@@ -1,13 +1,22 @@
-// kingx-tool: put/get/delete/stat/verify on a stopped database, for humans
-// and tests. Takes the data directory's LOCK, so it refuses to run while a
-// server (or another tool) holds it.
+// kingx-tool: put/get/delete/list/stat/verify on a stopped database or a
+// backup, for humans and tests. Takes the data directory's lock
+// (engine/data_dir_lock.h), so it refuses to run while a server (or another
+// tool) holds it: the reading commands (get, list, stat, verify) take the
+// shared read-only lock and open the database read-only, changing nothing
+// in it; put, delete and compact take the exclusive one.
 //
 //   kingx-tool --data DIR [options] put KEY [FILE|-]   (value from FILE, or stdin)
 //   kingx-tool --data DIR get KEY                       (value to stdout)
 //   kingx-tool --data DIR delete KEY
+//   kingx-tool --data DIR list [--prefix P] [--start-after K] [--limit N] [--encoding url]
 //   kingx-tool --data DIR stat [--json]
 //   kingx-tool --data DIR verify                        (checksum every record)
 //   kingx-tool --data DIR compact [--all]               (compaction passes until nothing passes the threshold)
+//
+// KEY, P and K are percent-decoded (%XX is the byte XX; every other byte
+// stands for itself), so any binary key can be written, e.g. in the
+// canonical spelling the API and `list --encoding url` use; --key-file FILE
+// gives KEY's raw bytes instead.
 //
 // Exit status: 0 success; 1 not found; 2 corruption found (verify) ; 64 usage;
 // 70 any other error.
@@ -23,18 +32,26 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include <filesystem>
 
 #include "engine/compaction.h"
 #include "engine/compress.h"
 #include "engine/disk_space.h"
 #include "engine/env.h"
 #include "engine/index.h"
+#include "engine/key_lister.h"
+#include "engine/keyspace_options.h"
+#include "engine/keyspace_region.h"
 #include "engine/options.h"
 #include "engine/reader.h"
 #include "engine/record.h"
 #include "engine/verify.h"
 #include "engine/writer.h"
+#include "http/list_api.h"
+#include "http/router.h"
 
 namespace kingx::engine {
 namespace {
@@ -48,14 +65,24 @@ int Usage() {
                "  (auto, the default, picks what the server picks for the data directory's disk)\n"
                "  (--max-*-bytes bound what records may claim; the default, the format's largest,\n"
                "   is what the server uses: lower them only for a database written with lower ones)\n"
-               "commands:\n"
+               "                  [--key-file FILE] COMMAND\n"
+               "commands (get, list, stat and verify open DIR read-only and change nothing in it, so they\n"
+               "work on a backup; every command refuses a directory a running server holds):\n"
                "  put KEY [FILE|-]   store the bytes of FILE (default: stdin) under KEY\n"
                "  get KEY            write KEY's value to stdout (exit 1 if absent)\n"
                "  delete KEY         delete KEY (exit 1 if absent)\n"
+               "  list [--prefix P] [--start-after K] [--limit N] [--encoding url]\n"
+               "                     keys in byte-wise order, one JSON object per line, as in the API's\n"
+               "                     listing ({\"key\",\"etag\",\"size\",\"content_type\"}): a key that is not\n"
+               "                     valid UTF-8 in its canonical percent-encoded spelling with\n"
+               "                     \"key_encoding\":\"url\"; --encoding url: every key in that spelling\n"
                "  stat [--json]      keys, live/dead bytes, segments, corruptions\n"
                "  verify             checksum every record of every segment (exit 2 on corruption)\n"
                "  compact [--all]    reclaim dead space: rewrite segments whose dead fraction passes\n"
-               "                     --compaction-dead-ratio R (default 0.5), or every sealed segment with --all\n");
+               "                     --compaction-dead-ratio R (default 0.5), or every sealed segment with --all\n"
+               "keys: KEY, P and K are percent-decoded (%%XX is the byte XX, a literal %% is %%25; every other\n"
+               "  byte stands for itself): the canonical spelling of `list --encoding url` and of the API's\n"
+               "  URLs works as it is. --key-file FILE: KEY is the raw bytes of FILE (then omit KEY).\n");
   return kExitUsage;
 }
 
@@ -93,6 +120,87 @@ Result<std::string> ReadInput(const std::string& path) {
   return ss.str();
 }
 
+// A KEY, --prefix or --start-after argument: percent-decoded.
+Result<std::string> DecodeKeyArg(const char* what, const std::string& text) {
+  std::string out;
+  if (!http::PercentDecode(text, &out))
+    return Status::InvalidArgument(std::string(what) + " '" + text +
+                                   "': invalid percent escape (write a literal '%' as %25)");
+  return out;
+}
+
+// A scratch directory for the sorted key view of `list`, removed by the destructor.
+struct ScratchDir {
+  std::string path;
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+// `list`: the keys in the API's order and encoding, one JSON object per line,
+// from a sorted view built from the segments into a scratch directory
+// outside the database (which is opened read-only).
+// The sorted key view's region, on anonymous memory. It must outlive the
+// Writer whose keyspace uses it (declared before it).
+struct ViewRegion {
+  static constexpr uint32_t kTailEntries = 4096;
+  static constexpr uint64_t kTailArenaBytes = 8ull << 20;
+  void* base = nullptr;
+  size_t bytes = 0;
+  ~ViewRegion() {
+    if (base != nullptr) ::munmap(base, bytes);
+  }
+  Result<KeyspaceRegion> Create() {
+    bytes = KeyspaceRegion::RegionBytes(kTailEntries, kTailArenaBytes);
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return Status::IOError("mmap of the key view's region failed");
+    base = p;
+    return KeyspaceRegion::Create(base, bytes, kTailEntries, kTailArenaBytes);
+  }
+};
+
+int List(Writer& w, ViewRegion& mem, ScratchDir& scratch, const std::string& dir, const Options& options,
+         SharedIndex& index, const std::string& prefix, const std::string& start_after, uint64_t limit,
+         bool url_encoding) {
+  auto region = mem.Create();
+  if (!region.ok()) return Fail(region.status());
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/kingx-tool-keys-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) return Fail(Status::IOError("cannot create a scratch directory " + pattern));
+  scratch.path = pattern;
+  KeyspaceOptions ko;
+  ko.dir = scratch.path;
+  ko.persist = false;
+  ko.checkpoint_at_close = false;
+  ko.log = options.log;
+  if (Status s = w.StartKeyspace(region.value(), ko); !s.ok()) return Fail(s);
+  constexpr uint64_t kViewTimeoutMs = 3'600'000;  // a build reads every segment once
+  if (Status s = w.WaitKeyspaceReady(kViewTimeoutMs); !s.ok()) return Fail(s);
+  KeyLister lister(PosixEnv(), dir, options, index, region.value());
+  std::string after = start_after;
+  uint64_t printed = 0;
+  std::string line;
+  for (;;) {
+    ListRequest req;
+    req.prefix = prefix;
+    req.start_after = after;
+    req.limit = static_cast<size_t>(limit == 0 ? 1000 : std::min<uint64_t>(1000, limit - printed));
+    auto page = lister.List(req);
+    if (!page.ok()) return Fail(page.status());
+    for (const ListedKey& k : page->keys) {
+      line.clear();
+      http::AppendListedKeyJson(k, url_encoding, &line);
+      line.push_back('\n');
+      std::fwrite(line.data(), 1, line.size(), stdout);
+    }
+    printed += page->keys.size();
+    if (page->complete || page->keys.empty() || (limit != 0 && printed >= limit)) break;
+    after = page->keys.back().key;
+  }
+  return std::fflush(stdout) == 0 ? kExitOk : kExitError;
+}
+
 // engine/verify.h does the reading; exit 2 when anything is damaged or missing.
 int Verify(const std::string& dir, const Options& options) {
   auto report = VerifyDatabase(PosixEnv(), dir, options,
@@ -114,6 +222,9 @@ int Run(int argc, char** argv) {
   std::string dir;
   bool json = false;
   bool compact_all = false;  // compact --all
+  std::string key_file, prefix_arg, start_after_arg;
+  uint64_t list_limit = 0;  // 0: every key
+  bool url_encoding = false;
   bool auto_segment = true, auto_reserve = true;  // as the server: sizes from the data directory's disk
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
@@ -138,6 +249,11 @@ int Run(int argc, char** argv) {
     if (a == "--data" && i + 1 < argc) dir = argv[++i];
     else if (a == "--json") json = true;
     else if (a == "--all") compact_all = true;
+    else if (a == "--key-file" && i + 1 < argc) key_file = argv[++i];
+    else if (a == "--prefix" && i + 1 < argc) prefix_arg = argv[++i];
+    else if (a == "--start-after" && i + 1 < argc) start_after_arg = argv[++i];
+    else if (a == "--limit" && next_u64(&list_limit) && list_limit > 0) continue;
+    else if (a == "--encoding" && i + 1 < argc && std::strcmp(argv[i + 1], "url") == 0) url_encoding = (++i, true);
     else if (a == "--compaction-dead-ratio" && i + 1 < argc) options.compaction_dead_ratio = std::strtod(argv[++i], nullptr);
     else if (a == "--segment-bytes" && size_or_auto(&options.segment_bytes, &auto_segment)) continue;
     else if (a == "--disk-reserve-bytes" && size_or_auto(&options.disk_reserve_bytes, &auto_reserve)) continue;
@@ -159,20 +275,48 @@ int Run(int argc, char** argv) {
   options.log = [](const std::string& line) { std::fprintf(stderr, "kingx-tool: %s\n", line.c_str()); };
   const std::string& cmd = args[0];
   if (cmd == "verify" && args.size() == 1) return Verify(dir, options);
+  // The reading commands change nothing in the directory (a backup stays as it was).
+  options.read_only = cmd == "get" || cmd == "list" || cmd == "stat";
+  // The key: KEY percent-decoded, or --key-file's raw bytes (then KEY is omitted).
+  const bool keyed = cmd == "get" || cmd == "put" || cmd == "delete";
+  const size_t key_args = keyed && key_file.empty() ? 1 : 0;  // arguments after the command taken by KEY
+  std::string key;
+  if (keyed && !key_file.empty()) {
+    auto bytes = ReadInput(key_file);
+    if (!bytes.ok()) return Fail(bytes.status());
+    key = std::move(bytes.value());
+  } else if (keyed && args.size() >= 2) {
+    auto k = DecodeKeyArg("KEY", args[1]);
+    if (!k.ok()) return std::fprintf(stderr, "kingx-tool: %s\n", k.status().ToString().c_str()), kExitUsage;
+    key = std::move(k.value());
+  } else if (keyed) {
+    return Usage();
+  }
+  if (keyed && key.empty()) return Fail(Status::InvalidArgument("the key is empty"));
+  std::string prefix, start_after;
+  for (auto [what, text, out] : {std::tuple{"--prefix", &prefix_arg, &prefix},
+                                 std::tuple{"--start-after", &start_after_arg, &start_after}}) {
+    auto v = DecodeKeyArg(what, *text);
+    if (!v.ok()) return std::fprintf(stderr, "kingx-tool: %s\n", v.status().ToString().c_str()), kExitUsage;
+    *out = std::move(v.value());
+  }
 
   HeapIndex region;
+  ViewRegion view_region;  // `list`: outlives the Writer (its keyspace thread reads it)
+  ScratchDir view_scratch;
   auto index = MakeIndex(&region);
   if (!index.ok()) return Fail(index.status());
   auto writer = Writer::Open(PosixEnv(), dir, options, index.value());
   if (!writer.ok()) return Fail(writer.status());
   Writer& w = *writer.value();
 
-  if (cmd == "put" && (args.size() == 2 || args.size() == 3)) {
-    auto value = ReadInput(args.size() == 3 ? args[2] : "-");
+  const size_t rest = args.size() - 1 - key_args;  // arguments after the command and KEY
+  if (cmd == "put" && rest <= 1) {
+    auto value = ReadInput(rest == 1 ? args.back() : "-");
     if (!value.ok()) return Fail(value.status());
     std::string compressed;
     WriteOp op;
-    op.key = args[1];
+    op.key = key;
     op.codec = EncodeValue(value.value(), options.compression_level, options.compress_min_bytes, &compressed);
     op.stored = op.codec == Codec::kZstd ? std::string_view(compressed) : std::string_view(value.value());
     op.raw_len = value->size();
@@ -183,19 +327,22 @@ int Run(int argc, char** argv) {
     std::printf("%s seq %llu\n", r.existed ? "updated" : "created", static_cast<unsigned long long>(r.seq));
     return kExitOk;
   }
-  if (cmd == "delete" && args.size() == 2) {
+  if (cmd == "delete" && rest == 0) {
     WriteOp op;
     op.type = OpType::kDelete;
-    op.key = args[1];
+    op.key = key;
     WriteResult r;
     w.Apply({&op, 1}, {&r, 1});
     if (!r.status.ok()) return Fail(r.status);
     std::printf("deleted seq %llu\n", static_cast<unsigned long long>(r.seq));
     return kExitOk;
   }
-  if (cmd == "get" && args.size() == 2) {
+  if (cmd == "list" && args.size() == 1)
+    return List(w, view_region, view_scratch, dir, options, index.value(), prefix, start_after, list_limit,
+                url_encoding);
+  if (cmd == "get" && rest == 0) {
     Reader reader(PosixEnv(), dir, options, index.value());
-    auto v = reader.Get(args[1]);
+    auto v = reader.Get(key);
     if (!v.ok()) return Fail(v.status());
     std::fwrite(v->data.data(), 1, v->data.size(), stdout);
     return std::fflush(stdout) == 0 ? kExitOk : kExitError;

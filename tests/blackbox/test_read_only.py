@@ -12,13 +12,15 @@ refused writes (405, Allow: GET, HEAD, a problem body naming --read-only),
 a refused /admin/compact, SIGHUP and a stop; afterwards every entry of the
 directory (files and directories, recursively) has the same bytes, mode,
 mtime and ctime, and no entry was added or removed. Also: `-t --read-only`
-changes nothing; a read-only server refuses a directory a read-write server
+changes nothing; kingx-tool's list/get/stat on the kill -9 copy change
+nothing; a read-only server refuses a directory a read-write server
 holds and the reverse; two read-only servers share one directory.
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_read_only.py [--model threads]
 """
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -248,6 +250,21 @@ def test_read_only_and_read_write_servers_exclude_each_other():
         ro1.cleanup()
         ro2.cleanup()
     check_unchanged(before, snapshot(d), "shared read-only")
+
+
+def test_kingx_tool_reading_commands_change_nothing():
+    tool = os.environ.get("KINGX_TOOL_BIN")
+    check(tool, "KINGX_TOOL_BIN is set by meson")
+    before = snapshot(CRASHED)
+    run = lambda *a: subprocess.run([tool, "--data", CRASHED, *a], capture_output=True, timeout=120)
+    r = run("list", "--encoding", "url")
+    got = [urllib.parse.unquote_to_bytes(json.loads(l)["key"]) for l in r.stdout.decode().splitlines()]
+    check(r.returncode == 0 and got == sorted(model), f"tool list: {r.returncode} {r.stderr[-300:]!r}")
+    k = next(k for k in model if b"\xff" in k or b"\x00" in k)
+    r = run("get", urllib.parse.quote(k, safe="/-._~"))
+    check(r.returncode == 0 and r.stdout == model[k], f"tool get {k!r}: {r.stderr[-300:]!r}")
+    check(run("stat").returncode == 0, "tool stat")
+    check_unchanged(before, snapshot(CRASHED), "kingx-tool list/get/stat")
 
 
 def main():

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Black-box test of kingx-tool: put/get/delete/stat/verify, exit codes, the LOCK.
+"""Black-box test of kingx-tool: put/get/delete/list/stat/verify, exit codes, the lock, binary and
+percent-encoded keys, read-only commands that change nothing.
 
 Usage: kingx_tool_test.py PATH_TO_KINGX_TOOL
 """
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 TOOL = sys.argv[1]
 failures = []
@@ -90,6 +92,97 @@ with tempfile.TemporaryDirectory() as data:
     check(rc == 0 and out == b"long-key value", "the long key reads back after a reopen")
     rc, out, _ = run(data, "get", "after")
     check(rc == 0 and out == b"written after the long key", "the record after it survives the reopen")
+
+# Binary and percent-encoded keys; list in the API's order and encoding; the
+# reading commands open read-only and change nothing in the directory.
+def quote(key):
+    """The canonical spelling (http/key_spelling.h): unreserved bytes and '/' as themselves."""
+    return "".join(chr(c) if (chr(c).isascii() and (chr(c).isalnum() or chr(c) in "-._~/")) else "%%%02X" % c
+                   for c in key)
+
+
+def snapshot(d):
+    out = {}
+    for root, dirs, files in os.walk(d):
+        for name in [""] + dirs + files:
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            data = open(p, "rb").read() if os.path.isfile(p) else None
+            out[os.path.relpath(p, d)] = (st.st_mode, st.st_mtime_ns, st.st_ctime_ns, data)
+    return out
+
+
+with tempfile.TemporaryDirectory() as work:
+    data = os.path.join(work, "db")
+    keys = {b"plain": b"v-plain", b"\x00\xff binary/key": b"v-binary", b"100%+sure": b"v-percent",
+            "caf\u00e9 \u2603".encode(): b"v-utf8", b"a/b/c": b"v-slash", b"line\nbreak": b"v-newline"}
+    keyfile = os.path.join(work, "key")
+    for i, (k, v) in enumerate(keys.items()):
+        if i % 2 == 0:
+            rc, out, err = run(data, "put", quote(k), stdin=v)
+        else:
+            with open(keyfile, "wb") as f:
+                f.write(k)
+            rc, out, err = run(data, "--key-file", keyfile, "put", stdin=v)
+        check(rc == 0 and out.startswith(b"created"), "put of key %r: %r %r" % (k, out, err))
+    for k, v in keys.items():
+        rc, out, _ = run(data, "get", quote(k))
+        check(rc == 0 and out == v, "get of %r by its canonical spelling" % k)
+        rc, out, _ = run(data, "get", quote(k).lower() if "%" in quote(k) else quote(k))
+        check(rc == 0 and out == v, "get of %r with lowercase escapes" % k)
+    rc, out, _ = run(data, "get", "100%25%2Bsure")
+    check(rc == 0 and out == b"v-percent", "escapes decode anywhere in the key")
+    rc, out, err = run(data, "get", "bad%zz")
+    check(rc == 64 and b"KEY" in err and b"%25" in err, "an invalid escape is a usage error naming KEY: %r" % err)
+
+    before = snapshot(data)
+    rc, out, err = run(data, "list", "--encoding", "url")
+    lines = [json.loads(l) for l in out.decode().splitlines()]
+    check(rc == 0 and [l["key"] for l in lines] == [quote(k) for k in sorted(keys)],
+          "list --encoding url: byte order, canonical spelling: %r %r" % (out, err))
+    check(all(l["size"] == len(keys[k]) and l["etag"].startswith('"') for l, k in zip(lines, sorted(keys))),
+          "list entries carry size and etag as the API does")
+    rc, out, _ = run(data, "list")
+    lines = [json.loads(l) for l in out.decode().splitlines()]
+    got = []
+    for l in lines:
+        if l.get("key_encoding") == "url":
+            got.append(urllib.parse.unquote_to_bytes(l["key"]))
+        else:
+            got.append(l["key"].encode())
+    check(got == sorted(keys), "list: UTF-8 keys as text, the others percent-encoded with key_encoding: %r" % lines)
+    check([l.get("key_encoding") for l in lines] ==
+          [None if k.decode("utf-8", "replace").encode() == k else "url" for k in sorted(keys)],
+          "key_encoding marks exactly the keys that are not UTF-8")
+    rc, out, _ = run(data, "list", "--prefix", "a", "--encoding", "url")
+    check([json.loads(l)["key"] for l in out.decode().splitlines()] == ["a/b/c"], "list --prefix")
+    rc, out, _ = run(data, "list", "--start-after", "a%2Fb%2Fc", "--limit", "2", "--encoding", "url")
+    want = [quote(k) for k in sorted(keys) if k > b"a/b/c"][:2]
+    check([json.loads(l)["key"] for l in out.decode().splitlines()] == want, "list --start-after --limit: %r" % out)
+    rc, out, _ = run(data, "list", "--prefix", "%00", "--encoding", "url")
+    check([json.loads(l)["key"] for l in out.decode().splitlines()] == ["%00%FF%20binary/key"], "binary prefix")
+    rc, out, _ = run(data, "stat")
+    check(rc == 0, "stat")
+    rc, out, _ = run(data, "verify")
+    check(rc == 0, "verify")
+    check(snapshot(data) == before, "list/get/stat/verify changed nothing in the directory")
+
+    # A read-only command on a directory without LOCK (a backup) creates none.
+    os.unlink(os.path.join(data, "LOCK"))
+    before = snapshot(data)
+    rc, out, _ = run(data, "get", "plain")
+    check(rc == 0 and out == b"v-plain", "get on a directory without LOCK")
+    check(snapshot(data) == before and not os.path.exists(os.path.join(data, "LOCK")), "no LOCK created by get")
+    # A directory held by a writer: every command refuses, saying so.
+    with open(os.path.join(data, "LOCK"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for args in (["get", "plain"], ["list"], ["stat"], ["verify"], ["put", "x"], ["delete", "plain"]):
+            rc, _, err = run(data, *args)
+            check(rc == 70 and b"locked" in err, "%s on a locked directory: %r %r" % (args, rc, err))
+    rc, _, _ = run(data, "delete", quote(b"\x00\xff binary/key"))
+    check(rc == 0, "delete of a binary key by its spelling")
+    rc, _, _ = run(data, "get", quote(b"\x00\xff binary/key"))
+    check(rc == 1, "the deleted binary key is gone")
 
 # Kill points armed through the environment (a build with -Dkill_points=false exits 0 instead).
 with tempfile.TemporaryDirectory() as data:
