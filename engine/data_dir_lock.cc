@@ -42,10 +42,13 @@ Result<std::unique_ptr<FileLock>> LockDataDir(Env& env, const std::string& dir, 
   auto f = env.LockFile(lock_path);
   if (!f.ok()) {
     if (!f.status().Is(Code::kBusy)) return f.status();
-    // Which kind of holder: a read-write one also holds the directory exclusively.
-    auto probe = env.LockExisting(dir, true);
-    if (probe.ok()) return Status::Busy("data directory " + dir + " is locked by a read-only kingx or kingx-tool");
-    return Status::Busy("data directory " + dir + " is locked by another kingx or kingx-tool (" +
+    // Which kind of holder: a read-only one holds LOCK shared, so a shared
+    // probe of LOCK succeeds; anything holding it exclusively (a read-write
+    // kingx, an older one, kingx-tool) makes the probe fail too.
+    auto probe = env.LockExisting(lock_path, true);
+    if (probe.ok())
+      return Status::Busy("data directory " + dir + " is locked by a read-only kingx or kingx-tool (shared lock on its LOCK file)");
+    return Status::Busy("data directory " + dir + " is locked by another kingx or kingx-tool (its LOCK file is held: " +
                         f.status().ToString() + ")");
   }
   locks->held.push_back(std::move(f.value()));
