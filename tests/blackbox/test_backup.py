@@ -258,6 +258,17 @@ def backup_under_load(name, compaction=False):
     if compaction and seen.get("pins", 0) >= 1:
         kept = segment_names(d)
         check(kept <= seen["names"], f"segments of the cut deleted while it was pinned: {sorted(kept - seen['names'])}")
+    # First as a backup is inspected: served read-only, it answers the state at the cut and refuses writes.
+    ro = Server(["--read-only", "--admin-listen", f"127.0.0.1:{free_port()}"] + MODEL_ARGS, data_dir=d)
+    try:
+        ro.start()
+        n = check_restored(ro.port, writers, t_sent, t_head, cut_seq)
+        check(n == 90, f"read-only: checked {n} keys")
+        r = http(ro.port, "PUT", key_path("after-restore"), b"x")
+        check(r.status == 405, f"a PUT on the read-only copy: {r!r}")
+    finally:
+        ro.cleanup()
+    verify(d)
     restored = Server(["--admin-listen", f"127.0.0.1:{free_port()}"] + MODEL_ARGS, data_dir=d)
     try:
         restored.start()
