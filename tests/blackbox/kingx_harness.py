@@ -685,7 +685,10 @@ def run_cases(title, cases, server=None):
             continue
         print(server.new_logs(), flush=True)
         if callable(orig_server):
-            continue  # each case starts its own server
+            # Each case starts its own server: stop the failed case's one now
+            # (its logs are printed), or it runs on beside the next case's.
+            server.cleanup()
+            continue
         if not server.alive():
             print("the server is no longer running: the remaining cases are not run", flush=True)
             break
