@@ -20,14 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void CopyDir(const std::string& from, const std::string& to) {
-  for (const auto& e : fs::directory_iterator(to)) fs::remove_all(e.path());
-  for (const auto& e : fs::directory_iterator(from)) {
-    if (e.path().filename() == "LOCK") continue;
-    fs::copy_file(e.path(), fs::path(to) / e.path().filename());
-  }
-}
-
 struct RecordAt {
   std::string segment;  // file name
   uint64_t begin = 0, end = 0;

@@ -17,14 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void CopyDir(const std::string& from, const std::string& to) {
-  for (const auto& e : fs::directory_iterator(to)) fs::remove_all(e.path());
-  for (const auto& e : fs::directory_iterator(from)) {
-    if (e.path().filename() == "LOCK") continue;
-    fs::copy_file(e.path(), fs::path(to) / e.path().filename());
-  }
-}
-
 // Offsets [begin, end) of each record of a segment file, in order.
 std::vector<std::pair<uint64_t, uint64_t>> RecordRanges(const std::string& bytes) {
   std::vector<std::pair<uint64_t, uint64_t>> out;

@@ -168,4 +168,13 @@ void WriteFileBytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+void CopyDir(const std::string& from, const std::string& to) {
+  namespace fs = std::filesystem;
+  for (const auto& e : fs::directory_iterator(to)) fs::remove_all(e.path());
+  for (const auto& e : fs::directory_iterator(from)) {
+    if (e.path().filename() == "LOCK") continue;
+    fs::copy_file(e.path(), fs::path(to) / e.path().filename());
+  }
+}
+
 }  // namespace kingx::engine::test

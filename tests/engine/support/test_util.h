@@ -92,5 +92,8 @@ bool HasTmpFiles(const std::string& dir);
 // Reads / writes a whole file (test failures on error via return value).
 std::string ReadFileBytes(const std::string& path);
 void WriteFileBytes(const std::string& path, const std::string& bytes);
+// Empties `to`, then copies every file of `from` into it but LOCK: a copy of a
+// closed database that a test can damage and reopen.
+void CopyDir(const std::string& from, const std::string& to);
 
 }  // namespace kingx::engine::test
