@@ -76,6 +76,10 @@ struct Options {
   // Reads report at most once a second per Reader (with a count of what was
   // not reported). Empty: such lines go to `log`.
   std::function<void(const std::string& line)> log_error;
+  // Called on the writer's sync thread after each fdatasync of a batch
+  // submitted with Writer::Submit (success or failure), with no lock held:
+  // the writer process wakes its loop with it. May be empty.
+  std::function<void()> on_synced;
 };
 
 // The segment size chosen for a file system of filesystem_bytes when the

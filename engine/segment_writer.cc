@@ -11,7 +11,7 @@ Result<uint32_t> Writer::Impl::AllocateSegmentId() {
   for (uint64_t tried = 0; tried < kMaxSegmentId; ++tried) {
     const uint32_t id = next_segment_id_ == 0 ? 1 : next_segment_id_;
     next_segment_id_ = id >= kMaxSegmentId ? 1 : id + 1;
-    if (segments_.count(id) != 0 || pending_ids_.count(id) != 0) continue;
+    if (segments_.count(id) != 0 || pending_ids_.count(id) != 0 || pinned_ids_.count(id) != 0) continue;
     pending_ids_.insert(id);
     return id;
   }
@@ -39,6 +39,9 @@ Status Writer::Impl::ReserveSeqs(uint64_t count) {
 }
 
 Status Writer::Impl::CreateActiveSegment() {
+  // The sync thread's covered offsets were the previous segment's (it is
+  // idle: the pipeline drains before anything rotates).
+  if (sync_) sync_->Restart();
   Status rs = ReserveSeqs(1);
   if (!rs.ok()) return rs;
   auto allocated = AllocateSegmentId();
@@ -143,6 +146,7 @@ Status Writer::Impl::SyncActive() {
 void Writer::Impl::TurnReadOnly(const Status& cause) {
   if (read_only_) return;
   read_only_ = true;
+  read_only_flag_.store(true, std::memory_order_relaxed);
   read_only_cause_ = cause;
   Log("writer: read-only until reopened after " + cause.ToString());
 }
@@ -150,6 +154,11 @@ void Writer::Impl::TurnReadOnly(const Status& cause) {
 Status Writer::Impl::UnindexedOutcome(const Status& index_error) {
   return Status::OutcomeUnknown("the record is in the file but the index refused it (" + index_error.ToString() +
                                 "): it may or may not be applied; writes stop until the writer is reopened");
+}
+
+Status Writer::Impl::SyncFailedOutcome(const Status& sync_error) {
+  return Status::OutcomeUnknown("the write reached the file but its fdatasync failed (" + sync_error.ToString() +
+                                "): it may or may not be applied");
 }
 
 void Writer::Impl::Log(const std::string& line) const {

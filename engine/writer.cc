@@ -55,40 +55,9 @@ Status CheckCondition(const Condition& c, const KeyState& cur) {
 
 }  // namespace
 
-// Commits the pending records of w.batch_; fills their results.
-static void CommitPending(Writer::Impl& w, std::vector<PendingRecord>& pending, std::span<WriteResult> results) {
-  if (pending.empty()) return;
-  auto fail_all = [&](const Status& s) {
-    for (const PendingRecord& p : pending) results[p.op].status = s;
-    pending.clear();
-    w.batch_.clear();
-  };
-  KINGX_KILL_POINT("append.before_write");
-  Status s = w.active_->Append(w.batch_);
-  if (!s.ok()) {
-    // Drop the partial bytes so the log stays a sequence of valid records.
-    Status t = w.active_->Truncate(w.active_size_);
-    if (!t.ok()) w.TurnReadOnly(t);
-    if (s.Is(Code::kNoSpace)) w.disk_.NoSpace(pending.size(), w.batch_.size());
-    fail_all(s);
-    return;
-  }
-  w.disk_.Consumed(w.batch_.size());
-  KINGX_KILL_POINT("append.after_write");
-  if (w.options_.sync == SyncMode::kAlways) {
-    s = w.SyncActive();
-    if (!s.ok()) {
-      // The records are in the file, maybe on disk: the next open may find
-      // them (the page cache kept them) or not (a power loss, or pages the
-      // kernel dropped). Neither "failed" nor "done" would be true.
-      fail_all(Status::OutcomeUnknown("the write reached the file but its fdatasync failed (" + s.ToString() +
-                                      "): it may or may not be applied"));
-      return;
-    }
-  } else {
-    w.unsynced_ = true;
-  }
-  w.active_size_ += w.batch_.size();
+void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std::span<WriteResult> results,
+                    uint64_t bytes) {
+  w.active_size_ += bytes;
   SegmentStats& active = w.segments_[w.active_id_];
   active.bytes = w.active_size_;
   if (w.active_hint_) {
@@ -142,30 +111,53 @@ static void CommitPending(Writer::Impl& w, std::vector<PendingRecord>& pending, 
   }
   if (w.keyspace_) w.keyspace_->Published(pending.back().seq);
   w.PublishCounters();
-  pending.clear();
-  w.batch_.clear();
 }
 
-void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results) {
-  assert(ops.size() == results.size());
-  Impl& w = *impl_;
-  std::lock_guard lock(w.mu_);  // compaction may be installing on its thread
-  for (WriteResult& r : results) r = WriteResult{};
-  if (w.read_only_) {
-    for (WriteResult& r : results) r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
-    return;
+bool WritePending(Writer::Impl& w, std::span<const PendingRecord> pending, std::span<WriteResult> results) {
+  KINGX_KILL_POINT("append.before_write");
+  Status s = w.active_->Append(w.batch_);
+  if (!s.ok()) {
+    // Drop the partial bytes so the log stays a sequence of valid records.
+    Status t = w.active_->Truncate(w.active_size_ + w.inflight_bytes_);
+    if (!t.ok()) w.TurnReadOnly(t);
+    if (s.Is(Code::kNoSpace)) w.disk_.NoSpace(pending.size(), w.batch_.size());
+    for (const PendingRecord& p : pending) results[p.op].status = s;
+    return false;
   }
-  // Every seq this batch may consume (its records and a rotation per record)
-  // below a durable high-water mark, so that no seq is ever handed out twice.
-  if (Status rs = w.ReserveSeqs(2 * ops.size() + 1); !rs.ok()) {
-    for (WriteResult& r : results) r.status = rs;
-    return;
+  w.disk_.Consumed(w.batch_.size());
+  KINGX_KILL_POINT("append.after_write");
+  return true;
+}
+
+void CommitPending(Writer::Impl& w, std::vector<PendingRecord>& pending, std::span<WriteResult> results) {
+  if (pending.empty()) return;
+  assert(w.inflight_.empty());
+  auto done = [&] {
+    pending.clear();
+    w.batch_.clear();
+  };
+  if (!WritePending(w, pending, results)) return done();
+  if (w.options_.sync == SyncMode::kAlways) {
+    Status s = w.SyncActive();
+    if (!s.ok()) {
+      // The records are in the file, maybe on disk: the next open may find
+      // them (the page cache kept them) or not (a power loss, or pages the
+      // kernel dropped). Neither "failed" nor "done" would be true.
+      const Status unknown = Writer::Impl::SyncFailedOutcome(s);
+      for (const PendingRecord& p : pending) results[p.op].status = unknown;
+      return done();
+    }
+  } else {
+    w.unsynced_ = true;
   }
-  std::vector<PendingRecord>& pending = w.pending_;
-  pending.clear();
-  // The state of keys written earlier in this batch, which the index does not show yet.
+  PublishWritten(w, pending, results, w.batch_.size());
+  done();
+}
+
+void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteResult> results,
+                 std::vector<PendingRecord>& pending, bool pipelined) {
+  // The state of keys written earlier in this batch (or in flight), which the index does not show yet.
   BatchOverlay& overlay = w.overlay_;
-  overlay.Reset(ops.size());
   w.batch_.clear();
 
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -207,9 +199,10 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
     }
 
     // Rotate when this record does not fit (an empty segment takes any record).
-    const uint64_t used = w.active_size_ + w.batch_.size();
+    const uint64_t used = w.active_size_ + w.inflight_bytes_ + w.batch_.size();
     if (!w.active_ || (used > kSegmentHeaderBytes && used + total > w.options_.segment_bytes)) {
-      const bool had_pending = !pending.empty();
+      const bool had_earlier = !pending.empty() || !w.inflight_.empty();
+      if (pipelined) w.DrainLocked();  // the segment's every record synced and published before it is sealed
       if (w.active_) CommitPending(w, pending, results);
       overlay.Clear();  // the index now holds (or, after a failure, denies) the earlier ops
       if (w.read_only_) {
@@ -217,32 +210,48 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
         continue;
       }
       r.status = w.Rotate();
-      if (r.status.ok() && had_pending) r.status = decide();
+      if (r.status.ok() && had_earlier) r.status = decide();
       if (!r.status.ok()) continue;
     }
 
     const uint64_t seq = w.next_seq_++;
-    const Location loc = MakeLocation(w.active_id_, w.active_size_ + w.batch_.size());
+    const Location loc = MakeLocation(w.active_id_, w.active_size_ + w.inflight_bytes_ + w.batch_.size());
     const RecordType type = op.type == OpType::kPut ? RecordType::kPut : RecordType::kDelete;
     EncodeRecord(seq, type, op.type == OpType::kPut ? op.codec : Codec::kRaw, op.key, meta, stored,
                  op.type == OpType::kPut ? op.raw_len : 0, &w.batch_);
     pending.push_back(PendingRecord{i, hash, loc, cur.exists ? cur.loc : 0, cur.exists ? cur.total_bytes : 0, total,
                                     seq, type, op.key, meta, op.type == OpType::kPut ? op.raw_len : 0});
-    KeyState next;
-    next.exists = type == RecordType::kPut;
-    next.loc = loc;
-    next.seq = seq;
-    next.total_bytes = total;
-    overlay.Set(hash, op.key, next);
+    overlay.Set(hash, op.key, StateAfter(pending.back()));
   }
+}
+
+void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results) {
+  assert(ops.size() == results.size());
+  Impl& w = *impl_;
+  std::lock_guard lock(w.mu_);  // compaction may be installing on its thread; nothing is in flight after it
+  for (WriteResult& r : results) r = WriteResult{};
+  if (w.read_only_) {
+    for (WriteResult& r : results) r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
+    return;
+  }
+  // Every seq this batch may consume (its records and a rotation per record)
+  // below a durable high-water mark, so that no seq is ever handed out twice.
+  if (Status rs = w.ReserveSeqs(2 * ops.size() + 1); !rs.ok()) {
+    for (WriteResult& r : results) r.status = rs;
+    return;
+  }
+  std::vector<PendingRecord>& pending = w.pending_;
+  pending.clear();
+  w.overlay_.Reset(ops.size());
+  DecideBatch(w, ops, results, pending, /*pipelined=*/false);
   CommitPending(w, pending, results);
 }
 
 Status Writer::SyncIfDue(uint64_t now_ms) {
   Impl& w = *impl_;
+  if (w.options_.sync != SyncMode::kInterval) return Status::OK();  // no lock: nothing in flight waits for it
   std::lock_guard lock(w.mu_);
   if (w.read_only_) return Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
-  if (w.options_.sync != SyncMode::kInterval) return Status::OK();
   if (!w.unsynced_) {
     w.last_sync_ms_ = now_ms;
     return Status::OK();
@@ -258,8 +267,8 @@ Status Writer::Sync() {
 }
 
 bool Writer::read_only() const {
-  std::lock_guard lock(impl_->mu_);  // compaction may turn the writer read-only on its thread
-  return impl_->read_only_;
+  // Set under mu_ by whichever thread turns the writer read-only (compaction too).
+  return impl_->read_only_flag_.load(std::memory_order_relaxed);
 }
 
 const std::string& Writer::dir() const { return impl_->dir_; }
@@ -294,6 +303,8 @@ WriterStats Writer::Stats() const {
 
 Writer::~Writer() {
   Impl& w = *impl_;
+  { std::lock_guard lock(w.mu_); }  // finishes every batch in flight
+  w.sync_.reset();
   w.keyspace_.reset();  // stops its thread (it reads the index and the segments)
   for (auto& [id, large] : w.large_) {
     large.file.reset();

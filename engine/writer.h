@@ -133,6 +133,9 @@ struct DatabaseCut {
   uint64_t next_seq = 0;                  // the first seq after the cut
   uint64_t seq_high_water = 0;            // the MANIFEST's mark at the cut (>= next_seq)
   std::vector<SegmentFileCut> segments;   // ascending id
+
+  // The ids of `segments`, ascending (what PinSegments pinned).
+  std::vector<uint32_t> ids() const;
 };
 
 // The MANIFEST of a copy made of exactly the cut's segment files (a backup):
@@ -171,6 +174,33 @@ class Writer {
   // result is OK.
   void Apply(std::span<const WriteOp> ops, std::span<WriteResult> results);
 
+  // ---- Pipelined group commit (SyncMode::kAlways) ----
+  // Submit decides ops as Apply does (conditions also see every earlier
+  // submitted op, finished or not), writes their records and hands the
+  // fdatasync to the writer's sync thread, then returns at once with the
+  // batch's ticket (1, 2, 3 ... in submission order): the next batch can be
+  // decided and written while this one is being made durable. Its results
+  // come from TakeFinished. A record is published (index, listing) and
+  // reported OK only after an fdatasync that started after it was written
+  // returned success. When an fdatasync fails, every submitted op whose
+  // record was written and not yet covered by an earlier successful sync
+  // finishes kOutcomeUnknown, and the writer turns read-only (fsync is never
+  // retried). Under kInterval / kNone a batch finishes within Submit.
+  // The ops' views must stay valid until their batch is taken.
+  //
+  // Every other call that takes the writer's lock (Apply, large values,
+  // Sync, Stats, cuts, compaction's steps, the key view's) first waits for
+  // the sync in flight and finishes what it covered, so each of them sees a
+  // writer with nothing in flight (it may wait one fdatasync).
+  uint64_t Submit(std::span<const WriteOp> ops);
+  // The oldest submitted batch whose outcome is final, if any: its ticket and
+  // its results (one per op, in order; *results is resized). With wait, blocks
+  // until the oldest batch in flight is final when none is yet (returns false
+  // only when nothing was submitted and not taken). Never blocks otherwise.
+  bool TakeFinished(uint64_t* ticket, std::vector<WriteResult>* results, bool wait);
+  // Submitted batches not yet taken.
+  size_t Unfinished() const;
+
   // ---- Large values, written in parts into a staged single-record segment ----
   // Starts one: op gives key, content_type, codec and condition (stored and
   // raw_len are ignored). Returns an id for the calls below. Several may be
@@ -197,7 +227,7 @@ class Writer {
   Status Sync();
 
   // True after an fdatasync failure, or when opened with Options::read_only:
-  // every write returns kReadOnly.
+  // every write returns kReadOnly. Takes no lock (does not wait for a sync in flight).
   bool read_only() const;
 
   // ---- Free space (engine/disk_space.h) ----
@@ -226,16 +256,28 @@ class Writer {
   Status WaitKeyspaceReady(uint64_t timeout_ms);
 
   // ---- Point-in-time cut (online backup) ----
-  // Takes, under the writer's lock (a few microseconds: no I/O), the cut of
-  // the database as of every write applied so far, and pins segment files
-  // against deletion (compaction keeps them, dead, until unpinned) so that
-  // the cut stays readable: while any pin is held no segment file is
-  // unlinked, so no id of the cut is reused and each of its files keeps its
-  // bytes (sealed ones whole; the active one at least up to its cut size).
-  // Pins nest: each successful call needs one UnpinSegments. Any thread of
-  // the writer's process.
+  // Takes, under the writer's lock (a few microseconds of its own, no I/O;
+  // taking the lock first finishes the batches in flight, which may wait for
+  // one fdatasync), the cut of the database as of every write applied so
+  // far (batches in flight included), and pins the cut's
+  // segment files against deletion: compaction keeps a pinned segment, dead,
+  // until it is unpinned, and no new segment takes a pinned id, so each file
+  // of the cut keeps its bytes (sealed ones whole; the active one at least
+  // up to its cut size) and its inode. Segments that are not in the cut
+  // (created after it) are compacted and deleted as usual.
+  // Pins nest per segment: each successful call needs one
+  // UnpinSegments(cut.segments' ids). Any thread of the writer's process.
   Result<DatabaseCut> PinSegments();
-  void UnpinSegments();
+  // Pins the given segment ids (one more holder each) without taking a cut:
+  // a new writer process holding again the cut a previous one had pinned,
+  // before its compaction starts. Ids that name no segment are pinned too
+  // (no new segment takes them).
+  void PinSegmentIds(const std::vector<uint32_t>& ids);
+  // Gives back one holder of each id (PinSegments' cut or PinSegmentIds).
+  void UnpinSegmentIds(const std::vector<uint32_t>& ids);
+  // Segment ids pinned now (by cuts; not counting the key view's jobs, which
+  // hold every segment). For tests and logs.
+  size_t pinned_segments() const;
 
   const std::string& dir() const;
 

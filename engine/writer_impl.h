@@ -14,7 +14,9 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +34,7 @@
 #include "engine/options.h"
 #include "engine/record.h"
 #include "engine/segment_cache.h"
+#include "engine/sync_thread.h"
 #include "engine/writer.h"
 
 namespace kingx::engine {
@@ -110,8 +113,34 @@ struct PendingRecord {
   uint64_t raw_len;
 };
 
+// The state a key has after `p` is applied.
+inline KeyState StateAfter(const PendingRecord& p) {
+  KeyState next;
+  next.exists = p.type == RecordType::kPut;
+  next.loc = p.loc;
+  next.seq = p.seq;
+  next.total_bytes = p.total;
+  return next;
+}
+
 struct Writer::Impl {
   Impl(Env& env, std::string dir, const Options& options, SharedIndex& index);
+
+  // The writer's lock (see mu_). lock() drains the pipeline once it holds
+  // the mutex, so that every holder but Submit/TakeFinished sees no batch in
+  // flight; Submit and TakeFinished use LockKeepingPipeline.
+  class CommitMutex {
+   public:
+    explicit CommitMutex(Impl* w) : w_(w) {}
+    void lock();
+    void unlock() { m_.unlock(); }
+    void LockKeepingPipeline() { m_.lock(); }
+    std::mutex& raw() { return m_; }
+
+   private:
+    std::mutex m_;
+    Impl* const w_;
+  };
 
   // ---- recovery.cc ----
   Status Recover();
@@ -126,7 +155,7 @@ struct Writer::Impl {
   Status Rotate();
   // A free segment id, reserved until it is in segments_ or Released (caller
   // holds mu_, or is recovery). Round robin over 1..kMaxSegmentId from
-  // next_segment_id_, skipping ids of existing, missing or pending segments.
+  // next_segment_id_, skipping ids of existing, missing, pending or pinned segments.
   // kNoSpace when every id is taken.
   Result<uint32_t> AllocateSegmentId();
   void ReleaseSegmentId(uint32_t id) { pending_ids_.erase(id); }
@@ -145,6 +174,8 @@ struct Writer::Impl {
   // outcome unknown (the next open finds the record, a power loss first may
   // drop it), naming the index's error.
   static Status UnindexedOutcome(const Status& index_error);
+  // What a write whose record reached the file but whose fdatasync failed is answered.
+  static Status SyncFailedOutcome(const Status& sync_error);
   void Log(const std::string& line) const;
   void LogError(const std::string& line) const;
   void PublishCounters();
@@ -209,13 +240,42 @@ struct Writer::Impl {
   std::vector<PendingRecord> pending_;
   BatchOverlay overlay_;
 
+  // ---- pipelined group commit (writer_pipeline.cc), under mu_ ----
+  // A submitted batch: its records written past active_size_ (in flight)
+  // until a sync covers `end`, then published; final results wait in
+  // finished_ for TakeFinished.
+  struct SubmittedBatch {
+    uint64_t ticket = 0;
+    uint64_t end = 0;    // offset in the active segment just past its records
+    uint64_t bytes = 0;  // its records' bytes
+    std::vector<PendingRecord> pending;
+    std::vector<WriteResult> results;
+  };
+  std::deque<std::unique_ptr<SubmittedBatch>> inflight_;  // oldest first
+  std::deque<std::unique_ptr<SubmittedBatch>> finished_;  // oldest first
+  std::vector<std::unique_ptr<SubmittedBatch>> spare_batches_;
+  uint64_t inflight_bytes_ = 0;  // sum of inflight_[*].bytes: the active segment's bytes past active_size_
+  uint64_t inflight_ops_ = 0;    // sum of inflight_[*].pending.size()
+  uint64_t next_ticket_ = 1;
+  std::unique_ptr<SyncThread> sync_;  // started by the first Submit under kAlways
+  SyncThread::State sync_seen_;       // the sync statistics already added to syncs_ ...
+  // Waits until no sync is in flight and finishes every in-flight batch
+  // (published, or kOutcomeUnknown after a failed sync). Caller holds mu_.
+  void DrainLocked();
+  // Publishes the in-flight batches `st` covers, oldest first; after a failed
+  // sync fails all of them and turns read-only. Caller holds mu_.
+  void FinishSynced(const SyncThread::State& st);
+  // Mirrors read_only_ for read_only(), which takes no lock.
+  std::atomic<bool> read_only_flag_{false};
+
   // ---- compaction hook (added for engine/compaction.cc) ----
   // Serializes the writer thread's calls (Apply, FinishLarge, SyncIfDue, Sync,
   // Stats lock it) with compaction's short steps on its own thread of the
   // writer process: allocating a segment id, switching index entries
   // (SharedIndex mutators), updating segments_ and the published counters,
   // forgetting a deleted segment. Compaction never holds it across file I/O.
-  mutable std::mutex mu_;
+  // Its lock() drains the pipeline first (CommitMutex).
+  mutable CommitMutex mu_{this};
 
   // ---- segment pins and deletions (writer_cut.cc) ----
   // Under mu_. Code that unlinks a segment file calls BeginDelete(id) first
@@ -225,7 +285,12 @@ struct Writer::Impl {
   bool BeginDelete(uint32_t id);
   void EndDelete(uint32_t id);
   DatabaseCut CutLocked() const;
+  // Holders that pin every segment (the key view's catch-up or rebuild: it
+  // reads whichever segments it finds).
   uint32_t pins_ = 0;
+  // Per segment id, the cuts holding it (PinSegments / PinSegmentIds); an
+  // id here is neither deleted nor given to a new segment.
+  std::map<uint32_t, uint32_t> pinned_ids_;
   std::set<uint32_t> deleting_;
 
   // ---- the sorted key view (engine/keyspace.h) ----
@@ -235,5 +300,24 @@ struct Writer::Impl {
   // Null until StartKeyspace. Add is called under mu_ before each put is published.
   std::unique_ptr<Keyspace> keyspace_;
 };
+
+// ---- group commit steps (writer.cc), caller holds mu_ ----
+// Decides ops in order and encodes the records of those that go ahead into
+// w.batch_ / `pending` (the results of the others are final). A record that
+// does not fit the active segment commits what is pending first (draining
+// the pipeline when `pipelined`) and rotates. w.overlay_ must already hold
+// the state of every key written by a batch in flight.
+void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteResult> results,
+                 std::vector<PendingRecord>& pending, bool pipelined);
+// Appends w.batch_ (the records of `pending`) past the bytes in flight. On
+// failure the partial bytes are cut off, every pending op fails with the
+// error and false is returned.
+bool WritePending(Writer::Impl& w, std::span<const PendingRecord> pending, std::span<WriteResult> results);
+// Publishes written (and, under kAlways, synced) records: `bytes` of the
+// active segment past active_size_ are theirs. Fills their results.
+void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std::span<WriteResult> results,
+                    uint64_t bytes);
+// Write, fdatasync (kAlways), publish, now. Nothing may be in flight.
+void CommitPending(Writer::Impl& w, std::vector<PendingRecord>& pending, std::span<WriteResult> results);
 
 }  // namespace kingx::engine

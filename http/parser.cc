@@ -59,7 +59,9 @@ struct Parser::Callbacks {
   static Parser* Self(llhttp_t* p) { return static_cast<Parser*>(p->data); }
 
   static int OnMessageBegin(llhttp_t* p) {
-    Self(p)->head_started_ = true;
+    Parser* self = Self(p);
+    self->head_started_ = true;
+    self->ll_between_messages_ = false;
     return 0;
   }
   static int OnUrl(llhttp_t* p, const char* at, size_t n) {
@@ -161,6 +163,10 @@ struct Parser::Callbacks {
   static int OnMessageComplete(llhttp_t* p) {
     Parser* self = Self(p);
     self->message_done_ = true;
+    // What llhttp does next (llhttp__after_message_complete): back to the
+    // start of a message when the connection persists, to its closed state
+    // when not; an upgrade stops it (HPE_PAUSED_UPGRADE) until resumed.
+    self->ll_between_messages_ = llhttp_should_keep_alive(p) != 0 && p->upgrade == 0;
     self->pending_ = Event::kMessageEnd;
     return HPE_PAUSED;
   }
@@ -232,13 +238,20 @@ void Parser::GiveBack(std::unique_ptr<Parser> parser) {
 size_t Parser::Spares() { return SpareParsers().size(); }
 
 // Back to the state of a new Parser, keeping the capacity of store_ and of
-// the entity-tag lists.
+// the entity-tag lists. llhttp is initialised again only when its last
+// message did not leave it at the start of the next one: a parser whose
+// last request ended keep-alive (no upgrade) goes on exactly as it would
+// have on that request's own connection, which every pipelined request
+// already does.
 void Parser::Restart() {
   ResetForNextMessage();
-  llhttp_t* ll = Ll(llhttp_);
-  llhttp_init(ll, HTTP_REQUEST, Callbacks::Settings());
-  ll->data = this;
-  ll->lenient_flags |= LENIENT_VERSION;
+  if (!ll_between_messages_) {
+    llhttp_t* ll = Ll(llhttp_);
+    llhttp_init(ll, HTTP_REQUEST, Callbacks::Settings());
+    ll->data = this;
+    ll->lenient_flags |= LENIENT_VERSION;
+    ll_between_messages_ = true;
+  }
   failed_ = false;
   pending_ = Event::kNeedMore;
   pending_body_ = {};

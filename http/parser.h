@@ -176,6 +176,10 @@ class Parser {
   bool message_done_ = false;
   bool failed_ = false;
   bool rejected_ = false;
+  // llhttp is at the start of a message, as after llhttp_init: it was just
+  // initialised, or its last message completed keep-alive without upgrade
+  // and no byte of another was read since.
+  bool ll_between_messages_ = true;
   size_t head_bytes_ = 0;       // bytes of the current head so far
   size_t fields_ = 0;           // header (and trailer) fields so far
   size_t trailer_bytes_ = 0;    // chunk extensions and trailer fields so far

@@ -126,11 +126,23 @@ struct WriterMetrics {
   // older than --storage-timeout-ms makes no progress (stopped, or stuck in a
   // write or fdatasync), and workers answer /readyz 503.
   std::atomic<uint64_t> heartbeat_ms{0};
-  // Compaction (engine::CompactionStats, republished once per loop iteration).
+  // Compaction (engine::CompactionStats, added once per loop iteration as
+  // deltas, so the counters are monotonic across writer restarts;
+  // src/writer/writer_compaction.cc).
   std::atomic<uint64_t> compaction_passes{0};
-  std::atomic<uint64_t> compaction_segments{0};     // input segments deleted
+  std::atomic<uint64_t> compaction_segments{0};          // input segments deleted
+  std::atomic<uint64_t> compaction_segments_written{0};  // output segments installed
+  std::atomic<uint64_t> compaction_bytes_read{0};
+  std::atomic<uint64_t> compaction_bytes_written{0};     // output segments and hints
   std::atomic<uint64_t> compaction_bytes_freed{0};
   std::atomic<uint64_t> compaction_failures{0};
+  // Dead bytes compaction can reclaim (the engine's dead bytes less the
+  // tombstones it had to keep), as of the loop's latest turn.
+  std::atomic<uint64_t> compaction_backlog_bytes{0};
+  // Times the writer held batches for compaction (src/writer/write_stall.h),
+  // and for how long in all.
+  std::atomic<uint64_t> compaction_stalls{0};
+  std::atomic<uint64_t> compaction_stall_us{0};
   // The data directory's disk (engine::DiskState, republished by the writer
   // loop; src/writer/disk_report.h).
   std::atomic<uint32_t> disk_full{0};                 // 1 while puts are refused for lack of space

@@ -340,17 +340,23 @@ size_t WriteQueue::PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, 
   return taken;
 }
 
-void WriteQueue::Release() { ReleaseUntil(nullptr); }
+void WriteQueue::Release() { ReleaseUntil(nullptr, peek_pos_, pending_release_); }
 
-void WriteQueue::ReleaseUntil(const StopPoint* stop) {
+void WriteQueue::ReleaseThrough(uint64_t position, uint64_t entries) {
+  assert(position <= peek_pos_ && entries <= pending_release_);
+  ReleaseUntil(nullptr, position, entries);
+}
+
+void WriteQueue::ReleaseUntil(const StopPoint* stop, uint64_t position, uint64_t entries) {
   const uint64_t head = header_->head.load(std::memory_order_relaxed);
-  const uint64_t count = (ReleasedAt(head) + pending_release_) & kCountMask;
-  header_->release_intent.store(Stamp(count, peek_pos_), std::memory_order_release);
+  if (position <= head && entries == 0) return;
+  const uint64_t count = (ReleasedAt(head) + entries) & kCountMask;
+  header_->release_intent.store(Stamp(count, position), std::memory_order_release);
   if (stop != nullptr && *stop == StopPoint::kBeforePublish) return;
-  header_->head.store(peek_pos_, std::memory_order_release);
+  header_->head.store(position, std::memory_order_release);
   if (stop != nullptr) return;
-  header_->released.store(Stamp(count, peek_pos_), std::memory_order_release);
-  pending_release_ = 0;
+  header_->released.store(Stamp(count, position), std::memory_order_release);
+  pending_release_ -= entries;
 }
 
 bool WriteQueue::WaitForEntries(int timeout_ms) {

@@ -143,6 +143,15 @@ class WriteQueue {
   // Frees the ring bytes of every entry returned by Peek so far.
   void Release();
 
+  // Where the entries handed out so far end: with the number of entries
+  // handed out up to it, what ReleaseThrough takes to free exactly those.
+  uint64_t PeekPosition() const { return peek_pos_; }
+  // Frees the ring bytes of the oldest `entries` entries handed out and not
+  // released, which end at `position` (a PeekPosition() of then); the entries
+  // handed out after them stay taken (a writer that dies leaves them to
+  // PeekOrphans of the next one).
+  void ReleaseThrough(uint64_t position, uint64_t entries);
+
   // Sleeps until a producer wakes the writer through its eventfd, or until
   // timeout_ms passes (-1: no timeout), or returns at once when entries are
   // queued. Announces the sleep in the shared header so producers know to
@@ -166,12 +175,12 @@ class WriteQueue {
   void EnqueueForTesting(uint32_t slot, uint64_t token, const WriteRequest& request, StopPoint stop) {
     (void)Enqueue(EntryType::kOp, slot, token, request, &stop);
   }
-  void ReleaseForTesting(StopPoint stop) { ReleaseUntil(&stop); }
+  void ReleaseForTesting(StopPoint stop) { ReleaseUntil(&stop, peek_pos_, pending_release_); }
 
  private:
   engine::Status Enqueue(EntryType type, uint32_t slot, uint64_t token, const WriteRequest& r,
                          const StopPoint* stop = nullptr);
-  void ReleaseUntil(const StopPoint* stop);
+  void ReleaseUntil(const StopPoint* stop, uint64_t position, uint64_t entries);
   // Entries released up to `head` (see the counts in write_queue.cc).
   uint64_t ReleasedAt(uint64_t head) const;
   size_t PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes, uint64_t limit);

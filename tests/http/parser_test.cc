@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -180,6 +181,85 @@ TEST_CASE("Finish tells a clean end from a cut request", "[http][parser]") {
   CHECK(cut.Execute(std::span<const char>(partial)).event == E::kNeedMore);
   CHECK(cut.InHead());
   CHECK_FALSE(cut.Finish());
+}
+
+// What a request's parse shows from outside: its events, body bytes, the
+// request's fields, the refusal or error. Also the first event of a request
+// pipelined behind it, so that the state the request leaves is compared too.
+std::string Outcome(Parser& p, std::string_view input) {
+  std::string out;
+  size_t pos = 0;
+  for (int message = 0; message < 2 && pos < input.size(); ++message) {
+    for (int guard = 0; guard < 10000; ++guard) {
+      Parser::Step step = p.Execute(std::span<const char>(input.data() + pos, input.size() - pos));
+      pos += step.consumed;
+      out += "event " + std::to_string(static_cast<int>(step.event)) + " consumed " + std::to_string(step.consumed);
+      if (step.event == E::kBody) out += " body " + std::string(step.body.data(), step.body.size());
+      out += "\n";
+      if (step.event == E::kHead) {
+        const Request& r = p.request();
+        out += "head " + std::string(r.method_name) + " " + std::to_string(static_cast<int>(r.route)) + " " +
+               std::string(r.key) + " " + std::string(r.target) + " 1." + std::to_string(r.http_minor) +
+               " keep-alive " + std::to_string(r.keep_alive) + " length " + std::to_string(r.content_length) +
+               " chunked " + std::to_string(r.chunked) + " rejected " + std::to_string(p.rejected()) + "\n";
+      }
+      if (step.event == E::kError || (step.event == E::kHead && p.rejected())) {
+        out += "error " + std::to_string(p.error().status) + " " + std::string(p.error().detail) + "\n";
+      }
+      if (step.event == E::kNeedMore || step.event == E::kError) return out;
+      if (step.event == E::kMessageEnd) break;
+    }
+  }
+  return out;
+}
+
+TEST_CASE("a spare parser serves the next request exactly as a new one, whatever its last request was",
+          "[http][parser]") {
+  Limits limits;
+  // How a parser's last request may have ended before it went back to the
+  // spares: keep-alive or not (llhttp then heads for its closed state), an
+  // upgrade, a body of either framing, a refusal with its body read.
+  const std::vector<std::string> last = {
+      "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+      "GET /v1/kv/a HTTP/1.0\r\n\r\n",
+      "GET /v1/kv/a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+      "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+      "PUT /v1/kv/b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+      "PUT /v1/kv/b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nab\r\n0\r\nT: v\r\n\r\n",
+      "PROPFIND /v1/kv/c HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nxy",
+      "POST /v1/kv/c HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nz",
+      "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+  };
+  // The request the spare then parses, with a second one pipelined behind it.
+  const std::vector<std::string> next = {
+      "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/kv/l HTTP/1.1\r\nHost: h\r\n\r\n",
+      "\r\nGET /v1/kv/k HTTP/1.0\r\n\r\nGET /v1/kv/l HTTP/1.1\r\nHost: h\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhiDELETE /v1/kv/l HTTP/1.1\r\nHost: h\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\n"
+      "Host: h\r\n\r\n",
+      "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /v1/kv/l HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nGET /v1/kv/l HTTP/1.1\r\n"
+      "Host: h\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "GET /v1/kv/k HTTP/2.0\r\nHost: h\r\n\r\n",
+      "BREW /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/kv/l HTTP/1.1\r\nHost: h\r\n\r\n",
+  };
+  for (const std::string& before : last) {
+    for (const std::string& input : next) {
+      CAPTURE(before, input);
+      std::unique_ptr<Parser> used = Parser::Take(limits);
+      const std::vector<Event> ended = RunAll(*used, before);
+      REQUIRE(!ended.empty());
+      REQUIRE(ended.back().kind == E::kMessageEnd);
+      Parser* const spare = used.get();
+      Parser::GiveBack(std::move(used));
+      std::unique_ptr<Parser> again = Parser::Take(limits);
+      REQUIRE(again.get() == spare);  // the spare, not a new parser
+      Parser fresh(limits);
+      CHECK(Outcome(*again, input) == Outcome(fresh, input));
+    }
+  }
 }
 
 }  // namespace

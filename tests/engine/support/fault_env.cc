@@ -65,14 +65,17 @@ class FaultFile final : public File {
     return base_->Read(offset, n, scratch, read);
   }
   Status Sync() override {
+    if (auto hook = env_.SyncHook()) hook(path_);
     env_.NoteChange("fdatasync", path_);
     Status s = env_.Check(FaultOp::kSync, path_, nullptr);
     if (!s.ok()) return s;
+    // What this fdatasync covers: the bytes written before it started.
+    auto size = base_->Size();
+    if (!size.ok()) return size.status();
     s = base_->Sync();
     if (!s.ok()) return s;
-    auto size = base_->Size();
-    if (size.ok()) env_.OnSynced(path_, size.value());
-    return size.status();
+    env_.OnSynced(path_, size.value());
+    return Status::OK();
   }
   Status Truncate(uint64_t size) override {
     env_.NoteChange("truncate", path_);
@@ -246,6 +249,16 @@ Status FaultInjectionEnv::Check(FaultOp op, const std::string& path, size_t* kee
     }
   }
   return result;
+}
+
+void FaultInjectionEnv::SetSyncHook(std::function<void(const std::string& path)> hook) {
+  std::lock_guard lock(mu_);
+  sync_hook_ = std::move(hook);
+}
+
+std::function<void(const std::string& path)> FaultInjectionEnv::SyncHook() const {
+  std::lock_guard lock(mu_);
+  return sync_hook_;
 }
 
 void FaultInjectionEnv::OnSynced(const std::string& path, uint64_t size) {

@@ -6,7 +6,9 @@
 //    read path too: opening an existing file, reading, mapping, size / stat,
 //    listing the directory;
 //  - simulates power loss the way leveldb's fault_injection_test does: it
-//    tracks, per file, the length made durable by Sync, and which directory
+//    tracks, per file, the length made durable by Sync (the file's length
+//    when the fdatasync started: bytes another thread appends while it runs
+//    are not counted as covered), and which directory
 //    entries (created or renamed files) were made durable by SyncDir.
 //    DropUnsynced() then truncates every file to its durable length, deletes
 //    files whose entry was never dir-synced and undoes renames not dir-synced;
@@ -25,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,6 +68,11 @@ class FaultInjectionEnv final : public Env {
   void ShortWriteNth(uint64_t nth, size_t keep_bytes, Code code);
   // Removes every armed fault.
   void ClearFaults();
+  // Runs hook(path) at the start of every File::Sync, on the syncing thread,
+  // before its fault check and with no lock of the env held, so that a test
+  // can hold an fdatasync in flight. An empty hook removes it.
+  void SetSyncHook(std::function<void(const std::string& path)> hook);
+  std::function<void(const std::string& path)> SyncHook() const;
   // A disk of total_bytes holding the files of dir (0 turns it off): Space()
   // reports it (free = total - the sizes of dir's files), and a write that
   // would make those sizes exceed total writes the prefix that fits, then
@@ -102,6 +110,10 @@ class FaultInjectionEnv final : public Env {
   Status CreateDir(const std::string& path) override {
     NoteChange("mkdir", path);
     return base_.CreateDir(path);
+  }
+  Status Symlink(const std::string& target, const std::string& link_path) override {
+    NoteChange("symlink", link_path);
+    return base_.Symlink(target, link_path);
   }
   Result<std::vector<std::string>> ListDir(const std::string& dir) override;
   Result<uint64_t> FileSize(const std::string& path) override;
@@ -155,6 +167,7 @@ class FaultInjectionEnv final : public Env {
   uint64_t calls_[static_cast<int>(FaultOp::kCount)] = {};
   std::map<std::pair<int, std::string>, uint64_t> path_calls_;
   uint64_t fired_ = 0;
+  std::function<void(const std::string& path)> sync_hook_;
   std::vector<std::string> changes_;
   uint64_t open_file_limit_ = 0;
   std::map<std::string, uint64_t> last_mapped_bytes_;

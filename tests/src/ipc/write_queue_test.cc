@@ -394,6 +394,44 @@ TEST_CASE("a restarted consumer gets its predecessor's taken entries as orphans,
   CHECK(third.PeekOrphans(&none) == 0);
 }
 
+TEST_CASE("releasing a prefix of the taken entries frees exactly those; the rest stay taken (orphans of a successor)",
+          "[src][write_queue]") {
+  // A ring that holds a handful of entries: the freed room is observable.
+  TestQueue t(64 << 10);
+  const std::string value(6000, 'v');
+  REQUIRE(t.queue->TryEnqueue(0, 1, Put("a", value)).ok());
+  REQUIRE(t.queue->TryEnqueue(0, 2, Put("b", value)).ok());
+  std::vector<QueueEntry> first;
+  REQUIRE(t.queue->Peek(&first, 1000, 1 << 30) == 2);
+  const uint64_t first_end = t.queue->PeekPosition();
+  REQUIRE(t.queue->TryEnqueue(0, 3, Put("c", value)).ok());
+  REQUIRE(t.queue->TryEnqueue(0, 4, Put("d", value)).ok());
+  std::vector<QueueEntry> second;
+  REQUIRE(t.queue->Peek(&second, 1000, 1 << 30) == 2);
+  CHECK(t.queue->DepthEntries() == 4);
+  // Fill the ring: room comes back only when a prefix is released.
+  uint64_t token = 10;
+  while (t.queue->TryEnqueue(0, token, Put("f", value)).ok()) ++token;
+  const uint64_t queued = token - 10;
+  t.queue->ReleaseThrough(first_end, 2);
+  CHECK(t.queue->DepthEntries() == 2 + queued);
+  CHECK(t.queue->TryEnqueue(0, token, Put("g", value)).ok());  // a's and b's room is free
+  CHECK(second[0].request.key == "c");  // the views of the later entries are intact
+  CHECK(second[1].request.key == "d");
+  // The consumer dies here: c and d were taken, not released.
+  WriteQueue fresh(t.region.base);
+  fresh.BeginConsuming();
+  std::vector<QueueEntry> orphans;
+  REQUIRE(fresh.PeekOrphans(&orphans) == 2);
+  CHECK(orphans[0].request.key == "c");
+  CHECK(orphans[1].request.key == "d");
+  fresh.Release();
+  auto rest = TakeAll(fresh);
+  CHECK(rest.size() == queued + 1);
+  fresh.Release();
+  CHECK(fresh.DepthEntries() == 0);
+}
+
 TEST_CASE("the consumer sleeps on the eventfd and a producer in another process wakes it",
           "[src][write_queue][multiprocess]") {
   const int efd = eventfd(0, EFD_NONBLOCK);

@@ -1,0 +1,91 @@
+// SyncThread (see sync_thread.h).
+#include "engine/sync_thread.h"
+
+#include <chrono>
+
+#include "engine/kill_point.h"
+
+namespace kingx::engine {
+
+SyncThread::~SyncThread() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SyncThread::Request(File* file, uint64_t end) {
+  {
+    std::lock_guard lock(mu_);
+    file_ = file;
+    if (end > requested_) requested_ = end;
+    state_.idle = false;
+    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  }
+  cv_.notify_all();
+}
+
+SyncThread::State SyncThread::Poll() {
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+SyncThread::State SyncThread::WaitIdle() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return state_.idle; });
+  return state_;
+}
+
+void SyncThread::Restart() {
+  std::lock_guard lock(mu_);
+  requested_ = 0;
+  state_.covered = 0;
+  file_ = nullptr;
+}
+
+void SyncThread::Run() {
+  std::unique_lock lock(mu_);
+  // Bounded by stop_: each iteration serves the requests made so far or waits.
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || requested_ > state_.covered || (!state_.failure.ok() && !state_.idle); });
+    if (stop_) return;
+    if (!state_.failure.ok()) {
+      // Never sync again after a failure: the requests are answered by it.
+      state_.idle = true;
+      cv_.notify_all();
+      lock.unlock();
+      if (on_done_) on_done_();
+      lock.lock();
+      continue;
+    }
+    // Every byte below `target` was written before this point.
+    const uint64_t target = requested_;
+    File* const file = file_;
+    lock.unlock();
+    KINGX_KILL_POINT("append.before_sync");
+    const auto start = std::chrono::steady_clock::now();
+    Status s = file->Sync();
+    const auto us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count());
+    if (s.ok()) KINGX_KILL_POINT("append.after_sync");
+    lock.lock();
+    ++state_.syncs;
+    state_.last_sync_us = us;
+    state_.total_sync_us += us;
+    if (s.ok()) {
+      if (target > state_.covered) state_.covered = target;
+    } else {
+      state_.failure = s;
+    }
+    // After a failure nothing more is synced: idle with the failure.
+    state_.idle = !state_.failure.ok() || requested_ <= state_.covered;
+    cv_.notify_all();
+    lock.unlock();
+    if (on_done_) on_done_();
+    lock.lock();
+  }
+}
+
+}  // namespace kingx::engine

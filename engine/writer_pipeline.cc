@@ -1,0 +1,169 @@
+// Writer::Submit / TakeFinished: pipelined group commit (see writer.h).
+//
+// A submitted batch is decided and written by the writer thread, then left
+// in flight (Impl::inflight_) while the sync thread runs an fdatasync that
+// covers it. Batches finish in submission order: a batch is published only
+// once a sync that started after its records were written returned success
+// (SyncThread::State::covered reaches its end offset). The first failed
+// sync fails every batch in flight with kOutcomeUnknown and turns the
+// writer read-only; the sync thread never syncs again. Any other holder of
+// the writer's lock drains first (CommitMutex::lock), so rotation, large
+// values, cuts, compaction and the key view only ever see a writer with
+// nothing in flight, as before.
+#include <cassert>
+
+#include "engine/writer_impl.h"
+
+namespace kingx::engine {
+
+void Writer::Impl::CommitMutex::lock() {
+  m_.lock();
+  w_->DrainLocked();
+}
+
+void Writer::Impl::DrainLocked() {
+  if (inflight_.empty()) return;
+  FinishSynced(sync_->WaitIdle());
+  assert(inflight_.empty());  // idle: every request covered, or the failure
+  sync_->Restart();           // the covered offsets start again (the next file may be another one)
+}
+
+void Writer::Impl::FinishSynced(const SyncThread::State& st) {
+  syncs_ += st.syncs - sync_seen_.syncs;
+  total_sync_us_ += st.total_sync_us - sync_seen_.total_sync_us;
+  if (st.syncs != sync_seen_.syncs) last_sync_us_ = st.last_sync_us;
+  sync_seen_.syncs = st.syncs;
+  sync_seen_.total_sync_us = st.total_sync_us;
+  while (!inflight_.empty() && inflight_.front()->end <= st.covered) {
+    std::unique_ptr<SubmittedBatch> b = std::move(inflight_.front());
+    inflight_.pop_front();
+    inflight_bytes_ -= b->bytes;
+    inflight_ops_ -= b->pending.size();
+    if (!b->pending.empty()) PublishWritten(*this, b->pending, b->results, b->bytes);
+    finished_.push_back(std::move(b));
+  }
+  if (!st.failure.ok()) {
+    // The rest was written and no successful sync covers it: maybe on disk
+    // or not, so never OK and never "failed" (writer.h).
+    TurnReadOnly(st.failure);
+    const Status unknown = SyncFailedOutcome(st.failure);
+    while (!inflight_.empty()) {
+      std::unique_ptr<SubmittedBatch> b = std::move(inflight_.front());
+      inflight_.pop_front();
+      // Its refusals too (a failed condition, a missing key): they may have
+      // been decided on a write in flight, whose outcome is unknown now.
+      for (WriteResult& r : b->results) {
+        if (r.status.ok() || r.status.Is(Code::kPreconditionFailed) || r.status.Is(Code::kNotFound)) {
+          r.status = unknown;
+        }
+      }
+      finished_.push_back(std::move(b));
+    }
+    inflight_bytes_ = inflight_ops_ = 0;
+  }
+}
+
+uint64_t Writer::Submit(std::span<const WriteOp> ops) {
+  Impl& w = *impl_;
+  w.mu_.LockKeepingPipeline();
+  std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
+  std::unique_ptr<Impl::SubmittedBatch> b;
+  if (!w.spare_batches_.empty()) {
+    b = std::move(w.spare_batches_.back());
+    w.spare_batches_.pop_back();
+  } else {
+    b = std::make_unique<Impl::SubmittedBatch>();
+  }
+  b->ticket = w.next_ticket_++;
+  b->end = b->bytes = 0;
+  b->pending.clear();
+  b->results.assign(ops.size(), WriteResult{});
+  const uint64_t ticket = b->ticket;
+  // A batch whose outcome is final without a sync of its own (nothing
+  // written, or a write that failed) still finishes behind the batches in
+  // flight: in order, and its refusals may rest on their writes.
+  auto finish_now = [&] {
+    if (w.inflight_.empty()) {
+      w.finished_.push_back(std::move(b));
+      return;
+    }
+    b->pending.clear();
+    b->bytes = 0;
+    b->end = w.active_size_ + w.inflight_bytes_;  // already requested by the batch before it
+    w.inflight_.push_back(std::move(b));
+  };
+
+  if (w.options_.sync != SyncMode::kAlways || w.read_only_) {
+    // Nothing to overlap (or nothing to write): Apply's path, finished at once.
+    w.DrainLocked();
+    if (w.read_only_) {
+      for (WriteResult& r : b->results) r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
+      finish_now();
+      return ticket;
+    }
+  }
+  if (Status rs = w.ReserveSeqs(2 * ops.size() + 1); !rs.ok()) {
+    for (WriteResult& r : b->results) r.status = rs;
+    finish_now();
+    return ticket;
+  }
+  // Conditions see every op in flight: their keys go into the overlay first.
+  w.overlay_.Reset(w.inflight_ops_ + ops.size());
+  for (const auto& earlier : w.inflight_) {
+    for (const PendingRecord& p : earlier->pending) w.overlay_.Set(p.hash, p.key, StateAfter(p));
+  }
+  const bool pipelined = w.options_.sync == SyncMode::kAlways;
+  DecideBatch(w, ops, b->results, b->pending, pipelined);
+  if (!pipelined) {
+    CommitPending(w, b->pending, b->results);
+    finish_now();
+    return ticket;
+  }
+  if (b->pending.empty() || !WritePending(w, b->pending, b->results)) {
+    w.batch_.clear();
+    finish_now();
+    return ticket;
+  }
+  b->bytes = w.batch_.size();
+  w.batch_.clear();
+  w.inflight_bytes_ += b->bytes;
+  w.inflight_ops_ += b->pending.size();
+  b->end = w.active_size_ + w.inflight_bytes_;
+  if (!w.sync_) {
+    w.sync_ = std::make_unique<SyncThread>(w.options_.on_synced);
+  }
+  w.sync_->Request(w.active_.get(), b->end);
+  w.inflight_.push_back(std::move(b));
+  return ticket;
+}
+
+bool Writer::TakeFinished(uint64_t* ticket, std::vector<WriteResult>* results, bool wait) {
+  Impl& w = *impl_;
+  w.mu_.LockKeepingPipeline();
+  std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
+  if (w.finished_.empty() && !w.inflight_.empty()) {
+    w.FinishSynced(w.sync_->Poll());
+    if (w.finished_.empty() && wait) {
+      // The oldest batch is covered by the sync in progress or the next one:
+      // waiting for the thread to be idle covers it.
+      w.DrainLocked();
+    }
+  }
+  if (w.finished_.empty()) return false;
+  std::unique_ptr<Impl::SubmittedBatch> b = std::move(w.finished_.front());
+  w.finished_.pop_front();
+  *ticket = b->ticket;
+  results->swap(b->results);
+  b->pending.clear();
+  if (w.spare_batches_.size() < 4) w.spare_batches_.push_back(std::move(b));
+  return true;
+}
+
+size_t Writer::Unfinished() const {
+  Impl& w = *impl_;
+  w.mu_.LockKeepingPipeline();
+  std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
+  return w.inflight_.size() + w.finished_.size();
+}
+
+}  // namespace kingx::engine
