@@ -42,7 +42,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import procs, sysinfo  # noqa: E402
+from harness import peers, procs, sysinfo  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -111,51 +111,15 @@ def kingx_server(kingx, workdir, workers, model, extra, nofile=None):
 
 
 def nginx_server(workdir, workers, nofile=None):
-    port = procs.free_port()
-    www = os.path.join(workdir, "www", "s")
-    os.makedirs(www, exist_ok=True)
-    for name, data in (("v100.txt", SMALL), ("v1m.bin", BIG), ("v1m-z.bin", BIG_Z)):
-        with open(os.path.join(www, name), "wb") as f:
-            f.write(data)
-    conf = os.path.join(workdir, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""
-worker_processes {workers};
-daemon off;
-master_process on;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log error;
-worker_rlimit_nofile {nofile or 20000};
-events {{ worker_connections 19000; }}
-http {{
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path {workdir}/body;
-    proxy_temp_path {workdir}/proxy;
-    fastcgi_temp_path {workdir}/fastcgi;
-    uwsgi_temp_path {workdir}/uwsgi;
-    scgi_temp_path {workdir}/scgi;
-    keepalive_requests 10000000;
-    keepalive_timeout 75s;
-    sendfile on;
-    tcp_nodelay on;
-    open_file_cache max=1000 inactive=60s;
-    client_max_body_size 64m;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096 reuseport;
-        location = /r {{ return 200 "ok"; }}
-        location /s/ {{ root {workdir}/www; }}
-        # Buffers a request body whole (to a file past client_body_buffer_size)
-        # before passing it on, as nginx does in front of an upstream.
-        location /up/ {{ proxy_pass http://127.0.0.1:9; }}
-    }}
-}}
-""")
-    argv = ["nginx", "-p", workdir, "-c", conf, "-e", f"{workdir}/error.log"]
-    if nofile:
-        argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--"] + argv
-    p = procs.Proc("nginx", argv, os.path.join(workdir, "stdout.log"))
-    procs.wait_http_ok(port, "/r", 20, p)
+    # The harness's nginx (bench/harness/peers.py) with what the abuse needs besides: bodies up
+    # to 64 MiB, a location that buffers a request body whole (to a file past
+    # client_body_buffer_size) before passing it on, as nginx does in front of an upstream, and
+    # the error log at error level (warn logs every body buffered to a file).
+    p, port = peers.start_nginx(
+        workdir, workers, reuseport=True, nofile=nofile,
+        static_files={"v100.txt": SMALL, "v1m.bin": BIG, "v1m-z.bin": BIG_Z},
+        error_level="error", client_max_body_size="64m", tcp_nopush=False,
+        extra_locations="location /up/ { proxy_pass http://127.0.0.1:9; }")
     return Server("nginx", p, port, "/s/v100.txt", "/s/v1m.bin", "/s/v1m-z.bin", "/r", "/up/b", workdir)
 
 

@@ -439,6 +439,10 @@ Status SharedIndex::LookupForWriter(uint64_t hash, Candidates* out) const {
   return Status::OK();
 }
 
+void SharedIndex::PrefetchForWriter(uint64_t hash) const {
+  __builtin_prefetch(Table() + HomeOf(hash, Capacity()), 0, 3);
+}
+
 Status SharedIndex::GrowTo(uint64_t new_capacity) {
   const uint64_t work = header_->work.load(std::memory_order_relaxed);
   const uint64_t old_offset = OffsetOf(work);
@@ -490,9 +494,17 @@ Status SharedIndex::Insert(uint64_t hash, Location loc) {
     return Status::InvalidArgument("index hashes 0 and 1 are reserved for empty and changing entries");
   }
   Candidates existing;
-  if (Probe(Table(), Capacity(), hash, &existing) == ProbeResult::kOverflow || existing.count >= kMaxCandidates) {
+  if (Probe(Table(), Capacity(), hash, &existing) == ProbeResult::kOverflow) {
     return Status::InvalidArgument("too many keys share one 64-bit hash");
   }
+  return Insert(hash, loc, existing);
+}
+
+Status SharedIndex::Insert(uint64_t hash, Location loc, const Candidates& known) {
+  if (hash == kEmptyHash || hash == kChangingHash) {
+    return Status::InvalidArgument("index hashes 0 and 1 are reserved for empty and changing entries");
+  }
+  if (known.count >= kMaxCandidates) return Status::InvalidArgument("too many keys share one 64-bit hash");
   const uint64_t n = size();
   if (n + 1 > MaxKeysFor(Capacity())) {
     Status s = GrowTo(Grown(Capacity()));
@@ -572,6 +584,11 @@ Status SharedIndex::BeginRebuild(uint64_t expected_keys) {
   if (!ReleasePages(base + start, area_bytes)) {
     ZeroEntries(reinterpret_cast<IndexEntry*>(base + start), cap);
   }
+#ifdef MADV_POPULATE_WRITE
+  // The replay touches every page of the table (keys hash uniformly); a
+  // refusal (an older kernel, no memory yet) leaves them to fault in one by one.
+  (void)madvise(base + start, TableBytesFor(cap), MADV_POPULATE_WRITE);
+#endif
   header_->size.store(0, std::memory_order_relaxed);
   header_->work.store(Pack(start, cap), std::memory_order_release);
   return Status::OK();

@@ -197,6 +197,9 @@ class SharedIndex {
   // hold the grown table: size the region with RegionBytesFor). On error the
   // index is unchanged.
   Status Insert(uint64_t hash, Location loc);
+  // The same, for a caller that has just called LookupForWriter(hash) and
+  // found `known` (nothing mutated since): skips probing for them again.
+  Status Insert(uint64_t hash, Location loc, const Candidates& known);
 
   // Points the entry (hash, old_loc) at new_loc with one atomic store (readers
   // see either location). false if no such entry.
@@ -221,12 +224,21 @@ class SharedIndex {
   // errors as Lookup minus kBusy.
   Status LookupForWriter(uint64_t hash, Candidates* out) const;
 
+  // Starts fetching the memory a LookupForWriter(hash) reads first, without
+  // waiting for it (a CPU prefetch: no effect on the index, no fault). A
+  // caller with many hashes at hand (recovery) issues these for a batch so
+  // that the cache and TLB misses of a large table overlap.
+  void PrefetchForWriter(uint64_t hash) const;
+
   // Grows the writer's table now so that it holds `keys` keys without
   // growing again. kNoSpace as for Insert.
   Status Reserve(uint64_t keys);
 
   // Starts building a new table in the area readers do not use, sized for
   // expected_keys (0: the initial capacity), and points the mutators at it.
+  // The new table's pages are faulted in at once (one system call rather
+  // than a fault per page during the replay; where the kernel cannot, they
+  // come in as they are touched).
   // Whatever a previous writer left there (an abandoned rebuild, released
   // tables) is discarded. Readers keep the published table. Calling it again
   // before PublishRebuild starts over. Errors: kNoSpace (the area cannot

@@ -24,8 +24,15 @@ def write_static_files(www_dir):
             f.write(ch * size)
 
 
-def nginx_conf(workdir, port, workers, reuseport, mc_port=None):
-    """An nginx.conf with every location the benchmark uses (see bench/README.md)."""
+def nginx_conf(workdir, port, workers, reuseport, mc_port=None, rlimit_nofile=20000, error_level="warn",
+               client_max_body_size="4m", tcp_nopush=True, extra_locations=""):
+    """An nginx.conf with every location the benchmark uses (see bench/README.md).
+
+    The keyword arguments are what the abuse soak (bench/abuse.py) sets differently: the worker's
+    descriptor limit (fd-exhaustion lowers it), the error log level (warn logs every body buffered
+    to a file), the largest body accepted, TCP_NOPUSH with sendfile, and locations of its own
+    (nginx-syntax text placed inside the server block).
+    """
     mc_upstream = ""
     mc_location = ""
     if mc_port is not None:
@@ -36,13 +43,14 @@ def nginx_conf(workdir, port, workers, reuseport, mc_port=None):
             memcached_pass mc;
         }"""
     rp = " reuseport" if reuseport else ""
+    nopush = "tcp_nopush on;" if tcp_nopush else ""
     return f"""
 worker_processes {workers};
 daemon off;
 master_process on;
 pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-worker_rlimit_nofile 20000;
+error_log {workdir}/error.log {error_level};
+worker_rlimit_nofile {rlimit_nofile};
 events {{ worker_connections 19000; }}
 http {{
     access_log off;
@@ -55,10 +63,10 @@ http {{
     keepalive_requests 10000000;
     keepalive_timeout 75s;
     sendfile on;
-    tcp_nopush on;
+    {nopush}
     tcp_nodelay on;
     open_file_cache max=1000 inactive=60s;
-    client_max_body_size 4m;
+    client_max_body_size {client_max_body_size};
     {mc_upstream}
     server {{
         listen 127.0.0.1:{port} backlog=4096{rp};
@@ -66,21 +74,38 @@ http {{
         location /r/ {{ return 200 "{RETURN_BODY}"; }}
         location /s/ {{ root {workdir}/www; }}
         {mc_location}
+        {extra_locations}
     }}
 }}
 """
 
 
-def start_nginx(workdir, workers, reuseport=False, mc_port=None):
-    """Start nginx in the foreground (daemon off). Returns (proc, port)."""
+def start_nginx(workdir, workers, reuseport=False, mc_port=None, static_files=None, nofile=None, **conf):
+    """Start nginx in the foreground (daemon off). Returns (proc, port).
+
+    static_files: {name: bytes} served under /s/ instead of write_static_files' set.
+    nofile: run nginx under prlimit with this descriptor limit (soft and hard), and set
+    worker_rlimit_nofile to it. Other keyword arguments go to nginx_conf.
+    """
     port = procs.free_port()
     os.makedirs(workdir, exist_ok=True)
-    write_static_files(os.path.join(workdir, "www"))
-    conf = os.path.join(workdir, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(nginx_conf(workdir, port, workers, reuseport, mc_port))
-    p = procs.Proc("nginx", ["nginx", "-p", workdir, "-c", conf, "-e", f"{workdir}/error.log"],
-                   os.path.join(workdir, "stdout.log"))
+    if static_files is None:
+        write_static_files(os.path.join(workdir, "www"))
+    else:
+        s = os.path.join(workdir, "www", "s")
+        os.makedirs(s, exist_ok=True)
+        for name, data in static_files.items():
+            with open(os.path.join(s, name), "wb") as f:
+                f.write(data)
+    if nofile:
+        conf["rlimit_nofile"] = nofile
+    conf_path = os.path.join(workdir, "nginx.conf")
+    with open(conf_path, "w") as f:
+        f.write(nginx_conf(workdir, port, workers, reuseport, mc_port, **conf))
+    argv = ["nginx", "-p", workdir, "-c", conf_path, "-e", f"{workdir}/error.log"]
+    if nofile:
+        argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--"] + argv
+    p = procs.Proc("nginx", argv, os.path.join(workdir, "stdout.log"))
     procs.wait_http_ok(port, "/r", 20, p)
     return p, port
 

@@ -265,6 +265,36 @@ TEST_CASE("index keeps up to 16 keys under one full 64-bit hash and refuses the 
   REQUIRE(index.Insert(h, MakeLocation(99, 99)).ok());
 }
 
+TEST_CASE("index Insert with the candidates LookupForWriter found behaves as a plain Insert",
+          "[engine][index]") {
+  // Recovery looks a hash up, compares keys on disk, then inserts with what it found.
+  Region region(SharedIndex::RegionBytesFor(20000));
+  SharedIndex index = MakeIndex(region, 16);
+  std::mt19937_64 rng(7);
+  std::vector<std::pair<uint64_t, Location>> inserted;
+  for (uint32_t i = 0; i < 20000; ++i) {
+    const uint64_t h = 2 + rng() % (uint64_t{1} << 40);
+    index.PrefetchForWriter(h);  // a hint only: nothing may change
+    Candidates c;
+    REQUIRE(index.LookupForWriter(h, &c).ok());
+    REQUIRE(index.Insert(h, MakeLocation(1, 40 + i), c).ok());
+    inserted.emplace_back(h, MakeLocation(1, 40 + i));
+  }
+  REQUIRE(index.size() == inserted.size());
+  for (const auto& [h, loc] : inserted) {
+    Candidates c;
+    REQUIRE(index.Lookup(h, &c).ok());
+    REQUIRE(std::count(c.locations, c.locations + c.count, loc) == 1);
+  }
+  const uint64_t h = 0x1234567890abcdefULL;
+  for (uint32_t i = 0; i < kMaxCandidates; ++i) REQUIRE(index.Insert(h, MakeLocation(2, 40 + i)).ok());
+  Candidates c;
+  REQUIRE(index.LookupForWriter(h, &c).ok());
+  REQUIRE(c.count == kMaxCandidates);
+  REQUIRE(index.Insert(h, MakeLocation(3, 40), c).code() == Code::kInvalidArgument);
+  REQUIRE(index.size() == inserted.size() + kMaxCandidates);
+}
+
 TEST_CASE("index grows by 1.5x and stays within 32 bytes of table per key, 1M keys",
           "[engine][index]") {
   constexpr uint64_t kKeys = 1000000;

@@ -317,6 +317,9 @@ class RecoveryProbeEnv final : public Env {
   Status Rename(const std::string& from, const std::string& to) override { return base_.Rename(from, to); }
   Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
   Status CreateDir(const std::string& path) override { return base_.CreateDir(path); }
+  Status Symlink(const std::string& target, const std::string& link_path) override {
+    return base_.Symlink(target, link_path);
+  }
   Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_.ListDir(dir); }
   Result<uint64_t> FileSize(const std::string& path) override {
     Hook();
