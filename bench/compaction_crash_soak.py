@@ -9,15 +9,23 @@ as it is gone. Throughout, every 100 ms, the data directory's allocated bytes
 (what `du` counts, keys/ included) and the engine's live record bytes (kingx_engine_live_bytes
 in /metrics) are sampled. The figures are the largest ratio dir / live seen
 (goal: <= 2) and how many samples were above 2x, beside the directory's size
-after the last cycle.
+after the last cycle; the same without the staging files of large uploads in
+progress (kingx_writer_staged_bytes: writes not yet applied, which no
+compaction can reclaim).
 
 Value sizes sit on both sides of every size threshold: compression (255/256 B,
 random and compressible), a write-queue entry and the large-value path
 (1 MiB - 1, 1 MiB, 1 MiB + 1), and, with --segment-bytes, the segment size.
 
     bench/compaction_crash_soak.py [--cycles 200] [--bin build/src/kingx]
-        [--segment-bytes 1M] [--live-mb 7] [--clients 2] [--ops-per-sec 0]
-        [--label NAME] [--out DIR]
+        [--compare-bin OTHER] [--segment-bytes 1M] [--live-mb 7] [--clients 2]
+        [--ops-per-sec 0] [--label NAME] [--out DIR]
+
+With --compare-bin, the cycles alternate between the two binaries, each on
+its own data directory (same load, same seeds per pair of cycles), so that
+both are measured side by side in the same run on the same machine load; the
+summary has one line per binary, with the writes each completed per second
+of load (what a write stall costs the writers).
 
 Only processes this script started are signalled (by their process group).
 Writes <out>/runs.jsonl (one line per cycle) and prints a summary line.
@@ -59,13 +67,16 @@ def dir_bytes(path, depth=0):
 
 
 def live_bytes(port):
+    """(live record bytes, staged bytes of large uploads in progress) from
+    /metrics, or (None, None)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             body = r.read().decode()
     except OSError:
-        return None
+        return None, None
     m = re.search(r"^kingx_engine_live_bytes (\S+)$", body, re.M)
-    return float(m.group(1)) if m else None
+    st = re.search(r"^kingx_writer_staged_bytes (\S+)$", body, re.M)
+    return (float(m.group(1)) if m else None), (float(st.group(1)) if st else 0.0)
 
 
 class Load(threading.Thread):
@@ -104,6 +115,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--bin", default=os.environ.get("KINGX_BIN", "build/src/kingx"))
+    ap.add_argument("--compare-bin", default=None,
+                    help="a second kingx binary, run in alternate cycles on its own data directory")
     ap.add_argument("--segment-bytes", default=None, help="kingx --segment-bytes (default: kingx's own)")
     ap.add_argument("--live-mb", type=float, default=7.0)
     ap.add_argument("--clients", type=int, default=2)
@@ -113,7 +126,6 @@ def main():
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    os.environ["KINGX_BIN"] = os.path.abspath(args.bin)
 
     sizes = [0, 1, 100, 255, 256, 257, 4000, 65536, MIB - 1, MIB, MIB + 1, 2 * MIB]
     if args.segment_bytes:
@@ -128,83 +140,139 @@ def main():
     if args.segment_bytes:
         extra += ["--segment-bytes", args.segment_bytes]
 
-    rng = random.Random(args.seed)
-    server = Server(args=extra)
-    samples = []  # (t, dir, live)
+    bins = [os.path.abspath(args.bin)] + ([os.path.abspath(args.compare_bin)] if args.compare_bin else [])
+    runs = [Run(b, extra) for b in bins]
+    current = {"run": None}
     stop_sampling = threading.Event()
-    port_box = {"port": None}
 
     def sampler():
         while not stop_sampling.is_set():
-            port = port_box["port"]
-            d = dir_bytes(server.data_dir)
-            live = live_bytes(port) if port else None
-            samples.append((time.monotonic(), d, live))
+            run = current["run"]
+            if run is not None:
+                port = run.port
+                d = dir_bytes(run.server.data_dir)
+                live, staged = live_bytes(port) if port else (None, None)
+                run.samples.append((time.monotonic(), d, live, staged or 0.0))
             time.sleep(0.1)
 
-    out_rows = []
-    failed_restarts = 0
     t_start = time.monotonic()
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
+    rng = random.Random(args.seed)
     try:
         for cycle in range(args.cycles):
-            try:
-                server.start()
-            except TestFailure as e:
-                failed_restarts += 1
-                print(f"cycle {cycle}: restart failed: {str(e)[:300]}", flush=True)
-                server.kill_group()
-                continue
-            port_box["port"] = server.port
-            first = len(samples)
-            stop = threading.Event()
-            loads = [Load(server.port, keys, sizes, rng.randrange(1 << 30), stop, args.ops_per_sec)
-                     for _ in range(args.clients)]
-            for l in loads:
-                l.start()
-            time.sleep(rng.uniform(0.5, 3.0))
-            server.kill_group()
-            port_box["port"] = None
-            stop.set()
-            for l in loads:
-                l.join(15)
-            # Ratios only where the live data is meaningful: not while the
-            # database is still filling, nor from a sample taken mid-recovery.
-            window = [s for s in samples[first:] if s[2] and s[2] >= 0.5 * args.live_mb * MIB]
-            live = max((s[2] for s in samples[first:] if s[2]), default=0)
-            peak = max((s[1] for s in samples[first:]), default=0)
-            ratio = max((s[1] / s[2] for s in window), default=0)
-            over = sum(1 for s in window if s[1] > 2 * s[2])
-            row = {"cycle": cycle, "ops": sum(l.ops for l in loads), "live_bytes": live, "dir_peak_bytes": peak,
-                   "max_ratio": round(ratio, 3), "samples": len(window), "samples_over_2x": over,
-                   "dir_after_bytes": dir_bytes(server.data_dir)}
-            out_rows.append(row)
-            if cycle % 10 == 0 or cycle == args.cycles - 1:
-                print(json.dumps(row), flush=True)
+            # One draw per cycle, shared by the binaries: the same load and duration for each.
+            seeds = [rng.randrange(1 << 30) for _ in range(args.clients)]
+            duration = rng.uniform(0.5, 3.0)
+            for run in runs:
+                run.cycle(cycle, args, keys, sizes, seeds, duration, current)
     finally:
         stop_sampling.set()
         th.join(5)
-        server.cleanup()
-    worst = max((r["max_ratio"] for r in out_rows), default=0)
-    samples = sum(r["samples"] for r in out_rows)
-    over = sum(r["samples_over_2x"] for r in out_rows)
-    summary = {"label": args.label, "bin": args.bin, "segment_bytes": args.segment_bytes or "default",
-               "cycles": len(out_rows), "failed_restarts": failed_restarts, "keys": nkeys,
-               "live_mb_target": args.live_mb, "ops_per_sec_per_client": args.ops_per_sec,
-               "max_ratio_dir_to_live": worst,
-               "samples": samples, "samples_over_2x": over,
-               "dir_after_last_cycle_bytes": out_rows[-1]["dir_after_bytes"] if out_rows else 0,
-               "live_after_last_cycle_bytes": out_rows[-1]["live_bytes"] if out_rows else 0,
-               "seconds": round(time.monotonic() - t_start, 1), "load": os.getloadavg()[0]}
-    print("SUMMARY " + json.dumps(summary), flush=True)
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "runs.jsonl"), "a") as f:
-            for r in out_rows:
-                f.write(json.dumps({"label": args.label, **r}) + "\n")
-            f.write(json.dumps({"summary": summary}) + "\n")
-    return 0 if failed_restarts == 0 else 1
+        for run in runs:
+            run.server.cleanup()
+    status = 0
+    for run in runs:
+        summary = run.summary(args, nkeys, t_start)
+        print("SUMMARY " + json.dumps(summary), flush=True)
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, "runs.jsonl"), "a") as f:
+                for r in run.rows:
+                    f.write(json.dumps({"label": args.label, "bin": run.bin, **r}) + "\n")
+                f.write(json.dumps({"summary": summary}) + "\n")
+        if run.failed_restarts:
+            status = 1
+    return status
+
+
+class Run:
+    """One binary's server, data directory, samples and per-cycle rows."""
+
+    def __init__(self, binary, extra):
+        os.environ["KINGX_BIN"] = binary
+        self.bin = binary
+        self.server = Server(args=extra)
+        self.port = None
+        self.samples = []  # (t, dir, live, staged)
+        self.rows = []
+        self.failed_restarts = 0
+        self.load_seconds = 0.0
+
+    def cycle(self, cycle, args, keys, sizes, seeds, duration, current):
+        try:
+            self.server.start()
+        except TestFailure as e:
+            self.failed_restarts += 1
+            print(f"{self.bin} cycle {cycle}: restart failed: {str(e)[:300]}", flush=True)
+            self.server.kill_group()
+            return
+        self.port = self.server.port
+        first = len(self.samples)
+        current["run"] = self
+        stop = threading.Event()
+        loads = [Load(self.port, keys, sizes, seed, stop, args.ops_per_sec) for seed in seeds]
+        for l in loads:
+            l.start()
+        time.sleep(duration)
+        self.server.kill_group()
+        self.port = None
+        current["run"] = None
+        stop.set()
+        for l in loads:
+            l.join(15)
+        self.load_seconds += duration
+        # Ratios only where the live data is meaningful: not while the
+        # database is still filling, nor from a sample taken mid-recovery.
+        window = [s for s in self.samples[first:] if s[2] and s[2] >= 0.5 * args.live_mb * MIB]
+        live = max((s[2] for s in self.samples[first:] if s[2]), default=0)
+        peak = max((s[1] for s in self.samples[first:]), default=0)
+        ratio = max((s[1] / s[2] for s in window), default=0)
+        over = sum(1 for s in window if s[1] > 2 * s[2])
+        # Without the staging files of uploads in progress (not yet data).
+        settled = max(((s[1] - s[3]) / s[2] for s in window), default=0)
+        settled_over = sum(1 for s in window if s[1] - s[3] > 2 * s[2])
+        row = {"cycle": cycle, "ops": sum(l.ops for l in loads), "seconds": round(duration, 3),
+               "live_bytes": live, "dir_peak_bytes": peak,
+               "max_ratio": round(ratio, 3), "samples": len(window), "samples_over_2x": over,
+               "max_ratio_without_staged": round(settled, 3), "samples_over_2x_without_staged": settled_over,
+               "dir_after_bytes": dir_bytes(self.server.data_dir)}
+        self.rows.append(row)
+        if over and args.out:
+            # What the server logged in a cycle that passed 2x (its directory
+            # and logs go at the end of the run).
+            keep = os.path.join(args.out, "over-2x-logs")
+            os.makedirs(keep, exist_ok=True)
+            try:
+                with open(self.server.error_log, errors="replace") as f:
+                    tail = f.readlines()[-300:]
+                name = f"{os.path.basename(self.bin)}-cycle{cycle}.log"
+                with open(os.path.join(keep, name), "w") as f:
+                    f.writelines(tail)
+            except OSError:
+                pass
+        if cycle % 10 == 0 or cycle == args.cycles - 1:
+            print(json.dumps({"bin": self.bin, **row}), flush=True)
+
+    def summary(self, args, nkeys, t_start):
+        rows = self.rows
+        worst = max((r["max_ratio"] for r in rows), default=0)
+        samples = sum(r["samples"] for r in rows)
+        over = sum(r["samples_over_2x"] for r in rows)
+        ops = sum(r["ops"] for r in rows)
+        return {"label": args.label, "bin": self.bin, "segment_bytes": args.segment_bytes or "default",
+                "cycles": len(rows), "failed_restarts": self.failed_restarts, "keys": nkeys,
+                "live_mb_target": args.live_mb, "ops_per_sec_per_client": args.ops_per_sec,
+                "max_ratio_dir_to_live": worst,
+                "samples": samples, "samples_over_2x": over,
+                "max_ratio_without_staged": max((r["max_ratio_without_staged"] for r in rows), default=0),
+                "samples_over_2x_without_staged": sum(r["samples_over_2x_without_staged"] for r in rows),
+                "largest_dir_bytes": max((r["dir_peak_bytes"] for r in rows), default=0),
+                "dir_after_last_cycle_bytes": rows[-1]["dir_after_bytes"] if rows else 0,
+                "live_after_last_cycle_bytes": rows[-1]["live_bytes"] if rows else 0,
+                "ops": ops, "load_seconds": round(self.load_seconds, 1),
+                "ops_per_load_second": round(ops / self.load_seconds, 1) if self.load_seconds else 0,
+                "seconds": round(time.monotonic() - t_start, 1), "load": os.getloadavg()[0]}
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ struct Move {
 // `stop` and the stats (any thread).
 struct Compactor::State {
   std::atomic<bool> stop{false};
+  std::atomic<bool> hurry{false};
   mutable std::mutex stats_mu;
   CompactionStats stats;
   // Outputs made by this process: the writer's next_seq when their pass
@@ -69,6 +70,7 @@ Compactor::~Compactor() = default;
 
 void Compactor::RequestStop() { state_->stop.store(true, std::memory_order_relaxed); }
 void Compactor::ClearStop() { state_->stop.store(false, std::memory_order_relaxed); }
+void Compactor::Hurry(bool on) { state_->hurry.store(on, std::memory_order_relaxed); }
 
 CompactionStats Compactor::stats() const {
   std::lock_guard lock(state_->stats_mu);
@@ -80,8 +82,8 @@ namespace {
 // The work of one pass; a class so that the steps share the pass's context.
 class Pass {
  public:
-  Pass(Writer::Impl& w, const CompactionOptions& o, Compactor::State& st, PassReport* report)
-      : w_(w), o_(o), st_(st), report_(*report) {}
+  Pass(Writer::Impl& w, const CompactionOptions& o, Compactor::State& st, PassReport* report, PassKind kind)
+      : w_(w), o_(o), st_(st), report_(*report), catch_up_(kind == PassKind::kCatchUp) {}
 
   Status Run();
   uint64_t bytes_deleted() const { return bytes_deleted_; }
@@ -109,6 +111,19 @@ class Pass {
     uint64_t bytes = 0;
     for (const Input& in : inputs_)
       if (in.contributed) bytes += in.stats.bytes;
+    return bytes;
+  }
+  // Scanned inputs with nothing in the current output (DeleteReady's candidates).
+  size_t ReadyCount() {
+    size_t n = 0;
+    for (const uint32_t id : scanned_)
+      if (const Input* in = FindInput(id); in == nullptr || !in->contributed) ++n;
+    return n;
+  }
+  uint64_t ReadyBytes() {
+    uint64_t bytes = 0;
+    for (const uint32_t id : scanned_)
+      if (const Input* in = FindInput(id); in != nullptr && !in->contributed) bytes += in->stats.bytes;
     return bytes;
   }
   Input* FindInput(uint32_t id) {
@@ -145,6 +160,7 @@ class Pass {
   const CompactionOptions& o_;
   Compactor::State& st_;
   PassReport& report_;
+  const bool catch_up_;
 
   uint64_t start_seq_ = 0;
   uint64_t seed_ = 0;
@@ -165,7 +181,7 @@ class Pass {
 };
 
 void Pass::Pace(uint64_t bytes) {
-  if (o_.rate_bytes_per_sec == 0 || bytes == 0) return;
+  if (o_.rate_bytes_per_sec == 0 || bytes == 0 || catch_up_ || st_.hurry.load(std::memory_order_relaxed)) return;
   st_.paced_bytes += bytes;
   const auto due = st_.pace_start + std::chrono::microseconds(st_.paced_bytes * 1000000 / o_.rate_bytes_per_sec);
   // Sleep in short steps so that RequestStop is honoured quickly; bounded by due.
@@ -183,7 +199,9 @@ void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
   po.low_space = low_space;
   uint64_t live = 0;
   for (const auto& [id, seg] : w_.segments_) live += seg.live_bytes;
-  if (!SealActiveFirst(it->second, ActiveSealMinBytes(w_.options_.segment_bytes, live), po)) return;
+  uint64_t min_bytes = ActiveSealMinBytes(w_.options_.segment_bytes, live);
+  if (catch_up_) min_bytes = std::min(min_bytes, kCatchUpSealMinBytes);
+  if (!SealActiveFirst(it->second, min_bytes, po)) return;
   const uint32_t sealed = w_.active_id_;
   const Status s = w_.Rotate();
   // A failed rotation that got as far as sealing (no room for the next active
@@ -197,6 +215,12 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space) {
   PickOptions po;
   po.dead_ratio = w_.options_.compaction_dead_ratio;
   po.max_dead_fraction = o_.max_dead_fraction;
+  // Catch-up: the most profitable segments until little is left to reclaim,
+  // not every segment with a dead record (copying mostly live segments would
+  // only put more bytes on disk while the writes wait).
+  if (catch_up_)
+    po.max_dead_fraction =
+        po.max_dead_fraction > 0 ? std::min(po.max_dead_fraction, kCatchUpDeadFraction) : kCatchUpDeadFraction;
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
   po.segment_bytes = w_.options_.segment_bytes;
@@ -499,7 +523,9 @@ Status Pass::CompactInput(Input& in, bool* complete) {
     Log("segment " + std::to_string(id) + " has a bad header; left alone");
     return Status::OK();
   }
-  uint64_t off = kSegmentHeaderBytes, paced = 0;
+  // read: bytes this pass looked at (the header, then each record whole, or
+  // only its header and key when it is a dead put).
+  uint64_t off = kSegmentHeaderBytes, paced = 0, read = kSegmentHeaderBytes;
   uint64_t dropped = 0, kept = 0;
   while (off < in.stats.bytes) {
     if (Stopping()) return Status::Busy("compaction stopped");
@@ -555,7 +581,9 @@ Status Pass::CompactInput(Input& in, bool* complete) {
       in.contributed = true;
     }
     off += h.total_bytes();
-    paced += dead_put ? kRecordHeaderBytes + h.key_len : h.total_bytes();
+    const uint64_t looked_at = dead_put ? kRecordHeaderBytes + h.key_len : h.total_bytes();
+    paced += looked_at;
+    read += looked_at;
     if (paced >= kPaceChunkBytes) {
       Pace(paced);
       paced = 0;
@@ -565,7 +593,7 @@ Status Pass::CompactInput(Input& in, bool* complete) {
   live_left_ -= std::min(live_left_, in.stats.live_bytes);
   *complete = true;
   std::lock_guard lock(st_.stats_mu);
-  st_.stats.bytes_read += in.stats.bytes;
+  st_.stats.bytes_read += read;
   st_.stats.tombstones_dropped += dropped;
   st_.stats.tombstones_kept += kept;
   return Status::OK();
@@ -582,7 +610,9 @@ Status Pass::Run() {
   {
     std::lock_guard lock(w_.mu_);
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
-    SealActiveIfWorthIt(low_space, free.value());
+    // A catch-up pass seals the active segment as on a disk low on space:
+    // whenever it holds dead records.
+    SealActiveIfWorthIt(low_space || catch_up_, free.value());
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
     segs = w_.segments_;
     start_seq_ = w_.next_seq_;
@@ -615,9 +645,10 @@ Status Pass::Run() {
       if (!s.ok()) break;
     }
     // Inputs that put nothing in the pending output go in batches (one
-    // MANIFEST fdatasync each), and before any output is started (Copy): on
-    // a full disk that frees space before anything is written.
-    if (scanned_.size() >= kDeleteBatch) s = DeleteReady();
+    // MANIFEST fdatasync each) once they are worth it, and before any output
+    // is started (Copy): on a full disk that frees space before anything is
+    // written.
+    if (DeleteScannedAfterInput(ReadyCount(), ReadyBytes(), kDeleteBatch)) s = DeleteReady();
     if (!s.ok()) break;
   }
   if (s.ok() && out_) {
@@ -642,14 +673,14 @@ Status Pass::Run() {
 
 }  // namespace
 
-Status Compactor::RunOnce(PassReport* report) {
+Status Compactor::RunOnce(PassReport* report, PassKind kind) {
   PassReport local;
   if (report == nullptr) report = &local;
   *report = PassReport{};
   if (state_->stop.load(std::memory_order_relaxed)) return Status::Busy("compaction stopped");
   if (writer_.impl_->options_.read_only) return Status::ReadOnly("the database was opened read-only");
   const auto start = Clock::now();
-  Pass pass(*writer_.impl_, options_, *state_, report);
+  Pass pass(*writer_.impl_, options_, *state_, report, kind);
   Status s = pass.Run();
   report->bytes_freed = pass.bytes_deleted() > pass.bytes_written() ? pass.bytes_deleted() - pass.bytes_written() : 0;
   const uint64_t us =
@@ -660,9 +691,13 @@ Status Compactor::RunOnce(PassReport* report) {
     if (!s.ok()) ++state_->stats.failures;
     state_->stats.bytes_freed += report->bytes_freed;
     state_->stats.last_pass_us = us;
+    uint64_t kept = 0;
+    for (const auto& [id, bytes] : state_->kept_tombstone_bytes) kept += bytes;
+    state_->stats.kept_tombstone_bytes = kept;
   }
   if (options_.log && (report->inputs > 0 || !s.ok()))
-    options_.log("compaction: pass picked " + std::to_string(report->inputs) + " segment(s), deleted " +
+    options_.log(std::string("compaction: ") + (kind == PassKind::kCatchUp ? "catch-up " : "") + "pass picked " +
+                 std::to_string(report->inputs) + " segment(s), deleted " +
                  std::to_string(report->deleted) + ", wrote " + std::to_string(report->outputs) + ", freed " +
                  std::to_string(report->bytes_freed) + " bytes in " + std::to_string(us / 1000) + " ms: " +
                  s.ToString());

@@ -70,7 +70,9 @@
 // (engine/reader.cc), one that had it mapped keeps reading the mapping.
 //
 // Throttling: reads of inputs and writes of outputs are paced to
-// rate_bytes_per_sec (sleeping outside any lock).
+// rate_bytes_per_sec (sleeping outside any lock), except in a catch-up pass
+// (PassKind::kCatchUp) and while Hurry(true) holds: then writes are waiting
+// for compaction, and pacing would only make them wait longer.
 //
 // On disk (engine/FORMAT.md's formats, nothing new): an output is built as
 // "compact-N.tmp" (recovery removes any *.tmp) with its hint "seg-N.hint"
@@ -143,7 +145,9 @@ struct CompactionStats {
   uint64_t passes = 0;                // RunOnce calls that found something to do
   uint64_t segments_compacted = 0;    // input segments deleted
   uint64_t segments_written = 0;      // output segments installed
-  uint64_t bytes_read = 0;            // input bytes scanned
+  // Input bytes read: segment headers, whole records copied or checked, and
+  // only the header and key of a dead put (its body is skipped unread).
+  uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;         // output bytes (segments + hints)
   uint64_t bytes_freed = 0;           // input file bytes deleted minus output file bytes
   uint64_t records_moved = 0;         // index entries switched to a copy
@@ -152,6 +156,10 @@ struct CompactionStats {
   uint64_t tombstones_kept = 0;
   uint64_t failures = 0;              // passes that ended with an error
   uint64_t last_pass_us = 0;
+  // Not cumulative: tombstone bytes that the outputs of this Compactor had to
+  // keep (dead, but not reclaimable while an older put of their key may be
+  // elsewhere), as of the end of the latest pass.
+  uint64_t kept_tombstone_bytes = 0;
 };
 
 // What one pass did.
@@ -160,6 +168,36 @@ struct PassReport {
   uint32_t deleted = 0;         // of which deleted
   uint32_t outputs = 0;         // output segments installed
   uint64_t bytes_freed = 0;     // file bytes deleted minus written
+};
+
+// Write stall: the writer holds its next batch while compaction's backlog
+// (reclaimable dead bytes, plus the bytes of writes in progress or waiting
+// that will add to it) would pass begin_bytes, and lets writes go on once
+// compaction brought the reclaimable bytes to end_bytes (or can do no more,
+// or a time bound passed: the caller decides those).
+struct WriteStallBounds {
+  uint64_t begin_bytes = 0;
+  uint64_t end_bytes = 0;
+};
+
+// The bounds for a database of live_bytes: writes wait while the backlog
+// passes half the live bytes, and go on at a quarter, so that with what is
+// not counted (hint files, the key view, a batch being written) the data
+// directory stays under twice the live data; never below floor_bytes (a
+// small database is not held back for every few overwrites). begin_bytes is
+// max(live/2, floor), end_bytes half of it.
+WriteStallBounds WriteStallBoundsFor(uint64_t live_bytes, uint64_t floor_bytes);
+
+// How hard a pass works.
+enum class PassKind {
+  kNormal,
+  // Writes are waiting for compaction (a write stall, WriteStallBoundsFor
+  // above): also pick the most profitable segments until a tenth of the
+  // sealed bytes at most are reclaimable (kCatchUpDeadFraction), seal the
+  // active segment once it holds kCatchUpSealMinBytes and dead records
+  // (compaction_policy.h), and do not pace I/O (the writes waiting are the
+  // load).
+  kCatchUp,
 };
 
 class Compactor {
@@ -180,12 +218,15 @@ class Compactor {
   // pass stopped at a clean point), kReadOnly (the writer is read-only).
   // After any error the database is consistent: every input not deleted is
   // intact, no partial output remains.
-  Status RunOnce(PassReport* report = nullptr);
+  Status RunOnce(PassReport* report = nullptr, PassKind kind = PassKind::kNormal);
 
   // Makes a running (or the next) RunOnce stop at its next clean point with
   // kBusy. Any thread. ClearStop re-enables passes.
   void RequestStop();
   void ClearStop();
+  // Makes a running (and every later) pass stop pacing its I/O until
+  // Hurry(false): writes are waiting for it. Any thread.
+  void Hurry(bool on);
 
   CompactionStats stats() const;
 
@@ -206,6 +247,10 @@ class Compactor {
 //   ...             // the writer thread keeps calling Apply
 //   t.Trigger();    // e.g. on SIGUSR2 or an admin request (async-signal-safe: no)
 //   t.Stop();       // before the Writer is destroyed; joins
+//
+// TriggerCatchUp asks for a PassKind::kCatchUp pass (the caller holds writes
+// meanwhile); WaitForPass and the pass
+// counters let the caller follow what the passes achieve.
 //
 // Start/Stop/Trigger may be called from any thread (not from a signal handler:
 // set a flag there and call Trigger from the loop). A failed pass is logged
@@ -235,10 +280,20 @@ class CompactionThread {
   void Stop();     // stops a running pass at a clean point, joins; no-op when stopped
   // Runs a pass as soon as possible; during a back-off only when force.
   void Trigger(bool force = false);
+  // Runs a PassKind::kCatchUp pass as soon as possible (not during a
+  // back-off): writes wait for it.
+  void TriggerCatchUp();
   // Passes run by this thread (for tests and /metrics).
   uint64_t passes() const { return passes_.load(std::memory_order_relaxed); }
+  // Passes that deleted or wrote a segment.
+  uint64_t progress_passes() const { return progress_passes_.load(std::memory_order_relaxed); }
+  // PassKind::kCatchUp passes run, and those of them that deleted or wrote a segment.
+  uint64_t catch_up_passes() const { return catch_up_passes_.load(std::memory_order_relaxed); }
+  uint64_t catch_up_progress_passes() const { return catch_up_progress_.load(std::memory_order_relaxed); }
   // Fruitless passes in a row (0 when not backing off).
   uint32_t fruitless() const { return fruitless_.load(std::memory_order_relaxed); }
+  // Waits until passes() is above seen, at most timeout_ms. Returns passes().
+  uint64_t WaitForPass(uint64_t seen, uint32_t timeout_ms);
 
  private:
   void Loop();
@@ -250,9 +305,14 @@ class CompactionThread {
   bool stop_ = false;
   bool triggered_ = false;
   bool forced_ = false;
+  bool catch_up_ = false;
+  std::condition_variable pass_done_;
   std::atomic<uint32_t> fruitless_{0};
   std::thread thread_;
   std::atomic<uint64_t> passes_{0};
+  std::atomic<uint64_t> progress_passes_{0};
+  std::atomic<uint64_t> catch_up_passes_{0};
+  std::atomic<uint64_t> catch_up_progress_{0};
 };
 
 }  // namespace kingx::engine

@@ -117,6 +117,17 @@ bool FinishOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes,
   return waiting_input_bytes >= enough && waiting_input_bytes >= 2 * output_bytes;
 }
 
+bool DeleteScannedAfterInput(size_t count, uint64_t file_bytes, size_t batch_count) {
+  return count > 0 && (count >= batch_count || file_bytes >= kDeleteScannedBytes);
+}
+
+WriteStallBounds WriteStallBoundsFor(uint64_t live_bytes, uint64_t floor_bytes) {
+  WriteStallBounds b;
+  b.begin_bytes = std::max(live_bytes / 2, floor_bytes);
+  b.end_bytes = b.begin_bytes / 2;
+  return b;
+}
+
 uint64_t CompactionBackoffMs(uint32_t fruitless, uint64_t min_ms, uint64_t max_ms) {
   if (fruitless == 0) return 0;
   uint64_t ms = min_ms;

@@ -14,6 +14,7 @@
 #include <set>
 #include <vector>
 
+#include "engine/compaction.h"
 #include "engine/writer.h"
 
 namespace kingx::engine {
@@ -94,6 +95,29 @@ uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes);
 // twice the output's bytes (deleting them frees more than the output takes).
 // What a pass finished survives a crash: a restart does not redo it.
 bool FinishOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes, uint64_t segment_bytes);
+
+// Whether a pass deletes, after an input, the scanned inputs that wait on no
+// output (everything they held that must survive is already in installed
+// outputs, or they held nothing live), rather than with a later batch: when
+// they are batch_count many, or hold kDeleteScannedBytes of files (a large
+// value's own file, once overwritten, is one). Each deletion costs one
+// MANIFEST fdatasync for the whole batch; waiting costs the space they hold,
+// and a crash before the deletion makes the next pass scan them again.
+inline constexpr uint64_t kDeleteScannedBytes = 1 << 20;
+bool DeleteScannedAfterInput(size_t count, uint64_t file_bytes, size_t batch_count);
+
+// A catch-up pass picks, beyond the usual picks, the most profitable sealed
+// segments until their reclaimable fraction is under this (instead of
+// PickOptions::max_dead_fraction).
+inline constexpr double kCatchUpDeadFraction = 0.1;
+
+// Active segments at least this large are sealed by a catch-up pass (one run
+// while writes wait for compaction, see WriteStallBoundsFor) when they hold
+// dead bytes.
+inline constexpr uint64_t kCatchUpSealMinBytes = 64 << 10;
+
+// WriteStallBoundsFor (declared in compaction.h, a public header, for the
+// writer process) is implemented with these policies.
 
 // Back-off of the compaction thread after `fruitless` passes in a row that
 // picked segments but neither installed an output nor deleted a segment

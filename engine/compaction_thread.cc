@@ -29,6 +29,7 @@ void CompactionThread::Stop() {
   }
   compactor_.RequestStop();  // a running pass stops at its next clean point
   cv_.notify_all();
+  pass_done_.notify_all();
   thread_.join();
   std::lock_guard lock(mu_);
   thread_ = std::thread();
@@ -42,6 +43,23 @@ void CompactionThread::Trigger(bool force) {
     forced_ = forced_ || force;
   }
   cv_.notify_all();
+}
+
+void CompactionThread::TriggerCatchUp() {
+  {
+    std::lock_guard lock(mu_);
+    triggered_ = true;
+    catch_up_ = true;
+  }
+  compactor_.Hurry(true);  // a pass running now stops pacing too
+  cv_.notify_all();
+}
+
+uint64_t CompactionThread::WaitForPass(uint64_t seen, uint32_t timeout_ms) {
+  std::unique_lock lock(mu_);
+  pass_done_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                      [&] { return passes_.load(std::memory_order_relaxed) > seen || stop_; });
+  return passes_.load(std::memory_order_relaxed);
 }
 
 void CompactionThread::Loop() {
@@ -58,17 +76,24 @@ void CompactionThread::Loop() {
       cv_.wait_until(lock, held ? hold_until : next_due);
       continue;
     }
-    triggered_ = forced_ = false;
+    const PassKind kind = catch_up_ ? PassKind::kCatchUp : PassKind::kNormal;
+    triggered_ = forced_ = catch_up_ = false;
     lock.unlock();
     // Failures are logged by RunOnce (CompactionOptions::log).
     PassReport report;
-    const Status s = compactor_.RunOnce(&report);
-    passes_.fetch_add(1, std::memory_order_relaxed);
+    const Status s = compactor_.RunOnce(&report, kind);
     const bool fruitless = !s.Is(Code::kBusy) && report.outputs == 0 && report.deleted == 0 &&
                            (report.inputs > 0 || !s.ok());
     const uint32_t n = fruitless ? fruitless_.load(std::memory_order_relaxed) + 1 : 0;
     fruitless_.store(n, std::memory_order_relaxed);
+    if (kind == PassKind::kCatchUp) compactor_.Hurry(false);
+    const bool progress = report.outputs > 0 || report.deleted > 0;
+    if (progress) progress_passes_.fetch_add(1, std::memory_order_relaxed);
+    if (kind == PassKind::kCatchUp && progress) catch_up_progress_.fetch_add(1, std::memory_order_relaxed);
+    if (kind == PassKind::kCatchUp) catch_up_passes_.fetch_add(1, std::memory_order_relaxed);
     lock.lock();
+    passes_.fetch_add(1, std::memory_order_relaxed);
+    pass_done_.notify_all();
     const auto done = Clock::now();
     next_due = done + std::chrono::milliseconds(interval_ms_);
     hold_until = done + std::chrono::milliseconds(CompactionBackoffMs(n, backoff_.min_ms, backoff_.max_ms));

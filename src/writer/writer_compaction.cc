@@ -1,12 +1,14 @@
 // Compaction hooks for the writer loop (see writer_compaction.h).
 #include "src/writer/writer_compaction.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
 #include "engine/compaction.h"
 #include "engine/index.h"
 #include "src/conf/log.h"
+#include "src/writer/write_stall.h"
 
 namespace kingx {
 namespace {
@@ -16,8 +18,12 @@ namespace {
 struct CompactionState {
   std::unique_ptr<engine::Compactor> compactor;
   std::unique_ptr<engine::CompactionThread> thread;
+  std::unique_ptr<WriteStall> stall;
   double max_dead_fraction = 0;
   std::chrono::steady_clock::time_point last_trigger{};
+  // What Publish already added to the shared counters (this compactor's
+  // stats start at zero; the shared ones outlive writer restarts).
+  engine::CompactionStats published;
 };
 
 // Under a sustained overwrite load the dead bytes of a small key set can grow
@@ -35,13 +41,26 @@ bool DeadFractionOver(SharedMemory& shm, double bound) {
   return bound > 0 && live + dead > 0 && dead / (live + dead) > bound;
 }
 
-void Publish(SharedMemory& shm, const engine::Compactor& compactor) {
-  const engine::CompactionStats s = compactor.stats();
+// Adds what the compactor did since the previous call to the shared
+// counters, and sets the backlog gauge.
+void Publish(SharedMemory& shm, CompactionState& state) {
+  const engine::CompactionStats s = state.compactor->stats();
+  engine::CompactionStats& was = state.published;
   WriterMetrics& w = shm.writer_metrics();
-  w.compaction_passes.store(s.passes, std::memory_order_relaxed);
-  w.compaction_segments.store(s.segments_compacted, std::memory_order_relaxed);
-  w.compaction_bytes_freed.store(s.bytes_freed, std::memory_order_relaxed);
-  w.compaction_failures.store(s.failures, std::memory_order_relaxed);
+  const auto add = [](std::atomic<uint64_t>& counter, uint64_t now, uint64_t& before) {
+    if (now > before) counter.fetch_add(now - before, std::memory_order_relaxed);
+    before = now;
+  };
+  add(w.compaction_passes, s.passes, was.passes);
+  add(w.compaction_segments, s.segments_compacted, was.segments_compacted);
+  add(w.compaction_segments_written, s.segments_written, was.segments_written);
+  add(w.compaction_bytes_read, s.bytes_read, was.bytes_read);
+  add(w.compaction_bytes_written, s.bytes_written, was.bytes_written);
+  add(w.compaction_bytes_freed, s.bytes_freed, was.bytes_freed);
+  add(w.compaction_failures, s.failures, was.failures);
+  const uint64_t dead = shm.index().counters().dead_bytes.load(std::memory_order_relaxed);
+  w.compaction_backlog_bytes.store(dead > s.kept_tombstone_bytes ? dead - s.kept_tombstone_bytes : 0,
+                                   std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -49,7 +68,7 @@ void Publish(SharedMemory& shm, const engine::Compactor& compactor) {
 WriterHooks CompactionHooks(SharedMemory& shm) {
   auto state = std::make_shared<CompactionState>();
   WriterHooks hooks;
-  hooks.after_open = [state](engine::Writer& writer, const Config& config) {
+  hooks.after_open = [state, &shm](engine::Writer& writer, const Config& config) {
     if (config.read_only) {
       KINGX_LOG_INFO("compaction is off: the server is read-only (--read-only)");
       return;
@@ -64,7 +83,11 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     state->compactor = std::make_unique<engine::Compactor>(writer, options);
     state->thread = std::make_unique<engine::CompactionThread>(*state->compactor, kCompactionIntervalMs);
     state->thread->Start();
+    // Held writes must never wait long enough to be answered "outcome unknown".
+    state->stall = std::make_unique<WriteStall>(shm, *state->compactor, *state->thread,
+                                                std::max<uint64_t>(config.storage_timeout_ms / 4, 1));
   };
+  hooks.hold_batch = [state](engine::Writer&) { return state->stall && state->stall->Hold(); };
   hooks.each_iteration = [state, &shm](engine::Writer&, bool requested) {
     if (!state->compactor) return;
     if (requested) {
@@ -75,12 +98,13 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
       state->last_trigger = now;
       state->thread->Trigger();
     }
-    Publish(shm, *state->compactor);
+    Publish(shm, *state);
   };
   hooks.before_close = [state, &shm](engine::Writer&) {
     if (!state->compactor) return;
+    state->stall.reset();
     state->thread->Stop();
-    Publish(shm, *state->compactor);
+    Publish(shm, *state);
     state->thread.reset();
     state->compactor.reset();
   };

@@ -1,7 +1,9 @@
 // Compaction in the writer process: the WriterHooks that run
 // engine::Compactor passes on an engine::CompactionThread beside the writer
 // loop, trigger a pass when a worker bumped ControlBlock::compact_requests
-// (POST /admin/compact), and publish the pass figures in WriterMetrics.
+// (POST /admin/compact), hold batches while compaction's backlog is over its
+// bound (src/writer/write_stall.h), and publish the pass figures in
+// WriterMetrics.
 //
 // The writer process calls CompactionHooks() once and passes the result to
 // RunWriter; everything runs in that process (the loop thread and the one

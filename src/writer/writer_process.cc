@@ -1,7 +1,7 @@
 // The writer loop (see writer_process.h).
 //
-// Order of a batch: Apply → post completions → Release the ring bytes → wake
-// the workers. Releasing only after posting means a writer that dies mid-batch
+// Order of a batch: Submit (or Apply) → final (TakeFinished) → post
+// completions → Release its ring bytes → wake the workers. Releasing only after posting means a writer that dies mid-batch
 // leaves the batch queued: the respawned writer applies it again (a worker
 // ignores a completion for a token it no longer waits for), so a write that a
 // worker still waits for is never silently lost.
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <csignal>
 #include <deque>
@@ -167,13 +168,19 @@ class WriterLoop {
         compact_seen = requested;
       }
       if (overflowing) PostOverflow();
-      if (have) ProcessBatch();
+      ReapFinished(false);
+      if (have && !(hooks_.hold_batch && hooks_.hold_batch(writer_))) {
+        if (submitted_.size() >= kMaxBatchesInFlight) ReapFinished(true);  // room for one more
+        ProcessBatch();
+      }
       // Between two batches: every write answered so far is in a cut taken now.
       backups_.Serve(NowMs(), [this](uint32_t slot, const Completion& c) { Post(slot, c); });
       Beat();
       WakeSlots();
       if (!config_.read_only) disk_.Tick(writer_, NowMs());  // a read-only server never needs room
       if (writer_.read_only() && !config_.read_only) {
+        ReapAll();  // every batch in flight is answered (outcome unknown) before the exit
+        WakeSlots();
         shm_.writer_metrics().read_only.store(1);
         KINGX_LOG_ERROR("writer: the engine is read-only after a failed sync; exiting so that the master "
                         "respawns the writer and recovery reopens the database");
@@ -181,8 +188,10 @@ class WriterLoop {
       }
       // Re-read: the stop request usually is what ended the wait.
       const auto stop_now = static_cast<WriterStop>(shm_.control().writer_stop.load());
-      if (!have && stop_now == WriterStop::kDrain && !HasOverflow()) break;
+      if (!have && submitted_.empty() && stop_now == WriterStop::kDrain && !HasOverflow()) break;
     }
+    ReapAll();  // a fast stop still answers what it wrote
+    WakeSlots();
     for (auto& [key, up] : uploads_) {
       if (up.failure.ok()) writer_.AbortLarge(up.engine_id);
       shm_.writer_metrics().large_aborted.fetch_add(1);
@@ -195,11 +204,90 @@ class WriterLoop {
   }
 
  private:
-  void Beat() { shm_.writer_metrics().heartbeat_ms.store(NowMs(), std::memory_order_relaxed); }
+  // The heartbeat says the writer makes progress: while batches wait for
+  // their fdatasync it stays at the oldest one's submission, so that an
+  // fdatasync that never returns shows as a stalled writer, as it did when
+  // the loop itself waited in it.
+  void Beat() {
+    const uint64_t now = NowMs();
+    const uint64_t beat = submitted_.empty() ? now : std::min(now, submitted_.front().start_ms);
+    shm_.writer_metrics().heartbeat_ms.store(beat, std::memory_order_relaxed);
+  }
 
+  // Takes the queued entries. Puts and deletes alone are submitted to the
+  // engine's pipeline (answered by ReapFinished once durable, in order);
+  // a batch with large-value entries first lets everything in flight finish,
+  // then goes the serial way (ApplyBatch).
   void ProcessBatch() {
     batch_.clear();
     queue_.Peek(&batch_, kMaxBatchOps, kMaxBatchBytes);
+    const bool large = std::any_of(batch_.begin(), batch_.end(),
+                                   [](const QueueEntry& e) { return e.type != EntryType::kOp; });
+    if (large) {
+      ReapAll();
+      ApplyBatch();
+      return;
+    }
+    Submitted sub;
+    if (!spare_submitted_.empty()) {
+      sub = std::move(spare_submitted_.back());
+      spare_submitted_.pop_back();
+    }
+    sub.tokens.clear();
+    ops_.clear();
+    sub.bytes = 0;
+    for (const QueueEntry& e : batch_) {
+      ops_.push_back(ToOp(e.request));
+      sub.tokens.push_back({e.slot, e.token});
+      sub.bytes += e.request.stored.size();
+    }
+    sub.release_position = queue_.PeekPosition();
+    sub.release_entries = batch_.size();
+    sub.start = std::chrono::steady_clock::now();
+    sub.start_ms = NowMs();
+    sub.ticket = writer_.Submit(ops_);
+    submitted_.push_back(std::move(sub));
+    ReapFinished(false);  // under --sync none / interval it is final already
+  }
+
+  // Answers every submitted batch that is final, oldest first, and frees its
+  // ring bytes (after posting: see the file comment). With wait, waits for
+  // the oldest one first.
+  void ReapFinished(bool wait) {
+    uint64_t ticket = 0;
+    while (!submitted_.empty() && writer_.TakeFinished(&ticket, &results_, wait)) {
+      Submitted& sub = submitted_.front();
+      assert(ticket == sub.ticket);
+      (void)ticket;
+      uint64_t failed = 0;
+      for (size_t i = 0; i < sub.tokens.size(); ++i) {
+        const engine::WriteResult& r = results_[i];
+        if (!r.status.ok() && !r.status.Is(engine::Code::kNotFound) &&
+            !r.status.Is(engine::Code::kPreconditionFailed)) {
+          ++failed;
+        }
+        Post(sub.tokens[i].first, Completion{sub.tokens[i].second, r.seq, r.status.code(), r.existed});
+      }
+      const auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - sub.start);
+      RecordBatch(shm_.writer_metrics(), sub.tokens.size(), sub.bytes, static_cast<uint64_t>(us.count()), failed);
+      queue_.ReleaseThrough(sub.release_position, sub.release_entries);
+      if (spare_submitted_.size() < kMaxBatchesInFlight) spare_submitted_.push_back(std::move(sub));
+      submitted_.pop_front();
+      wait = false;
+    }
+  }
+
+  // Answers every submitted batch (waiting for their fdatasyncs).
+  void ReapAll() {
+    // Bounded: each round takes one batch (TakeFinished with wait returns
+    // one while any is unfinished).
+    while (!submitted_.empty()) ReapFinished(true);
+  }
+
+  // The serial way: large-value entries in order, then the batch's puts and
+  // deletes as one Apply. Nothing is in flight.
+  void ApplyBatch() {
     ops_.clear();
     op_tokens_.clear();
     uint64_t bytes = 0;
@@ -451,7 +539,22 @@ class WriterLoop {
   BackupCuts& backups_;  // online backups' cuts and pins
   std::vector<QueueEntry> batch_;
   std::vector<engine::WriteOp> ops_;
-  std::vector<std::pair<uint32_t, uint64_t>> op_tokens_;  // (slot, token) per op
+  std::vector<std::pair<uint32_t, uint64_t>> op_tokens_;  // (slot, token) per op (ApplyBatch)
+  // A batch submitted to the engine's pipeline, until it is answered.
+  struct Submitted {
+    uint64_t ticket = 0;
+    std::vector<std::pair<uint32_t, uint64_t>> tokens;  // (slot, token) per op
+    uint64_t bytes = 0;
+    uint64_t release_position = 0;  // where its ring entries end (they are released together)
+    uint64_t release_entries = 0;
+    std::chrono::steady_clock::time_point start;
+    uint64_t start_ms = 0;  // NowMs() at submission (the heartbeat's clock)
+  };
+  // Enough to keep the writer busy while an fdatasync runs; each batch holds
+  // its ring bytes until it is answered.
+  static constexpr size_t kMaxBatchesInFlight = 8;
+  std::deque<Submitted> submitted_;  // oldest first
+  std::vector<Submitted> spare_submitted_;
   std::vector<engine::WriteResult> results_;
   std::map<UploadKey, LargeUpload> uploads_;
   uint64_t staged_total_ = 0;                              // sum of uploads_[*].staged
@@ -475,6 +578,8 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   if (install_signals) InstallSignals(shm);
   engine::Options options = config.EngineOptions();
   options.take_lock = false;  // the master holds the data directory's LOCK
+  // A finished fdatasync of a submitted batch: the loop answers it.
+  options.on_synced = [&shm] { shm.queue().Wake(); };
   options.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
   options.log_error = [](const std::string& line) { KINGX_LOG_ERROR("engine: %s", line.c_str()); };
 
@@ -503,9 +608,12 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
     engine::KeyspaceOptions ko;
     ko.dir = engine::JoinPath(config.data_dir, "keys");
     if (config.read_only) {
-      // Built from the segments into the master's scratch directory: never <data>/keys.
+      // Kept in the master's scratch directory, never written into <data>/keys:
+      // a valid <data>/keys is read where it is (only what it does not cover
+      // is read back from the segments), else the view is built from them.
       ko.dir = config.keys_scratch_dir;
       ko.persist = false;
+      ko.seed_dir = engine::JoinPath(config.data_dir, "keys");
     }
     ko.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
     if (engine::Status s = (*writer)->StartKeyspace(shm.keyspace(), ko); !s.ok()) {

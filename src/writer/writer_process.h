@@ -5,9 +5,14 @@
 //   wait on the queue (eventfd; timeout = the sync interval, 1 s, or a
 //   quarter of --storage-timeout-ms, the shortest) → heartbeat →
 //   take a batch (every queued entry up to kMaxBatchOps / kMaxBatchBytes) →
-//   engine::Writer::Apply (one fdatasync for the batch in sync=always) →
-//   post one Completion per op to its slot's ring → release the batch's ring
-//   bytes → write each affected slot's eventfd once.
+//   engine::Writer::Submit (decided and written; in sync=always its
+//   fdatasync runs on the engine's sync thread while the loop takes and
+//   writes the next batches) → once the batch is final (TakeFinished, in
+//   order, after an fdatasync that covers it) post one Completion per op to
+//   its slot's ring → release that batch's ring bytes → write each affected
+//   slot's eventfd once. A batch holding large-value entries waits until
+//   nothing is in flight and goes through Writer::Apply. The heartbeat stays
+//   at the oldest batch still waiting for its fdatasync.
 // A restarted writer first answers the entries its dead predecessor had taken
 // but not released (WriteQueue::PeekOrphans) with kOutcomeUnknown (503): they
 // may or may not be on disk, so they are never applied a second time.
@@ -18,9 +23,9 @@
 // Stop (ControlBlock::writer_stop, set by this process's signal handlers or,
 // in single-process mode, by the caller, followed by WriteQueue::Wake):
 //   kDrain (QUIT)  apply everything queued, sync, exit 0;
-//   kFast (TERM)   finish the current batch, sync, exit 0.
+//   kFast (TERM)   finish the batches in flight, sync, exit 0.
 // After an fdatasync failure the engine turns read-only: the writer answers
-// the batch with the error, then exits with status 3 so that the master
+// every batch in flight "outcome unknown", then exits with status 3 so that the master
 // respawns it and recovery reopens the database (the only safe retry).
 #pragma once
 
@@ -43,6 +48,12 @@ struct WriterHooks {
   // Once per loop iteration (at least every second), and at once when a
   // worker bumped ControlBlock::compact_requests (then `requested` is true).
   std::function<void(engine::Writer&, bool requested)> each_iteration;
+  // Before the next batch is taken from the queue (entries are waiting):
+  // true holds the batch for this iteration (writes wait for compaction);
+  // the hook itself waits at most a few milliseconds, so the loop keeps
+  // beating, serving cuts and stop requests. A hook that holds must stop
+  // holding on its own within a bounded time.
+  std::function<bool(engine::Writer&)> hold_batch;
   // Before the Writer is closed: stop and join background work.
   std::function<void(engine::Writer&)> before_close;
 };

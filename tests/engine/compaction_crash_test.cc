@@ -15,8 +15,10 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "engine/compaction.h"
+#include "engine/compress.h"
 #include "engine/kill_point.h"
 #include "tests/engine/support/crash_child.h"
 #include "tests/engine/support/model.h"
@@ -204,6 +206,32 @@ uint64_t SegmentDirBytes(const std::string& dir) {
   return n;
 }
 
+// Reopens dir with `o` again and again, each time running compaction passes
+// that die before the process's sixth input (a kill -9 while a pass is under
+// way), until a run finishes without reaching that point or 40 cycles pass.
+// Returns the number of cycles.
+int CompactDyingMidPass(const std::string& dir, const Options& o) {
+  int cycles = 0;
+  bool finished = false;
+  for (; cycles < 40 && !finished; ++cycles) {
+    const int status = RunCrashChild<Msg>(
+        [&](int) {
+          IndexRegion region;
+          auto w = Writer::Open(PosixEnv(), dir, o, region.index());
+          if (!w.ok()) return 3;
+          Compactor compactor(*w.value(), Unthrottled());
+          ArmKillPoint("compact.before_input:6");
+          for (int pass = 0; pass < 20; ++pass) compactor.RunOnce().ok();
+          return 0;
+        },
+        [](const Msg&) {});
+    INFO("cycle " << cycles << ", wait status " << status);
+    REQUIRE((KilledAtPoint(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)));
+    finished = !KilledAtPoint(status);
+  }
+  return cycles;
+}
+
 }  // namespace
 
 TEST_CASE("compaction killed again and again part-way through its passes still shrinks the directory to "
@@ -228,26 +256,7 @@ TEST_CASE("compaction killed again and again part-way through its passes still s
   o.segment_bytes = 64 << 20;
   const uint64_t before = SegmentDirBytes(dir.path());
 
-  // Each cycle: open, compact, and die before the sixth input of the
-  // process, mid-pass (a kill -9 at a moment when a pass is under way).
-  int cycles = 0;
-  bool finished = false;
-  for (; cycles < 40 && !finished; ++cycles) {
-    const int status = RunCrashChild<Msg>(
-        [&](int) {
-          IndexRegion region;
-          auto w = Writer::Open(PosixEnv(), dir.path(), o, region.index());
-          if (!w.ok()) return 3;
-          Compactor compactor(*w.value(), Unthrottled());
-          ArmKillPoint("compact.before_input:6");
-          for (int pass = 0; pass < 20; ++pass) compactor.RunOnce().ok();
-          return 0;
-        },
-        [](const Msg&) {});
-    INFO("cycle " << cycles << ", wait status " << status);
-    REQUIRE((KilledAtPoint(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)));
-    finished = !KilledAtPoint(status);
-  }
+  const int cycles = CompactDyingMidPass(dir.path(), o);
   INFO("cycles " << cycles << ", directory bytes before " << before);
 
   TestDb db(PosixEnv(), dir.path(), o);
@@ -259,6 +268,101 @@ TEST_CASE("compaction killed again and again part-way through its passes still s
     uint64_t version = 0;
     REQUIRE(CheckValue(ProgressKey(i), got.value(), &version));
     REQUIRE(version == (KeepsFirst(i) ? 1u : 2u));
+  }
+  const uint64_t live = db.writer().Stats().live_bytes;
+  const uint64_t after = SegmentDirBytes(dir.path());
+  INFO("live bytes " << live << ", directory bytes after " << after);
+  REQUIRE(after <= 2 * live);
+  REQUIRE(db.writer().Stats().corruptions == 0);
+}
+
+namespace {
+
+constexpr uint64_t kPartBytes = 1 << 20;  // the server's part size: larger values are staged whole
+
+// Writes value as the server does: up to one part through Apply (compressed
+// when it pays, from 256 bytes), larger in 1 MiB parts through the
+// large-value path, each part compressed into frames when the value is
+// compressible.
+void PutAsServer(TestDb& db, const std::string& key, const std::string& value, bool compressible) {
+  if (value.size() <= kPartBytes) {
+    REQUIRE(db.Put(key, value).status.ok());
+    return;
+  }
+  WriteOp head;
+  head.key = key;
+  head.codec = compressible ? Codec::kZstd : Codec::kRaw;
+  auto id = db.writer().BeginLarge(head);
+  REQUIRE(id.ok());
+  for (size_t off = 0; off < value.size(); off += kPartBytes) {
+    const std::string_view part = std::string_view(value).substr(off, kPartBytes);
+    std::string stored;
+    if (compressible) REQUIRE(CompressFrames(part, 1, &stored).ok());
+    REQUIRE(db.writer().AppendLarge(id.value(), compressible ? std::string_view(stored) : part).ok());
+  }
+  WriteResult r;
+  db.writer().FinishLarge(id.value(), value.size(), &r);
+  REQUIRE(r.status.ok());
+}
+
+}  // namespace
+
+TEST_CASE("compaction killed again and again mid-pass keeps values on both sides of every size threshold, "
+          "compressed or not, and shrinks the directory to twice the live data",
+          "[engine][compaction][crash]") {
+  // Both sides of the compression threshold (256 bytes) and of the
+  // large-value path (1 MiB), each as random and as compressible bytes.
+  const std::vector<size_t> sizes = {0,   1,    255, 256, 257, 4000, 65536, kPartBytes - 1, kPartBytes,
+                                     kPartBytes + 1, 2 * kPartBytes + 3};
+  struct Key {
+    std::string name;
+    size_t first, last;
+    bool compressible;
+    bool keeps_first;
+  };
+  std::vector<Key> keys;
+  for (size_t i = 0; i < sizes.size(); ++i)
+    for (int c = 0; c < 2; ++c)
+      for (int k = 0; k < 2; ++k) {
+        const size_t n = keys.size();
+        keys.push_back(Key{"t" + std::to_string(n), sizes[i], sizes[(i + 3 + k) % sizes.size()], c == 1,
+                           n % 3 == 0});
+      }
+  TempDir dir;
+  Options o;
+  o.compression_level = 1;
+  o.segment_bytes = 1 << 20;
+  {
+    // Every value written three times (the older copies dead), one key in
+    // three left at its first version.
+    TestDb db(PosixEnv(), dir.path(), o);
+    REQUIRE(db.Open().ok());
+    for (uint64_t version = 1; version <= 3; ++version)
+      for (const Key& k : keys) {
+        if (version > 1 && k.keeps_first) continue;
+        const size_t len = version == 1 ? k.first : k.last;
+        PutAsServer(db, k.name, MakeValue(k.name, version, len, k.compressible), k.compressible);
+      }
+  }
+  // Segments far larger than the live data (as with the default 256 MiB
+  // segments and a small database).
+  o.segment_bytes = 64 << 20;
+  const uint64_t before = SegmentDirBytes(dir.path());
+  const int cycles = CompactDyingMidPass(dir.path(), o);
+  INFO("cycles " << cycles << ", directory bytes before " << before);
+
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE_FALSE(HasTmpFiles(dir.path()));
+  for (const Key& k : keys) {
+    INFO("key " << k.name);
+    auto got = db.Get(k.name);
+    REQUIRE(got.ok());
+    // Exact bytes (values too short to carry their version differ by size).
+    const std::string want = k.keeps_first ? MakeValue(k.name, 1, k.first, k.compressible)
+                                           : MakeValue(k.name, 3, k.last, k.compressible);
+    REQUIRE(got.value().size() == want.size());
+    REQUIRE(got.value() == want);
   }
   const uint64_t live = db.writer().Stats().live_bytes;
   const uint64_t after = SegmentDirBytes(dir.path());

@@ -288,3 +288,25 @@ TEST_CASE("the back-off after fruitless passes doubles up to its maximum", "[eng
   CHECK(CompactionBackoffMs(7, 1000, 60000) == 60000);
   CHECK(CompactionBackoffMs(4000000000u, 1000, 60000) == 60000);
 }
+
+TEST_CASE("scanned inputs that wait on no output are deleted once they are many or worth a MiB",
+          "[engine][compaction_policy]") {
+  CHECK_FALSE(DeleteScannedAfterInput(0, 0, 32));
+  CHECK_FALSE(DeleteScannedAfterInput(5, 5 * (64 << 10), 32));   // small files: wait for a batch
+  CHECK_FALSE(DeleteScannedAfterInput(31, 31 * (8 << 10), 32));
+  CHECK(DeleteScannedAfterInput(32, 32 * 100, 32));              // a batch
+  CHECK(DeleteScannedAfterInput(1, kMiB, 32));                   // one large value's file
+  CHECK(DeleteScannedAfterInput(3, 3 * (400 << 10), 32));
+}
+
+TEST_CASE("writes wait for compaction above half the live bytes of backlog and go on at a quarter",
+          "[engine][compaction_policy]") {
+  const WriteStallBounds b = WriteStallBoundsFor(8 * kMiB, kMiB);
+  CHECK(b.begin_bytes == 4 * kMiB);
+  CHECK(b.end_bytes == 2 * kMiB);
+  // A small database: the floor.
+  const WriteStallBounds small = WriteStallBoundsFor(100 << 10, kMiB);
+  CHECK(small.begin_bytes == kMiB);
+  CHECK(small.end_bytes == kMiB / 2);
+  CHECK(WriteStallBoundsFor(0, 0).begin_bytes == 0);
+}

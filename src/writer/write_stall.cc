@@ -1,0 +1,141 @@
+// Write stall (see write_stall.h).
+#include "src/writer/write_stall.h"
+
+#include <inttypes.h>
+
+#include <algorithm>
+
+#include "engine/index.h"
+#include "src/conf/log.h"
+#include "src/ipc/write_queue.h"
+
+namespace kingx {
+namespace {
+
+// Longest wait of one Hold call: the loop turns (heartbeat, cuts, stop
+// requests) at least this often while writes are held.
+constexpr uint32_t kHoldSliceMs = 10;
+constexpr auto kLogEvery = std::chrono::seconds(10);
+
+}  // namespace
+
+WriteStall::WriteStall(SharedMemory& shm, const engine::Compactor& compactor, engine::CompactionThread& thread,
+                       uint64_t max_stall_ms)
+    : shm_(shm), compactor_(compactor), thread_(thread), max_stall_(std::max<uint64_t>(max_stall_ms, 1)) {}
+
+WriteStall::Backlog WriteStall::Measure() const {
+  const auto relaxed = std::memory_order_relaxed;
+  const engine::IndexCounters& c = shm_.index().counters();
+  const uint64_t dead = c.dead_bytes.load(relaxed);
+  const uint64_t kept = compactor_.stats().kept_tombstone_bytes;
+  Backlog b;
+  b.live = c.live_bytes.load(relaxed);
+  b.reclaimable = dead > kept ? dead - kept : 0;
+  b.backlog = b.reclaimable + shm_.writer_metrics().staged_bytes.load(relaxed);
+  b.queued = shm_.queue().DepthBytes();
+  b.bounds = engine::WriteStallBoundsFor(b.live, kWriteStallFloorBytes);
+  return b;
+}
+
+bool WriteStall::CompactionCanHelp() const {
+  // A full disk refuses puts anyway (507); a backing-off compactor got
+  // nowhere on its last passes.
+  return shm_.writer_metrics().disk_full.load(std::memory_order_relaxed) == 0 && thread_.fruitless() == 0;
+}
+
+bool WriteStall::Hold() {
+  const auto now = Clock::now();
+  if (!holding_) {
+    if (let_one_through_) {
+      let_one_through_ = false;
+      return false;
+    }
+    if (disarmed_) {
+      if (thread_.progress_passes() == disarmed_progress_) return false;
+      disarmed_ = false;
+    }
+    // The batch about to be taken turns up to its bytes into dead or staged
+    // bytes: hold it when that would pass the bound and compaction has
+    // something to reclaim.
+    const Backlog b = Measure();
+    if (b.backlog + b.queued <= b.bounds.begin_bytes || b.reclaimable <= b.bounds.end_bytes ||
+        !CompactionCanHelp())
+      return false;
+    Begin(now, b);
+  } else {
+    const Backlog b = Measure();
+    if (b.reclaimable <= b.bounds.end_bytes) {
+      End(now, "released");
+      return false;
+    }
+    if (!CompactionCanHelp()) {
+      End(now, "compaction cannot help");
+      return false;
+    }
+    const uint64_t passes = thread_.catch_up_passes(), progress = thread_.catch_up_progress_passes();
+    if (passes != seen_catch_up_) {
+      const bool helped = progress != seen_catch_up_progress_;
+      seen_catch_up_ = passes;
+      seen_catch_up_progress_ = progress;
+      if (!helped) {
+        // Compaction can do no more now: waiting longer would only delay writes.
+        disarmed_ = true;
+        disarmed_progress_ = thread_.progress_passes();
+        End(now, "compaction made no progress");
+        return false;
+      }
+      thread_.TriggerCatchUp();  // still over the bound: another pass
+    }
+    if (now - since_ >= max_stall_) {
+      let_one_through_ = true;
+      End(now, "time bound");
+      if (now - last_warn_ >= kLogEvery) {
+        last_warn_ = now;
+        KINGX_LOG_WARN("writes waited %" PRIu64 " ms for compaction (a quarter of --storage-timeout-ms) and go on: "
+                       "%" PRIu64 " reclaimable dead bytes, bound %" PRIu64 " for %" PRIu64 " live bytes",
+                       static_cast<uint64_t>(max_stall_.count()), b.reclaimable, b.bounds.end_bytes, b.live);
+      }
+      return false;
+    }
+  }
+  thread_.WaitForPass(thread_.passes(), kHoldSliceMs);
+  return true;
+}
+
+void WriteStall::Begin(Clock::time_point now, const Backlog& b) {
+  holding_ = true;
+  since_ = now;
+  seen_catch_up_ = thread_.catch_up_passes();
+  seen_catch_up_progress_ = thread_.catch_up_progress_passes();
+  thread_.TriggerCatchUp();
+  shm_.writer_metrics().compaction_stalls.fetch_add(1, std::memory_order_relaxed);
+  ++window_stalls_;
+  MaybeLog(now, b);
+}
+
+void WriteStall::End(Clock::time_point now, const char* why) {
+  holding_ = false;
+  const auto us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - since_).count());
+  KINGX_LOG_DEBUG("write stall ended after %" PRIu64 " us: %s", us, why);
+  shm_.writer_metrics().compaction_stall_us.fetch_add(us, std::memory_order_relaxed);
+  window_us_ += us;
+}
+
+void WriteStall::MaybeLog(Clock::time_point now, const Backlog& b) {
+  if (now - last_log_ < kLogEvery) return;
+  if (last_log_ != Clock::time_point{})
+    KINGX_LOG_INFO("writes waited for compaction %" PRIu64 " time(s), %" PRIu64 " ms in all, in the last %" PRId64
+                   " s; now backlog %" PRIu64 " bytes over the bound %" PRIu64 " for %" PRIu64 " live bytes",
+                   window_stalls_, window_us_ / 1000,
+                   static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(now - last_log_).count()),
+                   b.backlog, b.bounds.begin_bytes, b.live);
+  else
+    KINGX_LOG_INFO("writes wait for compaction: backlog %" PRIu64 " bytes and %" PRIu64 " queued, bound %" PRIu64
+                   " for %" PRIu64 " live bytes (dead records are reclaimed before more are written)",
+                   b.backlog, b.queued, b.bounds.begin_bytes, b.live);
+  last_log_ = now;
+  window_stalls_ = 0;
+  window_us_ = 0;
+}
+
+}  // namespace kingx

@@ -1,0 +1,92 @@
+// Write stall: the writer loop holds its next batch while compaction's
+// backlog would let the data directory grow past about twice the live data,
+// so that the bound holds at any write rate (the writes wait instead of the
+// disk filling with dead records), as RocksDB's write stalls do.
+//
+// The backlog is the dead bytes compaction can reclaim (the engine's dead
+// bytes less the tombstones compaction had to keep) plus the staged bytes of
+// large values in progress; the bounds are engine::WriteStallBoundsFor (half
+// and a quarter of the live bytes). A stall begins before a batch when the
+// backlog plus the bytes waiting in the write queue (what the next batches
+// can turn into dead or staged bytes) pass the begin bound and the
+// reclaimable bytes are above the end bound (compaction has work to do). It
+// asks for a catch-up pass (engine::PassKind::kCatchUp) and holds batches
+// until:
+//  - the reclaimable bytes are at or under the end bound (released), or
+//  - a catch-up pass finished without deleting or writing anything: then
+//    compaction can do no more for now (pinned segments, tombstones that
+//    must stay, damage), and no new stall begins until some pass makes
+//    progress again; or
+//  - it lasted max_stall_ms (a quarter of --storage-timeout-ms), and then
+//    the next batch goes through before another stall may begin, so a
+//    write never waits long enough to be answered "outcome unknown".
+// No stall begins while the disk is full (puts are refused with 507 anyway)
+// or while compaction backs off after fruitless passes.
+//
+// Writes are delayed, never refused, by a stall: a refused write would have
+// to be retried by every client, while a stall lasts one or a few passes.
+//
+// Counts (stalls, time stalled) go to WriterMetrics; one info line at most
+// every 10 s summarises the stalls since the previous line, and a stall cut
+// short by its time bound logs a warning (at most one per 10 s).
+//
+// Threads: Hold is called by the writer loop's thread only; it reads the
+// compaction thread's counters and waits on it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "engine/compaction.h"
+#include "src/ipc/shm.h"
+
+namespace kingx {
+
+// A database smaller than this never stalls on its dead bytes alone (the
+// stall bound is at least this much backlog).
+inline constexpr uint64_t kWriteStallFloorBytes = 1 << 20;
+
+class WriteStall {
+ public:
+  // shm, compactor and thread must outlive this object. max_stall_ms > 0.
+  WriteStall(SharedMemory& shm, const engine::Compactor& compactor, engine::CompactionThread& thread,
+             uint64_t max_stall_ms);
+
+  // Before the writer loop takes a batch. True: hold it for now (this call
+  // waited at most a few milliseconds for a compaction pass).
+  bool Hold();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Backlog {
+    uint64_t live = 0;
+    uint64_t reclaimable = 0;  // dead bytes compaction can reclaim
+    uint64_t backlog = 0;      // reclaimable + staged bytes of large uploads
+    uint64_t queued = 0;       // bytes waiting in the write queue (the next batches)
+    engine::WriteStallBounds bounds;
+  };
+  Backlog Measure() const;
+  bool CompactionCanHelp() const;
+  void Begin(Clock::time_point now, const Backlog& b);
+  // Ends the stall; why is a short phrase for the log.
+  void End(Clock::time_point now, const char* why);
+  void MaybeLog(Clock::time_point now, const Backlog& b);
+
+  SharedMemory& shm_;
+  const engine::Compactor& compactor_;
+  engine::CompactionThread& thread_;
+  const std::chrono::milliseconds max_stall_;
+
+  bool holding_ = false;
+  Clock::time_point since_{};
+  uint64_t seen_catch_up_ = 0, seen_catch_up_progress_ = 0;
+  bool let_one_through_ = false;  // after a stall cut short by max_stall_
+  bool disarmed_ = false;         // until a pass makes progress
+  uint64_t disarmed_progress_ = 0;
+  // For the summary line.
+  Clock::time_point last_log_{};
+  Clock::time_point last_warn_{};
+  uint64_t window_stalls_ = 0, window_us_ = 0;
+};
+
+}  // namespace kingx
