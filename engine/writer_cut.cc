@@ -1,8 +1,9 @@
 // Point-in-time cuts and segment pins (Writer::PinSegments; see writer.h and
-// writer_impl.h). A pin keeps every segment file of a cut on disk until it is
-// released: an online backup reads the files of its cut at leisure, and the
-// keyspace's catch-up or rebuild reads segments without compaction moving
-// records out of sight.
+// writer_impl.h). A cut's pin keeps the segment files of that cut on disk
+// (and their ids unused by new segments) until it is released, so an online
+// backup reads them at leisure while compaction goes on deleting the
+// segments born after the cut. The keyspace's catch-up or rebuild pins every
+// segment (pins_) so that compaction moves no record out of its sight.
 #include "engine/writer_impl.h"
 
 #include <algorithm>
@@ -10,7 +11,7 @@
 namespace kingx::engine {
 
 bool Writer::Impl::BeginDelete(uint32_t id) {
-  if (pins_ > 0) return false;
+  if (pins_ > 0 || pinned_ids_.count(id) != 0) return false;
   deleting_.insert(id);
   return true;
 }
@@ -36,17 +37,41 @@ DatabaseCut Writer::Impl::CutLocked() const {
   return cut;
 }
 
+std::vector<uint32_t> DatabaseCut::ids() const {
+  std::vector<uint32_t> out;
+  out.reserve(segments.size());
+  for (const SegmentFileCut& f : segments) out.push_back(f.id);
+  return out;
+}
+
 Result<DatabaseCut> Writer::PinSegments() {
   Impl& w = *impl_;
   std::lock_guard lock(w.mu_);
-  ++w.pins_;
-  return w.CutLocked();
+  DatabaseCut cut = w.CutLocked();
+  for (const SegmentFileCut& f : cut.segments) ++w.pinned_ids_[f.id];
+  return cut;
 }
 
-void Writer::UnpinSegments() {
+void Writer::PinSegmentIds(const std::vector<uint32_t>& ids) {
   Impl& w = *impl_;
   std::lock_guard lock(w.mu_);
-  if (w.pins_ > 0) --w.pins_;
+  for (const uint32_t id : ids) ++w.pinned_ids_[id];
+}
+
+void Writer::UnpinSegmentIds(const std::vector<uint32_t>& ids) {
+  Impl& w = *impl_;
+  std::lock_guard lock(w.mu_);
+  for (const uint32_t id : ids) {
+    auto it = w.pinned_ids_.find(id);
+    if (it == w.pinned_ids_.end()) continue;
+    if (--it->second == 0) w.pinned_ids_.erase(it);
+  }
+}
+
+size_t Writer::pinned_segments() const {
+  const Impl& w = *impl_;
+  std::lock_guard lock(w.mu_);
+  return w.pinned_ids_.size();
 }
 
 std::string EncodeCutManifest(const DatabaseCut& cut) {

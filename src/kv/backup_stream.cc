@@ -114,8 +114,60 @@ std::string TarBackupStream::TarHeader(const std::string& name, uint64_t size, u
   return std::string(h, kBlock);
 }
 
-TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s)
-    : client_(client), slot_(i), budget_(budget), mtime_s_(mtime_s) {
+// The piece buffer and its reservation in the response budget. Shared with
+// a read in flight, so that a stream destroyed meanwhile leaves the buffer
+// (and its reservation) to the read until it ends.
+struct TarBackupStream::PieceBuffer {
+  explicit PieceBuffer(ByteBudget& b) : budget(b) { bytes.reserve(kPieceBytes); }
+  ~PieceBuffer() { budget.Release(kPieceBytes); }
+  PieceBuffer(const PieceBuffer&) = delete;
+  PieceBuffer& operator=(const PieceBuffer&) = delete;
+  ByteBudget& budget;
+  std::string bytes;
+};
+
+namespace {
+
+// Reads `want` bytes at offset of the file at path into *out, opening it
+// first when *file is null. A file shorter than that is kCorruption.
+engine::Status ReadPiece(engine::Env& env, const std::string& path, std::shared_ptr<engine::File>* file,
+                         uint64_t offset, size_t want, std::string* out) {
+  if (!*file) {
+    auto f = env.OpenFile(path, engine::OpenMode::kRead);
+    if (!f.ok()) return f.status();
+    *file = std::move(f.value());
+  }
+  out->resize(want);
+  size_t done = 0;
+  while (done < want) {
+    size_t got = 0;
+    engine::Status s = (*file)->Read(offset + done, want - done, out->data() + done, &got);
+    if (!s.ok()) return s;
+    if (got == 0) return engine::Status::Corruption("shorter than at the backup's cut");
+    done += got;
+  }
+  return engine::Status::OK();
+}
+
+}  // namespace
+
+// One piece read on the Offload's thread. It owns what that thread touches:
+// the piece buffer, the file (opened there for a member's first piece), the
+// result; `owner` is read and cleared on the owning thread only.
+struct TarBackupStream::ReadJob {
+  TarBackupStream* owner = nullptr;  // null once the stream is gone
+  std::shared_ptr<PieceBuffer> piece;
+  std::shared_ptr<engine::File> file;
+  engine::Env* env = nullptr;
+  std::string path;
+  uint64_t offset = 0;
+  size_t want = 0;
+  engine::Status status = engine::Status::IOError("the read was not run");
+};
+
+TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s,
+                                 Offload* offload, std::function<void()> resume)
+    : client_(client), slot_(i), budget_(budget), mtime_s_(mtime_s), offload_(offload), resume_(std::move(resume)) {
   const engine::DatabaseCut cut = client.Cut(i);
   Member manifest;
   manifest.name = "MANIFEST";
@@ -144,55 +196,81 @@ TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& b
 }
 
 TarBackupStream::~TarBackupStream() {
+  if (job_) job_->owner = nullptr;  // the read ends on its own; its buffer goes with it
   file_.reset();
-  if (reserved_) budget_.Release(kPieceBytes);
+  piece_.reset();
   BackupRegion& r = client_.region();
   (given_ == total_bytes_ ? r.finished : r.failed).fetch_add(1, std::memory_order_relaxed);
   client_.Release(slot_);
 }
 
 bool TarBackupStream::Prime() {
-  if (!reserved_ && !budget_.TryReserve(kPieceBytes)) return false;
-  reserved_ = true;
-  buf_.reserve(kPieceBytes);
+  if (piece_) return true;
+  if (!budget_.TryReserve(kPieceBytes)) return false;
+  piece_ = std::make_shared<PieceBuffer>(budget_);
   return true;
 }
 
-// Reads `want` bytes of m at offset_ into buf_; false when the file is
-// shorter than its cut, cannot be read, or the pin was dropped meanwhile.
-bool TarBackupStream::ReadMore(const Member& m, size_t want) {
-  buf_.resize(want);
+bool TarBackupStream::StartRead(const Member& m, size_t want) {
+  auto job = std::make_shared<ReadJob>();
+  job->owner = this;
+  job->piece = piece_;
+  job->file = file_;
+  job->env = &client_.env();
+  job->path = m.path;
+  job->offset = offset_;
+  job->want = want;
+  const bool queued = offload_->Queue(
+      [job] { job->status = ReadPiece(*job->env, job->path, &job->file, job->offset, job->want, &job->piece->bytes); },
+      [job] {
+        if (job->owner != nullptr) job->owner->OnRead(*job);
+      });
+  if (queued) job_ = std::move(job);
+  return queued;
+}
+
+// The owning thread, once the Offload's thread finished job_.
+void TarBackupStream::OnRead(ReadJob& job) {
+  job.owner = nullptr;
+  file_ = std::move(job.file);
+  read_status_ = job.status;
+  read_done_ = true;
+  job_.reset();
+  const std::function<void()> resume = resume_;  // the call may destroy this stream
+  if (resume) resume();
+}
+
+TarBackupStream::Fill TarBackupStream::FillPiece(const Member& m, size_t want) {
+  std::string& buf = piece_->bytes;
   if (m.path.empty()) {
-    std::memcpy(buf_.data(), m.inline_data.data() + offset_, want);
-    return true;
+    buf.assign(m.inline_data, offset_, want);
+    return Fill::kReady;
   }
   engine::Status s;
-  if (!file_) {
-    auto f = client_.env().OpenFile(m.path, engine::OpenMode::kRead);
-    if (f.ok()) file_ = std::move(f.value());
-    s = f.status();
-  }
-  size_t done = 0;
-  while (s.ok() && done < want) {
-    size_t got = 0;
-    s = file_->Read(offset_ + done, want - done, buf_.data() + done, &got);
-    if (s.ok() && got == 0) s = engine::Status::Corruption("shorter than at the backup's cut");
-    done += got;
+  if (read_done_) {
+    read_done_ = false;
+    s = read_status_;
+  } else if (offload_ != nullptr && StartRead(m, want)) {
+    return Fill::kWaiting;
+  } else {
+    s = ReadPiece(client_.env(), m.path, &file_, offset_, want, &buf);
   }
   if (!s.ok()) {
     KINGX_LOG_ERROR("backup: %s cannot be read (the archive is cut short): %s", m.name.c_str(),
                     s.ToString().c_str());
-    return false;
+    return Fill::kFailed;
   }
+  // After the read: a pin dropped before it finished means the bytes may be another file's.
   if (client_.State(slot_) != BackupState::kCut) {
     KINGX_LOG_ERROR("backup: the writer dropped this backup's pin (--backup-max-ms): the archive is cut short");
-    return false;
+    return Fill::kFailed;
   }
-  return true;
+  return Fill::kReady;
 }
 
 http::BodyStream::Pull TarBackupStream::Next(std::string_view* piece) {
-  if (!reserved_ && !Prime()) return Pull::kError;  // the Connection calls Next only after Prime succeeded
+  if (!piece_ && !Prime()) return Pull::kError;  // the Connection calls Next only after Prime succeeded
+  if (job_) return Pull::kAgain;                 // not asked while waiting; harmless if it is
   for (;;) {
     if (phase_ == 4) return Pull::kError;  // never asked past stream_length
     if (phase_ == 3) {
@@ -206,8 +284,8 @@ http::BodyStream::Pull TarBackupStream::Next(std::string_view* piece) {
     }
     const Member& m = members_[index_];
     if (phase_ == 0) {
-      buf_ = TarHeader(m.name, m.bytes, mtime_s_);
-      *piece = buf_;
+      head_ = TarHeader(m.name, m.bytes, mtime_s_);
+      *piece = head_;
       phase_ = 1;
       offset_ = 0;
       break;
@@ -218,9 +296,16 @@ http::BodyStream::Pull TarBackupStream::Next(std::string_view* piece) {
         continue;
       }
       const size_t want = static_cast<size_t>(std::min<uint64_t>(kPieceBytes, m.bytes - offset_));
-      if (!ReadMore(m, want)) return Pull::kError;
+      switch (FillPiece(m, want)) {
+        case Fill::kReady:
+          break;
+        case Fill::kWaiting:
+          return Pull::kAgain;
+        case Fill::kFailed:
+          return Pull::kError;
+      }
       offset_ += want;
-      *piece = buf_;
+      *piece = piece_->bytes;
       break;
     }
     // phase_ == 2: padding to the block, then the next member.

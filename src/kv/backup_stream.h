@@ -20,9 +20,16 @@
 //
 // Memory: one piece buffer (kPieceBytes) reserved in the worker's response
 // budget (--response-buffer-bytes) by Prime, before anything is answered,
-// and given back when the stream is destroyed. The Connection asks for the
-// next piece only once the previous one was written whole, so a slow client
-// holds one piece, never more.
+// and given back when the stream is destroyed (or, when a read of it is in
+// flight then, when that read ends). The Connection asks for the next piece
+// only once the previous one was written whole, so a slow client holds one
+// piece, never more, and at most one read per backup is in flight.
+//
+// Reads: with an Offload (the event loop) each piece of a file is read on
+// the Offload's thread; Next answers kAgain meanwhile and `resume` is called
+// on the owning thread once the piece is there (the Connection then pulls
+// it), so the loop never waits for the disk. The file is opened there too.
+// Without one (the thread model's pool threads) Next reads inline.
 //
 // Consistency: every read of a file is followed by a check that the slot is
 // still kCut (pinned): a read that raced with the writer dropping the pin
@@ -34,7 +41,7 @@
 // the backup as finished (every byte handed out) or failed.
 // Errors: a file that cannot be read whole is logged (error level) and ends
 // the stream; nothing else fails once the response has started.
-// Threading: the Connection's thread.
+// Threading: the Connection's thread (the Offload's owning thread).
 #pragma once
 
 #include <cstdint>
@@ -49,6 +56,7 @@
 #include "http/response.h"
 #include "src/ipc/backup_slots.h"
 #include "src/kv/byte_budget.h"
+#include "src/kv/offload.h"
 
 namespace kingx {
 
@@ -92,9 +100,14 @@ class TarBackupStream final : public http::BodyStream {
   static constexpr size_t kPieceBytes = 64 * 1024;
 
   // The archive of the cut held in backup slot `i` (State(i) == kCut).
-  // client and budget must outlive the stream. Sizes of hint files are taken
-  // now (a sealed segment's hint never changes while pinned).
-  TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s);
+  // client, budget and offload must outlive the stream. Sizes of hint files
+  // are taken now (a sealed segment's hint never changes while pinned).
+  // offload: where file reads run (null: inline, in Next). resume: called
+  // on the owning thread when a read that made Next answer kAgain is done
+  // (Connection::ResumeOutput, then whatever makes the I/O layer flush); it
+  // may destroy the stream.
+  TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s,
+                  Offload* offload = nullptr, std::function<void()> resume = {});
   ~TarBackupStream() override;
   TarBackupStream(const TarBackupStream&) = delete;
   TarBackupStream& operator=(const TarBackupStream&) = delete;
@@ -118,21 +131,35 @@ class TarBackupStream final : public http::BodyStream {
     std::string inline_data;
     uint64_t bytes = 0;
   };
-  bool ReadMore(const Member& m, size_t want);
+  struct PieceBuffer;
+  struct ReadJob;
+  enum class Fill : uint8_t { kReady, kWaiting, kFailed };
+  // Puts `want` bytes of m at offset_ into the piece buffer: kReady (read
+  // and checked), kWaiting (a read was queued on the Offload: Next answers
+  // kAgain), kFailed (the file is shorter than its cut or unreadable, or the
+  // pin was dropped meanwhile; logged).
+  Fill FillPiece(const Member& m, size_t want);
+  bool StartRead(const Member& m, size_t want);
+  void OnRead(ReadJob& job);
 
   BackupClient& client_;
   const uint32_t slot_;
   ByteBudget& budget_;
   const uint64_t mtime_s_;
-  bool reserved_ = false;
+  Offload* const offload_;
+  const std::function<void()> resume_;
   std::vector<Member> members_;
   uint64_t total_bytes_ = 0;
   uint64_t given_ = 0;      // bytes handed out so far
   size_t index_ = 0;        // current member
   int phase_ = 0;           // 0 header, 1 data, 2 padding, 3 end blocks, 4 done
   uint64_t offset_ = 0;     // bytes of the current member's data handed out
-  std::unique_ptr<engine::File> file_;  // the current member's file, open while it is read
-  std::string buf_;         // the piece being sent
+  std::shared_ptr<engine::File> file_;  // the current member's file, open while it is read
+  std::shared_ptr<PieceBuffer> piece_;  // the piece being sent (Prime reserves it)
+  std::string head_;                    // the tar header being sent
+  std::shared_ptr<ReadJob> job_;        // the read in flight on the Offload, if any
+  bool read_done_ = false;              // job_ ended: read_status_ and the piece are its result
+  engine::Status read_status_;
 };
 
 }  // namespace kingx

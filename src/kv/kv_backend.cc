@@ -1,16 +1,28 @@
 // ShmKvBackend and the /metrics aggregation over the shared mapping.
 #include "src/kv/kv_backend.h"
 
+#include <cstdlib>
 #include <string>
 
 #include "engine/reader.h"
+#include "src/kv/read_hold_env.h"
 
 namespace kingx {
 
+namespace {
+
+std::unique_ptr<engine::Env> BackupEnv() {
+  const char* hold = std::getenv(ReadHoldEnv::kVariable);
+  if (hold == nullptr || *hold == '\0') return nullptr;
+  return std::make_unique<ReadHoldEnv>(engine::PosixEnv(), hold);
+}
+
+}  // namespace
+
 ShmKvBackend::ShmKvBackend(WorkerContext& ctx, std::function<void()> before_metrics)
-    : ctx_(ctx), before_metrics_(std::move(before_metrics)),
-      backups_(ctx.shm->backups(), engine::PosixEnv(), [q = ctx.queue] { q->Wake(); }, ctx.config.data_dir, ctx.slot,
-               ctx.generation) {}
+    : ctx_(ctx), before_metrics_(std::move(before_metrics)), backup_env_(BackupEnv()),
+      backups_(ctx.shm->backups(), backup_env_ ? *backup_env_ : engine::PosixEnv(), [q = ctx.queue] { q->Wake(); },
+               ctx.config.data_dir, ctx.slot, ctx.generation) {}
 
 engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::ReadMode mode) {
   return ctx_.reader->Get(key, mode);
@@ -190,6 +202,26 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       double(ws.disk_reserve_bytes.load(relaxed)), false);
   add("kingx_writes_refused_no_space_total", "Writes refused because the disk was full",
       double(ws.writes_refused_no_space.load(relaxed)), true);
+  add("kingx_compaction_passes_total", "Compaction passes that picked segments",
+      double(ws.compaction_passes.load(relaxed)), true);
+  add("kingx_compaction_failures_total", "Compaction passes that ended with an error (no room, I/O, damage)",
+      double(ws.compaction_failures.load(relaxed)), true);
+  add("kingx_compaction_segments_deleted_total", "Segment files compaction deleted",
+      double(ws.compaction_segments.load(relaxed)), true);
+  add("kingx_compaction_segments_written_total", "Segment files compaction wrote",
+      double(ws.compaction_segments_written.load(relaxed)), true);
+  add("kingx_compaction_read_bytes_total", "Bytes compaction read (dead values are skipped unread)",
+      double(ws.compaction_bytes_read.load(relaxed)), true);
+  add("kingx_compaction_written_bytes_total", "Bytes compaction wrote (segments and hint files)",
+      double(ws.compaction_bytes_written.load(relaxed)), true);
+  add("kingx_compaction_reclaimed_bytes_total", "File bytes compaction deleted minus the bytes it wrote",
+      double(ws.compaction_bytes_freed.load(relaxed)), true);
+  add("kingx_compaction_write_stalls_total", "Times writes waited for compaction to reclaim dead bytes",
+      double(ws.compaction_stalls.load(relaxed)), true);
+  add("kingx_compaction_write_stall_seconds_total", "Time writes waited for compaction, in all",
+      double(ws.compaction_stall_us.load(relaxed)) / 1e6, true);
+  add("kingx_compaction_backlog_bytes", "Dead bytes compaction can reclaim (tombstones that must stay excluded)",
+      double(ws.compaction_backlog_bytes.load(relaxed)), false);
   {
     const uint64_t beat = ws.heartbeat_ms.load(relaxed), now = MonotonicMs();
     const bool ready = shm.control().writer_ready.load(relaxed) != 0;

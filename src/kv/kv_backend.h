@@ -9,6 +9,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ class ShmKvBackend final : public KvBackend {
  private:
   WorkerContext& ctx_;
   std::function<void()> before_metrics_;
+  // The Env of backups' reads: PosixEnv, or a ReadHoldEnv over it when the
+  // environment names a hold file (src/kv/read_hold_env.h: tests).
+  std::unique_ptr<engine::Env> backup_env_;
   BackupClient backups_;
 };
 

@@ -374,7 +374,14 @@ void KvService::Impl::AnswerBackup(size_t wait_index, uint64_t now_ms) {
   } else {
     const auto wall_s = static_cast<uint64_t>(WallMs() / 1000);
     next_seq = std::to_string(client->Cut(w.slot).next_seq);  // before the stream owns the slot
-    stream = std::make_shared<TarBackupStream>(*client, w.slot, response_budget(), wall_s);
+    // A read done on the offload's thread resumes the connection, then the I/O layer flushes it.
+    http::Connection* conn = w.conn;
+    auto resume = [conn, wake = wake, io = io] {
+      conn->ResumeOutput(MonotonicMs());
+      if (wake != nullptr) wake(io, *conn);
+    };
+    stream = std::make_shared<TarBackupStream>(*client, w.slot, response_budget(), wall_s, options.offload,
+                                               std::move(resume));
     if (!stream->Prime()) {
       stream.reset();  // releases the slot
       resp = http::ProblemResponse(503, "no room for a backup's buffer in --response-buffer-bytes; retry later",

@@ -72,6 +72,7 @@ namespace kingx {
 
 class AccessLog;
 class BackupClient;
+class Offload;
 
 // What KvService needs from its process: the storage (reads and the write
 // queue) and the process-wide state. The production implementation over a
@@ -164,6 +165,10 @@ struct KvServiceOptions {
   // --read-only: PUT and DELETE of keys answer 405 (Allow: GET, HEAD) with a
   // problem body naming the setting, before any body is read; /admin/compact 409.
   bool read_only = false;
+  // Where blocking file reads of online backups run (src/kv/offload.h; must
+  // outlive the service): the event loop's thread pool. Null: inline (the
+  // thread model, tests).
+  Offload* offload = nullptr;
 };
 
 // The clock of every now_ms the serving code passes around: CLOCK_MONOTONIC

@@ -9,6 +9,8 @@
 //                 writes, drain progress, access-log flush, unmapping
 //                 segments that compaction deleted
 //   retry timer   re-offers writes that found the queue full (KvService::Poke)
+//   thread pool   an online backup's file reads (UvOffload), one piece at a
+//                 time per backup, handed back to the loop
 //   signals       QUIT graceful stop, TERM/INT fast stop, USR1 reopen logs
 //
 // Memory per idle keep-alive connection is the UvConn alone (uv_tcp_t,
@@ -39,6 +41,7 @@
 #include "src/conf/log.h"
 #include "src/kv/kv_backend.h"
 #include "src/kv/kv_service.h"
+#include "src/kv/offload.h"
 #include "src/worker/serve_options.h"
 #include "src/worker/worker_context.h"
 
@@ -94,13 +97,52 @@ struct Listener {
   bool active = false;
 };
 
+// The loop's Offload (src/kv/offload.h) over libuv's thread pool: work on a
+// pool thread, done on the loop (after_work), then the job is freed there.
+class UvOffload final : public Offload {
+ public:
+  explicit UvOffload(uv_loop_t* loop) : loop_(loop) {}
+
+  bool Queue(std::function<void()> work, std::function<void()> done) override {
+    auto* job = new Job{uv_work_t{}, std::move(work), std::move(done)};
+    job->req.data = job;
+    const int r = uv_queue_work(
+        loop_, &job->req, [](uv_work_t* req) { static_cast<Job*>(req->data)->work(); },
+        [](uv_work_t* req, int) {
+          auto* j = static_cast<Job*>(req->data);
+          j->done();  // also when canceled: the work's own state says it did not run
+          delete j;
+        });
+    if (r != 0) {
+      delete job;
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  struct Job {
+    uv_work_t req;
+    std::function<void()> work;
+    std::function<void()> done;
+  };
+  uv_loop_t* loop_;
+};
+
+KvServiceOptions WithOffload(KvServiceOptions o, Offload* offload) {
+  o.offload = offload;
+  return o;
+}
+
 struct UvWorker {
   explicit UvWorker(WorkerContext& c)
       : ctx(c),
         limits(LimitsFor(c.config)),
         backend(c),
         budgets(c.config),
-        service(backend, c.access_log, ServiceOptionsFor(c, 0, budgets), &UvWorker::Wake, this) {}
+        offload(&loop),
+        service(backend, c.access_log, WithOffload(ServiceOptionsFor(c, 0, budgets), &offload), &UvWorker::Wake,
+                this) {}
 
   static void Wake(void* io, http::Connection& conn);
 
@@ -108,6 +150,7 @@ struct UvWorker {
   http::Limits limits;
   ShmKvBackend backend;
   WorkerBudgets budgets;
+  UvOffload offload;  // backups' file reads (uses `loop` once it is initialized)
   KvService service;
   http::Counters* counters = nullptr;
 

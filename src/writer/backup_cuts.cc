@@ -1,6 +1,7 @@
 // BackupCuts (see backup_cuts.h).
 #include "src/writer/backup_cuts.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "src/conf/log.h"
@@ -27,16 +28,27 @@ uint32_t BackupCuts::pins() const {
   return n;
 }
 
+void BackupCuts::Pin(uint32_t i, std::vector<uint32_t> ids) {
+  pinned_ids_[i] = std::move(ids);
+  pinned_[i] = true;
+}
+
 void BackupCuts::Unpin(uint32_t i) {
   if (!pinned_[i]) return;
-  writer_.UnpinSegments();
+  writer_.UnpinSegmentIds(pinned_ids_[i]);
+  pinned_ids_[i].clear();
   pinned_[i] = false;
 }
 
 void BackupCuts::Repin() {
   for (uint32_t i = 0; i < kMaxBackups; ++i) {
-    if (Load(shm_.backups().slots[i]) != BackupState::kCut || pinned_[i]) continue;
-    if (writer_.PinSegments().ok()) pinned_[i] = true;
+    const BackupSlot& b = shm_.backups().slots[i];
+    if (Load(b) != BackupState::kCut || pinned_[i]) continue;
+    std::vector<uint32_t> ids;
+    const uint32_t n = std::min(b.file_count.load(std::memory_order_relaxed), kMaxBackupFiles);
+    for (uint32_t k = 0; k < n; ++k) ids.push_back(b.files[k].id.load(std::memory_order_relaxed));
+    writer_.PinSegmentIds(ids);
+    Pin(i, std::move(ids));
   }
 }
 
@@ -81,7 +93,7 @@ void BackupCuts::Cut(uint32_t i, BackupSlot& b, uint64_t now_ms, const PostFn& p
   if (!cut.ok()) {
     failure = cut.status();
   } else {
-    pinned_[i] = true;
+    Pin(i, cut->ids());
     if (cut->segments.size() > kMaxBackupFiles) {
       Unpin(i);
       failure = engine::Status::Busy("the database has more segment files than one backup can list (" +

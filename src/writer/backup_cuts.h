@@ -8,9 +8,11 @@
 // pin of a cut older than max_pin_ms (state kExpired, logged), so that a
 // stuck backup cannot keep compaction from freeing disk forever.
 //
-// Pins live in the engine::Writer: the destructor gives back every pin this
-// object still holds. Repin (a new writer process, before compaction
-// starts) pins again for the slots a previous writer had cut.
+// Pins live in the engine::Writer, per segment of the cut (compaction goes
+// on deleting segments born after it): the destructor gives back every pin
+// this object still holds. Repin (a new writer process, before compaction
+// starts) pins again the files listed in the slots a previous writer had
+// cut.
 //
 // Threading: the writer loop's thread only. Workers touch the slots through
 // their atomics only.
@@ -18,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "engine/writer.h"
 #include "src/ipc/completion_ring.h"
@@ -50,7 +53,9 @@ class BackupCuts {
   SharedMemory& shm_;
   engine::Writer& writer_;
   const uint64_t max_pin_ms_;
+  void Pin(uint32_t i, std::vector<uint32_t> ids);
   bool pinned_[kMaxBackups] = {};
+  std::vector<uint32_t> pinned_ids_[kMaxBackups];  // the segment ids slot i holds
 };
 
 }  // namespace kingx

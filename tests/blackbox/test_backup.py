@@ -14,9 +14,12 @@ Values on both sides of the 1 MiB large-value threshold. The restored
 directory is checked by `kingx-tool verify` (exit 0) and served by kingx.
 
 Also: a backup while compaction deletes segments (the pinned files stay and
-are reclaimed after), a client that goes away mid-stream (its pin released
-at once), a slow client within --response-buffer-bytes, a pin held past
---backup-max-ms (cut off), the admin listener only.
+are reclaimed after), a held cut pins only its own files (segments born
+after it are compacted away meanwhile), a backup read held in the file seam
+(KINGX_BACKUP_READ_HOLD) while GETs and /healthz of the same worker are
+answered, a client that goes away mid-stream (its pin released at once), a
+slow client within --response-buffer-bytes, a pin held past --backup-max-ms
+(cut off), the admin listener only.
 
     KINGX_BIN=build/src/kingx KINGX_TOOL_BIN=build/engine/tool/kingx-tool \
         python3 tests/blackbox/test_backup.py [--model threads ...]
@@ -61,9 +64,14 @@ def wait_for(cond, what, timeout=30.0):
     raise TestFailure(f"timed out waiting for {what}")
 
 
-def open_backup(admin_port):
-    """Sends GET /admin/backup; returns (socket, t_sent, t_head, status, headers, first body bytes)."""
-    sock = socket.create_connection(("127.0.0.1", admin_port), timeout=60)
+def open_backup(admin_port, rcvbuf=None):
+    """Sends GET /admin/backup; returns (socket, t_sent, t_head, status, headers, first body bytes).
+    rcvbuf: the socket's receive buffer, set before connecting (a small window)."""
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(60)
+    sock.connect(("127.0.0.1", admin_port))
     t_sent = time.monotonic()
     sock.sendall(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\n\r\n")
     buf = b""
@@ -328,6 +336,136 @@ def test_backup_while_compaction_runs_keeps_its_files_until_it_ends():
         http(ADMIN, "POST", "/admin/compact", b"")
         return not cut <= segment_names(S.data_dir)
     wait_for(reclaimed, "compaction to delete a segment of the cut once unpinned", timeout=120)
+
+
+def segment_inodes(d):
+    out = {}
+    for n in os.listdir(d):
+        if n.endswith(".kxd"):
+            try:
+                out[n] = os.stat(os.path.join(d, n)).st_ino
+            except FileNotFoundError:
+                pass
+    return out
+
+
+def test_a_held_cut_pins_only_its_own_files():
+    # While a backup holds its cut, compaction deletes the segments born
+    # after the cut (the directory does not grow by what it rewrites) and
+    # keeps every file of the cut, the same file (inode), until it ends.
+    admin = free_port()
+    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--segment-bytes", "1M",
+                  "--compaction-dead-ratio", "0.3"] + MODEL_ARGS)
+    try:
+        srv.start()
+        rng = random.Random(11)
+        for i in range(48):
+            r = http(srv.port, "PUT", key_path(f"held-{i}"), rng.randbytes(400000))
+            check(r.status in (201, 204), f"{r!r}")
+        sock, _, _, status, headers, rest = open_backup(admin, rcvbuf=65536)
+        check(status == 200, f"backup: {status}")
+        length = int(headers["content-length"])
+        at_cut = segment_inodes(srv.data_dir)  # a superset of the cut (nothing of it is deleted)
+        # The cut's segments die too: every key is overwritten with a small value.
+        for i in range(48):
+            r = http(srv.port, "PUT", key_path(f"held-{i}"), b"small")
+            check(r.status in (201, 204), f"{r!r}")
+        born_after, deleted, snapshot = {}, set(), {}
+        for round_ in range(60):  # bounded: each round writes ~4 MB and asks for a pass
+            check(metric(admin, "kingx_backup_pins") == 1, "the backup no longer holds its cut")
+            for i in range(20):
+                r = http(srv.port, "PUT", key_path(f"churn-{i}"), rng.randbytes(200000))
+                check(r.status in (201, 204), f"{r!r}")
+            http(admin, "POST", "/admin/compact", b"")
+            snapshot = segment_inodes(srv.data_dir)
+            for n, ino in snapshot.items():
+                if at_cut.get(n) != ino:
+                    born_after[(n, ino)] = round_
+            deleted = {k for k in born_after if snapshot.get(k[0]) != k[1]}
+            if deleted:
+                break
+            time.sleep(0.2)
+        print(f"# {len(deleted)} of {len(born_after)} segments born after the cut deleted by round {round_}",
+              flush=True)
+        check(metric(admin, "kingx_backup_pins") == 1, "the backup no longer holds its cut")
+        check(deleted, f"no segment born after the cut was deleted while it was held "
+                       f"({len(born_after)} born after it; directory {len(snapshot)} segments)")
+        # The rest of the archive: its segments are the cut's, each the same file as at the cut.
+        got = len(rest)
+        tar_path = os.path.join(WORK, "held.tar")
+        sock.settimeout(60)
+        with open(tar_path, "wb") as f:
+            f.write(rest)
+            for _ in range(1000000):
+                if got >= length:
+                    break
+                d = sock.recv(65536)
+                if not d:
+                    break
+                f.write(d)
+                got += len(d)
+        sock.close()
+        check(got == length, f"held backup: {got} of {length}")
+        with tarfile.open(tar_path) as t:
+            cut = {m.name for m in t.getmembers() if m.name.endswith(".kxd")}
+        check(cut and cut <= set(at_cut), f"cut {sorted(cut)} not in the directory at the cut {sorted(at_cut)}")
+        changed = sorted(n for n in cut if snapshot.get(n) != at_cut[n])
+        check(not changed, f"files of the cut deleted or replaced while it was held: {changed}")
+        verify(restore(tar_path))
+    finally:
+        srv.cleanup()
+
+
+def test_a_held_backup_read_does_not_hold_up_the_worker():
+    # The backup's reads go through the file seam; a hold file makes each
+    # one wait (a disk that does not answer). With one worker, GETs and
+    # /healthz are still answered while a read is held, and the backup
+    # completes once the hold is released.
+    admin = free_port()
+    hold = os.path.join(WORK, "hold-reads")
+    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}"] + MODEL_ARGS)
+    try:
+        os.environ["KINGX_BACKUP_READ_HOLD"] = hold  # the server's processes inherit it
+        try:
+            srv.start()
+        finally:
+            del os.environ["KINGX_BACKUP_READ_HOLD"]
+        for i in range(8):
+            r = http(srv.port, "PUT", key_path(f"hold-{i}"), b"v%d" % i * 1000)
+            check(r.status in (201, 204), f"{r!r}")
+        open(hold, "w").close()
+        sock, _, _, status, headers, rest = open_backup(admin)
+        check(status == 200, f"backup: {status}")
+        length = int(headers["content-length"])
+        wait_for(lambda: os.path.exists(hold + ".held"), "the backup's first read to be held")
+        # Bounded waits, not a speed check: a loop stuck in the read never answers.
+        for i in range(8):
+            r = http(srv.port, "GET", key_path(f"hold-{i}"), timeout=20)
+            check(r.status == 200 and r.body == b"v%d" % i * 1000, f"GET while a backup read is held: {r!r}")
+        r = http(srv.port, "GET", "/healthz", timeout=20)
+        check(r.status == 200, f"/healthz while a backup read is held: {r!r}")
+        r = http(admin, "GET", "/metrics", timeout=20)
+        check(r.status == 200, f"/metrics while a backup read is held: {r!r}")
+        os.unlink(hold)
+        got = len(rest)
+        tar_path = os.path.join(WORK, "held-read.tar")
+        with open(tar_path, "wb") as f:
+            f.write(rest)
+            for _ in range(1000000):
+                if got >= length:
+                    break
+                d = sock.recv(65536)
+                if not d:
+                    break
+                f.write(d)
+                got += len(d)
+        sock.close()
+        check(got == length, f"backup after the hold: {got} of {length}")
+        verify(restore(tar_path))
+    finally:
+        if os.path.exists(hold):
+            os.unlink(hold)
+        srv.cleanup()
 
 
 def test_a_client_that_goes_away_mid_backup_releases_its_pin_at_once():

@@ -106,7 +106,7 @@ TEST_CASE("a copy of a cut's files holds every write before the cut and none aft
   Compactor c(db.writer(), co);
   REQUIRE(c.RunOnce().ok());
   CopyCut(dir.path(), cut.value(), copy.path());
-  db.writer().UnpinSegments();
+  db.writer().UnpinSegmentIds(cut->ids());
 
   Result<VerifyReport> report = VerifyDatabase(PosixEnv(), copy.path(), o, [](const std::string& line) {
     INFO(line);
@@ -153,7 +153,7 @@ TEST_CASE("a pinned segment survives compaction and its id is not reused until u
     REQUIRE(Inode(JoinPath(dir.path(), SegmentFileName(id))) == ino);
   }
 
-  db.writer().UnpinSegments();
+  db.writer().UnpinSegmentIds(cut->ids());
   REQUIRE(c.RunOnce().ok());
   REQUIRE(c.RunOnce().ok());
   size_t gone = 0;
@@ -161,6 +161,80 @@ TEST_CASE("a pinned segment survives compaction and its id is not reused until u
     if (Inode(JoinPath(dir.path(), SegmentFileName(id))) != ino) ++gone;
   }
   REQUIRE(gone > 0);  // unpinned, the dead ones go (their ids free again)
+}
+
+// The directory of a database: segment id -> inode of its file.
+static std::map<uint32_t, ino_t> SegmentInodes(const std::string& dir, const Writer& w) {
+  std::map<uint32_t, ino_t> out;
+  for (const SegmentStats& s : w.Stats().per_segment) out[s.id] = Inode(JoinPath(dir, SegmentFileName(s.id)));
+  return out;
+}
+
+TEST_CASE("while a cut is pinned, compaction deletes the segments born after it and keeps the cut's",
+          "[engine][cut]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 8 << 10;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < 200; ++i) REQUIRE(db.Put("k" + std::to_string(i % 40), MakeValue("k", i, 300, false)).status.ok());
+  auto cut = db.writer().PinSegments();
+  REQUIRE(cut.ok());
+  std::map<uint32_t, ino_t> pinned;
+  for (const SegmentFileCut& f : cut->segments) pinned[f.id] = Inode(JoinPath(dir.path(), SegmentFileName(f.id)));
+  REQUIRE(pinned.size() >= 4);
+  REQUIRE(db.writer().pinned_segments() == pinned.size());
+
+  // After the cut: the cut's keys and new ones overwritten round after
+  // round, so the segments born after the cut die as well as the cut's.
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 40; ++i) {
+      REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k", 1000 + round * 40 + i, 300, false)).status.ok());
+      REQUIRE(db.Put("n" + std::to_string(i), MakeValue("n", 2000 + round * 40 + i, 300, false)).status.ok());
+    }
+  }
+  std::map<uint32_t, ino_t> born_after;
+  for (const auto& [id, ino] : SegmentInodes(dir.path(), db.writer())) {
+    if (pinned.count(id) == 0) born_after[id] = ino;
+  }
+  REQUIRE(born_after.size() >= 4);
+  CompactionOptions co = UnthrottledCompaction(7);
+  co.pick_all = true;
+  Compactor c(db.writer(), co);
+  REQUIRE(c.RunOnce().ok());
+  REQUIRE(c.RunOnce().ok());
+  for (int i = 0; i < 80; ++i) REQUIRE(db.Put("m" + std::to_string(i), MakeValue("m", i, 300, false)).status.ok());
+
+  for (const auto& [id, ino] : pinned) {
+    INFO("segment " << id << " of the cut");
+    REQUIRE(Inode(JoinPath(dir.path(), SegmentFileName(id))) == ino);
+  }
+  size_t deleted = 0;
+  for (const auto& [id, ino] : born_after) {
+    if (Inode(JoinPath(dir.path(), SegmentFileName(id))) != ino) ++deleted;
+  }
+  INFO(deleted << " of " << born_after.size() << " segments born after the cut deleted");
+  REQUIRE(deleted > 0);
+
+  // A second cut shares the first one's segments: they stay until both are released.
+  auto second = db.writer().PinSegments();
+  REQUIRE(second.ok());
+  db.writer().UnpinSegmentIds(cut->ids());
+  for (int i = 0; i < 40; ++i) REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k", 3000 + i, 300, false)).status.ok());
+  REQUIRE(c.RunOnce().ok());
+  for (const auto& [id, ino] : pinned) {
+    INFO("segment " << id << " of both cuts");
+    REQUIRE(Inode(JoinPath(dir.path(), SegmentFileName(id))) == ino);
+  }
+  db.writer().UnpinSegmentIds(second->ids());
+  REQUIRE(db.writer().pinned_segments() == 0);
+  REQUIRE(c.RunOnce().ok());
+  size_t gone = 0;
+  for (const auto& [id, ino] : pinned) {
+    if (Inode(JoinPath(dir.path(), SegmentFileName(id))) != ino) ++gone;
+  }
+  REQUIRE(gone > 0);
 }
 
 TEST_CASE("a segment whose file is missing is in the cut as missing, so a copy keeps reporting it",
@@ -189,7 +263,7 @@ TEST_CASE("a segment whose file is missing is in the cut as missing, so a copy k
     REQUIRE(f.bytes == 0);
   }
   REQUIRE(seen);
-  db.writer().UnpinSegments();
+  db.writer().UnpinSegmentIds(cut->ids());
   TempDir copy;
   WriteFile(JoinPath(copy.path(), Manifest::kFileName), EncodeCutManifest(cut.value()));
   auto listed = Manifest::Read(PosixEnv(), copy.path());

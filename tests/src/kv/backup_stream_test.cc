@@ -1,0 +1,171 @@
+// TarBackupStream: the archive of a cut, piece by piece. Inline reads (no
+// Offload) and reads queued on an Offload give the same bytes; with an
+// Offload a file piece is never read on the caller's thread (Next answers
+// kAgain, one read in flight, `resume` once it is done); a stream destroyed
+// while its read is in flight leaves the piece buffer and its reservation to
+// the read until it ends.
+#include "src/kv/backup_stream.h"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/record.h"
+#include "tests/src/support/test_util.h"
+
+namespace kingx {
+namespace {
+
+// An Offload whose work runs only when the test says so.
+class ManualOffload final : public Offload {
+ public:
+  bool Queue(std::function<void()> work, std::function<void()> done) override {
+    jobs.push_back({std::move(work), std::move(done)});
+    return true;
+  }
+  // Runs the oldest job: its work, then its done (as the loop would).
+  void RunOne() {
+    REQUIRE(!jobs.empty());
+    Job j = std::move(jobs.front());
+    jobs.erase(jobs.begin());
+    j.work();
+    j.done();
+  }
+  struct Job {
+    std::function<void()> work, done;
+  };
+  std::vector<Job> jobs;
+};
+
+// One cut in backup slot 0 of a region: one sealed segment file of `bytes`
+// random bytes in dir (no hint), and the MANIFEST made for it.
+struct CutFixture {
+  explicit CutFixture(size_t bytes) : region(std::make_unique<BackupRegion>()) {
+    std::mt19937 rng(7);
+    segment.resize(bytes);
+    for (char& c : segment) c = static_cast<char>(rng());
+    std::ofstream(engine::JoinPath(dir.path, engine::SegmentFileName(3)), std::ios::binary) << segment;
+    BackupSlot& b = region->slots[0];
+    b.files[0].id = 3;
+    b.files[0].bytes = bytes;
+    b.files[0].birth = 1;
+    b.file_count = 1;
+    b.seed = 42;
+    b.next_seq = 100;
+    b.seq_high_water = 200;
+    b.state = static_cast<uint32_t>(BackupState::kCut);
+    client = std::make_unique<BackupClient>(*region, engine::PosixEnv(), nullptr, dir.path, 0, 1);
+  }
+  test::TempDir dir;
+  std::unique_ptr<BackupRegion> region;
+  std::string segment;
+  std::unique_ptr<BackupClient> client;
+};
+
+// The bytes of the segment member in a whole archive.
+std::string SegmentMember(const std::string& tar) {
+  const std::string name = engine::SegmentFileName(3);
+  for (size_t at = 0; at + 512 <= tar.size();) {
+    const std::string member(tar.data() + at, name.size());
+    const uint64_t size = std::stoull(std::string(tar.data() + at + 124, 11), nullptr, 8);
+    if (member == name) return tar.substr(at + 512, size);
+    at += 512 + (size + 511) / 512 * 512;
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("a backup stream reads its files inline without an offload", "[kv][backup]") {
+  CutFixture f(200'000);
+  ByteBudget budget(1 << 20);
+  TarBackupStream s(*f.client, 0, budget, 0);
+  REQUIRE(s.Prime());
+  std::string tar;
+  std::string_view piece;
+  for (int i = 0; i < 100 && tar.size() < s.length(); ++i) {
+    REQUIRE(s.Next(&piece) == http::BodyStream::Pull::kPiece);
+    tar.append(piece);
+  }
+  REQUIRE(tar.size() == s.length());
+  REQUIRE(SegmentMember(tar) == f.segment);
+}
+
+TEST_CASE("with an offload, a backup stream never reads a file on the caller's thread", "[kv][backup]") {
+  CutFixture f(200'000);
+  ByteBudget budget(1 << 20);
+  ManualOffload offload;
+  int resumed = 0;
+  TarBackupStream s(*f.client, 0, budget, 0, &offload, [&] { ++resumed; });
+  REQUIRE(s.Prime());
+  std::string tar;
+  std::string_view piece;
+  size_t waits = 0;
+  for (int i = 0; i < 100 && tar.size() < s.length(); ++i) {
+    const auto pull = s.Next(&piece);
+    if (pull == http::BodyStream::Pull::kAgain) {
+      ++waits;
+      // One read in flight, however often the stream is asked meanwhile.
+      REQUIRE(offload.jobs.size() == 1);
+      REQUIRE(s.Next(&piece) == http::BodyStream::Pull::kAgain);
+      REQUIRE(offload.jobs.size() == 1);
+      const int before = resumed;
+      offload.RunOne();
+      REQUIRE(resumed == before + 1);
+      continue;
+    }
+    REQUIRE(pull == http::BodyStream::Pull::kPiece);
+    REQUIRE(offload.jobs.empty());
+    tar.append(piece);
+  }
+  REQUIRE(tar.size() == s.length());
+  REQUIRE(SegmentMember(tar) == f.segment);
+  REQUIRE(waits == (f.segment.size() + TarBackupStream::kPieceBytes - 1) / TarBackupStream::kPieceBytes);
+}
+
+TEST_CASE("a backup stream destroyed during its read leaves the buffer to the read until it ends",
+          "[kv][backup]") {
+  CutFixture f(200'000);
+  ByteBudget budget(1 << 20);
+  ManualOffload offload;
+  int resumed = 0;
+  {
+    TarBackupStream s(*f.client, 0, budget, 0, &offload, [&] { ++resumed; });
+    REQUIRE(s.Prime());
+    std::string_view piece;
+    for (int i = 0; i < 10 && offload.jobs.empty(); ++i) s.Next(&piece);
+    REQUIRE(offload.jobs.size() == 1);
+    REQUIRE(budget.used() == TarBackupStream::kPieceBytes);
+  }
+  // The stream is gone (slot released); its read has not run yet.
+  REQUIRE(f.client->State(0) == BackupState::kReleased);
+  REQUIRE(budget.used() == TarBackupStream::kPieceBytes);
+  offload.RunOne();
+  REQUIRE(resumed == 0);
+  REQUIRE(budget.used() == 0);
+}
+
+TEST_CASE("a read that ends after the pin was dropped ends the stream", "[kv][backup]") {
+  CutFixture f(200'000);
+  ByteBudget budget(1 << 20);
+  ManualOffload offload;
+  TarBackupStream s(*f.client, 0, budget, 0, &offload, [] {});
+  REQUIRE(s.Prime());
+  std::string_view piece;
+  for (int i = 0; i < 10; ++i) {
+    const auto pull = s.Next(&piece);
+    if (pull == http::BodyStream::Pull::kAgain) break;
+    REQUIRE(pull == http::BodyStream::Pull::kPiece);
+  }
+  REQUIRE(offload.jobs.size() == 1);
+  f.region->slots[0].state = static_cast<uint32_t>(BackupState::kExpired);  // the writer dropped the pin
+  offload.RunOne();
+  REQUIRE(s.Next(&piece) == http::BodyStream::Pull::kError);
+}
+
+}  // namespace kingx
