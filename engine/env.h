@@ -105,6 +105,10 @@ class Env {
   virtual Status RemoveFile(const std::string& path) = 0;
   // mkdir(path, 0700) when it does not exist yet (OK when it does).
   virtual Status CreateDir(const std::string& path) = 0;
+  // symlink(2): makes link_path a symbolic link to target. Nothing about
+  // target changes (it need not exist). kIOError naming link_path on
+  // failure (it exists already, no permission, ...).
+  virtual Status Symlink(const std::string& target, const std::string& link_path) = 0;
   // Names (not paths) of the entries of dir, without "." and "..", unsorted.
   virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;
   // Size of the file at path. kNotFound when it does not exist.

@@ -85,6 +85,18 @@ Result<uint64_t> HintEntryCount(Env& env, const std::string& path, uint64_t segm
 Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
                     const RecordLimits& limits, const std::function<void(const HintEntry&)>& fn,
                     uint64_t* recorded_bytes) {
+  return LoadHintFileBatches(
+      env, path, segment_id, segment_bytes, limits,
+      [&](std::span<const HintEntry> batch, std::span<const HintEntry>) {
+        for (const HintEntry& e : batch) fn(e);
+      },
+      recorded_bytes);
+}
+
+Status LoadHintFileBatches(
+    Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes, const RecordLimits& limits,
+    const std::function<void(std::span<const HintEntry> batch, std::span<const HintEntry> next)>& fn,
+    uint64_t* recorded_bytes) {
   auto mapped = env.MapReadOnly(path, 0);
   if (!mapped.ok()) return mapped.status();
   auto size = mapped.value()->FileSize();
@@ -106,6 +118,12 @@ Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint
   if (GetFixed64(trailer + 8) != segment_bytes) return Status::Corruption("hint file describes another segment size");
 
   // Pass 1: check every entry; pass 2: hand them out. A hint is all or nothing.
+  // Pass 2 decodes into two buffers in turn: one batch is handed out once
+  // the one after it is decoded.
+  HintEntry bufs[2][kHintBatchEntries];
+  size_t sizes[2] = {0, 0};
+  size_t filling = 0;
+  bool decoded_before = false;  // bufs[1 - filling] holds a batch not handed out yet
   for (int pass = 0; pass < 2; ++pass) {
     const char* pos = p + kHintHeaderBytes;
     const char* const end = p + n - kTrailerBytes;
@@ -113,7 +131,7 @@ Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint
     uint64_t seq = 0;
     for (uint64_t i = 0; i < count; ++i) {
       uint64_t seq_delta = 0, key_len = 0;
-      HintEntry e;
+      HintEntry& e = bufs[filling][sizes[filling]];  // pass 1 only ever fills bufs[0][0]
       if (!GetVarint64(&pos, end, &seq_delta) || !GetVarint64(&pos, end, &e.offset) ||
           !GetVarint64(&pos, end, &e.total_bytes) || !GetVarint64(&pos, end, &key_len) || pos == end)
         return Status::Corruption("hint entry truncated");
@@ -130,10 +148,18 @@ Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint
       e.type = static_cast<RecordType>(type);
       e.key = std::string_view(pos, key_len);
       pos += key_len;
-      if (pass == 1) fn(e);
+      if (pass == 1 && ++sizes[filling] == kHintBatchEntries) {
+        if (decoded_before) fn({bufs[1 - filling], sizes[1 - filling]}, {bufs[filling], sizes[filling]});
+        decoded_before = true;
+        filling = 1 - filling;
+        sizes[filling] = 0;
+      }
     }
     if (pos != end) return Status::Corruption("hint file has bytes after its entries");
   }
+  const std::span<const HintEntry> last(bufs[filling], sizes[filling]);
+  if (decoded_before) fn({bufs[1 - filling], sizes[1 - filling]}, last);
+  if (!last.empty()) fn(last, {});
   return Status::OK();
 }
 

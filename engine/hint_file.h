@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -85,5 +86,19 @@ Result<uint64_t> HintEntryCount(Env& env, const std::string& path, uint64_t segm
 Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
                     const RecordLimits& limits, const std::function<void(const HintEntry&)>& fn,
                     uint64_t* recorded_bytes = nullptr);
+
+// Most entries LoadHintFileBatches hands out in one call.
+inline constexpr size_t kHintBatchEntries = 32;
+
+// LoadHintFile, with the same checks and results, but fn receives the
+// entries in file order in batches of 1 to kHintBatchEntries, each together
+// with the batch that comes after it (`next`, already decoded; empty with the
+// last batch). A caller that needs memory per entry (recovery: the index
+// entry each key hashes to) can start fetching it for `next` while it handles
+// `batch`. Keys point into the mapped hint file: valid during the call only.
+Status LoadHintFileBatches(
+    Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes, const RecordLimits& limits,
+    const std::function<void(std::span<const HintEntry> batch, std::span<const HintEntry> next)>& fn,
+                           uint64_t* recorded_bytes = nullptr);
 
 }  // namespace kingx::engine

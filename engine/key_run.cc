@@ -69,13 +69,23 @@ Status KeyRunBuilder::Add(const KeyEntry& e) {
   assert(!e.key.empty() && e.key.size() <= 65535 && e.content_type.size() <= 255);
   assert(count_ == 0 || std::string_view(last_key_) < e.key);
   if (count_ % kKeyRunSparseEvery == 0) sparse_.push_back(written_ + buf_.size());
-  uint64_t type_index;
-  if (auto it = types_.find(std::string(e.content_type)); it != types_.end()) {
-    type_index = it->second;
-  } else {
-    type_index = type_list_.size();
-    types_.emplace(std::string(e.content_type), type_index);
-    type_list_.emplace_back(e.content_type);
+  // A run holds few distinct content types: the first few are found by a
+  // scan, without building a std::string to look the map up with.
+  constexpr size_t kScannedTypes = 8;
+  uint64_t type_index = type_list_.size();
+  for (size_t i = 0; i < type_list_.size() && i < kScannedTypes; ++i) {
+    if (type_list_[i] == e.content_type) {
+      type_index = i;
+      break;
+    }
+  }
+  if (type_index == type_list_.size()) {
+    if (auto it = types_.find(std::string(e.content_type)); it != types_.end()) {
+      type_index = it->second;
+    } else {
+      types_.emplace(std::string(e.content_type), type_index);
+      type_list_.emplace_back(e.content_type);
+    }
   }
   AppendVarint64(&buf_, e.key.size());
   buf_.append(e.key);

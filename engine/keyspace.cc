@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 
 #include "engine/coding.h"
 #include "engine/hash.h"
@@ -76,18 +77,14 @@ Result<std::unique_ptr<Keyspace>> Keyspace::Open(Writer::Impl& w, KeyspaceRegion
   return ks;
 }
 
-// Reads the MANIFEST (persist only), removes every run file it does not name
-// and every *.tmp, and picks the next run id above every id ever used here.
-Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* manifest_runs) {
+// Reads the MANIFEST of the view kept in `dir` (persist, or a seed): true
+// when it is valid for this database, with what it says in the out-params.
+bool Keyspace::ReadManifest(const std::string& dir, uint64_t* covered, uint64_t* next_id, uint64_t* secret,
+                            std::vector<uint64_t>* runs) const {
   Env& env = w_.env_;
-  auto names = env.ListDir(o_.dir);
-  if (!names.ok()) return names.status();
-  *manifest_covered = 0;
-  manifest_runs->clear();
-  uint64_t manifest_next = 0;
   bool manifest_ok = false;
-  if (o_.persist) {
-    auto map = env.MapReadOnly(JoinPath(o_.dir, kManifestName), 0);
+  {
+    auto map = env.MapReadOnly(JoinPath(dir, kManifestName), 0);
     if (map.ok()) {
       auto size = map.value()->FileSize();
       const char* p = map.value()->data();
@@ -97,17 +94,42 @@ Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* m
         const uint32_t count = GetFixed32(p + 48);
         if (count <= kMaxKeyRuns && n == kManifestFixedBytes + 8ull * count + 8 &&
             GetFixed64(p + n - 8) == Checksum64(p, n - 8)) {
-          *manifest_covered = GetFixed64(p + 24);
-          manifest_next = GetFixed64(p + 32);
-          cursor_secret_ = GetFixed64(p + 40);
-          for (uint32_t i = 0; i < count; ++i) manifest_runs->push_back(GetFixed64(p + kManifestFixedBytes + 8 * i));
+          *covered = GetFixed64(p + 24);
+          *next_id = GetFixed64(p + 32);
+          *secret = GetFixed64(p + 40);
+          for (uint32_t i = 0; i < count; ++i) runs->push_back(GetFixed64(p + kManifestFixedBytes + 8 * i));
           manifest_ok = true;
         }
       }
-      if (!manifest_ok) Log("MANIFEST unusable: rebuilding the sorted view from the segments");
+      if (!manifest_ok) Log("MANIFEST in " + dir + " unusable: rebuilding the sorted view from the segments");
     } else if (!map.status().Is(Code::kNotFound)) {
-      Log("MANIFEST unreadable (" + map.status().ToString() + "): rebuilding the sorted view");
+      Log("MANIFEST in " + dir + " unreadable (" + map.status().ToString() + "): rebuilding the sorted view");
     }
+  }
+  if (!manifest_ok) {
+    runs->clear();
+    *covered = 0;
+  }
+  return manifest_ok;
+}
+
+// Reads the MANIFEST (persist) or the seed's, removes every run file of
+// o_.dir it does not name (a seed's runs are linked again) and every *.tmp,
+// and picks the next run id above every id ever used here.
+Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* manifest_runs) {
+  Env& env = w_.env_;
+  auto names = env.ListDir(o_.dir);
+  if (!names.ok()) return names.status();
+  *manifest_covered = 0;
+  manifest_runs->clear();
+  uint64_t manifest_next = 0;
+  bool manifest_ok = false;
+  const bool seeded = !o_.persist && !o_.seed_dir.empty();
+  if (o_.persist) {
+    manifest_ok = ReadManifest(o_.dir, manifest_covered, &manifest_next, &cursor_secret_, manifest_runs);
+  } else if (seeded) {
+    uint64_t seed_secret = 0;  // not reused: this directory's run ids may repeat across opens
+    manifest_ok = ReadManifest(o_.seed_dir, manifest_covered, &manifest_next, &seed_secret, manifest_runs);
   }
   uint64_t max_id = 0;
   for (const std::string& name : names.value()) {
@@ -115,7 +137,8 @@ Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* m
     const bool is_tmp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
     if (ParseKeyRunFileName(name, &id)) {
       max_id = std::max(max_id, id);
-      if (manifest_ok && std::find(manifest_runs->begin(), manifest_runs->end(), id) != manifest_runs->end())
+      if (manifest_ok && !seeded &&
+          std::find(manifest_runs->begin(), manifest_runs->end(), id) != manifest_runs->end())
         continue;
     } else if (!is_tmp) {
       continue;  // MANIFEST and anything unknown stay
@@ -124,12 +147,29 @@ Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* m
     if (!s.ok() && !s.Is(Code::kNotFound)) return s;
   }
   next_run_id_ = std::max(manifest_next, max_id + 1);
-  // Cursors handed out under an older secret are refused (400), never misread.
-  if (!manifest_ok || cursor_secret_ == 0) cursor_secret_ = NewHashSeed();
-  if (!manifest_ok) {
-    manifest_runs->clear();
-    *manifest_covered = 0;
+  if (seeded && manifest_ok) {
+    // The seed's runs are read where they are: nothing of the seed changes.
+    std::error_code ec;
+    const std::string seed = std::filesystem::absolute(o_.seed_dir, ec).lexically_normal().string();
+    for (uint64_t id : *manifest_runs) {
+      Status s = env.Symlink(JoinPath(seed, KeyRunFileName(id)), RunPath(id));
+      if (!s.ok()) {
+        Log("cannot use the sorted view in " + o_.seed_dir + " (" + s.ToString() + "): rebuilding it from the segments");
+        for (uint64_t linked : *manifest_runs) env.RemoveFile(RunPath(linked)).ok();
+        manifest_ok = false;
+        manifest_runs->clear();
+        *manifest_covered = 0;
+        break;
+      }
+    }
+    if (manifest_ok)
+      Log("starting from the sorted view in " + o_.seed_dir + ": " + std::to_string(manifest_runs->size()) +
+          " runs, catching up from seq " + std::to_string(*manifest_covered));
   }
+  // Cursors handed out under an older secret are refused (400), never misread.
+  // A view that is not persisted gets a new one on every open: its run ids
+  // may come back with other contents, and readers cache runs by secret and id.
+  if (!manifest_ok || cursor_secret_ == 0 || !o_.persist) cursor_secret_ = NewHashSeed();
   return Status::OK();
 }
 

@@ -32,8 +32,11 @@
 //    only after a MANIFEST that no longer names them;
 //  - open: runs named by a valid MANIFEST are reused (checksums verified in
 //    the background) and only the puts at or above its seq are read back
-//    from their segments ("catch-up"); without a usable MANIFEST (first
-//    open, persist off, damage) every segment is read ("rebuild"). Segment
+//    from their segments ("catch-up"); a view that is not persisted does
+//    the same from a seed directory's MANIFEST (options.seed_dir, e.g. a
+//    read-only database's own keys/), whose runs it reaches through symbolic
+//    links and never writes; without a usable MANIFEST (first open, no seed,
+//    damage) every segment is read ("rebuild"). Segment
 //    deletions are pinned meanwhile so compaction cannot move records out
 //    of sight. The view is kBuilding until then (listing answers 503);
 //  - lag: if both tails are full (the thread could not keep up, e.g. runs
@@ -110,6 +113,8 @@ class Keyspace {
 
   // ---- keyspace.cc ----
   Status PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* manifest_runs);
+  bool ReadManifest(const std::string& dir, uint64_t* covered, uint64_t* next_id, uint64_t* secret,
+                    std::vector<uint64_t>* runs) const;
   Status FlushFrozenTail();
   Status Checkpoint();
   void PublishLocked(int free_tail);

@@ -17,6 +17,15 @@ struct KeyspaceOptions {
   // Keep MANIFEST checkpoints and reuse them on open. false: the directory
   // is scratch (its runs are rebuilt on every open, no MANIFEST is written).
   bool persist = true;
+  // With persist = false only: a directory holding a persisted view (its
+  // MANIFEST and runs; a read-only server passes the database's own keys/)
+  // to start from without changing a byte or time stamp of it. When its
+  // MANIFEST is valid for this database, its runs are reached through
+  // symbolic links made in `dir` (their checksums verified in the
+  // background) and only the puts it does not cover are read back from the
+  // segments into `dir`; otherwise the view is rebuilt from the segments.
+  // Empty: no seed.
+  std::string seed_dir;
   uint64_t checkpoint_interval_ms = 30000;
   uint64_t settle_ms = 2000;
   uint32_t merge_width = 4;

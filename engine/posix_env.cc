@@ -178,6 +178,12 @@ class PosixEnvImpl final : public Env {
     return Status::OK();
   }
 
+  Status Symlink(const std::string& target, const std::string& link_path) override {
+    if (::symlink(target.c_str(), link_path.c_str()) != 0)
+      return ErrnoStatus("symlink", link_path + " -> " + target, errno);
+    return Status::OK();
+  }
+
   Status CreateDir(const std::string& path) override {
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", path, errno);
     return Status::OK();

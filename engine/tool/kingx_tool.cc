@@ -139,8 +139,9 @@ struct ScratchDir {
 };
 
 // `list`: the keys in the API's order and encoding, one JSON object per line,
-// from a sorted view built from the segments into a scratch directory
-// outside the database (which is opened read-only).
+// from a sorted view kept in a scratch directory outside the database (which
+// is opened read-only): the database's keys/ read where it is when valid,
+// the rest read back from the segments.
 // The sorted key view's region, on anonymous memory. It must outlive the
 // Writer whose keyspace uses it (declared before it).
 struct ViewRegion {
@@ -172,6 +173,7 @@ int List(Writer& w, ViewRegion& mem, ScratchDir& scratch, const std::string& dir
   KeyspaceOptions ko;
   ko.dir = scratch.path;
   ko.persist = false;
+  ko.seed_dir = JoinPath(dir, "keys");
   ko.checkpoint_at_close = false;
   ko.log = options.log;
   if (Status s = w.StartKeyspace(region.value(), ko); !s.ok()) return Fail(s);

@@ -90,6 +90,9 @@ Status ObservedEnv::SyncDir(const std::string& dir) {
 Status ObservedEnv::Rename(const std::string& from, const std::string& to) { return Watch(base_.Rename(from, to)); }
 Status ObservedEnv::RemoveFile(const std::string& path) { return Watch(base_.RemoveFile(path)); }
 Status ObservedEnv::CreateDir(const std::string& path) { return Watch(base_.CreateDir(path)); }
+Status ObservedEnv::Symlink(const std::string& target, const std::string& link_path) {
+  return Watch(base_.Symlink(target, link_path));
+}
 Result<std::vector<std::string>> ObservedEnv::ListDir(const std::string& dir) {
   return WatchResult(*this, base_.ListDir(dir));
 }

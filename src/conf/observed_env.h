@@ -42,6 +42,7 @@ class ObservedEnv final : public engine::Env {
   engine::Status Rename(const std::string& from, const std::string& to) override;
   engine::Status RemoveFile(const std::string& path) override;
   engine::Status CreateDir(const std::string& path) override;
+  engine::Status Symlink(const std::string& target, const std::string& link_path) override;
   engine::Result<std::vector<std::string>> ListDir(const std::string& dir) override;
   engine::Result<uint64_t> FileSize(const std::string& path) override;
   engine::Result<std::unique_ptr<engine::FileLock>> LockFile(const std::string& path) override;

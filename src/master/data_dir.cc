@@ -1,19 +1,58 @@
 // HoldDataDir (see data_dir.h).
 #include "src/master/data_dir.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
+#include <vector>
 
 #include "engine/data_dir_lock.h"
 
 namespace kingx {
+namespace {
+
+constexpr std::string_view kScratchPrefix = "kingx-ro-keys-";
+
+// Removes the scratch directories under tmp that earlier read-only servers
+// left when they were killed: one is removed only when the master named in
+// it (kingx-ro-keys-<pid>-*) no longer exists and no process holds its lock
+// (a writer or worker of that master that still runs keeps it). A directory
+// of a live process, or one that cannot be locked, is left alone; failures
+// are ignored (it is scratch, and another start will try again).
+void RemoveAbandonedScratch(engine::Env& env, const std::string& tmp) {
+  std::error_code ec;
+  std::vector<std::filesystem::directory_entry> entries;
+  for (std::filesystem::directory_iterator it(tmp, ec), end; !ec && it != end; it.increment(ec))
+    entries.push_back(*it);
+  for (const auto& entry : entries) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(kScratchPrefix) || !entry.is_directory(ec) || entry.is_symlink(ec)) continue;
+    const std::string_view rest = std::string_view(name).substr(kScratchPrefix.size());
+    const size_t dash = rest.find('-');
+    if (dash == 0 || dash == std::string_view::npos) continue;
+    pid_t pid = 0;
+    bool digits = true;
+    for (char c : rest.substr(0, dash)) {
+      if (c < '0' || c > '9' || pid > 100000000) digits = false;
+      pid = pid * 10 + (c - '0');
+    }
+    if (!digits || pid <= 0 || pid == getpid()) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;  // its master may still run
+    auto lock = env.LockExisting(entry.path().string(), /*shared=*/false);
+    if (!lock.ok()) continue;  // held: a child of that master still uses it
+    std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
+}  // namespace
 
 DataDirHold::DataDirHold(DataDirHold&& other) noexcept
-    : lock_(std::move(other.lock_)), scratch_(std::move(other.scratch_)) {
+    : lock_(std::move(other.lock_)), scratch_lock_(std::move(other.scratch_lock_)), scratch_(std::move(other.scratch_)) {
   other.scratch_.clear();
 }
 
@@ -21,6 +60,7 @@ DataDirHold& DataDirHold::operator=(DataDirHold&& other) noexcept {
   if (this != &other) {
     Release();
     lock_ = std::move(other.lock_);
+    scratch_lock_ = std::move(other.scratch_lock_);
     scratch_ = std::move(other.scratch_);
     other.scratch_.clear();
   }
@@ -36,6 +76,7 @@ void DataDirHold::Release() {
     std::filesystem::remove_all(scratch_, ec);  // best effort: it is scratch under the temporary directory
     scratch_.clear();
   }
+  scratch_lock_.reset();
 }
 
 engine::Result<DataDirHold> HoldDataDir(
@@ -61,13 +102,21 @@ engine::Result<DataDirHold> HoldDataDir(
   DataDirHold hold;
   hold.lock_ = std::move(lock).value();
   if (!read_only) return hold;
-  const char* tmp = getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/kingx-ro-keys-" +
-                        std::to_string(getpid()) + "-XXXXXX";
+  const char* tmp_env = getenv("TMPDIR");
+  const std::string tmp = tmp_env != nullptr && *tmp_env != '\0' ? tmp_env : "/tmp";
+  RemoveAbandonedScratch(env, tmp);
+  std::string pattern = tmp + "/" + std::string(kScratchPrefix) + std::to_string(getpid()) + "-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr)
     return engine::Status::IOError("--read-only: cannot create a scratch directory for the sorted key view (" +
                                    pattern + "): " + std::strerror(errno));
   hold.scratch_ = pattern;
+  // Held for the server's life (the children forked from the master share
+  // it): a later start removes the directory only once nobody holds it.
+  auto scratch_lock = env.LockExisting(pattern, /*shared=*/false);
+  if (!scratch_lock.ok())
+    return engine::Status(scratch_lock.status().code(), "--read-only: cannot lock the scratch directory " + pattern +
+                                                            ": " + scratch_lock.status().ToString());
+  hold.scratch_lock_ = std::move(scratch_lock).value();
   return hold;
 }
 

@@ -9,8 +9,10 @@
 //    server or tool holds it; other read-only servers share it). Makes a
 //    scratch directory outside it (under $TMPDIR, else /tmp) for the sorted
 //    key view, named by scratch_dir(); the DataDirHold removes it when
-//    destroyed. A master killed with SIGKILL leaves it behind (its name says
-//    it is kingx's: kingx-ro-keys-*).
+//    destroyed. It is named kingx-ro-keys-<master pid>-* and locked (flock,
+//    exclusive) for the server's life; a master killed with SIGKILL leaves
+//    it behind, and the next read-only start removes every such directory
+//    whose master is gone and whose lock nobody holds.
 //
 // `attempt_lock` wraps the lock attempt (the master retries it while a
 // previous instance is still stopping). Master thread only, before any fork.
@@ -43,6 +45,7 @@ class DataDirHold {
           const std::function<engine::Result<std::unique_ptr<engine::FileLock>>()>&)>& attempt_lock);
   void Release();
   std::unique_ptr<engine::FileLock> lock_;
+  std::unique_ptr<engine::FileLock> scratch_lock_;
   std::string scratch_;
 };
 

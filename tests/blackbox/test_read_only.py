@@ -7,19 +7,24 @@ directory are then served read-only:
   - a copy of a directory left by kill -9, with a torn tail appended to the
     newest segment, a staging file and an orphan hint (what a read-write open
     cleans up or cuts), and without keys/.
-Each is served with reads, HEAD, listing (all pages, both encodings),
+Each is served with reads, HEAD, listing (all pages, both encodings; the
+clean copy's valid keys/ is used where it is, without a rebuild from the
+segments; the other has to be rebuilt),
 refused writes (405, Allow: GET, HEAD, a problem body naming --read-only),
 a refused /admin/compact, SIGHUP and a stop; afterwards every entry of the
 directory (files and directories, recursively) has the same bytes, mode,
 mtime and ctime, and no entry was added or removed. Also: `-t --read-only`
 changes nothing; kingx-tool's list/get/stat on the kill -9 copy change
 nothing; a read-only server refuses a directory a read-write server
-holds and the reverse; two read-only servers share one directory.
+holds and the reverse; two read-only servers share one directory; the
+scratch directory a killed read-only server left is removed by the next
+read-only start (unless its owner lives or its lock is held).
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_read_only.py [--model threads]
 """
 
 import argparse
+import fcntl
 import json
 import os
 import random
@@ -144,7 +149,18 @@ def clean_model():
     return {k: v for k, v in model.items() if not k.startswith(b"late/")}
 
 
-def serve_and_check(data_dir, want):
+def metric(port, name):
+    r = http(port, "GET", "/metrics")
+    check(r.status == 200, f"metrics: {r!r}")
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise TestFailure(f"{name} not in /metrics")
+
+
+def serve_and_check(data_dir, want, rebuilds):
+    """`rebuilds`: how many times the sorted key view must have been built from the
+    segments (0 when the directory's own keys/ is valid and reused)."""
     before = snapshot(data_dir)
     admin = free_port()
     s = Server(["--read-only", "--model", ARGS.model, "--workers", "2", "--admin-listen", f"127.0.0.1:{admin}"],
@@ -167,6 +183,8 @@ def serve_and_check(data_dir, want):
         got = [urllib.parse.unquote_to_bytes(k) for k in list_all(s.port, True)]
         check(got == sorted(want), f"listing (encoding=url): {len(got)} keys, want {len(want)}")
         check(len(list_all(s.port, False)) == len(want), "listing (default encoding)")
+        got_rebuilds = metric(s.port, "kingx_keyspace_rebuilds_total")
+        check(got_rebuilds == rebuilds, f"key view rebuilt from the segments {got_rebuilds:g} times, want {rebuilds}")
         r = http(admin, "POST", "/admin/compact", b"")
         check(r.status == 409 and "--read-only" in r.json().get("detail", ""), f"compact: {r!r}")
         r = http(s.port, "GET", "/metrics")
@@ -193,11 +211,11 @@ def serve_and_check(data_dir, want):
 
 
 def test_a_clean_copy_is_served_without_a_change():
-    serve_and_check(CLEAN, clean_model())
+    serve_and_check(CLEAN, clean_model(), rebuilds=0)  # its keys/ is read where it is
 
 
 def test_a_directory_left_by_kill_9_with_a_torn_tail_and_no_keys_view_is_served_without_a_change():
-    serve_and_check(CRASHED, model)
+    serve_and_check(CRASHED, model, rebuilds=1)
 
 
 def test_config_check_changes_nothing():
@@ -265,6 +283,55 @@ def test_kingx_tool_reading_commands_change_nothing():
     check(r.returncode == 0 and r.stdout == model[k], f"tool get {k!r}: {r.stderr[-300:]!r}")
     check(run("stat").returncode == 0, "tool stat")
     check_unchanged(before, snapshot(CRASHED), "kingx-tool list/get/stat")
+
+
+def test_a_scratch_directory_left_by_a_killed_read_only_server_is_removed_by_the_next_start():
+    """kill -9 leaves the key view's scratch directory; the next read-only start removes it,
+    but never one whose master still runs or whose lock is held."""
+    tmp = tempfile.mkdtemp(prefix="tmpdir-", dir=WORK)
+    old_tmpdir = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = tmp
+    held_fd = None
+    try:
+        live = os.path.join(tmp, f"kingx-ro-keys-{os.getpid()}-live00")  # this process runs
+        os.mkdir(live)
+        done = subprocess.Popen(["true"])
+        done.wait()
+        held = os.path.join(tmp, f"kingx-ro-keys-{done.pid}-held00")  # dead owner, lock still held
+        os.mkdir(held)
+        held_fd = os.open(held, os.O_RDONLY)
+        fcntl.flock(held_fd, fcntl.LOCK_EX)
+        first = Server(["--read-only", "--model", ARGS.model], data_dir=CLEAN,
+                       workdir=tempfile.mkdtemp(prefix="srv-", dir=WORK))
+        try:
+            first.start()
+            left = [n for n in os.listdir(tmp) if n.startswith(f"kingx-ro-keys-{first.proc.pid}-")]
+            check(len(left) == 1, f"the first server's scratch directory: {os.listdir(tmp)}")
+            first.kill_group()
+        finally:
+            first.cleanup()
+        check(os.path.isdir(os.path.join(tmp, left[0])), "kill -9 leaves the scratch directory")
+        second = Server(["--read-only", "--model", ARGS.model], data_dir=CLEAN,
+                        workdir=tempfile.mkdtemp(prefix="srv-", dir=WORK))
+        try:
+            second.start()
+            names = sorted(os.listdir(tmp))
+            check(left[0] not in names, f"the killed server's scratch directory is still there: {names}")
+            check(os.path.isdir(live) and os.path.isdir(held), f"a live or locked directory was removed: {names}")
+            mine = [n for n in names if n.startswith(f"kingx-ro-keys-{second.proc.pid}-")]
+            check(len(mine) == 1, f"the second server's scratch directory: {names}")
+            check(second.stop() == 0, "clean stop")
+        finally:
+            second.cleanup()
+        names = sorted(os.listdir(tmp))
+        check(names == sorted([os.path.basename(live), os.path.basename(held)]), f"left in TMPDIR: {names}")
+    finally:
+        if held_fd is not None:
+            os.close(held_fd)
+        if old_tmpdir is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_tmpdir
 
 
 def main():

@@ -54,6 +54,46 @@ TEST_CASE("a finished hint file loads back every entry in order", "[engine][hint
   CHECK(l.entries[2] == std::make_pair(std::string("gamma"), uint64_t{9}));
 }
 
+TEST_CASE("a hint loaded in batches hands out every entry in order, at most a batch at a time, "
+          "each batch announced by the call before",
+          "[engine][hint]") {
+  TempDir dir;
+  std::vector<std::string> keys;
+  std::vector<HintEntry> entries;
+  for (uint64_t i = 0; i < 2 * kHintBatchEntries + 5; ++i) keys.push_back("key-" + std::to_string(i));
+  for (uint64_t i = 0; i < keys.size(); ++i)
+    entries.push_back({100 + i, kSegmentHeaderBytes + i * 64, 64, i % 3 == 2 ? RecordType::kDelete : RecordType::kPut,
+                       keys[i]});
+  const std::string path = WriteHint(dir, 3, entries);
+  std::vector<size_t> sizes;
+  std::vector<std::pair<std::string, uint64_t>> got;
+  std::vector<std::string> announced;  // each call's `next`, to compare with the following batch
+  REQUIRE(LoadHintFileBatches(PosixEnv(), path, 3, kSegmentBytes, RecordLimits{},
+                              [&](std::span<const HintEntry> b, std::span<const HintEntry> next) {
+                                std::string keys_of_batch, keys_of_next;
+                                for (const HintEntry& e : b) keys_of_batch += std::string(e.key) + ",";
+                                for (const HintEntry& e : next) keys_of_next += std::string(e.key) + ",";
+                                if (!announced.empty()) CHECK(announced.back() == keys_of_batch);
+                                announced.push_back(keys_of_next);
+                                sizes.push_back(b.size());
+                                for (const HintEntry& e : b) got.emplace_back(std::string(e.key), e.seq);
+                              })
+              .ok());
+  CHECK(sizes == std::vector<size_t>{kHintBatchEntries, kHintBatchEntries, 5});
+  CHECK(announced.back().empty());
+  REQUIRE(got.size() == entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) CHECK(got[i] == std::make_pair(keys[i], entries[i].seq));
+  // Damage anywhere: no batch at all (a hint is all or nothing).
+  std::string bad = ReadFileBytes(path);
+  bad[bad.size() / 2] ^= 0x20;
+  WriteFileBytes(path, bad);
+  size_t calls = 0;
+  CHECK(LoadHintFileBatches(PosixEnv(), path, 3, kSegmentBytes, RecordLimits{},
+                            [&](std::span<const HintEntry>, std::span<const HintEntry>) { ++calls; })
+            .Is(Code::kCorruption));
+  CHECK(calls == 0);
+}
+
 TEST_CASE("a hint that does not check out is rejected whole and hands out nothing", "[engine][hint]") {
   TempDir dir;
   const std::string path = WriteHint(dir, 7, kEntries);

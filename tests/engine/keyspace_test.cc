@@ -4,6 +4,7 @@
 // MANIFEST, rebuild without it), compaction and a view that fell behind;
 // concurrent writers never make a stable key disappear or appear twice.
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 
@@ -14,6 +15,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "engine/compaction.h"
 #include "engine/key_lister.h"
@@ -127,6 +129,32 @@ KeyspaceOptions SmallKeyspace(const std::string& dir) {
 }
 
 }  // namespace
+
+TEST_CASE("a key run keeps each entry's content type among many distinct ones", "[engine][keyspace]") {
+  // More distinct types than the builder finds by its scan, interleaved.
+  TempDir dir;
+  const std::string path = dir.File(KeyRunFileName(7));
+  auto b = KeyRunBuilder::Create(PosixEnv(), path, 7, 99);
+  REQUIRE(b.ok());
+  auto type_of = [](int i) { return "type/" + std::to_string((i * 7) % 23) + std::string(i % 2 ? 20 : 0, 'x'); };
+  std::vector<std::string> keys;
+  for (int i = 0; i < 500; ++i) keys.push_back("k" + std::to_string(1000 + i));
+  for (int i = 0; i < 500; ++i) {
+    const std::string t = type_of(i);
+    REQUIRE(b.value()->Add(KeyEntry{keys[i], uint64_t(i + 1), 1, uint64_t(i) * 64, 10, t}).ok());
+  }
+  REQUIRE(b.value()->Finish(true).ok());
+  auto run = KeyRun::Open(PosixEnv(), path, 7, 99, true);
+  REQUIRE(run.ok());
+  KeyRun::Iterator it(*run.value());
+  it.Seek("");
+  for (int i = 0; i < 500; ++i, it.Next()) {
+    REQUIRE(it.Valid());
+    REQUIRE(it.entry().key == keys[i]);
+    REQUIRE(it.entry().content_type == type_of(i));
+  }
+  REQUIRE(!it.Valid());
+}
 
 TEST_CASE("a key run seeks like lower_bound over random binary keys", "[engine][keyspace]") {
   TempDir dir;
@@ -470,4 +498,112 @@ TEST_CASE("a view of more runs than the region publishes at once still lists eve
   for (const ListedKey& k : ListAll(lister, "", 1000)) listed.push_back(k.key);
   REQUIRE(listed.size() == keys.size());
   REQUIRE(listed == keys);
+}
+
+namespace {
+
+// (bytes, mtime, ctime) of every entry of dir, by name.
+std::map<std::string, std::tuple<std::string, int64_t, int64_t>> DirState(const std::string& dir) {
+  std::map<std::string, std::tuple<std::string, int64_t, int64_t>> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    struct stat st{};
+    REQUIRE(lstat(e.path().c_str(), &st) == 0);
+    out[e.path().filename().string()] = {ReadFileBytes(e.path().string()),
+                                         int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                                         int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a read-only open starts from the database's own keys/ without changing it and catches up the rest",
+          "[engine][keyspace][read_only]") {
+  TempDir dir, scratch;
+  Options o;
+  o.segment_bytes = 64 << 10;
+  o.compression_level = 0;
+  std::mt19937_64 rng(5);
+  std::map<std::string, ModelValue> model;
+  auto apply = [&](TestDb& db, int ops) {
+    for (int i = 0; i < ops; ++i) {
+      std::string k = RandomBinaryKey(rng);
+      if (rng() % 5 == 0) {
+        WriteResult r = db.Delete(k);
+        if (r.status.ok()) model.erase(k);
+        continue;
+      }
+      std::string v = MakeValue(k, i, rng() % 200, false);
+      WriteOp op;
+      op.key = k;
+      op.content_type = "text/x-test";
+      op.stored = v;
+      op.raw_len = v.size();
+      WriteResult r;
+      db.writer().Apply(std::span<const WriteOp>(&op, 1), std::span<WriteResult>(&r, 1));
+      REQUIRE(r.status.ok());
+      model[k] = ModelValue{r.seq, v.size()};
+    }
+  };
+  {
+    RegionMem mem(1024, 1 << 20);
+    TestDb db(PosixEnv(), dir.path(), o);
+    KeyspaceOptions ko = SmallKeyspace(dir.path());
+    REQUIRE(db.Open().ok());
+    REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+    apply(db, 1500);
+    db.Close();  // checkpoint: keys/MANIFEST covers every put so far
+    // A second session whose view is never checkpointed (as after kill -9):
+    // the MANIFEST does not cover its puts and deletes.
+    ko.checkpoint_interval_ms = 3600 * 1000;
+    ko.checkpoint_at_close = false;
+    REQUIRE(db.Open().ok());
+    REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+    apply(db, 400);
+    db.Close();
+  }
+  const std::string keys_dir = dir.path() + "/keys";
+  const auto before = DirState(keys_dir);
+  Options ro = o;
+  ro.read_only = true;
+  auto serve_read_only = [&](const std::string& seed_dir) {
+    RegionMem mem(1024, 1 << 20);
+    TestDb db(PosixEnv(), dir.path(), ro);
+    REQUIRE(db.Open().ok());
+    KeyspaceOptions ko = SmallKeyspace(dir.path());
+    ko.dir = scratch.path() + "/view";
+    ko.persist = false;
+    ko.seed_dir = seed_dir;
+    REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+    KeyLister lister(PosixEnv(), dir.path(), ro, db.index(), mem.region());
+    for (size_t limit : {size_t{1}, size_t{7}, size_t{1000}}) CheckAgainstModel(lister, model, "", limit);
+    CheckAgainstModel(lister, model, std::string(1, 'a'), 3);
+    const uint64_t rebuilds = mem.region().counters().rebuilds.load();
+    db.Close();
+    std::filesystem::remove_all(ko.dir);
+    return rebuilds;
+  };
+  SECTION("a valid keys/ is read where it is: no rebuild, nothing of it changes") {
+    REQUIRE(serve_read_only(keys_dir) == 0);
+    REQUIRE(DirState(keys_dir) == before);
+  }
+  SECTION("without the seed the view is rebuilt from the segments") {
+    REQUIRE(serve_read_only("") == 1);
+  }
+  SECTION("a damaged run of keys/ is found and the view rebuilt from the segments") {
+    auto names = DirState(keys_dir);
+    std::string run;
+    for (auto& [name, st] : names)  // the lowest id: a run the MANIFEST names (later ones are the second session's)
+      if (run.empty() && name.starts_with("run-") && std::get<0>(st).size() > 200) run = name;
+    REQUIRE(!run.empty());
+    std::string bytes = ReadFileBytes(keys_dir + "/" + run);
+    bytes[bytes.size() / 2] ^= 0x20;
+    WriteFileBytes(keys_dir + "/" + run, bytes);
+    const auto damaged = DirState(keys_dir);
+    REQUIRE(serve_read_only(keys_dir) == 1);
+    REQUIRE(DirState(keys_dir) == damaged);
+  }
 }

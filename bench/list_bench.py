@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Listing cost at two database sizes, measured side by side in one run, through
+the engine (KeyLister, in-process) and through the API (kingx servers, paging
+with the cursor).
+
+    bench/list_bench.py [--list-bench build/bench/list_bench] [--kingx build/src/kingx] \
+        [--sizes 100000,10000000] [--pages 300] [--dir /var/tmp/kingx-list] [--out bench/results/DATE-listing]
+
+Each size's database is filled once by `list_bench fill` (keys
+"b<bucket>/k<index>", 10,000 keys per bucket, 100-byte values; the sorted
+view built from the segments and checkpointed) and kept in --dir for later
+runs (delete it to refill). Then:
+  1. engine: `list_bench engine PAGES DIR...` opens every size in one process
+     and times, interleaved, the first 1,000-key page under a random bucket
+     prefix and the page after a random key of it; then one full listing each.
+  2. http: one kingx per size (2 workers, 127.0.0.1, ephemeral
+     ports, default settings) started together; once each lists (not 503), `list_bench http
+     PAGES PORT:KEYS...` times the same pages and a full listing through
+     `GET /v1/kv/?limit=1000&cursor=...`. The servers are stopped with TERM.
+Ratios (largest size over smallest, p50 of the same page kind) come from the
+same run and binary. Load average and CPU count are recorded with every run:
+figures taken on a busy machine are preliminary.
+
+Output: the figures on stdout, result.json in --out. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(port, target):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2.0) as s:
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            data = s.recv(64)
+            return int(data[9:12]) if data.startswith(b"HTTP/1.1 ") else None
+    except (OSError, ValueError):
+        return None
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def parse_figures(text):
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            try:
+                out[parts[0]] = float(parts[1])
+            except ValueError:
+                pass
+    return out
+
+
+def run(argv, timeout):
+    print("$ " + " ".join(argv), flush=True)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    sys.stdout.write(p.stdout)
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr[-4000:])
+        raise RuntimeError(f"{argv[0]} {argv[1]} exited with {p.returncode}")
+    return parse_figures(p.stdout)
+
+
+def start_server(kingx, data, work, name):
+    port = free_port()
+    err = os.path.join(work, f"{name}.error.log")
+    argv = [kingx, "--listen", f"127.0.0.1:{port}", "--data", data, "--workers", "2", "--error-log", err,
+            "--access-log", "off", "--pid", os.path.join(work, f"{name}.pid")]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    return proc, port, err
+
+
+def stop_server(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--list-bench", default="build/bench/list_bench")
+    ap.add_argument("--kingx", default=os.environ.get("KINGX_BIN", "build/src/kingx"))
+    ap.add_argument("--sizes", default="100000,10000000")
+    ap.add_argument("--pages", type=int, default=300)
+    ap.add_argument("--dir", default="/var/tmp/kingx-list")
+    ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument("--skip-engine", action="store_true")
+    ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    sizes = sorted(int(x) for x in a.sizes.split(","))
+    result = {"command": " ".join(sys.argv), "cpus": os.cpu_count(), "sizes": sizes, "pages": a.pages,
+              "loadavg_start": loadavg(), "fill": {}, "engine": {}, "http": {}}
+
+    dirs = []
+    for n in sizes:
+        d = os.path.join(a.dir, f"db-{n}")
+        if not os.path.isdir(d):
+            os.makedirs(a.dir, exist_ok=True)
+            if os.path.isdir(d + ".tmp"):
+                subprocess.run(["rm", "-rf", d + ".tmp"], check=True)
+            os.makedirs(d + ".tmp")
+            t = time.monotonic()
+            figs = run([a.list_bench, "fill", d + ".tmp", str(n)], a.timeout)
+            figs["fill_wall_s"] = round(time.monotonic() - t, 1)
+            with open(d + ".tmp/fill.json", "w") as f:
+                json.dump(figs, f)
+            os.rename(d + ".tmp", d)
+        with open(os.path.join(d, "fill.json")) as f:
+            result["fill"][str(n)] = json.load(f)
+        dirs.append(d)
+
+    if not a.skip_engine:
+        result["loadavg_before_engine"] = loadavg()
+        result["engine"] = run([a.list_bench, "engine", str(a.pages)] + dirs, a.timeout)
+
+    # What the sorted view costs on disk, per key, as the engine left it (closed, checkpointed).
+    result["keys_dir_bytes_per_key"] = {}
+    for n, d in zip(sizes, dirs):
+        kd = os.path.join(d, "keys")
+        total = sum(os.path.getsize(os.path.join(kd, f)) for f in os.listdir(kd))
+        result["keys_dir_bytes_per_key"][str(n)] = round(total / n, 2)
+
+    if not a.skip_http:
+        work = tempfile.mkdtemp(prefix="kingx-list-bench-")
+        servers = []
+        try:
+            for n, d in zip(sizes, dirs):
+                servers.append((n,) + start_server(a.kingx, d, work, f"db-{n}"))
+            t0 = time.monotonic()
+            ready = {}
+            while len(ready) < len(servers):
+                for n, proc, port, err in servers:
+                    if n in ready:
+                        continue
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"kingx on db-{n} exited: " + open(err).read()[-2000:])
+                    if http_status(port, "/v1/kv/?limit=1") == 200:
+                        ready[n] = round(time.monotonic() - t0, 2)
+                if time.monotonic() - t0 > a.timeout:
+                    raise RuntimeError("servers did not list in time")
+                time.sleep(0.05)
+            result["http_listing_ready_s"] = ready
+            result["loadavg_before_http"] = loadavg()
+            result["http"] = run([a.list_bench, "http", str(a.pages)] +
+                                 [f"{port}:{n}" for n, _, port, _ in servers], a.timeout)
+        finally:
+            for _, proc, _, _ in servers:
+                stop_server(proc)
+    result["loadavg_end"] = loadavg()
+
+    small, large = str(sizes[0]), str(sizes[-1])
+    ratios = {}
+    for layer in ("engine", "http"):
+        figs = result[layer]
+        for kind in ("prefix_page", "prefix_page_after"):
+            k_l, k_s = f"{layer}_{kind}_{large}_p50", f"{layer}_{kind}_{small}_p50"
+            if k_l in figs and k_s in figs:
+                ratios[f"{layer}_{kind}_p50_{large}_over_{small}"] = round(figs[k_l] / figs[k_s], 3)
+    result["ratios"] = ratios
+    print(json.dumps({"ratios": ratios, "loadavg": [result["loadavg_start"], result["loadavg_end"]]}, indent=2))
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "result.json"), "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
