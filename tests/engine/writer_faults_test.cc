@@ -11,6 +11,7 @@
 #include "engine/record.h"
 #include "engine/segment_cache.h"
 #include "tests/engine/support/fault_env.h"
+#include "tests/engine/support/pipeline.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
@@ -19,15 +20,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<WriteResult> PutBatch(TestDb& db, const std::vector<std::string>& keys, const std::string& value) {
-  std::vector<WriteOp> ops(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    ops[i].key = keys[i];
-    ops[i].stored = value;
-    ops[i].raw_len = value.size();
-  }
-  std::vector<WriteResult> r(keys.size());
-  db.writer().Apply(ops, r);
+std::vector<WriteResult> PutBatch(TestDb& db, std::vector<std::string> keys, std::string value) {
+  Batch b = Puts(std::move(keys), std::move(value));
+  std::vector<WriteResult> r(b.ops.size());
+  db.writer().Apply(b.ops, r);
   return r;
 }
 

@@ -6,102 +6,15 @@
 // thread is held at its fdatasync through the fault env's sync hook.
 #include <catch2/catch.hpp>
 
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "tests/engine/support/fault_env.h"
+#include "tests/engine/support/pipeline.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
 using namespace kingx::engine::test;
-
-namespace {
-
-bool IsSegment(const std::string& path) { return path.find("seg-") != std::string::npos; }
-
-// Holds each fdatasync of a segment file at its start until the test lets
-// it go (one Release per sync, or Open for all from then on).
-class SyncGate {
- public:
-  explicit SyncGate(FaultInjectionEnv& env) : env_(env) {
-    env_.SetSyncHook([this](const std::string& path) {
-      if (!IsSegment(path)) return;
-      std::unique_lock lock(mu_);
-      const uint64_t me = ++entered_;
-      cv_.notify_all();
-      cv_.wait(lock, [&] { return released_ >= me; });
-    });
-  }
-  ~SyncGate() {
-    Open();
-    env_.SetSyncHook({});
-  }
-  // Waits until the nth held sync has started (bounded, so that a broken
-  // writer fails the test instead of hanging it).
-  bool WaitEntered(uint64_t n) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return entered_ >= n; });
-  }
-  void Release() {
-    std::lock_guard lock(mu_);
-    ++released_;
-    cv_.notify_all();
-  }
-  void Open() {
-    std::lock_guard lock(mu_);
-    released_ = UINT64_MAX;
-    cv_.notify_all();
-  }
-
- private:
-  FaultInjectionEnv& env_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t entered_ = 0;
-  uint64_t released_ = 0;
-};
-
-// Keeps the ops' bytes alive until the batch is taken.
-struct Batch {
-  std::vector<std::string> keys;
-  std::string value;
-  std::vector<WriteOp> ops;
-};
-
-Batch Puts(std::vector<std::string> keys, std::string value) {
-  Batch b{std::move(keys), std::move(value), {}};
-  for (const std::string& k : b.keys) {
-    WriteOp op;
-    op.key = k;
-    op.stored = b.value;
-    op.raw_len = b.value.size();
-    b.ops.push_back(op);
-  }
-  return b;
-}
-
-struct Taken {
-  bool got = false;
-  uint64_t ticket = 0;
-  std::vector<WriteResult> results;
-};
-
-Taken Take(TestDb& db, bool wait) {
-  Taken t;
-  t.got = db.writer().TakeFinished(&t.ticket, &t.results, wait);
-  return t;
-}
-
-bool AllOk(const Taken& t) {
-  for (const WriteResult& r : t.results)
-    if (!r.status.ok()) return false;
-  return !t.results.empty();
-}
-
-}  // namespace
 
 TEST_CASE("a batch written while the previous fdatasync runs is acknowledged only after a later fdatasync returns",
           "[engine][pipeline]") {

@@ -1,0 +1,68 @@
+// Helpers for tests of the pipelined group commit (Writer::Submit /
+// TakeFinished) and of what runs beside it: a gate that holds fdatasyncs of
+// segment files in flight, batches of puts whose bytes outlive the call, and
+// taking a finished batch.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/writer.h"
+#include "tests/engine/support/fault_env.h"
+#include "tests/engine/support/test_util.h"
+
+namespace kingx::engine::test {
+
+// Holds each fdatasync of a segment file ("seg-" in its path) at its start,
+// on the syncing thread, until the test lets it go (one Release per sync, or
+// Open for all from then on). Installs the env's sync hook; the destructor
+// opens the gate and removes the hook. The env must outlive the gate.
+class SyncGate {
+ public:
+  explicit SyncGate(FaultInjectionEnv& env);
+  ~SyncGate();
+  SyncGate(const SyncGate&) = delete;
+  SyncGate& operator=(const SyncGate&) = delete;
+  // Waits until the nth held sync has started. Bounded (30 s), so that a
+  // broken writer fails the test instead of hanging it: false then.
+  bool WaitEntered(uint64_t n);
+  // Lets the next held sync go.
+  void Release();
+  // Lets every sync go, now and from then on.
+  void Open();
+
+ private:
+  FaultInjectionEnv& env_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t entered_ = 0;
+  uint64_t released_ = 0;
+};
+
+// Put ops whose keys and value live as long as the Batch (a submitted batch's
+// views must stay valid until it is taken).
+struct Batch {
+  std::vector<std::string> keys;
+  std::string value;
+  std::vector<WriteOp> ops;
+};
+
+// One raw (uncompressed) put of `value` per key.
+Batch Puts(std::vector<std::string> keys, std::string value);
+
+// What Writer::TakeFinished gave.
+struct Taken {
+  bool got = false;
+  uint64_t ticket = 0;
+  std::vector<WriteResult> results;
+};
+
+Taken Take(TestDb& db, bool wait);
+
+// True when the batch had ops and each one succeeded.
+bool AllOk(const Taken& t);
+
+}  // namespace kingx::engine::test
