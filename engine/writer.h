@@ -256,10 +256,15 @@ class Writer {
   Status WaitKeyspaceReady(uint64_t timeout_ms);
 
   // ---- Point-in-time cut (online backup) ----
-  // Takes, under the writer's lock (a few microseconds of its own, no I/O;
-  // taking the lock first finishes the batches in flight, which may wait for
-  // one fdatasync), the cut of the database as of every write applied so
-  // far (batches in flight included), and pins the cut's
+  // Takes, under the writer's lock (a few microseconds, no I/O, never waits
+  // for an fdatasync), the cut of the database as of every write published
+  // so far: every batch whose results were taken or could be taken now
+  // (TakeFinished), each one made durable first under SyncMode::kAlways. A
+  // submitted batch still waiting for its fdatasync is not in the cut (the
+  // cut ends where its records start; cut.next_seq is its first seq), so the
+  // cut is a prefix of the log that holds only durable bytes, whatever
+  // happens to the sync in flight. Every write acknowledged before the call
+  // was published before it, so it is in the cut. Then it pins the cut's
   // segment files against deletion: compaction keeps a pinned segment, dead,
   // until it is unpinned, and no new segment takes a pinned id, so each file
   // of the cut keeps its bytes (sealed ones whole; the active one at least

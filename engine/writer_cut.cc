@@ -4,6 +4,13 @@
 // backup reads them at leisure while compaction goes on deleting the
 // segments born after the cut. The keyspace's catch-up or rebuild pins every
 // segment (pins_) so that compaction moves no record out of its sight.
+//
+// A cut never waits for the pipeline's fdatasync: it is the published prefix
+// of the log (writer.h, PinSegments), which under SyncMode::kAlways is
+// durable, so the bytes a backup streams are never ones a failed sync could
+// take back. The batches in flight at the cut are after it: none of them was
+// acknowledged yet, so leaving them out keeps "every write acknowledged
+// before the request is in the backup".
 #include "engine/writer_impl.h"
 
 #include <algorithm>
@@ -21,7 +28,14 @@ void Writer::Impl::EndDelete(uint32_t id) { deleting_.erase(id); }
 DatabaseCut Writer::Impl::CutLocked() const {
   DatabaseCut cut;
   cut.seed = seed_;
+  // Seqs are handed out in submission order and batches published in that
+  // order: the first record in flight starts what the cut leaves out.
   cut.next_seq = next_seq_;
+  for (const auto& b : inflight_) {
+    if (b->pending.empty()) continue;
+    cut.next_seq = b->pending.front().seq;
+    break;
+  }
   cut.seq_high_water = manifest_ ? std::max(manifest_->seq_high_water(), next_seq_) : next_seq_;
   for (const auto& [id, st] : segments_) {
     if (deleting_.count(id) != 0) continue;  // its records live in installed copies
@@ -29,6 +43,7 @@ DatabaseCut Writer::Impl::CutLocked() const {
     f.id = id;
     f.active = active_ != nullptr && id == active_id_;
     f.missing = st.missing;
+    // active_size_ ends at the last published record: the bytes in flight past it are not in the cut.
     f.bytes = f.active ? active_size_ : (st.missing ? 0 : st.bytes);
     const auto birth = births_.find(id);
     f.birth = birth != births_.end() ? birth->second : 0;
@@ -46,7 +61,14 @@ std::vector<uint32_t> DatabaseCut::ids() const {
 
 Result<DatabaseCut> Writer::PinSegments() {
   Impl& w = *impl_;
-  std::lock_guard lock(w.mu_);
+  // Not mu_.lock(): that would wait for the fdatasync in flight. Rotation,
+  // compaction's installs and deletions drain first, so with the raw mutex
+  // held segments_ is settled and only the active segment's tail is in flight.
+  w.mu_.LockKeepingPipeline();
+  std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
+  // Publishes what a finished sync already covers (without waiting), so that
+  // the cut is as recent as it can be without an fdatasync of its own.
+  if (!w.inflight_.empty()) w.FinishSynced(w.sync_->Poll());
   DatabaseCut cut = w.CutLocked();
   for (const SegmentFileCut& f : cut.segments) ++w.pinned_ids_[f.id];
   return cut;
