@@ -381,6 +381,21 @@ bool WriteQueue::WaitForEntries(int timeout_ms) {
   return header_->tail.load(std::memory_order_acquire) != peek_pos_;
 }
 
+bool WriteQueue::WaitForWake(int timeout_ms) {
+  if (header_->writer_efd >= 0) {
+    pollfd pfd{header_->writer_efd, POLLIN, 0};
+    if (poll(&pfd, 1, timeout_ms) > 0) {
+      uint64_t count;
+      ssize_t r = read(header_->writer_efd, &count, sizeof(count));
+      (void)r;  // EAGAIN: another reader took it
+    }
+  } else if (timeout_ms != 0) {
+    // No eventfd (tests): sleep a little, bounded by the timeout.
+    usleep(static_cast<useconds_t>(std::min(timeout_ms < 0 ? 1 : timeout_ms, 1) * 1000));
+  }
+  return header_->tail.load(std::memory_order_acquire) != peek_pos_;
+}
+
 void WriteQueue::Wake() {
   header_->sleeping.store(0, std::memory_order_seq_cst);
   WakeFd(header_->writer_efd);

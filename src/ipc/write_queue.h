@@ -158,8 +158,15 @@ class WriteQueue {
   // write the eventfd (and only then). Returns true if entries are queued.
   bool WaitForEntries(int timeout_ms);
 
-  // Wakes a consumer sleeping in WaitForEntries (any process: used to make
-  // the writer look at a stop request).
+  // Sleeps until Wake() is called (or was since the last wait), or until
+  // timeout_ms passes (-1: no timeout), even when entries are queued: the
+  // writer waiting for an fdatasync to return leaves what arrives meanwhile
+  // queued. Producers are not told to write the eventfd (their enqueues do
+  // not end this wait). Returns true if entries are queued.
+  bool WaitForWake(int timeout_ms);
+
+  // Wakes a consumer sleeping in WaitForEntries or WaitForWake (any process:
+  // used to make the writer look at a stop request or a finished fdatasync).
   void Wake();
 
   // Test seams (never used by the server), so a test can kill the calling

@@ -152,7 +152,11 @@ class WriterLoop {
       const auto stop = static_cast<WriterStop>(shm_.control().writer_stop.load());
       if (stop == WriterStop::kFast) break;
       const bool overflowing = HasOverflow();
-      const bool have = queue_.WaitForEntries(overflowing ? 1 : idle_timeout_ms);
+      // While a batch waits for its fdatasync, what arrives stays queued
+      // (below): sleep until that sync returns (it wakes the queue) or another
+      // Wake, not at each enqueue.
+      const int wait_ms = overflowing ? 1 : idle_timeout_ms;
+      const bool have = submitted_.empty() ? queue_.WaitForEntries(wait_ms) : queue_.WaitForWake(wait_ms);
       Beat();
       if (g_reopen_logs) {
         g_reopen_logs = 0;
@@ -169,8 +173,13 @@ class WriterLoop {
       }
       if (overflowing) PostOverflow();
       ReapFinished(false);
-      if (have && !(hooks_.hold_batch && hooks_.hold_batch(writer_))) {
-        if (submitted_.size() >= kMaxBatchesInFlight) ReapFinished(true);  // room for one more
+      WakeSlots();  // the answers go out now, not after the next batch is decided and written
+      // One group commit at a time: the next batch is taken once the
+      // fdatasync of the previous one returned, so everything that arrived
+      // during that sync goes out as one batch, one write and one fdatasync.
+      // (Batches written while it ran would wait for the same next sync, each
+      // at the cost of its own write, wake-ups and answers.)
+      if (have && submitted_.empty() && !(hooks_.hold_batch && hooks_.hold_batch(writer_))) {
         ProcessBatch();
       }
       // Between two batches: every write answered so far is in a cut taken now.
@@ -272,7 +281,7 @@ class WriterLoop {
           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - sub.start);
       RecordBatch(shm_.writer_metrics(), sub.tokens.size(), sub.bytes, static_cast<uint64_t>(us.count()), failed);
       queue_.ReleaseThrough(sub.release_position, sub.release_entries);
-      if (spare_submitted_.size() < kMaxBatchesInFlight) spare_submitted_.push_back(std::move(sub));
+      if (spare_submitted_.empty()) spare_submitted_.push_back(std::move(sub));
       submitted_.pop_front();
       wait = false;
     }
@@ -550,10 +559,10 @@ class WriterLoop {
     std::chrono::steady_clock::time_point start;
     uint64_t start_ms = 0;  // NowMs() at submission (the heartbeat's clock)
   };
-  // Enough to keep the writer busy while an fdatasync runs; each batch holds
-  // its ring bytes until it is answered.
-  static constexpr size_t kMaxBatchesInFlight = 8;
-  std::deque<Submitted> submitted_;  // oldest first
+  // Submitted batches not yet answered, oldest first: at most one under
+  // --sync always (the loop takes the next batch once it is answered); each
+  // holds its ring bytes until it is answered.
+  std::deque<Submitted> submitted_;
   std::vector<Submitted> spare_submitted_;
   std::vector<engine::WriteResult> results_;
   std::map<UploadKey, LargeUpload> uploads_;

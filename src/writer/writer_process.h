@@ -6,11 +6,14 @@
 //   quarter of --storage-timeout-ms, the shortest) → heartbeat →
 //   take a batch (every queued entry up to kMaxBatchOps / kMaxBatchBytes) →
 //   engine::Writer::Submit (decided and written; in sync=always its
-//   fdatasync runs on the engine's sync thread while the loop takes and
-//   writes the next batches) → once the batch is final (TakeFinished, in
-//   order, after an fdatasync that covers it) post one Completion per op to
-//   its slot's ring → release that batch's ring bytes → write each affected
-//   slot's eventfd once. A batch holding large-value entries waits until
+//   fdatasync runs on the engine's sync thread while the loop keeps beating,
+//   serving backup cuts and stop requests) → once the batch is final
+//   (TakeFinished, after the fdatasync that covers it) post one Completion
+//   per op to its slot's ring → release that batch's ring bytes → write each
+//   affected slot's eventfd once → take the next batch. What arrives while a
+//   batch waits for its fdatasync stays queued and becomes the next batch
+//   (one write, one fdatasync for all of it): a write that arrives during an
+//   fdatasync waits for that one and the next. A batch holding large-value entries waits until
 //   nothing is in flight and goes through Writer::Apply. The heartbeat stays
 //   at the oldest batch still waiting for its fdatasync.
 // A restarted writer first answers the entries its dead predecessor had taken
