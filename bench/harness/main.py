@@ -72,6 +72,10 @@ def parse_args(argv):
     p.add_argument("--kingx", default=os.environ.get("KINGX_BIN",
                                                      os.path.join(REPO_DIR, "build/src/kingx")),
                    help="kingx binary (default $KINGX_BIN or build/src/kingx)")
+    p.add_argument("--kingx-alt", action="append", default=[], metavar="LABEL=PATH",
+                   help="another kingx binary, run side by side with --kingx: adds servers "
+                   "<kingx server>@LABEL (e.g. kingx-ev1@old) to choose with --servers; the "
+                   "database is the one --kingx preloaded. Repeatable")
     p.add_argument("--name", help="results directory suffix (default 'quick' or 'full')")
     p.add_argument("--out", default=os.path.join(BENCH_DIR, "results"),
                    help="where <date>-<name>/ is created (default bench/results)")
@@ -98,6 +102,11 @@ def parse_args(argv):
     a.open_conns = [int(x) for x in pick(a.open_conns, "100,1000", "50").split(",")]
     a.open_loads = [float(x) for x in a.open_loads.split(",")]
     a.loadgen_ok = os.access(a.loadgen, os.X_OK)
+    for alt in a.kingx_alt:
+        label, sep, path = alt.partition("=")
+        if not sep or not label or not os.access(path, os.X_OK):
+            p.error(f"--kingx-alt {alt}: want LABEL=PATH to an executable")
+        servers.add_kingx_binary(label, os.path.abspath(path))
     return a
 
 
@@ -168,6 +177,8 @@ def environment(args):
         pass
     if os.access(args.kingx, os.X_OK):
         lines.append(f"kingx: {args.kingx}")
+    for alt in args.kingx_alt:
+        lines.append(f"kingx@{alt}")
     return lines
 
 

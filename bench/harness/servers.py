@@ -48,6 +48,20 @@ PEERS = [
 ALL = KINGX_VARIANTS + PEERS
 BY_NAME = {s.name: s for s in ALL}
 
+
+def add_kingx_binary(label, path):
+    """Registers `<variant>@<label>` for every kingx variant: the same server run from another
+    kingx binary (an older build, a branch), so that both are measured side by side in one run.
+    Returns the new names."""
+    names = []
+    for base in KINGX_VARIANTS:
+        spec = Spec(f"{base.name}@{label}", "kingx", f"{base.label}, binary {path}",
+                    dict(base.params, bin=path))
+        ALL.append(spec)
+        BY_NAME[spec.name] = spec
+        names.append(spec.name)
+    return names
+
 # Servers against which ratios are computed, in order of preference: the first one that has a
 # cell for the scenario is the scenario's reference.
 REFERENCES = ["nginx-return-w1", "nginx-static-w1"]
@@ -148,7 +162,7 @@ def start(spec, sync, ctx):
                                                       ctx.dataset, ctx.raw_dir)
             ctx.notes["kingx_preload_s"] = round(secs, 1)
         data = kingx.copy_data(ctx.template, os.path.join(d, "data"))
-        p, port = kingx.start(ctx.kingx_bin, d, data, spec.params, sync,
+        p, port = kingx.start(spec.params.get("bin", ctx.kingx_bin), d, data, spec.params, sync,
                               kingx.ready_timeout(ctx.dataset))
         return Instance(spec, sync, port, [p], [])
     if f in ("nginx-return", "nginx-static"):

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Where a durable PUT's time goes: one kingx per binary, PUT load from wrk, the writer's
+counters read from /metrics before and after each run.
+
+For each binary (in interleaved rounds), it starts `kingx --sync always` (or --sync given) on an
+empty scratch directory, drives `wrk -t1 -cN` PUTs of 100 B over --keys keys (the first pass
+creates them, later passes overwrite), and reports per run:
+  req/s, mean latency (wrk), fdatasyncs per second, ops per group commit (batch), ops per
+  fdatasync, mean fdatasync time, the share of the run an fdatasync was running, and the
+  fdatasyncs a request waited for on average: mean latency x fdatasyncs per second (how many
+  fdatasyncs finished while a request was in flight), and each kingx process's CPU per request.
+With --perf SECONDS, `perf record -g` samples the writer process during the last run of each
+binary (perf's report goes to the output directory).
+
+Usage: bench/durable_put_probe.py --bin main=build-release/src/kingx --bin old=/path/kingx
+         [--conns 100,1000] [--rounds 3] [--duration 4] [--keys 100000] [--out DIR]
+Python standard library only; every process it starts is stopped by its PID.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import procs  # noqa: E402
+
+LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua", "kv.lua")
+
+
+def metrics(port):
+    status, body = procs.http_request(port, "GET", "/metrics", timeout_s=10)
+    if status != 200:
+        raise RuntimeError(f"/metrics -> {status}")
+    out = {}
+    for line in body.decode().splitlines():
+        m = re.match(r"^(kingx_writer_[a-z_]+(?:_count|_sum|_total)?)(\{[^}]*\})? ([0-9.e+-]+)$", line)
+        if m and not m.group(2):
+            out[m.group(1)] = float(m.group(3))
+    return out
+
+
+def children_cpu(master_pid):
+    """CPU seconds (user + system, all threads) of the master and each of its children, by
+    process name (kingx-writer, kingx-worker, ...; workers summed)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(pid) != master_pid and int(fields[1]) != master_pid:
+                continue
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def writer_pid(master_pid):
+    """The writer process: the master's child named so (PR_SET_NAME), else None."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != master_pid:
+                continue
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read()
+            if "writer" in comm:
+                return int(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def start(binary, workdir, sync):
+    port = procs.free_port()
+    data = os.path.join(workdir, "data")
+    os.makedirs(data, exist_ok=True)
+    argv = [binary, "--listen", f"127.0.0.1:{port}", "--data", data, "--workers", "1",
+            "--sync", sync, "--access-log", "off", "--max-connections", "19000"]
+    p = procs.Proc("kingx", argv, os.path.join(workdir, "kingx.log"))
+    procs.wait_http_ok(port, "/readyz", 60, p)
+    return p, port
+
+
+def run_wrk(port, conns, duration, keys, raw):
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "10s", "--latency",
+            "-s", LUA, f"http://127.0.0.1:{port}/", "--", "keyp=k", f"nkeys={keys}", "size=100",
+            "put_prefix=/v1/kv/", "putfrac=1"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    with open(raw, "w") as f:
+        f.write("$ " + " ".join(argv) + "\n" + r.stdout + r.stderr)
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", r.stdout).group(1))
+    lat = re.search(r"Latency\s+([0-9.]+)(us|ms|s)\s", r.stdout)
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0}[lat.group(2)]
+    return rps, float(lat.group(1)) * scale
+
+
+def derive(before, after, secs, rps, mean_lat_s):
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    syncs = d.get("kingx_writer_fsync_seconds_count", 0)
+    batches = d.get("kingx_writer_batches_total", 0)
+    records = d.get("kingx_writer_records_total", 0)
+    sync_s = d.get("kingx_writer_fsync_seconds_sum", 0)
+    return {
+        "rps": round(rps),
+        "mean_latency_us": round(mean_lat_s * 1e6),
+        "fsyncs_per_s": round(syncs / secs),
+        "ops_per_batch": round(records / batches, 1) if batches else None,
+        "ops_per_fsync": round(records / syncs, 1) if syncs else None,
+        "mean_fsync_us": round(sync_s / syncs * 1e6) if syncs else None,
+        "fsync_busy_share": round(sync_s / secs, 2),
+        "fsyncs_waited_per_request": round(mean_lat_s * syncs / secs, 2),
+    }
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", action="append", required=True, metavar="LABEL=PATH")
+    ap.add_argument("--conns", default="100,1000")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=4)
+    ap.add_argument("--keys", type=int, default=100000)
+    ap.add_argument("--sync", default="always")
+    ap.add_argument("--perf", type=int, default=0, help="seconds of perf record on the writer")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    bins = [b.split("=", 1) for b in a.bin]
+    conns = [int(c) for c in a.conns.split(",")]
+    out = a.out or tempfile.mkdtemp(prefix="put-probe-")
+    os.makedirs(os.path.join(out, "raw"), exist_ok=True)
+    work = tempfile.mkdtemp(prefix="put-probe-work-")
+    servers = {}
+    rows = []
+    try:
+        for label, path in bins:
+            servers[label] = start(os.path.abspath(path), os.path.join(work, label), a.sync)
+        for label, (p, port) in servers.items():  # creates the keys: later runs overwrite
+            run_wrk(port, 100, 2, a.keys, os.path.join(out, "raw", f"warm-{label}.txt"))
+        for rnd in range(1, a.rounds + 1):
+            order = [(label, c) for c in conns for label, _ in bins]
+            if rnd % 2 == 0:
+                order.reverse()
+            for label, c in order:
+                p, port = servers[label]
+                perf = None
+                if a.perf and rnd == a.rounds:
+                    wpid = writer_pid(p.pid)
+                    if wpid:
+                        perf = subprocess.Popen(
+                            ["perf", "record", "-g", "-p", str(wpid), "-o",
+                             os.path.join(out, f"perf-{label}-c{c}.data"), "--", "sleep", str(a.perf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                before = metrics(port)
+                cpu0 = children_cpu(p.pid)
+                t0 = time.monotonic()
+                rps, lat = run_wrk(port, c, a.duration, a.keys,
+                                   os.path.join(out, "raw", f"r{rnd}-{label}-c{c}.txt"))
+                secs = time.monotonic() - t0
+                after = metrics(port)
+                cpu1 = children_cpu(p.pid)
+                if perf:
+                    perf.wait(timeout=a.perf + 30)
+                row = {"round": rnd, "bin": label, "conns": c}
+                row.update(derive(before, after, secs, rps, lat))
+                for name in sorted(cpu1):  # CPU per request of each process kind
+                    row[f"cpu_us_per_req_{name}"] = round((cpu1[name] - cpu0.get(name, 0)) / (rps * secs) * 1e6, 1)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        for p, _ in servers.values():
+            p.stop(signal.SIGTERM)
+        shutil.rmtree(work, ignore_errors=True)
+    with open(os.path.join(out, "probe.json"), "w") as f:
+        json.dump({"command": "bench/durable_put_probe.py " + " ".join(argv), "rows": rows}, f, indent=1)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
