@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <map>
 #include <string>
 #include <vector>
@@ -453,6 +455,34 @@ TEST_CASE("the consumer sleeps on the eventfd and a producer in another process 
   auto batch = TakeAll(*t.queue);
   REQUIRE(batch.size() == 1);
   CHECK(batch[0].request.key == "wake");
+  close(efd);
+}
+
+TEST_CASE("a consumer waiting for a wake is not woken by enqueues, only by Wake, and then finds them all",
+          "[src][write_queue]") {
+  // The writer waits so while a batch's fdatasync runs: what arrives stays
+  // queued for the next batch, and producers do not pay for an eventfd write.
+  const int efd = eventfd(0, EFD_NONBLOCK);
+  REQUIRE(efd >= 0);
+  TestQueue t(64 << 10, efd);
+  REQUIRE(t.queue->TryEnqueue(0, 1, Put("a", "1")).ok());
+  CHECK(t.queue->WaitForWake(0));  // no wake yet: returns at its timeout, saying entries are queued
+  // Without a timeout, entries queued and one more arriving: only the Wake
+  // may end this wait (a wait that ends without it fails here at once; one
+  // that never ends is caught by meson's test timeout).
+  auto waiting = std::async(std::launch::async, [&] { return t.queue->WaitForWake(-1); });
+  REQUIRE(t.queue->TryEnqueue(0, 2, Put("b", "2")).ok());
+  CHECK(waiting.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
+  uint64_t count = 0;
+  CHECK(read(efd, &count, sizeof(count)) < 0);  // neither enqueue wrote the eventfd
+  t.queue->Wake();
+  CHECK(waiting.get());
+  CHECK(read(efd, &count, sizeof(count)) < 0);  // the wait consumed the wake
+  auto batch = TakeAll(*t.queue);
+  REQUIRE(batch.size() == 2);
+  CHECK(batch[0].request.key == "a");
+  CHECK(batch[1].request.key == "b");
+  CHECK_FALSE(t.queue->WaitForWake(0));
   close(efd);
 }
 
