@@ -634,7 +634,8 @@ Status Pass::Run() {
     if (!s.ok()) break;
     if (!complete) continue;
     scanned_.push_back(in.stats.id);
-    if (out_ && FinishOutputAfterInput(WaitingInputBytes(), out_->size(), seg)) {
+    if (out_ && (FinishOutputAfterInput(WaitingInputBytes(), out_->size(), seg) ||
+                 (catch_up_ && FinishCatchUpOutputAfterInput(WaitingInputBytes(), out_->size())))) {
       // Published now, the copies so far survive a crash, and the inputs
       // they complete are deleted below.
       s = FinishOutput();

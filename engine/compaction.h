@@ -24,8 +24,9 @@
 //     ETags do not change). Puts the index no longer points to are skipped by
 //     their header: their bodies are neither read nor paced. When the output
 //     is full, after an input once the inputs waiting on it are worth it
-//     (FinishOutputAfterInput: a segment's worth, or twice the output), or
-//     when the inputs are done:
+//     (FinishOutputAfterInput: a segment's worth, or twice the output; in a
+//     catch-up pass, once deleting them frees more than the output takes,
+//     FinishCatchUpOutputAfterInput), or when the inputs are done:
 //     fdatasync it, write and fdatasync its hint file, rename it to its
 //     segment name, fsync the directory, and only then switch each key's index
 //     entry to the copy if it still points to the original (a newer write
@@ -50,7 +51,7 @@
 // at most a "*.tmp" (removed by recovery) or an orphan hint (removed too).
 //
 // Space: at most one output segment (segment_bytes) is written before inputs
-// are freed; before each output the free space must exceed the output's size
+// are freed (in a catch-up pass, about one input's live bytes); before each output the free space must exceed the output's size
 // plus a quarter (its hint) plus CompactionOptions::free_margin_bytes, else
 // the pass stops with kNoSpace. That is the room Options::disk_reserve_bytes
 // keeps from puts (segment_bytes x 1.25 + 1 MiB by default), so compaction

@@ -117,6 +117,10 @@ bool FinishOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes,
   return waiting_input_bytes >= enough && waiting_input_bytes >= 2 * output_bytes;
 }
 
+bool FinishCatchUpOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes) {
+  return output_bytes >= kCatchUpFinishMinBytes && waiting_input_bytes > output_bytes;
+}
+
 bool DeleteScannedAfterInput(size_t count, uint64_t file_bytes, size_t batch_count) {
   return count > 0 && (count >= batch_count || file_bytes >= kDeleteScannedBytes);
 }

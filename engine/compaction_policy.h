@@ -96,6 +96,18 @@ uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes);
 // What a pass finished survives a crash: a restart does not redo it.
 bool FinishOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes, uint64_t segment_bytes);
 
+// In a pass that writes wait for (PassKind::kCatchUp), also finished after
+// an input as soon as the output holds kCatchUpFinishMinBytes and deleting
+// the inputs waiting on it frees more than the output takes: the copies a
+// pass holds on top of its inputs are then at most one input's live bytes
+// plus kCatchUpFinishMinBytes, not a copy of every picked input's live data
+// (which, with segments larger than the database, is up to all of it, on top
+// of the dead bytes the stall let accumulate). Costs one output (fdatasync,
+// hint, rename, directory sync) per such input; the small outputs are merged
+// later (PickSegments).
+inline constexpr uint64_t kCatchUpFinishMinBytes = 64 << 10;
+bool FinishCatchUpOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes);
+
 // Whether a pass deletes, after an input, the scanned inputs that wait on no
 // output (everything they held that must survive is already in installed
 // outputs, or they held nothing live), rather than with a later batch: when

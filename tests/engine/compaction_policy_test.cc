@@ -280,6 +280,15 @@ TEST_CASE("an output is finished after an input once the inputs waiting on it ar
   CHECK(FinishOutputAfterInput(64 << 10, 1 << 10, 64 << 10));        // small segments
 }
 
+TEST_CASE("in a catch-up pass an output is finished after every input whose deletion frees more than it takes",
+          "[engine][compaction_policy]") {
+  CHECK(FinishCatchUpOutputAfterInput(4 * kMiB, 3 * kMiB));                  // mostly live: finished anyway
+  CHECK(FinishCatchUpOutputAfterInput(3 * kMiB + 1, 3 * kMiB));
+  CHECK_FALSE(FinishCatchUpOutputAfterInput(3 * kMiB, 3 * kMiB));            // frees nothing: keep filling
+  CHECK_FALSE(FinishCatchUpOutputAfterInput(1 * kMiB, kCatchUpFinishMinBytes - 1));  // too small for a file
+  CHECK(FinishCatchUpOutputAfterInput(1 * kMiB, kCatchUpFinishMinBytes));
+}
+
 TEST_CASE("the back-off after fruitless passes doubles up to its maximum", "[engine][compaction_policy]") {
   CHECK(CompactionBackoffMs(0, 1000, 60000) == 0);
   CHECK(CompactionBackoffMs(1, 1000, 60000) == 1000);
