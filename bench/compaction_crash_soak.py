@@ -42,37 +42,40 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "blackbox"))
-from kingx_harness import Conn, ConnectionClosed, Server, TestFailure, key_path  # noqa: E402
+from kingx_harness import Conn, ConnectionClosed, Server, TestFailure, dir_bytes, key_path  # noqa: E402
 
 MIB = 1 << 20
 
 
-def dir_bytes(path, depth=0):
-    """Allocated bytes under path (what du counts), subdirectories included
-    (the key view in keys/ is part of the data directory)."""
-    total = 0
+def metrics_text(port):
+    """The /metrics body, or None."""
     try:
-        with os.scandir(path) as it:
-            for e in it:
-                try:
-                    st = e.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # removed meanwhile
-                total += st.st_blocks * 512
-                if e.is_dir(follow_symlinks=False) and depth < 4:
-                    total += dir_bytes(e.path, depth + 1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            return r.read().decode()
     except OSError:
-        pass
-    return total
+        return None
+
+
+def dir_listing(path):
+    """One line per file under path: allocated bytes, size, name (for the
+    snapshot of a sample above 2x)."""
+    lines = []
+    for root, _dirs, files in os.walk(path):
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            lines.append(f"{st.st_blocks * 512:>12} {st.st_size:>12} {os.path.relpath(full, path)}\n")
+    return lines
 
 
 def live_bytes(port):
     """(live record bytes, staged bytes of large uploads in progress) from
     /metrics, or (None, None)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            body = r.read().decode()
-    except OSError:
+    body = metrics_text(port)
+    if body is None:
         return None, None
     m = re.search(r"^kingx_engine_live_bytes (\S+)$", body, re.M)
     st = re.search(r"^kingx_writer_staged_bytes (\S+)$", body, re.M)
@@ -123,6 +126,8 @@ def main():
     ap.add_argument("--ops-per-sec", type=float, default=0.0,
                     help="per client (0 = as fast as the server answers)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="one more kingx argument (repeatable), e.g. --server-arg=--log-level=debug")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -136,7 +141,7 @@ def main():
     mean = sum(sizes) / len(sizes)
     nkeys = max(4, int(args.live_mb * MIB / mean))
     keys = [f"soak-{i}" for i in range(nkeys)]
-    extra = ["--workers", "2"]
+    extra = ["--workers", "2"] + args.server_arg
     if args.segment_bytes:
         extra += ["--segment-bytes", args.segment_bytes]
 
@@ -153,6 +158,9 @@ def main():
                 d = dir_bytes(run.server.data_dir)
                 live, staged = live_bytes(port) if port else (None, None)
                 run.samples.append((time.monotonic(), d, live, staged or 0.0))
+                if (args.out and live and live >= 0.5 * args.live_mb * MIB and d > 2 * live
+                        and run.snapshots < 3):
+                    run.snapshot(args.out, d, live, port)
             time.sleep(0.1)
 
     t_start = time.monotonic()
@@ -198,6 +206,22 @@ class Run:
         self.rows = []
         self.failed_restarts = 0
         self.load_seconds = 0.0
+        self.cycle_no = 0
+        self.snapshots = 0  # of the current cycle
+
+    def snapshot(self, out, d, live, port):
+        """What the directory and the compaction metrics hold at a sample
+        above 2x, for the diagnosis."""
+        self.snapshots += 1
+        keep = os.path.join(out, "over-2x-logs")
+        os.makedirs(keep, exist_ok=True)
+        name = f"{os.path.basename(self.bin)}-cycle{self.cycle_no}-snap{self.snapshots}.txt"
+        body = metrics_text(port) or ""
+        with open(os.path.join(keep, name), "w") as f:
+            f.write(f"dir {d} live {live} ratio {d / live:.3f} t {time.monotonic():.3f}\n")
+            f.writelines(dir_listing(self.server.data_dir))
+            f.writelines(l + "\n" for l in body.splitlines()
+                         if re.match(r"kingx_(compaction|engine|writer)_", l))
 
     def cycle(self, cycle, args, keys, sizes, seeds, duration, current):
         try:
@@ -208,6 +232,8 @@ class Run:
             self.server.kill_group()
             return
         self.port = self.server.port
+        self.cycle_no = cycle
+        self.snapshots = 0
         first = len(self.samples)
         current["run"] = self
         stop = threading.Event()

@@ -289,6 +289,26 @@ def http(port, method, path, body=None, headers=None, timeout=15.0):
 
 # ---------------------------------------------------------------- server
 
+def dir_bytes(path, depth=0):
+    """Allocated bytes under path (what du counts), subdirectories included
+    (the key view in keys/ is part of a data directory); files removed
+    meanwhile are skipped."""
+    total = 0
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # removed meanwhile
+                total += st.st_blocks * 512
+                if e.is_dir(follow_symlinks=False) and depth < 4:
+                    total += dir_bytes(e.path, depth + 1)
+    except OSError:
+        pass
+    return total
+
+
 def proc_stat(pid):
     """(comm, ppid, pgrp) of a live process, or None."""
     try:

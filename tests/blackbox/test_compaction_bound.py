@@ -23,8 +23,8 @@ import re
 import threading
 import time
 
-from kingx_harness import (SOAK, Conn, ConnectionClosed, Server, TestFailure, cases_of, check, http, key_path,
-                           parse_etag, run_with_server)
+from kingx_harness import (SOAK, Conn, ConnectionClosed, Server, TestFailure, cases_of, check, dir_bytes, http,
+                           key_path, parse_etag, run_with_server)
 
 S = None
 MIB = 1 << 20
@@ -38,24 +38,6 @@ SIZES = [(255, False), (257, True), (65536, True), (300_000, False), (MIB - 1, F
          (2 * MIB, False)]
 CLIENTS = 3
 ROUNDS = 15 if SOAK else 5
-
-
-def dir_bytes(path, depth=0):
-    """Allocated bytes under path, subdirectories included."""
-    total = 0
-    try:
-        with os.scandir(path) as it:
-            for e in it:
-                try:
-                    st = e.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # removed meanwhile
-                total += st.st_blocks * 512
-                if e.is_dir(follow_symlinks=False) and depth < 4:
-                    total += dir_bytes(e.path, depth + 1)
-    except OSError:
-        pass
-    return total
 
 
 def metric(name):
