@@ -142,7 +142,9 @@ class Pass {
     const uint64_t out_bytes = std::min<uint64_t>(w_.options_.segment_bytes, live_to_copy + kSegmentHeaderBytes);
     return out_bytes + out_bytes / 4 + o_.free_margin_bytes;
   }
-  void Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space);
+  // pinned: segments that may not be deleted now (an online backup's cut,
+  // or all of them while the key view's catch-up or rebuild reads them).
+  void Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uint32_t>& pinned, bool low_space);
   void ComputeGuards(const std::map<uint32_t, SegmentStats>& segs);
   SegmentOrigin ReadOrigin(uint32_t id);
   // OK with *complete = false when the input must stay (corrupt, no room).
@@ -211,7 +213,7 @@ void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
       " dead bytes) to compact it" + (s.ok() ? std::string() : ": " + s.ToString()));
 }
 
-void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space) {
+void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uint32_t>& pinned, bool low_space) {
   PickOptions po;
   po.dead_ratio = w_.options_.compaction_dead_ratio;
   po.max_dead_fraction = o_.max_dead_fraction;
@@ -224,7 +226,14 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, bool low_space) {
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
   po.segment_bytes = w_.options_.segment_bytes;
-  for (const PickedSegment& p : PickSegments(segs, st_.skip, st_.kept_tombstone_bytes, po)) {
+  // A pinned segment is left for a pass after its pin: compacting it now
+  // would delete nothing (copies would only add bytes), and a pass that
+  // picked only such segments would count as fruitless, backing compaction
+  // off (and with it the write stall) for a second or more while writes go
+  // on; pins are mostly short (the key view's catch-up after an open).
+  std::set<uint32_t> skip = st_.skip;
+  skip.insert(pinned.begin(), pinned.end());
+  for (const PickedSegment& p : PickSegments(segs, skip, st_.kept_tombstone_bytes, po)) {
     Input in;
     in.stats = p.stats;
     in.reclaimable = p.reclaimable;
@@ -607,6 +616,7 @@ Status Pass::Run() {
   if (!free.ok()) return free.status();
   const bool low_space = free.value() < low_mark;
   std::map<uint32_t, SegmentStats> segs;
+  std::set<uint32_t> pinned;
   {
     std::lock_guard lock(w_.mu_);
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
@@ -615,11 +625,16 @@ Status Pass::Run() {
     SealActiveIfWorthIt(low_space || catch_up_, free.value());
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
     segs = w_.segments_;
+    if (w_.pins_ > 0) {
+      for (const auto& [id, seg] : segs) pinned.insert(id);
+    } else {
+      for (const auto& [id, holders] : w_.pinned_ids_) pinned.insert(id);
+    }
     start_seq_ = w_.next_seq_;
     seed_ = w_.seed_;
     durable_index_ = w_.options_.sync == SyncMode::kAlways;
   }
-  Pick(segs, low_space);
+  Pick(segs, pinned, low_space);
   report_.inputs = static_cast<uint32_t>(inputs_.size());
   if (inputs_.empty()) return Status::OK();
   ComputeGuards(segs);

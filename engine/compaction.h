@@ -17,7 +17,10 @@
 //     and, while the sealed segments' dead fraction as a whole passes
 //     CompactionOptions::max_dead_fraction, the most profitable others too.
 //     Then small sealed segments, so that the number of files follows the
-//     bytes stored (compaction_policy.h, PickSegments).
+//     bytes stored (compaction_policy.h, PickSegments). Never a pinned
+//     segment (an online backup's cut; every segment while the key view's
+//     catch-up or rebuild reads them): it could not be deleted, and a pass
+//     that found only such segments would back compaction off.
 //  2. For each picked segment in that order, copy every record the index still
 //     points to (and each tombstone that must stay, see below) into an output
 //     segment "compact-N.tmp" (flag sealed-at-birth, records keep their seq, so
@@ -258,7 +261,8 @@ class Compactor {
 // through CompactionOptions::log.
 //
 // Back-off: a pass that picked segments but neither installed an output nor
-// deleted a segment (no room, pinned or damaged segments, an error) is
+// deleted a segment (no room, damaged segments, an error; pinned segments
+// are not picked, see Compactor::RunOnce's picks in step 1) is
 // fruitless; after one, the next pass waits CompactionBackoffMs (doubling from
 // backoff_min_ms up to backoff_max_ms while passes stay fruitless), whatever
 // the interval and Trigger() say, so that a stuck database is not read over

@@ -415,6 +415,52 @@ TEST_CASE("a pass that makes no progress is retried only after a back-off, unles
   t.Stop();
 }
 
+TEST_CASE("pinned segments are left for a pass after the pin, without backing compaction off",
+          "[engine][compaction][thread][cut]") {
+  // A pass that found only pinned segments to compact (an online backup's
+  // cut, the key view's catch-up after an open) used to count as fruitless:
+  // compaction, and the write stall with it, then backed off while writes
+  // went on.
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  // Segments of 20 records: three rounds over 20 keys leave two sealed
+  // segments with nothing live, then the cut pins them.
+  o.segment_bytes = kSegmentHeaderBytes + 20 * (kRecordHeaderBytes + 3 + 300);
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const auto key = [](int i) { return "k" + std::to_string(10 + i % 20); };
+  for (int i = 0; i < 60; ++i) REQUIRE(db.Put(key(i), MakeValue("k", i, 300, false)).status.ok());
+  size_t dead_sealed = 0;
+  for (const SegmentStats& seg : db.writer().Stats().per_segment)
+    if (!seg.active && seg.live_bytes == 0 && seg.dead_bytes > 0) ++dead_sealed;
+  REQUIRE(dead_sealed >= 2);
+  auto cut = db.writer().PinSegments();
+  REQUIRE(cut.ok());
+  const auto files = [&] { return SegmentFiles(dir.path()).size(); };
+  const size_t before = files();
+  constexpr uint64_t kHour = 3600 * 1000;
+  Compactor c(db.writer(), Unthrottled());
+  CompactionThread t(c, kHour, CompactionBackoff{kHour, kHour});
+  t.Start();
+  const auto wait_for_passes = [&](uint64_t n) {
+    for (int i = 0; i < 2000 && t.passes() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  };
+  t.Trigger();
+  wait_for_passes(1);
+  REQUIRE(t.passes() == 1);
+  REQUIRE(t.fruitless() == 0);
+  REQUIRE(files() == before);  // the cut's files stay
+  db.writer().UnpinSegmentIds(cut->ids());
+  // Not forced: runs at once, no back-off stands in the way.
+  t.Trigger();
+  wait_for_passes(2);
+  REQUIRE(t.passes() == 2);
+  REQUIRE(t.progress_passes() == 1);
+  REQUIRE(files() < before);
+  t.Stop();
+}
+
 TEST_CASE("the segments a pass deletes are recorded in the MANIFEST with one fdatasync per batch, not one each",
           "[engine][compaction][faults]") {
   TempDir dir;
