@@ -430,6 +430,24 @@ Status SharedIndex::ProbeFor(uint64_t hash, const std::string_view* key, Candida
 
 Status SharedIndex::Lookup(uint64_t hash, Candidates* out) const { return ProbeFor(hash, nullptr, out); }
 
+Status SharedIndex::LookupBatch(std::span<const uint64_t> hashes, std::span<Candidates> out) const {
+  assert(hashes.size() == out.size());
+  // The prefetches read the descriptor once, without the change counter: a
+  // stale table only makes them useless, and every probe below checks for
+  // itself. Bounds as in ProbeFor, so no address outside the region is named.
+  const uint64_t desc = header_->view.load(std::memory_order_acquire);
+  const uint64_t offset = OffsetOf(desc);
+  const uint64_t cap = CapOf(desc);
+  if (offset >= kHeaderBytes && offset < bytes_ && cap >= 1 && cap <= (bytes_ - offset) / sizeof(IndexEntry)) {
+    const auto* table = reinterpret_cast<const IndexEntry*>(reinterpret_cast<const char*>(header_) + offset);
+    for (uint64_t h : hashes) __builtin_prefetch(table + HomeOf(h, cap), 0, 3);
+  }
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    if (Status s = ProbeFor(hashes[i], nullptr, &out[i]); !s.ok()) return s;
+  }
+  return Status::OK();
+}
+
 Status SharedIndex::LookupKey(std::string_view key, Candidates* out) const { return ProbeFor(0, &key, out); }
 
 Status SharedIndex::LookupForWriter(uint64_t hash, Candidates* out) const {

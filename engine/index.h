@@ -67,6 +67,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "engine/location.h"
@@ -172,6 +173,17 @@ class SharedIndex {
   // *out is unspecified on error. Tombstoned locations are returned as
   // stored (never present once ready is set, see location.h).
   Status Lookup(uint64_t hash, Candidates* out) const;
+
+  // Lookup of every hashes[i] into out[i] (spans of equal size), for a
+  // caller with many hashes at hand (a listing page): the entries each probe
+  // starts at are fetched into the CPU cache first, all of them (prefetches:
+  // no effect on the index, no fault), so the cache and TLB misses of a batch
+  // of a large table overlap instead of following one another. A few dozen
+  // hashes per call is enough; more buys nothing. Each out[i] is exactly what
+  // Lookup(hashes[i]) gives (the probes are separate: a batch is not one
+  // snapshot of the table). Errors: the first error of those lookups, as for
+  // Lookup; out[i] from that one on is then unspecified.
+  Status LookupBatch(std::span<const uint64_t> hashes, std::span<Candidates> out) const;
 
   // Lookup of KeyHash(seed, key) where seed is the one published with the
   // table the probe reads, so a rebuild published under another seed never

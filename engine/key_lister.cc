@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <map>
 #include <mutex>
 #include <queue>
+#include <span>
 #include <thread>
 
 #include "engine/coding.h"
@@ -21,6 +23,11 @@ namespace {
 
 constexpr int kViewAttempts = 8;
 constexpr int kBusyRetries = 200;
+// Keys looked up in the index at once: enough for their cache and TLB
+// misses to overlap (as in recovery's replay).
+constexpr size_t kResolveBatch = 32;
+// Page entries reserved up front (a page of the largest API limit).
+constexpr size_t kPageReserve = 1000;
 
 std::string HexPrefix(std::string_view key) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -60,6 +67,19 @@ struct KeyLister::Impl {
   Status MapRuns(const KeyspaceSnapshot& snap, uint64_t secret, uint64_t seed,
                  std::vector<std::shared_ptr<const KeyRun>>* out);
   Result<ListPage> ListOnce(const ListRequest& req, uint64_t seed, bool* retry);
+
+  // A key of the merge waiting to be resolved: its entries are
+  // entries[first, first + count) of the page's entry buffer.
+  struct PendingKey {
+    std::string_view key;
+    size_t first = 0;
+    size_t count = 0;
+  };
+  // Resolves `pending` (at most kResolveBatch keys, in order) against the
+  // index and appends the live ones to *page; at a live key that finds the
+  // page holding req.limit keys sets *full and stops.
+  Status ResolveBatch(const ListRequest& req, uint64_t seed, std::span<const PendingKey> pending,
+                      std::span<const KeyEntry> entries, ListPage* page, bool* full);
 };
 
 Status KeyLister::Impl::MapRuns(const KeyspaceSnapshot& snap, uint64_t secret, uint64_t seed,
@@ -83,6 +103,64 @@ Status KeyLister::Impl::MapRuns(const KeyspaceSnapshot& snap, uint64_t secret, u
   for (auto it = runs.begin(); it != runs.end();) {
     if (std::find(snap.run_ids.begin(), snap.run_ids.end(), it->first) == snap.run_ids.end()) it = runs.erase(it);
     else ++it;
+  }
+  return Status::OK();
+}
+
+Status KeyLister::Impl::ResolveBatch(const ListRequest& req, uint64_t seed, std::span<const PendingKey> pending,
+                                     std::span<const KeyEntry> entries, ListPage* page, bool* full) {
+  assert(pending.size() <= kResolveBatch);
+  uint64_t hashes[kResolveBatch];
+  Candidates found[kResolveBatch];
+  const size_t m = pending.size();
+  for (size_t i = 0; i < m; ++i) hashes[i] = KeyHash(seed, pending[i].key);
+  // A batch that fails (a busy index) leaves each key to its own lookup, which retries.
+  const bool batched = index.LookupBatch(std::span<const uint64_t>(hashes, m), std::span<Candidates>(found, m)).ok();
+  Location known[16];
+  size_t known_of[16];
+  for (size_t i = 0; i < m; ++i) {
+    const std::string_view key = pending[i].key;
+    const std::span<const KeyEntry> group = entries.subspan(pending[i].first, pending[i].count);
+    size_t nk = 0;
+    for (size_t j = 0; j < group.size() && nk < 16; ++j) {
+      if (group[j].segment > kMaxSegmentId || group[j].offset > kMaxOffset) continue;
+      known[nk] = MakeLocation(group[j].segment, group[j].offset);
+      known_of[nk++] = j;
+    }
+    Resolution r;
+    Status s;
+    for (int attempt = 0;; ++attempt) {
+      s = ResolveKey(index, cache, limits, hashes[i], key, std::span<const Location>(known, nk), &r, nullptr,
+                     batched && attempt == 0 ? &found[i] : nullptr);
+      if (!s.Is(Code::kBusy) || attempt >= kBusyRetries) break;
+      std::this_thread::yield();
+    }
+    if (s.Is(Code::kBusy)) return s;
+    if (!s.ok()) return Status(s.code(), "the record of key 0x" + HexPrefix(key) + " cannot be read: " +
+                                             std::string(s.message()));
+    if (r.kind == Resolution::Kind::kKnown && group[known_of[r.known_index]].raw_len == kKeyEntryUnknownSize) {
+      // The view does not know its size: read the record.
+      s = ResolveKey(index, cache, limits, hashes[i], key, {}, &r);
+      if (!s.ok()) return Status(s.code(), "the record of key 0x" + HexPrefix(key) + " cannot be read: " +
+                                               std::string(s.message()));
+    }
+    if (r.kind == Resolution::Kind::kDead) continue;
+    if (page->keys.size() == req.limit) {
+      *full = true;
+      return Status::OK();
+    }
+    ListedKey& k = page->keys.emplace_back();
+    k.key.assign(key);
+    if (r.kind == Resolution::Kind::kKnown) {
+      const KeyEntry& e = group[known_of[r.known_index]];
+      k.seq = e.seq;
+      k.size = e.raw_len;
+      k.content_type.assign(e.content_type);
+    } else {
+      k.seq = r.seq;
+      k.size = r.raw_len;
+      k.content_type = std::move(r.content_type);
+    }
   }
   return Status::OK();
 }
@@ -135,81 +213,56 @@ Result<ListPage> KeyLister::Impl::ListOnce(const ListRequest& req, uint64_t seed
   if (!tail.empty()) heap.push(n);
 
   ListPage page;
-  std::vector<KeyEntry> group;
+  page.keys.reserve(std::min(req.limit, kPageReserve));
+  // Keys leave the merge in order and wait, with their entries, until a
+  // batch is at hand; then they are looked up in the index together and
+  // resolved in order. A batch holds at most one key more than the page
+  // still needs: that one tells whether the page is complete.
+  std::vector<KeyEntry> entries;
   std::vector<size_t> sources;
-  Location known[16];
-  size_t known_of[16];
-  while (!heap.empty()) {
-    const std::string key(key_of(heap.top()));
+  PendingKey pending[kResolveBatch];
+  size_t m = 0;
+  bool full = false;
+  while (!heap.empty() && !full) {
+    const std::string_view key = key_of(heap.top());  // a view into a run's mapping or the tail: lives for the page
     if (key.compare(0, prefix.size(), prefix) != 0) break;  // past every key with the prefix
-    group.clear();
+    const size_t first = entries.size();
     sources.clear();
     while (!heap.empty() && key_of(heap.top()) == key) {
-      const size_t src = heap.top();
+      sources.push_back(heap.top());
       heap.pop();
-      sources.push_back(src);
-      if (src < n) {
-        group.push_back(its[src].entry());
-      } else {
-        for (; tail_pos < tail.size() && tail[tail_pos].key == key; ++tail_pos) {
-          const OwnedKeyEntry& e = tail[tail_pos];
-          group.push_back(KeyEntry{e.key, e.seq, e.segment, e.offset, e.raw_len, e.content_type});
-        }
-      }
-    }
-    if (key != after) {
-      size_t nk = 0;
-      for (size_t i = 0; i < group.size() && nk < 16; ++i) {
-        if (group[i].segment > kMaxSegmentId || group[i].offset > kMaxOffset) continue;
-        known[nk] = MakeLocation(group[i].segment, group[i].offset);
-        known_of[nk++] = i;
-      }
-      const uint64_t hash = KeyHash(seed, key);
-      Resolution r;
-      for (int attempt = 0;; ++attempt) {
-        s = ResolveKey(index, cache, limits, hash, key, std::span<const Location>(known, nk), &r);
-        if (!s.Is(Code::kBusy) || attempt >= kBusyRetries) break;
-        std::this_thread::yield();
-      }
-      if (s.Is(Code::kBusy)) return s;
-      if (!s.ok()) return Status(s.code(), "the record of key 0x" + HexPrefix(key) + " cannot be read: " +
-                                               std::string(s.message()));
-      if (r.kind == Resolution::Kind::kKnown && group[known_of[r.known_index]].raw_len == kKeyEntryUnknownSize) {
-        // The view does not know its size: read the record.
-        s = ResolveKey(index, cache, limits, hash, key, {}, &r);
-        if (!s.ok()) return Status(s.code(), "the record of key 0x" + HexPrefix(key) + " cannot be read: " +
-                                                 std::string(s.message()));
-      }
-      if (r.kind != Resolution::Kind::kDead) {
-        if (page.keys.size() == req.limit) {
-          page.complete = false;
-          break;
-        }
-        ListedKey k;
-        k.key = key;
-        if (r.kind == Resolution::Kind::kKnown) {
-          const KeyEntry& e = group[known_of[r.known_index]];
-          k.seq = e.seq;
-          k.size = e.raw_len;
-          k.content_type.assign(e.content_type);
-        } else {
-          k.seq = r.seq;
-          k.size = r.raw_len;
-          k.content_type = std::move(r.content_type);
-        }
-        page.keys.push_back(std::move(k));
-      }
     }
     for (size_t src : sources) {
       if (src < n) {
+        entries.push_back(its[src].entry());
         its[src].Next();
         if (!its[src].status().ok()) return its[src].status();
         if (its[src].Valid()) heap.push(src);
-      } else if (tail_pos < tail.size()) {
-        heap.push(n);
+      } else {
+        for (; tail_pos < tail.size() && tail[tail_pos].key == key; ++tail_pos) {
+          const OwnedKeyEntry& e = tail[tail_pos];
+          entries.push_back(KeyEntry{e.key, e.seq, e.segment, e.offset, e.raw_len, e.content_type});
+        }
+        if (tail_pos < tail.size()) heap.push(n);
       }
     }
+    if (key == after) {
+      entries.resize(first);
+      continue;
+    }
+    pending[m++] = PendingKey{key, first, entries.size() - first};
+    if (m == std::min(kResolveBatch, req.limit - page.keys.size() + 1)) {
+      s = ResolveBatch(req, seed, std::span<const PendingKey>(pending, m), entries, &page, &full);
+      if (!s.ok()) return s;
+      m = 0;
+      entries.clear();
+    }
   }
+  if (!full && m > 0) {
+    s = ResolveBatch(req, seed, std::span<const PendingKey>(pending, m), entries, &page, &full);
+    if (!s.ok()) return s;
+  }
+  page.complete = !full;
   return page;
 }
 

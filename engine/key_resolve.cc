@@ -12,12 +12,14 @@ constexpr int kMaxVanishedRetries = 8;
 
 Status ResolveKey(const SharedIndex& index, SegmentCache& cache, const RecordLimits& limits, uint64_t hash,
                   std::string_view key, std::span<const Location> known, Resolution* out,
-                  const std::function<bool(uint64_t)>* skip_segment) {
+                  const std::function<bool(uint64_t)>* skip_segment, const Candidates* looked_up) {
   *out = Resolution{};
   for (int attempt = 0; attempt <= kMaxVanishedRetries; ++attempt) {
-    Candidates c;
-    Status s = index.Lookup(hash, &c);
-    if (!s.ok()) return s;
+    Candidates fresh;
+    if (attempt > 0 || looked_up == nullptr) {
+      if (Status s = index.Lookup(hash, &fresh); !s.ok()) return s;
+    }
+    const Candidates& c = attempt == 0 && looked_up != nullptr ? *looked_up : fresh;
     for (uint32_t i = 0; i < c.count; ++i) {
       for (size_t k = 0; k < known.size(); ++k) {
         if (c.locations[i] == known[k]) {

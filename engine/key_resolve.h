@@ -48,8 +48,13 @@ struct Resolution {
 // told; counted in the index's corruption counter), kIOError.
 // `skip_segment` (may be null): candidates in segments for which it returns
 // true are not read (the caller sees those records elsewhere).
+// `looked_up` (may be null): what index.Lookup(hash) returned a moment ago
+// (a caller that looked a batch of keys up at once, SharedIndex::LookupBatch);
+// used in place of the first lookup. A retry after a vanished segment looks
+// up again.
 Status ResolveKey(const SharedIndex& index, SegmentCache& cache, const RecordLimits& limits, uint64_t hash,
                   std::string_view key, std::span<const Location> known, Resolution* out,
-                  const std::function<bool(uint64_t)>* skip_segment = nullptr);
+                  const std::function<bool(uint64_t)>* skip_segment = nullptr,
+                  const Candidates* looked_up = nullptr);
 
 }  // namespace kingx::engine

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <random>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -295,6 +296,71 @@ TEST_CASE("index Insert with the candidates LookupForWriter found behaves as a p
   REQUIRE(index.size() == inserted.size() + kMaxCandidates);
 }
 
+TEST_CASE("index LookupBatch gives what Lookup gives for each hash: present, removed, missing, colliding",
+          "[engine][index]") {
+  Region region(SharedIndex::RegionBytesFor(30000));
+  SharedIndex index = MakeIndex(region, 16);
+  std::mt19937_64 rng(21);
+  // Hashes that share a home slot (they differ in their low bits only, and
+  // the home comes from the high bits), full 64-bit collisions (several
+  // locations under one hash), runs that wrap around the table's end, and
+  // plain random ones; some of each removed again.
+  std::vector<uint64_t> hashes;
+  Location next = 1;
+  auto insert = [&](uint64_t h) {
+    REQUIRE(index.Insert(h, MakeLocation(next % kMaxSegmentId, next)).ok());
+    ++next;
+    hashes.push_back(h);
+  };
+  for (int cluster = 0; cluster < 500; ++cluster) {
+    const uint64_t base = (rng() & ~uint64_t{0xFF}) + 2;
+    const uint64_t size = 1 + rng() % 12;
+    for (uint64_t i = 0; i < size; ++i) insert(base + i);
+  }
+  for (int full = 0; full < 200; ++full) {
+    const uint64_t h = rng() | 2;
+    const uint64_t size = 1 + rng() % kMaxCandidates;
+    for (uint64_t i = 0; i < size; ++i) insert(h);
+  }
+  for (uint64_t i = 0; i < 200; ++i) insert(~uint64_t{0} - i);
+  for (int i = 0; i < 10000; ++i) insert(rng() | 2);
+  for (int i = 0; i < 3000; ++i) {
+    const uint64_t h = hashes[rng() % hashes.size()];
+    Candidates c;
+    REQUIRE(index.Lookup(h, &c).ok());
+    if (c.count > 0) REQUIRE(index.Remove(h, c.locations[rng() % c.count]));
+  }
+  // Hashes never inserted: random ones, and neighbours of inserted ones (same home).
+  std::vector<uint64_t> missing;
+  for (int i = 0; i < 2000; ++i) missing.push_back(rng() | 2);
+  for (int i = 0; i < 2000; ++i) missing.push_back(hashes[rng() % hashes.size()] ^ 0x40);
+  hashes.insert(hashes.end(), missing.begin(), missing.end());
+  std::shuffle(hashes.begin(), hashes.end(), rng);
+
+  uint64_t found = 0, empty = 0, several = 0;
+  for (size_t batch : {size_t{1}, size_t{7}, size_t{32}, size_t{100}}) {
+    for (size_t at = 0; at < hashes.size(); at += batch) {
+      const size_t m = std::min(batch, hashes.size() - at);
+      std::vector<Candidates> got(m);
+      REQUIRE(index.LookupBatch(std::span<const uint64_t>(hashes.data() + at, m), got).ok());
+      for (size_t i = 0; i < m; ++i) {
+        Candidates one;
+        REQUIRE(index.Lookup(hashes[at + i], &one).ok());
+        REQUIRE(Sorted(got[i]) == Sorted(one));
+        found += got[i].count > 0;
+        empty += got[i].count == 0;
+        several += got[i].count > 1;
+      }
+    }
+  }
+  // Every kind was there to compare.
+  REQUIRE(found > 0);
+  REQUIRE(empty > 0);
+  REQUIRE(several > 0);
+  std::vector<Candidates> none;
+  REQUIRE(index.LookupBatch({}, none).ok());
+}
+
 TEST_CASE("index grows by 1.5x and stays within 32 bytes of table per key, 1M keys",
           "[engine][index]") {
   constexpr uint64_t kKeys = 1000000;
@@ -538,25 +604,34 @@ TEST_CASE("index reader threads never fail and see only valid candidates while t
 
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> bad{0}, ok{0};
-  auto reader = [&](uint64_t seed) {
+  // batch 1: Lookup; more: LookupBatch of that many ids.
+  auto reader = [&](uint64_t seed, size_t batch) {
     std::mt19937_64 rng(seed);
+    std::vector<uint64_t> ids(batch), hashes(batch);
+    std::vector<Candidates> got(batch);
     // Bounded: stops when told, or after 50M lookups whatever happens.
-    for (uint64_t n = 0; n < 50000000 && !stop.load(std::memory_order_relaxed); ++n) {
-      const uint64_t id = rng() % kIds;
-      Candidates c;
-      // No kBusy, ever: readers do not wait for (or give up on) the writer.
-      Status s = index.Lookup(hash_of(id), &c);
-      bool found = false;
-      bool valid = s.ok();
-      for (uint32_t i = 0; valid && i < c.count; ++i) {
-        valid = LocationOffset(c.locations[i]) / 2 == id / 2;
-        found |= LocationOffset(c.locations[i]) == id;
+    for (uint64_t n = 0; n < 50000000 && !stop.load(std::memory_order_relaxed); n += batch) {
+      for (size_t b = 0; b < batch; ++b) {
+        ids[b] = rng() % kIds;
+        hashes[b] = hash_of(ids[b]);
       }
-      if (!valid || (id < kAlways && !found)) bad.fetch_add(1);
-      ok.fetch_add(1, std::memory_order_relaxed);
+      // No kBusy, ever: readers do not wait for (or give up on) the writer.
+      Status s = batch == 1 ? index.Lookup(hashes[0], &got[0]) : index.LookupBatch(hashes, got);
+      for (size_t b = 0; b < batch; ++b) {
+        const uint64_t id = ids[b];
+        const Candidates& c = got[b];
+        bool found = false;
+        bool valid = s.ok();
+        for (uint32_t i = 0; valid && i < c.count; ++i) {
+          valid = LocationOffset(c.locations[i]) / 2 == id / 2;
+          found |= LocationOffset(c.locations[i]) == id;
+        }
+        if (!valid || (id < kAlways && !found)) bad.fetch_add(1);
+        ok.fetch_add(1, std::memory_order_relaxed);
+      }
     }
   };
-  std::thread r1(reader, 1), r2(reader, 2);
+  std::thread r1(reader, 1, 1), r2(reader, 2, 16);
   std::mt19937_64 rng(3);
   std::vector<uint32_t> gen(kIds, 0);  // 0 = absent, else segment of its location
   for (uint64_t id = 0; id < kAlways; ++id) gen[id] = 1;
