@@ -1,6 +1,8 @@
 // The listing API's query parser and page renderer (see list_api.h).
 #include "http/list_api.h"
 
+#include <cstring>
+
 #include "http/etag.h"
 #include "http/json_text.h"
 #include "http/key_spelling.h"
@@ -19,6 +21,13 @@ int B64Value(char c) {
   if (c == '-') return 62;
   if (c == '_') return 63;
   return -1;
+}
+
+// True when the 8 bytes at p are all ASCII.
+bool AsciiWord(const char* p) {
+  uint64_t word;
+  std::memcpy(&word, p, sizeof word);
+  return (word & 0x8080808080808080ULL) == 0;
 }
 
 bool Fail(ListQueryError* e, std::string_view parameter, std::string detail) {
@@ -75,6 +84,8 @@ bool Base64UrlDecode(std::string_view text, std::string* out) {
 bool IsValidUtf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
+    while (i + 8 <= s.size() && AsciiWord(s.data() + i)) i += 8;  // keys and content types mostly are
+    if (i == s.size()) break;
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       ++i;
@@ -155,7 +166,10 @@ bool ParseListQuery(std::string_view target, size_t max_key_bytes, ListQuery* ou
   return true;
 }
 
-void AppendListedKeyJson(const engine::ListedKey& k, bool url_encoding, std::string* out) {
+namespace {
+
+// A listed key's JSON object up to the value of "content_type".
+void AppendListedKeyHead(const engine::ListedKey& k, bool url_encoding, std::string* out) {
   char etag[kMaxEtagChars];
   out->append("{\"key\":");
   if (url_encoding || !IsValidUtf8(k.key)) {
@@ -173,8 +187,18 @@ void AppendListedKeyJson(const engine::ListedKey& k, bool url_encoding, std::str
   out->append("\\\"\",\"size\":");
   AppendDecimal(out, k.size);
   out->append(",\"content_type\":");
+}
+
+void AppendContentTypeJson(std::string_view content_type, std::string* out) {
   // A Content-Type field may hold obs-text: its bytes are Latin-1 then.
-  AppendJsonString(out, k.content_type, IsValidUtf8(k.content_type) ? JsonBytes::kUtf8 : JsonBytes::kLatin1);
+  AppendJsonString(out, content_type, IsValidUtf8(content_type) ? JsonBytes::kUtf8 : JsonBytes::kLatin1);
+}
+
+}  // namespace
+
+void AppendListedKeyJson(const engine::ListedKey& k, bool url_encoding, std::string* out) {
+  AppendListedKeyHead(k, url_encoding, out);
+  AppendContentTypeJson(k.content_type, out);
   out->push_back('}');
 }
 
@@ -184,9 +208,20 @@ std::string RenderListPage(const engine::ListPage& page, bool url_encoding, std:
   for (const auto& k : page.keys) estimate += 72 + k.key.size() * (url_encoding ? 3 : 1) + k.content_type.size();
   out.reserve(estimate);
   out.append("{\"keys\":[");
+  // Neighbouring keys mostly share a content type: its JSON is written once per run of them.
+  std::string_view type;
+  std::string type_json;
   for (size_t i = 0; i < page.keys.size(); ++i) {
+    const engine::ListedKey& k = page.keys[i];
     if (i > 0) out.push_back(',');
-    AppendListedKeyJson(page.keys[i], url_encoding, &out);
+    AppendListedKeyHead(k, url_encoding, &out);
+    if (i == 0 || k.content_type != type) {
+      type = k.content_type;
+      type_json.clear();
+      AppendContentTypeJson(type, &type_json);
+    }
+    out.append(type_json);
+    out.push_back('}');
   }
   out.append("],\"list_complete\":");
   out.append(page.complete ? "true" : "false");

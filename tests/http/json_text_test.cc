@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <random>
 #include <string>
 
 namespace kingx::http {
@@ -54,6 +55,38 @@ TEST_CASE("every byte value gives valid JSON in Latin-1 mode", "[http][json]") {
     }
   }
   CHECK(decoded == expected);
+}
+
+// The escaping rules one byte at a time, as json_text.h states them.
+std::string Reference(std::string_view s, JsonBytes bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f || (bytes == JsonBytes::kLatin1 && c >= 0x80)) {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+TEST_CASE("JSON strings of random bytes follow the rules byte by byte in both modes", "[http][json]") {
+  // Runs of plain bytes are copied at once: escapes at the start, the end,
+  // side by side and between runs of every length.
+  std::mt19937 rng(5);
+  const char pick[] = {'a', 'b', '"', '\\', '\n', '\x7f', '\xc3', '\xa9', '\0', '/'};
+  for (int round = 0; round < 2000; ++round) {
+    std::string s(rng() % 40, ' ');
+    for (char& c : s) c = rng() % 3 == 0 ? static_cast<char>(rng()) : pick[rng() % sizeof pick];
+    for (JsonBytes mode : {JsonBytes::kUtf8, JsonBytes::kLatin1}) REQUIRE(Json(s, mode) == Reference(s, mode));
+  }
 }
 
 }  // namespace

@@ -108,6 +108,23 @@ TEST_CASE("UTF-8 validation refuses what JSON text must not carry", "[http][list
   CHECK_FALSE(IsValidUtf8("a\x80"));             // lone continuation
 }
 
+TEST_CASE("UTF-8 validation finds a bad byte after any length of ASCII", "[http][list]") {
+  // ASCII is checked eight bytes at a time: a bad or good sequence at every
+  // offset from a word boundary, and sequences that straddle one.
+  for (size_t ascii = 0; ascii < 24; ++ascii) {
+    const std::string lead(ascii, 'a');
+    for (size_t trail : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{13}}) {
+      const std::string tail(trail, 'z');
+      CHECK_FALSE(IsValidUtf8(lead + "\xff" + tail));
+      CHECK_FALSE(IsValidUtf8(lead + "\xc0\x80" + tail));
+      CHECK_FALSE(IsValidUtf8(lead + "\xe2\x82"));
+      CHECK(IsValidUtf8(lead + "\xe2\x82\xac" + tail));
+      CHECK(IsValidUtf8(lead + "\xf0\x9f\x98\x80" + tail));
+      CHECK(IsValidUtf8(lead + tail));
+    }
+  }
+}
+
 TEST_CASE("a listing page is JSON that gives every key back unambiguously", "[http][list]") {
   engine::ListPage page;
   page.keys.push_back({"caf\xc3\xa9/\"q\"\\", 7, 12, "text/plain"});
@@ -135,6 +152,24 @@ TEST_CASE("a listing page is JSON that gives every key back unambiguously", "[ht
   CHECK(body["keys"][1]["key"] == "bin%00%FF");
   CHECK(body["list_complete"] == true);
   CHECK_FALSE(body.contains("cursor"));
+
+  // Each key with its own content type, whether it repeats its neighbour's or not.
+  engine::ListPage mixed;
+  for (const char* type : {"text/plain", "text/plain", "x/\xe9", "x/\xe9", "", "text/plain", "a/\"q\"", ""})
+    mixed.keys.push_back({"k" + std::to_string(mixed.keys.size()), 1, 2, type});
+  body = nlohmann::json::parse(RenderListPage(mixed, false, ""));
+  REQUIRE(body["keys"].size() == mixed.keys.size());
+  for (size_t i = 0; i < mixed.keys.size(); ++i) {
+    std::string one;
+    AppendListedKeyJson(mixed.keys[i], false, &one);
+    CHECK(body["keys"][i] == nlohmann::json::parse(one));
+    CHECK(body["keys"][i]["key"] == "k" + std::to_string(i));
+  }
+  CHECK(body["keys"][1]["content_type"] == "text/plain");
+  CHECK(body["keys"][3]["content_type"] == "x/\xc3\xa9");
+  CHECK(body["keys"][4]["content_type"] == "");
+  CHECK(body["keys"][6]["content_type"] == "a/\"q\"");
+  CHECK(body["keys"][7]["content_type"] == "");
 
   engine::ListPage empty;
   body = nlohmann::json::parse(RenderListPage(empty, false, ""));
