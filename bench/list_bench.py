@@ -4,7 +4,8 @@ the engine (KeyLister, in-process) and through the API (kingx servers, paging
 with the cursor).
 
     bench/list_bench.py [--list-bench build/bench/list_bench] [--kingx build/src/kingx] \
-        [--sizes 100000,10000000] [--pages 300] [--dir /var/tmp/kingx-list] [--out bench/results/DATE-listing]
+        [--sizes 100000,10000000] [--pages 300] [--dir /var/tmp/kingx-list] [--out bench/results/DATE-listing] \
+        [--baseline OLD/kingx --rounds 3] [--skip-engine] [--skip-http]
 
 Each size's database is filled once by `list_bench fill` (keys
 "b<bucket>/k<index>", 10,000 keys per bucket, 100-byte values; the sorted
@@ -17,6 +18,9 @@ runs (delete it to refill). Then:
      ports, default settings) started together; once each lists (not 503), `list_bench http
      PAGES PORT:KEYS...` times the same pages and a full listing through
      `GET /v1/kv/?limit=1000&cursor=...`. The servers are stopped with TERM.
+  3. with --baseline: full listings of the largest size through the API, --kingx
+     and the baseline in turn (one server at a time on the same directory, the
+     order rotating each round), the ratio per round.
 Ratios (largest size over smallest, p50 of the same page kind) come from the
 same run and binary. Load average and CPU count are recorded with every run:
 figures taken on a busy machine are preliminary.
@@ -98,6 +102,53 @@ def stop_server(proc):
             proc.wait()
 
 
+def wait_listing(servers, timeout_s):
+    """Waits until every (name, proc, port, err) server answers a listing with 200; returns
+    {name: seconds}."""
+    t0 = time.monotonic()
+    ready = {}
+    while len(ready) < len(servers):
+        for name, proc, port, err in servers:
+            if name in ready:
+                continue
+            if proc.poll() is not None:
+                raise RuntimeError(f"kingx for {name} exited: " + open(err).read()[-2000:])
+            if http_status(port, "/v1/kv/?limit=1") == 200:
+                ready[name] = round(time.monotonic() - t0, 2)
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError("servers did not list in time")
+        time.sleep(0.05)
+    return ready
+
+
+def side_by_side(a, keys, data):
+    """Full listing of the largest database through the API, --kingx and --baseline in turn
+    (the order rotates each round), one server at a time on the same directory."""
+    work = tempfile.mkdtemp(prefix="kingx-list-bench-")
+    binaries = [("kingx", a.kingx), ("baseline", a.baseline)]
+    runs = []
+    for rnd in range(a.rounds):
+        for i in range(len(binaries)):
+            name, binary = binaries[(i + rnd) % len(binaries)]
+            proc, port, err = start_server(binary, data, work, name)
+            try:
+                wait_listing([(name, proc, port, err)], a.timeout)
+                load = loadavg()[0]
+                figs = run([a.list_bench, "http", "1", f"{port}:{keys}"], a.timeout)
+            finally:
+                stop_server(proc)
+            rate = figs[f"http_full_listing_keys_per_s_{keys}"]
+            runs.append({"round": rnd, "binary": name, "keys_per_s": rate, "loadavg_1m_before": load})
+            print(f"round {rnd} {name:8s} full listing {rate:12.0f} keys/s, load {load:.2f}", flush=True)
+    ratios = []
+    for rnd in range(a.rounds):
+        by = {r["binary"]: r["keys_per_s"] for r in runs if r["round"] == rnd}
+        ratios.append(round(by["kingx"] / by["baseline"], 3))
+    out = {"keys": keys, "runs": runs, "ratios_per_round": ratios, "ratio_median": sorted(ratios)[len(ratios) // 2]}
+    print(json.dumps({"side_by_side_ratios": ratios}), flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--list-bench", default="build/bench/list_bench")
@@ -108,6 +159,8 @@ def main():
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--skip-engine", action="store_true")
     ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--baseline", help="another kingx binary: full listings of the largest size side by side")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the --baseline comparison")
     ap.add_argument("--out")
     a = ap.parse_args()
     sizes = sorted(int(x) for x in a.sizes.split(","))
@@ -149,26 +202,15 @@ def main():
         try:
             for n, d in zip(sizes, dirs):
                 servers.append((n,) + start_server(a.kingx, d, work, f"db-{n}"))
-            t0 = time.monotonic()
-            ready = {}
-            while len(ready) < len(servers):
-                for n, proc, port, err in servers:
-                    if n in ready:
-                        continue
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"kingx on db-{n} exited: " + open(err).read()[-2000:])
-                    if http_status(port, "/v1/kv/?limit=1") == 200:
-                        ready[n] = round(time.monotonic() - t0, 2)
-                if time.monotonic() - t0 > a.timeout:
-                    raise RuntimeError("servers did not list in time")
-                time.sleep(0.05)
-            result["http_listing_ready_s"] = ready
+            result["http_listing_ready_s"] = wait_listing(servers, a.timeout)
             result["loadavg_before_http"] = loadavg()
             result["http"] = run([a.list_bench, "http", str(a.pages)] +
                                  [f"{port}:{n}" for n, _, port, _ in servers], a.timeout)
         finally:
             for _, proc, _, _ in servers:
                 stop_server(proc)
+    if a.baseline:
+        result["full_listing_side_by_side"] = side_by_side(a, sizes[-1], dirs[-1])
     result["loadavg_end"] = loadavg()
 
     small, large = str(sizes[0]), str(sizes[-1])
