@@ -31,33 +31,13 @@ Output: the figures on stdout, result.json in --out. Standard library only.
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_status(port, target):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2.0) as s:
-            s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-            data = s.recv(64)
-            return int(data[9:12]) if data.startswith(b"HTTP/1.1 ") else None
-    except (OSError, ValueError):
-        return None
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness.listing import loadavg, start_server, stop_server, wait_listing  # noqa: E402
 
 
 def parse_figures(text):
@@ -80,45 +60,6 @@ def run(argv, timeout):
         sys.stderr.write(p.stderr[-4000:])
         raise RuntimeError(f"{argv[0]} {argv[1]} exited with {p.returncode}")
     return parse_figures(p.stdout)
-
-
-def start_server(kingx, data, work, name):
-    port = free_port()
-    err = os.path.join(work, f"{name}.error.log")
-    argv = [kingx, "--listen", f"127.0.0.1:{port}", "--data", data, "--workers", "2", "--error-log", err,
-            "--access-log", "off", "--pid", os.path.join(work, f"{name}.pid")]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    return proc, port, err
-
-
-def stop_server(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_listing(servers, timeout_s):
-    """Waits until every (name, proc, port, err) server answers a listing with 200; returns
-    {name: seconds}."""
-    t0 = time.monotonic()
-    ready = {}
-    while len(ready) < len(servers):
-        for name, proc, port, err in servers:
-            if name in ready:
-                continue
-            if proc.poll() is not None:
-                raise RuntimeError(f"kingx for {name} exited: " + open(err).read()[-2000:])
-            if http_status(port, "/v1/kv/?limit=1") == 200:
-                ready[name] = round(time.monotonic() - t0, 2)
-        if time.monotonic() - t0 > timeout_s:
-            raise RuntimeError("servers did not list in time")
-        time.sleep(0.05)
-    return ready
 
 
 def side_by_side(a, keys, data):
@@ -202,7 +143,8 @@ def main():
         try:
             for n, d in zip(sizes, dirs):
                 servers.append((n,) + start_server(a.kingx, d, work, f"db-{n}"))
-            result["http_listing_ready_s"] = wait_listing(servers, a.timeout)
+            ready, _ = wait_listing(servers, a.timeout)
+            result["http_listing_ready_s"] = {n: round(t, 2) for n, t in ready.items()}
             result["loadavg_before_http"] = loadavg()
             result["http"] = run([a.list_bench, "http", str(a.pages)] +
                                  [f"{port}:{n}" for n, _, port, _ in servers], a.timeout)

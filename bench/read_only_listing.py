@@ -28,63 +28,19 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port, target):
-    """(status, body) of one GET on a fresh connection; (None, b'') when it fails."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-            s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-            data = b""
-            while True:
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        return int(head[9:12]), body
-    except (OSError, ValueError):
-        return None, b""
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness.listing import get, loadavg, start_server, stop_server, wait_listing  # noqa: E402
 
 
 def one_start(binary, data, work, timeout_s):
-    port = free_port()
-    err = os.path.join(work, "error.log")
-    if os.path.exists(err):
-        os.unlink(err)
-    argv = [binary, "--read-only", "--listen", f"127.0.0.1:{port}", "--data", data, "--workers", "2",
-            "--error-log", err, "--access-log", "off", "--pid", os.path.join(work, "kingx.pid")]
-    t0 = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc, port, err = start_server(binary, data, work, "kingx", extra_args=["--read-only"])
     try:
-        while True:
-            status, body = get(port, "/v1/kv/?limit=1000")
-            if status == 200:
-                ready_s = time.monotonic() - t0
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"{binary} exited with {proc.returncode}: " + open(err).read()[-2000:])
-            if time.monotonic() - t0 > timeout_s:
-                raise RuntimeError(f"{binary}: no listing after {timeout_s} s")
-            time.sleep(0.01)
+        ready, bodies = wait_listing([("kingx", proc, port, err)], timeout_s, poll_s=0.01)
+        ready_s, body = ready["kingx"], bodies["kingx"]
         listed = 0
         while True:
             page = json.loads(body)
@@ -95,13 +51,7 @@ def one_start(binary, data, work, timeout_s):
             if status != 200:
                 raise RuntimeError(f"{binary}: listing page answered {status}")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_server(proc)
     return ready_s, listed
 
 
