@@ -88,6 +88,25 @@ def open_backup(admin_port, rcvbuf=None):
     return sock, t_sent, t_head, status, headers, rest
 
 
+def read_rest(sock, rest, length, path):
+    """Writes the body bytes already read (`rest`) and the rest of a `length`-byte body from
+    `sock` into `path`, then closes the socket. Returns the body bytes read (short if the
+    server closed first)."""
+    got = len(rest)
+    with open(path, "wb") as f:
+        f.write(rest)
+        for _ in range(1000000):  # bounded; the body ends first
+            if got >= length:
+                break
+            d = sock.recv(65536)
+            if not d:
+                break
+            f.write(d)
+            got += len(d)
+    sock.close()
+    return got
+
+
 def fetch_backup(path, admin_port=None, slow_s=0.0, midway=None):
     """The whole backup into `path`. slow_s: spread the reading over about
     that many seconds (the cut stays pinned meanwhile); midway: called once
@@ -212,6 +231,14 @@ def check_restored(restored_port, writers, t_sent, t_head, cut_seq):
                     check(parse_etag(r.header("ETag")) < cut_seq, f"{k!r}: restored ETag at or above the cut")
                 checked += 1
     return checked
+
+
+def put_random(port, prefix, count, size, rng, statuses=(201, 204)):
+    """PUTs `count` keys prefix-0.. with `size` random bytes each from rng; each must answer one
+    of `statuses`."""
+    for i in range(count):
+        r = http(port, "PUT", key_path(f"{prefix}-{i}"), rng.randbytes(size))
+        check(r.status in statuses, f"{r!r}")
 
 
 def segment_names(d):
@@ -359,9 +386,7 @@ def test_a_held_cut_pins_only_its_own_files():
     try:
         srv.start()
         rng = random.Random(11)
-        for i in range(48):
-            r = http(srv.port, "PUT", key_path(f"held-{i}"), rng.randbytes(400000))
-            check(r.status in (201, 204), f"{r!r}")
+        put_random(srv.port, "held", 48, 400000, rng)
         sock, _, _, status, headers, rest = open_backup(admin, rcvbuf=65536)
         check(status == 200, f"backup: {status}")
         length = int(headers["content-length"])
@@ -373,9 +398,7 @@ def test_a_held_cut_pins_only_its_own_files():
         born_after, deleted, snapshot = {}, set(), {}
         for round_ in range(60):  # bounded: each round writes ~4 MB and asks for a pass
             check(metric(admin, "kingx_backup_pins") == 1, "the backup no longer holds its cut")
-            for i in range(20):
-                r = http(srv.port, "PUT", key_path(f"churn-{i}"), rng.randbytes(200000))
-                check(r.status in (201, 204), f"{r!r}")
+            put_random(srv.port, "churn", 20, 200000, rng)
             http(admin, "POST", "/admin/compact", b"")
             snapshot = segment_inodes(srv.data_dir)
             for n, ino in snapshot.items():
@@ -391,20 +414,9 @@ def test_a_held_cut_pins_only_its_own_files():
         check(deleted, f"no segment born after the cut was deleted while it was held "
                        f"({len(born_after)} born after it; directory {len(snapshot)} segments)")
         # The rest of the archive: its segments are the cut's, each the same file as at the cut.
-        got = len(rest)
         tar_path = os.path.join(WORK, "held.tar")
         sock.settimeout(60)
-        with open(tar_path, "wb") as f:
-            f.write(rest)
-            for _ in range(1000000):
-                if got >= length:
-                    break
-                d = sock.recv(65536)
-                if not d:
-                    break
-                f.write(d)
-                got += len(d)
-        sock.close()
+        got = read_rest(sock, rest, length, tar_path)
         check(got == length, f"held backup: {got} of {length}")
         with tarfile.open(tar_path) as t:
             cut = {m.name for m in t.getmembers() if m.name.endswith(".kxd")}
@@ -447,19 +459,8 @@ def test_a_held_backup_read_does_not_hold_up_the_worker():
         r = http(admin, "GET", "/metrics", timeout=20)
         check(r.status == 200, f"/metrics while a backup read is held: {r!r}")
         os.unlink(hold)
-        got = len(rest)
         tar_path = os.path.join(WORK, "held-read.tar")
-        with open(tar_path, "wb") as f:
-            f.write(rest)
-            for _ in range(1000000):
-                if got >= length:
-                    break
-                d = sock.recv(65536)
-                if not d:
-                    break
-                f.write(d)
-                got += len(d)
-        sock.close()
+        got = read_rest(sock, rest, length, tar_path)
         check(got == length, f"backup after the hold: {got} of {length}")
         verify(restore(tar_path))
     finally:
@@ -495,10 +496,7 @@ def test_a_client_that_does_not_read_costs_the_server_no_memory():
     srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--segment-bytes", "4M"] + MODEL_ARGS)
     try:
         srv.start()
-        rng = random.Random(5)
-        for i in range(64):
-            r = http(srv.port, "PUT", key_path(f"slow-{i}"), rng.randbytes(500000))
-            check(r.status == 201, f"{r!r}")
+        put_random(srv.port, "slow", 64, 500000, random.Random(5), statuses=(201,))
         worker = srv.workers()[0]
         rss_before = rss_kb(worker)
         sock = socket.socket()
@@ -529,18 +527,7 @@ def test_a_client_that_does_not_read_costs_the_server_no_memory():
         check(grown < 16 * 1024, f"worker RSS grew by {grown} KiB while a {length}-byte backup waited")
         check(metric(srv.port, "kingx_backup_pins") == 1, "the waiting backup holds its pin")
         # It reads the rest slowly and gets the whole archive.
-        got = len(rest)
-        with open(os.path.join(WORK, "slow.tar"), "wb") as f:
-            f.write(rest)
-            for _ in range(1000000):
-                if got >= length:
-                    break
-                d = sock.recv(65536)
-                if not d:
-                    break
-                f.write(d)
-                got += len(d)
-        sock.close()
+        got = read_rest(sock, rest, length, os.path.join(WORK, "slow.tar"))
         check(got == length, f"slow backup: {got} of {length}")
         verify(restore(os.path.join(WORK, "slow.tar")))
     finally:
@@ -553,10 +540,7 @@ def test_a_pin_held_past_backup_max_ms_is_cut_off():
                   "--segment-bytes", "1M"] + MODEL_ARGS)
     try:
         srv.start()
-        rng = random.Random(6)
-        for i in range(100):
-            r = http(srv.port, "PUT", key_path(f"cut-{i}"), rng.randbytes(300000))
-            check(r.status == 201, f"{r!r}")
+        put_random(srv.port, "cut", 100, 300000, random.Random(6), statuses=(201,))
         sock, _, _, status, headers, rest = open_backup(admin)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         check(status == 200, f"backup: {status}")
