@@ -271,8 +271,10 @@ def backup_under_load(name, compaction=False):
         def midway():  # the live directory while the cut is pinned (pins checked after the listing)
             seen["names"] = segment_names(S.data_dir)
             seen["pins"] = metric(ADMIN, "kingx_backup_pins")
+        passes = metric(ADMIN, "kingx_compaction_passes_total")
         t_sent, t_head, headers = fetch_backup(tar_path, slow_s=3.0 if compaction else 0.0,
                                                midway=midway if compaction else None)
+        passes = metric(ADMIN, "kingx_compaction_passes_total") - passes
         time.sleep(0.5)
     finally:
         stop.set()
@@ -290,6 +292,8 @@ def backup_under_load(name, compaction=False):
     check(names[0] == "MANIFEST", f"members {names[:5]}")
     d = restore(tar_path)
     verify(d)
+    if compaction:  # the backup overlapped compaction passes that picked segments
+        check(passes > 0, "no compaction pass picked a segment while the backup streamed")
     if compaction and seen.get("pins", 0) >= 1:
         kept = segment_names(d)
         check(kept <= seen["names"], f"segments of the cut deleted while it was pinned: {sorted(kept - seen['names'])}")
