@@ -12,6 +12,8 @@ instrumentation switched on only for the measured load, then dumped per process)
   nginx-get     nginx return 200 (100 B), same load, cache simulation on
   kingx-put     durable PUT (--sync always) of 100 B to random keys, 10 connections
   kingx-put-none  the same with --sync none
+  syscalls      native run of kingx-get and nginx-get under `strace -c -f`: system calls per
+                answered request, by name (strace slows the server; the counts are what matter)
 Per case: instructions (Ir) per answered request for every process of the server (master,
 writer, worker), the data-cache misses (D1, LL) per request where simulated, the writer's batch
 figures from /metrics (kingx), and callgrind_annotate's top functions. Also a native time profile
@@ -156,6 +158,36 @@ def perf_case(args, name, start, path, out):
     return {"case": name, "rps": g["rps"], "load_cmd": cmd}
 
 
+def syscall_case(args, name, start, path, out):
+    """Native run; strace -c -f on the server's processes while loadgen runs (100 connections).
+    Returns {syscall: calls per answered request}."""
+    proc, port = start([])
+    try:
+        loadgen(args, port, path, 2, conns=100)
+        pids = tree(proc.pid)
+        txt = os.path.join(out, f"strace-{name}.txt")
+        argv = ["strace", "-c", "-f", "-o", txt]
+        for p in pids:
+            argv += ["-p", str(p)]
+        tr = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)  # attached
+        g, cmd = loadgen(args, port, path, args.requests_s, conns=100)
+        tr.send_signal(signal.SIGINT)
+        tr.wait(timeout=60)
+    finally:
+        proc.stop()
+    calls = {}
+    with open(txt) as f:
+        for line in f:
+            m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", line)
+            if m and m.group(2) != "total":
+                calls[m.group(2)] = int(m.group(1))
+    n = g["requests_ok"]
+    per = {k: round(v / n, 3) for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}
+    return {"case": "syscalls-" + name, "requests": n, "load_cmd": cmd, "syscalls_per_request": per,
+            "total_per_request": round(sum(calls.values()) / n, 3)}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -225,6 +257,10 @@ def main():
             if c in plan:
                 print(f"profile: {c}", file=sys.stderr, flush=True)
                 results["cases"].append(run_case(args, c, *plan[c], work, args.out))
+        if "syscalls" in cases and shutil.which("strace"):
+            for c in ("kingx-get", "nginx-get"):
+                print(f"profile: syscalls {c}", file=sys.stderr, flush=True)
+                results["cases"].append(syscall_case(args, c, plan[c][0], plan[c][1], args.out))
         if "perf" in cases and shutil.which("perf"):
             for c in ("kingx-get", "nginx-get"):
                 print(f"profile: perf {c}", file=sys.stderr, flush=True)
