@@ -181,7 +181,7 @@ struct UvWorker {
 // ---------------------------------------------------------------- helpers
 
 void StartReading(UvConn* c);
-void Pump(UvConn* c);
+void Pump(UvConn* c, uint64_t now_ms);
 void CloseConn(UvConn* c);
 void MaybeFinishStop(UvWorker* w);
 void ResumeAccepting(UvWorker* w);
@@ -258,18 +258,21 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     if (nread < 0) CloseConn(c);
     return;
   }
+  // One clock reading for the whole event (the request and its answer):
+  // deadlines are in milliseconds.
+  const uint64_t now = MonotonicMs();
   if (nread > 0) {
     c->fed = true;
     c->served_at_last_feed = c->http.requests_served();
-    c->last_input_ms = MonotonicMs();
-    c->http.Feed(std::span<const char>(buf->base, static_cast<size_t>(nread)), MonotonicMs());
+    c->last_input_ms = now;
+    c->http.Feed(std::span<const char>(buf->base, static_cast<size_t>(nread)), now);
   } else if (nread == UV_EOF) {
     c->eof = true;
-    c->http.FeedEof(MonotonicMs());
+    c->http.FeedEof(now);
   } else if (nread < 0) {
     return CloseConn(c);  // ECONNRESET and friends: nobody to answer
   }
-  Pump(c);
+  Pump(c, now);
 }
 
 void StartReading(UvConn* c) {
@@ -292,16 +295,17 @@ void OnWritten(uv_write_t* req, int status) {
   if (c->closing) return;  // canceled by uv_close; c is freed in its close callback
   c->write = nullptr;
   if (status < 0) return CloseConn(c);
-  c->http.ConsumeOutput(bytes, MonotonicMs());
-  Pump(c);
+  const uint64_t now = MonotonicMs();
+  c->http.ConsumeOutput(bytes, now);
+  Pump(c, now);
 }
 
 // Writes the Connection's pending output: uv_try_write (one writev) while the
 // socket takes it, up to kFlushBurstBytes; what is left goes to one uv_write
 // of the same views (the Connection keeps gathered bytes in place until
 // ConsumeOutput, even while it appends more output). Returns false when the
-// connection was closed.
-bool Flush(UvConn* c) {
+// connection was closed. now_ms: the caller's clock reading.
+bool Flush(UvConn* c, uint64_t now_ms) {
   uv_stream_t* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
   iovec iov[kMaxIov];
   static_assert(sizeof(uv_buf_t) == sizeof(iovec), "libuv's unix uv_buf_t is an iovec");
@@ -312,7 +316,7 @@ bool Flush(UvConn* c) {
     const int r = uv_try_write(stream, reinterpret_cast<uv_buf_t*>(iov), static_cast<unsigned>(n));
     if (r > 0) {
       burst += static_cast<size_t>(r);
-      c->http.ConsumeOutput(static_cast<size_t>(r), MonotonicMs());
+      c->http.ConsumeOutput(static_cast<size_t>(r), now_ms);
       continue;
     }
     if (r == UV_EAGAIN || r == 0) break;
@@ -335,9 +339,9 @@ bool Flush(UvConn* c) {
 }
 
 // Acts on the Connection's observers after anything happened to it.
-void Pump(UvConn* c) {
+void Pump(UvConn* c, uint64_t now_ms) {
   if (c->closing || c->lingering) return;
-  if (c->write == nullptr && c->http.HasOutput() && !Flush(c)) return;
+  if (c->write == nullptr && c->http.HasOutput() && !Flush(c, now_ms)) return;
   if (c->http.ShouldClose()) {
     if (c->write == nullptr && !c->http.HasOutput()) return Linger(c);
     if (!c->http.HasOutput()) return CloseConn(c);  // output abandoned (send timeout)
@@ -357,7 +361,7 @@ void Pump(UvConn* c) {
 
 void UvWorker::Wake(void* io, http::Connection& conn) {
   (void)io;
-  Pump(static_cast<UvConn*>(static_cast<KvConnState*>(conn.user_data())));
+  Pump(static_cast<UvConn*>(static_cast<KvConnState*>(conn.user_data())), MonotonicMs());
 }
 
 // ---------------------------------------------------------------- accepting
@@ -583,7 +587,7 @@ void OnSweep(uv_timer_t* t) {
       const uint64_t d = c->http.DeadlineMs();
       if (d != 0 && d <= now) {
         c->http.OnTimer(now);
-        Pump(c);
+        Pump(c, now);
       }
     }
     c = next;
