@@ -457,6 +457,16 @@ Status SharedIndex::LookupForWriter(uint64_t hash, Candidates* out) const {
   return Status::OK();
 }
 
+void SharedIndex::PrefetchKey(std::string_view key) const {
+  const uint64_t desc = header_->view.load(std::memory_order_acquire);
+  const uint64_t offset = OffsetOf(desc);
+  const uint64_t cap = CapOf(desc);
+  if (offset < kHeaderBytes || offset >= bytes_ || cap < 1 || cap > (bytes_ - offset) / sizeof(IndexEntry)) return;
+  const uint64_t seed = header_->seed[AreaOf(offset, AreaBytesOf(bytes_))].load(std::memory_order_acquire);
+  const auto* table = reinterpret_cast<const IndexEntry*>(reinterpret_cast<const char*>(header_) + offset);
+  __builtin_prefetch(table + HomeOf(KeyHash(seed, key), cap), 0, 3);
+}
+
 void SharedIndex::PrefetchForWriter(uint64_t hash) const {
   __builtin_prefetch(Table() + HomeOf(hash, Capacity()), 0, 3);
 }

@@ -190,6 +190,15 @@ class SharedIndex {
   // pairs a hash with the wrong table. Same errors as Lookup.
   Status LookupKey(std::string_view key, Candidates* out) const;
 
+  // Starts fetching the memory LookupKey(key) reads first (the home slot in
+  // the published table), without waiting for it: a CPU prefetch, no effect
+  // on the index, never a fault (a descriptor out of bounds prefetches
+  // nothing). A reader that knows a key some time before it looks it up
+  // (an HTTP server that has read the request-target but not yet the rest of
+  // the head) lets the cache and TLB misses of a large table overlap that
+  // work.
+  void PrefetchKey(std::string_view key) const;
+
   // The seed published with the current table (0 before any publish).
   uint64_t seed() const;
 

@@ -150,6 +150,28 @@ Reader::Reader(Env& env, std::string dir, const Options& options, SharedIndex& i
 
 Reader::~Reader() = default;
 
+// The header, key and a small value of a record: the bytes a Get of a small
+// value reads (a larger value is read by whoever sends it, in order).
+constexpr uint64_t kRecordPrefetchBytes = 256;
+
+void Reader::PrefetchIndex(std::string_view key) {
+  if (key.empty() || key.size() > impl_->options.max_key_bytes) return;
+  impl_->index.PrefetchKey(key);
+}
+
+void Reader::PrefetchRecord(std::string_view key) {
+  Impl& r = *impl_;
+  if (key.empty() || key.size() > r.options.max_key_bytes) return;
+  if (r.index.counters().ready.load(std::memory_order_acquire) == 0) return;
+  Candidates c;
+  if (!r.index.LookupKey(key, &c).ok()) return;
+  for (uint32_t i = 0; i < c.count; ++i) {
+    if (IsTombstone(c.locations[i])) continue;
+    r.cache.Prefetch(c.locations[i], kRecordPrefetchBytes);
+    return;
+  }
+}
+
 void Reader::DropStaleMappings() { impl_->cache.Revalidate(); }
 
 void Reader::ReleaseDeletedSegments() {

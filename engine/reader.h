@@ -64,6 +64,16 @@ class Reader {
   // cannot be read.
   Result<Value> Get(std::string_view key, ReadMode mode = ReadMode::kFull);
 
+  // Hints for a Get(key) that will follow soon on this thread, so that its
+  // cache and TLB misses overlap the caller's work in between: PrefetchIndex
+  // starts fetching the index slot the lookup reads first; PrefetchRecord
+  // looks the key up (as Get does) and starts fetching the first bytes of
+  // its newest candidate record. Neither waits for memory, does I/O, maps a
+  // segment, or changes anything a Get sees; any failure is ignored (the Get
+  // will meet it). Any thread.
+  void PrefetchIndex(std::string_view key);
+  void PrefetchRecord(std::string_view key);
+
   // Drops cached mappings of segments whose files are gone or were replaced
   // (also done by Get when the index's segment epoch changes), so that the
   // space of deleted segments is released. In-flight Values stay valid.

@@ -150,6 +150,21 @@ Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& lim
   return ref;
 }
 
+void SegmentCache::Prefetch(Location loc, uint64_t bytes) const {
+  const uint64_t off = LocationOffset(loc);
+  std::shared_lock lock(mu_);
+  auto it = maps_.find(LocationSegment(loc));
+  if (it == maps_.end()) return;
+  const Mapping& m = *it->second;
+  const uint64_t readable = std::min<uint64_t>(m.known_size.load(std::memory_order_relaxed), m.file->mapped_bytes());
+  if (off >= readable) return;
+  // Within the known size: a prefetch never faults, but past the file's
+  // pages it would fetch nothing.
+  const uint64_t end = std::min(readable, off + bytes);
+  const char* base = m.file->data();
+  for (uint64_t p = off & ~uint64_t{63}; p < end; p += 64) __builtin_prefetch(base + p, 0, 3);
+}
+
 void SegmentCache::Forget(uint32_t id) {
   std::unique_lock lock(mu_);
   maps_.erase(id);  // its clock slot is dropped when the hand reaches it

@@ -75,6 +75,12 @@ class SegmentCache {
   // record readable. Errors as Read, plus kCorruption for a bad header.
   Result<RecordRef> ReadRecord(Location loc, const RecordLimits& limits);
 
+  // Starts fetching up to `bytes` from loc into the CPU cache (prefetch
+  // instructions, no wait) when that segment is mapped already and the bytes
+  // lie below its known size; otherwise does nothing. No I/O, no error, no
+  // effect on what the cache holds: a hint for a ReadRecord(loc) soon after.
+  void Prefetch(Location loc, uint64_t bytes) const;
+
   // Forgets segment id's mapping (held spans stay valid).
   void Forget(uint32_t id);
   // Forgets every mapping whose file is gone or was replaced by another file

@@ -137,7 +137,10 @@ void Connection::Drive(uint64_t now_ms) {
         Close();  // EOF between requests: the normal end, no parser needed
         break;
       }
-      if (!parser_) parser_ = Parser::Take(limits_, listener_);
+      if (!parser_) {
+        parser_ = Parser::Take(limits_, listener_);
+        parser_->SetKeyHints(&Connection::KeyHint, this);
+      }
       if (!data.empty() && !head_timer_armed_) {
         head_timer_armed_ = true;
         head_start_ms_ = now_ms;
@@ -176,6 +179,11 @@ void Connection::Drive(uint64_t now_ms) {
     }
   }
   in_drive_ = false;
+}
+
+void Connection::KeyHint(void* self, std::string_view key, KeyHintStage stage) {
+  auto* conn = static_cast<Connection*>(self);
+  conn->handler_.OnKeyHint(*conn, key, stage);
 }
 
 void Connection::OnHead(uint64_t now_ms) {

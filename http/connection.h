@@ -126,6 +126,20 @@ class Handler {
     }
   }
 
+  // A hint, before OnRequest: the key of a GET or HEAD of /v1/kv/{key} that
+  // is being parsed on `conn` (plain keys only: no '%' escapes), once when
+  // its request-target was read and once when its whole head was (`stage`),
+  // before the head is checked: the request may still be refused, and its
+  // OnRequest may never come. For work that makes the coming read cheaper
+  // and changes nothing anyone can see (e.g. fetching the key's index slot
+  // and record into the CPU cache). `key` is valid during the call only.
+  // Must not call back into `conn`. Default: nothing.
+  virtual void OnKeyHint(Connection& conn, std::string_view key, KeyHintStage stage) {
+    (void)conn;
+    (void)key;
+    (void)stage;
+  }
+
   // Every final response queued on `conn` (access log, tracing). Called
   // from Respond and from the core's own refusals; must not call back into
   // `conn`. Default: nothing.
@@ -282,6 +296,7 @@ class Connection {
   bool HoldsIdleMemory() const;
   bool TrimDue(uint64_t now_ms) const;
   void PullStream(uint64_t now_ms);
+  static void KeyHint(void* self, std::string_view key, KeyHintStage stage);
   void EndStream(uint64_t now_ms);
   const Request& request() const;
   std::span<const char> Unparsed() const;

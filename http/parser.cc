@@ -79,6 +79,10 @@ struct Parser::Callbacks {
     self->url_.len += static_cast<uint32_t>(n);
     return 0;
   }
+  static int OnUrlComplete(llhttp_t* p) {
+    Self(p)->HintKey(KeyHintStage::kTarget);
+    return 0;
+  }
   static int OnVersion(llhttp_t* p, const char*, size_t) {
     Self(p)->has_version_ = true;
     return 0;
@@ -148,6 +152,7 @@ struct Parser::Callbacks {
     Parser* self = Self(p);
     self->head_done_ = true;
     self->pending_ = Event::kHead;
+    if (self->hint_.len > 0) self->HintKey(KeyHintStage::kHead);
     return HPE_PAUSED;
   }
   static int OnChunkHeader(llhttp_t* p) { return Self(p)->OnChunkHeader(); }
@@ -177,6 +182,7 @@ struct Parser::Callbacks {
       llhttp_settings_init(&s);
       s.on_message_begin = OnMessageBegin;
       s.on_url = OnUrl;
+      s.on_url_complete = OnUrlComplete;
       s.on_version = OnVersion;
       s.on_version_complete = OnVersionComplete;
       s.on_header_field = OnHeaderField;
@@ -232,6 +238,7 @@ std::unique_ptr<Parser> Parser::Take(const Limits& limits, Listener listener) {
 
 void Parser::GiveBack(std::unique_ptr<Parser> parser) {
   if (!parser || parser->InHead() || parser->InBody() || parser->failed_) return;  // freed
+  parser->SetKeyHints(nullptr, nullptr);  // its owner may be gone before the next Take
   SpareParsers().Give(std::move(parser));
 }
 
@@ -268,6 +275,7 @@ void Parser::ResetForNextMessage() {
   error_ = ParseError{};
   store_.clear();
   url_ = Span{};
+  hint_ = Span{};
   for (Span& s : spans_) s = Span{};
   std::fill(std::begin(counts_), std::end(counts_), 0);
   field_name_len_ = 0;
@@ -283,6 +291,33 @@ void Parser::ResetForNextMessage() {
   body_delivered_ = 0;
   method_len_ = 0;
   method_done_ = method_known_ = false;
+}
+
+// The key is found once, when the target is complete; the head stage
+// repeats it. Only the plain form is hinted: a key with escapes would have to
+// be decoded twice, and a wrong hint only costs a wasted prefetch.
+void Parser::HintKey(KeyHintStage stage) {
+  if (hint_fn_ == nullptr) return;
+  if (stage == KeyHintStage::kTarget) {
+    constexpr std::string_view kPrefix = "/v1/kv/";
+    if (!method_done_ || !((method_len_ == 3 && std::memcmp(method_, "GET", 3) == 0) ||
+                           (method_len_ == 4 && std::memcmp(method_, "HEAD", 4) == 0))) {
+      return;
+    }
+    if (url_.len <= kPrefix.size() || std::memcmp(store_.data() + url_.off, kPrefix.data(), kPrefix.size()) != 0) {
+      return;
+    }
+    // One pass over the key: it ends at '?'; an escape is not hinted.
+    const char* key = store_.data() + url_.off + kPrefix.size();
+    const size_t rest = url_.len - kPrefix.size();
+    size_t n = 0;
+    for (; n < rest && key[n] != '?'; ++n) {
+      if (key[n] == '%') return;
+    }
+    if (n == 0) return;
+    hint_ = Span{url_.off + static_cast<uint32_t>(kPrefix.size()), static_cast<uint32_t>(n)};
+  }
+  if (hint_.len > 0) hint_fn_(hint_ctx_, View(hint_), stage);
 }
 
 int Parser::Fail(int status, std::string_view detail) {

@@ -115,6 +115,20 @@ class Parser {
   std::string_view protocol_so_far() const;
   // The method token is complete and is "HEAD": a refusal must carry no body.
   bool head_method() const { return method_done_ && method_token() == "HEAD"; }
+  // Early hints of the key a request is about (Handler::OnKeyHint): fn(ctx,
+  // key, stage) is called from inside Execute for a GET or HEAD whose
+  // request-target is "/v1/kv/" followed by a key with no '%' escape (up to
+  // any '?'), at KeyHintStage::kTarget when the target was read and kHead
+  // when the head was read, before the head is checked: the key may belong
+  // to a request that is refused after all. The view is valid during the
+  // call only; fn must not call back into the Parser. Null fn: no hints.
+  // GiveBack clears it: set it after every Take.
+  using KeyHintFn = void (*)(void* ctx, std::string_view key, KeyHintStage stage);
+  void SetKeyHints(KeyHintFn fn, void* ctx) {
+    hint_fn_ = fn;
+    hint_ctx_ = ctx;
+  }
+
   // The Connection records timing in the Request it dispatches.
   Request& mutable_request() { return request_; }
 
@@ -147,6 +161,7 @@ class Parser {
   bool ReadMethod(std::span<const char> data, size_t* pos);
   bool CheckConsumed(std::span<const char> bytes, bool in_head);
   bool CheckEvent();
+  void HintKey(KeyHintStage stage);
 
   alignas(8) unsigned char llhttp_[kLlhttpBytes];
   const Limits& limits_;
@@ -162,6 +177,9 @@ class Parser {
   bool method_known_ = false;    // llhttp is parsing this method itself
   std::string store_;           // header values and the decoded key, back to back
   Span url_;
+  Span hint_;                   // the hinted key within url_ (len 0: none)
+  KeyHintFn hint_fn_ = nullptr;
+  void* hint_ctx_ = nullptr;
   Span spans_[kFieldCount];
   uint16_t counts_[kFieldCount] = {};
   char field_name_[24];         // lower-cased name of the header being read

@@ -45,6 +45,11 @@ enum class Listener : uint8_t {
   kAdmin,  // /admin/*, /healthz, /readyz, /metrics; not the key-value API
 };
 
+// When Handler::OnKeyHint is told the key of a GET or HEAD of /v1/kv/{key}
+// (connection.h): as soon as the request-target was read, and again once the
+// whole head was read, before it is validated and handed to OnRequest.
+enum class KeyHintStage : uint8_t { kTarget, kHead };
+
 // One entity tag from If-Match / If-None-Match. Our ETags are strong and of
 // the form "<decimal seq>"; a tag of any other form can never match one of
 // ours and is kept only as `foreign`.

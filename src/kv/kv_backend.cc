@@ -28,6 +28,10 @@ engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::Re
   return ctx_.reader->Get(key, mode);
 }
 
+void ShmKvBackend::PrefetchIndex(std::string_view key) { ctx_.reader->PrefetchIndex(key); }
+
+void ShmKvBackend::PrefetchRecord(std::string_view key) { ctx_.reader->PrefetchRecord(key); }
+
 engine::Status ShmKvBackend::Enqueue(uint64_t token, const WriteRequest& request) {
   return ctx_.queue->TryEnqueue(ctx_.slot, token, request);
 }

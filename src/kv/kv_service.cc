@@ -568,6 +568,15 @@ void KvService::OnAbort(http::Connection& conn) {
   impl_->writes.OnAbort(conn);
 }
 
+void KvService::OnKeyHint(http::Connection& conn, std::string_view key, http::KeyHintStage stage) {
+  (void)conn;
+  if (stage == http::KeyHintStage::kTarget) {
+    impl_->backend.PrefetchIndex(key);
+  } else {
+    impl_->backend.PrefetchRecord(key);
+  }
+}
+
 void KvService::DecorateCoreResponse(http::Connection& conn, const http::Request* request,
                                      http::Response& response) {
   (void)conn;

@@ -85,6 +85,10 @@ class KvBackend {
 
   // engine::Reader::Get semantics (kNotFound, kBusy, kCorruption, kIOError).
   virtual engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode) = 0;
+  // engine::Reader::PrefetchIndex / PrefetchRecord: hints for a Get(key)
+  // soon after on this thread; no effect anyone can see. Default: nothing.
+  virtual void PrefetchIndex(std::string_view key) { (void)key; }
+  virtual void PrefetchRecord(std::string_view key) { (void)key; }
 
   // WriteQueue::TryEnqueue* semantics: OK (copied), kBusy (no room now: retry
   // later, nothing was queued), kTooLarge / kInvalidArgument (never fits).
@@ -193,6 +197,9 @@ class KvService final : public http::Handler {
   void OnBody(http::Connection& conn, std::span<const char> piece) override;
   void OnBodyEnd(http::Connection& conn) override;
   void OnAbort(http::Connection& conn) override;
+  // Starts fetching the key's index slot (target read) and record (head
+  // read) into the CPU cache, so that the GET's misses overlap the parsing.
+  void OnKeyHint(http::Connection& conn, std::string_view key, http::KeyHintStage stage) override;
   // Adds the request id to a response the core writes itself.
   void DecorateCoreResponse(http::Connection& conn, const http::Request* request,
                             http::Response& response) override;

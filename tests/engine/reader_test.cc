@@ -21,6 +21,7 @@
 #include "engine/compaction.h"
 #include "engine/compress.h"
 #include "engine/kill_point.h"
+#include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
@@ -490,4 +491,34 @@ TEST_CASE("ReadMode::kStored hands out verified stored bytes that decode piece b
   REQUIRE(raw.ok());
   CHECK(raw->codec == Codec::kRaw);
   CHECK(raw->stored == "abc");
+}
+
+TEST_CASE("prefetch hints change nothing a Get sees and never fail, before recovery, for absent, long and empty keys",
+          "[engine][reader]") {
+  {
+    TempDir dir;
+    IndexRegion region;
+    Reader reader(PosixEnv(), dir.path(), Options{}, region.index());
+    reader.PrefetchIndex("k");  // the index is not ready: nothing to fetch
+    reader.PrefetchRecord("k");
+    CHECK(reader.Get("k").status().Is(Code::kBusy));
+  }
+  TempDir dir;
+  FaultInjectionEnv env;
+  TestDb db(env, dir.path(), Options{});
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("k", "v1").status.ok());
+  REQUIRE(db.Put("gone", "v0").status.ok());
+  REQUIRE(db.Delete("gone").status.ok());
+  const uint64_t mappings = env.LiveMappings();
+  const std::string too_long(db.options().max_key_bytes + 1, 'x');
+  for (std::string_view key : {std::string_view("k"), std::string_view("gone"), std::string_view("absent"),
+                               std::string_view(), std::string_view(too_long)}) {
+    db.reader().PrefetchIndex(key);
+    db.reader().PrefetchRecord(key);
+  }
+  CHECK(env.LiveMappings() == mappings);
+  CHECK(db.Get("k").value() == "v1");
+  CHECK(db.Get("gone").status().Is(Code::kNotFound));
+  CHECK(db.Get("absent").status().Is(Code::kNotFound));
 }

@@ -222,3 +222,27 @@ TEST_CASE("Revalidate drops a mapping whose file cannot be checked", "[engine][s
   CHECK(cache.cached() == 0);  // cannot tell it is the same file: mapped again on the next read
   REQUIRE(cache.ReadRecord(RecordOf(1), limits).ok());
 }
+
+TEST_CASE("a prefetch maps nothing, opens nothing and ignores locations past the end", "[engine][segment_cache]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  MakeSegment(dir.path(), 1, 100);
+  SegmentCache cache(env, dir.path(), 1 << 20, /*max_open=*/8);
+  // Not mapped yet: nothing happens (no open, no mapping).
+  cache.Prefetch(RecordOf(1), 256);
+  cache.Prefetch(MakeLocation(9, kSegmentHeaderBytes), 256);  // no such segment
+  CHECK(cache.cached() == 0);
+  CHECK(env.LiveMappings() == 0);
+  RecordLimits limits;
+  REQUIRE(cache.ReadRecord(RecordOf(1), limits).ok());
+  REQUIRE(cache.cached() == 1);
+  // Mapped: within, across and past the known end of the file.
+  cache.Prefetch(RecordOf(1), 256);
+  cache.Prefetch(RecordOf(1), 1 << 30);
+  cache.Prefetch(MakeLocation(1, 1 << 19), 256);
+  CHECK(cache.cached() == 1);
+  CHECK(env.LiveMappings() == 1);
+  auto r = cache.ReadRecord(RecordOf(1), limits);
+  REQUIRE(r.ok());
+  CHECK(r->key == "key-of-1");
+}

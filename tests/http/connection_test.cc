@@ -678,3 +678,59 @@ TEST_CASE("an admin connection serves /admin/* and the probes, not the key-value
 
 }  // namespace
 }  // namespace kingx::http
+
+namespace kingx::http {
+namespace {
+
+TEST_CASE("a GET or HEAD of a plain key is hinted when its target and then its head were read, before dispatch",
+          "[http][connection][hints]") {
+  const std::string in =
+      "GET /v1/kv/abc HTTP/1.1\r\nHost: h\r\n\r\n"
+      "HEAD /v1/kv/d?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+      "PUT /v1/kv/abc HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx"
+      "DELETE /v1/kv/abc HTTP/1.1\r\nHost: h\r\n\r\n"
+      "GET /v1/kv/a%20c HTTP/1.1\r\nHost: h\r\n\r\n"
+      "GET /v1/kv/ HTTP/1.1\r\nHost: h\r\n\r\n"
+      "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"
+      "GET /v1/kv/abc HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n";
+  const std::vector<std::string> want = {"target:abc@0", "head:abc@0", "target:d@1", "head:d@1",
+                                         "target:abc@7"};
+  // Whole, and one byte at a time (the target and the head arrive in pieces).
+  for (bool bytewise : {false, true}) {
+    Harness h(kSync);
+    if (bytewise) {
+      for (char c : in) h.Feed(std::string(1, c));
+    } else {
+      h.Feed(in);
+    }
+    CHECK(h.handler.requests == 7);
+    CHECK(h.handler.hints == want);  // the last head is refused (400): hinted at its target only
+  }
+}
+
+TEST_CASE("a parser given back to the spares forgets its connection's hint hook", "[http][connection][hints]") {
+  uint64_t now = 1000;
+  Limits limits;
+  FakeKvHandler handler(kSync, &now);
+  {
+    Connection conn(handler, limits, nullptr, now);
+    const std::string in = "GET /v1/kv/abc HTTP/1.1\r\nHost: h\r\n\r\n";
+    conn.Feed(std::span<const char>(in.data(), in.size()), now);
+    struct iovec iov[4];
+    size_t n = conn.GatherOutput(iov, 4);
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; ++i) bytes += iov[i].iov_len;
+    conn.ConsumeOutput(bytes, now);
+  }
+  REQUIRE(handler.hints.size() == 2);
+  REQUIRE(Parser::Spares() > 0);
+  // The spare that connection used, parsing alone: no hook, no call to the dead connection.
+  std::unique_ptr<Parser> p = Parser::Take(limits, Listener::kMain);
+  const std::string in = "GET /v1/kv/abc HTTP/1.1\r\nHost: h\r\n\r\n";
+  CHECK(p->Execute(std::span<const char>(in.data(), in.size())).event == Parser::Event::kHead);
+  CHECK(handler.hints.size() == 2);
+  Parser::GiveBack(std::move(p));
+}
+
+}  // namespace
+}  // namespace kingx::http

@@ -45,6 +45,9 @@ class FakeKvHandler : public Handler {
   bool pause_each_body_piece = false;  // PauseBody after every piece
   size_t largest_piece = 0;
   std::vector<std::string> keys_seen;  // keys of dispatched requests, in order
+  // OnKeyHint calls in order: "target:<key>" or "head:<key>", with the number
+  // of requests dispatched by then ("@<n>").
+  std::vector<std::string> hints;
 
   bool HasPending() const { return pending_.has_value(); }
   // Deferred mode: sends the queued answer.
@@ -137,6 +140,11 @@ class FakeKvHandler : public Handler {
     pending_.reset();
     conn_ = nullptr;
     req_ = nullptr;
+  }
+
+  void OnKeyHint(Connection&, std::string_view key, KeyHintStage stage) override {
+    hints.push_back(std::string(stage == KeyHintStage::kTarget ? "target:" : "head:") + std::string(key) + "@" +
+                    std::to_string(requests));
   }
 
   void OnResponded(Connection&, const ResponseRecord& record) override {
