@@ -430,16 +430,23 @@ Status SharedIndex::ProbeFor(uint64_t hash, const std::string_view* key, Candida
 
 Status SharedIndex::Lookup(uint64_t hash, Candidates* out) const { return ProbeFor(hash, nullptr, out); }
 
+// The prefetches read the descriptor once, without the change counter: a
+// stale table only makes them useless, and every probe checks for itself.
+// Bounds as in ProbeFor, so no address outside the region is named.
+const IndexEntry* SharedIndex::TableToPrefetch(uint64_t* offset, uint64_t* cap) const {
+  const uint64_t desc = header_->view.load(std::memory_order_acquire);
+  *offset = OffsetOf(desc);
+  *cap = CapOf(desc);
+  if (*offset < kHeaderBytes || *offset >= bytes_ || *cap < 1 || *cap > (bytes_ - *offset) / sizeof(IndexEntry)) {
+    return nullptr;
+  }
+  return reinterpret_cast<const IndexEntry*>(reinterpret_cast<const char*>(header_) + *offset);
+}
+
 Status SharedIndex::LookupBatch(std::span<const uint64_t> hashes, std::span<Candidates> out) const {
   assert(hashes.size() == out.size());
-  // The prefetches read the descriptor once, without the change counter: a
-  // stale table only makes them useless, and every probe below checks for
-  // itself. Bounds as in ProbeFor, so no address outside the region is named.
-  const uint64_t desc = header_->view.load(std::memory_order_acquire);
-  const uint64_t offset = OffsetOf(desc);
-  const uint64_t cap = CapOf(desc);
-  if (offset >= kHeaderBytes && offset < bytes_ && cap >= 1 && cap <= (bytes_ - offset) / sizeof(IndexEntry)) {
-    const auto* table = reinterpret_cast<const IndexEntry*>(reinterpret_cast<const char*>(header_) + offset);
+  uint64_t offset = 0, cap = 0;
+  if (const IndexEntry* table = TableToPrefetch(&offset, &cap)) {
     for (uint64_t h : hashes) __builtin_prefetch(table + HomeOf(h, cap), 0, 3);
   }
   for (size_t i = 0; i < hashes.size(); ++i) {
@@ -458,12 +465,10 @@ Status SharedIndex::LookupForWriter(uint64_t hash, Candidates* out) const {
 }
 
 void SharedIndex::PrefetchKey(std::string_view key) const {
-  const uint64_t desc = header_->view.load(std::memory_order_acquire);
-  const uint64_t offset = OffsetOf(desc);
-  const uint64_t cap = CapOf(desc);
-  if (offset < kHeaderBytes || offset >= bytes_ || cap < 1 || cap > (bytes_ - offset) / sizeof(IndexEntry)) return;
+  uint64_t offset = 0, cap = 0;
+  const IndexEntry* table = TableToPrefetch(&offset, &cap);
+  if (table == nullptr) return;
   const uint64_t seed = header_->seed[AreaOf(offset, AreaBytesOf(bytes_))].load(std::memory_order_acquire);
-  const auto* table = reinterpret_cast<const IndexEntry*>(reinterpret_cast<const char*>(header_) + offset);
   __builtin_prefetch(table + HomeOf(KeyHash(seed, key), cap), 0, 3);
 }
 

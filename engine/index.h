@@ -288,6 +288,9 @@ class SharedIndex {
   void Step() const;             // before a reader-unsafe store on a visible table
   void EraseAt(uint64_t pos);    // backward shift
   Status GrowTo(uint64_t new_capacity);
+  // The published table for prefetches (offset and capacity in *offset,
+  // *cap), or null when its descriptor is out of bounds.
+  const IndexEntry* TableToPrefetch(uint64_t* offset, uint64_t* cap) const;
   // The probe loop of Lookup (key == nullptr) and LookupKey.
   Status ProbeFor(uint64_t hash, const std::string_view* key, Candidates* out) const;
 
