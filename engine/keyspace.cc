@@ -217,6 +217,17 @@ void Keyspace::Add(const KeyEntry& e) {
   cv_.notify_all();
 }
 
+void Keyspace::Pace() {
+  if (o_.lag_wait_ms == 0) return;
+  auto behind = [&] { return region_.FrozenTail() >= 0 && region_.ActiveHalfFull(); };
+  std::unique_lock lock(mu_);
+  if (lost_ || stop_ || NowMs() < backoff_until_ms_ || !behind()) return;
+  region_.counters().writer_waits.fetch_add(1, std::memory_order_relaxed);
+  cv_.notify_all();  // the thread may be waiting for work
+  cv_.wait_for(lock, std::chrono::milliseconds(o_.lag_wait_ms),
+               [&] { return lost_ || stop_ || NowMs() < backoff_until_ms_ || !behind(); });
+}
+
 Status Keyspace::WaitReady(uint64_t timeout_ms) {
   const uint64_t deadline = NowMs() + timeout_ms;
   while (region_.state() != KeyspaceState::kReady) {
@@ -303,9 +314,11 @@ Status Keyspace::FlushFrozenTail() {
   if (!out.empty()) runs_.push_back(std::move(info));
   PublishLocked(t);
   tail_flushed_upto_ = std::max(tail_flushed_upto_, max_seq + 1);
-  if (complete_) covered_ = std::max(covered_, tail_flushed_upto_);
+  // Only with no job under way: a job's tails start above the gap it fills.
+  if (covers_prefix_ && job_ == Job::kNone) covered_ = std::max(covered_, tail_flushed_upto_);
   dirty_ = true;
   last_flush_ms_ = NowMs();
+  cv_.notify_all();  // a writer in Pace
   return Status::OK();
 }
 
@@ -373,16 +386,15 @@ Status Keyspace::Checkpoint() {
 }
 
 void Keyspace::Loop() {
-  uint64_t backoff_until = 0;
   for (;;) {
     {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
-        return stop_ || (NowMs() >= backoff_until && (region_.FrozenTail() >= 0 || lost_ || job_ != Job::kNone));
+        return stop_ || (NowMs() >= backoff_until_ms_ && (region_.FrozenTail() >= 0 || lost_ || job_ != Job::kNone));
       });
       if (stop_) return;
+      if (NowMs() < backoff_until_ms_) continue;
     }
-    if (NowMs() < backoff_until) continue;
     Status s;
     bool lost, job;
     {
@@ -391,7 +403,7 @@ void Keyspace::Loop() {
       job = job_ != Job::kNone;
     }
     if (lost) {
-      StartRebuildAfterLoss();
+      StartRecoveryAfterLoss();
       job = true;
     }
     if (job) s = RunJob();
@@ -407,10 +419,12 @@ void Keyspace::Loop() {
     }
     if (!s.ok() && !s.Is(Code::kBusy)) {
       Log("background work failed (retrying in 1 s): " + s.ToString());
-      backoff_until = NowMs() + kRetryAfterErrorMs;
+      std::lock_guard lock(mu_);
+      backoff_until_ms_ = NowMs() + kRetryAfterErrorMs;
+      cv_.notify_all();  // a writer in Pace stops waiting
       if (s.Is(Code::kCorruption)) {
         // A damaged run: start over from the segments.
-        std::lock_guard lock(mu_);
+        rebuild_due_ = true;
         if (!lost_ && job_ == Job::kNone) {
           lost_ = true;
           region_.SetState(KeyspaceState::kLost);

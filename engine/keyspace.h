@@ -39,9 +39,15 @@
 //    damage) every segment is read ("rebuild"). Segment
 //    deletions are pinned meanwhile so compaction cannot move records out
 //    of sight. The view is kBuilding until then (listing answers 503);
-//  - lag: if both tails are full (the thread could not keep up, e.g. runs
-//    cannot be written on a full disk), Add stops recording, the state turns
-//    kLost and the thread rebuilds from the segments.
+//  - lag: a writer that fills the active tail while the other still waits
+//    for its flush is held back for up to lag_wait_ms per batch (Pace), so a
+//    healthy thread keeps up with any write rate; if both tails are full all
+//    the same (a long job or merge step, or runs cannot be written on a full
+//    disk), Add stops recording, the state turns kLost and the thread reads
+//    back from the segments only the puts its runs do not hold yet
+//    ("catch-up after loss": the work is the gap, not the database, so it
+//    converges under a sustained write load). A damaged run, or a loss
+//    before any job completed, means a full rebuild.
 //
 // Failure of the keyspace never fails a write: it only makes listing
 // unavailable until a rebuild succeeds.
@@ -86,6 +92,13 @@ class Keyspace {
   // published in the index. Never fails and never blocks on I/O.
   void Add(const KeyEntry& e);
 
+  // The writer thread, before it takes Writer::Impl::mu_ for a batch: while a
+  // frozen tail waits for its flush and the active tail is at least half
+  // full, waits (at most options.lag_wait_ms) for the flush. Returns at once
+  // when the view is lost, the thread is backing off after an error, or it
+  // is stopping. Holds no lock of the writer's while it waits.
+  void Pace();
+
   // The writer thread, after publishing in the index every op up to `seq`.
   // Entries above it may be in flight (added, not published yet): a merge
   // waits for them instead of taking them for dead.
@@ -127,7 +140,9 @@ class Keyspace {
   Status CollectSegments(uint64_t from_seq, uint64_t below_seq, bool all_segments, Collected* c,
                          std::vector<RunInfo>* made);
   Status ChunkToRuns(Collected* c, std::vector<RunInfo>* made);
-  void StartRebuildAfterLoss();
+  // After Add dropped entries: clears the tails and starts the job that
+  // brings the runs up to the writer again (see "lag" above).
+  void StartRecoveryAfterLoss();
 
   // ---- keyspace_merge.cc ----
   Status MaybeMerge();
@@ -182,9 +197,12 @@ class Keyspace {
   uint64_t tail_start_ = 0;       // ... and < tail_start_; the tails hold every put from tail_start_ on
   uint64_t tail_flushed_upto_ = 0;  // 1 + the highest seq of a tail entry flushed into runs_
   uint64_t job_run_floor_ = 0;    // a rebuild replaces the runs with ids below this
-  uint64_t covered_ = 0;          // every put with seq < covered_ has its key in runs_
+  uint64_t covered_ = 0;          // with covers_prefix_: every put with seq < covered_ has its key in runs_
+  bool covers_prefix_ = false;    // set by each completed job; kept through losses
   bool complete_ = false;         // runs_ + tails hold every live key
-  bool lost_ = false;             // Add dropped entries: a rebuild is due
+  bool lost_ = false;             // Add dropped entries: a catch-up (or rebuild) is due
+  bool rebuild_due_ = false;      // a run was damaged: the next recovery reads every segment
+  uint64_t backoff_until_ms_ = 0; // after an error, no work (and no Pace) until then
   bool dirty_ = false;            // runs_ changed since the last checkpoint
   uint64_t last_flush_ms_ = 0;
   uint64_t last_checkpoint_ms_ = 0;

@@ -1,8 +1,10 @@
 // Keyspace catch-up and rebuild (see keyspace.h): reading puts back from the
 // segments into runs, while segment deletions are pinned.
 //
-// A catch-up reads the segments that recovery saw holding seqs at or above
-// the MANIFEST's covered seq; a rebuild reads every segment. Both take the
+// A catch-up (at open: from the MANIFEST's covered seq; after a loss: from
+// the seq below which the runs hold every put) reads the segments whose
+// highest seq (SegmentStats::max_seq) is at or above it, and those where it
+// is not tracked (compaction outputs); a rebuild reads every segment. Both take the
 // puts with seq in [from, tail_start_) (the tails hold the rest), sort them
 // in chunks of chunk_entries, resolve each key against the index (a record
 // moved by compaction since is followed to its copy; candidates in segments
@@ -69,22 +71,38 @@ struct Keyspace::Collected {
   std::string_view Key(const Item& i) const { return std::string_view(keys.data() + i.key_off, i.key_len); }
 };
 
-void Keyspace::StartRebuildAfterLoss() {
+void Keyspace::StartRecoveryAfterLoss() {
   // Same lock order as Add (writer's lock, then ours): no put slips between
-  // the cleared tails and the rebuild's upper bound.
+  // the cleared tails and the job's upper bound.
   std::lock_guard wlock(w_.mu_);
   std::lock_guard lock(mu_);
   if (!lost_) return;
-  Log("the sorted view fell behind; rebuilding it from the segments");
   region_.ClearTails();
   lost_ = false;
   tail_start_ = w_.next_seq_;
   tail_flushed_upto_ = tail_start_;
   complete_ = false;
-  job_ = Job::kRebuild;
-  job_from_ = 0;
-  job_run_floor_ = next_run_id_;
-  verify_manifest_ = false;
+  if (job_ != Job::kNone) {
+    // A job that failed is retried as it was: it now reaches the new
+    // tail_start_ (the runs its tail flushes left are kept either way).
+    Log("the sorted view fell behind during an unfinished " +
+        std::string(job_ == Job::kRebuild ? "rebuild" : "catch-up") + "; retrying it");
+  } else if (covers_prefix_ && !rebuild_due_) {
+    // The runs hold every put below covered_: only the gap is read back.
+    Log("the sorted view fell behind; catching up from seq " + std::to_string(covered_));
+    job_ = Job::kCatchUp;
+    job_from_ = covered_;
+    verify_manifest_ = false;
+  } else {
+    Log(std::string(rebuild_due_ ? "a key run was damaged" : "the sorted view fell behind before it was complete") +
+        "; rebuilding it from the segments");
+    job_ = Job::kRebuild;
+    job_from_ = 0;
+    job_run_floor_ = next_run_id_;
+    verify_manifest_ = false;
+    rebuild_due_ = false;
+    covers_prefix_ = false;
+  }
   if (!pinned_) {
     ++w_.pins_;
     pinned_ = true;
@@ -139,6 +157,7 @@ Status Keyspace::RunJob() {
     }
   }
   if (job == Job::kRebuild) region_.counters().rebuilds.fetch_add(1, std::memory_order_relaxed);
+  else region_.counters().catch_ups.fetch_add(1, std::memory_order_relaxed);
   const uint64_t t0 = NowMs();
   Collected c;
   std::vector<RunInfo> made;
@@ -175,12 +194,15 @@ Status Keyspace::RunJob() {
     job_run_floor_ = 0;
     dirty_ = true;
     PublishLocked(-1);
+    // The runs now hold every put below the job's bound and those of the
+    // tails flushed meanwhile, whatever happened to the tails since.
+    covered_ = std::max(tail_start_, tail_flushed_upto_);
+    covers_prefix_ = true;
     if (lost_) {
       // The tails overflowed again during the job: its runs stay, and the
-      // loop starts another rebuild; the view is not complete.
+      // loop catches up from covered_; the view is not complete.
       Log("the sorted view fell behind again during the " + std::string(job == Job::kRebuild ? "rebuild" : "catch-up"));
     } else {
-      covered_ = std::max(tail_start_, tail_flushed_upto_);
       complete_ = true;
       last_checkpoint_ms_ = 0;  // checkpoint at once
       region_.SetState(KeyspaceState::kReady);
@@ -199,11 +221,14 @@ Status Keyspace::RunJob() {
 Status Keyspace::CollectSegments(uint64_t from, uint64_t below, bool all_segments, Collected* c,
                                  std::vector<RunInfo>* made) {
   DatabaseCut cut;
-  std::map<uint32_t, uint64_t> recovered;
+  std::map<uint32_t, uint64_t> max_seq;  // per segment of the cut (kUnknownMaxSeq: read it)
   {
     std::lock_guard wlock(w_.mu_);
     cut = w_.CutLocked();
-    recovered = w_.recovered_max_seq_;
+    for (const SegmentFileCut& f : cut.segments) {
+      auto it = w_.segments_.find(f.id);
+      max_seq[f.id] = it != w_.segments_.end() ? it->second.max_seq : SegmentStats::kUnknownMaxSeq;
+    }
   }
   for (const SegmentFileCut& f : cut.segments) c->cut_segments.insert(f.id);
   // The cut's segments are pinned: none is deleted (nor its id reused) until
@@ -211,10 +236,7 @@ Status Keyspace::CollectSegments(uint64_t from, uint64_t below, bool all_segment
   RevalidateCache();
   uint64_t seen = 0;
   for (const SegmentFileCut& f : cut.segments) {
-    if (!all_segments) {
-      auto it = recovered.find(f.id);
-      if (it == recovered.end() || it->second < from) continue;
-    }
+    if (!all_segments && max_seq[f.id] < from) continue;  // nothing at or above `from` in it
     Status inner;
     Status s = ForEachSegmentEntry(w_, cache_, f.id, f.bytes, [&](const HintEntry& e) {
       if (!inner.ok() || e.type != RecordType::kPut || e.seq < from || e.seq >= below) return;

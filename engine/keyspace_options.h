@@ -31,6 +31,11 @@ struct KeyspaceOptions {
   uint32_t merge_width = 4;
   // Entries per run written by a rebuild or catch-up.
   uint64_t chunk_entries = 1 << 20;
+  // A writer that outruns the tail flushes (a tail frozen and waiting for its
+  // flush, the other half full) waits up to this long per batch for the
+  // flush before adding its keys (Keyspace::Pace); never while the keyspace
+  // thread is failing. 0: never wait (the view is lost and caught up instead).
+  uint64_t lag_wait_ms = 50;
   // Flush the tails and checkpoint when the Keyspace is destroyed. Tests turn
   // it off to leave the directory as a crash would.
   bool checkpoint_at_close = true;

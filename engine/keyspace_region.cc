@@ -30,7 +30,7 @@ namespace kingx::engine {
 namespace {
 
 constexpr uint64_t kRegionMagic = 0x4e4745524b53594bull;  // "KYSKREGN" little-endian-ish tag
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;
 constexpr size_t kWordsPerEntry = 7;
 constexpr size_t kKeysDirWords = 128;  // 1024 bytes
 constexpr int kSnapshotAttempts = 200;
@@ -325,6 +325,16 @@ uint32_t KeyspaceRegion::ActiveCount() const {
     if (h_->tails[i].state.load(std::memory_order_acquire) == kTailActive)
       return h_->tails[i].count.load(std::memory_order_acquire);
   return 0;
+}
+
+bool KeyspaceRegion::ActiveHalfFull() const {
+  for (int i = 0; i < 2; ++i) {
+    const KeyspaceTailHeader& th = h_->tails[i];
+    if (th.state.load(std::memory_order_acquire) != kTailActive) continue;
+    return 2ull * th.count.load(std::memory_order_acquire) >= h_->tail_entries ||
+           2 * th.arena_used.load(std::memory_order_acquire) >= h_->tail_arena_bytes;
+  }
+  return false;
 }
 
 std::vector<OwnedKeyEntry> KeyspaceRegion::ReadTail(int t) const {

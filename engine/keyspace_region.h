@@ -84,7 +84,9 @@ struct KeyspaceCounters {
   std::atomic<uint64_t> entries_repaired{0};  // stale entries pointed at the key's current record
   std::atomic<uint64_t> rebuilds{0};        // full rebuilds from the segments
   std::atomic<uint64_t> checkpoints{0};     // MANIFEST writes
-  std::atomic<uint64_t> lost{0};            // times the view fell behind and had to be rebuilt
+  std::atomic<uint64_t> lost{0};            // times the view fell behind and had to be caught up
+  std::atomic<uint64_t> catch_ups{0};       // catch-ups from the segments (after a loss, at open)
+  std::atomic<uint64_t> writer_waits{0};    // writer batches held back until a tail flush (Pace)
   std::atomic<uint64_t> run_entries{0};     // entries in the published runs
 };
 
@@ -146,6 +148,9 @@ class KeyspaceRegion {
   int FrozenTail() const;
   // Number of entries in the active tail (owner; for checkpoint decisions).
   uint32_t ActiveCount() const;
+  // The active tail holds at least half its entries or arena bytes (false
+  // when no tail is active).
+  bool ActiveHalfFull() const;
 
   // The keyspace thread: replaces the published run set with `runs`
   // (<= kMaxKeyRuns) and, when free_tail >= 0, frees that (frozen) tail, as

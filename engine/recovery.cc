@@ -655,6 +655,10 @@ Status Writer::Impl::Recover() {
   }
   active_entries.clear();
   active_mapping.reset();
+  for (auto& [id, st] : segments_) {
+    auto it = recovered_max_seq_.find(id);
+    if (it != recovered_max_seq_.end()) st.max_seq = it->second;
+  }
 
   if (corruptions_ > 0)
     LogError("recovery: " + std::to_string(corruptions_) + " damaged record(s), range(s), header(s), hint(s) or "

@@ -95,6 +95,7 @@ Status Writer::Impl::CreateActiveSegment() {
   st.id = id;
   st.bytes = active_size_;
   st.active = true;
+  st.max_seq = 0;
   ReleaseSegmentId(id);  // in segments_ now
   PublishCounters();
   return Status::OK();

@@ -60,6 +60,7 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
   w.active_size_ += bytes;
   SegmentStats& active = w.segments_[w.active_id_];
   active.bytes = w.active_size_;
+  if (!pending.empty()) active.max_seq = std::max(active.max_seq, pending.back().seq);
   if (w.active_hint_) {
     for (const PendingRecord& p : pending) {
       w.active_hint_->Add(HintEntry{p.seq, LocationOffset(p.loc), p.total, p.type, p.key});
@@ -228,6 +229,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
 void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results) {
   assert(ops.size() == results.size());
   Impl& w = *impl_;
+  if (w.keyspace_) w.keyspace_->Pace();  // before the lock (see Keyspace::Pace)
   std::lock_guard lock(w.mu_);  // compaction may be installing on its thread; nothing is in flight after it
   for (WriteResult& r : results) r = WriteResult{};
   if (w.read_only_) {

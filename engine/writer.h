@@ -99,6 +99,10 @@ struct SegmentStats {
   uint64_t dead_bytes = 0;  // overwritten or deleted records, tombstones, corrupt records
   bool active = false;      // the segment being appended to
   bool missing = false;     // listed in the MANIFEST but its file is gone (keys read from its hint)
+  // The highest seq of a record in it (0: none yet), or kUnknownMaxSeq where
+  // it is not tracked (compaction outputs, segments without records at open).
+  static constexpr uint64_t kUnknownMaxSeq = UINT64_MAX;
+  uint64_t max_seq = kUnknownMaxSeq;
 };
 
 struct WriterStats {

@@ -95,6 +95,7 @@ void Writer::AbortLarge(uint64_t id) {
 
 void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   Impl& w = *impl_;
+  if (w.keyspace_) w.keyspace_->Pace();  // before the lock: the flush it may wait for takes no writer lock
   std::lock_guard lock(w.mu_);  // compaction may be installing on its thread
   *result = WriteResult{};
   auto it = w.large_.find(id);
@@ -194,6 +195,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   st.id = seg_id;
   st.bytes = file_bytes;
   st.live_bytes = total;
+  st.max_seq = seq;
   const Location loc = MakeLocation(seg_id, kSegmentHeaderBytes);
   if (w.keyspace_) w.keyspace_->Add(KeyEntry{large.key, seq, seg_id, kSegmentHeaderBytes, raw_len, large.content_type});
   if (cur->exists) {

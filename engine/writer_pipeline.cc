@@ -65,6 +65,7 @@ void Writer::Impl::FinishSynced(const SyncThread::State& st) {
 
 uint64_t Writer::Submit(std::span<const WriteOp> ops) {
   Impl& w = *impl_;
+  if (w.keyspace_) w.keyspace_->Pace();  // before the lock (see Keyspace::Pace)
   w.mu_.LockKeepingPipeline();
   std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
   std::unique_ptr<Impl::SubmittedBatch> b;

@@ -178,6 +178,10 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       true);
   add("kingx_keyspace_lost_total", "Times the sorted key view fell behind the writer", double(kc.lost.load(relaxed)),
       true);
+  add("kingx_keyspace_catch_ups_total", "Sorted key views brought up to date from the recent segments",
+      double(kc.catch_ups.load(relaxed)), true);
+  add("kingx_keyspace_writer_waits_total", "Write batches held back until the sorted key view flushed a tail",
+      double(kc.writer_waits.load(relaxed)), true);
 
   WriteQueue& q = shm.queue();
   add("kingx_write_queue_entries", "Entries waiting in the shared write queue", double(q.DepthEntries()), false);

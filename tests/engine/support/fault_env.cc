@@ -256,6 +256,11 @@ void FaultInjectionEnv::SetSyncHook(std::function<void(const std::string& path)>
   sync_hook_ = std::move(hook);
 }
 
+void FaultInjectionEnv::SetCreateHook(std::function<void(const std::string& path)> hook) {
+  std::lock_guard lock(mu_);
+  create_hook_ = std::move(hook);
+}
+
 std::function<void(const std::string& path)> FaultInjectionEnv::SyncHook() const {
   std::lock_guard lock(mu_);
   return sync_hook_;
@@ -274,6 +279,14 @@ void FaultInjectionEnv::OnTruncated(const std::string& path, uint64_t size) {
 
 Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& path, OpenMode mode) {
   const bool creates = mode == OpenMode::kCreateExclusive || mode == OpenMode::kCreateTruncate;
+  if (creates) {
+    std::function<void(const std::string&)> hook;
+    {
+      std::lock_guard lock(mu_);
+      hook = create_hook_;
+    }
+    if (hook) hook(path);
+  }
   if (mode != OpenMode::kRead) NoteChange(creates ? "create" : "open-for-write", path);
   {
     Status s = Check(creates ? FaultOp::kCreate : FaultOp::kOpen, path, nullptr);

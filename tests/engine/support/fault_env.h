@@ -73,6 +73,10 @@ class FaultInjectionEnv final : public Env {
   // can hold an fdatasync in flight. An empty hook removes it.
   void SetSyncHook(std::function<void(const std::string& path)> hook);
   std::function<void(const std::string& path)> SyncHook() const;
+  // Runs hook(path) at the start of every OpenFile that creates a file, on
+  // the calling thread, with no lock of the env held (a test can slow down
+  // or hold whoever makes new files). An empty hook removes it.
+  void SetCreateHook(std::function<void(const std::string& path)> hook);
   // A disk of total_bytes holding the files of dir (0 turns it off): Space()
   // reports it (free = total - the sizes of dir's files), and a write that
   // would make those sizes exceed total writes the prefix that fits, then
@@ -168,6 +172,7 @@ class FaultInjectionEnv final : public Env {
   std::map<std::pair<int, std::string>, uint64_t> path_calls_;
   uint64_t fired_ = 0;
   std::function<void(const std::string& path)> sync_hook_;
+  std::function<void(const std::string& path)> create_hook_;
   std::vector<std::string> changes_;
   uint64_t open_file_limit_ = 0;
   std::map<std::string, uint64_t> last_mapped_bytes_;

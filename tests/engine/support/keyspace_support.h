@@ -1,0 +1,59 @@
+// Helpers for the keyspace tests (engine/keyspace.h, engine/key_lister.h):
+// a keyspace region on anonymous shared memory, random binary keys, full
+// paginated listings (retrying pages while the view is being built) and a
+// check of a listing against a std::map model. Catch2 REQUIREs inside: call
+// from a test's thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/key_lister.h"
+#include "engine/keyspace_options.h"
+#include "engine/keyspace_region.h"
+
+namespace kingx::engine::test {
+
+// A keyspace region on anonymous shared memory (unmapped when destroyed).
+class RegionMem {
+ public:
+  RegionMem(uint32_t tail_entries, uint64_t arena_bytes);
+  ~RegionMem();
+  RegionMem(const RegionMem&) = delete;
+  RegionMem& operator=(const RegionMem&) = delete;
+  KeyspaceRegion& region() { return *region_; }
+
+ private:
+  void* base_ = nullptr;
+  size_t bytes_ = 0;
+  std::unique_ptr<KeyspaceRegion> region_;
+};
+
+// 1 to 6 bytes from an alphabet with NUL, '/', 0x7f, 0x80 and 0xff.
+std::string RandomBinaryKey(std::mt19937_64& rng);
+
+struct ModelValue {
+  uint64_t seq = 0;
+  uint64_t size = 0;
+};
+
+// Every key of the listing, page by page (each page starts after the last key
+// of the previous one), with the page size `limit`. A page answered kBusy
+// (the view being built) is retried for up to 30 s.
+std::vector<ListedKey> ListAll(KeyLister& lister, std::string_view prefix, size_t limit, size_t* pages = nullptr);
+
+// The listing under `prefix` equals the model's keys (seq, size and the
+// content type "text/x-test" of each).
+void CheckAgainstModel(KeyLister& lister, const std::map<std::string, ModelValue>& model, std::string_view prefix,
+                       size_t limit);
+
+// Small, busy settings: checkpoints every 50 ms, merges after 100 ms idle,
+// rebuild chunks of 300 entries; KS_LOG=1 in the environment logs to stderr.
+KeyspaceOptions SmallKeyspace(const std::string& dir);
+
+}  // namespace kingx::engine::test
