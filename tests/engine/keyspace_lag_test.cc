@@ -25,20 +25,6 @@ using namespace kingx::engine::test;
 
 namespace {
 
-// One put of `len` bytes through Writer::Apply (the model's content type).
-void PutKey(TestDb& db, std::map<std::string, ModelValue>& model, const std::string& key, size_t len) {
-  const std::string v = MakeValue(key, 1, len, false);
-  WriteOp op;
-  op.key = key;
-  op.content_type = "text/x-test";
-  op.stored = v;
-  op.raw_len = v.size();
-  WriteResult r;
-  db.writer().Apply(std::span<const WriteOp>(&op, 1), std::span<WriteResult>(&r, 1));
-  REQUIRE(r.status.ok());
-  model[key] = ModelValue{r.seq, len};
-}
-
 bool IsKeysPath(const std::string& path) { return path.find("/keys/") != std::string::npos; }
 
 }  // namespace
@@ -64,7 +50,7 @@ TEST_CASE("a writer faster than the tail flushes is held back and the view is ne
     if (IsKeysPath(path)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   });
   std::map<std::string, ModelValue> model;
-  for (int i = 0; i < 300; ++i) PutKey(db, model, "k" + std::to_string(i * 7919 % 1000), 1 + i % 50);
+  for (int i = 0; i < 300; ++i) PutModelled(db, &model, "k" + std::to_string(i * 7919 % 1000), 1 + i % 50, 1);
   const KeyspaceCounters& c = mem.region().counters();
   CHECK(c.lost.load() == 0);
   CHECK(c.writer_waits.load() > 0);
@@ -97,7 +83,7 @@ TEST_CASE("a view that fell behind is caught up from the puts its runs miss, als
   REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
   std::map<std::string, ModelValue> model;
   for (int i = 0; i < 2000; ++i) {
-    PutKey(db, model, "a" + std::to_string(i), 100);
+    PutModelled(db, &model, "a" + std::to_string(i), 100, 1);
     if (i % 64 == 0) REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());  // may fall behind: let it catch up
   }
   REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
@@ -119,14 +105,14 @@ TEST_CASE("a view that fell behind is caught up from the puts its runs miss, als
   int b = 0;
   for (; held.load() == 0; ++b) {
     REQUIRE(b < 1000);
-    PutKey(db, model, "b" + std::to_string(b), 100);
+    PutModelled(db, &model, "b" + std::to_string(b), 100, 1);
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  for (const int end = b + 100; b < end; ++b) PutKey(db, model, "b" + std::to_string(b), 100);
+  for (const int end = b + 100; b < end; ++b) PutModelled(db, &model, "b" + std::to_string(b), 100, 1);
   REQUIRE(c.lost.load() > lost);
   // Meanwhile: overwrites, deletes, and a compaction that moves records of
   // both the old and the lost puts into new segments.
-  for (int i = 0; i < 2000; i += 3) PutKey(db, model, "a" + std::to_string(i), 120);
+  for (int i = 0; i < 2000; i += 3) PutModelled(db, &model, "a" + std::to_string(i), 120, 1);
   for (int i = 1; i < b; i += 4) {
     const std::string k = "b" + std::to_string(i);
     REQUIRE(db.Delete(k).status.ok());
@@ -164,7 +150,7 @@ TEST_CASE("a keyspace thread that cannot write runs never holds the writer back"
   // No run file can be made (a full disk under keys/ only).
   env.FailNth(FaultOp::kCreate, 1, Code::kNoSpace, /*forever=*/true, "/keys/");
   std::map<std::string, ModelValue> model;
-  for (int i = 0; i < 200; ++i) PutKey(db, model, "k" + std::to_string(i), 10);
+  for (int i = 0; i < 200; ++i) PutModelled(db, &model, "k" + std::to_string(i), 10, 1);
   const KeyspaceCounters& c = mem.region().counters();
   CHECK(c.lost.load() >= 1);
   // A wait ends with the flush it waited for failing (then the thread backs

@@ -167,17 +167,7 @@ TEST_CASE("listing agrees with a std::map model across pages, reopens, compactio
         if (r.status.ok()) model.erase(k);
         else REQUIRE(r.status.Is(Code::kNotFound));
       } else {
-        const size_t len = rng() % 300;
-        WriteOp op;
-        std::string v = MakeValue(k, i, len, false);
-        op.key = k;
-        op.content_type = "text/x-test";
-        op.stored = v;
-        op.raw_len = v.size();
-        WriteResult r;
-        db.writer().Apply(std::span<const WriteOp>(&op, 1), std::span<WriteResult>(&r, 1));
-        REQUIRE(r.status.ok());
-        model[k] = ModelValue{r.seq, len};
+        PutModelled(db, &model, k, rng() % 300, i);
       }
     }
   };
@@ -435,16 +425,7 @@ TEST_CASE("a read-only open starts from the database's own keys/ without changin
         if (r.status.ok()) model.erase(k);
         continue;
       }
-      std::string v = MakeValue(k, i, rng() % 200, false);
-      WriteOp op;
-      op.key = k;
-      op.content_type = "text/x-test";
-      op.stored = v;
-      op.raw_len = v.size();
-      WriteResult r;
-      db.writer().Apply(std::span<const WriteOp>(&op, 1), std::span<WriteResult>(&r, 1));
-      REQUIRE(r.status.ok());
-      model[k] = ModelValue{r.seq, v.size()};
+      PutModelled(db, &model, k, rng() % 200, i);
     }
   };
   {

@@ -61,6 +61,20 @@ std::vector<ListedKey> ListAll(KeyLister& lister, std::string_view prefix, size_
   return all;
 }
 
+void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len,
+                 uint64_t version) {
+  const std::string v = MakeValue(key, version, len, false);
+  WriteOp op;
+  op.key = key;
+  op.content_type = "text/x-test";
+  op.stored = v;
+  op.raw_len = v.size();
+  WriteResult r;
+  db.writer().Apply(std::span<const WriteOp>(&op, 1), std::span<WriteResult>(&r, 1));
+  REQUIRE(r.status.ok());
+  (*model)[key] = ModelValue{r.seq, v.size()};
+}
+
 void CheckAgainstModel(KeyLister& lister, const std::map<std::string, ModelValue>& model, std::string_view prefix,
                        size_t limit) {
   auto listed = ListAll(lister, prefix, limit);

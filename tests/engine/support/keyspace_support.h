@@ -16,6 +16,7 @@
 #include "engine/key_lister.h"
 #include "engine/keyspace_options.h"
 #include "engine/keyspace_region.h"
+#include "tests/engine/support/test_util.h"
 
 namespace kingx::engine::test {
 
@@ -46,6 +47,12 @@ struct ModelValue {
 // of the previous one), with the page size `limit`. A page answered kBusy
 // (the view being built) is retried for up to 30 s.
 std::vector<ListedKey> ListAll(KeyLister& lister, std::string_view prefix, size_t limit, size_t* pages = nullptr);
+
+// Puts `key` with a MakeValue(key, version, len) value and the content type
+// "text/x-test" through Writer::Apply, REQUIREs success and records the
+// key's seq and size in *model.
+void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len,
+                 uint64_t version);
 
 // The listing under `prefix` equals the model's keys (seq, size and the
 // content type "text/x-test" of each).
