@@ -234,8 +234,9 @@ class KvService final : public http::Handler {
   // True while the request of the connection that owns `state` waits for
   // the storage (its completion, or room in the queue) or for room in the
   // worker's body budget, rather than for socket input: the I/O layer stops
-  // reading that socket (backpressure), and a blocking one waits for
-  // completions and calls Poke.
+  // reading that socket (backpressure; the event loop once bytes arrive
+  // during the wait, so at most one small read is buffered), and a blocking
+  // one waits for completions and calls Poke.
   bool AwaitsStorage(const KvConnState& state) const;
 
   // The most bytes the I/O layer should read from a socket at once now:

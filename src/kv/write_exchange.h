@@ -12,10 +12,11 @@
 // Memory: before any byte of a PUT body is read, its Exchange reserves what
 // the body can hold at once in the worker's body budget (ByteBudget, shared
 // by the worker's services). Without room the body stays paused and unread
-// (AwaitsStorage: the I/O layer stops reading the socket, so the kernel's
-// flow control pushes back on the client) until Poke grants the room, first
-// come first served; past body_budget_give_up_ms the request is answered 503
-// + Retry-After naming --body-buffer-bytes, and its connection is closed.
+// (AwaitsStorage: the I/O layer stops reading the socket, after at most one
+// small read, so the kernel's flow control pushes back on the client) until
+// Poke grants the room, first come first served; past
+// body_budget_give_up_ms the request is answered 503 + Retry-After naming
+// --body-buffer-bytes, and its connection is closed.
 //
 // An Exchange whose connection died while its write was queued stays in the
 // token table, orphaned, until the completion arrives; it is then freed

@@ -51,6 +51,7 @@ namespace {
 constexpr uint64_t kAcceptPauseMs = 200;     // after EMFILE / ENFILE
 constexpr int kAcceptBurst = 64;             // accepts per readiness event
 constexpr size_t kDrainBatch = 16;            // idle connections closed per burst of new clients (nginx: 32)
+constexpr size_t kReadInWaitBytes = 4096;     // the one read taken while a request waits for the storage
 // Bytes one Flush writes synchronously before it leaves the rest to an
 // asynchronous write, whose completion comes on a later loop turn: a fast
 // reader of a large (or streamed, decoded piece by piece) value then shares
@@ -86,6 +87,8 @@ struct UvConn : KvConnState {
   bool lingering = false;        // shutdown(SHUT_WR) sent; discarding input until EOF
   bool eof = false;
   bool fed = false;              // received bytes since the connection opened
+  bool storage_wait = false;     // Pump saw the request waiting for the storage
+  bool fed_in_wait = false;      // bytes arrived during that wait
   http::Connection http;
 };
 
@@ -247,7 +250,8 @@ void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   // One buffer per loop: read_cb hands every byte to the Connection (which
   // copies what it cannot parse) before the next alloc. Smaller reads while
   // uploads wait for the body budget (KvService::ReadBytesHint).
-  const size_t n = std::min(kReadBufferBytes, c->worker->service.ReadBytesHint());
+  size_t n = std::min(kReadBufferBytes, c->worker->service.ReadBytesHint());
+  if (c->storage_wait) n = std::min(n, kReadInWaitBytes);
   *buf = uv_buf_init(c->worker->read_buf, static_cast<unsigned>(n));
 }
 
@@ -263,6 +267,7 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   const uint64_t now = MonotonicMs();
   if (nread > 0) {
     c->fed = true;
+    c->fed_in_wait = c->storage_wait;
     c->served_at_last_feed = c->http.requests_served();
     c->last_input_ms = now;
     c->http.Feed(std::span<const char>(buf->base, static_cast<size_t>(nread)), now);
@@ -348,15 +353,20 @@ void Pump(UvConn* c, uint64_t now_ms) {
     return StopReading(c);
   }
   if (c->worker->fast) return CloseConn(c);
-  // No reads while the request waits for the storage (queue room or its
-  // completion): the Connection would only buffer the bytes, so leaving them
-  // in the socket lets TCP flow control hold the client back instead of our
-  // memory. The thread model behaves the same.
-  if (c->http.WantsRead() && !c->worker->service.AwaitsStorage(*c)) {
-    StartReading(c);
-  } else {
-    StopReading(c);
+  if (!c->http.WantsRead()) return StopReading(c);
+  if (!c->worker->service.AwaitsStorage(*c)) {
+    c->storage_wait = c->fed_in_wait = false;
+    return StartReading(c);
   }
+  // The request waits for the storage (queue room, body budget or its
+  // completion). At most one small read (kReadInWaitBytes) is taken
+  // meanwhile: the Connection would only buffer the bytes, so once bytes
+  // arrive during the wait reading stops, and TCP flow control holds the
+  // client back instead of our memory. A client that sends nothing until
+  // its answer (one request at a time) keeps its read registered, which
+  // spares two epoll_ctl calls per write.
+  c->storage_wait = true;
+  if (c->fed_in_wait) StopReading(c);
 }
 
 void UvWorker::Wake(void* io, http::Connection& conn) {

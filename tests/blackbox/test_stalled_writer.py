@@ -13,12 +13,17 @@ bound far above what a loaded machine needs.
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_stalled_writer.py [--model threads]
 """
 
+import fcntl
 import os
 import signal
+import struct
 import sys
+import termios
+import threading
+import time
 
-from kingx_harness import (Conn, Server, TestFailure, check, http, key_path, require_bin, run_with_servers,
-                           wait_for, cases_of)
+from kingx_harness import (Conn, Server, TestFailure, build_request, check, http, key_path, require_bin,
+                           run_with_servers, wait_for, cases_of)
 
 S = None
 MODEL_ARGS = sys.argv[1:]
@@ -78,6 +83,82 @@ def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_50
     r = http(S.port, "GET", key_path("stalled"), timeout=HANG_S)
     check(r.status == 200 and r.body == b"maybe",
           f"the write answered 'outcome unknown' was queued and should be applied once the writer ran: {r!r}")
+    check(S.alive(), "the server died")
+
+
+def _server_rx_queue(server_port, client_port):
+    """Bytes received by the server's end of the connection and not read by it yet (/proc/net/tcp)."""
+    local = f"0100007F:{server_port:04X}"
+    remote = f"0100007F:{client_port:04X}"
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == local and fields[2] == remote:
+                return int(fields[4].split(":")[1], 16)
+    raise TestFailure(f"no server socket {local} -> {remote} in /proc/net/tcp")
+
+
+def test_a_client_pipelining_behind_a_waiting_write_is_held_back_by_flow_control():
+    # While a write waits for the storage the server takes at most one more
+    # small read (4 KiB) from its connection, then leaves the bytes to TCP
+    # (the Connection's own input bound, 64 KiB, is not what stops it): what
+    # it took stays bounded however much the client pipelines, and every
+    # pipelined request is answered in order once the writer runs again.
+    global S
+    if S is not None:
+        S.cleanup()
+    S = Server(["--workers", "1", "--storage-timeout-ms", str(int(HANG_S * 1000 * 10))] + MODEL_ARGS)
+    S.start()
+    writer = S.wait_children("kingx-writer", 1)[0]
+    body = b"p" * 4096
+    count = 1024  # 4 MiB of pipelined PUTs: far more than one read
+    first = build_request("PUT", key_path("first"), b"waits")
+    piped = b"".join(build_request("PUT", key_path(f"piped{i}"), body) for i in range(count))
+    bound = len(first) + 4096  # the first PUT, and one small read while it waits
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        with Conn(S.port, timeout=HANG_S) as c:
+            c.send(first)
+            # Pipeline only once the server took the first PUT: the read that took it took
+            # nothing else.
+            wait_for(lambda: _server_rx_queue(S.port, c.local_port()) == 0, 60, "the server to read the PUT")
+            c.sock.setblocking(False)
+            sent = 0
+            stuck_since = None
+            deadline = time.monotonic() + 60
+            # Push until the socket takes nothing for 2 s: the server stopped reading, the
+            # kernel's buffers are full. A server that kept reading would take it all.
+            while sent < len(piped) and time.monotonic() < deadline:
+                try:
+                    n = c.sock.send(piped[sent:sent + (1 << 16)])
+                    sent += n
+                    stuck_since = None
+                except BlockingIOError:
+                    stuck_since = stuck_since or time.monotonic()
+                    if time.monotonic() - stuck_since > 2:
+                        break
+                    time.sleep(0.01)
+            unsent = struct.unpack("i", fcntl.ioctl(c.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+            queued = _server_rx_queue(S.port, c.local_port())
+            taken = len(first) + sent - unsent - queued
+            check(sent < len(piped), f"the socket took all {len(piped)} pipelined bytes while the write waited")
+            check(taken <= bound, f"the server read {taken} bytes while the write waited (at most {bound})")
+            c.sock.setblocking(True)
+            c.sock.settimeout(HANG_S)
+            os.kill(writer, signal.SIGCONT)
+            r = c.read_response()
+            check(r.status == 201, f"the waiting PUT once the writer ran: {r!r}")
+            # The rest from another thread: the server's answers must be read meanwhile.
+            rest = threading.Thread(target=c.sock.sendall, args=(piped[sent:],), daemon=True)
+            rest.start()
+            for i in range(count):
+                r = c.read_response()
+                check(r.status == 201, f"pipelined PUT {i}: {r!r}")
+            rest.join()
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    r = http(S.port, "GET", key_path(f"piped{count - 1}"), timeout=HANG_S)
+    check(r.status == 200 and r.body == body, f"the last pipelined PUT: {r!r}")
     check(S.alive(), "the server died")
 
 
