@@ -144,7 +144,10 @@ class Pass {
   }
   // pinned: segments that may not be deleted now (an online backup's cut,
   // or all of them while the key view's catch-up or rebuild reads them).
-  void Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uint32_t>& pinned, bool low_space);
+  // view_pin: every segment is pinned by the key view's job (pinned names
+  // them all); report_.view_pinned then counts what the pass left for it.
+  void Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uint32_t>& pinned, bool view_pin,
+            bool low_space);
   void ComputeGuards(const std::map<uint32_t, SegmentStats>& segs);
   SegmentOrigin ReadOrigin(uint32_t id);
   // OK with *complete = false when the input must stay (corrupt, no room).
@@ -213,7 +216,8 @@ void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
       " dead bytes) to compact it" + (s.ok() ? std::string() : ": " + s.ToString()));
 }
 
-void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uint32_t>& pinned, bool low_space) {
+void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uint32_t>& pinned, bool view_pin,
+                bool low_space) {
   PickOptions po;
   po.dead_ratio = w_.options_.compaction_dead_ratio;
   po.max_dead_fraction = o_.max_dead_fraction;
@@ -240,6 +244,11 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
     inputs_.push_back(in);
     live_left_ += in.stats.live_bytes;
   }
+  // What the key view's pin kept from this pass: the write stall waits for
+  // the pin to end (it is short) instead of taking the pass as compaction
+  // having nothing to do.
+  if (view_pin)
+    report_.view_pinned = static_cast<uint32_t>(PickSegments(segs, st_.skip, st_.kept_tombstone_bytes, po).size());
 }
 
 SegmentOrigin Pass::ReadOrigin(uint32_t id) {
@@ -617,6 +626,7 @@ Status Pass::Run() {
   const bool low_space = free.value() < low_mark;
   std::map<uint32_t, SegmentStats> segs;
   std::set<uint32_t> pinned;
+  bool view_pin = false;
   {
     std::lock_guard lock(w_.mu_);
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
@@ -625,7 +635,8 @@ Status Pass::Run() {
     SealActiveIfWorthIt(low_space || catch_up_, free.value());
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
     segs = w_.segments_;
-    if (w_.pins_ > 0) {
+    view_pin = w_.pins_ > 0;
+    if (view_pin) {
       for (const auto& [id, seg] : segs) pinned.insert(id);
     } else {
       for (const auto& [id, holders] : w_.pinned_ids_) pinned.insert(id);
@@ -634,7 +645,7 @@ Status Pass::Run() {
     seed_ = w_.seed_;
     durable_index_ = w_.options_.sync == SyncMode::kAlways;
   }
-  Pick(segs, pinned, low_space);
+  Pick(segs, pinned, view_pin, low_space);
   report_.inputs = static_cast<uint32_t>(inputs_.size());
   if (inputs_.empty()) return Status::OK();
   ComputeGuards(segs);

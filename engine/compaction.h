@@ -172,6 +172,12 @@ struct PassReport {
   uint32_t deleted = 0;         // of which deleted
   uint32_t outputs = 0;         // output segments installed
   uint64_t bytes_freed = 0;     // file bytes deleted minus written
+  // Segments it would have picked but left because the key view's catch-up
+  // or rebuild pinned every segment (Writer::StartKeyspace; after an open
+  // the catch-up holds the pin for tens of milliseconds). Not counted: the
+  // segments of an online backup's cut (Writer::PinSegments), pinned for as
+  // long as the backup runs.
+  uint32_t view_pinned = 0;
 };
 
 // Write stall: the writer holds its next batch while compaction's backlog
@@ -295,6 +301,10 @@ class CompactionThread {
   // PassKind::kCatchUp passes run, and those of them that deleted or wrote a segment.
   uint64_t catch_up_passes() const { return catch_up_passes_.load(std::memory_order_relaxed); }
   uint64_t catch_up_progress_passes() const { return catch_up_progress_.load(std::memory_order_relaxed); }
+  // PassKind::kCatchUp passes that neither deleted nor wrote a segment and
+  // left segments for the key view's pin (PassReport::view_pinned): a pass
+  // after the pin can make progress.
+  uint64_t catch_up_view_pinned_passes() const { return catch_up_view_pinned_.load(std::memory_order_relaxed); }
   // Fruitless passes in a row (0 when not backing off).
   uint32_t fruitless() const { return fruitless_.load(std::memory_order_relaxed); }
   // Waits until passes() is above seen, at most timeout_ms. Returns passes().
@@ -318,6 +328,7 @@ class CompactionThread {
   std::atomic<uint64_t> progress_passes_{0};
   std::atomic<uint64_t> catch_up_passes_{0};
   std::atomic<uint64_t> catch_up_progress_{0};
+  std::atomic<uint64_t> catch_up_view_pinned_{0};
 };
 
 }  // namespace kingx::engine

@@ -90,6 +90,8 @@ void CompactionThread::Loop() {
     const bool progress = report.outputs > 0 || report.deleted > 0;
     if (progress) progress_passes_.fetch_add(1, std::memory_order_relaxed);
     if (kind == PassKind::kCatchUp && progress) catch_up_progress_.fetch_add(1, std::memory_order_relaxed);
+    if (kind == PassKind::kCatchUp && !progress && report.view_pinned > 0)
+      catch_up_view_pinned_.fetch_add(1, std::memory_order_relaxed);
     if (kind == PassKind::kCatchUp) catch_up_passes_.fetch_add(1, std::memory_order_relaxed);
     lock.lock();
     passes_.fetch_add(1, std::memory_order_relaxed);

@@ -20,8 +20,12 @@ constexpr auto kLogEvery = std::chrono::seconds(10);
 }  // namespace
 
 WriteStall::WriteStall(SharedMemory& shm, const engine::Compactor& compactor, engine::CompactionThread& thread,
-                       uint64_t max_stall_ms)
-    : shm_(shm), compactor_(compactor), thread_(thread), max_stall_(std::max<uint64_t>(max_stall_ms, 1)) {}
+                       uint64_t max_stall_ms, uint64_t view_pin_wait_ms)
+    : shm_(shm),
+      compactor_(compactor),
+      thread_(thread),
+      max_stall_(std::max<uint64_t>(max_stall_ms, 1)),
+      view_pin_wait_(view_pin_wait_ms) {}
 
 WriteStall::Backlog WriteStall::Measure() const {
   const auto relaxed = std::memory_order_relaxed;
@@ -73,18 +77,32 @@ bool WriteStall::Hold() {
       return false;
     }
     const uint64_t passes = thread_.catch_up_passes(), progress = thread_.catch_up_progress_passes();
-    if (passes != seen_catch_up_) {
+    const uint64_t view_pinned = thread_.catch_up_view_pinned_passes();
+    if (retry_catch_up_) {
+      // One hold slice after a pass the key view's pin kept from progress.
+      retry_catch_up_ = false;
+      thread_.TriggerCatchUp();
+    } else if (passes != seen_catch_up_) {
       const bool helped = progress != seen_catch_up_progress_;
+      const bool pin_held_it = view_pinned != seen_catch_up_view_pinned_;
       seen_catch_up_ = passes;
       seen_catch_up_progress_ = progress;
-      if (!helped) {
+      seen_catch_up_view_pinned_ = view_pinned;
+      if (!helped && pin_held_it && now - since_ < view_pin_wait_) {
+        // The pin ends within milliseconds (the key view's catch-up after an
+        // open); ended now, the stall would let writes run unheld until a
+        // later pass makes progress. Retried after a slice, not at once, so
+        // that passes do not spin while the pin lasts.
+        retry_catch_up_ = true;
+      } else if (!helped) {
         // Compaction can do no more now: waiting longer would only delay writes.
         disarmed_ = true;
         disarmed_progress_ = thread_.progress_passes();
         End(now, "compaction made no progress");
         return false;
+      } else {
+        thread_.TriggerCatchUp();  // still over the bound: another pass
       }
-      thread_.TriggerCatchUp();  // still over the bound: another pass
     }
     if (now - since_ >= max_stall_) {
       let_one_through_ = true;
@@ -107,6 +125,8 @@ void WriteStall::Begin(Clock::time_point now, const Backlog& b) {
   since_ = now;
   seen_catch_up_ = thread_.catch_up_passes();
   seen_catch_up_progress_ = thread_.catch_up_progress_passes();
+  seen_catch_up_view_pinned_ = thread_.catch_up_view_pinned_passes();
+  retry_catch_up_ = false;
   thread_.TriggerCatchUp();
   shm_.writer_metrics().compaction_stalls.fetch_add(1, std::memory_order_relaxed);
   ++window_stalls_;

@@ -14,9 +14,15 @@
 // until:
 //  - the reclaimable bytes are at or under the end bound (released), or
 //  - a catch-up pass finished without deleting or writing anything: then
-//    compaction can do no more for now (pinned segments, tombstones that
-//    must stay, damage), and no new stall begins until some pass makes
-//    progress again; or
+//    compaction can do no more for now (an online backup's pinned cut,
+//    tombstones that must stay, damage), and no new stall begins until some
+//    pass makes progress again; or
+//    except when what kept the pass from progress was the key view's pin
+//    of every segment (its catch-up after an open reads them for tens of
+//    milliseconds; engine::PassReport::view_pinned): then the stall goes on
+//    and asks for another catch-up pass every hold slice (10 ms), for at
+//    most view_pin_wait_ms from the stall's beginning, after which it ends
+//    as above (a rebuild of the view pins for longer); or
 //  - it lasted max_stall_ms (a quarter of --storage-timeout-ms), and then
 //    the next batch goes through before another stall may begin, so a
 //    write never waits long enough to be answered "outcome unknown".
@@ -48,9 +54,11 @@ inline constexpr uint64_t kWriteStallFloorBytes = 1 << 20;
 
 class WriteStall {
  public:
-  // shm, compactor and thread must outlive this object. max_stall_ms > 0.
+  // shm, compactor and thread must outlive this object. max_stall_ms > 0;
+  // view_pin_wait_ms: how long a stall waits out the key view's pin (see
+  // above; 0: not at all).
   WriteStall(SharedMemory& shm, const engine::Compactor& compactor, engine::CompactionThread& thread,
-             uint64_t max_stall_ms);
+             uint64_t max_stall_ms, uint64_t view_pin_wait_ms);
 
   // Before the writer loop takes a batch. True: hold it for now (this call
   // waited at most a few milliseconds for a compaction pass).
@@ -76,10 +84,12 @@ class WriteStall {
   const engine::Compactor& compactor_;
   engine::CompactionThread& thread_;
   const std::chrono::milliseconds max_stall_;
+  const std::chrono::milliseconds view_pin_wait_;
 
   bool holding_ = false;
   Clock::time_point since_{};
-  uint64_t seen_catch_up_ = 0, seen_catch_up_progress_ = 0;
+  uint64_t seen_catch_up_ = 0, seen_catch_up_progress_ = 0, seen_catch_up_view_pinned_ = 0;
+  bool retry_catch_up_ = false;  // the last catch-up pass waited for the key view's pin
   bool let_one_through_ = false;  // after a stall cut short by max_stall_
   bool disarmed_ = false;         // until a pass makes progress
   uint64_t disarmed_progress_ = 0;

@@ -34,6 +34,11 @@ struct CompactionState {
 // triggers, engine::CompactionThread).
 constexpr auto kTriggerGapMs = std::chrono::milliseconds(250);
 
+// How long a write stall waits out the key view's pin of every segment (its
+// catch-up after an open takes tens of milliseconds; a rebuild of a large
+// view takes longer, and writes then go on without the stall).
+constexpr uint64_t kViewPinWaitMs = 1000;
+
 bool DeadFractionOver(SharedMemory& shm, double bound) {
   const engine::IndexCounters& c = shm.index().counters();
   const double live = static_cast<double>(c.live_bytes.load(std::memory_order_relaxed));
@@ -84,8 +89,9 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     state->thread = std::make_unique<engine::CompactionThread>(*state->compactor, kCompactionIntervalMs);
     state->thread->Start();
     // Held writes must never wait long enough to be answered "outcome unknown".
-    state->stall = std::make_unique<WriteStall>(shm, *state->compactor, *state->thread,
-                                                std::max<uint64_t>(config.storage_timeout_ms / 4, 1));
+    const uint64_t max_stall_ms = std::max<uint64_t>(config.storage_timeout_ms / 4, 1);
+    state->stall = std::make_unique<WriteStall>(shm, *state->compactor, *state->thread, max_stall_ms,
+                                                std::min(kViewPinWaitMs, max_stall_ms));
   };
   hooks.hold_batch = [state](engine::Writer&) { return state->stall && state->stall->Hold(); };
   hooks.each_iteration = [state, &shm](engine::Writer&, bool requested) {
