@@ -208,7 +208,8 @@ enum class ProbeResult { kDone, kOverflow, kEntryChanged };
 // probes, every index < cap. An entry seen twice (a move under way) is kept
 // once. kOverflow if more than kMaxCandidates distinct locations match;
 // kEntryChanged if a matching entry changed while it was read (probe again).
-ProbeResult Probe(const IndexEntry* table, uint64_t cap, uint64_t hash, Candidates* out) {
+// *at (if given) is the entry of the last candidate copied.
+ProbeResult Probe(const IndexEntry* table, uint64_t cap, uint64_t hash, Candidates* out, uint64_t* at = nullptr) {
   out->count = 0;
   uint64_t pos = HomeOf(hash, cap);
   for (uint64_t probe = 0; probe < cap; ++probe, pos = Next(pos, cap)) {
@@ -224,6 +225,7 @@ ProbeResult Probe(const IndexEntry* table, uint64_t cap, uint64_t hash, Candidat
       if (!dup) {
         if (out->count == kMaxCandidates) return ProbeResult::kOverflow;
         out->locations[out->count++] = loc;
+        if (at != nullptr) *at = pos;
       }
     }
   }
@@ -378,9 +380,16 @@ void SharedIndex::Step() const {
 // the seed of the table being probed). Retries while the change counter
 // moves under the probe, with growing politeness, for at most
 // kLookupPatienceMs.
-Status SharedIndex::ProbeFor(uint64_t hash, const std::string_view* key, Candidates* out) const {
+Status SharedIndex::ProbeFor(uint64_t hash, const std::string_view* key, Candidates* out, KeyProbe* probe) const {
   const uint64_t area_bytes = AreaBytesOf(bytes_);
   uint64_t hashed_seed = 0;
+  bool hashed = false;
+  if (probe != nullptr && probe->hash != 0) {
+    hash = probe->hash;
+    hashed_seed = probe->seed;
+    hashed = true;
+  }
+  uint64_t at = 0;
   uint64_t started_ms = 0;
   int overflows = 0;
   for (uint64_t attempt = 0;; ++attempt) {
@@ -403,9 +412,10 @@ Status SharedIndex::ProbeFor(uint64_t hash, const std::string_view* key, Candida
     const uint64_t cap = CapOf(desc);
     if (key != nullptr) {
       const uint64_t seed = header_->seed[AreaOf(offset, area_bytes)].load(std::memory_order_acquire);
-      if (seed != hashed_seed || attempt == 0) {
+      if (seed != hashed_seed || !hashed) {
         hash = KeyHash(seed, *key);
         hashed_seed = seed;
+        hashed = true;
       }
     }
     // A stale or damaged descriptor could point anywhere: check it against our own size.
@@ -414,7 +424,7 @@ Status SharedIndex::ProbeFor(uint64_t hash, const std::string_view* key, Candida
     ProbeResult result = ProbeResult::kDone;
     if (sane) {
       const auto* table = reinterpret_cast<const IndexEntry*>(reinterpret_cast<const char*>(header_) + offset);
-      result = Probe(table, cap, hash, out);
+      result = Probe(table, cap, hash, out, &at);
     }
     if (header_->changes.load(std::memory_order_acquire) != v1 || result == ProbeResult::kEntryChanged) continue;
     const bool overflow = result == ProbeResult::kOverflow;
@@ -424,11 +434,41 @@ Status SharedIndex::ProbeFor(uint64_t hash, const std::string_view* key, Candida
     // only an overflow that repeats is one.
     if (overflow && ++overflows < 3) continue;
     if (overflow) return Status::Corruption("more than kMaxCandidates index entries share one hash");
+    if (probe != nullptr) {
+      *probe = KeyProbe{};
+      probe->seed = hashed_seed;
+      probe->hash = hash;
+      if (out->count == 1 && !IsTombstone(out->locations[0])) {
+        probe->view = desc;
+        probe->changes = v1;
+        probe->pos = at;
+        probe->loc = out->locations[0];
+      }
+    }
     return Status::OK();
   }
 }
 
-Status SharedIndex::Lookup(uint64_t hash, Candidates* out) const { return ProbeFor(hash, nullptr, out); }
+// An entry that still holds (hash, loc), read as a probe reads it, between
+// two loads of the change counter that agree with the one the candidate was
+// found under, in the table it was found in: every step since would have
+// moved the counter, and a Replace or an insert's shift would have changed
+// the entry's location (locations are unique), so the candidate is where a
+// probe now would find it. pos < cap: the descriptor was checked when found.
+bool SharedIndex::StillFound(const KeyProbe& probe) const {
+  if (probe.view == 0) return false;
+  if (header_->changes.load(std::memory_order_acquire) != probe.changes) return false;
+  if (header_->view.load(std::memory_order_acquire) != probe.view) return false;
+  const auto* table = reinterpret_cast<const IndexEntry*>(reinterpret_cast<const char*>(header_) +
+                                                          OffsetOf(probe.view));
+  const IndexEntry& e = table[probe.pos];
+  if (e.hash.load(std::memory_order_acquire) != probe.hash) return false;
+  if (e.loc.load(std::memory_order_acquire) != probe.loc) return false;
+  if (e.hash.load(std::memory_order_acquire) != probe.hash) return false;
+  return header_->changes.load(std::memory_order_acquire) == probe.changes;
+}
+
+Status SharedIndex::Lookup(uint64_t hash, Candidates* out) const { return ProbeFor(hash, nullptr, out, nullptr); }
 
 // The prefetches read the descriptor once, without the change counter: a
 // stale table only makes them useless, and every probe checks for itself.
@@ -450,12 +490,18 @@ Status SharedIndex::LookupBatch(std::span<const uint64_t> hashes, std::span<Cand
     for (uint64_t h : hashes) __builtin_prefetch(table + HomeOf(h, cap), 0, 3);
   }
   for (size_t i = 0; i < hashes.size(); ++i) {
-    if (Status s = ProbeFor(hashes[i], nullptr, &out[i]); !s.ok()) return s;
+    if (Status s = ProbeFor(hashes[i], nullptr, &out[i], nullptr); !s.ok()) return s;
   }
   return Status::OK();
 }
 
-Status SharedIndex::LookupKey(std::string_view key, Candidates* out) const { return ProbeFor(0, &key, out); }
+Status SharedIndex::LookupKey(std::string_view key, Candidates* out) const {
+  return ProbeFor(0, &key, out, nullptr);
+}
+
+Status SharedIndex::LookupKey(std::string_view key, Candidates* out, KeyProbe* probe) const {
+  return ProbeFor(0, &key, out, probe);
+}
 
 Status SharedIndex::LookupForWriter(uint64_t hash, Candidates* out) const {
   if (Probe(Table(), Capacity(), hash, out) == ProbeResult::kOverflow) {
@@ -465,11 +511,18 @@ Status SharedIndex::LookupForWriter(uint64_t hash, Candidates* out) const {
 }
 
 void SharedIndex::PrefetchKey(std::string_view key) const {
+  KeyProbe probe;
+  PrefetchKey(key, &probe);
+}
+
+void SharedIndex::PrefetchKey(std::string_view key, KeyProbe* probe) const {
+  *probe = KeyProbe{};
   uint64_t offset = 0, cap = 0;
   const IndexEntry* table = TableToPrefetch(&offset, &cap);
   if (table == nullptr) return;
-  const uint64_t seed = header_->seed[AreaOf(offset, AreaBytesOf(bytes_))].load(std::memory_order_acquire);
-  __builtin_prefetch(table + HomeOf(KeyHash(seed, key), cap), 0, 3);
+  probe->seed = header_->seed[AreaOf(offset, AreaBytesOf(bytes_))].load(std::memory_order_acquire);
+  probe->hash = KeyHash(probe->seed, key);
+  __builtin_prefetch(table + HomeOf(probe->hash, cap), 0, 3);
 }
 
 void SharedIndex::PrefetchForWriter(uint64_t hash) const {

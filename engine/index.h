@@ -70,6 +70,7 @@
 #include <span>
 #include <string_view>
 
+#include "engine/key_probe.h"
 #include "engine/location.h"
 #include "engine/status.h"
 
@@ -189,6 +190,24 @@ class SharedIndex {
   // table the probe reads, so a rebuild published under another seed never
   // pairs a hash with the wrong table. Same errors as Lookup.
   Status LookupKey(std::string_view key, Candidates* out) const;
+  // The same, with what an earlier PrefetchKey / LookupKey of the SAME key
+  // left in *probe: its hash is reused when the probed table has the seed it
+  // was computed with. Afterwards *probe holds this lookup's hash and, when
+  // it found exactly one candidate that is not a tombstone, that candidate's
+  // entry and the table and change counter it was found under (for
+  // StillFound); otherwise no candidate (view 0). A hash of another key
+  // makes this lookup return that key's candidates: callers that cannot
+  // promise the key pass a fresh KeyProbe.
+  Status LookupKey(std::string_view key, Candidates* out, KeyProbe* probe) const;
+
+  // True when probe's candidate is still stored under its hash in the
+  // published table and no reader-unsafe step (delete, growth, publish) has
+  // happened since it was found: a LookupKey of the key now would return
+  // probe.loc among its candidates. Replace and Insert take no step, so
+  // this checks the entry itself: a replaced location or an entry moved by
+  // an insert reads as changed (locations are never reused). Lock-free, a
+  // handful of loads; false whenever anything differs.
+  bool StillFound(const KeyProbe& probe) const;
 
   // Starts fetching the memory LookupKey(key) reads first (the home slot in
   // the published table), without waiting for it: a CPU prefetch, no effect
@@ -198,6 +217,9 @@ class SharedIndex {
   // the head) lets the cache and TLB misses of a large table overlap that
   // work.
   void PrefetchKey(std::string_view key) const;
+  // The same, leaving the key's hash and its seed in *probe (no candidate),
+  // for the LookupKey(key, out, probe) that follows.
+  void PrefetchKey(std::string_view key, KeyProbe* probe) const;
 
   // The seed published with the current table (0 before any publish).
   uint64_t seed() const;
@@ -292,7 +314,8 @@ class SharedIndex {
   // *cap), or null when its descriptor is out of bounds.
   const IndexEntry* TableToPrefetch(uint64_t* offset, uint64_t* cap) const;
   // The probe loop of Lookup (key == nullptr) and LookupKey.
-  Status ProbeFor(uint64_t hash, const std::string_view* key, Candidates* out) const;
+  // probe (key lookups only, may be null): hash to reuse, and what was found.
+  Status ProbeFor(uint64_t hash, const std::string_view* key, Candidates* out, KeyProbe* probe) const;
 
   IndexRegionHeader* header_ = nullptr;
   size_t bytes_ = 0;  // this process's idea of the region size (bounds every access)

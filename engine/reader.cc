@@ -55,18 +55,31 @@ struct Reader::Impl {
     sink(skipped == 0 ? line : line + " (and " + std::to_string(skipped) + " more since the last report)");
   }
 
-  Result<Value> Lookup(std::string_view key, ReadMode mode, Location* vanished);
+  Result<Value> Lookup(std::string_view key, ReadMode mode, Location* vanished, const KeyProbe* hint);
+  Result<Value> Get(std::string_view key, ReadMode mode, const KeyProbe* hint);
 };
 
 // One lookup: the index's candidates for key, read through the cache. When
 // a candidate's segment file does not exist, its location is put in
 // *vanished and the result is meaningless (the caller looks up again).
-Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location* vanished) {
+// A hint whose candidate the index still holds stands in for the probe, and
+// answers only if its record is key's own (or is key's and damaged); any
+// other outcome falls back to the probe. Why that is the answer the probe
+// would give: the writer points a key's one entry at each newer record of it
+// (Replace) and removes it on delete (a step), so an unchanged entry that
+// holds a record of key holds its newest.
+Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location* vanished, const KeyProbe* hint) {
   Impl& r = *this;
   IndexCounters& counters = r.index.counters();
   Candidates c;
-  Status s = r.index.LookupKey(key, &c);
-  if (!s.ok()) return s;
+  if (hint != nullptr && r.index.StillFound(*hint)) {
+    c.count = 1;
+    c.locations[0] = hint->loc;
+  } else {
+    hint = nullptr;
+    Status s = r.index.LookupKey(key, &c);
+    if (!s.ok()) return s;
+  }
   bool corrupt = false;
   for (uint32_t i = 0; i < c.count; ++i) {
     const Location loc = c.locations[i];
@@ -88,6 +101,7 @@ Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location
       return ref.status();
     }
     if (ref->key != key) {
+      if (hint != nullptr) return Lookup(key, mode, vanished, nullptr);
       // A clean mismatch only when the body (which holds the key) checks
       // out: a damaged key byte must not turn the key's record into another's.
       if (!VerifyRecordBody(ref->record, ref->header).ok()) corrupt = true;
@@ -137,6 +151,7 @@ Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location
     v.holder = std::move(d);
     return v;
   }
+  if (hint != nullptr) return Lookup(key, mode, vanished, nullptr);
   if (corrupt) {
     counters.corruptions.fetch_add(1, std::memory_order_relaxed);
     r.Report("read: the newest record of a key failed its header checks; answered as damaged");
@@ -160,11 +175,27 @@ void Reader::PrefetchIndex(std::string_view key) {
 }
 
 void Reader::PrefetchRecord(std::string_view key) {
+  KeyProbe hint;
+  PrefetchRecord(key, &hint);
+}
+
+void Reader::PrefetchIndex(std::string_view key, KeyProbe* hint) {
+  *hint = KeyProbe{};
+  if (key.empty() || key.size() > impl_->options.max_key_bytes) return;
+  impl_->index.PrefetchKey(key, hint);
+}
+
+void Reader::PrefetchRecord(std::string_view key, KeyProbe* hint) {
   Impl& r = *impl_;
-  if (key.empty() || key.size() > r.options.max_key_bytes) return;
-  if (r.index.counters().ready.load(std::memory_order_acquire) == 0) return;
+  if (key.empty() || key.size() > r.options.max_key_bytes || r.index.counters().ready.load(std::memory_order_acquire) == 0) {
+    *hint = KeyProbe{};
+    return;
+  }
   Candidates c;
-  if (!r.index.LookupKey(key, &c).ok()) return;
+  if (!r.index.LookupKey(key, &c, hint).ok()) {
+    *hint = KeyProbe{};
+    return;
+  }
   for (uint32_t i = 0; i < c.count; ++i) {
     if (IsTombstone(c.locations[i])) continue;
     r.cache.Prefetch(c.locations[i], kRecordPrefetchBytes);
@@ -182,8 +213,16 @@ void Reader::ReleaseDeletedSegments() {
   r.seen_epoch.store(epoch, std::memory_order_relaxed);
 }
 
-Result<Value> Reader::Get(std::string_view key, ReadMode mode) {
-  Impl& r = *impl_;
+Result<Value> Reader::Get(std::string_view key, ReadMode mode) { return impl_->Get(key, mode, nullptr); }
+
+Result<Value> Reader::Get(std::string_view key, ReadMode mode, const KeyProbe& hint) {
+  return impl_->Get(key, mode, &hint);
+}
+
+// The hint is tried on the first attempt only: a retry follows a vanished
+// segment or a moved epoch, after which only a fresh probe is trusted.
+Result<Value> Reader::Impl::Get(std::string_view key, ReadMode mode, const KeyProbe* hint) {
+  Impl& r = *this;
   if (key.empty() || key.size() > r.options.max_key_bytes) return Status::InvalidArgument("bad key length");
   IndexCounters& counters = r.index.counters();
   if (counters.ready.load(std::memory_order_acquire) == 0) return Status::Busy("storage is recovering");
@@ -203,7 +242,7 @@ Result<Value> Reader::Get(std::string_view key, ReadMode mode) {
       r.seen_epoch.store(epoch, std::memory_order_relaxed);
     }
     Location vanished = 0;
-    Result<Value> got = r.Lookup(key, mode, &vanished);
+    Result<Value> got = r.Lookup(key, mode, &vanished, attempt == 0 ? hint : nullptr);
     if (counters.segment_epoch.load(std::memory_order_acquire) != epoch) continue;
     if (vanished == 0) return got;
     if (vanished == vanished_before) {

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "engine/env.h"
+#include "engine/key_probe.h"
 #include "engine/options.h"
 #include "engine/record.h"
 #include "engine/status.h"
@@ -63,6 +64,13 @@ class Reader {
   // Never answers kNotFound or an older value for a key whose newest record
   // cannot be read.
   Result<Value> Get(std::string_view key, ReadMode mode = ReadMode::kFull);
+  // The same answer, reusing what PrefetchRecord left in *hint when that
+  // still holds: if the index still stores hint's candidate, unchanged
+  // (SharedIndex::StillFound), and the record there is key's own, it is
+  // read without hashing or probing; in every other case (a hint of another
+  // key, an overwrite, delete, compaction move or growth since, a vanished
+  // segment) Get looks the key up afresh. The hint is only read.
+  Result<Value> Get(std::string_view key, ReadMode mode, const KeyProbe& hint);
 
   // Hints for a Get(key) that will follow soon on this thread, so that its
   // cache and TLB misses overlap the caller's work in between: PrefetchIndex
@@ -70,9 +78,14 @@ class Reader {
   // looks the key up (as Get does) and starts fetching the first bytes of
   // its newest candidate record. Neither waits for memory, does I/O, maps a
   // segment, or changes anything a Get sees; any failure is ignored (the Get
-  // will meet it). Any thread.
+  // will meet it). Any thread. With `hint`: PrefetchIndex leaves the key's
+  // hash there; PrefetchRecord reuses it (the caller promises hint came from
+  // PrefetchIndex of the same key, or is fresh) and leaves the candidate it
+  // found, for Get(key, mode, hint).
   void PrefetchIndex(std::string_view key);
   void PrefetchRecord(std::string_view key);
+  void PrefetchIndex(std::string_view key, KeyProbe* hint);
+  void PrefetchRecord(std::string_view key, KeyProbe* hint);
 
   // Drops cached mappings of segments whose files are gone or were replaced
   // (also done by Get when the index's segment epoch changes), so that the

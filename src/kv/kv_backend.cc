@@ -28,9 +28,18 @@ engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::Re
   return ctx_.reader->Get(key, mode);
 }
 
-void ShmKvBackend::PrefetchIndex(std::string_view key) { ctx_.reader->PrefetchIndex(key); }
+engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::ReadMode mode,
+                                                const engine::KeyProbe& hint) {
+  return ctx_.reader->Get(key, mode, hint);
+}
 
-void ShmKvBackend::PrefetchRecord(std::string_view key) { ctx_.reader->PrefetchRecord(key); }
+void ShmKvBackend::PrefetchIndex(std::string_view key, engine::KeyProbe* hint) {
+  ctx_.reader->PrefetchIndex(key, hint);
+}
+
+void ShmKvBackend::PrefetchRecord(std::string_view key, engine::KeyProbe* hint) {
+  ctx_.reader->PrefetchRecord(key, hint);
+}
 
 engine::Status ShmKvBackend::Enqueue(uint64_t token, const WriteRequest& request) {
   return ctx_.queue->TryEnqueue(ctx_.slot, token, request);

@@ -28,8 +28,10 @@ class ShmKvBackend final : public KvBackend {
   explicit ShmKvBackend(WorkerContext& ctx, std::function<void()> before_metrics = {});
 
   engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode) override;
-  void PrefetchIndex(std::string_view key) override;
-  void PrefetchRecord(std::string_view key) override;
+  engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode,
+                                    const engine::KeyProbe& hint) override;
+  void PrefetchIndex(std::string_view key, engine::KeyProbe* hint) override;
+  void PrefetchRecord(std::string_view key, engine::KeyProbe* hint) override;
   engine::Status Enqueue(uint64_t token, const WriteRequest& request) override;
   engine::Status EnqueueLargeBegin(uint64_t token, const WriteRequest& header) override;
   engine::Status EnqueueLargePart(uint64_t token, std::string_view stored_part) override;

@@ -117,6 +117,21 @@ struct KvService::Impl final : WriteExchanges::Responder {
   // The id DecorateCoreResponse adds: the core serializes the response right
   // after the call, on this thread, before it could call again.
   char core_id[RequestIds::kMaxBytes];
+  // What the key hints of the request being parsed on hint_conn learnt, for
+  // its read (one for the whole service: a request's hints and its dispatch
+  // come from one Drive, and a hint of another request only costs a check).
+  engine::KeyProbe hint;
+  const http::Connection* hint_conn = nullptr;
+  // The hint of conn's request, at most once; null if its hints were not
+  // the last ones given.
+  const engine::KeyProbe* TakeHint(const http::Connection& conn) {
+    if (hint_conn != &conn) return nullptr;
+    hint_conn = nullptr;
+    return &hint;
+  }
+  engine::Result<engine::Value> Read(std::string_view key, engine::ReadMode mode, const engine::KeyProbe* h) {
+    return h != nullptr ? backend.Get(key, mode, *h) : backend.Get(key, mode);
+  }
 
   static KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
 
@@ -225,13 +240,14 @@ void KvService::Impl::LogResponse(http::Connection& conn, const http::ResponseRe
 
 void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms) {
   const bool conditional = request.if_match.present() || request.if_none_match.present();
+  const engine::KeyProbe* h = TakeHint(conn);
   if (request.method == http::Method::kGet && !conditional) {
     // The hot path: one lookup, a zero-copy view of a raw value.
-    auto r = backend.Get(request.key, engine::ReadMode::kStored);
+    auto r = Read(request.key, engine::ReadMode::kStored, h);
     if (!r.ok()) return Answer(conn, request, http::ErrorResponse(r.status()), now_ms);
     return AnswerValue(conn, request, r.value(), now_ms);
   }
-  auto meta = backend.Get(request.key, engine::ReadMode::kMetadata);
+  auto meta = Read(request.key, engine::ReadMode::kMetadata, h);
   if (!meta.ok() && !meta.status().Is(engine::Code::kNotFound)) {
     return Answer(conn, request, http::ErrorResponse(meta.status()), now_ms);
   }
@@ -569,11 +585,13 @@ void KvService::OnAbort(http::Connection& conn) {
 }
 
 void KvService::OnKeyHint(http::Connection& conn, std::string_view key, http::KeyHintStage stage) {
-  (void)conn;
+  Impl& m = *impl_;
+  if (stage == http::KeyHintStage::kTarget || m.hint_conn != &conn) m.hint = engine::KeyProbe{};
+  m.hint_conn = &conn;
   if (stage == http::KeyHintStage::kTarget) {
-    impl_->backend.PrefetchIndex(key);
+    m.backend.PrefetchIndex(key, &m.hint);
   } else {
-    impl_->backend.PrefetchRecord(key);
+    m.backend.PrefetchRecord(key, &m.hint);
   }
 }
 

@@ -85,10 +85,24 @@ class KvBackend {
 
   // engine::Reader::Get semantics (kNotFound, kBusy, kCorruption, kIOError).
   virtual engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode) = 0;
-  // engine::Reader::PrefetchIndex / PrefetchRecord: hints for a Get(key)
-  // soon after on this thread; no effect anyone can see. Default: nothing.
-  virtual void PrefetchIndex(std::string_view key) { (void)key; }
-  virtual void PrefetchRecord(std::string_view key) { (void)key; }
+  // engine::Reader::Get with a hint: the same answer as Get, sooner when
+  // the hint still holds. Default: Get.
+  virtual engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode,
+                                            const engine::KeyProbe& hint) {
+    (void)hint;
+    return Get(key, mode);
+  }
+  // engine::Reader::PrefetchIndex / PrefetchRecord with a hint: for a
+  // Get(key, mode, *hint) soon after on this thread; no effect anyone can
+  // see. Default: nothing (the hint stays as it is).
+  virtual void PrefetchIndex(std::string_view key, engine::KeyProbe* hint) {
+    (void)key;
+    (void)hint;
+  }
+  virtual void PrefetchRecord(std::string_view key, engine::KeyProbe* hint) {
+    (void)key;
+    (void)hint;
+  }
 
   // WriteQueue::TryEnqueue* semantics: OK (copied), kBusy (no room now: retry
   // later, nothing was queued), kTooLarge / kInvalidArgument (never fits).

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -554,6 +555,88 @@ TEST_CASE("index LookupKey hashes with the seed published with the table it read
   index.PublishRebuild(222);
   REQUIRE(index.LookupKey("k", &c).ok());
   REQUIRE(Sorted(c) == std::vector<Location>{MakeLocation(2, 2)});
+}
+
+TEST_CASE("index StillFound holds a key's probe only while its candidate is the key's current location",
+          "[engine][index]") {
+  // Keys map to one location each, as the writer keeps them: an overwrite
+  // replaces the entry, a delete removes it, a new key is inserted (shifting
+  // others, growing the table). After every change, each probe StillFound
+  // accepts must name the key's current location.
+  Region region(SharedIndex::RegionBytesFor(4000));
+  SharedIndex index = MakeIndex(region, 16);
+  std::mt19937_64 rng(GENERATE(1, 2, 3));
+  constexpr int kKeys = 300;
+  std::vector<Location> current(kKeys, 0);  // 0: absent
+  std::vector<KeyProbe> probes(kKeys);
+  auto key = [](int i) { return "key" + std::to_string(i); };
+  auto hash = [&](int i) { return KeyHash(index.seed(), key(i)); };
+  Location next_loc = 1;
+  uint64_t held = 0, dropped = 0;
+  for (int op = 0; op < 20000; ++op) {
+    const int i = static_cast<int>(rng() % kKeys);
+    const int kind = static_cast<int>(rng() % 4);
+    const Location l = MakeLocation(next_loc % kMaxSegmentId, next_loc);
+    if (current[i] == 0 && kind < 3) {
+      REQUIRE(index.Insert(hash(i), l).ok());
+      current[i] = l;
+      ++next_loc;
+    } else if (current[i] != 0 && kind == 1) {
+      REQUIRE(index.Replace(hash(i), current[i], l));
+      current[i] = l;
+      ++next_loc;
+    } else if (current[i] != 0 && kind == 2) {
+      REQUIRE(index.Remove(hash(i), current[i]));
+      current[i] = 0;
+    } else {
+      Candidates c;
+      REQUIRE(index.LookupKey(key(i), &c, &probes[i]).ok());
+      REQUIRE(probes[i].hash == hash(i));
+      REQUIRE((probes[i].view != 0) == (current[i] != 0));
+      if (current[i] != 0) REQUIRE(index.StillFound(probes[i]));
+    }
+    for (int k = 0; k < kKeys; ++k) {
+      if (probes[k].view == 0) continue;
+      if (index.StillFound(probes[k])) {
+        REQUIRE(probes[k].loc == current[k]);
+        ++held;
+      } else {
+        ++dropped;
+      }
+    }
+  }
+  REQUIRE(index.capacity() > 16);  // it grew under the probes
+  CHECK(held > 0);
+  CHECK(dropped > 0);
+}
+
+TEST_CASE("index LookupKey reuses the hash PrefetchKey left only under the seed it was computed with",
+          "[engine][index][rebuild]") {
+  Region region(SharedIndex::RegionBytesFor(1000));
+  SharedIndex index = MakeIndex(region, 16);
+  REQUIRE(index.BeginRebuild(10).ok());
+  REQUIRE(index.Insert(KeyHash(111, "k"), MakeLocation(1, 1)).ok());
+  index.PublishRebuild(111);
+  KeyProbe probe;
+  index.PrefetchKey("k", &probe);
+  REQUIRE(probe.seed == 111);
+  REQUIRE(probe.hash == KeyHash(111, "k"));
+  REQUIRE(probe.view == 0);
+  Candidates c;
+  REQUIRE(index.LookupKey("k", &c, &probe).ok());
+  REQUIRE(Sorted(c) == std::vector<Location>{MakeLocation(1, 1)});
+  REQUIRE(probe.loc == MakeLocation(1, 1));
+  // The hash of the old seed is not used against a table of another seed.
+  KeyProbe old;
+  index.PrefetchKey("k", &old);
+  REQUIRE(index.BeginRebuild(10).ok());
+  REQUIRE(index.Insert(KeyHash(222, "k"), MakeLocation(2, 2)).ok());
+  index.PublishRebuild(222);
+  CHECK_FALSE(index.StillFound(probe));
+  REQUIRE(index.LookupKey("k", &c, &old).ok());
+  REQUIRE(Sorted(c) == std::vector<Location>{MakeLocation(2, 2)});
+  CHECK(old.hash == KeyHash(222, "k"));
+  CHECK(index.StillFound(old));
 }
 
 TEST_CASE("index RemoveIf drops recovery tombstones and keeps the rest", "[engine][index]") {

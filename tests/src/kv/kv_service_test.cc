@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -80,6 +81,24 @@ class FakeBackend final : public KvBackend {
     }
     v.holder = holder;
     return v;
+  }
+  // The key hints, as engine::Reader gives them: PrefetchIndex leaves a
+  // hash of the key, PrefetchRecord a candidate computed from the hash it
+  // was given (a hash of another key gives another key's candidate).
+  static uint64_t FakeHash(std::string_view key) { return std::hash<std::string_view>()(key) | 2; }
+  std::vector<std::string> hinted_gets;  // "<key>" or "<key>:stale" (the hint was another key's)
+  void PrefetchIndex(std::string_view key, engine::KeyProbe* hint) override {
+    *hint = engine::KeyProbe{};
+    hint->hash = FakeHash(key);
+  }
+  void PrefetchRecord(std::string_view key, engine::KeyProbe* hint) override {
+    if (hint->hash == 0) hint->hash = FakeHash(key);
+    hint->loc = hint->hash;
+  }
+  engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode,
+                                    const engine::KeyProbe& hint) override {
+    hinted_gets.push_back(std::string(key) + (hint.loc == FakeHash(key) ? "" : ":stale"));
+    return Get(key, mode);
   }
   engine::Status Busy() {
     if (always_busy) return engine::Status::Busy("full");
@@ -211,6 +230,29 @@ TEST_CASE("GET answers the stored value with its ETag and Content-Type", "[src][
   CHECK(out.find("Content-Type: text/plain") != std::string::npos);
   CHECK(out.find("X-Request-Id: ") != std::string::npos);
   CHECK(out.substr(out.size() - 5) == "hello");
+}
+
+TEST_CASE("a GET's read gets the key hints of its own request only, even when connections interleave",
+          "[src][kv_service]") {
+  Fixture f;
+  f.backend.values["a"] = {1, "text/plain", "A"};
+  f.backend.values["b"] = {2, "text/plain", "B"};
+  Client a(f.service, f.limits);
+  Client b(f.service, f.limits);
+  a.Send("GET /v1/kv/a HTTP/1.1\r\nHost: t\r\n");  // target hinted, head not complete
+  b.Send("GET /v1/kv/b HTTP/1.1\r\nHost: t\r\n\r\n");
+  a.Send("\r\n");
+  CHECK(a.Output().ends_with("\r\n\r\nA"));
+  CHECK(b.Output().ends_with("\r\n\r\nB"));
+  CHECK(f.backend.hinted_gets == std::vector<std::string>{"b", "a"});
+  // Not hinted (an escaped key): read without a hint, not with the last one.
+  f.backend.hinted_gets.clear();
+  const size_t gets = f.backend.gets;
+  f.backend.values["a b"] = {3, "text/plain", "C"};
+  a.Send("GET /v1/kv/a%20b HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(a.Output().ends_with("\r\n\r\nC"));
+  CHECK(f.backend.hinted_gets.empty());
+  CHECK(f.backend.gets == gets + 1);
 }
 
 TEST_CASE("GET maps storage outcomes to HTTP statuses", "[src][kv_service]") {
