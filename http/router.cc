@@ -2,6 +2,8 @@
 // chain of comparisons rather than a data structure.
 #include "http/router.h"
 
+#include <algorithm>
+
 #include "http/key_spelling.h"
 
 namespace kingx::http {
@@ -56,19 +58,21 @@ std::string_view AllowedMethods(Route route) {
   return "";
 }
 
+// The bytes between escapes are appended a run at once (most keys have no
+// escape at all: one append).
 bool PercentDecode(std::string_view in, std::string* out) {
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c != '%') {
-      out->push_back(c);
-      continue;
-    }
+  size_t i = 0;
+  while (i < in.size()) {
+    const size_t escape = std::min(in.find('%', i), in.size());
+    out->append(in.data() + i, escape - i);
+    if (escape == in.size()) break;
+    i = escape;
     if (i + 2 >= in.size()) return false;  // fewer than two characters after '%'
     int hi = HexValue(in[i + 1]);
     int lo = HexValue(in[i + 2]);
     if (hi < 0 || lo < 0) return false;
     out->push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
+    i += 3;
   }
   return true;
 }

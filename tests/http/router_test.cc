@@ -2,6 +2,9 @@
 #include "http/router.h"
 
 #include <catch2/catch.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace kingx::http {
 namespace {
@@ -138,6 +141,17 @@ TEST_CASE("PercentDecode appends and reports invalid escapes", "[http][router]")
   CHECK(out == "xa b");
   CHECK_FALSE(PercentDecode("%2", &out));
   CHECK_FALSE(PercentDecode("%%", &out));
+  // Plain runs before, between and after escapes, and none at all.
+  for (const auto& [in, decoded] : std::vector<std::pair<std::string, std::string>>{
+           {"plain", "plain"}, {"%41bc%42", "AbcB"}, {"a%2Fb%2fc", "a/b/c"}, {"%41%42", "AB"}, {"", ""}}) {
+    out.clear();
+    CHECK(PercentDecode(in, &out));
+    CHECK(out == decoded);
+  }
+  for (std::string_view bad : {"ab%4", "ab%", "a%zzb", "a%4g"}) {
+    out.clear();
+    CHECK_FALSE(PercentDecode(bad, &out));
+  }
 }
 
 TEST_CASE("/admin/backup is GET on the admin listener only", "[http][router]") {
