@@ -294,8 +294,9 @@ struct Writer::Impl {
   std::set<uint32_t> deleting_;
 
   // ---- the sorted key view (engine/keyspace.h) ----
-  // Recovery: the highest seq replayed from each segment (the keyspace's
-  // catch-up reads back only segments that hold seqs above its checkpoint).
+  // Recovery's scratch: the highest seq replayed from each segment, copied
+  // into SegmentStats::max_seq when recovery ends (the keyspace's catch-ups
+  // read that, not this).
   std::map<uint32_t, uint64_t> recovered_max_seq_;
   // Null until StartKeyspace. Add is called under mu_ before each put is published.
   std::unique_ptr<Keyspace> keyspace_;
