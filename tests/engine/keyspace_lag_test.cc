@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -26,6 +27,67 @@ using namespace kingx::engine::test;
 namespace {
 
 bool IsKeysPath(const std::string& path) { return path.find("/keys/") != std::string::npos; }
+
+// Holds the keyspace thread in the next run file it creates under keys/
+// (a tail flush or a merge when no job runs: no segment pinned) until
+// Release or destruction. Declare it after the database, so that it lets the
+// thread go before the writer's close joins it; its state outlives both.
+class RunFileGate {
+ public:
+  explicit RunFileGate(FaultInjectionEnv& env) : env_(env) {
+    env_.SetCreateHook([st = st_](const std::string& path) {
+      if (!IsKeysPath(path)) return;
+      st->held.fetch_add(1);
+      while (st->hold.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+  }
+  ~RunFileGate() {
+    Release();
+    env_.SetCreateHook({});
+  }
+  RunFileGate(const RunFileGate&) = delete;
+  RunFileGate& operator=(const RunFileGate&) = delete;
+  int held() const { return st_->held.load(); }
+  void Release() { st_->hold = false; }
+
+ private:
+  struct State {
+    std::atomic<bool> hold{true};
+    std::atomic<int> held{0};
+  };
+  FaultInjectionEnv& env_;
+  std::shared_ptr<State> st_ = std::make_shared<State>();
+};
+
+// Puts b<n>... one at a time until the gate holds the keyspace thread, then
+// `more` of them: the 16-entry tails overflow. Returns the next n.
+int PutUntilHeldThenOverflow(TestDb& db, std::map<std::string, ModelValue>* model, const RunFileGate& gate, int more) {
+  int b = 0;
+  for (; gate.held() == 0; ++b) {
+    REQUIRE(b < 1000);
+    PutModelled(db, model, "b" + std::to_string(b), 100, 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (const int end = b + more; b < end; ++b) PutModelled(db, model, "b" + std::to_string(b), 100, 1);
+  return b;
+}
+
+// A put through the large-value path (a segment of its own), modelled.
+void PutLargeModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len) {
+  const std::string v = MakeValue(key, 1, len, false);
+  WriteOp head;
+  head.key = key;
+  head.content_type = "text/x-test";
+  head.codec = Codec::kRaw;
+  auto id = db.writer().BeginLarge(head);
+  REQUIRE(id.ok());
+  for (size_t off = 0; off < v.size(); off += 65536)
+    REQUIRE(db.writer().AppendLarge(id.value(), std::string_view(v).substr(off, 65536)).ok());
+  WriteResult r;
+  db.writer().FinishLarge(id.value(), v.size(), &r);
+  REQUIRE(r.status.ok());
+  (*model)[key] = ModelValue{r.seq, v.size()};
+}
 
 }  // namespace
 
@@ -66,9 +128,6 @@ TEST_CASE("a view that fell behind is caught up from the puts its runs miss, als
   // Regression: a lost view was rebuilt from every segment. Under a steady
   // write load the rebuild of a large database fell behind again before it
   // ended, and the next one too: listing never came back.
-  // Declared first: the create hook below reads them until the writer is gone.
-  std::atomic<bool> hold{false};
-  std::atomic<int> held{0};
   TempDir dir;
   FaultInjectionEnv env;
   Options o;
@@ -90,25 +149,8 @@ TEST_CASE("a view that fell behind is caught up from the puts its runs miss, als
   const KeyspaceCounters& c = mem.region().counters();
   const uint64_t rebuilds = c.rebuilds.load(), catch_ups = c.catch_ups.load(), lost = c.lost.load();
 
-  // Hold the keyspace thread in the next run file it makes (a tail flush or a
-  // merge: no job, so no segment pinned), then overflow the tails.
-  struct Release {
-    std::atomic<bool>& hold;
-    ~Release() { hold = false; }  // also when a REQUIRE fails: the writer's close joins the thread
-  } release{hold};
-  hold = true;
-  env.SetCreateHook([&](const std::string& path) {
-    if (!IsKeysPath(path)) return;
-    held.fetch_add(1);
-    while (hold.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  });
-  int b = 0;
-  for (; held.load() == 0; ++b) {
-    REQUIRE(b < 1000);
-    PutModelled(db, &model, "b" + std::to_string(b), 100, 1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  for (const int end = b + 100; b < end; ++b) PutModelled(db, &model, "b" + std::to_string(b), 100, 1);
+  RunFileGate gate(env);
+  const int b = PutUntilHeldThenOverflow(db, &model, gate, 100);
   REQUIRE(c.lost.load() > lost);
   // Meanwhile: overwrites, deletes, and a compaction that moves records of
   // both the old and the lost puts into new segments.
@@ -124,8 +166,8 @@ TEST_CASE("a view that fell behind is caught up from the puts its runs miss, als
   Compactor compactor(db.writer(), co);
   REQUIRE(compactor.RunOnce().ok());
   REQUIRE(compactor.stats().records_moved > 0);
-  REQUIRE(held.load() >= 1);
-  hold = false;
+  REQUIRE(gate.held() >= 1);
+  gate.Release();
 
   REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
   KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
@@ -162,4 +204,46 @@ TEST_CASE("a keyspace thread that cannot write runs never holds the writer back"
   REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
   KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
   CheckAgainstModel(lister, model, "", 1000);
+}
+
+TEST_CASE("a catch-up after a loss reads large-value and rotated segments, and survives a failed segment read",
+          "[engine][keyspace][lag][faults]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.segment_bytes = 64 << 10;
+  o.compression_level = 0;
+  RegionMem mem(16, (64 << 10) + 256);
+  TestDb db(env, dir.path(), o);
+  KeyspaceOptions ko = SmallKeyspace(dir.path());
+  ko.lag_wait_ms = 0;
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  std::map<std::string, ModelValue> model;
+  for (int i = 0; i < 300; ++i) PutModelled(db, &model, "a" + std::to_string(i), 100, 1);
+  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  const KeyspaceCounters& c = mem.region().counters();
+  const uint64_t lost = c.lost.load(), catch_ups = c.catch_ups.load();
+  RunFileGate gate(env);
+  PutUntilHeldThenOverflow(db, &model, gate, 40);
+  REQUIRE(c.lost.load() > lost);
+  // Missed by the view: values on both sides of the segment size (in the
+  // active segment, and in segments of their own), and enough small puts
+  // to rotate the active segment several times.
+  PutModelled(db, &model, "m-small", 1000, 1);
+  PutModelled(db, &model, "m-below-segment", (64 << 10) - 1024, 1);
+  PutLargeModelled(db, &model, "m-large-below", (64 << 10) - 1024);
+  PutLargeModelled(db, &model, "m-large-above", (1 << 20) + 1);
+  for (int i = 0; i < 1500; ++i) PutModelled(db, &model, "r" + std::to_string(i), 200, 1);
+  // The catch-up's first segment or hint mapping fails (the read path).
+  env.FailNth(FaultOp::kMap, 1, Code::kIOError, /*forever=*/false, "/seg-");
+  gate.Release();
+
+  REQUIRE(db.writer().WaitKeyspaceReady(30000).ok());
+  CHECK(env.FaultsFired() >= 1);
+  CHECK(c.catch_ups.load() > catch_ups);
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  CheckAgainstModel(lister, model, "", 1000);
+  CheckAgainstModel(lister, model, "m-", 2);
 }
