@@ -16,6 +16,7 @@ bound far above what a loaded machine needs.
 import fcntl
 import os
 import signal
+import socket
 import struct
 import sys
 import termios
@@ -111,13 +112,22 @@ def test_a_client_pipelining_behind_a_waiting_write_is_held_back_by_flow_control
     S.start()
     writer = S.wait_children("kingx-writer", 1)[0]
     body = b"p" * 4096
-    count = 1024  # 4 MiB of pipelined PUTs: far more than one read
     first = build_request("PUT", key_path("first"), b"waits")
-    piped = b"".join(build_request("PUT", key_path(f"piped{i}"), body) for i in range(count))
     bound = len(first) + 4096  # the first PUT, and one small read while it waits
     os.kill(writer, signal.SIGSTOP)
     try:
         with Conn(S.port, timeout=HANG_S) as c:
+            # Pipeline more than the kernel can hold between the two ends (the client's send
+            # buffer, fixed here so that it does not grow, and the server's receive buffer,
+            # which starts at tcp_rmem's default and grows only as the server reads), so that
+            # the socket refuses bytes once the server stops reading.
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 << 10)
+            sndbuf = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+            with open("/proc/sys/net/ipv4/tcp_rmem") as f:
+                rcvbuf = int(f.read().split()[1])
+            one = len(build_request("PUT", key_path("piped0"), body))
+            count = max(1024, (2 * (sndbuf + rcvbuf) + (1 << 20)) // one + 1)
+            piped = b"".join(build_request("PUT", key_path(f"piped{i}"), body) for i in range(count))
             c.send(first)
             # Pipeline only once the server took the first PUT: the read that took it took
             # nothing else.
@@ -141,8 +151,9 @@ def test_a_client_pipelining_behind_a_waiting_write_is_held_back_by_flow_control
             unsent = struct.unpack("i", fcntl.ioctl(c.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
             queued = _server_rx_queue(S.port, c.local_port())
             taken = len(first) + sent - unsent - queued
-            check(sent < len(piped), f"the socket took all {len(piped)} pipelined bytes while the write waited")
             check(taken <= bound, f"the server read {taken} bytes while the write waited (at most {bound})")
+            check(sent < len(piped), f"the socket took all {len(piped)} pipelined bytes while the write waited "
+                                     f"(client send buffer {sndbuf}, server receive buffer from {rcvbuf})")
             c.sock.setblocking(True)
             c.sock.settimeout(HANG_S)
             os.kill(writer, signal.SIGCONT)
