@@ -3,7 +3,9 @@
 //
 // Flow: the method token is read here first (llhttp 8.1 refuses methods it
 // does not know, which would cost the connection; for those it is given a
-// stand-in, "GET", whose framing rules are the same). Then every llhttp
+// stand-in, "GET", whose framing rules are the same), unless the input starts
+// with a method llhttp parses itself and its SP, which llhttp then reads along
+// with the rest of the request line. Then every llhttp
 // callback that marks an event (head complete, body bytes, message complete)
 // returns HPE_PAUSED, so llhttp_execute stops right after it; the bytes it
 // consumed are read again by HeadCheck / ChunkedCheck, the head is validated
@@ -561,6 +563,36 @@ Parser::Step Parser::ErrorStep(Step step) {
   return step;
 }
 
+// The common start of a message: no byte of its method read yet (empty
+// lines before it may have been) and the input begins with a method llhttp
+// parses itself followed by its SP. Then the token is noted here without
+// consuming it: llhttp reads it with the rest of the request line, and
+// HeadCheck with everything llhttp consumed, in one call each instead of
+// three. Both readings are independent of how the input is split; a framing
+// error HeadCheck finds replaces whatever a callback reported in the same
+// llhttp call; and llhttp's state after the last message (closed, or
+// stopped by an upgrade) shows at the first byte, which Execute's loop
+// handles as ReadMethod does. So the outcome (request, errors, head bytes)
+// is the one of the byte-wise path. Returns false when this is not that
+// case (nothing changed then).
+bool Parser::NoteLeadingMethod(std::span<const char> data) {
+  if (method_len_ != 0) return false;
+  size_t n = 0;
+  for (std::string_view m : {std::string_view("GET "), std::string_view("HEAD "), std::string_view("PUT "),
+                             std::string_view("DELETE ")}) {
+    if (data.size() >= m.size() && std::memcmp(data.data(), m.data(), m.size()) == 0) {
+      n = m.size() - 1;
+      break;
+    }
+  }
+  if (n == 0) return false;
+  std::memcpy(method_, data.data(), n);
+  method_len_ = static_cast<uint8_t>(n);
+  method_done_ = method_known_ = true;
+  head_started_ = true;
+  return true;
+}
+
 // Reads the method token (and the empty lines before it) from data[*pos..]
 // until the SP after it, then starts llhttp on the token (or its stand-in).
 // Returns false when the request failed.
@@ -689,7 +721,7 @@ Parser::Step Parser::Execute(std::span<const char> data) {
   static const char kNothing[1] = {0};
   if (data.data() == nullptr) data = std::span<const char>(kNothing, 0);
   size_t pos = 0;
-  if (!method_done_) {
+  if (!method_done_ && !NoteLeadingMethod(data)) {
     const bool ok = ReadMethod(data, &pos);
     step.consumed = pos;
     if (!ok) return ErrorStep(step);

@@ -158,6 +158,7 @@ class Parser {
   int OnChunkHeader();
   std::string_view View(Span span) const { return std::string_view(store_).substr(span.off, span.len); }
   Step ErrorStep(Step step);
+  bool NoteLeadingMethod(std::span<const char> data);
   bool ReadMethod(std::span<const char> data, size_t* pos);
   bool CheckConsumed(std::span<const char> bytes, bool in_head);
   bool CheckEvent();

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -258,6 +259,102 @@ TEST_CASE("a spare parser serves the next request exactly as a new one, whatever
       REQUIRE(again.get() == spare);  // the spare, not a new parser
       Parser fresh(limits);
       CHECK(Outcome(*again, input) == Outcome(fresh, input));
+    }
+  }
+}
+
+// What the parser makes of `input` fed in pieces of at most `piece` bytes
+// (0: whole) after a first piece of `first_piece` (0: as the others), up to
+// two messages: events, each head's request as the handler
+// sees it (its head_bytes included), each body, errors, and the bytes
+// consumed in all
+// unless an error ended the reading (where it stops in the input depends on
+// where the pieces end; the connection closes then anyway).
+std::string Reading(std::string_view input, size_t piece, size_t first_piece = 0) {
+  Limits limits;
+  Parser p(limits);
+  std::string out;
+  std::string body;
+  size_t pos = 0;
+  size_t avail = std::min(first_piece != 0 ? first_piece : piece != 0 ? piece : input.size(), input.size());
+  for (int messages = 0, guard = 0; messages < 2 && guard < 100000; ++guard) {
+    Parser::Step step = p.Execute(std::span<const char>(input.data() + pos, avail - pos));
+    pos += step.consumed;
+    if (step.event == E::kNeedMore) {
+      if (avail == input.size()) break;
+      avail = piece == 0 ? input.size() : std::min(avail + piece, input.size());
+      continue;
+    }
+    if (step.event == E::kBody) {  // pieces end where the input's do: compare the whole body
+      body.append(step.body.data(), step.body.size());
+      continue;
+    }
+    out += "event " + std::to_string(static_cast<int>(step.event)) + "\n";
+    if (step.event == E::kMessageEnd) {
+      out += "body " + body + "\n";
+      body.clear();
+    }
+    if (step.event == E::kHead) {
+      const Request& r = p.request();
+      out += "head " + std::string(r.method_name) + " " + std::to_string(static_cast<int>(r.method)) + " " +
+             std::to_string(static_cast<int>(r.route)) + " " + std::string(r.key) + " " + std::string(r.target) +
+             " host " + std::string(r.host) + " 1." + std::to_string(r.http_minor) + " keep-alive " +
+             std::to_string(r.keep_alive) + " length " + std::to_string(r.content_length) + " head bytes " +
+             std::to_string(r.head_bytes) + " rejected " + std::to_string(p.rejected()) + "\n";
+    }
+    if (step.event == E::kError || (step.event == E::kHead && p.rejected())) {
+      out += "error " + std::to_string(p.error().status) + " " + std::string(p.error().detail) + "\n";
+    }
+    if (step.event == E::kError) return out;
+    if (step.event == E::kMessageEnd) ++messages;
+  }
+  return out + "consumed " + std::to_string(pos) + "\n";
+}
+
+TEST_CASE("a method at the start of the input, read with its line, gives what it gives read byte by byte",
+          "[http][parser]") {
+  // Whole, the request line of each first message starts with a method
+  // llhttp reads along with the rest of the line; byte by byte, or cut
+  // before the method's SP, the method is read on its own first; cut after
+  // empty lines or inside the first message, the second (or the first) may
+  // start a piece.
+  const std::vector<std::string> inputs = {
+      "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/kv/l HTTP/1.1\r\nHost: h\r\n\r\n",
+      "HEAD /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\nDELETE /v1/kv/l HTTP/1.1\r\nHost: h\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhiPUT /v1/kv/l HTTP/1.1\r\nHost: h\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\n",
+      "GET /v1/kv/k HTTP/1.0\r\n\r\n",
+      "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nGET /v1/kv/l HTTP/1.1\r\n"
+      "Host: h\r\n\r\n",
+      "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /v1/kv/l HTTP/1.1\r\nHost: h\r\n\r\n",
+      "\r\nGET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n",
+      "\rGET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET  /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/k\rX HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/k HTTP/1.1\rHost: h\r\n\r\n",
+      "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n",
+      "GET /v1/kv/k\tx HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/k RTSP/1.0\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/k HTTP/2.0\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/k\r\n\r\n",
+      "GET /v1/kv/k HTTP/1.1\r\nHost: a..b\r\n\r\n",
+      "GET * HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GETX /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GGET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n",
+      "\r\n\r\nPUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+      "GET\t/v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "DELETE /admin/compact HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/" + std::string(Limits().max_request_line_bytes, 'k') + " HTTP/1.1\r\nHost: h\r\n\r\n",
+  };
+  for (const std::string& input : inputs) {
+    CAPTURE(input);
+    const std::string whole = Reading(input, 0);
+    CHECK(whole.find("event") != std::string::npos);
+    CHECK(Reading(input, 1) == whole);
+    for (size_t cut = 1; cut < std::min<size_t>(input.size(), 80); ++cut) {
+      CAPTURE(cut);
+      CHECK(Reading(input, 0, cut) == whole);
     }
   }
 }
