@@ -5,6 +5,7 @@ not depend on what else runs; times do).
 
     bench/profile.py [--keys 1000000] [--requests-s 8] [--out bench/results/<date>-profile]
                      [--kingx build/src/kingx] [--loadgen build/bench/loadgen] [--cases a,b]
+                     [--conns 100]
 
 Cases (each server started fresh under `valgrind --tool=callgrind --instr-atstart=no`, its
 instrumentation switched on only for the measured load, then dumped per process):
@@ -142,7 +143,7 @@ def perf_case(args, name, start, path, out):
         data = os.path.join(out, f"perf-{name}.data")
         rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-p", pids,
                                 "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        g, cmd = loadgen(args, port, path, 5, conns=100)
+        g, cmd = loadgen(args, port, path, 5, conns=args.conns)
         rec.send_signal(signal.SIGINT)
         rec.wait(timeout=60)
     finally:
@@ -159,11 +160,11 @@ def perf_case(args, name, start, path, out):
 
 
 def syscall_case(args, name, start, path, out):
-    """Native run; strace -c -f on the server's processes while loadgen runs (100 connections).
+    """Native run; strace -c -f on the server's processes while loadgen runs (--conns connections).
     Returns {syscall: calls per answered request}."""
     proc, port = start([])
     try:
-        loadgen(args, port, path, 2, conns=100)
+        loadgen(args, port, path, 2, conns=args.conns)
         pids = tree(proc.pid)
         txt = os.path.join(out, f"strace-{name}.txt")
         argv = ["strace", "-c", "-f", "-o", txt]
@@ -171,7 +172,7 @@ def syscall_case(args, name, start, path, out):
             argv += ["-p", str(p)]
         tr = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)  # attached
-        g, cmd = loadgen(args, port, path, args.requests_s, conns=100)
+        g, cmd = loadgen(args, port, path, args.requests_s, conns=args.conns)
         tr.send_signal(signal.SIGINT)
         tr.wait(timeout=60)
     finally:
@@ -198,6 +199,8 @@ def main():
                                                        os.path.join(REPO, "build/bench/loadgen")))
     p.add_argument("--out", default=os.path.join(
         BENCH, "results", datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-profile"))
+    p.add_argument("--conns", type=int, default=100,
+                   help="connections of the native cases (perf, syscalls); callgrind cases use 10")
     p.add_argument("--cases", default="kingx-get,nginx-get,kingx-put,kingx-put-none,perf")
     p.add_argument("--template", help="an existing kingx data directory with the keys (skip preload)")
     args = p.parse_args()
