@@ -426,6 +426,20 @@ int Parser::OnChunkHeader() {
 // The head is complete and HeadCheck agrees with llhttp about its bytes.
 // Framing problems fail the request (close); request-level ones Reject it
 // (answered by the core, connection kept).
+// ValidHost, remembering the last host it accepted (validity depends on
+// the bytes alone): a keep-alive client names the same host in every request.
+bool Parser::HostIsValid(std::string_view host) {
+  if (!host.empty() && host.size() == valid_host_len_ && std::memcmp(host.data(), valid_host_, host.size()) == 0) {
+    return true;
+  }
+  if (!ValidHost(host)) return false;
+  if (host.size() <= sizeof(valid_host_)) {
+    std::memcpy(valid_host_, host.data(), host.size());
+    valid_host_len_ = static_cast<uint8_t>(host.size());
+  }
+  return true;
+}
+
 bool Parser::FinishHead() {
   llhttp_t* ll = Ll(llhttp_);
   // --- framing: any failure here closes the connection ---
@@ -450,7 +464,7 @@ bool Parser::FinishHead() {
     Fail(400, "An HTTP/1.1 request must carry a Host header field.");
     return false;
   }
-  if (counts_[kHost] == 1 && !ValidHost(View(spans_[kHost]))) {
+  if (counts_[kHost] == 1 && !HostIsValid(View(spans_[kHost]))) {
     Fail(400, "The Host header field is not a valid host name.");
     return false;
   }

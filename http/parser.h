@@ -158,6 +158,7 @@ class Parser {
   int OnChunkHeader();
   std::string_view View(Span span) const { return std::string_view(store_).substr(span.off, span.len); }
   Step ErrorStep(Step step);
+  bool HostIsValid(std::string_view host);
   bool NoteLeadingMethod(std::span<const char> data);
   bool ReadMethod(std::span<const char> data, size_t* pos);
   bool CheckConsumed(std::span<const char> bytes, bool in_head);
@@ -184,6 +185,8 @@ class Parser {
   Span spans_[kFieldCount];
   uint16_t counts_[kFieldCount] = {};
   char field_name_[24];         // lower-cased name of the header being read
+  char valid_host_[48];         // the last Host value ValidHost accepted (kept across requests)
+  uint8_t valid_host_len_ = 0;  // its length; 0: none
   uint8_t field_name_len_ = 0;
   bool field_name_long_ = false;
   size_t field_name_bytes_ = 0;  // bytes of the current field name (empty is refused)

@@ -359,5 +359,22 @@ TEST_CASE("a method at the start of the input, read with its line, gives what it
   }
 }
 
+TEST_CASE("a Host value accepted once does not let another of the same length through", "[http][parser]") {
+  // The parser remembers the last Host it accepted; a keep-alive client
+  // sending a different one must still have it checked.
+  const std::string out = Reading("GET /healthz HTTP/1.1\r\nHost: ab.c\r\n\r\n"
+                                  "GET /healthz HTTP/1.1\r\nHost: ab..\r\n\r\n", 0);
+  CHECK(out.find("host ab.c") != std::string::npos);
+  CHECK(out.find("error 400 The Host header field is not a valid host name.") != std::string::npos);
+  const std::string twice = Reading("GET /healthz HTTP/1.1\r\nHost: ab.c\r\n\r\n"
+                                    "GET /healthz HTTP/1.1\r\nHost: ab.c\r\n\r\n", 0);
+  CHECK(twice.find("error") == std::string::npos);
+  CHECK(twice.find("event 3") != std::string::npos);
+  const std::string long_host(60, 'h');
+  const std::string longer = Reading("GET /healthz HTTP/1.1\r\nHost: " + long_host + "\r\n\r\n"
+                                     "GET /healthz HTTP/1.1\r\nHost: " + long_host + ".\r\n\r\n", 0);
+  CHECK(longer.find("error") == std::string::npos);
+}
+
 }  // namespace
 }  // namespace kingx::http
