@@ -70,11 +70,8 @@ struct Parser::Callbacks {
     Parser* self = Self(p);
     // llhttp 8.1 lets HTAB and FF through in a request-target; nginx (and
     // RFC 9112 §3.2) accept no whitespace or control character there.
-    for (size_t i = 0; i < n; ++i) {
-      const auto c = static_cast<unsigned char>(at[i]);
-      if (c <= 0x20 || c == 0x7f) {
-        return self->Fail(400, "The request target contains a space, a tab or a control character.");
-      }
+    if (HasSpaceOrControl(std::string_view(at, n))) {
+      return self->Fail(400, "The request target contains a space, a tab or a control character.");
     }
     if (self->url_.len == 0) self->url_.off = static_cast<uint32_t>(self->store_.size());
     self->store_.append(at, n);

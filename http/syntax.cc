@@ -3,6 +3,8 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 namespace kingx::http {
 namespace {
@@ -48,6 +50,29 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 bool IsTchar(unsigned char c) { return kTchar[c]; }
 
 bool IsMethodChar(char c) { return (c >= 'A' && c <= 'Z') || c == '_' || c == '-'; }
+
+// (x - n * kOnes) & ~x & kHighs is non-zero exactly when a byte of x is
+// below n (n <= 0x80): the lowest such byte borrows into its own high bit,
+// and a byte of 0x80 or more is masked by ~x. A borrow can mark a byte above
+// a hit wrongly, which does not change whether there is one. DEL is found as
+// a zero byte of x ^ (0x7f * kOnes), the same way with n = 1.
+bool HasSpaceOrControl(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101u;
+  constexpr uint64_t kHighs = 0x8080808080808080u;
+  const char* p = s.data();
+  const char* const end = p + s.size();
+  for (; end - p >= 8; p += 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    const uint64_t del = x ^ (kOnes * 0x7f);
+    if ((((x - kOnes * 0x21) & ~x) | ((del - kOnes) & ~del)) & kHighs) return true;
+  }
+  for (; p < end; ++p) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c <= 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
 
 std::string_view TrimOws(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);

@@ -17,6 +17,10 @@ bool IsTchar(unsigned char c);
 // A byte of a method token as nginx accepts it: 'A'-'Z', '_' or '-'.
 bool IsMethodChar(char c);
 
+// True when `s` holds a byte a request-target may not: a space, a control
+// character (0x00-0x1f) or DEL. Eight bytes per step.
+bool HasSpaceOrControl(std::string_view s);
+
 // `v` without leading and trailing SP/HTAB (RFC 9110 OWS).
 std::string_view TrimOws(std::string_view v);
 

@@ -68,6 +68,27 @@ TEST_CASE("ValidHost agrees with the byte-wise host rules on random hosts", "[ht
   }
 }
 
+TEST_CASE("HasSpaceOrControl finds a space, control byte or DEL of any value at any position", "[http][syntax]") {
+  // Lengths around the eight-byte steps; every byte value at every position,
+  // in a string of bytes that are allowed, including bytes above 0x7f.
+  for (size_t len : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{16}, size_t{23}}) {
+    for (char fill : {'a', '~', static_cast<char>(0x80), static_cast<char>(0xff), '!'}) {
+      std::string s(len, fill);
+      CHECK_FALSE(HasSpaceOrControl(s));
+      for (size_t at = 0; at < len; ++at) {
+        for (int b = 0; b < 256; ++b) {
+          std::string t = s;
+          t[at] = static_cast<char>(b);
+          const bool expected = b <= 0x20 || b == 0x7f;
+          if (HasSpaceOrControl(t) != expected) FAIL("len " << len << " at " << at << " byte " << b);
+        }
+      }
+    }
+  }
+  CHECK_FALSE(HasSpaceOrControl(""));
+  CHECK(HasSpaceOrControl(std::string("/v1/kv/") + "	"));
+}
+
 TEST_CASE("IsTchar is RFC 9110's tchar for every byte", "[http][syntax]") {
   const std::string_view kSpecials = "!#$%&'*+-.^_`|~";
   for (int c = 0; c < 256; ++c) {
