@@ -55,17 +55,25 @@ bool IsMethodChar(char c) { return (c >= 'A' && c <= 'Z') || c == '_' || c == '-
 // below n (n <= 0x80): the lowest such byte borrows into its own high bit,
 // and a byte of 0x80 or more is masked by ~x. A borrow can mark a byte above
 // a hit wrongly, which does not change whether there is one. DEL is found as
-// a zero byte of x ^ (0x7f * kOnes), the same way with n = 1.
+// a zero byte of x ^ (0x7f * kOnes), the same way with n = 1. From eight
+// bytes on, the last step reads the last eight bytes (overlapping the step
+// before it) instead of walking the tail byte by byte.
 bool HasSpaceOrControl(std::string_view s) {
   constexpr uint64_t kOnes = 0x0101010101010101u;
   constexpr uint64_t kHighs = 0x8080808080808080u;
+  const auto any = [](const char* at) {
+    uint64_t x;
+    std::memcpy(&x, at, 8);
+    const uint64_t del = x ^ (kOnes * 0x7f);
+    return ((((x - kOnes * 0x21) & ~x) | ((del - kOnes) & ~del)) & kHighs) != 0;
+  };
   const char* p = s.data();
   const char* const end = p + s.size();
-  for (; end - p >= 8; p += 8) {
-    uint64_t x;
-    std::memcpy(&x, p, 8);
-    const uint64_t del = x ^ (kOnes * 0x7f);
-    if ((((x - kOnes * 0x21) & ~x) | ((del - kOnes) & ~del)) & kHighs) return true;
+  if (s.size() >= 8) {
+    for (; end - p > 8; p += 8) {
+      if (any(p)) return true;
+    }
+    return any(end - 8);
   }
   for (; p < end; ++p) {
     const auto c = static_cast<unsigned char>(*p);

@@ -71,7 +71,8 @@ TEST_CASE("ValidHost agrees with the byte-wise host rules on random hosts", "[ht
 TEST_CASE("HasSpaceOrControl finds a space, control byte or DEL of any value at any position", "[http][syntax]") {
   // Lengths around the eight-byte steps; every byte value at every position,
   // in a string of bytes that are allowed, including bytes above 0x7f.
-  for (size_t len : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{16}, size_t{23}}) {
+  for (size_t len : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{12}, size_t{15}, size_t{16}, size_t{17},
+                     size_t{23}}) {
     for (char fill : {'a', '~', static_cast<char>(0x80), static_cast<char>(0xff), '!'}) {
       std::string s(len, fill);
       CHECK_FALSE(HasSpaceOrControl(s));
