@@ -111,6 +111,12 @@ uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes) {
   return std::min(segment_bytes / 4, std::max<uint64_t>(live_bytes / 2, 1 << 20));
 }
 
+bool RotateActiveForShare(uint64_t active_file_bytes, uint64_t active_live_bytes, uint64_t live_bytes,
+                          uint64_t segment_bytes) {
+  if (active_file_bytes < std::min(kShareRotateMinBytes, segment_bytes)) return false;
+  return active_live_bytes > live_bytes / kMaxActiveShare;
+}
+
 bool FinishOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes, uint64_t segment_bytes) {
   if (waiting_input_bytes >= segment_bytes) return true;
   const uint64_t enough = std::min<uint64_t>(segment_bytes, 1 << 20);

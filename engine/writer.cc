@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "engine/compaction_policy.h"
 #include "engine/compress.h"
 #include "engine/hash.h"
 #include "engine/kill_point.h"
@@ -155,6 +156,16 @@ void CommitPending(Writer::Impl& w, std::vector<PendingRecord>& pending, std::sp
   done();
 }
 
+// RotateActiveForShare for the active segment with `used` bytes (written,
+// in flight and in this batch). The cheap size test first: this runs per op.
+static bool ActiveShareTooLarge(const Writer::Impl& w, uint64_t used) {
+  if (!w.active_ || used < std::min(kShareRotateMinBytes, w.options_.segment_bytes)) return false;
+  const auto it = w.segments_.find(w.active_id_);
+  if (it == w.segments_.end()) return false;
+  const uint64_t live = w.index_.counters().live_bytes.load(std::memory_order_relaxed);
+  return RotateActiveForShare(used, it->second.live_bytes, live, w.options_.segment_bytes);
+}
+
 void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteResult> results,
                  std::vector<PendingRecord>& pending, bool pipelined) {
   // The state of keys written earlier in this batch (or in flight), which the index does not show yet.
@@ -199,9 +210,12 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
       continue;
     }
 
-    // Rotate when this record does not fit (an empty segment takes any record).
+    // Rotate when this record does not fit (an empty segment takes any record),
+    // or when the active segment holds too large a share of the live data
+    // (compaction_policy.h: what one compaction input may cost in copies).
     const uint64_t used = w.active_size_ + w.inflight_bytes_ + w.batch_.size();
-    if (!w.active_ || (used > kSegmentHeaderBytes && used + total > w.options_.segment_bytes)) {
+    if (!w.active_ || (used > kSegmentHeaderBytes && used + total > w.options_.segment_bytes) ||
+        ActiveShareTooLarge(w, used)) {
       const bool had_earlier = !pending.empty() || !w.inflight_.empty();
       if (pipelined) w.DrainLocked();  // the segment's every record synced and published before it is sealed
       if (w.active_) CommitPending(w, pending, results);

@@ -270,6 +270,23 @@ TEST_CASE("the active segment is sealed once it holds half the live data and is 
   CHECK_FALSE(SealActiveFirst(Seg(9, 3 * kMiB, 2 * kMiB, true), ActiveSealMinBytes(kSeg, 8 * kMiB), o));
 }
 
+TEST_CASE("the writer rotates once the active segment holds more than a quarter of the live data and a MiB",
+          "[engine][compaction_policy]") {
+  constexpr uint64_t kSeg = 256 * kMiB;
+  CHECK(RotateActiveForShare(kMiB, kMiB, 4 * kMiB - 4, kSeg));         // over a quarter
+  CHECK_FALSE(RotateActiveForShare(2 * kMiB, kMiB, 4 * kMiB, kSeg));   // exactly a quarter
+  CHECK(RotateActiveForShare(3 * kMiB, 3 * kMiB, 4 * kMiB, kSeg));     // most of the data: sealed long ago
+  CHECK(RotateActiveForShare(kMiB, kMiB, 0, kSeg));                     // a new database: the first MiB
+  // A small, mostly overwritten database: once per MiB written, not per batch.
+  CHECK_FALSE(RotateActiveForShare(kMiB - 1, 100 << 10, 100 << 10, kSeg));
+  CHECK(RotateActiveForShare(kMiB, 100 << 10, 100 << 10, kSeg));
+  // A large database: a segment's worth long before a quarter of the data.
+  CHECK_FALSE(RotateActiveForShare(200 * kMiB, 200 * kMiB, 1000 * kMiB, kSeg));
+  // Segments smaller than a MiB rotate when full; the share rule may come first.
+  CHECK(RotateActiveForShare(64 << 10, 64 << 10, 64 << 10, 64 << 10));
+  CHECK_FALSE(RotateActiveForShare((64 << 10) - 1, 64 << 10, 64 << 10, 64 << 10));
+}
+
 TEST_CASE("an output is finished after an input once the inputs waiting on it are worth it",
           "[engine][compaction_policy]") {
   constexpr uint64_t kSeg = 256 * kMiB;

@@ -660,3 +660,85 @@ TEST_CASE("a catch-up pass holds the copies of one input at a time on top of its
   REQUIRE(db.Open().ok());
   CheckModel(db, model, keys);
 }
+
+TEST_CASE("the active segment is sealed once it holds more than a quarter of the live data, so a catch-up "
+          "pass never copies most of the data beside its input, however large segments are",
+          "[engine][compaction][catch_up]") {
+  // With segments far larger than the database, the active segment used to
+  // collect all of it: compacting it, once dead enough, put a copy of most of
+  // the live data on top of it.
+  FaultInjectionEnv env;
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 256 << 20;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  Model model;
+  std::vector<std::string> keys;
+  const auto put = [&](size_t i, int version) {
+    std::string v = MakeValue(keys[i], version, 64 << 10, false);
+    WriteResult r = db.Put(keys[i], v);
+    REQUIRE(r.status.ok());
+    model[keys[i]] = ModelEntry{v, r.seq};
+  };
+  for (int i = 0; i < 64; ++i) {
+    keys.push_back("k" + std::to_string(i));
+    put(keys.size() - 1, 0);
+  }
+  std::mt19937 rng(11);
+  for (int n = 0; n < 40; ++n) put(rng() % keys.size(), 1 + n);
+  const WriterStats stats = db.writer().Stats();
+  size_t segments = 0;
+  uint64_t largest_live = 0;
+  for (const SegmentStats& seg : stats.per_segment) {
+    INFO("segment " << seg.id << ": " << seg.live_bytes << " live of " << stats.live_bytes);
+    CHECK(seg.live_bytes * 3 <= stats.live_bytes);
+    largest_live = std::max(largest_live, seg.live_bytes);
+    ++segments;
+  }
+  REQUIRE(segments >= 4);
+
+  const uint64_t before = DirBytes(dir.path());
+  std::atomic<uint64_t> peak{before};
+  env.SetSyncHook([&](const std::string& path) {
+    if (path.find("compact-") == std::string::npos) return;
+    const uint64_t now = DirBytes(dir.path());
+    if (now > peak.load()) peak.store(now);
+  });
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  Compactor c(db.writer(), co);
+  PassReport report;
+  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+  env.SetSyncHook({});
+  REQUIRE(report.inputs >= 1);
+  INFO("directory " << before << " bytes before the pass, " << peak.load() << " at its largest; live "
+                    << stats.live_bytes);
+  REQUIRE(peak.load() - before <= largest_live + kCatchUpFinishMinBytes);
+  REQUIRE(peak.load() - before <= stats.live_bytes / 3);
+  CheckModel(db, model, keys);
+  REQUIRE(db.Open().ok());
+  CheckModel(db, model, keys);
+}
+
+TEST_CASE("a small, mostly overwritten database rotates its active segment once per MiB written at most",
+          "[engine][compaction]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 256 << 20;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  uint64_t written = 0;
+  for (int n = 0; n < 4200; ++n) {
+    const std::string key = "k" + std::to_string(n % 10);
+    const std::string v = MakeValue(key, n, 1000, false);
+    REQUIRE(db.Put(key, v).status.ok());
+    written += v.size() + key.size() + kRecordHeaderBytes;
+  }
+  const size_t segments = db.writer().Stats().per_segment.size();
+  INFO(written << " bytes written into " << segments << " segments");
+  REQUIRE(segments <= written / (1 << 20) + 1);
+  REQUIRE(segments >= 2);
+}
