@@ -45,6 +45,7 @@ struct Move {
 // State kept across passes; used only by the thread running RunOnce, except
 // `stop` and the stats (any thread).
 struct Compactor::State {
+  std::mutex run_mu;  // held by RunOnce
   std::atomic<bool> stop{false};
   std::atomic<bool> hurry{false};
   mutable std::mutex stats_mu;
@@ -83,7 +84,12 @@ namespace {
 class Pass {
  public:
   Pass(Writer::Impl& w, const CompactionOptions& o, Compactor::State& st, PassReport* report, PassKind kind)
-      : w_(w), o_(o), st_(st), report_(*report), catch_up_(kind == PassKind::kCatchUp) {}
+      : w_(w),
+        o_(o),
+        st_(st),
+        report_(*report),
+        catch_up_(kind == PassKind::kCatchUp),
+        dead_only_(kind == PassKind::kDeadOnly) {}
 
   Status Run();
   uint64_t bytes_deleted() const { return bytes_deleted_; }
@@ -166,6 +172,7 @@ class Pass {
   Compactor::State& st_;
   PassReport& report_;
   const bool catch_up_;
+  const bool dead_only_;  // PassKind::kDeadOnly
 
   uint64_t start_seq_ = 0;
   uint64_t seed_ = 0;
@@ -186,7 +193,7 @@ class Pass {
 };
 
 void Pass::Pace(uint64_t bytes) {
-  if (o_.rate_bytes_per_sec == 0 || bytes == 0 || catch_up_ || st_.hurry.load(std::memory_order_relaxed)) return;
+  if (o_.rate_bytes_per_sec == 0 || bytes == 0 || catch_up_ || dead_only_ || st_.hurry.load(std::memory_order_relaxed)) return;
   st_.paced_bytes += bytes;
   const auto due = st_.pace_start + std::chrono::microseconds(st_.paced_bytes * 1000000 / o_.rate_bytes_per_sec);
   // Sleep in short steps so that RequestStop is honoured quickly; bounded by due.
@@ -238,6 +245,7 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
   std::set<uint32_t> skip = st_.skip;
   skip.insert(pinned.begin(), pinned.end());
   for (const PickedSegment& p : PickSegments(segs, skip, st_.kept_tombstone_bytes, po)) {
+    if (dead_only_ && p.stats.live_bytes != 0) continue;
     Input in;
     in.stats = p.stats;
     in.reclaimable = p.reclaimable;
@@ -631,8 +639,10 @@ Status Pass::Run() {
     std::lock_guard lock(w_.mu_);
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
     // A catch-up pass seals the active segment as on a disk low on space:
-    // whenever it holds dead records.
-    SealActiveIfWorthIt(low_space || catch_up_, free.value());
+    // whenever it holds dead records. A dead-only pass only deletes, and
+    // only what durable writes made dead.
+    if (dead_only_ && w_.options_.sync != SyncMode::kAlways) return Status::OK();
+    if (!dead_only_) SealActiveIfWorthIt(low_space || catch_up_, free.value());
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
     segs = w_.segments_;
     view_pin = w_.pins_ > 0;
@@ -706,6 +716,14 @@ Status Compactor::RunOnce(PassReport* report, PassKind kind) {
   *report = PassReport{};
   if (state_->stop.load(std::memory_order_relaxed)) return Status::Busy("compaction stopped");
   if (writer_.impl_->options_.read_only) return Status::ReadOnly("the database was opened read-only");
+  // One pass at a time; a dead-only pass does not wait for another (which
+  // deletes what it would, or leaves it for the next pass).
+  std::unique_lock run(state_->run_mu, std::defer_lock);
+  if (kind == PassKind::kDeadOnly) {
+    if (!run.try_lock()) return Status::OK();
+  } else {
+    run.lock();
+  }
   const auto start = Clock::now();
   Pass pass(*writer_.impl_, options_, *state_, report, kind);
   Status s = pass.Run();
@@ -723,7 +741,7 @@ Status Compactor::RunOnce(PassReport* report, PassKind kind) {
     state_->stats.kept_tombstone_bytes = kept;
   }
   if (options_.log && (report->inputs > 0 || !s.ok()))
-    options_.log(std::string("compaction: ") + (kind == PassKind::kCatchUp ? "catch-up " : "") + "pass picked " +
+    options_.log(std::string("compaction: ") + (kind == PassKind::kCatchUp ? "catch-up " : kind == PassKind::kDeadOnly ? "dead-only " : "") + "pass picked " +
                  std::to_string(report->inputs) + " segment(s), deleted " +
                  std::to_string(report->deleted) + ", wrote " + std::to_string(report->outputs) + ", freed " +
                  std::to_string(report->bytes_freed) + " bytes in " + std::to_string(us / 1000) + " ms: " +

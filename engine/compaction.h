@@ -208,6 +208,15 @@ enum class PassKind {
   // (compaction_policy.h), and do not pace I/O (the writes waiting are the
   // load).
   kCatchUp,
+  // A write just made a sealed segment hold nothing live
+  // (Writer::emptied_segments): delete the sealed segments with no live
+  // record, nothing else (no sealing, no other picks, no pacing), so that
+  // the space of a large value's own segment goes when the write that
+  // superseded it is answered, not a pass later. Only with
+  // SyncMode::kAlways (otherwise the superseding write may not be durable
+  // yet); a pinned segment stays for a later pass; when another pass is
+  // running, returns at once (that pass or the next deletes them).
+  kDeadOnly,
 };
 
 class Compactor {
@@ -218,8 +227,9 @@ class Compactor {
   Compactor(const Compactor&) = delete;
   Compactor& operator=(const Compactor&) = delete;
 
-  // One pass (see the file comment). Call from one thread at a time (any
-  // thread of the writer's process, concurrently with the writer thread).
+  // One pass (see the file comment). Any thread of the writer's process,
+  // concurrently with the writer thread; passes run one at a time (a second
+  // caller waits, except a kDeadOnly one, which returns OK at once).
   // OK also when there was nothing to do (report->inputs == 0).
   // Errors: kNoSpace (not enough free space for an output, or ENOSPC while
   // writing one), kIOError, kCorruption (an input failed its checksums: that

@@ -92,6 +92,7 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
       SegmentStats& old = w.segments_[LocationSegment(p.old_loc)];
       old.live_bytes -= std::min(old.live_bytes, p.old_total);
       old.dead_bytes += p.old_total;
+      w.CountIfEmptied(LocationSegment(p.old_loc), old);
     }
     if (p.type == RecordType::kPut) {
       active.live_bytes += p.total;
@@ -294,6 +295,13 @@ DiskState Writer::disk_state() const { return impl_->disk_.state(); }
 void Writer::RefreshDiskState() { impl_->disk_.Refresh(); }
 
 std::string Writer::DescribeDisk() const { return impl_->disk_.Describe(); }
+
+void Writer::Impl::CountIfEmptied(uint32_t id, const SegmentStats& s) {
+  if (s.live_bytes == 0 && id != active_id_ && s.bytes >= kDeleteScannedBytes)
+    emptied_segments_.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t Writer::emptied_segments() const { return impl_->emptied_segments_.load(std::memory_order_relaxed); }
 
 WriterStats Writer::Stats() const {
   const Impl& w = *impl_;

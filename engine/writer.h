@@ -245,6 +245,12 @@ class Writer {
 
   WriterStats Stats() const;
 
+  // How many times a write made a sealed segment of at least
+  // kDeleteScannedBytes (compaction_policy.h) hold nothing live any more (a
+  // large value's own segment, once overwritten or deleted): a cheap signal
+  // for a PassKind::kDeadOnly pass. Any thread; counts from the open.
+  uint64_t emptied_segments() const;
+
   // ---- Sorted key view (listing; engine/keyspace.h) ----
   // Starts maintaining the sorted view of the keys in `region` (formatted by
   // KeyspaceRegion::Create, shared with the readers' KeyLister), its runs in

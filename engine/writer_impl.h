@@ -221,6 +221,10 @@ struct Writer::Impl {
 
   // Stats.
   uint64_t batches_ = 0, last_batch_ops_ = 0, syncs_ = 0, last_sync_us_ = 0, total_sync_us_ = 0;
+  // Writer::emptied_segments; CountIfEmptied after a write took live bytes
+  // from segment `id` (under mu_).
+  std::atomic<uint64_t> emptied_segments_{0};
+  void CountIfEmptied(uint32_t id, const SegmentStats& s);
 
   // Large values being staged.
   struct Large {

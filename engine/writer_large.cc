@@ -202,6 +202,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
     SegmentStats& old = w.segments_[LocationSegment(cur->loc)];
     old.live_bytes -= std::min(old.live_bytes, cur->total_bytes);
     old.dead_bytes += cur->total_bytes;
+    w.CountIfEmptied(LocationSegment(cur->loc), old);
   }
   Status is = Status::OK();
   if (!(cur->exists && w.index_.Replace(hash, cur->loc, loc))) {

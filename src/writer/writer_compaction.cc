@@ -21,6 +21,7 @@ struct CompactionState {
   std::unique_ptr<WriteStall> stall;
   double max_dead_fraction = 0;
   std::chrono::steady_clock::time_point last_trigger{};
+  uint64_t emptied_seen = 0;  // engine::Writer::emptied_segments at the last dead-only pass
   // What Publish already added to the shared counters (this compactor's
   // stats start at zero; the shared ones outlive writer restarts).
   engine::CompactionStats published;
@@ -90,12 +91,24 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     state->thread->Start();
     // Held writes must never wait long enough to be answered "outcome unknown".
     const uint64_t max_stall_ms = std::max<uint64_t>(config.storage_timeout_ms / 4, 1);
+    state->emptied_seen = writer.emptied_segments();
     state->stall = std::make_unique<WriteStall>(shm, *state->compactor, *state->thread, max_stall_ms,
                                                 std::min(kViewPinWaitMs, max_stall_ms));
   };
   hooks.hold_batch = [state](engine::Writer&) { return state->stall && state->stall->Hold(); };
-  hooks.each_iteration = [state, &shm](engine::Writer&, bool requested) {
+  hooks.each_iteration = [state, &shm](engine::Writer& writer, bool requested) {
     if (!state->compactor) return;
+    // A write made a large segment (a large value's own, typically) hold
+    // nothing live: delete it now, on this thread, before the next batch, so
+    // that its space goes with the write that superseded it. Waiting for the
+    // compaction thread (a trigger, or the write stall's catch-up pass) left
+    // it beside the live data for a pass's time: one batch replacing a few
+    // large values put the directory over twice the live data meanwhile.
+    if (const uint64_t emptied = writer.emptied_segments(); emptied != state->emptied_seen) {
+      state->emptied_seen = emptied;
+      if (engine::Status s = state->compactor->RunOnce(nullptr, engine::PassKind::kDeadOnly); !s.ok())
+        KINGX_LOG_WARN("compaction: deleting emptied segments failed: %s", s.ToString().c_str());
+    }
     if (requested) {
       KINGX_LOG_INFO("compaction requested by an admin request");
       state->thread->Trigger(/*force=*/true);  // an explicit request runs even during a back-off

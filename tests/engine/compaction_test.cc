@@ -742,3 +742,62 @@ TEST_CASE("a small, mostly overwritten database rotates its active segment once 
   REQUIRE(segments <= written / (1 << 20) + 1);
   REQUIRE(segments >= 2);
 }
+
+TEST_CASE("a dead-only pass deletes the sealed segments a durable write left with nothing live, and nothing else",
+          "[engine][compaction]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 256 << 20;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  // Each value over a MiB ends up alone in its segment (RotateActiveForShare).
+  const std::string big(3 << 19, 'b');
+  for (int i = 0; i < 4; ++i) REQUIRE(db.Put("big" + std::to_string(i), big).status.ok());
+  REQUIRE(db.Put("small", "s").status.ok());
+  REQUIRE(db.Put("small", "t").status.ok());  // a dead record in the active segment
+  const uint64_t emptied = db.writer().emptied_segments();
+  const WriterStats before = db.writer().Stats();
+  REQUIRE(db.Put("big1", "now small").status.ok());
+  REQUIRE(db.Delete("big2").status.ok());
+  REQUIRE(db.writer().emptied_segments() == emptied + 2);
+  const uint64_t dir_before = DirBytes(dir.path());
+
+  Compactor c(db.writer(), Unthrottled());
+  PassReport report;
+  REQUIRE(c.RunOnce(&report, PassKind::kDeadOnly).ok());
+  CHECK(report.inputs == 2);
+  CHECK(report.deleted == 2);
+  CHECK(report.outputs == 0);
+  const WriterStats after = db.writer().Stats();
+  CHECK(after.segments == before.segments - 2);  // the active segment was not sealed
+  CHECK(DirBytes(dir.path()) + 2 * big.size() <= dir_before);
+  for (const SegmentStats& seg : after.per_segment) CHECK((seg.active || seg.live_bytes > 0));
+  CHECK(db.Get("big0").value() == big);
+  CHECK(db.Get("big1").value() == "now small");
+  CHECK(db.Get("big2").status().Is(Code::kNotFound));
+  CHECK(db.Get("big3").value() == big);
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("big1").value() == "now small");
+  CHECK(db.Get("big2").status().Is(Code::kNotFound));
+  CHECK(db.Get("big3").value() == big);
+}
+
+TEST_CASE("a dead-only pass deletes nothing when writes are not durable when answered",
+          "[engine][compaction]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 256 << 20;
+  o.sync = SyncMode::kNone;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string big(3 << 19, 'b');
+  for (int i = 0; i < 2; ++i) REQUIRE(db.Put("big" + std::to_string(i), big).status.ok());
+  REQUIRE(db.Put("big0", "small").status.ok());
+  REQUIRE(db.writer().emptied_segments() >= 1);
+  Compactor c(db.writer(), Unthrottled());
+  PassReport report;
+  REQUIRE(c.RunOnce(&report, PassKind::kDeadOnly).ok());
+  CHECK(report.inputs == 0);
+}

@@ -1,0 +1,73 @@
+// The writer process's compaction hooks (src/writer/writer_compaction.h)
+// against a real Writer over a shared mapping's index: what happens between
+// two batches.
+#include "src/writer/writer_compaction.h"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <string>
+
+#include "engine/env.h"
+#include "engine/writer.h"
+#include "src/ipc/shm.h"
+#include "tests/src/support/test_util.h"
+
+namespace kingx {
+namespace {
+
+size_t SegmentFiles(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".kxd") ++n;
+  return n;
+}
+
+engine::WriteResult Put(engine::Writer& writer, const std::string& key, const std::string& value) {
+  engine::WriteOp op;
+  op.key = key;
+  op.content_type = "text/plain";
+  op.stored = value;
+  op.raw_len = value.size();
+  engine::WriteResult r;
+  writer.Apply({&op, 1}, {&r, 1});
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("the segment of a large value a batch replaced is deleted before the next batch, not a pass later",
+          "[src][writer][compaction][regression]") {
+  // One batch replacing a few large values made their segments dead at
+  // once; they stayed until the compaction thread's next pass (a trigger or
+  // the write stall's catch-up pass), and the data directory was over twice
+  // the live data meanwhile.
+  test::TempDir dir;
+  auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
+  REQUIRE(created.ok());
+  std::unique_ptr<SharedMemory> shm = std::move(created).value();
+  engine::Options o;
+  o.compression_level = 0;
+  o.take_lock = false;
+  auto opened = engine::Writer::Open(engine::PosixEnv(), dir.path, o, shm->index());
+  REQUIRE(opened.ok());
+  std::unique_ptr<engine::Writer> writer = std::move(opened).value();
+  // Six values of 1.5 MiB, the first three each alone in its segment
+  // (RotateActiveForShare); replacing one of these leaves
+  // the dead fraction under what triggers a pass on its own.
+  const std::string big(3 << 19, 'b');
+  for (int i = 0; i < 6; ++i) REQUIRE(Put(*writer, "big" + std::to_string(i), big).status.ok());
+
+  WriterHooks hooks = CompactionHooks(*shm);
+  Config config;
+  hooks.after_open(*writer, config);
+  const size_t files = SegmentFiles(dir.path);
+  REQUIRE(Put(*writer, "big2", "small now").status.ok());
+  REQUIRE(SegmentFiles(dir.path) == files);  // the write alone deletes nothing
+  INFO("emptied " << writer->emptied_segments());
+  hooks.each_iteration(*writer, false);
+  CHECK(SegmentFiles(dir.path) == files - 1);
+  CHECK(shm->index().counters().dead_bytes.load() < big.size());
+  hooks.before_close(*writer);
+}
+
+}  // namespace kingx
