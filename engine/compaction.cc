@@ -717,10 +717,10 @@ Status Compactor::RunOnce(PassReport* report, PassKind kind) {
   if (state_->stop.load(std::memory_order_relaxed)) return Status::Busy("compaction stopped");
   if (writer_.impl_->options_.read_only) return Status::ReadOnly("the database was opened read-only");
   // One pass at a time; a dead-only pass does not wait for another (which
-  // deletes what it would, or leaves it for the next pass).
+  // picked its inputs before, so its caller tries again later).
   std::unique_lock run(state_->run_mu, std::defer_lock);
   if (kind == PassKind::kDeadOnly) {
-    if (!run.try_lock()) return Status::OK();
+    if (!run.try_lock()) return Status::Busy("another compaction pass is running");
   } else {
     run.lock();
   }

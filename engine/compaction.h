@@ -215,7 +215,8 @@ enum class PassKind {
   // superseded it is answered, not a pass later. Only with
   // SyncMode::kAlways (otherwise the superseding write may not be durable
   // yet); a pinned segment stays for a later pass; when another pass is
-  // running, returns at once (that pass or the next deletes them).
+  // running, RunOnce returns kBusy at once (that pass picked its inputs
+  // before: the caller tries again).
   kDeadOnly,
 };
 
@@ -229,7 +230,7 @@ class Compactor {
 
   // One pass (see the file comment). Any thread of the writer's process,
   // concurrently with the writer thread; passes run one at a time (a second
-  // caller waits, except a kDeadOnly one, which returns OK at once).
+  // caller waits, except a kDeadOnly one, which returns kBusy at once).
   // OK also when there was nothing to do (report->inputs == 0).
   // Errors: kNoSpace (not enough free space for an output, or ENOSPC while
   // writing one), kIOError, kCorruption (an input failed its checksums: that

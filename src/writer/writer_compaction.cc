@@ -104,9 +104,12 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     // compaction thread (a trigger, or the write stall's catch-up pass) left
     // it beside the live data for a pass's time: one batch replacing a few
     // large values put the directory over twice the live data meanwhile.
+    // While the compaction thread's pass runs (it picked its inputs before),
+    // tried again at the next turn of the loop.
     if (const uint64_t emptied = writer.emptied_segments(); emptied != state->emptied_seen) {
-      state->emptied_seen = emptied;
-      if (engine::Status s = state->compactor->RunOnce(nullptr, engine::PassKind::kDeadOnly); !s.ok())
+      const engine::Status s = state->compactor->RunOnce(nullptr, engine::PassKind::kDeadOnly);
+      if (!s.Is(engine::Code::kBusy)) state->emptied_seen = emptied;
+      if (!s.ok() && !s.Is(engine::Code::kBusy))
         KINGX_LOG_WARN("compaction: deleting emptied segments failed: %s", s.ToString().c_str());
     }
     if (requested) {

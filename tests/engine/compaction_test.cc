@@ -7,8 +7,10 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -800,4 +802,47 @@ TEST_CASE("a dead-only pass deletes nothing when writes are not durable when ans
   PassReport report;
   REQUIRE(c.RunOnce(&report, PassKind::kDeadOnly).ok());
   CHECK(report.inputs == 0);
+}
+
+TEST_CASE("a dead-only pass does not wait for a running pass: it returns busy, and runs once that one is done",
+          "[engine][compaction]") {
+  FaultInjectionEnv env;
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 64 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < 600; ++i) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'a')).status.ok());
+  for (int i = 0; i < 600; i += 2) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'b')).status.ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false;
+  env.SetSyncHook([&](const std::string& path) {
+    if (path.find("compact-") == std::string::npos) return;
+    std::unique_lock lock(mu);
+    if (entered) return;
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+  });
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  Compactor c(db.writer(), co);
+  Status catch_up;
+  std::thread t([&] { catch_up = c.RunOnce(nullptr, PassKind::kCatchUp); });
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
+  }
+  CHECK(c.RunOnce(nullptr, PassKind::kDeadOnly).Is(Code::kBusy));
+  {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  t.join();
+  env.SetSyncHook({});
+  REQUIRE(catch_up.ok());
+  CHECK(c.RunOnce(nullptr, PassKind::kDeadOnly).ok());
 }
