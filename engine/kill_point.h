@@ -15,7 +15,8 @@
 // Points used by the engine: append.before_write, append.after_write,
 // append.before_sync, append.after_sync, append.before_publish,
 // rotate.after_create, rotate.after_dir_sync, large.before_rename,
-// large.after_rename (compaction adds its own).
+// large.after_rename, extend.after_write, extend.after_sync (the preallocated
+// room's thread), seal.before_cut, seal.after_cut (compaction adds its own).
 #pragma once
 
 #include <string_view>

@@ -41,6 +41,14 @@ struct Options {
   uint32_t compress_min_bytes = 256;
   SyncMode sync = SyncMode::kAlways;
   uint32_t sync_interval_ms = 0;  // only for SyncMode::kInterval; > 0 there
+  // Zero-filled, synced room kept ahead of the active segment's last record
+  // (engine/segment_extender.h), extended by this many bytes at a time
+  // (never past segment_bytes), so that an fdatasync of records changes no
+  // file size. 0 = none. Only with SyncMode::kAlways, where every record is
+  // synced before it is reported (the room's own fdatasyncs also flush the
+  // records written before them, which would make writes of the other
+  // modes durable at times nobody chose); never read_only.
+  uint64_t room_bytes = 4ull << 20;
   // Longest key accepted (1..65535).
   uint32_t max_key_bytes = 1024;
   // Largest raw (uncompressed) value accepted (<= 4 GiB - 1).

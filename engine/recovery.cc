@@ -247,6 +247,19 @@ class Replayer {
 
 }  // namespace
 
+Status Writer::Impl::CutZeroTail(uint32_t id, uint64_t size, uint64_t end) {
+  Log("recovery: segment " + std::to_string(id) + ": " + std::to_string(size - end) +
+      " zero byte(s) after its last record at offset " + std::to_string(end) +
+      (options_.read_only ? "; left on disk (read-only)" : "; cut"));
+  if (options_.read_only) return Status::OK();
+  auto file = env_.OpenFile(JoinPath(dir_, SegmentFileName(id)), OpenMode::kReadWrite);
+  if (!file.ok()) return file.status();
+  Status s = file.value()->Truncate(end);
+  if (s.ok()) s = file.value()->Sync();
+  cache_.Forget(id);  // the mapping's idea of the size is stale
+  return s;
+}
+
 void Writer::Impl::RewriteHint(uint32_t id, uint64_t segment_bytes, const std::vector<HintEntry>& entries) {
   const std::string path = JoinPath(dir_, HintFileName(id));
   auto hint = HintWriter::Create(env_, path, id);
@@ -469,6 +482,21 @@ Status Writer::Impl::Recover() {
       if (inner.ok()) inner = replay.ApplyBatch(f.id, batch, next);
     };
     Status hs = LoadHintFileBatches(env_, hint_path, f.id, f.size, limits_, apply, &recorded);
+    if (hs.Is(Code::kCorruption) && recorded >= kSegmentHeaderBytes && recorded < f.size) {
+      // An intact hint of a shorter segment: a rotation that crashed after
+      // finishing the hint but before its cut of the preallocated room was
+      // durable leaves zero bytes past the last record. Those are no damage.
+      auto tail = cache_.Read(f.id, recorded, f.size - recorded);
+      if (!tail.ok()) return tail.status();
+      if (AllZero(tail->data, f.size - recorded)) {
+        hs = LoadHintFileBatches(env_, hint_path, f.id, recorded, limits_, apply);
+        if (hs.ok()) {
+          Status cs = CutZeroTail(f.id, f.size, recorded);
+          if (!cs.ok()) return cs;
+          st.bytes = recorded;
+        }
+      }
+    }
     if (hs.Is(Code::kCorruption) && recorded > f.size && !is_active) {
       // An intact hint of a longer segment: the file was cut. The hint still
       // names what the lost bytes held, so those keys answer "damaged"
@@ -528,16 +556,27 @@ Status Writer::Impl::Recover() {
           Log("recovery: " + name + ": torn tail of " + std::to_string(item.bytes) + " byte(s) at offset " +
               std::to_string(item.offset) + " (" + item.why.ToString() + ")" + (ro ? "; left on disk (read-only)" : "; cut"));
           break;
+        case ScanEvent::kZeroTail:
+          break;  // the end of the log (cut below)
       }
     });
     if (!as.ok()) return as;
     if (is_active) {
       active_valid_end = sum.valid_end;
-    } else if (!ro && f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0) {
-      // A clean sealed segment without a usable hint (damaged, missing, or of
-      // an older version) gets one again. One with damage keeps being read,
-      // so that the damage stays visible at every open.
-      RewriteHint(f.id, f.size, scanned);
+    } else {
+      if (sum.valid_end < f.size) {
+        // Zero bytes after the last record of a sealed segment (a rotation
+        // cut short): cut, so that its size is where its records end again.
+        Status cs = CutZeroTail(f.id, f.size, sum.valid_end);
+        if (!cs.ok()) return cs;
+        st.bytes = sum.valid_end;
+      }
+      if (!ro && f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0) {
+        // A clean sealed segment without a usable hint (damaged, missing, or of
+        // an older version) gets one again. One with damage keeps being read,
+        // so that the damage stays visible at every open.
+        RewriteHint(f.id, st.bytes, scanned);
+      }
     }
   }
 
@@ -609,6 +648,8 @@ Status Writer::Impl::Recover() {
     }
   }
 
+  if (!ro && options_.room_bytes > 0 && options_.sync == SyncMode::kAlways)
+    extender_ = std::make_unique<SegmentExtender>(options_.room_bytes, options_.log);
   if (ro) {
     // Read-only: see above.
   } else if (active_index >= 0 && !active_is_sealed) {
@@ -618,7 +659,7 @@ Status Writer::Impl::Recover() {
     active_ = std::move(file.value());
     if (active_valid_end < f.size) {
       Log("recovery: truncating segment " + std::to_string(f.id) + " from " + std::to_string(f.size) + " to " +
-          std::to_string(active_valid_end) + " bytes (torn tail)");
+          std::to_string(active_valid_end) + " bytes (a torn tail, or the zero room past the last record)");
       Status s = active_->Truncate(active_valid_end);
       if (s.ok()) s = active_->Sync();
       if (!s.ok()) return s;
@@ -643,6 +684,7 @@ Status Writer::Impl::Recover() {
       active_hint_.reset();
       env_.RemoveFile(JoinPath(dir_, HintFileName(f.id))).ok();
     }
+    StartRoom();
   } else {
     // Without a MANIFEST, or without room for a segment (a full disk), the
     // new segment waits for the first write: reads go on meanwhile.

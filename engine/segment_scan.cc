@@ -1,13 +1,17 @@
 #include "engine/segment_scan.h"
 
+#include <cstring>
+
 #include "engine/hash.h"
 
 namespace kingx::engine {
 namespace {
 
-// The next offset in [from, size) where a whole valid record begins, or size.
-uint64_t FindNextRecord(const char* data, uint64_t from, uint64_t size, const RecordLimits& limits) {
-  for (uint64_t at = from; at + kRecordHeaderBytes <= size; ++at) {
+// The next offset in [from, starts_below) where a whole valid record (within
+// [0, size)) begins, or size.
+uint64_t FindNextRecord(const char* data, uint64_t from, uint64_t starts_below, uint64_t size,
+                        const RecordLimits& limits) {
+  for (uint64_t at = from; at < starts_below && at + kRecordHeaderBytes <= size; ++at) {
     RecordHeader h;
     if (DecodeRecordHeader(data + at, size - at, limits, &h).ok() && VerifyRecordBody(data + at, h).ok()) return at;
   }
@@ -76,12 +80,29 @@ bool Salvage(const char* p, uint64_t len, uint64_t prev_seq, uint64_t next_seq, 
   return false;
 }
 
+// Where the run of zero bytes that ends the file begins (size when the last
+// byte is not zero).
+uint64_t ZeroTailStart(const char* data, uint64_t size) {
+  uint64_t at = size;
+  while (at >= 8) {
+    uint64_t word;
+    std::memcpy(&word, data + at - 8, 8);
+    if (word != 0) break;
+    at -= 8;
+  }
+  while (at > 0 && data[at - 1] == 0) --at;
+  return at;
+}
+
 }  // namespace
 
 ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_ordered, const RecordLimits& limits,
                         const std::function<void(const ScanItem&)>& fn) {
   ScanSummary sum;
   sum.valid_end = size;
+  // No record begins at or after it: a header's checksum of zero bytes is not
+  // zero. (Its first bytes may still belong to the last record.)
+  const uint64_t zero_from = std::max<uint64_t>(ZeroTailStart(data, size), kSegmentHeaderBytes);
   uint64_t off = kSegmentHeaderBytes;
   uint64_t prev_seq = 0;
   auto corrupt = [&](uint64_t from, uint64_t to, const Status& why) {
@@ -111,6 +132,16 @@ ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_o
     fn(item);
   };
   while (off < size) {
+    if (off >= zero_from) {
+      // Zero bytes to the end: the room preallocated after the last record.
+      ScanItem item;
+      item.event = ScanEvent::kZeroTail;
+      item.offset = off;
+      item.bytes = size - off;
+      sum.valid_end = off;
+      fn(item);
+      break;
+    }
     const char* p = data + off;
     const uint64_t left = size - off;
     RecordHeader h;
@@ -127,6 +158,11 @@ ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_o
         ++sum.records;
         prev_seq = std::max(prev_seq, h.seq);
         fn(item);
+      } else if (active && zero_from < off + h.total_bytes()) {
+        // Its own last bytes and everything after it are zero: a record whose
+        // write was cut short inside preallocated room, as a torn tail.
+        torn(off, bs);
+        break;
       } else {
         item.event = ScanEvent::kDamagedRecord;
         damaged(item, off, bs);
@@ -152,7 +188,7 @@ ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_o
       }
       break;
     }
-    const uint64_t next = FindNextRecord(data, off + 1, size, limits);
+    const uint64_t next = FindNextRecord(data, off + 1, zero_from, size, limits);
     if (next < size) {
       RecordHeader after;
       Status as = DecodeRecordHeader(data + next, size - next, limits, &after);
@@ -171,6 +207,8 @@ ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_o
   }
   return sum;
 }
+
+bool AllZero(const char* data, uint64_t n) { return ZeroTailStart(data, n) == 0; }
 
 int PickActiveSegment(const std::vector<SegmentFileInfo>& files, uint64_t seed) {
   int best = -1;

@@ -25,6 +25,13 @@
 //    one that does (so the damaged record never loses to an older record of
 //    its key). Otherwise kCorruptBytes. Not found: a torn tail in the active
 //    segment, kCorruptBytes to the end elsewhere.
+//  - before all of that: when every byte from the offset to the end of the
+//    file is zero, the log ends there (kZeroTail: the room the writer
+//    preallocates after the active segment's last record, or left on a
+//    segment sealed by a rotation that crashed before cutting it). Not damage,
+//    in any segment. In the active segment, a record whose header checks out
+//    but whose body does not, and whose own last bytes are zero up to that
+//    run, was cut short inside the preallocated room: a torn tail.
 // So the active segment loses only a tail that no valid record follows, and a
 // damaged byte anywhere costs at most the record it touches.
 #pragma once
@@ -44,6 +51,7 @@ enum class ScanEvent : uint8_t {
   kDamagedRecord,  // header valid, body failed its checksum (key known, not vouched for)
   kCorruptBytes,   // [offset, offset + bytes) hold no record that can be read
   kTornTail,       // active segment: [offset, end of file) is a torn tail, to be cut
+  kZeroTail,       // [offset, end of file) is all zero bytes: the end of the log (not damage)
 };
 
 struct ScanItem {
@@ -53,11 +61,11 @@ struct ScanItem {
   RecordHeader header;       // kRecord, kDamagedRecord
   std::string_view key;      // kRecord, kDamagedRecord: points into the scanned bytes
   bool header_trusted = true;  // kDamagedRecord: false when the header failed its checksum
-  Status why;                // kDamagedRecord, kCorruptBytes, kTornTail: the first check that failed
+  Status why;                // kDamagedRecord, kCorruptBytes, kTornTail: the first check that failed (kZeroTail: OK)
 };
 
 struct ScanSummary {
-  uint64_t valid_end = 0;    // where a torn tail begins (the file's size when there is none)
+  uint64_t valid_end = 0;    // where a torn or zero tail begins (the file's size when there is none)
   uint64_t records = 0;
   uint64_t damaged_records = 0;
   uint64_t corrupt_ranges = 0;
@@ -70,6 +78,9 @@ struct ScanSummary {
 // those sealed at birth).
 ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_ordered, const RecordLimits& limits,
                         const std::function<void(const ScanItem&)>& fn);
+
+// True when data[0, n) are all zero bytes.
+bool AllZero(const char* data, uint64_t n);
 
 // What recovery knows of one segment file before reading its records.
 struct SegmentFileInfo {

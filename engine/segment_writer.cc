@@ -98,12 +98,46 @@ Status Writer::Impl::CreateActiveSegment() {
   st.max_seq = 0;
   ReleaseSegmentId(id);  // in segments_ now
   PublishCounters();
+  StartRoom();
   return Status::OK();
+}
+
+void Writer::Impl::StartRoom() {
+  if (!extender_) return;
+  auto file = env_.OpenFile(JoinPath(dir_, SegmentFileName(active_id_)), OpenMode::kReadWrite);
+  if (!file.ok()) {
+    Log("segment " + std::to_string(active_id_) + " gets no preallocated room: " + file.status().ToString());
+    return;
+  }
+  extender_->Start(std::move(file.value()), active_size_, options_.segment_bytes);
+}
+
+Status Writer::Impl::CutRoom() {
+  if (!extender_) return Status::OK();  // no room was ever made
+  auto size = active_->Size();
+  if (!size.ok()) return size.status();
+  const uint64_t end = active_size_ + inflight_bytes_;
+  if (size.value() <= end) return Status::OK();
+  KINGX_KILL_POINT("seal.before_cut");
+  Status s = active_->Truncate(end);
+  if (s.ok() && extender_) extender_->Truncated(end);
+  return s;
 }
 
 Status Writer::Impl::Rotate() {
   if (active_) {
-    Status s = SyncActive();
+    // The preallocated room goes first: a sealed segment ends at its last
+    // record (the sync below makes the cut durable before the hint is
+    // finished or the next segment exists, so a crash before it leaves this
+    // segment active, and its zero tail is cut by recovery).
+    if (extender_) extender_->Stop();
+    Status s = CutRoom();
+    if (!s.ok()) {
+      TurnReadOnly(s);  // what the file holds past its records is unknown now
+      return s;
+    }
+    KINGX_KILL_POINT("seal.after_cut");
+    s = SyncActive();
     if (!s.ok()) return s;
     if (active_hint_) {
       Status hs = active_hint_->Finish(active_size_);

@@ -106,7 +106,7 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
     }
     const bool is_active = static_cast<int>(i) == active;
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
-    ScanSegment(data, f.size, is_active, seq_ordered, limits, [&](const ScanItem& item) {
+    const ScanSummary sum = ScanSegment(data, f.size, is_active, seq_ordered, limits, [&](const ScanItem& item) {
       switch (item.event) {
         case ScanEvent::kRecord:
           if (item.header.type == RecordType::kPut) {
@@ -135,10 +135,18 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
           finding(seg + "torn tail at offset " + U(item.offset) + " (" + U(item.bytes) +
                   " bytes, cut on open): " + item.why.ToString());
           break;
+        case ScanEvent::kZeroTail:
+          // The active segment's preallocated room; on a sealed segment, what a
+          // rotation cut short left (cut on open). Neither is damage.
+          if (!is_active)
+            finding(seg + U(item.bytes) + " zero bytes after the last record at offset " + U(item.offset) +
+                    " (a rotation cut short; cut on open)");
+          break;
       }
     });
     if (!is_active) {
-      Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, f.size, limits,
+      // A hint describes the segment up to its last record, not a zero tail.
+      Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, sum.valid_end, limits,
                                [](const HintEntry&) {});
       if (hs.Is(Code::kCorruption)) {
         finding(seg + "damaged hint: " + hs.ToString());

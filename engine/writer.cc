@@ -118,16 +118,22 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
 
 bool WritePending(Writer::Impl& w, std::span<const PendingRecord> pending, std::span<WriteResult> results) {
   KINGX_KILL_POINT("append.before_write");
-  Status s = w.active_->Append(w.batch_);
+  const uint64_t at = w.active_size_ + w.inflight_bytes_;
+  if (w.extender_) w.extender_->BeforeWrite(at + w.batch_.size());
+  Status s = w.active_->PWrite(at, w.batch_);
   if (!s.ok()) {
-    // Drop the partial bytes so the log stays a sequence of valid records.
-    Status t = w.active_->Truncate(w.active_size_ + w.inflight_bytes_);
+    // Drop the partial bytes so the log stays a sequence of valid records
+    // (the room past them goes too; the next write's AfterWrite makes more).
+    if (w.extender_) w.extender_->Paused();
+    Status t = w.active_->Truncate(at);
+    if (t.ok() && w.extender_) w.extender_->Truncated(at);
     if (!t.ok()) w.TurnReadOnly(t);
     if (s.Is(Code::kNoSpace)) w.disk_.NoSpace(pending.size(), w.batch_.size());
     for (const PendingRecord& p : pending) results[p.op].status = s;
     return false;
   }
   w.disk_.Consumed(w.batch_.size());
+  if (w.extender_) w.extender_->AfterWrite(at + w.batch_.size());
   KINGX_KILL_POINT("append.after_write");
   return true;
 }
@@ -329,6 +335,7 @@ Writer::~Writer() {
   Impl& w = *impl_;
   { std::lock_guard lock(w.mu_); }  // finishes every batch in flight
   w.sync_.reset();
+  w.extender_.reset();  // the room stays: the next open cuts it
   w.keyspace_.reset();  // stops its thread (it reads the index and the segments)
   for (auto& [id, large] : w.large_) {
     large.file.reset();

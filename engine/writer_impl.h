@@ -34,6 +34,7 @@
 #include "engine/options.h"
 #include "engine/record.h"
 #include "engine/segment_cache.h"
+#include "engine/segment_extender.h"
 #include "engine/sync_thread.h"
 #include "engine/writer.h"
 
@@ -144,6 +145,9 @@ struct Writer::Impl {
 
   // ---- recovery.cc ----
   Status Recover();
+  // Cuts segment id (size bytes, zero from `end` on) to `end` bytes and
+  // syncs it; logs it. Read-only opens only log. Errors of the cut are returned.
+  Status CutZeroTail(uint32_t id, uint64_t size, uint64_t end);
   // Writes a finished hint for a sealed segment read whole (best effort).
   void RewriteHint(uint32_t id, uint64_t segment_bytes, const std::vector<HintEntry>& entries);
   // Keys to size the rebuilt index for, from (segment id, size) of every segment.
@@ -208,6 +212,17 @@ struct Writer::Impl {
   std::unique_ptr<File> active_;
   uint64_t active_size_ = 0;
   std::unique_ptr<HintWriter> active_hint_;
+  // Keeps zero room ahead of the active segment's records (Options::room_bytes);
+  // null when there is none. The active segment's file may be longer than
+  // active_size_ + inflight_bytes_: the rest is zero bytes.
+  std::unique_ptr<SegmentExtender> extender_;
+  // Hands the active segment (active_size_ bytes of file) to extender_, on a
+  // descriptor of its own (best effort: without it, no room is kept).
+  void StartRoom();
+  // Cuts the active segment's file back to active_size_ + inflight_bytes_
+  // after the room was stopped (rotation) or paused (a failed write). Does
+  // not sync.
+  Status CutRoom();
 
   std::map<uint32_t, SegmentStats> segments_;
   uint64_t keys_ = 0;

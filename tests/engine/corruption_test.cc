@@ -176,7 +176,10 @@ TEST_CASE("one damaged byte in a record: the rest of the segment survives and th
                                       << (hint_damaged ? ", hint damaged" : ", hint intact"));
   TempDir work;
   CopyDir(fx.pristine.path(), work.path());
-  const uint64_t before = fs::file_size(work.File(r.segment));
+  // Where its records end (not the preallocated zero room an open cuts).
+  uint64_t before = 0;
+  for (const RecordAt& x : Records(work.path()))
+    if (x.segment == r.segment) before = std::max(before, x.end);
   FlipByte(work.File(r.segment), r.begin + where);
   if (hint_damaged && fs::exists(work.File(HintOf(r.segment)))) {
     FlipByte(work.File(HintOf(r.segment)), fs::file_size(work.File(HintOf(r.segment))) / 2);

@@ -42,9 +42,18 @@ class FaultFile final : public File {
     size_t keep = data.size();
     Status s = env_.Check(FaultOp::kWrite, path_, &keep);
     if (!s.ok()) {
+      const uint64_t token = env_.BeforePWrite(path_, *base_, offset, std::min(keep, data.size()));
       if (keep > 0) base_->PWrite(offset, data.substr(0, std::min(keep, data.size()))).ok();
+      env_.AfterPWrite(path_, token);
       return s;
     }
+    const uint64_t token = env_.BeforePWrite(path_, *base_, offset, data.size());
+    struct Done {
+      FaultInjectionEnv& env;
+      const std::string& path;
+      uint64_t token;
+      ~Done() { env.AfterPWrite(path, token); }
+    } done{env_, path_, token};
     auto size = base_->Size();
     const uint64_t end = offset + data.size();
     const uint64_t growth = size.ok() && end > size.value() ? end - size.value() : 0;
@@ -72,9 +81,10 @@ class FaultFile final : public File {
     // What this fdatasync covers: the bytes written before it started.
     auto size = base_->Size();
     if (!size.ok()) return size.status();
+    const uint64_t covered_writes = env_.WritesSoFar();
     s = base_->Sync();
     if (!s.ok()) return s;
-    env_.OnSynced(path_, size.value());
+    env_.OnSynced(path_, size.value(), covered_writes);
     return Status::OK();
   }
   Status Truncate(uint64_t size) override {
@@ -266,9 +276,41 @@ std::function<void(const std::string& path)> FaultInjectionEnv::SyncHook() const
   return sync_hook_;
 }
 
-void FaultInjectionEnv::OnSynced(const std::string& path, uint64_t size) {
+void FaultInjectionEnv::OnSynced(const std::string& path, uint64_t size, uint64_t covered_writes) {
   std::lock_guard lock(mu_);
-  files_[path].synced_bytes = size;
+  FileState& f = files_[path];
+  f.synced_bytes = size;
+  std::erase_if(f.overwrites, [&](const Overwrite& o) { return o.write_no <= covered_writes; });
+}
+
+uint64_t FaultInjectionEnv::BeforePWrite(const std::string& path, const File& base, uint64_t offset, size_t n) {
+  std::lock_guard lock(mu_);
+  const uint64_t token = ++tokens_;
+  FileState& f = files_[path];
+  if (n == 0 || offset >= f.synced_bytes) return token;
+  Overwrite o;
+  o.offset = offset;
+  o.token = token;
+  o.old_bytes.resize(std::min<uint64_t>(n, f.synced_bytes - offset));
+  size_t got = 0;
+  base.Read(offset, o.old_bytes.size(), o.old_bytes.data(), &got).ok();
+  o.old_bytes.resize(got);
+  f.overwrites.push_back(std::move(o));
+  return token;
+}
+
+void FaultInjectionEnv::AfterPWrite(const std::string& path, uint64_t token) {
+  std::lock_guard lock(mu_);
+  const uint64_t write_no = ++writes_;
+  auto it = files_.find(path);
+  if (it == files_.end()) return;
+  for (Overwrite& o : it->second.overwrites)
+    if (o.token == token) o.write_no = write_no;
+}
+
+uint64_t FaultInjectionEnv::WritesSoFar() const {
+  std::lock_guard lock(mu_);
+  return writes_;
 }
 
 void FaultInjectionEnv::OnTruncated(const std::string& path, uint64_t size) {
@@ -426,7 +468,10 @@ Status FaultInjectionEnv::DropUnsynced() {
       if (s.Is(Code::kNotFound)) s = Status::OK();
     } else {
       auto f = base_.OpenFile(path, OpenMode::kReadWrite);
-      if (f.ok()) s = f.value()->Truncate(st.synced_bytes);
+      // Newest first, so that each range ends up as it was at the last sync.
+      for (auto o = st.overwrites.rbegin(); f.ok() && s.ok() && o != st.overwrites.rend(); ++o)
+        s = f.value()->PWrite(o->offset, o->old_bytes);
+      if (f.ok() && s.ok()) s = f.value()->Truncate(st.synced_bytes);
       else if (!f.status().Is(Code::kNotFound)) s = f.status();
     }
     if (!s.ok() && first.ok()) first = s;

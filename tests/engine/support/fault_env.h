@@ -9,8 +9,11 @@
 //    tracks, per file, the length made durable by Sync (the file's length
 //    when the fdatasync started: bytes another thread appends while it runs
 //    are not counted as covered), and which directory
-//    entries (created or renamed files) were made durable by SyncDir.
-//    DropUnsynced() then truncates every file to its durable length, deletes
+//    entries (created or renamed files) were made durable by SyncDir. A
+//    PWrite over bytes below the durable length (the writer's preallocated
+//    room) keeps the bytes it replaced until a Sync that started after it.
+//    DropUnsynced() then puts back the bytes of overwrites no sync covered,
+//    truncates every file to its durable length, deletes
 //    files whose entry was never dir-synced and undoes renames not dir-synced;
 //  - records every call that may change the disk (ChangingCalls): writes,
 //    syncs, truncations, creations, opens for writing, renames, unlinks,
@@ -139,15 +142,31 @@ class FaultInjectionEnv final : public Env {
 
   // Used by the File and MappedFile wrappers.
   Status Check(FaultOp op, const std::string& path, size_t* keep_bytes);
-  void OnSynced(const std::string& path, uint64_t size);
+  // covered_writes: WritesSoFar() when the sync started.
+  void OnSynced(const std::string& path, uint64_t size, uint64_t covered_writes);
+  // Before a PWrite of n bytes at offset into path (through base): keeps
+  // the durable bytes it is about to replace; returns a token for
+  // AfterPWrite, called once the bytes were written (from then on a sync
+  // that starts covers them).
+  uint64_t BeforePWrite(const std::string& path, const File& base, uint64_t offset, size_t n);
+  void AfterPWrite(const std::string& path, uint64_t token);
+  uint64_t WritesSoFar() const;
   void OnTruncated(const std::string& path, uint64_t size);
   // How many of `growth` more bytes of the file at path fit the simulated disk.
   uint64_t DiskRoom(const std::string& path, uint64_t growth) const;
 
  private:
+  // Durable bytes a write replaced, until a sync covers the write.
+  struct Overwrite {
+    uint64_t offset = 0;
+    std::string old_bytes;
+    uint64_t token = 0;
+    uint64_t write_no = UINT64_MAX;  // no sync covers it before AfterPWrite
+  };
   struct FileState {
     uint64_t synced_bytes = 0;
     bool entry_durable = true;
+    std::vector<Overwrite> overwrites;  // oldest first
   };
   struct Fault {
     FaultOp op;
@@ -174,6 +193,8 @@ class FaultInjectionEnv final : public Env {
   std::function<void(const std::string& path)> sync_hook_;
   std::function<void(const std::string& path)> create_hook_;
   std::vector<std::string> changes_;
+  uint64_t writes_ = 0;  // PWrites finished (numbers Overwrite::write_no)
+  uint64_t tokens_ = 0;
   uint64_t open_file_limit_ = 0;
   std::map<std::string, uint64_t> last_mapped_bytes_;
   std::shared_ptr<std::atomic<int64_t>> live_mappings_ = std::make_shared<std::atomic<int64_t>>(0);
