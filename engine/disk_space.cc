@@ -54,6 +54,15 @@ bool DiskSpace::Admit(uint64_t bytes, uint64_t pending) {
   return false;
 }
 
+bool DiskSpace::Spare(uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  const uint64_t now = NowMs();
+  if (now - measured_at_ms_ >= kMaxAgeMs || measured_at_ms_ == 0) MeasureLocked(now);
+  auto fits = [&] { return known_ && EstimateLocked() >= reserve_bytes_ + kHeadroomBytes + bytes; };
+  if (!fits() && now - measured_at_ms_ >= kRecheckMs) MeasureLocked(now);
+  return fits();
+}
+
 void DiskSpace::Consumed(uint64_t bytes) {
   std::lock_guard lock(mu_);
   consumed_since_ += bytes;

@@ -61,6 +61,12 @@ class DiskSpace {
   // marks the disk full. A failed measure admits the write (the write then
   // fails by itself if the disk is really full).
   bool Admit(uint64_t bytes, uint64_t pending = 0);
+  // Whether `bytes` of room may be taken ahead of any put (the active
+  // segment's preallocated zeros): only while the free space after them
+  // stays above the reserve by kHeadroomBytes, so that the room never takes
+  // what compaction or the next puts need. Measures as Admit does; never
+  // counts a refusal nor marks the disk full.
+  bool Spare(uint64_t bytes);
   // Bytes appended to the data directory by an admitted write or a delete.
   void Consumed(uint64_t bytes);
   // `ops` writes totalling `bytes` failed with kNoSpace from the file system.

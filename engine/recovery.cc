@@ -649,7 +649,8 @@ Status Writer::Impl::Recover() {
   }
 
   if (!ro && options_.room_bytes > 0 && options_.sync == SyncMode::kAlways)
-    extender_ = std::make_unique<SegmentExtender>(options_.room_bytes, options_.log);
+    extender_ = std::make_unique<SegmentExtender>(options_.room_bytes, options_.log,
+                                                  [this](uint64_t bytes) { return disk_.Spare(bytes); });
   if (ro) {
     // Read-only: see above.
   } else if (active_index >= 0 && !active_is_sealed) {

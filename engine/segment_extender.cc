@@ -11,8 +11,9 @@ namespace {
 constexpr size_t kZeroBufferBytes = 64 << 10;
 }  // namespace
 
-SegmentExtender::SegmentExtender(uint64_t chunk_bytes, std::function<void(const std::string&)> log)
-    : chunk_bytes_(chunk_bytes), log_(std::move(log)) {
+SegmentExtender::SegmentExtender(uint64_t chunk_bytes, std::function<void(const std::string&)> log,
+                                 std::function<bool(uint64_t bytes)> may_take)
+    : chunk_bytes_(chunk_bytes), log_(std::move(log)), may_take_(std::move(may_take)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -40,6 +41,7 @@ void SegmentExtender::Start(std::unique_ptr<File> file, uint64_t size, uint64_t 
   // The first step on this thread: the writer's next records go right after
   // `size`, where a step made on the extender's thread would keep them waiting.
   const uint64_t to = std::min(limit, size + chunk_bytes_);
+  if (may_take_ && !may_take_(to - size)) return;
   const Status s = Extend(f, size, to);
   std::lock_guard lock(mu_);
   if (s.ok()) size_ = std::max(size_, to);
@@ -57,9 +59,14 @@ Status SegmentExtender::Extend(File* file, uint64_t from, uint64_t to) {
   KINGX_KILL_POINT("extend.after_write");
   if (s.ok()) s = file->Sync();
   KINGX_KILL_POINT("extend.after_sync");
-  if (!s.ok() && log_) {
-    log_("segment room: extending from " + std::to_string(from) + " to " + std::to_string(to) +
-         " bytes failed (" + s.ToString() + "); records are appended past the room from now on");
+  if (!s.ok()) {
+    // Give the zeros' space back (the writer writes nothing at or past from
+    // while this step runs).
+    file->Truncate(from).ok();
+    if (log_) {
+      log_("segment room: extending from " + std::to_string(from) + " to " + std::to_string(to) +
+           " bytes failed (" + s.ToString() + "); records are appended past the room from now on");
+    }
   }
   return s;
 }
@@ -84,8 +91,10 @@ void SegmentExtender::AfterWrite(uint64_t end) {
     if (!file_ || failed_ || busy_) return;
     size_ = std::max(size_, end);
     if (end + chunk_bytes_ / 2 <= size_ || size_ >= limit_) return;
+    const uint64_t to = std::min(limit_, size_ + chunk_bytes_);
+    if (may_take_ && !may_take_(to - size_)) return;
     from_ = size_;
-    to_ = std::min(limit_, from_ + chunk_bytes_);
+    to_ = to;
     busy_ = true;
   }
   cv_.notify_all();

@@ -22,9 +22,13 @@
 //    bytes of room are left past `end` and none is in progress: `chunk_bytes`
 //    zero bytes written from the room's end (or from `end`, if the writer
 //    wrote past the room), then fdatasync, then the room counts.
-//  - Failures (no space, EIO on the zero write or its fdatasync) are logged
-//    and end extending for this segment: the writer then appends past the
-//    room as without preallocation. No failure of the extender reaches a
+//  - Each step first asks `may_take(bytes)` (the writer's disk space: the
+//    room never takes the reserve kept for compaction); a step refused there
+//    is not made, and asked again at the next write that would start it.
+//  - Failures (no space, EIO on the zero write or its fdatasync) are logged,
+//    the zeros of that step are cut again (best effort), and they end
+//    extending for this segment: the writer then appends past the room as
+//    without preallocation. No failure of the extender reaches a
 //    write: the records' own fdatasync, on the writer's descriptor, reports
 //    its own errors (Linux reports a writeback error to every descriptor).
 //  - Paused(): waits for the extension in progress; after it, the writer may
@@ -46,8 +50,10 @@ namespace kingx::engine {
 
 class SegmentExtender {
  public:
-  // log: where failures are reported (may be empty). chunk_bytes > 0.
-  SegmentExtender(uint64_t chunk_bytes, std::function<void(const std::string&)> log);
+  // log: where failures are reported (may be empty). may_take: see the
+  // header (empty: always). chunk_bytes > 0.
+  SegmentExtender(uint64_t chunk_bytes, std::function<void(const std::string&)> log,
+                  std::function<bool(uint64_t bytes)> may_take = {});
   ~SegmentExtender();
   SegmentExtender(const SegmentExtender&) = delete;
   SegmentExtender& operator=(const SegmentExtender&) = delete;
@@ -77,6 +83,7 @@ class SegmentExtender {
 
   const uint64_t chunk_bytes_;
   const std::function<void(const std::string&)> log_;
+  const std::function<bool(uint64_t)> may_take_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::thread thread_;

@@ -383,3 +383,22 @@ TEST_CASE("the extender waits for no write it does not cover, and stops cleanly"
   CHECK(AllZero(bytes.data() + at, bytes.size() - at));
   CHECK(ext.room_end() == 0);
 }
+
+TEST_CASE("the room never takes the space kept in reserve for compaction", "[engine][room][disk]") {
+  // A 12 MiB disk, 4 MiB of reserve, 4 MiB steps: a step that would leave
+  // less than the reserve plus 1 MiB of headroom is not made.
+  const uint64_t disk = GENERATE(uint64_t{12} << 20, uint64_t{8} << 20);
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SimulateDisk(dir.path(), disk);
+  Options o = RoomOptions(8 << 20, 4 << 20);
+  o.disk_reserve_bytes = 4 << 20;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("k", "v").status.ok());
+  const std::string bytes = ReadFileBytes(SegmentFiles(dir.path())[0]);
+  INFO("disk " << disk);
+  if (disk == (uint64_t{12} << 20)) CHECK(bytes.size() > RecordsEnd(bytes));  // 12 >= 4 + 1 + 4: room
+  else CHECK(bytes.size() == RecordsEnd(bytes));                             // 8 < 4 + 1 + 4: none
+  CHECK(db.Get("k").value() == "v");
+}
