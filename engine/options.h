@@ -42,9 +42,10 @@ struct Options {
   SyncMode sync = SyncMode::kAlways;
   uint32_t sync_interval_ms = 0;  // only for SyncMode::kInterval; > 0 there
   // Zero-filled, synced room kept ahead of the active segment's last record
-  // (engine/segment_extender.h), extended by this many bytes at a time
-  // (never past segment_bytes), so that an fdatasync of records changes no
-  // file size. 0 = none. Only with SyncMode::kAlways, where every record is
+  // (engine/segment_extender.h), extended by at most this many bytes at a
+  // time (a 32nd of the live data, at least 64 KiB; never past
+  // segment_bytes), so that an fdatasync of records changes no file size.
+  // 0 = none. Only with SyncMode::kAlways, where every record is
   // synced before it is reported (the room's own fdatasyncs also flush the
   // records written before them, which would make writes of the other
   // modes durable at times nobody chose); never read_only.

@@ -649,7 +649,7 @@ Status Writer::Impl::Recover() {
   }
 
   if (!ro && options_.room_bytes > 0 && options_.sync == SyncMode::kAlways)
-    extender_ = std::make_unique<SegmentExtender>(options_.room_bytes, options_.log,
+    extender_ = std::make_unique<SegmentExtender>([this] { return RoomStepBytes(); }, options_.log,
                                                   [this](uint64_t bytes) { return disk_.Spare(bytes); });
   if (ro) {
     // Read-only: see above.

@@ -11,9 +11,9 @@ namespace {
 constexpr size_t kZeroBufferBytes = 64 << 10;
 }  // namespace
 
-SegmentExtender::SegmentExtender(uint64_t chunk_bytes, std::function<void(const std::string&)> log,
+SegmentExtender::SegmentExtender(std::function<uint64_t()> step_bytes, std::function<void(const std::string&)> log,
                                  std::function<bool(uint64_t bytes)> may_take)
-    : chunk_bytes_(chunk_bytes), log_(std::move(log)), may_take_(std::move(may_take)) {
+    : step_bytes_(std::move(step_bytes)), log_(std::move(log)), may_take_(std::move(may_take)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -39,8 +39,10 @@ void SegmentExtender::Start(std::unique_ptr<File> file, uint64_t size, uint64_t 
   }
   if (size >= limit) return;
   // The first step on this thread: the writer's next records go right after
-  // `size`, where a step made on the extender's thread would keep them waiting.
-  const uint64_t to = std::min(limit, size + chunk_bytes_);
+  // `size`, where a step made on the extender's thread would keep them
+  // waiting. Small, since it holds up the commit that rotated; the next
+  // (full) step starts with the first write, while these bytes last.
+  const uint64_t to = std::min({limit, size + step_bytes_(), size + kFirstStepBytes});
   if (may_take_ && !may_take_(to - size)) return;
   const Status s = Extend(f, size, to);
   std::lock_guard lock(mu_);
@@ -90,8 +92,9 @@ void SegmentExtender::AfterWrite(uint64_t end) {
     std::lock_guard lock(mu_);
     if (!file_ || failed_ || busy_) return;
     size_ = std::max(size_, end);
-    if (end + chunk_bytes_ / 2 <= size_ || size_ >= limit_) return;
-    const uint64_t to = std::min(limit_, size_ + chunk_bytes_);
+    const uint64_t step = step_bytes_();
+    if (end + step / 2 <= size_ || size_ >= limit_) return;
+    const uint64_t to = std::min(limit_, size_ + step);
     if (may_take_ && !may_take_(to - size_)) return;
     from_ = size_;
     to_ = to;

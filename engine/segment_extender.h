@@ -7,9 +7,11 @@
 // Contract:
 //  - One segment at a time. Start(file, size, limit) hands it a File of the
 //    active segment (its own descriptor, opened for writing) whose size is
-//    `size`, and makes the first step of room on the calling thread (zero
-//    write, fdatasync) before it returns; later steps start at the room's
-//    end, ahead of the records, on the extender's thread. The room never
+//    `size`, and makes a first, small step of room (at most kFirstStepBytes)
+//    on the calling thread (zero write, fdatasync) before it returns; later
+//    steps start at the room's end, ahead of the records, on the extender's
+//    thread. A step is step_bytes() long, asked when it starts (the writer
+//    sizes it from the live data, so that a small database keeps a small room). The room never
 //    grows past `limit` bytes of file. Stop() waits for the extension in
 //    progress and closes the file. The destructor stops.
 //  - The writer's threads call every method, one at a time (they hold the
@@ -18,8 +20,8 @@
 //    them (BeforeWrite waits for one that would, which happens only when the
 //    writer outruns the room: then it waits for up to one chunk's write and
 //    fdatasync).
-//  - AfterWrite(end) starts an extension when fewer than `chunk_bytes` / 2
-//    bytes of room are left past `end` and none is in progress: `chunk_bytes`
+//  - AfterWrite(end) starts an extension when fewer than step_bytes() / 2
+//    bytes of room are left past `end` and none is in progress: step_bytes()
 //    zero bytes written from the room's end (or from `end`, if the writer
 //    wrote past the room), then fdatasync, then the room counts.
 //  - Each step first asks `may_take(bytes)` (the writer's disk space: the
@@ -33,7 +35,8 @@
 //    its own errors (Linux reports a writeback error to every descriptor).
 //  - Paused(): waits for the extension in progress; after it, the writer may
 //    truncate the file (Truncated(size) then tells the extender the new size).
-// Resource bounds: one thread, one open file, a zero buffer of 64 KiB.
+// Resource bounds: one thread, one open file, a zero buffer of 64 KiB; the
+// room is at most one step past the records, plus what is left of the last.
 #pragma once
 
 #include <condition_variable>
@@ -50,9 +53,12 @@ namespace kingx::engine {
 
 class SegmentExtender {
  public:
-  // log: where failures are reported (may be empty). may_take: see the
-  // header (empty: always). chunk_bytes > 0.
-  SegmentExtender(uint64_t chunk_bytes, std::function<void(const std::string&)> log,
+  static constexpr uint64_t kFirstStepBytes = 256 << 10;
+
+  // step_bytes: the length of the next step (> 0; called by the writer's
+  // threads, under the writer's mutex). log: where failures are reported
+  // (may be empty). may_take: see the header (empty: always).
+  SegmentExtender(std::function<uint64_t()> step_bytes, std::function<void(const std::string&)> log,
                   std::function<bool(uint64_t bytes)> may_take = {});
   ~SegmentExtender();
   SegmentExtender(const SegmentExtender&) = delete;
@@ -81,7 +87,7 @@ class SegmentExtender {
   // Writes zeros to [from, to) of file and fdatasyncs it; logs a failure.
   Status Extend(File* file, uint64_t from, uint64_t to);
 
-  const uint64_t chunk_bytes_;
+  const std::function<uint64_t()> step_bytes_;
   const std::function<void(const std::string&)> log_;
   const std::function<bool(uint64_t)> may_take_;
   std::mutex mu_;

@@ -112,6 +112,12 @@ void Writer::Impl::StartRoom() {
   extender_->Start(std::move(file.value()), active_size_, options_.segment_bytes);
 }
 
+uint64_t Writer::Impl::RoomStepBytes() {
+  constexpr uint64_t kMinStepBytes = 64 << 10;
+  const uint64_t live = index_.counters().live_bytes.load(std::memory_order_relaxed);
+  return std::min(options_.room_bytes, std::max(kMinStepBytes, live / 32));
+}
+
 Status Writer::Impl::CutRoom() {
   if (!extender_) return Status::OK();  // no room was ever made
   auto size = active_->Size();

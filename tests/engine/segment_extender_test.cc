@@ -328,7 +328,7 @@ TEST_CASE("a failed zero write or sync of the room ends the room, and the writer
   REQUIRE(file.ok());
   std::vector<std::string> logged;
   std::mutex log_mu;
-  SegmentExtender ext(4096, [&](const std::string& line) {
+  SegmentExtender ext([] { return uint64_t{4096}; }, [&](const std::string& line) {
     std::lock_guard lock(log_mu);
     logged.push_back(line);
   });
@@ -362,7 +362,7 @@ TEST_CASE("the extender waits for no write it does not cover, and stops cleanly"
   auto file = PosixEnv().OpenFile(dir.File("f"), OpenMode::kCreateExclusive);
   REQUIRE(file.ok());
   File* writer = file.value().get();
-  SegmentExtender ext(4096, nullptr);
+  SegmentExtender ext([] { return uint64_t{4096}; }, nullptr);
   auto second = PosixEnv().OpenFile(dir.File("f"), OpenMode::kReadWrite);
   REQUIRE(second.ok());
   ext.Start(std::move(second.value()), 0, 64 << 10);
@@ -385,20 +385,38 @@ TEST_CASE("the extender waits for no write it does not cover, and stops cleanly"
 }
 
 TEST_CASE("the room never takes the space kept in reserve for compaction", "[engine][room][disk]") {
-  // A 12 MiB disk, 4 MiB of reserve, 4 MiB steps: a step that would leave
-  // less than the reserve plus 1 MiB of headroom is not made.
+  // 7 MiB of reserve, a first step of 64 KiB (a small database): a step
+  // that would leave less than the reserve plus 1 MiB of headroom is not made.
   const uint64_t disk = GENERATE(uint64_t{12} << 20, uint64_t{8} << 20);
   TempDir dir;
   FaultInjectionEnv env;
   env.SimulateDisk(dir.path(), disk);
   Options o = RoomOptions(8 << 20, 4 << 20);
-  o.disk_reserve_bytes = 4 << 20;
+  o.disk_reserve_bytes = 7 << 20;
   TestDb db(env, dir.path(), o);
   REQUIRE(db.Open().ok());
   REQUIRE(db.Put("k", "v").status.ok());
   const std::string bytes = ReadFileBytes(SegmentFiles(dir.path())[0]);
   INFO("disk " << disk);
-  if (disk == (uint64_t{12} << 20)) CHECK(bytes.size() > RecordsEnd(bytes));  // 12 >= 4 + 1 + 4: room
-  else CHECK(bytes.size() == RecordsEnd(bytes));                             // 8 < 4 + 1 + 4: none
+  if (disk == (uint64_t{12} << 20)) CHECK(bytes.size() > RecordsEnd(bytes));  // 12 >= 7 + 1 + 1/16: room
+  else CHECK(bytes.size() == RecordsEnd(bytes));                             // 8 < 7 + 1 + 1/16: none
   CHECK(db.Get("k").value() == "v");
+}
+
+TEST_CASE("the room's step follows the live data: small next to a small database", "[engine][room]") {
+  TempDir dir;
+  const Options o = RoomOptions(64 << 20, 4 << 20);
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("k", "v").status.ok());
+  const std::string seg = SegmentFiles(dir.path())[0];
+  CHECK(fs::file_size(seg) <= kSegmentHeaderBytes + (64 << 10) + 100);  // the minimum step, not 4 MiB
+  // 8 MiB of live data: steps of 256 KiB (a 32nd), the room at most two of them past the records.
+  const std::string value(64 << 10, 'v');
+  for (int i = 0; i < 128; ++i) REQUIRE(db.Put("big" + std::to_string(i), value).status.ok());
+  db.Close();
+  const std::string bytes = ReadFileBytes(seg);
+  const uint64_t end = RecordsEnd(bytes);
+  CHECK(bytes.size() > end);
+  CHECK(bytes.size() <= end + 2 * (256 << 10) + (64 << 10));
 }
