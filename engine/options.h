@@ -43,7 +43,7 @@ struct Options {
   uint32_t sync_interval_ms = 0;  // only for SyncMode::kInterval; > 0 there
   // Zero-filled, synced room kept ahead of the active segment's last record
   // (engine/segment_extender.h), extended by at most this many bytes at a
-  // time (a 32nd of the live data, at least 64 KiB; never past
+  // time (a 256th of the live data, at least 64 KiB; never past
   // segment_bytes), so that an fdatasync of records changes no file size.
   // 0 = none. Only with SyncMode::kAlways, where every record is
   // synced before it is reported (the room's own fdatasyncs also flush the

@@ -115,7 +115,7 @@ void Writer::Impl::StartRoom() {
 uint64_t Writer::Impl::RoomStepBytes() {
   constexpr uint64_t kMinStepBytes = 64 << 10;
   const uint64_t live = index_.counters().live_bytes.load(std::memory_order_relaxed);
-  return std::min(options_.room_bytes, std::max(kMinStepBytes, live / 32));
+  return std::min(options_.room_bytes, std::max(kMinStepBytes, live / 256));
 }
 
 Status Writer::Impl::CutRoom() {

@@ -219,9 +219,11 @@ struct Writer::Impl {
   // Hands the active segment (active_size_ bytes of file) to extender_, on a
   // descriptor of its own (best effort: without it, no room is kept).
   void StartRoom();
-  // The room's next step: a 32nd of the live data, within [64 KiB,
-  // Options::room_bytes], so that the room stays small next to a small
-  // database (its bytes count in the directory's size).
+  // The room's next step: a 256th of the live data, within [64 KiB,
+  // Options::room_bytes], so that the room (at most about one and a half
+  // steps) stays under 1% of the data in any database larger than a few
+  // MiB: its bytes count in the directory's size, which compaction keeps
+  // within twice the live data.
   uint64_t RoomStepBytes();
   // Cuts the active segment's file back to active_size_ + inflight_bytes_
   // after the room was stopped (rotation) or paused (a failed write). Does

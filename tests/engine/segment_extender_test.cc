@@ -411,13 +411,13 @@ TEST_CASE("the room's step follows the live data: small next to a small database
   REQUIRE(db.Put("k", "v").status.ok());
   const std::string seg = SegmentFiles(dir.path())[0];
   CHECK(fs::file_size(seg) <= kSegmentHeaderBytes + (64 << 10) + 100);  // the minimum step, not 4 MiB
-  // 8 MiB of live data: steps of 256 KiB (a 32nd), the room at most two of them past the records.
+  // 32 MiB of live data: steps of 128 KiB (a 256th), the room at most two of them past the records.
   const std::string value(64 << 10, 'v');
-  for (int i = 0; i < 128; ++i) REQUIRE(db.Put("big" + std::to_string(i), value).status.ok());
+  for (int i = 0; i < 512; ++i) REQUIRE(db.Put("big" + std::to_string(i), value).status.ok());
   db.Close();
   // The active segment (the writer may have rotated: the newest one).
   const std::string bytes = ReadFileBytes(SegmentFiles(dir.path()).back());
   const uint64_t end = RecordsEnd(bytes);
   CHECK(bytes.size() > end);
-  CHECK(bytes.size() <= end + 2 * (256 << 10) + (64 << 10));
+  CHECK(bytes.size() <= end + 2 * (128 << 10) + (64 << 10));
 }
