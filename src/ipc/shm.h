@@ -136,9 +136,11 @@ struct WriterMetrics {
   std::atomic<uint64_t> compaction_bytes_written{0};     // output segments and hints
   std::atomic<uint64_t> compaction_bytes_freed{0};
   std::atomic<uint64_t> compaction_failures{0};
-  // Dead bytes compaction can reclaim (the engine's dead bytes less the
-  // tombstones it had to keep), as of the loop's latest turn.
-  std::atomic<uint64_t> compaction_backlog_bytes{0};
+  // Bytes of tombstones compaction had to keep (they are dead bytes it
+  // cannot reclaim), as of the loop's latest turn. The backlog a reader
+  // reports is the index's dead bytes at that moment less these, so it is
+  // never more than the dead bytes it is reported beside.
+  std::atomic<uint64_t> compaction_kept_tombstone_bytes{0};
   // Times the writer held batches for compaction (src/writer/write_stall.h),
   // and for how long in all.
   std::atomic<uint64_t> compaction_stalls{0};

@@ -1,6 +1,7 @@
 // ShmKvBackend and the /metrics aggregation over the shared mapping.
 #include "src/kv/kv_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -162,8 +163,9 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   const engine::IndexCounters& ic = shm.index().counters();
   add("kingx_engine_keys", "Live keys in the index", double(ic.keys.load(relaxed)), false);
   add("kingx_engine_live_bytes", "Bytes of live records", double(ic.live_bytes.load(relaxed)), false);
-  add("kingx_engine_dead_bytes", "Bytes of overwritten or deleted records", double(ic.dead_bytes.load(relaxed)),
-      false);
+  // Read once: the backlog below is reported from the same value.
+  const uint64_t dead = ic.dead_bytes.load(relaxed);
+  add("kingx_engine_dead_bytes", "Bytes of overwritten or deleted records", double(dead), false);
   add("kingx_engine_segments", "Segment files", double(ic.segments.load(relaxed)), false);
   add("kingx_engine_corruptions_total",
       "Damage found on disk: records, ranges, headers, hints, the MANIFEST, missing segment files",
@@ -238,7 +240,7 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_compaction_write_stall_seconds_total", "Time writes waited for compaction, in all",
       double(ws.compaction_stall_us.load(relaxed)) / 1e6, true);
   add("kingx_compaction_backlog_bytes", "Dead bytes compaction can reclaim (tombstones that must stay excluded)",
-      double(ws.compaction_backlog_bytes.load(relaxed)), false);
+      double(dead - std::min(dead, ws.compaction_kept_tombstone_bytes.load(relaxed))), false);
   {
     const uint64_t beat = ws.heartbeat_ms.load(relaxed), now = MonotonicMs();
     const bool ready = shm.control().writer_ready.load(relaxed) != 0;

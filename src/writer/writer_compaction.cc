@@ -48,7 +48,7 @@ bool DeadFractionOver(SharedMemory& shm, double bound) {
 }
 
 // Adds what the compactor did since the previous call to the shared
-// counters, and sets the backlog gauge.
+// counters, and the tombstones it had to keep (for the backlog gauge).
 void Publish(SharedMemory& shm, CompactionState& state) {
   const engine::CompactionStats s = state.compactor->stats();
   engine::CompactionStats& was = state.published;
@@ -64,9 +64,7 @@ void Publish(SharedMemory& shm, CompactionState& state) {
   add(w.compaction_bytes_written, s.bytes_written, was.bytes_written);
   add(w.compaction_bytes_freed, s.bytes_freed, was.bytes_freed);
   add(w.compaction_failures, s.failures, was.failures);
-  const uint64_t dead = shm.index().counters().dead_bytes.load(std::memory_order_relaxed);
-  w.compaction_backlog_bytes.store(dead > s.kept_tombstone_bytes ? dead - s.kept_tombstone_bytes : 0,
-                                   std::memory_order_relaxed);
+  w.compaction_kept_tombstone_bytes.store(s.kept_tombstone_bytes, std::memory_order_relaxed);
 }
 
 }  // namespace
