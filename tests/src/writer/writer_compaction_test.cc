@@ -36,6 +36,34 @@ engine::WriteResult Put(engine::Writer& writer, const std::string& key, const st
   return r;
 }
 
+// A real Writer over a shared mapping's index, in a scratch directory
+// (segment_bytes 0: the engine's default).
+struct WriterOverShm {
+  test::TempDir dir;
+  std::unique_ptr<SharedMemory> shm;
+  std::unique_ptr<engine::Writer> writer;
+
+  explicit WriterOverShm(uint64_t segment_bytes = 0) {
+    auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
+    REQUIRE(created.ok());
+    shm = std::move(created).value();
+    engine::Options o;
+    o.compression_level = 0;
+    o.take_lock = false;
+    if (segment_bytes != 0) o.segment_bytes = segment_bytes;
+    auto opened = engine::Writer::Open(engine::PosixEnv(), dir.path, o, shm->index());
+    REQUIRE(opened.ok());
+    writer = std::move(opened).value();
+  }
+};
+
+double GaugeValue(SharedMemory& shm, const std::string& name) {
+  for (const http::Gauge& g : SharedGauges(shm))
+    if (g.name == name) return g.value;
+  FAIL("no gauge " << name);
+  return -1;
+}
+
 }  // namespace
 
 TEST_CASE("the segment of a large value a batch replaced is deleted before the next batch, not a pass later",
@@ -44,16 +72,10 @@ TEST_CASE("the segment of a large value a batch replaced is deleted before the n
   // once; they stayed until the compaction thread's next pass (a trigger or
   // the write stall's catch-up pass), and the data directory was over twice
   // the live data meanwhile.
-  test::TempDir dir;
-  auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
-  REQUIRE(created.ok());
-  std::unique_ptr<SharedMemory> shm = std::move(created).value();
-  engine::Options o;
-  o.compression_level = 0;
-  o.take_lock = false;
-  auto opened = engine::Writer::Open(engine::PosixEnv(), dir.path, o, shm->index());
-  REQUIRE(opened.ok());
-  std::unique_ptr<engine::Writer> writer = std::move(opened).value();
+  WriterOverShm f;
+  engine::Writer* writer = f.writer.get();
+  SharedMemory* shm = f.shm.get();
+  const test::TempDir& dir = f.dir;
   // Six values of 1.5 MiB, the first three each alone in its segment
   // (RotateActiveForShare); replacing one of these leaves
   // the dead fraction under what triggers a pass on its own.
@@ -73,29 +95,14 @@ TEST_CASE("the segment of a large value a batch replaced is deleted before the n
   hooks.before_close(*writer);
 }
 
-double GaugeValue(SharedMemory& shm, const std::string& name) {
-  for (const http::Gauge& g : SharedGauges(shm))
-    if (g.name == name) return g.value;
-  FAIL("no gauge " << name);
-  return -1;
-}
-
 TEST_CASE("the compaction backlog /metrics reports is never more than the dead bytes reported beside it",
           "[src][writer][compaction][regression]") {
   // The backlog was a gauge the writer loop set at its turn: a pass the
   // compaction thread finished after that turn (the loop idle) left it
   // above the dead bytes the same /metrics page showed.
-  test::TempDir dir;
-  auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
-  REQUIRE(created.ok());
-  std::unique_ptr<SharedMemory> shm = std::move(created).value();
-  engine::Options o;
-  o.compression_level = 0;
-  o.take_lock = false;
-  o.segment_bytes = 64 << 10;
-  auto opened = engine::Writer::Open(engine::PosixEnv(), dir.path, o, shm->index());
-  REQUIRE(opened.ok());
-  std::unique_ptr<engine::Writer> writer = std::move(opened).value();
+  WriterOverShm f(64 << 10);
+  engine::Writer* writer = f.writer.get();
+  SharedMemory* shm = f.shm.get();
   const std::string value(1000, 'v');
   for (int round = 0; round < 2; ++round)
     for (int i = 0; i < 300; ++i) REQUIRE(Put(*writer, "k" + std::to_string(i), value).status.ok());
