@@ -483,9 +483,9 @@ Status Writer::Impl::Recover() {
     };
     Status hs = LoadHintFileBatches(env_, hint_path, f.id, f.size, limits_, apply, &recorded);
     if (hs.Is(Code::kCorruption) && recorded >= kSegmentHeaderBytes && recorded < f.size) {
-      // An intact hint of a shorter segment: a rotation that crashed after
-      // finishing the hint but before its cut of the preallocated room was
-      // durable leaves zero bytes past the last record. Those are no damage.
+      // An intact hint of a shorter segment followed by zero bytes: the hint
+      // names every record, so the zeros (a cut of the preallocated room that
+      // the device did not keep) hold none. No damage: cut them.
       auto tail = cache_.Read(f.id, recorded, f.size - recorded);
       if (!tail.ok()) return tail.status();
       if (AllZero(tail->data, f.size - recorded)) {
@@ -526,6 +526,7 @@ Status Writer::Impl::Recover() {
     if (is_active) active_mapping = span->holder;
     std::vector<HintEntry> scanned;  // a sealed segment's records, for a fresh hint when it scans clean
     Status as;
+    bool zero_damage = false;  // a sealed segment ends in zeros nothing vouches for
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
     const ScanSummary sum = ScanSegment(span->data, f.size, is_active, seq_ordered, limits_, [&](const ScanItem& item) {
       if (!as.ok()) return;
@@ -557,21 +558,24 @@ Status Writer::Impl::Recover() {
               std::to_string(item.offset) + " (" + item.why.ToString() + ")" + (ro ? "; left on disk (read-only)" : "; cut"));
           break;
         case ScanEvent::kZeroTail:
-          break;  // the end of the log (cut below)
+          if (is_active) break;  // the preallocated room: the end of the log (cut below)
+          // A sealed segment's cut is durable before its hint is finished and
+          // before the next segment exists, so without an intact hint to end
+          // there, zeros after its records may be records a device lost.
+          ++corruptions_;
+          zero_damage = true;
+          st.dead_bytes += item.bytes;
+          LogError("recovery: " + name + ": " + std::to_string(item.bytes) + " zero byte(s) at offset " +
+                   std::to_string(item.offset) + " after the last record of a sealed segment without an intact " +
+                   "hint; records there may have been lost; left in place");
+          break;
       }
     });
     if (!as.ok()) return as;
     if (is_active) {
       active_valid_end = sum.valid_end;
     } else {
-      if (sum.valid_end < f.size) {
-        // Zero bytes after the last record of a sealed segment (a rotation
-        // cut short): cut, so that its size is where its records end again.
-        Status cs = CutZeroTail(f.id, f.size, sum.valid_end);
-        if (!cs.ok()) return cs;
-        st.bytes = sum.valid_end;
-      }
-      if (!ro && f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0) {
+      if (!ro && f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0 && !zero_damage) {
         // A clean sealed segment without a usable hint (damaged, missing, or of
         // an older version) gets one again. One with damage keeps being read,
         // so that the damage stays visible at every open.

@@ -26,10 +26,12 @@
 //    its key). Otherwise kCorruptBytes. Not found: a torn tail in the active
 //    segment, kCorruptBytes to the end elsewhere.
 //  - before all of that: when every byte from the offset to the end of the
-//    file is zero, the log ends there (kZeroTail: the room the writer
-//    preallocates after the active segment's last record, or left on a
-//    segment sealed by a rotation that crashed before cutting it). Not damage,
-//    in any segment. In the active segment, a record whose header checks out
+//    file is zero, the log ends there (kZeroTail). In the active segment that
+//    is the room the writer preallocates after its last record: not damage.
+//    A sealed segment is cut before its hint is finished, so its callers
+//    judge a zero tail there by its hint: one that ends at the zeros says no
+//    record was lost; without one, the zeros are damage (records a device may
+//    have lost). In the active segment, a record whose header checks out
 //    but whose body does not, and whose own last bytes are zero up to that
 //    run, was cut short inside the preallocated room: a torn tail.
 // So the active segment loses only a tail that no valid record follows, and a
@@ -51,7 +53,7 @@ enum class ScanEvent : uint8_t {
   kDamagedRecord,  // header valid, body failed its checksum (key known, not vouched for)
   kCorruptBytes,   // [offset, offset + bytes) hold no record that can be read
   kTornTail,       // active segment: [offset, end of file) is a torn tail, to be cut
-  kZeroTail,       // [offset, end of file) is all zero bytes: the end of the log (not damage)
+  kZeroTail,       // [offset, end of file) is all zero bytes: the end of the log (damage or not: see above)
 };
 
 struct ScanItem {

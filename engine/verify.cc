@@ -136,11 +136,8 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
                   " bytes, cut on open): " + item.why.ToString());
           break;
         case ScanEvent::kZeroTail:
-          // The active segment's preallocated room; on a sealed segment, what a
-          // rotation cut short left (cut on open). Neither is damage.
-          if (!is_active)
-            finding(seg + U(item.bytes) + " zero bytes after the last record at offset " + U(item.offset) +
-                    " (a rotation cut short; cut on open)");
+          // The active segment's preallocated room: the end of its log. On a
+          // sealed segment, judged below with its hint.
           break;
       }
     });
@@ -153,6 +150,19 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
         ++report.damaged;
       } else if (!hs.ok() && !hs.Is(Code::kNotFound)) {
         return hs;
+      }
+      if (sum.valid_end < f.size) {
+        // A sealed segment's cut is durable before its hint is finished: zeros
+        // after its records are a cut the device did not keep when an intact
+        // hint ends there, records it may have lost otherwise.
+        const std::string zeros = U(f.size - sum.valid_end) + " zero bytes after the last record at offset " +
+                                  U(sum.valid_end);
+        if (hs.ok()) {
+          finding(seg + zeros + " (a lost cut; its hint ends there; cut on open)");
+        } else {
+          finding(seg + zeros + " and no intact hint: records there may have been lost");
+          ++report.damaged;
+        }
       }
     }
   }
