@@ -591,6 +591,30 @@ TEST_CASE("a catch-up pass reclaims what a normal pass leaves: segments under th
   CheckModel(db, model, keys);
 }
 
+namespace {
+
+// Runs one unthrottled catch-up pass (free space unbounded) and returns the
+// directory's largest size during it: an output's fdatasync comes after its
+// last byte and before any input it completes is deleted, so the directory is
+// at its largest then.
+uint64_t CatchUpPeak(FaultInjectionEnv& env, TestDb& db, const std::string& dir, PassReport* report) {
+  std::atomic<uint64_t> peak{DirBytes(dir)};
+  env.SetSyncHook([&](const std::string& path) {
+    if (path.find("compact-") == std::string::npos) return;
+    const uint64_t now = DirBytes(dir);
+    if (now > peak.load()) peak.store(now);
+  });
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  Compactor c(db.writer(), co);
+  const Status s = c.RunOnce(report, PassKind::kCatchUp);
+  env.SetSyncHook({});
+  REQUIRE(s.ok());
+  return peak.load();
+}
+
+}  // namespace
+
 TEST_CASE("a catch-up pass holds the copies of one input at a time on top of its inputs, however large "
           "segments are",
           "[engine][compaction][catch_up]") {
@@ -637,26 +661,14 @@ TEST_CASE("a catch-up pass holds the copies of one input at a time on top of its
   REQUIRE(sealed >= 3);
 
   const uint64_t before = DirBytes(dir.path());
-  std::atomic<uint64_t> peak{before};
-  // An output's fdatasync comes after its last byte and before any input it
-  // completes is deleted: the directory is at its largest then.
-  env.SetSyncHook([&](const std::string& path) {
-    if (path.find("compact-") == std::string::npos) return;
-    const uint64_t now = DirBytes(dir.path());
-    if (now > peak.load()) peak.store(now);
-  });
-  CompactionOptions co = Unthrottled();
-  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
-  Compactor c(db.writer(), co);
   PassReport report;
-  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
-  env.SetSyncHook({});
+  const uint64_t peak = CatchUpPeak(env, db, dir.path(), &report);
   REQUIRE(report.inputs >= 3);
   REQUIRE(report.deleted == report.inputs);
-  INFO("directory " << before << " bytes before the pass, " << peak.load() << " at its largest; largest input's live "
+  INFO("directory " << before << " bytes before the pass, " << peak << " at its largest; largest input's live "
                     << largest_input_live);
-  REQUIRE(peak.load() > before);  // the hook saw the outputs
-  REQUIRE(peak.load() - before <= largest_input_live + kCatchUpFinishMinBytes);
+  REQUIRE(peak > before);  // the hook saw the outputs
+  REQUIRE(peak - before <= largest_input_live + kCatchUpFinishMinBytes);
   REQUIRE(DirBytes(dir.path()) < before);
   CheckModel(db, model, keys);
   REQUIRE(db.Open().ok());
@@ -702,23 +714,12 @@ TEST_CASE("the active segment is sealed once it holds more than a quarter of the
   REQUIRE(segments >= 4);
 
   const uint64_t before = DirBytes(dir.path());
-  std::atomic<uint64_t> peak{before};
-  env.SetSyncHook([&](const std::string& path) {
-    if (path.find("compact-") == std::string::npos) return;
-    const uint64_t now = DirBytes(dir.path());
-    if (now > peak.load()) peak.store(now);
-  });
-  CompactionOptions co = Unthrottled();
-  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
-  Compactor c(db.writer(), co);
   PassReport report;
-  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
-  env.SetSyncHook({});
+  const uint64_t peak = CatchUpPeak(env, db, dir.path(), &report);
   REQUIRE(report.inputs >= 1);
-  INFO("directory " << before << " bytes before the pass, " << peak.load() << " at its largest; live "
-                    << stats.live_bytes);
-  REQUIRE(peak.load() - before <= largest_live + kCatchUpFinishMinBytes);
-  REQUIRE(peak.load() - before <= stats.live_bytes / 3);
+  INFO("directory " << before << " bytes before the pass, " << peak << " at its largest; live " << stats.live_bytes);
+  REQUIRE(peak - before <= largest_live + kCatchUpFinishMinBytes);
+  REQUIRE(peak - before <= stats.live_bytes / 3);
   CheckModel(db, model, keys);
   REQUIRE(db.Open().ok());
   CheckModel(db, model, keys);
