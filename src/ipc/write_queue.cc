@@ -11,6 +11,16 @@
 //  - An entry never wraps: when it does not fit before the end of the ring,
 //    the producer pads to the end (a kPad entry, or nothing when fewer than
 //    sizeof(EntryHeader) bytes remain: the consumer skips such a tail too).
+//  - Early wrap: an entry that would start at an offset past the window
+//    (WrapWindowBytes) while at most half the window is queued, and that fits
+//    at offset 0 before head's offset, is padded to the ring's end the same
+//    way and written at 0. A load the consumer keeps up with so stays in the
+//    ring's first pages, which both processes have touched already (a page
+//    of shared memory costs a fault in each process at its first touch).
+//    Between such a wrap and the release past its pad, producers see only
+//    the room before head's offset: at least half the window at the wrap.
+//  - last_pad holds where the newest pad starts (it ends at the next lap):
+//    DepthBytes leaves it out, so the queued bytes it reports are entries'.
 //
 // The consumer never takes the mutex: tail is read with acquire and head is
 // stored with release, and a stale head only makes producers see less room.
@@ -92,6 +102,7 @@ struct WriteQueueHeader {
   pthread_mutex_t mu;                          // robust, process-shared; producers only
   alignas(64) std::atomic<uint64_t> tail;      // producers (under mu), release
   std::atomic<uint64_t> published;             // producers (under mu): Stamp(entries ever published, tail)
+  std::atomic<uint64_t> last_pad;              // producers (under mu): start of the newest pad
   alignas(64) std::atomic<uint64_t> head;      // consumer, release
   std::atomic<uint64_t> release_intent;        // consumer: Stamp(entries released, the head it is storing)
   std::atomic<uint64_t> released;              // consumer: Stamp(entries ever released, head)
@@ -112,6 +123,7 @@ engine::Status WriteQueue::Format(void* base, uint64_t ring_bytes, int writer_ev
   h->magic = kQueueMagic;
   h->ring_bytes = ring_bytes;
   h->writer_efd = writer_eventfd;
+  h->last_pad.store(UINT64_MAX, std::memory_order_relaxed);
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
@@ -131,10 +143,23 @@ WriteQueue::WriteQueue(void* base)
 size_t WriteQueue::max_entry_bytes() const { return header_->ring_bytes / 8; }
 uint64_t WriteQueue::ring_bytes() const { return header_->ring_bytes; }
 
+uint64_t WriteQueue::wrap_window_bytes() const { return WrapWindowBytes(header_->ring_bytes); }
+
+uint64_t WriteQueue::WrapWindowBytes(uint64_t ring_bytes) {
+  return std::min<uint64_t>(ring_bytes / 16, uint64_t{4} << 20) & ~uint64_t{7};
+}
+
 uint64_t WriteQueue::DepthBytes() const {
   const uint64_t head = header_->head.load(std::memory_order_acquire);
   const uint64_t tail = header_->tail.load(std::memory_order_acquire);
-  return tail >= head ? tail - head : 0;
+  if (tail <= head) return 0;
+  uint64_t used = tail - head;
+  // At most one pad lies in [head, tail): two would span more than a lap.
+  // A pad whose producer died before publishing lies at or past tail.
+  const uint64_t pad = header_->last_pad.load(std::memory_order_acquire);
+  const uint64_t ring = header_->ring_bytes;
+  if (pad != UINT64_MAX && pad >= head && pad < tail) used -= std::min(used, ring - pad % ring);
+  return used;
 }
 
 // Entries published up to `tail`, given the producers' stamp.
@@ -192,8 +217,14 @@ engine::Status WriteQueue::Enqueue(EntryType type, uint32_t slot, uint64_t token
   uint64_t tail = header_->tail.load(std::memory_order_relaxed);
   const uint64_t off = tail % ring;
   const uint64_t to_end = ring - off;
-  const uint64_t pad = to_end < bytes ? to_end : 0;
-  if (ring - (tail - head) < pad + bytes) {
+  uint64_t pad = to_end < bytes ? to_end : 0;
+  const uint64_t window = WrapWindowBytes(ring);
+  const uint64_t queued = tail - head;
+  if (pad == 0 && off >= window && queued <= window / 2 && to_end <= UINT32_MAX &&
+      ring - queued >= to_end + bytes) {
+    pad = to_end;  // early wrap (see the file comment); head is in tail's lap, bytes fit before it
+  }
+  if (ring - queued < pad + bytes) {
     Unlock();
     return engine::Status::Busy("write queue full");
   }
@@ -203,6 +234,7 @@ engine::Status WriteQueue::Enqueue(EntryType type, uint32_t slot, uint64_t token
     ph.type = kPadType;
     std::memcpy(ring_ + off, &ph, sizeof(ph));
   }
+  if (pad != 0) header_->last_pad.store(tail, std::memory_order_release);
   tail += pad;
   char* p = ring_ + tail % ring;
   EntryHeader eh{};
@@ -297,10 +329,10 @@ size_t WriteQueue::PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, 
                             uint64_t limit) {
   const uint64_t ring = header_->ring_bytes;
   const uint64_t tail = limit;
-  const uint64_t start = peek_pos_;
+  uint64_t entry_bytes = 0;  // pads are not counted: an early wrap's pad is most of a lap
   size_t taken = 0;
   // Bounded: every iteration advances peek_pos_ by at least 8 bytes toward tail.
-  while (peek_pos_ < tail && taken < max_entries && (taken == 0 || peek_pos_ - start < max_bytes)) {
+  while (peek_pos_ < tail && taken < max_entries && (taken == 0 || entry_bytes < max_bytes)) {
     const uint64_t off = peek_pos_ % ring;
     const uint64_t to_end = ring - off;
     if (to_end < sizeof(EntryHeader)) {
@@ -334,6 +366,7 @@ size_t WriteQueue::PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, 
     e.request.stored = std::string_view(p, eh.data_len);
     batch->push_back(e);
     ++taken;
+    entry_bytes += eh.bytes;
     peek_pos_ += eh.bytes;
   }
   pending_release_ += taken;

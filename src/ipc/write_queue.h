@@ -114,10 +114,25 @@ class WriteQueue {
   engine::Status TryEnqueueLargeEnd(uint32_t slot, uint64_t token, uint64_t raw_len);
   engine::Status TryEnqueueLargeAbort(uint32_t slot, uint64_t token);
 
-  // Queued entries and bytes right now (any process; a racy snapshot).
+  // Queued entries and their ring bytes right now (any process; a racy
+  // snapshot). DepthBytes leaves out the pad before a wrapped entry; after a
+  // producer died between writing a pad and publishing, it may count an
+  // older pad until the consumer has released past it.
   uint64_t DepthEntries() const;
   uint64_t DepthBytes() const;
   uint64_t ring_bytes() const;
+
+  // Producers keep a load the consumer keeps up with in the ring's first
+  // wrap_window_bytes() (ring / 16, at most 4 MiB), so that it stays in
+  // pages both processes have touched: an entry that would start past the
+  // window while at most half of it is queued, and that fits at offset 0
+  // before the oldest queued entry, is written at offset 0 behind a pad to
+  // the ring's end. Until the consumer releases past that pad, producers
+  // see only the room before the oldest queued entry's offset (at least
+  // half the window at the wrap, less what was queued since); kBusy then
+  // means what it always means: retry after a completion.
+  uint64_t wrap_window_bytes() const;
+  static uint64_t WrapWindowBytes(uint64_t ring_bytes);
 
   // ---- the consumer: the writer process's loop thread only ----
 
@@ -134,7 +149,8 @@ class WriteQueue {
   size_t PeekOrphans(std::vector<QueueEntry>* batch);
 
   // Appends to *batch the queued entries not yet taken, oldest first, until
-  // max_entries or max_bytes (ring bytes) is reached (at least one entry is
+  // max_entries or max_bytes (the entries' ring bytes, pads not counted) is
+  // reached (at least one entry is
   // taken when any is queued). Returns how many were added. The views stay
   // valid until Release(). Calling Peek again before Release continues after
   // the entries already taken.

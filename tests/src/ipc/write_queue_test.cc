@@ -486,4 +486,195 @@ TEST_CASE("a consumer waiting for a wake is not woken by enqueues, only by Wake,
   close(efd);
 }
 
+// ---------------------------------------------------------------- early wrap
+
+namespace {
+
+constexpr uint64_t kEntryHeaderBytes = 56;  // write_queue.cc's EntryHeader
+
+// An entry of exactly `bytes` ring bytes (a multiple of 8, >= 64): a one-byte
+// key, no content type, the rest value.
+WriteRequest Sized(uint64_t bytes, const std::string& storage) {
+  REQUIRE(bytes % 8 == 0);
+  REQUIRE(bytes >= kEntryHeaderBytes + 8);
+  WriteRequest r;
+  r.key = "s";
+  r.stored = std::string_view(storage).substr(0, bytes - kEntryHeaderBytes - 1);
+  r.raw_len = r.stored.size();
+  return r;
+}
+
+// Queues entries that end exactly at ring position `to` (tail must be at
+// `from`; to - from is 0 or >= 64, a multiple of 8, and no entry crosses the
+// ring's end). Returns how many it queued.
+uint64_t FillTo(WriteQueue& q, uint64_t from, uint64_t to, const std::string& storage) {
+  uint64_t n = 0;
+  // Bounded: every entry advances by at least 64 bytes.
+  while (from < to) {
+    uint64_t chunk = std::min<uint64_t>(to - from, 8 << 10);
+    if (to - from - chunk != 0 && to - from - chunk < 64) chunk -= 64;
+    REQUIRE(q.TryEnqueue(0, 1000 + n, Sized(chunk, storage)).ok());
+    from += chunk;
+    ++n;
+  }
+  return n;
+}
+
+// Offset in the ring of an entry handed out by Peek.
+uint64_t RingOffset(const TestQueue& t, uint64_t ring, const QueueEntry& e) {
+  const char* ring_base = static_cast<const char*>(t.region.base) + WriteQueue::RegionBytes(ring) - ring;
+  return static_cast<uint64_t>(e.request.key.data() - ring_base) - kEntryHeaderBytes;
+}
+
+}  // namespace
+
+TEST_CASE("a load the consumer keeps up with stays in the ring's first window", "[src][write_queue]") {
+  const uint64_t ring = 1 << 20;
+  TestQueue t(ring);
+  const uint64_t window = t.queue->wrap_window_bytes();
+  CHECK(window == ring / 16);
+  const std::string value(200, 'v');
+  uint64_t max_end = 0, bytes = 0, token = 0;
+  // Bounded: 30,000 rounds of up to three entries, several laps' worth.
+  for (int round = 0; round < 30000; ++round) {
+    for (int i = 0; i <= round % 3; ++i) REQUIRE(t.queue->TryEnqueue(0, token++, Put("key", value)).ok());
+    for (const QueueEntry& e : TakeAll(*t.queue)) {
+      REQUIRE(e.request.stored == value);
+      max_end = std::max(max_end, RingOffset(t, ring, e) + kEntryHeaderBytes + 3 + 10 + 200);
+      bytes += 272;
+    }
+    t.queue->Release();
+    REQUIRE(t.queue->DepthBytes() == 0);
+  }
+  CHECK(bytes > 4 * ring);  // the ring's bytes were passed through several times over
+  CHECK(max_end <= window + 272);  // yet no entry started past the window
+}
+
+TEST_CASE("an entry wraps early exactly when it starts past the window, little is queued and it fits before head",
+          "[src][write_queue]") {
+  // Every 8-byte position of a 64 KiB ring, with nothing, half the window
+  // and just over half of it queued, and entries that fit before head or not.
+  const uint64_t ring = 64 << 10;
+  const std::string storage(16 << 10, 'x');
+  const uint64_t window = WriteQueue::WrapWindowBytes(ring);
+  REQUIRE(window == 4 << 10);
+  for (uint64_t queued : {uint64_t{0}, window / 2, window / 2 + 64}) {
+    for (uint64_t bytes : {uint64_t{64}, uint64_t{1024}, uint64_t{3072}}) {
+      for (uint64_t pos = queued + 64; pos < ring; pos += 8) {
+        INFO("tail at " << pos << ", " << queued << " bytes queued, entry of " << bytes);
+        TestQueue t(ring);
+        // Bring head to pos - queued and tail to pos.
+        const uint64_t released = FillTo(*t.queue, 0, pos - queued, storage);
+        std::vector<QueueEntry> first;
+        if (released > 0) REQUIRE(t.queue->Peek(&first, SIZE_MAX, UINT64_MAX) == released);
+        const uint64_t kept = FillTo(*t.queue, pos - queued, pos, storage);
+        t.queue->ReleaseThrough(pos - queued, released);
+        REQUIRE(t.queue->DepthBytes() == queued);
+
+        const uint64_t to_end = ring - pos;
+        const uint64_t head_off = pos - queued;
+        const bool early = to_end >= bytes && pos >= window && queued <= window / 2 && head_off >= bytes;
+        const uint64_t pad = to_end < bytes || early ? to_end : 0;
+        const bool fits = ring - queued >= pad + bytes;
+        WriteRequest r = Sized(bytes, storage);
+        r.key = "t";
+        const engine::Status s = t.queue->TryEnqueue(0, 7, r);
+        if (!fits) {
+          REQUIRE(s.Is(engine::Code::kBusy));
+          continue;
+        }
+        REQUIRE(s.ok());
+        CHECK(t.queue->DepthEntries() == kept + 1);
+        CHECK(t.queue->DepthBytes() == queued + bytes);  // the pad is not counted
+        std::vector<QueueEntry> rest;
+        REQUIRE(t.queue->Peek(&rest, SIZE_MAX, UINT64_MAX) == kept + 1);
+        const QueueEntry& e = rest.back();
+        CHECK(e.token == 7);
+        CHECK(e.request.key == "t");
+        CHECK(e.request.stored == r.stored);
+        CHECK(RingOffset(t, ring, e) == (pad != 0 ? 0 : pos));
+        t.queue->Release();
+        CHECK(t.queue->DepthBytes() == 0);
+        CHECK(t.queue->DepthEntries() == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("after an early wrap producers see the room before head, and the whole ring once head passed the pad",
+          "[src][write_queue]") {
+  const uint64_t ring = 64 << 10;
+  TestQueue t(ring);
+  const std::string storage(8 << 10, 'x');
+  const uint64_t head = 8 << 10;  // past the 4 KiB window
+  const uint64_t n = FillTo(*t.queue, 0, head, storage);
+  REQUIRE(TakeAll(*t.queue).size() == n);
+  t.queue->Release();
+
+  // The first entry wraps; then the 8 KiB before head's offset take 32 of 256 bytes.
+  uint64_t accepted = 0;
+  while (t.queue->TryEnqueue(0, accepted, Sized(256, storage)).ok()) ++accepted;
+  CHECK(accepted == head / 256);
+  CHECK(t.queue->DepthBytes() == head);
+  std::vector<QueueEntry> batch;
+  REQUIRE(t.queue->Peek(&batch, 16, UINT64_MAX) == 16);
+  const uint64_t sixteen_end = t.queue->PeekPosition();
+  REQUIRE(t.queue->Peek(&batch, SIZE_MAX, UINT64_MAX) == accepted - 16);
+  CHECK(RingOffset(t, ring, batch.front()) == 0);
+  // Taken, not released: still no room.
+  CHECK(t.queue->TryEnqueue(0, 99, Sized(256, storage)).Is(engine::Code::kBusy));
+
+  // Head past the pad, 16 entries (4 KiB) still queued: the rest of the ring.
+  t.queue->ReleaseThrough(sixteen_end, 16);
+  accepted = 0;
+  while (t.queue->TryEnqueue(0, accepted, Sized(256, storage)).ok()) ++accepted;
+  CHECK(accepted == (ring - 16 * 256) / 256);
+  CHECK(t.queue->DepthBytes() == ring);
+}
+
+TEST_CASE("a batch with an early wrap's pad in it is not cut short by the pad's bytes", "[src][write_queue]") {
+  const uint64_t ring = 64 << 10;
+  TestQueue t(ring);
+  const std::string storage(8 << 10, 'x');
+  const uint64_t n = FillTo(*t.queue, 0, 8 << 10, storage);
+  REQUIRE(TakeAll(*t.queue).size() == n);
+  t.queue->Release();
+  REQUIRE(t.queue->TryEnqueue(0, 1, Sized(256, storage)).ok());  // wraps: a 56 KiB pad before it
+  REQUIRE(t.queue->TryEnqueue(0, 2, Sized(256, storage)).ok());
+  std::vector<QueueEntry> batch;
+  CHECK(t.queue->Peek(&batch, 100, 1024) == 2);
+}
+
+TEST_CASE("a producer killed at any step of an early wrap leaves the ring and its counts exact",
+          "[src][write_queue][multiprocess]") {
+  using Stop = WriteQueue::StopPoint;
+  const uint64_t ring = 64 << 10;
+  const std::string storage(8 << 10, 'x');
+  for (Stop stop : {Stop::kBeforePublish, Stop::kAfterPublish}) {
+    const bool published = stop == Stop::kAfterPublish;
+    INFO("producer killed " << (published ? "after" : "before") << " publishing");
+    TestQueue t(ring);
+    const uint64_t n = FillTo(*t.queue, 0, 8 << 10, storage);
+    REQUIRE(TakeAll(*t.queue).size() == n);
+    t.queue->Release();
+    DieAfter([&] {
+      WriteQueue q(t.region.base);
+      q.EnqueueForTesting(0, 2, Sized(256, storage), stop);
+    });
+    CHECK(t.queue->DepthEntries() == (published ? 1 : 0));
+    CHECK(t.queue->DepthBytes() == (published ? 256 : 0));
+    REQUIRE(t.queue->TryEnqueue(0, 3, Sized(512, storage)).ok());  // the next locker gets EOWNERDEAD
+    CHECK(t.queue->DepthEntries() == (published ? 2 : 1));
+    CHECK(t.queue->DepthBytes() == (published ? 768 : 512));
+    auto batch = TakeAll(*t.queue);
+    REQUIRE(batch.size() == (published ? 2 : 1));
+    CHECK(batch.back().token == 3);
+    CHECK(batch.back().request.stored.size() == 512 - kEntryHeaderBytes - 1);
+    CHECK(RingOffset(t, ring, batch.front()) == 0);
+    t.queue->Release();
+    CHECK(t.queue->DepthEntries() == 0);
+    CHECK(t.queue->DepthBytes() == 0);
+  }
+}
+
 }  // namespace kingx
