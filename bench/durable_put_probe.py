@@ -8,7 +8,8 @@ creates them, later passes overwrite), and reports per run:
   req/s, mean latency (wrk), fdatasyncs per second, ops per group commit (batch), ops per
   fdatasync, mean fdatasync time, the share of the run an fdatasync was running, and the
   fdatasyncs a request waited for on average: mean latency x fdatasyncs per second (how many
-  fdatasyncs finished while a request was in flight), and each kingx process's CPU per request.
+  fdatasyncs finished while a request was in flight), each kingx process's CPU per request and
+  its minor page faults and context switches (all threads) per request.
 With --perf SECONDS, `perf record -g` samples the writer process during the last run of each
 binary (perf's report goes to the output directory).
 
@@ -45,9 +46,10 @@ def metrics(port):
     return out
 
 
-def children_cpu(master_pid):
+def children_cpu(master_pid, field=None):
     """CPU seconds (user + system, all threads) of the master and each of its children, by
-    process name (kingx-writer, kingx-worker, ...; workers summed)."""
+    process name (kingx-writer, kingx-worker, ...; workers summed). With field=7: their minor
+    page faults instead (/proc/PID/stat's minflt)."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for pid in os.listdir("/proc"):
@@ -60,7 +62,32 @@ def children_cpu(master_pid):
                 continue
             with open(f"/proc/{pid}/comm") as f:
                 comm = f.read().strip()
-            out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+            value = int(fields[field]) if field else (int(fields[11]) + int(fields[12])) / tick
+            out[comm] = out.get(comm, 0.0) + value
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def children_switches(master_pid):
+    """Context switches (voluntary + involuntary, all threads) of the master's children, by process
+    name: how often each process slept and was woken, or was preempted."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) != master_pid:
+                continue
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if "ctxt_switches" in line:
+                            out[comm] = out.get(comm, 0) + int(line.split()[1])
         except (OSError, ValueError, IndexError):
             continue
     return out
@@ -166,18 +193,26 @@ def main(argv):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 before = metrics(port)
                 cpu0 = children_cpu(p.pid)
+                flt0 = children_cpu(p.pid, field=7)
+                sw0 = children_switches(p.pid)
                 t0 = time.monotonic()
                 rps, lat = run_wrk(port, c, a.duration, a.keys,
                                    os.path.join(out, "raw", f"r{rnd}-{label}-c{c}.txt"))
                 secs = time.monotonic() - t0
                 after = metrics(port)
                 cpu1 = children_cpu(p.pid)
+                flt1 = children_cpu(p.pid, field=7)
+                sw1 = children_switches(p.pid)
                 if perf:
                     perf.wait(timeout=a.perf + 30)
                 row = {"round": rnd, "bin": label, "conns": c}
                 row.update(derive(before, after, secs, rps, lat))
                 for name in sorted(cpu1):  # CPU per request of each process kind
                     row[f"cpu_us_per_req_{name}"] = round((cpu1[name] - cpu0.get(name, 0)) / (rps * secs) * 1e6, 1)
+                for name in sorted(flt1):  # minor page faults per request (first touches of shared pages)
+                    row[f"faults_per_req_{name}"] = round((flt1[name] - flt0.get(name, 0)) / (rps * secs), 4)
+                for name in sorted(sw1):  # context switches per request (all threads: the writer's sync thread too)
+                    row[f"switches_per_req_{name}"] = round((sw1[name] - sw0.get(name, 0)) / (rps * secs), 3)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
