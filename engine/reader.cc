@@ -227,8 +227,11 @@ Result<Value> Reader::Impl::Get(std::string_view key, ReadMode mode, const KeyPr
   IndexCounters& counters = r.index.counters();
   if (counters.ready.load(std::memory_order_acquire) == 0) return Status::Busy("storage is recovering");
   Location vanished_before = 0;  // a location whose file was missing on the previous attempt
-  const auto give_up = std::chrono::steady_clock::now() + kRetryPatience;
+  // The patience runs from the first retry: the clock is read only when a
+  // lookup has to be repeated (almost every Get answers at its first).
+  std::chrono::steady_clock::time_point give_up{};
   for (int attempt = 0;; ++attempt) {
+    if (attempt == 1) give_up = std::chrono::steady_clock::now() + kRetryPatience;
     if (attempt > kMaxAttempts) {
       if (std::chrono::steady_clock::now() > give_up) break;
       std::this_thread::yield();  // let the deleting writer move on
