@@ -344,11 +344,17 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   const uint64_t body_length = r.stream ? r.stream_length : r.body.size();
   framing.content_length = (head_request && r.head_content_length) ? *r.head_content_length : body_length;
 
-  thread_local std::string head;
-  head.clear();
-  AppendResponseHead(&head, r, framing);
   const bool was_empty = !HasOutput();
-  out_.Copy(head);
+  const size_t head_bound = ResponseHeadBound(r);
+  if (head_bound <= OutputQueue::kBlockBytes) {
+    // Written straight into the output block.
+    out_.Commit(WriteResponseHead(out_.Reserve(head_bound), r, framing));
+  } else {
+    thread_local std::string head;
+    head.clear();
+    AppendResponseHead(&head, r, framing);
+    out_.Copy(head);
+  }
   uint64_t body_bytes = 0;
   if (!head_request && !bodiless_status && r.stream) {
     assert(!stream_ && "a streamed body is queued only after the previous one was pulled whole");

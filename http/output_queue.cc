@@ -27,9 +27,9 @@ OutputQueue::Buffers& OutputQueue::Busy() {
 void OutputQueue::Copy(std::string_view bytes) {
   const size_t len = bytes.size();
   if (len == 0) return;
-  Buffers& b = Busy();
-  bytes_ += len;
   if (len > kBlockBytes) {
+    Buffers& b = Busy();
+    bytes_ += len;
     // A piece of its own, in a block of its size: the current block goes on
     // taking the small pieces.
     std::shared_ptr<char[]> piece = std::make_shared_for_overwrite<char[]>(len);
@@ -38,14 +38,28 @@ void OutputQueue::Copy(std::string_view bytes) {
     b.chunks.push_back(Chunk{data, len, std::move(piece)});
     return;
   }
-  if (!b.block || kBlockBytes - b.block_used < len) {
+  std::memcpy(Reserve(len), bytes.data(), len);
+  Commit(len);
+}
+
+char* OutputQueue::Reserve(size_t max_len) {
+  assert(max_len > 0 && max_len <= kBlockBytes);
+  Buffers& b = Busy();
+  if (!b.block || kBlockBytes - b.block_used < max_len) {
     // A new block, never a grown one: bytes already queued must not move.
     b.block = std::make_shared_for_overwrite<char[]>(kBlockBytes);
     b.block_used = 0;
   }
+  return b.block.get() + b.block_used;
+}
+
+void OutputQueue::Commit(size_t len) {
+  if (len == 0) return;
+  Buffers& b = *b_;  // Reserve made it busy
+  assert(len <= kBlockBytes - b.block_used);
   char* dst = b.block.get() + b.block_used;
-  std::memcpy(dst, bytes.data(), len);
   b.block_used += len;
+  bytes_ += len;
   // Contiguous with the previous chunk in the same block: extend it.
   if (b.chunks.size() > b.head) {
     Chunk& last = b.chunks.back();

@@ -44,6 +44,13 @@ class OutputQueue {
 
   // Copies `bytes` into the current output block and queues them.
   void Copy(std::string_view bytes);
+  // Copy in two steps, for bytes written in place: Reserve returns room for
+  // up to `max_len` (1..kBlockBytes) bytes in the current output block (a
+  // new block when it has less); Commit(len) queues the first len
+  // (<= max_len) bytes written there, as Copy would. Nothing else may be
+  // queued between the two calls.
+  char* Reserve(size_t max_len);
+  void Commit(size_t len);
   // Queues `bytes` without copying; `holder` keeps them alive and unchanged
   // until they are sent (it is released as soon as they are).
   void Reference(std::string_view bytes, std::shared_ptr<const void> holder);

@@ -47,23 +47,38 @@ std::string_view ReasonPhrase(int status) {
   }
 }
 
-std::string_view CurrentHttpDate() {
+namespace {
+
+constexpr std::string_view kStatusLine200 = "HTTP/1.1 200 OK\r\nDate: ";
+constexpr size_t kDateBytes = 29;
+
+// The current second's Date value and, built with it, the start of a 200
+// head ("HTTP/1.1 200 OK\r\nDate: <date>\r\n"), which most heads then copy
+// whole: formatted at most once per second per thread.
+struct DateCache {
+  time_t second = -1;
+  char line200[kStatusLine200.size() + kDateBytes + 2];
+  std::string_view date() const { return std::string_view(line200 + kStatusLine200.size(), kDateBytes); }
+  std::string_view status_line_and_date_200() const { return std::string_view(line200, sizeof(line200)); }
+};
+
+const DateCache& Now() {
   static constexpr char kDays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static constexpr char kMonths[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  thread_local time_t cached_second = -1;
-  thread_local char buf[32];
+  thread_local DateCache cache;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  if (ts.tv_sec != cached_second) {
+  if (ts.tv_sec != cache.second) {
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     auto two = [](char* p, int v) {
       p[0] = static_cast<char>('0' + v / 10);
       p[1] = static_cast<char>('0' + v % 10);
     };
+    std::memcpy(cache.line200, kStatusLine200.data(), kStatusLine200.size());
     // "Sun, 06 Nov 1994 08:49:37 GMT"
-    char* p = buf;
+    char* p = cache.line200 + kStatusLine200.size();
     for (int i = 0; i < 3; ++i) *p++ = kDays[tm.tm_wday][i];
     *p++ = ',';
     *p++ = ' ';
@@ -83,11 +98,15 @@ std::string_view CurrentHttpDate() {
     p[5] = ':';
     two(p + 6, tm.tm_sec);
     p += 8;
-    for (char c : std::string_view(" GMT")) *p++ = c;
-    cached_second = ts.tv_sec;
+    for (char c : std::string_view(" GMT\r\n")) *p++ = c;
+    cache.second = ts.tv_sec;
   }
-  return std::string_view(buf, 29);
+  return cache;
 }
+
+}  // namespace
+
+std::string_view CurrentHttpDate() { return Now().date(); }
 
 void AppendDecimal(std::string* out, uint64_t v) {
   char digits[20];
@@ -129,19 +148,33 @@ constexpr size_t kFixedHeadBytes = 384;
 
 }  // namespace
 
-void AppendResponseHead(std::string* out, const Response& r, const HeadFraming& f) {
+size_t ResponseHeadBound(const Response& r) {
   size_t bound = kFixedHeadBytes + r.content_type.size() + r.location.size() + r.allow.size();
   for (size_t i = 0; i < r.extra_count; ++i) bound += r.extra[i].name.size() + r.extra[i].value.size() + 4;
+  return bound;
+}
+
+void AppendResponseHead(std::string* out, const Response& r, const HeadFraming& f) {
   const size_t start = out->size();
-  out->resize(start + bound);
-  HeadWriter w(out->data() + start);
-  w.Put("HTTP/1.1 ");
-  w.Decimal(static_cast<uint64_t>(r.status));
-  w.Put(" ");
-  w.Put(ReasonPhrase(r.status));
-  w.Put("\r\nDate: ");
-  w.Put(CurrentHttpDate());
-  w.Put("\r\n");
+  out->resize(start + ResponseHeadBound(r));
+  const size_t used = WriteResponseHead(out->data() + start, r, f);
+  out->resize(start + used);
+}
+
+size_t WriteResponseHead(char* out, const Response& r, const HeadFraming& f) {
+  HeadWriter w(out);
+  const DateCache& now = Now();
+  if (r.status == 200) {
+    w.Put(now.status_line_and_date_200());
+  } else {
+    w.Put("HTTP/1.1 ");
+    w.Decimal(static_cast<uint64_t>(r.status));
+    w.Put(" ");
+    w.Put(ReasonPhrase(r.status));
+    w.Put("\r\nDate: ");
+    w.Put(now.date());
+    w.Put("\r\n");
+  }
   if (!r.content_type.empty()) w.Header("Content-Type", r.content_type);
   if (f.send_length) {
     w.Put("Content-Length: ");
@@ -172,9 +205,9 @@ void AppendResponseHead(std::string* out, const Response& r, const HeadFraming& 
     }
   }
   w.Put("\r\n");
-  const size_t used = static_cast<size_t>(w.end() - (out->data() + start));
-  assert(used <= bound && "response head bound too small");
-  out->resize(start + used);
+  const size_t used = static_cast<size_t>(w.end() - out);
+  assert(used <= ResponseHeadBound(r) && "response head bound too small");
+  return used;
 }
 
 }  // namespace kingx::http

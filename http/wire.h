@@ -36,6 +36,13 @@ struct HeadFraming {
 // Header values must not contain CR or LF (asserted).
 void AppendResponseHead(std::string* out, const Response& response, const HeadFraming& framing);
 
+// The same head written in place: WriteResponseHead writes it at `out`,
+// which must have ResponseHeadBound(response) bytes of room, and returns the
+// bytes written (never more than the bound). The bytes are those
+// AppendResponseHead appends.
+size_t ResponseHeadBound(const Response& response);
+size_t WriteResponseHead(char* out, const Response& response, const HeadFraming& framing);
+
 // Appends the decimal form of v.
 void AppendDecimal(std::string* out, uint64_t v);
 

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,39 @@ TEST_CASE("gathered bytes stay in place and unchanged while more output is appen
   const Gathered now = GatherAll(q);
   REQUIRE(!now.iov.empty());
   CHECK(now.iov[0].iov_base == first.iov[0].iov_base);
+}
+
+TEST_CASE("bytes written in place after Reserve are queued as Copy queues them", "[http][output_queue]") {
+  OutputQueue q;
+  q.Copy("first|");
+  const Gathered first = GatherAll(q);
+  // Written in place, fewer bytes than reserved: contiguous with the copy
+  // before it, so one chunk.
+  char* at = q.Reserve(100);
+  std::memcpy(at, "second|", 7);
+  q.Commit(7);
+  q.Copy("third");
+  CHECK(q.size() == 18);
+  Gathered g = GatherAll(q);
+  CHECK(g.bytes == "first|second|third");
+  CHECK(g.iov.size() == 1);
+  // A reservation the block has no room for starts a new block; what was
+  // queued stays where it was.
+  at = q.Reserve(OutputQueue::kBlockBytes);
+  std::memset(at, 'z', 10);
+  q.Commit(10);
+  g = GatherAll(q);
+  CHECK(g.bytes == "first|second|third" + std::string(10, 'z'));
+  REQUIRE(g.iov.size() == 2);
+  CHECK(g.iov[0].iov_base == first.iov[0].iov_base);
+  // Nothing committed: nothing queued.
+  q.Reserve(5);
+  q.Commit(0);
+  CHECK(q.size() == 28);
+  q.Consume(28);
+  CHECK(q.empty());
+  q.ReleaseIdle();
+  CHECK(!q.HoldsIdleMemory());
 }
 
 TEST_CASE("output is gathered in order and a short write resumes mid-chunk", "[http][output_queue]") {
