@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "http/etag.h"
 #include "http/router.h"
@@ -152,6 +153,11 @@ struct Parser::Callbacks {
     self->head_done_ = true;
     self->pending_ = Event::kHead;
     if (self->hint_.len > 0) self->HintKey(KeyHintStage::kHead);
+    // A request without a body (no Content-Length, no Transfer-Encoding, no
+    // upgrade) ends with its head: llhttp reads its end at once, without a
+    // byte more, and OnMessageComplete keeps it for the Execute after the
+    // head's. Saves an llhttp_execute per such request.
+    if (p->upgrade == 0 && (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING | F_CONTENT_LENGTH)) == 0) return 0;
     return HPE_PAUSED;
   }
   static int OnChunkHeader(llhttp_t* p) { return Self(p)->OnChunkHeader(); }
@@ -171,7 +177,11 @@ struct Parser::Callbacks {
     // start of a message when the connection persists, to its closed state
     // when not; an upgrade stops it (HPE_PAUSED_UPGRADE) until resumed.
     self->ll_between_messages_ = llhttp_should_keep_alive(p) != 0 && p->upgrade == 0;
-    self->pending_ = Event::kMessageEnd;
+    if (self->pending_ == Event::kHead) {
+      self->end_pending_ = true;  // read with its head (above): the head's event goes first
+    } else {
+      self->pending_ = Event::kMessageEnd;
+    }
     return HPE_PAUSED;
   }
 
@@ -266,12 +276,16 @@ void Parser::Restart() {
 void Parser::ResetForNextMessage() {
   std::vector<EntityTag> if_match = std::move(request_.if_match.tags);
   std::vector<EntityTag> if_none_match = std::move(request_.if_none_match.tags);
-  request_ = Request{};
+  // Built in place: an assignment from Request{} builds and copies a
+  // temporary of the whole struct.
+  request_.~Request();
+  new (&request_) Request{};
   if_match.clear();
   if_none_match.clear();
   request_.if_match.tags = std::move(if_match);
   request_.if_none_match.tags = std::move(if_none_match);
-  error_ = ParseError{};
+  // Every Fail and Reject writes error_ whole; only its heap is dropped here.
+  if (error_.location.capacity() > 15) std::string().swap(error_.location);
   store_.clear();
   url_ = Span{};
   hint_ = Span{};
@@ -290,6 +304,7 @@ void Parser::ResetForNextMessage() {
   body_delivered_ = 0;
   method_len_ = 0;
   method_done_ = method_known_ = false;
+  end_pending_ = false;
 }
 
 // The key is found once, when the target is complete; the head stage
@@ -501,7 +516,10 @@ bool Parser::FinishHead() {
   // a tab); llhttp must agree that the connection may persist.
   const ConnectionOptions options = ParseConnection(View(spans_[kConnection]));
   const bool persistent = minor == 1 ? !options.close : (options.keep_alive && !options.close);
-  r.keep_alive = persistent && llhttp_should_keep_alive(ll) != 0;
+  // A message that ended with its head had llhttp's answer taken at its end
+  // (OnMessageComplete: no upgrade there), in the same llhttp state.
+  const bool ll_keep_alive = end_pending_ ? ll_between_messages_ : llhttp_should_keep_alive(ll) != 0;
+  r.keep_alive = persistent && ll_keep_alive;
   r.chunked = chunked;
   r.content_length = (has_length && !chunked) ? ll->content_length : 0;
 
@@ -538,11 +556,8 @@ bool Parser::FinishHead() {
   store_.reserve(store_.size() + url_.len);
   size_t key_off = store_.size();
   if (!rejected_) {
-    ParseError route_error;
-    if (!RouteRequest(View(url_), r.method, limits_, &r.route, &store_, &route_error, listener_)) {
-      rejected_ = true;
-      error_ = route_error;
-    }
+    // RouteRequest fills the error it returns from a fresh ParseError.
+    if (!RouteRequest(View(url_), r.method, limits_, &r.route, &store_, &error_, listener_)) rejected_ = true;
   }
   if (!rejected_ && r.route == Route::kKv && r.method == Method::kPut) {
     // A stored value is served back as stored: a content coding we would
@@ -723,6 +738,12 @@ bool Parser::CheckEvent() {
 Parser::Step Parser::Execute(std::span<const char> data) {
   Step step;
   if (failed_) return ErrorStep(step);
+  if (end_pending_) {
+    // The end of a message without a body, read with its head.
+    end_pending_ = false;
+    step.event = Event::kMessageEnd;
+    return step;
+  }
   if (message_done_) ResetForNextMessage();
   llhttp_t* ll = Ll(llhttp_);
   // llhttp marks an open span (body, header value) by a non-null start

@@ -93,7 +93,7 @@ class Parser {
   // the head is not complete yet.
   bool InHead() const { return head_started_ && !head_done_; }
   // True between kHead and kMessageEnd.
-  bool InBody() const { return head_done_ && !message_done_; }
+  bool InBody() const { return head_done_ && (!message_done_ || end_pending_); }
   // Memory held beyond sizeof(Parser); ReleaseMemory frees it between
   // requests (call only when !InHead() && !InBody()).
   size_t HeapBytes() const;
@@ -169,7 +169,7 @@ class Parser {
   const Limits& limits_;
   const Listener listener_;
   Request request_;
-  ParseError error_;
+  ParseError error_;            // meaningful once failed_ or rejected_ (each writer resets it whole first)
   HeadCheck head_check_;
   ChunkedCheck chunk_check_;
   uint64_t body_delivered_ = 0;  // chunked: body bytes llhttp handed out so far
@@ -196,6 +196,7 @@ class Parser {
   bool head_started_ = false;
   bool head_done_ = false;
   bool message_done_ = false;
+  bool end_pending_ = false;    // message_done_ with its head, kMessageEnd not returned yet
   bool failed_ = false;
   bool rejected_ = false;
   // llhttp is at the start of a message, as after llhttp_init: it was just

@@ -55,6 +55,57 @@ TEST_CASE("the parser stops at each event: head, body pieces, end", "[http][pars
   CHECK(c.request().chunked);
 }
 
+TEST_CASE("a request without a body ends with its head: the end comes next, without a byte more",
+          "[http][parser]") {
+  Limits limits;
+  // Pipelined: the second request waits until the first one's end was taken.
+  const std::string first = "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string second = "HEAD /v1/kv/b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+  const std::string input = first + second;
+  Parser p(limits);
+  Parser::Step step = p.Execute(std::span<const char>(input.data(), input.size()));
+  REQUIRE(step.event == E::kHead);
+  CHECK(step.consumed == first.size());
+  CHECK(p.InBody());  // between kHead and kMessageEnd, as for any request
+  CHECK_FALSE(p.Finish());
+  CHECK(p.request().key == "a");
+  std::span<const char> rest(input.data() + first.size(), second.size());
+  step = p.Execute(rest);
+  CHECK(step.event == E::kMessageEnd);
+  CHECK(step.consumed == 0);
+  CHECK(p.request().key == "a");  // still the first request's
+  CHECK_FALSE(p.InBody());
+  CHECK(p.Finish());
+  step = p.Execute(rest);
+  REQUIRE(step.event == E::kHead);
+  CHECK(step.consumed == second.size());
+  CHECK(p.request().key == "b");
+  CHECK_FALSE(p.request().keep_alive);
+  step = p.Execute(std::span<const char>());
+  CHECK(step.event == E::kMessageEnd);
+  CHECK(p.Finish());
+
+  // A refused head (404) and a failed one (no Host) keep their order too.
+  Parser refused(limits);
+  CHECK(Kinds(RunAll(refused, "GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n")) ==
+        std::vector<E>{E::kHead, E::kMessageEnd});
+  CHECK(refused.rejected());
+  CHECK(refused.error().status == 404);
+  Parser failed(limits);
+  CHECK(Kinds(RunAll(failed, "GET /v1/kv/a HTTP/1.1\r\n\r\n")) == std::vector<E>{E::kError});
+  CHECK(failed.Execute(std::span<const char>()).event == E::kError);
+
+  // Given back between its head and its end (the connection went away),
+  // a parser serves the next request from its start.
+  auto taken = Parser::Take(limits);
+  REQUIRE(taken->Execute(std::span<const char>(first.data(), first.size())).event == E::kHead);
+  Parser::GiveBack(std::move(taken));
+  auto again = Parser::Take(limits);
+  step = again->Execute(std::span<const char>(second.data(), second.size()));
+  CHECK(step.event == E::kHead);
+  CHECK(again->request().key == "b");
+}
+
 TEST_CASE("the parser fills the request's fields", "[http][parser]") {
   Limits limits;
   Parser p(limits);
