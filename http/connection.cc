@@ -64,12 +64,12 @@ const Request& Connection::request() const { return parser_->request(); }
 
 // ---------------------------------------------------------------- input
 
-std::span<const char> Connection::Unparsed() const {
+inline std::span<const char> Connection::Unparsed() const {
   if (in_pos_ < in_.size()) return std::span<const char>(in_.data() + in_pos_, in_.size() - in_pos_);
   return feeding_;
 }
 
-size_t Connection::UnparsedBytes() const { return (in_.size() - in_pos_) + feeding_.size(); }
+inline size_t Connection::UnparsedBytes() const { return (in_.size() - in_pos_) + feeding_.size(); }
 
 // Only advances: the step's body piece still points into in_ and is handed
 // to OnBody after this call, so in_ must not be cleared here (clearing writes
@@ -449,8 +449,6 @@ size_t Connection::GatherOutput(struct iovec* iov, size_t max_iov) const {
   return out_.Gather(iov, max_iov);
 }
 
-bool Connection::HasOutput() const { return !out_.empty() && !output_abandoned_; }
-
 void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
   assert(!in_drive_ && "ConsumeOutput called from inside a Handler callback");
   if (counters_) Bump(counters_->bytes_out, bytes);
@@ -585,7 +583,11 @@ bool Connection::TrimDue(uint64_t now_ms) const {
 void Connection::ReleaseIdleMemory() {
   if (state_ != State::kHead || UnparsedBytes() > 0 || stream_) return;
   if (parser_ && !parser_->InHead() && !parser_->InBody()) Parser::GiveBack(std::move(parser_));
-  std::string().swap(in_);
+  if (in_.capacity() > 15) {
+    std::string().swap(in_);
+  } else {
+    in_.clear();  // holds no heap
+  }
   in_pos_ = 0;
   out_.ReleaseIdle();
 }

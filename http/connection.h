@@ -220,7 +220,7 @@ class Connection {
   // (Handler callbacks). After the output was abandoned (send timeout) it
   // only counts the bytes.
   void ConsumeOutput(size_t bytes, uint64_t now_ms);
-  bool HasOutput() const;
+  bool HasOutput() const { return !out_.empty() && !output_abandoned_; }
   // Total bytes pending (for the I/O layer's own accounting).
   size_t OutputBytes() const { return out_.size(); }
 
