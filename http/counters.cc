@@ -11,12 +11,19 @@
 namespace kingx::http {
 
 void CountResponse(Counters& c, int status, uint64_t latency_us) {
-  int cls = status / 100;
-  if (cls >= 1 && cls <= 5) Bump(c.responses_by_class[cls]);
-  for (size_t i = 0; i < kTrackedStatusCount; ++i) {
-    if (kTrackedStatuses[i] == status) {
-      Bump(c.responses_by_status[i]);
-      break;
+  static_assert(kTrackedStatuses[1] == 200);
+  const int cls = status / 100;
+  if (status == 200) {
+    // The common answer: its class and its tracked slot without a search.
+    Bump(c.responses_by_class[2]);
+    Bump(c.responses_by_status[1]);
+  } else {
+    if (cls >= 1 && cls <= 5) Bump(c.responses_by_class[cls]);
+    for (size_t i = 0; i < kTrackedStatusCount; ++i) {
+      if (kTrackedStatuses[i] == status) {
+        Bump(c.responses_by_status[i]);
+        break;
+      }
     }
   }
   if (cls == 1 || latency_us == kNoLatency) return;  // interim responses have no latency of their own

@@ -30,6 +30,19 @@ TEST_CASE("CountResponse fills class, tracked code and latency bucket", "[http][
   CHECK(c.responses_by_status[i404] == 1);
 }
 
+TEST_CASE("a 200 is counted alike at every latency, at and past the first bucket's bound", "[http][metrics]") {
+  Counters c{};
+  CountResponse(c, 200, kLatencyBucketsUs[0]);      // the first bucket's bound: in it
+  CountResponse(c, 200, kLatencyBucketsUs[0] + 1);  // just past: the next
+  CountResponse(c, 200, kNoLatency);                // answers no request head: no latency
+  CHECK(c.responses_by_class[2] == 3);
+  CHECK(c.responses_by_status[1] == 3);
+  CHECK(kTrackedStatuses[1] == 200);
+  CHECK(c.latency_buckets[0] == 1);
+  CHECK(c.latency_buckets[1] == 1);
+  CHECK(c.latency_sum_us == 2 * kLatencyBucketsUs[0] + 1);
+}
+
 TEST_CASE("Accumulate sums every field", "[http][metrics]") {
   Counters a{}, b{}, sum{};
   a.bytes_in = 5;
