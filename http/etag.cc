@@ -7,6 +7,7 @@
 #include "http/etag.h"
 
 #include <charconv>
+#include <cstring>
 
 namespace kingx::http {
 namespace {
@@ -26,12 +27,35 @@ bool ParseOurSeq(std::string_view opaque, uint64_t* seq) {
 
 }  // namespace
 
+// Every response to a read carries one: the digits are written two per
+// step backwards into scratch room, then copied out in one fixed-size move
+// (what it copies past the digits lands within out's kMaxEtagChars, the
+// first byte under the closing quote).
 size_t FormatEtag(uint64_t seq, char* out) {
+  static constexpr char kPairs[201] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
+  constexpr size_t kDigits = kMaxEtagChars - 2;  // a uint64 has at most 20
+  char scratch[2 * kDigits] = {};
+  char* const end = scratch + kDigits;  // the digits end here; room for a full copy behind them
+  char* p = end;
+  while (seq >= 100) {
+    p -= 2;
+    std::memcpy(p, kPairs + 2 * (seq % 100), 2);
+    seq /= 100;
+  }
+  if (seq >= 10) {
+    p -= 2;
+    std::memcpy(p, kPairs + 2 * seq, 2);
+  } else {
+    *--p = static_cast<char>('0' + seq);
+  }
+  const size_t n = static_cast<size_t>(end - p);
   out[0] = '"';
-  auto [end, ec] = std::to_chars(out + 1, out + kMaxEtagChars - 1, seq);
-  (void)ec;  // 20 digits always fit
-  *end = '"';
-  return static_cast<size_t>(end + 1 - out);
+  std::memcpy(out + 1, p, kDigits);  // p >= scratch, so p + kDigits lies within scratch
+  out[n + 1] = '"';
+  return n + 2;
 }
 
 bool ParseEntityTags(std::string_view value, Precondition* pre) {

@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <vector>
+
 namespace kingx::http {
 namespace {
 
@@ -17,6 +20,18 @@ TEST_CASE("FormatEtag writes a quoted decimal sequence", "[http][etag]") {
   CHECK(std::string(buf, FormatEtag(0, buf)) == "\"0\"");
   CHECK(std::string(buf, FormatEtag(42, buf)) == "\"42\"");
   CHECK(std::string(buf, FormatEtag(UINT64_MAX, buf)) == "\"18446744073709551615\"");
+  // Every digit count, at its edges, and a spread of values in between.
+  std::vector<uint64_t> values = {UINT64_MAX - 1};
+  for (uint64_t p = 1; p <= UINT64_MAX / 10; p *= 10) {
+    for (uint64_t v : {p - 1, p, p + 1, 2 * p, 5 * p + 7, 10 * p - 1}) values.push_back(v);
+  }
+  for (uint64_t v = 0; v < 100000; v += 7) values.push_back(v);
+  for (uint64_t v : values) {
+    char out[kMaxEtagChars];
+    const std::string tag(out, FormatEtag(v, out));
+    INFO("value " << v);
+    CHECK(tag == "\"" + std::to_string(v) + "\"");
+  }
 }
 
 TEST_CASE("entity-tag lists parse with weak tags, foreign tags, OWS and empty elements", "[http][etag]") {
