@@ -90,6 +90,11 @@ class Pass {
         report_(*report),
         catch_up_(kind == PassKind::kCatchUp),
         dead_only_(kind == PassKind::kDeadOnly) {}
+  ~Pass() {
+    if (inputs_.empty()) return;
+    std::lock_guard lock(w_.mu_);
+    for (const Input& in : inputs_) w_.compacting_.erase(in.stats.id);
+  }
 
   Status Run();
   uint64_t bytes_deleted() const { return bytes_deleted_; }
@@ -655,7 +660,21 @@ Status Pass::Run() {
     seed_ = w_.seed_;
     durable_index_ = w_.options_.sync == SyncMode::kAlways;
   }
+  // What this compactor kept of segments that writes deleted since
+  // (Writer::Impl::DeleteEmptiedLocked: a one-record output, overwritten).
+  std::erase_if(st_.output_start_seq, [&](const auto& e) { return segs.count(e.first) == 0; });
+  std::erase_if(st_.kept_tombstone_bytes, [&](const auto& e) { return segs.count(e.first) == 0; });
   Pick(segs, pinned, view_pin, low_space);
+  report_.inputs = static_cast<uint32_t>(inputs_.size());
+  if (inputs_.empty()) return Status::OK();
+  {
+    // Its inputs are its own: a write that empties one leaves it to this
+    // pass (Writer::Impl::DeleteEmptiedLocked). A segment a write deleted
+    // since the snapshot is dropped from the picks.
+    std::lock_guard lock(w_.mu_);
+    std::erase_if(inputs_, [&](const Input& in) { return w_.segments_.count(in.stats.id) == 0; });
+    for (const Input& in : inputs_) w_.compacting_.insert(in.stats.id);
+  }
   report_.inputs = static_cast<uint32_t>(inputs_.size());
   if (inputs_.empty()) return Status::OK();
   ComputeGuards(segs);

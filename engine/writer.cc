@@ -92,7 +92,7 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
       SegmentStats& old = w.segments_[LocationSegment(p.old_loc)];
       old.live_bytes -= std::min(old.live_bytes, p.old_total);
       old.dead_bytes += p.old_total;
-      w.CountIfEmptied(LocationSegment(p.old_loc), old);
+      w.CountIfEmptied(LocationSegment(p.old_loc), old, p.old_total);
     }
     if (p.type == RecordType::kPut) {
       active.live_bytes += p.total;
@@ -113,6 +113,7 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
     }
   }
   if (w.keyspace_) w.keyspace_->Published(pending.back().seq);
+  w.DeleteEmptiedLocked();
   w.PublishCounters();
 }
 
@@ -302,9 +303,11 @@ void Writer::RefreshDiskState() { impl_->disk_.Refresh(); }
 
 std::string Writer::DescribeDisk() const { return impl_->disk_.Describe(); }
 
-void Writer::Impl::CountIfEmptied(uint32_t id, const SegmentStats& s) {
-  if (s.live_bytes == 0 && id != active_id_ && s.bytes >= kDeleteScannedBytes)
-    emptied_segments_.fetch_add(1, std::memory_order_relaxed);
+void Writer::Impl::CountIfEmptied(uint32_t id, const SegmentStats& s, uint64_t killed_bytes) {
+  if (s.live_bytes != 0 || id == active_id_ || s.bytes < kDeleteScannedBytes) return;
+  // Its one record was the killed one: no tombstone in it to keep.
+  if (s.bytes == kSegmentHeaderBytes + killed_bytes) emptied_now_.push_back(id);
+  else emptied_segments_.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint64_t Writer::emptied_segments() const { return impl_->emptied_segments_.load(std::memory_order_relaxed); }

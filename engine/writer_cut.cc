@@ -23,6 +23,12 @@ bool Writer::Impl::BeginDelete(uint32_t id) {
   return true;
 }
 
+bool Writer::Impl::BeginDeleteEmptied(uint32_t id) {
+  if (pinned_ids_.count(id) != 0) return false;
+  deleting_.insert(id);
+  return true;
+}
+
 void Writer::Impl::EndDelete(uint32_t id) { deleting_.erase(id); }
 
 DatabaseCut Writer::Impl::CutLocked() const {

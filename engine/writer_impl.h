@@ -242,10 +242,31 @@ struct Writer::Impl {
 
   // Stats.
   uint64_t batches_ = 0, last_batch_ops_ = 0, syncs_ = 0, last_sync_us_ = 0, total_sync_us_ = 0;
-  // Writer::emptied_segments; CountIfEmptied after a write took live bytes
-  // from segment `id` (under mu_).
+  // Writer::emptied_segments; CountIfEmptied after a write took the
+  // killed_bytes record's live bytes from segment `id` (under mu_): a sealed
+  // segment of at least kDeleteScannedBytes left with nothing live is either
+  // queued in emptied_now_ (it held that one record and nothing else: a large
+  // value's own segment) or counted for a dead-only pass.
   std::atomic<uint64_t> emptied_segments_{0};
-  void CountIfEmptied(uint32_t id, const SegmentStats& s);
+  void CountIfEmptied(uint32_t id, const SegmentStats& s, uint64_t killed_bytes);
+
+  // ---- segments a write emptied, deleted as it is published (writer_emptied.cc) ----
+  // Under mu_. The sealed one-record segments the writes being published
+  // left with nothing live. DeleteEmptiedLocked, called after the index
+  // updates of a durable write and before PublishCounters, deletes them
+  // (MANIFEST, unlink, epoch) so that the published live and dead bytes never
+  // show the killed value beside a file that is already gone, nor the file
+  // after its kill is published; what it cannot delete now (sync not always,
+  // a cut's pin, a compaction pass's input, a MANIFEST error) is counted in
+  // emptied_segments_ for a dead-only pass. Runs on whichever thread
+  // publishes (the writer thread, or a thread whose lock drained the
+  // pipeline).
+  std::vector<uint32_t> emptied_now_;
+  void DeleteEmptiedLocked();
+  // Under mu_. Inputs of the running compaction pass (engine/compaction.cc
+  // adds them after its pick and removes them when the pass ends):
+  // DeleteEmptiedLocked leaves them to the pass.
+  std::set<uint32_t> compacting_;
 
   // Large values being staged.
   struct Large {
@@ -308,6 +329,13 @@ struct Writer::Impl {
   // once the file is gone (or the unlink failed). A cut never lists a
   // segment being deleted.
   bool BeginDelete(uint32_t id);
+  // BeginDelete for a sealed segment that a write, not compaction, left with
+  // nothing live (DeleteEmptiedLocked): refused only by a cut's pin. The key
+  // view's pin (pins_) does not hold it: the view's job needs no record of
+  // it (every put it held was superseded by a write that the view's tails or
+  // the job's other segments hold), and a job that comes to read it after
+  // the unlink finds it gone and goes on (keyspace_build.cc).
+  bool BeginDeleteEmptied(uint32_t id);
   void EndDelete(uint32_t id);
   DatabaseCut CutLocked() const;
   // Holders that pin every segment (the key view's catch-up or rebuild: it

@@ -202,7 +202,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
     SegmentStats& old = w.segments_[LocationSegment(cur->loc)];
     old.live_bytes -= std::min(old.live_bytes, cur->total_bytes);
     old.dead_bytes += cur->total_bytes;
-    w.CountIfEmptied(LocationSegment(cur->loc), old);
+    w.CountIfEmptied(LocationSegment(cur->loc), old, cur->total_bytes);
   }
   Status is = Status::OK();
   if (!(cur->exists && w.index_.Replace(hash, cur->loc, loc))) {
@@ -210,6 +210,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
     if (is.ok() && !cur->exists) ++w.keys_;
   }
   if (w.keyspace_) w.keyspace_->Published(seq);
+  w.DeleteEmptiedLocked();
   w.PublishCounters();
   if (!is.ok()) {
     w.TurnReadOnly(is);
