@@ -18,20 +18,6 @@ namespace {
 
 std::string Key(int i) { return "large-" + std::to_string(i); }
 
-// Writes a value through the large-value path (one staged segment per value).
-void PutLarge(TestDb& db, const std::string& key, const std::string& value) {
-  WriteOp head;
-  head.key = key;
-  head.codec = Codec::kRaw;
-  auto id = db.writer().BeginLarge(head);
-  REQUIRE(id.ok());
-  for (size_t off = 0; off < value.size(); off += 65536)
-    REQUIRE(db.writer().AppendLarge(id.value(), value.substr(off, 65536)).ok());
-  WriteResult r;
-  db.writer().FinishLarge(id.value(), value.size(), &r);
-  REQUIRE(r.status.ok());
-}
-
 void CheckAll(TestDb& db, int count) {
   for (int i = 0; i < count; ++i) {
     auto got = db.Get(Key(i));

@@ -21,30 +21,27 @@ using namespace kingx::engine::test;
 
 namespace {
 
-// Writes a value through the large-value path (one staged segment per value).
-void PutLarge(TestDb& db, const std::string& key, const std::string& value) {
-  WriteOp head;
-  head.key = key;
-  head.codec = Codec::kRaw;
-  auto id = db.writer().BeginLarge(head);
-  REQUIRE(id.ok());
-  for (size_t off = 0; off < value.size(); off += 65536)
-    REQUIRE(db.writer().AppendLarge(id.value(), value.substr(off, 65536)).ok());
-  WriteResult r;
-  db.writer().FinishLarge(id.value(), value.size(), &r);
-  REQUIRE(r.status.ok());
-}
-
 bool SegmentExists(const std::string& dir, uint32_t id) {
   return std::filesystem::exists(dir + "/" + SegmentFileName(id));
 }
 
-// The segment the index points to for `key`'s value (the one sealed segment
-// holding exactly `bytes` bytes of records and nothing else).
-uint32_t SegmentOfValue(Writer& w, uint64_t bytes) {
+// A sealed segment, other than `other`, holding one live record of at least
+// `bytes` bytes and nothing else (a large value's own); 0 when there is none.
+uint32_t SegmentOfValue(Writer& w, uint64_t bytes, uint32_t other = 0) {
   for (const SegmentStats& s : w.Stats().per_segment)
-    if (!s.active && s.live_bytes >= bytes && s.bytes == kSegmentHeaderBytes + s.live_bytes) return s.id;
+    if (s.id != other && !s.active && s.live_bytes >= bytes && s.bytes == kSegmentHeaderBytes + s.live_bytes)
+      return s.id;
   return 0;
+}
+
+// Puts `value` (over a MiB) through Apply, then a small record that seals
+// its segment (RotateActiveForShare); returns that segment's id.
+uint32_t PutSealed(TestDb& db, const std::string& key, const std::string& value) {
+  REQUIRE(db.Put(key, value).status.ok());
+  REQUIRE(db.Put("small", "s").status.ok());
+  const uint32_t seg = SegmentOfValue(db.writer(), value.size());
+  REQUIRE(seg != 0);
+  return seg;
 }
 
 Options BigSegments() {
@@ -64,15 +61,9 @@ TEST_CASE("a write that replaces or deletes a large value deletes its segment be
   const std::string big(3 << 19, 'b');
   // Through Apply (each value over a MiB ends up alone in its segment,
   // RotateActiveForShare) and through the large-value path.
-  REQUIRE(db.Put("apply", big).status.ok());
-  REQUIRE(db.Put("small", "s").status.ok());  // rotates: the value's segment is sealed
-  const uint32_t apply_seg = SegmentOfValue(db.writer(), big.size());
-  REQUIRE(apply_seg != 0);
+  const uint32_t apply_seg = PutSealed(db, "apply", big);
   PutLarge(db, "large", big);
-  uint32_t large_seg = 0;
-  for (const SegmentStats& s : db.writer().Stats().per_segment)
-    if (s.id != apply_seg && s.bytes == kSegmentHeaderBytes + s.live_bytes && s.live_bytes >= big.size())
-      large_seg = s.id;
+  const uint32_t large_seg = SegmentOfValue(db.writer(), big.size(), apply_seg);
   REQUIRE(large_seg != 0);
   const uint64_t emptied = db.writer().emptied_segments();
 
@@ -107,10 +98,7 @@ TEST_CASE("a large value's segment stays while a cut pins it, for a dead-only pa
   TestDb db(PosixEnv(), dir.path(), BigSegments());
   REQUIRE(db.Open().ok());
   const std::string big(3 << 19, 'b');
-  REQUIRE(db.Put("big", big).status.ok());
-  REQUIRE(db.Put("small", "s").status.ok());
-  const uint32_t seg = SegmentOfValue(db.writer(), big.size());
-  REQUIRE(seg != 0);
+  const uint32_t seg = PutSealed(db, "big", big);
   auto cut = db.writer().PinSegments();
   REQUIRE(cut.ok());
   const uint64_t emptied = db.writer().emptied_segments();

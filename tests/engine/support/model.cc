@@ -33,4 +33,17 @@ CompactionOptions UnthrottledCompaction(uint32_t install_batch) {
   return c;
 }
 
+void PutLarge(TestDb& db, const std::string& key, const std::string& value) {
+  WriteOp head;
+  head.key = key;
+  head.codec = Codec::kRaw;
+  auto id = db.writer().BeginLarge(head);
+  REQUIRE(id.ok());
+  for (size_t off = 0; off < value.size(); off += 65536)
+    REQUIRE(db.writer().AppendLarge(id.value(), value.substr(off, 65536)).ok());
+  WriteResult r;
+  db.writer().FinishLarge(id.value(), value.size(), &r);
+  REQUIRE(r.status.ok());
+}
+
 }  // namespace kingx::engine::test

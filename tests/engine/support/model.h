@@ -33,4 +33,9 @@ void CheckModel(TestDb& db, const Model& model, const std::vector<std::string>& 
 // always has 1 TiB free (tests that simulate a full disk set free_bytes).
 CompactionOptions UnthrottledCompaction(uint32_t install_batch);
 
+// Writes `value` (raw) under `key` through the large-value path
+// (BeginLarge, parts of 64 KiB, FinishLarge: a staged segment of its own).
+// REQUIREs success.
+void PutLarge(TestDb& db, const std::string& key, const std::string& value);
+
 }  // namespace kingx::engine::test
