@@ -246,9 +246,12 @@ class Writer {
   WriterStats Stats() const;
 
   // How many times a write made a sealed segment of at least
-  // kDeleteScannedBytes (compaction_policy.h) hold nothing live any more (a
-  // large value's own segment, once overwritten or deleted): a cheap signal
-  // for a PassKind::kDeadOnly pass. Any thread; counts from the open.
+  // kDeleteScannedBytes (compaction_policy.h) hold nothing live any more and
+  // could not delete it itself: a cheap signal for a PassKind::kDeadOnly
+  // pass. A segment that held only the killed record (a large value's own)
+  // is deleted by the write as it is published (SyncMode::kAlways) and not
+  // counted, unless a cut pins it or a compaction pass has it as an input.
+  // Any thread; counts from the open.
   uint64_t emptied_segments() const;
 
   // ---- Sorted key view (listing; engine/keyspace.h) ----
