@@ -22,6 +22,7 @@ struct CompactionState {
   double max_dead_fraction = 0;
   std::chrono::steady_clock::time_point last_trigger{};
   uint64_t emptied_seen = 0;  // engine::Writer::emptied_segments at the last dead-only pass
+  bool dead_only_due = false;  // a dead-only pass before the first batch (see after_open)
   // What Publish already added to the shared counters (this compactor's
   // stats start at zero; the shared ones outlive writer restarts).
   engine::CompactionStats published;
@@ -90,6 +91,10 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     // Held writes must never wait long enough to be answered "outcome unknown".
     const uint64_t max_stall_ms = std::max<uint64_t>(config.storage_timeout_ms / 4, 1);
     state->emptied_seen = writer.emptied_segments();
+    // A crash between a durable write and the deletion of the segment it
+    // emptied leaves that segment, dead, to the next open: delete it before
+    // the first batch too, not at the first compaction pass.
+    state->dead_only_due = true;
     state->stall = std::make_unique<WriteStall>(shm, *state->compactor, *state->thread, max_stall_ms,
                                                 std::min(kViewPinWaitMs, max_stall_ms));
   };
@@ -104,9 +109,15 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     // large values put the directory over twice the live data meanwhile.
     // While the compaction thread's pass runs (it picked its inputs before),
     // tried again at the next turn of the loop.
-    if (const uint64_t emptied = writer.emptied_segments(); emptied != state->emptied_seen) {
-      const engine::Status s = state->compactor->RunOnce(nullptr, engine::PassKind::kDeadOnly);
-      if (!s.Is(engine::Code::kBusy)) state->emptied_seen = emptied;
+    if (const uint64_t emptied = writer.emptied_segments(); emptied != state->emptied_seen || state->dead_only_due) {
+      engine::PassReport report;
+      const engine::Status s = state->compactor->RunOnce(&report, engine::PassKind::kDeadOnly);
+      if (!s.Is(engine::Code::kBusy)) {
+        state->emptied_seen = emptied;
+        // After an open the key view's catch-up pins every segment for a
+        // few milliseconds: tried again at each turn until it is over.
+        state->dead_only_due = state->dead_only_due && report.view_pinned > 0;
+      }
       if (!s.ok() && !s.Is(engine::Code::kBusy))
         KINGX_LOG_WARN("compaction: deleting emptied segments failed: %s", s.ToString().c_str());
     }

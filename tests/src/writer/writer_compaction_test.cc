@@ -104,6 +104,36 @@ TEST_CASE("the segment of a large value a batch replaced is deleted before the n
   hooks.before_close(*writer);
 }
 
+TEST_CASE("a segment a crash left with nothing live is deleted before the first batch after the open",
+          "[src][writer][compaction][regression]") {
+  // A crash between a durable write and the deletion of the large value's
+  // segment it emptied left that segment, dead, to the next open, where
+  // nothing deleted it before a compaction pass (a trigger, a write stall).
+  WriterOverShm f;
+  const std::string big(3 << 19, 'b');
+  REQUIRE(Put(*f.writer, "big", big).status.ok());
+  REQUIRE(Put(*f.writer, "small", "s").status.ok());  // seals big's segment
+  // A cut's pin stands in for the crash: the write cannot delete the segment.
+  auto cut = f.writer->PinSegments();
+  REQUIRE(cut.ok());
+  REQUIRE(Put(*f.writer, "big", "small now").status.ok());
+  f.writer.reset();  // closed with the dead segment on disk
+  engine::Options o;
+  o.compression_level = 0;
+  o.take_lock = false;
+  auto opened = engine::Writer::Open(engine::PosixEnv(), f.dir.path, o, f.shm->index());
+  REQUIRE(opened.ok());
+  f.writer = std::move(opened).value();
+  const size_t files = SegmentFiles(f.dir.path);
+  WriterHooks hooks = CompactionHooks(*f.shm);
+  Config config;
+  hooks.after_open(*f.writer, config);
+  hooks.each_iteration(*f.writer, false);
+  CHECK(SegmentFiles(f.dir.path) == files - 1);
+  CHECK(f.shm->index().counters().dead_bytes.load() < big.size());
+  hooks.before_close(*f.writer);
+}
+
 TEST_CASE("the compaction backlog /metrics reports is never more than the dead bytes reported beside it",
           "[src][writer][compaction][regression]") {
   // The backlog was a gauge the writer loop set at its turn: a pass the
