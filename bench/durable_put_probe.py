@@ -46,26 +46,36 @@ def metrics(port):
     return out
 
 
-def children_cpu(master_pid, field=None):
-    """CPU seconds (user + system, all threads) of the master and each of its children, by
-    process name (kingx-writer, kingx-worker, ...; workers summed). With field=7: their minor
-    page faults instead (/proc/PID/stat's minflt)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
+def _family(master_pid, with_master):
+    """(pid, /proc/PID/stat fields after the name, comm) of the master's children (and of the master
+    itself when with_master); processes that end while read are skipped."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            if int(pid) != master_pid and int(fields[1]) != master_pid:
+            if int(fields[1]) != master_pid and not (with_master and int(pid) == master_pid):
                 continue
             with open(f"/proc/{pid}/comm") as f:
                 comm = f.read().strip()
-            value = int(fields[field]) if field else (int(fields[11]) + int(fields[12])) / tick
-            out[comm] = out.get(comm, 0.0) + value
         except (OSError, ValueError, IndexError):
             continue
+        yield pid, fields, comm
+
+
+def children_cpu(master_pid, field=None):
+    """CPU seconds (user + system, all threads) of the master and each of its children, by
+    process name (kingx-writer, kingx-worker, ...; workers summed). With field=7: their minor
+    page faults instead (/proc/PID/stat's minflt)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for _, fields, comm in _family(master_pid, True):
+        try:
+            value = int(fields[field]) if field else (int(fields[11]) + int(fields[12])) / tick
+        except (ValueError, IndexError):
+            continue
+        out[comm] = out.get(comm, 0.0) + value
     return out
 
 
@@ -73,16 +83,8 @@ def children_switches(master_pid):
     """Context switches (voluntary + involuntary, all threads) of the master's children, by process
     name: how often each process slept and was woken, or was preempted."""
     out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid, _, comm in _family(master_pid, False):
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) != master_pid:
-                continue
-            with open(f"/proc/{pid}/comm") as f:
-                comm = f.read().strip()
             for tid in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{tid}/status") as f:
                     for line in f:
