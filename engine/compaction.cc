@@ -391,7 +391,7 @@ Status Pass::FinishOutput() {
   Pace(unpaced);
   {
     std::lock_guard lock(w_.mu_);
-    w_.RecordBirth(out_->id());  // born after its inputs: its copies win a tie at recovery
+    w_.RecordBirth(out_->id(), out_->size());  // born after its inputs: its copies win a tie at recovery
   }
   bytes_written_ += out_->size();
   {

@@ -16,7 +16,7 @@ constexpr uint32_t kVersion = 1;
 constexpr size_t kHeaderBytes = 32;
 constexpr size_t kEntryBytes = 24;
 
-enum EntryType : uint32_t { kAdd = 1, kRemove = 2, kSeqHighWater = 3 };
+enum EntryType : uint32_t { kAdd = 1, kRemove = 2, kSeqHighWater = 3, kSeal = 4 };
 
 std::string EncodeHeader(uint64_t seed) {
   char h[kHeaderBytes];
@@ -46,7 +46,7 @@ std::string EncodeEntry(uint32_t type, uint32_t id, uint64_t value, uint64_t off
 
 bool EntryValid(const char* e, uint64_t offset) {
   const uint32_t type = GetFixed32(e);
-  return GetFixed64(e + 16) == EntryChecksum(e, offset) && type >= kAdd && type <= kSeqHighWater;
+  return GetFixed64(e + 16) == EntryChecksum(e, offset) && type >= kAdd && type <= kSeal;
 }
 
 }  // namespace
@@ -86,8 +86,13 @@ Result<ManifestState> Manifest::Read(Env& env, const std::string& dir) {
     const uint32_t id = GetFixed32(e + 4);
     switch (GetFixed32(e)) {
       case kAdd:
-        st.segments[id] = GetFixed64(e + 8);
+        st.segments[id] = ManifestSegment{GetFixed64(e + 8), 0};
         st.removed.erase(id);
+        break;
+      case kSeal:
+        // A seal follows its segment's add; one whose add was lost or
+        // damaged says nothing of a listed segment.
+        if (auto it = st.segments.find(id); it != st.segments.end()) it->second.sealed_bytes = GetFixed64(e + 8);
         break;
       case kRemove:
         st.segments.erase(id);
@@ -104,8 +109,7 @@ Result<ManifestState> Manifest::Read(Env& env, const std::string& dir) {
 Manifest::Manifest(Env& env, std::string dir, uint64_t seed) : env_(env), dir_(std::move(dir)), seed_(seed) {}
 
 Result<std::unique_ptr<Manifest>> Manifest::Create(Env& env, const std::string& dir, uint64_t seed,
-                                                   const std::map<uint32_t, uint64_t>& segments,
-                                                   uint64_t seq_high_water) {
+                                                   const ManifestSegments& segments, uint64_t seq_high_water) {
   std::unique_ptr<Manifest> m(new Manifest(env, dir, seed));
   m->segments_ = segments;
   m->seq_high_water_ = seq_high_water;
@@ -115,10 +119,13 @@ Result<std::unique_ptr<Manifest>> Manifest::Create(Env& env, const std::string& 
   return m;
 }
 
-std::string Manifest::Encode(uint64_t seed, const std::map<uint32_t, uint64_t>& segments, uint64_t seq_high_water) {
+std::string Manifest::Encode(uint64_t seed, const ManifestSegments& segments, uint64_t seq_high_water) {
   std::string bytes = EncodeHeader(seed);
   if (seq_high_water != 0) bytes += EncodeEntry(kSeqHighWater, 0, seq_high_water, bytes.size());
-  for (const auto& [id, birth] : segments) bytes += EncodeEntry(kAdd, id, birth, bytes.size());
+  for (const auto& [id, seg] : segments) {
+    bytes += EncodeEntry(kAdd, id, seg.birth, bytes.size());
+    if (seg.sealed_bytes != 0) bytes += EncodeEntry(kSeal, id, seg.sealed_bytes, bytes.size());
+  }
   return bytes;
 }
 
@@ -126,7 +133,7 @@ Status Manifest::RewriteLocked() {
   const std::string tmp = JoinPath(dir_, std::string(kFileName) + ".tmp");
   const std::string path = JoinPath(dir_, kFileName);
   const std::string bytes = Encode(seed_, segments_, seq_high_water_);
-  const uint64_t entries = segments_.size() + (seq_high_water_ != 0 ? 1 : 0);
+  const uint64_t entries = (bytes.size() - kHeaderBytes) / kEntryBytes;
   file_.reset();
   auto file = env_.OpenFile(tmp, OpenMode::kCreateTruncate);
   if (!file.ok()) return file.status();
@@ -147,7 +154,7 @@ Status Manifest::RewriteLocked() {
 Status Manifest::AppendLocked(uint32_t type, uint32_t id, uint64_t value, bool sync) {
   // A rewrite holds the change already (and is durable): after a failed
   // append (unknown bytes at the end), and when the log grew long.
-  if (!file_ || entries_ > 2 * segments_.size() + 1024) return RewriteLocked();
+  if (!file_ || entries_ > 3 * segments_.size() + 1024) return RewriteLocked();
   const std::string e = EncodeEntry(type, id, value, size_);
   Status s = file_->Append(e);
   if (!s.ok()) {
@@ -159,10 +166,20 @@ Status Manifest::AppendLocked(uint32_t type, uint32_t id, uint64_t value, bool s
   return sync ? file_->Sync() : Status::OK();
 }
 
-Status Manifest::AddSegment(uint32_t id, uint64_t birth) {
+Status Manifest::AddSegment(uint32_t id, uint64_t birth, uint64_t sealed_bytes) {
   std::lock_guard lock(mu_);
-  segments_[id] = birth;
-  return AppendLocked(kAdd, id, birth, /*sync=*/false);
+  segments_[id] = ManifestSegment{birth, sealed_bytes};
+  Status s = AppendLocked(kAdd, id, birth, /*sync=*/false);
+  if (s.ok() && sealed_bytes != 0) s = AppendLocked(kSeal, id, sealed_bytes, /*sync=*/false);
+  return s;
+}
+
+Status Manifest::SealSegment(uint32_t id, uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  auto it = segments_.find(id);
+  if (it == segments_.end()) return Status::OK();  // not listed (an add that could not be written is rewritten whole)
+  it->second.sealed_bytes = bytes;
+  return AppendLocked(kSeal, id, bytes, /*sync=*/false);
 }
 
 Status Manifest::RemoveSegment(uint32_t id) {
@@ -201,7 +218,7 @@ uint64_t Manifest::seq_high_water() const {
   return seq_high_water_;
 }
 
-std::map<uint32_t, uint64_t> Manifest::segments() const {
+ManifestSegments Manifest::segments() const {
   std::lock_guard lock(mu_);
   return segments_;
 }

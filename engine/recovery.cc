@@ -13,6 +13,9 @@
 //     taken for the end of the log while valid records follow; a record whose
 //     header holds but whose body does not is indexed as the key's (damaged)
 //     record, so the key answers "damaged" rather than an older value.
+//     A sealed segment (one with a seal in the MANIFEST: its length when its
+//     cut was durable) shorter than its seal was cut: reported at every open;
+//     zeros past its seal are a lost cut (cut, not damage).
 //  4. The active segment (PickActiveSegment) loses only a torn tail: bytes
 //     after which no valid record begins.
 //  5. Segments the MANIFEST lists whose files are gone are reported; their
@@ -178,7 +181,7 @@ class Replayer {
 
   uint64_t Birth(uint32_t id) const {
     auto it = w_.births_.find(id);
-    return it == w_.births_.end() ? 0 : it->second;
+    return it == w_.births_.end() ? 0 : it->second.birth;
   }
 
   static void Account(SegmentStats& seg, const HintEntry& e) {
@@ -431,12 +434,14 @@ Status Writer::Impl::Recover() {
   // Birth order: the MANIFEST's; segments it does not list (a database from
   // before it, or adds a power loss dropped) are younger than every listed
   // one, among themselves in id order (ids were never reused before it).
-  for (const auto& [id, birth] : listed.segments) {
-    births_[id] = birth;
-    next_birth_ = std::max(next_birth_, birth + 1);
+  // Seals come along: a sealed segment keeps the length it was sealed at,
+  // also when its file is shorter now (so every open reports the cut).
+  for (const auto& [id, seg] : listed.segments) {
+    births_[id] = seg;
+    next_birth_ = std::max(next_birth_, seg.birth + 1);
   }
   for (const SegmentFileInfo& f : files)
-    if (births_.count(f.id) == 0) births_[f.id] = next_birth_++;
+    if (births_.count(f.id) == 0) births_[f.id] = ManifestSegment{next_birth_++, 0};
 
   {
     std::vector<std::pair<uint32_t, uint64_t>> sizes;
@@ -474,9 +479,15 @@ Status Writer::Impl::Recover() {
     } else {
       seq_floor = std::max(seq_floor, f.header.seq_floor);
     }
-    const bool is_active = static_cast<int>(i) == active_index;
+    // Its length when sealed (0: not sealed, or not known). A sealed segment
+    // is never appended to again, also when it is the newest (a rotation cut
+    // short before the next segment existed): a new one is created.
+    uint64_t& sealed = births_[f.id].sealed_bytes;
+    const bool is_active = static_cast<int>(i) == active_index && sealed == 0;
+    if (static_cast<int>(i) == active_index && !is_active) active_is_sealed = true;
     Status inner;
     uint64_t recorded = 0;
+    bool cut_reported = false;  // the segment is shorter than it was sealed at: counted once
     const std::string hint_path = JoinPath(dir_, HintFileName(f.id));
     auto apply = [&](std::span<const HintEntry> batch, std::span<const HintEntry> next) {
       if (inner.ok()) inner = replay.ApplyBatch(f.id, batch, next);
@@ -504,13 +515,25 @@ Status Writer::Impl::Recover() {
       hs = LoadHintFileBatches(env_, hint_path, f.id, kAnySegmentSize, limits_, apply);
       if (hs.ok()) {
         ++corruptions_;
+        cut_reported = true;
         LogError("recovery: " + name + " holds " + std::to_string(f.size) + " bytes but its hint describes " +
                  std::to_string(recorded) + ": the file was cut; keys whose records were lost answer 'damaged'");
       }
     }
     if (!inner.ok()) return inner;
+    if (sealed != 0 && f.size < sealed && !cut_reported) {
+      // Its seal is the length its durable cut left: the missing bytes held
+      // records, also when the file now ends at a record boundary.
+      ++corruptions_;
+      cut_reported = true;
+      LogError("recovery: " + name + " holds " + std::to_string(f.size) + " bytes but was sealed at " +
+               std::to_string(sealed) + " (MANIFEST): the file was cut; the records in the last " +
+               std::to_string(sealed - f.size) + " bytes are lost" +
+               (hs.ok() ? "" : " and, without an intact hint, so is which keys they held"));
+    }
     if (hs.ok()) {
       if (is_active) active_is_sealed = true;  // sealed by a rotation cut short after its hint
+      if (sealed == 0 && !cut_reported) sealed = st.bytes;  // an intact hint ends where its last record does
       continue;
     }
     if (!hs.Is(Code::kNotFound) && !hs.Is(Code::kCorruption)) return hs;  // could not read it: never guess
@@ -527,6 +550,7 @@ Status Writer::Impl::Recover() {
     std::vector<HintEntry> scanned;  // a sealed segment's records, for a fresh hint when it scans clean
     Status as;
     bool zero_damage = false;  // a sealed segment ends in zeros nothing vouches for
+    uint64_t zero_cut = 0;     // a sealed segment's zeros start at its seal: cut there
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
     const ScanSummary sum = ScanSegment(span->data, f.size, is_active, seq_ordered, limits_, [&](const ScanItem& item) {
       if (!as.ok()) return;
@@ -559,6 +583,10 @@ Status Writer::Impl::Recover() {
           break;
         case ScanEvent::kZeroTail:
           if (is_active) break;  // the preallocated room: the end of the log (cut below)
+          if (sealed != 0 && item.offset == sealed) {
+            zero_cut = item.offset;  // its seal ends where the zeros begin: a cut the device did not keep
+            break;
+          }
           // A sealed segment's cut is durable before its hint is finished and
           // before the next segment exists, so without an intact hint to end
           // there, zeros after its records may be records a device lost.
@@ -567,18 +595,26 @@ Status Writer::Impl::Recover() {
           st.dead_bytes += item.bytes;
           LogError("recovery: " + name + ": " + std::to_string(item.bytes) + " zero byte(s) at offset " +
                    std::to_string(item.offset) + " after the last record of a sealed segment without an intact " +
-                   "hint; records there may have been lost; left in place");
+                   "hint or a seal ending there; records there may have been lost; left in place");
           break;
       }
     });
     if (!as.ok()) return as;
+    if (zero_cut != 0) {
+      Status cs = CutZeroTail(f.id, f.size, zero_cut);
+      if (!cs.ok()) return cs;
+      st.bytes = zero_cut;
+    }
     if (is_active) {
       active_valid_end = sum.valid_end;
     } else {
-      if (!ro && f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0 && !zero_damage) {
+      const bool clean = f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0 && !zero_damage;
+      if (clean && sealed == 0 && !cut_reported) sealed = st.bytes;  // it ends at its last record
+      if (!ro && clean && !cut_reported) {
         // A clean sealed segment without a usable hint (damaged, missing, or of
-        // an older version) gets one again. One with damage keeps being read,
-        // so that the damage stays visible at every open.
+        // an older version) gets one again. One with damage (or cut shorter
+        // than its seal) keeps being read, so that the damage stays visible at
+        // every open.
         RewriteHint(f.id, st.bytes, scanned);
       }
     }

@@ -18,10 +18,17 @@ Result<uint32_t> Writer::Impl::AllocateSegmentId() {
   return Status::NoSpace("no free segment id: " + std::to_string(segments_.size()) + " segments exist");
 }
 
-void Writer::Impl::RecordBirth(uint32_t id) {
+void Writer::Impl::RecordBirth(uint32_t id, uint64_t sealed_bytes) {
   const uint64_t birth = next_birth_++;
-  births_[id] = birth;
-  if (manifest_) manifest_->AddSegment(id, birth).ok();
+  births_[id] = ManifestSegment{birth, sealed_bytes};
+  if (manifest_) manifest_->AddSegment(id, birth, sealed_bytes).ok();
+}
+
+void Writer::Impl::RecordSeal(uint32_t id, uint64_t bytes) {
+  auto it = births_.find(id);
+  if (it == births_.end()) return;
+  it->second.sealed_bytes = bytes;
+  if (manifest_) manifest_->SealSegment(id, bytes).ok();
 }
 
 Status Writer::Impl::ReserveSeqs(uint64_t count) {
@@ -85,7 +92,7 @@ Status Writer::Impl::CreateActiveSegment() {
   KINGX_KILL_POINT("rotate.after_dir_sync");
   // Not synced: a lost add only means this segment is not checked for at the
   // next open (its next sync comes with the next removal or seq mark).
-  RecordBirth(id);
+  RecordBirth(id, 0);
   active_ = std::move(file.value());
   active_id_ = id;
   active_size_ = kSegmentHeaderBytes;
@@ -145,6 +152,7 @@ Status Writer::Impl::Rotate() {
     KINGX_KILL_POINT("seal.after_cut");
     s = SyncActive();
     if (!s.ok()) return s;
+    RecordSeal(active_id_, active_size_);  // the cut is durable: this is its length from now on
     if (active_hint_) {
       Status hs = active_hint_->Finish(active_size_);
       if (!hs.ok()) {

@@ -104,7 +104,11 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
       ++report.damaged;
       continue;
     }
-    const bool is_active = static_cast<int>(i) == active;
+    // Its seal in the MANIFEST (0: none): a sealed segment is never the one
+    // appended to (recovery creates a new one).
+    const auto listed_seg = listed.segments.find(f.id);
+    const uint64_t sealed = listed_seg != listed.segments.end() ? listed_seg->second.sealed_bytes : 0;
+    const bool is_active = static_cast<int>(i) == active && sealed == 0;
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
     const ScanSummary sum = ScanSegment(data, f.size, is_active, seq_ordered, limits, [&](const ScanItem& item) {
       switch (item.event) {
@@ -141,6 +145,11 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
           break;
       }
     });
+    if (sealed != 0 && f.size < sealed) {
+      finding(seg + U(f.size) + " bytes, sealed at " + U(sealed) + " (MANIFEST): the file was cut, the records in " +
+              "its last " + U(sealed - f.size) + " bytes are lost");
+      ++report.damaged;
+    }
     if (!is_active) {
       // A hint describes the segment up to its last record, not a zero tail.
       Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, sum.valid_end, limits,
@@ -152,13 +161,14 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
         return hs;
       }
       if (sum.valid_end < f.size) {
-        // A sealed segment's cut is durable before its hint is finished: zeros
-        // after its records are a cut the device did not keep when an intact
-        // hint ends there, records it may have lost otherwise.
+        // A sealed segment's cut is durable before its hint is finished and
+        // its seal written: zeros after its records are a cut the device did
+        // not keep when an intact hint or its seal ends there, records it may
+        // have lost otherwise.
         const std::string zeros = U(f.size - sum.valid_end) + " zero bytes after the last record at offset " +
                                   U(sum.valid_end);
-        if (hs.ok()) {
-          finding(seg + zeros + " (a lost cut; its hint ends there; cut on open)");
+        if (hs.ok() || sealed == sum.valid_end) {
+          finding(seg + zeros + " (a lost cut; its " + (hs.ok() ? "hint" : "seal") + " ends there; cut on open)");
         } else {
           finding(seg + zeros + " and no intact hint: records there may have been lost");
           ++report.damaged;

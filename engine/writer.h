@@ -128,6 +128,7 @@ struct SegmentFileCut {
   bool active = false;  // the segment being appended to at the cut
   bool missing = false;  // listed in the MANIFEST but its file is gone (bytes 0): a copy has no file either
   uint64_t birth = 0;   // its birth number (engine/manifest.h)
+  uint64_t sealed_bytes = 0;  // its seal in the MANIFEST (0: active, or none known)
 };
 
 // The database at one instant: every segment file that holds a record of it,

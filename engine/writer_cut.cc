@@ -52,7 +52,8 @@ DatabaseCut Writer::Impl::CutLocked() const {
     // active_size_ ends at the last published record: the bytes in flight past it are not in the cut.
     f.bytes = f.active ? active_size_ : (st.missing ? 0 : st.bytes);
     const auto birth = births_.find(id);
-    f.birth = birth != births_.end() ? birth->second : 0;
+    f.birth = birth != births_.end() ? birth->second.birth : 0;
+    f.sealed_bytes = birth != births_.end() && !f.active ? birth->second.sealed_bytes : 0;
     cut.segments.push_back(f);
   }
   return cut;
@@ -103,9 +104,12 @@ size_t Writer::pinned_segments() const {
 }
 
 std::string EncodeCutManifest(const DatabaseCut& cut) {
-  std::map<uint32_t, uint64_t> births;
-  for (const SegmentFileCut& f : cut.segments) births[f.id] = f.birth;
-  return Manifest::Encode(cut.seed, births, cut.seq_high_water);
+  // The copy's sealed segments are whole copies: the seals hold there too
+  // (one cut short here is reported there as well). Its active segment, cut
+  // at its last published record, stays unsealed.
+  ManifestSegments listed;
+  for (const SegmentFileCut& f : cut.segments) listed[f.id] = ManifestSegment{f.birth, f.sealed_bytes};
+  return Manifest::Encode(cut.seed, listed, cut.seq_high_water);
 }
 
 }  // namespace kingx::engine

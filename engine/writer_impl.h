@@ -199,13 +199,18 @@ struct Writer::Impl {
   uint32_t next_segment_id_ = 1;   // where AllocateSegmentId looks first
   std::set<uint32_t> pending_ids_;  // allocated, not yet in segments_
   std::unique_ptr<Manifest> manifest_;  // null when it could not be written (retried by ReserveSeqs)
-  // Birth numbers: the order segments were created in (ids are reused and
-  // say nothing of age). Of two copies of one record, the later-born wins.
-  std::map<uint32_t, uint64_t> births_;
+  // What the MANIFEST lists: birth numbers, the order segments were created
+  // in (ids are reused and say nothing of age; of two copies of one record,
+  // the later-born wins), and sealed segments' lengths.
+  ManifestSegments births_;
   uint64_t next_birth_ = 1;
   // Gives segment id the next birth number and records it in the MANIFEST
-  // (not synced). Caller holds mu_ (or is recovery).
-  void RecordBirth(uint32_t id);
+  // (not synced), with its length when it was written whole (sealed_bytes,
+  // durable; 0 for a new active segment). Caller holds mu_ (or is recovery).
+  void RecordBirth(uint32_t id, uint64_t sealed_bytes);
+  // Records that segment id is sealed at `bytes` (its cut durable). Caller
+  // holds mu_.
+  void RecordSeal(uint32_t id, uint64_t bytes);
   static constexpr uint64_t kSeqReserve = 1 << 20;
 
   uint32_t active_id_ = 0;

@@ -189,7 +189,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   }
   KINGX_KILL_POINT("large.after_rename");
   large.file.reset();
-  w.RecordBirth(seg_id);  // not synced: see CreateActiveSegment
+  w.RecordBirth(seg_id, file_bytes);  // not synced: see CreateActiveSegment
 
   SegmentStats& st = w.segments_[seg_id];
   st.id = seg_id;

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "engine/compress.h"
+#include "engine/manifest.h"
 #include "engine/record.h"
 
 namespace kingx::engine::test {
@@ -166,6 +167,15 @@ std::string ReadFileBytes(const std::string& path) {
 void WriteFileBytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+bool StripSeals(const std::string& dir) {
+  auto listed = Manifest::Read(PosixEnv(), dir);
+  if (!listed.ok()) return false;
+  ManifestSegments segments = listed->segments;
+  for (auto& [id, seg] : segments) seg.sealed_bytes = 0;
+  WriteFileBytes(JoinPath(dir, Manifest::kFileName), Manifest::Encode(listed->seed, segments, listed->seq_high_water));
+  return true;
 }
 
 void CopyDir(const std::string& from, const std::string& to) {

@@ -92,6 +92,10 @@ bool HasTmpFiles(const std::string& dir);
 // Reads / writes a whole file (test failures on error via return value).
 std::string ReadFileBytes(const std::string& path);
 void WriteFileBytes(const std::string& path, const std::string& bytes);
+// Rewrites dir's MANIFEST without its seals (sealed segments' lengths), as a
+// version that did not record them left it. Returns false when there is no
+// readable MANIFEST.
+bool StripSeals(const std::string& dir);
 // Empties `to`, then copies every file of `from` into it but LOCK: a copy of a
 // closed database that a test can damage and reopen.
 void CopyDir(const std::string& from, const std::string& to);
