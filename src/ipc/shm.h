@@ -58,6 +58,27 @@ struct SlotInfo {
   std::atomic<uint32_t> generation{0};  // master: bumped before each fork into this slot
   std::atomic<uint32_t> state{0};       // master: SlotState
   std::atomic<uint32_t> worker_index{0};  // master: which worker index (reuseport socket) it serves
+  // The slot's worker (src/ipc/staging_budget.h): its generation in the top
+  // 24 bits, below them the staged bytes its uploads reserved. A dead
+  // worker's bytes are returned by the writer loop or the slot's next worker
+  // (whichever swaps them out first).
+  std::atomic<uint64_t> staging_reserved{0};
+  // The slot's worker: its generation in the top 24 bits, below them how
+  // many of its uploads are held now (waiting for room in the staging share).
+  std::atomic<uint64_t> staging_held{0};
+};
+
+// The staging budget's shared words (src/ipc/staging_budget.h).
+struct StagingShared {
+  // workers reserve, the writer loop returns a dead worker's: the staged
+  // bytes every slot's uploads reserved (never more than the sum of the
+  // slots' words; less after a worker died between its two updates).
+  std::atomic<uint64_t> reserved_bytes{0};
+  // workers: the one upload allowed to go on past the share (its
+  // StagingBudget upload id), 0 = none.
+  std::atomic<uint64_t> overdraft_owner{0};
+  // workers: uploads that had to wait for room (monotonic).
+  std::atomic<uint64_t> holds{0};
 };
 
 // What the writer is asked to do (stored by the master's signal forwarding or,
@@ -86,6 +107,8 @@ struct ControlBlock {
   std::atomic<uint64_t> compact_requests{0};
   // master: times a worker or the writer was respawned after dying.
   std::atomic<uint64_t> respawns{0};
+  // Large uploads' staged bytes, shared by every worker (see StagingShared).
+  StagingShared staging;
   // master: number of rows of `slots` (fixed at creation).
   uint32_t slot_count = 0;
   // Followed in memory by slot_count SlotInfo (see SharedMemory::slot()).

@@ -1,0 +1,165 @@
+// The staging budget: staged bytes within a share of the live data (one
+// upload alone always admitted), part-by-part uploads never waiting on each
+// other for ever, a dead worker's reservations and overdraft returned.
+#include "src/ipc/staging_budget.h"
+
+#include <catch2/catch.hpp>
+
+#include "tests/src/support/test_util.h"
+
+namespace kingx {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+struct Fixture {
+  Fixture() : created(SharedMemory::Create(test::SmallShmSizes(4, 64))) {
+    REQUIRE(created.ok());
+    shm = created->get();
+    for (uint32_t i = 0; i < 2; ++i) Occupy(i, 1);
+  }
+  // The master's part: a worker of generation `gen` runs in `slot`.
+  void Occupy(uint32_t slot, uint32_t gen) {
+    shm->slot(slot).generation.store(gen);
+    shm->slot(slot).state.store(static_cast<uint32_t>(SlotState::kRunning));
+  }
+  void SetLive(uint64_t bytes) { shm->index().counters().live_bytes.store(bytes); }
+  uint64_t Total() const { return shm->control().staging.reserved_bytes.load(); }
+
+  engine::Result<std::unique_ptr<SharedMemory>> created;
+  SharedMemory* shm = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("uploads with a length are admitted within an eighth of the live data, or alone", "[src][staging]") {
+  Fixture f;
+  StagingBudget a(*f.shm, 0, 1), b(*f.shm, 1, 1);
+  a.Claim();
+  b.Claim();
+  f.SetLive(32 * kMiB);  // share: 4 MiB
+  CHECK(a.ShareBytes() == 4 * kMiB);
+  StagingBudget::Holder u1, u2, u3;
+  REQUIRE(a.TryReserve(&u1, 2 * kMiB, true));
+  REQUIRE(b.TryReserve(&u2, 2 * kMiB, true));
+  CHECK(f.Total() == 4 * kMiB);
+  // A third one would pass the share: held, nothing reserved.
+  CHECK_FALSE(a.TryReserve(&u3, 1, true));
+  CHECK(u3.reserved == 0);
+  CHECK(f.Total() == 4 * kMiB);
+  b.Release(&u2);
+  CHECK(f.Total() == 2 * kMiB);
+  CHECK(a.TryReserve(&u3, 2 * kMiB, true));
+  a.Release(&u1);
+  a.Release(&u3);
+  CHECK(f.Total() == 0);
+
+  // A small database (share 1 KiB): one upload of any size alone, the next
+  // waits until it is done.
+  f.SetLive(8 * 1024);
+  StagingBudget::Holder big, next;
+  REQUIRE(a.TryReserve(&big, 64 * kMiB, true));
+  CHECK_FALSE(b.TryReserve(&next, 100, true));
+  a.Release(&big);
+  CHECK(b.TryReserve(&next, 100, true));
+  b.Release(&next);
+  CHECK(f.Total() == 0);
+  CHECK(f.shm->slot(0).staging_reserved.load() % (uint64_t{1} << 40) == 0);
+}
+
+TEST_CASE("two uploads reserving part by part past the share never wait for each other for ever", "[src][staging]") {
+  Fixture f;
+  StagingBudget a(*f.shm, 0, 1), b(*f.shm, 1, 1);
+  a.Claim();
+  b.Claim();
+  f.SetLive(16 * kMiB);  // share: 2 MiB
+  StagingBudget::Holder u1, u2, u3;
+  REQUIRE(a.TryReserve(&u1, kMiB, false));
+  REQUIRE(b.TryReserve(&u2, kMiB, false));
+  // The share is used up; a new upload's first part waits.
+  CHECK_FALSE(a.TryReserve(&u3, kMiB, false));
+  // Both half-staged uploads want more: the first to ask takes the overdraft
+  // and goes on; the other waits for it, not for ever.
+  CHECK(a.TryReserve(&u1, kMiB, false));
+  CHECK(u1.overdraft);
+  CHECK_FALSE(b.TryReserve(&u2, kMiB, false));
+  CHECK(a.TryReserve(&u1, kMiB, false));
+  CHECK(f.Total() == 4 * kMiB);
+  a.Release(&u1);  // done: the overdraft is free
+  CHECK(f.shm->control().staging.overdraft_owner.load() == 0);
+  CHECK(b.TryReserve(&u2, kMiB, false));  // within the share again
+  CHECK(b.TryReserve(&u2, kMiB, false));  // past it, but alone (u3 holds nothing)
+  CHECK_FALSE(u2.overdraft);
+  // A whole reservation never takes the overdraft.
+  StagingBudget::Holder whole;
+  CHECK_FALSE(a.TryReserve(&whole, kMiB, true));
+  b.Release(&u2);
+  CHECK(f.Total() == 0);
+}
+
+TEST_CASE("held uploads are counted while they wait, each wait once", "[src][staging]") {
+  Fixture f;
+  StagingBudget a(*f.shm, 0, 1), b(*f.shm, 1, 1);
+  a.Claim();
+  b.Claim();
+  StagingBudget::Holder u1, u2;
+  a.SetHeld(&u1, true);
+  a.SetHeld(&u1, true);
+  b.SetHeld(&u2, true);
+  CHECK(StagingBudget::HeldUploads(*f.shm) == 2);
+  a.SetHeld(&u1, false);
+  CHECK(StagingBudget::HeldUploads(*f.shm) == 1);
+  CHECK(f.shm->control().staging.holds.load() == 2);
+  b.Release(&u2);  // answered while held
+  CHECK(StagingBudget::HeldUploads(*f.shm) == 0);
+  // A dead worker's held uploads are not counted.
+  b.SetHeld(&u2, true);
+  f.shm->slot(1).state.store(static_cast<uint32_t>(SlotState::kFree));
+  CHECK(StagingBudget::HeldUploads(*f.shm) == 0);
+}
+
+TEST_CASE("a dead worker's reservations and overdraft are returned exactly once", "[src][staging]") {
+  Fixture f;
+  f.SetLive(16 * kMiB);  // share: 2 MiB
+  StagingBudget a(*f.shm, 0, 1), dead(*f.shm, 1, 1);
+  a.Claim();
+  dead.Claim();
+  StagingBudget::Holder d1, d2, u1;
+  REQUIRE(dead.TryReserve(&d1, kMiB, false));
+  REQUIRE(a.TryReserve(&u1, kMiB, false));
+  REQUIRE(dead.TryReserve(&d1, kMiB, false));  // takes the overdraft
+  REQUIRE(d1.overdraft);
+  REQUIRE(f.Total() == 3 * kMiB);
+  CHECK_FALSE(a.TryReserve(&u1, kMiB, false));  // the overdraft is taken
+
+  SECTION("the writer loop returns them once the master reaped the worker") {
+    StagingBudget::ReturnDeadSlots(*f.shm);  // still alive: nothing happens
+    CHECK(f.Total() == 3 * kMiB);
+    f.shm->slot(1).state.store(static_cast<uint32_t>(SlotState::kFree));
+    StagingBudget::ReturnDeadSlots(*f.shm);
+    CHECK(f.Total() == kMiB);
+    CHECK(f.shm->control().staging.overdraft_owner.load() == 0);
+    // The next occupant's claim finds nothing left to return.
+    f.Occupy(1, 2);
+    StagingBudget next(*f.shm, 1, 2);
+    next.Claim();
+    StagingBudget::ReturnDeadSlots(*f.shm);
+    CHECK(f.Total() == kMiB);
+  }
+  SECTION("the slot's next worker returns them when it claims the slot first") {
+    f.Occupy(1, 2);
+    StagingBudget next(*f.shm, 1, 2);
+    // The dead upload's overdraft is taken over by the next one that asks.
+    CHECK(a.TryReserve(&u1, kMiB, false));
+    CHECK(u1.overdraft);
+    next.Claim();
+    CHECK(f.Total() == 2 * kMiB);
+    StagingBudget::ReturnDeadSlots(*f.shm);
+    CHECK(f.Total() == 2 * kMiB);
+    REQUIRE(next.TryReserve(&d2, 0, true));
+  }
+  a.Release(&u1);
+  CHECK(f.Total() == 0);
+}
+
+}  // namespace kingx
