@@ -23,7 +23,10 @@ std::unique_ptr<engine::Env> BackupEnv() {
 ShmKvBackend::ShmKvBackend(WorkerContext& ctx, std::function<void()> before_metrics)
     : ctx_(ctx), before_metrics_(std::move(before_metrics)), backup_env_(BackupEnv()),
       backups_(ctx.shm->backups(), backup_env_ ? *backup_env_ : engine::PosixEnv(), [q = ctx.queue] { q->Wake(); },
-               ctx.config.data_dir, ctx.slot, ctx.generation) {}
+               ctx.config.data_dir, ctx.slot, ctx.generation),
+      staging_(*ctx.shm, ctx.slot, ctx.generation) {
+  staging_.Claim();
+}
 
 engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::ReadMode mode) {
   return ctx_.reader->Get(key, mode);
@@ -210,6 +213,15 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       false);
   add("kingx_writer_staging_refusals_total", "Large uploads refused: they would pass --staging-bytes",
       double(ws.staging_refusals.load(relaxed)), true);
+  const StagingShared& staging = shm.control().staging;
+  add("kingx_staging_reserved_bytes", "Bytes large uploads in progress reserved to stage (within the share)",
+      double(staging.reserved_bytes.load(relaxed)), false);
+  add("kingx_staging_share_bytes", "Staged bytes admitted without waiting: the live bytes / 8 (one upload alone "
+      "always is)", double(ic.live_bytes.load(relaxed) / StagingBudget::kShareDivisor), false);
+  add("kingx_staging_held_uploads", "Large uploads waiting (body unread) for staged bytes to fall under the share",
+      double(StagingBudget::HeldUploads(shm)), false);
+  add("kingx_staging_holds_total", "Large uploads that had to wait for room in the staging share",
+      double(staging.holds.load(relaxed)), true);
   add("kingx_writer_read_only", "1 after a failed fdatasync", double(ws.read_only.load(relaxed)), false);
   add("kingx_disk_full", "1 while writes are refused because the data directory's disk is full",
       double(ws.disk_full.load(relaxed)), false);

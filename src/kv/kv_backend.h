@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "http/counters.h"
+#include "src/ipc/staging_budget.h"
 #include "src/kv/backup_stream.h"
 #include "src/kv/kv_service.h"
 #include "src/worker/worker_context.h"
@@ -48,6 +49,7 @@ class ShmKvBackend final : public KvBackend {
   engine::Status RequestCompaction() override;
   engine::KeyLister* Lister() override;
   BackupClient* Backups() override { return &backups_; }
+  StagingBudget* Staging() override { return &staging_; }
 
  private:
   WorkerContext& ctx_;
@@ -56,6 +58,7 @@ class ShmKvBackend final : public KvBackend {
   // environment names a hold file (src/kv/read_hold_env.h: tests).
   std::unique_ptr<engine::Env> backup_env_;
   BackupClient backups_;
+  StagingBudget staging_;  // claimed for this worker's slot at construction
 };
 
 // The engine, queue and writer samples of /metrics (everything but the HTTP

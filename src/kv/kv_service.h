@@ -73,6 +73,7 @@ namespace kingx {
 class AccessLog;
 class BackupClient;
 class Offload;
+class StagingBudget;
 
 // What KvService needs from its process: the storage (reads and the write
 // queue) and the process-wide state. The production implementation over a
@@ -130,6 +131,9 @@ class KvBackend {
   // The backup slots (GET /admin/backup, src/kv/backup_stream.h),
   // thread-safe; null when this process has none (answered 503).
   virtual BackupClient* Backups() { return nullptr; }
+  // The server's staging budget for large uploads (src/ipc/staging_budget.h),
+  // thread-safe; null: no limit but --staging-bytes (tests).
+  virtual StagingBudget* Staging() { return nullptr; }
 };
 
 // Per-connection state KvService keeps. The I/O layer owns it (its

@@ -14,6 +14,7 @@
 
 #include "engine/compress.h"
 #include "http/responses.h"
+#include "src/ipc/staging_budget.h"
 #include "src/kv/kv_service.h"
 
 namespace kingx {
@@ -53,6 +54,12 @@ struct Exchange {
   std::string raw;                      // received bytes not yet shipped: raw[raw_off..]
   size_t raw_off = 0;
   std::string stored;                   // encoded bytes waiting to be queued
+  // A large value's room in the staging budget (see write_exchange.h).
+  StagingBudget::Holder staging;        // bytes reserved
+  uint64_t staged = 0;                  // of them, bytes already queued (prefix and parts)
+  uint64_t staging_declared = 0;        // > 0 while held before any body byte is read: the whole reservation
+  bool awaiting_staging = false;        // in staging_waiters_: held, body paused
+  uint64_t staging_since_ms = 0;        // when the current hold began
 };
 
 namespace {
@@ -66,6 +73,10 @@ constexpr uint64_t kBodyPieceSlack = 256 * 1024;
 constexpr size_t kLowReadBytes = 4096;
 
 KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
+
+std::string_view ContentTypeOf(const http::Request& r) {
+  return r.content_type.empty() ? std::string_view(http::kDefaultContentType) : std::string_view(r.content_type);
+}
 
 }  // namespace
 
@@ -93,22 +104,112 @@ void WriteExchanges::Start(http::Connection& conn, const http::Request& request,
   e->condition = cond;
   e->if_match_seq = if_match_seq;
   st->exchange = e;
-  if (kind == WriteKind::kPut && (request.chunked || request.content_length > 0)) {
-    // Memory for the body comes from the worker's budget before any body
-    // byte is read. Without room (or behind others already waiting: first
-    // come, first served) the body stays unread: paused here, and the I/O
-    // layer stops reading (AwaitsStorage) until Poke grants the room.
-    const uint64_t want = BodyReservation(request);
-    if (!budget_waiters_.empty() || !body_budget().TryReserve(want)) {
-      e->awaiting_budget = true;
-      e->budget_since_ms = request.start_ms;
-      budget_waiters_.push_back(e);
+  if (kind == WriteKind::kPut && !request.chunked && request.content_length > options_.part_bytes &&
+      backend_.Staging() != nullptr) {
+    // A large value with a length: its whole staging room is reserved before
+    // any body byte is read. Past the share it is held here, body unread,
+    // until Poke finds room (ServeStagingWaiters).
+    e->staging_declared = StagingPrefixBytes(request.key.size(), ContentTypeOf(request).size()) +
+                          request.content_length;
+    if (!backend_.Staging()->TryReserve(&e->staging, e->staging_declared, true)) {
+      StartStagingWait(e, request.start_ms);
       conn.PauseBody();
       return;
     }
-    GrantBody(e, want);
+    e->staging_declared = 0;
   }
-  // The body (or OnBodyEnd right away) follows through the Connection.
+  AdmitBody(e, conn, request.start_ms, false);
+}
+
+// Memory for the body comes from the worker's budget before any body byte is
+// read. Without room (or behind others already waiting: first come, first
+// served) the body stays unread: paused, and the I/O layer stops reading
+// (AwaitsStorage) until Poke grants the room. resume: the body was paused
+// (held for staging room) and is resumed once granted. The body (or
+// OnBodyEnd right away) then follows through the Connection.
+void WriteExchanges::AdmitBody(Exchange* e, http::Connection& conn, uint64_t since_ms, bool resume) {
+  const http::Request& request = *e->request;
+  if (e->kind != WriteKind::kPut || !(request.chunked || request.content_length > 0)) {
+    if (resume) ResumeHeldBody(conn, MonotonicMs());
+    return;
+  }
+  const uint64_t want = BodyReservation(request);
+  if (!budget_waiters_.empty() || !body_budget().TryReserve(want)) {
+    e->awaiting_budget = true;
+    e->budget_since_ms = since_ms;
+    budget_waiters_.push_back(e);
+    if (!resume) conn.PauseBody();
+    return;
+  }
+  GrantBody(e, want);
+  if (resume) ResumeHeldBody(conn, MonotonicMs());
+}
+
+// ResumeBody delivers buffered pieces: OnBody may answer and free the
+// connection's exchange before it returns.
+void WriteExchanges::ResumeHeldBody(http::Connection& conn, uint64_t now_ms) {
+  ++depth_;
+  conn.ResumeBody(now_ms);
+  --depth_;
+  if (depth_ == 0 && wake_ != nullptr) wake_(io_, conn);
+}
+
+// ---- the staging budget ----
+
+void WriteExchanges::StartStagingWait(Exchange* e, uint64_t now_ms) {
+  if (e->awaiting_staging) return;
+  e->awaiting_staging = true;
+  e->staging_since_ms = now_ms;
+  staging_waiters_.push_back(e);
+  backend_.Staging()->SetHeld(&e->staging, true);
+}
+
+void WriteExchanges::StopStagingWait(Exchange* e) {
+  if (!e->awaiting_staging) return;
+  e->awaiting_staging = false;
+  auto it = std::find(staging_waiters_.begin(), staging_waiters_.end(), e);
+  if (it != staging_waiters_.end()) staging_waiters_.erase(it);
+  backend_.Staging()->SetHeld(&e->staging, false);
+}
+
+// Gives the exchange's staging room back: its outcome is known, or its
+// LargeAbort is queued (or will be: aborts_).
+void WriteExchanges::ReleaseStaging(Exchange* e) {
+  StopStagingWait(e);
+  if (backend_.Staging() != nullptr) backend_.Staging()->Release(&e->staging);
+}
+
+// Retries the held uploads, oldest first: one held before its body reserves
+// its whole room and goes on to the body budget; one held at a part goes on
+// through Advance. Those held storage_timeout_ms are answered 503 +
+// Retry-After (nothing of theirs is stored; a begun one is aborted).
+void WriteExchanges::ServeStagingWaiters(uint64_t now_ms) {
+  if (staging_waiters_.empty()) return;
+  // Advance and the body's resumption may add waiters (the connection's
+  // next pipelined request): iterate over the current ones.
+  std::vector<Exchange*> held(staging_waiters_.begin(), staging_waiters_.end());
+  for (Exchange* e : held) {
+    if (e->staging_declared != 0) {
+      if (!backend_.Staging()->TryReserve(&e->staging, e->staging_declared, true)) continue;
+      e->staging_declared = 0;
+      StopStagingWait(e);
+      AdmitBody(e, *e->conn, now_ms, true);
+    } else {
+      (void)Advance(e, now_ms);
+    }
+  }
+  held.assign(staging_waiters_.begin(), staging_waiters_.end());
+  for (Exchange* e : held) {
+    if (now_ms < e->staging_since_ms || now_ms - e->staging_since_ms < options_.storage_timeout_ms) continue;
+    http::Response r = http::ProblemResponse(
+        503,
+        "large uploads in progress already stage their share of the disk (an eighth of the live data, or one "
+        "upload at a time on a small database) and not enough of it was freed within --storage-timeout-ms; "
+        "nothing was stored; retry later",
+        std::nullopt, true);
+    r.close = true;  // its body is not read further
+    Finish(e, std::move(r), now_ms);
+  }
 }
 
 // The most memory an exchange's body holds at once, raw bytes received and
@@ -227,26 +328,40 @@ void WriteExchanges::CutPart(Exchange* e, size_t n) {
 
 // One step of an Exchange's queue work. Returns the queue's status (kBusy:
 // blocked, try again later) and whether something was queued or prepared.
-engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting_body) {
+engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting_body, bool* held) {
   *progressed = false;
   *waiting_body = false;
+  *held = false;
   const http::Request& req = *e->request;
   const size_t part_bytes = options_.part_bytes;
   if (e->stored_ready) {
+    // What the writer will have staged once this part is queued must be
+    // reserved first: a chunked upload reserves here part by part; one with
+    // a length already holds its declared size (this only tops it up when
+    // its encoded parts came out larger).
+    const uint64_t prefix = e->begun ? 0 : StagingPrefixBytes(req.key.size(), ContentTypeOf(req).size());
+    const uint64_t need = e->staged + prefix + e->stored.size();
+    if (backend_.Staging() != nullptr && need > e->staging.reserved &&
+        !backend_.Staging()->TryReserve(&e->staging, need - e->staging.reserved, false)) {
+      *held = true;
+      return engine::Status::OK();
+    }
     if (!e->begun) {
       WriteRequest h;
       h.kind = WriteKind::kPut;
       h.condition = e->condition;
       h.if_match_seq = e->if_match_seq;
       h.key = req.key;
-      h.content_type = req.content_type.empty() ? http::kDefaultContentType : req.content_type;
+      h.content_type = ContentTypeOf(req);
       h.codec = e->codec;
       engine::Status s = backend_.EnqueueLargeBegin(e->token, h);
       if (!s.ok()) return s;
       e->begun = true;
+      e->staged += prefix;
     }
     engine::Status s = backend_.EnqueueLargePart(e->token, e->stored);
     if (!s.ok()) return s;
+    e->staged += e->stored.size();
     e->stored_ready = false;
     e->stored.clear();
     *progressed = true;
@@ -314,13 +429,25 @@ engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting
 // have been, through a re-entrant answer while resuming the body): the caller
 // must not touch it again.
 WriteExchanges::Progress WriteExchanges::Advance(Exchange* e, uint64_t now_ms) {
+  if (e->staging_declared != 0) return Progress::kHeld;  // held before its body: ServeStagingWaiters
   if (!e->in_table && !AddToTable(e)) {
     Finish(e, http::ProblemResponse(503, "too many writes in flight", std::nullopt, true), now_ms);
     return Progress::kGone;
   }
   while (e->phase == Exchange::Phase::kBody) {
-    bool progressed = false, waiting_body = false;
-    engine::Status s = Step(e, &progressed, &waiting_body);
+    bool progressed = false, waiting_body = false, held = false;
+    engine::Status s = Step(e, &progressed, &waiting_body, &held);
+    if (held) {
+      // No room in the staging share for its next part: held (body paused,
+      // one part in memory) until ServeStagingWaiters finds room.
+      if (e->blocked) Unblock(e);
+      StartStagingWait(e, now_ms);
+      if (!e->body_done && !e->paused && e->conn != nullptr) {
+        e->paused = true;
+        e->conn->PauseBody();
+      }
+      return Progress::kHeld;
+    }
     if (s.Is(engine::Code::kBusy)) {
       if (e->busy_since_ms == 0) e->busy_since_ms = now_ms;
       if (!e->blocked) {
@@ -341,6 +468,7 @@ WriteExchanges::Progress WriteExchanges::Advance(Exchange* e, uint64_t now_ms) {
     if (waiting_body || !progressed) break;
   }
   if (e->blocked) Unblock(e);
+  StopStagingWait(e);
   if (e->phase == Exchange::Phase::kEnqueued && !e->waiting && e->conn != nullptr) StartWaiting(e, now_ms);
   if (e->paused && e->conn != nullptr && e->phase == Exchange::Phase::kBody) {
     e->paused = false;
@@ -418,6 +546,7 @@ void WriteExchanges::Finish(Exchange* e, http::Response response, uint64_t now_m
   if (e->blocked) Unblock(e);
   StopWaitingForBudget(e);
   ReleaseBody(e);
+  ReleaseStaging(e);
   StopWaiting(e);
   RemoveFromTable(e);
   http::Connection* conn = e->conn;
@@ -438,6 +567,7 @@ void WriteExchanges::Orphan(Exchange* e) {
   e->request = nullptr;
   if (e->blocked) Unblock(e);
   StopWaitingForBudget(e);
+  StopStagingWait(e);
   StopWaiting(e);
   if (e->phase == Exchange::Phase::kEnqueued) {
     e->raw = std::string();
@@ -452,6 +582,7 @@ void WriteExchanges::Free(Exchange* e) {
   if (e->blocked) Unblock(e);
   StopWaitingForBudget(e);
   ReleaseBody(e);
+  ReleaseStaging(e);
   StopWaiting(e);
   RemoveFromTable(e);
   delete e;
@@ -466,7 +597,7 @@ void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece)
   Recount(e);
   // Ship full parts as soon as more than one part is known to exist; a body
   // of at most one part waits for OnBodyEnd (it may go as one entry).
-  if (!e->blocked && e->raw.size() - e->raw_off > options_.part_bytes) {
+  if (!e->blocked && !e->awaiting_staging && e->raw.size() - e->raw_off > options_.part_bytes) {
     const CallbackScope scope(*this);
     (void)Advance(e, MonotonicMs());
   }
@@ -477,7 +608,7 @@ void WriteExchanges::OnBodyEnd(http::Connection& conn) {
   Exchange* e = st != nullptr ? st->exchange : nullptr;
   if (e == nullptr) return;
   e->body_done = true;
-  if (!e->blocked) {
+  if (!e->blocked && !e->awaiting_staging) {
     const CallbackScope scope(*this);
     (void)Advance(e, MonotonicMs());
   }
@@ -542,6 +673,7 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
 }
 
 void WriteExchanges::Poke(uint64_t now_ms) {
+  ServeStagingWaiters(now_ms);
   ServeBudgetWaiters(now_ms);
   for (size_t i = 0; i < aborts_.size();) {
     if (backend_.EnqueueLargeAbort(aborts_[i]).Is(engine::Code::kBusy)) {
@@ -556,7 +688,7 @@ void WriteExchanges::Poke(uint64_t now_ms) {
   for (Exchange* e : waiting) e->blocked = false;
   for (Exchange* e : waiting) {
     const uint64_t since = e->busy_since_ms;
-    if (Advance(e, now_ms) != Progress::kBlocked) continue;
+    if (Advance(e, now_ms) != Progress::kBlocked) continue;  // moving, answered, or held for staging room
     if (since != 0 && now_ms >= since && now_ms - since >= options_.busy_give_up_ms) {
       Finish(e, http::ProblemResponse(503, "the write queue stayed full", std::nullopt, true), now_ms);
     }
@@ -569,13 +701,14 @@ uint64_t WriteExchanges::NextExpiryMs() const {
 }
 
 uint64_t WriteExchanges::NextRetryMs() const {
-  if (blocked_.empty() && aborts_.empty() && budget_waiters_.empty()) return 0;
+  if (blocked_.empty() && aborts_.empty() && budget_waiters_.empty() && staging_waiters_.empty()) return 0;
   return 1;  // as soon as possible: the I/O layer applies its own retry period
 }
 
 bool WriteExchanges::AwaitsStorage(const KvConnState& state) const {
   const Exchange* e = state.exchange;
-  return e != nullptr && (e->blocked || e->awaiting_budget || e->phase == Exchange::Phase::kEnqueued);
+  return e != nullptr &&
+         (e->blocked || e->awaiting_budget || e->awaiting_staging || e->phase == Exchange::Phase::kEnqueued);
 }
 
 size_t WriteExchanges::ReadBytesHint() const {

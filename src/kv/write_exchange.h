@@ -18,6 +18,20 @@
 // body_budget_give_up_ms the request is answered 503 + Retry-After naming
 // --body-buffer-bytes, and its connection is closed.
 //
+// Staged bytes (src/ipc/staging_budget.h, the backend's Staging(); none:
+// no limit here): a large value's staging room is reserved before the
+// writer sees it. With a Content-Length, the whole of it in Start, before
+// any body byte is read; without room the upload is held (AwaitsStorage,
+// body unread) and reserves nothing of the body budget meanwhile. A chunked
+// upload (or one whose encoded parts outgrow what it reserved) reserves
+// each part before queuing it; without room it is held with that one part
+// in memory, body paused. Poke retries the held uploads oldest first; one
+// held storage_timeout_ms is answered 503 + Retry-After and its connection
+// closed (nothing stored: a begun upload is aborted). The room is given
+// back with the answer (or, for an orphaned exchange whose LargeEnd is
+// queued, with its completion). --staging-bytes itself is the writer's
+// refusal (503 naming it, CompletionReason::kStagingBudget).
+//
 // An Exchange whose connection died while its write was queued stays in the
 // token table, orphaned, until the completion arrives; it is then freed
 // without an answer. An Exchange whose whole write is queued and that waited
@@ -123,16 +137,18 @@ class WriteExchanges {
   // request (or frees an orphaned exchange). Unknown tokens are ignored.
   void OnCompletion(const Completion& c, uint64_t now_ms);
 
-  // Grants waiting bodies their room in the body budget, retries every
+  // Retries uploads held for staging room, grants waiting bodies their room
+  // in the body budget, retries every
   // exchange that found the queue full and every LargeAbort that could not
   // be queued; answers 503 + Retry-After to exchanges that waited longer
-  // than busy_give_up_ms for queue room or body_budget_give_up_ms for body
-  // budget room, and 503 outcome unknown + Retry-After to those that waited
+  // than busy_give_up_ms for queue room, body_budget_give_up_ms for body
+  // budget room or storage_timeout_ms for staging room, and 503 outcome
+  // unknown + Retry-After to those that waited
   // storage_timeout_ms for their completion. The I/O layer calls it at
   // NextRetryMs() and once NextExpiryMs() has passed.
   void Poke(uint64_t now_ms);
-  // When Poke should run next (0 = nothing is waiting for queue or budget
-  // room).
+  // When Poke should run next (0 = nothing is waiting for queue, budget or
+  // staging room).
   uint64_t NextRetryMs() const;
   // The first time at which a queued write passes storage_timeout_ms (0 =
   // none is waiting for its completion).
@@ -142,8 +158,8 @@ class WriteExchanges {
   size_t InFlight() const { return tokens_.size(); }
 
   // True while the exchange of `state` waits for the storage (its
-  // completion, or room in the queue) or for room in the body budget,
-  // rather than for socket input.
+  // completion, or room in the queue or the staging share) or for room in
+  // the body budget, rather than for socket input.
   bool AwaitsStorage(const KvConnState& state) const;
 
   // The most bytes the I/O layer should read from a socket at once now:
@@ -155,14 +171,21 @@ class WriteExchanges {
   enum class Progress : uint8_t {
     kMoving,   // waiting for more body or for the completion
     kBlocked,  // parked in blocked_: the queue is full
+    kHeld,     // parked in staging_waiters_: no room in the staging share
     kGone,     // answered/freed, or possibly so: do not touch the Exchange
   };
   Progress Advance(Exchange* e, uint64_t now_ms);
-  engine::Status Step(Exchange* e, bool* progressed, bool* waiting_body);
+  engine::Status Step(Exchange* e, bool* progressed, bool* waiting_body, bool* held);
   void CutPart(Exchange* e, size_t n);
   ByteBudget& body_budget() { return options_.body_budget != nullptr ? *options_.body_budget : unlimited_body_; }
   uint64_t BodyReservation(const http::Request& r) const;
   void GrantBody(Exchange* e, uint64_t reservation);
+  void AdmitBody(Exchange* e, http::Connection& conn, uint64_t since_ms, bool resume);
+  void ResumeHeldBody(http::Connection& conn, uint64_t now_ms);
+  void StartStagingWait(Exchange* e, uint64_t now_ms);
+  void StopStagingWait(Exchange* e);
+  void ReleaseStaging(Exchange* e);
+  void ServeStagingWaiters(uint64_t now_ms);
   void Recount(Exchange* e);
   void ReleaseBody(Exchange* e);
   void StopWaitingForBudget(Exchange* e);
@@ -186,6 +209,7 @@ class WriteExchanges {
   std::vector<Exchange*> blocked_;  // waiting for queue room
   std::vector<uint64_t> aborts_;    // LargeAbort tokens that found the queue full
   std::deque<Exchange*> budget_waiters_;  // waiting for room in the body budget, oldest first
+  std::deque<Exchange*> staging_waiters_;  // held for room in the staging share, oldest first
   ByteBudget unlimited_body_{uint64_t{1} << 62};  // body_budget() when the options give none
   // Answerable exchanges waiting for their completion, oldest first (all
   // share one timeout, so this is also deadline order): an intrusive list.

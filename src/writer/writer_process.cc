@@ -26,6 +26,7 @@
 #include "src/conf/log.h"
 #include "src/conf/observed_env.h"
 #include "src/ipc/completion_ring.h"
+#include "src/ipc/staging_budget.h"
 #include "src/ipc/write_queue.h"
 #include "src/writer/backup_cuts.h"
 #include "src/writer/disk_report.h"
@@ -166,6 +167,7 @@ class WriterLoop {
         KINGX_LOG_ERROR("writer: interval sync failed: %s", s.ToString().c_str());
       }
       AbortOrphanedUploads();
+      StagingBudget::ReturnDeadSlots(shm_);  // a dead worker's staging reservations
       if (hooks_.each_iteration) {
         const uint64_t requested = shm_.control().compact_requests.load();
         hooks_.each_iteration(writer_, requested != compact_seen);
@@ -377,7 +379,7 @@ class WriterLoop {
     }
     LargeUpload up;
     // The staging file starts with the two headers' room, the key and meta.
-    const uint64_t prefix = 88 + e.request.key.size() + e.request.content_type.size();
+    const uint64_t prefix = StagingPrefixBytes(e.request.key.size(), e.request.content_type.size());
     if (!Stage(&up, prefix)) {
       up.failure = StagingRefusal();
       ReportEarly(e.slot, e.token, &up, CompletionReason::kStagingBudget);

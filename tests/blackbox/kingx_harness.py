@@ -281,6 +281,20 @@ def parse_etag(value):
     return int(m.group(1)) if m else None
 
 
+def adopt(sock, port, timeout):
+    """A Conn reading responses from an already connected socket (one whose
+    request was sent by hand)."""
+    conn = Conn.__new__(Conn)
+    conn.sock, conn.port, conn.timeout, conn.buf, conn._consumed, conn.requests_sent = sock, port, timeout, b"", 0, 1
+    sock.settimeout(timeout)
+    return conn
+
+
+def staging_files(data_dir):
+    """{name: size} of the staging files (*.tmp) of large uploads in progress."""
+    return {n: os.path.getsize(os.path.join(data_dir, n)) for n in os.listdir(data_dir) if n.endswith(".tmp")}
+
+
 def http(port, method, path, body=None, headers=None, timeout=15.0):
     """One request on a fresh connection (closed afterwards)."""
     with Conn(port, timeout) as c:

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 
-from kingx_harness import (Conn, ConnectionClosed, Server, build_request, cases_of, check, http, key_path,
-                           run_with_servers, wait_for)
+from kingx_harness import (Conn, ConnectionClosed, Server, adopt, build_request, cases_of, check, http, key_path,
+                           run_with_servers, staging_files, wait_for)
 
 MODEL_ARGS = []
 CURRENT = None  # the server of the running case, for run_cases' logs
@@ -78,14 +78,6 @@ def raw_socket(port, rcvbuf=None):
     return s
 
 
-def adopt(sock, port, timeout):
-    """A harness Conn reading responses from an already connected socket."""
-    conn = Conn.__new__(Conn)
-    conn.sock, conn.port, conn.timeout, conn.buf, conn._consumed, conn.requests_sent = sock, port, timeout, b"", 0, 1
-    sock.settimeout(timeout)
-    return conn
-
-
 def read_large_response(sock, timeout):
     """(status, body) of one Content-Length response, read without copying
     the body over and over (the harness's reader is meant for small ones)."""
@@ -119,10 +111,6 @@ def put(port, key, body, headers=None):
     r = http(port, "PUT", key_path(key), body, headers, timeout=60)
     check(r.status in (201, 204), f"PUT {key}: {r.status} {r.body[:200]!r}")
     return r
-
-
-def staging_files(data_dir):
-    return {n: os.path.getsize(os.path.join(data_dir, n)) for n in os.listdir(data_dir) if n.endswith(".tmp")}
 
 
 def test_slow_reader_holds_few_unsent_bytes():
@@ -264,35 +252,39 @@ def test_stalled_upload_is_removed():
 
 
 def test_staging_budget_refuses_past_the_limit():
-    # Two uploads of 8 MiB, the first stalled after 7 MiB: together they
-    # would stage more than --staging-bytes 12M. The second is refused with
-    # a 503 naming the limit while it is still sending, and staged files
-    # never pass the budget.
-    s = start("--workers", "1", "--max-value-bytes", "8M", "--staging-bytes", "12M", "--compression-level", "0")
-    size = 8 << 20
+    # Two uploads of 2 MiB, the first stalled after 1.5 MiB: together they
+    # would stage more than --staging-bytes 3M, though not more than the
+    # share of the live data (an eighth of 40 MiB: src/ipc/staging_budget.h),
+    # so both are admitted and the writer refuses the second with a 503
+    # naming the limit while it is still sending; staged files never pass
+    # the budget.
+    s = start("--workers", "1", "--max-value-bytes", "2M", "--staging-bytes", "3M", "--compression-level", "0")
+    for i in range(40):
+        put(s.port, f"live-{i}", os.urandom(1 << 20))
+    size = 2 << 20
     holder = raw_socket(s.port)
     other = raw_socket(s.port)
     try:
         holder.sendall(build_request("PUT", key_path("holder"), None, [("Content-Length", str(size))]))
-        holder.sendall(os.urandom(7 << 20))
-        wait_for(lambda: sum(staging_files(s.data_dir).values()) >= 5 << 20, 20, "the first upload to stage")
+        holder.sendall(os.urandom(3 << 19))
+        wait_for(lambda: sum(staging_files(s.data_dir).values()) >= 1 << 20, 20, "the first upload to stage")
         other.sendall(build_request("PUT", key_path("other"), None, [("Content-Length", str(size))]))
         most = 0
         try:
             for _ in range(8):
-                other.sendall(os.urandom(1 << 20))
+                other.sendall(os.urandom(1 << 18))
                 most = max(most, sum(staging_files(s.data_dir).values()))
         except OSError:
             pass  # closed after the refusal: fine
         r = adopt(other, s.port, 30).read_response()
         check(r.status == 503, f"upload past the staging budget: {r.status} {r.body[:300]!r}")
         body = r.body.decode()
-        check("--staging-bytes" in body and f'"limit":{12 << 20}' in body, f"problem does not name the limit: {body}")
+        check("--staging-bytes" in body and f'"limit":{3 << 20}' in body, f"problem does not name the limit: {body}")
         check(r.header("Retry-After") is not None, "503 without Retry-After")
-        check(most <= (12 << 20) + 4096, f"{most} bytes staged with --staging-bytes 12M")
+        check(most <= (3 << 20) + 4096, f"{most} bytes staged with --staging-bytes 3M")
         check(http(s.port, "GET", key_path("other")).status == 404, "the refused upload was stored")
         # The budget is free again once the holder is done.
-        holder.sendall(os.urandom(1 << 20))
+        holder.sendall(os.urandom(1 << 19))
         r = adopt(holder, s.port, 60).read_response()
         check(r.status == 201, f"the first upload: {r.status}")
         put(s.port, "after", os.urandom(size))
