@@ -25,7 +25,8 @@ With --compare-bin, the cycles alternate between the two binaries, each on
 its own data directory (same load, same seeds per pair of cycles), so that
 both are measured side by side in the same run on the same machine load; the
 summary has one line per binary, with the writes each completed per second
-of load (what a write stall costs the writers).
+of load (what a write stall costs the writers) and the PUTs of values over
+1 MiB (staged uploads) answered 2xx per second of load and answered otherwise.
 
 Only processes this script started are signalled (by their process group).
 Writes <out>/runs.jsonl (one line per cycle) and prints a summary line.
@@ -91,6 +92,8 @@ class Load(threading.Thread):
         self.gap = 1.0 / ops_per_sec if ops_per_sec > 0 else 0.0
         self.rng = random.Random(seed)
         self.ops = self.errors = 0
+        # PUTs of values over 1 MiB (staged uploads): answered 2xx, answered otherwise
+        self.large_ok = self.large_failed = 0
 
     def value(self):
         size = self.rng.choice(self.sizes)
@@ -106,7 +109,13 @@ class Load(threading.Thread):
                     if self.rng.random() < 0.1:
                         c.request("DELETE", key_path(k))
                     else:
-                        c.request("PUT", key_path(k), self.value())
+                        v = self.value()
+                        r = c.request("PUT", key_path(k), v)
+                        if len(v) > MIB:
+                            if 200 <= r.status < 300:
+                                self.large_ok += 1
+                            else:
+                                self.large_failed += 1
                     self.ops += 1
                     if self.gap:
                         self.stop.wait(self.gap)
@@ -259,6 +268,7 @@ class Run:
         settled = max(((s[1] - s[3]) / s[2] for s in window), default=0)
         settled_over = sum(1 for s in window if s[1] - s[3] > 2 * s[2])
         row = {"cycle": cycle, "ops": sum(l.ops for l in loads), "seconds": round(duration, 3),
+               "large_ok": sum(l.large_ok for l in loads), "large_failed": sum(l.large_failed for l in loads),
                "live_bytes": live, "dir_peak_bytes": peak,
                "max_ratio": round(ratio, 3), "samples": len(window), "samples_over_2x": over,
                "max_ratio_without_staged": round(settled, 3), "samples_over_2x_without_staged": settled_over,
@@ -298,6 +308,9 @@ class Run:
                 "live_after_last_cycle_bytes": rows[-1]["live_bytes"] if rows else 0,
                 "ops": ops, "load_seconds": round(self.load_seconds, 1),
                 "ops_per_load_second": round(ops / self.load_seconds, 1) if self.load_seconds else 0,
+                "large_ok": sum(r["large_ok"] for r in rows), "large_failed": sum(r["large_failed"] for r in rows),
+                "large_ok_per_load_second":
+                    round(sum(r["large_ok"] for r in rows) / self.load_seconds, 2) if self.load_seconds else 0,
                 "seconds": round(time.monotonic() - t_start, 1), "load": os.getloadavg()[0]}
 
 
