@@ -20,8 +20,10 @@
 
 #include "engine/compress.h"
 #include "http/connection.h"
+#include "http/responses.h"
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
+#include "src/ipc/staging_budget.h"
 #include "src/kv/byte_budget.h"
 #include "tests/src/support/test_util.h"
 
@@ -147,6 +149,8 @@ class FakeBackend final : public KvBackend {
     return engine::Status::OK();
   }
   size_t MaxEntryBytes() const override { return max_entry; }
+  StagingBudget* staging = nullptr;  // Staging(): none unless a test sets one
+  StagingBudget* Staging() override { return staging; }
   bool Ready() const override { return true; }
   std::string RenderMetrics() override { return "metrics\n"; }
   engine::Status RequestCompaction() override { return engine::Status::OK(); }
@@ -554,6 +558,125 @@ TEST_CASE("an upload abandoned half-way is aborted on the queue", "[src][kv_serv
   CHECK(f.backend.calls.back().what == "abort");
   CHECK(f.backend.calls.back().token == f.backend.calls.front().token);
   CHECK(f.service.InFlight() == 0);
+}
+
+// A shared mapping whose slot 0 runs this "worker" (generation 1), with
+// its staging budget claimed, and an upload of another worker holding
+// staged bytes: the database is empty (share 0), so the next upload waits.
+struct StagingFixture {
+  StagingFixture() : created(SharedMemory::Create(test::SmallShmSizes(4, 64))) {
+    REQUIRE(created.ok());
+    for (uint32_t i = 0; i < 2; ++i) {
+      (*created)->slot(i).generation.store(1);
+      (*created)->slot(i).state.store(static_cast<uint32_t>(SlotState::kRunning));
+    }
+    budget = std::make_unique<StagingBudget>(**created, 0, 1);
+    other = std::make_unique<StagingBudget>(**created, 1, 1);
+    budget->Claim();
+    other->Claim();
+    REQUIRE(other->TryReserve(&other_upload, 1 << 20, true));
+  }
+  uint64_t Reserved() { return (*created)->control().staging.reserved_bytes.load(); }
+  engine::Result<std::unique_ptr<SharedMemory>> created;
+  std::unique_ptr<StagingBudget> budget, other;
+  StagingBudget::Holder other_upload;
+};
+
+TEST_CASE("a large upload past the staging share is held, body unread, until staged bytes fall",
+          "[src][kv_service][staging]") {
+  StagingFixture sf;
+  KvServiceOptions o;
+  o.part_bytes = 1024;
+  o.compression_level = 0;
+  Fixture f(o);
+  f.backend.staging = sf.budget.get();
+  Client c(f.service, f.limits);
+  const std::string body(3000, 'q');
+  const uint64_t t0 = MonotonicMs();  // the hold's clock
+  c.Send(Put("k", body), t0);
+  CHECK(f.backend.calls.empty());  // nothing reached the writer
+  CHECK(f.service.AwaitsStorage(c.state));
+  CHECK(f.service.NextRetryMs() != 0);
+  CHECK(StagingBudget::HeldUploads(**sf.created) == 1);
+  f.service.Poke(t0);
+  CHECK(f.backend.calls.empty());
+  CHECK(c.Output().empty());
+  sf.other->Release(&sf.other_upload);  // the other upload finished
+  f.service.Poke(t0 + 1);
+  REQUIRE(f.backend.calls.size() == 5);  // begin, 3 parts, end
+  CHECK(f.backend.calls[0].what == "begin");
+  CHECK(f.backend.calls[4].what == "end");
+  CHECK(StagingBudget::HeldUploads(**sf.created) == 0);
+  CHECK(sf.Reserved() == StagingPrefixBytes(1, http::kDefaultContentType.size()) + body.size());
+  f.service.OnCompletion(Done(f.backend.calls[0].token, engine::Code::kOk, 1), t0 + 2);
+  CHECK(StatusLine(c.Output()) == "HTTP/1.1 201 Created");
+  CHECK(sf.Reserved() == 0);
+  CHECK((*sf.created)->control().staging.holds.load() == 1);
+}
+
+TEST_CASE("a large upload held past the storage timeout gets 503 with Retry-After, nothing queued",
+          "[src][kv_service][staging]") {
+  StagingFixture sf;
+  KvServiceOptions o;
+  o.part_bytes = 1024;
+  o.storage_timeout_ms = 60'000;  // far from any scheduling hiccup between Send and t0
+  Fixture f(o);
+  f.backend.staging = sf.budget.get();
+  Client c(f.service, f.limits);
+  const uint64_t t0 = MonotonicMs();  // the hold's clock
+  c.Send(Put("k", std::string(3000, 'q')), t0);
+  f.service.Poke(t0);
+  CHECK(c.Output().empty());
+  f.service.Poke(t0 + 120'000);
+  const std::string out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 503 Service Unavailable");
+  CHECK(out.find("Retry-After:") != std::string::npos);
+  CHECK(out.find("--storage-timeout-ms") != std::string::npos);
+  CHECK(out.find("Connection: close") != std::string::npos);
+  CHECK(f.backend.calls.empty());
+  CHECK(StagingBudget::HeldUploads(**sf.created) == 0);
+  CHECK(sf.Reserved() == 1 << 20);  // the other upload's only
+  CHECK(f.service.NextRetryMs() == 0);
+}
+
+TEST_CASE("a chunked upload reserves part by part and is held at the part past the share",
+          "[src][kv_service][staging]") {
+  StagingFixture sf;
+  SharedMemory& shm = **sf.created;
+  shm.index().counters().live_bytes.store(8 * ((1 << 20) + 2048));  // share: 1 MiB + 2 KiB
+  // The other upload also holds the overdraft: past the share, this one waits.
+  sf.other_upload.overdraft = true;
+  shm.control().staging.overdraft_owner.store(sf.other_upload.id);
+  KvServiceOptions o;
+  o.part_bytes = 1024;
+  o.compression_level = 0;
+  Fixture f(o);
+  f.backend.staging = sf.budget.get();
+  Client c(f.service, f.limits);
+  std::string req = "PUT /v1/kv/k HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 4; ++i) req += "400\r\n" + std::string(1024, char('a' + i)) + "\r\n";
+  c.Send(req + "0\r\n\r\n");
+  const uint64_t prefix = StagingPrefixBytes(1, http::kDefaultContentType.size());
+  // The first part fits beside the other upload's 1 MiB; the second does not.
+  REQUIRE(f.backend.calls.size() == 2);
+  CHECK(f.backend.calls[0].what == "begin");
+  CHECK(f.backend.calls[1].what == "part");
+  CHECK(sf.Reserved() == (1 << 20) + prefix + 1024);
+  CHECK(f.service.AwaitsStorage(c.state));
+  CHECK(StagingBudget::HeldUploads(shm) == 1);
+  const uint64_t t0 = MonotonicMs();
+  f.service.Poke(t0);
+  CHECK(f.backend.calls.size() == 2);
+  sf.other->Release(&sf.other_upload);  // done: its bytes and the overdraft are free
+  CHECK(shm.control().staging.overdraft_owner.load() == 0);
+  f.service.Poke(t0 + 1);
+  REQUIRE(f.backend.calls.size() == 6);  // parts 2-4 and the end
+  CHECK(f.backend.calls[5].what == "end");
+  CHECK(sf.Reserved() == prefix + 4096);
+  f.service.OnCompletion(Done(f.backend.calls[0].token, engine::Code::kOk, 1), t0 + 2);
+  CHECK(StatusLine(c.Output()) == "HTTP/1.1 201 Created");
+  CHECK(sf.Reserved() == 0);
+  CHECK(StagingBudget::HeldUploads(shm) == 0);
 }
 
 TEST_CASE("admin compaction is refused outside the admin listener", "[src][kv_service]") {
