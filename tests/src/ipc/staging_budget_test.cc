@@ -4,6 +4,7 @@
 #include "src/ipc/staging_budget.h"
 
 #include <catch2/catch.hpp>
+#include <memory>
 
 #include "tests/src/support/test_util.h"
 
@@ -13,10 +14,15 @@ namespace {
 constexpr uint64_t kMiB = 1 << 20;
 
 struct Fixture {
+  // Workers of generation 1 in slots 0 and 1, their budgets a and b claimed.
   Fixture() : created(SharedMemory::Create(test::SmallShmSizes(4, 64))) {
     REQUIRE(created.ok());
     shm = created->get();
     for (uint32_t i = 0; i < 2; ++i) Occupy(i, 1);
+    a = std::make_unique<StagingBudget>(*shm, 0, 1);
+    b = std::make_unique<StagingBudget>(*shm, 1, 1);
+    a->Claim();
+    b->Claim();
   }
   // The master's part: a worker of generation `gen` runs in `slot`.
   void Occupy(uint32_t slot, uint32_t gen) {
@@ -28,15 +34,14 @@ struct Fixture {
 
   engine::Result<std::unique_ptr<SharedMemory>> created;
   SharedMemory* shm = nullptr;
+  std::unique_ptr<StagingBudget> a, b;
 };
 
 }  // namespace
 
 TEST_CASE("uploads with a length are admitted within an eighth of the live data, or alone", "[src][staging]") {
   Fixture f;
-  StagingBudget a(*f.shm, 0, 1), b(*f.shm, 1, 1);
-  a.Claim();
-  b.Claim();
+  StagingBudget &a = *f.a, &b = *f.b;
   f.SetLive(32 * kMiB);  // share: 4 MiB
   CHECK(a.ShareBytes() == 4 * kMiB);
   StagingBudget::Holder u1, u2, u3;
@@ -69,9 +74,7 @@ TEST_CASE("uploads with a length are admitted within an eighth of the live data,
 
 TEST_CASE("two uploads reserving part by part past the share never wait for each other for ever", "[src][staging]") {
   Fixture f;
-  StagingBudget a(*f.shm, 0, 1), b(*f.shm, 1, 1);
-  a.Claim();
-  b.Claim();
+  StagingBudget &a = *f.a, &b = *f.b;
   f.SetLive(16 * kMiB);  // share: 2 MiB
   StagingBudget::Holder u1, u2, u3;
   REQUIRE(a.TryReserve(&u1, kMiB, false));
@@ -99,9 +102,7 @@ TEST_CASE("two uploads reserving part by part past the share never wait for each
 
 TEST_CASE("held uploads are counted while they wait, each wait once", "[src][staging]") {
   Fixture f;
-  StagingBudget a(*f.shm, 0, 1), b(*f.shm, 1, 1);
-  a.Claim();
-  b.Claim();
+  StagingBudget &a = *f.a, &b = *f.b;
   StagingBudget::Holder u1, u2;
   a.SetHeld(&u1, true);
   a.SetHeld(&u1, true);
@@ -121,9 +122,7 @@ TEST_CASE("held uploads are counted while they wait, each wait once", "[src][sta
 TEST_CASE("a dead worker's reservations and overdraft are returned exactly once", "[src][staging]") {
   Fixture f;
   f.SetLive(16 * kMiB);  // share: 2 MiB
-  StagingBudget a(*f.shm, 0, 1), dead(*f.shm, 1, 1);
-  a.Claim();
-  dead.Claim();
+  StagingBudget &a = *f.a, &dead = *f.b;
   StagingBudget::Holder d1, d2, u1;
   REQUIRE(dead.TryReserve(&d1, kMiB, false));
   REQUIRE(a.TryReserve(&u1, kMiB, false));

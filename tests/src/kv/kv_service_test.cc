@@ -561,10 +561,19 @@ TEST_CASE("an upload abandoned half-way is aborted on the queue", "[src][kv_serv
 }
 
 // A shared mapping whose slot 0 runs this "worker" (generation 1), with
-// its staging budget claimed, and an upload of another worker holding
-// staged bytes: the database is empty (share 0), so the next upload waits.
+// its staging budget claimed and given to the service's backend (parts of
+// 1 KiB, no compression), and an upload of another worker holding 1 MiB
+// staged: the database is empty (share 0), so the next upload waits.
 struct StagingFixture {
-  StagingFixture() : created(SharedMemory::Create(test::SmallShmSizes(4, 64))) {
+  static KvServiceOptions Options(uint64_t storage_timeout_ms) {
+    KvServiceOptions o;
+    o.part_bytes = 1024;
+    o.compression_level = 0;
+    o.storage_timeout_ms = storage_timeout_ms;
+    return o;
+  }
+  explicit StagingFixture(uint64_t storage_timeout_ms = 30'000)
+      : created(SharedMemory::Create(test::SmallShmSizes(4, 64))), f(Options(storage_timeout_ms)) {
     REQUIRE(created.ok());
     for (uint32_t i = 0; i < 2; ++i) {
       (*created)->slot(i).generation.store(1);
@@ -575,21 +584,19 @@ struct StagingFixture {
     budget->Claim();
     other->Claim();
     REQUIRE(other->TryReserve(&other_upload, 1 << 20, true));
+    f.backend.staging = budget.get();
   }
   uint64_t Reserved() { return (*created)->control().staging.reserved_bytes.load(); }
   engine::Result<std::unique_ptr<SharedMemory>> created;
   std::unique_ptr<StagingBudget> budget, other;
   StagingBudget::Holder other_upload;
+  Fixture f;
 };
 
 TEST_CASE("a large upload past the staging share is held, body unread, until staged bytes fall",
           "[src][kv_service][staging]") {
   StagingFixture sf;
-  KvServiceOptions o;
-  o.part_bytes = 1024;
-  o.compression_level = 0;
-  Fixture f(o);
-  f.backend.staging = sf.budget.get();
+  Fixture& f = sf.f;
   Client c(f.service, f.limits);
   const std::string body(3000, 'q');
   const uint64_t t0 = MonotonicMs();  // the hold's clock
@@ -616,12 +623,8 @@ TEST_CASE("a large upload past the staging share is held, body unread, until sta
 
 TEST_CASE("a large upload held past the storage timeout gets 503 with Retry-After, nothing queued",
           "[src][kv_service][staging]") {
-  StagingFixture sf;
-  KvServiceOptions o;
-  o.part_bytes = 1024;
-  o.storage_timeout_ms = 60'000;  // far from any scheduling hiccup between Send and t0
-  Fixture f(o);
-  f.backend.staging = sf.budget.get();
+  StagingFixture sf(60'000);  // far from any scheduling hiccup between Send and t0
+  Fixture& f = sf.f;
   Client c(f.service, f.limits);
   const uint64_t t0 = MonotonicMs();  // the hold's clock
   c.Send(Put("k", std::string(3000, 'q')), t0);
@@ -647,11 +650,7 @@ TEST_CASE("a chunked upload reserves part by part and is held at the part past t
   // The other upload also holds the overdraft: past the share, this one waits.
   sf.other_upload.overdraft = true;
   shm.control().staging.overdraft_owner.store(sf.other_upload.id);
-  KvServiceOptions o;
-  o.part_bytes = 1024;
-  o.compression_level = 0;
-  Fixture f(o);
-  f.backend.staging = sf.budget.get();
+  Fixture& f = sf.f;
   Client c(f.service, f.limits);
   std::string req = "PUT /v1/kv/k HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 4; ++i) req += "400\r\n" + std::string(1024, char('a' + i)) + "\r\n";
