@@ -13,6 +13,7 @@ data directory, /metrics (kingx_staging_*), the responses and the values.
 
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -163,6 +164,25 @@ def test_held_upload_past_the_storage_deadline_is_answered_503():
     holder.sock.close()
     check(r.status == 201, f"the first upload: {r.status}")
     check(http(s.port, "GET", key_path("holder"), timeout=60).body == holder.value, "the first upload's value")
+
+
+def test_a_dead_workers_reservation_is_returned():
+    # An empty database: one upload at a time. A worker killed while its
+    # upload holds the staging room must not keep it: the next upload (on
+    # the respawned worker) is admitted, not held into a 503.
+    s = start("--workers", "1", "--storage-timeout-ms", "1500", "--compression-level", "0")
+    stalled = Upload(s.port, "stalled", 3 * MIB)
+    stalled.sock.sendall(stalled.value[:2 * MIB])
+    wait_for(lambda: metrics(s.port)["kingx_staging_reserved_bytes"] > 0, 20, "the upload to reserve")
+    [worker] = s.workers()
+    os.kill(worker, signal.SIGKILL)
+    stalled.sock.close()
+    s.wait_children("kingx-worker", 1, exclude=(worker,))
+    wait_for(lambda: metrics(s.port)["kingx_staging_reserved_bytes"] == 0, 20, "the dead worker's reservation back")
+    value = os.urandom(2 * MIB)
+    r = http(s.port, "PUT", key_path("after"), value, timeout=60)
+    check(r.status == 201, f"upload after the worker's death: {r.status} {r.body[:300]!r}")
+    check(metrics(s.port)["kingx_staging_holds_total"] == 0, "the upload was held")
 
 
 def test_chunked_uploads_past_the_share_both_complete():
