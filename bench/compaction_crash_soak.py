@@ -11,7 +11,8 @@ in /metrics) are sampled. The figures are the largest ratio dir / live seen
 (goal: <= 2) and how many samples were above 2x, beside the directory's size
 after the last cycle; the same without the staging files of large uploads in
 progress (kingx_writer_staged_bytes: writes not yet applied, which no
-compaction can reclaim).
+compaction can reclaim), and how many samples staged more than the staging
+share admits (an eighth of the live data, or one upload of the largest value).
 
 Value sizes sit on both sides of every size threshold: compression (255/256 B,
 random and compressible), a write-queue entry and the large-value path
@@ -267,11 +268,17 @@ class Run:
         # Without the staging files of uploads in progress (not yet data).
         settled = max(((s[1] - s[3]) / s[2] for s in window), default=0)
         settled_over = sum(1 for s in window if s[1] - s[3] > 2 * s[2])
+        # Staged bytes past what the staging share admits (an eighth of the
+        # live data, or one upload of the largest value alone).
+        one_upload = max(sizes) + 64 * 1024
+        staged_past_share = sum(1 for s in window if s[3] > max(s[2] / 8, one_upload))
         row = {"cycle": cycle, "ops": sum(l.ops for l in loads), "seconds": round(duration, 3),
                "large_ok": sum(l.large_ok for l in loads), "large_failed": sum(l.large_failed for l in loads),
                "live_bytes": live, "dir_peak_bytes": peak,
                "max_ratio": round(ratio, 3), "samples": len(window), "samples_over_2x": over,
                "max_ratio_without_staged": round(settled, 3), "samples_over_2x_without_staged": settled_over,
+               "max_staged_bytes": max((s[3] for s in window), default=0),
+               "samples_staged_past_share": staged_past_share,
                "dir_after_bytes": dir_bytes(self.server.data_dir)}
         self.rows.append(row)
         if over and args.out:
@@ -303,6 +310,8 @@ class Run:
                 "samples": samples, "samples_over_2x": over,
                 "max_ratio_without_staged": max((r["max_ratio_without_staged"] for r in rows), default=0),
                 "samples_over_2x_without_staged": sum(r["samples_over_2x_without_staged"] for r in rows),
+                "max_staged_bytes": max((r["max_staged_bytes"] for r in rows), default=0),
+                "samples_staged_past_share": sum(r["samples_staged_past_share"] for r in rows),
                 "largest_dir_bytes": max((r["dir_peak_bytes"] for r in rows), default=0),
                 "dir_after_last_cycle_bytes": rows[-1]["dir_after_bytes"] if rows else 0,
                 "live_after_last_cycle_bytes": rows[-1]["live_bytes"] if rows else 0,
