@@ -77,6 +77,10 @@ struct StagingShared {
   // workers: the one upload allowed to go on past the share (its
   // StagingBudget upload id), 0 = none.
   std::atomic<uint64_t> overdraft_owner{0};
+  // workers: the upload first in line (its StagingBudget upload id): the
+  // oldest held upload that has reserved nothing yet, which later uploads
+  // let go first; 0 = none.
+  std::atomic<uint64_t> first_in_line{0};
   // workers: uploads that had to wait for room (monotonic).
   std::atomic<uint64_t> holds{0};
 };

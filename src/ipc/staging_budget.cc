@@ -72,9 +72,38 @@ bool StagingBudget::TakeOverdraft(Holder* h) {
   return true;
 }
 
+// True when another living upload is first in line (h holds nothing and
+// must let it go first).
+bool StagingBudget::BehindFirstInLine(Holder* h) {
+  const uint64_t first = shared_.first_in_line.load(kAcquire);
+  return first != 0 && first != h->id && UploadAlive(shm_, first);
+}
+
+void StagingBudget::LeaveLine(Holder* h) {
+  if (!h->first) return;
+  uint64_t mine = h->id;
+  shared_.first_in_line.compare_exchange_strong(mine, 0, kAcqRel);
+  h->first = false;
+}
+
 bool StagingBudget::TryReserve(Holder* h, uint64_t n, bool whole) {
   if (n == 0) return true;
   if (h->id == 0) h->id = NextId();
+  const bool newcomer = h->reserved == 0;
+  if (newcomer && BehindFirstInLine(h)) return false;
+  if (!TryAdmit(h, n, whole)) {
+    // Refused while holding nothing: first in line unless a living upload is.
+    uint64_t first = shared_.first_in_line.load(kAcquire);
+    while (newcomer && !h->first && (first == 0 || !UploadAlive(shm_, first))) {
+      if (shared_.first_in_line.compare_exchange_weak(first, h->id, kAcqRel)) h->first = true;
+    }
+    return false;
+  }
+  LeaveLine(h);
+  return true;
+}
+
+bool StagingBudget::TryAdmit(Holder* h, uint64_t n, bool whole) {
   const uint64_t share = ShareBytes();
   // The slot's word first: a death before the total's update makes the
   // total too low, never too high (see the header).
@@ -106,6 +135,7 @@ void StagingBudget::Release(Holder* h) {
     shared_.overdraft_owner.compare_exchange_strong(mine, 0, kAcqRel);
     h->overdraft = false;
   }
+  LeaveLine(h);
   SetHeld(h, false);
 }
 
@@ -133,8 +163,10 @@ void StagingBudget::ReturnDeadSlots(SharedMemory& shm) {
       }
     }
   }
-  uint64_t owner = shared.overdraft_owner.load(kAcquire);
-  if (owner != 0 && !UploadAlive(shm, owner)) shared.overdraft_owner.compare_exchange_strong(owner, 0, kAcqRel);
+  for (std::atomic<uint64_t>* word : {&shared.overdraft_owner, &shared.first_in_line}) {
+    uint64_t owner = word->load(kAcquire);
+    if (owner != 0 && !UploadAlive(shm, owner)) word->compare_exchange_strong(owner, 0, kAcqRel);
+  }
 }
 
 uint64_t StagingBudget::HeldUploads(SharedMemory& shm) {

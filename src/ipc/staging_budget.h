@@ -33,6 +33,15 @@
 // So staged bytes stay within max(share, one upload) while uploads declare
 // their length, plus at most one upload that grows part by part.
 //
+// Waiting uploads are not starved by later, smaller ones: an upload that
+// reserved nothing yet and is refused becomes first in line (one shared
+// word) unless another living upload is; while one is, uploads that have
+// reserved nothing are refused even when they would fit, so the total
+// drains until the first in line fits (or is alone). Uploads already
+// holding bytes are never made to wait for it (they could wait for each
+// other then). Among the others no order is kept: whichever asks first
+// after the line clears takes it.
+//
 // A reservation is given back when the upload's outcome is known (the
 // writer's completion of its LargeEnd or of an early failure) or when its
 // worker abandons it (LargeAbort queued: its staging file goes when the
@@ -80,6 +89,7 @@ class StagingBudget {
     uint64_t id = 0;         // its upload id (0 until it first reserves)
     bool overdraft = false;  // it holds the overdraft
     bool held = false;       // counted in its slot's held uploads
+    bool first = false;      // it is first in line
   };
 
   // shm must outlive the budget. slot and generation: the worker's
@@ -98,11 +108,13 @@ class StagingBudget {
   // Reserves n more bytes for h. whole: h reserves everything it will
   // stage at once (admitted within the share or alone); otherwise one more
   // part (also admitted when h holds every reserved byte, or takes the
-  // overdraft, provided it already holds some). False: nothing changed, h
-  // should wait and ask again.
+  // overdraft, provided it already holds some). An h holding nothing yet
+  // waits behind the upload first in line. False: nothing reserved (h may
+  // have become first in line), h should wait and ask again.
   bool TryReserve(Holder* h, uint64_t n, bool whole);
 
-  // Gives back everything h holds (bytes, overdraft, held mark). Idempotent.
+  // Gives back everything h holds (bytes, overdraft, place in line, held
+  // mark). Idempotent.
   void Release(Holder* h);
 
   // Marks h as held (waiting for room) or not: the gauge of held uploads,
@@ -111,7 +123,8 @@ class StagingBudget {
 
   // ---- any process ----
   // Returns the bytes of slots whose worker is gone (the writer loop, each
-  // turn) and frees an overdraft a dead worker's upload held.
+  // turn) and frees an overdraft or a place in line a dead worker's upload
+  // held.
   static void ReturnDeadSlots(SharedMemory& shm);
   // Uploads held now, over the live workers' slots.
   static uint64_t HeldUploads(SharedMemory& shm);
@@ -119,6 +132,9 @@ class StagingBudget {
  private:
   uint64_t NextId();
   bool TakeOverdraft(Holder* h);
+  bool TryAdmit(Holder* h, uint64_t n, bool whole);
+  bool BehindFirstInLine(Holder* h);
+  void LeaveLine(Holder* h);
 
   SharedMemory& shm_;
   StagingShared& shared_;

@@ -100,6 +100,48 @@ TEST_CASE("two uploads reserving part by part past the share never wait for each
   CHECK(f.Total() == 0);
 }
 
+TEST_CASE("a held upload is not starved by later ones that would fit", "[src][staging]") {
+  Fixture f;
+  StagingBudget &a = *f.a, &b = *f.b;
+  f.SetLive(32 * kMiB);  // share: 4 MiB
+  StagingBudget::Holder holder, big, small, part;
+  REQUIRE(a.TryReserve(&holder, 3 * kMiB, true));
+  REQUIRE(a.TryReserve(&part, kMiB / 4, false));  // a chunked upload's first part
+  // Larger than the share: only alone. It is refused and first in line.
+  CHECK_FALSE(b.TryReserve(&big, 5 * kMiB, true));
+  CHECK(big.first);
+  // A later upload that would fit waits behind it...
+  CHECK_FALSE(a.TryReserve(&small, kMiB / 4, true));
+  CHECK_FALSE(small.first);
+  // ...but an upload already holding bytes goes on (it must not wait for it).
+  CHECK(a.TryReserve(&part, kMiB / 4, false));
+  a.Release(&holder);
+  a.Release(&part);
+  CHECK(b.TryReserve(&big, 5 * kMiB, true));  // alone now
+  CHECK_FALSE(big.first);
+  CHECK(f.shm->control().staging.first_in_line.load() == 0);
+  CHECK_FALSE(a.TryReserve(&small, kMiB / 4, true));  // 5 MiB staged: past the share
+  CHECK(small.first);
+  b.Release(&big);
+  CHECK(a.TryReserve(&small, kMiB / 4, true));
+  a.Release(&small);
+  CHECK(f.Total() == 0);
+  CHECK(f.shm->control().staging.first_in_line.load() == 0);
+
+  SECTION("a dead worker's upload first in line lets the others go") {
+    StagingBudget::Holder d, next;
+    REQUIRE(a.TryReserve(&holder, 5 * kMiB, true));
+    CHECK_FALSE(b.TryReserve(&d, 5 * kMiB, true));
+    REQUIRE(d.first);
+    a.Release(&holder);
+    f.shm->slot(1).state.store(static_cast<uint32_t>(SlotState::kFree));  // b's worker is gone
+    CHECK(a.TryReserve(&next, kMiB, true));
+    StagingBudget::ReturnDeadSlots(*f.shm);
+    CHECK(f.shm->control().staging.first_in_line.load() == 0);
+    a.Release(&next);
+  }
+}
+
 TEST_CASE("held uploads are counted while they wait, each wait once", "[src][staging]") {
   Fixture f;
   StagingBudget &a = *f.a, &b = *f.b;
