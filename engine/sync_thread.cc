@@ -49,7 +49,11 @@ void SyncThread::Run() {
   std::unique_lock lock(mu_);
   // Bounded by stop_: each iteration serves the requests made so far or waits.
   for (;;) {
-    cv_.wait(lock, [this] { return stop_ || requested_ > state_.covered || (!state_.failure.ok() && !state_.idle); });
+    // After a failure only a new request (which clears idle) is answered:
+    // the requests it left uncovered must not wake the thread again.
+    cv_.wait(lock, [this] {
+      return stop_ || (state_.failure.ok() ? requested_ > state_.covered : !state_.idle);
+    });
     if (stop_) return;
     if (!state_.failure.ok()) {
       // Never sync again after a failure: the requests are answered by it.

@@ -205,6 +205,14 @@ class Writer {
   bool TakeFinished(uint64_t* ticket, std::vector<WriteResult>* results, bool wait);
   // Submitted batches not yet taken.
   size_t Unfinished() const;
+  // True when no fdatasync of submitted batches runs or waits: every batch in
+  // flight is final for TakeFinished (covered by a sync that returned, or
+  // failed). After a success it publishes and finishes nothing, so a caller
+  // can submit its next batch (whose fdatasync then starts at once) before it
+  // takes and answers the synced ones. After a failure the batches in flight
+  // finish with it and the writer is read-only when this returns (a batch
+  // submitted then is refused kReadOnly, not written). Never waits for a sync.
+  bool SyncIdle();
 
   // ---- Large values, written in parts into a staged single-record segment ----
   // Starts one: op gives key, content_type, codec and condition (stored and

@@ -128,8 +128,8 @@ struct Writer::Impl {
   Impl(Env& env, std::string dir, const Options& options, SharedIndex& index);
 
   // The writer's lock (see mu_). lock() drains the pipeline once it holds
-  // the mutex, so that every holder but Submit/TakeFinished sees no batch in
-  // flight; Submit and TakeFinished use LockKeepingPipeline.
+  // the mutex, so that every other holder sees no batch in
+  // flight; Submit, TakeFinished, Unfinished and SyncIdle use LockKeepingPipeline.
   class CommitMutex {
    public:
     explicit CommitMutex(Impl* w) : w_(w) {}

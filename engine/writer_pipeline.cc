@@ -6,7 +6,8 @@
 // once a sync that started after its records were written returned success
 // (SyncThread::State::covered reaches its end offset). The first failed
 // sync fails every batch in flight with kOutcomeUnknown and turns the
-// writer read-only; the sync thread never syncs again. Any other holder of
+// writer read-only; the sync thread never syncs again, and a batch submitted
+// after that failure is refused without being written. Any other holder of
 // the writer's lock drains first (CommitMutex::lock), so rotation, large
 // values, cuts, compaction and the key view only ever see a writer with
 // nothing in flight, as before.
@@ -80,6 +81,12 @@ uint64_t Writer::Submit(std::span<const WriteOp> ops) {
   b->pending.clear();
   b->results.assign(ops.size(), WriteResult{});
   const uint64_t ticket = b->ticket;
+  if (w.sync_ && !w.inflight_.empty()) {
+    // A failed fdatasync not taken yet: the batches in flight finish with it
+    // (the writer turns read-only) and this one is refused below instead of
+    // being written behind them.
+    if (const SyncThread::State st = w.sync_->Poll(); !st.failure.ok()) w.FinishSynced(st);
+  }
   // A batch whose outcome is final without a sync of its own (nothing
   // written, or a write that failed) still finishes behind the batches in
   // flight: in order, and its refusals may rest on their writes.
@@ -158,6 +165,16 @@ bool Writer::TakeFinished(uint64_t* ticket, std::vector<WriteResult>* results, b
   b->pending.clear();
   if (w.spare_batches_.size() < 4) w.spare_batches_.push_back(std::move(b));
   return true;
+}
+
+bool Writer::SyncIdle() {
+  Impl& w = *impl_;
+  w.mu_.LockKeepingPipeline();
+  std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
+  if (w.inflight_.empty()) return true;
+  const SyncThread::State st = w.sync_->Poll();
+  if (!st.failure.ok()) w.FinishSynced(st);
+  return st.idle;
 }
 
 size_t Writer::Unfinished() const {

@@ -4,8 +4,11 @@
 // pipelined fdatasync fails, nothing it covers and nothing written after it
 // is acknowledged as durable, and the writer never syncs again. The sync
 // thread is held at its fdatasync through the fault env's sync hook.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -16,8 +19,33 @@
 using namespace kingx::engine;
 using namespace kingx::engine::test;
 
+namespace {
+
+// Waits (bounded: 30 s) until no fdatasync of submitted batches runs or waits.
+bool WaitSyncIdle(TestDb& db) {
+  for (int i = 0; i < 30000; ++i) {
+    if (db.writer().SyncIdle()) return true;
+    usleep(1000);
+  }
+  return false;
+}
+
+// Takes the next finished batch (waiting for it): its ticket, and `code` for each of its ops.
+void TakeNext(TestDb& db, uint64_t ticket, Code code) {
+  Taken t = Take(db, true);
+  REQUIRE(t.got);
+  CHECK(t.ticket == ticket);
+  REQUIRE_FALSE(t.results.empty());
+  for (const WriteResult& r : t.results) CHECK(r.status.Is(code));
+}
+
+}  // namespace
+
 TEST_CASE("a batch written while the previous fdatasync runs is acknowledged only after a later fdatasync returns",
           "[engine][pipeline]") {
+  // Or written once A's fdatasync returned (SyncIdle) but before A is taken:
+  // the writer loop's turnaround.
+  const bool after_a_synced = GENERATE(false, true);
   TempDir dir;
   FaultInjectionEnv env;
   TestDb db(env, dir.path(), Options{});
@@ -25,13 +53,25 @@ TEST_CASE("a batch written while the previous fdatasync runs is acknowledged onl
   SyncGate gate(env);
   Batch a = Puts({"a1", "a2"}, "va");
   Batch b = Puts({"b1"}, "vb");
+  CHECK(db.writer().SyncIdle());            // nothing in flight
   CHECK(db.writer().Submit(a.ops) == 1);
   REQUIRE(gate.WaitEntered(1));             // A's fdatasync is in flight
+  CHECK_FALSE(db.writer().SyncIdle());
+  if (after_a_synced) {
+    gate.Release();
+    REQUIRE(WaitSyncIdle(db));              // A's fdatasync returned; A is not taken
+    CHECK(db.Get("a1").status().Is(Code::kNotFound));
+  }
+  const uint64_t writes = env.Calls(FaultOp::kWrite, "seg-");
   CHECK(db.writer().Submit(b.ops) == 2);    // B is written meanwhile
-  CHECK_FALSE(Take(db, false).got);         // nothing is durable yet
-  CHECK(db.Get("a1").status().Is(Code::kNotFound));
-  gate.Release();                           // the sync that started before B was written returns
+  CHECK(env.Calls(FaultOp::kWrite, "seg-") > writes);
+  if (!after_a_synced) {
+    CHECK_FALSE(Take(db, false).got);       // nothing is durable yet
+    CHECK(db.Get("a1").status().Is(Code::kNotFound));
+    gate.Release();                         // the sync that started before B was written returns
+  }
   REQUIRE(gate.WaitEntered(2));             // B's own sync is in flight
+  CHECK_FALSE(db.writer().SyncIdle());
   Taken first = Take(db, false);
   REQUIRE(first.got);
   CHECK(first.ticket == 1);
@@ -213,4 +253,49 @@ TEST_CASE("submitted batches across segment rotations finish in order with every
     db.Close();
     REQUIRE(db.Open().ok());
   }
+}
+
+TEST_CASE("a batch submitted after a failed fdatasync not taken yet is refused, not written",
+          "[engine][pipeline][faults]") {
+  // Seen through SyncIdle (the writer loop's way) or not seen at all before
+  // the next Submit (the sync thread's callback says it returned).
+  const bool ask_idle = GENERATE(true, false);
+  TempDir dir;
+  FaultInjectionEnv env;
+  std::atomic<int> syncs_returned{0};
+  Options o;
+  o.on_synced = [&syncs_returned] { syncs_returned.fetch_add(1); };
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  Batch a = Puts({"a1"}, "va");
+  Batch b = Puts({"b1"}, "vb");
+  {
+    SyncGate gate(env);
+    db.writer().Submit(a.ops);
+    REQUIRE(gate.WaitEntered(1));
+    env.FailNth(FaultOp::kSync, 1, Code::kIOError, /*forever=*/false, "seg-");  // A's (held before its check)
+    gate.Open();
+  }
+  if (ask_idle) {
+    REQUIRE(WaitSyncIdle(db));              // failed, not taken
+    CHECK(db.writer().read_only());
+  } else {
+    for (int i = 0; i < 30000 && syncs_returned.load() == 0; ++i) usleep(1000);
+    REQUIRE(syncs_returned.load() == 1);
+  }
+  const uint64_t writes = env.Calls(FaultOp::kWrite, "seg-");
+  db.writer().Submit(b.ops);
+  CHECK(env.Calls(FaultOp::kWrite, "seg-") == writes);  // nothing of B written behind the failure
+  TakeNext(db, 1, Code::kOutcomeUnknown);
+  TakeNext(db, 2, Code::kReadOnly);
+  CHECK(db.writer().read_only());
+  CHECK(db.Get("a1").status().Is(Code::kNotFound));
+  CHECK(db.Get("b1").status().Is(Code::kNotFound));
+  // The sync thread reported its one fdatasync once, and nothing since (it
+  // does not spin on the request the failure left uncovered).
+  CHECK(syncs_returned.load() == 1);
+  db.Close();
+  env.ClearFaults();
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("b1").status().Is(Code::kNotFound));
 }
