@@ -174,16 +174,23 @@ class WriterLoop {
         compact_seen = requested;
       }
       if (overflowing) PostOverflow();
-      ReapFinished(false);
-      WakeSlots();  // the answers go out now, not after the next batch is decided and written
-      // One group commit at a time: the next batch is taken once the
-      // fdatasync of the previous one returned, so everything that arrived
-      // during that sync goes out as one batch, one write and one fdatasync.
-      // (Batches written while it ran would wait for the same next sync, each
-      // at the cost of its own write, wake-ups and answers.)
-      if (have && submitted_.empty() && !(hooks_.hold_batch && hooks_.hold_batch(writer_))) {
+      // One group commit at a time: the next batch is taken once no
+      // fdatasync runs (the previous one returned), so everything that
+      // arrived during that sync goes out as one batch, one write and one
+      // fdatasync. (Batches written while it ran would wait for the same next
+      // sync, each at the cost of its own write, wake-ups and answers.)
+      // It is written, and its fdatasync started, before the synced batch is
+      // answered: the disk does not wait for those answers. The synced batch
+      // is published and answered right after (ReapFinished), never before
+      // the fdatasync that covers it returned; the new one only after its own.
+      // (After a failed fdatasync nothing more is taken: the writer exits
+      // below and the queued entries go to the next one.)
+      if (have && (submitted_.empty() || (writer_.SyncIdle() && !writer_.read_only())) &&
+          !(hooks_.hold_batch && hooks_.hold_batch(writer_))) {
         ProcessBatch();
       }
+      ReapFinished(false);
+      WakeSlots();  // the answers go out now, not at the next wake-up
       // Between two batches: every write answered so far is in a cut taken now.
       backups_.Serve(NowMs(), [this](uint32_t slot, const Completion& c) { Post(slot, c); });
       Beat();
@@ -561,8 +568,9 @@ class WriterLoop {
     std::chrono::steady_clock::time_point start;
     uint64_t start_ms = 0;  // NowMs() at submission (the heartbeat's clock)
   };
-  // Submitted batches not yet answered, oldest first: at most one under
-  // --sync always (the loop takes the next batch once it is answered); each
+  // Submitted batches not yet answered, oldest first: under --sync always at
+  // most one waiting for its fdatasync, and for a moment the synced one
+  // before it (the loop writes the next batch, then answers that one); each
   // holds its ring bytes until it is answered.
   std::deque<Submitted> submitted_;
   std::vector<Submitted> spare_submitted_;
@@ -585,7 +593,8 @@ class WriterSyncSink final : public SyncSink {
 
 }  // namespace
 
-int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, const WriterHooks& hooks) {
+int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, const WriterHooks& hooks,
+              engine::Env& base_env) {
   if (install_signals) InstallSignals(shm);
   engine::Options options = config.EngineOptions();
   options.take_lock = false;  // the master holds the data directory's LOCK
@@ -601,7 +610,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   // outlives the writer (and the compaction thread the hooks start, which
   // ends before the writer closes).
   WriterSyncSink sink(shm.writer_metrics());
-  ObservedEnv env(engine::PosixEnv(), "writer", &sink);
+  ObservedEnv env(base_env, "writer", &sink);
   auto writer = engine::Writer::Open(env, config.data_dir, options, shm.index());
   if (!writer.ok()) {
     KINGX_LOG_ERROR("writer: cannot open the database in %s: %s", config.data_dir.c_str(),

@@ -7,13 +7,14 @@
 //   take a batch (every queued entry up to kMaxBatchOps / kMaxBatchBytes) →
 //   engine::Writer::Submit (decided and written; in sync=always its
 //   fdatasync runs on the engine's sync thread while the loop keeps beating,
-//   serving backup cuts and stop requests) → once the batch is final
-//   (TakeFinished, after the fdatasync that covers it) post one Completion
-//   per op to its slot's ring → release that batch's ring bytes → write each
-//   affected slot's eventfd once → take the next batch. What arrives while a
-//   batch waits for its fdatasync stays queued and becomes the next batch
-//   (one write, one fdatasync for all of it): a write that arrives during an
-//   fdatasync waits for that one and the next. A batch holding large-value entries waits until
+//   serving backup cuts and stop requests) → once that fdatasync returned,
+//   take the next batch and Submit it (its fdatasync starts now) → then the
+//   synced batch is final (TakeFinished): post one Completion per op to its
+//   slot's ring → release that batch's ring bytes → write each affected
+//   slot's eventfd once. What arrives while a batch waits for its fdatasync
+//   stays queued and becomes the next batch (one write, one fdatasync for
+//   all of it): a write that arrives during an fdatasync waits for that one
+//   and the next. After a failed fdatasync no batch is taken. A batch holding large-value entries waits until
 //   nothing is in flight and goes through Writer::Apply. The heartbeat stays
 //   at the oldest batch still waiting for its fdatasync.
 // A restarted writer first answers the entries its dead predecessor had taken
@@ -34,6 +35,7 @@
 
 #include <functional>
 
+#include "engine/env.h"
 #include "src/conf/config.h"
 #include "src/ipc/shm.h"
 
@@ -71,6 +73,9 @@ inline constexpr uint64_t kMaxBatchBytes = 32ull << 20;
 // caller blocks signals in this thread and sets writer_stop itself).
 // Returns the exit status: 0 after a requested stop, 1 when the engine could
 // not open (logged), 3 after the engine turned read-only (logged).
-int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, const WriterHooks& hooks = {});
+// `base_env` is the file seam under the engine (tests inject faults there);
+// it must outlive the call.
+int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, const WriterHooks& hooks = {},
+              engine::Env& base_env = engine::PosixEnv());
 
 }  // namespace kingx

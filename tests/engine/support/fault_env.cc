@@ -23,6 +23,7 @@ class FaultFile final : public File {
       : env_(env), path_(std::move(path)), base_(std::move(base)) {}
 
   Status Append(std::string_view data) override {
+    if (auto hook = env_.WriteHook()) hook(path_);
     env_.NoteChange("write", path_);
     size_t keep = data.size();
     Status s = env_.Check(FaultOp::kWrite, path_, &keep);
@@ -38,6 +39,7 @@ class FaultFile final : public File {
     return base_->Append(data);
   }
   Status PWrite(uint64_t offset, std::string_view data) override {
+    if (auto hook = env_.WriteHook()) hook(path_);
     env_.NoteChange("pwrite", path_);
     size_t keep = data.size();
     Status s = env_.Check(FaultOp::kWrite, path_, &keep);
@@ -269,6 +271,16 @@ void FaultInjectionEnv::SetSyncHook(std::function<void(const std::string& path)>
 void FaultInjectionEnv::SetCreateHook(std::function<void(const std::string& path)> hook) {
   std::lock_guard lock(mu_);
   create_hook_ = std::move(hook);
+}
+
+void FaultInjectionEnv::SetWriteHook(std::function<void(const std::string& path)> hook) {
+  std::lock_guard lock(mu_);
+  write_hook_ = std::move(hook);
+}
+
+std::function<void(const std::string& path)> FaultInjectionEnv::WriteHook() const {
+  std::lock_guard lock(mu_);
+  return write_hook_;
 }
 
 std::function<void(const std::string& path)> FaultInjectionEnv::SyncHook() const {

@@ -76,6 +76,11 @@ class FaultInjectionEnv final : public Env {
   // can hold an fdatasync in flight. An empty hook removes it.
   void SetSyncHook(std::function<void(const std::string& path)> hook);
   std::function<void(const std::string& path)> SyncHook() const;
+  // Runs hook(path) at the start of every File::Append / PWrite, on the
+  // writing thread, before its fault check and with no lock of the env held
+  // (a test can hold a writer in its write). An empty hook removes it.
+  void SetWriteHook(std::function<void(const std::string& path)> hook);
+  std::function<void(const std::string& path)> WriteHook() const;
   // Runs hook(path) at the start of every OpenFile that creates a file, on
   // the calling thread, with no lock of the env held (a test can slow down
   // or hold whoever makes new files). An empty hook removes it.
@@ -191,6 +196,7 @@ class FaultInjectionEnv final : public Env {
   std::map<std::pair<int, std::string>, uint64_t> path_calls_;
   uint64_t fired_ = 0;
   std::function<void(const std::string& path)> sync_hook_;
+  std::function<void(const std::string& path)> write_hook_;
   std::function<void(const std::string& path)> create_hook_;
   std::vector<std::string> changes_;
   uint64_t writes_ = 0;  // PWrites finished (numbers Overwrite::write_no)

@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -17,6 +20,8 @@
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
+#include "tests/engine/support/fault_env.h"
+#include "tests/engine/support/pipeline.h"
 #include "tests/src/support/test_util.h"
 
 namespace kingx {
@@ -26,7 +31,7 @@ using test::TempDir;
 
 // A writer thread over a fresh mapping; stopped (drain) and joined by the destructor.
 struct WriterFixture {
-  explicit WriterFixture(bool start = true) {
+  explicit WriterFixture(bool start = true, engine::Env& env = engine::PosixEnv()) : env(env) {
     config.data_dir = dir.path;
     config.sync = engine::SyncMode::kAlways;
     auto created = SharedMemory::Create(test::SmallShmSizes(4, 1024));
@@ -39,7 +44,7 @@ struct WriterFixture {
     if (start) Start();
   }
   void Start() {
-    thread = std::thread([this] { exit_status = RunWriter(config, *shm, /*install_signals=*/false); });
+    thread = std::thread([this] { exit_status = RunWriter(config, *shm, /*install_signals=*/false, {}, env); });
     // Bounded wait for recovery of an empty directory.
     for (int i = 0; i < 10000 && shm->control().writer_ready.load() == 0; ++i) usleep(1000);
     REQUIRE(shm->control().writer_ready.load() == 1);
@@ -67,11 +72,62 @@ struct WriterFixture {
     return got;
   }
 
+  engine::Env& env;
   TempDir dir;
   Config config;
   std::unique_ptr<SharedMemory> shm;
   std::thread thread;
   int exit_status = -1;
+};
+
+// The completions on `slot` (generation 3) already posted, without waiting.
+std::map<uint64_t, Completion> Posted(WriterFixture& f, uint32_t slot) {
+  std::map<uint64_t, Completion> got;
+  f.shm->completions(slot).Drain(3, [&](const Completion& c) { got[TokenLocalId(c.token)] = c; });
+  return got;
+}
+
+// Holds the next write to a segment's data file on the writing thread once armed,
+// until Release (or destruction). Installs the env's write hook for its life.
+class WriteGate {
+ public:
+  explicit WriteGate(engine::test::FaultInjectionEnv& env) : env_(env) {
+    env_.SetWriteHook([this](const std::string& path) {
+      if (path.find(".kxd") == std::string::npos) return;
+      std::unique_lock lock(mu_);
+      if (!armed_) return;
+      armed_ = false;
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return released_; });
+    });
+  }
+  ~WriteGate() {
+    Release();
+    env_.SetWriteHook({});
+  }
+  void Arm() {
+    std::lock_guard lock(mu_);
+    armed_ = true;
+  }
+  // Bounded (30 s): false when no write was held.
+  bool WaitEntered() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [this] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  engine::test::FaultInjectionEnv& env_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool armed_ = false;
+  bool entered_ = false;
+  bool released_ = false;
 };
 
 WriteRequest Put(std::string_view key, std::string_view value) {
@@ -318,6 +374,77 @@ TEST_CASE("writes a dead writer took are answered outcome-unknown, not applied a
   engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
   CHECK(reader.Get("taken").status().Is(engine::Code::kNotFound));  // never applied by the new writer
   CHECK(reader.Get("queued").ok());
+}
+
+}  // namespace kingx
+
+namespace kingx {
+
+TEST_CASE("the next batch is written before the synced one is answered, each answered after its own sync",
+          "[src][writer][pipeline]") {
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/true, env);
+  engine::test::SyncGate syncs(env);
+  WriteGate writes(env);
+  WriteQueue& q = f.shm->queue();
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("a", "first batch")).ok());
+  REQUIRE(syncs.WaitEntered(1));                 // A's fdatasync is held
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), Put("b", "second batch")).ok());  // stays queued meanwhile
+  CHECK(Posted(f, 1).empty());
+  CHECK(reader.Get("a").status().Is(engine::Code::kNotFound));
+  writes.Arm();
+  syncs.Release();                               // A's fdatasync returns
+  REQUIRE(writes.WaitEntered());                 // B's write is held
+  CHECK(Posted(f, 1).empty());                   // and A is not answered before it
+  writes.Release();
+  REQUIRE(syncs.WaitEntered(2));                 // B's fdatasync is held
+  auto first = f.Collect(1, 1);                  // A is answered meanwhile
+  REQUIRE(first.size() == 1);
+  CHECK(first[1].code == engine::Code::kOk);
+  CHECK(reader.Get("a").value().data == "first batch");
+  CHECK(Posted(f, 1).empty());                   // B is neither answered
+  CHECK(reader.Get("b").status().Is(engine::Code::kNotFound));  // nor visible
+  syncs.Release();
+  auto second = f.Collect(1, 1);
+  REQUIRE(second.size() == 1);
+  CHECK(second[2].code == engine::Code::kOk);
+  CHECK(reader.Get("b").value().data == "second batch");
+  syncs.Open();
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
+TEST_CASE("after a failed fdatasync the writer takes no more batches: they wait for the next writer",
+          "[src][writer][pipeline]") {
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/true, env);
+  WriteQueue& q = f.shm->queue();
+  uint64_t segment_writes = 0;
+  {
+    engine::test::SyncGate syncs(env);
+    REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("a", "first batch")).ok());
+    REQUIRE(syncs.WaitEntered(1));               // A's fdatasync is held
+    REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), Put("b", "second batch")).ok());
+    segment_writes = env.Calls(engine::test::FaultOp::kWrite, ".kxd");
+    // Counted from here: A's (held before its fault check) is the first.
+    env.FailNth(engine::test::FaultOp::kSync, 1, engine::Code::kIOError, /*forever=*/true, "seg-");
+    syncs.Open();
+  }
+  auto got = f.Collect(1, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[1].code == engine::Code::kOutcomeUnknown);
+  f.thread.join();                               // the writer exits on its own
+  CHECK(f.exit_status == 3);
+  CHECK(Posted(f, 1).empty());                   // B was not answered
+  CHECK(env.Calls(engine::test::FaultOp::kWrite, ".kxd") == segment_writes);  // nor written
+  CHECK(q.DepthEntries() == 1);                  // it waits for the next writer
+  env.ClearFaults();
+  f.Start();
+  auto next = f.Collect(1, 1);
+  REQUIRE(next.size() == 1);
+  CHECK(next[2].code == engine::Code::kOk);      // applied by the next writer
+  CHECK_FALSE(next[2].existed);
 }
 
 }  // namespace kingx
