@@ -71,6 +71,12 @@ constexpr uint64_t kBodyPieceSlack = 256 * 1024;
 // room in the body budget: enough for request heads, little for the body
 // bytes that arrive with them and must then wait in the connection.
 constexpr size_t kLowReadBytes = 4096;
+// The free lists' bounds (WriteExchanges::spare_exchanges_, spare_bodies_):
+// a group commit answers a few dozen writes of a service at once, and their
+// connections' next writes take what those left.
+constexpr size_t kSpareExchanges = 128;
+constexpr size_t kSpareBodies = 128;
+constexpr size_t kSpareBodyBytes = 1024;
 
 KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
 
@@ -91,13 +97,43 @@ WriteExchanges::WriteExchanges(KvBackend& backend, Responder& responder, const W
 
 WriteExchanges::~WriteExchanges() {
   tokens_.ForEach([](Exchange* e) { delete e; });
+  for (Exchange* e : spare_exchanges_) delete e;
+}
+
+Exchange* WriteExchanges::NewExchange() {
+  if (spare_exchanges_.empty()) return new Exchange;
+  Exchange* e = spare_exchanges_.back();
+  spare_exchanges_.pop_back();
+  return e;
+}
+
+// Every exchange goes here once it is out of every list and table.
+void WriteExchanges::DeleteExchange(Exchange* e) {
+  KeepBody(e->raw);
+  if (spare_exchanges_.size() >= kSpareExchanges) {
+    delete e;
+    return;
+  }
+  *e = Exchange{};  // frees what it still held; a reused one starts as a new one
+  spare_exchanges_.push_back(e);
+}
+
+// Leaves `raw` empty and without memory; keeps its buffer for the next body
+// when the free list has room and the buffer is small.
+void WriteExchanges::KeepBody(std::string& raw) {
+  if (raw.capacity() > std::string().capacity() && raw.capacity() <= kSpareBodyBytes &&
+      spare_bodies_.size() < kSpareBodies) {
+    raw.clear();
+    spare_bodies_.push_back(std::move(raw));
+  }
+  raw = std::string();
 }
 
 void WriteExchanges::Start(http::Connection& conn, const http::Request& request, WriteKind kind,
                            WriteCondition cond, uint64_t if_match_seq) {
   KvConnState* st = State(conn);
   assert(st != nullptr && st->exchange == nullptr);
-  auto* e = new Exchange;
+  Exchange* e = NewExchange();
   e->conn = &conn;
   e->request = &request;
   e->kind = kind;
@@ -227,7 +263,12 @@ void WriteExchanges::GrantBody(Exchange* e, uint64_t reservation) {
   e->reserved = reservation;
   const http::Request& r = *e->request;
   const uint64_t part = options_.part_bytes;
-  e->raw.reserve(!r.chunked && r.content_length <= part ? r.content_length : part + kBodyPieceSlack);
+  const uint64_t want = !r.chunked && r.content_length <= part ? r.content_length : part + kBodyPieceSlack;
+  if (want <= kSpareBodyBytes && !spare_bodies_.empty() && e->raw.capacity() < want) {
+    e->raw = std::move(spare_bodies_.back());
+    spare_bodies_.pop_back();
+  }
+  e->raw.reserve(want);
   Recount(e);
 }
 
@@ -415,8 +456,7 @@ engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting
   }
   if (!s.ok()) return s;
   e->phase = Exchange::Phase::kEnqueued;
-  e->raw.clear();
-  e->raw.shrink_to_fit();
+  KeepBody(e->raw);
   e->stored.clear();
   e->stored.shrink_to_fit();
   ReleaseBody(e);
@@ -552,7 +592,7 @@ void WriteExchanges::Finish(Exchange* e, http::Response response, uint64_t now_m
   http::Connection* conn = e->conn;
   const http::Request* request = e->request;
   if (conn != nullptr) State(*conn)->exchange = nullptr;
-  delete e;
+  DeleteExchange(e);
   if (conn != nullptr) {
     // Respond may dispatch the next pipelined request (a new Exchange).
     responder_.Answer(*conn, *request, std::move(response), now_ms);
@@ -570,7 +610,7 @@ void WriteExchanges::Orphan(Exchange* e) {
   StopStagingWait(e);
   StopWaiting(e);
   if (e->phase == Exchange::Phase::kEnqueued) {
-    e->raw = std::string();
+    KeepBody(e->raw);
     e->stored = std::string();
     return;  // freed by OnCompletion
   }
@@ -585,7 +625,7 @@ void WriteExchanges::Free(Exchange* e) {
   ReleaseStaging(e);
   StopWaiting(e);
   RemoveFromTable(e);
-  delete e;
+  DeleteExchange(e);
 }
 
 void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece) {

@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <deque>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "engine/status.h"
@@ -196,6 +197,9 @@ class WriteExchanges {
   void Finish(Exchange* e, http::Response response, uint64_t now_ms);
   void Orphan(Exchange* e);
   void Free(Exchange* e);
+  Exchange* NewExchange();
+  void DeleteExchange(Exchange* e);
+  void KeepBody(std::string& raw);
   void StartWaiting(Exchange* e, uint64_t now_ms);
   void StopWaiting(Exchange* e);
   void ExpireWaits(uint64_t now_ms);
@@ -216,6 +220,13 @@ class WriteExchanges {
   Exchange* waiting_head_ = nullptr;
   Exchange* waiting_tail_ = nullptr;
   int depth_ = 0;                   // > 0 inside a Handler callback: no wake()
+  // Reused instead of a new/delete and a body buffer's malloc/free per write:
+  // at most kSpareExchanges exchanges (reset, holding no memory) and
+  // kSpareBodies empty body buffers of at most kSpareBodyBytes capacity
+  // each, so what an idle service keeps is bounded. A buffer is charged to
+  // the body budget only while an exchange holds it.
+  std::vector<Exchange*> spare_exchanges_;
+  std::vector<std::string> spare_bodies_;
 };
 
 }  // namespace kingx

@@ -321,6 +321,51 @@ TEST_CASE("PUT is answered only when the writer's completion arrives", "[src][kv
   CHECK(f.service.InFlight() == 0);
 }
 
+TEST_CASE("each write starts fresh, whatever the write before it on the service left", "[src][kv_service]") {
+  // The writes' exchanges and small body buffers are reused: nothing of one
+  // request (condition, body, codec, answer) may reach the next one.
+  ByteBudget budget(1 << 20);
+  KvServiceOptions o;
+  o.body_budget = &budget;
+  Fixture f(o);
+  Client a(f.service, f.limits);
+  Client b(f.service, f.limits);
+  const std::string long_body(900, 'l');
+  a.Send(Put("k", long_body, "If-Match: \"5\"\r\n"));
+  b.Send(Put("j", "short", "If-None-Match: *\r\n"));
+  REQUIRE(f.backend.calls.size() == 2);
+  f.service.OnCompletion(Done(f.backend.calls[0].token, engine::Code::kPreconditionFailed), 2);
+  f.service.OnCompletion(Done(f.backend.calls[1].token, engine::Code::kOk, 9, false), 2);
+  CHECK(StatusLine(a.Output()) == "HTTP/1.1 412 Precondition Failed");
+  CHECK(StatusLine(b.Output()) == "HTTP/1.1 201 Created");
+  CHECK(budget.used() == 0);
+  for (int round = 0; round < 3; ++round) {
+    const size_t first = f.backend.calls.size();
+    b.Send(Put("k", "v" + std::to_string(round)));
+    a.Send("DELETE /v1/kv/j HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(f.backend.calls.size() == first + 2);
+    const Call& put = f.backend.calls[first];
+    CHECK(put.what == "op");
+    CHECK(put.kind == WriteKind::kPut);
+    CHECK(put.stored == "v" + std::to_string(round));
+    CHECK(put.raw_len == 2);
+    CHECK(put.condition == WriteCondition::kNone);
+    CHECK(put.if_match_seq == 0);
+    const Call& del = f.backend.calls[first + 1];
+    CHECK(del.kind == WriteKind::kDelete);
+    CHECK(del.stored.empty());
+    CHECK(del.condition == WriteCondition::kNone);
+    f.service.OnCompletion(Done(put.token, engine::Code::kOk, 10 + round, true), 3);
+    f.service.OnCompletion(Done(del.token, engine::Code::kNotFound), 3);
+    const std::string put_out = b.Output();
+    CHECK(StatusLine(put_out) == "HTTP/1.1 204 No Content");
+    CHECK(put_out.find("ETag: \"" + std::to_string(10 + round) + "\"") != std::string::npos);
+    CHECK(StatusLine(a.Output()) == "HTTP/1.1 404 Not Found");
+  }
+  CHECK(f.service.InFlight() == 0);
+  CHECK(budget.used() == 0);
+}
+
 TEST_CASE("write completions map engine codes to HTTP statuses", "[src][kv_service]") {
   const std::pair<engine::Code, std::string> cases[] = {
       {engine::Code::kNotFound, "HTTP/1.1 404 Not Found"},
