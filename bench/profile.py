@@ -5,13 +5,13 @@ not depend on what else runs; times do).
 
     bench/profile.py [--keys 1000000] [--requests-s 8] [--out bench/results/<date>-profile]
                      [--kingx build/src/kingx] [--loadgen build/bench/loadgen] [--cases a,b]
-                     [--conns 100]
+                     [--conns 100] [--cg-conns 10] [--d1 S,A,L] [--ll S,A,L]
 
 Cases (each server started fresh under `valgrind --tool=callgrind --instr-atstart=no`, its
 instrumentation switched on only for the measured load, then dumped per process):
-  kingx-get     GET of uniform random keys of 1M (100 B), 10 connections, cache simulation on
+  kingx-get     GET of uniform random keys of 1M (100 B), --cg-conns connections, cache simulation on
   nginx-get     nginx return 200 (100 B), same load, cache simulation on
-  kingx-put     durable PUT (--sync always) of 100 B to random keys, 10 connections
+  kingx-put     durable PUT (--sync always) of 100 B to random keys, --cg-conns connections
   kingx-put-none  the same with --sync none
   syscalls      native run of kingx-get and nginx-get under `strace -c -f`: system calls per
                 answered request, by name (strace slows the server; the counts are what matter)
@@ -19,6 +19,21 @@ Per case: instructions (Ir) per answered request for every process of the server
 writer, worker), the data-cache misses (D1, LL) per request where simulated, the writer's batch
 figures from /metrics (kingx), and callgrind_annotate's top functions. Also a native time profile
 (`perf record -e cpu-clock`, software clock: this VM has no hardware counters) of each GET case.
+
+Cache simulation (GET cases): callgrind's model of a first-level data cache (D1) and one last
+level (LL), for the server's user-space accesses only (the kernel, the load generator and other
+processes do not pollute it, so real misses are at least these). --d1/--ll set the geometry as
+valgrind takes it (bytes,ways,line); by default valgrind's own detection, which on some VMs gives
+odd last levels (a 256 MiB direct-mapped LL here): pass the machine's, e.g. --ll 1048576,8,64 for
+a 1 MiB L2 per core. Per GET case and process, `*.misses.txt` lists the functions by D1 read
+misses (callgrind_annotate), and the per-request misses of the top functions go in profile.json.
+
+Connections: with --cg-conns 10 (the default) each measured load opens its own connections after
+the warm-up. With more, opening them would weigh on the count per request, so one load generator
+runs warm-up and measurement on the same connections (--warmup), instrumentation is switched on
+after its warm-up and dumped before its end, and the requests of that window are counted as the
+server's writev calls in it (one per answer for both servers under a closed-loop load; the load
+generator's own count is kept beside it).
 
 Python standard library, valgrind, linux-perf (bench/install-peers.sh --with-profilers).
 """
@@ -98,18 +113,27 @@ def run_case(args, name, start, path, method, workdir, out):
           f"--callgrind-out-file={cgdir}/{name}.%p"]
     if method == "GET":
         vg += ["--cache-sim=yes"]
+        vg += [f"--D1={args.d1}"] if args.d1 else []
+        vg += [f"--LL={args.ll}"] if args.ll else []
     proc, port = start(vg)
     try:
-        loadgen(args, port, path, 3, method)  # warm: page cache, index pages, allocator
-        pids = tree(proc.pid)
-        m0 = metrics(port) if name.startswith("kingx") else {}
-        cg(pids, "-i", "on")
-        g, cmd = loadgen(args, port, path, args.requests_s, method)
-        cg(pids, "-d")
-        m1 = metrics(port) if name.startswith("kingx") else {}
+        if args.cg_conns <= 10:
+            loadgen(args, port, path, 3, method, args.cg_conns)  # warm: page cache, index pages, allocator
+            pids = tree(proc.pid)
+            m0 = metrics(port) if name.startswith("kingx") else {}
+            cg(pids, "-i", "on")
+            g, cmd = loadgen(args, port, path, args.requests_s, method, args.cg_conns)
+            cg(pids, "-d")
+            m1 = metrics(port) if name.startswith("kingx") else {}
+        else:
+            g, cmd, pids, m0, m1 = warm_window(args, name, proc, port, path, method)
     finally:
         proc.stop()
     n = g["requests_ok"]
+    if args.cg_conns > 10:
+        # The window's answers, counted by the server's own writev calls (the worker's file).
+        n = max((calls_to(os.path.join(cgdir, f), "writev") for f in os.listdir(cgdir)
+                 if f.startswith(name + ".") and f.endswith(".1")), default=0) or n
     per_proc = {}
     for f in sorted(os.listdir(cgdir)):
         # Part 1 of each process is the measured load (instrumentation on to the dump); the
@@ -128,10 +152,105 @@ def run_case(args, name, start, path, method, workdir, out):
                              capture_output=True, text=True)
         with open(os.path.join(out, f"{f}.inclusive.txt"), "w") as fo:
             fo.write(ann.stdout)
+        if "D1mr" in t:
+            ev = "D1mr,D1mw,DLmr,DLmw,Ir"
+            ann = subprocess.run(["callgrind_annotate", "--inclusive=no", f"--show={ev}", "--sort=D1mr",
+                                  "--threshold=99.9", os.path.join(cgdir, f)],
+                                 capture_output=True, text=True)
+            with open(os.path.join(out, f"{f}.misses.txt"), "w") as fo:
+                fo.write(ann.stdout)
+            per_proc[f]["misses_by_function"] = misses_by_function(ann.stdout, n)
     delta = {k: m1[k] - m0.get(k, 0) for k in m1}
-    return {"case": name, "requests": n, "load_cmd": cmd, "per_request_by_process": per_proc,
-            "ir_per_request": round(sum(p.get("Ir", 0) for p in per_proc.values()), 1),
+    return {"case": name, "requests": n, "loadgen_requests": g["requests_ok"], "conns": args.cg_conns,
+            "load_cmd": cmd, "per_request_by_process": per_proc,
+            "ir_per_request": round(sum(p.get("Ir", 0) for p in per_proc.values()
+                                        if isinstance(p.get("Ir"), (int, float))), 1),
             "metrics_delta": delta}
+
+
+def warm_window(args, name, proc, port, path, method):
+    """One load generator, --cg-conns connections: warm-up, then the instrumented window inside its
+    measured part (so no connection is opened in the window)."""
+    warm_s, window_s = 4, args.requests_s
+    argv = [args.loadgen, "--port", str(port), "--conns", str(args.cg_conns), "--warmup", str(warm_s),
+            "--duration", str(window_s + 2), "--path", path, "--connect-timeout", "60"]
+    if path.endswith("/k"):
+        argv += ["--keys", str(args.keys)]
+    if method == "PUT":
+        argv += ["--method", "PUT", "--body-bytes", "100"]
+    lg = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        # The warm-up starts once every connection is up (a slow server accepts slowly).
+        deadline = time.monotonic() + 60
+        while established(port) < args.cg_conns and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(warm_s + 1)
+        pids = tree(proc.pid)
+        m0 = metrics(port) if name.startswith("kingx") else {}
+        cg(pids, "-i", "on")
+        time.sleep(window_s)
+        cg(pids, "-d")
+        m1 = metrics(port) if name.startswith("kingx") else {}
+        stdout, _ = lg.communicate(timeout=window_s + 180)
+    finally:
+        if lg.poll() is None:
+            lg.kill()
+            lg.wait()
+    line = next(l for l in stdout.splitlines() if l.startswith("LOADGEN "))
+    return json.loads(line[8:]), " ".join(argv), pids, m0, m1
+
+
+def established(port):
+    """Established TCP connections whose local port is `port` (the server's side), from /proc."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                        n += 1
+        except OSError:
+            pass
+    return n
+
+
+def calls_to(path, fn_name):
+    """Calls to the function named fn_name (a callgrind output file's cfn=/calls= lines)."""
+    names, target, total = {}, None, 0
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("fn=", "cfn=")):
+                m = re.match(r"c?fn=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+                if m:
+                    if m.group(2):
+                        names[m.group(1)] = m.group(2)
+                    if line.startswith("cfn="):
+                        target = names.get(m.group(1))
+            elif line.startswith("calls=") and target == fn_name:
+                total += int(line[6:].split()[0])
+    return total
+
+
+def misses_by_function(annotate_text, requests, top=25):
+    """{function: {event: per request}} for the first `top` rows of a callgrind_annotate output
+    made with --show=D1mr,D1mw,DLmr,DLmw,Ir."""
+    rows = {}
+    for line in annotate_text.splitlines():
+        m = re.match(r"\s*((?:[\d,.]+(?: \([\s\d.]+%\))?\s+){5})(\S.*)$", line)
+        if not m or "PROGRAM TOTALS" in line or ":" not in m.group(2):
+            continue
+        nums = [int(x.replace(",", "")) if x not in (".",) else 0
+                for x in re.findall(r"(?<![(\d.])([\d,]+|\.)(?![\d.]*%)", m.group(1))]
+        if len(nums) != 5:
+            continue
+        fn = re.sub(r"\s\[/[^]]*\]$", "", m.group(2).strip())
+        fn = fn.split(":", 1)[1] if ":" in fn else fn
+        rows[fn] = {k: round(v / requests, 3) for k, v in zip(("D1mr", "D1mw", "DLmr", "DLmw", "Ir"), nums)}
+        if len(rows) >= top:
+            break
+    return rows
 
 
 def perf_case(args, name, start, path, out):
@@ -200,7 +319,10 @@ def main():
     p.add_argument("--out", default=os.path.join(
         BENCH, "results", datetime.now(timezone.utc).strftime("%Y-%m-%d") + "-profile"))
     p.add_argument("--conns", type=int, default=100,
-                   help="connections of the native cases (perf, syscalls); callgrind cases use 10")
+                   help="connections of the native cases (perf, syscalls)")
+    p.add_argument("--cg-conns", type=int, default=10, help="connections of the callgrind cases")
+    p.add_argument("--d1", help="simulated D1 cache for the GET cases: bytes,ways,line (valgrind --D1)")
+    p.add_argument("--ll", help="simulated last-level cache: bytes,ways,line (valgrind --LL)")
     p.add_argument("--cases", default="kingx-get,nginx-get,kingx-put,kingx-put-none,perf")
     p.add_argument("--template", help="an existing kingx data directory with the keys (skip preload)")
     args = p.parse_args()
