@@ -64,13 +64,6 @@ const Request& Connection::request() const { return parser_->request(); }
 
 // ---------------------------------------------------------------- input
 
-inline std::span<const char> Connection::Unparsed() const {
-  if (in_pos_ < in_.size()) return std::span<const char>(in_.data() + in_pos_, in_.size() - in_pos_);
-  return feeding_;
-}
-
-inline size_t Connection::UnparsedBytes() const { return (in_.size() - in_pos_) + feeding_.size(); }
-
 // Only advances: the step's body piece still points into in_ and is handed
 // to OnBody after this call, so in_ must not be cleared here (clearing writes
 // a NUL over its first byte). Feed compacts in_ before appending, and

@@ -299,8 +299,12 @@ class Connection {
   static void KeyHint(void* self, std::string_view key, KeyHintStage stage);
   void EndStream(uint64_t now_ms);
   const Request& request() const;
-  std::span<const char> Unparsed() const;
-  size_t UnparsedBytes() const;
+  // The bytes not parsed yet: the buffered rest of in_, else Feed's own bytes.
+  std::span<const char> Unparsed() const {
+    if (in_pos_ < in_.size()) return std::span<const char>(in_.data() + in_pos_, in_.size() - in_pos_);
+    return feeding_;
+  }
+  size_t UnparsedBytes() const { return (in_.size() - in_pos_) + feeding_.size(); }
   void ConsumeInput(size_t n);
   bool BodyPending() const;
 

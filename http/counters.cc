@@ -12,20 +12,21 @@ namespace kingx::http {
 
 void CountResponse(Counters& c, int status, uint64_t latency_us) {
   static_assert(kTrackedStatuses[1] == 200);
-  const int cls = status / 100;
-  if (status == 200) {
-    // The common answer: its class and its tracked slot without a search.
-    Bump(c.responses_by_class[2]);
-    Bump(c.responses_by_status[1]);
-  } else {
-    if (cls >= 1 && cls <= 5) Bump(c.responses_by_class[cls]);
+  // 200, the common answer: its class and tracked slot without a division or a search.
+  int cls = 2;
+  size_t slot = 1;
+  if (status != 200) {
+    cls = status / 100;
+    slot = kTrackedStatusCount;
     for (size_t i = 0; i < kTrackedStatusCount; ++i) {
       if (kTrackedStatuses[i] == status) {
-        Bump(c.responses_by_status[i]);
+        slot = i;
         break;
       }
     }
   }
+  if (cls >= 1 && cls <= 5) Bump(c.responses_by_class[cls]);
+  if (slot < kTrackedStatusCount) Bump(c.responses_by_status[slot]);
   if (cls == 1 || latency_us == kNoLatency) return;  // interim responses have no latency of their own
   size_t bucket = kLatencyBucketCount - 1;
   for (size_t i = 0; i + 1 < kLatencyBucketCount; ++i) {
