@@ -143,7 +143,11 @@ class SharedIndex {
   // on it is used. initial_capacity is rounded up to kMinCapacity.
   // Errors: kInvalidArgument (misaligned base, region too small for the
   // header plus the initial table in each area, or larger than 16 TiB). The
-  // counters start at 0, ready = 0; an empty table is published.
+  // counters start at 0, ready = 0; an empty table is published. The areas
+  // are advised MADV_HUGEPAGE (the advice is inherited by fork; whether huge
+  // pages come is the kernel's policy: for MAP_SHARED anonymous memory,
+  // /sys/kernel/mm/transparent_hugepage/shmem_enabled must be "advise" or
+  // more); refused advice is ignored.
   static Result<SharedIndex> Create(void* base, size_t bytes, uint64_t initial_capacity);
 
   // A handle on a region formatted by Create (any process). Validates the

@@ -10,8 +10,10 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <fstream>
 #include <random>
 #include <span>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -186,6 +188,42 @@ TEST_CASE("index Create and Attach validate the region", "[engine][index]") {
     REQUIRE(index.Insert(0, 1).code() == Code::kInvalidArgument);
     REQUIRE(index.size() == 0);
   }
+}
+
+// The VmFlags line of the mapping of this process that holds `addr`
+// (/proc/self/smaps), "" when none does.
+std::string VmFlagsAt(const void* addr) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto a = reinterpret_cast<uintptr_t>(addr);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> lo >> dash >> hi && dash == '-') {
+      inside = a >= lo && a < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line + " ";
+    }
+  }
+  return "";
+}
+
+TEST_CASE("index Create advises huge pages for its tables, not its header", "[engine][index]") {
+  if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0) {
+    WARN("kernel without transparent huge pages: nothing to advise");
+    return;
+  }
+  Region region(SharedIndex::RegionBytesFor(1000000));
+  REQUIRE(VmFlagsAt(region.base()).find(" hg ") == std::string::npos);
+  SharedIndex index = MakeIndex(region, 16);
+  const char* base = static_cast<const char*>(region.base());
+  CHECK(VmFlagsAt(base + SharedIndex::kHeaderBytes).find(" hg ") != std::string::npos);
+  CHECK(VmFlagsAt(base + region.bytes() - 1).find(" hg ") != std::string::npos);
+  CHECK(VmFlagsAt(base).find(" hg ") == std::string::npos);
+  // The advice changes no lookup.
+  REQUIRE(index.Insert(42, MakeLocation(1, 100)).ok());
+  REQUIRE(LookupSorted(index, 42) == std::vector<Location>{MakeLocation(1, 100)});
 }
 
 TEST_CASE("index matches a multimap model under random insert, replace, remove and lookup",
