@@ -20,7 +20,7 @@ random and compressible), a write-queue entry and the large-value path
 
     bench/compaction_crash_soak.py [--cycles 200] [--bin build/src/kingx]
         [--compare-bin OTHER] [--segment-bytes 1M] [--live-mb 7] [--clients 2]
-        [--ops-per-sec 0] [--label NAME] [--out DIR]
+        [--ops-per-sec 0] [--large-piece-gap-ms 0] [--label NAME] [--out DIR]
 
 With --compare-bin, the cycles alternate between the two binaries, each on
 its own data directory (same load, same seeds per pair of cycles), so that
@@ -44,7 +44,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "blackbox"))
-from kingx_harness import Conn, ConnectionClosed, Server, TestFailure, dir_bytes, key_path  # noqa: E402
+from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, build_request, dir_bytes,  # noqa: E402
+                           key_path)
 
 MIB = 1 << 20
 
@@ -87,10 +88,11 @@ def live_bytes(port):
 class Load(threading.Thread):
     """One client: overwrites (90%) and deletes (10%) random keys until stop."""
 
-    def __init__(self, port, keys, sizes, seed, stop, ops_per_sec=0.0):
+    def __init__(self, port, keys, sizes, seed, stop, ops_per_sec=0.0, large_piece_gap_ms=0.0):
         super().__init__(daemon=True)
         self.port, self.keys, self.sizes, self.stop = port, keys, sizes, stop
         self.gap = 1.0 / ops_per_sec if ops_per_sec > 0 else 0.0
+        self.piece_gap = large_piece_gap_ms / 1000.0
         self.rng = random.Random(seed)
         self.ops = self.errors = 0
         # PUTs of values over 1 MiB (staged uploads): answered 2xx, answered otherwise
@@ -111,7 +113,8 @@ class Load(threading.Thread):
                         c.request("DELETE", key_path(k))
                     else:
                         v = self.value()
-                        r = c.request("PUT", key_path(k), v)
+                        r = self.put_slowly(c, k, v) if self.piece_gap and len(v) > MIB else \
+                            c.request("PUT", key_path(k), v)
                         if len(v) > MIB:
                             if 200 <= r.status < 300:
                                 self.large_ok += 1
@@ -122,6 +125,19 @@ class Load(threading.Thread):
                         self.stop.wait(self.gap)
         except (OSError, ConnectionClosed, TestFailure):
             self.errors += 1  # the kill
+
+    def put_slowly(self, c, k, v):
+        """One PUT whose body goes in pieces of 256 KiB, piece_gap apart (a
+        slow client: its upload stays staged that long)."""
+        c.send(build_request("PUT", key_path(k), None, [("Content-Length", str(len(v)))]))
+        for off in range(0, len(v), 256 * 1024):
+            c.send(v[off:off + 256 * 1024])
+            self.stop.wait(self.piece_gap)
+        c.requests_sent += 1
+        while True:
+            r = c.read_response()
+            if r.status >= 200:
+                return r
 
 
 def main():
@@ -135,6 +151,8 @@ def main():
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--ops-per-sec", type=float, default=0.0,
                     help="per client (0 = as fast as the server answers)")
+    ap.add_argument("--large-piece-gap-ms", type=float, default=0.0,
+                    help="send bodies over 1 MiB in 256 KiB pieces this far apart (0 = at once)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--server-arg", action="append", default=[],
                     help="one more kingx argument (repeatable), e.g. --server-arg=--log-level=debug")
@@ -247,7 +265,8 @@ class Run:
         first = len(self.samples)
         current["run"] = self
         stop = threading.Event()
-        loads = [Load(self.port, keys, sizes, seed, stop, args.ops_per_sec) for seed in seeds]
+        loads = [Load(self.port, keys, sizes, seed, stop, args.ops_per_sec, args.large_piece_gap_ms)
+                 for seed in seeds]
         for l in loads:
             l.start()
         time.sleep(duration)
@@ -306,6 +325,7 @@ class Run:
         return {"label": args.label, "bin": self.bin, "segment_bytes": args.segment_bytes or "default",
                 "cycles": len(rows), "failed_restarts": self.failed_restarts, "keys": nkeys,
                 "live_mb_target": args.live_mb, "ops_per_sec_per_client": args.ops_per_sec,
+                "large_piece_gap_ms": args.large_piece_gap_ms,
                 "max_ratio_dir_to_live": worst,
                 "samples": samples, "samples_over_2x": over,
                 "max_ratio_without_staged": max((r["max_ratio_without_staged"] for r in rows), default=0),
