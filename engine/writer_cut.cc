@@ -17,14 +17,8 @@
 
 namespace kingx::engine {
 
-bool Writer::Impl::BeginDelete(uint32_t id) {
-  if (pins_ > 0 || pinned_ids_.count(id) != 0) return false;
-  deleting_.insert(id);
-  return true;
-}
-
-bool Writer::Impl::BeginDeleteEmptied(uint32_t id) {
-  if (pinned_ids_.count(id) != 0) return false;
+bool Writer::Impl::BeginDelete(uint32_t id, bool view_pin_holds) {
+  if ((view_pin_holds && pins_ > 0) || pinned_ids_.count(id) != 0) return false;
   deleting_.insert(id);
   return true;
 }

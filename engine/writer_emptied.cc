@@ -27,7 +27,7 @@
 // Only segments holding exactly the killed record (CountIfEmptied): no
 // tombstone can be in them, so deleting one never lets an older put of
 // another key come back, and no compaction pass had moved a record out of
-// one (the key view's pin needs no say, BeginDeleteEmptied).
+// one (the key view's pin needs no say, BeginDelete).
 #include "engine/writer_impl.h"
 
 namespace kingx::engine {
@@ -40,7 +40,8 @@ void Writer::Impl::DeleteEmptiedLocked() {
     if (it == segments_.end() || it->second.live_bytes != 0 || it->second.active) continue;
     // The write is durable when answered only with kAlways; a compaction
     // pass owns its inputs; a cut's pin keeps the file for a backup.
-    if (options_.sync != SyncMode::kAlways || read_only_ || compacting_.count(id) != 0 || !BeginDeleteEmptied(id)) {
+    if (options_.sync != SyncMode::kAlways || read_only_ || compacting_.count(id) != 0 ||
+        !BeginDelete(id, /*view_pin_holds=*/false)) {
       emptied_segments_.fetch_add(1, std::memory_order_relaxed);  // a dead-only pass tries later
       continue;
     }

@@ -333,14 +333,14 @@ struct Writer::Impl {
   // (false while pinned: keep the file and retry later), then EndDelete(id)
   // once the file is gone (or the unlink failed). A cut never lists a
   // segment being deleted.
-  bool BeginDelete(uint32_t id);
-  // BeginDelete for a sealed segment that a write, not compaction, left with
-  // nothing live (DeleteEmptiedLocked): refused only by a cut's pin. The key
-  // view's pin (pins_) does not hold it: the view's job needs no record of
-  // it (every put it held was superseded by a write that the view's tails or
-  // the job's other segments hold), and a job that comes to read it after
-  // the unlink finds it gone and goes on (keyspace_build.cc).
-  bool BeginDeleteEmptied(uint32_t id);
+  // Pins: a cut's (pinned_ids_) always holds the file. The key view's
+  // (pins_) holds it too unless view_pin_holds is false: for a one-record
+  // segment that a write, not compaction, left with nothing live
+  // (DeleteEmptiedLocked). The view's job needs no record of such a segment
+  // (its put was superseded by a write that the view's tails or the job's
+  // other segments hold), and a job that comes to read it after the unlink
+  // finds it gone and goes on (keyspace_build.cc).
+  bool BeginDelete(uint32_t id, bool view_pin_holds = true);
   void EndDelete(uint32_t id);
   DatabaseCut CutLocked() const;
   // Holders that pin every segment (the key view's catch-up or rebuild: it
