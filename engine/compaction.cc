@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/compaction_dead.h"
 #include "engine/compaction_output.h"
 #include "engine/compaction_policy.h"
 #include "engine/hash.h"
@@ -62,6 +63,11 @@ struct Compactor::State {
   // Pacing.
   Clock::time_point pace_start;
   uint64_t paced_bytes = 0;
+  // A dead-only pass beside a running pass (compaction_dead.h): one at a
+  // time; the segments it read and had to leave, not read again until a
+  // pass holding run_mu ran.
+  std::mutex beside_mu;
+  std::set<uint32_t> beside_rejected;
 };
 
 Compactor::Compactor(Writer& writer, CompactionOptions options)
@@ -665,14 +671,15 @@ Status Pass::Run() {
   std::erase_if(st_.output_start_seq, [&](const auto& e) { return segs.count(e.first) == 0; });
   std::erase_if(st_.kept_tombstone_bytes, [&](const auto& e) { return segs.count(e.first) == 0; });
   Pick(segs, pinned, view_pin, low_space);
-  report_.inputs = static_cast<uint32_t>(inputs_.size());
-  if (inputs_.empty()) return Status::OK();
   {
     // Its inputs are its own: a write that empties one leaves it to this
-    // pass (Writer::Impl::DeleteEmptiedLocked). A segment a write deleted
-    // since the snapshot is dropped from the picks.
+    // pass (Writer::Impl::DeleteEmptiedLocked), and so does a dead-only pass
+    // beside it (compaction_dead.h). A segment deleted since the snapshot,
+    // or claimed by a dead-only pass beside this one, is dropped from the picks.
     std::lock_guard lock(w_.mu_);
-    std::erase_if(inputs_, [&](const Input& in) { return w_.segments_.count(in.stats.id) == 0; });
+    std::erase_if(inputs_, [&](const Input& in) {
+      return w_.segments_.count(in.stats.id) == 0 || w_.compacting_.count(in.stats.id) != 0;
+    });
     for (const Input& in : inputs_) w_.compacting_.insert(in.stats.id);
   }
   report_.inputs = static_cast<uint32_t>(inputs_.size());
@@ -739,9 +746,15 @@ Status Compactor::RunOnce(PassReport* report, PassKind kind) {
   // picked its inputs before, so its caller tries again later).
   std::unique_lock run(state_->run_mu, std::defer_lock);
   if (kind == PassKind::kDeadOnly) {
-    if (!run.try_lock()) return Status::Busy("another compaction pass is running");
+    if (!run.try_lock()) return RunDeadOnlyBeside(report);
   } else {
     run.lock();
+  }
+  {
+    // This pass sees every segment: what a dead-only pass beside an earlier
+    // one had to leave may be read again.
+    std::lock_guard beside(state_->beside_mu);
+    state_->beside_rejected.clear();
   }
   const auto start = Clock::now();
   Pass pass(*writer_.impl_, options_, *state_, report, kind);
@@ -765,6 +778,34 @@ Status Compactor::RunOnce(PassReport* report, PassKind kind) {
                  std::to_string(report->deleted) + ", wrote " + std::to_string(report->outputs) + ", freed " +
                  std::to_string(report->bytes_freed) + " bytes in " + std::to_string(us / 1000) + " ms: " +
                  s.ToString());
+  return s;
+}
+
+Status Compactor::RunDeadOnlyBeside(PassReport* report) {
+  std::unique_lock beside(state_->beside_mu, std::try_to_lock);
+  if (!beside.owns_lock()) return Status::Busy("another dead-only pass is running");
+  const auto start = Clock::now();
+  DeadBesideResult r;
+  Status s = DeleteDeadBesidePass(*writer_.impl_, &state_->beside_rejected, &r);
+  report->inputs = r.deleted;
+  report->deleted = r.deleted;
+  report->bytes_freed = r.bytes_deleted;
+  report->view_pinned = r.view_pinned;
+  const uint64_t us =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+  {
+    std::lock_guard lock(state_->stats_mu);
+    if (r.deleted > 0) ++state_->stats.passes;
+    if (!s.ok()) ++state_->stats.failures;
+    state_->stats.segments_compacted += r.deleted;
+    state_->stats.bytes_freed += r.bytes_deleted;
+  }
+  if (options_.log && (r.deleted > 0 || !s.ok()))
+    options_.log("compaction: dead-only pass beside a running pass deleted " + std::to_string(r.deleted) +
+                 " segment(s), freed " + std::to_string(r.bytes_deleted) + " bytes in " +
+                 std::to_string(us / 1000) + " ms, left " + std::to_string(r.left) + ": " + s.ToString());
+  // What it left waits for the running pass: the caller tries again.
+  if (s.ok() && r.left > 0) return Status::Busy("another compaction pass is running");
   return s;
 }
 

@@ -214,9 +214,12 @@ enum class PassKind {
   // the space of a large value's own segment goes when the write that
   // superseded it is answered, not a pass later. Only with
   // SyncMode::kAlways (otherwise the superseding write may not be durable
-  // yet); a pinned segment stays for a later pass; when another pass is
-  // running, RunOnce returns kBusy at once (that pass picked its inputs
-  // before: the caller tries again).
+  // yet); a pinned segment stays for a later pass. When another pass is
+  // running, it does not wait: it deletes beside that pass the dead segments
+  // the pass did not pick and whose tombstones all have a newer put of their
+  // key (engine/compaction_dead.h), and returns kBusy if it left any dead
+  // segment (the running pass's inputs, a tombstone that may have to stay):
+  // the caller tries again after that pass.
   kDeadOnly,
 };
 
@@ -230,7 +233,8 @@ class Compactor {
 
   // One pass (see the file comment). Any thread of the writer's process,
   // concurrently with the writer thread; passes run one at a time (a second
-  // caller waits, except a kDeadOnly one, which returns kBusy at once).
+  // caller waits), except a kDeadOnly one, which runs beside the running pass
+  // (see PassKind::kDeadOnly) and returns kBusy when it left something to it.
   // OK also when there was nothing to do (report->inputs == 0).
   // Errors: kNoSpace (not enough free space for an output, or ENOSPC while
   // writing one), kIOError, kCorruption (an input failed its checksums: that
@@ -254,6 +258,9 @@ class Compactor {
   struct State;  // compaction.cc
 
  private:
+  // A kDeadOnly RunOnce while another pass runs (compaction_dead.h).
+  Status RunDeadOnlyBeside(PassReport* report);
+
   Writer& writer_;
   const CompactionOptions options_;
   std::unique_ptr<State> state_;

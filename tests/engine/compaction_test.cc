@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "engine/compaction_policy.h"
@@ -810,7 +811,8 @@ TEST_CASE("a dead-only pass deletes nothing when writes are not durable when ans
   CHECK(report.inputs == 0);
 }
 
-TEST_CASE("a dead-only pass does not wait for a running pass: it returns busy, and runs once that one is done",
+TEST_CASE("a dead-only pass beside a running pass deletes the dead segments that pass did not pick, and leaves it "
+          "its inputs and a tombstone that may have to stay",
           "[engine][compaction]") {
   FaultInjectionEnv env;
   TempDir dir;
@@ -819,8 +821,11 @@ TEST_CASE("a dead-only pass does not wait for a running pass: it returns busy, a
   o.segment_bytes = 64 << 10;
   TestDb db(env, dir.path(), o);
   REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("x", std::string(200, 'x')).status.ok());
   for (int i = 0; i < 600; ++i) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'a')).status.ok());
   for (int i = 0; i < 600; i += 2) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'b')).status.ok());
+  std::set<uint32_t> before;  // every segment the pass can pick from
+  for (const SegmentStats& s : db.writer().Stats().per_segment) before.insert(s.id);
   std::mutex mu;
   std::condition_variable cv;
   bool entered = false, released = false;
@@ -834,14 +839,42 @@ TEST_CASE("a dead-only pass does not wait for a running pass: it returns busy, a
   });
   CompactionOptions co = Unthrottled();
   co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
-  Compactor c(db.writer(), co);
+  auto c = std::make_unique<Compactor>(db.writer(), co);
   Status catch_up;
-  std::thread t([&] { catch_up = c.RunOnce(nullptr, PassKind::kCatchUp); });
+  std::thread t([&] { catch_up = c->RunOnce(nullptr, PassKind::kCatchUp); });
   {
     std::unique_lock lock(mu);
     REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
   }
-  CHECK(c.RunOnce(nullptr, PassKind::kDeadOnly).Is(Code::kBusy));
+  // While the pass waits in its output's sync: a tombstone whose key has no
+  // newer put, then segments whose every record the writes below kill (the
+  // tombstones of m0..m9 get newer puts), and every input of the pass dead.
+  REQUIRE(db.Delete("x").status.ok());
+  uint32_t tombstone_segment = 0;
+  for (const SegmentStats& s : db.writer().Stats().per_segment)
+    if (s.active) tombstone_segment = s.id;
+  for (int i = 0; i < 600; ++i) REQUIRE(db.Put("m" + std::to_string(i), std::string(200, 'a')).status.ok());
+  for (int i = 0; i < 10; ++i) REQUIRE(db.Delete("m" + std::to_string(i)).status.ok());
+  for (int i = 0; i < 600; ++i) REQUIRE(db.Put("m" + std::to_string(i), std::string(200, 'c')).status.ok());
+  for (int i = 0; i < 600; ++i) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'c')).status.ok());
+  std::set<uint32_t> dead_new;  // dead, born after the pass picked (or active then), no tombstone to keep
+  for (const SegmentStats& s : db.writer().Stats().per_segment)
+    if (!s.active && s.live_bytes == 0 && before.count(s.id) == 0 && s.id != tombstone_segment) dead_new.insert(s.id);
+  REQUIRE(!dead_new.empty());
+
+  PassReport report;
+  // It left the running pass's inputs (all dead now) and the tombstone's segment: the caller tries again.
+  CHECK(c->RunOnce(&report, PassKind::kDeadOnly).Is(Code::kBusy));
+  CHECK(report.deleted >= dead_new.size());
+  for (const uint32_t id : dead_new) CHECK_FALSE(std::filesystem::exists(dir.path() + "/" + SegmentFileName(id)));
+  CHECK(std::filesystem::exists(dir.path() + "/" + SegmentFileName(tombstone_segment)));
+  uint32_t dead_left = 0;
+  for (const SegmentStats& s : db.writer().Stats().per_segment) {
+    if (s.active || s.live_bytes != 0) continue;
+    ++dead_left;
+    CHECK((before.count(s.id) != 0 || s.id == tombstone_segment));
+  }
+  CHECK(dead_left > 1);  // the pass's inputs are its own
   {
     std::lock_guard lock(mu);
     released = true;
@@ -850,5 +883,12 @@ TEST_CASE("a dead-only pass does not wait for a running pass: it returns busy, a
   t.join();
   env.SetSyncHook({});
   REQUIRE(catch_up.ok());
-  CHECK(c.RunOnce(nullptr, PassKind::kDeadOnly).ok());
+  CHECK(c->RunOnce(nullptr, PassKind::kDeadOnly).ok());
+  c.reset();
+  REQUIRE(db.Open().ok());  // the tombstone of x kept what it must
+  CHECK(db.Get("x").status().Is(Code::kNotFound));
+  for (int i = 0; i < 600; ++i) {
+    CHECK(db.Get("m" + std::to_string(i)).value() == std::string(200, 'c'));
+    CHECK(db.Get("k" + std::to_string(i)).value() == std::string(200, 'c'));
+  }
 }
