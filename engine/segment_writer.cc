@@ -2,6 +2,7 @@
 // (rotation), syncing it, and the read-only state after a failed sync.
 #include <chrono>
 
+#include "engine/compaction_policy.h"
 #include "engine/kill_point.h"
 #include "engine/writer_impl.h"
 
@@ -164,7 +165,13 @@ Status Writer::Impl::Rotate() {
         env_.RemoveFile(JoinPath(dir_, HintFileName(active_id_))).ok();
       }
     }
-    segments_[active_id_].active = false;
+    SegmentStats& sealed = segments_[active_id_];
+    sealed.active = false;
+    // Writes may have killed everything it holds while it was active
+    // (CountIfEmptied leaves the active segment alone): now sealed, it is
+    // the dead-only pass's.
+    if (sealed.live_bytes == 0 && sealed.bytes >= kDeleteScannedBytes)
+      emptied_segments_.fetch_add(1, std::memory_order_relaxed);
     active_.reset();
     active_hint_.reset();
   }

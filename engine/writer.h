@@ -198,6 +198,7 @@ class Writer {
   // the sync in flight and finishes what it covered, so each of them sees a
   // writer with nothing in flight (it may wait one fdatasync).
   uint64_t Submit(std::span<const WriteOp> ops);
+
   // The oldest submitted batch whose outcome is final, if any: its ticket and
   // its results (one per op, in order; *results is resized). With wait, blocks
   // until the oldest batch in flight is final when none is yet (returns false
@@ -260,6 +261,8 @@ class Writer {
   // pass. A segment that held only the killed record (a large value's own)
   // is deleted by the write as it is published (SyncMode::kAlways) and not
   // counted, unless a cut pins it or a compaction pass has it as an input.
+  // Also counts a segment of that size sealed with nothing live (writes
+  // killed its records while it was the active segment).
   // Any thread; counts from the open.
   uint64_t emptied_segments() const;
 

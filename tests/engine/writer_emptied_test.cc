@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "engine/compaction.h"
+#include "engine/compaction_policy.h"
 #include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/keyspace_support.h"
 #include "tests/engine/support/model.h"
@@ -180,4 +181,65 @@ TEST_CASE("a large value's segment goes with its write while the key view's catc
   const std::vector<ListedKey> keys = ListAll(lister, "", 1000);
   CHECK(keys.size() == 21);  // nothing lost from the view
   CHECK(db.Get("big").value() == "small now");
+}
+
+TEST_CASE("a one-record segment just under the 1 MiB floor is left to compaction; at the floor it goes with the write",
+          "[engine][writer][compaction]") {
+  // Below kDeleteScannedBytes a killed record's segment is ordinary dead
+  // space for compaction's thresholds, not worth a deletion per write.
+  TempDir dir;
+  Options o = BigSegments();
+  o.segment_bytes = 1 << 20;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  // What a record of key "v" adds to its segment beyond its value.
+  REQUIRE(db.Put("v", std::string(1000, 'p')).status.ok());
+  uint64_t overhead = 0;
+  for (const SegmentStats& s : db.writer().Stats().per_segment)
+    if (s.active) overhead = s.bytes - kSegmentHeaderBytes - 1000;
+  REQUIRE(overhead > 0);
+  for (const uint64_t file_bytes : {kDeleteScannedBytes - 1, kDeleteScannedBytes}) {
+    INFO("segment file bytes " << file_bytes);
+    // Alone in a segment of exactly file_bytes, sealed by the next write (it does not fit).
+    const std::string value(file_bytes - kSegmentHeaderBytes - overhead, 'v');
+    REQUIRE(db.Put("v", value).status.ok());
+    REQUIRE(db.Put("next", std::string(100, 'n')).status.ok());
+    uint32_t seg = 0;
+    for (const SegmentStats& s : db.writer().Stats().per_segment)
+      if (!s.active && s.bytes == file_bytes && s.live_bytes == file_bytes - kSegmentHeaderBytes) seg = s.id;
+    REQUIRE(seg != 0);
+    const uint64_t emptied = db.writer().emptied_segments();
+    REQUIRE(db.Put("v", "small").status.ok());
+    CHECK(SegmentExists(dir.path(), seg) == (file_bytes < kDeleteScannedBytes));
+    CHECK(db.writer().emptied_segments() == emptied);  // nothing for a dead-only pass either way
+    CHECK(db.Get("v").value() == "small");
+  }
+}
+
+TEST_CASE("a segment sealed with nothing live is counted for the dead-only pass", "[engine][writer][compaction]") {
+  // Writes killed its one large record while it was the active segment,
+  // where no write deletes anything.
+  TempDir dir;
+  Options o = BigSegments();
+  o.segment_bytes = 2 << 20;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  // Other live data, so that the active segment's share of it never seals it early (RotateActiveForShare).
+  for (int i = 0; i < 5; ++i) REQUIRE(db.Put("bg" + std::to_string(i), std::string(3 << 19, 'g')).status.ok());
+  REQUIRE(db.Put("a", std::string(5 << 18, 'a')).status.ok());
+  REQUIRE(db.Delete("a").status.ok());
+  uint32_t seg = 0;
+  for (const SegmentStats& s : db.writer().Stats().per_segment)
+    if (s.active) seg = s.id;
+  const uint64_t emptied = db.writer().emptied_segments();
+  REQUIRE(db.Put("b", std::string(1 << 20, 'b')).status.ok());  // does not fit: rotates
+  for (const SegmentStats& s : db.writer().Stats().per_segment)
+    if (s.id == seg) REQUIRE(!s.active);
+  CHECK(db.writer().emptied_segments() == emptied + 1);
+  Compactor c(db.writer(), UnthrottledCompaction(7));
+  PassReport report;
+  REQUIRE(c.RunOnce(&report, PassKind::kDeadOnly).ok());
+  CHECK_FALSE(SegmentExists(dir.path(), seg));
+  CHECK(db.Get("a").status().Is(Code::kNotFound));
+  CHECK(db.Get("b").value() == std::string(1 << 20, 'b'));
 }
