@@ -199,6 +199,22 @@ class Writer {
   // writer with nothing in flight (it may wait one fdatasync).
   uint64_t Submit(std::span<const WriteOp> ops);
 
+  // What applying `ops` now would do to the accounting, for a caller that
+  // decides whether to let the batch go yet (the write stall): an upper
+  // bound of the dead bytes it creates (the live records its keys' newest
+  // puts hold, its tombstones, and a put that a later op of the same batch
+  // supersedes) and the bytes of the puts it writes. Conditions are not
+  // checked (an op that would fail counts as if it went ahead). Looks each
+  // key up (index and record header: as much as deciding the batch does).
+  // Writer thread (it takes the writer's lock, which first finishes a batch
+  // in flight, as every lock holder but Submit does). A key that cannot be
+  // read counts nothing for it.
+  struct BatchForecast {
+    uint64_t dead_bytes = 0;
+    uint64_t killed_live_bytes = 0;  // the part of dead_bytes that was live before
+    uint64_t put_bytes = 0;
+  };
+  BatchForecast Forecast(std::span<const WriteOp> ops);
   // The oldest submitted batch whose outcome is final, if any: its ticket and
   // its results (one per op, in order; *results is resized). With wait, blocks
   // until the oldest batch in flight is final when none is yet (returns false

@@ -50,6 +50,7 @@ bool WriteStall::CompactionCanHelp() const {
 bool WriteStall::Hold() {
   const auto now = Clock::now();
   if (!holding_) {
+    pass_next_ = true;
     if (let_one_through_) {
       let_one_through_ = false;
       return false;
@@ -58,6 +59,7 @@ bool WriteStall::Hold() {
       if (thread_.progress_passes() == disarmed_progress_) return false;
       disarmed_ = false;
     }
+    pass_next_ = false;
     // The batch about to be taken turns up to its bytes into dead or staged
     // bytes: hold it when that would pass the bound and compaction has
     // something to reclaim.
@@ -65,11 +67,12 @@ bool WriteStall::Hold() {
     if (b.backlog + b.queued <= b.bounds.begin_bytes || b.reclaimable <= b.bounds.end_bytes ||
         !CompactionCanHelp())
       return false;
-    Begin(now, b);
+    Begin(now, b, b.bounds.end_bytes);
   } else {
     const Backlog b = Measure();
-    if (b.reclaimable <= b.bounds.end_bytes) {
+    if (b.reclaimable <= target_) {
       End(now, "released");
+      pass_next_ = false;  // the batch is measured again (HoldBatch): room was made for it
       return false;
     }
     if (!CompactionCanHelp()) {
@@ -95,9 +98,14 @@ bool WriteStall::Hold() {
         // that passes do not spin while the pin lasts.
         retry_catch_up_ = true;
       } else if (!helped) {
-        // Compaction can do no more now: waiting longer would only delay writes.
-        disarmed_ = true;
-        disarmed_progress_ = thread_.progress_passes();
+        // Compaction can do no more now: waiting longer would only delay
+        // writes. Above the end bound no stall begins again until a pass
+        // makes progress; under it (a stall for one batch's forecast, whose
+        // room compaction could not make) only this batch goes.
+        if (b.reclaimable > b.bounds.end_bytes) {
+          disarmed_ = true;
+          disarmed_progress_ = thread_.progress_passes();
+        }
         End(now, "compaction made no progress");
         return false;
       } else {
@@ -120,8 +128,35 @@ bool WriteStall::Hold() {
   return true;
 }
 
-void WriteStall::Begin(Clock::time_point now, const Backlog& b) {
+bool WriteStall::WantsForecast() const {
+  if (holding_ || pass_next_ || disarmed_ || !CompactionCanHelp()) return false;
+  const Backlog b = Measure();
+  return b.reclaimable > b.bounds.end_bytes / 2;
+}
+
+bool WriteStall::HoldBatch(const engine::Writer::BatchForecast& f, uint64_t stored_bytes) {
+  if (holding_ || pass_next_ || disarmed_) return false;
+  const Backlog b = Measure();
+  // After the batch: the live bytes it leaves, and what is added to the
+  // backlog by then (its dead bytes, the staged bytes, the queue behind it).
+  const uint64_t live_before = b.live + f.put_bytes;
+  const uint64_t live_after = live_before - std::min(live_before, f.killed_live_bytes);
+  const uint64_t begin_after = engine::WriteStallBoundsFor(live_after, kWriteStallFloorBytes).begin_bytes;
+  const uint64_t added = f.dead_bytes + (b.backlog - b.reclaimable) + (b.queued - std::min(b.queued, stored_bytes));
+  if (b.reclaimable + added <= begin_after) return false;
+  // Compaction makes room first: down to what leaves the batch under the
+  // bound, or the usual end bound if that is lower. When the batch alone
+  // passes the bound, as low as compaction gets (a pass that makes no
+  // progress ends the stall, and the batch goes).
+  const uint64_t target = std::min(b.bounds.end_bytes, begin_after - std::min(begin_after, added));
+  if (b.reclaimable <= target) return false;
+  Begin(Clock::now(), b, target);
+  return true;
+}
+
+void WriteStall::Begin(Clock::time_point now, const Backlog& b, uint64_t target_bytes) {
   holding_ = true;
+  target_ = target_bytes;
   since_ = now;
   seen_catch_up_ = thread_.catch_up_passes();
   seen_catch_up_progress_ = thread_.catch_up_progress_passes();
@@ -135,6 +170,7 @@ void WriteStall::Begin(Clock::time_point now, const Backlog& b) {
 
 void WriteStall::End(Clock::time_point now, const char* why) {
   holding_ = false;
+  pass_next_ = true;  // a stall that compaction could not finish lets the batch go
   const auto us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - since_).count());
   KINGX_LOG_DEBUG("write stall ended after %" PRIu64 " us: %s", us, why);
   shm_.writer_metrics().compaction_stall_us.fetch_add(us, std::memory_order_relaxed);

@@ -29,6 +29,39 @@
 // No stall begins while the disk is full (puts are refused with 507 anyway)
 // or while compaction backs off after fruitless passes.
 //
+// What the queue's bytes cannot show: a batch of small values that replace
+// large ones kills far more than its own bytes. So once a batch is taken,
+// while compaction has more than an eighth of the live data to reclaim
+// (WantsForecast), the writer forecasts it (engine::Writer::Forecast: the
+// dead bytes it creates, the live bytes it kills) and HoldBatch holds it
+// unless, after it,
+//     reclaimable + its dead bytes + staged + the queue behind it <= B(live after it)
+// where B(L) = max(L/2, kWriteStallFloorBytes); the stall then lasts until
+// the reclaimable bytes leave room for it (or the end bound, if lower).
+//
+// The arithmetic of the bound (L live, R reclaimable, K tombstones that must
+// stay, S staged uploads, C a compaction output being written, O hints, the
+// key view's runs, the MANIFEST and the active segment's room):
+//     directory = L + R + K + S + C + O.
+// After each admitted batch R + S <= L/2 (for L >= 2 x the floor); while
+// writes wait R only shrinks. A catch-up pass copies one input at a time
+// (its output is finished once the inputs it completed free more than it
+// holds), so C <= one segment's live bytes + 64 KiB <= L/4 + 64 KiB (the
+// active segment is sealed past a quarter of the live data,
+// engine::RotateActiveForShare). Hence
+//     directory <= L + L/2 + L/4 + 64 KiB + K + O = 1.75 L + 64 KiB + K + O,
+// within 2 L while K + O + 64 KiB <= L/4. Staged bytes count in the L/2:
+// the large-upload path bounds them by a share of the live data (L/8; but
+// one upload of any size alone, and one chunked upload past the share).
+// Where this is not by construction: a batch admitted unforecast (R under
+// L/8: compaction could not make room) that kills more than about 3/8 of
+// the live data; a stall cut short by its time bound or ended because
+// compaction made no progress (pins, tombstones that must stay); an
+// ordinary (not catch-up) pass, whose output may collect several inputs'
+// live data; a segment's share measured against the live data of when it
+// was sealed (deletes since may have shrunk L); a database under twice the
+// floor; an upload staged alone beyond the share.
+//
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
 //
@@ -64,6 +97,16 @@ class WriteStall {
   // waited at most a few milliseconds for a compaction pass).
   bool Hold();
 
+  // Once a batch is taken, before it is submitted, when Hold let it through:
+  // whether its forecast is worth computing (compaction could make room for
+  // it: the reclaimable bytes are above an eighth of the live data, no stall
+  // was just cut short or disarmed). Cheap.
+  bool WantsForecast() const;
+  // True: hold this batch (a stall began; the loop takes it again once Hold
+  // lets a batch through). `forecast` is engine::Writer::Forecast of the
+  // batch, `stored_bytes` its bytes in the queue's measure.
+  bool HoldBatch(const engine::Writer::BatchForecast& forecast, uint64_t stored_bytes);
+
  private:
   using Clock = std::chrono::steady_clock;
   struct Backlog {
@@ -75,7 +118,8 @@ class WriteStall {
   };
   Backlog Measure() const;
   bool CompactionCanHelp() const;
-  void Begin(Clock::time_point now, const Backlog& b);
+  // Begins a stall that lasts until the reclaimable bytes are at most target_bytes.
+  void Begin(Clock::time_point now, const Backlog& b, uint64_t target_bytes);
   // Ends the stall; why is a short phrase for the log.
   void End(Clock::time_point now, const char* why);
   void MaybeLog(Clock::time_point now, const Backlog& b);
@@ -87,6 +131,10 @@ class WriteStall {
   const std::chrono::milliseconds view_pin_wait_;
 
   bool holding_ = false;
+  uint64_t target_ = 0;  // the stall ends once the reclaimable bytes are at most this
+  // Hold let this batch through unforecast: a stall was cut short or ended
+  // without making room, or none may begin now (time bound, disarmed).
+  bool pass_next_ = false;
   Clock::time_point since_{};
   uint64_t seen_catch_up_ = 0, seen_catch_up_progress_ = 0, seen_catch_up_view_pinned_ = 0;
   bool retry_catch_up_ = false;  // the last catch-up pass waited for the key view's pin

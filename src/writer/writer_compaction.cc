@@ -99,6 +99,10 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
                                                 std::min(kViewPinWaitMs, max_stall_ms));
   };
   hooks.hold_batch = [state](engine::Writer&) { return state->stall && state->stall->Hold(); };
+  hooks.hold_ops = [state](engine::Writer& writer, std::span<const engine::WriteOp> ops, uint64_t stored_bytes) {
+    return state->stall && state->stall->WantsForecast() &&
+           state->stall->HoldBatch(writer.Forecast(ops), stored_bytes);
+  };
   hooks.each_iteration = [state, &shm](engine::Writer& writer, bool requested) {
     if (!state->compactor) return;
     // A write made a large segment (a large value's own, typically) hold

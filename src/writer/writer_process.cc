@@ -157,7 +157,10 @@ class WriterLoop {
       // (below): sleep until that sync returns (it wakes the queue) or another
       // Wake, not at each enqueue.
       const int wait_ms = overflowing ? 1 : idle_timeout_ms;
-      const bool have = submitted_.empty() ? queue_.WaitForEntries(wait_ms) : queue_.WaitForWake(wait_ms);
+      // A batch the stall held (held_) is still to be written: no sleep.
+      const bool queued =
+          submitted_.empty() ? queue_.WaitForEntries(held_ ? 0 : wait_ms) : queue_.WaitForWake(wait_ms);
+      const bool have = queued || held_;
       Beat();
       if (g_reopen_logs) {
         g_reopen_logs = 0;
@@ -237,8 +240,11 @@ class WriterLoop {
   // a batch with large-value entries first lets everything in flight finish,
   // then goes the serial way (ApplyBatch).
   void ProcessBatch() {
-    batch_.clear();
-    queue_.Peek(&batch_, kMaxBatchOps, kMaxBatchBytes);
+    if (!held_) {
+      batch_.clear();
+      queue_.Peek(&batch_, kMaxBatchOps, kMaxBatchBytes);
+    }
+    held_ = false;
     const bool large = std::any_of(batch_.begin(), batch_.end(),
                                    [](const QueueEntry& e) { return e.type != EntryType::kOp; });
     if (large) {
@@ -258,6 +264,11 @@ class WriterLoop {
       ops_.push_back(ToOp(e.request));
       sub.tokens.push_back({e.slot, e.token});
       sub.bytes += e.request.stored.size();
+    }
+    if (hooks_.hold_ops && hooks_.hold_ops(writer_, ops_, sub.bytes)) {
+      held_ = true;  // its entries stay taken, unreleased: the same batch goes next
+      spare_submitted_.push_back(std::move(sub));
+      return;
     }
     sub.release_position = queue_.PeekPosition();
     sub.release_entries = batch_.size();
@@ -556,6 +567,7 @@ class WriterLoop {
   DiskReport& disk_;  // free space: gauges, /readyz, rate-limited error lines
   BackupCuts& backups_;  // online backups' cuts and pins
   std::vector<QueueEntry> batch_;
+  bool held_ = false;  // batch_ was taken and held by hooks_.hold_ops: ProcessBatch goes on with it
   std::vector<engine::WriteOp> ops_;
   std::vector<std::pair<uint32_t, uint64_t>> op_tokens_;  // (slot, token) per op (ApplyBatch)
   // A batch submitted to the engine's pipeline, until it is answered.

@@ -34,6 +34,7 @@
 #pragma once
 
 #include <functional>
+#include <span>
 
 #include "engine/env.h"
 #include "src/conf/config.h"
@@ -41,6 +42,7 @@
 
 namespace kingx::engine {
 class Writer;
+struct WriteOp;
 }
 
 namespace kingx {
@@ -59,6 +61,11 @@ struct WriterHooks {
   // beating, serving cuts and stop requests. A hook that holds must stop
   // holding on its own within a bounded time.
   std::function<bool(engine::Writer&)> hold_batch;
+  // The same once the batch is taken (puts and deletes only), with its ops
+  // and their stored bytes: true holds this very batch (taken again, as it
+  // is, at the next iteration that hold_batch lets through). For a hook that
+  // needs to know what the batch overwrites (engine::Writer::Forecast).
+  std::function<bool(engine::Writer&, std::span<const engine::WriteOp>, uint64_t stored_bytes)> hold_ops;
   // Before the Writer is closed: stop and join background work.
   std::function<void(engine::Writer&)> before_close;
 };

@@ -8,9 +8,11 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "engine/compaction.h"
 #include "engine/keyspace_options.h"
+#include "engine/record.h"
 #include "engine/writer.h"
 #include "src/ipc/shm.h"
 #include "tests/engine/support/fault_env.h"
@@ -165,6 +167,72 @@ TEST_CASE("a write stall ends at once when an online backup's cut keeps compacti
   REQUIRE_FALSE(stall.Hold());
   REQUIRE(f.Stalls() == 1);
   f.writer->UnpinSegmentIds(cut->ids());
+}
+
+TEST_CASE("a batch that would kill more than the stall's bound allows is held until compaction made room for it",
+          "[src][writer][stall]") {
+  // The stall used to measure only the bytes waiting in the queue: a batch
+  // of small values replacing large ones went through under the bound and
+  // left dead bytes past it (and a compaction copy on top passed twice the
+  // live data).
+  test::TempDir dir;
+  engine::test::FaultInjectionEnv env;
+  auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
+  REQUIRE(created.ok());
+  std::unique_ptr<SharedMemory> shm = std::move(created).value();
+  engine::Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 1 << 20;
+  o.take_lock = false;
+  auto opened = engine::Writer::Open(env, dir.path, o, shm->index());
+  REQUIRE(opened.ok());
+  std::unique_ptr<engine::Writer> writer = std::move(opened).value();
+  const auto put = [&](const std::string& key, const std::string& value) {
+    engine::WriteOp op;
+    op.key = key;
+    op.stored = value;
+    op.raw_len = value.size();
+    engine::WriteResult r;
+    writer->Apply({&op, 1}, {&r, 1});
+    REQUIRE(r.status.ok());
+  };
+  // 8 keys of 200 KiB, three of them written twice: about 600 KB dead beside 1.6 MB live.
+  for (int k = 0; k < 8; ++k) put("k" + std::to_string(k), std::string(200 << 10, 'a'));
+  for (int k = 5; k < 8; ++k) put("k" + std::to_string(k), std::string(200 << 10, 'b'));
+  engine::CompactionOptions co;
+  co.rate_bytes_per_sec = 0;
+  engine::Compactor compactor(*writer, co);
+  engine::CompactionThread thread(compactor, kHourMs);
+  thread.Start();
+  WriteStall stall(*shm, compactor, thread, kHourMs, kHourMs);
+  const engine::IndexCounters& c = shm->index().counters();
+  REQUIRE(c.dead_bytes.load() <= engine::WriteStallBoundsFor(c.live_bytes.load(), kWriteStallFloorBytes).begin_bytes);
+  // The queue is empty: the stall's first test lets the batch be taken.
+  REQUIRE_FALSE(stall.Hold());
+  // The batch: k0..k3 replaced by one byte each, killing 800 KiB of live data.
+  std::vector<std::string> keys = {"k0", "k1", "k2", "k3"};
+  std::vector<engine::WriteOp> ops(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ops[i].key = keys[i];
+    ops[i].stored = "x";
+    ops[i].raw_len = 1;
+  }
+  REQUIRE(stall.WantsForecast());
+  const engine::Writer::BatchForecast forecast = writer->Forecast(ops);
+  CHECK(forecast.killed_live_bytes == 4 * engine::RecordBytes(2, 0, 200 << 10));
+  CHECK(forecast.put_bytes == 4 * engine::RecordBytes(2, 0, 1));
+  REQUIRE(stall.HoldBatch(forecast, 4));
+  bool held = true;
+  for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
+  REQUIRE_FALSE(held);
+  REQUIRE_FALSE(stall.HoldBatch(writer->Forecast(ops), 4));  // room was made: the batch goes
+  std::vector<engine::WriteResult> results(ops.size());
+  writer->Apply(ops, results);
+  for (const engine::WriteResult& r : results) REQUIRE(r.status.ok());
+  // What compaction could reclaim is within the bound for the live data the batch left.
+  CHECK(c.dead_bytes.load() - compactor.stats().kept_tombstone_bytes <=
+        engine::WriteStallBoundsFor(c.live_bytes.load(), kWriteStallFloorBytes).begin_bytes);
+  thread.Stop();
 }
 
 }  // namespace kingx
