@@ -524,13 +524,7 @@ Status Pass::DeleteReady() {
     uint64_t bytes = 0;
     {
       std::lock_guard lock(w_.mu_);
-      bytes = w_.segments_[id].bytes;
-      w_.segments_.erase(id);
-      w_.births_.erase(id);
-      w_.EndDelete(id);
-      w_.cache_.Forget(id);
-      // After the unlink: a reader that sees the new epoch finds the file gone.
-      w_.index_.counters().segment_epoch.fetch_add(1, std::memory_order_release);
+      bytes = w_.ForgetUnlinked(id);
       w_.PublishCounters();
     }
     st_.output_start_seq.erase(id);

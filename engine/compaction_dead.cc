@@ -135,14 +135,8 @@ Status DeleteDeadBesidePass(Writer::Impl& w, std::set<uint32_t>* rejected, DeadB
     }
     w.env_.RemoveFile(JoinPath(w.dir_, HintFileName(id))).ok();  // an orphan hint is removed by recovery
     std::lock_guard lock(w.mu_);
-    result->bytes_deleted += w.segments_[id].bytes;
+    result->bytes_deleted += w.ForgetUnlinked(id);
     ++result->deleted;
-    w.segments_.erase(id);
-    w.births_.erase(id);
-    w.EndDelete(id);
-    w.cache_.Forget(id);
-    // After the unlink: a reader that sees the new epoch finds the file gone.
-    w.index_.counters().segment_epoch.fetch_add(1, std::memory_order_release);
     w.PublishCounters();
   }
   release();

@@ -25,6 +25,18 @@ bool Writer::Impl::BeginDelete(uint32_t id, bool view_pin_holds) {
 
 void Writer::Impl::EndDelete(uint32_t id) { deleting_.erase(id); }
 
+uint64_t Writer::Impl::ForgetUnlinked(uint32_t id) {
+  const auto it = segments_.find(id);
+  const uint64_t bytes = it != segments_.end() ? it->second.bytes : 0;
+  if (it != segments_.end()) segments_.erase(it);
+  births_.erase(id);
+  EndDelete(id);
+  cache_.Forget(id);
+  // After the unlink: a reader that sees the new epoch finds the file gone.
+  index_.counters().segment_epoch.fetch_add(1, std::memory_order_release);
+  return bytes;
+}
+
 DatabaseCut Writer::Impl::CutLocked() const {
   DatabaseCut cut;
   cut.seed = seed_;

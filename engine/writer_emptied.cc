@@ -68,12 +68,7 @@ void Writer::Impl::DeleteEmptiedLocked() {
       continue;
     }
     env_.RemoveFile(JoinPath(dir_, HintFileName(id))).ok();  // an orphan hint is removed by recovery
-    segments_.erase(id);
-    births_.erase(id);
-    EndDelete(id);
-    cache_.Forget(id);
-    // After the unlink: a reader that sees the new epoch finds the file gone.
-    index_.counters().segment_epoch.fetch_add(1, std::memory_order_release);
+    ForgetUnlinked(id);
   }
 }
 

@@ -342,6 +342,11 @@ struct Writer::Impl {
   // finds it gone and goes on (keyspace_build.cc).
   bool BeginDelete(uint32_t id, bool view_pin_holds = true);
   void EndDelete(uint32_t id);
+  // Under mu_, once segment id's file is unlinked: drops it from the
+  // writer's state (stats, births, the deletion, the cache's mapping) and
+  // moves the segment epoch (a reader that sees it finds the file gone).
+  // Returns the bytes the segment held. The caller publishes the counters.
+  uint64_t ForgetUnlinked(uint32_t id);
   DatabaseCut CutLocked() const;
   // Holders that pin every segment (the key view's catch-up or rebuild: it
   // reads whichever segments it finds).
