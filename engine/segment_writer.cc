@@ -153,7 +153,7 @@ Status Writer::Impl::Rotate() {
     KINGX_KILL_POINT("seal.after_cut");
     s = SyncActive();
     if (!s.ok()) return s;
-    RecordSeal(active_id_, active_size_);  // the cut is durable: this is its length from now on
+    KINGX_KILL_POINT("seal.before_hint");
     if (active_hint_) {
       Status hs = active_hint_->Finish(active_size_);
       if (!hs.ok()) {
@@ -165,6 +165,12 @@ Status Writer::Impl::Rotate() {
         env_.RemoveFile(JoinPath(dir_, HintFileName(active_id_))).ok();
       }
     }
+    // Its cut is durable and its hint finished (or removed): from here on a
+    // crash leaves it sealed. Not before the hint is: a sealed segment's
+    // unfinished hint reads as damage, while the newest segment without a
+    // seal is read as the active one (a finished hint then seals it).
+    KINGX_KILL_POINT("seal.before_seal");
+    RecordSeal(active_id_, active_size_);
     SegmentStats& sealed = segments_[active_id_];
     sealed.active = false;
     // Writes may have killed everything it holds while it was active

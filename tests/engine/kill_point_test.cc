@@ -66,7 +66,8 @@ TEST_CASE("a crash at any kill point keeps every acknowledged write and invents 
                                      "append.before_sync:9", "append.after_sync:9", "append.before_publish:5",
                                      "rotate.after_create:2", "rotate.after_dir_sync:2", "large.before_rename:2",
                                      "large.after_rename:2", "extend.after_write:3", "extend.after_sync:3",
-                                     "seal.before_cut:2", "seal.after_cut:2");
+                                     "seal.before_cut:2", "seal.after_cut:2",
+                                     "seal.before_hint:2", "seal.before_seal:2");
   TempDir dir;
   Options o;
   o.segment_bytes = 8192;
