@@ -6,12 +6,12 @@
 namespace kingx::engine::test {
 
 SyncGate::SyncGate(FaultInjectionEnv& env) : env_(env) {
-  env_.SetSyncHook([this](const std::string& path) {
+  env_.SetSyncHook([st = state_](const std::string& path) {
     if (path.find("seg-") == std::string::npos) return;
-    std::unique_lock lock(mu_);
-    const uint64_t me = ++entered_;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return released_ >= me; });
+    std::unique_lock lock(st->mu);
+    const uint64_t me = ++st->entered;
+    st->cv.notify_all();
+    st->cv.wait(lock, [&] { return st->released >= me; });
   });
 }
 
@@ -21,20 +21,20 @@ SyncGate::~SyncGate() {
 }
 
 bool SyncGate::WaitEntered(uint64_t n) {
-  std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return entered_ >= n; });
+  std::unique_lock lock(state_->mu);
+  return state_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return state_->entered >= n; });
 }
 
 void SyncGate::Release() {
-  std::lock_guard lock(mu_);
-  ++released_;
-  cv_.notify_all();
+  std::lock_guard lock(state_->mu);
+  ++state_->released;
+  state_->cv.notify_all();
 }
 
 void SyncGate::Open() {
-  std::lock_guard lock(mu_);
-  released_ = UINT64_MAX;
-  cv_.notify_all();
+  std::lock_guard lock(state_->mu);
+  state_->released = UINT64_MAX;
+  state_->cv.notify_all();
 }
 
 Batch Puts(std::vector<std::string> keys, std::string value) {

@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -19,7 +20,9 @@ namespace kingx::engine::test {
 // Holds each fdatasync of a segment file ("seg-" in its path) at its start,
 // on the syncing thread, until the test lets it go (one Release per sync, or
 // Open for all from then on). Installs the env's sync hook; the destructor
-// opens the gate and removes the hook. The env must outlive the gate.
+// opens the gate and removes the hook. A thread still in the hook (or about
+// to enter it with its copy) after the destructor returns finds the gate's
+// state alive: each copy of the hook owns it. The env must outlive the gate.
 class SyncGate {
  public:
   explicit SyncGate(FaultInjectionEnv& env);
@@ -35,11 +38,14 @@ class SyncGate {
   void Open();
 
  private:
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    uint64_t entered = 0;
+    uint64_t released = 0;
+  };
   FaultInjectionEnv& env_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t entered_ = 0;
-  uint64_t released_ = 0;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 // Put ops whose keys and value live as long as the Batch (a submitted batch's
