@@ -207,11 +207,21 @@ void Connection::OnHead(uint64_t now_ms) {
     handler_.OnRequest(*this, req);
     if (!dispatched_ || state_ != State::kBody) return;  // answered (or closed) already
   }
-  if (req.expect_continue && HasBody(req) && !continue_sent_) {
-    out_.Copy(k100Continue);
-    continue_sent_ = true;
-    if (counters_) CountResponse(*counters_, 100, kNoLatency);
-  }
+  // A handler that paused the body in OnRequest (held until it has room for
+  // it) has not accepted it yet: the 100 waits for ResumeBody.
+  if (!body_paused_) SendContinueIfAwaited();
+}
+
+// "100 Continue" tells a client that sent Expect: 100-continue to send its
+// body (RFC 9110 §10.1.1): queued once per request, when the body is first
+// wanted, never after the request was answered.
+void Connection::SendContinueIfAwaited() {
+  if (state_ != State::kBody || continue_sent_ || answered_) return;
+  const Request& req = parser_->request();
+  if (!req.expect_continue || !HasBody(req)) return;
+  out_.Copy(k100Continue);
+  continue_sent_ = true;
+  if (counters_) CountResponse(*counters_, 100, kNoLatency);
 }
 
 void Connection::OnMessageEnd(uint64_t now_ms) {
@@ -559,6 +569,7 @@ void Connection::ResumeBody(uint64_t now_ms) {
   if (!body_paused_) return;
   body_paused_ = false;
   body_last_ms_ = now_ms;
+  SendContinueIfAwaited();  // a body held since its head is wanted now
   Drive(now_ms);
 }
 

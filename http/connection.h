@@ -25,8 +25,9 @@
 // OnRequest. The handler may Respond at any point after OnRequest (inside a
 // callback or later). If it answers before the whole body was received:
 // when the client still waits for "100 Continue" (Expect, and OnRequest
-// answered at once) the core sends the answer with "Connection: close" and
-// closes, so the client never sends the body (early 412/413); otherwise the
+// answered at once or paused the body) the core sends the answer with
+// "Connection: close" and closes, so the client never sends the body (early
+// 412/413, a held upload's 503); otherwise the
 // rest of the body is read and dropped and the connection stays usable.
 // OnAbort replaces everything that has not happened yet when the connection
 // dies first.
@@ -197,7 +198,10 @@ class Connection {
   // paused, incoming bytes are buffered up to Limits::max_buffered_input_bytes
   // (then WantsRead() turns false) and the body timeout is not armed.
   // ResumeBody delivers what is buffered (calling OnBody/OnBodyEnd) before
-  // returning. Both are no-ops when no body is in progress.
+  // returning. Both are no-ops when no body is in progress. PauseBody inside
+  // OnRequest holds the body before it was accepted: a client that sent
+  // Expect: 100-continue gets "100 Continue" only at ResumeBody (and never
+  // when the request is answered while held; that answer closes).
   void PauseBody();
   void ResumeBody(uint64_t now_ms);
 
@@ -287,6 +291,7 @@ class Connection {
   void OnMessageEnd(uint64_t now_ms);
   void OnParseError(uint64_t now_ms);
   void FinishRequest(uint64_t now_ms);
+  void SendContinueIfAwaited();
   void CoreRespond(const ParseError& error, const Request* request, bool close, uint64_t now_ms);
   void QueueResponse(const Response& response, const Request* request, bool close, bool by_core,
                      std::string_view detail, uint64_t now_ms);

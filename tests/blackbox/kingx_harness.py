@@ -301,6 +301,13 @@ def http(port, method, path, body=None, headers=None, timeout=15.0):
         return c.request(method, path, body, headers)
 
 
+def metric(port, name):
+    """The value of the unlabelled sample `name` of GET /metrics, or None."""
+    body = http(port, "GET", "/metrics", timeout=30).body.decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), body, re.M)
+    return float(m.group(1)) if m else None
+
+
 # ---------------------------------------------------------------- server
 
 def dir_bytes(path, depth=0):
@@ -773,6 +780,26 @@ def run_with_servers(title, cases, current_server):
         if server is not None:
             server.cleanup()
     sys.exit(status)
+
+
+class ServerPerCase:
+    """For a file whose cases each start their own server: start() removes
+    the previous case's server first; current() is the one in use (pass it
+    to run_with_servers, which cleans up the last one)."""
+
+    def __init__(self, base_args=()):
+        self.base_args = list(base_args)
+        self.server = None
+
+    def start(self, *args):
+        if self.server is not None:
+            self.server.cleanup()
+        self.server = Server(self.base_args + list(args))
+        self.server.start()
+        return self.server
+
+    def current(self):
+        return self.server
 
 
 def wait_for(pred, timeout, what):

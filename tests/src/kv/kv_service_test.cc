@@ -687,6 +687,70 @@ TEST_CASE("a large upload held past the storage timeout gets 503 with Retry-Afte
   CHECK(f.service.NextRetryMs() == 0);
 }
 
+// RFC 9110 section 10.1.1: "100 Continue" invites the body; a held upload
+// has not been accepted yet.
+std::string ExpectPutHead(const std::string& key, size_t length) {
+  return "PUT /v1/kv/" + key + " HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: " +
+         std::to_string(length) + "\r\n\r\n";
+}
+
+TEST_CASE("a held large upload that sent Expect: 100-continue gets 100 Continue only once admitted",
+          "[src][kv_service][staging][expect]") {
+  StagingFixture sf;
+  Fixture& f = sf.f;
+  Client c(f.service, f.limits);
+  const std::string body(3000, 'q');
+  const uint64_t t0 = MonotonicMs();  // the hold's clock
+  c.Send(ExpectPutHead("k", body.size()), t0);
+  CHECK(StagingBudget::HeldUploads(**sf.created) == 1);
+  CHECK(c.Output().empty());  // held: no invitation to send the body
+  f.service.Poke(t0);
+  CHECK(c.Output().empty());
+  sf.other->Release(&sf.other_upload);
+  f.service.Poke(t0 + 1);
+  CHECK(c.Output() == "HTTP/1.1 100 Continue\r\n\r\n");
+  c.Send(body, t0 + 2);
+  REQUIRE(f.backend.calls.size() == 5);  // begin, 3 parts, end
+  f.service.OnCompletion(Done(f.backend.calls[0].token, engine::Code::kOk, 1), t0 + 3);
+  CHECK(StatusLine(c.Output()) == "HTTP/1.1 201 Created");
+}
+
+TEST_CASE("a held large upload that sent Expect: 100-continue and timed out gets 503 without 100",
+          "[src][kv_service][staging][expect]") {
+  StagingFixture sf(60'000);
+  Fixture& f = sf.f;
+  Client c(f.service, f.limits);
+  const uint64_t t0 = MonotonicMs();
+  c.Send(ExpectPutHead("k", 3000), t0);
+  f.service.Poke(t0);
+  f.service.Poke(t0 + 120'000);
+  const std::string out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 503 Service Unavailable");
+  CHECK(out.find("100 Continue") == std::string::npos);
+  CHECK(out.find("Retry-After:") != std::string::npos);
+  CHECK(out.find("Connection: close") != std::string::npos);
+  CHECK(c.conn.ShouldClose());
+  CHECK(f.backend.calls.empty());
+}
+
+TEST_CASE("an upload held for the worker's body budget gets 100 Continue only once admitted",
+          "[src][kv_service][expect]") {
+  ByteBudget budget(4096);
+  KvServiceOptions o;
+  o.body_budget = &budget;
+  Fixture f(o);
+  budget.Charge(4096);  // another upload holds the whole budget
+  Client c(f.service, f.limits);
+  c.Send(ExpectPutHead("k", 100));
+  CHECK(f.service.AwaitsStorage(c.state));
+  CHECK(c.Output().empty());
+  budget.Release(4096);
+  f.service.Poke(2);
+  CHECK(c.Output() == "HTTP/1.1 100 Continue\r\n\r\n");
+  c.Send(std::string(100, 'v'), 3);
+  REQUIRE(f.backend.calls.size() == 1);
+}
+
 TEST_CASE("a chunked upload reserves part by part and is held at the part past the share",
           "[src][kv_service][staging]") {
   StagingFixture sf;
