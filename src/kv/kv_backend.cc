@@ -67,6 +67,14 @@ engine::Status ShmKvBackend::EnqueueLargeAbort(uint64_t token) {
 
 size_t ShmKvBackend::MaxEntryBytes() const { return ctx_.queue->max_entry_bytes(); }
 
+bool ShmKvBackend::DiskRoomFor(uint64_t bytes) const {
+  const WriterMetrics& ws = ctx_.shm->writer_metrics();
+  if (ws.disk_full.load(std::memory_order_relaxed) == 0) return true;
+  const uint64_t free_bytes = ws.disk_free_bytes.load(std::memory_order_relaxed);
+  const uint64_t reserve_bytes = ws.disk_reserve_bytes.load(std::memory_order_relaxed);
+  return free_bytes > reserve_bytes && free_bytes - reserve_bytes >= bytes;
+}
+
 bool ShmKvBackend::Ready() const { return NotReadyReason().empty(); }
 
 std::string ShmKvBackend::NotReadyReason() const {

@@ -39,6 +39,7 @@ class ShmKvBackend final : public KvBackend {
   engine::Status EnqueueLargeEnd(uint64_t token, uint64_t raw_len) override;
   engine::Status EnqueueLargeAbort(uint64_t token) override;
   size_t MaxEntryBytes() const override;
+  bool DiskRoomFor(uint64_t bytes) const override;
   // Writer ready, index ready, writer not read-only and not stalled, server
   // not draining.
   bool Ready() const override;

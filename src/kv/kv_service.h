@@ -115,6 +115,14 @@ class KvBackend {
   // WriteQueue::max_entry_bytes().
   virtual size_t MaxEntryBytes() const = 0;
 
+  // Whether a put of `bytes` may find room on the disk: false only while the
+  // writer reports the disk full and the free space it last measured, less
+  // its reserve, is below `bytes` (the writer still decides every write; this
+  // lets a request be refused before its body). Default: true.
+  virtual bool DiskRoomFor(uint64_t bytes) const {
+    (void)bytes;
+    return true;
+  }
   // /readyz: storage recovered and writable, and the server is not draining.
   virtual bool Ready() const = 0;
   // Why Ready() is false, in a sentence for the /readyz problem body; empty

@@ -84,6 +84,14 @@ std::string_view ContentTypeOf(const http::Request& r) {
   return r.content_type.empty() ? std::string_view(http::kDefaultContentType) : std::string_view(r.content_type);
 }
 
+// 507: the writer refused a put for want of disk room, or the worker knew it
+// would before the body was sent.
+http::Response DiskFullResponse() {
+  return http::ProblemResponse(507,
+                               "the disk holding the data directory is full: the write was not stored (reads "
+                               "are served; writes resume once deleted data is compacted away)");
+}
+
 }  // namespace
 
 WriteExchanges::WriteExchanges(KvBackend& backend, Responder& responder, const WriteExchangeOptions& options,
@@ -133,6 +141,13 @@ void WriteExchanges::Start(http::Connection& conn, const http::Request& request,
                            WriteCondition cond, uint64_t if_match_seq) {
   KvConnState* st = State(conn);
   assert(st != nullptr && st->exchange == nullptr);
+  if (kind == WriteKind::kPut && request.expect_continue && !request.chunked &&
+      !backend_.DiskRoomFor(request.content_length)) {
+    // The client waits to hear whether to send its body: on a disk reported
+    // full without room for its declared length, the answer is 507 now.
+    responder_.Answer(conn, request, DiskFullResponse(), request.start_ms);
+    return;
+  }
   Exchange* e = NewExchange();
   e->conn = &conn;
   e->request = &request;
@@ -697,9 +712,7 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
       resp = http::ProblemResponse(412, "the precondition does not hold for the current value");
       break;
     case engine::Code::kNoSpace:
-      resp = http::ProblemResponse(507,
-                                   "the disk holding the data directory is full: the write was not stored (reads "
-                                   "are served; writes resume once deleted data is compacted away)");
+      resp = DiskFullResponse();
       break;
     case engine::Code::kOutcomeUnknown:
       resp = http::ErrorResponse(engine::Status::OutcomeUnknown(

@@ -125,6 +125,9 @@ class WriteExchanges {
   // Starts the exchange of conn's current request (its KvConnState, from
   // Connection::user_data(), has no exchange). The writer decides `cond`
   // atomically with the write. The body follows through OnBody/OnBodyEnd.
+  // A PUT whose client waits for "100 Continue" and whose declared length
+  // has no room on a disk reported full (KvBackend::DiskRoomFor) is
+  // answered 507 at once, without an exchange.
   void Start(http::Connection& conn, const http::Request& request, WriteKind kind, WriteCondition cond,
              uint64_t if_match_seq);
 

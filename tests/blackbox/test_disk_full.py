@@ -30,7 +30,8 @@ import sys
 import tempfile
 import time
 
-from kingx_harness import (SKIP, Conn, ConnectionClosed, Server, TestFailure, check, http, key_path, run_cases)
+from kingx_harness import (SKIP, Conn, ConnectionClosed, Server, TestFailure, build_request, check, http, key_path,
+                           run_cases)
 
 DISK = "64m"
 RESUME_LIMIT_S = 60.0
@@ -199,6 +200,15 @@ def check_full_reported(s, store):
     logged = refused_in_log(s)
     check(logged == total, f"the error log counts {logged} refused writes, /metrics {total}")
     check(len(refused_lines(s)) < 20, f"{len(refused_lines(s))} log lines for {total} refusals: not rate-limited")
+    # A client that waits for "100 Continue" hears 507 before it sends a body
+    # that has no room (the writer's refusal count is not involved).
+    with Conn(s.port, timeout=30) as c:
+        c.send(build_request("PUT", key_path("expect-full"), None,
+                             [("Content-Length", str(1 << 20)), ("Expect", "100-continue")]))
+        r = c.read_response()
+        check(r.status == 507, f"a PUT with Expect: 100-continue on the full disk first got {r.status}")
+        check(c.wait_closed(10) == "closed", "the connection stayed open for a body that was never invited")
+    store.refused.append("expect-full")
     # Reads go on.
     k = next(iter(store.acked))
     check(http(s.port, "GET", key_path(k)).body == store.acked[k], "a read failed on the full disk")

@@ -152,6 +152,8 @@ class FakeBackend final : public KvBackend {
   StagingBudget* staging = nullptr;  // Staging(): none unless a test sets one
   StagingBudget* Staging() override { return staging; }
   bool Ready() const override { return true; }
+  uint64_t disk_room = UINT64_MAX;  // DiskRoomFor(): bytes that fit while the disk is reported full
+  bool DiskRoomFor(uint64_t bytes) const override { return bytes <= disk_room; }
   std::string RenderMetrics() override { return "metrics\n"; }
   engine::Status RequestCompaction() override { return engine::Status::OK(); }
 };
@@ -749,6 +751,29 @@ TEST_CASE("an upload held for the worker's body budget gets 100 Continue only on
   CHECK(c.Output() == "HTTP/1.1 100 Continue\r\n\r\n");
   c.Send(std::string(100, 'v'), 3);
   REQUIRE(f.backend.calls.size() == 1);
+}
+
+TEST_CASE("an Expect: 100-continue PUT with no room on a full disk gets 507 without 100, and closes",
+          "[src][kv_service][expect]") {
+  Fixture f;
+  f.backend.disk_room = 50;
+  Client big(f.service, f.limits);
+  big.Send(ExpectPutHead("k", 100));
+  const std::string out = big.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 507 Insufficient Storage");
+  CHECK(out.find("100 Continue") == std::string::npos);
+  CHECK(out.find("Connection: close") != std::string::npos);
+  CHECK(big.conn.ShouldClose());
+  CHECK(f.backend.calls.empty());
+  // One that fits is invited to send its body; one without Expect is left to
+  // the writer, which decides with the disk as it is then.
+  Client small(f.service, f.limits);
+  small.Send(ExpectPutHead("k", 40));
+  CHECK(small.Output() == "HTTP/1.1 100 Continue\r\n\r\n");
+  Client plain(f.service, f.limits);
+  plain.Send(Put("k", std::string(100, 'p')));
+  REQUIRE(f.backend.calls.size() == 1);
+  CHECK(f.backend.calls[0].stored.size() == 100);
 }
 
 TEST_CASE("a chunked upload reserves part by part and is held at the part past the share",

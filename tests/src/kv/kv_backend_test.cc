@@ -1,0 +1,79 @@
+// ShmKvBackend's reading of the shared mapping: what /readyz says (each
+// reason the README lists) and whether a put may find disk room, from the
+// writer's published state.
+#include "src/kv/kv_backend.h"
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+
+#include "tests/src/support/test_util.h"
+
+namespace kingx {
+namespace {
+
+struct Fixture {
+  // A worker of generation 1 in slot 0 of a mapping whose writer is ready.
+  Fixture() : created(SharedMemory::Create(test::SmallShmSizes(2, 64))) {
+    REQUIRE(created.ok());
+    shm = created->get();
+    shm->slot(0).generation.store(1);
+    shm->slot(0).state.store(static_cast<uint32_t>(SlotState::kRunning));
+    ctx.shm = shm;
+    ctx.queue = &shm->queue();
+    ctx.slot = 0;
+    ctx.generation = 1;
+    ctx.config.storage_timeout_ms = 30'000;
+    shm->control().writer_ready.store(1);
+    shm->index().counters().ready.store(1);
+    backend = std::make_unique<ShmKvBackend>(ctx);
+  }
+  WriterMetrics& writer() { return shm->writer_metrics(); }
+
+  engine::Result<std::unique_ptr<SharedMemory>> created;
+  SharedMemory* shm = nullptr;
+  WorkerContext ctx;
+  std::unique_ptr<ShmKvBackend> backend;
+};
+
+TEST_CASE("readyz names each reason the writer publishes", "[src][kv_backend]") {
+  Fixture f;
+  CHECK(f.backend->Ready());
+  CHECK(f.backend->NotReadyReason().empty());
+
+  f.writer().read_only.store(1);
+  CHECK_FALSE(f.backend->Ready());
+  CHECK(f.backend->NotReadyReason().find("failed fdatasync") != std::string::npos);
+  f.writer().read_only.store(0);
+
+  f.writer().disk_full.store(1);
+  f.writer().disk_free_bytes.store(1000);
+  f.writer().disk_reserve_bytes.store(500);
+  CHECK_FALSE(f.backend->Ready());
+  const std::string full = f.backend->NotReadyReason();
+  CHECK(full.find("disk") != std::string::npos);
+  CHECK(full.find("1000 bytes free") != std::string::npos);
+  f.writer().disk_full.store(0);
+
+  f.shm->control().writer_ready.store(0);
+  CHECK(f.backend->NotReadyReason().find("recovering") != std::string::npos);
+  f.shm->control().writer_ready.store(1);
+
+  f.shm->control().draining.store(1);
+  CHECK(f.backend->NotReadyReason().find("stopping") != std::string::npos);
+}
+
+TEST_CASE("a put finds disk room unless the disk is reported full without room for it", "[src][kv_backend]") {
+  Fixture f;
+  f.writer().disk_free_bytes.store(1000);
+  f.writer().disk_reserve_bytes.store(600);
+  CHECK(f.backend->DiskRoomFor(1 << 30));  // not reported full: the writer decides
+  f.writer().disk_full.store(1);
+  CHECK(f.backend->DiskRoomFor(400));  // free less the reserve
+  CHECK_FALSE(f.backend->DiskRoomFor(401));
+  f.writer().disk_free_bytes.store(500);  // below the reserve: nothing fits
+  CHECK_FALSE(f.backend->DiskRoomFor(1));
+}
+
+}  // namespace
+}  // namespace kingx
