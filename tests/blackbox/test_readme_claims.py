@@ -1,0 +1,109 @@
+"""Promises of README.md that no other test checked, each against the real
+binary (the audit that found them: the claims table kept with the project's
+notes). Every case fails when the promise breaks, on either side: a default
+changed in the code but not in the README, or the README rewritten without
+the code.
+
+  - every default the README states for a setting is the one `kingx --help`
+    prints, and the README still states it;
+  - at most 4 online backups run at once: a fifth is answered 503 with
+    Retry-After, naming the limit, while the four keep their pins.
+
+    KINGX_BIN=build/src/kingx python3 tests/blackbox/test_readme_claims.py
+"""
+
+import os
+import re
+import socket
+import subprocess
+
+from kingx_harness import (Conn, ServerPerCase, check, cases_of, free_port, http, key_path, metric, require_bin,
+                           run_with_servers, wait_for)
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+SERVERS = ServerPerCase()
+
+# (setting as --help names it, default --help prints, words of README.md that promise it)
+DEFAULTS = [
+    ("listen", "127.0.0.1:8080", "listening on `127.0.0.1:8080`"),
+    ("data", "./data", "data in `./data`"),
+    ("workers", "auto", "N processes, default one per CPU"),
+    ("threads", "150", "N pool threads (default 150)"),
+    ("sync", "always", "`always` (default)"),
+    ("max_key_bytes", "1024", "1 to\n1024 bytes by default"),
+    ("max_header_line_bytes", "8K", "header line over 8 KiB (`--max-header-line-bytes`)"),
+    ("max_header_bytes", "16K", "header section over 16 KiB (`--max-header-bytes`)"),
+    ("max_request_line_bytes", "8K", "request line over 8 KiB (`--max-request-line-bytes`)"),
+    ("max_header_fields", "100", "over 100 header fields (`--max-header-fields`)"),
+    ("keepalive_timeout_ms", "75000", "below kingx's 75 s"),
+    ("storage_timeout_ms", "30000", "`--storage-timeout-ms` (default 30 s)"),
+    ("backup_max_ms", "21600000", "`--backup-max-ms` (default 6 h)"),
+    ("body_buffer_bytes", "64M", "`--body-buffer-bytes` (default 64 MiB per worker)"),
+    ("staging_bytes", "1G", "`--staging-bytes` (default 1 GiB"),
+    ("response_buffer_bytes", "32M", "`--response-buffer-bytes` (default 32 MiB per worker)"),
+    ("send_lowat_bytes", "16K", "`--send-lowat-bytes` (default 16 KiB"),
+    ("disk_reserve_bytes", "auto", "`--disk-reserve-bytes`, default `auto` = one segment × 1.25 + 1 MiB"),
+    ("segment_bytes", "auto", "`--segment-bytes auto` = a 32nd of\nthe file system"),
+    ("admin_listen", "off", "off by default"),
+    ("pid", "none", "`--pid none` (the default)"),
+]
+
+
+def squash(text):
+    """Whitespace runs as one space: the README wraps its lines anywhere."""
+    return re.sub(r"\s+", " ", text)
+
+
+def test_help_prints_the_defaults_the_readme_states():
+    out = subprocess.run([require_bin(), "--help"], capture_output=True, text=True, timeout=30).stdout
+    printed = dict(re.findall(r"^\s+\[(\w+)\] default: (.*)$", out, re.M))
+    readme = squash(open(README, encoding="utf-8").read())
+    for name, default, words in DEFAULTS:
+        check(printed.get(name) == default, f"--help: [{name}] default {printed.get(name)!r}, README says {default!r}")
+        check(squash(words) in readme, f"README.md no longer says {squash(words)!r}")
+
+
+def open_unread_backup(admin_port):
+    """GET /admin/backup on a socket that reads the head only (a small
+    window): the backup stays in progress, holding its slot."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.settimeout(60)
+    sock.connect(("127.0.0.1", admin_port))
+    sock.sendall(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = sock.recv(4096)
+        check(d, "a backup closed before its head")
+        buf += d
+    check(buf.startswith(b"HTTP/1.1 200"), f"backup: {buf[:200]!r}")
+    return sock
+
+
+def test_a_fifth_backup_at_once_is_503_naming_the_limit():
+    admin = free_port()
+    s = SERVERS.start("--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--compression-level", "0")
+    for i in range(12):  # 12 MiB: far more than four unread sockets hold
+        r = http(s.port, "PUT", key_path(f"v{i}"), os.urandom(1 << 20), timeout=60)
+        check(r.status == 201, f"PUT v{i}: {r.status}")
+    held = [open_unread_backup(admin) for _ in range(4)]
+    try:
+        wait_for(lambda: metric(s.port, "kingx_backup_pins") == 4, 30, "four backups pinned")
+        with Conn(admin, 30) as c:
+            r = c.request("GET", "/admin/backup")
+        check(r.status == 503, f"fifth backup: {r.status} {r.body[:200]!r}")
+        check(r.header("Retry-After") is not None, "the fifth backup's 503 has no Retry-After")
+        check("at most 4 backups" in r.body.decode(), f"the 503 does not name the limit: {r.body[:300]!r}")
+        check(metric(s.port, "kingx_backup_pins") == 4, "the refusal touched the four backups' pins")
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: metric(s.port, "kingx_backup_pins") == 0, 30, "the pins given back")
+    with Conn(admin, 60) as c:
+        c.send(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        r = c.read_response()
+    check(r.status == 200, f"a backup once the others ended: {r.status}")
+
+
+if __name__ == "__main__":
+    run_with_servers("README claims", cases_of(globals()), SERVERS.current)
