@@ -7,7 +7,10 @@ the code.
   - every default the README states for a setting is the one `kingx --help`
     prints, and the README still states it;
   - at most 4 online backups run at once: a fifth is answered 503 with
-    Retry-After, naming the limit, while the four keep their pins.
+    Retry-After, naming the limit, while the four keep their pins;
+  - a backup that finds no room in --response-buffer-bytes (held by readers
+    of a compressed value that do not read) is answered 503 + Retry-After
+    naming the setting.
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_readme_claims.py
 """
@@ -103,6 +106,48 @@ def test_a_fifth_backup_at_once_is_503_naming_the_limit():
         c.send(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         r = c.read_response()
     check(r.status == 200, f"a backup once the others ended: {r.status}")
+
+
+def test_a_backup_without_room_in_the_response_buffer_is_503_naming_the_setting():
+    # Readers that do not read a large compressible value hold the worker's
+    # --response-buffer-bytes (its decoded pieces wait for the socket); more
+    # of them until a backup finds no room for its piece (bounded: 64).
+    admin = free_port()
+    s = SERVERS.start("--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--response-buffer-bytes", "1M")
+    value = (b"kingx compressible value " * 3000)[:65536] * 256  # 16 MiB, a few KiB stored
+    r = http(s.port, "PUT", key_path("squeezed"), value, timeout=60)
+    check(r.status == 201, f"PUT: {r.status}")
+    readers = []
+    refused = None
+    try:
+        while refused is None and len(readers) < 64:
+            for _ in range(4):
+                c = socket.socket()
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                c.settimeout(30)
+                c.connect(("127.0.0.1", s.port))
+                c.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % key_path("squeezed").encode())
+                readers.append(c)
+            for c in readers[-4:]:
+                check(c.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200", "a reader got no response head")
+            with Conn(admin, 30) as c:
+                c.send(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                head = c.read_response(head=True)  # the archive itself is not wanted
+            if head.status == 503:
+                refused = head
+            else:
+                check(head.status == 200, f"backup: {head.status}")
+                wait_for(lambda: metric(s.port, "kingx_backup_pins") == 0, 30, "the closed backup's pin back")
+        check(refused is not None, f"{len(readers)} readers holding the response buffer and still room for a backup")
+        with Conn(admin, 30) as c:
+            r = c.request("GET", "/admin/backup")
+        check(r.status == 503 and r.header("Retry-After") is not None, f"refused backup: {r!r}")
+        check("--response-buffer-bytes" in r.body.decode(), f"the 503 does not name the setting: {r.body[:300]!r}")
+    finally:
+        for c in readers:
+            c.close()
+    r = http(admin, "GET", "/healthz")
+    check(r.status == 200, "the admin listener after the readers left")
 
 
 if __name__ == "__main__":
