@@ -10,18 +10,23 @@ the code.
     Retry-After, naming the limit, while the four keep their pins;
   - a backup that finds no room in --response-buffer-bytes (held by readers
     of a compressed value that do not read) is answered 503 + Retry-After
-    naming the setting.
+    naming the setting;
+  - a write that finds the write queue full waits, then gets 503 +
+    Retry-After, and is not stored; the writes queued before it are.
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_readme_claims.py
 """
 
 import os
 import re
+import select
+import signal
 import socket
 import subprocess
+import time
 
-from kingx_harness import (Conn, ServerPerCase, check, cases_of, free_port, http, key_path, metric, require_bin,
-                           run_with_servers, wait_for)
+from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, free_port, http, key_path, metric,
+                           require_bin, run_with_servers, wait_for)
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
 SERVERS = ServerPerCase()
@@ -148,6 +153,51 @@ def test_a_backup_without_room_in_the_response_buffer_is_503_naming_the_setting(
             c.close()
     r = http(admin, "GET", "/healthz")
     check(r.status == 200, "the admin listener after the readers left")
+
+
+def test_a_write_that_finds_the_queue_full_is_503_with_retry_after_and_not_stored():
+    # The writer stopped (SIGSTOP) with a 1 MiB write queue: the first PUTs
+    # fill it and wait for the writer (--storage-timeout-ms is far away);
+    # later ones find it full, wait for room, unread, and are answered 503 +
+    # Retry-After with nothing queued. Once the writer runs again the queued
+    # ones are stored and the refused ones are not.
+    s = SERVERS.start("--workers", "1", "--write-queue-bytes", "1M", "--storage-timeout-ms", "120000",
+                      "--compression-level", "0")
+    writer = s.wait_children("kingx-writer", 1)[0]
+    values = {f"q{i}": os.urandom(100 * 1024) for i in range(24)}
+    socks = {}
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        for key, value in values.items():
+            sock = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            sock.sendall(build_request("PUT", key_path(key), value))
+            socks[key] = sock
+        answered = {}
+        deadline = time.monotonic() + 60  # the give-up is a few seconds; the storage deadline 120 s
+        while not answered and time.monotonic() < deadline:
+            ready, _, _ = select.select(list(socks.values()), [], [], 1.0)
+            for sock in ready:
+                key = next(k for k, v in socks.items() if v is sock)
+                answered[key] = adopt(sock, s.port, 30).read_response()
+        check(answered, "no PUT was answered while the queue stayed full")
+        for key, r in answered.items():
+            check(r.status == 503 and r.header("Retry-After") is not None, f"PUT {key} while the queue was full: {r!r}")
+            check("write queue" in r.body.decode(), f"the 503 does not say the queue was full: {r.body[:300]!r}")
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    for key, sock in socks.items():
+        if key not in answered:
+            r = adopt(sock, s.port, 60).read_response()
+            answered[key] = r
+        sock.close()
+    stored = [k for k, r in answered.items() if r.status == 201]
+    check(stored, "no PUT was stored once the writer ran again")
+    for key, r in answered.items():
+        g = http(s.port, "GET", key_path(key), timeout=30)
+        if r.status == 201:
+            check(g.status == 200 and g.body == values[key], f"GET {key} after 201: {g.status}")
+        elif r.status == 503 and "write queue" in r.body.decode():
+            check(g.status == 404, f"{key} was answered 503 (queue full) but is stored")
 
 
 if __name__ == "__main__":
