@@ -47,7 +47,7 @@ bool WriteStall::CompactionCanHelp() const {
   return shm_.writer_metrics().disk_full.load(std::memory_order_relaxed) == 0 && thread_.fruitless() == 0;
 }
 
-bool WriteStall::Hold() {
+bool WriteStall::Hold(const std::function<void()>& before_wait) {
   const auto now = Clock::now();
   if (!holding_) {
     pass_next_ = true;
@@ -124,6 +124,7 @@ bool WriteStall::Hold() {
       return false;
     }
   }
+  if (before_wait) before_wait();
   thread_.WaitForPass(thread_.passes(), kHoldSliceMs);
   return true;
 }

@@ -75,6 +75,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 
 #include "engine/compaction.h"
 #include "src/ipc/shm.h"
@@ -94,8 +95,9 @@ class WriteStall {
              uint64_t max_stall_ms, uint64_t view_pin_wait_ms);
 
   // Before the writer loop takes a batch. True: hold it for now (this call
-  // waited at most a few milliseconds for a compaction pass).
-  bool Hold();
+  // waited at most a few milliseconds for a compaction pass, after calling
+  // before_wait, when given, once).
+  bool Hold(const std::function<void()>& before_wait = {});
 
   // Once a batch is taken, before it is submitted, when Hold let it through:
   // whether its forecast is worth computing (compaction could make room for

@@ -98,7 +98,9 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     state->stall = std::make_unique<WriteStall>(shm, *state->compactor, *state->thread, max_stall_ms,
                                                 std::min(kViewPinWaitMs, max_stall_ms));
   };
-  hooks.hold_batch = [state](engine::Writer&) { return state->stall && state->stall->Hold(); };
+  hooks.hold_batch = [state](engine::Writer&, const std::function<void()>& before_wait) {
+    return state->stall && state->stall->Hold(before_wait);
+  };
   hooks.hold_ops = [state](engine::Writer& writer, std::span<const engine::WriteOp> ops, uint64_t stored_bytes) {
     return state->stall && state->stall->WantsForecast() &&
            state->stall->HoldBatch(writer.Forecast(ops), stored_bytes);

@@ -134,7 +134,12 @@ class WriterLoop {
              DiskReport& disk, BackupCuts& backups)
       : config_(config), shm_(shm), queue_(shm.queue()), writer_(writer), hooks_(hooks), disk_(disk),
         backups_(backups),
-        overflow_(shm.slot_count()), wake_(shm.slot_count(), false) {}
+        overflow_(shm.slot_count()), wake_(shm.slot_count(), false) {
+    answer_synced_ = [this] {
+      ReapFinished(false);
+      WakeSlots();
+    };
+  }
 
   // Returns the exit status.
   int Run() {
@@ -188,8 +193,10 @@ class WriterLoop {
       // the fdatasync that covers it returned; the new one only after its own.
       // (After a failed fdatasync nothing more is taken: the writer exits
       // below and the queued entries go to the next one.)
+      // A hold that waits answers the synced batch before it waits
+      // (answer_synced_), not after: only the held writes wait.
       if (have && (submitted_.empty() || (writer_.SyncIdle() && !writer_.read_only())) &&
-          !(hooks_.hold_batch && hooks_.hold_batch(writer_))) {
+          !(hooks_.hold_batch && hooks_.hold_batch(writer_, answer_synced_))) {
         ProcessBatch();
       }
       ReapFinished(false);
@@ -591,6 +598,7 @@ class WriterLoop {
   uint64_t staged_total_ = 0;                              // sum of uploads_[*].staged
   std::vector<std::deque<Completion>> overflow_;          // per slot
   std::vector<bool> wake_;                                // per slot, this iteration
+  std::function<void()> answer_synced_;  // hooks_.hold_batch's before_wait: ReapFinished + WakeSlots
 };
 
 // Feeds the writer's fsync histogram from the ObservedEnv.

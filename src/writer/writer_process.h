@@ -58,9 +58,12 @@ struct WriterHooks {
   // Before the next batch is taken from the queue (entries are waiting):
   // true holds the batch for this iteration (writes wait for compaction);
   // the hook itself waits at most a few milliseconds, so the loop keeps
-  // beating, serving cuts and stop requests. A hook that holds must stop
-  // holding on its own within a bounded time.
-  std::function<bool(engine::Writer&)> hold_batch;
+  // beating, serving cuts and stop requests. A hook that is going to wait
+  // calls `before_wait` first (at most once per call): the loop answers
+  // there every batch whose fdatasync returned, so a hold delays only the
+  // writes it holds, never the answers of durable ones. A hook that holds
+  // must stop holding on its own within a bounded time.
+  std::function<bool(engine::Writer&, const std::function<void()>& before_wait)> hold_batch;
   // The same once the batch is taken (puts and deletes only), with its ops
   // and their stored bytes: true holds this very batch (taken again, as it
   // is, at the next iteration that hold_batch lets through). For a hook that

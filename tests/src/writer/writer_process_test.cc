@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -44,7 +45,7 @@ struct WriterFixture {
     if (start) Start();
   }
   void Start() {
-    thread = std::thread([this] { exit_status = RunWriter(config, *shm, /*install_signals=*/false, {}, env); });
+    thread = std::thread([this] { exit_status = RunWriter(config, *shm, /*install_signals=*/false, hooks, env); });
     // Bounded wait for recovery of an empty directory.
     for (int i = 0; i < 10000 && shm->control().writer_ready.load() == 0; ++i) usleep(1000);
     REQUIRE(shm->control().writer_ready.load() == 1);
@@ -75,6 +76,7 @@ struct WriterFixture {
   engine::Env& env;
   TempDir dir;
   Config config;
+  WriterHooks hooks;  // set before Start
   std::unique_ptr<SharedMemory> shm;
   std::thread thread;
   int exit_status = -1;
@@ -445,6 +447,63 @@ TEST_CASE("after a failed fdatasync the writer takes no more batches: they wait 
   REQUIRE(next.size() == 1);
   CHECK(next[2].code == engine::Code::kOk);      // applied by the next writer
   CHECK_FALSE(next[2].existed);
+}
+
+TEST_CASE("a synced batch is answered before the write stall's hold waits, not after it",
+          "[src][writer][pipeline][regression]") {
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/false, env);
+  // A hold hook like the write stall's: it holds (once, when armed) and waits
+  // until the test lets it go; it reports whether A was answered before it waited.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool armed = false, waiting = false, released = false;
+  f.hooks.hold_batch = [&](engine::Writer&, const std::function<void()>& before_wait) {
+    std::unique_lock lock(mu);
+    if (!armed) return false;
+    armed = false;
+    lock.unlock();
+    before_wait();
+    lock.lock();
+    waiting = true;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(30), [&] { return released; });
+    return true;
+  };
+  f.Start();
+  engine::test::SyncGate syncs(env);
+  WriteQueue& q = f.shm->queue();
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("a", "first batch")).ok());
+  REQUIRE(syncs.WaitEntered(1));                 // A's fdatasync is held
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), Put("b", "second batch")).ok());
+  {
+    std::lock_guard lock(mu);
+    armed = true;                                // the stall holds B's batch
+  }
+  syncs.Release();                               // A's fdatasync returns
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return waiting; }));
+  }
+  // The hook is waiting now: A is durable and must be answered already.
+  std::map<uint64_t, Completion> during = Posted(f, 1);
+  for (int i = 0; i < 50 && during.empty(); ++i) {  // bounded: the old loop posts it only after the hold
+    usleep(10000);
+    during = Posted(f, 1);
+  }
+  {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  REQUIRE(during.size() == 1);
+  CHECK(during[1].code == engine::Code::kOk);
+  syncs.Open();
+  auto second = f.Collect(1, 1);                 // B goes once the hold ends
+  REQUIRE(second.size() == 1);
+  CHECK(second[2].code == engine::Code::kOk);
+  f.Stop();
+  CHECK(f.exit_status == 0);
 }
 
 }  // namespace kingx
