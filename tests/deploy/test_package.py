@@ -95,6 +95,46 @@ def test_control_data_names_the_package_its_version_and_dependencies():
         shutil.rmtree(ctrl, ignore_errors=True)
 
 
+def test_removal_masks_the_service_and_purge_keeps_the_data():
+    # The README: `apt-get remove kingx` stops and masks the service; neither
+    # remove nor purge deletes /var/lib/kingx. The package's own maintainer
+    # scripts run with recording stand-ins for deb-systemd-helper,
+    # deb-systemd-invoke and systemctl first on PATH: nothing on this machine
+    # is changed. prerm stops only where systemd runs (/run/systemd/system),
+    # as Debian's own scripts do.
+    ctrl = tempfile.mkdtemp(prefix="kingx-deb-ctrl-")
+    try:
+        check(run(["dpkg-deb", "-e", DEB, ctrl]).returncode == 0, "dpkg-deb -e")
+        fake = os.path.join(ctrl, "bin")
+        os.mkdir(fake)
+        calls = os.path.join(ctrl, "calls")
+        for tool in ("deb-systemd-helper", "deb-systemd-invoke", "systemctl", "rm", "rmdir", "deluser", "userdel"):
+            with open(os.path.join(fake, tool), "w") as f:
+                f.write(f'#!/bin/sh\necho "{tool} $*" >>"{calls}"\n')
+            os.chmod(os.path.join(fake, tool), 0o755)
+        env = dict(os.environ, PATH=fake + ":" + os.environ["PATH"])
+
+        def maintainer(script, arg):
+            open(calls, "w").close()
+            p = run(["sh", os.path.join(ctrl, script), arg], env=env, timeout=30)
+            check(p.returncode == 0, f"{script} {arg}: exit {p.returncode} {p.stderr}")
+            return open(calls).read().splitlines()
+
+        stop = maintainer("prerm", "remove")
+        if os.path.isdir("/run/systemd/system"):
+            check("deb-systemd-invoke stop kingx.service" in stop, f"prerm remove does not stop the service: {stop}")
+        removed = maintainer("postrm", "remove")
+        check("deb-systemd-helper mask kingx.service" in removed, f"postrm remove does not mask the service: {removed}")
+        purged = maintainer("postrm", "purge")
+        check("deb-systemd-helper purge kingx.service" in purged and
+              "deb-systemd-helper unmask kingx.service" in purged, f"postrm purge: {purged}")
+        for line in removed + purged:
+            check("/var/lib/kingx" not in line and not line.startswith(("rm ", "rmdir ", "deluser ", "userdel ")),
+                  f"removal touches the data or the user: {line}")
+    finally:
+        shutil.rmtree(ctrl, ignore_errors=True)
+
+
 def test_contents_binaries_unit_configuration_man_pages_examples():
     for path, mode in (("usr/bin/kingx", 0o755), ("usr/bin/kingx-tool", 0o755),
                        ("lib/systemd/system/kingx.service", 0o644), ("etc/kingx/kingx.json", 0o644),
