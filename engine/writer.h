@@ -203,16 +203,25 @@ class Writer {
   // decides whether to let the batch go yet (the write stall): an upper
   // bound of the dead bytes it creates (the live records its keys' newest
   // puts hold, its tombstones, and a put that a later op of the same batch
-  // supersedes) and the bytes of the puts it writes. Conditions are not
-  // checked (an op that would fail counts as if it went ahead). Looks each
-  // key up (index and record header: as much as deciding the batch does).
-  // Writer thread (it takes the writer's lock, which first finishes a batch
-  // in flight, as every lock holder but Submit does). A key that cannot be
-  // read counts nothing for it.
+  // supersedes) and the bytes of the puts it writes, counted from the
+  // published counters it returns (index_live_bytes, index_dead_bytes, read
+  // with it): the batches in flight, which those counters do not show yet,
+  // are part of the forecast (their puts, the records they kill, and the
+  // keys they write, as this batch's ops see them). Conditions are not
+  // checked (an op that would fail counts as if it went ahead; a delete of a
+  // missing key counts nothing). Looks each key up (index and record header:
+  // as much as deciding the batch does). Writer thread. It takes the
+  // writer's lock as Submit does: without waiting for the fdatasync in
+  // flight or finishing any batch. A key that cannot be read counts nothing
+  // for it.
   struct BatchForecast {
     uint64_t dead_bytes = 0;
-    uint64_t killed_live_bytes = 0;  // the part of dead_bytes that was live before
-    uint64_t put_bytes = 0;
+    // The part of dead_bytes that was live: before the forecast, or put by
+    // a batch in flight or by this batch and killed by a later op.
+    uint64_t killed_live_bytes = 0;
+    uint64_t put_bytes = 0;  // of the batches in flight and this batch
+    uint64_t index_live_bytes = 0;  // the published counters the forecast adds to
+    uint64_t index_dead_bytes = 0;
   };
   BatchForecast Forecast(std::span<const WriteOp> ops);
   // The oldest submitted batch whose outcome is final, if any: its ticket and

@@ -1,7 +1,14 @@
 // Writer::Forecast (see writer.h): the accounting a batch would change, read
-// from the index before the batch is decided.
+// from the index and the batches in flight before the batch is decided.
+//
+// It takes the writer's lock without draining the pipeline: the fdatasync in
+// flight goes on while the batch is forecast (the writer loop forecasts
+// exactly when it is busiest, and a drain would make it wait that sync out).
+// Under the lock nothing in flight is published, so the index, the published
+// counters and the in-flight batches form one consistent state: the
+// forecast starts from those counters and adds the in-flight batches' effects
+// first, as their publication will.
 #include <string_view>
-#include <unordered_map>
 
 #include "engine/hash.h"
 #include "engine/writer_impl.h"
@@ -11,31 +18,55 @@ namespace kingx::engine {
 Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
   Impl& w = *impl_;
   BatchForecast f;
-  // Record bytes of the latest op of each key seen so far in this batch (a
-  // later op of that key kills it); only built for batches of several ops.
-  std::unordered_map<std::string_view, uint64_t> earlier;
-  std::lock_guard lock(w.mu_);
+  w.mu_.LockKeepingPipeline();
+  std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
+  const IndexCounters& c = w.index_.counters();
+  f.index_live_bytes = c.live_bytes.load(std::memory_order_relaxed);
+  f.index_dead_bytes = c.dead_bytes.load(std::memory_order_relaxed);
+
+  // The newest state of each key the batches in flight or earlier ops of
+  // this batch wrote, which the index does not show yet.
+  BatchOverlay& overlay = w.forecast_overlay_;
+  overlay.Reset(w.inflight_ops_ + ops.size());
+  for (const auto& b : w.inflight_) {
+    for (const PendingRecord& p : b->pending) {
+      // Decided already: what it superseded is in p.old_total.
+      if (p.type == RecordType::kPut) {
+        f.put_bytes += p.total;
+      } else {
+        f.dead_bytes += p.total;
+      }
+      f.dead_bytes += p.old_total;
+      f.killed_live_bytes += p.old_total;
+      overlay.Set(p.hash, p.key, StateAfter(p));
+    }
+  }
   for (const WriteOp& op : ops) {
     const bool put = op.type == OpType::kPut;
-    const uint64_t total =
+    const uint64_t hash = KeyHash(w.seed_, op.key);
+    KeyState cur;
+    if (const KeyState* earlier = overlay.Find(hash, op.key)) {
+      cur = *earlier;
+    } else {
+      auto found = w.FindKey(op.key, hash);
+      if (!found.ok()) continue;  // unreadable: counts nothing (writer.h)
+      cur = found.value();
+    }
+    if (!put && !cur.exists) continue;  // a delete of a missing key writes nothing
+    KeyState next;
+    next.exists = put;
+    next.total_bytes =
         put ? RecordBytes(op.key.size(), op.content_type.size(), op.stored.size()) : RecordBytes(op.key.size(), 0, 0);
     if (put) {
-      f.put_bytes += total;
+      f.put_bytes += next.total_bytes;
     } else {
-      f.dead_bytes += total;  // a tombstone serves no read
+      f.dead_bytes += next.total_bytes;  // a tombstone serves no read
     }
-    if (ops.size() > 1) {
-      const auto [it, first] = earlier.try_emplace(op.key, put ? total : 0);
-      if (!first) {
-        f.dead_bytes += it->second;  // that put is written, then killed by this op
-        it->second = put ? total : 0;
-        continue;  // the index's record was counted at the key's first op
-      }
+    if (cur.exists) {
+      f.dead_bytes += cur.total_bytes;
+      f.killed_live_bytes += cur.total_bytes;
     }
-    auto cur = w.FindKey(op.key, KeyHash(w.seed_, op.key));
-    if (!cur.ok() || !cur->exists) continue;
-    f.dead_bytes += cur->total_bytes;
-    f.killed_live_bytes += cur->total_bytes;
+    overlay.Set(hash, op.key, next);
   }
   return f;
 }

@@ -290,6 +290,8 @@ struct Writer::Impl {
   // Apply's per-batch bookkeeping, reused from batch to batch.
   std::vector<PendingRecord> pending_;
   BatchOverlay overlay_;
+  // Writer::Forecast's scratch (writer_forecast.cc), under mu_.
+  BatchOverlay forecast_overlay_;
 
   // ---- pipelined group commit (writer_pipeline.cc), under mu_ ----
   // A submitted batch: its records written past active_size_ (in flight)

@@ -35,7 +35,9 @@ WriteStall::Backlog WriteStall::Measure() const {
   Backlog b;
   b.live = c.live_bytes.load(relaxed);
   b.reclaimable = dead > kept ? dead - kept : 0;
-  b.backlog = b.reclaimable + shm_.writer_metrics().staged_bytes.load(relaxed);
+  b.kept = kept;
+  b.staged = shm_.writer_metrics().staged_bytes.load(relaxed);
+  b.backlog = b.reclaimable + b.staged;
   b.queued = shm_.queue().DepthBytes();
   b.bounds = engine::WriteStallBoundsFor(b.live, kWriteStallFloorBytes);
   return b;
@@ -137,7 +139,15 @@ bool WriteStall::WantsForecast() const {
 
 bool WriteStall::HoldBatch(const engine::Writer::BatchForecast& f, uint64_t stored_bytes) {
   if (holding_ || pass_next_ || disarmed_) return false;
-  const Backlog b = Measure();
+  Backlog b = Measure();
+  // The forecast counts from the counters it read beside the batches in
+  // flight (whose effects it holds); a batch published since is in the
+  // counters Measure read too, so those are not used.
+  const uint64_t kept = b.kept;
+  b.live = f.index_live_bytes;
+  b.reclaimable = f.index_dead_bytes > kept ? f.index_dead_bytes - kept : 0;
+  b.backlog = b.reclaimable + b.staged;
+  b.bounds = engine::WriteStallBoundsFor(b.live, kWriteStallFloorBytes);
   // After the batch: the live bytes it leaves, and what is added to the
   // backlog by then (its dead bytes, the staged bytes, the queue behind it).
   const uint64_t live_before = b.live + f.put_bytes;

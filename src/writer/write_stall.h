@@ -33,8 +33,10 @@
 // large ones kills far more than its own bytes. So once a batch is taken,
 // while compaction has more than an eighth of the live data to reclaim
 // (WantsForecast), the writer forecasts it (engine::Writer::Forecast: the
-// dead bytes it creates, the live bytes it kills) and HoldBatch holds it
-// unless, after it,
+// dead bytes it and the batches still in flight create, the live bytes they
+// kill, from the index and the counters those batches are not yet in; it
+// does not wait for the fdatasync in flight) and HoldBatch holds it unless,
+// after it,
 //     reclaimable + its dead bytes + staged + the queue behind it <= B(live after it)
 // where B(L) = max(L/2, kWriteStallFloorBytes); the stall then lasts until
 // the reclaimable bytes leave room for it (or the end bound, if lower).
@@ -113,7 +115,9 @@ class WriteStall {
   using Clock = std::chrono::steady_clock;
   struct Backlog {
     uint64_t live = 0;
+    uint64_t kept = 0;         // tombstones compaction had to keep
     uint64_t reclaimable = 0;  // dead bytes compaction can reclaim
+    uint64_t staged = 0;       // staged bytes of large uploads
     uint64_t backlog = 0;      // reclaimable + staged bytes of large uploads
     uint64_t queued = 0;       // bytes waiting in the write queue (the next batches)
     engine::WriteStallBounds bounds;
