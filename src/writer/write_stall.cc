@@ -132,9 +132,12 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
 }
 
 bool WriteStall::WantsForecast() const {
+  // However little compaction has left to reclaim: a batch may kill any
+  // share of the live data, which no probe-free measure bounds (the queue's
+  // bytes are the batch's own, not what its keys hold). With nothing to
+  // reclaim no room can be made, and the batch goes whatever it kills.
   if (holding_ || pass_next_ || disarmed_ || !CompactionCanHelp()) return false;
-  const Backlog b = Measure();
-  return b.reclaimable > b.bounds.end_bytes / 2;
+  return Measure().reclaimable > 0;
 }
 
 bool WriteStall::HoldBatch(const engine::Writer::BatchForecast& f, uint64_t stored_bytes) {

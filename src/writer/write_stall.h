@@ -30,13 +30,13 @@
 // or while compaction backs off after fruitless passes.
 //
 // What the queue's bytes cannot show: a batch of small values that replace
-// large ones kills far more than its own bytes. So once a batch is taken,
-// while compaction has more than an eighth of the live data to reclaim
-// (WantsForecast), the writer forecasts it (engine::Writer::Forecast: the
-// dead bytes it and the batches still in flight create, the live bytes they
-// kill, from the index and the counters those batches are not yet in; it
-// does not wait for the fdatasync in flight) and HoldBatch holds it unless,
-// after it,
+// large ones kills far more than its own bytes, and no probe-free measure
+// bounds what a batch's keys hold. So once a batch is taken, whenever
+// compaction has anything to reclaim (WantsForecast), the writer forecasts
+// it (engine::Writer::Forecast: the dead bytes it and the batches still in
+// flight create, the live bytes they kill, from the index and the counters
+// those batches are not yet in; it does not wait for the fdatasync in
+// flight) and HoldBatch holds it unless, after it,
 //     reclaimable + its dead bytes + staged + the queue behind it <= B(live after it)
 // where B(L) = max(L/2, kWriteStallFloorBytes); the stall then lasts until
 // the reclaimable bytes leave room for it (or the end bound, if lower).
@@ -55,14 +55,18 @@
 // within 2 L while K + O + 64 KiB <= L/4. Staged bytes count in the L/2:
 // the large-upload path bounds them by a share of the live data (L/8; but
 // one upload of any size alone, and one chunked upload past the share).
-// Where this is not by construction: a batch admitted unforecast (R under
-// L/8: compaction could not make room) that kills more than about 3/8 of
-// the live data; a stall cut short by its time bound or ended because
-// compaction made no progress (pins, tombstones that must stay); an
-// ordinary (not catch-up) pass, whose output may collect several inputs'
-// live data; a segment's share measured against the live data of when it
-// was sealed (deletes since may have shrunk L); a database under twice the
-// floor; an upload staged alone beyond the share.
+// K is what compaction had to keep; a dead-only pass beside a running pass
+// drops what it deletes of it at once. Where this is not by construction:
+// one batch that alone kills so much that no room compaction makes takes
+// it (after X killed, the directory L + R + C + O must fit 2 (L - X): with
+// R and C brought to nothing first, X up to about (L - O) / 2; the batch
+// goes once compaction got as low as it can); the batch after a stall cut
+// short by its time bound or ended because compaction made no progress
+// (pins, tombstones that must stay), which goes unforecast; an ordinary
+// (not catch-up) pass, whose output may collect several inputs' live data;
+// a segment's share measured against the live data of when it was sealed
+// (deletes since may have shrunk L); a database under twice the floor; an
+// upload staged alone beyond the share.
 //
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
@@ -103,8 +107,8 @@ class WriteStall {
 
   // Once a batch is taken, before it is submitted, when Hold let it through:
   // whether its forecast is worth computing (compaction could make room for
-  // it: the reclaimable bytes are above an eighth of the live data, no stall
-  // was just cut short or disarmed). Cheap.
+  // it: there are reclaimable bytes, no stall was just cut short or
+  // disarmed). Cheap.
   bool WantsForecast() const;
   // True: hold this batch (a stall began; the loop takes it again once Hold
   // lets a batch through). `forecast` is engine::Writer::Forecast of the

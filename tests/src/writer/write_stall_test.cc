@@ -235,4 +235,71 @@ TEST_CASE("a batch that would kill more than the stall's bound allows is held un
   thread.Stop();
 }
 
+TEST_CASE("a batch that kills a large share of the live data is forecast and held even when little is reclaimable",
+          "[src][writer][stall]") {
+  // The forecast used to run only while more than an eighth of the live
+  // data was reclaimable: below that, a batch that killed more than about
+  // 3/8 of the live data went through unforecast, beside the dead bytes
+  // compaction could have reclaimed first.
+  test::TempDir dir;
+  engine::test::FaultInjectionEnv env;
+  auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
+  REQUIRE(created.ok());
+  std::unique_ptr<SharedMemory> shm = std::move(created).value();
+  engine::Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 1 << 20;
+  o.take_lock = false;
+  auto opened = engine::Writer::Open(env, dir.path, o, shm->index());
+  REQUIRE(opened.ok());
+  std::unique_ptr<engine::Writer> writer = std::move(opened).value();
+  const auto put = [&](const std::string& key, const std::string& value) {
+    engine::WriteOp op;
+    op.key = key;
+    op.stored = value;
+    op.raw_len = value.size();
+    engine::WriteResult r;
+    writer->Apply({&op, 1}, {&r, 1});
+    REQUIRE(r.status.ok());
+  };
+  // 15 keys of 200 KiB, and one replaced by a byte: 200 KiB dead beside 3 MB
+  // live (a fifteenth), in the active segment.
+  for (int k = 0; k < 15; ++k) put("k" + std::to_string(k), std::string(200 << 10, 'a'));
+  put("d", std::string(200 << 10, 'a'));
+  put("d", "x");
+  engine::CompactionOptions co;
+  co.rate_bytes_per_sec = 0;
+  engine::Compactor compactor(*writer, co);
+  engine::CompactionThread thread(compactor, kHourMs);
+  thread.Start();
+  WriteStall stall(*shm, compactor, thread, kHourMs, kHourMs);
+  const engine::IndexCounters& c = shm->index().counters();
+  const uint64_t record = engine::RecordBytes(1, 0, 200 << 10);
+  REQUIRE(c.dead_bytes.load() == record);
+  REQUIRE(8 * c.dead_bytes.load() <= c.live_bytes.load());
+  REQUIRE_FALSE(stall.Hold());
+  // The batch: k0..k6 replaced by one byte each, killing 7/15 of the live data.
+  std::vector<std::string> keys;
+  for (int k = 0; k < 7; ++k) keys.push_back("k" + std::to_string(k));
+  std::vector<engine::WriteOp> ops(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ops[i].key = keys[i];
+    ops[i].stored = "x";
+    ops[i].raw_len = 1;
+  }
+  REQUIRE(stall.WantsForecast());
+  const engine::Writer::BatchForecast forecast = writer->Forecast(ops);
+  CHECK(forecast.killed_live_bytes == 7 * engine::RecordBytes(2, 0, 200 << 10));
+  REQUIRE(stall.HoldBatch(forecast, 7));
+  bool held = true;
+  for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
+  REQUIRE_FALSE(held);
+  // Compaction reclaimed the dead record before the batch went.
+  CHECK(c.dead_bytes.load() - compactor.stats().kept_tombstone_bytes < record);
+  std::vector<engine::WriteResult> results(ops.size());
+  writer->Apply(ops, results);
+  for (const engine::WriteResult& r : results) REQUIRE(r.status.ok());
+  thread.Stop();
+}
+
 }  // namespace kingx
