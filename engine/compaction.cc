@@ -218,6 +218,10 @@ void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
   if (it == w_.segments_.end() || free_bytes < OutputNeed(it->second.live_bytes)) return;
   PickOptions po;
   po.dead_ratio = w_.options_.compaction_dead_ratio;
+  // A catch-up pass seals it once it is as dead as the sealed segments the
+  // pass picks; not for a few dead bytes (its live bytes would be copied,
+  // a compaction output beside the writes, to free next to nothing).
+  if (catch_up_) po.dead_ratio = std::min(po.dead_ratio, kCatchUpDeadFraction);
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
   uint64_t live = 0;
@@ -643,11 +647,9 @@ Status Pass::Run() {
   {
     std::lock_guard lock(w_.mu_);
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
-    // A catch-up pass seals the active segment as on a disk low on space:
-    // whenever it holds dead records. A dead-only pass only deletes, and
-    // only what durable writes made dead.
+    // A dead-only pass only deletes, and only what durable writes made dead.
     if (dead_only_ && w_.options_.sync != SyncMode::kAlways) return Status::OK();
-    if (!dead_only_) SealActiveIfWorthIt(low_space || catch_up_, free.value());
+    if (!dead_only_) SealActiveIfWorthIt(low_space, free.value());
     if (w_.read_only_) return Status::ReadOnly("writer is read-only: " + w_.read_only_cause_.ToString());
     segs = w_.segments_;
     view_pin = w_.pins_ > 0;

@@ -142,8 +142,8 @@ bool DeleteScannedAfterInput(size_t count, uint64_t file_bytes, size_t batch_cou
 inline constexpr double kCatchUpDeadFraction = 0.1;
 
 // Active segments at least this large are sealed by a catch-up pass (one run
-// while writes wait for compaction, see WriteStallBoundsFor) when they hold
-// dead bytes.
+// while writes wait for compaction, see WriteStallBoundsFor) when at least
+// kCatchUpDeadFraction of their bytes are dead (below the usual dead_ratio).
 inline constexpr uint64_t kCatchUpSealMinBytes = 64 << 10;
 
 // WriteStallBoundsFor (declared in compaction.h, a public header, for the

@@ -558,8 +558,9 @@ TEST_CASE("a catch-up pass reclaims what a normal pass leaves: segments under th
     keys.push_back("new" + std::to_string(n));
     put(static_cast<int>(keys.size()) - 1, 0);
   }
-  for (size_t i = keys.size() - 10; i < keys.size(); ++i) put(static_cast<int>(i), 1);
+  for (size_t i = keys.size() - 30; i < keys.size(); ++i) put(static_cast<int>(i), 1);
   REQUIRE(active().bytes >= (20 << 10));
+  REQUIRE(active().dead_bytes * 10 >= active().bytes);  // as dead as a catch-up pass picks
   // Every segment about a third dead: under the ratio, and no space bound.
   CompactionOptions co = Unthrottled();
   co.max_dead_fraction = 0;
@@ -590,6 +591,44 @@ TEST_CASE("a catch-up pass reclaims what a normal pass leaves: segments under th
   CheckModel(db, model, keys);
   REQUIRE(db.Open().ok());
   CheckModel(db, model, keys);
+}
+
+TEST_CASE("a catch-up pass leaves an active segment with a few dead bytes: it would copy its live records to free "
+          "next to nothing",
+          "[engine][compaction][catch_up]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 64 << 10;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const auto active = [&] {
+    for (const SegmentStats& seg : db.writer().Stats().per_segment)
+      if (seg.active) return seg;
+    return SegmentStats{};
+  };
+  int n = 0;
+  for (; n < 1000 && active().bytes < (24 << 10); ++n) {
+    REQUIRE(db.Put("k" + std::to_string(n), MakeValue("k", n, 200, false)).status.ok());
+  }
+  REQUIRE(db.Put("k0", MakeValue("k", 0, 10, false)).status.ok());  // one record dead
+  const SegmentStats before = active();
+  REQUIRE(before.dead_bytes > 0);
+  REQUIRE(before.dead_bytes * 10 < before.bytes);
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  Compactor c(db.writer(), co);
+  PassReport report;
+  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+  CHECK(active().id == before.id);  // not sealed
+  CHECK(report.outputs == 0);
+  // Once a tenth of it is dead, it is.
+  for (int i = 1; active().dead_bytes * 10 < active().bytes && i < n; ++i) {
+    REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k", i, 10, false)).status.ok());
+  }
+  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+  CHECK(active().id != before.id);
+  CHECK(active().dead_bytes == 0);
 }
 
 namespace {
