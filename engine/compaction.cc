@@ -51,6 +51,8 @@ struct Compactor::State {
   std::atomic<bool> hurry{false};
   mutable std::mutex stats_mu;
   CompactionStats stats;
+  // The two maps below are under stats_mu: a dead-only pass beside a
+  // running pass drops the entries of the segments it deletes.
   // Outputs made by this process: the writer's next_seq when their pass
   // started. They hold only records that were live at or after that point,
   // so no put older than a tombstone whose seq is below it (compaction.h, 3.).
@@ -259,7 +261,12 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
   // on; pins are mostly short (the key view's catch-up after an open).
   std::set<uint32_t> skip = st_.skip;
   skip.insert(pinned.begin(), pinned.end());
-  for (const PickedSegment& p : PickSegments(segs, skip, st_.kept_tombstone_bytes, po)) {
+  std::map<uint32_t, uint64_t> kept;
+  {
+    std::lock_guard lock(st_.stats_mu);
+    kept = st_.kept_tombstone_bytes;
+  }
+  for (const PickedSegment& p : PickSegments(segs, skip, kept, po)) {
     if (dead_only_ && p.stats.live_bytes != 0) continue;
     Input in;
     in.stats = p.stats;
@@ -271,7 +278,7 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
   // the pin to end (it is short) instead of taking the pass as compaction
   // having nothing to do.
   if (view_pin)
-    report_.view_pinned = static_cast<uint32_t>(PickSegments(segs, st_.skip, st_.kept_tombstone_bytes, po).size());
+    report_.view_pinned = static_cast<uint32_t>(PickSegments(segs, st_.skip, kept, po).size());
 }
 
 SegmentOrigin Pass::ReadOrigin(uint32_t id) {
@@ -286,6 +293,7 @@ SegmentOrigin Pass::ReadOrigin(uint32_t id) {
       origin.seq_floor = h.seq_floor;
     }
   }
+  std::lock_guard lock(st_.stats_mu);
   if (auto it = st_.output_start_seq.find(id); it != st_.output_start_seq.end()) origin.output_start_seq = it->second;
   return origin;
 }
@@ -408,9 +416,9 @@ Status Pass::FinishOutput() {
     std::lock_guard lock(st_.stats_mu);
     st_.stats.bytes_written += out_->size() + out_->hint_bytes();
     ++st_.stats.segments_written;
+    st_.output_start_seq[out_->id()] = start_seq_;
+    st_.kept_tombstone_bytes[out_->id()] = out_kept_tombstone_bytes_;
   }
-  st_.output_start_seq[out_->id()] = start_seq_;
-  st_.kept_tombstone_bytes[out_->id()] = out_kept_tombstone_bytes_;
   ++report_.outputs;
   s = Install();
   out_.reset();  // published: the destructor leaves its files alone
@@ -531,11 +539,11 @@ Status Pass::DeleteReady() {
       bytes = w_.ForgetUnlinked(id);
       w_.PublishCounters();
     }
-    st_.output_start_seq.erase(id);
-    st_.kept_tombstone_bytes.erase(id);
     ++report_.deleted;
     bytes_deleted_ += bytes;
     std::lock_guard lock(st_.stats_mu);
+    st_.output_start_seq.erase(id);
+    st_.kept_tombstone_bytes.erase(id);
     ++st_.stats.segments_compacted;
   }
   return result;
@@ -664,8 +672,11 @@ Status Pass::Run() {
   }
   // What this compactor kept of segments that writes deleted since
   // (Writer::Impl::DeleteEmptiedLocked: a one-record output, overwritten).
-  std::erase_if(st_.output_start_seq, [&](const auto& e) { return segs.count(e.first) == 0; });
-  std::erase_if(st_.kept_tombstone_bytes, [&](const auto& e) { return segs.count(e.first) == 0; });
+  {
+    std::lock_guard lock(st_.stats_mu);
+    std::erase_if(st_.output_start_seq, [&](const auto& e) { return segs.count(e.first) == 0; });
+    std::erase_if(st_.kept_tombstone_bytes, [&](const auto& e) { return segs.count(e.first) == 0; });
+  }
   Pick(segs, pinned, view_pin, low_space);
   {
     // Its inputs are its own: a write that empties one leaves it to this
@@ -795,6 +806,16 @@ Status Compactor::RunDeadOnlyBeside(PassReport* report) {
     if (!s.ok()) ++state_->stats.failures;
     state_->stats.segments_compacted += r.deleted;
     state_->stats.bytes_freed += r.bytes_deleted;
+    // What the running pass's State kept of them goes now, not at that
+    // pass's end (kept tombstone bytes are not reclaimable: counted on, the
+    // write stall would hold less).
+    for (const uint32_t id : r.deleted_ids) {
+      state_->output_start_seq.erase(id);
+      state_->kept_tombstone_bytes.erase(id);
+    }
+    uint64_t kept = 0;
+    for (const auto& [id, bytes] : state_->kept_tombstone_bytes) kept += bytes;
+    state_->stats.kept_tombstone_bytes = kept;
   }
   if (options_.log && (r.deleted > 0 || !s.ok()))
     options_.log("compaction: dead-only pass beside a running pass deleted " + std::to_string(r.deleted) +

@@ -137,6 +137,7 @@ Status DeleteDeadBesidePass(Writer::Impl& w, std::set<uint32_t>* rejected, DeadB
     std::lock_guard lock(w.mu_);
     result->bytes_deleted += w.ForgetUnlinked(id);
     ++result->deleted;
+    result->deleted_ids.push_back(id);
     w.PublishCounters();
   }
   release();

@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <set>
+#include <vector>
 
 #include "engine/compaction.h"
 #include "engine/status.h"
@@ -39,6 +40,7 @@ namespace kingx::engine {
 
 struct DeadBesideResult {
   uint32_t deleted = 0;         // segments deleted
+  std::vector<uint32_t> deleted_ids;
   uint64_t bytes_deleted = 0;   // their file bytes
   // Sealed segments with no live record that were left: the running pass's
   // inputs, or ones whose records need a full pass (a tombstone that may

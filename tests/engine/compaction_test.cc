@@ -17,6 +17,7 @@
 
 #include "engine/compaction_policy.h"
 #include "engine/compress.h"
+#include "engine/record.h"
 #include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/model.h"
 #include "tests/engine/support/test_util.h"
@@ -930,4 +931,86 @@ TEST_CASE("a dead-only pass beside a running pass deletes the dead segments that
     CHECK(db.Get("m" + std::to_string(i)).value() == std::string(200, 'c'));
     CHECK(db.Get("k" + std::to_string(i)).value() == std::string(200, 'c'));
   }
+}
+
+TEST_CASE("a dead-only pass beside a running pass drops at once the kept tombstone bytes of an output it deletes",
+          "[engine][compaction]") {
+  // They used to stay in the compactor's state until a later pass began,
+  // counted as bytes no pass could reclaim (the write stall then held less).
+  FaultInjectionEnv env;
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 64 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const auto active_id = [&] {
+    for (const SegmentStats& s : db.writer().Stats().per_segment)
+      if (s.active) return s.id;
+    return uint32_t{0};
+  };
+  REQUIRE(db.Put("t", std::string(200, 't')).status.ok());
+  for (int i = 0; i < 600; ++i) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'a')).status.ok());
+  // A segment holding t's tombstone and puts that are overwritten after it:
+  // a pass keeps the tombstone (t's older put is in a segment it keeps).
+  REQUIRE(db.Delete("t").status.ok());
+  const uint32_t tombstone_segment = active_id();
+  int s_keys = 0;
+  for (; s_keys < 1000 && active_id() == tombstone_segment; ++s_keys)
+    REQUIRE(db.Put("s" + std::to_string(s_keys), std::string(200, 'a')).status.ok());
+  for (int i = 0; i < s_keys; ++i) REQUIRE(db.Put("s" + std::to_string(i), std::string(200, 'b')).status.ok());
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  auto c = std::make_unique<Compactor>(db.writer(), co);
+  std::set<uint32_t> before;
+  for (const SegmentStats& s : db.writer().Stats().per_segment) before.insert(s.id);
+  REQUIRE(c->RunOnce().ok());
+  REQUIRE(c->stats().kept_tombstone_bytes == RecordBytes(1, 0, 0));
+  std::set<uint32_t> outputs;  // one of them holds the kept tombstone
+  for (const SegmentStats& s : db.writer().Stats().per_segment)
+    if (!s.active && before.count(s.id) == 0) outputs.insert(s.id);
+  REQUIRE(!outputs.empty());
+
+  // A pass held in its output's fdatasync: half the k keys overwritten give it work.
+  for (int i = 0; i < 600; i += 2) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'b')).status.ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false;
+  env.SetSyncHook([&](const std::string& path) {
+    if (path.find("compact-") == std::string::npos) return;
+    std::unique_lock lock(mu);
+    if (entered) return;
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+  });
+  Status running;
+  std::thread t([&] { running = c->RunOnce(); });
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
+  }
+  // Now, so that the running pass did not pick them: the outputs' copies
+  // (of s keys and of k keys that shared the tombstone's segment) die, and
+  // so may the tombstone.
+  for (int i = 0; i < s_keys; ++i) REQUIRE(db.Put("s" + std::to_string(i), std::string(200, 'c')).status.ok());
+  for (int i = 0; i < 600; ++i) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'c')).status.ok());
+  REQUIRE(db.Put("t", "again").status.ok());
+  PassReport report;
+  const Status beside = c->RunOnce(&report, PassKind::kDeadOnly);
+  CHECK((beside.ok() || beside.Is(Code::kBusy)));
+  for (const uint32_t id : outputs) CHECK_FALSE(std::filesystem::exists(dir.path() + "/" + SegmentFileName(id)));
+  CHECK(c->stats().kept_tombstone_bytes == 0);
+  {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  t.join();
+  env.SetSyncHook({});
+  REQUIRE(running.ok());
+  CHECK(c->stats().kept_tombstone_bytes == 0);
+  c.reset();
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("t").value() == "again");
 }
