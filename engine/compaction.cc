@@ -49,6 +49,7 @@ struct Compactor::State {
   std::mutex run_mu;  // held by RunOnce
   std::atomic<bool> stop{false};
   std::atomic<bool> hurry{false};
+  std::atomic<uint64_t> catch_up_target{UINT64_MAX};  // SetCatchUpTarget
   mutable std::mutex stats_mu;
   CompactionStats stats;
   // The two maps below are under stats_mu: a dead-only pass beside a
@@ -80,6 +81,10 @@ Compactor::~Compactor() = default;
 void Compactor::RequestStop() { state_->stop.store(true, std::memory_order_relaxed); }
 void Compactor::ClearStop() { state_->stop.store(false, std::memory_order_relaxed); }
 void Compactor::Hurry(bool on) { state_->hurry.store(on, std::memory_order_relaxed); }
+
+void Compactor::SetCatchUpTarget(uint64_t reclaimable_bytes) {
+  state_->catch_up_target.store(reclaimable_bytes, std::memory_order_relaxed);
+}
 
 CompactionStats Compactor::stats() const {
   std::lock_guard lock(state_->stats_mu);
@@ -251,6 +256,9 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
   if (catch_up_)
     po.max_dead_fraction =
         po.max_dead_fraction > 0 ? std::min(po.max_dead_fraction, kCatchUpDeadFraction) : kCatchUpDeadFraction;
+  // A batch waiting for room below that (the write stall's forecast): as
+  // far as it needs.
+  if (catch_up_) po.max_reclaimable_bytes = st_.catch_up_target.load(std::memory_order_relaxed);
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
   po.segment_bytes = w_.options_.segment_bytes;

@@ -252,6 +252,11 @@ class Compactor {
   // Makes a running (and every later) pass stop pacing its I/O until
   // Hurry(false): writes are waiting for it. Any thread.
   void Hurry(bool on);
+  // The reclaimable bytes the next PassKind::kCatchUp passes reclaim down
+  // to, beyond their usual stop (a tenth of the sealed segments'
+  // bytes): writes wait until compaction made that much room (UINT64_MAX:
+  // no such target). Any thread.
+  void SetCatchUpTarget(uint64_t reclaimable_bytes);
 
   CompactionStats stats() const;
 
@@ -310,8 +315,10 @@ class CompactionThread {
   // Runs a pass as soon as possible; during a back-off only when force.
   void Trigger(bool force = false);
   // Runs a PassKind::kCatchUp pass as soon as possible (not during a
-  // back-off): writes wait for it.
-  void TriggerCatchUp();
+  // back-off): writes wait for it, until the reclaimable bytes are at most
+  // target_reclaimable_bytes (Compactor::SetCatchUpTarget; UINT64_MAX: the
+  // pass's usual stop).
+  void TriggerCatchUp(uint64_t target_reclaimable_bytes = UINT64_MAX);
   // Passes run by this thread (for tests and /metrics).
   uint64_t passes() const { return passes_.load(std::memory_order_relaxed); }
   // Passes that deleted or wrote a segment.

@@ -89,7 +89,9 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
     for (const PickedSegment& p : picked) reclaimable -= std::min(reclaimable, p.reclaimable);
     std::stable_sort(rest.begin(), rest.end(), ByProfit);
     for (const PickedSegment& p : rest) {
-      if (static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable)) break;
+      if (static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable) &&
+          reclaimable <= o.max_reclaimable_bytes)
+        break;
       picked.push_back(p);
       reclaimable -= p.reclaimable;
     }

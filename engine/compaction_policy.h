@@ -29,6 +29,11 @@ struct PickOptions {
   double dead_ratio = 0.5;
   // CompactionOptions::max_dead_fraction (0 = only the threshold).
   double max_dead_fraction = 0.25;
+  // With max_dead_fraction: the most profitable segments below the
+  // threshold are also taken until the reclaimable bytes left are at most
+  // this (a catch-up pass for writes that wait until compaction made that
+  // much room: Compactor::SetCatchUpTarget).
+  uint64_t max_reclaimable_bytes = UINT64_MAX;
   // CompactionOptions::pick_all: every sealed segment.
   bool pick_all = false;
   // Free space is under the low mark: any segment with reclaimable bytes.

@@ -45,7 +45,8 @@ void CompactionThread::Trigger(bool force) {
   cv_.notify_all();
 }
 
-void CompactionThread::TriggerCatchUp() {
+void CompactionThread::TriggerCatchUp(uint64_t target_reclaimable_bytes) {
+  compactor_.SetCatchUpTarget(target_reclaimable_bytes);
   {
     std::lock_guard lock(mu_);
     triggered_ = true;

@@ -86,7 +86,7 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
     if (retry_catch_up_) {
       // One hold slice after a pass the key view's pin kept from progress.
       retry_catch_up_ = false;
-      thread_.TriggerCatchUp();
+      thread_.TriggerCatchUp(target_);
     } else if (passes != seen_catch_up_) {
       const bool helped = progress != seen_catch_up_progress_;
       const bool pin_held_it = view_pinned != seen_catch_up_view_pinned_;
@@ -111,7 +111,7 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
         End(now, "compaction made no progress");
         return false;
       } else {
-        thread_.TriggerCatchUp();  // still over the bound: another pass
+        thread_.TriggerCatchUp(target_);  // still over the bound: another pass
       }
     }
     if (now - since_ >= max_stall_) {
@@ -176,7 +176,7 @@ void WriteStall::Begin(Clock::time_point now, const Backlog& b, uint64_t target_
   seen_catch_up_progress_ = thread_.catch_up_progress_passes();
   seen_catch_up_view_pinned_ = thread_.catch_up_view_pinned_passes();
   retry_catch_up_ = false;
-  thread_.TriggerCatchUp();
+  thread_.TriggerCatchUp(target_);
   shm_.writer_metrics().compaction_stalls.fetch_add(1, std::memory_order_relaxed);
   ++window_stalls_;
   MaybeLog(now, b);

@@ -39,7 +39,9 @@
 // flight) and HoldBatch holds it unless, after it,
 //     reclaimable + its dead bytes + staged + the queue behind it <= B(live after it)
 // where B(L) = max(L/2, kWriteStallFloorBytes); the stall then lasts until
-// the reclaimable bytes leave room for it (or the end bound, if lower).
+// the reclaimable bytes leave room for it (or the end bound, if lower): its
+// catch-up passes reclaim down to that target, past the tenth of the
+// segments' bytes they stop at on their own (CompactionThread::TriggerCatchUp).
 //
 // The arithmetic of the bound (L live, R reclaimable, K tombstones that must
 // stay, S staged uploads, C a compaction output being written, O hints, the
@@ -59,8 +61,9 @@
 // drops what it deletes of it at once. Where this is not by construction:
 // one batch that alone kills so much that no room compaction makes takes
 // it (after X killed, the directory L + R + C + O must fit 2 (L - X): with
-// R and C brought to nothing first, X up to about (L - O) / 2; the batch
-// goes once compaction got as low as it can); the batch after a stall cut
+// R brought to nothing first and a catch-up copy C of up to L/4 after it,
+// X up to about (3/4 L - O) / 2, 3/8 of L; the batch goes once compaction
+// got as low as it can: kept tombstones, pins); the batch after a stall cut
 // short by its time bound or ended because compaction made no progress
 // (pins, tombstones that must stay), which goes unforecast; an ordinary
 // (not catch-up) pass, whose output may collect several inputs' live data;

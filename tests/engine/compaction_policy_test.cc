@@ -167,6 +167,19 @@ TEST_CASE("the space bound takes nothing once the threshold's picks bring the de
   CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});
 }
 
+TEST_CASE("with a reclaimable target the space bound goes on below the dead fraction until the target is met",
+          "[engine][compaction_policy]") {
+  // 5% reclaimable: under a tenth, so nothing is picked without a target.
+  const auto segs = Segs({Seg(1, 9 * kMiB, 1 * kMiB), Seg(2, 9 * kMiB, kMiB / 2), Seg(3, 10 * kMiB, 0)});
+  PickOptions o = ThresholdOnly(0.5);
+  o.max_dead_fraction = 0.1;
+  CHECK(PickSegments(segs, {}, {}, o).empty());
+  o.max_reclaimable_bytes = kMiB;  // the most profitable one is enough
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});
+  o.max_reclaimable_bytes = 0;
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 2});
+}
+
 TEST_CASE("a segment's guard is its seq floor, raised for this process's outputs", "[engine][compaction_policy]") {
   SegmentOrigin o;
   o.readable = true;
