@@ -20,7 +20,8 @@ random and compressible), a write-queue entry and the large-value path
 
     bench/compaction_crash_soak.py [--cycles 200] [--bin build/src/kingx]
         [--compare-bin OTHER] [--segment-bytes 1M] [--live-mb 7] [--clients 2]
-        [--ops-per-sec 0] [--large-piece-gap-ms 0] [--label NAME] [--out DIR]
+        [--ops-per-sec 0] [--large-piece-gap-ms 0] [--burst-keys 0 [--burst-kb 800]]
+        [--label NAME] [--out DIR]
 
 With --compare-bin, the cycles alternate between the two binaries, each on
 its own data directory (same load, same seeds per pair of cycles), so that
@@ -140,6 +141,40 @@ class Load(threading.Thread):
                 return r
 
 
+class Burst(threading.Thread):
+    """One of --burst-keys clients that together, over and over, write a
+    large value each to keys of their own, wait, and then at once (a
+    barrier) replace them all with one byte: a burst that the writer takes
+    as one batch (or few) and that kills a large share of the live data at
+    once, while little else is dead (what the write stall did not forecast).
+    """
+
+    def __init__(self, port, key, value_bytes, barrier, stop):
+        super().__init__(daemon=True)
+        self.port, self.key, self.stop, self.barrier = port, key, stop, barrier
+        self.value = random.Random(key).randbytes(value_bytes)  # incompressible
+        self.ops = self.bursts = self.errors = 0
+
+    def run(self):
+        try:
+            with Conn(self.port, timeout=10) as c:
+                while not self.stop.is_set():
+                    c.request("PUT", key_path(self.key), self.value)
+                    self.ops += 1
+                    self.barrier.wait(10)
+                    if self.stop.wait(0.3):  # compaction settles; then all at once
+                        break
+                    self.barrier.wait(10)
+                    r = c.request("PUT", key_path(self.key), b"x")
+                    self.ops += 1
+                    if 200 <= r.status < 300:
+                        self.bursts += 1
+                    self.barrier.wait(10)
+        except (OSError, ConnectionClosed, TestFailure, threading.BrokenBarrierError):
+            self.errors += 1  # the kill, or another burst client gone
+        self.barrier.abort()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=200)
@@ -153,6 +188,10 @@ def main():
                     help="per client (0 = as fast as the server answers)")
     ap.add_argument("--large-piece-gap-ms", type=float, default=0.0,
                     help="send bodies over 1 MiB in 256 KiB pieces this far apart (0 = at once)")
+    ap.add_argument("--burst-keys", type=int, default=0,
+                    help="this many more clients, each with a key of --burst-kb, replaced by 1 B all at once "
+                         "every 0.3 s or so (see Burst)")
+    ap.add_argument("--burst-kb", type=int, default=800)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--server-arg", action="append", default=[],
                     help="one more kingx argument (repeatable), e.g. --server-arg=--log-level=debug")
@@ -267,14 +306,20 @@ class Run:
         stop = threading.Event()
         loads = [Load(self.port, keys, sizes, seed, stop, args.ops_per_sec, args.large_piece_gap_ms)
                  for seed in seeds]
-        for l in loads:
+        if args.burst_keys:
+            barrier = threading.Barrier(args.burst_keys)
+            bursts = [Burst(self.port, f"burst-{i}", args.burst_kb * 1024, barrier, stop)
+                      for i in range(args.burst_keys)]
+        else:
+            bursts = []
+        for l in loads + bursts:
             l.start()
         time.sleep(duration)
         self.server.kill_group()
         self.port = None
         current["run"] = None
         stop.set()
-        for l in loads:
+        for l in loads + bursts:
             l.join(15)
         self.load_seconds += duration
         # Ratios only where the live data is meaningful: not while the
@@ -292,6 +337,7 @@ class Run:
         one_upload = max(sizes) + 64 * 1024
         staged_past_share = sum(1 for s in window if s[3] > max(s[2] / 8, one_upload))
         row = {"cycle": cycle, "ops": sum(l.ops for l in loads), "seconds": round(duration, 3),
+               "burst_ops": sum(b.ops for b in bursts), "bursts": min((b.bursts for b in bursts), default=0),
                "large_ok": sum(l.large_ok for l in loads), "large_failed": sum(l.large_failed for l in loads),
                "live_bytes": live, "dir_peak_bytes": peak,
                "max_ratio": round(ratio, 3), "samples": len(window), "samples_over_2x": over,
@@ -322,10 +368,14 @@ class Run:
         samples = sum(r["samples"] for r in rows)
         over = sum(r["samples_over_2x"] for r in rows)
         ops = sum(r["ops"] for r in rows)
+        burst_ops = sum(r["burst_ops"] for r in rows)
         return {"label": args.label, "bin": self.bin, "segment_bytes": args.segment_bytes or "default",
                 "cycles": len(rows), "failed_restarts": self.failed_restarts, "keys": nkeys,
                 "live_mb_target": args.live_mb, "ops_per_sec_per_client": args.ops_per_sec,
                 "large_piece_gap_ms": args.large_piece_gap_ms,
+                "burst_keys": args.burst_keys, "burst_kb": args.burst_kb,
+                "bursts": sum(r["bursts"] for r in rows),
+                "burst_ops_per_load_second": round(burst_ops / self.load_seconds, 1) if self.load_seconds else 0,
                 "max_ratio_dir_to_live": worst,
                 "samples": samples, "samples_over_2x": over,
                 "max_ratio_without_staged": max((r["max_ratio_without_staged"] for r in rows), default=0),
