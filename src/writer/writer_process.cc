@@ -255,6 +255,20 @@ class WriterLoop {
     const bool large = std::any_of(batch_.begin(), batch_.end(),
                                    [](const QueueEntry& e) { return e.type != EntryType::kOp; });
     if (large) {
+      // Its puts and deletes kill what any batch's do: the write stall
+      // forecasts them too (the large values' own records are staged bytes
+      // already, each replacing one record).
+      ops_.clear();
+      uint64_t bytes = 0;
+      for (const QueueEntry& e : batch_) {
+        if (e.type != EntryType::kOp) continue;
+        ops_.push_back(ToOp(e.request));
+        bytes += e.request.stored.size();
+      }
+      if (!ops_.empty() && hooks_.hold_ops && hooks_.hold_ops(writer_, ops_, bytes)) {
+        held_ = true;  // its entries stay taken, unreleased: the same batch goes next
+        return;
+      }
       ReapAll();
       ApplyBatch();
       return;
