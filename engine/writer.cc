@@ -200,6 +200,8 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
     auto decide = [&]() -> Status {
       if (const KeyState* earlier = overlay.Find(hash, op.key)) {
         cur = *earlier;
+      } else if (const KeyState* known = w.forecast_found_valid_ ? w.forecast_found_.Find(hash, op.key) : nullptr) {
+        cur = *known;  // Writer::Forecast's lookup: nothing changed the key since
       } else {
         auto found = w.FindKey(op.key, hash);
         if (!found.ok()) return found.status();
@@ -228,6 +230,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
       if (pipelined) w.DrainLocked();  // the segment's every record synced and published before it is sealed
       if (w.active_) CommitPending(w, pending, results);
       overlay.Clear();  // the index now holds (or, after a failure, denies) the earlier ops
+      w.forecast_found_valid_ = false;  // the forecast's lookups predate them
       if (w.read_only_) {
         r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
         continue;
@@ -246,6 +249,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
                                     seq, type, op.key, meta, op.type == OpType::kPut ? op.raw_len : 0});
     overlay.Set(hash, op.key, StateAfter(pending.back()));
   }
+  w.forecast_found_valid_ = false;
 }
 
 void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results) {

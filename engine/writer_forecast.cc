@@ -28,6 +28,9 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
   // this batch wrote, which the index does not show yet.
   BatchOverlay& overlay = w.forecast_overlay_;
   overlay.Reset(w.inflight_ops_ + ops.size());
+  // What the index says is kept for the batch's decision (DecideBatch), so
+  // that it does not look the same keys up again.
+  w.forecast_found_.Reset(ops.size());
   for (const auto& b : w.inflight_) {
     for (const PendingRecord& p : b->pending) {
       // Decided already: what it superseded is in p.old_total.
@@ -51,6 +54,7 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
       auto found = w.FindKey(op.key, hash);
       if (!found.ok()) continue;  // unreadable: counts nothing (writer.h)
       cur = found.value();
+      w.forecast_found_.Set(hash, op.key, cur);
     }
     if (!put && !cur.exists) continue;  // a delete of a missing key writes nothing
     KeyState next;
@@ -68,6 +72,7 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
     }
     overlay.Set(hash, op.key, next);
   }
+  w.forecast_found_valid_ = true;
   return f;
 }
 

@@ -292,6 +292,15 @@ struct Writer::Impl {
   BatchOverlay overlay_;
   // Writer::Forecast's scratch (writer_forecast.cc), under mu_.
   BatchOverlay forecast_overlay_;
+  // Writer::Forecast's index lookups, for the DecideBatch that follows it on
+  // the writer thread: the states the index gave for the forecast batch's
+  // keys that no batch in flight wrote (its views: the batch's keys). Under
+  // mu_. Valid until any lock() of mu_ (whatever else changes index entries
+  // takes it: compaction's installs, large values, Apply), a commit inside
+  // DecideBatch, or DecideBatch's end (used once). Publishing the batches in
+  // flight does not touch these keys.
+  BatchOverlay forecast_found_;
+  bool forecast_found_valid_ = false;
 
   // ---- pipelined group commit (writer_pipeline.cc), under mu_ ----
   // A submitted batch: its records written past active_size_ (in flight)

@@ -19,6 +19,7 @@ namespace kingx::engine {
 
 void Writer::Impl::CommitMutex::lock() {
   m_.lock();
+  w_->forecast_found_valid_ = false;  // this holder may change index entries
   w_->DrainLocked();
 }
 
