@@ -7,10 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <condition_variable>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -20,6 +18,7 @@
 #include "engine/record.h"
 #include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/model.h"
+#include "tests/engine/support/pipeline.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
@@ -866,26 +865,13 @@ TEST_CASE("a dead-only pass beside a running pass deletes the dead segments that
   for (int i = 0; i < 600; i += 2) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'b')).status.ok());
   std::set<uint32_t> before;  // every segment the pass can pick from
   for (const SegmentStats& s : db.writer().Stats().per_segment) before.insert(s.id);
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false, released = false;
-  env.SetSyncHook([&](const std::string& path) {
-    if (path.find("compact-") == std::string::npos) return;
-    std::unique_lock lock(mu);
-    if (entered) return;
-    entered = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return released; });
-  });
+  auto gate = std::make_unique<SyncGate>(env, "compact-");  // holds the pass in its output's fdatasync
   CompactionOptions co = Unthrottled();
   co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
   auto c = std::make_unique<Compactor>(db.writer(), co);
   Status catch_up;
   std::thread t([&] { catch_up = c->RunOnce(nullptr, PassKind::kCatchUp); });
-  {
-    std::unique_lock lock(mu);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
-  }
+  REQUIRE(gate->WaitEntered(1));
   // While the pass waits in its output's sync: a tombstone whose key has no
   // newer put, then segments whose every record the writes below kill (the
   // tombstones of m0..m9 get newer puts), and every input of the pass dead.
@@ -915,13 +901,9 @@ TEST_CASE("a dead-only pass beside a running pass deletes the dead segments that
     CHECK((before.count(s.id) != 0 || s.id == tombstone_segment));
   }
   CHECK(dead_left > 1);  // the pass's inputs are its own
-  {
-    std::lock_guard lock(mu);
-    released = true;
-    cv.notify_all();
-  }
+  gate->Open();
   t.join();
-  env.SetSyncHook({});
+  gate.reset();
   REQUIRE(catch_up.ok());
   CHECK(c->RunOnce(nullptr, PassKind::kDeadOnly).ok());
   c.reset();
@@ -973,23 +955,10 @@ TEST_CASE("a dead-only pass beside a running pass drops at once the kept tombsto
 
   // A pass held in its output's fdatasync: half the k keys overwritten give it work.
   for (int i = 0; i < 600; i += 2) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'b')).status.ok());
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false, released = false;
-  env.SetSyncHook([&](const std::string& path) {
-    if (path.find("compact-") == std::string::npos) return;
-    std::unique_lock lock(mu);
-    if (entered) return;
-    entered = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return released; });
-  });
+  auto gate = std::make_unique<SyncGate>(env, "compact-");  // holds the pass in its output's fdatasync
   Status running;
   std::thread t([&] { running = c->RunOnce(); });
-  {
-    std::unique_lock lock(mu);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
-  }
+  REQUIRE(gate->WaitEntered(1));
   // Now, so that the running pass did not pick them: the outputs' copies
   // (of s keys and of k keys that shared the tombstone's segment) die, and
   // so may the tombstone.
@@ -1001,13 +970,9 @@ TEST_CASE("a dead-only pass beside a running pass drops at once the kept tombsto
   CHECK((beside.ok() || beside.Is(Code::kBusy)));
   for (const uint32_t id : outputs) CHECK_FALSE(std::filesystem::exists(dir.path() + "/" + SegmentFileName(id)));
   CHECK(c->stats().kept_tombstone_bytes == 0);
-  {
-    std::lock_guard lock(mu);
-    released = true;
-    cv.notify_all();
-  }
+  gate->Open();
   t.join();
-  env.SetSyncHook({});
+  gate.reset();
   REQUIRE(running.ok());
   CHECK(c->stats().kept_tombstone_bytes == 0);
   c.reset();

@@ -5,9 +5,9 @@
 
 namespace kingx::engine::test {
 
-SyncGate::SyncGate(FaultInjectionEnv& env) : env_(env) {
-  env_.SetSyncHook([st = state_](const std::string& path) {
-    if (path.find("seg-") == std::string::npos) return;
+SyncGate::SyncGate(FaultInjectionEnv& env, std::string path_part) : env_(env) {
+  env_.SetSyncHook([st = state_, part = std::move(path_part)](const std::string& path) {
+    if (path.find(part) == std::string::npos) return;
     std::unique_lock lock(st->mu);
     const uint64_t me = ++st->entered;
     st->cv.notify_all();

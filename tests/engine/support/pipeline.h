@@ -17,15 +17,16 @@
 
 namespace kingx::engine::test {
 
-// Holds each fdatasync of a segment file ("seg-" in its path) at its start,
-// on the syncing thread, until the test lets it go (one Release per sync, or
+// Holds each fdatasync of a file whose path holds `path_part` (by default
+// "seg-": segment files; "compact-": compaction outputs) at its start, on the
+// syncing thread, until the test lets it go (one Release per sync, or
 // Open for all from then on). Installs the env's sync hook; the destructor
 // opens the gate and removes the hook. A thread still in the hook (or about
 // to enter it with its copy) after the destructor returns finds the gate's
 // state alive: each copy of the hook owns it. The env must outlive the gate.
 class SyncGate {
  public:
-  explicit SyncGate(FaultInjectionEnv& env);
+  explicit SyncGate(FaultInjectionEnv& env, std::string path_part = "seg-");
   ~SyncGate();
   SyncGate(const SyncGate&) = delete;
   SyncGate& operator=(const SyncGate&) = delete;

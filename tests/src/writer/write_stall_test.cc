@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/compaction.h"
@@ -50,10 +51,10 @@ class RunGate {
   bool released_ = false;
 };
 
-// A database whose dead bytes are several times its live bytes: 8 keys of
-// 200 KiB written four times in 1 MiB segments.
-struct StallFixture {
-  StallFixture() {
+// An empty database in 1 MiB segments, uncompressed, over a shared
+// mapping's index.
+struct StallDb {
+  StallDb() {
     auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
     REQUIRE(created.ok());
     shm = std::move(created).value();
@@ -64,19 +65,32 @@ struct StallFixture {
     auto w = engine::Writer::Open(env, dir.path, o, shm->index());
     REQUIRE(w.ok());
     writer = std::move(w).value();
+  }
+  void Put(const std::string& key, const std::string& value, std::string_view content_type = {}) {
+    engine::WriteOp op;
+    op.key = key;
+    op.content_type = content_type;
+    op.stored = value;
+    op.raw_len = value.size();
+    engine::WriteResult r;
+    writer->Apply({&op, 1}, {&r, 1});
+    REQUIRE(r.status.ok());
+  }
+
+  test::TempDir dir;
+  engine::test::FaultInjectionEnv env;
+  RunGate gate;  // outlives the writer, whose key view thread it may hold
+  std::unique_ptr<SharedMemory> shm;
+  std::unique_ptr<engine::Writer> writer;
+};
+
+// A database whose dead bytes are several times its live bytes: 8 keys of
+// 200 KiB written four times.
+struct StallFixture : StallDb {
+  StallFixture() {
     const std::string value(200 << 10, 'v');
     for (int round = 0; round < 4; ++round) {
-      for (int k = 0; k < 8; ++k) {
-        const std::string key = "k" + std::to_string(k);
-        engine::WriteOp op;
-        op.key = key;
-        op.content_type = "text/plain";
-        op.stored = value;
-        op.raw_len = value.size();
-        engine::WriteResult r;
-        writer->Apply({&op, 1}, {&r, 1});
-        REQUIRE(r.status.ok());
-      }
+      for (int k = 0; k < 8; ++k) Put("k" + std::to_string(k), value, "text/plain");
     }
     const engine::IndexCounters& c = shm->index().counters();
     REQUIRE(c.dead_bytes.load() > 2 * c.live_bytes.load());
@@ -101,11 +115,6 @@ struct StallFixture {
   }
   uint64_t Stalls() { return shm->writer_metrics().compaction_stalls.load(); }
 
-  test::TempDir dir;
-  engine::test::FaultInjectionEnv env;
-  RunGate gate;  // outlives the writer, whose key view thread it holds
-  std::unique_ptr<SharedMemory> shm;
-  std::unique_ptr<engine::Writer> writer;
   std::unique_ptr<engine::Compactor> compactor;
   std::unique_ptr<engine::CompactionThread> thread;
 };
@@ -175,27 +184,10 @@ TEST_CASE("a batch that would kill more than the stall's bound allows is held un
   // of small values replacing large ones went through under the bound and
   // left dead bytes past it (and a compaction copy on top passed twice the
   // live data).
-  test::TempDir dir;
-  engine::test::FaultInjectionEnv env;
-  auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
-  REQUIRE(created.ok());
-  std::unique_ptr<SharedMemory> shm = std::move(created).value();
-  engine::Options o;
-  o.compression_level = 0;
-  o.segment_bytes = 1 << 20;
-  o.take_lock = false;
-  auto opened = engine::Writer::Open(env, dir.path, o, shm->index());
-  REQUIRE(opened.ok());
-  std::unique_ptr<engine::Writer> writer = std::move(opened).value();
-  const auto put = [&](const std::string& key, const std::string& value) {
-    engine::WriteOp op;
-    op.key = key;
-    op.stored = value;
-    op.raw_len = value.size();
-    engine::WriteResult r;
-    writer->Apply({&op, 1}, {&r, 1});
-    REQUIRE(r.status.ok());
-  };
+  StallDb db;
+  std::unique_ptr<SharedMemory>& shm = db.shm;
+  std::unique_ptr<engine::Writer>& writer = db.writer;
+  const auto put = [&](const std::string& key, const std::string& value) { db.Put(key, value); };
   // 8 keys of 200 KiB, three of them written twice: about 600 KB dead beside 1.6 MB live.
   for (int k = 0; k < 8; ++k) put("k" + std::to_string(k), std::string(200 << 10, 'a'));
   for (int k = 5; k < 8; ++k) put("k" + std::to_string(k), std::string(200 << 10, 'b'));
@@ -243,27 +235,10 @@ TEST_CASE("a batch that kills a large share of the live data is forecast and hel
   // compaction could have reclaimed first. And a catch-up pass stopped once
   // a tenth of the segments' bytes was reclaimable, above the room such a
   // batch needs.
-  test::TempDir dir;
-  engine::test::FaultInjectionEnv env;
-  auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
-  REQUIRE(created.ok());
-  std::unique_ptr<SharedMemory> shm = std::move(created).value();
-  engine::Options o;
-  o.compression_level = 0;
-  o.segment_bytes = 1 << 20;
-  o.take_lock = false;
-  auto opened = engine::Writer::Open(env, dir.path, o, shm->index());
-  REQUIRE(opened.ok());
-  std::unique_ptr<engine::Writer> writer = std::move(opened).value();
-  const auto put = [&](const std::string& key, const std::string& value) {
-    engine::WriteOp op;
-    op.key = key;
-    op.stored = value;
-    op.raw_len = value.size();
-    engine::WriteResult r;
-    writer->Apply({&op, 1}, {&r, 1});
-    REQUIRE(r.status.ok());
-  };
+  StallDb db;
+  std::unique_ptr<SharedMemory>& shm = db.shm;
+  std::unique_ptr<engine::Writer>& writer = db.writer;
+  const auto put = [&](const std::string& key, const std::string& value) { db.Put(key, value); };
   // 15 keys of 200 KiB, and a 200 KiB record dead beside 3 MB live (a
   // fifteenth) in the active segment: nearly all it holds; or half of it
   // (under the dead ratio once sealed), a twentieth of the segments' bytes
