@@ -549,11 +549,7 @@ TEST_CASE("a catch-up pass reclaims what a normal pass leaves: segments under th
   // The active segment holds a quarter of a segment (what a catch-up pass
   // seals at these sizes) of new keys, a few of them then overwritten: dead
   // records under the ratio there too.
-  const auto active = [&] {
-    for (const SegmentStats& seg : db.writer().Stats().per_segment)
-      if (seg.active) return seg;
-    return SegmentStats{};
-  };
+  const auto active = [&] { return ActiveSegment(db.writer()); };
   for (int n = 0; n < 1000 && active().bytes < (24 << 10); ++n) {
     keys.push_back("new" + std::to_string(n));
     put(static_cast<int>(keys.size()) - 1, 0);
@@ -602,11 +598,7 @@ TEST_CASE("a catch-up pass leaves an active segment with a few dead bytes: it wo
   o.segment_bytes = 64 << 10;
   TestDb db(PosixEnv(), dir.path(), o);
   REQUIRE(db.Open().ok());
-  const auto active = [&] {
-    for (const SegmentStats& seg : db.writer().Stats().per_segment)
-      if (seg.active) return seg;
-    return SegmentStats{};
-  };
+  const auto active = [&] { return ActiveSegment(db.writer()); };
   int n = 0;
   for (; n < 1000 && active().bytes < (24 << 10); ++n) {
     REQUIRE(db.Put("k" + std::to_string(n), MakeValue("k", n, 200, false)).status.ok());
@@ -926,11 +918,7 @@ TEST_CASE("a dead-only pass beside a running pass drops at once the kept tombsto
   o.segment_bytes = 64 << 10;
   TestDb db(env, dir.path(), o);
   REQUIRE(db.Open().ok());
-  const auto active_id = [&] {
-    for (const SegmentStats& s : db.writer().Stats().per_segment)
-      if (s.active) return s.id;
-    return uint32_t{0};
-  };
+  const auto active_id = [&] { return ActiveSegment(db.writer()).id; };
   REQUIRE(db.Put("t", std::string(200, 't')).status.ok());
   for (int i = 0; i < 600; ++i) REQUIRE(db.Put("k" + std::to_string(i), std::string(200, 'a')).status.ok());
   // A segment holding t's tombstone and puts that are overwritten after it:

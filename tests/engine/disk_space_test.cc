@@ -303,11 +303,7 @@ TEST_CASE("an active segment below a quarter of segment_bytes or under the dead 
   // a segment of its own, and "first" starts a new one for the same reason.
   const std::string base(2200 << 10, 'b');  // over half a segment: never merged as a small one
   for (int i = 0; i < 3; ++i) REQUIRE(db.Put("base" + std::to_string(i), base).status.ok());
-  const auto active_id = [&] {
-    for (const SegmentStats& s : db.writer().Stats().per_segment)
-      if (s.active) return s.id;
-    return uint32_t{0};
-  };
+  const auto active_id = [&] { return ActiveSegment(db.writer()).id; };
   REQUIRE(db.Put("first", value).status.ok());
   const uint32_t active = active_id();
   const uint64_t segments = db.writer().Stats().segments;

@@ -155,11 +155,7 @@ TEST_CASE("a batch that rotates the active segment between two ops of one key af
   REQUIRE(db.Open().ok());
   REQUIRE(db.Put("k", std::string(200, 'o')).status.ok());
   const uint64_t rec = RecordBytes(1, 0, 200);
-  const auto active_bytes = [&] {
-    for (const SegmentStats& s : db.writer().Stats().per_segment)
-      if (s.active) return s.bytes;
-    return uint64_t{0};
-  };
+  const auto active_bytes = [&] { return ActiveSegment(db.writer()).bytes; };
   // Room for one of the batch's records, not two.
   for (int i = 0; i < 5000 && active_bytes() + 2 * rec <= o.segment_bytes; ++i)
     REQUIRE(db.Put("f" + std::to_string(i), "x").status.ok());

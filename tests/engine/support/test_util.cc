@@ -169,6 +169,12 @@ void WriteFileBytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+SegmentStats ActiveSegment(Writer& writer) {
+  for (const SegmentStats& s : writer.Stats().per_segment)
+    if (s.active) return s;
+  return SegmentStats{};
+}
+
 bool StripSeals(const std::string& dir) {
   auto listed = Manifest::Read(PosixEnv(), dir);
   if (!listed.ok()) return false;

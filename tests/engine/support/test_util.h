@@ -92,6 +92,10 @@ bool HasTmpFiles(const std::string& dir);
 // Reads / writes a whole file (test failures on error via return value).
 std::string ReadFileBytes(const std::string& path);
 void WriteFileBytes(const std::string& path, const std::string& bytes);
+// The writer's active segment's figures (Writer::Stats), or all zeros when
+// it has none.
+SegmentStats ActiveSegment(Writer& writer);
+
 // Rewrites dir's MANIFEST without its seals (sealed segments' lengths), as a
 // version that did not record them left it. Returns false when there is no
 // readable MANIFEST.
