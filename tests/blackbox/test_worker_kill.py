@@ -12,11 +12,12 @@ succeed again once the new writer has recovered.
 """
 
 import os
+import re
 import signal
 import threading
 import time
 
-from kingx_harness import SOAK, Server, cases_of, check, run_with_server, wait_for
+from kingx_harness import SOAK, Server, cases_of, check, metric, run_with_server, wait_for
 from kingx_load import ClientState, LoadClient, verify_states
 
 CLIENTS = 8
@@ -121,6 +122,62 @@ def test_repeated_worker_kills_keep_serving():
         os.kill(victim, signal.SIGKILL)
         S.wait_children("kingx-worker", 2, exclude=[victim], timeout=15)
         S.wait_ready(timeout=15)
+
+
+def _next_backoff_ms(previous_ms):
+    """The wait the master schedules after a quick death that followed a wait
+    of previous_ms: 100 ms first, then doubling, at most 10 s."""
+    return 100 if previous_ms == 0 else min(previous_ms * 2, 10_000)
+
+
+def test_quick_deaths_back_off():
+    """A worker that dies soon after its start is respawned only after a wait
+    that doubles with each quick death (README: "respawned (rate-limited)"). The
+    error log names each wait; the respawn is never seen earlier than it (a
+    lower bound only: a loaded machine may respawn later, never sooner)."""
+    started = re.compile(r"worker process (\d+) started \(index 0,")
+    waits = re.compile(r"respawning worker 0 in (\d+) ms")
+    with open(S.error_log, "rb") as f:
+        log = f.read()
+    mark = len(log)
+    log = log.decode("utf-8", "replace")
+    victim = int(started.findall(log)[-1])
+    check(victim in S.workers(), f"worker 0 ({victim}) is not alive: {S.children()}")
+    respawns_before = metric(S.port, "kingx_respawns_total")
+    delays = []
+    for _ in range(4):
+        t_kill = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        S.wait_children("kingx-worker", 2, exclude=[victim], timeout=30)
+        t_seen = time.monotonic()
+        new = ""
+
+        def logged():
+            nonlocal mark, new
+            with open(S.error_log, "rb") as f:
+                f.seek(mark)
+                raw = f.read()
+            mark += len(raw)
+            new += raw.decode("utf-8", "replace")
+            return started.search(new) is not None
+
+        wait_for(logged, 15, "the log line of worker 0's respawn")
+        wait_ms = [int(w) for w in waits.findall(new)]
+        respawned = [int(p) for p in started.findall(new)]
+        check(len(wait_ms) == 1 and len(respawned) == 1,
+              f"expected one respawn of worker 0 in the log, found waits {wait_ms}, starts {respawned}:\n{new[-3000:]}")
+        check(t_seen - t_kill >= wait_ms[0] / 1000.0 - 0.01,
+              f"worker 0 was respawned {t_seen - t_kill:.3f} s after its death, before its {wait_ms[0]} ms wait")
+        delays.append(wait_ms[0])
+        victim = respawned[0]
+    print(f"respawn waits after four quick deaths of worker 0: {delays} ms", flush=True)
+    for previous, wait in zip(delays, delays[1:]):
+        check(wait == _next_backoff_ms(previous),
+              f"the waits {delays} ms do not double after quick deaths (expected {_next_backoff_ms(previous)} "
+              f"after {previous})")
+    check(delays[-1] >= 400, f"four quick deaths ended with a wait of only {delays[-1]} ms: {delays}")
+    wait_for(lambda: metric(S.port, "kingx_respawns_total") == respawns_before + 4, 15,
+             "kingx_respawns_total to count the four respawns")
 
 
 def main():
