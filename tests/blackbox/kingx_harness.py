@@ -384,6 +384,7 @@ class Server:
         self.ready_timeout = ready_timeout
         self.proc = None
         self.starts = 0
+        self.started_at = None  # time.monotonic() of the latest start
 
     # -- lifecycle
     def argv(self):
@@ -402,6 +403,7 @@ class Server:
                 self.port = free_port()
             self.starts += 1
             out = open(os.path.join(self.workdir, f"stdout.{self.starts}"), "wb")
+            self.started_at = time.monotonic()
             self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
             out.close()

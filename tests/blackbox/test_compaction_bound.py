@@ -138,6 +138,15 @@ def test_directory_stays_within_twice_the_live_data_under_full_speed_overwrites(
     stalled = metric("kingx_compaction_write_stall_seconds_total")
     print(f"{stalls:.0f} write stalls, {stalled:.2f} s stalled", flush=True)
     check(stalls > 0 and stalled > 0, "writes never waited for compaction: the load did not test the bound")
+    # The stalls' info line: at least one (a stall logs when it begins), and at
+    # most one per 10 s of the writer's life (an upper bound a slow machine
+    # only lowers).
+    with open(S.error_log, errors="replace") as f:
+        lines = [ln for ln in f if re.search(r"\[info\].*writes wait(ed)? for compaction", ln)]
+    allowed = int((time.monotonic() - S.started_at) / 10) + 1
+    print(f"{len(lines)} write-stall info line(s) in the error log (at most {allowed} allowed)", flush=True)
+    check(1 <= len(lines) <= allowed, f"{len(lines)} write-stall info lines, expected 1 to {allowed} "
+          f"(one at most every 10 s):\n" + "".join(lines[:20]))
     # The values: each key reads back as its newest acknowledged PUT (highest ETag).
     with Conn(S.port) as c:
         for i, (v, _) in sorted(acked.items()):
