@@ -168,6 +168,7 @@ def test_a_write_that_finds_the_queue_full_is_503_with_retry_after_and_not_store
     socks = {}
     os.kill(writer, signal.SIGSTOP)
     try:
+        t_sent = time.monotonic()
         for key, value in values.items():
             sock = socket.create_connection(("127.0.0.1", s.port), timeout=60)
             sock.sendall(build_request("PUT", key_path(key), value))
@@ -180,6 +181,11 @@ def test_a_write_that_finds_the_queue_full_is_503_with_retry_after_and_not_store
                 key = next(k for k, v in socks.items() if v is sock)
                 answered[key] = adopt(sock, s.port, 30).read_response()
         check(answered, "no PUT was answered while the queue stayed full")
+        # README: 503 "only after 5 s" of waiting for room (a lower bound: a
+        # slow machine answers later, never sooner).
+        waited = time.monotonic() - t_sent
+        check(waited >= 5.0, f"a PUT that found the queue full was refused {waited:.2f} s after it was sent, "
+              "before the 5 s wait for room")
         for key, r in answered.items():
             check(r.status == 503 and r.header("Retry-After") is not None, f"PUT {key} while the queue was full: {r!r}")
             check("write queue" in r.body.decode(), f"the 503 does not say the queue was full: {r.body[:300]!r}")
