@@ -9,12 +9,14 @@ creates them, later passes overwrite), and reports per run:
   fdatasync, mean fdatasync time, the share of the run an fdatasync was running, and the
   fdatasyncs a request waited for on average: mean latency x fdatasyncs per second (how many
   fdatasyncs finished while a request was in flight), each kingx process's CPU per request and
-  its minor page faults and context switches (all threads) per request.
+  its minor page faults and context switches (all threads) per request, and compaction's passes,
+  bytes read and written, and write stalls per 100k PUTs. With --template DIR, each kingx starts
+  on a copy of that preloaded data directory instead of an empty one.
 With --perf SECONDS, `perf record -g` samples the writer process during the last run of each
 binary (perf's report goes to the output directory).
 
 Usage: bench/durable_put_probe.py --bin main=build-release/src/kingx --bin old=/path/kingx
-         [--conns 100,1000] [--rounds 3] [--duration 4] [--keys 100000] [--out DIR]
+         [--conns 100,1000] [--rounds 3] [--duration 4] [--keys 100000] [--template DIR] [--out DIR]
 Python standard library only; every process it starts is stopped by its PID.
 """
 import argparse
@@ -40,7 +42,8 @@ def metrics(port):
         raise RuntimeError(f"/metrics -> {status}")
     out = {}
     for line in body.decode().splitlines():
-        m = re.match(r"^(kingx_writer_[a-z_]+(?:_count|_sum|_total)?)(\{[^}]*\})? ([0-9.e+-]+)$", line)
+        m = re.match(r"^(kingx_(?:writer|compaction)_[a-z_]+(?:_count|_sum|_total)?)(\{[^}]*\})? ([0-9.e+-]+)$",
+                     line)
         if m and not m.group(2):
             out[m.group(1)] = float(m.group(3))
     return out
@@ -114,9 +117,11 @@ def writer_pid(master_pid):
     return None
 
 
-def start(binary, workdir, sync):
+def start(binary, workdir, sync, template=None):
     port = procs.free_port()
     data = os.path.join(workdir, "data")
+    if template:
+        shutil.copytree(template, data)  # a private copy of the preloaded database
     os.makedirs(data, exist_ok=True)
     argv = [binary, "--listen", f"127.0.0.1:{port}", "--data", data, "--workers", "1",
             "--sync", sync, "--access-log", "off", "--max-connections", "19000"]
@@ -144,6 +149,7 @@ def derive(before, after, secs, rps, mean_lat_s):
     batches = d.get("kingx_writer_batches_total", 0)
     records = d.get("kingx_writer_records_total", 0)
     sync_s = d.get("kingx_writer_fsync_seconds_sum", 0)
+    per_100k = max(rps * secs, 1) / 1e5
     return {
         "rps": round(rps),
         "mean_latency_us": round(mean_lat_s * 1e6),
@@ -153,6 +159,12 @@ def derive(before, after, secs, rps, mean_lat_s):
         "mean_fsync_us": round(sync_s / syncs * 1e6) if syncs else None,
         "fsync_busy_share": round(sync_s / secs, 2),
         "fsyncs_waited_per_request": round(mean_lat_s * syncs / secs, 2),
+        # Compaction's share of the work, per 100k answered PUTs.
+        "compaction_passes_per_100k": round(d.get("kingx_compaction_passes_total", 0) / per_100k, 2),
+        "compaction_written_mb_per_100k": round(d.get("kingx_compaction_written_bytes_total", 0) / per_100k / 1e6, 2),
+        "compaction_read_mb_per_100k": round(d.get("kingx_compaction_read_bytes_total", 0) / per_100k / 1e6, 2),
+        "write_stalls_per_100k": round(d.get("kingx_compaction_write_stalls_total", 0) / per_100k, 2),
+        "write_stall_ms_per_100k": round(d.get("kingx_compaction_write_stall_seconds_total", 0) / per_100k * 1e3, 1),
     }
 
 
@@ -164,6 +176,8 @@ def main(argv):
     ap.add_argument("--duration", type=int, default=4)
     ap.add_argument("--keys", type=int, default=100000)
     ap.add_argument("--sync", default="always")
+    ap.add_argument("--template", help="a preloaded kingx data directory, copied for each binary "
+                    "(as bench/compare does; default: an empty one)")
     ap.add_argument("--perf", type=int, default=0, help="seconds of perf record on the writer")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -176,7 +190,7 @@ def main(argv):
     rows = []
     try:
         for label, path in bins:
-            servers[label] = start(os.path.abspath(path), os.path.join(work, label), a.sync)
+            servers[label] = start(os.path.abspath(path), os.path.join(work, label), a.sync, a.template)
         for label, (p, port) in servers.items():  # creates the keys: later runs overwrite
             run_wrk(port, 100, 2, a.keys, os.path.join(out, "raw", f"warm-{label}.txt"))
         for rnd in range(1, a.rounds + 1):
