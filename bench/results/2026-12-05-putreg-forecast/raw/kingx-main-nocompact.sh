@@ -1,0 +1,2 @@
+#!/bin/sh
+exec /work/ref/main/build-release/src/kingx "$@" --compaction off
