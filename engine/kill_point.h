@@ -17,6 +17,18 @@
 // rotate.after_create, rotate.after_dir_sync, large.before_rename,
 // large.after_rename, extend.after_write, extend.after_sync (the preallocated
 // room's thread), seal.before_cut, seal.after_cut (compaction adds its own).
+//
+// Fail points, through the same seam: a file call of the posix Env (the file
+// layer tests inject faults into) fails as a failing disk makes it fail.
+//
+//   if (KINGX_FAIL_POINT("sync", path_)) return ErrnoStatus(..., EIO);
+//
+// Armed by KINGX_FAIL_POINT="name[@path_part][:N[+]]": the Nth hit of `name`
+// on a file whose path contains path_part fails (N defaults to 1); with "+",
+// every hit from the Nth on does (a persistent fault). Read once per
+// process, so each process (a respawned writer too) counts its own hits.
+// Compiled in with kill points; otherwise the macro is false. Points: "sync"
+// (fdatasync of a file).
 #pragma once
 
 #include <string_view>
@@ -31,10 +43,24 @@ void KillPointHit(std::string_view name);
 // concurrent hits.
 void ArmKillPoint(std::string_view spec);
 
+// Called by the macro: true if this hit of `name` on `path` is to fail.
+bool FailPointHit(std::string_view name, std::string_view path);
+
+// Arms a fail point in this process, replacing what the environment said
+// (empty disarms; hits count from zero). False if `spec` is malformed (then
+// nothing is armed). For tests; not thread-safe against concurrent hits.
+bool ArmFailPoint(std::string_view spec);
+
 }  // namespace kingx::engine
 
 #if defined(KINGX_KILL_POINTS)
 #define KINGX_KILL_POINT(name) ::kingx::engine::KillPointHit(name)
 #else
 #define KINGX_KILL_POINT(name) ((void)0)
+#endif
+
+#if defined(KINGX_KILL_POINTS)
+#define KINGX_FAIL_POINT(name, path) ::kingx::engine::FailPointHit(name, path)
+#else
+#define KINGX_FAIL_POINT(name, path) false
 #endif

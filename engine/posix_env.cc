@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "engine/env.h"
+#include "engine/kill_point.h"
 
 namespace kingx::engine {
 namespace {
@@ -59,6 +60,7 @@ class PosixFile final : public File {
   }
 
   Status Sync() override {
+    if (KINGX_FAIL_POINT("sync", path_)) return ErrnoStatus("fdatasync", path_, EIO);
     if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
     return Status::OK();
   }

@@ -123,3 +123,41 @@ TEST_CASE("an unarmed or differently named kill point does nothing", "[engine][k
   ArmKillPoint("");
   SUCCEED("still alive");
 }
+
+TEST_CASE("an armed fail point fails the fdatasync of the files it names, once or from the Nth on",
+          "[engine][kill_point][fail_point]") {
+  TempDir dir;
+  auto open = [&](const std::string& name) {
+    auto f = PosixEnv().OpenFile(dir.File(name), OpenMode::kCreateTruncate);
+    REQUIRE(f.ok());
+    return std::move(f).value();
+  };
+  auto seg = open("seg-000001.kx");
+  auto other = open("MANIFEST");
+
+  SECTION("the Nth sync of a file whose path contains the part, once") {
+    REQUIRE(ArmFailPoint("sync@seg-:2"));
+    CHECK(other->Sync().ok());  // not counted: another file
+    CHECK(seg->Sync().ok());
+    Status s = seg->Sync();
+    CHECK(s.Is(Code::kIOError));
+    CHECK(s.ToString().find("fdatasync") != std::string::npos);
+    CHECK(seg->Sync().ok());
+    CHECK(other->Sync().ok());
+  }
+  SECTION("every sync from the Nth on, on any file") {
+    REQUIRE(ArmFailPoint("sync:2+"));
+    CHECK(seg->Sync().ok());
+    CHECK_FALSE(other->Sync().ok());
+    CHECK_FALSE(seg->Sync().ok());
+    CHECK_FALSE(other->Sync().ok());
+  }
+  SECTION("a malformed spec arms nothing, and nothing fails") {
+    CHECK_FALSE(ArmFailPoint("sync:x"));
+    CHECK_FALSE(ArmFailPoint("sync:0"));
+    CHECK(seg->Sync().ok());
+    CHECK(other->Sync().ok());
+  }
+  REQUIRE(ArmFailPoint(""));
+  CHECK(seg->Sync().ok());
+}
