@@ -364,6 +364,7 @@ size_t WriteQueue::PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, 
     e.request.content_type = std::string_view(p, eh.content_type_len);
     p += eh.content_type_len;
     e.request.stored = std::string_view(p, eh.data_len);
+    e.end_position = peek_pos_ + eh.bytes;
     batch->push_back(e);
     ++taken;
     entry_bytes += eh.bytes;

@@ -75,6 +75,9 @@ struct QueueEntry {
   uint32_t slot = 0;
   uint64_t token = 0;
   WriteRequest request;
+  // Where the entry ends in the ring: the PeekPosition() just after it, for
+  // ReleaseThrough of a batch's first entries only.
+  uint64_t end_position = 0;
 };
 
 // ---------------------------------------------------------------- queue
