@@ -101,9 +101,11 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
   hooks.hold_batch = [state](engine::Writer&, const std::function<void()>& before_wait) {
     return state->stall && state->stall->Hold(before_wait);
   };
-  hooks.hold_ops = [state](engine::Writer& writer, std::span<const engine::WriteOp> ops, uint64_t stored_bytes) {
-    return state->stall && state->stall->WantsForecast() &&
-           state->stall->HoldBatch(writer.Forecast(ops), stored_bytes);
+  hooks.hold_ops = [state](engine::Writer& writer, std::span<const engine::WriteOp> ops,
+                            uint64_t stored_bytes) -> size_t {
+    const bool hold = state->stall && state->stall->WantsForecast() &&
+                      state->stall->HoldBatch(writer.Forecast(ops), stored_bytes);
+    return hold ? 0 : ops.size();
   };
   hooks.each_iteration = [state, &shm](engine::Writer& writer, bool requested) {
     if (!state->compactor) return;

@@ -22,6 +22,7 @@
 #include "engine/env.h"
 #include "engine/index.h"
 #include "engine/keyspace_options.h"
+#include "engine/kill_point.h"
 #include "engine/writer.h"
 #include "src/conf/log.h"
 #include "src/conf/observed_env.h"
@@ -250,8 +251,18 @@ class WriterLoop {
     if (!held_) {
       batch_.clear();
       queue_.Peek(&batch_, kMaxBatchOps, kMaxBatchBytes);
+      split_rest_ = false;
     }
     held_ = false;
+    if (split_rest_) {
+      // The rest of a split batch. Its first part's fdatasync returned (a
+      // batch is taken only then): answered and published now, so that the
+      // rest is forecast against what that part killed as reclaimable, not
+      // as in flight.
+      ReapFinished(false);
+      WakeSlots();
+      KINGX_KILL_POINT("split.before_rest");
+    }
     const bool large = std::any_of(batch_.begin(), batch_.end(),
                                    [](const QueueEntry& e) { return e.type != EntryType::kOp; });
     if (large) {
@@ -259,18 +270,24 @@ class WriterLoop {
       // forecasts them too (the large values' own records are staged bytes
       // already, each replacing one record).
       ops_.clear();
+      op_entries_.clear();
       uint64_t bytes = 0;
-      for (const QueueEntry& e : batch_) {
-        if (e.type != EntryType::kOp) continue;
-        ops_.push_back(ToOp(e.request));
-        bytes += e.request.stored.size();
+      for (size_t i = 0; i < batch_.size(); ++i) {
+        if (batch_[i].type != EntryType::kOp) continue;
+        ops_.push_back(ToOp(batch_[i].request));
+        op_entries_.push_back(i);
+        bytes += batch_[i].request.stored.size();
       }
-      if (!ops_.empty() && hooks_.hold_ops && hooks_.hold_ops(writer_, ops_, bytes)) {
+      const size_t go = ops_.empty() || !hooks_.hold_ops ? ops_.size() : hooks_.hold_ops(writer_, ops_, bytes);
+      if (!ops_.empty() && go == 0) {
         held_ = true;  // its entries stay taken, unreleased: the same batch goes next
         return;
       }
       ReapAll();
-      ApplyBatch();
+      // A split ends after the entry of its last op that goes.
+      const size_t entries = go < ops_.size() ? op_entries_[go - 1] + 1 : batch_.size();
+      ApplyBatch(entries);
+      KeepRest(entries);
       return;
     }
     Submitted sub;
@@ -286,18 +303,39 @@ class WriterLoop {
       sub.tokens.push_back({e.slot, e.token});
       sub.bytes += e.request.stored.size();
     }
-    if (hooks_.hold_ops && hooks_.hold_ops(writer_, ops_, sub.bytes)) {
+    const size_t go = hooks_.hold_ops ? hooks_.hold_ops(writer_, ops_, sub.bytes) : ops_.size();
+    if (go == 0) {
       held_ = true;  // its entries stay taken, unreleased: the same batch goes next
       spare_submitted_.push_back(std::move(sub));
       return;
     }
-    sub.release_position = queue_.PeekPosition();
-    sub.release_entries = batch_.size();
+    if (go < ops_.size()) {
+      ops_.resize(go);
+      sub.tokens.resize(go);
+      sub.bytes = 0;
+      for (size_t i = 0; i < go; ++i) sub.bytes += batch_[i].request.stored.size();
+    }
+    sub.release_position = go < batch_.size() ? batch_[go - 1].end_position : queue_.PeekPosition();
+    sub.release_entries = go;
     sub.start = std::chrono::steady_clock::now();
     sub.start_ms = NowMs();
     sub.ticket = writer_.Submit(ops_);
     submitted_.push_back(std::move(sub));
+    KeepRest(go);
     ReapFinished(false);  // under --sync none / interval it is final already
+  }
+
+  // After the first `done` entries of batch_ went (a split when some are
+  // left): the rest stays taken, held, and is processed next as a batch of
+  // its own.
+  void KeepRest(size_t done) {
+    if (done >= batch_.size()) {
+      split_rest_ = false;
+      return;
+    }
+    batch_.erase(batch_.begin(), batch_.begin() + static_cast<std::ptrdiff_t>(done));
+    held_ = true;
+    split_rest_ = true;
   }
 
   // Answers every submitted batch that is final, oldest first, and frees its
@@ -335,13 +373,15 @@ class WriterLoop {
     while (!submitted_.empty()) ReapFinished(true);
   }
 
-  // The serial way: large-value entries in order, then the batch's puts and
-  // deletes as one Apply. Nothing is in flight.
-  void ApplyBatch() {
+  // The serial way: the first `entries` entries of batch_, large-value
+  // entries in order, then their puts and deletes as one Apply; then their
+  // ring bytes are released. Nothing is in flight.
+  void ApplyBatch(size_t entries) {
     ops_.clear();
     op_tokens_.clear();
     uint64_t bytes = 0;
-    for (const QueueEntry& e : batch_) {
+    for (size_t i = 0; i < entries; ++i) {
+      const QueueEntry& e = batch_[i];
       switch (e.type) {
         case EntryType::kOp:
           ops_.push_back(ToOp(e.request));
@@ -370,7 +410,11 @@ class WriterLoop {
       }
       RecordBatch(shm_.writer_metrics(), ops_.size(), bytes, static_cast<uint64_t>(us.count()), failed);
     }
-    queue_.Release();
+    if (entries >= batch_.size()) {
+      queue_.Release();
+    } else if (entries > 0) {
+      queue_.ReleaseThrough(batch_[entries - 1].end_position, entries);
+    }
   }
 
   // Entries a dead writer took but never released may or may not be on disk
@@ -589,6 +633,8 @@ class WriterLoop {
   BackupCuts& backups_;  // online backups' cuts and pins
   std::vector<QueueEntry> batch_;
   bool held_ = false;  // batch_ was taken and held by hooks_.hold_ops: ProcessBatch goes on with it
+  bool split_rest_ = false;  // batch_ is the rest of a split batch (hooks_.hold_ops)
+  std::vector<size_t> op_entries_;  // index in batch_ of each op of a batch with large values
   std::vector<engine::WriteOp> ops_;
   std::vector<std::pair<uint32_t, uint64_t>> op_tokens_;  // (slot, token) per op (ApplyBatch)
   // A batch submitted to the engine's pipeline, until it is answered.

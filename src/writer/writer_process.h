@@ -65,10 +65,19 @@ struct WriterHooks {
   // must stop holding on its own within a bounded time.
   std::function<bool(engine::Writer&, const std::function<void()>& before_wait)> hold_batch;
   // The same once the batch is taken (puts and deletes only), with its ops
-  // and their stored bytes: true holds this very batch (taken again, as it
-  // is, at the next iteration that hold_batch lets through). For a hook that
-  // needs to know what the batch overwrites (engine::Writer::Forecast).
-  std::function<bool(engine::Writer&, std::span<const engine::WriteOp>, uint64_t stored_bytes)> hold_ops;
+  // and their stored bytes; returns how many of its first ops go now. All
+  // of them: the batch goes. 0: this very batch is held (taken again, as it
+  // is, at the next iteration that hold_batch lets through). In between: a
+  // split. Only those ops go (with a batch's large-value entries, the
+  // entries up to the last of them), each answered once its own part is
+  // durable; the rest stays taken, goes through both hooks again as a batch
+  // of its own once that part is published, and is never applied before it
+  // (ops on one key stay in order; each op's condition is decided, as
+  // always, against every op before it). A writer that dies in between
+  // leaves the rest to the next one, which answers it "outcome unknown"
+  // (never applied). For a hook that needs to know what the batch
+  // overwrites (engine::Writer::Forecast).
+  std::function<size_t(engine::Writer&, std::span<const engine::WriteOp>, uint64_t stored_bytes)> hold_ops;
   // Before the Writer is closed: stop and join background work.
   std::function<void(engine::Writer&)> before_close;
 };

@@ -4,6 +4,7 @@
 
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "engine/env.h"
+#include "engine/kill_point.h"
 #include "engine/reader.h"
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/shm.h"
@@ -516,10 +518,10 @@ TEST_CASE("the puts of a batch that also holds a large upload go through the wri
   std::mutex mu;
   std::vector<std::string> asked;
   int holds = 0;
-  f.hooks.hold_ops = [&](engine::Writer&, std::span<const engine::WriteOp> ops, uint64_t) {
+  f.hooks.hold_ops = [&](engine::Writer&, std::span<const engine::WriteOp> ops, uint64_t) -> size_t {
     std::lock_guard lock(mu);
     for (const engine::WriteOp& op : ops) asked.emplace_back(op.key);
-    return holds++ == 0;  // held once, then let through
+    return holds++ == 0 ? 0 : ops.size();  // held once, then let through
   };
   WriteQueue& q = f.shm->queue();
   // Queued before the writer starts: one batch.
@@ -541,5 +543,131 @@ TEST_CASE("the puts of a batch that also holds a large upload go through the wri
   f.Stop();
   CHECK(f.exit_status == 0);
 }
+
+namespace {
+
+// A hold_ops hook that splits the first batch of four ops after its first
+// two, and lets every other batch go whole.
+struct SplitHook {
+  size_t operator()(engine::Writer&, std::span<const engine::WriteOp> ops, uint64_t) {
+    std::lock_guard lock(state->mu);
+    if (ops.size() != 4 || state->split) return ops.size();
+    state->split = true;
+    return 2;
+  }
+  struct State {
+    std::mutex mu;
+    bool split = false;
+  };
+  std::shared_ptr<State> state = std::make_shared<State>();
+};
+
+}  // namespace
+
+TEST_CASE("a batch split by the stall's hook answers its first part once durable, before its rest is written, "
+          "and keeps the rest's order and conditions",
+          "[src][writer][split]") {
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/false, env);
+  f.hooks.hold_ops = SplitHook{};
+  f.Start();
+  engine::test::SyncGate syncs(env);
+  WriteQueue& q = f.shm->queue();
+  // A first batch whose fdatasync is held, so that the next four queue up as one batch.
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 9), Put("z", "first batch")).ok());
+  REQUIRE(syncs.WaitEntered(1));
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("a", "1")).ok());
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), Put("b", "1")).ok());
+  WriteRequest create_only = Put("b", "2");  // decided after the first part: b exists
+  create_only.condition = WriteCondition::kIfAbsent;
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 3), create_only).ok());
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 4), Put("a", "2")).ok());
+  syncs.Release();
+  REQUIRE(syncs.WaitEntered(2));  // the first part's fdatasync
+  std::map<uint64_t, Completion> first = Posted(f, 1);
+  CHECK(first.count(1) == 0);  // not durable yet: not answered
+  syncs.Release();
+  REQUIRE(syncs.WaitEntered(3));  // the rest's fdatasync: the first part is answered already
+  first.merge(Posted(f, 1));
+  CHECK(first.count(9) == 1);
+  REQUIRE(first.count(1) == 1);
+  REQUIRE(first.count(2) == 1);
+  CHECK(first[1].code == engine::Code::kOk);
+  CHECK(first[2].code == engine::Code::kOk);
+  CHECK(first.count(3) == 0);
+  CHECK(first.count(4) == 0);
+  syncs.Open();
+  std::map<uint64_t, Completion> rest = f.Collect(1, 2);
+  REQUIRE(rest.size() == 2);
+  CHECK(rest[3].code == engine::Code::kPreconditionFailed);
+  CHECK(rest[4].code == engine::Code::kOk);
+  CHECK(rest[4].existed);
+  CHECK(rest[4].seq > first[1].seq);
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  auto a = reader.Get("a");
+  REQUIRE(a.ok());
+  CHECK(a->data == "2");
+  auto b = reader.Get("b");
+  REQUIRE(b.ok());
+  CHECK(b->data == "1");
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
+#if defined(KINGX_KILL_POINTS)
+TEST_CASE("a writer killed between the parts of a split batch keeps every answered op and applies none of the rest",
+          "[src][writer][split][crash]") {
+  WriterFixture f(/*start=*/false);
+  f.hooks.hold_ops = SplitHook{};
+  WriteQueue& q = f.shm->queue();
+  // Queued before the writer starts: one batch.
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("a", "1")).ok());
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), Put("b", "1")).ok());
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 3), Put("a", "2")).ok());
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 4), Put("c", "1")).ok());
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    engine::ArmKillPoint("split.before_rest");
+    const int status = RunWriter(f.config, *f.shm, /*install_signals=*/false, f.hooks);
+    _exit(status == 0 ? 0 : 1);  // not reached while the batch is split
+  }
+  // Bounded: a writer that never splits is stopped after 30 s.
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 3000 && done == 0; ++i) {
+    done = waitpid(pid, &status, WNOHANG);
+    if (done == 0) usleep(10000);
+  }
+  if (done == 0) {
+    f.shm->control().writer_stop.store(static_cast<uint32_t>(WriterStop::kFast));
+    f.shm->queue().Wake();
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+  }
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 137);  // died at the point between the parts
+  std::map<uint64_t, Completion> answered = Posted(f, 1);
+  REQUIRE(answered.size() == 2);
+  CHECK(answered[1].code == engine::Code::kOk);
+  CHECK(answered[2].code == engine::Code::kOk);
+  // The next writer answers the rest "outcome unknown" and never applies it.
+  f.hooks.hold_ops = {};
+  f.Start();
+  std::map<uint64_t, Completion> rest = f.Collect(1, 2);
+  REQUIRE(rest.size() == 2);
+  CHECK(rest[3].code == engine::Code::kOutcomeUnknown);
+  CHECK(rest[4].code == engine::Code::kOutcomeUnknown);
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  auto a = reader.Get("a");
+  REQUIRE(a.ok());
+  CHECK(a->data == "1");
+  auto b = reader.Get("b");
+  REQUIRE(b.ok());
+  CHECK(b->data == "1");
+  CHECK(reader.Get("c").status().Is(engine::Code::kNotFound));
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+#endif
 
 }  // namespace kingx
