@@ -52,16 +52,15 @@ bool WriteStall::CompactionCanHelp() const {
 bool WriteStall::Hold(const std::function<void()>& before_wait) {
   const auto now = Clock::now();
   if (!holding_) {
-    pass_next_ = true;
-    if (let_one_through_) {
-      let_one_through_ = false;
-      return false;
-    }
+    next_ = Next::kForecast;
+    if (!rest_pending_) batch_held_ = false;  // a new batch: a time bound of its own
     if (disarmed_) {
-      if (thread_.progress_passes() == disarmed_progress_) return false;
+      if (thread_.progress_passes() == disarmed_progress_) {
+        next_ = Next::kWhole;
+        return false;
+      }
       disarmed_ = false;
     }
-    pass_next_ = false;
     // The batch about to be taken turns up to its bytes into dead or staged
     // bytes: hold it when that would pass the bound and compaction has
     // something to reclaim.
@@ -74,11 +73,12 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
     const Backlog b = Measure();
     if (b.reclaimable <= target_) {
       End(now, "released");
-      pass_next_ = false;  // the batch is measured again (HoldBatch): room was made for it
+      next_ = Next::kForecast;  // the batch is measured again (HoldBatch): room was made for it
       return false;
     }
     if (!CompactionCanHelp()) {
       End(now, "compaction cannot help");
+      next_ = Next::kWhole;
       return false;
     }
     const uint64_t passes = thread_.catch_up_passes(), progress = thread_.catch_up_progress_passes();
@@ -93,7 +93,7 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
       seen_catch_up_ = passes;
       seen_catch_up_progress_ = progress;
       seen_catch_up_view_pinned_ = view_pinned;
-      if (!helped && pin_held_it && now - since_ < view_pin_wait_) {
+      if (!helped && pin_held_it && now - began_ < view_pin_wait_) {
         // The pin ends within milliseconds (the key view's catch-up after an
         // open); ended now, the stall would let writes run unheld until a
         // later pass makes progress. Retried after a slice, not at once, so
@@ -102,11 +102,16 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
       } else if (!helped) {
         // Compaction can do no more now: waiting longer would only delay
         // writes. Above the end bound no stall begins again until a pass
-        // makes progress; under it (a stall for one batch's forecast, whose
-        // room compaction could not make) only this batch goes.
+        // makes progress, and the batch goes whole; under it (a stall for
+        // one batch's forecast, whose room compaction could not make) the
+        // batch goes as far as what compaction left allows, and the
+        // batches after it are forecast as usual.
         if (b.reclaimable > b.bounds.end_bytes) {
           disarmed_ = true;
           disarmed_progress_ = thread_.progress_passes();
+          next_ = Next::kWhole;
+        } else {
+          next_ = Next::kFit;
         }
         End(now, "compaction made no progress");
         return false;
@@ -115,8 +120,10 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
       }
     }
     if (now - since_ >= max_stall_) {
-      let_one_through_ = true;
+      // The held batch goes whole: holding any part of it longer would risk
+      // its writes' storage timeout. The batches after it are forecast.
       End(now, "time bound");
+      next_ = Next::kWhole;
       if (now - last_warn_ >= kLogEvery) {
         last_warn_ = now;
         KINGX_LOG_WARN("writes waited %" PRIu64 " ms for compaction (a quarter of --storage-timeout-ms) and go on: "
@@ -135,43 +142,120 @@ bool WriteStall::WantsForecast() const {
   // However little compaction has left to reclaim: a batch may kill any
   // share of the live data, which no probe-free measure bounds (the queue's
   // bytes are the batch's own, not what its keys hold). With nothing to
-  // reclaim no room can be made, and the batch goes whatever it kills.
-  if (holding_ || pass_next_ || disarmed_ || !CompactionCanHelp()) return false;
-  return Measure().reclaimable > 0;
+  // reclaim no room can be made, and a new batch goes whatever it kills; a
+  // batch held or split before is forecast whatever is left (compaction may
+  // just have reclaimed everything for it, and its rest needs the room its
+  // first part's dead bytes take).
+  if (holding_ || next_ == Next::kWhole || disarmed_ || !CompactionCanHelp()) return false;
+  return batch_held_ || Measure().reclaimable > 0;
 }
 
-bool WriteStall::HoldBatch(const engine::Writer::BatchForecast& f, uint64_t stored_bytes) {
-  if (holding_ || pass_next_ || disarmed_) return false;
-  Backlog b = Measure();
-  // The forecast counts from the counters it read beside the batches in
-  // flight (whose effects it holds); a batch published since is in the
-  // counters Measure read too, so those are not used.
-  const uint64_t kept = b.kept;
-  b.live = f.index_live_bytes;
-  b.reclaimable = f.index_dead_bytes > kept ? f.index_dead_bytes - kept : 0;
-  b.backlog = b.reclaimable + b.staged;
-  b.bounds = engine::WriteStallBoundsFor(b.live, kWriteStallFloorBytes);
-  // After the batch: the live bytes it leaves, and what is added to the
-  // backlog by then (its dead bytes, the staged bytes, the queue behind it).
-  const uint64_t live_before = b.live + f.put_bytes;
+namespace {
+
+// Where a batch (or one of its prefixes) leaves the bound, from its forecast.
+struct Room {
+  uint64_t reclaimable = 0;  // now, against the forecast's counters
+  uint64_t added = 0;        // its dead bytes + staged + the queue behind the batch
+  uint64_t begin_after = 0;  // the begin bound for the live bytes it leaves
+  uint64_t end_bytes = 0;    // the end bound for the live bytes now
+  // After it, with `reclaimable` bytes left to reclaim: within the bound.
+  bool FitsWith(uint64_t reclaimable_bytes) const { return reclaimable_bytes + added <= begin_after; }
+  bool Fits() const { return FitsWith(reclaimable); }
+};
+
+// The forecast counts from the counters it read beside the batches in
+// flight (whose effects it holds); a batch published since is in the
+// counters Measure read too, so those are not used.
+Room RoomFor(const engine::Writer::BatchForecast& f, uint64_t kept, uint64_t staged, uint64_t behind) {
+  Room r;
+  r.reclaimable = f.index_dead_bytes > kept ? f.index_dead_bytes - kept : 0;
+  r.end_bytes = engine::WriteStallBoundsFor(f.index_live_bytes, kWriteStallFloorBytes).end_bytes;
+  const uint64_t live_before = f.index_live_bytes + f.put_bytes;
   const uint64_t live_after = live_before - std::min(live_before, f.killed_live_bytes);
-  const uint64_t begin_after = engine::WriteStallBoundsFor(live_after, kWriteStallFloorBytes).begin_bytes;
-  const uint64_t added = f.dead_bytes + (b.backlog - b.reclaimable) + (b.queued - std::min(b.queued, stored_bytes));
-  if (b.reclaimable + added <= begin_after) return false;
-  // Compaction makes room first: down to what leaves the batch under the
-  // bound, or the usual end bound if that is lower. When the batch alone
-  // passes the bound, as low as compaction gets (a pass that makes no
-  // progress ends the stall, and the batch goes).
-  const uint64_t target = std::min(b.bounds.end_bytes, begin_after - std::min(begin_after, added));
-  if (b.reclaimable <= target) return false;
-  Begin(Clock::now(), b, target);
-  return true;
+  r.begin_after = engine::WriteStallBoundsFor(live_after, kWriteStallFloorBytes).begin_bytes;
+  r.added = f.dead_bytes + staged + behind;
+  return r;
+}
+
+// The longest prefix, of 1 .. ops - 1 ops, that `fits` (by bisection: a
+// prefix that fits followed by a longer one that does not), or 1 when even
+// the first op alone does not.
+size_t LongestFitting(size_t ops, const std::function<bool(size_t)>& fits) {
+  if (ops <= 1 || !fits(1)) return 1;
+  size_t lo = 1, hi = ops;  // fits(lo); the whole batch (hi) does not
+  // Bounded: the interval halves each round.
+  while (hi - lo > 1) {
+    const size_t mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+}  // namespace
+
+size_t WriteStall::HoldBatch(size_t ops, uint64_t stored_bytes, const Forecaster& forecast) {
+  const Next next = next_;
+  if (ops == 0 || !WantsForecast()) return Goes(ops, ops);
+  next_ = Next::kForecast;
+  const Backlog b = Measure();
+  // The rest of this batch is not counted as queued behind a prefix: it is
+  // forecast itself before it goes.
+  const uint64_t behind = b.queued - std::min(b.queued, stored_bytes);
+  const auto room = [&](size_t first_ops) { return RoomFor(forecast(first_ops), b.kept, b.staged, behind); };
+  Room r = room(ops);
+  if (r.Fits()) return Goes(ops, ops);
+  if (next == Next::kFit) {
+    // Compaction got as low as it can for now: what fits what it left goes
+    // at once, at least one op; the rest may wait for the passes that
+    // reclaim what this part kills.
+    return Goes(LongestFitting(ops, [&](size_t k) { return room(k).Fits(); }), ops);
+  }
+  size_t go = ops;
+  if (!r.FitsWith(0)) {
+    // The batch alone passes the bound, whatever compaction reclaims before
+    // it: split it after the longest prefix that would fit with nothing
+    // left to reclaim (at least its first op). Its ops are independent
+    // requests that share a group commit; the rest goes once compaction
+    // reclaimed what this prefix kills.
+    go = LongestFitting(ops, [&](size_t k) { return room(k).FitsWith(0); });
+    r = room(go);
+    if (r.Fits()) return Goes(go, ops);
+  }
+  // Compaction makes room first: down to what leaves the batch (or its
+  // prefix) under the bound, or the usual end bound if that is lower. When
+  // one op alone passes the bound, as low as compaction gets (a pass that
+  // makes no progress ends the stall, and that op goes).
+  const uint64_t target = std::min(r.end_bytes, r.begin_after - std::min(r.begin_after, r.added));
+  if (r.reclaimable <= target) return Goes(go, ops);
+  Backlog held = b;
+  held.reclaimable = r.reclaimable;
+  held.backlog = r.reclaimable + b.staged;
+  Begin(Clock::now(), held, target);
+  return 0;
+}
+
+size_t WriteStall::Goes(size_t go, size_t ops) {
+  next_ = Next::kForecast;
+  rest_pending_ = go < ops;
+  if (rest_pending_) KINGX_LOG_DEBUG("write stall: a batch goes in parts, %zu of its %zu ops first", go, ops);
+  if (!rest_pending_) {
+    batch_held_ = false;
+  } else if (!batch_held_) {
+    // The rest's stalls count from now.
+    batch_held_ = true;
+    since_ = Clock::now();
+  }
+  return go;
 }
 
 void WriteStall::Begin(Clock::time_point now, const Backlog& b, uint64_t target_bytes) {
   holding_ = true;
   target_ = target_bytes;
-  since_ = now;
+  began_ = now;
+  if (!batch_held_) {
+    batch_held_ = true;
+    since_ = now;
+  }
   seen_catch_up_ = thread_.catch_up_passes();
   seen_catch_up_progress_ = thread_.catch_up_progress_passes();
   seen_catch_up_view_pinned_ = thread_.catch_up_view_pinned_passes();
@@ -184,8 +268,7 @@ void WriteStall::Begin(Clock::time_point now, const Backlog& b, uint64_t target_
 
 void WriteStall::End(Clock::time_point now, const char* why) {
   holding_ = false;
-  pass_next_ = true;  // a stall that compaction could not finish lets the batch go
-  const auto us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - since_).count());
+  const auto us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - began_).count());
   KINGX_LOG_DEBUG("write stall ended after %" PRIu64 " us: %s", us, why);
   shm_.writer_metrics().compaction_stall_us.fetch_add(us, std::memory_order_relaxed);
   window_us_ += us;

@@ -23,9 +23,10 @@
 //    and asks for another catch-up pass every hold slice (10 ms), for at
 //    most view_pin_wait_ms from the stall's beginning, after which it ends
 //    as above (a rebuild of the view pins for longer); or
-//  - it lasted max_stall_ms (a quarter of --storage-timeout-ms), and then
-//    the next batch goes through before another stall may begin, so a
-//    write never waits long enough to be answered "outcome unknown".
+//  - it lasted max_stall_ms (a quarter of --storage-timeout-ms, counted
+//    from the batch's first stall, over the stalls of its parts after a
+//    split): then the held batch goes whole, so that a write never waits
+//    long enough to be answered "outcome unknown".
 // No stall begins while the disk is full (puts are refused with 507 anyway)
 // or while compaction backs off after fruitless passes.
 //
@@ -43,6 +44,19 @@
 // catch-up passes reclaim down to that target, past the tenth of the
 // segments' bytes they stop at on their own (CompactionThread::TriggerCatchUp).
 //
+// A batch that alone passes the bound, even with nothing left to reclaim
+// before it, is split: its ops are independent requests that share a group
+// commit. The longest prefix that would fit with nothing reclaimable (at
+// least its first op) goes, once compaction made room for it; the writer
+// loop answers each op once its own part is durable and takes the rest as a
+// batch of its own once that part is published, so the rest waits for the
+// catch-up passes that reclaim what the prefix killed (ops on one key stay
+// in order, conditions are decided in order, and a writer that dies in
+// between leaves the rest unapplied, answered "outcome unknown"). A stall
+// that ends because compaction made no progress while the reclaimable
+// bytes are under the end bound lets go only the prefix that fits what
+// compaction left (at least one op); the rest is forecast as any batch.
+//
 // The arithmetic of the bound (L live, R reclaimable, K tombstones that must
 // stay, S staged uploads, C a compaction output being written, O hints, the
 // key view's runs, the MANIFEST and the active segment's room):
@@ -58,18 +72,27 @@
 // the large-upload path bounds them by a share of the live data (L/8; but
 // one upload of any size alone, and one chunked upload past the share).
 // K is what compaction had to keep; a dead-only pass beside a running pass
-// drops what it deletes of it at once. Where this is not by construction:
-// one batch that alone kills so much that no room compaction makes takes
-// it (after X killed, the directory L + R + C + O must fit 2 (L - X): with
-// R brought to nothing first and a catch-up copy C of up to L/4 after it,
-// X up to about (3/4 L - O) / 2, 3/8 of L; the batch goes once compaction
-// got as low as it can: kept tombstones, pins); the batch after a stall cut
-// short by its time bound or ended because compaction made no progress
-// (pins, tombstones that must stay), which goes unforecast; an ordinary
-// (not catch-up) pass, whose output may collect several inputs' live data;
-// a segment's share measured against the live data of when it was sealed
-// (deletes since may have shrunk L); a database under twice the floor; an
-// upload staged alone beyond the share.
+// drops what it deletes of it at once. Since every batch that would pass
+// the bound is held or split, one op that alone kills a record X goes once
+// compaction got as low as it can (R_min: what pins and damage keep); after
+// it R + S <= R_min + X + S. An ordinary record is at most a 1 MiB value
+// and its header (a larger value has a segment of its own, which the write
+// deletes as it publishes it), so for L >= 2 MiB (twice the floor) X <= L/2
+// + its header, and the directory <= 1.75 L + X's header + R_min + S + 64
+// KiB + K + O: the arithmetic above, with R_min and S on top only for that
+// op. Where this is not by construction: a stall cut short by its time
+// bound lets its batch go whole and unforecast (holding any part of it
+// longer would risk its writes' storage timeout; forecasting what cannot
+// be held changes nothing on disk); after a stall that ended because
+// compaction made no progress above the end bound (pins, tombstones that
+// must stay) no batch is held or split until a pass makes progress
+// (nothing can make room); with nothing reclaimable at all no batch is
+// forecast, so one that alone kills more than half the live data then goes
+// whole; an ordinary (not catch-up) pass, whose output may collect several
+// inputs' live data; a segment's share measured against the live data of
+// when it was sealed (deletes since may have shrunk L); a database under
+// twice the floor; an upload staged alone beyond the share; the record a
+// large upload replaces as it ends (not forecast).
 //
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
@@ -110,13 +133,26 @@ class WriteStall {
 
   // Once a batch is taken, before it is submitted, when Hold let it through:
   // whether its forecast is worth computing (compaction could make room for
-  // it: there are reclaimable bytes, no stall was just cut short or
-  // disarmed). Cheap.
+  // it: there are reclaimable bytes, or the batch was held or split before;
+  // the batch is not one that must go now).
+  // Cheap. HoldBatch asks it itself.
   bool WantsForecast() const;
-  // True: hold this batch (a stall began; the loop takes it again once Hold
-  // lets a batch through). `forecast` is engine::Writer::Forecast of the
-  // batch, `stored_bytes` its bytes in the queue's measure.
-  bool HoldBatch(const engine::Writer::BatchForecast& forecast, uint64_t stored_bytes);
+
+  // engine::Writer::Forecast of the batch's first `first_ops` ops.
+  using Forecaster = std::function<engine::Writer::BatchForecast(size_t first_ops)>;
+  // Once a batch of `ops` puts and deletes (`stored_bytes` in the queue's
+  // measure) is taken, before it is submitted, when Hold let it through:
+  // how many of its first ops go now.
+  //  - ops: all of them;
+  //  - 0: none; a stall began (the loop takes the batch again once Hold lets
+  //    a batch through);
+  //  - 0 < k < ops: only those (a split, see the file comment). The loop
+  //    submits them; the rest stays taken and is asked about again, as a
+  //    batch of its own, once those are durable and published (their dead
+  //    bytes are then what compaction can reclaim before the rest goes).
+  // Calls `forecast` only when WantsForecast: once for the whole batch, and
+  // for a split a few times more (a binary search over its prefixes).
+  size_t HoldBatch(size_t ops, uint64_t stored_bytes, const Forecaster& forecast);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -133,9 +169,11 @@ class WriteStall {
   bool CompactionCanHelp() const;
   // Begins a stall that lasts until the reclaimable bytes are at most target_bytes.
   void Begin(Clock::time_point now, const Backlog& b, uint64_t target_bytes);
-  // Ends the stall; why is a short phrase for the log.
+  // Ends the stall; why is a short phrase for the log. The caller sets next_.
   void End(Clock::time_point now, const char* why);
   void MaybeLog(Clock::time_point now, const Backlog& b);
+  // HoldBatch's answer `go` of `ops`, with the bookkeeping of a split.
+  size_t Goes(size_t go, size_t ops);
 
   SharedMemory& shm_;
   const engine::Compactor& compactor_;
@@ -143,15 +181,29 @@ class WriteStall {
   const std::chrono::milliseconds max_stall_;
   const std::chrono::milliseconds view_pin_wait_;
 
+  // What HoldBatch does with the batch Hold lets through next.
+  enum class Next : uint8_t {
+    kForecast,  // forecast it: it goes, splits or is held
+    kFit,       // a stall compaction could not finish held it: forecast it and
+                // let go now the longest prefix that fits what compaction left
+                // (at least one op); the rest is forecast as a batch of its own
+    kWhole,     // it goes whole, unforecast: its writes waited their time
+                // bound, or no stall can make room (disarmed, full disk)
+  };
+  Next next_ = Next::kForecast;
   bool holding_ = false;
   uint64_t target_ = 0;  // the stall ends once the reclaimable bytes are at most this
-  // Hold let this batch through unforecast: a stall was cut short or ended
-  // without making room, or none may begin now (time bound, disarmed).
-  bool pass_next_ = false;
+  Clock::time_point began_{};  // this stall's beginning (for the counts)
+  // The time bound runs from the first stall of a batch, over every stall
+  // of its rest after a split: a batch's writes wait at most max_stall_ in
+  // stalls, however many times it is split.
   Clock::time_point since_{};
+  // The current batch was held or split: since_ is its, and it is forecast
+  // even with nothing reclaimable (the room made for it may be all there was).
+  bool batch_held_ = false;
+  bool rest_pending_ = false;  // HoldBatch split a batch: its rest comes next
   uint64_t seen_catch_up_ = 0, seen_catch_up_progress_ = 0, seen_catch_up_view_pinned_ = 0;
   bool retry_catch_up_ = false;  // the last catch-up pass waited for the key view's pin
-  bool let_one_through_ = false;  // after a stall cut short by max_stall_
   bool disarmed_ = false;         // until a pass makes progress
   uint64_t disarmed_progress_ = 0;
   // For the summary line.

@@ -101,11 +101,10 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
   hooks.hold_batch = [state](engine::Writer&, const std::function<void()>& before_wait) {
     return state->stall && state->stall->Hold(before_wait);
   };
-  hooks.hold_ops = [state](engine::Writer& writer, std::span<const engine::WriteOp> ops,
-                            uint64_t stored_bytes) -> size_t {
-    const bool hold = state->stall && state->stall->WantsForecast() &&
-                      state->stall->HoldBatch(writer.Forecast(ops), stored_bytes);
-    return hold ? 0 : ops.size();
+  hooks.hold_ops = [state](engine::Writer& writer, std::span<const engine::WriteOp> ops, uint64_t stored_bytes) {
+    if (!state->stall) return ops.size();
+    return state->stall->HoldBatch(ops.size(), stored_bytes,
+                                   [&](size_t first_ops) { return writer.Forecast(ops.first(first_ops)); });
   };
   hooks.each_iteration = [state, &shm](engine::Writer& writer, bool requested) {
     if (!state->compactor) return;

@@ -5,8 +5,10 @@
 #include "src/writer/write_stall.h"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -114,10 +116,33 @@ struct StallFixture : StallDb {
     REQUIRE(gate.WaitEntered());
   }
   uint64_t Stalls() { return shm->writer_metrics().compaction_stalls.load(); }
+  // Holds until the stall lets a batch through; each Hold waits at most a
+  // slice (10 ms), and a 1 ms time bound ends the stall at the second.
+  void HoldUntilThroughTime(WriteStall& stall) {
+    bool held = true;
+    for (int i = 0; i < 100 && held; ++i) held = stall.Hold();
+    REQUIRE_FALSE(held);
+  }
 
   std::unique_ptr<engine::Compactor> compactor;
   std::unique_ptr<engine::CompactionThread> thread;
 };
+
+// The forecaster HoldBatch takes, over `ops` (which must outlive it).
+WriteStall::Forecaster ForecastOf(engine::Writer& writer, const std::vector<engine::WriteOp>& ops) {
+  return [&writer, &ops](size_t first_ops) { return writer.Forecast(std::span(ops).first(first_ops)); };
+}
+
+// Puts of one byte over `keys` (which must outlive the ops: they are views).
+std::vector<engine::WriteOp> OneBytePuts(const std::vector<std::string>& keys) {
+  std::vector<engine::WriteOp> ops(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ops[i].key = keys[i];
+    ops[i].stored = "x";
+    ops[i].raw_len = 1;
+  }
+  return ops;
+}
 
 }  // namespace
 
@@ -213,11 +238,11 @@ TEST_CASE("a batch that would kill more than the stall's bound allows is held un
   const engine::Writer::BatchForecast forecast = writer->Forecast(ops);
   CHECK(forecast.killed_live_bytes == 4 * engine::RecordBytes(2, 0, 200 << 10));
   CHECK(forecast.put_bytes == 4 * engine::RecordBytes(2, 0, 1));
-  REQUIRE(stall.HoldBatch(forecast, 4));
+  REQUIRE(stall.HoldBatch(ops.size(), 4, ForecastOf(*writer, ops)) == 0);
   bool held = true;
   for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
   REQUIRE_FALSE(held);
-  REQUIRE_FALSE(stall.HoldBatch(writer->Forecast(ops), 4));  // room was made: the batch goes
+  REQUIRE(stall.HoldBatch(ops.size(), 4, ForecastOf(*writer, ops)) == ops.size());  // room was made: the batch goes
   std::vector<engine::WriteResult> results(ops.size());
   writer->Apply(ops, results);
   for (const engine::WriteResult& r : results) REQUIRE(r.status.ok());
@@ -242,7 +267,9 @@ TEST_CASE("a batch that kills a large share of the live data is forecast and hel
   // 15 keys of 200 KiB, and a 200 KiB record dead beside 3 MB live (a
   // fifteenth) in the active segment: nearly all it holds; or half of it
   // (under the dead ratio once sealed), a twentieth of the segments' bytes
-  // (under the tenth a catch-up pass reclaims down to on its own).
+  // (under the tenth a catch-up pass reclaims down to on its own). The
+  // batch kills a third of the live data: it fits the bound once that
+  // record is reclaimed, not before.
   const bool half_of_its_segment = GENERATE(false, true);
   for (int k = 0; k < 15; ++k) put("k" + std::to_string(k), std::string(200 << 10, 'a'));
   put("d", std::string(200 << 10, 'a'));
@@ -258,9 +285,9 @@ TEST_CASE("a batch that kills a large share of the live data is forecast and hel
   REQUIRE(c.dead_bytes.load() == record);
   REQUIRE(8 * c.dead_bytes.load() <= c.live_bytes.load());
   REQUIRE_FALSE(stall.Hold());
-  // The batch: k0..k6 replaced by one byte each, killing 7/15 of the live data.
+  // The batch: k0..k4 replaced by one byte each, killing 5/15 of the live data.
   std::vector<std::string> keys;
-  for (int k = 0; k < 7; ++k) keys.push_back("k" + std::to_string(k));
+  for (int k = 0; k < 5; ++k) keys.push_back("k" + std::to_string(k));
   std::vector<engine::WriteOp> ops(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     ops[i].key = keys[i];
@@ -269,17 +296,174 @@ TEST_CASE("a batch that kills a large share of the live data is forecast and hel
   }
   REQUIRE(stall.WantsForecast());
   const engine::Writer::BatchForecast forecast = writer->Forecast(ops);
-  CHECK(forecast.killed_live_bytes == 7 * engine::RecordBytes(2, 0, 200 << 10));
-  REQUIRE(stall.HoldBatch(forecast, 7));
+  CHECK(forecast.killed_live_bytes == 5 * engine::RecordBytes(2, 0, 200 << 10));
+  REQUIRE(stall.HoldBatch(ops.size(), 5, ForecastOf(*writer, ops)) == 0);
   bool held = true;
   for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
   REQUIRE_FALSE(held);
   // Compaction reclaimed the dead record before the batch went.
   CHECK(c.dead_bytes.load() - compactor.stats().kept_tombstone_bytes < record);
+  REQUIRE(stall.HoldBatch(ops.size(), 5, ForecastOf(*writer, ops)) == ops.size());
   std::vector<engine::WriteResult> results(ops.size());
   writer->Apply(ops, results);
   for (const engine::WriteResult& r : results) REQUIRE(r.status.ok());
   thread.Stop();
+}
+
+namespace {
+
+// 15 keys of 200 KiB (about 3 MB live) and one 200 KiB record dead beside
+// them (a fifteenth: under the end bound), compacted by a started thread.
+struct SplitFixture : StallDb {
+  SplitFixture() {
+    for (int k = 0; k < 15; ++k) Put("k" + std::to_string(k), std::string(200 << 10, 'a'));
+    Put("d", std::string(200 << 10, 'a'));
+    Put("d", "x");
+    engine::CompactionOptions co;
+    co.rate_bytes_per_sec = 0;
+    compactor = std::make_unique<engine::Compactor>(*writer, co);
+    thread = std::make_unique<engine::CompactionThread>(*compactor, kHourMs);
+  }
+  ~SplitFixture() {
+    if (thread) thread->Stop();
+  }
+  uint64_t Reclaimable() {
+    const engine::IndexCounters& c = shm->index().counters();
+    const uint64_t kept = compactor->stats().kept_tombstone_bytes;
+    return c.dead_bytes.load() - std::min(c.dead_bytes.load(), kept);
+  }
+  uint64_t Bound() {
+    return engine::WriteStallBoundsFor(shm->index().counters().live_bytes.load(), kWriteStallFloorBytes).begin_bytes;
+  }
+  // As the writer loop: Hold until it lets a batch through (bounded).
+  void HoldUntilThrough(WriteStall& stall) {
+    bool held = true;
+    for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
+    REQUIRE_FALSE(held);
+  }
+  // "k0", "k1", ... (n keys).
+  static std::vector<std::string> FirstKeys(int n) {
+    std::vector<std::string> keys;
+    for (int k = 0; k < n; ++k) keys.push_back("k" + std::to_string(k));
+    return keys;
+  }
+  // With every segment pinned: `ops` (five of the fifteen values killed:
+  // within the bound once the dead record is reclaimed, not before) is
+  // held, and the stall ends when its catch-up pass makes no progress.
+  void HeldUntilNoProgress(WriteStall& stall, const std::vector<engine::WriteOp>& ops) {
+    HoldUntilThrough(stall);
+    REQUIRE(stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*writer, ops)) == 0);
+    HoldUntilThrough(stall);
+    REQUIRE(thread->catch_up_passes() >= 1);
+    REQUIRE(thread->progress_passes() == 0);
+  }
+  // Applies `ops`, each must succeed.
+  void Apply(std::span<const engine::WriteOp> ops) {
+    std::vector<engine::WriteResult> results(ops.size());
+    writer->Apply(ops, results);
+    for (const engine::WriteResult& r : results) REQUIRE(r.status.ok());
+  }
+
+  std::unique_ptr<engine::Compactor> compactor;
+  std::unique_ptr<engine::CompactionThread> thread;
+};
+
+}  // namespace
+
+TEST_CASE("a batch that alone kills more than the bound allows goes in parts, compaction reclaiming between them",
+          "[src][writer][stall][split]") {
+  // Seven of fifteen values replaced by one byte each in one batch kill 7/15
+  // of the live data: even with nothing left to reclaim before it, its dead
+  // bytes pass half the live data it leaves. It used to go whole once
+  // compaction got as low as it could (a third of the directory dead).
+  SplitFixture f;
+  f.thread->Start();
+  WriteStall stall(*f.shm, *f.compactor, *f.thread, kHourMs, kHourMs);
+  const std::vector<std::string> keys = SplitFixture::FirstKeys(7);
+  const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
+  size_t done = 0;
+  int parts = 0;
+  // Bounded: each round either applies a part or waits out one stall.
+  for (int round = 0; round < 50 && done < ops.size(); ++round) {
+    f.HoldUntilThrough(stall);
+    const std::vector<engine::WriteOp> rest(ops.begin() + static_cast<std::ptrdiff_t>(done), ops.end());
+    const size_t go = stall.HoldBatch(rest.size(), rest.size(), ForecastOf(*f.writer, rest));
+    REQUIRE(go <= rest.size());
+    if (go == 0) continue;  // held: the next Hold waits for compaction
+    f.Apply(std::span(rest).first(go));
+    done += go;
+    ++parts;
+    // After each part, what compaction can reclaim is within the bound for
+    // the live data that part left.
+    CHECK(f.Reclaimable() <= f.Bound());
+  }
+  REQUIRE(done == ops.size());
+  CHECK(parts >= 2);
+}
+
+TEST_CASE("a stall that compaction cannot finish under the end bound lets go only the part of its batch that fits",
+          "[src][writer][stall][split]") {
+  // A backup's cut pins every segment: the catch-up pass held for a batch
+  // can reclaim nothing. The stall used to let the whole batch go
+  // unforecast then; now the part of it that fits what compaction left goes.
+  SplitFixture f;
+  auto cut = f.writer->PinSegments();
+  REQUIRE(cut.ok());
+  f.thread->Start();
+  WriteStall stall(*f.shm, *f.compactor, *f.thread, kHourMs, kHourMs);
+  const std::vector<std::string> keys = SplitFixture::FirstKeys(5);
+  const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
+  f.HeldUntilNoProgress(stall, ops);
+  const size_t go = stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*f.writer, ops));
+  REQUIRE(go >= 1);
+  REQUIRE(go < ops.size());
+  f.Apply(std::span(ops).first(go));
+  CHECK(f.Reclaimable() <= f.Bound());
+  f.writer->UnpinSegmentIds(cut->ids());
+}
+
+TEST_CASE("a stall that compaction cannot finish under the end bound does not disarm: the next batch is held again",
+          "[src][writer][stall]") {
+  // Above the end bound a fruitless stall disarms the stall until a pass
+  // makes progress (compaction can do nothing now). Under it (a stall for
+  // one batch's forecast) it must not: the batches after it are forecast,
+  // and held, as any batch.
+  SplitFixture f;
+  auto cut = f.writer->PinSegments();
+  REQUIRE(cut.ok());
+  f.thread->Start();
+  WriteStall stall(*f.shm, *f.compactor, *f.thread, kHourMs, kHourMs);
+  const std::vector<std::string> keys = SplitFixture::FirstKeys(5);
+  const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
+  f.HeldUntilNoProgress(stall, ops);
+  REQUIRE(f.Reclaimable() <= engine::WriteStallBoundsFor(f.shm->index().counters().live_bytes.load(),
+                                                          kWriteStallFloorBytes).end_bytes);
+  f.Apply(std::span(ops).first(stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*f.writer, ops))));
+  // The next batch kills one more value: over the bound now, so held.
+  const std::vector<std::string> next_keys = {"k5"};
+  const std::vector<engine::WriteOp> next = OneBytePuts(next_keys);
+  f.HoldUntilThrough(stall);
+  CHECK(stall.HoldBatch(next.size(), next.size(), ForecastOf(*f.writer, next)) == 0);
+  CHECK(f.shm->writer_metrics().compaction_stalls.load() == 2);
+  f.writer->UnpinSegmentIds(cut->ids());
+}
+
+TEST_CASE("the batch after one let go by a stall's time bound is forecast and may be held",
+          "[src][writer][stall]") {
+  // A stall cut short by its time bound lets its batch go whole (its writes
+  // waited their share of the storage timeout). The batch after it used to
+  // go unforecast too, unheld whatever it did to the bound.
+  StallFixture f;  // compaction never runs: no stall ends but by its time bound
+  WriteStall stall(*f.shm, *f.compactor, *f.thread, /*max_stall_ms=*/1, /*view_pin_wait_ms=*/0);
+  REQUIRE(stall.Hold());
+  f.HoldUntilThroughTime(stall);
+  REQUIRE(f.Stalls() == 1);
+  const std::vector<std::string> keys = {"k0"};
+  const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
+  REQUIRE(stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*f.writer, ops)) == ops.size());
+  // The next batch: the backlog is still over the bound, a stall begins.
+  CHECK(stall.Hold());
+  CHECK(f.Stalls() == 2);
 }
 
 }  // namespace kingx
