@@ -74,9 +74,10 @@ struct WriterHooks {
   // of its own once that part is published, and is never applied before it
   // (ops on one key stay in order; each op's condition is decided, as
   // always, against every op before it). A writer that dies in between
-  // leaves the rest to the next one, which answers it "outcome unknown"
-  // (never applied). For a hook that needs to know what the batch
-  // overwrites (engine::Writer::Forecast).
+  // (crash point split.before_rest, engine/kill_point.h) leaves the rest to
+  // the next one, which answers it "outcome unknown" (never applied). For a
+  // hook that needs to know what the batch overwrites
+  // (engine::Writer::Forecast).
   std::function<size_t(engine::Writer&, std::span<const engine::WriteOp>, uint64_t stored_bytes)> hold_ops;
   // Before the Writer is closed: stop and join background work.
   std::function<void(engine::Writer&)> before_close;

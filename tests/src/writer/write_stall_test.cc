@@ -347,16 +347,6 @@ struct SplitFixture : StallDb {
     for (int k = 0; k < n; ++k) keys.push_back("k" + std::to_string(k));
     return keys;
   }
-  // With every segment pinned: `ops` (five of the fifteen values killed:
-  // within the bound once the dead record is reclaimed, not before) is
-  // held, and the stall ends when its catch-up pass makes no progress.
-  void HeldUntilNoProgress(WriteStall& stall, const std::vector<engine::WriteOp>& ops) {
-    HoldUntilThrough(stall);
-    REQUIRE(stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*writer, ops)) == 0);
-    HoldUntilThrough(stall);
-    REQUIRE(thread->catch_up_passes() >= 1);
-    REQUIRE(thread->progress_passes() == 0);
-  }
   // Applies `ops`, each must succeed.
   void Apply(std::span<const engine::WriteOp> ops) {
     std::vector<engine::WriteResult> results(ops.size());
@@ -401,25 +391,48 @@ TEST_CASE("a batch that alone kills more than the bound allows goes in parts, co
   CHECK(parts >= 2);
 }
 
+namespace {
+
+// A SplitFixture whose segments a backup's cut pins: the catch-up pass
+// held for `ops` (five of the fifteen values killed: within the bound once
+// the dead record is reclaimed, not before) can reclaim nothing, and the
+// stall that held them ended for lack of progress.
+struct PinnedStall : SplitFixture {
+  PinnedStall() {
+    auto pinned = writer->PinSegments();
+    REQUIRE(pinned.ok());
+    cut = pinned->ids();
+    thread->Start();
+    stall = std::make_unique<WriteStall>(*shm, *compactor, *thread, kHourMs, kHourMs);
+    HoldUntilThrough(*stall);
+    REQUIRE(HoldBatch(ops) == 0);
+    HoldUntilThrough(*stall);
+    REQUIRE(thread->catch_up_passes() >= 1);
+    REQUIRE(thread->progress_passes() == 0);
+  }
+  ~PinnedStall() { writer->UnpinSegmentIds(cut); }
+  size_t HoldBatch(const std::vector<engine::WriteOp>& batch) {
+    return stall->HoldBatch(batch.size(), batch.size(), ForecastOf(*writer, batch));
+  }
+
+  std::vector<uint32_t> cut;
+  const std::vector<std::string> keys = FirstKeys(5);
+  const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
+  std::unique_ptr<WriteStall> stall;
+};
+
+}  // namespace
+
 TEST_CASE("a stall that compaction cannot finish under the end bound lets go only the part of its batch that fits",
           "[src][writer][stall][split]") {
-  // A backup's cut pins every segment: the catch-up pass held for a batch
-  // can reclaim nothing. The stall used to let the whole batch go
-  // unforecast then; now the part of it that fits what compaction left goes.
-  SplitFixture f;
-  auto cut = f.writer->PinSegments();
-  REQUIRE(cut.ok());
-  f.thread->Start();
-  WriteStall stall(*f.shm, *f.compactor, *f.thread, kHourMs, kHourMs);
-  const std::vector<std::string> keys = SplitFixture::FirstKeys(5);
-  const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
-  f.HeldUntilNoProgress(stall, ops);
-  const size_t go = stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*f.writer, ops));
+  // The stall used to let the whole batch go unforecast then; now the part
+  // of it that fits what compaction left goes.
+  PinnedStall f;
+  const size_t go = f.HoldBatch(f.ops);
   REQUIRE(go >= 1);
-  REQUIRE(go < ops.size());
-  f.Apply(std::span(ops).first(go));
+  REQUIRE(go < f.ops.size());
+  f.Apply(std::span(f.ops).first(go));
   CHECK(f.Reclaimable() <= f.Bound());
-  f.writer->UnpinSegmentIds(cut->ids());
 }
 
 TEST_CASE("a stall that compaction cannot finish under the end bound does not disarm: the next batch is held again",
@@ -428,24 +441,16 @@ TEST_CASE("a stall that compaction cannot finish under the end bound does not di
   // makes progress (compaction can do nothing now). Under it (a stall for
   // one batch's forecast) it must not: the batches after it are forecast,
   // and held, as any batch.
-  SplitFixture f;
-  auto cut = f.writer->PinSegments();
-  REQUIRE(cut.ok());
-  f.thread->Start();
-  WriteStall stall(*f.shm, *f.compactor, *f.thread, kHourMs, kHourMs);
-  const std::vector<std::string> keys = SplitFixture::FirstKeys(5);
-  const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
-  f.HeldUntilNoProgress(stall, ops);
+  PinnedStall f;
   REQUIRE(f.Reclaimable() <= engine::WriteStallBoundsFor(f.shm->index().counters().live_bytes.load(),
                                                           kWriteStallFloorBytes).end_bytes);
-  f.Apply(std::span(ops).first(stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*f.writer, ops))));
+  f.Apply(std::span(f.ops).first(f.HoldBatch(f.ops)));
   // The next batch kills one more value: over the bound now, so held.
   const std::vector<std::string> next_keys = {"k5"};
   const std::vector<engine::WriteOp> next = OneBytePuts(next_keys);
-  f.HoldUntilThrough(stall);
-  CHECK(stall.HoldBatch(next.size(), next.size(), ForecastOf(*f.writer, next)) == 0);
+  f.HoldUntilThrough(*f.stall);
+  CHECK(f.HoldBatch(next) == 0);
   CHECK(f.shm->writer_metrics().compaction_stalls.load() == 2);
-  f.writer->UnpinSegmentIds(cut->ids());
 }
 
 TEST_CASE("the batch after one let go by a stall's time bound is forecast and may be held",
