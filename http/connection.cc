@@ -368,7 +368,7 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
     }
     body_bytes = r.stream_length;
   } else if (!head_request && !bodiless_status && !r.body.empty()) {
-    if (r.body_holder) {
+    if (r.body_holder && r.body.size() > kCopyBodyMaxBytes) {
       out_.Reference(r.body, r.body_holder);  // zero-copy
     } else {
       out_.Copy(r.body);

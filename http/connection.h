@@ -152,6 +152,14 @@ class Handler {
 
 class Connection {
  public:
+  // A body with a holder (response.h) up to this size is copied beside its
+  // head rather than referenced: the response goes out as one contiguous
+  // piece, and the kernel's copy of it reads the output block the head was
+  // just written to instead of touching the holder's memory again (for a
+  // value served from a large mapped segment, a page of its own per
+  // response, which the send would have to translate anew).
+  static constexpr size_t kCopyBodyMaxBytes = 1024;
+
   // `handler`, `limits` and `counters` (may be null) must outlive the
   // Connection. now_ms: monotonic milliseconds (the same clock for every
   // call); arms the header deadline of the first request.

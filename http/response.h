@@ -2,9 +2,10 @@
 //
 // Respond serializes the status line and headers at once, so every
 // string_view in a Response need only be valid during the Respond call. The
-// body is either copied (body_holder empty) or, when body_holder is set,
-// referenced without copying: the Connection keeps a copy of the shared_ptr
-// (and thus the bytes behind `body`) alive until those bytes were consumed by
+// body is either copied (body_holder empty, or a body of at most
+// Connection::kCopyBodyMaxBytes) or, when body_holder is set, referenced
+// without copying: the Connection keeps a copy of the shared_ptr (and thus
+// the bytes behind `body`) alive until those bytes were consumed by
 // ConsumeOutput or the Connection is destroyed. Use the holder for values
 // served from an mmap'ed segment or a large owned buffer, and a BodyStream
 // for a body that should not be produced all at once.

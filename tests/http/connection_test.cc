@@ -337,6 +337,29 @@ TEST_CASE("gathered bytes stay valid while more responses are appended", "[http]
   for (const auto& r : all) CHECK(r.body == std::string(3000, 'v'));
 }
 
+TEST_CASE("a small held body goes out copied beside its head, a larger one by reference",
+          "[http][connection][output]") {
+  uint64_t now = 1000;
+  FakeKvHandler handler(kSync, &now);
+  const std::string small(Connection::kCopyBodyMaxBytes, 's');
+  const std::string large(Connection::kCopyBodyMaxBytes + 1, 'l');
+  handler.store["s"] = {1, small, "text/plain"};
+  handler.store["l"] = {2, large, "text/plain"};
+  Limits limits;
+  Connection conn(handler, limits, nullptr, now);
+  struct iovec iov[8];
+  const std::string get_small = "GET /v1/kv/s HTTP/1.1\r\nHost: h\r\n\r\n";
+  conn.Feed(std::span<const char>(get_small.data(), get_small.size()), now);
+  REQUIRE(conn.GatherOutput(iov, 8) == 1);  // one piece: head and value together
+  std::string one(static_cast<const char*>(iov[0].iov_base), iov[0].iov_len);
+  CHECK(one.ends_with("\r\n\r\n" + small));
+  conn.ConsumeOutput(iov[0].iov_len, now);
+  const std::string get_large = "GET /v1/kv/l HTTP/1.1\r\nHost: h\r\n\r\n";
+  conn.Feed(std::span<const char>(get_large.data(), get_large.size()), now);
+  REQUIRE(conn.GatherOutput(iov, 8) == 2);  // the head, then the value where it lies
+  CHECK(std::string(static_cast<const char*>(iov[1].iov_base), iov[1].iov_len) == large);
+}
+
 TEST_CASE("pipelined requests wait while the output is over its limit", "[http][connection][backpressure]") {
   uint64_t now = 1000;
   FakeKvHandler handler(kSync, &now);
