@@ -32,8 +32,9 @@ Connections: with --cg-conns 10 (the default) each measured load opens its own c
 the warm-up. With more, opening them would weigh on the count per request, so one load generator
 runs warm-up and measurement on the same connections (--warmup), instrumentation is switched on
 after its warm-up and dumped before its end, and the requests of that window are counted as the
-server's writev calls in it (one per answer for both servers under a closed-loop load; the load
-generator's own count is kept beside it).
+server's writev and write calls in it (one per answer for both servers under a closed-loop load:
+libuv sends a response that is one piece with write(); the load generator's own count is kept
+beside it).
 
 Python standard library, valgrind, linux-perf (bench/install-peers.sh --with-profilers).
 """
@@ -131,9 +132,10 @@ def run_case(args, name, start, path, method, workdir, out):
         proc.stop()
     n = g["requests_ok"]
     if args.cg_conns > 10:
-        # The window's answers, counted by the server's own writev calls (the worker's file).
-        n = max((calls_to(os.path.join(cgdir, f), "writev") for f in os.listdir(cgdir)
-                 if f.startswith(name + ".") and f.endswith(".1")), default=0) or n
+        # The window's answers, counted by the server's own writev calls (the worker's file),
+        # and write calls: libuv sends a response gathered into one piece with write().
+        n = max((calls_to(os.path.join(cgdir, f), "writev") + calls_to(os.path.join(cgdir, f), "write")
+                 for f in os.listdir(cgdir) if f.startswith(name + ".") and f.endswith(".1")), default=0) or n
     per_proc = {}
     for f in sorted(os.listdir(cgdir)):
         # Part 1 of each process is the measured load (instrumentation on to the dump); the
