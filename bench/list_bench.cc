@@ -8,9 +8,10 @@
 //       (no keys/ yet), left to settle (no run written for 4 s) and checkpointed
 //       at close, as a server leaves it. Reports the fill rate, the view's build
 //       time, and what the view costs per key on disk (keys/) and in RAM.
-//   list_bench puts DIR KEYS
-//       KEYS single-put batches into the empty DIR with the view running (for
-//       callgrind: what the keyspace thread costs per put).
+//   list_bench puts DIR PUTS [KEYS]
+//       PUTS single-put batches into DIR with the view running (for
+//       callgrind: what the keyspace thread costs per put): new keys into an
+//       empty DIR, or overwrites of KEYS keys (see Puts).
 //   list_bench engine PAGES DIR...
 //       Opens every DIR (a view that exists is reused, as a server restart
 //       does), then times PAGES rounds; each round asks every DIR in turn for
@@ -301,24 +302,40 @@ std::string KeyOfBucket(std::mt19937_64& rng, uint64_t b, uint64_t keys) {
   return Key(b + buckets * (rng() % per), buckets);
 }
 
-// What keeping the sorted view costs per put: KEYS single-put batches (as a
-// group commit of one durable PUT; not synced here) into the empty DIR with
-// the view running, then the view settled and checkpointed. Meant to run
-// under `valgrind --tool=callgrind --separate-threads=yes`: the keyspace
-// thread's instructions divided by KEYS. Keys are random (8 bytes of
-// lowercase hex after "k"), content type "application/octet-stream".
-int Puts(const std::string& dir, uint64_t keys) {
+// What keeping the sorted view costs per put: PUTS single-put batches (as a
+// group commit of one durable PUT; not synced here) into DIR with the view
+// running. Meant to run under `valgrind --tool=callgrind
+// --separate-threads=yes`: the keyspace thread's instructions divided by
+// PUTS. Content type "application/octet-stream", 100-byte values.
+//  - without KEYS: into an empty DIR, random new keys ("k" and 16 lowercase
+//    hex digits), then the view settled and checkpointed;
+//  - with KEYS: each put overwrites one of KEYS keys drawn at random, named
+//    as `fill DIR KEYS` names them (DIR may be such a database, or empty:
+//    the first puts of each key then insert it); no settling (the steady
+//    state of an overwrite load), the view checkpointed at close.
+// Reports the keyspace's counters, among them the bytes written to keys/.
+int Puts(const std::string& dir, uint64_t puts, uint64_t keys) {
   Db db;
-  if (Status s = db.Open(dir, keys + 1000, true); !s.ok()) {
+  if (Status s = db.Open(dir, std::max(puts, keys) + 1000, true); !s.ok()) {
     std::fprintf(stderr, "list_bench: open %s: %s\n", dir.c_str(), s.ToString().c_str());
     return 1;
   }
-  if (!db.writer->WaitKeyspaceReady(600 * 1000).ok()) return 1;
+  if (!db.writer->WaitKeyspaceReady(3600 * 1000).ok()) return 1;
+  const KeyspaceCounters& kc = db.region->counters();
+  const uint64_t bytes0 = kc.run_bytes_written.load(), runs0 = kc.runs_written.load(), merges0 = kc.merges.load();
+  const uint64_t merged0 = kc.entries_merged.load(), repaired0 = kc.entries_repaired.load();
   std::mt19937_64 rng(3);
   const std::string value(100, 'v');
-  for (uint64_t i = 0; i < keys; ++i) {
-    char k[24];
-    std::snprintf(k, sizeof k, "k%016llx", static_cast<unsigned long long>(rng()));
+  const uint64_t buckets = BucketsFor(keys);
+  for (uint64_t i = 0; i < puts; ++i) {
+    std::string k;
+    if (keys == 0) {
+      char name[24];
+      std::snprintf(name, sizeof name, "k%016llx", static_cast<unsigned long long>(rng()));
+      k = name;
+    } else {
+      k = Key(rng() % keys, buckets);
+    }
     WriteOp op;
     op.key = k;
     op.content_type = "application/octet-stream";
@@ -328,10 +345,15 @@ int Puts(const std::string& dir, uint64_t keys) {
     db.writer->Apply(std::span<const WriteOp>(&op, 1), std::span<WriteResult>(&r, 1));
     if (!r.status.ok()) return 1;
   }
-  db.Settle();
-  Report("puts", double(keys), "puts");
-  Report("keyspace_runs_written", double(db.region->counters().runs_written.load()), "runs");
-  Report("keyspace_merges", double(db.region->counters().merges.load()), "merges");
+  if (keys == 0) db.Settle();
+  const double n = double(puts);
+  Report("puts", n, "puts");
+  Report("keyspace_runs_written", double(kc.runs_written.load() - runs0), "runs");
+  Report("keyspace_merges", double(kc.merges.load() - merges0), "merges");
+  Report("keyspace_entries_merged_per_put", double(kc.entries_merged.load() - merged0) / n, "entries");
+  Report("keyspace_entries_repaired_per_put", double(kc.entries_repaired.load() - repaired0) / n, "entries");
+  Report("keyspace_run_bytes_written_per_put", double(kc.run_bytes_written.load() - bytes0) / n, "B");
+  Report("keyspace_runs_published", double(db.Runs()), "runs");
   return 0;
 }
 
@@ -481,7 +503,7 @@ int HttpBench(int pages, const std::vector<std::pair<int, uint64_t>>& servers) {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: list_bench fill DIR KEYS | puts DIR KEYS | engine PAGES DIR... | http PAGES PORT:KEYS...\n");
+               "usage: list_bench fill DIR KEYS | puts DIR PUTS [KEYS] | engine PAGES DIR... | http PAGES PORT:KEYS...\n");
   return 64;
 }
 
@@ -491,7 +513,8 @@ int main(int argc, char** argv) {
   if (argc < 4) return Usage();
   const std::string mode = argv[1];
   if (mode == "fill" && argc == 4) return Fill(argv[2], std::strtoull(argv[3], nullptr, 10));
-  if (mode == "puts" && argc == 4) return Puts(argv[2], std::strtoull(argv[3], nullptr, 10));
+  if (mode == "puts" && (argc == 4 || argc == 5))
+    return Puts(argv[2], std::strtoull(argv[3], nullptr, 10), argc == 5 ? std::strtoull(argv[4], nullptr, 10) : 0);
   const int pages = std::atoi(argv[2]);
   if (pages <= 0) return Usage();
   if (mode == "engine") return EngineBench(pages, std::vector<std::string>(argv + 3, argv + argc));

@@ -87,16 +87,27 @@ Status KeyRunBuilder::Add(const KeyEntry& e) {
       type_list_.emplace_back(e.content_type);
     }
   }
+  // The fields after the key, encoded on the stack and appended at once.
+  char fields[5 * 10];
+  char* p = fields;
+  for (uint64_t v : {uint64_t{e.seq}, uint64_t{e.segment}, uint64_t{e.offset}, uint64_t{e.raw_len}, type_index}) {
+    while (v >= 0x80) {
+      *p++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *p++ = static_cast<char>(v);
+  }
   AppendVarint64(&buf_, e.key.size());
   buf_.append(e.key);
-  AppendVarint64(&buf_, e.seq);
-  AppendVarint64(&buf_, e.segment);
-  AppendVarint64(&buf_, e.offset);
-  AppendVarint64(&buf_, e.raw_len);
-  AppendVarint64(&buf_, type_index);
+  buf_.append(fields, static_cast<size_t>(p - fields));
   last_key_.assign(e.key);
   max_seq_ = std::max(max_seq_, e.seq);
-  ++segments_[e.segment];
+  // Consecutive entries often point into one segment (a flush of recent puts).
+  if (last_segment_count_ == nullptr || e.segment != last_segment_) {
+    last_segment_ = e.segment;
+    last_segment_count_ = &segments_[e.segment];
+  }
+  ++*last_segment_count_;
   ++count_;
   if (buf_.size() >= kFlushBytes) return FlushBuffer();
   return Status::OK();

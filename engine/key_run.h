@@ -84,6 +84,8 @@ class KeyRunBuilder {
   std::unordered_map<std::string, uint64_t> types_;  // content type -> index
   std::vector<std::string> type_list_;
   std::unordered_map<uint64_t, uint64_t> segments_;  // segment id -> entries
+  uint64_t last_segment_ = 0;                // the segment of the last entry added ...
+  uint64_t* last_segment_count_ = nullptr;   // ... and its count in segments_ (stable: node-based map)
 };
 
 // A mapped run.

@@ -270,31 +270,75 @@ Result<Keyspace::RunInfo> Keyspace::WriteRun(std::vector<KeyEntry>& sorted) {
     return run.status();
   }
   region_.counters().runs_written.fetch_add(1, std::memory_order_relaxed);
+  region_.counters().run_bytes_written.fetch_add(run.value()->file_bytes(), std::memory_order_relaxed);
   return RunInfo{id, run.value()->entries(), false, std::move(run.value())};
 }
+
+namespace {
+
+// The eight bytes of `key` from `at` on, big-endian, zero-padded: where two
+// of these differ, they order the keys as memcmp does (keys equal before
+// `at`); where they are equal, the keys must be compared in full.
+uint64_t SortPrefix(std::string_view key, size_t at) {
+  unsigned char b[8] = {};
+  if (at < key.size()) std::memcpy(b, key.data() + at, std::min<size_t>(8, key.size() - at));
+  uint64_t v = 0;
+  for (unsigned char c : b) v = (v << 8) | c;
+  return v;
+}
+
+}  // namespace
 
 Status Keyspace::FlushFrozenTail() {
   const int t = region_.FrozenTail();
   if (t < 0) return Status::OK();
-  std::vector<OwnedKeyEntry> tail = region_.ReadTail(t);
+  TailCopy& tail = tail_copy_;
+  region_.ReadTail(t, &tail);
+  // Keys of one tail often share a long prefix ("users/0001..."): sorting by
+  // the sixteen bytes after the prefix common to all of them settles most
+  // comparisons without reading the keys.
+  size_t common = 0;
   uint64_t max_seq = 0;
-  std::vector<size_t> order(tail.size());
-  for (size_t i = 0; i < tail.size(); ++i) {
-    order[i] = i;
-    max_seq = std::max(max_seq, tail[i].seq);
+  if (!tail.entries.empty()) {
+    const std::string_view first = tail.Key(tail.entries[0]);
+    common = first.size();
+    for (const TailCopy::Entry& e : tail.entries) {
+      const std::string_view k = tail.Key(e);
+      size_t i = 0;
+      const size_t n = std::min(common, k.size());
+      while (i < n && k[i] == first[i]) ++i;
+      common = i;
+      max_seq = std::max(max_seq, e.seq);
+    }
   }
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    if (tail[a].key != tail[b].key) return tail[a].key < tail[b].key;
-    return tail[a].seq > tail[b].seq;
+  struct Sorted {
+    uint64_t prefix[2];
+    uint32_t entry;
+    bool SamePrefix(const Sorted& o) const { return prefix[0] == o.prefix[0] && prefix[1] == o.prefix[1]; }
+  };
+  std::vector<Sorted> order(tail.entries.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    const std::string_view key = tail.Key(tail.entries[i]);
+    order[i] = Sorted{{SortPrefix(key, common), SortPrefix(key, common + 8)}, static_cast<uint32_t>(i)};
+  }
+  std::sort(order.begin(), order.end(), [&](const Sorted& a, const Sorted& b) {
+    if (a.prefix[0] != b.prefix[0]) return a.prefix[0] < b.prefix[0];
+    if (a.prefix[1] != b.prefix[1]) return a.prefix[1] < b.prefix[1];
+    const TailCopy::Entry& ea = tail.entries[a.entry];
+    const TailCopy::Entry& eb = tail.entries[b.entry];
+    const int cmp = tail.Key(ea).compare(tail.Key(eb));
+    if (cmp != 0) return cmp < 0;
+    return ea.seq > eb.seq;
   });
   // The newest entry of each key. No index lookups here (merges resolve):
   // a flush must be far faster than the writer can fill a tail.
   std::vector<KeyEntry> out;
-  out.reserve(tail.size());
+  out.reserve(tail.entries.size());
   for (size_t i = 0; i < order.size(); ++i) {
-    const OwnedKeyEntry& e = tail[order[i]];
-    if (i > 0 && e.key == tail[order[i - 1]].key) continue;
-    out.push_back(KeyEntry{e.key, e.seq, e.segment, e.offset, e.raw_len, e.content_type});
+    const TailCopy::Entry& e = tail.entries[order[i].entry];
+    const std::string_view key = tail.Key(e);
+    if (i > 0 && order[i].SamePrefix(order[i - 1]) && key == out.back().key) continue;
+    out.push_back(KeyEntry{key, e.seq, e.segment, e.offset, e.raw_len, tail.ContentType(e)});
   }
   RunInfo info;
   if (!out.empty()) {

@@ -210,6 +210,7 @@ class Keyspace {
   bool merging_ = false;          // a resolving merge is under way (keyspace thread only)
   std::atomic<uint64_t> published_{0};  // see Published
   uint64_t cursor_secret_ = 0;    // signs listing cursors; kept in the MANIFEST
+  TailCopy tail_copy_;            // FlushFrozenTail's buffers (keyspace thread, or the destructor after it)
 };
 
 }  // namespace kingx::engine

@@ -227,6 +227,7 @@ Result<Keyspace::RunInfo> Keyspace::WriteMerged(const std::vector<std::shared_pt
   auto run = KeyRun::Open(w_.env_, path, out_id, w_.seed_, /*verify_checksum=*/false);
   if (!run.ok()) return fail(run.status());
   region_.counters().runs_written.fetch_add(1, std::memory_order_relaxed);
+  region_.counters().run_bytes_written.fetch_add(run.value()->file_bytes(), std::memory_order_relaxed);
   region_.counters().merges.fetch_add(1, std::memory_order_relaxed);
   region_.counters().entries_merged.fetch_add(read, std::memory_order_relaxed);
   return RunInfo{out_id, run.value()->entries(), false, run.value()};

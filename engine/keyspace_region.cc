@@ -337,28 +337,36 @@ bool KeyspaceRegion::ActiveHalfFull() const {
   return false;
 }
 
-std::vector<OwnedKeyEntry> KeyspaceRegion::ReadTail(int t) const {
+void KeyspaceRegion::ReadTail(int t, TailCopy* out) const {
   KeyspaceRegionHeader* h = h_;
-  std::vector<OwnedKeyEntry> out;
+  out->entries.clear();
   const uint32_t count = std::min(h->tails[t].count.load(std::memory_order_acquire), h->tail_entries);
-  out.reserve(count);
+  const uint64_t used = std::min(h->tails[t].arena_used.load(std::memory_order_acquire), h->tail_arena_bytes);
   std::atomic<uint64_t>* e = Words(h, h->tail_offset[t]);
   std::atomic<uint64_t>* arena = Words(h, h->arena_offset[t]);
+  // The arena in one pass (a frozen tail does not change until its owner frees it).
+  out->bytes.resize(Align8(used));
+  for (uint64_t w = 0; w * 8 < used; ++w) {
+    const uint64_t word = arena[w].load(std::memory_order_relaxed);
+    std::memcpy(out->bytes.data() + w * 8, &word, 8);
+  }
+  out->entries.reserve(count);
   for (uint32_t i = 0; i < count; ++i, e += kWordsPerEntry) {
     const uint64_t lens = e[1].load(std::memory_order_relaxed);
     const uint64_t key_off = lens >> 32, key_len = (lens >> 8) & 0xFFFF, ct_len = lens & 0xFF;
     const uint64_t ct_off = e[2].load(std::memory_order_relaxed);
-    if (key_off + key_len > h->tail_arena_bytes || ct_off + ct_len > h->tail_arena_bytes) continue;
-    OwnedKeyEntry oe;
-    LoadBytes(arena, key_off, key_len, &oe.key);
-    LoadBytes(arena, ct_off, ct_len, &oe.content_type);
-    oe.seq = e[3].load(std::memory_order_relaxed);
-    oe.segment = e[4].load(std::memory_order_relaxed);
-    oe.offset = e[5].load(std::memory_order_relaxed);
-    oe.raw_len = e[6].load(std::memory_order_relaxed);
-    out.push_back(std::move(oe));
+    if (key_off + key_len > used || ct_off + ct_len > used) continue;
+    TailCopy::Entry te;
+    te.key_off = static_cast<uint32_t>(key_off);
+    te.key_len = static_cast<uint32_t>(key_len);
+    te.ct_off = static_cast<uint32_t>(ct_off);
+    te.ct_len = static_cast<uint32_t>(ct_len);
+    te.seq = e[3].load(std::memory_order_relaxed);
+    te.segment = e[4].load(std::memory_order_relaxed);
+    te.offset = e[5].load(std::memory_order_relaxed);
+    te.raw_len = e[6].load(std::memory_order_relaxed);
+    out->entries.push_back(te);
   }
-  return out;
 }
 
 void KeyspaceRegion::Publish(const std::vector<std::pair<uint64_t, uint64_t>>& runs, int free_tail) {

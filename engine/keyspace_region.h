@@ -66,6 +66,23 @@ struct OwnedKeyEntry {
   uint64_t raw_len = 0;
 };
 
+// A frozen tail copied out by its owner (KeyspaceRegion::ReadTail): the
+// tail's key and content-type bytes in one string, and per entry where its
+// key and content type are in it.
+struct TailCopy {
+  struct Entry {
+    uint32_t key_off = 0, key_len = 0;
+    uint32_t ct_off = 0, ct_len = 0;
+    uint64_t seq = 0, segment = 0, offset = 0, raw_len = 0;
+  };
+  std::string bytes;
+  std::vector<Entry> entries;  // in the order they were appended
+  std::string_view Key(const Entry& e) const { return std::string_view(bytes).substr(e.key_off, e.key_len); }
+  std::string_view ContentType(const Entry& e) const {
+    return std::string_view(bytes).substr(e.ct_off, e.ct_len);
+  }
+};
+
 // What a reader needs for one page: a consistent view as of one version.
 struct KeyspaceSnapshot {
   uint64_t version = 0;
@@ -79,6 +96,7 @@ struct KeyspaceSnapshot {
 // Counters the owner publishes (relaxed) for /metrics.
 struct KeyspaceCounters {
   std::atomic<uint64_t> runs_written{0};    // run files made (tail flushes, merges, rebuild chunks)
+  std::atomic<uint64_t> run_bytes_written{0};  // bytes of those files
   std::atomic<uint64_t> merges{0};
   std::atomic<uint64_t> entries_merged{0};  // entries read by merges
   std::atomic<uint64_t> entries_repaired{0};  // stale entries pointed at the key's current record
@@ -142,8 +160,10 @@ class KeyspaceRegion {
   // active. Returns the frozen tail's index, or -1 when the other tail is not
   // free yet (its flush is not published).
   int Freeze();
-  // The owner (frozen tails only): copies tail i's entries out.
-  std::vector<OwnedKeyEntry> ReadTail(int i) const;
+  // The owner (frozen tails only): copies tail i out into *out (replacing
+  // what it held; its buffers are reused). Entries whose words are out of
+  // bounds are left out.
+  void ReadTail(int i, TailCopy* out) const;
   // Index of a frozen tail, or -1.
   int FrozenTail() const;
   // Number of entries in the active tail (owner; for checkpoint decisions).

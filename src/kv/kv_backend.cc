@@ -193,6 +193,8 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_keyspace_run_entries", "Entries in the published key runs", double(kc.run_entries.load(relaxed)), false);
   add("kingx_keyspace_runs_written_total", "Key runs written (tail flushes, merges, rebuilds)",
       double(kc.runs_written.load(relaxed)), true);
+  add("kingx_keyspace_run_bytes_written_total", "Bytes of the key runs written",
+      double(kc.run_bytes_written.load(relaxed)), true);
   add("kingx_keyspace_merges_total", "Key run merges", double(kc.merges.load(relaxed)), true);
   add("kingx_keyspace_entries_repaired_total", "Stale key entries repointed at the key's current record",
       double(kc.entries_repaired.load(relaxed)), true);
