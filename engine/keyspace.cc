@@ -62,6 +62,7 @@ Result<std::unique_ptr<Keyspace>> Keyspace::Open(Writer::Impl& w, KeyspaceRegion
   }
   ks->pinned_ = true;
   ks->covered_ = covered;
+  ks->checkpointed_runs_ = manifest_runs.size();
   if (!manifest_runs.empty() || covered > 0) {
     for (uint64_t id : manifest_runs) ks->runs_.push_back(RunInfo{id, 0, true, nullptr});
     ks->job_ = Job::kCatchUp;
@@ -420,6 +421,10 @@ Status Keyspace::Checkpoint() {
     }
     region_.counters().checkpoints.fetch_add(1, std::memory_order_relaxed);
   }
+  {
+    std::lock_guard lock(mu_);
+    checkpointed_runs_ = runs.size();
+  }
   // Replaced runs go once no MANIFEST names them. A reader that still had
   // one in its snapshot keeps its mapping, or retries its page.
   for (uint64_t id : doomed) env.RemoveFile(RunPath(id)).ok();
@@ -457,7 +462,13 @@ void Keyspace::Loop() {
       bool due;
       {
         std::lock_guard lock(mu_);
-        due = (dirty_ || !doomed_.empty()) && NowMs() - last_checkpoint_ms_ >= o_.checkpoint_interval_ms;
+        // Also at once when merges left at most half the runs the last
+        // MANIFEST names: a crash before the interval would bring them all
+        // back (a server killed every few seconds would never see its view
+        // merged).
+        const bool shrunk = checkpointed_runs_ > o_.merge_width && 2 * runs_.size() <= checkpointed_runs_;
+        due = (dirty_ || !doomed_.empty()) &&
+              (shrunk || NowMs() - last_checkpoint_ms_ >= o_.checkpoint_interval_ms);
       }
       if (due) s = Checkpoint();
     }

@@ -24,12 +24,14 @@
 //    are merged when merge_width of them exist; when no tail was flushed for
 //    settle_ms, all runs but the largest are merged (and all of them when
 //    the rest is at least a quarter of the largest), so an idle database
-//    lists from at most two runs; a run that points mostly into deleted
-//    segments (compaction) is rewritten;
-//  - checkpoint (persist only): every checkpoint_interval_ms, and at close,
-//    the runs are fdatasynced and a MANIFEST names them together with the
-//    seq below which every put's key is in them; replaced runs are deleted
-//    only after a MANIFEST that no longer names them;
+//    lists from at most two runs; the runs that point mostly into deleted
+//    segments (compaction) are rewritten, together, by one merge;
+//  - checkpoint (persist only): every checkpoint_interval_ms, at close, and
+//    as soon as merges have left at most half of the runs the last MANIFEST
+//    names (when it names more than merge_width: a crash would bring them
+//    back), the runs are fdatasynced and a MANIFEST names them together
+//    with the seq below which every put's key is in them; replaced runs are
+//    deleted only after a MANIFEST that no longer names them;
 //  - open: runs named by a valid MANIFEST are reused (checksums verified in
 //    the background) and only the puts at or above its seq are read back
 //    from their segments ("catch-up"); a view that is not persisted does
@@ -206,6 +208,7 @@ class Keyspace {
   bool dirty_ = false;            // runs_ changed since the last checkpoint
   uint64_t last_flush_ms_ = 0;
   uint64_t last_checkpoint_ms_ = 0;
+  size_t checkpointed_runs_ = 0;  // runs the last MANIFEST names
   uint64_t seen_epoch_ = 0;       // index segment_epoch at the last stale-run check
   bool merging_ = false;          // a resolving merge is under way (keyspace thread only)
   std::atomic<uint64_t> published_{0};  // see Published

@@ -99,7 +99,10 @@ Status Keyspace::MaybeMerge() {
   }
   if (runs.empty()) return Status::OK();
 
-  // Runs that point mostly into deleted segments.
+  // Runs that point mostly into deleted segments, rewritten by one merge:
+  // one at a time, each to its own output, would keep the run count (after a
+  // restart under compaction, often every run is stale) for as many turns of
+  // the loop as there are stale runs.
   const uint64_t epoch = w_.index_.counters().segment_epoch.load(std::memory_order_acquire);
   if (epoch != seen_epoch_) {
     seen_epoch_ = epoch;
@@ -108,15 +111,17 @@ Status Keyspace::MaybeMerge() {
       std::lock_guard wlock(w_.mu_);
       for (const auto& [id, st] : w_.segments_) present.insert(id);
     }
+    std::vector<uint64_t> stale;
     for (const RunInfo& r : runs) {
       if (!r.run || r.entries == 0) continue;
       uint64_t gone = 0;
       for (const auto& [seg, n] : r.run->segment_counts())
         if (seg > kMaxSegmentId || present.count(static_cast<uint32_t>(seg)) == 0) gone += n;
-      if (static_cast<double>(gone) >= kStaleFraction * static_cast<double>(r.entries)) {
-        seen_epoch_ = 0;  // look again after this rewrite
-        return MergeRuns({r.id});
-      }
+      if (static_cast<double>(gone) >= kStaleFraction * static_cast<double>(r.entries)) stale.push_back(r.id);
+    }
+    if (!stale.empty()) {
+      seen_epoch_ = 0;  // look again after this rewrite
+      return MergeRuns(stale);
     }
   }
 

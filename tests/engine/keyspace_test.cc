@@ -17,6 +17,7 @@
 #include <thread>
 #include <tuple>
 
+#include "engine/coding.h"
 #include "engine/compaction.h"
 #include "engine/key_lister.h"
 #include "engine/key_run.h"
@@ -489,4 +490,70 @@ TEST_CASE("a read-only open starts from the database's own keys/ without changin
     REQUIRE(serve_read_only(keys_dir) == 1);
     REQUIRE(DirState(keys_dir) == damaged);
   }
+}
+
+namespace {
+
+// How many runs keys/MANIFEST names (0 when there is none).
+uint32_t ManifestRuns(const std::string& keys_dir) {
+  if (!std::filesystem::exists(keys_dir + "/MANIFEST")) return 0;
+  const std::string m = ReadFileBytes(keys_dir + "/MANIFEST");
+  REQUIRE(m.size() >= 56);
+  return GetFixed32(m.data() + 48);
+}
+
+}  // namespace
+
+TEST_CASE("a view reopened after a crash under compaction merges its stale runs and checkpoints the merge",
+          "[engine][keyspace][regression]") {
+  // Regression: after a restart, compaction had left every run pointing into
+  // deleted segments; the runs were rewritten one per turn of the keyspace
+  // thread (each to a run of its own), and the merges that then brought the
+  // count down were checkpointed only after checkpoint_interval_ms. A server
+  // killed every few seconds reopened the same runs plus its catch-up run
+  // each time: keys/ filled up to the region's 64 runs of a few entries.
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 64 << 10;  // sealed segments for compaction
+  o.compression_level = 0;
+  RegionMem mem(64, (64 << 10) + 256);
+  TestDb db(PosixEnv(), dir.path(), o);
+  const std::string keys_dir = dir.path() + "/keys";
+  KeyspaceOptions ko = SmallKeyspace(dir.path());
+  ko.settle_ms = 1ull << 40;  // no merge: one run per tail flush
+  ko.merge_width = 1000;
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  std::map<std::string, ModelValue> model;
+  for (int i = 0; i < 64 * 18; ++i) PutModelled(db, &model, "k" + std::to_string(100000 + i), 200, 1);
+  for (int waited = 0; ManifestRuns(keys_dir) < 12 && waited < 200; ++waited)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const uint32_t before = ManifestRuns(keys_dir);
+  REQUIRE(before >= 12);
+  {
+    CompactionOptions co;
+    co.pick_all = true;
+    co.rate_bytes_per_sec = 0;
+    Compactor c(db.writer(), co);
+    REQUIRE(c.RunOnce().ok());  // most runs now point into deleted segments
+  }
+  ko = SmallKeyspace(dir.path());
+  ko.checkpoint_interval_ms = 3600 * 1000;  // only what makes a checkpoint due at once writes one
+  ko.checkpoint_at_close = false;           // each close leaves what a kill -9 would
+  db.Close();
+
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  for (int waited = 0; ManifestRuns(keys_dir) > 4 && waited < 200; ++waited)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  INFO("the MANIFEST named " << before << " runs before the restart");
+  CHECK(ManifestRuns(keys_dir) <= 4);  // merge_width: fewer need no checkpoint of their own
+  db.Close();
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  CheckAgainstModel(lister, model, "", 1000);
 }
