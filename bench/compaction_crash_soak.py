@@ -9,7 +9,7 @@ as it is gone. Throughout, every 100 ms, the data directory's allocated bytes
 (what `du` counts, keys/ included) and the engine's live record bytes (kingx_engine_live_bytes
 in /metrics) are sampled. The figures are the largest ratio dir / live seen
 (goal: <= 2) and how many samples were above 2x, beside the directory's size
-after the last cycle; the same without the staging files of large uploads in
+after the last cycle (and the files in keys/ after each cycle); the same without the staging files of large uploads in
 progress (kingx_writer_staged_bytes: writes not yet applied, which no
 compaction can reclaim), and how many samples staged more than the staging
 share admits (an eighth of the live data, or one upload of the largest value).
@@ -49,6 +49,14 @@ from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, build_re
                            key_path)
 
 MIB = 1 << 20
+
+
+def keys_files(data_dir):
+    """Files in the sorted key view's directory (keys/: runs and MANIFEST)."""
+    try:
+        return len(os.listdir(os.path.join(data_dir, "keys")))
+    except OSError:
+        return 0
 
 
 def metrics_text(port):
@@ -344,7 +352,8 @@ class Run:
                "max_ratio_without_staged": round(settled, 3), "samples_over_2x_without_staged": settled_over,
                "max_staged_bytes": max((s[3] for s in window), default=0),
                "samples_staged_past_share": staged_past_share,
-               "dir_after_bytes": dir_bytes(self.server.data_dir)}
+               "dir_after_bytes": dir_bytes(self.server.data_dir),
+               "keys_files_after": keys_files(self.server.data_dir)}
         self.rows.append(row)
         if over and args.out:
             # What the server logged in a cycle that passed 2x (its directory
@@ -384,6 +393,8 @@ class Run:
                 "samples_staged_past_share": sum(r["samples_staged_past_share"] for r in rows),
                 "largest_dir_bytes": max((r["dir_peak_bytes"] for r in rows), default=0),
                 "dir_after_last_cycle_bytes": rows[-1]["dir_after_bytes"] if rows else 0,
+                "keys_files_max": max((r["keys_files_after"] for r in rows), default=0),
+                "keys_files_after_last_cycle": rows[-1]["keys_files_after"] if rows else 0,
                 "live_after_last_cycle_bytes": rows[-1]["live_bytes"] if rows else 0,
                 "ops": ops, "load_seconds": round(self.load_seconds, 1),
                 "ops_per_load_second": round(ops / self.load_seconds, 1) if self.load_seconds else 0,
