@@ -33,8 +33,17 @@ rng = random.Random(5)
 
 
 def dir_bytes(path):
-    return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)
-               if os.path.isfile(os.path.join(path, f)))
+    """Apparent bytes of the files directly in path; a file compaction
+    removes between the listing and its stat is skipped."""
+    total = 0
+    with os.scandir(path) as it:
+        for e in it:
+            try:
+                if e.is_file(follow_symlinks=False):
+                    total += e.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue  # removed meanwhile
+    return total
 
 
 def overwrite_rounds(rounds):
