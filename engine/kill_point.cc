@@ -79,10 +79,12 @@ struct FailArmed {
   std::atomic<uint64_t> hits{0};
 };
 
-// nullptr = disarmed. Set once from the environment (or by ArmFailPoint);
-// a replaced spec is never freed: a concurrent hit may still read it.
+// nullptr = disarmed. Set once from the environment (or by ArmFailPoint).
 std::atomic<FailArmed*> g_fail{nullptr};
 std::once_flag g_fail_once;
+// Every FailArmed ever made, kept until exit: a concurrent hit may still read
+// a replaced one (under g_all_mu).
+std::vector<std::unique_ptr<FailArmed>>* g_fail_all = new std::vector<std::unique_ptr<FailArmed>>();
 
 // "name[@path_part][:N[+]]"; a malformed count leaves the spec disarmed, so
 // a typo never fails calls nobody asked to fail.
@@ -104,7 +106,9 @@ FailArmed* ParseFail(std::string_view spec) {
     spec = spec.substr(0, at);
   }
   a->name = std::string(spec);
-  return a.release();
+  std::lock_guard lock(g_all_mu);
+  g_fail_all->push_back(std::move(a));
+  return g_fail_all->back().get();
 }
 
 }  // namespace
