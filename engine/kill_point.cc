@@ -5,73 +5,18 @@
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
-#include <memory>
 
 namespace kingx::engine {
 namespace {
 
+// An armed kill or fail point: "[process/]name[@path_part][:N[+]]". Kill
+// points use name and nth only.
 struct Armed {
-  std::string name;
-  uint64_t nth = 1;
-  std::atomic<uint64_t> hits{0};
-};
-
-// nullptr = disarmed. Set once from the environment (or by ArmKillPoint);
-// the hot path is one acquire load.
-std::atomic<Armed*> g_armed{nullptr};
-std::once_flag g_env_once;
-// Every Armed ever made, kept until exit: a concurrent hit may still read a
-// replaced one.
-std::mutex g_all_mu;
-std::vector<std::unique_ptr<Armed>>* g_all = new std::vector<std::unique_ptr<Armed>>();
-
-Armed* Parse(std::string_view spec) {
-  if (spec.empty()) return nullptr;
-  auto* a = new Armed();
-  {
-    std::lock_guard lock(g_all_mu);
-    g_all->emplace_back(a);
-  }
-  size_t colon = spec.rfind(':');
-  uint64_t n = 0;
-  if (colon != std::string_view::npos) {
-    std::string_view digits = spec.substr(colon + 1);
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    if (ec == std::errc() && end == digits.data() + digits.size() && n > 0) {
-      a->nth = n;
-      spec = spec.substr(0, colon);
-    }
-  }
-  a->name = std::string(spec);
-  return a;
-}
-
-void LoadFromEnvironment() {
-  const char* spec = std::getenv("KINGX_KILL_POINT");
-  if (spec != nullptr && g_armed.load(std::memory_order_acquire) == nullptr)
-    g_armed.store(Parse(spec), std::memory_order_release);
-}
-
-}  // namespace
-
-void KillPointHit(std::string_view name) {
-  std::call_once(g_env_once, LoadFromEnvironment);
-  Armed* a = g_armed.load(std::memory_order_acquire);
-  if (a == nullptr || a->name != name) return;
-  if (a->hits.fetch_add(1, std::memory_order_relaxed) + 1 == a->nth) _exit(137);
-}
-
-void ArmKillPoint(std::string_view spec) {
-  std::call_once(g_env_once, [] {});  // the explicit arming wins over the environment
-  g_armed.store(Parse(spec), std::memory_order_release);
-}
-
-namespace {
-
-struct FailArmed {
+  std::string process;    // empty: any process
   std::string name;
   std::string path_part;  // empty: any file
   uint64_t nth = 1;
@@ -79,18 +24,17 @@ struct FailArmed {
   std::atomic<uint64_t> hits{0};
 };
 
-// nullptr = disarmed. Set once from the environment (or by ArmFailPoint).
-std::atomic<FailArmed*> g_fail{nullptr};
-std::once_flag g_fail_once;
-// Every FailArmed ever made, kept until exit: a concurrent hit may still read
-// a replaced one (under g_all_mu).
-std::vector<std::unique_ptr<FailArmed>>* g_fail_all = new std::vector<std::unique_ptr<FailArmed>>();
+// Every Armed ever made, kept until exit: a concurrent hit may still read a
+// replaced one.
+std::mutex g_all_mu;
+std::vector<std::unique_ptr<Armed>>* g_all = new std::vector<std::unique_ptr<Armed>>();
 
-// "name[@path_part][:N[+]]"; a malformed count leaves the spec disarmed, so
-// a typo never fails calls nobody asked to fail.
-FailArmed* ParseFail(std::string_view spec) {
+// The one parser of both kinds of spec. nullptr for an empty or malformed
+// spec (a count that is not a positive number, an empty name), so a typo
+// never fails or kills where nobody asked.
+Armed* Parse(std::string_view spec) {
   if (spec.empty()) return nullptr;
-  auto a = std::make_unique<FailArmed>();
+  auto a = std::make_unique<Armed>();
   if (size_t colon = spec.rfind(':'); colon != std::string_view::npos) {
     std::string_view count = spec.substr(colon + 1);
     spec = spec.substr(0, colon);
@@ -105,31 +49,77 @@ FailArmed* ParseFail(std::string_view spec) {
     a->path_part = std::string(spec.substr(at + 1));
     spec = spec.substr(0, at);
   }
+  if (size_t slash = spec.find('/'); slash != std::string_view::npos) {
+    a->process = std::string(spec.substr(0, slash));
+    spec = spec.substr(slash + 1);
+  }
+  if (spec.empty()) return nullptr;
   a->name = std::string(spec);
   std::lock_guard lock(g_all_mu);
-  g_fail_all->push_back(std::move(a));
-  return g_fail_all->back().get();
+  g_all->push_back(std::move(a));
+  return g_all->back().get();
 }
+
+// This process's name for the process filter; set before the process
+// starts threads (SetFailPointProcess), read by every hit.
+std::string* g_process = new std::string();
+
+// "part" anywhere in the path; "part$" at its end.
+bool PathMatches(std::string_view part, std::string_view path) {
+  if (!part.empty() && part.back() == '$') return path.ends_with(part.substr(0, part.size() - 1));
+  return path.find(part) != std::string_view::npos;
+}
+
+bool Counts(Armed& a, std::string_view name, std::string_view path) {
+  if (a.name != name) return false;
+  if (!a.process.empty() && a.process != *g_process) return false;
+  if (!PathMatches(a.path_part, path)) return false;
+  const uint64_t hit = a.hits.fetch_add(1, std::memory_order_relaxed) + 1;
+  return a.from_nth_on ? hit >= a.nth : hit == a.nth;
+}
+
+// One armed spec of one kind: nullptr = disarmed. Set once from the
+// environment variable (or by Arm*, which wins over it); the hot path is one
+// acquire load.
+struct Slot {
+  constexpr explicit Slot(const char* env_variable) : variable(env_variable) {}
+  const char* const variable;
+  std::atomic<Armed*> armed{nullptr};
+  std::once_flag env_once;
+
+  Armed* Load() {
+    std::call_once(env_once, [this] {
+      if (const char* spec = std::getenv(variable)) armed.store(Parse(spec), std::memory_order_release);
+    });
+    return armed.load(std::memory_order_acquire);
+  }
+  Armed* Arm(std::string_view spec) {
+    std::call_once(env_once, [] {});
+    Armed* a = Parse(spec);
+    armed.store(a, std::memory_order_release);
+    return a;
+  }
+};
+
+Slot g_kill{"KINGX_KILL_POINT"};
+Slot g_fail{"KINGX_FAIL_POINT"};
 
 }  // namespace
 
-bool FailPointHit(std::string_view name, std::string_view path) {
-  std::call_once(g_fail_once, [] {
-    const char* spec = std::getenv("KINGX_FAIL_POINT");
-    if (spec != nullptr) g_fail.store(ParseFail(spec), std::memory_order_release);
-  });
-  FailArmed* a = g_fail.load(std::memory_order_acquire);
-  if (a == nullptr || a->name != name) return false;
-  if (!a->path_part.empty() && path.find(a->path_part) == std::string_view::npos) return false;
-  const uint64_t hit = a->hits.fetch_add(1, std::memory_order_relaxed) + 1;
-  return a->from_nth_on ? hit >= a->nth : hit == a->nth;
+void KillPointHit(std::string_view name) {
+  Armed* a = g_kill.Load();
+  if (a != nullptr && Counts(*a, name, {})) _exit(137);
 }
 
-bool ArmFailPoint(std::string_view spec) {
-  std::call_once(g_fail_once, [] {});  // the explicit arming wins over the environment
-  FailArmed* a = ParseFail(spec);
-  g_fail.store(a, std::memory_order_release);
-  return a != nullptr || spec.empty();
+void ArmKillPoint(std::string_view spec) { g_kill.Arm(spec); }
+
+bool FailPointHit(std::string_view name, std::string_view path) {
+  Armed* a = g_fail.Load();
+  return a != nullptr && Counts(*a, name, path);
 }
+
+bool ArmFailPoint(std::string_view spec) { return g_fail.Arm(spec) != nullptr || spec.empty(); }
+
+void SetFailPointProcess(std::string_view name) { g_process->assign(name); }
 
 }  // namespace kingx::engine

@@ -16,19 +16,33 @@
 // append.before_sync, append.after_sync, append.before_publish,
 // rotate.after_create, rotate.after_dir_sync, large.before_rename,
 // large.after_rename, extend.after_write, extend.after_sync (the preallocated
-// room's thread), seal.before_cut, seal.after_cut (compaction adds its own).
+// room's thread), seal.before_cut, seal.after_cut, seal.before_hint,
+// seal.before_seal, index.step (compaction adds its own, compact.*); the
+// writer loop (src/) has split.before_rest, between the parts of a batch the
+// write stall split.
 //
 // Fail points, through the same seam: a file call of the posix Env (the file
-// layer tests inject faults into) fails as a failing disk makes it fail.
+// layer tests inject faults into) fails with EIO, as a failing disk makes it
+// fail.
 //
 //   if (KINGX_FAIL_POINT("sync", path_)) return ErrnoStatus(..., EIO);
 //
-// Armed by KINGX_FAIL_POINT="name[@path_part][:N[+]]": the Nth hit of `name`
-// on a file whose path contains path_part fails (N defaults to 1); with "+",
-// every hit from the Nth on does (a persistent fault). Read once per
-// process, so each process (a respawned writer too) counts its own hits.
-// Compiled in with kill points; otherwise the macro is false. Points: "sync"
-// (fdatasync of a file).
+// Armed by KINGX_FAIL_POINT="[process/]name[@path_part][:N[+]]": the Nth hit
+// of `name` on a file whose path contains path_part (or, when path_part ends
+// in "$", ends in what precedes it), in a process named `process`, fails (N defaults to 1); with "+", every hit from the Nth on does
+// (a persistent fault). Only matching hits count. Read once per process, so
+// each process (a respawned writer too) counts its own hits; the process
+// name is what the process gave SetFailPointProcess (the kingx binary: its
+// process title, "kingx-writer", "kingx-worker"; a process that gave none
+// matches no spec that names one). Compiled in with kill points; otherwise
+// the macro is false. Points (the path they match):
+//   sync     fdatasync of a file (File::Sync; the file's path)
+//   syncdir  fsync of a directory (Env::SyncDir; the directory's path)
+//   rename   rename(2) (Env::Rename; "FROM -> TO")
+//   read     pread of a file (File::Read; the file's path)
+//   map      the open and mmap of a file (Env::MapReadOnly; the file's path):
+//            how segments are read, by every Get and by the writer
+// Kill points take the same spec without a path part.
 #pragma once
 
 #include <string_view>
@@ -38,9 +52,9 @@ namespace kingx::engine {
 // Called by the macro; exits the process if name is the armed point's Nth hit.
 void KillPointHit(std::string_view name);
 
-// Arms a point in this process ("name" or "name:N"; empty disarms), replacing
-// what the environment said. For tests that fork; not thread-safe against
-// concurrent hits.
+// Arms a point in this process ("name" or "name:N"; empty or malformed
+// disarms), replacing what the environment said. For tests that fork; not
+// thread-safe against concurrent hits.
 void ArmKillPoint(std::string_view spec);
 
 // Called by the macro: true if this hit of `name` on `path` is to fail.
@@ -50,6 +64,10 @@ bool FailPointHit(std::string_view name, std::string_view path);
 // (empty disarms; hits count from zero). False if `spec` is malformed (then
 // nothing is armed). For tests; not thread-safe against concurrent hits.
 bool ArmFailPoint(std::string_view spec);
+
+// Names this process for the fail points' process filter. Call before the
+// process starts threads (after fork); not thread-safe against hits.
+void SetFailPointProcess(std::string_view name);
 
 }  // namespace kingx::engine
 

@@ -44,6 +44,10 @@ class PosixFile final : public File {
   }
 
   Status Read(uint64_t offset, size_t n, char* scratch, size_t* read) const override {
+    if (KINGX_FAIL_POINT("read", path_)) {
+      *read = 0;
+      return ErrnoStatus("pread", path_, EIO);
+    }
     size_t done = 0;
     while (done < n) {
       ssize_t r = ::pread(fd_, scratch + done, n - done, static_cast<off_t>(offset + done));
@@ -162,6 +166,7 @@ class PosixEnvImpl final : public Env {
   }
 
   Status SyncDir(const std::string& dir) override {
+    if (KINGX_FAIL_POINT("syncdir", dir)) return ErrnoStatus("fsync dir", dir, EIO);
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ErrnoStatus("open dir", dir, errno);
     Status s;
@@ -171,6 +176,7 @@ class PosixEnvImpl final : public Env {
   }
 
   Status Rename(const std::string& from, const std::string& to) override {
+    if (KINGX_FAIL_POINT("rename", from + " -> " + to)) return ErrnoStatus("rename", from + " -> " + to, EIO);
     if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename", from + " -> " + to, errno);
     return Status::OK();
   }
@@ -239,6 +245,10 @@ class PosixEnvImpl final : public Env {
   Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path, uint64_t map_bytes) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return ErrnoStatus("open", path, errno);
+    if (KINGX_FAIL_POINT("map", path)) {  // a file that exists, and cannot be read
+      ::close(fd);
+      return ErrnoStatus("mmap", path, EIO);
+    }
     struct stat st;
     if (::fstat(fd, &st) != 0) {
       int err = errno;

@@ -10,6 +10,7 @@
 
 #include "engine/env.h"
 #include "engine/key_lister.h"
+#include "engine/kill_point.h"
 #include "engine/reader.h"
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
@@ -47,7 +48,10 @@ void DieWithParent() {
 
 }  // namespace
 
-void SetProcessName(const char* name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+void SetProcessName(const char* name) {
+  prctl(PR_SET_NAME, name, 0, 0, 0);
+  engine::SetFailPointProcess(name);  // the name a fail point's process filter matches
+}
 
 pid_t SpawnWriter(const Config& config, SharedMemory& shm, const ListenSockets& sockets) {
   const pid_t pid = fork();

@@ -20,7 +20,9 @@
 
 namespace kingx {
 
-// Sets the name `ps -o comm`, pgrep and /proc/PID/comm show (15 bytes max).
+// Sets the name `ps -o comm`, pgrep and /proc/PID/comm show (15 bytes max),
+// which is also the process name fail points match (engine/kill_point.h).
+// Call before the process starts threads.
 void SetProcessName(const char* name);
 
 // Forks the writer. Returns the child's pid, or -1 with errno set (fork failed).

@@ -161,3 +161,83 @@ TEST_CASE("an armed fail point fails the fdatasync of the files it names, once o
   REQUIRE(ArmFailPoint(""));
   CHECK(seg->Sync().ok());
 }
+
+TEST_CASE("an armed fail point fails the reads, mappings, renames and directory syncs it names",
+          "[engine][kill_point][fail_point]") {
+  TempDir dir;
+  Env& env = PosixEnv();
+  {
+    auto f = env.OpenFile(dir.File("seg-00000001.kxd"), OpenMode::kCreateTruncate);
+    REQUIRE(f.ok());
+    REQUIRE(f.value()->Append("0123456789").ok());
+    auto g = env.OpenFile(dir.File("MANIFEST"), OpenMode::kCreateTruncate);
+    REQUIRE(g.ok());
+    REQUIRE(g.value()->Append("m").ok());
+  }
+  auto seg = env.OpenFile(dir.File("seg-00000001.kxd"), OpenMode::kRead);
+  REQUIRE(seg.ok());
+  char buf[16];
+  size_t got = 0;
+
+  SECTION("read: the Nth pread of the file, once") {
+    REQUIRE(ArmFailPoint("read@seg-:2"));
+    CHECK(seg.value()->Read(0, 4, buf, &got).ok());
+    Status s = seg.value()->Read(0, 4, buf, &got);
+    CHECK(s.Is(Code::kIOError));
+    CHECK(s.ToString().find("pread") != std::string::npos);
+    CHECK(got == 0);
+    CHECK(seg.value()->Read(0, 4, buf, &got).ok());
+    CHECK(std::string(buf, got) == "0123");
+  }
+  SECTION("map: every mapping of the file from the Nth on; other files are mapped") {
+    REQUIRE(ArmFailPoint("map@seg-:1+"));
+    for (int i = 0; i < 3; ++i) {
+      auto m = env.MapReadOnly(dir.File("seg-00000001.kxd"), 0);
+      REQUIRE_FALSE(m.ok());
+      CHECK(m.status().Is(Code::kIOError));
+      CHECK(m.status().ToString().find("seg-00000001.kxd") != std::string::npos);
+    }
+    CHECK(env.MapReadOnly(dir.File("MANIFEST"), 0).ok());
+  }
+  SECTION("rename: matched on 'FROM -> TO'; the file stays where it was") {
+    REQUIRE(ArmFailPoint("rename@MANIFEST -> :1"));
+    CHECK(env.Rename(dir.File("MANIFEST"), dir.File("other")).Is(Code::kIOError));
+    CHECK(env.FileSize(dir.File("MANIFEST")).ok());
+    CHECK(env.Rename(dir.File("MANIFEST"), dir.File("other")).ok());
+  }
+  SECTION("syncdir: the directory's fsync; a part ending in '$' matches the end of the path only") {
+    REQUIRE(env.CreateDir(dir.File("keys")).ok());
+    const std::string name = dir.path().substr(dir.path().rfind('/'));
+    REQUIRE(ArmFailPoint("syncdir@" + name + "$:2"));
+    CHECK(env.SyncDir(dir.File("keys")).ok());  // contains the part, does not end in it: not counted
+    CHECK(env.SyncDir(dir.path()).ok());
+    CHECK(env.SyncDir(dir.path()).Is(Code::kIOError));
+    CHECK(env.SyncDir(dir.path()).ok());
+  }
+  SECTION("a process filter: only hits in the process of that name count") {
+    REQUIRE(ArmFailPoint("kingx-worker/read@seg-:1"));
+    SetFailPointProcess("kingx-writer");
+    CHECK(seg.value()->Read(0, 4, buf, &got).ok());
+    SetFailPointProcess("kingx-worker");
+    CHECK(seg.value()->Read(0, 4, buf, &got).Is(Code::kIOError));
+    CHECK(seg.value()->Read(0, 4, buf, &got).ok());
+    SetFailPointProcess("");
+  }
+  SECTION("a spec without a name arms nothing") {
+    CHECK_FALSE(ArmFailPoint("kingx-worker/@seg-:1"));
+    CHECK_FALSE(ArmFailPoint("@seg-"));
+    CHECK(seg.value()->Read(0, 4, buf, &got).ok());
+  }
+  REQUIRE(ArmFailPoint(""));
+  CHECK(seg.value()->Read(0, 4, buf, &got).ok());
+}
+
+TEST_CASE("a kill point's spec is read by the fail points' parser: a malformed count arms nothing",
+          "[engine][kill_point]") {
+  ArmKillPoint("append.before_write:x");
+  KillPointHit("append.before_write");
+  ArmKillPoint("append.before_write:0");
+  KillPointHit("append.before_write");
+  ArmKillPoint("");
+  SUCCEED("still alive");
+}
