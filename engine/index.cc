@@ -71,7 +71,7 @@ namespace kingx::engine {
 namespace {
 
 constexpr uint64_t kMagic = 0x5844494b474e494bULL;  // "KINGKIDX" little-endian-ish
-constexpr uint32_t kLayoutVersion = 3;
+constexpr uint32_t kLayoutVersion = 4;
 constexpr uint64_t kTableAlign = 4096;
 constexpr uint64_t kMaxRegionBytes = uint64_t{1} << 44;  // descriptor packs offset / 4096 in 32 bits
 constexpr int kSpinAttempts = 64;

@@ -103,6 +103,10 @@ struct IndexCounters {
   std::atomic<uint64_t> growths{0};
   // Any process (writer and readers): records that failed a checksum.
   alignas(64) std::atomic<uint64_t> corruptions{0};
+  // Readers: record reads that failed because the segment could not be read
+  // (an I/O error, out of descriptors or mappings), not for damage; the Get
+  // answers that error.
+  std::atomic<uint64_t> read_failures{0};
 };
 
 // One table entry: hash 0 = empty, hash 1 = being overwritten (KeyHash never

@@ -98,6 +98,7 @@ Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location
         corrupt = true;
         continue;
       }
+      counters.read_failures.fetch_add(1, std::memory_order_relaxed);
       return ref.status();
     }
     if (ref->key != key) {

@@ -59,8 +59,11 @@ class Reader {
   // The newest value of key. Errors: kNotFound; kBusy (index not ready, the
   // lookup kept racing with the writer, or the process is out of descriptors
   // or mappings); kCorruption (checksum or format failure, or the segment
-  // file holding the key's newest record is missing; counted); kIOError (a
-  // segment could not be read); kInvalidArgument (empty or over-long key).
+  // file holding the key's newest record is missing; counted in
+  // corruptions); kIOError (a segment could not be read); kInvalidArgument
+  // (empty or over-long key). A segment that could not be read (kIOError, or
+  // kBusy for descriptors or mappings) is counted in the index's
+  // read_failures; the next Get tries to read it again.
   // Never answers kNotFound or an older value for a key whose newest record
   // cannot be read.
   Result<Value> Get(std::string_view key, ReadMode mode = ReadMode::kFull);

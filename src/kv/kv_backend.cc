@@ -182,6 +182,10 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       "Damage found on disk: records, ranges, headers, hints, the MANIFEST, missing segment files",
       double(ic.corruptions.load(relaxed)),
       true);
+  add("kingx_engine_read_failures_total",
+      "Record reads that failed in the file layer (I/O error, out of descriptors or mappings): the GET "
+      "answered 500 or 503",
+      double(ic.read_failures.load(relaxed)), true);
   add("kingx_engine_ready", "1 once recovery finished", double(ic.ready.load(relaxed)), false);
   add("kingx_index_growths_total", "Index table growths (each a rehash of every entry)",
       double(ic.growths.load(relaxed)), true);

@@ -604,3 +604,39 @@ TEST_CASE("a Get given a key's hint answers from the record's new place after co
   }
   CHECK(moved > 0);
 }
+
+TEST_CASE("a Get whose segment cannot be read answers the error, counts it, never not-found or another value, "
+          "and reads the value once the fault is gone",
+          "[engine][reader][faults]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("k", "one").status.ok());
+  REQUIRE(db.Put("k", "two").status.ok());
+  IndexCounters& counters = db.index().counters();
+  // A reader of its own (a worker's): it has mapped nothing yet.
+  Reader reader(PosixEnv(), dir.path(), o, db.index());
+
+  SECTION("a fault that passes: the next Get maps the segment again") {
+    REQUIRE(ArmFailPoint("map@seg-:1"));
+    auto failed = reader.Get("k");
+    REQUIRE_FALSE(failed.ok());
+    CHECK(failed.status().Is(Code::kIOError));
+    CHECK(counters.read_failures.load() == 1);
+    auto v = reader.Get("k");
+    REQUIRE(v.ok());
+    CHECK(v->data == "two");
+  }
+  SECTION("a persistent fault: every mode answers the error") {
+    REQUIRE(ArmFailPoint("map@seg-:1+"));
+    for (ReadMode mode : {ReadMode::kFull, ReadMode::kMetadata, ReadMode::kStored})
+      CHECK(reader.Get("k", mode).status().Is(Code::kIOError));
+    CHECK(counters.read_failures.load() == 3);
+    CHECK(reader.Get("absent").status().Is(Code::kNotFound));  // no record to read
+  }
+  REQUIRE(ArmFailPoint(""));
+  CHECK(counters.corruptions.load() == 0);
+  CHECK(reader.Get("k").value().data == "two");
+}
