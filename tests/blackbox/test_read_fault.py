@@ -1,0 +1,179 @@
+"""A failing read, end to end: a GET whose value's segment cannot be read is
+answered 500 with a problem+json body (HEAD: 500), never 404, never another
+value, never a 2xx with a cut body; the worker goes on serving every other
+key and the connection stays usable; the failure is counted
+(kingx_engine_read_failures_total) and logged at error level, at most one
+line per 10 s per worker; once the fault passes, the same key answers its
+value again.
+
+Workers read segments through mappings (engine/segment_cache.h), so the
+fault is the file seam's "map" fail point (engine/kill_point.h): the test
+build's binary reads KINGX_FAIL_POINT, here "kingx-worker/map@FILE:N[+]",
+which fails with EIO the workers' Nth mapping of a file whose path contains
+FILE (with "+", every one from the Nth on). The writer is left alone.
+
+Values on both sides of each size threshold of the read path: 100 B (copied
+beside the response head), 1 KiB + 1 (sent from the mapping), 64 KiB
+compressible (decoded frame by frame), 1 MiB (a record in the active
+segment) and 1 MiB + 1 (a large value: a segment of its own).
+
+No timing threshold: each wait is bounded far above what a loaded machine
+needs.
+
+    KINGX_BIN=build/src/kingx python3 tests/blackbox/test_read_fault.py [--model threads]
+"""
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+from kingx_harness import Conn, Server, cases_of, check, http, key_path, metric, run_cases
+
+MODEL_ARGS = sys.argv[1:]
+MIB = 1 << 20
+VALUES = {
+    "rf-small": os.urandom(100),
+    "rf-copy-edge": os.urandom(1025),
+    "rf-compressible": b"compressible " * 5000,
+    "rf-1mib": os.urandom(MIB),
+    "rf-large": os.urandom(MIB + 1),
+}
+LARGE = "rf-large"
+WORKDIR = tempfile.mkdtemp(prefix="kingx-bb-read-fault-")
+DATA = os.path.join(WORKDIR, "data")
+ETAGS = {}
+SERVERS = []
+
+
+def start(fail_point, workers):
+    if SERVERS:
+        SERVERS[-1].stop()  # the next server serves the same data directory
+    if fail_point is None:
+        os.environ.pop("KINGX_FAIL_POINT", None)
+    else:
+        os.environ["KINGX_FAIL_POINT"] = fail_point
+    s = Server(["--workers", str(workers)] + MODEL_ARGS, data_dir=DATA,
+               workdir=tempfile.mkdtemp(prefix="run-", dir=WORKDIR))
+    SERVERS.append(s)
+    s.start()
+    return s
+
+
+def check_failed_read(r, key, head=False):
+    """A 500 problem+json, nothing of the value."""
+    check(r.status == 500, f"{'HEAD' if head else 'GET'} {key} under a read fault: {r!r}")
+    if head:
+        return
+    check((r.header("Content-Type") or "").startswith("application/problem+json"), f"{key}: {r!r}")
+    problem = json.loads(r.body)
+    check(problem.get("status") == 500, f"{key}: {problem}")
+    check(VALUES[key][:64] not in r.body, f"{key}: the 500 carries value bytes")
+
+
+def check_value(r, key):
+    check(r.status == 200 and r.body == VALUES[key], f"GET {key}: {r.status} {len(r.body)} bytes "
+          f"(want {len(VALUES[key])})")
+    check(r.header("ETag") == ETAGS[key], f"GET {key}: ETag {r.header('ETag')}, PUT gave {ETAGS[key]}")
+
+
+def storage_failure_lines(server):
+    with open(server.error_log, errors="replace") as f:
+        return [line for line in f if "storage failure" in line and "mmap" in line]
+
+
+def test_values_are_written_without_a_fault():
+    s = start(None, 1)
+    for key, value in VALUES.items():
+        r = http(s.port, "PUT", key_path(key), body=value, timeout=60)
+        check(r.status == 201, f"PUT {key}: {r!r}")
+        ETAGS[key] = r.header("ETag")
+    for key in VALUES:
+        check_value(http(s.port, "GET", key_path(key), timeout=60), key)
+
+
+def large_segment():
+    """The name of the segment file that holds the large value (a segment of
+    its own)."""
+    holding = []
+    for name in sorted(os.listdir(DATA)):
+        if re.fullmatch(r"seg-\d+\.kxd", name):
+            with open(os.path.join(DATA, name), "rb") as f:
+                if VALUES[LARGE][:4096] in f.read():
+                    holding.append(name)
+    check(len(holding) == 1, f"one segment holding the large value expected, found {holding}")
+    return holding[0]
+
+
+def test_a_persistent_read_fault_fails_only_the_keys_it_hides_and_is_counted():
+    seg = large_segment()
+    s = start(f"kingx-worker/map@{seg}:1+", 2)
+    workers = s.workers()
+    failures_before = metric(s.port, "kingx_engine_read_failures_total")
+    failed = 0
+    with Conn(s.port, timeout=60) as c:
+        for round_ in range(3):
+            # One keep-alive connection: each 500 is a whole response, the
+            # next request on it is served.
+            check_failed_read(c.request("GET", key_path(LARGE)), LARGE)
+            check_failed_read(c.request("HEAD", key_path(LARGE)), LARGE, head=True)
+            failed += 2
+            for key in VALUES:
+                if key != LARGE:
+                    check_value(c.request("GET", key_path(key)), key)
+    for _ in range(6):  # fresh connections: whichever worker takes them
+        check_failed_read(http(s.port, "GET", key_path(LARGE), timeout=60), LARGE)
+        failed += 1
+    check(http(s.port, "GET", key_path("rf-absent")).status == 404, "an absent key is still 404")
+    counted = metric(s.port, "kingx_engine_read_failures_total") - failures_before
+    check(counted == failed, f"kingx_engine_read_failures_total counted {counted} for {failed} failed reads")
+    check(metric(s.port, "kingx_respawns_total") == 0, "a worker died under the read fault:\n" + s.logs())
+    check(s.workers() == workers, f"workers {workers} became {s.workers()}")
+    lines = storage_failure_lines(s)
+    check(lines and all(seg in line and "[error]" in line for line in lines),
+          f"no error-level line names the mapping of {seg}:\n{s.logs()}")
+    check(len(lines) <= 2 * 2, f"{len(lines)} storage failure lines in a few seconds from 2 workers "
+          "(at most one per 10 s each, and the line that reports those left out)")
+
+    # Writes are the writer's: a new large value of the key goes to a new
+    # segment, which the fault does not cover.
+    VALUES[LARGE] = os.urandom(MIB + 1)
+    r = http(s.port, "PUT", key_path(LARGE), body=VALUES[LARGE], timeout=60)
+    check(r.status == 204, f"PUT {LARGE} over the unreadable value: {r!r}")
+    ETAGS[LARGE] = r.header("ETag")
+    check_value(http(s.port, "GET", key_path(LARGE), timeout=60), LARGE)
+
+
+def test_a_read_fault_that_passes_leaves_the_key_readable_again():
+    # Each worker's first segment mapping fails, once (one worker: the first
+    # GET meets it).
+    s = start("kingx-worker/map@seg-:1", 1)
+    failures_before = metric(s.port, "kingx_engine_read_failures_total")
+    first = "rf-compressible"
+    with Conn(s.port, timeout=60) as c:
+        check_failed_read(c.request("GET", key_path(first)), first)
+        check_value(c.request("GET", key_path(first)), first)
+        for key in VALUES:
+            check_value(c.request("GET", key_path(key)), key)
+    counted = metric(s.port, "kingx_engine_read_failures_total") - failures_before
+    check(counted == 1, f"kingx_engine_read_failures_total counted {counted} for one failed read")
+    check(metric(s.port, "kingx_respawns_total") == 0, "a worker died under the read fault:\n" + s.logs())
+
+
+def main():
+    status = 1
+    try:
+        status = run_cases("read fault" + (" " + " ".join(MODEL_ARGS) if MODEL_ARGS else ""), cases_of(globals()),
+                           lambda: SERVERS[-1] if SERVERS else None)
+    finally:
+        for s in SERVERS:
+            s.cleanup()
+        if os.environ.get("KINGX_KEEP") != "1":
+            shutil.rmtree(WORKDIR, ignore_errors=True)
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
