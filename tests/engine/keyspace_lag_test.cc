@@ -3,12 +3,13 @@
 // view; a view that fell behind all the same is caught up from the puts its
 // runs miss (not rebuilt from every segment), also when compaction moved
 // records meanwhile; a keyspace thread that cannot write runs never holds
-// the writer back. Flushes are slowed or held through the file seam (the
-// fault env's create hook on the keys/ directory).
+// the writer back. Flushes are slowed and checkpoints held through the file
+// seam (the fault env's create and sync hooks on the keys/ directory).
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,26 +28,31 @@ using namespace kingx::engine::test;
 namespace {
 
 bool IsKeysPath(const std::string& path) { return path.find("/keys/") != std::string::npos; }
+bool IsCheckpointFile(const std::string& path) { return path.ends_with("/keys/MANIFEST.tmp"); }
 
-// Holds the keyspace thread in the next run file it creates under keys/
-// (a tail flush or a merge when no job runs: no segment pinned) until
-// Release or destruction. Declare it after the database, so that it lets the
+// Holds the keyspace thread as it creates the temporary file of a MANIFEST
+// (a checkpoint) until Release or destruction. Only a complete view with no
+// catch-up or rebuild under way writes a checkpoint (Keyspace::Checkpoint),
+// so the thread held here pins no segment: a compaction meanwhile may move
+// any record. (A gate on any file of keys/ may instead hold the catch-up
+// that follows a loss as it writes a run, pinning every segment: compaction
+// then picks nothing.) Declare it after the database, so that it lets the
 // thread go before the writer's close joins it; its state outlives both.
-class RunFileGate {
+class CheckpointGate {
  public:
-  explicit RunFileGate(FaultInjectionEnv& env) : env_(env) {
+  explicit CheckpointGate(FaultInjectionEnv& env) : env_(env) {
     env_.SetCreateHook([st = st_](const std::string& path) {
-      if (!IsKeysPath(path)) return;
+      if (!IsCheckpointFile(path)) return;
       st->held.fetch_add(1);
       while (st->hold.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     });
   }
-  ~RunFileGate() {
+  ~CheckpointGate() {
     Release();
     env_.SetCreateHook({});
   }
-  RunFileGate(const RunFileGate&) = delete;
-  RunFileGate& operator=(const RunFileGate&) = delete;
+  CheckpointGate(const CheckpointGate&) = delete;
+  CheckpointGate& operator=(const CheckpointGate&) = delete;
   int held() const { return st_->held.load(); }
   void Release() { st_->hold = false; }
 
@@ -59,17 +65,52 @@ class RunFileGate {
   std::shared_ptr<State> st_ = std::make_shared<State>();
 };
 
-// Puts b<n>... one at a time until the gate holds the keyspace thread, then
-// `more` of them: the 16-entry tails overflow. Returns the next n.
-int PutUntilHeldThenOverflow(TestDb& db, std::map<std::string, ModelValue>* model, const RunFileGate& gate, int more) {
-  int b = 0;
-  for (; gate.held() == 0; ++b) {
-    REQUIRE(b < 1000);
-    PutModelled(db, model, "b" + std::to_string(b), 100, 1);
+// Parks the keyspace thread in the fdatasync of a checkpoint's MANIFEST
+// (past CheckpointGate's point) until the view is lost, at most 30 s: the
+// catch-up that follows then pins every segment while it writes its runs.
+// A loaded machine makes this interleaving when a checkpoint's fdatasyncs
+// outlast the puts that overflow the tails; a test makes it every time.
+// Declare it after the database, as the gate.
+class LossDuringCheckpoint {
+ public:
+  LossDuringCheckpoint(FaultInjectionEnv& env, const KeyspaceCounters& c) : env_(env) {
+    env_.SetSyncHook([st = st_, &c, lost = c.lost.load()](const std::string& path) {
+      if (!IsCheckpointFile(path)) return;
+      st->parked.fetch_add(1);
+      for (int i = 0; i < 30000 && c.lost.load() == lost; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+  }
+  ~LossDuringCheckpoint() { env_.SetSyncHook({}); }
+  LossDuringCheckpoint(const LossDuringCheckpoint&) = delete;
+  LossDuringCheckpoint& operator=(const LossDuringCheckpoint&) = delete;
+  int parked() const { return st_->parked.load(); }
+
+ private:
+  struct State {
+    std::atomic<int> parked{0};
+  };
+  FaultInjectionEnv& env_;
+  std::shared_ptr<State> st_ = std::make_shared<State>();
+};
+
+// Puts b<*next>, b<*next + 1>... one at a time (a millisecond apart: the
+// keyspace thread's loop turns meanwhile) until done() holds.
+void PutUntil(TestDb& db, std::map<std::string, ModelValue>* model, int* next, const std::function<bool()>& done) {
+  for (int n = 0; !done(); ++n, ++*next) {
+    REQUIRE(n < 5000);
+    PutModelled(db, model, "b" + std::to_string(*next), 100, 1);
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  for (const int end = b + more; b < end; ++b) PutModelled(db, model, "b" + std::to_string(b), 100, 1);
-  return b;
+}
+
+// Puts b<*next>... until the gate holds the keyspace thread, then `more` of
+// them: the 16-entry tails overflow.
+void PutUntilHeldThenOverflow(TestDb& db, std::map<std::string, ModelValue>* model, const CheckpointGate& gate,
+                              int more, int* next) {
+  PutUntil(db, model, next, [&] { return gate.held() > 0; });
+  for (const int end = *next + more; *next < end; ++*next)
+    PutModelled(db, model, "b" + std::to_string(*next), 100, 1);
 }
 
 // A put through the large-value path (a segment of its own), modelled.
@@ -149,8 +190,14 @@ TEST_CASE("a view that fell behind is caught up from the puts its runs miss, als
   const KeyspaceCounters& c = mem.region().counters();
   const uint64_t rebuilds = c.rebuilds.load(), catch_ups = c.catch_ups.load(), lost = c.lost.load();
 
-  RunFileGate gate(env);
-  const int b = PutUntilHeldThenOverflow(db, &model, gate, 100);
+  // The view is lost first while the thread is in a checkpoint past the
+  // gate's point, so that a catch-up (pinning every segment) runs before the
+  // gate holds the thread: the gate must let it end.
+  LossDuringCheckpoint park(env, c);
+  int b = 0;
+  PutUntil(db, &model, &b, [&] { return park.parked() > 0; });
+  CheckpointGate gate(env);
+  PutUntilHeldThenOverflow(db, &model, gate, 100, &b);
   REQUIRE(c.lost.load() > lost);
   // Meanwhile: overwrites, deletes, and a compaction that moves records of
   // both the old and the lost puts into new segments.
@@ -164,7 +211,9 @@ TEST_CASE("a view that fell behind is caught up from the puts its runs miss, als
   co.pick_all = true;
   co.rate_bytes_per_sec = 0;
   Compactor compactor(db.writer(), co);
-  REQUIRE(compactor.RunOnce().ok());
+  PassReport report;
+  REQUIRE(compactor.RunOnce(&report).ok());
+  REQUIRE(report.view_pinned == 0);  // the view is behind, and no catch-up runs yet
   REQUIRE(compactor.stats().records_moved > 0);
   REQUIRE(gate.held() >= 1);
   gate.Release();
@@ -225,8 +274,9 @@ TEST_CASE("a catch-up after a loss reads large-value and rotated segments, and s
   REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
   const KeyspaceCounters& c = mem.region().counters();
   const uint64_t lost = c.lost.load(), catch_ups = c.catch_ups.load();
-  RunFileGate gate(env);
-  PutUntilHeldThenOverflow(db, &model, gate, 40);
+  CheckpointGate gate(env);
+  int b = 0;
+  PutUntilHeldThenOverflow(db, &model, gate, 40, &b);
   REQUIRE(c.lost.load() > lost);
   // Missed by the view: values on both sides of the segment size (in the
   // active segment, and in segments of their own), and enough small puts
