@@ -148,13 +148,20 @@ TEST_CASE("a writer faster than the tail flushes is held back and the view is ne
   REQUIRE(db.Open().ok());
   REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
   REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
-  // Every run file the keyspace thread makes takes 20 ms: 32 puts are far quicker.
-  env.SetCreateHook([](const std::string& path) {
-    if (IsKeysPath(path)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Every file the keyspace thread makes under keys/ takes 20 ms, and the
+  // first one is held until the writer has waited for a flush: the writer
+  // outruns the thread however slow its own puts are (an fdatasync on a
+  // loaded disk can take longer than a flush).
+  const KeyspaceCounters& c = mem.region().counters();
+  env.SetCreateHook([&c, first = std::make_shared<std::atomic<bool>>(true)](const std::string& path) {
+    if (!IsKeysPath(path)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!first->exchange(false)) return;
+    for (int i = 0; i < 30000 && c.writer_waits.load() == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
   });
   std::map<std::string, ModelValue> model;
   for (int i = 0; i < 300; ++i) PutModelled(db, &model, "k" + std::to_string(i * 7919 % 1000), 1 + i % 50, 1);
-  const KeyspaceCounters& c = mem.region().counters();
   CHECK(c.lost.load() == 0);
   CHECK(c.writer_waits.load() > 0);
   env.SetCreateHook({});
