@@ -12,6 +12,8 @@ held, and the kernel's TCP memory. kingx's ratio is compared with nginx's from t
 
   bench/abuse.py                                   every case, kingx (event) and nginx
   bench/abuse.py --cases slow-read,slowloris --servers kingx,kingx-threads,nginx --duration 10
+  bench/abuse.py --cases fd-exhaustion --servers kingx,old,nginx --kingx-alt old=OLD/kingx
+                                                   another kingx binary (event model) beside this one
 
 Cases: slowloris, slow-body (slowhttptest -B: bodies trickled), big-bodies (3,000 uploads that
 each send 1 MiB but one byte, as fast as the server takes them: nginx buffers them to disk, kingx
@@ -91,7 +93,7 @@ class Server:
         self.proc.stop()
 
 
-def kingx_server(kingx, workdir, workers, model, extra, nofile=None):
+def kingx_server(kingx, workdir, workers, model, extra, nofile=None, name=None):
     port = procs.free_port()
     data = os.path.join(workdir, "data")
     os.makedirs(data, exist_ok=True)
@@ -105,7 +107,7 @@ def kingx_server(kingx, workdir, workers, model, extra, nofile=None):
         status, _ = procs.http_request(port, "PUT", f"/v1/kv/{key}", body=value, timeout_s=30)
         if status not in (201, 204):
             raise RuntimeError(f"kingx PUT {key}: {status}")
-    name = "kingx" if model == "event" else "kingx-threads"
+    name = name or ("kingx" if model == "event" else "kingx-threads")
     return Server(name, p, port, "/v1/kv/small", "/v1/kv/big", "/v1/kv/big-z", "/v1/kv/slow-body", "/v1/kv/body",
                   workdir)
 
@@ -256,6 +258,8 @@ def run_case(case, name, args, root):
     nofile = FD_LIMIT if case == "fd-exhaustion" else None
     if name == "nginx":
         server = nginx_server(workdir, args.workers, nofile)
+    elif name in args.kingx_alt:
+        server = kingx_server(args.kingx_alt[name], workdir, args.workers, "event", args.kingx_args, nofile, name)
     else:
         model = "event" if name == "kingx" else "threads"
         server = kingx_server(args.kingx, workdir, args.workers, model, args.kingx_args, nofile)
@@ -288,6 +292,10 @@ def run_case(case, name, args, root):
             row["budget_kib"] = kingx_budget_kib(args.kingx_args)
             row["within_budget"] = row["max_worker_anon_kib"] <= row["budget_kib"]
         row["loadavg_after"] = os.getloadavg()[0]
+        if row["base_errors"]:
+            # An error answer (a 403 nginx gives for a file its workers cannot read, say) is
+            # cheaper than the value: such a baseline measures something else.
+            log(f"{case} {name}: {row['base_errors']} errors (non-2xx or socket) in the measurement alone")
     finally:
         for p in abuse:
             row["abuse_cpu_cores"] = round(proc_cpu_s(p.pid) / max(1, args.settle + args.duration), 2)
@@ -316,10 +324,11 @@ def summary(rows, args, started):
              f"connections; garbage: 64 flooding connections; fd-exhaustion: server limited to {FD_LIMIT} "
              f"descriptors, {FD_LIMIT * args.workers + 1000} connections held). {args.workers} worker(s) each. "
              f"Machine: {os.cpu_count()} CPUs; load average in the table.", "",
-             "| case | server | alone req/s | under abuse req/s | ratio | p99 alone → abuse (ms) | new clients req/s | "
+             "| case | server | alone req/s | under abuse req/s | ratio | wrk errors alone / abuse | "
+             "p99 alone → abuse (ms) | new clients req/s | "
              "worker anon max (MiB) | within budget | worker RSS max (MiB) | conns held | TCP mem (MiB) | "
              "abuser CPU (cores) | load | ratio vs nginx |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_case = {}
     for r in rows:
         by_case.setdefault(r["case"], {})[r["server"]] = r
@@ -333,6 +342,7 @@ def summary(rows, args, started):
             if name != "nginx" and ng and ng.get("ratio") and r.get("ratio") is not None:
                 vs = f"{r['abuse_rps'] / ng['abuse_rps']:.2f}× nginx" if ng["abuse_rps"] else "nginx served 0"
             lines.append(f"| {case} | {name} | {r['base_rps']:.0f} | {r['abuse_rps']:.0f} | {r['ratio']} | "
+                         f"{r['base_errors']} / {r['abuse_errors']} | "
                          f"{r['base_p99_ms']} → {r['abuse_p99_ms']} | {r.get('new_client_rps', 0):.0f} | "
                          f"{r['max_worker_anon_kib'] / 1024:.1f} | "
                          f"{'' if 'budget_kib' not in r else ('yes' if r['within_budget'] else 'NO')} "
@@ -355,6 +365,8 @@ def main(argv):
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--kingx-arg", action="append", default=[], dest="kingx_args",
                     help="extra kingx flag (repeat), e.g. --kingx-arg=--send-lowat-bytes=0")
+    ap.add_argument("--kingx-alt", action="append", default=[], metavar="NAME=BIN",
+                    help="another kingx binary, run (event model) as server NAME: name it in --servers (repeat)")
     ap.add_argument("--name", default="")
     ap.add_argument("--out", default=None)
     ap.add_argument("--seed", type=int, default=1)
@@ -362,6 +374,19 @@ def main(argv):
     args = ap.parse_args(argv)
     args.argv = argv
     args.servers = [s for s in args.servers.split(",") if s]
+    alts = {}
+    for spec in args.kingx_alt:
+        alt_name, eq, alt_bin = spec.partition("=")
+        if not eq or not alt_name or not alt_bin or alt_name in ("kingx", "kingx-threads", "nginx"):
+            ap.error(f"--kingx-alt {spec}: expected NAME=BIN with a NAME other than kingx, kingx-threads, nginx")
+        if not os.access(alt_bin, os.X_OK):
+            print(f"abuse.py: no kingx binary at {alt_bin} (--kingx-alt {spec})", file=sys.stderr)
+            return 2
+        alts[alt_name] = alt_bin
+    args.kingx_alt = alts
+    for s in args.servers:
+        if s not in ("kingx", "kingx-threads", "nginx") and s not in alts:
+            ap.error(f"unknown server {s}; servers: kingx, kingx-threads, nginx and the names of --kingx-alt")
     args.cases = [c for c in args.cases.split(",") if c]
     for c in args.cases:
         if c not in CASES:
@@ -370,7 +395,7 @@ def main(argv):
         if shutil.which(tool) is None:
             print(f"abuse.py: {tool} is missing (bench/install-peers.sh installs the peers and tools)", file=sys.stderr)
             return 2
-    if any(s.startswith("kingx") for s in args.servers) and not os.access(args.kingx, os.X_OK):
+    if any(s in ("kingx", "kingx-threads") for s in args.servers) and not os.access(args.kingx, os.X_OK):
         print(f"abuse.py: no kingx binary at {args.kingx} (build it, or pass --kingx)", file=sys.stderr)
         return 2
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -383,6 +408,7 @@ def main(argv):
                                    (f"-{args.name}" if args.name else ""))
     os.makedirs(out, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="kingx-abuse-")
+    os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user when started by root
     rows = []
     try:
         for case in args.cases:
