@@ -45,7 +45,21 @@ inline void AppendFixed64(std::string* out, uint64_t v) {
 }
 
 // LEB128 varint: 7 bits a byte, low bits first, high bit set on every byte
-// but the last; at most 10 bytes for 64 bits.
+// but the last; at most kMaxVarint64Bytes for 64 bits.
+constexpr size_t kMaxVarint64Bytes = 10;
+
+// Writes v as a varint at dst (room for kMaxVarint64Bytes); returns the end.
+// The bytes AppendVarint64 appends, for encoders that gather an entry's
+// fields on the stack and append them at once.
+inline char* PutVarint64(char* dst, uint64_t v) {
+  while (v >= 0x80) {
+    *dst++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *dst++ = static_cast<char>(v);
+  return dst;
+}
+
 inline void AppendVarint64(std::string* out, uint64_t v) {
   while (v >= 0x80) {
     out->push_back(static_cast<char>((v & 0x7f) | 0x80));

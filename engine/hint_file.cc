@@ -32,16 +32,20 @@ Result<std::unique_ptr<HintWriter>> HintWriter::Create(Env& env, const std::stri
 
 // Entry: varint zigzag(seq - previous entry's seq), varint offset, varint
 // total bytes, varint key length, u8 type, key (FORMAT.md, "Hint files").
+// The fields before the key are encoded on the stack and appended at once:
+// this runs for every put a batch publishes.
 void HintWriter::Add(const HintEntry& e) {
-  const size_t before = buf_.size();
-  AppendVarint64(&buf_, ZigZag(static_cast<int64_t>(e.seq - last_seq_)));
-  AppendVarint64(&buf_, e.offset);
-  AppendVarint64(&buf_, e.total_bytes);
-  AppendVarint64(&buf_, e.key.size());
-  buf_.push_back(static_cast<char>(e.type));
+  char fields[4 * kMaxVarint64Bytes + 1];
+  char* p = PutVarint64(fields, ZigZag(static_cast<int64_t>(e.seq - last_seq_)));
+  p = PutVarint64(p, e.offset);
+  p = PutVarint64(p, e.total_bytes);
+  p = PutVarint64(p, e.key.size());
+  *p++ = static_cast<char>(e.type);
+  const auto fields_bytes = static_cast<size_t>(p - fields);
+  buf_.append(fields, fields_bytes);
   buf_.append(e.key);
   last_seq_ = e.seq;
-  entry_bytes_ += buf_.size() - before;
+  entry_bytes_ += fields_bytes + e.key.size();
   ++count_;
 }
 

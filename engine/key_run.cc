@@ -88,14 +88,10 @@ Status KeyRunBuilder::Add(const KeyEntry& e) {
     }
   }
   // The fields after the key, encoded on the stack and appended at once.
-  char fields[5 * 10];
+  char fields[5 * kMaxVarint64Bytes];
   char* p = fields;
   for (uint64_t v : {uint64_t{e.seq}, uint64_t{e.segment}, uint64_t{e.offset}, uint64_t{e.raw_len}, type_index}) {
-    while (v >= 0x80) {
-      *p++ = static_cast<char>(v | 0x80);
-      v >>= 7;
-    }
-    *p++ = static_cast<char>(v);
+    p = PutVarint64(p, v);
   }
   AppendVarint64(&buf_, e.key.size());
   buf_.append(e.key);
