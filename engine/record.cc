@@ -52,13 +52,17 @@ void EncodeRecord(uint64_t seq, RecordType type, Codec codec, std::string_view k
   assert(type == RecordType::kPut || (stored.empty() && raw_len == 0 && meta.empty()));
   // The body (key, meta, stored) is appended first and checksummed where it
   // lies, in one pass: no streaming state, which XXH3 keeps on the heap.
+  // One resize for the whole record (a group commit encodes one per op).
   const size_t start = out->size();
-  out->resize(start + kRecordHeaderBytes);
-  out->append(key);
-  out->append(meta);
-  out->append(stored);
-  const char* body = out->data() + start + kRecordHeaderBytes;
-  const uint64_t body_checksum = Checksum64(body, key.size() + meta.size() + stored.size());
+  const size_t body_bytes = key.size() + meta.size() + stored.size();
+  out->resize(start + kRecordHeaderBytes + body_bytes);
+  char* body = out->data() + start + kRecordHeaderBytes;
+  char* p = body;
+  for (std::string_view part : {key, meta, stored}) {
+    if (!part.empty()) std::memcpy(p, part.data(), part.size());
+    p += part.size();
+  }
+  const uint64_t body_checksum = Checksum64(body, body_bytes);
   EncodeRecordHeader(seq, type, codec, key.size(), meta.size(), stored.size(), raw_len, body_checksum,
                      out->data() + start);
 }
