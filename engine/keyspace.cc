@@ -204,6 +204,15 @@ Keyspace::~Keyspace() {
 
 void Keyspace::Add(const KeyEntry& e) {
   std::lock_guard lock(mu_);
+  AddLocked(e);
+}
+
+void Keyspace::Add(std::span<const KeyEntry> entries) {
+  std::lock_guard lock(mu_);
+  for (const KeyEntry& e : entries) AddLocked(e);
+}
+
+void Keyspace::AddLocked(const KeyEntry& e) {
   if (lost_) return;  // the rebuild that follows covers it
   if (region_.Append(e)) return;
   if (region_.Freeze() >= 0) {

@@ -93,6 +93,8 @@ class Keyspace {
   // The writer thread, under Writer::Impl::mu_, for each put about to be
   // published in the index. Never fails and never blocks on I/O.
   void Add(const KeyEntry& e);
+  // The same for the puts of one batch, in order, under one lock.
+  void Add(std::span<const KeyEntry> entries);
 
   // The writer thread, before it takes Writer::Impl::mu_ for a batch: while a
   // frozen tail waits for its flush and the active tail is at least half
@@ -127,6 +129,8 @@ class Keyspace {
   uint64_t NowMs() const;
 
   // ---- keyspace.cc ----
+  // Add's work, under mu_.
+  void AddLocked(const KeyEntry& e);
   Status PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* manifest_runs);
   bool ReadManifest(const std::string& dir, uint64_t* covered, uint64_t* next_id, uint64_t* secret,
                     std::vector<uint64_t>* runs) const;

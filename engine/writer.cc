@@ -76,11 +76,13 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
   KINGX_KILL_POINT("append.before_publish");
   if (w.keyspace_) {
     // Into the sorted view before the index: a key a reader can see is listable.
+    std::vector<KeyEntry>& puts = w.keyspace_batch_;
+    puts.clear();
     for (const PendingRecord& p : pending) {
       if (p.type != RecordType::kPut) continue;
-      w.keyspace_->Add(KeyEntry{p.key, p.seq, LocationSegment(p.loc), LocationOffset(p.loc), p.raw_len,
-                                p.content_type});
+      puts.push_back(KeyEntry{p.key, p.seq, LocationSegment(p.loc), LocationOffset(p.loc), p.raw_len, p.content_type});
     }
+    w.keyspace_->Add(puts);
   }
   // Each index update is visible on its own (readers never wait for a
   // batch): every op of the batch is in flight until all are answered below.

@@ -374,6 +374,8 @@ struct Writer::Impl {
   std::map<uint32_t, uint64_t> recovered_max_seq_;
   // Null until StartKeyspace. Add is called under mu_ before each put is published.
   std::unique_ptr<Keyspace> keyspace_;
+  // PublishWritten's entries for keyspace_->Add, reused from batch to batch.
+  std::vector<KeyEntry> keyspace_batch_;
 };
 
 // ---- group commit steps (writer.cc), caller holds mu_ ----
