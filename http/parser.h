@@ -78,7 +78,12 @@ class Parser {
   static void GiveBack(std::unique_ptr<Parser> parser);
   // Spare parsers kept for the calling thread now.
   static size_t Spares();
-  static constexpr size_t kSpareParsers = 32;
+  // The bound is a group commit's answers, not a handful: durable writes
+  // are answered all at once when their fdatasync returns (tens to a few
+  // hundred connections), and each gives its parser back as it goes idle,
+  // just before its client's next request takes one again. (A thread holds
+  // that many only after that many of its requests were in progress at once.)
+  static constexpr size_t kSpareParsers = 256;
 
   // Parses `data` up to and including the next event. Bytes not consumed
   // must be passed again (followed by new ones) on the next call.

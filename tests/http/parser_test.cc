@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -312,6 +313,34 @@ TEST_CASE("a spare parser serves the next request exactly as a new one, whatever
       CHECK(Outcome(*again, input) == Outcome(fresh, input));
     }
   }
+}
+
+TEST_CASE("a thread keeps the parsers of a whole group commit's answers for its clients' next requests",
+          "[http][parser][memory]") {
+  // A group commit answers its writes at once: each connection gives its
+  // parser back, then its client's next request takes one. With too few
+  // spares kept, every answer past the bound freed its parser and the next
+  // request allocated a new one.
+  Limits limits;
+  constexpr size_t kAnswers = 200;
+  const size_t before = Parser::Spares();
+  std::vector<std::unique_ptr<Parser>> busy;
+  std::set<const Parser*> used;
+  for (size_t i = 0; i < kAnswers; ++i) {
+    busy.push_back(Parser::Take(limits));
+    used.insert(busy.back().get());
+    REQUIRE(RunAll(*busy.back(), "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx").back().kind ==
+            E::kMessageEnd);
+  }
+  for (auto& p : busy) Parser::GiveBack(std::move(p));
+  CHECK(Parser::Spares() >= std::min(before + kAnswers, Parser::kSpareParsers));
+  CHECK(Parser::Spares() >= kAnswers);
+  // The next requests take those same parsers back: none is new.
+  for (size_t i = 0; i < kAnswers; ++i) {
+    busy[i] = Parser::Take(limits);
+    CHECK(used.count(busy[i].get()) == 1);
+  }
+  for (auto& p : busy) Parser::GiveBack(std::move(p));
 }
 
 // What the parser makes of `input` fed in pieces of at most `piece` bytes
