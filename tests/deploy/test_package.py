@@ -156,13 +156,18 @@ def test_contents_binaries_unit_configuration_man_pages_examples():
 
 
 def test_packaged_binaries_carry_no_crash_points():
-    # The engine reads its armed crash point from this variable (engine/kill_point.cc);
-    # a binary built with crash points carries the name, one built without never links it.
+    # The engine reads its armed crash and fail points from these variables (engine/kill_point.cc,
+    # through getenv); a binary built with them carries the names, one built without never links them.
+    names = ("KINGX_KILL_POINT", "KINGX_FAIL_POINT")
     with open(os.path.join(REPO, "engine", "kill_point.cc")) as f:
-        check('getenv("KINGX_KILL_POINT")' in f.read(), "engine/kill_point.cc no longer reads KINGX_KILL_POINT")
+        source = f.read()
+    for name in names:
+        check(f'"{name}"' in source and "std::getenv(" in source, f"engine/kill_point.cc no longer reads {name}")
     for binary in ("usr/bin/kingx", "usr/bin/kingx-tool"):
         with open(os.path.join(ROOT, binary), "rb") as f:
-            check(b"KINGX_KILL_POINT" not in f.read(), f"{binary} was built with crash points")
+            data = f.read()
+        for name in names:
+            check(name.encode() not in data, f"{binary} was built with crash points ({name} in it)")
 
 
 def test_kingx_version_matches_the_package():
