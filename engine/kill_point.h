@@ -29,8 +29,9 @@
 //
 // Armed by KINGX_FAIL_POINT="[process/]name[@path_part][:N[+]]": the Nth hit
 // of `name` on a file whose path contains path_part (or, when path_part ends
-// in "$", ends in what precedes it), in a process named `process`, fails (N defaults to 1); with "+", every hit from the Nth on does
-// (a persistent fault). Only matching hits count. Read once per process, so
+// in "$", ends in what precedes it), in a process named `process`, fails (N
+// defaults to 1); with "+", every hit from the Nth on does (a persistent
+// fault). Only matching hits count. Read once per process, so
 // each process (a respawned writer too) counts its own hits; the process
 // name is what the process gave SetFailPointProcess (the kingx binary: its
 // process title, "kingx-writer", "kingx-worker"; a process that gave none
