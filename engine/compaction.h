@@ -323,13 +323,19 @@ class CompactionThread {
   uint64_t passes() const { return passes_.load(std::memory_order_relaxed); }
   // Passes that deleted or wrote a segment.
   uint64_t progress_passes() const { return progress_passes_.load(std::memory_order_relaxed); }
-  // PassKind::kCatchUp passes run, and those of them that deleted or wrote a segment.
-  uint64_t catch_up_passes() const { return catch_up_passes_.load(std::memory_order_relaxed); }
-  uint64_t catch_up_progress_passes() const { return catch_up_progress_.load(std::memory_order_relaxed); }
-  // PassKind::kCatchUp passes that neither deleted nor wrote a segment and
-  // left segments for the key view's pin (PassReport::view_pinned): a pass
-  // after the pin can make progress.
-  uint64_t catch_up_view_pinned_passes() const { return catch_up_view_pinned_.load(std::memory_order_relaxed); }
+  // The PassKind::kCatchUp passes' counters, read as one snapshot: a pass's
+  // counts appear together (they are updated and read under the thread's
+  // lock), so that a reader comparing two snapshots never sees a pass's
+  // progress without the pass.
+  struct CatchUpCounts {
+    uint64_t passes = 0;    // catch-up passes run
+    uint64_t progress = 0;  // of them, those that deleted or wrote a segment
+    // Of them, those that neither deleted nor wrote a segment and left
+    // segments for the key view's pin (PassReport::view_pinned): a pass
+    // after the pin can make progress.
+    uint64_t view_pinned = 0;
+  };
+  CatchUpCounts catch_up_counts() const;
   // Fruitless passes in a row (0 when not backing off).
   uint32_t fruitless() const { return fruitless_.load(std::memory_order_relaxed); }
   // Waits until passes() is above seen, at most timeout_ms. Returns passes().
@@ -340,7 +346,7 @@ class CompactionThread {
   Compactor& compactor_;
   const uint32_t interval_ms_;
   const CompactionBackoff backoff_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
   bool triggered_ = false;
@@ -351,9 +357,7 @@ class CompactionThread {
   std::thread thread_;
   std::atomic<uint64_t> passes_{0};
   std::atomic<uint64_t> progress_passes_{0};
-  std::atomic<uint64_t> catch_up_passes_{0};
-  std::atomic<uint64_t> catch_up_progress_{0};
-  std::atomic<uint64_t> catch_up_view_pinned_{0};
+  CatchUpCounts catch_up_counts_;  // guarded by mu_
 };
 
 }  // namespace kingx::engine

@@ -56,6 +56,11 @@ void CompactionThread::TriggerCatchUp(uint64_t target_reclaimable_bytes) {
   cv_.notify_all();
 }
 
+CompactionThread::CatchUpCounts CompactionThread::catch_up_counts() const {
+  std::lock_guard lock(mu_);
+  return catch_up_counts_;
+}
+
 uint64_t CompactionThread::WaitForPass(uint64_t seen, uint32_t timeout_ms) {
   std::unique_lock lock(mu_);
   pass_done_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
@@ -90,11 +95,12 @@ void CompactionThread::Loop() {
     if (kind == PassKind::kCatchUp) compactor_.Hurry(false);
     const bool progress = report.outputs > 0 || report.deleted > 0;
     if (progress) progress_passes_.fetch_add(1, std::memory_order_relaxed);
-    if (kind == PassKind::kCatchUp && progress) catch_up_progress_.fetch_add(1, std::memory_order_relaxed);
-    if (kind == PassKind::kCatchUp && !progress && report.view_pinned > 0)
-      catch_up_view_pinned_.fetch_add(1, std::memory_order_relaxed);
-    if (kind == PassKind::kCatchUp) catch_up_passes_.fetch_add(1, std::memory_order_relaxed);
     lock.lock();
+    if (kind == PassKind::kCatchUp) {
+      ++catch_up_counts_.passes;
+      if (progress) ++catch_up_counts_.progress;
+      if (!progress && report.view_pinned > 0) ++catch_up_counts_.view_pinned;
+    }
     passes_.fetch_add(1, std::memory_order_relaxed);
     pass_done_.notify_all();
     const auto done = Clock::now();

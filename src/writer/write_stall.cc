@@ -81,8 +81,8 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
       next_ = Next::kWhole;
       return false;
     }
-    const uint64_t passes = thread_.catch_up_passes(), progress = thread_.catch_up_progress_passes();
-    const uint64_t view_pinned = thread_.catch_up_view_pinned_passes();
+    const engine::CompactionThread::CatchUpCounts seen = thread_.catch_up_counts();
+    const uint64_t passes = seen.passes, progress = seen.progress, view_pinned = seen.view_pinned;
     if (retry_catch_up_) {
       // One hold slice after a pass the key view's pin kept from progress.
       retry_catch_up_ = false;
@@ -256,9 +256,10 @@ void WriteStall::Begin(Clock::time_point now, const Backlog& b, uint64_t target_
     batch_held_ = true;
     since_ = now;
   }
-  seen_catch_up_ = thread_.catch_up_passes();
-  seen_catch_up_progress_ = thread_.catch_up_progress_passes();
-  seen_catch_up_view_pinned_ = thread_.catch_up_view_pinned_passes();
+  const engine::CompactionThread::CatchUpCounts seen = thread_.catch_up_counts();
+  seen_catch_up_ = seen.passes;
+  seen_catch_up_progress_ = seen.progress;
+  seen_catch_up_view_pinned_ = seen.view_pinned;
   retry_catch_up_ = false;
   thread_.TriggerCatchUp(target_);
   shm_.writer_metrics().compaction_stalls.fetch_add(1, std::memory_order_relaxed);

@@ -573,8 +573,8 @@ TEST_CASE("a catch-up pass reclaims what a normal pass leaves: segments under th
   t.TriggerCatchUp();
   for (int i = 0; i < 1000 && t.passes() == seen; ++i) t.WaitForPass(seen, 10);
   REQUIRE(t.passes() == seen + 1);
-  REQUIRE(t.catch_up_passes() == 1);
-  REQUIRE(t.catch_up_progress_passes() == 1);
+  REQUIRE(t.catch_up_counts().passes == 1);
+  REQUIRE(t.catch_up_counts().progress == 1);
   t.Stop();
   const WriterStats after = db.writer().Stats();
   INFO("dead bytes before " << dead_before << ", after " << after.dead_bytes);

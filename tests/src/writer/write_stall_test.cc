@@ -160,10 +160,11 @@ TEST_CASE("a write stall waits out the key view's pin instead of letting writes 
   REQUIRE(stall.Hold());
   REQUIRE(f.Stalls() == 1);
   // Each Hold waits at most one slice (10 ms) for a pass: bounded loops.
-  for (int i = 0; i < 1000 && f.thread->catch_up_passes() < 2; ++i) REQUIRE(stall.Hold());
+  for (int i = 0; i < 1000 && f.thread->catch_up_counts().passes < 2; ++i) REQUIRE(stall.Hold());
   // Passes ran during the pin, found only pinned segments, and the stall held on.
-  REQUIRE(f.thread->catch_up_passes() >= 2);
-  REQUIRE(f.thread->catch_up_view_pinned_passes() == f.thread->catch_up_passes());
+  const engine::CompactionThread::CatchUpCounts during_pin = f.thread->catch_up_counts();
+  REQUIRE(during_pin.passes >= 2);
+  REQUIRE(during_pin.view_pinned == during_pin.passes);
   REQUIRE(f.thread->progress_passes() == 0);
   REQUIRE(stall.Hold());
   // The pin ends: the next catch-up pass reclaims, and the stall ends released, with no other stall.
@@ -173,9 +174,9 @@ TEST_CASE("a write stall waits out the key view's pin instead of letting writes 
   REQUIRE_FALSE(held);
   // The stall ends as soon as the pass's deletions show in the counters,
   // which can be before the pass itself is counted: wait for its end.
-  for (int i = 0; i < 1000 && f.thread->catch_up_progress_passes() == 0; ++i)
+  for (int i = 0; i < 1000 && f.thread->catch_up_counts().progress == 0; ++i)
     f.thread->WaitForPass(f.thread->passes(), 10);
-  REQUIRE(f.thread->catch_up_progress_passes() >= 1);
+  REQUIRE(f.thread->catch_up_counts().progress >= 1);
   const engine::IndexCounters& c = f.shm->index().counters();
   REQUIRE(c.dead_bytes.load() <= engine::WriteStallBoundsFor(c.live_bytes.load(), kWriteStallFloorBytes).end_bytes);
   REQUIRE(f.Stalls() == 1);
@@ -194,8 +195,8 @@ TEST_CASE("a write stall ends at once when an online backup's cut keeps compacti
   bool held = true;
   for (int i = 0; i < 1000 && held; ++i) held = stall.Hold();
   REQUIRE_FALSE(held);
-  REQUIRE(f.thread->catch_up_passes() == 1);
-  REQUIRE(f.thread->catch_up_view_pinned_passes() == 0);
+  REQUIRE(f.thread->catch_up_counts().passes == 1);
+  REQUIRE(f.thread->catch_up_counts().view_pinned == 0);
   REQUIRE(f.thread->progress_passes() == 0);
   // Disarmed until a pass makes progress: the next batch goes through.
   REQUIRE_FALSE(stall.Hold());
@@ -407,7 +408,7 @@ struct PinnedStall : SplitFixture {
     HoldUntilThrough(*stall);
     REQUIRE(HoldBatch(ops) == 0);
     HoldUntilThrough(*stall);
-    REQUIRE(thread->catch_up_passes() >= 1);
+    REQUIRE(thread->catch_up_counts().passes >= 1);
     REQUIRE(thread->progress_passes() == 0);
   }
   ~PinnedStall() { writer->UnpinSegmentIds(cut); }
