@@ -6,8 +6,13 @@
 #include <algorithm>
 #include <memory>
 
+#include "engine/mapping_guard.h"
+
 namespace kingx::engine {
 namespace {
+
+// stored lies in a segment mapping whose page the kernel could not fill.
+Status UnreadableError() { return Status::IOError("a page of the stored value could not be read (SIGBUS)"); }
 
 struct CCtxDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
@@ -96,7 +101,11 @@ Status DecodeValue(Codec codec, std::string_view stored, uint64_t raw_len, uint6
   if (raw_len > max_value_bytes) return Status::Corruption("value claims more bytes than the maximum value size");
   if (codec == Codec::kRaw) {
     if (stored.size() != raw_len) return Status::Corruption("raw value size differs from its recorded size");
-    out->assign(stored);
+    out->resize(raw_len);
+    if (!GuardedCopy(out->data(), stored.data(), stored.size())) {
+      out->clear();
+      return UnreadableError();
+    }
     return Status::OK();
   }
   if (codec != Codec::kZstd) return Status::Corruption("unknown codec");
@@ -110,7 +119,12 @@ Status DecodeValue(Codec codec, std::string_view stored, uint64_t raw_len, uint6
     if (raw_len == 0) return Status::OK();
     return Status::Corruption("empty zstd value with a non-zero size");
   }
-  size_t n = ZSTD_decompressDCtx(ctx, out->data(), raw_len, stored.data(), stored.size());
+  size_t n = 0;
+  auto decode = [&] { n = ZSTD_decompressDCtx(ctx, out->data(), raw_len, stored.data(), stored.size()); };
+  if (!GuardMappedRead(stored.data(), stored.size(), decode)) {
+    out->clear();
+    return UnreadableError();
+  }
   if (ZSTD_isError(n)) {
     out->clear();
     return Status::Corruption(std::string("zstd: ") + ZSTD_getErrorName(n));
@@ -148,6 +162,11 @@ Status ValueDecoder::Fail(std::string_view why) {
   return failed_;
 }
 
+Status ValueDecoder::Unreadable() {
+  failed_ = UnreadableError();
+  return failed_;
+}
+
 Status ValueDecoder::Next(size_t max_bytes, std::string* buf, std::string_view* piece) {
   *piece = {};
   if (!failed_.ok()) return failed_;
@@ -179,9 +198,14 @@ Status ValueDecoder::NextZstd(size_t max_bytes, std::string* buf, std::string_vi
       }
       const char* src = stored_.data() + consumed_;
       const size_t avail = stored_.size() - consumed_;
-      const size_t csize = ZSTD_findFrameCompressedSize(src, avail);
+      size_t csize = 0;
+      unsigned long long fsize = 0;
+      auto sizes = [&] {
+        csize = ZSTD_findFrameCompressedSize(src, avail);
+        fsize = ZSTD_getFrameContentSize(src, avail);
+      };
+      if (!GuardMappedRead(src, avail, sizes)) return Unreadable();
       if (ZSTD_isError(csize)) return Fail(std::string("zstd: ") + ZSTD_getErrorName(csize));
-      const unsigned long long fsize = ZSTD_getFrameContentSize(src, avail);
       if (fsize == ZSTD_CONTENTSIZE_ERROR) return Fail("zstd: malformed frame header");
       if (fsize != ZSTD_CONTENTSIZE_UNKNOWN && fsize <= max_bytes) {
         if (fsize > left) return Fail("zstd value decodes to more bytes than recorded");
@@ -189,7 +213,9 @@ Status ValueDecoder::NextZstd(size_t max_bytes, std::string* buf, std::string_vi
         if (buf->size() < out_pos + fsize) buf->resize(std::min<uint64_t>(max_bytes, out_pos + left));
         ZSTD_DCtx* ctx = ThreadDCtx();
         if (ctx == nullptr) return Fail("zstd: cannot allocate a decompression context");
-        const size_t n = ZSTD_decompressDCtx(ctx, buf->data() + out_pos, static_cast<size_t>(fsize), src, csize);
+        size_t n = 0;
+        auto decode = [&] { n = ZSTD_decompressDCtx(ctx, buf->data() + out_pos, static_cast<size_t>(fsize), src, csize); };
+        if (!GuardMappedRead(src, csize, decode)) return Unreadable();
         if (ZSTD_isError(n)) return Fail(std::string("zstd: ") + ZSTD_getErrorName(n));
         if (n != fsize) return Fail("zstd frame decoded to a different size than its header says");
         consumed_ += csize;
@@ -215,7 +241,9 @@ Status ValueDecoder::NextZstd(size_t max_bytes, std::string* buf, std::string_vi
     ZSTD_outBuffer out{buf->data(), cap, 0};
     bool frame_done = false;
     for (;;) {
-      const size_t r = ZSTD_decompressStream(stream_->ds, &out, &in);
+      size_t r = 0;
+      auto decode = [&] { r = ZSTD_decompressStream(stream_->ds, &out, &in); };
+      if (!GuardMappedRead(stored_.data(), frame_end_, decode)) return Unreadable();
       if (ZSTD_isError(r)) return Fail(std::string("zstd: ") + ZSTD_getErrorName(r));
       if (r == 0) {
         frame_done = true;

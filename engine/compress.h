@@ -53,7 +53,8 @@ uint64_t MaxStoredBytes(Codec codec, uint64_t raw_len);
 // Decodes stored into exactly raw_len bytes in *out (resized). kCorruption
 // when the frames are malformed, hold more or fewer than raw_len bytes, or
 // raw_len > max_value_bytes (checked before allocating); for kRaw, when
-// stored.size() != raw_len.
+// stored.size() != raw_len. stored is read under MappingGuard: kIOError when
+// a page of it cannot be read (it lies in a segment mapping).
 Status DecodeValue(Codec codec, std::string_view stored, uint64_t raw_len, uint64_t max_value_bytes,
                    std::string* out);
 
@@ -70,7 +71,8 @@ Status DecodeValue(Codec codec, std::string_view stored, uint64_t raw_len, uint6
 // (up to 1 MiB for what older versions wrote) until the decoder is destroyed
 // (see ContextBytes). The same checks as DecodeValue apply: malformed frames,
 // or a total other than raw_len, are kCorruption, found at the piece where
-// they show.
+// they show. A page of `stored` that cannot be read (a segment mapping; read
+// under MappingGuard) is kIOError, and the decoder is then done with it.
 //
 // Thread-safety: one thread at a time; may move between threads between calls.
 class ValueDecoder {
@@ -101,6 +103,7 @@ class ValueDecoder {
  private:
   struct Stream;
   Status Fail(std::string_view why);
+  Status Unreadable();
   Status NextZstd(size_t max_bytes, std::string* buf, std::string_view* piece);
 
   const Codec codec_;

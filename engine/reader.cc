@@ -9,6 +9,7 @@
 
 #include "engine/compress.h"
 #include "engine/index.h"
+#include "engine/mapping_guard.h"
 #include "engine/segment_cache.h"
 
 namespace kingx::engine {
@@ -30,7 +31,12 @@ struct Reader::Impl {
       : options(options),
         limits{options.max_key_bytes, options.max_value_bytes},
         index(index),
-        cache(env, std::move(dir), options.segment_bytes, options.max_open_segments) {}
+        cache(env, std::move(dir), options.segment_bytes, options.max_open_segments) {
+    cache.SetFaultReporter([this](uint32_t id) {
+      Report("read: a page of segment " + std::to_string(id) +
+             " could not be read (SIGBUS); its reads fail until it is replaced or remapped");
+    });
+  }
 
   const Options options;
   const RecordLimits limits;
@@ -53,6 +59,14 @@ struct Reader::Impl {
     }
     const uint64_t skipped = unreported.exchange(0, std::memory_order_relaxed);
     sink(skipped == 0 ? line : line + " (and " + std::to_string(skipped) + " more since the last report)");
+  }
+
+  // A read of the mapping `holder` keeps alive faulted: marks it (the
+  // cache reports the first fault) and counts the failure.
+  Status Faulted(const std::shared_ptr<const void>& holder) {
+    const uint32_t id = cache.MarkFaulted(holder);
+    index.counters().read_failures.fetch_add(1, std::memory_order_relaxed);
+    return SegmentCache::FaultedError(id);
   }
 
   Result<Value> Lookup(std::string_view key, ReadMode mode, Location* vanished, const KeyProbe* hint);
@@ -101,15 +115,24 @@ Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location
       counters.read_failures.fetch_add(1, std::memory_order_relaxed);
       return ref.status();
     }
-    if (ref->key != key) {
+    // The record's key and body are read under the guard: a page that
+    // cannot be read answers kIOError, never a crash (segment_cache.h).
+    bool ours = false;
+    bool body_ok = false;
+    auto check = [&] {
+      ours = ref->key == key;
+      if (ours || hint == nullptr) body_ok = RecordBodyMatches(ref->record, ref->header);
+    };
+    if (!GuardMappedRead(ref->record, ref->header.total_bytes(), check)) return r.Faulted(ref->holder);
+    if (!ours) {
       if (hint != nullptr) return Lookup(key, mode, vanished, nullptr);
       // A clean mismatch only when the body (which holds the key) checks
       // out: a damaged key byte must not turn the key's record into another's.
-      if (!VerifyRecordBody(ref->record, ref->header).ok()) corrupt = true;
+      if (!body_ok) corrupt = true;
       continue;
     }
     // Ours. Verify the body before trusting meta or value.
-    if (!VerifyRecordBody(ref->record, ref->header).ok()) {
+    if (!body_ok) {
       counters.corruptions.fetch_add(1, std::memory_order_relaxed);
       r.Report("read: a value failed its checksum (segment " + std::to_string(LocationSegment(loc)) +
                " offset " + std::to_string(LocationOffset(loc)) + "); answered as damaged");
@@ -203,6 +226,8 @@ void Reader::PrefetchRecord(std::string_view key, KeyProbe* hint) {
     return;
   }
 }
+
+void Reader::ReportReadFault(const Value& v) { (void)impl_->Faulted(v.holder); }
 
 void Reader::DropStaleMappings() { impl_->cache.Revalidate(); }
 

@@ -63,7 +63,17 @@ class Reader {
   // corruptions); kIOError (a segment could not be read); kInvalidArgument
   // (empty or over-long key). A segment that could not be read (kIOError, or
   // kBusy for descriptors or mappings) is counted in the index's
-  // read_failures; the next Get tries to read it again.
+  // read_failures; the next Get tries to read it again. A page of a mapped
+  // segment that cannot be read (SIGBUS: a failing disk, a file truncated
+  // under the mapping) is kIOError too, counted and reported (at most a line
+  // a second): the record is read under MappingGuard, and its segment's
+  // mapping is marked so that later Gets of any key in it answer kIOError
+  // at once, without touching it, until the file is removed or replaced
+  // (compaction, a writer's recovery) or the mapping is evicted
+  // (engine/segment_cache.h). The bytes a Value views were verified under
+  // the guard; a caller that reads them again later (decoding a stored
+  // value: ValueDecoder reads under the guard too) reports a fault with
+  // ReportReadFault.
   // Never answers kNotFound or an older value for a key whose newest record
   // cannot be read.
   Result<Value> Get(std::string_view key, ReadMode mode = ReadMode::kFull);
@@ -89,6 +99,13 @@ class Reader {
   void PrefetchRecord(std::string_view key);
   void PrefetchIndex(std::string_view key, KeyProbe* hint);
   void PrefetchRecord(std::string_view key, KeyProbe* hint);
+
+  // A read of v's bytes after Get found a page that could not be read (a
+  // ValueDecoder of v.stored answered kIOError): marks v's segment mapping
+  // as Get does, counts the failure in read_failures and reports it. v from
+  // Get with ReadMode::kStored or kMetadata (its holder is the mapping). Any
+  // thread.
+  void ReportReadFault(const Value& v);
 
   // Drops cached mappings of segments whose files are gone or were replaced
   // (also done by Get when the index's segment epoch changes), so that the

@@ -120,10 +120,12 @@ Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& l
   return Status::OK();
 }
 
+bool RecordBodyMatches(const char* p, const RecordHeader& h) {
+  return Checksum64(p + kRecordHeaderBytes, h.total_bytes() - kRecordHeaderBytes) == h.body_checksum;
+}
+
 Status VerifyRecordBody(const char* p, const RecordHeader& h) {
-  const uint64_t body_len = h.total_bytes() - kRecordHeaderBytes;
-  if (Checksum64(p + kRecordHeaderBytes, body_len) != h.body_checksum)
-    return Status::Corruption("record body checksum mismatch");
+  if (!RecordBodyMatches(p, h)) return Status::Corruption("record body checksum mismatch");
   return Status::OK();
 }
 

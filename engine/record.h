@@ -94,6 +94,9 @@ RecordHeader ReadRecordHeaderUnchecked(const char* p);
 // Verifies the body checksum of the record at p whose header is h (p points at
 // the header; h.total_bytes() bytes must be readable). kCorruption on mismatch.
 Status VerifyRecordBody(const char* p, const RecordHeader& h);
+// The same check as a bool: no Status, nothing allocated, so that it may run
+// under MappingGuard (engine/mapping_guard.h).
+bool RecordBodyMatches(const char* p, const RecordHeader& h);
 
 // DecodeRecordHeader + VerifyRecordBody + the views.
 Result<RecordView> DecodeRecord(const char* p, size_t available, const RecordLimits& limits);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include "engine/mapping_guard.h"
+
 namespace kingx::engine {
 namespace {
 
@@ -19,6 +21,9 @@ size_t Bound(Env& env, size_t wanted) {
 
 struct SegmentCache::Mapping {
   std::unique_ptr<MappedFile> file;
+  uint32_t id = 0;
+  // Set once a read of its bytes raised SIGBUS: no byte of it is touched again.
+  std::atomic<bool> faulted{false};
   // Largest file size seen: bytes below it exist in the file (a segment only
   // grows, apart from the writer cutting a torn or failed tail that nothing
   // points to; a deleted file stays readable through its mapping).
@@ -70,6 +75,7 @@ Result<std::shared_ptr<SegmentCache::Mapping>> SegmentCache::MapSegment(uint32_t
   if (!mapped.ok()) return mapped.status();
   auto m = std::make_shared<Mapping>();
   m->file = std::move(mapped.value());
+  m->id = id;
   auto now = m->file->FileSize();
   if (!now.ok()) return now.status();
   m->known_size.store(now.value(), std::memory_order_relaxed);
@@ -106,6 +112,7 @@ Result<SegmentSpan> SegmentCache::Read(uint32_t id, uint64_t offset, uint64_t n)
       m = std::move(r.value());
     }
     m->referenced.store(true, std::memory_order_relaxed);
+    if (m->faulted.load(std::memory_order_relaxed)) return FaultedError(id);
     uint64_t known = m->known_size.load(std::memory_order_relaxed);
     if (end > known) {
       auto size = m->file->FileSize();
@@ -132,13 +139,19 @@ Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& lim
   auto head = Read(seg, off, kRecordHeaderBytes);
   if (!head.ok()) return head.status();
   RecordRef ref;
+  // The header is decoded from a copy taken under the guard.
+  char header[kRecordHeaderBytes];
+  if (!GuardedCopy(header, head->data, kRecordHeaderBytes)) {
+    MarkFaulted(head->holder);
+    return FaultedError(seg);
+  }
   // Parse with all readable bytes; if the record lies past what is known,
   // read again for its full length (refreshes the file size).
-  Status s = DecodeRecordHeader(head->data, head->available, limits, &ref.header);
+  Status s = DecodeRecordHeader(header, head->available, limits, &ref.header);
   if (!s.ok()) {
     // Distinguish "past the known end" from a bad header: decode against an
     // unbounded length, then ask for the full record.
-    s = DecodeRecordHeader(head->data, ~size_t{0} >> 1, limits, &ref.header);
+    s = DecodeRecordHeader(header, ~size_t{0} >> 1, limits, &ref.header);
     if (!s.ok()) return s;
     auto full = Read(seg, off, ref.header.total_bytes());
     if (!full.ok()) return full.status();
@@ -148,6 +161,17 @@ Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& lim
   ref.key = std::string_view(head->data + kRecordHeaderBytes, ref.header.key_len);
   ref.holder = std::move(head->holder);
   return ref;
+}
+
+uint32_t SegmentCache::MarkFaulted(const std::shared_ptr<const void>& holder) {
+  // Every holder this cache hands out is its Mapping.
+  auto* m = const_cast<Mapping*>(static_cast<const Mapping*>(holder.get()));
+  if (!m->faulted.exchange(true, std::memory_order_relaxed) && report_fault_) report_fault_(m->id);
+  return m->id;
+}
+
+Status SegmentCache::FaultedError(uint32_t id) {
+  return Status::IOError("segment " + std::to_string(id) + ": a page of its mapping could not be read (SIGBUS)");
 }
 
 void SegmentCache::Prefetch(Location loc, uint64_t bytes) const {

@@ -23,16 +23,28 @@
 // the Reader calls it whenever the index's segment epoch moved (the writer
 // bumps it after every deletion, before the id can be used again).
 //
+// A page that cannot be read: reading a mapped page the kernel cannot fill
+// (a failing disk, a file truncated under its mapping) raises SIGBUS.
+// ReadRecord reads the header under MappingGuard, and callers that read
+// further bytes of a span do the same and report a fault with MarkFaulted.
+// A faulted mapping stays cached and marked: every later Read of its
+// segment answers kIOError at once, without touching it, until the mapping
+// is dropped (Revalidate finds the file removed or replaced: compaction, a
+// writer's recovery; Forget; eviction under the bound). A new mapping of the
+// same file is read again, and marked again if it faults again.
+//
 // Errors: kNotFound when the segment file does not exist; kCorruption when a
 // read lies past its end or a record header fails its checks; kBusy when the
 // process is out of descriptors or mappings (EMFILE, ENFILE, ENOMEM: transient);
-// kIOError otherwise. A failed call leaves the cache as it was.
+// kIOError when the mapping faulted (now or before) and for other failures.
+// A failed call leaves the cache as it was (apart from a fault's mark).
 //
 // Thread-safety: every method is safe from any thread.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -75,6 +87,17 @@ class SegmentCache {
   // record readable. Errors as Read, plus kCorruption for a bad header.
   Result<RecordRef> ReadRecord(Location loc, const RecordLimits& limits);
 
+  // Marks the mapping that `holder` (a SegmentSpan's or RecordRef's of this
+  // cache) keeps alive as faulted: a read of its bytes raised SIGBUS. Later
+  // reads of its segment fail fast (see above); the fault reporter is told
+  // the first time. Returns the segment's id.
+  uint32_t MarkFaulted(const std::shared_ptr<const void>& holder);
+  // Called with the segment's id when a mapping is first marked faulted
+  // (from the faulting thread). Set before the cache is used.
+  void SetFaultReporter(std::function<void(uint32_t id)> report) { report_fault_ = std::move(report); }
+  // The kIOError a faulted read of segment id answers.
+  static Status FaultedError(uint32_t id);
+
   // Starts fetching up to `bytes` from loc into the CPU cache (prefetch
   // instructions, no wait) when that segment is mapped already and the bytes
   // lie below its known size; otherwise does nothing. No I/O, no error, no
@@ -110,6 +133,7 @@ class SegmentCache {
   std::vector<uint32_t> clock_;  // ids in the order they were mapped (may hold forgotten ones)
   size_t hand_ = 0;
   std::atomic<uint64_t> evictions_{0};
+  std::function<void(uint32_t id)> report_fault_;
 };
 
 }  // namespace kingx::engine

@@ -21,6 +21,7 @@
 #include "engine/compaction.h"
 #include "engine/compress.h"
 #include "engine/kill_point.h"
+#include "engine/mapping_guard.h"
 #include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/test_util.h"
 
@@ -639,4 +640,62 @@ TEST_CASE("a Get whose segment cannot be read answers the error, counts it, neve
   REQUIRE(ArmFailPoint(""));
   CHECK(counters.corruptions.load() == 0);
   CHECK(reader.Get("k").value().data == "two");
+}
+
+TEST_CASE("a Get of a record on pages cut under the reader's mapping answers an I/O error, counts it, and fails "
+          "fast after; other segments read on",
+          "[engine][reader][faults]") {
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 64 << 10;
+  o.compression_level = GENERATE(0, 1);
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string value = MakeValue("k", 1, 20000, true);
+  REQUIRE(db.Put("k", value).status.ok());
+  for (int i = 0; db.Put("fill" + std::to_string(i), MakeValue("fill", i, 3000, false)).status.ok() &&
+                  SegmentFiles(dir.path()).size() < 3;
+       ++i) {
+  }
+  REQUIRE(db.Put("later", "fine").status.ok());
+  IndexCounters& counters = db.index().counters();
+  // A reader of its own (a worker's), which maps k's segment whole.
+  Reader reader(PosixEnv(), dir.path(), o, db.index());
+  REQUIRE(reader.Get("k").value().data == value);
+  auto stored = reader.Get("k", ReadMode::kStored);
+  REQUIRE(stored.ok());
+  const std::string first = SegmentFiles(dir.path()).front();
+  REQUIRE(ReadFileBytes(first).find("later") == std::string::npos);
+  REQUIRE(::truncate(first.c_str(), 0) == 0);
+
+  SECTION("the Get meets the fault") {
+    const uint64_t faults = GuardedFaults();
+    for (ReadMode mode : {ReadMode::kFull, ReadMode::kMetadata, ReadMode::kStored})
+      CHECK(reader.Get("k", mode).status().Is(Code::kIOError));
+    CHECK(counters.read_failures.load() == 3);
+    CHECK(GuardedFaults() == faults + 1);  // the segment was marked at the first
+  }
+  SECTION("a value decoded after its Get meets the fault and reports it") {
+    ValueDecoder decoder(stored->codec, stored->stored, stored->raw_len);
+    std::string buf;
+    std::string_view piece;
+    const Status s = decoder.Next(64 << 10, &buf, &piece);
+    if (stored->codec == Codec::kRaw) {
+      CHECK(s.ok());  // a raw value's piece is a view: the decoder reads nothing
+    } else {
+      CHECK(s.Is(Code::kIOError));
+      CHECK(decoder.Next(64 << 10, &buf, &piece).Is(Code::kIOError));
+    }
+    reader.ReportReadFault(*stored);
+    CHECK(counters.read_failures.load() == 1);
+    const uint64_t faults = GuardedFaults();
+    CHECK(reader.Get("k").status().Is(Code::kIOError));  // marked: not touched again
+    CHECK(GuardedFaults() == faults);
+  }
+  CHECK(reader.Get("later").value().data == "fine");
+  CHECK(reader.Get("absent").status().Is(Code::kNotFound));
+  CHECK(counters.corruptions.load() == 0);
+  // Another reader maps the file as it is now: the record lies past its end.
+  Reader fresh(PosixEnv(), dir.path(), o, db.index());
+  CHECK(fresh.Get("k").status().Is(Code::kCorruption));
 }
