@@ -37,6 +37,8 @@ engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::Re
   return ctx_.reader->Get(key, mode, hint);
 }
 
+void ShmKvBackend::ReportReadFault(const engine::Value& v) { ctx_.reader->ReportReadFault(v); }
+
 void ShmKvBackend::PrefetchIndex(std::string_view key, engine::KeyProbe* hint) {
   ctx_.reader->PrefetchIndex(key, hint);
 }

@@ -33,6 +33,7 @@ class ShmKvBackend final : public KvBackend {
                                     const engine::KeyProbe& hint) override;
   void PrefetchIndex(std::string_view key, engine::KeyProbe* hint) override;
   void PrefetchRecord(std::string_view key, engine::KeyProbe* hint) override;
+  void ReportReadFault(const engine::Value& v) override;
   engine::Status Enqueue(uint64_t token, const WriteRequest& request) override;
   engine::Status EnqueueLargeBegin(uint64_t token, const WriteRequest& header) override;
   engine::Status EnqueueLargePart(uint64_t token, std::string_view stored_part) override;

@@ -282,7 +282,7 @@ void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& r
   }
   const uint64_t seq = v.seq;
   const std::string_view content_type = v.content_type;  // in the mapping the stream keeps alive
-  auto stream = std::make_shared<ValueStream>(std::move(v), response_budget(), stream_waiters, conn);
+  auto stream = std::make_shared<ValueStream>(std::move(v), &backend, response_budget(), stream_waiters, conn);
   if (engine::Status s = stream->Prime(); !s.ok()) {
     KINGX_LOG_ERROR("GET of a %zu-byte key: its stored value (seq %llu) does not decode: %s", request.key.size(),
                     static_cast<unsigned long long>(seq), s.ToString().c_str());

@@ -105,6 +105,11 @@ class KvBackend {
     (void)hint;
   }
 
+  // engine::Reader::ReportReadFault: a read of v's stored bytes after Get
+  // (a stream decoding them) met a page that could not be read. Default:
+  // nothing.
+  virtual void ReportReadFault(const engine::Value& v) { (void)v; }
+
   // WriteQueue::TryEnqueue* semantics: OK (copied), kBusy (no room now: retry
   // later, nothing was queued), kTooLarge / kInvalidArgument (never fits).
   virtual engine::Status Enqueue(uint64_t token, const WriteRequest& request) = 0;

@@ -5,6 +5,7 @@
 #include <cassert>
 
 #include "src/conf/log.h"
+#include "src/kv/kv_service.h"
 
 namespace kingx {
 
@@ -58,10 +59,12 @@ size_t StreamWaiters::Resume(uint64_t now_ms, WakeFn wake, void* io) {
 
 // ---------------------------------------------------------------- ValueStream
 
-ValueStream::ValueStream(engine::Value value, ByteBudget& budget, StreamWaiters& waiters, http::Connection& conn)
+ValueStream::ValueStream(engine::Value value, KvBackend* backend, ByteBudget& budget, StreamWaiters& waiters,
+                         http::Connection& conn)
     : value_(std::move(value)),
       decoder_(value_.codec, value_.stored, value_.raw_len),
       raw_len_(value_.raw_len),
+      backend_(backend),
       budget_(budget),
       waiters_(waiters),
       conn_(conn) {}
@@ -86,6 +89,7 @@ engine::Status ValueStream::Decode() {
   std::string_view piece;
   engine::Status s = decoder_.Next(engine::kFrameRawBytes, &buf_, &piece);
   if (s.ok() && piece.empty()) s = engine::Status::Corruption("the value ended before its recorded size");
+  if (s.Is(engine::Code::kIOError) && backend_ != nullptr) backend_->ReportReadFault(value_);
   if (!s.ok()) return s;
   // A frame of older data larger than a piece needed a streaming context.
   const uint64_t held = std::max<uint64_t>(Needed(), 1) + decoder_.ContextBytes();
@@ -112,7 +116,7 @@ http::BodyStream::Pull ValueStream::Next(std::string_view* piece) {
     }
     engine::Status s = Decode();
     if (!s.ok()) {
-      KINGX_LOG_ERROR("a stored value failed to decode after %llu of its %llu bytes were sent: %s",
+      KINGX_LOG_ERROR("a stored value could not be read or decoded after %llu of its %llu bytes were sent: %s",
                       static_cast<unsigned long long>(decoder_.produced()),
                       static_cast<unsigned long long>(raw_len_), s.ToString().c_str());
       return Pull::kError;

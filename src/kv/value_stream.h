@@ -16,6 +16,13 @@
 // stream unlinks itself from the waiters on destruction. The Value's holder
 // (the segment mapping) lives as long as the stream.
 //
+// A page of the stored value that cannot be read (a failing disk or a
+// segment truncated under its mapping: ValueDecoder answers kIOError) is
+// reported to the backend (KvBackend::ReportReadFault: counted, logged, the
+// segment marked): from Prime, before the head is sent (the caller answers
+// 500); from Next, as an error that closes the connection, so that the
+// client sees a short body, never wrong bytes.
+//
 // Threading: the thread of its KvService only; the budget may be shared.
 #pragma once
 
@@ -33,6 +40,7 @@
 
 namespace kingx {
 
+class KvBackend;
 class ValueStream;
 
 // The streams of one KvService waiting for room in the response budget.
@@ -66,8 +74,10 @@ class ValueStream final : public http::BodyStream {
  public:
   // value: from Reader::Get(kStored) (codec, stored, raw_len, holder).
   // conn: the connection the response goes to (ResumeOutput target).
+  // backend: where a read fault is reported (null: nowhere). backend,
   // budget and waiters must outlive the stream.
-  ValueStream(engine::Value value, ByteBudget& budget, StreamWaiters& waiters, http::Connection& conn);
+  ValueStream(engine::Value value, KvBackend* backend, ByteBudget& budget, StreamWaiters& waiters,
+              http::Connection& conn);
   ~ValueStream() override;
   ValueStream(const ValueStream&) = delete;
   ValueStream& operator=(const ValueStream&) = delete;
@@ -91,6 +101,7 @@ class ValueStream final : public http::BodyStream {
   engine::Value value_;  // keeps the stored bytes' mapping alive
   engine::ValueDecoder decoder_;
   const uint64_t raw_len_;
+  KvBackend* backend_;
   ByteBudget& budget_;
   StreamWaiters& waiters_;
   http::Connection& conn_;

@@ -53,7 +53,7 @@ class StreamingHandler : public http::Handler {
   engine::Value value;
   engine::Status prime_status;
   void OnRequest(http::Connection& conn, const http::Request&) override {
-    auto s = std::make_shared<ValueStream>(value, budget, waiters, conn);
+    auto s = std::make_shared<ValueStream>(value, nullptr, budget, waiters, conn);
     prime_status = s->Prime();
     if (!prime_status.ok()) {
       conn.Respond(http::ErrorResponse(prime_status), 0);
