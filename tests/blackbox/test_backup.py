@@ -19,7 +19,9 @@ after it are compacted away meanwhile), a backup read held in the file seam
 (KINGX_BACKUP_READ_HOLD) while GETs and /healthz of the same worker are
 answered, a client that goes away mid-stream (its pin released at once), a
 slow client within --response-buffer-bytes, a pin held past --backup-max-ms
-(cut off), the admin listener only.
+(cut off), a read of a segment failing mid-archive (the file seam's "read"
+fail point: the archive ends before its Content-Length, never looks whole),
+the admin listener only.
 
     KINGX_BIN=build/src/kingx KINGX_TOOL_BIN=build/engine/tool/kingx-tool \
         python3 tests/blackbox/test_backup.py [--model threads ...]
@@ -567,6 +569,39 @@ def test_a_pin_held_past_backup_max_ms_is_cut_off():
         check(srv.answers(), "server alive")
         fetch_backup(os.path.join(WORK, "after-cutoff.tar"), admin_port=admin)
     finally:
+        srv.cleanup()
+
+
+def test_a_backup_whose_segment_read_fails_ends_short_and_the_next_one_is_whole():
+    # The worker reads the archive's files with pread (the file seam's "read"
+    # fail point): its first read of a segment fails with EIO. The archive
+    # must not look complete: the connection ends before Content-Length.
+    admin = free_port()
+    os.environ["KINGX_FAIL_POINT"] = "kingx-worker/read@.kxd:1"
+    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--segment-bytes", "1M"] + MODEL_ARGS)
+    try:
+        srv.start()
+        os.environ.pop("KINGX_FAIL_POINT", None)
+        put_random(srv.port, "rf", 20, 200000, random.Random(7), statuses=(201,))
+        failed = metric(srv.port, "kingx_backups_failed_total")
+        sock, _, _, status, headers, rest = open_backup(admin)
+        if status == 200:
+            length = int(headers["content-length"])
+            got = read_rest(sock, rest, length, os.path.join(WORK, "read-fault.tar"))
+            check(got < length, f"a backup whose read failed sent {got} of {length} bytes")
+        else:
+            sock.close()
+            check(status == 500, f"a backup whose read failed answered {status}")
+        wait_for(lambda: metric(srv.port, "kingx_backups_failed_total") == failed + 1, "the failed backup counted",
+                 timeout=10)
+        check(".kxd" in srv.logs() and "[error]" in srv.logs(), "the failed read is not logged:\n" + srv.logs())
+        check(metric(srv.port, "kingx_respawns_total") == 0, "a process died:\n" + srv.logs())
+        # The fault passed: the next backup is whole and opens.
+        path = os.path.join(WORK, "after-read-fault.tar")
+        fetch_backup(path, admin_port=admin)
+        verify(restore(path))
+    finally:
+        os.environ.pop("KINGX_FAIL_POINT", None)
         srv.cleanup()
 
 
