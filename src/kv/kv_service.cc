@@ -16,6 +16,7 @@
 #include <cstring>
 #include <random>
 
+#include "engine/mapping_guard.h"
 #include "engine/options.h"
 #include "http/list_api.h"
 #include "http/responses.h"
@@ -140,6 +141,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
   void LogResponse(http::Connection& conn, const http::ResponseRecord& record);
   void HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v, uint64_t now_ms);
+  bool CopyOutOfMapping(engine::Value& v, bool with_body);
   void HandleList(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void HandleKvWrite(http::Connection& conn, const http::Request& request, uint64_t now_ms);
 
@@ -238,6 +240,15 @@ void KvService::Impl::LogResponse(http::Connection& conn, const http::ResponseRe
 
 // ---------------------------------------------------------------- reads
 
+namespace {
+
+// A page of the value's segment went between the Get and the response.
+engine::Status UnreadableAfterGet() {
+  return engine::Status::IOError("a page of the value's segment could not be read");
+}
+
+}  // namespace
+
 void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms) {
   const bool conditional = request.if_match.present() || request.if_none_match.present();
   const engine::KeyProbe* h = TakeHint(conn);
@@ -261,6 +272,9 @@ void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& 
   }
   if (!meta.ok()) return Answer(conn, request, http::ErrorResponse(meta.status()), now_ms);
   if (request.method == http::Method::kHead) {
+    if (!CopyOutOfMapping(meta.value(), false)) {
+      return Answer(conn, request, http::ErrorResponse(UnreadableAfterGet()), now_ms);
+    }
     http::Response resp = http::ValueResponse(std::string_view(), nullptr, meta->seq, meta->content_type);
     resp.head_content_length = meta->raw_len;
     return Answer(conn, request, std::move(resp), now_ms);
@@ -277,6 +291,10 @@ void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& 
 // is answered 500 before anything of it is sent.
 void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v,
                                   uint64_t now_ms) {
+  const bool copied_body = v.codec == engine::Codec::kRaw && v.stored.size() <= http::Connection::kCopyBodyMaxBytes;
+  if (!CopyOutOfMapping(v, copied_body)) {
+    return Answer(conn, request, http::ErrorResponse(UnreadableAfterGet()), now_ms);
+  }
   if (v.codec == engine::Codec::kRaw) {
     return Answer(conn, request, http::ValueResponse(v.stored, std::move(v.holder), v.seq, v.content_type), now_ms);
   }
@@ -292,6 +310,31 @@ void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& r
   resp.stream_length = stream->length();
   resp.stream = std::move(stream);
   Answer(conn, request, std::move(resp), now_ms);
+}
+
+// The bytes of v's mapping that the response copies on this thread (the
+// content type into the head; with_body, a raw value small enough to be
+// copied beside it) are copied out under the mapping guard first, into this
+// thread's scratch, and v is pointed at the copies: a page that went since
+// the Get (a file cut under the server) answers 500 instead of raising
+// SIGBUS while the head is written. The scratch lives until the next call
+// on this thread; Answer serializes the response before that.
+bool KvService::Impl::CopyOutOfMapping(engine::Value& v, bool with_body) {
+  // A content type is at most 255 bytes (one length byte in the record).
+  thread_local char scratch[255 + http::Connection::kCopyBodyMaxBytes];
+  const size_t type_len = v.content_type.size();
+  const size_t body_len = with_body ? v.stored.size() : 0;
+  assert(type_len <= 255 && body_len <= http::Connection::kCopyBodyMaxBytes);
+  // In a record the value follows its content type: one copy for both.
+  const bool adjacent = body_len == 0 || v.content_type.data() + type_len == v.stored.data();
+  if (!engine::GuardedCopy(scratch, v.content_type.data(), adjacent ? type_len + body_len : type_len) ||
+      (!adjacent && !engine::GuardedCopy(scratch + type_len, v.stored.data(), body_len))) {
+    backend.ReportReadFault(v);
+    return false;
+  }
+  v.content_type = std::string_view(scratch, type_len);
+  if (with_body) v.stored = std::string_view(scratch + type_len, body_len);
+  return true;
 }
 
 // ---------------------------------------------------------------- listing

@@ -6,11 +6,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "engine/compress.h"
+#include "engine/env.h"
 #include "http/connection.h"
 #include "http/responses.h"
 #include "src/conf/access_log.h"
@@ -57,10 +61,15 @@ class FakeBackend final : public KvBackend {
   size_t max_entry = 8 << 20;
   size_t gets = 0;
   std::vector<Call> calls;
+  // When set, every Get answers this Value (its views may lie in a mapping).
+  std::optional<engine::Value> forced_value;
+  size_t read_faults = 0;  // ReportReadFault calls
+  void ReportReadFault(const engine::Value&) override { ++read_faults; }
 
   engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode) override {
     ++gets;
     if (read_error != engine::Code::kOk) return engine::Status(read_error, "forced");
+    if (forced_value) return *forced_value;
     auto it = values.find(std::string(key));
     if (it == values.end()) return engine::Status::NotFound();
     auto holder = std::make_shared<Stored>(it->second);
@@ -274,6 +283,57 @@ TEST_CASE("GET maps storage outcomes to HTTP statuses", "[src][kv_service]") {
   f.backend.read_error = engine::Code::kCorruption;
   c.Send("GET /v1/kv/x HTTP/1.1\r\nHost: t\r\n\r\n");
   CHECK(StatusLine(c.Output()) == "HTTP/1.1 500 Internal Server Error");
+}
+
+TEST_CASE("a value whose mapped pages went after its Get answers 500 and is reported, never a crash",
+          "[src][kv_service][faults]") {
+  // A file mapped whole, then cut to one page: the value's content type
+  // ends its first page and the value lies on the second, as in a record
+  // whose segment was truncated between the Get and the answer.
+  test::TempDir dir;
+  const std::string path = dir.path + "/segment";
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  auto file = engine::PosixEnv().OpenFile(path, engine::OpenMode::kCreateTruncate);
+  REQUIRE(file.ok());
+  REQUIRE(file.value()->Append(std::string(page - 10, 'h') + "text/plain" + std::string(page, 'v')).ok());
+  auto map = engine::PosixEnv().MapReadOnly(path, 2 * page);
+  REQUIRE(map.ok());
+  const char* base = map.value()->data();
+  REQUIRE(file.value()->Truncate(page).ok());
+  Fixture f;
+  engine::Value v;
+  v.seq = 5;
+  v.content_type = std::string_view(base + page - 10, 10);
+  v.stored = std::string_view(base + page, 100);  // copied beside the head
+  v.raw_len = 100;
+  f.backend.forced_value = v;
+  Client c(f.service, f.limits);
+  c.Send("GET /v1/kv/small HTTP/1.1\r\nHost: t\r\n\r\n");
+  std::string out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 500 Internal Server Error");
+  CHECK(out.find("application/problem+json") != std::string::npos);
+  CHECK(f.backend.read_faults == 1);
+  // A content type on a cut page, the value sent from the mapping (HEAD: no body).
+  v.content_type = std::string_view(base + page, 10);
+  v.stored = std::string_view(base, page - 10);
+  v.raw_len = page - 10;
+  f.backend.forced_value = v;
+  c.Send("HEAD /v1/kv/big HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(StatusLine(c.Output()) == "HTTP/1.1 500 Internal Server Error");
+  c.Send("GET /v1/kv/big HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(StatusLine(c.Output()) == "HTTP/1.1 500 Internal Server Error");
+  CHECK(f.backend.read_faults == 3);
+  // Readable pages: answered from them, on the same connection.
+  v.content_type = std::string_view(base + page - 10, 10);
+  v.stored = std::string_view(base, 100);
+  v.raw_len = 100;
+  f.backend.forced_value = v;
+  c.Send("GET /v1/kv/ok HTTP/1.1\r\nHost: t\r\n\r\n");
+  out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 200 OK");
+  CHECK(out.find("Content-Type: text/plain") != std::string::npos);
+  CHECK(out.ends_with("\r\n\r\n" + std::string(100, 'h')));
+  CHECK(f.backend.read_faults == 3);
 }
 
 TEST_CASE("If-None-Match on GET answers 304 and HEAD sends the length without the body", "[src][kv_service]") {
