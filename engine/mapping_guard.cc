@@ -15,19 +15,22 @@
 namespace kingx::engine {
 namespace {
 
-// One per thread. `armed` is read by the handler on the same thread, so a
-// signal-safe flag is all the ordering needed.
+// One per thread, zero-initialized (no initializers: no thread-local init
+// check on the hot path). `armed` is read by the handler on the same
+// thread, so a signal-safe flag is all the ordering needed.
 struct Guard {
   sigjmp_buf jump;
-  uintptr_t first_page = 0;
-  uintptr_t end_page = 0;  // one past the last page of the declared range
-  volatile sig_atomic_t armed = 0;
+  uintptr_t first_page;
+  uintptr_t end_page;  // one past the last page of the declared range
+  volatile sig_atomic_t armed;
 };
 
 thread_local Guard t_guard;
 struct sigaction g_previous;  // the disposition before ours, for every other SIGBUS
 std::atomic<uint64_t> g_faults{0};
-std::once_flag g_installed;
+std::once_flag g_install_once;
+std::atomic<bool> g_installed{false};  // a load on the hot path instead of call_once's
+uintptr_t g_page = 0;                  // set by Install, before g_installed
 
 void RaiseAsBefore(int sig, siginfo_t* info, void* context) {
   if ((g_previous.sa_flags & SA_SIGINFO) != 0 && g_previous.sa_sigaction != nullptr) {
@@ -61,6 +64,7 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
 }
 
 void Install() {
+  g_page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   struct sigaction sa;
   std::memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = OnSigbus;
@@ -70,20 +74,17 @@ void Install() {
   sa.sa_flags = SA_SIGINFO | SA_NODEFER;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGBUS, &sa, &g_previous);
+  g_installed.store(true, std::memory_order_release);
 }
 
-uintptr_t PageSize() {
-  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  return page;
-}
 
 }  // namespace
 
 bool GuardMappedRead(const void* data, size_t bytes, void (*fn)(void*), void* arg) {
-  std::call_once(g_installed, Install);
+  if (!g_installed.load(std::memory_order_acquire)) std::call_once(g_install_once, Install);
   Guard& g = t_guard;
   assert(g.armed == 0 && "guarded reads do not nest");
-  const uintptr_t page = PageSize();
+  const uintptr_t page = g_page;
   const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
   g.first_page = begin & ~(page - 1);
   g.end_page = (begin + bytes + page - 1) & ~(page - 1);
