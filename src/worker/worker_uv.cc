@@ -5,9 +5,10 @@
 //                 accepting can pause (connection cap, EMFILE) without spinning
 //   connections   uv_tcp per socket + http::Connection + KvConnState (UvConn)
 //   completions   uv_poll on the slot's eventfd → KvService::OnCompletion
-//   sweep timer   deadlines of every connection, lingering closes, stalled
-//                 writes, drain progress, access-log flush, unmapping
-//                 segments that compaction deleted
+//   sweep timer   connections' deadlines that passed (a TimerWheel: idle
+//                 connections not due are not visited), lingering closes,
+//                 stalled writes, drain progress, access-log flush,
+//                 unmapping segments that compaction deleted
 //   retry timer   re-offers writes that found the queue full (KvService::Poke)
 //   thread pool   an online backup's file reads (UvOffload), one piece at a
 //                 time per backup, handed back to the loop
@@ -34,6 +35,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,7 @@
 #include "src/kv/kv_service.h"
 #include "src/kv/offload.h"
 #include "src/worker/serve_options.h"
+#include "src/worker/timer_wheel.h"
 #include "src/worker/worker_context.h"
 
 namespace kingx {
@@ -69,8 +72,10 @@ struct PendingWrite {
 
 // One client connection. The Connection is declared last so that it is
 // destroyed first: its destructor may call KvService::OnAbort, which reads
-// the KvConnState base.
-struct UvConn : KvConnState {
+// the KvConnState base. Its TimerNode is armed in the worker's wheel for the
+// Connection's DeadlineMs (or an earlier time: ArmDeadline), or, while
+// lingering, for the end of the linger.
+struct UvConn : KvConnState, TimerNode {
   UvConn(UvWorker* w, KvService& service, const http::Limits& limits, http::Counters* counters, uint64_t now_ms)
       : worker(w), http(service, limits, counters, now_ms) {}
 
@@ -79,7 +84,6 @@ struct UvConn : KvConnState {
   UvConn* prev = nullptr;
   UvConn* next = nullptr;
   PendingWrite* write = nullptr;  // an asynchronous write in flight
-  uint64_t linger_deadline_ms = 0;
   uint64_t served_at_last_feed = 0;
   uint64_t last_input_ms = 0;    // when bytes last arrived (idle-connection draining)
   bool reading = false;
@@ -178,6 +182,7 @@ struct UvWorker {
   bool stopped = false;          // handles are being closed
   uint64_t drain_start_ms = 0;
   uint64_t sweep_ms = 500;
+  std::unique_ptr<TimerWheel> timers;  // connections' deadlines, ticks of sweep_ms
   char read_buf[kReadBufferBytes];
 };
 
@@ -227,6 +232,7 @@ void CloseConn(UvConn* c) {
   if (c->closing) return;
   c->closing = true;
   UnlinkConn(c->worker, c);
+  c->worker->timers->Disarm(c);
   uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), OnConnClosed);
 }
 
@@ -241,7 +247,7 @@ void Linger(UvConn* c) {
     return CloseConn(c);
   }
   c->lingering = true;
-  c->linger_deadline_ms = MonotonicMs() + kLingerMs;
+  c->worker->timers->Arm(c, MonotonicMs() + kLingerMs);  // replaces the Connection's deadline
   StartReading(c);
 }
 
@@ -343,8 +349,27 @@ bool Flush(UvConn* c, uint64_t now_ms) {
   return true;
 }
 
-// Acts on the Connection's observers after anything happened to it.
+// Keeps the connection's node armed no later than the Connection's deadline
+// after anything happened to it. A deadline that moved later (the next
+// request on a keep-alive connection) leaves the node where it is: the sweep
+// then finds it early, re-reads the deadline and arms it again (OnDeadline).
+// A deadline gone (0) is left to the sweep as well.
+void ArmDeadline(UvConn* c) {
+  if (c->closing || c->lingering) return;
+  const uint64_t d = c->http.DeadlineMs();
+  if (d != 0) c->worker->timers->ArmNoLater(c, d);
+}
+
+void ActOnObservers(UvConn* c, uint64_t now_ms);
+
+// Acts on the Connection's observers after anything happened to it, then
+// re-arms its deadline.
 void Pump(UvConn* c, uint64_t now_ms) {
+  ActOnObservers(c, now_ms);
+  ArmDeadline(c);
+}
+
+void ActOnObservers(UvConn* c, uint64_t now_ms) {
   if (c->closing || c->lingering) return;
   if (c->write == nullptr && c->http.HasOutput() && !Flush(c, now_ms)) return;
   if (c->http.ShouldClose()) {
@@ -460,6 +485,7 @@ void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
   }
   TuneClientSocket(fd, w->ctx.config);
   LinkConn(w, c);
+  ArmDeadline(c);  // the first request's header deadline
   StartReading(c);
 }
 
@@ -580,28 +606,46 @@ void MaybeFinishStop(UvWorker* w) {
   CloseAllHandles(w);
 }
 
-void OnSweep(uv_timer_t* t) {
-  auto* w = static_cast<UvWorker*>(t->data);
-  const uint64_t now = MonotonicMs();
-  const bool close_idle = w->graceful && now >= w->drain_start_ms + kDrainGraceMs;
-  const bool hard = w->graceful && now >= w->drain_start_ms + kDrainHardMs;
+// A connection's node came due: the end of its linger, or a time at or
+// before the Connection's deadline (ArmDeadline's lazy re-arm).
+void OnDeadline(UvConn* c, uint64_t now_ms) {
+  if (c->lingering) return CloseConn(c);
+  const uint64_t d = c->http.DeadlineMs();
+  if (d == 0) return;  // no deadline now: the next Pump arms the next one
+  if (d > now_ms) {
+    c->worker->timers->Arm(c, d);  // it moved later since it was armed
+    return;
+  }
+  c->http.OnTimer(now_ms);
+  Pump(c, now_ms);
+}
+
+// A graceful stop past its grace: idle keep-alive connections are closed
+// (FIN first: a request racing with the close is not reset), and past the
+// hard limit every connection that is not lingering. The walk over every
+// connection happens only then, on the stop's faster sweep.
+void DrainOnStop(UvWorker* w, uint64_t now_ms) {
+  if (!w->graceful || now_ms < w->drain_start_ms + kDrainGraceMs) return;
+  const bool hard = now_ms >= w->drain_start_ms + kDrainHardMs;
   for (UvConn* c = w->head; c != nullptr;) {
     UvConn* next = c->next;  // c may be unlinked below
-    if (c->lingering) {
-      if (now >= c->linger_deadline_ms) CloseConn(c);
-    } else if (hard) {
-      CloseConn(c);
-    } else if (close_idle && IsIdle(c)) {
-      Linger(c);  // FIN first: a request racing with the close is not reset
-    } else {
-      const uint64_t d = c->http.DeadlineMs();
-      if (d != 0 && d <= now) {
-        c->http.OnTimer(now);
-        Pump(c, now);
+    if (!c->lingering) {
+      if (hard) {
+        CloseConn(c);
+      } else if (IsIdle(c)) {
+        Linger(c);
       }
     }
     c = next;
   }
+}
+
+void OnSweep(uv_timer_t* t) {
+  auto* w = static_cast<UvWorker*>(t->data);
+  const uint64_t now = MonotonicMs();
+  DrainOnStop(w, now);
+  // Only the connections whose (armed) deadline passed are visited.
+  w->timers->Expire(now, [now](TimerNode* n) { OnDeadline(static_cast<UvConn*>(n), now); });
   // Queued writes that waited --storage-timeout-ms (within one sweep period).
   if (const uint64_t expiry = w->service.NextExpiryMs(); expiry != 0 && expiry <= now) w->service.Poke(now);
   // Paused at the connection cap while clients wait: idle connections may
@@ -698,6 +742,7 @@ int RunUvWorker(WorkerContext& ctx) {
   failed += uv_poll_init(&w->loop, &w->completion_poll, ctx.completion_fd) != 0 ||
             uv_poll_start(&w->completion_poll, UV_READABLE, OnCompletionReadable) != 0;
   w->sweep_ms = SweepIntervalMs(w->limits);
+  w->timers = std::make_unique<TimerWheel>(w->sweep_ms, MonotonicMs());
   for (uv_timer_t* t : {&w->sweep_timer, &w->retry_timer, &w->accept_timer}) {
     uv_timer_init(&w->loop, t);
     t->data = w.get();

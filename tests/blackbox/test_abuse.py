@@ -11,6 +11,7 @@ in the data directory, and the responses.
 """
 
 import os
+import select
 import socket
 import sys
 import threading
@@ -413,6 +414,58 @@ def test_idle_connections_make_room_for_new_clients():
             fresh.close()
         closed = sum(1 for c in idle if c.wait_closed(0.2) == "closed")
         check(1 <= closed < slots, f"{closed} of the {slots} idle connections were closed for the new client")
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_a_deadline_fires_among_thousands_of_idle_connections():
+    # The event model's sweep hands out only the connections whose deadline
+    # passed (a timer wheel), not every connection. Among 2,000 idle
+    # keep-alive connections whose deadline is far away, a slow client's
+    # header deadline still ends in 408 and a close, none of the idle ones is
+    # closed before its own deadline, and then every one of them is.
+    if MODEL_ARGS:
+        print("  (event model only: the thread model serves one connection per thread and sweeps none)")
+        return
+    idle_n, keepalive_s = 2000, 20
+    s = start("--workers", "1", "--header-timeout-ms", "1000", "--keepalive-timeout-ms", str(keepalive_s * 1000))
+    idle = []
+    try:
+        first_at = time.monotonic()
+        for _ in range(idle_n):
+            c = Conn(s.port, timeout=30)
+            c.send(build_request("GET", "/healthz"))
+            idle.append(c)
+        for c in idle:
+            check(c.read_response().status == 200, "an idle connection's first request")
+        with Conn(s.port, timeout=30) as slow:
+            slow.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            check(slow.read_response().status == 408, "the slow client's header deadline among the idle ones")
+            check(slow.wait_closed() == "closed", "408 then close")
+        elapsed = time.monotonic() - first_at
+        check(elapsed < keepalive_s - 2, f"the idle connections were set up in {elapsed:.1f} s: too slow to tell")
+        poller = select.poll()
+        by_fd = {}
+        for c in idle:
+            poller.register(c.sock.fileno(), select.POLLIN)
+            by_fd[c.sock.fileno()] = c
+        early = poller.poll(0)
+        check(not early, f"{len(early)} idle connections closed (or sent bytes) before their keep-alive deadline")
+        # Then each is closed at its own deadline (bounded wait, no threshold).
+        closed = 0
+        deadline = time.monotonic() + keepalive_s + 60
+        while by_fd and time.monotonic() < deadline:
+            for fd, _ in poller.poll(1000):
+                c = by_fd.pop(fd)
+                poller.unregister(fd)
+                try:
+                    data = c.sock.recv(1 << 16)
+                except (ConnectionResetError, BrokenPipeError):
+                    data = b""
+                check(data == b"", f"an idle connection got bytes instead of a close: {data[:80]!r}")
+                closed += 1
+        check(closed == idle_n, f"{closed} of {idle_n} idle connections closed at the keep-alive deadline")
     finally:
         for c in idle:
             c.close()
