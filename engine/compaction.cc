@@ -110,6 +110,9 @@ class Pass {
   }
 
   Status Run();
+  // The inputs as picked (CompactionOptions::log_debug's detail).
+  std::string DescribeInputs() const;
+  uint64_t largest_pending_output() const { return largest_pending_output_; }
   uint64_t bytes_deleted() const { return bytes_deleted_; }
   uint64_t bytes_written() const { return bytes_written_; }
 
@@ -117,6 +120,7 @@ class Pass {
   struct Input {
     SegmentStats stats;
     uint64_t reclaimable = 0;
+    PickReason why = PickReason::kThreshold;
     bool contributed = false;  // has records in the current, not yet installed output
   };
 
@@ -208,7 +212,24 @@ class Pass {
   Status no_room_;
   Status corruption_;
   uint64_t bytes_deleted_ = 0, bytes_written_ = 0;
+  // The largest output finished while inputs waited on it (its copies on
+  // top of those inputs until they are deleted).
+  uint64_t largest_pending_output_ = 0;
+  // The sealed segments as the pass saw them when it picked.
+  uint64_t sealed_live_ = 0, sealed_dead_ = 0;
 };
+
+std::string Pass::DescribeInputs() const {
+  std::string line =
+      "sealed live " + std::to_string(sealed_live_) + " dead " + std::to_string(sealed_dead_) + "; inputs";
+  for (const Input& in : inputs_) {
+    line += " " + std::to_string(in.stats.id) + " (" + PickReasonName(in.why) + ": live " +
+            std::to_string(in.stats.live_bytes) + " dead " + std::to_string(in.stats.dead_bytes);
+    if (in.reclaimable != in.stats.dead_bytes) line += " reclaimable " + std::to_string(in.reclaimable);
+    line += ")";
+  }
+  return line;
+}
 
 void Pass::Pace(uint64_t bytes) {
   if (o_.rate_bytes_per_sec == 0 || bytes == 0 || catch_up_ || dead_only_ || st_.hurry.load(std::memory_order_relaxed)) return;
@@ -274,11 +295,17 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
     std::lock_guard lock(st_.stats_mu);
     kept = st_.kept_tombstone_bytes;
   }
+  for (const auto& [id, seg] : segs) {
+    if (seg.active) continue;
+    sealed_live_ += seg.live_bytes;
+    sealed_dead_ += seg.dead_bytes;
+  }
   for (const PickedSegment& p : PickSegments(segs, skip, kept, po)) {
     if (dead_only_ && p.stats.live_bytes != 0) continue;
     Input in;
     in.stats = p.stats;
     in.reclaimable = p.reclaimable;
+    in.why = p.why;
     inputs_.push_back(in);
     live_left_ += in.stats.live_bytes;
   }
@@ -408,6 +435,7 @@ void Pass::AbandonOutput() {
 
 // Publishes the current output, installs its records, deletes the inputs it completed.
 Status Pass::FinishOutput() {
+  largest_pending_output_ = std::max(largest_pending_output_, out_->size());
   const uint64_t unpaced = out_->buffered();
   Status s = out_->Finish();
   if (!s.ok()) {
@@ -751,7 +779,7 @@ Status Pass::Run() {
 
 }  // namespace
 
-Status Compactor::RunOnce(PassReport* report, PassKind kind) {
+Status Compactor::RunOnce(PassReport* report, PassKind kind, const char* cause) {
   PassReport local;
   if (report == nullptr) report = &local;
   *report = PassReport{};
@@ -787,12 +815,18 @@ Status Compactor::RunOnce(PassReport* report, PassKind kind) {
     for (const auto& [id, bytes] : state_->kept_tombstone_bytes) kept += bytes;
     state_->stats.kept_tombstone_bytes = kept;
   }
+  const char* kind_name = kind == PassKind::kCatchUp ? "catch-up " : kind == PassKind::kDeadOnly ? "dead-only " : "";
   if (options_.log && (report->inputs > 0 || !s.ok()))
-    options_.log(std::string("compaction: ") + (kind == PassKind::kCatchUp ? "catch-up " : kind == PassKind::kDeadOnly ? "dead-only " : "") + "pass picked " +
+    options_.log(std::string("compaction: ") + kind_name + "pass picked " +
                  std::to_string(report->inputs) + " segment(s), deleted " +
                  std::to_string(report->deleted) + ", wrote " + std::to_string(report->outputs) + ", freed " +
                  std::to_string(report->bytes_freed) + " bytes in " + std::to_string(us / 1000) + " ms: " +
                  s.ToString());
+  if (options_.log_debug && report->inputs > 0)
+    options_.log_debug(std::string("compaction: ") + kind_name + "pass (" + (cause != nullptr ? cause : "direct call") +
+                       "): " + pass.DescribeInputs() + "; wrote " + std::to_string(pass.bytes_written()) + ", deleted " +
+                       std::to_string(pass.bytes_deleted()) + ", largest output beside its inputs " +
+                       std::to_string(pass.largest_pending_output()));
   return s;
 }
 

@@ -142,6 +142,11 @@ struct CompactionOptions {
   std::function<Result<uint64_t>(const std::string& dir)> free_bytes;
   // Receives one line per pass and per problem (no newline); may be empty.
   std::function<void(const std::string& line)> log;
+  // Receives, per pass that picked something, the detail for a diagnosis
+  // (no newline): why it ran, each input with its live, dead and
+  // reclaimable bytes and the rule that picked it, and the largest output
+  // it held on top of the inputs waiting on it. May be empty.
+  std::function<void(const std::string& line)> log_debug;
 };
 
 // Counters since the Compactor was made (cumulative over passes).
@@ -243,7 +248,8 @@ class Compactor {
   // pass stopped at a clean point), kReadOnly (the writer is read-only).
   // After any error the database is consistent: every input not deleted is
   // intact, no partial output remains.
-  Status RunOnce(PassReport* report = nullptr, PassKind kind = PassKind::kNormal);
+  // cause: why the pass runs, for log_debug only (e.g. "timer").
+  Status RunOnce(PassReport* report = nullptr, PassKind kind = PassKind::kNormal, const char* cause = nullptr);
 
   // Makes a running (or the next) RunOnce stop at its next clean point with
   // kBusy. Any thread. ClearStop re-enables passes.

@@ -36,6 +36,7 @@ void MergeSmall(const std::map<uint32_t, SegmentStats>& segments, const std::set
     PickedSegment p;
     p.stats = s;
     p.reclaimable = Reclaimable(id, s, kept_tombstone_bytes);
+    p.why = PickReason::kMergeSmall;
     small.push_back(p);
     small_live += s.live_bytes;
   }
@@ -53,6 +54,19 @@ void MergeSmall(const std::map<uint32_t, SegmentStats>& segments, const std::set
 
 }  // namespace
 
+const char* PickReasonName(PickReason reason) {
+  switch (reason) {
+    case PickReason::kPickAll: return "all";
+    case PickReason::kEmpty: return "empty";
+    case PickReason::kThreshold: return "threshold";
+    case PickReason::kLowSpace: return "low-space";
+    case PickReason::kSpaceBound: return "space-bound";
+    case PickReason::kTarget: return "stall-target";
+    case PickReason::kMergeSmall: return "merge-small";
+  }
+  return "?";
+}
+
 std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& segments,
                                         const std::set<uint32_t>& skip,
                                         const std::map<uint32_t, uint64_t>& kept_tombstone_bytes,
@@ -67,7 +81,18 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
     // tombstones known to have to stay.
     const bool empty = s.live_bytes == 0 && (p.reclaimable > 0 || s.bytes <= kSegmentHeaderBytes);
     const double ratio = s.bytes == 0 ? 1.0 : static_cast<double>(p.reclaimable) / static_cast<double>(s.bytes);
-    if (o.pick_all || empty || ratio >= o.dead_ratio || (o.low_space && p.reclaimable > 0)) picked.push_back(p);
+    if (o.pick_all) {
+      p.why = PickReason::kPickAll;
+    } else if (empty) {
+      p.why = PickReason::kEmpty;
+    } else if (ratio >= o.dead_ratio) {
+      p.why = PickReason::kThreshold;
+    } else if (o.low_space && p.reclaimable > 0) {
+      p.why = PickReason::kLowSpace;
+    } else {
+      continue;
+    }
+    picked.push_back(p);
   }
   // Space bound: while the sealed segments' reclaimable fraction stays above
   // max_dead_fraction, also take the most profitable segments below the
@@ -88,10 +113,11 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
     }
     for (const PickedSegment& p : picked) reclaimable -= std::min(reclaimable, p.reclaimable);
     std::stable_sort(rest.begin(), rest.end(), ByProfit);
-    for (const PickedSegment& p : rest) {
-      if (static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable) &&
-          reclaimable <= o.max_reclaimable_bytes)
-        break;
+    for (PickedSegment& p : rest) {
+      const bool fraction_met =
+          static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable);
+      if (fraction_met && reclaimable <= o.max_reclaimable_bytes) break;
+      p.why = fraction_met ? PickReason::kTarget : PickReason::kSpaceBound;
       picked.push_back(p);
       reclaimable -= p.reclaimable;
     }

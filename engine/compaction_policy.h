@@ -45,10 +45,24 @@ struct PickOptions {
   uint32_t max_small_segments = kMaxSmallSegments;
 };
 
+// Why PickSegments took a segment (the first rule that took it, in the
+// order of PickSegments' contract), for a pass's log.
+enum class PickReason {
+  kPickAll,     // PickOptions::pick_all
+  kEmpty,       // no live record
+  kThreshold,   // its reclaimable fraction reaches dead_ratio
+  kLowSpace,    // PickOptions::low_space and it has reclaimable bytes
+  kSpaceBound,  // the sealed segments' reclaimable fraction is above max_dead_fraction
+  kTarget,      // only for max_reclaimable_bytes (a catch-up pass's target)
+  kMergeSmall,  // a small segment merged (MergeSmall)
+};
+const char* PickReasonName(PickReason reason);
+
 struct PickedSegment {
   SegmentStats stats;
   // Dead bytes minus the tombstone bytes known to have to stay.
   uint64_t reclaimable = 0;
+  PickReason why = PickReason::kThreshold;
 };
 
 // The segments to compact, most profitable first (reclaimable bytes per live

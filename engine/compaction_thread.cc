@@ -83,11 +83,15 @@ void CompactionThread::Loop() {
       continue;
     }
     const PassKind kind = catch_up_ ? PassKind::kCatchUp : PassKind::kNormal;
+    const char* cause = catch_up_ ? "writes wait"
+                        : forced_ ? "forced"
+                        : triggered_ ? "triggered"
+                                     : "timer";
     triggered_ = forced_ = catch_up_ = false;
     lock.unlock();
     // Failures are logged by RunOnce (CompactionOptions::log).
     PassReport report;
-    const Status s = compactor_.RunOnce(&report, kind);
+    const Status s = compactor_.RunOnce(&report, kind, cause);
     const bool fruitless = !s.Is(Code::kBusy) && report.outputs == 0 && report.deleted == 0 &&
                            (report.inputs > 0 || !s.ok());
     const uint32_t n = fruitless ? fruitless_.load(std::memory_order_relaxed) + 1 : 0;

@@ -84,6 +84,7 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     }
     engine::CompactionOptions options;
     options.log = [](const std::string& line) { KINGX_LOG_INFO("%s", line.c_str()); };
+    options.log_debug = [](const std::string& line) { KINGX_LOG_DEBUG("%s", line.c_str()); };
     state->max_dead_fraction = options.max_dead_fraction;
     state->compactor = std::make_unique<engine::Compactor>(writer, options);
     state->thread = std::make_unique<engine::CompactionThread>(*state->compactor, kCompactionIntervalMs);
@@ -118,7 +119,8 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     // tried again at the next turn of the loop.
     if (const uint64_t emptied = writer.emptied_segments(); emptied != state->emptied_seen || state->dead_only_due) {
       engine::PassReport report;
-      const engine::Status s = state->compactor->RunOnce(&report, engine::PassKind::kDeadOnly);
+      const engine::Status s = state->compactor->RunOnce(
+          &report, engine::PassKind::kDeadOnly, state->dead_only_due ? "the open" : "a write emptied a segment");
       if (!s.Is(engine::Code::kBusy)) {
         state->emptied_seen = emptied;
         // After an open the key view's catch-up pins every segment for a

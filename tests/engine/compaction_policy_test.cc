@@ -7,6 +7,7 @@
 
 #include <map>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "engine/record.h"
@@ -232,6 +233,32 @@ TEST_CASE("with no other segment, a tombstone may always go", "[engine][compacti
 }
 
 }  // namespace
+
+TEST_CASE("each pick names the rule that took it", "[engine][compaction_policy]") {
+  // 1 empty, 2 past the threshold, 3 for the space bound (the sealed
+  // segments stay more than a tenth reclaimable without it), 4 only for a
+  // catch-up pass's target, 5 and 6 small ones merged, 7 not picked.
+  const auto segs = Segs({Seg(1, 0, kMiB), Seg(2, kMiB, 2 * kMiB), Seg(3, 8 * kMiB, 7 * kMiB),
+                          Seg(4, 20 * kMiB, kMiB / 2), Seg(5, 1000, 0), Seg(6, 2000, 0), Seg(7, 30 * kMiB, 0)});
+  PickOptions o = ThresholdOnly(0.5);
+  o.max_dead_fraction = 0.1;
+  o.max_reclaimable_bytes = 0;
+  o.segment_bytes = 16 * kMiB;
+  o.max_small_segments = 1;
+  std::map<uint32_t, PickReason> why;
+  for (const PickedSegment& p : PickSegments(segs, {}, {}, o)) why[p.stats.id] = p.why;
+  CHECK(why == std::map<uint32_t, PickReason>{{1, PickReason::kEmpty},
+                                              {2, PickReason::kThreshold},
+                                              {3, PickReason::kSpaceBound},
+                                              {4, PickReason::kTarget},
+                                              {5, PickReason::kMergeSmall},
+                                              {6, PickReason::kMergeSmall}});
+  CHECK(std::string(PickReasonName(PickReason::kTarget)) == "stall-target");
+  o.low_space = true;
+  CHECK(PickSegments(segs, {}, {}, o)[2].why == PickReason::kLowSpace);
+  o.pick_all = true;
+  for (const PickedSegment& p : PickSegments(segs, {}, {}, o)) CHECK(p.why == PickReason::kPickAll);
+}
 
 TEST_CASE("small sealed segments are merged once they number more than the bound, smallest first",
           "[engine][compaction_policy]") {
