@@ -145,7 +145,7 @@ struct WriterMetrics {
   std::atomic<uint64_t> fsync_us_sum{0};
   std::atomic<uint64_t> fsync_us_buckets[kFsyncBuckets] = {};         // not cumulative
   std::atomic<uint64_t> large_aborted{0};    // large uploads dropped (worker died or aborted)
-  std::atomic<uint64_t> staged_bytes{0};     // disk held by large uploads in progress (--staging-bytes)
+  std::atomic<uint64_t> staged_bytes{0};     // disk held by large uploads in progress, until published (--staging-bytes)
   std::atomic<uint64_t> staging_refusals{0}; // large uploads refused because they would pass it
   std::atomic<uint32_t> read_only{0};        // 1 after a failed fdatasync until reopen
   // CLOCK_MONOTONIC ms at the writer loop's latest turn (it turns at least

@@ -539,8 +539,8 @@ class WriterLoop {
     }
     LargeUpload up = it->second;
     uploads_.erase(it);
-    Unstage(up);  // finished or failed: its staging file is a segment now, or gone
     if (!up.failure.ok()) {
+      Unstage(up);  // its staging file is gone
       if (!up.reported) {
         Post(e.slot, Completion{e.token, 0, up.failure.code(), false});
         shm_.writer_metrics().failed_records.fetch_add(1);
@@ -550,6 +550,10 @@ class WriterLoop {
     engine::WriteResult r;
     const auto t0 = std::chrono::steady_clock::now();
     writer_.FinishLarge(up.engine_id, e.request.raw_len, &r);
+    // Counted as staged until now: during FinishLarge (the file's fdatasync,
+    // its hint, the rename) its bytes are on disk but not yet live, and the
+    // staged gauge is what tells them apart from what compaction can reclaim.
+    Unstage(up);
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
     RecordBatch(shm_.writer_metrics(), 1, e.request.raw_len, static_cast<uint64_t>(us.count()),
                 r.status.ok() || r.status.Is(engine::Code::kPreconditionFailed) ? 0 : 1);

@@ -421,6 +421,36 @@ TEST_CASE("the next batch is written before the synced one is answered, each ans
   CHECK(f.exit_status == 0);
 }
 
+TEST_CASE("a large upload's bytes stay counted as staged until its write is published, not only until its "
+          "staging ends",
+          "[src][writer][staging]") {
+  // While the writer syncs and renames the staged file its bytes are on disk
+  // but not live yet: counted in neither gauge, a directory measured then
+  // looked like twice the live data with nothing for compaction to reclaim.
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/true, env);
+  engine::test::SyncGate syncs(env, "large-");
+  WriteQueue& q = f.shm->queue();
+  const std::string part(40000, 'v');
+  const uint64_t token = MakeToken(3, 5);
+  REQUIRE(q.TryEnqueueLargeBegin(1, token, Put("big", "")).ok());
+  REQUIRE(q.TryEnqueueLargePart(1, token, part).ok());
+  REQUIRE(q.TryEnqueueLargePart(1, token, part).ok());
+  REQUIRE(q.TryEnqueueLargeEnd(1, token, 2 * part.size()).ok());
+  REQUIRE(syncs.WaitEntered(1));  // FinishLarge's fdatasync of the staged file is held
+  const engine::IndexCounters& counters = f.shm->index().counters();
+  CHECK(counters.live_bytes.load() == 0);
+  CHECK(f.shm->writer_metrics().staged_bytes.load() >= 2 * part.size());
+  syncs.Open();
+  auto got = f.Collect(1, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[5].code == engine::Code::kOk);
+  CHECK(f.shm->writer_metrics().staged_bytes.load() == 0);
+  CHECK(counters.live_bytes.load() > 2 * part.size());
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
 TEST_CASE("after a failed fdatasync the writer takes no more batches: they wait for the next writer",
           "[src][writer][pipeline]") {
   engine::test::FaultInjectionEnv env;
