@@ -91,8 +91,13 @@
 // whole; an ordinary (not catch-up) pass, whose output may collect several
 // inputs' live data; a segment's share measured against the live data of
 // when it was sealed (deletes since may have shrunk L); a database under
-// twice the floor; an upload staged alone beyond the share; the record a
-// large upload replaces as it ends (not forecast).
+// twice the floor; an upload staged alone beyond the share (counted as
+// staged until its write is published); the record a large upload replaces
+// as it ends (not forecast); a catch-up input holding one record larger than
+// a quarter of the live data (a compaction output that copied a large value
+// beside a few small records: the catch-up passes' target takes it for its
+// few dead bytes, and its copy then stands beside it, up to half the live
+// data with values of 2 MiB on 4 MiB live).
 //
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
