@@ -8,10 +8,16 @@ creates them, later passes overwrite), and reports per run:
   req/s, mean latency (wrk), fdatasyncs per second, ops per group commit (batch), ops per
   fdatasync, mean fdatasync time, the share of the run an fdatasync was running, and the
   fdatasyncs a request waited for on average: mean latency x fdatasyncs per second (how many
-  fdatasyncs finished while a request was in flight), each kingx process's CPU per request and
-  its minor page faults and context switches (all threads) per request, and compaction's passes,
+  fdatasyncs finished while a request was in flight), each kingx process's CPU per request, its
+  minor page faults and context switches (all threads) per request, compaction's passes,
   bytes read and written, and write stalls per 100k PUTs. With --template DIR, each kingx starts
   on a copy of that preloaded data directory instead of an empty one.
+Which thread limits the run: for each thread of kingx's processes (/proc/PID/task), the share of
+one core it ran (busy_PROCESS/THREAD: 1.0 is a saturated core), of it in the kernel (sys_...),
+and the share of the run it was runnable but waited for a core (runq_..., scheduler statistics:
+time a commit's chain of wake-ups loses on a busy machine); threads without a name of their own
+are keyed by creation order (#0 = the process's main thread); wrk's busy share (busy_wrk) and
+the cores the whole machine was busy (busy_machine, every process).
 With --perf SECONDS, `perf record -g` samples the writer process during the last run of each
 binary (perf's report goes to the output directory).
 
@@ -23,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -96,6 +103,45 @@ def children_switches(master_pid):
         except (OSError, ValueError, IndexError):
             continue
     return out
+
+
+def threads_cpu(master_pid):
+    """CPU seconds (user + system) of each thread of the master's children, keyed
+    "process/thread" by their names (threads of one name summed; a thread without a name of its
+    own by its rank in creation order, #0 the process's first): with the wall time of a run
+    this says which thread was busy all along (a saturated core) and which waited."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid, _, comm in _family(master_pid, False):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for rank, tid in enumerate(sorted(tids, key=int)):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    name = f.read().strip()
+            except (OSError, ValueError):
+                continue
+            # Unnamed threads carry the process's name: told apart by creation order (#0 = main).
+            key = f"{comm}/{name}" if name != comm else f"{comm}/#{rank}"
+            out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+            out["sys:" + key] = out.get("sys:" + key, 0.0) + int(fields[12]) / tick
+            try:  # nanoseconds runnable but waiting for a CPU (scheduler statistics)
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    out["runq:" + key] = out.get("runq:" + key, 0.0) + int(f.read().split()[1]) / 1e9
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def machine_busy():
+    """CPU seconds all cores spent not idle since boot (/proc/stat: every field but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def writer_pid(master_pid):
@@ -211,6 +257,9 @@ def main(argv):
                 cpu0 = children_cpu(p.pid)
                 flt0 = children_cpu(p.pid, field=7)
                 sw0 = children_switches(p.pid)
+                th0 = threads_cpu(p.pid)
+                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                m0 = machine_busy()
                 t0 = time.monotonic()
                 rps, lat = run_wrk(port, c, a.duration, a.keys,
                                    os.path.join(out, "raw", f"r{rnd}-{label}-c{c}.txt"))
@@ -219,6 +268,9 @@ def main(argv):
                 cpu1 = children_cpu(p.pid)
                 flt1 = children_cpu(p.pid, field=7)
                 sw1 = children_switches(p.pid)
+                th1 = threads_cpu(p.pid)
+                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                m1 = machine_busy()
                 if perf:
                     perf.wait(timeout=a.perf + 30)
                 row = {"round": rnd, "bin": label, "conns": c}
@@ -229,6 +281,15 @@ def main(argv):
                     row[f"faults_per_req_{name}"] = round((flt1[name] - flt0.get(name, 0)) / (rps * secs), 4)
                 for name in sorted(sw1):  # context switches per request (all threads: the writer's sync thread too)
                     row[f"switches_per_req_{name}"] = round((sw1[name] - sw0.get(name, 0)) / (rps * secs), 3)
+                for name in sorted(th1):  # share of one core each thread was running during the run
+                    if name.startswith("runq:"):  # share of the run it was ready but waited for a core
+                        row[f"runq_{name[5:]}"] = round((th1[name] - th0.get(name, 0)) / secs, 2)
+                    elif name.startswith("sys:"):  # of the busy share, in the kernel
+                        row[f"sys_{name[4:]}"] = round((th1[name] - th0.get(name, 0)) / secs, 2)
+                    else:
+                        row[f"busy_{name}"] = round((th1[name] - th0.get(name, 0)) / secs, 2)
+                row["busy_wrk"] = round((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / secs, 2)
+                row["busy_machine"] = round((m1 - m0) / secs, 2)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
