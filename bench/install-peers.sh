@@ -7,6 +7,9 @@
 #
 #   bench/install-peers.sh                      the benchmark peers and tools
 #   bench/install-peers.sh --with-profilers     the same, plus valgrind and linux-perf
+#   bench/install-peers.sh --with-engines       the same, plus LevelDB and RocksDB's headers and
+#                                               libraries (engine_bench's peers; reconfigure the
+#                                               build tree afterwards: meson setup --reconfigure)
 #   bench/install-peers.sh --packages "a b"     exactly these packages, under the same rules
 #
 # Rules:
@@ -26,13 +29,15 @@ set -euo pipefail
 
 peers=(nginx-light wrk nghttp2-client redis-server webdis memcached gnuplot-nox slowhttptest)
 profilers=(valgrind linux-perf)
+engines=(libleveldb-dev librocksdb-dev)
 
 packages=("${peers[@]}")
 while [ $# -gt 0 ]; do
   case $1 in
     --with-profilers) packages+=("${profilers[@]}") ;;
+    --with-engines) packages+=("${engines[@]}") ;;
     --packages) shift; read -r -a packages <<<"${1:?--packages needs a list}" ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-peers.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
