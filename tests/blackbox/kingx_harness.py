@@ -784,6 +784,22 @@ def run_with_servers(title, cases, current_server):
     sys.exit(status)
 
 
+def run_with_shared_data(title, cases, servers, workdir):
+    """The main() of a test file whose cases share one data directory under
+    `workdir` and append each server they start to `servers` (the last is the
+    one in use). Runs `cases`, cleans up every server, removes workdir
+    (unless KINGX_KEEP=1), exits the process with the status."""
+    status = 1
+    try:
+        status = run_cases(title, cases, lambda: servers[-1] if servers else None)
+    finally:
+        for s in servers:
+            s.cleanup()
+        if os.environ.get("KINGX_KEEP") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+    sys.exit(status)
+
+
 class ServerPerCase:
     """For a file whose cases each start their own server: start() removes
     the previous case's server first; current() is the one in use (pass it

@@ -32,12 +32,11 @@ needs.
 import json
 import os
 import re
-import shutil
 import socket
 import sys
 import tempfile
 
-from kingx_harness import Conn, ConnectionClosed, Server, cases_of, check, http, key_path, metric, run_cases
+from kingx_harness import Conn, ConnectionClosed, Server, cases_of, check, http, key_path, metric, run_with_shared_data
 
 MODEL_ARGS = sys.argv[1:]
 KIB = 1 << 10
@@ -265,16 +264,8 @@ def test_a_value_whose_pages_go_while_it_is_sent_ends_short_and_the_worker_lives
 
 
 def main():
-    status = 1
-    try:
-        status = run_cases("page fault" + (" " + " ".join(MODEL_ARGS) if MODEL_ARGS else ""), cases_of(globals()),
-                           lambda: SERVERS[-1] if SERVERS else None)
-    finally:
-        for s in SERVERS:
-            s.cleanup()
-        if os.environ.get("KINGX_KEEP") != "1":
-            shutil.rmtree(WORKDIR, ignore_errors=True)
-    sys.exit(status)
+    run_with_shared_data("page fault" + (" " + " ".join(MODEL_ARGS) if MODEL_ARGS else ""), cases_of(globals()), SERVERS,
+                         WORKDIR)
 
 
 if __name__ == "__main__":

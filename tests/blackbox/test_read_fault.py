@@ -26,11 +26,10 @@ needs.
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 
-from kingx_harness import Conn, Server, cases_of, check, http, key_path, metric, run_cases
+from kingx_harness import Conn, Server, cases_of, check, http, key_path, metric, run_with_shared_data
 
 MODEL_ARGS = sys.argv[1:]
 MIB = 1 << 20
@@ -163,16 +162,8 @@ def test_a_read_fault_that_passes_leaves_the_key_readable_again():
 
 
 def main():
-    status = 1
-    try:
-        status = run_cases("read fault" + (" " + " ".join(MODEL_ARGS) if MODEL_ARGS else ""), cases_of(globals()),
-                           lambda: SERVERS[-1] if SERVERS else None)
-    finally:
-        for s in SERVERS:
-            s.cleanup()
-        if os.environ.get("KINGX_KEEP") != "1":
-            shutil.rmtree(WORKDIR, ignore_errors=True)
-    sys.exit(status)
+    run_with_shared_data("read fault" + (" " + " ".join(MODEL_ARGS) if MODEL_ARGS else ""), cases_of(globals()), SERVERS,
+                         WORKDIR)
 
 
 if __name__ == "__main__":
