@@ -784,6 +784,24 @@ def run_with_servers(title, cases, current_server):
     sys.exit(status)
 
 
+def check_stored_value(r, key, value, etag):
+    """A GET of `key` answered 200 with exactly `value` and the ETag its PUT gave."""
+    check(r.status == 200 and r.body == value, f"GET {key}: {r.status} {len(r.body)} bytes (want {len(value)})")
+    check(r.header("ETag") == etag, f"GET {key}: ETag {r.header('ETag')}, PUT gave {etag}")
+
+
+def check_failed_read(r, key, value, why, head=False):
+    """A read of `key` that could not read its value: 500 problem+json carrying
+    none of `value` (a HEAD: the status only). `why` names the fault."""
+    check(r.status == 500, f"{'HEAD' if head else 'GET'} {key} {why}: {r!r}")
+    if head:
+        return
+    check((r.header("Content-Type") or "").startswith("application/problem+json"), f"{key}: {r!r}")
+    problem = json.loads(r.body)
+    check(problem.get("status") == 500, f"{key}: {problem}")
+    check(value[:64] not in r.body, f"{key}: the 500 carries value bytes")
+
+
 def run_with_shared_data(title, cases, servers, workdir):
     """The main() of a test file whose cases share one data directory under
     `workdir` and append each server they start to `servers` (the last is the
