@@ -54,6 +54,15 @@ bool DiskSpace::Admit(uint64_t bytes, uint64_t pending) {
   return false;
 }
 
+uint64_t DiskSpace::Room() {
+  std::lock_guard lock(mu_);
+  const uint64_t now = NowMs();
+  if (now - measured_at_ms_ >= kMaxAgeMs || measured_at_ms_ == 0) MeasureLocked(now);
+  if (!known_) return UINT64_MAX;
+  const uint64_t free = EstimateLocked();
+  return free > reserve_bytes_ ? free - reserve_bytes_ : 0;
+}
+
 bool DiskSpace::Spare(uint64_t bytes) {
   std::lock_guard lock(mu_);
   const uint64_t now = NowMs();

@@ -144,6 +144,39 @@ TEST_CASE("a batch that does not fit whole admits the puts that fit and refuses 
   CHECK(db.writer().disk_state().refused_writes == keys.size() - ok);
 }
 
+TEST_CASE("a batch's room is the bytes Admit admits without measuring again, and reading it counts no refusal",
+          "[engine][disk]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SimulateDisk(dir.path(), 4 << 20);
+  DiskSpace space(env, dir.path(), 1 << 20, nullptr);
+  const uint64_t room = space.Room();
+  const DiskState s = space.state();
+  REQUIRE(s.known);
+  CHECK(room == s.free_bytes - (1 << 20));
+  // The last byte of the room is admitted, in one put or after others.
+  CHECK(space.Admit(room));
+  CHECK(space.Admit(1000, room - 1000));
+  CHECK_FALSE(space.Admit(1001, room - 1000));
+  CHECK(space.state().refused_writes == 1);
+  // Bytes written since the measure come off it; reading it refuses nothing.
+  space.Consumed(5000);
+  CHECK(space.Room() == room - 5000);
+  CHECK(space.Admit(room - 5000));
+  CHECK_FALSE(space.Admit(room - 4999));
+  CHECK(space.state().refused_writes == 2);
+  // A disk with less than the reserve free has no room at all.
+  env.SimulateDisk(dir.path(), 1 << 19);
+  space.Refresh();
+  CHECK(space.Room() == 0);
+  CHECK_FALSE(space.Admit(1));
+  // Unknown free space admits any put, as Admit does.
+  env.FailNth(FaultOp::kSpace, 1, Code::kIOError, /*forever=*/true);
+  space.Refresh();
+  CHECK(space.Room() == UINT64_MAX);
+  CHECK(space.Admit(1 << 30));
+}
+
 TEST_CASE("ENOSPC from the file system (no reserve) marks the disk full until space is back",
           "[engine][disk]") {
   TempDir dir;
