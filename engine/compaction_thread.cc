@@ -5,6 +5,7 @@
 
 #include "engine/compaction.h"
 #include "engine/compaction_policy.h"
+#include "engine/thread_name.h"
 
 namespace kingx::engine {
 
@@ -69,6 +70,7 @@ uint64_t CompactionThread::WaitForPass(uint64_t seen, uint32_t timeout_ms) {
 }
 
 void CompactionThread::Loop() {
+  NameThisThread("kingx-compact");
   using Clock = std::chrono::steady_clock;
   std::unique_lock lock(mu_);
   auto next_due = Clock::now() + std::chrono::milliseconds(interval_ms_);

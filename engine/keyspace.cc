@@ -14,6 +14,7 @@
 #include "engine/hash.h"
 #include "engine/key_resolve.h"
 #include "engine/writer_impl.h"
+#include "engine/thread_name.h"
 
 namespace kingx::engine {
 namespace {
@@ -444,6 +445,7 @@ Status Keyspace::Checkpoint() {
 }
 
 void Keyspace::Loop() {
+  NameThisThread("kingx-keyview");
   for (;;) {
     {
       std::unique_lock lock(mu_);

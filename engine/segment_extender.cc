@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "engine/kill_point.h"
+#include "engine/thread_name.h"
 
 namespace kingx::engine {
 
@@ -119,6 +120,7 @@ uint64_t SegmentExtender::room_end() {
 }
 
 void SegmentExtender::Run() {
+  NameThisThread("kingx-extend");
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return quit_ || busy_; });

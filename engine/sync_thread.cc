@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "engine/kill_point.h"
+#include "engine/thread_name.h"
 
 namespace kingx::engine {
 
@@ -46,6 +47,7 @@ void SyncThread::Restart() {
 }
 
 void SyncThread::Run() {
+  NameThisThread("kingx-sync");
   std::unique_lock lock(mu_);
   // Bounded by stop_: each iteration serves the requests made so far or waits.
   for (;;) {
