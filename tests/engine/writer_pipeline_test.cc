@@ -8,7 +8,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -39,7 +42,34 @@ void TakeNext(TestDb& db, uint64_t ticket, Code code) {
   for (const WriteResult& r : t.results) CHECK(r.status.Is(code));
 }
 
+// The names of this process's threads (/proc/self/task/TID/comm).
+std::vector<std::string> ThreadNames() {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(e.path() / "comm");
+    std::string name;
+    if (std::getline(in, name)) names.push_back(name);
+  }
+  return names;
+}
+
 }  // namespace
+
+TEST_CASE("the fdatasync of submitted batches runs on a thread named kingx-sync, told apart from outside",
+          "[engine][pipeline]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  TestDb db(env, dir.path(), Options{});
+  REQUIRE(db.Open().ok());
+  SyncGate gate(env);
+  Batch a = Puts({"a1"}, "va");
+  CHECK(db.writer().Submit(a.ops) == 1);
+  REQUIRE(gate.WaitEntered(1));  // the sync thread is in its fdatasync
+  const std::vector<std::string> names = ThreadNames();
+  CHECK(std::count(names.begin(), names.end(), "kingx-sync") == 1);
+  gate.Open();
+  TakeNext(db, 1, Code::kOk);
+}
 
 TEST_CASE("a batch written while the previous fdatasync runs is acknowledged only after a later fdatasync returns",
           "[engine][pipeline]") {
