@@ -63,11 +63,12 @@ class DiskSpace {
   bool Admit(uint64_t bytes, uint64_t pending = 0);
   // The bytes puts may take now before they eat into the reserve (UINT64_MAX
   // when free space is unknown), measured as Admit measures: a batch reads it
-  // once, and a put of `bytes` after `pending` bytes of the batch fits when
-  // pending + bytes <= Room(), which is exactly when Admit(bytes, pending)
-  // would admit it without measuring again. A put that does not fit goes
-  // through Admit, which measures again if the measure is old enough and
-  // counts the refusal. Never counts a refusal nor marks the disk full.
+  // once (at its first put), and a put of `bytes` after `pending` bytes of
+  // the batch fits when pending + bytes <= Room(), which is exactly when
+  // Admit(bytes, pending) would admit it without measuring again. A put that
+  // does not fit goes through Admit, which measures again if the measure is
+  // old enough and counts the refusal. Never counts a refusal nor marks the
+  // disk full.
   uint64_t Room();
   // Whether `bytes` of room may be taken ahead of any put (the active
   // segment's preallocated zeros): only while the free space after them

@@ -181,9 +181,11 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
   // The state of keys written earlier in this batch (or in flight), which the index does not show yet.
   BatchOverlay& overlay = w.overlay_;
   w.batch_.clear();
-  // The room for puts, read once per batch (DiskSpace::Room); read again
-  // whenever the batch's bytes so far are no longer what it is compared with.
-  uint64_t room = w.disk_.Room();
+  // The room for puts (DiskSpace::Room), read at the batch's first put and
+  // again whenever the batch's bytes so far are no longer what it is compared
+  // with: a batch of deletes never reads it, as it never asked Admit.
+  uint64_t room = 0;
+  bool room_read = false;
 
   for (size_t i = 0; i < ops.size(); ++i) {
     const WriteOp& op = ops[i];
@@ -220,14 +222,20 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
     r.status = decide();
     if (!r.status.ok()) continue;
     // The reserve: a put may not take the room compaction needs (deletes may).
-    if (op.type == OpType::kPut && w.batch_.size() + total > room) {
-      // Past the room read for the batch: Admit measures again if it may,
-      // and counts the refusal.
-      const bool admitted = w.disk_.Admit(total, w.batch_.size());
-      room = w.disk_.Room();
-      if (!admitted) {
-        r.status = Status::NoSpace("the disk is full: " + w.disk_.Describe());
-        continue;
+    if (op.type == OpType::kPut) {
+      if (!room_read) {
+        room = w.disk_.Room();
+        room_read = true;
+      }
+      if (w.batch_.size() + total > room) {
+        // Past the room read for the batch: Admit measures again if it may,
+        // and counts the refusal.
+        const bool admitted = w.disk_.Admit(total, w.batch_.size());
+        room_read = false;
+        if (!admitted) {
+          r.status = Status::NoSpace("the disk is full: " + w.disk_.Describe());
+          continue;
+        }
       }
     }
 
@@ -247,7 +255,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
         continue;
       }
       r.status = w.Rotate();
-      room = w.disk_.Room();  // what was committed or rotated in is consumed; batch_ starts again
+      room_read = false;  // what was committed or rotated in is consumed; batch_ starts again
       if (r.status.ok() && had_earlier) r.status = decide();
       if (!r.status.ok()) continue;
     }
