@@ -20,6 +20,11 @@ double Profit(const PickedSegment& p) {
 
 bool ByProfit(const PickedSegment& a, const PickedSegment& b) { return Profit(a) > Profit(b); }
 
+// TargetCopyWorthIt (compaction_policy.h) for a pass's candidate.
+bool WorthTargetCopy(const PickedSegment& p, uint64_t live_bytes) {
+  return TargetCopyWorthIt(p.stats.bytes, p.stats.live_bytes, p.reclaimable, live_bytes);
+}
+
 // Appends the small sealed segments to merge (PickSegments' contract), after
 // the other picks: they are the least profitable, and their copies go into
 // the outputs that the other picks' live records started.
@@ -98,9 +103,10 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
   // max_dead_fraction, also take the most profitable segments below the
   // threshold until the projection falls under it.
   if (o.max_dead_fraction > 0 && !o.pick_all) {
-    uint64_t live = 0, reclaimable = 0;
+    uint64_t live = 0, reclaimable = 0, all_live = 0;
     std::vector<PickedSegment> rest;
     for (const auto& [id, s] : segments) {
+      all_live += s.live_bytes;
       if (s.active || skip.count(id) != 0) continue;
       PickedSegment p;
       p.stats = s;
@@ -117,6 +123,8 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
       const bool fraction_met =
           static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable);
       if (fraction_met && reclaimable <= o.max_reclaimable_bytes) break;
+      // Below the fraction only for the target: only a copy worth its bytes.
+      if (fraction_met && !WorthTargetCopy(p, all_live)) continue;
       p.why = fraction_met ? PickReason::kTarget : PickReason::kSpaceBound;
       picked.push_back(p);
       reclaimable -= p.reclaimable;
@@ -126,6 +134,13 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
   std::stable_sort(picked.begin(), picked.end(), ByProfit);
   if (o.segment_bytes > 0 && !o.pick_all) MergeSmall(segments, skip, kept_tombstone_bytes, o, &picked);
   return picked;
+}
+
+bool TargetCopyWorthIt(uint64_t file_bytes, uint64_t segment_live_bytes, uint64_t reclaimable,
+                       uint64_t live_bytes) {
+  const bool frees_a_share =
+      static_cast<double>(reclaimable) >= kCatchUpDeadFraction * static_cast<double>(file_bytes);
+  return frees_a_share && segment_live_bytes <= live_bytes / kMaxActiveShare;
 }
 
 bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickOptions& o) {

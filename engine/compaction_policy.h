@@ -32,7 +32,8 @@ struct PickOptions {
   // With max_dead_fraction: the most profitable segments below the
   // threshold are also taken until the reclaimable bytes left are at most
   // this (a catch-up pass for writes that wait until compaction made that
-  // much room: Compactor::SetCatchUpTarget).
+  // much room: Compactor::SetCatchUpTarget), of those whose copy is worth
+  // it (TargetCopyWorthIt); fewer when those run out.
   uint64_t max_reclaimable_bytes = UINT64_MAX;
   // CompactionOptions::pick_all: every sealed segment.
   bool pick_all = false;
@@ -53,7 +54,7 @@ enum class PickReason {
   kThreshold,   // its reclaimable fraction reaches dead_ratio
   kLowSpace,    // PickOptions::low_space and it has reclaimable bytes
   kSpaceBound,  // the sealed segments' reclaimable fraction is above max_dead_fraction
-  kTarget,      // only for max_reclaimable_bytes (a catch-up pass's target)
+  kTarget,      // only for max_reclaimable_bytes (a catch-up pass's target; TargetCopyWorthIt)
   kMergeSmall,  // a small segment merged (MergeSmall)
 };
 const char* PickReasonName(PickReason reason);
@@ -72,7 +73,11 @@ struct PickedSegment {
 // one whose reclaimable fraction of its file bytes reaches dead_ratio, any
 // segment with reclaimable bytes when low_space; then, while the
 // reclaimable fraction of all sealed segments would stay above
-// max_dead_fraction after the picks, the most profitable of the others.
+// max_dead_fraction after the picks, the most profitable of the others;
+// then, while more than max_reclaimable_bytes would stay reclaimable, the
+// most profitable of the others whose copy is worth it for that target
+// (TargetCopyWorthIt: a segment that frees little of what it copies is left
+// even if the target is then not met).
 // Then small sealed segments are merged, so that the number of segment files
 // follows the bytes stored, not the number of writes (a value staged whole
 // gets a segment of its own, and a pass's early outputs are small): a sealed
@@ -164,6 +169,18 @@ inline constexpr double kCatchUpDeadFraction = 0.1;
 // while writes wait for compaction, see WriteStallBoundsFor) when at least
 // kCatchUpDeadFraction of their bytes are dead (below the usual dead_ratio).
 inline constexpr uint64_t kCatchUpSealMinBytes = 64 << 10;
+
+// Whether a sealed segment is worth copying only for a catch-up pass's
+// reclaimable target (PickOptions::max_reclaimable_bytes, below the tenth
+// the pass stops at on its own): at least kCatchUpDeadFraction of its
+// file_bytes are reclaimable (the share a catch-up pass needs to seal the
+// active segment), so that a pick never copies more than nine bytes per byte
+// it frees; and its segment_live_bytes are at most 1 / kMaxActiveShare of the
+// database's live_bytes, so that its copy, which stands beside it until it is
+// deleted, is no larger than the active segment's share rotation lets any
+// segment be (RotateActiveForShare). A segment failing either is left to the
+// threshold (where it frees at least what it copies) or the space bound.
+bool TargetCopyWorthIt(uint64_t file_bytes, uint64_t segment_live_bytes, uint64_t reclaimable, uint64_t live_bytes);
 
 // WriteStallBoundsFor (declared in compaction.h, a public header, for the
 // writer process) is implemented with these policies.

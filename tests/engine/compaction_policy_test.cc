@@ -168,17 +168,35 @@ TEST_CASE("the space bound takes nothing once the threshold's picks bring the de
   CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});
 }
 
-TEST_CASE("with a reclaimable target the space bound goes on below the dead fraction until the target is met",
+TEST_CASE("with a reclaimable target the space bound goes on below the dead fraction, over the segments worth "
+          "copying, until the target is met",
           "[engine][compaction_policy]") {
-  // 5% reclaimable: under a tenth, so nothing is picked without a target.
-  const auto segs = Segs({Seg(1, 9 * kMiB, 1 * kMiB), Seg(2, 9 * kMiB, kMiB / 2), Seg(3, 10 * kMiB, 0)});
+  // Under a tenth reclaimable in all: nothing is picked without a target.
+  // 1 and 4 free a seventh and a ninth of their bytes; 2 a twentieth (it
+  // would copy 18 bytes per byte freed); 5 a seventh, but holds more than a
+  // quarter of the live data (its copy would stand beside it); 3 nothing.
+  const auto segs = Segs({Seg(1, 9 * kMiB, 3 * kMiB / 2), Seg(2, 9 * kMiB, kMiB / 2), Seg(3, 10 * kMiB, 0),
+                          Seg(4, 9 * kMiB, 6 * kMiB / 5), Seg(5, 14 * kMiB, 2 * kMiB)});
   PickOptions o = ThresholdOnly(0.5);
   o.max_dead_fraction = 0.1;
   CHECK(PickSegments(segs, {}, {}, o).empty());
-  o.max_reclaimable_bytes = kMiB;  // the most profitable one is enough
+  o.max_reclaimable_bytes = 4 * kMiB;  // the most profitable one is enough
   CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});
+  // As far as it can: the worthwhile ones only, the target not met.
   o.max_reclaimable_bytes = 0;
-  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 2});
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 4});
+  for (const PickedSegment& p : PickSegments(segs, {}, {}, o)) CHECK(p.why == PickReason::kTarget);
+}
+
+TEST_CASE("a segment is worth copying for the target when a tenth of it is reclaimable and it holds at most a "
+          "quarter of the live data",
+          "[engine][compaction_policy]") {
+  // file bytes, its live bytes, its reclaimable bytes, the database's live bytes
+  CHECK(TargetCopyWorthIt(1000, 900, 100, 4000));
+  CHECK_FALSE(TargetCopyWorthIt(1000, 901, 99, 4000));   // under a tenth
+  CHECK_FALSE(TargetCopyWorthIt(1000, 900, 100, 3599));  // more than a quarter of the live data
+  // A copied large value beside a few dead bytes: 2 MiB copied to free 445 B.
+  CHECK_FALSE(TargetCopyWorthIt(2101934 + 445 + 64, 2101934, 445, 16 * kMiB));
 }
 
 TEST_CASE("a segment's guard is its seq floor, raised for this process's outputs", "[engine][compaction_policy]") {
@@ -239,7 +257,7 @@ TEST_CASE("each pick names the rule that took it", "[engine][compaction_policy]"
   // segments stay more than a tenth reclaimable without it), 4 only for a
   // catch-up pass's target, 5 and 6 small ones merged, 7 not picked.
   const auto segs = Segs({Seg(1, 0, kMiB), Seg(2, kMiB, 2 * kMiB), Seg(3, 8 * kMiB, 7 * kMiB),
-                          Seg(4, 20 * kMiB, kMiB / 2), Seg(5, 1000, 0), Seg(6, 2000, 0), Seg(7, 30 * kMiB, 0)});
+                          Seg(4, 12 * kMiB, 2 * kMiB), Seg(5, 1000, 0), Seg(6, 2000, 0), Seg(7, 30 * kMiB, 0)});
   PickOptions o = ThresholdOnly(0.5);
   o.max_dead_fraction = 0.1;
   o.max_reclaimable_bytes = 0;

@@ -707,6 +707,90 @@ TEST_CASE("a catch-up pass holds the copies of one input at a time on top of its
   CheckModel(db, model, keys);
 }
 
+TEST_CASE("a catch-up pass's reclaimable target copies no segment that frees little of what it copies",
+          "[engine][compaction][catch_up]") {
+  // Writes waiting for room (the write stall's target of 0 reclaimable
+  // bytes) used to make a catch-up pass copy every segment with a dead
+  // record, however little it freed: here eight segments about a twentieth
+  // dead, each some 18 records copied for one freed. Now only the segment
+  // about a fifth dead is copied for the target; the thin ones are left
+  // until they are dead enough.
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  const auto key = [](int i) {  // "k000" ...: records of one size
+    const std::string n = std::to_string(i);
+    return "k" + std::string(3 - std::min<size_t>(3, n.size()), '0') + n;
+  };
+  o.segment_bytes = 20 * RecordBytes(4, 0, 4000) + kSegmentHeaderBytes;  // some 20 records
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  Model model;
+  std::vector<std::string> keys;
+  const auto put = [&](int i, int version) {
+    std::string v = MakeValue(key(i), version, 4000, false);
+    WriteResult r = db.Put(key(i), v);
+    REQUIRE(r.status.ok());
+    model[key(i)] = ModelEntry{v, r.seq};
+  };
+  constexpr int kSegments = 9;
+  keys.push_back(key(0));
+  put(0, 0);
+  const uint64_t record = ActiveSegment(db.writer()).bytes - kSegmentHeaderBytes;
+  const int per_segment = static_cast<int>((o.segment_bytes - kSegmentHeaderBytes) / record);
+  for (int i = 1; i < kSegments * per_segment; ++i) {
+    keys.push_back(key(i));
+    put(i, 0);
+  }
+  // One record of each of the first eight segments overwritten; four of the last.
+  for (int seg = 0; seg < kSegments - 1; ++seg) put(seg * per_segment, 1);
+  for (int i = 0; i < 4; ++i) put((kSegments - 1) * per_segment + i, 1);
+  const WriterStats before = db.writer().Stats();
+  uint64_t sealed_bytes = 0, sealed_dead = 0;
+  std::vector<uint32_t> thin;
+  uint32_t worth = 0;
+  for (const SegmentStats& seg : before.per_segment) {
+    if (seg.active) continue;
+    INFO("segment " << seg.id << ": " << seg.live_bytes << " live, " << seg.dead_bytes << " dead");
+    REQUIRE(seg.dead_bytes > 0);
+    REQUIRE(seg.dead_bytes * 2 < seg.bytes);  // under the dead ratio: no threshold pick
+    sealed_bytes += seg.bytes;
+    sealed_dead += seg.dead_bytes;
+    if (seg.dead_bytes * 10 < seg.bytes) {
+      thin.push_back(seg.id);
+    } else {
+      REQUIRE(worth == 0);
+      worth = seg.id;
+    }
+  }
+  REQUIRE(thin.size() == kSegments - 1);
+  REQUIRE(worth != 0);
+  REQUIRE(sealed_dead * 10 < sealed_bytes);  // under the tenth: no space-bound pick in a catch-up pass
+
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  Compactor c(db.writer(), co);
+  c.SetCatchUpTarget(0);
+  PassReport report;
+  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+  CHECK(report.inputs == 1);
+  CHECK(report.deleted == 1);
+  std::set<uint32_t> left;
+  for (const SegmentStats& seg : db.writer().Stats().per_segment) left.insert(seg.id);
+  CHECK(left.count(worth) == 0);
+  for (uint32_t id : thin) CHECK(left.count(id) == 1);
+  // What it wrote is the worthwhile segment's live records, one segment at most.
+  const CompactionStats st = c.stats();
+  INFO("bytes written " << st.bytes_written);
+  CHECK(st.bytes_written <= o.segment_bytes);
+  // Nothing worth copying is left: the next pass for the target picks nothing.
+  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+  CHECK(report.inputs == 0);
+  CheckModel(db, model, keys);
+  REQUIRE(db.Open().ok());
+  CheckModel(db, model, keys);
+}
+
 TEST_CASE("the active segment is sealed once it holds more than a quarter of the live data, so a catch-up "
           "pass never copies most of the data beside its input, however large segments are",
           "[engine][compaction][catch_up]") {

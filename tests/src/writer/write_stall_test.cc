@@ -454,6 +454,71 @@ TEST_CASE("a stall that compaction cannot finish under the end bound does not di
   CHECK(f.shm->writer_metrics().compaction_stalls.load() == 2);
 }
 
+TEST_CASE("a stall for a batch whose room only thin segments hold ends at the first pass that finds nothing worth "
+          "copying, without a back-off, and lets go the part that fits",
+          "[src][writer][stall][split]") {
+  // The catch-up passes for such a stall's target used to copy every
+  // segment with a dead record, however little each freed (here some ten
+  // bytes copied per byte freed), while the batch waited.
+  StallDb db;
+  // Five sealed 1 MiB segments (and the active one) of five 180 KiB values
+  // and one 90 KiB value, the 90 KiB ones then replaced by one byte: each
+  // segment under a tenth dead, about 5.4 MB live.
+  constexpr int kSegments = 6;
+  for (int seg = 0; seg < kSegments; ++seg) {
+    for (int i = 0; i < 5; ++i) db.Put("k" + std::to_string(seg * 5 + i), std::string(180 << 10, 'a'));
+    db.Put("t" + std::to_string(seg), std::string(90 << 10, 'a'));
+  }
+  for (int seg = 0; seg < kSegments; ++seg) db.Put("t" + std::to_string(seg), "x");
+  size_t sealed = 0;
+  for (const engine::SegmentStats& seg : db.writer->Stats().per_segment) {
+    INFO("segment " << seg.id << ": " << seg.bytes << " bytes, " << seg.dead_bytes << " dead");
+    REQUIRE(seg.dead_bytes > 0);
+    REQUIRE(seg.dead_bytes * 10 < seg.bytes);
+    if (!seg.active) ++sealed;
+  }
+  REQUIRE(sealed == kSegments - 1);
+  engine::CompactionOptions co;
+  co.rate_bytes_per_sec = 0;
+  engine::Compactor compactor(*db.writer, co);
+  engine::CompactionThread thread(compactor, kHourMs);
+  thread.Start();
+  WriteStall stall(*db.shm, compactor, thread, kHourMs, kHourMs);
+  REQUIRE_FALSE(stall.Hold());
+  // Nine values replaced by one byte: within the bound with nothing left to
+  // reclaim, not with the thin segments' dead bytes.
+  std::vector<std::string> keys;
+  for (int k = 0; k < 9; ++k) keys.push_back("k" + std::to_string(k));
+  const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
+  REQUIRE(stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*db.writer, ops)) == 0);
+  bool held = true;
+  for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
+  REQUIRE_FALSE(held);
+  CHECK(compactor.stats().bytes_written == 0);
+  CHECK(thread.catch_up_counts().passes >= 1);
+  CHECK(thread.catch_up_counts().progress == 0);
+  CHECK(thread.fruitless() == 0);  // a pass that picked nothing: no back-off
+  const size_t go = stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*db.writer, ops));
+  REQUIRE(go >= 1);
+  REQUIRE(go < ops.size());
+  std::vector<engine::WriteResult> results(go);
+  db.writer->Apply(std::span(ops).first(go), results);
+  for (const engine::WriteResult& r : results) REQUIRE(r.status.ok());
+  // Not disarmed: the rest is forecast, and goes once compaction reclaimed
+  // what the first part killed (worth copying now).
+  const std::vector<engine::WriteOp> rest(ops.begin() + static_cast<std::ptrdiff_t>(go), ops.end());
+  size_t rest_go = 0;
+  for (int round = 0; round < 10 && rest_go == 0; ++round) {
+    held = true;
+    for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
+    REQUIRE_FALSE(held);
+    rest_go = stall.HoldBatch(rest.size(), rest.size(), ForecastOf(*db.writer, rest));
+  }
+  CHECK(rest_go == rest.size());
+  thread.Stop();  // the pass that made the room is counted once it returns
+  CHECK(thread.progress_passes() >= 1);
+}
+
 TEST_CASE("the batch after one let go by a stall's time bound is forecast and may be held",
           "[src][writer][stall]") {
   // A stall cut short by its time bound lets its batch go whole (its writes
