@@ -205,6 +205,9 @@ def main():
                     help="one more kingx argument (repeatable), e.g. --server-arg=--log-level=debug")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--keep-logs", action="store_true",
+                    help="with --out: keep each binary's whole error log (out/logs/bin.log and compare-bin.log), "
+                         "moved there after each cycle (e.g. the compaction passes' debug lines)")
     args = ap.parse_args()
 
     sizes = [0, 1, 100, 255, 256, 257, 4000, 65536, MIB - 1, MIB, MIB + 1, 2 * MIB]
@@ -221,7 +224,7 @@ def main():
         extra += ["--segment-bytes", args.segment_bytes]
 
     bins = [os.path.abspath(args.bin)] + ([os.path.abspath(args.compare_bin)] if args.compare_bin else [])
-    runs = [Run(b, extra) for b in bins]
+    runs = [Run(b, extra, name) for b, name in zip(bins, ["bin", "compare-bin"])]
     current = {"run": None}
     stop_sampling = threading.Event()
 
@@ -272,9 +275,10 @@ def main():
 class Run:
     """One binary's server, data directory, samples and per-cycle rows."""
 
-    def __init__(self, binary, extra):
+    def __init__(self, binary, extra, name):
         os.environ["KINGX_BIN"] = binary
         self.bin = binary
+        self.name = name  # which option named the binary (for kept logs)
         self.server = Server(args=extra)
         self.port = None
         self.samples = []  # (t, dir, live, staged)
@@ -297,6 +301,18 @@ class Run:
             f.writelines(dir_listing(self.server.data_dir))
             f.writelines(l + "\n" for l in body.splitlines()
                          if re.match(r"kingx_(compaction|engine|writer)_", l))
+
+    def keep_log(self, out):
+        """Moves what the (killed) server logged to out/logs/NAME.log."""
+        keep = os.path.join(out, "logs")
+        os.makedirs(keep, exist_ok=True)
+        try:
+            with open(self.server.error_log, "rb") as src, \
+                    open(os.path.join(keep, f"{self.name}.log"), "ab") as dst:
+                dst.write(src.read())
+            os.truncate(self.server.error_log, 0)
+        except OSError:
+            pass
 
     def cycle(self, cycle, args, keys, sizes, seeds, duration, current):
         try:
@@ -368,6 +384,8 @@ class Run:
                     f.writelines(tail)
             except OSError:
                 pass
+        if args.keep_logs and args.out:
+            self.keep_log(args.out)
         if cycle % 10 == 0 or cycle == args.cycles - 1:
             print(json.dumps({"bin": self.bin, **row}), flush=True)
 
