@@ -42,7 +42,12 @@
 // where B(L) = max(L/2, kWriteStallFloorBytes); the stall then lasts until
 // the reclaimable bytes leave room for it (or the end bound, if lower): its
 // catch-up passes reclaim down to that target, past the tenth of the
-// segments' bytes they stop at on their own (CompactionThread::TriggerCatchUp).
+// segments' bytes they stop at on their own (CompactionThread::TriggerCatchUp),
+// but only through segments worth copying for it (a tenth reclaimable, at
+// most a quarter of the live data: engine::TargetCopyWorthIt). When those run
+// out before the target is met, the next catch-up pass picks nothing: it
+// makes no progress, is not fruitless (no back-off), and the stall ends as
+// below (under the end bound, letting go the part of the batch that fits).
 //
 // A batch that alone passes the bound, even with nothing left to reclaim
 // before it, is split: its ops are independent requests that share a group
@@ -66,7 +71,8 @@
 // (its output is finished once the inputs it completed free more than it
 // holds), so C <= one segment's live bytes + 64 KiB <= L/4 + 64 KiB (the
 // active segment is sealed past a quarter of the live data,
-// engine::RotateActiveForShare). Hence
+// engine::RotateActiveForShare; a segment copied only for the stall's target
+// holds at most L/4 whatever its history, engine::TargetCopyWorthIt). Hence
 //     directory <= L + L/2 + L/4 + 64 KiB + K + O = 1.75 L + 64 KiB + K + O,
 // within 2 L while K + O + 64 KiB <= L/4. Staged bytes count in the L/2:
 // the large-upload path bounds them by a share of the live data (L/8; but
@@ -74,12 +80,16 @@
 // K is what compaction had to keep; a dead-only pass beside a running pass
 // drops what it deletes of it at once. Since every batch that would pass
 // the bound is held or split, one op that alone kills a record X goes once
-// compaction got as low as it can (R_min: what pins and damage keep); after
-// it R + S <= R_min + X + S. An ordinary record is at most a 1 MiB value
-// and its header (a larger value has a segment of its own, which the write
-// deletes as it publishes it), so for L >= 2 MiB (twice the floor) X <= L/2
-// + its header, and the directory <= 1.75 L + X's header + R_min + S + 64
-// KiB + K + O: the arithmetic above, with R_min and S on top only for that
+// compaction got as low as it can (R_min: what pins and damage keep, and
+// the dead bytes of segments not worth copying for the target: under a
+// tenth of each such segment, or under half of one holding more than a
+// quarter of the live data, of which there are at most three; the active
+// segment's under a tenth, or under 64 KiB); after it R + S <= R_min + X +
+// S. An ordinary record is at most a 1 MiB value and its header (a larger
+// value has a segment of its own, which the write deletes as it publishes
+// it), so for L >= 2 MiB (twice the floor) X <= L/2 + its header, and the
+// directory <= 1.75 L + X's header + R_min + S + 64 KiB + K + O: the
+// arithmetic above, with R_min and S on top only for that
 // op. Where this is not by construction: a stall cut short by its time
 // bound lets its batch go whole and unforecast (holding any part of it
 // longer would risk its writes' storage timeout; forecasting what cannot
@@ -93,11 +103,12 @@
 // when it was sealed (deletes since may have shrunk L); a database under
 // twice the floor; an upload staged alone beyond the share (counted as
 // staged until its write is published); the record a large upload replaces
-// as it ends (not forecast); a catch-up input holding one record larger than
-// a quarter of the live data (a compaction output that copied a large value
-// beside a few small records: the catch-up passes' target takes it for its
-// few dead bytes, and its copy then stands beside it, up to half the live
-// data with values of 2 MiB on 4 MiB live).
+// as it ends (not forecast); a catch-up input holding more than a quarter of
+// the live data (a compaction output that copied a large value beside a few
+// small records) taken by the threshold, whose copy is then at most the dead
+// bytes it frees, or by the space bound while more than a tenth of the
+// sealed bytes is reclaimable (never for the stall's target): its copy
+// stands beside it until it is deleted.
 //
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
