@@ -1,6 +1,7 @@
 #include "engine/segment_cache.h"
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
 #include "engine/mapping_guard.h"
@@ -168,6 +169,26 @@ uint32_t SegmentCache::MarkFaulted(const std::shared_ptr<const void>& holder) {
   auto* m = const_cast<Mapping*>(static_cast<const Mapping*>(holder.get()));
   if (!m->faulted.exchange(true, std::memory_order_relaxed) && report_fault_) report_fault_(m->id);
   return m->id;
+}
+
+Status SegmentCache::CopyMapped(const std::shared_ptr<const void>& holder, const char* p, size_t n, char* out) {
+  if (GuardedCopy(out, p, n)) return Status::OK();
+  return FaultedError(MarkFaulted(holder));
+}
+
+Result<bool> SegmentCache::KeyIs(const RecordRef& ref, std::string_view key) {
+  if (ref.key.size() != key.size()) return false;
+  bool equal = false;
+  auto compare = [&] { equal = std::memcmp(ref.key.data(), key.data(), key.size()) == 0; };
+  if (!GuardMappedRead(ref.key.data(), ref.key.size(), compare)) return FaultedError(MarkFaulted(ref.holder));
+  return equal;
+}
+
+Result<bool> SegmentCache::BodyMatches(const RecordRef& ref) {
+  bool matches = false;
+  auto check = [&] { matches = RecordBodyMatches(ref.record, ref.header); };
+  if (!GuardMappedRead(ref.record, ref.header.total_bytes(), check)) return FaultedError(MarkFaulted(ref.holder));
+  return matches;
 }
 
 Status SegmentCache::FaultedError(uint32_t id) {

@@ -92,6 +92,18 @@ class SegmentCache {
   // reads of its segment fail fast (see above); the fault reporter is told
   // the first time. Returns the segment's id.
   uint32_t MarkFaulted(const std::shared_ptr<const void>& holder);
+  // Copies n bytes at p, which lie in the mapping `holder` (a SegmentSpan's
+  // or RecordRef's of this cache) keeps alive, into out[0, n) under
+  // MappingGuard. A page that faults marks the mapping (as MarkFaulted) and
+  // answers FaultedError; out then holds an unknown prefix. For code that
+  // reads mapped bytes beyond a record's header: it works on the copy.
+  Status CopyMapped(const std::shared_ptr<const void>& holder, const char* p, size_t n, char* out);
+  // Whether ref's key (mapped) is `key`, compared under MappingGuard;
+  // FaultedError, the mapping marked, when a page of it faulted.
+  Result<bool> KeyIs(const RecordRef& ref, std::string_view key);
+  // Whether ref's body checksum matches (RecordBodyMatches), read under
+  // MappingGuard; FaultedError, the mapping marked, when a page faulted.
+  Result<bool> BodyMatches(const RecordRef& ref);
   // Called with the segment's id when a mapping is first marked faulted
   // (from the faulting thread). Set before the cache is used.
   void SetFaultReporter(std::function<void(uint32_t id)> report) { report_fault_ = std::move(report); }
