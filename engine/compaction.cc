@@ -61,7 +61,8 @@ struct Compactor::State {
   // Outputs made by this process: tombstone bytes they had to keep (not
   // reclaimable by compacting them again while the reason stands).
   std::map<uint32_t, uint64_t> kept_tombstone_bytes;
-  // Segments left alone after a corrupt record or an unreadable header.
+  // Segments left alone after a corrupt record, an unreadable header or a
+  // page that could not be read; an entry goes when its segment does.
   std::set<uint32_t> skip;
   // Pacing.
   Clock::time_point pace_start;
@@ -178,8 +179,19 @@ class Pass {
             bool low_space);
   void ComputeGuards(const std::map<uint32_t, SegmentStats>& segs);
   SegmentOrigin ReadOrigin(uint32_t id);
-  // OK with *complete = false when the input must stay (corrupt, no room).
+  // OK with *complete = false when the input must stay (corrupt, no room);
+  // kIOError when a page of it could not be read (InputUnreadable).
   Status CompactInput(Input& in, bool* complete);
+  // Copies n mapped bytes at p (in the mapping `holder` keeps) into rec_[0, n).
+  Status CopyOut(const std::shared_ptr<const void>& holder, const char* p, uint64_t n) {
+    if (rec_.size() < n) rec_.resize(n);  // outside the guard: it may allocate
+    return w_.cache_.CopyMapped(holder, p, n, rec_.data());
+  }
+  // A page of input `id` at or after offset `off` could not be read (the
+  // mapping is marked): logged at error level, counted as a read failure,
+  // never picked again by this compactor while the segment exists. Returns
+  // the error that ends the pass (its pending output is abandoned by Run).
+  Status InputUnreadable(uint32_t id, uint64_t off, const Status& fault);
   Status StartOutput(uint64_t live_to_copy);
   Status Copy(const char* rec, const RecordHeader& h, std::string_view key, uint64_t hash, Location from);
   Status FinishOutput();
@@ -211,6 +223,7 @@ class Pass {
   // write failed with ENOSPC): inputs that need nothing copied still go.
   Status no_room_;
   Status corruption_;
+  std::string rec_;  // the input record being read, copied out of its mapping
   uint64_t bytes_deleted_ = 0, bytes_written_ = 0;
   // The largest output finished while inputs waited on it (its copies on
   // top of those inputs until they are deleted).
@@ -319,10 +332,11 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
 SegmentOrigin Pass::ReadOrigin(uint32_t id) {
   SegmentOrigin origin;
   auto span = w_.cache_.Read(id, 0, kSegmentHeaderBytes);
-  if (span.ok()) {
+  char header[kSegmentHeaderBytes];
+  if (span.ok() && w_.cache_.CopyMapped(span->holder, span->data, kSegmentHeaderBytes, header).ok()) {
     origin.readable = true;
     SegmentHeader h;
-    if (DecodeSegmentHeader(span->data, kSegmentHeaderBytes, &h).ok() && h.segment_id == id) {
+    if (DecodeSegmentHeader(header, kSegmentHeaderBytes, &h).ok() && h.segment_id == id) {
       origin.valid = true;
       origin.seed = h.seed;
       origin.seq_floor = h.seq_floor;
@@ -361,7 +375,9 @@ Result<bool> Pass::CanDropTombstone(uint32_t seg, const RecordHeader& h, std::st
   if (!s.ok()) return s;
   for (uint32_t i = 0; i < c.count; ++i) {
     auto ref = w_.cache_.ReadRecord(c.locations[i], w_.limits_);
-    if (!ref.ok() || ref->key != key) continue;
+    if (!ref.ok()) continue;
+    auto same = w_.cache_.KeyIs(ref.value(), key);
+    if (!same.ok() || !same.value()) continue;  // unreadable: not known newer, the tombstone stays
     return ref->header.type == RecordType::kPut && ref->header.seq > h.seq;
   }
   return false;
@@ -585,6 +601,15 @@ Status Pass::DeleteReady() {
   return result;
 }
 
+Status Pass::InputUnreadable(uint32_t id, uint64_t off, const Status& fault) {
+  st_.skip.insert(id);
+  w_.index_.counters().read_failures.fetch_add(1, std::memory_order_relaxed);
+  w_.LogError("compaction: segment " + std::to_string(id) + " could not be read at or after offset " +
+              std::to_string(off) + " (" + fault.ToString() + "); pass abandoned, the segment is left alone and " +
+              "not compacted again until it is replaced or the writer restarts");
+  return fault;
+}
+
 Status Pass::CompactInput(Input& in, bool* complete) {
   *complete = false;
   const uint32_t id = in.stats.id;
@@ -596,8 +621,15 @@ Status Pass::CompactInput(Input& in, bool* complete) {
     return Status::OK();
   }
   const char* data = span->data;
+  // Every byte of the input is read from a copy taken under the mapping
+  // guard (SegmentCache::CopyMapped): a page that cannot be read fails the
+  // pass (InputUnreadable) instead of ending the writer.
+  char seg_header[kSegmentHeaderBytes];
+  const size_t seg_header_bytes = std::min<uint64_t>(kSegmentHeaderBytes, in.stats.bytes);
+  if (Status cs = w_.cache_.CopyMapped(span->holder, data, seg_header_bytes, seg_header); !cs.ok())
+    return InputUnreadable(id, 0, cs);
   SegmentHeader sh;
-  if (!DecodeSegmentHeader(data, in.stats.bytes, &sh).ok() || sh.segment_id != id || sh.seed != seed_) {
+  if (!DecodeSegmentHeader(seg_header, seg_header_bytes, &sh).ok() || sh.segment_id != id || sh.seed != seed_) {
     st_.skip.insert(id);
     Log("segment " + std::to_string(id) + " has a bad header; left alone");
     return Status::OK();
@@ -609,8 +641,11 @@ Status Pass::CompactInput(Input& in, bool* complete) {
   while (off < in.stats.bytes) {
     if (Stopping()) return Status::Busy("compaction stopped");
     const char* p = data + off;
+    const uint64_t avail = in.stats.bytes - off;
+    if (Status cs = CopyOut(span->holder, p, std::min<uint64_t>(kRecordHeaderBytes, avail)); !cs.ok())
+      return InputUnreadable(id, off, cs);
     RecordHeader h;
-    Status rs = DecodeRecordHeader(p, in.stats.bytes - off, w_.limits_, &h);
+    Status rs = DecodeRecordHeader(rec_.data(), avail, w_.limits_, &h);
     // A put the index no longer points to is dropped unread: its header
     // (checksummed) gives its length, its key says whether it is live, and
     // its body is neither verified nor paced. A damaged key can only make a
@@ -618,12 +653,17 @@ Status Pass::CompactInput(Input& in, bool* complete) {
     // accounting and DeleteReady leaves it alone.
     bool dead_put = false;
     if (rs.ok() && h.type == RecordType::kPut) {
-      const std::string_view key(p + kRecordHeaderBytes, h.key_len);
+      if (Status cs = CopyOut(span->holder, p, kRecordHeaderBytes + h.key_len); !cs.ok())
+        return InputUnreadable(id, off, cs);
+      const std::string_view key(rec_.data() + kRecordHeaderBytes, h.key_len);
       auto live = IsLive(KeyHash(seed_, key), MakeLocation(id, off));
       if (!live.ok()) return live.status();
       dead_put = !live.value();
     }
-    if (rs.ok() && !dead_put) rs = VerifyRecordBody(p, h);
+    if (rs.ok() && !dead_put) {
+      if (Status cs = CopyOut(span->holder, p, h.total_bytes()); !cs.ok()) return InputUnreadable(id, off, cs);
+      rs = VerifyRecordBody(rec_.data(), h);
+    }
     if (!rs.ok()) {
       // Unknown keys past this point: the segment cannot be deleted safely.
       st_.skip.insert(id);
@@ -632,7 +672,7 @@ Status Pass::CompactInput(Input& in, bool* complete) {
       corruption_ = Status::Corruption("segment " + std::to_string(id) + " has a corrupt record");
       return Status::OK();
     }
-    const std::string_view key(p + kRecordHeaderBytes, h.key_len);
+    const std::string_view key(rec_.data() + kRecordHeaderBytes, h.key_len);
     const uint64_t hash = KeyHash(seed_, key);
     const Location loc = MakeLocation(id, off);
     bool copy = false;
@@ -646,7 +686,7 @@ Status Pass::CompactInput(Input& in, bool* complete) {
     }
     if (copy) {
       if (!no_room_.ok()) return Status::OK();  // needs an output we cannot write: the input stays
-      Status s = Copy(p, h, key, hash, loc);
+      Status s = Copy(rec_.data(), h, key, hash, loc);
       if (s.Is(Code::kNoSpace)) {
         // No room for an output (or ENOSPC writing it): keep this input, go on
         // with the inputs that need nothing written.
@@ -713,6 +753,8 @@ Status Pass::Run() {
     std::erase_if(st_.output_start_seq, [&](const auto& e) { return segs.count(e.first) == 0; });
     std::erase_if(st_.kept_tombstone_bytes, [&](const auto& e) { return segs.count(e.first) == 0; });
   }
+  // A segment left alone that is gone since: its id may name a new file.
+  std::erase_if(st_.skip, [&](uint32_t id) { return segs.count(id) == 0; });
   Pick(segs, pinned, view_pin, low_space);
   {
     // Its inputs are its own: a write that empties one leaves it to this

@@ -1,6 +1,7 @@
 // Deleting dead segments beside a running compaction pass (see compaction_dead.h).
 #include "engine/compaction_dead.h"
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,18 +25,28 @@ Status LookupHash(Writer::Impl& w, uint64_t hash, Candidates* c) {
 
 // True when every record of segment `id` (file_bytes long) may go with it:
 // no put of it is indexed, and every tombstone's key has a newer indexed put.
-// False also when anything in it cannot be read or checked.
+// False also when anything in it cannot be read or checked (a page of its
+// mapping that faults too: its bytes are read from copies taken under the
+// mapping guard).
 bool AllDroppable(Writer::Impl& w, uint32_t id, uint64_t file_bytes, uint64_t seed) {
   auto span = w.cache_.Read(id, 0, file_bytes);
   if (!span.ok()) return false;
   const char* data = span->data;
+  std::string buf(std::max<uint64_t>(kSegmentHeaderBytes, kRecordHeaderBytes), '\0');
+  const size_t header_bytes = std::min<uint64_t>(kSegmentHeaderBytes, file_bytes);
+  if (!w.cache_.CopyMapped(span->holder, data, header_bytes, buf.data()).ok()) return false;
   SegmentHeader sh;
-  if (!DecodeSegmentHeader(data, file_bytes, &sh).ok() || sh.segment_id != id || sh.seed != seed) return false;
+  if (!DecodeSegmentHeader(buf.data(), header_bytes, &sh).ok() || sh.segment_id != id || sh.seed != seed) return false;
   for (uint64_t off = kSegmentHeaderBytes; off < file_bytes;) {
     const char* p = data + off;
+    const uint64_t avail = file_bytes - off;
+    if (!w.cache_.CopyMapped(span->holder, p, std::min<uint64_t>(kRecordHeaderBytes, avail), buf.data()).ok())
+      return false;
     RecordHeader h;
-    if (!DecodeRecordHeader(p, file_bytes - off, w.limits_, &h).ok()) return false;
-    const std::string_view key(p + kRecordHeaderBytes, h.key_len);
+    if (!DecodeRecordHeader(buf.data(), avail, w.limits_, &h).ok()) return false;
+    if (buf.size() < kRecordHeaderBytes + h.key_len) buf.resize(kRecordHeaderBytes + h.key_len);
+    if (!w.cache_.CopyMapped(span->holder, p, kRecordHeaderBytes + h.key_len, buf.data()).ok()) return false;
+    const std::string_view key(buf.data() + kRecordHeaderBytes, h.key_len);
     Candidates c;
     if (!LookupHash(w, KeyHash(seed, key), &c).ok()) return false;
     const Location here = MakeLocation(id, off);
@@ -44,7 +55,10 @@ bool AllDroppable(Writer::Impl& w, uint32_t id, uint64_t file_bytes, uint64_t se
       if (c.locations[i] == here) return false;  // a live put: the accounting was wrong
       if (h.type != RecordType::kDelete) continue;
       auto ref = w.cache_.ReadRecord(c.locations[i], w.limits_);
-      if (!ref.ok() || ref->key != key) continue;
+      if (!ref.ok()) continue;
+      auto same = w.cache_.KeyIs(ref.value(), key);
+      if (!same.ok()) return false;
+      if (!same.value()) continue;
       newer_put = ref->header.type == RecordType::kPut && ref->header.seq > h.seq;
       break;
     }

@@ -6,15 +6,20 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
 
+#include <unistd.h>
+
 #include "engine/compaction_policy.h"
 #include "engine/compress.h"
+#include "engine/mapping_guard.h"
 #include "engine/record.h"
 #include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/model.h"
@@ -1050,4 +1055,84 @@ TEST_CASE("a dead-only pass beside a running pass drops at once the kept tombsto
   c.reset();
   REQUIRE(db.Open().ok());
   CHECK(db.Get("t").value() == "again");
+}
+
+TEST_CASE("a page of an input that cannot be read under compaction's mapping fails the pass, which keeps every "
+          "input and discards its output; the segment is counted, logged and not picked again",
+          "[engine][compaction][faults]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 64 << 10;
+  std::vector<std::string> errors;
+  std::mutex errors_mu;
+  o.log_error = [&](const std::string& line) {
+    std::lock_guard lock(errors_mu);
+    errors.push_back(line);
+  };
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  // Keys 0..99 are written once: the oldest segment keeps live records to copy.
+  for (int round = 0; round < 4; ++round)
+    for (int i = 0; i < 300; ++i) {
+      if (round > 0 && i < 100) continue;
+      const std::string k = "key" + std::to_string(i);
+      REQUIRE(db.Put(k, MakeValue(k, round, 150 + i % 50, false)).status.ok());
+    }
+  const auto files_before = SegmentFiles(dir.path());
+  REQUIRE(files_before.size() >= 3);
+  const std::string input = files_before.front();  // the first input: compaction maps it whole, then copies
+  CompactionOptions co = Unthrottled();
+  co.pick_all = true;
+  Compactor c(db.writer(), co);
+  // The disk loses the input under the mapping once the pass starts its output.
+  bool cut = false;
+  env.SetCreateHook([&](const std::string& path) {
+    if (cut || path.find("compact-") == std::string::npos) return;
+    cut = true;
+    REQUIRE(::truncate(input.c_str(), 0) == 0);
+  });
+  IndexCounters& counters = db.index().counters();
+  const uint64_t faults = GuardedFaults();
+  PassReport r;
+  const Status s = c.RunOnce(&r);
+  env.SetCreateHook({});
+  REQUIRE(cut);
+  CHECK(s.Is(Code::kIOError));
+  CHECK(GuardedFaults() == faults + 1);
+  CHECK(counters.read_failures.load() == 1);
+  // Nothing published: no output, and no input whose copies it held (inputs
+  // with nothing live may have gone before it started).
+  CHECK(r.outputs == 0);
+  CHECK_FALSE(HasTmpFiles(dir.path()));
+  const auto files_after = SegmentFiles(dir.path());
+  CHECK(std::includes(files_before.begin(), files_before.end(), files_after.begin(), files_after.end()));
+  CHECK(std::filesystem::exists(input));
+  {
+    std::lock_guard lock(errors_mu);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("compaction: segment") != std::string::npos);
+    CHECK(errors[0].find("SIGBUS") != std::string::npos);
+  }
+  // Writes go on: a new key, and a key whose record is elsewhere; a key of
+  // the lost pages answers an I/O error, not "absent".
+  CHECK(db.Put("new", "value").status.ok());
+  CHECK(db.Put("key299", "again").status.ok());
+  CHECK(db.Put("key0", "lost").status.Is(Code::kIOError));
+  // The next pass leaves the segment alone and compacts the others, without
+  // touching the lost pages again.
+  PassReport r2;
+  CHECK(c.RunOnce(&r2).ok());
+  CHECK(r2.deleted > 0);
+  CHECK(GuardedFaults() == faults + 1);
+  CHECK(std::filesystem::exists(input));
+  CHECK(db.Get("new").value() == "value");
+  CHECK(db.Get("key299").value() == "again");
+  // A writer that opens the cut file finds damage it reports, and opens.
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("new").value() == "value");
+  CHECK(db.Get("key299").value() == "again");
+  CHECK(db.Put("key0", "fresh").status.ok());
+  CHECK(db.Get("key0").value() == "fresh");
 }
