@@ -46,14 +46,22 @@ Status ResolveKey(const SharedIndex& index, SegmentCache& cache, const RecordLim
         }
         return ref.status();
       }
-      if (ref->key != key) continue;
+      // The key and the content type are read under the mapping guard: a
+      // page that faults is this read's I/O error (the mapping marked).
+      auto same = cache.KeyIs(ref.value(), key);
+      if (!same.ok()) return same.status();
+      if (!same.value()) continue;
       if (ref->header.type != RecordType::kPut) return Status::OK();  // never indexed once ready
       out->kind = Resolution::Kind::kMoved;
       out->seq = ref->header.seq;
       out->segment = LocationSegment(loc);
       out->offset = LocationOffset(loc);
       out->raw_len = ref->header.raw_len;
-      out->content_type.assign(ref->record + kRecordHeaderBytes + ref->header.key_len, ref->header.meta_len);
+      out->content_type.resize(ref->header.meta_len);
+      if (Status cs = cache.CopyMapped(ref->holder, ref->record + kRecordHeaderBytes + ref->header.key_len,
+                                       ref->header.meta_len, out->content_type.data());
+          !cs.ok())
+        return cs;
       return Status::OK();
     }
     if (!vanished) return Status::OK();  // dead

@@ -196,12 +196,17 @@ class Replayer {
   Status Describe(Location loc, std::string_view key, bool* same_key, uint64_t* seq, uint64_t* total) {
     auto ref = w_.cache_.ReadRecord(loc, w_.limits_);
     if (ref.ok()) {
-      *same_key = ref->key == key;
+      auto same = w_.cache_.KeyIs(ref.value(), key);  // under the mapping guard
+      if (!same.ok()) return same.status();
+      *same_key = same.value();
       *seq = ref->header.seq;
       *total = ref->header.total_bytes();
       // A mismatch with a body that fails its checksum: the key bytes may be
       // the damaged ones; the hint, when there is one, knows the key.
-      if (*same_key || VerifyRecordBody(ref->record, ref->header).ok()) return Status::OK();
+      if (*same_key) return Status::OK();
+      auto body = w_.cache_.BodyMatches(ref.value());
+      if (!body.ok()) return body.status();
+      if (body.value()) return Status::OK();
       if (const HintedRecord* h = Hinted(LocationSegment(loc), LocationOffset(loc)); h != nullptr)
         *same_key = h->key == key;
       return Status::OK();

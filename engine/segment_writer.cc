@@ -266,10 +266,16 @@ Result<KeyState> Writer::Impl::FindKey(std::string_view key, uint64_t hash) {
       }
       continue;
     }
-    if (ref->key != key) {
+    // A page of the record that faults (read under the mapping guard) fails
+    // the operation, as any other I/O error.
+    auto same = cache_.KeyIs(ref.value(), key);
+    if (!same.ok()) return same.status();
+    if (!same.value()) {
       // Another key's record, unless its body (which holds the key) fails:
       // then the key bytes cannot be trusted either.
-      if (VerifyRecordBody(ref->record, ref->header).ok()) continue;
+      auto body = cache_.BodyMatches(ref.value());
+      if (!body.ok()) return body.status();
+      if (body.value()) continue;
       if (!damaged.damaged) {
         damaged.damaged = true;
         damaged.exists = true;
