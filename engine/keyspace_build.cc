@@ -27,7 +27,9 @@ namespace {
 // Calls fn for every put or delete record of segment `id` (its first `bytes`
 // bytes): from its hint file when that checks out, else by reading the
 // records (a damaged record is skipped, resynchronising on the next valid
-// one, as recovery does).
+// one, as recovery does). The segment's bytes are read from copies taken
+// under the mapping guard: a page that faults fails the call with the
+// cache's FaultedError (the mapping marked), as any read error.
 Status ForEachSegmentEntry(Writer::Impl& w, SegmentCache& cache, uint32_t id, uint64_t bytes,
                            const std::function<void(const HintEntry&)>& fn) {
   Status hs = LoadHintFile(w.env_, JoinPath(w.dir_, HintFileName(id)), id, bytes, w.limits_, fn);
@@ -36,21 +38,45 @@ Status ForEachSegmentEntry(Writer::Impl& w, SegmentCache& cache, uint32_t id, ui
   auto span = cache.Read(id, 0, bytes);
   if (!span.ok()) return span.status();
   const char* data = span->data;
+  std::string rec;             // the record being read, copied out of the mapping
+  std::string rest;            // once damage was met: the rest of the segment, copied
+  uint64_t rest_from = bytes;  // the offset rest starts at
+  // n bytes at `at`: from rest when it holds them, else copied into rec.
+  auto bytes_at = [&](uint64_t at, uint64_t n, const char** p) {
+    if (at >= rest_from) {
+      *p = rest.data() + (at - rest_from);
+      return Status::OK();
+    }
+    if (rec.size() < n) rec.resize(n);  // outside the guard: it may allocate
+    *p = rec.data();
+    return cache.CopyMapped(span->holder, data + at, n, rec.data());
+  };
   uint64_t off = kSegmentHeaderBytes;
   while (off < bytes) {
+    const char* p = nullptr;
+    if (Status cs = bytes_at(off, std::min<uint64_t>(kRecordHeaderBytes, bytes - off), &p); !cs.ok()) return cs;
     RecordHeader h;
-    Status rs = DecodeRecordHeader(data + off, bytes - off, w.limits_, &h);
-    if (rs.ok()) rs = VerifyRecordBody(data + off, h);
+    Status rs = DecodeRecordHeader(p, bytes - off, w.limits_, &h);
     if (rs.ok()) {
-      fn(HintEntry{h.seq, off, h.total_bytes(), h.type, std::string_view(data + off + kRecordHeaderBytes, h.key_len)});
+      if (Status cs = bytes_at(off, h.total_bytes(), &p); !cs.ok()) return cs;
+      rs = VerifyRecordBody(p, h);
+    }
+    if (rs.ok()) {
+      fn(HintEntry{h.seq, off, h.total_bytes(), h.type, std::string_view(p + kRecordHeaderBytes, h.key_len)});
       off += h.total_bytes();
       continue;
     }
+    // Damage: resynchronise byte by byte, on a copy of the rest of the segment.
+    if (off < rest_from) {
+      rest.resize(bytes - off);
+      if (Status cs = cache.CopyMapped(span->holder, data + off, rest.size(), rest.data()); !cs.ok()) return cs;
+      rest_from = off;
+    }
     uint64_t next = off + 1;
     for (; next + kRecordHeaderBytes <= bytes; ++next) {
+      const char* q = rest.data() + (next - rest_from);
       RecordHeader h2;
-      if (DecodeRecordHeader(data + next, bytes - next, w.limits_, &h2).ok() && VerifyRecordBody(data + next, h2).ok())
-        break;
+      if (DecodeRecordHeader(q, bytes - next, w.limits_, &h2).ok() && VerifyRecordBody(q, h2).ok()) break;
     }
     off = next + kRecordHeaderBytes <= bytes ? next : bytes;
   }
@@ -287,9 +313,13 @@ Status Keyspace::ChunkToRuns(Collected* c, std::vector<RunInfo>* made) {
       KeyEntry& e = out.back();
       auto ref = cache_.ReadRecord(MakeLocation(e.segment, e.offset), w_.limits_);
       if (ref.ok()) {
-        e.raw_len = ref->header.raw_len;
-        store.emplace_back(ref->record + kRecordHeaderBytes + ref->header.key_len, ref->header.meta_len);
-        e.content_type = store.back();
+        std::string type(ref->header.meta_len, '\0');
+        const char* mapped = ref->record + kRecordHeaderBytes + ref->header.key_len;
+        if (cache_.CopyMapped(ref->holder, mapped, type.size(), type.data()).ok()) {
+          e.raw_len = ref->header.raw_len;
+          store.push_back(std::move(type));
+          e.content_type = store.back();
+        }
       }
     }
     i = j;
