@@ -70,9 +70,8 @@ const Request& Connection::request() const { return parser_->request(); }
 // ReleaseIdleMemory frees it between requests.
 void Connection::ConsumeInput(size_t n) {
   if (n == 0) return;
-  if (in_pos_ < in_.size()) {
-    in_pos_ += n;
-    assert(in_pos_ <= in_.size());
+  if (!in_.empty()) {
+    in_.Consume(n);
   } else {
     feeding_ = feeding_.subspan(n);
   }
@@ -86,24 +85,16 @@ void Connection::Feed(std::span<const char> bytes, uint64_t now_ms) {
   if (UnparsedBytes() == 0) {
     // Common case: parse straight from the caller's buffer, keep only what
     // is left over (a partial head, or a pipelined request that must wait).
-    in_.clear();
-    in_pos_ = 0;
+    in_.Clear();
     feeding_ = bytes;
     Drive(now_ms);
-    if (!feeding_.empty() && state_ != State::kClosing) in_.assign(feeding_.data(), feeding_.size());
+    if (!feeding_.empty() && state_ != State::kClosing) in_.Assign(feeding_);
     feeding_ = {};
   } else {
-    if (in_pos_ > 0) {
-      in_.erase(0, in_pos_);
-      in_pos_ = 0;
-    }
-    in_.append(bytes.data(), bytes.size());
+    in_.Append(bytes);
     Drive(now_ms);
   }
-  if (state_ == State::kClosing) {
-    in_.clear();
-    in_pos_ = 0;
-  }
+  if (state_ == State::kClosing) in_.Clear();
 }
 
 void Connection::FeedEof(uint64_t now_ms) {
@@ -275,8 +266,7 @@ void Connection::Close() {
   AbortHandler();
   state_ = State::kClosing;
   body_paused_ = false;
-  in_.clear();
-  in_pos_ = 0;
+  in_.Clear();
   feeding_ = {};
 }
 
@@ -361,11 +351,7 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   uint64_t body_bytes = 0;
   if (!head_request && !bodiless_status && r.stream) {
     assert(!stream_ && "a streamed body is queued only after the previous one was pulled whole");
-    if (r.stream_length > 0) {
-      stream_ = r.stream;
-      stream_left_ = r.stream_length;
-      stream_waiting_ = stream_piece_out_ = false;
-    }
+    if (r.stream_length > 0) stream_ = std::make_unique<OutgoingStream>(OutgoingStream{r.stream, r.stream_length});
     body_bytes = r.stream_length;
   } else if (!head_request && !bodiless_status && !r.body.empty()) {
     if (r.body_holder && r.body.size() > kCopyBodyMaxBytes) {
@@ -409,20 +395,20 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
 // written whole. The piece is referenced, not copied; its chunk holds the
 // stream, so the piece stays valid even after the stream is done.
 void Connection::PullStream(uint64_t now_ms) {
-  if (!stream_ || stream_waiting_ || stream_piece_out_ || output_abandoned_) return;
+  if (!stream_ || stream_->waiting || stream_->piece_out || output_abandoned_) return;
   std::string_view piece;
-  switch (stream_->Next(&piece)) {
+  switch (stream_->body->Next(&piece)) {
     case BodyStream::Pull::kPiece:
-      assert(!piece.empty() && piece.size() <= stream_left_ && "BodyStream broke its length");
-      if (piece.empty() || piece.size() > stream_left_) break;  // treated as an error below
+      assert(!piece.empty() && piece.size() <= stream_->left && "BodyStream broke its length");
+      if (piece.empty() || piece.size() > stream_->left) break;  // treated as an error below
       if (!HasOutput()) send_progress_ms_ = now_ms;
-      out_.Reference(piece, stream_);
-      stream_piece_out_ = true;
-      stream_left_ -= piece.size();
-      if (stream_left_ == 0) EndStream(now_ms);
+      out_.Reference(piece, stream_->body);
+      stream_->piece_out = true;
+      stream_->left -= piece.size();
+      if (stream_->left == 0) EndStream(now_ms);
       return;
     case BodyStream::Pull::kAgain:
-      stream_waiting_ = true;
+      stream_->waiting = true;
       return;
     case BodyStream::Pull::kError:
       break;
@@ -435,15 +421,13 @@ void Connection::PullStream(uint64_t now_ms) {
 
 void Connection::EndStream(uint64_t now_ms) {
   stream_.reset();
-  stream_left_ = 0;
-  stream_waiting_ = false;
   // A pipelined request's header deadline starts once it can be served.
   if (head_timer_armed_) head_start_ms_ = now_ms;
 }
 
 void Connection::ResumeOutput(uint64_t now_ms) {
-  if (!stream_waiting_) return;
-  stream_waiting_ = false;
+  if (!StreamWaiting()) return;
+  stream_->waiting = false;
   PullStream(now_ms);
 }
 
@@ -466,7 +450,7 @@ void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
   }
   // A stream's piece is always the last output chunk: once nothing is
   // pending, it was written whole and the next one may be produced.
-  if (out_.empty()) stream_piece_out_ = false;
+  if (out_.empty() && stream_) stream_->piece_out = false;
   PullStream(now_ms);
   if (state_ == State::kHead) {
     if (limits_.idle_trim_ms == 0) ReleaseIdleMemory();
@@ -503,7 +487,7 @@ uint64_t Connection::DeadlineMs() const {
     case State::kClosing:
       break;
   }
-  uint64_t send = (HasOutput() || stream_waiting_) ? send_progress_ms_ + limits_.send_timeout_ms : 0;
+  uint64_t send = (HasOutput() || StreamWaiting()) ? send_progress_ms_ + limits_.send_timeout_ms : 0;
   if (phase == 0) return send;
   if (send == 0) return phase;
   return std::min(phase, send);
@@ -519,13 +503,12 @@ void Connection::OnTimer(uint64_t now_ms) {
     return;
   }
   if (counters_) Bump(counters_->timeouts);
-  if ((HasOutput() || stream_waiting_) && now_ms >= send_progress_ms_ + limits_.send_timeout_ms) {
+  if ((HasOutput() || StreamWaiting()) && now_ms >= send_progress_ms_ + limits_.send_timeout_ms) {
     // The peer does not read (or a streamed body could not go on for as
     // long). Keep the bytes (a write may still reference them) but stop
     // offering them, and close now.
     output_abandoned_ = true;
     stream_.reset();
-    stream_waiting_ = false;
     Close();
     return;
   }
@@ -574,7 +557,7 @@ void Connection::ResumeBody(uint64_t now_ms) {
 }
 
 bool Connection::HoldsIdleMemory() const {
-  return parser_ != nullptr || in_.capacity() > 15 || out_.HoldsIdleMemory();
+  return parser_ != nullptr || in_.HoldsMemory() || out_.HoldsIdleMemory();
 }
 
 // Idle between requests, nothing to send, and holding memory it could free.
@@ -587,19 +570,14 @@ bool Connection::TrimDue(uint64_t now_ms) const {
 void Connection::ReleaseIdleMemory() {
   if (state_ != State::kHead || UnparsedBytes() > 0 || stream_) return;
   if (parser_ && !parser_->InHead() && !parser_->InBody()) Parser::GiveBack(std::move(parser_));
-  if (in_.capacity() > 15) {
-    std::string().swap(in_);
-  } else {
-    in_.clear();  // holds no heap
-  }
-  in_pos_ = 0;
+  in_.Release();
   out_.ReleaseIdle();
 }
 
 size_t Connection::MemoryFootprint() const {
   size_t bytes = sizeof(*this);
   if (parser_) bytes += sizeof(Parser) + parser_->HeapBytes();
-  if (in_.capacity() > 15) bytes += in_.capacity() + 1;
+  bytes += in_.HeapBytes();
   bytes += out_.HeapBytes();
   return bytes;
 }

@@ -44,6 +44,7 @@
 
 #include "http/counters.h"
 #include "http/http_limits.h"
+#include "http/input_buffer.h"
 #include "http/output_queue.h"
 #include "http/request.h"
 #include "http/response.h"
@@ -313,11 +314,9 @@ class Connection {
   void EndStream(uint64_t now_ms);
   const Request& request() const;
   // The bytes not parsed yet: the buffered rest of in_, else Feed's own bytes.
-  std::span<const char> Unparsed() const {
-    if (in_pos_ < in_.size()) return std::span<const char>(in_.data() + in_pos_, in_.size() - in_pos_);
-    return feeding_;
-  }
-  size_t UnparsedBytes() const { return (in_.size() - in_pos_) + feeding_.size(); }
+  std::span<const char> Unparsed() const { return in_.empty() ? feeding_ : in_.Unparsed(); }
+  size_t UnparsedBytes() const { return in_.size() + feeding_.size(); }
+  bool StreamWaiting() const { return stream_ && stream_->waiting; }
   void ConsumeInput(size_t n);
   bool BodyPending() const;
 
@@ -344,14 +343,18 @@ class Connection {
   uint64_t idle_since_ms_ = 0;     // keep-alive idle deadline base
   uint64_t send_progress_ms_ = 0;  // last output progress (send deadline base)
   uint64_t requests_served_ = 0;
-  std::string in_;                 // buffered unparsed input is in_[in_pos_, end)
-  size_t in_pos_ = 0;
+  InputBuffer in_;                 // unparsed input Feed could not parse in place
   std::span<const char> feeding_;  // Feed's own bytes while they are parsed in place
   OutputQueue out_;                // pending output (output_queue.h)
-  std::shared_ptr<BodyStream> stream_;  // the body being produced; null when none
-  uint64_t stream_left_ = 0;            // its bytes not pulled yet
-  bool stream_waiting_ = false;         // it answered kAgain: wait for ResumeOutput
-  bool stream_piece_out_ = false;       // its last piece is not written whole yet
+  // A response body being produced piece by piece, from Respond until its
+  // last piece is pulled (or the connection gives up on it).
+  struct OutgoingStream {
+    std::shared_ptr<BodyStream> body;
+    uint64_t left = 0;       // its bytes not pulled yet
+    bool waiting = false;    // it answered kAgain: wait for ResumeOutput
+    bool piece_out = false;  // its last piece is not written whole yet
+  };
+  std::unique_ptr<OutgoingStream> stream_;  // null when no body streams
 };
 
 }  // namespace kingx::http

@@ -498,6 +498,22 @@ TEST_CASE("an idle keep-alive connection gives its parser and output block back 
   CHECK(h.conn->DeadlineMs() == h.now + Limits().keepalive_timeout_ms);
 }
 
+TEST_CASE("an idle connection holds neither an input buffer nor a streamed body's state, only a null pointer to each",
+          "[http][connection][memory]") {
+  // The whole of what an idle keep-alive connection costs beyond its socket
+  // handle: the object itself.
+  INFO("sizeof(Connection) = " << sizeof(Connection));
+  CHECK(sizeof(Connection) <= 152);
+  Harness h(kSync);
+  h.handler.store["a"] = {3, "12345", ""};
+  h.Feed("GET /v1/kv/a HT");  // a partial head waits in a buffer of its own
+  CHECK(h.conn->MemoryFootprint() > sizeof(Connection));
+  h.Feed("TP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE(SplitResponses(h.wire).at(0).body == "12345");
+  CHECK(h.conn->MemoryFootprint() == sizeof(Connection));
+  CHECK_FALSE(h.conn->Streaming());
+}
+
 TEST_CASE("a connection still sending its answer keeps its output block until it is sent", "[http][connection][memory]") {
   Harness h(kSync);
   h.handler.store["a"] = {3, "12345", ""};
