@@ -283,8 +283,10 @@ class Connection {
   void set_user_data(void* p) { user_data_ = p; }
   // Requests (parsed heads) that got their final response so far.
   uint64_t requests_served() const { return requests_served_; }
-  // Bytes of heap and object memory this Connection holds now (sizeof plus
-  // buffer capacities). Idle keep-alive target: about 1 KiB or less.
+  // Bytes of heap and object memory this Connection holds now: sizeof plus
+  // the parser, input buffer and output blocks it holds. Idle between
+  // requests (answer sent, nothing buffered; with idle_trim_ms, after the
+  // trim) it holds none of them: sizeof(Connection).
   size_t MemoryFootprint() const;
 
  private:
