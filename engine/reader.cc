@@ -69,8 +69,9 @@ struct Reader::Impl {
     return SegmentCache::FaultedError(id);
   }
 
-  Result<Value> Lookup(std::string_view key, ReadMode mode, Location* vanished, const KeyProbe* hint);
-  Result<Value> Get(std::string_view key, ReadMode mode, const KeyProbe* hint);
+  Result<Value> Lookup(std::string_view key, ReadMode mode, Location* vanished, const KeyProbe* hint,
+                       RecordCopy* copy);
+  Result<Value> Get(std::string_view key, ReadMode mode, const KeyProbe* hint, RecordCopy* copy);
 };
 
 // One lookup: the index's candidates for key, read through the cache. When
@@ -82,7 +83,10 @@ struct Reader::Impl {
 // would give: the writer points a key's one entry at each newer record of it
 // (Replace) and removes it on delete (a step), so an unchanged entry that
 // holds a record of key holds its newest.
-Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location* vanished, const KeyProbe* hint) {
+// With copy, a small record is read by one guarded copy (SegmentCache::
+// ReadRecord) and checked and answered from the copy.
+Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location* vanished, const KeyProbe* hint,
+                                   RecordCopy* copy) {
   Impl& r = *this;
   IndexCounters& counters = r.index.counters();
   Candidates c;
@@ -98,7 +102,8 @@ Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location
   for (uint32_t i = 0; i < c.count; ++i) {
     const Location loc = c.locations[i];
     if (IsTombstone(loc)) continue;  // never present once ready; not found if it were
-    auto ref = r.cache.ReadRecord(loc, r.limits);
+    auto ref = copy != nullptr ? r.cache.ReadRecord(loc, r.limits, copy->bytes, RecordCopy::kBytes)
+                               : r.cache.ReadRecord(loc, r.limits);
     if (!ref.ok()) {
       if (ref.status().Is(Code::kNotFound)) {
         *vanished = loc;
@@ -115,17 +120,23 @@ Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location
       counters.read_failures.fetch_add(1, std::memory_order_relaxed);
       return ref.status();
     }
-    // The record's key and body are read under the guard: a page that
-    // cannot be read answers kIOError, never a crash (segment_cache.h).
+    // The record's key and body are read from the copy, or else under the
+    // guard: a page that cannot be read answers kIOError, never a crash
+    // (segment_cache.h).
+    const char* const rec = ref->copy != nullptr ? ref->copy : ref->record;
     bool ours = false;
     bool body_ok = false;
     auto check = [&] {
       ours = ref->key == key;
-      if (ours || hint == nullptr) body_ok = RecordBodyMatches(ref->record, ref->header);
+      if (ours || hint == nullptr) body_ok = RecordBodyMatches(rec, ref->header);
     };
-    if (!GuardMappedRead(ref->record, ref->header.total_bytes(), check)) return r.Faulted(ref->holder);
+    if (ref->copy != nullptr) {
+      check();
+    } else if (!GuardMappedRead(ref->record, ref->header.total_bytes(), check)) {
+      return r.Faulted(ref->holder);
+    }
     if (!ours) {
-      if (hint != nullptr) return Lookup(key, mode, vanished, nullptr);
+      if (hint != nullptr) return Lookup(key, mode, vanished, nullptr, copy);
       // A clean mismatch only when the body (which holds the key) checks
       // out: a damaged key byte must not turn the key's record into another's.
       if (!body_ok) corrupt = true;
@@ -140,14 +151,17 @@ Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location
     }
     if (ref->header.type != RecordType::kPut) return Status::NotFound();
     const RecordHeader& h = ref->header;
-    const char* body = ref->record + kRecordHeaderBytes;
+    const uint64_t stored_at = kRecordHeaderBytes + h.key_len + h.meta_len;
     Value v;
     v.seq = h.seq;
     v.raw_len = h.raw_len;
-    v.content_type = std::string_view(body + h.key_len, h.meta_len);
-    std::string_view stored(body + h.key_len + h.meta_len, h.stored_len);
+    v.copied = ref->copy != nullptr;
+    v.content_type = std::string_view(rec + kRecordHeaderBytes + h.key_len, h.meta_len);
+    std::string_view stored(rec + stored_at, h.stored_len);
     if (mode == ReadMode::kStored) {
-      v.stored = stored;
+      // A compressed value is decoded while it is sent, after the caller's
+      // copy may be reused: it stays a view of the mapping its holder keeps.
+      v.stored = h.codec == Codec::kRaw ? stored : std::string_view(ref->record + stored_at, h.stored_len);
       v.codec = h.codec;
       v.holder = std::move(ref->holder);
       return v;
@@ -175,7 +189,7 @@ Result<Value> Reader::Impl::Lookup(std::string_view key, ReadMode mode, Location
     v.holder = std::move(d);
     return v;
   }
-  if (hint != nullptr) return Lookup(key, mode, vanished, nullptr);
+  if (hint != nullptr) return Lookup(key, mode, vanished, nullptr, copy);
   if (corrupt) {
     counters.corruptions.fetch_add(1, std::memory_order_relaxed);
     r.Report("read: the newest record of a key failed its header checks; answered as damaged");
@@ -239,15 +253,19 @@ void Reader::ReleaseDeletedSegments() {
   r.seen_epoch.store(epoch, std::memory_order_relaxed);
 }
 
-Result<Value> Reader::Get(std::string_view key, ReadMode mode) { return impl_->Get(key, mode, nullptr); }
+Result<Value> Reader::Get(std::string_view key, ReadMode mode) { return impl_->Get(key, mode, nullptr, nullptr); }
 
 Result<Value> Reader::Get(std::string_view key, ReadMode mode, const KeyProbe& hint) {
-  return impl_->Get(key, mode, &hint);
+  return impl_->Get(key, mode, &hint, nullptr);
+}
+
+Result<Value> Reader::Get(std::string_view key, ReadMode mode, const KeyProbe* hint, RecordCopy* copy) {
+  return impl_->Get(key, mode, hint, copy);
 }
 
 // The hint is tried on the first attempt only: a retry follows a vanished
 // segment or a moved epoch, after which only a fresh probe is trusted.
-Result<Value> Reader::Impl::Get(std::string_view key, ReadMode mode, const KeyProbe* hint) {
+Result<Value> Reader::Impl::Get(std::string_view key, ReadMode mode, const KeyProbe* hint, RecordCopy* copy) {
   Impl& r = *this;
   if (key.empty() || key.size() > r.options.max_key_bytes) return Status::InvalidArgument("bad key length");
   IndexCounters& counters = r.index.counters();
@@ -271,7 +289,7 @@ Result<Value> Reader::Impl::Get(std::string_view key, ReadMode mode, const KeyPr
       r.seen_epoch.store(epoch, std::memory_order_relaxed);
     }
     Location vanished = 0;
-    Result<Value> got = r.Lookup(key, mode, &vanished, attempt == 0 ? hint : nullptr);
+    Result<Value> got = r.Lookup(key, mode, &vanished, attempt == 0 ? hint : nullptr, copy);
     if (counters.segment_epoch.load(std::memory_order_acquire) != epoch) continue;
     if (vanished == 0) return got;
     if (vanished == vanished_before) {

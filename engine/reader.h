@@ -38,6 +38,18 @@ struct Value {
   std::string_view stored;
   Codec codec = Codec::kRaw;
   std::shared_ptr<const void> holder;
+  // Get with a RecordCopy copied the record there: content_type and, for a
+  // raw value, data / stored view the caller's copy, not the mapping.
+  bool copied = false;
+};
+
+// Memory the caller owns for Get to copy a small record into (see Get).
+// Its size bounds the whole record (header, key, content type, stored
+// value), so that a value read from a copy is never longer than
+// kBytes - kRecordHeaderBytes.
+struct RecordCopy {
+  static constexpr size_t kBytes = kRecordHeaderBytes + 1024;
+  char bytes[kBytes];
 };
 
 enum class ReadMode : uint8_t {
@@ -84,6 +96,15 @@ class Reader {
   // key, an overwrite, delete, compaction move or growth since, a vanished
   // segment) Get looks the key up afresh. The hint is only read.
   Result<Value> Get(std::string_view key, ReadMode mode, const KeyProbe& hint);
+  // The same answer (hint may be null), for a caller that reads small values
+  // at once: a record that fits *copy is copied there whole by a single
+  // guarded read (its header, key and value together), its key and checksum
+  // are checked on the copy, and the Value views the copy (v.copied; a
+  // compressed value's stored bytes, in kStored, still view the mapping):
+  // the bytes handed out are the bytes verified. Keep *copy unchanged while
+  // the Value's views are used. A larger record is read as by Get (not
+  // copied). Faults and errors as Get.
+  Result<Value> Get(std::string_view key, ReadMode mode, const KeyProbe* hint, RecordCopy* copy);
 
   // Hints for a Get(key) that will follow soon on this thread, so that its
   // cache and TLB misses overlap the caller's work in between: PrefetchIndex

@@ -134,15 +134,30 @@ Result<SegmentSpan> SegmentCache::Read(uint32_t id, uint64_t offset, uint64_t n)
   return Status::IOError("segment " + std::to_string(id) + " keeps outgrowing its mapping");
 }
 
-Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& limits) {
+Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& limits, char* copy,
+                                           size_t copy_bytes) {
   const uint32_t seg = LocationSegment(loc);
   const uint64_t off = LocationOffset(loc);
   auto head = Read(seg, off, kRecordHeaderBytes);
   if (!head.ok()) return head.status();
   RecordRef ref;
-  // The header is decoded from a copy taken under the guard.
+  // The header is decoded from a copy taken under the guard; a small record
+  // comes with it in the same guarded call. Its lengths are not checked yet
+  // (the checksum is verified below, on the copy): the copy is only bounded
+  // by the room given and by the bytes known to exist.
   char header[kRecordHeaderBytes];
-  if (!GuardedCopy(header, head->data, kRecordHeaderBytes)) {
+  const uint64_t room = std::min<uint64_t>(copy_bytes, head->available);
+  const char* const src = head->data;
+  bool whole = false;
+  auto read = [&] {
+    std::memcpy(header, src, kRecordHeaderBytes);
+    if (copy == nullptr) return;
+    const uint64_t total = ReadRecordHeaderUnchecked(header).total_bytes();
+    if (total > room) return;
+    std::memcpy(copy, src, total);
+    whole = true;
+  };
+  if (!GuardMappedRead(src, std::max<uint64_t>(kRecordHeaderBytes, room), read)) {
     MarkFaulted(head->holder);
     return FaultedError(seg);
   }
@@ -159,7 +174,8 @@ Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& lim
     head = std::move(full);
   }
   ref.record = head->data;
-  ref.key = std::string_view(head->data + kRecordHeaderBytes, ref.header.key_len);
+  if (whole) ref.copy = copy;
+  ref.key = std::string_view((whole ? copy : head->data) + kRecordHeaderBytes, ref.header.key_len);
   ref.holder = std::move(head->holder);
   return ref;
 }

@@ -65,11 +65,14 @@ struct SegmentSpan {
   std::shared_ptr<const void> holder;
 };
 
-// A record whose header checksum and key were read (body not verified).
+// A record whose header checksum was checked (key and body not verified).
 struct RecordRef {
   RecordHeader header;
-  const char* record = nullptr;  // the header's first byte; header.total_bytes() readable
-  std::string_view key;
+  const char* record = nullptr;  // the header's first byte in the mapping; header.total_bytes() readable
+  // The whole record copied into the caller's buffer (ReadRecord with a
+  // copy), or null: then its bytes are read from the mapping under the guard.
+  const char* copy = nullptr;
+  std::string_view key;  // in copy when there is one, else in the mapping
   std::shared_ptr<const void> holder;
 };
 
@@ -85,7 +88,14 @@ class SegmentCache {
 
   // Reads and checks the header of the record at loc, and makes its whole
   // record readable. Errors as Read, plus kCorruption for a bad header.
-  Result<RecordRef> ReadRecord(Location loc, const RecordLimits& limits);
+  // With copy (copy_bytes of memory the caller owns): a record of at most
+  // copy_bytes, readable below the size known for its segment, is copied
+  // there whole by the same guarded read as its header (one guarded call),
+  // and ref.copy and ref.key point into it; any other record is read as
+  // without copy (ref.copy null). The copy's bytes are not verified beyond
+  // the header checksum.
+  Result<RecordRef> ReadRecord(Location loc, const RecordLimits& limits, char* copy = nullptr,
+                               size_t copy_bytes = 0);
 
   // Marks the mapping that `holder` (a SegmentSpan's or RecordRef's of this
   // cache) keeps alive as faulted: a read of its bytes raised SIGBUS. Later

@@ -37,6 +37,11 @@ engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::Re
   return ctx_.reader->Get(key, mode, hint);
 }
 
+engine::Result<engine::Value> ShmKvBackend::Get(std::string_view key, engine::ReadMode mode,
+                                                const engine::KeyProbe* hint, engine::RecordCopy* copy) {
+  return ctx_.reader->Get(key, mode, hint, copy);
+}
+
 void ShmKvBackend::ReportReadFault(const engine::Value& v) { ctx_.reader->ReportReadFault(v); }
 
 void ShmKvBackend::PrefetchIndex(std::string_view key, engine::KeyProbe* hint) {

@@ -31,6 +31,8 @@ class ShmKvBackend final : public KvBackend {
   engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode) override;
   engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode,
                                     const engine::KeyProbe& hint) override;
+  engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode, const engine::KeyProbe* hint,
+                                    engine::RecordCopy* copy) override;
   void PrefetchIndex(std::string_view key, engine::KeyProbe* hint) override;
   void PrefetchRecord(std::string_view key, engine::KeyProbe* hint) override;
   void ReportReadFault(const engine::Value& v) override;

@@ -133,6 +133,14 @@ struct KvService::Impl final : WriteExchanges::Responder {
   engine::Result<engine::Value> Read(std::string_view key, engine::ReadMode mode, const engine::KeyProbe* h) {
     return h != nullptr ? backend.Get(key, mode, *h) : backend.Get(key, mode);
   }
+  // A read whose small record is copied whole into this thread's copy, for
+  // a response serialized before the next read on this thread (AnswerValue).
+  engine::Result<engine::Value> ReadCopied(std::string_view key, const engine::KeyProbe* h) {
+    // Every value a copy holds is one the response copies beside its head.
+    static_assert(engine::RecordCopy::kBytes - engine::kRecordHeaderBytes <= http::Connection::kCopyBodyMaxBytes);
+    thread_local engine::RecordCopy copy;
+    return backend.Get(key, engine::ReadMode::kStored, h, &copy);
+  }
 
   static KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
 
@@ -253,8 +261,9 @@ void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& 
   const bool conditional = request.if_match.present() || request.if_none_match.present();
   const engine::KeyProbe* h = TakeHint(conn);
   if (request.method == http::Method::kGet && !conditional) {
-    // The hot path: one lookup, a zero-copy view of a raw value.
-    auto r = Read(request.key, engine::ReadMode::kStored, h);
+    // The hot path: one lookup; a small record copied whole by one guarded
+    // read, a larger raw value sent as a view of its segment.
+    auto r = ReadCopied(request.key, h);
     if (!r.ok()) return Answer(conn, request, http::ErrorResponse(r.status()), now_ms);
     return AnswerValue(conn, request, r.value(), now_ms);
   }
@@ -279,20 +288,21 @@ void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& 
     resp.head_content_length = meta->raw_len;
     return Answer(conn, request, std::move(resp), now_ms);
   }
-  auto r = backend.Get(request.key, engine::ReadMode::kStored);
+  auto r = ReadCopied(request.key, nullptr);
   if (!r.ok()) return Answer(conn, request, http::ErrorResponse(r.status()), now_ms);
   AnswerValue(conn, request, r.value(), now_ms);
 }
 
-// A value read with ReadMode::kStored: a raw one is sent as a view of its
-// segment; a compressed one is decoded one frame at a time while it is sent
+// A value read with ReadMode::kStored: a raw one is sent from the copy the
+// read made, or copied beside the head, or as a view of its segment; a
+// compressed one is decoded one frame at a time while it is sent
 // (ValueStream), never whole, and never more than a frame per write on this
 // thread. Its first frame is decoded here, so a value that cannot be decoded
 // is answered 500 before anything of it is sent.
 void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v,
                                   uint64_t now_ms) {
   const bool copied_body = v.codec == engine::Codec::kRaw && v.stored.size() <= http::Connection::kCopyBodyMaxBytes;
-  if (!CopyOutOfMapping(v, copied_body)) {
+  if (!v.copied && !CopyOutOfMapping(v, copied_body)) {
     return Answer(conn, request, http::ErrorResponse(UnreadableAfterGet()), now_ms);
   }
   if (v.codec == engine::Codec::kRaw) {

@@ -93,6 +93,14 @@ class KvBackend {
     (void)hint;
     return Get(key, mode);
   }
+  // engine::Reader::Get with a RecordCopy: a small record copied whole into
+  // *copy by one guarded read and answered from it (v.copied). hint may be
+  // null. Default: Get with the hint, nothing copied.
+  virtual engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode,
+                                            const engine::KeyProbe* hint, engine::RecordCopy* copy) {
+    (void)copy;
+    return hint != nullptr ? Get(key, mode, *hint) : Get(key, mode);
+  }
   // engine::Reader::PrefetchIndex / PrefetchRecord with a hint: for a
   // Get(key, mode, *hint) soon after on this thread; no effect anyone can
   // see. Default: nothing (the hint stays as it is).

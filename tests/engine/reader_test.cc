@@ -699,3 +699,101 @@ TEST_CASE("a Get of a record on pages cut under the reader's mapping answers an 
   Reader fresh(PosixEnv(), dir.path(), o, db.index());
   CHECK(fresh.Get("k").status().Is(Code::kCorruption));
 }
+
+TEST_CASE("a Get given a record copy answers a record that fits from the copy, a larger one from the mapping, "
+          "both as Get does",
+          "[engine][reader]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("probe", "x").status.ok());
+  Reader reader(PosixEnv(), dir.path(), o, db.index());
+  const size_t meta_len = reader.Get("probe").value().content_type.size();
+  // The longest value whose record (header, 1-byte key, content type) fits.
+  const size_t fits = RecordCopy::kBytes - kRecordHeaderBytes - 1 - meta_len;
+  RecordCopy copy;
+  const auto in_copy = [&](std::string_view s) {
+    return s.data() >= copy.bytes && s.data() + s.size() <= copy.bytes + RecordCopy::kBytes;
+  };
+  for (size_t len : {size_t{1}, size_t{100}, fits - 1, fits, fits + 1, size_t{5000}}) {
+    INFO("value of " << len << " bytes");
+    const std::string value = MakeValue("k", static_cast<int>(len), len, false);
+    REQUIRE(db.Put("k", value).status.ok());
+    const bool fits_copy = len <= fits;
+    for (ReadMode mode : {ReadMode::kFull, ReadMode::kMetadata, ReadMode::kStored}) {
+      auto plain = reader.Get("k", mode);
+      auto got = reader.Get("k", mode, nullptr, &copy);
+      REQUIRE(got.ok());
+      CHECK(got->copied == fits_copy);
+      CHECK(got->seq == plain->seq);
+      CHECK(got->raw_len == len);
+      CHECK(got->content_type == plain->content_type);
+      CHECK(in_copy(got->content_type) == fits_copy);
+      CHECK(got->data == plain->data);
+      CHECK(got->stored == plain->stored);
+      if (mode == ReadMode::kFull) CHECK(got->data == value);
+      if (mode == ReadMode::kStored) CHECK(in_copy(got->stored) == fits_copy);
+    }
+  }
+  CHECK(reader.Get("absent", ReadMode::kStored, nullptr, &copy).status().Is(Code::kNotFound));
+  REQUIRE(db.Delete("k").status.ok());
+  CHECK(reader.Get("k", ReadMode::kStored, nullptr, &copy).status().Is(Code::kNotFound));
+  CHECK(db.index().counters().corruptions.load() == 0);
+}
+
+TEST_CASE("a Get given a record copy verifies the copy: a rotten byte is corruption, a cut page an I/O error "
+          "counted once and failed fast after, and a copy taken before the cut stays readable",
+          "[engine][reader][faults][corruption]") {
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 64 << 10;
+  o.compression_level = GENERATE(0, 1);
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string value = MakeValue("k", 1, 600, true);
+  REQUIRE(db.Put("k", value).status.ok());
+  for (int i = 0; db.Put("fill" + std::to_string(i), MakeValue("fill", i, 3000, false)).status.ok() &&
+                  SegmentFiles(dir.path()).size() < 3;
+       ++i) {
+  }
+  REQUIRE(db.Put("later", "fine").status.ok());
+  IndexCounters& counters = db.index().counters();
+  Reader reader(PosixEnv(), dir.path(), o, db.index());
+  RecordCopy before_cut;
+  auto kept = reader.Get("k", ReadMode::kFull, nullptr, &before_cut);
+  REQUIRE(kept.ok());
+  REQUIRE(kept->copied);
+  REQUIRE(kept->data == value);
+  const std::string first = SegmentFiles(dir.path()).front();
+  RecordCopy copy;
+
+  SECTION("a rotten byte of the value") {
+    const std::string bytes = ReadFileBytes(first);
+    // The last byte of k's record: the value's (raw or compressed) end.
+    auto stored = reader.Get("k", ReadMode::kStored);
+    REQUIRE(stored.ok());
+    const size_t pos = bytes.find(std::string(stored->stored)) + stored->stored.size() - 1;
+    FILE* f = fopen(first.c_str(), "r+b");
+    REQUIRE(f != nullptr);
+    fseek(f, static_cast<long>(pos), SEEK_SET);
+    fputc(bytes[pos] ^ 0x40, f);
+    fclose(f);
+    for (ReadMode mode : {ReadMode::kFull, ReadMode::kMetadata, ReadMode::kStored})
+      CHECK(reader.Get("k", mode, nullptr, &copy).status().Is(Code::kCorruption));
+    CHECK(counters.corruptions.load() == 3);
+    CHECK(counters.read_failures.load() == 0);
+  }
+  SECTION("a page cut under the mapping") {
+    REQUIRE(::truncate(first.c_str(), 0) == 0);
+    const uint64_t faults = GuardedFaults();
+    for (ReadMode mode : {ReadMode::kFull, ReadMode::kMetadata, ReadMode::kStored})
+      CHECK(reader.Get("k", mode, nullptr, &copy).status().Is(Code::kIOError));
+    CHECK(counters.read_failures.load() == 3);
+    CHECK(GuardedFaults() == faults + 1);  // the segment was marked at the first
+    CHECK(counters.corruptions.load() == 0);
+  }
+  CHECK(kept->data == value);  // in before_cut, not in the mapping
+  CHECK(reader.Get("later", ReadMode::kStored, nullptr, &copy).value().stored == "fine");
+}
