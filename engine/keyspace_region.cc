@@ -41,10 +41,11 @@ size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
 uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 
 // First 8 bytes of a key, big-endian, zero-padded: comparing two of these
-// orders keys like memcmp does on their first 8 bytes.
+// orders keys like memcmp does on their first 8 bytes. An empty key (a
+// default string_view, whose data() may be null: no prefix, no start) is 0.
 uint64_t KeyPrefix8(std::string_view key) {
   unsigned char b[8] = {};
-  std::memcpy(b, key.data(), std::min<size_t>(8, key.size()));
+  if (!key.empty()) std::memcpy(b, key.data(), std::min<size_t>(8, key.size()));
   uint64_t v = 0;
   for (unsigned char c : b) v = (v << 8) | c;
   return v;
