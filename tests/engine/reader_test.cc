@@ -642,6 +642,21 @@ TEST_CASE("a Get whose segment cannot be read answers the error, counts it, neve
   CHECK(reader.Get("k").value().data == "two");
 }
 
+namespace {
+
+// Puts k = value, then fillers until the directory holds three segments (k's
+// is sealed and a later one is not the active segment), then later = "fine".
+void PutSealedBehindFill(TestDb& db, const std::string& dir, const std::string& value) {
+  REQUIRE(db.Put("k", value).status.ok());
+  for (int i = 0; db.Put("fill" + std::to_string(i), MakeValue("fill", i, 3000, false)).status.ok() &&
+                  SegmentFiles(dir).size() < 3;
+       ++i) {
+  }
+  REQUIRE(db.Put("later", "fine").status.ok());
+}
+
+}  // namespace
+
 TEST_CASE("a Get of a record on pages cut under the reader's mapping answers an I/O error, counts it, and fails "
           "fast after; other segments read on",
           "[engine][reader][faults]") {
@@ -652,12 +667,7 @@ TEST_CASE("a Get of a record on pages cut under the reader's mapping answers an 
   TestDb db(PosixEnv(), dir.path(), o);
   REQUIRE(db.Open().ok());
   const std::string value = MakeValue("k", 1, 20000, true);
-  REQUIRE(db.Put("k", value).status.ok());
-  for (int i = 0; db.Put("fill" + std::to_string(i), MakeValue("fill", i, 3000, false)).status.ok() &&
-                  SegmentFiles(dir.path()).size() < 3;
-       ++i) {
-  }
-  REQUIRE(db.Put("later", "fine").status.ok());
+  PutSealedBehindFill(db, dir.path(), value);
   IndexCounters& counters = db.index().counters();
   // A reader of its own (a worker's), which maps k's segment whole.
   Reader reader(PosixEnv(), dir.path(), o, db.index());
@@ -753,12 +763,7 @@ TEST_CASE("a Get given a record copy verifies the copy: a rotten byte is corrupt
   TestDb db(PosixEnv(), dir.path(), o);
   REQUIRE(db.Open().ok());
   const std::string value = MakeValue("k", 1, 600, true);
-  REQUIRE(db.Put("k", value).status.ok());
-  for (int i = 0; db.Put("fill" + std::to_string(i), MakeValue("fill", i, 3000, false)).status.ok() &&
-                  SegmentFiles(dir.path()).size() < 3;
-       ++i) {
-  }
-  REQUIRE(db.Put("later", "fine").status.ok());
+  PutSealedBehindFill(db, dir.path(), value);
   IndexCounters& counters = db.index().counters();
   Reader reader(PosixEnv(), dir.path(), o, db.index());
   RecordCopy before_cut;
