@@ -644,30 +644,40 @@ TEST_CASE("a Get whose segment cannot be read answers the error, counts it, neve
 
 namespace {
 
-// Puts k = value, then fillers until the directory holds three segments (k's
-// is sealed and a later one is not the active segment), then later = "fine".
-void PutSealedBehindFill(TestDb& db, const std::string& dir, const std::string& value) {
-  REQUIRE(db.Put("k", value).status.ok());
-  for (int i = 0; db.Put("fill" + std::to_string(i), MakeValue("fill", i, 3000, false)).status.ok() &&
-                  SegmentFiles(dir).size() < 3;
-       ++i) {
+// A database of 64 KiB segments whose key k holds `value` in a sealed
+// segment behind fillers (three segment files), then later = "fine".
+struct SealedKeyDb {
+  TempDir dir;
+  Options o;
+  TestDb db;
+  SealedKeyDb(int compression_level, const std::string& value)
+      : o(SmallSegments(compression_level)), db(PosixEnv(), dir.path(), o) {
+    REQUIRE(db.Open().ok());
+    REQUIRE(db.Put("k", value).status.ok());
+    for (int i = 0; db.Put("fill" + std::to_string(i), MakeValue("fill", i, 3000, false)).status.ok() &&
+                    SegmentFiles(dir.path()).size() < 3;
+         ++i) {
+    }
+    REQUIRE(db.Put("later", "fine").status.ok());
   }
-  REQUIRE(db.Put("later", "fine").status.ok());
-}
+  static Options SmallSegments(int compression_level) {
+    Options o;
+    o.segment_bytes = 64 << 10;
+    o.compression_level = compression_level;
+    return o;
+  }
+};
 
 }  // namespace
 
 TEST_CASE("a Get of a record on pages cut under the reader's mapping answers an I/O error, counts it, and fails "
           "fast after; other segments read on",
           "[engine][reader][faults]") {
-  TempDir dir;
-  Options o;
-  o.segment_bytes = 64 << 10;
-  o.compression_level = GENERATE(0, 1);
-  TestDb db(PosixEnv(), dir.path(), o);
-  REQUIRE(db.Open().ok());
   const std::string value = MakeValue("k", 1, 20000, true);
-  PutSealedBehindFill(db, dir.path(), value);
+  SealedKeyDb s(GENERATE(0, 1), value);
+  TempDir& dir = s.dir;
+  const Options& o = s.o;
+  TestDb& db = s.db;
   IndexCounters& counters = db.index().counters();
   // A reader of its own (a worker's), which maps k's segment whole.
   Reader reader(PosixEnv(), dir.path(), o, db.index());
@@ -756,14 +766,11 @@ TEST_CASE("a Get given a record copy answers a record that fits from the copy, a
 TEST_CASE("a Get given a record copy verifies the copy: a rotten byte is corruption, a cut page an I/O error "
           "counted once and failed fast after, and a copy taken before the cut stays readable",
           "[engine][reader][faults][corruption]") {
-  TempDir dir;
-  Options o;
-  o.segment_bytes = 64 << 10;
-  o.compression_level = GENERATE(0, 1);
-  TestDb db(PosixEnv(), dir.path(), o);
-  REQUIRE(db.Open().ok());
   const std::string value = MakeValue("k", 1, 600, true);
-  PutSealedBehindFill(db, dir.path(), value);
+  SealedKeyDb s(GENERATE(0, 1), value);
+  TempDir& dir = s.dir;
+  const Options& o = s.o;
+  TestDb& db = s.db;
   IndexCounters& counters = db.index().counters();
   Reader reader(PosixEnv(), dir.path(), o, db.index());
   RecordCopy before_cut;
