@@ -4,9 +4,11 @@
 #      the nginx and HAProxy the deploy tests run; then bench/install-peers.sh for the benchmark
 #      peers; both idempotent, neither leaves a service enabled or running; promtool is
 #      unpacked from Debian's .deb by tests/tools/promtool.sh, not installed),
-#   2. builds the normal tree (build/) and the sanitizer tree (build-asan/),
-#   3. runs every test of build/ (unit, black-box, fuzz corpora, bench smoke)
-#      and the unit tests again under ASan+UBSan,
+#   2. builds the normal tree (build/),
+#   3. runs every test of build/ (unit, black-box, fuzz corpora, bench smoke) while, beside
+#      them at the lowest CPU and I/O priority, the sanitizer trees are built (build-asan/,
+#      build-tsan/) and the unit tests run again under ASan+UBSan; then the API suite
+#      against the TSan binary,
 #   4. ends with one plain line: "N passed, N failed".
 # Heavy soak runs are behind KINGX_SOAK=1 (see tests/blackbox/README.md).
 set -uo pipefail
@@ -38,28 +40,45 @@ configure() {  # dir, extra meson args...
 build_ok=1
 configure build -Dbuildtype=debugoptimized || build_ok=0
 [ $build_ok = 1 ] && { ninja -C build -j"$jobs" >build.log 2>&1 || { tail -50 build.log; build_ok=0; }; }
-asan_ok=1
-configure build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || asan_ok=0
-[ $asan_ok = 1 ] && { ninja -C build-asan -j"$jobs" >build-asan.log 2>&1 || { tail -50 build-asan.log; asan_ok=0; }; }
-
-# ThreadSanitizer: the binary alone (the thread-pool model must be TSan-clean
-# in --single-process mode), exercised by the API suite below.
-tsan_ok=1
-# cpp_args emptied: a tree configured earlier with -Wno-tsan must warn (and so fail) again.
-configure build-tsan -Dbuildtype=debugoptimized -Db_sanitize=thread -Dtests=false -Dcpp_args= || tsan_ok=0
-[ $tsan_ok = 1 ] && { ninja -C build-tsan -j"$jobs" src/kingx >build-tsan.log 2>&1 || { tail -50 build-tsan.log; tsan_ok=0; }; }
-
 logs=$(mktemp -d)
-run_suite() {  # tree, suite, processes, label
-  local tree=$1 suite=$2 procs=$3 label=$4
+run_suite() {  # tree, suite, processes, label, extra meson test arguments...
+  local tree=$1 suite=$2 procs=$3 label=$4; shift 4
   rm -f "$tree/meson-logs/testlog.json"
-  meson test -C "$tree" --suite "$suite" --num-processes "$procs" --print-errorlogs --no-rebuild || status=1
+  meson test -C "$tree" --suite "$suite" --num-processes "$procs" --print-errorlogs --no-rebuild "$@" || status=1
   if [ -f "$tree/meson-logs/testlog.json" ]; then
     cp "$tree/meson-logs/testlog.json" "$logs/$label.json"
   else
     echo '{"name": "'"$label"'", "result": "FAIL"}' >"$logs/$label.json"
   fi
 }
+# The sanitizer trees: built, and the ASan unit tests run, in the background while build/'s
+# suites run, at nice 19 and idle I/O priority so that the servers under test keep the
+# cores they ask for (the sanitizer tests have no timing to keep; their timeouts are
+# stretched for the slower share they get). Its output is shown when it is done.
+sanitizers() {
+  renice -n 19 -p "$BASHPID" >/dev/null 2>&1 || true
+  ionice -c 3 -p "$BASHPID" >/dev/null 2>&1 || true
+  local asan_ok=1 tsan_ok=1
+  status=0
+  configure build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || asan_ok=0
+  [ $asan_ok = 1 ] && { ninja -C build-asan -j"$jobs" >build-asan.log 2>&1 || { tail -50 build-asan.log; asan_ok=0; }; }
+  if [ $asan_ok = 1 ]; then
+    ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      run_suite build-asan unit "$jobs" asan-unit --timeout-multiplier 3
+  else
+    echo '{"name": "build-asan", "result": "FAIL"}' >"$logs/build-asan.json"
+  fi
+  # ThreadSanitizer: the binary alone (the thread-pool model must be TSan-clean
+  # in --single-process mode), exercised by the API suite below.
+  # cpp_args emptied: a tree configured earlier with -Wno-tsan must warn (and so fail) again.
+  configure build-tsan -Dbuildtype=debugoptimized -Db_sanitize=thread -Dtests=false -Dcpp_args= || tsan_ok=0
+  [ $tsan_ok = 1 ] && { ninja -C build-tsan -j"$jobs" src/kingx >build-tsan.log 2>&1 || { tail -50 build-tsan.log; tsan_ok=0; }; }
+  echo $tsan_ok >"$logs/tsan_ok"
+  return $status
+}
+sanitizers >"$logs/sanitizers.out" 2>&1 &
+sanitizers_pid=$!
+
 # Unit tests in parallel; black-box and benchmark-smoke tests one at a time:
 # each starts servers that want both cores, and they must not starve each other.
 if [ $build_ok = 1 ]; then
@@ -69,12 +88,9 @@ if [ $build_ok = 1 ]; then
 else
   echo '{"name": "build", "result": "FAIL"}' >"$logs/build.json"
 fi
-if [ $asan_ok = 1 ]; then
-  ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_suite build-asan unit "$jobs" asan-unit
-else
-  echo '{"name": "build-asan", "result": "FAIL"}' >"$logs/build-asan.json"
-fi
+wait $sanitizers_pid || status=1
+cat "$logs/sanitizers.out"
+tsan_ok=$(cat "$logs/tsan_ok" 2>/dev/null || echo 0)
 
 # The API suite against the TSan binary, one process per model. A race
 # report makes the server exit non-zero (halt_on_error), which fails the run.
