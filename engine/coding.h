@@ -2,37 +2,45 @@
 // (the on-disk formats are little-endian whatever the host). Internal to engine/.
 #pragma once
 
+#include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
 
 namespace kingx::engine {
 
-inline void PutFixed16(char* p, uint16_t v) {
-  for (int i = 0; i < 2; ++i) p[i] = static_cast<char>(v >> (8 * i));
+// Fixed-width fields are one load or store on a little-endian host (memcpy
+// of the field's size; the compiler leaves byte loops as one load, shift and
+// or per byte), bytes in order elsewhere. Any alignment.
+template <class T>
+inline void PutLittle(char* p, T v) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &v, sizeof v);
+  } else {
+    for (size_t i = 0; i < sizeof v; ++i) p[i] = static_cast<char>(v >> (8 * i));
+  }
 }
-inline void PutFixed32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
+template <class T>
+inline T GetLittle(const char* p) {
+  if constexpr (std::endian::native == std::endian::little) {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  } else {
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    T v = 0;
+    for (size_t i = sizeof v; i-- > 0;) v = static_cast<T>((v << 8) | u[i]);
+    return v;
+  }
 }
-inline void PutFixed64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-inline uint16_t GetFixed16(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<uint16_t>(u[0] | (u[1] << 8));
-}
-inline uint32_t GetFixed32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | u[i];
-  return v;
-}
-inline uint64_t GetFixed64(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | u[i];
-  return v;
-}
+
+inline void PutFixed16(char* p, uint16_t v) { PutLittle(p, v); }
+inline void PutFixed32(char* p, uint32_t v) { PutLittle(p, v); }
+inline void PutFixed64(char* p, uint64_t v) { PutLittle(p, v); }
+inline uint16_t GetFixed16(const char* p) { return GetLittle<uint16_t>(p); }
+inline uint32_t GetFixed32(const char* p) { return GetLittle<uint32_t>(p); }
+inline uint64_t GetFixed64(const char* p) { return GetLittle<uint64_t>(p); }
 inline void AppendFixed32(std::string* out, uint32_t v) {
   char b[4];
   PutFixed32(b, v);

@@ -1,6 +1,5 @@
 #include "engine/record.h"
 
-#include <bit>
 #include <cassert>
 #include <cstdio>
 #include <cstring>
@@ -29,24 +28,6 @@ constexpr uint8_t kCodecShift = 2;
 constexpr uint8_t kCodecMask = 0x03 << kCodecShift;
 
 constexpr char kSegmentMagic[8] = {'K', 'I', 'N', 'G', 'X', 'S', 'E', 'G'};
-
-// Little-endian fields of a record header, each read as one load: every GET
-// decodes a header (twice, for a small record: its length when copying it,
-// then the checked decode), and the compiler leaves coding.h's byte-by-byte
-// loops as eight loads, shifts and ors per field here.
-template <class T>
-T LoadLittle(const char* p) {
-  if constexpr (std::endian::native == std::endian::little) {
-    T v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  } else {
-    const auto* u = reinterpret_cast<const unsigned char*>(p);
-    T v = 0;
-    for (size_t i = sizeof v; i-- > 0;) v = static_cast<T>((v << 8) | u[i]);
-    return v;
-  }
-}
 
 }  // namespace
 
@@ -88,12 +69,12 @@ void EncodeRecord(uint64_t seq, RecordType type, Codec codec, std::string_view k
 
 RecordHeader ReadRecordHeaderUnchecked(const char* p) {
   RecordHeader h;
-  h.header_checksum = LoadLittle<uint64_t>(p + kOffHeaderChecksum);
-  h.body_checksum = LoadLittle<uint64_t>(p + kOffBodyChecksum);
-  h.seq = LoadLittle<uint64_t>(p + kOffSeq);
-  h.stored_len = LoadLittle<uint32_t>(p + kOffStoredLen);
-  h.raw_len = LoadLittle<uint32_t>(p + kOffRawLen);
-  h.key_len = LoadLittle<uint16_t>(p + kOffKeyLen);
+  h.header_checksum = GetFixed64(p + kOffHeaderChecksum);
+  h.body_checksum = GetFixed64(p + kOffBodyChecksum);
+  h.seq = GetFixed64(p + kOffSeq);
+  h.stored_len = GetFixed32(p + kOffStoredLen);
+  h.raw_len = GetFixed32(p + kOffRawLen);
+  h.key_len = GetFixed16(p + kOffKeyLen);
   h.meta_len = static_cast<uint8_t>(p[kOffMetaLen]);
   const auto flags = static_cast<uint8_t>(p[kOffFlags]);
   h.type = (flags & kTypeMask) == static_cast<uint8_t>(RecordType::kDelete) ? RecordType::kDelete : RecordType::kPut;
@@ -104,18 +85,18 @@ RecordHeader ReadRecordHeaderUnchecked(const char* p) {
 Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out) {
   if (available < kRecordHeaderBytes) return Status::Corruption("record header truncated");
   RecordHeader h;
-  h.header_checksum = LoadLittle<uint64_t>(p + kOffHeaderChecksum);
+  h.header_checksum = GetFixed64(p + kOffHeaderChecksum);
   if (h.header_checksum != Checksum64(p + 8, kRecordHeaderBytes - 8))
     return Status::Corruption("record header checksum mismatch");
-  h.body_checksum = LoadLittle<uint64_t>(p + kOffBodyChecksum);
-  h.seq = LoadLittle<uint64_t>(p + kOffSeq);
-  h.stored_len = LoadLittle<uint32_t>(p + kOffStoredLen);
-  h.raw_len = LoadLittle<uint32_t>(p + kOffRawLen);
-  h.key_len = LoadLittle<uint16_t>(p + kOffKeyLen);
+  h.body_checksum = GetFixed64(p + kOffBodyChecksum);
+  h.seq = GetFixed64(p + kOffSeq);
+  h.stored_len = GetFixed32(p + kOffStoredLen);
+  h.raw_len = GetFixed32(p + kOffRawLen);
+  h.key_len = GetFixed16(p + kOffKeyLen);
   h.meta_len = static_cast<uint8_t>(p[kOffMetaLen]);
   const auto flags = static_cast<uint8_t>(p[kOffFlags]);
   if ((flags & ~(kTypeMask | kCodecMask)) != 0) return Status::Corruption("record flags hold unknown bits");
-  if (LoadLittle<uint32_t>(p + kOffReserved) != 0) return Status::Corruption("record reserved field is not zero");
+  if (GetFixed32(p + kOffReserved) != 0) return Status::Corruption("record reserved field is not zero");
   const uint8_t type = flags & kTypeMask;
   const uint8_t codec = (flags & kCodecMask) >> kCodecShift;
   if (type != static_cast<uint8_t>(RecordType::kPut) && type != static_cast<uint8_t>(RecordType::kDelete))

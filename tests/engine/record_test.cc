@@ -30,6 +30,23 @@ std::string Mutate(std::string rec, const std::function<void(char*)>& fn) {
 
 }  // namespace
 
+TEST_CASE("fixed-width fields are little-endian bytes at any offset, whatever the host", "[engine][record]") {
+  // Offset 1: every field unaligned, as record and hint fields are.
+  char buf[1 + 8] = {};
+  PutFixed16(buf + 1, 0x0102);
+  CHECK(std::memcmp(buf + 1, "\x02\x01", 2) == 0);
+  PutFixed32(buf + 1, 0x01020304u);
+  CHECK(std::memcmp(buf + 1, "\x04\x03\x02\x01", 4) == 0);
+  PutFixed64(buf + 1, 0x0102030405060708ull);
+  CHECK(std::memcmp(buf + 1, "\x08\x07\x06\x05\x04\x03\x02\x01", 8) == 0);
+  CHECK(buf[0] == 0);
+
+  const char bytes[] = "\xff\xf1\xf2\xf3\xf4\xf5\xf6\xf7\xf8";
+  CHECK(GetFixed16(bytes + 1) == 0xf2f1u);
+  CHECK(GetFixed32(bytes + 1) == 0xf4f3f2f1u);
+  CHECK(GetFixed64(bytes + 1) == 0xf8f7f6f5f4f3f2f1ull);
+}
+
 TEST_CASE("a put record round-trips through encode and decode", "[engine][record]") {
   std::string key("k\0ey", 4);
   std::string rec = Encode(42, RecordType::kPut, Codec::kRaw, key, "text/plain", "value bytes", 11);
