@@ -16,7 +16,9 @@ instrumentation switched on only for the measured load, then dumped per process)
   syscalls      native run of kingx-get and nginx-get under `strace -c -f`: system calls per
                 answered request, by name (strace slows the server; the counts are what matter)
 Per case: instructions (Ir) per answered request for every process of the server (master,
-writer, worker), the data-cache misses (D1, LL) per request where simulated, the writer's batch
+writer, worker) and, for the PUT cases (callgrind --separate-threads=yes), for every thread by
+name (per_request_by_thread: the writer's loop, kingx-writer, apart from kingx-sync,
+kingx-compact, kingx-keyview and kingx-extend), the data-cache misses (D1, LL) per request where simulated, the writer's batch
 figures from /metrics (kingx), and callgrind_annotate's top functions. Also a native time profile
 (`perf record -e cpu-clock`, software clock: this VM has no hardware counters) of each GET case.
 
@@ -112,6 +114,10 @@ def run_case(args, name, start, path, method, workdir, out):
     # kingx re-executes itself for its writer and workers: follow the children.
     vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes", "--trace-children=yes",
           f"--callgrind-out-file={cgdir}/{name}.%p"]
+    if method == "PUT":
+        # A file per thread: the writer's loop apart from its sync, compaction, key view and
+        # extend threads (named from /proc when the window ends, see thread_names).
+        vg += ["--separate-threads=yes"]
     if method == "GET":
         vg += ["--cache-sim=yes"]
         vg += [f"--D1={args.d1}"] if args.d1 else []
@@ -125,9 +131,10 @@ def run_case(args, name, start, path, method, workdir, out):
             cg(pids, "-i", "on")
             g, cmd = loadgen(args, port, path, args.requests_s, method, args.cg_conns)
             cg(pids, "-d")
+            names = thread_names(pids)
             m1 = metrics(port) if name.startswith("kingx") else {}
         else:
-            g, cmd, pids, m0, m1 = warm_window(args, name, proc, port, path, method)
+            g, cmd, pids, m0, m1, names = warm_window(args, name, proc, port, path, method)
     finally:
         proc.stop()
     n = g["requests_ok"]
@@ -135,17 +142,28 @@ def run_case(args, name, start, path, method, workdir, out):
         # The window's answers, counted by the server's own writev calls (the worker's file),
         # and write calls: libuv sends a response gathered into one piece with write().
         n = max((calls_to(os.path.join(cgdir, f), "writev") + calls_to(os.path.join(cgdir, f), "write")
-                 for f in os.listdir(cgdir) if f.startswith(name + ".") and f.endswith(".1")), default=0) or n
-    per_proc = {}
+                 for f in os.listdir(cgdir) if window_file(name, f)), default=0) or n
+    per_proc, per_thread = {}, {}
     for f in sorted(os.listdir(cgdir)):
-        # Part 1 of each process is the measured load (instrumentation on to the dump); the
-        # final file of the process holds its shutdown only.
-        if not (f.startswith(name + ".") and f.endswith(".1")) or "-" in f[len(name):]:
+        # Part 1 of each process (of each thread, name.PID.1-NN, under --separate-threads) is the
+        # measured load (instrumentation on to the dump); the final file holds the shutdown only.
+        m = window_file(name, f)
+        if not m:
             continue
         t = totals(os.path.join(cgdir, f))
         if not t or not t.get("Ir"):
             continue
-        per_proc[f] = {k: round(v / n, 1) for k, v in t.items()}
+        if m.group(2):
+            pid, thread = int(m.group(1)), int(m.group(2))
+            comm = names.get(pid, [])
+            per_thread[f] = {"thread": comm[thread - 1] if thread <= len(comm) else f"#{thread}",
+                             **{k: round(v / n, 1) for k, v in t.items()}}
+            proc_key = f"{name}.{pid}.1"
+            acc = per_proc.setdefault(proc_key, {})
+            for k, v in t.items():
+                acc[k] = round(acc.get(k, 0) + v / n, 1)
+        else:
+            per_proc[f] = {k: round(v / n, 1) for k, v in t.items()}
         ann = subprocess.run(["callgrind_annotate", "--inclusive=no", os.path.join(cgdir, f)],
                              capture_output=True, text=True)
         with open(os.path.join(out, f"{f}.self.txt"), "w") as fo:
@@ -164,7 +182,7 @@ def run_case(args, name, start, path, method, workdir, out):
             per_proc[f]["misses_by_function"] = misses_by_function(ann.stdout, n)
     delta = {k: m1[k] - m0.get(k, 0) for k in m1}
     return {"case": name, "requests": n, "loadgen_requests": g["requests_ok"], "conns": args.cg_conns,
-            "load_cmd": cmd, "per_request_by_process": per_proc,
+            "load_cmd": cmd, "per_request_by_process": per_proc, "per_request_by_thread": per_thread,
             "ir_per_request": round(sum(p.get("Ir", 0) for p in per_proc.values()
                                         if isinstance(p.get("Ir"), (int, float))), 1),
             "metrics_delta": delta}
@@ -192,6 +210,7 @@ def warm_window(args, name, proc, port, path, method):
         cg(pids, "-i", "on")
         time.sleep(window_s)
         cg(pids, "-d")
+        names = thread_names(pids)
         m1 = metrics(port) if name.startswith("kingx") else {}
         stdout, _ = lg.communicate(timeout=window_s + 180)
     finally:
@@ -199,7 +218,33 @@ def warm_window(args, name, proc, port, path, method):
             lg.kill()
             lg.wait()
     line = next(l for l in stdout.splitlines() if l.startswith("LOADGEN "))
-    return json.loads(line[8:]), " ".join(argv), pids, m0, m1
+    return json.loads(line[8:]), " ".join(argv), pids, m0, m1, names
+
+
+def window_file(name, f):
+    """The match of a measured window's callgrind file, name.PID.1 or name.PID.1-NN (thread NN)."""
+    return re.match(rf"^{re.escape(name)}\.(\d+)\.1(?:-(\d+))?$", f)
+
+
+def thread_names(pids):
+    """{pid: [thread name, ...]} in creation order (ascending thread ids), which is the order of
+    valgrind's thread numbers (1 = the main thread) while no thread has exited: kingx's threads
+    live as long as their process."""
+    out = {}
+    for p in pids:
+        try:
+            tids = sorted(int(t) for t in os.listdir(f"/proc/{p}/task"))
+        except OSError:
+            continue
+        comms = []
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/comm") as f:
+                    comms.append(f.read().strip())
+            except OSError:
+                comms.append(f"tid {t}")
+        out[p] = comms
+    return out
 
 
 def established(port):
