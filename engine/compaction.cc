@@ -29,6 +29,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kPaceChunkBytes = 256 << 10;
+// An input's bytes are read through a window copied out of its mapping
+// under the guard (Pass::Fill): at least this much per copy, so that a run
+// of small records costs one guarded copy, not one or more per record.
+constexpr uint64_t kWindowBytes = 16 << 10;
+// A live record larger than this is copied in pieces of this size (the
+// window is never larger), not whole.
+constexpr uint64_t kCopyChunkBytes = 1 << 20;
 // Scanned inputs deleted together (one MANIFEST fdatasync for all).
 constexpr size_t kDeleteBatch = 32;
 
@@ -182,18 +189,41 @@ class Pass {
   // OK with *complete = false when the input must stay (corrupt, no room);
   // kIOError when a page of it could not be read (InputUnreadable).
   Status CompactInput(Input& in, bool* complete);
-  // Copies n mapped bytes at p (in the mapping `holder` keeps) into rec_[0, n).
-  Status CopyOut(const std::shared_ptr<const void>& holder, const char* p, uint64_t n) {
-    if (rec_.size() < n) rec_.resize(n);  // outside the guard: it may allocate
-    return w_.cache_.CopyMapped(holder, p, n, rec_.data());
-  }
+  // The input being compacted: its mapping (kept by holder) and its bytes.
+  struct Mapped {
+    uint32_t id = 0;
+    std::shared_ptr<const void> holder;
+    const char* data = nullptr;
+    uint64_t size = 0;
+  };
+  // Makes the input's bytes [off, off + n) (n <= m.size - off) readable at
+  // At(off): unless the window holds them already, copies the input from
+  // off, max(n, kWindowBytes) bytes up to its end, into the window under the
+  // mapping guard (SegmentCache::CopyMapped; the window is grown before,
+  // outside the guard). A fault answers the cache's FaultedError, the window
+  // then empty.
+  Status Fill(const Mapped& m, uint64_t off, uint64_t n);
+  const char* At(uint64_t off) const { return win_.data() + (off - win_off_); }
   // A page of input `id` at or after offset `off` could not be read (the
   // mapping is marked): logged at error level, counted as a read failure,
   // never picked again by this compactor while the segment exists. Returns
   // the error that ends the pass (its pending output is abandoned by Run).
   Status InputUnreadable(uint32_t id, uint64_t off, const Status& fault);
   Status StartOutput(uint64_t live_to_copy);
+  // No room for an output (or ENOSPC writing it): the output is abandoned,
+  // `in` stays, the pass goes on with the inputs that need nothing written.
+  Status NoRoom(Input& in, const Status& s);
+  // Makes room in the current output, or starts one, for a record of total bytes.
+  Status OutputFor(uint64_t total);
   Status Copy(const char* rec, const RecordHeader& h, std::string_view key, uint64_t hash, Location from);
+  // Copies the live record at input offset off, larger than kCopyChunkBytes,
+  // into the output in pieces of at most kCopyChunkBytes, each read through
+  // the window (Fill); its body checksum is computed over the pieces. key
+  // (read before) is used before the first piece is read. *corrupt: the
+  // checksum did not match: the output (which holds part of the record) is
+  // abandoned, as when there is no room for it.
+  Status CopyLarge(const Mapped& m, uint64_t off, const RecordHeader& h, std::string_view key, uint64_t hash,
+                   Location from, bool* corrupt);
   Status FinishOutput();
   void AbandonOutput();
   Status Install();
@@ -223,7 +253,10 @@ class Pass {
   // write failed with ENOSPC): inputs that need nothing copied still go.
   Status no_room_;
   Status corruption_;
-  std::string rec_;  // the input record being read, copied out of its mapping
+  // The window: input bytes [win_off_, win_off_ + win_len_) copied out of
+  // the input's mapping (Fill), at most kCopyChunkBytes.
+  std::string win_;
+  uint64_t win_off_ = 0, win_len_ = 0;
   uint64_t bytes_deleted_ = 0, bytes_written_ = 0;
   // The largest output finished while inputs waited on it (its copies on
   // top of those inputs until they are deleted).
@@ -411,23 +444,62 @@ Status Pass::StartOutput(uint64_t live_to_copy) {
   return Status::OK();
 }
 
-Status Pass::Copy(const char* rec, const RecordHeader& h, std::string_view key, uint64_t hash, Location from) {
-  const uint64_t total = h.total_bytes();
+Status Pass::NoRoom(Input& in, const Status& s) {
+  Log("no room for an output segment: " + s.ToString());
+  if (out_) AbandonOutput();
+  in.contributed = false;
+  no_room_ = s;
+  return Status::OK();
+}
+
+Status Pass::OutputFor(uint64_t total) {
   if (out_ && out_->size() > kSegmentHeaderBytes && out_->size() + total > w_.options_.segment_bytes) {
     Status s = FinishOutput();
     if (!s.ok()) return s;
   }
-  if (!out_) {
-    Status s = DeleteReady();  // free what can be freed before taking room for an output
-    if (s.ok()) s = StartOutput(std::max(live_left_, total));
-    if (!s.ok()) return s;
-  }
+  if (out_) return Status::OK();
+  Status s = DeleteReady();  // free what can be freed before taking room for an output
+  if (s.ok()) s = StartOutput(std::max(live_left_, total));
+  return s;
+}
+
+Status Pass::Copy(const char* rec, const RecordHeader& h, std::string_view key, uint64_t hash, Location from) {
+  const uint64_t total = h.total_bytes();
+  if (Status s = OutputFor(total); !s.ok()) return s;
   uint64_t offset = 0, written = 0;
   Status s = out_->Add(std::string_view(rec, total), h, key, &offset, &written);
   if (!s.ok()) return s;
   Pace(written);
   moves_.push_back(Move{hash, from, offset, total, h.type});
   if (h.type == RecordType::kDelete) out_kept_tombstone_bytes_ += total;
+  return Status::OK();
+}
+
+Status Pass::CopyLarge(const Mapped& m, uint64_t off, const RecordHeader& h, std::string_view key, uint64_t hash,
+                       Location from, bool* corrupt) {
+  *corrupt = false;
+  const uint64_t total = h.total_bytes();
+  if (Status s = OutputFor(total); !s.ok()) return s;
+  uint64_t offset = 0;
+  out_->BeginRecord(h, key, total, &offset);  // key is in the window: used before Fill moves it
+  Checksum64Stream body;
+  for (uint64_t done = 0; done < total;) {
+    const uint64_t n = std::min(kCopyChunkBytes, total - done);
+    if (Status s = Fill(m, off + done, n); !s.ok()) return InputUnreadable(m.id, off + done, s);
+    const char* piece = At(off + done);
+    const uint64_t skip = done < kRecordHeaderBytes ? kRecordHeaderBytes - done : 0;  // the header is not in it
+    body.Update(piece + skip, n - skip);
+    uint64_t written = 0;
+    if (Status s = out_->AddBytes(std::string_view(piece, n), &written); !s.ok()) return s;
+    Pace(written);
+    done += n;
+  }
+  if (body.Digest() != h.body_checksum) {
+    *corrupt = true;
+    AbandonOutput();
+    return Status::OK();
+  }
+  moves_.push_back(Move{hash, from, offset, total, h.type});
   return Status::OK();
 }
 
@@ -610,6 +682,18 @@ Status Pass::InputUnreadable(uint32_t id, uint64_t off, const Status& fault) {
   return fault;
 }
 
+Status Pass::Fill(const Mapped& m, uint64_t off, uint64_t n) {
+  if (win_len_ != 0 && off >= win_off_ && off + n <= win_off_ + win_len_) return Status::OK();
+  const uint64_t len = std::min(m.size - off, std::max(n, kWindowBytes));
+  win_len_ = 0;
+  if (win_.size() < len) win_.resize(len);  // outside the guard: it may allocate
+  Status s = w_.cache_.CopyMapped(m.holder, m.data + off, len, win_.data());
+  if (!s.ok()) return s;
+  win_off_ = off;
+  win_len_ = len;
+  return Status::OK();
+}
+
 Status Pass::CompactInput(Input& in, bool* complete) {
   *complete = false;
   const uint32_t id = in.stats.id;
@@ -620,16 +704,15 @@ Status Pass::CompactInput(Input& in, bool* complete) {
     corruption_ = span.status();
     return Status::OK();
   }
-  const char* data = span->data;
+  const Mapped m{id, span->holder, span->data, in.stats.bytes};
+  win_len_ = 0;
   // Every byte of the input is read from a copy taken under the mapping
-  // guard (SegmentCache::CopyMapped): a page that cannot be read fails the
-  // pass (InputUnreadable) instead of ending the writer.
-  char seg_header[kSegmentHeaderBytes];
+  // guard (the window, Fill): a page that cannot be read fails the pass
+  // (InputUnreadable) instead of ending the writer.
   const size_t seg_header_bytes = std::min<uint64_t>(kSegmentHeaderBytes, in.stats.bytes);
-  if (Status cs = w_.cache_.CopyMapped(span->holder, data, seg_header_bytes, seg_header); !cs.ok())
-    return InputUnreadable(id, 0, cs);
+  if (Status cs = Fill(m, 0, seg_header_bytes); !cs.ok()) return InputUnreadable(id, 0, cs);
   SegmentHeader sh;
-  if (!DecodeSegmentHeader(seg_header, seg_header_bytes, &sh).ok() || sh.segment_id != id || sh.seed != seed_) {
+  if (!DecodeSegmentHeader(At(0), seg_header_bytes, &sh).ok() || sh.segment_id != id || sh.seed != seed_) {
     st_.skip.insert(id);
     Log("segment " + std::to_string(id) + " has a bad header; left alone");
     return Status::OK();
@@ -640,29 +723,43 @@ Status Pass::CompactInput(Input& in, bool* complete) {
   uint64_t dropped = 0, kept = 0;
   while (off < in.stats.bytes) {
     if (Stopping()) return Status::Busy("compaction stopped");
-    const char* p = data + off;
     const uint64_t avail = in.stats.bytes - off;
-    if (Status cs = CopyOut(span->holder, p, std::min<uint64_t>(kRecordHeaderBytes, avail)); !cs.ok())
+    if (Status cs = Fill(m, off, std::min<uint64_t>(kRecordHeaderBytes, avail)); !cs.ok())
       return InputUnreadable(id, off, cs);
     RecordHeader h;
-    Status rs = DecodeRecordHeader(rec_.data(), avail, w_.limits_, &h);
-    // A put the index no longer points to is dropped unread: its header
+    Status rs = DecodeRecordHeader(At(off), avail, w_.limits_, &h);
+    // A put the index no longer points to is dropped unverified: its header
     // (checksummed) gives its length, its key says whether it is live, and
-    // its body is neither verified nor paced. A damaged key can only make a
-    // live put look dead: the segment then keeps live bytes in the
-    // accounting and DeleteReady leaves it alone.
+    // its body is neither verified nor paced (nor read, past the window). A
+    // damaged key can only make a live put look dead: the segment then
+    // keeps live bytes in the accounting and DeleteReady leaves it alone.
     bool dead_put = false;
     if (rs.ok() && h.type == RecordType::kPut) {
-      if (Status cs = CopyOut(span->holder, p, kRecordHeaderBytes + h.key_len); !cs.ok())
-        return InputUnreadable(id, off, cs);
-      const std::string_view key(rec_.data() + kRecordHeaderBytes, h.key_len);
+      if (Status cs = Fill(m, off, kRecordHeaderBytes + h.key_len); !cs.ok()) return InputUnreadable(id, off, cs);
+      const std::string_view key(At(off) + kRecordHeaderBytes, h.key_len);
       auto live = IsLive(KeyHash(seed_, key), MakeLocation(id, off));
       if (!live.ok()) return live.status();
       dead_put = !live.value();
     }
-    if (rs.ok() && !dead_put) {
-      if (Status cs = CopyOut(span->holder, p, h.total_bytes()); !cs.ok()) return InputUnreadable(id, off, cs);
-      rs = VerifyRecordBody(rec_.data(), h);
+    // A live record larger than kCopyChunkBytes goes to the output in pieces
+    // (its checksum over them), never whole in memory.
+    const bool large = rs.ok() && !dead_put && h.total_bytes() > kCopyChunkBytes;
+    if (rs.ok() && !dead_put && !large) {
+      if (Status cs = Fill(m, off, h.total_bytes()); !cs.ok()) return InputUnreadable(id, off, cs);
+      rs = VerifyRecordBody(At(off), h);
+    }
+    if (large) {
+      if (!no_room_.ok()) return Status::OK();  // needs an output we cannot write: the input stays
+      const std::string_view key(At(off) + kRecordHeaderBytes, h.key_len);
+      bool corrupt = false;
+      Status s = CopyLarge(m, off, h, key, KeyHash(seed_, key), MakeLocation(id, off), &corrupt);
+      if (s.Is(Code::kNoSpace)) return NoRoom(in, s);
+      if (!s.ok()) return s;
+      if (corrupt) rs = Status::Corruption("record body checksum mismatch");
+      in.contributed = !corrupt;
+      win_.resize(kWindowBytes);  // the pieces' room is not kept for the pass
+      win_.shrink_to_fit();
+      win_len_ = 0;
     }
     if (!rs.ok()) {
       // Unknown keys past this point: the segment cannot be deleted safely.
@@ -672,32 +769,25 @@ Status Pass::CompactInput(Input& in, bool* complete) {
       corruption_ = Status::Corruption("segment " + std::to_string(id) + " has a corrupt record");
       return Status::OK();
     }
-    const std::string_view key(rec_.data() + kRecordHeaderBytes, h.key_len);
-    const uint64_t hash = KeyHash(seed_, key);
-    const Location loc = MakeLocation(id, off);
-    bool copy = false;
-    if (h.type == RecordType::kPut) {
-      copy = !dead_put;
-    } else {
-      auto drop = CanDropTombstone(id, h, key, hash);
-      if (!drop.ok()) return drop.status();
-      copy = !drop.value();
-      (copy ? kept : dropped) += 1;
-    }
-    if (copy) {
-      if (!no_room_.ok()) return Status::OK();  // needs an output we cannot write: the input stays
-      Status s = Copy(rec_.data(), h, key, hash, loc);
-      if (s.Is(Code::kNoSpace)) {
-        // No room for an output (or ENOSPC writing it): keep this input, go on
-        // with the inputs that need nothing written.
-        Log("no room for an output segment: " + s.ToString());
-        if (out_) AbandonOutput();
-        in.contributed = false;
-        no_room_ = s;
-        return Status::OK();
+    if (!large) {
+      const std::string_view key(At(off) + kRecordHeaderBytes, h.key_len);
+      const uint64_t hash = KeyHash(seed_, key);
+      bool copy = false;
+      if (h.type == RecordType::kPut) {
+        copy = !dead_put;
+      } else {
+        auto drop = CanDropTombstone(id, h, key, hash);
+        if (!drop.ok()) return drop.status();
+        copy = !drop.value();
+        (copy ? kept : dropped) += 1;
       }
-      if (!s.ok()) return s;
-      in.contributed = true;
+      if (copy) {
+        if (!no_room_.ok()) return Status::OK();  // needs an output we cannot write: the input stays
+        Status s = Copy(At(off), h, key, hash, MakeLocation(id, off));
+        if (s.Is(Code::kNoSpace)) return NoRoom(in, s);
+        if (!s.ok()) return s;
+        in.contributed = true;
+      }
     }
     off += h.total_bytes();
     const uint64_t looked_at = dead_put ? kRecordHeaderBytes + h.key_len : h.total_bytes();

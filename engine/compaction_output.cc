@@ -57,14 +57,22 @@ Status CompactionOutput::WriteBuffer() {
 
 Status CompactionOutput::Add(std::string_view record, const RecordHeader& h, std::string_view key,
                              uint64_t* offset, uint64_t* written) {
+  BeginRecord(h, key, record.size(), offset);
+  return AddBytes(record, written);
+}
+
+void CompactionOutput::BeginRecord(const RecordHeader& h, std::string_view key, uint64_t total, uint64_t* offset) {
   *offset = size_;
-  *written = 0;
-  buf_.append(record);
-  hint_->Add(HintEntry{h.seq, size_, record.size(), h.type, key});
+  hint_->Add(HintEntry{h.seq, size_, total, h.type, key});
   hint_bytes_ = hint_->entry_bytes();
-  size_ += record.size();
+  size_ += total;
   ++records_;
   min_seq_ = std::min(min_seq_, h.seq);
+}
+
+Status CompactionOutput::AddBytes(std::string_view bytes, uint64_t* written) {
+  *written = 0;
+  buf_.append(bytes);
   if (buf_.size() < kWriteChunkBytes) return Status::OK();
   *written = buf_.size();
   return WriteBuffer();

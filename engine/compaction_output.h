@@ -45,6 +45,14 @@ class CompactionOutput {
   // unusable: destroy it (which removes the files).
   Status Add(std::string_view record, const RecordHeader& h, std::string_view key, uint64_t* offset,
              uint64_t* written);
+  // Add in pieces, for a record too large to hold whole: BeginRecord takes
+  // its header h, key and total bytes (its hint entry, its offset through
+  // *offset); AddBytes then appends its bytes, header first, in pieces of
+  // any size, until `total` were given (the caller's duty: a record left
+  // short leaves the output unusable). The bytes are the caller's to verify
+  // before Finish (an output is visible to nobody until then).
+  void BeginRecord(const RecordHeader& h, std::string_view key, uint64_t total, uint64_t* offset);
+  Status AddBytes(std::string_view bytes, uint64_t* written);
 
   // Publishes the segment (see the file comment). On error the files are
   // removed when that is still possible (before the rename; after a failed
