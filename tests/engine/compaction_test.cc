@@ -1136,3 +1136,62 @@ TEST_CASE("a page of an input that cannot be read under compaction's mapping fai
   CHECK(db.Put("key0", "fresh").status.ok());
   CHECK(db.Get("key0").value() == "fresh");
 }
+
+TEST_CASE("a live value larger than compaction's copy pieces is copied piece by piece intact; a damaged byte in its "
+          "last piece leaves its segment alone and publishes nothing of it",
+          "[engine][compaction]") {
+  for (const bool damaged : {false, true}) {
+    DYNAMIC_SECTION("damaged: " << damaged) {
+      TempDir dir;
+      Options o;
+      o.compression_level = 0;
+      o.segment_bytes = 1 << 20;
+      TestDb db(PosixEnv(), dir.path(), o);
+      REQUIRE(db.Open().ok());
+      // Three pieces and a part: the record is sealed in a segment of its own.
+      const std::string big = MakeValue("big", 1, (3 << 20) + 12345, false);
+      REQUIRE(db.Put("big", big).status.ok());
+      for (int i = 0; i < 20; ++i) REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k", i, 1000, false)).status.ok());
+      std::string big_file;
+      for (const std::string& f : SegmentFiles(dir.path()))
+        if (std::filesystem::file_size(f) > (3u << 20)) big_file = f;
+      REQUIRE(!big_file.empty());
+      if (damaged) {
+        // A byte of the value's last piece, under the writer's mapping too.
+        const auto size = std::filesystem::file_size(big_file);
+        FILE* f = std::fopen(big_file.c_str(), "r+b");
+        REQUIRE(f != nullptr);
+        REQUIRE(std::fseek(f, static_cast<long>(size - 10), SEEK_SET) == 0);
+        const int c = std::fgetc(f);
+        REQUIRE(std::fseek(f, static_cast<long>(size - 10), SEEK_SET) == 0);
+        std::fputc(c ^ 0x5a, f);
+        std::fclose(f);
+      }
+      CompactionOptions co = Unthrottled();
+      co.pick_all = true;
+      Compactor c(db.writer(), co);
+      PassReport r;
+      const Status s = c.RunOnce(&r);
+      for (int i = 0; i < 20; ++i) CHECK(db.Get("k" + std::to_string(i)).value() == MakeValue("k", i, 1000, false));
+      CHECK_FALSE(HasTmpFiles(dir.path()));
+      if (!damaged) {
+        REQUIRE(s.ok());
+        CHECK_FALSE(std::filesystem::exists(big_file));
+        CHECK(db.Get("big").value() == big);
+        REQUIRE(db.Open().ok());
+        CHECK(db.Get("big").value() == big);
+      } else {
+        // Found by the checksum over the pieces: the output holding the first
+        // pieces is abandoned, the segment stays (and is not picked again).
+        CHECK(s.Is(Code::kCorruption));
+        CHECK(std::filesystem::exists(big_file));
+        CHECK_FALSE(db.Get("big").ok());
+        PassReport r2;
+        CHECK(c.RunOnce(&r2).ok());  // nothing else to do: the segment is skipped
+        CHECK(std::filesystem::exists(big_file));
+        REQUIRE(db.Open().ok());
+        for (int i = 0; i < 20; ++i) CHECK(db.Get("k" + std::to_string(i)).value() == MakeValue("k", i, 1000, false));
+      }
+    }
+  }
+}
