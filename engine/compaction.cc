@@ -202,7 +202,11 @@ class Pass {
   // mapping guard (SegmentCache::CopyMapped; the window is grown before,
   // outside the guard). A fault answers the cache's FaultedError, the window
   // then empty.
-  Status Fill(const Mapped& m, uint64_t off, uint64_t n);
+  Status Fill(const Mapped& m, uint64_t off, uint64_t n) {
+    if (win_len_ != 0 && off >= win_off_ && off + n <= win_off_ + win_len_) return Status::OK();
+    return Refill(m, off, n);
+  }
+  Status Refill(const Mapped& m, uint64_t off, uint64_t n);
   const char* At(uint64_t off) const { return win_.data() + (off - win_off_); }
   // A page of input `id` at or after offset `off` could not be read (the
   // mapping is marked): logged at error level, counted as a read failure,
@@ -682,8 +686,7 @@ Status Pass::InputUnreadable(uint32_t id, uint64_t off, const Status& fault) {
   return fault;
 }
 
-Status Pass::Fill(const Mapped& m, uint64_t off, uint64_t n) {
-  if (win_len_ != 0 && off >= win_off_ && off + n <= win_off_ + win_len_) return Status::OK();
+Status Pass::Refill(const Mapped& m, uint64_t off, uint64_t n) {
   const uint64_t len = std::min(m.size - off, std::max(n, kWindowBytes));
   win_len_ = 0;
   if (win_.size() < len) win_.resize(len);  // outside the guard: it may allocate
