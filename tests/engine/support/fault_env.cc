@@ -1,5 +1,8 @@
 #include "tests/engine/support/fault_env.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 namespace kingx::engine::test {
@@ -73,7 +76,16 @@ class FaultFile final : public File {
       *read = 0;
       return s;
     }
-    return base_->Read(offset, n, scratch, read);
+    const uint64_t bad = env_.UnreadableFrom(path_);
+    if (offset + n <= bad) return base_->Read(offset, n, scratch, read);
+    // What precedes the bad sectors reads; then EIO (unless the file ends first).
+    *read = 0;
+    if (offset < bad) {
+      s = base_->Read(offset, static_cast<size_t>(bad - offset), scratch, read);
+      if (!s.ok() || *read < bad - offset) return s;
+    }
+    return Status::IOError("injected unreadable sector: pread " + path_ + " at offset " + std::to_string(bad) +
+                           ": Input/output error");
   }
   Status Sync() override {
     if (auto hook = env_.SyncHook()) hook(path_);
@@ -393,11 +405,43 @@ Result<std::unique_ptr<MappedFile>> FaultInjectionEnv::MapReadOnly(const std::st
   if (!s.ok()) return s;
   auto m = base_.MapReadOnly(path, map_bytes);
   if (!m.ok()) return m.status();
+  if (const uint64_t bad = UnreadableFrom(path); bad != UINT64_MAX) {
+    const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t from = bad / page * page;
+    const uint64_t end = (m.value()->mapped_bytes() + page - 1) / page * page;
+    if (from < end) {
+      // An empty file's pages: every touch past its end raises SIGBUS.
+      const int fd = ::memfd_create("kingx-unreadable", MFD_CLOEXEC);
+      if (fd < 0) return Status::IOError("memfd_create failed");
+      void* at = const_cast<char*>(m.value()->data()) + from;
+      void* p = ::mmap(at, end - from, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+      ::close(fd);
+      if (p != at) return Status::IOError("cannot overlay unreadable pages on " + path);
+    }
+  }
   {
     std::lock_guard lock(mu_);
     last_mapped_bytes_[path] = m.value()->mapped_bytes();
   }
   return std::unique_ptr<MappedFile>(new FaultMappedFile(*this, path, std::move(m.value()), live_mappings_));
+}
+
+void FaultInjectionEnv::SetUnreadable(std::string path_part, uint64_t offset) {
+  std::lock_guard lock(mu_);
+  unreadable_.emplace_back(std::move(path_part), offset);
+}
+
+void FaultInjectionEnv::ClearUnreadable() {
+  std::lock_guard lock(mu_);
+  unreadable_.clear();
+}
+
+uint64_t FaultInjectionEnv::UnreadableFrom(const std::string& path) const {
+  std::lock_guard lock(mu_);
+  uint64_t from = UINT64_MAX;
+  for (const auto& [part, offset] : unreadable_)
+    if (path.find(part) != std::string::npos) from = std::min(from, offset);
+  return from;
 }
 
 uint64_t FaultInjectionEnv::OpenFileLimit() {

@@ -18,6 +18,8 @@
 //  - records every call that may change the disk (ChangingCalls): writes,
 //    syncs, truncations, creations, opens for writing, renames, unlinks,
 //    mkdir, LockFile (it creates its file), exclusive LockExisting;
+//  - simulates sectors that cannot be read (SetUnreadable): a read of them
+//    fails with EIO, a mapped page of them raises SIGBUS, every time;
 //  - simulates a small disk (SimulateDisk): Space() reports it, and a write
 //    that would make the files of the directory outgrow it writes what fits
 //    and fails with kNoSpace, as ENOSPC does.
@@ -85,6 +87,18 @@ class FaultInjectionEnv final : public Env {
   // the calling thread, with no lock of the env held (a test can slow down
   // or hold whoever makes new files). An empty hook removes it.
   void SetCreateHook(std::function<void(const std::string& path)> hook);
+  // Bytes of every file whose path contains path_part, from offset on, cannot
+  // be read (a failing range of sectors, which stays failing): File::Read of
+  // a range reaching them reads the bytes before offset and fails with
+  // kIOError, as pread meets EIO; a mapping made from now on has its pages
+  // from offset's page on overlaid with a shared mapping of an empty file, so
+  // touching them raises SIGBUS (with the faulting address in the mapping).
+  // Several ranges may be set; ClearUnreadable removes them (mappings made
+  // meanwhile keep their bad pages).
+  void SetUnreadable(std::string path_part, uint64_t offset);
+  void ClearUnreadable();
+  // The first unreadable offset of path (UINT64_MAX: none).
+  uint64_t UnreadableFrom(const std::string& path) const;
   // A disk of total_bytes holding the files of dir (0 turns it off): Space()
   // reports it (free = total - the sizes of dir's files), and a write that
   // would make those sizes exceed total writes the prefix that fits, then
@@ -204,6 +218,7 @@ class FaultInjectionEnv final : public Env {
   uint64_t open_file_limit_ = 0;
   std::map<std::string, uint64_t> last_mapped_bytes_;
   std::shared_ptr<std::atomic<int64_t>> live_mappings_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::vector<std::pair<std::string, uint64_t>> unreadable_;  // SetUnreadable: (path part, offset)
   std::string disk_dir_;      // SimulateDisk
   uint64_t disk_bytes_ = 0;   // 0: no simulated disk
 };
