@@ -1,8 +1,10 @@
 #include "engine/hint_file.h"
 
 #include <cstring>
+#include <memory>
 
 #include "engine/coding.h"
+#include "engine/read_exact.h"
 
 namespace kingx::engine {
 namespace {
@@ -101,13 +103,18 @@ Status LoadHintFileBatches(
     Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes, const RecordLimits& limits,
     const std::function<void(std::span<const HintEntry> batch, std::span<const HintEntry> next)>& fn,
     uint64_t* recorded_bytes) {
-  auto mapped = env.MapReadOnly(path, 0);
-  if (!mapped.ok()) return mapped.status();
-  auto size = mapped.value()->FileSize();
+  // Read, not mapped: a page the disk cannot read is an I/O error here, not
+  // a SIGBUS, and the entries are checked before any is handed out anyway.
+  auto file = env.OpenFile(path, OpenMode::kRead);
+  if (!file.ok()) return file.status();
+  auto size = file.value()->Size();
   if (!size.ok()) return size.status();
-  const uint64_t n = std::min(size.value(), mapped.value()->mapped_bytes());
-  const char* p = mapped.value()->data();
+  const uint64_t n = size.value();
   if (n < kHintHeaderBytes + kTrailerBytes) return Status::Corruption("hint file too short");
+  std::unique_ptr<char[]> bytes(new char[n]);
+  Status rs = ReadExact(*file.value(), path, 0, n, bytes.get());
+  if (!rs.ok()) return rs;
+  const char* p = bytes.get();
   if (std::memcmp(p, kHintMagic, 8) != 0) return Status::Corruption("hint file magic mismatch");
   const char* trailer = p + n - kTrailerBytes;
   if (GetFixed64(trailer + 16) != Checksum64(p, n - 8)) return Status::Corruption("hint file checksum mismatch");

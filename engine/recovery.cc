@@ -42,6 +42,7 @@
 
 #include "engine/data_dir_lock.h"
 #include "engine/hash.h"
+#include "engine/read_exact.h"
 #include "engine/segment_scan.h"
 #include "engine/writer_impl.h"
 
@@ -78,6 +79,23 @@ Result<std::unique_ptr<Writer>> Writer::Open(Env& env, std::string dir, const Op
 }
 
 namespace {
+
+// Whether bytes [offset, offset + n) of the file at path are all zero, read
+// a piece at a time (a tail may be most of a segment).
+Result<bool> ReadAllZero(Env& env, const std::string& path, uint64_t offset, uint64_t n) {
+  auto file = env.OpenFile(path, OpenMode::kRead);
+  if (!file.ok()) return file.status();
+  constexpr uint64_t kPiece = 1 << 20;
+  std::unique_ptr<char[]> piece(new char[std::min(n, kPiece)]);
+  for (uint64_t done = 0; done < n;) {
+    const uint64_t len = std::min(n - done, kPiece);
+    Status s = ReadExact(*file.value(), path, offset + done, len, piece.get());
+    if (!s.ok()) return s;
+    if (!AllZero(piece.get(), len)) return false;
+    done += len;
+  }
+  return true;
+}
 
 // What a hint file says of the record at one offset of its segment.
 struct HintedRecord {
@@ -191,37 +209,46 @@ class Replayer {
 
   // Whether the record at loc (an index candidate: same 64-bit hash) is of
   // key, and its seq and size. Read from the segment; when that fails (a
-  // damaged header, a missing file), from the segment's hint. Unreadable
-  // and unhinted: the open fails.
+  // damaged header, a missing file, a page that cannot be read), from the
+  // segment's hint, which describes the record as it was written. Unreadable
+  // and unhinted: the open fails (kIOError when the read failed, kCorruption
+  // when the bytes are damaged).
   Status Describe(Location loc, std::string_view key, bool* same_key, uint64_t* seq, uint64_t* total) {
-    auto ref = w_.cache_.ReadRecord(loc, w_.limits_);
-    if (ref.ok()) {
-      auto same = w_.cache_.KeyIs(ref.value(), key);  // under the mapping guard
-      if (!same.ok()) return same.status();
-      *same_key = same.value();
-      *seq = ref->header.seq;
-      *total = ref->header.total_bytes();
-      // A mismatch with a body that fails its checksum: the key bytes may be
-      // the damaged ones; the hint, when there is one, knows the key.
-      if (*same_key) return Status::OK();
-      auto body = w_.cache_.BodyMatches(ref.value());
-      if (!body.ok()) return body.status();
-      if (body.value()) return Status::OK();
-      if (const HintedRecord* h = Hinted(LocationSegment(loc), LocationOffset(loc)); h != nullptr)
-        *same_key = h->key == key;
-      return Status::OK();
-    }
-    if (!ref.status().Is(Code::kCorruption) && !ref.status().Is(Code::kNotFound)) return ref.status();
+    Status why = DescribeRead(loc, key, same_key, seq, total);
+    if (why.ok()) return why;
+    if (!why.Is(Code::kCorruption) && !why.Is(Code::kNotFound) && !why.Is(Code::kIOError)) return why;
     const HintedRecord* h = nullptr;
     if (auto u = unreadable_.find(loc); u != unreadable_.end()) h = &u->second;
     else h = Hinted(LocationSegment(loc), LocationOffset(loc));
     if (h == nullptr)
-      return Status::Corruption("record at segment " + std::to_string(LocationSegment(loc)) + " offset " +
-                                std::to_string(LocationOffset(loc)) + " cannot be read (" + ref.status().ToString() +
-                                ") and no hint describes it: cannot tell which record of its key is newest");
+      return Status(why.Is(Code::kIOError) ? Code::kIOError : Code::kCorruption,
+                    "record at segment " + std::to_string(LocationSegment(loc)) + " offset " +
+                        std::to_string(LocationOffset(loc)) + " cannot be read (" + why.ToString() +
+                        ") and no hint describes it: cannot tell which record of its key is newest");
     *same_key = h->key == key;
     *seq = h->seq;
     *total = h->total_bytes;
+    return Status::OK();
+  }
+
+  // Describe from the record's bytes (the key and, on a mismatch, the body
+  // read under the mapping guard).
+  Status DescribeRead(Location loc, std::string_view key, bool* same_key, uint64_t* seq, uint64_t* total) {
+    auto ref = w_.cache_.ReadRecord(loc, w_.limits_);
+    if (!ref.ok()) return ref.status();
+    auto same = w_.cache_.KeyIs(ref.value(), key);
+    if (!same.ok()) return same.status();
+    *same_key = same.value();
+    *seq = ref->header.seq;
+    *total = ref->header.total_bytes();
+    // A mismatch with a body that fails its checksum: the key bytes may be
+    // the damaged ones; the hint, when there is one, knows the key.
+    if (*same_key) return Status::OK();
+    auto body = w_.cache_.BodyMatches(ref.value());
+    if (!body.ok()) return body.status();
+    if (body.value()) return Status::OK();
+    if (const HintedRecord* h = Hinted(LocationSegment(loc), LocationOffset(loc)); h != nullptr)
+      *same_key = h->key == key;
     return Status::OK();
   }
 
@@ -254,6 +281,15 @@ class Replayer {
 };
 
 }  // namespace
+
+Status Writer::Impl::Unreadable(uint32_t id, const char* what, const Status& why) {
+  if (why.Is(Code::kBusy)) return why;
+  const std::string line = "recovery: segment " + std::to_string(id) + ": " + what + " cannot be read (" +
+                           std::string(why.message()) + "); the open fails and changes nothing of the segment, " +
+                           "whose records past that point are not taken for a torn tail";
+  LogError(line);
+  return Status::IOError(line);
+}
 
 Status Writer::Impl::CutZeroTail(uint32_t id, uint64_t size, uint64_t end) {
   Log("recovery: segment " + std::to_string(id) + ": " + std::to_string(size - end) +
@@ -392,9 +428,10 @@ Status Writer::Impl::Recover() {
     if (!size.ok()) return size.status();
     f.size = size.value();
     if (f.size >= kSegmentHeaderBytes) {
-      auto span = cache_.Read(id, 0, kSegmentHeaderBytes);
-      if (!span.ok()) return span.status();
-      f.header_ok = DecodeSegmentHeader(span->data, kSegmentHeaderBytes, &f.header).ok() && f.header.segment_id == id;
+      char header[kSegmentHeaderBytes];
+      Status hs = ReadExact(env_, JoinPath(dir_, SegmentFileName(id)), 0, kSegmentHeaderBytes, header);
+      if (!hs.ok()) return Unreadable(id, "its header", hs);
+      f.header_ok = DecodeSegmentHeader(header, kSegmentHeaderBytes, &f.header).ok() && f.header.segment_id == id;
     }
     if (!f.header_ok && f.size <= kSegmentHeaderBytes) {
       // No room for a record: its creation was cut short (or an empty
@@ -460,7 +497,7 @@ Status Writer::Impl::Recover() {
   Replayer replay(*this);
   uint64_t seq_floor = 1;
   std::vector<HintEntry> active_entries;       // the active segment's records, to rebuild its hint
-  std::shared_ptr<const void> active_mapping;  // keeps active_entries' keys readable
+  std::shared_ptr<const char[]> active_bytes;  // the active segment read whole: active_entries' keys point into it
   uint64_t active_valid_end = 0;
   bool active_is_sealed = false;
   std::vector<uint32_t> on_disk;
@@ -494,6 +531,7 @@ Status Writer::Impl::Recover() {
     uint64_t recorded = 0;
     bool cut_reported = false;  // the segment is shorter than it was sealed at: counted once
     const std::string hint_path = JoinPath(dir_, HintFileName(f.id));
+    const std::string segment_path = JoinPath(dir_, SegmentFileName(f.id));
     auto apply = [&](std::span<const HintEntry> batch, std::span<const HintEntry> next) {
       if (inner.ok()) inner = replay.ApplyBatch(f.id, batch, next);
     };
@@ -502,9 +540,9 @@ Status Writer::Impl::Recover() {
       // An intact hint of a shorter segment followed by zero bytes: the hint
       // names every record, so the zeros (a cut of the preallocated room that
       // the device did not keep) hold none. No damage: cut them.
-      auto tail = cache_.Read(f.id, recorded, f.size - recorded);
-      if (!tail.ok()) return tail.status();
-      if (AllZero(tail->data, f.size - recorded)) {
+      auto zero = ReadAllZero(env_, segment_path, recorded, f.size - recorded);
+      if (!zero.ok()) return Unreadable(f.id, "the bytes after its hint's last record", zero.status());
+      if (zero.value()) {
         hs = LoadHintFileBatches(env_, hint_path, f.id, recorded, limits_, apply);
         if (hs.ok()) {
           Status cs = CutZeroTail(f.id, f.size, recorded);
@@ -526,6 +564,13 @@ Status Writer::Impl::Recover() {
       }
     }
     if (!inner.ok()) return inner;
+    // A hint only saves reading its segment: one that cannot be read (its
+    // entries were not replayed: they are checked whole first) costs a scan.
+    const bool hint_unreadable = hs.Is(Code::kIOError);
+    if (hint_unreadable) {
+      index_.counters().read_failures.fetch_add(1, std::memory_order_relaxed);
+      LogError("recovery: hint of " + name + " cannot be read (" + hs.ToString() + "); scanning the segment");
+    }
     if (sealed != 0 && f.size < sealed && !cut_reported) {
       // Its seal is the length its durable cut left: the missing bytes held
       // records, also when the file now ends at a record boundary.
@@ -541,7 +586,7 @@ Status Writer::Impl::Recover() {
       if (sealed == 0 && !cut_reported) sealed = st.bytes;  // an intact hint ends where its last record does
       continue;
     }
-    if (!hs.Is(Code::kNotFound) && !hs.Is(Code::kCorruption)) return hs;  // could not read it: never guess
+    if (!hs.Is(Code::kNotFound) && !hs.Is(Code::kCorruption) && !hint_unreadable) return hs;  // never guess
     // The active segment's hint is never finished; a sealed segment's is
     // finished or removed, so a bad one there is damage (it costs a scan).
     const bool hint_damaged = hs.Is(Code::kCorruption) && !is_active;
@@ -549,15 +594,18 @@ Status Writer::Impl::Recover() {
       ++corruptions_;
       LogError("recovery: hint of " + name + " is damaged (" + hs.ToString() + "); scanning the segment");
     }
-    auto span = cache_.Read(f.id, 0, f.size);
-    if (!span.ok()) return span.status();
-    if (is_active) active_mapping = span->holder;
+    // Read, not mapped: a sector that cannot be read is an I/O error naming
+    // where, never a SIGBUS, and never a place the torn-tail rule would cut.
+    std::shared_ptr<char[]> bytes(new char[f.size]);
+    Status rs = ReadExact(env_, segment_path, 0, f.size, bytes.get());
+    if (!rs.ok()) return Unreadable(f.id, "its records", rs);
+    if (is_active) active_bytes = bytes;
     std::vector<HintEntry> scanned;  // a sealed segment's records, for a fresh hint when it scans clean
     Status as;
     bool zero_damage = false;  // a sealed segment ends in zeros nothing vouches for
     uint64_t zero_cut = 0;     // a sealed segment's zeros start at its seal: cut there
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
-    const ScanSummary sum = ScanSegment(span->data, f.size, is_active, seq_ordered, limits_, [&](const ScanItem& item) {
+    const ScanSummary sum = ScanSegment(bytes.get(), f.size, is_active, seq_ordered, limits_, [&](const ScanItem& item) {
       if (!as.ok()) return;
       switch (item.event) {
         case ScanEvent::kRecord:
@@ -742,7 +790,7 @@ Status Writer::Impl::Recover() {
     }
   }
   active_entries.clear();
-  active_mapping.reset();
+  active_bytes.reset();
   for (auto& [id, st] : segments_) {
     auto it = recovered_max_seq_.find(id);
     if (it != recovered_max_seq_.end()) st.max_seq = it->second;

@@ -148,6 +148,11 @@ struct Writer::Impl {
   // Cuts segment id (size bytes, zero from `end` on) to `end` bytes and
   // syncs it; logs it. Read-only opens only log. Errors of the cut are returned.
   Status CutZeroTail(uint32_t id, uint64_t size, uint64_t end);
+  // The open's outcome when `what` of segment id could not be read (why:
+  // the read's error): logged at error level and returned as kIOError
+  // naming the segment and the offset (a transient kBusy is returned as is).
+  // An I/O error is not damage: recovery stops there and cuts nothing.
+  Status Unreadable(uint32_t id, const char* what, const Status& why);
   // Writes a finished hint for a sealed segment read whole (best effort).
   void RewriteHint(uint32_t id, uint64_t segment_bytes, const std::vector<HintEntry>& entries);
   // Keys to size the rebuilt index for, from (segment id, size) of every segment.
