@@ -15,6 +15,7 @@
 
 #include "engine/mapping_guard.h"
 #include "engine/record.h"
+#include "engine/verify.h"
 #include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/test_util.h"
 
@@ -267,4 +268,22 @@ TEST_CASE("an active segment cut under recovery while it reads the segments befo
   REQUIRE(f.db->Open().ok());
   CHECK(f.db->Put("after", "cut").status.ok());
   CHECK(f.db->Get("after").value() == "cut");
+}
+
+TEST_CASE("verify stops at a sector it cannot read with an I/O error naming the segment file and offset",
+          "[engine][recovery][faults]") {
+  Fixture f(kKinds[0]);
+  const std::string active = SegmentFiles(f.dir.path()).back();
+  f.env.SetUnreadable(fs::path(active).filename().string(), 5000);
+  std::vector<std::string> findings;
+  auto r = VerifyDatabase(f.env, f.dir.path(), f.o, [&](const std::string& line) { findings.push_back(line); });
+  REQUIRE_FALSE(r.ok());
+  INFO(r.status().ToString());
+  CHECK(r.status().Is(Code::kIOError));
+  CHECK(std::string(r.status().message()).find(fs::path(active).filename().string()) != std::string::npos);
+  CHECK(std::string(r.status().message()).find("offset 5000") != std::string::npos);
+  f.env.ClearUnreadable();
+  auto clean = VerifyDatabase(f.env, f.dir.path(), f.o, [](const std::string&) {});
+  REQUIRE(clean.ok());
+  CHECK(clean->damaged == 0);
 }
