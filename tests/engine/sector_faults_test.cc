@@ -1,10 +1,11 @@
-// Recovery over sectors that cannot be read (FaultInjectionEnv::SetUnreadable:
-// reads fail with EIO, mapped pages raise SIGBUS, every time) and over a
-// segment truncated while recovery reads it. An I/O error is not damage: the
-// open fails naming the segment and the offset, and changes nothing on disk;
-// a hint file is only a cache of its segment, so one that cannot be read
-// costs a scan. Values on both sides of the compression threshold and of a
-// segment's size.
+// Sectors that cannot be read (FaultInjectionEnv::SetUnreadable: reads fail
+// with EIO, mapped pages raise SIGBUS, every time) under recovery, compaction
+// and verify, and a segment truncated while recovery reads it. An I/O error
+// is not damage: the open fails naming the segment and the offset, and
+// changes nothing on disk; a hint file is only a cache of its segment, so one
+// that cannot be read costs a scan; compaction leaves such a segment alone.
+// Values on both sides of the compression threshold, of a segment's size and
+// of the large-value path (a value written in parts).
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -13,10 +14,12 @@
 #include <map>
 #include <mutex>
 
+#include "engine/compaction.h"
 #include "engine/mapping_guard.h"
 #include "engine/record.h"
 #include "engine/verify.h"
 #include "tests/engine/support/fault_env.h"
+#include "tests/engine/support/model.h"
 #include "tests/engine/support/test_util.h"
 
 using namespace kingx::engine;
@@ -33,14 +36,24 @@ struct ValueKind {
   const char* name;
   size_t bytes;
   bool compressible;
+  bool in_parts;  // written through the large-value path (BeginLarge: a staged segment of its own, sealed at birth)
 };
 
 const ValueKind kKinds[] = {
-    {"255 bytes: below the compression threshold, stored raw", 255, true},
-    {"256 compressible bytes: compressed", 256, true},
-    {"a record just inside a segment", kSegmentBytes - 512, false},
-    {"a record larger than a segment (a segment of its own)", kSegmentBytes + 4096, false},
+    {"255 bytes: below the compression threshold, stored raw", 255, true, false},
+    {"256 compressible bytes: compressed", 256, true, false},
+    {"a record just inside a segment", kSegmentBytes - 512, false, false},
+    {"a record larger than a segment (a segment of its own)", kSegmentBytes + 4096, false, false},
+    {"a value written in parts (a segment of its own, sealed at birth)", kSegmentBytes + 4096, false, true},
 };
+
+// What is written after the value under test.
+enum class Layout {
+  kOverwriteAll,     // every filler written twice more: older records lie on the value's pages
+  kNewKeysAfter,     // new keys only after it (nothing on its pages is an older record), 10 early keys rewritten
+};
+
+constexpr uint64_t kPage = 4096;
 
 // Every file of dir, name -> bytes (read around the env: no fault applies).
 std::map<std::string, std::string> Snapshot(const std::string& dir) {
@@ -50,11 +63,12 @@ std::map<std::string, std::string> Snapshot(const std::string& dir) {
   return out;
 }
 
-// A closed database of a few segments: fillers (overwritten once, so that
-// compaction has dead bytes), the big key written after 6 KiB of them (its
-// record starts past the first page of its segment unless it rotated), and
-// more fillers so that it ends up sealed with a hint. No preallocated room:
-// a segment file ends at its last record.
+// A closed database of a few segments: 40 fillers, one padding record so that
+// the value under test starts 80 bytes before a page boundary (unless it goes
+// into a segment of its own), the value, and fillers (Layout) so that it ends
+// up sealed with a hint. No preallocated room: a segment file ends at its last
+// record. big_body is the first page boundary inside the value's stored bytes:
+// no record before it touches that page.
 struct Fixture {
   TempDir dir;
   FaultInjectionEnv env;
@@ -66,7 +80,7 @@ struct Fixture {
   uint64_t big_body = 0;     // an offset inside its value's stored bytes, past the segment's first page
   std::unique_ptr<TestDb> db;
 
-  explicit Fixture(const ValueKind& kind) {
+  explicit Fixture(const ValueKind& kind, Layout layout = Layout::kOverwriteAll) {
     o.segment_bytes = kSegmentBytes;
     o.room_bytes = 0;
     o.compression_level = 1;
@@ -80,10 +94,27 @@ struct Fixture {
       REQUIRE(db->Put(k, v).status.ok());
       model[k] = v;
     };
-    for (int i = 0; i < 40; ++i) put("fill" + std::to_string(i), MakeValue("fill" + std::to_string(i), 0, 150, false));
-    put(kBigKey, MakeValue(kBigKey, 7, kind.bytes, kind.compressible));
-    for (int round = 1; round < 3; ++round)
-      for (int i = 0; i < 400; ++i) put("fill" + std::to_string(i), MakeValue("fill" + std::to_string(i), round, 150, false));
+    auto fill = [&](int i, int round) { put("fill" + std::to_string(i), MakeValue("fill" + std::to_string(i), round, 150, false)); };
+    for (int i = 0; i < 40; ++i) fill(i, 0);
+    // "pad": 3-byte key, 10-byte content type, raw value.
+    const uint64_t used = fs::file_size(SegmentFiles(dir.path()).back());
+    const uint64_t pad_record = kRecordHeaderBytes + 3 + 10;
+    const uint64_t target = (used + pad_record + 200 + kPage - 1) / kPage * kPage - 80;
+    put("pad", MakeValue("pad", 0, target - used - pad_record, false));
+    const std::string big = MakeValue(kBigKey, 7, kind.bytes, kind.compressible);
+    if (kind.in_parts) {
+      PutLarge(*db, kBigKey, big);
+      model[kBigKey] = big;
+    } else {
+      put(kBigKey, big);
+    }
+    if (layout == Layout::kOverwriteAll) {
+      for (int round = 1; round < 3; ++round)
+        for (int i = 0; i < 400; ++i) fill(i, round);
+    } else {
+      for (int i = 40; i < 700; ++i) fill(i, 0);
+      for (int i = 0; i < 10; ++i) fill(i, 1);
+    }
     db->Close();
     REQUIRE(SegmentFiles(dir.path()).size() >= 3);
     // The big record: the one file whose bytes hold its key.
@@ -92,11 +123,12 @@ struct Fixture {
       const size_t at = bytes.find(kBigKey);
       if (at == std::string::npos) continue;
       big_segment = path;
-      const uint64_t body = at + sizeof kBigKey - 1 + std::string_view("text/plain").size();
-      big_body = std::max<uint64_t>(body + 10, 4096 + 10);
-      auto r = DecodeRecord(bytes.data() + at - kRecordHeaderBytes, bytes.size() - (at - kRecordHeaderBytes), {});
+      const uint64_t start = at - kRecordHeaderBytes;
+      auto r = DecodeRecord(bytes.data() + start, bytes.size() - start, {});
       REQUIRE(r.ok());
-      REQUIRE(big_body < at - kRecordHeaderBytes + r->header.total_bytes());
+      const uint64_t body = at + r->header.key_len + r->header.meta_len;
+      big_body = body / kPage * kPage + kPage;
+      REQUIRE(big_body < start + r->header.total_bytes());
     }
     REQUIRE_FALSE(big_segment.empty());
     REQUIRE(big_segment != SegmentFiles(dir.path()).back());  // sealed, with a hint
@@ -202,6 +234,57 @@ TEST_CASE("a sector under a value that cannot be read, in a segment with an inta
     // which records they were, so the newer ones won without reading them.
     REQUIRE(f.db->Put("a-new-key", "value").status.ok());
     CHECK(f.db->Get("a-new-key").value() == "value");
+  }
+}
+
+TEST_CASE("compaction meeting a value it cannot read abandons the pass, counts and logs it, never picks the "
+          "segment again, and loses nothing: once the sector reads, every record is there; for values on both "
+          "sides of each size threshold",
+          "[engine][recovery][compaction][faults]") {
+  for (const ValueKind& kind : kKinds) {
+    INFO(kind.name);
+    Fixture f(kind, Layout::kNewKeysAfter);
+    const std::string id = IdOf(f.big_segment);
+    // Recovery reads the hint; the older records it checks lie before the bad page.
+    f.env.SetUnreadable(fs::path(f.big_segment).filename().string(), f.big_body);
+    REQUIRE(f.db->Open().ok());
+    REQUIRE(f.Errors().empty());
+    IndexCounters& counters = f.db->index().counters();
+    const uint64_t failures = counters.read_failures.load();
+    const uint64_t faults = GuardedFaults();
+    CompactionOptions co = UnthrottledCompaction(7);
+    co.pick_all = true;
+    Compactor c(f.db->writer(), co);
+    PassReport r;
+    const Status s = c.RunOnce(&r);
+    INFO(s.ToString());
+    CHECK(s.Is(Code::kIOError));
+    CHECK(GuardedFaults() == faults + 1);
+    CHECK(counters.read_failures.load() == failures + 1);
+    CHECK(r.outputs == 0);
+    CHECK_FALSE(HasTmpFiles(f.dir.path()));
+    CHECK(fs::exists(f.big_segment));
+    const auto lines = f.Errors();
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0].find("compaction: segment " + id) != std::string::npos);
+    CHECK(lines[0].find("SIGBUS") != std::string::npos);
+    // The next pass leaves it alone without touching its pages again.
+    PassReport r2;
+    CHECK(c.RunOnce(&r2).ok());
+    CHECK(GuardedFaults() == faults + 1);
+    CHECK(fs::exists(f.big_segment));
+    // Reads: the value answers an I/O error, keys written later their values.
+    CHECK(f.db->Get(kBigKey).status().Is(Code::kIOError));
+    for (int i = 0; i < 10; ++i) {
+      const std::string k = "fill" + std::to_string(i);
+      CHECK(f.db->Get(k).value() == f.model[k]);
+    }
+    REQUIRE(f.db->Put("a-new-key", "value").status.ok());
+    f.model["a-new-key"] = "value";
+    // Nothing was lost: with the sector readable again, every record is read.
+    f.env.ClearUnreadable();
+    REQUIRE(f.db->Open().ok());
+    f.CheckAll();
   }
 }
 
