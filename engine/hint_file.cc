@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "engine/coding.h"
-#include "engine/read_exact.h"
+#include "engine/mapping_guard.h"
 
 namespace kingx::engine {
 namespace {
@@ -99,74 +99,143 @@ Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint
       recorded_bytes);
 }
 
+namespace {
+
+// Where decoding stands in a hint file's entries.
+struct EntryCursor {
+  const char* pos;
+  const char* end;
+  uint64_t next_offset = kSegmentHeaderBytes;  // entries are in file order, records do not overlap
+  uint64_t seq = 0;
+  uint64_t left;  // entries not decoded yet
+};
+
+// Decodes up to max entries at c into out, checking each; a key is copied
+// into arena (when not null: room for max keys of limits.max_key_bytes) or
+// points into the file. Returns the entries decoded, or sets *why and stops.
+// A plain computation (no allocation, no lock): it runs under MappingGuard.
+size_t DecodeEntries(EntryCursor& c, size_t max, uint64_t segment_bytes, const RecordLimits& limits, HintEntry* out,
+                     char* arena, const char** why) {
+  size_t k = 0;
+  for (; k < max && c.left > 0; ++k, --c.left) {
+    uint64_t seq_delta = 0, key_len = 0;
+    HintEntry& e = out[k];
+    if (!GetVarint64(&c.pos, c.end, &seq_delta) || !GetVarint64(&c.pos, c.end, &e.offset) ||
+        !GetVarint64(&c.pos, c.end, &e.total_bytes) || !GetVarint64(&c.pos, c.end, &key_len) || c.pos == c.end) {
+      *why = "hint entry truncated";
+      return k;
+    }
+    const auto type = static_cast<uint8_t>(*c.pos++);
+    if ((type != 1 && type != 2) || key_len == 0 || key_len > limits.max_key_bytes) {
+      *why = "hint entry fields out of range";
+      return k;
+    }
+    if (static_cast<uint64_t>(c.end - c.pos) < key_len) {
+      *why = "hint entry key truncated";
+      return k;
+    }
+    if (e.offset < c.next_offset || e.total_bytes < kRecordHeaderBytes + key_len || e.total_bytes > segment_bytes ||
+        e.offset > segment_bytes - e.total_bytes) {
+      *why = "hint entry points outside its segment";
+      return k;
+    }
+    c.seq += static_cast<uint64_t>(UnZigZag(seq_delta));
+    e.seq = c.seq;
+    c.next_offset = e.offset + e.total_bytes;
+    e.type = static_cast<RecordType>(type);
+    if (arena != nullptr) {
+      char* key = arena + k * limits.max_key_bytes;
+      std::memcpy(key, c.pos, key_len);
+      e.key = std::string_view(key, key_len);
+    } else {
+      e.key = std::string_view(c.pos, key_len);
+    }
+    c.pos += key_len;
+  }
+  return k;
+}
+
+Status Unreadable(const std::string& path) {
+  return Status::IOError("hint file " + path + ": a page of it could not be read (SIGBUS)");
+}
+
+}  // namespace
+
+// The file is mapped and every read of it runs under MappingGuard: a page the
+// disk cannot read is an I/O error (kIOError), never a SIGBUS. Pass 1 checks
+// the header, trailer, checksum and every entry in one guarded call; pass 2
+// decodes a batch per guarded call, copying its keys out of the mapping, and
+// hands it out outside the guard (fn allocates).
 Status LoadHintFileBatches(
     Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes, const RecordLimits& limits,
     const std::function<void(std::span<const HintEntry> batch, std::span<const HintEntry> next)>& fn,
     uint64_t* recorded_bytes) {
-  // Read, not mapped: a page the disk cannot read is an I/O error here, not
-  // a SIGBUS, and the entries are checked before any is handed out anyway.
-  auto file = env.OpenFile(path, OpenMode::kRead);
-  if (!file.ok()) return file.status();
-  auto size = file.value()->Size();
+  auto mapped = env.MapReadOnly(path, 0);
+  if (!mapped.ok()) return mapped.status();
+  auto size = mapped.value()->FileSize();
   if (!size.ok()) return size.status();
-  const uint64_t n = size.value();
+  const uint64_t n = std::min(size.value(), mapped.value()->mapped_bytes());
+  const char* p = mapped.value()->data();
   if (n < kHintHeaderBytes + kTrailerBytes) return Status::Corruption("hint file too short");
-  std::unique_ptr<char[]> bytes(new char[n]);
-  Status rs = ReadExact(*file.value(), path, 0, n, bytes.get());
-  if (!rs.ok()) return rs;
-  const char* p = bytes.get();
-  if (std::memcmp(p, kHintMagic, 8) != 0) return Status::Corruption("hint file magic mismatch");
-  const char* trailer = p + n - kTrailerBytes;
-  if (GetFixed64(trailer + 16) != Checksum64(p, n - 8)) return Status::Corruption("hint file checksum mismatch");
+  const char* why = nullptr;
+  uint32_t version = 0, flags = 0;
+  uint64_t id = 0, count = 0, recorded = 0;
+  auto head = [&] {
+    if (std::memcmp(p, kHintMagic, 8) != 0) {
+      why = "hint file magic mismatch";
+      return;
+    }
+    const char* trailer = p + n - kTrailerBytes;
+    if (GetFixed64(trailer + 16) != Checksum64(p, n - 8)) {
+      why = "hint file checksum mismatch";
+      return;
+    }
+    version = GetFixed32(p + 8);
+    flags = GetFixed32(p + 12);
+    id = GetFixed64(p + 16);
+    count = GetFixed64(trailer);
+    recorded = GetFixed64(trailer + 8);
+  };
+  if (!GuardMappedRead(p, n, head)) return Unreadable(path);
+  if (why != nullptr) return Status::Corruption(why);
   // Whole and intact, but of another version (version 1, before varint
   // entries): not damage, just not ours to read.
-  if (GetFixed32(p + 8) != kHintVersion)
-    return Status::NotFound("hint file of version " + std::to_string(GetFixed32(p + 8)));
-  if (GetFixed32(p + 12) != 0 || GetFixed64(p + 16) != segment_id) return Status::Corruption("hint file header mismatch");
-  const uint64_t count = GetFixed64(trailer);
-  if (recorded_bytes != nullptr) *recorded_bytes = GetFixed64(trailer + 8);
-  if (segment_bytes == kAnySegmentSize) segment_bytes = GetFixed64(trailer + 8);
-  if (GetFixed64(trailer + 8) != segment_bytes) return Status::Corruption("hint file describes another segment size");
+  if (version != kHintVersion) return Status::NotFound("hint file of version " + std::to_string(version));
+  if (flags != 0 || id != segment_id) return Status::Corruption("hint file header mismatch");
+  if (recorded_bytes != nullptr) *recorded_bytes = recorded;
+  if (segment_bytes == kAnySegmentSize) segment_bytes = recorded;
+  if (recorded != segment_bytes) return Status::Corruption("hint file describes another segment size");
 
   // Pass 1: check every entry; pass 2: hand them out. A hint is all or nothing.
   // Pass 2 decodes into two buffers in turn: one batch is handed out once
   // the one after it is decoded.
   HintEntry bufs[2][kHintBatchEntries];
+  const EntryCursor start{p + kHintHeaderBytes, p + n - kTrailerBytes, kSegmentHeaderBytes, 0, count};
+  EntryCursor c = start;
+  auto check = [&] {
+    while (c.left > 0 && why == nullptr) DecodeEntries(c, kHintBatchEntries, segment_bytes, limits, bufs[0], nullptr, &why);
+  };
+  if (!GuardMappedRead(p, n, check)) return Unreadable(path);
+  if (why != nullptr) return Status::Corruption(why);
+  if (c.pos != c.end) return Status::Corruption("hint file has bytes after its entries");
+
+  std::unique_ptr<char[]> arenas(new char[2 * kHintBatchEntries * limits.max_key_bytes]);
+  c = start;
   size_t sizes[2] = {0, 0};
   size_t filling = 0;
   bool decoded_before = false;  // bufs[1 - filling] holds a batch not handed out yet
-  for (int pass = 0; pass < 2; ++pass) {
-    const char* pos = p + kHintHeaderBytes;
-    const char* const end = p + n - kTrailerBytes;
-    uint64_t next_offset = kSegmentHeaderBytes;  // entries are in file order, records do not overlap
-    uint64_t seq = 0;
-    for (uint64_t i = 0; i < count; ++i) {
-      uint64_t seq_delta = 0, key_len = 0;
-      HintEntry& e = bufs[filling][sizes[filling]];  // pass 1 only ever fills bufs[0][0]
-      if (!GetVarint64(&pos, end, &seq_delta) || !GetVarint64(&pos, end, &e.offset) ||
-          !GetVarint64(&pos, end, &e.total_bytes) || !GetVarint64(&pos, end, &key_len) || pos == end)
-        return Status::Corruption("hint entry truncated");
-      const auto type = static_cast<uint8_t>(*pos++);
-      if ((type != 1 && type != 2) || key_len == 0 || key_len > limits.max_key_bytes)
-        return Status::Corruption("hint entry fields out of range");
-      if (static_cast<uint64_t>(end - pos) < key_len) return Status::Corruption("hint entry key truncated");
-      if (e.offset < next_offset || e.total_bytes < kRecordHeaderBytes + key_len ||
-          e.total_bytes > segment_bytes || e.offset > segment_bytes - e.total_bytes)
-        return Status::Corruption("hint entry points outside its segment");
-      seq += static_cast<uint64_t>(UnZigZag(seq_delta));
-      e.seq = seq;
-      next_offset = e.offset + e.total_bytes;
-      e.type = static_cast<RecordType>(type);
-      e.key = std::string_view(pos, key_len);
-      pos += key_len;
-      if (pass == 1 && ++sizes[filling] == kHintBatchEntries) {
-        if (decoded_before) fn({bufs[1 - filling], sizes[1 - filling]}, {bufs[filling], sizes[filling]});
-        decoded_before = true;
-        filling = 1 - filling;
-        sizes[filling] = 0;
-      }
-    }
-    if (pos != end) return Status::Corruption("hint file has bytes after its entries");
+  while (c.left > 0) {
+    char* arena = arenas.get() + filling * kHintBatchEntries * limits.max_key_bytes;
+    auto decode = [&] {
+      sizes[filling] = DecodeEntries(c, kHintBatchEntries, segment_bytes, limits, bufs[filling], arena, &why);
+    };
+    if (!GuardMappedRead(p, n, decode)) return Unreadable(path);
+    if (why != nullptr) return Status::Corruption(why);  // the file changed since pass 1
+    if (sizes[filling] < kHintBatchEntries) break;       // the last batch
+    if (decoded_before) fn({bufs[1 - filling], sizes[1 - filling]}, {bufs[filling], sizes[filling]});
+    decoded_before = true;
+    filling = 1 - filling;
+    sizes[filling] = 0;
   }
   const std::span<const HintEntry> last(bufs[filling], sizes[filling]);
   if (decoded_before) fn({bufs[1 - filling], sizes[1 - filling]}, last);

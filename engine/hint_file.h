@@ -81,8 +81,9 @@ Result<uint64_t> HintEntryCount(Env& env, const std::string& path, uint64_t segm
 // in file order. kNotFound when there is no hint file, or an intact one of
 // another version; kCorruption when it cannot be trusted (damaged, or never
 // finished; fn is then never called); the Env's errors when it cannot be read
-// (kIOError for a sector that fails: the file is read, not mapped, so such a
-// page is an error, never a SIGBUS; fn is then never called either).
+// (kIOError as well when a page of the mapped file cannot be read: it is read
+// under MappingGuard, so such a page is an error, never a SIGBUS; fn is then
+// not called for that entry or any after it).
 // recorded_bytes (optional): set to the segment size the hint records as
 // soon as its checksum holds (also when that size is why it was rejected).
 Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
@@ -97,7 +98,8 @@ inline constexpr size_t kHintBatchEntries = 32;
 // with the batch that comes after it (`next`, already decoded; empty with the
 // last batch). A caller that needs memory per entry (recovery: the index
 // entry each key hashes to) can start fetching it for `next` while it handles
-// `batch`. Keys point into a copy of the hint file: valid during the call only.
+// `batch`. Keys point into copies taken out of the mapped hint file: valid
+// during the call only.
 Status LoadHintFileBatches(
     Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes, const RecordLimits& limits,
     const std::function<void(std::span<const HintEntry> batch, std::span<const HintEntry> next)>& fn,

@@ -169,6 +169,9 @@ class Replayer {
     Status s = w_.index_.LookupForWriter(hash, &c);
     if (!s.ok()) return s;
     for (uint32_t i = 0; i < c.count; ++i) {
+      // The very record again (a hint that failed part way, then its
+      // segment's scan): it counts once.
+      if (WithoutTombstone(c.locations[i]) == WithoutTombstone(loc)) return Status::OK();
       uint64_t seq = 0, total = 0;
       bool same_key = false;
       s = Describe(WithoutTombstone(c.locations[i]), e.key, &same_key, &seq, &total);
@@ -564,8 +567,9 @@ Status Writer::Impl::Recover() {
       }
     }
     if (!inner.ok()) return inner;
-    // A hint only saves reading its segment: one that cannot be read (its
-    // entries were not replayed: they are checked whole first) costs a scan.
+    // A hint only saves reading its segment: one that cannot be read costs a
+    // scan (entries it handed out before the page that failed are replayed
+    // again by the scan, which counts each record once).
     const bool hint_unreadable = hs.Is(Code::kIOError);
     if (hint_unreadable) {
       index_.counters().read_failures.fetch_add(1, std::memory_order_relaxed);
@@ -596,7 +600,7 @@ Status Writer::Impl::Recover() {
     }
     // Read, not mapped: a sector that cannot be read is an I/O error naming
     // where, never a SIGBUS, and never a place the torn-tail rule would cut.
-    std::shared_ptr<char[]> bytes(new char[f.size]);
+    std::shared_ptr<char[]> bytes = ReadBuffer(f.size);
     Status rs = ReadExact(env_, segment_path, 0, f.size, bytes.get());
     if (!rs.ok()) return Unreadable(f.id, "its records", rs);
     if (is_active) active_bytes = bytes;
