@@ -1,8 +1,8 @@
 // ReadExact: a byte range of a file read with read(2) through the Env, for
 // code that reads each byte once and must meet a page the disk cannot read
 // as an error naming where, not as a SIGBUS: recovery's scans of segments
-// and their zero tails, hint files, the segment headers read at open, and
-// kingx-tool verify. Internal to engine/.
+// and their zero tails, the segment headers read at open, and kingx-tool
+// verify. Internal to engine/.
 //
 // A mapping's page that cannot be filled raises SIGBUS at the touching
 // instruction; read(2) of the same bytes returns what precedes the failed
