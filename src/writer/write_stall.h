@@ -72,10 +72,7 @@
 // holds), so C <= one segment's live bytes + 64 KiB <= L/4 + 64 KiB (the
 // active segment is sealed past a quarter of the live data,
 // engine::RotateActiveForShare; a segment copied only for the stall's target
-// holds at most L/4 whatever its history, engine::TargetCopyWorthIt; one that
-// holds more is copied by the threshold or the space bound only when its copy
-// and every segment's dead bytes fit in 3L/4, engine::CopyFitsBeside: the same
-// total, R + C <= 3L/4). Hence
+// holds at most L/4 whatever its history, engine::TargetCopyWorthIt). Hence
 //     directory <= L + L/2 + L/4 + 64 KiB + K + O = 1.75 L + 64 KiB + K + O,
 // within 2 L while K + O + 64 KiB <= L/4. Staged bytes count in the L/2:
 // the large-upload path bounds them by a share of the live data (L/8; but
@@ -106,12 +103,12 @@
 // when it was sealed (deletes since may have shrunk L); a database under
 // twice the floor; an upload staged alone beyond the share (counted as
 // staged until its write is published); the record a large upload replaces
-// as it ends (not forecast); a segment holding more than a quarter of the
-// live data whose copy does not fit beside the dead bytes
-// (engine::CopyFitsBeside) taken by the threshold once no other pick copies
-// anything (so that its dead bytes stay reclaimable): its copy, at most the
-// dead bytes it frees, stands beside it until it is deleted (never for the
-// space bound or the stall's target, which leave it).
+// as it ends (not forecast); a catch-up input holding more than a quarter of
+// the live data (a compaction output that copied a large value beside a few
+// small records) taken by the threshold, whose copy is then at most the dead
+// bytes it frees, or by the space bound while more than a tenth of the
+// sealed bytes is reclaimable (never for the stall's target): its copy
+// stands beside it until it is deleted.
 //
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
