@@ -25,27 +25,6 @@ bool WorthTargetCopy(const PickedSegment& p, uint64_t live_bytes) {
   return TargetCopyWorthIt(p.stats.bytes, p.stats.live_bytes, p.reclaimable, live_bytes);
 }
 
-// At least kCatchUpDeadFraction of file_bytes reclaimable: a copy of at most
-// nine bytes per byte freed.
-bool FreesAShare(uint64_t file_bytes, uint64_t reclaimable) {
-  return static_cast<double>(reclaimable) >= kCatchUpDeadFraction * static_cast<double>(file_bytes);
-}
-
-// The totals over every segment (the active one too) that CopyFitsBeside
-// weighs a pick's copy against.
-struct Totals {
-  uint64_t live = 0;
-  uint64_t dead = 0;
-};
-Totals TotalsOf(const std::map<uint32_t, SegmentStats>& segments) {
-  Totals t;
-  for (const auto& [id, s] : segments) {
-    t.live += s.live_bytes;
-    t.dead += s.dead_bytes;
-  }
-  return t;
-}
-
 // Appends the small sealed segments to merge (PickSegments' contract), after
 // the other picks: they are the least profitable, and their copies go into
 // the outputs that the other picks' live records started.
@@ -98,10 +77,6 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
                                         const std::map<uint32_t, uint64_t>& kept_tombstone_bytes,
                                         const PickOptions& o) {
   std::vector<PickedSegment> picked;
-  const Totals totals = TotalsOf(segments);
-  // Threshold picks whose copy does not fit beside the dead bytes
-  // (CopyFitsBeside): taken only by a pass that copies nothing else.
-  std::vector<PickedSegment> deferred;
   for (const auto& [id, s] : segments) {
     if (s.active || skip.count(id) != 0) continue;
     PickedSegment p;
@@ -117,10 +92,6 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
       p.why = PickReason::kEmpty;
     } else if (ratio >= o.dead_ratio) {
       p.why = PickReason::kThreshold;
-      if (!o.low_space && !CopyFitsBeside(s.live_bytes, totals.dead, totals.live)) {
-        deferred.push_back(p);
-        continue;
-      }
     } else if (o.low_space && p.reclaimable > 0) {
       p.why = PickReason::kLowSpace;
     } else {
@@ -132,9 +103,10 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
   // max_dead_fraction, also take the most profitable segments below the
   // threshold until the projection falls under it.
   if (o.max_dead_fraction > 0 && !o.pick_all) {
-    uint64_t live = 0, reclaimable = 0;
+    uint64_t live = 0, reclaimable = 0, all_live = 0;
     std::vector<PickedSegment> rest;
     for (const auto& [id, s] : segments) {
+      all_live += s.live_bytes;
       if (s.active || skip.count(id) != 0) continue;
       PickedSegment p;
       p.stats = s;
@@ -142,8 +114,6 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
       live += s.live_bytes + (s.dead_bytes - p.reclaimable);
       reclaimable += p.reclaimable;
       const bool already = std::any_of(picked.begin(), picked.end(),
-                                       [id = id](const PickedSegment& q) { return q.stats.id == id; }) ||
-                           std::any_of(deferred.begin(), deferred.end(),
                                        [id = id](const PickedSegment& q) { return q.stats.id == id; });
       if (p.reclaimable > 0 && !already) rest.push_back(p);
     }
@@ -154,23 +124,12 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
           static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable);
       if (fraction_met && reclaimable <= o.max_reclaimable_bytes) break;
       // Below the fraction only for the target: only a copy worth its bytes.
-      if (fraction_met && !WorthTargetCopy(p, totals.live)) continue;
-      // For the fraction: a copy that frees a share of what it copies and
-      // fits beside the dead bytes (a segment failing either is left to the
-      // threshold, or to low space).
-      if (!fraction_met && !SpaceBoundCopyWorthIt(p.stats.bytes, p.stats.live_bytes, p.reclaimable, totals.dead,
-                                                  totals.live))
-        continue;
+      if (fraction_met && !WorthTargetCopy(p, all_live)) continue;
       p.why = fraction_met ? PickReason::kTarget : PickReason::kSpaceBound;
       picked.push_back(p);
       reclaimable -= p.reclaimable;
     }
   }
-  // The deferred threshold picks go once no other pick copies anything (the
-  // others first reclaim what they can): dead space anywhere stays
-  // reclaimable.
-  if (std::all_of(picked.begin(), picked.end(), [](const PickedSegment& p) { return p.stats.live_bytes == 0; }))
-    picked.insert(picked.end(), deferred.begin(), deferred.end());
   // Most profitable first (empty segments first).
   std::stable_sort(picked.begin(), picked.end(), ByProfit);
   if (o.segment_bytes > 0 && !o.pick_all) MergeSmall(segments, skip, kept_tombstone_bytes, o, &picked);
@@ -179,17 +138,9 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
 
 bool TargetCopyWorthIt(uint64_t file_bytes, uint64_t segment_live_bytes, uint64_t reclaimable,
                        uint64_t live_bytes) {
-  return FreesAShare(file_bytes, reclaimable) && segment_live_bytes <= live_bytes / kMaxActiveShare;
-}
-
-bool CopyFitsBeside(uint64_t segment_live_bytes, uint64_t dead_bytes, uint64_t live_bytes) {
-  const uint64_t share = live_bytes / kMaxActiveShare;
-  return segment_live_bytes <= share || dead_bytes + segment_live_bytes <= live_bytes - share;
-}
-
-bool SpaceBoundCopyWorthIt(uint64_t file_bytes, uint64_t segment_live_bytes, uint64_t reclaimable,
-                           uint64_t dead_bytes, uint64_t live_bytes) {
-  return FreesAShare(file_bytes, reclaimable) && CopyFitsBeside(segment_live_bytes, dead_bytes, live_bytes);
+  const bool frees_a_share =
+      static_cast<double>(reclaimable) >= kCatchUpDeadFraction * static_cast<double>(file_bytes);
+  return frees_a_share && segment_live_bytes <= live_bytes / kMaxActiveShare;
 }
 
 bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickOptions& o) {

@@ -70,13 +70,10 @@ struct PickedSegment {
 // byte copied; ties keep segment id order). Never the active segment, never
 // one in `skip`. Picked: with pick_all, every sealed segment; else a segment
 // with no live record and something to reclaim (or nothing but its header),
-// one whose reclaimable fraction of its file bytes reaches dead_ratio (when
-// its copy does not fit beside the dead bytes, CopyFitsBeside, only in a pass
-// whose other picks copy nothing: those first reclaim what they can; not so
-// when low_space), any segment with reclaimable bytes when
-// low_space; then, while the reclaimable fraction of all sealed segments
-// would stay above max_dead_fraction after the picks, the most profitable
-// of the others whose copy is worth it (SpaceBoundCopyWorthIt);
+// one whose reclaimable fraction of its file bytes reaches dead_ratio, any
+// segment with reclaimable bytes when low_space; then, while the
+// reclaimable fraction of all sealed segments would stay above
+// max_dead_fraction after the picks, the most profitable of the others;
 // then, while more than max_reclaimable_bytes would stay reclaimable, the
 // most profitable of the others whose copy is worth it for that target
 // (TargetCopyWorthIt: a segment that frees little of what it copies is left
@@ -184,30 +181,6 @@ inline constexpr uint64_t kCatchUpSealMinBytes = 64 << 10;
 // segment be (RotateActiveForShare). A segment failing either is left to the
 // threshold (where it frees at least what it copies) or the space bound.
 bool TargetCopyWorthIt(uint64_t file_bytes, uint64_t segment_live_bytes, uint64_t reclaimable, uint64_t live_bytes);
-
-// Whether a sealed segment's copy, which stands beside it until it is
-// deleted, may be made now: it holds at most 1 / kMaxActiveShare of the
-// database's live_bytes (the share rotation lets any segment collect,
-// RotateActiveForShare), or its copy and the dead bytes of every segment fit
-// in what such a copy and the write stall's bound (half the live data) take
-// together: dead_bytes + segment_live_bytes <= live_bytes - live_bytes / 4.
-// Either way the directory during the copy (live + dead + the copy) stays
-// within the write stall's arithmetic, 1.75 x the live data (plus what it
-// leaves on top: hints, kept tombstones, staged uploads). A segment holding
-// more than that share (a compaction output that collected several inputs,
-// or one sealed when the live data was larger) otherwise waits until other
-// picks reclaimed the dead bytes that leave room for its copy.
-bool CopyFitsBeside(uint64_t segment_live_bytes, uint64_t dead_bytes, uint64_t live_bytes);
-
-// Whether the space bound (PickOptions::max_dead_fraction) takes a segment
-// below the threshold: it frees at least kCatchUpDeadFraction of its
-// file_bytes (at most nine bytes copied per byte freed; segments under that
-// share cannot keep the sealed segments' reclaimable fraction above a
-// tenth, so no fraction the space bound works for needs them) and
-// CopyFitsBeside. One failing either is left to the threshold (a pick that
-// frees at least what it copies), or to low space.
-bool SpaceBoundCopyWorthIt(uint64_t file_bytes, uint64_t segment_live_bytes, uint64_t reclaimable,
-                           uint64_t dead_bytes, uint64_t live_bytes);
 
 // WriteStallBoundsFor (declared in compaction.h, a public header, for the
 // writer process) is implemented with these policies.

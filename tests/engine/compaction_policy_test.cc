@@ -120,10 +120,9 @@ TEST_CASE("low on space, any segment with reclaimable bytes is picked", "[engine
 }
 
 TEST_CASE("picked segments come most profitable first", "[engine][compaction_policy]") {
-  // Profit = reclaimable / (live + 1). 5 holds most of the live data (each
-  // copy fits beside the dead bytes: CopyFitsBeside).
+  // Profit = reclaimable / (live + 1).
   const auto segs = Segs({Seg(1, 4 * kMiB, 6 * kMiB), Seg(2, 1 * kMiB, 9 * kMiB), Seg(3, 0, 2 * kMiB),
-                          Seg(4, 2 * kMiB, 8 * kMiB), Seg(5, 40 * kMiB, 0)});
+                          Seg(4, 2 * kMiB, 8 * kMiB)});
   CHECK(Ids(PickSegments(segs, {}, {}, ThresholdOnly(0.5))) == std::vector<uint32_t>{3, 2, 4, 1});
 }
 
@@ -252,67 +251,6 @@ TEST_CASE("with no other segment, a tombstone may always go", "[engine][compacti
 }
 
 }  // namespace
-
-TEST_CASE("the space bound copies only a segment that frees a tenth of its bytes and whose copy fits beside the "
-          "dead bytes within the live data",
-          "[engine][compaction_policy]") {
-  // 1 holds three quarters of the live data, 40% dead: its copy (3 MiB)
-  // beside 2 MiB + 50 KiB of dead bytes would pass the 4 MiB live. 2 frees a
-  // twentieth of its bytes. The sealed segments stay over a quarter dead
-  // without 1: the space bound wants more, but neither is worth its copy.
-  auto segs = Segs({Seg(1, 3 * kMiB, 2 * kMiB), Seg(2, kMiB, 50 << 10)});
-  PickOptions o = ThresholdOnly(0.5);
-  o.max_dead_fraction = 0.25;
-  CHECK(PickSegments(segs, {}, {}, o).empty());
-  // Once its copy fits beside the dead bytes (1.5 MiB live of 4 MiB, 1.4 MiB
-  // dead: 2.9 MiB + 50 KiB, within three quarters of the live data), it is
-  // taken; 2 still is not.
-  segs = Segs({Seg(1, 3 * kMiB / 2, 7 * kMiB / 5), Seg(2, kMiB, 50 << 10), Seg(3, 3 * kMiB / 2, 0)});
-  const auto picked = PickSegments(segs, {}, {}, o);
-  CHECK(Ids(picked) == std::vector<uint32_t>{1});
-  CHECK(picked[0].why == PickReason::kSpaceBound);
-  // Low on space, both are taken.
-  o.low_space = true;
-  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 2});
-}
-
-TEST_CASE("a copy fits beside a segment when it holds at most a quarter of the live data or the dead bytes and "
-          "it stay within three quarters of the live data",
-          "[engine][compaction_policy]") {
-  // its live bytes, every segment's dead bytes, the database's live bytes
-  CHECK(CopyFitsBeside(1000, 3000, 4000));
-  CHECK(CopyFitsBeside(2000, 1000, 4000));
-  CHECK_FALSE(CopyFitsBeside(2000, 1001, 4000));
-  CHECK_FALSE(CopyFitsBeside(1001, 3000, 4000));
-  // file bytes, its live, its reclaimable, every segment's dead, the live data
-  CHECK(SpaceBoundCopyWorthIt(1000, 900, 100, 3000, 4000));
-  CHECK_FALSE(SpaceBoundCopyWorthIt(1000, 901, 99, 100, 4000));  // under a tenth
-}
-
-TEST_CASE("a threshold pick whose copy does not fit beside the dead bytes waits for the picks that copy, then "
-          "goes",
-          "[engine][compaction_policy]") {
-  // 1 holds three quarters of the live data and half of it is dead: copying
-  // it beside every dead byte (3 MiB + 1 KiB + 600 KiB) would pass the live
-  // data. 2 (a quarter, for the space bound) is taken first.
-  auto segs = Segs({Seg(1, 3 * kMiB, 3 * kMiB + 1024), Seg(2, kMiB, 600 << 10)});
-  PickOptions o = ThresholdOnly(0.5);
-  o.max_dead_fraction = 0.25;
-  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{2});
-  // With nothing else to copy (an empty segment costs no copy), it goes
-  // (dead space anywhere is reclaimable).
-  segs = Segs({Seg(1, 3 * kMiB, 3 * kMiB + 1024), Seg(2, kMiB, 0), Seg(3, 0, kMiB)});
-  const auto alone = PickSegments(segs, {}, {}, o);
-  CHECK(Ids(alone) == std::vector<uint32_t>{3, 1});
-  CHECK(alone[1].why == PickReason::kThreshold);
-  // Low on space, or once its copy fits, with the others.
-  segs = Segs({Seg(1, 3 * kMiB, 3 * kMiB + 1024), Seg(2, kMiB, 600 << 10)});
-  o.low_space = true;
-  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 2});
-  o.low_space = false;
-  segs = Segs({Seg(1, 3 * kMiB, 3 * kMiB + 1024), Seg(2, kMiB, 200 << 10), Seg(4, 6 * kMiB, 0)});
-  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});
-}
 
 TEST_CASE("each pick names the rule that took it", "[engine][compaction_policy]") {
   // 1 empty, 2 past the threshold, 3 for the space bound (the sealed
