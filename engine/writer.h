@@ -197,7 +197,23 @@ class Writer {
   // Sync, Stats, cuts, compaction's steps, the key view's) first waits for
   // the sync in flight and finishes what it covered, so each of them sees a
   // writer with nothing in flight (it may wait one fdatasync).
-  uint64_t Submit(std::span<const WriteOp> ops);
+  //
+  // sync_by kCaller: the batch's fdatasync is not handed to the sync thread;
+  // the caller runs it with SyncSubmitted() on its own thread, which spares
+  // the two wake-ups between threads per group commit (the sync thread's, and
+  // the caller's when the sync returns). Until the caller does, any wait for
+  // the batches in flight (TakeFinished with wait, the lock's drain) hands
+  // that fdatasync to the sync thread, so it is delayed, never lost.
+  enum class SyncBy : uint8_t { kSyncThread, kCaller };
+  uint64_t Submit(std::span<const WriteOp> ops, SyncBy sync_by = SyncBy::kSyncThread);
+  // Runs, on the calling thread, the fdatasync that the batches submitted
+  // with SyncBy::kCaller wait for, unless it is covered already or the sync
+  // thread runs it now. Blocks for that fdatasync, without taking the
+  // writer's lock (other threads that take the lock wait for it, as for the
+  // sync thread's). Returns whether it ran one: afterwards TakeFinished finds the
+  // batches it covered final (published, or failed with it) without waiting.
+  // Does not call Options::on_synced (the caller knows). Writer thread.
+  bool SyncSubmitted();
 
   // What applying `ops` now would do to the accounting, for a caller that
   // decides whether to let the batch go yet (the write stall): an upper

@@ -65,7 +65,7 @@ void Writer::Impl::FinishSynced(const SyncThread::State& st) {
   }
 }
 
-uint64_t Writer::Submit(std::span<const WriteOp> ops) {
+uint64_t Writer::Submit(std::span<const WriteOp> ops, SyncBy sync_by) {
   Impl& w = *impl_;
   if (w.keyspace_) w.keyspace_->Pace();  // before the lock (see Keyspace::Pace)
   w.mu_.LockKeepingPipeline();
@@ -141,9 +141,22 @@ uint64_t Writer::Submit(std::span<const WriteOp> ops) {
   if (!w.sync_) {
     w.sync_ = std::make_unique<SyncThread>(w.options_.on_synced);
   }
-  w.sync_->Request(w.active_.get(), b->end);
+  if (sync_by == SyncBy::kCaller) {
+    w.sync_->Defer(w.active_.get(), b->end);
+  } else {
+    w.sync_->Request(w.active_.get(), b->end);
+  }
   w.inflight_.push_back(std::move(b));
   return ticket;
+}
+
+bool Writer::SyncSubmitted() {
+  // Without the writer's lock (sync_ is set only by Submit, on this thread):
+  // a thread that takes the lock meanwhile drains, that is it waits in
+  // WaitIdle for this sync to end, or hands the request to the sync thread if
+  // this one has not started it; the file stays open until then.
+  SyncThread* const sync = impl_->sync_.get();
+  return sync != nullptr && sync->SyncHere();
 }
 
 bool Writer::TakeFinished(uint64_t* ticket, std::vector<WriteResult>* results, bool wait) {

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/engine/support/fault_env.h"
@@ -328,4 +329,114 @@ TEST_CASE("a batch submitted after a failed fdatasync not taken yet is refused, 
   env.ClearFaults();
   REQUIRE(db.Open().ok());
   CHECK(db.Get("b1").status().Is(Code::kNotFound));
+}
+
+TEST_CASE("a batch whose fdatasync its caller runs is final when SyncSubmitted returns, with no thread woken",
+          "[engine][pipeline]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  std::atomic<int> syncs_returned{0};
+  Options o;
+  o.on_synced = [&syncs_returned] { syncs_returned.fetch_add(1); };
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  std::atomic<int> synced_here{0}, synced_elsewhere{0};
+  const std::thread::id caller = std::this_thread::get_id();
+  env.SetSyncHook([&](const std::string& path) {
+    if (path.find("seg-") == std::string::npos) return;
+    (std::this_thread::get_id() == caller ? synced_here : synced_elsewhere).fetch_add(1);
+  });
+  Batch a = Puts({"a1", "a2"}, "va");
+  CHECK(db.writer().Submit(a.ops, Writer::SyncBy::kCaller) == 1);
+  usleep(20000);  // time for a sync thread that was (wrongly) woken to run
+  CHECK_FALSE(db.writer().SyncIdle());  // requested, not run
+  CHECK_FALSE(Take(db, false).got);
+  CHECK(db.Get("a1").status().Is(Code::kNotFound));
+  CHECK(synced_elsewhere.load() == 0);
+  CHECK(db.writer().SyncSubmitted());
+  CHECK(synced_here.load() == 1);
+  CHECK(db.writer().SyncIdle());
+  Taken t = Take(db, false);  // final without waiting
+  REQUIRE(t.got);
+  CHECK(t.ticket == 1);
+  CHECK(AllOk(t));
+  CHECK(db.Get("a2").value() == "va");
+  CHECK_FALSE(db.writer().SyncSubmitted());  // nothing in flight
+  CHECK(syncs_returned.load() == 0);          // the caller knows: no callback
+  CHECK(synced_elsewhere.load() == 0);
+  CHECK(db.writer().Stats().syncs >= 1);      // counted as the thread's are
+  env.SetSyncHook({});
+  db.Close();
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("a1").value() == "va");
+}
+
+TEST_CASE("a batch left for its caller to sync is made durable by the sync thread when another thread waits first",
+          "[engine][pipeline]") {
+  // Waiting for the batch (TakeFinished) or for the writer's lock (Sync):
+  // either one drains. Had the deferred request no way to the sync thread,
+  // the waiter would hang; it is given 20 s, then the test unblocks it.
+  const bool wait_by_take = GENERATE(true, false);
+  TempDir dir;
+  FaultInjectionEnv env;
+  std::atomic<int> syncs_returned{0};
+  Options o;
+  o.on_synced = [&syncs_returned] { syncs_returned.fetch_add(1); };
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  Batch a = Puts({"a1"}, "va");
+  CHECK(db.writer().Submit(a.ops, Writer::SyncBy::kCaller) == 1);
+  std::atomic<bool> done{false};
+  Taken t;
+  Status synced;
+  std::thread waiter([&] {
+    if (wait_by_take) {
+      t = Take(db, true);
+    } else {
+      synced = db.writer().Sync();
+    }
+    done.store(true);
+  });
+  for (int i = 0; i < 20000 && !done.load(); ++i) usleep(1000);
+  const bool drained_alone = done.load();
+  if (!drained_alone) (void)db.writer().SyncSubmitted();  // lets the waiter go so that the test ends
+  waiter.join();
+  REQUIRE(drained_alone);
+  CHECK(syncs_returned.load() >= 1);  // the sync thread ran it
+  if (wait_by_take) {
+    REQUIRE(t.got);
+    CHECK(t.ticket == 1);
+    CHECK(AllOk(t));
+  } else {
+    CHECK(synced.ok());
+    TakeNext(db, 1, Code::kOk);
+  }
+  CHECK_FALSE(db.writer().SyncSubmitted());  // the caller's late call finds nothing to do
+  CHECK(db.Get("a1").value() == "va");
+}
+
+TEST_CASE("when the fdatasync its caller runs fails, the batch's outcome is unknown and nothing more is written",
+          "[engine][pipeline][faults]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  TestDb db(env, dir.path(), Options{});
+  REQUIRE(db.Open().ok());
+  Batch a = Puts({"a1"}, "va");
+  Batch b = Puts({"b1"}, "vb");
+  env.FailNth(FaultOp::kSync, 1, Code::kIOError, /*forever=*/false, "seg-");
+  CHECK(db.writer().Submit(a.ops, Writer::SyncBy::kCaller) == 1);
+  CHECK(db.writer().SyncSubmitted());
+  TakeNext(db, 1, Code::kOutcomeUnknown);
+  CHECK(db.writer().read_only());
+  const uint64_t writes = env.Calls(FaultOp::kWrite, "seg-");
+  const uint64_t syncs = env.Calls(FaultOp::kSync, "seg-");
+  CHECK(db.writer().Submit(b.ops, Writer::SyncBy::kCaller) == 2);
+  CHECK_FALSE(db.writer().SyncSubmitted());
+  TakeNext(db, 2, Code::kReadOnly);
+  CHECK(env.Calls(FaultOp::kWrite, "seg-") == writes);  // nothing of B written behind the failure
+  CHECK(env.Calls(FaultOp::kSync, "seg-") == syncs);    // and no fdatasync retried
+  db.Close();
+  env.ClearFaults();
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("b1").status().Is(Code::kNotFound));  // a1's outcome is unknown: either is right
 }
