@@ -202,6 +202,16 @@ class WriterLoop {
       }
       ReapFinished(false);
       WakeSlots();  // the answers go out now, not at the next wake-up
+      // The fdatasync of the batch just written runs here, on this thread:
+      // the loop would only wait for it anyway (the next batch is taken once
+      // it returned), and running it here spares the wake-up of the sync
+      // thread before it and of this loop after it. What arrives meanwhile
+      // stays queued, as it does during the sync thread's (and completions
+      // that wait for room in a full ring wait one fdatasync more).
+      if (!submitted_.empty() && writer_.SyncSubmitted()) {
+        ReapFinished(false);
+        WakeSlots();
+      }
       // Between two batches: every write answered so far is in a cut taken now.
       backups_.Serve(NowMs(), [this](uint32_t slot, const Completion& c) { Post(slot, c); });
       Beat();
@@ -319,7 +329,8 @@ class WriterLoop {
     sub.release_entries = go;
     sub.start = std::chrono::steady_clock::now();
     sub.start_ms = NowMs();
-    sub.ticket = writer_.Submit(ops_);
+    // Its fdatasync runs on this thread, in Run (SyncSubmitted) right after.
+    sub.ticket = writer_.Submit(ops_, engine::Writer::SyncBy::kCaller);
     submitted_.push_back(std::move(sub));
     KeepRest(go);
     ReapFinished(false);  // under --sync none / interval it is final already
