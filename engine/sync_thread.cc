@@ -13,7 +13,7 @@ SyncThread::~SyncThread() {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -30,7 +30,7 @@ void SyncThread::Request(File* file, uint64_t end) {
     RecordLocked(file, end);
     handed_ = requested_;
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
 }
 
 void SyncThread::Defer(File* file, uint64_t end) {
@@ -38,7 +38,7 @@ void SyncThread::Defer(File* file, uint64_t end) {
   RecordLocked(file, end);
   // After a failure SyncHere runs nothing: the thread answers the request
   // with the failure, as it answers Request's.
-  if (!state_.failure.ok()) cv_.notify_all();
+  if (!state_.failure.ok()) work_cv_.notify_all();
 }
 
 bool SyncThread::SyncHere() {
@@ -58,10 +58,10 @@ SyncThread::State SyncThread::WaitIdle() {
   std::unique_lock lock(mu_);
   // A deferred request nobody runs goes to the thread: handing it over is
   // what keeps a Defer whose caller waits here (or never syncs) from hanging.
-  cv_.wait(lock, [this] {
+  idle_cv_.wait(lock, [this] {
     if (!state_.idle && !running_ && handed_ < requested_) {
       handed_ = requested_;
-      cv_.notify_all();
+      work_cv_.notify_all();
     }
     return state_.idle;
   });
@@ -85,14 +85,14 @@ void SyncThread::Run() {
     // the requests it left uncovered must not wake the thread again.
     // A sync running in SyncHere is its caller's, and a deferred request is
     // the thread's only once handed over (handed_): the thread waits for them.
-    cv_.wait(lock, [this] {
+    work_cv_.wait(lock, [this] {
       return stop_ || (!running_ && (state_.failure.ok() ? handed_ > state_.covered : !state_.idle));
     });
     if (stop_) return;
     if (!state_.failure.ok()) {
       // Never sync again after a failure: the requests are answered by it.
       state_.idle = true;
-      cv_.notify_all();
+      idle_cv_.notify_all();
       lock.unlock();
       if (on_done_) on_done_();
       lock.lock();
@@ -129,7 +129,11 @@ void SyncThread::SyncOnce(std::unique_lock<std::mutex>& lock) {
   }
   // After a failure nothing more is synced: idle with the failure.
   state_.idle = !state_.failure.ok() || requested_ <= state_.covered;
-  cv_.notify_all();
+  idle_cv_.notify_all();
+  // Only WaitIdle's waiters are told: the thread is woken only for work of
+  // its own (a SyncHere's end is none of its business unless a request was
+  // handed to it meanwhile), so the caller's syncs wake nobody.
+  if (handed_ > state_.covered && state_.failure.ok()) work_cv_.notify_all();
 }
 
 }  // namespace kingx::engine

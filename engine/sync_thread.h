@@ -84,7 +84,8 @@ class SyncThread {
 
   std::function<void()> on_done_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable work_cv_;  // the thread waits here for requests handed to it
+  std::condition_variable idle_cv_;  // WaitIdle waits here
   std::thread thread_;
   bool stop_ = false;
   File* file_ = nullptr;

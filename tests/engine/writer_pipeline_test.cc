@@ -43,6 +43,21 @@ void TakeNext(TestDb& db, uint64_t ticket, Code code) {
   for (const WriteResult& r : t.results) CHECK(r.status.Is(code));
 }
 
+// How often the thread of this process named `name` has slept and been woken
+// (voluntary_ctxt_switches of /proc/self/task/TID/status); -1 without one.
+long WakeUps(const std::string& name) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(e.path() / "comm");
+    std::string n;
+    if (!std::getline(comm, n) || n != name) continue;
+    std::ifstream status(e.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+    }
+  }
+  return -1;
+}
+
 // The names of this process's threads (/proc/self/task/TID/comm).
 std::vector<std::string> ThreadNames() {
   std::vector<std::string> names;
@@ -365,6 +380,18 @@ TEST_CASE("a batch whose fdatasync its caller runs is final when SyncSubmitted r
   CHECK(syncs_returned.load() == 0);          // the caller knows: no callback
   CHECK(synced_elsewhere.load() == 0);
   CHECK(db.writer().Stats().syncs >= 1);      // counted as the thread's are
+  // More of them: the sync thread (started by the first) sleeps through them all.
+  const long sync_thread_wakeups = WakeUps("kingx-sync");
+  REQUIRE(sync_thread_wakeups >= 0);
+  Batch more = Puts({"m1"}, "vm");
+  for (uint64_t ticket = 2; ticket <= 21; ++ticket) {
+    CHECK(db.writer().Submit(more.ops, Writer::SyncBy::kCaller) == ticket);
+    CHECK(db.writer().SyncSubmitted());
+    TakeNext(db, ticket, Code::kOk);
+  }
+  CHECK(WakeUps("kingx-sync") == sync_thread_wakeups);
+  CHECK(synced_here.load() == 21);
+  CHECK(synced_elsewhere.load() == 0);
   env.SetSyncHook({});
   db.Close();
   REQUIRE(db.Open().ok());
