@@ -163,9 +163,13 @@ class WriterLoop {
       // (below): sleep until that sync returns (it wakes the queue) or another
       // Wake, not at each enqueue.
       const int wait_ms = overflowing ? 1 : idle_timeout_ms;
-      // A batch the stall held (held_) is still to be written: no sleep.
-      const bool queued =
-          submitted_.empty() ? queue_.WaitForEntries(held_ ? 0 : wait_ms) : queue_.WaitForWake(wait_ms);
+      // A batch the stall held (held_) is still to be written, or one synced
+      // here is to be answered: no sleep.
+      const bool synced_here = synced_here_ && !submitted_.empty();
+      synced_here_ = false;
+      const bool queued = submitted_.empty() || synced_here
+                              ? queue_.WaitForEntries(held_ || synced_here ? 0 : wait_ms)
+                              : queue_.WaitForWake(wait_ms);
       const bool have = queued || held_;
       Beat();
       if (g_reopen_logs) {
@@ -207,11 +211,10 @@ class WriterLoop {
       // it returned), and running it here spares the wake-up of the sync
       // thread before it and of this loop after it. What arrives meanwhile
       // stays queued, as it does during the sync thread's (and completions
-      // that wait for room in a full ring wait one fdatasync more).
-      if (!submitted_.empty() && writer_.SyncSubmitted()) {
-        ReapFinished(false);
-        WakeSlots();
-      }
+      // that wait for room in a full ring wait one fdatasync more). The
+      // synced batch is answered by the next iteration, after the next batch
+      // is written, as when the sync thread ran it.
+      if (!submitted_.empty() && writer_.SyncSubmitted()) synced_here_ = true;
       // Between two batches: every write answered so far is in a cut taken now.
       backups_.Serve(NowMs(), [this](uint32_t slot, const Completion& c) { Post(slot, c); });
       Beat();
@@ -648,6 +651,7 @@ class WriterLoop {
   BackupCuts& backups_;  // online backups' cuts and pins
   std::vector<QueueEntry> batch_;
   bool held_ = false;  // batch_ was taken and held by hooks_.hold_ops: ProcessBatch goes on with it
+  bool synced_here_ = false;  // this loop ran the fdatasync of submitted_: answer it without sleeping
   bool split_rest_ = false;  // batch_ is the rest of a split batch (hooks_.hold_ops)
   std::vector<size_t> op_entries_;  // index in batch_ of each op of a batch with large values
   std::vector<engine::WriteOp> ops_;
