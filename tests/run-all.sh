@@ -52,19 +52,19 @@ run_suite() {  # tree, suite, processes, label, extra meson test arguments...
   fi
 }
 # The sanitizer trees: built, and the ASan unit tests run, in the background while build/'s
-# suites run, at nice 19 and idle I/O priority so that the servers under test keep the
-# cores they ask for (the sanitizer tests have no timing to keep; their timeouts are
-# stretched for the slower share they get). Its output is shown when it is done.
+# suites run, in a session of their own at the lowest CPU and I/O priority
+# (tests/tools/low-priority: nice alone does not reach across the scheduler's per-session
+# groups, and meson test gives each test a session) so that the servers under test keep the
+# cores they ask for. The sanitizer tests have no timing to keep; their timeouts are
+# stretched for the smaller share they get. Its output is shown when it is done.
 sanitizers() {
-  renice -n 19 -p "$BASHPID" >/dev/null 2>&1 || true
-  ionice -c 3 -p "$BASHPID" >/dev/null 2>&1 || true
   local asan_ok=1 tsan_ok=1
   status=0
   configure build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || asan_ok=0
   [ $asan_ok = 1 ] && { ninja -C build-asan -j"$jobs" >build-asan.log 2>&1 || { tail -50 build-asan.log; asan_ok=0; }; }
   if [ $asan_ok = 1 ]; then
     ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-      run_suite build-asan unit "$jobs" asan-unit --timeout-multiplier 3
+      run_suite build-asan unit "$jobs" asan-unit --timeout-multiplier 3 --wrapper "$top/tests/tools/low-priority"
   else
     echo '{"name": "build-asan", "result": "FAIL"}' >"$logs/build-asan.json"
   fi
@@ -76,7 +76,9 @@ sanitizers() {
   echo $tsan_ok >"$logs/tsan_ok"
   return $status
 }
-sanitizers >"$logs/sanitizers.out" 2>&1 &
+export -f configure run_suite sanitizers
+export jobs logs top
+setsid -w tests/tools/low-priority bash -c sanitizers >"$logs/sanitizers.out" 2>&1 &
 sanitizers_pid=$!
 
 # Unit tests in parallel; black-box and benchmark-smoke tests one at a time:
