@@ -69,6 +69,20 @@ std::vector<std::string> ThreadNames() {
   return names;
 }
 
+// An open database on a fault-injecting Env whose sync thread's returns are
+// counted (Options::on_synced).
+struct SyncCountedDb {
+  static Options Counting(std::atomic<int>* returned) {
+    Options o;
+    o.on_synced = [returned] { returned->fetch_add(1); };
+    return o;
+  }
+  TempDir dir;
+  FaultInjectionEnv env;
+  std::atomic<int> syncs_returned{0};
+  TestDb db{env, dir.path(), Counting(&syncs_returned)};
+};
+
 }  // namespace
 
 TEST_CASE("the fdatasync of submitted batches runs on a thread named kingx-sync, told apart from outside",
@@ -306,12 +320,8 @@ TEST_CASE("a batch submitted after a failed fdatasync not taken yet is refused, 
   // Seen through SyncIdle (the writer loop's way) or not seen at all before
   // the next Submit (the sync thread's callback says it returned).
   const bool ask_idle = GENERATE(true, false);
-  TempDir dir;
-  FaultInjectionEnv env;
-  std::atomic<int> syncs_returned{0};
-  Options o;
-  o.on_synced = [&syncs_returned] { syncs_returned.fetch_add(1); };
-  TestDb db(env, dir.path(), o);
+  SyncCountedDb f;
+  auto& [dir, env, syncs_returned, db] = f;
   REQUIRE(db.Open().ok());
   Batch a = Puts({"a1"}, "va");
   Batch b = Puts({"b1"}, "vb");
@@ -348,12 +358,8 @@ TEST_CASE("a batch submitted after a failed fdatasync not taken yet is refused, 
 
 TEST_CASE("a batch whose fdatasync its caller runs is final when SyncSubmitted returns, with no thread woken",
           "[engine][pipeline]") {
-  TempDir dir;
-  FaultInjectionEnv env;
-  std::atomic<int> syncs_returned{0};
-  Options o;
-  o.on_synced = [&syncs_returned] { syncs_returned.fetch_add(1); };
-  TestDb db(env, dir.path(), o);
+  SyncCountedDb f;
+  auto& [dir, env, syncs_returned, db] = f;
   REQUIRE(db.Open().ok());
   std::atomic<int> synced_here{0}, synced_elsewhere{0};
   const std::thread::id caller = std::this_thread::get_id();
@@ -404,12 +410,8 @@ TEST_CASE("a batch left for its caller to sync is made durable by the sync threa
   // either one drains. Had the deferred request no way to the sync thread,
   // the waiter would hang; it is given 20 s, then the test unblocks it.
   const bool wait_by_take = GENERATE(true, false);
-  TempDir dir;
-  FaultInjectionEnv env;
-  std::atomic<int> syncs_returned{0};
-  Options o;
-  o.on_synced = [&syncs_returned] { syncs_returned.fetch_add(1); };
-  TestDb db(env, dir.path(), o);
+  SyncCountedDb f;
+  auto& [dir, env, syncs_returned, db] = f;
   REQUIRE(db.Open().ok());
   Batch a = Puts({"a1"}, "va");
   CHECK(db.writer().Submit(a.ops, Writer::SyncBy::kCaller) == 1);
