@@ -8,12 +8,26 @@ clients are connected before it, as a running service's clients are), and let wr
 the abuse's build-up and steady state while the server's processes' memory is sampled; then
 measure 3 s of 10 fresh connections (can new clients still get in and be served?). Reported per case and server: req/s and p99 alone and
 under abuse, their ratio, the largest worker RSS (anonymous and total), connections the abuse
-held, and the kernel's TCP memory. kingx's ratio is compared with nginx's from the same case.
+held, the kernel's TCP memory and the server's CPU per request in each phase. kingx's ratio is compared with nginx's from the same case.
 
   bench/abuse.py                                   every case, kingx (event) and nginx
   bench/abuse.py --cases slow-read,slowloris --servers kingx,kingx-threads,nginx --duration 10
   bench/abuse.py --cases fd-exhaustion --servers kingx,old,nginx --kingx-alt old=OLD/kingx
                                                    another kingx binary (event model) beside this one
+  bench/abuse.py --pin                             the abuse tool on CPU 1, the server and wrk on CPU 0
+
+What each mode measures:
+  unpinned (default)  everything shares every CPU, as on one small host: the ratio mixes what the
+                      abuse costs the server with the CPU the abuse *tool* takes from the server and
+                      wrk (on a 2-CPU machine a tool at 0.7 of a core leaves no server 0.9x).
+  --pin [S:A]         the server and wrk on CPUs S, the abuse tool (and this script) on CPUs A
+                      (default 0:1), in the measurement alone and under abuse alike: the ratio then
+                      shows what serving the abuse costs the server, as with abusers on remote
+                      hosts. The affinity each process really had is read back from /proc and
+                      recorded. Other load on the machine still lands on both sides.
+In both modes each phase also records the server's CPU per wrk request (user + system time of
+all the server's processes over the requests wrk completed): the abuse's cost to the server as a
+number, whatever share of the machine the tool took.
 
 Cases: slowloris, slow-body (slowhttptest -B: bodies trickled), big-bodies (3,000 uploads that
 each send 1 MiB but one byte, as fast as the server takes them: nginx buffers them to disk, kingx
@@ -29,6 +43,7 @@ only; every process started here is stopped by its PID (then its process group).
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -127,16 +142,20 @@ def nginx_server(workdir, workers, nofile=None):
 
 # ---------------------------------------------------------------- measurements
 
-def start_wrk(url, conns, duration):
-    """wrk -t1 -cN -dD --latency in the background; finish_wrk reads its result."""
-    return subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s", url],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_wrk(url, conns, duration, cpus=None):
+    """wrk -t1 -cN -dD --latency in the background (on cpus, None: anywhere); finish_wrk reads its
+    result."""
+    with spawning_on(cpus):
+        return subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s",
+                                 url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish_wrk(p, duration):
-    """(req/s, p99 ms, errors) of a wrk started by start_wrk."""
+    """(req/s, p99 ms, errors, requests completed) of a wrk started by start_wrk."""
     out, _ = p.communicate(timeout=duration + 60)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) if "Requests/sec" in out else 0.0
+    m = re.search(r"(\d+) requests in", out)
+    requests = int(m.group(1)) if m else 0
     p99 = None
     m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     if m:
@@ -148,11 +167,11 @@ def finish_wrk(p, duration):
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if m:
         errors += int(m.group(1))
-    return rps, p99, errors
+    return rps, p99, errors, requests
 
 
-def run_wrk(url, conns, duration):
-    return finish_wrk(start_wrk(url, conns, duration), duration)
+def run_wrk(url, conns, duration, cpus=None):
+    return finish_wrk(start_wrk(url, conns, duration, cpus), duration)
 
 
 def proc_cpu_s(pid):
@@ -163,6 +182,58 @@ def proc_cpu_s(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def tree_pids(root):
+    """root and every process descended from it (a server's master, workers and writer)."""
+    children = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        children.setdefault(int(st[st.rindex(")") + 2:].split()[1]), []).append(int(pid))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def server_cpu_s(server):
+    """CPU seconds (user + system, all threads) the server's live processes used so far."""
+    return sum(proc_cpu_s(pid) for pid in tree_pids(server.proc.pid))
+
+
+def cpus_allowed(pid):
+    """The CPU list a process's main thread may run on, as /proc shows it ("0", "0-1"), or ""."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Cpus_allowed_list:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+@contextlib.contextmanager
+def spawning_on(cpus):
+    """Processes started inside run on cpus (None: leave the affinity alone). Children inherit the
+    affinity of the thread that forks them, so the calling thread takes cpus for the while."""
+    if cpus is None:
+        yield
+        return
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, old)
 
 
 def tcp_mem_pages():
@@ -256,19 +327,26 @@ def run_case(case, name, args, root):
     workdir = os.path.join(root, f"{case}-{name}")
     os.makedirs(workdir, exist_ok=True)
     nofile = FD_LIMIT if case == "fd-exhaustion" else None
-    if name == "nginx":
-        server = nginx_server(workdir, args.workers, nofile)
-    elif name in args.kingx_alt:
-        server = kingx_server(args.kingx_alt[name], workdir, args.workers, "event", args.kingx_args, nofile, name)
-    else:
-        model = "event" if name == "kingx" else "threads"
-        server = kingx_server(args.kingx, workdir, args.workers, model, args.kingx_args, nofile)
-    row = {"case": case, "server": name, "loadavg_before": os.getloadavg()[0]}
+    with spawning_on(args.server_cpus):
+        if name == "nginx":
+            server = nginx_server(workdir, args.workers, nofile)
+        elif name in args.kingx_alt:
+            server = kingx_server(args.kingx_alt[name], workdir, args.workers, "event", args.kingx_args, nofile,
+                                  name)
+        else:
+            model = "event" if name == "kingx" else "threads"
+            server = kingx_server(args.kingx, workdir, args.workers, model, args.kingx_args, nofile)
+    row = {"case": case, "server": name, "loadavg_before": os.getloadavg()[0], "pinned": args.pin}
     abuse = []
+    cpus = args.server_cpus
     try:
-        run_wrk(server.url(server.small), args.wrk_conns, 2)  # warm-up
-        row["base_rps"], row["base_p99_ms"], row["base_errors"] = run_wrk(server.url(server.small),
-                                                                          args.wrk_conns, args.duration)
+        run_wrk(server.url(server.small), args.wrk_conns, 2, cpus)  # warm-up
+        cpu0 = server_cpu_s(server)
+        wrk = start_wrk(server.url(server.small), args.wrk_conns, args.duration, cpus)
+        row["cpus_server"] = sorted({cpus_allowed(p) for p in tree_pids(server.proc.pid)})
+        row["cpus_wrk"] = cpus_allowed(wrk.pid)
+        row["base_rps"], row["base_p99_ms"], row["base_errors"], base_requests = finish_wrk(wrk, args.duration)
+        row["base_server_cpu_us_per_req"] = per_request_us(server_cpu_s(server) - cpu0, base_requests)
         base_anon = max((sysinfo.status_kb(p, "RssAnon") for p in server.worker_pids()), default=0)
         row["base_worker_anon_kib"] = base_anon
         # The measured clients are active before the abuse starts, as a running service's are:
@@ -276,12 +354,17 @@ def run_case(case, name, args, root):
         # runs on through it. Its figures cover the build-up and the steady state.
         sampler = Sampler(server)
         sampler.start()
-        wrk = start_wrk(server.url(server.small), args.wrk_conns, args.settle + args.duration)
+        cpu0 = server_cpu_s(server)
+        wrk = start_wrk(server.url(server.small), args.wrk_conns, args.settle + args.duration, cpus)
         time.sleep(0.5)
-        abuse = start_abuse(case, server, args, workdir)
-        row["abuse_rps"], row["abuse_p99_ms"], row["abuse_errors"] = finish_wrk(wrk, args.settle + args.duration)
+        with spawning_on(args.abuse_cpus):
+            abuse = start_abuse(case, server, args, workdir)
+        row["cpus_abuse"] = cpus_allowed(abuse[0].pid)
+        row["abuse_rps"], row["abuse_p99_ms"], row["abuse_errors"], abuse_requests = finish_wrk(
+            wrk, args.settle + args.duration)
+        row["abuse_server_cpu_us_per_req"] = per_request_us(server_cpu_s(server) - cpu0, abuse_requests)
         # New clients after the build-up: can a fresh connection get in and be served?
-        row["new_client_rps"], row["new_client_p99_ms"], _ = run_wrk(server.url(server.small), 10, 3)
+        row["new_client_rps"], row["new_client_p99_ms"], _, _ = run_wrk(server.url(server.small), 10, 3, cpus)
         row["healthy_after"] = probe(server)
         sampler.done.set()
         sampler.join()
@@ -303,9 +386,15 @@ def run_case(case, name, args, root):
             row.setdefault("abuse_tail", p.log_tail(300).strip().splitlines()[-1:] or [""])
         server.stop()
     log(f"{case:15s} {name:14s} base {row.get('base_rps', 0):9.0f} req/s  abuse {row.get('abuse_rps', 0):9.0f} "
-        f"req/s  ratio {row.get('ratio')}  worker anon max {row.get('max_worker_anon_kib', 0) // 1024} MiB  "
-        f"conns {row.get('max_established')}  tcp mem {row.get('max_tcp_mem_mib')} MiB")
+        f"req/s  ratio {row.get('ratio')}  server CPU/req {row.get('base_server_cpu_us_per_req')} -> "
+        f"{row.get('abuse_server_cpu_us_per_req')} us  worker anon max {row.get('max_worker_anon_kib', 0) // 1024} "
+        f"MiB  conns {row.get('max_established')}  tcp mem {row.get('max_tcp_mem_mib')} MiB")
     return row
+
+
+def per_request_us(cpu_s, requests):
+    """Microseconds of server CPU per wrk request (None when wrk completed none)."""
+    return round(cpu_s * 1e6 / requests, 2) if requests else None
 
 
 def probe(server):
@@ -324,11 +413,19 @@ def summary(rows, args, started):
              f"connections; garbage: 64 flooding connections; fd-exhaustion: server limited to {FD_LIMIT} "
              f"descriptors, {FD_LIMIT * args.workers + 1000} connections held). {args.workers} worker(s) each. "
              f"Machine: {os.cpu_count()} CPUs; load average in the table.", "",
+             (f"Pinned: the server and wrk on CPUs {args.pin.split(':')[0]}, the abuse tool on CPUs "
+              f"{args.pin.split(':')[1]} (as read back from /proc: {pin_seen(rows)}), alone and under abuse alike: "
+              f"the ratio shows what serving the abuse costs the server."
+              if args.pin else
+              "Unpinned: the abuse tool shares the CPUs with the server and wrk, so the ratio also counts the "
+              "CPU the tool takes from them."),
+             "Server CPU per request: user + system time of all the server's processes over wrk's completed "
+             "requests, in the phase alone and under abuse (the latter includes serving the abuse).", "",
              "| case | server | alone req/s | under abuse req/s | ratio | wrk errors alone / abuse | "
-             "p99 alone → abuse (ms) | new clients req/s | "
+             "p99 alone → abuse (ms) | server CPU µs/req alone → abuse | new clients req/s | "
              "worker anon max (MiB) | within budget | worker RSS max (MiB) | conns held | TCP mem (MiB) | "
              "abuser CPU (cores) | load | ratio vs nginx |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_case = {}
     for r in rows:
         by_case.setdefault(r["case"], {})[r["server"]] = r
@@ -343,7 +440,9 @@ def summary(rows, args, started):
                 vs = f"{r['abuse_rps'] / ng['abuse_rps']:.2f}× nginx" if ng["abuse_rps"] else "nginx served 0"
             lines.append(f"| {case} | {name} | {r['base_rps']:.0f} | {r['abuse_rps']:.0f} | {r['ratio']} | "
                          f"{r['base_errors']} / {r['abuse_errors']} | "
-                         f"{r['base_p99_ms']} → {r['abuse_p99_ms']} | {r.get('new_client_rps', 0):.0f} | "
+                         f"{r['base_p99_ms']} → {r['abuse_p99_ms']} | "
+                         f"{r.get('base_server_cpu_us_per_req')} → {r.get('abuse_server_cpu_us_per_req')} | "
+                         f"{r.get('new_client_rps', 0):.0f} | "
                          f"{r['max_worker_anon_kib'] / 1024:.1f} | "
                          f"{'' if 'budget_kib' not in r else ('yes' if r['within_budget'] else 'NO')} "
                          f"{'' if 'budget_kib' not in r else '(' + str(r['budget_kib'] // 1024) + ')'} | "
@@ -351,6 +450,34 @@ def summary(rows, args, started):
                          f"{r.get('abuse_cpu_cores', '')} | "
                          f"{r['loadavg_before']:.1f}/{r['loadavg_after']:.1f} | {vs} |")
     return "\n".join(lines) + "\n"
+
+
+def pin_seen(rows):
+    """The affinities the rows recorded, e.g. "server 0, wrk 0, abuse 1"."""
+    seen = {"server": set(), "wrk": set(), "abuse": set()}
+    for r in rows:
+        seen["server"].update(r.get("cpus_server", []))
+        for k in ("wrk", "abuse"):
+            if r.get(f"cpus_{k}"):
+                seen[k].add(r[f"cpus_{k}"])
+    return ", ".join(f"{k} {'/'.join(sorted(v)) or '?'}" for k, v in seen.items())
+
+
+def parse_pin(spec, allowed):
+    """"S:A" (CPU lists such as 0 or 0,2) -> (server CPUs, abuse CPUs); ValueError if malformed,
+    overlapping or not CPUs this process may use."""
+    server, colon, abuse = spec.partition(":")
+    if not colon:
+        raise ValueError(f"--pin {spec}: expected SERVER_CPUS:ABUSE_CPUS, e.g. 0:1")
+    try:
+        sets = [{int(c) for c in part.split(",") if c} for part in (server, abuse)]
+    except ValueError:
+        raise ValueError(f"--pin {spec}: CPUs are numbers, e.g. 0:1 or 0,2:1,3") from None
+    if not sets[0] or not sets[1] or sets[0] & sets[1]:
+        raise ValueError(f"--pin {spec}: two non-empty, disjoint CPU lists are needed")
+    if not (sets[0] | sets[1]) <= allowed:
+        raise ValueError(f"--pin {spec}: this process may run only on CPUs {sorted(allowed)}")
+    return sets[0], sets[1]
 
 
 def main(argv):
@@ -367,6 +494,10 @@ def main(argv):
                     help="extra kingx flag (repeat), e.g. --kingx-arg=--send-lowat-bytes=0")
     ap.add_argument("--kingx-alt", action="append", default=[], metavar="NAME=BIN",
                     help="another kingx binary, run (event model) as server NAME: name it in --servers (repeat)")
+    ap.add_argument("--pin", nargs="?", const="0:1", default="", metavar="SERVER_CPUS:ABUSE_CPUS",
+                    help="run the server and wrk on SERVER_CPUS and the abuse tool (and this script) on "
+                         "ABUSE_CPUS, alone and under abuse alike (default 0:1): measures what the abuse costs "
+                         "the server without the CPU the tool takes; unpinned (the default) measures both")
     ap.add_argument("--name", default="")
     ap.add_argument("--out", default=None)
     ap.add_argument("--seed", type=int, default=1)
@@ -387,6 +518,12 @@ def main(argv):
     for s in args.servers:
         if s not in ("kingx", "kingx-threads", "nginx") and s not in alts:
             ap.error(f"unknown server {s}; servers: kingx, kingx-threads, nginx and the names of --kingx-alt")
+    args.server_cpus = args.abuse_cpus = None
+    if args.pin:
+        try:
+            args.server_cpus, args.abuse_cpus = parse_pin(args.pin, os.sched_getaffinity(0))
+        except ValueError as e:
+            ap.error(str(e))
     args.cases = [c for c in args.cases.split(",") if c]
     for c in args.cases:
         if c not in CASES:
@@ -398,6 +535,9 @@ def main(argv):
     if any(s in ("kingx", "kingx-threads") for s in args.servers) and not os.access(args.kingx, os.X_OK):
         print(f"abuse.py: no kingx binary at {args.kingx} (build it, or pass --kingx)", file=sys.stderr)
         return 2
+    if args.pin:
+        # This script (its sampler thread included) runs beside the abuse tool, not the server.
+        os.sched_setaffinity(0, args.abuse_cpus)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     global BIG
