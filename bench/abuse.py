@@ -19,12 +19,15 @@ held, the kernel's TCP memory and the server's CPU per request in each phase. ki
 What each mode measures:
   unpinned (default)  everything shares every CPU, as on one small host: the ratio mixes what the
                       abuse costs the server with the CPU the abuse *tool* takes from the server and
-                      wrk (on a 2-CPU machine a tool at 0.7 of a core leaves no server 0.9x).
+                      wrk: with abusers on the same small machine, a ratio below 1 may be theirs.
   --pin [S:A]         the server and wrk on CPUs S, the abuse tool (and this script) on CPUs A
                       (default 0:1), in the measurement alone and under abuse alike: the ratio then
                       shows what serving the abuse costs the server, as with abusers on remote
                       hosts. The affinity each process really had is read back from /proc and
                       recorded. Other load on the machine still lands on both sides.
+--steady S adds S seconds of the same wrk load on fresh connections once the abuse is built up: its
+ratio and CPU per request leave out the build-up (slowhttptest opens 1,000 connections a second; the
+idle clients each send one GET first), which the measurement under abuse includes.
 In both modes each phase also records the server's CPU per wrk request (user + system time of
 all the server's processes over the requests wrk completed): the abuse's cost to the server as a
 number, whatever share of the machine the tool took.
@@ -279,7 +282,7 @@ class Sampler(threading.Thread):
 
 def start_abuse(case, server, args, workdir):
     """Starts the abuse against server; returns the list of Procs to stop afterwards."""
-    length = args.settle + args.duration + 30
+    length = args.settle + args.duration + args.steady + 30
     sht = ["slowhttptest", "-l", str(length), "-p", "3", "-r", "1000"]
     n = args.abuse_conns
     if case == "slowloris":
@@ -359,10 +362,18 @@ def run_case(case, name, args, root):
         time.sleep(0.5)
         with spawning_on(args.abuse_cpus):
             abuse = start_abuse(case, server, args, workdir)
+        abuse_start = time.monotonic()
         row["cpus_abuse"] = cpus_allowed(abuse[0].pid)
         row["abuse_rps"], row["abuse_p99_ms"], row["abuse_errors"], abuse_requests = finish_wrk(
             wrk, args.settle + args.duration)
         row["abuse_server_cpu_us_per_req"] = per_request_us(server_cpu_s(server) - cpu0, abuse_requests)
+        if args.steady:
+            # The abuse in place, built up: the same wrk load on fresh connections, as in the
+            # measurement alone, so its ratio and CPU per request leave out the build-up.
+            cpu0 = server_cpu_s(server)
+            row["steady_rps"], row["steady_p99_ms"], row["steady_errors"], steady_requests = run_wrk(
+                server.url(server.small), args.wrk_conns, args.steady, cpus)
+            row["steady_server_cpu_us_per_req"] = per_request_us(server_cpu_s(server) - cpu0, steady_requests)
         # New clients after the build-up: can a fresh connection get in and be served?
         row["new_client_rps"], row["new_client_p99_ms"], _, _ = run_wrk(server.url(server.small), 10, 3, cpus)
         row["healthy_after"] = probe(server)
@@ -371,6 +382,16 @@ def run_case(case, name, args, root):
         row.update(max_worker_anon_kib=sampler.max_anon_kib, max_worker_rss_kib=sampler.max_rss_kib,
                    max_established=sampler.max_conns, max_tcp_mem_mib=round(sampler.max_tcp_pages * 4 / 1024, 1))
         row["ratio"] = round(row["abuse_rps"] / row["base_rps"], 3) if row["base_rps"] else None
+        base_us, abuse_us = row["base_server_cpu_us_per_req"], row["abuse_server_cpu_us_per_req"]
+        if base_us and abuse_us:
+            # What serving the abuse took: the server's CPU per request above its cost alone, times
+            # the requests per second (cores), and the share of its throughput a server bound by
+            # its own CPU would keep (alone ÷ abused CPU per request).
+            row["abuse_server_cores"] = round((abuse_us - base_us) * row["abuse_rps"] / 1e6, 3)
+            row["cpu_ratio"] = round(base_us / abuse_us, 3)
+        if args.steady and row["base_rps"] and base_us and row["steady_server_cpu_us_per_req"]:
+            row["steady_ratio"] = round(row["steady_rps"] / row["base_rps"], 3)
+            row["steady_cpu_ratio"] = round(base_us / row["steady_server_cpu_us_per_req"], 3)
         if name != "nginx":
             row["budget_kib"] = kingx_budget_kib(args.kingx_args)
             row["within_budget"] = row["max_worker_anon_kib"] <= row["budget_kib"]
@@ -381,7 +402,7 @@ def run_case(case, name, args, root):
             log(f"{case} {name}: {row['base_errors']} errors (non-2xx or socket) in the measurement alone")
     finally:
         for p in abuse:
-            row["abuse_cpu_cores"] = round(proc_cpu_s(p.pid) / max(1, args.settle + args.duration), 2)
+            row["abuse_cpu_cores"] = round(proc_cpu_s(p.pid) / max(1.0, time.monotonic() - abuse_start), 2)
             p.stop(signal.SIGINT, timeout_s=10)
             row.setdefault("abuse_tail", p.log_tail(300).strip().splitlines()[-1:] or [""])
         server.stop()
@@ -420,12 +441,15 @@ def summary(rows, args, started):
               "Unpinned: the abuse tool shares the CPUs with the server and wrk, so the ratio also counts the "
               "CPU the tool takes from them."),
              "Server CPU per request: user + system time of all the server's processes over wrk's completed "
-             "requests, in the phase alone and under abuse (the latter includes serving the abuse).", "",
+             "requests, in the phase alone and under abuse (the latter includes serving the abuse and its "
+             "build-up); CPU ratio: alone ÷ under abuse, the share of its throughput a server bound by its own "
+             "CPU keeps; abuse's server cores: (under abuse − alone) × req/s, the CPU serving the abuse took.", "",
              "| case | server | alone req/s | under abuse req/s | ratio | wrk errors alone / abuse | "
-             "p99 alone → abuse (ms) | server CPU µs/req alone → abuse | new clients req/s | "
+             "p99 alone → abuse (ms) | server CPU µs/req alone → abuse | CPU ratio | abuse's server cores | "
+             "new clients req/s | "
              "worker anon max (MiB) | within budget | worker RSS max (MiB) | conns held | TCP mem (MiB) | "
              "abuser CPU (cores) | load | ratio vs nginx |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_case = {}
     for r in rows:
         by_case.setdefault(r["case"], {})[r["server"]] = r
@@ -442,6 +466,7 @@ def summary(rows, args, started):
                          f"{r['base_errors']} / {r['abuse_errors']} | "
                          f"{r['base_p99_ms']} → {r['abuse_p99_ms']} | "
                          f"{r.get('base_server_cpu_us_per_req')} → {r.get('abuse_server_cpu_us_per_req')} | "
+                         f"{r.get('cpu_ratio', '')} | {r.get('abuse_server_cores', '')} | "
                          f"{r.get('new_client_rps', 0):.0f} | "
                          f"{r['max_worker_anon_kib'] / 1024:.1f} | "
                          f"{'' if 'budget_kib' not in r else ('yes' if r['within_budget'] else 'NO')} "
@@ -449,6 +474,18 @@ def summary(rows, args, started):
                          f"{r['max_worker_rss_kib'] / 1024:.1f} | {r['max_established']} | {r['max_tcp_mem_mib']} | "
                          f"{r.get('abuse_cpu_cores', '')} | "
                          f"{r['loadavg_before']:.1f}/{r['loadavg_after']:.1f} | {vs} |")
+    if args.steady:
+        lines += ["", f"Steady state (--steady {args.steady}: the same wrk load on fresh connections, the abuse "
+                  "built up), against the measurement alone:", "",
+                  "| case | server | steady req/s | ratio | server CPU µs/req alone → steady | CPU ratio | "
+                  "wrk errors |", "|---|---|---|---|---|---|---|"]
+        for case in args.cases:
+            for name in args.servers:
+                r = by_case.get(case, {}).get(name)
+                if r and "steady_rps" in r:
+                    lines.append(f"| {case} | {name} | {r['steady_rps']:.0f} | {r.get('steady_ratio', '')} | "
+                                 f"{r.get('base_server_cpu_us_per_req')} → {r['steady_server_cpu_us_per_req']} | "
+                                 f"{r.get('steady_cpu_ratio', '')} | {r['steady_errors']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -487,6 +524,10 @@ def main(argv):
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--duration", type=int, default=15, help="seconds of each wrk measurement")
     ap.add_argument("--settle", type=int, default=10, help="seconds the abuse builds up before measuring")
+    ap.add_argument("--steady", type=int, default=0, metavar="S",
+                    help="after the measurement under abuse, S more seconds of the same wrk load on fresh "
+                         "connections with the abuse built up (its ratio and CPU per request leave out the "
+                         "build-up); 0, the default: none")
     ap.add_argument("--wrk-conns", type=int, default=50)
     ap.add_argument("--abuse-conns", type=int, default=3000)
     ap.add_argument("--workers", type=int, default=1)

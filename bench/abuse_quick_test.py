@@ -3,10 +3,10 @@
 --kingx-alt (the same one, under another name) and nginx, into a scratch directory; every row must
 have both measurements, no server may answer its measurement alone with errors (nginx's 403 for a
 file its workers cannot read made the reference measure error pages), and the summary must name
-every case and server; each phase records the server's CPU per request. Then one case with --pin:
-the server, wrk and the abuse tool must have run on the CPUs asked for (read back from /proc), and a
-malformed --pin is refused. No speed or memory threshold (those are the script's report, not a
-test)."""
+every case and server; each phase records the server's CPU per request. Then one case with --pin and
+--steady: the server, wrk and the abuse tool must have run on the CPUs asked for (read back from
+/proc), the steady-state phase must be measured, and a malformed --pin is refused. No speed or
+memory threshold (those are the script's report, not a test)."""
 import json
 import os
 import subprocess
@@ -57,7 +57,7 @@ with tempfile.TemporaryDirectory(prefix="kingx-abuse-quick-") as out:
         pin_out = os.path.join(out, "pinned")
         p = subprocess.run([sys.executable, os.path.join(here, "abuse.py"), "--cases", "garbage",
                             "--servers", "kingx,nginx", "--kingx", kingx, "--pin", f"{cpus[0]}:{cpus[1]}",
-                            "--duration", "1", "--settle", "1", "--out", pin_out],
+                            "--duration", "1", "--settle", "1", "--steady", "1", "--out", pin_out],
                            capture_output=True, text=True, timeout=300)
         print(p.stdout[-1500:], p.stderr[-1500:])
         if p.returncode != 0:
@@ -66,6 +66,8 @@ with tempfile.TemporaryDirectory(prefix="kingx-abuse-quick-") as out:
             seen = (r.get("cpus_server"), r.get("cpus_wrk"), r.get("cpus_abuse"))
             if seen != ([str(cpus[0])], str(cpus[0]), str(cpus[1])):
                 sys.exit(f"{r['server']} --pin {cpus[0]}:{cpus[1]}: ran on (server, wrk, abuse) {seen}")
+            if not (r.get("steady_rps") and r.get("steady_server_cpu_us_per_req")):
+                sys.exit(f"{r['server']} --steady 1: no steady-state measurement in {r}")
         if "Pinned: the server and wrk on CPUs" not in open(os.path.join(pin_out, "summary.md")).read():
             sys.exit("the pinned summary does not say it was pinned")
 print("abuse quick: ok")
