@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "engine/compaction_policy.h"
+#include "engine/hash.h"
 #include "engine/kill_point.h"
 #include "engine/writer_impl.h"
 
@@ -243,6 +244,22 @@ void Writer::Impl::PublishCounters() {
   c.live_bytes.store(live, std::memory_order_relaxed);
   c.dead_bytes.store(dead, std::memory_order_relaxed);
   c.segments.store(segments_.size(), std::memory_order_relaxed);
+}
+
+void Writer::Impl::PrefetchLookups(std::span<const WriteOp> ops) {
+  const size_t n = std::min(ops.size(), kLookupWindow);
+  uint64_t hashes[kLookupWindow];
+  // Two passes: every slot's fetch starts before the first probe waits for
+  // one, then every record's before FindKey compares the first key.
+  for (size_t i = 0; i < n; ++i) {
+    hashes[i] = KeyHash(seed_, ops[i].key);
+    index_.PrefetchForWriter(hashes[i]);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Candidates c;
+    if (!index_.LookupForWriter(hashes[i], &c).ok()) continue;  // FindKey reports it
+    for (uint32_t j = 0; j < c.count; ++j) cache_.Prefetch(c.locations[j], kRecordHeaderBytes + ops[i].key.size());
+  }
 }
 
 Result<KeyState> Writer::Impl::FindKey(std::string_view key, uint64_t hash) {

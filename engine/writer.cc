@@ -58,6 +58,10 @@ Status CheckCondition(const Condition& c, const KeyState& cur) {
 
 void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std::span<WriteResult> results,
                     uint64_t bytes) {
+  // The index slots the updates below probe, fetched while the hint and
+  // the key view take the batch (the lookups that read them ran before the
+  // batch's write and fdatasync).
+  for (const PendingRecord& p : pending) w.index_.PrefetchForWriter(p.hash);
   w.active_size_ += bytes;
   SegmentStats& active = w.segments_[w.active_id_];
   active.bytes = w.active_size_;
@@ -188,6 +192,8 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
   bool room_read = false;
 
   for (size_t i = 0; i < ops.size(); ++i) {
+    // Writer::Forecast looked the batch's keys up already, when it ran.
+    if (i % Writer::Impl::kLookupWindow == 0 && !w.forecast_found_valid_) w.PrefetchLookups(ops.subspan(i));
     const WriteOp& op = ops[i];
     WriteResult& r = results[i];
     if (w.read_only_) {

@@ -44,7 +44,9 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
       overlay.Set(p.hash, p.key, StateAfter(p));
     }
   }
-  for (const WriteOp& op : ops) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (i % Impl::kLookupWindow == 0) w.PrefetchLookups(ops.subspan(i));
+    const WriteOp& op = ops[i];
     const bool put = op.type == OpType::kPut;
     const uint64_t hash = KeyHash(w.seed_, op.key);
     KeyState cur;

@@ -178,6 +178,15 @@ struct Writer::Impl {
   // taken as the key's damaged newest record (KeyState::damaged); any other
   // failure to read a candidate fails the call (never "absent" by guess).
   Result<KeyState> FindKey(std::string_view key, uint64_t hash);
+  // Starts fetching what FindKey reads for the first kLookupWindow ops' keys
+  // (each key's index slots, then the header and key of every record its
+  // candidates point at) into the CPU cache, without waiting: the misses of
+  // a batch's lookups then overlap instead of coming one op after the other.
+  // A hint only: no I/O, no error, no effect on the index, the cache or what
+  // FindKey answers. Caller holds mu_ (the index does not move meanwhile);
+  // a caller walking a batch calls it at every kLookupWindow-th op.
+  static constexpr size_t kLookupWindow = 16;
+  void PrefetchLookups(std::span<const WriteOp> ops);
   void TurnReadOnly(const Status& cause);
   // What a write whose record reached the file but not the index is answered:
   // outcome unknown (the next open finds the record, a power loss first may
