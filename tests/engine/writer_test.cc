@@ -107,7 +107,8 @@ TEST_CASE("the engine agrees with a std::map model over random puts, deletes, co
     } else if (what < 92) {  // a batch in which later ops see earlier ones
       std::vector<std::string> keys, values, stored;
       std::vector<WriteOp> ops;
-      const int n = 1 + static_cast<int>(rng() % 8);
+      // Up to three of the writer's lookup windows (Writer::Impl::kLookupWindow).
+      const int n = 1 + static_cast<int>(rng() % 40);
       for (int i = 0; i < n; ++i) {
         keys.push_back(rng() % 3 == 0 ? key : RandomKey(rng));
         values.push_back(MakeValue(keys.back(), step * 100 + i, RandomValueLen(rng) % 5000, true));
@@ -124,11 +125,23 @@ TEST_CASE("the engine agrees with a std::map model over random puts, deletes, co
           op.codec = EncodeValue(values[i], level, o.compress_min_bytes, &stored[i]);
           op.stored = op.codec == Codec::kZstd ? std::string_view(stored[i]) : std::string_view(values[i]);
           op.raw_len = values[i].size();
-          if (rng() % 5 == 0) op.condition.kind = Condition::Kind::kIfAbsent;
+          const int cond = static_cast<int>(rng() % 10);
+          if (cond < 2) {
+            op.condition.kind = Condition::Kind::kIfAbsent;
+          } else if (cond < 4) {
+            // The version before the batch: an earlier op of the batch on
+            // the same key makes it stale.
+            auto mit = model.find(keys[i]);
+            op.condition.kind = Condition::Kind::kIfMatch;
+            op.condition.seq = mit != model.end() ? mit->second.seq + (cond == 3 ? 1 : 0) : 7;
+          }
         }
         ops.push_back(op);
       }
       std::vector<WriteResult> results(ops.size());
+      // The write stall's forecast looks the keys up first; the batch then
+      // decides from what it found.
+      if (rng() % 2 == 0) (void)db.writer().Forecast(ops);
       db.writer().Apply(ops, results);
       for (int i = 0; i < n; ++i) {
         auto mit = model.find(keys[i]);
@@ -142,6 +155,11 @@ TEST_CASE("the engine agrees with a std::map model over random puts, deletes, co
           model.erase(mit);
         } else {
           if (ops[i].condition.kind == Condition::Kind::kIfAbsent && exists) {
+            REQUIRE(results[i].status.Is(Code::kPreconditionFailed));
+            continue;
+          }
+          if (ops[i].condition.kind == Condition::Kind::kIfMatch &&
+              (!exists || mit->second.seq != ops[i].condition.seq)) {
             REQUIRE(results[i].status.Is(Code::kPreconditionFailed));
             continue;
           }
