@@ -23,6 +23,9 @@ from kingx_harness import (Conn, ConnectionClosed, Server, build_request, cases_
 MAX_VALUE = 4 << 20
 TIMEOUT_MS = 2000
 S = None  # the Server under test
+# Connections a case keeps open at once: the thread pool serves as many as it
+# has threads (the others wait, or are closed), so fewer there.
+AT_ONCE = 24
 RNG = random.Random(0x6B696E67)
 _uniq = [0]
 
@@ -479,6 +482,107 @@ def test_many_pipelined_requests_answered_in_order():
                 check(r.status == 404, f"pipelined response {i}: {r!r}")
 
 
+def test_reads_sent_on_many_connections_at_once_are_answered_in_order_on_each():
+    # Every connection's bytes are sent before any answer is read, so that the
+    # server finds many of them ready in one turn of its loop (the event model
+    # then holds the reads that start with a GET and serves them together).
+    # Each connection's answers must still follow its own requests, whatever
+    # they are pipelined behind the first GET.
+    conns = [Conn(P()) for _ in range(AT_ONCE)]
+    try:
+        for rnd in range(4):
+            keys = [fresh_key(f"many{rnd}") for _ in conns]
+            for i, k in enumerate(keys):
+                expect_status(put(k, b"old-%d" % i), 201, "setup PUT")
+            missing = fresh_key("many-missing")
+            for i, (c, k) in enumerate(zip(conns, keys)):
+                if i % 3 == 0:
+                    c.send(build_request("GET", key_path(k)))
+                elif i % 3 == 1:
+                    c.send(build_request("GET", key_path(k))
+                           + build_request("PUT", key_path(k), b"new-%d" % i)
+                           + build_request("GET", key_path(k))
+                           + build_request("HEAD", key_path(k))
+                           + build_request("DELETE", key_path(k))
+                           + build_request("GET", key_path(k))
+                           + build_request("GET", key_path(missing)))
+                else:
+                    c.send(build_request("HEAD", key_path(k)) + build_request("GET", key_path(k) + "?x=1"))
+            for i, (c, k) in enumerate(zip(conns, keys)):
+                what = f"round {rnd}, connection {i}"
+                if i % 3 == 0:
+                    r = c.read_response()
+                    check(r.status == 200 and r.body == b"old-%d" % i, f"{what}: {r!r}")
+                elif i % 3 == 1:
+                    r = c.read_response()
+                    check(r.status == 200 and r.body == b"old-%d" % i, f"{what}, first GET: {r!r}")
+                    expect_status(c.read_response(), 204, f"{what}, PUT over it")
+                    r = c.read_response()
+                    check(r.status == 200 and r.body == b"new-%d" % i, f"{what}, GET after the PUT: {r!r}")
+                    r = c.read_response(head=True)
+                    check(r.status == 200 and r.header("Content-Length") == str(len(b"new-%d" % i)),
+                          f"{what}, HEAD: {r!r}")
+                    expect_status(c.read_response(), 204, f"{what}, DELETE")
+                    expect_status(c.read_response(), 404, f"{what}, GET after the DELETE")
+                    expect_status(c.read_response(), 404, f"{what}, GET of a missing key")
+                else:
+                    r = c.read_response(head=True)
+                    check(r.status == 200 and r.body == b"", f"{what}, HEAD: {r!r}")
+                    r = c.read_response()
+                    check(r.status == 200 and r.body == b"old-%d" % i, f"{what}, GET with a query: {r!r}")
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_a_large_value_read_among_many_connections_reads_is_sent_whole_and_in_order():
+    # A value too large to go out in one write (its rest is sent
+    # asynchronously, or streamed while it is decoded) read on several
+    # connections at once, each with smaller reads pipelined behind it.
+    big = fresh_key("big")
+    small = fresh_key("small")
+    value = bytes(RNG.getrandbits(8) for _ in range(1 << 16)) * 24 + b"x" * (1 << 20)  # 2.5 MiB
+    expect_status(put(big, value), 201, "setup PUT of the large value")
+    expect_status(put(small, b"small"), 201, "setup PUT")
+    conns = [Conn(P()) for _ in range(min(6, AT_ONCE))]
+    try:
+        for c in conns:
+            c.send(build_request("GET", key_path(small)) + build_request("GET", key_path(big))
+                   + build_request("GET", key_path(small)) + build_request("HEAD", key_path(big)))
+        for i, c in enumerate(conns):
+            r = c.read_response()
+            check(r.status == 200 and r.body == b"small", f"connection {i}, first GET: {r!r}")
+            r = c.read_response()
+            check(r.status == 200 and r.body == value, f"connection {i}: the large value whole "
+                                                       f"({len(r.body)} of {len(value)} bytes)")
+            r = c.read_response()
+            check(r.status == 200 and r.body == b"small", f"connection {i}, GET after the large one: {r!r}")
+            r = c.read_response(head=True)
+            check(r.status == 200 and r.header("Content-Length") == str(len(value)), f"connection {i}, HEAD: {r!r}")
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_a_read_sent_with_the_end_of_input_on_many_connections_is_answered():
+    # GET then FIN at once, on many connections: the answer comes before the
+    # close, whatever turn of the loop sees the end of input.
+    k = fresh_key("fin")
+    expect_status(put(k, b"fin-value"), 201, "setup PUT")
+    conns = [Conn(P()) for _ in range(min(16, AT_ONCE))]
+    try:
+        for c in conns:
+            c.send(build_request("GET", key_path(k)))
+            c.sock.shutdown(socket.SHUT_WR)
+        for i, c in enumerate(conns):
+            r = c.read_response()
+            check(r.status == 200 and r.body == b"fin-value", f"connection {i}: {r!r}")
+            check(c.wait_closed() == "closed", f"connection {i}: closes after the answer")
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_request_split_one_byte_at_a_time():
     k = fresh_key()
     raw = build_request("PUT", key_path(k), b"slow body", [("Content-Type", "text/x-slow")])
@@ -653,7 +757,7 @@ def test_server_survives_abrupt_disconnects():
 
 
 def main():
-    global S
+    global S, AT_ONCE
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", default="1")
     ap.add_argument("--model", default="event")
@@ -670,6 +774,8 @@ def main():
              "--keepalive-timeout-ms", str(TIMEOUT_MS)]
     if opts.threads:
         flags += ["--threads", opts.threads]
+    if opts.model == "threads":
+        AT_ONCE = max(2, int(opts.threads or 8) - 2)  # room for the setup requests' own connections
     if opts.accept:
         flags += ["--accept", opts.accept]
     if opts.single_process:
