@@ -31,7 +31,9 @@ of load (what a write stall costs the writers) and the PUTs of values over
 1 MiB (staged uploads) answered 2xx per second of load and answered otherwise.
 
 Only processes this script started are signalled (by their process group).
-Writes <out>/runs.jsonl (one line per cycle) and prints a summary line.
+Writes <out>/runs.jsonl (one line per cycle), <out>/samples-bin.jsonl (and
+samples-compare-bin.jsonl: one line per sample, with the engine's dead bytes
+and compaction's counters) and prints a summary line.
 """
 
 import argparse
@@ -83,15 +85,36 @@ def dir_listing(path):
     return lines
 
 
+# Gauges and counters kept in each sample's record (see Run.sample_rows):
+# with live and staged, what the directory holds besides (dead records, the
+# copies of a pass in flight, hints and key runs) and what compaction did
+# since the previous sample.
+SAMPLED_METRICS = {
+    "dead": "kingx_engine_dead_bytes",
+    "segments": "kingx_engine_segments",
+    "backlog": "kingx_compaction_backlog_bytes",
+    "passes": "kingx_compaction_passes_total",
+    "written": "kingx_compaction_written_bytes_total",
+    "reclaimed": "kingx_compaction_reclaimed_bytes_total",
+    "deleted": "kingx_compaction_segments_deleted_total",
+    "stalls": "kingx_compaction_write_stalls_total",
+}
+
+
 def live_bytes(port):
-    """(live record bytes, staged bytes of large uploads in progress) from
-    /metrics, or (None, None)."""
+    """(live record bytes, staged bytes of large uploads in progress, the
+    SAMPLED_METRICS that /metrics had) from /metrics, or (None, None, {})."""
     body = metrics_text(port)
     if body is None:
-        return None, None
+        return None, None, {}
     m = re.search(r"^kingx_engine_live_bytes (\S+)$", body, re.M)
     st = re.search(r"^kingx_writer_staged_bytes (\S+)$", body, re.M)
-    return (float(m.group(1)) if m else None), (float(st.group(1)) if st else 0.0)
+    more = {}
+    for field, name in SAMPLED_METRICS.items():
+        g = re.search(r"^" + name + r" (\S+)$", body, re.M)
+        if g:
+            more[field] = float(g.group(1))
+    return (float(m.group(1)) if m else None), (float(st.group(1)) if st else 0.0), more
 
 
 class Load(threading.Thread):
@@ -234,8 +257,12 @@ def main():
             if run is not None:
                 port = run.port
                 d = dir_bytes(run.server.data_dir)
-                live, staged = live_bytes(port) if port else (None, None)
+                live, staged, more = live_bytes(port) if port else (None, None, {})
                 run.samples.append((time.monotonic(), d, live, staged or 0.0))
+                if args.out:
+                    # Wall time to the millisecond, to find the log's passes around it.
+                    run.sample_rows.append({"cycle": run.cycle_no, "wall": round(time.time(), 3), "dir": d,
+                                            "live": live, "staged": staged or 0.0, **more})
                 if (args.out and live and live >= 0.5 * args.live_mb * MIB and d > 2 * live
                         and run.snapshots < 3):
                     run.snapshot(args.out, d, live, port)
@@ -282,6 +309,9 @@ class Run:
         self.server = Server(args=extra)
         self.port = None
         self.samples = []  # (t, dir, live, staged)
+        # With --out: one record per sample (cycle, wall time, dir, live,
+        # staged, SAMPLED_METRICS), appended to out/samples-NAME.jsonl after each cycle.
+        self.sample_rows = []
         self.rows = []
         self.failed_restarts = 0
         self.load_seconds = 0.0
@@ -371,6 +401,12 @@ class Run:
                "dir_after_bytes": dir_bytes(self.server.data_dir),
                "keys_files_after": keys_files(self.server.data_dir)}
         self.rows.append(row)
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, f"samples-{self.name}.jsonl"), "a") as f:
+                for r in self.sample_rows:
+                    f.write(json.dumps(r) + "\n")
+            self.sample_rows = []
         if over and args.out:
             # What the server logged in a cycle that passed 2x (its directory
             # and logs go at the end of the run).
