@@ -327,9 +327,13 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
   if (catch_up_)
     po.max_dead_fraction =
         po.max_dead_fraction > 0 ? std::min(po.max_dead_fraction, kCatchUpDeadFraction) : kCatchUpDeadFraction;
-  // A batch waiting for room below that (the write stall's forecast): as
-  // far as it needs.
-  if (catch_up_) po.max_reclaimable_bytes = st_.catch_up_target.load(std::memory_order_relaxed);
+  // Writes waiting until the reclaimable bytes are within a target (the
+  // write stall's end bound, or the room a held batch needs): as far as that
+  // target, and no further, whichever side of that fraction it is.
+  if (catch_up_) {
+    po.max_reclaimable_bytes = st_.catch_up_target.load(std::memory_order_relaxed);
+    po.stop_at_target = po.max_reclaimable_bytes != UINT64_MAX;
+  }
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
   po.segment_bytes = w_.options_.segment_bytes;

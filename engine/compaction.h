@@ -208,7 +208,9 @@ enum class PassKind {
   kNormal,
   // Writes are waiting for compaction (a write stall, WriteStallBoundsFor
   // above): also pick the most profitable segments until a tenth of the
-  // sealed bytes at most are reclaimable (kCatchUpDeadFraction), seal the
+  // sealed bytes at most are reclaimable (kCatchUpDeadFraction), or, with a
+  // target (Compactor::SetCatchUpTarget), until the reclaimable bytes are
+  // within it, whichever comes first, seal the
   // active segment once it holds kCatchUpSealMinBytes and dead records
   // (compaction_policy.h), and do not pace I/O (the writes waiting are the
   // load).
@@ -259,9 +261,10 @@ class Compactor {
   // Hurry(false): writes are waiting for it. Any thread.
   void Hurry(bool on);
   // The reclaimable bytes the next PassKind::kCatchUp passes reclaim down
-  // to, beyond their usual stop (a tenth of the sealed segments'
-  // bytes): writes wait until compaction made that much room (UINT64_MAX:
-  // no such target). Any thread.
+  // to, and no further: writes wait until compaction made that much room.
+  // Above a tenth of the sealed segments' bytes any segment may be copied
+  // for it, below only those worth it (TargetCopyWorthIt). UINT64_MAX: no
+  // target; the passes go down to that tenth. Any thread.
   void SetCatchUpTarget(uint64_t reclaimable_bytes);
 
   CompactionStats stats() const;

@@ -122,7 +122,7 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
     for (PickedSegment& p : rest) {
       const bool fraction_met =
           static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable);
-      if (fraction_met && reclaimable <= o.max_reclaimable_bytes) break;
+      if ((fraction_met || o.stop_at_target) && reclaimable <= o.max_reclaimable_bytes) break;
       // Below the fraction only for the target: only a copy worth its bytes.
       if (fraction_met && !WorthTargetCopy(p, all_live)) continue;
       p.why = fraction_met ? PickReason::kTarget : PickReason::kSpaceBound;

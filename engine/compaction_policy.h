@@ -35,6 +35,11 @@ struct PickOptions {
   // much room: Compactor::SetCatchUpTarget), of those whose copy is worth
   // it (TargetCopyWorthIt); fewer when those run out.
   uint64_t max_reclaimable_bytes = UINT64_MAX;
+  // The space bound too stops as soon as at most max_reclaimable_bytes stay
+  // reclaimable, above max_dead_fraction (a catch-up pass: its lowered
+  // fraction is how far it may go for the writes waiting, not a goal of its
+  // own; copying further only puts more bytes on disk while they wait).
+  bool stop_at_target = false;
   // CompactionOptions::pick_all: every sealed segment.
   bool pick_all = false;
   // Free space is under the low mark: any segment with reclaimable bytes.
@@ -73,8 +78,10 @@ struct PickedSegment {
 // one whose reclaimable fraction of its file bytes reaches dead_ratio, any
 // segment with reclaimable bytes when low_space; then, while the
 // reclaimable fraction of all sealed segments would stay above
-// max_dead_fraction after the picks, the most profitable of the others;
-// then, while more than max_reclaimable_bytes would stay reclaimable, the
+// max_dead_fraction after the picks, the most profitable of the others
+// (with stop_at_target, only while more than max_reclaimable_bytes would
+// stay reclaimable); then, while more than max_reclaimable_bytes would stay
+// reclaimable, the
 // most profitable of the others whose copy is worth it for that target
 // (TargetCopyWorthIt: a segment that frees little of what it copies is left
 // even if the target is then not met).
@@ -162,7 +169,9 @@ bool DeleteScannedAfterInput(size_t count, uint64_t file_bytes, size_t batch_cou
 
 // A catch-up pass picks, beyond the usual picks, the most profitable sealed
 // segments until their reclaimable fraction is under this (instead of
-// PickOptions::max_dead_fraction).
+// PickOptions::max_dead_fraction), or, with the write stall's target, until
+// the reclaimable bytes are within it, whichever comes first
+// (PickOptions::stop_at_target).
 inline constexpr double kCatchUpDeadFraction = 0.1;
 
 // Active segments at least this large are sealed by a catch-up pass (one run
@@ -172,7 +181,7 @@ inline constexpr uint64_t kCatchUpSealMinBytes = 64 << 10;
 
 // Whether a sealed segment is worth copying only for a catch-up pass's
 // reclaimable target (PickOptions::max_reclaimable_bytes, below the tenth
-// the pass stops at on its own): at least kCatchUpDeadFraction of its
+// the pass goes down to at most for it): at least kCatchUpDeadFraction of its
 // file_bytes are reclaimable (the share a catch-up pass needs to seal the
 // active segment), so that a pick never copies more than nine bytes per byte
 // it frees; and its segment_live_bytes are at most 1 / kMaxActiveShare of the

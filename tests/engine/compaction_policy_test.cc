@@ -188,6 +188,26 @@ TEST_CASE("with a reclaimable target the space bound goes on below the dead frac
   for (const PickedSegment& p : PickSegments(segs, {}, {}, o)) CHECK(p.why == PickReason::kTarget);
 }
 
+TEST_CASE("a space bound that stops at the target takes nothing once the target is met, and no more than it "
+          "needs, above its fraction",
+          "[engine][compaction_policy]") {
+  // 9.5 MiB of 45.5 reclaimable (a fifth): above a tenth; no threshold pick.
+  const auto segs = Segs({Seg(1, 9 * kMiB, 3 * kMiB), Seg(4, 9 * kMiB, 5 * kMiB / 2), Seg(6, 9 * kMiB, 2 * kMiB),
+                          Seg(7, 9 * kMiB, 2 * kMiB)});
+  PickOptions o = ThresholdOnly(0.5);
+  o.max_dead_fraction = 0.1;
+  o.max_reclaimable_bytes = 10 * kMiB;  // met already
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 4});  // down to the tenth
+  o.stop_at_target = true;
+  CHECK(PickSegments(segs, {}, {}, o).empty());
+  o.max_reclaimable_bytes = 7 * kMiB;  // the most profitable one is enough
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});
+  CHECK(PickSegments(segs, {}, {}, o)[0].why == PickReason::kSpaceBound);
+  // Past the fraction, the target's own picks as before.
+  o.max_reclaimable_bytes = 0;
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 4, 6, 7});
+}
+
 TEST_CASE("a segment is worth copying for the target when a tenth of it is reclaimable and it holds at most a "
           "quarter of the live data",
           "[engine][compaction_policy]") {

@@ -796,6 +796,78 @@ TEST_CASE("a catch-up pass's reclaimable target copies no segment that frees lit
   CheckModel(db, model, keys);
 }
 
+TEST_CASE("a catch-up pass copies nothing once the reclaimable bytes are within its target, and only what it "
+          "needs to get there",
+          "[engine][compaction][catch_up]") {
+  // Eight sealed segments a fifth dead: under the dead ratio and under the
+  // space bound, so a normal pass leaves them. A catch-up pass whose target
+  // is met copies nothing (writes wait for no more room); one whose target
+  // is a few records away copies the most profitable segment alone.
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  const auto key = [](int i) {  // "k000" ...: records of one size
+    const std::string n = std::to_string(i);
+    return "k" + std::string(3 - std::min<size_t>(3, n.size()), '0') + n;
+  };
+  o.segment_bytes = 20 * RecordBytes(4, 0, 4000) + kSegmentHeaderBytes;  // some 20 records
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  Model model;
+  std::vector<std::string> keys;
+  const auto put = [&](int i, int version) {
+    std::string v = MakeValue(key(i), version, 4000, false);
+    WriteResult r = db.Put(key(i), v);
+    REQUIRE(r.status.ok());
+    model[key(i)] = ModelEntry{v, r.seq};
+  };
+  constexpr int kSegments = 8;
+  keys.push_back(key(0));
+  put(0, 0);
+  const uint64_t record = ActiveSegment(db.writer()).bytes - kSegmentHeaderBytes;
+  const int per_segment = static_cast<int>((o.segment_bytes - kSegmentHeaderBytes) / record);
+  for (int i = 1; i < kSegments * per_segment; ++i) {
+    keys.push_back(key(i));
+    put(i, 0);
+  }
+  // A fifth of each segment overwritten, the last one's records first.
+  for (int seg = kSegments - 1; seg >= 0; --seg) {
+    for (int i = 0; i < per_segment / 5; ++i) put(seg * per_segment + i, 1);
+  }
+  uint64_t sealed_bytes = 0, sealed_dead = 0;
+  for (const SegmentStats& seg : db.writer().Stats().per_segment) {
+    INFO("segment " << seg.id << ": " << seg.live_bytes << " live, " << seg.dead_bytes << " dead");
+    if (seg.active) {
+      REQUIRE(seg.dead_bytes == 0);  // nothing for the pass to seal
+      continue;
+    }
+    sealed_bytes += seg.bytes;
+    sealed_dead += seg.dead_bytes;
+    REQUIRE(seg.dead_bytes * 2 < seg.bytes);  // under the dead ratio
+  }
+  REQUIRE(sealed_dead * 4 < sealed_bytes);   // under the space bound
+  REQUIRE(sealed_dead * 10 > sealed_bytes);  // with more than a tenth to reclaim
+
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  Compactor c(db.writer(), co);
+  const uint64_t reclaimable = db.writer().Stats().dead_bytes;
+  c.SetCatchUpTarget(reclaimable);
+  PassReport report;
+  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+  CHECK(report.inputs == 0);
+  CHECK(c.stats().bytes_written == 0);
+  // Three records more than the target: one segment (four dead records) is enough.
+  c.SetCatchUpTarget(reclaimable - 3 * record);
+  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+  CHECK(report.inputs == 1);
+  CHECK(report.deleted == 1);
+  CHECK(db.writer().Stats().dead_bytes <= reclaimable - 3 * record);
+  CheckModel(db, model, keys);
+  REQUIRE(db.Open().ok());
+  CheckModel(db, model, keys);
+}
+
 TEST_CASE("the active segment is sealed once it holds more than a quarter of the live data, so a catch-up "
           "pass never copies most of the data beside its input, however large segments are",
           "[engine][compaction][catch_up]") {
