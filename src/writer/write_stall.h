@@ -40,11 +40,13 @@
 // flight) and HoldBatch holds it unless, after it,
 //     reclaimable + its dead bytes + staged + the queue behind it <= B(live after it)
 // where B(L) = max(L/2, kWriteStallFloorBytes); the stall then lasts until
-// the reclaimable bytes leave room for it (or the end bound, if lower): its
-// catch-up passes reclaim down to that target, past the tenth of the
-// segments' bytes they stop at on their own (CompactionThread::TriggerCatchUp),
-// but only through segments worth copying for it (a tenth reclaimable, at
-// most a quarter of the live data: engine::TargetCopyWorthIt). When those run
+// the reclaimable bytes leave room for it (or the end bound, if lower). Every
+// stall's catch-up passes reclaim down to its target and no further
+// (CompactionThread::TriggerCatchUp; engine::PickOptions::stop_at_target):
+// while more than a tenth of the sealed segments' bytes is reclaimable, the
+// most profitable segments, any; below that tenth only segments worth
+// copying for it (a tenth reclaimable, at most a quarter of the live data:
+// engine::TargetCopyWorthIt). When those run
 // out before the target is met, the next catch-up pass picks nothing: it
 // makes no progress, is not fruitless (no back-off), and the stall ends as
 // below (under the end bound, letting go the part of the batch that fits).
@@ -107,8 +109,11 @@
 // the live data (a compaction output that copied a large value beside a few
 // small records) taken by the threshold, whose copy is then at most the dead
 // bytes it frees, or by the space bound while more than a tenth of the
-// sealed bytes is reclaimable (never for the stall's target): its copy
-// stands beside it until it is deleted.
+// sealed bytes and more than the stall's target are reclaimable (so R > the
+// target, at most L/2, beside it; never once R is within the target, and
+// never below the tenth): its copy, up to that segment's live bytes, stands
+// beside it until it is deleted, so the directory can then reach
+// L + L/2 + that copy + 64 KiB + K + O.
 //
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
