@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct Armed {
   std::string process;    // empty: any process
   std::string name;
   std::string path_part;  // empty: any file
+  std::optional<uint64_t> bad_offset;  // "#OFFSET": only hits whose byte range holds it
   uint64_t nth = 1;
   bool from_nth_on = false;
   std::atomic<uint64_t> hits{0};
@@ -46,7 +48,16 @@ Armed* Parse(std::string_view spec) {
     if (ec != std::errc() || end != count.data() + count.size() || a->nth == 0) return nullptr;
   }
   if (size_t at = spec.find('@'); at != std::string_view::npos) {
-    a->path_part = std::string(spec.substr(at + 1));
+    std::string_view part = spec.substr(at + 1);
+    if (size_t hash = part.rfind('#'); hash != std::string_view::npos) {
+      std::string_view digits = part.substr(hash + 1);
+      uint64_t off = 0;
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), off);
+      if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return nullptr;
+      a->bad_offset = off;
+      part = part.substr(0, hash);
+    }
+    a->path_part = std::string(part);
     spec = spec.substr(0, at);
   }
   if (size_t slash = spec.find('/'); slash != std::string_view::npos) {
@@ -70,8 +81,13 @@ bool PathMatches(std::string_view part, std::string_view path) {
   return path.find(part) != std::string_view::npos;
 }
 
-bool Counts(Armed& a, std::string_view name, std::string_view path) {
+// range: the hit's bytes [first, second) when the point has a range.
+bool Counts(Armed& a, std::string_view name, std::string_view path,
+            std::optional<std::pair<uint64_t, uint64_t>> range = std::nullopt) {
   if (a.name != name) return false;
+  if (a.bad_offset.has_value() &&
+      (!range.has_value() || *a.bad_offset < range->first || *a.bad_offset >= range->second))
+    return false;
   if (!a.process.empty() && a.process != *g_process) return false;
   if (!PathMatches(a.path_part, path)) return false;
   const uint64_t hit = a.hits.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -104,6 +120,15 @@ struct Slot {
 Slot g_kill{"KINGX_KILL_POINT"};
 Slot g_fail{"KINGX_FAIL_POINT"};
 
+// KINGX_FAIL_POINT_WHILE's path (empty: none), read once per process.
+const std::string& WhilePath() {
+  static const std::string* path = [] {
+    const char* v = std::getenv("KINGX_FAIL_POINT_WHILE");
+    return new std::string(v == nullptr ? "" : v);
+  }();
+  return *path;
+}
+
 }  // namespace
 
 void KillPointHit(std::string_view name) {
@@ -113,9 +138,26 @@ void KillPointHit(std::string_view name) {
 
 void ArmKillPoint(std::string_view spec) { g_kill.Arm(spec); }
 
+namespace {
+
+bool WhileHolds() {
+  const std::string& while_path = WhilePath();
+  return while_path.empty() || access(while_path.c_str(), F_OK) == 0;
+}
+
+}  // namespace
+
 bool FailPointHit(std::string_view name, std::string_view path) {
   Armed* a = g_fail.Load();
-  return a != nullptr && Counts(*a, name, path);
+  return a != nullptr && Counts(*a, name, path) && WhileHolds();
+}
+
+std::optional<uint64_t> FailPointHitRange(std::string_view name, std::string_view path, uint64_t offset,
+                                          uint64_t n) {
+  Armed* a = g_fail.Load();
+  if (a == nullptr || !Counts(*a, name, path, std::make_pair(offset, offset + n)) || !WhileHolds())
+    return std::nullopt;
+  return a->bad_offset.value_or(offset);
 }
 
 bool ArmFailPoint(std::string_view spec) { return g_fail.Arm(spec) != nullptr || spec.empty(); }

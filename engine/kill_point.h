@@ -27,7 +27,7 @@
 //
 //   if (KINGX_FAIL_POINT("sync", path_)) return ErrnoStatus(..., EIO);
 //
-// Armed by KINGX_FAIL_POINT="[process/]name[@path_part][:N[+]]": the Nth hit
+// Armed by KINGX_FAIL_POINT="[process/]name[@path_part[#OFFSET]][:N[+]]": the Nth hit
 // of `name` on a file whose path contains path_part (or, when path_part ends
 // in "$", ends in what precedes it), in a process named `process`, fails (N
 // defaults to 1); with "+", every hit from the Nth on does (a persistent
@@ -35,17 +35,25 @@
 // each process (a respawned writer too) counts its own hits; the process
 // name is what the process gave SetFailPointProcess (the kingx binary: its
 // process title, "kingx-writer", "kingx-worker"; a process that gave none
-// matches no spec that names one). Compiled in with kill points; otherwise
-// the macro is false. Points (the path they match):
+// matches no spec that names one). With "#OFFSET", only hits of a point that
+// covers a byte range ("read") count, and only those whose range holds byte
+// OFFSET of the file: a bad sector there. Such a read returns the bytes
+// before OFFSET and then EIO, as read(2) of a failing disk does. With KINGX_FAIL_POINT_WHILE=PATH set too,
+// a hit that would fail fails only while PATH exists (checked at that hit;
+// hits count either way): a persistent fault that a test clears without
+// restarting the process, as a disk that remaps its bad sector would.
+// Compiled in with kill points; otherwise the macro is false. Points (the path they match):
 //   sync     fdatasync of a file (File::Sync; the file's path)
 //   syncdir  fsync of a directory (Env::SyncDir; the directory's path)
 //   rename   rename(2) (Env::Rename; "FROM -> TO")
-//   read     pread of a file (File::Read; the file's path)
+//   read     pread of a file (File::Read; the file's path; a byte range)
 //   map      the open and mmap of a file (Env::MapReadOnly; the file's path):
 //            how segments are read, by every Get and by the writer
 // Kill points take the same spec without a path part.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace kingx::engine {
@@ -60,6 +68,11 @@ void ArmKillPoint(std::string_view spec);
 
 // Called by the macro: true if this hit of `name` on `path` is to fail.
 bool FailPointHit(std::string_view name, std::string_view path);
+
+// Called by KINGX_FAIL_POINT_RANGE: for a hit of `name` on bytes
+// [offset, offset + n) of `path` that is to fail, the offset where it fails
+// (the spec's #OFFSET, else offset); nullopt when it does not fail.
+std::optional<uint64_t> FailPointHitRange(std::string_view name, std::string_view path, uint64_t offset, uint64_t n);
 
 // Arms a fail point in this process, replacing what the environment said
 // (empty disarms; hits count from zero). False if `spec` is malformed (then
@@ -80,6 +93,8 @@ void SetFailPointProcess(std::string_view name);
 
 #if defined(KINGX_KILL_POINTS)
 #define KINGX_FAIL_POINT(name, path) ::kingx::engine::FailPointHit(name, path)
+#define KINGX_FAIL_POINT_RANGE(name, path, offset, n) ::kingx::engine::FailPointHitRange(name, path, offset, n)
 #else
 #define KINGX_FAIL_POINT(name, path) false
+#define KINGX_FAIL_POINT_RANGE(name, path, offset, n) std::optional<uint64_t>()
 #endif

@@ -44,11 +44,19 @@ class PosixFile final : public File {
   }
 
   Status Read(uint64_t offset, size_t n, char* scratch, size_t* read) const override {
-    if (KINGX_FAIL_POINT("read", path_)) {
-      *read = 0;
+    size_t done = 0;
+    if (const std::optional<uint64_t> bad = KINGX_FAIL_POINT_RANGE("read", path_, offset, n); bad.has_value()) {
+      // A failing sector: what precedes it is read, then EIO.
+      if (*bad > offset) {
+        Status s = Read(offset, static_cast<size_t>(*bad - offset), scratch, &done);
+        if (!s.ok() || done < *bad - offset) {
+          *read = done;
+          return s;
+        }
+      }
+      *read = done;
       return ErrnoStatus("pread", path_, EIO);
     }
-    size_t done = 0;
     while (done < n) {
       ssize_t r = ::pread(fd_, scratch + done, n - done, static_cast<off_t>(offset + done));
       if (r < 0) {

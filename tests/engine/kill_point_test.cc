@@ -189,6 +189,25 @@ TEST_CASE("an armed fail point fails the reads, mappings, renames and directory 
     CHECK(seg.value()->Read(0, 4, buf, &got).ok());
     CHECK(std::string(buf, got) == "0123");
   }
+  SECTION("read at a bad offset: the bytes before it, then EIO, every time; reads not covering it pass") {
+    REQUIRE(ArmFailPoint("read@seg-#6:1+"));
+    CHECK(seg.value()->Read(0, 6, buf, &got).ok());  // [0, 6) does not hold byte 6
+    CHECK(seg.value()->Read(7, 3, buf, &got).ok());
+    for (int i = 0; i < 2; ++i) {
+      Status s = seg.value()->Read(2, 8, buf, &got);
+      CHECK(s.Is(Code::kIOError));
+      CHECK(got == 4);
+      CHECK(std::string(buf, got) == "2345");
+    }
+    CHECK(seg.value()->Read(6, 1, buf, &got).Is(Code::kIOError));
+    CHECK(got == 0);
+    CHECK_FALSE(ArmFailPoint("read@seg-#x:1"));  // a malformed offset arms nothing
+    CHECK(seg.value()->Read(0, 10, buf, &got).ok());
+  }
+  SECTION("a point without a byte range never matches a spec with an offset") {
+    REQUIRE(ArmFailPoint("map@seg-#0:1+"));
+    CHECK(env.MapReadOnly(dir.File("seg-00000001.kxd"), 0).ok());
+  }
   SECTION("map: every mapping of the file from the Nth on; other files are mapped") {
     REQUIRE(ArmFailPoint("map@seg-:1+"));
     for (int i = 0; i < 3; ++i) {
