@@ -40,6 +40,7 @@
 #include "engine/status.h"
 #include "src/conf/config.h"
 #include "src/ipc/backup_slots.h"
+#include "src/ipc/open_failure.h"
 
 namespace kingx {
 
@@ -179,6 +180,8 @@ struct WriterMetrics {
   std::atomic<uint64_t> disk_total_bytes{0};
   std::atomic<uint64_t> disk_reserve_bytes{0};
   std::atomic<uint64_t> writes_refused_no_space{0};   // monotonic across writer restarts
+  // Why the writer's latest open failed (cleared by an open that succeeds).
+  OpenFailureNote open_failure;
 };
 
 // Sizes the mapping is built from.

@@ -86,8 +86,13 @@ bool ShmKvBackend::Ready() const { return NotReadyReason().empty(); }
 
 std::string ShmKvBackend::NotReadyReason() const {
   if (ctx_.ServerDraining()) return "the server is stopping";
-  if (!ctx_.StorageReady()) return "storage is not ready: the writer is recovering the database";
   const WriterMetrics& ws = ctx_.shm->writer_metrics();
+  if (!ctx_.StorageReady()) {
+    const std::string failed = ws.open_failure.Read();
+    if (failed.empty()) return "storage is not ready: the writer is recovering the database";
+    return "storage is not ready: the writer's latest open of the database failed, and the writer is restarted "
+           "to try again (reads are served from the index as it was): " + failed;
+  }
   if (ws.read_only.load(std::memory_order_relaxed) != 0)
     return "storage is not ready: writes stopped after a failed fdatasync; the writer restarts";
   if (const uint64_t stalled_ms = WriterStalledMs(*ctx_.shm, ctx_.config.storage_timeout_ms, MonotonicMs());
@@ -244,6 +249,10 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_staging_holds_total", "Large uploads that had to wait for room in the staging share",
       double(staging.holds.load(relaxed)), true);
   add("kingx_writer_read_only", "1 after a failed fdatasync", double(ws.read_only.load(relaxed)), false);
+  add("kingx_writer_open_failing", "1 while the writer's latest open of the database failed (/readyz says why)",
+      ws.open_failure.failing() ? 1.0 : 0.0, false);
+  add("kingx_writer_open_failures_total", "Opens of the database by the writer that failed",
+      double(ws.open_failure.failures()), true);
   add("kingx_disk_full", "1 while writes are refused because the data directory's disk is full",
       double(ws.disk_full.load(relaxed)), false);
   add("kingx_disk_free_bytes", "Free bytes in the data directory's file system", double(ws.disk_free_bytes.load(relaxed)),

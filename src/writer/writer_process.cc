@@ -714,8 +714,10 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   if (!writer.ok()) {
     KINGX_LOG_ERROR("writer: cannot open the database in %s: %s", config.data_dir.c_str(),
                     writer.status().ToString().c_str());
+    shm.writer_metrics().open_failure.Publish(writer.status().ToString());  // /readyz names it until an open succeeds
     return 1;
   }
+  shm.writer_metrics().open_failure.Clear();
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   const engine::IndexCounters& counters = shm.index().counters();

@@ -107,4 +107,40 @@ TEST_CASE("fsync durations fall in microsecond buckets from 25 us to 10 s", "[sr
   CHECK(stats.fsync_us_sum.load() == 20'009'052);
 }
 
+TEST_CASE("the writer's open failure note keeps a bounded text until cleared, whatever a dead writer left",
+          "[src][shm][open_failure]") {
+  auto created = SharedMemory::Create(SmallSizes());
+  REQUIRE(created.ok());
+  OpenFailureNote& note = (*created)->writer_metrics().open_failure;
+  CHECK(note.Read().empty());
+  CHECK_FALSE(note.failing());
+
+  note.Publish("recovery: segment 3: its records cannot be read");
+  CHECK(note.Read() == "recovery: segment 3: its records cannot be read");
+  CHECK(note.failing());
+
+  const std::string long_text(2 * OpenFailureNote::kMaxBytes, 'x');
+  note.Publish(long_text);
+  const std::string cut = note.Read();
+  CHECK(cut.size() == OpenFailureNote::kMaxBytes);
+  CHECK(cut.ends_with("..."));
+  CHECK(note.failures() == 2);
+
+  // A child that publishes is seen by the parent (another process's text).
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    note.Publish("from the child");
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(note.Read() == "from the child");
+
+  note.Clear();
+  CHECK(note.Read().empty());
+  CHECK_FALSE(note.failing());
+  CHECK(note.failures() == 3);
+}
+
 }  // namespace kingx

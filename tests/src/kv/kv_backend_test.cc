@@ -63,6 +63,25 @@ TEST_CASE("readyz names each reason the writer publishes", "[src][kv_backend]") 
   CHECK(f.backend->NotReadyReason().find("stopping") != std::string::npos);
 }
 
+TEST_CASE("readyz names why the writer's latest open failed until an open succeeds", "[src][kv_backend]") {
+  Fixture f;
+  f.shm->control().writer_ready.store(0);
+  f.writer().open_failure.Publish("IO error: recovery: segment 7: its records cannot be read (offset 4096)");
+  const std::string reason = f.backend->NotReadyReason();
+  CHECK(reason.find("latest open of the database failed") != std::string::npos);
+  CHECK(reason.find("segment 7: its records cannot be read (offset 4096)") != std::string::npos);
+  const std::string metrics = f.backend->RenderMetrics();
+  CHECK(metrics.find("kingx_writer_open_failing 1\n") != std::string::npos);
+  CHECK(metrics.find("kingx_writer_open_failures_total 1\n") != std::string::npos);
+
+  f.writer().open_failure.Clear();  // the next open succeeded
+  CHECK(f.backend->NotReadyReason() == "storage is not ready: the writer is recovering the database");
+  f.shm->control().writer_ready.store(1);
+  CHECK(f.backend->Ready());
+  CHECK(f.backend->RenderMetrics().find("kingx_writer_open_failing 0\n") != std::string::npos);
+  CHECK(f.backend->RenderMetrics().find("kingx_writer_open_failures_total 1\n") != std::string::npos);
+}
+
 TEST_CASE("a put finds disk room unless the disk is reported full without room for it", "[src][kv_backend]") {
   Fixture f;
   f.writer().disk_free_bytes.store(1000);

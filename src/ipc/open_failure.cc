@@ -1,0 +1,48 @@
+#include "src/ipc/open_failure.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace kingx {
+
+void OpenFailureNote::Store(std::string_view text) {
+  std::string cut(text.substr(0, kMaxBytes));
+  if (text.size() > kMaxBytes) cut.replace(kMaxBytes - 3, 3, "...");
+  // Past any odd number a dead writer left: odd while the words change.
+  const uint64_t odd = (seq_.load(std::memory_order_relaxed) + 2) | 1;
+  seq_.store(odd, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  for (size_t i = 0; i < kWords; ++i) {
+    uint64_t w = 0;
+    if (i * 8 < cut.size()) std::memcpy(&w, cut.data() + i * 8, std::min<size_t>(8, cut.size() - i * 8));
+    words_[i].store(w, std::memory_order_relaxed);
+  }
+  len_.store(static_cast<uint32_t>(cut.size()), std::memory_order_relaxed);
+  seq_.store(odd + 1, std::memory_order_release);
+}
+
+void OpenFailureNote::Publish(std::string_view text) {
+  failures_.fetch_add(1, std::memory_order_relaxed);
+  // An empty text would read as "no failure".
+  Store(text.empty() ? std::string_view("the open failed") : text);
+}
+
+void OpenFailureNote::Clear() { Store({}); }
+
+std::string OpenFailureNote::Read() const {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const uint64_t before = seq_.load(std::memory_order_acquire);
+    if (before & 1) continue;
+    const uint32_t len = std::min<uint32_t>(len_.load(std::memory_order_relaxed), kMaxBytes);
+    char bytes[kMaxBytes];
+    for (size_t i = 0; i < kWords; ++i) {
+      const uint64_t w = words_[i].load(std::memory_order_relaxed);
+      std::memcpy(bytes + i * 8, &w, 8);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (seq_.load(std::memory_order_relaxed) == before) return std::string(bytes, len);
+  }
+  return std::string(kBusyText);
+}
+
+}  // namespace kingx
