@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "engine/coding.h"
+#include "engine/mapping_guard.h"
 
 namespace kingx::engine {
 namespace {
@@ -142,6 +143,22 @@ Status KeyRunBuilder::Finish(bool sync) {
 }
 
 // ---------------------------------------------------------------- reader
+//
+// Every byte of the mapping is read under the mapping guard: the header, the
+// footer and the tables are copied out at Open, an entry is decoded (and its
+// key's pages touched) in one guarded call, the sparse index is read one
+// guarded offset at a time. A page that cannot be read is kIOError naming
+// the file, never a SIGBUS.
+
+Status KeyRun::Unreadable(uint64_t from, uint64_t to) const {
+  return Status::IOError("key run " + path_ + ": a page of bytes [" + std::to_string(from) + ", " +
+                         std::to_string(to) + ") cannot be read");
+}
+
+Status KeyRun::CopyOut(uint64_t from, uint64_t to, char* out) const {
+  if (!GuardedCopy(out, data_ + from, to - from)) return Unreadable(from, to);
+  return Status::OK();
+}
 
 Result<std::shared_ptr<const KeyRun>> KeyRun::Open(Env& env, const std::string& path, uint64_t run_id,
                                                    uint64_t seed, bool verify_checksum) {
@@ -154,21 +171,29 @@ Result<std::shared_ptr<const KeyRun>> KeyRun::Open(Env& env, const std::string& 
   run->data_ = mapped.value()->data();
   run->map_ = std::move(mapped.value());
   run->id_ = run_id;
-  const char* p = run->data_;
+  run->path_ = path;
   const uint64_t n = run->size_;
   if (n < kKeyRunHeaderBytes + kKeyRunFooterBytes) return Status::Corruption("key run too short");
+  char p[kKeyRunHeaderBytes];
+  char f[kKeyRunFooterBytes];
+  const uint64_t footer_off = n - kKeyRunFooterBytes;
+  if (Status s = run->CopyOut(0, kKeyRunHeaderBytes, p); !s.ok()) return s;
+  if (Status s = run->CopyOut(footer_off, n, f); !s.ok()) return s;
   if (std::memcmp(p, kRunMagic, 8) != 0 || GetFixed32(p + 8) != kRunVersion || GetFixed32(p + 12) != 0 ||
       GetFixed64(p + 16) != run_id || GetFixed64(p + 24) != seed)
     return Status::Corruption("key run header mismatch");
-  const char* f = p + n - kKeyRunFooterBytes;
   run->count_ = GetFixed64(f);
   run->entries_end_ = GetFixed64(f + 8);
   const uint64_t types_off = GetFixed64(f + 16);
   const uint64_t segs_off = GetFixed64(f + 24);
   run->max_seq_ = GetFixed64(f + 32);
-  const uint64_t footer_off = n - kKeyRunFooterBytes;
   if (GetFixed64(f + 40) != 0) return Status::Corruption("key run footer reserved field set");
-  if (verify_checksum && GetFixed64(f + 48) != Checksum64(p, n - 8)) return Status::Corruption("key run checksum mismatch");
+  if (verify_checksum) {
+    uint64_t sum = 0;
+    auto checksum = [&] { sum = Checksum64(run->data_, n - 8); };
+    if (!GuardMappedRead(run->data_, n, checksum)) return run->Unreadable(0, n);
+    if (GetFixed64(f + 48) != sum) return Status::Corruption("key run checksum mismatch");
+  }
   // Every entry takes at least 7 bytes (six varints and one key byte).
   if (run->entries_end_ < kKeyRunHeaderBytes || run->entries_end_ > footer_off ||
       run->count_ > (run->entries_end_ - kKeyRunHeaderBytes) / 7)
@@ -177,12 +202,24 @@ Result<std::shared_ptr<const KeyRun>> KeyRun::Open(Env& env, const std::string& 
   run->sparse_count_ = (run->count_ + kKeyRunSparseEvery - 1) / kKeyRunSparseEvery;
   if (types_off != run->sparse_off_ + 8 * run->sparse_count_ || types_off > segs_off || segs_off > footer_off)
     return Status::Corruption("key run tables out of bounds");
-  for (uint64_t i = 0; i < run->sparse_count_; ++i) {
-    const uint64_t off = GetFixed64(p + run->sparse_off_ + 8 * i);
-    if (off < kKeyRunHeaderBytes || off >= run->entries_end_) return Status::Corruption("key run sparse offset out of bounds");
+  {
+    bool in_bounds = true;
+    const char* sparse = run->data_ + run->sparse_off_;
+    const uint64_t count = run->sparse_count_, end = run->entries_end_;
+    auto check = [&] {
+      for (uint64_t i = 0; i < count && in_bounds; ++i) {
+        const uint64_t off = GetFixed64(sparse + 8 * i);
+        in_bounds = off >= kKeyRunHeaderBytes && off < end;
+      }
+    };
+    if (!GuardMappedRead(run->data_, n, check)) return run->Unreadable(run->sparse_off_, types_off);
+    if (!in_bounds) return Status::Corruption("key run sparse offset out of bounds");
   }
-  const char* pos = p + types_off;
-  const char* end = p + segs_off;
+  // The content types are kept (entries view them); the segment table is parsed from a copy.
+  run->types_bytes_.resize(segs_off - types_off);
+  if (Status s = run->CopyOut(types_off, segs_off, run->types_bytes_.data()); !s.ok()) return s;
+  const char* pos = run->types_bytes_.data();
+  const char* end = pos + run->types_bytes_.size();
   uint64_t types = 0;
   if (!GetVarint64(&pos, end, &types) || types == 0 || types > run->count_ + 1)
     return Status::Corruption("key run content-type table damaged");
@@ -195,8 +232,10 @@ Result<std::shared_ptr<const KeyRun>> KeyRun::Open(Env& env, const std::string& 
     pos += len;
   }
   if (pos != end) return Status::Corruption("key run content-type table has trailing bytes");
-  pos = p + segs_off;
-  end = p + footer_off;
+  std::string segs_bytes(footer_off - segs_off, '\0');
+  if (Status s = run->CopyOut(segs_off, footer_off, segs_bytes.data()); !s.ok()) return s;
+  pos = segs_bytes.data();
+  end = pos + segs_bytes.size();
   uint64_t segs = 0;
   if (!GetVarint64(&pos, end, &segs) || segs > run->count_) return Status::Corruption("key run segment table damaged");
   for (uint64_t i = 0; i < segs; ++i) {
@@ -211,29 +250,57 @@ Result<std::shared_ptr<const KeyRun>> KeyRun::Open(Env& env, const std::string& 
 
 bool KeyRun::Iterator::DecodeAt(uint64_t at) {
   const char* base = run_.data_;
-  const char* pos = base + at;
   const char* end = base + run_.entries_end_;
+  // Decoded under the guard into plain locals (the guarded call may be
+  // abandoned at any instruction); the key's pages are touched there too.
+  bool ok = false;
   uint64_t key_len = 0, type = 0;
   KeyEntry e;
-  if (!GetVarint64(&pos, end, &key_len) || key_len == 0 || key_len > 65535 ||
-      static_cast<uint64_t>(end - pos) < key_len) {
+  const char* key = nullptr;
+  const char* after = nullptr;
+  auto decode = [&] {
+    const char* pos = base + at;
+    if (!GetVarint64(&pos, end, &key_len) || key_len == 0 || key_len > 65535 ||
+        static_cast<uint64_t>(end - pos) < key_len)
+      return;
+    key = pos;
+    for (uint64_t i = 0; i < key_len; i += 4096) static_cast<void>(*static_cast<const volatile char*>(key + i));
+    static_cast<void>(*static_cast<const volatile char*>(key + key_len - 1));
+    pos += key_len;
+    if (!GetVarint64(&pos, end, &e.seq) || !GetVarint64(&pos, end, &e.segment) || !GetVarint64(&pos, end, &e.offset) ||
+        !GetVarint64(&pos, end, &e.raw_len) || !GetVarint64(&pos, end, &type))
+      return;
+    after = pos;
+    ok = true;
+  };
+  if (!GuardMappedRead(base, run_.size_, decode)) {
+    status_ = run_.Unreadable(at, std::min<uint64_t>(at + 65535 + 60, run_.entries_end_));
+    valid_ = false;
+    return false;
+  }
+  if (!ok || type >= run_.types_.size()) {
     status_ = Status::Corruption("key run entry damaged");
     valid_ = false;
     return false;
   }
-  e.key = std::string_view(pos, key_len);
-  pos += key_len;
-  if (!GetVarint64(&pos, end, &e.seq) || !GetVarint64(&pos, end, &e.segment) || !GetVarint64(&pos, end, &e.offset) ||
-      !GetVarint64(&pos, end, &e.raw_len) || !GetVarint64(&pos, end, &type) || type >= run_.types_.size()) {
-    status_ = Status::Corruption("key run entry damaged");
-    valid_ = false;
-    return false;
-  }
+  e.key = std::string_view(key, key_len);
   e.content_type = run_.types_[type];
   entry_ = e;
   pos_ = at;
-  next_ = static_cast<uint64_t>(pos - base);
+  next_ = static_cast<uint64_t>(after - base);
   valid_ = true;
+  return true;
+}
+
+bool KeyRun::Iterator::SparseAt(uint64_t i, uint64_t* offset) {
+  char bytes[8];
+  const uint64_t at = run_.sparse_off_ + 8 * i;
+  if (Status s = run_.CopyOut(at, at + 8, bytes); !s.ok()) {
+    status_ = s;
+    valid_ = false;
+    return false;
+  }
+  *offset = GetFixed64(bytes);
   return true;
 }
 
@@ -261,17 +328,18 @@ void KeyRun::Iterator::Next() {
 void KeyRun::Iterator::Seek(std::string_view target) {
   valid_ = false;
   if (run_.count_ == 0) return;
-  const char* sparse = run_.data_ + run_.sparse_off_;
   // The last sparse block whose first key is <= target (block 0 if none).
   uint64_t lo = 0, hi = run_.sparse_count_;
   while (hi - lo > 1) {
     const uint64_t mid = lo + (hi - lo) / 2;
-    if (!DecodeAt(GetFixed64(sparse + 8 * mid))) return;
+    uint64_t at = 0;
+    if (!SparseAt(mid, &at) || !DecodeAt(at)) return;
     if (entry_.key <= target) lo = mid;
     else hi = mid;
   }
   index_ = lo * kKeyRunSparseEvery;
-  if (!DecodeAt(GetFixed64(sparse + 8 * lo))) return;
+  uint64_t at = 0;
+  if (!SparseAt(lo, &at) || !DecodeAt(at)) return;
   while (valid_ && entry_.key < target) Next();
 }
 

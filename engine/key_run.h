@@ -11,7 +11,13 @@
 // Thread-safety: a KeyRunBuilder belongs to one thread. A KeyRun is immutable
 // and readable from any number of threads; an Iterator belongs to one thread.
 // Reading never trusts the file: every length and varint is checked against
-// the run's bounds, so a damaged run yields kCorruption, never a crash.
+// the run's bounds, so a damaged run yields kCorruption, never a crash; and
+// every read of the mapping is guarded (engine/mapping_guard.h), so a page
+// the disk cannot read yields kIOError naming the file, never a SIGBUS. An
+// entry's views (key, content type) point into the mapping: their pages were
+// read while the entry was decoded, so a caller reads them from memory
+// unless the kernel drops them and then cannot read them back within the
+// entry's use (not guarded).
 #pragma once
 
 #include <cstdint>
@@ -121,8 +127,11 @@ class KeyRun {
     const Status& status() const { return status_; }
 
    private:
-    // Decodes the entry at pos_ into entry_; false (and status_) on damage.
+    // Decodes the entry at pos_ into entry_; false (and status_) on damage
+    // or a page that cannot be read.
     bool DecodeAt(uint64_t pos);
+    // The i-th sparse-index offset; false (and status_) when unreadable.
+    bool SparseAt(uint64_t i, uint64_t* offset);
     const KeyRun& run_;
     uint64_t pos_ = 0;   // offset of the current entry
     uint64_t next_ = 0;  // offset of the entry after it
@@ -135,6 +144,10 @@ class KeyRun {
  private:
   KeyRun() = default;
   friend class Iterator;
+  // kIOError naming the file and the byte range a guarded read could not read.
+  Status Unreadable(uint64_t from, uint64_t to) const;
+  // Copies bytes [from, to) of the mapping to out under the guard.
+  Status CopyOut(uint64_t from, uint64_t to, char* out) const;
 
   std::unique_ptr<MappedFile> map_;
   const char* data_ = nullptr;
@@ -145,7 +158,9 @@ class KeyRun {
   uint64_t sparse_off_ = 0;  // == entries_end_
   uint64_t sparse_count_ = 0;
   uint64_t max_seq_ = 0;
-  std::vector<std::string_view> types_;
+  std::string path_;
+  std::string types_bytes_;  // the content-type table, copied out of the mapping
+  std::vector<std::string_view> types_;  // views into types_bytes_
   std::vector<std::pair<uint64_t, uint64_t>> segment_counts_;
 };
 

@@ -13,6 +13,7 @@
 #include "engine/coding.h"
 #include "engine/hash.h"
 #include "engine/key_resolve.h"
+#include "engine/read_exact.h"
 #include "engine/writer_impl.h"
 #include "engine/thread_name.h"
 
@@ -86,11 +87,22 @@ bool Keyspace::ReadManifest(const std::string& dir, uint64_t* covered, uint64_t*
   Env& env = w_.env_;
   bool manifest_ok = false;
   {
-    auto map = env.MapReadOnly(JoinPath(dir, kManifestName), 0);
-    if (map.ok()) {
-      auto size = map.value()->FileSize();
-      const char* p = map.value()->data();
-      const uint64_t n = size.ok() ? std::min(size.value(), map.value()->mapped_bytes()) : 0;
+    // Read with read(2), not mapped: a page the disk cannot read is an error
+    // here (the view is rebuilt), never a SIGBUS in the key view's thread.
+    const std::string path = JoinPath(dir, kManifestName);
+    std::string bytes;
+    Status rs;
+    if (auto size = env.FileSize(path); !size.ok()) {
+      rs = size.status();
+    } else {
+      // Larger than any valid MANIFEST: not read (judged unusable below).
+      const uint64_t n = std::min<uint64_t>(size.value(), kManifestFixedBytes + 8ull * kMaxKeyRuns + 8 + 1);
+      bytes.resize(n);
+      rs = ReadExact(env, path, 0, n, bytes.data());
+    }
+    if (rs.ok()) {
+      const char* p = bytes.data();
+      const uint64_t n = bytes.size();
       if (n >= kManifestFixedBytes + 8 && std::memcmp(p, kManifestMagic, 8) == 0 &&
           GetFixed32(p + 8) == kManifestVersion && GetFixed32(p + 12) == 0 && GetFixed64(p + 16) == w_.seed_) {
         const uint32_t count = GetFixed32(p + 48);
@@ -104,8 +116,8 @@ bool Keyspace::ReadManifest(const std::string& dir, uint64_t* covered, uint64_t*
         }
       }
       if (!manifest_ok) Log("MANIFEST in " + dir + " unusable: rebuilding the sorted view from the segments");
-    } else if (!map.status().Is(Code::kNotFound)) {
-      Log("MANIFEST in " + dir + " unreadable (" + map.status().ToString() + "): rebuilding the sorted view");
+    } else if (!rs.Is(Code::kNotFound)) {
+      Log("MANIFEST in " + dir + " unreadable (" + rs.ToString() + "): rebuilding the sorted view");
     }
   }
   if (!manifest_ok) {
