@@ -712,6 +712,51 @@ TEST_CASE("a catch-up pass holds the copies of one input at a time on top of its
   CheckModel(db, model, keys);
 }
 
+namespace {
+
+// Sealed segments of some 20 uncompressed records of 4,000 B each, keys
+// "k000", "k001" ... written in order, every record in the model: the
+// database of the catch-up target cases. Put(i, version) writes key i.
+struct RecordGrid {
+  static Options GridOptions() {
+    Options o;
+    o.compression_level = 0;
+    o.segment_bytes = 20 * RecordBytes(4, 0, 4000) + kSegmentHeaderBytes;
+    return o;
+  }
+  static std::string Key(int i) {
+    const std::string n = std::to_string(i);
+    return "k" + std::string(3 - std::min<size_t>(3, n.size()), '0') + n;
+  }
+  explicit RecordGrid(int segments) {
+    REQUIRE(db.Open().ok());
+    keys.push_back(Key(0));
+    Put(0, 0);
+    record = ActiveSegment(db.writer()).bytes - kSegmentHeaderBytes;
+    per_segment = static_cast<int>((o.segment_bytes - kSegmentHeaderBytes) / record);
+    for (int i = 1; i < segments * per_segment; ++i) {
+      keys.push_back(Key(i));
+      Put(i, 0);
+    }
+  }
+  void Put(int i, int version) {
+    std::string v = MakeValue(Key(i), version, 4000, false);
+    WriteResult r = db.Put(Key(i), v);
+    REQUIRE(r.status.ok());
+    model[Key(i)] = ModelEntry{v, r.seq};
+  }
+
+  TempDir dir;
+  Options o = GridOptions();
+  TestDb db{PosixEnv(), dir.path(), o};
+  Model model;
+  std::vector<std::string> keys;
+  uint64_t record = 0;  // bytes of one record
+  int per_segment = 0;  // records per segment
+};
+
+}  // namespace
+
 TEST_CASE("a catch-up pass's reclaimable target copies no segment that frees little of what it copies",
           "[engine][compaction][catch_up]") {
   // Writes waiting for room (the write stall's target of 0 reclaimable
@@ -720,33 +765,10 @@ TEST_CASE("a catch-up pass's reclaimable target copies no segment that frees lit
   // dead, each some 18 records copied for one freed. Now only the segment
   // about a fifth dead is copied for the target; the thin ones are left
   // until they are dead enough.
-  TempDir dir;
-  Options o;
-  o.compression_level = 0;
-  const auto key = [](int i) {  // "k000" ...: records of one size
-    const std::string n = std::to_string(i);
-    return "k" + std::string(3 - std::min<size_t>(3, n.size()), '0') + n;
-  };
-  o.segment_bytes = 20 * RecordBytes(4, 0, 4000) + kSegmentHeaderBytes;  // some 20 records
-  TestDb db(PosixEnv(), dir.path(), o);
-  REQUIRE(db.Open().ok());
-  Model model;
-  std::vector<std::string> keys;
-  const auto put = [&](int i, int version) {
-    std::string v = MakeValue(key(i), version, 4000, false);
-    WriteResult r = db.Put(key(i), v);
-    REQUIRE(r.status.ok());
-    model[key(i)] = ModelEntry{v, r.seq};
-  };
   constexpr int kSegments = 9;
-  keys.push_back(key(0));
-  put(0, 0);
-  const uint64_t record = ActiveSegment(db.writer()).bytes - kSegmentHeaderBytes;
-  const int per_segment = static_cast<int>((o.segment_bytes - kSegmentHeaderBytes) / record);
-  for (int i = 1; i < kSegments * per_segment; ++i) {
-    keys.push_back(key(i));
-    put(i, 0);
-  }
+  RecordGrid g(kSegments);
+  auto& [dir, o, db, model, keys, record, per_segment] = g;
+  const auto put = [&g](int i, int version) { g.Put(i, version); };
   // One record of each of the first eight segments overwritten; four of the last.
   for (int seg = 0; seg < kSegments - 1; ++seg) put(seg * per_segment, 1);
   for (int i = 0; i < 4; ++i) put((kSegments - 1) * per_segment + i, 1);
@@ -803,33 +825,10 @@ TEST_CASE("a catch-up pass copies nothing once the reclaimable bytes are within 
   // space bound, so a normal pass leaves them. A catch-up pass whose target
   // is met copies nothing (writes wait for no more room); one whose target
   // is a few records away copies the most profitable segment alone.
-  TempDir dir;
-  Options o;
-  o.compression_level = 0;
-  const auto key = [](int i) {  // "k000" ...: records of one size
-    const std::string n = std::to_string(i);
-    return "k" + std::string(3 - std::min<size_t>(3, n.size()), '0') + n;
-  };
-  o.segment_bytes = 20 * RecordBytes(4, 0, 4000) + kSegmentHeaderBytes;  // some 20 records
-  TestDb db(PosixEnv(), dir.path(), o);
-  REQUIRE(db.Open().ok());
-  Model model;
-  std::vector<std::string> keys;
-  const auto put = [&](int i, int version) {
-    std::string v = MakeValue(key(i), version, 4000, false);
-    WriteResult r = db.Put(key(i), v);
-    REQUIRE(r.status.ok());
-    model[key(i)] = ModelEntry{v, r.seq};
-  };
   constexpr int kSegments = 8;
-  keys.push_back(key(0));
-  put(0, 0);
-  const uint64_t record = ActiveSegment(db.writer()).bytes - kSegmentHeaderBytes;
-  const int per_segment = static_cast<int>((o.segment_bytes - kSegmentHeaderBytes) / record);
-  for (int i = 1; i < kSegments * per_segment; ++i) {
-    keys.push_back(key(i));
-    put(i, 0);
-  }
+  RecordGrid g(kSegments);
+  auto& [dir, o, db, model, keys, record, per_segment] = g;
+  const auto put = [&g](int i, int version) { g.Put(i, version); };
   // A fifth of each segment overwritten, the last one's records first.
   for (int seg = kSegments - 1; seg >= 0; --seg) {
     for (int i = 0; i < per_segment / 5; ++i) put(seg * per_segment + i, 1);
