@@ -74,6 +74,24 @@ BIG = None       # 1 MiB of random bytes, set in main (same bytes for both serve
 BIG_Z = (b"kingx compressible value, served piece by piece. " * 25000)[: 1 << 20]
 
 
+def proc_stats():
+    """(pid, text of /proc/PID/stat) for every process readable now (one that exits meanwhile is skipped)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        yield int(pid), st
+
+
+def stat_ppid(st):
+    """The parent pid in a /proc/PID/stat text (the field after the state, past the command's parentheses)."""
+    return int(st[st.rindex(")") + 2:].split()[1])
+
+
 def log(msg):
     print(f"[abuse {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -93,18 +111,10 @@ class Server:
     def worker_pids(self):
         """The processes that serve connections: kingx-worker children, or nginx's workers."""
         out = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    st = f.read()
-            except OSError:
-                continue
+        for pid, st in proc_stats():
             comm = st[st.index("(") + 1:st.rindex(")")]
-            ppid = int(st[st.rindex(")") + 2:].split()[1])
-            if ppid == self.proc.pid and comm in ("kingx-worker", "nginx"):
-                out.append(int(pid))
+            if stat_ppid(st) == self.proc.pid and comm in ("kingx-worker", "nginx"):
+                out.append(pid)
         return out
 
     def stop(self):
@@ -190,15 +200,8 @@ def proc_cpu_s(pid):
 def tree_pids(root):
     """root and every process descended from it (a server's master, workers and writer)."""
     children = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        children.setdefault(int(st[st.rindex(")") + 2:].split()[1]), []).append(int(pid))
+    for pid, st in proc_stats():
+        children.setdefault(stat_ppid(st), []).append(pid)
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
