@@ -30,7 +30,10 @@ constexpr uint64_t kKeyIds = 160000;   // key ids 0 .. kKeyIds-1
 constexpr uint64_t kAlwaysIds = 2000;  // ids below this are never removed
 constexpr int kReaders = 2;
 constexpr uint64_t kWriterOps = 400000;
-constexpr auto kDeadline = std::chrono::seconds(60);  // safety bound only
+// A reader stops when the parent says so or is gone; this bound only keeps a
+// reader whose parent hangs from spinning past any timeout the test runs
+// under (sanitizers at the lowest priority make the writer minutes long).
+constexpr auto kDeadline = std::chrono::minutes(40);
 
 // Keys 2k and 2k+1 share one full 64-bit hash: every lookup involves a real
 // collision that only the locations can tell apart.
@@ -49,6 +52,7 @@ Location LocOf(uint64_t id, uint64_t gen) { return MakeLocation(gen & kMaxSegmen
 struct Control {
   std::atomic<uint32_t> readers_started{0};
   std::atomic<uint32_t> stop{0};
+  pid_t parent = getpid();  // the test process, which forks the readers
   std::atomic<uint64_t> ok_lookups[kReaders];
   std::atomic<uint64_t> busy_lookups[kReaders];
 };
@@ -62,6 +66,7 @@ enum ReaderExit : int {
   kAttachFailed = 5,
   kStopNeverCame = 6,
   kBusyLookup = 7,
+  kParentGone = 8,
 };
 
 // Runs in a child: looks keys up until the parent says stop. Never returns.
@@ -76,6 +81,7 @@ enum ReaderExit : int {
   }
   std::mt19937_64 rng(1000 + static_cast<uint64_t>(reader));
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  const pid_t parent = control->parent;
   uint64_t ok = 0;
   uint64_t busy = 0;
   control->readers_started.fetch_add(1);
@@ -84,6 +90,7 @@ enum ReaderExit : int {
       control->ok_lookups[reader].store(ok);
       control->busy_lookups[reader].store(busy);
       if (control->stop.load()) break;
+      if (getppid() != parent) _exit(kParentGone);
       if (std::chrono::steady_clock::now() > deadline) _exit(kStopNeverCame);
     }
     const uint64_t id = rng() % kKeyIds;
