@@ -25,19 +25,23 @@ namespace {
 
 constexpr int kKeys = 400;
 constexpr int kReaders = 2;
-constexpr auto kReaderDeadline = std::chrono::seconds(60);  // safety bound only
+// A reader stops when the test says so or its process is gone; this bound only
+// keeps a reader whose test hangs from spinning past any timeout the suite
+// runs under (sanitizers at the lowest priority make the passes minutes long).
+constexpr auto kReaderDeadline = std::chrono::minutes(40);
 
 // Shared with the readers (MAP_SHARED, made before fork).
 struct Control {
   std::atomic<uint32_t> readers_started{0};
   std::atomic<uint32_t> stop{0};
+  pid_t parent = getpid();               // the test process, which forks the readers
   std::atomic<uint64_t> acked[kKeys];    // last version acknowledged by Apply
   std::atomic<uint64_t> started[kKeys];  // last version handed to Apply
   std::atomic<uint64_t> reads[kReaders];
   std::atomic<uint64_t> busy[kReaders];
 };
 
-enum ReaderExit : int { kOk = 0, kError = 1, kWrong = 2, kStale = 3, kTooNew = 4, kNoReads = 5, kNoStop = 6 };
+enum ReaderExit : int { kOk = 0, kError = 1, kWrong = 2, kStale = 3, kTooNew = 4, kNoReads = 5, kNoStop = 6, kParentGone = 7 };
 
 std::string Key(int id) { return "key/" + std::to_string(id); }
 
@@ -48,6 +52,7 @@ std::string Key(int id) { return "key/" + std::to_string(id); }
   c->readers_started.fetch_add(1);
   for (uint64_t n = 0;; ++n) {
     if (c->stop.load(std::memory_order_acquire) != 0) break;
+    if (n % 256 == 0 && getppid() != c->parent) _exit(kParentGone);
     if (n % 256 == 0 && std::chrono::steady_clock::now() > deadline) _exit(kNoStop);
     const int id = static_cast<int>(rng() % kKeys);
     const uint64_t before = c->acked[id].load(std::memory_order_acquire);

@@ -106,6 +106,7 @@ constexpr int kKeys = 64;
 // Shared between the test's processes (MAP_SHARED, created before fork).
 struct Shared {
   std::atomic<int> writer_done{0};
+  pid_t parent = getpid();  // the test process, which forks the readers
   std::atomic<uint64_t> acked[kKeys];  // highest acknowledged version per key (0 = none yet)
 };
 
@@ -159,9 +160,14 @@ int ReaderProcess(const std::string& dir, const Options& o, SharedIndex& index, 
   std::mt19937 rng(seed);
   uint64_t seen[kKeys] = {};
   uint64_t reads = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  // A reader stops when the last writer is done or the test process is gone;
+  // the time bound only keeps a reader whose test hangs from spinning past any
+  // timeout the suite runs under (sanitizers at the lowest priority make the
+  // writers minutes long, so it is no measure of the writers' progress).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(40);
   for (uint64_t n = 0; n < 50'000'000; ++n) {
     if (shared.writer_done.load(std::memory_order_acquire) && reads > 0) break;
+    if ((n & 1023) == 0 && getppid() != shared.parent) return 28;
     if ((n & 1023) == 0 && std::chrono::steady_clock::now() > deadline) return 20;
     const int id = static_cast<int>(rng() % kKeys);
     const uint64_t floor = shared.acked[id].load(std::memory_order_acquire);
