@@ -211,9 +211,8 @@ void ThreadWorker::DispatchLoop() {
       return;
     }
     if (fds[0].revents != 0) {
-      uint64_t counter;
-      while (read(ctx.completion_fd, &counter, sizeof counter) == sizeof counter) {
-      }
+      uint64_t counter;  // one read resets it (not a semaphore eventfd)
+      (void)!read(ctx.completion_fd, &counter, sizeof counter);
       ctx.DrainCompletions([this](const Completion& c) {
         const uint32_t prefix = TokenPrefix(c.token);
         if (prefix >= pool.size()) return;

@@ -564,9 +564,10 @@ void CloseListeners(UvWorker* w) {
 void OnCompletionReadable(uv_poll_t* p, int status, int) {
   auto* w = static_cast<UvWorker*>(p->data);
   if (status < 0) return;
+  // One read resets the counter (the eventfd is not a semaphore): a second
+  // one would only fail with EAGAIN.
   uint64_t counter;
-  while (read(w->ctx.completion_fd, &counter, sizeof counter) == sizeof counter) {
-  }
+  (void)!read(w->ctx.completion_fd, &counter, sizeof counter);
   const uint64_t now = MonotonicMs();
   w->ctx.DrainCompletions([w, now](const Completion& c) { w->service.OnCompletion(c, now); });
   w->service.Poke(now);  // a completion freed queue room
