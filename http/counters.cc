@@ -1,40 +1,45 @@
 // Counters arithmetic and the Prometheus text exposition (format 0.0.4).
 #include "http/counters.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 
 #include "http/wire.h"
 
 namespace kingx::http {
 
+namespace {
+
+// Status code -> its slot in responses_by_status (kTrackedStatusCount: not
+// tracked), for every code of the five classes: one load instead of a search.
+struct StatusSlots {
+  uint8_t slot[600];
+  constexpr StatusSlots() : slot() {
+    for (uint8_t& s : slot) s = static_cast<uint8_t>(kTrackedStatusCount);
+    for (size_t i = 0; i < kTrackedStatusCount; ++i) slot[kTrackedStatuses[i]] = static_cast<uint8_t>(i);
+  }
+};
+static_assert(kTrackedStatusCount < 256);
+constexpr StatusSlots kStatusSlots;
+
+}  // namespace
+
 void CountResponse(Counters& c, int status, uint64_t latency_us) {
-  static_assert(kTrackedStatuses[1] == 200);
-  // 200, the common answer: its class and tracked slot without a division or a search.
-  int cls = 2;
-  size_t slot = 1;
-  if (status != 200) {
-    cls = status / 100;
-    slot = kTrackedStatusCount;
-    for (size_t i = 0; i < kTrackedStatusCount; ++i) {
-      if (kTrackedStatuses[i] == status) {
-        slot = i;
-        break;
-      }
-    }
+  const int cls = status / 100;
+  if (cls >= 1 && cls <= 5) {
+    Bump(c.responses_by_class[cls]);
+    const size_t slot = kStatusSlots.slot[status];
+    if (slot < kTrackedStatusCount) Bump(c.responses_by_status[slot]);
   }
-  if (cls >= 1 && cls <= 5) Bump(c.responses_by_class[cls]);
-  if (slot < kTrackedStatusCount) Bump(c.responses_by_status[slot]);
   if (cls == 1 || latency_us == kNoLatency) return;  // interim responses have no latency of their own
-  size_t bucket = kLatencyBucketCount - 1;
-  for (size_t i = 0; i + 1 < kLatencyBucketCount; ++i) {
-    if (latency_us <= kLatencyBucketsUs[i]) {
-      bucket = i;
-      break;
-    }
-  }
+  // The first bucket whose bound is >= the latency (the last, +Inf, when none is).
+  const size_t bucket = static_cast<size_t>(
+      std::lower_bound(std::begin(kLatencyBucketsUs), std::end(kLatencyBucketsUs), latency_us) -
+      std::begin(kLatencyBucketsUs));
   Bump(c.latency_buckets[bucket]);
   Bump(c.latency_sum_us, latency_us);
 }

@@ -43,6 +43,33 @@ TEST_CASE("a 200 is counted alike at every latency, at and past the first bucket
   CHECK(c.latency_sum_us == 2 * kLatencyBucketsUs[0] + 1);
 }
 
+TEST_CASE("every status code and every bucket bound is counted in its own slot", "[http][metrics]") {
+  for (int status = 0; status < 700; ++status) {
+    Counters c{};
+    CountResponse(c, status, kNoLatency);
+    const int cls = status / 100;
+    for (int k = 1; k <= 5; ++k) CHECK(c.responses_by_class[k] == (k == cls ? 1u : 0u));
+    for (size_t i = 0; i < kTrackedStatusCount; ++i) {
+      CHECK(c.responses_by_status[i] == (kTrackedStatuses[i] == status ? 1u : 0u));
+    }
+  }
+  for (size_t b = 0; b + 1 < kLatencyBucketCount; ++b) {
+    for (uint64_t latency : {kLatencyBucketsUs[b] - 1, kLatencyBucketsUs[b], kLatencyBucketsUs[b] + 1}) {
+      Counters c{};
+      CountResponse(c, 204, latency);
+      size_t want = kLatencyBucketCount - 1;  // the first bound at or above the latency
+      for (size_t i = 0; i + 1 < kLatencyBucketCount; ++i) {
+        if (latency <= kLatencyBucketsUs[i]) {
+          want = i;
+          break;
+        }
+      }
+      for (size_t i = 0; i < kLatencyBucketCount; ++i) CHECK(c.latency_buckets[i] == (i == want ? 1u : 0u));
+      CHECK(c.latency_sum_us == latency);
+    }
+  }
+}
+
 TEST_CASE("Accumulate sums every field", "[http][metrics]") {
   Counters a{}, b{}, sum{};
   a.bytes_in = 5;
