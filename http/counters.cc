@@ -151,6 +151,15 @@ std::string RenderMetrics(const Counters& c, const std::vector<Gauge>& extra,
   Line(&out, "kingx_http_protocol_errors_total", "", Load(c.protocol_errors));
   Meta(&out, "kingx_http_timeouts_total", "counter", "Connections closed by a header, body, idle or send timeout.");
   Line(&out, "kingx_http_timeouts_total", "", Load(c.timeouts));
+  Meta(&out, "kingx_http_linger_discarded_bytes_total", "counter",
+       "Bytes read and dropped from clients after the server's last response (lingering close).");
+  Line(&out, "kingx_http_linger_discarded_bytes_total", "", Load(c.linger_bytes));
+  Meta(&out, "kingx_http_linger_cut_total", "counter",
+       "Lingering closes ended early because the client kept sending past the byte bound.");
+  Line(&out, "kingx_http_linger_cut_total", "", Load(c.linger_cut));
+  Meta(&out, "kingx_http_writes_blocked_total", "counter",
+       "Writes the event worker tried on a client socket that took no byte (the socket was full).");
+  Line(&out, "kingx_http_writes_blocked_total", "", Load(c.writes_blocked));
 
   for (size_t i = 0; i < extra.size(); ++i) {
     const Gauge& g = extra[i];

@@ -47,6 +47,10 @@ struct Counters {
   uint64_t connections_closed;   // Connection destroyed; open = opened - closed
   uint64_t protocol_errors;      // requests rejected by the core (4xx/5xx it wrote itself)
   uint64_t timeouts;             // header/body 408s and idle/send timeouts
+  // Bumped by the serving model's I/O code, not by the Connection:
+  uint64_t linger_bytes;         // bytes read and dropped while lingering (after shutdown(SHUT_WR))
+  uint64_t linger_cut;           // lingering closes ended by the byte bound: the peer kept sending
+  uint64_t writes_blocked;       // event model: write attempts of the worker's own that took nothing (EAGAIN)
 };
 static_assert(sizeof(Counters) % sizeof(uint64_t) == 0);
 

@@ -86,7 +86,7 @@ struct ThreadWorker {
   bool Serve(PoolThread* t, const Accepted& a);
   bool ClaimQueuedClient();
   bool FlushOutput(http::Connection& conn, int fd);
-  void Linger(int fd);
+  void Linger(int fd, http::Counters& counters);
   void TakeMail(PoolThread* t);
   bool WaitForMail(PoolThread* t, int timeout_ms);
   Mode mode() const { return static_cast<Mode>(mode_.load(std::memory_order_acquire)); }
@@ -271,7 +271,8 @@ bool ThreadWorker::FlushOutput(http::Connection& conn, int fd) {
   return true;
 }
 
-void ThreadWorker::Linger(int fd) {
+// counters: the calling pool thread's.
+void ThreadWorker::Linger(int fd, http::Counters& counters) {
   if (shutdown(fd, SHUT_WR) != 0) return;
   char buf[4096];
   const uint64_t deadline = MonotonicMs() + kLingerMs;
@@ -281,7 +282,9 @@ void ThreadWorker::Linger(int fd) {
       return;
     }
     if (p.revents == 0) continue;
-    if (recv(fd, buf, sizeof buf, 0) <= 0) return;
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return;
+    http::Bump(counters.linger_bytes, static_cast<uint64_t>(n));
   }
 }
 
@@ -378,7 +381,7 @@ bool ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       break;
     }
   }
-  if (linger && mode() != Mode::kFast) Linger(a.fd);
+  if (linger && mode() != Mode::kFast) Linger(a.fd, t->counters);
   t->active_fd.store(-1);
   close(a.fd);
   // ~Connection (on return): OnAbort for an unanswered request (its write is orphaned).

@@ -273,7 +273,11 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<UvConn*>(s->data);
   if (c->closing) return;
   if (c->lingering) {
-    if (nread < 0) CloseConn(c);
+    if (nread > 0 && c->worker()->counters != nullptr) {
+      http::Bump(c->worker()->counters->linger_bytes, static_cast<uint64_t>(nread));
+    } else if (nread < 0) {
+      CloseConn(c);
+    }
     return;
   }
   // One clock reading for the whole event (the request and its answer):
@@ -338,7 +342,10 @@ bool Flush(UvConn* c, uint64_t now_ms) {
       c->http.ConsumeOutput(static_cast<size_t>(r), now_ms);
       continue;
     }
-    if (r == UV_EAGAIN || r == 0) break;
+    if (r == UV_EAGAIN || r == 0) {
+      if (c->worker()->counters != nullptr) http::Bump(c->worker()->counters->writes_blocked);
+      break;
+    }
     CloseConn(c);
     return false;
   }
