@@ -324,10 +324,14 @@ void OnWritten(uv_write_t* req, int status) {
 }
 
 // Writes the Connection's pending output: uv_try_write (one writev) while the
-// socket takes it, up to kFlushBurstBytes; what is left goes to one uv_write
-// of the same views (the Connection keeps gathered bytes in place until
-// ConsumeOutput, even while it appends more output). Returns false when the
-// connection was closed. now_ms: the caller's clock reading.
+// socket takes all that was gathered, up to kFlushBurstBytes; what is left
+// goes to one uv_write of the same views (the Connection keeps gathered bytes
+// in place until ConsumeOutput, even while it appends more output). A write
+// the socket took only part of ends the burst: the socket is full, and
+// uv_write's own first attempt is the one retry (for a reader fast enough to
+// have made room); a slow reader then costs one writev that finds no room,
+// not two. Returns false when the connection was closed. now_ms: the
+// caller's clock reading.
 bool Flush(UvConn* c, uint64_t now_ms) {
   uv_stream_t* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
   iovec iov[kMaxIov];
@@ -336,10 +340,13 @@ bool Flush(UvConn* c, uint64_t now_ms) {
   size_t burst = 0;
   while (c->http.HasOutput() && burst < kFlushBurstBytes) {
     n = c->http.GatherOutput(iov, kMaxIov);
+    size_t gathered = 0;
+    for (size_t i = 0; i < n; ++i) gathered += iov[i].iov_len;
     const int r = uv_try_write(stream, reinterpret_cast<uv_buf_t*>(iov), static_cast<unsigned>(n));
     if (r > 0) {
       burst += static_cast<size_t>(r);
       c->http.ConsumeOutput(static_cast<size_t>(r), now_ms);
+      if (static_cast<size_t>(r) < gathered) break;
       continue;
     }
     if (r == UV_EAGAIN || r == 0) {

@@ -18,7 +18,7 @@ import threading
 import time
 
 from kingx_harness import (Conn, ConnectionClosed, Server, adopt, build_request, cases_of, check, http, key_path,
-                           run_with_servers, staging_files, wait_for)
+                           metric, run_with_servers, staging_files, wait_for)
 
 MODEL_ARGS = []
 CURRENT = None  # the server of the running case, for run_cases' logs
@@ -145,6 +145,30 @@ def test_slow_reader_holds_few_unsent_bytes():
         check(got.endswith(value), "the slow reader did not get the value whole")
     finally:
         c.close()
+
+
+def test_a_slow_reader_costs_no_write_that_finds_the_socket_full():
+    # Event model: a write the socket took only part of means the socket is
+    # full; the worker leaves the rest to one asynchronous write instead of
+    # first trying again at once (a writev that would take nothing).
+    if MODEL_ARGS:
+        return  # the thread model writes with blocking calls
+    s = start("--workers", "1", "--send-lowat-bytes", "16K")
+    value = os.urandom(1 << 20)
+    put(s.port, "big", value)
+    before = metric(s.port, "kingx_http_writes_blocked_total")
+    check(before is not None, "no kingx_http_writes_blocked_total in /metrics")
+    c = raw_socket(s.port, rcvbuf=4096)
+    try:
+        c.sendall(build_request("GET", key_path("big")))
+        port = c.getsockname()[1]
+        wait_for(lambda: (tcp_queues(s.port, port) or (0, 0))[0] > 0, 60, "the server to queue part of the value")
+        status, body = read_large_response(c, 60)
+        check(status == 200 and body == value, f"the slow reader's GET: {status}, {len(body)} bytes")
+    finally:
+        c.close()
+    after = metric(s.port, "kingx_http_writes_blocked_total")
+    check(after == before, f"{after - before:.0f} writes found the slow reader's socket full")
 
 
 def test_body_budget_applies_backpressure():
