@@ -17,7 +17,15 @@ namespace kingx {
 // pool differ only in how they do I/O.
 inline constexpr size_t kReadBufferBytes = 64 * 1024;  // one read's buffer
 inline constexpr size_t kMaxIov = 64;                   // iovecs per gather write
-inline constexpr uint64_t kLingerMs = 2000;             // drain reads after shutdown(SHUT_WR)
+// A lingering close (after the last response: shutdown(SHUT_WR), then read
+// and drop what the client still sends, so that its kernel does not reset
+// the connection before it read that response) ends at the client's EOF,
+// after kLingerMs, or as soon as the client sent more than kLingerMaxBytes:
+// then the close resets the connection. A client that sent one bad request
+// and stops gets its response and a clean close; one that keeps sending
+// (a flood of garbage) costs at most kLingerMaxBytes of reads.
+inline constexpr uint64_t kLingerMs = 2000;
+inline constexpr uint32_t kLingerMaxBytes = 16 * 1024;
 inline constexpr uint64_t kDrainGraceMs = 1000;         // idle keep-alive connections survive this long after QUIT
 inline constexpr uint64_t kDrainHardMs = 30000;         // then everything still open is closed
 inline constexpr uint64_t kBusyRetryMs = 2;             // retry of a write that found the queue full

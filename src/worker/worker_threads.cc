@@ -271,10 +271,13 @@ bool ThreadWorker::FlushOutput(http::Connection& conn, int fd) {
   return true;
 }
 
-// counters: the calling pool thread's.
+// The lingering close of serve_options.h: FIN, then drop what the client
+// sends until its EOF, kLingerMs or kLingerMaxBytes (the caller's close then
+// resets the connection). counters: the calling pool thread's.
 void ThreadWorker::Linger(int fd, http::Counters& counters) {
   if (shutdown(fd, SHUT_WR) != 0) return;
   char buf[4096];
+  uint32_t dropped = 0;
   const uint64_t deadline = MonotonicMs() + kLingerMs;
   for (uint64_t now = MonotonicMs(); now < deadline && mode() != Mode::kFast; now = MonotonicMs()) {
     pollfd p{fd, POLLIN, 0};
@@ -282,9 +285,16 @@ void ThreadWorker::Linger(int fd, http::Counters& counters) {
       return;
     }
     if (p.revents == 0) continue;
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    // One byte past the bound is enough to know the client is still sending.
+    const size_t want = std::min<size_t>(sizeof buf, kLingerMaxBytes - dropped + 1);
+    const ssize_t n = recv(fd, buf, want, 0);
     if (n <= 0) return;
+    dropped += static_cast<uint32_t>(n);
     http::Bump(counters.linger_bytes, static_cast<uint64_t>(n));
+    if (dropped > kLingerMaxBytes) {
+      http::Bump(counters.linger_cut);
+      return;
+    }
   }
 }
 

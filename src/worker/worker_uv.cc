@@ -90,13 +90,15 @@ struct UvConn : KvConnState, TimerNode {
   PendingWrite* write = nullptr;  // an asynchronous write in flight
   uint64_t served_at_last_feed = 0;
   uint64_t last_input_ms = 0;    // when bytes last arrived (idle-connection draining)
-  bool reading = false;
-  bool closing = false;          // uv_close called
-  bool lingering = false;        // shutdown(SHUT_WR) sent; discarding input until EOF
-  bool eof = false;
-  bool fed = false;              // received bytes since the connection opened
-  bool storage_wait = false;     // Pump saw the request waiting for the storage
-  bool fed_in_wait = false;      // bytes arrived during that wait
+  // One byte of flags, so that linger_bytes fits the padding before http.
+  bool reading : 1 = false;
+  bool closing : 1 = false;       // uv_close called
+  bool lingering : 1 = false;     // shutdown(SHUT_WR) sent; discarding input until EOF
+  bool eof : 1 = false;
+  bool fed : 1 = false;           // received bytes since the connection opened
+  bool storage_wait : 1 = false;  // Pump saw the request waiting for the storage
+  bool fed_in_wait : 1 = false;   // bytes arrived during that wait
+  uint32_t linger_bytes = 0;      // bytes dropped while lingering (at most kLingerMaxBytes + 1)
   http::Connection http;
 };
 // An idle connection is this one allocation: with glibc's 8-byte chunk
@@ -245,8 +247,9 @@ void CloseConn(UvConn* c) {
 }
 
 // Ends a connection the polite way: FIN first, then discard what the peer
-// still sends until its EOF (or kLingerMs), so that its kernel does not reset
-// the connection before it read our last response.
+// still sends until its EOF, kLingerMs or kLingerMaxBytes (serve_options.h),
+// so that its kernel does not reset the connection before it read our last
+// response.
 void Linger(UvConn* c) {
   if (c->closing || c->lingering) return;
   if (c->eof) return CloseConn(c);
@@ -266,6 +269,9 @@ void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   // uploads wait for the body budget (KvService::ReadBytesHint).
   size_t n = std::min(kReadBufferBytes, c->worker()->service.ReadBytesHint());
   if (c->storage_wait) n = std::min(n, kReadInWaitBytes);
+  // Lingering: one byte past the bound is enough to know the client is
+  // still sending, so no read copies more than that.
+  if (c->lingering) n = std::min<size_t>(n, kLingerMaxBytes - c->linger_bytes + 1);
   *buf = uv_buf_init(c->worker()->read_buf, static_cast<unsigned>(n));
 }
 
@@ -273,8 +279,14 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<UvConn*>(s->data);
   if (c->closing) return;
   if (c->lingering) {
-    if (nread > 0 && c->worker()->counters != nullptr) {
-      http::Bump(c->worker()->counters->linger_bytes, static_cast<uint64_t>(nread));
+    if (nread > 0) {
+      c->linger_bytes += static_cast<uint32_t>(nread);
+      http::Counters* counters = c->worker()->counters;
+      if (counters != nullptr) http::Bump(counters->linger_bytes, static_cast<uint64_t>(nread));
+      if (c->linger_bytes > kLingerMaxBytes) {
+        if (counters != nullptr) http::Bump(counters->linger_cut);
+        CloseConn(c);  // unread bytes remain: the kernel resets the connection
+      }
     } else if (nread < 0) {
       CloseConn(c);
     }

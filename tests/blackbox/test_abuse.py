@@ -171,6 +171,64 @@ def test_a_slow_reader_costs_no_write_that_finds_the_socket_full():
     check(after == before, f"{after - before:.0f} writes found the slow reader's socket full")
 
 
+LINGER_MAX_BYTES = 16 << 10  # src/worker/serve_options.h kLingerMaxBytes
+
+
+def test_a_bad_request_gets_its_400_and_a_clean_close():
+    # A client that sent one malformed request, and a little more after it
+    # (the rest of an upload, under the lingering bound), reads its 400,
+    # then the server's FIN; the bytes it sent after the 400 are read and
+    # dropped, and the connection is not cut short.
+    s = start("--workers", "1")
+    dropped0 = metric(s.port, "kingx_http_linger_discarded_bytes_total")
+    cut0 = metric(s.port, "kingx_http_linger_cut_total")
+    check(dropped0 is not None and cut0 is not None, "no lingering counters in /metrics")
+    with Conn(s.port, timeout=60) as c:
+        c.send(b"GET /v1/kv/a HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        r = c.read_response()
+        check(r.status == 400, f"malformed request: {r.status}")
+        c.send(b"x" * 4096)
+        wait_for(lambda: metric(s.port, "kingx_http_linger_discarded_bytes_total") - dropped0 >= 4096, 60,
+                 "the server to read and drop the 4 KiB sent after the 400")
+        c.sock.shutdown(socket.SHUT_WR)
+        c.sock.settimeout(60)
+        check(c.sock.recv(1 << 16) == b"", "the server's FIN after the 400")
+    check(metric(s.port, "kingx_http_linger_discarded_bytes_total") - dropped0 == 4096, "bytes dropped while lingering")
+    check(metric(s.port, "kingx_http_linger_cut_total") == cut0, "a lingering close cut short")
+
+
+def test_lingering_after_a_bad_request_is_bounded_in_bytes():
+    # A client that keeps sending after its 400 (a garbage flood) is cut off
+    # once it sent more than the bound: the worker reads at most one byte
+    # past it, then resets the connection, whatever the time bound.
+    s = start("--workers", "1")
+    dropped0 = metric(s.port, "kingx_http_linger_discarded_bytes_total")
+    cut0 = metric(s.port, "kingx_http_linger_cut_total")
+    check(dropped0 is not None and cut0 is not None, "no lingering counters in /metrics")
+    c = raw_socket(s.port)
+    sent = 0
+    ended = False
+    try:
+        c.sendall(b"NOT HTTP\r\n\r\n")
+        r = adopt(c, s.port, 60).read_response()
+        check(r.status == 400, f"garbage: {r.status}")
+        chunk = b"g" * 4096
+        deadline = time.monotonic() + 120
+        while sent < (256 << 20) and time.monotonic() < deadline:
+            try:
+                sent += c.send(chunk)
+            except (ConnectionResetError, BrokenPipeError):
+                ended = True
+                break
+    finally:
+        c.close()
+    check(ended, f"the server still took bytes after {sent} sent")
+    wait_for(lambda: metric(s.port, "kingx_http_linger_cut_total") - cut0 == 1, 60, "the lingering close to be cut")
+    dropped = metric(s.port, "kingx_http_linger_discarded_bytes_total") - dropped0
+    check(LINGER_MAX_BYTES < dropped <= LINGER_MAX_BYTES + 1,
+          f"{dropped:.0f} bytes read while lingering (bound {LINGER_MAX_BYTES}); the client sent {sent}")
+
+
 def test_body_budget_applies_backpressure():
     # Uploads that each hold a 1 MiB body minus one byte: past the budget the
     # worker stops reading them (their bytes wait in the kernel) instead of
