@@ -1,10 +1,12 @@
 // Limits and KvService options from a worker's configuration.
 #include "src/worker/serve_options.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -49,6 +51,58 @@ void TuneClientSocket(int fd, const Config& config) {
     const int lowat = static_cast<int>(std::min<uint64_t>(config.send_lowat_bytes, 1u << 30));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
   }
+}
+
+bool TuneListenSocket(int fd, const Config& config) {
+  const int one = 1;
+  const int lowat = static_cast<int>(std::min<uint64_t>(config.send_lowat_bytes, 1u << 30));
+  const bool set = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 &&
+                   setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) == 0;
+  return set && ListenOptionsInherited();
+}
+
+namespace {
+
+int IntOption(int fd, int name) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  return getsockopt(fd, IPPROTO_TCP, name, &v, &len) == 0 ? v : -1;
+}
+
+// Listener, connection and accepted socket on 127.0.0.1: does the accepted
+// one carry the listener's options? The connect completes in the kernel
+// (the backlog holds it), so no call here waits.
+bool ProbeInheritance() {
+  constexpr int kProbeLowat = 12345;  // not a value any socket starts with
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int accepted = -1;
+  bool inherited = false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const int one = 1;
+  if (listener >= 0 && client >= 0 && bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && listen(listener, 1) == 0 &&
+      setsockopt(listener, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 &&
+      setsockopt(listener, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &kProbeLowat, sizeof kProbeLowat) == 0 &&
+      connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    accepted = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    inherited = accepted >= 0 && IntOption(accepted, TCP_NODELAY) > 0 &&
+                IntOption(accepted, TCP_NOTSENT_LOWAT) == kProbeLowat;
+  }
+  for (int fd : {accepted, client, listener}) {
+    if (fd >= 0) close(fd);
+  }
+  return inherited;
+}
+
+}  // namespace
+
+bool ListenOptionsInherited() {
+  static const bool inherited = ProbeInheritance();
+  return inherited;
 }
 
 uint64_t ReservedDescriptors(uint64_t descriptor_limit) { return descriptor_limit / 4 + 64; }

@@ -62,6 +62,25 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
 // Failures are ignored: the socket works without them.
 void TuneClientSocket(int fd, const Config& config);
 
+// Sets the same two options on a listening socket, so that the sockets it
+// accepts start with them (Linux copies a listener's TCP options into each
+// accepted socket), and returns true when the worker may then skip
+// TuneClientSocket for that listener's sockets: both setsockopt calls
+// succeeded and ListenOptionsInherited(). TCP_NOTSENT_LOWAT is always set,
+// 0 included (the kernel's default), so that a reload which lowers or clears
+// --send-lowat-bytes replaces what an earlier worker set on a socket it
+// shared. A listener serves whoever accepts on it: called by the worker that
+// is about to accept, with its own configuration, before its first accept.
+// Any thread.
+bool TuneListenSocket(int fd, const Config& config);
+
+// True when this kernel copies TCP_NODELAY and TCP_NOTSENT_LOWAT from a
+// listening socket into the sockets it accepts: checked once per process on a
+// loopback listener and connection of its own (three descriptors, closed
+// before it returns), the answer kept for later calls. False when the check
+// cannot run (no loopback, no descriptors). Thread-safe.
+bool ListenOptionsInherited();
+
 // Descriptors a worker keeps for everything but client connections:
 // listeners, eventfds, log files, and the segment files its reader maps (the
 // segment cache holds at most a quarter of the descriptor limit).

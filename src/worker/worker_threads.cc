@@ -5,7 +5,8 @@
 //   main        signals (sigtimedwait), housekeeping once a second (access
 //               log flush, counter fold, unmapping segments compaction
 //               deleted), stop orchestration, joins
-//   acceptor    poll(listen fds + stop eventfd), accept4, TCP_NODELAY,
+//   acceptor    poll(listen fds + stop eventfd), accept4, TCP_NODELAY (on
+//               the listener when accepted sockets inherit it),
 //               push into the bounded queue (blocks while it is full)
 //   pool[i]     pops one socket and serves it until it closes: blocking
 //               recv/sendmsg, poll() for the Connection's deadlines, its own
@@ -102,6 +103,7 @@ struct ThreadWorker {
   int exit_efd = -1;            // tells the dispatcher to exit
   std::vector<int> listen_fds;  // parallel to admin flags
   std::vector<bool> listen_admin;
+  std::vector<bool> listen_tuned;  // accepted sockets inherit the TCP options (TuneListenSocket)
 
   std::mutex q_mu;
   std::condition_variable q_not_empty, q_not_full;
@@ -182,7 +184,7 @@ void ThreadWorker::AcceptLoop() {
           continue;  // ECONNABORTED...: that client is gone
         }
         a.admin = listen_admin[i];
-        TuneClientSocket(a.fd, ctx.config);
+        if (!listen_tuned[i]) TuneClientSocket(a.fd, ctx.config);
         std::unique_lock<std::mutex> lock(q_mu);
         // Bounded: while every thread is busy and the queue is full, stop
         // accepting (clients wait in the kernel backlog).
@@ -446,10 +448,12 @@ int RunThreadWorker(WorkerContext& ctx) {
   for (int fd : ctx.listen_fds) {
     w->listen_fds.push_back(fd);
     w->listen_admin.push_back(false);
+    w->listen_tuned.push_back(TuneListenSocket(fd, ctx.config));
   }
   if (ctx.admin_listen_fd >= 0) {
     w->listen_fds.push_back(ctx.admin_listen_fd);
     w->listen_admin.push_back(true);
+    w->listen_tuned.push_back(TuneListenSocket(ctx.admin_listen_fd, ctx.config));
   }
   // Connections held: one per pool thread plus the accepted ones waiting
   // in the queue; together within ConnectionCap.

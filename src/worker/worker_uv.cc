@@ -112,6 +112,7 @@ struct Listener {
   int fd = -1;
   bool admin = false;
   bool active = false;
+  bool tuned = false;  // accepted sockets inherit the listener's TCP options (TuneListenSocket)
 };
 
 // The loop's Offload (src/kv/offload.h) over libuv's thread pool: work on a
@@ -498,7 +499,8 @@ bool ClientsWaiting(const UvWorker* w) {
   return n > 0 && poll(fds, n, 0) > 0;
 }
 
-void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
+void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, const Listener& l) {
+  const bool admin = l.admin;
   auto* c = new UvConn(w->service, w->limits, w->counters, MonotonicMs());
   c->admin = admin;
   c->http.SetListener(admin ? http::Listener::kAdmin : http::Listener::kMain);
@@ -517,7 +519,7 @@ void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, bool admin) {
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<UvConn*>(h->data); });
     return;
   }
-  TuneClientSocket(fd, w->ctx.config);
+  if (!l.tuned) TuneClientSocket(fd, w->ctx.config);
   LinkConn(w, c);
   ArmDeadline(c);  // the first request's header deadline
   StartReading(c);
@@ -551,7 +553,7 @@ void OnListenReadable(uv_poll_t* p, int status, int) {
       }
       continue;  // ECONNABORTED, EPROTO...: that client is gone, go on
     }
-    AdoptSocket(w, fd, reinterpret_cast<sockaddr*>(&ss), l->admin);
+    AdoptSocket(w, fd, reinterpret_cast<sockaddr*>(&ss), *l);
   }
 }
 
@@ -560,6 +562,7 @@ bool AddListener(UvWorker* w, int fd, bool admin) {
   l->worker = w;
   l->fd = fd;
   l->admin = admin;
+  l->tuned = TuneListenSocket(fd, w->ctx.config);
   l->poll.data = l;
   if (uv_poll_init_socket(&w->loop, &l->poll, fd) != 0) {
     delete l;

@@ -10,8 +10,10 @@ in the data directory, and the responses.
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_abuse.py [--model threads]
 """
 
+import json
 import os
 import select
+import signal
 import socket
 import sys
 import threading
@@ -143,6 +145,74 @@ def test_slow_reader_holds_few_unsent_bytes():
                 break
             got += chunk
         check(got.endswith(value), "the slow reader did not get the value whole")
+    finally:
+        c.close()
+
+
+def largest_unsent(s, key, window_s):
+    """The most the kernel held unsent for one new reader of `key` that does
+    not read, over window_s seconds; the reader then closes without reading."""
+    c = raw_socket(s.port, rcvbuf=4096)
+    try:
+        c.sendall(build_request("GET", key_path(key)))
+        port = c.getsockname()[1]
+        largest = 0
+        t_end = time.monotonic() + window_s
+        while time.monotonic() < t_end:
+            q = tcp_queues(s.port, port)
+            if q:
+                largest = max(largest, q[0])
+            time.sleep(0.02)
+        return largest
+    finally:
+        c.close()
+
+
+def reload_with(s, config_path, doc):
+    """Writes the config file, sends HUP and waits until the new workers
+    serve alone (the old ones left)."""
+    old = set(s.workers())
+    tmp = config_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, config_path)
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: s.workers() and not (set(s.workers()) & old), 120, "the new workers to replace the old ones")
+
+
+def test_a_reload_applies_a_new_send_lowat_to_new_connections():
+    # The bound may be set once on the listening socket, which a reload's new
+    # workers share with the old ones: each reload must set its own value
+    # there, 0 (the kernel's default: no bound) included.
+    global CURRENT
+    if CURRENT is not None:
+        CURRENT.cleanup()
+    s = CURRENT = Server(MODEL_ARGS + ["--workers", "1"])
+    config = os.path.join(s.workdir, "kingx.json")
+    with open(config, "w") as f:
+        json.dump({"send_lowat_bytes": 0}, f)
+    s.extra += ["--config", config]
+    s.start()
+    put(s.port, "big", os.urandom(8 << 20))
+    c = raw_socket(s.port, rcvbuf=4096)
+    try:
+        c.sendall(build_request("GET", key_path("big")))
+        port = c.getsockname()[1]
+        wait_for(lambda: (tcp_queues(s.port, port) or (0, 0))[0] > 1 << 20, 60,
+                 "megabytes unsent for a slow reader under --send-lowat-bytes 0")
+    finally:
+        c.close()
+    reload_with(s, config, {"send_lowat_bytes": 16 << 10})
+    largest = largest_unsent(s, "big", 1.0)
+    check(0 < largest <= 256 << 10, f"the kernel held {largest} unsent bytes for a slow reader after the reload "
+                                    f"to --send-lowat-bytes 16K")
+    reload_with(s, config, {"send_lowat_bytes": 0})
+    c = raw_socket(s.port, rcvbuf=4096)
+    try:
+        c.sendall(build_request("GET", key_path("big")))
+        port = c.getsockname()[1]
+        wait_for(lambda: (tcp_queues(s.port, port) or (0, 0))[0] > 1 << 20, 60,
+                 "megabytes unsent for a slow reader after the reload back to --send-lowat-bytes 0")
     finally:
         c.close()
 
