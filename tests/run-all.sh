@@ -14,6 +14,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
+# Each phase's end, in seconds since the start, so that a run's log shows where its time went
+# (the sanitizer chain's lines come out with its output, after the foreground's).
+t0=$(date +%s)
+phase() { echo "run-all: $1 done at +$(( $(date +%s) - t0 ))s"; }
 
 bash deploy/setup-debian.sh --tests || { echo "0 passed, 1 failed"; exit 1; }
 # The benchmark smoke test runs the peers (nginx, redis, webdis, memcached) and the load
@@ -22,6 +26,7 @@ bash bench/install-peers.sh || { echo "0 passed, 1 failed"; exit 1; }
 # promtool for the /metrics test: unpacked from Debian's prometheus .deb into a private
 # directory, never installed (the package would bring a prometheus service).
 bash tests/tools/promtool.sh >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+phase "installing"
 
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
@@ -40,6 +45,7 @@ configure() {  # dir, extra meson args...
 build_ok=1
 configure build -Dbuildtype=debugoptimized || build_ok=0
 [ $build_ok = 1 ] && { ninja -C build -j"$jobs" >build.log 2>&1 || { tail -50 build.log; build_ok=0; }; }
+phase "building build/"
 logs=$(mktemp -d)
 run_suite() {  # tree, suite, processes, label, extra meson test arguments...
   local tree=$1 suite=$2 procs=$3 label=$4; shift 4
@@ -65,9 +71,11 @@ sanitizers() {
   status=0
   configure build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || asan_ok=0
   [ $asan_ok = 1 ] && { ninja -C build-asan -j"$jobs" >build-asan.log 2>&1 || { tail -50 build-asan.log; asan_ok=0; }; }
+  phase "building build-asan/"
   if [ $asan_ok = 1 ]; then
     ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       run_suite build-asan unit "$jobs" asan-unit --timeout-multiplier 3 --wrapper "$top/tests/tools/low-priority"
+    phase "ASan unit tests"
   else
     echo '{"name": "build-asan", "result": "FAIL"}' >"$logs/build-asan.json"
   fi
@@ -76,11 +84,12 @@ sanitizers() {
   # cpp_args emptied: a tree configured earlier with -Wno-tsan must warn (and so fail) again.
   configure build-tsan -Dbuildtype=debugoptimized -Db_sanitize=thread -Dtests=false -Dcpp_args= || tsan_ok=0
   [ $tsan_ok = 1 ] && { ninja -C build-tsan -j"$jobs" src/kingx >build-tsan.log 2>&1 || { tail -50 build-tsan.log; tsan_ok=0; }; }
+  phase "building build-tsan/"
   echo $tsan_ok >"$logs/tsan_ok"
   return $status
 }
-export -f configure run_suite sanitizers
-export jobs logs top
+export -f configure run_suite sanitizers phase
+export jobs logs top t0
 setsid -w tests/tools/low-priority bash -c sanitizers >"$logs/sanitizers.out" 2>&1 &
 sanitizers_pid=$!
 
@@ -88,12 +97,16 @@ sanitizers_pid=$!
 # each starts servers that want both cores, and they must not starve each other.
 if [ $build_ok = 1 ]; then
   run_suite build unit "$jobs" unit
+  phase "unit tests"
   run_suite build blackbox 1 blackbox
+  phase "black-box tests"
   run_suite build bench 1 bench
+  phase "bench smoke tests"
 else
   echo '{"name": "build", "result": "FAIL"}' >"$logs/build.json"
 fi
 wait $sanitizers_pid || status=1
+phase "waiting for the sanitizer chain"
 cat "$logs/sanitizers.out"
 tsan_ok=$(cat "$logs/tsan_ok" 2>/dev/null || echo 0)
 
@@ -111,6 +124,8 @@ for model in event threads; do
     echo "$label: FAIL"; tail -40 "$logs/$label.log"; status=1
   fi
 done
+
+phase "TSan API runs"
 
 summary=$(python3 - "$logs" <<'PY'
 import json, sys, os, glob
