@@ -7,7 +7,7 @@
 //
 //   kingx-tool --data DIR [options] put KEY [FILE|-]   (value from FILE, or stdin)
 //   kingx-tool --data DIR get KEY                       (value to stdout)
-//   kingx-tool --data DIR delete KEY
+//   kingx-tool --data DIR delete KEY [KEY...]           (one open, group-committed batches)
 //   kingx-tool --data DIR list [--prefix P] [--start-after K] [--limit N] [--encoding url]
 //   kingx-tool --data DIR stat [--json]
 //   kingx-tool --data DIR verify                        (checksum every record)
@@ -70,7 +70,8 @@ int Usage() {
                "work on a backup; every command refuses a directory a running server holds):\n"
                "  put KEY [FILE|-]   store the bytes of FILE (default: stdin) under KEY\n"
                "  get KEY            write KEY's value to stdout (exit 1 if absent)\n"
-               "  delete KEY         delete KEY (exit 1 if absent)\n"
+               "  delete KEY [KEY...] delete each KEY, in batches under one open (\"deleted seq N\" per\n"
+               "                     key; exit 1 if any was absent, after deleting the others)\n"
                "  list [--prefix P] [--start-after K] [--limit N] [--encoding url]\n"
                "                     keys in byte-wise order, one JSON object per line, as in the API's\n"
                "                     listing ({\"key\",\"etag\",\"size\",\"content_type\"}): a key that is not\n"
@@ -89,6 +90,40 @@ int Usage() {
 int Fail(const Status& s) {
   std::fprintf(stderr, "kingx-tool: %s\n", s.ToString().c_str());
   return s.Is(Code::kNotFound) ? kExitNotFound : (s.Is(Code::kCorruption) ? kExitCorrupt : kExitError);
+}
+
+// Deletes keys in order, kDeleteBatch per group commit. An absent key is
+// reported on stderr and the rest go on (exit 1 at the end); any other error
+// stops at once (keys of earlier batches, and of its own batch before it,
+// stay deleted: each batch is applied as the server applies one).
+constexpr size_t kDeleteBatch = 1024;
+
+// names[i] is keys[i] as given on the command line, for messages.
+int DeleteKeys(Writer& w, const std::vector<std::string>& keys, const std::vector<std::string>& names) {
+  bool absent = false;
+  for (size_t first = 0; first < keys.size(); first += kDeleteBatch) {
+    const size_t n = std::min(kDeleteBatch, keys.size() - first);
+    std::vector<WriteOp> ops(n);
+    std::vector<WriteResult> results(n);
+    for (size_t i = 0; i < n; ++i) {
+      ops[i].type = OpType::kDelete;
+      ops[i].key = keys[first + i];
+    }
+    w.Apply(ops, results);
+    for (size_t i = 0; i < n; ++i) {
+      const Status& st = results[i].status;
+      if (st.Is(Code::kNotFound)) {
+        std::fprintf(stderr, "kingx-tool: %s: not found\n", names[first + i].c_str());
+        absent = true;
+      } else if (!st.ok()) {
+        return Fail(st);
+      } else {
+        std::printf("deleted seq %llu\n", static_cast<unsigned long long>(results[i].seq));
+      }
+    }
+  }
+  if (std::fflush(stdout) != 0) return kExitError;
+  return absent ? kExitNotFound : kExitOk;
 }
 
 // An index region on anonymous memory: virtual size only, pages used as the table grows.
@@ -329,15 +364,17 @@ int Run(int argc, char** argv) {
     std::printf("%s seq %llu\n", r.existed ? "updated" : "created", static_cast<unsigned long long>(r.seq));
     return kExitOk;
   }
-  if (cmd == "delete" && rest == 0) {
-    WriteOp op;
-    op.type = OpType::kDelete;
-    op.key = key;
-    WriteResult r;
-    w.Apply({&op, 1}, {&r, 1});
-    if (!r.status.ok()) return Fail(r.status);
-    std::printf("deleted seq %llu\n", static_cast<unsigned long long>(r.seq));
-    return kExitOk;
+  if (cmd == "delete" && (rest == 0 || key_file.empty())) {
+    std::vector<std::string> keys{key};
+    std::vector<std::string> names{key_file.empty() ? args[1] : key_file};
+    for (size_t i = 1 + key_args; i < args.size(); ++i) {
+      auto k = DecodeKeyArg("KEY", args[i]);
+      if (!k.ok()) return std::fprintf(stderr, "kingx-tool: %s\n", k.status().ToString().c_str()), kExitUsage;
+      if (k->empty()) return Fail(Status::InvalidArgument("the key is empty"));
+      keys.push_back(std::move(k.value()));
+      names.push_back(args[i]);
+    }
+    return DeleteKeys(w, keys, names);
   }
   if (cmd == "list" && args.size() == 1)
     return List(w, view_region, view_scratch, dir, options, index.value(), prefix, start_after, list_limit,

@@ -329,9 +329,13 @@ def test_offline_compact_all():
         check(s.stop() == 0, "kingx did not stop cleanly")
         free_full = disk.free()
         keys = sorted(store.acked)
+        r = subprocess.run([tool, "--data", disk.path, "delete", *keys[::2]], capture_output=True, text=True,
+                           timeout=300)
+        check(r.returncode == 0, f"kingx-tool delete of {len(keys[::2])} keys on the full disk: {r.returncode} "
+              f"{r.stderr}")
+        check(r.stdout.count("deleted seq") == len(keys[::2]), f"kingx-tool delete reported "
+              f"{r.stdout.count('deleted seq')} of {len(keys[::2])} keys deleted")
         for k in keys[::2]:
-            r = subprocess.run([tool, "--data", disk.path, "delete", k], capture_output=True, text=True)
-            check(r.returncode == 0, f"kingx-tool delete {k} on the full disk: {r.returncode} {r.stderr}")
             del store.acked[k]
         r = subprocess.run([tool, "--data", disk.path, "compact", "--all"], capture_output=True, text=True,
                            timeout=300)

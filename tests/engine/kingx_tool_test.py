@@ -208,5 +208,27 @@ with tempfile.TemporaryDirectory() as data:
         rc, _, _ = run(data, "verify")
         check(rc == 0, "the crashed database verifies clean")
 
+# Several keys in one delete: one open, every present key deleted, an absent one reported
+# without stopping the rest (exit 1), percent-decoded like a single KEY; more keys than one batch.
+with tempfile.TemporaryDirectory() as data:
+    for k in ("a", "b", "c d", "e"):
+        rc, _, _ = run(data, "put", urllib.parse.quote(k), stdin=k.encode())
+        check(rc == 0, "put %r for the several-key delete" % k)
+    rc, out, err = run(data, "delete", "a", "missing", "c%20d")
+    check(rc == 1, "delete of several keys, one absent, exits 1 (got %d)" % rc)
+    check(out.count(b"deleted seq") == 2 and b"not found" in err.lower(),
+          "each deleted key reported, the absent one on stderr: %r %r" % (out, err))
+    for k, want in (("a", 1), ("c%20d", 1), ("b", 0), ("e", 0)):
+        rc, _, _ = run(data, "get", k)
+        check(rc == want, "after the several-key delete, get %s exits %d (got %d)" % (k, want, rc))
+    keys = ["many-%d" % i for i in range(2500)]
+    for k in keys[:3]:
+        run(data, "put", k, stdin=b"v")
+    rc, out, err = run(data, "delete", "b", "e", *keys)
+    check(rc == 1 and out.count(b"deleted seq") == 5, "a delete of 2,502 keys (5 present) deletes the 5 "
+          "across batches and exits 1: rc %d, %d deleted" % (rc, out.count(b"deleted seq")))
+    rc, out, _ = run(data, "stat", "--json")
+    check(rc == 0 and json.loads(out)["keys"] == 0, "no key left after the several-key deletes: %r" % out)
+
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
