@@ -71,12 +71,13 @@ class FaultFile final : public File {
     return base_->PWrite(offset, data);
   }
   Status Read(uint64_t offset, size_t n, char* scratch, size_t* read) const override {
+    if (auto hook = env_.ReadHook()) hook(path_, offset, n, scratch);
     Status s = env_.Check(FaultOp::kRead, path_, nullptr);
     if (!s.ok()) {
       *read = 0;
       return s;
     }
-    const uint64_t bad = env_.UnreadableFrom(path_);
+    const uint64_t bad = std::min(env_.UnreadableFrom(path_), env_.UnreadableSectorIn(path_, offset, n));
     if (offset + n <= bad) return base_->Read(offset, n, scratch, read);
     // What precedes the bad sectors reads; then EIO (unless the file ends first).
     *read = 0;
@@ -295,6 +296,16 @@ std::function<void(const std::string& path)> FaultInjectionEnv::WriteHook() cons
   return write_hook_;
 }
 
+void FaultInjectionEnv::SetReadHook(ReadHookFn hook) {
+  std::lock_guard lock(mu_);
+  read_hook_ = std::move(hook);
+}
+
+FaultInjectionEnv::ReadHookFn FaultInjectionEnv::ReadHook() const {
+  std::lock_guard lock(mu_);
+  return read_hook_;
+}
+
 std::function<void(const std::string& path)> FaultInjectionEnv::SyncHook() const {
   std::lock_guard lock(mu_);
   return sync_hook_;
@@ -434,6 +445,21 @@ void FaultInjectionEnv::SetUnreadable(std::string path_part, uint64_t offset) {
 void FaultInjectionEnv::ClearUnreadable() {
   std::lock_guard lock(mu_);
   unreadable_.clear();
+  unreadable_sectors_.clear();
+}
+
+void FaultInjectionEnv::SetUnreadableSector(std::string path_part, uint64_t offset, uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  unreadable_sectors_.push_back(Sector{std::move(path_part), offset, offset + bytes});
+}
+
+uint64_t FaultInjectionEnv::UnreadableSectorIn(const std::string& path, uint64_t offset, uint64_t n) const {
+  std::lock_guard lock(mu_);
+  uint64_t first = UINT64_MAX;
+  for (const Sector& s : unreadable_sectors_)
+    if (path.find(s.path_part) != std::string::npos && s.from < offset + n && s.to > offset)
+      first = std::min(first, std::max(offset, s.from));
+  return first;
 }
 
 uint64_t FaultInjectionEnv::UnreadableFrom(const std::string& path) const {

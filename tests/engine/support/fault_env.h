@@ -87,6 +87,12 @@ class FaultInjectionEnv final : public Env {
   // the calling thread, with no lock of the env held (a test can slow down
   // or hold whoever makes new files). An empty hook removes it.
   void SetCreateHook(std::function<void(const std::string& path)> hook);
+  // Runs hook(path, offset, n, scratch) at the start of every File::Read, on
+  // the reading thread, with no lock of the env held: a test sees which bytes
+  // were asked for, and into which memory. An empty hook removes it.
+  using ReadHookFn = std::function<void(const std::string& path, uint64_t offset, size_t n, const char* scratch)>;
+  void SetReadHook(ReadHookFn hook);
+  ReadHookFn ReadHook() const;
   // Bytes of every file whose path contains path_part, from offset on, cannot
   // be read (a failing range of sectors, which stays failing): File::Read of
   // a range reaching them reads the bytes before offset and fails with
@@ -96,6 +102,14 @@ class FaultInjectionEnv final : public Env {
   // Several ranges may be set; ClearUnreadable removes them (mappings made
   // meanwhile keep their bad pages).
   void SetUnreadable(std::string path_part, uint64_t offset);
+  // Bytes [offset, offset + bytes) of every file whose path contains
+  // path_part cannot be read by File::Read (one failing sector, the bytes
+  // after it readable): a read reaching them reads what precedes them and
+  // fails with kIOError. Mappings are not affected. ClearUnreadable removes
+  // these too.
+  void SetUnreadableSector(std::string path_part, uint64_t offset, uint64_t bytes);
+  // The first offset of [offset, offset + n) of path inside such a sector (UINT64_MAX: none).
+  uint64_t UnreadableSectorIn(const std::string& path, uint64_t offset, uint64_t n) const;
   void ClearUnreadable();
   // The first unreadable offset of path (UINT64_MAX: none).
   uint64_t UnreadableFrom(const std::string& path) const;
@@ -212,6 +226,7 @@ class FaultInjectionEnv final : public Env {
   std::function<void(const std::string& path)> sync_hook_;
   std::function<void(const std::string& path)> write_hook_;
   std::function<void(const std::string& path)> create_hook_;
+  ReadHookFn read_hook_;
   std::vector<std::string> changes_;
   uint64_t writes_ = 0;  // PWrites finished (numbers Overwrite::write_no)
   uint64_t tokens_ = 0;
@@ -219,6 +234,11 @@ class FaultInjectionEnv final : public Env {
   std::map<std::string, uint64_t> last_mapped_bytes_;
   std::shared_ptr<std::atomic<int64_t>> live_mappings_ = std::make_shared<std::atomic<int64_t>>(0);
   std::vector<std::pair<std::string, uint64_t>> unreadable_;  // SetUnreadable: (path part, offset)
+  struct Sector {
+    std::string path_part;
+    uint64_t from, to;
+  };
+  std::vector<Sector> unreadable_sectors_;  // SetUnreadableSector
   std::string disk_dir_;      // SimulateDisk
   uint64_t disk_bytes_ = 0;   // 0: no simulated disk
 };
