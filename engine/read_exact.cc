@@ -1,7 +1,5 @@
 #include "engine/read_exact.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 
 namespace kingx::engine {
@@ -30,19 +28,6 @@ Status ReadExact(const File& file, const std::string& path, uint64_t offset, uin
     }
   }
   return Status::OK();
-}
-
-std::shared_ptr<char[]> ReadBuffer(uint64_t n) {
-  constexpr uint64_t kHuge = 2 << 20;
-  if (n >= kHuge) {
-    const uint64_t bytes = (n + kHuge - 1) / kHuge * kHuge;
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p != MAP_FAILED) {
-      ::madvise(p, bytes, MADV_HUGEPAGE);  // advice: without it, 4 KiB pages
-      return std::shared_ptr<char[]>(static_cast<char*>(p), [bytes](char* q) { ::munmap(q, bytes); });
-    }
-  }
-  return std::shared_ptr<char[]>(new char[n]);
 }
 
 Status ReadExact(Env& env, const std::string& path, uint64_t offset, uint64_t n, char* out) {

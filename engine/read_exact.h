@@ -34,10 +34,4 @@ Status ReadExact(const File& file, const std::string& path, uint64_t offset, uin
 // Opens path for reading and reads its bytes [offset, offset + n) into out.
 Status ReadExact(Env& env, const std::string& path, uint64_t offset, uint64_t n, char* out);
 
-// Memory for n bytes about to be read whole (a segment recovery scans): from
-// 2 MiB on an anonymous mapping the kernel may back with huge pages
-// (MADV_HUGEPAGE), so that filling it costs a few page faults instead of one
-// per 4 KiB; smaller, or when that mapping fails, plain heap memory.
-std::shared_ptr<char[]> ReadBuffer(uint64_t n);
-
 }  // namespace kingx::engine

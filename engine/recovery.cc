@@ -44,6 +44,8 @@
 #include "engine/hash.h"
 #include "engine/read_exact.h"
 #include "engine/segment_scan.h"
+#include "engine/segment_window.h"
+#include "engine/staged_hint.h"
 #include "engine/writer_impl.h"
 
 namespace kingx::engine {
@@ -307,20 +309,6 @@ Status Writer::Impl::CutZeroTail(uint32_t id, uint64_t size, uint64_t end) {
   return s;
 }
 
-void Writer::Impl::RewriteHint(uint32_t id, uint64_t segment_bytes, const std::vector<HintEntry>& entries) {
-  const std::string path = JoinPath(dir_, HintFileName(id));
-  auto hint = HintWriter::Create(env_, path, id);
-  Status s = hint.ok() ? Status::OK() : hint.status();
-  if (s.ok()) {
-    for (const HintEntry& e : entries) hint.value()->Add(e);
-    s = hint.value()->Finish(segment_bytes);
-  }
-  if (!s.ok()) {
-    Log("recovery: hint of segment " + std::to_string(id) + " not rewritten: " + s.ToString());
-    env_.RemoveFile(path).ok();
-  }
-}
-
 // How many keys the rebuilt index is sized for before anything is replayed,
 // so that it never grows (a rehash of everything) during the replay: the
 // published index's size when a complete one exists (a writer restart), else
@@ -499,8 +487,7 @@ Status Writer::Impl::Recover() {
   const int active_index = PickActiveSegment(files, seed_);
   Replayer replay(*this);
   uint64_t seq_floor = 1;
-  std::vector<HintEntry> active_entries;       // the active segment's records, to rebuild its hint
-  std::shared_ptr<const char[]> active_bytes;  // the active segment read whole: active_entries' keys point into it
+  std::unique_ptr<StagedHint> active_hint;  // the active segment's hint, written by its scan
   uint64_t active_valid_end = 0;
   bool active_is_sealed = false;
   std::vector<uint32_t> on_disk;
@@ -600,16 +587,21 @@ Status Writer::Impl::Recover() {
     }
     // Read, not mapped: a sector that cannot be read is an I/O error naming
     // where, never a SIGBUS, and never a place the torn-tail rule would cut.
-    std::shared_ptr<char[]> bytes = ReadBuffer(f.size);
-    Status rs = ReadExact(env_, segment_path, 0, f.size, bytes.get());
-    if (!rs.ok()) return Unreadable(f.id, "its records", rs);
-    if (is_active) active_bytes = bytes;
-    std::vector<HintEntry> scanned;  // a sealed segment's records, for a fresh hint when it scans clean
+    // Read through a window: a scan holds a few MiB, not the segment.
+    auto segment_file = env_.OpenFile(segment_path, OpenMode::kRead);
+    if (!segment_file.ok()) return Unreadable(f.id, "its records", segment_file.status());
+    SegmentWindow window(*segment_file.value(), segment_path, f.size);
+    // A sealed segment's records, for a fresh hint when it scans clean; the
+    // active segment's, for its hint. Written as the scan goes.
+    std::unique_ptr<StagedHint> hint;
+    if (!ro)
+      hint = std::make_unique<StagedHint>(env_, hint_path, f.id, (is_active ? "hint of active " : "hint of ") + name,
+                                          [this](const std::string& line) { Log(line); });
     Status as;
     bool zero_damage = false;  // a sealed segment ends in zeros nothing vouches for
     uint64_t zero_cut = 0;     // a sealed segment's zeros start at its seal: cut there
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
-    const ScanSummary sum = ScanSegment(bytes.get(), f.size, is_active, seq_ordered, limits_, [&](const ScanItem& item) {
+    auto scan = ScanSegment(window, is_active, seq_ordered, limits_, [&](const ScanItem& item) {
       if (!as.ok()) return;
       switch (item.event) {
         case ScanEvent::kRecord:
@@ -624,8 +616,7 @@ Status Writer::Impl::Recover() {
           }
           if (!item.header_trusted) replay.NoteUnreadable(f.id, e);
           as = replay.Apply(f.id, e);
-          if (is_active) active_entries.push_back(e);
-          else scanned.push_back(e);
+          if (hint) hint->Add(e);
           break;
         }
         case ScanEvent::kCorruptBytes:
@@ -656,7 +647,9 @@ Status Writer::Impl::Recover() {
           break;
       }
     });
+    if (!scan.ok()) return Unreadable(f.id, "its records", scan.status());
     if (!as.ok()) return as;
+    const ScanSummary& sum = scan.value();
     if (zero_cut != 0) {
       Status cs = CutZeroTail(f.id, f.size, zero_cut);
       if (!cs.ok()) return cs;
@@ -664,6 +657,7 @@ Status Writer::Impl::Recover() {
     }
     if (is_active) {
       active_valid_end = sum.valid_end;
+      active_hint = std::move(hint);
     } else {
       const bool clean = f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0 && !zero_damage;
       if (clean && sealed == 0 && !cut_reported) sealed = st.bytes;  // it ends at its last record
@@ -672,7 +666,7 @@ Status Writer::Impl::Recover() {
         // an older version) gets one again. One with damage (or cut shorter
         // than its seal) keeps being read, so that the damage stays visible at
         // every open.
-        RewriteHint(f.id, st.bytes, scanned);
+        if (hint) hint->PublishSealed(st.bytes);
       }
     }
   }
@@ -769,14 +763,8 @@ Status Writer::Impl::Recover() {
     segments_[f.id].active = true;
     // Its hint is rebuilt from the scan. The hint only speeds up the next
     // open, so failing to write it (a full disk) does not stop this one.
-    auto hint = HintWriter::Create(env_, JoinPath(dir_, HintFileName(f.id)), f.id);
-    Status hs = hint.ok() ? Status::OK() : hint.status();
-    if (hs.ok()) {
-      active_hint_ = std::move(hint.value());
-      for (const HintEntry& e : active_entries) active_hint_->Add(e);
-      hs = active_hint_->Flush();
-      if (hs.ok()) hs = env_.SyncDir(dir_);
-    }
+    if (active_hint) active_hint_ = active_hint->PublishActive();
+    Status hs = active_hint_ ? env_.SyncDir(dir_) : Status::OK();
     if (!hs.ok()) {
       Log("recovery: hint of active segment " + std::to_string(f.id) + " not written: " + hs.ToString());
       active_hint_.reset();
@@ -793,8 +781,7 @@ Status Writer::Impl::Recover() {
       else if (!s.ok()) return s;
     }
   }
-  active_entries.clear();
-  active_bytes.reset();
+  active_hint.reset();
   for (auto& [id, st] : segments_) {
     auto it = recovered_max_seq_.find(id);
     if (it != recovered_max_seq_.end()) st.max_seq = it->second;

@@ -1,5 +1,7 @@
 #include "engine/segment_scan.h"
 
+#include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include "engine/hash.h"
@@ -7,13 +9,35 @@
 namespace kingx::engine {
 namespace {
 
+// The bytes of a segment already in memory.
+class MemorySource final : public ScanSource {
+ public:
+  MemorySource(const char* data, uint64_t size) : data_(data), size_(size) {}
+  uint64_t size() const override { return size_; }
+  uint64_t window_bytes() const override { return size_ == 0 ? 1 : size_; }
+  Status Bytes(uint64_t offset, uint64_t, const char** out) override {
+    *out = data_ + offset;
+    return Status::OK();
+  }
+
+ private:
+  const char* data_;
+  uint64_t size_;
+};
+
 // The next offset in [from, starts_below) where a whole valid record (within
 // [0, size)) begins, or size.
-uint64_t FindNextRecord(const char* data, uint64_t from, uint64_t starts_below, uint64_t size,
-                        const RecordLimits& limits) {
+Result<uint64_t> FindNextRecord(ScanSource& src, uint64_t from, uint64_t starts_below, uint64_t size,
+                                const RecordLimits& limits) {
   for (uint64_t at = from; at < starts_below && at + kRecordHeaderBytes <= size; ++at) {
+    const char* p = nullptr;
+    Status s = src.Bytes(at, kRecordHeaderBytes, &p);
+    if (!s.ok()) return s;
     RecordHeader h;
-    if (DecodeRecordHeader(data + at, size - at, limits, &h).ok() && VerifyRecordBody(data + at, h).ok()) return at;
+    if (!DecodeRecordHeader(p, size - at, limits, &h).ok()) continue;
+    s = src.Bytes(at, h.total_bytes(), &p);
+    if (!s.ok()) return s;
+    if (VerifyRecordBody(p, h).ok()) return at;
   }
   return size;
 }
@@ -30,8 +54,15 @@ bool PlausibleMeta(std::string_view meta) {
   return slash;
 }
 
+// Bytes Salvage reads of damaged bytes of length len: the header, and a key
+// and meta within the limits.
+uint64_t SalvageBytes(uint64_t len, const RecordLimits& limits) {
+  return std::min<uint64_t>(len, kRecordHeaderBytes + uint64_t{limits.max_key_bytes} + kMaxMetaBytes);
+}
+
 // Names the key of the damaged bytes [p, p + len), which end where a valid
-// record begins. The stored lengths must add up to exactly len, or be made to
+// record begins; only their first SalvageBytes(len) bytes are read. The
+// stored lengths must add up to exactly len, or be made to
 // by taking one of them as the damaged field (a raw value's stored length is
 // its raw length; otherwise the reading whose meta looks like a media type,
 // stored length first, then meta length, then key length). A wrong guess
@@ -80,8 +111,8 @@ bool Salvage(const char* p, uint64_t len, uint64_t prev_seq, uint64_t next_seq, 
   return false;
 }
 
-// Where the run of zero bytes that ends the file begins (size when the last
-// byte is not zero).
+// Where the run of zero bytes that ends data[0, size) begins (size when the
+// last byte is not zero).
 uint64_t ZeroTailStart(const char* data, uint64_t size) {
   uint64_t at = size;
   while (at >= 8) {
@@ -94,17 +125,58 @@ uint64_t ZeroTailStart(const char* data, uint64_t size) {
   return at;
 }
 
+// ZeroTailStart of the whole segment, read backwards a window at a time.
+Result<uint64_t> ZeroTailStart(ScanSource& src) {
+  const uint64_t window = std::max<uint64_t>(src.window_bytes(), 1);
+  for (uint64_t at = src.size(); at > 0;) {
+    const uint64_t from = at > window ? at - window : 0;
+    const char* p = nullptr;
+    Status s = src.Bytes(from, at - from, &p);
+    if (!s.ok()) return s;
+    const uint64_t z = ZeroTailStart(p, at - from);
+    if (z > 0) return from + z;
+    at = from;
+  }
+  return uint64_t{0};
+}
+
+// Asks src for every byte of [from, to), a window at a time: a scan that
+// stops early still meets a byte that cannot be read.
+Status ReadThrough(ScanSource& src, uint64_t from, uint64_t to) {
+  const uint64_t window = std::max<uint64_t>(src.window_bytes(), 1);
+  for (uint64_t at = from; at < to;) {
+    const uint64_t n = std::min(window, to - at);
+    const char* p = nullptr;
+    Status s = src.Bytes(at, n, &p);
+    if (!s.ok()) return s;
+    at += n;
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
-ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_ordered, const RecordLimits& limits,
-                        const std::function<void(const ScanItem&)>& fn) {
+Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, const RecordLimits& limits,
+                                const std::function<void(const ScanItem&)>& fn) {
+  const uint64_t size = src.size();
   ScanSummary sum;
   sum.valid_end = size;
   // No record begins at or after it: a header's checksum of zero bytes is not
-  // zero. (Its first bytes may still belong to the last record.)
-  const uint64_t zero_from = std::max<uint64_t>(ZeroTailStart(data, size), kSegmentHeaderBytes);
+  // zero. (Its first bytes may still belong to the last record.) The bytes
+  // from it to the end have been read.
+  auto zero_tail = ZeroTailStart(src);
+  if (!zero_tail.ok()) {
+    // Read backwards, the error names the last window's first bad byte:
+    // name the file's first one, as a reading from the start does.
+    Status first = ReadThrough(src, 0, size);
+    return first.ok() ? zero_tail.status() : first;
+  }
+  const uint64_t zero_from = std::max<uint64_t>(zero_tail.value(), kSegmentHeaderBytes);
   uint64_t off = kSegmentHeaderBytes;
   uint64_t prev_seq = 0;
+  // Every early end below reports a range running to the end of the file:
+  // its bytes are read first (those from zero_from on already were).
+  auto rest_readable = [&](uint64_t from) { return ReadThrough(src, from, std::min(zero_from, size)); };
   auto corrupt = [&](uint64_t from, uint64_t to, const Status& why) {
     ScanItem item;
     item.event = ScanEvent::kCorruptBytes;
@@ -142,15 +214,21 @@ ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_o
       fn(item);
       break;
     }
-    const char* p = data + off;
     const uint64_t left = size - off;
+    const char* p = nullptr;
+    Status rs = src.Bytes(off, std::min<uint64_t>(left, kRecordHeaderBytes), &p);
+    if (!rs.ok()) return rs;
     RecordHeader h;
     Status hs = DecodeRecordHeader(p, left, limits, &h);
     if (hs.ok()) {
+      // The whole record (one larger than the source's window is read by itself).
+      rs = src.Bytes(off, h.total_bytes(), &p);
+      if (!rs.ok()) return rs;
       ScanItem item;
       item.bytes = h.total_bytes();
       item.header = h;
       item.key = std::string_view(p + kRecordHeaderBytes, h.key_len);
+      item.record = p;
       Status bs = VerifyRecordBody(p, h);
       if (bs.ok()) {
         item.event = ScanEvent::kRecord;
@@ -174,9 +252,13 @@ ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_o
     // record was cut short; its own bytes run to the end of the file.
     RecordHeader cut;
     if (left >= kRecordHeaderBytes && DecodeRecordHeader(p, ~size_t{0} >> 1, limits, &cut).ok()) {
+      rs = rest_readable(off);
+      if (!rs.ok()) return rs;
       if (active) {
         torn(off, hs);
       } else if (kRecordHeaderBytes + uint64_t{cut.key_len} <= left) {
+        rs = src.Bytes(off, kRecordHeaderBytes + cut.key_len, &p);
+        if (!rs.ok()) return rs;
         ScanItem item;
         item.event = ScanEvent::kDamagedRecord;
         item.bytes = left;
@@ -188,10 +270,16 @@ ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_o
       }
       break;
     }
-    const uint64_t next = FindNextRecord(data, off + 1, zero_from, size, limits);
+    auto found = FindNextRecord(src, off + 1, zero_from, size, limits);
+    if (!found.ok()) return found.status();
+    const uint64_t next = found.value();
     if (next < size) {
+      rs = src.Bytes(next, kRecordHeaderBytes, &p);
+      if (!rs.ok()) return rs;
       RecordHeader after;
-      Status as = DecodeRecordHeader(data + next, size - next, limits, &after);
+      Status as = DecodeRecordHeader(p, size - next, limits, &after);
+      rs = src.Bytes(off, SalvageBytes(next - off, limits), &p);
+      if (!rs.ok()) return rs;
       ScanItem item;
       if (as.ok() && Salvage(p, next - off, prev_seq, after.seq, seq_ordered, limits, &item)) {
         damaged(item, off, hs);
@@ -201,11 +289,20 @@ ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_o
       off = next;
       continue;
     }
+    // FindNextRecord read every byte up to zero_from.
     if (active) torn(off, hs);
     else corrupt(off, size, hs);
     break;
   }
   return sum;
+}
+
+ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_ordered, const RecordLimits& limits,
+                        const std::function<void(const ScanItem&)>& fn) {
+  MemorySource src(data, size);
+  auto sum = ScanSegment(src, active, seq_ordered, limits, fn);
+  assert(sum.ok());  // bytes in memory are always readable
+  return sum.value();
 }
 
 bool AllZero(const char* data, uint64_t n) { return ZeroTailStart(data, n) == 0; }

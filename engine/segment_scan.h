@@ -1,6 +1,9 @@
 // Reading a segment file from its first record to its end, the one way
 // recovery, kingx-tool verify and tests do it (engine/FORMAT.md, "Reading a
-// segment"). Pure functions over bytes in memory: no I/O, any thread.
+// segment"). The scan takes its bytes from a ScanSource a range at a time:
+// from memory (no I/O), or from the file through a window of bounded size
+// (engine/segment_window.h), so that scanning a segment never needs the
+// whole of it in memory. Any thread; a source belongs to one scan at a time.
 //
 // At each offset, in order:
 //  - a record whose header and body check out: kRecord;
@@ -36,6 +39,12 @@
 //    run, was cut short inside the preallocated room: a torn tail.
 // So the active segment loses only a tail that no valid record follows, and a
 // damaged byte anywhere costs at most the record it touches.
+//
+// Every byte of the file is asked of the source before the scan reports a
+// tail (torn, zero, or damage to the end), so a byte that cannot be read
+// ends the scan with the source's error instead, wherever it lies: an I/O
+// error is never taken for a torn tail or for damage. Items reported before
+// that error stand (the caller decides what they are worth).
 #pragma once
 
 #include <cstdint>
@@ -61,7 +70,9 @@ struct ScanItem {
   uint64_t offset = 0;
   uint64_t bytes = 0;        // the record's total bytes, or the range's length
   RecordHeader header;       // kRecord, kDamagedRecord
-  std::string_view key;      // kRecord, kDamagedRecord: points into the scanned bytes
+  std::string_view key;      // kRecord, kDamagedRecord: points into the scanned bytes, valid during fn only
+  const char* record = nullptr;  // kRecord, and kDamagedRecord with a trusted header and its whole
+                                 // record in the file: its header.total_bytes() bytes, valid during fn only
   bool header_trusted = true;  // kDamagedRecord: false when the header failed its checksum
   Status why;                // kDamagedRecord, kCorruptBytes, kTornTail: the first check that failed (kZeroTail: OK)
 };
@@ -74,10 +85,31 @@ struct ScanSummary {
   uint64_t corrupt_bytes = 0;
 };
 
-// Scans data[0, size) (a whole segment file: header, then records); calls fn
-// for every item in file order. `active`: this is the segment appended to.
+// Where a scan takes a segment's bytes from.
+class ScanSource {
+ public:
+  virtual ~ScanSource() = default;
+  // The segment's size: fixed for the scan.
+  virtual uint64_t size() const = 0;
+  // The most bytes the scan asks for at once when it walks through bytes it
+  // does not know to be one record (the zero tail, a search for the next
+  // record). Records are asked for whole, whatever their size.
+  virtual uint64_t window_bytes() const = 0;
+  // Sets *out to bytes [offset, offset + n) of the segment (offset + n <=
+  // size()), valid until the next call. An error (the bytes cannot be read)
+  // ends the scan with it.
+  virtual Status Bytes(uint64_t offset, uint64_t n, const char** out) = 0;
+};
+
+// Scans the segment src holds (header, then records); calls fn for every
+// item in file order. `active`: this is the segment appended to.
 // `seq_ordered`: its records were appended in seq order (every segment but
-// those sealed at birth).
+// those sealed at birth). The source's error when a byte cannot be read
+// (items before it were reported).
+Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, const RecordLimits& limits,
+                                const std::function<void(const ScanItem&)>& fn);
+
+// ScanSegment over data[0, size) in memory (a whole segment file).
 ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_ordered, const RecordLimits& limits,
                         const std::function<void(const ScanItem&)>& fn);
 

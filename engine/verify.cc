@@ -15,6 +15,7 @@
 #include "engine/read_exact.h"
 #include "engine/record.h"
 #include "engine/segment_scan.h"
+#include "engine/segment_window.h"
 
 namespace kingx::engine {
 
@@ -93,8 +94,6 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
   }
   const int active = PickActiveSegment(files, seed);
   std::string scratch;
-  std::unique_ptr<char[]> bytes;  // one segment's bytes at a time
-  uint64_t bytes_room = 0;
   for (size_t i = 0; i < files.size(); ++i) {
     const SegmentFileInfo& f = files[i];
     const std::string seg = "segment " + U(f.id) + ": ";
@@ -116,18 +115,16 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
     const uint64_t sealed = listed_seg != listed.segments.end() ? listed_seg->second.sealed_bytes : 0;
     const bool is_active = static_cast<int>(i) == active && sealed == 0;
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
-    if (f.size > bytes_room) {
-      bytes.reset(new char[f.size]);
-      bytes_room = f.size;
-    }
-    Status rs = ReadExact(env, JoinPath(dir, SegmentFileName(f.id)), 0, f.size, bytes.get());
-    if (!rs.ok()) return rs;
-    const char* data = bytes.get();
-    const ScanSummary sum = ScanSegment(data, f.size, is_active, seq_ordered, limits, [&](const ScanItem& item) {
+    // Read through a window, as recovery reads it: a few MiB at a time.
+    const std::string path = JoinPath(dir, SegmentFileName(f.id));
+    auto file = env.OpenFile(path, OpenMode::kRead);
+    if (!file.ok()) return file.status();
+    SegmentWindow window(*file.value(), path, f.size);
+    auto scan = ScanSegment(window, is_active, seq_ordered, limits, [&](const ScanItem& item) {
       switch (item.event) {
         case ScanEvent::kRecord:
           if (item.header.type == RecordType::kPut) {
-            const char* body = data + item.offset + kRecordHeaderBytes + item.header.key_len + item.header.meta_len;
+            const char* body = item.record + kRecordHeaderBytes + item.header.key_len + item.header.meta_len;
             Status ds = DecodeValue(item.header.codec, std::string_view(body, item.header.stored_len),
                                     item.header.raw_len, limits.max_value_bytes, &scratch);
             if (!ds.ok()) {
@@ -158,6 +155,8 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
           break;
       }
     });
+    if (!scan.ok()) return scan.status();
+    const ScanSummary& sum = scan.value();
     if (sealed != 0 && f.size < sealed) {
       finding(seg + U(f.size) + " bytes, sealed at " + U(sealed) + " (MANIFEST): the file was cut, the records in " +
               "its last " + U(sealed - f.size) + " bytes are lost");

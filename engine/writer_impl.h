@@ -153,8 +153,6 @@ struct Writer::Impl {
   // naming the segment and the offset (a transient kBusy is returned as is).
   // An I/O error is not damage: recovery stops there and cuts nothing.
   Status Unreadable(uint32_t id, const char* what, const Status& why);
-  // Writes a finished hint for a sealed segment read whole (best effort).
-  void RewriteHint(uint32_t id, uint64_t segment_bytes, const std::vector<HintEntry>& entries);
   // Keys to size the rebuilt index for, from (segment id, size) of every segment.
   uint64_t ExpectedKeys(const std::vector<std::pair<uint32_t, uint64_t>>& segments);
   // ---- rotation (segment_writer.cc) ----
