@@ -6,14 +6,18 @@ binary (the previous main) in the same run.
     bench/restart_time.py --kingx build/src/kingx --baseline /tmp/old/kingx \
         [--keys 10000000] [--value-bytes 100] [--rounds 3] [--dir /var/tmp/kingx-restart] \
         [--fill-db build/bench/fill_db] [--cold] [--out bench/results/DATE-restart]
+    bench/restart_time.py --kingx ... --baseline ... --data /var/tmp/some-db [--rounds 5] [--out ...]
 
 The database is written once with fill_db (engine defaults, so the server
-opens it as its own) and kept in --dir for later runs (delete it to refill).
+opens it as its own) and kept in --dir for later runs (delete it to refill);
+--data names an existing database instead (used as it is, never filled).
 Each round starts each binary once, in alternating order, on the same
 directory: a fresh master (shared memory and index created from nothing,
 hint files replayed, the active segment scanned), 2 workers, sync=always.
 Time is measured from the exec to the first /readyz 200 (polled every 5 ms),
-and the writer's own "database ... open in N ms" log line is reported too.
+and the writer's own "database ... open in N ms" log line is reported too,
+with the writer's peak resident memory at that moment (VmHWM: what its open
+took at most, the index pages it touched included) and its CPU time.
 The server is then stopped with TERM. With --cold the page cache is dropped
 before each start (root only; it slows every other process on the machine).
 Load average and CPU count are recorded with every run: figures taken on a
@@ -60,6 +64,38 @@ def drop_caches():
         f.write("3\n")
 
 
+def writer_pid(master_pid):
+    """The pid of the master's kingx-writer child, or None."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        comm = data[data.index("(") + 1:data.rindex(")")]
+        fields = data[data.rindex(")") + 2:].split()
+        if comm == "kingx-writer" and int(fields[1]) == master_pid:
+            return int(d)
+    return None
+
+
+def writer_hwm_kib(master_pid):
+    """The writer's peak resident set (VmHWM, KiB), or None."""
+    pid = writer_pid(master_pid)
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def writer_cpu_s(master_pid):
     """CPU seconds (user + system) the master's kingx-writer child has used, or None.
     Less sensitive than wall time to other processes sharing the CPUs."""
@@ -81,7 +117,7 @@ def writer_cpu_s(master_pid):
 
 def start_and_time(binary, data_dir, work, timeout_s):
     """Starts binary on data_dir; returns (seconds to /readyz 200, writer's open ms or None,
-    writer CPU seconds at that moment or None)."""
+    writer CPU seconds at that moment or None, writer VmHWM KiB at that moment or None)."""
     port = free_port()
     err = os.path.join(work, "error.log")
     if os.path.exists(err):
@@ -96,6 +132,7 @@ def start_and_time(binary, data_dir, work, timeout_s):
             if readyz(port):
                 ready_s = time.monotonic() - t0
                 cpu_s = writer_cpu_s(proc.pid)
+                hwm_kib = writer_hwm_kib(proc.pid)
                 break
             if proc.poll() is not None:
                 raise RuntimeError(f"{binary} exited with {proc.returncode}: " + open(err).read()[-2000:])
@@ -116,7 +153,7 @@ def start_and_time(binary, data_dir, work, timeout_s):
         open_ms = int(m.group(1)) if m else None
     except OSError:
         pass
-    return ready_s, open_ms, cpu_s
+    return ready_s, open_ms, cpu_s, hwm_kib
 
 
 def main():
@@ -128,12 +165,15 @@ def main():
     ap.add_argument("--value-bytes", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dir", default="/var/tmp/kingx-restart")
+    ap.add_argument("--data", help="an existing database to open (instead of one filled in --dir)")
     ap.add_argument("--cold", action="store_true", help="drop the page cache before each start (root)")
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--out")
     a = ap.parse_args()
 
-    data = os.path.join(a.dir, f"db-{a.keys}x{a.value_bytes}")
+    data = a.data or os.path.join(a.dir, f"db-{a.keys}x{a.value_bytes}")
+    if a.data and not os.path.isdir(data):
+        sys.exit(f"--data {data}: no such directory")
     if not os.path.isdir(data):
         os.makedirs(a.dir, exist_ok=True)
         print(f"filling {data} with {a.keys} keys of {a.value_bytes} B ...", flush=True)
@@ -156,11 +196,12 @@ def main():
             if a.cold:
                 drop_caches()
             load = loadavg()
-            ready_s, open_ms, cpu_s = start_and_time(b, data, work, a.timeout)
+            ready_s, open_ms, cpu_s, hwm_kib = start_and_time(b, data, work, a.timeout)
             runs.append({"round": rnd, "server": name, "binary": b, "ready_s": round(ready_s, 3),
-                         "writer_open_ms": open_ms, "writer_cpu_s": cpu_s, "loadavg_1m_before": load})
+                         "writer_open_ms": open_ms, "writer_cpu_s": cpu_s, "writer_vmhwm_kib": hwm_kib,
+                         "loadavg_1m_before": load})
             print(f"round {rnd} {name:9s} ready in {ready_s:7.3f} s (writer open {open_ms} ms, "
-                  f"writer CPU {cpu_s} s), load {load:.2f}", flush=True)
+                  f"writer CPU {cpu_s} s, writer VmHWM {hwm_kib} KiB), load {load:.2f}", flush=True)
 
     def median(xs):
         xs = sorted(xs)
@@ -172,7 +213,9 @@ def main():
                          "writer_open_ms_median": median([r["writer_open_ms"] for r in runs
                                                           if r["server"] == name and r["writer_open_ms"]]),
                          "writer_cpu_s_median": median([r["writer_cpu_s"] for r in runs
-                                                        if r["server"] == name and r["writer_cpu_s"] is not None])}
+                                                        if r["server"] == name and r["writer_cpu_s"] is not None]),
+                         "writer_vmhwm_kib_median": median([r["writer_vmhwm_kib"] for r in runs
+                                                            if r["server"] == name and r["writer_vmhwm_kib"]])}
     if a.baseline:
         ratios = []
         for rnd in range(a.rounds):
@@ -180,7 +223,18 @@ def main():
             bl = [r["ready_s"] for r in runs if r["round"] == rnd and r["server"] == "baseline"]
             ratios.append(k[0] / bl[0])
         summary["ready_ratio_kingx_over_baseline_median"] = round(median(ratios), 3)
-    result = {"keys": a.keys, "value_bytes": a.value_bytes, "cold": a.cold, "cpus": os.cpu_count(),
+        # Per round, kingx / baseline: the writer's open time, CPU and peak memory.
+        for field in ("writer_open_ms", "writer_cpu_s", "writer_vmhwm_kib"):
+            per_round = []
+            for rnd in range(a.rounds):
+                k = [r[field] for r in runs if r["round"] == rnd and r["server"] == "kingx"]
+                bl = [r[field] for r in runs if r["round"] == rnd and r["server"] == "baseline"]
+                if k and bl and k[0] and bl[0]:
+                    per_round.append(round(k[0] / bl[0], 3))
+            summary[f"{field}_ratio_kingx_over_baseline_rounds"] = per_round
+    segments = sorted((f, os.path.getsize(os.path.join(data, f))) for f in os.listdir(data) if f.endswith(".kxd"))
+    result = {"data": data, "keys": None if a.data else a.keys, "value_bytes": None if a.data else a.value_bytes,
+              "segments_at_end": segments, "cold": a.cold, "cpus": os.cpu_count(),
               "command": " ".join(sys.argv), "runs": runs, "summary": summary}
     print(json.dumps(summary, indent=2))
     if a.out:
