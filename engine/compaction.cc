@@ -130,7 +130,16 @@ class Pass {
     uint64_t reclaimable = 0;
     PickReason why = PickReason::kThreshold;
     bool contributed = false;  // has records in the current, not yet installed output
+    bool left = false;         // a large copy left when its turn came (LargeCopyLeft)
   };
+
+  // Beside a write stall (CompactionOptions::stall_floor_bytes), a catch-up
+  // pass's space-bound or target input that holds more than a quarter of
+  // the live data now is left, not copied, unless the writes still wait
+  // (the reclaimable bytes above the target) and its copy fits beside the
+  // reclaimable and staged bytes of now (LargeCopyFits) or the stall needs
+  // it (LargeCopyNeeded). The writer's lock and stats_mu, briefly.
+  bool LargeCopyLeft(Input& in);
 
   void Log(const std::string& line) const {
     if (o_.log) o_.log("compaction: " + line);
@@ -276,6 +285,7 @@ std::string Pass::DescribeInputs() const {
     line += " " + std::to_string(in.stats.id) + " (" + PickReasonName(in.why) + ": live " +
             std::to_string(in.stats.live_bytes) + " dead " + std::to_string(in.stats.dead_bytes);
     if (in.reclaimable != in.stats.dead_bytes) line += " reclaimable " + std::to_string(in.reclaimable);
+    if (in.left) line += " left: its copy does not fit";
     line += ")";
   }
   return line;
@@ -334,6 +344,16 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
     po.max_reclaimable_bytes = st_.catch_up_target.load(std::memory_order_relaxed);
     po.stop_at_target = po.max_reclaimable_bytes != UINT64_MAX;
   }
+  // Beside a write stall, a catch-up pass copies a segment holding more than
+  // a quarter of the live data for the space bound or a target only when it
+  // fits beside what the writes left, or when the stall needs it
+  // (CompactionOptions::stall_floor_bytes; checked again when its turn
+  // comes, LargeCopyLeft).
+  if (o_.stall_floor_bytes != 0 && catch_up_) {
+    po.large_copies = LargeCopies::kIfFits;
+    po.stall_floor_bytes = o_.stall_floor_bytes;
+    po.staged_bytes = o_.staged_bytes ? o_.staged_bytes() : 0;
+  }
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
   po.segment_bytes = w_.options_.segment_bytes;
@@ -368,6 +388,38 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
   // having nothing to do.
   if (view_pin)
     report_.view_pinned = static_cast<uint32_t>(PickSegments(segs, st_.skip, kept, po).size());
+}
+
+bool Pass::LargeCopyLeft(Input& in) {
+  if (o_.stall_floor_bytes == 0 || !catch_up_) return false;
+  if (in.why != PickReason::kSpaceBound && in.why != PickReason::kTarget) return false;
+  std::map<uint32_t, uint64_t> kept;
+  {
+    std::lock_guard lock(st_.stats_mu);
+    kept = st_.kept_tombstone_bytes;
+  }
+  uint64_t live = 0, reclaimable = 0, input_live = 0;
+  {
+    std::lock_guard lock(w_.mu_);
+    for (const auto& [id, seg] : w_.segments_) {
+      live += seg.live_bytes;
+      const auto k = kept.find(id);
+      const uint64_t kept_bytes = k == kept.end() ? 0 : k->second;
+      reclaimable += seg.dead_bytes > kept_bytes ? seg.dead_bytes - kept_bytes : 0;
+      if (id == in.stats.id) input_live = seg.live_bytes;
+    }
+  }
+  if (input_live <= live / kMaxActiveShare) return false;
+  // Writes wait until the reclaimable bytes are within the target: above
+  // it they still wait, and go on only once an input is deleted (this
+  // one's, after its copy). At or under it they may go on beside the copy.
+  const bool writes_wait = reclaimable > st_.catch_up_target.load(std::memory_order_relaxed);
+  const uint64_t staged = o_.staged_bytes ? o_.staged_bytes() : 0;
+  if (writes_wait && (LargeCopyFits(input_live, live, reclaimable, staged, o_.stall_floor_bytes) ||
+                      LargeCopyNeeded(live, reclaimable, o_.stall_floor_bytes)))
+    return false;
+  in.left = true;
+  return true;
 }
 
 SegmentOrigin Pass::ReadOrigin(uint32_t id) {
@@ -873,6 +925,7 @@ Status Pass::Run() {
   Status s;
   for (Input& in : inputs_) {
     KINGX_KILL_POINT("compact.before_input");
+    if (LargeCopyLeft(in)) continue;
     bool complete = false;
     s = CompactInput(in, &complete);
     if (!s.ok()) break;

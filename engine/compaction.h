@@ -15,7 +15,10 @@
 //     space is below CompactionOptions::low_space_bytes, any segment with
 //     dead bytes, the most profitable (most bytes freed per byte copied) first;
 //     and, while the sealed segments' dead fraction as a whole passes
-//     CompactionOptions::max_dead_fraction, the most profitable others too.
+//     CompactionOptions::max_dead_fraction, the most profitable others too
+//     (in a catch-up pass beside a write stall, one holding more than a
+//     quarter of the live data only when its copy fits or the stall needs
+//     it: CompactionOptions::stall_floor_bytes).
 //     Then small sealed segments, so that the number of files follows the
 //     bytes stored (compaction_policy.h, PickSegments). Never a pinned
 //     segment (an online backup's cut; every segment while the key view's
@@ -137,6 +140,19 @@ struct CompactionOptions {
   // --all, tests), and the active one too once it has dead records: rewrites
   // the whole database.
   bool pick_all = false;
+  // The writer process's write stall (src/writer/write_stall.h): its floor
+  // (WriteStallBoundsFor) and the bytes of large uploads being staged. With
+  // a floor, a catch-up pass copies a segment holding more than a quarter of
+  // the live data for the space bound or its target only while the writes
+  // wait (the reclaimable bytes above the pass's target) and its copy fits
+  // beside what stays reclaimable and staged (compaction_policy.h,
+  // LargeCopyFits), or more than the stall's end bound would stay
+  // reclaimable without it (LargeCopyNeeded), checked at the pick and again
+  // when its turn comes. 0: no write stall (kingx-tool, most tests): copied
+  // like any other segment; so are an ordinary pass's.
+  // staged_bytes may be empty (none); called from the pass's thread.
+  uint64_t stall_floor_bytes = 0;
+  std::function<uint64_t()> staged_bytes;
   // Free bytes of the file system holding dir; empty = Env::Space(dir) (the
   // file seam, where FaultInjectionEnv can pin it too).
   std::function<Result<uint64_t>(const std::string& dir)> free_bytes;

@@ -25,6 +25,19 @@ bool WorthTargetCopy(const PickedSegment& p, uint64_t live_bytes) {
   return TargetCopyWorthIt(p.stats.bytes, p.stats.live_bytes, p.reclaimable, live_bytes);
 }
 
+// PickOptions::large_copies for a candidate of the space bound or the
+// target, with `reclaimable` bytes left in every segment before it.
+bool LargeCopyAllowed(const PickedSegment& p, uint64_t live_bytes, uint64_t reclaimable, const PickOptions& o) {
+  if (p.stats.live_bytes <= live_bytes / kMaxActiveShare) return true;
+  switch (o.large_copies) {
+    case LargeCopies::kAny: return true;
+    case LargeCopies::kIfFits:
+      return LargeCopyFits(p.stats.live_bytes, live_bytes, reclaimable, o.staged_bytes, o.stall_floor_bytes) ||
+             LargeCopyNeeded(live_bytes, reclaimable, o.stall_floor_bytes);
+  }
+  return true;
+}
+
 // Appends the small sealed segments to merge (PickSegments' contract), after
 // the other picks: they are the least profitable, and their copies go into
 // the outputs that the other picks' live records started.
@@ -117,7 +130,15 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
                                        [id = id](const PickedSegment& q) { return q.stats.id == id; });
       if (p.reclaimable > 0 && !already) rest.push_back(p);
     }
-    for (const PickedSegment& p : picked) reclaimable -= std::min(reclaimable, p.reclaimable);
+    // What stays reclaimable in every segment (the active one's dead bytes
+    // too) as the picks go: what stands beside a large copy.
+    uint64_t all_reclaimable = reclaimable;
+    for (const auto& [id, s] : segments)
+      if (s.active || skip.count(id) != 0) all_reclaimable += Reclaimable(id, s, kept_tombstone_bytes);
+    for (const PickedSegment& p : picked) {
+      reclaimable -= std::min(reclaimable, p.reclaimable);
+      all_reclaimable -= std::min(all_reclaimable, p.reclaimable);
+    }
     std::stable_sort(rest.begin(), rest.end(), ByProfit);
     for (PickedSegment& p : rest) {
       const bool fraction_met =
@@ -125,9 +146,11 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
       if ((fraction_met || o.stop_at_target) && reclaimable <= o.max_reclaimable_bytes) break;
       // Below the fraction only for the target: only a copy worth its bytes.
       if (fraction_met && !WorthTargetCopy(p, all_live)) continue;
+      if (!LargeCopyAllowed(p, all_live, all_reclaimable, o)) continue;
       p.why = fraction_met ? PickReason::kTarget : PickReason::kSpaceBound;
       picked.push_back(p);
       reclaimable -= p.reclaimable;
+      all_reclaimable -= std::min(all_reclaimable, p.reclaimable);
     }
   }
   // Most profitable first (empty segments first).
@@ -141,6 +164,19 @@ bool TargetCopyWorthIt(uint64_t file_bytes, uint64_t segment_live_bytes, uint64_
   const bool frees_a_share =
       static_cast<double>(reclaimable) >= kCatchUpDeadFraction * static_cast<double>(file_bytes);
   return frees_a_share && segment_live_bytes <= live_bytes / kMaxActiveShare;
+}
+
+bool LargeCopyFits(uint64_t segment_live_bytes, uint64_t live_bytes, uint64_t reclaimable, uint64_t staged_bytes,
+                   uint64_t floor_bytes) {
+  const uint64_t share = live_bytes / kMaxActiveShare;
+  if (segment_live_bytes <= share) return true;
+  const uint64_t room = WriteStallBoundsFor(live_bytes, floor_bytes).begin_bytes + share;
+  return reclaimable <= room && staged_bytes <= room - reclaimable &&
+         segment_live_bytes <= room - reclaimable - staged_bytes;
+}
+
+bool LargeCopyNeeded(uint64_t live_bytes, uint64_t reclaimable, uint64_t floor_bytes) {
+  return reclaimable > WriteStallBoundsFor(live_bytes, floor_bytes).end_bytes;
 }
 
 bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickOptions& o) {

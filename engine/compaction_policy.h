@@ -23,6 +23,15 @@ namespace kingx::engine {
 // fuller ones (PickOptions::max_small_segments).
 inline constexpr uint32_t kMaxSmallSegments = 16;
 
+// PickOptions::large_copies.
+enum class LargeCopies : uint8_t {
+  kAny,     // like any other segment (kingx-tool, an ordinary pass)
+  kIfFits,  // a catch-up pass (writes held): only when the copy fits beside
+            // what stays reclaimable and staged (LargeCopyFits), or when more
+            // than the stall's end bound would stay reclaimable without it
+            // (LargeCopyNeeded)
+};
+
 struct PickOptions {
   // Options::compaction_dead_ratio: a sealed segment whose reclaimable
   // fraction reaches it is picked.
@@ -40,6 +49,15 @@ struct PickOptions {
   // fraction is how far it may go for the writes waiting, not a goal of its
   // own; copying further only puts more bytes on disk while they wait).
   bool stop_at_target = false;
+  // How the space bound and the target treat a segment holding more than
+  // 1 / kMaxActiveShare of the live data (a large copy: it stands beside its
+  // input until the input is deleted, on top of the dead bytes the write
+  // stall lets stand).
+  LargeCopies large_copies = LargeCopies::kAny;
+  // Bytes of large uploads being staged (with LargeCopies::kIfFits).
+  uint64_t staged_bytes = 0;
+  // The write stall's floor (WriteStallBoundsFor; with LargeCopies::kIfFits).
+  uint64_t stall_floor_bytes = 0;
   // CompactionOptions::pick_all: every sealed segment.
   bool pick_all = false;
   // Free space is under the low mark: any segment with reclaimable bytes.
@@ -84,7 +102,11 @@ struct PickedSegment {
 // reclaimable, the
 // most profitable of the others whose copy is worth it for that target
 // (TargetCopyWorthIt: a segment that frees little of what it copies is left
-// even if the target is then not met).
+// even if the target is then not met). Neither of those two takes a segment
+// holding more than 1 / kMaxActiveShare of the live data (all segments'
+// live bytes) unless large_copies allows it: kAny always, kIfFits when
+// LargeCopyFits or LargeCopyNeeded with the reclaimable bytes of every
+// segment (the active one's too) less those of the segments picked before it.
 // Then small sealed segments are merged, so that the number of segment files
 // follows the bytes stored, not the number of writes (a value staged whole
 // gets a segment of its own, and a pass's early outputs are small): a sealed
@@ -190,6 +212,29 @@ inline constexpr uint64_t kCatchUpSealMinBytes = 64 << 10;
 // segment be (RotateActiveForShare). A segment failing either is left to the
 // threshold (where it frees at least what it copies) or the space bound.
 bool TargetCopyWorthIt(uint64_t file_bytes, uint64_t segment_live_bytes, uint64_t reclaimable, uint64_t live_bytes);
+
+// Whether a copy of a segment holding segment_live_bytes fits beside the
+// data directory's other bytes while writes wait (a catch-up pass): it holds
+// at most 1 / kMaxActiveShare of the database's live_bytes (the copy the
+// write stall's arithmetic counts on top of its begin bound), or the
+// reclaimable bytes (its own dead bytes among them), the staged bytes and
+// the copy are within WriteStallBoundsFor(live_bytes, floor_bytes)'s begin
+// bound plus that quarter: the directory then stays within what a copy of a
+// quarter beside a backlog at the begin bound would take (for a database of
+// at least twice the floor, 1.75 x its live data, K and O aside; see
+// src/writer/write_stall.h).
+bool LargeCopyFits(uint64_t segment_live_bytes, uint64_t live_bytes, uint64_t reclaimable, uint64_t staged_bytes,
+                   uint64_t floor_bytes);
+
+// Whether a catch-up pass makes a large copy that does not fit all the same:
+// the reclaimable bytes (before it) are above WriteStallBoundsFor(live_bytes,
+// floor_bytes)'s end bound. A stall whose passes make no progress there ends
+// and no longer holds writes until a pass makes progress, so the dead bytes
+// would grow without bound beside the segment instead of its copy standing
+// beside it once. At or under the end bound (a stall for the room of a held
+// batch that kills a large share of the live data) it is left: that stall
+// ends by letting go the part of its batch that fits, and goes on holding.
+bool LargeCopyNeeded(uint64_t live_bytes, uint64_t reclaimable, uint64_t floor_bytes);
 
 // WriteStallBoundsFor (declared in compaction.h, a public header, for the
 // writer process) is implemented with these policies.

@@ -85,6 +85,10 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
     engine::CompactionOptions options;
     options.log = [](const std::string& line) { KINGX_LOG_INFO("%s", line.c_str()); };
     options.log_debug = [](const std::string& line) { KINGX_LOG_DEBUG("%s", line.c_str()); };
+    // Copies of segments holding more than a quarter of the live data wait
+    // for the write stall's catch-up passes, and for room beside them.
+    options.stall_floor_bytes = kWriteStallFloorBytes;
+    options.staged_bytes = [&shm] { return shm.writer_metrics().staged_bytes.load(std::memory_order_relaxed); };
     state->max_dead_fraction = options.max_dead_fraction;
     state->compactor = std::make_unique<engine::Compactor>(writer, options);
     state->thread = std::make_unique<engine::CompactionThread>(*state->compactor, kCompactionIntervalMs);

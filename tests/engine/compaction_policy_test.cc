@@ -219,6 +219,64 @@ TEST_CASE("a segment is worth copying for the target when a tenth of it is recla
   CHECK_FALSE(TargetCopyWorthIt(2101934 + 445 + 64, 2101934, 445, 16 * kMiB));
 }
 
+TEST_CASE("beside a write stall a catch-up pass's space bound takes a segment holding more than a quarter of the "
+          "live data only when its copy fits beside what stays reclaimable and staged",
+          "[engine][compaction_policy]") {
+  // 6 MiB live (a quarter: 1.5 MiB), 1.3 MiB reclaimable of 7.3 sealed: above
+  // a catch-up pass's tenth, so its space bound picks, 1 first (most
+  // profitable). 1 holds 2.5 MiB live: its copy beside the 1.3 MiB
+  // reclaimable and the staged bytes is within the begin bound (3 MiB) plus
+  // the quarter (4.5 MiB) while about 0.7 MiB at most are staged.
+  const auto segs = Segs({Seg(1, 5 * kMiB / 2, kMiB), Seg(2, kMiB, 3 * kMiB / 10), Seg(3, 5 * kMiB / 2, 0),
+                          Seg(4, 0, 0, true)});
+  PickOptions o = ThresholdOnly(0.5);
+  o.max_dead_fraction = 0.1;
+  o.max_reclaimable_bytes = 0;
+  o.stop_at_target = true;
+  // Without a write stall (kingx-tool): as any other.
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 2});
+  o.large_copies = LargeCopies::kIfFits;
+  o.stall_floor_bytes = kMiB;
+  const uint64_t fits_staged = (3 * kMiB + 3 * kMiB / 2) - (kMiB + 3 * kMiB / 10) - 5 * kMiB / 2;
+  o.staged_bytes = fits_staged;
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 2});
+  o.staged_bytes = fits_staged + 1;  // 1's copy would pass the room: 2 alone (under a quarter)
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{2});
+  // The active segment's dead bytes stand beside the copy too.
+  auto with_active_dead = segs;
+  with_active_dead[4] = Seg(4, 0, 1, true);
+  o.staged_bytes = fits_staged;
+  CHECK(Ids(PickSegments(with_active_dead, {}, {}, o)) == std::vector<uint32_t>{2});
+  // Above the stall's end bound (1.5 MiB) it is copied all the same: a stall
+  // whose pass made no progress there would end and let writes go unheld.
+  with_active_dead[4] = Seg(4, 0, 3 * kMiB / 2 - (kMiB + 3 * kMiB / 10) + 1, true);  // 1.5 MiB + 1 B reclaimable
+  o.staged_bytes = fits_staged + 1;
+  CHECK(Ids(PickSegments(with_active_dead, {}, {}, o)) == std::vector<uint32_t>{1, 2});
+}
+
+TEST_CASE("a large copy is needed while more than the stall's end bound is reclaimable",
+          "[engine][compaction_policy]") {
+  // the database's live bytes, reclaimable, the stall's floor
+  CHECK_FALSE(LargeCopyNeeded(4000, 1000, 1));
+  CHECK(LargeCopyNeeded(4000, 1001, 1));
+  CHECK_FALSE(LargeCopyNeeded(4000, 1 << 19, 1 << 20));  // the floor's end bound: half a MiB
+  CHECK(LargeCopyNeeded(4000, (1 << 19) + 1, 1 << 20));
+}
+
+TEST_CASE("a large copy fits while the reclaimable and staged bytes and the copy are within the stall's begin bound "
+          "plus a quarter of the live data",
+          "[engine][compaction_policy]") {
+  // segment's live bytes, the database's live bytes, reclaimable, staged, the stall's floor
+  CHECK(LargeCopyFits(1000, 4000, 3000, 3000, 1));  // a quarter fits whatever stands beside it
+  CHECK(LargeCopyFits(1001, 4000, 1999, 0, 1));     // 1999 + 1001 = 3000 = 2000 + 1000
+  CHECK_FALSE(LargeCopyFits(1001, 4000, 1999, 1, 1));
+  CHECK_FALSE(LargeCopyFits(1001, 4000, 2000, 0, 1));
+  CHECK_FALSE(LargeCopyFits(2500, 4000, 3100, 0, 1));  // more reclaimable than the room
+  // A database under twice the floor: the floor's begin bound.
+  CHECK(LargeCopyFits(3000, 4000, (1 << 20) - 2000, 0, 1 << 20));
+  CHECK_FALSE(LargeCopyFits(3001, 4000, (1 << 20) - 2000, 0, 1 << 20));
+}
+
 TEST_CASE("a segment's guard is its seq floor, raised for this process's outputs", "[engine][compaction_policy]") {
   SegmentOrigin o;
   o.readable = true;

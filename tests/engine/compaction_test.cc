@@ -867,6 +867,119 @@ TEST_CASE("a catch-up pass copies nothing once the reclaimable bytes are within 
   CheckModel(db, model, keys);
 }
 
+namespace {
+
+// Three segments of RecordGrid records (the third active), six of the
+// second's deleted: it holds more than a quarter of the live data, under a
+// third of it dead (under the dead ratio), and the sealed bytes are more
+// than a tenth reclaimable, so a catch-up pass's space bound picks it alone.
+struct LargeSegmentGrid {
+  LargeSegmentGrid() {
+    per_segment = g.per_segment;
+    for (int i = 0; i < 6; ++i) {
+      const std::string k = RecordGrid::Key(per_segment + i);
+      REQUIRE(g.db.Delete(k).status.ok());
+      g.model.erase(k);
+    }
+    uint64_t sealed_bytes = 0, sealed_dead = 0;
+    for (const SegmentStats& seg : g.db.writer().Stats().per_segment) {
+      INFO("segment " << seg.id << ": " << seg.live_bytes << " live, " << seg.dead_bytes << " dead");
+      live += seg.live_bytes;
+      reclaimable += seg.dead_bytes;
+      if (seg.active) continue;
+      sealed_bytes += seg.bytes;
+      sealed_dead += seg.dead_bytes;
+      if (seg.dead_bytes > 0) {
+        REQUIRE(large == 0);
+        large = seg.id;
+        large_live = seg.live_bytes;
+        REQUIRE(seg.dead_bytes * 2 < seg.bytes);  // under the dead ratio
+      }
+    }
+    REQUIRE(large != 0);
+    REQUIRE(sealed_dead * 10 > sealed_bytes);   // a catch-up pass's space bound picks
+    REQUIRE(large_live > live / kMaxActiveShare);  // more than a quarter of the live data
+    REQUIRE_FALSE(LargeCopyNeeded(live, reclaimable, 1));  // within the stall's end bound: the fit decides
+  }
+  // Staged bytes with which its copy just fits beside the reclaimable bytes
+  // (a stall floor of 1 byte: the begin bound is half the live data).
+  uint64_t FittingStaged() const {
+    const uint64_t room = WriteStallBoundsFor(live, 1).begin_bytes + live / kMaxActiveShare;
+    REQUIRE(room > reclaimable + large_live);
+    return room - reclaimable - large_live;
+  }
+  uint32_t Remaining(uint32_t id) {
+    for (const SegmentStats& seg : g.db.writer().Stats().per_segment)
+      if (seg.id == id) return 1;
+    return 0;
+  }
+
+  RecordGrid g{3};
+  int per_segment = 0;
+  uint64_t live = 0, reclaimable = 0;
+  uint32_t large = 0;  // the second segment
+  uint64_t large_live = 0;
+};
+
+}  // namespace
+
+TEST_CASE("beside a write stall a catch-up pass copies a segment holding more than a quarter of the live data only "
+          "while its copy fits beside the reclaimable and staged bytes, checked when picked and when its turn comes",
+          "[engine][compaction][catch_up]") {
+  // Its copy stands beside it until it is deleted: on top of the dead bytes
+  // and staged uploads the write stall lets stand, a copy of more than a
+  // quarter of the live data takes the directory past the stall's arithmetic
+  // (and past twice the live data). It is made only while it fits.
+  LargeSegmentGrid l;
+  const uint64_t fits = l.FittingStaged();
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  co.stall_floor_bytes = 1;
+  std::vector<uint64_t> staged;  // what staged_bytes answers, call by call (then the last)
+  size_t calls = 0;
+  co.staged_bytes = [&] { return staged[std::min(calls++, staged.size() - 1)]; };
+  PassReport report;
+  SECTION("too much staged beside it when the pass picks: not picked") {
+    staged = {fits + 1};
+    Compactor c(l.g.db.writer(), co);
+    c.SetCatchUpTarget(0);
+    REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+    CHECK(report.inputs == 0);
+    CHECK(c.stats().bytes_written == 0);
+    CHECK(l.Remaining(l.large) == 1);
+  }
+  SECTION("too much staged beside it when its turn comes: picked, left, nothing written") {
+    staged = {fits, fits + 1};
+    Compactor c(l.g.db.writer(), co);
+    c.SetCatchUpTarget(0);
+    REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+    CHECK(report.inputs == 1);
+    CHECK(report.deleted == 0);
+    CHECK(c.stats().bytes_written == 0);
+    CHECK(l.Remaining(l.large) == 1);
+  }
+  SECTION("once it fits it is copied and deleted") {
+    staged = {fits};
+    Compactor c(l.g.db.writer(), co);
+    c.SetCatchUpTarget(0);
+    REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+    CHECK(report.inputs == 1);
+    CHECK(report.deleted == 1);
+    CHECK(l.Remaining(l.large) == 0);
+  }
+  SECTION("without a write stall (kingx-tool) it is copied as any other") {
+    co.stall_floor_bytes = 0;
+    staged = {l.live};
+    Compactor c(l.g.db.writer(), co);
+    c.SetCatchUpTarget(0);
+    REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+    CHECK(report.deleted == 1);
+  }
+  CheckModel(l.g.db, l.g.model, l.g.keys);
+  REQUIRE(l.g.db.Open().ok());
+  CheckModel(l.g.db, l.g.model, l.g.keys);
+}
+
 TEST_CASE("the active segment is sealed once it holds more than a quarter of the live data, so a catch-up "
           "pass never copies most of the data beside its input, however large segments are",
           "[engine][compaction][catch_up]") {
