@@ -44,8 +44,12 @@
 // stall's catch-up passes reclaim down to its target and no further
 // (CompactionThread::TriggerCatchUp; engine::PickOptions::stop_at_target):
 // while more than a tenth of the sealed segments' bytes is reclaimable, the
-// most profitable segments, any; below that tenth only segments worth
-// copying for it (a tenth reclaimable, at most a quarter of the live data:
+// most profitable segments, any whose copy fits (one holding more than a
+// quarter of the live data, while the reclaimable bytes are within the end
+// bound, only while the writes wait and its copy fits beside the
+// reclaimable and staged bytes: engine::LargeCopyFits, the arithmetic
+// below); below that tenth only segments worth copying for it
+// (a tenth reclaimable, at most a quarter of the live data:
 // engine::TargetCopyWorthIt). When those run
 // out before the target is met, the next catch-up pass picks nothing: it
 // makes no progress, is not fruitless (no back-off), and the stall ends as
@@ -66,54 +70,79 @@
 //
 // The arithmetic of the bound (L live, R reclaimable, K tombstones that must
 // stay, S staged uploads, C a compaction output being written, O hints, the
-// key view's runs, the MANIFEST and the active segment's room):
+// key view's runs, the MANIFEST and the active segment's room; B(L) the
+// begin bound, L/2 for L >= 2 x the floor):
 //     directory = L + R + K + S + C + O.
-// After each admitted batch R + S <= L/2 (for L >= 2 x the floor); while
-// writes wait R only shrinks. A catch-up pass copies one input at a time
-// (its output is finished once the inputs it completed free more than it
-// holds), so C <= one segment's live bytes + 64 KiB <= L/4 + 64 KiB (the
-// active segment is sealed past a quarter of the live data,
-// engine::RotateActiveForShare; a segment copied only for the stall's target
-// holds at most L/4 whatever its history, engine::TargetCopyWorthIt). Hence
-//     directory <= L + L/2 + L/4 + 64 KiB + K + O = 1.75 L + 64 KiB + K + O,
-// within 2 L while K + O + 64 KiB <= L/4. Staged bytes count in the L/2:
-// the large-upload path bounds them by a share of the live data (L/8; but
-// one upload of any size alone, and one chunked upload past the share).
+// After each admitted batch R + S <= B(L); while writes wait R only shrinks.
+// A catch-up pass copies one input at a time (its output is finished once
+// the inputs it completed free more than it holds), so C <= the live bytes
+// X of one input + 64 KiB. Beside this stall the compactor knows its floor
+// (engine::CompactionOptions::stall_floor_bytes), and a catch-up copy is
+// one of:
+//  - X <= L/4 (L of when the copy begins; the active segment is sealed past
+//    a quarter of the live data, engine::RotateActiveForShare):
+//    C <= L/4 + 64 KiB;
+//  - X > L/4, for the space bound or a stall's target (a segment holding
+//    one or two large records), with R at or under the end bound B(L)/2 (a
+//    stall for the room of a held batch that kills a large share of the
+//    live data): made only while the writes wait (R above the pass's
+//    target: they go on only once an input is deleted, this one's after
+//    its copy) and R + S + X <= B(L) + L/4, checked when it is picked and
+//    again when its turn comes (engine::LargeCopyFits); else it is left,
+//    its dead bytes stay in R, and the stall ends on its no-progress path
+//    under the end bound, letting go the part of the batch that fits and
+//    holding on;
+//  - X > L/4, for the threshold (at least half its file reclaimable):
+//    X <= its dead bytes <= R;
+//  - X > L/4, for the space bound or a target, with R above the end bound
+//    (engine::LargeCopyNeeded): made whatever it adds. Left, the pass would
+//    make no progress and the stall would end there and hold nothing until
+//    a pass makes progress: the dead bytes would grow beside the segment
+//    without bound, where its copy stands beside it once. (Tried: leaving
+//    it let the burst soak's dead bytes alone pass the live data.)
+// Hence, in the first two cases,
+//     directory <= L + B(L) + L/4 + 64 KiB + K + O = 1.75 L + 64 KiB + K + O,
+// within 2 L while K + O + 64 KiB <= L/4; in the third R + S + X <= B(L) +
+// min(X, R) <= L, so directory <= 2 L + 64 KiB + K + O (over 2 L only by
+// those, and only when that one segment's dead bytes are about all of R
+// and half the live data); the fourth is not bounded by construction:
+// L + B(L) + X + 64 KiB + K + O. Staged bytes count in B(L): the large-upload
+// path bounds them by a share of the live data (L/8; but one upload of any
+// size alone, and one chunked upload past the share).
 // K is what compaction had to keep; a dead-only pass beside a running pass
 // drops what it deletes of it at once. Since every batch that would pass
 // the bound is held or split, one op that alone kills a record X goes once
-// compaction got as low as it can (R_min: what pins and damage keep, and
-// the dead bytes of segments not worth copying for the target: under a
-// tenth of each such segment, or under half of one holding more than a
-// quarter of the live data, of which there are at most three; the active
-// segment's under a tenth, or under 64 KiB); after it R + S <= R_min + X +
-// S. An ordinary record is at most a 1 MiB value and its header (a larger
-// value has a segment of its own, which the write deletes as it publishes
-// it), so for L >= 2 MiB (twice the floor) X <= L/2 + its header, and the
-// directory <= 1.75 L + X's header + R_min + S + 64 KiB + K + O: the
-// arithmetic above, with R_min and S on top only for that
-// op. Where this is not by construction: a stall cut short by its time
-// bound lets its batch go whole and unforecast (holding any part of it
-// longer would risk its writes' storage timeout; forecasting what cannot
-// be held changes nothing on disk); after a stall that ended because
+// compaction got as low as it can (R_min: what pins and damage keep, the
+// dead bytes of segments not worth copying for the target: under a tenth
+// of each such segment, or under half of one holding more than a quarter
+// of the live data, of which there are at most three, and those of a
+// large copy that does not fit, under the end bound; the active segment's
+// under a tenth, or
+// under 64 KiB); after it R + S <= R_min + X + S. An ordinary record is at
+// most a 1 MiB value and its header (a larger value has a segment of its
+// own, which the write deletes as it publishes it), so for L >= 2 MiB
+// (twice the floor) X <= L/2 + its header, and the directory <= 1.75 L +
+// X's header + R_min + S + 64 KiB + K + O: the arithmetic above, with R_min
+// and S on top only for that op. Where this is not by construction: a stall
+// cut short by its time bound lets its batch go whole and unforecast
+// (holding any part of it longer would risk its writes' storage timeout;
+// forecasting what cannot be held changes nothing on disk), also beside a
+// large copy; the fourth case above; after a stall that ended because
 // compaction made no progress above the end bound (pins, tombstones that
-// must stay) no batch is held or split until a pass makes progress
-// (nothing can make room); with nothing reclaimable at all no batch is
-// forecast, so one that alone kills more than half the live data then goes
-// whole; an ordinary (not catch-up) pass, whose output may collect several
-// inputs' live data; a segment's share measured against the live data of
-// when it was sealed (deletes since may have shrunk L); a database under
-// twice the floor; an upload staged alone beyond the share (counted as
-// staged until its write is published); the record a large upload replaces
-// as it ends (not forecast); a catch-up input holding more than a quarter of
-// the live data (a compaction output that copied a large value beside a few
-// small records) taken by the threshold, whose copy is then at most the dead
-// bytes it frees, or by the space bound while more than a tenth of the
-// sealed bytes and more than the stall's target are reclaimable (so R > the
-// target, at most L/2, beside it; never once R is within the target, and
-// never below the tenth): its copy, up to that segment's live bytes, stands
-// beside it until it is deleted, so the directory can then reach
-// L + L/2 + that copy + 64 KiB + K + O.
+// must stay) no batch is held or split until a pass makes
+// progress (nothing can make room); with nothing reclaimable at all no
+// batch is forecast, so one that alone kills more than half the live data
+// then goes whole; an ordinary (not catch-up) pass, whose output may
+// collect several inputs' live data; a segment's share measured against
+// the live data of when it was sealed (deletes since may have shrunk L); a
+// database under twice the floor (B(L) is then the floor); an upload staged
+// alone beyond the share (counted as staged until its write is published);
+// the record a large upload replaces as it ends (not forecast); and beside
+// a large copy of the second case, what its check could not see: uploads
+// staged after it (within the staging share), the dead bytes of batches
+// in flight when it began (admitted before the stall, published during the
+// copy), and a stall released during the copy by a deletion beside it (a
+// write that emptied a segment, its dead-only pass).
 //
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
