@@ -41,7 +41,7 @@ def parse_args(argv):
                    "exists). Known: " + ", ".join(s.name for s in servers.ALL))
     p.add_argument("--scenarios", help="comma list (default: all, plus 'idle'). Known: "
                    + ", ".join(s.name for s in scenarios.ALL) + ", " + ", ".join(SPECIAL))
-    p.add_argument("--conns", help="comma list of connection counts (default 10,100,1000,10000)")
+    p.add_argument("--conns", help="comma list of connection counts (default 10,100,1000,10000; quick 100)")
     p.add_argument("--fair-conns", help="connection counts of the fairness runs "
                    "(default 100,1000,10000; quick 50)")
     p.add_argument("--open-conns", help="connection counts of the open-loop runs "
@@ -67,6 +67,8 @@ def parse_args(argv):
     p.add_argument("--keys", type=int, help="100-byte keys to preload (default 1000000; quick 1000)")
     p.add_argument("--idle-conns", type=int, help="idle connections in the memory test "
                    "(default 10000; quick 200)")
+    p.add_argument("--idle-hold", type=float, help="seconds the idle connections are held before "
+                   "memory is read, in each of the memory test's two passes (default 3; quick 1)")
     p.add_argument("--idle-wait", type=float, help="max seconds to wait for an idle machine "
                    "before each run (default 20; quick 1)")
     p.add_argument("--kingx", default=os.environ.get("KINGX_BIN",
@@ -92,9 +94,10 @@ def parse_args(argv):
     a.warmup = pick(a.warmup, 1, 0)
     a.keys = pick(a.keys, 1000000, 1000)
     a.idle_conns = pick(a.idle_conns, 10000, 200)
+    a.idle_hold = pick(a.idle_hold, 3.0, 1.0)
     a.idle_wait = pick(a.idle_wait, 20.0, 1.0)
     a.name = pick(a.name, "full", "quick")
-    a.conns = [int(x) for x in pick(a.conns, "10,100,1000,10000", "10,100").split(",")]
+    a.conns = [int(x) for x in pick(a.conns, "10,100,1000,10000", "100").split(",")]
     a.seed = pick(a.seed, int(time.time()), int(time.time()))
     a.fair_warmup = pick(a.fair_warmup, 2.0, 0.5)
     a.connect_timeout = pick(a.connect_timeout, 10.0, 5.0)
@@ -264,8 +267,9 @@ def main(argv):
                 if inst is None:
                     continue
                 log(f"idle connections: {spec.name} x {args.idle_conns}")
-                m = idle.measure(inst, servers.fixed_path(spec), args.idle_conns)
+                m = idle.measure(inst, servers.fixed_path(spec), args.idle_conns, idle_s=args.idle_hold)
                 m["server"] = spec.name
+                m["idle_seconds"] = args.idle_hold
                 idle_results.append(m)
         fair_specs = [s for s in specs if s.name in QUICK_FAIR_SERVERS] if args.quick else specs
         if "fair" in phases:
