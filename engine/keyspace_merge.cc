@@ -183,8 +183,17 @@ Result<Keyspace::RunInfo> Keyspace::WriteMerged(const std::vector<std::shared_pt
   }
   auto greater = [&](size_t a, size_t b) { return its[a].entry().key > its[b].entry().key; };
   std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heap(greater);
-  for (size_t i = 0; i < its.size(); ++i)
-    if (its[i].Valid()) heap.push(i);
+  // Resolving a key probes its index slot, a random place in a large table:
+  // each iterator's next key has its slot fetched as soon as it is read, so
+  // that miss overlaps the groups merged before that key comes up.
+  auto prefetch = [&](size_t i) {
+    if (resolve) w_.index_.PrefetchKey(its[i].entry().key);
+  };
+  for (size_t i = 0; i < its.size(); ++i) {
+    if (!its[i].Valid()) continue;
+    prefetch(i);
+    heap.push(i);
+  }
 
   std::vector<KeyEntry> group, out;
   std::deque<std::string> store;
@@ -216,7 +225,9 @@ Result<Keyspace::RunInfo> Keyspace::WriteMerged(const std::vector<std::shared_pt
     for (size_t i : advanced) {
       its[i].Next();
       if (!its[i].status().ok()) return fail(its[i].status());
-      if (its[i].Valid()) heap.push(i);
+      if (!its[i].Valid()) continue;
+      prefetch(i);
+      heap.push(i);
     }
     read += group.size();
     if (resolve && read % kTailCheckEvery < group.size()) {
