@@ -187,28 +187,20 @@ class WriterLoop {
         compact_seen = requested;
       }
       if (overflowing) PostOverflow();
-      // A batch whose fdatasync this loop ran is published and answered
-      // first, before the next batch is taken, decided and written: its
-      // clients' answers do not wait for that work, and the next fdatasync
-      // starts no later (it runs below, after both, on this thread).
-      if (synced_here) {
-        ReapFinished(false);
-        WakeSlots();
-      }
       // One group commit at a time: the next batch is taken once no
       // fdatasync runs (the previous one returned), so everything that
       // arrived during that sync goes out as one batch, one write and one
       // fdatasync. (Batches written while it ran would wait for the same next
       // sync, each at the cost of its own write, wake-ups and answers.)
-      // A batch is published and answered (ReapFinished) never before the
-      // fdatasync that covers it returned. After a failed fdatasync nothing
-      // more is taken (the engine is read-only once its batch is reaped, or
-      // SyncIdle reports the failure): the writer exits below and the queued
-      // entries go to the next one.
+      // It is written, and its fdatasync started, before the synced batch is
+      // answered: the disk does not wait for those answers. The synced batch
+      // is published and answered right after (ReapFinished), never before
+      // the fdatasync that covers it returned; the new one only after its own.
+      // (After a failed fdatasync nothing more is taken: the writer exits
+      // below and the queued entries go to the next one.)
       // A hold that waits answers the synced batch before it waits
       // (answer_synced_), not after: only the held writes wait.
-      if (have && !(synced_here && writer_.read_only()) &&
-          (submitted_.empty() || (writer_.SyncIdle() && !writer_.read_only())) &&
+      if (have && (submitted_.empty() || (writer_.SyncIdle() && !writer_.read_only())) &&
           !(hooks_.hold_batch && hooks_.hold_batch(writer_, answer_synced_))) {
         ProcessBatch();
       }
@@ -220,8 +212,8 @@ class WriterLoop {
       // thread before it and of this loop after it. What arrives meanwhile
       // stays queued, as it does during the sync thread's (and completions
       // that wait for room in a full ring wait one fdatasync more). The
-      // synced batch is answered at the start of the next iteration, before
-      // the next batch is taken.
+      // synced batch is answered by the next iteration, after the next batch
+      // is written, as when the sync thread ran it.
       if (!submitted_.empty() && writer_.SyncSubmitted()) synced_here_ = true;
       // Between two batches: every write answered so far is in a cut taken now.
       backups_.Serve(NowMs(), [this](uint32_t slot, const Completion& c) { Post(slot, c); });

@@ -386,7 +386,7 @@ TEST_CASE("writes a dead writer took are answered outcome-unknown, not applied a
 
 namespace kingx {
 
-TEST_CASE("the synced batch is answered before the next one is written, each answered after its own sync",
+TEST_CASE("the next batch is written before the synced one is answered, each answered after its own sync",
           "[src][writer][pipeline]") {
   engine::test::FaultInjectionEnv env;
   WriterFixture f(/*start=*/true, env);
@@ -402,12 +402,13 @@ TEST_CASE("the synced batch is answered before the next one is written, each ans
   writes.Arm();
   syncs.Release();                               // A's fdatasync returns
   REQUIRE(writes.WaitEntered());                 // B's write is held
-  auto first = f.Collect(1, 1);                  // A is answered already, not after B's write
+  CHECK(Posted(f, 1).empty());                   // and A is not answered before it
+  writes.Release();
+  REQUIRE(syncs.WaitEntered(2));                 // B's fdatasync is held
+  auto first = f.Collect(1, 1);                  // A is answered meanwhile
   REQUIRE(first.size() == 1);
   CHECK(first[1].code == engine::Code::kOk);
   CHECK(reader.Get("a").value().data == "first batch");
-  writes.Release();
-  REQUIRE(syncs.WaitEntered(2));                 // B's fdatasync is held
   CHECK(Posted(f, 1).empty());                   // B is neither answered
   CHECK(reader.Get("b").status().Is(engine::Code::kNotFound));  // nor visible
   syncs.Release();
