@@ -64,8 +64,8 @@ def drop_caches():
         f.write("3\n")
 
 
-def writer_pid(master_pid):
-    """The pid of the master's kingx-writer child, or None."""
+def writer_stat(master_pid):
+    """(pid, stat fields after the command name) of the master's kingx-writer child, or None."""
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -77,8 +77,14 @@ def writer_pid(master_pid):
         comm = data[data.index("(") + 1:data.rindex(")")]
         fields = data[data.rindex(")") + 2:].split()
         if comm == "kingx-writer" and int(fields[1]) == master_pid:
-            return int(d)
+            return int(d), fields
     return None
+
+
+def writer_pid(master_pid):
+    """The pid of the master's kingx-writer child, or None."""
+    found = writer_stat(master_pid)
+    return found[0] if found else None
 
 
 def writer_hwm_kib(master_pid):
@@ -99,20 +105,11 @@ def writer_hwm_kib(master_pid):
 def writer_cpu_s(master_pid):
     """CPU seconds (user + system) the master's kingx-writer child has used, or None.
     Less sensitive than wall time to other processes sharing the CPUs."""
-    tick = os.sysconf("SC_CLK_TCK")
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                data = f.read()
-        except OSError:
-            continue
-        comm = data[data.index("(") + 1:data.rindex(")")]
-        fields = data[data.rindex(")") + 2:].split()
-        if comm == "kingx-writer" and int(fields[1]) == master_pid:
-            return (int(fields[11]) + int(fields[12])) / tick
-    return None
+    found = writer_stat(master_pid)
+    if found is None:
+        return None
+    fields = found[1]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_and_time(binary, data_dir, work, timeout_s):
