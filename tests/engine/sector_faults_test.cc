@@ -55,14 +55,6 @@ enum class Layout {
 
 constexpr uint64_t kPage = 4096;
 
-// Every file of dir, name -> bytes (read around the env: no fault applies).
-std::map<std::string, std::string> Snapshot(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file()) out[e.path().filename().string()] = ReadFileBytes(e.path().string());
-  return out;
-}
-
 // A closed database of a few segments: 40 fillers, one padding record so that
 // the value under test starts 80 bytes before a page boundary (unless it goes
 // into a segment of its own), the value, and fillers (Layout) so that it ends
@@ -158,7 +150,7 @@ struct Fixture {
   // every file as it was; once the sector reads again, the open finds every
   // record.
   void CheckOpenFailsAt(const std::string& path, uint64_t offset, const std::string& id) {
-    const auto before = Snapshot(dir.path());
+    const auto before = FileBytesOf(dir.path());
     env.SetUnreadable(fs::path(path).filename().string(), offset);
     for (int attempt = 0; attempt < 2; ++attempt) {
       const Status s = db->Open();
@@ -166,7 +158,7 @@ struct Fixture {
       CHECK(s.Is(Code::kIOError));
       CHECK(std::string(s.message()).find("segment " + id) != std::string::npos);
       CHECK(std::string(s.message()).find("offset " + std::to_string(offset)) != std::string::npos);
-      CHECK(Snapshot(dir.path()) == before);
+      CHECK(FileBytesOf(dir.path()) == before);
     }
     const auto lines = Errors();
     REQUIRE(!lines.empty());

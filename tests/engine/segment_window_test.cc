@@ -106,14 +106,6 @@ class ReadLog {
   std::map<std::string, std::vector<std::pair<uint64_t, uint64_t>>> reads_;
 };
 
-// Every file of dir, name -> bytes.
-std::map<std::string, std::string> Snapshot(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file()) out[e.path().filename().string()] = ReadFileBytes(e.path().string());
-  return out;
-}
-
 // A closed database whose only segment is the active one, longer than
 // `bytes`: values of value_bytes (incompressible), key "k<i>"; with
 // big_value_bytes > 0, one more value of that size (key "big") right after
@@ -283,7 +275,7 @@ TEST_CASE("a sector that cannot be read at a window's edge fails every open with
   };
   for (const Bad& bad : cases) {
     INFO(bad.what << ": from " << bad.from);
-    const auto before = Snapshot(f.dir.path());
+    const auto before = FileBytesOf(f.dir.path());
     if (bad.bytes == 0) f.env.SetUnreadable(name, bad.from);
     else f.env.SetUnreadableSector(name, bad.from, bad.bytes);
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -293,7 +285,7 @@ TEST_CASE("a sector that cannot be read at a window's edge fails every open with
       CHECK(s.Is(Code::kIOError));
       CHECK(std::string(s.message()).find("segment " + std::to_string(id)) != std::string::npos);
       CHECK(std::string(s.message()).find("offset " + std::to_string(bad.from)) != std::string::npos);
-      CHECK(Snapshot(f.dir.path()) == before);
+      CHECK(FileBytesOf(f.dir.path()) == before);
       CHECK(log.MostHeld() <= kHeld);
     }
     f.env.ClearUnreadable();

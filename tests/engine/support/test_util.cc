@@ -164,6 +164,13 @@ std::string ReadFileBytes(const std::string& path) {
   return ss.str();
 }
 
+std::map<std::string, std::string> FileBytesOf(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file()) out[e.path().filename().string()] = ReadFileBytes(e.path().string());
+  return out;
+}
+
 void WriteFileBytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,10 @@ bool CheckValue(std::string_view key, std::string_view value, uint64_t* version)
 std::vector<std::string> SegmentFiles(const std::string& dir);
 // True when dir holds a "*.tmp" file (an unpublished output or large value).
 bool HasTmpFiles(const std::string& dir);
+
+// Every regular file directly in dir, name -> bytes (read around any Env: no
+// injected fault applies). For "nothing on disk changed" checks.
+std::map<std::string, std::string> FileBytesOf(const std::string& dir);
 
 // Reads / writes a whole file (test failures on error via return value).
 std::string ReadFileBytes(const std::string& path);
