@@ -180,6 +180,18 @@ def reload_with(s, config_path, doc):
     wait_for(lambda: s.workers() and not (set(s.workers()) & old), 120, "the new workers to replace the old ones")
 
 
+def expect_megabytes_unsent(s, when):
+    """A slow reader's GET of "big": the kernel holds megabytes unsent for it (no low-water mark)."""
+    c = raw_socket(s.port, rcvbuf=4096)
+    try:
+        c.sendall(build_request("GET", key_path("big")))
+        port = c.getsockname()[1]
+        wait_for(lambda: (tcp_queues(s.port, port) or (0, 0))[0] > 1 << 20, 60,
+                 f"megabytes unsent for a slow reader {when}")
+    finally:
+        c.close()
+
+
 def test_a_reload_applies_a_new_send_lowat_to_new_connections():
     # The bound may be set once on the listening socket, which a reload's new
     # workers share with the old ones: each reload must set its own value
@@ -194,27 +206,13 @@ def test_a_reload_applies_a_new_send_lowat_to_new_connections():
     s.extra += ["--config", config]
     s.start()
     put(s.port, "big", os.urandom(8 << 20))
-    c = raw_socket(s.port, rcvbuf=4096)
-    try:
-        c.sendall(build_request("GET", key_path("big")))
-        port = c.getsockname()[1]
-        wait_for(lambda: (tcp_queues(s.port, port) or (0, 0))[0] > 1 << 20, 60,
-                 "megabytes unsent for a slow reader under --send-lowat-bytes 0")
-    finally:
-        c.close()
+    expect_megabytes_unsent(s, "under --send-lowat-bytes 0")
     reload_with(s, config, {"send_lowat_bytes": 16 << 10})
     largest = largest_unsent(s, "big", 1.0)
     check(0 < largest <= 256 << 10, f"the kernel held {largest} unsent bytes for a slow reader after the reload "
                                     f"to --send-lowat-bytes 16K")
     reload_with(s, config, {"send_lowat_bytes": 0})
-    c = raw_socket(s.port, rcvbuf=4096)
-    try:
-        c.sendall(build_request("GET", key_path("big")))
-        port = c.getsockname()[1]
-        wait_for(lambda: (tcp_queues(s.port, port) or (0, 0))[0] > 1 << 20, 60,
-                 "megabytes unsent for a slow reader after the reload back to --send-lowat-bytes 0")
-    finally:
-        c.close()
+    expect_megabytes_unsent(s, "after the reload back to --send-lowat-bytes 0")
 
 
 def test_a_slow_reader_costs_no_write_that_finds_the_socket_full():
