@@ -11,8 +11,8 @@ in interleaved rounds, for the serving process (nginx's one worker, kingx's one 
   - requests per epoll_wait.
 With --perf-dir, the last round's cells also get a perf record -g of the serving process.
 With LABEL=PATH@SYNC@pin, that kingx's worker is pinned to CPU 0 and its writer process (every thread) to CPU 1
-(taskset), wrk left free. The writer process's CPU per request is reported for every kingx.
-Usage: why_kernel.py --bin LABEL=PATH[@SYNC[@pin]] ... [--nginx] [--conns 100,1000] [--rounds 2] [--duration 5]
+(taskset), wrk left free; with @pinw only the writer process is pinned (to CPU 1). The writer process's CPU per request is reported for every kingx.
+Usage: why_kernel.py --bin LABEL=PATH[@SYNC[@pin|@pinw]] ... [--nginx] [--conns 100,1000] [--rounds 2] [--duration 5]
                      [--keys 100000] [--perf-dir DIR] --out FILE
 Every process it starts is stopped by its PID."""
 import argparse
@@ -206,8 +206,9 @@ def main():
             kp = procs.Proc("kingx", argv, os.path.join(d, "kingx.log"))
             procs.wait_http_ok(port, "/readyz", 60, kp)
             wpid, rpid = child_named(kp.pid, "kingx-worker"), child_named(kp.pid, "kingx-writer")
-            if pin:
+            if pin == "pin":
                 subprocess.run(["taskset", "-a", "-p", "-c", "0", str(wpid)], check=True, capture_output=True)
+            if pin in ("pin", "pinw"):
                 subprocess.run(["taskset", "-a", "-p", "-c", "1", str(rpid)], check=True, capture_output=True)
             servers[label] = (kp, port, "/v1/kv/k", wpid, rpid)
         for label, (p, port, path, wpid, rpid) in servers.items():
