@@ -14,11 +14,19 @@ test is kept with the project's notes):
     before anything is read or written: a DELETE or a PUT there leaves the
     key's value and ETag as they were;
   - a listing cursor is bound to its database: another server's cursor for
-    the same prefix is 400 naming `cursor`, never a page;
+    the same prefix is 400 naming `cursor`, never a page; a cursor keeps
+    working across a kill -9 of the server;
   - `--sync interval:MS` fdatasyncs an acknowledged write by itself, with
     no other write after it (a segment fdatasync that fails once the write
     was answered shows it: the writer turns read-only and is respawned, and
     the write reads back);
+  - QUIT: an idle keep-alive connection is closed after a short grace while
+    a request in flight goes on; a request completed meanwhile is answered
+    (/readyz 503 "the server is stopping", `kingx_draining` 1) and its
+    connection closed; the PUT in flight is answered 201 and is durable, and
+    the master exits 0;
+  - /healthz answers 200 while /readyz is 503 (a writer that makes no
+    progress);
   - INT stops the server like TERM: the master exits 0, no process of it is
     left, and the next start on the same directory serves what was written;
   - USR1 reopens the error log: a worker's line goes to the new file once
@@ -37,11 +45,12 @@ import os
 import re
 import resource
 import signal
+import socket
 import tempfile
 import time
 import urllib.parse
 
-from kingx_harness import (Conn, Server, ServerPerCase, build_request, cases_of, check, free_port, http, key_path,
+from kingx_harness import (Conn, Server, ServerPerCase, adopt, build_request, cases_of, check, free_port, http, key_path,
                            metric, run_with_servers, wait_for)
 
 SERVERS = ServerPerCase()
@@ -216,6 +225,28 @@ def test_a_cursor_of_another_database_is_400_naming_cursor():
         other.cleanup()
 
 
+def test_a_cursor_keeps_working_across_kill_9():
+    s = SERVERS.start("--workers", "1")
+    for i in range(6):
+        put(s.port, f"kc/{i}", b"v%d" % i)
+    path = "/v1/kv/?prefix=kc/&limit=2"
+    r = wait_for(lambda: (lambda r: r if r.status != 503 else None)(http(s.port, "GET", path)), 120,
+                 "the sorted key view")
+    check(r.status == 200 and [e["key"] for e in r.json()["keys"]] == ["kc/0", "kc/1"], f"first page: {r!r}")
+    cursor = r.json()["cursor"]
+    # Cursors are signed with a secret the view keeps in keys/MANIFEST, which
+    # the checkpoint right after the view's first build writes; a cursor handed
+    # out before it is refused (400, never a wrong page) after a kill -9.
+    manifest = os.path.join(s.data_dir, "keys", "MANIFEST")
+    wait_for(lambda: os.path.exists(manifest), 120, "the sorted key view's first checkpoint (keys/MANIFEST)")
+    s.kill_group()
+    s.start()
+    r = wait_for(lambda: (lambda r: r if r.status != 503 else None)(http(s.port, "GET", f"{path}&cursor={cursor}")),
+                 120, "the sorted key view after kill -9")
+    check(r.status == 200 and [e["key"] for e in r.json()["keys"]] == ["kc/2", "kc/3"],
+          f"the page after a cursor from before the kill -9: {r!r}")
+
+
 def test_sync_interval_fdatasyncs_an_acknowledged_write_with_no_other_write_after_it():
     # Segment fdatasyncs of the writer fail while `flag` exists; hits before it
     # count but do not fail (engine/kill_point.h), so the write is answered
@@ -238,6 +269,60 @@ def test_sync_interval_fdatasyncs_an_acknowledged_write_with_no_other_write_afte
     s.wait_ready(120)
     r = http(s.port, "GET", key_path("interval/acked"))
     check(r.status == 200 and r.body == value and r.header("ETag") == etag, f"the acknowledged write: {r!r}")
+
+
+def test_quit_closes_idle_connections_after_a_grace_and_answers_what_is_in_flight():
+    # Header and body deadlines far away: the requests held open below end
+    # when the test sends their last bytes, not on a timeout.
+    s = SERVERS.start("--workers", "1", "--header-timeout-ms", "600000", "--body-timeout-ms", "600000")
+    body = os.urandom(20)
+    in_flight = socket.create_connection(("127.0.0.1", s.port), timeout=120)
+    in_flight.sendall(build_request("PUT", key_path("quit/in-flight"), None, [("Content-Length", str(len(body)))])
+                      + body[:10])
+    idle = Conn(s.port, 120)
+    check(idle.request("GET", "/healthz").status == 200, "a request before QUIT on the idle connection")
+    heads = {}  # requests whose head ends after QUIT: in flight, not idle
+    for path in ("/readyz", "/metrics"):
+        heads[path] = socket.create_connection(("127.0.0.1", s.port), timeout=120)
+        heads[path].sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n".encode())
+    # All four accepted (this scrape's own connection is the fifth).
+    wait_for(lambda: (metric(s.port, "kingx_http_open_connections") or 0) >= 5, 60, "the connections accepted")
+    s.signal(signal.SIGQUIT)
+    idle.sock.settimeout(120)
+    check(idle.sock.recv(1) == b"", "the idle keep-alive connection was not closed (FIN) after QUIT")
+    heads["/readyz"].sendall(b"\r\n")
+    r = adopt(heads["/readyz"], s.port, 60).read_response()
+    check(r.status == 503 and "stopping" in r.json().get("detail", "") and r.header("Connection") == "close",
+          f"/readyz completed while the server stops: {r!r}")
+    heads["/metrics"].sendall(b"\r\n")
+    r = adopt(heads["/metrics"], s.port, 60).read_response()
+    check(r.status == 200 and re.search(rb"^kingx_draining 1$", r.body, re.M), f"kingx_draining while stopping: "
+          f"{[line for line in r.body.splitlines() if b'draining' in line]}")
+    in_flight.sendall(body[10:])
+    r = adopt(in_flight, s.port, 60).read_response()
+    check(r.status == 201, f"the PUT in flight when QUIT came, completed after the idle connection closed: {r!r}")
+    for sock in [in_flight, idle.sock] + list(heads.values()):
+        sock.close()
+    code = s.wait_exit(120)
+    check(code == 0, f"the master's exit status after QUIT: {code}")
+    s.start()
+    r = http(s.port, "GET", key_path("quit/in-flight"))
+    check(r.status == 200 and r.body == body, f"the PUT answered 201 during the stop, after a restart: {r!r}")
+
+
+def test_healthz_answers_200_while_readyz_is_503():
+    # /healthz is liveness (the process answers), /readyz readiness: a writer
+    # that makes no progress turns only the second.
+    s = SERVERS.start("--workers", "1", "--storage-timeout-ms", "1000")
+    writer = s.wait_children("kingx-writer", 1)[0]
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        wait_for(lambda: http(s.port, "GET", "/readyz").status == 503, 120, "/readyz 503 with the writer stopped")
+        r = http(s.port, "GET", "/healthz")
+        check(r.status == 200, f"/healthz while /readyz is 503: {r!r}")
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    s.wait_ready(120)
 
 
 def test_int_stops_the_server_and_every_process_of_it():
