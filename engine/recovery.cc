@@ -40,6 +40,7 @@
 #include <span>
 #include <unordered_map>
 
+#include "engine/candidate_reader.h"
 #include "engine/data_dir_lock.h"
 #include "engine/hash.h"
 #include "engine/read_exact.h"
@@ -111,7 +112,7 @@ struct HintedRecord {
 // per-segment byte counts.
 class Replayer {
  public:
-  explicit Replayer(Writer::Impl& w) : w_(w) {}
+  explicit Replayer(Writer::Impl& w) : w_(w), records_(w.env_, w.dir_, w.limits_) {}
 
   // A record read by a scan whose header failed its checks (its key and seq
   // named by segment_scan's salvage): it cannot be read back, so what it is
@@ -236,20 +237,19 @@ class Replayer {
     return Status::OK();
   }
 
-  // Describe from the record's bytes (the key and, on a mismatch, the body
-  // read under the mapping guard).
+  // Describe from the record's bytes (the header and key and, on a
+  // mismatch, the body), read rather than mapped: what the open holds of a
+  // sealed segment is the record at hand, not the pages around it.
   Status DescribeRead(Location loc, std::string_view key, bool* same_key, uint64_t* seq, uint64_t* total) {
-    auto ref = w_.cache_.ReadRecord(loc, w_.limits_);
-    if (!ref.ok()) return ref.status();
-    auto same = w_.cache_.KeyIs(ref.value(), key);
-    if (!same.ok()) return same.status();
-    *same_key = same.value();
-    *seq = ref->header.seq;
-    *total = ref->header.total_bytes();
+    RecordHeader header;
+    Status s = records_.ReadHead(loc, key, &header, same_key);
+    if (!s.ok()) return s;
+    *seq = header.seq;
+    *total = header.total_bytes();
     // A mismatch with a body that fails its checksum: the key bytes may be
     // the damaged ones; the hint, when there is one, knows the key.
     if (*same_key) return Status::OK();
-    auto body = w_.cache_.BodyMatches(ref.value());
+    auto body = records_.BodyMatches(loc, header);
     if (!body.ok()) return body.status();
     if (body.value()) return Status::OK();
     if (const HintedRecord* h = Hinted(LocationSegment(loc), LocationOffset(loc)); h != nullptr)
@@ -273,6 +273,7 @@ class Replayer {
   }
 
   Writer::Impl& w_;
+  CandidateReader records_;  // the records index candidates point to
   uint64_t max_seq_ = 0;
   // ApplyBatch's hashes of the batch at hand and of the next one; the next
   // batch is recognised by its size and its first key's address.

@@ -339,9 +339,10 @@ TEST_CASE("a recovery that cannot read a record it must compare fails, and the n
   TestDb& db = *v.db;
   REQUIRE(db.Put("victim", "newest").status.ok());  // in the last segment: replay compares it with the first's
   db.Close();
-  // Recovery reads segment headers with read(2) and maps a segment only to
-  // compare one of its records: the first segment's first mapping fails.
-  v.env.FailNth(FaultOp::kMap, 1, Code::kBusy, /*forever=*/true, v.first);
+  // Recovery opens each segment once to read its header, and a sealed one
+  // with a hint again only to compare one of its records: the first
+  // segment's second open fails (out of descriptors).
+  v.env.FailNth(FaultOp::kOpen, 2, Code::kBusy, /*forever=*/true, v.first);
   Status s = db.Open();
   CHECK(s.Is(Code::kBusy));
   v.env.ClearFaults();
