@@ -27,6 +27,7 @@
 #include <new>
 
 #include "http/etag.h"
+#include "http/fast_head.h"
 #include "http/router.h"
 #include "http/spare_list.h"
 #include "http/syntax.h"
@@ -296,7 +297,7 @@ void Parser::ResetForNextMessage() {
   field_name_long_ = false;
   current_ = kNoField;
   has_version_ = line_done_ = false;
-  head_started_ = head_done_ = message_done_ = rejected_ = false;
+  head_started_ = head_done_ = message_done_ = rejected_ = fast_head_ = false;
   head_bytes_ = fields_ = trailer_bytes_ = 0;
   body_declared_ = 0;
   head_check_.Reset();
@@ -454,20 +455,36 @@ bool Parser::HostIsValid(std::string_view host) {
 
 bool Parser::FinishHead() {
   llhttp_t* ll = Ll(llhttp_);
+  HeadFacts f;
+  f.protocol_is_http = head_check_.protocol_is_http();
+  f.http_major = ll->http_major;
+  f.http_minor = ll->http_minor;
+  f.connect = method_known_ && ll->method == HTTP_CONNECT;
+  f.method = method_known_ ? MethodOf(ll->method) : Method::kOther;
+  f.chunked = (ll->flags & F_CHUNKED) != 0;
+  f.has_length = (ll->flags & F_CONTENT_LENGTH) != 0;
+  f.content_length = ll->content_length;
+  // A message that ended with its head had llhttp's answer taken at its end
+  // (OnMessageComplete: no upgrade there), in the same llhttp state.
+  f.ll_keep_alive = end_pending_ ? ll_between_messages_ : llhttp_should_keep_alive(ll) != 0;
+  return FinishHeadWith(f);
+}
+
+bool Parser::FinishHeadWith(const HeadFacts& f) {
   // --- framing: any failure here closes the connection ---
   if (!has_version_) {
     Fail(400, "HTTP/0.9-style request lines (no HTTP version) are not supported.");
     return false;
   }
-  if (!head_check_.protocol_is_http()) {
+  if (!f.protocol_is_http) {
     Fail(400, "The protocol of the request line is not HTTP.");
     return false;
   }
-  if (ll->http_major != 1) {
+  if (f.http_major != 1) {
     Fail(505, "Only HTTP/1.x is supported (1.0 and 1.1; a higher 1.x minor version is served as 1.1).");
     return false;
   }
-  const uint8_t minor = ll->http_minor == 0 ? 0 : 1;
+  const uint8_t minor = f.http_minor == 0 ? 0 : 1;
   if (counts_[kHost] > 1) {
     Fail(400, "The request has more than one Host header field.");
     return false;
@@ -482,7 +499,7 @@ bool Parser::FinishHead() {
   }
   // CONNECT turns the connection into a tunnel in the client's mind: what
   // follows is not HTTP, so it cannot be answered and skipped.
-  if (method_known_ && ll->method == HTTP_CONNECT) {
+  if (f.connect) {
     Fail(501, "CONNECT is not supported.");
     return false;
   }
@@ -500,28 +517,25 @@ bool Parser::FinishHead() {
       return false;
     }
   }
-  const bool chunked = (ll->flags & F_CHUNKED) != 0;
-  const bool has_length = (ll->flags & F_CONTENT_LENGTH) != 0;
-  if (has_length && ll->content_length > limits_.max_body_bytes) {
+  const bool chunked = f.chunked;
+  const bool has_length = f.has_length;
+  if (has_length && f.content_length > limits_.max_body_bytes) {
     FailLimit(413, "The request body is larger than the maximum value size.", limits_.max_body_bytes);
     return false;
   }
 
   // --- the request as the handler will see it ---
   Request& r = request_;
-  r.method = method_known_ ? MethodOf(ll->method) : Method::kOther;
+  r.method = f.method;
   r.method_name = method_token();
   r.http_minor = minor;
   // Connection options are read here (llhttp 8.1 misses "close" followed by
   // a tab); llhttp must agree that the connection may persist.
   const ConnectionOptions options = ParseConnection(View(spans_[kConnection]));
   const bool persistent = minor == 1 ? !options.close : (options.keep_alive && !options.close);
-  // A message that ended with its head had llhttp's answer taken at its end
-  // (OnMessageComplete: no upgrade there), in the same llhttp state.
-  const bool ll_keep_alive = end_pending_ ? ll_between_messages_ : llhttp_should_keep_alive(ll) != 0;
-  r.keep_alive = persistent && ll_keep_alive;
+  r.keep_alive = persistent && f.ll_keep_alive;
   r.chunked = chunked;
-  r.content_length = (has_length && !chunked) ? ll->content_length : 0;
+  r.content_length = (has_length && !chunked) ? f.content_length : 0;
 
   // --- request-level checks: answered by the core, framing stays intact ---
   if (r.method == Method::kOther) Reject(501, "This request method is not implemented by this server.");
@@ -752,6 +766,9 @@ Parser::Step Parser::Execute(std::span<const char> data) {
   // start. Never pass one.
   static const char kNothing[1] = {0};
   if (data.data() == nullptr) data = std::span<const char>(kNothing, 0);
+  if (fast_heads_ && ll_between_messages_ && !head_started_ && head_bytes_ == 0 && TakeFastHead(data, &step)) {
+    return step;
+  }
   size_t pos = 0;
   if (!method_done_ && !NoteLeadingMethod(data)) {
     const bool ok = ReadMethod(data, &pos);
@@ -857,7 +874,61 @@ Parser::Step Parser::Execute(std::span<const char> data) {
   }
 }
 
+// A head the recogniser read: the state that llhttp and its callbacks leave
+// after reading the same bytes (they end a request without a body right at
+// its head: kHead now, kMessageEnd on the next call), with llhttp itself
+// still at the start of a message, where a persistent message's end puts it.
+// The values go to store_ in the order the callbacks would append them.
+bool Parser::TakeFastHead(std::span<const char> data, Step* step) {
+  const size_t max_bytes =
+      std::min({limits_.max_request_line_bytes, limits_.max_header_bytes, limits_.max_header_line_bytes});
+  FastHead fh;
+  const std::string_view in(data.data(), data.size());
+  if (!RecogniseFastHead(in, max_bytes, limits_.max_header_fields, &fh)) return false;
+  ++fast_heads_taken_;
+  fast_head_ = true;
+  const std::string_view method = fh.head_method ? "HEAD" : "GET";
+  std::memcpy(method_, method.data(), method.size());
+  method_len_ = static_cast<uint8_t>(method.size());
+  method_done_ = method_known_ = true;
+  head_started_ = true;
+  url_ = Span{static_cast<uint32_t>(store_.size()), fh.target_len};
+  store_.append(in.substr(fh.target_off, fh.target_len));
+  HintKey(KeyHintStage::kTarget);
+  has_version_ = line_done_ = true;
+  for (size_t i = 0; i < fh.value_count; ++i) {
+    const FastHead::Value& v = fh.values[i];
+    Field field = kNoField;
+    switch (v.field) {
+      case FastHead::Field::kHost: field = kHost; break;
+      case FastHead::Field::kUserAgent: field = kUserAgent; break;
+      case FastHead::Field::kReferer: field = kReferer; break;
+      case FastHead::Field::kXRequestId: field = kXRequestId; break;
+      case FastHead::Field::kXForwardedFor: field = kXForwardedFor; break;
+      case FastHead::Field::kConnection: field = kConnection; break;
+    }
+    spans_[field] = Span{static_cast<uint32_t>(store_.size()), v.len};
+    store_.append(in.substr(v.off, v.len));
+    counts_[field] = 1;
+  }
+  fields_ = fh.field_lines;
+  head_bytes_ = fh.head_bytes;
+  request_.head_bytes = head_bytes_;
+  head_done_ = message_done_ = end_pending_ = true;
+  if (hint_.len > 0) HintKey(KeyHintStage::kHead);
+  step->consumed = fh.head_bytes;
+  HeadFacts f;
+  f.method = fh.head_method ? Method::kHead : Method::kGet;
+  if (!FinishHeadWith(f)) {
+    *step = ErrorStep(*step);
+    return true;
+  }
+  step->event = Event::kHead;
+  return true;
+}
+
 std::string_view Parser::protocol_so_far() const {
+  if (fast_head_) return "HTTP/1.1";
   const llhttp_t* ll = reinterpret_cast<const llhttp_t*>(llhttp_);
   if (!line_done_ || ll->http_major != 1) return "";
   return ll->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";

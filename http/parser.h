@@ -135,6 +135,16 @@ class Parser {
     hint_ctx_ = ctx;
   }
 
+  // Whether a head that starts at the beginning of the input given to
+  // Execute, lies whole in it and is in the strict canonical GET/HEAD
+  // grammar (fast_head.h) is read by that recogniser instead of llhttp. On
+  // by default; the outcome (events, consumed bytes, request, errors, state
+  // for the next request) is the same either way, which the differential
+  // tests check by running both. Survives Take/GiveBack: set it after Take.
+  void SetFastHeads(bool on) { fast_heads_ = on; }
+  // Heads the recogniser read since this Parser was built (tests).
+  uint64_t fast_heads_taken() const { return fast_heads_taken_; }
+
   // The Connection records timing in the Request it dispatches.
   Request& mutable_request() { return request_; }
 
@@ -153,14 +163,30 @@ class Parser {
   };
   struct Span { uint32_t off = 0, len = 0; };
 
+  // What FinishHead needs to know of the request line and framing, from
+  // llhttp's state or from the fast recogniser.
+  struct HeadFacts {
+    bool protocol_is_http = true;
+    uint8_t http_major = 1;
+    uint8_t http_minor = 1;
+    bool connect = false;        // the method is CONNECT (parsed by llhttp)
+    Method method = Method::kGet;
+    bool chunked = false;
+    bool has_length = false;
+    uint64_t content_length = 0;
+    bool ll_keep_alive = true;   // llhttp would let the connection persist
+  };
+
   void ResetForNextMessage();
   void Restart();
+  bool TakeFastHead(std::span<const char> data, Step* step);
   int Fail(int status, std::string_view detail);
   int FailLimit(int status, std::string_view detail, uint64_t limit);
   void Reject(int status, std::string_view detail);
   int OnHeaderFieldComplete();
   int OnHeaderValueComplete();
   bool FinishHead();
+  bool FinishHeadWith(const HeadFacts& facts);
   int OnChunkHeader();
   // The bytes of a span of store_, clamped to store_ (spans only ever index
   // bytes already stored). Inline, without substr's throwing path, which the
@@ -211,6 +237,9 @@ class Parser {
   bool end_pending_ = false;    // message_done_ with its head, kMessageEnd not returned yet
   bool failed_ = false;
   bool rejected_ = false;
+  bool fast_heads_ = true;
+  bool fast_head_ = false;      // the current head was read by the recogniser
+  uint64_t fast_heads_taken_ = 0;
   // llhttp is at the start of a message, as after llhttp_init: it was just
   // initialised, or its last message completed keep-alive without upgrade
   // and no byte of another was read since.

@@ -19,6 +19,10 @@
 // one byte at a time. The framing checks keep state across pieces (a CR at
 // the end of one piece, its LF in the next); a lost or doubled byte of state
 // shows up here as a different answer.
+// Differential mode, always on: a Parser with the fast head recogniser
+// (http/fast_head.h) and one without it read the input (fed whole, and in
+// pieces of the control byte's scale) with the same events, requests, errors
+// and state; the recogniser may only ever save work, never change a reading.
 #include <sys/uio.h>
 
 #include <cstdint>
@@ -29,6 +33,7 @@
 #include <string_view>
 
 #include "http/connection.h"
+#include "tests/http/parser_trace.h"
 #include "tests/http/test_support.h"
 
 namespace {
@@ -193,5 +198,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   INVARIANT(!handler.HasPending());
 
   INVARIANT(Observe(input, limits, SIZE_MAX) == Observe(input, limits, 1));
+  using kingx::http::testing::ParserTrace;
+  INVARIANT(ParserTrace(input, limits, true, SIZE_MAX) == ParserTrace(input, limits, false, SIZE_MAX));
+  INVARIANT(ParserTrace(input, limits, true, scale) == ParserTrace(input, limits, false, scale));
   return 0;
 }

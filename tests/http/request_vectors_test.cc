@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/http/parser_trace.h"
 #include "tests/http/test_support.h"
 
 namespace kingx::http {
@@ -446,6 +447,27 @@ TEST_CASE("each request vector gets its status, closes only after framing errors
       }
     }
   }
+}
+
+// The fast head recogniser (http/fast_head.h) must never change a reading:
+// every vector, behind a canonical GET and before the follow-up, gives the
+// same events, requests and errors with and without it, fed whole and in pieces.
+TEST_CASE("each request vector reads the same with and without the fast head recogniser", "[http][vectors]") {
+  const std::string canonical = "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n";
+  uint64_t taken_total = 0;
+  for (const Vector& vec : Vectors()) {
+    for (const std::string& input : {vec.request + kFollowUp, canonical + vec.request + kFollowUp}) {
+      for (size_t piece : {SIZE_MAX, size_t{1}, size_t{5}}) {
+        uint64_t taken = 0;
+        const std::string fast = testing::ParserTrace(input, VectorLimits(), true, piece, &taken);
+        const std::string full = testing::ParserTrace(input, VectorLimits(), false, piece);
+        INFO("vector: " << vec.name << " piece " << piece << "\nfull parser:\n" << full << "with recogniser:\n" << fast);
+        CHECK(fast == full);
+        taken_total += taken;
+      }
+    }
+  }
+  CHECK(taken_total >= Vectors().size());
 }
 
 }  // namespace

@@ -1,0 +1,152 @@
+// The strict head recogniser. One forward pass, table lookups per byte;
+// it gives up at the first byte outside its grammar, having changed
+// nothing, so the full parser's reading is the only one that counts then.
+#include "http/fast_head.h"
+
+#include <array>
+#include <cstring>
+
+namespace kingx::http {
+namespace {
+
+constexpr std::array<bool, 256> TargetChars() {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (char c : std::string_view("-._~!$&'()*+,;=:@/%?")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+constexpr std::array<bool, 256> NameChars() {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  t['-'] = true;
+  return t;
+}
+constexpr std::array<bool, 256> ValueChars() {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c <= 0x7e; ++c) t[c] = true;
+  return t;
+}
+constexpr std::array<bool, 256> kTarget = TargetChars();
+constexpr std::array<bool, 256> kName = NameChars();
+constexpr std::array<bool, 256> kValue = ValueChars();
+
+// `name` (letters and '-' only) equals `lower` (lower case) without regard
+// to case: setting bit 0x20 lower-cases a letter and leaves '-' as it is.
+bool NameIs(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if ((name[i] | 0x20) != lower[i]) return false;
+  }
+  return true;
+}
+
+enum class Kind : uint8_t { kUnknown, kIgnored, kKept };
+
+Kind Classify(std::string_view name, FastHead::Field* field) {
+  switch (name.size()) {
+    case 4:
+      if (NameIs(name, "host")) return *field = FastHead::Field::kHost, Kind::kKept;
+      break;
+    case 6:
+      if (NameIs(name, "accept") || NameIs(name, "pragma")) return Kind::kIgnored;
+      break;
+    case 7:
+      if (NameIs(name, "referer")) return *field = FastHead::Field::kReferer, Kind::kKept;
+      break;
+    case 10:
+      if (NameIs(name, "user-agent")) return *field = FastHead::Field::kUserAgent, Kind::kKept;
+      if (NameIs(name, "connection")) return *field = FastHead::Field::kConnection, Kind::kKept;
+      break;
+    case 12:
+      if (NameIs(name, "x-request-id")) return *field = FastHead::Field::kXRequestId, Kind::kKept;
+      break;
+    case 13:
+      if (NameIs(name, "cache-control")) return Kind::kIgnored;
+      break;
+    case 15:
+      if (NameIs(name, "x-forwarded-for")) return *field = FastHead::Field::kXForwardedFor, Kind::kKept;
+      if (NameIs(name, "accept-encoding") || NameIs(name, "accept-language")) return Kind::kIgnored;
+      break;
+    default:
+      break;
+  }
+  return Kind::kUnknown;
+}
+
+bool IsKeepAlive(std::string_view v) {
+  constexpr std::string_view kKeepAlive = "keep-alive";
+  if (v.size() != kKeepAlive.size()) return false;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const char c = (v[i] >= 'A' && v[i] <= 'Z') ? static_cast<char>(v[i] | 0x20) : v[i];
+    if (c != kKeepAlive[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool RecogniseFastHead(std::string_view input, size_t max_bytes, size_t max_fields, FastHead* out) {
+  if (input.size() > max_bytes) input = input.substr(0, max_bytes);
+  const char* s = input.data();
+  const size_t n = input.size();
+  const auto byte = [s](size_t i) { return static_cast<unsigned char>(s[i]); };
+  size_t p = 0;
+  if (n >= 5 && std::memcmp(s, "GET /", 5) == 0) {
+    out->head_method = false;
+    p = 4;
+  } else if (n >= 6 && std::memcmp(s, "HEAD /", 6) == 0) {
+    out->head_method = true;
+    p = 5;
+  } else {
+    return false;
+  }
+  out->target_off = static_cast<uint32_t>(p);
+  while (p < n && kTarget[byte(p)]) ++p;
+  if (p == n || s[p] != ' ') return false;
+  out->target_len = static_cast<uint32_t>(p - out->target_off);
+  ++p;
+  constexpr std::string_view kVersion = "HTTP/1.1\r\n";
+  if (n - p < kVersion.size() || std::memcmp(s + p, kVersion.data(), kVersion.size()) != 0) return false;
+  p += kVersion.size();
+
+  unsigned seen = 0;  // bit per FastHead::Field
+  out->value_count = 0;
+  out->field_lines = 0;
+  for (;;) {
+    if (n - p < 2) return false;  // incomplete
+    if (s[p] == '\r' && s[p + 1] == '\n') {
+      p += 2;
+      break;
+    }
+    const size_t name_off = p;
+    while (p < n && kName[byte(p)]) ++p;
+    if (p == n || s[p] != ':' || p == name_off) return false;
+    FastHead::Field field = FastHead::Field::kHost;
+    const Kind kind = Classify(std::string_view(s + name_off, p - name_off), &field);
+    if (kind == Kind::kUnknown) return false;
+    ++p;
+    while (p < n && s[p] == ' ') ++p;
+    const size_t value_off = p;
+    while (p < n && kValue[byte(p)]) ++p;
+    if (n - p < 2 || s[p] != '\r' || s[p + 1] != '\n') return false;
+    if (p == value_off || s[p - 1] == ' ') return false;
+    if (++out->field_lines > max_fields || out->field_lines > FastHead::kMaxFieldLines) return false;
+    if (kind == Kind::kKept) {
+      const unsigned bit = 1u << static_cast<unsigned>(field);
+      if (seen & bit) return false;
+      seen |= bit;
+      const std::string_view value(s + value_off, p - value_off);
+      if (field == FastHead::Field::kConnection && !IsKeepAlive(value)) return false;
+      out->values[out->value_count++] =
+          FastHead::Value{field, static_cast<uint32_t>(value_off), static_cast<uint32_t>(value.size())};
+    }
+    p += 2;
+  }
+  out->head_bytes = p;
+  return true;
+}
+
+}  // namespace kingx::http
