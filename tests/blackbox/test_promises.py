@@ -35,6 +35,10 @@ test is kept with the project's notes):
     run with it);
   - generated X-Request-Ids are 32 hex digits and none repeats, across two
     workers and a restart;
+  - metrics no other test looked at beyond their names count what the
+    README's table says (bytes received and sent, protocol errors, writes
+    and stored bytes applied, keys, segments, ready, queue capacity, group
+    commits, the file system's size and free bytes);
   - every results directory and file the README and RELIABILITY.md cite for
     a figure or a command exists in the tree.
 
@@ -397,15 +401,21 @@ def test_a_start_raises_the_soft_open_file_limit_to_the_hard_one():
 
 def test_generated_request_ids_are_32_hex_digits_and_never_repeat():
     s = SERVERS.start("--workers", "2")
-    workers = set()
-    ids = []
-    for _ in range(100):  # fresh connections until both workers answered some (bounded)
-        with Conn(s.port) as c:
-            workers.add(s.worker_of_client_port(c.local_port()))
+    ids, workers, conns = [], set(), []
+    try:
+        # Fresh connections (kept open) until both workers answered some; a
+        # connection's worker is looked up only until two are known (each
+        # lookup reads the whole /proc/net/tcp). Bounded: 60 connections.
+        while len(conns) < 60 and (len(conns) < 10 or len(workers - {None}) < 2):
+            c = Conn(s.port)
+            conns.append(c)
             for _ in range(10):
                 ids.append(c.request("GET", "/healthz").header("X-Request-Id"))
-        if len(workers - {None}) == 2 and len(ids) >= 100:
-            break
+            if len(workers - {None}) < 2:
+                workers.add(s.worker_of_client_port(c.local_port()))  # answered: accepted by then
+    finally:
+        for c in conns:
+            c.close()
     check(len(workers - {None}) == 2, f"connections reached one worker only: {workers}")
     check(s.stop() == 0, "TERM: exit 0")
     s.start()
@@ -417,6 +427,58 @@ def test_generated_request_ids_are_32_hex_digits_and_never_repeat():
     check(not bad, f"generated X-Request-Ids that are not 32 hex digits: {bad[:5]}")
     check(len(set(ids)) == len(ids), f"{len(ids) - len(set(ids))} generated X-Request-Ids repeated")
 
+
+def samples(port):
+    """Every unlabelled sample of GET /metrics: {name: value}."""
+    text = http(port, "GET", "/metrics", timeout=30).body.decode()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(kingx_[a-z0-9_]+) (\S+)$", text, re.M)}
+
+
+def test_metrics_checked_by_name_only_count_what_the_readme_says():
+    s = SERVERS.start("--workers", "2", "--write-queue-bytes", "1M")
+    before = samples(s.port)
+    values = {f"m/{i}": os.urandom(1000 + i) for i in range(5)}  # random: stored raw, as sent
+    request_bytes = 0
+    with Conn(s.port) as c:
+        for key, value in values.items():
+            raw = build_request("PUT", key_path(key), value)
+            request_bytes += len(raw)
+            c.send(raw)
+            check(c.read_response().status == 201, f"PUT {key}")
+        for key, value in values.items():
+            check(c.request("GET", key_path(key)).body == value, f"GET {key}")
+    with Conn(s.port) as c:
+        c.send(b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n")
+        check(c.read_response().status == 400, "a bad Host: 400")
+
+    def moved():
+        now = samples(s.port)
+        d = {k: now.get(k, 0) - before.get(k, 0) for k in now}
+        return (now, d) if d["kingx_writer_records_total"] >= 5 and d["kingx_http_protocol_errors_total"] >= 1 else None
+    now, d = wait_for(moved, 60, "the writes and the refusal counted")
+    stored = sum(len(v) for v in values.values())
+    expect = [
+        ("kingx_http_received_bytes_total", d["kingx_http_received_bytes_total"] >= request_bytes, request_bytes),
+        ("kingx_http_sent_bytes_total", d["kingx_http_sent_bytes_total"] >= stored, stored),
+        ("kingx_http_protocol_errors_total", d["kingx_http_protocol_errors_total"] == 1, 1),
+        ("kingx_writer_records_total", d["kingx_writer_records_total"] == 5, 5),
+        ("kingx_writer_bytes_total", d["kingx_writer_bytes_total"] == stored, stored),
+        ("kingx_engine_keys", now["kingx_engine_keys"] == 5, 5),
+        ("kingx_engine_segments", now["kingx_engine_segments"] == len([n for n in os.listdir(s.data_dir)
+                                                                      if n.endswith(".kxd")]), "*.kxd files"),
+        ("kingx_engine_ready", now["kingx_engine_ready"] == 1, 1),
+        ("kingx_write_queue_capacity_bytes", now["kingx_write_queue_capacity_bytes"] == 1 << 20, 1 << 20),
+        ("kingx_writer_batch_size_count", 1 <= d["kingx_writer_batch_size_count"] <= 5, "1..5 group commits"),
+        ("kingx_writer_apply_seconds_count", d["kingx_writer_apply_seconds_count"] == d["kingx_writer_batch_size_count"],
+         "one per group commit"),
+    ]
+    st = os.statvfs(s.data_dir)
+    expect += [
+        ("kingx_disk_size_bytes", now["kingx_disk_size_bytes"] == st.f_blocks * st.f_frsize, st.f_blocks * st.f_frsize),
+        ("kingx_disk_free_bytes", 0 < now["kingx_disk_free_bytes"] <= now["kingx_disk_size_bytes"], "within the size"),
+    ]
+    wrong = [f"{name} {now.get(name)} (moved {d.get(name)}), want {want}" for name, ok, want in expect if not ok]
+    check(not wrong, f"metrics that do not count what they name: {wrong}")
 
 
 def test_every_results_directory_the_readme_cites_exists():
