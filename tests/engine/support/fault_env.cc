@@ -122,14 +122,51 @@ class FaultFile final : public File {
   std::unique_ptr<File> base_;
 };
 
+// Overlays the pages of [data + from's page, data + mapped_bytes) with a
+// shared mapping of an empty file: every touch of them raises SIGBUS.
+bool OverlayUnreadable(const char* data, uint64_t mapped_bytes, uint64_t from) {
+  const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  from = from / page * page;
+  const uint64_t end = (mapped_bytes + page - 1) / page * page;
+  if (from >= end) return true;
+  const int fd = ::memfd_create("kingx-unreadable", MFD_CLOEXEC);
+  if (fd < 0) return false;
+  void* at = const_cast<char*>(data) + from;
+  void* p = ::mmap(at, end - from, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+  ::close(fd);
+  return p == at;
+}
+
+}  // namespace
+
+struct FaultInjectionEnv::MapRegistry {
+  struct Live {
+    std::string path;
+    const char* data;
+    uint64_t mapped_bytes;
+  };
+  std::mutex mu;
+  std::map<const void*, Live> live;  // by the mapping object
+};
+
+namespace {
+
 class FaultMappedFile final : public MappedFile {
  public:
   FaultMappedFile(FaultInjectionEnv& env, std::string path, std::unique_ptr<MappedFile> base,
-                  std::shared_ptr<std::atomic<int64_t>> live)
-      : env_(env), path_(std::move(path)), base_(std::move(base)), live_(std::move(live)) {
+                  std::shared_ptr<std::atomic<int64_t>> live, std::shared_ptr<FaultInjectionEnv::MapRegistry> maps)
+      : env_(env), path_(std::move(path)), base_(std::move(base)), live_(std::move(live)), maps_(std::move(maps)) {
     live_->fetch_add(1);
+    std::lock_guard lock(maps_->mu);
+    maps_->live.emplace(this, FaultInjectionEnv::MapRegistry::Live{path_, base_->data(), base_->mapped_bytes()});
   }
-  ~FaultMappedFile() override { live_->fetch_sub(1); }
+  ~FaultMappedFile() override {
+    {
+      std::lock_guard lock(maps_->mu);
+      maps_->live.erase(this);
+    }
+    live_->fetch_sub(1);
+  }
   const char* data() const override { return base_->data(); }
   uint64_t mapped_bytes() const override { return base_->mapped_bytes(); }
   Result<uint64_t> FileSize() const override {
@@ -144,6 +181,7 @@ class FaultMappedFile final : public MappedFile {
   std::string path_;
   std::unique_ptr<MappedFile> base_;
   std::shared_ptr<std::atomic<int64_t>> live_;
+  std::shared_ptr<FaultInjectionEnv::MapRegistry> maps_;
 };
 
 }  // namespace
@@ -412,29 +450,47 @@ Result<FileIdentity> FaultInjectionEnv::Identify(const std::string& path) {
 }
 
 Result<std::unique_ptr<MappedFile>> FaultInjectionEnv::MapReadOnly(const std::string& path, uint64_t map_bytes) {
+  if (std::function<void(const std::string&)> hook = [&] {
+        std::lock_guard lock(mu_);
+        return map_hook_;
+      }())
+    hook(path);
   Status s = Check(FaultOp::kMap, path, nullptr);
   if (!s.ok()) return s;
   auto m = base_.MapReadOnly(path, map_bytes);
   if (!m.ok()) return m.status();
   if (const uint64_t bad = UnreadableFrom(path); bad != UINT64_MAX) {
-    const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    const uint64_t from = bad / page * page;
-    const uint64_t end = (m.value()->mapped_bytes() + page - 1) / page * page;
-    if (from < end) {
-      // An empty file's pages: every touch past its end raises SIGBUS.
-      const int fd = ::memfd_create("kingx-unreadable", MFD_CLOEXEC);
-      if (fd < 0) return Status::IOError("memfd_create failed");
-      void* at = const_cast<char*>(m.value()->data()) + from;
-      void* p = ::mmap(at, end - from, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
-      ::close(fd);
-      if (p != at) return Status::IOError("cannot overlay unreadable pages on " + path);
-    }
+    if (!OverlayUnreadable(m.value()->data(), m.value()->mapped_bytes(), bad))
+      return Status::IOError("cannot overlay unreadable pages on " + path);
   }
   {
     std::lock_guard lock(mu_);
     last_mapped_bytes_[path] = m.value()->mapped_bytes();
+    if (!maps_) maps_ = std::make_shared<MapRegistry>();
   }
-  return std::unique_ptr<MappedFile>(new FaultMappedFile(*this, path, std::move(m.value()), live_mappings_));
+  return std::unique_ptr<MappedFile>(new FaultMappedFile(*this, path, std::move(m.value()), live_mappings_, maps_));
+}
+
+void FaultInjectionEnv::SetMapHook(std::function<void(const std::string& path)> hook) {
+  std::lock_guard lock(mu_);
+  map_hook_ = std::move(hook);
+}
+
+int FaultInjectionEnv::LoseMappedPages(const std::string& path_part, uint64_t offset) {
+  std::shared_ptr<MapRegistry> maps;
+  {
+    std::lock_guard lock(mu_);
+    maps = maps_;
+  }
+  if (!maps) return 0;
+  std::lock_guard lock(maps->mu);
+  int lost = 0;
+  for (const auto& [object, m] : maps->live) {
+    if (m.path.find(path_part) == std::string::npos) continue;
+    if (!OverlayUnreadable(m.data, m.mapped_bytes, offset)) std::abort();  // the test cannot go on
+    ++lost;
+  }
+  return lost;
 }
 
 void FaultInjectionEnv::SetUnreadable(std::string path_part, uint64_t offset) {

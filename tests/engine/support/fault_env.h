@@ -19,7 +19,9 @@
 //    syncs, truncations, creations, opens for writing, renames, unlinks,
 //    mkdir, LockFile (it creates its file), exclusive LockExisting;
 //  - simulates sectors that cannot be read (SetUnreadable): a read of them
-//    fails with EIO, a mapped page of them raises SIGBUS, every time;
+//    fails with EIO, a mapped page of them raises SIGBUS, every time; and
+//    mapped pages read once that the kernel then drops and cannot read back
+//    (LoseMappedPages): the next touch of them raises SIGBUS;
 //  - simulates a small disk (SimulateDisk): Space() reports it, and a write
 //    that would make the files of the directory outgrow it writes what fits
 //    and fails with kNoSpace, as ENOSPC does.
@@ -87,6 +89,10 @@ class FaultInjectionEnv final : public Env {
   // the calling thread, with no lock of the env held (a test can slow down
   // or hold whoever makes new files). An empty hook removes it.
   void SetCreateHook(std::function<void(const std::string& path)> hook);
+  // Runs hook(path) at the start of every MapReadOnly, on the mapping
+  // thread, before its fault check and with no lock of the env held (a test
+  // can act at the moment a reader maps a file). An empty hook removes it.
+  void SetMapHook(std::function<void(const std::string& path)> hook);
   // Runs hook(path, offset, n, scratch) at the start of every File::Read, on
   // the reading thread, with no lock of the env held: a test sees which bytes
   // were asked for, and into which memory. An empty hook removes it.
@@ -111,6 +117,13 @@ class FaultInjectionEnv final : public Env {
   // The first offset of [offset, offset + n) of path inside such a sector (UINT64_MAX: none).
   uint64_t UnreadableSectorIn(const std::string& path, uint64_t offset, uint64_t n) const;
   void ClearUnreadable();
+  // The pages of every live mapping made through this env of a file whose
+  // path contains path_part, from offset's page on, are lost now: they were
+  // readable until this call (a reader may have read them), and the next
+  // touch of any of them raises SIGBUS (with the faulting address in the
+  // mapping), as a page the kernel dropped and could not read back. Mappings
+  // made later are not affected. Returns how many mappings lost pages.
+  int LoseMappedPages(const std::string& path_part, uint64_t offset);
   // The first unreadable offset of path (UINT64_MAX: none).
   uint64_t UnreadableFrom(const std::string& path) const;
   // A disk of total_bytes holding the files of dir (0 turns it off): Space()
@@ -174,6 +187,7 @@ class FaultInjectionEnv final : public Env {
   Result<SpaceInfo> Space(const std::string& path) override;
 
   // Used by the File and MappedFile wrappers.
+  struct MapRegistry;  // the live mappings (fault_env.cc)
   Status Check(FaultOp op, const std::string& path, size_t* keep_bytes);
   // covered_writes: WritesSoFar() when the sync started.
   void OnSynced(const std::string& path, uint64_t size, uint64_t covered_writes);
@@ -226,6 +240,7 @@ class FaultInjectionEnv final : public Env {
   std::function<void(const std::string& path)> sync_hook_;
   std::function<void(const std::string& path)> write_hook_;
   std::function<void(const std::string& path)> create_hook_;
+  std::function<void(const std::string& path)> map_hook_;
   ReadHookFn read_hook_;
   std::vector<std::string> changes_;
   uint64_t writes_ = 0;  // PWrites finished (numbers Overwrite::write_no)
@@ -233,6 +248,8 @@ class FaultInjectionEnv final : public Env {
   uint64_t open_file_limit_ = 0;
   std::map<std::string, uint64_t> last_mapped_bytes_;
   std::shared_ptr<std::atomic<int64_t>> live_mappings_ = std::make_shared<std::atomic<int64_t>>(0);
+  // The live mappings, for LoseMappedPages (shared with them: a mapping may outlive the env).
+  std::shared_ptr<MapRegistry> maps_;
   std::vector<std::pair<std::string, uint64_t>> unreadable_;  // SetUnreadable: (path part, offset)
   struct Sector {
     std::string path_part;
