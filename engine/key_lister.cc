@@ -69,7 +69,8 @@ struct KeyLister::Impl {
   Result<ListPage> ListOnce(const ListRequest& req, uint64_t seed, bool* retry);
 
   // A key of the merge waiting to be resolved: its entries are
-  // entries[first, first + count) of the page's entry buffer.
+  // entries[first, first + count) of the page's entry buffer. The key and
+  // the entries' keys view a copy ListOnce owns, never a run's mapping.
   struct PendingKey {
     std::string_view key;
     size_t first = 0;
@@ -221,11 +222,16 @@ Result<ListPage> KeyLister::Impl::ListOnce(const ListRequest& req, uint64_t seed
   std::vector<KeyEntry> entries;
   std::vector<size_t> sources;
   PendingKey pending[kResolveBatch];
+  // The pending keys' bytes: a run iterator's key lasts only until it moves
+  // on twice, so each key is copied here before its sources advance, and
+  // its entries view this copy.
+  std::string pending_keys[kResolveBatch];
   size_t m = 0;
   bool full = false;
   while (!heap.empty() && !full) {
-    const std::string_view key = key_of(heap.top());  // a view into a run's mapping or the tail: lives for the page
-    if (key.compare(0, prefix.size(), prefix) != 0) break;  // past every key with the prefix
+    if (key_of(heap.top()).compare(0, prefix.size(), prefix) != 0) break;  // past every key with the prefix
+    pending_keys[m].assign(key_of(heap.top()));
+    const std::string_view key = pending_keys[m];
     const size_t first = entries.size();
     sources.clear();
     while (!heap.empty() && key_of(heap.top()) == key) {
@@ -235,13 +241,14 @@ Result<ListPage> KeyLister::Impl::ListOnce(const ListRequest& req, uint64_t seed
     for (size_t src : sources) {
       if (src < n) {
         entries.push_back(its[src].entry());
+        entries.back().key = key;
         its[src].Next();
         if (!its[src].status().ok()) return its[src].status();
         if (its[src].Valid()) heap.push(src);
       } else {
         for (; tail_pos < tail.size() && tail[tail_pos].key == key; ++tail_pos) {
           const OwnedKeyEntry& e = tail[tail_pos];
-          entries.push_back(KeyEntry{e.key, e.seq, e.segment, e.offset, e.raw_len, e.content_type});
+          entries.push_back(KeyEntry{key, e.seq, e.segment, e.offset, e.raw_len, e.content_type});
         }
         if (tail_pos < tail.size()) heap.push(n);
       }

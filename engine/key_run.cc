@@ -146,9 +146,9 @@ Status KeyRunBuilder::Finish(bool sync) {
 //
 // Every byte of the mapping is read under the mapping guard: the header, the
 // footer and the tables are copied out at Open, an entry is decoded (and its
-// key's pages touched) in one guarded call, the sparse index is read one
-// guarded offset at a time. A page that cannot be read is kIOError naming
-// the file, never a SIGBUS.
+// key copied out) in one guarded call, the sparse index is read one guarded
+// offset at a time. Nothing hands out a view into the mapping. A page that
+// cannot be read is kIOError naming the file, never a SIGBUS.
 
 Status KeyRun::Unreadable(uint64_t from, uint64_t to) const {
   return Status::IOError("key run " + path_ + ": a page of bytes [" + std::to_string(from) + ", " +
@@ -251,21 +251,27 @@ Result<std::shared_ptr<const KeyRun>> KeyRun::Open(Env& env, const std::string& 
 bool KeyRun::Iterator::DecodeAt(uint64_t at) {
   const char* base = run_.data_;
   const char* end = base + run_.entries_end_;
-  // Decoded under the guard into plain locals (the guarded call may be
-  // abandoned at any instruction); the key's pages are touched there too.
+  // The key goes into the buffer the previous entry does not use, so that
+  // entry's key stays readable (Next compares the two).
+  std::vector<char>& key_buf = keys_[cur_ ^ 1];
+  // Decoded under the guard into plain locals and key_buf (the guarded call
+  // may be abandoned at any instruction, so it cannot grow the buffer: a key
+  // longer than the buffer ends the call with need set, and the call is
+  // made again once the buffer has room).
   bool ok = false;
-  uint64_t key_len = 0, type = 0;
+  uint64_t key_len = 0, type = 0, need = 0;
   KeyEntry e;
-  const char* key = nullptr;
   const char* after = nullptr;
   auto decode = [&] {
     const char* pos = base + at;
     if (!GetVarint64(&pos, end, &key_len) || key_len == 0 || key_len > 65535 ||
         static_cast<uint64_t>(end - pos) < key_len)
       return;
-    key = pos;
-    for (uint64_t i = 0; i < key_len; i += 4096) static_cast<void>(*static_cast<const volatile char*>(key + i));
-    static_cast<void>(*static_cast<const volatile char*>(key + key_len - 1));
+    if (key_len > key_buf.size()) {
+      need = key_len;
+      return;
+    }
+    std::memcpy(key_buf.data(), pos, key_len);
     pos += key_len;
     if (!GetVarint64(&pos, end, &e.seq) || !GetVarint64(&pos, end, &e.segment) || !GetVarint64(&pos, end, &e.offset) ||
         !GetVarint64(&pos, end, &e.raw_len) || !GetVarint64(&pos, end, &type))
@@ -273,7 +279,13 @@ bool KeyRun::Iterator::DecodeAt(uint64_t at) {
     after = pos;
     ok = true;
   };
-  if (!GuardMappedRead(base, run_.size_, decode)) {
+  bool read = GuardMappedRead(base, run_.size_, decode);
+  if (read && need > 0) {
+    key_buf.resize(std::max<size_t>(need, 2 * key_buf.size()));
+    need = 0;
+    read = GuardMappedRead(base, run_.size_, decode);
+  }
+  if (!read) {
     status_ = run_.Unreadable(at, std::min<uint64_t>(at + 65535 + 60, run_.entries_end_));
     valid_ = false;
     return false;
@@ -283,9 +295,10 @@ bool KeyRun::Iterator::DecodeAt(uint64_t at) {
     valid_ = false;
     return false;
   }
-  e.key = std::string_view(key, key_len);
+  e.key = std::string_view(key_buf.data(), key_len);
   e.content_type = run_.types_[type];
   entry_ = e;
+  cur_ ^= 1;
   pos_ = at;
   next_ = static_cast<uint64_t>(after - base);
   valid_ = true;

@@ -13,11 +13,12 @@
 // Reading never trusts the file: every length and varint is checked against
 // the run's bounds, so a damaged run yields kCorruption, never a crash; and
 // every read of the mapping is guarded (engine/mapping_guard.h), so a page
-// the disk cannot read yields kIOError naming the file, never a SIGBUS. An
-// entry's views (key, content type) point into the mapping: their pages were
-// read while the entry was decoded, so a caller reads them from memory
-// unless the kernel drops them and then cannot read them back within the
-// entry's use (not guarded).
+// the disk cannot read yields kIOError naming the file, never a SIGBUS. No
+// caller ever reads the mapping: an entry's key is copied out under the
+// guard while the entry is decoded, and its content type views the run's
+// copy of the content-type table, so a page the kernel drops after the
+// decode and cannot read back costs nothing until the next decode, which
+// meets it as kIOError.
 #pragma once
 
 #include <cstdint>
@@ -116,13 +117,21 @@ class KeyRun {
   class Iterator {
    public:
     explicit Iterator(const KeyRun& run) : run_(run) {}
+    // Movable (the entry's views move with the buffers they point into),
+    // not copyable.
+    Iterator(Iterator&&) = default;
+    Iterator(const Iterator&) = delete;
     // Positions at the first entry whose key is >= target (Valid() false
     // past the end or on corruption; status() tells which).
     void Seek(std::string_view target);
     void SeekToFirst();
     bool Valid() const { return valid_; }
     void Next();
-    // The current entry; views into the mapping (live as long as the run).
+    // The current entry. Its key views a copy the iterator owns, valid
+    // until the second decode after this one (Next, Seek or SeekToFirst
+    // that finds an entry twice; one decode later the previous entry's key
+    // is still readable, which Next's order check relies on); its content
+    // type views the run's table (live as long as the run).
     const KeyEntry& entry() const { return entry_; }
     const Status& status() const { return status_; }
 
@@ -139,6 +148,10 @@ class KeyRun {
     bool valid_ = false;
     KeyEntry entry_;
     Status status_;
+    // The keys of the current and the previous entry, copied out of the
+    // mapping under the guard (grown outside it, never shrunk).
+    std::vector<char> keys_[2];
+    int cur_ = 0;  // keys_[cur_] holds entry_.key
   };
 
  private:

@@ -2,16 +2,20 @@
 // keys/MANIFEST that cannot be read is an I/O error naming the file (the
 // run's reader, a worker's lister) or a rebuild of the view (the MANIFEST),
 // never a SIGBUS. Pages fail through FaultInjectionEnv::SetUnreadable (a
-// mapped page raises SIGBUS, a read(2) fails with EIO) or a file truncated
-// under its mapping.
+// mapped page raises SIGBUS, a read(2) fails with EIO), LoseMappedPages (pages
+// already read that the kernel drops and cannot read back) or a file
+// truncated under its mapping.
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "engine/compaction.h"
 #include "engine/key_lister.h"
 #include "engine/key_run.h"
 #include "engine/keyspace.h"
@@ -39,6 +43,14 @@ void WriteRun(const std::string& path, int count) {
 }
 
 bool NamesFile(const Status& s, const std::string& name) { return s.ToString().find(name) != std::string::npos; }
+
+// The i-th key of a run with long keys: "long%05d" then `pad` bytes of 'x'.
+std::string LongKey(int i, size_t pad) {
+  char k[16];
+  std::snprintf(k, sizeof k, "long%05d", i);
+  return k + std::string(pad, 'x');
+}
+
 
 }  // namespace
 
@@ -150,5 +162,112 @@ TEST_CASE("a keys/MANIFEST that cannot be read makes the view rebuild from the s
   CHECK(mem.region().counters().rebuilds.load() >= 1);
   KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
   CHECK(ListAll(lister, "", 1000).size() == 300);
+  db.Close();
+}
+
+TEST_CASE("an entry read before its run's pages are lost keeps its key and content type; the next read is an I/O "
+          "error naming the run",
+          "[engine][keyspace][faults]") {
+  TempDir dir;
+  const std::string path = dir.File(KeyRunFileName(1));
+  // Keys on both sides of the iterator's first key buffer and of a page:
+  // short keys, and keys of 5,000 bytes (each spans a page boundary).
+  const size_t pad = GENERATE(size_t{0}, size_t{5000});
+  INFO("key padding " << pad);
+  {
+    auto b = KeyRunBuilder::Create(PosixEnv(), path, 1, 5);
+    REQUIRE(b.ok());
+    for (int i = 0; i < 200; ++i)
+      REQUIRE(b.value()->Add(KeyEntry{LongKey(i, pad), uint64_t(i + 1), 1, uint64_t(48 + i), 10, "text/x-t"}).ok());
+    REQUIRE(b.value()->Finish(true).ok());
+  }
+  FaultInjectionEnv env;
+  auto run = KeyRun::Open(env, path, 1, 5, /*verify_checksum=*/true);
+  REQUIRE(run.ok());
+  KeyRun::Iterator it(*run.value());
+  it.SeekToFirst();
+  REQUIRE(it.Valid());
+  it.Next();
+  REQUIRE(it.Valid());
+  const KeyEntry held = it.entry();
+
+  REQUIRE(env.LoseMappedPages(KeyRunFileName(1), 0) == 1);
+  const uint64_t faults = GuardedFaults();
+  // Read from the iterator's copies, not from the lost pages.
+  CHECK(held.key == LongKey(1, pad));
+  CHECK(held.content_type == "text/x-t");
+  CHECK(held.seq == 2);
+  CHECK(GuardedFaults() == faults);
+  it.Next();
+  CHECK_FALSE(it.Valid());
+  CHECK(it.status().Is(Code::kIOError));
+  CHECK(NamesFile(it.status(), KeyRunFileName(1)));
+  CHECK(GuardedFaults() > faults);
+}
+
+TEST_CASE("a listing whose run pages are lost while it resolves keys answers an I/O error naming the run",
+          "[engine][keyspace][faults]") {
+  TempDir dir;
+  FaultInjectionEnv writer_env;
+  Options o;
+  o.segment_bytes = 4096;  // the keys fill sealed segments, which compaction moves
+  RegionMem mem(1024, 1 << 20);
+  TestDb db(writer_env, dir.path(), o);
+  const KeyspaceOptions ko = SmallKeyspace(dir.path());
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < 300; ++i) REQUIRE(db.Put("k" + std::to_string(1000 + i), "v").status.ok());
+  db.Close();  // the tail goes into a run
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+
+  // From here on the keyspace thread writes no file (its creates in keys/
+  // wait for the test), so the run stays published as it is: after the
+  // compaction below its entries point at moved records, and the listing
+  // reads each record (mapping its new segment) while it holds the keys it
+  // decoded from the run.
+  std::mutex hold_mu;
+  std::condition_variable hold_cv;
+  bool released = false;
+  writer_env.SetCreateHook([&](const std::string& path) {
+    if (path.find("/keys/") == std::string::npos) return;
+    std::unique_lock lock(hold_mu);
+    hold_cv.wait(lock, [&] { return released; });
+  });
+  auto release = [&] {
+    {
+      std::lock_guard lock(hold_mu);
+      released = true;
+    }
+    hold_cv.notify_all();
+    writer_env.SetCreateHook({});
+  };
+  CompactionOptions co;
+  co.pick_all = true;
+  co.rate_bytes_per_sec = 0;
+  {
+    Compactor c(db.writer(), co);
+    if (!c.RunOnce().ok()) release();
+  }
+
+  // The lister's first map of a segment loses every page of its run
+  // mappings: the keys of the batch it is resolving were decoded from them.
+  FaultInjectionEnv lister_env;
+  int lost = 0;
+  lister_env.SetMapHook([&](const std::string& path) {
+    if (path.find("/keys/") == std::string::npos && lost == 0) lost = lister_env.LoseMappedPages("/keys/run-", 0);
+  });
+  KeyLister lister(lister_env, dir.path(), o, db.index(), mem.region());
+  ListRequest req;
+  req.limit = 100;
+  auto page = lister.List(req);
+  release();
+  CHECK(lost > 0);
+  REQUIRE_FALSE(page.ok());
+  CHECK(page.status().Is(Code::kIOError));
+  CHECK(NamesFile(page.status(), "run-"));
+
+  KeyLister healthy(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  CHECK(ListAll(healthy, "", 1000).size() == 300);
   db.Close();
 }
