@@ -35,6 +35,24 @@ inline T GetLittle(const char* p) {
   }
 }
 
+// memcpy(dst, src, n) for the short strings the key paths copy (keys are
+// mostly a few dozen bytes): up to 32 bytes as two overlapping fixed-size
+// copies the compiler inlines, instead of a call into the C library. Reads
+// and writes exactly [src, src + n) and [dst, dst + n); no overlap allowed.
+inline void CopyShortBytes(char* dst, const char* src, size_t n) {
+  if (n >= 16 && n <= 32) {
+    std::memcpy(dst, src, 16);
+    std::memcpy(dst + n - 16, src + n - 16, 16);
+  } else if (n >= 8 && n < 16) {
+    std::memcpy(dst, src, 8);
+    std::memcpy(dst + n - 8, src + n - 8, 8);
+  } else if (n < 8) {
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else {
+    std::memcpy(dst, src, n);
+  }
+}
+
 inline void PutFixed16(char* p, uint16_t v) { PutLittle(p, v); }
 inline void PutFixed32(char* p, uint32_t v) { PutLittle(p, v); }
 inline void PutFixed64(char* p, uint64_t v) { PutLittle(p, v); }

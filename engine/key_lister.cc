@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <queue>
@@ -40,6 +41,24 @@ std::string HexPrefix(std::string_view key) {
   if (key.size() > 32) out += "...";
   return out;
 }
+
+// A copy of one key, in place when it is short (most are): no allocation,
+// and a copy the compiler can do inline.
+class KeySlot {
+ public:
+  std::string_view Hold(std::string_view key) {
+    if (key.size() <= sizeof inline_) {
+      CopyShortBytes(inline_, key.data(), key.size());
+      return {inline_, key.size()};
+    }
+    spill_.assign(key);
+    return spill_;
+  }
+
+ private:
+  char inline_[64];
+  std::string spill_;
+};
 
 }  // namespace
 
@@ -150,17 +169,13 @@ Status KeyLister::Impl::ResolveBatch(const ListRequest& req, uint64_t seed, std:
       *full = true;
       return Status::OK();
     }
-    ListedKey& k = page->keys.emplace_back();
-    k.key.assign(key);
+    // The strings are constructed, not assigned: construction is a plain
+    // copy, assignment the general replace.
     if (r.kind == Resolution::Kind::kKnown) {
       const KeyEntry& e = group[known_of[r.known_index]];
-      k.seq = e.seq;
-      k.size = e.raw_len;
-      k.content_type.assign(e.content_type);
+      page->keys.push_back(ListedKey{std::string(key), e.seq, e.raw_len, std::string(e.content_type)});
     } else {
-      k.seq = r.seq;
-      k.size = r.raw_len;
-      k.content_type = std::move(r.content_type);
+      page->keys.push_back(ListedKey{std::string(key), r.seq, r.raw_len, std::move(r.content_type)});
     }
   }
   return Status::OK();
@@ -225,13 +240,12 @@ Result<ListPage> KeyLister::Impl::ListOnce(const ListRequest& req, uint64_t seed
   // The pending keys' bytes: a run iterator's key lasts only until it moves
   // on twice, so each key is copied here before its sources advance, and
   // its entries view this copy.
-  std::string pending_keys[kResolveBatch];
+  KeySlot pending_keys[kResolveBatch];
   size_t m = 0;
   bool full = false;
   while (!heap.empty() && !full) {
     if (key_of(heap.top()).compare(0, prefix.size(), prefix) != 0) break;  // past every key with the prefix
-    pending_keys[m].assign(key_of(heap.top()));
-    const std::string_view key = pending_keys[m];
+    const std::string_view key = pending_keys[m].Hold(key_of(heap.top()));
     const size_t first = entries.size();
     sources.clear();
     while (!heap.empty() && key_of(heap.top()) == key) {

@@ -271,7 +271,7 @@ bool KeyRun::Iterator::DecodeAt(uint64_t at) {
       need = key_len;
       return;
     }
-    std::memcpy(key_buf.data(), pos, key_len);
+    CopyShortBytes(key_buf.data(), pos, key_len);
     pos += key_len;
     if (!GetVarint64(&pos, end, &e.seq) || !GetVarint64(&pos, end, &e.segment) || !GetVarint64(&pos, end, &e.offset) ||
         !GetVarint64(&pos, end, &e.raw_len) || !GetVarint64(&pos, end, &type))
