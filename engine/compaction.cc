@@ -57,6 +57,7 @@ struct Compactor::State {
   std::atomic<bool> stop{false};
   std::atomic<bool> hurry{false};
   std::atomic<uint64_t> catch_up_target{UINT64_MAX};  // SetCatchUpTarget
+  std::atomic<uint64_t> copy_bytes{0};                 // Compactor::copy_bytes
   mutable std::mutex stats_mu;
   CompactionStats stats;
   // The two maps below are under stats_mu: a dead-only pass beside a
@@ -94,6 +95,8 @@ void Compactor::SetCatchUpTarget(uint64_t reclaimable_bytes) {
   state_->catch_up_target.store(reclaimable_bytes, std::memory_order_relaxed);
 }
 
+uint64_t Compactor::copy_bytes() const { return state_->copy_bytes.load(std::memory_order_relaxed); }
+
 CompactionStats Compactor::stats() const {
   std::lock_guard lock(state_->stats_mu);
   return state_->stats;
@@ -112,6 +115,7 @@ class Pass {
         catch_up_(kind == PassKind::kCatchUp),
         dead_only_(kind == PassKind::kDeadOnly) {}
   ~Pass() {
+    SetCopy(0);
     if (inputs_.empty()) return;
     std::lock_guard lock(w_.mu_);
     for (const Input& in : inputs_) w_.compacting_.erase(in.stats.id);
@@ -145,6 +149,12 @@ class Pass {
     if (o_.log) o_.log("compaction: " + line);
   }
   bool Stopping() const { return st_.stop.load(std::memory_order_relaxed); }
+  // Compactor::copy_bytes: what the output being written will hold beside
+  // its inputs once the input being copied is done.
+  void SetCopy(uint64_t bytes) {
+    copy_planned_ = bytes;
+    st_.copy_bytes.store(bytes, std::memory_order_relaxed);
+  }
   Result<uint64_t> FreeBytes() const {
     if (o_.free_bytes) return o_.free_bytes(w_.dir_);
     auto space = w_.env_.Space(w_.dir_);
@@ -274,6 +284,8 @@ class Pass {
   // The largest output finished while inputs waited on it (its copies on
   // top of those inputs until they are deleted).
   uint64_t largest_pending_output_ = 0;
+  // What SetCopy published last.
+  uint64_t copy_planned_ = 0;
   // The sealed segments as the pass saw them when it picked.
   uint64_t sealed_live_ = 0, sealed_dead_ = 0;
 };
@@ -566,6 +578,7 @@ Status Pass::CopyLarge(const Mapped& m, uint64_t off, const RecordHeader& h, std
 void Pass::AbandonOutput() {
   const uint32_t id = out_->id();
   out_.reset();  // removes the .tmp and the hint
+  SetCopy(0);
   {
     std::lock_guard lock(w_.mu_);
     w_.ReleaseSegmentId(id);
@@ -604,9 +617,13 @@ Status Pass::FinishOutput() {
     st_.kept_tombstone_bytes[out_->id()] = out_kept_tombstone_bytes_;
   }
   ++report_.outputs;
+  const uint64_t finished = out_->size();
   s = Install();
   out_.reset();  // published: the destructor leaves its files alone
   moves_.clear();
+  // Installed, its copies count as its inputs' dead bytes until they are
+  // deleted; what stays planned is the rest of an input it could not hold.
+  SetCopy(copy_planned_ > finished ? copy_planned_ - finished : 0);
   if (!s.ok()) return s;
   return DeleteReady();
 }
@@ -926,8 +943,12 @@ Status Pass::Run() {
   for (Input& in : inputs_) {
     KINGX_KILL_POINT("compact.before_input");
     if (LargeCopyLeft(in)) continue;
+    // Announced before its output grows, so that the write stall counts the
+    // whole copy from its start (a live byte copied stands beside its input).
+    if (in.stats.live_bytes > 0) SetCopy((out_ ? out_->size() : 0) + in.stats.live_bytes);
     bool complete = false;
     s = CompactInput(in, &complete);
+    SetCopy(out_ ? out_->size() : 0);
     if (!s.ok()) break;
     if (!complete) continue;
     scanned_.push_back(in.stats.id);

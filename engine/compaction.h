@@ -219,6 +219,15 @@ struct WriteStallBounds {
 // max(live/2, floor), end_bytes half of it.
 WriteStallBounds WriteStallBoundsFor(uint64_t live_bytes, uint64_t floor_bytes);
 
+// The part of a copy in flight (Compactor::copy_bytes) beyond the quarter of
+// live_bytes that the write stall's arithmetic allows a copy on top of its
+// begin bound (a segment holds at most about that share of the live data:
+// compaction_policy.h, RotateActiveForShare). The write stall counts it in
+// its backlog, so that while a larger copy stands, reclaimable + staged +
+// the copy stay within the begin bound plus that quarter; 0 for a copy
+// within the share.
+uint64_t CopyBeyondShare(uint64_t copy_bytes, uint64_t live_bytes);
+
 // How hard a pass works.
 enum class PassKind {
   kNormal,
@@ -284,6 +293,15 @@ class Compactor {
   void SetCatchUpTarget(uint64_t reclaimable_bytes);
 
   CompactionStats stats() const;
+
+  // The bytes a pass's copy stands beside its inputs with: the output being
+  // written (a "compact-N.tmp") plus the live bytes still to copy of the
+  // input being copied into it (announced when the input's turn comes,
+  // before the output is created or grows), so the whole copy counts from
+  // its start. 0 between passes and once an output is installed (its copies
+  // then count as its inputs' dead bytes until the inputs are deleted).
+  // A gauge for the write stall (CopyBeyondShare); any thread.
+  uint64_t copy_bytes() const;
 
   struct State;  // compaction.cc
 

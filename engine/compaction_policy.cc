@@ -217,6 +217,11 @@ WriteStallBounds WriteStallBoundsFor(uint64_t live_bytes, uint64_t floor_bytes) 
   return b;
 }
 
+uint64_t CopyBeyondShare(uint64_t copy_bytes, uint64_t live_bytes) {
+  const uint64_t share = live_bytes / kMaxActiveShare;
+  return copy_bytes > share ? copy_bytes - share : 0;
+}
+
 uint64_t CompactionBackoffMs(uint32_t fruitless, uint64_t min_ms, uint64_t max_ms) {
   if (fruitless == 0) return 0;
   uint64_t ms = min_ms;

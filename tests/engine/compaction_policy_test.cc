@@ -263,6 +263,15 @@ TEST_CASE("a large copy is needed while more than the stall's end bound is recla
   CHECK(LargeCopyNeeded(4000, (1 << 19) + 1, 1 << 20));
 }
 
+TEST_CASE("the write stall counts a copy in flight beyond a quarter of the live data", "[engine][compaction_policy]") {
+  // the copy's bytes, the database's live bytes
+  CHECK(CopyBeyondShare(0, 4000) == 0);
+  CHECK(CopyBeyondShare(1000, 4000) == 0);  // a quarter: within the arithmetic's share
+  CHECK(CopyBeyondShare(1001, 4000) == 1);
+  CHECK(CopyBeyondShare(3000, 4000) == 2000);
+  CHECK(CopyBeyondShare(10, 0) == 10);  // an emptied database: all of it
+}
+
 TEST_CASE("a large copy fits while the reclaimable and staged bytes and the copy are within the stall's begin bound "
           "plus a quarter of the live data",
           "[engine][compaction_policy]") {

@@ -980,6 +980,36 @@ TEST_CASE("beside a write stall a catch-up pass copies a segment holding more th
   CheckModel(l.g.db, l.g.model, l.g.keys);
 }
 
+TEST_CASE("a pass announces its copy (the output plus the live bytes of the input it copies) before the output "
+          "exists, and no copy once it is installed",
+          "[engine][compaction][catch_up]") {
+  // The write stall counts the copy in flight in its backlog from its start:
+  // a gauge that followed the output's bytes would show it only as it grows.
+  LargeSegmentGrid l;
+  CompactionOptions co = Unthrottled();
+  // Asked when the pass starts and before each output is created: what the
+  // gauge reads then.
+  std::vector<uint64_t> seen;
+  const Compactor* compactor = nullptr;
+  co.free_bytes = [&](const std::string&) -> Result<uint64_t> {
+    seen.push_back(compactor->copy_bytes());
+    return uint64_t{8} << 30;
+  };
+  Compactor c(l.g.db.writer(), co);
+  compactor = &c;
+  CHECK(c.copy_bytes() == 0);
+  c.SetCatchUpTarget(0);
+  PassReport report;
+  REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+  CHECK(report.deleted == 1);
+  CHECK(report.outputs == 1);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == 0);
+  CHECK(seen[1] == l.large_live);
+  CHECK(c.copy_bytes() == 0);
+  CheckModel(l.g.db, l.g.model, l.g.keys);
+}
+
 TEST_CASE("the active segment is sealed once it holds more than a quarter of the live data, so a catch-up "
           "pass never copies most of the data beside its input, however large segments are",
           "[engine][compaction][catch_up]") {
