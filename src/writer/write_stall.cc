@@ -37,7 +37,8 @@ WriteStall::Backlog WriteStall::Measure() const {
   b.reclaimable = dead > kept ? dead - kept : 0;
   b.kept = kept;
   b.staged = shm_.writer_metrics().staged_bytes.load(relaxed);
-  b.backlog = b.reclaimable + b.staged;
+  b.copy = engine::CopyBeyondShare(compactor_.copy_bytes(), b.live);
+  b.backlog = b.reclaimable + b.staged + b.copy;
   b.queued = shm_.queue().DepthBytes();
   b.bounds = engine::WriteStallBoundsFor(b.live, kWriteStallFloorBytes);
   return b;
@@ -63,15 +64,16 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
     }
     // The batch about to be taken turns up to its bytes into dead or staged
     // bytes: hold it when that would pass the bound and compaction has
-    // something to reclaim.
+    // something to reclaim, or a copy larger than its share stands (its
+    // install and its inputs' deletion make the room).
     const Backlog b = Measure();
-    if (b.backlog + b.queued <= b.bounds.begin_bytes || b.reclaimable <= b.bounds.end_bytes ||
-        !CompactionCanHelp())
+    if (b.backlog + b.queued <= b.bounds.begin_bytes ||
+        (b.reclaimable <= b.bounds.end_bytes && b.copy == 0) || !CompactionCanHelp())
       return false;
     Begin(now, b, b.bounds.end_bytes);
   } else {
     const Backlog b = Measure();
-    if (b.reclaimable <= target_) {
+    if (b.reclaimable <= target_ && !CopyHolds(b)) {
       End(now, "released");
       next_ = Next::kForecast;  // the batch is measured again (HoldBatch): room was made for it
       return false;
@@ -99,6 +101,12 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
         // later pass makes progress. Retried after a slice, not at once, so
         // that passes do not spin while the pin lasts.
         retry_catch_up_ = true;
+      } else if (!helped && b.copy > 0) {
+        // A pass is copying beside its inputs (an ordinary pass that ran
+        // before this one could, or a later one): its install and the
+        // deletion of its inputs are progress to come. Held on, with
+        // another catch-up pass after it.
+        thread_.TriggerCatchUp(target_);
       } else if (!helped) {
         // Compaction can do no more now: waiting longer would only delay
         // writes. Above the end bound no stall begins again until a pass
@@ -147,7 +155,13 @@ bool WriteStall::WantsForecast() const {
   // just have reclaimed everything for it, and its rest needs the room its
   // first part's dead bytes take).
   if (holding_ || next_ == Next::kWhole || disarmed_ || !CompactionCanHelp()) return false;
-  return batch_held_ || Measure().reclaimable > 0;
+  if (batch_held_) return true;
+  const Backlog b = Measure();
+  return b.reclaimable > 0 || b.copy > 0;
+}
+
+bool WriteStall::CopyHolds(const Backlog& b) const {
+  return b.copy > 0 && (copy_wait_ || b.backlog + b.queued > b.bounds.begin_bytes);
 }
 
 namespace {
@@ -158,16 +172,20 @@ struct Room {
   uint64_t added = 0;        // its dead bytes + staged + the queue behind the batch
   uint64_t begin_after = 0;  // the begin bound for the live bytes it leaves
   uint64_t end_bytes = 0;    // the end bound for the live bytes now
-  // After it, with `reclaimable` bytes left to reclaim: within the bound.
+  uint64_t copy = 0;         // a copy in flight beyond its share (engine::CopyBeyondShare), now
+  // After it, with `reclaimable` bytes left to reclaim and no copy beside it: within the bound.
   bool FitsWith(uint64_t reclaimable_bytes) const { return reclaimable_bytes + added <= begin_after; }
-  bool Fits() const { return FitsWith(reclaimable); }
+  // Now, beside the copy in flight.
+  bool Fits() const { return FitsWith(reclaimable + copy); }
 };
 
 // The forecast counts from the counters it read beside the batches in
 // flight (whose effects it holds); a batch published since is in the
 // counters Measure read too, so those are not used.
-Room RoomFor(const engine::Writer::BatchForecast& f, uint64_t kept, uint64_t staged, uint64_t behind) {
+Room RoomFor(const engine::Writer::BatchForecast& f, uint64_t kept, uint64_t staged, uint64_t behind,
+             uint64_t copy) {
   Room r;
+  r.copy = copy;
   r.reclaimable = f.index_dead_bytes > kept ? f.index_dead_bytes - kept : 0;
   r.end_bytes = engine::WriteStallBoundsFor(f.index_live_bytes, kWriteStallFloorBytes).end_bytes;
   const uint64_t live_before = f.index_live_bytes + f.put_bytes;
@@ -201,7 +219,9 @@ size_t WriteStall::HoldBatch(size_t ops, uint64_t stored_bytes, const Forecaster
   // The rest of this batch is not counted as queued behind a prefix: it is
   // forecast itself before it goes.
   const uint64_t behind = b.queued - std::min(b.queued, stored_bytes);
-  const auto room = [&](size_t first_ops) { return RoomFor(forecast(first_ops), b.kept, b.staged, behind); };
+  const auto room = [&](size_t first_ops) {
+    return RoomFor(forecast(first_ops), b.kept, b.staged, behind, b.copy);
+  };
   Room r = room(ops);
   if (r.Fits()) return Goes(ops, ops);
   if (next == Next::kFit) {
@@ -226,10 +246,18 @@ size_t WriteStall::HoldBatch(size_t ops, uint64_t stored_bytes, const Forecaster
   // one op alone passes the bound, as low as compaction gets (a pass that
   // makes no progress ends the stall, and that op goes).
   const uint64_t target = std::min(r.end_bytes, r.begin_after - std::min(r.begin_after, r.added));
-  if (r.reclaimable <= target) return Goes(go, ops);
   Backlog held = b;
   held.reclaimable = r.reclaimable;
-  held.backlog = r.reclaimable + b.staged;
+  held.backlog = r.reclaimable + b.staged + b.copy;
+  if (r.reclaimable <= target) {
+    // Within the bound but for the copy in flight (Fits counts it, FitsWith
+    // does not): the batch waits for its install and its inputs' deletion,
+    // not for compaction to reclaim more.
+    if (r.copy == 0) return Goes(go, ops);
+    Begin(Clock::now(), held, target);
+    copy_wait_ = true;
+    return 0;
+  }
   Begin(Clock::now(), held, target);
   return 0;
 }
@@ -269,6 +297,7 @@ void WriteStall::Begin(Clock::time_point now, const Backlog& b, uint64_t target_
 
 void WriteStall::End(Clock::time_point now, const char* why) {
   holding_ = false;
+  copy_wait_ = false;
   const auto us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - began_).count());
   KINGX_LOG_DEBUG("write stall ended after %" PRIu64 " us: %s", us, why);
   shm_.writer_metrics().compaction_stall_us.fetch_add(us, std::memory_order_relaxed);

@@ -5,14 +5,16 @@
 //
 // The backlog is the dead bytes compaction can reclaim (the engine's dead
 // bytes less the tombstones compaction had to keep) plus the staged bytes of
-// large values in progress; the bounds are engine::WriteStallBoundsFor (half
-// and a quarter of the live bytes). A stall begins before a batch when the
-// backlog plus the bytes waiting in the write queue (what the next batches
-// can turn into dead or staged bytes) pass the begin bound and the
-// reclaimable bytes are above the end bound (compaction has work to do). It
-// asks for a catch-up pass (engine::PassKind::kCatchUp) and holds batches
-// until:
-//  - the reclaimable bytes are at or under the end bound (released), or
+// large values in progress plus the part of a compaction copy in flight
+// beyond a quarter of the live data (see below); the bounds are
+// engine::WriteStallBoundsFor (half and a quarter of the live bytes). A
+// stall begins before a batch when the backlog plus the bytes waiting in
+// the write queue (what the next batches can turn into dead or staged
+// bytes) pass the begin bound and the reclaimable bytes are above the end
+// bound or such a copy stands (compaction has work to do). It asks for a
+// catch-up pass (engine::PassKind::kCatchUp) and holds batches until:
+//  - the reclaimable bytes are at or under the end bound and no copy in
+//    flight keeps the backlog past the begin bound (released), or
 //  - a catch-up pass finished without deleting or writing anything: then
 //    compaction can do no more for now (an online backup's pinned cut,
 //    tombstones that must stay, damage), and no new stall begins until some
@@ -68,15 +70,30 @@
 // bytes are under the end bound lets go only the prefix that fits what
 // compaction left (at least one op); the rest is forecast as any batch.
 //
+// A compaction copy in flight counts too: the backlog is reclaimable +
+// staged + the part of the copy beyond a quarter of the live data
+// (engine::Compactor::copy_bytes, engine::CopyBeyondShare: the output being
+// written plus what is left to copy of its current input, announced before
+// the output exists). While such a copy stands, a stall begins (or holds on,
+// whatever the reclaimable bytes) as long as the backlog with it passes the
+// begin bound; a batch whose forecast fits but for the copy waits for the
+// copy's install and its input's deletion, not for more to be reclaimed;
+// and a catch-up pass that made no progress while a copy stands does not
+// end the stall (the install is progress to come: another catch-up pass is
+// asked for). The time bound holds as for any stall.
+//
 // The arithmetic of the bound (L live, R reclaimable, K tombstones that must
-// stay, S staged uploads, C a compaction output being written, O hints, the
-// key view's runs, the MANIFEST and the active segment's room; B(L) the
-// begin bound, L/2 for L >= 2 x the floor):
+// stay, S staged uploads, C a compaction copy in flight, O hints, the key
+// view's runs, the MANIFEST and the active segment's room; B(L) the begin
+// bound, L/2 for L >= 2 x the floor):
 //     directory = L + R + K + S + C + O.
-// After each admitted batch R + S <= B(L); while writes wait R only shrinks.
-// A catch-up pass copies one input at a time (its output is finished once
-// the inputs it completed free more than it holds), so C <= the live bytes
-// X of one input + 64 KiB. Beside this stall the compactor knows its floor
+// After each admitted batch R + S + max(0, C - L/4) <= B(L): R + S <= B(L)
+// with no copy beyond its share, R + S + C <= B(L) + L/4 beside one. While
+// writes wait R only shrinks (an install moves the copied bytes from C to R,
+// as its input's dead bytes, until the input is deleted). A catch-up pass
+// copies one input at a time (its output is finished once the inputs it
+// completed free more than it holds), so C <= the live bytes X of one input
+// + 64 KiB. Beside this stall the compactor knows its floor
 // (engine::CompactionOptions::stall_floor_bytes), and a catch-up copy is
 // one of:
 //  - X <= L/4 (L of when the copy begins; the active segment is sealed past
@@ -86,27 +103,36 @@
 //    one or two large records), with R at or under the end bound B(L)/2 (a
 //    stall for the room of a held batch that kills a large share of the
 //    live data): made only while the writes wait (R above the pass's
-//    target: they go on only once an input is deleted, this one's after
-//    its copy) and R + S + X <= B(L) + L/4, checked when it is picked and
-//    again when its turn comes (engine::LargeCopyFits); else it is left,
-//    its dead bytes stay in R, and the stall ends on its no-progress path
-//    under the end bound, letting go the part of the batch that fits and
-//    holding on;
+//    target) and R + S + X <= B(L) + L/4, checked when it is picked and
+//    again when its turn comes (engine::LargeCopyFits); while it stands a
+//    batch is admitted only within that room; else it is left, its dead
+//    bytes stay in R, and the stall ends on its no-progress path under the
+//    end bound, letting go the part of the batch that fits and holding on;
 //  - X > L/4, for the threshold (at least half its file reclaimable):
 //    X <= its dead bytes <= R;
 //  - X > L/4, for the space bound or a target, with R above the end bound
-//    (engine::LargeCopyNeeded): made whatever it adds. Left, the pass would
-//    make no progress and the stall would end there and hold nothing until
-//    a pass makes progress: the dead bytes would grow beside the segment
-//    without bound, where its copy stands beside it once. (Tried: leaving
-//    it let the burst soak's dead bytes alone pass the live data.)
+//    (engine::LargeCopyNeeded): made whatever it adds. It begins with
+//    R0 + S0 <= B(L) (the last admission), and while it stands a batch is
+//    admitted only within B(L) + L/4, so R + S + C <= max(R0 + S0 + X,
+//    B(L) + L/4) + 64 KiB. Left, it would free nothing however long the
+//    writes waited: its own dead bytes are in R and only its copy reclaims
+//    them; the stall would end without progress above the end bound and
+//    hold nothing until a pass makes progress, and the dead bytes would
+//    grow beside the segment without bound, where its copy stands once.
 // Hence, in the first two cases,
 //     directory <= L + B(L) + L/4 + 64 KiB + K + O = 1.75 L + 64 KiB + K + O,
 // within 2 L while K + O + 64 KiB <= L/4; in the third R + S + X <= B(L) +
 // min(X, R) <= L, so directory <= 2 L + 64 KiB + K + O (over 2 L only by
 // those, and only when that one segment's dead bytes are about all of R
-// and half the live data); the fourth is not bounded by construction:
-// L + B(L) + X + 64 KiB + K + O. Staged bytes count in B(L): the large-upload
+// and half the live data); in the fourth directory <= L + max(B(L) + X,
+// B(L) + L/4) + 64 KiB + K + O, within 2 L + 64 KiB + K + O while X <= L/2.
+// What remains over 2 L (K, O aside) by construction: the fourth case with
+// a segment holding more than half the live data beside a backlog near the
+// begin bound; share rotation seals a segment at a quarter of the live data
+// plus one record (at most a 1 MiB value and its header), so only a
+// database under about 4 MiB of live data, or one whose live data shrank
+// (deletes, overwrites with smaller values) since the segment was sealed.
+// Staged bytes count in B(L): the large-upload
 // path bounds them by a share of the live data (L/8; but one upload of any
 // size alone, and one chunked upload past the share).
 // K is what compaction had to keep; a dead-only pass beside a running pass
@@ -127,22 +153,23 @@
 // cut short by its time bound lets its batch go whole and unforecast
 // (holding any part of it longer would risk its writes' storage timeout;
 // forecasting what cannot be held changes nothing on disk), also beside a
-// large copy; the fourth case above; after a stall that ended because
+// copy in flight; the fourth case above with a segment holding more than
+// half the live data; after a stall that ended because
 // compaction made no progress above the end bound (pins, tombstones that
 // must stay) no batch is held or split until a pass makes
 // progress (nothing can make room); with nothing reclaimable at all no
 // batch is forecast, so one that alone kills more than half the live data
 // then goes whole; an ordinary (not catch-up) pass, whose output may
-// collect several inputs' live data; a segment's share measured against
-// the live data of when it was sealed (deletes since may have shrunk L); a
-// database under twice the floor (B(L) is then the floor); an upload staged
-// alone beyond the share (counted as staged until its write is published);
-// the record a large upload replaces as it ends (not forecast); and beside
-// a large copy of the second case, what its check could not see: uploads
-// staged after it (within the staging share), the dead bytes of batches
-// in flight when it began (admitted before the stall, published during the
-// copy), and a stall released during the copy by a deletion beside it (a
-// write that emptied a segment, its dead-only pass).
+// collect several inputs' live data (counted as a copy in flight: batches
+// are held once it passes the room, but the output grows on); a segment's
+// share measured against the live data of when it was sealed (deletes
+// since may have shrunk L); a database under twice the floor (B(L) is then
+// the floor); an upload staged alone beyond the share (counted as staged
+// until its write is published); the record a large upload replaces as it
+// ends (not forecast); and beside a copy in flight, what admission cannot
+// see: uploads staged after it began (workers stage without the writer
+// loop, within the staging share) and the dead bytes of batches in flight
+// when it began (admitted before it, published during it).
 //
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
@@ -211,12 +238,17 @@ class WriteStall {
     uint64_t kept = 0;         // tombstones compaction had to keep
     uint64_t reclaimable = 0;  // dead bytes compaction can reclaim
     uint64_t staged = 0;       // staged bytes of large uploads
-    uint64_t backlog = 0;      // reclaimable + staged bytes of large uploads
+    uint64_t copy = 0;         // a compaction copy in flight beyond its share (engine::CopyBeyondShare)
+    uint64_t backlog = 0;      // reclaimable + staged + copy
     uint64_t queued = 0;       // bytes waiting in the write queue (the next batches)
     engine::WriteStallBounds bounds;
   };
   Backlog Measure() const;
   bool CompactionCanHelp() const;
+  // Whether the copy in flight keeps the stall on, whatever the reclaimable
+  // bytes: it stands beyond its share with the backlog past the begin
+  // bound, or the stall holds a batch that fits but for it (copy_wait_).
+  bool CopyHolds(const Backlog& b) const;
   // Begins a stall that lasts until the reclaimable bytes are at most target_bytes.
   void Begin(Clock::time_point now, const Backlog& b, uint64_t target_bytes);
   // Ends the stall; why is a short phrase for the log. The caller sets next_.
@@ -243,6 +275,7 @@ class WriteStall {
   Next next_ = Next::kForecast;
   bool holding_ = false;
   uint64_t target_ = 0;  // the stall ends once the reclaimable bytes are at most this
+  bool copy_wait_ = false;  // ... and no copy beyond its share stands (HoldBatch: the batch fits but for it)
   Clock::time_point began_{};  // this stall's beginning (for the counts)
   // The time bound runs from the first stall of a batch, over every stall
   // of its rest after a split: a batch's writes wait at most max_stall_ in

@@ -53,16 +53,17 @@ class RunGate {
   bool released_ = false;
 };
 
-// An empty database in 1 MiB segments, uncompressed, over a shared
-// mapping's index.
+// An empty database in 1 MiB segments (or segment_bytes), uncompressed, over
+// a shared mapping's index.
 struct StallDb {
-  StallDb() {
+  explicit StallDb(uint64_t segment_bytes = 1 << 20, double dead_ratio = 0.5) {
     auto created = SharedMemory::Create(test::SmallShmSizes(2, 64));
     REQUIRE(created.ok());
     shm = std::move(created).value();
     engine::Options o;
     o.compression_level = 0;
-    o.segment_bytes = 1 << 20;
+    o.segment_bytes = segment_bytes;
+    o.compaction_dead_ratio = dead_ratio;
     o.take_lock = false;
     auto w = engine::Writer::Open(env, dir.path, o, shm->index());
     REQUIRE(w.ok());
@@ -535,6 +536,126 @@ TEST_CASE("the batch after one let go by a stall's time bound is forecast and ma
   // The next batch: the backlog is still over the bound, a stall begins.
   CHECK(stall.Hold());
   CHECK(f.Stalls() == 2);
+}
+
+namespace {
+
+constexpr uint64_t kKiB = 1024;
+
+// A segment holding more than a quarter of the live data beside `dead_kib`
+// of dead bytes (a large record beside an overwritten one), which the
+// ordinary pass CopyFixture::StartHeldCopy runs picks alone; that pass is
+// held where it creates its output ("compact-N.tmp", the file seam's
+// create hook), the copy announced and not yet installed.
+struct CopyFixture : StallDb {
+  explicit CopyFixture(uint64_t dead_kib) : StallDb(4 << 20, /*dead_ratio=*/0.3) {
+    // The first segment: "big" (900 KiB) and "d" (dead_kib), sealed at the
+    // next record (it holds more than a quarter of the live data, over 1 MiB).
+    Put("big", std::string(900 * kKiB, 'b'));
+    Put("d", std::string(dead_kib * kKiB, 'd'));
+    for (int k = 0; k < 8; ++k) Put("k" + std::to_string(k), std::string(200 * kKiB, 'v'));
+    Put("d", "x");
+    const auto per_segment = writer->Stats().per_segment;
+    REQUIRE(per_segment.size() >= 2);
+    const engine::SegmentStats& first = per_segment.front();
+    INFO("first segment: " << first.bytes << " bytes, " << first.live_bytes << " live, " << first.dead_bytes
+                           << " dead");
+    REQUIRE_FALSE(first.active);
+    REQUIRE(first.live_bytes > Live() / 4);
+    for (size_t i = 1; i < per_segment.size(); ++i) REQUIRE(per_segment[i].dead_bytes == 0);
+    large_live = first.live_bytes;
+    engine::CompactionOptions co;
+    co.rate_bytes_per_sec = 0;
+    compactor = std::make_unique<engine::Compactor>(*writer, co);
+    thread = std::make_unique<engine::CompactionThread>(*compactor, kHourMs);
+  }
+  ~CopyFixture() {
+    copy_gate.Release();
+    if (thread) thread->Stop();
+  }
+  uint64_t Live() const { return shm->index().counters().live_bytes.load(); }
+  uint64_t Dead() const { return shm->index().counters().dead_bytes.load(); }
+  uint64_t Begin() const { return engine::WriteStallBoundsFor(Live(), kWriteStallFloorBytes).begin_bytes; }
+  // An ordinary pass (none of the stall's) copies the first segment and is
+  // held where it creates its output.
+  void StartHeldCopy() {
+    env.SetCreateHook([this](const std::string& path) {
+      if (path.find("compact-") != std::string::npos) copy_gate.Enter();
+    });
+    thread->Start();
+    thread->Trigger();
+    REQUIRE(copy_gate.WaitEntered());
+  }
+  // Holds until a batch is let through; bounded (each Hold waits at most a slice).
+  void HoldUntilThrough(WriteStall& stall) {
+    bool held = true;
+    for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
+    REQUIRE_FALSE(held);
+  }
+
+  RunGate copy_gate;
+  uint64_t large_live = 0;
+  std::unique_ptr<engine::Compactor> compactor;
+  std::unique_ptr<engine::CompactionThread> thread;
+};
+
+}  // namespace
+
+TEST_CASE("a compaction copy of more than a quarter of the live data counts in the stall's backlog until installed",
+          "[src][writer][stall][copy]") {
+  // A copy stands beside its input until the input is deleted. The stall
+  // counted only the reclaimable and staged bytes: writes went on during a
+  // copy of more than a quarter of the live data, so that reclaimable +
+  // staged + the copy passed the begin bound plus that quarter (with a copy
+  // of half the live data, twice the live data).
+  SECTION("with the copy the backlog passes the bound: the next batch is held") {
+    CopyFixture f(1100);
+    WriteStall stall(*f.shm, *f.compactor, *f.thread, kHourMs, kHourMs);
+    const uint64_t beyond = f.large_live - f.Live() / 4;
+    // Without the copy the backlog is within the bound; with it, not.
+    REQUIRE(f.Dead() <= f.Begin());
+    REQUIRE(f.Dead() + beyond > f.Begin());
+    REQUIRE_FALSE(stall.Hold());
+    f.StartHeldCopy();
+    CHECK(f.compactor->copy_bytes() >= f.large_live);
+    CHECK(stall.Hold());
+    CHECK(f.shm->writer_metrics().compaction_stalls.load() == 1);
+    // Held on while the copy stands (each Hold waits a slice for a pass; the
+    // stall's catch-up pass waits behind the held one).
+    for (int i = 0; i < 5; ++i) CHECK(stall.Hold());
+    f.copy_gate.Release();
+    f.HoldUntilThrough(stall);
+    // Let through once the copy was installed and its input deleted.
+    CHECK(f.compactor->copy_bytes() == 0);
+    CHECK(f.compactor->stats().segments_compacted >= 1);
+    CHECK(f.Dead() + f.compactor->copy_bytes() <= f.Begin());
+    CHECK(f.shm->writer_metrics().compaction_stalls.load() == 1);
+  }
+  SECTION("a batch that fits but for the copy waits for its install, then goes") {
+    CopyFixture f(880);
+    WriteStall stall(*f.shm, *f.compactor, *f.thread, kHourMs, kHourMs);
+    const uint64_t beyond = f.large_live - f.Live() / 4;
+    REQUIRE(f.Dead() + beyond <= f.Begin());  // Hold lets the batch be taken, copy or not
+    // The batch: k0 overwritten with as much: its dead bytes fit beside the
+    // reclaimable bytes, not beside the copy too.
+    const std::string value(200 * kKiB, 'w');
+    std::vector<engine::WriteOp> ops(1);
+    ops[0].key = "k0";
+    ops[0].stored = value;
+    ops[0].raw_len = value.size();
+    const engine::Writer::BatchForecast forecast = f.writer->Forecast(ops);
+    REQUIRE(f.Dead() + forecast.dead_bytes <= f.Begin());
+    REQUIRE(f.Dead() + forecast.dead_bytes + beyond > f.Begin());
+    f.StartHeldCopy();
+    REQUIRE_FALSE(stall.Hold());
+    REQUIRE(stall.WantsForecast());
+    CHECK(stall.HoldBatch(ops.size(), value.size(), ForecastOf(*f.writer, ops)) == 0);
+    for (int i = 0; i < 5; ++i) CHECK(stall.Hold());
+    f.copy_gate.Release();
+    f.HoldUntilThrough(stall);
+    CHECK(f.compactor->copy_bytes() == 0);
+    CHECK(stall.HoldBatch(ops.size(), value.size(), ForecastOf(*f.writer, ops)) == ops.size());
+  }
 }
 
 }  // namespace kingx
