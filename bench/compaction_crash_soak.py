@@ -16,11 +16,14 @@ share admits (an eighth of the live data, or one upload of the largest value).
 
 Value sizes sit on both sides of every size threshold: compression (255/256 B,
 random and compressible), a write-queue entry and the large-value path
-(1 MiB - 1, 1 MiB, 1 MiB + 1), and, with --segment-bytes, the segment size.
+(1 MiB - 1, 1 MiB, 1 MiB + 1), and, with --segment-bytes, the segment size;
+--sizes replaces them (e.g. to make segments holding a large share of the
+live data, whose compaction copies stand beside them).
 
     bench/compaction_crash_soak.py [--cycles 200] [--bin build/src/kingx]
         [--compare-bin OTHER] [--segment-bytes 1M] [--live-mb 7] [--clients 2]
         [--ops-per-sec 0] [--large-piece-gap-ms 0] [--burst-keys 0 [--burst-kb 800]]
+        [--sizes 4000,4000,1048575,1048576]
         [--label NAME] [--out DIR]
 
 With --compare-bin, the cycles alternate between the two binaries, each on
@@ -223,6 +226,10 @@ def main():
                     help="this many more clients, each with a key of --burst-kb, replaced by 1 B all at once "
                          "every 0.3 s or so (see Burst)")
     ap.add_argument("--burst-kb", type=int, default=800)
+    ap.add_argument("--sizes", default=None,
+                    help="comma-separated value sizes in bytes, drawn uniformly (repeat one to weight it), instead "
+                         "of the default spread; e.g. 4000,4000,1048575,1048576 makes segments that hold one or two "
+                         "records of 1 MiB beside small ones: more than a quarter of a few MB of live data")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--server-arg", action="append", default=[],
                     help="one more kingx argument (repeatable), e.g. --server-arg=--log-level=debug")
@@ -234,6 +241,8 @@ def main():
     args = ap.parse_args()
 
     sizes = [0, 1, 100, 255, 256, 257, 4000, 65536, MIB - 1, MIB, MIB + 1, 2 * MIB]
+    if args.sizes:
+        sizes = [int(x) for x in args.sizes.split(",")]
     if args.segment_bytes:
         m = re.fullmatch(r"(\d+)([KMG]?)", args.segment_bytes)
         seg = int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2)]
