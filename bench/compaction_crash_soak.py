@@ -7,8 +7,11 @@ Each cycle starts kingx on the same data directory, runs an overwrite load
 for a random 0.5-3 s, then kill -9s the whole server and starts again as soon
 as it is gone. Throughout, every 100 ms, the data directory's allocated bytes
 (what `du` counts, keys/ included) and the engine's live record bytes (kingx_engine_live_bytes
-in /metrics) are sampled. The figures are the largest ratio dir / live seen
-(goal: <= 2) and how many samples were above 2x, beside the directory's size
+in /metrics) are sampled; /metrics is read before and after the directory, and a
+sample is "steady" when the live, dead and staged bytes did not move in between
+(a segment deleted between the directory's measure and the gauges' read shows in
+the first and in neither gauge: a sample that is not steady can pass 2x that way). The figures are the largest ratio dir / live seen
+(goal: <= 2) and how many samples were above 2x (all, and steady), beside the directory's size
 after the last cycle (and the files in keys/ after each cycle); the same without the staging files of large uploads in
 progress (kingx_writer_staged_bytes: writes not yet applied, which no
 compaction can reclaim), and how many samples staged more than the staging
@@ -265,13 +268,21 @@ def main():
             run = current["run"]
             if run is not None:
                 port = run.port
+                # The gauges before and after the directory is measured: a
+                # sample whose live, dead or staged bytes moved meanwhile is
+                # not steady (a segment deleted between the two reads shows
+                # in the directory but in no gauge read after it).
+                before = live_bytes(port) if port else (None, None, {})
                 d = dir_bytes(run.server.data_dir)
                 live, staged, more = live_bytes(port) if port else (None, None, {})
-                run.samples.append((time.monotonic(), d, live, staged or 0.0))
+                steady = (before[0] == live and (before[1] or 0.0) == (staged or 0.0)
+                           and before[2].get("dead") == more.get("dead"))
+                run.samples.append((time.monotonic(), d, live, staged or 0.0, steady))
                 if args.out:
                     # Wall time to the millisecond, to find the log's passes around it.
                     run.sample_rows.append({"cycle": run.cycle_no, "wall": round(time.time(), 3), "dir": d,
-                                            "live": live, "staged": staged or 0.0, **more})
+                                            "live": live, "staged": staged or 0.0, "steady": steady,
+                                            "live_before": before[0], "dead_before": before[2].get("dead"), **more})
                 if (args.out and live and live >= 0.5 * args.live_mb * MIB and d > 2 * live
                         and run.snapshots < 3):
                     run.snapshot(args.out, d, live, port)
@@ -392,6 +403,10 @@ class Run:
         peak = max((s[1] for s in self.samples[first:]), default=0)
         ratio = max((s[1] / s[2] for s in window), default=0)
         over = sum(1 for s in window if s[1] > 2 * s[2])
+        # Steady: only samples whose gauges did not move while the directory was measured.
+        steady_window = [s for s in window if s[4]]
+        over_steady = sum(1 for s in steady_window if s[1] > 2 * s[2])
+        ratio_steady = max((s[1] / s[2] for s in steady_window), default=0)
         # Without the staging files of uploads in progress (not yet data).
         settled = max(((s[1] - s[3]) / s[2] for s in window), default=0)
         settled_over = sum(1 for s in window if s[1] - s[3] > 2 * s[2])
@@ -404,6 +419,8 @@ class Run:
                "large_ok": sum(l.large_ok for l in loads), "large_failed": sum(l.large_failed for l in loads),
                "live_bytes": live, "dir_peak_bytes": peak,
                "max_ratio": round(ratio, 3), "samples": len(window), "samples_over_2x": over,
+               "steady_samples": len(steady_window), "steady_over_2x": over_steady,
+               "max_steady_ratio": round(ratio_steady, 3),
                "max_ratio_without_staged": round(settled, 3), "samples_over_2x_without_staged": settled_over,
                "max_staged_bytes": max((s[3] for s in window), default=0),
                "samples_staged_past_share": staged_past_share,
@@ -450,6 +467,9 @@ class Run:
                 "burst_ops_per_load_second": round(burst_ops / self.load_seconds, 1) if self.load_seconds else 0,
                 "max_ratio_dir_to_live": worst,
                 "samples": samples, "samples_over_2x": over,
+                "steady_samples": sum(r["steady_samples"] for r in rows),
+                "steady_over_2x": sum(r["steady_over_2x"] for r in rows),
+                "max_steady_ratio": max((r["max_steady_ratio"] for r in rows), default=0),
                 "max_ratio_without_staged": max((r["max_ratio_without_staged"] for r in rows), default=0),
                 "samples_over_2x_without_staged": sum(r["samples_over_2x_without_staged"] for r in rows),
                 "max_staged_bytes": max((r["max_staged_bytes"] for r in rows), default=0),
