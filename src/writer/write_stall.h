@@ -132,6 +132,10 @@
 // plus one record (at most a 1 MiB value and its header), so only a
 // database under about 4 MiB of live data, or one whose live data shrank
 // (deletes, overwrites with smaller values) since the segment was sealed.
+// A load that makes such segments (records of 1 MiB beside small ones in a
+// few MB of live data, bursts that kill 2 MB at once):
+//     bench/compaction_crash_soak.py --sizes 4000,4000,4000,4000,65536,1048575,1048576
+//         --live-mb 6 --burst-keys 4 --burst-kb 512 [--compare-bin OLD]
 // Staged bytes count in B(L): the large-upload
 // path bounds them by a share of the live data (L/8; but one upload of any
 // size alone, and one chunked upload past the share).
