@@ -15,7 +15,8 @@ test is kept with the project's notes):
     key's value and ETag as they were;
   - a listing cursor is bound to its database: another server's cursor for
     the same prefix is 400 naming `cursor`, never a page; a cursor keeps
-    working across a kill -9 of the server;
+    working across a kill -9 of the server once the view's first checkpoint
+    (right after it is built) wrote keys/MANIFEST;
   - `--sync interval:MS` fdatasyncs an acknowledged write by itself, with
     no other write after it (a segment fdatasync that fails once the write
     was answered shows it: the writer turns read-only and is respawned, and
@@ -270,6 +271,7 @@ def test_sync_interval_fdatasyncs_an_acknowledged_write_with_no_other_write_afte
                  "the interval fdatasync of the acknowledged write (none came: --sync interval behaved as none)")
     finally:
         os.remove(flag)
+        os.rmdir(os.path.dirname(flag))
     s.wait_ready(120)
     r = http(s.port, "GET", key_path("interval/acked"))
     check(r.status == 200 and r.body == value and r.header("ETag") == etag, f"the acknowledged write: {r!r}")
