@@ -19,6 +19,7 @@
 #include "engine/hint_file.h"
 #include "engine/key_resolve.h"
 #include "engine/keyspace.h"
+#include "engine/read_exact.h"
 #include "engine/writer_impl.h"
 
 namespace kingx::engine {
@@ -81,6 +82,88 @@ Status ForEachSegmentEntry(Writer::Impl& w, SegmentCache& cache, uint32_t id, ui
     off = next + kRecordHeaderBytes <= bytes ? next : bytes;
   }
   return Status::OK();
+}
+
+// Sets the size and content type of the entries of *out at `unknown` from
+// their records' first bytes (header, key, content type), read with read(2),
+// never mapped: a mapping kept every page of every live record it touched
+// resident in the process until the end, a whole database after a rebuild.
+// The records are read in file order; records less than kReadGapBytes apart
+// share one read of at most kReadSpanBytes, so a dense chunk costs few
+// calls and a sparse one reads little more than its records. Memory: one
+// span. An entry whose record cannot be read or checked keeps the unknown
+// size: a listing reads its record again and reports the damage rather
+// than guessing. The segments are pinned by the job (they exist).
+constexpr uint64_t kReadGapBytes = 4 << 10;
+constexpr uint64_t kReadSpanBytes = 1 << 20;
+
+void ReadSizes(Writer::Impl& w, std::vector<KeyEntry>* out, std::vector<size_t>* unknown,
+               std::deque<std::string>* store) {
+  std::sort(unknown->begin(), unknown->end(), [&](size_t a, size_t b) {
+    const KeyEntry& x = (*out)[a];
+    const KeyEntry& y = (*out)[b];
+    return x.segment != y.segment ? x.segment < y.segment : x.offset < y.offset;
+  });
+  std::unique_ptr<char[]> span;
+  // Sets e from the record whose first `have` bytes are at p; false when they do not check out.
+  auto fill = [&](KeyEntry& e, const char* p, uint64_t have, uint64_t file_size) {
+    RecordHeader h;
+    if (have < kRecordHeaderBytes || !DecodeRecordHeader(p, file_size - e.offset, w.limits_, &h).ok()) return;
+    if (kRecordHeaderBytes + h.key_len + h.meta_len > have) return;
+    e.raw_len = h.raw_len;
+    store->emplace_back(p + kRecordHeaderBytes + h.key_len, h.meta_len);
+    e.content_type = store->back();
+  };
+  for (size_t i = 0; i < unknown->size();) {
+    const uint64_t id = (*out)[(*unknown)[i]].segment;
+    size_t end = i;
+    while (end < unknown->size() && (*out)[(*unknown)[end]].segment == id) ++end;
+    const std::string path = JoinPath(w.dir_, SegmentFileName(static_cast<uint32_t>(id)));
+    auto file = w.env_.OpenFile(path, OpenMode::kRead);
+    auto size = file.ok() ? file.value()->Size() : Result<uint64_t>(file.status());
+    if (!size.ok()) {
+      i = end;
+      continue;
+    }
+    const uint64_t file_size = size.value();
+    // The bytes a record's entry needs: its header, key and content type at most.
+    auto need = [&](const KeyEntry& e) {
+      if (e.offset >= file_size) return uint64_t{0};
+      return std::min<uint64_t>(kRecordHeaderBytes + e.key.size() + kMaxMetaBytes, file_size - e.offset);
+    };
+    for (size_t k = i; k < end;) {
+      // A span: records from k on while each starts less than kReadGapBytes
+      // after the previous one's needed bytes, within kReadSpanBytes.
+      const uint64_t from = (*out)[(*unknown)[k]].offset;
+      uint64_t to = from + need((*out)[(*unknown)[k]]);
+      size_t last = k + 1;
+      for (; last < end; ++last) {
+        const KeyEntry& e = (*out)[(*unknown)[last]];
+        const uint64_t e_to = e.offset + need(e);
+        if (e.offset > to + kReadGapBytes || e_to - from > kReadSpanBytes) break;
+        to = std::max(to, e_to);
+      }
+      if (to > from) {
+        if (!span) span.reset(new char[kReadSpanBytes + kRecordHeaderBytes + 65536 + kMaxMetaBytes]);
+        if (ReadExact(*file.value(), path, from, to - from, span.get()).ok()) {
+          for (size_t r = k; r < last; ++r) {
+            KeyEntry& e = (*out)[(*unknown)[r]];
+            fill(e, span.get() + (e.offset - from), need(e), file_size);
+          }
+        } else {
+          // A sector somewhere in the span cannot be read: each record by itself.
+          for (size_t r = k; r < last; ++r) {
+            KeyEntry& e = (*out)[(*unknown)[r]];
+            const uint64_t n = need(e);
+            if (n > 0 && ReadExact(*file.value(), path, e.offset, n, span.get()).ok()) fill(e, span.get(), n, file_size);
+          }
+        }
+      }
+      k = last;
+    }
+    i = end;
+  }
+  unknown->clear();
 }
 
 }  // namespace
@@ -293,6 +376,7 @@ Status Keyspace::ChunkToRuns(Collected* c, std::vector<RunInfo>* made) {
   });
   const std::function<bool(uint64_t)> skip = [c](uint64_t seg) { return c->cut_segments.count(seg) != 0; };
   std::vector<KeyEntry> out, group;
+  std::vector<size_t> unknown;  // entries of out whose size and content type are to be read
   std::deque<std::string> store;
   out.reserve(order.size());
   for (size_t i = 0; i < order.size();) {
@@ -306,28 +390,16 @@ Status Keyspace::ChunkToRuns(Collected* c, std::vector<RunInfo>* made) {
     const size_t before = out.size();
     Status s = ResolveGroup(group, &store, &out, &skip);
     if (!s.ok()) return s;
-    if (out.size() > before && out.back().raw_len == kKeyEntryUnknownSize) {
-      // Live where the job found it: its size and content type from the record.
-      // An unreadable record keeps the "unknown" size: a listing reads it
-      // again and reports the damage rather than guessing.
-      KeyEntry& e = out.back();
-      auto ref = cache_.ReadRecord(MakeLocation(e.segment, e.offset), w_.limits_);
-      if (ref.ok()) {
-        std::string type(ref->header.meta_len, '\0');
-        const char* mapped = ref->record + kRecordHeaderBytes + ref->header.key_len;
-        if (cache_.CopyMapped(ref->holder, mapped, type.size(), type.data()).ok()) {
-          e.raw_len = ref->header.raw_len;
-          store.push_back(std::move(type));
-          e.content_type = store.back();
-        }
-      }
-    }
+    // Live where the job found it: its size and content type come from the
+    // record, read below with the chunk's others, in file order.
+    if (out.size() > before && out.back().raw_len == kKeyEntryUnknownSize) unknown.push_back(out.size() - 1);
     i = j;
     if ((i & 0x3FF) == 0) {
       Status fs = FlushFrozenTail();
       if (!fs.ok()) return fs;
     }
   }
+  ReadSizes(w_, &out, &unknown, &store);
   Status s;
   if (!out.empty()) {
     auto r = WriteRun(out);

@@ -611,3 +611,47 @@ TEST_CASE("a rebuild whose segment pages cannot be read leaves listing unavailab
   CHECK(db.Get("new").value() == "value");
   db.Close();
 }
+
+TEST_CASE("a rebuild reads its live records' sizes and content types in file order, each byte at most once, "
+          "and maps no segment",
+          "[engine][keyspace]") {
+  TempDir dir;
+  Options o;
+  o.segment_bytes = 64 << 10;
+  o.room_bytes = 0;
+  o.compression_level = 0;
+  std::map<std::string, ModelValue> model;
+  {
+    TestDb db(PosixEnv(), dir.path(), o);
+    REQUIRE(db.Open().ok());
+    for (int i = 0; i < 3000; ++i) PutModelled(db, &model, "key" + std::to_string(100000 + i), 200, 1);
+    db.Close();
+  }
+  std::filesystem::remove_all(dir.path() + "/keys");  // no view on disk: the next start rebuilds it
+  const std::vector<std::string> segments = SegmentFiles(dir.path());
+  const std::set<std::string> sealed(segments.begin(), segments.end() - 1);
+  REQUIRE(sealed.size() >= 8);
+  uint64_t sealed_bytes = 0;
+  for (const std::string& path : sealed) sealed_bytes += std::filesystem::file_size(path);
+
+  FaultInjectionEnv env;  // fresh: it has seen no mapping yet
+  RegionMem mem(1024, 1 << 20);
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  std::atomic<uint64_t> read_bytes{0};
+  env.SetReadHook([&](const std::string& path, uint64_t, size_t n, const char*) {
+    if (sealed.count(path) != 0) read_bytes += n;
+  });
+  REQUIRE(db.writer().StartKeyspace(mem.region(), SmallKeyspace(dir.path())).ok());
+  REQUIRE(db.writer().WaitKeyspaceReady(120000).ok());
+  env.SetReadHook({});
+  uint64_t mapped_bytes = 0;
+  for (const std::string& path : sealed) mapped_bytes += env.LastMappedBytes(path);
+  INFO("sealed segments " << sealed.size() << " of " << sealed_bytes << " bytes; the rebuild read " << read_bytes
+                          << ", mapped " << mapped_bytes);
+  CHECK(mapped_bytes == 0);
+  CHECK(read_bytes > 0);
+  CHECK(read_bytes <= sealed_bytes);
+  KeyLister lister(env, dir.path(), o, db.index(), mem.region());
+  CheckAgainstModel(lister, model, "", 1000);
+}
