@@ -393,6 +393,8 @@ def test_a_start_raises_the_soft_open_file_limit_to_the_hard_one():
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     hard = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
     check(hard > 512, f"this test needs a hard open-file limit above 512, have {hard}")
+    if SERVERS.server is not None:
+        SERVERS.server.cleanup()  # the previous case's server, as SERVERS.start() does
     s = LimitedServer(256, hard, "--workers", "1")
     SERVERS.server = s  # cleaned up with the next case's server, or at the end
     s.start()
