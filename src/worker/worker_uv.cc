@@ -463,8 +463,16 @@ void StopAccepting(UvWorker* w) {
   }
 }
 
+// Listens again, unless stopping. At the connection cap it leaves the
+// listeners stopped and marks accepting paused, so that a close (or the
+// sweep's MakeRoom for waiting clients) resumes it: a caller (the end of a
+// park) may find the cap reached by the last accept before it.
 void ResumeAccepting(UvWorker* w) {
-  if (w->graceful || w->fast || w->conn_count >= w->max_connections) return;
+  if (w->graceful || w->fast) return;
+  if (w->conn_count >= w->max_connections) {
+    w->accept_paused = true;
+    return;
+  }
   w->accept_paused = false;
   for (Listener* l : w->listeners) {
     if (!l->active && l->fd >= 0) {
