@@ -184,6 +184,7 @@ Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* m
   // A view that is not persisted gets a new one on every open: its run ids
   // may come back with other contents, and readers cache runs by secret and id.
   if (!manifest_ok || cursor_secret_ == 0 || !o_.persist) cursor_secret_ = NewHashSeed();
+  else secret_on_disk_ = true;
   return Status::OK();
 }
 
@@ -446,6 +447,11 @@ Status Keyspace::Checkpoint() {
   {
     std::lock_guard lock(mu_);
     checkpointed_runs_ = runs.size();
+    if (o_.persist) secret_on_disk_ = true;
+    if (ready_at_checkpoint_ && secret_on_disk_ && complete_ && !lost_) {
+      ready_at_checkpoint_ = false;
+      region_.SetState(KeyspaceState::kReady);
+    }
   }
   // Replaced runs go once no MANIFEST names them. A reader that still had
   // one in its snapshot keeps its mapping, or retries its page.

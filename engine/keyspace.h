@@ -217,6 +217,13 @@ class Keyspace {
   bool merging_ = false;          // a resolving merge is under way (keyspace thread only)
   std::atomic<uint64_t> published_{0};  // see Published
   uint64_t cursor_secret_ = 0;    // signs listing cursors; kept in the MANIFEST
+  // Whether a MANIFEST on disk holds cursor_secret_. A persisted view is
+  // published ready only once it does (ready_at_checkpoint_ until the first
+  // checkpoint succeeds): a cursor is handed out only by a ready view, so
+  // every cursor's secret survives a crash, and the view that the next open
+  // rebuilds or catches up keeps accepting it.
+  bool secret_on_disk_ = false;
+  bool ready_at_checkpoint_ = false;
   TailCopy tail_copy_;            // FlushFrozenTail's buffers (keyspace thread, or the destructor after it)
 };
 

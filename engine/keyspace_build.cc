@@ -314,7 +314,10 @@ Status Keyspace::RunJob() {
     } else {
       complete_ = true;
       last_checkpoint_ms_ = 0;  // checkpoint at once
-      region_.SetState(KeyspaceState::kReady);
+      // A new cursor secret is on disk only after that checkpoint: until
+      // then no cursor may be handed out (secret_on_disk_).
+      if (o_.persist && !secret_on_disk_) ready_at_checkpoint_ = true;
+      else region_.SetState(KeyspaceState::kReady);
     }
   }
   if (pinned_) {

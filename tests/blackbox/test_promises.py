@@ -15,8 +15,8 @@ test is kept with the project's notes):
     key's value and ETag as they were;
   - a listing cursor is bound to its database: another server's cursor for
     the same prefix is 400 naming `cursor`, never a page; a cursor keeps
-    working across a kill -9 of the server once the view's first checkpoint
-    (right after it is built) wrote keys/MANIFEST;
+    working across a kill -9 of the server right after it was handed out
+    (a new view answers listings only once keys/MANIFEST holds the secret);
   - `--sync interval:MS` fdatasyncs an acknowledged write by itself, with
     no other write after it (a segment fdatasync that fails once the write
     was answered shows it: the writer turns read-only and is respawned, and
@@ -239,11 +239,11 @@ def test_a_cursor_keeps_working_across_kill_9():
                  "the sorted key view")
     check(r.status == 200 and [e["key"] for e in r.json()["keys"]] == ["kc/0", "kc/1"], f"first page: {r!r}")
     cursor = r.json()["cursor"]
-    # Cursors are signed with a secret the view keeps in keys/MANIFEST, which
-    # the checkpoint right after the view's first build writes; a cursor handed
-    # out before it is refused (400, never a wrong page) after a kill -9.
+    # Cursors are signed with a secret the view keeps in keys/MANIFEST; a new
+    # view answers its first listing only once that MANIFEST is written, so
+    # the kill comes at once, before any later checkpoint.
     manifest = os.path.join(s.data_dir, "keys", "MANIFEST")
-    wait_for(lambda: os.path.exists(manifest), 120, "the sorted key view's first checkpoint (keys/MANIFEST)")
+    check(os.path.exists(manifest), "a cursor was handed out before keys/MANIFEST held its secret")
     s.kill_group()
     s.start()
     r = wait_for(lambda: (lambda r: r if r.status != 503 else None)(http(s.port, "GET", f"{path}&cursor={cursor}")),

@@ -2,7 +2,8 @@
 // lower_bound and survive damage; listings agree with a std::map model over
 // random binary keys and prefixes, across pages, reopens (catch-up from the
 // MANIFEST, rebuild without it), compaction and a view that fell behind;
-// concurrent writers never make a stable key disappear or appear twice.
+// concurrent writers never make a stable key disappear or appear twice; a
+// new view's cursor secret is on disk before it answers a listing.
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,9 +12,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -654,4 +658,76 @@ TEST_CASE("a rebuild reads its live records' sizes and content types in file ord
   CHECK(read_bytes <= sealed_bytes);
   KeyLister lister(env, dir.path(), o, db.index(), mem.region());
   CheckAgainstModel(lister, model, "", 1000);
+}
+
+TEST_CASE("a new view is ready only once its cursor secret is on disk: a cursor survives a crash right after",
+          "[engine][keyspace]") {
+  // A view built without a MANIFEST signs cursors with a new secret. If it
+  // answered listings before a MANIFEST held that secret, a kill -9 in
+  // between would make the next open pick another and refuse every cursor
+  // handed out. The first MANIFEST write is held here until the test has
+  // looked at the view's state.
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  RegionMem mem(1024, 1 << 20);
+  TestDb db(env, dir.path(), o);
+  KeyspaceOptions ko = SmallKeyspace(dir.path());
+  ko.checkpoint_at_close = false;  // each close leaves what a kill -9 would
+  std::mutex m;
+  std::condition_variable cv;
+  bool held = false, release = false;
+  env.SetCreateHook([&](const std::string& path) {
+    if (path.find("/keys/MANIFEST") == std::string::npos) return;
+    std::unique_lock lock(m);
+    held = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  });
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < 300; ++i) REQUIRE(db.Put("k" + std::to_string(1000 + i), "v").status.ok());
+  REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+  bool ready = false;
+  {
+    std::unique_lock lock(m);
+    // Bounded only against a hang: either event comes once the rebuild of
+    // 300 keys is done.
+    const auto last = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+    auto is_ready = [&] { return mem.region().state() == KeyspaceState::kReady; };
+    while (!held && !is_ready() && std::chrono::steady_clock::now() < last)
+      cv.wait_for(lock, std::chrono::milliseconds(5));
+    ready = is_ready();
+    REQUIRE((held || ready));
+  }
+  // Ready means the MANIFEST (with the secret) is already on disk; with its
+  // first write held, the view must not be ready yet.
+  CHECK_FALSE((ready && !std::filesystem::exists(dir.path() + "/keys/MANIFEST")));
+  {
+    std::lock_guard lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  REQUIRE(db.writer().WaitKeyspaceReady(600000).ok());
+  env.SetCreateHook({});
+  std::string cursor;
+  {
+    KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+    ListRequest first;
+    first.limit = 100;
+    auto page = lister.List(first);
+    REQUIRE(page.ok());
+    REQUIRE(page.value().keys.size() == 100);
+    auto made = lister.MakeCursor(page.value().keys.back().key, "");
+    REQUIRE(made.ok());
+    cursor = made.value();
+  }
+  db.Close();  // no checkpoint at close: what a kill -9 leaves
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
+  REQUIRE(db.writer().WaitKeyspaceReady(600000).ok());
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  auto after = lister.ParseCursor(cursor, "");
+  REQUIRE(after.ok());
+  CHECK(after.value() == "k1099");
+  db.Close();
 }
