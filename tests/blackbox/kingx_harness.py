@@ -639,6 +639,17 @@ def make_value(key, client, seq, rng, size=None, total=None):
     return prefix + b"|" + hashlib.sha256(prefix).hexdigest()[:16].encode()
 
 
+def compressible_text(n, seed):
+    """n bytes of words that zstd compresses well (the same bytes for the same seed)."""
+    words = [b"alpha ", b"beta ", b"gamma ", b"delta ", b"kingx ", b"value ", b"frame ", b"zstd "]
+    out = bytearray()
+    i = seed
+    while len(out) < n:
+        i = (i * 1103515245 + 12345) & 0x7FFFFFFF
+        out += words[i % 8]
+    return bytes(out[:n])
+
+
 def value_ok(key, value):
     """True if `value` is intact and was made for `key` by make_value."""
     prefix, sep, digest = value.rpartition(b"|")

@@ -41,22 +41,13 @@ import signal
 import sys
 import tempfile
 
+from kingx_harness import compressible_text as text
 from kingx_harness import Server, check, http, key_path, metric, run_cases, wait_for
 
 MODEL_ARGS = sys.argv[1:]
 KIB = 1 << 10
 MIB = 1 << 20
 WINDOW = 4 * MIB  # recovery's scan window (kScanWindowBytes)
-
-
-def text(n, seed):
-    words = [b"alpha ", b"beta ", b"gamma ", b"delta ", b"kingx ", b"value ", b"frame ", b"zstd "]
-    out = bytearray()
-    i = seed
-    while len(out) < n:
-        i = (i * 1103515245 + 12345) & 0x7FFFFFFF
-        out += words[i % 8]
-    return bytes(out[:n])
 
 
 def sizes_around_thresholds(prefix, seed):

@@ -35,6 +35,7 @@ import socket
 import sys
 import tempfile
 
+from kingx_harness import compressible_text as text
 from kingx_harness import check_failed_read as harness_check_failed_read
 from kingx_harness import (check_stored_value, Conn, ConnectionClosed, Server, cases_of, check, http, key_path, metric,
                            run_with_shared_data)
@@ -43,16 +44,6 @@ MODEL_ARGS = sys.argv[1:]
 KIB = 1 << 10
 MIB = 1 << 20
 SEGMENT_BYTES = 4 * MIB
-
-
-def text(n, seed):
-    words = [b"alpha ", b"beta ", b"gamma ", b"delta ", b"kingx ", b"value ", b"frame ", b"zstd "]
-    out = bytearray()
-    i = seed
-    while len(out) < n:
-        i = (i * 1103515245 + 12345) & 0x7FFFFFFF
-        out += words[i % 8]
-    return bytes(out[:n])
 
 
 # Records of one segment, sealed before the fault.

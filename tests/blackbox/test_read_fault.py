@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 
+from kingx_harness import compressible_text as text
 from kingx_harness import check_failed_read as harness_check_failed_read
 from kingx_harness import (check_stored_value, Conn, Server, cases_of, check, http, key_path, metric,
                            run_with_shared_data)
@@ -41,16 +42,6 @@ from kingx_harness import (check_stored_value, Conn, Server, cases_of, check, ht
 MODEL_ARGS = sys.argv[1:]
 KIB = 1 << 10
 MIB = 1 << 20
-
-
-def text(n, seed):
-    words = [b"alpha ", b"beta ", b"gamma ", b"delta ", b"kingx ", b"value ", b"frame ", b"zstd "]
-    out = bytearray()
-    i = seed
-    while len(out) < n:
-        i = (i * 1103515245 + 12345) & 0x7FFFFFFF
-        out += words[i % 8]
-    return bytes(out[:n])
 
 
 # In write order: the large values first (each a segment of its own), then
