@@ -3,13 +3,8 @@
 // One loop, single-threaded. Handles:
 //   listeners     uv_poll on each listen fd; we accept4() ourselves so that
 //                 accepting can pause (connection cap, EMFILE) without spinning
-//                 and take new clients in step with established
-//                 connections' requests while those have any (AcceptBudget)
 //   connections   uv_tcp per socket + http::Connection + KvConnState (UvConn)
 //   completions   uv_poll on the slot's eventfd → KvService::OnCompletion
-//   prepare       ends a loop turn's count of established connections' reads
-//   park timer    resumes accepting once established connections were quiet
-//                 for kEstablishedQuietMs
 //   sweep timer   connections' deadlines that passed (a TimerWheel: idle
 //                 connections not due are not visited), lingering closes,
 //                 stalled writes, drain progress, access-log flush,
@@ -58,9 +53,7 @@ namespace kingx {
 namespace {
 
 constexpr uint64_t kAcceptPauseMs = 200;     // after EMFILE / ENFILE
-constexpr int kAcceptBurst = 64;             // accepts per readiness event while established connections are quiet
-constexpr int kAcceptWhileBusy = 1;          // ... in a loop turn that read their requests (or after one)
-constexpr uint64_t kEstablishedQuietMs = 100; // no request on them for this long: quiet
+constexpr int kAcceptBurst = 64;             // accepts per readiness event
 constexpr size_t kDrainBatch = 16;            // idle connections closed per burst of new clients (nginx: 32)
 constexpr size_t kReadInWaitBytes = 4096;     // the one read taken while a request waits for the storage
 // Bytes one Flush writes synchronously before it leaves the rest to an
@@ -185,9 +178,7 @@ struct UvWorker {
   uv_timer_t sweep_timer;
   uv_timer_t retry_timer;
   uv_timer_t accept_timer;
-  uv_timer_t park_timer;
   uv_check_t check;
-  uv_prepare_t prepare;
   uv_signal_t signals[5];
 
   UvConn* head = nullptr;        // newest first
@@ -197,13 +188,6 @@ struct UvWorker {
   uint64_t drained_idle = 0;     // idle connections closed at the cap since the last log line
   uint64_t drain_logged_ms = 0;
   bool accept_paused = false;    // EMFILE pause or connection cap
-  // Reads of a further request on a keep-alive connection (one that had
-  // already been answered): in this loop turn, whether the previous turn had
-  // any, and when the last one was (AcceptBudget).
-  uint32_t established_reads = 0;
-  bool established_last_turn = false;
-  uint64_t established_ms = 0;
-  bool accept_parked = false;    // listeners stopped until an established read or the quiet time
   bool graceful = false;
   bool fast = false;
   bool stopped = false;          // handles are being closed
@@ -220,7 +204,6 @@ void Pump(UvConn* c, uint64_t now_ms);
 void CloseConn(UvConn* c);
 void MaybeFinishStop(UvWorker* w);
 void ResumeAccepting(UvWorker* w);
-void NoteEstablishedRead(UvWorker* w, uint64_t now_ms);
 void OnListenReadable(uv_poll_t* p, int status, int events);
 
 void LinkConn(UvWorker* w, UvConn* c) {
@@ -314,7 +297,6 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   // deadlines are in milliseconds.
   const uint64_t now = MonotonicMs();
   if (nread > 0) {
-    if (c->http.requests_served() > 0) NoteEstablishedRead(c->worker(), now);
     c->fed = true;
     c->fed_in_wait = c->storage_wait;
     c->served_at_last_feed = c->http.requests_served();
@@ -463,16 +445,8 @@ void StopAccepting(UvWorker* w) {
   }
 }
 
-// Listens again, unless stopping. At the connection cap it leaves the
-// listeners stopped and marks accepting paused, so that a close (or the
-// sweep's MakeRoom for waiting clients) resumes it: a caller (the end of a
-// park) may find the cap reached by the last accept before it.
 void ResumeAccepting(UvWorker* w) {
-  if (w->graceful || w->fast) return;
-  if (w->conn_count >= w->max_connections) {
-    w->accept_paused = true;
-    return;
-  }
+  if (w->graceful || w->fast || w->conn_count >= w->max_connections) return;
   w->accept_paused = false;
   for (Listener* l : w->listeners) {
     if (!l->active && l->fd >= 0) {
@@ -551,65 +525,11 @@ void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, const Listener& l) {
   StartReading(c);
 }
 
-// New clients beside established ones. Each new connection costs an
-// accept, a first read and often a close, several requests' worth of loop
-// time; a flood of connections that reconnect as soon as they are closed
-// (garbage, a client that is refused) would take as much of the loop as it
-// can reconnect. So while established keep-alive connections have requests
-// (one read within kEstablishedQuietMs), new clients, as a class, are
-// served like one more connection: one accept per listener in a loop turn
-// that read established requests (or the turn after), none in a turn that
-// did not: the listeners are parked until the next established read or
-// until the established connections were quiet for kEstablishedQuietMs.
-// Clients meanwhile wait in the kernel backlog, a new client at most
-// kEstablishedQuietMs past a turn that could take it (nginx's
-// accept_mutex_delay holds its workers' accepts back up to 500 ms the same
-// way). A loop whose established connections are quiet accepts a burst
-// (connection-per-request clients, a reconnect storm after a restart).
-void ParkListeners(UvWorker* w, uint64_t wake_in_ms);
-
-int AcceptBudget(UvWorker* w, uint64_t now_ms) {
-  if (now_ms >= w->established_ms + kEstablishedQuietMs) return kAcceptBurst;
-  if (w->established_reads > 0 || w->established_last_turn) return kAcceptWhileBusy;
-  ParkListeners(w, w->established_ms + kEstablishedQuietMs - now_ms);
-  return 0;
-}
-
-void UnparkListeners(UvWorker* w) {
-  if (!w->accept_parked) return;
-  w->accept_parked = false;
-  uv_timer_stop(&w->park_timer);
-  if (!w->accept_paused) ResumeAccepting(w);
-}
-
-void OnParkTimer(uv_timer_t* t) { UnparkListeners(static_cast<UvWorker*>(t->data)); }
-
-void ParkListeners(UvWorker* w, uint64_t wake_in_ms) {
-  StopAccepting(w);
-  w->accept_parked = true;
-  uv_timer_start(&w->park_timer, OnParkTimer, wake_in_ms, 0);
-}
-
-void NoteEstablishedRead(UvWorker* w, uint64_t now_ms) {
-  ++w->established_reads;
-  w->established_ms = now_ms;
-  UnparkListeners(w);  // the listeners fire on the next turn, which follows this one
-}
-
-// Runs once per loop turn, before polling: the turn's established reads
-// become the previous turn's.
-void OnPrepare(uv_prepare_t* h) {
-  auto* w = static_cast<UvWorker*>(h->data);
-  w->established_last_turn = w->established_reads > 0;
-  w->established_reads = 0;
-}
-
 void OnListenReadable(uv_poll_t* p, int status, int) {
   auto* l = static_cast<Listener*>(p->data);
   UvWorker* w = l->worker;
   if (status < 0) return;
-  const int budget = AcceptBudget(w, MonotonicMs());
-  for (int i = 0; i < budget; ++i) {
+  for (int i = 0; i < kAcceptBurst; ++i) {
     if (w->conn_count >= w->max_connections) {
       // At the cap: make room from idle connections if there are any; the
       // rest waits in the kernel backlog until one closes.
@@ -785,7 +705,6 @@ void BeginGracefulStop(UvWorker* w) {
   w->drain_start_ms = MonotonicMs();
   w->service.SetDraining();
   uv_timer_stop(&w->accept_timer);
-  uv_timer_stop(&w->park_timer);
   CloseListeners(w);
   // Make the sweep frequent enough to honour the grace period.
   uv_timer_start(&w->sweep_timer, OnSweep, 100, 100);
@@ -863,7 +782,7 @@ int RunUvWorker(WorkerContext& ctx) {
             uv_poll_start(&w->completion_poll, UV_READABLE, OnCompletionReadable) != 0;
   w->sweep_ms = SweepIntervalMs(w->limits);
   w->timers = std::make_unique<TimerWheel>(w->sweep_ms, MonotonicMs());
-  for (uv_timer_t* t : {&w->sweep_timer, &w->retry_timer, &w->accept_timer, &w->park_timer}) {
+  for (uv_timer_t* t : {&w->sweep_timer, &w->retry_timer, &w->accept_timer}) {
     uv_timer_init(&w->loop, t);
     t->data = w.get();
   }
@@ -871,9 +790,6 @@ int RunUvWorker(WorkerContext& ctx) {
   uv_check_init(&w->loop, &w->check);
   w->check.data = w.get();
   uv_check_start(&w->check, OnCheck);
-  uv_prepare_init(&w->loop, &w->prepare);
-  w->prepare.data = w.get();
-  uv_prepare_start(&w->prepare, OnPrepare);
   const int sigs[5] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP};
   for (int i = 0; i < 5; ++i) {
     uv_signal_init(&w->loop, &w->signals[i]);
