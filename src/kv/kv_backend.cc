@@ -87,14 +87,18 @@ bool ShmKvBackend::Ready() const { return NotReadyReason().empty(); }
 std::string ShmKvBackend::NotReadyReason() const {
   if (ctx_.ServerDraining()) return "the server is stopping";
   const WriterMetrics& ws = ctx_.shm->writer_metrics();
-  if (!ctx_.StorageReady()) {
-    const std::string failed = ws.open_failure.Read();
-    if (failed.empty()) return "storage is not ready: the writer is recovering the database";
-    return "storage is not ready: the writer's latest open of the database failed, and the writer is restarted "
-           "to try again (reads are served from the index as it was): " + failed;
+  // The flag stays set from the failed fdatasync until a new writer has
+  // reopened the database: the whole recovery it causes is named after it.
+  const bool failed_sync = ws.read_only.load(std::memory_order_relaxed) != 0;
+  if (!ctx_.StorageReady() || failed_sync) {
+    const std::string failed = ctx_.StorageReady() ? std::string() : ws.open_failure.Read();
+    std::string why = "storage is not ready: ";
+    if (failed_sync) why += "writes stopped after a failed fdatasync, and the writer restarts to recover the database; ";
+    if (failed.empty()) return why + (failed_sync ? "reads are served from the index as it was" :
+                                                    "the writer is recovering the database");
+    return why + "the writer's latest open of the database failed, and the writer is restarted to try again (reads "
+                 "are served from the index as it was): " + failed;
   }
-  if (ws.read_only.load(std::memory_order_relaxed) != 0)
-    return "storage is not ready: writes stopped after a failed fdatasync; the writer restarts";
   if (const uint64_t stalled_ms = WriterStalledMs(*ctx_.shm, ctx_.config.storage_timeout_ms, MonotonicMs());
       stalled_ms != 0) {
     return "the writer has made no progress for " + std::to_string(stalled_ms) +

@@ -82,6 +82,29 @@ TEST_CASE("readyz names why the writer's latest open failed until an open succee
   CHECK(f.backend->RenderMetrics().find("kingx_writer_open_failures_total 1\n") != std::string::npos);
 }
 
+TEST_CASE("readyz names the failed fdatasync for the whole recovery it causes", "[src][kv_backend]") {
+  Fixture f;
+  // The writer set the flag and exited: the master has not yet respawned it.
+  f.writer().read_only.store(1);
+  f.shm->control().writer_ready.store(0);
+  CHECK(f.backend->NotReadyReason().find("failed fdatasync") != std::string::npos);
+  // The next writer's open failed meanwhile: both are named.
+  f.writer().open_failure.Publish("IO error: recovery: segment 3: its records cannot be read (offset 512)");
+  std::string reason = f.backend->NotReadyReason();
+  CHECK(reason.find("failed fdatasync") != std::string::npos);
+  CHECK(reason.find("segment 3: its records cannot be read (offset 512)") != std::string::npos);
+  // An open succeeded: the flag is cleared before the writer says it is ready.
+  f.writer().open_failure.Clear();
+  f.writer().read_only.store(0);
+  CHECK(f.backend->NotReadyReason() == "storage is not ready: the writer is recovering the database");
+  f.shm->control().writer_ready.store(1);
+  CHECK(f.backend->Ready());
+  // Between the failed sync and the writer's exit the writer is still marked ready.
+  f.writer().read_only.store(1);
+  CHECK_FALSE(f.backend->Ready());
+  CHECK(f.backend->NotReadyReason().find("failed fdatasync") != std::string::npos);
+}
+
 TEST_CASE("a put finds disk room unless the disk is reported full without room for it", "[src][kv_backend]") {
   Fixture f;
   f.writer().disk_free_bytes.store(1000);
