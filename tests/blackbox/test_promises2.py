@@ -1,0 +1,196 @@
+"""Promises of README.md that no other test held the real binary to (the
+second part; test_promises.py has the first), each checked where a client
+sees it:
+
+  - while the sorted key view is rebuilt, a listing answers 503 with
+    Retry-After (`kingx_keyspace_ready` 0) and reads and writes go on
+    unaffected: GETs of every key, a PUT of a new key and of an existing
+    one, a DELETE, /readyz 200; once the view is built, the listing holds
+    exactly the keys as they are then, the writes made meanwhile included
+    (`kingx_keyspace_ready` 1, a rebuild and its runs counted). The rebuild
+    is held by a fault of the file seam on the one segment it must read
+    without a hint (the active one left by a kill -9), present while a flag
+    file exists; a write that must read a record of that segment meanwhile
+    is answered 500 and counted in `kingx_writer_failed_records_total`;
+  - `kingx_write_queue_bytes` counts the bytes of a write waiting in the
+    queue (the writer stopped) and falls back to 0 once it is applied;
+  - `kingx_writer_staged_bytes` counts a large upload's staging file while
+    it is sent; an upload abandoned halfway is counted in
+    `kingx_writer_large_aborted_total`, and its staged bytes and file go;
+  - `kingx_backups_finished_total` counts a backup whose whole archive was
+    sent, and `kingx_backup_cut_max_seconds` its cut (never longer than the
+    request).
+
+No timing threshold: each wait is bounded far above what a loaded machine
+needs, and every server a case starts is stopped by PID when it ends.
+
+    KINGX_BIN=build/src/kingx python3 tests/blackbox/test_promises2.py
+"""
+
+import json
+import os
+import shutil
+import signal
+import time
+import urllib.parse
+
+from kingx_harness import (Conn, ServerPerCase, build_request, cases_of, check, free_port, http, key_path, metric,
+                           run_with_servers, staging_files, wait_for)
+
+SERVERS = ServerPerCase()
+FAIL_ENV = ("KINGX_FAIL_POINT", "KINGX_FAIL_POINT_WHILE")
+
+
+def full_listing(port, prefix):
+    """[(key, etag, size)] of the whole listing under `prefix`, following
+    cursors; None while the view answers 503."""
+    out, cursor = [], None
+    for _ in range(100):
+        query = {"prefix": prefix, **({"cursor": cursor} if cursor else {})}
+        r = http(port, "GET", "/v1/kv/?" + urllib.parse.urlencode(query), timeout=60)
+        if r.status == 503:
+            return None
+        check(r.status == 200, f"listing: {r!r}")
+        doc = r.json()
+        out += [(e["key"], e["etag"], e["size"]) for e in doc["keys"]]
+        if doc["list_complete"]:
+            return out
+        cursor = doc["cursor"]
+    raise AssertionError("listing did not complete in 100 pages")
+
+
+def test_listing_is_503_while_the_view_is_rebuilt_and_reads_and_writes_go_on():
+    # Small segments: the keys fill sealed segments (read back through their
+    # hints) and the active one, which a kill -9 leaves without an intact
+    # hint, so a rebuild must map it.
+    s = SERVERS.start("--workers", "1", "--segment-bytes", "65536", "--compression-level", "0")
+    values = {f"rb/{i:03d}": os.urandom(6000) for i in range(60)}
+    etags = {}
+    for key, value in values.items():
+        r = http(s.port, "PUT", key_path(key), value, timeout=60)
+        check(r.status == 201, f"PUT {key}: {r!r}")
+        etags[key] = r.header("ETag")
+    s.kill_group()
+    segments = sorted(n for n in os.listdir(s.data_dir) if n.startswith("seg-") and n.endswith(".kxd"))
+    check(len(segments) >= 3, f"segments {segments}")
+    active = segments[-1]
+    shutil.rmtree(os.path.join(s.data_dir, "keys"), ignore_errors=True)
+    flag = os.path.join(s.workdir, "view-fault")
+    open(flag, "w").close()
+    os.environ["KINGX_FAIL_POINT"] = f"kingx-writer/map@{active}:1+"
+    os.environ["KINGX_FAIL_POINT_WHILE"] = flag
+    try:
+        s.start()
+    finally:
+        for name in FAIL_ENV:
+            os.environ.pop(name, None)
+
+    def listing_503(when):
+        r = http(s.port, "GET", "/v1/kv/?prefix=rb/", timeout=60)
+        check(r.status == 503 and r.header("Retry-After") is not None, f"listing {when}: {r!r}")
+        check((r.header("Content-Type") or "").startswith("application/problem+json"), f"listing {when}: {r!r}")
+        check(metric(s.port, "kingx_keyspace_ready") == 0, f"kingx_keyspace_ready {when}")
+
+    listing_503("while the view cannot be built")
+    check(http(s.port, "GET", "/readyz").status == 200, "/readyz while the view is rebuilt")
+    for key, value in values.items():
+        r = http(s.port, "GET", key_path(key), timeout=60)
+        check(r.status == 200 and r.body == value and r.header("ETag") == etags[key],
+              f"GET {key} while the view is rebuilt: {r!r}")
+    first, second = sorted(values)[:2]  # in the first segment, whose hint is intact
+    r = http(s.port, "PUT", key_path(first), b"overwritten meanwhile", timeout=60)
+    check(r.status == 204, f"overwrite of {first} while the view is rebuilt: {r!r}")
+    values[first], etags[first] = b"overwritten meanwhile", r.header("ETag")
+    r = http(s.port, "DELETE", key_path(second), timeout=60)
+    check(r.status == 204, f"DELETE {second} while the view is rebuilt: {r!r}")
+    del values[second], etags[second]
+    for i in range(5):
+        key = f"rb/new-{i}"
+        r = http(s.port, "PUT", key_path(key), b"new %d" % i, timeout=60)
+        check(r.status == 201, f"PUT {key} while the view is rebuilt: {r!r}")
+        values[key], etags[key] = b"new %d" % i, r.header("ETag")
+    for key in (first, "rb/new-0"):
+        r = http(s.port, "GET", key_path(key), timeout=60)
+        check(r.status == 200 and r.body == values[key], f"GET {key} after its write: {r!r}")
+    check(http(s.port, "GET", key_path(second)).status == 404, f"{second} after its DELETE")
+    listing_503("after the writes")
+
+    # The injected fault (not the rebuild) also fails a write that must read
+    # a record of that segment: answered 500, counted.
+    last = sorted(k for k in values if not k.startswith("rb/new"))[-1]
+    failed = metric(s.port, "kingx_writer_failed_records_total")
+    r = http(s.port, "PUT", key_path(last), b"x", timeout=60)
+    check(r.status == 500, f"overwrite of {last}, whose record cannot be read: {r!r}")
+    wait_for(lambda: metric(s.port, "kingx_writer_failed_records_total") == failed + 1, 60,
+             "kingx_writer_failed_records_total to count the write answered 500")
+    check(http(s.port, "GET", key_path(last)).body == values[last], f"{last} after its failed write")
+
+    os.unlink(flag)  # the segment reads again: the next attempt builds the view
+    got = wait_for(lambda: full_listing(s.port, "rb/"), 120, "the listing once the view could be built")
+    want = [(k, etags[k], len(values[k])) for k in sorted(values)]
+    check(got == want, f"the listing after the rebuild: {len(got)} entries, want {len(want)}; "
+          f"differing: {sorted(set(got) ^ set(want))[:6]}")
+    check(metric(s.port, "kingx_keyspace_ready") == 1, "kingx_keyspace_ready once the view is built")
+    check(metric(s.port, "kingx_keyspace_rebuilds_total") >= 1, "kingx_keyspace_rebuilds_total")
+    check(metric(s.port, "kingx_keyspace_runs_written_total") >= 1, "kingx_keyspace_runs_written_total")
+    check(metric(s.port, "kingx_keyspace_run_bytes_written_total") > 0, "kingx_keyspace_run_bytes_written_total")
+
+
+def test_write_queue_bytes_counts_a_write_waiting_for_the_writer():
+    s = SERVERS.start("--workers", "1", "--storage-timeout-ms", "600000")
+    check(metric(s.port, "kingx_write_queue_bytes") == 0, "kingx_write_queue_bytes with nothing queued")
+    writer = s.wait_children("kingx-writer", 1)[0]
+    value = os.urandom(20000)
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        with Conn(s.port, timeout=120) as c:
+            c.send(build_request("PUT", key_path("queued"), value))
+            wait_for(lambda: metric(s.port, "kingx_write_queue_bytes") >= len(value), 120,
+                     f"kingx_write_queue_bytes to hold the {len(value)} bytes of the waiting write")
+            os.kill(writer, signal.SIGCONT)
+            r = c.read_response()
+            check(r.status == 201, f"the queued PUT: {r!r}")
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    wait_for(lambda: metric(s.port, "kingx_write_queue_bytes") == 0, 120,
+             "kingx_write_queue_bytes back to 0 once the write was applied")
+    check(http(s.port, "GET", key_path("queued")).body == value, "the queued value")
+
+
+def test_staged_bytes_and_abandoned_uploads_are_counted():
+    s = SERVERS.start("--workers", "1", "--compression-level", "0")
+    check(metric(s.port, "kingx_writer_staged_bytes") == 0, "kingx_writer_staged_bytes with no upload")
+    aborted = metric(s.port, "kingx_writer_large_aborted_total")
+    size, sent = 6 << 20, 3 << 20
+    with Conn(s.port, timeout=120) as c:
+        c.send(build_request("PUT", key_path("abandoned"), None, [("Content-Length", str(size))]))
+        c.send(os.urandom(sent))
+        wait_for(lambda: sum(staging_files(s.data_dir).values()) >= 1 << 20, 120, "the upload to stage")
+        staged = wait_for(lambda: metric(s.port, "kingx_writer_staged_bytes"), 120, "kingx_writer_staged_bytes")
+        check(1 << 20 <= staged <= size + (1 << 20), f"kingx_writer_staged_bytes {staged} for {sent} bytes sent "
+              f"of a {size}-byte upload (staging files {staging_files(s.data_dir)})")
+    # The client went away halfway.
+    wait_for(lambda: metric(s.port, "kingx_writer_large_aborted_total") == aborted + 1, 120,
+             "kingx_writer_large_aborted_total to count the abandoned upload")
+    wait_for(lambda: metric(s.port, "kingx_writer_staged_bytes") == 0, 120, "kingx_writer_staged_bytes back to 0")
+    wait_for(lambda: not staging_files(s.data_dir), 120, "the abandoned upload's staging file to go")
+    check(http(s.port, "GET", key_path("abandoned")).status == 404, "an abandoned upload was stored")
+
+
+def test_a_finished_backup_is_counted_and_its_cut_timed():
+    admin = free_port()
+    s = SERVERS.start("--workers", "1", "--admin-listen", f"127.0.0.1:{admin}")
+    for i in range(20):
+        check(http(s.port, "PUT", key_path(f"bk/{i}"), os.urandom(300)).status == 201, "PUT")
+    check(metric(admin, "kingx_backups_finished_total") == 0, "kingx_backups_finished_total before a backup")
+    t0 = time.monotonic()
+    r = http(admin, "GET", "/admin/backup", timeout=120)
+    elapsed = time.monotonic() - t0
+    check(r.status == 200 and len(r.body) > 20 * 300, f"backup: {r.status}, {len(r.body)} bytes")
+    wait_for(lambda: metric(admin, "kingx_backups_finished_total") == 1, 60, "kingx_backups_finished_total 1")
+    cut = metric(admin, "kingx_backup_cut_max_seconds")
+    check(0 <= cut <= elapsed, f"kingx_backup_cut_max_seconds {cut} for a backup answered in {elapsed:.3f} s")
+
+
+if __name__ == "__main__":
+    run_with_servers("promises (part 2)", cases_of(globals()), SERVERS.current)
