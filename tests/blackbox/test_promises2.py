@@ -12,6 +12,10 @@ sees it:
     without a hint (the active one left by a kill -9), present while a flag
     file exists; a write that must read a record of that segment meanwhile
     is answered 500 and counted in `kingx_writer_failed_records_total`;
+  - `kingx_writer_read_only` is 1 after a failed fdatasync (the write in
+    flight answered 503 outcome unknown) for as long as no writer has
+    reopened the database (the respawned writers' opens fail on the same
+    fault: `kingx_writer_open_failing` 1, /readyz 503), and 0 once one has;
   - `kingx_write_queue_bytes` counts the bytes of a write waiting in the
     queue (the writer stopped) and falls back to 0 once it is applied;
   - `kingx_writer_staged_bytes` counts a large upload's staging file while
@@ -31,6 +35,7 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 import time
 import urllib.parse
 
@@ -134,6 +139,40 @@ def test_listing_is_503_while_the_view_is_rebuilt_and_reads_and_writes_go_on():
     check(metric(s.port, "kingx_keyspace_rebuilds_total") >= 1, "kingx_keyspace_rebuilds_total")
     check(metric(s.port, "kingx_keyspace_runs_written_total") >= 1, "kingx_keyspace_runs_written_total")
     check(metric(s.port, "kingx_keyspace_run_bytes_written_total") > 0, "kingx_keyspace_run_bytes_written_total")
+
+
+def test_writer_read_only_is_1_after_a_failed_fdatasync_until_the_writer_reopens():
+    # Every fdatasync of the writer fails while the flag exists: the write
+    # in flight is answered outcome unknown, and the respawned writers'
+    # opens fail too, so no open succeeds until the flag goes.
+    flag_dir = tempfile.mkdtemp(prefix="kingx-bb-ro-")
+    flag = os.path.join(flag_dir, "sync-fault")
+    try:
+        os.environ["KINGX_FAIL_POINT"] = "kingx-writer/sync:1+"
+        os.environ["KINGX_FAIL_POINT_WHILE"] = flag
+        try:
+            s = SERVERS.start("--workers", "1", "--storage-timeout-ms", "60000")
+        finally:
+            for name in FAIL_ENV:
+                os.environ.pop(name, None)
+        check(http(s.port, "PUT", key_path("ro/before"), b"before", timeout=60).status == 201,
+              "PUT before the fault")
+        check(metric(s.port, "kingx_writer_read_only") == 0, "kingx_writer_read_only before a failed fdatasync")
+        open(flag, "w").close()
+        r = http(s.port, "PUT", key_path("ro/during"), b"during", timeout=120)
+        check(r.status == 503 and b"unknown" in r.body, f"the PUT whose fdatasync failed: {r!r}")
+        wait_for(lambda: metric(s.port, "kingx_writer_open_failing") == 1, 120,
+                 "a respawned writer's open to fail on the same fault")
+        check(metric(s.port, "kingx_writer_read_only") == 1,
+              "kingx_writer_read_only while no writer reopened the database since the failed fdatasync")
+        check(http(s.port, "GET", "/readyz").status == 503, "/readyz while the writer cannot reopen")
+        os.unlink(flag)
+        s.wait_ready(120)
+        wait_for(lambda: metric(s.port, "kingx_writer_read_only") == 0, 120,
+                 "kingx_writer_read_only back to 0 once a writer reopened the database")
+        check(http(s.port, "GET", key_path("ro/before")).body == b"before", "the write acknowledged before the fault")
+    finally:
+        shutil.rmtree(flag_dir, ignore_errors=True)
 
 
 def test_write_queue_bytes_counts_a_write_waiting_for_the_writer():
