@@ -16,6 +16,10 @@ sees it:
     flight answered 503 outcome unknown) for as long as no writer has
     reopened the database (the respawned writers' opens fail on the same
     fault: `kingx_writer_open_failing` 1, /readyz 503), and 0 once one has;
+  - overwrites faster than compaction reclaims them are held (a write
+    stall), never refused: counted in `kingx_compaction_write_stalls_total`
+    and `..._stall_seconds_total`, and summed up in at most one info line
+    per 10 s of the error log;
   - `kingx_write_queue_bytes` counts the bytes of a write waiting in the
     queue (the writer stopped) and falls back to 0 once it is applied;
   - `kingx_writer_staged_bytes` counts a large upload's staging file while
@@ -33,6 +37,7 @@ needs, and every server a case starts is stopped by PID when it ends.
 
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -173,6 +178,31 @@ def test_writer_read_only_is_1_after_a_failed_fdatasync_until_the_writer_reopens
         check(http(s.port, "GET", key_path("ro/before")).body == b"before", "the write acknowledged before the fault")
     finally:
         shutil.rmtree(flag_dir, ignore_errors=True)
+
+
+def test_overwrites_faster_than_compaction_stall_are_counted_and_logged_at_most_every_10_s():
+    # One live value of 512 KiB overwritten in a row: each overwrite leaves
+    # 512 KiB dead, so the backlog passes its bound (half the live data, at
+    # least 1 MiB) within a few writes and the writer holds the next batch.
+    s = SERVERS.start("--workers", "1", "--segment-bytes", "1048576", "--compression-level", "0",
+                      "--log-level", "info")
+    t0 = time.monotonic()
+    value = b""
+    for i in range(12):
+        value = os.urandom(512 << 10)
+        r = http(s.port, "PUT", key_path("stall/one"), value, timeout=120)
+        check(r.status in (201, 204), f"overwrite {i} (a held write is delayed, never refused): {r!r}")
+    elapsed = time.monotonic() - s.started_at
+    check(metric(s.port, "kingx_compaction_write_stalls_total") >= 1, "kingx_compaction_write_stalls_total")
+    check(metric(s.port, "kingx_compaction_write_stall_seconds_total") > 0,
+          "kingx_compaction_write_stall_seconds_total")
+    check(http(s.port, "GET", key_path("stall/one")).body == value, "the last overwrite")
+    with open(s.error_log, errors="replace") as f:
+        lines = [ln for ln in f if "[info]" in ln and re.search(r"writes wait(ed)? for compaction", ln)]
+    check(lines, "no info line about writes waiting for compaction")
+    most = 1 + int(elapsed // 10)
+    check(len(lines) <= most, f"{len(lines)} stall info lines in {elapsed:.1f} s since the start (at most one per "
+          f"10 s: {most}); overwrites took {time.monotonic() - t0:.1f} s:\n" + "".join(lines[:5]))
 
 
 def test_write_queue_bytes_counts_a_write_waiting_for_the_writer():
