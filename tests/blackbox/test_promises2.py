@@ -20,6 +20,9 @@ sees it:
     stall), never refused: counted in `kingx_compaction_write_stalls_total`
     and `..._stall_seconds_total`, and summed up in at most one info line
     per 10 s of the error log;
+  - kingx sets no SO_RCVBUF: an upload's socket starts with the kernel's
+    initial receive buffer (tcp_rmem's middle value) and autotuning grows
+    it while an 8 MiB body is read;
   - `kingx_write_queue_bytes` counts the bytes of a write waiting in the
     queue (the writer stopped) and falls back to 0 once it is applied;
   - `kingx_writer_staged_bytes` counts a large upload's staging file while
@@ -40,6 +43,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -203,6 +207,39 @@ def test_overwrites_faster_than_compaction_stall_are_counted_and_logged_at_most_
     most = 1 + int(elapsed // 10)
     check(len(lines) <= most, f"{len(lines)} stall info lines in {elapsed:.1f} s since the start (at most one per "
           f"10 s: {most}); overwrites took {time.monotonic() - t0:.1f} s:\n" + "".join(lines[:5]))
+
+
+def receive_buffer(server_port, client_port):
+    """The kernel's receive buffer size (ss's skmem rb) of the server's end of
+    the connection from 127.0.0.1:client_port, or None."""
+    out = subprocess.run(["ss", "-tmnH", "state", "established",
+                          f"( sport = :{server_port} and dport = :{client_port} )"],
+                         capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"\brb(\d+)", out)
+    return int(m.group(1)) if m else None
+
+
+def test_kingx_sets_no_so_rcvbuf_so_an_upload_s_receive_buffer_autotunes():
+    # A socket whose SO_RCVBUF was set (on it or on the listener it came
+    # from) starts at twice that value and never grows; one left alone
+    # starts at tcp_rmem's middle value and grows as it is read.
+    with open("/proc/sys/net/ipv4/tcp_rmem") as f:
+        initial = int(f.read().split()[1])
+    s = SERVERS.start("--workers", "1", "--compression-level", "0")
+    size = 8 << 20
+    with Conn(s.port, timeout=120) as c:
+        client_port = c.sock.getsockname()[1]
+        c.send(build_request("PUT", key_path("rcvbuf"), None, [("Content-Length", str(size))]))
+        first = wait_for(lambda: receive_buffer(s.port, client_port), 60, "the server's end of the connection")
+        check(first == initial, f"the accepted socket's receive buffer {first}, tcp_rmem's middle value {initial}")
+        chunk = os.urandom(1 << 20)
+        for _ in range(size // len(chunk)):
+            c.send(chunk)
+        grown = receive_buffer(s.port, client_port)
+        r = c.read_response()
+        check(r.status == 201, f"the upload: {r!r}")
+    check(grown is not None and grown > initial,
+          f"the receive buffer after an {size >> 20} MiB upload: {grown} (started at {initial})")
 
 
 def test_write_queue_bytes_counts_a_write_waiting_for_the_writer():
