@@ -15,7 +15,8 @@ sees it:
   - `kingx_writer_read_only` is 1 after a failed fdatasync (the write in
     flight answered 503 outcome unknown) for as long as no writer has
     reopened the database (the respawned writers' opens fail on the same
-    fault: `kingx_writer_open_failing` 1, /readyz 503), and 0 once one has;
+    fault: `kingx_writer_open_failing` 1, /readyz 503 naming the failed
+    fdatasync), and 0 once one has;
   - overwrites faster than compaction reclaims them are held (a write
     stall), never refused: counted in `kingx_compaction_write_stalls_total`
     and `..._stall_seconds_total`, and summed up in at most one info line
@@ -174,7 +175,8 @@ def test_writer_read_only_is_1_after_a_failed_fdatasync_until_the_writer_reopens
                  "a respawned writer's open to fail on the same fault")
         check(metric(s.port, "kingx_writer_read_only") == 1,
               "kingx_writer_read_only while no writer reopened the database since the failed fdatasync")
-        check(http(s.port, "GET", "/readyz").status == 503, "/readyz while the writer cannot reopen")
+        r = http(s.port, "GET", "/readyz")
+        check(r.status == 503 and b"failed fdatasync" in r.body, f"/readyz while the writer cannot reopen: {r!r}")
         os.unlink(flag)
         s.wait_ready(120)
         wait_for(lambda: metric(s.port, "kingx_writer_read_only") == 0, 120,
