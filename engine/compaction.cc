@@ -142,7 +142,10 @@ class Pass {
   // the live data now is left, not copied, unless the writes still wait
   // (the reclaimable bytes above the target) and its copy fits beside the
   // reclaimable and staged bytes of now (LargeCopyFits) or the stall needs
-  // it (LargeCopyNeeded). The writer's lock and stats_mu, briefly.
+  // it (LargeCopyNeeded). In any pass an input picked as holding more than
+  // half the live data (PickReason::kOverHalf) is left unless it still
+  // does and its copy still fits (SplitOverHalf). The writer's lock and
+  // stats_mu, briefly.
   bool LargeCopyLeft(Input& in);
 
   void Log(const std::string& line) const {
@@ -288,6 +291,9 @@ class Pass {
   uint64_t copy_planned_ = 0;
   // The sealed segments as the pass saw them when it picked.
   uint64_t sealed_live_ = 0, sealed_dead_ = 0;
+  // The live bytes of every segment when it picked: an output holds at most
+  // a quarter of them (FinishOutputForShare).
+  uint64_t pass_live_ = 0;
 };
 
 std::string Pass::DescribeInputs() const {
@@ -361,11 +367,11 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
   // fits beside what the writes left, or when the stall needs it
   // (CompactionOptions::stall_floor_bytes; checked again when its turn
   // comes, LargeCopyLeft).
-  if (o_.stall_floor_bytes != 0 && catch_up_) {
-    po.large_copies = LargeCopies::kIfFits;
-    po.stall_floor_bytes = o_.stall_floor_bytes;
-    po.staged_bytes = o_.staged_bytes ? o_.staged_bytes() : 0;
-  }
+  if (o_.stall_floor_bytes != 0 && catch_up_) po.large_copies = LargeCopies::kIfFits;
+  // Also what any pass measures a segment holding more than half the live
+  // data against (SplitOverHalf).
+  po.stall_floor_bytes = o_.stall_floor_bytes;
+  po.staged_bytes = o_.staged_bytes ? o_.staged_bytes() : 0;
   po.pick_all = o_.pick_all;
   po.low_space = low_space;
   po.segment_bytes = w_.options_.segment_bytes;
@@ -382,6 +388,7 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
     kept = st_.kept_tombstone_bytes;
   }
   for (const auto& [id, seg] : segs) {
+    pass_live_ += seg.live_bytes;
     if (seg.active) continue;
     sealed_live_ += seg.live_bytes;
     sealed_dead_ += seg.dead_bytes;
@@ -403,30 +410,42 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
 }
 
 bool Pass::LargeCopyLeft(Input& in) {
-  if (o_.stall_floor_bytes == 0 || !catch_up_) return false;
-  if (in.why != PickReason::kSpaceBound && in.why != PickReason::kTarget) return false;
+  const bool over_half = in.why == PickReason::kOverHalf;
+  if (!over_half) {
+    if (o_.stall_floor_bytes == 0 || !catch_up_) return false;
+    if (in.why != PickReason::kSpaceBound && in.why != PickReason::kTarget) return false;
+  }
   std::map<uint32_t, uint64_t> kept;
   {
     std::lock_guard lock(st_.stats_mu);
     kept = st_.kept_tombstone_bytes;
   }
-  uint64_t live = 0, reclaimable = 0, input_live = 0;
+  uint64_t live = 0, reclaimable = 0, input_live = 0, input_reclaimable = 0;
   {
     std::lock_guard lock(w_.mu_);
     for (const auto& [id, seg] : w_.segments_) {
       live += seg.live_bytes;
       const auto k = kept.find(id);
       const uint64_t kept_bytes = k == kept.end() ? 0 : k->second;
-      reclaimable += seg.dead_bytes > kept_bytes ? seg.dead_bytes - kept_bytes : 0;
-      if (id == in.stats.id) input_live = seg.live_bytes;
+      const uint64_t seg_reclaimable = seg.dead_bytes > kept_bytes ? seg.dead_bytes - kept_bytes : 0;
+      reclaimable += seg_reclaimable;
+      if (id == in.stats.id) {
+        input_live = seg.live_bytes;
+        input_reclaimable = seg_reclaimable;
+      }
     }
+  }
+  const uint64_t staged = o_.staged_bytes ? o_.staged_bytes() : 0;
+  if (over_half) {
+    if (SplitOverHalf(input_live, input_reclaimable, live, reclaimable, staged, o_.stall_floor_bytes)) return false;
+    in.left = true;
+    return true;
   }
   if (input_live <= live / kMaxActiveShare) return false;
   // Writes wait until the reclaimable bytes are within the target: above
   // it they still wait, and go on only once an input is deleted (this
   // one's, after its copy). At or under it they may go on beside the copy.
   const bool writes_wait = reclaimable > st_.catch_up_target.load(std::memory_order_relaxed);
-  const uint64_t staged = o_.staged_bytes ? o_.staged_bytes() : 0;
   if (writes_wait && (LargeCopyFits(input_live, live, reclaimable, staged, o_.stall_floor_bytes) ||
                       LargeCopyNeeded(live, reclaimable, o_.stall_floor_bytes)))
     return false;
@@ -525,7 +544,8 @@ Status Pass::NoRoom(Input& in, const Status& s) {
 }
 
 Status Pass::OutputFor(uint64_t total) {
-  if (out_ && out_->size() > kSegmentHeaderBytes && out_->size() + total > w_.options_.segment_bytes) {
+  const uint64_t held = out_ && out_->size() > kSegmentHeaderBytes ? out_->size() - kSegmentHeaderBytes : 0;
+  if (held > 0 && (out_->size() + total > w_.options_.segment_bytes || FinishOutputForShare(held, total, pass_live_))) {
     Status s = FinishOutput();
     if (!s.ok()) return s;
   }
@@ -942,6 +962,16 @@ Status Pass::Run() {
   Status s;
   for (Input& in : inputs_) {
     KINGX_KILL_POINT("compact.before_input");
+    if (in.why == PickReason::kOverHalf) {
+      // Its copy fits once the inputs before it are deleted (PickSegments):
+      // their output is finished and they go first.
+      s = out_ ? FinishOutput() : DeleteReady();
+      if (s.Is(Code::kNoSpace)) {
+        no_room_ = s;
+        s = Status::OK();
+      }
+      if (!s.ok()) break;
+    }
     if (LargeCopyLeft(in)) continue;
     // Announced before its output grows, so that the write stall counts the
     // whole copy from its start (a live byte copied stands beside its input).

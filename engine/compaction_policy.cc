@@ -2,6 +2,7 @@
 #include "engine/compaction_policy.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "engine/record.h"
 
@@ -80,6 +81,7 @@ const char* PickReasonName(PickReason reason) {
     case PickReason::kLowSpace: return "low-space";
     case PickReason::kSpaceBound: return "space-bound";
     case PickReason::kTarget: return "stall-target";
+    case PickReason::kOverHalf: return "over-half";
     case PickReason::kMergeSmall: return "merge-small";
   }
   return "?";
@@ -112,38 +114,54 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
     }
     picked.push_back(p);
   }
+  const auto is_picked = [&picked](uint32_t id) {
+    return std::any_of(picked.begin(), picked.end(), [id](const PickedSegment& q) { return q.stats.id == id; });
+  };
+  // The sealed segments' live and reclaimable bytes (the space bound's
+  // fraction), every segment's (SplitOverHalf: all of them stand beside a
+  // copy), and the segment holding more than half the live data, if any
+  // (there is at most one), with dead bytes of its own.
+  uint64_t live = 0, reclaimable = 0, all_live = 0, all_reclaimable = 0;
+  std::vector<PickedSegment> rest;
+  std::optional<PickedSegment> over_half;
+  for (const auto& [id, s] : segments) all_live += s.live_bytes;
+  for (const auto& [id, s] : segments) {
+    const uint64_t r = Reclaimable(id, s, kept_tombstone_bytes);
+    all_reclaimable += r;
+    if (s.active || skip.count(id) != 0) continue;
+    PickedSegment p;
+    p.stats = s;
+    p.reclaimable = r;
+    live += s.live_bytes + (s.dead_bytes - r);
+    reclaimable += r;
+    if (r == 0 || is_picked(id)) continue;
+    rest.push_back(p);
+    if (!o.pick_all && s.live_bytes > all_live / 2) over_half = p;
+  }
+  for (const PickedSegment& p : picked) {
+    reclaimable -= std::min(reclaimable, p.reclaimable);
+    all_reclaimable -= std::min(all_reclaimable, p.reclaimable);
+  }
+  // Beside such a segment the target is at most what lets its copy fit
+  // (SplitOverHalf): the space bound and the target take the segments
+  // worth copying until its turn comes with room for it.
+  uint64_t target = o.max_reclaimable_bytes;
+  if (over_half) {
+    const uint64_t room = WriteStallBoundsFor(all_live, o.stall_floor_bytes).begin_bytes + all_live / kMaxActiveShare;
+    const uint64_t elsewhere = all_reclaimable - std::min(all_reclaimable, reclaimable);  // the active segment's, pinned ones'
+    const uint64_t need = over_half->stats.live_bytes + o.staged_bytes + elsewhere;
+    if (room >= need) target = std::min(target, room - need);
+  }
   // Space bound: while the sealed segments' reclaimable fraction stays above
   // max_dead_fraction, also take the most profitable segments below the
-  // threshold until the projection falls under it.
+  // threshold until the projection falls under it; then, for the target,
+  // those worth copying for it.
   if (o.max_dead_fraction > 0 && !o.pick_all) {
-    uint64_t live = 0, reclaimable = 0, all_live = 0;
-    std::vector<PickedSegment> rest;
-    for (const auto& [id, s] : segments) {
-      all_live += s.live_bytes;
-      if (s.active || skip.count(id) != 0) continue;
-      PickedSegment p;
-      p.stats = s;
-      p.reclaimable = Reclaimable(id, s, kept_tombstone_bytes);
-      live += s.live_bytes + (s.dead_bytes - p.reclaimable);
-      reclaimable += p.reclaimable;
-      const bool already = std::any_of(picked.begin(), picked.end(),
-                                       [id = id](const PickedSegment& q) { return q.stats.id == id; });
-      if (p.reclaimable > 0 && !already) rest.push_back(p);
-    }
-    // What stays reclaimable in every segment (the active one's dead bytes
-    // too) as the picks go: what stands beside a large copy.
-    uint64_t all_reclaimable = reclaimable;
-    for (const auto& [id, s] : segments)
-      if (s.active || skip.count(id) != 0) all_reclaimable += Reclaimable(id, s, kept_tombstone_bytes);
-    for (const PickedSegment& p : picked) {
-      reclaimable -= std::min(reclaimable, p.reclaimable);
-      all_reclaimable -= std::min(all_reclaimable, p.reclaimable);
-    }
     std::stable_sort(rest.begin(), rest.end(), ByProfit);
     for (PickedSegment& p : rest) {
       const bool fraction_met =
           static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable);
-      if ((fraction_met || o.stop_at_target) && reclaimable <= o.max_reclaimable_bytes) break;
+      if ((fraction_met || o.stop_at_target) && reclaimable <= target) break;
       // Below the fraction only for the target: only a copy worth its bytes.
       if (fraction_met && !WorthTargetCopy(p, all_live)) continue;
       if (!LargeCopyAllowed(p, all_live, all_reclaimable, o)) continue;
@@ -155,6 +173,14 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
   }
   // Most profitable first (empty segments first).
   std::stable_sort(picked.begin(), picked.end(), ByProfit);
+  // The segment over half the live data last: its copy fits once the picks
+  // before it are deleted.
+  if (over_half && !is_picked(over_half->stats.id) &&
+      SplitOverHalf(over_half->stats.live_bytes, over_half->reclaimable, all_live, all_reclaimable, o.staged_bytes,
+                    o.stall_floor_bytes)) {
+    over_half->why = PickReason::kOverHalf;
+    picked.push_back(*over_half);
+  }
   if (o.segment_bytes > 0 && !o.pick_all) MergeSmall(segments, skip, kept_tombstone_bytes, o, &picked);
   return picked;
 }
@@ -173,6 +199,17 @@ bool LargeCopyFits(uint64_t segment_live_bytes, uint64_t live_bytes, uint64_t re
   const uint64_t room = WriteStallBoundsFor(live_bytes, floor_bytes).begin_bytes + share;
   return reclaimable <= room && staged_bytes <= room - reclaimable &&
          segment_live_bytes <= room - reclaimable - staged_bytes;
+}
+
+bool SplitOverHalf(uint64_t segment_live_bytes, uint64_t segment_reclaimable, uint64_t live_bytes,
+                   uint64_t reclaimable, uint64_t staged_bytes, uint64_t floor_bytes) {
+  if (segment_reclaimable == 0 || segment_live_bytes <= live_bytes / 2) return false;
+  return LargeCopyFits(segment_live_bytes, live_bytes, reclaimable, staged_bytes, floor_bytes);
+}
+
+bool FinishOutputForShare(uint64_t output_live_bytes, uint64_t record_bytes, uint64_t live_bytes) {
+  const uint64_t share = std::max<uint64_t>(live_bytes / kMaxActiveShare, kCatchUpFinishMinBytes);
+  return output_live_bytes > 0 && output_live_bytes + record_bytes > share;
 }
 
 bool LargeCopyNeeded(uint64_t live_bytes, uint64_t reclaimable, uint64_t floor_bytes) {

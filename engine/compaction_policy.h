@@ -54,9 +54,12 @@ struct PickOptions {
   // input until the input is deleted, on top of the dead bytes the write
   // stall lets stand).
   LargeCopies large_copies = LargeCopies::kAny;
-  // Bytes of large uploads being staged (with LargeCopies::kIfFits).
+  // Bytes of large uploads being staged (with LargeCopies::kIfFits, and for
+  // a segment holding more than half the live data: SplitOverHalf).
   uint64_t staged_bytes = 0;
-  // The write stall's floor (WriteStallBoundsFor; with LargeCopies::kIfFits).
+  // The write stall's floor (WriteStallBoundsFor; with LargeCopies::kIfFits,
+  // and for SplitOverHalf; 0 = no write stall, the bounds of half the live
+  // data).
   uint64_t stall_floor_bytes = 0;
   // CompactionOptions::pick_all: every sealed segment.
   bool pick_all = false;
@@ -78,6 +81,7 @@ enum class PickReason {
   kLowSpace,    // PickOptions::low_space and it has reclaimable bytes
   kSpaceBound,  // the sealed segments' reclaimable fraction is above max_dead_fraction
   kTarget,      // only for max_reclaimable_bytes (a catch-up pass's target; TargetCopyWorthIt)
+  kOverHalf,    // holds more than half the live data, with dead bytes, and its copy fits (SplitOverHalf)
   kMergeSmall,  // a small segment merged (MergeSmall)
 };
 const char* PickReasonName(PickReason reason);
@@ -94,7 +98,9 @@ struct PickedSegment {
 // one in `skip`. Picked: with pick_all, every sealed segment; else a segment
 // with no live record and something to reclaim (or nothing but its header),
 // one whose reclaimable fraction of its file bytes reaches dead_ratio, any
-// segment with reclaimable bytes when low_space; then, while the
+// segment with reclaimable bytes when low_space, one that SplitOverHalf
+// takes (with the reclaimable bytes of every segment, the active one's
+// too); then, while the
 // reclaimable fraction of all sealed segments would stay above
 // max_dead_fraction after the picks, the most profitable of the others
 // (with stop_at_target, only while more than max_reclaimable_bytes would
@@ -235,6 +241,35 @@ bool LargeCopyFits(uint64_t segment_live_bytes, uint64_t live_bytes, uint64_t re
 // batch that kills a large share of the live data) it is left: that stall
 // ends by letting go the part of its batch that fits, and goes on holding.
 bool LargeCopyNeeded(uint64_t live_bytes, uint64_t reclaimable, uint64_t floor_bytes);
+
+// Whether any pass copies a sealed segment that holds segment_live_bytes,
+// more than half of the database's live_bytes, while its copy fits
+// (LargeCopyFits with the reclaimable bytes of every segment, its own among
+// them, and the staged bytes), before its dead bytes make it a copy the
+// write stall needs (LargeCopyNeeded): beside a backlog near the stall's
+// begin bound that copy would take the directory past twice the live data
+// (src/writer/write_stall.h). Only with reclaimable bytes of its own: a
+// segment without dead bytes is no copy candidate (and one live record
+// alone, which no copy splits, then is never copied again). Its copy goes
+// into outputs that FinishOutputForShare keeps within a quarter of the live
+// data, so it is made once. Such a segment comes of deletes and smaller
+// overwrites since it was sealed (it held at most a quarter of the live data
+// then, plus one record), or of a database of a few MiB whose records of up
+// to 1 MiB each make that record most of a segment.
+bool SplitOverHalf(uint64_t segment_live_bytes, uint64_t segment_reclaimable, uint64_t live_bytes,
+                   uint64_t reclaimable, uint64_t staged_bytes, uint64_t floor_bytes);
+
+// Whether a pass finishes (publishes, installs) its output before copying a
+// record of record_bytes into it, in the middle of an input if need be,
+// because the output already holds output_live_bytes of copied records and
+// with the record it would hold more than a quarter of the database's
+// live_bytes (1 / kMaxActiveShare, at least kCatchUpFinishMinBytes): a
+// compaction output then holds at most a quarter of the live data of its
+// pass, or one record, as a sealed active segment does (RotateActiveForShare),
+// so that no copy of it later is a copy of most of the data. An output
+// finished in the middle of an input is installed as any (its copies count
+// as that input's dead bytes until the input is deleted, once scanned).
+bool FinishOutputForShare(uint64_t output_live_bytes, uint64_t record_bytes, uint64_t live_bytes);
 
 // WriteStallBoundsFor (declared in compaction.h, a public header, for the
 // writer process) is implemented with these policies.

@@ -481,3 +481,87 @@ TEST_CASE("writes wait for compaction above half the live bytes of backlog and g
   CHECK(small.end_bytes == kMiB / 2);
   CHECK(WriteStallBoundsFor(0, 0).begin_bytes == 0);
 }
+
+TEST_CASE("a sealed segment holding more than half the live data, with dead bytes of its own, is picked while its "
+          "copy fits beside every segment's reclaimable bytes and the staged bytes",
+          "[engine][compaction_policy][over_half]") {
+  // 1 holds 6 of the 10 MiB live, a sixtieth of it dead: under the dead
+  // ratio and the space bound's fraction. Beside the write stall's backlog
+  // near its begin bound (5 MiB) its copy would take the directory to 2.1 x
+  // the live data; while the backlog is low it fits (begin bound + a
+  // quarter: 7.5 MiB for reclaimable + staged + its 6 MiB).
+  const auto segs = Segs({Seg(1, 6 * kMiB, kMiB / 10), Seg(2, 3 * kMiB, 0), Seg(3, kMiB, kMiB / 2, true)});
+  PickOptions o = ThresholdOnly(0.5);
+  o.max_dead_fraction = 0.25;
+  o.stall_floor_bytes = kMiB;
+  const std::vector<PickedSegment> picked = PickSegments(segs, {}, {}, o);
+  REQUIRE(Ids(picked) == std::vector<uint32_t>{1});
+  CHECK(picked[0].why == PickReason::kOverHalf);
+  CHECK(std::string(PickReasonName(PickReason::kOverHalf)) == "over-half");
+  // 0.6 + 6 = 6.6 MiB of 7.5 reclaimable and copied: 0.9 MiB staged still fit, 1 MiB does not.
+  o.staged_bytes = 9 * kMiB / 10 - 1;
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});
+  o.staged_bytes = kMiB;
+  CHECK(PickSegments(segs, {}, {}, o).empty());
+  o.staged_bytes = 0;
+  // Not without dead bytes of its own (the tombstones kept count as none),
+  // not at half the live data or less, not while pinned.
+  CHECK(PickSegments(segs, {}, {{1, kMiB / 10}}, o).empty());
+  CHECK(PickSegments(Segs({Seg(1, 6 * kMiB, 0), Seg(2, 3 * kMiB, 0), Seg(3, kMiB, kMiB / 2, true)}), {}, {}, o)
+            .empty());
+  CHECK(PickSegments(Segs({Seg(1, 5 * kMiB, kMiB / 10), Seg(2, 4 * kMiB, 0), Seg(3, kMiB, 0, true)}), {}, {}, o)
+            .empty());
+  CHECK(PickSegments(segs, {1}, {}, o).empty());
+  // The active segment is never picked, whatever it holds.
+  CHECK(PickSegments(Segs({Seg(1, 3 * kMiB, 0), Seg(3, 7 * kMiB, kMiB / 10, true)}), {}, {}, o).empty());
+}
+
+TEST_CASE("SplitOverHalf and FinishOutputForShare: a copy of a segment over half the live data is made while it "
+          "fits, into outputs of a quarter of the live data (at least 64 KiB) or one record",
+          "[engine][compaction_policy][over_half]") {
+  const uint64_t live = 8 * kMiB;
+  // Room: the begin bound (4 MiB) plus a quarter (2 MiB).
+  CHECK(SplitOverHalf(5 * kMiB, 1, live, kMiB - 1, 0, kMiB));
+  CHECK(SplitOverHalf(5 * kMiB, 1, live, kMiB / 2, kMiB / 2, kMiB));
+  CHECK_FALSE(SplitOverHalf(5 * kMiB, 1, live, kMiB / 2, kMiB / 2 + 1, kMiB));
+  CHECK_FALSE(SplitOverHalf(5 * kMiB, 0, live, kMiB / 2, 0, kMiB));
+  CHECK_FALSE(SplitOverHalf(4 * kMiB, 1, live, 0, 0, kMiB));
+  // Under twice the floor the begin bound is the floor.
+  CHECK(SplitOverHalf(kMiB, 1, 3 * kMiB / 2, kMiB / 4, 0, kMiB));
+  CHECK_FALSE(SplitOverHalf(kMiB, 1, 3 * kMiB / 2, kMiB / 4, (kMiB / 8) + 1, kMiB));
+
+  CHECK_FALSE(FinishOutputForShare(0, 3 * kMiB, live));  // one record alone, however large
+  CHECK_FALSE(FinishOutputForShare(kMiB, kMiB, live));   // 2 MiB: a quarter
+  CHECK(FinishOutputForShare(kMiB, kMiB + 1, live));
+  CHECK(FinishOutputForShare(1, 2 * kMiB, live));
+  // A tiny database: outputs of 64 KiB.
+  CHECK_FALSE(FinishOutputForShare(32 << 10, 32 << 10, 100 << 10));
+  CHECK(FinishOutputForShare(32 << 10, (32 << 10) + 1, 100 << 10));
+}
+
+TEST_CASE("beside a segment holding more than half the live data the space bound's target makes room for its copy, "
+          "which comes last",
+          "[engine][compaction_policy][over_half]") {
+  // 10 MiB live, 1.6 reclaimable: a seventh of the sealed bytes, under the
+  // space bound's fraction. 1's copy fits once at most 1.5 MiB stay
+  // reclaimable (7.5 MiB of room for them and its 6 MiB): 2 (a third dead,
+  // the most profitable worth copying) goes first, then 1.
+  const auto segs = Segs({Seg(1, 6 * kMiB, kMiB / 10), Seg(2, 2 * kMiB, kMiB), Seg(3, 3 * kMiB / 2, kMiB / 2),
+                          Seg(4, kMiB / 2, 0, true)});
+  PickOptions o = ThresholdOnly(0.5);
+  o.max_dead_fraction = 0.25;
+  o.stall_floor_bytes = kMiB;
+  const std::vector<PickedSegment> picked = PickSegments(segs, {}, {}, o);
+  REQUIRE(Ids(picked) == std::vector<uint32_t>{2, 1});
+  CHECK(picked[0].why == PickReason::kTarget);
+  CHECK(picked[1].why == PickReason::kOverHalf);
+  // The active segment's dead bytes stand beside the copy too: 3 as well.
+  const auto with_active_dead = Segs({Seg(1, 6 * kMiB, kMiB / 10), Seg(2, 2 * kMiB, kMiB),
+                                      Seg(3, 3 * kMiB / 2, kMiB / 2), Seg(4, kMiB / 2, kMiB, true)});
+  CHECK(Ids(PickSegments(with_active_dead, {}, {}, o)) == std::vector<uint32_t>{2, 3, 1});
+  // Without such a segment, nothing (under the fraction, no target).
+  CHECK(PickSegments(Segs({Seg(1, 6 * kMiB, 0), Seg(2, 2 * kMiB, kMiB), Seg(3, 3 * kMiB / 2, kMiB / 2),
+                           Seg(4, kMiB / 2, 0, true)}),
+                     {}, {}, o)
+            .empty());
+}

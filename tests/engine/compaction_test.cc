@@ -1409,3 +1409,117 @@ TEST_CASE("a live value larger than compaction's copy pieces is copied piece by 
     }
   }
 }
+
+namespace {
+
+// A database whose first sealed segment holds more than half of the live
+// data: sixteen records of 64 KiB sealed by share rotation (then all of the
+// data), eight more in the active segment, one of the sixteen overwritten
+// since. Its dead bytes are few: under the dead ratio and the space bound's
+// fraction, so that only its share of the live data can make a pass copy it.
+struct OverHalfGrid {
+  OverHalfGrid() {
+    o.compression_level = 0;
+    o.segment_bytes = 256 << 20;
+    REQUIRE(db.Open().ok());
+    for (int i = 0; i < 24; ++i) {
+      keys.push_back("k" + std::to_string(100 + i));
+      Put(keys.size() - 1, 0);
+    }
+    Put(0, 1);
+    for (const SegmentStats& seg : db.writer().Stats().per_segment) {
+      live += seg.live_bytes;
+      reclaimable += seg.dead_bytes;
+      if (!seg.active && seg.live_bytes > large_live) {
+        large = seg.id;
+        large_live = seg.live_bytes;
+      }
+    }
+    INFO("largest sealed segment " << large << ": " << large_live << " live of " << live);
+    REQUIRE(large_live * 2 > live);
+    REQUIRE(reclaimable * 10 < large_live);
+  }
+  void Put(size_t i, int version) {
+    std::string v = MakeValue(keys[i], version, 64 << 10, false);
+    WriteResult r = db.Put(keys[i], v);
+    REQUIRE(r.status.ok());
+    model[keys[i]] = ModelEntry{v, r.seq};
+  }
+  uint64_t LargestLive() {
+    uint64_t largest = 0;
+    for (const SegmentStats& seg : db.writer().Stats().per_segment) largest = std::max(largest, seg.live_bytes);
+    return largest;
+  }
+
+  FaultInjectionEnv env;
+  TempDir dir;
+  Options o;
+  TestDb db{env, dir.path(), o};
+  Model model;
+  std::vector<std::string> keys;
+  uint64_t live = 0, reclaimable = 0;
+  uint32_t large = 0;
+  uint64_t large_live = 0;
+};
+
+}  // namespace
+
+TEST_CASE("any pass copies a segment holding more than half the live data while its copy fits, into outputs of a "
+          "quarter of the live data at most",
+          "[engine][compaction][over_half]") {
+  // A copy the write stall needs of a segment holding more than half the
+  // live data, made beside a backlog near the stall's begin bound, takes
+  // the directory past twice the live data. Copied while the backlog is
+  // low, in outputs of at most a quarter each, no such segment is left.
+  OverHalfGrid g;
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  co.stall_floor_bytes = 1;
+  uint64_t staged = 0;
+  co.staged_bytes = [&] { return staged; };
+  PassReport report;
+  SECTION("an ordinary pass copies it, finishing an output before each would pass a quarter of the live data") {
+    const uint64_t before = DirBytes(g.dir.path());
+    std::atomic<uint64_t> peak{before};
+    g.env.SetSyncHook([&](const std::string& path) {
+      if (path.find("compact-") == std::string::npos) return;
+      peak.store(std::max(peak.load(), DirBytes(g.dir.path())));
+    });
+    Compactor c(g.db.writer(), co);
+    const Status s = c.RunOnce(&report);
+    g.env.SetSyncHook({});
+    REQUIRE(s.ok());
+    CHECK(report.inputs == 1);
+    CHECK(report.deleted == 1);
+    CHECK(report.outputs >= 3);
+    for (const SegmentStats& seg : g.db.writer().Stats().per_segment) {
+      INFO("segment " << seg.id << ": " << seg.live_bytes << " live of " << g.live);
+      CHECK(seg.live_bytes * 2 <= g.live);
+      if (seg.id > g.large && !seg.active) CHECK(seg.live_bytes <= g.live / kMaxActiveShare);
+    }
+    // Its copy stood beside it: within the write stall's room for a copy.
+    INFO("directory " << before << " bytes before the pass, " << peak.load() << " at its largest; live " << g.live);
+    CHECK(peak.load() - before <= g.large_live + kCatchUpFinishMinBytes);
+    CHECK(g.reclaimable + g.large_live <= WriteStallBoundsFor(g.live, 1).begin_bytes + g.live / kMaxActiveShare);
+    // Made once: nothing more to copy for it.
+    REQUIRE(c.RunOnce(&report).ok());
+    CHECK(report.inputs == 0);
+  }
+  SECTION("a catch-up pass copies it too") {
+    Compactor c(g.db.writer(), co);
+    REQUIRE(c.RunOnce(&report, PassKind::kCatchUp).ok());
+    CHECK(report.deleted >= 1);
+    CHECK(g.LargestLive() * 2 <= g.live);
+  }
+  SECTION("while its copy does not fit beside the staged uploads it is left") {
+    staged = WriteStallBoundsFor(g.live, 1).begin_bytes + g.live / kMaxActiveShare - g.reclaimable - g.large_live + 1;
+    Compactor c(g.db.writer(), co);
+    REQUIRE(c.RunOnce(&report).ok());
+    CHECK(report.inputs == 0);
+    CHECK(c.stats().bytes_written == 0);
+    CHECK(g.LargestLive() == g.large_live);
+  }
+  CheckModel(g.db, g.model, g.keys);
+  REQUIRE(g.db.Open().ok());
+  CheckModel(g.db, g.model, g.keys);
+}
