@@ -118,20 +118,35 @@
 //    writes waited: its own dead bytes are in R and only its copy reclaims
 //    them; the stall would end without progress above the end bound and
 //    hold nothing until a pass makes progress, and the dead bytes would
-//    grow beside the segment without bound, where its copy stands once.
+//    grow beside the segment without bound, where its copy stands once;
+//  - X > L/2, by any pass (ordinary or catch-up), as soon as the segment
+//    has reclaimable bytes of its own and R + S + X <= B(L) + L/4 (R of
+//    every segment, the active one's too; engine::SplitOverHalf), checked
+//    when picked and again when its turn comes, after the inputs picked
+//    before it are deleted: the space bound's target is lowered to what
+//    makes it fit, so that the segments worth copying go first and make
+//    that room. Its copy goes into outputs of at most a quarter of the
+//    live data each (engine::FinishOutputForShare), so it is made once.
 // Hence, in the first two cases,
 //     directory <= L + B(L) + L/4 + 64 KiB + K + O = 1.75 L + 64 KiB + K + O,
 // within 2 L while K + O + 64 KiB <= L/4; in the third R + S + X <= B(L) +
 // min(X, R) <= L, so directory <= 2 L + 64 KiB + K + O (over 2 L only by
 // those, and only when that one segment's dead bytes are about all of R
 // and half the live data); in the fourth directory <= L + max(B(L) + X,
-// B(L) + L/4) + 64 KiB + K + O, within 2 L + 64 KiB + K + O while X <= L/2.
-// What remains over 2 L (K, O aside) by construction: the fourth case with
-// a segment holding more than half the live data beside a backlog near the
-// begin bound; share rotation seals a segment at a quarter of the live data
-// plus one record (at most a 1 MiB value and its header), so only a
-// database under about 4 MiB of live data, or one whose live data shrank
-// (deletes, overwrites with smaller values) since the segment was sealed.
+// B(L) + L/4) + 64 KiB + K + O, within 2 L + 64 KiB + K + O while X <= L/2;
+// in the fifth as in the first two. What remains over 2 L (K, O aside)
+// by construction: the fourth case with a segment holding more than half
+// the live data beside a backlog near the begin bound, which the fifth did
+// not copy first. No compaction output holds more than a quarter of the
+// live data of its pass, or one record (FinishOutputForShare), and share
+// rotation seals the active segment at a quarter of the live data plus one
+// record (at most a 1 MiB value and its header), so such a segment is one
+// of a database under about 4 MiB of live data, or of one whose live data
+// shrank (deletes, overwrites with smaller values) since it was sealed; it
+// is left to the fourth case only when it got its first dead bytes, or
+// stopped fitting, between two passes (one batch that kills its record and
+// raises R past the room), or when its own dead bytes and live bytes alone
+// pass the room (its file holds more than 3/4 L - S).
 // A load that makes such segments (records of 1 MiB beside small ones in a
 // few MB of live data, bursts that kill 2 MB at once):
 //     bench/compaction_crash_soak.py --sizes 4000,4000,4000,4000,65536,1048575,1048576
@@ -158,14 +173,15 @@
 // (holding any part of it longer would risk its writes' storage timeout;
 // forecasting what cannot be held changes nothing on disk), also beside a
 // copy in flight; the fourth case above with a segment holding more than
-// half the live data; after a stall that ended because
-// compaction made no progress above the end bound (pins, tombstones that
-// must stay) no batch is held or split until a pass makes
-// progress (nothing can make room); with nothing reclaimable at all no
+// half the live data that the fifth did not copy first; after a stall
+// that ended because compaction made no progress above the end bound
+// (pins, tombstones that must stay) no batch is held or split until a pass
+// makes progress (nothing can make room); with nothing reclaimable at all no
 // batch is forecast, so one that alone kills more than half the live data
 // then goes whole; an ordinary (not catch-up) pass, whose output may
-// collect several inputs' live data (counted as a copy in flight: batches
-// are held once it passes the room, but the output grows on); a segment's
+// collect several inputs' live data, up to a quarter of the live data of
+// its pass (counted as a copy in flight: batches are held once it passes
+// the room, but the output grows on); a segment's
 // share measured against the live data of when it was sealed (deletes
 // since may have shrunk L); a database under twice the floor (B(L) is then
 // the floor); an upload staged alone beyond the share (counted as staged
