@@ -5,9 +5,9 @@
 //   main        signals (sigtimedwait), housekeeping once a second (access
 //               log flush, counter fold, unmapping segments compaction
 //               deleted), stop orchestration, joins
-//   acceptor    poll(listen fds + stop eventfd), accept4, TCP_NODELAY (on
-//               the listener when accepted sockets inherit it),
-//               push into the bounded queue (blocks while it is full)
+//   acceptor    poll(listen fds + stop eventfd), wait for room in the
+//               bounded queue, accept4, TCP_NODELAY (on the listener when
+//               accepted sockets inherit it), push into the queue
 //   pool[i]     pops one socket and serves it until it closes: blocking
 //               recv/sendmsg, poll() for the Connection's deadlines, its own
 //               KvService (token prefix i) and its own http::Counters
@@ -170,6 +170,16 @@ void ThreadWorker::AcceptLoop() {
     for (size_t i = 0; i + 1 < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       for (int n = 0; n < kAcceptBurst && mode() == Mode::kRun; ++n) {
+        {
+          // Room in the queue before the accept, not after: a client accepted
+          // and held here while the queue is full would be one connection
+          // beyond ConnectionCap. Only this thread pushes, so the room stays.
+          // While every thread is busy and the queue is full, clients wait in
+          // the kernel backlog.
+          std::unique_lock<std::mutex> lock(q_mu);
+          q_not_full.wait(lock, [this] { return queue.size() < queue_cap || mode() != Mode::kRun; });
+        }
+        if (mode() != Mode::kRun) break;
         Accepted a;
         socklen_t len = sizeof a.peer;
         a.fd = accept4(fds[i].fd, reinterpret_cast<sockaddr*>(&a.peer), &len, SOCK_CLOEXEC);
@@ -186,13 +196,6 @@ void ThreadWorker::AcceptLoop() {
         a.admin = listen_admin[i];
         if (!listen_tuned[i]) TuneClientSocket(a.fd, ctx.config);
         std::unique_lock<std::mutex> lock(q_mu);
-        // Bounded: while every thread is busy and the queue is full, stop
-        // accepting (clients wait in the kernel backlog).
-        q_not_full.wait(lock, [this] { return queue.size() < queue_cap || mode() != Mode::kRun; });
-        if (mode() != Mode::kRun) {
-          close(a.fd);
-          break;
-        }
         queue.push_back(a);
         queued.store(queue.size(), std::memory_order_relaxed);
         lock.unlock();
