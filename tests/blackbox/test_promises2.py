@@ -42,14 +42,16 @@ needs, and every server a case starts is stopped by PID when it ends.
 import json
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 import urllib.parse
 
-from kingx_harness import (Conn, ServerPerCase, build_request, cases_of, check, free_port, http, key_path, metric,
+from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, free_port, http, key_path, metric,
                            run_with_servers, staging_files, wait_for)
 
 SERVERS = ServerPerCase()
@@ -151,6 +153,34 @@ def test_listing_is_503_while_the_view_is_rebuilt_and_reads_and_writes_go_on():
     check(metric(s.port, "kingx_keyspace_run_bytes_written_total") > 0, "kingx_keyspace_run_bytes_written_total")
 
 
+def test_a_restart_catches_the_view_up_from_its_runs_instead_of_rebuilding_it():
+    # keys/ is derived data kept across restarts: a clean stop leaves every
+    # entry in its runs, a kill -9 leaves the latest writes only in the
+    # segments, and either way the next start brings the view up to date
+    # from what keys/ already holds (a catch-up), never a rebuild.
+    s = SERVERS.start("--workers", "1")
+    keys = [f"cu/{i:02d}" for i in range(30)]
+    for key in keys:
+        check(http(s.port, "PUT", key_path(key), b"v").status == 201, f"PUT {key}")
+    check(s.stop() == 0, "clean stop")
+    s.start()
+    check(wait_for(lambda: full_listing(s.port, "cu/"), 120, "the listing after a clean restart") is not None, "")
+    check(metric(s.port, "kingx_keyspace_rebuilds_total") == 0, "kingx_keyspace_rebuilds_total after a clean restart")
+    check(metric(s.port, "kingx_keyspace_catch_ups_total") == 1, "kingx_keyspace_catch_ups_total after a clean restart")
+    check(metric(s.port, "kingx_keyspace_run_entries") == len(keys),
+          f"kingx_keyspace_run_entries after a clean restart: {metric(s.port, 'kingx_keyspace_run_entries')}, "
+          f"{len(keys)} keys were written before the stop")
+    more = [f"cu/new-{i}" for i in range(10)]
+    for key in more:
+        check(http(s.port, "PUT", key_path(key), b"v").status == 201, f"PUT {key}")
+    s.kill_group()
+    s.start()
+    got = wait_for(lambda: full_listing(s.port, "cu/"), 120, "the listing after a kill -9")
+    check([k for k, _, _ in got] == sorted(keys + more), f"the listing after a kill -9: {len(got)} entries")
+    check(metric(s.port, "kingx_keyspace_rebuilds_total") == 0, "kingx_keyspace_rebuilds_total after a kill -9")
+    check(metric(s.port, "kingx_keyspace_catch_ups_total") >= 1, "kingx_keyspace_catch_ups_total after a kill -9")
+
+
 def test_writer_read_only_is_1_after_a_failed_fdatasync_until_the_writer_reopens():
     # Every fdatasync of the writer fails while the flag exists: the write
     # in flight is answered outcome unknown, and the respawned writers'
@@ -242,6 +272,78 @@ def test_kingx_sets_no_so_rcvbuf_so_an_upload_s_receive_buffer_autotunes():
         check(r.status == 201, f"the upload: {r!r}")
     check(grown is not None and grown > initial,
           f"the receive buffer after an {size >> 20} MiB upload: {grown} (started at {initial})")
+
+
+def server_rx_queue(server_port, client_port):
+    """Unread bytes of the server's end of the connection from
+    127.0.0.1:client_port (/proc/net/tcp), or None."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if (int(parts[1].split(":")[1], 16) == server_port and
+                    int(parts[2].split(":")[1], 16) == client_port):
+                return int(parts[4].split(":")[1], 16)
+    return None
+
+
+def test_the_body_budget_admits_uploads_first_come_first_served():
+    # Uploads announce their bodies (Expect: 100-continue), so the moment one
+    # is admitted to the worker's body budget is the moment it gets its 100
+    # Continue. A body of up to a part reserves twice its length.
+    s = SERVERS.start("--workers", "1", "--body-buffer-bytes", "1048576", "--compression-level", "0")
+    lengths = {"holder": 500_000, "a": 200_000, "b": 400_000, "c": 10_000}  # reserve 1,000,000; 400k; 800k; 20k
+    values = {k: os.urandom(n) for k, n in lengths.items()}
+    socks = {}
+
+    def announce(name):
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=120)
+        socks[name] = sock
+        sock.sendall(build_request("PUT", key_path(f"fcfs/{name}"), None,
+                                   [("Content-Length", str(lengths[name])), ("Expect", "100-continue")]))
+        # Its head read (nothing unread on the server's end): the upload was
+        # admitted or queued in that same step, before the next one comes.
+        wait_for(lambda: server_rx_queue(s.port, sock.getsockname()[1]) == 0, 120, f"the head of {name} read")
+        return sock
+
+    def answered(name):
+        # Everything the worker wrote before it served a later request on
+        # another connection has arrived by the time that request's answer has.
+        check(http(s.port, "GET", "/healthz").status == 200, "/healthz")
+        readable, _, _ = select.select([socks[name]], [], [], 0)
+        return socks[name].recv(4096) if readable else b""
+
+    def admitted(name):
+        r = adopt(socks[name], s.port, 120).read_response()
+        check(r.status == 100, f"{name}'s first answer: {r!r}")
+
+    def send_body(name):
+        socks[name].sendall(values[name])
+        r = adopt(socks[name], s.port, 120).read_response()
+        check(r.status == 201, f"the upload {name}: {r!r}")
+
+    try:
+        announce("holder")
+        admitted("holder")
+        for name in ("a", "b", "c"):
+            announce(name)
+        # 48,576 bytes are free: enough for c, but a and b came first.
+        early = answered("c")
+        check(early == b"", f"c, behind a and b, was answered while they waited: {early[:80]!r}")
+        send_body("holder")
+        admitted("a")  # 648,576 free after a's 400,000: not enough for b's 800,000
+        for name in ("b", "c"):
+            early = answered(name)
+            check(early == b"", f"{name} was answered while b, ahead of c, did not fit: {early[:80]!r}")
+        send_body("a")
+        for name in ("b", "c"):
+            admitted(name)
+            send_body(name)
+    finally:
+        for sock in socks.values():
+            sock.close()
+    for name, value in values.items():
+        check(http(s.port, "GET", key_path(f"fcfs/{name}"), timeout=60).body == value, f"the value of {name}")
 
 
 def test_write_queue_bytes_counts_a_write_waiting_for_the_writer():
