@@ -12,6 +12,10 @@ sees it:
     without a hint (the active one left by a kill -9), present while a flag
     file exists; a write that must read a record of that segment meanwhile
     is answered 500 and counted in `kingx_writer_failed_records_total`;
+  - a restart brings the sorted key view up to date from what keys/ holds
+    (a catch-up), never a rebuild, after a clean stop (every entry in the
+    runs: `kingx_keyspace_run_entries`) and after a kill -9 (the latest
+    writes only in the segments);
   - `kingx_writer_read_only` is 1 after a failed fdatasync (the write in
     flight answered 503 outcome unknown) for as long as no writer has
     reopened the database (the respawned writers' opens fail on the same
@@ -24,6 +28,10 @@ sees it:
   - kingx sets no SO_RCVBUF: an upload's socket starts with the kernel's
     initial receive buffer (tcp_rmem's middle value) and autotuning grows
     it while an 8 MiB body is read;
+  - the body budget (--body-buffer-bytes) admits uploads first come first
+    served: one that would fit waits behind earlier ones that do not, both
+    when it arrives and when room is freed (with Expect: 100-continue, the
+    100 Continue is the admission);
   - `kingx_write_queue_bytes` counts the bytes of a write waiting in the
     queue (the writer stopped) and falls back to 0 once it is applied;
   - `kingx_writer_staged_bytes` counts a large upload's staging file while
