@@ -38,7 +38,11 @@
 //    the same from a seed directory's MANIFEST (options.seed_dir, e.g. a
 //    read-only database's own keys/), whose runs it reaches through symbolic
 //    links and never writes; without a usable MANIFEST (first open, no seed,
-//    damage) every segment is read ("rebuild"). Segment
+//    damage) every segment is read ("rebuild"). A segment without an
+//    intact hint is read with read(2) a window at a time
+//    (engine/segment_window.h), never mapped: a job holds a few MiB of it
+//    whatever its size, and an unreadable byte fails the job with an I/O
+//    error naming the file and the offset (never taken for damage). Segment
 //    deletions are pinned meanwhile so compaction cannot move records out
 //    of sight. The view is kBuilding until then (listing answers 503);
 //  - lag: a writer that fills the active tail while the other still waits

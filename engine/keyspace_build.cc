@@ -20,6 +20,7 @@
 #include "engine/key_resolve.h"
 #include "engine/keyspace.h"
 #include "engine/read_exact.h"
+#include "engine/segment_window.h"
 #include "engine/writer_impl.h"
 
 namespace kingx::engine {
@@ -28,56 +29,47 @@ namespace {
 // Calls fn for every put or delete record of segment `id` (its first `bytes`
 // bytes): from its hint file when that checks out, else by reading the
 // records (a damaged record is skipped, resynchronising on the next valid
-// one, as recovery does). The segment's bytes are read from copies taken
-// under the mapping guard: a page that faults fails the call with the
-// cache's FaultedError (the mapping marked), as any read error.
-Status ForEachSegmentEntry(Writer::Impl& w, SegmentCache& cache, uint32_t id, uint64_t bytes,
+// one, as recovery does). The records are read with read(2) through a
+// SegmentWindow, never mapped: the call holds at most one window of the
+// segment (and one record larger than it) whatever the segment's size, and
+// nothing of it once it returns. A byte that cannot be read fails the call
+// with the window's kIOError naming the file and the offset: it is never
+// taken for damage (the records after it are not skipped). A segment file
+// that is gone: kNotFound.
+Status ForEachSegmentEntry(Writer::Impl& w, uint32_t id, uint64_t bytes,
                            const std::function<void(const HintEntry&)>& fn) {
   Status hs = LoadHintFile(w.env_, JoinPath(w.dir_, HintFileName(id)), id, bytes, w.limits_, fn);
   if (hs.ok()) return hs;
   if (bytes <= kSegmentHeaderBytes) return Status::OK();
-  auto span = cache.Read(id, 0, bytes);
-  if (!span.ok()) return span.status();
-  const char* data = span->data;
-  std::string rec;             // the record being read, copied out of the mapping
-  std::string rest;            // once damage was met: the rest of the segment, copied
-  uint64_t rest_from = bytes;  // the offset rest starts at
-  // n bytes at `at`: from rest when it holds them, else copied into rec.
-  auto bytes_at = [&](uint64_t at, uint64_t n, const char** p) {
-    if (at >= rest_from) {
-      *p = rest.data() + (at - rest_from);
-      return Status::OK();
-    }
-    if (rec.size() < n) rec.resize(n);  // outside the guard: it may allocate
-    *p = rec.data();
-    return cache.CopyMapped(span->holder, data + at, n, rec.data());
+  const std::string path = JoinPath(w.dir_, SegmentFileName(id));
+  auto file = w.env_.OpenFile(path, OpenMode::kRead);
+  if (!file.ok()) return file.status();
+  SegmentWindow window(*file.value(), path, bytes);
+  // The record at `at` when its header and body check out (*h set, *p its bytes).
+  auto record_at = [&](uint64_t at, RecordHeader* h, const char** p, bool* valid) {
+    *valid = false;
+    if (Status s = window.Bytes(at, std::min<uint64_t>(kRecordHeaderBytes, bytes - at), p); !s.ok()) return s;
+    if (!DecodeRecordHeader(*p, bytes - at, w.limits_, h).ok()) return Status::OK();
+    if (Status s = window.Bytes(at, h->total_bytes(), p); !s.ok()) return s;
+    *valid = VerifyRecordBody(*p, *h).ok();
+    return Status::OK();
   };
   uint64_t off = kSegmentHeaderBytes;
   while (off < bytes) {
-    const char* p = nullptr;
-    if (Status cs = bytes_at(off, std::min<uint64_t>(kRecordHeaderBytes, bytes - off), &p); !cs.ok()) return cs;
     RecordHeader h;
-    Status rs = DecodeRecordHeader(p, bytes - off, w.limits_, &h);
-    if (rs.ok()) {
-      if (Status cs = bytes_at(off, h.total_bytes(), &p); !cs.ok()) return cs;
-      rs = VerifyRecordBody(p, h);
-    }
-    if (rs.ok()) {
+    const char* p = nullptr;
+    bool valid = false;
+    if (Status s = record_at(off, &h, &p, &valid); !s.ok()) return s;
+    if (valid) {
       fn(HintEntry{h.seq, off, h.total_bytes(), h.type, std::string_view(p + kRecordHeaderBytes, h.key_len)});
       off += h.total_bytes();
       continue;
     }
-    // Damage: resynchronise byte by byte, on a copy of the rest of the segment.
-    if (off < rest_from) {
-      rest.resize(bytes - off);
-      if (Status cs = cache.CopyMapped(span->holder, data + off, rest.size(), rest.data()); !cs.ok()) return cs;
-      rest_from = off;
-    }
+    // Damage: resynchronise byte by byte (within the window, mostly).
     uint64_t next = off + 1;
     for (; next + kRecordHeaderBytes <= bytes; ++next) {
-      const char* q = rest.data() + (next - rest_from);
-      RecordHeader h2;
-      if (DecodeRecordHeader(q, bytes - next, w.limits_, &h2).ok() && VerifyRecordBody(q, h2).ok()) break;
+      if (Status s = record_at(next, &h, &p, &valid); !s.ok()) return s;
+      if (valid) break;
     }
     off = next + kRecordHeaderBytes <= bytes ? next : bytes;
   }
@@ -350,7 +342,7 @@ Status Keyspace::CollectSegments(uint64_t from, uint64_t below, bool all_segment
   for (const SegmentFileCut& f : cut.segments) {
     if (!all_segments && max_seq[f.id] < from) continue;  // nothing at or above `from` in it
     Status inner;
-    Status s = ForEachSegmentEntry(w_, cache_, f.id, f.bytes, [&](const HintEntry& e) {
+    Status s = ForEachSegmentEntry(w_, f.id, f.bytes, [&](const HintEntry& e) {
       if (!inner.ok() || e.type != RecordType::kPut || e.seq < from || e.seq >= below) return;
       c->items.push_back(Collected::Item{c->keys.size(), static_cast<uint32_t>(e.key.size()), e.seq, f.id, e.offset});
       c->keys.append(e.key);
