@@ -8,8 +8,12 @@ files to, each checked where an operator or a client sees it:
   - `deploy/kingx-reshard copy` interrupted (an old shard unreachable halfway: exit 2, some keys
     copied, no state file) and run again, then `finish`, then `finish` once more: every key
     ends on its owner in the new ring, exactly once, with its value, and the last `finish`
-    changes nothing (README "Resharding": both phases are idempotent). The shards are asked
-    directly, as the tool does; no proxy is needed for what is checked here.
+    changes nothing (README "Resharding": both phases are idempotent);
+  - writes made between `copy` and `finish` are moved, and a copy never overwrites a newer
+    write: an original written again on its old owner is copied again, one created there is
+    copied, and a value a client wrote on the new owner stays (also when the original was
+    written again too).
+The shards are asked directly, as the tool does; no proxy is needed for what is checked here.
 
     KINGX_BIN=build/src/kingx python3 tests/deploy/test_deploy_promises.py
 """
@@ -112,6 +116,51 @@ def test_an_interrupted_copy_run_again_then_finish_moves_every_key_exactly_once(
                     check(r.status == 404, f"after finish run {run}: {key} also on {name(s)} (owner {owner}): {r!r}")
     p = reshard("check", "--shards", ",".join(new))
     check(p.returncode == 0 and json.loads(p.stdout)["keys"] == len(values), f"check: {p.stdout} {p.stderr}")
+
+
+def test_finish_moves_writes_made_after_copy_and_never_overwrites_a_newer_write():
+    # Between copy and finish clients go on writing: on the old owner (before
+    # the proxy switched) and on the new owner (after). finish copies again
+    # an original written since it was copied, copies one created since, and
+    # leaves a value a client wrote on the new owner alone.
+    kr = load_reshard()
+    a, b, c = shard(), shard(), shard()
+    old, new = [name(a), name(b)], [name(a), name(b), name(c)]
+    by_name = {name(s): s for s in (a, b, c)}
+    old_ring, new_ring = kr.Ring(old), kr.Ring(new)
+    spelling = lambda k: key_path(k)[len("/v1/kv/"):]  # noqa: E731
+    old_port = lambda k: by_name[old_ring.owner(spelling(k))].port  # noqa: E731
+    values = {f"aw/{i:03d}": b"first %d" % i for i in range(120)}
+    for key, value in values.items():
+        check(http(old_port(key), "PUT", key_path(key), value).status == 201, f"PUT {key}")
+    moving = sorted(k for k in values if new_ring.owner(spelling(k)) == name(c))
+    check(len(moving) >= 4, f"{len(moving)} keys move")
+    state = os.path.join(WORKDIR, "after-copy.json")
+    lists = ["--old", ",".join(old), "--new", ",".join(new), "--state", state]
+    p = reshard("copy", *lists)
+    check(p.returncode == 0, f"copy: {p.stdout} {p.stderr}")
+
+    rewritten_old, written_new, both = moving[0], moving[1], moving[2]
+    for key in (rewritten_old, both):       # written again on the old owner
+        values[key] = b"rewritten on the old owner " + key.encode()
+        check(http(old_port(key), "PUT", key_path(key), values[key]).status == 204, f"rewrite of {key}")
+    for key in (written_new, both):         # then by a client on the new owner
+        values[key] = b"written on the new owner " + key.encode()
+        check(http(c.port, "PUT", key_path(key), values[key]).status == 204, f"write of {key} on the new owner")
+    created = next(f"aw/new-{i}" for i in range(10_000) if new_ring.owner(spelling(f"aw/new-{i}")) == name(c))
+    values[created] = b"created on the old owner after copy"
+    check(http(old_port(created), "PUT", key_path(created), values[created]).status == 201, f"PUT {created}")
+
+    p = reshard("finish", *lists)
+    check(p.returncode == 0, f"finish: {p.returncode} {p.stdout} {p.stderr}")
+    for key, value in values.items():
+        owner = new_ring.owner(spelling(key))
+        for s in (a, b, c):
+            r = http(s.port, "GET", key_path(key))
+            if name(s) == owner:
+                check(r.status == 200 and r.body == value, f"after finish: {key} on its owner: {r!r}, want {value!r}")
+            else:
+                check(r.status == 404, f"after finish: {key} also on {name(s)} (owner {owner}): {r!r}")
 
 
 def main():
