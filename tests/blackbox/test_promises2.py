@@ -31,6 +31,9 @@ sees it:
     served: one that would fit waits behind earlier ones that do not, both
     when it arrives and when room is freed (with Expect: 100-continue, the
     100 Continue is the admission);
+  - a refused request's info line is written at most 10 times a second per
+    process, and a later line counts those left out: 100 refusals in a
+    burst, then one at a time until every refusal is logged or counted;
   - `kingx_write_queue_bytes` counts the bytes of a write waiting in the
     queue (the writer stopped) and falls back to 0 once it is applied;
   - `kingx_writer_staged_bytes` counts a large upload's staging file while
@@ -343,6 +346,44 @@ def test_the_body_budget_admits_uploads_first_come_first_served():
             sock.close()
     for name, value in values.items():
         check(http(s.port, "GET", key_path(f"fcfs/{name}"), timeout=60).body == value, f"the value of {name}")
+
+
+def test_refusals_are_logged_at_most_10_a_second_and_the_next_line_counts_those_left_out():
+    s = SERVERS.start("--workers", "1", "--log-level", "info")
+    refused = 0
+
+    def refuse(conn):
+        nonlocal refused
+        r = conn.request("PATCH", key_path("refused"), b"x")
+        check(r.status == 501, f"PATCH: {r!r}")
+        refused += 1
+
+    def log_lines():
+        with open(s.error_log, errors="replace") as f:
+            return [ln for ln in f if "client refused with 501" in ln]
+
+    def counted(lines):
+        return sum(int(m.group(1)) for ln in lines for m in [re.search(r"\((\d+) more refused clients not logged\)", ln)]
+                   if m)
+
+    with Conn(s.port, timeout=60) as c:
+        t0 = time.monotonic()
+        for _ in range(100):
+            refuse(c)
+        elapsed = time.monotonic() - t0
+        burst = len(wait_for(log_lines, 60, "the refusals' info lines"))
+        most = 10 * (int(elapsed) + 2)
+        check(burst <= most, f"{burst} info lines for 100 refusals in {elapsed:.2f} s (at most 10 a second: {most})")
+        # One refusal at a time until a later window's line counts those left
+        # out: then every refusal was logged or counted.
+        def accounted():
+            lines = log_lines()
+            if counted(lines) and len(lines) + counted(lines) == refused:
+                return lines
+            refuse(c)
+            return None
+        lines = wait_for(accounted, 120, "an info line counting the refusals left out")
+    check(counted(lines) > 0, f"{len(lines)} lines counting {counted(lines)} left out, for {refused} refusals")
 
 
 def test_write_queue_bytes_counts_a_write_waiting_for_the_writer():

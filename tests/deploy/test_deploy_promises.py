@@ -78,7 +78,7 @@ def test_an_interrupted_copy_run_again_then_finish_moves_every_key_exactly_once(
     old, new = [name(a), name(b)], [name(a), name(b), name(c)]
     by_name = {name(s): s for s in (a, b, c)}
     old_ring, new_ring = kr.Ring(old), kr.Ring(new)
-    values = {f"rs/{i:04d}": os.urandom(64) + b"%d" % i for i in range(300)}
+    values = {f"rs/{i:04d}": os.urandom(64) + b"%d" % i for i in range(120)}
     for key, value in values.items():
         r = http(by_name[old_ring.owner(key_path(key)[len("/v1/kv/"):])].port, "PUT", key_path(key), value)
         check(r.status == 201, f"PUT {key}: {r!r}")
