@@ -20,10 +20,11 @@ def lines(path):
 print("| run | binary | steady samples | over 2x | of which copy (rest > dead) | of which dead | largest copy one (rest/L) |")
 print("|---|---|---|---|---|---|---|")
 for run in sys.argv[1:]:
-    summary = None
+    floor = None
     for line in lines(f"{run}/runs.jsonl"):
-        summary = json.loads(line)
-    floor = summary.get("live_mb_target", 6.0) * (1 << 20) / 2
+        d = json.loads(line)
+        if "summary" in d:
+            floor = d["summary"]["live_mb_target"] * (1 << 20) / 2
     for name in ("bin", "compare-bin"):
         n = over = copy = dead = 0
         copy_max = 0.0
