@@ -34,6 +34,9 @@ sees it:
   - a refused request's info line is written at most 10 times a second per
     process, and a later line counts those left out: 100 refusals in a
     burst, then one at a time until every refusal is logged or counted;
+  - a write that cannot read the key's newest record (the writer's mapping
+    of its segment fails) is answered 500, changes nothing and is counted
+    in `kingx_writer_failed_records_total`;
   - `kingx_write_queue_bytes` counts the bytes of a write waiting in the
     queue (the writer stopped) and falls back to 0 once it is applied;
   - `kingx_writer_staged_bytes` counts a large upload's staging file while
@@ -384,6 +387,39 @@ def test_refusals_are_logged_at_most_10_a_second_and_the_next_line_counts_those_
             return None
         lines = wait_for(accounted, 120, "an info line counting the refusals left out")
     check(counted(lines) > 0, f"{len(lines)} lines counting {counted(lines)} left out, for {refused} refusals")
+
+
+def test_a_write_that_cannot_read_the_key_s_record_is_answered_500_and_counted():
+    # An overwrite reads the key's newest record (the writer maps its
+    # segment): while that mapping fails, the write is answered with the
+    # error, counted in kingx_writer_failed_records_total, and changes nothing.
+    flag_dir = tempfile.mkdtemp(prefix="kingx-bb-fr-")
+    flag = os.path.join(flag_dir, "map-fault")
+    try:
+        os.environ["KINGX_FAIL_POINT"] = "kingx-writer/map@seg-:1+"
+        os.environ["KINGX_FAIL_POINT_WHILE"] = flag
+        try:
+            s = SERVERS.start("--workers", "1")
+        finally:
+            for name in FAIL_ENV:
+                os.environ.pop(name, None)
+        r = http(s.port, "PUT", key_path("fr/key"), b"first", timeout=60)
+        check(r.status == 201, f"PUT: {r!r}")
+        etag = r.header("ETag")
+        failed = metric(s.port, "kingx_writer_failed_records_total")
+        check(failed == 0, f"kingx_writer_failed_records_total before any failure: {failed}")
+        open(flag, "w").close()
+        r = http(s.port, "PUT", key_path("fr/key"), b"second", timeout=60)
+        check(r.status == 500, f"an overwrite whose record cannot be read: {r!r}")
+        wait_for(lambda: metric(s.port, "kingx_writer_failed_records_total") == 1, 60,
+                 "kingx_writer_failed_records_total to count the write answered 500")
+        os.unlink(flag)
+        r = http(s.port, "GET", key_path("fr/key"))
+        check(r.status == 200 and r.body == b"first" and r.header("ETag") == etag, f"after the failed write: {r!r}")
+        check(http(s.port, "PUT", key_path("fr/key"), b"third", timeout=60).status == 204, "an overwrite once it reads")
+        check(metric(s.port, "kingx_writer_failed_records_total") == 1, "kingx_writer_failed_records_total after it")
+    finally:
+        shutil.rmtree(flag_dir, ignore_errors=True)
 
 
 def test_write_queue_bytes_counts_a_write_waiting_for_the_writer():
