@@ -147,8 +147,10 @@ Status KeyRunBuilder::Finish(bool sync) {
 // Every byte of the mapping is read under the mapping guard: the header, the
 // footer and the tables are copied out at Open, an entry is decoded (and its
 // key copied out) in one guarded call, the sparse index is read one guarded
-// offset at a time. Nothing hands out a view into the mapping. A page that
-// cannot be read is kIOError naming the file, never a SIGBUS.
+// offset at a time (a probe of Seek's binary search reads the offset and
+// compares the key it names in place, in one guarded call, copying
+// nothing). Nothing hands out a view into the mapping. A page that cannot
+// be read is kIOError naming the file, never a SIGBUS.
 
 Status KeyRun::Unreadable(uint64_t from, uint64_t to) const {
   return Status::IOError("key run " + path_ + ": a page of bytes [" + std::to_string(from) + ", " +
@@ -317,6 +319,37 @@ bool KeyRun::Iterator::SparseAt(uint64_t i, uint64_t* offset) {
   return true;
 }
 
+bool KeyRun::Iterator::SparseKeyAtMost(uint64_t i, std::string_view target, bool* at_most) {
+  const char* base = run_.data_;
+  const char* end = base + run_.entries_end_;
+  const uint64_t slot = run_.sparse_off_ + 8 * i;
+  uint64_t at = 0;  // the entry's offset, once read
+  bool ok = false;
+  auto probe = [&] {
+    at = GetFixed64(base + slot);
+    if (at < kKeyRunHeaderBytes || at >= run_.entries_end_) return;
+    const char* pos = base + at;
+    uint64_t key_len = 0;
+    if (!GetVarint64(&pos, end, &key_len) || key_len == 0 || key_len > 65535 ||
+        static_cast<uint64_t>(end - pos) < key_len)
+      return;
+    *at_most = std::string_view(pos, key_len) <= target;
+    ok = true;
+  };
+  if (!GuardMappedRead(base, run_.size_, probe)) {
+    status_ = at == 0 ? run_.Unreadable(slot, slot + 8)
+                      : run_.Unreadable(at, std::min<uint64_t>(at + 65535 + 3, run_.entries_end_));
+    valid_ = false;
+    return false;
+  }
+  if (!ok) {
+    status_ = Status::Corruption("key run entry damaged");
+    valid_ = false;
+    return false;
+  }
+  return true;
+}
+
 void KeyRun::Iterator::SeekToFirst() {
   index_ = 0;
   valid_ = false;
@@ -345,9 +378,9 @@ void KeyRun::Iterator::Seek(std::string_view target) {
   uint64_t lo = 0, hi = run_.sparse_count_;
   while (hi - lo > 1) {
     const uint64_t mid = lo + (hi - lo) / 2;
-    uint64_t at = 0;
-    if (!SparseAt(mid, &at) || !DecodeAt(at)) return;
-    if (entry_.key <= target) lo = mid;
+    bool at_most = false;
+    if (!SparseKeyAtMost(mid, target, &at_most)) return;
+    if (at_most) lo = mid;
     else hi = mid;
   }
   index_ = lo * kKeyRunSparseEvery;

@@ -141,6 +141,11 @@ class KeyRun {
     bool DecodeAt(uint64_t pos);
     // The i-th sparse-index offset; false (and status_) when unreadable.
     bool SparseAt(uint64_t i, uint64_t* offset);
+    // Whether the key of the entry the i-th sparse-index offset names is <=
+    // target, compared in place under the guard (a probe of Seek's binary
+    // search copies nothing out and leaves entry_ as it was); false (and
+    // status_, valid_ false) on damage or a page that cannot be read.
+    bool SparseKeyAtMost(uint64_t i, std::string_view target, bool* at_most);
     const KeyRun& run_;
     uint64_t pos_ = 0;   // offset of the current entry
     uint64_t next_ = 0;  // offset of the entry after it
