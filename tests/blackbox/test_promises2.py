@@ -37,6 +37,7 @@ sees it:
   - a write that cannot read the key's newest record (the writer's mapping
     of its segment fails) is answered 500, changes nothing and is counted
     in `kingx_writer_failed_records_total`;
+  - a start without --workers runs one event worker per online CPU;
   - `kingx_write_queue_bytes` counts the bytes of a write waiting in the
     queue (the writer stopped) and falls back to 0 once it is applied;
   - `kingx_writer_staged_bytes` counts a large upload's staging file while
@@ -420,6 +421,16 @@ def test_a_write_that_cannot_read_the_key_s_record_is_answered_500_and_counted()
         check(metric(s.port, "kingx_writer_failed_records_total") == 1, "kingx_writer_failed_records_total after it")
     finally:
         shutil.rmtree(flag_dir, ignore_errors=True)
+
+
+def test_a_default_start_runs_one_worker_per_cpu():
+    cpus = min(os.sysconf("SC_NPROCESSORS_ONLN"), 256)  # auto is capped at 256
+    s = SERVERS.start()
+    workers = s.wait_children("kingx-worker", cpus, timeout=120)
+    with open(s.error_log, errors="replace") as f:
+        started = re.search(r"kingx master started: (\d+) event worker", f.read())
+    check(started and int(started.group(1)) == cpus and len(workers) == cpus,
+          f"{len(workers)} worker processes, the master says {started and started.group(1)}, for {cpus} CPUs")
 
 
 def test_write_queue_bytes_counts_a_write_waiting_for_the_writer():
