@@ -240,6 +240,7 @@ void Connection::OnParseError(uint64_t now_ms) {
     Close();  // one request never gets two responses
     return;
   }
+  refused_first_ = !have_request && requests_served_ == 0 && parser_->error().status == 400;
   CoreRespond(parser_->error(), have_request ? &parser_->request() : nullptr, true, now_ms);
 }
 

@@ -283,6 +283,11 @@ class Connection {
   void set_user_data(void* p) { user_data_ = p; }
   // Requests (parsed heads) that got their final response so far.
   uint64_t requests_served() const { return requests_served_; }
+  // True once the core answered 400 to bytes that were not HTTP before any
+  // request of this connection was served (the connection then closes): what
+  // a client sending garbage gets, as opposed to a timeout, a limit or an
+  // error after requests.
+  bool RefusedBeforeAnyRequest() const { return refused_first_; }
   // Bytes of heap and object memory this Connection holds now: sizeof plus
   // the parser, input buffer and output blocks it holds. Idle between
   // requests (answer sent, nothing buffered; with idle_trim_ms, after the
@@ -339,6 +344,7 @@ class Connection {
   bool in_drive_ = false;          // re-entrancy guard: Drive runs one loop at a time
   bool eof_ = false;               // FeedEof was called
   bool output_abandoned_ = false;  // send timeout: pending output is dropped, close now
+  bool refused_first_ = false;     // RefusedBeforeAnyRequest
   bool head_timer_armed_ = true;   // header deadline running (from head_start_ms_)
   uint64_t head_start_ms_ = 0;
   uint64_t body_last_ms_ = 0;      // last body progress (body deadline base)

@@ -3,6 +3,8 @@
 // One loop, single-threaded. Handles:
 //   listeners     uv_poll on each listen fd; we accept4() ourselves so that
 //                 accepting can pause (connection cap, EMFILE) without spinning
+//   flood timer   resumes accepting metered by the FloodGuard (a garbage
+//                 flood waits in the backlog, new clients come in at a pace)
 //   connections   uv_tcp per socket + http::Connection + KvConnState (UvConn)
 //   completions   uv_poll on the slot's eventfd → KvService::OnCompletion
 //   sweep timer   connections' deadlines that passed (a TimerWheel: idle
@@ -45,6 +47,7 @@
 #include "src/kv/kv_backend.h"
 #include "src/kv/kv_service.h"
 #include "src/kv/offload.h"
+#include "src/worker/flood_guard.h"
 #include "src/worker/serve_options.h"
 #include "src/worker/timer_wheel.h"
 #include "src/worker/worker_context.h"
@@ -56,6 +59,7 @@ constexpr uint64_t kAcceptPauseMs = 200;     // after EMFILE / ENFILE
 constexpr int kAcceptBurst = 64;             // accepts per readiness event
 constexpr size_t kDrainBatch = 16;            // idle connections closed per burst of new clients (nginx: 32)
 constexpr size_t kReadInWaitBytes = 4096;     // the one read taken while a request waits for the storage
+constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
 // Bytes one Flush writes synchronously before it leaves the rest to an
 // asynchronous write, whose completion comes on a later loop turn: a fast
 // reader of a large (or streamed, decoded piece by piece) value then shares
@@ -178,6 +182,7 @@ struct UvWorker {
   uv_timer_t sweep_timer;
   uv_timer_t retry_timer;
   uv_timer_t accept_timer;
+  uv_timer_t flood_timer;
   uv_check_t check;
   uv_signal_t signals[5];
 
@@ -188,6 +193,8 @@ struct UvWorker {
   uint64_t drained_idle = 0;     // idle connections closed at the cap since the last log line
   uint64_t drain_logged_ms = 0;
   bool accept_paused = false;    // EMFILE pause or connection cap
+  bool flood_paused = false;     // out of FloodGuard tokens: flood_timer resumes
+  FloodGuard flood;
   bool graceful = false;
   bool fast = false;
   bool stopped = false;          // handles are being closed
@@ -233,6 +240,7 @@ bool IsIdle(const UvConn* c) {
 void OnConnClosed(uv_handle_t* h) {
   auto* c = static_cast<UvConn*>(h->data);
   UvWorker* w = c->worker();
+  w->flood.OnConnectionEnd(c->http.RefusedBeforeAnyRequest(), MonotonicMs());
   delete c;  // ~Connection: OnAbort for an unanswered request
   --w->conn_count;
   if (w->accept_paused && !w->graceful && !w->fast) ResumeAccepting(w);
@@ -251,9 +259,14 @@ void CloseConn(UvConn* c) {
 // still sends until its EOF, kLingerMs or kLingerMaxBytes (serve_options.h),
 // so that its kernel does not reset the connection before it read our last
 // response.
+//
+// During a garbage flood a connection refused before any request is closed
+// at once instead (a reset if it sent more): lingering would spend reads and
+// a loop turn per flood connection on bytes nobody wants.
 void Linger(UvConn* c) {
   if (c->closing || c->lingering) return;
   if (c->eof) return CloseConn(c);
+  if (c->http.RefusedBeforeAnyRequest() && c->worker()->flood.Flooding(MonotonicMs())) return CloseConn(c);
   uv_os_fd_t fd;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) != 0 || shutdown(fd, SHUT_WR) != 0) {
     return CloseConn(c);
@@ -270,6 +283,11 @@ void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   // uploads wait for the body budget (KvService::ReadBytesHint).
   size_t n = std::min(kReadBufferBytes, c->worker()->service.ReadBytesHint());
   if (c->storage_wait) n = std::min(n, kReadInWaitBytes);
+  // During a garbage flood, a new connection's first read is small: a flood
+  // connection that waited in the backlog holds tens of KiB of junk, and the
+  // parser refuses it within its first bytes. (A request head longer than
+  // this is read on in the next reads.)
+  if (!c->fed && c->worker()->flood.Flooding(MonotonicMs())) n = std::min(n, kFloodFirstReadBytes);
   // Lingering: one byte past the bound is enough to know the client is
   // still sending, so no read copies more than that.
   if (c->lingering) n = std::min<size_t>(n, kLingerMaxBytes - c->linger_bytes + 1);
@@ -445,8 +463,14 @@ void StopAccepting(UvWorker* w) {
   }
 }
 
+// At the cap it stays (or becomes) paused: a close resumes it. While the
+// flood timer runs, that timer resumes it.
 void ResumeAccepting(UvWorker* w) {
-  if (w->graceful || w->fast || w->conn_count >= w->max_connections) return;
+  if (w->graceful || w->fast || w->flood_paused) return;
+  if (w->conn_count >= w->max_connections) {
+    w->accept_paused = true;
+    return;
+  }
   w->accept_paused = false;
   for (Listener* l : w->listeners) {
     if (!l->active && l->fd >= 0) {
@@ -456,6 +480,22 @@ void ResumeAccepting(UvWorker* w) {
 }
 
 void OnAcceptTimer(uv_timer_t* t) { ResumeAccepting(static_cast<UvWorker*>(t->data)); }
+
+void OnFloodTimer(uv_timer_t* t) {
+  auto* w = static_cast<UvWorker*>(t->data);
+  w->flood_paused = false;
+  // An EMFILE pause still running keeps its own timer.
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&w->accept_timer))) ResumeAccepting(w);
+}
+
+// Requests this worker answered so far (responses to complete request heads:
+// what the latency histogram counts), for the FloodGuard.
+uint64_t RequestsAnswered(const UvWorker* w) {
+  if (w->counters == nullptr) return 0;
+  uint64_t n = 0;
+  for (uint64_t b : w->counters->latency_buckets) n += b;
+  return n;
+}
 
 // At the connection cap with clients waiting to be accepted: closes up to n
 // keep-alive connections that have sent nothing for kDrainIdleAfterMs and
@@ -529,7 +569,17 @@ void OnListenReadable(uv_poll_t* p, int status, int) {
   auto* l = static_cast<Listener*>(p->data);
   UvWorker* w = l->worker;
   if (status < 0) return;
-  for (int i = 0; i < kAcceptBurst; ++i) {
+  // During a garbage flood, new clients come in at the FloodGuard's pace and
+  // the rest wait in the backlog; otherwise up to kAcceptBurst at a time.
+  const uint32_t allowed = w->flood.AcceptsAllowed(MonotonicMs(), RequestsAnswered(w));
+  if (allowed == 0) {
+    StopAccepting(w);
+    w->flood_paused = true;
+    uv_timer_start(&w->flood_timer, OnFloodTimer, w->flood.MsUntilNextAccept(MonotonicMs()), 0);
+    return;
+  }
+  const int burst = static_cast<int>(std::min<uint32_t>(allowed, kAcceptBurst));
+  for (int i = 0; i < burst; ++i) {
     if (w->conn_count >= w->max_connections) {
       // At the cap: make room from idle connections if there are any; the
       // rest waits in the kernel backlog until one closes.
@@ -553,6 +603,7 @@ void OnListenReadable(uv_poll_t* p, int status, int) {
       }
       continue;  // ECONNABORTED, EPROTO...: that client is gone, go on
     }
+    w->flood.OnAccepted();
     AdoptSocket(w, fd, reinterpret_cast<sockaddr*>(&ss), *l);
   }
 }
@@ -705,6 +756,7 @@ void BeginGracefulStop(UvWorker* w) {
   w->drain_start_ms = MonotonicMs();
   w->service.SetDraining();
   uv_timer_stop(&w->accept_timer);
+  uv_timer_stop(&w->flood_timer);
   CloseListeners(w);
   // Make the sweep frequent enough to honour the grace period.
   uv_timer_start(&w->sweep_timer, OnSweep, 100, 100);
@@ -782,7 +834,7 @@ int RunUvWorker(WorkerContext& ctx) {
             uv_poll_start(&w->completion_poll, UV_READABLE, OnCompletionReadable) != 0;
   w->sweep_ms = SweepIntervalMs(w->limits);
   w->timers = std::make_unique<TimerWheel>(w->sweep_ms, MonotonicMs());
-  for (uv_timer_t* t : {&w->sweep_timer, &w->retry_timer, &w->accept_timer}) {
+  for (uv_timer_t* t : {&w->sweep_timer, &w->retry_timer, &w->accept_timer, &w->flood_timer}) {
     uv_timer_init(&w->loop, t);
     t->data = w.get();
   }

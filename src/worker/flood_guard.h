@@ -1,0 +1,66 @@
+// FloodGuard: notices a garbage flood from how a worker's connections end,
+// and meters the worker's accepts while one is on, so that the flood waits in
+// the kernel's backlog instead of taking the loop from established clients.
+//
+// A connection counts as garbage when the core refused it before it served
+// any request (Connection::RefusedBeforeAnyRequest: a 400 to bytes that were
+// not HTTP). A flood is on while at least half of the last kWindow
+// connections that ended were garbage and the last garbage one ended less
+// than kQuietMs ago. A worker whose connections end normally (a client or a
+// proxy that opens one connection per request) is never metered, however
+// many it opens.
+//
+// While a flood is on, accepts spend tokens: one comes every kAcceptEveryMs,
+// and one per kRequestsPerAccept requests the worker answered (its
+// established clients' work buys new clients a share of the loop); at most
+// kBurst are saved. A new client behind a full backlog of flood connections
+// then waits for them to be accepted at that pace (a 64-connection flood on
+// an otherwise idle worker: at most 64 * kAcceptEveryMs).
+//
+// Threading: one thread (the worker's loop); no allocation, no I/O, no
+// clock of its own: callers pass the monotonic time.
+#pragma once
+
+#include <cstdint>
+
+namespace kingx {
+
+class FloodGuard {
+ public:
+  static constexpr uint32_t kWindow = 64;             // connection endings looked at
+  static constexpr uint64_t kQuietMs = 1000;          // no garbage this long: the flood is over
+  static constexpr uint64_t kAcceptEveryMs = 2;       // the pace of accepts with no requests answered
+  static constexpr uint64_t kRequestsPerAccept = 64;  // requests answered that buy one more accept
+  static constexpr uint32_t kBurst = 8;               // tokens saved at most
+
+  // A connection ended (closed); `garbage` per RefusedBeforeAnyRequest.
+  void OnConnectionEnd(bool garbage, uint64_t now_ms);
+
+  // True while a flood is on (see the header comment).
+  bool Flooding(uint64_t now_ms) const;
+
+  // How many clients may be accepted now: kUnmetered when no flood is on;
+  // otherwise the tokens earned so far, counting `requests_answered` (the
+  // worker's running total of requests answered, any start value).
+  static constexpr uint32_t kUnmetered = UINT32_MAX;
+  uint32_t AcceptsAllowed(uint64_t now_ms, uint64_t requests_answered);
+
+  // One client was accepted: spends a token when the last AcceptsAllowed
+  // was metered.
+  void OnAccepted();
+
+  // Milliseconds until the next token, for a caller that stopped accepting
+  // because AcceptsAllowed returned 0 (at least 1).
+  uint64_t MsUntilNextAccept(uint64_t now_ms) const;
+
+ private:
+  uint64_t endings_ = 0;        // bit i: the i-th latest ending was garbage (window of kWindow)
+  uint32_t ended_ = 0;          // endings recorded, at most kWindow
+  uint64_t last_garbage_ms_ = 0;
+  bool metered_ = false;        // the last AcceptsAllowed was within a flood
+  uint32_t tokens_ = kBurst;
+  uint64_t refill_ms_ = 0;      // time up to which tokens were counted
+  uint64_t refill_requests_ = 0;  // requests up to which tokens were counted
+};
+
+}  // namespace kingx
