@@ -21,7 +21,8 @@ bool FloodGuard::Flooding(uint64_t now_ms) const {
 }
 
 uint32_t FloodGuard::AcceptsAllowed(uint64_t now_ms, uint64_t requests_answered) {
-  if (!Flooding(now_ms)) {
+  const bool keepalive_busy = last_keepalive_ms_ != 0 && now_ms < last_keepalive_ms_ + kKeepAliveBusyMs;
+  if (!Flooding(now_ms) || !keepalive_busy) {
     // The tokens start full at the next flood, counted from now.
     metered_ = false;
     tokens_ = kBurst;

@@ -10,7 +10,14 @@
 // proxy that opens one connection per request) is never metered, however
 // many it opens.
 //
-// While a flood is on, accepts spend tokens: one comes every kAcceptEveryMs,
+// Accepts are metered only while a flood is on AND keep-alive clients are
+// busy (a connection brought a further request within kKeepAliveBusyMs):
+// those are the clients the metering protects. With none, the flood takes
+// only time nobody else wants, and clients that open a connection per
+// request (through a proxy, say) meet it in the backlog unmetered, as they
+// would without the guard.
+//
+// While metered, accepts spend tokens: one comes every kAcceptEveryMs,
 // and one per kRequestsPerAccept requests the worker answered (its
 // established clients' work buys new clients a share of the loop); at most
 // kBurst are saved. A new client behind a full backlog of flood connections
@@ -32,14 +39,19 @@ class FloodGuard {
   static constexpr uint64_t kAcceptEveryMs = 2;       // the pace of accepts with no requests answered
   static constexpr uint64_t kRequestsPerAccept = 64;  // requests answered that buy one more accept
   static constexpr uint32_t kBurst = 8;               // tokens saved at most
+  static constexpr uint64_t kKeepAliveBusyMs = 100;   // a further request this recent: keep-alive clients busy
 
   // A connection ended (closed); `garbage` per RefusedBeforeAnyRequest.
   void OnConnectionEnd(bool garbage, uint64_t now_ms);
 
+  // A keep-alive connection brought a further request (its second or later).
+  void OnKeepAliveRequest(uint64_t now_ms) { last_keepalive_ms_ = now_ms; }
+
   // True while a flood is on (see the header comment).
   bool Flooding(uint64_t now_ms) const;
 
-  // How many clients may be accepted now: kUnmetered when no flood is on;
+  // How many clients may be accepted now: kUnmetered when no flood is on or
+  // no keep-alive client is busy;
   // otherwise the tokens earned so far, counting `requests_answered` (the
   // worker's running total of requests answered, any start value).
   static constexpr uint32_t kUnmetered = UINT32_MAX;
@@ -57,6 +69,7 @@ class FloodGuard {
   uint64_t endings_ = 0;        // bit i: the i-th latest ending was garbage (window of kWindow)
   uint32_t ended_ = 0;          // endings recorded, at most kWindow
   uint64_t last_garbage_ms_ = 0;
+  uint64_t last_keepalive_ms_ = 0;  // 0: never
   bool metered_ = false;        // the last AcceptsAllowed was within a flood
   uint32_t tokens_ = kBurst;
   uint64_t refill_ms_ = 0;      // time up to which tokens were counted

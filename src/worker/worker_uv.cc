@@ -318,6 +318,7 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     c->fed = true;
     c->fed_in_wait = c->storage_wait;
     c->served_at_last_feed = c->http.requests_served();
+    if (c->served_at_last_feed > 0) c->worker()->flood.OnKeepAliveRequest(now);
     c->last_input_ms = now;
     c->http.Feed(std::span<const char>(buf->base, static_cast<size_t>(nread)), now);
   } else if (nread == UV_EOF) {

@@ -1,7 +1,7 @@
 // Tests of src/worker/flood_guard.h: a flood is on only while most recent
 // connections were refused garbage, a worker whose connections end normally
-// is never metered, and accepts during a flood follow the clock and the
-// requests answered.
+// is never metered, nor one whose keep-alive clients are quiet, and accepts
+// during a flood follow the clock and the requests answered.
 #include "src/worker/flood_guard.h"
 
 #include <catch2/catch.hpp>
@@ -43,10 +43,22 @@ TEST_CASE("half the last connections refused turns the flood on, and quiet turns
   CHECK_FALSE(g.Flooding(30));
 }
 
+TEST_CASE("a flood is not metered while no keep-alive client is busy", "[worker][flood]") {
+  FloodGuard g;
+  End(g, FloodGuard::kWindow, true, 100);
+  REQUIRE(g.Flooding(100));
+  CHECK(g.AcceptsAllowed(100, 0) == FloodGuard::kUnmetered);  // never a keep-alive request
+  g.OnKeepAliveRequest(100);
+  CHECK(g.AcceptsAllowed(100, 0) == FloodGuard::kBurst);
+  End(g, 1, true, 100 + FloodGuard::kKeepAliveBusyMs);
+  CHECK(g.AcceptsAllowed(100 + FloodGuard::kKeepAliveBusyMs, 0) == FloodGuard::kUnmetered);  // quiet since
+}
+
 TEST_CASE("during a flood accepts spend tokens earned by the clock and by requests answered", "[worker][flood]") {
   FloodGuard g;
   End(g, FloodGuard::kWindow, true, 100);
   REQUIRE(g.Flooding(100));
+  g.OnKeepAliveRequest(100);
   // A full burst first.
   REQUIRE(g.AcceptsAllowed(100, 0) == FloodGuard::kBurst);
   for (uint32_t i = 0; i < FloodGuard::kBurst; ++i) g.OnAccepted();
@@ -57,17 +69,19 @@ TEST_CASE("during a flood accepts spend tokens earned by the clock and by reques
   for (int i = 0; i < 3; ++i) g.OnAccepted();
   const uint64_t now = 100 + 3 * FloodGuard::kAcceptEveryMs;
   CHECK(g.AcceptsAllowed(now, 0) == 0);
+  g.OnKeepAliveRequest(now);
   // Requests answered: one per kRequestsPerAccept, fractions kept.
   CHECK(g.AcceptsAllowed(now, FloodGuard::kRequestsPerAccept - 1) == 0);
   CHECK(g.AcceptsAllowed(now, 2 * FloodGuard::kRequestsPerAccept) == 2);
   // Never more than the burst saved.
-  CHECK(g.AcceptsAllowed(now + 100 * FloodGuard::kAcceptEveryMs, 1000 * FloodGuard::kRequestsPerAccept) ==
-        FloodGuard::kBurst);
+  g.OnKeepAliveRequest(now + 50);
+  CHECK(g.AcceptsAllowed(now + 50, 1000 * FloodGuard::kRequestsPerAccept) == FloodGuard::kBurst);
 }
 
 TEST_CASE("after a flood the guard stops metering and starts the next one with a full burst", "[worker][flood]") {
   FloodGuard g;
   End(g, FloodGuard::kWindow, true, 100);
+  g.OnKeepAliveRequest(100);
   REQUIRE(g.AcceptsAllowed(100, 0) == FloodGuard::kBurst);
   for (uint32_t i = 0; i < FloodGuard::kBurst; ++i) g.OnAccepted();
   REQUIRE(g.AcceptsAllowed(100, 0) == 0);
@@ -75,6 +89,7 @@ TEST_CASE("after a flood the guard stops metering and starts the next one with a
   CHECK(g.AcceptsAllowed(later, 0) == FloodGuard::kUnmetered);
   g.OnAccepted();  // unmetered: spends nothing
   End(g, FloodGuard::kWindow, true, later);
+  g.OnKeepAliveRequest(later);
   CHECK(g.AcceptsAllowed(later, 0) == FloodGuard::kBurst);
 }
 
