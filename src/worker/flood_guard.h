@@ -39,7 +39,7 @@ class FloodGuard {
   static constexpr uint64_t kAcceptEveryMs = 2;       // the pace of accepts with no requests answered
   static constexpr uint64_t kRequestsPerAccept = 64;  // requests answered that buy one more accept
   static constexpr uint32_t kBurst = 8;               // tokens saved at most
-  static constexpr uint64_t kKeepAliveBusyMs = 100;   // a further request this recent: keep-alive clients busy
+  static constexpr uint64_t kKeepAliveBusyMs = 1000;  // a further request this recent: keep-alive clients busy
 
   // A connection ended (closed); `garbage` per RefusedBeforeAnyRequest.
   void OnConnectionEnd(bool garbage, uint64_t now_ms);
