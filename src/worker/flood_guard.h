@@ -36,7 +36,7 @@ class FloodGuard {
  public:
   static constexpr uint32_t kWindow = 64;             // connection endings looked at
   static constexpr uint64_t kQuietMs = 1000;          // no garbage this long: the flood is over
-  static constexpr uint64_t kAcceptEveryMs = 2;       // the pace of accepts with no requests answered
+  static constexpr uint64_t kAcceptEveryMs = 10;      // the pace of accepts with no requests answered
   static constexpr uint64_t kRequestsPerAccept = 64;  // requests answered that buy one more accept
   static constexpr uint32_t kBurst = 8;               // tokens saved at most
   static constexpr uint64_t kKeepAliveBusyMs = 1000;  // a further request this recent: keep-alive clients busy

@@ -627,7 +627,7 @@ def test_a_garbage_flood_waits_in_the_backlog():
     # Each flood connection costs the worker an accept, a read, a 400 and a
     # lingering close, several requests' worth. Once most connections that
     # end are such refusals and keep-alive clients are busy, the event
-    # worker accepts new clients at a metered pace (one per 2 ms, plus one
+    # worker accepts new clients at a metered pace (one per 10 ms, plus one
     # per 64 requests it answered) and the flood waits in the kernel backlog. Counted from
     # /metrics over wrk's run: flood connections accepted per request served
     # stay under FLOOD_ACCEPTS_PER_REQUEST_MAX. A new client still gets in
