@@ -9,6 +9,9 @@ files to, each checked where an operator or a client sees it:
     copied, no state file) and run again, then `finish`, then `finish` once more: every key
     ends on its owner in the new ring, exactly once, with its value, and the last `finish`
     changes nothing (README "Resharding": both phases are idempotent);
+  - between the two phases, deploy/nginx-resharding.conf reads a key not yet on its new owner from
+    its old one, sends an unconditional DELETE to both rings (the original and the copy go), leaves
+    a DELETE with If-Match to the new owner alone, and sends a PUT to the new owner;
   - writes made between `copy` and `finish` are moved, and a copy never overwrites a newer
     write: an original written again on its old owner is copied again, one created there is
     copied, and a value a client wrote on the new owner stays (also when the original was
@@ -25,8 +28,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import DEPLOY, HOST, exit_on_sigterm, load_reshard, start_haproxy  # noqa: E402
-from kingx_harness import Conn, Server, cases_of, check, http, key_path, run_cases  # noqa: E402
+from proxies import (DEPLOY, HOST, NGINX_MAIN, Proxy, exit_on_sigterm, load_reshard, read_shipped, require,  # noqa: E402
+                     rewrite, start_haproxy)
+from kingx_harness import Conn, Server, cases_of, check, free_port, http, key_path, run_cases, wait_for  # noqa: E402
 
 SERVERS = []    # every kingx started here, stopped at the end whatever happens
 PROXIES = []
@@ -161,6 +165,82 @@ def test_finish_moves_writes_made_after_copy_and_never_overwrites_a_newer_write(
                 check(r.status == 200 and r.body == value, f"after finish: {key} on its owner: {r!r}, want {value!r}")
             else:
                 check(r.status == 404, f"after finish: {key} also on {name(s)} (owner {owner}): {r!r}")
+
+
+def test_during_a_move_nginx_reads_through_to_the_old_ring_and_deletes_on_both():
+    # deploy/nginx-resharding.conf between copy and finish, shards asked
+    # directly to set up and to check: a key not yet on its new owner is read
+    # from its old one; an unconditional DELETE removes the original and the
+    # copy; a DELETE with If-Match is decided by the new owner alone; a PUT
+    # goes to the new owner.
+    kr = load_reshard()
+    a, b, c = shard(), shard(), shard()
+    old, new = [name(a), name(b)], [name(a), name(b), name(c)]
+    by_name = {name(s): s for s in (a, b, c)}
+    old_ring, new_ring = kr.Ring(old), kr.Ring(new)
+    spelling = lambda k: key_path(k)[len("/v1/kv/"):]  # noqa: E731
+    moving = [k for k in (f"rt/{i}" for i in range(2000)) if new_ring.owner(spelling(k)) == name(c)][:4]
+    not_copied, copied, conditional, written = moving
+    for key in moving:
+        old_owner = by_name[old_ring.owner(spelling(key))]
+        check(http(old_owner.port, "PUT", key_path(key), b"old " + key.encode()).status == 201, f"PUT {key}")
+    for key in (copied, conditional):  # as `copy` leaves them
+        check(http(c.port, "PUT", key_path(key), b"old " + key.encode(), [("If-None-Match", "*")]).status == 201,
+              f"copy of {key}")
+
+    text = read_shipped("nginx-resharding.conf")
+    text = rewrite(text, "    listen 80 default_server;\n", "    listen {LISTEN} default_server;\n")
+    text = rewrite(text, "    listen [::]:80 default_server;\n", "")
+    text = rewrite(text, "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3, 4)),
+                   "\n".join(f"    server {u} max_fails=0;" for u in new))
+    text = rewrite(text, "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3)),
+                   "\n".join(f"    server {u} max_fails=0;" for u in old))
+    nginx = require("nginx")
+    d = tempfile.mkdtemp(prefix="kingx-nginx-")
+    port = free_port()
+    with open(os.path.join(d, "site.conf"), "w") as f:
+        f.write(text.replace("{LISTEN}", f"{HOST}:{port}"))
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(NGINX_MAIN.format(d=d))
+    proxy = Proxy("nginx", [nginx, "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e", os.path.join(d, "error.log")],
+                  d, port)
+    PROXIES.append(proxy)
+    proxy.start()
+
+    r = http(port, "GET", key_path(not_copied))
+    check(r.status == 200 and r.body == b"old " + not_copied.encode(), f"GET of a key not yet copied: {r!r}")
+    r = http(port, "DELETE", key_path(copied))
+    check(r.status == 204, f"unconditional DELETE through nginx: {r!r}")
+    old_copied = by_name[old_ring.owner(spelling(copied))]
+    # The mirror's subrequest may end after the client's answer: wait for it.
+    wait_for(lambda: http(old_copied.port, "GET", key_path(copied)).status == 404, 60,
+             "the original on the old owner deleted by the mirrored DELETE")
+    check(http(c.port, "GET", key_path(copied)).status == 404, "the copy after the DELETE")
+    # The original and the copy get the same ETag (a shard numbers its writes
+    # one by one: rewrite the one behind until they meet), so that an
+    # If-Match sent to the old ring too would delete the original there.
+    old_conditional = by_name[old_ring.owner(spelling(conditional))]
+    seq = lambda s_: int(http(s_.port, "GET", key_path(conditional)).header("ETag").strip('"'))  # noqa: E731
+    for _ in range(1000):
+        behind = [s_ for s_ in (old_conditional, c) if seq(s_) < max(seq(old_conditional), seq(c))]
+        if not behind:
+            break
+        check(http(behind[0].port, "PUT", key_path(conditional), b"old " + conditional.encode()).status == 204, "")
+    check(seq(old_conditional) == seq(c), f"the original and the copy of {conditional} with one ETag")
+    etag = http(c.port, "GET", key_path(conditional)).header("ETag")
+    with Conn(port, timeout=60) as conn:
+        r = conn.request("DELETE", key_path(conditional), None, [("If-Match", etag)])
+        check(r.status == 204, f"DELETE with If-Match through nginx: {r!r}")
+        # nginx serves the connection's next request once the first one's
+        # mirror subrequest has ended.
+        r = conn.request("GET", "/v1/kv/")
+        check(r.status == 404, f"a request after the DELETE on the same connection: {r!r}")
+    r = http(old_conditional.port, "GET", key_path(conditional))
+    check(r.status == 200, f"the original after a DELETE with If-Match (decided by the new owner alone): {r!r}")
+    r = http(port, "PUT", key_path(written), b"new value")
+    check(r.status == 204 or r.status == 201, f"PUT through nginx: {r!r}")
+    r = http(c.port, "GET", key_path(written))
+    check(r.status == 200 and r.body == b"new value", f"the PUT on the new owner: {r!r}")
 
 
 def main():
