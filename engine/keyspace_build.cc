@@ -20,6 +20,7 @@
 #include "engine/key_resolve.h"
 #include "engine/keyspace.h"
 #include "engine/read_exact.h"
+#include "engine/segment_scan.h"
 #include "engine/segment_window.h"
 #include "engine/writer_impl.h"
 
@@ -28,14 +29,14 @@ namespace {
 
 // Calls fn for every put or delete record of segment `id` (its first `bytes`
 // bytes): from its hint file when that checks out, else by reading the
-// records (a damaged record is skipped, resynchronising on the next valid
-// one, as recovery does). The records are read with read(2) through a
-// SegmentWindow, never mapped: the call holds at most one window of the
-// segment (and one record larger than it) whatever the segment's size, and
-// nothing of it once it returns. A byte that cannot be read fails the call
-// with the window's kIOError naming the file and the offset: it is never
-// taken for damage (the records after it are not skipped). A segment file
-// that is gone: kNotFound.
+// records as recovery does (ScanSegment: a damaged record or range is
+// skipped, reading resumes at the next valid record; only valid records are
+// passed on). The records are read with read(2) through a SegmentWindow,
+// never mapped: the call holds at most one window of the segment (and one
+// record larger than it) whatever the segment's size, and nothing of it once
+// it returns. A byte that cannot be read fails the call with the window's
+// kIOError naming the file and the offset: it is never taken for damage (the
+// records after it are not skipped). A segment file that is gone: kNotFound.
 Status ForEachSegmentEntry(Writer::Impl& w, uint32_t id, uint64_t bytes,
                            const std::function<void(const HintEntry&)>& fn) {
   Status hs = LoadHintFile(w.env_, JoinPath(w.dir_, HintFileName(id)), id, bytes, w.limits_, fn);
@@ -45,35 +46,13 @@ Status ForEachSegmentEntry(Writer::Impl& w, uint32_t id, uint64_t bytes,
   auto file = w.env_.OpenFile(path, OpenMode::kRead);
   if (!file.ok()) return file.status();
   SegmentWindow window(*file.value(), path, bytes);
-  // The record at `at` when its header and body check out (*h set, *p its bytes).
-  auto record_at = [&](uint64_t at, RecordHeader* h, const char** p, bool* valid) {
-    *valid = false;
-    if (Status s = window.Bytes(at, std::min<uint64_t>(kRecordHeaderBytes, bytes - at), p); !s.ok()) return s;
-    if (!DecodeRecordHeader(*p, bytes - at, w.limits_, h).ok()) return Status::OK();
-    if (Status s = window.Bytes(at, h->total_bytes(), p); !s.ok()) return s;
-    *valid = VerifyRecordBody(*p, *h).ok();
-    return Status::OK();
-  };
-  uint64_t off = kSegmentHeaderBytes;
-  while (off < bytes) {
-    RecordHeader h;
-    const char* p = nullptr;
-    bool valid = false;
-    if (Status s = record_at(off, &h, &p, &valid); !s.ok()) return s;
-    if (valid) {
-      fn(HintEntry{h.seq, off, h.total_bytes(), h.type, std::string_view(p + kRecordHeaderBytes, h.key_len)});
-      off += h.total_bytes();
-      continue;
-    }
-    // Damage: resynchronise byte by byte (within the window, mostly).
-    uint64_t next = off + 1;
-    for (; next + kRecordHeaderBytes <= bytes; ++next) {
-      if (Status s = record_at(next, &h, &p, &valid); !s.ok()) return s;
-      if (valid) break;
-    }
-    off = next + kRecordHeaderBytes <= bytes ? next : bytes;
-  }
-  return Status::OK();
+  // Which segment is appended to, and its seq order, only classify what is
+  // skipped (a tail, a damaged record's seq): valid records come the same.
+  auto scan = ScanSegment(window, /*active=*/false, /*seq_ordered=*/false, w.limits_, [&](const ScanItem& item) {
+    if (item.event == ScanEvent::kRecord)
+      fn(HintEntry{item.header.seq, item.offset, item.bytes, item.header.type, item.key});
+  });
+  return scan.ok() ? Status::OK() : scan.status();
 }
 
 // Sets the size and content type of the entries of *out at `unknown` from
