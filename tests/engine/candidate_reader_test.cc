@@ -89,34 +89,13 @@ TEST_CASE("an open compares overwritten keys with their older records in sealed 
   for (const std::string& path : sealed) REQUIRE(fs::exists(path.substr(0, path.size() - 4) + ".hint"));
 
   FaultInjectionEnv env;  // fresh: it has seen no mapping yet
-  std::mutex mu;
-  uint64_t read_bytes = 0;
-  std::map<uintptr_t, uintptr_t> memory;  // the memory the reads filled: disjoint ranges, start -> end
-  env.SetReadHook([&](const std::string& path, uint64_t, size_t n, const char* scratch) {
-    if (sealed.count(path) == 0) return;
-    std::lock_guard lock(mu);
-    read_bytes += n;
-    auto from = reinterpret_cast<uintptr_t>(scratch), to = from + n;
-    auto it = memory.upper_bound(from);
-    if (it != memory.begin() && std::prev(it)->second >= from) {
-      --it;
-      from = it->first;
-      to = std::max(to, it->second);
-      it = memory.erase(it);
-    }
-    while (it != memory.end() && it->first <= to) {
-      to = std::max(to, it->second);
-      it = memory.erase(it);
-    }
-    memory[from] = to;
-  });
+  ReadFootprint reads(env, [&](const std::string& path) { return sealed.count(path) != 0; });
   TestDb db(env, f.dir.path(), f.o);
   REQUIRE(db.Open().ok());
-  env.SetReadHook({});
+  reads.Stop();
   uint64_t mapped_bytes = 0;
   for (const std::string& path : sealed) mapped_bytes += env.LastMappedBytes(path);
-  uint64_t held = 0;
-  for (const auto& [from, to] : memory) held += to - from;
+  const uint64_t read_bytes = reads.read_bytes(), held = reads.held_bytes();
 
   // Memory: one record header and key at a time, and the segment header the
   // open reads first. Reads: each segment's header, and per overwritten key

@@ -665,36 +665,11 @@ TEST_CASE("a rebuild reads a segment without a hint through a bounded window: it
   RegionMem mem(1024, 1 << 20);
   TestDb db(env, dir.path(), o);
   REQUIRE(db.Open().ok());
-  std::mutex mu;
-  uint64_t read_bytes = 0, largest_read = 0;
-  std::map<uintptr_t, uintptr_t> memory;  // the memory the reads filled: disjoint ranges, start -> end
-  env.SetReadHook([&](const std::string& path, uint64_t, size_t n, const char* scratch) {
-    if (path != active) return;
-    std::lock_guard lock(mu);
-    read_bytes += n;
-    largest_read = std::max<uint64_t>(largest_read, n);
-    auto from = reinterpret_cast<uintptr_t>(scratch), to = from + n;
-    auto it = memory.upper_bound(from);
-    if (it != memory.begin() && std::prev(it)->second >= from) {
-      --it;
-      from = it->first;
-      to = std::max(to, it->second);
-      it = memory.erase(it);
-    }
-    while (it != memory.end() && it->first <= to) {
-      to = std::max(to, it->second);
-      it = memory.erase(it);
-    }
-    memory[from] = to;
-  });
+  ReadFootprint reads(env, [&](const std::string& path) { return path == active; });
   REQUIRE(db.writer().StartKeyspace(mem.region(), SmallKeyspace(dir.path())).ok());
   REQUIRE(db.writer().WaitKeyspaceReady(300000).ok());
-  env.SetReadHook({});
-  uint64_t held = 0;
-  {
-    std::lock_guard lock(mu);
-    for (const auto& [from, to] : memory) held += to - from;
-  }
+  reads.Stop();
+  const uint64_t read_bytes = reads.read_bytes(), largest_read = reads.largest_read(), held = reads.held_bytes();
   INFO("active segment of " << active_bytes << " bytes; the rebuild read " << read_bytes << ", filled " << held
                             << " bytes of memory, mapped " << env.LastMappedBytes(active));
   CHECK(env.LastMappedBytes(active) == 0);

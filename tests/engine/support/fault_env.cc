@@ -624,4 +624,50 @@ void FaultInjectionEnv::ResetTracking() {
   renames_.clear();
 }
 
+ReadFootprint::ReadFootprint(FaultInjectionEnv& env, std::function<bool(const std::string&)> counted) : env_(env) {
+  env_.SetReadHook([this, counted = std::move(counted)](const std::string& path, uint64_t, size_t n,
+                                                        const char* scratch) {
+    if (!counted(path)) return;
+    std::lock_guard lock(mu_);
+    read_bytes_ += n;
+    largest_read_ = std::max<uint64_t>(largest_read_, n);
+    auto from = reinterpret_cast<uintptr_t>(scratch), to = from + n;
+    auto it = memory_.upper_bound(from);
+    if (it != memory_.begin() && std::prev(it)->second >= from) {
+      --it;
+      from = it->first;
+      to = std::max(to, it->second);
+      it = memory_.erase(it);
+    }
+    while (it != memory_.end() && it->first <= to) {
+      to = std::max(to, it->second);
+      it = memory_.erase(it);
+    }
+    memory_[from] = to;
+  });
+}
+
+void ReadFootprint::Stop() {
+  if (!installed_) return;
+  env_.SetReadHook({});
+  installed_ = false;
+}
+
+uint64_t ReadFootprint::read_bytes() const {
+  std::lock_guard lock(mu_);
+  return read_bytes_;
+}
+
+uint64_t ReadFootprint::largest_read() const {
+  std::lock_guard lock(mu_);
+  return largest_read_;
+}
+
+uint64_t ReadFootprint::held_bytes() const {
+  std::lock_guard lock(mu_);
+  uint64_t held = 0;
+  for (const auto& [from, to] : memory_) held += to - from;
+  return held;
+}
+
 }  // namespace kingx::engine::test

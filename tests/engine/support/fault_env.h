@@ -260,4 +260,26 @@ class FaultInjectionEnv final : public Env {
   uint64_t disk_bytes_ = 0;   // 0: no simulated disk
 };
 
+// What the reads of some files cost while it is installed: the bytes read,
+// the largest single read, and the distinct memory those reads filled (the
+// union of their destination ranges: a buffer reused by every read counts
+// once). Installs env's read hook until Stop() or destruction; any thread.
+class ReadFootprint {
+ public:
+  ReadFootprint(FaultInjectionEnv& env, std::function<bool(const std::string& path)> counted);
+  ~ReadFootprint() { Stop(); }
+  void Stop();  // removes the read hook (the counts stay)
+  uint64_t read_bytes() const;
+  uint64_t largest_read() const;
+  uint64_t held_bytes() const;
+
+ private:
+  FaultInjectionEnv& env_;
+  bool installed_ = true;
+  mutable std::mutex mu_;
+  uint64_t read_bytes_ = 0;
+  uint64_t largest_read_ = 0;
+  std::map<uintptr_t, uintptr_t> memory_;  // disjoint ranges, start -> end
+};
+
 }  // namespace kingx::engine::test
