@@ -291,8 +291,17 @@ def adopt(sock, port, timeout):
 
 
 def staging_files(data_dir):
-    """{name: size} of the staging files (*.tmp) of large uploads in progress."""
-    return {n: os.path.getsize(os.path.join(data_dir, n)) for n in os.listdir(data_dir) if n.endswith(".tmp")}
+    """{name: size} of the staging files (*.tmp) of large uploads in progress.
+    A file that completes (renamed or removed) between the listing and its
+    stat is no longer in progress and is left out."""
+    sizes = {}
+    for n in os.listdir(data_dir):
+        if n.endswith(".tmp"):
+            try:
+                sizes[n] = os.path.getsize(os.path.join(data_dir, n))
+            except FileNotFoundError:
+                pass
+    return sizes
 
 
 def http(port, method, path, body=None, headers=None, timeout=15.0):
