@@ -95,14 +95,20 @@ def main():
         if not any(r["server"] == "nginx-return-w1" for r in ok):
             fail("no successful run of the reference server nginx-return-w1")
         for r in ok:
-            for field in ("rps", "p50_ms", "p99_ms", "p999_ms", "cpu_us_per_req", "peak_rss_bytes"):
+            for field in ("rps", "p50_ms", "p99_ms", "p999_ms", "cpu_us_per_req", "peak_rss_bytes",
+                          "sched_us_per_req", "req_per_sched_s"):
                 if field not in r:
                     fail(f"run {r['raw']} lacks {field}")
+            # The scheduler's run time of a server that answered requests cannot be zero.
+            if not r["sched_us_per_req"] or r["sched_us_per_req"] <= 0:
+                fail(f"run {r['raw']} has no scheduler run time: {r['sched_us_per_req']}")
         kingx = os.environ.get("KINGX_BIN")
         if kingx and os.access(kingx, os.X_OK):
             if not any(r["server"] == "kingx-ev1" for r in ok):
                 fail(f"kingx is built ({kingx}) but no kingx-ev1 run succeeded; notes: "
                      f"{summary['meta'].get('notes')}")
+            if not any(x.get("req_per_sched_s_ratio") for x in summary["ratios"]):
+                fail("no paired ratio of requests per scheduler CPU-second in summary.json")
         if not summary["idle"] or any(m["connected"] == 0 for m in summary["idle"]):
             fail(f"idle-connection test missing or connected nothing: {summary['idle']}")
         check_fairness(rdir, summary, kingx and os.access(kingx, os.X_OK))

@@ -171,8 +171,8 @@ def _window_cpu(rec, args):
     """The server CPU of a run counts the warm-up as well as the measured window: keep the
     window's share, pro rata of time under load (the connect phase costs little)."""
     share = args.duration / (args.duration + args.fair_warmup)
-    rec["server_cpu_s"] *= share
-    rec["backend_cpu_s"] *= share
+    for k in ("server_cpu_s", "backend_cpu_s", "server_sched_s", "backend_sched_s"):
+        rec[k] *= share
 
 
 def run_closed(ctx, instances, specs, args, raw, rng, log):

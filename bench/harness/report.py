@@ -4,6 +4,8 @@ plots/*.svg (gnuplot).
 Medians use the quiet runs of a cell when it has at least min(3, rounds) of them, otherwise all
 runs (the cell is then marked with '*'). A paired ratio A/B is the median over rounds of
 A's req/s divided by B's req/s in the same round, so slow drift of the machine cancels out.
+CPU per request is reported twice: from utime+stime (clock ticks) and from the scheduler's exact
+run time (schedstat, the "sched" columns); the second is the one that resolves a few percent.
 """
 
 import json
@@ -52,6 +54,8 @@ def aggregate(runs, rounds):
                 "requests": sum(r["requests"] for r in used),
                 "cpu_us_per_req": _median([r["cpu_us_per_req"] for r in used]),
                 "req_per_cpu_s": _median([r["req_per_cpu_s"] for r in used]),
+                "sched_us_per_req": _median([r.get("sched_us_per_req") for r in used]),
+                "req_per_sched_s": _median([r.get("req_per_sched_s") for r in used]),
                 "server_cores": _median([r["server_cores"] for r in used]),
                 "backend_cores": _median([r["backend_cores"] for r in used]),
                 "wrk_cores": _median([r["wrk_cores"] for r in used]),
@@ -91,9 +95,11 @@ def ratios(runs, cells):
             for b in [n for n in names if not n.startswith("kingx")]:
                 rps = paired_ratio(runs, scen, conns, a, b)
                 eff = paired_ratio(runs, scen, conns, a, b, "req_per_cpu_s")
+                sched = paired_ratio(runs, scen, conns, a, b, "req_per_sched_s")
                 if rps:
                     out.append({"scenario": scen, "conns": conns, "server": a, "peer": b,
-                                "rps_ratio": rps, "req_per_cpu_s_ratio": eff})
+                                "rps_ratio": rps, "req_per_cpu_s_ratio": eff,
+                                "req_per_sched_s_ratio": sched})
     return out
 
 
@@ -122,7 +128,9 @@ def write_table(path, meta, cells, runs, idle, scen_labels, server_labels, extra
              " at the end (figures taken on a loaded machine are preliminary).",
              "Ratios are paired (same round) medians against the scenario's reference "
              "(nginx return 200, 1 worker, or nginx static where `return` has no such cell). "
-             "CPU is all the server's processes plus its backend (memcached/redis), from /proc. "
+             "CPU is all the server's processes plus its backend (memcached/redis), from /proc: "
+             "utime+stime (clock ticks) and, exact, the threads' scheduler run time (schedstat, "
+             "'sched' columns). "
              "Peak RSS is the sum of each process's VmHWM (shared memory counted once per process). "
              "`*` = fewer than 3 quiet runs, all runs used.", ""]
     for note in meta.get("notes", []):
@@ -132,17 +140,18 @@ def write_table(path, meta, cells, runs, idle, scen_labels, server_labels, extra
         lines += [f"## {scen}: {scen_labels[scen]}", "",
                   "| conns | server | req/s median [min–max] | × ref (paired) | p50 / p99 / p99.9 ms "
                   "| errors / timeouts | server CPU µs/req | req per CPU-s | × ref req/CPU-s "
-                  "| peak RSS MB | wrk cores | runs used |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| sched CPU µs/req | × ref req/sched-s | peak RSS MB | wrk cores | runs used |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in sorted([c for c in cells if c["scenario"] == scen],
                         key=lambda c: (c["conns"], c["server"])):
             ref = reference_for(cells, scen, c["conns"])
             if not c.get("rps") and c.get("rps") != 0:
                 lines.append(f"| {c['conns']} | {c['server']} | failed ({c['runs']} runs) "
-                             "| | | | | | | | | |")
+                             "| | | | | | | | | | | |")
                 continue
             r = paired_ratio(runs, scen, c["conns"], c["server"], ref) if ref else None
             e = paired_ratio(runs, scen, c["conns"], c["server"], ref, "req_per_cpu_s") if ref else None
+            x = paired_ratio(runs, scen, c["conns"], c["server"], ref, "req_per_sched_s") if ref else None
             star = "*" if c["all_runs_used"] else ""
             died = " (server died)" if c.get("server_died") else ""
             lines.append(
@@ -151,6 +160,7 @@ def write_table(path, meta, cells, runs, idle, scen_labels, server_labels, extra
                 f"{_fmt_ms(c['p50_ms'])} / {_fmt_ms(c['p99_ms'])} / {_fmt_ms(c['p999_ms'])} | "
                 f"{c['errors']} / {c['timeouts']} | {_fmt(c['cpu_us_per_req'], 1)} | "
                 f"{_fmt(c['req_per_cpu_s'])} | {_fmt(e and e['median'], 2)} | "
+                f"{_fmt(c.get('sched_us_per_req'), 2)} | {_fmt(x and x['median'], 3)} | "
                 f"{_fmt(c['peak_rss_bytes'] / 1e6, 1)} | {_fmt(c['wrk_cores'], 2)} | "
                 f"{c['used_runs']}/{c['runs']} |")
         lines.append("")

@@ -3,6 +3,10 @@
 CPU accounting per run (perf.md's method): the server's processes, its backend's processes,
 wrk (from wait4's rusage), and "other" = machine busy CPU minus those three. A run is quiet when
 other < QUIET_CORES; medians prefer quiet runs.
+
+The server's and backend's CPU is taken twice: utime+stime (clock ticks, comparable with every
+earlier result) and the scheduler's run time of every thread (schedstat, exact: the "sched"
+figures), which resolves differences of a few percent that tick sampling hides on a 2-core VM.
 """
 
 import json
@@ -34,6 +38,8 @@ def measure_command(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout
     waited, idle_busy = sysinfo.wait_idle(idle_wait_s) if idle_wait_s > 0 else (0.0, None)
     srv0 = sysinfo.tree_cpu(inst.server_pids())
     bk0 = sysinfo.tree_cpu(inst.backend_pids())
+    srv_run0 = sysinfo.tree_run_ns(inst.server_pids())
+    bk_run0 = sysinfo.tree_run_ns(inst.backend_pids())
     busy0, steal0 = sysinfo.machine_busy_seconds()
     t0 = time.monotonic()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -54,6 +60,8 @@ def measure_command(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout
         p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
     busy1, steal1 = sysinfo.machine_busy_seconds()
+    srv_run = sysinfo.run_delta_s(srv_run0, sysinfo.tree_run_ns(inst.server_pids()))
+    bk_run = sysinfo.run_delta_s(bk_run0, sysinfo.tree_run_ns(inst.backend_pids()))
     srv = sysinfo.cpu_delta(srv0, sysinfo.tree_cpu(inst.server_pids()))
     bk = sysinfo.cpu_delta(bk0, sysinfo.tree_cpu(inst.backend_pids()))
     wrk_cpu = rusage.ru_utime + rusage.ru_stime
@@ -74,7 +82,8 @@ def measure_command(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout
     bmem = sysinfo.tree_memory(inst.backend_pids())
     rec.update({"rss_bytes": mem["rss"], "peak_rss_bytes": mem["hwm"], "pss_bytes": mem["pss"],
                 "backend_rss_bytes": bmem["rss"], "backend_peak_rss_bytes": bmem["hwm"],
-                "server_cpu_s": srv, "backend_cpu_s": bk})
+                "server_cpu_s": srv, "backend_cpu_s": bk,
+                "server_sched_s": round(srv_run, 6), "backend_sched_s": round(bk_run, 6)})
     return rec, text
 
 
@@ -85,6 +94,7 @@ def run_cell(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout_s=60):
     rec, text = measure_command(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout_s)
     srv = rec.pop("server_cpu_s")
     bk = rec.pop("backend_cpu_s")
+    sched = rec["server_sched_s"] + rec["backend_sched_s"]
     w = parse_wrk_json(text)
     rec["wrk_exit"] = rec.pop("exit")
     rec["ok"] = rec["wrk_exit"] == 0 and w is not None
@@ -105,5 +115,7 @@ def run_cell(inst, argv, duration_s, raw_path, idle_wait_s, extra_timeout_s=60):
         "errors_total": errors, "timeouts": w["err_timeout"],
         "cpu_us_per_req": round(cpu * 1e6 / reqs, 2) if reqs else None,
         "req_per_cpu_s": round(reqs / cpu, 1) if cpu > 0 else None,
+        "sched_us_per_req": round(sched * 1e6 / reqs, 3) if reqs else None,
+        "req_per_sched_s": round(reqs / sched, 1) if sched > 0 else None,
     })
     return rec
