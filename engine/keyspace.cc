@@ -210,7 +210,8 @@ Keyspace::~Keyspace() {
     if (!s.ok()) Log("final checkpoint failed: " + s.ToString());
   }
   if (pinned_) {
-    std::lock_guard wlock(w_.mu_);
+    w_.mu_.LockKeepingPipeline();  // the pin count needs no drain (see RunJob)
+    std::lock_guard<std::mutex> wlock(w_.mu_.raw(), std::adopt_lock);
     if (w_.pins_ > 0) --w_.pins_;
   }
   region_.SetState(KeyspaceState::kNoOwner);

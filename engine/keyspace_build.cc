@@ -292,7 +292,12 @@ Status Keyspace::RunJob() {
     }
   }
   if (pinned_) {
-    std::lock_guard wlock(w_.mu_);
+    // The raw mutex, not w_.mu_.lock(): the pin count needs no drained
+    // pipeline, and a drain here would wait for the fdatasync in flight while
+    // the writer thread, behind this lock, could not answer the batches an
+    // earlier sync already covers.
+    w_.mu_.LockKeepingPipeline();
+    std::lock_guard<std::mutex> wlock(w_.mu_.raw(), std::adopt_lock);
     if (w_.pins_ > 0) --w_.pins_;
     pinned_ = false;
   }
@@ -306,7 +311,13 @@ Status Keyspace::CollectSegments(uint64_t from, uint64_t below, bool all_segment
   DatabaseCut cut;
   std::map<uint32_t, uint64_t> max_seq;  // per segment of the cut (kUnknownMaxSeq: read it)
   {
-    std::lock_guard wlock(w_.mu_);
+    // The raw mutex, as Writer::PinSegments takes it (no drain, so no wait
+    // for the fdatasync in flight while the writer's answers wait behind
+    // this lock): rotation, compaction's installs and deletions drain first,
+    // so segments_ is settled; the cut leaves out the active segment's bytes
+    // in flight, whose puts are at or above tail_start_ (the tails get them).
+    w_.mu_.LockKeepingPipeline();
+    std::lock_guard<std::mutex> wlock(w_.mu_.raw(), std::adopt_lock);
     cut = w_.CutLocked();
     for (const SegmentFileCut& f : cut.segments) {
       auto it = w_.segments_.find(f.id);

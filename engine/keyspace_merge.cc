@@ -108,7 +108,10 @@ Status Keyspace::MaybeMerge() {
     seen_epoch_ = epoch;
     std::set<uint32_t> present;
     {
-      std::lock_guard wlock(w_.mu_);
+      // The raw mutex: segments_ is settled under it (holders that change it
+      // drain first), and a drain would wait for the fdatasync in flight.
+      w_.mu_.LockKeepingPipeline();
+      std::lock_guard<std::mutex> wlock(w_.mu_.raw(), std::adopt_lock);
       for (const auto& [id, st] : w_.segments_) present.insert(id);
     }
     std::vector<uint64_t> stale;

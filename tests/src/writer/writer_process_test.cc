@@ -3,6 +3,7 @@
 #include "src/writer/writer_process.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -132,6 +134,46 @@ class WriteGate {
   std::mutex mu_;
   std::condition_variable cv_;
   bool armed_ = false;
+  bool entered_ = false;
+  bool released_ = false;
+};
+
+// Holds the key view's thread ("kingx-keyview") at its first file mapping
+// (a job's first read of a segment, after its cut) until Release (or
+// destruction). Installs the env's map hook for its life.
+class KeyViewHold {
+ public:
+  explicit KeyViewHold(engine::test::FaultInjectionEnv& env) : env_(env) {
+    env_.SetMapHook([this](const std::string&) {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof(name));
+      if (std::string_view(name) != "kingx-keyview") return;
+      std::unique_lock lock(mu_);
+      if (entered_) return;
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return released_; });
+    });
+  }
+  ~KeyViewHold() {
+    Release();
+    env_.SetMapHook({});
+  }
+  // Bounded (120 s): false when the thread never came.
+  bool WaitEntered() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(120), [this] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  engine::test::FaultInjectionEnv& env_;
+  std::mutex mu_;
+  std::condition_variable cv_;
   bool entered_ = false;
   bool released_ = false;
 };
@@ -417,6 +459,46 @@ TEST_CASE("the next batch is written before the synced one is answered, each ans
   CHECK(second[2].code == engine::Code::kOk);
   CHECK(reader.Get("b").value().data == "second batch");
   syncs.Open();
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
+TEST_CASE("the key view's job ends while a batch's fdatasync is held, and the batch an earlier sync covered is "
+          "answered meanwhile",
+          "[src][writer][pipeline][regression]") {
+  // Regression: the key view's rebuild took the writer's lock the draining
+  // way (to take its cut and to drop its pin), so it waited for the
+  // fdatasync in flight, and the writer thread, behind that lock, could not
+  // answer a batch an earlier sync had covered: an answer waited for a later
+  // batch's sync (and the view for it too). Here the view's job is held until
+  // the second batch's fdatasync is held, then let go.
+  engine::test::FaultInjectionEnv env;
+  KeyViewHold view(env);
+  WriterFixture f(/*start=*/true, env);
+  REQUIRE(view.WaitEntered());                   // the job took its cut; held before reading
+  engine::test::SyncGate syncs(env);
+  WriteGate writes(env);
+  WriteQueue& q = f.shm->queue();
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("a", "first batch")).ok());
+  REQUIRE(syncs.WaitEntered(1));                 // A's fdatasync is held
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), Put("b", "second batch")).ok());
+  writes.Arm();
+  syncs.Release();                               // A's fdatasync returns
+  REQUIRE(writes.WaitEntered());                 // B's write is held
+  writes.Release();
+  REQUIRE(syncs.WaitEntered(2));                 // B's fdatasync is held
+  view.Release();                                // the job goes on, and ends
+  const engine::KeyspaceRegion& region = f.shm->keyspace();
+  for (int i = 0; i < 120000 && region.state() != engine::KeyspaceState::kReady; ++i) usleep(1000);
+  CHECK(region.state() == engine::KeyspaceState::kReady);
+  auto first = f.Collect(1, 1);                  // A is answered while B's sync is held
+  REQUIRE(first.size() == 1);
+  CHECK(first[1].code == engine::Code::kOk);
+  CHECK(Posted(f, 1).empty());                   // B is not
+  syncs.Open();
+  auto second = f.Collect(1, 1);
+  REQUIRE(second.size() == 1);
+  CHECK(second[2].code == engine::Code::kOk);
   f.Stop();
   CHECK(f.exit_status == 0);
 }
