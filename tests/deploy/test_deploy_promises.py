@@ -23,14 +23,13 @@ The shards are asked directly, as the tool does; no proxy is needed for what is 
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import (DEPLOY, HOST, NGINX_MAIN, Proxy, exit_on_sigterm, load_reshard, read_shipped, require,  # noqa: E402
-                     rewrite, start_haproxy)
-from kingx_harness import Conn, Server, cases_of, check, free_port, http, key_path, run_cases, wait_for  # noqa: E402
+from proxies import exit_on_sigterm, start_haproxy  # noqa: E402
+from reshard_setup import Move, name, reshard  # noqa: E402
+from kingx_harness import Conn, Server, cases_of, check, http, key_path, run_cases, wait_for  # noqa: E402
 
 SERVERS = []    # every kingx started here, stopped at the end whatever happens
 PROXIES = []
@@ -41,10 +40,6 @@ def shard():
     s = Server(["--workers", "1"])
     SERVERS.append(s)
     return s.start()
-
-
-def name(s):
-    return f"{HOST}:{s.port}"
 
 
 def test_haproxy_refuses_raw_non_ascii_in_the_request_line_with_400():
@@ -71,26 +66,16 @@ def test_haproxy_refuses_raw_non_ascii_in_the_request_line_with_400():
     check(r.status == 200 and r.body == b"value", f"GET of the canonical spelling through HAProxy: {r!r}")
 
 
-def reshard(*args):
-    return subprocess.run([sys.executable, os.path.join(DEPLOY, "kingx-reshard")] + list(args),
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_an_interrupted_copy_run_again_then_finish_moves_every_key_exactly_once():
-    kr = load_reshard()
-    a, b, c = shard(), shard(), shard()
-    old, new = [name(a), name(b)], [name(a), name(b), name(c)]
-    by_name = {name(s): s for s in (a, b, c)}
-    old_ring, new_ring = kr.Ring(old), kr.Ring(new)
+    mv = Move(SERVERS, WORKDIR, "reshard")
+    a, b, c, lists = mv.a, mv.b, mv.c, mv.lists
     values = {f"rs/{i:04d}": os.urandom(64) + b"%d" % i for i in range(120)}
     for key, value in values.items():
-        r = http(by_name[old_ring.owner(key_path(key)[len("/v1/kv/"):])].port, "PUT", key_path(key), value)
+        r = http(mv.old_owner(key).port, "PUT", key_path(key), value)
         check(r.status == 201, f"PUT {key}: {r!r}")
-    moving = [k for k in values if new_ring.owner(key_path(k)[len("/v1/kv/"):]) == name(c)]
-    on_a = [k for k in moving if old_ring.owner(key_path(k)[len("/v1/kv/"):]) == name(a)]
+    moving = [k for k in values if mv.moves(k)]
+    on_a = [k for k in moving if mv.old_owner(k) is a]
     check(on_a and len(on_a) < len(moving), f"{len(moving)} keys move, {len(on_a)} of them from the first shard")
-    state = os.path.join(WORKDIR, "reshard.json")
-    lists = ["--old", ",".join(old), "--new", ",".join(new), "--state", state]
 
     # The second old shard is unreachable: the first shard's leaving keys are copied, then the
     # listing of the second fails and the run stops (exit 2) before it records anything.
@@ -111,14 +96,15 @@ def test_an_interrupted_copy_run_again_then_finish_moves_every_key_exactly_once(
         p = reshard("finish", *lists)
         check(p.returncode == 0, f"finish run {run}: exit {p.returncode}, {p.stdout} {p.stderr}")
         for key, value in values.items():
-            owner = new_ring.owner(key_path(key)[len("/v1/kv/"):])
+            owner = mv.new_owner(key)
             for s in (a, b, c):
                 r = http(s.port, "GET", key_path(key))
-                if name(s) == owner:
+                if s is owner:
                     check(r.status == 200 and r.body == value, f"after finish run {run}: {key} on its owner: {r!r}")
                 else:
-                    check(r.status == 404, f"after finish run {run}: {key} also on {name(s)} (owner {owner}): {r!r}")
-    p = reshard("check", "--shards", ",".join(new))
+                    check(r.status == 404,
+                          f"after finish run {run}: {key} also on {name(s)} (owner {name(owner)}): {r!r}")
+    p = reshard("check", "--shards", ",".join(mv.new))
     check(p.returncode == 0 and json.loads(p.stdout)["keys"] == len(values), f"check: {p.stdout} {p.stderr}")
 
 
@@ -127,20 +113,14 @@ def test_finish_moves_writes_made_after_copy_and_never_overwrites_a_newer_write(
     # the proxy switched) and on the new owner (after). finish copies again
     # an original written since it was copied, copies one created since, and
     # leaves a value a client wrote on the new owner alone.
-    kr = load_reshard()
-    a, b, c = shard(), shard(), shard()
-    old, new = [name(a), name(b)], [name(a), name(b), name(c)]
-    by_name = {name(s): s for s in (a, b, c)}
-    old_ring, new_ring = kr.Ring(old), kr.Ring(new)
-    spelling = lambda k: key_path(k)[len("/v1/kv/"):]  # noqa: E731
-    old_port = lambda k: by_name[old_ring.owner(spelling(k))].port  # noqa: E731
+    mv = Move(SERVERS, WORKDIR, "after-copy")
+    a, b, c, lists = mv.a, mv.b, mv.c, mv.lists
+    old_port = lambda k: mv.old_owner(k).port  # noqa: E731
     values = {f"aw/{i:03d}": b"first %d" % i for i in range(120)}
     for key, value in values.items():
         check(http(old_port(key), "PUT", key_path(key), value).status == 201, f"PUT {key}")
-    moving = sorted(k for k in values if new_ring.owner(spelling(k)) == name(c))
+    moving = sorted(k for k in values if mv.moves(k))
     check(len(moving) >= 4, f"{len(moving)} keys move")
-    state = os.path.join(WORKDIR, "after-copy.json")
-    lists = ["--old", ",".join(old), "--new", ",".join(new), "--state", state]
     p = reshard("copy", *lists)
     check(p.returncode == 0, f"copy: {p.stdout} {p.stderr}")
 
@@ -151,20 +131,20 @@ def test_finish_moves_writes_made_after_copy_and_never_overwrites_a_newer_write(
     for key in (written_new, both):         # then by a client on the new owner
         values[key] = b"written on the new owner " + key.encode()
         check(http(c.port, "PUT", key_path(key), values[key]).status == 204, f"write of {key} on the new owner")
-    created = next(f"aw/new-{i}" for i in range(10_000) if new_ring.owner(spelling(f"aw/new-{i}")) == name(c))
+    created = next(f"aw/new-{i}" for i in range(10_000) if mv.moves(f"aw/new-{i}"))
     values[created] = b"created on the old owner after copy"
     check(http(old_port(created), "PUT", key_path(created), values[created]).status == 201, f"PUT {created}")
 
     p = reshard("finish", *lists)
     check(p.returncode == 0, f"finish: {p.returncode} {p.stdout} {p.stderr}")
     for key, value in values.items():
-        owner = new_ring.owner(spelling(key))
+        owner = mv.new_owner(key)
         for s in (a, b, c):
             r = http(s.port, "GET", key_path(key))
-            if name(s) == owner:
+            if s is owner:
                 check(r.status == 200 and r.body == value, f"after finish: {key} on its owner: {r!r}, want {value!r}")
             else:
-                check(r.status == 404, f"after finish: {key} also on {name(s)} (owner {owner}): {r!r}")
+                check(r.status == 404, f"after finish: {key} also on {name(s)} (owner {name(owner)}): {r!r}")
 
 
 def test_during_a_move_nginx_reads_through_to_the_old_ring_and_deletes_on_both():
@@ -173,45 +153,23 @@ def test_during_a_move_nginx_reads_through_to_the_old_ring_and_deletes_on_both()
     # from its old one; an unconditional DELETE removes the original and the
     # copy; a DELETE with If-Match is decided by the new owner alone; a PUT
     # goes to the new owner.
-    kr = load_reshard()
-    a, b, c = shard(), shard(), shard()
-    old, new = [name(a), name(b)], [name(a), name(b), name(c)]
-    by_name = {name(s): s for s in (a, b, c)}
-    old_ring, new_ring = kr.Ring(old), kr.Ring(new)
-    spelling = lambda k: key_path(k)[len("/v1/kv/"):]  # noqa: E731
-    moving = [k for k in (f"rt/{i}" for i in range(2000)) if new_ring.owner(spelling(k)) == name(c)][:4]
+    mv = Move(SERVERS, WORKDIR, "nginx")
+    c = mv.c
+    moving = mv.moving((f"rt/{i}" for i in range(2000)), 4)
     not_copied, copied, conditional, written = moving
     for key in moving:
-        old_owner = by_name[old_ring.owner(spelling(key))]
-        check(http(old_owner.port, "PUT", key_path(key), b"old " + key.encode()).status == 201, f"PUT {key}")
+        check(http(mv.old_owner(key).port, "PUT", key_path(key), b"old " + key.encode()).status == 201, f"PUT {key}")
     for key in (copied, conditional):  # as `copy` leaves them
         check(http(c.port, "PUT", key_path(key), b"old " + key.encode(), [("If-None-Match", "*")]).status == 201,
               f"copy of {key}")
 
-    text = read_shipped("nginx-resharding.conf")
-    text = rewrite(text, "    listen 80 default_server;\n", "    listen {LISTEN} default_server;\n")
-    text = rewrite(text, "    listen [::]:80 default_server;\n", "")
-    text = rewrite(text, "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3, 4)),
-                   "\n".join(f"    server {u} max_fails=0;" for u in new))
-    text = rewrite(text, "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3)),
-                   "\n".join(f"    server {u} max_fails=0;" for u in old))
-    nginx = require("nginx")
-    d = tempfile.mkdtemp(prefix="kingx-nginx-")
-    port = free_port()
-    with open(os.path.join(d, "site.conf"), "w") as f:
-        f.write(text.replace("{LISTEN}", f"{HOST}:{port}"))
-    with open(os.path.join(d, "nginx.conf"), "w") as f:
-        f.write(NGINX_MAIN.format(d=d))
-    proxy = Proxy("nginx", [nginx, "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e", os.path.join(d, "error.log")],
-                  d, port)
-    PROXIES.append(proxy)
-    proxy.start()
+    port = mv.start_resharding_nginx(PROXIES)
 
     r = http(port, "GET", key_path(not_copied))
     check(r.status == 200 and r.body == b"old " + not_copied.encode(), f"GET of a key not yet copied: {r!r}")
     r = http(port, "DELETE", key_path(copied))
     check(r.status == 204, f"unconditional DELETE through nginx: {r!r}")
-    old_copied = by_name[old_ring.owner(spelling(copied))]
+    old_copied = mv.old_owner(copied)
     # The mirror's subrequest may end after the client's answer: wait for it.
     wait_for(lambda: http(old_copied.port, "GET", key_path(copied)).status == 404, 60,
              "the original on the old owner deleted by the mirrored DELETE")
@@ -219,7 +177,7 @@ def test_during_a_move_nginx_reads_through_to_the_old_ring_and_deletes_on_both()
     # The original and the copy get the same ETag (a shard numbers its writes
     # one by one: rewrite the one behind until they meet), so that an
     # If-Match sent to the old ring too would delete the original there.
-    old_conditional = by_name[old_ring.owner(spelling(conditional))]
+    old_conditional = mv.old_owner(conditional)
     seq = lambda s_: int(http(s_.port, "GET", key_path(conditional)).header("ETag").strip('"'))  # noqa: E731
     for _ in range(1000):
         behind = [s_ for s_ in (old_conditional, c) if seq(s_) < max(seq(old_conditional), seq(c))]

@@ -1,0 +1,94 @@
+"""What the deploy tests that move keys with deploy/kingx-reshard set up alike (standard library
+only): a move from two kingx shards to three, the tool run as a command, and nginx serving the
+shipped deploy/nginx-resharding.conf between the tool's two phases.
+
+Every kingx started here is appended to the caller's `servers` list and every proxy to its
+`proxies` list, which the caller stops by PID when it ends (Server.cleanup, Proxy.cleanup),
+whatever happened.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from proxies import DEPLOY, HOST, NGINX_MAIN, Proxy, load_reshard, read_shipped, require, rewrite
+from kingx_harness import Server, free_port, key_path
+
+
+def name(s):
+    """The shard's name in the tool's lists and nginx's upstreams: 127.0.0.1:PORT."""
+    return f"{HOST}:{s.port}"
+
+
+def spelling(key):
+    """The key's canonical spelling: what the tool and nginx hash."""
+    return key_path(key)[len("/v1/kv/"):]
+
+
+def reshard(*args, wait=True, timeout=300):
+    """deploy/kingx-reshard ARGS: its CompletedProcess (text), or with wait=False the Popen."""
+    argv = [sys.executable, os.path.join(DEPLOY, "kingx-reshard")] + list(args)
+    if not wait:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+class Move:
+    """Shards a and b (the old ring) and c (the new ring is a, b, c), each a one-worker kingx
+    started at once; `lists` are the tool's --old/--new/--state arguments, the state file named
+    after `tag` in `workdir`. `extra_args` go to every shard's command line."""
+
+    def __init__(self, servers, workdir, tag, extra_args=()):
+        self.kr = load_reshard()
+        shards = []
+        for _ in range(3):
+            s = Server(["--workers", "1"] + list(extra_args))
+            servers.append(s)
+            shards.append(s.start())
+        self.a, self.b, self.c = shards
+        self.old = [name(self.a), name(self.b)]
+        self.new = [name(self.a), name(self.b), name(self.c)]
+        self.by_name = {name(s): s for s in shards}
+        self.old_ring, self.new_ring = self.kr.Ring(self.old), self.kr.Ring(self.new)
+        self.state = os.path.join(workdir, f"{tag}.json")
+        self.lists = ["--old", ",".join(self.old), "--new", ",".join(self.new), "--state", self.state]
+
+    def old_owner(self, key):
+        return self.by_name[self.old_ring.owner(spelling(key))]
+
+    def new_owner(self, key):
+        return self.by_name[self.new_ring.owner(spelling(key))]
+
+    def moves(self, key):
+        """True when the key's owner in the new ring is the new shard c."""
+        return self.new_ring.owner(spelling(key)) == name(self.c)
+
+    def moving(self, candidates, count):
+        """The first `count` of `candidates` that move to c."""
+        out = [k for k in candidates if self.moves(k)][:count]
+        assert len(out) == count, f"only {len(out)} of the candidates move"
+        return out
+
+    def start_resharding_nginx(self, proxies):
+        """nginx (Debian's, one worker) serving deploy/nginx-resharding.conf with its new list
+        replaced by a, b, c and its old list by a, b; returns its port."""
+        text = read_shipped("nginx-resharding.conf")
+        text = rewrite(text, "    listen 80 default_server;\n", "    listen {LISTEN} default_server;\n")
+        text = rewrite(text, "    listen [::]:80 default_server;\n", "")
+        text = rewrite(text, "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3, 4)),
+                       "\n".join(f"    server {u} max_fails=0;" for u in self.new))
+        text = rewrite(text, "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3)),
+                       "\n".join(f"    server {u} max_fails=0;" for u in self.old))
+        nginx = require("nginx")
+        d = tempfile.mkdtemp(prefix="kingx-nginx-")
+        port = free_port()
+        with open(os.path.join(d, "site.conf"), "w") as f:
+            f.write(text.replace("{LISTEN}", f"{HOST}:{port}"))
+        with open(os.path.join(d, "nginx.conf"), "w") as f:
+            f.write(NGINX_MAIN.format(d=d))
+        proxy = Proxy("nginx", [nginx, "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e",
+                                os.path.join(d, "error.log")], d, port)
+        proxies.append(proxy)
+        proxy.start()
+        return port

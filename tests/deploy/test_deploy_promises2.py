@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Promises of README's "Resharding" that the other deploy tests do not hold deploy/kingx-reshard
+and deploy/nginx-resharding.conf to (the second part; test_deploy_promises.py has the first),
+2 -> 3 kingx shards:
+
+  - between `copy` and `finish`, conditional writes sent through nginx-resharding.conf are
+    decided by the key's new owner alone: a create-only PUT (If-None-Match: *) of a key that
+    only its old owner holds succeeds (the new value wins), an If-Match PUT naming the old
+    owner's ETag of such a key is 412, an If-Match PUT naming the copy's ETag replaces the copy
+    (also when the original was written again since `copy`), a create-only PUT of a copied key
+    is 412, and an If-Match naming the original's ETag instead of the copy's is 412. `finish`
+    then keeps every write a client made on the new owner, moves the rest, and leaves each key
+    on its owner only;
+  - values over 1 MiB (staged in files of their own by kingx) are carried through an
+    interrupted `finish`: the tool killed with SIGKILL while it re-copies such a value (the new
+    owner's writer held stopped, so the upload is in flight and the tool never learns its
+    outcome), then run again: every value arrives byte for byte on its owner and nowhere else,
+    and nothing of the cut upload stays staged.
+
+    KINGX_BIN=build/src/kingx python3 tests/deploy/test_deploy_promises2.py
+"""
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proxies import exit_on_sigterm  # noqa: E402
+from reshard_setup import Move, name, reshard  # noqa: E402
+from kingx_harness import cases_of, check, http, key_path, metric, run_cases, staging_files, wait_for  # noqa: E402
+
+SERVERS = []    # every kingx started here, stopped at the end whatever happens
+PROXIES = []
+WORKDIR = tempfile.mkdtemp(prefix="kingx-deploy-promises2-")
+
+
+def check_placement(mv, values):
+    """Every key of `values` on its owner in the new ring with its value, and on no other shard."""
+    for key, value in values.items():
+        owner = mv.new_owner(key)
+        for s in (mv.a, mv.b, mv.c):
+            r = http(s.port, "GET", key_path(key), timeout=60)
+            if s is owner:
+                check(r.status == 200 and r.body == value,
+                      f"{key} on its owner {name(s)}: {r.status}, {len(r.body)} bytes, want {len(value)}: "
+                      f"{r.body[:60]!r} / {value[:60]!r}")
+            else:
+                check(r.status == 404, f"{key} also on {name(s)} (owner {name(owner)}): {r!r}")
+
+
+def test_conditional_writes_during_a_move_are_decided_by_the_new_owner_and_finish_keeps_them():
+    mv = Move(SERVERS, WORKDIR, "conditional")
+    keys = mv.moving((f"cw/{i}" for i in range(5000)), 7)
+    copied, uncopied = keys[:5], keys[5:7]
+    values = {k: b"original " + k.encode() for k in copied}
+    for key in copied:
+        check(http(mv.old_owner(key).port, "PUT", key_path(key), values[key]).status == 201, f"PUT {key}")
+    p = reshard("copy", *mv.lists)
+    check(p.returncode == 0, f"copy: {p.returncode} {p.stdout} {p.stderr}")
+    # Created on their old owners after `copy` passed: only the old owner holds them.
+    for key in uncopied:
+        values[key] = b"original " + key.encode()
+        check(http(mv.old_owner(key).port, "PUT", key_path(key), values[key]).status == 201, f"PUT {key}")
+    port = mv.start_resharding_nginx(PROXIES)
+
+    def etag(s, key):
+        return http(s.port, "GET", key_path(key)).header("ETag")
+
+    def put(key, value, header, want):
+        r = http(port, "PUT", key_path(key), value, [header], timeout=60)
+        check(r.status == want, f"PUT {key} with {header[0]}: {header[1]} through nginx: {r!r}, want {want}")
+        if want in (201, 204):
+            values[key] = value
+
+    create_only, stale_if_match = uncopied
+    put(create_only, b"client's create-only write", ("If-None-Match", "*"), 201)
+    put(stale_if_match, b"never stored", ("If-Match", etag(mv.old_owner(stale_if_match), stale_if_match)), 412)
+    replaced, rewritten_too, created_twice, wrong_etag, untouched = copied
+    put(replaced, b"client's If-Match write", ("If-Match", etag(mv.c, replaced)), 204)
+    values[rewritten_too] = b"rewritten on the old owner"
+    check(http(mv.old_owner(rewritten_too).port, "PUT", key_path(rewritten_too), values[rewritten_too]).status
+          == 204, f"rewrite of {rewritten_too} on its old owner")
+    put(rewritten_too, b"client's If-Match write over the copy", ("If-Match", etag(mv.c, rewritten_too)), 204)
+    put(created_twice, b"never stored", ("If-None-Match", "*"), 412)
+    original_etag = etag(mv.old_owner(wrong_etag), wrong_etag)
+    if original_etag != etag(mv.c, wrong_etag):  # the two shards number their writes apart
+        put(wrong_etag, b"never stored", ("If-Match", original_etag), 412)
+    for key in keys:  # what a client reads through nginx now
+        r = http(port, "GET", key_path(key))
+        check(r.status == 200 and r.body == values[key],
+              f"GET {key} through nginx before finish: {r!r}, want {values[key]!r}")
+
+    p = reshard("finish", *mv.lists)
+    check(p.returncode == 0, f"finish: {p.returncode} {p.stdout} {p.stderr}")
+    check_placement(mv, values)
+    p = reshard("check", "--shards", ",".join(mv.new))
+    check(p.returncode == 0, f"check after the move: {p.stdout} {p.stderr}")
+
+
+def test_values_over_1_mib_survive_a_finish_killed_while_it_copies_one_and_run_again():
+    # The new shard: queued writes wait for its stopped writer as long as need be; an upload cut
+    # short while its worker does not read is dropped 2 s after its last byte, not 60 s.
+    mv = Move(SERVERS, WORKDIR, "large",
+              extra_args=["--storage-timeout-ms", "600000", "--compression-level", "0", "--body-timeout-ms", "2000"])
+    candidates = [f"big/{i}" for i in range(5000)]
+    moving = mv.moving(candidates, 4)
+    staying = [k for k in candidates if not mv.moves(k)][:2]
+    values = {k: os.urandom((1 << 20) + 1 + 4096 * i) for i, k in enumerate(moving + staying)}
+    for key, value in values.items():
+        check(http(mv.old_owner(key).port, "PUT", key_path(key), value, timeout=120).status == 201, f"PUT {key}")
+    p = reshard("copy", *mv.lists)
+    check(p.returncode == 0, f"copy: {p.returncode} {p.stdout} {p.stderr}")
+    # finish takes the leaving keys shard by shard (old list first), in byte order: it deletes
+    # the originals of the first two (unchanged since copy), then copies the last two again,
+    # written again on their old owners (uploads to c).
+    order = sorted(moving, key=lambda k: (mv.old.index(name(mv.old_owner(k))), key_path(k)))
+    unchanged, rewritten = order[:2], order[2:]
+    for key in rewritten:
+        values[key] = os.urandom((1 << 20) + 12345)
+        check(http(mv.old_owner(key).port, "PUT", key_path(key), values[key], timeout=120).status == 204,
+              f"rewrite of {key}")
+    aborted = metric(mv.c.port, "kingx_writer_large_aborted_total")
+    writer = mv.c.wait_children("kingx-writer", 1)[0]
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        run = reshard("finish", *mv.lists, wait=False)
+        try:
+            wait_for(lambda: metric(mv.c.port, "kingx_write_queue_bytes") > 0 or run.poll() is not None, 120,
+                     "finish to upload a value again to the new shard")
+            check(run.poll() is None, f"finish ended before it uploaded a value: exit {run.returncode}")
+        finally:
+            run.kill()
+            run.communicate(timeout=60)
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    for key in unchanged:
+        check(http(mv.old_owner(key).port, "GET", key_path(key)).status == 404,
+              f"the original of {key}, deleted by the killed run before the upload")
+    # The killed run never learnt the upload's outcome: the new shard either
+    # applied it (its body had reached the kernel's buffers) or dropped it
+    # (cut short). Either way, nothing of it is left in flight.
+    wait_for(lambda: metric(mv.c.port, "kingx_write_queue_bytes") == 0 and
+             metric(mv.c.port, "kingx_writer_staged_bytes") == 0 and not staging_files(mv.c.data_dir), 120,
+             "the new shard to apply or drop the upload the killed run left")
+    check(metric(mv.c.port, "kingx_writer_large_aborted_total") in (aborted, aborted + 1),
+          "kingx_writer_large_aborted_total after one upload cut short at most")
+    p = reshard("finish", *mv.lists)
+    check(p.returncode == 0, f"finish run again: {p.returncode} {p.stdout} {p.stderr}")
+    check_placement(mv, values)
+    check(not os.path.exists(mv.state + ".journal"), "a completed finish removes the journal")
+
+
+def main():
+    exit_on_sigterm()
+    try:
+        return run_cases("deploy promises (part 2)", cases_of(globals()))
+    finally:
+        for p in PROXIES:
+            p.cleanup()
+        for s in SERVERS:
+            s.cleanup()
+        if os.environ.get("KINGX_KEEP") != "1":
+            shutil.rmtree(WORKDIR, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
