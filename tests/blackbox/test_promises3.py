@@ -134,8 +134,10 @@ def test_sync_interval_fdatasyncs_at_least_every_period_and_only_by_the_period()
 
 
 def fill_db():
-    """bench/fill_db beside the kingx binary under test (build/src/kingx -> build/bench/fill_db)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(kingx_bin()))), "bench", "fill_db")
+    """bench/fill_db of the build tree of the kingx binary under test (build/src/kingx ->
+    build/bench/fill_db), or $KINGX_FILL_DB."""
+    path = os.environ.get("KINGX_FILL_DB") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(kingx_bin()))), "bench", "fill_db")
     check(os.access(path, os.X_OK), f"{path} (built with the tests) is missing")
     return path
 
