@@ -57,6 +57,7 @@ import urllib.parse
 
 from kingx_harness import (Conn, Server, ServerPerCase, adopt, build_request, cases_of, check, free_port, http, key_path,
                            metric, run_with_servers, wait_for)
+from fault_flag import fail_point_while
 
 SERVERS = ServerPerCase()
 
@@ -257,12 +258,8 @@ def test_sync_interval_fdatasyncs_an_acknowledged_write_with_no_other_write_afte
     # count but do not fail (engine/kill_point.h), so the write is answered
     # first, then the flag appears and no other request comes.
     flag = os.path.join(tempfile.mkdtemp(prefix="kingx-bb-flag-"), "sync-fails")
-    os.environ["KINGX_FAIL_POINT"] = "kingx-writer/sync@seg-:1+"
-    os.environ["KINGX_FAIL_POINT_WHILE"] = flag
-    try:
+    with fail_point_while("kingx-writer/sync@seg-:1+", flag):
         s = SERVERS.start("--workers", "1", "--sync", "interval:100")
-    finally:
-        del os.environ["KINGX_FAIL_POINT"], os.environ["KINGX_FAIL_POINT_WHILE"]
     value = os.urandom(1000)
     etag = put(s.port, "interval/acked", value)
     open(flag, "w").close()

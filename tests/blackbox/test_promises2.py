@@ -68,9 +68,9 @@ import urllib.parse
 
 from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, free_port, http, key_path, metric,
                            run_with_servers, staging_files, wait_for)
+from fault_flag import fail_point_while
 
 SERVERS = ServerPerCase()
-FAIL_ENV = ("KINGX_FAIL_POINT", "KINGX_FAIL_POINT_WHILE")
 
 
 def full_listing(port, prefix):
@@ -110,13 +110,8 @@ def test_listing_is_503_while_the_view_is_rebuilt_and_reads_and_writes_go_on():
     shutil.rmtree(os.path.join(s.data_dir, "keys"), ignore_errors=True)
     flag = os.path.join(s.workdir, "view-fault")
     open(flag, "w").close()
-    os.environ["KINGX_FAIL_POINT"] = "kingx-writer/rename@keys/MANIFEST:1+"
-    os.environ["KINGX_FAIL_POINT_WHILE"] = flag
-    try:
+    with fail_point_while("kingx-writer/rename@keys/MANIFEST:1+", flag):
         s.start()
-    finally:
-        for name in FAIL_ENV:
-            os.environ.pop(name, None)
 
     def listing_503(when):
         r = http(s.port, "GET", "/v1/kv/?prefix=rb/", timeout=60)
@@ -194,13 +189,8 @@ def test_writer_read_only_is_1_after_a_failed_fdatasync_until_the_writer_reopens
     flag_dir = tempfile.mkdtemp(prefix="kingx-bb-ro-")
     flag = os.path.join(flag_dir, "sync-fault")
     try:
-        os.environ["KINGX_FAIL_POINT"] = "kingx-writer/sync:1+"
-        os.environ["KINGX_FAIL_POINT_WHILE"] = flag
-        try:
+        with fail_point_while("kingx-writer/sync:1+", flag):
             s = SERVERS.start("--workers", "1", "--storage-timeout-ms", "60000")
-        finally:
-            for name in FAIL_ENV:
-                os.environ.pop(name, None)
         check(http(s.port, "PUT", key_path("ro/before"), b"before", timeout=60).status == 201,
               "PUT before the fault")
         check(metric(s.port, "kingx_writer_read_only") == 0, "kingx_writer_read_only before a failed fdatasync")
@@ -397,13 +387,8 @@ def test_a_write_that_cannot_read_the_key_s_record_is_answered_500_and_counted()
     flag_dir = tempfile.mkdtemp(prefix="kingx-bb-fr-")
     flag = os.path.join(flag_dir, "map-fault")
     try:
-        os.environ["KINGX_FAIL_POINT"] = "kingx-writer/map@seg-:1+"
-        os.environ["KINGX_FAIL_POINT_WHILE"] = flag
-        try:
+        with fail_point_while("kingx-writer/map@seg-:1+", flag):
             s = SERVERS.start("--workers", "1")
-        finally:
-            for name in FAIL_ENV:
-                os.environ.pop(name, None)
         r = http(s.port, "PUT", key_path("fr/key"), b"first", timeout=60)
         check(r.status == 201, f"PUT: {r!r}")
         etag = r.header("ETag")
