@@ -24,8 +24,9 @@
 // then waits for them to be accepted at that pace (a 64-connection flood on
 // an otherwise idle worker: at most 64 * kAcceptEveryMs).
 //
-// Threading: one thread (the worker's loop); no allocation, no I/O, no
-// clock of its own: callers pass the monotonic time.
+// Threading: one caller at a time (the event worker's loop; the thread
+// worker's acceptor and pool threads under the worker's lock); no
+// allocation, no I/O, no clock of its own: callers pass the monotonic time.
 #pragma once
 
 #include <cstdint>

@@ -6,8 +6,9 @@
 //               log flush, counter fold, unmapping segments compaction
 //               deleted), stop orchestration, joins
 //   acceptor    poll(listen fds + stop eventfd), wait for room in the
-//               bounded queue, accept4, TCP_NODELAY (on the listener when
-//               accepted sockets inherit it), push into the queue
+//               bounded queue and, during a garbage flood, for a FloodGuard
+//               token; accept4, TCP_NODELAY (on the listener when accepted
+//               sockets inherit it), push into the queue
 //   pool[i]     pops one socket and serves it until it closes: blocking
 //               recv/sendmsg, poll() for the Connection's deadlines, its own
 //               KvService (token prefix i) and its own http::Counters
@@ -44,6 +45,7 @@
 #include "src/kv/kv_backend.h"
 #include "src/kv/kv_service.h"
 #include "src/kv/token_table.h"
+#include "src/worker/flood_guard.h"
 #include "src/worker/serve_options.h"
 #include "src/worker/worker_context.h"
 
@@ -54,6 +56,7 @@ constexpr int kAcceptBurst = 64;
 constexpr int kAcceptPauseMs = 200;
 constexpr int kStoppingPollMs = 100;  // poll cap once the stop eventfd is no longer watched
 constexpr uint32_t kMaxThreads = 4096;  // token prefixes are 12 bits
+constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
 
 enum class Mode : int { kRun = 0, kGraceful = 1, kFast = 2 };
 
@@ -83,8 +86,19 @@ struct ThreadWorker {
   void AcceptLoop();
   void DispatchLoop();
   void PoolLoop(PoolThread* t);
-  // Returns true when it closed an idle connection to take a queued client.
-  bool Serve(PoolThread* t, const Accepted& a);
+  // How a served connection ended.
+  struct Ended {
+    bool yielded = false;  // closed idle to take a queued client
+    bool garbage = false;  // http::Connection::RefusedBeforeAnyRequest
+  };
+  Ended Serve(PoolThread* t, const Accepted& a);
+  // The FloodGuard's view, for the pool threads (takes flood_mu).
+  bool Flooding();
+  // Requests the pool answered so far (the latency histograms' counts).
+  uint64_t RequestsAnswered() const;
+  // Blocks the acceptor until the FloodGuard allows one more accept (or a
+  // stop begins); returns false on a stop.
+  bool WaitForAcceptToken();
   bool ClaimQueuedClient();
   bool FlushOutput(http::Connection& conn, int fd);
   void Linger(int fd, http::Counters& counters);
@@ -111,6 +125,14 @@ struct ThreadWorker {
   size_t queue_cap = 0;
   std::atomic<size_t> queued{0};  // queue.size(), read without the lock by serving threads
   std::atomic<size_t> yielding{0};  // threads that gave an idle connection up for a queued client
+
+  // The garbage-flood meter (flood_guard.h), shared: pool threads report
+  // connection endings, the acceptor asks for tokens. Keep-alive requests
+  // are noted in last_keepalive_ms without the lock (one relaxed store per
+  // millisecond at most) and handed to the guard by the acceptor.
+  std::mutex flood_mu;
+  FloodGuard flood;
+  std::atomic<uint64_t> last_keepalive_ms{0};
 
   std::vector<std::unique_ptr<PoolThread>> pool;
   std::atomic<size_t> pool_running{0};
@@ -154,6 +176,42 @@ void ThreadWorker::Fold() {
   }
 }
 
+// ---------------------------------------------------------------- flood guard
+
+bool ThreadWorker::Flooding() {
+  std::lock_guard<std::mutex> lock(flood_mu);
+  return flood.Flooding(MonotonicMs());
+}
+
+uint64_t ThreadWorker::RequestsAnswered() const {
+  uint64_t n = 0;
+  for (const auto& t : pool) {
+    for (const uint64_t& b : t->counters.latency_buckets) n += http::Load(b);
+  }
+  return n;
+}
+
+bool ThreadWorker::WaitForAcceptToken() {
+  for (;;) {
+    uint64_t wait_ms = 0;
+    {
+      std::lock_guard<std::mutex> lock(flood_mu);
+      const uint64_t now = MonotonicMs();
+      if (const uint64_t ka = last_keepalive_ms.load(std::memory_order_relaxed); ka != 0) {
+        flood.OnKeepAliveRequest(ka);
+      }
+      // The pool's request count only matters while a flood is on.
+      const uint64_t answered = flood.Flooding(now) ? RequestsAnswered() : 0;
+      if (flood.AcceptsAllowed(now, answered) > 0) return true;
+      wait_ms = flood.MsUntilNextAccept(now);
+    }
+    // Out of tokens: the flood (and any client behind it) waits in the
+    // kernel backlog; a stop ends the wait.
+    pollfd stop{stop_efd, POLLIN, 0};
+    if (poll(&stop, 1, static_cast<int>(wait_ms)) > 0 || mode() != Mode::kRun) return false;
+  }
+}
+
 // ---------------------------------------------------------------- acceptor
 
 void ThreadWorker::AcceptLoop() {
@@ -179,7 +237,7 @@ void ThreadWorker::AcceptLoop() {
           std::unique_lock<std::mutex> lock(q_mu);
           q_not_full.wait(lock, [this] { return queue.size() < queue_cap || mode() != Mode::kRun; });
         }
-        if (mode() != Mode::kRun) break;
+        if (mode() != Mode::kRun || !WaitForAcceptToken()) break;
         Accepted a;
         socklen_t len = sizeof a.peer;
         a.fd = accept4(fds[i].fd, reinterpret_cast<sockaddr*>(&a.peer), &len, SOCK_CLOEXEC);
@@ -192,6 +250,10 @@ void ThreadWorker::AcceptLoop() {
           }
           if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
           continue;  // ECONNABORTED...: that client is gone
+        }
+        {
+          std::lock_guard<std::mutex> lock(flood_mu);
+          flood.OnAccepted();
         }
         a.admin = listen_admin[i];
         if (!listen_tuned[i]) TuneClientSocket(a.fd, ctx.config);
@@ -303,7 +365,7 @@ void ThreadWorker::Linger(int fd, http::Counters& counters) {
   }
 }
 
-bool ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
+ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   KvConnState state;
   state.admin = a.admin;
   state.SetPeer(reinterpret_cast<const sockaddr*>(&a.peer));
@@ -383,12 +445,20 @@ bool ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     const int r = poll(fds, nfds, timeout);
     if (r < 0 && errno != EINTR) break;
     if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top
-    const ssize_t n = recv(a.fd, buf, std::min(sizeof buf, t->service->ReadBytesHint()), 0);
+    size_t want = std::min(sizeof buf, t->service->ReadBytesHint());
+    // During a garbage flood, a new connection's first read is small: a flood
+    // connection that waited in the backlog holds tens of KiB of junk, and
+    // the parser refuses it within its first bytes.
+    if (!fed && Flooding()) want = std::min(want, kFloodFirstReadBytes);
+    const ssize_t n = recv(a.fd, buf, want, 0);
     now = MonotonicMs();
     if (n > 0) {
       fed = true;
       last_input_ms = now;
       served_at_last_feed = conn.requests_served();
+      if (served_at_last_feed > 0 && last_keepalive_ms.load(std::memory_order_relaxed) != now) {
+        last_keepalive_ms.store(now, std::memory_order_relaxed);
+      }
       conn.Feed(std::span<const char>(buf, static_cast<size_t>(n)), now);
     } else if (n == 0) {
       conn.FeedEof(now);
@@ -396,11 +466,15 @@ bool ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       break;
     }
   }
-  if (linger && mode() != Mode::kFast) Linger(a.fd, t->counters);
+  const bool garbage = conn.RefusedBeforeAnyRequest();
+  // During a garbage flood a connection refused before any request is closed
+  // at once (a reset if it sent more): lingering would hold a pool thread on
+  // bytes nobody wants.
+  if (linger && mode() != Mode::kFast && !(garbage && Flooding())) Linger(a.fd, t->counters);
   t->active_fd.store(-1);
   close(a.fd);
   // ~Connection (on return): OnAbort for an unanswered request (its write is orphaned).
-  return yielded;
+  return Ended{yielded, garbage};
 }
 
 // Claims one queued client for this thread to take after it closes its idle
@@ -427,7 +501,10 @@ void ThreadWorker::PoolLoop(PoolThread* t) {
     }
     if (yielded) yielding.fetch_sub(1, std::memory_order_relaxed);  // took the client it yielded for
     q_not_full.notify_one();
-    yielded = Serve(t, a);
+    const Ended ended = Serve(t, a);
+    yielded = ended.yielded;
+    std::lock_guard<std::mutex> lock(flood_mu);
+    flood.OnConnectionEnd(ended.garbage, MonotonicMs());
   }
   // Orphaned writes still in the table are forgotten with the service.
   pool_running.fetch_sub(1);

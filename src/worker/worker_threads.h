@@ -5,7 +5,9 @@
 //   - one acceptor thread that polls the listen fds handed over in the
 //     WorkerContext, accepts, sets TCP_NODELAY and pushes the socket into a
 //     bounded queue (when the queue is full the acceptor stops accepting, so
-//     clients wait in the kernel backlog, as they do in KingServer);
+//     clients wait in the kernel backlog, as they do in KingServer; during a
+//     garbage flood it accepts at the pace of a FloodGuard, as the event
+//     model does);
 //   - N pool threads (ctx's configured thread count, default 150) that each
 //     take one socket and serve it with blocking recv/send until it closes,
 //     running the same http::Connection and KvService as the event model
