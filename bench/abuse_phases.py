@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""One abuse case in paired phases on the same server: what it costs the active clients per request,
+and how long a new client waits for its first answer, with the abuse and without it.
+
+For each round and each server (shuffled order per round): start the server (one worker) on CPU S,
+then alternate phases on that same process: alone, abused, alone, abused ... (--phases pairs). Each
+phase runs wrk -t1 -c50 for --seconds on CPU S and, beside it on CPU A, a prober that opens a fresh
+connection every --probe-ms, sends one GET and times the first byte of the answer (time to first
+answer: connect + wait in the backlog + the server's turn). An abused phase starts the abuse (on
+CPU A, as bench/abuse.py starts it) --settle seconds before wrk and stops it after; the next alone
+phase begins once the server holds no more of the abuse's connections. Recorded per phase: wrk
+req/s, server CPU per wrk request (user + system of the server's process tree / requests), and the
+probes' first-answer times (median, p90, p99, max; a probe with no answer in 10 s counts as 10 s).
+The ratios pair each abused phase with the alone phase before it: neighbours on the same process,
+minutes apart at most, so a machine that changes load between servers moves both.
+
+  bench/abuse_phases.py --case slow-body --kingx new=build-release/src/kingx --kingx ref=/work/ref/s20/kingx \\
+      --nginx --rounds 2 --out bench/results/DIR/phases-slow-body
+  bench/abuse_phases.py --case garbage --kingx new=BIN --kingx new-threads=BIN:threads ...
+
+A kingx spec NAME=BIN[:MODEL] (MODEL event or threads, default event). Cases: those of
+bench/abuse.py (garbage, slow-body, slowloris, slow-read, idle-10k, ...). Needs wrk, slowhttptest,
+nginx as bench/abuse.py does. Results: OUT/phases.json and OUT/summary.md. Every process started
+here is stopped by its PID.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import abuse  # noqa: E402
+
+PROBE_TIMEOUT_S = 10.0
+
+
+class Prober(threading.Thread):
+    """Every probe_ms: a fresh connection, one GET of path, the time to the answer's first byte (ms)."""
+
+    def __init__(self, port, path, probe_ms):
+        super().__init__(daemon=True)
+        self.port, self.path, self.probe_ms = port, path, probe_ms
+        self.done = threading.Event()
+        self.times_ms = []
+        self.failed = 0
+
+    def probe(self):
+        req = f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        t0 = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=PROBE_TIMEOUT_S) as s:
+                s.settimeout(max(0.1, PROBE_TIMEOUT_S - (time.monotonic() - t0)))
+                s.sendall(req)
+                if not s.recv(1):
+                    raise OSError("closed")
+        except OSError:
+            self.failed += 1
+            return PROBE_TIMEOUT_S * 1000
+        return (time.monotonic() - t0) * 1000
+
+    def run(self):
+        while not self.done.is_set():
+            self.times_ms.append(self.probe())
+            self.done.wait(self.probe_ms / 1000)
+
+
+def quantiles(xs):
+    if not xs:
+        return {}
+    s = sorted(xs)
+
+    def q(p):
+        return round(s[min(len(s) - 1, int(p * len(s)))], 2)
+    return {"n": len(s), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": round(s[-1], 2)}
+
+
+def conns_held(port):
+    return abuse.established(port)
+
+
+def phase(server, args, abused):
+    """One phase: (row) wrk + prober, with the abuse started args.settle s before when abused."""
+    procs = []
+    row = {"abused": abused, "load": os.getloadavg()[0]}
+    try:
+        if abused:
+            with abuse.spawning_on(args.abuse_cpus):
+                procs = abuse.start_abuse(args.case, server, args.abuse_args, server.workdir)
+            time.sleep(args.settle)  # the abuse builds up (slowhttptest: 1,000 connections a second)
+        prober = Prober(server.port, server.small, args.probe_ms)
+        cpu0 = abuse.server_cpu_s(server)
+        wrk = abuse.start_wrk(server.url(server.small), 50, args.seconds, args.server_cpus)
+        with abuse.spawning_on(args.abuse_cpus):
+            prober.start()
+        rps, p99, errors, requests = abuse.finish_wrk(wrk, args.seconds)
+        cpu = abuse.server_cpu_s(server) - cpu0
+        prober.done.set()
+        prober.join(PROBE_TIMEOUT_S + 5)
+        row.update(rps=rps, p99_ms=p99, errors=errors, requests=requests,
+                   cpu_us_per_req=abuse.per_request_us(cpu, requests), first_answer_ms=quantiles(prober.times_ms),
+                   probes_failed=prober.failed, conns=conns_held(server.port))
+    finally:
+        for p in procs:
+            p.stop(abuse.signal.SIGINT, timeout_s=10)
+    if abused:
+        # The next phase alone begins once the abuse's connections are gone (bounded wait).
+        deadline = time.monotonic() + 60
+        while conns_held(server.port) > 60 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    row["load_after"] = os.getloadavg()[0]
+    return row
+
+
+def start_server(name, spec, args, workdir):
+    with abuse.spawning_on(args.server_cpus):
+        if name == "nginx":
+            return abuse.nginx_server(workdir, 1)
+        binary, _, model = spec.partition(":")
+        return abuse.kingx_server(binary, workdir, 1, model or "event", [], None, name)
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", required=True)
+    ap.add_argument("--kingx", action="append", default=[], metavar="NAME=BIN[:MODEL]")
+    ap.add_argument("--nginx", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--phases", type=int, default=2, help="alone/abused pairs per server and round")
+    ap.add_argument("--seconds", type=int, default=6)
+    ap.add_argument("--settle", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=2, help="seconds of wrk before the first phase")
+    ap.add_argument("--probe-ms", type=int, default=50)
+    ap.add_argument("--abuse-conns", type=int, default=3000)
+    ap.add_argument("--pin", default="0:1")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    allowed = set(os.sched_getaffinity(0))
+    args.server_cpus, args.abuse_cpus = abuse.parse_pin(args.pin, allowed)
+    # bench/abuse.py's start_abuse sizes the abuse's life from these.
+    args.abuse_args = types.SimpleNamespace(settle=args.settle, duration=args.seconds, steady=0,
+                                            abuse_conns=args.abuse_conns, workers=1)
+    abuse.BIG = os.urandom(1 << 20)
+    servers = dict(s.split("=", 1) for s in args.kingx)
+    if args.nginx:
+        servers["nginx"] = ""
+    os.makedirs(args.out, exist_ok=True)
+    rng = random.Random(args.seed)
+    rows = []
+    started = time.strftime("%Y-%m-%d %H:%M")
+    for rnd in range(1, args.rounds + 1):
+        order = list(servers)
+        rng.shuffle(order)
+        for name in order:
+            workdir = tempfile.mkdtemp(prefix=f"phases-{name}-", dir="/tmp")
+            server = None
+            try:
+                server = start_server(name, servers[name], args, workdir)
+                abuse.run_wrk(server.url(server.small), 50, args.warmup, args.server_cpus)
+                for k in range(args.phases):
+                    for abused in (False, True):
+                        row = phase(server, args, abused)
+                        row.update(round=rnd, server=name, pair=k + 1, case=args.case)
+                        rows.append(row)
+                        fa = row["first_answer_ms"]
+                        abuse.log(f"{args.case} r{rnd} {name:12s} pair {k + 1} {'abused' if abused else 'alone '} "
+                                  f"{row['rps']:8.0f} req/s  {row['cpu_us_per_req']} us/req  first answer p50 "
+                                  f"{fa.get('p50')} p99 {fa.get('p99')} max {fa.get('max')} ms  "
+                                  f"load {row['load']:.1f}")
+            finally:
+                if server is not None:
+                    server.stop()
+                shutil.rmtree(workdir, ignore_errors=True)
+    with open(os.path.join(args.out, "phases.json"), "w") as f:
+        json.dump({"argv": sys.argv, "started": started, "rows": rows}, f, indent=1)
+    lines = [f"# Paired phases: {args.case}, {started}", "", "`" + " ".join(sys.argv) + "`", "",
+             "Each abused phase ÷ the alone phase before it on the same server process. First answer: "
+             "a fresh connection's GET, time to the first byte of the answer (ms).", "",
+             "| round | server | pair | req/s ratio | CPU µs/req alone → abused | first answer alone p50/p99/max "
+             "| first answer abused p50/p99/max | load |", "|---|---|---|---|---|---|---|---|"]
+    for a, b in zip(rows[0::2], rows[1::2]):
+        fa, fb = a["first_answer_ms"], b["first_answer_ms"]
+        ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else None
+        lines.append(f"| {a['round']} | {a['server']} | {a['pair']} | {ratio} | {a['cpu_us_per_req']} → "
+                     f"{b['cpu_us_per_req']} | {fa.get('p50')}/{fa.get('p99')}/{fa.get('max')} | "
+                     f"{fb.get('p50')}/{fb.get('p99')}/{fb.get('max')} | {a['load']:.1f}–{b['load_after']:.1f} |")
+    per = {}
+    for a, b in zip(rows[0::2], rows[1::2]):
+        if a["rps"] and a["cpu_us_per_req"] and b["cpu_us_per_req"]:
+            per.setdefault(a["server"], []).append((b["rps"] / a["rps"], a["cpu_us_per_req"] / b["cpu_us_per_req"]))
+    lines += ["", "| server | req/s ratio, median of pairs | CPU ratio (alone ÷ abused µs/req), median | pairs |",
+              "|---|---|---|---|"]
+    for name, xs in sorted(per.items()):
+        lines.append(f"| {name} | {statistics.median(x for x, _ in xs):.3f} | "
+                     f"{statistics.median(y for _, y in xs):.3f} | {len(xs)} |")
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
