@@ -92,13 +92,15 @@ struct ThreadWorker {
     bool garbage = false;  // http::Connection::RefusedBeforeAnyRequest
   };
   Ended Serve(PoolThread* t, const Accepted& a);
-  // The FloodGuard's view, for the pool threads (takes flood_mu).
-  bool Flooding();
   // Requests the pool answered so far (the latency histograms' counts).
   uint64_t RequestsAnswered() const;
   // Blocks the acceptor until the FloodGuard allows one more accept (or a
-  // stop begins); returns false on a stop.
-  bool WaitForAcceptToken();
+  // stop begins); returns false on a stop. *metered: the accept that follows
+  // spends a token (call SpendAcceptToken once it succeeded).
+  bool WaitForAcceptToken(bool* metered);
+  void SpendAcceptToken();
+  // A pool thread's connection ended.
+  void NoteConnectionEnd(bool garbage);
   bool ClaimQueuedClient();
   bool FlushOutput(http::Connection& conn, int fd);
   void Linger(int fd, http::Counters& counters);
@@ -130,9 +132,15 @@ struct ThreadWorker {
   // connection endings, the acceptor asks for tokens. Keep-alive requests
   // are noted in last_keepalive_ms without the lock (one relaxed store per
   // millisecond at most) and handed to the guard by the acceptor.
+  // flooding: the guard's Flooding() as of its last use under the lock (each
+  // connection end and each accept while it was true), read without the
+  // lock: pool threads size a first read and skip a linger by it, and the
+  // acceptor leaves the guard alone while it is false (only a connection end
+  // can start a flood).
   std::mutex flood_mu;
   FloodGuard flood;
   std::atomic<uint64_t> last_keepalive_ms{0};
+  std::atomic<bool> flooding{false};
 
   std::vector<std::unique_ptr<PoolThread>> pool;
   std::atomic<size_t> pool_running{0};
@@ -178,9 +186,16 @@ void ThreadWorker::Fold() {
 
 // ---------------------------------------------------------------- flood guard
 
-bool ThreadWorker::Flooding() {
+void ThreadWorker::NoteConnectionEnd(bool garbage) {
   std::lock_guard<std::mutex> lock(flood_mu);
-  return flood.Flooding(MonotonicMs());
+  const uint64_t now = MonotonicMs();
+  flood.OnConnectionEnd(garbage, now);
+  flooding.store(flood.Flooding(now), std::memory_order_relaxed);
+}
+
+void ThreadWorker::SpendAcceptToken() {
+  std::lock_guard<std::mutex> lock(flood_mu);
+  flood.OnAccepted();
 }
 
 uint64_t ThreadWorker::RequestsAnswered() const {
@@ -191,8 +206,12 @@ uint64_t ThreadWorker::RequestsAnswered() const {
   return n;
 }
 
-bool ThreadWorker::WaitForAcceptToken() {
+bool ThreadWorker::WaitForAcceptToken(bool* metered) {
+  *metered = false;
   for (;;) {
+    // No flood at the last look: nothing to meter. (The guard's tokens are
+    // counted afresh, kBurst at most, when it is next asked.)
+    if (!flooding.load(std::memory_order_relaxed)) return true;
     uint64_t wait_ms = 0;
     {
       std::lock_guard<std::mutex> lock(flood_mu);
@@ -200,9 +219,14 @@ bool ThreadWorker::WaitForAcceptToken() {
       if (const uint64_t ka = last_keepalive_ms.load(std::memory_order_relaxed); ka != 0) {
         flood.OnKeepAliveRequest(ka);
       }
+      const bool on = flood.Flooding(now);
+      flooding.store(on, std::memory_order_relaxed);
       // The pool's request count only matters while a flood is on.
-      const uint64_t answered = flood.Flooding(now) ? RequestsAnswered() : 0;
-      if (flood.AcceptsAllowed(now, answered) > 0) return true;
+      const uint32_t allowed = flood.AcceptsAllowed(now, on ? RequestsAnswered() : 0);
+      if (allowed > 0) {
+        *metered = allowed != FloodGuard::kUnmetered;
+        return true;
+      }
       wait_ms = flood.MsUntilNextAccept(now);
     }
     // Out of tokens: the flood (and any client behind it) waits in the
@@ -237,7 +261,8 @@ void ThreadWorker::AcceptLoop() {
           std::unique_lock<std::mutex> lock(q_mu);
           q_not_full.wait(lock, [this] { return queue.size() < queue_cap || mode() != Mode::kRun; });
         }
-        if (mode() != Mode::kRun || !WaitForAcceptToken()) break;
+        bool metered = false;
+        if (mode() != Mode::kRun || !WaitForAcceptToken(&metered)) break;
         Accepted a;
         socklen_t len = sizeof a.peer;
         a.fd = accept4(fds[i].fd, reinterpret_cast<sockaddr*>(&a.peer), &len, SOCK_CLOEXEC);
@@ -251,10 +276,7 @@ void ThreadWorker::AcceptLoop() {
           if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
           continue;  // ECONNABORTED...: that client is gone
         }
-        {
-          std::lock_guard<std::mutex> lock(flood_mu);
-          flood.OnAccepted();
-        }
+        if (metered) SpendAcceptToken();
         a.admin = listen_admin[i];
         if (!listen_tuned[i]) TuneClientSocket(a.fd, ctx.config);
         std::unique_lock<std::mutex> lock(q_mu);
@@ -449,7 +471,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     // During a garbage flood, a new connection's first read is small: a flood
     // connection that waited in the backlog holds tens of KiB of junk, and
     // the parser refuses it within its first bytes.
-    if (!fed && Flooding()) want = std::min(want, kFloodFirstReadBytes);
+    if (!fed && flooding.load(std::memory_order_relaxed)) want = std::min(want, kFloodFirstReadBytes);
     const ssize_t n = recv(a.fd, buf, want, 0);
     now = MonotonicMs();
     if (n > 0) {
@@ -470,7 +492,9 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   // During a garbage flood a connection refused before any request is closed
   // at once (a reset if it sent more): lingering would hold a pool thread on
   // bytes nobody wants.
-  if (linger && mode() != Mode::kFast && !(garbage && Flooding())) Linger(a.fd, t->counters);
+  if (linger && mode() != Mode::kFast && !(garbage && flooding.load(std::memory_order_relaxed))) {
+    Linger(a.fd, t->counters);
+  }
   t->active_fd.store(-1);
   close(a.fd);
   // ~Connection (on return): OnAbort for an unanswered request (its write is orphaned).
@@ -503,8 +527,7 @@ void ThreadWorker::PoolLoop(PoolThread* t) {
     q_not_full.notify_one();
     const Ended ended = Serve(t, a);
     yielded = ended.yielded;
-    std::lock_guard<std::mutex> lock(flood_mu);
-    flood.OnConnectionEnd(ended.garbage, MonotonicMs());
+    NoteConnectionEnd(ended.garbage);
   }
   // Orphaned writes still in the table are forgotten with the service.
   pool_running.fetch_sub(1);
