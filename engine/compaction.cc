@@ -439,6 +439,7 @@ bool Pass::LargeCopyLeft(Input& in) {
   if (over_half) {
     if (SplitOverHalf(input_live, input_reclaimable, live, reclaimable, staged, o_.stall_floor_bytes)) return false;
     in.left = true;
+    ++report_.left_for_room;
     return true;
   }
   if (input_live <= live / kMaxActiveShare) return false;
@@ -450,6 +451,7 @@ bool Pass::LargeCopyLeft(Input& in) {
                       LargeCopyNeeded(live, reclaimable, o_.stall_floor_bytes)))
     return false;
   in.left = true;
+  ++report_.left_for_room;
   return true;
 }
 

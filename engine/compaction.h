@@ -199,6 +199,13 @@ struct PassReport {
   // segments of an online backup's cut (Writer::PinSegments), pinned for as
   // long as the backup runs.
   uint32_t view_pinned = 0;
+  // Of the inputs, those left when their turn came because their copy no
+  // longer fitted beside the reclaimable and staged bytes of then, or the
+  // writes no longer waited for it (a segment holding more than a quarter
+  // or half of the live data: LargeCopyFits, SplitOverHalf). Writes and
+  // other passes change that room: such a pick does not make a pass
+  // fruitless (CompactionThread).
+  uint32_t left_for_room = 0;
 };
 
 // Write stall: the writer holds its next batch while compaction's backlog
@@ -334,7 +341,10 @@ class Compactor {
 //
 // Back-off: a pass that picked segments but neither installed an output nor
 // deleted a segment (no room, damaged segments, an error; pinned segments
-// are not picked, see Compactor::RunOnce's picks in step 1) is
+// are not picked, see Compactor::RunOnce's picks in step 1; picks left at
+// their turn for want of room beside the dead bytes, PassReport::
+// left_for_room, do not count: the write stall's catch-up passes make that
+// room, and a back-off would hold them and the stall with them) is
 // fruitless; after one, the next pass waits CompactionBackoffMs (doubling from
 // backoff_min_ms up to backoff_max_ms while passes stay fruitless), whatever
 // the interval and Trigger() say, so that a stuck database is not read over

@@ -94,8 +94,10 @@ void CompactionThread::Loop() {
     // Failures are logged by RunOnce (CompactionOptions::log).
     PassReport report;
     const Status s = compactor_.RunOnce(&report, kind, cause);
+    // Picks left for want of room (PassReport::left_for_room) wait for the
+    // room other passes and deletions make, not for a back-off.
     const bool fruitless = !s.Is(Code::kBusy) && report.outputs == 0 && report.deleted == 0 &&
-                           (report.inputs > 0 || !s.ok());
+                           (report.inputs > report.left_for_room || !s.ok());
     const uint32_t n = fruitless ? fruitless_.load(std::memory_order_relaxed) + 1 : 0;
     fruitless_.store(n, std::memory_order_relaxed);
     if (kind == PassKind::kCatchUp) compactor_.Hurry(false);

@@ -1523,3 +1523,46 @@ TEST_CASE("any pass copies a segment holding more than half the live data while 
   REQUIRE(g.db.Open().ok());
   CheckModel(g.db, g.model, g.keys);
 }
+
+TEST_CASE("a pass whose only pick was left at its turn for want of room does not back compaction off",
+          "[engine][compaction][over_half][thread]") {
+  // A segment holding more than half the live data fitted when the pass
+  // picked it and no longer when its turn came (writes added dead or staged
+  // bytes meanwhile). Counted as fruitless, that pass held every later one
+  // for the back-off, and the write stall with them, while writes went on
+  // unheld: the dead bytes passed the live data.
+  OverHalfGrid g;
+  CompactionOptions co = Unthrottled();
+  co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
+  co.stall_floor_bytes = 1;
+  // The pick reads the staged bytes first, the input's turn next: an
+  // upload staged in between makes the copy stop fitting at its turn.
+  const uint64_t no_room =
+      WriteStallBoundsFor(g.live, 1).begin_bytes + g.live / kMaxActiveShare - g.reclaimable - g.large_live + 1;
+  std::atomic<int> calls{0};
+  std::atomic<bool> upload_done{false};
+  co.staged_bytes = [&]() -> uint64_t { return calls.fetch_add(1) == 1 && !upload_done.load() ? no_room : 0; };
+  Compactor c(g.db.writer(), co);
+  constexpr uint64_t kHour = 3600 * 1000;
+  CompactionThread t(c, kHour, CompactionBackoff{kHour, kHour});
+  t.Start();
+  // Bounded (minutes: CI runs sanitizer trees at the lowest priority).
+  const auto wait_for_passes = [&](uint64_t n) {
+    for (int i = 0; i < 24000 && t.passes() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  };
+  t.Trigger();
+  wait_for_passes(1);
+  REQUIRE(t.passes() == 1);
+  CHECK(c.stats().bytes_written == 0);
+  CHECK(g.LargestLive() == g.large_live);  // left, not copied
+  CHECK(t.fruitless() == 0);
+  // The upload is done: the next trigger (not forced) runs at once and copies it.
+  upload_done = true;
+  t.Trigger();
+  wait_for_passes(2);
+  REQUIRE(t.passes() == 2);
+  CHECK(t.progress_passes() == 1);
+  CHECK(g.LargestLive() * 2 <= g.live);
+  t.Stop();
+  CheckModel(g.db, g.model, g.keys);
+}
