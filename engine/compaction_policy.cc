@@ -121,13 +121,14 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
   // fraction), every segment's (SplitOverHalf: all of them stand beside a
   // copy), and the segment holding more than half the live data, if any
   // (there is at most one), with dead bytes of its own.
-  uint64_t live = 0, reclaimable = 0, all_live = 0, all_reclaimable = 0;
+  uint64_t live = 0, reclaimable = 0, all_live = 0, all_reclaimable = 0, active_reclaimable = 0;
   std::vector<PickedSegment> rest;
   std::optional<PickedSegment> over_half;
   for (const auto& [id, s] : segments) all_live += s.live_bytes;
   for (const auto& [id, s] : segments) {
     const uint64_t r = Reclaimable(id, s, kept_tombstone_bytes);
     all_reclaimable += r;
+    if (s.active) active_reclaimable += r;
     if (s.active || skip.count(id) != 0) continue;
     PickedSegment p;
     p.stats = s;
@@ -156,12 +157,18 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
   // max_dead_fraction, also take the most profitable segments below the
   // threshold until the projection falls under it; then, for the target,
   // those worth copying for it.
+  // A target is the write stall's, which counts the active segment's
+  // reclaimable bytes too: met only once those and the sealed ones' are
+  // within it (measured on the sealed ones alone, a pass picked nothing while
+  // the stall saw its target passed, and the stall took that as compaction
+  // having nothing left to do).
   if (o.max_dead_fraction > 0 && !o.pick_all) {
     std::stable_sort(rest.begin(), rest.end(), ByProfit);
     for (PickedSegment& p : rest) {
       const bool fraction_met =
           static_cast<double>(reclaimable) <= o.max_dead_fraction * static_cast<double>(live + reclaimable);
-      if ((fraction_met || o.stop_at_target) && reclaimable <= target) break;
+      const uint64_t against_target = o.stop_at_target ? reclaimable + active_reclaimable : reclaimable;
+      if ((fraction_met || o.stop_at_target) && against_target <= target) break;
       // Below the fraction only for the target: only a copy worth its bytes.
       if (fraction_met && !WorthTargetCopy(p, all_live)) continue;
       if (!LargeCopyAllowed(p, all_live, all_reclaimable, o)) continue;

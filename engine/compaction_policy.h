@@ -104,7 +104,8 @@ struct PickedSegment {
 // reclaimable fraction of all sealed segments would stay above
 // max_dead_fraction after the picks, the most profitable of the others
 // (with stop_at_target, only while more than max_reclaimable_bytes would
-// stay reclaimable); then, while more than max_reclaimable_bytes would stay
+// stay reclaimable, the active segment's reclaimable bytes counted with the
+// sealed ones': the write stall's measure); then, while more than max_reclaimable_bytes would stay
 // reclaimable, the
 // most profitable of the others whose copy is worth it for that target
 // (TargetCopyWorthIt: a segment that frees little of what it copies is left

@@ -208,6 +208,22 @@ TEST_CASE("a space bound that stops at the target takes nothing once the target 
   CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1, 4, 6, 7});
 }
 
+TEST_CASE("a space bound that stops at the target counts the active segment's reclaimable bytes against it",
+          "[engine][compaction_policy]") {
+  // The write stall's target is on every segment's reclaimable bytes. The
+  // sealed ones hold 5.5 MiB (within a target of 6 MiB), the active one 2
+  // MiB more: measured on the sealed ones alone the pass picked nothing, and
+  // the stall, seeing 7.5 MiB, took that as compaction having nothing left.
+  const auto segs = Segs({Seg(1, 9 * kMiB, 3 * kMiB), Seg(4, 9 * kMiB, 5 * kMiB / 2), Seg(8, kMiB, 2 * kMiB, true)});
+  PickOptions o = ThresholdOnly(0.5);
+  o.max_dead_fraction = 0.1;
+  o.stop_at_target = true;
+  o.max_reclaimable_bytes = 6 * kMiB;
+  CHECK(Ids(PickSegments(segs, {}, {}, o)) == std::vector<uint32_t>{1});  // the most profitable is enough
+  o.max_reclaimable_bytes = 15 * kMiB / 2;  // met, the active segment's counted
+  CHECK(PickSegments(segs, {}, {}, o).empty());
+}
+
 TEST_CASE("a segment is worth copying for the target when a tenth of it is reclaimable and it holds at most a "
           "quarter of the live data",
           "[engine][compaction_policy]") {
