@@ -11,7 +11,9 @@ in /metrics) are sampled; /metrics is read before and after the directory, and a
 sample is "steady" when the live, dead and staged bytes did not move in between
 (a segment deleted between the directory's measure and the gauges' read shows in
 the first and in neither gauge: a sample that is not steady can pass 2x that way). The figures are the largest ratio dir / live seen
-(goal: <= 2) and how many samples were above 2x (all, and steady), beside the directory's size
+(goal: <= 2) and how many samples were above 2x (all, steady, and steady with no
+batch written but not yet published at either read: kingx_writer_unpublished_bytes
+0, where the binary has that gauge), beside the directory's size
 after the last cycle (and the files in keys/ after each cycle); the same without the staging files of large uploads in
 progress (kingx_writer_staged_bytes: writes not yet applied, which no
 compaction can reclaim), and how many samples staged more than the staging
@@ -104,6 +106,8 @@ SAMPLED_METRICS = {
     "reclaimed": "kingx_compaction_reclaimed_bytes_total",
     "deleted": "kingx_compaction_segments_deleted_total",
     "stalls": "kingx_compaction_write_stalls_total",
+    # Bytes of batches written but not yet published (absent before the gauge existed).
+    "unpublished": "kingx_writer_unpublished_bytes",
 }
 
 
@@ -277,12 +281,18 @@ def main():
                 live, staged, more = live_bytes(port) if port else (None, None, {})
                 steady = (before[0] == live and (before[1] or 0.0) == (staged or 0.0)
                            and before[2].get("dead") == more.get("dead"))
-                run.samples.append((time.monotonic(), d, live, staged or 0.0, steady))
+                # A batch written but not yet published at either read: its
+                # bytes are in the directory and in no live or dead gauge
+                # (None: the binary has no such gauge, so it cannot tell).
+                in_flight = (None if "unpublished" not in more else
+                             bool(more["unpublished"] or before[2].get("unpublished")))
+                run.samples.append((time.monotonic(), d, live, staged or 0.0, steady, in_flight))
                 if args.out:
                     # Wall time to the millisecond, to find the log's passes around it.
                     run.sample_rows.append({"cycle": run.cycle_no, "wall": round(time.time(), 3), "dir": d,
                                             "live": live, "staged": staged or 0.0, "steady": steady,
-                                            "live_before": before[0], "dead_before": before[2].get("dead"), **more})
+                                            "live_before": before[0], "dead_before": before[2].get("dead"),
+                                            "unpublished_before": before[2].get("unpublished"), **more})
                 if (args.out and live and live >= 0.5 * args.live_mb * MIB and d > 2 * live
                         and run.snapshots < 3):
                     run.snapshot(args.out, d, live, port)
@@ -328,7 +338,7 @@ class Run:
         self.name = name  # which option named the binary (for kept logs)
         self.server = Server(args=extra)
         self.port = None
-        self.samples = []  # (t, dir, live, staged)
+        self.samples = []  # (t, dir, live, staged, steady, in_flight)
         # With --out: one record per sample (cycle, wall time, dir, live,
         # staged, SAMPLED_METRICS), appended to out/samples-NAME.jsonl after each cycle.
         self.sample_rows = []
@@ -406,6 +416,9 @@ class Run:
         # Steady: only samples whose gauges did not move while the directory was measured.
         steady_window = [s for s in window if s[4]]
         over_steady = sum(1 for s in steady_window if s[1] > 2 * s[2])
+        # Of those, with no batch in flight (only a binary with the gauge can say).
+        published_window = [s for s in steady_window if s[5] is False]
+        over_published = sum(1 for s in published_window if s[1] > 2 * s[2])
         ratio_steady = max((s[1] / s[2] for s in steady_window), default=0)
         # Without the staging files of uploads in progress (not yet data).
         settled = max(((s[1] - s[3]) / s[2] for s in window), default=0)
@@ -421,6 +434,7 @@ class Run:
                "max_ratio": round(ratio, 3), "samples": len(window), "samples_over_2x": over,
                "steady_samples": len(steady_window), "steady_over_2x": over_steady,
                "max_steady_ratio": round(ratio_steady, 3),
+               "steady_published_samples": len(published_window), "steady_published_over_2x": over_published,
                "max_ratio_without_staged": round(settled, 3), "samples_over_2x_without_staged": settled_over,
                "max_staged_bytes": max((s[3] for s in window), default=0),
                "samples_staged_past_share": staged_past_share,
@@ -470,6 +484,8 @@ class Run:
                 "steady_samples": sum(r["steady_samples"] for r in rows),
                 "steady_over_2x": sum(r["steady_over_2x"] for r in rows),
                 "max_steady_ratio": max((r["max_steady_ratio"] for r in rows), default=0),
+                "steady_published_samples": sum(r.get("steady_published_samples", 0) for r in rows),
+                "steady_published_over_2x": sum(r.get("steady_published_over_2x", 0) for r in rows),
                 "max_ratio_without_staged": max((r["max_ratio_without_staged"] for r in rows), default=0),
                 "samples_over_2x_without_staged": sum(r["samples_over_2x_without_staged"] for r in rows),
                 "max_staged_bytes": max((r["max_staged_bytes"] for r in rows), default=0),

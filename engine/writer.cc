@@ -342,6 +342,8 @@ void Writer::Impl::CountIfEmptied(uint32_t id, const SegmentStats& s, uint64_t k
 
 uint64_t Writer::emptied_segments() const { return impl_->emptied_segments_.load(std::memory_order_relaxed); }
 
+uint64_t Writer::unpublished_bytes() const { return impl_->unpublished_bytes_.load(std::memory_order_relaxed); }
+
 WriterStats Writer::Stats() const {
   const Impl& w = *impl_;
   std::lock_guard lock(w.mu_);

@@ -307,6 +307,12 @@ class Writer {
   // Any thread; counts from the open.
   uint64_t emptied_segments() const;
 
+  // Bytes that batches submitted and written to the active segment hold
+  // while not yet published (Submit adds a batch's record bytes, its
+  // publication or its failed sync takes them off): on disk, and in neither
+  // the live nor the dead count of the index. Any thread.
+  uint64_t unpublished_bytes() const;
+
   // ---- Sorted key view (listing; engine/keyspace.h) ----
   // Starts maintaining the sorted view of the keys in `region` (formatted by
   // KeyspaceRegion::Create, shared with the readers' KeyLister), its runs in

@@ -329,6 +329,7 @@ struct Writer::Impl {
   std::deque<std::unique_ptr<SubmittedBatch>> finished_;  // oldest first
   std::vector<std::unique_ptr<SubmittedBatch>> spare_batches_;
   uint64_t inflight_bytes_ = 0;  // sum of inflight_[*].bytes: the active segment's bytes past active_size_
+  std::atomic<uint64_t> unpublished_bytes_{0};  // inflight_bytes_, for Writer::unpublished_bytes
   uint64_t inflight_ops_ = 0;    // sum of inflight_[*].pending.size()
   uint64_t next_ticket_ = 1;
   std::unique_ptr<SyncThread> sync_;  // started by the first Submit under kAlways

@@ -42,6 +42,8 @@ void Writer::Impl::FinishSynced(const SyncThread::State& st) {
     inflight_bytes_ -= b->bytes;
     inflight_ops_ -= b->pending.size();
     if (!b->pending.empty()) PublishWritten(*this, b->pending, b->results, b->bytes);
+    // After the counters: at no instant are the batch's bytes in neither.
+    unpublished_bytes_.store(inflight_bytes_, std::memory_order_relaxed);
     finished_.push_back(std::move(b));
   }
   if (!st.failure.ok()) {
@@ -62,6 +64,7 @@ void Writer::Impl::FinishSynced(const SyncThread::State& st) {
       finished_.push_back(std::move(b));
     }
     inflight_bytes_ = inflight_ops_ = 0;
+    unpublished_bytes_.store(0, std::memory_order_relaxed);
   }
 }
 
@@ -136,6 +139,7 @@ uint64_t Writer::Submit(std::span<const WriteOp> ops, SyncBy sync_by) {
   b->bytes = w.batch_.size();
   w.batch_.clear();
   w.inflight_bytes_ += b->bytes;
+  w.unpublished_bytes_.store(w.inflight_bytes_, std::memory_order_relaxed);
   w.inflight_ops_ += b->pending.size();
   b->end = w.active_size_ + w.inflight_bytes_;
   if (!w.sync_) {

@@ -148,6 +148,10 @@ struct WriterMetrics {
   std::atomic<uint64_t> large_aborted{0};    // large uploads dropped (worker died or aborted)
   std::atomic<uint64_t> staged_bytes{0};     // disk held by large uploads in progress, until published (--staging-bytes)
   std::atomic<uint64_t> staging_refusals{0}; // large uploads refused because they would pass it
+  // Bytes of batches written to the active segment and not yet published
+  // (engine::Writer::unpublished_bytes, copied by the writer loop after each
+  // submission and each publication): on disk, in no live or dead gauge.
+  std::atomic<uint64_t> unpublished_bytes{0};
   std::atomic<uint32_t> read_only{0};        // 1 after a failed fdatasync until reopen
   // CLOCK_MONOTONIC ms at the writer loop's latest turn (it turns at least
   // every --storage-timeout-ms / 4 when idle): a writer whose heartbeat is

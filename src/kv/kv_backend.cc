@@ -241,6 +241,8 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_writer_large_aborted_total", "Large uploads abandoned", double(ws.large_aborted.load(relaxed)), true);
   add("kingx_writer_staged_bytes", "Disk held by large uploads in progress", double(ws.staged_bytes.load(relaxed)),
       false);
+  add("kingx_writer_unpublished_bytes", "Bytes written by batches not yet published (in no live or dead gauge)",
+      double(ws.unpublished_bytes.load(relaxed)), false);
   add("kingx_writer_staging_refusals_total", "Large uploads refused: they would pass --staging-bytes",
       double(ws.staging_refusals.load(relaxed)), true);
   const StagingShared& staging = shm.control().staging;

@@ -334,6 +334,7 @@ class WriterLoop {
     sub.start_ms = NowMs();
     // Its fdatasync runs on this thread, in Run (SyncSubmitted) right after.
     sub.ticket = writer_.Submit(ops_, engine::Writer::SyncBy::kCaller);
+    NoteUnpublished();
     submitted_.push_back(std::move(sub));
     KeepRest(go);
     ReapFinished(false);  // under --sync none / interval it is final already
@@ -358,6 +359,7 @@ class WriterLoop {
   void ReapFinished(bool wait) {
     uint64_t ticket = 0;
     while (!submitted_.empty() && writer_.TakeFinished(&ticket, &results_, wait)) {
+      NoteUnpublished();  // published: before its answers go out
       Submitted& sub = submitted_.front();
       assert(ticket == sub.ticket);
       (void)ticket;
@@ -378,6 +380,16 @@ class WriterLoop {
       submitted_.pop_front();
       wait = false;
     }
+    NoteUnpublished();  // a publication another thread's drain made
+  }
+
+  // The gauge of bytes written but not yet published (WriterMetrics::
+  // unpublished_bytes). Publication can also happen on another thread (a
+  // compaction pass's lock drains the pipeline): the gauge then follows at
+  // this loop's next reap, erring high. Low only between a batch's write and
+  // the return of its Submit (under the writer's lock).
+  void NoteUnpublished() {
+    shm_.writer_metrics().unpublished_bytes.store(writer_.unpublished_bytes(), std::memory_order_relaxed);
   }
 
   // Answers every submitted batch (waiting for their fdatasyncs).

@@ -24,6 +24,7 @@
 #include "engine/env.h"
 #include "engine/kill_point.h"
 #include "engine/reader.h"
+#include "engine/record.h"
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
@@ -529,6 +530,31 @@ TEST_CASE("a large upload's bytes stay counted as staged until its write is publ
   CHECK(got[5].code == engine::Code::kOk);
   CHECK(f.shm->writer_metrics().staged_bytes.load() == 0);
   CHECK(counters.live_bytes.load() > 2 * part.size());
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
+TEST_CASE("the bytes of a batch written but not yet published are in the unpublished gauge until it is published",
+          "[src][writer][pipeline]") {
+  // While a batch's fdatasync runs, its records are on disk but in neither
+  // the live nor the dead gauge: a directory measured then looked like more
+  // than twice the live data with nothing reclaimable or staged.
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/true, env);
+  engine::test::SyncGate syncs(env);
+  const std::string value(3000, 'v');
+  REQUIRE(f.shm->queue().TryEnqueue(1, MakeToken(3, 1), Put("a", value)).ok());
+  REQUIRE(syncs.WaitEntered(1));  // its fdatasync is held
+  const engine::IndexCounters& counters = f.shm->index().counters();
+  const uint64_t record = engine::RecordBytes(1, std::string_view("text/plain").size(), value.size());
+  CHECK(f.shm->writer_metrics().unpublished_bytes.load() == record);
+  CHECK(counters.live_bytes.load() == 0);
+  syncs.Open();
+  auto got = f.Collect(1, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[1].code == engine::Code::kOk);
+  CHECK(f.shm->writer_metrics().unpublished_bytes.load() == 0);
+  CHECK(counters.live_bytes.load() == record);
   f.Stop();
   CHECK(f.exit_status == 0);
 }
