@@ -30,7 +30,21 @@
 //    split): then the held batch goes whole, so that a write never waits
 //    long enough to be answered "outcome unknown".
 // No stall begins while the disk is full (puts are refused with 507 anyway)
-// or while compaction backs off after fruitless passes.
+// or while compaction backs off after fruitless passes. A pass whose only
+// picks were left at their turn for want of room beside the dead bytes (a
+// segment holding more than a quarter or half of the live data whose copy
+// stopped fitting: engine::PassReport::left_for_room) is not fruitless: it
+// backed compaction off for a second or more, and this stall with it, while
+// writes went on unheld and unforecast (their dead bytes passed the live
+// data before the next pass ran).
+//
+// A stall's target and the catch-up passes' measure are one: the reclaimable
+// bytes of every segment, the active one's too (engine::PickSegments with
+// stop_at_target). Measured on the sealed segments alone, a pass found its
+// target met and picked nothing while this stall saw it passed (the active
+// segment's dead bytes), ended "without progress" above the end bound and
+// disarmed: no batch was held or forecast until a compaction thread pass
+// made progress.
 //
 // What the queue's bytes cannot show: a batch of small values that replace
 // large ones kills far more than its own bytes, and no probe-free measure
@@ -148,9 +162,13 @@
 // raises R past the room), or when its own dead bytes and live bytes alone
 // pass the room (its file holds more than 3/4 L - S).
 // A load that makes such segments (records of 1 MiB beside small ones in a
-// few MB of live data, bursts that kill 2 MB at once):
+// few MB of live data, bursts that kill 2 MB at once), and that reaches the
+// exceptions below (a stall ended without progress, which lets at least one
+// op of its batch go):
 //     bench/compaction_crash_soak.py --sizes 4000,4000,4000,4000,65536,1048575,1048576
 //         --live-mb 6 --burst-keys 4 --burst-kb 512 [--compare-bin OLD]
+// (its "steady_published_over_2x" counts the samples over 2 L whose gauges
+// did not move and in which no batch was in flight).
 // Staged bytes count in B(L): the large-upload
 // path bounds them by a share of the live data (L/8; but one upload of any
 // size alone, and one chunked upload past the share).
@@ -190,6 +208,14 @@
 // see: uploads staged after it began (workers stage without the writer
 // loop, within the staging share) and the dead bytes of batches in flight
 // when it began (admitted before it, published during it).
+//
+// A batch in flight (written, its fdatasync running, not yet published) is
+// on disk and in neither the live nor the dead count: the forecast counted
+// it, so the bound holds once it is published, but a directory measured
+// before that sees its records on top of the live data of before.
+// WriterMetrics::unpublished_bytes (kingx_writer_unpublished_bytes) tells
+// such a moment; the crash soak leaves samples taken in it out of its
+// "steady, published" count.
 //
 // Writes are delayed, never refused, by a stall: a refused write would have
 // to be retried by every client, while a stall lasts one or a few passes.
