@@ -16,11 +16,17 @@ and deploy/nginx-resharding.conf to (the second part; test_deploy_promises.py ha
     owner's writer held stopped, so the upload is in flight and the tool never learns its
     outcome), then run again: every value arrives byte for byte on its owner and nowhere else,
     and nothing of the cut upload stays staged.
+  - the tool lists a shard through a restart that rebuilt its key view: a cursor handed out
+    before is refused and the listing goes on after the last key it yielded (each key once, in
+    order), and while the view is being rebuilt (listing 503) `copy` waits for it, then copies
+    everything (README: "a shard whose sorted key view is still being built answers 503 and is
+    waited for, and a cursor refused after that view was rebuilt is replaced by start_after").
 
     KINGX_BIN=build/src/kingx python3 tests/deploy/test_deploy_promises2.py
 """
 
 import os
+import re
 import shutil
 import signal
 import sys
@@ -30,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proxies import exit_on_sigterm  # noqa: E402
 from reshard_setup import Move, name, reshard  # noqa: E402
 from kingx_harness import cases_of, check, http, key_path, metric, run_cases, staging_files, wait_for  # noqa: E402
+from fault_flag import fail_point_while  # noqa: E402
 
 SERVERS = []    # every kingx started here, stopped at the end whatever happens
 PROXIES = []
@@ -150,6 +157,66 @@ def test_values_over_1_mib_survive_a_finish_killed_while_it_copies_one_and_run_a
     check(p.returncode == 0, f"finish run again: {p.returncode} {p.stdout} {p.stderr}")
     check_placement(mv, values)
     check(not os.path.exists(mv.state + ".journal"), "a completed finish removes the journal")
+
+
+def responses_503(s):
+    """503s the shard answered so far (kingx_http_responses_by_code_total{code="503"})."""
+    body = http(s.port, "GET", "/metrics", timeout=60).body.decode()
+    m = re.search(r'^kingx_http_responses_by_code_total\{code="503"\} (\S+)$', body, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def restart_with_a_new_view(s, flag=None):
+    """kill -9 of the shard, its keys/ removed, started again on its port: the key view is
+    rebuilt (its old cursors refused). With `flag`, the rebuilt view stays unpublished (listing
+    503) while that file exists."""
+    s.kill_group()
+    shutil.rmtree(os.path.join(s.data_dir, "keys"), ignore_errors=True)
+    if flag is None:
+        s.start()
+    else:
+        open(flag, "w").close()
+        with fail_point_while("kingx-writer/rename@keys/MANIFEST:1+", flag):
+            s.start()
+
+
+def test_the_tool_waits_for_a_shard_s_view_and_lists_past_a_cursor_refused_after_a_rebuild():
+    mv = Move(SERVERS, WORKDIR, "view")
+    values = {f"vw/{i:03d}": b"value %d" % i for i in range(80)}
+    for key, value in values.items():
+        check(http(mv.old_owner(key).port, "PUT", key_path(key), value).status == 201, f"PUT {key}")
+    on_a = sorted(key_path(k)[len("/v1/kv/"):] for k in values if mv.old_owner(k) is mv.a)
+    check(len(on_a) > 12, f"{len(on_a)} keys on the first shard")
+
+    # A cursor handed out before the shard's view was rebuilt (a restart without keys/) is
+    # refused; the listing goes on after the last key it yielded (the tool's own lister).
+    lister = mv.kr.Shard(name(mv.a))
+    pages = lister.keys(page=5)
+    first = [next(pages) for _ in range(5)]
+    lister.close()
+    restart_with_a_new_view(mv.a)
+    rest = list(pages)
+    check(first + rest == on_a, f"the tool's listing across the rebuild: {len(first)} + {len(rest)} keys, "
+          f"{len(on_a)} on the shard; repeated {sorted(set(first) & set(rest))[:5]}, "
+          f"missing {sorted(set(on_a) - set(first) - set(rest))[:5]}")
+
+    # `copy` meets the first shard's view being rebuilt (listing 503): it waits, and copies
+    # everything once the view is back.
+    flag = os.path.join(WORKDIR, "view-held")
+    restart_with_a_new_view(mv.a, flag)
+    before = responses_503(mv.a)
+    run = reshard("copy", *mv.lists, "--page", "7", wait=False)
+    try:
+        wait_for(lambda: responses_503(mv.a) > before or run.poll() is not None, 120,
+                 "copy to ask the first shard for a listing while its view is rebuilt")
+        check(run.poll() is None, f"copy ended while the view was unavailable: exit {run.returncode}")
+    finally:
+        os.unlink(flag)
+    out, err = run.communicate(timeout=300)
+    check(run.returncode == 0, f"copy once the view was back: exit {run.returncode}, {out} {err}")
+    p = reshard("finish", *mv.lists, "--page", "7")
+    check(p.returncode == 0, f"finish: {p.returncode} {p.stdout} {p.stderr}")
+    check_placement(mv, values)
 
 
 def main():
