@@ -15,7 +15,8 @@ and deploy/nginx-resharding.conf to (the second part; test_deploy_promises.py ha
     interrupted `finish`: the tool killed with SIGKILL while it re-copies such a value (the new
     owner's writer held stopped, so the upload is in flight and the tool never learns its
     outcome), then run again: every value arrives byte for byte on its owner and nowhere else,
-    and nothing of the cut upload stays staged.
+    and nothing of the cut upload stays staged; the same with small values and Ctrl-C (SIGINT,
+    whose exit runs the tool's own cleanup) instead of SIGKILL;
   - the tool lists a shard through a restart that rebuilt its key view: a cursor handed out
     before is refused and the listing goes on after the last key it yielded (each key once, in
     order), and while the view is being rebuilt (listing 503) `copy` waits for it, then copies
@@ -106,15 +107,20 @@ def test_conditional_writes_during_a_move_are_decided_by_the_new_owner_and_finis
     check(p.returncode == 0, f"check after the move: {p.stdout} {p.stderr}")
 
 
-def test_values_over_1_mib_survive_a_finish_killed_while_it_copies_one_and_run_again():
+def interrupted_finish_run_again(tag, size, stop):
+    """2 -> 3 shards, four keys moving (values of `size` bytes and more) and two staying; after
+    `copy` the last two moving keys in finish's order are written again on their old owners.
+    `finish` runs with the new shard's writer stopped: it deletes the first two originals, then
+    waits on its upload of the third; `stop` (a signal) interrupts it there. The writer goes on,
+    `finish` runs again: every value on its owner only, byte for byte, no journal left."""
     # The new shard: queued writes wait for its stopped writer as long as need be; an upload cut
     # short while its worker does not read is dropped 2 s after its last byte, not 60 s.
-    mv = Move(SERVERS, WORKDIR, "large",
+    mv = Move(SERVERS, WORKDIR, tag,
               extra_args=["--storage-timeout-ms", "600000", "--compression-level", "0", "--body-timeout-ms", "2000"])
-    candidates = [f"big/{i}" for i in range(5000)]
+    candidates = [f"{tag}/{i}" for i in range(5000)]
     moving = mv.moving(candidates, 4)
     staying = [k for k in candidates if not mv.moves(k)][:2]
-    values = {k: os.urandom((1 << 20) + 1 + 4096 * i) for i, k in enumerate(moving + staying)}
+    values = {k: os.urandom(size + 4096 * i) for i, k in enumerate(moving + staying)}
     for key, value in values.items():
         check(http(mv.old_owner(key).port, "PUT", key_path(key), value, timeout=120).status == 201, f"PUT {key}")
     p = reshard("copy", *mv.lists)
@@ -125,7 +131,7 @@ def test_values_over_1_mib_survive_a_finish_killed_while_it_copies_one_and_run_a
     order = sorted(moving, key=lambda k: (mv.old.index(name(mv.old_owner(k))), key_path(k)))
     unchanged, rewritten = order[:2], order[2:]
     for key in rewritten:
-        values[key] = os.urandom((1 << 20) + 12345)
+        values[key] = os.urandom(size + 12345)
         check(http(mv.old_owner(key).port, "PUT", key_path(key), values[key], timeout=120).status == 204,
               f"rewrite of {key}")
     aborted = metric(mv.c.port, "kingx_writer_large_aborted_total")
@@ -137,6 +143,9 @@ def test_values_over_1_mib_survive_a_finish_killed_while_it_copies_one_and_run_a
             wait_for(lambda: metric(mv.c.port, "kingx_write_queue_bytes") > 0 or run.poll() is not None, 120,
                      "finish to upload a value again to the new shard")
             check(run.poll() is None, f"finish ended before it uploaded a value: exit {run.returncode}")
+            run.send_signal(stop)
+            run.communicate(timeout=120)
+            check(run.returncode != 0, f"finish interrupted by signal {stop}: exit {run.returncode}")
         finally:
             run.kill()
             run.communicate(timeout=60)
@@ -144,19 +153,29 @@ def test_values_over_1_mib_survive_a_finish_killed_while_it_copies_one_and_run_a
         os.kill(writer, signal.SIGCONT)
     for key in unchanged:
         check(http(mv.old_owner(key).port, "GET", key_path(key)).status == 404,
-              f"the original of {key}, deleted by the killed run before the upload")
-    # The killed run never learnt the upload's outcome: the new shard either
+              f"the original of {key}, deleted by the interrupted run before the upload")
+    # The interrupted run never learnt the upload's outcome: the new shard either
     # applied it (its body had reached the kernel's buffers) or dropped it
     # (cut short). Either way, nothing of it is left in flight.
     wait_for(lambda: metric(mv.c.port, "kingx_write_queue_bytes") == 0 and
              metric(mv.c.port, "kingx_writer_staged_bytes") == 0 and not staging_files(mv.c.data_dir), 120,
-             "the new shard to apply or drop the upload the killed run left")
+             "the new shard to apply or drop the upload the interrupted run left")
     check(metric(mv.c.port, "kingx_writer_large_aborted_total") in (aborted, aborted + 1),
           "kingx_writer_large_aborted_total after one upload cut short at most")
     p = reshard("finish", *mv.lists)
     check(p.returncode == 0, f"finish run again: {p.returncode} {p.stdout} {p.stderr}")
     check_placement(mv, values)
     check(not os.path.exists(mv.state + ".journal"), "a completed finish removes the journal")
+
+
+def test_values_over_1_mib_survive_a_finish_killed_while_it_copies_one_and_run_again():
+    interrupted_finish_run_again("big", (1 << 20) + 1, signal.SIGKILL)
+
+
+def test_a_finish_stopped_with_ctrl_c_while_it_waits_on_a_shard_is_run_again_losing_nothing():
+    # README: "run the phase again after an interruption (an error such as a shard down,
+    # Ctrl-C, kill -9, a power loss)". Ctrl-C is SIGINT: the tool's finally blocks run.
+    interrupted_finish_run_again("int", 300, signal.SIGINT)
 
 
 def responses_503(s):
