@@ -17,6 +17,8 @@ and deploy/nginx-resharding.conf to (the second part; test_deploy_promises.py ha
     outcome), then run again: every value arrives byte for byte on its owner and nowhere else,
     and nothing of the cut upload stays staged; the same with small values and Ctrl-C (SIGINT,
     whose exit runs the tool's own cleanup) instead of SIGKILL;
+  - `finish` fsyncs its journal naming the originals it is about to delete before it deletes
+    them, at most 256 at a time (observed in this process, with chunks of 8);
   - the tool lists a shard through a restart that rebuilt its key view: a cursor handed out
     before is refused and the listing goes on after the last key it yielded (each key once, in
     order), and while the view is being rebuilt (listing 503) `copy` waits for it, then copies
@@ -26,6 +28,7 @@ and deploy/nginx-resharding.conf to (the second part; test_deploy_promises.py ha
     KINGX_BIN=build/src/kingx python3 tests/deploy/test_deploy_promises2.py
 """
 
+import json
 import os
 import re
 import shutil
@@ -176,6 +179,54 @@ def test_a_finish_stopped_with_ctrl_c_while_it_waits_on_a_shard_is_run_again_los
     # README: "run the phase again after an interruption (an error such as a shard down,
     # Ctrl-C, kill -9, a power loss)". Ctrl-C is SIGINT: the tool's finally blocks run.
     interrupted_finish_run_again("int", 300, signal.SIGINT)
+
+
+def test_finish_syncs_its_journal_naming_each_original_before_it_deletes_it():
+    # README: "`finish` syncs there the keys whose originals it is about to delete (256 at a
+    # time) before deleting them" (so that a power loss of the machine running the tool cannot
+    # lose a copy that became a key's only value). The tool runs in this process, its
+    # fdatasyncs and requests observed: each DELETE of an original must come after an fsync of
+    # a journal that names the key. Chunks of 8 instead of 256, so that several go by.
+    mv = Move(SERVERS, WORKDIR, "journal")
+    values = {f"jn/{i:03d}": b"value %d" % i for i in range(60)}
+    for key, value in values.items():
+        check(http(mv.old_owner(key).port, "PUT", key_path(key), value).status == 201, f"PUT {key}")
+    moving = {key_path(k)[len("/v1/kv/"):] for k in values if mv.moves(k)}
+    check(len(moving) > 16, f"{len(moving)} keys move")
+    p = reshard("copy", *mv.lists)
+    check(p.returncode == 0, f"copy: {p.returncode} {p.stdout} {p.stderr}")
+    check(mv.kr.Mover.FINISH_CHUNK == 256, f"the tool announces {mv.kr.Mover.FINISH_CHUNK} originals per fsync")
+
+    synced, syncs, deletes = set(), [], []
+    real_fsync, real_request = os.fsync, mv.kr.Shard.request
+
+    def fsync(fd):
+        real_fsync(fd)
+        with open(mv.state + ".journal") as f:
+            named = {e["key"] for e in map(json.loads, f.read().splitlines()) if e.get("op") == "finishing"}
+        syncs.append(len(named - synced))
+        synced.update(named)
+
+    def request(shard, method, path, body=None, headers=None):
+        spelling = path[len("/v1/kv/"):]
+        if method == "DELETE" and shard.name in mv.old and spelling in moving:
+            deletes.append((spelling, spelling in synced))
+        return real_request(shard, method, path, body, headers)
+
+    m = mv.kr.Mover(",".join(mv.old), ",".join(mv.new), mv.state, 1000)
+    m.FINISH_CHUNK = 8
+    os.fsync, mv.kr.Shard.request = fsync, request
+    try:
+        m.finish()
+    finally:
+        os.fsync, mv.kr.Shard.request = real_fsync, real_request
+        m.close()
+    check(sorted(k for k, _ in deletes) == sorted(moving), f"originals deleted: {len(deletes)} of {len(moving)}")
+    unsynced = [k for k, was in deletes if not was]
+    check(not unsynced, f"originals deleted before an fsync of the journal named them: {unsynced}")
+    check(syncs and max(syncs) <= 8 and len(syncs) >= len(moving) // 8,
+          f"keys newly named per fsync: {syncs} (chunks of 8 for {len(moving)} originals)")
+    check_placement(mv, values)
 
 
 def responses_503(s):
