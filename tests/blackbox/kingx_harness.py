@@ -340,7 +340,7 @@ def dir_bytes(path, depth=0):
 
 
 def proc_stat(pid):
-    """(comm, ppid, pgrp) of a live process, or None."""
+    """(comm, ppid, pgrp, state) of a live process, or None (gone, or gone while read)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read().decode("latin-1")

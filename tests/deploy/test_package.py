@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proxies import DEPLOY, REPO, exit_on_sigterm, require  # noqa: E402
 from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, cases_of, check, free_port,  # noqa: E402
-                           http, key_path, run_cases)
+                           http, key_path, proc_stat, run_cases)
 
 OUT = None      # build-deb.sh's output directory
 DEB = None      # the .deb
@@ -297,8 +297,9 @@ def test_master_exits_after_its_children_so_a_restart_finds_the_directory_free()
         check(s.wait_exit(60) == 0, "graceful stop exit status")
         # When the master is gone, so is every process of the old instance (what KillMode=mixed
         # and the stop job's wait for an empty cgroup rely on).
-        left = [p for p in group if os.path.exists(f"/proc/{p}") and
-                open(f"/proc/{p}/stat").read().split(") ")[1][0] != "Z"]
+        # proc_stat reads /proc/PID/stat once: a process that ends between a
+        # check for its directory and the read counts as gone, not as an error.
+        left = [p for p in group if (st := proc_stat(p)) is not None and st[3] not in ("Z", "X")]
         check(not left, f"processes of the old instance outlived its master: {left}")
         s2 = packaged_server(tempfile.mkdtemp(prefix="kingx-deb-new-"), port)
         s2.data_dir = s.data_dir
