@@ -586,6 +586,14 @@ class Server:
         except (OSError, ConnectionClosed):
             return False
 
+    def answers_ready(self, timeout=5.0):
+        """True if GET /readyz on a new connection is answered 200 in time
+        (False once a stop has begun: 503, or no listener)."""
+        try:
+            return http(self.port, "GET", "/readyz", timeout=timeout).status == 200
+        except (OSError, ConnectionClosed):
+            return False
+
     def new_logs(self, limit=6000):
         """What the error log and stdout files gained since the last call."""
         marks = self.__dict__.setdefault("_log_marks", {})

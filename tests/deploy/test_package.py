@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proxies import DEPLOY, REPO, exit_on_sigterm, require  # noqa: E402
 from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, cases_of, check, free_port,  # noqa: E402
-                           http, key_path, proc_stat, run_cases)
+                           http, key_path, proc_stat, run_cases, wait_for)
 
 OUT = None      # build-deb.sh's output directory
 DEB = None      # the .deb
@@ -285,11 +285,15 @@ def test_master_exits_after_its_children_so_a_restart_finds_the_directory_free()
         c = Conn(port)
         body = os.urandom(200_000)
         c.send(f"PUT {key_path(k)} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:1000])
-        time.sleep(0.2)
+        # Events, not times: a worker holds the connection (one still in the listen
+        # queue at QUIT would be reset with the listener), and the stop has begun
+        # (/readyz no longer 200) before the rest of the body is sent.
+        client_port = c.sock.getsockname()[1]
+        wait_for(lambda: s.worker_of_client_port(client_port), 120, "a worker to accept the PUT's connection")
         group = s.group_pids()
         check(len(group) >= 3, f"master, writer and a worker expected: {group}")
         s.signal(signal.SIGQUIT)
-        time.sleep(0.3)
+        wait_for(lambda: not s.answers_ready(), 120, "the graceful stop to begin (/readyz not 200)")
         c.send(body[1000:])
         r = c.read_response()
         check(r.status == 201, f"the PUT in flight at QUIT: {r!r}")
