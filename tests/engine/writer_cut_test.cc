@@ -296,7 +296,7 @@ TEST_CASE("a cut taken while an fdatasync is in flight does not wait for it and 
   REQUIRE(gate.WaitEntered(1));  // A is written, its fdatasync held
   auto cutting = std::async(std::launch::async, [&] { return db.writer().PinSegments(); });
   // Bounded so that a cut that waits for the held sync fails instead of hanging.
-  const bool returned = cutting.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  const bool returned = cutting.wait_for(std::chrono::seconds(120)) == std::future_status::ready;
   gate.Open();
   REQUIRE(returned);
   Result<DatabaseCut> cut = cutting.get();

@@ -166,7 +166,7 @@ TEST_CASE("a large value's segment goes with its write while the key view's catc
   REQUIRE(db.writer().StartKeyspace(mem.region(), SmallKeyspace(dir.path())).ok());
   {
     std::unique_lock lock(mu);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return entered; }));
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return entered; }));
   }
   REQUIRE(db.Put("big", "small now").status.ok());
   CHECK_FALSE(SegmentExists(dir.path(), seg));

@@ -41,7 +41,7 @@ TEST_CASE("a forecast neither waits for the fdatasync in flight nor finishes its
   Writer::BatchForecast f;
   if (after_a_synced) {
     gate.Release();
-    for (int i = 0; i < 30000 && !db.writer().SyncIdle(); ++i) usleep(1000);
+    for (int i = 0; i < 120000 && !db.writer().SyncIdle(); ++i) usleep(1000);
     REQUIRE(db.writer().SyncIdle());
     f = db.writer().Forecast(b.ops);
   } else {
@@ -53,7 +53,7 @@ TEST_CASE("a forecast neither waits for the fdatasync in flight nor finishes its
       f = db.writer().Forecast(b.ops);
       done.set_value();
     });
-    const bool returned = finished.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+    const bool returned = finished.wait_for(std::chrono::seconds(120)) == std::future_status::ready;
     CHECK(returned);  // while A's fdatasync is held
     if (!returned) gate.Release();
     forecaster.join();

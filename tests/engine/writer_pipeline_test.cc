@@ -27,7 +27,7 @@ namespace {
 
 // Waits (bounded: 30 s) until no fdatasync of submitted batches runs or waits.
 bool WaitSyncIdle(TestDb& db) {
-  for (int i = 0; i < 30000; ++i) {
+  for (int i = 0; i < 120000; ++i) {
     if (db.writer().SyncIdle()) return true;
     usleep(1000);
   }
@@ -336,7 +336,7 @@ TEST_CASE("a batch submitted after a failed fdatasync not taken yet is refused, 
     REQUIRE(WaitSyncIdle(db));              // failed, not taken
     CHECK(db.writer().read_only());
   } else {
-    for (int i = 0; i < 30000 && syncs_returned.load() == 0; ++i) usleep(1000);
+    for (int i = 0; i < 120000 && syncs_returned.load() == 0; ++i) usleep(1000);
     REQUIRE(syncs_returned.load() == 1);
   }
   const uint64_t writes = env.Calls(FaultOp::kWrite, "seg-");
@@ -350,7 +350,7 @@ TEST_CASE("a batch submitted after a failed fdatasync not taken yet is refused, 
   // The sync thread reported its one fdatasync once, and nothing since (it
   // does not spin on the request the failure left uncovered). It reports
   // after publishing the failure, so SyncIdle may have seen it first.
-  for (int i = 0; i < 20000 && syncs_returned.load() == 0; ++i) usleep(1000);
+  for (int i = 0; i < 120000 && syncs_returned.load() == 0; ++i) usleep(1000);
   CHECK(syncs_returned.load() == 1);
   db.Close();
   env.ClearFaults();
@@ -428,14 +428,14 @@ TEST_CASE("a batch left for its caller to sync is made durable by the sync threa
     }
     done.store(true);
   });
-  for (int i = 0; i < 20000 && !done.load(); ++i) usleep(1000);
+  for (int i = 0; i < 120000 && !done.load(); ++i) usleep(1000);
   const bool drained_alone = done.load();
   if (!drained_alone) (void)db.writer().SyncSubmitted();  // lets the waiter go so that the test ends
   waiter.join();
   REQUIRE(drained_alone);
   // The sync thread ran it. It reports after publishing the outcome (which is
   // what let the waiter go), so its report may come a moment later.
-  for (int i = 0; i < 20000 && syncs_returned.load() == 0; ++i) usleep(1000);
+  for (int i = 0; i < 120000 && syncs_returned.load() == 0; ++i) usleep(1000);
   CHECK(syncs_returned.load() >= 1);
   if (wait_by_take) {
     REQUIRE(t.got);

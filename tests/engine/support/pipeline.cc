@@ -22,7 +22,7 @@ SyncGate::~SyncGate() {
 
 bool SyncGate::WaitEntered(uint64_t n) {
   std::unique_lock lock(state_->mu);
-  return state_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return state_->entered >= n; });
+  return state_->cv.wait_for(lock, std::chrono::seconds(120), [&] { return state_->entered >= n; });
 }
 
 void SyncGate::Release() {

@@ -30,7 +30,7 @@ class SyncGate {
   ~SyncGate();
   SyncGate(const SyncGate&) = delete;
   SyncGate& operator=(const SyncGate&) = delete;
-  // Waits until the nth held sync has started. Bounded (30 s), so that a
+  // Waits until the nth held sync has started. Bounded (120 s), so that a
   // broken writer fails the test instead of hanging it: false then.
   bool WaitEntered(uint64_t n);
   // Lets the next held sync go.

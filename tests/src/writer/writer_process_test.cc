@@ -54,7 +54,7 @@ struct WriterFixture {
   void Start() {
     thread = std::thread([this] { exit_status = RunWriter(config, *shm, /*install_signals=*/false, hooks, env); });
     // Bounded wait for recovery of an empty directory.
-    for (int i = 0; i < 10000 && shm->control().writer_ready.load() == 0; ++i) usleep(1000);
+    for (int i = 0; i < 120000 && shm->control().writer_ready.load() == 0; ++i) usleep(1000);
     REQUIRE(shm->control().writer_ready.load() == 1);
   }
   ~WriterFixture() { Stop(); }
@@ -119,10 +119,10 @@ class WriteGate {
     std::lock_guard lock(mu_);
     armed_ = true;
   }
-  // Bounded (30 s): false when no write was held.
+  // Bounded (120 s): false when no write was held.
   bool WaitEntered() {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(30), [this] { return entered_; });
+    return cv_.wait_for(lock, std::chrono::seconds(120), [this] { return entered_; });
   }
   void Release() {
     std::lock_guard lock(mu_);
@@ -259,7 +259,7 @@ TEST_CASE("the writer aborts a large upload whose worker's slot changed generati
   // The worker "dies": the master bumps the slot's generation.
   f.shm->slot(2).generation.store(4);
   f.shm->queue().Wake();
-  for (int i = 0; i < 2000 && f.shm->writer_metrics().large_aborted.load() == 0; ++i) usleep(1000);
+  for (int i = 0; i < 120000 && f.shm->writer_metrics().large_aborted.load() == 0; ++i) usleep(1000);
   CHECK(f.shm->writer_metrics().large_aborted.load() == 1);
 
   // An End that arrives for it anyway is answered with an error, not applied.
@@ -380,7 +380,7 @@ TEST_CASE("an abandoned large upload leaves no staging file, open or on disk", "
   CHECK(OpenStagingFiles() == 1);
   f.shm->slot(2).generation.store(4);  // the worker died; the master moved its slot on
   f.shm->queue().Wake();
-  for (int i = 0; i < 2000 && OpenStagingFiles() != 0; ++i) usleep(1000);
+  for (int i = 0; i < 120000 && OpenStagingFiles() != 0; ++i) usleep(1000);
   CHECK(StagingFiles(f.dir.path) == 0);
   CHECK(OpenStagingFiles() == 0);
 }
@@ -609,7 +609,7 @@ TEST_CASE("a synced batch is answered before the write stall's hold waits, not a
     lock.lock();
     waiting = true;
     cv.notify_all();
-    cv.wait_for(lock, std::chrono::seconds(30), [&] { return released; });
+    cv.wait_for(lock, std::chrono::seconds(120), [&] { return released; });
     return true;
   };
   f.Start();
@@ -625,7 +625,7 @@ TEST_CASE("a synced batch is answered before the write stall's hold waits, not a
   syncs.Release();                               // A's fdatasync returns
   {
     std::unique_lock lock(mu);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return waiting; }));
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return waiting; }));
   }
   // The hook is waiting now: A is durable and must be answered already.
   std::map<uint64_t, Completion> during = Posted(f, 1);
