@@ -333,6 +333,7 @@ class WriterLoop {
     sub.start = std::chrono::steady_clock::now();
     sub.start_ms = NowMs();
     // Its fdatasync runs on this thread, in Run (SyncSubmitted) right after.
+    NoteWriting(sub.bytes);
     sub.ticket = writer_.Submit(ops_, engine::Writer::SyncBy::kCaller);
     NoteUnpublished();
     submitted_.push_back(std::move(sub));
@@ -386,10 +387,15 @@ class WriterLoop {
   // The gauge of bytes written but not yet published (WriterMetrics::
   // unpublished_bytes). Publication can also happen on another thread (a
   // compaction pass's lock drains the pipeline): the gauge then follows at
-  // this loop's next reap, erring high. Low only between a batch's write and
-  // the return of its Submit (under the writer's lock).
+  // this loop's next reap, erring high, never low: before a batch is written
+  // (NoteWriting) it already counts the batch's stored bytes (a large batch's
+  // write takes milliseconds), and its exact record bytes once written.
   void NoteUnpublished() {
     shm_.writer_metrics().unpublished_bytes.store(writer_.unpublished_bytes(), std::memory_order_relaxed);
+  }
+  void NoteWriting(uint64_t stored_bytes) {
+    shm_.writer_metrics().unpublished_bytes.store(writer_.unpublished_bytes() + std::max<uint64_t>(stored_bytes, 1),
+                                                  std::memory_order_relaxed);
   }
 
   // Answers every submitted batch (waiting for their fdatasyncs).
@@ -423,7 +429,9 @@ class WriterLoop {
     if (!ops_.empty()) {
       results_.assign(ops_.size(), engine::WriteResult{});
       const auto t0 = std::chrono::steady_clock::now();
+      NoteWriting(bytes);
       writer_.Apply(ops_, results_);
+      NoteUnpublished();
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
       uint64_t failed = 0;
       for (size_t i = 0; i < ops_.size(); ++i) {

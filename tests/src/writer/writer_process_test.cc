@@ -559,6 +559,28 @@ TEST_CASE("the bytes of a batch written but not yet published are in the unpubli
   CHECK(f.exit_status == 0);
 }
 
+TEST_CASE("the unpublished gauge counts a batch while its records are being written, not only once written",
+          "[src][writer][pipeline]") {
+  // A batch of large records takes milliseconds to write: counted only
+  // once its Submit returned, a directory measured meanwhile held its bytes
+  // with the gauge at 0.
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/true, env);
+  WriteGate writes(env);
+  writes.Arm();
+  const std::string value(3000, 'v');
+  REQUIRE(f.shm->queue().TryEnqueue(1, MakeToken(3, 1), Put("a", value)).ok());
+  REQUIRE(writes.WaitEntered());  // its write to the segment is held
+  CHECK(f.shm->writer_metrics().unpublished_bytes.load() >= value.size());
+  writes.Release();
+  auto got = f.Collect(1, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[1].code == engine::Code::kOk);
+  CHECK(f.shm->writer_metrics().unpublished_bytes.load() == 0);
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
 TEST_CASE("after a failed fdatasync the writer takes no more batches: they wait for the next writer",
           "[src][writer][pipeline]") {
   engine::test::FaultInjectionEnv env;
