@@ -144,7 +144,7 @@ def test_hup_under_load_loses_no_request_and_applies_the_new_config():
         for i in range(3):
             before = set(S.workers())
             S.signal(signal.SIGHUP)
-            wait_for(lambda: len(set(S.workers()) - before) >= 2, 20, f"new workers after HUP #{i + 1}")
+            wait_for(lambda: len(set(S.workers()) - before) >= 2, 60, f"new workers after HUP #{i + 1}")
             time.sleep(0.3)
     finally:
         stop.set()
@@ -156,10 +156,10 @@ def test_hup_under_load_loses_no_request_and_applies_the_new_config():
     check(not lost, f"{len(lost)} requests lost across 3 reloads:\n  " + "\n  ".join(lost[:20]))
     check(done > 30, f"only {done} request pairs ran: no load during the reloads")
     # New configuration in force on new connections.
-    wait_for(lambda: put_status(1536 << 10) == 100, 10,
+    wait_for(lambda: put_status(1536 << 10) == 100, 60,
              "max_value_bytes 2 MiB to apply after HUP")
     # Old workers leave once their connections are done (all clients closed theirs).
-    wait_for(lambda: not (set(S.workers()) & old_workers) and len(S.workers()) == 2, 30,
+    wait_for(lambda: not (set(S.workers()) & old_workers) and len(S.workers()) == 2, 60,
              f"old workers {old_workers} to exit, leaving 2 workers (now {S.workers()})")
     for r in reqs:
         for path, body in r.acked.items():
@@ -207,10 +207,10 @@ def test_usr1_reopens_the_access_log():
     for i in range(10):
         http(S.port, "GET", f"/v1/kv/{tag}-before-{i}")
     rotated = S.access_log + ".1"
-    wait_for(lambda: os.path.exists(S.access_log), 10, "the access log to exist")
+    wait_for(lambda: os.path.exists(S.access_log), 60, "the access log to exist")
     os.replace(S.access_log, rotated)
     S.signal(signal.SIGUSR1)
-    wait_for(lambda: os.path.exists(S.access_log), 10, "USR1 to create a new access log")
+    wait_for(lambda: os.path.exists(S.access_log), 60, "USR1 to create a new access log")
     for i in range(10):
         http(S.port, "GET", f"/v1/kv/{tag}-after-{i}")
 
@@ -220,8 +220,8 @@ def test_usr1_reopens_the_access_log():
                 return sum(1 for line in f if f"{tag}-{word}-" in line)
         except OSError:
             return 0
-    wait_for(lambda: count(rotated, "before") == 10, 10, "the 10 'before' lines in the rotated log")
-    wait_for(lambda: count(S.access_log, "after") == 10, 15, "the 10 'after' lines in the reopened log")
+    wait_for(lambda: count(rotated, "before") == 10, 60, "the 10 'before' lines in the rotated log")
+    wait_for(lambda: count(S.access_log, "after") == 10, 60, "the 10 'after' lines in the reopened log")
     check(count(S.access_log, "before") == 0, "'before' lines leaked into the new log")
     check(count(rotated, "after") == 0, "'after' lines went to the rotated file")
     with open(S.access_log, errors="replace") as f:
@@ -237,6 +237,10 @@ def test_quit_under_load_completes_in_flight_requests():
     body = b"q" * 40000  # under 64 KiB: one queue entry
     slow.send(build_request("PUT", key_path("quit-slow"), None, [("Content-Length", str(len(body)))])
               + body[:20000])
+    # A worker holds it before QUIT (a connection still in the listen queue is
+    # reset with the listener, which this case does not test).
+    slow_port = slow.sock.getsockname()[1]
+    wait_for(lambda: S.worker_of_client_port(slow_port), 60, "a worker to accept the slow PUT's connection")
     idle = Conn(S.port, timeout=15)
     check(idle.request("GET", "/readyz").status == 200, "ready before QUIT")
     states = [ClientState(c, [b"quit-%d-%d" % (c, i) for i in range(8)], 3000 + c) for c in range(4)]
@@ -245,7 +249,7 @@ def test_quit_under_load_completes_in_flight_requests():
     for c in clients:
         c.start()
     try:
-        wait_for(lambda: all(st.acked_puts >= 5 for st in states), 20, "load before QUIT")
+        wait_for(lambda: all(st.acked_puts >= 5 for st in states), 60, "load before QUIT")
     except TestFailure as e:
         stop.set()
         raise TestFailure(f"{e}; client errors: {[x for c in clients for x in c.errors][:5]}, "
@@ -254,7 +258,7 @@ def test_quit_under_load_completes_in_flight_requests():
     S.signal(signal.SIGQUIT)
     # Draining: /readyz is 503 on a connection that is still open (or it is closed as idle).
     readyz = None
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             readyz = idle.request("GET", "/readyz").status
@@ -286,7 +290,7 @@ def test_quit_under_load_completes_in_flight_requests():
     check(not bad, f"in-flight requests not completed across QUIT: {bad}")
     status = S.wait_exit(60)
     check(status == 0, f"master after QUIT: exit status {status} (None = still running after 60 s)")
-    wait_for(lambda: not S.group_pids(), 10, "every kingx process to exit after QUIT")
+    wait_for(lambda: not S.group_pids(), 60, "every kingx process to exit after QUIT")
     # Everything acknowledged is durable.
     S.port = None
     S.start()
@@ -304,7 +308,7 @@ def test_term_stops_fast():
         S.signal(signal.SIGTERM)
         status = S.wait_exit(20)
     check(status == 0, f"exit status after TERM: {status}")
-    wait_for(lambda: not S.group_pids(), 10, "every kingx process to exit after TERM")
+    wait_for(lambda: not S.group_pids(), 60, "every kingx process to exit after TERM")
 
 
 def main():
