@@ -51,7 +51,7 @@ def stage_holder(s):
     sock = socket.create_connection(("127.0.0.1", s.port), timeout=60)
     sock.sendall(build_request("PUT", key_path("holder"), None, [("Content-Length", str(len(value)))]))
     sock.sendall(value[:2 * MIB])
-    wait_for(lambda: sum(staging_files(s.data_dir).values()) >= MIB, 20, "the first upload to stage")
+    wait_for(lambda: sum(staging_files(s.data_dir).values()) >= MIB, 60, "the first upload to stage")
     return sock, value
 
 
@@ -61,7 +61,7 @@ def test_held_upload_gets_100_only_once_admitted():
     value = os.urandom(2 * MIB)
     waiter = expect_put(s.port, "waiter", len(value))
     try:
-        wait_for(lambda: metric(s.port, "kingx_staging_held_uploads") == 1, 20, "the second upload held")
+        wait_for(lambda: metric(s.port, "kingx_staging_held_uploads") == 1, 60, "the second upload held")
         early = pending_bytes(waiter, 0.5)
         check(early == b"", f"a held upload was sent {early[:80]!r} before it was admitted")
         holder.sendall(holder_value[2 * MIB:])

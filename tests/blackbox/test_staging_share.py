@@ -132,7 +132,7 @@ def test_uploads_past_the_share_are_held_then_complete():
     check(m["kingx_staging_held_uploads"] == 0 and m["kingx_staging_reserved_bytes"] == 0,
           "reservations or held uploads left after every upload finished")
     check(m["kingx_writer_staging_refusals_total"] == 0, "an upload was refused")
-    wait_for(lambda: not staging_files(s.data_dir), 10, "no staging file left")
+    wait_for(lambda: not staging_files(s.data_dir), 60, "no staging file left")
 
 
 def test_held_upload_past_the_storage_deadline_is_answered_503():
@@ -142,7 +142,7 @@ def test_held_upload_past_the_storage_deadline_is_answered_503():
     s = start("--workers", "1", "--storage-timeout-ms", "1500", "--compression-level", "0")
     holder = Upload(s.port, "holder", 3 * MIB)
     holder.sock.sendall(holder.value[:2 * MIB])
-    wait_for(lambda: sum(staging_files(s.data_dir).values()) >= MIB, 20, "the first upload to stage")
+    wait_for(lambda: sum(staging_files(s.data_dir).values()) >= MIB, 60, "the first upload to stage")
     waiter = socket.create_connection(("127.0.0.1", s.port), timeout=60)
     try:
         waiter.sendall(build_request("PUT", key_path("waiter"), None, [("Content-Length", str(2 * MIB))]))
@@ -173,12 +173,12 @@ def test_a_dead_workers_reservation_is_returned():
     s = start("--workers", "1", "--storage-timeout-ms", "1500", "--compression-level", "0")
     stalled = Upload(s.port, "stalled", 3 * MIB)
     stalled.sock.sendall(stalled.value[:2 * MIB])
-    wait_for(lambda: metrics(s.port)["kingx_staging_reserved_bytes"] > 0, 20, "the upload to reserve")
+    wait_for(lambda: metrics(s.port)["kingx_staging_reserved_bytes"] > 0, 60, "the upload to reserve")
     [worker] = s.workers()
     os.kill(worker, signal.SIGKILL)
     stalled.sock.close()
     s.wait_children("kingx-worker", 1, exclude=(worker,))
-    wait_for(lambda: metrics(s.port)["kingx_staging_reserved_bytes"] == 0, 20, "the dead worker's reservation back")
+    wait_for(lambda: metrics(s.port)["kingx_staging_reserved_bytes"] == 0, 60, "the dead worker's reservation back")
     value = os.urandom(2 * MIB)
     r = http(s.port, "PUT", key_path("after"), value, timeout=60)
     check(r.status == 201, f"upload after the worker's death: {r.status} {r.body[:300]!r}")
