@@ -114,8 +114,11 @@ def sealed_segment():
     compressible one was written between them)."""
     found = []
     for name in segments():
-        with open(os.path.join(DATA, name), "rb") as f:
-            data = f.read()
+        try:
+            with open(os.path.join(DATA, name), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue  # removed since the listing (the server runs): it holds nothing now
         if all(v[:4096] in data for k, v in SEALED.items() if k != "pf-compressible"):
             found.append(name)
     check(len(found) == 1, f"one segment holding the sealed values expected, found {found}")
