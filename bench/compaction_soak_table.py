@@ -10,8 +10,7 @@ move while the directory was measured), and among those with no batch in
 flight (kingx_writer_unpublished_bytes 0 at both reads: only a binary with
 that gauge records it; "-" for one without), each split into dead bytes on
 top (dead > the rest) and the rest on top.
-(soak19's table.py, which matched the binaries by name, plus those columns.)
-Usage: table.py RUN_DIR... (each with runs.jsonl, samples-{bin,compare-bin}.jsonl,
+Usage: bench/compaction_soak_table.py RUN_DIR... (each with runs.jsonl, samples-{bin,compare-bin}.jsonl,
 logs/{bin,compare-bin}.log); live floor of the samples: the run's --live-mb / 2,
 read from its summary."""
 import json

@@ -4,7 +4,7 @@ nginx) and cost-N/cost.json (bench/abuse_cost.py). Per case and server, one cell
 wrk throughput under abuse / alone (whole abused window, then the steady phase), the server's CPU
 per wrk request alone / in the steady phase (the CPU ratio: the share of its throughput a server
 limited by its own CPU keeps), and the largest worker memory (anonymous RSS) against kingx's
-budget. Usage: table.py RESULTS_DIR"""
+budget. Usage: bench/abuse_table.py RESULTS_DIR (the directory holding roundN/ and cost-N/)."""
 import glob
 import json
 import os
