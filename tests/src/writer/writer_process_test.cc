@@ -96,30 +96,20 @@ std::map<uint64_t, Completion> Posted(WriterFixture& f, uint32_t slot) {
   return got;
 }
 
-// Holds the next write to a segment's data file on the writing thread once armed,
-// until Release (or destruction). Installs the env's write hook for its life.
-class WriteGate {
+// The rendezvous of one held thread: the hook's thread, under Lock(), calls
+// Hold, which marks it entered and waits for Release; the test's thread waits
+// for that (bounded) and releases it.
+class HoldLatch {
  public:
-  explicit WriteGate(engine::test::FaultInjectionEnv& env) : env_(env) {
-    env_.SetWriteHook([this](const std::string& path) {
-      if (path.find(".kxd") == std::string::npos) return;
-      std::unique_lock lock(mu_);
-      if (!armed_) return;
-      armed_ = false;
-      entered_ = true;
-      cv_.notify_all();
-      cv_.wait(lock, [this] { return released_; });
-    });
+  std::unique_lock<std::mutex> Lock() { return std::unique_lock(mu_); }
+  // Under Lock().
+  bool entered() const { return entered_; }
+  void Hold(std::unique_lock<std::mutex>& lock) {
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return released_; });
   }
-  ~WriteGate() {
-    Release();
-    env_.SetWriteHook({});
-  }
-  void Arm() {
-    std::lock_guard lock(mu_);
-    armed_ = true;
-  }
-  // Bounded (120 s): false when no write was held.
+  // Bounded (120 s): false when no thread was held.
   bool WaitEntered() {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, std::chrono::seconds(120), [this] { return entered_; });
@@ -131,12 +121,40 @@ class WriteGate {
   }
 
  private:
-  engine::test::FaultInjectionEnv& env_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool armed_ = false;
   bool entered_ = false;
   bool released_ = false;
+};
+
+// Holds the next write to a segment's data file on the writing thread once armed,
+// until Release (or destruction). Installs the env's write hook for its life.
+class WriteGate {
+ public:
+  explicit WriteGate(engine::test::FaultInjectionEnv& env) : env_(env) {
+    env_.SetWriteHook([this](const std::string& path) {
+      if (path.find(".kxd") == std::string::npos) return;
+      auto lock = latch_.Lock();
+      if (!armed_) return;
+      armed_ = false;
+      latch_.Hold(lock);
+    });
+  }
+  ~WriteGate() {
+    Release();
+    env_.SetWriteHook({});
+  }
+  void Arm() {
+    auto lock = latch_.Lock();
+    armed_ = true;
+  }
+  bool WaitEntered() { return latch_.WaitEntered(); }
+  void Release() { latch_.Release(); }
+
+ private:
+  engine::test::FaultInjectionEnv& env_;
+  HoldLatch latch_;
+  bool armed_ = false;  // under latch_.Lock()
 };
 
 // Holds the key view's thread ("kingx-keyview") at its first file mapping
@@ -149,34 +167,21 @@ class KeyViewHold {
       char name[16] = {};
       pthread_getname_np(pthread_self(), name, sizeof(name));
       if (std::string_view(name) != "kingx-keyview") return;
-      std::unique_lock lock(mu_);
-      if (entered_) return;
-      entered_ = true;
-      cv_.notify_all();
-      cv_.wait(lock, [this] { return released_; });
+      auto lock = latch_.Lock();
+      if (latch_.entered()) return;
+      latch_.Hold(lock);
     });
   }
   ~KeyViewHold() {
     Release();
     env_.SetMapHook({});
   }
-  // Bounded (120 s): false when the thread never came.
-  bool WaitEntered() {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(120), [this] { return entered_; });
-  }
-  void Release() {
-    std::lock_guard lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
+  bool WaitEntered() { return latch_.WaitEntered(); }
+  void Release() { latch_.Release(); }
 
  private:
   engine::test::FaultInjectionEnv& env_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool entered_ = false;
-  bool released_ = false;
+  HoldLatch latch_;
 };
 
 WriteRequest Put(std::string_view key, std::string_view value) {
