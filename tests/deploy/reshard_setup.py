@@ -8,12 +8,13 @@ whatever happened.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
-from proxies import DEPLOY, HOST, NGINX_MAIN, Proxy, load_reshard, read_shipped, require, rewrite
-from kingx_harness import Server, free_port, key_path
+from proxies import DEPLOY, HOST, NGINX_MAIN, Proxy, exit_on_sigterm, load_reshard, read_shipped, require, rewrite
+from kingx_harness import Server, free_port, key_path, run_cases
 
 
 def name(s):
@@ -92,3 +93,19 @@ class Move:
         proxies.append(proxy)
         proxy.start()
         return port
+
+
+def run_deploy_cases(title, cases, servers, proxies, workdir):
+    """run_cases(title, cases); then, whatever happened (SIGTERM included),
+    every proxy and server the cases started is stopped and `workdir` removed
+    (kept with KINGX_KEEP=1). The exit status."""
+    exit_on_sigterm()
+    try:
+        return run_cases(title, cases)
+    finally:
+        for p in proxies:
+            p.cleanup()
+        for s in servers:
+            s.cleanup()
+        if os.environ.get("KINGX_KEEP") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)

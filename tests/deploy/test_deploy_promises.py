@@ -27,9 +27,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import exit_on_sigterm, start_haproxy  # noqa: E402
-from reshard_setup import Move, name, reshard  # noqa: E402
-from kingx_harness import Conn, Server, cases_of, check, http, key_path, run_cases, wait_for  # noqa: E402
+from proxies import start_haproxy  # noqa: E402
+from reshard_setup import Move, name, reshard, run_deploy_cases  # noqa: E402
+from kingx_harness import Conn, Server, cases_of, check, http, key_path, wait_for  # noqa: E402
 
 SERVERS = []    # every kingx started here, stopped at the end whatever happens
 PROXIES = []
@@ -202,17 +202,7 @@ def test_during_a_move_nginx_reads_through_to_the_old_ring_and_deletes_on_both()
 
 
 def main():
-    exit_on_sigterm()
-    try:
-        return run_cases("deploy promises", cases_of(globals()))
-    finally:
-        for p in PROXIES:
-            p.cleanup()
-        for s in SERVERS:
-            s.cleanup()
-        if os.environ.get("KINGX_KEEP") != "1":
-            import shutil
-            shutil.rmtree(WORKDIR, ignore_errors=True)
+    return run_deploy_cases("deploy promises", cases_of(globals()), SERVERS, PROXIES, WORKDIR)
 
 
 if __name__ == "__main__":

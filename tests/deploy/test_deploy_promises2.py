@@ -37,9 +37,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import exit_on_sigterm  # noqa: E402
-from reshard_setup import Move, name, reshard  # noqa: E402
-from kingx_harness import cases_of, check, http, key_path, metric, run_cases, staging_files, wait_for  # noqa: E402
+from reshard_setup import Move, name, reshard, run_deploy_cases  # noqa: E402
+from kingx_harness import cases_of, check, http, key_path, metric, staging_files, wait_for  # noqa: E402
 from fault_flag import fail_point_while  # noqa: E402
 
 SERVERS = []    # every kingx started here, stopped at the end whatever happens
@@ -290,16 +289,7 @@ def test_the_tool_waits_for_a_shard_s_view_and_lists_past_a_cursor_refused_after
 
 
 def main():
-    exit_on_sigterm()
-    try:
-        return run_cases("deploy promises (part 2)", cases_of(globals()))
-    finally:
-        for p in PROXIES:
-            p.cleanup()
-        for s in SERVERS:
-            s.cleanup()
-        if os.environ.get("KINGX_KEEP") != "1":
-            shutil.rmtree(WORKDIR, ignore_errors=True)
+    return run_deploy_cases("deploy promises (part 2)", cases_of(globals()), SERVERS, PROXIES, WORKDIR)
 
 
 if __name__ == "__main__":
