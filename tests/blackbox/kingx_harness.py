@@ -376,16 +376,20 @@ def all_pids():
 class Server:
     """A kingx instance started by this harness. Use as a context manager, or
     call start() and stop(). `args` are extra command-line flags; --listen,
-    --data, --error-log and --pid are added unless `raw_args` is set."""
+    --data, --error-log and --pid are added unless `raw_args` is set. With
+    `admin`, --admin-listen on a port the harness picks too (`admin_port`,
+    set by start(); not with `raw_args`)."""
 
     def __init__(self, args=(), data_dir=None, workdir=None, port=None, access_log=None,
-                 raw_args=False, ready_timeout=30.0):
+                 raw_args=False, ready_timeout=30.0, admin=False):
         self.bin = require_bin()
         self.workdir = workdir or tempfile.mkdtemp(prefix="kingx-bb-")
         self.data_dir = data_dir or os.path.join(self.workdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
         self.extra = list(args)
         self.port = port
+        self.admin = admin
+        self.admin_port = None
         self.raw_args = raw_args
         self.error_log = os.path.join(self.workdir, "error.log")
         self.access_log = access_log or os.path.join(self.workdir, "access.log")
@@ -399,17 +403,22 @@ class Server:
     def argv(self):
         if self.raw_args:
             return [self.bin] + self.extra
+        admin = ["--admin-listen", f"{HOST}:{self.admin_port}"] if self.admin else []
         return [self.bin, "--listen", f"{HOST}:{self.port}", "--data", self.data_dir,
                 "--error-log", self.error_log, "--access-log", self.access_log,
-                "--pid", self.pid_file] + self.extra
+                "--pid", self.pid_file] + admin + self.extra
 
     def start(self, wait=True):
         """Starts the master in a new session (its own process group) and, if
-        `wait`, waits for /readyz 200. Retries with another port if the chosen
-        one was taken meanwhile. Raises TestFailure with the logs on failure."""
+        `wait`, waits for /readyz 200. Retries with other ports (the main
+        one, and the admin one if any) if a chosen one was taken meanwhile;
+        a start after the first keeps the ports that worked. Raises
+        TestFailure with the logs on failure."""
         for attempt in range(3):
             if self.port is None or attempt > 0:
                 self.port = free_port()
+            if self.admin and (self.admin_port is None or attempt > 0):
+                self.admin_port = free_port()
             self.starts += 1
             out = open(os.path.join(self.workdir, f"stdout.{self.starts}"), "wb")
             self.started_at = time.monotonic()
@@ -855,10 +864,10 @@ class ServerPerCase:
         self.base_args = list(base_args)
         self.server = None
 
-    def start(self, *args):
+    def start(self, *args, admin=False):
         if self.server is not None:
             self.server.cleanup()
-        self.server = Server(self.base_args + list(args))
+        self.server = Server(self.base_args + list(args), admin=admin)
         self.server.start()
         return self.server
 

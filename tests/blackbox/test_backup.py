@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 
-from kingx_harness import (ABSENT, Conn, ConnectionClosed, Server, TestFailure, check, free_port, http, key_path,
+from kingx_harness import (ABSENT, Conn, ConnectionClosed, Server, TestFailure, check, http, key_path,
                            make_value, parse_etag, run_cases)
 
 MODEL_ARGS = sys.argv[1:]
@@ -300,7 +300,7 @@ def backup_under_load(name, compaction=False):
         kept = segment_names(d)
         check(kept <= seen["names"], f"segments of the cut deleted while it was pinned: {sorted(kept - seen['names'])}")
     # First as a backup is inspected: served read-only, it answers the state at the cut and refuses writes.
-    ro = Server(["--read-only", "--admin-listen", f"127.0.0.1:{free_port()}"] + MODEL_ARGS, data_dir=d)
+    ro = Server(["--read-only"] + MODEL_ARGS, data_dir=d, admin=True)
     try:
         ro.start()
         n = check_restored(ro.port, writers, t_sent, t_head, cut_seq)
@@ -310,7 +310,7 @@ def backup_under_load(name, compaction=False):
     finally:
         ro.cleanup()
     verify(d)
-    restored = Server(["--admin-listen", f"127.0.0.1:{free_port()}"] + MODEL_ARGS, data_dir=d)
+    restored = Server(MODEL_ARGS, data_dir=d, admin=True)
     try:
         restored.start()
         n = check_restored(restored.port, writers, t_sent, t_head, cut_seq)
@@ -386,11 +386,11 @@ def test_a_held_cut_pins_only_its_own_files():
     # While a backup holds its cut, compaction deletes the segments born
     # after the cut (the directory does not grow by what it rewrites) and
     # keeps every file of the cut, the same file (inode), until it ends.
-    admin = free_port()
-    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--segment-bytes", "1M",
-                  "--compaction-dead-ratio", "0.3"] + MODEL_ARGS)
+    srv = Server(["--workers", "1", "--segment-bytes", "1M",
+                  "--compaction-dead-ratio", "0.3"] + MODEL_ARGS, admin=True)
     try:
         srv.start()
+        admin = srv.admin_port
         rng = random.Random(11)
         put_random(srv.port, "held", 48, 400000, rng)
         sock, _, _, status, headers, rest = open_backup(admin, rcvbuf=65536)
@@ -439,13 +439,13 @@ def test_a_held_backup_read_does_not_hold_up_the_worker():
     # one wait (a disk that does not answer). With one worker, GETs and
     # /healthz are still answered while a read is held, and the backup
     # completes once the hold is released.
-    admin = free_port()
     hold = os.path.join(WORK, "hold-reads")
-    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}"] + MODEL_ARGS)
+    srv = Server(["--workers", "1"] + MODEL_ARGS, admin=True)
     try:
         os.environ["KINGX_BACKUP_READ_HOLD"] = hold  # the server's processes inherit it
         try:
             srv.start()
+            admin = srv.admin_port
         finally:
             del os.environ["KINGX_BACKUP_READ_HOLD"]
         for i in range(8):
@@ -498,10 +498,10 @@ def rss_kb(pid):
 def test_a_client_that_does_not_read_costs_the_server_no_memory():
     # The archive is produced piece by piece as the socket takes it: a client
     # that reads nothing holds the rest back in the files, not in the worker.
-    admin = free_port()
-    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--segment-bytes", "4M"] + MODEL_ARGS)
+    srv = Server(["--workers", "1", "--segment-bytes", "4M"] + MODEL_ARGS, admin=True)
     try:
         srv.start()
+        admin = srv.admin_port
         put_random(srv.port, "slow", 64, 500000, random.Random(5), statuses=(201,))
         worker = srv.workers()[0]
         rss_before = rss_kb(worker)
@@ -541,11 +541,11 @@ def test_a_client_that_does_not_read_costs_the_server_no_memory():
 
 
 def test_a_pin_held_past_backup_max_ms_is_cut_off():
-    admin = free_port()
-    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--backup-max-ms", "1000",
-                  "--segment-bytes", "1M"] + MODEL_ARGS)
+    srv = Server(["--workers", "1", "--backup-max-ms", "1000",
+                  "--segment-bytes", "1M"] + MODEL_ARGS, admin=True)
     try:
         srv.start()
+        admin = srv.admin_port
         put_random(srv.port, "cut", 100, 300000, random.Random(6), statuses=(201,))
         sock, _, _, status, headers, rest = open_backup(admin)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -576,11 +576,11 @@ def test_a_backup_whose_segment_read_fails_ends_short_and_the_next_one_is_whole(
     # The worker reads the archive's files with pread (the file seam's "read"
     # fail point): its first read of a segment fails with EIO. The archive
     # must not look complete: the connection ends before Content-Length.
-    admin = free_port()
     os.environ["KINGX_FAIL_POINT"] = "kingx-worker/read@.kxd:1"
-    srv = Server(["--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--segment-bytes", "1M"] + MODEL_ARGS)
+    srv = Server(["--workers", "1", "--segment-bytes", "1M"] + MODEL_ARGS, admin=True)
     try:
         srv.start()
+        admin = srv.admin_port
         os.environ.pop("KINGX_FAIL_POINT", None)
         put_random(srv.port, "rf", 20, 200000, random.Random(7), statuses=(201,))
         failed = metric(srv.port, "kingx_backups_failed_total")
@@ -607,11 +607,10 @@ def test_a_backup_whose_segment_read_fails_ends_short_and_the_next_one_is_whole(
 
 def main():
     global S, ADMIN
-    ADMIN = free_port()
-    S = Server(["--workers", "2", "--segment-bytes", "1M", "--compaction-dead-ratio", "0.3",
-                "--admin-listen", f"127.0.0.1:{ADMIN}"] + MODEL_ARGS)
+    S = Server(["--workers", "2", "--segment-bytes", "1M", "--compaction-dead-ratio", "0.3"] + MODEL_ARGS, admin=True)
     try:
         S.start()
+        ADMIN = S.admin_port
         cases = [(n[5:], f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
         return run_cases("online backup " + " ".join(MODEL_ARGS), cases, S)
     finally:

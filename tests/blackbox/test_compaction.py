@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 
-from kingx_harness import (SOAK, Conn, ConnectionClosed, Server, TestFailure, cases_of, check, free_port,
+from kingx_harness import (SOAK, Conn, ConnectionClosed, Server, TestFailure, cases_of, check,
                            http, key_path, run_with_server)
 
 S = None
@@ -203,11 +203,14 @@ def test_restart_after_compaction_keeps_values_and_etags():
 
 
 def main():
-    global S, ADMIN
-    ADMIN = free_port()
+    global S
     S = Server(["--workers", "2", "--segment-bytes", str(SEGMENT), "--compaction-dead-ratio", "0.3",
-                "--compression-level", "0", "--admin-listen", f"127.0.0.1:{ADMIN}"])
-    run_with_server("compaction", S, cases_of(globals()))
+                "--compression-level", "0"], admin=True)
+
+    def ready(server):
+        global ADMIN
+        ADMIN = server.admin_port
+    run_with_server("compaction", S, cases_of(globals()), ready=ready)
 
 
 if __name__ == "__main__":

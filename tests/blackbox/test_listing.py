@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.parse
 
-from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, check, free_port, http, key_path,
+from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, check, http, key_path,
                            run_cases)
 
 S = None
@@ -327,12 +327,11 @@ def main():
     ap.add_argument("--workers", default="2")
     ap.add_argument("--model", default="event")
     ARGS = ap.parse_args()
-    ARGS.admin_port = free_port()
-    extra = ["--workers", ARGS.workers, "--model", ARGS.model, "--segment-bytes", "65536",
-             "--admin-listen", f"127.0.0.1:{ARGS.admin_port}"]
-    S = Server(extra)
+    extra = ["--workers", ARGS.workers, "--model", ARGS.model, "--segment-bytes", "65536"]
+    S = Server(extra, admin=True)
     try:
         S.start()
+        ARGS.admin_port = S.admin_port
         cases = [(n[5:], f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
         return run_cases(f"listing ({ARGS.model}, {ARGS.workers} workers)", cases, S)
     finally:

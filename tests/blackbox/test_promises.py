@@ -55,7 +55,7 @@ import tempfile
 import time
 import urllib.parse
 
-from kingx_harness import (Conn, Server, ServerPerCase, adopt, build_request, cases_of, check, free_port, http, key_path,
+from kingx_harness import (Conn, Server, ServerPerCase, adopt, build_request, cases_of, check, http, key_path,
                            metric, run_with_servers, wait_for)
 from fault_flag import fail_point_while
 
@@ -107,8 +107,8 @@ def files_holding(data_dir, marker):
 
 
 def test_each_key_keeps_its_content_type_through_compaction_restart_and_kill_9():
-    admin = free_port()
-    s = SERVERS.start("--workers", "1", "--segment-bytes", "65536", "--admin-listen", f"127.0.0.1:{admin}")
+    s = SERVERS.start("--workers", "1", "--segment-bytes", "65536", admin=True)
+    admin = s.admin_port
     marker = b"text/x-kingx-promise-short"
     values = {  # key -> (value, Content-Type sent, Content-Type served)
         "ct/short": (os.urandom(100), marker.decode(), marker.decode()),

@@ -66,7 +66,7 @@ import tempfile
 import time
 import urllib.parse
 
-from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, free_port, http, key_path, metric,
+from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, http, key_path, metric,
                            run_with_servers, staging_files, wait_for)
 from fault_flag import fail_point_while
 
@@ -460,8 +460,8 @@ def test_staged_bytes_and_abandoned_uploads_are_counted():
 
 
 def test_a_finished_backup_is_counted_and_its_cut_timed():
-    admin = free_port()
-    s = SERVERS.start("--workers", "1", "--admin-listen", f"127.0.0.1:{admin}")
+    s = SERVERS.start("--workers", "1", admin=True)
+    admin = s.admin_port
     for i in range(20):
         check(http(s.port, "PUT", key_path(f"bk/{i}"), os.urandom(300)).status == 201, "PUT")
     check(metric(admin, "kingx_backups_finished_total") == 0, "kingx_backups_finished_total before a backup")

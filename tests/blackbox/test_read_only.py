@@ -36,7 +36,7 @@ import tempfile
 import time
 import urllib.parse
 
-from kingx_harness import Conn, ConnectionClosed, Server, TestFailure, check, free_port, http, key_path, run_cases
+from kingx_harness import Conn, ConnectionClosed, Server, TestFailure, check, http, key_path, run_cases
 
 ARGS = None
 WORK = tempfile.mkdtemp(prefix="kingx-ro-test-")
@@ -162,11 +162,11 @@ def serve_and_check(data_dir, want, rebuilds):
     """`rebuilds`: how many times the sorted key view must have been built from the
     segments (0 when the directory's own keys/ is valid and reused)."""
     before = snapshot(data_dir)
-    admin = free_port()
-    s = Server(["--read-only", "--model", ARGS.model, "--workers", "2", "--admin-listen", f"127.0.0.1:{admin}"],
-               data_dir=data_dir, workdir=tempfile.mkdtemp(prefix="srv-", dir=WORK))
+    s = Server(["--read-only", "--model", ARGS.model, "--workers", "2"],
+               data_dir=data_dir, workdir=tempfile.mkdtemp(prefix="srv-", dir=WORK), admin=True)
     try:
         s.start()
+        admin = s.admin_port
         with Conn(s.port) as c:
             for k, v in want.items():
                 r = c.request("GET", key_path(k))

@@ -25,7 +25,7 @@ import socket
 import subprocess
 import time
 
-from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, free_port, http, key_path, metric,
+from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, http, key_path, metric,
                            require_bin, run_with_servers, wait_for)
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
@@ -89,8 +89,8 @@ def open_unread_backup(admin_port):
 
 
 def test_a_fifth_backup_at_once_is_503_naming_the_limit():
-    admin = free_port()
-    s = SERVERS.start("--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--compression-level", "0")
+    s = SERVERS.start("--workers", "1", "--compression-level", "0", admin=True)
+    admin = s.admin_port
     for i in range(12):  # 12 MiB: far more than four unread sockets hold
         r = http(s.port, "PUT", key_path(f"v{i}"), os.urandom(1 << 20), timeout=60)
         check(r.status == 201, f"PUT v{i}: {r.status}")
@@ -117,8 +117,8 @@ def test_a_backup_without_room_in_the_response_buffer_is_503_naming_the_setting(
     # Readers that do not read a large compressible value hold the worker's
     # --response-buffer-bytes (its decoded pieces wait for the socket); more
     # of them until a backup finds no room for its piece (bounded: 64).
-    admin = free_port()
-    s = SERVERS.start("--workers", "1", "--admin-listen", f"127.0.0.1:{admin}", "--response-buffer-bytes", "1M")
+    s = SERVERS.start("--workers", "1", "--response-buffer-bytes", "1M", admin=True)
+    admin = s.admin_port
     value = (b"kingx compressible value " * 3000)[:65536] * 256  # 16 MiB, a few KiB stored
     r = http(s.port, "PUT", key_path("squeezed"), value, timeout=60)
     check(r.status == 201, f"PUT: {r.status}")
