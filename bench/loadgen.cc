@@ -20,7 +20,9 @@
 // One thread, epoll, no allocation per request. Linux only.
 //
 // Output: one line "LOADGEN {json}" on stdout (see bench/README.md for the fields); errors in
-// the arguments go to stderr with exit status 2.
+// the arguments go to stderr with exit status 2. The window's edges are reported as
+// CLOCK_MONOTONIC readings (clock_ns: the warm-up's start, the window's start and end), so a
+// test's server on the same machine can place its own events in or out of the window.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -190,6 +192,7 @@ class Load {
   sockaddr_in addr_{};
   uint64_t t0_ = 0;
   uint64_t end_ = 0;
+  uint64_t warmup_at_ = 0;  // when the warm-up began (the window's start if there is none)
   uint64_t next_k_ = 0;  // open loop: first scheduled request not yet handed to its connection
   Histogram hist_;       // every 2xx answer, plus censored requests at their age at the end
   Histogram lag_;        // open loop: send time minus due time for requests sent on an idle conn
@@ -460,7 +463,9 @@ int Load::Run() {
     for (size_t i = 0; i < conns_.size(); ++i) TrySendDue(i, now, false);
     Loop(Phase::kLoad, end_);
   }
-  StartClock(NowNs());
+  const uint64_t start = NowNs();
+  warmup_at_ = o_.warmup_s > 0 ? t0_ : start;
+  StartClock(start);
   Loop(Phase::kLoad, end_);
   Report(NowNs());
   return 0;
@@ -607,10 +612,11 @@ void Load::Report(uint64_t end) {
          "\"requests_ok\":%" PRIu64 ",\"responses_other\":%" PRIu64 ",\"errors\":%" PRIu64 ","
          "\"connects\":%" PRIu64 ",\"connect_errors\":%" PRIu64 ",\"closes\":%" PRIu64 ","
          "\"bytes_in\":%" PRIu64 ",\"rps\":%.1f,\"connect_phase_s\":%.3f,"
-         "\"connected_at_start\":%zu,\"warmup_s\":%.3f,",
+         "\"connected_at_start\":%zu,\"warmup_s\":%.3f,"
+         "\"clock_ns\":{\"warmup\":%" PRIu64 ",\"start\":%" PRIu64 ",\"end\":%" PRIu64 "},",
          o_.rate > 0 ? "open" : "closed", n, secs, o_.rate, ok, other, errors, connects_,
          connect_errors_, closes_, bytes_in_, double(ok) / secs, connect_phase_s_,
-         connected_at_start_, o_.warmup_s);
+         connected_at_start_, o_.warmup_s, warmup_at_, t0_, end);
   printf("\"client_rps\":{\"min\":%.3f,\"p10\":%.3f,\"median\":%.3f,\"p90\":%.3f,\"max\":%.3f,"
          "\"mean\":%.3f,\"sd\":%.3f},\"clients_zero\":%" PRIu64 ",\"clients_never_connected\":%"
          PRIu64 ",",
