@@ -4,7 +4,8 @@ not move while the directory was measured; live at least the run's --live-mb
 top of the live data: "copy" when the rest (directory - live - dead - staged:
 a compaction copy in flight, a batch being written, hints, key runs) is the
 larger part, "dead" when the reclaimable dead bytes are.
-Usage: steady_split.py RUN_DIR...   (each with samples-bin.jsonl, samples-compare-bin.jsonl, runs.jsonl[.gz])"""
+Usage: bench/compaction_soak_steady_split.py RUN_DIR...   (each with samples-bin.jsonl,
+samples-compare-bin.jsonl, runs.jsonl[.gz])"""
 import gzip
 import json
 import os
