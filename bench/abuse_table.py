@@ -4,13 +4,15 @@ nginx) and cost-N/cost.json (bench/abuse_cost.py). Per case and server, one cell
 wrk throughput under abuse / alone (whole abused window, then the steady phase), the server's CPU
 per wrk request alone / in the steady phase (the CPU ratio: the share of its throughput a server
 limited by its own CPU keeps), and the largest worker memory (anonymous RSS) against kingx's
-budget. Usage: bench/abuse_table.py RESULTS_DIR (the directory holding roundN/ and cost-N/)."""
+budget. Usage: bench/abuse_table.py RESULTS_DIR [REF] (the directory holding roundN/ and cost-N/;
+REF: the reference server's name in those runs, default ref; main in 2026-12-06-abuse17)."""
 import glob
 import json
 import os
 import sys
 
 d = sys.argv[1]
+ref = sys.argv[2] if len(sys.argv) > 2 else "ref"
 rows = {}
 for path in sorted(glob.glob(os.path.join(d, "round*/abuse.json"))):
     rnd = os.path.basename(os.path.dirname(path))
@@ -23,7 +25,7 @@ def f(x, n=2):
     return "–" if x is None else f"{x:.{n}f}"
 
 
-order = {"kingx": 0, "ref": 1, "nginx": 2}
+order = {"kingx": 0, ref: 1, "nginx": 2}
 j = " / ".join
 print("| case | server | wrk ratio, abused window | wrk ratio, steady | CPU µs/req alone → steady | CPU ratio, steady "
       "| worker anon MiB (budget 112) | load |")
@@ -35,13 +37,13 @@ for (case, server), rs in sorted(rows.items(), key=lambda kv: (kv[0][0], order.g
           f"{j(f(r.get('steady_cpu_ratio'), 3) for r in rr)} | "
           f"{j(f(r['max_worker_anon_kib'] / 1024, 1) for r in rr)} | "
           f"{j(str(round(r['loadavg_before'])) for r in rr)} |")
-# kingx against ref, per case: the ratios of the two side by side (same round, same machine).
-print("\nkingx ÷ ref, per round (steady-phase CPU per request, ref's ÷ kingx's: above 1 = kingx spends less):\n")
-print("| case | ref µs/req ÷ kingx µs/req, steady (rounds) | abused window (rounds) |")
+# kingx against the reference, per case: the ratios of the two side by side (same round, same machine).
+print(f"\nkingx ÷ {ref}, per round (steady-phase CPU per request, {ref}'s ÷ kingx's: above 1 = kingx spends less):\n")
+print(f"| case | {ref} µs/req ÷ kingx µs/req, steady (rounds) | abused window (rounds) |")
 print("|---|---|---|")
 for case in sorted({c for c, _ in rows}):
     k = dict(rows.get((case, "kingx"), []))
-    m = dict(rows.get((case, "ref"), []))
+    m = dict(rows.get((case, ref), []))
     cells_s, cells_a = [], []
     for rnd in sorted(set(k) & set(m)):
         a, b = k[rnd].get("steady_server_cpu_us_per_req"), m[rnd].get("steady_server_cpu_us_per_req")
