@@ -4,7 +4,7 @@ requests wrk completed) and req/s for a GET of a 100-byte value, kingx binaries 
 worker on CPU 0, wrk -t1 on CPU 1: `close` = every request on a new connection (Connection: close),
 `keepalive` = wrk's usual keep-alive connections. MODEL=threads (environment): the thread model.
 
-  close.py SECONDS ROUNDS CONNS name=BIN [name=BIN ...] > close.json
+  bench/abuse_close_pairs.py SECONDS ROUNDS CONNS name=BIN [name=BIN ...] > close.json
 """
 import json
 import os
@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "../../.."))  # bench/
+sys.path.insert(0, HERE)  # bench/
 import abuse  # noqa: E402
 
 MODEL = os.environ.get("MODEL", "event")  # the serving model of every server (event or threads)
