@@ -5,7 +5,9 @@ checked where a client sees it, with no timing threshold:
   - during a garbage flood (at least half of the last 64 connections that
     ended were refused 400 before any request, the latest less than 1 s
     ago) a refused connection is closed without lingering and a new
-    connection's first read is 4 KiB, in both models. Seen from the
+    connection's first read is 4 KiB, in both models; 31 such endings of 64
+    are no flood, 32 are one (connections that end normally count against
+    it). Seen from the
     client's socket: 4,097 bytes of junk sent at once are read 4 KiB first,
     so the close leaves a byte unread and the kernel resets the connection
     after the 400; 4,096 bytes are read whole and closed with a FIN, and one
@@ -134,6 +136,49 @@ def test_a_refused_connection_during_a_garbage_flood_is_closed_unlingering_after
 
 def test_the_same_in_the_thread_model():
     flood_probes(["--model", "threads", "--threads", "8"])
+
+
+def test_a_flood_is_half_of_the_last_64_endings_refused_before_any_request():
+    # 33 connections that end normally (a request answered), then 31
+    # refused 400 before any request: 31 of the last 64, no flood, and a
+    # probe's junk is read whole and lingered on (FIN). The probe's own
+    # refusal makes 32 of 64: a flood, and the next probe is read 4 KiB
+    # first (reset). /metrics is read on one keep-alive connection, which
+    # does not end meanwhile; each phase waits until the server has ended
+    # the connections before it (open connections back to that one).
+    s = SERVERS.start("--workers", "1")
+    with Conn(s.port, timeout=60) as m:
+        def all_ended():
+            r = m.request("GET", "/metrics")
+            got = re.search(r"^kingx_http_open_connections (\S+)$", r.body.decode(), re.M)
+            return got and float(got.group(1)) == 1
+        for _ in range(20):
+            for i in range(FLOOD_WINDOW // 2 + 1):
+                r = http(s.port, "GET", "/healthz", timeout=60)
+                check(r.status == 200, f"a normal connection's request: {r!r}")
+            wait_for(all_ended, 60, "the normal connections to end")
+            for _ in range(FLOOD_WINDOW // 2 - 1):
+                t_last = time.monotonic()
+                sock, head, _ = junk_probe(s.port, 12)
+                sock.close()
+                check_refused_400(head, "a refused connection")
+            wait_for(all_ended, 60, "the refused connections to end")
+            below, head_below, end_below = junk_probe(s.port, FIRST_READ_BYTES + 1)
+            t_below = time.monotonic()
+            below.close()
+            wait_for(all_ended, 60, "the probe's connection to end")
+            at, head_at, end_at = junk_probe(s.port, FIRST_READ_BYTES + 1)
+            at.close()
+            if t_below - t_last >= FLOOD_QUIET_S * 0.9 or time.monotonic() - t_below >= FLOOD_QUIET_S * 0.9:
+                continue  # a refusal more than 1 s before a probe: no flood either way; again
+            check_refused_400(head_below, "31 refusals of 64")
+            check_refused_400(head_at, "32 refusals of 64")
+            check(end_below == "fin", f"31 of the last 64 connections refused before any request: the probe's junk "
+                  f"ended by {end_below}, want a FIN (no flood: read whole, lingered on)")
+            check(end_at == "reset", f"32 of the last 64 connections refused before any request: the probe's junk "
+                  f"ended by {end_at}, want a reset (a flood: a first read of 4 KiB)")
+            return
+        check(False, "20 attempts each took 0.9 s or more from a refusal to a probe")
 
 
 # ---------------------------------------------------------------- the key view falling behind
