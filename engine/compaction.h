@@ -381,6 +381,7 @@ class CompactionThread {
   // lock), so that a reader comparing two snapshots never sees a pass's
   // progress without the pass.
   struct CatchUpCounts {
+    uint64_t started = 0;   // catch-up passes begun (one may be running: started - passes)
     uint64_t passes = 0;    // catch-up passes run
     uint64_t progress = 0;  // of them, those that deleted or wrote a segment
     // Of them, those that neither deleted nor wrote a segment and left

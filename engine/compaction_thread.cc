@@ -90,6 +90,7 @@ void CompactionThread::Loop() {
                         : triggered_ ? "triggered"
                                      : "timer";
     triggered_ = forced_ = catch_up_ = false;
+    if (kind == PassKind::kCatchUp) ++catch_up_counts_.started;
     lock.unlock();
     // Failures are logged by RunOnce (CompactionOptions::log).
     PassReport report;

@@ -95,7 +95,12 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
       seen_catch_up_ = passes;
       seen_catch_up_progress_ = progress;
       seen_catch_up_view_pinned_ = view_pinned;
-      if (!helped && pin_held_it && now - began_ < view_pin_wait_) {
+      if (!helped && passes <= begun_before_) {
+        // The pass began before this stall: it picked with an earlier
+        // stall's target, or before the batch that made this one was
+        // published. Its verdict is not this stall's: another pass.
+        thread_.TriggerCatchUp(target_);
+      } else if (!helped && pin_held_it && now - began_ < view_pin_wait_) {
         // The pin ends within milliseconds (the key view's catch-up after an
         // open); ended now, the stall would let writes run unheld until a
         // later pass makes progress. Retried after a slice, not at once, so
@@ -289,6 +294,9 @@ void WriteStall::Begin(Clock::time_point now, const Backlog& b, uint64_t target_
   seen_catch_up_progress_ = seen.progress;
   seen_catch_up_view_pinned_ = seen.view_pinned;
   retry_catch_up_ = false;
+  // Passes begun so far (before the trigger) are not this stall's: a pass
+  // reads its target when it picks, after it begins.
+  begun_before_ = seen.started;
   thread_.TriggerCatchUp(target_);
   shm_.writer_metrics().compaction_stalls.fetch_add(1, std::memory_order_relaxed);
   ++window_stalls_;

@@ -15,16 +15,21 @@
 // catch-up pass (engine::PassKind::kCatchUp) and holds batches until:
 //  - the reclaimable bytes are at or under the end bound and no copy in
 //    flight keeps the backlog past the begin bound (released), or
-//  - a catch-up pass finished without deleting or writing anything: then
-//    compaction can do no more for now (an online backup's pinned cut,
-//    tombstones that must stay, damage), and no new stall begins until some
-//    pass makes progress again; or
+//  - a catch-up pass that began after the stall's own trigger finished
+//    without deleting or writing anything: then compaction can do no more
+//    for now (an online backup's pinned cut, tombstones that must stay,
+//    damage), and no new stall begins until some pass makes progress again
+//    (see below for a stall under the end bound),
 //    except when what kept the pass from progress was the key view's pin
 //    of every segment (its catch-up after an open reads them for tens of
 //    milliseconds; engine::PassReport::view_pinned): then the stall goes on
 //    and asks for another catch-up pass every hold slice (10 ms), for at
 //    most view_pin_wait_ms from the stall's beginning, after which it ends
-//    as above (a rebuild of the view pins for longer); or
+//    as above (a rebuild of the view pins for longer). A pass that began
+//    before (for an earlier stall) picked with that stall's target, before
+//    this stall's batch was published: its verdict is not this stall's,
+//    which asks for another pass (taken as this stall's, it ended the stall
+//    within microseconds of its beginning and let at least one op go); or
 //  - it lasted max_stall_ms (a quarter of --storage-timeout-ms, counted
 //    from the batch's first stall, over the stalls of its parts after a
 //    split): then the held batch goes whole, so that a write never waits
@@ -332,6 +337,9 @@ class WriteStall {
   bool batch_held_ = false;
   bool rest_pending_ = false;  // HoldBatch split a batch: its rest comes next
   uint64_t seen_catch_up_ = 0, seen_catch_up_progress_ = 0, seen_catch_up_view_pinned_ = 0;
+  // Catch-up passes begun before this stall's trigger: the verdict of one
+  // of them (it picked for an earlier target) does not end it.
+  uint64_t begun_before_ = 0;
   bool retry_catch_up_ = false;  // the last catch-up pass waited for the key view's pin
   bool disarmed_ = false;         // until a pass makes progress
   uint64_t disarmed_progress_ = 0;

@@ -658,4 +658,99 @@ TEST_CASE("a compaction copy of more than a quarter of the live data counts in t
   }
 }
 
+
+namespace {
+
+// Holds the compaction thread in the line a catch-up pass that picked
+// segments logs as it ends (CompactionOptions::log), before the thread
+// counts the pass: the pass picked and finished, its verdict not yet seen.
+class PassEndGate {
+ public:
+  void OnLine(const std::string& line) {
+    if (line.find("catch-up pass picked") == std::string::npos) return;
+    std::unique_lock lock(mu_);
+    if (entered_) return;  // only the first such pass
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_; });
+  }
+  // Waits (bounded, generously) until a pass is held.
+  bool WaitEntered() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::minutes(5), [&] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool released_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("a catch-up pass that began before a stall does not end it without progress",
+          "[src][writer][stall][regression]") {
+  // A stall took the first catch-up pass to finish after its beginning as
+  // its own, also one that had picked before it (for an earlier stall's
+  // target, before the batch that made this stall was published): a pass
+  // that found nothing to do for that target ended this stall "without
+  // progress" microseconds after it began, and above the end bound
+  // disarmed it until a later pass made progress.
+  StallDb db;
+  // Three sealed 1 MiB segments, each a 400 KiB record (dead once
+  // overwritten below) and three of 200 KiB: 40% dead, under the threshold,
+  // and each holding a third of the live data (a large copy).
+  for (int s = 0; s < 3; ++s) {
+    db.Put("x" + std::to_string(s), std::string(400 << 10, 'x'));
+    for (int v = 0; v < 3; ++v) db.Put("v" + std::to_string(s) + std::to_string(v), std::string(200 << 10, 'v'));
+  }
+  for (int s = 0; s < 3; ++s) db.Put("x" + std::to_string(s), "x");
+  PassEndGate gate;
+  engine::CompactionOptions co;
+  co.rate_bytes_per_sec = 0;
+  co.stall_floor_bytes = kWriteStallFloorBytes;  // as the writer process: large copies wait for the stall
+  co.log = [&gate](const std::string& line) { gate.OnLine(line); };
+  engine::Compactor compactor(*db.writer, co);
+  engine::CompactionThread thread(compactor, kHourMs);
+  struct Stop {
+    PassEndGate& gate;
+    engine::CompactionThread& thread;
+    ~Stop() {
+      gate.Release();
+      thread.Stop();
+    }
+  } stop{gate, thread};
+  const engine::IndexCounters& c = db.shm->index().counters();
+  const auto bounds = [&] { return engine::WriteStallBoundsFor(c.live_bytes.load(), kWriteStallFloorBytes); };
+  REQUIRE(c.dead_bytes.load() > bounds().begin_bytes);
+  thread.Start();
+  // A catch-up pass without a target (an earlier stall's): it picks the
+  // large segments and leaves each at its turn (no writes wait for it).
+  thread.TriggerCatchUp();
+  REQUIRE(gate.WaitEntered());
+  REQUIRE(thread.catch_up_counts().started == 1);
+  REQUIRE(thread.catch_up_counts().passes == 0);
+  // The stall begins while that pass is ending.
+  WriteStall stall(*db.shm, compactor, thread, kHourMs, kHourMs);
+  REQUIRE(stall.Hold());
+  gate.Release();
+  bool held = true;
+  // Each Hold waits at most one slice (10 ms) for a pass: bounded.
+  for (int i = 0; i < 30000 && held; ++i) held = stall.Hold();
+  REQUIRE_FALSE(held);
+  // The stall ended released, by its own passes' progress: not disarmed.
+  REQUIRE(c.dead_bytes.load() <= bounds().end_bytes);
+  // It ends as soon as the pass's deletions show in the counters, which can
+  // be before the pass itself is counted: wait for its end (bounded).
+  for (int i = 0; i < 30000 && thread.catch_up_counts().progress == 0; ++i) thread.WaitForPass(thread.passes(), 10);
+  CHECK(thread.catch_up_counts().progress >= 1);
+  CHECK(db.shm->writer_metrics().compaction_stalls.load() == 1);
+}
+
 }  // namespace kingx
