@@ -23,11 +23,9 @@ STALL = re.compile(r"write stall ended after (\d+) us: (.*)$")
 
 
 def one(run, name):
-    summary = None
-    for line in open(os.path.join(run, "runs.jsonl")):
-        d = json.loads(line)
-        if "summary" in d and d["summary"]["bin"].endswith("old/kingx") == (name != "bin"):
-            summary = d["summary"]
+    # The soak writes --bin's summary first, then --compare-bin's.
+    summaries = [json.loads(line)["summary"] for line in open(os.path.join(run, "runs.jsonl")) if '"summary"' in line]
+    summary = summaries[0 if name == "bin" else 1]
     floor = summary["live_mb_target"] * (1 << 20) / 2
     n = over = over19 = copy_n = steady_n = steady_over = 0
     pub_n = pub_over = pub_dead = 0
