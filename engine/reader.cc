@@ -241,6 +241,29 @@ void Reader::PrefetchRecord(std::string_view key, KeyProbe* hint) {
   }
 }
 
+void Reader::PrefetchKeys(std::span<const std::string_view> keys) {
+  Impl& r = *impl_;
+  if (r.index.counters().ready.load(std::memory_order_acquire) == 0) return;
+  keys = keys.first(std::min(keys.size(), kMaxPrefetchKeys));
+  KeyProbe probes[kMaxPrefetchKeys];
+  auto hinted = [&](std::string_view key) { return !key.empty() && key.size() <= r.options.max_key_bytes; };
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (hinted(keys[i])) r.index.PrefetchKey(keys[i], &probes[i]);
+  }
+  Location locations[kMaxPrefetchKeys];
+  size_t found = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Candidates c;
+    if (!hinted(keys[i]) || !r.index.LookupKey(keys[i], &c, &probes[i]).ok()) continue;
+    for (uint32_t j = 0; j < c.count; ++j) {
+      if (IsTombstone(c.locations[j])) continue;
+      locations[found++] = c.locations[j];
+      break;
+    }
+  }
+  r.cache.PrefetchMany(std::span<const Location>(locations, found), kRecordPrefetchBytes);
+}
+
 void Reader::ReportReadFault(const Value& v) { (void)impl_->Faulted(v.holder); }
 
 void Reader::DropStaleMappings() { impl_->cache.Revalidate(); }

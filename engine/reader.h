@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -120,6 +121,15 @@ class Reader {
   void PrefetchRecord(std::string_view key);
   void PrefetchIndex(std::string_view key, KeyProbe* hint);
   void PrefetchRecord(std::string_view key, KeyProbe* hint);
+  // Both hints for many keys whose Gets follow soon: every key's index slot,
+  // then every key's record, each stage in one pass. A prefetch that misses
+  // the TLB waits for its page walk, so one key at a time pays the walks one
+  // after another; issued together, the walks of different keys overlap.
+  // Same guarantees as PrefetchRecord (no I/O, no mapping, no effect on any
+  // answer, failures ignored); keys past kMaxPrefetchKeys are not hinted.
+  // Any thread.
+  static constexpr size_t kMaxPrefetchKeys = 64;
+  void PrefetchKeys(std::span<const std::string_view> keys);
 
   // A read of v's bytes after Get found a page that could not be read (a
   // ValueDecoder of v.stored answered kIOError): marks v's segment mapping

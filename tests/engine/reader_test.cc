@@ -532,6 +532,46 @@ TEST_CASE("prefetch hints change nothing a Get sees and never fail, before recov
   CHECK(db.Get("absent").status().Is(Code::kNotFound));
 }
 
+TEST_CASE("hints for many keys at once change nothing a Get sees, before recovery, past the limit, for absent, deleted, "
+          "long and empty keys",
+          "[engine][reader]") {
+  {
+    TempDir dir;
+    IndexRegion region;
+    Reader reader(PosixEnv(), dir.path(), Options{}, region.index());
+    const std::string_view k[] = {"k"};
+    reader.PrefetchKeys(k);  // the index is not ready: nothing to fetch
+    CHECK(reader.Get("k").status().Is(Code::kBusy));
+  }
+  TempDir dir;
+  FaultInjectionEnv env;
+  TestDb db(env, dir.path(), Options{});
+  REQUIRE(db.Open().ok());
+  std::vector<std::string> names;
+  for (size_t i = 0; i < Reader::kMaxPrefetchKeys + 8; ++i) {
+    names.push_back("key" + std::to_string(i));
+    REQUIRE(db.Put(names.back(), "v" + std::to_string(i)).status.ok());
+  }
+  REQUIRE(db.Delete("key3").status.ok());
+  const uint64_t mappings = env.LiveMappings();
+  const std::string too_long(db.options().max_key_bytes + 1, 'x');
+  std::vector<std::string_view> keys = {"absent", "", too_long};
+  for (const std::string& n : names) keys.push_back(n);
+  db.reader().PrefetchKeys(keys);
+  db.reader().PrefetchKeys({});
+  CHECK(env.LiveMappings() == mappings);
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto v = db.Get(names[i]);
+    if (i == 3) {
+      CHECK(v.status().Is(Code::kNotFound));
+    } else {
+      REQUIRE(v.ok());
+      CHECK(v.value() == "v" + std::to_string(i));
+    }
+  }
+  CHECK(db.Get("absent").status().Is(Code::kNotFound));
+}
+
 namespace {
 
 // The hints a server gives for a GET of key, in order.
