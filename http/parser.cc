@@ -326,22 +326,25 @@ size_t HintableKeyBytes(const char* key, size_t rest) {
 }  // namespace
 
 std::string_view Parser::PeekKey(std::span<const char> input) {
-  const std::string_view in(input.data(), input.size());
-  size_t target = 0;
-  if (in.starts_with("GET ")) {
-    target = 4;
-  } else if (in.starts_with("HEAD ")) {
-    target = 5;
+  const char* p = input.data();
+  const size_t size = input.size();
+  size_t key = 0;
+  if (size >= 4 && std::memcmp(p, "GET ", 4) == 0) {
+    key = 4;
+  } else if (size >= 5 && std::memcmp(p, "HEAD ", 5) == 0) {
+    key = 5;
   } else {
     return {};
   }
-  if (in.substr(target, kHintPrefix.size()) != kHintPrefix) return {};
-  const size_t key = target + kHintPrefix.size();
-  const size_t end = in.find_first_of(" ?", key);
-  if (end == std::string_view::npos) return {};
-  const size_t n = HintableKeyBytes(in.data() + key, end - key);
-  if (n != end - key) return {};
-  return in.substr(key, n);
+  if (size - key < kHintPrefix.size() || std::memcmp(p + key, kHintPrefix.data(), kHintPrefix.size()) != 0) return {};
+  key += kHintPrefix.size();
+  // The target ends at SP and the key at '?' (as HintableKeyBytes); a key
+  // whose end is not in input yet is not named.
+  for (size_t i = key; i < size; ++i) {
+    if (p[i] == ' ' || p[i] == '?') return std::string_view(p + key, i - key);
+    if (p[i] == '%') return {};
+  }
+  return {};
 }
 
 void Parser::HintKey(KeyHintStage stage) {

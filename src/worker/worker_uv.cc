@@ -22,13 +22,26 @@
 // Connection copies only what it cannot parse yet and holds no parser,
 // input buffer or output block between requests.
 //
-// Reads of one poll phase: a read that holds a whole small request of an
-// idle connection (under kBatchSliceBytes) lands in a slice of the worker's
-// batch buffer and is served in the check phase right after the poll phase,
-// with the others of that phase: first every request's key is hinted to the
-// reader in one pass (Reader::PrefetchKeys: the index slots, then the
-// records, so that their page walks and cache misses overlap), then each
-// connection is fed in arrival order. Any other read is served at once.
+// Reads of one poll phase: a read of an idle connection that took fewer
+// than kBatchSliceBytes (libuv reads a socket again in the same phase only
+// after a full buffer, so it was that connection's last) lands in a slice
+// of the worker's batch buffer, at most kBatchSlices of them per phase;
+// every other read (a connection with a request, output, a write or a
+// storage wait in progress, lingering, a slice filled, the slices used up)
+// is fed at once. In the check phase right after the poll phase, the key of
+// each batched read's first request (a GET or HEAD of a plain key,
+// http::Parser::PeekKey) is hinted to the reader in one pass
+// (Reader::PrefetchKeys: the index slots, then the records, so that their
+// page walks and cache misses overlap), then each connection is fed in
+// arrival order as any read is; its request's own key hints take the probe
+// the batch found (KvService::OfferKeyProbe), so a key is hashed and probed
+// once, and the read checks that the probe still holds (a write, growth or
+// recovery since costs a fresh lookup). Pipelined requests after the first,
+// PUT, DELETE, large values and errors are answered exactly as before, only
+// later in the same loop turn. An EOF or error reported for a batched
+// connection in the same phase feeds its bytes first. A batched connection
+// is not idle (the drain at the cap and the graceful stop leave it); one
+// closed by a fast stop before the check phase is skipped.
 //
 // Output: one uv_try_write (a writev of the Connection's gather list) per
 // flush; when the socket cannot take everything, one uv_write of the rest
@@ -224,7 +237,8 @@ struct UvWorker {
     uint32_t bytes;
   };
   std::unique_ptr<char[]> batch_buf{new char[kBatchSlices * kBatchSliceBytes]};
-  std::vector<BatchedRead> batch;
+  BatchedRead batch[kBatchSlices];
+  size_t batched = 0;  // batch[0, batched) wait for the check phase; conn null: fed already
   bool slice_lent = false;  // OnAlloc lent the next slice to the read in progress
 };
 
@@ -317,9 +331,9 @@ void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   if (c->lingering) n = std::min<size_t>(n, kLingerMaxBytes - c->linger_bytes + 1);
   UvWorker* w = c->worker();
   w->slice_lent = n >= kBatchSliceBytes && !c->lingering && !c->storage_wait && IsIdle(c) &&
-                  w->batch.size() < kBatchSlices;
+                  w->batched < kBatchSlices;
   if (w->slice_lent) {
-    *buf = uv_buf_init(w->batch_buf.get() + w->batch.size() * kBatchSliceBytes, kBatchSliceBytes);
+    *buf = uv_buf_init(w->batch_buf.get() + w->batched * kBatchSliceBytes, kBatchSliceBytes);
     return;
   }
   *buf = uv_buf_init(w->read_buf, static_cast<unsigned>(n));
@@ -336,29 +350,47 @@ void FeedConn(UvConn* c, std::span<const char> bytes, uint64_t now) {
   Pump(c, now);
 }
 
-// The check phase: every batched read's key hinted at once, then each
-// connection fed in the order its read arrived. A connection closed since
-// its read (only the stop can do that) is skipped.
+std::span<const char> BatchedBytes(const UvWorker* w, size_t i) {
+  return std::span<const char>(w->batch_buf.get() + i * kBatchSliceBytes, w->batch[i].bytes);
+}
+
+// The check phase: the key of every batched read's first request hinted at
+// once, then each connection fed in the order its read arrived, its
+// request's own hints taking the probe found here (OfferKeyProbe). A
+// connection closed since its read (only a stop can do that) is skipped.
 void ServeBatch(UvWorker* w) {
-  if (w->batch.empty()) return;
+  const size_t n = w->batched;
+  if (n == 0) return;
   std::string_view keys[kBatchSlices];
-  size_t n = 0;
-  for (size_t i = 0; i < w->batch.size(); ++i) {
-    const std::string_view key =
-        http::Parser::PeekKey(std::span<const char>(w->batch_buf.get() + i * kBatchSliceBytes, w->batch[i].bytes));
-    if (!key.empty()) keys[n++] = key;
+  engine::KeyProbe probes[kBatchSlices];
+  for (size_t i = 0; i < n; ++i) {
+    if (w->batch[i].conn != nullptr) keys[i] = http::Parser::PeekKey(BatchedBytes(w, i));
   }
-  w->ctx.reader->PrefetchKeys(std::span<const std::string_view>(keys, n));
+  w->ctx.reader->PrefetchKeys(std::span<const std::string_view>(keys, n), std::span<engine::KeyProbe>(probes, n));
   const uint64_t now = MonotonicMs();
-  // Feeding may batch nothing new (no poll phase runs in between), so the
-  // vector is stable; it is cleared after the last connection was fed.
-  for (size_t i = 0; i < w->batch.size(); ++i) {
+  // Feeding reads nothing (no poll phase runs in between), so no read joins
+  // the batch until it is emptied.
+  for (size_t i = 0; i < n; ++i) {
     UvConn* c = w->batch[i].conn;
+    if (c == nullptr) continue;
     c->batched = false;
     if (c->closing) continue;
-    FeedConn(c, std::span<const char>(w->batch_buf.get() + i * kBatchSliceBytes, w->batch[i].bytes), now);
+    if (!keys[i].empty()) w->service.OfferKeyProbe(&c->http, keys[i], &probes[i]);
+    FeedConn(c, BatchedBytes(w, i), now);
+    w->service.OfferKeyProbe(nullptr, {}, nullptr);
   }
-  w->batch.clear();
+  w->batched = 0;
+}
+
+// c's batched read, fed now (unhinted) because c's next event (an EOF or an
+// error libuv reports in the same poll phase) must come after its bytes.
+void FeedBatchedNow(UvWorker* w, UvConn* c, uint64_t now) {
+  for (size_t i = 0; i < w->batched; ++i) {
+    if (w->batch[i].conn != c) continue;
+    w->batch[i].conn = nullptr;
+    c->batched = false;
+    return FeedConn(c, BatchedBytes(w, i), now);
+  }
 }
 
 void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
@@ -384,13 +416,17 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   // A read that filled its slice may be followed by more bytes (libuv reads
   // on): it is served now, from the slice, which stays free.
   if (in_slice && nread > 0 && static_cast<size_t>(nread) < kBatchSliceBytes) {
-    w->batch.push_back(UvWorker::BatchedRead{c, static_cast<uint32_t>(nread)});
+    w->batch[w->batched++] = UvWorker::BatchedRead{c, static_cast<uint32_t>(nread)};
     c->batched = true;
     return;
   }
   // One clock reading for the whole event (the request and its answer):
   // deadlines are in milliseconds.
   const uint64_t now = MonotonicMs();
+  if (c->batched && nread != 0) {
+    FeedBatchedNow(w, c, now);
+    if (c->closing) return;
+  }
   if (nread > 0) {
     return FeedConn(c, std::span<const char>(buf->base, static_cast<size_t>(nread)), now);
   } else if (nread == UV_EOF) {
