@@ -239,6 +239,10 @@ struct UvWorker {
   std::unique_ptr<char[]> batch_buf{new char[kBatchSlices * kBatchSliceBytes]};
   BatchedRead batch[kBatchSlices];
   size_t batched = 0;  // batch[0, batched) wait for the check phase; conn null: fed already
+  // ServeBatch's keys and probes, kept here so that a small batch does not
+  // initialise all kBatchSlices of them; only [0, batched) is written.
+  std::string_view batch_keys[kBatchSlices];
+  engine::KeyProbe batch_probes[kBatchSlices];
   bool slice_lent = false;  // OnAlloc lent the next slice to the read in progress
 };
 
@@ -361,10 +365,10 @@ std::span<const char> BatchedBytes(const UvWorker* w, size_t i) {
 void ServeBatch(UvWorker* w) {
   const size_t n = w->batched;
   if (n == 0) return;
-  std::string_view keys[kBatchSlices];
-  engine::KeyProbe probes[kBatchSlices];
+  std::string_view* keys = w->batch_keys;
+  engine::KeyProbe* probes = w->batch_probes;
   for (size_t i = 0; i < n; ++i) {
-    if (w->batch[i].conn != nullptr) keys[i] = http::Parser::PeekKey(BatchedBytes(w, i));
+    keys[i] = w->batch[i].conn != nullptr ? http::Parser::PeekKey(BatchedBytes(w, i)) : std::string_view();
   }
   w->ctx.reader->PrefetchKeys(std::span<const std::string_view>(keys, n), std::span<engine::KeyProbe>(probes, n));
   const uint64_t now = MonotonicMs();
