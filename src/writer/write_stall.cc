@@ -174,7 +174,7 @@ namespace {
 // Where a batch (or one of its prefixes) leaves the bound, from its forecast.
 struct Room {
   uint64_t reclaimable = 0;  // now, against the forecast's counters
-  uint64_t added = 0;        // its dead bytes + staged
+  uint64_t added = 0;        // its dead bytes + staged + the queue behind the batch
   uint64_t begin_after = 0;  // the begin bound for the live bytes it leaves
   uint64_t end_bytes = 0;    // the end bound for the live bytes now
   uint64_t copy = 0;         // a copy in flight beyond its share (engine::CopyBeyondShare), now
@@ -186,9 +186,9 @@ struct Room {
 
 // The forecast counts from the counters it read beside the batches in
 // flight (whose effects it holds); a batch published since is in the
-// counters Measure read too, so those are not used. The batches waiting in
-// the queue behind it are not counted: each is forecast before it goes.
-Room RoomFor(const engine::Writer::BatchForecast& f, uint64_t kept, uint64_t staged, uint64_t copy) {
+// counters Measure read too, so those are not used.
+Room RoomFor(const engine::Writer::BatchForecast& f, uint64_t kept, uint64_t staged, uint64_t behind,
+             uint64_t copy) {
   Room r;
   r.copy = copy;
   r.reclaimable = f.index_dead_bytes > kept ? f.index_dead_bytes - kept : 0;
@@ -196,7 +196,7 @@ Room RoomFor(const engine::Writer::BatchForecast& f, uint64_t kept, uint64_t sta
   const uint64_t live_before = f.index_live_bytes + f.put_bytes;
   const uint64_t live_after = live_before - std::min(live_before, f.killed_live_bytes);
   r.begin_after = engine::WriteStallBoundsFor(live_after, kWriteStallFloorBytes).begin_bytes;
-  r.added = f.dead_bytes + staged;
+  r.added = f.dead_bytes + staged + behind;
   return r;
 }
 
@@ -216,12 +216,17 @@ size_t LongestFitting(size_t ops, const std::function<bool(size_t)>& fits) {
 
 }  // namespace
 
-size_t WriteStall::HoldBatch(size_t ops, const Forecaster& forecast) {
+size_t WriteStall::HoldBatch(size_t ops, uint64_t stored_bytes, const Forecaster& forecast) {
   const Next next = next_;
   if (ops == 0 || !WantsForecast()) return Goes(ops, ops);
   next_ = Next::kForecast;
   const Backlog b = Measure();
-  const auto room = [&](size_t first_ops) { return RoomFor(forecast(first_ops), b.kept, b.staged, b.copy); };
+  // The rest of this batch is not counted as queued behind a prefix: it is
+  // forecast itself before it goes.
+  const uint64_t behind = b.queued - std::min(b.queued, stored_bytes);
+  const auto room = [&](size_t first_ops) {
+    return RoomFor(forecast(first_ops), b.kept, b.staged, behind, b.copy);
+  };
   Room r = room(ops);
   if (r.Fits()) return Goes(ops, ops);
   if (next == Next::kFit) {

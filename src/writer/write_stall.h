@@ -59,16 +59,9 @@
 // flight create, the live bytes they kill, from the index and the counters
 // those batches are not yet in; it does not wait for the fdatasync in
 // flight) and HoldBatch holds it unless, after it,
-//     reclaimable + its dead bytes + staged <= B(live after it)
+//     reclaimable + its dead bytes + staged + the queue behind it <= B(live after it)
 // where B(L) = max(L/2, kWriteStallFloorBytes); the stall then lasts until
-// the reclaimable bytes leave room for it (or the end bound, if lower). The
-// batches waiting in the queue behind it are not counted: each is forecast,
-// and held, before it goes. Counted, they pulled a held batch's target to
-// about nothing under bursts of large writes (a few MB queued beside a few
-// MB of live data), below what compaction can reach; the stall then ended
-// without progress and let at least one op go (see below) that passed the
-// bound, where without the queue it fitted or was held for a target
-// compaction could meet. Every
+// the reclaimable bytes leave room for it (or the end bound, if lower). Every
 // stall's catch-up passes reclaim down to its target and no further
 // (CompactionThread::TriggerCatchUp; engine::PickOptions::stop_at_target):
 // while more than a tenth of the sealed segments' bytes is reclaimable, the
@@ -275,8 +268,8 @@ class WriteStall {
 
   // engine::Writer::Forecast of the batch's first `first_ops` ops.
   using Forecaster = std::function<engine::Writer::BatchForecast(size_t first_ops)>;
-  // Once a batch of `ops` puts and deletes is taken, before it is
-  // submitted, when Hold let it through:
+  // Once a batch of `ops` puts and deletes (`stored_bytes` in the queue's
+  // measure) is taken, before it is submitted, when Hold let it through:
   // how many of its first ops go now.
   //  - ops: all of them;
   //  - 0: none; a stall began (the loop takes the batch again once Hold lets
@@ -287,7 +280,7 @@ class WriteStall {
   //    bytes are then what compaction can reclaim before the rest goes).
   // Calls `forecast` only when WantsForecast: once for the whole batch, and
   // for a split a few times more (a binary search over its prefixes).
-  size_t HoldBatch(size_t ops, const Forecaster& forecast);
+  size_t HoldBatch(size_t ops, uint64_t stored_bytes, const Forecaster& forecast);
 
  private:
   using Clock = std::chrono::steady_clock;

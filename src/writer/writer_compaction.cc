@@ -106,9 +106,9 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
   hooks.hold_batch = [state](engine::Writer&, const std::function<void()>& before_wait) {
     return state->stall && state->stall->Hold(before_wait);
   };
-  hooks.hold_ops = [state](engine::Writer& writer, std::span<const engine::WriteOp> ops, uint64_t /*stored_bytes*/) {
+  hooks.hold_ops = [state](engine::Writer& writer, std::span<const engine::WriteOp> ops, uint64_t stored_bytes) {
     if (!state->stall) return ops.size();
-    return state->stall->HoldBatch(ops.size(),
+    return state->stall->HoldBatch(ops.size(), stored_bytes,
                                    [&](size_t first_ops) { return writer.Forecast(ops.first(first_ops)); });
   };
   hooks.each_iteration = [state, &shm](engine::Writer& writer, bool requested) {

@@ -18,8 +18,6 @@
 #include "engine/record.h"
 #include "engine/writer.h"
 #include "src/ipc/shm.h"
-#include "src/ipc/token.h"
-#include "src/ipc/write_queue.h"
 #include "tests/engine/support/fault_env.h"
 #include "tests/src/support/test_util.h"
 
@@ -242,11 +240,11 @@ TEST_CASE("a batch that would kill more than the stall's bound allows is held un
   const engine::Writer::BatchForecast forecast = writer->Forecast(ops);
   CHECK(forecast.killed_live_bytes == 4 * engine::RecordBytes(2, 0, 200 << 10));
   CHECK(forecast.put_bytes == 4 * engine::RecordBytes(2, 0, 1));
-  REQUIRE(stall.HoldBatch(ops.size(), ForecastOf(*writer, ops)) == 0);
+  REQUIRE(stall.HoldBatch(ops.size(), 4, ForecastOf(*writer, ops)) == 0);
   bool held = true;
   for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
   REQUIRE_FALSE(held);
-  REQUIRE(stall.HoldBatch(ops.size(), ForecastOf(*writer, ops)) == ops.size());  // room was made: the batch goes
+  REQUIRE(stall.HoldBatch(ops.size(), 4, ForecastOf(*writer, ops)) == ops.size());  // room was made: the batch goes
   std::vector<engine::WriteResult> results(ops.size());
   writer->Apply(ops, results);
   for (const engine::WriteResult& r : results) REQUIRE(r.status.ok());
@@ -301,13 +299,13 @@ TEST_CASE("a batch that kills a large share of the live data is forecast and hel
   REQUIRE(stall.WantsForecast());
   const engine::Writer::BatchForecast forecast = writer->Forecast(ops);
   CHECK(forecast.killed_live_bytes == 5 * engine::RecordBytes(2, 0, 200 << 10));
-  REQUIRE(stall.HoldBatch(ops.size(), ForecastOf(*writer, ops)) == 0);
+  REQUIRE(stall.HoldBatch(ops.size(), 5, ForecastOf(*writer, ops)) == 0);
   bool held = true;
   for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
   REQUIRE_FALSE(held);
   // Compaction reclaimed the dead record before the batch went.
   CHECK(c.dead_bytes.load() - compactor.stats().kept_tombstone_bytes < record);
-  REQUIRE(stall.HoldBatch(ops.size(), ForecastOf(*writer, ops)) == ops.size());
+  REQUIRE(stall.HoldBatch(ops.size(), 5, ForecastOf(*writer, ops)) == ops.size());
   std::vector<engine::WriteResult> results(ops.size());
   writer->Apply(ops, results);
   for (const engine::WriteResult& r : results) REQUIRE(r.status.ok());
@@ -381,7 +379,7 @@ TEST_CASE("a batch that alone kills more than the bound allows goes in parts, co
   for (int round = 0; round < 50 && done < ops.size(); ++round) {
     f.HoldUntilThrough(stall);
     const std::vector<engine::WriteOp> rest(ops.begin() + static_cast<std::ptrdiff_t>(done), ops.end());
-    const size_t go = stall.HoldBatch(rest.size(), ForecastOf(*f.writer, rest));
+    const size_t go = stall.HoldBatch(rest.size(), rest.size(), ForecastOf(*f.writer, rest));
     REQUIRE(go <= rest.size());
     if (go == 0) continue;  // held: the next Hold waits for compaction
     f.Apply(std::span(rest).first(go));
@@ -416,7 +414,7 @@ struct PinnedStall : SplitFixture {
   }
   ~PinnedStall() { writer->UnpinSegmentIds(cut); }
   size_t HoldBatch(const std::vector<engine::WriteOp>& batch) {
-    return stall->HoldBatch(batch.size(), ForecastOf(*writer, batch));
+    return stall->HoldBatch(batch.size(), batch.size(), ForecastOf(*writer, batch));
   }
 
   std::vector<uint32_t> cut;
@@ -493,7 +491,7 @@ TEST_CASE("a stall for a batch whose room only thin segments hold ends at the fi
   std::vector<std::string> keys;
   for (int k = 0; k < 9; ++k) keys.push_back("k" + std::to_string(k));
   const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
-  REQUIRE(stall.HoldBatch(ops.size(), ForecastOf(*db.writer, ops)) == 0);
+  REQUIRE(stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*db.writer, ops)) == 0);
   bool held = true;
   for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
   REQUIRE_FALSE(held);
@@ -501,7 +499,7 @@ TEST_CASE("a stall for a batch whose room only thin segments hold ends at the fi
   CHECK(thread.catch_up_counts().passes >= 1);
   CHECK(thread.catch_up_counts().progress == 0);
   CHECK(thread.fruitless() == 0);  // a pass that picked nothing: no back-off
-  const size_t go = stall.HoldBatch(ops.size(), ForecastOf(*db.writer, ops));
+  const size_t go = stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*db.writer, ops));
   REQUIRE(go >= 1);
   REQUIRE(go < ops.size());
   std::vector<engine::WriteResult> results(go);
@@ -515,7 +513,7 @@ TEST_CASE("a stall for a batch whose room only thin segments hold ends at the fi
     held = true;
     for (int i = 0; i < 3000 && held; ++i) held = stall.Hold();
     REQUIRE_FALSE(held);
-    rest_go = stall.HoldBatch(rest.size(), ForecastOf(*db.writer, rest));
+    rest_go = stall.HoldBatch(rest.size(), rest.size(), ForecastOf(*db.writer, rest));
   }
   CHECK(rest_go == rest.size());
   thread.Stop();  // the pass that made the room is counted once it returns
@@ -534,7 +532,7 @@ TEST_CASE("the batch after one let go by a stall's time bound is forecast and ma
   REQUIRE(f.Stalls() == 1);
   const std::vector<std::string> keys = {"k0"};
   const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
-  REQUIRE(stall.HoldBatch(ops.size(), ForecastOf(*f.writer, ops)) == ops.size());
+  REQUIRE(stall.HoldBatch(ops.size(), ops.size(), ForecastOf(*f.writer, ops)) == ops.size());
   // The next batch: the backlog is still over the bound, a stall begins.
   CHECK(stall.Hold());
   CHECK(f.Stalls() == 2);
@@ -651,60 +649,15 @@ TEST_CASE("a compaction copy of more than a quarter of the live data counts in t
     f.StartHeldCopy();
     REQUIRE_FALSE(stall.Hold());
     REQUIRE(stall.WantsForecast());
-    CHECK(stall.HoldBatch(ops.size(), ForecastOf(*f.writer, ops)) == 0);
+    CHECK(stall.HoldBatch(ops.size(), value.size(), ForecastOf(*f.writer, ops)) == 0);
     for (int i = 0; i < 5; ++i) CHECK(stall.Hold());
     f.copy_gate.Release();
     f.HoldUntilThrough(stall);
     CHECK(f.compactor->copy_bytes() == 0);
-    CHECK(stall.HoldBatch(ops.size(), ForecastOf(*f.writer, ops)) == ops.size());
+    CHECK(stall.HoldBatch(ops.size(), value.size(), ForecastOf(*f.writer, ops)) == ops.size());
   }
 }
 
-TEST_CASE("a batch whose own dead bytes fit the bound goes, whatever waits in the queue behind it",
-          "[src][writer][stall][queue]") {
-  // The bytes waiting in the queue were counted on top of a held batch's
-  // own: under bursts of large writes (MBs queued beside a few MB of live
-  // data) they pulled its target to about nothing, below what compaction
-  // could reach; the stall then ended without progress and let at least one
-  // op go past the bound. Each batch in the queue is forecast itself before
-  // it goes.
-  StallDb db;
-  for (int k = 0; k < 10; ++k) db.Put("k" + std::to_string(k), std::string(200 << 10, 'a'));
-  db.Put("d", std::string(200 << 10, 'a'));
-  db.Put("d", "x");
-  engine::CompactionOptions co;
-  co.rate_bytes_per_sec = 0;
-  engine::Compactor compactor(*db.writer, co);
-  engine::CompactionThread thread(compactor, kHourMs);  // not started: the batch must go without a pass
-  WriteStall stall(*db.shm, compactor, thread, kHourMs, kHourMs);
-  // Seven puts of 120 KiB (an entry holds at most an eighth of the ring)
-  // wait in the queue behind the batch.
-  const std::string queued(120 << 10, 'q');
-  const std::vector<std::string> queued_keys = {"q0", "q1", "q2", "q3", "q4", "q5", "q6"};
-  for (size_t i = 0; i < queued_keys.size(); ++i) {
-    REQUIRE(db.shm->queue()
-                .TryEnqueue(0, MakeToken(1, i + 1),
-                            WriteRequest{WriteKind::kPut, WriteCondition::kNone, 0, queued_keys[i], "",
-                                         engine::Codec::kRaw, queued.size(), queued})
-                .ok());
-  }
-  const uint64_t depth = db.shm->queue().DepthBytes();
-  REQUIRE(depth >= queued_keys.size() * queued.size());
-  REQUIRE_FALSE(stall.Hold());  // little is reclaimable: no stall before the batch is taken
-  // The batch: k0 replaced by one byte. With what is reclaimable it fits
-  // the bound for the live data it leaves; with the queue on top, not.
-  const std::vector<std::string> keys = {"k0"};
-  const std::vector<engine::WriteOp> ops = OneBytePuts(keys);
-  const engine::IndexCounters& c = db.shm->index().counters();
-  const engine::Writer::BatchForecast forecast = db.writer->Forecast(ops);
-  const uint64_t live_after = c.live_bytes.load() + forecast.put_bytes - forecast.killed_live_bytes;
-  const uint64_t bound_after = engine::WriteStallBoundsFor(live_after, kWriteStallFloorBytes).begin_bytes;
-  REQUIRE(c.dead_bytes.load() + forecast.dead_bytes <= bound_after);
-  REQUIRE(c.dead_bytes.load() + forecast.dead_bytes + depth > bound_after);
-  REQUIRE(stall.WantsForecast());
-  CHECK(stall.HoldBatch(ops.size(), ForecastOf(*db.writer, ops)) == ops.size());
-  CHECK(db.shm->writer_metrics().compaction_stalls.load() == 0);
-}
 
 namespace {
 
