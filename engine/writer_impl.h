@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -127,9 +128,28 @@ inline KeyState StateAfter(const PendingRecord& p) {
 struct Writer::Impl {
   Impl(Env& env, std::string dir, const Options& options, SharedIndex& index);
 
-  // The writer's lock (see mu_). lock() drains the pipeline once it holds
-  // the mutex, so that every other holder sees no batch in
-  // flight; Submit, TakeFinished, Unfinished and SyncIdle use LockKeepingPipeline.
+  // The writer's lock (see mu_), taken one of two ways.
+  //  - lock(), "the draining way": returns holding the mutex with no batch
+  //    in flight (inflight_ empty: every batch published, or failed with
+  //    kOutcomeUnknown after a failed fdatasync, the writer then read-only)
+  //    and no sync running or requested. Holders that seal, rotate, install
+  //    index entries or read the active segment's bytes need this.
+  //  - LockKeepingPipeline(): the raw mutex; batches may be in flight.
+  //    Submit, TakeFinished, Unfinished, SyncIdle, and holders that only
+  //    read or pin settled state (the key view's cut and pin, a backup's
+  //    cut), use it.
+  // Who may hold what while a batch is in flight: the mutex is never held
+  // across the wait for a sync by anyone but the writer thread (which
+  // answers the batches, so its own waits delay nobody else's answers). A
+  // drainer that finds batches in flight counts itself in drainers_, lets
+  // the mutex go, waits until the sync thread is idle, and takes the mutex
+  // again; meanwhile the writer thread may take and publish the batches a
+  // finished sync covered, and Submit (the only place a batch joins the
+  // pipeline) waits on drained_cv_ until drainers_ is 0, so the drain ends:
+  // once idle, whatever is still in flight is covered or failed, and
+  // DrainLocked finishes it without waiting. A failed fdatasync is final
+  // (SyncThread), so a drainer never sees a batch it covered published:
+  // FinishSynced fails it, and the drainer finds the writer read-only.
   class CommitMutex {
    public:
     explicit CommitMutex(Impl* w) : w_(w) {}
@@ -334,6 +354,11 @@ struct Writer::Impl {
   uint64_t next_ticket_ = 1;
   std::unique_ptr<SyncThread> sync_;  // started by the first Submit under kAlways
   SyncThread::State sync_seen_;       // the sync statistics already added to syncs_ ...
+  // Threads in CommitMutex::lock waiting, without the mutex, for the
+  // pipeline to empty; Submit waits on drained_cv_ (with the mutex) until
+  // there are none. Under mu_.
+  uint32_t drainers_ = 0;
+  std::condition_variable drained_cv_;
   // Waits until no sync is in flight and finishes every in-flight batch
   // (published, or kOutcomeUnknown after a failed sync). Caller holds mu_.
   void DrainLocked();
@@ -349,7 +374,8 @@ struct Writer::Impl {
   // writer process: allocating a segment id, switching index entries
   // (SharedIndex mutators), updating segments_ and the published counters,
   // forgetting a deleted segment. Compaction never holds it across file I/O.
-  // Its lock() drains the pipeline first (CommitMutex).
+  // Its lock() drains the pipeline first, waiting for a sync without the
+  // mutex (CommitMutex).
   mutable CommitMutex mu_{this};
 
   // ---- segment pins and deletions (writer_cut.cc) ----

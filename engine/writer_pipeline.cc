@@ -9,8 +9,10 @@
 // writer read-only; the sync thread never syncs again, and a batch submitted
 // after that failure is refused without being written. Any other holder of
 // the writer's lock drains first (CommitMutex::lock), so rotation, large
-// values, cuts, compaction and the key view only ever see a writer with
-// nothing in flight, as before.
+// values and compaction only ever see a writer with nothing in flight, as
+// before; the drain waits for the sync without the mutex (see
+// writer_impl.h, CommitMutex), so the batches already covered are taken
+// and answered meanwhile.
 #include <cassert>
 
 #include "engine/writer_impl.h"
@@ -19,6 +21,21 @@ namespace kingx::engine {
 
 void Writer::Impl::CommitMutex::lock() {
   m_.lock();
+  if (!w_->inflight_.empty()) {
+    // Wait for the fdatasync in flight without the mutex, so that the writer
+    // thread can take (TakeFinished) and answer the batches an earlier sync
+    // already covered meanwhile. Submit writes nothing while drainers_ is
+    // above zero, so no new batch joins the pipeline: after WaitIdle the
+    // batches left in flight are all covered (or failed) and DrainLocked
+    // below finishes them without waiting. sync_ is set while anything is in
+    // flight and stays until ~Writer, which no drainer outlives.
+    SyncThread* const sync = w_->sync_.get();
+    ++w_->drainers_;
+    m_.unlock();
+    sync->WaitIdle();
+    m_.lock();
+    if (--w_->drainers_ == 0) w_->drained_cv_.notify_all();
+  }
   w_->forecast_found_valid_ = false;  // this holder may change index entries
   w_->DrainLocked();
 }
@@ -71,8 +88,10 @@ void Writer::Impl::FinishSynced(const SyncThread::State& st) {
 uint64_t Writer::Submit(std::span<const WriteOp> ops, SyncBy sync_by) {
   Impl& w = *impl_;
   if (w.keyspace_) w.keyspace_->Pace();  // before the lock (see Keyspace::Pace)
-  w.mu_.LockKeepingPipeline();
-  std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
+  std::unique_lock<std::mutex> unlock_at_return(w.mu_.raw());
+  // A thread draining the pipeline (CommitMutex::lock) waits for it to
+  // empty: nothing joins it until that thread holds the lock.
+  w.drained_cv_.wait(unlock_at_return, [&w] { return w.drainers_ == 0; });
   std::unique_ptr<Impl::SubmittedBatch> b;
   if (!w.spare_batches_.empty()) {
     b = std::move(w.spare_batches_.back());
