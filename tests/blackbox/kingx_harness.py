@@ -388,6 +388,7 @@ class Server:
         os.makedirs(self.data_dir, exist_ok=True)
         self.extra = list(args)
         self.port = port
+        self.port_given = port is not None
         self.admin = admin
         self.admin_port = None
         self.raw_args = raw_args
@@ -408,20 +409,33 @@ class Server:
                 "--error-log", self.error_log, "--access-log", self.access_log,
                 "--pid", self.pid_file] + admin + self.extra
 
+    # A restart keeps its port: a proxy or a client may name it. Until then an
+    # address can be held by a TIME_WAIT of another process's loopback
+    # connection that happened to get it as its local port while this server
+    # was down (it blocks a listener for 60 s); the start is tried again on the
+    # same port for this long.
+    SAME_PORT_RETRY_S = 120.0
+
     def start(self, wait=True):
         """Starts the master in a new session (its own process group) and, if
-        `wait`, waits for /readyz 200. Retries with other ports (the main
-        one, and the admin one if any) if a chosen one was taken meanwhile;
-        a start after the first keeps the ports that worked. Raises
-        TestFailure with the logs on failure."""
-        for attempt in range(3):
-            if self.port is None or attempt > 0:
+        `wait`, waits for /readyz 200. A first start on ports the harness
+        picked retries with others (the main one, and the admin one if any)
+        if a chosen one was taken meanwhile; a restart, or a start on a port
+        the caller gave, keeps its ports and is tried again on them while an
+        address is in use (at most SAME_PORT_RETRY_S). Raises TestFailure
+        with the logs on failure."""
+        keep = self.port is not None and (self.starts > 0 or self.port_given)
+        deadline = time.monotonic() + self.SAME_PORT_RETRY_S
+        attempt = 0
+        while True:
+            if self.port is None or (attempt > 0 and not keep):
                 self.port = free_port()
-            if self.admin and (self.admin_port is None or attempt > 0):
+            if self.admin and (self.admin_port is None or (attempt > 0 and not keep)):
                 self.admin_port = free_port()
             self.starts += 1
             out = open(os.path.join(self.workdir, f"stdout.{self.starts}"), "wb")
             self.started_at = time.monotonic()
+            log_from = os.path.getsize(self.error_log) if os.path.exists(self.error_log) else 0
             self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
             out.close()
@@ -431,10 +445,28 @@ class Server:
                 self.wait_ready()
                 return self
             except TestFailure:
-                if self.proc.poll() is not None and "in use" in self.logs().lower():
-                    continue
+                attempt += 1
+                if self.proc.poll() is not None and "in use" in self._start_output(log_from).lower():
+                    if keep and time.monotonic() < deadline:
+                        continue
+                    if not keep and attempt < 3:
+                        continue
+                    raise TestFailure(f"could not start kingx: an address stayed in use ({attempt} attempts, "
+                                      f"{'the same ports' if keep else 'other ports each time'}):\n" + self.logs())
                 raise
-        raise TestFailure("could not start kingx on a free port:\n" + self.logs())
+
+    def _start_output(self, log_from):
+        """What the latest start wrote: its stdout file and the error log from
+        offset `log_from`."""
+        text = ""
+        for path, offset in ((os.path.join(self.workdir, f"stdout.{self.starts}"), 0), (self.error_log, log_from)):
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    text += f.read().decode("utf-8", "replace")
+            except OSError:
+                pass
+        return text
 
     def wait_ready(self, timeout=None):
         """Polls GET /readyz until 200 (bounded)."""
