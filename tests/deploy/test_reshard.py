@@ -225,7 +225,7 @@ def main():
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     try:
         setup()
-        status = run_cases("resharding 3 -> 4 behind nginx", cases_of(globals()), lambda: SHARDS[0])
+        status = run_cases("resharding 3 -> 4 behind nginx", cases_of(globals()), SHARDS[0])
         if status != 0 and NGINX is not None:
             print(NGINX.logs(3000))
     except TestFailure as e:

@@ -277,7 +277,7 @@ def main():
     try:
         start()
         cases = [(n, f) for n, f in cases_of(globals()) if not ARGS.k or any(s in n for s in ARGS.k)]
-        status = run_cases(f"3 shards behind {ARGS.proxy}", cases, lambda: SHARDS[0])
+        status = run_cases(f"3 shards behind {ARGS.proxy}", cases, SHARDS[0])
         if status != 0 and PROXY is not None:
             print(PROXY.logs(3000))
     except TestFailure as e:
