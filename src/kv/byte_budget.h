@@ -38,6 +38,20 @@ class ByteBudget {
     }
   }
 
+  // Reserves n bytes if used + n stays at most `ceiling` (no exception for
+  // an empty budget); false otherwise (nothing reserved, refusal counted).
+  // For holders that must leave room below the limit for others.
+  bool TryReserveBelow(uint64_t n, uint64_t ceiling) {
+    uint64_t cur = used_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (cur + n > ceiling || cur + n < cur) {
+        refusals_.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      }
+      if (used_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed)) return true;
+    }
+  }
+
   // Adds n bytes without checking the limit: memory a holder found it had
   // to allocate after its reservation (rare; keeps the accounting honest).
   void Charge(uint64_t n) { used_.fetch_add(n, std::memory_order_relaxed); }

@@ -98,6 +98,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
     w.token_prefix = o.token_prefix;
     w.token_generation = o.token_generation;
     w.body_budget = o.body_budget;
+    w.body_whole_budget = o.body_whole_budget;
     w.body_budget_give_up_ms = o.body_budget_give_up_ms;
     w.staging_bytes = o.staging_bytes;
     return w;
@@ -710,6 +711,6 @@ bool KvService::AwaitsStorage(const KvConnState& state) const {
   return state.backup_slot >= 0 || impl_->writes.AwaitsStorage(state);
 }
 
-size_t KvService::ReadBytesHint() const { return impl_->writes.ReadBytesHint(); }
+size_t KvService::ReadBytesHint(const KvConnState& state) const { return impl_->writes.ReadBytesHint(state); }
 
 }  // namespace kingx

@@ -197,7 +197,10 @@ struct KvServiceOptions {
   // no limit (tests). body_budget: request bodies held before they reach
   // the queue (--body-buffer-bytes); response_budget: decoded pieces of
   // compressed values being sent (--response-buffer-bytes).
+  // body_whole_budget: the share of body_budget whole reservations may
+  // hold (3/4 of its limit; null: the service's own).
   ByteBudget* body_budget = nullptr;
+  ByteBudget* body_whole_budget = nullptr;
   ByteBudget* response_budget = nullptr;
   // How long an upload may wait for room in the body budget before 503 +
   // Retry-After (the worker's --body-timeout-ms: it read nothing that long).
@@ -288,10 +291,12 @@ class KvService final : public http::Handler {
   // one waits for completions and calls Poke.
   bool AwaitsStorage(const KvConnState& state) const;
 
-  // The most bytes the I/O layer should read from a socket at once now:
-  // unlimited normally; a few KiB while the body budget is used up, so that
-  // what arrives with a request head and has to wait stays small.
-  size_t ReadBytesHint() const;
+  // The most bytes the I/O layer should read at once now from the socket of
+  // the connection that owns `state`: an upload reading the first window of
+  // its body, what its window may still take (src/kv/write_exchange.h);
+  // otherwise unlimited, or a few KiB while the body budget has little room
+  // left, so that what arrives with a request head stays small.
+  size_t ReadBytesHint(const KvConnState& state) const;
 
   // From now on every response carries Connection: close and /readyz is 503
   // (graceful stop).

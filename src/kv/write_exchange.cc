@@ -44,8 +44,9 @@ struct Exchange {
   engine::Codec codec = engine::Codec::kRaw;
   uint64_t raw_total = 0;               // body bytes received
   uint64_t busy_since_ms = 0;           // first kBusy of the current wait, 0 = none
-  uint64_t reserved = 0;                // bytes held in the body budget (>= raw + stored capacity)
-  bool awaiting_budget = false;         // in budget_waiters_: body paused and unread
+  uint64_t reserved = 0;                // bytes held in the body budget (see Recount)
+  uint64_t whole = 0;                   // > 0: a whole reservation, also held in the whole share
+  bool awaiting_budget = false;         // in budget_waiters_ or window_waiters_: body paused
   uint64_t budget_since_ms = 0;         // when it started waiting for the budget
   bool waiting = false;                 // in the waiting list (answerable, whole write queued)
   uint64_t waiting_since_ms = 0;        // when the whole write was queued
@@ -71,6 +72,11 @@ constexpr uint64_t kBodyPieceSlack = 256 * 1024;
 // room in the body budget: enough for request heads, little for the body
 // bytes that arrive with them and must then wait in the connection.
 constexpr size_t kLowReadBytes = 4096;
+// Below this much window room, reads between requests are kLowReadBytes.
+constexpr uint64_t kLowRoomBytes = 256 * 1024;
+// The smallest read of a window: progress even at the edge of the room
+// (what it takes past the room is counted, and the next read waits).
+constexpr uint64_t kMinWindowReadBytes = 512;
 // The free lists' bounds (WriteExchanges::spare_exchanges_, spare_bodies_):
 // a group commit answers a few dozen writes of a service at once, and their
 // connections' next writes take what those left.
@@ -101,7 +107,9 @@ WriteExchanges::WriteExchanges(KvBackend& backend, Responder& responder, const W
       options_(options),
       wake_(wake),
       io_(io),
-      tokens_(options.token_prefix, options.token_generation) {}
+      tokens_(options.token_prefix, options.token_generation),
+      own_whole_(options.body_budget != nullptr ? options.body_budget->limit() - options.body_budget->limit() / 4
+                                                : uint64_t{1} << 62) {}
 
 WriteExchanges::~WriteExchanges() {
   tokens_.ForEach([](Exchange* e) { delete e; });
@@ -172,28 +180,38 @@ void WriteExchanges::Start(http::Connection& conn, const http::Request& request,
   AdmitBody(e, conn, request.start_ms, false);
 }
 
-// Memory for the body comes from the worker's budget before any body byte is
-// read. Without room (or behind others already waiting: first come, first
-// served) the body stays unread: paused, and the I/O layer stops reading
-// (AwaitsStorage) until Poke grants the room. resume: the body was paused
-// (held for staging room) and is resumed once granted. The body (or
-// OnBodyEnd right away) then follows through the Connection.
+// An upload starts reading its body when its window has room (others
+// waiting for window room go first); otherwise it waits, body paused and
+// unread, until Poke finds room. Nothing is reserved yet: the body is counted
+// as it arrives (OnBody). resume: the body was paused (held for staging
+// room) and is resumed once admitted. The body (or OnBodyEnd right away)
+// then follows through the Connection.
 void WriteExchanges::AdmitBody(Exchange* e, http::Connection& conn, uint64_t since_ms, bool resume) {
   const http::Request& request = *e->request;
   if (e->kind != WriteKind::kPut || !(request.chunked || request.content_length > 0)) {
     if (resume) ResumeHeldBody(conn, MonotonicMs());
     return;
   }
-  const uint64_t want = BodyReservation(request);
-  if (!budget_waiters_.empty() || !body_budget().TryReserve(want)) {
-    e->awaiting_budget = true;
-    e->budget_since_ms = since_ms;
-    budget_waiters_.push_back(e);
-    if (!resume) conn.PauseBody();
+  if (!window_waiters_.empty() || WindowRoom() == 0) {
+    WaitForBudget(e, false, since_ms, !resume);
     return;
   }
-  GrantBody(e, want);
+  if (!request.chunked && request.content_length <= kSpareBodyBytes && !spare_bodies_.empty()) {
+    e->raw = std::move(spare_bodies_.back());
+    spare_bodies_.pop_back();
+    Recount(e);
+  }
   if (resume) ResumeHeldBody(conn, MonotonicMs());
+}
+
+// Parks e, paused, among the uploads that wait for room: for a whole
+// reservation (first come first served) or for their window. pause: the
+// body is delivering (or about to be) and must stop.
+void WriteExchanges::WaitForBudget(Exchange* e, bool whole, uint64_t now_ms, bool pause) {
+  e->awaiting_budget = true;
+  e->budget_since_ms = now_ms;
+  (whole ? budget_waiters_ : window_waiters_).push_back(e);
+  if (pause && e->conn != nullptr) e->conn->PauseBody();
 }
 
 // ResumeBody delivers buffered pieces: OnBody may answer and free the
@@ -274,23 +292,92 @@ uint64_t WriteExchanges::BodyReservation(const http::Request& r) const {
   return (part + kBodyPieceSlack) + (part + part / 64 + 4096);
 }
 
-void WriteExchanges::GrantBody(Exchange* e, uint64_t reservation) {
-  e->reserved = reservation;
-  const http::Request& r = *e->request;
+// What a whole reservation of the longest kind holds; the windows leave
+// this much of the budget (at most half of it) for one.
+uint64_t WriteExchanges::WholeBytes() const {
   const uint64_t part = options_.part_bytes;
-  const uint64_t want = !r.chunked && r.content_length <= part ? r.content_length : part + kBodyPieceSlack;
-  if (want <= kSpareBodyBytes && !spare_bodies_.empty() && e->raw.capacity() < want) {
-    e->raw = std::move(spare_bodies_.back());
-    spare_bodies_.pop_back();
-  }
-  e->raw.reserve(want);
-  Recount(e);
+  return std::min((part + kBodyPieceSlack) + (part + part / 64 + 4096), body_budget().limit() / 2);
 }
 
-// Keeps the reservation at least what the buffers really hold: a piece that
-// did not fit the raw buffer made it grow, and that memory is counted too.
+// Room the windows may still take: within the budget, and with the windows
+// (what is held outside whole reservations) below limit - WholeBytes().
+uint64_t WriteExchanges::WindowRoom() const {
+  const uint64_t limit = body_budget().limit();
+  const uint64_t used = body_budget().used();
+  const uint64_t whole = std::min(whole_budget().used(), used);
+  const uint64_t windows_cap = limit - WholeBytes();
+  const uint64_t windows = used - whole;
+  if (used >= limit || windows >= windows_cap) return 0;
+  return std::min(limit - used, windows_cap - windows);
+}
+
+// A body that cannot finish within its window: more than kBodyWindowBytes
+// arrived and more is announced (or it is chunked and not done).
+bool WriteExchanges::NeedsWhole(const Exchange* e) const {
+  const http::Request& r = *e->request;
+  if (e->whole != 0 || e->body_done || e->raw_total < kBodyWindowBytes) return false;
+  return r.chunked || e->raw_total < r.content_length;
+}
+
+// Whether TryWhole(e) would succeed now (the same rule, without reserving).
+bool WriteExchanges::WouldGrantWhole(const Exchange* e) const {
+  const uint64_t want = BodyReservation(*e->request);
+  const uint64_t extra = want > e->reserved ? want - e->reserved : 0;
+  const ByteBudget& w = whole_budget();
+  const bool alone = w.used() == 0;
+  if (!alone && w.used() + want > w.limit()) return false;
+  return alone || body_budget().used() + extra <= body_budget().limit();
+}
+
+// Takes the whole reservation of e: want bytes in the whole share, and what
+// it holds now topped up to want in the budget. Granted within both limits,
+// or to the one upload that holds no other whole reservation, whatever its
+// size (a body larger than the budget still proceeds, alone).
+bool WriteExchanges::TryWhole(Exchange* e) {
+  const http::Request& r = *e->request;
+  const uint64_t want = BodyReservation(r);
+  const uint64_t extra = want > e->reserved ? want - e->reserved : 0;
+  ByteBudget& w = whole_budget();
+  if (!w.TryReserve(want)) return false;
+  if (!body_budget().TryReserveBelow(extra, body_budget().limit())) {
+    if (w.used() != want) {  // others hold whole reservations: wait for them
+      w.Release(want);
+      return false;
+    }
+    body_budget().Charge(extra);
+  }
+  e->whole = want;
+  e->reserved += extra;
+  const uint64_t part = options_.part_bytes;
+  e->raw.reserve(!r.chunked && r.content_length <= part ? r.content_length : part + kBodyPieceSlack);
+  Recount(e);
+  return true;
+}
+
+// Makes room in raw for `more` bytes: geometric growth following what
+// arrives (a trickling body holds about what it sent), up to the announced
+// length (or the window, before a whole reservation).
+void WriteExchanges::GrowRaw(Exchange* e, size_t more) {
+  const size_t need = e->raw.size() + more;
+  if (need <= e->raw.capacity()) return;
+  const http::Request& r = *e->request;
+  uint64_t cap = std::max<uint64_t>(2 * e->raw.capacity(), 256);
+  if (!r.chunked) cap = std::min<uint64_t>(cap, e->raw.size() + (r.content_length - std::min(e->raw_total, r.content_length)));
+  if (e->whole == 0) {
+    // Counted twice: grow by at most half the window room left (the read
+    // was sized to fit it, ReadBytesHint).
+    cap = std::min<uint64_t>({cap, kBodyWindowBytes, e->raw.capacity() + WindowRoom() / 2});
+  }
+  e->raw.reserve(std::max<uint64_t>(cap, need));
+}
+
+// Keeps the reservation at least what the buffers really hold: before a
+// whole reservation, twice the raw buffer (its bytes and their encoded copy
+// to come); with one, what the buffers hold past it (a piece that did not
+// fit made the raw buffer grow). Bytes that arrived are always counted.
 void WriteExchanges::Recount(Exchange* e) {
-  const uint64_t held = e->raw.capacity() + e->stored.capacity();
+  const uint64_t held = e->whole != 0 ? e->raw.capacity() + e->stored.capacity()
+                                      : e->raw.capacity() + std::max(e->raw.capacity(), e->stored.capacity());
   if (held > e->reserved) {
     body_budget().Charge(held - e->reserved);
     e->reserved = held;
@@ -298,6 +385,8 @@ void WriteExchanges::Recount(Exchange* e) {
 }
 
 void WriteExchanges::ReleaseBody(Exchange* e) {
+  if (e->whole != 0) whole_budget().Release(e->whole);
+  e->whole = 0;
   if (e->reserved == 0) return;
   body_budget().Release(e->reserved);
   e->reserved = 0;
@@ -307,38 +396,52 @@ void WriteExchanges::StopWaitingForBudget(Exchange* e) {
   if (!e->awaiting_budget) return;
   e->awaiting_budget = false;
   auto it = std::find(budget_waiters_.begin(), budget_waiters_.end(), e);
-  if (it != budget_waiters_.end()) budget_waiters_.erase(it);
+  if (it != budget_waiters_.end()) {
+    budget_waiters_.erase(it);
+    return;
+  }
+  it = std::find(window_waiters_.begin(), window_waiters_.end(), e);
+  if (it != window_waiters_.end()) window_waiters_.erase(it);
 }
 
-// Grants waiting uploads their room in the body budget, oldest first, and
-// resumes their bodies; answers 503 + Retry-After to those that waited
-// longer than body_budget_give_up_ms (they read nothing all that time).
+// Grants waiting uploads their whole reservations, oldest first, and lets
+// those waiting for window room read again while there is room, oldest
+// first; resumes their bodies. Answers 503 + Retry-After to those that
+// waited longer than body_budget_give_up_ms (nothing of theirs is stored).
 void WriteExchanges::ServeBudgetWaiters(uint64_t now_ms) {
-  while (!budget_waiters_.empty()) {
-    Exchange* e = budget_waiters_.front();
-    const uint64_t want = BodyReservation(*e->request);
-    if (!body_budget().TryReserve(want)) break;
-    budget_waiters_.pop_front();
+  const auto resume = [this, now_ms](Exchange* e) {
     e->awaiting_budget = false;
-    GrantBody(e, want);
     http::Connection* conn = e->conn;
     // ResumeBody delivers buffered pieces: OnBody may answer and free `e`.
     ++depth_;
     conn->ResumeBody(now_ms);
     --depth_;
     if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
-  }
-  while (!budget_waiters_.empty() && now_ms >= budget_waiters_.front()->budget_since_ms &&
-         now_ms - budget_waiters_.front()->budget_since_ms >= options_.body_budget_give_up_ms) {
+  };
+  while (!budget_waiters_.empty()) {
     Exchange* e = budget_waiters_.front();
-    StopWaitingForBudget(e);
-    http::Response r = http::ProblemResponse(
-        503,
-        "request bodies of other uploads hold all of this worker's body buffer (--body-buffer-bytes) and none "
-        "was freed within --body-timeout-ms; retry later",
-        body_budget().limit(), true);
-    r.close = true;  // its body was never read: do not read it now
-    Finish(e, std::move(r), now_ms);
+    if (!TryWhole(e)) break;
+    budget_waiters_.pop_front();
+    resume(e);
+  }
+  while (!window_waiters_.empty() && WindowRoom() > 0) {
+    Exchange* e = window_waiters_.front();
+    window_waiters_.pop_front();
+    resume(e);
+  }
+  for (std::deque<Exchange*>* waiters : {&budget_waiters_, &window_waiters_}) {
+    while (!waiters->empty() && now_ms >= waiters->front()->budget_since_ms &&
+           now_ms - waiters->front()->budget_since_ms >= options_.body_budget_give_up_ms) {
+      Exchange* e = waiters->front();
+      StopWaitingForBudget(e);
+      http::Response r = http::ProblemResponse(
+          503,
+          "request bodies of other uploads hold all of this worker's body buffer (--body-buffer-bytes) and none "
+          "was freed within --body-timeout-ms; nothing of this upload was stored; retry later",
+          body_budget().limit(), true);
+      r.close = true;  // the rest of its body is not read
+      Finish(e, std::move(r), now_ms);
+    }
   }
 }
 
@@ -647,9 +750,20 @@ void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece)
   KvConnState* st = State(conn);
   Exchange* e = st != nullptr ? st->exchange : nullptr;
   if (e == nullptr || e->kind != WriteKind::kPut) return;  // a DELETE's body is ignored
+  GrowRaw(e, piece.size());
   e->raw.append(piece.data(), piece.size());
   e->raw_total += piece.size();
   Recount(e);
+  if (e->whole == 0 && !e->awaiting_budget) {
+    // Past its window the upload needs a whole reservation (behind any
+    // that wait for one); within it, room for more of its window.
+    const uint64_t now = MonotonicMs();
+    if (NeedsWhole(e)) {
+      if (!budget_waiters_.empty() || !TryWhole(e)) return WaitForBudget(e, true, now, true);
+    } else if (WindowRoom() == 0 && (e->request->chunked || e->raw_total < e->request->content_length)) {
+      return WaitForBudget(e, false, now, true);
+    }
+  }
   // Ship full parts as soon as more than one part is known to exist; a body
   // of at most one part waits for OnBodyEnd (it may go as one entry).
   if (!e->blocked && !e->awaiting_staging && e->raw.size() - e->raw_off > options_.part_bytes) {
@@ -754,7 +868,10 @@ uint64_t WriteExchanges::NextExpiryMs() const {
 }
 
 uint64_t WriteExchanges::NextRetryMs() const {
-  if (blocked_.empty() && aborts_.empty() && budget_waiters_.empty() && staging_waiters_.empty()) return 0;
+  if (blocked_.empty() && aborts_.empty() && budget_waiters_.empty() && window_waiters_.empty() &&
+      staging_waiters_.empty()) {
+    return 0;
+  }
   return 1;  // as soon as possible: the I/O layer applies its own retry period
 }
 
@@ -764,9 +881,20 @@ bool WriteExchanges::AwaitsStorage(const KvConnState& state) const {
          (e->blocked || e->awaiting_budget || e->awaiting_staging || e->phase == Exchange::Phase::kEnqueued);
 }
 
-size_t WriteExchanges::ReadBytesHint() const {
-  const ByteBudget& b = options_.body_budget != nullptr ? *options_.body_budget : unlimited_body_;
-  return !budget_waiters_.empty() || b.used() >= b.limit() ? kLowReadBytes : SIZE_MAX;
+size_t WriteExchanges::ReadBytesHint(const KvConnState& state) const {
+  const uint64_t room = WindowRoom();
+  const Exchange* e = state.exchange;
+  if (e != nullptr && e->kind == WriteKind::kPut && e->phase == Exchange::Phase::kBody && e->whole == 0 &&
+      e->request != nullptr) {
+    // What fits the raw buffer, and past it growth counted twice (GrowRaw).
+    const http::Request& r = *e->request;
+    const uint64_t left = !r.chunked && r.content_length <= kBodyWindowBytes
+                              ? r.content_length - std::min(e->raw_total, r.content_length)
+                              : kBodyWindowBytes - std::min(e->raw_total, kBodyWindowBytes);
+    const uint64_t fits = (e->raw.capacity() - e->raw.size()) + room / 2;
+    return static_cast<size_t>(std::max<uint64_t>(std::min(left, fits), kMinWindowReadBytes));
+  }
+  return !window_waiters_.empty() || room < kLowRoomBytes ? kLowReadBytes : SIZE_MAX;
 }
 
 }  // namespace kingx

@@ -9,15 +9,32 @@
 // parked with its body paused and Poke retries it; past busy_give_up_ms it is
 // answered 503 + Retry-After.
 //
-// Memory: before any byte of a PUT body is read, its Exchange reserves what
-// the body can hold at once in the worker's body budget (ByteBudget, shared
-// by the worker's services). Without room the body stays paused and unread
-// (AwaitsStorage: the I/O layer stops reading the socket, after at most one
-// small read, so the kernel's flow control pushes back on the client) until
-// Poke grants the room, first come first served; past
-// body_budget_give_up_ms the request is answered 503 + Retry-After naming
-// --body-buffer-bytes, and its connection is closed.
-//
+// Memory (the worker's body budget, ByteBudget, shared by the worker's
+// services; L = its limit): an upload holds what has arrived, never what it
+// announced. Its first kBodyWindowBytes (64 KiB, the whole body of most
+// PUTs) are read as they come and counted as they arrive (twice: the raw
+// bytes and room for their encoded copy); the I/O layer reads at most what
+// ReadBytesHint allows, so these windows together stay within L minus room
+// kept for one whole reservation (WholeBytes, at most L/2). A body longer
+// than its window then needs a whole reservation (what it can hold at once:
+// twice a body of at most one part, about two parts for a longer or chunked
+// one), granted first come first served from at most 3/4 of L (or alone,
+// whatever its size, when no other upload holds one), so that a quarter of
+// the budget always stays for windows: an upload that trickles its body
+// holds only the bytes it sent, and however many do, a small body is read
+// and written on its merits. An upload that must wait (no room for its
+// window, or behind others for a whole reservation) is paused with what it
+// already holds and its socket is not read (AwaitsStorage: after at most one
+// small read the I/O layer stops reading, so the kernel's flow control
+// pushes back on the client); Poke resumes it as room is released. Past
+// body_budget_give_up_ms of waiting it is answered 503 + Retry-After naming
+// --body-buffer-bytes and its connection is closed (nothing of it stored).
+// Deadlock-free: whole reservations never wait for more room once granted,
+// and the windows leave room for one of them. Bytes that arrived are always
+// counted; a window read may pass the room by at most one read of
+// kMinWindowReadBytes (the event model; in the thread model pool threads
+// racing for the same room, one read each).
+
 // Staged bytes (src/ipc/staging_budget.h, the backend's Staging(); none:
 // no limit here): a large value's staging room is reserved before the
 // writer sees it. With a Content-Length, the whole of it in Start, before
@@ -80,6 +97,9 @@ struct WriteExchangeOptions {
   // shared by the worker's services, must outlive the machine). Null: no
   // limit (tests).
   ByteBudget* body_budget = nullptr;
+  // The share of body_budget that whole reservations may hold (3/4 of its
+  // limit, shared like it; see above). Null: one of this machine's own.
+  ByteBudget* body_whole_budget = nullptr;
   // Longest wait for room in the body budget before 503 + Retry-After (the
   // worker's --body-timeout-ms: the upload read nothing that long).
   uint64_t body_budget_give_up_ms = 60000;
@@ -166,10 +186,15 @@ class WriteExchanges {
   // the body budget, rather than for socket input.
   bool AwaitsStorage(const KvConnState& state) const;
 
-  // The most bytes the I/O layer should read from a socket at once now:
-  // unlimited normally; a few KiB while the body budget is used up, so that
-  // what arrives with a request head and has to wait stays small.
-  size_t ReadBytesHint() const;
+  // The most bytes the I/O layer should read at once now from the
+  // connection that owns `state`: what its upload's window may still take
+  // (at least a few hundred bytes) while it reads its first
+  // kBodyWindowBytes; otherwise unlimited, or a few KiB while windows have
+  // little room left, so that what arrives with a request head stays small.
+  size_t ReadBytesHint(const KvConnState& state) const;
+
+  // Body bytes an upload reads before it needs a whole reservation.
+  static constexpr uint64_t kBodyWindowBytes = 64 * 1024;
 
  private:
   enum class Progress : uint8_t {
@@ -182,8 +207,23 @@ class WriteExchanges {
   engine::Status Step(Exchange* e, bool* progressed, bool* waiting_body, bool* held);
   void CutPart(Exchange* e, size_t n);
   ByteBudget& body_budget() { return options_.body_budget != nullptr ? *options_.body_budget : unlimited_body_; }
+  const ByteBudget& body_budget() const {
+    return options_.body_budget != nullptr ? *options_.body_budget : unlimited_body_;
+  }
+  ByteBudget& whole_budget() {
+    return options_.body_whole_budget != nullptr ? *options_.body_whole_budget : own_whole_;
+  }
+  const ByteBudget& whole_budget() const {
+    return options_.body_whole_budget != nullptr ? *options_.body_whole_budget : own_whole_;
+  }
   uint64_t BodyReservation(const http::Request& r) const;
-  void GrantBody(Exchange* e, uint64_t reservation);
+  uint64_t WholeBytes() const;
+  uint64_t WindowRoom() const;
+  bool NeedsWhole(const Exchange* e) const;
+  bool WouldGrantWhole(const Exchange* e) const;
+  bool TryWhole(Exchange* e);
+  void GrowRaw(Exchange* e, size_t more);
+  void WaitForBudget(Exchange* e, bool whole, uint64_t now_ms, bool pause);
   void AdmitBody(Exchange* e, http::Connection& conn, uint64_t since_ms, bool resume);
   void ResumeHeldBody(http::Connection& conn, uint64_t now_ms);
   void StartStagingWait(Exchange* e, uint64_t now_ms);
@@ -215,9 +255,11 @@ class WriteExchanges {
   TokenTable<Exchange> tokens_;
   std::vector<Exchange*> blocked_;  // waiting for queue room
   std::vector<uint64_t> aborts_;    // LargeAbort tokens that found the queue full
-  std::deque<Exchange*> budget_waiters_;  // waiting for room in the body budget, oldest first
+  std::deque<Exchange*> budget_waiters_;  // waiting for a whole reservation, oldest first
+  std::deque<Exchange*> window_waiters_;  // waiting for room for their window, oldest first
   std::deque<Exchange*> staging_waiters_;  // held for room in the staging share, oldest first
   ByteBudget unlimited_body_{uint64_t{1} << 62};  // body_budget() when the options give none
+  ByteBudget own_whole_;  // whole_budget() when the options give none
   // Answerable exchanges waiting for their completion, oldest first (all
   // share one timeout, so this is also deadline order): an intrusive list.
   Exchange* waiting_head_ = nullptr;

@@ -37,6 +37,7 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
   o.token_generation = ctx.generation;
   o.trusted_proxies = &ctx.config.trusted_proxies;
   o.body_budget = &budgets.body;
+  o.body_whole_budget = &budgets.body_whole;
   o.response_budget = &budgets.response;
   o.body_budget_give_up_ms = ctx.config.body_timeout_ms;
   o.staging_bytes = ctx.config.staging_bytes;

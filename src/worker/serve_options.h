@@ -42,8 +42,11 @@ http::Limits LimitsFor(const Config& config);
 // shared by all its services (thread-safe). Owned by the worker.
 struct WorkerBudgets {
   explicit WorkerBudgets(const Config& config)
-      : body(config.body_buffer_bytes), response(config.response_buffer_bytes) {}
+      : body(config.body_buffer_bytes),
+        body_whole(config.body_buffer_bytes - config.body_buffer_bytes / 4),
+        response(config.response_buffer_bytes) {}
   ByteBudget body;
+  ByteBudget body_whole;  // the share of `body` whole reservations may hold (src/kv/write_exchange.h)
   ByteBudget response;
 };
 

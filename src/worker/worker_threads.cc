@@ -467,7 +467,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     const int r = poll(fds, nfds, timeout);
     if (r < 0 && errno != EINTR) break;
     if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top
-    size_t want = std::min(sizeof buf, t->service->ReadBytesHint());
+    size_t want = std::min(sizeof buf, t->service->ReadBytesHint(state));
     // During a garbage flood, a new connection's first read is small: a flood
     // connection that waited in the backlog holds tens of KiB of junk, and
     // the parser refuses it within its first bytes.

@@ -322,8 +322,9 @@ void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* c = static_cast<UvConn*>(h->data);
   // One buffer per loop: read_cb hands every byte to the Connection (which
   // copies what it cannot parse) before the next alloc. Smaller reads while
-  // uploads wait for the body budget (KvService::ReadBytesHint).
-  size_t n = std::min(kReadBufferBytes, c->worker()->service.ReadBytesHint());
+  // uploads wait for the body budget, and an upload's first window at most
+  // what the budget has room for (KvService::ReadBytesHint).
+  size_t n = std::min(kReadBufferBytes, c->worker()->service.ReadBytesHint(*c));
   if (c->storage_wait) n = std::min(n, kReadInWaitBytes);
   // During a garbage flood, a new connection's first read is small: a flood
   // connection that waited in the backlog holds tens of KiB of junk, and the

@@ -356,6 +356,9 @@ def test_body_budget_applies_backpressure():
 
 
 def test_body_budget_wait_ends_with_503_naming_the_setting():
+    # The holder sends more than its first window (64 KiB), so it takes a
+    # whole reservation (twice its 900 KiB: more than the 1 MiB budget, granted
+    # alone), then trickles: the waiter's body has no room to be read.
     s = start("--workers", "1", "--body-buffer-bytes", "1M", "--body-timeout-ms", "1500",
               "--compression-level", "0")
     holder = raw_socket(s.port)
@@ -363,8 +366,9 @@ def test_body_budget_wait_ends_with_503_naming_the_setting():
     try:
         size = 900 << 10
         holder.sendall(build_request("PUT", key_path("holder"), None, [("Content-Length", str(size))]))
-        holder.sendall(os.urandom(1000))  # holds its reservation, then trickles
-        time.sleep(0.2)
+        holder.sendall(os.urandom(200 << 10))  # past its window: holds a whole reservation, then trickles
+        wait_for(lambda: (tcp_queues(s.port, holder.getsockname()[1]) or (0, 1))[1] == 0, 60,
+                 "the holder's bytes to be read")
         waiter.sendall(build_request("PUT", key_path("waiter"), None, [("Content-Length", str(size))]))
         waiter.sendall(os.urandom(size))
         conn = adopt(waiter, s.port, 30)
@@ -387,6 +391,73 @@ def test_body_budget_wait_ends_with_503_naming_the_setting():
     finally:
         holder.close()
         waiter.close()
+
+
+def test_slow_uploads_leave_room_for_a_small_put():
+    # Eight uploads announce 1 MiB each and trickle it, more than a 4 MiB body
+    # budget could hold if each took the room its body needs at once (about
+    # 2.3 MiB). Each holds only what it sent, so a small PUT meanwhile is read
+    # and stored at once; then the slow ones send the rest and every byte of
+    # each is stored under its own key.
+    s = start("--workers", "1", "--body-buffer-bytes", "4M", "--body-timeout-ms", "30000",
+              "--compression-level", "0")
+    n = 8
+    size = 1 << 20
+    bodies = [os.urandom(size) for _ in range(n)]
+    socks = [raw_socket(s.port) for _ in range(n)]
+    sent = [0] * n
+    stop = threading.Event()
+    errors = []
+
+    def trickle():
+        while not stop.is_set():
+            for i, c in enumerate(socks):
+                try:
+                    c.sendall(bodies[i][sent[i]:sent[i] + 16])
+                    sent[i] += 16
+                except OSError as e:
+                    errors.append(f"slow upload {i}: {e!r}")
+                    return
+            stop.wait(0.1)
+
+    def finish(i):
+        try:
+            socks[i].sendall(bodies[i][sent[i]:])
+        except OSError as e:
+            errors.append(f"slow upload {i}, the rest: {e!r}")
+
+    trickler = threading.Thread(target=trickle, daemon=True)
+    try:
+        for i, c in enumerate(socks):
+            c.sendall(build_request("PUT", key_path(f"slow{i}"), None, [("Content-Length", str(size))]))
+            c.sendall(bodies[i][:1000])
+            sent[i] = 1000
+        trickler.start()
+        # Every slow upload has had bytes read, and is still open.
+        wait_for(lambda: all((tcp_queues(s.port, c.getsockname()[1]) or (0, 1))[1] == 0 for c in socks) and
+                 min(sent) > 1100, 60, "the slow uploads' first bytes to be read")
+        r = http(s.port, "PUT", key_path("small"), b"0123456789", timeout=120)
+        check(r.status in (201, 204), f"a small PUT beside {n} slow uploads: {r.status} {r.body[:300]!r}")
+        got = http(s.port, "GET", key_path("small"), timeout=120)
+        check(got.status == 200 and got.body == b"0123456789", f"GET small: {got.status} {got.body[:80]!r}")
+        check(not errors, f"slow uploads failed while the small PUT was served: {errors}")
+        stop.set()
+        trickler.join(60)
+        finishers = [threading.Thread(target=finish, args=(i,), daemon=True) for i in range(n)]
+        for t in finishers:
+            t.start()
+        for i, c in enumerate(socks):
+            r = adopt(c, s.port, 120).read_response()
+            check(r.status == 201, f"slow upload {i}: {r.status} {r.body[:300]!r}")
+        for t in finishers:
+            t.join(60)
+        check(not errors, f"slow uploads failed: {errors}")
+        for i in range(n):
+            check(http(s.port, "GET", key_path(f"slow{i}"), timeout=120).body == bodies[i], f"value slow{i} differs")
+    finally:
+        stop.set()
+        for c in socks:
+            c.close()
 
 
 def test_stalled_upload_is_removed():

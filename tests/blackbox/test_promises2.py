@@ -27,10 +27,10 @@ sees it:
   - kingx sets no SO_RCVBUF: an upload's socket starts with the kernel's
     initial receive buffer (tcp_rmem's middle value) and autotuning grows
     it while an 8 MiB body is read;
-  - the body budget (--body-buffer-bytes) admits uploads first come first
-    served: one that would fit waits behind earlier ones that do not, both
-    when it arrives and when room is freed (with Expect: 100-continue, the
-    100 Continue is the admission);
+  - the body budget (--body-buffer-bytes) reads a body's first 64 KiB as
+    they come (a small body never waits behind large ones) and grants the
+    whole reservations of longer bodies first come first served: one that
+    would fit waits behind an earlier one that does not;
   - a refused request's info line is written at most 10 times a second per
     process, and a later line counts those left out: 100 refusals in a
     burst, then one at a time until every refusal is logged or counted;
@@ -283,63 +283,64 @@ def server_rx_queue(server_port, client_port):
     return None
 
 
-def test_the_body_budget_admits_uploads_first_come_first_served():
-    # Uploads announce their bodies (Expect: 100-continue), so the moment one
-    # is admitted to the worker's body budget is the moment it gets its 100
-    # Continue. A body of up to a part reserves twice its length.
+def test_the_body_budget_reads_small_bodies_at_once_and_grants_whole_reservations_in_order():
+    # With a 1 MiB budget, whole reservations (twice a body of at most a part)
+    # may hold 3/4 of it (786,432 bytes). A body's first 64 KiB are read as
+    # they come; past them it waits for its whole reservation behind earlier
+    # ones, even when its own would fit; a body within 64 KiB never waits.
     s = SERVERS.start("--workers", "1", "--body-buffer-bytes", "1048576", "--compression-level", "0")
-    lengths = {"holder": 500_000, "a": 200_000, "b": 400_000, "c": 10_000}  # reserve 1,000,000; 400k; 800k; 20k
+    window = 64 << 10
+    lengths = {"holder": 300_000, "a": 200_000, "b": 40_000, "c": 80_000}  # whole: 600k, 400k, -, 160k
     values = {k: os.urandom(n) for k, n in lengths.items()}
     socks = {}
 
-    def announce(name):
+    def begin(name, first):
         sock = socket.create_connection(("127.0.0.1", s.port), timeout=120)
         socks[name] = sock
-        sock.sendall(build_request("PUT", key_path(f"fcfs/{name}"), None,
-                                   [("Content-Length", str(lengths[name])), ("Expect", "100-continue")]))
-        # Its head read (nothing unread on the server's end): the upload was
-        # admitted or queued in that same step, before the next one comes.
-        wait_for(lambda: server_rx_queue(s.port, sock.getsockname()[1]) == 0, 120, f"the head of {name} read")
+        sock.sendall(build_request("PUT", key_path(f"order/{name}"), None, [("Content-Length", str(lengths[name]))]))
+        sock.sendall(values[name][:first])
         return sock
 
+    def waits_past_its_window(name, first):
+        # Its window read (so it asked for its whole reservation) and the rest
+        # left unread: it waits.
+        def waiting():
+            q = server_rx_queue(s.port, socks[name].getsockname()[1])
+            return q is not None and 0 < q <= first - window
+        wait_for(waiting, 120, f"{name} to read its window and wait")
+
     def answered(name):
-        # Everything the worker wrote before it served a later request on
-        # another connection has arrived by the time that request's answer has.
+        # Everything the worker wrote before it served a later request on another
+        # connection has arrived by the time that request's answer has.
         check(http(s.port, "GET", "/healthz").status == 200, "/healthz")
         readable, _, _ = select.select([socks[name]], [], [], 0)
         return socks[name].recv(4096) if readable else b""
 
-    def admitted(name):
-        r = adopt(socks[name], s.port, 120).read_response()
-        check(r.status == 100, f"{name}'s first answer: {r!r}")
-
-    def send_body(name):
-        socks[name].sendall(values[name])
+    def finish(name, sent):
+        socks[name].sendall(values[name][sent:])
         r = adopt(socks[name], s.port, 120).read_response()
         check(r.status == 201, f"the upload {name}: {r!r}")
 
     try:
-        announce("holder")
-        admitted("holder")
-        for name in ("a", "b", "c"):
-            announce(name)
-        # 48,576 bytes are free: enough for c, but a and b came first.
-        early = answered("c")
-        check(early == b"", f"c, behind a and b, was answered while they waited: {early[:80]!r}")
-        send_body("holder")
-        admitted("a")  # 648,576 free after a's 400,000: not enough for b's 800,000
-        for name in ("b", "c"):
+        begin("holder", 100_000)  # past its window: holds 600k of the 786k share
+        wait_for(lambda: server_rx_queue(s.port, socks["holder"].getsockname()[1]) == 0, 120, "the holder read")
+        begin("a", 100_000)  # 400k more does not fit: a waits
+        waits_past_its_window("a", 100_000)
+        r = http(s.port, "PUT", key_path("order/b"), values["b"], timeout=120)
+        check(r.status == 201, f"b, within its window, beside a waiting upload: {r!r}")
+        begin("c", 80_000)  # 160k would fit, but a came first
+        waits_past_its_window("c", 80_000)
+        for name in ("a", "c"):
             early = answered(name)
-            check(early == b"", f"{name} was answered while b, ahead of c, did not fit: {early[:80]!r}")
-        send_body("a")
-        for name in ("b", "c"):
-            admitted(name)
-            send_body(name)
+            check(early == b"", f"{name} was answered while the holder held the room: {early[:80]!r}")
+        finish("holder", 100_000)
+        finish("a", 100_000)
+        finish("c", 80_000)
+        for name in lengths:
+            check(http(s.port, "GET", key_path(f"order/{name}")).body == values[name], f"{name}'s value differs")
     finally:
         for sock in socks.values():
             sock.close()
-    for name, value in values.items():
-        check(http(s.port, "GET", key_path(f"fcfs/{name}"), timeout=60).body == value, f"the value of {name}")
 
 
 def test_refusals_are_logged_at_most_10_a_second_and_the_next_line_counts_those_left_out():

@@ -860,6 +860,28 @@ TEST_CASE("an upload held for the worker's body budget gets 100 Continue only on
   REQUIRE(f.backend.calls.size() == 1);
 }
 
+TEST_CASE("a trickling upload holds what it sent, not what it announced, and a small PUT goes on",
+          "[src][kv_service][budget]") {
+  ByteBudget budget(1 << 20);
+  KvServiceOptions o;
+  o.body_budget = &budget;
+  Fixture f(o);
+  Client slow(f.service, f.limits);
+  slow.Send("PUT /v1/kv/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" + std::string(100, 's'));
+  CHECK(!f.service.AwaitsStorage(slow.state));
+  CHECK(budget.used() <= 1024);  // its 100 bytes (twice, in a buffer of a few hundred bytes)
+  Client small(f.service, f.limits);
+  small.Send(Put("small", "0123456789"));
+  REQUIRE(f.backend.calls.size() == 1);
+  CHECK(f.backend.calls[0].stored == "0123456789");
+  f.service.OnCompletion(Done(f.backend.calls[0].token, engine::Code::kOk, 1, false), 2);
+  CHECK(StatusLine(small.Output()) == "HTTP/1.1 201 Created");
+  // Past its 64 KiB window the slow upload takes its whole reservation.
+  slow.Send(std::string(70000, 's'), 3);
+  CHECK(!f.service.AwaitsStorage(slow.state));
+  CHECK(budget.used() >= 2 * 1000000);  // twice a body of at most a part
+}
+
 TEST_CASE("an Expect: 100-continue PUT with no room on a full disk gets 507 without 100, and closes",
           "[src][kv_service][expect]") {
   Fixture f;
