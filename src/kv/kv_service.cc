@@ -711,6 +711,8 @@ bool KvService::AwaitsStorage(const KvConnState& state) const {
   return state.backup_slot >= 0 || impl_->writes.AwaitsStorage(state);
 }
 
+bool KvService::AwaitsBodyBudget(const KvConnState& state) const { return impl_->writes.AwaitsBodyBudget(state); }
+
 size_t KvService::ReadBytesHint(const KvConnState& state) const { return impl_->writes.ReadBytesHint(state); }
 
 }  // namespace kingx

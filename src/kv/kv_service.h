@@ -274,7 +274,8 @@ class KvService final : public http::Handler {
   // for their completion. Call after each completion drain, at NextRetryMs()
   // and once NextExpiryMs() has passed.
   void Poke(uint64_t now_ms);
-  // When Poke should run next (0 = nothing is waiting for queue room).
+  // When Poke should run next (0 = nothing is waiting for queue room, and
+  // no upload waiting for the body budget would get room now).
   uint64_t NextRetryMs() const;
   // When the oldest queued write passes storage_timeout_ms (0 = no write
   // waits for its completion).
@@ -290,6 +291,10 @@ class KvService final : public http::Handler {
   // during the wait, so at most one small read is buffered), and a blocking
   // one waits for completions and calls Poke.
   bool AwaitsStorage(const KvConnState& state) const;
+  // True while that request waits for room in the body budget. NextRetryMs
+  // asks for a Poke once this service sees room released; a blocking I/O
+  // layer whose budget other threads share polls meanwhile instead.
+  bool AwaitsBodyBudget(const KvConnState& state) const;
 
   // The most bytes the I/O layer should read at once now from the socket of
   // the connection that owns `state`: an upload reading the first window of

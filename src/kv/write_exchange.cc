@@ -864,14 +864,21 @@ void WriteExchanges::Poke(uint64_t now_ms) {
 }
 
 uint64_t WriteExchanges::NextExpiryMs() const {
-  return waiting_head_ != nullptr ? waiting_head_->waiting_since_ms + options_.storage_timeout_ms : 0;
+  uint64_t next = waiting_head_ != nullptr ? waiting_head_->waiting_since_ms + options_.storage_timeout_ms : 0;
+  for (const std::deque<Exchange*>* waiters : {&budget_waiters_, &window_waiters_}) {
+    if (waiters->empty()) continue;
+    const uint64_t at = waiters->front()->budget_since_ms + options_.body_budget_give_up_ms;
+    if (next == 0 || at < next) next = at;
+  }
+  return next;
 }
 
 uint64_t WriteExchanges::NextRetryMs() const {
-  if (blocked_.empty() && aborts_.empty() && budget_waiters_.empty() && window_waiters_.empty() &&
-      staging_waiters_.empty()) {
-    return 0;
-  }
+  // Uploads waiting for the body budget ask for a Poke only once room was
+  // released for one of them; their give-up is in NextExpiryMs.
+  const bool budget_room = (!budget_waiters_.empty() && WouldGrantWhole(budget_waiters_.front())) ||
+                           (!window_waiters_.empty() && WindowRoom() > 0);
+  if (blocked_.empty() && aborts_.empty() && staging_waiters_.empty() && !budget_room) return 0;
   return 1;  // as soon as possible: the I/O layer applies its own retry period
 }
 
@@ -879,6 +886,10 @@ bool WriteExchanges::AwaitsStorage(const KvConnState& state) const {
   const Exchange* e = state.exchange;
   return e != nullptr &&
          (e->blocked || e->awaiting_budget || e->awaiting_staging || e->phase == Exchange::Phase::kEnqueued);
+}
+
+bool WriteExchanges::AwaitsBodyBudget(const KvConnState& state) const {
+  return state.exchange != nullptr && state.exchange->awaiting_budget;
 }
 
 size_t WriteExchanges::ReadBytesHint(const KvConnState& state) const {

@@ -26,7 +26,8 @@
 // window, or behind others for a whole reservation) is paused with what it
 // already holds and its socket is not read (AwaitsStorage: after at most one
 // small read the I/O layer stops reading, so the kernel's flow control
-// pushes back on the client); Poke resumes it as room is released. Past
+// pushes back on the client); Poke resumes it as room is released
+// (NextRetryMs asks for a Poke only when a waiter would get room). Past
 // body_budget_give_up_ms of waiting it is answered 503 + Retry-After naming
 // --body-buffer-bytes and its connection is closed (nothing of it stored).
 // Deadlock-free: whole reservations never wait for more room once granted,
@@ -185,6 +186,8 @@ class WriteExchanges {
   // completion, or room in the queue or the staging share) or for room in
   // the body budget, rather than for socket input.
   bool AwaitsStorage(const KvConnState& state) const;
+  // True while the exchange of `state` waits for room in the body budget.
+  bool AwaitsBodyBudget(const KvConnState& state) const;
 
   // The most bytes the I/O layer should read at once now from the
   // connection that owns `state`: what its upload's window may still take

@@ -428,7 +428,9 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       }
     }
     if (t->service->AwaitsStorage(state)) {
-      const bool retrying = t->service->NextRetryMs() != 0;
+      // Room in the body budget released by another pool thread wakes no
+      // one here: an upload waiting for it asks again every kBusyRetryMs.
+      const bool retrying = t->service->NextRetryMs() != 0 || t->service->AwaitsBodyBudget(state);
       uint64_t wait_ms = retrying ? kBusyRetryMs : kStoppingPollMs * 10;
       if (const uint64_t expiry = t->service->NextExpiryMs(); expiry != 0) {
         wait_ms = std::min<uint64_t>(wait_ms, expiry > now ? expiry - now : 0);

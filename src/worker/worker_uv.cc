@@ -11,7 +11,9 @@
 //                 connections not due are not visited), lingering closes,
 //                 stalled writes, drain progress, access-log flush,
 //                 unmapping segments that compaction deleted
-//   retry timer   re-offers writes that found the queue full (KvService::Poke)
+//   retry timer   re-offers writes that found the queue full, and uploads
+//                 waiting for the body budget once room was released
+//                 (KvService::Poke; runs only while NextRetryMs asks)
 //   thread pool   an online backup's file reads (UvOffload), one piece at a
 //                 time per backup, handed back to the loop
 //   signals       QUIT graceful stop, TERM/INT fast stop, USR1 reopen logs
@@ -775,7 +777,9 @@ void OnRetryTimer(uv_timer_t* t) {
 
 // Runs once per loop iteration, right after the poll phase: serve the
 // phase's batched reads, and keep the retry timer going while writes wait
-// for queue room.
+// for queue room (or uploads for body budget room that was released);
+// uploads waiting for budget room nobody released wake nothing, and their
+// give-up comes with the sweep (NextExpiryMs).
 void OnCheck(uv_check_t* h) {
   auto* w = static_cast<UvWorker*>(h->data);
   ServeBatch(w);

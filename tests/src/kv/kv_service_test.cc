@@ -882,6 +882,25 @@ TEST_CASE("a trickling upload holds what it sent, not what it announced, and a s
   CHECK(budget.used() >= 2 * 1000000);  // twice a body of at most a part
 }
 
+TEST_CASE("an upload waiting for room asks for no retry until room is released", "[src][kv_service][budget]") {
+  ByteBudget budget(1 << 20);
+  KvServiceOptions o;
+  o.body_budget = &budget;
+  Fixture f(o);
+  budget.Charge(1 << 20);  // others hold the whole budget
+  Client c(f.service, f.limits);
+  c.Send(Put("k", std::string(100, 'v')));
+  CHECK(f.service.AwaitsStorage(c.state));
+  CHECK(f.service.NextRetryMs() == 0);  // nothing to retry: no wake-ups meanwhile
+  CHECK(f.service.NextExpiryMs() != 0);  // but its give-up is due at some point
+  budget.Release(1 << 20);
+  CHECK(f.service.NextRetryMs() != 0);
+  f.service.Poke(2);
+  REQUIRE(f.backend.calls.size() == 1);
+  CHECK(f.backend.calls[0].stored == std::string(100, 'v'));
+  CHECK(f.service.NextRetryMs() == 0);
+}
+
 TEST_CASE("an Expect: 100-continue PUT with no room on a full disk gets 507 without 100, and closes",
           "[src][kv_service][expect]") {
   Fixture f;
