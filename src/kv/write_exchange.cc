@@ -126,11 +126,12 @@ Exchange* WriteExchanges::NewExchange() {
 // Every exchange goes here once it is out of every list and table.
 void WriteExchanges::DeleteExchange(Exchange* e) {
   KeepBody(e->raw);
+  std::string().swap(e->stored);
   if (spare_exchanges_.size() >= kSpareExchanges) {
     delete e;
     return;
   }
-  *e = Exchange{};  // frees what it still held; a reused one starts as a new one
+  *e = Exchange{};  // a reused one starts as a new one (its buffers were freed above)
   spare_exchanges_.push_back(e);
 }
 
@@ -142,7 +143,9 @@ void WriteExchanges::KeepBody(std::string& raw) {
     raw.clear();
     spare_bodies_.push_back(std::move(raw));
   }
-  raw = std::string();
+  // Not `raw = std::string()`: a move from an empty string keeps the
+  // target's buffer, which a reused exchange would then hold uncounted.
+  std::string().swap(raw);
 }
 
 void WriteExchanges::Start(http::Connection& conn, const http::Request& request, WriteKind kind,

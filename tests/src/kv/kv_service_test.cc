@@ -901,6 +901,27 @@ TEST_CASE("an upload waiting for room asks for no retry until room is released",
   CHECK(f.service.NextRetryMs() == 0);
 }
 
+TEST_CASE("an exchange reused after a large upload holds none of its buffers", "[src][kv_service][budget]") {
+  // The next upload on a reused exchange must start from nothing: its first
+  // bytes are counted as they come, not a buffer the last upload left.
+  ByteBudget budget(1 << 20);
+  KvServiceOptions o;
+  o.body_budget = &budget;
+  Fixture f(o);
+  Client big(f.service, f.limits);
+  big.Send(Put("big", std::string(1 << 20, 'b')));
+  REQUIRE(!f.backend.calls.empty());
+  for (const Call& call : f.backend.calls) {
+    f.service.OnCompletion(Done(call.token, engine::Code::kOk, 1, false), 2);
+  }
+  CHECK(StatusLine(big.Output()) == "HTTP/1.1 201 Created");
+  CHECK(budget.used() == 0);
+  Client slow(f.service, f.limits);
+  slow.Send("PUT /v1/kv/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" + std::string(100, 's'), 3);
+  CHECK(!f.service.AwaitsStorage(slow.state));
+  CHECK(budget.used() <= 1024);
+}
+
 TEST_CASE("an Expect: 100-continue PUT with no room on a full disk gets 507 without 100, and closes",
           "[src][kv_service][expect]") {
   Fixture f;
@@ -1209,3 +1230,4 @@ TEST_CASE("every 404 of a missing key has the one wording, whichever path found 
 }
 
 }  // namespace kingx
+
