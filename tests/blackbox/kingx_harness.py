@@ -59,6 +59,12 @@ class TestFailure(AssertionError):
     pass
 
 
+class CaseSkipped(Exception):
+    """Raised by a case that cannot run in this environment (a facility the
+    machine does not grant, not a fault of kingx): run_cases counts it as
+    skipped and prints the message, which should say why."""
+
+
 def check(cond, msg):
     """Fails the current case with `msg` unless `cond`."""
     if not cond:
@@ -771,10 +777,11 @@ def run_cases(title, cases, server=None):
     """Runs each (name, fn) in order; fn() raises on failure. Prints one line
     per case, and after a failure the new part of the server's logs. When the
     server is gone or no longer answers /healthz, the remaining cases are
-    counted as failed without running (each would only time out).
-    `server` is a Server, or a function returning the one in use (for files
-    that start a server per case). Returns the exit status."""
-    passed = failed = 0
+    counted as failed without running (each would only time out). A case
+    that raises CaseSkipped is counted as skipped (the exit status ignores
+    it). `server` is a Server, or a function returning the one in use (for
+    files that start a server per case). Returns the exit status."""
+    passed = failed = skipped = 0
     print(f"# {title}", flush=True)
     orig_server = server
     current = server if callable(server) else (lambda: server)
@@ -784,6 +791,10 @@ def run_cases(title, cases, server=None):
             fn()
             passed += 1
             print(f"ok   {name} ({time.monotonic() - t0:.1f}s)", flush=True)
+            continue
+        except CaseSkipped as e:
+            skipped += 1
+            print(f"skip {name}: {e}", flush=True)
             continue
         except (TestFailure, ConnectionClosed, OSError) as e:
             failed += 1
@@ -807,9 +818,9 @@ def run_cases(title, cases, server=None):
         if not server.answers():
             print("the server no longer answers GET /healthz: the remaining cases are not run", flush=True)
             break
-    remaining = len(cases) - passed - failed
+    remaining = len(cases) - passed - failed - skipped
     failed += remaining
-    print(f"{title}: {passed} passed, {failed} failed", flush=True)
+    print(f"{title}: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""), flush=True)
     return 0 if failed == 0 else 1
 
 

@@ -23,6 +23,7 @@ checked where a client sees it, with no timing threshold:
     one wait each); past both tails the view is lost once (counted once, the
     listing 503, later batches wait no more); let go, the view catches up
     from the segments (a catch-up, not a rebuild) and lists every key.
+    Skipped, saying so, where the machine does not permit ptrace.
 
 Every server a case starts is stopped by PID when the case ends, and
 SIGTERM (meson's timeout) exits through that cleanup.
@@ -31,6 +32,7 @@ SIGTERM (meson's timeout) exits through that cleanup.
 """
 
 import ctypes
+import errno
 import os
 import re
 import selectors
@@ -39,7 +41,7 @@ import socket
 import sys
 import time
 
-from kingx_harness import (Conn, ServerPerCase, build_request, cases_of, check, http, key_path, metric,
+from kingx_harness import (CaseSkipped, Conn, ServerPerCase, build_request, cases_of, check, http, key_path, metric,
                            run_with_servers, wait_for)
 
 SERVERS = ServerPerCase()
@@ -192,7 +194,9 @@ class HeldThread:
     """A thread of another process held still with ptrace (SEIZE, INTERRUPT,
     then DETACH to let it go), as a thread the scheduler never runs. The
     tracee must be a descendant of this process. It is let go when this
-    process exits, whatever happens."""
+    process exits, whatever happens. Where the machine forbids ptrace (Yama
+    ptrace_scope 3, a seccomp filter, no CAP_SYS_PTRACE where needed), hold()
+    raises CaseSkipped: the environment, not kingx."""
 
     def __init__(self, tid):
         self.libc = ctypes.CDLL(None, use_errno=True)
@@ -206,7 +210,12 @@ class HeldThread:
             raise OSError(ctypes.get_errno(), f"ptrace {what} of thread {self.tid}: {os.strerror(ctypes.get_errno())}")
 
     def hold(self):
-        self._call(PTRACE_SEIZE, "SEIZE")
+        try:
+            self._call(PTRACE_SEIZE, "SEIZE")
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.EACCES):
+                raise CaseSkipped(f"SKIP: ptrace not permitted here (errno {e.errno}: {os.strerror(e.errno)})")
+            raise
         self.held = True
         self._call(PTRACE_INTERRUPT, "INTERRUPT")
         os.waitpid(self.tid, WALL)  # stopped
