@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""What uploads that hold or wait for the body budget cost everyone else: a small PUT's answer beside
+slow uploads, and the worker's wake-ups while uploads wait.
+
+Cases (each server in turn, shuffled per round; one worker, event model, a fresh process per case):
+
+  slow-body  3,000 slowhttptest -B uploads (each announces 1 MiB and trickles 24 bytes every 5 s),
+             as in bench/abuse.py; --settle seconds after they start, a 10-byte PUT on a fresh
+             connection: its status and time to answer (bounded by --put-timeout), then a GET of it;
+             meanwhile the worker's context switches and CPU over --sample seconds. nginx (with
+             --nginx) gets the same abuse; its small PUT goes to a location that reads the body before
+             it answers (bench/abuse.py's /up/: it proxies to a closed port, so the answer is 502).
+  held       --body-buffer-bytes 1M, one upload that sent 200 KiB of a 900 KiB body and then stalls
+             (it holds room for its whole body), and --waiters uploads that sent their head and
+             100 KiB and wait for room: the worker's wake-ups per second (voluntary context switches,
+             /proc/PID/status) and CPU over --sample seconds with nothing else to do.
+
+  bench/budget_wait.py --kingx new=build-release/src/kingx --kingx ref=/work/ref/s21/kingx --nginx \\
+      --cases slow-body,held --rounds 2 --out bench/results/DIR/budget-wait
+
+Results: OUT/budget_wait.json (one row per round, case and server, with `uptime` before and after)
+and OUT/summary.md. Needs slowhttptest and nginx as bench/abuse.py does. Every process started here
+is stopped by its PID.
+"""
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import abuse  # noqa: E402
+from harness import procs  # noqa: E402
+
+
+def uptime():
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def ctx_switches(pid):
+    v = n = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                v = int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                n = int(line.split()[1])
+    return v, n
+
+
+def sample(pid, seconds):
+    """The worker's wake-ups and CPU over `seconds`."""
+    v0, n0 = ctx_switches(pid)
+    c0 = abuse.proc_cpu_s(pid)
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    v1, n1 = ctx_switches(pid)
+    c1 = abuse.proc_cpu_s(pid)
+    dt = time.monotonic() - t0
+    return {"seconds": round(dt, 2), "voluntary_per_s": round((v1 - v0) / dt, 1),
+            "nonvoluntary_per_s": round((n1 - n0) / dt, 1), "cpu_ms_per_s": round((c1 - c0) * 1000 / dt, 2)}
+
+
+def timed_request(port, method, path, body, timeout_s):
+    t0 = time.monotonic()
+    try:
+        status, resp = procs.http_request(port, method, path, body=body, timeout_s=timeout_s)
+    except OSError as e:
+        return {"status": None, "error": repr(e), "seconds": round(time.monotonic() - t0, 3)}
+    return {"status": status, "seconds": round(time.monotonic() - t0, 3), "body": resp[:160].decode(errors="replace")}
+
+
+def start_server(spec, workdir, extra):
+    name, kind, binary = spec
+    if kind == "nginx":
+        return abuse.nginx_server(workdir, 1)
+    return abuse.kingx_server(binary, workdir, 1, "event", extra, name=name)
+
+
+def case_slow_body(spec, args, workdir):
+    server = start_server(spec, workdir, [])
+    row = {}
+    try:
+        put_path = "/up/small" if spec[1] == "nginx" else "/v1/kv/legit"
+        row["put_alone"] = timed_request(server.port, "PUT", put_path, b"0123456789", args.put_timeout)
+        sht_args = types.SimpleNamespace(settle=args.settle, duration=args.sample, steady=0,
+                                         abuse_conns=args.conns)
+        abusers = abuse.start_abuse("slow-body", server, sht_args, workdir)
+        try:
+            time.sleep(args.settle)
+            row["established"] = abuse.established(server.port)
+            worker = server.worker_pids()[0]
+            row["worker_alone_with_abuse"] = sample(worker, args.sample)
+            row["put_during"] = timed_request(server.port, "PUT", put_path, b"0123456789", args.put_timeout)
+            if spec[1] != "nginx":
+                row["get_during"] = timed_request(server.port, "GET", put_path, None, args.put_timeout)
+                row["get_during"]["matches"] = row["get_during"].get("body") == "0123456789"
+        finally:
+            for p in abusers:
+                p.stop()
+    finally:
+        server.stop()
+    return row
+
+
+def raw_upload(port, path, length, first):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(f"PUT {path} HTTP/1.1\r\nHost: b\r\nContent-Length: {length}\r\n\r\n".encode())
+    s.sendall(os.urandom(first))
+    return s
+
+
+def case_held(spec, args, workdir):
+    if spec[1] == "nginx":
+        return None
+    server = start_server(spec, workdir, ["--body-buffer-bytes", "1M", "--body-timeout-ms", "600000"])
+    socks = []
+    row = {"waiters": args.waiters}
+    try:
+        socks.append(raw_upload(server.port, "/v1/kv/holder", 900 << 10, 200 << 10))
+        time.sleep(1)
+        for i in range(args.waiters):
+            socks.append(raw_upload(server.port, f"/v1/kv/w{i}", 900 << 10, 100 << 10))
+        time.sleep(1)
+        worker = server.worker_pids()[0]
+        row["worker"] = sample(worker, args.sample)
+    finally:
+        for s in socks:
+            s.close()
+        server.stop()
+    return row
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kingx", action="append", default=[], help="NAME=BIN")
+    ap.add_argument("--nginx", action="store_true")
+    ap.add_argument("--cases", default="slow-body,held")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--conns", type=int, default=3000)
+    ap.add_argument("--settle", type=float, default=8)
+    ap.add_argument("--sample", type=float, default=5)
+    ap.add_argument("--waiters", type=int, default=20)
+    ap.add_argument("--put-timeout", type=float, default=90)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    abuse.BIG = os.urandom(1 << 20)
+    specs = [(n, "kingx", b) for n, b in (k.split("=", 1) for k in args.kingx)]
+    if args.nginx:
+        specs.append(("nginx", "nginx", None))
+    os.makedirs(args.out, exist_ok=True)
+    rng = random.Random(args.seed)
+    rows = []
+    for rnd in range(1, args.rounds + 1):
+        for case in args.cases.split(","):
+            order = specs[:]
+            rng.shuffle(order)
+            for spec in order:
+                with tempfile.TemporaryDirectory(prefix="budget-wait-") as wd:
+                    before = uptime()
+                    fn = case_slow_body if case == "slow-body" else case_held
+                    result = fn(spec, args, wd)
+                    if result is None:
+                        continue
+                    row = {"round": rnd, "case": case, "server": spec[0], "uptime_before": before,
+                           "uptime_after": uptime(), **result}
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+    with open(os.path.join(args.out, "budget_wait.json"), "w") as f:
+        json.dump({"argv": sys.argv, "rows": rows}, f, indent=1)
+    lines = ["| round | case | server | small PUT alone | small PUT during | GET during | worker wake-ups/s "
+             "(voluntary) | worker CPU ms/s | load before |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        pa, pd, gd = r.get("put_alone", {}), r.get("put_during", {}), r.get("get_during", {})
+        w = r.get("worker") or r.get("worker_alone_with_abuse") or {}
+        load = r["uptime_before"].split("load average:")[-1].strip()
+        lines.append(f"| {r['round']} | {r['case']} | {r['server']} | "
+                     f"{pa.get('status', '')} {pa.get('seconds', '')} | {pd.get('status', '')} {pd.get('seconds', '')}"
+                     f" | {gd.get('status', '')} {gd.get('seconds', '')} | {w.get('voluntary_per_s', '')} | "
+                     f"{w.get('cpu_ms_per_s', '')} | {load} |")
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

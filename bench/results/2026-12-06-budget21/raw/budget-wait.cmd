@@ -1,0 +1,1 @@
+python3 bench/budget_wait.py --kingx new=/tmp/budget21/land/kingx --kingx ref=/work/ref/s21/kingx --nginx --cases slow-body,held --rounds 2 --sample 5 --put-timeout 90 --out bench/results/2026-12-06-budget21/budget-wait
