@@ -192,10 +192,17 @@ class WriterLoop {
       // arrived during that sync goes out as one batch, one write and one
       // fdatasync. (Batches written while it ran would wait for the same next
       // sync, each at the cost of its own write, wake-ups and answers.)
-      // It is written, and its fdatasync started, before the synced batch is
-      // answered: the disk does not wait for those answers. The synced batch
-      // is published and answered right after (ReapFinished), never before
-      // the fdatasync that covers it returned; the new one only after its own.
+      // It is written before the synced batch is answered, and its
+      // fdatasync (SyncSubmitted, below) starts right after those answers:
+      // the worker they wake runs while this thread waits in that fdatasync,
+      // not while it decides and writes the next batch. (Answering first, as
+      // soon as a sync returns, gains nothing: the batch taken right after
+      // cannot hold the answered clients' next requests in either order; and
+      // on a small machine the woken worker then competes with that
+      // decision and write for a CPU, so the next fdatasync starts later.)
+      // The synced batch is published and answered (ReapFinished) never
+      // before the fdatasync that covers it returned; the new one only after
+      // its own.
       // (After a failed fdatasync nothing more is taken: the writer exits
       // below and the queued entries go to the next one.)
       // A hold that waits answers the synced batch before it waits

@@ -5,13 +5,14 @@
 //   wait on the queue (eventfd; timeout = the sync interval, 1 s, or a
 //   quarter of --storage-timeout-ms, the shortest) → heartbeat →
 //   take a batch (every queued entry up to kMaxBatchOps / kMaxBatchBytes) →
-//   engine::Writer::Submit (decided and written; in sync=always its
-//   fdatasync runs on the engine's sync thread while the loop keeps beating,
-//   serving backup cuts and stop requests) → once that fdatasync returned,
-//   take the next batch and Submit it (its fdatasync starts now) → then the
-//   synced batch is final (TakeFinished): post one Completion per op to its
-//   slot's ring → release that batch's ring bytes → write each affected
-//   slot's eventfd once. What arrives while a batch waits for its fdatasync
+//   engine::Writer::Submit (decided and written) → the batch synced before
+//   it is final (TakeFinished): post one Completion per op to its slot's
+//   ring → release that batch's ring bytes → write each affected slot's
+//   eventfd once → in sync=always the new batch's fdatasync runs on this
+//   thread (Writer::SyncSubmitted; on the engine's sync thread when another
+//   thread's drain handed it over, the loop then beating and serving backup
+//   cuts and stop requests until it returns) → once it returned, the next
+//   batch is taken. What arrives while a batch waits for its fdatasync
 //   stays queued and becomes the next batch (one write, one fdatasync for
 //   all of it): a write that arrives during an fdatasync waits for that one
 //   and the next. After a failed fdatasync no batch is taken. A batch holding large-value entries waits until
