@@ -74,24 +74,6 @@ BIG = None       # 1 MiB of random bytes, set in main (same bytes for both serve
 BIG_Z = (b"kingx compressible value, served piece by piece. " * 25000)[: 1 << 20]
 
 
-def proc_stats():
-    """(pid, text of /proc/PID/stat) for every process readable now (one that exits meanwhile is skipped)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        yield int(pid), st
-
-
-def stat_ppid(st):
-    """The parent pid in a /proc/PID/stat text (the field after the state, past the command's parentheses)."""
-    return int(st[st.rindex(")") + 2:].split()[1])
-
-
 def log(msg):
     print(f"[abuse {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -110,12 +92,7 @@ class Server:
 
     def worker_pids(self):
         """The processes that serve connections: kingx-worker children, or nginx's workers."""
-        out = []
-        for pid, st in proc_stats():
-            comm = st[st.index("(") + 1:st.rindex(")")]
-            if stat_ppid(st) == self.proc.pid and comm in ("kingx-worker", "nginx"):
-                out.append(pid)
-        return out
+        return procs.children(self.proc.pid, ("kingx-worker", "nginx"))
 
     def stop(self):
         self.proc.stop()
@@ -151,6 +128,14 @@ def nginx_server(workdir, workers, nofile=None):
         error_level="error", client_max_body_size="64m", tcp_nopush=False,
         extra_locations="location /up/ { proxy_pass http://127.0.0.1:9; }")
     return Server("nginx", p, port, "/s/v100.txt", "/s/v1m.bin", "/s/v1m-z.bin", "/r", "/up/b", workdir)
+
+
+def one_worker_server(name, kingx, workdir, extra=()):
+    """One worker of the server named `name`: nginx_server when kingx is None, else kingx_server
+    of that binary (event model) with the extra arguments."""
+    if kingx is None:
+        return nginx_server(workdir, 1)
+    return kingx_server(kingx, workdir, 1, "event", list(extra), name=name)
 
 
 # ---------------------------------------------------------------- measurements
@@ -200,8 +185,8 @@ def proc_cpu_s(pid):
 def tree_pids(root):
     """root and every process descended from it (a server's master, workers and writer)."""
     children = {}
-    for pid, st in proc_stats():
-        children.setdefault(stat_ppid(st), []).append(pid)
+    for pid, st in procs.proc_stats():
+        children.setdefault(procs.stat_ppid(st), []).append(pid)
     out, todo = [], [root]
     while todo:
         pid = todo.pop()

@@ -61,10 +61,7 @@ def abuse_argv(case, server, seconds):
 def measure(case, name, binary, args, workdir, server_cpus, abuse_cpus):
     os.makedirs(workdir, exist_ok=True)
     with abuse.spawning_on(server_cpus):
-        if binary is None:
-            server = abuse.nginx_server(workdir, 1)
-        else:
-            server = abuse.kingx_server(binary, workdir, 1, "event", [], name=name)
+        server = abuse.one_worker_server(name, binary, workdir)
     tool = None
     try:
         time.sleep(1)  # the server settles after its start and the PUTs

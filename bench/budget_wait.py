@@ -76,10 +76,8 @@ def timed_request(port, method, path, body, timeout_s):
 
 
 def start_server(spec, workdir, extra):
-    name, kind, binary = spec
-    if kind == "nginx":
-        return abuse.nginx_server(workdir, 1)
-    return abuse.kingx_server(binary, workdir, 1, "event", extra, name=name)
+    name, _, binary = spec
+    return abuse.one_worker_server(name, binary, workdir, extra)
 
 
 def case_slow_body(spec, args, workdir):

@@ -36,13 +36,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import procs  # noqa: E402
+
 HOST = "127.0.0.1"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def value_for(key, n=100):
@@ -154,33 +151,6 @@ def inserter_proc(port, first, count, out):
     out.put({"inserted": done, "failed": bad})
 
 
-def children(master, comm):
-    pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                st = f.read()
-            with open(f"/proc/{p}/comm") as f:
-                c = f.read().strip()
-        except OSError:
-            continue
-        ppid = int(st.rsplit(")", 1)[1].split()[1])
-        if ppid == master and c == comm:
-            pids.append(int(p))
-    return pids
-
-
-def readyz(port):
-    try:
-        with socket.create_connection((HOST, port), timeout=2) as s:
-            s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return s.recv(64).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
-
-
 def wait(pred, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -193,25 +163,19 @@ def wait(pred, timeout, what):
 
 class Server:
     def __init__(self, binary, data, work, extra):
-        self.port = free_port()
-        self.err = os.path.join(work, "error.log")
-        self.proc = subprocess.Popen(
-            [binary, "--listen", f"{HOST}:{self.port}", "--data", data, "--workers", "2", "--error-log", self.err,
-             "--access-log", "off", "--pid", os.path.join(work, "pid")] + extra,
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        wait(lambda: readyz(self.port), 600, "the server to be ready")
+        self.port = procs.free_port()
+        self.proc = procs.Proc(
+            "kingx", [binary, "--listen", f"{HOST}:{self.port}", "--data", data, "--workers", "2", "--error-log",
+                      os.path.join(work, "error.log"), "--access-log", "off", "--pid", os.path.join(work, "pid")] + extra,
+            os.path.join(work, "stdout.log"))
+        procs.wait_http_ok(self.port, "/readyz", 600, self.proc)
 
     def writer(self):
-        w = children(self.proc.pid, "kingx-writer")
+        w = procs.children(self.proc.pid, ("kingx-writer",))
         return w[0] if len(w) == 1 else None
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        self.proc.stop(timeout_s=120)
 
 
 def run_scenario(name, binary, data, a, rng):
@@ -236,7 +200,7 @@ def run_scenario(name, binary, data, a, rng):
                 os.kill(w, signal.SIGKILL)
                 kills += 1
                 wait(lambda: srv.writer() not in (None, w) and srv.writer(), 60, "the respawned writer")
-                wait(lambda: readyz(srv.port), 120, "/readyz after the respawn")
+                procs.wait_http_ok(srv.port, "/readyz", 120, srv.proc)
                 time.sleep(2.0 + rng.random() * 0.5)
             detail["kills"] = kills
         else:

@@ -36,6 +36,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import procs  # noqa: E402
+
 
 def free_port():
     with socket.socket() as s:
@@ -66,18 +69,11 @@ def drop_caches():
 
 def writer_stat(master_pid):
     """(pid, stat fields after the command name) of the master's kingx-writer child, or None."""
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                data = f.read()
-        except OSError:
-            continue
+    for pid, data in procs.proc_stats():
         comm = data[data.index("(") + 1:data.rindex(")")]
         fields = data[data.rindex(")") + 2:].split()
         if comm == "kingx-writer" and int(fields[1]) == master_pid:
-            return int(d), fields
+            return pid, fields
     return None
 
 

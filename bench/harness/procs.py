@@ -72,6 +72,31 @@ class Proc:
             return ""
 
 
+def proc_stats():
+    """(pid, text of /proc/PID/stat) for every process readable now (one that exits meanwhile is skipped)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        yield int(pid), st
+
+
+def stat_ppid(st):
+    """The parent pid in a /proc/PID/stat text (the field after the state, past the command's parentheses)."""
+    return int(st[st.rindex(")") + 2:].split()[1])
+
+
+def children(parent_pid, comms):
+    """The pids of parent_pid's children whose command name is one of comms (a kingx master's
+    "kingx-writer", "kingx-worker"; nginx's "nginx")."""
+    return [pid for pid, st in proc_stats()
+            if stat_ppid(st) == parent_pid and st[st.index("(") + 1:st.rindex(")")] in comms]
+
+
 def wait_tcp(port, timeout_s, proc=None):
     """Wait until 127.0.0.1:port accepts a connection. Raises RuntimeError on timeout or if
     proc exited."""
