@@ -234,10 +234,10 @@ uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes) {
   return std::min(segment_bytes / 4, std::max<uint64_t>(live_bytes / 2, 1 << 20));
 }
 
-bool RotateActiveForShare(uint64_t active_file_bytes, uint64_t active_live_bytes, uint64_t live_bytes,
-                          uint64_t segment_bytes) {
+bool RotateActiveForShare(uint64_t active_file_bytes, uint64_t active_live_bytes, uint64_t record_bytes,
+                          uint64_t live_bytes, uint64_t segment_bytes) {
   if (active_file_bytes < std::min(kShareRotateMinBytes, segment_bytes)) return false;
-  return active_live_bytes > live_bytes / kMaxActiveShare;
+  return active_live_bytes + record_bytes > live_bytes / kMaxActiveShare;
 }
 
 bool FinishOutputAfterInput(uint64_t waiting_input_bytes, uint64_t output_bytes, uint64_t segment_bytes) {

@@ -148,23 +148,28 @@ bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickO
 // when compaction keeps up).
 uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes);
 
-// Whether the writer rotates to a new active segment before its next record
-// because the active one holds too large a share of the live data: its file
-// holds at least kShareRotateMinBytes (or segment_bytes, if smaller: the
-// usual rotation comes first then) and its live bytes are more than
-// 1 / kMaxActiveShare of the database's live_bytes. Compaction copies a
-// segment's live records beside it until it is deleted; a segment holding
-// most of the live data (segments far larger than the database collect all
-// of it in the active one) would cost a copy of most of the data on top of
-// it, whatever the order of inputs. With this, a sealed segment holds at most
-// about a quarter of the live data of its time, plus one record. The
-// rotation rate is bounded: one per kShareRotateMinBytes written at most (a
-// small, mostly overwritten database rotates once per MiB), and one per
-// quarter of the live data on a larger one.
+// Whether the writer rotates to a new active segment before its next record,
+// of record_bytes, because the active one would hold too large a share of
+// the live data: its file holds at least kShareRotateMinBytes (or
+// segment_bytes, if smaller: the usual rotation comes first then) and its
+// live bytes with the record's are more than 1 / kMaxActiveShare of the
+// database's live_bytes. Compaction copies a segment's live records beside
+// it until it is deleted; a segment holding most of the live data (segments
+// far larger than the database collect all of it in the active one) would
+// cost a copy of most of the data on top of it, whatever the order of
+// inputs. With this, a sealed segment holds at most a quarter of the live
+// data of its time, or one record beside less than kShareRotateMinBytes of
+// file, as a compaction output does (FinishOutputForShare): records of
+// about a MiB each get a segment of their own once two of them would pass
+// the share, so that a later shrink of the live data (deletes, smaller
+// overwrites) leaves no segment of two or three such records holding most
+// of it. The rotation rate is bounded: one per kShareRotateMinBytes written
+// at most (a small, mostly overwritten database rotates once per MiB), and
+// one per quarter of the live data on a larger one.
 inline constexpr uint64_t kShareRotateMinBytes = 1 << 20;
 inline constexpr uint64_t kMaxActiveShare = 4;
-bool RotateActiveForShare(uint64_t active_file_bytes, uint64_t active_live_bytes, uint64_t live_bytes,
-                          uint64_t segment_bytes);
+bool RotateActiveForShare(uint64_t active_file_bytes, uint64_t active_live_bytes, uint64_t record_bytes,
+                          uint64_t live_bytes, uint64_t segment_bytes);
 
 // Whether a pass finishes (publishes, installs) its output after an input,
 // before it is full: when the inputs whose records wait in it hold

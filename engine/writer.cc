@@ -171,13 +171,14 @@ void CommitPending(Writer::Impl& w, std::vector<PendingRecord>& pending, std::sp
 }
 
 // RotateActiveForShare for the active segment with `used` bytes (written,
-// in flight and in this batch). The cheap size test first: this runs per op.
-static bool ActiveShareTooLarge(const Writer::Impl& w, uint64_t used) {
+// in flight and in this batch) before a record of record_bytes. The cheap
+// size test first: this runs per op.
+static bool ActiveShareTooLarge(const Writer::Impl& w, uint64_t used, uint64_t record_bytes) {
   if (!w.active_ || used < std::min(kShareRotateMinBytes, w.options_.segment_bytes)) return false;
   const auto it = w.segments_.find(w.active_id_);
   if (it == w.segments_.end()) return false;
   const uint64_t live = w.index_.counters().live_bytes.load(std::memory_order_relaxed);
-  return RotateActiveForShare(used, it->second.live_bytes, live, w.options_.segment_bytes);
+  return RotateActiveForShare(used, it->second.live_bytes, record_bytes, live, w.options_.segment_bytes);
 }
 
 void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteResult> results,
@@ -250,7 +251,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
     // (compaction_policy.h: what one compaction input may cost in copies).
     const uint64_t used = w.active_size_ + w.inflight_bytes_ + w.batch_.size();
     if (!w.active_ || (used > kSegmentHeaderBytes && used + total > w.options_.segment_bytes) ||
-        ActiveShareTooLarge(w, used)) {
+        ActiveShareTooLarge(w, used, total)) {
       const bool had_earlier = !pending.empty() || !w.inflight_.empty();
       if (pipelined) w.DrainLocked();  // the segment's every record synced and published before it is sealed
       if (w.active_) CommitPending(w, pending, results);

@@ -431,21 +431,29 @@ TEST_CASE("the active segment is sealed once it holds half the live data and is 
   CHECK_FALSE(SealActiveFirst(Seg(9, 3 * kMiB, 2 * kMiB, true), ActiveSealMinBytes(kSeg, 8 * kMiB), o));
 }
 
-TEST_CASE("the writer rotates once the active segment holds more than a quarter of the live data and a MiB",
+TEST_CASE("the writer rotates once the active segment would hold more than a quarter of the live data and holds a "
+          "MiB",
           "[engine][compaction_policy]") {
   constexpr uint64_t kSeg = 256 * kMiB;
-  CHECK(RotateActiveForShare(kMiB, kMiB, 4 * kMiB - 4, kSeg));         // over a quarter
-  CHECK_FALSE(RotateActiveForShare(2 * kMiB, kMiB, 4 * kMiB, kSeg));   // exactly a quarter
-  CHECK(RotateActiveForShare(3 * kMiB, 3 * kMiB, 4 * kMiB, kSeg));     // most of the data: sealed long ago
-  CHECK(RotateActiveForShare(kMiB, kMiB, 0, kSeg));                     // a new database: the first MiB
+  constexpr uint64_t kRec = 100;
+  CHECK(RotateActiveForShare(kMiB, kMiB, kRec, 4 * kMiB - 4, kSeg));         // over a quarter
+  CHECK_FALSE(RotateActiveForShare(2 * kMiB, kMiB - kRec, kRec, 4 * kMiB, kSeg));  // exactly a quarter with it
+  CHECK(RotateActiveForShare(2 * kMiB, kMiB, kRec, 4 * kMiB, kSeg));          // the record would pass it
+  CHECK(RotateActiveForShare(3 * kMiB, 3 * kMiB, kRec, 4 * kMiB, kSeg));     // most of the data: sealed long ago
+  CHECK(RotateActiveForShare(kMiB, kMiB, kRec, 0, kSeg));                     // a new database: the first MiB
+  // Records of about a MiB: a second one beside the first would pass the
+  // share of 6 MiB of live data, so each gets a segment of its own.
+  CHECK_FALSE(RotateActiveForShare(kMiB - 1, kMiB - 1, kMiB, 6 * kMiB, kSeg));
+  CHECK(RotateActiveForShare(kMiB + 40, kMiB, kMiB, 6 * kMiB, kSeg));
+  CHECK_FALSE(RotateActiveForShare(kMiB + 40, kMiB, kMiB, 8 * kMiB, kSeg));  // both within a quarter
   // A small, mostly overwritten database: once per MiB written, not per batch.
-  CHECK_FALSE(RotateActiveForShare(kMiB - 1, 100 << 10, 100 << 10, kSeg));
-  CHECK(RotateActiveForShare(kMiB, 100 << 10, 100 << 10, kSeg));
+  CHECK_FALSE(RotateActiveForShare(kMiB - 1, 100 << 10, kRec, 100 << 10, kSeg));
+  CHECK(RotateActiveForShare(kMiB, 100 << 10, kRec, 100 << 10, kSeg));
   // A large database: a segment's worth long before a quarter of the data.
-  CHECK_FALSE(RotateActiveForShare(200 * kMiB, 200 * kMiB, 1000 * kMiB, kSeg));
+  CHECK_FALSE(RotateActiveForShare(200 * kMiB, 200 * kMiB, kRec, 1000 * kMiB, kSeg));
   // Segments smaller than a MiB rotate when full; the share rule may come first.
-  CHECK(RotateActiveForShare(64 << 10, 64 << 10, 64 << 10, 64 << 10));
-  CHECK_FALSE(RotateActiveForShare((64 << 10) - 1, 64 << 10, 64 << 10, 64 << 10));
+  CHECK(RotateActiveForShare(64 << 10, 64 << 10, kRec, 64 << 10, 64 << 10));
+  CHECK_FALSE(RotateActiveForShare((64 << 10) - 1, 64 << 10, kRec, 64 << 10, 64 << 10));
 }
 
 TEST_CASE("an output is finished after an input once the inputs waiting on it are worth it",

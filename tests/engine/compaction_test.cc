@@ -1090,6 +1090,36 @@ TEST_CASE("a small, mostly overwritten database rotates its active segment once 
   REQUIRE(segments >= 2);
 }
 
+TEST_CASE("records of a MiB get a segment of their own while two of them would pass a quarter of the live data",
+          "[engine][compaction]") {
+  // Sealed once it already held more than a quarter, the active segment
+  // took a second (or third) such record whenever the first alone was
+  // within the share: once the live data shrank (deletes, smaller
+  // overwrites), that segment held most of it, and its copy, beside a
+  // backlog near the write stall's begin bound, took the directory past
+  // twice the live data.
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 256 << 20;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string value(1 << 20, 'v');
+  REQUIRE(db.Put("k0", value).status.ok());
+  const uint64_t record = db.writer().Stats().live_bytes;  // a record's bytes, as the writer counts them
+  // Up to 7 of them: two in one segment would pass a quarter of the live data.
+  for (int i = 1; i < 7; ++i) REQUIRE(db.Put("k" + std::to_string(i), value).status.ok());
+  const WriterStats stats = db.writer().Stats();
+  for (const SegmentStats& seg : stats.per_segment) {
+    INFO("segment " << seg.id << " holds " << seg.live_bytes << " live of " << stats.live_bytes << " (records of "
+                    << record << ")");
+    CHECK(seg.live_bytes < 2 * record);
+  }
+  CHECK(db.Get("k6").value() == value);
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("k4").value() == value);
+}
+
 TEST_CASE("a dead-only pass deletes the sealed segments a durable write left with nothing live, and nothing else",
           "[engine][compaction]") {
   TempDir dir;
