@@ -260,8 +260,9 @@ bool LargeCopyNeeded(uint64_t live_bytes, uint64_t reclaimable, uint64_t floor_b
 // into outputs that FinishOutputForShare keeps within a quarter of the live
 // data, so it is made once. Such a segment comes of deletes and smaller
 // overwrites since it was sealed (it held at most a quarter of the live data
-// then, plus one record), or of a database of a few MiB whose records of up
-// to 1 MiB each make that record most of a segment.
+// then, or one record beside less than a MiB of others), or of a database of
+// a few MiB whose records of up to 1 MiB each make that record most of a
+// segment.
 bool SplitOverHalf(uint64_t segment_live_bytes, uint64_t segment_reclaimable, uint64_t live_bytes,
                    uint64_t reclaimable, uint64_t staged_bytes, uint64_t floor_bytes);
 

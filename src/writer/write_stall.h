@@ -115,8 +115,9 @@
 // + 64 KiB. Beside this stall the compactor knows its floor
 // (engine::CompactionOptions::stall_floor_bytes), and a catch-up copy is
 // one of:
-//  - X <= L/4 (L of when the copy begins; the active segment is sealed past
-//    a quarter of the live data, engine::RotateActiveForShare):
+//  - X <= L/4 (L of when the copy begins; the active segment is sealed
+//    before a record would take it past a quarter of the live data,
+//    engine::RotateActiveForShare):
 //    C <= L/4 + 64 KiB;
 //  - X > L/4, for the space bound or a stall's target (a segment holding
 //    one or two large records), with R at or under the end bound B(L)/2 (a
@@ -158,10 +159,12 @@
 // the live data beside a backlog near the begin bound, which the fifth did
 // not copy first. No compaction output holds more than a quarter of the
 // live data of its pass, or one record (FinishOutputForShare), and share
-// rotation seals the active segment at a quarter of the live data plus one
-// record (at most a 1 MiB value and its header), so such a segment is one
-// of a database under about 4 MiB of live data, or of one whose live data
-// shrank (deletes, overwrites with smaller values) since it was sealed; it
+// rotation seals the active segment before a record that would take it past
+// a quarter of the live data (engine::RotateActiveForShare: at most that
+// quarter, or one record, at most a 1 MiB value and its header, beside less
+// than a MiB of others), so such a segment is one of a database under about
+// 4 MiB of live data, or of one whose live data shrank (deletes, overwrites
+// with smaller values) since it was sealed; it
 // is left to the fourth case only when it got its first dead bytes, or
 // stopped fitting, between two passes (one batch that kills its record and
 // raises R past the room), or when its own dead bytes and live bytes alone
