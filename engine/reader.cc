@@ -4,6 +4,7 @@
 #include "engine/reader.h"
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <thread>
 
@@ -239,6 +240,33 @@ void Reader::PrefetchRecord(std::string_view key, KeyProbe* hint) {
     r.cache.Prefetch(c.locations[i], kRecordPrefetchBytes);
     return;
   }
+}
+
+void Reader::PrefetchKeys(std::span<const std::string_view> keys, std::span<KeyProbe> hints) {
+  assert(keys.size() == hints.size() && keys.size() <= kMaxPrefetchKeys);
+  Impl& r = *impl_;
+  for (KeyProbe& h : hints) h = KeyProbe{};
+  if (r.index.counters().ready.load(std::memory_order_acquire) == 0) return;
+  auto hinted = [&](std::string_view key) { return !key.empty() && key.size() <= r.options.max_key_bytes; };
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (hinted(keys[i])) r.index.PrefetchKey(keys[i], &hints[i]);
+  }
+  Location locations[kMaxPrefetchKeys];
+  size_t found = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Candidates c;
+    if (!hinted(keys[i])) continue;
+    if (!r.index.LookupKey(keys[i], &c, &hints[i]).ok()) {
+      hints[i] = KeyProbe{};
+      continue;
+    }
+    for (uint32_t j = 0; j < c.count; ++j) {
+      if (IsTombstone(c.locations[j])) continue;
+      locations[found++] = c.locations[j];
+      break;
+    }
+  }
+  r.cache.PrefetchMany(std::span<const Location>(locations, found), kRecordPrefetchBytes);
 }
 
 void Reader::ReportReadFault(const Value& v) { (void)impl_->Faulted(v.holder); }

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -120,6 +121,18 @@ class Reader {
   void PrefetchRecord(std::string_view key);
   void PrefetchIndex(std::string_view key, KeyProbe* hint);
   void PrefetchRecord(std::string_view key, KeyProbe* hint);
+  // Both hints for many keys whose Gets follow soon, each stage for every
+  // key in one pass: every key's index slot, then every key's record. A
+  // prefetch that misses the TLB waits for its page walk, so one key at a
+  // time pays the walks one after another; issued together, the walks of
+  // different keys overlap. hints[i] is left as PrefetchIndex then
+  // PrefetchRecord of keys[i] with hints[i] would leave it (empty for an
+  // empty, over-long or unreadable key, or before recovery), for
+  // Get(keys[i], mode, hints[i]). Same guarantees as PrefetchRecord (no I/O,
+  // no mapping, no effect on any answer, failures ignored). Requires
+  // keys.size() == hints.size() <= kMaxPrefetchKeys. Any thread.
+  static constexpr size_t kMaxPrefetchKeys = 64;
+  void PrefetchKeys(std::span<const std::string_view> keys, std::span<KeyProbe> hints);
 
   // A read of v's bytes after Get found a page that could not be read (a
   // ValueDecoder of v.stored answered kIOError): marks v's segment mapping

@@ -212,8 +212,17 @@ Status SegmentCache::FaultedError(uint32_t id) {
 }
 
 void SegmentCache::Prefetch(Location loc, uint64_t bytes) const {
-  const uint64_t off = LocationOffset(loc);
   std::shared_lock lock(mu_);
+  PrefetchLocked(loc, bytes);
+}
+
+void SegmentCache::PrefetchMany(std::span<const Location> locs, uint64_t bytes) const {
+  std::shared_lock lock(mu_);
+  for (Location loc : locs) PrefetchLocked(loc, bytes);
+}
+
+void SegmentCache::PrefetchLocked(Location loc, uint64_t bytes) const {
+  const uint64_t off = LocationOffset(loc);
   auto it = maps_.find(LocationSegment(loc));
   if (it == maps_.end()) return;
   const Mapping& m = *it->second;

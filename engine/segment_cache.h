@@ -46,6 +46,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -125,6 +126,10 @@ class SegmentCache {
   // lie below its known size; otherwise does nothing. No I/O, no error, no
   // effect on what the cache holds: a hint for a ReadRecord(loc) soon after.
   void Prefetch(Location loc, uint64_t bytes) const;
+  // Prefetch of every location in locs, under one shared lock: a locked
+  // instruction between two prefetches would wait for the first one's page
+  // walk, and the point of many is that their walks overlap.
+  void PrefetchMany(std::span<const Location> locs, uint64_t bytes) const;
 
   // Forgets segment id's mapping (held spans stay valid).
   void Forget(uint32_t id);
@@ -141,6 +146,7 @@ class SegmentCache {
   uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
 
  private:
+  void PrefetchLocked(Location loc, uint64_t bytes) const;  // mu_ held (shared)
   struct Mapping;
   Result<std::shared_ptr<Mapping>> MapSegment(uint32_t id, uint64_t min_bytes);
   // Drops cached mappings until one more fits the bound. Caller holds mu_ exclusively.

@@ -311,10 +311,46 @@ void Parser::ResetForNextMessage() {
 // The key is found once, when the target is complete; the head stage
 // repeats it. Only the plain form is hinted: a key with escapes would have to
 // be decoded twice, and a wrong hint only costs a wasted prefetch.
+namespace {
+constexpr std::string_view kHintPrefix = "/v1/kv/";
+
+// The length of a hintable key at the start of `rest` (the target past
+// kHintPrefix): it ends at '?' or the target's end; an escape is not hinted.
+size_t HintableKeyBytes(const char* key, size_t rest) {
+  size_t n = 0;
+  for (; n < rest && key[n] != '?'; ++n) {
+    if (key[n] == '%') return 0;
+  }
+  return n;
+}
+}  // namespace
+
+std::string_view Parser::PeekKey(std::span<const char> input) {
+  const char* p = input.data();
+  const size_t size = input.size();
+  size_t key = 0;
+  if (size >= 4 && std::memcmp(p, "GET ", 4) == 0) {
+    key = 4;
+  } else if (size >= 5 && std::memcmp(p, "HEAD ", 5) == 0) {
+    key = 5;
+  } else {
+    return {};
+  }
+  if (size - key < kHintPrefix.size() || std::memcmp(p + key, kHintPrefix.data(), kHintPrefix.size()) != 0) return {};
+  key += kHintPrefix.size();
+  // The target ends at SP and the key at '?' (as HintableKeyBytes); a key
+  // whose end is not in input yet is not named.
+  for (size_t i = key; i < size; ++i) {
+    if (p[i] == ' ' || p[i] == '?') return std::string_view(p + key, i - key);
+    if (p[i] == '%') return {};
+  }
+  return {};
+}
+
 void Parser::HintKey(KeyHintStage stage) {
   if (hint_fn_ == nullptr) return;
   if (stage == KeyHintStage::kTarget) {
-    constexpr std::string_view kPrefix = "/v1/kv/";
+    constexpr std::string_view kPrefix = kHintPrefix;
     if (!method_done_ || !((method_len_ == 3 && std::memcmp(method_, "GET", 3) == 0) ||
                            (method_len_ == 4 && std::memcmp(method_, "HEAD", 4) == 0))) {
       return;
@@ -324,11 +360,7 @@ void Parser::HintKey(KeyHintStage stage) {
     }
     // One pass over the key: it ends at '?'; an escape is not hinted.
     const char* key = store_.data() + url_.off + kPrefix.size();
-    const size_t rest = url_.len - kPrefix.size();
-    size_t n = 0;
-    for (; n < rest && key[n] != '?'; ++n) {
-      if (key[n] == '%') return;
-    }
+    const size_t n = HintableKeyBytes(key, url_.len - kPrefix.size());
     if (n == 0) return;
     hint_ = Span{url_.off + static_cast<uint32_t>(kPrefix.size()), static_cast<uint32_t>(n)};
   }

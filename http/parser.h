@@ -130,6 +130,12 @@ class Parser {
   // call only; fn must not call back into the Parser. Null fn: no hints.
   // GiveBack clears it: set it after every Take.
   using KeyHintFn = void (*)(void* ctx, std::string_view key, KeyHintStage stage);
+  // The key the kTarget hint would name for a request whose bytes start
+  // `input` (the method token, SP and the target up to SP or '?' are all
+  // there), or empty. Reads no further; the request may still be refused.
+  // For a caller that wants to hint many requests' keys before parsing any.
+  // Pure; any thread.
+  static std::string_view PeekKey(std::span<const char> input);
   void SetKeyHints(KeyHintFn fn, void* ctx) {
     hint_fn_ = fn;
     hint_ctx_ = ctx;

@@ -124,6 +124,10 @@ struct KvService::Impl final : WriteExchanges::Responder {
   // come from one Drive, and a hint of another request only costs a check).
   engine::KeyProbe hint;
   const http::Connection* hint_conn = nullptr;
+  // OfferKeyProbe's standing offer (offer_conn null: none).
+  const http::Connection* offer_conn = nullptr;
+  std::string_view offer_key;
+  const engine::KeyProbe* offer_probe = nullptr;
   // The hint of conn's request, at most once; null if its hints were not
   // the last ones given.
   const engine::KeyProbe* TakeHint(const http::Connection& conn) {
@@ -640,6 +644,11 @@ void KvService::OnAbort(http::Connection& conn) {
 
 void KvService::OnKeyHint(http::Connection& conn, std::string_view key, http::KeyHintStage stage) {
   Impl& m = *impl_;
+  if (m.offer_conn == &conn && key == m.offer_key) {
+    m.hint = *m.offer_probe;
+    m.hint_conn = &conn;
+    return;
+  }
   if (stage == http::KeyHintStage::kTarget || m.hint_conn != &conn) m.hint = engine::KeyProbe{};
   m.hint_conn = &conn;
   if (stage == http::KeyHintStage::kTarget) {
@@ -647,6 +656,13 @@ void KvService::OnKeyHint(http::Connection& conn, std::string_view key, http::Ke
   } else {
     m.backend.PrefetchRecord(key, &m.hint);
   }
+}
+
+void KvService::OfferKeyProbe(const http::Connection* conn, std::string_view key, const engine::KeyProbe* probe) {
+  Impl& m = *impl_;
+  m.offer_conn = conn;
+  m.offer_key = key;
+  m.offer_probe = probe;
 }
 
 void KvService::DecorateCoreResponse(http::Connection& conn, const http::Request* request,

@@ -242,6 +242,16 @@ class KvService final : public http::Handler {
   // Starts fetching the key's index slot (target read) and record (head
   // read) into the CPU cache, so that the GET's misses overlap the parsing.
   void OnKeyHint(http::Connection& conn, std::string_view key, http::KeyHintStage stage) override;
+  // Both hints of conn's next request are done already, for key: *probe is
+  // what they would learn (engine::Reader::PrefetchKeys, for a caller that
+  // hinted many connections' keys at once). While the offer stands, a hint
+  // of conn for the same key only takes *probe (no backend call), and the
+  // request's read starts from it as from its own hints' probe (a probe
+  // that no longer holds costs a check: the read looks the key up afresh);
+  // a hint of another key or connection is given to the backend as usual.
+  // *probe must stay unchanged until the offer is withdrawn (conn null) or
+  // replaced. This service's thread; does not call the backend.
+  void OfferKeyProbe(const http::Connection* conn, std::string_view key, const engine::KeyProbe* probe);
   // Adds the request id to a response the core writes itself.
   void DecorateCoreResponse(http::Connection& conn, const http::Request* request,
                             http::Response& response) override;

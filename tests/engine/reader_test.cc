@@ -532,6 +532,53 @@ TEST_CASE("prefetch hints change nothing a Get sees and never fail, before recov
   CHECK(db.Get("absent").status().Is(Code::kNotFound));
 }
 
+TEST_CASE("hints for many keys at once change nothing a Get sees, before recovery, for absent, deleted, "
+          "long and empty keys",
+          "[engine][reader]") {
+  {
+    TempDir dir;
+    IndexRegion region;
+    Reader reader(PosixEnv(), dir.path(), Options{}, region.index());
+    const std::string_view k[] = {"k"};
+    KeyProbe p[1];
+    p[0].hash = 1;
+    reader.PrefetchKeys(k, p);  // the index is not ready: nothing to fetch
+    CHECK(p[0].hash == 0);
+    CHECK(reader.Get("k").status().Is(Code::kBusy));
+  }
+  TempDir dir;
+  FaultInjectionEnv env;
+  TestDb db(env, dir.path(), Options{});
+  REQUIRE(db.Open().ok());
+  std::vector<std::string> names;
+  for (size_t i = 0; i < Reader::kMaxPrefetchKeys - 3; ++i) {
+    names.push_back("key" + std::to_string(i));
+    REQUIRE(db.Put(names.back(), "v" + std::to_string(i)).status.ok());
+  }
+  REQUIRE(db.Delete("key3").status.ok());
+  const uint64_t mappings = env.LiveMappings();
+  const std::string too_long(db.options().max_key_bytes + 1, 'x');
+  std::vector<std::string_view> keys = {"absent", "", too_long};
+  for (const std::string& n : names) keys.push_back(n);
+  std::vector<KeyProbe> probes(keys.size());
+  db.reader().PrefetchKeys(keys, probes);
+  db.reader().PrefetchKeys({}, {});
+  CHECK(probes[0].loc == 0);  // absent
+  CHECK(probes[1].hash == 0);  // empty
+  CHECK(probes[2].hash == 0);  // too long
+  CHECK(env.LiveMappings() == mappings);
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto v = db.Get(names[i]);
+    if (i == 3) {
+      CHECK(v.status().Is(Code::kNotFound));
+    } else {
+      REQUIRE(v.ok());
+      CHECK(v.value() == "v" + std::to_string(i));
+    }
+  }
+  CHECK(db.Get("absent").status().Is(Code::kNotFound));
+}
+
 namespace {
 
 // The hints a server gives for a GET of key, in order.
@@ -612,6 +659,56 @@ TEST_CASE("a Get given a key's hint answers from the record's new place after co
     CHECK(HintedGet(db.reader(), "k" + std::to_string(i), hints[i]) == "v" + std::to_string(i));
   }
   CHECK(moved > 0);
+}
+
+TEST_CASE("a batch's hints are the request's own hints, and a Get given one answers what a fresh lookup answers "
+          "after the index grew or the writer restarted between hint and read",
+          "[engine][reader]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  // A worker's reader: it stays while the writer restarts.
+  Reader reader(PosixEnv(), dir.path(), o, db.index());
+  std::vector<std::string> names;
+  for (int i = 0; i < 16; ++i) {
+    names.push_back("k" + std::to_string(i));
+    REQUIRE(db.Put(names.back(), "v" + std::to_string(i)).status.ok());
+  }
+  const std::vector<std::string_view> keys(names.begin(), names.end());
+  std::vector<KeyProbe> probes(keys.size());
+  reader.PrefetchKeys(keys, probes);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const KeyProbe own = HintsFor(reader, keys[i]);
+    REQUIRE(probes[i].loc != 0);
+    CHECK(probes[i].loc == own.loc);
+    CHECK(probes[i].hash == own.hash);
+    CHECK(probes[i].seed == own.seed);
+    CHECK(probes[i].view == own.view);
+    CHECK(probes[i].pos == own.pos);
+    CHECK(probes[i].changes == own.changes);
+    CHECK(HintedGet(reader, keys[i], probes[i]) == "v" + std::to_string(i));
+  }
+
+  SECTION("the index grew") {
+    const uint64_t capacity = db.index().capacity();
+    for (int i = 0; db.index().capacity() == capacity; ++i) {
+      REQUIRE(i < 100000);
+      REQUIRE(db.Put("fill" + std::to_string(i), "x").status.ok());
+    }
+  }
+  SECTION("the writer restarted") { REQUIRE(db.Open().ok()); }
+  for (const KeyProbe& p : probes) CHECK_FALSE(db.index().StillFound(p));
+  // Changes after the hints, before the reads, as a write from another
+  // worker can land between a batch's hints and its requests.
+  REQUIRE(db.Put("k1", "new").status.ok());
+  REQUIRE(db.Delete("k2").status.ok());
+  const std::string absent = db.Get("absent").status().ToString();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string want = i == 1 ? "new" : i == 2 ? absent : "v" + std::to_string(i);
+    CHECK(HintedGet(reader, keys[i], probes[i]) == want);
+  }
 }
 
 TEST_CASE("a Get whose segment cannot be read answers the error, counts it, never not-found or another value, "

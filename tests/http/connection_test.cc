@@ -747,6 +747,37 @@ TEST_CASE("a GET or HEAD of a plain key is hinted when its target and then its h
   }
 }
 
+TEST_CASE("Parser::PeekKey names the key the target hint names, from the request's first bytes",
+          "[http][connection][hints]") {
+  const std::vector<std::string> heads = {
+      "GET /v1/kv/abc HTTP/1.1\r\nHost: h\r\n\r\n",
+      "HEAD /v1/kv/d?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/a?b%20c HTTP/1.1\r\nHost: h\r\n\r\n",
+      "PUT /v1/kv/abc HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx",
+      "DELETE /v1/kv/abc HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/a%20c HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/ HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v2/kv/abc HTTP/1.1\r\nHost: h\r\n\r\n",
+      "get /v1/kv/abc HTTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /v1/kv/x-y_z.1~ HTTP/1.0\r\n\r\n",
+  };
+  for (const std::string& head : heads) {
+    INFO(head);
+    Harness h(kSync);
+    h.Feed(head);
+    std::string hinted;
+    if (!h.handler.hints.empty() && h.handler.hints[0].starts_with("target:")) {
+      hinted = h.handler.hints[0].substr(7, h.handler.hints[0].rfind('@') - 7);
+    }
+    CHECK(std::string(Parser::PeekKey(head)) == hinted);
+    // A request cut before its target's end names no key: it may go on.
+    const size_t target_end = head.find_first_of(" ?", head.find(' ') + 1);
+    CHECK(Parser::PeekKey(std::string_view(head).substr(0, target_end)).empty());
+  }
+}
+
 TEST_CASE("a parser given back to the spares forgets its connection's hint hook", "[http][connection][hints]") {
   uint64_t now = 1000;
   Limits limits;

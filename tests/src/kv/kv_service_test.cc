@@ -98,11 +98,14 @@ class FakeBackend final : public KvBackend {
   // was given (a hash of another key gives another key's candidate).
   static uint64_t FakeHash(std::string_view key) { return std::hash<std::string_view>()(key) | 2; }
   std::vector<std::string> hinted_gets;  // "<key>" or "<key>:stale" (the hint was another key's)
+  std::vector<std::string> prefetches;  // "index:<key>", "record:<key>"
   void PrefetchIndex(std::string_view key, engine::KeyProbe* hint) override {
+    prefetches.push_back("index:" + std::string(key));
     *hint = engine::KeyProbe{};
     hint->hash = FakeHash(key);
   }
   void PrefetchRecord(std::string_view key, engine::KeyProbe* hint) override {
+    prefetches.push_back("record:" + std::string(key));
     if (hint->hash == 0) hint->hash = FakeHash(key);
     hint->loc = hint->hash;
   }
@@ -268,6 +271,50 @@ TEST_CASE("a GET's read gets the key hints of its own request only, even when co
   CHECK(a.Output().ends_with("\r\n\r\nC"));
   CHECK(f.backend.hinted_gets.empty());
   CHECK(f.backend.gets == gets + 1);
+}
+
+TEST_CASE("an offered probe stands in for the key hints of that key on that connection only, and reaches its read",
+          "[src][kv_service]") {
+  using V = std::vector<std::string>;
+  Fixture f;
+  f.backend.values["a"] = {1, "text/plain", "A"};
+  f.backend.values["b"] = {2, "text/plain", "B"};
+  Client a(f.service, f.limits);
+  Client b(f.service, f.limits);
+  engine::KeyProbe probe;
+  probe.hash = FakeBackend::FakeHash("a");
+  probe.loc = probe.hash;  // what a's own two hints would leave
+  f.service.OfferKeyProbe(&a.conn, "a", &probe);
+  // Pipelined: the offer is a's; b's hints are given as usual.
+  a.Send("GET /v1/kv/a HTTP/1.1\r\nHost: t\r\n\r\nGET /v1/kv/b HTTP/1.1\r\nHost: t\r\n\r\n");
+  const std::string out = a.Output();
+  CHECK(out.find("\r\n\r\nA") != std::string::npos);
+  CHECK(out.ends_with("\r\n\r\nB"));
+  CHECK(f.backend.prefetches == V{"index:b", "record:b"});
+  CHECK(f.backend.hinted_gets == V{"a", "b"});
+  // Another connection's request for the same key hints for itself.
+  f.backend.prefetches.clear();
+  f.backend.hinted_gets.clear();
+  b.Send("GET /v1/kv/a HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(b.Output().ends_with("\r\n\r\nA"));
+  CHECK(f.backend.prefetches == V{"index:a", "record:a"});
+  // The read starts from the offered probe as it is, even a stale one
+  // (the backend's read checks it).
+  f.backend.prefetches.clear();
+  f.backend.hinted_gets.clear();
+  probe.loc = FakeBackend::FakeHash("b");
+  a.Send("HEAD /v1/kv/a HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(StatusLine(a.Output()) == "HTTP/1.1 200 OK");
+  CHECK(f.backend.prefetches.empty());
+  CHECK(f.backend.hinted_gets == V{"a:stale"});
+  // Withdrawn: a's hints are its own again.
+  f.backend.prefetches.clear();
+  f.backend.hinted_gets.clear();
+  f.service.OfferKeyProbe(nullptr, {}, nullptr);
+  a.Send("GET /v1/kv/a HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(a.Output().ends_with("\r\n\r\nA"));
+  CHECK(f.backend.prefetches == V{"index:a", "record:a"});
+  CHECK(f.backend.hinted_gets == V{"a"});
 }
 
 TEST_CASE("GET maps storage outcomes to HTTP statuses", "[src][kv_service]") {
