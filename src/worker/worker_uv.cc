@@ -25,13 +25,18 @@
 // input buffer or output block between requests.
 //
 // Reads of one poll phase: a read of an idle connection that took fewer
-// than kBatchSliceBytes (libuv reads a socket again in the same phase only
-// after a full buffer, so it was that connection's last) lands in a slice
-// of the worker's batch buffer, at most kBatchSlices of them per phase;
-// every other read (a connection with a request, output, a write or a
-// storage wait in progress, lingering, a slice filled, the slices used up)
-// is fed at once. In the check phase right after the poll phase, the key of
-// each batched read's first request (a GET or HEAD of a plain key,
+// than ReadBatch::kSliceBytes (libuv reads a socket again in the same phase
+// only after a full buffer, so it was that connection's last) lands in a
+// slice of the worker's ReadBatch (read_batch.h) and is held; every other
+// read (a connection with a request, output, a write or a storage wait in
+// progress, lingering, a slice filled) is fed at once. The held reads are
+// served when the batch holds ReadBatch::kSlices of them, before any other
+// read is fed, before a write completion, a storage completion or a signal
+// is handled, and in the check phase right after the
+// poll phase: a held read waits while at most kSlices - 1 later reads are
+// taken from their sockets (and connections accepted), never while later
+// reads are served, however long the poll phase runs. Serving: the key of
+// each held read's first request (a GET or HEAD of a plain key,
 // http::Parser::PeekKey) is hinted to the reader in one pass
 // (Reader::PrefetchKeys: the index slots, then the records, so that their
 // page walks and cache misses overlap), then each connection is fed in
@@ -39,11 +44,11 @@
 // the batch found (KvService::OfferKeyProbe), so a key is hashed and probed
 // once, and the read checks that the probe still holds (a write, growth or
 // recovery since costs a fresh lookup). Pipelined requests after the first,
-// PUT, DELETE, large values and errors are answered exactly as before, only
-// later in the same loop turn. An EOF or error reported for a batched
-// connection in the same phase feeds its bytes first. A batched connection
-// is not idle (the drain at the cap and the graceful stop leave it); one
-// closed by a fast stop before the check phase is skipped.
+// PUT, DELETE, large values and errors are answered exactly as before. An
+// EOF or error reported for a connection with a held read is handled after
+// its bytes (the batch is served first). A connection with a held read is
+// not idle (the drain at the cap and the graceful stop leave it); one
+// closed by a fast stop before its read is served is skipped.
 //
 // Output: one uv_try_write (a writev of the Connection's gather list) per
 // flush; when the socket cannot take everything, one uv_write of the rest
@@ -73,6 +78,7 @@
 #include "src/kv/kv_service.h"
 #include "src/kv/offload.h"
 #include "src/worker/flood_guard.h"
+#include "src/worker/read_batch.h"
 #include "src/worker/serve_options.h"
 #include "src/worker/timer_wheel.h"
 #include "src/worker/worker_context.h"
@@ -85,10 +91,7 @@ constexpr int kAcceptBurst = 64;             // accepts per readiness event
 constexpr size_t kDrainBatch = 16;            // idle connections closed per burst of new clients (nginx: 32)
 constexpr size_t kReadInWaitBytes = 4096;     // the one read taken while a request waits for the storage
 constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
-// The poll phase's batch of small reads: a slice per read, as many slices as
-// the reader hints keys at once.
-constexpr size_t kBatchSliceBytes = 4096;
-constexpr size_t kBatchSlices = engine::Reader::kMaxPrefetchKeys;
+static_assert(ReadBatch::kSlices <= engine::Reader::kMaxPrefetchKeys, "a batch's keys are hinted in one pass");
 // Bytes one Flush writes synchronously before it leaves the rest to an
 // asynchronous write, whose completion comes on a later loop turn: a fast
 // reader of a large (or streamed, decoded piece by piece) value then shares
@@ -131,7 +134,7 @@ struct UvConn : KvConnState, TimerNode {
   bool fed : 1 = false;           // received bytes since the connection opened
   bool storage_wait : 1 = false;  // Pump saw the request waiting for the storage
   bool fed_in_wait : 1 = false;   // bytes arrived during that wait
-  bool batched : 1 = false;       // a read waits in the worker's batch (not yet fed)
+  bool batched : 1 = false;       // a read is held in the worker's batch (not yet fed)
   uint32_t linger_bytes = 0;      // bytes dropped while lingering (at most kLingerMaxBytes + 1)
   http::Connection http;
 };
@@ -197,6 +200,7 @@ struct UvWorker {
                 this) {}
 
   static void Wake(void* io, http::Connection& conn);
+  static void ServeBatch(void* worker, std::span<const ReadBatch::Read> reads);
 
   WorkerContext& ctx;
   http::Limits limits;
@@ -232,20 +236,12 @@ struct UvWorker {
   uint64_t sweep_ms = 500;
   std::unique_ptr<TimerWheel> timers;  // connections' deadlines, ticks of sweep_ms
   char read_buf[kReadBufferBytes];
-  // The poll phase's batched reads (see the top of this file): slice i of
-  // batch_buf holds batch[i]'s bytes. Pages are touched only as slices fill.
-  struct BatchedRead {
-    UvConn* conn;
-    uint32_t bytes;
-  };
-  std::unique_ptr<char[]> batch_buf{new char[kBatchSlices * kBatchSliceBytes]};
-  BatchedRead batch[kBatchSlices];
-  size_t batched = 0;  // batch[0, batched) wait for the check phase; conn null: fed already
-  // ServeBatch's keys and probes, kept here so that a small batch does not
-  // initialise all kBatchSlices of them; only [0, batched) is written.
-  std::string_view batch_keys[kBatchSlices];
-  engine::KeyProbe batch_probes[kBatchSlices];
-  bool slice_lent = false;  // OnAlloc lent the next slice to the read in progress
+  // The poll phase's held reads (see the top of this file), served by
+  // ServeBatch; its keys and probes, of which only [0, held) are written.
+  ReadBatch batch{&UvWorker::ServeBatch, this};
+  std::string_view batch_keys[ReadBatch::kSlices];
+  engine::KeyProbe batch_probes[ReadBatch::kSlices];
+  bool slice_lent = false;  // OnAlloc lent batch.Slice() to the read in progress
 };
 
 // ---------------------------------------------------------------- helpers
@@ -337,10 +333,10 @@ void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   // still sending, so no read copies more than that.
   if (c->lingering) n = std::min<size_t>(n, kLingerMaxBytes - c->linger_bytes + 1);
   UvWorker* w = c->worker();
-  w->slice_lent = n >= kBatchSliceBytes && !c->lingering && !c->storage_wait && IsIdle(c) &&
-                  w->batched < kBatchSlices;
+  w->slice_lent = n >= ReadBatch::kSliceBytes && !c->lingering && !c->storage_wait && IsIdle(c);
   if (w->slice_lent) {
-    *buf = uv_buf_init(w->batch_buf.get() + w->batched * kBatchSliceBytes, kBatchSliceBytes);
+    const std::span<char> slice = w->batch.Slice();
+    *buf = uv_buf_init(slice.data(), static_cast<unsigned>(slice.size()));
     return;
   }
   *buf = uv_buf_init(w->read_buf, static_cast<unsigned>(n));
@@ -357,46 +353,27 @@ void FeedConn(UvConn* c, std::span<const char> bytes, uint64_t now) {
   Pump(c, now);
 }
 
-std::span<const char> BatchedBytes(const UvWorker* w, size_t i) {
-  return std::span<const char>(w->batch_buf.get() + i * kBatchSliceBytes, w->batch[i].bytes);
-}
-
-// The check phase: the key of every batched read's first request hinted at
+// The batch's held reads: the key of every read's first request hinted at
 // once, then each connection fed in the order its read arrived, its
 // request's own hints taking the probe found here (OfferKeyProbe). A
-// connection closed since its read (only a stop can do that) is skipped.
-void ServeBatch(UvWorker* w) {
-  const size_t n = w->batched;
-  if (n == 0) return;
+// connection closed since its read (only a fast stop can do that) is
+// skipped. Feeding reads nothing (reads come only from the poll phase), so
+// no read joins the batch while it is served.
+void UvWorker::ServeBatch(void* worker, std::span<const ReadBatch::Read> reads) {
+  auto* w = static_cast<UvWorker*>(worker);
+  const size_t n = reads.size();
   std::string_view* keys = w->batch_keys;
   engine::KeyProbe* probes = w->batch_probes;
-  for (size_t i = 0; i < n; ++i) {
-    keys[i] = w->batch[i].conn != nullptr ? http::Parser::PeekKey(BatchedBytes(w, i)) : std::string_view();
-  }
+  for (size_t i = 0; i < n; ++i) keys[i] = http::Parser::PeekKey(reads[i].bytes);
   w->ctx.reader->PrefetchKeys(std::span<const std::string_view>(keys, n), std::span<engine::KeyProbe>(probes, n));
   const uint64_t now = MonotonicMs();
-  // Feeding reads nothing (no poll phase runs in between), so no read joins
-  // the batch until it is emptied.
   for (size_t i = 0; i < n; ++i) {
-    UvConn* c = w->batch[i].conn;
-    if (c == nullptr) continue;
+    auto* c = static_cast<UvConn*>(reads[i].conn);
     c->batched = false;
     if (c->closing) continue;
     if (!keys[i].empty()) w->service.OfferKeyProbe(&c->http, keys[i], &probes[i]);
-    FeedConn(c, BatchedBytes(w, i), now);
+    FeedConn(c, reads[i].bytes, now);
     w->service.OfferKeyProbe(nullptr, {}, nullptr);
-  }
-  w->batched = 0;
-}
-
-// c's batched read, fed now (unhinted) because c's next event (an EOF or an
-// error libuv reports in the same poll phase) must come after its bytes.
-void FeedBatchedNow(UvWorker* w, UvConn* c, uint64_t now) {
-  for (size_t i = 0; i < w->batched; ++i) {
-    if (w->batch[i].conn != c) continue;
-    w->batch[i].conn = nullptr;
-    c->batched = false;
-    return FeedConn(c, BatchedBytes(w, i), now);
   }
 }
 
@@ -421,19 +398,21 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   const bool in_slice = w->slice_lent;
   w->slice_lent = false;
   // A read that filled its slice may be followed by more bytes (libuv reads
-  // on): it is served now, from the slice, which stays free.
-  if (in_slice && nread > 0 && static_cast<size_t>(nread) < kBatchSliceBytes) {
-    w->batch[w->batched++] = UvWorker::BatchedRead{c, static_cast<uint32_t>(nread)};
+  // on): it is fed now, from the slice, which stays free.
+  if (in_slice && nread > 0 && static_cast<size_t>(nread) < ReadBatch::kSliceBytes) {
     c->batched = true;
-    return;
+    return w->batch.Keep(c, static_cast<size_t>(nread));
+  }
+  if (nread != 0) {
+    // Every held read first, c's own included (its bytes come before its
+    // EOF or its next read); serving does not touch read_buf or the slice
+    // a read that filled it used.
+    w->batch.Serve();
+    if (c->closing) return;
   }
   // One clock reading for the whole event (the request and its answer):
   // deadlines are in milliseconds.
   const uint64_t now = MonotonicMs();
-  if (c->batched && nread != 0) {
-    FeedBatchedNow(w, c, now);
-    if (c->closing) return;
-  }
   if (nread > 0) {
     return FeedConn(c, std::span<const char>(buf->base, static_cast<size_t>(nread)), now);
   } else if (nread == UV_EOF) {
@@ -465,6 +444,7 @@ void OnWritten(uv_write_t* req, int status) {
   if (c->closing) return;  // canceled by uv_close; c is freed in its close callback
   c->write = nullptr;
   if (status < 0) return CloseConn(c);
+  c->worker()->batch.Serve();  // held reads arrived before what this write lets c serve next
   const uint64_t now = MonotonicMs();
   c->http.ConsumeOutput(bytes, now);
   Pump(c, now);
@@ -760,6 +740,7 @@ void CloseListeners(UvWorker* w) {
 void OnCompletionReadable(uv_poll_t* p, int status, int) {
   auto* w = static_cast<UvWorker*>(p->data);
   if (status < 0) return;
+  w->batch.Serve();  // held reads arrived before what the completions let connections serve next
   // One read resets the counter (the eventfd is not a semaphore): a second
   // one would only fail with EAGAIN.
   uint64_t counter;
@@ -776,13 +757,13 @@ void OnRetryTimer(uv_timer_t* t) {
 }
 
 // Runs once per loop iteration, right after the poll phase: serve the
-// phase's batched reads, and keep the retry timer going while writes wait
+// phase's last held reads, and keep the retry timer going while writes wait
 // for queue room (or uploads for body budget room that was released);
 // uploads waiting for budget room nobody released wake nothing, and their
 // give-up comes with the sweep (NextExpiryMs).
 void OnCheck(uv_check_t* h) {
   auto* w = static_cast<UvWorker*>(h->data);
-  ServeBatch(w);
+  w->batch.Serve();
   const bool waiting = w->service.NextRetryMs() != 0;
   const bool active = uv_is_active(reinterpret_cast<uv_handle_t*>(&w->retry_timer)) != 0;
   if (waiting && !active && !w->stopped) {
@@ -899,6 +880,7 @@ void BeginFastStop(UvWorker* w) {
 
 void OnSignal(uv_signal_t* s, int signum) {
   auto* w = static_cast<UvWorker*>(s->data);
+  w->batch.Serve();
   switch (signum) {
     case SIGQUIT:
       BeginGracefulStop(w);
