@@ -160,6 +160,12 @@ std::string RenderMetrics(const Counters& c, const std::vector<Gauge>& extra,
   Meta(&out, "kingx_http_writes_blocked_total", "counter",
        "Writes the event worker tried on a client socket that took no byte (the socket was full).");
   Line(&out, "kingx_http_writes_blocked_total", "", Load(c.writes_blocked));
+  Meta(&out, "kingx_http_flood_parked_total", "counter",
+       "Connections refused during a garbage flood and held open unread instead of closed (parked).");
+  Line(&out, "kingx_http_flood_parked_total", "", Load(c.flood_parked));
+  const uint64_t parked = Load(c.flood_parked), unparked = Load(c.flood_unparked);
+  Meta(&out, "kingx_http_flood_parked", "gauge", "Parked connections held now.");
+  Line(&out, "kingx_http_flood_parked", "", parked >= unparked ? parked - unparked : 0);
 
   for (size_t i = 0; i < extra.size(); ++i) {
     const Gauge& g = extra[i];

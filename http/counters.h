@@ -51,6 +51,8 @@ struct Counters {
   uint64_t linger_bytes;         // bytes read and dropped while lingering (after shutdown(SHUT_WR))
   uint64_t linger_cut;           // lingering closes ended by the byte bound: the peer kept sending
   uint64_t writes_blocked;       // event model: write attempts of the worker's own that took nothing (EAGAIN)
+  uint64_t flood_parked;         // connections refused during a garbage flood and held unread (parked)
+  uint64_t flood_unparked;       // parked connections closed; parked now = parked - unparked
 };
 static_assert(sizeof(Counters) % sizeof(uint64_t) == 0);
 

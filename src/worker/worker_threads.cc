@@ -4,7 +4,8 @@
 // Threads and what they own:
 //   main        signals (sigtimedwait), housekeeping once a second (access
 //               log flush, counter fold, unmapping segments compaction
-//               deleted), stop orchestration, joins
+//               deleted, closing parked connections whose time is up),
+//               stop orchestration, joins
 //   acceptor    poll(listen fds + stop eventfd), wait for room in the
 //               bounded queue and, during a garbage flood, for a FloodGuard
 //               token; accept4, TCP_NODELAY (on the listener when accepted
@@ -60,6 +61,13 @@ constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read 
 
 enum class Mode : int { kRun = 0, kGraceful = 1, kFast = 2 };
 
+// A connection refused during a garbage flood, held unread until until_ms
+// (kFloodParkMs, serve_options.h).
+struct ParkedFd {
+  int fd = -1;
+  uint64_t until_ms = 0;
+};
+
 struct Accepted {
   int fd = -1;
   sockaddr_storage peer{};
@@ -99,9 +107,17 @@ struct ThreadWorker {
   // spends a token (call SpendAcceptToken once it succeeded).
   bool WaitForAcceptToken(bool* metered);
   void SpendAcceptToken();
-  // A pool thread's connection ended.
-  void NoteConnectionEnd(bool garbage);
+  // n connections ended (a pool thread's; parked ones closed: refused).
+  void NoteConnectionEnd(bool garbage, size_t n = 1);
   bool ClaimQueuedClient();
+  // Holds a refused connection's descriptor unread (a pool thread, during a
+  // flood); closes the oldest parked one for room. counters: the caller's.
+  // A parked connection's close is one more refused connection's end for
+  // the FloodGuard: the flood is still on when its client comes back.
+  void Park(int fd, http::Counters& counters);
+  // Closes parked descriptors whose time is up (all with all). Any thread
+  // but under no lock of this worker; counters: the caller's.
+  void ExpireParked(uint64_t now_ms, bool all, http::Counters& counters);
   bool FlushOutput(http::Connection& conn, int fd);
   void Linger(int fd, http::Counters& counters);
   void TakeMail(PoolThread* t);
@@ -127,6 +143,15 @@ struct ThreadWorker {
   size_t queue_cap = 0;
   std::atomic<size_t> queued{0};  // queue.size(), read without the lock by serving threads
   std::atomic<size_t> yielding{0};  // threads that gave an idle connection up for a queued client
+  // Parked connections (under q_mu), oldest first: they count against the
+  // queue's room, so that threads + queue + parked stay within the cap, and
+  // the acceptor closes the oldest when it needs room for a client.
+  std::deque<ParkedFd> parked;
+  size_t park_max = 0;  // kFloodParkMax, at most an eighth of the cap and half the queue's room
+  // Unparks counted by the acceptor and by the main thread, one writer each
+  // (folded with the pool's).
+  http::Counters acceptor_counters{};
+  http::Counters main_counters{};
 
   // The garbage-flood meter (flood_guard.h), shared: pool threads report
   // connection endings, the acceptor asks for tokens. Keep-alive requests
@@ -177,6 +202,8 @@ void ThreadWorker::Fold() {
   std::lock_guard<std::mutex> lock(fold_mu);
   http::Counters sum = base;
   for (auto& t : pool) http::Accumulate(sum, t->counters);
+  http::Accumulate(sum, acceptor_counters);
+  http::Accumulate(sum, main_counters);
   auto* dst = reinterpret_cast<uint64_t*>(ctx.Counters<http::Counters>());
   const auto* src = reinterpret_cast<const uint64_t*>(&sum);
   for (size_t i = 0; i < sizeof(http::Counters) / sizeof(uint64_t); ++i) {
@@ -186,10 +213,10 @@ void ThreadWorker::Fold() {
 
 // ---------------------------------------------------------------- flood guard
 
-void ThreadWorker::NoteConnectionEnd(bool garbage) {
+void ThreadWorker::NoteConnectionEnd(bool garbage, size_t n) {
   std::lock_guard<std::mutex> lock(flood_mu);
   const uint64_t now = MonotonicMs();
-  flood.OnConnectionEnd(garbage, now);
+  for (size_t i = 0; i < n; ++i) flood.OnConnectionEnd(garbage, now);
   flooding.store(flood.Flooding(now), std::memory_order_relaxed);
 }
 
@@ -259,7 +286,21 @@ void ThreadWorker::AcceptLoop() {
           // While every thread is busy and the queue is full, clients wait in
           // the kernel backlog.
           std::unique_lock<std::mutex> lock(q_mu);
-          q_not_full.wait(lock, [this] { return queue.size() < queue_cap || mode() != Mode::kRun; });
+          // Parked connections give their room to clients first.
+          int unparked[kAcceptBurst];
+          size_t n_unparked = 0;
+          while (queue.size() + parked.size() >= queue_cap && !parked.empty() && n_unparked < kAcceptBurst) {
+            unparked[n_unparked++] = parked.front().fd;
+            parked.pop_front();
+          }
+          if (n_unparked > 0) {
+            lock.unlock();
+            for (size_t k = 0; k < n_unparked; ++k) close(unparked[k]);
+            http::Bump(acceptor_counters.flood_unparked, n_unparked);
+            NoteConnectionEnd(true, n_unparked);
+            lock.lock();
+          }
+          q_not_full.wait(lock, [this] { return queue.size() + parked.size() < queue_cap || mode() != Mode::kRun; });
         }
         bool metered = false;
         if (mode() != Mode::kRun || !WaitForAcceptToken(&metered)) break;
@@ -491,16 +532,60 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     }
   }
   const bool garbage = conn.RefusedBeforeAnyRequest();
-  // During a garbage flood a connection refused before any request is closed
-  // at once (a reset if it sent more): lingering would hold a pool thread on
-  // bytes nobody wants.
-  if (linger && mode() != Mode::kFast && !(garbage && flooding.load(std::memory_order_relaxed))) {
-    Linger(a.fd, t->counters);
-  }
+  // During a garbage flood a connection refused before any request is
+  // parked (held unread, kFloodParkMs): lingering would hold a pool thread on
+  // bytes nobody wants, and closing it would let it reconnect.
+  const bool park = linger && garbage && mode() == Mode::kRun && flooding.load(std::memory_order_relaxed);
+  if (linger && !park && mode() != Mode::kFast) Linger(a.fd, t->counters);
   t->active_fd.store(-1);
-  close(a.fd);
+  if (park) {
+    Park(a.fd, t->counters);
+  } else {
+    close(a.fd);
+  }
   // ~Connection (on return): OnAbort for an unanswered request (its write is orphaned).
   return Ended{yielded, garbage};
+}
+
+void ThreadWorker::Park(int fd, http::Counters& counters) {
+  int oldest = -1;
+  {
+    std::lock_guard<std::mutex> lock(q_mu);
+    if (park_max == 0 || (parked.empty() && queue.size() >= queue_cap)) {
+      oldest = fd;  // no room to hold it: closed like any refusal
+    } else {
+      if (parked.size() >= park_max || queue.size() + parked.size() >= queue_cap) {
+        oldest = parked.front().fd;
+        parked.pop_front();
+      }
+      parked.push_back(ParkedFd{fd, MonotonicMs() + kFloodParkMs});
+      http::Bump(counters.flood_parked);
+    }
+  }
+  if (oldest >= 0) {
+    close(oldest);
+    if (oldest != fd) {
+      http::Bump(counters.flood_unparked);
+      NoteConnectionEnd(true);
+    }
+  }
+}
+
+void ThreadWorker::ExpireParked(uint64_t now_ms, bool all, http::Counters& counters) {
+  std::vector<int> due;
+  {
+    std::lock_guard<std::mutex> lock(q_mu);
+    while (!parked.empty() && (all || parked.front().until_ms <= now_ms)) {
+      due.push_back(parked.front().fd);
+      parked.pop_front();
+    }
+  }
+  for (int fd : due) close(fd);
+  if (!due.empty()) {
+    http::Bump(counters.flood_unparked, due.size());
+    NoteConnectionEnd(true, due.size());
+    q_not_full.notify_one();  // room for the acceptor
+  }
 }
 
 // Claims one queued client for this thread to take after it closes its idle
@@ -564,6 +649,7 @@ int RunThreadWorker(WorkerContext& ctx) {
   // in the queue; together within ConnectionCap.
   const size_t cap = ConnectionCap(ctx.config);
   w->queue_cap = cap > threads ? cap - threads : 1;
+  w->park_max = std::min({kFloodParkMax, cap / 8, w->queue_cap / 2});
   std::memcpy(&w->base, ctx.Counters<http::Counters>(), sizeof w->base);
 
   // Signals are taken by this thread only: block them before any thread
@@ -636,6 +722,8 @@ int RunThreadWorker(WorkerContext& ctx) {
     if (ctx.access_log != nullptr) ctx.access_log->FlushIfDue();
     // Segments compaction deleted: unmap them without waiting for a read.
     if (ctx.reader != nullptr) ctx.reader->ReleaseDeletedSegments();
+    // Parked connections whose time is up; all of them once a stop began.
+    w->ExpireParked(MonotonicMs(), w->mode() != Mode::kRun, w->main_counters);
     w->Fold();
   }
   for (auto& t : w->pool) t->thread.join();
@@ -649,6 +737,8 @@ int RunThreadWorker(WorkerContext& ctx) {
     std::lock_guard<std::mutex> lock(w->q_mu);
     for (const Accepted& a : w->queue) close(a.fd);
     w->queue.clear();
+    for (const ParkedFd& p : w->parked) close(p.fd);
+    w->parked.clear();
   }
   close(w->stop_efd);
   close(w->exit_efd);

@@ -5,6 +5,9 @@
 //                 accepting can pause (connection cap, EMFILE) without spinning
 //   flood timer   resumes accepting metered by the FloodGuard (a garbage
 //                 flood waits in the backlog, new clients come in at a pace)
+//   parked        descriptors of connections refused during a flood, held
+//                 unread (no handle) until the sweep closes them
+//                 (kFloodParkMs, serve_options.h)
 //   connections   uv_tcp per socket + http::Connection + KvConnState (UvConn)
 //   completions   uv_poll on the slot's eventfd → KvService::OnCompletion
 //   sweep timer   connections' deadlines that passed (a TimerWheel: idle
@@ -57,6 +60,7 @@
 #include "src/worker/worker_uv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -66,6 +70,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -99,6 +104,12 @@ static_assert(ReadBatch::kSlices <= engine::Reader::kMaxPrefetchKeys, "a batch's
 constexpr size_t kFlushBurstBytes = 512 * 1024;
 
 struct UvWorker;
+
+// A connection refused during a garbage flood, held unread until until_ms.
+struct ParkedFd {
+  int fd = -1;
+  uint64_t until_ms = 0;
+};
 
 // A uv_write of gathered output the socket could not take at once.
 struct PendingWrite {
@@ -229,6 +240,8 @@ struct UvWorker {
   bool accept_paused = false;    // EMFILE pause or connection cap
   bool flood_paused = false;     // out of FloodGuard tokens: flood_timer resumes
   FloodGuard flood;
+  std::deque<ParkedFd> parked;   // oldest first; all park for kFloodParkMs, so also by deadline
+  size_t park_max = 0;           // kFloodParkMax, at most an eighth of max_connections
   bool graceful = false;
   bool fast = false;
   bool stopped = false;          // handles are being closed
@@ -249,6 +262,7 @@ struct UvWorker {
 void StartReading(UvConn* c);
 void Pump(UvConn* c, uint64_t now_ms);
 void CloseConn(UvConn* c);
+void Park(UvConn* c);
 void MaybeFinishStop(UvWorker* w);
 void ResumeAccepting(UvWorker* w);
 void OnListenReadable(uv_poll_t* p, int status, int events);
@@ -277,6 +291,31 @@ bool IsIdle(const UvConn* c) {
          (!c->fed || c->http.requests_served() > c->served_at_last_feed);
 }
 
+// Descriptors held for clients: connections and parked ones (the cap counts
+// both).
+size_t Held(const UvWorker* w) { return w->conn_count + w->parked.size(); }
+
+// Closes the oldest parked connection (a reset: junk it sent is unread).
+// Its close is one more refused connection's end for the FloodGuard: the
+// flood its client belongs to is still on when the client comes back.
+void Unpark(UvWorker* w) {
+  close(w->parked.front().fd);
+  w->parked.pop_front();
+  w->flood.OnConnectionEnd(true, MonotonicMs());
+  if (w->counters != nullptr) http::Bump(w->counters->flood_unparked);
+}
+
+// Closes the parked connections whose time is up (all of them with all);
+// resumes accepting when that made room at the cap.
+void ExpireParked(UvWorker* w, uint64_t now_ms, bool all) {
+  bool closed = false;
+  while (!w->parked.empty() && (all || w->parked.front().until_ms <= now_ms)) {
+    Unpark(w);
+    closed = true;
+  }
+  if (closed && w->accept_paused && !w->graceful && !w->fast) ResumeAccepting(w);
+}
+
 void OnConnClosed(uv_handle_t* h) {
   auto* c = static_cast<UvConn*>(h->data);
   UvWorker* w = c->worker();
@@ -300,13 +339,13 @@ void CloseConn(UvConn* c) {
 // so that its kernel does not reset the connection before it read our last
 // response.
 //
-// During a garbage flood a connection refused before any request is closed
-// at once instead (a reset if it sent more): lingering would spend reads and
-// a loop turn per flood connection on bytes nobody wants.
+// During a garbage flood a connection refused before any request is parked
+// instead (Park): lingering would spend reads and a loop turn per flood
+// connection on bytes nobody wants, and closing it would let it reconnect.
 void Linger(UvConn* c) {
   if (c->closing || c->lingering) return;
   if (c->eof) return CloseConn(c);
-  if (c->http.RefusedBeforeAnyRequest() && c->worker()->flood.Flooding(MonotonicMs())) return CloseConn(c);
+  if (c->http.RefusedBeforeAnyRequest() && c->worker()->flood.Flooding(MonotonicMs())) return Park(c);
   uv_os_fd_t fd;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) != 0 || shutdown(fd, SHUT_WR) != 0) {
     return CloseConn(c);
@@ -314,6 +353,26 @@ void Linger(UvConn* c) {
   c->lingering = true;
   c->worker()->timers->Arm(c, MonotonicMs() + kLingerMs);  // replaces the Connection's deadline
   StartReading(c);
+}
+
+// Keeps a refused connection's descriptor, unread and without a handle, for
+// kFloodParkMs (serve_options.h), and closes its handle: a copy of the
+// descriptor keeps the socket open, so the client sees neither FIN nor
+// reset. The oldest parked one makes room when park_max are held. When the
+// copy cannot be made, or a stop began, the connection is closed.
+void Park(UvConn* c) {
+  UvWorker* w = c->worker();
+  uv_os_fd_t fd;
+  const bool parking = w->park_max > 0 && !w->graceful && !w->fast;
+  const int held = parking && uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) == 0
+                       ? fcntl(fd, F_DUPFD_CLOEXEC, 0)
+                       : -1;
+  if (held >= 0) {
+    if (w->parked.size() >= w->park_max) Unpark(w);
+    w->parked.push_back(ParkedFd{held, MonotonicMs() + kFloodParkMs});
+    if (w->counters != nullptr) http::Bump(w->counters->flood_parked);
+  }
+  CloseConn(c);
 }
 
 void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -563,7 +622,7 @@ void StopAccepting(UvWorker* w) {
 // flood timer runs, that timer resumes it.
 void ResumeAccepting(UvWorker* w) {
   if (w->graceful || w->fast || w->flood_paused) return;
-  if (w->conn_count >= w->max_connections) {
+  if (Held(w) >= w->max_connections) {
     w->accept_paused = true;
     return;
   }
@@ -676,7 +735,9 @@ void OnListenReadable(uv_poll_t* p, int status, int) {
   }
   const int burst = static_cast<int>(std::min<uint32_t>(allowed, kAcceptBurst));
   for (int i = 0; i < burst; ++i) {
-    if (w->conn_count >= w->max_connections) {
+    // Parked connections give their descriptors to new clients first.
+    while (Held(w) >= w->max_connections && !w->parked.empty()) Unpark(w);
+    if (Held(w) >= w->max_connections) {
       // At the cap: make room from idle connections if there are any; the
       // rest waits in the kernel backlog until one closes.
       MakeRoom(w);
@@ -840,7 +901,8 @@ void OnSweep(uv_timer_t* t) {
   if (const uint64_t expiry = w->service.NextExpiryMs(); expiry != 0 && expiry <= now) w->service.Poke(now);
   // Paused at the connection cap while clients wait: idle connections may
   // have become old enough to make room for them.
-  if (w->accept_paused && !w->graceful && !w->fast && w->conn_count >= w->max_connections && ClientsWaiting(w)) {
+  ExpireParked(w, now, false);
+  if (w->accept_paused && !w->graceful && !w->fast && Held(w) >= w->max_connections && ClientsWaiting(w)) {
     MakeRoom(w);
   }
   if (w->ctx.access_log != nullptr) w->ctx.access_log->FlushIfDue();
@@ -859,6 +921,7 @@ void BeginGracefulStop(UvWorker* w) {
   uv_timer_stop(&w->accept_timer);
   uv_timer_stop(&w->flood_timer);
   CloseListeners(w);
+  ExpireParked(w, w->drain_start_ms, true);
   // Make the sweep frequent enough to honour the grace period.
   uv_timer_start(&w->sweep_timer, OnSweep, 100, 100);
   MaybeFinishStop(w);
@@ -870,6 +933,7 @@ void BeginFastStop(UvWorker* w) {
   w->fast = true;
   w->service.SetDraining();
   CloseListeners(w);
+  ExpireParked(w, MonotonicMs(), true);
   for (UvConn* c = w->head; c != nullptr;) {
     UvConn* next = c->next;
     CloseConn(c);
@@ -918,6 +982,7 @@ int RunUvWorker(WorkerContext& ctx) {
   auto w = std::make_unique<UvWorker>(ctx);
   w->counters = ctx.Counters<http::Counters>();
   w->max_connections = ConnectionCap(ctx.config);
+  w->park_max = std::min(kFloodParkMax, w->max_connections / 8);
   if (w->max_connections < ctx.config.max_connections) {
     KINGX_LOG_WARN("worker %u: at most %zu connections (--max-connections %u does not fit the descriptor "
                    "limit, RLIMIT_NOFILE, with room kept for the storage)",
@@ -965,6 +1030,7 @@ int RunUvWorker(WorkerContext& ctx) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&w->loop) != 0) KINGX_LOG_WARN("worker %u: loop closed with handles open", ctx.worker_index);
   for (Listener* l : w->listeners) delete l;
+  for (const ParkedFd& p : w->parked) close(p.fd);
   if (ctx.access_log != nullptr) ctx.access_log->Flush();
   KINGX_LOG_INFO("worker %u: stopped", ctx.worker_index);
   return 0;

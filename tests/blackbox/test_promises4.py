@@ -4,17 +4,19 @@ checked where a client sees it, with no timing threshold:
 
   - during a garbage flood (at least half of the last 64 connections that
     ended were refused 400 before any request, the latest less than 1 s
-    ago) a refused connection is closed without lingering and a new
-    connection's first read is 4 KiB, in both models; 31 such endings of 64
-    are no flood, 32 are one (connections that end normally count against
-    it). Seen from the
-    client's socket: 4,097 bytes of junk sent at once are read 4 KiB first,
-    so the close leaves a byte unread and the kernel resets the connection
-    after the 400; 4,096 bytes are read whole and closed with a FIN, and one
+    ago) a refused connection is parked after its 400 (held open, unread,
+    neither FIN nor reset: `kingx_http_flood_parked`) instead of lingered
+    on or closed, at most 64 per worker (one more closes the oldest), and a
+    new connection's first read is 4 KiB, in both models; 31 such endings
+    of 64 are no flood, 32 are one (connections that end normally count
+    against it). Seen from the client's socket: 4,097 bytes of junk sent at
+    once are answered 400 and parked; once 64 more are parked after it, it
+    is closed with a reset (a first read of 4 KiB left a byte unread);
+    4,096 bytes are read whole, parked, then closed with a FIN, and one
     more byte sent after that FIN is answered with a reset (the server's
-    socket is closed, not lingering). The same two probes on a server that
-    saw no flood read the whole 4,097 bytes and linger (FIN; a byte sent
-    after it is read and dropped: `kingx_http_linger_discarded_bytes_total`);
+    socket is closed, not lingering). The same probe on a server that saw
+    no flood reads the whole 4,097 bytes and lingers (FIN; a byte sent after
+    it is read and dropped: `kingx_http_linger_discarded_bytes_total`);
   - `kingx_keyspace_writer_waits_total` and `kingx_keyspace_lost_total` by
     value: with the key view's thread held (ptrace-stopped, as a thread
     the scheduler left behind), the writer fills both key tails of 4,096
@@ -51,7 +53,20 @@ SERVERS = ServerPerCase()
 FLOOD_WINDOW = 64           # src/worker/flood_guard.h kWindow: endings looked at
 FLOOD_QUIET_S = 1.0         # kQuietMs: no garbage this long and the flood is over
 FIRST_READ_BYTES = 4096     # src/worker/worker_uv.cc, worker_threads.cc kFloodFirstReadBytes
+PARK_MAX = 64               # src/worker/serve_options.h kFloodParkMax: connections a worker keeps parked
 JUNK = bytes(range(1, 256)) * 32  # not HTTP from its first byte
+
+
+def read_to_end(s, got=b""):
+    """Reads s to its end: (what was read, 'fin' or 'reset')."""
+    try:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return got, "fin"
+            got += data
+    except ConnectionResetError:
+        return got, "reset"
 
 
 def junk_probe(port, n):
@@ -59,15 +74,57 @@ def junk_probe(port, n):
     end: (the socket, the status line's first bytes, 'fin' or 'reset')."""
     s = socket.create_connection(("127.0.0.1", port), timeout=60)
     s.sendall(JUNK[:n])
+    got, end = read_to_end(s)
+    return s, got[:12], end
+
+
+def junk_answer(port, n):
+    """Sends n bytes of junk in one send on a new connection and reads its
+    answer, head and body, and nothing past it: (the socket, still open on
+    this side, and the status line's first bytes)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(JUNK[:n])
     got = b""
+    while b"\r\n\r\n" not in got:
+        data = s.recv(65536)
+        if not data:
+            break
+        got += data
+    head, _, body = got.partition(b"\r\n\r\n")
+    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while m and len(body) < int(m.group(1)):
+        data = s.recv(65536)
+        if not data:
+            break
+        body += data
+    return s, got[:12]
+
+
+def still_open(s):
+    """True when neither a FIN nor a reset nor any byte has reached s."""
+    timeout = s.gettimeout()
+    s.settimeout(0)  # a socket with a timeout would wait for one
     try:
-        while True:
-            data = s.recv(65536)
-            if not data:
-                return s, got[:12], "fin"
-            got += data
-    except ConnectionResetError:
-        return s, got[:12], "reset"
+        s.recv(1)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.settimeout(timeout)
+
+
+def parked(port):
+    return metric(port, "kingx_http_flood_parked") or 0
+
+
+def check_parked(s, port, n, what):
+    """Waits until the server parked n connections or closed s, then checks
+    that s is still open (parked, not closed)."""
+    wait_for(lambda: parked(port) >= n or not still_open(s), 60, f"{what}: the connection parked or closed")
+    check(still_open(s), f"{what}: the server ended the refused connection (FIN or reset), want it parked "
+          f"(held open unread)")
 
 
 def after_fin(s, port):
@@ -94,9 +151,10 @@ def flood_probes(model_args):
     check(end == "fin", f"before a flood, 4,097 bytes of junk: the connection ended by {end}, want a FIN")
     check(after_fin(sock, s.port) == "lingering", "before a flood, a byte sent after the 400's FIN: not read lingering")
     sock.close()
-    # A flood: every connection that ends is junk refused 400.
+    # A flood: every connection that ends is junk refused 400 (closed by the
+    # client after its answer: once the flood is on, the server keeps it).
     for _ in range(FLOOD_WINDOW):
-        sock, head, _ = junk_probe(s.port, 12)
+        sock, head = junk_answer(s.port, 12)
         sock.close()
         check_refused_400(head, "a flood connection")
     # Each of them ended (their closes were recorded): the window is full.
@@ -104,35 +162,52 @@ def flood_probes(model_args):
     # The flood is on within 1 s of the latest refusal. Each attempt is two
     # more refusals, then the probes: conclusive when all took less than that
     # by the client's clock (the server read each probe less than 1 s after
-    # it ended a refusal); a loaded machine only repeats the attempt.
-    for _ in range(20):
-        t0 = time.monotonic()
-        for _ in range(2):
-            sock, head, _ = junk_probe(s.port, 12)
-            sock.close()
-            check_refused_400(head, "a flood connection")
-        over, head_over, end_over = junk_probe(s.port, FIRST_READ_BYTES + 1)
-        over.close()
-        exact, head_exact, end_exact = junk_probe(s.port, FIRST_READ_BYTES)
-        if time.monotonic() - t0 >= FLOOD_QUIET_S * 0.9:
-            exact.close()
-            continue
-        try:
+    # it ended a refusal); a loaded machine only repeats the attempt (the
+    # probes of an attempt that took longer are closed: parked or not).
+    held = []
+    try:
+        for _ in range(20):
+            t0 = time.monotonic()
+            for _ in range(2):
+                sock, head = junk_answer(s.port, 12)
+                sock.close()
+                check_refused_400(head, "a flood connection")
+            parked0 = parked(s.port)
+            over, head_over = junk_answer(s.port, FIRST_READ_BYTES + 1)
+            held.append(over)
+            exact, head_exact = junk_answer(s.port, FIRST_READ_BYTES)
+            held.append(exact)
+            if time.monotonic() - t0 >= FLOOD_QUIET_S * 0.9:
+                continue
             check_refused_400(head_over, "during a flood, 4,097 bytes")
             check_refused_400(head_exact, "during a flood, 4,096 bytes")
-            check(end_over == "reset", f"during a flood, 4,097 bytes of junk: the connection ended by {end_over}, "
-                  "want a reset (a first read of 4 KiB leaves a byte unread at the close)")
-            check(end_exact == "fin", f"during a flood, 4,096 bytes of junk: the connection ended by {end_exact}, "
-                  "want a FIN (the first read takes 4 KiB)")
+            check_parked(over, s.port, parked0 + 1, "during a flood, 4,097 bytes of junk")
+            check_parked(exact, s.port, parked0 + 2, "during a flood, 4,096 bytes of junk")
+            # PARK_MAX more refusals, each parked (each keeps the flood on):
+            # the two probes are the oldest parked and are closed for them.
+            for i in range(PARK_MAX):
+                sock, head = junk_answer(s.port, 12)
+                held.append(sock)
+                check_refused_400(head, f"parked flood connection {i + 1}")
+            _, end_over = read_to_end(over)
+            got, end_exact = read_to_end(exact)
+            check(end_over == "reset", f"during a flood, 4,097 bytes of junk, parked, then closed: ended by "
+                  f"{end_over}, want a reset (a first read of 4 KiB leaves a byte unread at the close)")
+            check(end_exact == "fin", f"during a flood, 4,096 bytes of junk, parked, then closed: ended by "
+                  f"{end_exact}, want a FIN (the first read takes 4 KiB)")
+            check(got == b"", f"a parked connection was sent {got[:40]!r} after its 400")
             check(after_fin(exact, s.port) == "reset",
-                  "during a flood, a byte sent after the 400's FIN was read lingering: want the socket closed")
-        finally:
-            exact.close()
-        return
-    check(False, "20 attempts each took 0.9 s or more from a refusal to the probes' ends")
+                  "during a flood, a byte sent after the parked connection's FIN was read lingering: want the "
+                  "socket closed")
+            check(parked(s.port) <= PARK_MAX, f"{parked(s.port)} connections parked, bound {PARK_MAX}")
+            return
+        check(False, "20 attempts each took 0.9 s or more from a refusal to the probes' ends")
+    finally:
+        for sock in held:
+            sock.close()
 
 
-def test_a_refused_connection_during_a_garbage_flood_is_closed_unlingering_after_a_4_kib_first_read():
+def test_a_refused_connection_during_a_garbage_flood_is_parked_after_a_4_kib_first_read():
     flood_probes([])
 
 
@@ -144,8 +219,8 @@ def test_a_flood_is_half_of_the_last_64_endings_refused_before_any_request():
     # 33 connections that end normally (a request answered), then 31
     # refused 400 before any request: 31 of the last 64, no flood, and a
     # probe's junk is read whole and lingered on (FIN). The probe's own
-    # refusal makes 32 of 64: a flood, and the next probe is read 4 KiB
-    # first (reset). /metrics is read on one keep-alive connection, which
+    # refusal makes 32 of 64: a flood, and the next probe is parked after
+    # its 400 (held open, unread). /metrics is read on one keep-alive connection, which
     # does not end meanwhile; each phase waits until the server has ended
     # the connections before it (open connections back to that one).
     s = SERVERS.start("--workers", "1")
@@ -169,16 +244,19 @@ def test_a_flood_is_half_of_the_last_64_endings_refused_before_any_request():
             t_below = time.monotonic()
             below.close()
             wait_for(all_ended, 60, "the probe's connection to end")
-            at, head_at, end_at = junk_probe(s.port, FIRST_READ_BYTES + 1)
-            at.close()
-            if t_below - t_last >= FLOOD_QUIET_S * 0.9 or time.monotonic() - t_below >= FLOOD_QUIET_S * 0.9:
-                continue  # a refusal more than 1 s before a probe: no flood either way; again
-            check_refused_400(head_below, "31 refusals of 64")
-            check_refused_400(head_at, "32 refusals of 64")
-            check(end_below == "fin", f"31 of the last 64 connections refused before any request: the probe's junk "
-                  f"ended by {end_below}, want a FIN (no flood: read whole, lingered on)")
-            check(end_at == "reset", f"32 of the last 64 connections refused before any request: the probe's junk "
-                  f"ended by {end_at}, want a reset (a flood: a first read of 4 KiB)")
+            parked0 = parked(s.port)
+            at, head_at = junk_answer(s.port, FIRST_READ_BYTES + 1)
+            try:
+                if t_below - t_last >= FLOOD_QUIET_S * 0.9 or time.monotonic() - t_below >= FLOOD_QUIET_S * 0.9:
+                    continue  # a refusal more than 1 s before a probe: no flood either way; again
+                check_refused_400(head_below, "31 refusals of 64")
+                check_refused_400(head_at, "32 refusals of 64")
+                check(end_below == "fin", f"31 of the last 64 connections refused before any request: the probe's "
+                      f"junk ended by {end_below}, want a FIN (no flood: read whole, lingered on)")
+                check_parked(at, s.port, parked0 + 1, "32 of the last 64 connections refused before any request "
+                             "(a flood)")
+            finally:
+                at.close()
             return
         check(False, "20 attempts each took 0.9 s or more from a refusal to a probe")
 
