@@ -14,9 +14,14 @@ Cases (each server in turn, shuffled per round; one worker, event model, a fresh
              (it holds room for its whole body), and --waiters uploads that sent their head and
              100 KiB and wait for room: the worker's wake-ups per second (voluntary context switches,
              /proc/PID/status) and CPU over --sample seconds with nothing else to do.
+  stream-held  --response-buffer-bytes 1M (16 pieces of 64 KiB), 16 GETs of bench/abuse.py's 1 MiB
+             compressible value that read nothing (each holds its piece's room while its socket is
+             full) and --waiters more that wait for room: the worker's wake-ups and CPU over --sample
+             seconds with nothing else to do (kingx only; NAME=BIN:threads runs the thread model).
 
   bench/budget_wait.py --kingx new=build-release/src/kingx --kingx ref=/work/ref/s21/kingx --nginx \\
       --cases slow-body,held --rounds 2 --out bench/results/DIR/budget-wait
+  bench/budget_wait.py --kingx new=BIN --kingx new-threads=BIN:threads --cases stream-held --out ...
 
 Results: OUT/budget_wait.json (one row per round, case and server, with `uptime` before and after)
 and OUT/summary.md. Needs slowhttptest and nginx as bench/abuse.py does. Every process started here
@@ -77,6 +82,8 @@ def timed_request(port, method, path, body, timeout_s):
 
 def start_server(spec, workdir, extra):
     name, _, binary = spec
+    if binary is not None and binary.endswith(":threads"):
+        return abuse.kingx_server(binary[:-len(":threads")], workdir, 1, "threads", list(extra), name=name)
     return abuse.one_worker_server(name, binary, workdir, extra)
 
 
@@ -134,6 +141,35 @@ def case_held(spec, args, workdir):
     return row
 
 
+def stalled_get(port, path):
+    """A GET on a socket with a small receive buffer that reads nothing."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: b\r\n\r\n".encode())
+    return s
+
+
+def case_stream_held(spec, args, workdir):
+    if spec[1] == "nginx":
+        return None
+    server = start_server(spec, workdir, ["--response-buffer-bytes", "1M"])
+    socks = []
+    row = {"holders": 16, "waiters": args.waiters}
+    try:
+        for _ in range(16 + args.waiters):
+            socks.append(stalled_get(server.port, server.big_z))
+        time.sleep(1)
+        worker = server.worker_pids()[0]
+        row["worker"] = sample(worker, args.sample)
+    finally:
+        for s in socks:
+            s.close()
+        server.stop()
+    return row
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kingx", action="append", default=[], help="NAME=BIN")
@@ -162,7 +198,7 @@ def main(argv):
             for spec in order:
                 with tempfile.TemporaryDirectory(prefix="budget-wait-") as wd:
                     before = uptime()
-                    fn = case_slow_body if case == "slow-body" else case_held
+                    fn = {"slow-body": case_slow_body, "held": case_held, "stream-held": case_stream_held}[case]
                     result = fn(spec, args, wd)
                     if result is None:
                         continue

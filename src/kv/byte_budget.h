@@ -52,6 +52,13 @@ class ByteBudget {
     }
   }
 
+  // True when TryReserve(n) would succeed now (nothing reserved, nothing
+  // counted): for a waiter deciding whether to ask again.
+  bool WouldFit(uint64_t n) const {
+    const uint64_t cur = used_.load(std::memory_order_relaxed);
+    return cur == 0 || (cur + n <= limit_ && cur + n >= cur);
+  }
+
   // Adds n bytes without checking the limit: memory a holder found it had
   // to allocate after its reservation (rare; keeps the accounting honest).
   void Charge(uint64_t n) { used_.fetch_add(n, std::memory_order_relaxed); }

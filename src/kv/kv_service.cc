@@ -691,7 +691,9 @@ void KvService::Poke(uint64_t now_ms) {
 
 uint64_t KvService::NextRetryMs() const {
   const Impl& m = *impl_;
-  if (!m.stream_waiters.empty()) return 1;  // as soon as possible, like the writes' retries
+  // Compressed responses waiting for the response budget ask for a Poke
+  // only once room was released for the oldest of them.
+  if (m.stream_waiters.HeadFits()) return 1;  // as soon as possible, like the writes' retries
   return m.writes.NextRetryMs();
 }
 
@@ -712,6 +714,8 @@ bool KvService::AwaitsStorage(const KvConnState& state) const {
 }
 
 bool KvService::AwaitsBodyBudget(const KvConnState& state) const { return impl_->writes.AwaitsBodyBudget(state); }
+
+bool KvService::AwaitsResponseBudget() const { return !impl_->stream_waiters.empty(); }
 
 size_t KvService::ReadBytesHint(const KvConnState& state) const { return impl_->writes.ReadBytesHint(state); }
 

@@ -275,7 +275,8 @@ class KvService final : public http::Handler {
   // and once NextExpiryMs() has passed.
   void Poke(uint64_t now_ms);
   // When Poke should run next (0 = nothing is waiting for queue room, and
-  // no upload waiting for the body budget would get room now).
+  // no upload waiting for the body budget nor compressed response waiting
+  // for the response budget would get room now).
   uint64_t NextRetryMs() const;
   // When the oldest queued write passes storage_timeout_ms (0 = no write
   // waits for its completion).
@@ -295,6 +296,11 @@ class KvService final : public http::Handler {
   // asks for a Poke once this service sees room released; a blocking I/O
   // layer whose budget other threads share polls meanwhile instead.
   bool AwaitsBodyBudget(const KvConnState& state) const;
+  // True while a compressed response of this service waits for room in the
+  // response budget (--response-buffer-bytes). NextRetryMs asks for a Poke
+  // once room for the oldest is released; a blocking I/O layer whose budget
+  // other threads share polls meanwhile instead.
+  bool AwaitsResponseBudget() const;
 
   // The most bytes the I/O layer should read at once now from the socket of
   // the connection that owns `state`: an upload reading the first window of

@@ -57,6 +57,8 @@ size_t StreamWaiters::Resume(uint64_t now_ms, WakeFn wake, void* io) {
   return resumed;
 }
 
+bool StreamWaiters::HeadFits() const { return head_ != nullptr && head_->WouldReserve(); }
+
 // ---------------------------------------------------------------- ValueStream
 
 ValueStream::ValueStream(engine::Value value, KvBackend* backend, ByteBudget& budget, StreamWaiters& waiters,
@@ -84,6 +86,8 @@ bool ValueStream::Reserve() {
   reserved_ = n;
   return true;
 }
+
+bool ValueStream::WouldReserve() const { return reserved_ > 0 || budget_.WouldFit(std::max<uint64_t>(Needed(), 1)); }
 
 engine::Status ValueStream::Decode() {
   std::string_view piece;

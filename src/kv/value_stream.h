@@ -10,7 +10,9 @@
 // answers kAgain and the stream waits in its StreamWaiters list; the owner
 // calls StreamWaiters::Resume (KvService::Poke) and the first waiters that
 // fit get their reservation and are resumed (Connection::ResumeOutput),
-// first come first served.
+// first come first served. StreamWaiters::HeadFits tells the owner when a
+// Resume would resume one (room was released), so that nothing polls while
+// the budget stays full.
 //
 // Lifetime: the Connection owns the stream (through the Response); the
 // stream unlinks itself from the waiters on destruction. The Value's holder
@@ -58,6 +60,10 @@ class StreamWaiters {
   // has room, and resumes their connections (then wake(io, conn) when wake
   // is set). Returns how many were resumed.
   size_t Resume(uint64_t now_ms, WakeFn wake, void* io);
+  // True when the oldest waiter would get its reservation now: Resume would
+  // resume at least one. Waiters behind it wait for it (first come first
+  // served), so nothing else needs asking.
+  bool HeadFits() const;
   bool empty() const { return head_ == nullptr; }
   size_t size() const { return count_; }
 
@@ -96,6 +102,7 @@ class ValueStream final : public http::BodyStream {
   friend class StreamWaiters;
   uint64_t Needed() const;
   bool Reserve();
+  bool WouldReserve() const;  // Reserve() would succeed now
   engine::Status Decode();
 
   engine::Value value_;  // keeps the stored bytes' mapping alive

@@ -481,7 +481,9 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       }
       continue;
     }
-    if (t->service->NextRetryMs() != 0) t->service->Poke(now);
+    // A compressed response waiting for response budget room: another pool
+    // thread's release wakes no one here, so ask on each pass.
+    if (t->service->NextRetryMs() != 0 || t->service->AwaitsResponseBudget()) t->service->Poke(now);
     // A keep-alive connection idle for a while gives its thread up to a
     // client waiting in the queue (the thread model's connection slots are
     // its threads; nginx drains idle connections the same way).
@@ -506,7 +508,9 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
     if (idle) timeout = std::min(timeout, static_cast<int>(kDrainIdleAfterMs / 4));  // notice waiting clients
     // A response or an upload waits for room in a budget: ask again soon.
-    if (t->service->NextRetryMs() != 0) timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));
+    if (t->service->NextRetryMs() != 0 || t->service->AwaitsResponseBudget()) {
+      timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));
+    }
     const int r = poll(fds, nfds, timeout);
     if (r < 0 && errno != EINTR) break;
     if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top

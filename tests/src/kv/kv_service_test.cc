@@ -1096,6 +1096,56 @@ TEST_CASE("a GET of a large compressed value is sent frame by frame, never decod
   CHECK(responses.used() == 0);
 }
 
+TEST_CASE("compressed responses waiting for the response budget ask for no retry until room is released",
+          "[src][kv_service][stream]") {
+  ByteBudget responses(engine::kFrameRawBytes);  // one stream's piece at a time
+  KvServiceOptions o;
+  o.response_budget = &responses;
+  Fixture f(o);
+  std::string raw;
+  for (int i = 0; raw.size() < 3 * engine::kFrameRawBytes; ++i) raw += "line " + std::to_string(i % 777) + " of kingx\n";
+  std::string frames;
+  REQUIRE(engine::CompressFrames(raw, 1, &frames).ok());
+  f.backend.values["z"] = {9, "text/plain", frames, engine::Codec::kZstd, raw.size()};
+  auto body = [](const std::string& out) {
+    const size_t at = out.find("\r\n\r\n");
+    return at == std::string::npos ? std::string() : out.substr(at + 4);
+  };
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<std::string> out(3);
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<Client>(f.service, f.limits));
+    clients.back()->Send("GET /v1/kv/z HTTP/1.1\r\nHost: t\r\n\r\n");
+  }
+  // The first holds the budget; the other two sent their heads and wait,
+  // and nothing asks for a retry while no room is released.
+  for (int i = 1; i < 3; ++i) out[i] = clients[i]->Output();
+  CHECK(body(out[1]).empty());
+  CHECK(body(out[2]).empty());
+  CHECK(f.service.AwaitsResponseBudget());
+  CHECK(f.service.NextRetryMs() == 0);
+  // The first response ends: its room is released, and a Poke resumes the
+  // oldest waiter only.
+  out[0] = clients[0]->Output();
+  CHECK(body(out[0]) == raw);
+  CHECK(responses.used() == 0);
+  CHECK(f.service.NextRetryMs() != 0);
+  f.service.Poke(2);
+  CHECK(responses.used() == engine::kFrameRawBytes);
+  CHECK(f.service.NextRetryMs() == 0);  // the third waits for the second
+  out[2] += clients[2]->Output();
+  CHECK(body(out[2]).empty());
+  out[1] += clients[1]->Output();
+  CHECK(body(out[1]) == raw);
+  CHECK(f.service.NextRetryMs() != 0);
+  f.service.Poke(3);
+  out[2] += clients[2]->Output();
+  CHECK(body(out[2]) == raw);
+  CHECK_FALSE(f.service.AwaitsResponseBudget());
+  CHECK(f.service.NextRetryMs() == 0);
+  CHECK(responses.used() == 0);
+}
+
 TEST_CASE("responses the HTTP core writes itself carry a request id and get an access-log line",
           "[src][kv_service][access_log]") {
   test::TempDir dir;
