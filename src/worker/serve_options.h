@@ -33,9 +33,10 @@ inline constexpr uint64_t kBusyRetryMs = 2;             // retry of a write that
 // request in progress, is closed to make room when new clients wait for a
 // connection slot (the cap) or a pool thread.
 inline constexpr uint64_t kDrainIdleAfterMs = 1000;
-// During a garbage flood (FloodGuard) a connection refused before any
-// request is parked after its 400 instead of closed: the worker keeps its
-// descriptor and reads nothing more from it for kFloodParkMs, then closes it.
+// During a garbage flood (FloodGuard), and while any connection refused in
+// one is parked, a connection refused before any request is parked after its
+// 400 instead of closed: the worker keeps its descriptor and reads nothing
+// more from it for kFloodParkMs, then closes it.
 // A flood client that reconnects when closed then stops coming back, and so
 // stops costing an accept, a read, a 400 and a close (whose reset frees all
 // the junk queued on both ends) several hundred times a second. A worker

@@ -147,6 +147,7 @@ struct ThreadWorker {
   // queue's room, so that threads + queue + parked stay within the cap, and
   // the acceptor closes the oldest when it needs room for a client.
   std::deque<ParkedFd> parked;
+  std::atomic<size_t> parked_count{0};  // parked.size(), read without the lock by serving threads
   size_t park_max = 0;  // kFloodParkMax, at most an eighth of the cap and half the queue's room
   // Unparks counted by the acceptor and by the main thread, one writer each
   // (folded with the pool's).
@@ -293,6 +294,7 @@ void ThreadWorker::AcceptLoop() {
             unparked[n_unparked++] = parked.front().fd;
             parked.pop_front();
           }
+          parked_count.store(parked.size(), std::memory_order_relaxed);
           if (n_unparked > 0) {
             lock.unlock();
             for (size_t k = 0; k < n_unparked; ++k) close(unparked[k]);
@@ -536,10 +538,13 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     }
   }
   const bool garbage = conn.RefusedBeforeAnyRequest();
-  // During a garbage flood a connection refused before any request is
-  // parked (held unread, kFloodParkMs): lingering would hold a pool thread on
-  // bytes nobody wants, and closing it would let it reconnect.
-  const bool park = linger && garbage && mode() == Mode::kRun && flooding.load(std::memory_order_relaxed);
+  // During a garbage flood, and while connections refused in one are parked
+  // (their clients come back as they expire, whatever other connections
+  // ended meanwhile), a connection refused before any request is parked
+  // (held unread, kFloodParkMs): lingering would hold a pool thread on bytes
+  // nobody wants, and closing it would let it reconnect.
+  const bool park = linger && garbage && mode() == Mode::kRun &&
+                    (flooding.load(std::memory_order_relaxed) || parked_count.load(std::memory_order_relaxed) > 0);
   if (linger && !park && mode() != Mode::kFast) Linger(a.fd, t->counters);
   t->active_fd.store(-1);
   if (park) {
@@ -563,6 +568,7 @@ void ThreadWorker::Park(int fd, http::Counters& counters) {
         parked.pop_front();
       }
       parked.push_back(ParkedFd{fd, MonotonicMs() + kFloodParkMs});
+      parked_count.store(parked.size(), std::memory_order_relaxed);
       http::Bump(counters.flood_parked);
     }
   }
@@ -583,6 +589,7 @@ void ThreadWorker::ExpireParked(uint64_t now_ms, bool all, http::Counters& count
       due.push_back(parked.front().fd);
       parked.pop_front();
     }
+    parked_count.store(parked.size(), std::memory_order_relaxed);
   }
   for (int fd : due) close(fd);
   if (!due.empty()) {

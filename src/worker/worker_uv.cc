@@ -339,13 +339,16 @@ void CloseConn(UvConn* c) {
 // so that its kernel does not reset the connection before it read our last
 // response.
 //
-// During a garbage flood a connection refused before any request is parked
-// instead (Park): lingering would spend reads and a loop turn per flood
-// connection on bytes nobody wants, and closing it would let it reconnect.
+// During a garbage flood, and while connections refused in one are parked
+// (their clients come back as they expire, whatever other connections ended
+// meanwhile), a connection refused before any request is parked instead
+// (Park): lingering would spend reads and a loop turn per flood connection on
+// bytes nobody wants, and closing it would let it reconnect.
 void Linger(UvConn* c) {
   if (c->closing || c->lingering) return;
   if (c->eof) return CloseConn(c);
-  if (c->http.RefusedBeforeAnyRequest() && c->worker()->flood.Flooding(MonotonicMs())) return Park(c);
+  const UvWorker* w = c->worker();
+  if (c->http.RefusedBeforeAnyRequest() && (w->flood.Flooding(MonotonicMs()) || !w->parked.empty())) return Park(c);
   uv_os_fd_t fd;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) != 0 || shutdown(fd, SHUT_WR) != 0) {
     return CloseConn(c);

@@ -11,8 +11,10 @@ checked where a client sees it, with no timing threshold:
     The flood is made by the test itself, 64 connections refused 400 one
     after another, and is on for 1 s after the latest of them (the flood's
     definition): an attempt counts only when the clients were answered and a
-    probe confirmed the flood (its junk read 4 KiB first: a reset after the
-    400) within 0.9 s of that refusal by the client's clock, and only when
+    probe confirmed the flood (its junk refused and the connection parked,
+    `kingx_http_flood_parked_total`, and read 4 KiB first: a reset once 64
+    more parked connections closed it) within 0.9 s of that refusal by the
+    client's clock, and only when
     the clients were answered faster than the metered pace allows; a slower
     attempt (a loaded machine) is repeated, at most 20 times.
 
@@ -30,7 +32,8 @@ import sys
 import time
 
 from kingx_harness import ServerPerCase, cases_of, check, metric, run_with_servers, wait_for
-from test_promises4 import FIRST_READ_BYTES, FLOOD_QUIET_S, FLOOD_WINDOW, check_refused_400, junk_probe
+from test_promises4 import (FIRST_READ_BYTES, FLOOD_QUIET_S, FLOOD_WINDOW, PARK_MAX, check_refused_400, junk_answer,
+                            read_to_end, still_open)
 
 SERVERS = ServerPerCase()
 
@@ -53,11 +56,13 @@ def metered_needs_s(n):
 
 def refuse(port, n):
     """n connections of junk, one after another, each refused 400 before any
-    request. Returns the client's clock at the start of the last one."""
+    request (and closed by the client after its answer: once the flood is
+    on the server parks them). Returns the client's clock at the start of the
+    last one."""
     t_last = None
     for _ in range(n):
         t_last = time.monotonic()
-        sock, head, _ = junk_probe(port, 12)
+        sock, head = junk_answer(port, 12)
         sock.close()
         check_refused_400(head, "a flood connection")
     return t_last
@@ -126,10 +131,27 @@ def unmetered_during_a_flood(model_args, n, close, who):
         socks = answer_all(s.port, n, close)
         took = time.monotonic() - t0
         try:
-            # The flood is still on: 4,097 bytes of junk are read 4 KiB first.
-            probe, head, end = junk_probe(s.port, FIRST_READ_BYTES + 1)
-            probe.close()
+            # The flood is still on: the probe's junk is refused and its
+            # connection parked (otherwise it is lingered on, then closed).
+            parked0 = metric(s.port, "kingx_http_flood_parked_total")
+            check(parked0 is not None, "no kingx_http_flood_parked_total in /metrics")
+            probe, head = junk_answer(s.port, FIRST_READ_BYTES + 1)
             t_end = time.monotonic()
+            held = []
+            try:
+                end = wait_for(lambda: "parked" if metric(s.port, "kingx_http_flood_parked_total") > parked0 else
+                               "closed" if not still_open(probe) else None, 60, "the probe parked or closed")
+                if end == "parked":
+                    # Read 4 KiB first (the flood was on when it was read):
+                    # closed for PARK_MAX more parked ones, it is reset.
+                    for _ in range(PARK_MAX):
+                        sock, _ = junk_answer(s.port, 12)
+                        held.append(sock)
+                    end = "parked, then " + read_to_end(probe)[1]
+            finally:
+                probe.close()
+                for sock in held:
+                    sock.close()
         finally:
             for sock in socks:
                 sock.close()
@@ -139,8 +161,9 @@ def unmetered_during_a_flood(model_args, n, close, who):
             wait_for(lambda: metric(s.port, "kingx_http_open_connections") <= 1, 60, "the clients' connections to end")
             continue
         check_refused_400(head, "the probe after the clients")
-        check(end == "reset", f"the probe after {n} {who}: its junk ended by {end}, want a reset (the flood "
-              f"was on; connections that ended normally since: {n if close else 0} of the last 64)")
+        check(end == "parked, then reset", f"the probe after {n} {who}: its connection was {end}, want it parked, "
+              f"then reset when closed (the flood was on: a first read of 4 KiB; connections that ended normally "
+              f"since: {(n if close else 0) + 1} of the last 64)")
         return
     check(False, f"{ATTEMPTS} attempts, none conclusive: {n} {who} took {needs:.2f} s or more (metered, they need "
           f"at least that), or the probe came 0.9 s or more after the flood's latest refusal (seconds to the "
