@@ -17,7 +17,8 @@
 // rotate.after_create, rotate.after_dir_sync, large.before_rename,
 // large.after_rename, extend.after_write, extend.after_sync (the preallocated
 // room's thread), seal.before_cut, seal.after_cut, seal.before_hint,
-// seal.before_seal, index.step (compaction adds its own, compact.*); the
+// seal.before_seal, close.before_hint (a clean close, before it finishes
+// the active segment's hint), index.step (compaction adds its own, compact.*); the
 // writer loop (src/) has split.before_rest, between the parts of a batch the
 // write stall split.
 //

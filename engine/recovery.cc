@@ -516,17 +516,36 @@ Status Writer::Impl::Recover() {
     // is never appended to again, also when it is the newest (a rotation cut
     // short before the next segment existed): a new one is created.
     uint64_t& sealed = births_[f.id].sealed_bytes;
-    const bool is_active = static_cast<int>(i) == active_index && sealed == 0;
+    bool is_active = static_cast<int>(i) == active_index && sealed == 0;
+    const std::string hint_path = JoinPath(dir_, HintFileName(f.id));
+    const std::string segment_path = JoinPath(dir_, SegmentFileName(f.id));
+    if (is_active) {
+      // A clean close finishes the active segment's hint: it records how
+      // long the segment was (its last record's end). A file shorter than
+      // that was cut after the close: its records are lost, which the
+      // torn-tail rule would take for writes never made. It is read as a
+      // sealed segment cut short instead (reported below, the keys its hint
+      // names answer "damaged"), sealed at that length, never appended to.
+      // A hint that cannot be read or is not finished says nothing: the
+      // segment is scanned as the active one.
+      uint64_t closed_at = 0;
+      Status cs = LoadHintFile(env_, hint_path, f.id, f.size, limits_, [](const HintEntry&) {}, &closed_at);
+      if (cs.Is(Code::kCorruption) && closed_at > f.size) {
+        sealed = closed_at;
+        is_active = false;
+      }
+    }
     if (static_cast<int>(i) == active_index && !is_active) active_is_sealed = true;
     Status inner;
     uint64_t recorded = 0;
     bool cut_reported = false;  // the segment is shorter than it was sealed at: counted once
-    const std::string hint_path = JoinPath(dir_, HintFileName(f.id));
-    const std::string segment_path = JoinPath(dir_, SegmentFileName(f.id));
     auto apply = [&](std::span<const HintEntry> batch, std::span<const HintEntry> next) {
       if (inner.ok()) inner = replay.ApplyBatch(f.id, batch, next);
     };
-    Status hs = LoadHintFileBatches(env_, hint_path, f.id, f.size, limits_, apply, &recorded);
+    // The active segment is always scanned (its hint, finished or not, is
+    // rebuilt from the scan and appended to again).
+    Status hs = is_active ? Status::NotFound("the active segment is scanned")
+                          : LoadHintFileBatches(env_, hint_path, f.id, f.size, limits_, apply, &recorded);
     if (hs.Is(Code::kCorruption) && recorded >= kSegmentHeaderBytes && recorded < f.size) {
       // An intact hint of a shorter segment followed by zero bytes: the hint
       // names every record, so the zeros (a cut of the preallocated room that
@@ -574,13 +593,12 @@ Status Writer::Impl::Recover() {
                (hs.ok() ? "" : " and, without an intact hint, so is which keys they held"));
     }
     if (hs.ok()) {
-      if (is_active) active_is_sealed = true;  // sealed by a rotation cut short after its hint
       if (sealed == 0 && !cut_reported) sealed = st.bytes;  // an intact hint ends where its last record does
       continue;
     }
     if (!hs.Is(Code::kNotFound) && !hs.Is(Code::kCorruption) && !hint_unreadable) return hs;  // never guess
-    // The active segment's hint is never finished; a sealed segment's is
-    // finished or removed, so a bad one there is damage (it costs a scan).
+    // A sealed segment's hint is finished or removed, so a bad one there is
+    // damage (it costs a scan); the active segment's is not read.
     const bool hint_damaged = hs.Is(Code::kCorruption) && !is_active;
     if (hint_damaged) {
       ++corruptions_;
@@ -765,7 +783,9 @@ Status Writer::Impl::Recover() {
     // Its hint is rebuilt from the scan. The hint only speeds up the next
     // open, so failing to write it (a full disk) does not stop this one.
     if (active_hint) active_hint_ = active_hint->PublishActive();
-    Status hs = active_hint_ ? env_.SyncDir(dir_) : Status::OK();
+    // Without a fresh one, the hint a clean close finished must go: it
+    // describes a length the segment will pass.
+    Status hs = active_hint_ ? env_.SyncDir(dir_) : Status::IOError("no fresh hint");
     if (!hs.ok()) {
       Log("recovery: hint of active segment " + std::to_string(f.id) + " not written: " + hs.ToString());
       active_hint_.reset();

@@ -1,5 +1,6 @@
 // The writer's segment life cycle: creating the active segment, sealing it
-// (rotation), syncing it, and the read-only state after a failed sync.
+// (rotation), syncing it, finishing its hint at a clean close, and the
+// read-only state after a failed sync.
 #include <chrono>
 
 #include "engine/compaction_policy.h"
@@ -183,6 +184,26 @@ Status Writer::Impl::Rotate() {
     active_hint_.reset();
   }
   return CreateActiveSegment();
+}
+
+void Writer::Impl::FinishActiveHintAtClose() {
+  if (!active_hint_) return;
+  // A hint may say how long the segment is only once that length is
+  // durable: not with bytes no fdatasync covered, nor after a failed one.
+  if (read_only_ || unsynced_ || !active_) {
+    active_hint_->Flush().ok();
+    return;
+  }
+  KINGX_KILL_POINT("close.before_hint");
+  Status s = active_hint_->Finish(active_size_);
+  if (!s.ok()) {
+    // The next open scans the segment as after a crash (the active
+    // segment's hint is never read for its entries).
+    LogError("close: hint of active segment " + std::to_string(active_id_) + " not finished (" + s.ToString() +
+             "); until the next open, a cut of the segment cannot be told from a torn tail");
+    active_hint_.reset();
+    env_.RemoveFile(JoinPath(dir_, HintFileName(active_id_))).ok();
+  }
 }
 
 Status Writer::Impl::SyncActive() {

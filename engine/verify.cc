@@ -162,7 +162,21 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
               "its last " + U(sealed - f.size) + " bytes are lost");
       ++report.damaged;
     }
-    if (!is_active) {
+    if (is_active) {
+      // A finished hint means the segment was sealed at the length it
+      // records (its seal did not reach the MANIFEST): shorter now, it was
+      // cut, as recovery reports it.
+      uint64_t recorded = 0;
+      Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, f.size, limits,
+                               [](const HintEntry&) {}, &recorded);
+      if (hs.Is(Code::kCorruption) && recorded > f.size) {
+        finding(seg + U(f.size) + " bytes, but its finished hint describes " + U(recorded) +
+                ": the file was cut, the records in its last " + U(recorded - f.size) + " bytes are lost");
+        ++report.damaged;
+      } else if (!hs.ok() && !hs.Is(Code::kNotFound) && !hs.Is(Code::kCorruption)) {
+        return hs;
+      }
+    } else {
       // A hint describes the segment up to its last record, not a zero tail.
       Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, sum.valid_end, limits,
                                [](const HintEntry&) {});

@@ -379,7 +379,7 @@ Writer::~Writer() {
   }
   w.large_.clear();
   if (!w.read_only_ && w.active_ && w.unsynced_) w.SyncActive().ok();
-  if (w.active_hint_) w.active_hint_->Flush().ok();
+  w.FinishActiveHintAtClose();
   if (w.manifest_ && !w.read_only_) w.manifest_->Flush().ok();
 }
 

@@ -166,8 +166,10 @@ class Writer {
   static Result<std::unique_ptr<Writer>> Open(Env& env, std::string dir, const Options& options,
                                               SharedIndex& index);
 
-  // Syncs the active segment (unless read-only) and closes files. The index
-  // stays ready and valid (readers keep reading).
+  // Syncs the active segment (unless read-only), finishes its hint with its
+  // length (so the next open reports a cut of the file made after the close
+  // as damage), and closes files. The index stays ready and valid (readers
+  // keep reading).
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;

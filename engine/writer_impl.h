@@ -180,6 +180,14 @@ struct Writer::Impl {
   Status CreateActiveSegment();
   // Seals the active segment (sync, hint trailer) and starts a new one.
   Status Rotate();
+  // ~Writer's last step for the active segment, after its final fdatasync:
+  // finishes its hint (trailer with active_size_, fdatasync), so that the
+  // next open learns how long the segment was at the close and reports a
+  // shorter file as cut rather than taking the loss for a torn tail. The
+  // segment stays the active one. Only flushes the hint when the length is
+  // not durable (read-only, unsynced bytes); a hint that cannot be finished
+  // is removed (logged at error level).
+  void FinishActiveHintAtClose();
   // A free segment id, reserved until it is in segments_ or Released (caller
   // holds mu_, or is recovery). Round robin over 1..kMaxSegmentId from
   // next_segment_id_, skipping ids of existing, missing, pending or pinned segments.

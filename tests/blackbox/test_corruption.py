@@ -22,7 +22,7 @@ import struct
 import subprocess
 import sys
 
-from kingx_harness import Server, TestFailure, check, http, key_path, make_value, run_cases
+from kingx_harness import Server, TestFailure, check, compressible_text, http, key_path, make_value, run_cases
 
 SEGMENT_BYTES = 64 << 10
 HEADER = 48
@@ -53,29 +53,63 @@ def segments(data_dir):
     return out
 
 
-class Database:
-    """One database written through the server and stopped cleanly; `acked`
-    holds each key's acknowledged value (None: deleted)."""
+def fill_matrix(server, acked):
+    """Three rounds over 40 keys of 600 B-1.5 KiB, deletes, then a few
+    overwrites (the newest records of some keys in the active segment)."""
+    rng = random.Random(42)
+    keys = [b"key-%d" % i for i in range(40)]
+    for rnd in range(3):
+        for i, k in enumerate(keys):
+            v = make_value(k, 0, rnd * 100 + i, rng, 600 + (i * 37) % 900)
+            r = http(server.port, "PUT", key_path(k), v)
+            check(r.status in (201, 204), f"PUT {k!r}: {r.status}")
+            acked[k] = v
+    for k in keys[::7]:
+        check(http(server.port, "DELETE", key_path(k)).status == 204, "DELETE")
+        acked[k] = None
+    for i, k in enumerate(keys[1::5]):
+        v = make_value(k, 0, 900 + i, rng, 500)
+        check(http(server.port, "PUT", key_path(k), v).status in (201, 204), "PUT")
+        acked[k] = v
 
-    def __init__(self):
-        rng = random.Random(42)
-        self.server = Server(["--workers", "2", "--segment-bytes", str(SEGMENT_BYTES), "--compaction", "off"])
+
+# Values on both sides of the size thresholds: compression (255/256 B), 1 KiB,
+# and the large-value path (a value over 1 MiB is staged in a segment of its own).
+EDGE_SIZES = (100, 255, 256, 1024, 1025, 1 << 20, (1 << 20) + 1)
+
+
+def fill_edges(server, acked):
+    """Two versions of each key, raw and compressible, of every EDGE_SIZES
+    size, then keys of one version: with default segments, the second
+    versions follow the first ones in the active segment (the 16 MiB value
+    first, in a segment of its own, keeps the writer from rotating a segment
+    that holds over a quarter of the live data)."""
+    filler = os.urandom(16 << 20)
+    check(http(server.port, "PUT", key_path(b"filler"), filler).status == 201, "PUT filler")
+    acked[b"filler"] = filler
+    for version in (1, 2):
+        for size in EDGE_SIZES:
+            for kind, payload in ((b"r", None), (b"z", compressible_text(size, version))):
+                k = b"edge-%d-%s" % (size, kind)
+                v = payload if payload is not None else os.urandom(size)
+                check(http(server.port, "PUT", key_path(k), v).status in (201, 204), f"PUT {k!r}")
+                acked[k] = v
+            if version == 2:
+                k = b"only-%d" % size
+                v = os.urandom(size)
+                check(http(server.port, "PUT", key_path(k), v).status in (201, 204), f"PUT {k!r}")
+                acked[k] = v
+
+
+class Database:
+    """One database written through the server (fill) and stopped cleanly
+    (SIGTERM); `acked` holds each key's acknowledged value (None: deleted)."""
+
+    def __init__(self, args=("--segment-bytes", str(SEGMENT_BYTES)), fill=fill_matrix):
+        self.server = Server(["--workers", "2", "--compaction", "off", *args])
         self.acked = {}
         self.server.start()
-        keys = [b"key-%d" % i for i in range(40)]
-        for rnd in range(3):
-            for i, k in enumerate(keys):
-                v = make_value(k, 0, rnd * 100 + i, rng, 600 + (i * 37) % 900)
-                r = http(self.server.port, "PUT", key_path(k), v)
-                check(r.status in (201, 204), f"PUT {k!r}: {r.status}")
-                self.acked[k] = v
-        for k in keys[::7]:
-            check(http(self.server.port, "DELETE", key_path(k)).status == 204, "DELETE")
-            self.acked[k] = None
-        for i, k in enumerate(keys[1::5]):
-            v = make_value(k, 0, 900 + i, rng, 500)
-            check(http(self.server.port, "PUT", key_path(k), v).status in (201, 204), "PUT")
-            self.acked[k] = v
+        fill(self.server, self.acked)
         check(self.server.stop() == 0, "clean stop")
         self.pristine = self.server.data_dir + ".pristine"
         shutil.copytree(self.server.data_dir, self.pristine)
@@ -222,6 +256,55 @@ def test_missing_sealed_segment():
     run_case(lambda d: os.unlink(os.path.join(d, name)), lost)
 
 
+def cut_active(db, at):
+    """The active segment of a database stopped cleanly, cut at a record
+    boundary (at=0) or inside a record (at=60): every key whose newest record
+    was at or past the cut answers 500, never an older value, never 404."""
+    recs = db.segs[db.active][2]
+    off = recs[len(recs) // 2][0]
+    cut = off + at
+
+    def damage(d):
+        with open(os.path.join(d, db.active), "r+b") as f:
+            f.truncate(cut)
+    lost = [k for (o, end, k, _, _) in recs if end > cut and db.newest[k][0] == db.active
+            and db.acked.get(k) is not None]
+    check(lost, "nothing to lose past the cut")
+    run_case(damage, lost)
+
+
+def test_cut_active_segment_at_record_boundary():
+    cut_active(DB, 0)
+
+
+def test_cut_active_segment_inside_record():
+    cut_active(DB, 60)
+
+
+def test_cut_active_segment_edge_sizes():
+    # Its own database: default segment size, so that values up to 1 MiB are
+    # in the active segment beside older versions of their keys.
+    global DB
+    main_db, DB = DB, Database(args=(), fill=fill_edges)
+    try:
+        recs = DB.segs[DB.active][2]
+        newest_here = {k: off for k, (name, off, _, _, _) in DB.newest.items() if name == DB.active}
+        sizes = {len(DB.acked[k]) for k in newest_here}
+        check(sizes >= set(EDGE_SIZES) - {(1 << 20) + 1}, f"sizes in the active segment: {sorted(sizes)}")
+        first_v2 = min(off for k, off in newest_here.items() if k.startswith(b"edge-"))
+        for at in (0, 60):
+            cut = first_v2 + at
+
+            def damage(d, cut=cut):
+                with open(os.path.join(d, DB.active), "r+b") as f:
+                    f.truncate(cut)
+            lost = [k for (_, end, k, _, _) in recs if end > cut and newest_here.get(k) is not None]
+            run_case(damage, lost)
+    finally:
+        DB.cleanup()
+        DB = main_db
+
+
 CASES = [
     ("record header checksum byte, active segment", record_case(True, 3)),
     ("record seq byte, active segment", record_case(True, 18)),
@@ -240,6 +323,9 @@ CASES = [
     ("MANIFEST", test_manifest),
     ("sealed segment cut inside a record", test_cut_sealed_segment),
     ("sealed segment file missing", test_missing_sealed_segment),
+    ("active segment cut at a record boundary after a clean stop", test_cut_active_segment_at_record_boundary),
+    ("active segment cut inside a record after a clean stop", test_cut_active_segment_inside_record),
+    ("active segment cut after a clean stop, values at the size thresholds", test_cut_active_segment_edge_sizes),
 ]
 
 

@@ -11,7 +11,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/coding.h"
 #include "engine/compress.h"
+#include "engine/hash.h"
 #include "engine/manifest.h"
 #include "engine/record.h"
 
@@ -180,6 +182,18 @@ SegmentStats ActiveSegment(Writer& writer) {
   for (const SegmentStats& s : writer.Stats().per_segment)
     if (s.active) return s;
   return SegmentStats{};
+}
+
+bool DropCloseTrailer(const std::string& segment_path) {
+  constexpr size_t kTrailerBytes = 24;  // entries, segment size, checksum (engine/FORMAT.md)
+  const std::string hint = segment_path.substr(0, segment_path.size() - 4) + ".hint";
+  if (!std::filesystem::exists(hint)) return false;
+  const std::string bytes = ReadFileBytes(hint);
+  if (bytes.size() < kTrailerBytes + 24) return false;
+  const std::string_view body(bytes.data(), bytes.size() - 8);
+  if (Checksum64(body.data(), body.size()) != GetFixed64(bytes.data() + bytes.size() - 8)) return false;
+  WriteFileBytes(hint, bytes.substr(0, bytes.size() - kTrailerBytes));
+  return true;
 }
 
 bool StripSeals(const std::string& dir) {

@@ -105,6 +105,11 @@ SegmentStats ActiveSegment(Writer& writer);
 // version that did not record them left it. Returns false when there is no
 // readable MANIFEST.
 bool StripSeals(const std::string& dir);
+// Makes the active segment of a cleanly closed database (the segment file at
+// segment_path) look as a crash after its last fdatasync leaves it: its hint
+// loses the trailer the close wrote; the entries stay, as they were flushed.
+// Returns false when the hint is missing or not finished.
+bool DropCloseTrailer(const std::string& segment_path);
 // Empties `to`, then copies every file of `from` into it but LOCK: a copy of a
 // closed database that a test can damage and reopen.
 void CopyDir(const std::string& from, const std::string& to);
