@@ -93,6 +93,11 @@ void WakeFd(int fd) {
   } while (w < 0 && errno == EINTR);
   // EAGAIN means the counter is already huge: the reader is being woken anyway.
 }
+// The calling thread's deferral of wake-ups (WriteQueue::DeferWakes), and
+// the queue whose sleeping writer it owes one.
+thread_local bool t_defer_wakes = false;
+thread_local WriteQueueHeader* t_owed = nullptr;
+
 }  // namespace
 
 struct WriteQueueHeader {
@@ -264,12 +269,36 @@ engine::Status WriteQueue::Enqueue(EntryType type, uint32_t slot, uint64_t token
   if (stop != nullptr) return engine::Status::OK();
   Unlock();
 
-  if (header_->sleeping.load(std::memory_order_seq_cst) != 0 &&
-      header_->sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-    WakeFd(header_->writer_efd);
+  if (t_defer_wakes) {
+    // The tail is stored: whenever the flush looks at `sleeping`, the
+    // argument above holds as it does here.
+    if (t_owed != nullptr && t_owed != header_) FlushWakes();
+    t_owed = header_;
+    return engine::Status::OK();
   }
+  WakeIfSleeping(header_);
   return engine::Status::OK();
 }
+
+void WriteQueue::WakeIfSleeping(WriteQueueHeader* h) {
+  if (h->sleeping.load(std::memory_order_seq_cst) != 0 && h->sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+    WakeFd(h->writer_efd);
+  }
+}
+
+void WriteQueue::DeferWakes(bool on) {
+  if (!on) FlushWakes();
+  t_defer_wakes = on;
+}
+
+void WriteQueue::FlushWakes() {
+  if (t_owed == nullptr) return;
+  WriteQueueHeader* const h = t_owed;
+  t_owed = nullptr;
+  WakeIfSleeping(h);
+}
+
+void WriteQueue::AnnounceSleepForTesting() { header_->sleeping.store(1, std::memory_order_seq_cst); }
 
 engine::Status WriteQueue::TryEnqueue(uint32_t slot, uint64_t token, const WriteRequest& request) {
   return Enqueue(EntryType::kOp, slot, token, request);

@@ -110,12 +110,26 @@ class WriteQueue {
   // backpressure and retry when a completion arrives or after a short
   // timer), kTooLarge when the entry can never fit (see max_entry_bytes),
   // kInvalidArgument for an empty key. Never blocks beyond the mutex's short
-  // critical section. Wakes the writer (eventfd) only when it sleeps.
+  // critical section. Wakes the writer (eventfd) only when it sleeps, at
+  // once unless the calling thread defers its wake-ups (below).
   engine::Status TryEnqueue(uint32_t slot, uint64_t token, const WriteRequest& request);
   engine::Status TryEnqueueLargeBegin(uint32_t slot, uint64_t token, const WriteRequest& header);
   engine::Status TryEnqueueLargePart(uint32_t slot, uint64_t token, std::string_view stored_part);
   engine::Status TryEnqueueLargeEnd(uint32_t slot, uint64_t token, uint64_t raw_len);
   engine::Status TryEnqueueLargeAbort(uint32_t slot, uint64_t token);
+
+  // Wake-ups deferred by the calling thread: while DeferWakes(true) holds,
+  // an enqueue by this thread that finds the writer asleep leaves its
+  // eventfd unwritten and owes the wake-up; FlushWakes() (this thread)
+  // writes it if the writer still sleeps. An event loop defers for its whole
+  // life and flushes after each poll phase and before it blocks, so that the
+  // writer wakes once for the requests read in one poll phase and takes them
+  // as one batch, not at the first of them (the rest then waiting for that
+  // batch's fdatasync). A flush that is never made delays the writer until
+  // its next timeout (at most a second), never loses an entry. DeferWakes
+  // (false) flushes. Threads that never defer are not affected.
+  static void DeferWakes(bool on);
+  static void FlushWakes();
 
   // Queued entries and their ring bytes right now (any process; a racy
   // snapshot). DepthBytes leaves out the pad before a wrapped entry; after a
@@ -198,6 +212,9 @@ class WriteQueue {
     kAfterPublish,   // published (tail / head stored), bookkeeping not finished
   };
   void LockForTesting() { (void)Lock(); }
+  // The consumer's announcement that it is about to sleep (WaitForEntries
+  // makes it, then sleeps): a producer's enqueue after it writes the eventfd.
+  void AnnounceSleepForTesting();
   void EnqueueForTesting(uint32_t slot, uint64_t token, const WriteRequest& request, StopPoint stop) {
     (void)Enqueue(EntryType::kOp, slot, token, request, &stop);
   }
@@ -211,6 +228,8 @@ class WriteQueue {
   uint64_t ReleasedAt(uint64_t head) const;
   size_t PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes, uint64_t limit);
   int Lock();
+  // Writes h's eventfd if its consumer announced a sleep (and clears it).
+  static void WakeIfSleeping(WriteQueueHeader* h);
   void Unlock();
 
   WriteQueueHeader* header_;

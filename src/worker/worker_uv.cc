@@ -20,6 +20,10 @@
 //   thread pool   an online backup's file reads (UvOffload), one piece at a
 //                 time per backup, handed back to the loop
 //   signals       QUIT graceful stop, TERM/INT fast stop, USR1 reopen logs
+//   check/prepare the writer's wake-up, deferred by this thread
+//                 (WriteQueue::DeferWakes), is written after each poll phase
+//                 and before the loop blocks: the writes read in one poll
+//                 phase wake it once and go to it as one batch
 //
 // Memory per idle keep-alive connection is the UvConn alone (uv_tcp_t,
 // Connection, KvConnState, its timer link: one 512-byte malloc chunk) plus
@@ -229,6 +233,7 @@ struct UvWorker {
   uv_timer_t accept_timer;
   uv_timer_t flood_timer;
   uv_check_t check;
+  uv_prepare_t prepare;
   uv_signal_t signals[5];
 
   UvConn* head = nullptr;        // newest first
@@ -826,6 +831,7 @@ void OnRetryTimer(uv_timer_t* t) {
 // uploads waiting for budget room nobody released wake nothing, and their
 // give-up comes with the sweep (NextExpiryMs).
 void OnCheck(uv_check_t* h) {
+  WriteQueue::FlushWakes();  // the writes of this poll phase: the writer takes them together
   auto* w = static_cast<UvWorker*>(h->data);
   w->batch.Serve();
   const bool waiting = w->service.NextRetryMs() != 0;
@@ -1012,6 +1018,10 @@ int RunUvWorker(WorkerContext& ctx) {
   uv_check_init(&w->loop, &w->check);
   w->check.data = w.get();
   uv_check_start(&w->check, OnCheck);
+  // Before the loop blocks, what the timers and other phases enqueued.
+  uv_prepare_init(&w->loop, &w->prepare);
+  uv_prepare_start(&w->prepare, [](uv_prepare_t*) { WriteQueue::FlushWakes(); });
+  WriteQueue::DeferWakes(true);
   const int sigs[5] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP};
   for (int i = 0; i < 5; ++i) {
     uv_signal_init(&w->loop, &w->signals[i]);
@@ -1031,6 +1041,7 @@ int RunUvWorker(WorkerContext& ctx) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   // A stop closed every handle; run once more in case close callbacks remain.
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  WriteQueue::DeferWakes(false);
   if (uv_loop_close(&w->loop) != 0) KINGX_LOG_WARN("worker %u: loop closed with handles open", ctx.worker_index);
   for (Listener* l : w->listeners) delete l;
   for (const ParkedFd& p : w->parked) close(p.fd);

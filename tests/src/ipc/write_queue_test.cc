@@ -528,6 +528,43 @@ uint64_t RingOffset(const TestQueue& t, uint64_t ring, const QueueEntry& e) {
 
 }  // namespace
 
+TEST_CASE("a thread that defers wake-ups wakes the sleeping writer once, at its flush, for all its enqueues",
+          "[src][write_queue]") {
+  const int efd = eventfd(0, EFD_NONBLOCK);
+  REQUIRE(efd >= 0);
+  TestQueue t(1 << 16, efd);
+  WriteQueue& q = *t.queue;
+  uint64_t count = 0;
+  // Deferred: the enqueues that find the writer asleep write nothing yet.
+  q.AnnounceSleepForTesting();
+  WriteQueue::DeferWakes(true);
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 1), Put("a", "1")).ok());
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 2), Put("b", "2")).ok());
+  CHECK(read(efd, &count, sizeof(count)) < 0);
+  WriteQueue::FlushWakes();                      // one wake-up for both
+  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  CHECK(count == 1);
+  WriteQueue::FlushWakes();                      // nothing owed any more
+  CHECK(read(efd, &count, sizeof(count)) < 0);
+  // Turning deferral off flushes what is owed.
+  q.AnnounceSleepForTesting();
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 3), Put("c", "3")).ok());
+  CHECK(read(efd, &count, sizeof(count)) < 0);
+  WriteQueue::DeferWakes(false);
+  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  // Not deferring: the enqueue wakes the sleeping writer itself, as before.
+  q.AnnounceSleepForTesting();
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 4), Put("d", "4")).ok());
+  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  // Another thread's deferral does not hold back this one's wake-up.
+  std::async(std::launch::async, [] { WriteQueue::DeferWakes(true); }).get();
+  q.AnnounceSleepForTesting();
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 5), Put("e", "5")).ok());
+  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  CHECK(TakeAll(q).size() == 5);
+  close(efd);
+}
+
 TEST_CASE("a load the consumer keeps up with stays in the ring's first window", "[src][write_queue]") {
   const uint64_t ring = 1 << 20;
   TestQueue t(ring);
