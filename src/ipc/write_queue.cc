@@ -97,6 +97,11 @@ void WakeFd(int fd) {
 // the queue whose sleeping writer it owes one.
 thread_local bool t_defer_wakes = false;
 thread_local WriteQueueHeader* t_owed = nullptr;
+thread_local uint32_t t_owed_enqueues = 0;  // enqueues since the wake-up was first owed
+// A deferred wake-up is written at the latest after this many enqueues, so
+// that a long poll phase (thousands of ready connections) feeds the writer
+// as it goes instead of leaving it asleep until the phase ends.
+constexpr uint32_t kMaxDeferredEnqueues = 128;
 
 }  // namespace
 
@@ -274,6 +279,7 @@ engine::Status WriteQueue::Enqueue(EntryType type, uint32_t slot, uint64_t token
     // argument above holds as it does here.
     if (t_owed != nullptr && t_owed != header_) FlushWakes();
     t_owed = header_;
+    if (++t_owed_enqueues >= kMaxDeferredEnqueues) FlushWakes();
     return engine::Status::OK();
   }
   WakeIfSleeping(header_);
@@ -295,6 +301,7 @@ void WriteQueue::FlushWakes() {
   if (t_owed == nullptr) return;
   WriteQueueHeader* const h = t_owed;
   t_owed = nullptr;
+  t_owed_enqueues = 0;
   WakeIfSleeping(h);
 }
 

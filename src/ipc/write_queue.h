@@ -125,9 +125,12 @@ class WriteQueue {
   // life and flushes after each poll phase and before it blocks, so that the
   // writer wakes once for the requests read in one poll phase and takes them
   // as one batch, not at the first of them (the rest then waiting for that
-  // batch's fdatasync). A flush that is never made delays the writer until
-  // its next timeout (at most a second), never loses an entry. DeferWakes
-  // (false) flushes. Threads that never defer are not affected.
+  // batch's fdatasync). The 128th enqueue since the wake-up was first owed
+  // flushes by itself, so that a poll phase with thousands of ready
+  // connections feeds the writer as it goes. A flush that is never made
+  // delays the writer until its next timeout (at most a second), never
+  // loses an entry. DeferWakes(false) flushes. Threads that never defer are
+  // not affected.
   static void DeferWakes(bool on);
   static void FlushWakes();
 

@@ -20,10 +20,10 @@
 //   thread pool   an online backup's file reads (UvOffload), one piece at a
 //                 time per backup, handed back to the loop
 //   signals       QUIT graceful stop, TERM/INT fast stop, USR1 reopen logs
-//   check/prepare the writer's wake-up, deferred by this thread
-//                 (WriteQueue::DeferWakes), is written after each poll phase
-//                 and before the loop blocks: the writes read in one poll
-//                 phase wake it once and go to it as one batch
+//   check/prepare under --sync always, the writer's wake-up, deferred by
+//                 this thread (WriteQueue::DeferWakes), is written after each
+//                 poll phase and before the loop blocks: the writes read in
+//                 one poll phase wake it once and go to it as one batch
 //
 // Memory per idle keep-alive connection is the UvConn alone (uv_tcp_t,
 // Connection, KvConnState, its timer link: one 512-byte malloc chunk) plus
@@ -1021,7 +1021,11 @@ int RunUvWorker(WorkerContext& ctx) {
   // Before the loop blocks, what the timers and other phases enqueued.
   uv_prepare_init(&w->loop, &w->prepare);
   uv_prepare_start(&w->prepare, [](uv_prepare_t*) { WriteQueue::FlushWakes(); });
-  WriteQueue::DeferWakes(true);
+  // Under --sync always each batch waits for an fdatasync of its own, so a
+  // burst split at its first write waits for one more: defer. Otherwise a
+  // batch is answered once written, and waking the writer at the first
+  // write lets it work beside this loop.
+  if (ctx.config.sync == engine::SyncMode::kAlways) WriteQueue::DeferWakes(true);
   const int sigs[5] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP};
   for (int i = 0; i < 5; ++i) {
     uv_signal_init(&w->loop, &w->signals[i]);

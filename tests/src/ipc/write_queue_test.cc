@@ -556,12 +556,21 @@ TEST_CASE("a thread that defers wake-ups wakes the sleeping writer once, at its 
   q.AnnounceSleepForTesting();
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 4), Put("d", "4")).ok());
   REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  // The 128th deferred enqueue wakes the writer by itself.
+  q.AnnounceSleepForTesting();
+  WriteQueue::DeferWakes(true);
+  for (uint64_t i = 0; i < 127; ++i) REQUIRE(q.TryEnqueue(1, MakeToken(1, 100 + i), Put("f", "6")).ok());
+  CHECK(read(efd, &count, sizeof(count)) < 0);
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 227), Put("f", "6")).ok());
+  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  WriteQueue::DeferWakes(false);
+  CHECK(read(efd, &count, sizeof(count)) < 0);   // nothing was owed after it
   // Another thread's deferral does not hold back this one's wake-up.
   std::async(std::launch::async, [] { WriteQueue::DeferWakes(true); }).get();
   q.AnnounceSleepForTesting();
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 5), Put("e", "5")).ok());
   REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
-  CHECK(TakeAll(q).size() == 5);
+  CHECK(TakeAll(q).size() == 5 + 128);
   close(efd);
 }
 
