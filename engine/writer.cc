@@ -171,14 +171,19 @@ void CommitPending(Writer::Impl& w, std::vector<PendingRecord>& pending, std::sp
 }
 
 // RotateActiveForShare for the active segment with `used` bytes (written,
-// in flight and in this batch) before a record of record_bytes. The cheap
-// size test first: this runs per op.
+// in flight and in this batch) before a record of record_bytes. The records
+// in flight and earlier in this batch are in no live count yet (they are
+// published after their fdatasync): counted as live here, so that the large
+// records of one batch do not go into one segment together. The cheap size
+// test first: this runs per op.
 static bool ActiveShareTooLarge(const Writer::Impl& w, uint64_t used, uint64_t record_bytes) {
   if (!w.active_ || used < std::min(kShareRotateMinBytes, w.options_.segment_bytes)) return false;
   const auto it = w.segments_.find(w.active_id_);
   if (it == w.segments_.end()) return false;
   const uint64_t live = w.index_.counters().live_bytes.load(std::memory_order_relaxed);
-  return RotateActiveForShare(used, it->second.live_bytes, record_bytes, live, w.options_.segment_bytes);
+  const uint64_t unpublished = used - std::min(used, w.active_size_);
+  return RotateActiveForShare(used, it->second.live_bytes + unpublished, record_bytes, live,
+                              w.options_.segment_bytes);
 }
 
 void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteResult> results,
