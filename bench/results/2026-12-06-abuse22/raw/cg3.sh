@@ -1,0 +1,25 @@
+#!/bin/bash
+# cg3.sh KINGX MODE(keepalive|close) [MODEL]: instructions (callgrind Ir) of the worker per request:
+# counters zeroed after a warm-up, then wrk -t1 -c8 for 6 s (close: Connection: close), dump, Ir / 2xx answered.
+K=$1; MODE=$2; MODEL=${3:-event}
+D=$(mktemp -d /tmp/abuse22/cg.XXXX)
+PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$D/cg.%p $K --listen 127.0.0.1:$PORT --data $D/data --workers 1 --error-log $D/err.log --model $MODEL > $D/out.log 2>&1 &
+VP=$!
+for i in $(seq 600); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
+curl -s -X PUT --data-binary @<(head -c 100 /dev/zero | tr '\0' v) http://127.0.0.1:$PORT/v1/kv/small
+W=$(for p in $(pgrep -P $VP); do [ "$(cat /proc/$p/comm)" = kingx-worker ] && echo $p; done | head -1)
+H=(); [ $MODE = close ] && H=(-H "Connection: close")
+wrk -t1 -c8 -d2s "${H[@]}" http://127.0.0.1:$PORT/v1/kv/small > /dev/null
+ok() { curl -s http://127.0.0.1:$PORT/metrics | awk -F' ' '/^kingx_http_responses_total\{class="2xx"\}/{print $2}'; }
+callgrind_control -z $W > /dev/null
+a=$(ok); o0=$(curl -s http://127.0.0.1:$PORT/metrics | awk "/^kingx_http_connections_opened_total/{print \$2}")
+wrk -t1 -c8 -d6s "${H[@]}" http://127.0.0.1:$PORT/v1/kv/small > /dev/null
+b=$(ok); o1=$(curl -s http://127.0.0.1:$PORT/metrics | awk "/^kingx_http_connections_opened_total/{print \$2}")
+callgrind_control -d $W > /dev/null
+sleep 1
+F=$(ls -t $D/cg.$W* | head -1)
+IR=$(grep -h "^summary:\|^totals:" $F | head -1 | awk '{print $2}')
+echo "$(basename $K) $MODE requests $((b-a)) Ir $IR connections $((o1-o0)) Ir/request $(python3 -c "print(round($IR/($b-$a)))") load $(cut -d' ' -f1 /proc/loadavg)"
+kill $VP; wait $VP 2>/dev/null
+rm -rf $D
