@@ -1,0 +1,9 @@
+#!/bin/sh
+# The open after a clean close, old vs new, each on a database its own version closed:
+# instructions (callgrind, user space) of `kingx-tool stat` (a read-only open), then task-clock rounds.
+#   NEW=<kingx-tool of 7d2f505> OLD=/work/ref/s22/kingx-tool NEWDB=<filled by the new fill_db> OLDDB=<by the old> sh run.sh
+set -eu
+ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" stat --data "$2" 2>&1 | grep -o 'Collected : [0-9]*' | grep -o '[0-9]*'; }
+for r in 0 1; do
+  echo "round $r load $(cut -d' ' -f1 /proc/loadavg) new_on_new_db $(ir $NEW $NEWDB) old_on_old_db $(ir $OLD $OLDDB) new_on_old_db $(ir $NEW $OLDDB)"
+done
