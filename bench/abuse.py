@@ -287,7 +287,7 @@ def start_abuse(case, server, args, workdir):
                 "--conns", "10000", "--path", server.small, "--seconds", str(length)]
     elif case == "garbage":
         argv = [sys.executable, os.path.join(HERE, "abuse_clients.py"), "garbage", "--port", str(server.port),
-                "--conns", "64", "--seconds", str(length)]
+                "--conns", str(getattr(args, "flood_conns", 64)), "--seconds", str(length)]
     elif case == "big-bodies":
         argv = [sys.executable, os.path.join(HERE, "abuse_clients.py"), "bodies", "--port", str(server.port),
                 "--conns", str(n), "--path", server.body_path, "--seconds", str(length)]
@@ -419,7 +419,7 @@ def summary(rows, args, started):
     lines = [f"# Abuse soak, {started}", "",
              f"`bench/abuse.py {' '.join(args.argv)}` — wrk -t1 -c{args.wrk_conns} -d{args.duration}s GET of "
              f"100 B beside each abuse ({args.abuse_conns} slowhttptest connections; idle-10k: 10,000 "
-             f"connections; garbage: 64 flooding connections; fd-exhaustion: server limited to {FD_LIMIT} "
+             f"connections; garbage: {args.flood_conns} flooding connections; fd-exhaustion: server limited to {FD_LIMIT} "
              f"descriptors, {FD_LIMIT * args.workers + 1000} connections held). {args.workers} worker(s) each. "
              f"Machine: {os.cpu_count()} CPUs; load average in the table.", "",
              (f"Pinned: the server and wrk on CPUs {args.pin.split(':')[0]}, the abuse tool on CPUs "
@@ -518,6 +518,7 @@ def main(argv):
                          "build-up); 0, the default: none")
     ap.add_argument("--wrk-conns", type=int, default=50)
     ap.add_argument("--abuse-conns", type=int, default=3000)
+    ap.add_argument("--flood-conns", type=int, default=64, help="garbage: the flooding connections")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--kingx-arg", action="append", default=[], dest="kingx_args",
                     help="extra kingx flag (repeat), e.g. --kingx-arg=--send-lowat-bytes=0")

@@ -139,6 +139,7 @@ def main(argv):
     ap.add_argument("--warmup", type=int, default=2, help="seconds of wrk before the first phase")
     ap.add_argument("--probe-ms", type=int, default=50)
     ap.add_argument("--abuse-conns", type=int, default=3000)
+    ap.add_argument("--flood-conns", type=int, default=64, help="garbage: the flooding connections")
     ap.add_argument("--pin", default="0:1")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", required=True)
@@ -147,7 +148,8 @@ def main(argv):
     args.server_cpus, args.abuse_cpus = abuse.parse_pin(args.pin, allowed)
     # bench/abuse.py's start_abuse sizes the abuse's life from these.
     args.abuse_args = types.SimpleNamespace(settle=args.settle, duration=args.seconds, steady=0,
-                                            abuse_conns=args.abuse_conns, workers=1)
+                                            abuse_conns=args.abuse_conns, flood_conns=args.flood_conns,
+                                            workers=1)
     abuse.BIG = os.urandom(1 << 20)
     servers = dict(s.split("=", 1) for s in args.kingx)
     if args.nginx:
