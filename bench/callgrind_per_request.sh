@@ -1,10 +1,13 @@
 #!/bin/bash
-# cg3.sh KINGX MODE(keepalive|close) [MODEL]: instructions (callgrind Ir) of the worker per request:
-# counters zeroed after a warm-up, then wrk -t1 -c8 for 6 s (close: Connection: close), dump, Ir / 2xx answered.
-K=$1; MODE=$2; MODEL=${3:-event}
-D=$(mktemp -d /tmp/abuse22/cg.XXXX)
+# Instructions (callgrind Ir) of one kingx worker per request, a guard for changes to the accept and
+# connection paths: counters zeroed after a 2 s wrk warm-up, then wrk -t1 -c8 for 6 s of GETs of a 100 B
+# value (close: `Connection: close`), dumped, Ir / 2xx answered.
+# usage: bench/callgrind_per_request.sh KINGX keepalive|close [MODEL_ARGS...]   (default: --model event)
+K=$1; MODE=$2; shift 2
+[ $# -gt 0 ] || set -- --model event
+D=$(mktemp -d)
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$D/cg.%p $K --listen 127.0.0.1:$PORT --data $D/data --workers 1 --error-log $D/err.log --model $MODEL > $D/out.log 2>&1 &
+valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$D/cg.%p $K --listen 127.0.0.1:$PORT --data $D/data --workers 1 --error-log $D/err.log "$@" > $D/out.log 2>&1 &
 VP=$!
 for i in $(seq 600); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
 curl -s -X PUT --data-binary @<(head -c 100 /dev/zero | tr '\0' v) http://127.0.0.1:$PORT/v1/kv/small
