@@ -363,12 +363,15 @@ Status ApplyFile(const std::string& path, Config* c) {
   // other ambiguous setting.
   std::vector<std::vector<std::string>> keys;  // per open object
   std::string duplicate;
-  auto note_keys = [&keys, &duplicate](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+  std::string last_key;  // the setting whose value is being read, for a number out of range
+  auto note_keys = [&keys, &duplicate, &last_key](int, nlohmann::json::parse_event_t event,
+                                                  nlohmann::json& parsed) {
     using Event = nlohmann::json::parse_event_t;
     if (event == Event::object_start) keys.emplace_back();
     if (event == Event::object_end && !keys.empty()) keys.pop_back();
     if (event == Event::key && !keys.empty()) {
       const std::string key = parsed.get<std::string>();
+      last_key = key;
       std::vector<std::string>& seen = keys.back();
       if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
         if (duplicate.empty()) duplicate = key;
@@ -383,6 +386,13 @@ Status ApplyFile(const std::string& path, Config* c) {
     doc = nlohmann::json::parse(text.str(), note_keys);
   } catch (const nlohmann::json::parse_error& e) {
     return Status::InvalidArgument("config file " + path + ": " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    // Not only syntax: a number beyond a double's range (1e400) throws
+    // out_of_range while it is read, before the setting sees it. Every
+    // exception of the parser ends here, so a reload (HUP) with such a file
+    // keeps the running configuration instead of ending the master.
+    const std::string setting = last_key.empty() ? "" : last_key + ": ";
+    return Status::InvalidArgument("config file " + path + ": " + setting + e.what());
   }
   if (!duplicate.empty()) {
     return Status::InvalidArgument("config file " + path + ": setting '" + duplicate + "' is given more than once");

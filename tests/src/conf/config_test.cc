@@ -206,6 +206,17 @@ TEST_CASE("unknown and invalid settings are errors that name the setting", "[src
   CHECK(missing.status().Is(engine::Code::kIOError));
 }
 
+TEST_CASE("a number in the file beyond a double's range is an error naming the setting, not an abort",
+          "[src][config]") {
+  TempFile huge(R"({"workers": 2, "compaction_dead_ratio": 1e400})");
+  const std::string e1 = ErrorOf(Parse({"--config", huge.path}));
+  CHECK(e1.find("compaction_dead_ratio") != std::string::npos);
+  CHECK(e1.find(huge.path) != std::string::npos);
+
+  TempFile in_list(R"({"listen": ["127.0.0.1:8080", -1e999]})");
+  CHECK(ErrorOf(Parse({"--config", in_list.path})).find("listen") != std::string::npos);
+}
+
 TEST_CASE("sizes take plain bytes and K/M/G suffixes", "[src][config]") {
   CHECK(ParseSize("0").value() == 0);
   CHECK(ParseSize("123").value() == 123);
