@@ -82,6 +82,10 @@ bool ShmKvBackend::DiskRoomFor(uint64_t bytes) const {
   return free_bytes > reserve_bytes && free_bytes - reserve_bytes >= bytes;
 }
 
+uint64_t ShmKvBackend::WriterNoProgressMs() const {
+  return WriterStalledMs(*ctx_.shm, ctx_.config.storage_timeout_ms, MonotonicMs());
+}
+
 bool ShmKvBackend::Ready() const { return NotReadyReason().empty(); }
 
 std::string ShmKvBackend::NotReadyReason() const {
@@ -103,7 +107,8 @@ std::string ShmKvBackend::NotReadyReason() const {
       stalled_ms != 0) {
     return "the writer has made no progress for " + std::to_string(stalled_ms) +
            " ms (--storage-timeout-ms " + std::to_string(ctx_.config.storage_timeout_ms) +
-           "): writes wait and are answered 503 outcome unknown after that long; reads are served";
+           "): new writes are refused at once (503, not applied) and queued ones are answered 503 outcome unknown "
+           "after that long; reads are served, and writes resume by themselves once the writer progresses";
   }
   if (ws.disk_full.load(std::memory_order_relaxed) != 0) {
     return "the disk holding the data directory is full: writes are refused (" +

@@ -42,6 +42,17 @@ int64_t WallMs() {
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
 
+// A PUT or DELETE refused before it was queued while the writer makes no
+// progress (KvBackend::WriterNoProgressMs).
+http::Response StalledWriterResponse(uint64_t stalled_ms, uint64_t storage_timeout_ms) {
+  return http::ProblemResponse(
+      503,
+      "the writer has made no progress for " + std::to_string(stalled_ms) + " ms, longer than --storage-timeout-ms (" +
+          std::to_string(storage_timeout_ms) +
+          " ms): this write was refused before it was queued and was not applied; retry once /readyz answers 200",
+      storage_timeout_ms, true, "--storage-timeout-ms");
+}
+
 }  // namespace
 
 uint64_t MonotonicMs() {
@@ -533,6 +544,11 @@ void KvService::Impl::HandleKvWrite(http::Connection& conn, const http::Request&
     http::Response r = http::ProblemResponse(405, kReadOnlyDetail);
     r.allow = "GET, HEAD";
     return Answer(conn, request, std::move(r), now_ms);
+  }
+  if (const uint64_t stalled_ms = backend.WriterNoProgressMs(); stalled_ms != 0) {
+    // Queued now, the write would wait the whole storage timeout for an
+    // "outcome unknown"; refused before it is queued, it is known not applied.
+    return Answer(conn, request, StalledWriterResponse(stalled_ms, options.storage_timeout_ms), now_ms);
   }
   const WriteKind kind = request.method == http::Method::kPut ? WriteKind::kPut : WriteKind::kDelete;
   const auto& im = request.if_match;

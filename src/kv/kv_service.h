@@ -15,7 +15,11 @@
 //                          412, 507 (NoSpace), 503 (ReadOnly; the queue stayed
 //                          full past KvServiceOptions::busy_give_up_ms; or
 //                          outcome unknown, + Retry-After: the writer died
-//                          after taking the write)
+//                          after taking the write, or did not answer within
+//                          --storage-timeout-ms; or, + Retry-After, refused
+//                          before it was queued, not applied, while the writer
+//                          has made no progress for longer than that:
+//                          KvBackend::WriterNoProgressMs)
 //   DELETE /v1/kv/{key}    204 | 404 | 412, on completion like PUT
 //   GET/HEAD /v1/kv/?...   listing (http/list_api.h): 200 application/json |
 //                          400 naming the query parameter | 503 + Retry-After
@@ -136,6 +140,13 @@ class KvBackend {
     (void)bytes;
     return true;
   }
+  // How long the writer has made no progress (ms) when that is longer than
+  // --storage-timeout-ms: it is stopped, or stuck in a write or an
+  // fdatasync, and a write queued now would wait that whole timeout for an
+  // "outcome unknown". 0 otherwise. While it is non-zero KvService refuses
+  // new PUTs and DELETEs before they are queued (503, not applied). Any
+  // thread. Default: 0 (never stalled).
+  virtual uint64_t WriterNoProgressMs() const { return 0; }
   // /readyz: storage recovered and writable, and the server is not draining.
   virtual bool Ready() const = 0;
   // Why Ready() is false, in a sentence for the /readyz problem body; empty

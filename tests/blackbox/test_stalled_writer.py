@@ -1,14 +1,18 @@
 """Writes never hang: with the writer stopped (SIGSTOP: alive, holding its
-place, making no progress), a PUT is answered 503 "outcome unknown" with
-Retry-After once it has waited --storage-timeout-ms, /readyz turns 503 and
-says why, and GETs keep answering. Once the writer runs again, /readyz is 200
-again, the connection that got the 503 carries new writes, and the write that
-was answered "outcome unknown" is found applied (it was queued: the writer may
-still apply it, which is why the answer cannot say it failed).
+place, making no progress), a PUT that was queued is answered 503 "outcome
+unknown" with Retry-After once it has waited --storage-timeout-ms, /readyz
+turns 503 and says why, and GETs keep answering. Once the server knows the
+writer makes no progress (/readyz 503), a new PUT or DELETE is refused at
+once, before it is queued: 503 + Retry-After saying it was not applied. Once
+the writer runs again, /readyz is 200 again, the connection that got the 503
+carries new writes, the write that was answered "outcome unknown" is found
+applied (it was queued: the writer may still apply it, which is why the
+answer cannot say it failed) and the refused ones are not.
 
 No timing threshold: a client that gets no answer within 120 s (many times
 the 1 s storage timeout) is a hang, and each state is polled for with a
-bound far above what a loaded machine needs.
+bound far above what a loaded machine needs. The refusal is told from the
+timeout's answer by what it says, not by how soon it comes.
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_stalled_writer.py [--model threads]
 """
@@ -51,11 +55,18 @@ def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_50
     check(http(S.port, "PUT", key_path("before"), b"kept").status == 201, "PUT before the stall")
     check(readyz().status == 200, "/readyz before the stall")
     writer = S.wait_children("kingx-writer", 1)[0]
-    os.kill(writer, signal.SIGSTOP)
-    try:
-        with Conn(S.port, timeout=HANG_S) as c:
+    with Conn(S.port, timeout=HANG_S) as c:
+        # The PUT's head and part of its body are read while the writer runs: the
+        # server decides then to take the write, and queues it once the body ends,
+        # after the writer stopped (however late this client sends the rest).
+        whole = build_request("PUT", key_path("stalled"), b"maybe")
+        c.send(whole[:-3])
+        wait_for(lambda: _server_rx_queue(S.port, c.local_port()) == 0, 60, "the server to read the PUT's head")
+        os.kill(writer, signal.SIGSTOP)
+        try:
+            c.send(whole[-3:])
             try:
-                r = c.request("PUT", key_path("stalled"), b"maybe")
+                r = c.read_response()
             except TimeoutError:
                 raise TestFailure(f"PUT got no answer in {HANG_S:.0f} s with the writer stopped") from None
             check(r.status == 503, f"PUT with the writer stopped: {r!r}")
@@ -68,6 +79,26 @@ def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_50
                 r = readyz()
                 return r.status == 503 and "no progress" in r.body.decode("utf-8", "replace")
             wait_for(stalled_readyz, 60, "/readyz 503 naming the stalled writer")
+            # Now the server knows: new writes are refused before they are queued.
+            with Conn(S.port, timeout=HANG_S) as c2:
+                for method, key, value in (("PUT", "refused", b"never"), ("DELETE", "before", None)):
+                    try:
+                        r = c2.request(method, key_path(key), value)
+                    except TimeoutError:
+                        raise TestFailure(f"{method} got no answer in {HANG_S:.0f} s with the writer stopped") \
+                            from None
+                    body = r.body.decode("utf-8", "replace")
+                    check(r.status == 503 and r.header("Retry-After") is not None,
+                          f"{method} once /readyz said the writer makes no progress: {r!r}")
+                    check(r.header("Content-Type") == "application/problem+json", f"not a problem body: {r!r}")
+                    check("not applied" in body and "no progress" in body and "--storage-timeout-ms" in body
+                          and "may or may not" not in body,
+                          f"the {method} was not refused before it was queued (its 503 does not say it was not "
+                          f"applied, the writer's state and the setting): {body}")
+                    check(r.json().get("parameter") == "--storage-timeout-ms", f"no parameter: {body}")
+                # The refusal leaves the connection usable.
+                r = c2.request("GET", key_path("before"))
+                check(r.status == 200 and r.body == b"kept", f"GET after the refusals, same connection: {r!r}")
             r = http(S.port, "GET", key_path("before"), timeout=HANG_S)
             check(r.status == 200 and r.body == b"kept", f"GET with the writer stopped: {r!r}")
             metrics = http(S.port, "GET", "/metrics", timeout=HANG_S).body.decode()
@@ -79,11 +110,15 @@ def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_50
             # The same connection carries a new write once the writer runs.
             r = c.request("PUT", key_path("after"), b"fine")
             check(r.status == 201, f"PUT on the same connection after the stall: {r!r}")
-    finally:
-        os.kill(writer, signal.SIGCONT)
+        finally:
+            os.kill(writer, signal.SIGCONT)
     r = http(S.port, "GET", key_path("stalled"), timeout=HANG_S)
     check(r.status == 200 and r.body == b"maybe",
           f"the write answered 'outcome unknown' was queued and should be applied once the writer ran: {r!r}")
+    r = http(S.port, "GET", key_path("refused"), timeout=HANG_S)
+    check(r.status == 404, f"the PUT refused as not applied was applied: {r!r}")
+    r = http(S.port, "GET", key_path("before"), timeout=HANG_S)
+    check(r.status == 200 and r.body == b"kept", f"the DELETE refused as not applied was applied: {r!r}")
     check(S.alive(), "the server died")
 
 

@@ -166,6 +166,8 @@ class FakeBackend final : public KvBackend {
   bool Ready() const override { return true; }
   uint64_t disk_room = UINT64_MAX;  // DiskRoomFor(): bytes that fit while the disk is reported full
   bool DiskRoomFor(uint64_t bytes) const override { return bytes <= disk_room; }
+  uint64_t no_progress_ms = 0;  // WriterNoProgressMs()
+  uint64_t WriterNoProgressMs() const override { return no_progress_ms; }
   std::string RenderMetrics() override { return "metrics\n"; }
   engine::Status RequestCompaction() override { return engine::Status::OK(); }
 };
@@ -503,6 +505,30 @@ TEST_CASE("a write whose outcome is unknown is answered 503 with Retry-After, sa
   CHECK(StatusLine(out) == "HTTP/1.1 503 Service Unavailable");
   CHECK(out.find("Retry-After: 1\r\n") != std::string::npos);
   CHECK(out.find("outcome unknown") != std::string::npos);
+}
+
+TEST_CASE("while the writer makes no progress a new write is refused before it is queued, saying not applied",
+          "[src][kv_service]") {
+  Fixture f;
+  f.backend.no_progress_ms = 61000;
+  Client c(f.service, f.limits);
+  for (const std::string& request :
+       {Put("k", "v"), Put("k", "v", "If-Match: \"5\"\r\n"), std::string("DELETE /v1/kv/k HTTP/1.1\r\nHost: t\r\n\r\n")}) {
+    c.Send(request);
+    const std::string out = c.Output();
+    CHECK(StatusLine(out) == "HTTP/1.1 503 Service Unavailable");
+    CHECK(HeaderOf(out, "Retry-After") == "1");
+    CHECK(HeaderOf(out, "Content-Type") == "application/problem+json");
+    CHECK(out.find("no progress for 61000 ms") != std::string::npos);
+    CHECK(out.find("not applied") != std::string::npos);
+    CHECK(out.find("\"parameter\":\"--storage-timeout-ms\"") != std::string::npos);
+    CHECK_FALSE(c.conn.ShouldClose());
+  }
+  CHECK(f.backend.calls.empty());
+  // Taken again as soon as the writer moves.
+  f.backend.no_progress_ms = 0;
+  c.Send(Put("k", "v"));
+  CHECK(f.backend.calls.size() == 1);
 }
 
 TEST_CASE("simple preconditions become writer conditions without a read", "[src][kv_service]") {
