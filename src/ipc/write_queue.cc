@@ -119,6 +119,11 @@ struct WriteQueueHeader {
   std::atomic<uint64_t> taken;                 // consumer: end of what Peek handed out, stored
                                                // before the entries are applied (see PeekOrphans)
   alignas(64) std::atomic<uint32_t> sleeping;  // consumer sets 1 before sleeping
+  // Producers' wake-ups of the sleeping writer (WriteQueue::WakeStats),
+  // updated only by the producer that writes the eventfd.
+  alignas(64) std::atomic<uint64_t> wakes;
+  std::atomic<uint64_t> wake_enqueues;
+  std::atomic<uint64_t> wake_enqueues_max;
 };
 
 static size_t HeaderBytes() { return (sizeof(WriteQueueHeader) + 63) & ~size_t{63}; }
@@ -282,14 +287,27 @@ engine::Status WriteQueue::Enqueue(EntryType type, uint32_t slot, uint64_t token
     if (++t_owed_enqueues >= kMaxDeferredEnqueues) FlushWakes();
     return engine::Status::OK();
   }
-  WakeIfSleeping(header_);
+  WakeIfSleeping(header_, 1);
   return engine::Status::OK();
 }
 
-void WriteQueue::WakeIfSleeping(WriteQueueHeader* h) {
+void WriteQueue::WakeIfSleeping(WriteQueueHeader* h, uint32_t enqueues) {
   if (h->sleeping.load(std::memory_order_seq_cst) != 0 && h->sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
     WakeFd(h->writer_efd);
+    h->wakes.fetch_add(1, std::memory_order_relaxed);
+    h->wake_enqueues.fetch_add(enqueues, std::memory_order_relaxed);
+    uint64_t max = h->wake_enqueues_max.load(std::memory_order_relaxed);
+    while (enqueues > max && !h->wake_enqueues_max.compare_exchange_weak(max, enqueues, std::memory_order_relaxed)) {
+    }
   }
+}
+
+WriteQueue::WakeCounts WriteQueue::WakeStats() const {
+  WakeCounts c;
+  c.wakes = header_->wakes.load(std::memory_order_relaxed);
+  c.enqueues = header_->wake_enqueues.load(std::memory_order_relaxed);
+  c.max_enqueues = header_->wake_enqueues_max.load(std::memory_order_relaxed);
+  return c;
 }
 
 void WriteQueue::DeferWakes(bool on) {
@@ -300,9 +318,10 @@ void WriteQueue::DeferWakes(bool on) {
 void WriteQueue::FlushWakes() {
   if (t_owed == nullptr) return;
   WriteQueueHeader* const h = t_owed;
+  const uint32_t enqueues = t_owed_enqueues;
   t_owed = nullptr;
   t_owed_enqueues = 0;
-  WakeIfSleeping(h);
+  WakeIfSleeping(h, enqueues);
 }
 
 void WriteQueue::AnnounceSleepForTesting() { header_->sleeping.store(1, std::memory_order_seq_cst); }

@@ -134,6 +134,20 @@ class WriteQueue {
   static void DeferWakes(bool on);
   static void FlushWakes();
 
+  // The producers' wake-ups of the sleeping writer since Format (any
+  // process; relaxed counters, each exact once the producers are quiet):
+  // eventfd writes, the enqueues they carried (1 for an enqueue that woke
+  // it at once; for a deferred wake-up, the flushing thread's enqueues
+  // since its previous flush) and the most one of them carried. A poll
+  // phase's writes that woke the writer once show as one wake-up carrying
+  // all of them.
+  struct WakeCounts {
+    uint64_t wakes = 0;
+    uint64_t enqueues = 0;
+    uint64_t max_enqueues = 0;
+  };
+  WakeCounts WakeStats() const;
+
   // Queued entries and their ring bytes right now (any process; a racy
   // snapshot). DepthBytes leaves out the pad before a wrapped entry; after a
   // producer died between writing a pad and publishing, it may count an
@@ -231,8 +245,9 @@ class WriteQueue {
   uint64_t ReleasedAt(uint64_t head) const;
   size_t PeekUpTo(std::vector<QueueEntry>* batch, size_t max_entries, uint64_t max_bytes, uint64_t limit);
   int Lock();
-  // Writes h's eventfd if its consumer announced a sleep (and clears it).
-  static void WakeIfSleeping(WriteQueueHeader* h);
+  // Writes h's eventfd if its consumer announced a sleep (and clears it),
+  // counting a wake-up that carries `enqueues`.
+  static void WakeIfSleeping(WriteQueueHeader* h, uint32_t enqueues);
   void Unlock();
 
   WriteQueueHeader* header_;

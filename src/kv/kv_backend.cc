@@ -236,6 +236,14 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_write_queue_entries", "Entries waiting in the shared write queue", double(q.DepthEntries()), false);
   add("kingx_write_queue_bytes", "Ring bytes used by queued entries", double(q.DepthBytes()), false);
   add("kingx_write_queue_capacity_bytes", "Ring bytes of the shared write queue", double(q.ring_bytes()), false);
+  const WriteQueue::WakeCounts wc = q.WakeStats();
+  add("kingx_write_queue_writer_wakes_total", "Times a worker's enqueues woke the sleeping writer",
+      double(wc.wakes), true);
+  add("kingx_write_queue_wake_enqueues_total",
+      "Enqueues those wake-ups carried (a deferred wake-up carries its thread's enqueues since its last flush)",
+      double(wc.enqueues), true);
+  add("kingx_write_queue_wake_enqueues_max", "The most enqueues one wake-up of the writer carried",
+      double(wc.max_enqueues), false);
 
   const WriterMetrics& ws = shm.writer_metrics();
   add("kingx_writer_batches_total", "Group commits applied", double(ws.batches.load(relaxed)), true);

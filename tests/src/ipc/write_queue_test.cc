@@ -574,6 +574,54 @@ TEST_CASE("a thread that defers wake-ups wakes the sleeping writer once, at its 
   close(efd);
 }
 
+TEST_CASE("the wake-up counts say how many enqueues each wake-up of the sleeping writer carried",
+          "[src][write_queue]") {
+  const int efd = eventfd(0, EFD_NONBLOCK);
+  REQUIRE(efd >= 0);
+  TestQueue t(1 << 16, efd);
+  WriteQueue& q = *t.queue;
+  uint64_t count = 0;
+  CHECK(q.WakeStats().wakes == 0);
+  // An enqueue that finds the writer awake wakes nothing and is not counted.
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 1), Put("a", "1")).ok());
+  CHECK(q.WakeStats().wakes == 0);
+  // Not deferring: the enqueue that finds it asleep carries itself; the
+  // next ones find it woken.
+  q.AnnounceSleepForTesting();
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 2), Put("b", "2")).ok());
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 3), Put("c", "3")).ok());
+  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  WriteQueue::WakeCounts c = q.WakeStats();
+  CHECK(c.wakes == 1);
+  CHECK(c.enqueues == 1);
+  CHECK(c.max_enqueues == 1);
+  // Deferred: the flush's wake-up carries every enqueue since the last flush.
+  q.AnnounceSleepForTesting();
+  WriteQueue::DeferWakes(true);
+  for (uint64_t i = 0; i < 5; ++i) REQUIRE(q.TryEnqueue(1, MakeToken(1, 10 + i), Put("d", "4")).ok());
+  WriteQueue::FlushWakes();
+  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  c = q.WakeStats();
+  CHECK(c.wakes == 2);
+  CHECK(c.enqueues == 6);
+  CHECK(c.max_enqueues == 5);
+  // A flush that finds the writer awake counts nothing, and the next
+  // flush's count starts over.
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 20), Put("e", "5")).ok());
+  WriteQueue::FlushWakes();
+  q.AnnounceSleepForTesting();
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 21), Put("e", "5")).ok());
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 22), Put("e", "5")).ok());
+  WriteQueue::DeferWakes(false);
+  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  c = q.WakeStats();
+  CHECK(c.wakes == 3);
+  CHECK(c.enqueues == 8);
+  CHECK(c.max_enqueues == 5);
+  CHECK(TakeAll(q).size() == 11);
+  close(efd);
+}
+
 TEST_CASE("a load the consumer keeps up with stays in the ring's first window", "[src][write_queue]") {
   const uint64_t ring = 1 << 20;
   TestQueue t(ring);
