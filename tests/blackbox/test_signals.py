@@ -201,6 +201,22 @@ def test_bad_config_on_hup_keeps_the_old_one_serving():
     write_config(CONFIG, {"max_value_bytes": 2 << 20, "workers": 2})
 
 
+def holds_file(pid, path):
+    """True while process pid has a descriptor open on path (by /proc's link)."""
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)) == os.path.realpath(path):
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def test_usr1_reopens_the_access_log():
     fresh_server()
     tag = f"usr1-{time.time_ns()}"
@@ -211,6 +227,10 @@ def test_usr1_reopens_the_access_log():
     os.replace(S.access_log, rotated)
     S.signal(signal.SIGUSR1)
     wait_for(lambda: os.path.exists(S.access_log), 60, "USR1 to create a new access log")
+    # Each worker reopens on its own loop: the first one creates the file while
+    # another may still hold the rotated one. Wait until none does.
+    wait_for(lambda: not any(holds_file(pid, rotated) for pid in S.workers()), 60,
+             "every worker to let go of the rotated access log")
     for i in range(10):
         http(S.port, "GET", f"/v1/kv/{tag}-after-{i}")
 
