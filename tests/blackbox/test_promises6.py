@@ -5,6 +5,17 @@ checked where a client or an operator sees it, with no timing threshold:
   - a reload (HUP) with a configuration file the JSON parser itself cannot
     take, a number beyond a double's range included, is logged and the old
     configuration keeps serving (the master stays, its workers too).
+  - deploy/kingx-reshard: "both phases are idempotent: run the phase again
+    after an interruption (kill -9 ...)", "no acknowledged write is lost". A
+    `copy` interrupted right after a copy's PUT was answered, before its
+    journal line (what a kill -9 there leaves), then the original written
+    again by a client (the proxy still routes by the old ring), then `copy`
+    and `finish` run to the end: the new owner holds the client's write, the
+    old shard nothing. And the same copy whose original a client deleted
+    before the switch is removed by `finish` (no deleted key comes back).
+    Also without an interruption: `copy` run to the end twice with a client's
+    write of a copied key between (a phase run again after an error), then
+    `finish`: the new owner holds that write.
 
 Every server a case starts is stopped by PID when the case ends, and
 SIGTERM (meson's timeout) exits through that cleanup.
@@ -12,13 +23,20 @@ SIGTERM (meson's timeout) exits through that cleanup.
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_promises6.py
 """
 
+import importlib.machinery
+import importlib.util
 import json
 import os
 import signal
+import subprocess
+import sys
 
 from kingx_harness import Server, ServerPerCase, cases_of, check, http, key_path, run_with_servers, wait_for
 
 SERVERS = ServerPerCase()
+RESHARD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "deploy", "kingx-reshard")
+SHARDS = []  # the resharding case's own servers, stopped by PID when it ends
 WAIT_S = 120  # generous: CI runs sanitizer trees beside this one
 
 
@@ -70,7 +88,120 @@ def test_a_reload_with_a_number_beyond_a_double_keeps_the_old_configuration_serv
         r = http(s.port, "PUT", key_path("k"), b"v" * 5000)
         check(r.status == 413, f"the old max_value_bytes (4096) must stay in force: PUT of 5000 B gave {r.status}")
         check(http(s.port, "PUT", key_path("k"), b"small").status in (201, 204), "a small PUT is served")
+    s.cleanup()
+    SERVERS.server = None
+
+
+def current_server():
+    """The server whose logs a failed case prints (and which run_cases then stops)."""
+    return SHARDS[0] if SHARDS else SERVERS.current()
+
+
+class Killed(BaseException):
+    """Stands for a SIGKILL of the tool at the moment it is raised: nothing after it runs."""
+
+
+def load_reshard():
+    loader = importlib.machinery.SourceFileLoader("kingx_reshard", RESHARD)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("kingx_reshard", loader))
+    loader.exec_module(module)
+    return module
+
+
+def reshard(*args):
+    r = subprocess.run([sys.executable, RESHARD] + list(args), capture_output=True, text=True, timeout=600)
+    check(r.returncode == 0, f"kingx-reshard {args[0]}: exit {r.returncode}: {r.stdout}{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def two_shards():
+    """Shard a (the old ring) and c (the new ring is a, c): one-worker servers, the previous
+    case's stopped first."""
+    for s in SHARDS:
+        s.cleanup()
+    SHARDS.clear()
+    for _ in range(2):
+        SHARDS.append(Server(["--workers", "1"]).start())
+    return SHARDS
+
+
+def test_a_copy_interrupted_before_its_journal_line_loses_no_write_made_before_the_rerun():
+    kr = load_reshard()
+    a, c = two_shards()
+    old, new = [f"127.0.0.1:{a.port}"], [f"127.0.0.1:{a.port}", f"127.0.0.1:{c.port}"]
+    ring = kr.Ring(new)
+    moving = [f"key-{i}" for i in range(400) if ring.owner(f"key-{i}") == new[1]][:2]
+    check(len(moving) == 2, "two of 400 keys move to the new shard")
+    written, deleted = moving
+    for key in moving:
+        check(http(a.port, "PUT", key_path(key), b"original " + key.encode()).status == 201, f"PUT {key}")
+    state = os.path.join(a.workdir, "reshard.json")
+    lists = ["--old", ",".join(old), "--new", ",".join(new), "--state", state]
+
+    # Two copy runs, each stopped as a kill -9 would stop it right after a copy's PUT was
+    # answered 201, before that copy's journal line: the copies exist, nothing records them.
+    def interrupted_copy():
+        mover = kr.Mover(",".join(old), ",".join(new), state, 1000)
+        journal = mover.log
+        made = []
+
+        def log(entry):
+            if entry.get("op") == "copied":
+                made.append(entry["key"])
+                raise Killed()
+            journal(entry)
+        mover.log = log
+        try:
+            mover.copy()
+        except Killed:
+            pass
+        if mover.journal is not None:
+            mover.journal.close()  # what the kernel does for a killed process
+        return made
+    copies = interrupted_copy() + interrupted_copy()
+    check(copies == moving, f"the two interrupted runs copied {copies} (want {moving}, one each)")
+    for key in moving:
+        check(http(c.port, "GET", key_path(key)).status == 200, f"{key} was copied to the new shard")
+
+    # Clients, the proxy still on the old ring: one key written again, one deleted (acknowledged).
+    r = http(a.port, "PUT", key_path(written), b"rewritten by a client")
+    check(r.status == 204, f"the client's overwrite of {written}: {r.status}")
+    check(http(a.port, "DELETE", key_path(deleted)).status == 204, f"the client's DELETE of {deleted}")
+
+    reshard("copy", *lists)
+    reshard("finish", *lists)
+    r = http(c.port, "GET", key_path(written))
+    check(r.status == 200 and r.body == b"rewritten by a client",
+          f"{written} on its new owner after copy (run again) and finish: {r.status} {r.body[:40]!r}, "
+          f"want the client's acknowledged overwrite b'rewritten by a client' (the stale copy kept)")
+    check(http(a.port, "GET", key_path(written)).status == 404, f"{written} left on the old shard")
+    r = http(c.port, "GET", key_path(deleted))
+    check(r.status == 404, f"{deleted}, deleted by a client before the switch, is back on its new owner: "
+                           f"{r.status} {r.body[:40]!r}")
+
+
+def test_copy_run_again_after_a_client_wrote_a_copied_key_keeps_that_write():
+    kr = load_reshard()
+    a, c = two_shards()
+    old, new = [f"127.0.0.1:{a.port}"], [f"127.0.0.1:{a.port}", f"127.0.0.1:{c.port}"]
+    ring = kr.Ring(new)
+    key = next(f"key-{i}" for i in range(400) if ring.owner(f"key-{i}") == new[1])
+    check(http(a.port, "PUT", key_path(key), b"original").status == 201, f"PUT {key}")
+    lists = ["--old", ",".join(old), "--new", ",".join(new), "--state", os.path.join(a.workdir, "reshard.json")]
+    check(reshard("copy", *lists)["copied"] == 1, f"{key} copied")
+    check(http(a.port, "PUT", key_path(key), b"rewritten by a client").status == 204, "the client's overwrite")
+    reshard("copy", *lists)
+    reshard("finish", *lists)
+    r = http(c.port, "GET", key_path(key))
+    check(r.status == 200 and r.body == b"rewritten by a client",
+          f"{key} on its new owner after copy, a client's overwrite, copy again and finish: {r.status} "
+          f"{r.body[:40]!r}, want the acknowledged overwrite b'rewritten by a client'")
+    check(http(a.port, "GET", key_path(key)).status == 404, f"{key} left on the old shard")
 
 
 if __name__ == "__main__":
-    run_with_servers("promises6", cases_of(globals()), SERVERS.current)
+    try:
+        run_with_servers("promises6", cases_of(globals()), current_server)
+    finally:
+        for shard in SHARDS:
+            shard.cleanup()
