@@ -525,6 +525,13 @@ class Master {
       return;
     }
     Config next = parsed->config;
+    // A log file a start could not open (what -t reports) makes the whole
+    // configuration bad: nothing of it is applied. Otherwise new workers
+    // would run without an access log.
+    if (StartupReport logs = CheckLogFiles(next); !logs.errors.empty()) {
+      KINGX_LOG_ERROR("reload failed, keeping the current configuration: %s", logs.errors.front().c_str());
+      return;
+    }
     // What only a restart can change: keep the running values, say so.
     auto keep = [&](bool differs, const char* what) {
       if (differs) KINGX_LOG_WARN("reload: %s cannot change without a restart; keeping the current value", what);

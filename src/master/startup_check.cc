@@ -204,10 +204,15 @@ std::string FileLimitShortfall(const Config& c, rlim_t limit, const char* which)
 
 }  // namespace
 
-StartupReport CheckStartup(const Config& config, const std::vector<std::string>& args) {
+StartupReport CheckLogFiles(const Config& config) {
   StartupReport r;
   CheckLogFile("error log", config.error_log, &r);
   CheckLogFile("access log", config.access_log, &r);
+  return r;
+}
+
+StartupReport CheckStartup(const Config& config, const std::vector<std::string>& args) {
+  StartupReport r = CheckLogFiles(config);
   CheckDataDir(config, args, &r);
   CheckPidFile(config, &r);
   struct rlimit lim;

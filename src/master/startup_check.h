@@ -38,6 +38,11 @@ struct StartupReport {
 // `args`: the command line's arguments after argv[0], without "-t".
 StartupReport CheckStartup(const Config& config, const std::vector<std::string>& args);
 
+// CheckStartup's check of the log files alone (error log, access log: each
+// opened for appending, created if missing, and closed). A reload runs it on
+// the new configuration before applying any of it.
+StartupReport CheckLogFiles(const Config& config);
+
 // Descriptors a worker holds besides its client connections (listening
 // sockets, eventfds, log files, segment files and mappings).
 inline constexpr uint64_t kReservedFds = 128;

@@ -4,7 +4,9 @@ checked where a client or an operator sees it, with no timing threshold:
 
   - a reload (HUP) with a configuration file the JSON parser itself cannot
     take, a number beyond a double's range included, is logged and the old
-    configuration keeps serving (the master stays, its workers too).
+    configuration keeps serving (the master stays, its workers too); so does
+    one naming an access log that cannot be opened (kingx -t rejects it): the
+    old workers stay and go on writing the old access log.
   - deploy/kingx-reshard: "both phases are idempotent: run the phase again
     after an interruption (kill -9 ...)", "no acknowledged write is lost". A
     `copy` interrupted right after a copy's PUT was answered, before its
@@ -31,7 +33,7 @@ import signal
 import subprocess
 import sys
 
-from kingx_harness import Server, ServerPerCase, cases_of, check, http, key_path, run_with_servers, wait_for
+from kingx_harness import Server, ServerPerCase, cases_of, check, free_port, http, key_path, run_with_servers, wait_for
 
 SERVERS = ServerPerCase()
 RESHARD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -95,6 +97,42 @@ def test_a_reload_with_a_number_beyond_a_double_keeps_the_old_configuration_serv
 def current_server():
     """The server whose logs a failed case prints (and which run_cases then stops)."""
     return SHARDS[0] if SHARDS else SERVERS.current()
+
+
+def test_a_reload_naming_an_access_log_that_cannot_be_opened_keeps_the_old_configuration():
+    # Every setting from the file (flags would win over it): the harness's own flags are left out.
+    if SERVERS.server is not None:
+        SERVERS.server.cleanup()
+    s = SERVERS.server = Server(raw_args=True, port=free_port())
+    config = os.path.join(s.workdir, "kingx.json")
+    log = os.path.join(s.workdir, "access.log")
+    doc = {"listen": [f"127.0.0.1:{s.port}"], "data": s.data_dir, "error_log": s.error_log, "pid": "none",
+           "workers": 1, "access_log": log}
+    write_config(config, json.dumps(doc))
+    s.extra = ["--config", config]
+    s.start()
+    workers = set(s.workers())
+    before = os.path.getsize(s.error_log) if os.path.exists(s.error_log) else 0
+    bad = os.path.join(s.workdir, "no-such-dir", "access.log")
+    write_config(config, json.dumps(dict(doc, access_log=bad)))
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: "reload failed" in log_since(s, before) or "reload done" in log_since(s, before), WAIT_S,
+             "the master to take the reload")
+    check("reload failed" in log_since(s, before) and "access log" in log_since(s, before),
+          f"a reload naming an access log that cannot be opened ({bad}) was applied:\n{log_since(s, before)[-1500:]}")
+    check(s.alive() and set(s.workers()) == workers, f"workers replaced: {workers} -> {s.workers()}")
+    tag = "after-the-rejected-reload"
+    check(http(s.port, "GET", key_path(tag)).status == 404, "a GET after the reload")
+
+    def logged():
+        try:
+            with open(log, errors="replace") as f:
+                return tag in f.read()
+        except FileNotFoundError:
+            return False
+    wait_for(logged, WAIT_S, f"the GET after the rejected reload in the old access log {log}")
+    s.cleanup()
+    SERVERS.server = None
 
 
 class Killed(BaseException):
