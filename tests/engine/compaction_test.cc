@@ -1092,6 +1092,42 @@ TEST_CASE("a small, mostly overwritten database rotates its active segment once 
   REQUIRE(segments >= 2);
 }
 
+namespace {
+
+// A database in segments far larger than it, written records of a MiB.
+struct MiBRecords {
+  static Options MiBOptions() {
+    Options o;
+    o.compression_level = 0;
+    o.segment_bytes = 256 << 20;
+    return o;
+  }
+  MiBRecords() {
+    REQUIRE(db.Open().ok());
+    REQUIRE(db.Put("k0", value).status.ok());
+    record = db.writer().Stats().live_bytes;  // a record's bytes, as the writer counts them
+  }
+  // Puts k1 .. k(n - 1), one at a time.
+  void PutUpTo(int n) {
+    for (int i = 1; i < n; ++i) REQUIRE(db.Put("k" + std::to_string(i), value).status.ok());
+  }
+  void CheckNoSegmentHoldsTwo() {
+    const WriterStats stats = db.writer().Stats();
+    for (const SegmentStats& seg : stats.per_segment) {
+      INFO("segment " << seg.id << " holds " << seg.live_bytes << " live of " << stats.live_bytes << " (records of "
+                      << record << ")");
+      CHECK(seg.live_bytes < 2 * record);
+    }
+  }
+
+  TempDir dir;
+  TestDb db{PosixEnv(), dir.path(), MiBOptions()};
+  const std::string value = std::string(1 << 20, 'v');
+  uint64_t record = 0;
+};
+
+}  // namespace
+
 TEST_CASE("records of a MiB get a segment of their own while two of them would pass a quarter of the live data",
           "[engine][compaction]") {
   // Sealed once it already held more than a quarter, the active segment
@@ -1100,26 +1136,13 @@ TEST_CASE("records of a MiB get a segment of their own while two of them would p
   // overwrites), that segment held most of it, and its copy, beside a
   // backlog near the write stall's begin bound, took the directory past
   // twice the live data.
-  TempDir dir;
-  Options o;
-  o.compression_level = 0;
-  o.segment_bytes = 256 << 20;
-  TestDb db(PosixEnv(), dir.path(), o);
-  REQUIRE(db.Open().ok());
-  const std::string value(1 << 20, 'v');
-  REQUIRE(db.Put("k0", value).status.ok());
-  const uint64_t record = db.writer().Stats().live_bytes;  // a record's bytes, as the writer counts them
+  MiBRecords m;
   // Up to 7 of them: two in one segment would pass a quarter of the live data.
-  for (int i = 1; i < 7; ++i) REQUIRE(db.Put("k" + std::to_string(i), value).status.ok());
-  const WriterStats stats = db.writer().Stats();
-  for (const SegmentStats& seg : stats.per_segment) {
-    INFO("segment " << seg.id << " holds " << seg.live_bytes << " live of " << stats.live_bytes << " (records of "
-                    << record << ")");
-    CHECK(seg.live_bytes < 2 * record);
-  }
-  CHECK(db.Get("k6").value() == value);
-  REQUIRE(db.Open().ok());
-  CHECK(db.Get("k4").value() == value);
+  m.PutUpTo(7);
+  m.CheckNoSegmentHoldsTwo();
+  CHECK(m.db.Get("k6").value() == m.value);
+  REQUIRE(m.db.Open().ok());
+  CHECK(m.db.Get("k4").value() == m.value);
 }
 
 TEST_CASE("records of a MiB in one batch get a segment of their own while two of them would pass a quarter of the "
@@ -1128,33 +1151,20 @@ TEST_CASE("records of a MiB in one batch get a segment of their own while two of
   // The records earlier in a batch are in no live count until it is
   // published: measured without them, a batch of three such records went
   // into one segment beside 5 MiB of live data.
-  TempDir dir;
-  Options o;
-  o.compression_level = 0;
-  o.segment_bytes = 256 << 20;
-  TestDb db(PosixEnv(), dir.path(), o);
-  REQUIRE(db.Open().ok());
-  const std::string value(1 << 20, 'v');
-  REQUIRE(db.Put("k0", value).status.ok());
-  const uint64_t record = db.writer().Stats().live_bytes;  // a record's bytes, as the writer counts them
-  for (int i = 1; i < 5; ++i) REQUIRE(db.Put("k" + std::to_string(i), value).status.ok());
+  MiBRecords m;
+  m.PutUpTo(5);
   const std::vector<std::string> keys = {"b0", "b1", "b2"};
   std::vector<WriteOp> ops(keys.size());
   for (size_t i = 0; i < ops.size(); ++i) {
     ops[i].key = keys[i];
-    ops[i].stored = value;
-    ops[i].raw_len = value.size();
+    ops[i].stored = m.value;
+    ops[i].raw_len = m.value.size();
   }
   std::vector<WriteResult> results(ops.size());
-  db.writer().Apply(ops, results);
+  m.db.writer().Apply(ops, results);
   for (const WriteResult& r : results) REQUIRE(r.status.ok());
-  const WriterStats stats = db.writer().Stats();
-  for (const SegmentStats& seg : stats.per_segment) {
-    INFO("segment " << seg.id << " holds " << seg.live_bytes << " live of " << stats.live_bytes << " (records of "
-                    << record << ")");
-    CHECK(seg.live_bytes < 2 * record);
-  }
-  CHECK(db.Get("b2").value() == value);
+  m.CheckNoSegmentHoldsTwo();
+  CHECK(m.db.Get("b2").value() == m.value);
 }
 
 TEST_CASE("a dead-only pass deletes the sealed segments a durable write left with nothing live, and nothing else",
