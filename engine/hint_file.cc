@@ -70,7 +70,16 @@ Status HintWriter::Finish(uint64_t segment_bytes) {
   return file_->Sync();
 }
 
-Result<uint64_t> HintEntryCount(Env& env, const std::string& path, uint64_t segment_bytes) {
+namespace {
+
+// A hint file's header and trailer fields, read without the checksum: its
+// magic and version checked, nothing else.
+struct UncheckedTrailer {
+  uint64_t entries = 0;
+  uint64_t segment_bytes = 0;
+};
+
+Result<UncheckedTrailer> ReadUncheckedTrailer(Env& env, const std::string& path) {
   auto size = env.FileSize(path);
   if (!size.ok()) return size.status();
   if (size.value() < kHintHeaderBytes + kTrailerBytes) return Status::Corruption("hint file too short");
@@ -83,9 +92,24 @@ Result<uint64_t> HintEntryCount(Env& env, const std::string& path, uint64_t segm
   if (s.ok()) s = file.value()->Read(size.value() - sizeof t, sizeof t, t, &got);
   if (s.ok() && got != sizeof t) s = Status::Corruption("hint file trailer short");
   if (!s.ok()) return s;
-  if (std::memcmp(h, kHintMagic, 8) != 0 || GetFixed32(h + 8) != kHintVersion || GetFixed64(t + 8) != segment_bytes)
-    return Status::Corruption("no hint trailer for this segment");
-  return GetFixed64(t);
+  if (std::memcmp(h, kHintMagic, 8) != 0 || GetFixed32(h + 8) != kHintVersion)
+    return Status::Corruption("not a hint file of this version");
+  return UncheckedTrailer{GetFixed64(t), GetFixed64(t + 8)};
+}
+
+}  // namespace
+
+Result<uint64_t> HintEntryCount(Env& env, const std::string& path, uint64_t segment_bytes) {
+  auto trailer = ReadUncheckedTrailer(env, path);
+  if (!trailer.ok()) return trailer.status();
+  if (trailer->segment_bytes != segment_bytes) return Status::Corruption("no hint trailer for this segment");
+  return trailer->entries;
+}
+
+Result<uint64_t> HintTrailerSegmentBytes(Env& env, const std::string& path) {
+  auto trailer = ReadUncheckedTrailer(env, path);
+  if (!trailer.ok()) return trailer.status();
+  return trailer->segment_bytes;
 }
 
 Status LoadHintFile(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,

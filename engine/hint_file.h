@@ -75,6 +75,15 @@ inline constexpr uint64_t kAnySegmentSize = ~uint64_t{0};
 // segment_bytes (an active segment's hint, or a bad one).
 Result<uint64_t> HintEntryCount(Env& env, const std::string& path, uint64_t segment_bytes);
 
+// The segment size a hint file's trailer records, read the same way (the
+// header's magic and version checked, not the checksum): whether the file
+// may be a finished hint of a longer segment (or of records a scan does not
+// reach), worth a LoadHintFile. Its last 24 bytes are read as a trailer
+// whether or not the hint is finished.
+// kNotFound when there is no hint file; kCorruption when it is too short or
+// not a hint of this version.
+Result<uint64_t> HintTrailerSegmentBytes(Env& env, const std::string& path);
+
 // Loads the hint file at path for segment_id, whose segment file holds
 // segment_bytes bytes: checks it whole (checksum, bounds of every entry
 // against the segment and the limits) and only then calls fn for each entry,

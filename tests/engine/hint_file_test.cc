@@ -200,3 +200,24 @@ TEST_CASE("varints round-trip and truncated or over-long ones are refused", "[en
   CHECK_FALSE(GetVarint64(&p, over_long.data() + over_long.size(), &got));
   for (int64_t d : {0ll, -1ll, 1ll, -(1ll << 40), (1ll << 62)}) CHECK(UnZigZag(ZigZag(d)) == d);
 }
+
+TEST_CASE("a hint's trailer length is read without loading the hint, and its entry count only for that length",
+          "[engine][hint]") {
+  TempDir dir;
+  const std::string path = WriteHint(dir, 7, kEntries);
+  auto said = HintTrailerSegmentBytes(PosixEnv(), path);
+  REQUIRE(said.ok());
+  CHECK(said.value() == kSegmentBytes);
+  auto count = HintEntryCount(PosixEnv(), path, kSegmentBytes);
+  REQUIRE(count.ok());
+  CHECK(count.value() == kEntries.size());
+  CHECK(HintEntryCount(PosixEnv(), path, kSegmentBytes + 1).status().Is(Code::kCorruption));
+  CHECK(HintTrailerSegmentBytes(PosixEnv(), dir.File("none.hint")).status().Is(Code::kNotFound));
+  // Not a hint of this version: nothing is read as its trailer.
+  std::string bytes = ReadFileBytes(path);
+  bytes[0] = 'X';
+  WriteFileBytes(path, bytes);
+  CHECK(HintTrailerSegmentBytes(PosixEnv(), path).status().Is(Code::kCorruption));
+  WriteFileBytes(path, bytes.substr(0, 30));
+  CHECK(HintTrailerSegmentBytes(PosixEnv(), path).status().Is(Code::kCorruption));
+}
