@@ -17,7 +17,10 @@
 //     cut was durable) shorter than its seal was cut: reported at every open;
 //     zeros past its seal are a lost cut (cut, not damage).
 //  4. The active segment (PickActiveSegment) loses only a torn tail: bytes
-//     after which no valid record begins.
+//     after which no valid record begins. After a clean close its finished
+//     hint records where its records end: a file shorter than that was cut,
+//     a tail starting before it is damaged records; either way the segment
+//     is reported and sealed at that length, never appended to.
 //  5. Segments the MANIFEST lists whose files are gone are reported; their
 //     hint files (kept) still say which keys they held, and those keys then
 //     answer "missing" rather than an older value.
@@ -37,6 +40,7 @@
 // segment created. Every write then returns kReadOnly.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <span>
 #include <unordered_map>
 
@@ -98,6 +102,23 @@ Result<bool> ReadAllZero(Env& env, const std::string& path, uint64_t offset, uin
     done += len;
   }
   return true;
+}
+
+// A hint entry with its key.
+struct OwnedHintEntry {
+  HintEntry entry;  // entry.key: set to key by the user
+  std::string key;
+};
+
+// The entries at offset `from` or later of the hint file at path, when it is
+// finished for a segment of segment_bytes; kCorruption when it is not (an
+// unfinished hint, or one for another length), kNotFound when there is none.
+Status LoadHintFileTail(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
+                        uint64_t from, const RecordLimits& limits, std::vector<OwnedHintEntry>* out) {
+  out->clear();
+  return LoadHintFile(env, path, segment_id, segment_bytes, limits, [&](const HintEntry& e) {
+    if (e.offset >= from) out->push_back(OwnedHintEntry{e, std::string(e.key)});
+  });
 }
 
 // What a hint file says of the record at one offset of its segment.
@@ -491,6 +512,7 @@ Status Writer::Impl::Recover() {
   std::unique_ptr<StagedHint> active_hint;  // the active segment's hint, written by its scan
   uint64_t active_valid_end = 0;
   bool active_is_sealed = false;
+  std::vector<uint32_t> sealed_for_damage;  // active segments sealed where their damaged records end
   std::vector<uint32_t> on_disk;
   for (size_t i = 0; i < files.size(); ++i) {
     const SegmentFileInfo& f = files[i];
@@ -519,21 +541,30 @@ Status Writer::Impl::Recover() {
     bool is_active = static_cast<int>(i) == active_index && sealed == 0;
     const std::string hint_path = JoinPath(dir_, HintFileName(f.id));
     const std::string segment_path = JoinPath(dir_, SegmentFileName(f.id));
+    // The length the active segment's hint records in its trailer, read
+    // unchecked (a few bytes): a clean close finishes that hint with the end
+    // of the segment's last record. Only a length the file or its scan falls
+    // short of is worth checking the whole hint for (0: nothing to check).
+    uint64_t said = 0;
     if (is_active) {
-      // A clean close finishes the active segment's hint: it records how
-      // long the segment was (its last record's end). A file shorter than
-      // that was cut after the close: its records are lost, which the
-      // torn-tail rule would take for writes never made. It is read as a
-      // sealed segment cut short instead (reported below, the keys its hint
-      // names answer "damaged"), sealed at that length, never appended to.
-      // A hint that cannot be read or is not finished says nothing: the
-      // segment is scanned as the active one.
+      auto trailer = HintTrailerSegmentBytes(env_, hint_path);
+      if (trailer.ok()) said = trailer.value();
+    }
+    if (said > f.size) {
+      // A file shorter than its finished hint's length was cut after the
+      // close: its records are lost, which the torn-tail rule would take for
+      // writes never made. It is read as a sealed segment cut short instead
+      // (reported below, the keys its hint names answer "damaged"), sealed
+      // at that length, never appended to. A hint that is not finished (its
+      // last bytes are entries, not a trailer) or cannot be read says
+      // nothing: the segment is scanned as the active one.
       uint64_t closed_at = 0;
       Status cs = LoadHintFile(env_, hint_path, f.id, f.size, limits_, [](const HintEntry&) {}, &closed_at);
       if (cs.Is(Code::kCorruption) && closed_at > f.size) {
         sealed = closed_at;
         is_active = false;
       }
+      said = 0;
     }
     if (static_cast<int>(i) == active_index && !is_active) active_is_sealed = true;
     Status inner;
@@ -617,6 +648,7 @@ Status Writer::Impl::Recover() {
       hint = std::make_unique<StagedHint>(env_, hint_path, f.id, (is_active ? "hint of active " : "hint of ") + name,
                                           [this](const std::string& line) { Log(line); });
     Status as;
+    std::optional<ScanItem> torn;  // the active segment's torn tail
     bool zero_damage = false;  // a sealed segment ends in zeros nothing vouches for
     uint64_t zero_cut = 0;     // a sealed segment's zeros start at its seal: cut there
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
@@ -645,8 +677,7 @@ Status Writer::Impl::Recover() {
                    std::to_string(item.offset) + " (" + item.why.ToString() + "); skipped, reading resumes after them");
           break;
         case ScanEvent::kTornTail:
-          Log("recovery: " + name + ": torn tail of " + std::to_string(item.bytes) + " byte(s) at offset " +
-              std::to_string(item.offset) + " (" + item.why.ToString() + ")" + (ro ? "; left on disk (read-only)" : "; cut"));
+          torn = item;  // logged below, unless a finished hint shows it is damage
           break;
         case ScanEvent::kZeroTail:
           if (is_active) break;  // the preallocated room: the end of the log (cut below)
@@ -674,7 +705,57 @@ Status Writer::Impl::Recover() {
       if (!cs.ok()) return cs;
       st.bytes = zero_cut;
     }
-    if (is_active) {
+    // Where the active segment's valid records end, before the length its
+    // finished hint records: the records between are damaged, not a torn
+    // tail (a clean close made them durable). The segment is sealed at that
+    // length instead of cut and appended to: the damage stays in place, is
+    // reported at every open, and no later record goes behind it.
+    std::vector<OwnedHintEntry> damaged_tail;
+    if (is_active && said > sum.valid_end) {
+      Status ds = LoadHintFileTail(env_, hint_path, f.id, said, sum.valid_end, limits_, &damaged_tail);
+      if (!ds.ok() && !ds.Is(Code::kCorruption) && !ds.Is(Code::kNotFound))
+        return Unreadable(f.id, "the hint its clean close finished", ds);
+      if (!ds.ok()) damaged_tail.clear();
+      else if (damaged_tail.empty()) damaged_tail.push_back({});  // damage all the same: the length says so
+    }
+    if (!damaged_tail.empty()) {
+      ++corruptions_;
+      LogError("recovery: " + name + ": its records end at " + std::to_string(said) +
+               " (the hint its clean close finished) but its last valid record ends at " +
+               std::to_string(sum.valid_end) + ": the bytes between are damaged records, not a torn tail; " +
+               "their keys answer 'damaged'; the segment is sealed there and never appended to");
+      for (OwnedHintEntry& d : damaged_tail) {
+        if (d.key.empty()) continue;
+        d.entry.key = d.key;
+        replay.NoteUnreadable(f.id, d.entry);
+        Status ds = replay.Apply(f.id, d.entry);
+        if (!ds.ok()) return ds;
+      }
+      is_active = false;
+      active_is_sealed = true;
+      sealed = said;
+      sealed_for_damage.push_back(f.id);
+      if (hint) hint->Drop();
+      if (!ro && f.size > said) {
+        // The preallocated room after the records: cut, as a sealed
+        // segment's zeros past its seal are.
+        auto zero = ReadAllZero(env_, segment_path, said, f.size - said);
+        if (!zero.ok()) return Unreadable(f.id, "the bytes after its records", zero.status());
+        if (zero.value()) {
+          Status cs = CutZeroTail(f.id, f.size, said);
+          if (!cs.ok()) return cs;
+          st.bytes = said;
+        }
+      }
+    } else if (torn) {
+      Log("recovery: " + name + ": torn tail of " + std::to_string(torn->bytes) + " byte(s) at offset " +
+          std::to_string(torn->offset) + " (" + torn->why.ToString() + ")" +
+          (ro ? "; left on disk (read-only)" : "; cut"));
+    }
+    if (!damaged_tail.empty()) {
+      // Sealed above; its finished hint is removed once the seal is in the
+      // MANIFEST (below), so that every later open reads it and reports it.
+    } else if (is_active) {
       active_valid_end = sum.valid_end;
       active_hint = std::move(hint);
     } else {
@@ -751,6 +832,16 @@ Status Writer::Impl::Recover() {
     auto m = Manifest::Create(env_, dir_, seed_, births_, next_seq_ + kSeqReserve);
     if (m.ok()) {
       manifest_ = std::move(m.value());
+      // Their seals are durable now: without the hint their clean close
+      // finished (which would be used instead of reading them), every later
+      // open reads them as sealed segments and reports their damage.
+      for (uint32_t id : sealed_for_damage) {
+        Status rs = env_.RemoveFile(JoinPath(dir_, HintFileName(id)));
+        if (rs.ok()) rs = env_.SyncDir(dir_);
+        if (!rs.ok() && !rs.Is(Code::kNotFound))
+          LogError("recovery: hint of damaged segment " + std::to_string(id) + " not removed (" + rs.ToString() +
+                   "); later opens may read it from that hint without reporting its damage");
+      }
     } else {
       // Reads go on; writes wait for the reservation (ReserveSeqs retries).
       LogError("recovery: the MANIFEST could not be written (" + m.status().ToString() +

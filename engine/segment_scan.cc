@@ -290,7 +290,17 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
       continue;
     }
     // FindNextRecord read every byte up to zero_from.
-    if (active) torn(off, hs);
+    if (active) {
+      torn(off, hs);
+      break;
+    }
+    // The last record of a sealed segment: named when its bytes run exactly
+    // to the end, with the lowest seq above the record before it (it was
+    // written after that one; nothing bounds it from above).
+    rs = src.Bytes(off, SalvageBytes(size - off, limits), &p);
+    if (!rs.ok()) return rs;
+    ScanItem item;
+    if (prev_seq > 0 && Salvage(p, size - off, prev_seq, prev_seq + 2, seq_ordered, limits, &item)) damaged(item, off, hs);
     else corrupt(off, size, hs);
     break;
   }

@@ -27,7 +27,9 @@
 //    the stored seq if it lies between the neighbours' seqs, else the highest
 //    one that does (so the damaged record never loses to an older record of
 //    its key). Otherwise kCorruptBytes. Not found: a torn tail in the active
-//    segment, kCorruptBytes to the end elsewhere.
+//    segment; elsewhere the bytes to the end, named the same way when a
+//    record precedes them (its seq then the one right above that record's),
+//    else kCorruptBytes to the end.
 //  - before all of that: when every byte from the offset to the end of the
 //    file is zero, the log ends there (kZeroTail). In the active segment that
 //    is the room the writer preallocates after its last record: not damage.

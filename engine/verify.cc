@@ -120,6 +120,16 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
     auto file = env.OpenFile(path, OpenMode::kRead);
     if (!file.ok()) return file.status();
     SegmentWindow window(*file.value(), path, f.size);
+    // The active segment's hint, when a clean close finished it, records how
+    // long the segment was: a tail before that length is damage, and a file
+    // shorter than it was cut (as recovery reads them).
+    uint64_t closed_at = 0;
+    if (is_active) {
+      Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, kAnySegmentSize, limits,
+                               [](const HintEntry&) {}, &closed_at);
+      if (!hs.ok() && !hs.Is(Code::kNotFound) && !hs.Is(Code::kCorruption)) return hs;
+      if (!hs.ok()) closed_at = 0;
+    }
     auto scan = ScanSegment(window, is_active, seq_ordered, limits, [&](const ScanItem& item) {
       switch (item.event) {
         case ScanEvent::kRecord:
@@ -146,6 +156,7 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
           ++report.damaged;
           break;
         case ScanEvent::kTornTail:
+          if (item.offset < std::min(closed_at, f.size)) break;  // damage: below
           finding(seg + "torn tail at offset " + U(item.offset) + " (" + U(item.bytes) +
                   " bytes, cut on open): " + item.why.ToString());
           break;
@@ -163,18 +174,15 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
       ++report.damaged;
     }
     if (is_active) {
-      // A finished hint means the segment was sealed at the length it
-      // records (its seal did not reach the MANIFEST): shorter now, it was
-      // cut, as recovery reports it.
-      uint64_t recorded = 0;
-      Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, f.size, limits,
-                               [](const HintEntry&) {}, &recorded);
-      if (hs.Is(Code::kCorruption) && recorded > f.size) {
-        finding(seg + U(f.size) + " bytes, but its finished hint describes " + U(recorded) +
-                ": the file was cut, the records in its last " + U(recorded - f.size) + " bytes are lost");
+      if (closed_at > f.size) {
+        finding(seg + U(f.size) + " bytes, but its finished hint describes " + U(closed_at) +
+                ": the file was cut, the records in its last " + U(closed_at - f.size) + " bytes are lost");
         ++report.damaged;
-      } else if (!hs.ok() && !hs.Is(Code::kNotFound) && !hs.Is(Code::kCorruption)) {
-        return hs;
+      } else if (closed_at > sum.valid_end) {
+        finding(seg + "damaged records at offsets " + U(sum.valid_end) + " to " + U(closed_at) +
+                " (its finished hint says its records end at " + U(closed_at) +
+                "): not a torn tail; sealed there on open");
+        ++report.damaged;
       }
     } else {
       // A hint describes the segment up to its last record, not a zero tail.

@@ -6,9 +6,11 @@
 // reported as an error.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <iterator>
 #include <map>
+#include <span>
 #include <set>
 
 #include "engine/manifest.h"
@@ -57,6 +59,18 @@ void FlipByte(const std::string& path, uint64_t off) {
 std::string HintOf(const std::string& segment_name) {
   return segment_name.substr(0, segment_name.size() - 4) + ".hint";
 }
+
+// A database opened with its error lines collected.
+struct ReportingDb {
+  std::vector<std::string> errors;
+  TestDb db;
+  ReportingDb(const std::string& dir, const Options& options) : db(PosixEnv(), dir, Collecting(options, &errors)) {}
+
+  static Options Collecting(Options o, std::vector<std::string>* lines) {
+    o.log_error = [lines](const std::string& line) { lines->push_back(line); };
+    return o;
+  }
+};
 
 // A database with several sealed segments and an active one; every key has
 // an older version somewhere, so an answer from an older record shows.
@@ -254,14 +268,12 @@ TEST_CASE("a cut or missing sealed segment is reported, and its keys never answe
     if (which == 2) fs::remove(work.File(HintOf(r.segment)));
   }
   INFO("case " << which << " on " << r.segment);
-  std::vector<std::string> errors;
-  Options o = fx.options;
-  o.log_error = [&](const std::string& line) { errors.push_back(line); };
-  TestDb db(PosixEnv(), work.path(), o);
+  ReportingDb opened(work.path(), fx.options);
+  TestDb& db = opened.db;
   REQUIRE(db.Open().ok());
   CHECK(db.writer().Stats().corruptions >= 1);
   if (which > 0) CHECK(db.writer().Stats().missing_segments == 1);
-  CHECK_FALSE(errors.empty());
+  CHECK_FALSE(opened.errors.empty());
   const bool keys_known = which != 2;
   for (const std::string& k : fx.keys) {
     INFO("key " << k);
@@ -305,15 +317,21 @@ struct ClosedTwice {
   std::vector<std::string> keys;
   uint64_t first_round_seq = 0;  // the last seq the first version's writes got
 
-  ClosedTwice() {
-    const size_t sizes[] = {10, 100, 255, 256, 1024, 1025, 4000, 1 << 20, (1 << 20) + 1};
+  // The values of every size; last_bytes > 0: a key "last" of that many
+  // bytes (compressible or not), written in both rounds, is the last record
+  // of each.
+  static constexpr size_t kAllSizes[] = {10, 100, 255, 256, 1024, 1025, 4000, 1 << 20, (1 << 20) + 1};
+  explicit ClosedTwice(std::span<const size_t> sizes = kAllSizes, size_t last_bytes = 0,
+                       bool last_compressible = false) {
     TestDb db(PosixEnv(), dir.path(), options);
     for (int version = 1; version <= 2; ++version) {
       REQUIRE(db.Open().ok());
       // Enough live data that the ~6 MiB after it stay in one segment (the
       // writer rotates a segment holding over a quarter of the live data).
-      if (version == 1) REQUIRE(db.Put("filler", MakeValue("filler", 1, 24 << 20, false)).status.ok());
-      for (size_t i = 0; i < std::size(sizes); ++i)
+      const size_t largest = std::max(*std::max_element(sizes.begin(), sizes.end()), last_bytes);
+      if (version == 1 && largest >= (1 << 20))
+        REQUIRE(db.Put("filler", MakeValue("filler", 1, 24 << 20, false)).status.ok());
+      for (size_t i = 0; i < sizes.size(); ++i)
         for (bool compressible : {false, true}) {
           const std::string k = "k" + std::to_string(sizes[i]) + (compressible ? "z" : "r");
           const std::string v = MakeValue(k, static_cast<uint64_t>(version), sizes[i], compressible);
@@ -329,7 +347,57 @@ struct ClosedTwice {
             latest[only] = MakeValue(only, 1, sizes[i], false);
           }
         }
+      if (last_bytes > 0) {
+        const std::string v = MakeValue("last", static_cast<uint64_t>(version), last_bytes, last_compressible);
+        const WriteResult w = db.Put("last", v);
+        REQUIRE(w.status.ok());
+        if (version == 1) keys.push_back("last"), older["last"] = v, first_round_seq = w.seq;
+        else latest["last"] = v;
+      }
       db.Close();  // a clean close, the server's SIGTERM
+    }
+  }
+
+  // The segment the second round went to (written last), and the second
+  // round's records in it, in file order.
+  std::string LastSegment(std::vector<RecordAt>* second_round) const {
+    const auto recs = Records(dir.path());
+    std::string last;
+    uint64_t last_seq = 0;
+    for (const RecordAt& r : recs)
+      if (r.seq > last_seq) last_seq = r.seq, last = r.segment;
+    second_round->clear();
+    for (const RecordAt& r : recs)
+      if (r.segment == last && r.seq > first_round_seq) second_round->push_back(r);
+    REQUIRE(second_round->size() == latest.size());  // all in the segment written last
+    return last;
+  }
+
+  // Opens dir twice (the damage is reported at every open, not only the
+  // first) and checks: counted, an error line, verify finds it after each
+  // open; every key in `damaged` answers kCorruption or its latest value,
+  // never an older one nor "not found"; every other key its latest value.
+  void CheckReportedTwice(const std::string& work, const std::set<std::string>& damaged) const {
+    for (int open = 0; open < 2; ++open) {
+      ReportingDb opened(work, options);
+      TestDb& db = opened.db;
+      REQUIRE(db.Open().ok());
+      CHECK(db.writer().Stats().corruptions >= 1);
+      CHECK_FALSE(opened.errors.empty());
+      for (const std::string& k : keys) {
+        INFO("open " << open << " key " << k << (damaged.count(k) ? " (its newest record is damaged)" : ""));
+        auto got = db.Get(k);
+        if (damaged.count(k) && !got.ok()) {
+          REQUIRE(got.status().Is(Code::kCorruption));
+        } else {
+          REQUIRE(got.ok());
+          REQUIRE(got.value() == latest.at(k));
+        }
+      }
+      db.Close();
+      auto again = VerifyDatabase(PosixEnv(), work, options, [](const std::string&) {});
+      REQUIRE(again.ok());
+      CHECK(again->damaged >= 1);
     }
   }
 };
@@ -339,15 +407,8 @@ struct ClosedTwice {
 TEST_CASE("a segment cut after a clean close is reported, and its lost keys never answer older values or not found",
           "[engine][corruption][recovery]") {
   ClosedTwice fx;
-  const auto recs = Records(fx.dir.path());
-  std::string last;  // the segment the second version went to
-  uint64_t last_seq = 0;
-  for (const RecordAt& r : recs)
-    if (r.seq > last_seq) last_seq = r.seq, last = r.segment;
   std::vector<RecordAt> in_last;  // the second round's records
-  for (const RecordAt& r : recs)
-    if (r.segment == last && r.seq > fx.first_round_seq) in_last.push_back(r);
-  REQUIRE(in_last.size() == fx.latest.size());  // all in the segment written last
+  const std::string last = fx.LastSegment(&in_last);
   const RecordAt& mid = in_last[in_last.size() / 2];
   const RecordAt& tail = in_last.back();  // the largest value
   const int where = GENERATE(0, 1, 2, 3);
@@ -368,31 +429,7 @@ TEST_CASE("a segment cut after a clean close is reported, and its lost keys neve
   auto report = VerifyDatabase(PosixEnv(), work.path(), fx.options, [&](const std::string& f) { findings.push_back(f); });
   REQUIRE(report.ok());
   CHECK(report->damaged >= 1);
-
-  for (int open = 0; open < 2; ++open) {  // reported at every open, not only the first
-    std::vector<std::string> errors;
-    Options o = fx.options;
-    o.log_error = [&](const std::string& line) { errors.push_back(line); };
-    TestDb db(PosixEnv(), work.path(), o);
-    REQUIRE(db.Open().ok());
-    CHECK(db.writer().Stats().corruptions >= 1);
-    CHECK_FALSE(errors.empty());
-    for (const std::string& k : fx.keys) {
-      INFO("open " << open << " key " << k << (lost.count(k) ? " (its newest record was cut off)" : ""));
-      auto got = db.Get(k);
-      if (lost.count(k)) {
-        REQUIRE_FALSE(got.ok());
-        REQUIRE(got.status().Is(Code::kCorruption));
-      } else {
-        REQUIRE(got.ok());
-        REQUIRE(got.value() == fx.latest.at(k));
-      }
-    }
-    db.Close();
-    auto again = VerifyDatabase(PosixEnv(), work.path(), fx.options, [](const std::string&) {});
-    REQUIRE(again.ok());
-    CHECK(again->damaged >= 1);
-  }
+  fx.CheckReportedTwice(work.path(), lost);
   // A lost key written again answers its new value.
   TestDb db(PosixEnv(), work.path(), fx.options);
   REQUIRE(db.Open().ok());
@@ -405,10 +442,8 @@ TEST_CASE("a segment cut after a clean close is reported, and its lost keys neve
 TEST_CASE("a close cut short while it finishes the active segment's hint opens as after a crash: no damage",
           "[engine][corruption][recovery]") {
   ClosedTwice fx;
-  std::string last;
-  uint64_t last_seq = 0;
-  for (const RecordAt& r : Records(fx.dir.path()))
-    if (r.seq > last_seq) last_seq = r.seq, last = r.segment;
+  std::vector<RecordAt> in_last;
+  const std::string last = fx.LastSegment(&in_last);
   const std::string hint = fx.dir.File(HintOf(last));
   const std::string bytes = ReadFileBytes(hint);
   const size_t keep = GENERATE(1, 8, 16, 23);  // of the 24-byte trailer
@@ -422,4 +457,62 @@ TEST_CASE("a close cut short while it finishes the active segment's hint opens a
   auto report = VerifyDatabase(PosixEnv(), fx.dir.path(), fx.options, [](const std::string&) {});
   REQUIRE(report.ok());
   CHECK(report->damaged == 0);
+}
+
+TEST_CASE("a damaged record of a cleanly closed active segment is damage, not a torn tail, wherever it lies",
+          "[engine][corruption][recovery]") {
+  // The last record's value on both sides of each size threshold: the
+  // compression threshold (256 B), 1 KiB, 1 MiB.
+  const size_t last_bytes = GENERATE(255, 256, 1024, 1025, 1 << 20, (1 << 20) + 1);
+  const bool compressible = GENERATE(false, true);
+  const size_t small[] = {100, 255, 256, 1024, 1025};
+  ClosedTwice fx(small, last_bytes, compressible);
+  std::vector<RecordAt> in_last;
+  const std::string last = fx.LastSegment(&in_last);
+  REQUIRE(in_last.back().key == "last");
+  for (const RecordAt* r : {&in_last.back(), &in_last[in_last.size() / 2], &in_last.front()}) {
+    // The header checksum, the seq; a value byte; the record's last byte. (A byte of the key is left out:
+    // the record then names another key, FORMAT.md "What damage costs".)
+    for (uint64_t where : {uint64_t{2}, uint64_t{18}, (r->end - r->begin + kRecordHeaderBytes + r->key.size()) / 2,
+                           r->end - r->begin - 1}) {
+      INFO("segment " << last << ": byte +" << where << " of " << r->key << "'s record at " << r->begin << " ("
+                      << r->end - r->begin << " bytes; last " << last_bytes << (compressible ? " compressible" : "")
+                      << ")");
+      TempDir work;
+      CopyDir(fx.dir.path(), work.path());
+      FlipByte(work.File(last), r->begin + where);
+      auto report = VerifyDatabase(PosixEnv(), work.path(), fx.options, [](const std::string&) {});
+      REQUIRE(report.ok());
+      CHECK(report->damaged >= 1);
+      {
+        // A read-only open reports it the same way and changes nothing.
+        const std::string segment = ReadFileBytes(work.File(last)), hint = ReadFileBytes(work.File(HintOf(last)));
+        Options ro = fx.options;
+        ro.read_only = true;
+        ReportingDb opened(work.path(), ro);
+        REQUIRE(opened.db.Open().ok());
+        CHECK(opened.db.writer().Stats().corruptions >= 1);
+        CHECK_FALSE(opened.errors.empty());
+        auto got = opened.db.Get(r->key);
+        if (!got.ok()) CHECK(got.status().Is(Code::kCorruption));
+        else CHECK(got.value() == fx.latest.at(r->key));
+        opened.db.Close();
+        CHECK(ReadFileBytes(work.File(last)) == segment);
+        CHECK(ReadFileBytes(work.File(HintOf(last))) == hint);
+      }
+      fx.CheckReportedTwice(work.path(), {r->key});
+      // Written again after the damage: the new value, which the damaged
+      // bytes never hide (they stay where they were).
+      TestDb db(PosixEnv(), work.path(), fx.options);
+      REQUIRE(db.Open().ok());
+      REQUIRE(db.Put(r->key, "again").status.ok());
+      REQUIRE(db.Put("after", "more").status.ok());
+      REQUIRE(db.Open().ok());
+      REQUIRE(db.Get(r->key).value() == "again");
+      REQUIRE(db.Get("after").value() == "more");
+      std::string kept = ReadFileBytes(fx.dir.File(last)).substr(0, in_last.back().end);
+      kept[r->begin + where] = static_cast<char>(kept[r->begin + where] ^ 0x5a);
+      CHECK(ReadFileBytes(work.File(last)).substr(0, kept.size()) == kept);
+    }
+  }
 }
