@@ -305,6 +305,29 @@ def test_cut_active_segment_edge_sizes():
         DB = main_db
 
 
+def damage_last_records(db, count, where):
+    """Byte `where` of each of the active segment's last `count` records
+    flipped, after a clean stop: damage, not a torn tail (the hint the stop
+    finished says where the records end); their keys answer 500, never an
+    older value or 404."""
+    recs = db.segs[db.active][2][-count:]
+
+    def damage(d):
+        for (off, end, _, _, _) in recs:
+            flip(os.path.join(d, db.active), off + where)
+    hit = [k for (_, _, k, _, _) in recs if db.newest[k][0] == db.active and db.acked.get(k) is not None]
+    check(hit, "no live key's newest record at the end of the active segment")
+    run_case(damage, hit)
+
+
+def test_last_record_header_after_clean_stop():
+    damage_last_records(DB, 1, 3)
+
+
+def test_last_records_after_clean_stop():
+    damage_last_records(DB, 3, 18)
+
+
 CASES = [
     ("record header checksum byte, active segment", record_case(True, 3)),
     ("record seq byte, active segment", record_case(True, 18)),
@@ -326,6 +349,8 @@ CASES = [
     ("active segment cut at a record boundary after a clean stop", test_cut_active_segment_at_record_boundary),
     ("active segment cut inside a record after a clean stop", test_cut_active_segment_inside_record),
     ("active segment cut after a clean stop, values at the size thresholds", test_cut_active_segment_edge_sizes),
+    ("last record's header byte of the active segment after a clean stop", test_last_record_header_after_clean_stop),
+    ("last three records' seq bytes of the active segment after a clean stop", test_last_records_after_clean_stop),
 ]
 
 
