@@ -22,7 +22,7 @@ import struct
 import subprocess
 import sys
 
-from kingx_harness import Server, TestFailure, check, compressible_text, http, key_path, make_value, run_cases
+from kingx_harness import CaseSkipped, Server, TestFailure, check, compressible_text, http, key_path, make_value, run_cases
 
 SEGMENT_BYTES = 64 << 10
 HEADER = 48
@@ -256,10 +256,11 @@ def test_missing_sealed_segment():
     run_case(lambda d: os.unlink(os.path.join(d, name)), lost)
 
 
-def cut_active(db, at):
-    """The active segment of a database stopped cleanly, cut at a record
-    boundary (at=0) or inside a record (at=60): every key whose newest record
-    was at or past the cut answers 500, never an older value, never 404."""
+def active_cut(db, at):
+    """(damage, lost keys): the active segment cut at a record boundary (at=0)
+    or inside a record (at=60) in its middle; after a clean close every key
+    whose newest record was at or past the cut answers 500, never an older
+    value, never 404."""
     recs = db.segs[db.active][2]
     off = recs[len(recs) // 2][0]
     cut = off + at
@@ -270,7 +271,11 @@ def cut_active(db, at):
     lost = [k for (o, end, k, _, _) in recs if end > cut and db.newest[k][0] == db.active
             and db.acked.get(k) is not None]
     check(lost, "nothing to lose past the cut")
-    run_case(damage, lost)
+    return damage, lost
+
+
+def cut_active(db, at):
+    run_case(*active_cut(db, at))
 
 
 def test_cut_active_segment_at_record_boundary():
@@ -328,6 +333,21 @@ def test_last_records_after_clean_stop():
     damage_last_records(DB, 3, 18)
 
 
+def test_cut_after_kingx_tool():
+    # kingx-tool's offline commands open and close the writer as the server
+    # does: `compact` after the server's stop, then the damage.
+    tool = os.environ.get("KINGX_TOOL_BIN")
+    if not (tool and os.access(tool, os.X_OK)):
+        raise CaseSkipped("KINGX_TOOL_BIN is not set")
+    cut, lost = active_cut(DB, 60)
+
+    def damage(d):
+        p = subprocess.run([tool, "--data", d, "compact"], capture_output=True, timeout=300)
+        check(p.returncode == 0, f"kingx-tool compact: exit {p.returncode}: {p.stderr.decode()[-400:]}")
+        cut(d)
+    run_case(damage, lost)
+
+
 CASES = [
     ("record header checksum byte, active segment", record_case(True, 3)),
     ("record seq byte, active segment", record_case(True, 18)),
@@ -351,6 +371,7 @@ CASES = [
     ("active segment cut after a clean stop, values at the size thresholds", test_cut_active_segment_edge_sizes),
     ("last record's header byte of the active segment after a clean stop", test_last_record_header_after_clean_stop),
     ("last three records' seq bytes of the active segment after a clean stop", test_last_records_after_clean_stop),
+    ("active segment cut inside a record after kingx-tool compact", test_cut_after_kingx_tool),
 ]
 
 
