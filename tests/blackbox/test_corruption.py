@@ -14,14 +14,18 @@ damaged spot, an exact blast radius.
         python3 tests/blackbox/test_corruption.py [-k NAME]
 """
 
+import json
 import os
 import random
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 
+from fault_flag import fail_point_while
 from kingx_harness import CaseSkipped, Server, TestFailure, check, compressible_text, http, key_path, make_value, run_cases
 
 SEGMENT_BYTES = 64 << 10
@@ -152,6 +156,20 @@ def flip(path, offset):
         b = f.read(1)
         f.seek(offset)
         f.write(bytes([b[0] ^ 0x5A]))
+
+
+def wait_for_log(srv, mark, pattern, what, timeout=300):
+    """Waits (bounded) until the server's error log, from byte `mark` on,
+    matches pattern."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(srv.error_log):
+            with open(srv.error_log, "rb") as f:
+                f.seek(mark)
+                if re.search(pattern, f.read().decode("utf-8", "replace")):
+                    return
+        time.sleep(0.05)
+    raise TestFailure(f"no {what} in the error log after {timeout} s")
 
 
 def run_case(damage, damaged_keys=(), key_may_revert=False):
@@ -333,6 +351,45 @@ def test_last_records_after_clean_stop():
     damage_last_records(DB, 3, 18)
 
 
+def test_cut_after_hup_restart():
+    # A HUP that changes an engine setting restarts the writer, whose close is
+    # clean (it finishes the active hint). Its successor's open fails at the
+    # MANIFEST (the file seam, armed while a flag file exists) before it reads
+    # or writes a segment; the server is then killed, the active segment cut,
+    # and the next open finds the hint the HUP's close finished.
+    cut, lost = active_cut(DB, 60)
+    srv = DB.server
+    conf = os.path.join(srv.workdir, "kingx.json")
+
+    def write_config(sync):
+        with open(conf + ".tmp", "w") as f:
+            json.dump({"workers": 2, "compaction": "off", "segment_bytes": str(SEGMENT_BYTES), "sync": sync}, f)
+        os.replace(conf + ".tmp", conf)
+
+    def damage(d):
+        flag = os.path.join(srv.workdir, "writer-open-fails")
+        args = srv.extra
+        write_config("always")
+        srv.extra = ["--config", conf]
+        try:
+            with fail_point_while("kingx-writer/read@MANIFEST:1+", flag):
+                srv.port = None
+                srv.start()
+            mark = os.path.getsize(srv.error_log) if os.path.exists(srv.error_log) else 0
+            open(flag, "w").close()
+            write_config("interval:50")
+            srv.signal(signal.SIGHUP)
+            wait_for_log(srv, mark, r"writer: cannot open the database", "failed open of the restarted writer")
+            srv.kill_group()
+            cut(d)
+        finally:
+            srv.kill_group()
+            srv.extra = args
+            if os.path.exists(flag):
+                os.unlink(flag)
+    run_case(damage, lost)
+
+
 def test_cut_after_kingx_tool():
     # kingx-tool's offline commands open and close the writer as the server
     # does: `compact` after the server's stop, then the damage.
@@ -371,6 +428,7 @@ CASES = [
     ("active segment cut after a clean stop, values at the size thresholds", test_cut_active_segment_edge_sizes),
     ("last record's header byte of the active segment after a clean stop", test_last_record_header_after_clean_stop),
     ("last three records' seq bytes of the active segment after a clean stop", test_last_records_after_clean_stop),
+    ("active segment cut inside a record after a HUP's writer restart", test_cut_after_hup_restart),
     ("active segment cut inside a record after kingx-tool compact", test_cut_after_kingx_tool),
 ]
 
