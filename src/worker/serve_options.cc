@@ -54,6 +54,32 @@ void TuneClientSocket(int fd, const Config& config) {
   }
 }
 
+namespace {
+
+// Drops what the socket has received and not read, without copying it
+// (MSG_TRUNC on a TCP socket discards; the buffer passed only sizes each
+// call, and is one the caller may lend, so that sanitizers see no wild
+// pointer); bounded in calls, since a client may keep sending meanwhile.
+void DiscardReceived(int fd, std::span<char> scratch) {
+  constexpr int kCalls = 8;
+  for (int i = 0; i < kCalls; ++i) {
+    if (recv(fd, scratch.data(), scratch.size(), MSG_TRUNC | MSG_DONTWAIT) <= 0) return;
+  }
+}
+
+}  // namespace
+
+void QuietParkedSocket(int fd, std::span<char> scratch) {
+  const int smallest = 1;  // the kernel rounds it up to its minimum
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &smallest, sizeof smallest);
+  DiscardReceived(fd, scratch);
+}
+
+void CloseParkedSocket(int fd, std::span<char> scratch) {
+  DiscardReceived(fd, scratch);
+  close(fd);
+}
+
 bool TuneListenSocket(int fd, const Config& config) {
   const int one = 1;
   const int lowat = static_cast<int>(std::min<uint64_t>(config.send_lowat_bytes, 1u << 30));

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "http/http_limits.h"
 #include "src/kv/byte_budget.h"
@@ -36,15 +37,18 @@ inline constexpr uint64_t kDrainIdleAfterMs = 1000;
 // During a garbage flood (FloodGuard), and while any connection refused in
 // one is parked, a connection refused before any request is parked after its
 // 400 instead of closed: the worker keeps its descriptor and reads nothing
-// more from it for kFloodParkMs, then closes it.
+// more from it for kFloodParkMs, then closes it (CloseParkedSocket).
 // A flood client that reconnects when closed then stops coming back, and so
 // stops costing an accept, a read, a 400 and a close (whose reset frees all
-// the junk queued on both ends) several hundred times a second. A worker
-// parks at most kFloodParkMax connections (and at most an eighth of its
-// connection cap): one more closes the oldest parked; parked descriptors
-// count against the cap, and a new client at the cap closes the oldest too.
+// the junk queued on both ends) several hundred times a second. A parked
+// socket is made cheap to hold first (QuietParkedSocket: a minimal receive
+// buffer, its queued junk dropped), so that a worker can park as many
+// connections as a flood brings: at most kFloodParkMax (and at most an
+// eighth of its connection cap); one more closes the oldest parked; parked
+// descriptors count against the cap, and a new client at the cap closes the
+// oldest too.
 inline constexpr uint64_t kFloodParkMs = 10000;
-inline constexpr size_t kFloodParkMax = 64;
+inline constexpr size_t kFloodParkMax = 1024;
 
 // http::Limits from --max-key-bytes, --max-value-bytes and the timeouts; the
 // rest keep the core's defaults.
@@ -76,6 +80,22 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
 // whole machine into TCP memory pressure and stall every other client).
 // Failures are ignored: the socket works without them.
 void TuneClientSocket(int fd, const Config& config);
+
+// Makes a refused connection's socket cheap to park (kFloodParkMs): its
+// receive buffer is set to the kernel's minimum, so that the client can
+// queue no more than a few KiB on it, then what it had queued is dropped
+// (MSG_TRUNC: the kernel copies nothing into `scratch`, which only sizes
+// each of a few calls; the caller's own buffer, at least 16 KiB). The socket
+// is left open and unread. Failures are ignored (the socket is parked as it
+// is). Any thread; fd: a connected TCP socket, blocking or not.
+void QuietParkedSocket(int fd, std::span<char> scratch);
+
+// Closes a parked socket: what arrived since it was parked is dropped
+// first, so that the close sends a FIN rather than a reset (a reset makes
+// the peer free all it had queued to send at once, and on loopback that
+// work is done in the closing thread). scratch as for QuietParkedSocket.
+// Any thread; fd is closed whatever happens.
+void CloseParkedSocket(int fd, std::span<char> scratch);
 
 // Sets the same two options on a listening socket, so that the sockets it
 // accepts start with them (Linux copies a listener's TCP options into each

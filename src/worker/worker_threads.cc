@@ -58,6 +58,7 @@ constexpr int kAcceptPauseMs = 200;
 constexpr int kStoppingPollMs = 100;  // poll cap once the stop eventfd is no longer watched
 constexpr uint32_t kMaxThreads = 4096;  // token prefixes are 12 bits
 constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
+constexpr size_t kParkScratchBytes = 16 * 1024;  // a buffer that sizes discards of parked sockets' junk
 
 enum class Mode : int { kRun = 0, kGraceful = 1, kFast = 2 };
 
@@ -114,7 +115,8 @@ struct ThreadWorker {
   // flood); closes the oldest parked one for room. counters: the caller's.
   // A parked connection's close is one more refused connection's end for
   // the FloodGuard: the flood is still on when its client comes back.
-  void Park(int fd, http::Counters& counters);
+  // scratch: the caller's buffer (QuietParkedSocket).
+  void Park(int fd, http::Counters& counters, std::span<char> scratch);
   // Closes parked descriptors whose time is up (all with all). Any thread
   // but under no lock of this worker; counters: the caller's.
   void ExpireParked(uint64_t now_ms, bool all, http::Counters& counters);
@@ -267,6 +269,7 @@ bool ThreadWorker::WaitForAcceptToken(bool* metered) {
 // ---------------------------------------------------------------- acceptor
 
 void ThreadWorker::AcceptLoop() {
+  char scratch[kParkScratchBytes];  // sizes CloseParkedSocket's discards
   std::vector<pollfd> fds;
   for (int fd : listen_fds) fds.push_back(pollfd{fd, POLLIN, 0});
   fds.push_back(pollfd{stop_efd, POLLIN, 0});
@@ -297,7 +300,7 @@ void ThreadWorker::AcceptLoop() {
           parked_count.store(parked.size(), std::memory_order_relaxed);
           if (n_unparked > 0) {
             lock.unlock();
-            for (size_t k = 0; k < n_unparked; ++k) close(unparked[k]);
+            for (size_t k = 0; k < n_unparked; ++k) CloseParkedSocket(unparked[k], scratch);
             http::Bump(acceptor_counters.flood_unparked, n_unparked);
             NoteConnectionEnd(true, n_unparked);
             lock.lock();
@@ -548,7 +551,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   if (linger && !park && mode() != Mode::kFast) Linger(a.fd, t->counters);
   t->active_fd.store(-1);
   if (park) {
-    Park(a.fd, t->counters);
+    Park(a.fd, t->counters, buf);
   } else {
     close(a.fd);
   }
@@ -556,7 +559,8 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   return Ended{yielded, garbage};
 }
 
-void ThreadWorker::Park(int fd, http::Counters& counters) {
+void ThreadWorker::Park(int fd, http::Counters& counters, std::span<char> scratch) {
+  QuietParkedSocket(fd, scratch);
   int oldest = -1;
   {
     std::lock_guard<std::mutex> lock(q_mu);
@@ -573,7 +577,7 @@ void ThreadWorker::Park(int fd, http::Counters& counters) {
     }
   }
   if (oldest >= 0) {
-    close(oldest);
+    CloseParkedSocket(oldest, scratch);
     if (oldest != fd) {
       http::Bump(counters.flood_unparked);
       NoteConnectionEnd(true);
@@ -591,7 +595,8 @@ void ThreadWorker::ExpireParked(uint64_t now_ms, bool all, http::Counters& count
     }
     parked_count.store(parked.size(), std::memory_order_relaxed);
   }
-  for (int fd : due) close(fd);
+  char scratch[kParkScratchBytes];
+  for (int fd : due) CloseParkedSocket(fd, scratch);
   if (!due.empty()) {
     http::Bump(counters.flood_unparked, due.size());
     NoteConnectionEnd(true, due.size());
@@ -748,7 +753,8 @@ int RunThreadWorker(WorkerContext& ctx) {
     std::lock_guard<std::mutex> lock(w->q_mu);
     for (const Accepted& a : w->queue) close(a.fd);
     w->queue.clear();
-    for (const ParkedFd& p : w->parked) close(p.fd);
+    char scratch[kParkScratchBytes];
+    for (const ParkedFd& p : w->parked) CloseParkedSocket(p.fd, scratch);
     w->parked.clear();
   }
   close(w->stop_efd);

@@ -300,11 +300,12 @@ bool IsIdle(const UvConn* c) {
 // both).
 size_t Held(const UvWorker* w) { return w->conn_count + w->parked.size(); }
 
-// Closes the oldest parked connection (a reset: junk it sent is unread).
-// Its close is one more refused connection's end for the FloodGuard: the
-// flood its client belongs to is still on when the client comes back.
+// Closes the oldest parked connection (CloseParkedSocket: a FIN, the junk
+// it sent since dropped). Its close is one more refused connection's end
+// for the FloodGuard: the flood its client belongs to is still on when the
+// client comes back.
 void Unpark(UvWorker* w) {
-  close(w->parked.front().fd);
+  CloseParkedSocket(w->parked.front().fd, w->read_buf);
   w->parked.pop_front();
   w->flood.OnConnectionEnd(true, MonotonicMs());
   if (w->counters != nullptr) http::Bump(w->counters->flood_unparked);
@@ -366,8 +367,10 @@ void Linger(UvConn* c) {
 // Keeps a refused connection's descriptor, unread and without a handle, for
 // kFloodParkMs (serve_options.h), and closes its handle: a copy of the
 // descriptor keeps the socket open, so the client sees neither FIN nor
-// reset. The oldest parked one makes room when park_max are held. When the
-// copy cannot be made, or a stop began, the connection is closed.
+// reset. The copy is made cheap to hold (QuietParkedSocket: the junk queued
+// on it dropped, a minimal receive buffer). The oldest parked one makes
+// room when park_max are held. When the copy cannot be made, or a stop
+// began, the connection is closed.
 void Park(UvConn* c) {
   UvWorker* w = c->worker();
   uv_os_fd_t fd;
@@ -376,6 +379,7 @@ void Park(UvConn* c) {
                        ? fcntl(fd, F_DUPFD_CLOEXEC, 0)
                        : -1;
   if (held >= 0) {
+    QuietParkedSocket(held, w->read_buf);
     if (w->parked.size() >= w->park_max) Unpark(w);
     w->parked.push_back(ParkedFd{held, MonotonicMs() + kFloodParkMs});
     if (w->counters != nullptr) http::Bump(w->counters->flood_parked);
@@ -1048,7 +1052,7 @@ int RunUvWorker(WorkerContext& ctx) {
   WriteQueue::DeferWakes(false);
   if (uv_loop_close(&w->loop) != 0) KINGX_LOG_WARN("worker %u: loop closed with handles open", ctx.worker_index);
   for (Listener* l : w->listeners) delete l;
-  for (const ParkedFd& p : w->parked) close(p.fd);
+  for (const ParkedFd& p : w->parked) CloseParkedSocket(p.fd, w->read_buf);
   if (ctx.access_log != nullptr) ctx.access_log->Flush();
   KINGX_LOG_INFO("worker %u: stopped", ctx.worker_index);
   return 0;

@@ -637,7 +637,10 @@ def test_connection_flood_leaves_descriptors_for_the_storage():
 # HTTP and reconnect as soon as the server closes them (a closed loop: the
 # flood goes as fast as the server takes it). It stops when the parent closes
 # its stdin or is gone, or after FLOOD_MAX_CONNECTS connections.
-FLOOD_CONNS = 64
+FLOOD_CONNS = 128
+# The server's descriptor limit: a connection cap of 2048 - 2048/4 - 64 =
+# 1472, of which a worker parks at most an eighth (184), more than the flood.
+FLOOD_NOFILE = 2048
 FLOOD_ACCEPTS_PER_REQUEST_MAX = 0.5
 # The FloodGuard's pace (src/worker/flood_guard.h): one accept per
 # FLOOD_ACCEPT_EVERY_MS, one per FLOOD_REQUESTS_PER_ACCEPT requests answered,
@@ -652,7 +655,8 @@ FLOOD_WINDOW_REQUESTS = 30_000
 FLOOD_LINGER_BYTES_MAX = 64 * 1024
 # A refused flood connection is parked (src/worker/serve_options.h): held
 # unread for FLOOD_PARK_MS, so that its client does not reconnect; one
-# worker parks up to 64, as many as this flood has connections.
+# worker parks up to 1024 and an eighth of its connection cap, more than
+# this flood has connections.
 FLOOD_PARK_MS = 10_000
 FLOOD_MAX_CONNECTS = 2_000_000
 FLOOD_CHILD = r"""
@@ -718,7 +722,9 @@ def test_a_garbage_flood_waits_in_the_backlog():
     # close, several requests' worth. Once most connections that end are
     # such refusals, a refused connection is parked (held open unread for
     # FLOOD_PARK_MS) instead of lingered on or closed, so the flood's clients
-    # stop reconnecting; and while keep-alive clients are busy, either model
+    # stop reconnecting: all FLOOD_CONNS of them are parked before wrk
+    # starts, none closed for room (kingx_http_flood_parked counts those
+    # held, kingx_http_flood_parked_total all parked so far); and while keep-alive clients are busy, either model
     # accepts new clients at a metered pace (one per 10 ms, plus one per 64
     # requests it answered; the thread model's acceptor waits for the token)
     # and any flood beyond that waits in the kernel backlog. Counted from
@@ -731,7 +737,7 @@ def test_a_garbage_flood_waits_in_the_backlog():
     # slow machine only widens the bounds); bytes read while lingering under
     # FLOOD_LINGER_BYTES_MAX. A new client still gets in (/healthz).
     check(shutil.which("wrk"), "wrk is not installed (deploy/setup-debian.sh installs it)")
-    s = start("--workers", "1")
+    s = start("--workers", "1", nofile=FLOOD_NOFILE)
     put(s.port, "flood-small", b"v" * 100)
     flood = start_flood(s.port)
     wrk = None
@@ -739,6 +745,16 @@ def test_a_garbage_flood_waits_in_the_backlog():
         opened0 = metric(s.port, "kingx_http_connections_opened_total")
         wait_for(lambda: metric(s.port, "kingx_http_connections_opened_total") - opened0 >= 2 * FLOOD_CONNS, 120,
                  "the worker to accept the flood")
+        # The whole flood parked, or parked ones closed for room as fast as
+        # the flood comes back (a park bound below the flood's size).
+        def unparked():
+            return (metric(s.port, "kingx_http_flood_parked_total") or 0) - (metric(s.port, "kingx_http_flood_parked")
+                                                                            or 0)
+        wait_for(lambda: (metric(s.port, "kingx_http_flood_parked") or 0) >= FLOOD_CONNS or
+                 unparked() >= 2 * FLOOD_CONNS, 120, "the flood's connections to be parked")
+        check((metric(s.port, "kingx_http_flood_parked") or 0) >= FLOOD_CONNS,
+              f"{metric(s.port, 'kingx_http_flood_parked')} of the flood's {FLOOD_CONNS} connections parked; "
+              f"{unparked():.0f} parked ones closed for room")
         # wrk runs until this test stops it; the count covers a window inside
         # its run, from once its clients are served to FLOOD_WINDOW_REQUESTS
         # later, so that they are busy throughout.

@@ -6,17 +6,22 @@ checked where a client sees it, with no timing threshold:
     ended were refused 400 before any request, the latest less than 1 s
     ago) a refused connection is parked after its 400 (held open, unread,
     neither FIN nor reset: `kingx_http_flood_parked`) instead of lingered
-    on or closed, at most 64 per worker (one more closes the oldest), and a
+    on or closed, at most an eighth of the connection cap per worker (64
+    here, with --max-connections 512; one more closes the oldest), and a
     new connection's first read is 4 KiB, in both models; 31 such endings
     of 64 are no flood, 32 are one (connections that end normally count
     against it). Seen from the client's socket: 4,097 bytes of junk sent at
-    once are answered 400 and parked; once 64 more are parked after it, it
-    is closed with a reset (a first read of 4 KiB left a byte unread);
-    4,096 bytes are read whole, parked, then closed with a FIN, and one
-    more byte sent after that FIN is answered with a reset (the server's
-    socket is closed, not lingering). The same probe on a server that saw
-    no flood reads the whole 4,097 bytes and lingers (FIN; a byte sent after
-    it is read and dropped: `kingx_http_linger_discarded_bytes_total`);
+    once are answered 400 and parked; junk it keeps sending meanwhile is
+    held at most a few KiB unread at the server (/proc/net/tcp's receive
+    queue of the server's socket: the parked socket's receive buffer is
+    the kernel's minimum); once 64 more are parked after it, it is closed
+    with a FIN (the junk left unread is dropped first, so the close is no
+    reset); 4,096 bytes are read whole, parked, then closed with a FIN, and
+    one more byte sent after that FIN is answered with a reset (the
+    server's socket is closed, not lingering). The same probe on a server
+    that saw no flood reads the whole 4,097 bytes and lingers (FIN; a byte
+    sent after it is read and dropped:
+    `kingx_http_linger_discarded_bytes_total`);
   - `kingx_keyspace_writer_waits_total` and `kingx_keyspace_lost_total` by
     value: with the key view's thread held (ptrace-stopped, as a thread
     the scheduler left behind), the writer fills both key tails of 4,096
@@ -53,7 +58,14 @@ SERVERS = ServerPerCase()
 FLOOD_WINDOW = 64           # src/worker/flood_guard.h kWindow: endings looked at
 FLOOD_QUIET_S = 1.0         # kQuietMs: no garbage this long and the flood is over
 FIRST_READ_BYTES = 4096     # src/worker/worker_uv.cc, worker_threads.cc kFloodFirstReadBytes
-PARK_MAX = 64               # src/worker/serve_options.h kFloodParkMax: connections a worker keeps parked
+# Connections a worker keeps parked: an eighth of its connection cap
+# (src/worker/serve_options.h), with the cap this file's flood cases set.
+MAX_CONNECTIONS = 512
+PARK_MAX = MAX_CONNECTIONS // 8
+# Junk a parked connection may hold unread at the server: its receive
+# buffer is the kernel's minimum (a few KiB; the default lets a client
+# queue a window of 64 KiB or more).
+PARKED_UNREAD_MAX = 16 * 1024
 JUNK = bytes(range(1, 256)) * 32  # not HTTP from its first byte
 
 
@@ -127,6 +139,33 @@ def check_parked(s, port, n, what):
           f"(held open unread)")
 
 
+def unread_at_server(port, s):
+    """Bytes the server's end of s has received and not read (/proc/net/tcp's
+    rx_queue of the socket from 127.0.0.1:port to s), or None when the
+    server holds no such socket."""
+    mine = s.getsockname()[1]
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and int(fields[2].split(":")[1], 16) == mine:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def send_until_full(s):
+    """Sends junk on s until its send buffer is full (the server reads
+    nothing); returns the bytes sent."""
+    sent = 0
+    s.setblocking(False)
+    try:
+        while True:
+            sent += s.send(JUNK)
+    except BlockingIOError:
+        return sent
+    finally:
+        s.settimeout(60)
+
+
 def after_fin(s, port):
     """Sends one byte on a connection the server has sent its FIN on; waits for
     either a reset (the server's socket is closed) or the byte counted as read
@@ -143,7 +182,7 @@ def check_refused_400(head, what):
 
 
 def flood_probes(model_args):
-    s = SERVERS.start("--workers", "1", *model_args)
+    s = SERVERS.start("--workers", "1", "--max-connections", str(MAX_CONNECTIONS), *model_args)
     # No flood yet: the whole 4,097 bytes are read, the 400 is followed by a
     # FIN and the server lingers.
     sock, head, end = junk_probe(s.port, FIRST_READ_BYTES + 1)
@@ -183,6 +222,13 @@ def flood_probes(model_args):
             check_refused_400(head_exact, "during a flood, 4,096 bytes")
             check_parked(over, s.port, parked0 + 1, "during a flood, 4,097 bytes of junk")
             check_parked(exact, s.port, parked0 + 2, "during a flood, 4,096 bytes of junk")
+            # Junk sent to a parked connection stays in the client's send
+            # buffer, not in the server's receive queue.
+            sent = send_until_full(over)
+            unread = unread_at_server(s.port, over)
+            check(unread is not None and unread <= PARKED_UNREAD_MAX,
+                  f"a parked connection sent {sent} more bytes of junk: {unread} held unread at the server, "
+                  f"bound {PARKED_UNREAD_MAX}")
             # PARK_MAX more refusals, each parked (each keeps the flood on):
             # the two probes are the oldest parked and are closed for them.
             for i in range(PARK_MAX):
@@ -191,8 +237,8 @@ def flood_probes(model_args):
                 check_refused_400(head, f"parked flood connection {i + 1}")
             _, end_over = read_to_end(over)
             got, end_exact = read_to_end(exact)
-            check(end_over == "reset", f"during a flood, 4,097 bytes of junk, parked, then closed: ended by "
-                  f"{end_over}, want a reset (a first read of 4 KiB leaves a byte unread at the close)")
+            check(end_over == "fin", f"during a flood, 4,097 bytes of junk and more while parked, then closed: "
+                  f"ended by {end_over}, want a FIN (the junk left unread is dropped before the close)")
             check(end_exact == "fin", f"during a flood, 4,096 bytes of junk, parked, then closed: ended by "
                   f"{end_exact}, want a FIN (the first read takes 4 KiB)")
             check(got == b"", f"a parked connection was sent {got[:40]!r} after its 400")
