@@ -120,17 +120,16 @@ def raw_upload(port, path, length, first):
     return s
 
 
-def case_held(spec, args, workdir):
+def case_waiting(spec, workdir, flags, row, open_socks, args):
+    """The held cases' one loop: a kingx with `flags`, open_socks(server) opens the holders and waiters
+    (a list of sockets, kept open until the sample is taken), then the worker's wake-ups and CPU over
+    --sample with nothing else to do. nginx: None (these budgets are kingx's)."""
     if spec[1] == "nginx":
         return None
-    server = start_server(spec, workdir, ["--body-buffer-bytes", "1M", "--body-timeout-ms", "600000"])
+    server = start_server(spec, workdir, flags)
     socks = []
-    row = {"waiters": args.waiters}
     try:
-        socks.append(raw_upload(server.port, "/v1/kv/holder", 900 << 10, 200 << 10))
-        time.sleep(1)
-        for i in range(args.waiters):
-            socks.append(raw_upload(server.port, f"/v1/kv/w{i}", 900 << 10, 100 << 10))
+        open_socks(server, socks)
         time.sleep(1)
         worker = server.worker_pids()[0]
         row["worker"] = sample(worker, args.sample)
@@ -139,6 +138,16 @@ def case_held(spec, args, workdir):
             s.close()
         server.stop()
     return row
+
+
+def case_held(spec, args, workdir):
+    def open_socks(server, socks):
+        socks.append(raw_upload(server.port, "/v1/kv/holder", 900 << 10, 200 << 10))
+        time.sleep(1)
+        for i in range(args.waiters):
+            socks.append(raw_upload(server.port, f"/v1/kv/w{i}", 900 << 10, 100 << 10))
+    return case_waiting(spec, workdir, ["--body-buffer-bytes", "1M", "--body-timeout-ms", "600000"],
+                        {"waiters": args.waiters}, open_socks, args)
 
 
 def stalled_get(port, path):
@@ -152,22 +161,11 @@ def stalled_get(port, path):
 
 
 def case_stream_held(spec, args, workdir):
-    if spec[1] == "nginx":
-        return None
-    server = start_server(spec, workdir, ["--response-buffer-bytes", "1M"])
-    socks = []
-    row = {"holders": 16, "waiters": args.waiters}
-    try:
+    def open_socks(server, socks):
         for _ in range(16 + args.waiters):
             socks.append(stalled_get(server.port, server.big_z))
-        time.sleep(1)
-        worker = server.worker_pids()[0]
-        row["worker"] = sample(worker, args.sample)
-    finally:
-        for s in socks:
-            s.close()
-        server.stop()
-    return row
+    return case_waiting(spec, workdir, ["--response-buffer-bytes", "1M"], {"holders": 16, "waiters": args.waiters},
+                        open_socks, args)
 
 
 def main(argv):
