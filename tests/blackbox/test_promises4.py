@@ -8,7 +8,9 @@ checked where a client sees it, with no timing threshold:
     neither FIN nor reset: `kingx_http_flood_parked`) instead of lingered
     on or closed, at most an eighth of the connection cap per worker (64
     here, with --max-connections 512; one more closes the oldest), and a
-    new connection's first read is 4 KiB, in both models; 31 such endings
+    new connection's first read is 4 KiB (which a client no longer sees:
+    the junk a parked connection left unread is dropped before its close),
+    in both models; 31 such endings
     of 64 are no flood, 32 are one (connections that end normally count
     against it). Seen from the client's socket: 4,097 bytes of junk sent at
     once are answered 400 and parked; junk it keeps sending meanwhile is

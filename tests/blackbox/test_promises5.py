@@ -12,9 +12,10 @@ checked where a client sees it, with no timing threshold:
     after another, and is on for 1 s after the latest of them (the flood's
     definition): an attempt counts only when the clients were answered and a
     probe confirmed the flood (its junk refused and the connection parked,
-    `kingx_http_flood_parked_total`, and read 4 KiB first: a reset once 64
-    more parked connections closed it) within 0.9 s of that refusal by the
-    client's clock, and only when
+    `kingx_http_flood_parked_total`, then closed with a FIN once 64 more
+    were parked: the park bound with --max-connections 512, the junk it
+    left unread dropped before the close) within 0.9 s of that refusal by
+    the client's clock, and only when
     the clients were answered faster than the metered pace allows; a slower
     attempt (a loaded machine) is repeated, at most 20 times.
 
@@ -32,8 +33,8 @@ import sys
 import time
 
 from kingx_harness import ServerPerCase, cases_of, check, metric, run_with_servers, wait_for
-from test_promises4 import (FIRST_READ_BYTES, FLOOD_QUIET_S, FLOOD_WINDOW, PARK_MAX, check_refused_400, junk_answer,
-                            read_to_end, still_open)
+from test_promises4 import (FIRST_READ_BYTES, FLOOD_QUIET_S, FLOOD_WINDOW, MAX_CONNECTIONS, PARK_MAX, check_refused_400,
+                            junk_answer, read_to_end, still_open)
 
 SERVERS = ServerPerCase()
 
@@ -121,7 +122,7 @@ def answer_all(port, n, close):
 
 
 def unmetered_during_a_flood(model_args, n, close, who):
-    s = SERVERS.start("--workers", "1", *model_args)
+    s = SERVERS.start("--workers", "1", "--max-connections", str(MAX_CONNECTIONS), *model_args)
     needs = metered_needs_s(n)
     slow = []
     for _ in range(ATTEMPTS):
@@ -142,8 +143,8 @@ def unmetered_during_a_flood(model_args, n, close, who):
                 end = wait_for(lambda: "parked" if metric(s.port, "kingx_http_flood_parked_total") > parked0 else
                                "closed" if not still_open(probe) else None, 60, "the probe parked or closed")
                 if end == "parked":
-                    # Read 4 KiB first (the flood was on when it was read):
-                    # closed for PARK_MAX more parked ones, it is reset.
+                    # Closed for PARK_MAX more parked ones, with a FIN (the
+                    # junk it left unread is dropped first).
                     for _ in range(PARK_MAX):
                         sock, _ = junk_answer(s.port, 12)
                         held.append(sock)
@@ -161,8 +162,8 @@ def unmetered_during_a_flood(model_args, n, close, who):
             wait_for(lambda: metric(s.port, "kingx_http_open_connections") <= 1, 60, "the clients' connections to end")
             continue
         check_refused_400(head, "the probe after the clients")
-        check(end == "parked, then reset", f"the probe after {n} {who}: its connection was {end}, want it parked, "
-              f"then reset when closed (the flood was on: a first read of 4 KiB; connections that ended normally "
+        check(end == "parked, then fin", f"the probe after {n} {who}: its connection was {end}, want it parked, "
+              f"then closed with a FIN (the flood was on; connections that ended normally "
               f"since: {(n if close else 0) + 1} of the last 64)")
         return
     check(False, f"{ATTEMPTS} attempts, none conclusive: {n} {who} took {needs:.2f} s or more (metered, they need "
