@@ -82,8 +82,8 @@ bool ShmKvBackend::DiskRoomFor(uint64_t bytes) const {
   return free_bytes > reserve_bytes && free_bytes - reserve_bytes >= bytes;
 }
 
-uint64_t ShmKvBackend::WriterNoProgressMs() const {
-  return WriterStalledMs(*ctx_.shm, ctx_.config.storage_timeout_ms, MonotonicMs());
+uint64_t ShmKvBackend::WriterNoProgressMs(uint64_t now_ms) const {
+  return WriterStalledMs(*ctx_.shm, ctx_.config.storage_timeout_ms, now_ms);
 }
 
 bool ShmKvBackend::Ready() const { return NotReadyReason().empty(); }

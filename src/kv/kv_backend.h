@@ -43,8 +43,8 @@ class ShmKvBackend final : public KvBackend {
   engine::Status EnqueueLargeAbort(uint64_t token) override;
   size_t MaxEntryBytes() const override;
   bool DiskRoomFor(uint64_t bytes) const override;
-  // WriterStalledMs below, with the worker's --storage-timeout-ms, now.
-  uint64_t WriterNoProgressMs() const override;
+  // WriterStalledMs below, with the worker's --storage-timeout-ms.
+  uint64_t WriterNoProgressMs(uint64_t now_ms) const override;
   // Writer ready, index ready, writer not read-only and not stalled, server
   // not draining.
   bool Ready() const override;

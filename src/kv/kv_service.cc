@@ -545,7 +545,7 @@ void KvService::Impl::HandleKvWrite(http::Connection& conn, const http::Request&
     r.allow = "GET, HEAD";
     return Answer(conn, request, std::move(r), now_ms);
   }
-  if (const uint64_t stalled_ms = backend.WriterNoProgressMs(); stalled_ms != 0) {
+  if (const uint64_t stalled_ms = backend.WriterNoProgressMs(now_ms); stalled_ms != 0) {
     // Queued now, the write would wait the whole storage timeout for an
     // "outcome unknown"; refused before it is queued, it is known not applied.
     return Answer(conn, request, StalledWriterResponse(stalled_ms, options.storage_timeout_ms), now_ms);

@@ -140,13 +140,16 @@ class KvBackend {
     (void)bytes;
     return true;
   }
-  // How long the writer has made no progress (ms) when that is longer than
-  // --storage-timeout-ms: it is stopped, or stuck in a write or an
-  // fdatasync, and a write queued now would wait that whole timeout for an
-  // "outcome unknown". 0 otherwise. While it is non-zero KvService refuses
-  // new PUTs and DELETEs before they are queued (503, not applied). Any
-  // thread. Default: 0 (never stalled).
-  virtual uint64_t WriterNoProgressMs() const { return 0; }
+  // How long the writer has made no progress by now_ms (MonotonicMs()) when
+  // that is longer than --storage-timeout-ms: it is stopped, or stuck in a
+  // write or an fdatasync, and a write queued now would wait that whole
+  // timeout for an "outcome unknown". 0 otherwise. While it is non-zero
+  // KvService refuses new PUTs and DELETEs before they are queued (503, not
+  // applied). Any thread. Default: 0 (never stalled).
+  virtual uint64_t WriterNoProgressMs(uint64_t now_ms) const {
+    (void)now_ms;
+    return 0;
+  }
   // /readyz: storage recovered and writable, and the server is not draining.
   virtual bool Ready() const = 0;
   // Why Ready() is false, in a sentence for the /readyz problem body; empty

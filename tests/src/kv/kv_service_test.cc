@@ -167,7 +167,7 @@ class FakeBackend final : public KvBackend {
   uint64_t disk_room = UINT64_MAX;  // DiskRoomFor(): bytes that fit while the disk is reported full
   bool DiskRoomFor(uint64_t bytes) const override { return bytes <= disk_room; }
   uint64_t no_progress_ms = 0;  // WriterNoProgressMs()
-  uint64_t WriterNoProgressMs() const override { return no_progress_ms; }
+  uint64_t WriterNoProgressMs(uint64_t) const override { return no_progress_ms; }
   std::string RenderMetrics() override { return "metrics\n"; }
   engine::Status RequestCompaction() override { return engine::Status::OK(); }
 };
