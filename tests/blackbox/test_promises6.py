@@ -17,7 +17,8 @@ checked where a client or an operator sees it, with no timing threshold:
     before the switch is removed by `finish` (no deleted key comes back).
     Also without an interruption: `copy` run to the end twice with a client's
     write of a copied key between (a phase run again after an error), then
-    `finish`: the new owner holds that write.
+    `finish`: the new owner holds that write. And "a copy never overwrites a
+    newer write": a value on the new owner the tool did not write stays.
 
 Every server a case starts is stopped by PID when the case ends, and
 SIGTERM (meson's timeout) exits through that cleanup.
@@ -184,7 +185,7 @@ def test_a_copy_interrupted_before_its_journal_line_loses_no_write_made_before_t
         made = []
 
         def log(entry):
-            if entry.get("op") == "copied":
+            if entry.get("op") == "copied" and entry.get("etag_old") and entry.get("etag_new"):  # a PUT's 201
                 made.append(entry["key"])
                 raise Killed()
             journal(entry)
@@ -234,6 +235,25 @@ def test_copy_run_again_after_a_client_wrote_a_copied_key_keeps_that_write():
     check(r.status == 200 and r.body == b"rewritten by a client",
           f"{key} on its new owner after copy, a client's overwrite, copy again and finish: {r.status} "
           f"{r.body[:40]!r}, want the acknowledged overwrite b'rewritten by a client'")
+    check(http(a.port, "GET", key_path(key)).status == 404, f"{key} left on the old shard")
+
+
+def test_a_value_on_the_new_owner_the_tool_did_not_write_is_never_overwritten():
+    kr = load_reshard()
+    a, c = two_shards()
+    old, new = [f"127.0.0.1:{a.port}"], [f"127.0.0.1:{a.port}", f"127.0.0.1:{c.port}"]
+    ring = kr.Ring(new)
+    key = next(f"key-{i}" for i in range(400) if ring.owner(f"key-{i}") == new[1])
+    check(http(a.port, "PUT", key_path(key), b"original").status == 201, f"PUT {key} on the old owner")
+    check(http(c.port, "PUT", key_path(key), b"written on the new owner").status == 201, f"PUT {key} on the new one")
+    lists = ["--old", ",".join(old), "--new", ",".join(new), "--state", os.path.join(a.workdir, "reshard.json")]
+    reshard("copy", *lists)
+    reshard("copy", *lists)
+    reshard("finish", *lists)
+    r = http(c.port, "GET", key_path(key))
+    check(r.status == 200 and r.body == b"written on the new owner",
+          f"{key} on its new owner after copy (twice) and finish: {r.status} {r.body[:40]!r}, want the value "
+          f"written there, which no copy may overwrite")
     check(http(a.port, "GET", key_path(key)).status == 404, f"{key} left on the old shard")
 
 
