@@ -135,6 +135,9 @@ struct KvService::Impl final : WriteExchanges::Responder {
   // come from one Drive, and a hint of another request only costs a check).
   engine::KeyProbe hint;
   const http::Connection* hint_conn = nullptr;
+  // hint is the offer's, taken by hint_conn's request at its target hint:
+  // that request's head hint (same key, Handler::OnKeyHint) learns nothing.
+  bool hint_offered = false;
   // OfferKeyProbe's standing offer (offer_conn null: none).
   const http::Connection* offer_conn = nullptr;
   std::string_view offer_key;
@@ -660,9 +663,12 @@ void KvService::OnAbort(http::Connection& conn) {
 
 void KvService::OnKeyHint(http::Connection& conn, std::string_view key, http::KeyHintStage stage) {
   Impl& m = *impl_;
+  if (stage == http::KeyHintStage::kHead && m.hint_offered && m.hint_conn == &conn) return;
+  m.hint_offered = false;
   if (m.offer_conn == &conn && key == m.offer_key) {
     m.hint = *m.offer_probe;
     m.hint_conn = &conn;
+    m.hint_offered = stage == http::KeyHintStage::kTarget;
     return;
   }
   if (stage == http::KeyHintStage::kTarget || m.hint_conn != &conn) m.hint = engine::KeyProbe{};

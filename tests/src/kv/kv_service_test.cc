@@ -319,6 +319,33 @@ TEST_CASE("an offered probe stands in for the key hints of that key on that conn
   CHECK(f.backend.hinted_gets == V{"a"});
 }
 
+TEST_CASE("a request whose target hint took the offered probe asks the backend for no head hint", "[src][kv_service]") {
+  using V = std::vector<std::string>;
+  Fixture f;
+  f.backend.values["a"] = {1, "text/plain", "A"};
+  f.backend.values["b"] = {2, "text/plain", "B"};
+  Client a(f.service, f.limits);
+  engine::KeyProbe probe;
+  probe.hash = FakeBackend::FakeHash("a");
+  probe.loc = probe.hash;
+  f.service.OfferKeyProbe(&a.conn, "a", &probe);
+  // The target is read under the offer; the head ends after it was withdrawn.
+  a.Send("GET /v1/kv/a HTTP/1.1\r\nHost: t\r\n");
+  f.service.OfferKeyProbe(nullptr, {}, nullptr);
+  a.Send("\r\n");
+  CHECK(a.Output().ends_with("\r\n\r\nA"));
+  CHECK(f.backend.prefetches.empty());
+  CHECK(f.backend.hinted_gets == V{"a"});
+  // The connection's next request is hinted for itself, at both stages.
+  f.backend.prefetches.clear();
+  f.backend.hinted_gets.clear();
+  a.Send("GET /v1/kv/b HTTP/1.1\r\nHost: t\r\n");
+  a.Send("\r\n");
+  CHECK(a.Output().ends_with("\r\n\r\nB"));
+  CHECK(f.backend.prefetches == V{"index:b", "record:b"});
+  CHECK(f.backend.hinted_gets == V{"b"});
+}
+
 TEST_CASE("GET maps storage outcomes to HTTP statuses", "[src][kv_service]") {
   Fixture f;
   Client c(f.service, f.limits);
