@@ -882,7 +882,7 @@ Status Writer::Impl::Recover() {
       active_hint_.reset();
       env_.RemoveFile(JoinPath(dir_, HintFileName(f.id))).ok();
     }
-    StartRoom();
+    StartRoom(f.id, active_size_);
   } else {
     // Without a MANIFEST, or without room for a segment (a full disk), the
     // new segment waits for the first write: reads go on meanwhile.

@@ -73,7 +73,10 @@ Status Writer::Impl::CreateActiveSegment() {
   EncodeSegmentHeader(h, header);
   Status s = file.value()->Append(std::string_view(header, sizeof header));
   KINGX_KILL_POINT("rotate.after_create");
-  if (s.ok()) s = file.value()->Sync();
+  // The header is durable before the directory entry is: the first step of
+  // preallocated room (zeros after it, then an fdatasync of the file) makes
+  // it so, and only without that step does it take an fdatasync of its own.
+  if (s.ok() && !StartRoom(id, kSegmentHeaderBytes)) s = file.value()->Sync();
   std::unique_ptr<HintWriter> hint;
   if (s.ok()) {
     // Optional: without a hint, recovery scans this segment.
@@ -85,6 +88,7 @@ Status Writer::Impl::CreateActiveSegment() {
   if (!s.ok()) {
     // Nothing was published in it: remove what exists (best effort; recovery
     // also drops a segment whose header is torn).
+    if (extender_) extender_->Stop();
     file.value().reset();
     env_.RemoveFile(path).ok();
     env_.RemoveFile(JoinPath(dir_, HintFileName(id))).ok();
@@ -108,18 +112,18 @@ Status Writer::Impl::CreateActiveSegment() {
   st.max_seq = 0;
   ReleaseSegmentId(id);  // in segments_ now
   PublishCounters();
-  StartRoom();
   return Status::OK();
 }
 
-void Writer::Impl::StartRoom() {
-  if (!extender_) return;
-  auto file = env_.OpenFile(JoinPath(dir_, SegmentFileName(active_id_)), OpenMode::kReadWrite);
+bool Writer::Impl::StartRoom(uint32_t id, uint64_t size) {
+  if (!extender_) return false;
+  auto file = env_.OpenFile(JoinPath(dir_, SegmentFileName(id)), OpenMode::kReadWrite);
   if (!file.ok()) {
-    Log("segment " + std::to_string(active_id_) + " gets no preallocated room: " + file.status().ToString());
-    return;
+    Log("segment " + std::to_string(id) + " gets no preallocated room: " + file.status().ToString());
+    return false;
   }
-  extender_->Start(std::move(file.value()), active_size_, options_.segment_bytes);
+  extender_->Start(std::move(file.value()), size, options_.segment_bytes);
+  return extender_->room_end() > size;
 }
 
 uint64_t Writer::Impl::RoomStepBytes() {

@@ -261,9 +261,12 @@ struct Writer::Impl {
   // null when there is none. The active segment's file may be longer than
   // active_size_ + inflight_bytes_: the rest is zero bytes.
   std::unique_ptr<SegmentExtender> extender_;
-  // Hands the active segment (active_size_ bytes of file) to extender_, on a
-  // descriptor of its own (best effort: without it, no room is kept).
-  void StartRoom();
+  // Hands segment `id` (the active one, or the one about to become it),
+  // whose records end at `size`, to extender_ on a descriptor of its own,
+  // which makes the room's first step past `size` now (best effort: without
+  // it, no room is kept). True when that step was made: its fdatasync of
+  // the file covered every byte below the step, the writer's own too.
+  bool StartRoom(uint32_t id, uint64_t size);
   // The room's next step: a 256th of the live data, within [64 KiB,
   // Options::room_bytes], so that the room (at most about one and a half
   // steps) stays under 1% of the data in any database larger than a few

@@ -189,6 +189,52 @@ TEST_CASE("large values on both sides of a 1 MiB part go around the room", "[eng
   CheckAll(db, want);
 }
 
+TEST_CASE("a rotation syncs the new segment's file as often with room as without, the room's first step making "
+          "its header durable before its directory entry",
+          "[engine][room]") {
+  // Each rotation used to sync the new file for its header and again for
+  // the room's first step, which covers the header too.
+  const uint64_t room = GENERATE(uint64_t{0}, uint64_t{16} << 10);
+  INFO("room " << room);
+  TempDir dir;
+  FaultInjectionEnv env;
+  TestDb db(env, dir.path(), RoomOptions(4096, room));
+  REQUIRE(db.Open().ok());
+  int rotations = 0;
+  for (int i = 0; i < 200 && rotations < 3; ++i) {
+    const size_t before = env.ChangingCalls().size();
+    REQUIRE(db.Put("k" + std::to_string(i % 7), std::string(100, 'v')).status.ok());
+    const std::vector<std::string> calls = env.ChangingCalls();
+    // The put's calls from the creation of a segment file on, if it made one.
+    std::string created;
+    int syncs_before_dir = 0, syncs = 0;
+    bool dir_synced = false;
+    for (size_t c = before; c < calls.size(); ++c) {
+      const std::string& call = calls[c];
+      if (created.empty()) {
+        if (call.rfind("create ", 0) == 0 && call.size() > 4 && call.compare(call.size() - 4, 4, ".kxd") == 0)
+          created = call.substr(7);
+        continue;
+      }
+      if (call == "fdatasync " + created) {
+        ++syncs;
+        if (!dir_synced) ++syncs_before_dir;
+      }
+      if (call.rfind("fsync-dir ", 0) == 0) dir_synced = true;
+    }
+    if (created.empty()) continue;
+    ++rotations;
+    std::string all;
+    for (size_t c = before; c < calls.size(); ++c) all += calls[c] + "\n";
+    INFO("the put that made " << created << ":\n" << all);
+    CHECK(dir_synced);
+    CHECK(syncs_before_dir == 1);  // the header, durable before the entry that names the file
+    CHECK(syncs == 2);             // and the put's record
+    if (room > 0) CHECK(fs::file_size(created) > RecordsEnd(ReadFileBytes(created)));  // the room was made
+  }
+  REQUIRE(rotations == 3);
+}
+
 TEST_CASE("sync none and interval keep no room", "[engine][room]") {
   TempDir dir;
   Options o = RoomOptions(1 << 20, 64 << 10);
@@ -375,10 +421,10 @@ TEST_CASE("a power loss drops a record written into the room that no fdatasync c
   REQUIRE(db.Open().ok());
   REQUIRE(db.Put("before", "durable").status.ok());
   const std::string seg = SegmentFiles(dir.path())[0];
-  // Segment creation, the room's first step, the put: the next fdatasync
-  // of the segment is the records'.
+  // The room's first step (which made the new segment's header durable
+  // too), the put: the next fdatasync of the segment is the records'.
   REQUIRE(fs::file_size(seg) >= room);
-  REQUIRE(env.Calls(FaultOp::kSync, ".kxd") == 3);
+  REQUIRE(env.Calls(FaultOp::kSync, ".kxd") == 2);
   env.FailNth(FaultOp::kSync, 1, Code::kIOError, true);
   CHECK(db.Put("lost", std::string(300, 'x')).status.Is(Code::kOutcomeUnknown));
   db.Close();
