@@ -173,10 +173,14 @@
 // few MB of live data, bursts that kill 2 MB at once), and that reaches the
 // exceptions below (a stall ended without progress, which lets at least one
 // op of its batch go):
-//     bench/compaction_crash_soak.py --sizes 4000,4000,4000,4000,65536,1048575,1048576
+//     bench/compaction_crash_soak.py --cycles 200 --seed S
+//         --sizes 4000,4000,4000,4000,65536,1048575,1048576
 //         --live-mb 6 --burst-keys 4 --burst-kb 512 [--compare-bin OLD]
-// (its "steady_published_over_2x" counts the samples over 2 L whose gauges
-// did not move and in which no batch was in flight).
+// (bench/compaction_soak_seeds.sh runs it seed after seed beside an older
+// binary; its "steady_published_over_2x" counts the samples over 2 L whose
+// gauges did not move and in which no batch was in flight; a sample whose
+// live bytes fell between the gauge reads around the directory's measure
+// compares a directory of before a deletion with the live data of after it).
 // Staged bytes count in B(L): the large-upload
 // path bounds them by a share of the live data (L/8; but one upload of any
 // size alone, and one chunked upload past the share).
