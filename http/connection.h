@@ -213,6 +213,11 @@ class Connection {
   // when the request is answered while held; that answer closes).
   void PauseBody();
   void ResumeBody(uint64_t now_ms);
+  // Bytes received and not parsed yet. Inside OnRequest, and while the body
+  // is paused, they are what arrived after the part of the current request
+  // already handed over: the rest of its body (all of it when this is at
+  // least the body's remaining length) and any pipelined requests behind.
+  size_t BufferedInputBytes() const { return UnparsedBytes(); }
 
   // --- output (I/O layer) ---
 

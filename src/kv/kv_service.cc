@@ -110,6 +110,8 @@ struct KvService::Impl final : WriteExchanges::Responder {
     w.token_generation = o.token_generation;
     w.body_budget = o.body_budget;
     w.body_whole_budget = o.body_whole_budget;
+    w.body_arrived_budget = o.body_arrived_budget;
+    w.body_waiting_budget = o.body_waiting_budget;
     w.body_budget_give_up_ms = o.body_budget_give_up_ms;
     w.staging_bytes = o.staging_bytes;
     return w;
@@ -703,6 +705,8 @@ void KvService::OnCompletion(const Completion& c, uint64_t now_ms) {
   if (c.reason == CompletionReason::kBackupCut) return impl_->OnBackupCut(c, now_ms);
   impl_->writes.OnCompletion(c, now_ms);
 }
+
+void KvService::OnInput(http::Connection& conn, uint64_t now_ms) { impl_->writes.OnInput(conn, now_ms); }
 
 void KvService::Poke(uint64_t now_ms) {
   Impl& m = *impl_;

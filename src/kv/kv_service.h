@@ -212,9 +212,15 @@ struct KvServiceOptions {
   // the queue (--body-buffer-bytes); response_budget: decoded pieces of
   // compressed values being sent (--response-buffer-bytes).
   // body_whole_budget: the share of body_budget whole reservations may
-  // hold (3/4 of its limit; null: the service's own).
+  // hold (3/4 of its limit; null: the service's own). body_arrived_budget:
+  // the room kept out of body_budget for short bodies that arrived whole (an
+  // eighth of its limit; null: the service's own).
   ByteBudget* body_budget = nullptr;
   ByteBudget* body_whole_budget = nullptr;
+  ByteBudget* body_arrived_budget = nullptr;
+  // body_waiting_budget: a counter of body_budget's bytes held by uploads
+  // waiting for room (null: the service's own).
+  ByteBudget* body_waiting_budget = nullptr;
   ByteBudget* response_budget = nullptr;
   // How long an upload may wait for room in the body budget before 503 +
   // Retry-After (the worker's --body-timeout-ms: it read nothing that long).
@@ -288,6 +294,10 @@ class KvService final : public http::Handler {
   // for their completion. Call after each completion drain, at NextRetryMs()
   // and once NextExpiryMs() has passed.
   void Poke(uint64_t now_ms);
+  // Call after each Feed of conn (a connection of this service): an upload
+  // waiting for room whose short body has now arrived whole is read from the
+  // room kept for such bodies (src/kv/write_exchange.h).
+  void OnInput(http::Connection& conn, uint64_t now_ms);
   // When Poke should run next (0 = nothing is waiting for queue room, and
   // no upload waiting for the body budget nor compressed response waiting
   // for the response budget would get room now).
@@ -301,7 +311,8 @@ class KvService final : public http::Handler {
 
   // True while the request of the connection that owns `state` waits for
   // the storage (its completion, or room in the queue) or for room in the
-  // worker's body budget, rather than for socket input: the I/O layer stops
+  // worker's body budget, rather than for socket input (an upload whose short
+  // body has yet to arrive whole waits for input: OnInput): the I/O layer stops
   // reading that socket (backpressure; the event loop once bytes arrive
   // during the wait, so at most one small read is buffered), and a blocking
   // one waits for completions and calls Poke.

@@ -47,6 +47,9 @@ struct Exchange {
   uint64_t reserved = 0;                // bytes held in the body budget (see Recount)
   uint64_t whole = 0;                   // > 0: a whole reservation, also held in the whole share
   bool awaiting_budget = false;         // in budget_waiters_ or window_waiters_: body paused
+  bool arrived = false;                 // read whole from the arrived bodies' room: `reserved` is held there
+  bool arrival_refused = false;         // a window waiter whose body arrived, refused room (arrival_refused_)
+  uint64_t waiting_counted = 0;         // as a window waiter, bytes counted in waiting_budget()
   uint64_t budget_since_ms = 0;         // when it started waiting for the budget
   bool waiting = false;                 // in the waiting list (answerable, whole write queued)
   uint64_t waiting_since_ms = 0;        // when the whole write was queued
@@ -109,7 +112,10 @@ WriteExchanges::WriteExchanges(KvBackend& backend, Responder& responder, const W
       io_(io),
       tokens_(options.token_prefix, options.token_generation),
       own_whole_(options.body_budget != nullptr ? options.body_budget->limit() - options.body_budget->limit() / 4
-                                                : uint64_t{1} << 62) {}
+                                                : uint64_t{1} << 62),
+      own_arrived_(std::max<uint64_t>(
+          (options.body_budget != nullptr ? options.body_budget->limit() : uint64_t{1} << 62) / 8, 1)),
+      own_waiting_(uint64_t{1} << 62) {}
 
 WriteExchanges::~WriteExchanges() {
   tokens_.ForEach([](Exchange* e) { delete e; });
@@ -196,10 +202,11 @@ void WriteExchanges::AdmitBody(Exchange* e, http::Connection& conn, uint64_t sin
     return;
   }
   if (!window_waiters_.empty() || WindowRoom() == 0) {
-    WaitForBudget(e, false, since_ms, !resume);
-    return;
-  }
-  if (!request.chunked && request.content_length <= kSpareBodyBytes && !spare_bodies_.empty()) {
+    if (!TryArrived(e)) {
+      WaitForBudget(e, false, since_ms, !resume);
+      return;
+    }
+  } else if (!request.chunked && request.content_length <= kSpareBodyBytes && !spare_bodies_.empty()) {
     e->raw = std::move(spare_bodies_.back());
     spare_bodies_.pop_back();
     Recount(e);
@@ -214,6 +221,10 @@ void WriteExchanges::WaitForBudget(Exchange* e, bool whole, uint64_t now_ms, boo
   e->awaiting_budget = true;
   e->budget_since_ms = now_ms;
   (whole ? budget_waiters_ : window_waiters_).push_back(e);
+  if (!whole && e->reserved != 0) {
+    e->waiting_counted = e->reserved;
+    waiting_budget().Charge(e->waiting_counted);
+  }
   if (pause && e->conn != nullptr) e->conn->PauseBody();
 }
 
@@ -295,6 +306,95 @@ uint64_t WriteExchanges::BodyReservation(const http::Request& r) const {
   return (part + kBodyPieceSlack) + (part + part / 64 + 4096);
 }
 
+// What windows and whole reservations may hold between them: the budget
+// less the arrived bodies' room (at most half of it).
+uint64_t WriteExchanges::Ceiling() const {
+  const uint64_t limit = body_budget().limit();
+  return limit - std::min(arrived_budget().limit(), limit / 2);
+}
+
+// An exchange's body bytes are counted in the arrived bodies' room once it
+// was read from there, in the body budget otherwise.
+ByteBudget& WriteExchanges::HomeBudget(const Exchange* e) { return e->arrived ? arrived_budget() : body_budget(); }
+
+// A PUT whose body the arrived bodies' room may take once it is all in the
+// Connection's input: a short Content-Length, still being received, and not
+// already counted there.
+bool WriteExchanges::ArrivalEligible(const Exchange* e) const {
+  if (e->kind != WriteKind::kPut || e->request == nullptr || e->conn == nullptr) return false;
+  const http::Request& r = *e->request;
+  return !r.chunked && r.content_length <= kArrivedBodyBytes && e->whole == 0 && !e->arrived &&
+         e->phase == Exchange::Phase::kBody && !e->body_done;
+}
+
+// The rest of an eligible body is in its Connection's input.
+bool WriteExchanges::Arrived(const Exchange* e) const {
+  if (!ArrivalEligible(e)) return false;
+  const uint64_t rest = e->request->content_length - std::min(e->raw_total, e->request->content_length);
+  return e->conn->BufferedInputBytes() >= rest;
+}
+
+// A window waiter whose short body is still on its way: its Connection reads
+// on (AwaitsStorage false) so that the body can arrive whole.
+bool WriteExchanges::WaitsForArrival(const Exchange* e) const {
+  return e->awaiting_budget && ArrivalEligible(e) && !Arrived(e);
+}
+
+// Takes room in the arrived bodies' share for e when its whole body has
+// arrived: twice its length (its bytes and their encoded copy), what its raw
+// buffer holds moved over from the body budget. True: e no longer waits for
+// room (its body may be delivered at once). On a refusal e is marked for
+// ServeArrivedWaiters.
+bool WriteExchanges::TryArrived(Exchange* e) {
+  if (!Arrived(e)) return false;
+  const uint64_t want = 2 * std::max<uint64_t>(e->request->content_length, e->raw.capacity());
+  if (!arrived_budget().TryReserve(want)) {
+    if (!e->arrival_refused) {
+      e->arrival_refused = true;
+      ++arrival_refused_;
+    }
+    return false;
+  }
+  if (e->arrival_refused) {
+    e->arrival_refused = false;
+    --arrival_refused_;
+  }
+  if (e->reserved != 0) body_budget().Release(e->reserved);
+  e->reserved = want;
+  e->arrived = true;
+  e->raw.reserve(e->request->content_length);
+  Recount(e);
+  return true;
+}
+
+// Reads the waiters whose whole body arrived while the arrived bodies' room
+// was full, oldest first, as far as the room now allows.
+void WriteExchanges::ServeArrivedWaiters(uint64_t now_ms) {
+  if (arrival_refused_ == 0) return;
+  std::vector<Exchange*> refused;
+  for (Exchange* e : window_waiters_) {
+    if (e->arrival_refused) refused.push_back(e);
+  }
+  // Resuming one delivers only its own connection's input: the others stay
+  // valid.
+  for (Exchange* e : refused) {
+    if (!e->awaiting_budget || !TryArrived(e)) continue;
+    http::Connection* conn = e->conn;
+    StopWaitingForBudget(e);
+    ResumeHeldBody(*conn, now_ms);
+  }
+}
+
+// Whether the oldest window waiter should read on alone (window_pass_):
+// windows leave no room, only uploads waiting for window room hold it, and
+// no whole reservation is held or awaited that would give some back.
+bool WriteExchanges::PassDue() const {
+  // Every byte held belongs to an upload waiting for window room (of any
+  // service of the worker): nothing else will give room back.
+  return window_pass_ == nullptr && !window_waiters_.empty() && budget_waiters_.empty() &&
+         whole_budget().used() == 0 && WindowRoom() == 0 && waiting_budget().used() >= body_budget().used();
+}
+
 // What a whole reservation of the longest kind holds; the windows leave
 // this much of the budget (at most half of it) for one.
 uint64_t WriteExchanges::WholeBytes() const {
@@ -302,10 +402,11 @@ uint64_t WriteExchanges::WholeBytes() const {
   return std::min((part + kBodyPieceSlack) + (part + part / 64 + 4096), body_budget().limit() / 2);
 }
 
-// Room the windows may still take: within the budget, and with the windows
-// (what is held outside whole reservations) below limit - WholeBytes().
+// Room the windows may still take: within the budget less the arrived
+// bodies' room (Ceiling), and with the windows (what is held outside whole
+// reservations) below that less WholeBytes().
 uint64_t WriteExchanges::WindowRoom() const {
-  const uint64_t limit = body_budget().limit();
+  const uint64_t limit = Ceiling();
   const uint64_t used = body_budget().used();
   const uint64_t whole = std::min(whole_budget().used(), used);
   const uint64_t windows_cap = limit - WholeBytes();
@@ -329,7 +430,7 @@ bool WriteExchanges::WouldGrantWhole(const Exchange* e) const {
   const ByteBudget& w = whole_budget();
   const bool alone = w.used() == 0;
   if (!alone && w.used() + want > w.limit()) return false;
-  return alone || body_budget().used() + extra <= body_budget().limit();
+  return alone || body_budget().used() + extra <= Ceiling();
 }
 
 // Takes the whole reservation of e: want bytes in the whole share, and what
@@ -342,7 +443,7 @@ bool WriteExchanges::TryWhole(Exchange* e) {
   const uint64_t extra = want > e->reserved ? want - e->reserved : 0;
   ByteBudget& w = whole_budget();
   if (!w.TryReserve(want)) return false;
-  if (!body_budget().TryReserveBelow(extra, body_budget().limit())) {
+  if (!body_budget().TryReserveBelow(extra, Ceiling())) {
     if (w.used() != want) {  // others hold whole reservations: wait for them
       w.Release(want);
       return false;
@@ -366,7 +467,7 @@ void WriteExchanges::GrowRaw(Exchange* e, size_t more) {
   const http::Request& r = *e->request;
   uint64_t cap = std::max<uint64_t>(2 * e->raw.capacity(), 256);
   if (!r.chunked) cap = std::min<uint64_t>(cap, e->raw.size() + (r.content_length - std::min(e->raw_total, r.content_length)));
-  if (e->whole == 0) {
+  if (e->whole == 0 && !e->arrived) {
     // Counted twice: grow by at most half the window room left (the read
     // was sized to fit it, ReadBytesHint).
     cap = std::min<uint64_t>({cap, kBodyWindowBytes, e->raw.capacity() + WindowRoom() / 2});
@@ -382,20 +483,33 @@ void WriteExchanges::Recount(Exchange* e) {
   const uint64_t held = e->whole != 0 ? e->raw.capacity() + e->stored.capacity()
                                       : e->raw.capacity() + std::max(e->raw.capacity(), e->stored.capacity());
   if (held > e->reserved) {
-    body_budget().Charge(held - e->reserved);
+    HomeBudget(e).Charge(held - e->reserved);
     e->reserved = held;
   }
 }
 
 void WriteExchanges::ReleaseBody(Exchange* e) {
+  if (window_pass_ == e) window_pass_ = nullptr;
   if (e->whole != 0) whole_budget().Release(e->whole);
   e->whole = 0;
   if (e->reserved == 0) return;
-  body_budget().Release(e->reserved);
+  HomeBudget(e).Release(e->reserved);
   e->reserved = 0;
 }
 
+// e leaves window_waiters_: its bytes no longer count as held by a waiter.
+void WriteExchanges::UncountWaiting(Exchange* e) {
+  if (e->waiting_counted == 0) return;
+  waiting_budget().Release(e->waiting_counted);
+  e->waiting_counted = 0;
+}
+
 void WriteExchanges::StopWaitingForBudget(Exchange* e) {
+  UncountWaiting(e);
+  if (e->arrival_refused) {
+    e->arrival_refused = false;
+    --arrival_refused_;
+  }
   if (!e->awaiting_budget) return;
   e->awaiting_budget = false;
   auto it = std::find(budget_waiters_.begin(), budget_waiters_.end(), e);
@@ -414,6 +528,11 @@ void WriteExchanges::StopWaitingForBudget(Exchange* e) {
 void WriteExchanges::ServeBudgetWaiters(uint64_t now_ms) {
   const auto resume = [this, now_ms](Exchange* e) {
     e->awaiting_budget = false;
+    UncountWaiting(e);
+    if (e->arrival_refused) {
+      e->arrival_refused = false;
+      --arrival_refused_;
+    }
     http::Connection* conn = e->conn;
     // ResumeBody delivers buffered pieces: OnBody may answer and free `e`.
     ++depth_;
@@ -430,6 +549,15 @@ void WriteExchanges::ServeBudgetWaiters(uint64_t now_ms) {
   while (!window_waiters_.empty() && WindowRoom() > 0) {
     Exchange* e = window_waiters_.front();
     window_waiters_.pop_front();
+    resume(e);
+  }
+  if (PassDue()) {
+    // Windows hold their whole share and nobody holds or waits for a whole
+    // reservation (reads past the room add up): the oldest waiter reads on
+    // alone up to its window, then asks for its whole reservation.
+    Exchange* e = window_waiters_.front();
+    window_waiters_.pop_front();
+    window_pass_ = e;
     resume(e);
   }
   for (std::deque<Exchange*>* waiters : {&budget_waiters_, &window_waiters_}) {
@@ -757,13 +885,16 @@ void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece)
   e->raw.append(piece.data(), piece.size());
   e->raw_total += piece.size();
   Recount(e);
-  if (e->whole == 0 && !e->awaiting_budget) {
+  if (e->whole == 0 && !e->awaiting_budget && !e->arrived) {
     // Past its window the upload needs a whole reservation (behind any
-    // that wait for one); within it, room for more of its window.
+    // that wait for one); within it, room for more of its window (unless it
+    // reads on alone: window_pass_).
     const uint64_t now = MonotonicMs();
     if (NeedsWhole(e)) {
+      if (window_pass_ == e) window_pass_ = nullptr;
       if (!budget_waiters_.empty() || !TryWhole(e)) return WaitForBudget(e, true, now, true);
-    } else if (WindowRoom() == 0 && (e->request->chunked || e->raw_total < e->request->content_length)) {
+    } else if (e != window_pass_ && WindowRoom() == 0 &&
+               (e->request->chunked || e->raw_total < e->request->content_length) && !TryArrived(e)) {
       return WaitForBudget(e, false, now, true);
     }
   }
@@ -793,6 +924,14 @@ void WriteExchanges::OnAbort(http::Connection& conn) {
   st->exchange = nullptr;
   const CallbackScope scope(*this);
   Orphan(e);
+}
+
+void WriteExchanges::OnInput(http::Connection& conn, uint64_t now_ms) {
+  KvConnState* st = State(conn);
+  Exchange* e = st != nullptr ? st->exchange : nullptr;
+  if (e == nullptr || !e->awaiting_budget || !TryArrived(e)) return;
+  StopWaitingForBudget(e);
+  ResumeHeldBody(conn, now_ms);
 }
 
 void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
@@ -844,6 +983,7 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
 
 void WriteExchanges::Poke(uint64_t now_ms) {
   ServeStagingWaiters(now_ms);
+  ServeArrivedWaiters(now_ms);
   ServeBudgetWaiters(now_ms);
   for (size_t i = 0; i < aborts_.size();) {
     if (backend_.EnqueueLargeAbort(aborts_[i]).Is(engine::Code::kBusy)) {
@@ -880,15 +1020,16 @@ uint64_t WriteExchanges::NextRetryMs() const {
   // Uploads waiting for the body budget ask for a Poke only once room was
   // released for one of them; their give-up is in NextExpiryMs.
   const bool budget_room = (!budget_waiters_.empty() && WouldGrantWhole(budget_waiters_.front())) ||
-                           (!window_waiters_.empty() && WindowRoom() > 0);
+                           (!window_waiters_.empty() && WindowRoom() > 0) ||
+                           (arrival_refused_ > 0 && arrived_budget().WouldFit(2 * kArrivedBodyBytes)) || PassDue();
   if (blocked_.empty() && aborts_.empty() && staging_waiters_.empty() && !budget_room) return 0;
   return 1;  // as soon as possible: the I/O layer applies its own retry period
 }
 
 bool WriteExchanges::AwaitsStorage(const KvConnState& state) const {
   const Exchange* e = state.exchange;
-  return e != nullptr &&
-         (e->blocked || e->awaiting_budget || e->awaiting_staging || e->phase == Exchange::Phase::kEnqueued);
+  return e != nullptr && (e->blocked || (e->awaiting_budget && !WaitsForArrival(e)) || e->awaiting_staging ||
+                          e->phase == Exchange::Phase::kEnqueued);
 }
 
 bool WriteExchanges::AwaitsBodyBudget(const KvConnState& state) const {
@@ -905,6 +1046,13 @@ size_t WriteExchanges::ReadBytesHint(const KvConnState& state) const {
     const uint64_t left = !r.chunked && r.content_length <= kBodyWindowBytes
                               ? r.content_length - std::min(e->raw_total, r.content_length)
                               : kBodyWindowBytes - std::min(e->raw_total, kBodyWindowBytes);
+    // Waiting for its short body to arrive: read what is missing of it (the
+    // Connection buffers it until it is all there, then reading stops).
+    if (e == window_pass_) return static_cast<size_t>(std::max<uint64_t>(left, kMinWindowReadBytes));
+    if (WaitsForArrival(e)) {
+      const uint64_t buffered = e->conn->BufferedInputBytes();
+      return static_cast<size_t>(std::max<uint64_t>(left > buffered ? left - buffered : 0, kMinWindowReadBytes));
+    }
     const uint64_t fits = (e->raw.capacity() - e->raw.size()) + room / 2;
     return static_cast<size_t>(std::max<uint64_t>(std::min(left, fits), kMinWindowReadBytes));
   }

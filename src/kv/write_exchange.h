@@ -34,7 +34,25 @@
 // and the windows leave room for one of them. Bytes that arrived are always
 // counted; a window read may pass the room by at most one read of
 // kMinWindowReadBytes (the event model; in the thread model pool threads
-// racing for the same room, one read each).
+// racing for the same room, one read each), and the raw buffer grows by
+// doubling, so many windows together may pass their share: when they hold
+// it all and no whole reservation is held or awaited, the oldest window
+// waiter reads on alone up to its window (at most one such upload per
+// service; "all" means all held bytes belong to uploads waiting for window
+// room, body_waiting_budget), then asks for its whole reservation.
+//
+// Bodies that have arrived whole (body_arrived_budget; A = its limit, an
+// eighth of L): windows and whole reservations stay within L - A, and the
+// last A is for a PUT whose Content-Length is at most kArrivedBodyBytes and
+// whose whole body is already in its Connection's input when it would
+// otherwise wait for room (at its head, or later). Such a body cannot stall
+// with memory held: it is read, encoded and queued at once, so uploads that
+// stall, however many and however large, never keep it waiting (it waits
+// only when A is held by other arrived bodies that wait for queue room, and
+// is retried as A frees). While it waits for its bytes to arrive, its
+// Connection reads on as it reads a request head (AwaitsStorage false;
+// bytes buffered up to the Connection's input limit, uncounted here like a
+// head's); the I/O layer calls OnInput after each Feed.
 
 // Staged bytes (src/ipc/staging_budget.h, the backend's Staging(); none:
 // no limit here): a large value's staging room is reserved before the
@@ -101,6 +119,14 @@ struct WriteExchangeOptions {
   // The share of body_budget that whole reservations may hold (3/4 of its
   // limit, shared like it; see above). Null: one of this machine's own.
   ByteBudget* body_whole_budget = nullptr;
+  // Room for bodies that arrived whole (an eighth of body_budget's limit,
+  // carved out of it, shared like it; see above). Null: one of this
+  // machine's own.
+  ByteBudget* body_arrived_budget = nullptr;
+  // A counter (no limit used) of the body budget's bytes held by uploads
+  // waiting for window room, shared like it: when they hold all of it, the
+  // oldest reads on alone (see above). Null: one of this machine's own.
+  ByteBudget* body_waiting_budget = nullptr;
   // Longest wait for room in the body budget before 503 + Retry-After (the
   // worker's --body-timeout-ms: the upload read nothing that long).
   uint64_t body_budget_give_up_ms = 60000;
@@ -157,6 +183,10 @@ class WriteExchanges {
   void OnBody(http::Connection& conn, std::span<const char> piece);
   void OnBodyEnd(http::Connection& conn);
   void OnAbort(http::Connection& conn);
+  // After the I/O layer fed conn input (outside Handler callbacks): an
+  // upload waiting for room whose whole small body has now arrived is read
+  // from the arrived bodies' room when it has some. No-op otherwise.
+  void OnInput(http::Connection& conn, uint64_t now_ms);
 
   // A completion whose token this machine issued: answers the waiting
   // request (or frees an orphaned exchange). Unknown tokens are ignored.
@@ -198,6 +228,9 @@ class WriteExchanges {
 
   // Body bytes an upload reads before it needs a whole reservation.
   static constexpr uint64_t kBodyWindowBytes = 64 * 1024;
+  // The longest Content-Length read from the arrived bodies' room (what
+  // nginx keeps of a body in memory, client_body_buffer_size, on 64-bit).
+  static constexpr uint64_t kArrivedBodyBytes = 16 * 1024;
 
  private:
   enum class Progress : uint8_t {
@@ -219,6 +252,27 @@ class WriteExchanges {
   const ByteBudget& whole_budget() const {
     return options_.body_whole_budget != nullptr ? *options_.body_whole_budget : own_whole_;
   }
+  ByteBudget& arrived_budget() {
+    return options_.body_arrived_budget != nullptr ? *options_.body_arrived_budget : own_arrived_;
+  }
+  const ByteBudget& arrived_budget() const {
+    return options_.body_arrived_budget != nullptr ? *options_.body_arrived_budget : own_arrived_;
+  }
+  ByteBudget& waiting_budget() {
+    return options_.body_waiting_budget != nullptr ? *options_.body_waiting_budget : own_waiting_;
+  }
+  const ByteBudget& waiting_budget() const {
+    return options_.body_waiting_budget != nullptr ? *options_.body_waiting_budget : own_waiting_;
+  }
+  void UncountWaiting(Exchange* e);
+  ByteBudget& HomeBudget(const Exchange* e);
+  uint64_t Ceiling() const;
+  bool ArrivalEligible(const Exchange* e) const;
+  bool Arrived(const Exchange* e) const;
+  bool WaitsForArrival(const Exchange* e) const;
+  bool TryArrived(Exchange* e);
+  void ServeArrivedWaiters(uint64_t now_ms);
+  bool PassDue() const;
   uint64_t BodyReservation(const http::Request& r) const;
   uint64_t WholeBytes() const;
   uint64_t WindowRoom() const;
@@ -263,6 +317,14 @@ class WriteExchanges {
   std::deque<Exchange*> staging_waiters_;  // held for room in the staging share, oldest first
   ByteBudget unlimited_body_{uint64_t{1} << 62};  // body_budget() when the options give none
   ByteBudget own_whole_;  // whole_budget() when the options give none
+  ByteBudget own_arrived_;  // arrived_budget() when the options give none
+  ByteBudget own_waiting_;  // waiting_budget() when the options give none
+  // Window waiters whose whole body arrived while the arrived room was full
+  // (Exchange::arrival_refused): Poke retries them as the room frees.
+  size_t arrival_refused_ = 0;
+  // The window waiter reading on alone, past the windows' room, while no
+  // whole reservation is held (PassDue), or null.
+  Exchange* window_pass_ = nullptr;
   // Answerable exchanges waiting for their completion, oldest first (all
   // share one timeout, so this is also deadline order): an intrusive list.
   Exchange* waiting_head_ = nullptr;

@@ -38,6 +38,8 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
   o.trusted_proxies = &ctx.config.trusted_proxies;
   o.body_budget = &budgets.body;
   o.body_whole_budget = &budgets.body_whole;
+  o.body_arrived_budget = &budgets.body_arrived;
+  o.body_waiting_budget = &budgets.body_waiting;
   o.response_budget = &budgets.response;
   o.body_budget_give_up_ms = ctx.config.body_timeout_ms;
   o.staging_bytes = ctx.config.staging_bytes;

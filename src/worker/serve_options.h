@@ -60,9 +60,13 @@ struct WorkerBudgets {
   explicit WorkerBudgets(const Config& config)
       : body(config.body_buffer_bytes),
         body_whole(config.body_buffer_bytes - config.body_buffer_bytes / 4),
+        body_arrived(config.body_buffer_bytes / 8),
+        body_waiting(uint64_t{1} << 62),
         response(config.response_buffer_bytes) {}
   ByteBudget body;
   ByteBudget body_whole;  // the share of `body` whole reservations may hold (src/kv/write_exchange.h)
+  ByteBudget body_arrived;  // the room kept out of `body` for short bodies that arrived whole (idem)
+  ByteBudget body_waiting;  // a counter: bytes of `body` held by uploads waiting for room (idem)
   ByteBudget response;
 };
 

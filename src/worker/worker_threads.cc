@@ -486,9 +486,12 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       }
       continue;
     }
-    // A compressed response waiting for response budget room: another pool
-    // thread's release wakes no one here, so ask on each pass.
-    if (t->service->NextRetryMs() != 0 || t->service->AwaitsResponseBudget()) t->service->Poke(now);
+    // A compressed response waiting for response budget room, or an upload
+    // waiting for body budget room while its short body arrives (it reads
+    // on meanwhile): another pool thread's release wakes no one here, so ask
+    // on each pass.
+    const bool budget_wait = t->service->AwaitsResponseBudget() || t->service->AwaitsBodyBudget(state);
+    if (t->service->NextRetryMs() != 0 || budget_wait) t->service->Poke(now);
     // A keep-alive connection idle for a while gives its thread up to a
     // client waiting in the queue (the thread model's connection slots are
     // its threads; nginx drains idle connections the same way).
@@ -513,7 +516,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
     if (idle) timeout = std::min(timeout, static_cast<int>(kDrainIdleAfterMs / 4));  // notice waiting clients
     // A response or an upload waits for room in a budget: ask again soon.
-    if (t->service->NextRetryMs() != 0 || t->service->AwaitsResponseBudget()) {
+    if (t->service->NextRetryMs() != 0 || budget_wait) {
       timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));
     }
     const int r = poll(fds, nfds, timeout);
@@ -534,6 +537,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
         last_keepalive_ms.store(now, std::memory_order_relaxed);
       }
       conn.Feed(std::span<const char>(buf, static_cast<size_t>(n)), now);
+      t->service->OnInput(conn, now);
     } else if (n == 0) {
       conn.FeedEof(now);
     } else if (errno != EINTR && errno != EAGAIN) {

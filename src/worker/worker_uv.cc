@@ -421,6 +421,7 @@ void FeedConn(UvConn* c, std::span<const char> bytes, uint64_t now) {
   if (c->served_at_last_feed > 0) c->worker()->flood.OnKeepAliveRequest(now);
   c->last_input_ms = now;
   c->http.Feed(bytes, now);
+  c->worker()->service.OnInput(c->http, now);
   Pump(c, now);
 }
 

@@ -464,6 +464,105 @@ def test_slow_uploads_leave_room_for_a_small_put():
             c.close()
 
 
+def test_stalled_uploads_never_keep_a_small_put_waiting():
+    # Twelve uploads each send all but the last byte of 256 KiB and stall,
+    # more than a 1 MiB body budget holds: one holds its whole reservation
+    # (twice its body), three hold their 64 KiB windows waiting for one, and
+    # the rest wait for window room with their bytes unread. A short PUT
+    # whose body has arrived whole is still read and stored: in one segment
+    # with its head, and with its body sent only once its head was read.
+    # Then the stalled uploads send their last byte and each is stored
+    # exactly (or refused naming the budget).
+    s = start("--workers", "1", "--body-buffer-bytes", "1M", "--body-timeout-ms", "120000",
+              "--compression-level", "0")
+    n = 12
+    size = 256 << 10
+    bodies = [os.urandom(size) for _ in range(n)]
+    socks = [raw_socket(s.port) for _ in range(n)]
+    go_on = threading.Event()
+    pushed = [False] * n  # all but its last byte is in the kernel
+    errors = []
+
+    def send(i):
+        try:
+            socks[i].settimeout(300)
+            socks[i].sendall(build_request("PUT", key_path(f"stalled{i}"), None, [("Content-Length", str(size))]))
+            socks[i].sendall(bodies[i][:-1])
+            pushed[i] = True
+            go_on.wait(300)
+            socks[i].sendall(bodies[i][-1:])
+        except OSError as e:
+            errors.append(f"stalled upload {i}: {e!r}")
+
+    def unanswered():
+        readable, _, _ = select.select(socks, [], [], 0)
+        return [socks.index(c) for c in readable]
+
+    senders = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(n)]
+    split = None
+    try:
+        for t in senders:
+            t.start()
+
+        # Each upload either waits for room with bytes unread, or had all it
+        # sent read and stalls; at least half of them wait (twelve could not
+        # hold what they sent within the budget).
+        def stalled():
+            paused = 0
+            for i, c in enumerate(socks):
+                q = tcp_queues(s.port, c.getsockname()[1])
+                if q is None:
+                    return False
+                if q[1] >= 32 << 10:
+                    paused += 1
+                elif not (pushed[i] and q[1] == 0):
+                    return False
+            return paused >= n // 2
+        wait_for(stalled, 120, "every upload to stall or wait for room with its bytes unread")
+        check(unanswered() == [], f"stalled uploads answered early: {unanswered()}")
+        r = http(s.port, "PUT", key_path("small"), b"0123456789", timeout=300)
+        check(r.status in (201, 204), f"a small PUT beside {n} stalled uploads: {r.status} {r.body[:300]!r}")
+        got = http(s.port, "GET", key_path("small"), timeout=120)
+        check(got.status == 200 and got.body == b"0123456789", f"GET small: {got.status} {got.body[:80]!r}")
+        # Its body comes after its head was read (the head alone waits).
+        value = os.urandom(3000)
+        request = build_request("PUT", key_path("split"), value)
+        head_len = len(request) - len(value)
+        split = raw_socket(s.port)
+        split.sendall(request[:head_len])
+        wait_for(lambda: (tcp_queues(s.port, split.getsockname()[1]) or (0, 1))[1] == 0, 120,
+                 "the split PUT's head to be read")
+        split.sendall(request[head_len:])
+        r = adopt(split, s.port, 300).read_response()
+        check(r.status in (201, 204), f"a PUT whose body followed its head: {r.status} {r.body[:300]!r}")
+        got = http(s.port, "GET", key_path("split"), timeout=120)
+        check(got.status == 200 and got.body == value, f"GET split: {got.status} {len(got.body)} bytes")
+        check(unanswered() == [], f"stalled uploads answered before they finished: {unanswered()}")
+        check(not errors, f"stalled uploads failed while the small PUTs were served: {errors}")
+        go_on.set()
+        stored = 0
+        for i, c in enumerate(socks):
+            r = adopt(c, s.port, 300).read_response()
+            if r.status == 201:
+                stored += 1
+                check(http(s.port, "GET", key_path(f"stalled{i}"), timeout=120).body == bodies[i],
+                      f"value stalled{i} differs")
+            else:
+                body = r.body.decode(errors="replace")
+                check(r.status == 503 and "--body-buffer-bytes" in body,
+                      f"stalled upload {i}: {r.status} {body[:300]}")
+        for t in senders:
+            t.join(120)
+        check(not errors, f"stalled uploads failed: {errors}")
+        check(stored == n, f"{stored} of {n} stalled uploads stored")
+    finally:
+        go_on.set()
+        if split is not None:
+            split.close()
+        for c in socks:
+            c.close()
+
+
 def test_stalled_upload_is_removed():
     s = start("--workers", "1", "--body-timeout-ms", "1500", "--compression-level", "0")
     c = raw_socket(s.port)

@@ -26,6 +26,7 @@
 #include "http/connection.h"
 #include "http/responses.h"
 #include "src/conf/access_log.h"
+#include "src/kv/write_exchange.h"
 #include "src/conf/log.h"
 #include "src/ipc/staging_budget.h"
 #include "src/kv/byte_budget.h"
@@ -175,11 +176,15 @@ class FakeBackend final : public KvBackend {
 // One client connection: a Connection on the service, fed raw bytes; the
 // output is collected as the I/O layer would write it.
 struct Client {
-  Client(KvService& service, const http::Limits& limits) : conn(service, limits, nullptr, 0) {
+  Client(KvService& s, const http::Limits& limits) : service(s), conn(s, limits, nullptr, 0) {
     conn.set_user_data(&state);
   }
   ~Client() = default;
-  void Send(const std::string& bytes, uint64_t now_ms = 1) { conn.Feed(std::span<const char>(bytes), now_ms); }
+  // Feeds the bytes, then tells the service as the I/O layers do.
+  void Send(const std::string& bytes, uint64_t now_ms = 1) {
+    conn.Feed(std::span<const char>(bytes), now_ms);
+    service.OnInput(conn, now_ms);
+  }
   std::string Output() {
     std::string out;
     iovec iov[16];
@@ -194,6 +199,7 @@ struct Client {
     }
     return out;
   }
+  KvService& service;
   KvConnState state;
   http::Connection conn;
 };
@@ -904,7 +910,10 @@ TEST_CASE("an upload held for the worker's body budget gets 100 Continue only on
   budget.Charge(4096);  // another upload holds the whole budget
   Client c(f.service, f.limits);
   c.Send(ExpectPutHead("k", 100));
-  CHECK(f.service.AwaitsStorage(c.state));
+  // A short body is awaited like a head (it may be read once it has arrived
+  // whole); the client is not invited to send it.
+  CHECK(f.service.AwaitsBodyBudget(c.state));
+  CHECK(!f.service.AwaitsStorage(c.state));
   CHECK(c.Output().empty());
   budget.Release(4096);
   f.service.Poke(2);
@@ -939,10 +948,13 @@ TEST_CASE("an upload waiting for room asks for no retry until room is released",
   ByteBudget budget(1 << 20);
   KvServiceOptions o;
   o.body_budget = &budget;
+  o.compression_level = 0;
   Fixture f(o);
   budget.Charge(1 << 20);  // others hold the whole budget
   Client c(f.service, f.limits);
-  c.Send(Put("k", std::string(100, 'v')));
+  // Longer than a body read whole from the arrived bodies' room.
+  const std::string body(WriteExchanges::kArrivedBodyBytes + 1, 'v');
+  c.Send(Put("k", body));
   CHECK(f.service.AwaitsStorage(c.state));
   CHECK(f.service.NextRetryMs() == 0);  // nothing to retry: no wake-ups meanwhile
   CHECK(f.service.NextExpiryMs() != 0);  // but its give-up is due at some point
@@ -950,8 +962,69 @@ TEST_CASE("an upload waiting for room asks for no retry until room is released",
   CHECK(f.service.NextRetryMs() != 0);
   f.service.Poke(2);
   REQUIRE(f.backend.calls.size() == 1);
+  CHECK(f.backend.calls[0].stored == body);
+  CHECK(f.service.NextRetryMs() == 0);
+}
+
+TEST_CASE("a short body that arrived whole is read while stalled uploads hold the body budget",
+          "[src][kv_service][budget]") {
+  ByteBudget budget(1 << 20);
+  ByteBudget arrived(128 << 10);
+  KvServiceOptions o;
+  o.body_budget = &budget;
+  o.body_arrived_budget = &arrived;
+  o.compression_level = 0;
+  Fixture f(o);
+  budget.Charge(1 << 20);  // stalled uploads hold all of it
+  Client small(f.service, f.limits);
+  small.Send(Put("small", "0123456789"));  // head and body in one read
+  REQUIRE(f.backend.calls.size() == 1);
+  CHECK(f.backend.calls[0].stored == "0123456789");
+  CHECK(arrived.used() == 0);  // given back once queued
+  CHECK(budget.used() == 1 << 20);
+  f.service.OnCompletion(Done(f.backend.calls[0].token, engine::Code::kOk, 1, false), 2);
+  CHECK(StatusLine(small.Output()) == "HTTP/1.1 201 Created");
+
+  // The head first: it waits for its body, reading on; once the body is
+  // there it is read.
+  Client split(f.service, f.limits);
+  const std::string body(3000, 'b');
+  const std::string request = Put("split", body);
+  split.Send(request.substr(0, request.size() - body.size()), 3);
+  CHECK(f.backend.calls.size() == 1);
+  CHECK(f.service.AwaitsBodyBudget(split.state));
+  CHECK(!f.service.AwaitsStorage(split.state));
+  split.Send(body.substr(0, 1000), 4);  // not all of it yet
+  CHECK(f.backend.calls.size() == 1);
+  split.Send(body.substr(1000), 5);
+  REQUIRE(f.backend.calls.size() == 2);
+  CHECK(f.backend.calls[1].stored == body);
+  CHECK(!f.service.AwaitsBodyBudget(split.state));
+  CHECK(arrived.used() == 0);
+}
+
+TEST_CASE("a body that arrived whole waits while the arrived room is held, and is read as it frees",
+          "[src][kv_service][budget]") {
+  ByteBudget budget(1 << 20);
+  ByteBudget arrived(64 << 10);
+  KvServiceOptions o;
+  o.body_budget = &budget;
+  o.body_arrived_budget = &arrived;
+  Fixture f(o);
+  budget.Charge(1 << 20);
+  arrived.Charge(64 << 10);  // other arrived bodies wait for queue room
+  Client c(f.service, f.limits);
+  c.Send(Put("k", std::string(100, 'v')));
+  CHECK(f.backend.calls.empty());
+  CHECK(f.service.AwaitsStorage(c.state));  // it has arrived: nothing more to read
+  CHECK(f.service.NextRetryMs() == 0);
+  arrived.Release(64 << 10);
+  CHECK(f.service.NextRetryMs() != 0);
+  f.service.Poke(2);
+  REQUIRE(f.backend.calls.size() == 1);
   CHECK(f.backend.calls[0].stored == std::string(100, 'v'));
   CHECK(f.service.NextRetryMs() == 0);
+  CHECK(arrived.used() == 0);
 }
 
 TEST_CASE("an exchange reused after a large upload holds none of its buffers", "[src][kv_service][budget]") {
