@@ -1,0 +1,1 @@
+python3 bench/abuse_phases.py --case slow-body --kingx new=/tmp/budget23/kingx-new --kingx ref=/work/ref/s23/kingx --nginx --rounds 2 --phases 2 --seconds 6 --settle 6 --seed 2 --out bench/results/2026-12-06-budget23/phases-slow-body

@@ -1,0 +1,1 @@
+TMPDIR=/tmp/budget23 python3 bench/stalled_uploads.py --kingx new=/tmp/budget23/kingx-new --kingx ref=/work/ref/s23/kingx --uploads 200,3000 --rounds 2 --put-timeout 90 --out bench/results/2026-12-06-budget23/stalled
