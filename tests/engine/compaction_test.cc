@@ -1503,49 +1503,8 @@ namespace {
 // data), eight more in the active segment, one of the sixteen overwritten
 // since. Its dead bytes are few: under the dead ratio and the space bound's
 // fraction, so that only its share of the live data can make a pass copy it.
-// Holds the segment extender's first step of room after Arm (its zero
-// write, on the extender's thread) until Release, which then waits for the
-// step's fdatasync to begin (Landed, from the test's sync hook): the step
-// lands where the test calls Release. Waits are bounded (minutes).
-struct HeldStep {
-  void Arm(FaultInjectionEnv& env) {
-    env.SetWriteHook([this](const std::string& path) {
-      if (std::this_thread::get_id() == main || path.find(".kxd") == std::string::npos ||
-          path.find("compact-") != std::string::npos)
-        return;
-      std::unique_lock lock(mu);
-      if (held) return;
-      held = true;
-      cv.notify_all();
-      cv.wait_for(lock, std::chrono::minutes(5), [this] { return released; });
-    });
-  }
-  void Release() {
-    std::unique_lock lock(mu);
-    if (released) return;
-    cv.wait_for(lock, std::chrono::minutes(5), [this] { return held; });
-    released = true;
-    cv.notify_all();
-    cv.wait_for(lock, std::chrono::minutes(5), [this] { return landed; });
-  }
-  void Landed() {
-    std::lock_guard lock(mu);
-    landed = true;
-    cv.notify_all();
-  }
-  bool Held() {
-    std::lock_guard lock(mu);
-    return held && landed;
-  }
-  const std::thread::id main = std::this_thread::get_id();
-  std::mutex mu;
-  std::condition_variable cv;
-  bool held = false, released = false, landed = false;
-};
-
 struct OverHalfGrid {
-  // before_last_put: run before the last put (the one that leaves dead bytes).
-  explicit OverHalfGrid(const std::function<void(FaultInjectionEnv&)>& before_last_put = {}) {
+  OverHalfGrid() {
     o.compression_level = 0;
     o.segment_bytes = 256 << 20;
     REQUIRE(db.Open().ok());
@@ -1553,7 +1512,6 @@ struct OverHalfGrid {
       keys.push_back("k" + std::to_string(100 + i));
       Put(keys.size() - 1, 0);
     }
-    if (before_last_put) before_last_put(env);
     Put(0, 1);
     for (const SegmentStats& seg : db.writer().Stats().per_segment) {
       live += seg.live_bytes;
@@ -1604,10 +1562,7 @@ TEST_CASE("an ordinary pass copies a segment holding more than half the live dat
   // live data, made beside a backlog near the stall's begin bound, takes
   // the directory past twice the live data. Copied while the backlog is
   // low, in outputs of at most a quarter each, no such segment is left.
-  // The writer's last step of room (engine/segment_extender.h) is held and
-  // lands during the pass, as it may when the machine is busy.
-  HeldStep room;
-  OverHalfGrid g([&](FaultInjectionEnv& env) { room.Arm(env); });
+  OverHalfGrid g;
   CompactionOptions co = Unthrottled();
   co.free_bytes = [](const std::string&) -> Result<uint64_t> { return uint64_t{8} << 30; };
   co.stall_floor_bytes = 1;
@@ -1625,19 +1580,13 @@ TEST_CASE("an ordinary pass copies a segment holding more than half the live dat
   const uint64_t before = copy_bytes();
   std::atomic<uint64_t> peak{before};
   g.env.SetSyncHook([&](const std::string& path) {
-    if (path.find(active_name) != std::string::npos && std::this_thread::get_id() != room.main) {
-      room.Landed();
-      return;
-    }
     if (path.find("compact-") == std::string::npos) return;
-    room.Release();  // the held step lands during the pass, before this sample
     peak.store(std::max(peak.load(), copy_bytes()));
   });
   Compactor c(g.db.writer(), co);
   const Status s = c.RunOnce(&report);
   g.env.SetSyncHook({});
   g.env.SetWriteHook({});
-  REQUIRE(room.Held());  // the step was made during the pass
   CHECK(g.ActiveId() == active);
   REQUIRE(s.ok());
   CHECK(report.inputs == 1);
