@@ -5,7 +5,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include <unistd.h>
+
+#include "engine/cut_hint.h"
 #include "engine/env.h"
+#include "engine/options.h"
 #include "engine/record.h"
 #include "src/conf/log.h"
 #include "src/ipc/token.h"
@@ -93,6 +97,47 @@ void BackupClient::Release(uint32_t i) {
   if (wake_writer_) wake_writer_();
 }
 
+// ---------------------------------------------------------------- PrepareCutHint
+
+engine::Result<std::shared_ptr<PreparedHint>> PrepareCutHint(engine::Env& env, const std::string& data_dir,
+                                                             const engine::DatabaseCut& cut,
+                                                             const std::string& scratch_dir, const std::string& tag) {
+  const engine::SegmentFileCut* active = nullptr;
+  for (const engine::SegmentFileCut& f : cut.segments) {
+    if (f.active) active = &f;
+  }
+  if (active == nullptr || active->missing || active->bytes < engine::kSegmentHeaderBytes) {
+    return std::shared_ptr<PreparedHint>();
+  }
+  const std::string name = engine::SegmentFileName(active->id);
+  const std::string scratch = engine::JoinPath(scratch_dir, "kingx-backup-" + std::to_string(::getpid()) + "-" + tag + ".hint");
+  // Any record the format allows: the hint describes what is there; the
+  // copy's open checks it against its own limits.
+  const engine::RecordLimits limits{engine::kLargestKeyBytes, engine::kLargestValueBytes};
+  engine::Status s = engine::WriteCutHint(env, engine::JoinPath(data_dir, name), active->id, active->bytes, limits, scratch);
+  std::shared_ptr<PreparedHint> hint;
+  if (s.ok()) {
+    auto file = env.OpenFile(scratch, engine::OpenMode::kRead);
+    auto size = file.ok() ? file.value()->Size() : engine::Result<uint64_t>(file.status());
+    if (size.ok()) {
+      hint = std::make_shared<PreparedHint>();
+      hint->segment_id = active->id;
+      hint->file = std::move(file.value());
+      hint->bytes = size.value();
+    } else {
+      s = size.status();
+    }
+  }
+  (void)env.RemoveFile(scratch);  // open or not, the name goes now (a failed write may have left part of it)
+  if (s.Is(engine::Code::kCorruption)) {
+    KINGX_LOG_ERROR("backup: %s is not whole valid records below the cut (%s): the archive carries no hint of it",
+                    name.c_str(), s.ToString().c_str());
+    return std::shared_ptr<PreparedHint>();
+  }
+  if (!s.ok()) return engine::Status(s.code(), name + ": " + std::string(s.message()));
+  return hint;
+}
+
 // ---------------------------------------------------------------- TarBackupStream
 
 std::string TarBackupStream::TarHeader(const std::string& name, uint64_t size, uint64_t mtime_s) {
@@ -166,7 +211,7 @@ struct TarBackupStream::ReadJob {
 };
 
 TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s,
-                                 Offload* offload, std::function<void()> resume)
+                                 Offload* offload, std::function<void()> resume, std::shared_ptr<PreparedHint> hint)
     : client_(client), slot_(i), budget_(budget), mtime_s_(mtime_s), offload_(offload), resume_(std::move(resume)) {
   const engine::DatabaseCut cut = client.Cut(i);
   Member manifest;
@@ -175,6 +220,14 @@ TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& b
   manifest.bytes = manifest.inline_data.size();
   members_.push_back(std::move(manifest));
   for (const engine::SegmentFileCut& f : cut.segments) {
+    if (f.active && hint && hint->segment_id == f.id) {
+      // Before the data: an archive cut inside the data keeps it.
+      Member h;
+      h.name = engine::HintFileName(f.id);
+      h.file = hint->file;
+      h.bytes = hint->bytes;
+      members_.push_back(std::move(h));
+    }
     if (!f.missing) {  // a missing one stays missing in the copy (its MANIFEST entry and hint say so)
       Member seg;
       seg.name = engine::SegmentFileName(f.id);
@@ -182,7 +235,7 @@ TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& b
       seg.bytes = f.bytes;
       members_.push_back(std::move(seg));
     }
-    if (f.active) continue;  // its hint is still being written: an open rebuilds it
+    if (f.active) continue;  // the writer's hint of it is unfinished: the prepared one went before
     Member hint;
     hint.name = engine::HintFileName(f.id);
     hint.path = engine::JoinPath(client.data_dir(), hint.name);
@@ -242,7 +295,7 @@ void TarBackupStream::OnRead(ReadJob& job) {
 
 TarBackupStream::Fill TarBackupStream::FillPiece(const Member& m, size_t want) {
   std::string& buf = piece_->bytes;
-  if (m.path.empty()) {
+  if (m.path.empty() && !m.file) {
     buf.assign(m.inline_data, offset_, want);
     return Fill::kReady;
   }
@@ -288,6 +341,7 @@ http::BodyStream::Pull TarBackupStream::Next(std::string_view* piece) {
       *piece = head_;
       phase_ = 1;
       offset_ = 0;
+      file_ = m.file;  // null: opened by the first read
       break;
     }
     if (phase_ == 1) {

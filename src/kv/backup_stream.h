@@ -10,11 +10,16 @@
 // their births, the seed, the seq high-water mark), then for each segment of
 // the cut, ascending id, "seg-NNNNNNNN.kxd" (sealed segments whole, the
 // active one exactly up to its size at the cut) and, for a sealed segment
-// that has one, its "seg-NNNNNNNN.hint" (immutable once sealed). A segment
+// that has one, its "seg-NNNNNNNN.hint" (immutable once sealed). The active
+// segment's hint is the one a clean close would leave for the cut
+// (PrepareCutHint), and comes BEFORE the segment's data: an archive cut
+// inside that data still holds the hint, so the copy reports the cut and the
+// keys whose records were lost answer "damaged", never an older value. A
+// segment
 // the MANIFEST lists whose file is gone stays so in the copy (entry and hint,
 // no file: the copy reports the same damage as the original). Not in it:
-// LOCK, staging files, the active segment's hint (an open rebuilds it from
-// the scan) and keys/ (derived: an open rebuilds the sorted key view).
+// LOCK, staging files, the writer's unfinished hint of the active segment
+// and keys/ (derived: an open rebuilds the sorted key view).
 // `tar -x` of it into an empty directory gives a data directory that kingx
 // and kingx-tool open as is.
 //
@@ -95,6 +100,31 @@ class BackupClient {
   const uint32_t generation_;
 };
 
+// The finished hint of a cut's active segment, built from the pinned
+// segment file (engine::WriteCutHint) into a scratch file that is unlinked
+// as soon as it is open again for reading: nothing is left behind, also
+// when the process dies.
+struct PreparedHint {
+  uint32_t segment_id = 0;
+  std::shared_ptr<engine::File> file;
+  uint64_t bytes = 0;
+};
+
+// Builds the PreparedHint of cut's active segment in scratch_dir (a
+// directory the process may write: the data directory of a read-only server
+// may not be). Blocking: on the backup's Offload thread, or where the thread
+// may wait for the disk (the thread model). `tag` makes the scratch name
+// unique among this process's backups. Null (no hint to ship) when the cut
+// has no active segment, it is missing, shorter than a segment header, or
+// its bytes below the cut are not whole valid records (damage there: logged;
+// the copy's open then scans the segment and reports it). Errors: the Env's,
+// when the segment cannot be read or the scratch file written (the backup
+// is refused). Memory: engine::WriteCutHint's (a few hundred KiB, not the
+// hint).
+engine::Result<std::shared_ptr<PreparedHint>> PrepareCutHint(engine::Env& env, const std::string& data_dir,
+                                                             const engine::DatabaseCut& cut,
+                                                             const std::string& scratch_dir, const std::string& tag);
+
 class TarBackupStream final : public http::BodyStream {
  public:
   static constexpr size_t kPieceBytes = 64 * 1024;
@@ -102,12 +132,14 @@ class TarBackupStream final : public http::BodyStream {
   // The archive of the cut held in backup slot `i` (State(i) == kCut).
   // client, budget and offload must outlive the stream. Sizes of hint files
   // are taken now (a sealed segment's hint never changes while pinned).
+  // hint: the active segment's (PrepareCutHint; null: none shipped).
   // offload: where file reads run (null: inline, in Next). resume: called
   // on the owning thread when a read that made Next answer kAgain is done
   // (Connection::ResumeOutput, then whatever makes the I/O layer flush); it
   // may destroy the stream.
   TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s,
-                  Offload* offload = nullptr, std::function<void()> resume = {});
+                  Offload* offload = nullptr, std::function<void()> resume = {},
+                  std::shared_ptr<PreparedHint> hint = nullptr);
   ~TarBackupStream() override;
   TarBackupStream(const TarBackupStream&) = delete;
   TarBackupStream& operator=(const TarBackupStream&) = delete;
@@ -127,7 +159,8 @@ class TarBackupStream final : public http::BodyStream {
  private:
   struct Member {
     std::string name;
-    std::string path;         // empty: `inline_data` is the content
+    std::string path;         // empty: `file` or `inline_data` is the content
+    std::shared_ptr<engine::File> file;  // open already (a prepared hint)
     std::string inline_data;
     uint64_t bytes = 0;
   };

@@ -13,7 +13,9 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "engine/mapping_guard.h"
@@ -180,8 +182,16 @@ struct KvService::Impl final : WriteExchanges::Responder {
     const http::Request* request = nullptr;  // valid until answered (request.h)
     uint32_t slot = 0;
     uint64_t since_ms = 0;
+    uint64_t serial = 0;       // names this wait to the hint's preparation (slots are reused)
+    bool preparing = false;    // the active segment's hint is being built on the Offload
+    bool prepared = false;     // built (or none to build): `hint` is what the archive carries
+    std::shared_ptr<PreparedHint> hint;
   };
   std::vector<BackupWait> backup_waits;
+  uint64_t backup_serial = 0;
+  // Expires with the service: a hint build that ends after it answers nobody.
+  std::shared_ptr<int> backup_life = std::make_shared<int>(0);
+  void PrepareBackupHint(size_t wait_index);
   void HandleBackup(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void OnBackupCut(const Completion& c, uint64_t now_ms);
   void AnswerBackup(size_t wait_index, uint64_t now_ms);
@@ -433,7 +443,7 @@ void KvService::Impl::HandleBackup(http::Connection& conn, const http::Request& 
     return Answer(conn, request, http::ProblemResponse(503, slot.status().message(), kMaxBackups, true), now_ms);
   }
   st->backup_slot = static_cast<int16_t>(slot.value());
-  backup_waits.push_back(BackupWait{&conn, &request, slot.value(), now_ms});
+  backup_waits.push_back(BackupWait{&conn, &request, slot.value(), now_ms, ++backup_serial, false, false, nullptr});
 }
 
 void KvService::Impl::OnBackupCut(const Completion& c, uint64_t now_ms) {
@@ -447,10 +457,12 @@ void KvService::Impl::OnBackupCut(const Completion& c, uint64_t now_ms) {
 // The writer answered backup_waits[wait_index]: stream the archive of its
 // cut, or say why there is none.
 void KvService::Impl::AnswerBackup(size_t wait_index, uint64_t now_ms) {
-  const BackupWait w = backup_waits[wait_index];
   BackupClient* client = backend.Backups();
-  const BackupState state = client->State(w.slot);
+  const BackupState state = client->State(backup_waits[wait_index].slot);
   if (state == BackupState::kRequested || state == BackupState::kClaimed) return;  // not cut yet
+  if (backup_waits[wait_index].preparing) return;                                 // answered once it is built
+  if (state == BackupState::kCut && !backup_waits[wait_index].prepared) return PrepareBackupHint(wait_index);
+  const BackupWait w = backup_waits[wait_index];
   backup_waits.erase(backup_waits.begin() + static_cast<std::ptrdiff_t>(wait_index));
   State(*w.conn)->backup_slot = -1;
   http::Response resp;
@@ -471,7 +483,7 @@ void KvService::Impl::AnswerBackup(size_t wait_index, uint64_t now_ms) {
       if (wake != nullptr) wake(io, *conn);
     };
     stream = std::make_shared<TarBackupStream>(*client, w.slot, response_budget(), wall_s, options.offload,
-                                               std::move(resume));
+                                               std::move(resume), w.hint);
     if (!stream->Prime()) {
       stream.reset();  // releases the slot
       resp = http::ProblemResponse(503, "no room for a backup's buffer in --response-buffer-bytes; retry later",
@@ -496,10 +508,76 @@ void KvService::Impl::AnswerBackup(size_t wait_index, uint64_t now_ms) {
   if (wake != nullptr) wake(io, *w.conn);
 }
 
+// Builds the finished hint of the cut's active segment (PrepareCutHint) on
+// the Offload's thread, or inline without one (the thread model), then
+// answers the wait. A wait aborted meanwhile (the client closed) is gone when
+// the build ends: its hint is dropped. A build that fails (a file of the
+// cut cannot be read, the scratch file cannot be written) answers 500.
+void KvService::Impl::PrepareBackupHint(size_t wait_index) {
+  BackupClient* client = backend.Backups();
+  BackupWait& w = backup_waits[wait_index];
+  struct Job {
+    engine::Env* env = nullptr;
+    std::string data_dir, scratch_dir, tag;
+    engine::DatabaseCut cut;
+    engine::Status status = engine::Status::IOError("the backup's hint was not built");
+    std::shared_ptr<PreparedHint> hint;
+  };
+  auto job = std::make_shared<Job>();
+  job->env = &client->env();
+  job->data_dir = client->data_dir();
+  const char* tmp = std::getenv("TMPDIR");
+  job->scratch_dir = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+  job->tag = std::to_string(options.token_prefix) + "-" + std::to_string(w.serial);
+  job->cut = client->Cut(w.slot);
+  auto work = [job] {
+    auto r = PrepareCutHint(*job->env, job->data_dir, job->cut, job->scratch_dir, job->tag);
+    job->status = r.status();
+    if (r.ok()) job->hint = std::move(r.value());
+  };
+  const uint64_t serial = w.serial;
+  auto done = [this, job, serial, life = std::weak_ptr<int>(backup_life)] {
+    if (life.expired()) return;
+    for (size_t i = 0; i < backup_waits.size(); ++i) {
+      BackupWait& b = backup_waits[i];
+      if (b.serial != serial) continue;
+      b.preparing = false;
+      b.prepared = true;
+      b.hint = job->hint;
+      if (!job->status.ok()) {
+        KINGX_LOG_ERROR("backup: the active segment's hint cannot be built: %s", job->status.ToString().c_str());
+        const BackupWait gone = b;
+        backup_waits.erase(backup_waits.begin() + static_cast<std::ptrdiff_t>(i));
+        State(*gone.conn)->backup_slot = -1;
+        backend.Backups()->Release(gone.slot);
+        backend.Backups()->region().failed.fetch_add(1, std::memory_order_relaxed);
+        Answer(*gone.conn, *gone.request,
+               http::ProblemResponse(500, "the backup's hint of the active segment cannot be built: " +
+                                              job->status.ToString()),
+               MonotonicMs());
+        if (wake != nullptr) wake(io, *gone.conn);
+        return;
+      }
+      return AnswerBackup(i, MonotonicMs());
+    }
+  };
+  if (options.offload != nullptr) {
+    w.preparing = true;
+    if (options.offload->Queue(work, done)) return;
+    w.preparing = false;
+  }
+  work();  // the thread model's pool thread may wait for the disk
+  done();
+}
+
 void KvService::Impl::ExpireBackupWaits(uint64_t now_ms) {
   BackupClient* client = backend.Backups();
   for (size_t i = 0; i < backup_waits.size();) {
     BackupWait& w = backup_waits[i];
+    if (w.preparing) {  // cut: answered when the hint is built
+      ++i;
+      continue;
+    }
     const BackupState state = client->State(w.slot);
     if (state != BackupState::kRequested && state != BackupState::kClaimed) {
       AnswerBackup(i, now_ms);  // cut, its completion not drained yet

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/cut_hint.h"
+#include "engine/options.h"
 #include "engine/record.h"
 #include "tests/src/support/test_util.h"
 
@@ -79,7 +81,133 @@ std::string SegmentMember(const std::string& tar) {
   return {};
 }
 
+// Every member of a whole archive, in order: name and bytes.
+std::vector<std::pair<std::string, std::string>> Members(const std::string& tar) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t at = 0; at + 512 <= tar.size() && tar[at] != '\0';) {
+    const std::string name(tar.data() + at);
+    const uint64_t size = std::stoull(std::string(tar.data() + at + 124, 11), nullptr, 8);
+    out.emplace_back(name, tar.substr(at + 512, size));
+    at += 512 + (size + 511) / 512 * 512;
+  }
+  return out;
+}
+
+// A valid segment of `records` records with id 3 (the CutFixture's), then
+// `tail` bytes the cut leaves out.
+std::string ValidSegment(int records, size_t tail) {
+  std::string seg(engine::kSegmentHeaderBytes, '\0');
+  engine::SegmentHeader h;
+  h.seed = 42;
+  h.segment_id = 3;
+  h.seq_floor = 1;
+  engine::EncodeSegmentHeader(h, seg.data());
+  for (int i = 0; i < records; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const std::string value(static_cast<size_t>(100 + 40 * i), static_cast<char>('a' + i % 26));
+    engine::EncodeRecord(static_cast<uint64_t>(1 + i), engine::RecordType::kPut, engine::Codec::kRaw, key, "", value,
+                         value.size(), &seg);
+  }
+  return seg + std::string(tail, 'z');
+}
+
+std::string WholeArchive(TarBackupStream& s, ManualOffload* offload) {
+  REQUIRE(s.Prime());
+  std::string tar;
+  std::string_view piece;
+  for (int i = 0; i < 1000 && tar.size() < s.length(); ++i) {
+    const auto pull = s.Next(&piece);
+    if (pull == http::BodyStream::Pull::kAgain && offload != nullptr) {
+      offload->RunOne();
+      continue;
+    }
+    REQUIRE(pull == http::BodyStream::Pull::kPiece);
+    tar.append(piece);
+  }
+  REQUIRE(tar.size() == s.length());
+  return tar;
+}
+
 }  // namespace
+
+TEST_CASE("a backup carries the finished hint of its active segment at the cut, before the segment's data, "
+          "and leaves no scratch file",
+          "[kv][backup]") {
+  CutFixture f(10);
+  const std::string seg = ValidSegment(30, 5000);
+  const uint64_t cut = seg.size() - 5000;
+  std::ofstream(engine::JoinPath(f.dir.path, engine::SegmentFileName(3)), std::ios::binary | std::ios::trunc) << seg;
+  f.region->slots[0].files[0].bytes = cut;
+  f.region->slots[0].files[0].flags = kBackupFileActive;
+  // A stale hint of the writer's beside it: never what the archive carries.
+  std::ofstream(engine::JoinPath(f.dir.path, engine::HintFileName(3)), std::ios::binary) << "unfinished";
+  test::TempDir scratch;
+  auto hint = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "t");
+  REQUIRE(hint.ok());
+  REQUIRE(hint.value() != nullptr);
+  REQUIRE(engine::PosixEnv().ListDir(scratch.path).value().empty());  // unlinked once open
+  // The hint a clean close would write for the segment at the cut.
+  const std::string expected_path = engine::JoinPath(scratch.path, "expected");
+  REQUIRE(engine::WriteCutHint(engine::PosixEnv(), engine::JoinPath(f.dir.path, engine::SegmentFileName(3)), 3, cut,
+                               engine::RecordLimits{}, expected_path)
+              .ok());
+  std::string expected;
+  {
+    std::ifstream in(expected_path, std::ios::binary);
+    expected.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ByteBudget budget(1 << 20);
+  ManualOffload offload;
+  const bool with_offload = GENERATE(false, true);
+  TarBackupStream s(*f.client, 0, budget, 0, with_offload ? &offload : nullptr, [] {}, hint.value());
+  const auto members = Members(WholeArchive(s, with_offload ? &offload : nullptr));
+  REQUIRE(members.size() == 3);
+  CHECK(members[0].first == "MANIFEST");
+  CHECK(members[1].first == engine::HintFileName(3));
+  CHECK(members[1].second == expected);
+  CHECK(members[2].first == engine::SegmentFileName(3));
+  CHECK(members[2].second == seg.substr(0, cut));
+}
+
+TEST_CASE("a backup ships no hint for an active segment that is missing, header-only-short or damaged below the cut",
+          "[kv][backup]") {
+  CutFixture f(10);
+  test::TempDir scratch;
+  BackupSlot& b = f.region->slots[0];
+  // No active segment: a sealed one only.
+  auto none = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "a");
+  REQUIRE(none.ok());
+  CHECK(none.value() == nullptr);
+  // Active but shorter than a segment header.
+  b.files[0].flags = kBackupFileActive;
+  none = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "b");
+  REQUIRE(none.ok());
+  CHECK(none.value() == nullptr);
+  // Active, missing.
+  b.files[0].flags = kBackupFileActive | kBackupFileMissing;
+  b.files[0].bytes = 0;
+  none = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "c");
+  REQUIRE(none.ok());
+  CHECK(none.value() == nullptr);
+  // Active, a damaged byte below the cut: the copy's scan reports it.
+  std::string seg = ValidSegment(5, 0);
+  seg[seg.size() - 3] ^= 1;
+  std::ofstream(engine::JoinPath(f.dir.path, engine::SegmentFileName(3)), std::ios::binary | std::ios::trunc) << seg;
+  b.files[0].flags = kBackupFileActive;
+  b.files[0].bytes = seg.size();
+  none = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "d");
+  REQUIRE(none.ok());
+  CHECK(none.value() == nullptr);
+  // An empty active segment (its header only): a hint of no entries.
+  seg = ValidSegment(0, 0);
+  std::ofstream(engine::JoinPath(f.dir.path, engine::SegmentFileName(3)), std::ios::binary | std::ios::trunc) << seg;
+  b.files[0].bytes = seg.size();
+  auto empty = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "e");
+  REQUIRE(empty.ok());
+  REQUIRE(empty.value() != nullptr);
+  CHECK(empty.value()->bytes == 24 + 24);  // the hint's header and trailer
+  CHECK(engine::PosixEnv().ListDir(scratch.path).value().empty());
+}
 
 TEST_CASE("a backup stream reads its files inline without an offload", "[kv][backup]") {
   CutFixture f(200'000);
