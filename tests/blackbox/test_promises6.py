@@ -310,3 +310,5 @@ if __name__ == "__main__":
     finally:
         for shard in SHARDS:
             shard.cleanup()
+        if SERVERS.server is not None:  # current_server() names SHARDS[0] once a case filled SHARDS
+            SERVERS.server.cleanup()
