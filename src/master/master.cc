@@ -555,6 +555,10 @@ class Master {
     next.admin_listen = config_.admin_listen;
     keep(next.write_queue_bytes != config_.write_queue_bytes, "--write-queue-bytes");
     next.write_queue_bytes = config_.write_queue_bytes;
+    // The pid file written at start is the one a stop removes; a new path
+    // would never be written.
+    keep(next.pid_file != config_.pid_file, "--pid");
+    next.pid_file = config_.pid_file;
 
     uint32_t free_slots = 0;
     for (uint32_t slot = 0; slot < workers_.size(); ++slot) {
