@@ -3,7 +3,7 @@
 the engine (KeyLister, in-process) and through the API (kingx servers, paging
 with the cursor).
 
-    bench/list_bench.py [--list-bench build/bench/list_bench] [--kingx build/src/kingx] \
+    bench/list_bench.py --kingx build-release/src/kingx [--list-bench build-release/bench/list_bench] \
         [--sizes 100000,10000000] [--pages 300] [--dir /var/tmp/kingx-list] [--out bench/results/DATE-listing] \
         [--baseline OLD/kingx --rounds 3] [--skip-engine] [--skip-http]
 
@@ -92,8 +92,11 @@ def side_by_side(a, keys, data):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--list-bench", default="build/bench/list_bench")
-    ap.add_argument("--kingx", default=os.environ.get("KINGX_BIN", "build/src/kingx"))
+    ap.add_argument("--list-bench", default="build/bench/list_bench",
+                    help="the list_bench binary (fill, engine and http phases; default build/bench/list_bench)")
+    ap.add_argument("--kingx", default=os.environ.get("KINGX_BIN"),
+                    help="the kingx binary to measure (required, or KINGX_BIN): say which tree, "
+                         "build-release/src/kingx for figures")
     ap.add_argument("--sizes", default="100000,10000000")
     ap.add_argument("--pages", type=int, default=300)
     ap.add_argument("--dir", default="/var/tmp/kingx-list")
@@ -104,8 +107,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the --baseline comparison")
     ap.add_argument("--out")
     a = ap.parse_args()
+    if not a.kingx:
+        ap.error("--kingx is required (or KINGX_BIN): the binary measured, e.g. build-release/src/kingx")
+    binaries = {"kingx": os.path.realpath(a.kingx), "list_bench": os.path.realpath(a.list_bench)}
+    if a.baseline:
+        binaries["baseline"] = os.path.realpath(a.baseline)
+    print("binaries: " + ", ".join(f"{k} {v}" for k, v in binaries.items()), flush=True)
     sizes = sorted(int(x) for x in a.sizes.split(","))
-    result = {"command": " ".join(sys.argv), "cpus": os.cpu_count(), "sizes": sizes, "pages": a.pages,
+    result = {"command": " ".join(sys.argv), "binaries": binaries, "cpus": os.cpu_count(), "sizes": sizes,
+              "pages": a.pages,
               "loadavg_start": loadavg(), "fill": {}, "engine": {}, "http": {}}
 
     dirs = []

@@ -9,7 +9,7 @@ of N keys, side by side in one run:
   - with --baseline BIN: that binary on the directory with keys/ too (the
              previous main, to show the old behaviour itself).
 
-    bench/read_only_listing.py [--kingx build/src/kingx] [--baseline OLD/kingx] [--keys 1000000] \
+    bench/read_only_listing.py --kingx build-release/src/kingx [--baseline OLD/kingx] [--keys 1000000] \
         [--rounds 3] [--dir /var/tmp/kingx-ro-listing] [--fill build/bench/list_bench] [--out DIR]
 
 The database is made once by `list_bench fill DIR N` (the view built and
@@ -57,7 +57,9 @@ def one_start(binary, data, work, timeout_s):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kingx", default=os.environ.get("KINGX_BIN", "build/src/kingx"))
+    ap.add_argument("--kingx", default=os.environ.get("KINGX_BIN"),
+                    help="the kingx binary to measure (required, or KINGX_BIN): say which tree, "
+                         "build-release/src/kingx for figures")
     ap.add_argument("--baseline")
     ap.add_argument("--fill", default="build/bench/list_bench")
     ap.add_argument("--keys", type=int, default=1_000_000)
@@ -66,6 +68,10 @@ def main():
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--out")
     a = ap.parse_args()
+    if not a.kingx:
+        ap.error("--kingx is required (or KINGX_BIN): the binary measured, e.g. build-release/src/kingx")
+    print(f"binaries: kingx {os.path.realpath(a.kingx)}, fill {os.path.realpath(a.fill)}"
+          + (f", baseline {os.path.realpath(a.baseline)}" if a.baseline else ""), flush=True)
 
     with_keys = os.path.join(a.dir, f"db-{a.keys}")
     without = with_keys + "-nokeys"
