@@ -44,8 +44,8 @@ int64_t WallMs() {
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
 
-// A PUT or DELETE refused before it was queued while the writer makes no
-// progress (KvBackend::WriterNoProgressMs).
+}  // namespace
+
 http::Response StalledWriterResponse(uint64_t stalled_ms, uint64_t storage_timeout_ms) {
   return http::ProblemResponse(
       503,
@@ -54,8 +54,6 @@ http::Response StalledWriterResponse(uint64_t stalled_ms, uint64_t storage_timeo
           " ms): this write was refused before it was queued and was not applied; retry once /readyz answers 200",
       storage_timeout_ms, true, "--storage-timeout-ms");
 }
-
-}  // namespace
 
 uint64_t MonotonicMs() {
   timespec ts;

@@ -241,6 +241,12 @@ struct KvServiceOptions {
 // in milliseconds. Any thread.
 uint64_t MonotonicMs();
 
+// The answer to a PUT or DELETE refused before it was queued while the
+// writer makes no progress (KvBackend::WriterNoProgressMs): 503 +
+// Retry-After, a problem body naming the state and --storage-timeout-ms,
+// saying the write was not applied.
+http::Response StalledWriterResponse(uint64_t stalled_ms, uint64_t storage_timeout_ms);
+
 class KvService final : public http::Handler {
  public:
   using WakeFn = void (*)(void* io, http::Connection& conn);

@@ -618,11 +618,22 @@ void WriteExchanges::CutPart(Exchange* e, size_t n) {
 
 // One step of an Exchange's queue work. Returns the queue's status (kBusy:
 // blocked, try again later) and whether something was queued or prepared.
-engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting_body, bool* held) {
+engine::Status WriteExchanges::Step(Exchange* e, uint64_t now_ms, bool* progressed, bool* waiting_body, bool* held,
+                                    uint64_t* stalled_ms) {
   *progressed = false;
   *waiting_body = false;
   *held = false;
+  *stalled_ms = 0;
   const http::Request& req = *e->request;
+  // The writer's stall may have become known after the request head was
+  // checked (a long body): what would start or complete the write is not
+  // queued then, so the write is known not applied. A head and body read at
+  // the same tick were checked with the head.
+  const auto writer_stalled = [&]() {
+    if (now_ms == req.start_ms) return false;
+    *stalled_ms = backend_.WriterNoProgressMs(now_ms);
+    return *stalled_ms != 0;
+  };
   const size_t part_bytes = options_.part_bytes;
   if (e->stored_ready) {
     // What the writer will have staged once this part is queued must be
@@ -637,6 +648,7 @@ engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting
       return engine::Status::OK();
     }
     if (!e->begun) {
+      if (writer_stalled()) return engine::Status::OK();
       WriteRequest h;
       h.kind = WriteKind::kPut;
       h.condition = e->condition;
@@ -668,6 +680,7 @@ engine::Status WriteExchanges::Step(Exchange* e, bool* progressed, bool* waiting
     *waiting_body = true;
     return engine::Status::OK();
   }
+  if (writer_stalled()) return engine::Status::OK();
   engine::Status s;
   if (e->large) {
     s = backend_.EnqueueLargeEnd(e->token, e->raw_total);
@@ -725,7 +738,16 @@ WriteExchanges::Progress WriteExchanges::Advance(Exchange* e, uint64_t now_ms) {
   }
   while (e->phase == Exchange::Phase::kBody) {
     bool progressed = false, waiting_body = false, held = false;
-    engine::Status s = Step(e, &progressed, &waiting_body, &held);
+    uint64_t stalled_ms = 0;
+    engine::Status s = Step(e, now_ms, &progressed, &waiting_body, &held, &stalled_ms);
+    if (stalled_ms != 0) {
+      // Refused before its write was queued (a begun large value is
+      // aborted): not applied. A body not read to its end is not read on.
+      http::Response r = StalledWriterResponse(stalled_ms, options_.storage_timeout_ms);
+      r.close = !e->body_done;
+      Finish(e, std::move(r), now_ms);
+      return Progress::kGone;
+    }
     if (held) {
       // No room in the staging share for its next part: held (body paused,
       // one part in memory) until ServeStagingWaiters finds room.

@@ -73,7 +73,13 @@
 // without an answer. An Exchange whose whole write is queued and that waited
 // storage_timeout_ms for its completion (a stalled or far-behind writer) is
 // answered 503 "outcome unknown" + Retry-After (the writer may still apply
-// it) and stays in the table, orphaned, the same way.
+// it) and stays in the table, orphaned, the same way. The writer's known
+// stall (KvBackend::WriterNoProgressMs, checked by KvService at the head) is
+// checked again where a write would be started or completed in the queue
+// (its single entry, LargeBegin, LargeEnd) unless the body came in the same
+// millisecond as the head: a write whose body ends after the stall is known
+// is refused there, 503 + Retry-After "not applied" (StalledWriterResponse;
+// a begun large value aborted, a body not read to its end not read on).
 //
 // Answers go through the owner's Responder (the service's one response path);
 // after an answer made outside a Handler callback (a completion, Poke) the
@@ -240,7 +246,8 @@ class WriteExchanges {
     kGone,     // answered/freed, or possibly so: do not touch the Exchange
   };
   Progress Advance(Exchange* e, uint64_t now_ms);
-  engine::Status Step(Exchange* e, bool* progressed, bool* waiting_body, bool* held);
+  engine::Status Step(Exchange* e, uint64_t now_ms, bool* progressed, bool* waiting_body, bool* held,
+                      uint64_t* stalled_ms);
   void CutPart(Exchange* e, size_t n);
   ByteBudget& body_budget() { return options_.body_budget != nullptr ? *options_.body_budget : unlimited_body_; }
   const ByteBudget& body_budget() const {

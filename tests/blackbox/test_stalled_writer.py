@@ -55,23 +55,46 @@ def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_50
     check(http(S.port, "PUT", key_path("before"), b"kept").status == 201, "PUT before the stall")
     check(readyz().status == 200, "/readyz before the stall")
     writer = S.wait_children("kingx-writer", 1)[0]
-    with Conn(S.port, timeout=HANG_S) as c:
-        # The PUT's head and part of its body are read while the writer runs: the
-        # server decides then to take the write, and queues it once the body ends,
-        # after the writer stopped (however late this client sends the rest).
-        whole = build_request("PUT", key_path("stalled"), b"maybe")
+    refused_late = []  # PUTs whose body ended after the stall was known: refused, not applied
+    for attempt in range(5):
+        # The PUT's head and part of its body are read while the writer runs, the rest
+        # right after the writer stopped: queued before the server knows of the stall
+        # (within the storage timeout), it waits for "outcome unknown". A loaded machine
+        # may read the rest only once the stall is known: then the write is refused,
+        # "not applied" (checked below), and the round is tried again.
+        stalled_key = f"stalled{attempt}"
+        c = Conn(S.port, timeout=HANG_S)
+        whole = build_request("PUT", key_path(stalled_key), b"maybe")
         c.send(whole[:-3])
         wait_for(lambda: _server_rx_queue(S.port, c.local_port()) == 0, 60, "the server to read the PUT's head")
+        # Another PUT's head is taken while the writer runs too; its body ends only once
+        # the server knows of the stall (below).
+        late = Conn(S.port, timeout=HANG_S)
+        late_whole = build_request("PUT", key_path("late"), b"never applied")
+        late.send(late_whole[:-3])
+        wait_for(lambda: _server_rx_queue(S.port, late.local_port()) == 0, 60, "the server to read a PUT's head")
         os.kill(writer, signal.SIGSTOP)
+        c.send(whole[-3:])
         try:
-            c.send(whole[-3:])
-            try:
-                r = c.read_response()
-            except TimeoutError:
-                raise TestFailure(f"PUT got no answer in {HANG_S:.0f} s with the writer stopped") from None
+            r = c.read_response()
+        except TimeoutError:
+            os.kill(writer, signal.SIGCONT)
+            raise TestFailure(f"PUT got no answer in {HANG_S:.0f} s with the writer stopped") from None
+        body = r.body.decode("utf-8", "replace")
+        if r.status == 503 and "not applied" in body and "may or may not" not in body:
+            refused_late.append(stalled_key)
+            c.close()
+            late.close()
+            os.kill(writer, signal.SIGCONT)
+            wait_for(lambda: readyz().status == 200, 60, "/readyz 200 once the writer runs again")
+            continue
+        break
+    else:
+        raise TestFailure(f"every PUT of 5 was read only after the stall was known: {refused_late}")
+    with c:
+        try:
             check(r.status == 503, f"PUT with the writer stopped: {r!r}")
             check(r.header("Retry-After") is not None, f"no Retry-After: {r!r}")
-            body = r.body.decode("utf-8", "replace")
             check("may or may not" in body and "--storage-timeout-ms" in body,
                   f"the 503 does not say the outcome is unknown and which setting: {body}")
 
@@ -79,6 +102,18 @@ def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_50
                 r = readyz()
                 return r.status == 503 and "no progress" in r.body.decode("utf-8", "replace")
             wait_for(stalled_readyz, 60, "/readyz 503 naming the stalled writer")
+            # A write whose head came before the stall was known and whose body ends after
+            # it: refused where it would be queued, not applied (and never applied later).
+            with late:
+                late.send(late_whole[-3:])
+                try:
+                    r = late.read_response()
+                except TimeoutError:
+                    raise TestFailure(f"a late body's PUT got no answer in {HANG_S:.0f} s") from None
+                body = r.body.decode("utf-8", "replace")
+                check(r.status == 503 and r.header("Retry-After") is not None and "not applied" in body
+                      and "may or may not" not in body,
+                      f"a PUT whose body ended after the stall was known was not refused as not applied: {r!r}")
             # Now the server knows: new writes are refused before they are queued.
             with Conn(S.port, timeout=HANG_S) as c2:
                 for method, key, value in (("PUT", "refused", b"never"), ("DELETE", "before", None)):
@@ -112,9 +147,12 @@ def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_50
             check(r.status == 201, f"PUT on the same connection after the stall: {r!r}")
         finally:
             os.kill(writer, signal.SIGCONT)
-    r = http(S.port, "GET", key_path("stalled"), timeout=HANG_S)
+    r = http(S.port, "GET", key_path(stalled_key), timeout=HANG_S)
     check(r.status == 200 and r.body == b"maybe",
           f"the write answered 'outcome unknown' was queued and should be applied once the writer ran: {r!r}")
+    for late_key in refused_late + ["late"]:
+        r = http(S.port, "GET", key_path(late_key), timeout=HANG_S)
+        check(r.status == 404, f"the PUT refused as not applied after its body ended was applied: {r!r}")
     r = http(S.port, "GET", key_path("refused"), timeout=HANG_S)
     check(r.status == 404, f"the PUT refused as not applied was applied: {r!r}")
     r = http(S.port, "GET", key_path("before"), timeout=HANG_S)

@@ -564,6 +564,48 @@ TEST_CASE("while the writer makes no progress a new write is refused before it i
   CHECK(f.backend.calls.size() == 1);
 }
 
+TEST_CASE("a write whose head came before the writer's stall was known and whose body ends after it is refused, "
+          "not queued, saying not applied",
+          "[src][kv_service]") {
+  KvServiceOptions o;
+  o.part_bytes = 4096;
+  o.compression_level = 0;
+  Fixture f(o);
+  Client c(f.service, f.limits);
+  const std::string body = "0123456789";
+  const std::string request = Put("k", body);
+  c.Send(request.substr(0, request.size() - 3));  // the head is taken while the writer moves
+  CHECK(c.Output().empty());
+  f.backend.no_progress_ms = 61000;
+  c.Send(request.substr(request.size() - 3), 2);
+  std::string out = c.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 503 Service Unavailable");
+  CHECK(HeaderOf(out, "Retry-After") == "1");
+  CHECK(out.find("not applied") != std::string::npos);
+  CHECK(out.find("no progress for 61000 ms") != std::string::npos);
+  CHECK(out.find("may or may not") == std::string::npos);
+  CHECK(f.backend.calls.empty());
+  CHECK_FALSE(c.conn.ShouldClose());  // its body was read to its end
+  CHECK(f.service.InFlight() == 0);
+
+  // A large value begun before: its end is not queued, it is aborted.
+  f.backend.no_progress_ms = 0;
+  Client big(f.service, f.limits);
+  const std::string large(3 * 4096, 'L');
+  const std::string large_request = Put("big", large);
+  big.Send(large_request.substr(0, large_request.size() - 100), 3);
+  REQUIRE(!f.backend.calls.empty());
+  CHECK(f.backend.calls[0].what == "begin");
+  f.backend.no_progress_ms = 61000;
+  big.Send(large_request.substr(large_request.size() - 100), 4);
+  out = big.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 503 Service Unavailable");
+  CHECK(out.find("not applied") != std::string::npos);
+  for (const Call& call : f.backend.calls) CHECK(call.what != "end");
+  CHECK(f.backend.calls.back().what == "abort");
+  CHECK(f.service.InFlight() == 0);
+}
+
 TEST_CASE("simple preconditions become writer conditions without a read", "[src][kv_service]") {
   Fixture f;
   Client c(f.service, f.limits);
@@ -966,16 +1008,34 @@ TEST_CASE("an upload waiting for room asks for no retry until room is released",
   CHECK(f.service.NextRetryMs() == 0);
 }
 
+namespace {
+
+// A service whose body budget is all held by other uploads (stalled ones),
+// with `arrived_bytes` of room kept for bodies that arrived whole.
+struct HeldBudget {
+  explicit HeldBudget(uint64_t arrived_bytes) : arrived(arrived_bytes), f(Options(budget, arrived)) {
+    budget.Charge(1 << 20);
+  }
+  static KvServiceOptions Options(ByteBudget& budget, ByteBudget& arrived) {
+    KvServiceOptions o;
+    o.body_budget = &budget;
+    o.body_arrived_budget = &arrived;
+    o.compression_level = 0;
+    return o;
+  }
+  ByteBudget budget{1 << 20};
+  ByteBudget arrived;
+  Fixture f;
+};
+
+}  // namespace
+
 TEST_CASE("a short body that arrived whole is read while stalled uploads hold the body budget",
           "[src][kv_service][budget]") {
-  ByteBudget budget(1 << 20);
-  ByteBudget arrived(128 << 10);
-  KvServiceOptions o;
-  o.body_budget = &budget;
-  o.body_arrived_budget = &arrived;
-  o.compression_level = 0;
-  Fixture f(o);
-  budget.Charge(1 << 20);  // stalled uploads hold all of it
+  HeldBudget h(128 << 10);
+  ByteBudget& budget = h.budget;
+  ByteBudget& arrived = h.arrived;
+  Fixture& f = h.f;
   Client small(f.service, f.limits);
   small.Send(Put("small", "0123456789"));  // head and body in one read
   REQUIRE(f.backend.calls.size() == 1);
@@ -1005,13 +1065,9 @@ TEST_CASE("a short body that arrived whole is read while stalled uploads hold th
 
 TEST_CASE("a body that arrived whole waits while the arrived room is held, and is read as it frees",
           "[src][kv_service][budget]") {
-  ByteBudget budget(1 << 20);
-  ByteBudget arrived(64 << 10);
-  KvServiceOptions o;
-  o.body_budget = &budget;
-  o.body_arrived_budget = &arrived;
-  Fixture f(o);
-  budget.Charge(1 << 20);
+  HeldBudget h(64 << 10);
+  ByteBudget& arrived = h.arrived;
+  Fixture& f = h.f;
   arrived.Charge(64 << 10);  // other arrived bodies wait for queue room
   Client c(f.service, f.limits);
   c.Send(Put("k", std::string(100, 'v')));
