@@ -9,8 +9,17 @@
 // proceeds, alone). A refused holder waits (it stops reading, or its
 // response waits) and asks again later; refusals are counted.
 //
+// A holder that waits on a thread of its own (the thread model) can be woken
+// by a release instead of asking again on a timer: the budget's owner sets a
+// ReleaseListener, which every Release calls after the bytes are back.
+// Release's update and WouldFit's read are sequentially consistent, so a
+// waiter that announces itself (a sequentially consistent store of its own)
+// and then finds no room with WouldFit is seen by the listener of any
+// release that WouldFit did not see (no lost wake-up).
+//
 // Thread-safety: every method may be called from any thread (the thread
-// model shares one budget among its pool threads). Lock-free.
+// model shares one budget among its pool threads). Lock-free; the listener
+// runs on the releasing thread.
 #pragma once
 
 #include <atomic>
@@ -20,6 +29,16 @@ namespace kingx {
 
 class ByteBudget {
  public:
+  // Told of every release, on the releasing thread, after the bytes are
+  // back. Must not call Release of the same budget.
+  class ReleaseListener {
+   public:
+    virtual void OnRelease() = 0;
+
+   protected:
+    ~ReleaseListener() = default;
+  };
+
   // limit_bytes > 0.
   explicit ByteBudget(uint64_t limit_bytes) : limit_(limit_bytes) {}
   ByteBudget(const ByteBudget&) = delete;
@@ -55,7 +74,7 @@ class ByteBudget {
   // True when TryReserve(n) would succeed now (nothing reserved, nothing
   // counted): for a waiter deciding whether to ask again.
   bool WouldFit(uint64_t n) const {
-    const uint64_t cur = used_.load(std::memory_order_relaxed);
+    const uint64_t cur = used_.load(std::memory_order_seq_cst);
     return cur == 0 || (cur + n <= limit_ && cur + n >= cur);
   }
 
@@ -63,8 +82,16 @@ class ByteBudget {
   // to allocate after its reservation (rare; keeps the accounting honest).
   void Charge(uint64_t n) { used_.fetch_add(n, std::memory_order_relaxed); }
 
-  // Gives back n bytes of an earlier TryReserve or Charge.
-  void Release(uint64_t n) { used_.fetch_sub(n, std::memory_order_relaxed); }
+  // Gives back n bytes of an earlier TryReserve or Charge, then tells the
+  // listener, if any.
+  void Release(uint64_t n) {
+    used_.fetch_sub(n, std::memory_order_seq_cst);
+    if (listener_ != nullptr) listener_->OnRelease();
+  }
+
+  // Sets (or clears, with null) the listener: before any thread uses the
+  // budget, or after the last one did. It must outlive its use.
+  void SetReleaseListener(ReleaseListener* listener) { listener_ = listener; }
 
   uint64_t limit() const { return limit_; }
   uint64_t used() const { return used_.load(std::memory_order_relaxed); }
@@ -72,6 +99,7 @@ class ByteBudget {
 
  private:
   const uint64_t limit_;
+  ReleaseListener* listener_ = nullptr;
   std::atomic<uint64_t> used_{0};
   std::atomic<uint64_t> refusals_{0};
 };

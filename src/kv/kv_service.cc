@@ -819,6 +819,8 @@ bool KvService::AwaitsBodyBudget(const KvConnState& state) const { return impl_-
 
 bool KvService::AwaitsResponseBudget() const { return !impl_->stream_waiters.empty(); }
 
+uint64_t KvService::ResponseBudgetNeed() const { return impl_->stream_waiters.HeadNeed(); }
+
 size_t KvService::ReadBytesHint(const KvConnState& state) const { return impl_->writes.ReadBytesHint(state); }
 
 }  // namespace kingx

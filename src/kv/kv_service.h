@@ -330,8 +330,12 @@ class KvService final : public http::Handler {
   // True while a compressed response of this service waits for room in the
   // response budget (--response-buffer-bytes). NextRetryMs asks for a Poke
   // once room for the oldest is released; a blocking I/O layer whose budget
-  // other threads share polls meanwhile instead.
+  // other threads share sleeps until another thread's release makes room
+  // for ResponseBudgetNeed() (src/worker/room_waiters.h).
   bool AwaitsResponseBudget() const;
+  // The bytes of the response budget the oldest of those waits for (0 when
+  // none waits).
+  uint64_t ResponseBudgetNeed() const;
 
   // The most bytes the I/O layer should read at once now from the socket of
   // the connection that owns `state`: an upload reading the first window of

@@ -59,6 +59,8 @@ size_t StreamWaiters::Resume(uint64_t now_ms, WakeFn wake, void* io) {
 
 bool StreamWaiters::HeadFits() const { return head_ != nullptr && head_->WouldReserve(); }
 
+uint64_t StreamWaiters::HeadNeed() const { return head_ == nullptr ? 0 : std::max<uint64_t>(head_->Needed(), 1); }
+
 // ---------------------------------------------------------------- ValueStream
 
 ValueStream::ValueStream(engine::Value value, KvBackend* backend, ByteBudget& budget, StreamWaiters& waiters,

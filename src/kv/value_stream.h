@@ -64,6 +64,8 @@ class StreamWaiters {
   // resume at least one. Waiters behind it wait for it (first come first
   // served), so nothing else needs asking.
   bool HeadFits() const;
+  // The bytes the oldest waiter reserves once it gets room (0: none waits).
+  uint64_t HeadNeed() const;
   bool empty() const { return head_ == nullptr; }
   size_t size() const { return count_; }
 

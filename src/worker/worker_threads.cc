@@ -17,6 +17,11 @@
 //               and hands each completion to the pool thread whose prefix
 //               the token carries (mutex + condition variable: no spinning)
 //
+// A pool thread whose compressed response waits for room in the response
+// budget sleeps on its condition variable until a release by another pool
+// thread makes room for it (RoomWaiters rings it), mail, a stop or its
+// connection's deadline: it does not watch its socket meanwhile.
+//
 // Counters: each pool thread bumps private http::Counters; the main thread
 // (and /metrics, before rendering) folds their sum into the slot's shared
 // counters, on top of what the slot held when this worker started.
@@ -47,6 +52,7 @@
 #include "src/kv/kv_service.h"
 #include "src/kv/token_table.h"
 #include "src/worker/flood_guard.h"
+#include "src/worker/room_waiters.h"
 #include "src/worker/serve_options.h"
 #include "src/worker/worker_context.h"
 
@@ -85,6 +91,8 @@ struct PoolThread {
   std::vector<Completion> inbox;
   std::atomic<bool> has_mail{false};
   std::atomic<int> active_fd{-1};  // the socket being served (fast stop shuts it down)
+  size_t slot = 0;          // index in the pool: its RoomWaiters slot
+  bool room_rung = false;   // under mu: a release made room for its waiting response
 };
 
 struct ThreadWorker {
@@ -124,6 +132,11 @@ struct ThreadWorker {
   void Linger(int fd, http::Counters& counters);
   void TakeMail(PoolThread* t);
   bool WaitForMail(PoolThread* t, int timeout_ms);
+  // Sleeps while t's compressed response waits for response budget room
+  // that no release made yet (RoomWaiters), until a release rings t, mail
+  // arrives, a stop begins or timeout_ms passes.
+  void WaitForRoom(PoolThread* t, int timeout_ms);
+  static void RingRoom(void* worker, size_t slot);
   Mode mode() const { return static_cast<Mode>(mode_.load(std::memory_order_acquire)); }
   void SetMode(Mode m);
 
@@ -171,6 +184,7 @@ struct ThreadWorker {
   std::atomic<bool> flooding{false};
 
   std::vector<std::unique_ptr<PoolThread>> pool;
+  std::unique_ptr<RoomWaiters> room;  // pool threads waiting for budgets.response (after pool: it rings them)
   std::atomic<size_t> pool_running{0};
   std::mutex fold_mu;
   http::Counters base{};  // the slot's counters when this worker started
@@ -388,6 +402,32 @@ bool ThreadWorker::WaitForMail(PoolThread* t, int timeout_ms) {
   return !t->inbox.empty();
 }
 
+void ThreadWorker::WaitForRoom(PoolThread* t, int timeout_ms) {
+  {
+    std::lock_guard<std::mutex> lock(t->mu);
+    t->room_rung = false;  // a ring for an earlier wait
+  }
+  room->Begin(t->slot, t->service->ResponseBudgetNeed());
+  // The check after Begin (RoomWaiters' order): room released before it is
+  // seen here, room released after it rings this thread.
+  if (t->service->NextRetryMs() == 0) {
+    std::unique_lock<std::mutex> lock(t->mu);
+    const Mode start = mode();
+    t->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                   [&] { return t->room_rung || !t->inbox.empty() || mode() != start; });
+  }
+  room->End(t->slot);
+}
+
+void ThreadWorker::RingRoom(void* worker, size_t slot) {
+  PoolThread* t = static_cast<ThreadWorker*>(worker)->pool[slot].get();
+  {
+    std::lock_guard<std::mutex> lock(t->mu);
+    t->room_rung = true;
+  }
+  t->cv.notify_one();
+}
+
 // Sends everything the Connection has to send: one sendmsg per gather list
 // (the socket is blocking; SO_SNDTIMEO bounds a peer that does not read).
 bool ThreadWorker::FlushOutput(http::Connection& conn, int fd) {
@@ -486,12 +526,17 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       }
       continue;
     }
-    // A compressed response waiting for response budget room, or an upload
-    // waiting for body budget room while its short body arrives (it reads
-    // on meanwhile): another pool thread's release wakes no one here, so ask
-    // on each pass.
-    const bool budget_wait = t->service->AwaitsResponseBudget() || t->service->AwaitsBodyBudget(state);
-    if (t->service->NextRetryMs() != 0 || budget_wait) t->service->Poke(now);
+    // Writes waiting for queue room, and a compressed response once room
+    // for it was released (NextRetryMs asks for both). An upload waiting
+    // for body budget room while its short body arrives (it reads on
+    // meanwhile): another pool thread's release wakes no one here, so ask on
+    // each pass. A response resumed has output: it is sent first (the poll
+    // below watches input only).
+    const bool body_wait = t->service->AwaitsBodyBudget(state);
+    if (t->service->NextRetryMs() != 0 || body_wait) {
+      t->service->Poke(now);
+      if (conn.HasOutput()) continue;
+    }
     // A keep-alive connection idle for a while gives its thread up to a
     // client waiting in the queue (the thread model's connection slots are
     // its threads; nginx drains idle connections the same way).
@@ -515,9 +560,14 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     }
     if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
     if (idle) timeout = std::min(timeout, static_cast<int>(kDrainIdleAfterMs / 4));  // notice waiting clients
-    // A response or an upload waits for room in a budget: ask again soon.
-    if (t->service->NextRetryMs() != 0 || budget_wait) {
-      timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));
+    if (t->service->NextRetryMs() != 0 || body_wait) {
+      timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));  // queue room or body room: soon again
+    } else if (t->service->AwaitsResponseBudget()) {
+      // Until a release makes room, the connection's deadline or a stop.
+      int room_ms = deadline != 0 ? static_cast<int>(std::min<uint64_t>(deadline - now, 60'000)) : 60'000;
+      if (m != Mode::kRun) room_ms = std::min(room_ms, kStoppingPollMs);
+      WaitForRoom(t, room_ms);
+      continue;
     }
     const int r = poll(fds, nfds, timeout);
     if (r < 0 && errno != EINTR) break;
@@ -683,8 +733,10 @@ int RunThreadWorker(WorkerContext& ctx) {
     auto t = std::make_unique<PoolThread>();
     t->service = std::make_unique<KvService>(w->backend, ctx.access_log, ServiceOptionsFor(ctx, i, w->budgets),
                                              nullptr, nullptr);
+    t->slot = i;
     w->pool.push_back(std::move(t));
   }
+  w->room = std::make_unique<RoomWaiters>(w->budgets.response, w->pool.size(), &ThreadWorker::RingRoom, w.get());
   ThreadWorker* tw = w.get();
   std::thread dispatcher;
   std::thread acceptor;

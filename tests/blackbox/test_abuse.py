@@ -654,6 +654,71 @@ def test_large_compressed_get_is_streamed():
             c.close()
 
 
+def voluntary_switches(pid):
+    """{thread id: voluntary context switches so far} of process pid's
+    threads (each is one wake-up from a sleep)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        out[int(tid)] = int(line.split()[1])
+        except OSError:
+            pass  # the thread ended meanwhile
+    return out
+
+
+def test_responses_waiting_for_the_response_budget_sleep_until_room_is_released():
+    # Thread model: a pool thread whose compressed response waits for room in
+    # --response-buffer-bytes sleeps until another pool thread releases room
+    # for it; it does not look again on a timer. Sixteen readers that read
+    # nothing hold the whole budget of 1 MiB (a 64 KiB piece each), four more
+    # wait behind them. Between two housekeeping ticks of the worker's main thread
+    # (it wakes once a second: the events this case waits for), no other
+    # thread of the worker wakes (each waiting one did, every 2 ms, before).
+    # Then the holders go, and every waiting response is sent whole.
+    if not MODEL_ARGS:
+        print("  (thread model only: the event model's waiting responses are its loop's, woken by releases)")
+        return
+    s = start("--workers", "1", "--threads", "32", "--response-buffer-bytes", "1M")
+    value = (b"kingx compressible value " * 3000)[:65536] * 16
+    put(s.port, "waits", value)
+    pid = s.workers()[0]
+    holders, waiters = [], []
+    try:
+        for group, n in ((holders, 16), (waiters, 4)):
+            for _ in range(n):
+                c = raw_socket(s.port, rcvbuf=4096)
+                c.sendall(build_request("GET", key_path("waits")))
+                group.append(c)
+            for c in group:
+                c.settimeout(60)
+                check(c.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200", "no response head")
+
+        def main_ticks():
+            return voluntary_switches(pid).get(pid, 0)
+
+        tick0 = main_ticks()
+        wait_for(lambda: main_ticks() >= tick0 + 1, 120, "the worker's main thread to tick")
+        before = voluntary_switches(pid)
+        tick1 = before.get(pid, 0)
+        wait_for(lambda: main_ticks() >= tick1 + 2, 120, "two more ticks of the worker's main thread")
+        after = voluntary_switches(pid)
+        woke = {tid: after[tid] - n for tid, n in before.items() if tid != pid and tid in after and after[tid] > n}
+        check(sum(woke.values()) <= len(waiters),
+              f"threads of the worker woke {sum(woke.values())} times between two ticks while four responses "
+              f"waited for the response budget and nothing was released: {woke}")
+        for c in holders:
+            c.close()
+        for c in waiters:
+            status, body = read_large_response(c, 120)
+            check(status == 200 and body == value, f"a response that waited: {status}, {len(body)} bytes")
+    finally:
+        for c in holders + waiters:
+            c.close()
+
+
 def socket_descriptors(pid):
     """The sockets among process `pid`'s descriptors (/proc/PID/fd).
 
