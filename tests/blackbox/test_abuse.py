@@ -622,6 +622,19 @@ def test_staging_budget_refuses_past_the_limit():
         other.close()
 
 
+def stalled_readers(port, key, n, into):
+    """n GETs of key on sockets with a small receive buffer that read
+    nothing (appended to `into`, which the caller closes), once each has
+    its response head."""
+    for _ in range(n):
+        c = raw_socket(port, rcvbuf=4096)
+        into.append(c)
+        c.sendall(build_request("GET", key_path(key)))
+    for c in into[-n:]:
+        c.settimeout(60)
+        check(c.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200", "no response head")
+
+
 def test_large_compressed_get_is_streamed():
     # A 64 MiB value that compresses to almost nothing, fetched by readers
     # that do not read: no worker holds a decoded copy of it per reader, and
@@ -633,13 +646,7 @@ def test_large_compressed_get_is_streamed():
     base = rss_anon_kib(pid)
     readers = []
     try:
-        for _ in range(8):
-            c = raw_socket(s.port, rcvbuf=4096)
-            c.sendall(build_request("GET", key_path("zeros")))
-            readers.append(c)
-        for c in readers:
-            c.settimeout(30)
-            check(c.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200", "no response head")
+        stalled_readers(s.port, "zeros", 8, readers)
         check(http(s.port, "GET", "/healthz", timeout=30).status == 200, "/healthz")
         grown = rss_anon_kib(pid) - base
         check(grown < 4 * 1024 + 16 * 1024,
@@ -687,14 +694,8 @@ def test_responses_waiting_for_the_response_budget_sleep_until_room_is_released(
     pid = s.workers()[0]
     holders, waiters = [], []
     try:
-        for group, n in ((holders, 16), (waiters, 4)):
-            for _ in range(n):
-                c = raw_socket(s.port, rcvbuf=4096)
-                c.sendall(build_request("GET", key_path("waits")))
-                group.append(c)
-            for c in group:
-                c.settimeout(60)
-                check(c.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200", "no response head")
+        stalled_readers(s.port, "waits", 16, holders)
+        stalled_readers(s.port, "waits", 4, waiters)
 
         def main_ticks():
             return voluntary_switches(pid).get(pid, 0)
