@@ -29,8 +29,8 @@ namespace kingx::engine {
 
 inline constexpr uint64_t kCutHintWindowBytes = 256 << 10;
 
-// Writes to hint_path (created or truncated; not synced to its directory: a
-// scratch file) the finished hint of the first cut_bytes bytes of the
+// Writes to hint_path (created or truncated; neither the file nor its
+// directory synced: a scratch file) the finished hint of the first cut_bytes bytes of the
 // segment file at segment_path, whose id is segment_id. cut_bytes must be at
 // least kSegmentHeaderBytes (a header-only segment gives a hint of no
 // entries). Errors: kCorruption when those bytes do not read as a segment

@@ -60,14 +60,19 @@ Status HintWriter::Flush() {
 }
 
 Status HintWriter::Finish(uint64_t segment_bytes) {
+  Status s = FinishUnsynced(segment_bytes);
+  if (!s.ok()) return s;
+  return file_->Sync();
+}
+
+Status HintWriter::FinishUnsynced(uint64_t segment_bytes) {
   AppendFixed64(&buf_, count_);
   AppendFixed64(&buf_, segment_bytes);
   checksum_.Update(buf_.data(), buf_.size());
   AppendFixed64(&buf_, checksum_.Digest());
   Status s = file_->Append(buf_);
   buf_.clear();
-  if (!s.ok()) return s;
-  return file_->Sync();
+  return s;
 }
 
 namespace {

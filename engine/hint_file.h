@@ -51,6 +51,9 @@ class HintWriter {
   // Writes the rest and the trailer for a segment of segment_bytes bytes,
   // then fdatasyncs. The segment must already be durable at that size.
   Status Finish(uint64_t segment_bytes);
+  // Finish without the fdatasync: for a scratch hint that no open of the
+  // database ever reads (an online backup's copy of a cut, engine/cut_hint.h).
+  Status FinishUnsynced(uint64_t segment_bytes);
 
  private:
   static constexpr size_t kFlushBytes = 1 << 20;
