@@ -173,7 +173,21 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
   }
   const uint64_t zero_from = std::max<uint64_t>(zero_tail.value(), kSegmentHeaderBytes);
   uint64_t off = kSegmentHeaderBytes;
+  // Every later record's seq is above it: the previous record's, or before
+  // the first record, the one below a valid header's seq_floor (in a
+  // segment written in seq order). `bounded`: some such bound is known.
   uint64_t prev_seq = 0;
+  bool bounded = false;
+  if (seq_ordered && size >= kSegmentHeaderBytes) {
+    const char* p = nullptr;
+    Status hs = src.Bytes(0, kSegmentHeaderBytes, &p);
+    if (!hs.ok()) return hs;
+    SegmentHeader header;
+    if (DecodeSegmentHeader(p, kSegmentHeaderBytes, &header).ok() && header.seq_floor > 0) {
+      prev_seq = header.seq_floor - 1;
+      bounded = true;
+    }
+  }
   // Every early end below reports a range running to the end of the file:
   // its bytes are read first (those from zero_from on already were).
   auto rest_readable = [&](uint64_t from) { return ReadThrough(src, from, std::min(zero_from, size)); };
@@ -201,6 +215,7 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
     item.why = why;
     ++sum.damaged_records;
     prev_seq = std::max(prev_seq, item.header.seq);
+    bounded = true;
     fn(item);
   };
   while (off < size) {
@@ -235,6 +250,7 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
         item.offset = off;
         ++sum.records;
         prev_seq = std::max(prev_seq, h.seq);
+        bounded = true;
         fn(item);
       } else if (active && zero_from < off + h.total_bytes()) {
         // Its own last bytes and everything after it are zero: a record whose
@@ -296,11 +312,12 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
     }
     // The last record of a sealed segment: named when its bytes run exactly
     // to the end, with the lowest seq above the record before it (it was
-    // written after that one; nothing bounds it from above).
+    // written after that one; nothing bounds it from above), or, when it is
+    // the segment's first, the header's seq_floor.
     rs = src.Bytes(off, SalvageBytes(size - off, limits), &p);
     if (!rs.ok()) return rs;
     ScanItem item;
-    if (prev_seq > 0 && Salvage(p, size - off, prev_seq, prev_seq + 2, seq_ordered, limits, &item)) damaged(item, off, hs);
+    if (bounded && Salvage(p, size - off, prev_seq, prev_seq + 2, seq_ordered, limits, &item)) damaged(item, off, hs);
     else corrupt(off, size, hs);
     break;
   }

@@ -28,8 +28,11 @@
 //    one that does (so the damaged record never loses to an older record of
 //    its key). Otherwise kCorruptBytes. Not found: a torn tail in the active
 //    segment; elsewhere the bytes to the end, named the same way when a
-//    record precedes them (its seq then the one right above that record's),
-//    else kCorruptBytes to the end.
+//    record precedes them (its seq then the one right above that record's)
+//    or, in a segment written in seq order, a valid segment header's
+//    seq_floor bounds them (the first record: its seq then seq_floor), else
+//    kCorruptBytes to the end. (Before the first record, seq_floor bounds
+//    the neighbours' seqs from below as the previous record's would.)
 //  - before all of that: when every byte from the offset to the end of the
 //    file is zero, the log ends there (kZeroTail). In the active segment that
 //    is the room the writer preallocates after its last record: not damage.

@@ -185,3 +185,39 @@ TEST_CASE("AllZero tells zero runs from the rest", "[engine][segment_scan][room]
     CHECK_FALSE(AllZero(b.data(), b.size()));
   }
 }
+
+TEST_CASE("a sealed segment's only record with a damaged header is named, its seq the header's seq_floor",
+          "[engine][segment_scan]") {
+  // Values on both sides of the compression threshold and of 1 KiB.
+  const size_t value_len = GENERATE(255, 256, 1024, 1025);
+  Built b = Build(1, value_len, 0);
+  // The header checksum, the seq, the stored length, the key length.
+  const uint64_t where = GENERATE(2, 18, 25, 33);
+  INFO("byte +" << where << " of a record of " << value_len << " value bytes");
+  std::string bytes = b.bytes;
+  bytes[b.starts[0] + where] ^= 0x5a;
+  std::vector<ScanItem> items;
+  std::vector<std::string> keys;
+  auto scan = [&](bool seq_ordered) {
+    items.clear();
+    keys.clear();
+    return ScanSegment(bytes.data(), bytes.size(), /*active=*/false, seq_ordered, RecordLimits{},
+                       [&](const ScanItem& item) {
+                         items.push_back(item);
+                         keys.emplace_back(item.key);
+                       });
+  };
+  ScanSummary sum = scan(true);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].event == ScanEvent::kDamagedRecord);
+  CHECK_FALSE(items[0].header_trusted);
+  CHECK(keys[0] == "key0");
+  CHECK(items[0].header.seq == 1);  // Build's seq_floor: nothing else bounds it
+  CHECK(items[0].bytes == b.end - kSegmentHeaderBytes);
+  CHECK(sum.damaged_records == 1);
+  // Without a valid segment header nothing bounds its seq: corrupt bytes.
+  bytes[20] ^= 0x5a;
+  scan(true);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].event == ScanEvent::kCorruptBytes);
+}
