@@ -47,6 +47,7 @@
 #include "engine/candidate_reader.h"
 #include "engine/data_dir_lock.h"
 #include "engine/hash.h"
+#include "engine/hint_names.h"
 #include "engine/read_exact.h"
 #include "engine/segment_scan.h"
 #include "engine/segment_window.h"
@@ -102,23 +103,6 @@ Result<bool> ReadAllZero(Env& env, const std::string& path, uint64_t offset, uin
     done += len;
   }
   return true;
-}
-
-// A hint entry with its key.
-struct OwnedHintEntry {
-  HintEntry entry;  // entry.key: set to key by the user
-  std::string key;
-};
-
-// The entries at offset `from` or later of the hint file at path, when it is
-// finished for a segment of segment_bytes; kCorruption when it is not (an
-// unfinished hint, or one for another length), kNotFound when there is none.
-Status LoadHintFileTail(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
-                        uint64_t from, const RecordLimits& limits, std::vector<OwnedHintEntry>* out) {
-  out->clear();
-  return LoadHintFile(env, path, segment_id, segment_bytes, limits, [&](const HintEntry& e) {
-    if (e.offset >= from) out->push_back(OwnedHintEntry{e, std::string(e.key)});
-  });
 }
 
 // What a hint file says of the record at one offset of its segment.
@@ -652,6 +636,40 @@ Status Writer::Impl::Recover() {
     bool zero_damage = false;  // a sealed segment ends in zeros nothing vouches for
     uint64_t zero_cut = 0;     // a sealed segment's zeros start at its seal: cut there
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
+    // The hint a clean close finished for the active segment (said > 0),
+    // loaded whole at the first damage its scan meets: it says which keys
+    // the damaged bytes held, where the bytes themselves may name another
+    // key (a damaged key byte) or none. Null when there is none to trust.
+    std::optional<HintNames> closed_hint;
+    auto names_of_closed = [&]() -> const HintNames* {
+      if (!is_active || said == 0) return nullptr;
+      if (!closed_hint) {
+        auto loaded = HintNames::Load(env_, hint_path, f.id, said, limits_);
+        if (!loaded.ok()) {
+          as = Unreadable(f.id, "the hint its clean close finished", loaded.status());
+          closed_hint.emplace();
+        } else {
+          closed_hint = std::move(loaded.value());
+        }
+      }
+      return closed_hint->usable() ? &*closed_hint : nullptr;
+    };
+    // Damaged bytes the closed hint names records in: those records (keys,
+    // seqs) are what was written there, indexed as damaged. False when
+    // nothing names them.
+    auto apply_named = [&](const ScanItem& item) {
+      const HintNames* names = names_of_closed();
+      if (names == nullptr) return false;
+      std::span<const NamedRecord> named = names->In(item.offset, item.offset + item.bytes);
+      if (named.empty()) return false;
+      for (const NamedRecord& n : named) {
+        const HintEntry e = n.entry();
+        replay.NoteUnreadable(f.id, e);
+        if (as.ok()) as = replay.Apply(f.id, e);
+        if (hint) hint->Add(e);
+      }
+      return true;
+    };
     auto scan = ScanSegment(window, is_active, seq_ordered, limits_, [&](const ScanItem& item) {
       if (!as.ok()) return;
       switch (item.event) {
@@ -660,22 +678,28 @@ Status Writer::Impl::Recover() {
           HintEntry e{item.header.seq, item.offset, item.bytes, item.header.type, item.key};
           if (item.event == ScanEvent::kDamagedRecord) {
             ++corruptions_;
+            const bool named = apply_named(item);
             LogError("recovery: " + name + " offset " + std::to_string(item.offset) + ": damaged record (" +
                      std::to_string(item.bytes) + " bytes, seq " + std::to_string(item.header.seq) +
                      (item.header_trusted ? "" : " at most") + "): " + item.why.ToString() +
-                     "; its key answers 'damaged' until overwritten");
+                     (named ? "; the key the hint its clean close finished names there" : "; its key") +
+                     " answers 'damaged' until overwritten");
+            if (named || !as.ok()) break;
           }
           if (!item.header_trusted) replay.NoteUnreadable(f.id, e);
           as = replay.Apply(f.id, e);
           if (hint) hint->Add(e);
           break;
         }
-        case ScanEvent::kCorruptBytes:
+        case ScanEvent::kCorruptBytes: {
           ++corruptions_;
-          st.dead_bytes += item.bytes;
+          const bool named = apply_named(item);
+          if (!named) st.dead_bytes += item.bytes;
           LogError("recovery: " + name + ": " + std::to_string(item.bytes) + " corrupt byte(s) at offset " +
-                   std::to_string(item.offset) + " (" + item.why.ToString() + "); skipped, reading resumes after them");
+                   std::to_string(item.offset) + " (" + item.why.ToString() + "); skipped, reading resumes after them" +
+                   (named ? "; the keys the hint its clean close finished names there answer 'damaged'" : ""));
           break;
+        }
         case ScanEvent::kTornTail:
           torn = item;  // logged below, unless a finished hint shows it is damage
           break;
@@ -710,25 +734,24 @@ Status Writer::Impl::Recover() {
     // tail (a clean close made them durable). The segment is sealed at that
     // length instead of cut and appended to: the damage stays in place, is
     // reported at every open, and no later record goes behind it.
-    std::vector<OwnedHintEntry> damaged_tail;
+    bool damaged_tail = false;
+    std::span<const NamedRecord> tail_named;
     if (is_active && said > sum.valid_end) {
-      Status ds = LoadHintFileTail(env_, hint_path, f.id, said, sum.valid_end, limits_, &damaged_tail);
-      if (!ds.ok() && !ds.Is(Code::kCorruption) && !ds.Is(Code::kNotFound))
-        return Unreadable(f.id, "the hint its clean close finished", ds);
-      if (!ds.ok()) damaged_tail.clear();
-      else if (damaged_tail.empty()) damaged_tail.push_back({});  // damage all the same: the length says so
+      const HintNames* names = names_of_closed();
+      if (!as.ok()) return as;
+      damaged_tail = names != nullptr;  // damage even when it names no record there: the length says so
+      if (names != nullptr) tail_named = names->In(sum.valid_end, said);
     }
-    if (!damaged_tail.empty()) {
+    if (damaged_tail) {
       ++corruptions_;
       LogError("recovery: " + name + ": its records end at " + std::to_string(said) +
                " (the hint its clean close finished) but its last valid record ends at " +
                std::to_string(sum.valid_end) + ": the bytes between are damaged records, not a torn tail; " +
                "their keys answer 'damaged'; the segment is sealed there and never appended to");
-      for (OwnedHintEntry& d : damaged_tail) {
-        if (d.key.empty()) continue;
-        d.entry.key = d.key;
-        replay.NoteUnreadable(f.id, d.entry);
-        Status ds = replay.Apply(f.id, d.entry);
+      for (const NamedRecord& n : tail_named) {
+        const HintEntry e = n.entry();
+        replay.NoteUnreadable(f.id, e);
+        Status ds = replay.Apply(f.id, e);
         if (!ds.ok()) return ds;
       }
       is_active = false;
@@ -752,7 +775,7 @@ Status Writer::Impl::Recover() {
           std::to_string(torn->offset) + " (" + torn->why.ToString() + ")" +
           (ro ? "; left on disk (read-only)" : "; cut"));
     }
-    if (!damaged_tail.empty()) {
+    if (damaged_tail) {
       // Sealed above; its finished hint is removed once the seal is in the
       // MANIFEST (below), so that every later open reads it and reports it.
     } else if (is_active) {

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "engine/compress.h"
 #include "engine/hint_file.h"
+#include "engine/hint_names.h"
 #include "engine/manifest.h"
 #include "engine/read_exact.h"
 #include "engine/record.h"
@@ -22,6 +24,23 @@ namespace kingx::engine {
 namespace {
 
 std::string U(uint64_t v) { return std::to_string(v); }
+
+// A key as a finding shows it: quoted, printable ASCII as is, other bytes
+// (and the quote and backslash) as \xNN.
+std::string Quoted(std::string_view key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (unsigned char c : key) {
+    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out + "'";
+}
 
 }  // namespace
 
@@ -130,6 +149,28 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
       if (!hs.ok() && !hs.Is(Code::kNotFound) && !hs.Is(Code::kCorruption)) return hs;
       if (!hs.ok()) closed_at = 0;
     }
+    // Which keys damaged bytes held: as the segment's hint names them (the
+    // one a clean close finished, for the active segment), loaded at the
+    // first damage; else as the bytes read.
+    std::optional<HintNames> hint_names;
+    Status hint_error;
+    auto keys_of = [&](const ScanItem& item) -> std::string {
+      if (!hint_names && (!is_active || closed_at > 0)) {
+        auto loaded = HintNames::Load(env, JoinPath(dir, HintFileName(f.id)), f.id,
+                                      is_active ? closed_at : kAnySegmentSize, limits);
+        if (!loaded.ok()) hint_error = loaded.status();
+        hint_names = loaded.ok() ? std::move(loaded.value()) : HintNames{};
+      }
+      std::string keys;
+      if (hint_names && hint_names->usable()) {
+        for (const NamedRecord& n : hint_names->In(item.offset, item.offset + item.bytes))
+          keys += (keys.empty() ? "" : ", ") + Quoted(n.key);
+        if (!keys.empty()) return "; its hint names key(s) " + keys;
+      }
+      if (item.event == ScanEvent::kDamagedRecord)
+        return "; key " + Quoted(item.key) + (item.header_trusted ? "" : " (by its lengths)") + " as its bytes read";
+      return "";
+    };
     auto scan = ScanSegment(window, is_active, seq_ordered, limits, [&](const ScanItem& item) {
       switch (item.event) {
         case ScanEvent::kRecord:
@@ -147,12 +188,12 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
           break;
         case ScanEvent::kDamagedRecord:
           finding(seg + "damaged record at offset " + U(item.offset) + " (seq " + U(item.header.seq) +
-                  "): " + item.why.ToString());
+                  "): " + item.why.ToString() + keys_of(item));
           ++report.damaged;
           break;
         case ScanEvent::kCorruptBytes:
           finding(seg + "corrupt record at offset " + U(item.offset) + " (" + U(item.bytes) +
-                  " bytes skipped): " + item.why.ToString());
+                  " bytes skipped): " + item.why.ToString() + keys_of(item));
           ++report.damaged;
           break;
         case ScanEvent::kTornTail:
@@ -167,21 +208,36 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
       }
     });
     if (!scan.ok()) return scan.status();
+    if (!hint_error.ok()) return hint_error;
     const ScanSummary& sum = scan.value();
     if (sealed != 0 && f.size < sealed) {
+      ScanItem lost;  // the records its hint names from where the valid ones end
+      lost.event = ScanEvent::kCorruptBytes;
+      lost.offset = sum.valid_end;
+      lost.bytes = sealed - sum.valid_end;
+      const std::string keys = keys_of(lost);
+      if (!hint_error.ok()) return hint_error;
       finding(seg + U(f.size) + " bytes, sealed at " + U(sealed) + " (MANIFEST): the file was cut, the records in " +
-              "its last " + U(sealed - f.size) + " bytes are lost");
+              "its last " + U(sealed - f.size) + " bytes are lost" + keys);
       ++report.damaged;
     }
     if (is_active) {
+      // The records the hint names from where the valid ones end.
+      if (closed_at <= sum.valid_end) continue;
+      ScanItem tail;
+      tail.event = ScanEvent::kCorruptBytes;
+      tail.offset = sum.valid_end;
+      tail.bytes = closed_at - sum.valid_end;
+      const std::string keys = keys_of(tail);
+      if (!hint_error.ok()) return hint_error;
       if (closed_at > f.size) {
         finding(seg + U(f.size) + " bytes, but its finished hint describes " + U(closed_at) +
-                ": the file was cut, the records in its last " + U(closed_at - f.size) + " bytes are lost");
+                ": the file was cut, the records in its last " + U(closed_at - f.size) + " bytes are lost" + keys);
         ++report.damaged;
-      } else if (closed_at > sum.valid_end) {
+      } else {
         finding(seg + "damaged records at offsets " + U(sum.valid_end) + " to " + U(closed_at) +
                 " (its finished hint says its records end at " + U(closed_at) +
-                "): not a torn tail; sealed there on open");
+                "): not a torn tail; sealed there on open" + keys);
         ++report.damaged;
       }
     } else {

@@ -28,7 +28,10 @@ struct VerifyReport {
 // max_value_bytes as the bounds records may claim. `finding` gets one line of
 // text per finding (damage, and what is not damage but worth saying: a torn
 // tail of the active segment, which an open cuts; a header-only segment an
-// open removes; no MANIFEST). Returns the counts, or the error that stopped
+// open removes; no MANIFEST). A finding of damaged records names their keys
+// (quoted, other than printable ASCII as \xNN): as the segment's intact hint
+// names them (for the active segment, the hint a clean close finished), else
+// as the damaged bytes read. Returns the counts, or the error that stopped
 // it: the LOCK, a directory or file that could not be read (never counted as
 // damage: nothing was learnt about it).
 Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Options& options,
