@@ -18,12 +18,16 @@
 // canonical spelling the API and `list --encoding url` use; --key-file FILE
 // gives KEY's raw bytes instead.
 //
-// Exit status: 0 success; 1 not found; 2 corruption found (verify) ; 64 usage;
-// 70 any other error.
+// Exit status: 0 success; 1 not found; 2 corruption found (verify) ; 64 usage
+// (an unknown command or option, operands a command does not take, a number
+// out of its option's range: found before the database is opened, so a
+// usage error changes nothing); 70 any other error.
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -85,6 +89,21 @@ int Usage() {
                "  byte stands for itself): the canonical spelling of `list --encoding url` and of the API's\n"
                "  URLs works as it is. --key-file FILE: KEY is the raw bytes of FILE (then omit KEY).\n");
   return kExitUsage;
+}
+
+// A usage error: one line saying what is wrong (naming the option or the
+// command), then exit 64. Nothing has been opened yet.
+int UsageError(const std::string& what) {
+  std::fprintf(stderr, "kingx-tool: %s\n", what.c_str());
+  return kExitUsage;
+}
+
+// Parses text as a whole number in [min, max]: decimal digits only (no sign,
+// no spaces, nothing after them).
+bool ParseNumber(const char* text, uint64_t min, uint64_t max, uint64_t* out) {
+  const char* end = text + std::strlen(text);
+  auto [at, ec] = std::from_chars(text, end, *out);
+  return ec == std::errc() && at == end && at != text && *out >= min && *out <= max;
 }
 
 int Fail(const Status& s) {
@@ -264,13 +283,20 @@ int Run(int argc, char** argv) {
   bool url_encoding = false;
   bool auto_segment = true, auto_reserve = true;  // as the server: sizes from the data directory's disk
   std::vector<std::string> args;
+  std::string bad;  // the first option whose value is wrong, said in a line of its own
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto next_u64 = [&](uint64_t* out) {
-      if (i + 1 >= argc) return false;
-      char* end = nullptr;
-      *out = std::strtoull(argv[++i], &end, 10);
-      return end != nullptr && *end == '\0';
+    // The option's value, a whole number in [min, max]: true when the option
+    // is taken (a wrong or missing value sets `bad`).
+    auto number = [&](uint64_t* out, uint64_t min = 0, uint64_t max = UINT64_MAX) {
+      if (i + 1 >= argc) {
+        if (bad.empty()) bad = a + ": a value is missing";
+        return true;
+      }
+      const char* text = argv[++i];
+      if (!ParseNumber(text, min, max, out) && bad.empty())
+        bad = a + ": '" + text + "' is not a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+      return true;
     };
     // "auto" or a number of bytes.
     auto size_or_auto = [&](uint64_t* out, bool* is_auto) {
@@ -280,7 +306,7 @@ int Run(int argc, char** argv) {
         return true;
       }
       *is_auto = false;
-      return next_u64(out);
+      return number(out);
     };
     uint64_t v = 0;
     if (a == "--data" && i + 1 < argc) dir = argv[++i];
@@ -289,19 +315,41 @@ int Run(int argc, char** argv) {
     else if (a == "--key-file" && i + 1 < argc) key_file = argv[++i];
     else if (a == "--prefix" && i + 1 < argc) prefix_arg = argv[++i];
     else if (a == "--start-after" && i + 1 < argc) start_after_arg = argv[++i];
-    else if (a == "--limit" && next_u64(&list_limit) && list_limit > 0) continue;
+    else if (a == "--limit") number(&list_limit, 1);
     else if (a == "--encoding" && i + 1 < argc && std::strcmp(argv[i + 1], "url") == 0) url_encoding = (++i, true);
-    else if (a == "--compaction-dead-ratio" && i + 1 < argc) options.compaction_dead_ratio = std::strtod(argv[++i], nullptr);
-    else if (a == "--segment-bytes" && size_or_auto(&options.segment_bytes, &auto_segment)) continue;
-    else if (a == "--disk-reserve-bytes" && size_or_auto(&options.disk_reserve_bytes, &auto_reserve)) continue;
-    else if (a == "--compression-level" && next_u64(&v)) options.compression_level = static_cast<int>(v);
-    else if (a == "--max-key-bytes" && next_u64(&v)) options.max_key_bytes = static_cast<uint32_t>(v);
-    else if (a == "--max-value-bytes" && next_u64(&v)) options.max_value_bytes = v;
+    else if (a == "--compaction-dead-ratio" && i + 1 < argc) {
+      const char* text = argv[++i];
+      char* end = nullptr;
+      options.compaction_dead_ratio = std::strtod(text, &end);
+      if ((end == text || *end != '\0') && bad.empty()) bad = a + ": '" + text + "' is not a number";
+    }
+    else if (a == "--segment-bytes") size_or_auto(&options.segment_bytes, &auto_segment);
+    else if (a == "--disk-reserve-bytes") size_or_auto(&options.disk_reserve_bytes, &auto_reserve);
+    else if (a == "--compression-level") number(&v, 0, INT_MAX), options.compression_level = static_cast<int>(v);
+    else if (a == "--max-key-bytes") number(&v, 0, UINT32_MAX), options.max_key_bytes = static_cast<uint32_t>(v);
+    else if (a == "--max-value-bytes") number(&options.max_value_bytes);
     else if (a == "--help" || a == "-h") return Usage(), kExitOk;
-    else if (a.size() > 2 && a.compare(0, 2, "--") == 0) return Usage();
+    else if (a.size() > 2 && a.compare(0, 2, "--") == 0) return UsageError("unknown option " + a), Usage();
     else args.push_back(a);
   }
+  if (!bad.empty()) return UsageError(bad);
   if (dir.empty() || args.empty()) return Usage();
+  // The command and its operands are checked before anything is opened: a
+  // mistyped command must not open the database (read-write, recovery would
+  // run and could change it) only to print the usage.
+  const std::string& cmd = args[0];
+  // The key: KEY percent-decoded, or --key-file's raw bytes (then KEY is omitted).
+  const bool keyed = cmd == "get" || cmd == "put" || cmd == "delete";
+  const size_t key_args = keyed && key_file.empty() ? 1 : 0;  // arguments after the command taken by KEY
+  if (args.size() < 1 + key_args) return UsageError("'" + cmd + "' needs a KEY (or --key-file)"), Usage();
+  const size_t rest = args.size() - 1 - key_args;  // arguments after the command and KEY
+  const bool known = cmd == "put" || cmd == "get" || cmd == "delete" || cmd == "list" || cmd == "stat" ||
+                     cmd == "verify" || cmd == "compact";
+  if (!known) return UsageError("unknown command '" + cmd + "'"), Usage();
+  const bool operands_ok = cmd == "put"      ? rest <= 1
+                           : cmd == "delete" ? rest == 0 || key_file.empty()
+                                             : rest == 0;
+  if (!operands_ok) return UsageError("too many operands for '" + cmd + "'"), Usage();
   if (auto_segment) {
     auto fs_bytes = FileSystemBytes(PosixEnv(), dir);
     options.segment_bytes = fs_bytes.ok() ? AutoSegmentBytes(fs_bytes.value()) : (256ull << 20);
@@ -310,24 +358,18 @@ int Run(int argc, char** argv) {
   Status vs = ValidateOptions(options);
   if (!vs.ok()) return Fail(vs);
   options.log = [](const std::string& line) { std::fprintf(stderr, "kingx-tool: %s\n", line.c_str()); };
-  const std::string& cmd = args[0];
-  if (cmd == "verify" && args.size() == 1) return Verify(dir, options);
+  if (cmd == "verify") return Verify(dir, options);
   // The reading commands change nothing in the directory (a backup stays as it was).
   options.read_only = cmd == "get" || cmd == "list" || cmd == "stat";
-  // The key: KEY percent-decoded, or --key-file's raw bytes (then KEY is omitted).
-  const bool keyed = cmd == "get" || cmd == "put" || cmd == "delete";
-  const size_t key_args = keyed && key_file.empty() ? 1 : 0;  // arguments after the command taken by KEY
   std::string key;
   if (keyed && !key_file.empty()) {
     auto bytes = ReadInput(key_file);
     if (!bytes.ok()) return Fail(bytes.status());
     key = std::move(bytes.value());
-  } else if (keyed && args.size() >= 2) {
+  } else if (keyed) {
     auto k = DecodeKeyArg("KEY", args[1]);
     if (!k.ok()) return std::fprintf(stderr, "kingx-tool: %s\n", k.status().ToString().c_str()), kExitUsage;
     key = std::move(k.value());
-  } else if (keyed) {
-    return Usage();
   }
   if (keyed && key.empty()) return Fail(Status::InvalidArgument("the key is empty"));
   std::string prefix, start_after;
@@ -347,8 +389,7 @@ int Run(int argc, char** argv) {
   if (!writer.ok()) return Fail(writer.status());
   Writer& w = *writer.value();
 
-  const size_t rest = args.size() - 1 - key_args;  // arguments after the command and KEY
-  if (cmd == "put" && rest <= 1) {
+  if (cmd == "put") {
     auto value = ReadInput(rest == 1 ? args.back() : "-");
     if (!value.ok()) return Fail(value.status());
     std::string compressed;
@@ -364,7 +405,7 @@ int Run(int argc, char** argv) {
     std::printf("%s seq %llu\n", r.existed ? "updated" : "created", static_cast<unsigned long long>(r.seq));
     return kExitOk;
   }
-  if (cmd == "delete" && (rest == 0 || key_file.empty())) {
+  if (cmd == "delete") {
     std::vector<std::string> keys{key};
     std::vector<std::string> names{key_file.empty() ? args[1] : key_file};
     for (size_t i = 1 + key_args; i < args.size(); ++i) {
@@ -376,17 +417,17 @@ int Run(int argc, char** argv) {
     }
     return DeleteKeys(w, keys, names);
   }
-  if (cmd == "list" && args.size() == 1)
+  if (cmd == "list")
     return List(w, view_region, view_scratch, dir, options, index.value(), prefix, start_after, list_limit,
                 url_encoding);
-  if (cmd == "get" && rest == 0) {
+  if (cmd == "get") {
     Reader reader(PosixEnv(), dir, options, index.value());
     auto v = reader.Get(key);
     if (!v.ok()) return Fail(v.status());
     std::fwrite(v->data.data(), 1, v->data.size(), stdout);
     return std::fflush(stdout) == 0 ? kExitOk : kExitError;
   }
-  if (cmd == "compact" && args.size() == 1) {
+  if (cmd == "compact") {
     // Unthrottled passes until one finds nothing to do (bounded: each pass
     // deletes what it picked, so the count of candidates shrinks).
     CompactionOptions co;
@@ -409,7 +450,7 @@ int Run(int argc, char** argv) {
                 static_cast<unsigned long long>(after));
     return kExitOk;
   }
-  if (cmd == "stat" && args.size() == 1) {
+  if (cmd == "stat") {
     WriterStats s = w.Stats();
     if (json) {
       std::printf("{\"keys\":%llu,\"live_bytes\":%llu,\"dead_bytes\":%llu,\"segments\":%llu,\"corruptions\":%llu,"

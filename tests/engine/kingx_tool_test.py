@@ -230,5 +230,33 @@ with tempfile.TemporaryDirectory() as data:
     rc, out, _ = run(data, "stat", "--json")
     check(rc == 0 and json.loads(out)["keys"] == 0, "no key left after the several-key deletes: %r" % out)
 
+# Usage errors are found before anything is opened: an unknown command, or a
+# known one with operands it does not take, must not open the database
+# read-write (recovery would run, rewrite the MANIFEST and the active hint, cut
+# the zero room) only to print the usage; a number option out of its range is
+# refused naming the option. Exit 64, the directory untouched, no LOCK created.
+with tempfile.TemporaryDirectory() as data:
+    for i in range(3):
+        rc, _, _ = run(data, "put", "k%d" % i, stdin=b"v" * 300)
+        check(rc == 0, "put before the usage errors")
+    os.unlink(os.path.join(data, "LOCK"))  # as in a backup
+    before = snapshot(data)
+    for args in (["frobnicate"], ["verify", "extra"], ["put", "k", "a", "b"], ["stat", "x"], ["compact", "x"],
+                 ["list", "x"], ["get", "k0", "x"], ["get"]):
+        rc, out, err = run(data, *args)
+        check(rc == 64 and b"usage" in err, "%s is a usage error (exit 64): %r %r" % (args, rc, err[-200:]))
+        check(snapshot(data) == before, "%s changed nothing in the directory" % args)
+    for value in ("-1", "99999999999999999999", "0", "1x", "", " 5", "+5"):
+        rc, out, err = run(data, "list", "--limit", value)
+        check(rc == 64 and b"--limit" in err and out == b"",
+              "list --limit %r is refused naming the option: %r %r %r" % (value, rc, out, err[-200:]))
+    rc, out, err = run(data, "list", "--limit")
+    check(rc == 64 and b"--limit" in err, "list --limit without a value is refused naming it: %r %r" % (rc, err))
+    rc, out, err = run(data, "--compression-level", "-1", "stat")
+    check(rc == 64 and b"--compression-level" in err, "a negative --compression-level is refused: %r %r" % (rc, err))
+    check(snapshot(data) == before, "the refused options changed nothing in the directory")
+    rc, out, _ = run(data, "list", "--limit", "2")
+    check(rc == 0 and len(out.splitlines()) == 2, "list --limit 2 lists two keys: %r" % out)
+
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
