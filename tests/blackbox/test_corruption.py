@@ -351,6 +351,12 @@ def test_last_records_after_clean_stop():
     damage_last_records(DB, 3, 18)
 
 
+def test_last_record_key_after_clean_stop():
+    # The record then reads as another key's: the hint the stop finished
+    # names the real one, which answers 500, never its older value.
+    damage_last_records(DB, 1, RECORD_HEADER + 1)
+
+
 def test_cut_after_hup_restart():
     # A HUP that changes an engine setting restarts the writer, whose close is
     # clean (it finishes the active hint). Its successor's open fails at the
@@ -428,6 +434,7 @@ CASES = [
     ("active segment cut after a clean stop, values at the size thresholds", test_cut_active_segment_edge_sizes),
     ("last record's header byte of the active segment after a clean stop", test_last_record_header_after_clean_stop),
     ("last three records' seq bytes of the active segment after a clean stop", test_last_records_after_clean_stop),
+    ("last record's key byte of the active segment after a clean stop", test_last_record_key_after_clean_stop),
     ("active segment cut inside a record after a HUP's writer restart", test_cut_after_hup_restart),
     ("active segment cut inside a record after kingx-tool compact", test_cut_after_kingx_tool),
 ]
