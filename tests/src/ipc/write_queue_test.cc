@@ -42,6 +42,32 @@ struct TestQueue {
   std::unique_ptr<WriteQueue> queue;
 };
 
+// A queue whose consumer sleeps on an eventfd of its own (closed with it):
+// the wake-up cases read that eventfd to see which call woke the consumer.
+struct WakeQueue {
+  explicit WakeQueue(uint64_t ring) : efd(NewEventFd()), t(ring, efd), queue(*t.queue) {}
+  ~WakeQueue() { close(efd); }
+  WakeQueue(const WakeQueue&) = delete;
+  WakeQueue& operator=(const WakeQueue&) = delete;
+
+  // The wake-ups written to the eventfd since the last call (its counter,
+  // which the read resets), 0 when none.
+  uint64_t TakeWakes() {
+    uint64_t count = 0;
+    return read(efd, &count, sizeof(count)) == sizeof(count) ? count : 0;
+  }
+
+  static int NewEventFd() {
+    const int fd = eventfd(0, EFD_NONBLOCK);
+    REQUIRE(fd >= 0);
+    return fd;
+  }
+
+  const int efd;
+  TestQueue t;
+  WriteQueue& queue;
+};
+
 WriteRequest Put(std::string_view key, std::string_view value) {
   WriteRequest r;
   r.kind = WriteKind::kPut;
@@ -203,9 +229,8 @@ TEST_CASE("entries of every size wrap around the ring without corruption", "[src
 
 TEST_CASE("producers in several processes: every entry arrives once, in per-producer order",
           "[src][write_queue][multiprocess]") {
-  const int efd = eventfd(0, EFD_NONBLOCK);
-  REQUIRE(efd >= 0);
-  TestQueue t(256 << 10, efd);
+  WakeQueue w(256 << 10);
+  TestQueue& t = w.t;
   constexpr int kProducers = 4;
   constexpr uint64_t kPerProducer = 20000;
   std::vector<pid_t> pids;
@@ -255,7 +280,6 @@ TEST_CASE("producers in several processes: every entry arrives once, in per-prod
   }
   CHECK(in_order);
   CHECK(total == kProducers * kPerProducer);
-  close(efd);
 }
 
 TEST_CASE("a producer killed while holding the queue's mutex does not wedge the others",
@@ -436,9 +460,8 @@ TEST_CASE("releasing a prefix of the taken entries frees exactly those; the rest
 
 TEST_CASE("the consumer sleeps on the eventfd and a producer in another process wakes it",
           "[src][write_queue][multiprocess]") {
-  const int efd = eventfd(0, EFD_NONBLOCK);
-  REQUIRE(efd >= 0);
-  TestQueue t(64 << 10, efd);
+  WakeQueue w(64 << 10);
+  TestQueue& t = w.t;
   CHECK_FALSE(t.queue->WaitForEntries(0));
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
@@ -455,16 +478,14 @@ TEST_CASE("the consumer sleeps on the eventfd and a producer in another process 
   auto batch = TakeAll(*t.queue);
   REQUIRE(batch.size() == 1);
   CHECK(batch[0].request.key == "wake");
-  close(efd);
 }
 
 TEST_CASE("a consumer waiting for a wake is not woken by enqueues, only by Wake, and then finds them all",
           "[src][write_queue]") {
   // The writer waits so while a batch's fdatasync runs: what arrives stays
   // queued for the next batch, and producers do not pay for an eventfd write.
-  const int efd = eventfd(0, EFD_NONBLOCK);
-  REQUIRE(efd >= 0);
-  TestQueue t(64 << 10, efd);
+  WakeQueue w(64 << 10);
+  TestQueue& t = w.t;
   REQUIRE(t.queue->TryEnqueue(0, 1, Put("a", "1")).ok());
   CHECK(t.queue->WaitForWake(0));  // no wake yet: returns at its timeout, saying entries are queued
   // Without a timeout, entries queued and one more arriving: only the Wake
@@ -473,17 +494,15 @@ TEST_CASE("a consumer waiting for a wake is not woken by enqueues, only by Wake,
   auto waiting = std::async(std::launch::async, [&] { return t.queue->WaitForWake(-1); });
   REQUIRE(t.queue->TryEnqueue(0, 2, Put("b", "2")).ok());
   CHECK(waiting.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
-  uint64_t count = 0;
-  CHECK(read(efd, &count, sizeof(count)) < 0);  // neither enqueue wrote the eventfd
+  CHECK(w.TakeWakes() == 0);  // neither enqueue wrote the eventfd
   t.queue->Wake();
   CHECK(waiting.get());
-  CHECK(read(efd, &count, sizeof(count)) < 0);  // the wait consumed the wake
+  CHECK(w.TakeWakes() == 0);  // the wait consumed the wake
   auto batch = TakeAll(*t.queue);
   REQUIRE(batch.size() == 2);
   CHECK(batch[0].request.key == "a");
   CHECK(batch[1].request.key == "b");
   CHECK_FALSE(t.queue->WaitForWake(0));
-  close(efd);
 }
 
 // ---------------------------------------------------------------- early wrap
@@ -530,57 +549,49 @@ uint64_t RingOffset(const TestQueue& t, uint64_t ring, const QueueEntry& e) {
 
 TEST_CASE("a thread that defers wake-ups wakes the sleeping writer once, at its flush, for all its enqueues",
           "[src][write_queue]") {
-  const int efd = eventfd(0, EFD_NONBLOCK);
-  REQUIRE(efd >= 0);
-  TestQueue t(1 << 16, efd);
-  WriteQueue& q = *t.queue;
-  uint64_t count = 0;
+  WakeQueue w(1 << 16);
+  WriteQueue& q = w.queue;
   // Deferred: the enqueues that find the writer asleep write nothing yet.
   q.AnnounceSleepForTesting();
   WriteQueue::DeferWakes(true);
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 1), Put("a", "1")).ok());
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 2), Put("b", "2")).ok());
-  CHECK(read(efd, &count, sizeof(count)) < 0);
+  CHECK(w.TakeWakes() == 0);
   WriteQueue::FlushWakes();                      // one wake-up for both
-  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
-  CHECK(count == 1);
+  CHECK(w.TakeWakes() == 1);
   WriteQueue::FlushWakes();                      // nothing owed any more
-  CHECK(read(efd, &count, sizeof(count)) < 0);
+  CHECK(w.TakeWakes() == 0);
   // Turning deferral off flushes what is owed.
   q.AnnounceSleepForTesting();
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 3), Put("c", "3")).ok());
-  CHECK(read(efd, &count, sizeof(count)) < 0);
+  CHECK(w.TakeWakes() == 0);
   WriteQueue::DeferWakes(false);
-  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  REQUIRE(w.TakeWakes() == 1);
   // Not deferring: the enqueue wakes the sleeping writer itself, as before.
   q.AnnounceSleepForTesting();
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 4), Put("d", "4")).ok());
-  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  REQUIRE(w.TakeWakes() == 1);
   // The 128th deferred enqueue wakes the writer by itself.
   q.AnnounceSleepForTesting();
   WriteQueue::DeferWakes(true);
   for (uint64_t i = 0; i < 127; ++i) REQUIRE(q.TryEnqueue(1, MakeToken(1, 100 + i), Put("f", "6")).ok());
-  CHECK(read(efd, &count, sizeof(count)) < 0);
+  CHECK(w.TakeWakes() == 0);
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 227), Put("f", "6")).ok());
-  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  REQUIRE(w.TakeWakes() == 1);
   WriteQueue::DeferWakes(false);
-  CHECK(read(efd, &count, sizeof(count)) < 0);   // nothing was owed after it
+  CHECK(w.TakeWakes() == 0);   // nothing was owed after it
   // Another thread's deferral does not hold back this one's wake-up.
   std::async(std::launch::async, [] { WriteQueue::DeferWakes(true); }).get();
   q.AnnounceSleepForTesting();
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 5), Put("e", "5")).ok());
-  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  REQUIRE(w.TakeWakes() == 1);
   CHECK(TakeAll(q).size() == 5 + 128);
-  close(efd);
 }
 
 TEST_CASE("the wake-up counts say how many enqueues each wake-up of the sleeping writer carried",
           "[src][write_queue]") {
-  const int efd = eventfd(0, EFD_NONBLOCK);
-  REQUIRE(efd >= 0);
-  TestQueue t(1 << 16, efd);
-  WriteQueue& q = *t.queue;
-  uint64_t count = 0;
+  WakeQueue w(1 << 16);
+  WriteQueue& q = w.queue;
   CHECK(q.WakeStats().wakes == 0);
   // An enqueue that finds the writer awake wakes nothing and is not counted.
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 1), Put("a", "1")).ok());
@@ -590,7 +601,7 @@ TEST_CASE("the wake-up counts say how many enqueues each wake-up of the sleeping
   q.AnnounceSleepForTesting();
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 2), Put("b", "2")).ok());
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 3), Put("c", "3")).ok());
-  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  REQUIRE(w.TakeWakes() == 1);
   WriteQueue::WakeCounts c = q.WakeStats();
   CHECK(c.wakes == 1);
   CHECK(c.enqueues == 1);
@@ -600,7 +611,7 @@ TEST_CASE("the wake-up counts say how many enqueues each wake-up of the sleeping
   WriteQueue::DeferWakes(true);
   for (uint64_t i = 0; i < 5; ++i) REQUIRE(q.TryEnqueue(1, MakeToken(1, 10 + i), Put("d", "4")).ok());
   WriteQueue::FlushWakes();
-  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  REQUIRE(w.TakeWakes() == 1);
   c = q.WakeStats();
   CHECK(c.wakes == 2);
   CHECK(c.enqueues == 6);
@@ -613,13 +624,12 @@ TEST_CASE("the wake-up counts say how many enqueues each wake-up of the sleeping
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 21), Put("e", "5")).ok());
   REQUIRE(q.TryEnqueue(1, MakeToken(1, 22), Put("e", "5")).ok());
   WriteQueue::DeferWakes(false);
-  REQUIRE(read(efd, &count, sizeof(count)) == sizeof(count));
+  REQUIRE(w.TakeWakes() == 1);
   c = q.WakeStats();
   CHECK(c.wakes == 3);
   CHECK(c.enqueues == 8);
   CHECK(c.max_enqueues == 5);
   CHECK(TakeAll(q).size() == 11);
-  close(efd);
 }
 
 TEST_CASE("a load the consumer keeps up with stays in the ring's first window", "[src][write_queue]") {
