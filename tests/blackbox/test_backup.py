@@ -68,9 +68,9 @@ def wait_for(cond, what, timeout=30.0):
     raise TestFailure(f"timed out waiting for {what}")
 
 
-def open_backup(admin_port, rcvbuf=None):
-    """Sends GET /admin/backup; returns (socket, t_sent, t_head, status, headers, first body bytes).
-    rcvbuf: the socket's receive buffer, set before connecting (a small window)."""
+def send_backup_request(admin_port, rcvbuf=None):
+    """Connects and sends GET /admin/backup; returns (socket, t_sent). rcvbuf:
+    the socket's receive buffer, set before connecting (a small window)."""
     sock = socket.socket()
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -78,6 +78,11 @@ def open_backup(admin_port, rcvbuf=None):
     sock.connect(("127.0.0.1", admin_port))
     t_sent = time.monotonic()
     sock.sendall(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock, t_sent
+
+
+def read_head(sock):
+    """Reads a response head from sock; returns (t_head, status, headers, first body bytes)."""
     buf = b""
     while b"\r\n\r\n" not in buf:
         d = sock.recv(65536)
@@ -89,6 +94,13 @@ def open_backup(admin_port, rcvbuf=None):
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return t_head, status, headers, rest
+
+
+def open_backup(admin_port, rcvbuf=None):
+    """Sends GET /admin/backup; returns (socket, t_sent, t_head, status, headers, first body bytes)."""
+    sock, t_sent = send_backup_request(admin_port, rcvbuf)
+    t_head, status, headers, rest = read_head(sock)
     return sock, t_sent, t_head, status, headers, rest
 
 
@@ -464,10 +476,7 @@ def test_a_held_backup_read_does_not_hold_up_the_worker():
         # The first read is the active segment's, for the archive's hint of
         # it, before the response head: the request is sent, its answer read
         # once the hold is released.
-        sock = socket.socket()
-        sock.settimeout(60)
-        sock.connect(("127.0.0.1", admin))
-        sock.sendall(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock, _ = send_backup_request(admin)
         wait_for(lambda: os.path.exists(hold + ".held"), "the backup's first read to be held")
         # Bounded waits, not a speed check: a loop stuck in the read never answers.
         for i in range(8):
@@ -478,14 +487,9 @@ def test_a_held_backup_read_does_not_hold_up_the_worker():
         r = http(admin, "GET", "/metrics", timeout=20)
         check(r.status == 200, f"/metrics while a backup read is held: {r!r}")
         os.unlink(hold)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            d = sock.recv(65536)
-            check(d, "closed before the response head")
-            buf += d
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        check(head.startswith(b"HTTP/1.1 200"), f"backup: {head[:100]!r}")
-        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        _, status, headers, rest = read_head(sock)
+        check(status == 200, f"backup: {status} {headers}")
+        length = int(headers["content-length"])
         tar_path = os.path.join(WORK, "held-read.tar")
         got = read_rest(sock, rest, length, tar_path)
         check(got == length, f"backup after the hold: {got} of {length}")
@@ -520,19 +524,9 @@ def test_a_client_that_does_not_read_costs_the_server_no_memory():
         put_random(srv.port, "slow", 64, 500000, random.Random(5), statuses=(201,))
         worker = srv.workers()[0]
         rss_before = rss_kb(worker)
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connect: a small window
-        sock.settimeout(60)
-        sock.connect(("127.0.0.1", admin))
-        sock.sendall(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\n\r\n")
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            d = sock.recv(4096)
-            check(d, "closed before the head")
-            buf += d
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        check(head.startswith(b"HTTP/1.1 200"), f"{head[:100]!r}")
-        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        sock, _, _, status, headers, rest = open_backup(admin, rcvbuf=65536)  # a small window
+        check(status == 200, f"backup: {status} {headers}")
+        length = int(headers["content-length"])
         check(length > 30_000_000, f"archive of {length} bytes")
         # Wait (bounded) until the server stops handing out bytes: the socket is full.
         last, stable = -1, 0
