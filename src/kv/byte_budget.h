@@ -11,11 +11,12 @@
 //
 // A holder that waits on a thread of its own (the thread model) can be woken
 // by a release instead of asking again on a timer: the budget's owner sets a
-// ReleaseListener, which every Release calls after the bytes are back.
-// Release's update and WouldFit's read are sequentially consistent, so a
-// waiter that announces itself (a sequentially consistent store of its own)
-// and then finds no room with WouldFit is seen by the listener of any
-// release that WouldFit did not see (no lost wake-up).
+// ReleaseListener, which every Release (and NotifyListener) calls after the
+// bytes are back. Release's update and the reads of WouldFit and used() are
+// sequentially consistent, so a waiter that announces itself (a
+// sequentially consistent update of its own) and then finds no room with
+// WouldFit or used() is seen by the listener of any release that its reads
+// did not see (no lost wake-up).
 //
 // Thread-safety: every method may be called from any thread (the thread
 // model shares one budget among its pool threads). Lock-free; the listener
@@ -89,12 +90,23 @@ class ByteBudget {
     if (listener_ != nullptr) listener_->OnRelease();
   }
 
+  // Tells the listener, as a release does, of a change that made room for
+  // holders of another budget (a whole reservation taking over bytes that
+  // counted as an upload's window: src/kv/write_exchange.h). Ordered like
+  // Release (a sequentially consistent update of this budget first).
+  void NotifyListener() {
+    used_.fetch_add(0, std::memory_order_seq_cst);
+    if (listener_ != nullptr) listener_->OnRelease();
+  }
+
   // Sets (or clears, with null) the listener: before any thread uses the
   // budget, or after the last one did. It must outlive its use.
   void SetReleaseListener(ReleaseListener* listener) { listener_ = listener; }
 
   uint64_t limit() const { return limit_; }
-  uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+  // Sequentially consistent, like WouldFit: a waiter's own check of room
+  // after it announced itself reads it (see the top of this file).
+  uint64_t used() const { return used_.load(std::memory_order_seq_cst); }
   uint64_t refusals() const { return refusals_.load(std::memory_order_relaxed); }
 
  private:

@@ -817,6 +817,8 @@ bool KvService::AwaitsStorage(const KvConnState& state) const {
 
 bool KvService::AwaitsBodyBudget(const KvConnState& state) const { return impl_->writes.AwaitsBodyBudget(state); }
 
+bool KvService::AwaitsArrivedRoom(const KvConnState& state) const { return impl_->writes.AwaitsArrivedRoom(state); }
+
 bool KvService::AwaitsResponseBudget() const { return !impl_->stream_waiters.empty(); }
 
 uint64_t KvService::ResponseBudgetNeed() const { return impl_->stream_waiters.HeadNeed(); }

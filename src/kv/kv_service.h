@@ -325,8 +325,13 @@ class KvService final : public http::Handler {
   bool AwaitsStorage(const KvConnState& state) const;
   // True while that request waits for room in the body budget. NextRetryMs
   // asks for a Poke once this service sees room released; a blocking I/O
-  // layer whose budget other threads share polls meanwhile instead.
+  // layer whose budgets other threads share sleeps until another thread's
+  // release (src/worker/room_waiters.h) of the body budget or its whole
+  // share, or of its arrived share while AwaitsArrivedRoom, and looks again.
   bool AwaitsBodyBudget(const KvConnState& state) const;
+  // True while that wait is also for room in the share kept for short
+  // bodies that arrived whole (their releases concern only such waits).
+  bool AwaitsArrivedRoom(const KvConnState& state) const;
   // True while a compressed response of this service waits for room in the
   // response budget (--response-buffer-bytes). NextRetryMs asks for a Poke
   // once room for the oldest is released; a blocking I/O layer whose budget

@@ -452,6 +452,9 @@ bool WriteExchanges::TryWhole(Exchange* e) {
   }
   e->whole = want;
   e->reserved += extra;
+  // What e held as a window now counts in the whole share: the windows'
+  // room grew, which a waiter on another thread learns from the listener.
+  w.NotifyListener();
   const uint64_t part = options_.part_bytes;
   e->raw.reserve(!r.chunked && r.content_length <= part ? r.content_length : part + kBodyPieceSlack);
   Recount(e);
@@ -1056,6 +1059,10 @@ bool WriteExchanges::AwaitsStorage(const KvConnState& state) const {
 
 bool WriteExchanges::AwaitsBodyBudget(const KvConnState& state) const {
   return state.exchange != nullptr && state.exchange->awaiting_budget;
+}
+
+bool WriteExchanges::AwaitsArrivedRoom(const KvConnState& state) const {
+  return state.exchange != nullptr && state.exchange->awaiting_budget && state.exchange->arrival_refused;
 }
 
 size_t WriteExchanges::ReadBytesHint(const KvConnState& state) const {

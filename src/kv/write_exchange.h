@@ -224,6 +224,9 @@ class WriteExchanges {
   bool AwaitsStorage(const KvConnState& state) const;
   // True while the exchange of `state` waits for room in the body budget.
   bool AwaitsBodyBudget(const KvConnState& state) const;
+  // True while that wait is also for room in the arrived bodies' share (its
+  // whole short body has arrived and that share was full).
+  bool AwaitsArrivedRoom(const KvConnState& state) const;
 
   // The most bytes the I/O layer should read at once now from the
   // connection that owns `state`: what its upload's window may still take

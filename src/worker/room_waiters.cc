@@ -41,6 +41,10 @@ void RoomWaiters::OnRelease() {
     const size_t slot = (first + k) % slots_;
     const uint64_t need = need_[slot].load(std::memory_order_seq_cst);
     if (need == 0) continue;
+    if (need == kAnyRelease) {
+      ring_(arg_, slot);
+      continue;
+    }
     if (used != 0 && (used + need > limit || used + need < used)) continue;
     ring_(arg_, slot);
     used += need;

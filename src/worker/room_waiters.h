@@ -1,11 +1,12 @@
 // RoomWaiters: threads that wait for room in a ByteBudget that other threads
 // release (the thread model's pool threads whose compressed response waits
-// for --response-buffer-bytes), woken by the release that makes room for
-// them instead of asking again on a timer.
+// for --response-buffer-bytes, or whose upload waits for the body budgets),
+// woken by the release that makes room for them instead of asking again on
+// a timer.
 //
 // Each waiting thread has a slot (0..slots-1, one per pool thread). A waiter:
 //   Begin(slot, need)      announces it waits for `need` bytes
-//   its own check of room  (ByteBudget::WouldFit, through its owner)
+//   its own check of room  (ByteBudget::WouldFit or used(), through its owner)
 //   sleep until rung, unless that check found room
 //   End(slot)              before it reserves or leaves
 // A release that the check did not see finds the waiter announced
@@ -14,6 +15,7 @@
 // waiters whose needs fit in the room there is, one after another from a
 // start that moves on with every release (no waiter is always last), and no
 // more: a release of one piece's room wakes about one waiter, not all.
+// Waiters of kAnyRelease are rung by every release (and NotifyListener).
 //
 // ring(arg, slot) runs on the releasing thread, perhaps more than once per
 // wait, perhaps for a slot whose wait just ended: it must end that slot's
@@ -43,8 +45,13 @@ class RoomWaiters final : public ByteBudget::ReleaseListener {
   RoomWaiters(const RoomWaiters&) = delete;
   RoomWaiters& operator=(const RoomWaiters&) = delete;
 
-  // The slot waits for need bytes (at least 1). Then check for room once
-  // more before sleeping (see the top of this file).
+  // A need that every release rings, whatever the room: for a waiter whose
+  // room other rules decide (an upload waiting for the body budgets: its
+  // thread looks for itself once rung). It counts as taking no room.
+  static constexpr uint64_t kAnyRelease = UINT64_MAX;
+
+  // The slot waits for need bytes (at least 1, or kAnyRelease). Then check
+  // for room once more before sleeping (see the top of this file).
   void Begin(size_t slot, uint64_t need);
   // The slot waits no more.
   void End(size_t slot);

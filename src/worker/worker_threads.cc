@@ -20,7 +20,12 @@
 // A pool thread whose compressed response waits for room in the response
 // budget sleeps on its condition variable until a release by another pool
 // thread makes room for it (RoomWaiters rings it), mail, a stop or its
-// connection's deadline: it does not watch its socket meanwhile.
+// connection's deadline: it does not watch its socket meanwhile. One whose
+// upload waits for the body budget with its body paused sleeps the same way
+// until a release of the body budgets (any: the write exchanges' rules
+// decide whose room it is), mail, a stop or its give-up. An upload waiting
+// for room while its short body still arrives (its socket is read meanwhile)
+// looks again every kBusyRetryMs.
 //
 // Counters: each pool thread bumps private http::Counters; the main thread
 // (and /metrics, before rendering) folds their sum into the slot's shared
@@ -92,7 +97,7 @@ struct PoolThread {
   std::atomic<bool> has_mail{false};
   std::atomic<int> active_fd{-1};  // the socket being served (fast stop shuts it down)
   size_t slot = 0;          // index in the pool: its RoomWaiters slot
-  bool room_rung = false;   // under mu: a release made room for its waiting response
+  bool room_rung = false;   // under mu: a release made room for what it waits for
 };
 
 struct ThreadWorker {
@@ -133,9 +138,11 @@ struct ThreadWorker {
   void TakeMail(PoolThread* t);
   bool WaitForMail(PoolThread* t, int timeout_ms);
   // Sleeps while t's compressed response waits for response budget room
-  // that no release made yet (RoomWaiters), until a release rings t, mail
-  // arrives, a stop begins or timeout_ms passes.
-  void WaitForRoom(PoolThread* t, int timeout_ms);
+  // (body == null), or the upload of *body waits for body budget room
+  // (KvService::AwaitsBodyBudget), that no release made yet (RoomWaiters),
+  // until a release rings t, mail arrives, a stop begins or timeout_ms
+  // passes.
+  void WaitForRoom(PoolThread* t, const KvConnState* body, int timeout_ms);
   static void RingRoom(void* worker, size_t slot);
   Mode mode() const { return static_cast<Mode>(mode_.load(std::memory_order_acquire)); }
   void SetMode(Mode m);
@@ -184,7 +191,10 @@ struct ThreadWorker {
   std::atomic<bool> flooding{false};
 
   std::vector<std::unique_ptr<PoolThread>> pool;
-  std::unique_ptr<RoomWaiters> room;  // pool threads waiting for budgets.response (after pool: it rings them)
+  // Pool threads waiting for room (after pool: they ring it): responses for
+  // budgets.response; uploads for budgets.body, its whole share, and its
+  // arrived share.
+  std::unique_ptr<RoomWaiters> response_room, body_room, whole_room, arrived_room;
   std::atomic<size_t> pool_running{0};
   std::mutex fold_mu;
   http::Counters base{};  // the slot's counters when this worker started
@@ -402,12 +412,22 @@ bool ThreadWorker::WaitForMail(PoolThread* t, int timeout_ms) {
   return !t->inbox.empty();
 }
 
-void ThreadWorker::WaitForRoom(PoolThread* t, int timeout_ms) {
+void ThreadWorker::WaitForRoom(PoolThread* t, const KvConnState* body, int timeout_ms) {
   {
     std::lock_guard<std::mutex> lock(t->mu);
     t->room_rung = false;  // a ring for an earlier wait
   }
-  room->Begin(t->slot, t->service->ResponseBudgetNeed());
+  RoomWaiters* begun[3] = {};
+  size_t n = 0;
+  if (body == nullptr) {
+    begun[n++] = response_room.get();
+    response_room->Begin(t->slot, t->service->ResponseBudgetNeed());
+  } else {
+    begun[n++] = body_room.get();
+    begun[n++] = whole_room.get();
+    if (t->service->AwaitsArrivedRoom(*body)) begun[n++] = arrived_room.get();
+    for (size_t i = 0; i < n; ++i) begun[i]->Begin(t->slot, RoomWaiters::kAnyRelease);
+  }
   // The check after Begin (RoomWaiters' order): room released before it is
   // seen here, room released after it rings this thread.
   if (t->service->NextRetryMs() == 0) {
@@ -416,7 +436,7 @@ void ThreadWorker::WaitForRoom(PoolThread* t, int timeout_ms) {
     t->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                    [&] { return t->room_rung || !t->inbox.empty() || mode() != start; });
   }
-  room->End(t->slot);
+  for (size_t i = 0; i < n; ++i) begun[i]->End(t->slot);
 }
 
 void ThreadWorker::RingRoom(void* worker, size_t slot) {
@@ -514,14 +534,20 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       }
     }
     if (t->service->AwaitsStorage(state)) {
-      // Room in the body budget released by another pool thread wakes no
-      // one here: an upload waiting for it asks again every kBusyRetryMs.
-      const bool retrying = t->service->NextRetryMs() != 0 || t->service->AwaitsBodyBudget(state);
-      uint64_t wait_ms = retrying ? kBusyRetryMs : kStoppingPollMs * 10;
+      // Writes waiting for queue or staging room ask again every
+      // kBusyRetryMs; an upload waiting for body budget room sleeps until a
+      // release rings it or its give-up (NextExpiryMs) is due.
+      const bool retrying = t->service->NextRetryMs() != 0;
+      const bool body_wait = !retrying && t->service->AwaitsBodyBudget(state);
+      uint64_t wait_ms = retrying ? kBusyRetryMs : body_wait ? 60'000 : kStoppingPollMs * 10;
+      if (body_wait && m != Mode::kRun) wait_ms = kStoppingPollMs;  // watch the drain's deadline
       if (const uint64_t expiry = t->service->NextExpiryMs(); expiry != 0) {
         wait_ms = std::min<uint64_t>(wait_ms, expiry > now ? expiry - now : 0);
       }
-      if (!WaitForMail(t, static_cast<int>(wait_ms))) {
+      if (body_wait) {
+        WaitForRoom(t, &state, static_cast<int>(wait_ms));
+        t->service->Poke(MonotonicMs());
+      } else if (!WaitForMail(t, static_cast<int>(wait_ms))) {
         t->service->Poke(MonotonicMs());
       }
       continue;
@@ -566,7 +592,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       // Until a release makes room, the connection's deadline or a stop.
       int room_ms = deadline != 0 ? static_cast<int>(std::min<uint64_t>(deadline - now, 60'000)) : 60'000;
       if (m != Mode::kRun) room_ms = std::min(room_ms, kStoppingPollMs);
-      WaitForRoom(t, room_ms);
+      WaitForRoom(t, nullptr, room_ms);
       continue;
     }
     const int r = poll(fds, nfds, timeout);
@@ -736,7 +762,12 @@ int RunThreadWorker(WorkerContext& ctx) {
     t->slot = i;
     w->pool.push_back(std::move(t));
   }
-  w->room = std::make_unique<RoomWaiters>(w->budgets.response, w->pool.size(), &ThreadWorker::RingRoom, w.get());
+  for (auto [waiters, budget] : {std::pair{&w->response_room, &w->budgets.response},
+                                 std::pair{&w->body_room, &w->budgets.body},
+                                 std::pair{&w->whole_room, &w->budgets.body_whole},
+                                 std::pair{&w->arrived_room, &w->budgets.body_arrived}}) {
+    *waiters = std::make_unique<RoomWaiters>(*budget, w->pool.size(), &ThreadWorker::RingRoom, w.get());
+  }
   ThreadWorker* tw = w.get();
   std::thread dispatcher;
   std::thread acceptor;

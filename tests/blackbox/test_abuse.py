@@ -397,6 +397,25 @@ def test_body_budget_wait_ends_with_503_naming_the_setting():
         waiter.close()
 
 
+def check_small_put(port, key, value, beside):
+    """A PUT of `value` under `key` beside `beside` (what else is open) is
+    stored: 201 or 204, then its GET answers exactly `value`."""
+    r = http(port, "PUT", key_path(key), value, timeout=300)
+    check(r.status in (201, 204), f"a small PUT beside {beside}: {r.status} {r.body[:300]!r}")
+    got = http(port, "GET", key_path(key), timeout=120)
+    check(got.status == 200 and got.body == value, f"GET {key}: {got.status} {got.body[:80]!r}")
+
+
+def check_uploads_stored(port, socks, keys, bodies, what):
+    """The PUT sent on each of socks is answered 201, then each of keys
+    holds its body exactly."""
+    for i, c in enumerate(socks):
+        r = adopt(c, port, 300).read_response()
+        check(r.status == 201, f"{what} {i}: {r.status} {r.body[:300]!r}")
+    for i, key in enumerate(keys):
+        check(http(port, "GET", key_path(key), timeout=120).body == bodies[i], f"value {key} differs")
+
+
 def test_slow_uploads_leave_room_for_a_small_put():
     # Eight uploads announce 1 MiB each and trickle it, more than a 4 MiB body
     # budget could hold if each took the room its body needs at once (about
@@ -440,27 +459,86 @@ def test_slow_uploads_leave_room_for_a_small_put():
         # Every slow upload has had bytes read, and is still open.
         wait_for(lambda: all((tcp_queues(s.port, c.getsockname()[1]) or (0, 1))[1] == 0 for c in socks) and
                  min(sent) > 1100, 60, "the slow uploads' first bytes to be read")
-        r = http(s.port, "PUT", key_path("small"), b"0123456789", timeout=120)
-        check(r.status in (201, 204), f"a small PUT beside {n} slow uploads: {r.status} {r.body[:300]!r}")
-        got = http(s.port, "GET", key_path("small"), timeout=120)
-        check(got.status == 200 and got.body == b"0123456789", f"GET small: {got.status} {got.body[:80]!r}")
+        check_small_put(s.port, "small", b"0123456789", f"{n} slow uploads")
         check(not errors, f"slow uploads failed while the small PUT was served: {errors}")
         stop.set()
         trickler.join(60)
         finishers = [threading.Thread(target=finish, args=(i,), daemon=True) for i in range(n)]
         for t in finishers:
             t.start()
-        for i, c in enumerate(socks):
-            r = adopt(c, s.port, 120).read_response()
-            check(r.status == 201, f"slow upload {i}: {r.status} {r.body[:300]!r}")
+        check_uploads_stored(s.port, socks, [f"slow{i}" for i in range(n)], bodies, "slow upload")
         for t in finishers:
             t.join(60)
         check(not errors, f"slow uploads failed: {errors}")
-        for i in range(n):
-            check(http(s.port, "GET", key_path(f"slow{i}"), timeout=120).body == bodies[i], f"value slow{i} differs")
     finally:
         stop.set()
         for c in socks:
+            c.close()
+
+
+class StalledUploads:
+    """n PUTs of `size` random bytes, each sending all but its last byte and
+    then stalling, more than a small body budget holds: each either waits for
+    room with its bytes unread (body paused) or had all it sent read. Close
+    with close(); finish() sends every last byte and checks each upload is
+    stored exactly."""
+
+    def __init__(self, s, n, size):
+        self.s = s
+        self.n = n
+        self.bodies = [os.urandom(size) for _ in range(n)]
+        self.socks = [raw_socket(s.port) for _ in range(n)]
+        self.go_on = threading.Event()
+        self.pushed = [False] * n  # all but its last byte is in the kernel
+        self.errors = []
+        self.senders = [threading.Thread(target=self._send, args=(i, size), daemon=True) for i in range(n)]
+        for t in self.senders:
+            t.start()
+
+    def _send(self, i, size):
+        try:
+            self.socks[i].settimeout(300)
+            self.socks[i].sendall(build_request("PUT", key_path(f"stalled{i}"), None,
+                                                [("Content-Length", str(size))]))
+            self.socks[i].sendall(self.bodies[i][:-1])
+            self.pushed[i] = True
+            self.go_on.wait(300)
+            self.socks[i].sendall(self.bodies[i][-1:])
+        except OSError as e:
+            self.errors.append(f"stalled upload {i}: {e!r}")
+
+    def wait_stalled(self):
+        """Waits until every upload stalled or waits for room with its bytes
+        unread, at least half of them waiting; returns how many wait."""
+        def stalled():
+            paused = 0
+            for i, c in enumerate(self.socks):
+                q = tcp_queues(self.s.port, c.getsockname()[1])
+                if q is None:
+                    return False
+                if q[1] >= 32 << 10:
+                    paused += 1
+                elif not (self.pushed[i] and q[1] == 0):
+                    return False
+            return paused if paused >= self.n // 2 else False
+        return wait_for(stalled, 120, "every upload to stall or wait for room with its bytes unread")
+
+    def unanswered(self):
+        """Indexes of the uploads answered (their sockets readable)."""
+        readable, _, _ = select.select(self.socks, [], [], 0)
+        return [self.socks.index(c) for c in readable]
+
+    def finish(self):
+        self.go_on.set()
+        check_uploads_stored(self.s.port, self.socks, [f"stalled{i}" for i in range(self.n)], self.bodies,
+                             "stalled upload")
+        for t in self.senders:
+            t.join(120)
+        check(not self.errors, f"stalled uploads failed: {self.errors}")
+
+    def close(self):
+        self.go_on.set()
+        for c in self.socks:
             c.close()
 
 
@@ -472,58 +550,15 @@ def test_stalled_uploads_never_keep_a_small_put_waiting():
     # whose body has arrived whole is still read and stored: in one segment
     # with its head, and with its body sent only once its head was read.
     # Then the stalled uploads send their last byte and each is stored
-    # exactly (or refused naming the budget).
+    # exactly.
     s = start("--workers", "1", "--body-buffer-bytes", "1M", "--body-timeout-ms", "120000",
               "--compression-level", "0")
-    n = 12
-    size = 256 << 10
-    bodies = [os.urandom(size) for _ in range(n)]
-    socks = [raw_socket(s.port) for _ in range(n)]
-    go_on = threading.Event()
-    pushed = [False] * n  # all but its last byte is in the kernel
-    errors = []
-
-    def send(i):
-        try:
-            socks[i].settimeout(300)
-            socks[i].sendall(build_request("PUT", key_path(f"stalled{i}"), None, [("Content-Length", str(size))]))
-            socks[i].sendall(bodies[i][:-1])
-            pushed[i] = True
-            go_on.wait(300)
-            socks[i].sendall(bodies[i][-1:])
-        except OSError as e:
-            errors.append(f"stalled upload {i}: {e!r}")
-
-    def unanswered():
-        readable, _, _ = select.select(socks, [], [], 0)
-        return [socks.index(c) for c in readable]
-
-    senders = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(n)]
+    up = StalledUploads(s, 12, 256 << 10)
     split = None
     try:
-        for t in senders:
-            t.start()
-
-        # Each upload either waits for room with bytes unread, or had all it
-        # sent read and stalls; at least half of them wait (twelve could not
-        # hold what they sent within the budget).
-        def stalled():
-            paused = 0
-            for i, c in enumerate(socks):
-                q = tcp_queues(s.port, c.getsockname()[1])
-                if q is None:
-                    return False
-                if q[1] >= 32 << 10:
-                    paused += 1
-                elif not (pushed[i] and q[1] == 0):
-                    return False
-            return paused >= n // 2
-        wait_for(stalled, 120, "every upload to stall or wait for room with its bytes unread")
-        check(unanswered() == [], f"stalled uploads answered early: {unanswered()}")
-        r = http(s.port, "PUT", key_path("small"), b"0123456789", timeout=300)
-        check(r.status in (201, 204), f"a small PUT beside {n} stalled uploads: {r.status} {r.body[:300]!r}")
-        got = http(s.port, "GET", key_path("small"), timeout=120)
-        check(got.status == 200 and got.body == b"0123456789", f"GET small: {got.status} {got.body[:80]!r}")
+        up.wait_stalled()
+        check(up.unanswered() == [], f"stalled uploads answered early: {up.unanswered()}")
+        check_small_put(s.port, "small", b"0123456789", f"{up.n} stalled uploads")
         # Its body comes after its head was read (the head alone waits).
         value = os.urandom(3000)
         request = build_request("PUT", key_path("split"), value)
@@ -537,30 +572,40 @@ def test_stalled_uploads_never_keep_a_small_put_waiting():
         check(r.status in (201, 204), f"a PUT whose body followed its head: {r.status} {r.body[:300]!r}")
         got = http(s.port, "GET", key_path("split"), timeout=120)
         check(got.status == 200 and got.body == value, f"GET split: {got.status} {len(got.body)} bytes")
-        check(unanswered() == [], f"stalled uploads answered before they finished: {unanswered()}")
-        check(not errors, f"stalled uploads failed while the small PUTs were served: {errors}")
-        go_on.set()
-        stored = 0
-        for i, c in enumerate(socks):
-            r = adopt(c, s.port, 300).read_response()
-            if r.status == 201:
-                stored += 1
-                check(http(s.port, "GET", key_path(f"stalled{i}"), timeout=120).body == bodies[i],
-                      f"value stalled{i} differs")
-            else:
-                body = r.body.decode(errors="replace")
-                check(r.status == 503 and "--body-buffer-bytes" in body,
-                      f"stalled upload {i}: {r.status} {body[:300]}")
-        for t in senders:
-            t.join(120)
-        check(not errors, f"stalled uploads failed: {errors}")
-        check(stored == n, f"{stored} of {n} stalled uploads stored")
+        check(up.unanswered() == [], f"stalled uploads answered before they finished: {up.unanswered()}")
+        check(not up.errors, f"stalled uploads failed while the small PUTs were served: {up.errors}")
+        up.finish()
     finally:
-        go_on.set()
         if split is not None:
             split.close()
-        for c in socks:
-            c.close()
+        up.close()
+
+
+def test_uploads_waiting_for_the_body_budget_sleep_until_room_is_released():
+    # Thread model: a pool thread whose upload waits for room in the body
+    # budget with its body paused sleeps until a release of the budget; it
+    # does not look again on a timer. Twelve uploads of 256 KiB stall one
+    # byte short beside a 1 MiB budget, at least half of them waiting for
+    # room. Between two housekeeping ticks of the worker's main thread
+    # nothing is released, and no other thread of the worker wakes more than
+    # once per waiting upload (each waiting one woke every 2 ms before). Then
+    # they send their last byte and every one is stored exactly: each waiter
+    # was woken by the releases that made its room (a lost wake-up would wait
+    # for the 120 s give-up and a 503).
+    if not MODEL_ARGS:
+        print("  (thread model only: the event model's waiting uploads are its loop's, woken by releases)")
+        return
+    s = start("--workers", "1", "--threads", "32", "--body-buffer-bytes", "1M", "--body-timeout-ms", "120000",
+              "--compression-level", "0")
+    pid = s.workers()[0]
+    up = StalledUploads(s, 12, 256 << 10)
+    try:
+        waiting = up.wait_stalled()
+        check_quiet_between_ticks(pid, waiting, f"{waiting} uploads waited for the body budget")
+        check(up.unanswered() == [], f"stalled uploads answered early: {up.unanswered()}")
+        up.finish()
+    finally:
+        up.close()
 
 
 def test_stalled_upload_is_removed():
@@ -676,6 +721,26 @@ def voluntary_switches(pid):
     return out
 
 
+def check_quiet_between_ticks(pid, bound, waiting):
+    """Between two housekeeping ticks of worker pid's main thread (it wakes
+    once a second: the events waited for here), the worker's other threads
+    woke at most `bound` times in all; `waiting` says what waited meanwhile,
+    with nothing released."""
+    def main_ticks():
+        return voluntary_switches(pid).get(pid, 0)
+
+    tick0 = main_ticks()
+    wait_for(lambda: main_ticks() >= tick0 + 1, 120, "the worker's main thread to tick")
+    before = voluntary_switches(pid)
+    tick1 = before.get(pid, 0)
+    wait_for(lambda: main_ticks() >= tick1 + 2, 120, "two more ticks of the worker's main thread")
+    after = voluntary_switches(pid)
+    woke = {tid: after[tid] - n for tid, n in before.items() if tid != pid and tid in after and after[tid] > n}
+    check(sum(woke.values()) <= bound,
+          f"threads of the worker woke {sum(woke.values())} times between two ticks while {waiting} and nothing "
+          f"was released: {woke}")
+
+
 def test_responses_waiting_for_the_response_budget_sleep_until_room_is_released():
     # Thread model: a pool thread whose compressed response waits for room in
     # --response-buffer-bytes sleeps until another pool thread releases room
@@ -696,20 +761,7 @@ def test_responses_waiting_for_the_response_budget_sleep_until_room_is_released(
     try:
         stalled_readers(s.port, "waits", 16, holders)
         stalled_readers(s.port, "waits", 4, waiters)
-
-        def main_ticks():
-            return voluntary_switches(pid).get(pid, 0)
-
-        tick0 = main_ticks()
-        wait_for(lambda: main_ticks() >= tick0 + 1, 120, "the worker's main thread to tick")
-        before = voluntary_switches(pid)
-        tick1 = before.get(pid, 0)
-        wait_for(lambda: main_ticks() >= tick1 + 2, 120, "two more ticks of the worker's main thread")
-        after = voluntary_switches(pid)
-        woke = {tid: after[tid] - n for tid, n in before.items() if tid != pid and tid in after and after[tid] > n}
-        check(sum(woke.values()) <= len(waiters),
-              f"threads of the worker woke {sum(woke.values())} times between two ticks while four responses "
-              f"waited for the response budget and nothing was released: {woke}")
+        check_quiet_between_ticks(pid, len(waiters), "four responses waited for the response budget")
         for c in holders:
             c.close()
         for c in waiters:

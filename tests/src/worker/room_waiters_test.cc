@@ -93,6 +93,30 @@ TEST_CASE("releases ring waiters from a different first slot each time", "[worke
   CHECK(std::count(firsts.begin(), firsts.end(), 0u) == 2);
 }
 
+TEST_CASE("a waiter of any release is rung by every release and notice, whatever the room", "[worker][room]") {
+  ByteBudget budget(100);
+  Rings rings;
+  RoomWaiters waiters(budget, 3, &Rings::Ring, &rings);
+  REQUIRE(budget.TryReserve(100));
+  REQUIRE(budget.TryReserve(1) == false);
+  waiters.Begin(0, RoomWaiters::kAnyRelease);
+  waiters.Begin(2, 90);
+  budget.Release(1);  // 99 used: room for no need, still rings the waiter of any release
+  CHECK(rings.slots == std::vector<size_t>{0});
+  rings.slots.clear();
+  budget.NotifyListener();  // no release at all: a notice rings it too
+  CHECK(rings.slots == std::vector<size_t>{0});
+  rings.slots.clear();
+  budget.Release(89);  // 10 used: both; the waiter of any release takes no room from the other
+  std::sort(rings.slots.begin(), rings.slots.end());
+  CHECK(rings.slots == std::vector<size_t>{0, 2});
+  waiters.End(0);
+  waiters.End(2);
+  rings.slots.clear();
+  budget.Release(10);
+  CHECK(rings.slots.empty());
+}
+
 // A waiter thread and a releasing thread, many rounds: each round the budget
 // is full, the waiter announces itself, looks at the budget and sleeps unless
 // it saw room, while the other thread releases. Every round must end with the
