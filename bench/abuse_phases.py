@@ -10,7 +10,8 @@ answer: connect + wait in the backlog + the server's turn). An abused phase star
 CPU A, as bench/abuse.py starts it) --settle seconds before wrk and stops it after; the next alone
 phase begins once the server holds no more of the abuse's connections. Recorded per phase: wrk
 req/s, server CPU per wrk request (user + system of the server's process tree / requests), and the
-probes' first-answer times (median, p90, p99, max; a probe with no answer in 10 s counts as 10 s).
+probes' first-answer times (median, p90, p99, max; a probe with no answer in 10 s counts as 10 s),
+and the worker's largest RSS (sampled every 0.25 s, as bench/abuse.py does).
 The ratios pair each abused phase with the alone phase before it: neighbours on the same process,
 minutes apart at most, so a machine that changes load between servers moves both.
 
@@ -90,6 +91,8 @@ def phase(server, args, abused):
     """One phase: (row) wrk + prober, with the abuse started args.settle s before when abused."""
     procs = []
     row = {"abused": abused, "load": os.getloadavg()[0]}
+    sampler = abuse.Sampler(server)  # the worker's largest RSS during the phase
+    sampler.start()
     try:
         if abused:
             with abuse.spawning_on(args.abuse_cpus):
@@ -108,6 +111,9 @@ def phase(server, args, abused):
                    cpu_us_per_req=abuse.per_request_us(cpu, requests), first_answer_ms=quantiles(prober.times_ms),
                    probes_failed=prober.failed, conns=conns_held(server.port))
     finally:
+        sampler.done.set()
+        sampler.join(5)
+        row.update(max_worker_rss_kib=sampler.max_rss_kib, max_worker_anon_kib=sampler.max_anon_kib)
         for p in procs:
             p.stop(abuse.signal.SIGINT, timeout_s=10)
     if abused:
@@ -187,13 +193,15 @@ def main(argv):
              "Each abused phase ÷ the alone phase before it on the same server process. First answer: "
              "a fresh connection's GET, time to the first byte of the answer (ms).", "",
              "| round | server | pair | req/s ratio | CPU µs/req alone → abused | first answer alone p50/p99/max "
-             "| first answer abused p50/p99/max | load |", "|---|---|---|---|---|---|---|---|"]
+             "| first answer abused p50/p99/max | load | worker RSS abused, max MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for a, b in zip(rows[0::2], rows[1::2]):
         fa, fb = a["first_answer_ms"], b["first_answer_ms"]
         ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else None
         lines.append(f"| {a['round']} | {a['server']} | {a['pair']} | {ratio} | {a['cpu_us_per_req']} → "
                      f"{b['cpu_us_per_req']} | {fa.get('p50')}/{fa.get('p99')}/{fa.get('max')} | "
-                     f"{fb.get('p50')}/{fb.get('p99')}/{fb.get('max')} | {a['load']:.1f}–{b['load_after']:.1f} |")
+                     f"{fb.get('p50')}/{fb.get('p99')}/{fb.get('max')} | {a['load']:.1f}–{b['load_after']:.1f} | "
+                     f"{b.get('max_worker_rss_kib', 0) / 1024:.1f} |")
     per = {}
     for a, b in zip(rows[0::2], rows[1::2]):
         if a["rps"] and a["cpu_us_per_req"] and b["cpu_us_per_req"]:
