@@ -202,28 +202,52 @@ global
 
 
 def haproxy_cfg(upstreams, port):
-    """deploy/haproxy-sharding.cfg with its bind on 127.0.0.1:port and its servers replaced."""
+    """deploy/haproxy-sharding.cfg with its bind on 127.0.0.1:port and its servers replaced by
+    `upstreams`, in order: each '127.0.0.1:PORT' (the i-th gets id i) or the rest of a server
+    line after its name ('127.0.0.1:PORT id 4 weight 50')."""
     text = read_shipped("haproxy-sharding.cfg")
     text = rewrite(text, "    bind :8000\n", f"    bind {HOST}:{port}\n")
     shipped = [f"    server kv0{i} kv-0{i}.internal:8080 id {i}" for i in (1, 2, 3)]
     text = rewrite(text, "\n".join(shipped),
-                   "\n".join(f"    server kv0{i + 1} {u} id {i + 1}" for i, u in enumerate(upstreams)))
+                   "\n".join(f"    server kv0{i + 1} {u}" + ("" if " " in u else f" id {i + 1}")
+                             for i, u in enumerate(upstreams)))
     return text
 
 
-def start_haproxy(upstreams):
-    haproxy = require("haproxy")
-    d = tempfile.mkdtemp(prefix="kingx-haproxy-")
-    port = free_port()
-    cfg = os.path.join(d, "haproxy.cfg")
-    with open(cfg, "w") as f:
-        f.write(HAPROXY_GLOBAL.format(d=d) + haproxy_cfg(upstreams, port))
-    test = subprocess.run([haproxy, "-c", "-f", cfg], capture_output=True, text=True)
+def write_haproxy_cfg(workdir, upstreams, port):
+    """Writes workdir/haproxy.cfg (the global section, then the shipped file for `upstreams`)
+    and checks it with haproxy -c: its path."""
+    cfg = os.path.join(workdir, "haproxy.cfg")
+    with open(cfg + ".tmp", "w") as f:
+        f.write(HAPROXY_GLOBAL.format(d=workdir) + haproxy_cfg(upstreams, port))
+    test = subprocess.run([require("haproxy"), "-c", "-f", cfg + ".tmp"], capture_output=True, text=True)
     check(test.returncode == 0, f"haproxy -c refused the shipped file:\n{test.stdout}{test.stderr}")
     check("WARNING" not in test.stdout + test.stderr,
           f"haproxy -c warns about the shipped file:\n{test.stdout}{test.stderr}")
+    os.replace(cfg + ".tmp", cfg)
+    return cfg
+
+
+def start_haproxy(upstreams, master_worker=False):
+    """HAProxy serving the shipped sharding file for `upstreams` (see haproxy_cfg). With
+    `master_worker`, as Debian's unit runs it (-W): the master re-reads its file on SIGUSR2
+    (reload_haproxy)."""
+    haproxy = require("haproxy")
+    d = tempfile.mkdtemp(prefix="kingx-haproxy-")
+    port = free_port()
+    cfg = write_haproxy_cfg(d, upstreams, port)
     # -db: foreground, no daemon; logs go to stderr (stdout.log).
-    return Proxy("haproxy", [haproxy, "-db", "-f", cfg], d, port).start()
+    argv = [haproxy, "-db"] + (["-W"] if master_worker else []) + ["-f", cfg]
+    return Proxy("haproxy", argv, d, port).start()
+
+
+def reload_haproxy(proxy, upstreams):
+    """The master-worker `proxy` reloaded with the shipped file for `upstreams` (what
+    `systemctl reload haproxy` does: SIGUSR2 to the master). Returns at once: the caller waits
+    for the new configuration's routing."""
+    check("-W" in proxy.argv, "reload_haproxy needs start_haproxy(..., master_worker=True)")
+    write_haproxy_cfg(proxy.workdir, upstreams, proxy.port)
+    os.kill(proxy.proc.pid, signal.SIGUSR2)
 
 
 class Client:

@@ -3,29 +3,39 @@
 (deploy/haproxy-sharding.cfg), as shipped:
 
   - 10,000 keys, written under mixed spellings, land in roughly equal shares, each on exactly
-    one shard (for nginx: the one deploy/kingx-reshard's ring names), and every spelling of
-    every key reads it through the proxy (canonical: 200; any other: 308 to the canonical URL);
+    one shard, the one deploy/kingx-reshard's ring for that proxy names (`owner`; `check` finds
+    none misplaced), and every spelling of every key reads it through the proxy (canonical: 200;
+    any other: 308 to the canonical URL);
   - one shard stopped: only its keys fail, with a 5xx from the proxy (502/504 nginx, 503
     HAProxy); the other shards' keys never fail, on the same client connections, even after a
     PUT with a streamed body to the stopped shard; no write lands on another shard;
-  - HUP of a shard under load through the proxy loses nothing.
+  - HUP of a shard under load through the proxy loses nothing;
+  - HAProxy only (test_reshard.py moves keys behind nginx): a fourth shard with a new id and
+    another weight, moved to with `kingx-reshard --ring haproxy`: `copy` under the old file,
+    keys rewritten and created through HAProxy, a reload (SIGUSR2 to the master) to the file
+    with four servers, `finish`: every key reads its latest value through HAProxy, `check`
+    finds every key on its owner and none twice.
 
     KINGX_BIN=build/src/kingx python3 tests/deploy/test_sharding.py --proxy nginx|haproxy
 """
 
 import argparse
+import json
 import os
 import random
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import Client, exit_on_sigterm, load_reshard, start_haproxy, start_nginx  # noqa: E402
-from kingx_harness import (HOST, ConnectionClosed, Server, TestFailure, cases_of, check, key_path,  # noqa: E402
-                           require_bin, run_cases)
+from proxies import Client, exit_on_sigterm, load_reshard, reload_haproxy, start_haproxy, start_nginx  # noqa: E402
+from reshard_setup import reshard  # noqa: E402
+from kingx_harness import (HOST, CaseSkipped, ConnectionClosed, Server, TestFailure, cases_of, check,  # noqa: E402
+                           key_path, require_bin, run_cases)
 
 ARGS = None
 SHARDS = []     # kingx Servers
@@ -34,6 +44,8 @@ KEYS = {}       # key bytes -> value
 OWNER = {}      # key bytes -> index of the shard holding it
 NKEYS = 10000
 DOWN_STATUS = {"nginx": (502, 504), "haproxy": (502, 503, 504)}
+# --sync none: nothing here crashes, and the shards' fdatasyncs would only slow the run.
+SHARD_ARGS = ["--workers", "1", "--trusted-proxy", "127.0.0.1", "--sync", "none"]
 
 
 def canonical(key):
@@ -71,12 +83,39 @@ def start():
     global PROXY
     require_bin()
     for _ in range(3):
-        # --sync none: nothing here crashes, and the shards' fdatasyncs would only slow the run.
-        s = Server(["--workers", "1", "--trusted-proxy", "127.0.0.1", "--sync", "none"])
+        s = Server(SHARD_ARGS)
         s.start()
         SHARDS.append(s)
     names = [f"{HOST}:{s.port}" for s in SHARDS]
-    PROXY = start_nginx("nginx-sharding.conf", names) if ARGS.proxy == "nginx" else start_haproxy(names)
+    PROXY = start_nginx("nginx-sharding.conf", names) if ARGS.proxy == "nginx" else \
+        start_haproxy(names, master_worker=True)
+
+
+def tool_shards(server_lines):
+    """kingx-reshard's --shards list for the proxy's server lines ('127.0.0.1:PORT' for nginx;
+    '127.0.0.1:PORT id N [weight N]' after HAProxy's server name): the same words, each
+    parameter written NAME=VALUE."""
+    return ",".join(re.sub(r" (id|weight) (\d+)", r" \1=\2", line) for line in server_lines)
+
+
+def proxy_lines(shards):
+    """The proxy's server lines for `shards` as proxies.py writes them (HAProxy: id i + 1)."""
+    if ARGS.proxy == "nginx":
+        return [f"{HOST}:{s.port}" for s in shards]
+    return [f"{HOST}:{s.port} id {i + 1}" for i, s in enumerate(shards)]
+
+
+def proxy_ring(server_lines):
+    """deploy/kingx-reshard's ring for this proxy over `server_lines`."""
+    kr = load_reshard()
+    return kr.RINGS[ARGS.proxy](kr.shards_of(tool_shards(server_lines)))
+
+
+def reshard_ok(*args):
+    """deploy/kingx-reshard ARGS with this proxy's --ring: its JSON line (exit 0 required)."""
+    p = reshard(*args, "--ring", ARGS.proxy)
+    check(p.returncode == 0, f"kingx-reshard {args[0]}: exit {p.returncode}: {p.stdout[-2000:]}{p.stderr[-2000:]}")
+    return json.loads(p.stdout) if args[0] != "owner" else p.stdout
 
 
 def shard_has(i, key):
@@ -118,10 +157,18 @@ def test_10000_keys_in_even_shares_each_on_exactly_one_shard():
             cl.close()
     print(f"shares over 3 shards: {counts}", flush=True)
     check(all(0.6 * NKEYS / 3 <= n <= 1.4 * NKEYS / 3 for n in counts), f"uneven shares: {counts}")
-    if ARGS.proxy == "nginx":
-        ring = load_reshard().Ring([f"{HOST}:{s.port}" for s in SHARDS])
-        off = [k for k in KEYS if ring.owner_index(canonical(k)[len("/v1/kv/"):]) != OWNER[k]]
-        check(not off, f"{len(off)} keys are not where deploy/kingx-reshard's ring puts them: {off[:5]}")
+    shards = tool_shards(proxy_lines(SHARDS))
+    report = reshard_ok("check", "--shards", shards)
+    check(report["keys"] == NKEYS and report["misplaced"] == 0,
+          f"kingx-reshard check --ring {ARGS.proxy}: {report}")
+    by_name = {f"{HOST}:{s.port}": i for i, s in enumerate(SHARDS)}
+    sample = list(KEYS)[::25]
+    lines = reshard_ok("owner", "--shards", shards, *[canonical(k)[len("/v1/kv/"):] for k in sample])
+    named = [by_name.get(line.split("\t")[0]) for line in lines.splitlines()]
+    off = [k for k, i in zip(sample, named) if i != OWNER[k]]
+    check(len(named) == len(sample) and not off,
+          f"kingx-reshard owner --ring {ARGS.proxy} names another shard than the holder for "
+          f"{len(off)} of {len(sample)} keys: {off[:5]}")
 
 
 def test_every_spelling_of_every_key_reads_it_through_the_proxy():
@@ -187,11 +234,10 @@ def test_one_shard_down_fails_only_its_keys_and_writes_nowhere_else():
         frac = len(failed_puts) / len(new_results)
         check(0.15 <= frac <= 0.5, f"{len(failed_puts)} of {len(new_results)} new keys failed: about a "
                                    f"third expected")
-        if ARGS.proxy == "nginx":
-            ring = load_reshard().Ring([f"{HOST}:{s.port}" for s in SHARDS])
-            wrong = [k for k in new_results
-                     if (new_results[k] != 201) != (ring.owner_index(canonical(k)[len("/v1/kv/"):]) == down)]
-            check(not wrong, f"failures do not match the stopped shard's keys: {wrong[:5]}")
+        ring = proxy_ring(proxy_lines(SHARDS))
+        wrong = [k for k in new_results
+                 if (new_results[k] != 201) != (ring.owner_index(canonical(k)[len("/v1/kv/"):]) == down)]
+        check(not wrong, f"failures do not match the stopped shard's keys: {wrong[:5]}")
     finally:
         SHARDS[down].start()
     # Nothing landed on a shard that does not own it: a failed write is nowhere; a successful
@@ -265,6 +311,104 @@ def test_hup_of_a_shard_under_load_loses_nothing():
         for k, v in acked.items():
             r = c.request("GET", canonical(k))
             check(r.status == 200 and r.body == v, f"acknowledged {k!r} after the reloads: {r!r}")
+
+
+def shard_listing(shards):
+    """{key spelling: number of `shards` listing it}, from each shard's listing API."""
+    kr = load_reshard()
+    seen = {}
+    for s in shards:
+        lister = kr.Shard(f"{HOST}:{s.port}")
+        for spelling in lister.keys():
+            seen[spelling] = seen.get(spelling, 0) + 1
+        lister.close()
+    return seen
+
+
+def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write():
+    if ARGS.proxy != "haproxy":
+        raise CaseSkipped("moves behind nginx are tests/deploy/test_reshard.py's")
+    check(KEYS and len(SHARDS) == 3, "needs the keys and the three shards of the first case")
+    workdir = tempfile.mkdtemp(prefix="kingx-reshard-haproxy-")
+    try:
+        s4 = Server(SHARD_ARGS)
+        SHARDS.append(s4)
+        s4.start()
+        old_lines = proxy_lines(SHARDS[:3])
+        # A new id, and another weight than the default-server's: both place the new points.
+        new_lines = old_lines + [f"{HOST}:{s4.port} id 4 weight 50"]
+        new_ring = proxy_ring(new_lines)
+        s4_name = f"{HOST}:{s4.port}"
+        lists = ["--old", tool_shards(old_lines), "--new", tool_shards(new_lines),
+                 "--state", os.path.join(workdir, "move.json")]
+        before = shard_listing(SHARDS[:3])
+        moving = {sp for sp in before if new_ring.owner(sp) == s4_name}
+        check(0.08 * len(before) <= len(moving) <= 0.25 * len(before),
+              f"{len(moving)} of {len(before)} keys move to a weight-50 shard beside three of 100")
+
+        copied = reshard_ok("copy", *lists)
+        # The new shard is listed last, holding the copies by then.
+        check(copied["copied"] == len(moving) and copied["listed"] == len(before) + len(moving),
+              f"copy: {copied}; expected {len(moving)} of {len(before)} keys copied")
+
+        # Clients write on through HAProxy, still on the old file: rewrites and new keys, some of
+        # them the fourth shard's, which `finish` copies again or for the first time.
+        latest = dict(KEYS)
+        touched = set()
+        with Client(PROXY.port) as c:
+            for n, k in enumerate(list(KEYS)[::40]):
+                v = b"rewritten-%d" % n
+                r = c.request("PUT", canonical(k), v)
+                check(r.status in (201, 204), f"PUT {k!r} through HAProxy: {r!r}")
+                latest[k] = v
+                touched.add(canonical(k)[len("/v1/kv/"):])
+            for n in range(100):
+                k = b"after-copy/%d" % n
+                r = c.request("PUT", canonical(k), b"created-%d" % n)
+                check(r.status == 201, f"PUT {k!r} through HAProxy: {r!r}")
+                latest[k] = b"created-%d" % n
+                touched.add(canonical(k)[len("/v1/kv/"):])
+
+        # The switch: the master reloads the file with four servers. A canary only the fourth
+        # shard holds reads 200 through a new connection once the new file routes.
+        canary = next(f"reload-canary/{n}" for n in range(100000) if new_ring.owner(f"reload-canary/{n}") == s4_name)
+        with Client(s4.port) as c:
+            check(c.request("PUT", "/v1/kv/" + canary, b"new file").status == 201, "canary PUT")
+        reload_haproxy(PROXY, new_lines)
+        deadline = time.monotonic() + 180
+        while True:
+            with Client(PROXY.port) as c:
+                if c.request("GET", "/v1/kv/" + canary).status == 200:
+                    break
+            check(PROXY.proc.poll() is None, f"HAProxy's master exited on reload:\n{PROXY.logs()}")
+            check(time.monotonic() < deadline, f"HAProxy did not route by the new file:\n{PROXY.logs()}")
+            time.sleep(0.05)
+        with Client(s4.port) as c:
+            check(c.request("DELETE", "/v1/kv/" + canary).status == 204, "canary DELETE")
+
+        finished = reshard_ok("finish", *lists)
+        # Originals unchanged since `copy` are deleted; the ones written since are copied first.
+        again = {sp for sp in touched if new_ring.owner(sp) == s4_name}
+        check(finished["finished_unchanged"] == len(moving - touched) and
+              finished["recopied"] == len(again) and finished["conflicts"] == 0,
+              f"finish: {finished}; expected {len(moving - touched)} unchanged, {len(again)} copied again")
+
+        with Client(PROXY.port) as c:
+            stale = []
+            for k, v in latest.items():
+                r = c.request("GET", canonical(k))
+                if r.status != 200 or r.body != v:
+                    stale.append((k, r.status))
+        check(not stale, f"{len(stale)} of {len(latest)} keys do not read their latest value through "
+                         f"HAProxy after the move: {stale[:5]}")
+        after = shard_listing(SHARDS)
+        twice = [sp for sp, n in after.items() if n > 1]
+        check(not twice and set(after) == set(before) | touched, f"after the move {len(after)} keys "
+              f"(before {len(before)} + new), {len(twice)} on two shards: {twice[:5]}")
+        report = reshard_ok("check", "--shards", tool_shards(new_lines))
+        check(report["misplaced"] == 0 and report["keys"] == len(after), f"check after the move: {report}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main():
