@@ -260,6 +260,10 @@ const Setting kSettings[] = {
      "request body bytes one worker holds in memory, all connections together; an upload that finds it "
      "used up waits, unread (backpressure), and gets 503 after --body-timeout-ms", false, true,
      KINGX_SIZE(body_buffer_bytes, 1 << 20, 1ull << 40)},
+    {"body_spill_bytes", "SIZE", "1G",
+     "request body bytes one worker may move from memory to scratch files in the data directory, all "
+     "connections together (an upload idle for a second, or any while --body-buffer-bytes is short); "
+     "0 = never", false, true, KINGX_SIZE(body_spill_bytes, 0, 1ull << 50)},
     {"response_buffer_bytes", "SIZE", "32M",
      "decoded bytes of compressed values one worker holds for responses being sent, all connections "
      "together; a response that finds it used up waits for room", false, true,
@@ -549,6 +553,9 @@ Status Validate(const Config& c) {
   if (c.staging_bytes < c.max_value_bytes) {
     return Invalid("--staging-bytes", "must be at least --max-value-bytes (" + std::to_string(c.max_value_bytes) +
                                           "), or no value of the largest size could ever be stored");
+  }
+  if (c.body_spill_bytes != 0 && c.body_spill_bytes < (1u << 20)) {
+    return Invalid("--body-spill-bytes", "must be 0 (bodies are never spilled) or at least 1M (one body part)");
   }
   if (c.max_request_line_bytes > c.max_header_bytes) {
     return Invalid("--max-request-line-bytes", "must not exceed --max-header-bytes (" +

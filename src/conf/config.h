@@ -90,6 +90,7 @@ struct Config {
   uint64_t backup_max_ms = 6ull * 3600 * 1000;   // --backup-max-ms (longest pin of one online backup)
   uint64_t write_queue_bytes = 64ull << 20;      // --write-queue-bytes (shared ring size)
   uint64_t body_buffer_bytes = 64ull << 20;      // --body-buffer-bytes (request bodies in memory, per worker)
+  uint64_t body_spill_bytes = 1ull << 30;        // --body-spill-bytes (request bodies spilled to disk, per worker; 0 = off)
   uint64_t response_buffer_bytes = 32ull << 20;  // --response-buffer-bytes (decoded values being sent, per worker)
   uint64_t staging_bytes = 1ull << 30;           // --staging-bytes (disk held by large uploads in progress)
   uint64_t send_lowat_bytes = 16ull << 10;       // --send-lowat-bytes (TCP_NOTSENT_LOWAT; 0 = kernel default)

@@ -114,6 +114,10 @@ struct KvService::Impl final : WriteExchanges::Responder {
     w.body_waiting_budget = o.body_waiting_budget;
     w.body_budget_give_up_ms = o.body_budget_give_up_ms;
     w.staging_bytes = o.staging_bytes;
+    w.spill_env = o.body_spill_env;
+    w.spill_dir = o.body_spill_dir;
+    w.spill_budget = o.body_spill_budget;
+    w.offload = o.offload;
     return w;
   }
 
@@ -816,6 +820,7 @@ bool KvService::AwaitsStorage(const KvConnState& state) const {
 }
 
 bool KvService::AwaitsBodyBudget(const KvConnState& state) const { return impl_->writes.AwaitsBodyBudget(state); }
+uint64_t KvService::BodySpills() const { return impl_->writes.spills(); }
 
 bool KvService::AwaitsArrivedRoom(const KvConnState& state) const { return impl_->writes.AwaitsArrivedRoom(state); }
 

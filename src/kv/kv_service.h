@@ -62,6 +62,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/env.h"
 #include "engine/key_lister.h"
 #include "engine/reader.h"
 #include "engine/status.h"
@@ -235,6 +236,11 @@ struct KvServiceOptions {
   // outlive the service): the event loop's thread pool. Null: inline (the
   // thread model, tests).
   Offload* offload = nullptr;
+  // Request bodies spilled to disk (WriteExchangeOptions::spill_*; also
+  // written and read on `offload`). Any unset: nothing is spilled.
+  engine::Env* body_spill_env = nullptr;
+  std::string body_spill_dir;
+  ByteBudget* body_spill_budget = nullptr;
 };
 
 // The clock of every now_ms the serving code passes around: CLOCK_MONOTONIC
@@ -332,6 +338,8 @@ class KvService final : public http::Handler {
   // True while that wait is also for room in the share kept for short
   // bodies that arrived whole (their releases concern only such waits).
   bool AwaitsArrivedRoom(const KvConnState& state) const;
+  // Request bodies moved to spill files so far (WriteExchanges::spills).
+  uint64_t BodySpills() const;
   // True while a compressed response of this service waits for room in the
   // response budget (--response-buffer-bytes). NextRetryMs asks for a Poke
   // once room for the oldest is released; a blocking I/O layer whose budget

@@ -7,6 +7,8 @@
 // the Exchange: after Finish or a kGone from Advance, the pointer is dead.
 #include "src/kv/write_exchange.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <cassert>
 #include <cstdint>
@@ -14,10 +16,23 @@
 
 #include "engine/compress.h"
 #include "http/responses.h"
+#include "src/conf/log.h"
 #include "src/ipc/staging_budget.h"
+#include "src/kv/body_spill.h"
 #include "src/kv/kv_service.h"
+#include "src/kv/offload.h"
 
 namespace kingx {
+
+// An upload's spill file and the one write or read-back of it in flight:
+// shared by the Exchange and the offload's callbacks, so that the file and
+// the buffer outlive an exchange freed meanwhile.
+struct SpillJob {
+  std::unique_ptr<SpillFile> file;  // created by the first write
+  std::string buffer;               // the bytes being written, or those read back
+  uint64_t read_bytes = 0;          // a read-back: how many
+  engine::Status status;            // the I/O's outcome
+};
 
 // One PUT or DELETE between Start and its answer (or its orphaned
 // completion).
@@ -64,6 +79,19 @@ struct Exchange {
   uint64_t staging_declared = 0;        // > 0 while held before any body byte is read: the whole reservation
   bool awaiting_staging = false;        // in staging_waiters_: held, body paused
   uint64_t staging_since_ms = 0;        // when the current hold began
+  // Body bytes spilled to disk (see write_exchange.h): the first `spilled`
+  // bytes of the body not yet shipped are in spill->file, before raw.
+  std::shared_ptr<SpillJob> spill;
+  uint64_t spilled = 0;
+  uint64_t spill_reserved = 0;          // bytes held in the spill budget
+  uint64_t spill_op = 0;                // id of the I/O in flight (spill_io)
+  bool spill_io = false;                // a spill write or read-back is in flight
+  bool spill_paused = false;            // its body is paused for that I/O
+  bool spill_failed = false;            // a spill failed: never spilled again
+  bool resting = false;                 // in the resting list (rest_head_)
+  uint64_t last_body_ms = 0;            // when its last body bytes came
+  Exchange* rest_prev = nullptr;
+  Exchange* rest_next = nullptr;
 };
 
 namespace {
@@ -88,6 +116,33 @@ constexpr size_t kSpareBodies = 128;
 constexpr size_t kSpareBodyBytes = 1024;
 
 KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
+
+// When an upload was last fed, for the spill's idle rule: the coarse clock
+// (the same base as MonotonicMs, a few ms behind it) costs no syscall.
+uint64_t CoarseMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+// One spill I/O, on whatever thread runs it: a write appends job->buffer
+// (creating the file first), a read-back fills job->buffer.
+void RunSpillJob(SpillJob* job, bool read, engine::Env* env, const std::string& dir) {
+  if (read) {
+    job->status = job->file != nullptr ? job->file->Read(0, job->read_bytes, &job->buffer)
+                                       : engine::Status::IOError("no body spill file");
+    return;
+  }
+  if (job->file == nullptr) {
+    auto file = SpillFile::Create(*env, dir);
+    if (!file.ok()) {
+      job->status = file.status();
+      return;
+    }
+    job->file = std::move(file.value());
+  }
+  job->status = job->file->Append(job->buffer);
+}
 
 std::string_view ContentTypeOf(const http::Request& r) {
   return r.content_type.empty() ? std::string_view(http::kDefaultContentType) : std::string_view(r.content_type);
@@ -131,6 +186,8 @@ Exchange* WriteExchanges::NewExchange() {
 
 // Every exchange goes here once it is out of every list and table.
 void WriteExchanges::DeleteExchange(Exchange* e) {
+  Unrest(e);
+  ReleaseSpill(e);
   KeepBody(e->raw);
   std::string().swap(e->stored);
   if (spare_exchanges_.size() >= kSpareExchanges) {
@@ -226,6 +283,8 @@ void WriteExchanges::WaitForBudget(Exchange* e, bool whole, uint64_t now_ms, boo
     waiting_budget().Charge(e->waiting_counted);
   }
   if (pause && e->conn != nullptr) e->conn->PauseBody();
+  // A waiter rests: what it holds may be spilled (SpillDue).
+  if (!e->raw.empty() && SpillEnabled()) Rest(e, CoarseMs());
 }
 
 // ResumeBody delivers buffered pieces: OnBody may answer and free the
@@ -324,7 +383,7 @@ bool WriteExchanges::ArrivalEligible(const Exchange* e) const {
   if (e->kind != WriteKind::kPut || e->request == nullptr || e->conn == nullptr) return false;
   const http::Request& r = *e->request;
   return !r.chunked && r.content_length <= kArrivedBodyBytes && e->whole == 0 && !e->arrived &&
-         e->phase == Exchange::Phase::kBody && !e->body_done;
+         e->phase == Exchange::Phase::kBody && !e->body_done && e->spilled == 0 && !e->spill_io;
 }
 
 // The rest of an eligible body is in its Connection's input.
@@ -419,7 +478,11 @@ uint64_t WriteExchanges::WindowRoom() const {
 // arrived and more is announced (or it is chunked and not done).
 bool WriteExchanges::NeedsWhole(const Exchange* e) const {
   const http::Request& r = *e->request;
-  if (e->whole != 0 || e->body_done || e->raw_total < kBodyWindowBytes) return false;
+  if (e->whole != 0 || e->body_done) return false;
+  // A spilled body is read in windows, each spilled in turn, until it holds
+  // more than a part: then it is read back and goes on as a large value.
+  if (e->spilled > 0) return e->raw_total > options_.part_bytes;
+  if (e->raw_total < kBodyWindowBytes) return false;
   return r.chunked || e->raw_total < r.content_length;
 }
 
@@ -543,18 +606,26 @@ void WriteExchanges::ServeBudgetWaiters(uint64_t now_ms) {
     --depth_;
     if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
   };
+  // A waiter whose spill is in flight is served once it is done (SpillDone).
   while (!budget_waiters_.empty()) {
     Exchange* e = budget_waiters_.front();
-    if (!TryWhole(e)) break;
+    if (e->spill_io || !TryWhole(e)) break;
     budget_waiters_.pop_front();
+    if (e->spilled > 0) {
+      // Its room is for the bytes it spilled: read them back first.
+      e->awaiting_budget = false;
+      UncountWaiting(e);
+      StartReadBack(e, now_ms);
+      continue;
+    }
     resume(e);
   }
-  while (!window_waiters_.empty() && WindowRoom() > 0) {
+  while (!window_waiters_.empty() && WindowRoom() > 0 && !window_waiters_.front()->spill_io) {
     Exchange* e = window_waiters_.front();
     window_waiters_.pop_front();
     resume(e);
   }
-  if (PassDue()) {
+  if (PassDue() && !window_waiters_.front()->spill_io) {
     // Windows hold their whole share and nobody holds or waits for a whole
     // reservation (reads past the room add up): the oldest waiter reads on
     // alone up to its window, then asks for its whole reservation.
@@ -918,9 +989,20 @@ void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece)
     if (NeedsWhole(e)) {
       if (window_pass_ == e) window_pass_ = nullptr;
       if (!budget_waiters_.empty() || !TryWhole(e)) return WaitForBudget(e, true, now, true);
+      // A spilled body past a part: read back, then on as a large value.
+      if (e->spilled > 0) return StartReadBack(e, now);
     } else if (e != window_pass_ && WindowRoom() == 0 &&
                (e->request->chunked || e->raw_total < e->request->content_length) && !TryArrived(e)) {
       return WaitForBudget(e, false, now, true);
+    }
+  }
+  if (SpillEnabled() && !e->large && !e->arrived &&
+      (e->request->chunked || e->raw_total < e->request->content_length)) {
+    Rest(e, CoarseMs());
+    // A spilled body goes on to its file a window at a time.
+    if (e->spilled > 0 && e->raw.size() - e->raw_off >= kBodyWindowBytes && Spillable(e)) {
+      (void)StartSpill(e);
+      return;
     }
   }
   // Ship full parts as soon as more than one part is known to exist; a body
@@ -936,6 +1018,15 @@ void WriteExchanges::OnBodyEnd(http::Connection& conn) {
   Exchange* e = st != nullptr ? st->exchange : nullptr;
   if (e == nullptr) return;
   e->body_done = true;
+  Unrest(e);
+  if (e->spilled > 0) {
+    // Read back under a whole reservation (first come first served), then
+    // queued as any body.
+    const uint64_t now = MonotonicMs();
+    if (e->whole == 0 && (!budget_waiters_.empty() || !TryWhole(e))) return WaitForBudget(e, true, now, false);
+    const CallbackScope scope(*this);
+    return StartReadBack(e, now);
+  }
   if (!e->blocked && !e->awaiting_staging) {
     const CallbackScope scope(*this);
     (void)Advance(e, MonotonicMs());
@@ -1007,6 +1098,7 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
 }
 
 void WriteExchanges::Poke(uint64_t now_ms) {
+  SpillDue(now_ms);
   ServeStagingWaiters(now_ms);
   ServeArrivedWaiters(now_ms);
   ServeBudgetWaiters(now_ms);
@@ -1038,6 +1130,10 @@ uint64_t WriteExchanges::NextExpiryMs() const {
     const uint64_t at = waiters->front()->budget_since_ms + options_.body_budget_give_up_ms;
     if (next == 0 || at < next) next = at;
   }
+  if (rest_head_ != nullptr && SpillEnabled()) {
+    const uint64_t at = rest_head_->last_body_ms + kSpillIdleMs;
+    if (next == 0 || at < next) next = at;
+  }
   return next;
 }
 
@@ -1046,7 +1142,8 @@ uint64_t WriteExchanges::NextRetryMs() const {
   // released for one of them; their give-up is in NextExpiryMs.
   const bool budget_room = (!budget_waiters_.empty() && WouldGrantWhole(budget_waiters_.front())) ||
                            (!window_waiters_.empty() && WindowRoom() > 0) ||
-                           (arrival_refused_ > 0 && arrived_budget().WouldFit(2 * kArrivedBodyBytes)) || PassDue();
+                           (arrival_refused_ > 0 && arrived_budget().WouldFit(2 * kArrivedBodyBytes)) || PassDue() ||
+                           (rest_head_ != nullptr && SpillEnabled() && BudgetShort());
   if (blocked_.empty() && aborts_.empty() && staging_waiters_.empty() && !budget_room) return 0;
   return 1;  // as soon as possible: the I/O layer applies its own retry period
 }
@@ -1054,7 +1151,7 @@ uint64_t WriteExchanges::NextRetryMs() const {
 bool WriteExchanges::AwaitsStorage(const KvConnState& state) const {
   const Exchange* e = state.exchange;
   return e != nullptr && (e->blocked || (e->awaiting_budget && !WaitsForArrival(e)) || e->awaiting_staging ||
-                          e->phase == Exchange::Phase::kEnqueued);
+                          e->spill_io || e->phase == Exchange::Phase::kEnqueued);
 }
 
 bool WriteExchanges::AwaitsBodyBudget(const KvConnState& state) const {
@@ -1072,9 +1169,14 @@ size_t WriteExchanges::ReadBytesHint(const KvConnState& state) const {
       e->request != nullptr) {
     // What fits the raw buffer, and past it growth counted twice (GrowRaw).
     const http::Request& r = *e->request;
-    const uint64_t left = !r.chunked && r.content_length <= kBodyWindowBytes
-                              ? r.content_length - std::min(e->raw_total, r.content_length)
-                              : kBodyWindowBytes - std::min(e->raw_total, kBodyWindowBytes);
+    uint64_t left = !r.chunked && r.content_length <= kBodyWindowBytes
+                        ? r.content_length - std::min(e->raw_total, r.content_length)
+                        : kBodyWindowBytes - std::min(e->raw_total, kBodyWindowBytes);
+    if (e->spilled > 0) {
+      // A spilled body reads a window at a time, each then spilled.
+      left = kBodyWindowBytes - std::min<uint64_t>(e->raw.size() - e->raw_off, kBodyWindowBytes);
+      if (!r.chunked) left = std::min(left, r.content_length - std::min(e->raw_total, r.content_length));
+    }
     // Waiting for its short body to arrive: read what is missing of it (the
     // Connection buffers it until it is all there, then reading stops).
     if (e == window_pass_) return static_cast<size_t>(std::max<uint64_t>(left, kMinWindowReadBytes));
@@ -1086,6 +1188,237 @@ size_t WriteExchanges::ReadBytesHint(const KvConnState& state) const {
     return static_cast<size_t>(std::max<uint64_t>(std::min(left, fits), kMinWindowReadBytes));
   }
   return !window_waiters_.empty() || room < kLowRoomBytes ? kLowReadBytes : SIZE_MAX;
+}
+
+// ---- spilling bodies to disk ----
+
+bool WriteExchanges::SpillEnabled() const {
+  return options_.spill_env != nullptr && !options_.spill_dir.empty() && options_.spill_budget != nullptr;
+}
+
+// An upload whose unshipped body is all in raw (nothing of it queued or
+// encoded), still being received, parked nowhere but the budget's waiters.
+bool WriteExchanges::Spillable(const Exchange* e) const {
+  if (!SpillEnabled() || e->conn == nullptr || e->request == nullptr || e->kind != WriteKind::kPut) return false;
+  if (e->phase != Exchange::Phase::kBody || e->body_done || e->large || e->begun || e->stored_ready ||
+      e->single_ready || e->arrived || e->blocked || e->awaiting_staging || e->staging_declared != 0 ||
+      e->spill_io || e->spill_failed || e->raw_off != 0 || e->raw.empty()) {
+    return false;
+  }
+  const http::Request& r = *e->request;
+  return r.chunked || e->raw_total < r.content_length;
+}
+
+// Some upload waits, or would, for room: a window or a whole reservation
+// of the longest kind would not fit now (of any service sharing the
+// budgets), or one of this service waits.
+bool WriteExchanges::BudgetShort() const {
+  return !window_waiters_.empty() || !budget_waiters_.empty() || arrival_refused_ > 0 ||
+         WindowRoom() < 2 * kBodyWindowBytes || !whole_budget().WouldFit(WholeBytes());
+}
+
+// e was fed at now_ms: it goes to the tail of the resting list.
+void WriteExchanges::Rest(Exchange* e, uint64_t now_ms) {
+  Unrest(e);
+  e->resting = true;
+  e->last_body_ms = now_ms;
+  e->rest_prev = rest_tail_;
+  e->rest_next = nullptr;
+  (rest_tail_ != nullptr ? rest_tail_->rest_next : rest_head_) = e;
+  rest_tail_ = e;
+}
+
+void WriteExchanges::Unrest(Exchange* e) {
+  if (!e->resting) return;
+  (e->rest_prev != nullptr ? e->rest_prev->rest_next : rest_head_) = e->rest_next;
+  (e->rest_next != nullptr ? e->rest_next->rest_prev : rest_tail_) = e->rest_prev;
+  e->resting = false;
+  e->rest_prev = e->rest_next = nullptr;
+}
+
+// Spills the resting uploads that are due: all of them while the budget is
+// short, otherwise those fed no byte for kSpillIdleMs (the list is in feed
+// order). An upload that cannot spill now leaves the list until its next
+// bytes. Starts I/O only: nothing is answered or resumed here.
+void WriteExchanges::SpillDue(uint64_t now_ms) {
+  if (rest_head_ == nullptr || !SpillEnabled()) return;
+  const bool short_now = BudgetShort();
+  for (Exchange* e = rest_head_; e != nullptr;) {
+    Exchange* next = e->rest_next;
+    if (!Spillable(e)) {
+      Unrest(e);
+    } else if (short_now || now_ms >= e->last_body_ms + kSpillIdleMs) {
+      if (!StartSpill(e)) Unrest(e);
+    } else {
+      break;
+    }
+    e = next;
+  }
+}
+
+// Moves e's raw bytes to its spill file (within the spill budget and a disk
+// not reported full). False: nothing done.
+bool WriteExchanges::StartSpill(Exchange* e) {
+  const uint64_t n = e->raw.size();
+  ByteBudget& budget = *options_.spill_budget;
+  if (n == 0 || !budget.TryReserveBelow(n, budget.limit())) return false;
+  if (!backend_.DiskRoomFor(n)) {
+    budget.Release(n);
+    return false;
+  }
+  e->spill_reserved += n;
+  if (e->spill == nullptr) e->spill = std::make_shared<SpillJob>();
+  std::string().swap(e->spill->buffer);
+  e->spill->buffer.swap(e->raw);  // raw is left without memory; still counted until the write is done
+  Unrest(e);
+  ++spills_;
+  return RunSpillIo(e, false);
+}
+
+// Runs e's spill job, on the offload (the body paused meanwhile, unless it
+// waits for room already) or here; then SpillDone / ReadBackDone.
+bool WriteExchanges::RunSpillIo(Exchange* e, bool read) {
+  const uint64_t op = ++next_spill_op_;
+  e->spill_io = true;
+  e->spill_op = op;
+  spill_ops_[op] = e;
+  std::shared_ptr<SpillJob> job = e->spill;
+  engine::Env* env = options_.spill_env;
+  if (options_.offload != nullptr) {
+    std::weak_ptr<int> life = life_;
+    const std::string dir = options_.spill_dir;
+    if (options_.offload->Queue([job, read, env, dir] { RunSpillJob(job.get(), read, env, dir); },
+                                [this, life, op, read] {
+                                  if (life.expired()) return;
+                                  if (read) {
+                                    ReadBackDone(op, MonotonicMs(), true);
+                                  } else {
+                                    SpillDone(op, MonotonicMs(), true);
+                                  }
+                                })) {
+      // Nothing of the body is delivered meanwhile (the work's thread
+      // touches only the job).
+      if (!e->body_done && !e->awaiting_budget && e->conn != nullptr) {
+        e->conn->PauseBody();
+        e->spill_paused = true;
+      }
+      return true;
+    }
+  }
+  // Here (no offload, or it refused the work: the rare blocking fallback).
+  RunSpillJob(job.get(), read, env, options_.spill_dir);
+  if (read) {
+    ReadBackDone(op, MonotonicMs(), false);
+  } else {
+    SpillDone(op, MonotonicMs(), false);
+  }
+  return true;
+}
+
+// A spill write ended. Written: its memory (and any whole reservation: a
+// spilled body needs none until it is read back) is given back. Failed: the
+// bytes return to raw and this upload is never spilled again.
+void WriteExchanges::SpillDone(uint64_t op, uint64_t now_ms, bool offloaded) {
+  auto it = spill_ops_.find(op);
+  if (it == spill_ops_.end()) return;  // its exchange is gone
+  Exchange* e = it->second;
+  spill_ops_.erase(it);
+  e->spill_io = false;
+  SpillJob& job = *e->spill;
+  const uint64_t n = job.buffer.size();
+  if (job.status.ok()) {
+    e->spilled += n;
+    std::string().swap(job.buffer);
+    UncountWaiting(e);
+    ReleaseBody(e);
+    Recount(e);
+    if (e->awaiting_budget && e->waiting_counted == 0 && e->reserved != 0 &&
+        std::find(window_waiters_.begin(), window_waiters_.end(), e) != window_waiters_.end()) {
+      e->waiting_counted = e->reserved;
+      waiting_budget().Charge(e->waiting_counted);
+    }
+    if (e->awaiting_budget && !NeedsWhole(e)) {
+      // It waited for a whole reservation it no longer needs: it waits for
+      // window room instead, in its turn.
+      const uint64_t since = e->budget_since_ms;
+      StopWaitingForBudget(e);
+      WaitForBudget(e, false, since, false);
+    }
+  } else {
+    KINGX_LOG_WARN("a request body could not be spilled to disk (%s); it stays in memory",
+                   job.status.ToString().c_str());
+    e->spill_failed = true;
+    options_.spill_budget->Release(n);
+    e->spill_reserved -= n;
+    e->raw.swap(job.buffer);
+  }
+  const bool resume = e->spill_paused;
+  e->spill_paused = false;
+  http::Connection* conn = e->conn;
+  // Here, inside Poke's pass or a Handler callback, nothing else is served
+  // (Poke, or the next one NextRetryMs asks for, serves the waiters).
+  if (!offloaded) return;
+  ServeBudgetWaiters(now_ms);
+  if (resume && conn != nullptr) ResumeHeldBody(*conn, now_ms);
+}
+
+// e holds its whole reservation: its spilled bytes come back in front of
+// what it holds in raw.
+void WriteExchanges::StartReadBack(Exchange* e, uint64_t now_ms) {
+  (void)now_ms;
+  e->spill->read_bytes = e->spilled;
+  (void)RunSpillIo(e, true);
+}
+
+// A read-back ended: raw holds the whole body received so far and the file
+// is dropped; a finished body goes on to the queue. Failed: answered (the
+// body is lost; nothing stored).
+void WriteExchanges::ReadBackDone(uint64_t op, uint64_t now_ms, bool offloaded) {
+  (void)offloaded;
+  auto it = spill_ops_.find(op);
+  if (it == spill_ops_.end()) return;
+  Exchange* e = it->second;
+  spill_ops_.erase(it);
+  e->spill_io = false;
+  SpillJob& job = *e->spill;
+  const bool resume = e->spill_paused;
+  e->spill_paused = false;
+  if (!job.status.ok() || job.buffer.size() != e->spilled) {
+    KINGX_LOG_ERROR("a spilled request body could not be read back (%s); the upload is answered 500",
+                    job.status.ToString().c_str());
+    http::Response r = http::ProblemResponse(500, "the request body could not be read back from its spill file; "
+                                                  "nothing was stored");
+    r.close = !e->body_done;
+    Finish(e, std::move(r), now_ms);
+    return;
+  }
+  // Into raw, in front of what it holds: its whole reservation sized raw
+  // for the body (or a part and a piece past it).
+  e->raw.erase(0, e->raw_off);
+  e->raw_off = 0;
+  e->raw.insert(0, job.buffer);
+  std::string().swap(job.buffer);
+  ReleaseSpill(e);
+  Recount(e);
+  if (e->body_done) {
+    (void)Advance(e, now_ms);
+    return;
+  }
+  if (resume && e->conn != nullptr) ResumeHeldBody(*e->conn, now_ms);
+}
+
+// Drops e's spill file and its room in the spill budget (an I/O in flight
+// finishes unseen: its callback finds no exchange).
+void WriteExchanges::ReleaseSpill(Exchange* e) {
+  if (e->spill_io) {
+    spill_ops_.erase(e->spill_op);
+    e->spill_io = false;
+  }
+  if (e->spill_reserved != 0) options_.spill_budget->Release(e->spill_reserved);
+  e->spill_reserved = 0;
+  e->spilled = 0;
+  e->spill_paused = false;
+  e->spill.reset();
 }
 
 }  // namespace kingx

@@ -53,6 +53,31 @@
 // Connection reads on as it reads a request head (AwaitsStorage false;
 // bytes buffered up to the Connection's input limit, uncounted here like a
 // head's); the I/O layer calls OnInput after each Feed.
+//
+// Spilling (nginx's client body temp files; options spill_*): an upload
+// whose unshipped body is all still in raw (nothing of it queued: at most
+// one part received) moves those bytes to a scratch file of its own
+// (SpillFile, in the data directory, unlinked at once) and gives back its
+// memory, whole reservation included, when it received nothing for
+// kSpillIdleMs, or at once when it rests while the budget is short (a
+// window or a whole reservation of the longest kind would not fit, or an
+// upload of this service waits for room: BudgetShort). A spilled upload
+// reads on a window at a time, each window spilled as it fills or rests;
+// once its body is complete (or passes a part) it waits, first come first
+// served, for a whole reservation and its bytes are read back in front of
+// what it holds, then it goes on as any body. So uploads that stall hold
+// disk, not memory, and a write is read on its merits however many stall.
+// Disk: spilled bytes stay within spill_budget (--body-spill-bytes per
+// worker) and are not taken while the backend reports the disk full
+// (DiskRoomFor); past either, an upload keeps its memory and the rules
+// above apply. A spill's file is dropped when its bytes are read back or
+// the upload ends (answered, given up, or its connection gone: the body
+// timeout still bounds a stalled upload). The writes and reads run on
+// options.offload (an event loop's thread pool: the loop never waits for
+// the disk; the body is paused meanwhile) or, without one, on the calling
+// thread (a pool thread of the thread model). A failed spill write leaves
+// the bytes in memory (that upload is not spilled again); a failed
+// read-back answers the upload 500, nothing stored.
 
 // Staged bytes (src/ipc/staging_budget.h, the backend's Staging(); none:
 // no limit here): a large value's staging room is reserved before the
@@ -91,8 +116,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/status.h"
@@ -104,11 +131,17 @@
 #include "src/kv/byte_budget.h"
 #include "src/kv/token_table.h"
 
+namespace kingx::engine {
+class Env;
+}
+
 namespace kingx {
 
 class KvBackend;
+class Offload;
 struct KvConnState;
 struct Exchange;  // write_exchange.cc
+struct SpillJob;  // write_exchange.cc
 
 struct WriteExchangeOptions {
   int compression_level = 1;        // engine::EncodeValue level (0 = off)
@@ -139,6 +172,16 @@ struct WriteExchangeOptions {
   // --staging-bytes, named in the answer to an upload the writer refused
   // because staged uploads would pass it.
   uint64_t staging_bytes = 0;
+  // Spilling bodies to disk (see above): scratch files are made in spill_dir
+  // through spill_env, and hold at most spill_budget's limit (the worker's
+  // --body-spill-bytes, shared like body_budget). Any of the three unset:
+  // nothing is spilled.
+  engine::Env* spill_env = nullptr;
+  std::string spill_dir;
+  ByteBudget* spill_budget = nullptr;
+  // Where spill files are written and read (an event loop's thread pool);
+  // null: on the calling thread (the thread model's pool threads, tests).
+  Offload* offload = nullptr;
 };
 
 class WriteExchanges {
@@ -240,6 +283,11 @@ class WriteExchanges {
   // The longest Content-Length read from the arrived bodies' room (what
   // nginx keeps of a body in memory, client_body_buffer_size, on 64-bit).
   static constexpr uint64_t kArrivedBodyBytes = 16 * 1024;
+  // An upload that received no body byte for this long moves what it holds
+  // to its spill file, however much room the budget has.
+  static constexpr uint64_t kSpillIdleMs = 1000;
+  // Spills done (writes to spill files), for tests and metrics.
+  uint64_t spills() const { return spills_; }
 
  private:
   enum class Progress : uint8_t {
@@ -313,6 +361,18 @@ class WriteExchanges {
   void StartWaiting(Exchange* e, uint64_t now_ms);
   void StopWaiting(Exchange* e);
   void ExpireWaits(uint64_t now_ms);
+  bool SpillEnabled() const;
+  bool Spillable(const Exchange* e) const;
+  bool BudgetShort() const;
+  void Rest(Exchange* e, uint64_t now_ms);
+  void Unrest(Exchange* e);
+  void SpillDue(uint64_t now_ms);
+  bool StartSpill(Exchange* e);
+  void SpillDone(uint64_t op, uint64_t now_ms, bool offloaded);
+  void StartReadBack(Exchange* e, uint64_t now_ms);
+  void ReadBackDone(uint64_t op, uint64_t now_ms, bool offloaded);
+  bool RunSpillIo(Exchange* e, bool read);
+  void ReleaseSpill(Exchange* e);
 
   KvBackend& backend_;
   Responder& responder_;
@@ -347,6 +407,18 @@ class WriteExchanges {
   // the body budget only while an exchange holds it.
   std::vector<Exchange*> spare_exchanges_;
   std::vector<std::string> spare_bodies_;
+  // Uploads holding body bytes in memory that a spill could take, least
+  // recently fed first (an intrusive list; Exchange::last_body_ms).
+  Exchange* rest_head_ = nullptr;
+  Exchange* rest_tail_ = nullptr;
+  // Spill writes and read-backs in flight on the offload, by id: a done
+  // callback whose exchange is gone finds nothing.
+  std::unordered_map<uint64_t, Exchange*> spill_ops_;
+  uint64_t next_spill_op_ = 0;
+  uint64_t spills_ = 0;
+  // Done callbacks hold a weak reference: after the machine is gone they do
+  // nothing.
+  std::shared_ptr<int> life_ = std::make_shared<int>(0);
 };
 
 }  // namespace kingx

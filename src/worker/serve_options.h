@@ -3,6 +3,7 @@
 // accepted socket. Any thread.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -62,11 +63,13 @@ struct WorkerBudgets {
         body_whole(config.body_buffer_bytes - config.body_buffer_bytes / 4),
         body_arrived(config.body_buffer_bytes / 8),
         body_waiting(uint64_t{1} << 62),
+        body_spill(std::max<uint64_t>(config.body_spill_bytes, 1)),
         response(config.response_buffer_bytes) {}
   ByteBudget body;
   ByteBudget body_whole;  // the share of `body` whole reservations may hold (src/kv/write_exchange.h)
   ByteBudget body_arrived;  // the room kept out of `body` for short bodies that arrived whole (idem)
   ByteBudget body_waiting;  // a counter: bytes of `body` held by uploads waiting for room (idem)
+  ByteBudget body_spill;    // body bytes in spill files (--body-spill-bytes; unused when it is 0)
   ByteBudget response;
 };
 

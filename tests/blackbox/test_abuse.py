@@ -304,7 +304,8 @@ def test_body_budget_applies_backpressure():
     # Uploads that each hold a 1 MiB body minus one byte: past the budget the
     # worker stops reading them (their bytes wait in the kernel) instead of
     # buffering them, and every one completes once the holders are done.
-    s = start("--workers", "1", "--body-buffer-bytes", "4M", "--compression-level", "0")
+    # Without spilling (as once the spill budget is used up).
+    s = start("--workers", "1", "--body-buffer-bytes", "4M", "--compression-level", "0", "--body-spill-bytes", "0")
     pid = s.workers()[0]
     base = rss_anon_kib(pid)
     n = 24
@@ -359,8 +360,9 @@ def test_body_budget_wait_ends_with_503_naming_the_setting():
     # The holder sends more than its first window (64 KiB), so it takes a
     # whole reservation (twice its 900 KiB: more than the 1 MiB budget, granted
     # alone), then trickles a byte every 0.2 s, well within the body timeout:
-    # the waiter's body has no room to be read until it gives up.
-    s = start("--workers", "1", "--body-buffer-bytes", "1M", "--body-timeout-ms", "4000",
+    # the waiter's body has no room to be read until it gives up. Without
+    # spilling (as once the spill budget is used up).
+    s = start("--workers", "1", "--body-buffer-bytes", "1M", "--body-spill-bytes", "0", "--body-timeout-ms", "4000",
               "--compression-level", "0")
     holder = raw_socket(s.port)
     waiter = raw_socket(s.port)
@@ -507,9 +509,11 @@ class StalledUploads:
         except OSError as e:
             self.errors.append(f"stalled upload {i}: {e!r}")
 
-    def wait_stalled(self):
+    def wait_stalled(self, min_waiting=None):
         """Waits until every upload stalled or waits for room with its bytes
-        unread, at least half of them waiting; returns how many wait."""
+        unread, at least min_waiting of them (default half) waiting; returns
+        how many wait."""
+        least = self.n // 2 if min_waiting is None else min_waiting
         def stalled():
             paused = 0
             for i, c in enumerate(self.socks):
@@ -520,7 +524,9 @@ class StalledUploads:
                     paused += 1
                 elif not (self.pushed[i] and q[1] == 0):
                     return False
-            return paused if paused >= self.n // 2 else False
+            if paused < least:
+                return False
+            return paused if least > 0 else True
         return wait_for(stalled, 120, "every upload to stall or wait for room with its bytes unread")
 
     def unanswered(self):
@@ -542,21 +548,25 @@ class StalledUploads:
             c.close()
 
 
-def test_stalled_uploads_never_keep_a_small_put_waiting():
+def test_stalled_uploads_never_keep_a_write_waiting():
     # Twelve uploads each send all but the last byte of 256 KiB and stall,
-    # more than a 1 MiB body budget holds: one holds its whole reservation
-    # (twice its body), three hold their 64 KiB windows waiting for one, and
-    # the rest wait for window room with their bytes unread. A short PUT
-    # whose body has arrived whole is still read and stored: in one segment
-    # with its head, and with its body sent only once its head was read.
-    # Then the stalled uploads send their last byte and each is stored
-    # exactly.
+    # more than a 1 MiB body budget holds: in memory, one would hold its
+    # whole reservation (twice its body), three their 64 KiB windows waiting
+    # for one, and the rest would wait for window room with their bytes
+    # unread; the worker moves what resting uploads hold to spill files
+    # instead (--body-spill-bytes). Writes are then served on their merits:
+    # a short PUT whose body has arrived whole (in one segment with its
+    # head, and with its body sent only once its head was read), a 64 KiB
+    # PUT, a chunked PUT and a PUT whose client waits for 100 Continue each
+    # get 2xx and read back. Then the stalled uploads send their last byte
+    # and each is stored exactly.
     s = start("--workers", "1", "--body-buffer-bytes", "1M", "--body-timeout-ms", "120000",
               "--compression-level", "0")
     up = StalledUploads(s, 12, 256 << 10)
+    n = up.n
     split = None
     try:
-        up.wait_stalled()
+        up.wait_stalled(min_waiting=0)
         check(up.unanswered() == [], f"stalled uploads answered early: {up.unanswered()}")
         check_small_put(s.port, "small", b"0123456789", f"{up.n} stalled uploads")
         # Its body comes after its head was read (the head alone waits).
@@ -572,6 +582,44 @@ def test_stalled_uploads_never_keep_a_small_put_waiting():
         check(r.status in (201, 204), f"a PUT whose body followed its head: {r.status} {r.body[:300]!r}")
         got = http(s.port, "GET", key_path("split"), timeout=120)
         check(got.status == 200 and got.body == value, f"GET split: {got.status} {len(got.body)} bytes")
+        # Longer than a window of the body budget: more than any eighth kept.
+        value = os.urandom(64 << 10)
+        r = http(s.port, "PUT", key_path("window"), value, timeout=300)
+        check(r.status in (201, 204), f"a 64 KiB PUT beside {n} stalled uploads: {r.status} {r.body[:300]!r}")
+        got = http(s.port, "GET", key_path("window"), timeout=120)
+        check(got.status == 200 and got.body == value, f"GET window: {got.status} {len(got.body)} bytes")
+        # Chunked: no length, so never read from the kept eighth.
+        value = os.urandom(100 << 10)
+        chunked = raw_socket(s.port)
+        try:
+            chunked.sendall(build_request("PUT", key_path("chunked"), None, [("Transfer-Encoding", "chunked")]))
+            for at in range(0, len(value), 30000):
+                piece = value[at:at + 30000]
+                chunked.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            chunked.sendall(b"0\r\n\r\n")
+            r = adopt(chunked, s.port, 300).read_response()
+        finally:
+            chunked.close()
+        check(r.status in (201, 204), f"a chunked PUT beside {n} stalled uploads: {r.status} {r.body[:300]!r}")
+        got = http(s.port, "GET", key_path("chunked"), timeout=120)
+        check(got.status == 200 and got.body == value, f"GET chunked: {got.status} {len(got.body)} bytes")
+        # A short body whose client waits for 100 Continue before sending it.
+        value = os.urandom(1000)
+        expect = raw_socket(s.port)
+        try:
+            expect.sendall(build_request("PUT", key_path("expect"), None,
+                                         [("Content-Length", str(len(value))), ("Expect", "100-continue")]))
+            conn = adopt(expect, s.port, 300)
+            r = conn.read_response()
+            check(r.status == 100, f"a PUT waiting for 100 Continue beside {n} stalled uploads: {r.status} "
+                                   f"{r.body[:300]!r}")
+            expect.sendall(value)
+            r = conn.read_response()
+        finally:
+            expect.close()
+        check(r.status in (201, 204), f"a 100-continue PUT beside {n} stalled uploads: {r.status} {r.body[:300]!r}")
+        got = http(s.port, "GET", key_path("expect"), timeout=120)
+        check(got.status == 200 and got.body == value, f"GET expect: {got.status} {len(got.body)} bytes")
         check(up.unanswered() == [], f"stalled uploads answered before they finished: {up.unanswered()}")
         check(not up.errors, f"stalled uploads failed while the small PUTs were served: {up.errors}")
         up.finish()
@@ -595,8 +643,9 @@ def test_uploads_waiting_for_the_body_budget_sleep_until_room_is_released():
     if not MODEL_ARGS:
         print("  (thread model only: the event model's waiting uploads are its loop's, woken by releases)")
         return
+    # Without spilling, which would take the waiters' bytes instead.
     s = start("--workers", "1", "--threads", "32", "--body-buffer-bytes", "1M", "--body-timeout-ms", "120000",
-              "--compression-level", "0")
+              "--compression-level", "0", "--body-spill-bytes", "0")
     pid = s.workers()[0]
     up = StalledUploads(s, 12, 256 << 10)
     try:

@@ -81,6 +81,7 @@ TEST_CASE("no flags give the documented defaults", "[src][config]") {
   CHECK(c.body_buffer_bytes == 64ull << 20);
   CHECK(c.response_buffer_bytes == 32ull << 20);
   CHECK(c.staging_bytes == 1ull << 30);
+  CHECK(c.body_spill_bytes == 1ull << 30);
   CHECK(c.send_lowat_bytes == 16u << 10);
   CHECK(c.access_log.empty());
   CHECK(c.access_log_format == AccessLogFormat::kCombined);
@@ -184,6 +185,10 @@ TEST_CASE("unknown and invalid settings are errors that name the setting", "[src
   CHECK(ErrorOf(Parse({"--log-level", "loud"})).find("--log-level") != std::string::npos);
   CHECK(ErrorOf(Parse({"--trusted-proxy", "10.0.0.0/33"})).find("--trusted-proxy") != std::string::npos);
   CHECK(ErrorOf(Parse({"--data"})).find("--data: missing value") != std::string::npos);
+  // Spilling is off (0) or has room for one body part.
+  CHECK(ErrorOf(Parse({"--body-spill-bytes", "64K"})).find("--body-spill-bytes") != std::string::npos);
+  CHECK(Parse({"--body-spill-bytes", "0"}).ok());
+  CHECK(Parse({"--body-spill-bytes", "1M"}).ok());
   CHECK(ErrorOf(Parse({"--listen", "127.0.0.1:80", "--listen", "127.0.0.1:80"})).find("--listen") !=
         std::string::npos);
 
@@ -283,7 +288,7 @@ TEST_CASE("help documents every setting with its default; -t, --help and --versi
                            "--disk-reserve-bytes", "--compaction-dead-ratio", "--compression-level", "--max-connections",
                            "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms",
                            "--storage-timeout-ms", "--body-buffer-bytes", "--response-buffer-bytes",
-                           "--staging-bytes", "--send-lowat-bytes", "--write-queue-bytes", "--access-log",
+                           "--staging-bytes", "--body-spill-bytes", "--send-lowat-bytes", "--write-queue-bytes", "--access-log",
                            "--access-log-format", "--error-log",
                            "--log-level", "--trusted-proxy", "--pid", "--config", "-t", "--help", "--version"}) {
     INFO(flag);

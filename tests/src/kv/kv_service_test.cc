@@ -1083,6 +1083,83 @@ TEST_CASE("a body that arrived whole waits while the arrived room is held, and i
   CHECK(arrived.used() == 0);
 }
 
+TEST_CASE("idle uploads spill their bodies to disk, so that writes of any size go on, and are stored intact",
+          "[src][kv_service][budget][spill]") {
+  ByteBudget budget(1 << 20);
+  ByteBudget spill(64 << 20);
+  test::TempDir dir;
+  KvServiceOptions o;
+  o.body_budget = &budget;
+  o.compression_level = 0;
+  o.body_spill_env = &engine::PosixEnv();
+  o.body_spill_dir = dir.path;
+  o.body_spill_budget = &spill;
+  Fixture f(o);
+  // Five uploads of 300 KiB send all but their last byte: more than the
+  // budget holds in memory.
+  constexpr size_t kSize = 300 << 10;
+  std::vector<std::unique_ptr<Client>> uploads;
+  std::vector<std::string> bodies;
+  std::vector<size_t> sent(5, 0);
+  for (int i = 0; i < 5; ++i) {
+    uploads.push_back(std::make_unique<Client>(f.service, f.limits));
+    bodies.push_back(std::string(kSize, static_cast<char>('a' + i)));
+    for (size_t k = 0; k < kSize; k += 997) bodies.back()[k] = static_cast<char>(k);
+    uploads.back()->Send("PUT /v1/kv/up" + std::to_string(i) + " HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                         std::to_string(kSize) + "\r\n\r\n");
+  }
+  uint64_t now = 10;
+  // Fed as the I/O layer would: what each may read now, while any takes.
+  for (bool fed = true; fed;) {
+    fed = false;
+    for (int i = 0; i < 5; ++i) {
+      Client& c = *uploads[i];
+      if (sent[i] >= kSize - 1 || f.service.AwaitsStorage(c.state) || !c.conn.WantsRead()) continue;
+      const size_t n = std::min({f.service.ReadBytesHint(c.state), kSize - 1 - sent[i], size_t{16384}});
+      c.Send(bodies[i].substr(sent[i], n), now);
+      sent[i] += n;
+      fed = true;
+    }
+    f.service.Poke(++now);
+  }
+  // Idle for a while: every upload moved what it held to disk.
+  f.service.Poke(now += WriteExchanges::kSpillIdleMs + 1);
+  CHECK(f.service.BodySpills() > 0);
+  CHECK(budget.used() < (128 << 10));
+  CHECK(spill.used() > 0);
+  CHECK(f.backend.calls.empty());
+  // A 64 KiB PUT and a chunked one are read and queued at once.
+  Client w(f.service, f.limits);
+  const std::string window(64 << 10, 'w');
+  w.Send(Put("w", window), ++now);
+  REQUIRE(f.backend.calls.size() == 1);
+  CHECK(f.backend.calls[0].stored == window);
+  Client ch(f.service, f.limits);
+  ch.Send("PUT /v1/kv/ch HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n", ++now);
+  REQUIRE(f.backend.calls.size() == 2);
+  CHECK(f.backend.calls[1].stored == "abcd");
+  // The stalled uploads finish, in turn as their room allows: each stored
+  // byte for byte.
+  for (int round = 0; round < 100 && f.backend.calls.size() < 7; ++round) {
+    for (int i = 0; i < 5; ++i) {
+      Client& c = *uploads[i];
+      if (sent[i] >= kSize || f.service.AwaitsStorage(c.state) || !c.conn.WantsRead()) continue;
+      const size_t n = std::min({f.service.ReadBytesHint(c.state), kSize - sent[i], size_t{16384}});
+      c.Send(bodies[i].substr(sent[i], n), now);
+      sent[i] += n;
+    }
+    f.service.Poke(++now);
+  }
+  REQUIRE(f.backend.calls.size() == 7);
+  for (size_t k = 2; k < 7; ++k) {
+    const Call& call = f.backend.calls[k];
+    REQUIRE(call.key.size() == 3);
+    CHECK(call.stored == bodies[call.key[2] - '0']);
+  }
+  CHECK(spill.used() == 0);
+  CHECK(budget.used() == 0);
+}
+
 TEST_CASE("an exchange reused after a large upload holds none of its buffers", "[src][kv_service][budget]") {
   // The next upload on a reused exchange must start from nothing: its first
   // bytes are counted as they come, not a buffer the last upload left.
