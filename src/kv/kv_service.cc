@@ -117,6 +117,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
     w.spill_env = o.body_spill_env;
     w.spill_dir = o.body_spill_dir;
     w.spill_budget = o.body_spill_budget;
+    w.spill_files = o.body_spill_files;
     w.offload = o.offload;
     return w;
   }

@@ -241,6 +241,7 @@ struct KvServiceOptions {
   engine::Env* body_spill_env = nullptr;
   std::string body_spill_dir;
   ByteBudget* body_spill_budget = nullptr;
+  ByteBudget* body_spill_files = nullptr;
 };
 
 // The clock of every now_ms the serving code passes around: CLOCK_MONOTONIC

@@ -28,6 +28,11 @@ namespace kingx {
 // shared by the Exchange and the offload's callbacks, so that the file and
 // the buffer outlive an exchange freed meanwhile.
 struct SpillJob {
+  explicit SpillJob(ByteBudget* files) : files_budget(files) {}
+  ~SpillJob() { files_budget->Release(1); }  // its file, open or not, leaves the count
+  SpillJob(const SpillJob&) = delete;
+  SpillJob& operator=(const SpillJob&) = delete;
+  ByteBudget* files_budget;         // counts this job's file (WriteExchangeOptions::spill_files)
   std::unique_ptr<SpillFile> file;  // created by the first write
   std::string buffer;               // the bytes being written, or those read back
   uint64_t read_bytes = 0;          // a read-back: how many
@@ -1193,7 +1198,8 @@ size_t WriteExchanges::ReadBytesHint(const KvConnState& state) const {
 // ---- spilling bodies to disk ----
 
 bool WriteExchanges::SpillEnabled() const {
-  return options_.spill_env != nullptr && !options_.spill_dir.empty() && options_.spill_budget != nullptr;
+  return options_.spill_env != nullptr && !options_.spill_dir.empty() && options_.spill_budget != nullptr &&
+         options_.spill_files != nullptr;
 }
 
 // An upload whose unshipped body is all in raw (nothing of it queued or
@@ -1247,7 +1253,7 @@ void WriteExchanges::SpillDue(uint64_t now_ms) {
     Exchange* next = e->rest_next;
     if (!Spillable(e)) {
       Unrest(e);
-    } else if (short_now || now_ms >= e->last_body_ms + kSpillIdleMs) {
+    } else if (short_now || (now_ms >= e->last_body_ms + kSpillIdleMs && e->raw.size() >= kMinIdleSpillBytes)) {
       if (!StartSpill(e)) Unrest(e);
     } else {
       break;
@@ -1266,8 +1272,15 @@ bool WriteExchanges::StartSpill(Exchange* e) {
     budget.Release(n);
     return false;
   }
+  if (e->spill == nullptr) {
+    // One more open file in the worker: within its share of descriptors.
+    if (!options_.spill_files->TryReserveBelow(1, options_.spill_files->limit())) {
+      budget.Release(n);
+      return false;
+    }
+    e->spill = std::make_shared<SpillJob>(options_.spill_files);
+  }
   e->spill_reserved += n;
-  if (e->spill == nullptr) e->spill = std::make_shared<SpillJob>();
   std::string().swap(e->spill->buffer);
   e->spill->buffer.swap(e->raw);  // raw is left without memory; still counted until the write is done
   Unrest(e);

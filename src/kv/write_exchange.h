@@ -59,7 +59,8 @@
 // one part received) moves those bytes to a scratch file of its own
 // (SpillFile, in the data directory, unlinked at once) and gives back its
 // memory, whole reservation included, when it received nothing for
-// kSpillIdleMs, or at once when it rests while the budget is short (a
+// kSpillIdleMs holding at least kMinIdleSpillBytes, or at once when it
+// rests while the budget is short (a
 // window or a whole reservation of the longest kind would not fit, or an
 // upload of this service waits for room: BudgetShort). A spilled upload
 // reads on a window at a time, each window spilled as it fills or rests;
@@ -68,7 +69,8 @@
 // what it holds, then it goes on as any body. So uploads that stall hold
 // disk, not memory, and a write is read on its merits however many stall.
 // Disk: spilled bytes stay within spill_budget (--body-spill-bytes per
-// worker) and are not taken while the backend reports the disk full
+// worker), open spill files within spill_files, and are not taken while
+// the backend reports the disk full
 // (DiskRoomFor); past either, an upload keeps its memory and the rules
 // above apply. A spill's file is dropped when its bytes are read back or
 // the upload ends (answered, given up, or its connection gone: the body
@@ -174,11 +176,14 @@ struct WriteExchangeOptions {
   uint64_t staging_bytes = 0;
   // Spilling bodies to disk (see above): scratch files are made in spill_dir
   // through spill_env, and hold at most spill_budget's limit (the worker's
-  // --body-spill-bytes, shared like body_budget). Any of the three unset:
-  // nothing is spilled.
+  // --body-spill-bytes, shared like body_budget), and at most
+  // spill_files's limit of them are open at once (a share of the worker's
+  // descriptors, kept from the storage's reserve). Any unset: nothing is
+  // spilled.
   engine::Env* spill_env = nullptr;
   std::string spill_dir;
   ByteBudget* spill_budget = nullptr;
+  ByteBudget* spill_files = nullptr;
   // Where spill files are written and read (an event loop's thread pool);
   // null: on the calling thread (the thread model's pool threads, tests).
   Offload* offload = nullptr;
@@ -286,6 +291,9 @@ class WriteExchanges {
   // An upload that received no body byte for this long moves what it holds
   // to its spill file, however much room the budget has.
   static constexpr uint64_t kSpillIdleMs = 1000;
+  // ...when it holds at least this much (a trickle of a few bytes is not
+  // worth a file); while the budget is short, any amount.
+  static constexpr uint64_t kMinIdleSpillBytes = 16 * 1024;
   // Spills done (writes to spill files), for tests and metrics.
   uint64_t spills() const { return spills_; }
 

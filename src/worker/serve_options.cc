@@ -47,6 +47,7 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
     o.body_spill_env = &engine::PosixEnv();
     o.body_spill_dir = ctx.config.data_dir;
     o.body_spill_budget = &budgets.body_spill;
+    o.body_spill_files = &budgets.body_spill_files;
   }
   o.read_only = ctx.config.read_only;
   return o;
@@ -140,6 +141,12 @@ bool ListenOptionsInherited() {
 }
 
 uint64_t ReservedDescriptors(uint64_t descriptor_limit) { return descriptor_limit / 4 + 64; }
+
+uint64_t SpillFileCap() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 4096;
+  return std::max<uint64_t>(ReservedDescriptors(rl.rlim_cur) / 2, 1);
+}
 
 uint32_t ConnectionCap(const Config& config) {
   rlimit rl{};

@@ -55,6 +55,10 @@ inline constexpr size_t kFloodParkMax = 1024;
 // rest keep the core's defaults.
 http::Limits LimitsFor(const Config& config);
 
+// The most body spill files a worker keeps open: half of the descriptors
+// kept from its connections for the storage (ReservedDescriptors).
+uint64_t SpillFileCap();
+
 // A worker's memory budgets (--body-buffer-bytes, --response-buffer-bytes),
 // shared by all its services (thread-safe). Owned by the worker.
 struct WorkerBudgets {
@@ -64,12 +68,14 @@ struct WorkerBudgets {
         body_arrived(config.body_buffer_bytes / 8),
         body_waiting(uint64_t{1} << 62),
         body_spill(std::max<uint64_t>(config.body_spill_bytes, 1)),
+        body_spill_files(SpillFileCap()),
         response(config.response_buffer_bytes) {}
   ByteBudget body;
   ByteBudget body_whole;  // the share of `body` whole reservations may hold (src/kv/write_exchange.h)
   ByteBudget body_arrived;  // the room kept out of `body` for short bodies that arrived whole (idem)
   ByteBudget body_waiting;  // a counter: bytes of `body` held by uploads waiting for room (idem)
   ByteBudget body_spill;    // body bytes in spill files (--body-spill-bytes; unused when it is 0)
+  ByteBudget body_spill_files;  // spill files open: at most half the descriptors kept from connections
   ByteBudget response;
 };
 

@@ -288,7 +288,10 @@ def test_the_body_budget_reads_small_bodies_at_once_and_grants_whole_reservation
     # may hold 3/4 of it (786,432 bytes). A body's first 64 KiB are read as
     # they come; past them it waits for its whole reservation behind earlier
     # ones, even when its own would fit; a body within 64 KiB never waits.
-    s = SERVERS.start("--workers", "1", "--body-buffer-bytes", "1048576", "--compression-level", "0")
+    # The memory budget alone: without spilling (as once the spill budget is
+    # used up), a waiting upload keeps what it read.
+    s = SERVERS.start("--workers", "1", "--body-buffer-bytes", "1048576", "--compression-level", "0",
+                      "--body-spill-bytes", "0")
     window = 64 << 10
     lengths = {"holder": 300_000, "a": 200_000, "b": 40_000, "c": 80_000}  # whole: 600k, 400k, -, 160k
     values = {k: os.urandom(n) for k, n in lengths.items()}

@@ -1087,6 +1087,7 @@ TEST_CASE("idle uploads spill their bodies to disk, so that writes of any size g
           "[src][kv_service][budget][spill]") {
   ByteBudget budget(1 << 20);
   ByteBudget spill(64 << 20);
+  ByteBudget spill_files(64);
   test::TempDir dir;
   KvServiceOptions o;
   o.body_budget = &budget;
@@ -1094,6 +1095,7 @@ TEST_CASE("idle uploads spill their bodies to disk, so that writes of any size g
   o.body_spill_env = &engine::PosixEnv();
   o.body_spill_dir = dir.path;
   o.body_spill_budget = &spill;
+  o.body_spill_files = &spill_files;
   Fixture f(o);
   // Five uploads of 300 KiB send all but their last byte: more than the
   // budget holds in memory.
@@ -1157,6 +1159,7 @@ TEST_CASE("idle uploads spill their bodies to disk, so that writes of any size g
     CHECK(call.stored == bodies[call.key[2] - '0']);
   }
   CHECK(spill.used() == 0);
+  CHECK(spill_files.used() == 0);
   CHECK(budget.used() == 0);
 }
 
