@@ -1253,8 +1253,12 @@ void WriteExchanges::SpillDue(uint64_t now_ms) {
     Exchange* next = e->rest_next;
     if (!Spillable(e)) {
       Unrest(e);
-    } else if (short_now || (now_ms >= e->last_body_ms + kSpillIdleMs && e->raw.size() >= kMinIdleSpillBytes)) {
+    } else if (short_now) {
       if (!StartSpill(e)) Unrest(e);
+    } else if (now_ms >= e->last_body_ms + kSpillIdleMs) {
+      // Idle: spilled when it holds enough; either way off the list until
+      // its next bytes.
+      if (e->raw.size() < kMinIdleSpillBytes || !StartSpill(e)) Unrest(e);
     } else {
       break;
     }

@@ -563,6 +563,13 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       t->service->Poke(now);
       if (conn.HasOutput()) continue;
     }
+    // Something falls due at a time of its own (an upload idle long enough
+    // to spill its body, a give-up): Poke then, also while reading.
+    const uint64_t expiry = t->service->NextExpiryMs();
+    if (expiry != 0 && expiry <= now) {
+      t->service->Poke(now);
+      if (conn.HasOutput()) continue;
+    }
     // A keep-alive connection idle for a while gives its thread up to a
     // client waiting in the queue (the thread model's connection slots are
     // its threads; nginx drains idle connections the same way).
@@ -585,6 +592,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       timeout = std::min(timeout, kStoppingPollMs);
     }
     if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
+    if (expiry > now) timeout = std::min<int>(timeout, static_cast<int>(std::min<uint64_t>(expiry - now, 60'000)));
     if (idle) timeout = std::min(timeout, static_cast<int>(kDrainIdleAfterMs / 4));  // notice waiting clients
     if (t->service->NextRetryMs() != 0 || body_wait) {
       timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));  // queue room or body room: soon again
