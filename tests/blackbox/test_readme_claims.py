@@ -48,6 +48,7 @@ DEFAULTS = [
     ("backup_max_ms", "21600000", "`--backup-max-ms` (default 6 h)"),
     ("body_buffer_bytes", "64M", "`--body-buffer-bytes` (default 64 MiB per worker)"),
     ("staging_bytes", "1G", "`--staging-bytes` (default 1 GiB"),
+    ("body_spill_bytes", "1G", "`--body-spill-bytes` (default 1 GiB per worker"),
     ("response_buffer_bytes", "32M", "`--response-buffer-bytes` (default 32 MiB per worker)"),
     ("send_lowat_bytes", "16K", "`--send-lowat-bytes` (default 16 KiB"),
     ("disk_reserve_bytes", "auto", "`--disk-reserve-bytes`, default `auto` = one segment × 1.25 + 1 MiB"),
