@@ -105,6 +105,15 @@ Result<bool> ReadAllZero(Env& env, const std::string& path, uint64_t offset, uin
   return true;
 }
 
+// Whether the hint file of segment id is finished for a segment longer
+// than size bytes (its checksum holds; the length in its trailer is above
+// size): the segment file was cut.
+bool HintSaysLonger(Env& env, const std::string& dir, uint32_t id, uint64_t size, const RecordLimits& limits) {
+  uint64_t recorded = 0;
+  Status s = LoadHintFile(env, JoinPath(dir, HintFileName(id)), id, size, limits, [](const HintEntry&) {}, &recorded);
+  return s.Is(Code::kCorruption) && recorded > size;
+}
+
 // What a hint file says of the record at one offset of its segment.
 struct HintedRecord {
   uint64_t seq = 0;
@@ -430,9 +439,12 @@ Status Writer::Impl::Recover() {
       if (!hs.ok()) return Unreadable(id, "its header", hs);
       f.header_ok = DecodeSegmentHeader(header, kSegmentHeaderBytes, &f.header).ok() && f.header.segment_id == id;
     }
-    if (!f.header_ok && f.size <= kSegmentHeaderBytes) {
+    if (!f.header_ok && f.size <= kSegmentHeaderBytes && !HintSaysLonger(env_, dir_, id, f.size, limits_)) {
       // No room for a record: its creation was cut short (or an empty
-      // segment lost its header). Nothing is lost by removing it.
+      // segment lost its header). Nothing is lost by removing it. With a
+      // finished hint of a longer segment, the file was cut instead (a
+      // backup archive cut inside its first bytes): read below as a sealed
+      // segment cut short, its hint naming the keys whose records were lost.
       Log("recovery: " + std::string(ro ? "ignoring" : "removing") + " segment " + std::to_string(id) + " (" +
           std::to_string(f.size) + " bytes, no valid header, no record)");
       cache_.Forget(id);
@@ -844,9 +856,12 @@ Status Writer::Impl::Recover() {
   if (ro) {
     // Nothing is appended: the active segment is read up to its last valid
     // record (a torn tail stays on disk, untouched), no segment is created.
+    read_only_tail_id_ = 0;
     if (active_index >= 0 && !active_is_sealed) {
       SegmentStats& st = segments_[files[static_cast<size_t>(active_index)].id];
       st.dead_bytes += st.bytes - std::min(st.bytes, active_valid_end);
+      read_only_tail_id_ = st.id;
+      read_only_tail_bytes_ = std::min(st.bytes, active_valid_end);
     }
     read_only_ = true;
     read_only_flag_.store(true, std::memory_order_relaxed);

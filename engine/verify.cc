@@ -117,7 +117,18 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
     const SegmentFileInfo& f = files[i];
     const std::string seg = "segment " + U(f.id) + ": ";
     if (f.size <= kSegmentHeaderBytes && !f.header_ok) {
-      finding(seg + U(f.size) + " bytes, no valid header, no record (removed on open)");
+      // A finished hint of a longer segment says the file was cut (as
+      // recovery reads it); otherwise its creation was.
+      uint64_t recorded = 0;
+      Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, f.size, limits, [](const HintEntry&) {},
+                               &recorded);
+      if (hs.Is(Code::kCorruption) && recorded > f.size) {
+        finding(seg + U(f.size) + " bytes, but its finished hint describes " + U(recorded) +
+                ": the file was cut, the records in its last " + U(recorded - f.size) + " bytes are lost");
+        ++report.damaged;
+      } else {
+        finding(seg + U(f.size) + " bytes, no valid header, no record (removed on open)");
+      }
       continue;
     }
     if (!f.header_ok) {

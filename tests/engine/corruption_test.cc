@@ -254,7 +254,10 @@ TEST_CASE("a cut or missing sealed segment is reported, and its keys never answe
           "[engine][corruption]") {
   Fixture fx;
   const RecordAt r = fx.Pick(/*active=*/false);
-  const int which = GENERATE(0, 1, 2);  // cut inside the record; segment file missing; both files missing
+  // Cut inside the record; segment file missing; both files missing; cut
+  // inside the segment header (an archive cut in a file's first bytes): to
+  // 0 bytes, to one byte short of a header.
+  const int which = GENERATE(0, 1, 2, 3, 4);
   TempDir work;
   CopyDir(fx.pristine.path(), work.path());
   const std::string seg = work.File(r.segment);
@@ -263,16 +266,21 @@ TEST_CASE("a cut or missing sealed segment is reported, and its keys never answe
     if (o.segment == r.segment) in_segment.insert(o.key);
   if (which == 0) {
     WriteFileBytes(seg, ReadFileBytes(seg).substr(0, r.begin + 50));
+  } else if (which >= 3) {
+    WriteFileBytes(seg, ReadFileBytes(seg).substr(0, which == 3 ? 0 : kSegmentHeaderBytes - 1));
   } else {
     fs::remove(seg);
     if (which == 2) fs::remove(work.File(HintOf(r.segment)));
   }
   INFO("case " << which << " on " << r.segment);
+  auto report = VerifyDatabase(PosixEnv(), work.path(), fx.options, [](const std::string&) {});
+  REQUIRE(report.ok());
+  CHECK(report->damaged >= 1);
   ReportingDb opened(work.path(), fx.options);
   TestDb& db = opened.db;
   REQUIRE(db.Open().ok());
   CHECK(db.writer().Stats().corruptions >= 1);
-  if (which > 0) CHECK(db.writer().Stats().missing_segments == 1);
+  if (which == 1 || which == 2) CHECK(db.writer().Stats().missing_segments == 1);
   CHECK_FALSE(opened.errors.empty());
   const bool keys_known = which != 2;
   for (const std::string& k : fx.keys) {
@@ -297,8 +305,14 @@ TEST_CASE("a cut or missing sealed segment is reported, and its keys never answe
     if (want == fx.latest.end()) REQUIRE(got.status().Is(Code::kNotFound));
     else REQUIRE(got.value() == want->second);
   }
-  // Reported again at the next open (the MANIFEST keeps listing it).
-  if (which > 0) {
+  // Reported again at the next open (the MANIFEST keeps listing it; a
+  // file cut inside its header is kept, with its hint).
+  if (which >= 3) {
+    REQUIRE(db.Open().ok());
+    CHECK(db.writer().Stats().corruptions >= 1);
+    CHECK(fs::exists(work.File(HintOf(r.segment))));
+  }
+  if (which == 1 || which == 2) {
     REQUIRE(db.Open().ok());
     CHECK(db.writer().Stats().missing_segments == 1);
   }
