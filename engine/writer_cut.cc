@@ -57,6 +57,12 @@ DatabaseCut Writer::Impl::CutLocked() const {
     f.missing = st.missing;
     // active_size_ ends at the last published record: the bytes in flight past it are not in the cut.
     f.bytes = f.active ? active_size_ : (st.missing ? 0 : st.bytes);
+    if (active_ == nullptr && read_only_tail_id_ != 0 && id == read_only_tail_id_ && !st.missing) {
+      // A read-only open's last segment: what its open read (a torn tail or
+      // the zero room after it is left out), with a hint built for the cut.
+      f.active = true;
+      f.bytes = read_only_tail_bytes_;
+    }
     const auto birth = births_.find(id);
     f.birth = birth != births_.end() ? birth->second.birth : 0;
     f.sealed_bytes = birth != births_.end() && !f.active ? birth->second.sealed_bytes : 0;

@@ -257,6 +257,12 @@ struct Writer::Impl {
   std::unique_ptr<File> active_;
   uint64_t active_size_ = 0;
   std::unique_ptr<HintWriter> active_hint_;
+  // A read-only open (Options::read_only) appends nothing: the segment its
+  // log ends in (the one a writing open would append to; 0: none) and where
+  // its last valid record ends. A cut names it as its active segment, up to
+  // that length (its hint on disk may be unfinished).
+  uint32_t read_only_tail_id_ = 0;
+  uint64_t read_only_tail_bytes_ = 0;
   // Keeps zero room ahead of the active segment's records (Options::room_bytes);
   // null when there is none. The active segment's file may be longer than
   // active_size_ + inflight_bytes_: the rest is zero bytes.

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "engine/compaction.h"
+#include "engine/cut_hint.h"
 #include "engine/data_dir_lock.h"
 #include "engine/record.h"
 #include "tests/engine/support/fault_env.h"
@@ -233,4 +234,29 @@ TEST_CASE("a read-only open of a missing directory fails without creating it", "
   auto w = Writer::Open(PosixEnv(), dir.File("absent"), o, region.index());
   CHECK(w.status().Is(Code::kNotFound));
   CHECK(!fs::exists(dir.File("absent")));
+}
+
+TEST_CASE("a read-only open's cut names the segment its log ends in as active, up to its last valid record",
+          "[engine][read_only]") {
+  // A backup of a read-only server builds that segment's hint for the cut:
+  // its hint on disk may be unfinished (a crash), and its torn tail is not
+  // part of the database.
+  TempDir dir;
+  MakeUntidyDatabase(dir.path());
+  Options o = SmallSegments();
+  o.read_only = true;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  auto cut = db.writer().PinSegments();
+  REQUIRE(cut.ok());
+  std::vector<SegmentFileCut> active;
+  for (const SegmentFileCut& f : cut->segments)
+    if (f.active) active.push_back(f);
+  db.writer().UnpinSegmentIds(cut->ids());
+  REQUIRE(active.size() == 1);
+  const std::string path = dir.File(SegmentFileName(active[0].id));
+  CHECK(active[0].bytes > kSegmentHeaderBytes);
+  CHECK(active[0].bytes + 37 <= ReadFileBytes(path).size());  // the zero room and the torn tail left out
+  // Whole valid records up to there: the hint a clean close would write.
+  CHECK(WriteCutHint(PosixEnv(), path, active[0].id, active[0].bytes, RecordLimits{}, dir.File("cut.hint")).ok());
 }
