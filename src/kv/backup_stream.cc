@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include <unistd.h>
 
@@ -97,33 +98,32 @@ void BackupClient::Release(uint32_t i) {
   if (wake_writer_) wake_writer_();
 }
 
-// ---------------------------------------------------------------- PrepareCutHint
+// ---------------------------------------------------------------- PrepareCutHints
 
-engine::Result<std::shared_ptr<PreparedHint>> PrepareCutHint(engine::Env& env, const std::string& data_dir,
-                                                             const engine::DatabaseCut& cut,
-                                                             const std::string& scratch_dir, const std::string& tag) {
-  const engine::SegmentFileCut* active = nullptr;
-  for (const engine::SegmentFileCut& f : cut.segments) {
-    if (f.active) active = &f;
-  }
-  if (active == nullptr || active->missing || active->bytes < engine::kSegmentHeaderBytes) {
-    return std::shared_ptr<PreparedHint>();
-  }
-  const std::string name = engine::SegmentFileName(active->id);
-  const std::string scratch = engine::JoinPath(scratch_dir, "kingx-backup-" + std::to_string(::getpid()) + "-" + tag + ".hint");
+const PreparedHint* PreparedHints::Find(uint32_t id) const {
+  for (const PreparedHint& h : hints)
+    if (h.segment_id == id) return &h;
+  return nullptr;
+}
+
+namespace {
+
+// The finished hint of the first `bytes` bytes of segment f, built into a
+// scratch file that is unlinked once open again. Null when the segment is
+// not whole valid records there (logged).
+engine::Result<std::optional<PreparedHint>> PrepareOne(engine::Env& env, const std::string& data_dir,
+                                                       const engine::SegmentFileCut& f, const std::string& scratch) {
+  const std::string name = engine::SegmentFileName(f.id);
   // Any record the format allows: the hint describes what is there; the
   // copy's open checks it against its own limits.
   const engine::RecordLimits limits{engine::kLargestKeyBytes, engine::kLargestValueBytes};
-  engine::Status s = engine::WriteCutHint(env, engine::JoinPath(data_dir, name), active->id, active->bytes, limits, scratch);
-  std::shared_ptr<PreparedHint> hint;
+  engine::Status s = engine::WriteCutHint(env, engine::JoinPath(data_dir, name), f.id, f.bytes, limits, scratch);
+  std::optional<PreparedHint> hint;
   if (s.ok()) {
     auto file = env.OpenFile(scratch, engine::OpenMode::kRead);
     auto size = file.ok() ? file.value()->Size() : engine::Result<uint64_t>(file.status());
     if (size.ok()) {
-      hint = std::make_shared<PreparedHint>();
-      hint->segment_id = active->id;
-      hint->file = std::move(file.value());
-      hint->bytes = size.value();
+      hint = PreparedHint{f.id, std::move(file.value()), size.value()};
     } else {
       s = size.status();
     }
@@ -132,10 +132,34 @@ engine::Result<std::shared_ptr<PreparedHint>> PrepareCutHint(engine::Env& env, c
   if (s.Is(engine::Code::kCorruption)) {
     KINGX_LOG_ERROR("backup: %s is not whole valid records below the cut (%s): the archive carries no hint of it",
                     name.c_str(), s.ToString().c_str());
-    return std::shared_ptr<PreparedHint>();
+    return std::optional<PreparedHint>();
   }
   if (!s.ok()) return engine::Status(s.code(), name + ": " + std::string(s.message()));
   return hint;
+}
+
+}  // namespace
+
+engine::Result<std::shared_ptr<PreparedHints>> PrepareCutHints(engine::Env& env, const std::string& data_dir,
+                                                               const engine::DatabaseCut& cut,
+                                                               const std::string& scratch_dir, const std::string& tag) {
+  auto out = std::make_shared<PreparedHints>();
+  for (const engine::SegmentFileCut& f : cut.segments) {
+    if (f.missing || f.bytes < engine::kSegmentHeaderBytes) continue;
+    if (!f.active) {
+      // A sealed segment's hint file, when there, is finished (or damaged:
+      // the copy's open reports it as the original's does).
+      auto size = env.FileSize(engine::JoinPath(data_dir, engine::HintFileName(f.id)));
+      if (size.ok()) continue;
+      if (!size.status().Is(engine::Code::kNotFound)) return size.status();
+    }
+    const std::string scratch = engine::JoinPath(
+        scratch_dir, "kingx-backup-" + std::to_string(::getpid()) + "-" + tag + "-" + std::to_string(f.id) + ".hint");
+    auto one = PrepareOne(env, data_dir, f, scratch);
+    if (!one.ok()) return one.status();
+    if (one.value()) out->hints.push_back(std::move(*one.value()));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- TarBackupStream
@@ -211,7 +235,7 @@ struct TarBackupStream::ReadJob {
 };
 
 TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s,
-                                 Offload* offload, std::function<void()> resume, std::shared_ptr<PreparedHint> hint)
+                                 Offload* offload, std::function<void()> resume, std::shared_ptr<PreparedHints> hints)
     : client_(client), slot_(i), budget_(budget), mtime_s_(mtime_s), offload_(offload), resume_(std::move(resume)) {
   const engine::DatabaseCut cut = client.Cut(i);
   Member manifest;
@@ -219,31 +243,33 @@ TarBackupStream::TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& b
   manifest.inline_data = engine::EncodeCutManifest(cut);
   manifest.bytes = manifest.inline_data.size();
   members_.push_back(std::move(manifest));
+  // Every hint first, then every segment's data: a cut inside the data
+  // keeps the hints of all the segments it took bytes from.
+  std::vector<Member> data;
   for (const engine::SegmentFileCut& f : cut.segments) {
-    if (f.active && hint && hint->segment_id == f.id) {
-      // Before the data: an archive cut inside the data keeps it.
-      Member h;
-      h.name = engine::HintFileName(f.id);
-      h.file = hint->file;
-      h.bytes = hint->bytes;
-      members_.push_back(std::move(h));
-    }
     if (!f.missing) {  // a missing one stays missing in the copy (its MANIFEST entry and hint say so)
       Member seg;
       seg.name = engine::SegmentFileName(f.id);
       seg.path = engine::JoinPath(client.data_dir(), seg.name);
       seg.bytes = f.bytes;
-      members_.push_back(std::move(seg));
+      data.push_back(std::move(seg));
     }
-    if (f.active) continue;  // the writer's hint of it is unfinished: the prepared one went before
     Member hint;
     hint.name = engine::HintFileName(f.id);
+    if (const PreparedHint* p = hints ? hints->Find(f.id) : nullptr; p != nullptr) {
+      hint.file = p->file;
+      hint.bytes = p->bytes;
+      members_.push_back(std::move(hint));
+      continue;
+    }
+    if (f.active) continue;  // the writer's hint of it is unfinished (a prepared one was not possible)
     hint.path = engine::JoinPath(client.data_dir(), hint.name);
     auto size = client.env().FileSize(hint.path);
     if (!size.ok()) continue;  // none (removed as damaged): an open scans the segment
     hint.bytes = size.value();
     members_.push_back(std::move(hint));
   }
+  for (Member& m : data) members_.push_back(std::move(m));
   for (const Member& m : members_) total_bytes_ += kBlock + RoundUp(m.bytes);
   total_bytes_ += 2 * kBlock;  // the end of the archive
 }

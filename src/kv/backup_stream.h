@@ -7,19 +7,22 @@
 // TarBackupStream is the archive (POSIX ustar, as GNU tar reads it) of one
 // cut, produced piece by piece while it is sent (http::BodyStream). Members,
 // in order: "MANIFEST" (engine::EncodeCutManifest: the cut's segments with
-// their births, the seed, the seq high-water mark), then for each segment of
-// the cut, ascending id, "seg-NNNNNNNN.kxd" (sealed segments whole, the
-// active one exactly up to its size at the cut) and, for a sealed segment
-// that has one, its "seg-NNNNNNNN.hint" (immutable once sealed). The active
-// segment's hint is the one a clean close would leave for the cut
-// (PrepareCutHint), and comes BEFORE the segment's data: an archive cut
-// inside that data still holds the hint, so the copy reports the cut and the
-// keys whose records were lost answer "damaged", never an older value. A
-// segment
-// the MANIFEST lists whose file is gone stays so in the copy (entry and hint,
-// no file: the copy reports the same damage as the original). Not in it:
-// LOCK, staging files, the writer's unfinished hint of the active segment
-// and keys/ (derived: an open rebuilds the sorted key view).
+// their births, the seed, the seq high-water mark); then every segment's
+// hint, ascending id ("seg-NNNNNNNN.hint": a sealed segment's own, immutable
+// once sealed; for the active segment, and for any segment of the cut
+// without a hint file, the finished hint a clean close would leave for its
+// bytes at the cut, PrepareCutHints); then every segment's data, ascending
+// id ("seg-NNNNNNNN.kxd": sealed segments whole, the active one exactly up to
+// its size at the cut). All hints come before any data: an archive cut
+// anywhere in the data still holds the hint of every segment it lost bytes
+// of, so the copy reports the cut and the keys whose records were lost
+// answer "damaged" (a file shorter than its hint says, or none), never an
+// older value. Only a cut inside the MANIFEST or the hints is not covered.
+// A segment the MANIFEST lists whose file is gone stays so in the copy
+// (entry and hint, no file: the copy reports the same damage as the
+// original). Not in it: LOCK, staging files, the writer's unfinished hint of
+// the active segment and keys/ (derived: an open rebuilds the sorted key
+// view).
 // `tar -x` of it into an empty directory gives a data directory that kingx
 // and kingx-tool open as is.
 //
@@ -100,30 +103,39 @@ class BackupClient {
   const uint32_t generation_;
 };
 
-// The finished hint of a cut's active segment, built from the pinned
-// segment file (engine::WriteCutHint) into a scratch file that is unlinked
-// as soon as it is open again for reading: nothing is left behind, also
-// when the process dies.
+// The finished hints of a cut's segments that have none on disk, built
+// from the pinned segment files (engine::WriteCutHint) into scratch files
+// that are unlinked as soon as they are open again for reading: nothing is
+// left behind, also when the process dies.
 struct PreparedHint {
   uint32_t segment_id = 0;
   std::shared_ptr<engine::File> file;
   uint64_t bytes = 0;
 };
 
-// Builds the PreparedHint of cut's active segment in scratch_dir (a
-// directory the process may write: the data directory of a read-only server
-// may not be). Blocking: on the backup's Offload thread, or where the thread
-// may wait for the disk (the thread model). `tag` makes the scratch name
-// unique among this process's backups. Null (no hint to ship) when the cut
-// has no active segment, it is missing, shorter than a segment header, or
-// its bytes below the cut are not whole valid records (damage there: logged;
-// the copy's open then scans the segment and reports it). Errors: the Env's,
-// when the segment cannot be read or the scratch file written (the backup
-// is refused). Memory: engine::WriteCutHint's (a few hundred KiB, not the
-// hint).
-engine::Result<std::shared_ptr<PreparedHint>> PrepareCutHint(engine::Env& env, const std::string& data_dir,
-                                                             const engine::DatabaseCut& cut,
-                                                             const std::string& scratch_dir, const std::string& tag);
+struct PreparedHints {
+  std::vector<PreparedHint> hints;  // ascending segment id
+  // The hint of segment id, or null.
+  const PreparedHint* Find(uint32_t id) const;
+};
+
+// Builds the PreparedHints of cut in scratch_dir (a directory the process
+// may write: the data directory of a read-only server may not be): one for
+// its active segment (engine::SegmentFileCut::active: the writer's hint of
+// it is unfinished, or a read-only open's may be) and one for each other
+// segment whose file is there but whose hint file is not (removed, never
+// written). Blocking: on the backup's Offload thread, or where the thread
+// may wait for the disk (the thread model). `tag` makes the scratch names
+// unique among this process's backups. A segment gets none when it is
+// shorter than a segment header or its bytes below the cut are not whole
+// valid records (damage there: logged; the copy's open then scans the
+// segment and reports it). Errors: the Env's, when a segment cannot be read
+// or a scratch file written (the backup is refused). Memory:
+// engine::WriteCutHint's (a few hundred KiB, not the hint) and one open file
+// per hint built.
+engine::Result<std::shared_ptr<PreparedHints>> PrepareCutHints(engine::Env& env, const std::string& data_dir,
+                                                               const engine::DatabaseCut& cut,
+                                                               const std::string& scratch_dir, const std::string& tag);
 
 class TarBackupStream final : public http::BodyStream {
  public:
@@ -132,14 +144,15 @@ class TarBackupStream final : public http::BodyStream {
   // The archive of the cut held in backup slot `i` (State(i) == kCut).
   // client, budget and offload must outlive the stream. Sizes of hint files
   // are taken now (a sealed segment's hint never changes while pinned).
-  // hint: the active segment's (PrepareCutHint; null: none shipped).
+  // hints: the hints built for the cut (PrepareCutHints; null: none); a
+  // segment without one ships its hint file when it has one.
   // offload: where file reads run (null: inline, in Next). resume: called
   // on the owning thread when a read that made Next answer kAgain is done
   // (Connection::ResumeOutput, then whatever makes the I/O layer flush); it
   // may destroy the stream.
   TarBackupStream(BackupClient& client, uint32_t i, ByteBudget& budget, uint64_t mtime_s,
                   Offload* offload = nullptr, std::function<void()> resume = {},
-                  std::shared_ptr<PreparedHint> hint = nullptr);
+                  std::shared_ptr<PreparedHints> hints = nullptr);
   ~TarBackupStream() override;
   TarBackupStream(const TarBackupStream&) = delete;
   TarBackupStream& operator=(const TarBackupStream&) = delete;

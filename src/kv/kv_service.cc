@@ -186,9 +186,9 @@ struct KvService::Impl final : WriteExchanges::Responder {
     uint32_t slot = 0;
     uint64_t since_ms = 0;
     uint64_t serial = 0;       // names this wait to the hint's preparation (slots are reused)
-    bool preparing = false;    // the active segment's hint is being built on the Offload
+    bool preparing = false;    // the cut's hints are being built on the Offload
     bool prepared = false;     // built (or none to build): `hint` is what the archive carries
-    std::shared_ptr<PreparedHint> hint;
+    std::shared_ptr<PreparedHints> hint;
   };
   std::vector<BackupWait> backup_waits;
   uint64_t backup_serial = 0;
@@ -511,7 +511,7 @@ void KvService::Impl::AnswerBackup(size_t wait_index, uint64_t now_ms) {
   if (wake != nullptr) wake(io, *w.conn);
 }
 
-// Builds the finished hint of the cut's active segment (PrepareCutHint) on
+// Builds the finished hints the cut needs (PrepareCutHints) on
 // the Offload's thread, or inline without one (the thread model), then
 // answers the wait. A wait aborted meanwhile (the client closed) is gone when
 // the build ends: its hint is dropped. A build that fails (a file of the
@@ -524,7 +524,7 @@ void KvService::Impl::PrepareBackupHint(size_t wait_index) {
     std::string data_dir, scratch_dir, tag;
     engine::DatabaseCut cut;
     engine::Status status = engine::Status::IOError("the backup's hint was not built");
-    std::shared_ptr<PreparedHint> hint;
+    std::shared_ptr<PreparedHints> hint;
   };
   auto job = std::make_shared<Job>();
   job->env = &client->env();
@@ -534,7 +534,7 @@ void KvService::Impl::PrepareBackupHint(size_t wait_index) {
   job->tag = std::to_string(options.token_prefix) + "-" + std::to_string(w.serial);
   job->cut = client->Cut(w.slot);
   auto work = [job] {
-    auto r = PrepareCutHint(*job->env, job->data_dir, job->cut, job->scratch_dir, job->tag);
+    auto r = PrepareCutHints(*job->env, job->data_dir, job->cut, job->scratch_dir, job->tag);
     job->status = r.status();
     if (r.ok()) job->hint = std::move(r.value());
   };
@@ -548,14 +548,14 @@ void KvService::Impl::PrepareBackupHint(size_t wait_index) {
       b.prepared = true;
       b.hint = job->hint;
       if (!job->status.ok()) {
-        KINGX_LOG_ERROR("backup: the active segment's hint cannot be built: %s", job->status.ToString().c_str());
+        KINGX_LOG_ERROR("backup: the hints of the cut cannot be built: %s", job->status.ToString().c_str());
         const BackupWait gone = b;
         backup_waits.erase(backup_waits.begin() + static_cast<std::ptrdiff_t>(i));
         State(*gone.conn)->backup_slot = -1;
         backend.Backups()->Release(gone.slot);
         backend.Backups()->region().failed.fetch_add(1, std::memory_order_relaxed);
         Answer(*gone.conn, *gone.request,
-               http::ProblemResponse(500, "the backup's hint of the active segment cannot be built: " +
+               http::ProblemResponse(500, "the backup's segment hints cannot be built: " +
                                               job->status.ToString()),
                MonotonicMs());
         if (wake != nullptr) wake(io, *gone.conn);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/cut_hint.h"
@@ -93,13 +94,13 @@ std::vector<std::pair<std::string, std::string>> Members(const std::string& tar)
   return out;
 }
 
-// A valid segment of `records` records with id 3 (the CutFixture's), then
-// `tail` bytes the cut leaves out.
-std::string ValidSegment(int records, size_t tail) {
+// A valid segment of `records` records with id 3 (the CutFixture's, unless
+// told), then `tail` bytes the cut leaves out.
+std::string ValidSegment(int records, size_t tail, uint32_t id = 3) {
   std::string seg(engine::kSegmentHeaderBytes, '\0');
   engine::SegmentHeader h;
   h.seed = 42;
-  h.segment_id = 3;
+  h.segment_id = id;
   h.seq_floor = 1;
   engine::EncodeSegmentHeader(h, seg.data());
   for (int i = 0; i < records; ++i) {
@@ -142,9 +143,9 @@ TEST_CASE("a backup carries the finished hint of its active segment at the cut, 
   // A stale hint of the writer's beside it: never what the archive carries.
   std::ofstream(engine::JoinPath(f.dir.path, engine::HintFileName(3)), std::ios::binary) << "unfinished";
   test::TempDir scratch;
-  auto hint = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "t");
+  auto hint = PrepareCutHints(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "t");
   REQUIRE(hint.ok());
-  REQUIRE(hint.value() != nullptr);
+  REQUIRE(hint.value()->hints.size() == 1);
   REQUIRE(engine::PosixEnv().ListDir(scratch.path).value().empty());  // unlinked once open
   // The hint a clean close would write for the segment at the cut.
   const std::string expected_path = engine::JoinPath(scratch.path, "expected");
@@ -169,43 +170,117 @@ TEST_CASE("a backup carries the finished hint of its active segment at the cut, 
   CHECK(members[2].second == seg.substr(0, cut));
 }
 
+// The file at path, whole.
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_CASE("a backup carries every segment's hint before any segment's data: sealed segments' own, the active "
+          "segment's and one built for a segment without a hint file",
+          "[kv][backup]") {
+  CutFixture f(10);
+  engine::Env& env = engine::PosixEnv();
+  BackupSlot& b = f.region->slots[0];
+  // 1 sealed with its hint; 2 missing, its hint kept; 3 active (cut); 4
+  // sealed without a hint file; 5 sealed, born after the active one (a
+  // compaction output), with its hint.
+  const std::string seg1 = ValidSegment(4, 0, 1), seg3 = ValidSegment(30, 5000, 3), seg4 = ValidSegment(6, 0, 4),
+                    seg5 = ValidSegment(3, 0, 5);
+  const uint64_t cut3 = seg3.size() - 5000;
+  std::ofstream(engine::JoinPath(f.dir.path, engine::SegmentFileName(1)), std::ios::binary) << seg1;
+  std::ofstream(engine::JoinPath(f.dir.path, engine::SegmentFileName(3)), std::ios::binary | std::ios::trunc) << seg3;
+  std::ofstream(engine::JoinPath(f.dir.path, engine::SegmentFileName(4)), std::ios::binary) << seg4;
+  std::ofstream(engine::JoinPath(f.dir.path, engine::SegmentFileName(5)), std::ios::binary) << seg5;
+  std::ofstream(engine::JoinPath(f.dir.path, engine::HintFileName(1)), std::ios::binary) << "hint of 1";
+  std::ofstream(engine::JoinPath(f.dir.path, engine::HintFileName(2)), std::ios::binary) << "hint of 2";
+  std::ofstream(engine::JoinPath(f.dir.path, engine::HintFileName(3)), std::ios::binary) << "unfinished";
+  std::ofstream(engine::JoinPath(f.dir.path, engine::HintFileName(5)), std::ios::binary) << "hint of 5";
+  const struct {
+    uint32_t id;
+    uint32_t flags;
+    uint64_t bytes, birth;
+  } files[] = {{1, 0, seg1.size(), 1}, {2, kBackupFileMissing, 0, 2}, {3, kBackupFileActive, cut3, 3},
+               {4, 0, seg4.size(), 4}, {5, 0, seg5.size(), 5}};
+  uint32_t n = 0;
+  for (const auto& file : files) {
+    b.files[n].id = file.id;
+    b.files[n].flags = file.flags;
+    b.files[n].bytes = file.bytes;
+    b.files[n].birth = file.birth;
+    ++n;
+  }
+  b.file_count = n;
+  test::TempDir scratch;
+  auto hints = PrepareCutHints(env, f.dir.path, f.client->Cut(0), scratch.path, "o");
+  REQUIRE(hints.ok());
+  REQUIRE(hints.value()->hints.size() == 2);  // 3's and 4's
+  CHECK(env.ListDir(scratch.path).value().empty());
+  std::string expected3, expected4;
+  for (const auto& [id, bytes, out] : {std::tuple{3u, cut3, &expected3}, std::tuple{4u, seg4.size(), &expected4}}) {
+    const std::string path = engine::JoinPath(scratch.path, "expected");
+    REQUIRE(engine::WriteCutHint(env, engine::JoinPath(f.dir.path, engine::SegmentFileName(id)), id, bytes,
+                                 engine::RecordLimits{}, path)
+                .ok());
+    *out = Slurp(path);
+  }
+  ByteBudget budget(1 << 20);
+  TarBackupStream s(*f.client, 0, budget, 0, nullptr, [] {}, hints.value());
+  const auto members = Members(WholeArchive(s, nullptr));
+  std::vector<std::string> names;
+  for (const auto& m : members) names.push_back(m.first);
+  using engine::HintFileName, engine::SegmentFileName;
+  REQUIRE(names == std::vector<std::string>{"MANIFEST", HintFileName(1), HintFileName(2), HintFileName(3),
+                                            HintFileName(4), HintFileName(5), SegmentFileName(1),
+                                            SegmentFileName(3), SegmentFileName(4), SegmentFileName(5)});
+  CHECK(members[1].second == "hint of 1");
+  CHECK(members[2].second == "hint of 2");
+  CHECK(members[3].second == expected3);
+  CHECK(members[4].second == expected4);
+  CHECK(members[5].second == "hint of 5");
+  CHECK(members[6].second == seg1);
+  CHECK(members[7].second == seg3.substr(0, cut3));
+  CHECK(members[8].second == seg4);
+  CHECK(members[9].second == seg5);
+}
+
 TEST_CASE("a backup ships no hint for an active segment that is missing, header-only-short or damaged below the cut",
           "[kv][backup]") {
   CutFixture f(10);
   test::TempDir scratch;
   BackupSlot& b = f.region->slots[0];
   // No active segment: a sealed one only.
-  auto none = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "a");
+  auto none = PrepareCutHints(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "a");
   REQUIRE(none.ok());
-  CHECK(none.value() == nullptr);
+  CHECK(none.value()->hints.empty());
   // Active but shorter than a segment header.
   b.files[0].flags = kBackupFileActive;
-  none = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "b");
+  none = PrepareCutHints(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "b");
   REQUIRE(none.ok());
-  CHECK(none.value() == nullptr);
+  CHECK(none.value()->hints.empty());
   // Active, missing.
   b.files[0].flags = kBackupFileActive | kBackupFileMissing;
   b.files[0].bytes = 0;
-  none = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "c");
+  none = PrepareCutHints(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "c");
   REQUIRE(none.ok());
-  CHECK(none.value() == nullptr);
+  CHECK(none.value()->hints.empty());
   // Active, a damaged byte below the cut: the copy's scan reports it.
   std::string seg = ValidSegment(5, 0);
   seg[seg.size() - 3] ^= 1;
   std::ofstream(engine::JoinPath(f.dir.path, engine::SegmentFileName(3)), std::ios::binary | std::ios::trunc) << seg;
   b.files[0].flags = kBackupFileActive;
   b.files[0].bytes = seg.size();
-  none = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "d");
+  none = PrepareCutHints(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "d");
   REQUIRE(none.ok());
-  CHECK(none.value() == nullptr);
+  CHECK(none.value()->hints.empty());
   // An empty active segment (its header only): a hint of no entries.
   seg = ValidSegment(0, 0);
   std::ofstream(engine::JoinPath(f.dir.path, engine::SegmentFileName(3)), std::ios::binary | std::ios::trunc) << seg;
   b.files[0].bytes = seg.size();
-  auto empty = PrepareCutHint(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "e");
+  auto empty = PrepareCutHints(engine::PosixEnv(), f.dir.path, f.client->Cut(0), scratch.path, "e");
   REQUIRE(empty.ok());
-  REQUIRE(empty.value() != nullptr);
-  CHECK(empty.value()->bytes == 24 + 24);  // the hint's header and trailer
+  REQUIRE(empty.value()->hints.size() == 1);
+  CHECK(empty.value()->hints[0].bytes == 24 + 24);  // the hint's header and trailer
   CHECK(engine::PosixEnv().ListDir(scratch.path).value().empty());
 }
 
