@@ -118,11 +118,16 @@ def test_a_backup_archive_cut_inside_a_segment_after_the_active_one_never_serves
         archive = r.body
         members = tarfile.open(fileobj=io.BytesIO(archive)).getmembers()
         names = [m.name for m in members]
-        # The active segment is the one whose hint comes before its data.
-        active = [i for i, m in enumerate(members) if m.name.endswith(".kxd") and i > 0 and
-                  names[i - 1] == m.name[:-4] + ".hint"]
-        check(len(active) == 1, f"one segment with its hint before its data (the active one): {names}")
-        after = [m for m in members[active[0] + 1:] if m.name.endswith(".kxd") and m.size > 4096]
+        # The active segment: of those not sealed at birth (segment header flags bit 0), the one with
+        # the highest seq_floor (engine/FORMAT.md "Segment header"). Segment data members come in id order.
+        def header(m):
+            head = archive[m.offset_data:m.offset_data + 48]
+            return int.from_bytes(head[12:16], "little"), int.from_bytes(head[32:40], "little")
+        kxd = [m for m in members if m.name.endswith(".kxd") and m.size >= 48]
+        appendable = [m for m in kxd if header(m)[0] & 1 == 0]
+        check(appendable, f"an appendable (active) segment in the archive: {names}")
+        active = max(appendable, key=lambda m: (header(m)[1], m.name))
+        after = [m for m in kxd if m.name > active.name and m.size > 4096]
         if after:
             break
         for i in range(200 + 100 * attempt, 300 + 100 * attempt):  # more dead records for another pass
