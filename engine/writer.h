@@ -125,10 +125,7 @@ struct WriterStats {
 struct SegmentFileCut {
   uint32_t id = 0;
   uint64_t bytes = 0;   // the file's size at the cut (the active segment may grow past it)
-  // The segment the log ends in: the one being appended to at the cut, or a
-  // read-only open's last segment up to its last valid record. Its hint on
-  // disk is not one finished for `bytes`: a backup builds one.
-  bool active = false;
+  bool active = false;  // the segment being appended to at the cut
   bool missing = false;  // listed in the MANIFEST but its file is gone (bytes 0): a copy has no file either
   uint64_t birth = 0;   // its birth number (engine/manifest.h)
   uint64_t sealed_bytes = 0;  // its seal in the MANIFEST (0: active, or none known)

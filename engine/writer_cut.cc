@@ -59,7 +59,9 @@ DatabaseCut Writer::Impl::CutLocked() const {
     f.bytes = f.active ? active_size_ : (st.missing ? 0 : st.bytes);
     if (active_ == nullptr && read_only_tail_id_ != 0 && id == read_only_tail_id_ && !st.missing) {
       // A read-only open's last segment: what its open read (a torn tail or
-      // the zero room after it is left out), with a hint built for the cut.
+      // the zero room after it is left out). Named active, as the segment
+      // the log ends in, whose hint on disk may be unfinished (a crash): a
+      // backup builds the hint of its bytes at the cut.
       f.active = true;
       f.bytes = read_only_tail_bytes_;
     }
