@@ -236,7 +236,12 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
     RecordHeader h;
     Status hs = DecodeRecordHeader(p, left, limits, &h);
     if (hs.ok()) {
-      // The whole record (one larger than the source's window is read by itself).
+      // The whole record (one larger than the source's window is read by
+      // itself, a second read of its header): it must begin with the header
+      // bytes just checked, or its body checksum vouches for a record whose
+      // header nobody checked (bytes that changed between two reads).
+      char checked[kRecordHeaderBytes];
+      std::memcpy(checked, p, kRecordHeaderBytes);
       rs = src.Bytes(off, h.total_bytes(), &p);
       if (!rs.ok()) return rs;
       ScanItem item;
@@ -244,7 +249,9 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
       item.header = h;
       item.key = std::string_view(p + kRecordHeaderBytes, h.key_len);
       item.record = p;
-      Status bs = VerifyRecordBody(p, h);
+      Status bs = std::memcmp(checked, p, kRecordHeaderBytes) == 0
+                      ? VerifyRecordBody(p, h)
+                      : Status::Corruption("the record's header changed between two reads of it");
       if (bs.ok()) {
         item.event = ScanEvent::kRecord;
         item.offset = off;

@@ -45,6 +45,11 @@
 // So the active segment loses only a tail that no valid record follows, and a
 // damaged byte anywhere costs at most the record it touches.
 //
+// A record is judged on one read of it: when it is asked for again whole
+// (past the source's window), its header bytes must be those just checked,
+// else it is kDamagedRecord (bytes that change between reads are never
+// taken for a record whose header and body checked out apart).
+//
 // Every byte of the file is asked of the source before the scan reports a
 // tail (torn, zero, or damage to the end), so a byte that cannot be read
 // ends the scan with the source's error instead, wherever it lies: an I/O

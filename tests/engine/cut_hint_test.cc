@@ -2,7 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/compress.h"
@@ -171,4 +175,168 @@ TEST_CASE("a cut's hint is a scratch file: written whole but never synced", "[en
   REQUIRE(WriteCutHint(env, seg_path, kId, seg.size(), kLimits, hint_path).ok());
   CHECK(syncs == 0);
   CHECK(ReadFileBytes(hint_path) == ExpectedHint(dir, records, seg.size()));
+}
+
+namespace {
+
+// Reads of the segment file through a FaultInjectionEnv, with an action run
+// before the nth of them (1 = the first): a test's way to change the file
+// between two reads of one WriteCutHint.
+struct ReadsOf {
+  explicit ReadsOf(std::string name) : segment(std::move(name)) {}
+  std::string segment;  // the file name the reads are counted on
+  uint64_t nth = 0;     // 0: no action
+  std::function<void()> action;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [offset, offset + n) of every read, in order
+
+  void Arm(FaultInjectionEnv& env) {
+    env.SetReadHook([this](const std::string& path, uint64_t offset, size_t n, const char*) {
+      if (path.find(segment) == std::string::npos) return;
+      ranges.emplace_back(offset, offset + n);
+      if (ranges.size() == nth && action) action();
+    });
+  }
+  // Whether a read from the nth on covers offset.
+  bool ReadFromNthOn(uint64_t offset) const {
+    for (size_t i = nth - 1; i < ranges.size(); ++i)
+      if (ranges[i].first <= offset && offset < ranges[i].second) return true;
+    return false;
+  }
+};
+
+void FlipFileByte(const std::string& path, uint64_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  REQUIRE(f);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(&c, 1);
+  REQUIRE(f.good());
+}
+
+// A segment and its expected hint for the read-fault cases: records on both
+// sides of the size thresholds; with the small window, small records only
+// (the cases repeat the build once per read).
+struct FaultCase {
+  TempDir dir;
+  std::vector<Written> records;
+  std::string seg, seg_path, hint_path, expected;
+  uint64_t cut = 0;
+  explicit FaultCase(uint64_t window) {
+    seg = BuildSegment(window < kCutHintWindowBytes ? std::vector<size_t>{255, 256, 1024, 1025, 100, 5000}
+                                                    : std::vector<size_t>{255, 256, 1024, 1 << 20, (1 << 20) + 1, 100},
+                       &records);
+    cut = seg.size();
+    seg_path = dir.File(SegmentFileName(kId));
+    hint_path = dir.File("cut.hint");
+    expected = ExpectedHint(dir, records, cut);
+    Restore();
+  }
+  // The segment as the writer left it: the records, then bytes appended after the cut.
+  void Restore() { WriteFileBytes(seg_path, seg + std::string(4096, 'x')); }
+};
+
+}  // namespace
+
+TEST_CASE("a cut's hint meets a sector it cannot read below the cut: an I/O error, never a hint; past the cut: "
+          "no matter",
+          "[engine][hint][backup][faults]") {
+  const uint64_t window = GENERATE(uint64_t{4096}, kCutHintWindowBytes);
+  FaultCase fx(window);
+  std::vector<uint64_t> below = {0, 20, kSegmentHeaderBytes - 1, window - 1, window, fx.cut - 1};
+  for (const Written& r : fx.records)
+    for (uint64_t at : {r.offset, r.offset + 18, r.offset + kRecordHeaderBytes, r.offset + r.bytes / 2,
+                        r.offset + r.bytes - 1})
+      below.push_back(at);
+  FaultInjectionEnv env;
+  for (uint64_t at : below) {
+    if (at >= fx.cut) continue;
+    INFO("unreadable byte at " << at << " of a " << fx.cut << "-byte cut, window " << window);
+    env.SetUnreadableSector(SegmentFileName(kId), at, 1);
+    Status s = WriteCutHint(env, fx.seg_path, kId, fx.cut, kLimits, fx.hint_path, window);
+    env.ClearUnreadable();
+    CHECK(s.Is(Code::kIOError));
+  }
+  for (uint64_t at : {fx.cut, fx.cut + 100}) {
+    INFO("unreadable byte at " << at << ", past the cut at " << fx.cut);
+    env.SetUnreadableSector(SegmentFileName(kId), at, 1);
+    REQUIRE(WriteCutHint(env, fx.seg_path, kId, fx.cut, kLimits, fx.hint_path, window).ok());
+    env.ClearUnreadable();
+    CHECK(ReadFileBytes(fx.hint_path) == fx.expected);
+  }
+}
+
+TEST_CASE("a cut's hint refuses the cut when any read of the segment fails or comes back short",
+          "[engine][hint][backup][faults]") {
+  const uint64_t window = GENERATE(uint64_t{4096}, kCutHintWindowBytes);
+  // 0: the nth read fails (EIO); else the file shrinks to that many bytes
+  // just before the nth read (a short read).
+  const int how = GENERATE(0, 1, 2, 3);
+  FaultCase fx(window);
+  const uint64_t shrink_to = how == 1 ? 0 : how == 2 ? fx.records[2].offset : fx.cut - 1;
+  FaultInjectionEnv env;
+  ReadsOf reads(SegmentFileName(kId));
+  reads.Arm(env);
+  REQUIRE(WriteCutHint(env, fx.seg_path, kId, fx.cut, kLimits, fx.hint_path, window).ok());
+  const size_t total = reads.ranges.size();
+  REQUIRE(total >= 2);
+  for (size_t nth = 1; nth <= total; ++nth) {
+    INFO("read " << nth << " of " << total << (how == 0 ? " fails" : " finds the file cut to ")
+                 << (how == 0 ? "" : std::to_string(shrink_to)) << ", window " << window);
+    fx.Restore();
+    reads.ranges.clear();
+    reads.nth = nth;
+    if (how == 0) {
+      env.FailNth(FaultOp::kRead, nth, Code::kIOError, false, SegmentFileName(kId));
+    } else {
+      reads.action = [&] { std::filesystem::resize_file(fx.seg_path, shrink_to); };
+    }
+    Status s = WriteCutHint(env, fx.seg_path, kId, fx.cut, kLimits, fx.hint_path, window);
+    env.ClearFaults();
+    // The header is read by itself first: cut short there it is no segment header.
+    CHECK((s.Is(Code::kIOError) || (how != 0 && nth == 1 && s.Is(Code::kCorruption))));
+  }
+}
+
+TEST_CASE("a cut's hint of bytes that change between its reads describes the bytes as read, or is refused",
+          "[engine][hint][backup][faults]") {
+  const uint64_t window = GENERATE(uint64_t{4096}, kCutHintWindowBytes);
+  FaultCase fx(window);
+  FaultInjectionEnv env;
+  ReadsOf reads(SegmentFileName(kId));
+  reads.Arm(env);
+  REQUIRE(WriteCutHint(env, fx.seg_path, kId, fx.cut, kLimits, fx.hint_path, window).ok());
+  const size_t total = reads.ranges.size();
+  // A byte of the first, a middle and the last record: its header, key, value, last byte.
+  std::vector<uint64_t> where;
+  for (const Written* r : {&fx.records.front(), &fx.records[fx.records.size() / 2], &fx.records.back()})
+    for (uint64_t at : {r->offset + 2, r->offset + kRecordHeaderBytes, r->offset + r->bytes / 2,
+                        r->offset + r->bytes - 1})
+      where.push_back(at);
+  int refused = 0, kept = 0;
+  for (uint64_t at : where) {
+    for (size_t nth = 1; nth <= total; ++nth) {
+      INFO("byte " << at << " changes before read " << nth << " of " << total << ", window " << window);
+      fx.Restore();
+      reads.ranges.clear();
+      reads.nth = nth;
+      reads.action = [&] { FlipFileByte(fx.seg_path, at); };
+      Status s = WriteCutHint(env, fx.seg_path, kId, fx.cut, kLimits, fx.hint_path, window);
+      if (reads.ReadFromNthOn(at)) {
+        // The changed byte was read: its record fails its checksum (or
+        // its header, read again with the whole record, differs).
+        INFO("status " << s.ToString());
+        CHECK(s.Is(Code::kCorruption));
+        ++refused;
+      } else {
+        // Read before it changed: the hint of the records as they were read.
+        REQUIRE(s.ok());
+        CHECK(ReadFileBytes(fx.hint_path) == fx.expected);
+        ++kept;
+      }
+    }
+  }
+  CHECK(refused > 0);
 }
