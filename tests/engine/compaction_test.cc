@@ -1504,9 +1504,15 @@ namespace {
 // since. Its dead bytes are few: under the dead ratio and the space bound's
 // fraction, so that only its share of the live data can make a pass copy it.
 struct OverHalfGrid {
-  OverHalfGrid() {
+  // Values stored as written (64 KiB each), segments of 256 MiB: the
+  // database's options, set before db copies them.
+  static Options GridOptions() {
+    Options o;
     o.compression_level = 0;
     o.segment_bytes = 256 << 20;
+    return o;
+  }
+  OverHalfGrid() {
     REQUIRE(db.Open().ok());
     for (int i = 0; i < 24; ++i) {
       keys.push_back("k" + std::to_string(100 + i));
@@ -1544,8 +1550,7 @@ struct OverHalfGrid {
 
   FaultInjectionEnv env;
   TempDir dir;
-  Options o;
-  TestDb db{env, dir.path(), o};
+  TestDb db{env, dir.path(), GridOptions()};
   Model model;
   std::vector<std::string> keys;
   uint64_t live = 0, reclaimable = 0;
