@@ -238,6 +238,13 @@ class Connection {
   // (Handler callbacks). After the output was abandoned (send timeout) it
   // only counts the bytes.
   void ConsumeOutput(size_t bytes, uint64_t now_ms);
+  // Some of the gathered output left for the peer, though the write that
+  // carries it has not completed (so ConsumeOutput cannot be told yet): the
+  // send deadline counts from now_ms. For an I/O layer whose asynchronous
+  // write reports only its end.
+  void NoteSendProgress(uint64_t now_ms) {
+    if (HasOutput()) send_progress_ms_ = now_ms;
+  }
   bool HasOutput() const { return !out_.empty() && !output_abandoned_; }
   // Total bytes pending (for the I/O layer's own accounting).
   size_t OutputBytes() const { return out_.size(); }

@@ -246,6 +246,10 @@ const Setting kSettings[] = {
      KINGX_UNSIGNED(header_timeout_ms, uint64_t, 1, kMaxMs)},
     {"body_timeout_ms", "MS", "60000", "longest gap between two reads of a body (408)", false, true,
      KINGX_UNSIGNED(body_timeout_ms, uint64_t, 1, kMaxMs)},
+    {"send_timeout_ms", "MS", "60000",
+     "longest time a response may make no progress towards the client (it reads nothing); the connection is "
+     "then closed (nginx's send_timeout)",
+     false, true, KINGX_UNSIGNED(send_timeout_ms, uint64_t, 1, kMaxMs)},
     {"storage_timeout_ms", "MS", "30000",
      "longest wait of a queued write for the writer (then 503 outcome unknown); a writer without progress "
      "for this long makes /readyz 503",

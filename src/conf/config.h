@@ -86,6 +86,7 @@ struct Config {
   uint64_t keepalive_timeout_ms = 75000;         // --keepalive-timeout-ms
   uint64_t header_timeout_ms = 10000;            // --header-timeout-ms
   uint64_t body_timeout_ms = 60000;              // --body-timeout-ms
+  uint64_t send_timeout_ms = 60000;              // --send-timeout-ms
   uint64_t storage_timeout_ms = 30000;           // --storage-timeout-ms (>= 100)
   uint64_t backup_max_ms = 6ull * 3600 * 1000;   // --backup-max-ms (longest pin of one online backup)
   uint64_t write_queue_bytes = 64ull << 20;      // --write-queue-bytes (shared ring size)

@@ -22,6 +22,7 @@ http::Limits LimitsFor(const Config& config) {
   limits.max_body_bytes = config.max_value_bytes;
   limits.header_timeout_ms = config.header_timeout_ms;
   limits.body_timeout_ms = config.body_timeout_ms;
+  limits.send_timeout_ms = config.send_timeout_ms;
   limits.keepalive_timeout_ms = config.keepalive_timeout_ms;
   return limits;
 }

@@ -119,6 +119,7 @@ struct ParkedFd {
 struct PendingWrite {
   uv_write_t req;
   size_t bytes = 0;  // reported to ConsumeOutput when it completes
+  size_t unsent = 0;  // of them still queued in libuv when last looked (OnDeadline)
   struct UvConn* conn = nullptr;
 };
 
@@ -566,6 +567,7 @@ bool Flush(UvConn* c, uint64_t now_ms) {
     CloseConn(c);
     return false;
   }
+  pw->unsent = uv_stream_get_write_queue_size(stream);  // what uv_write's own first attempt left
   c->write = pw;
   return true;
 }
@@ -880,6 +882,19 @@ void OnDeadline(UvConn* c, uint64_t now_ms) {
   if (d > now_ms) {
     c->worker()->timers->Arm(c, d);  // it moved later since it was armed
     return;
+  }
+  if (c->write != nullptr) {
+    // The write in flight reports only its end (OnWritten): a slow reader
+    // that takes a large value over longer than the send timeout is making
+    // progress all along. What libuv still holds of it tells: if it shrank
+    // since the last look, the send deadline counts from now. So a peer is
+    // closed after one to two send timeouts without reading a byte.
+    const size_t unsent = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp));
+    if (unsent < c->write->unsent) {
+      c->write->unsent = unsent;
+      c->http.NoteSendProgress(now_ms);
+      if (c->http.DeadlineMs() > now_ms) return ArmDeadline(c);  // else another deadline is due
+    }
   }
   c->http.OnTimer(now_ms);
   Pump(c, now_ms);

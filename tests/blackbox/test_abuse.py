@@ -242,6 +242,60 @@ def test_a_slow_reader_costs_no_write_that_finds_the_socket_full():
     check(after == before, f"{after - before:.0f} writes found the slow reader's socket full")
 
 
+def server_end_established(server_port, client_port):
+    """True while the server's end of that connection is ESTABLISHED (not
+    closed by the server: FIN_WAIT, gone), from /proc/net/tcp."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if (int(parts[1].split(":")[1], 16) == server_port and
+                    int(parts[2].split(":")[1], 16) == client_port):
+                return parts[3] == "01"
+    return False
+
+
+SEND_TIMEOUT_MS = 2000
+
+
+def test_a_slow_reader_longer_than_the_send_timeout_gets_the_value_whole():
+    # --send-timeout-ms bounds the time a response makes NO progress, as
+    # nginx's send_timeout does: a client that reads a large value steadily,
+    # but over three send timeouts, is served whole; one that reads nothing
+    # is closed. (The event model's whole value goes to one asynchronous
+    # write, which reports progress only at its end.)
+    s = start("--workers", "1", "--send-timeout-ms", str(SEND_TIMEOUT_MS))
+    value = os.urandom(2 << 20)  # not compressible: sent from its segment as it is
+    put(s.port, "big", value)
+    seconds = 3 * SEND_TIMEOUT_MS / 1000
+    rate = len(value) / seconds
+    c = raw_socket(s.port, rcvbuf=16384)
+    idle = raw_socket(s.port, rcvbuf=4096)
+    try:
+        idle.sendall(build_request("GET", key_path("big")))
+        c.sendall(build_request("GET", key_path("big"), headers=[("Connection", "close")]))
+        data, begin = bytearray(), time.monotonic()
+        c.settimeout(60)
+        while True:
+            chunk = c.recv(16384)
+            if not chunk:
+                break
+            data += chunk
+            ahead = len(data) / rate - (time.monotonic() - begin)
+            if ahead > 0:
+                time.sleep(ahead)  # the client's pace
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200") and body == value,
+              f"a client reading {len(value)} B over {time.monotonic() - begin:.1f} s (--send-timeout-ms "
+              f"{SEND_TIMEOUT_MS}) got {len(body)} body bytes: closed while it was reading")
+        idle_port = idle.getsockname()[1]
+        wait_for(lambda: not server_end_established(s.port, idle_port), 120,
+                 "the server to close a client that reads nothing (--send-timeout-ms)")
+    finally:
+        c.close()
+        idle.close()
+
+
 LINGER_MAX_BYTES = 16 << 10  # src/worker/serve_options.h kLingerMaxBytes
 
 

@@ -51,6 +51,7 @@ DEFAULTS = [
     ("body_spill_bytes", "1G", "`--body-spill-bytes` (default 1 GiB per worker"),
     ("response_buffer_bytes", "32M", "`--response-buffer-bytes` (default 32 MiB per worker)"),
     ("send_lowat_bytes", "16K", "`--send-lowat-bytes` (default 16 KiB"),
+    ("send_timeout_ms", "60000", "`--send-timeout-ms` (default 60 s"),
     ("disk_reserve_bytes", "auto", "`--disk-reserve-bytes`, default `auto` = one segment × 1.25 + 1 MiB"),
     ("segment_bytes", "auto", "`--segment-bytes auto` = a 32nd of\nthe file system"),
     ("admin_listen", "off", "off by default"),

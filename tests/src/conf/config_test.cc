@@ -98,7 +98,7 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
                   "--segment-bytes", "1G", "--disk-reserve-bytes", "300M", "--compaction-dead-ratio", "0.25",
                   "--compression-level", "0",
                   "--max-connections", "77", "--keepalive-timeout-ms", "5", "--header-timeout-ms", "6",
-                  "--body-timeout-ms", "7", "--storage-timeout-ms", "1500", "--write-queue-bytes", "8M",
+                  "--body-timeout-ms", "7", "--send-timeout-ms", "8", "--storage-timeout-ms", "1500", "--write-queue-bytes", "8M",
                   "--body-buffer-bytes", "9M", "--response-buffer-bytes", "10M", "--staging-bytes", "11M",
                   "--send-lowat-bytes", "0", "--access-log", "/tmp/a.log",
                   "--access-log-format", "json", "--error-log", "/tmp/e.log", "--log-level", "debug",
@@ -130,6 +130,7 @@ TEST_CASE("flags set every setting, with a space or '=' before the value", "[src
   CHECK(c.keepalive_timeout_ms == 5);
   CHECK(c.header_timeout_ms == 6);
   CHECK(c.body_timeout_ms == 7);
+  CHECK(c.send_timeout_ms == 8);
   CHECK(c.storage_timeout_ms == 1500);
   CHECK(c.write_queue_bytes == 8u << 20);
   CHECK(c.body_buffer_bytes == 9u << 20);
@@ -286,7 +287,7 @@ TEST_CASE("help documents every setting with its default; -t, --help and --versi
   for (const char* flag : {"--listen", "--admin-listen", "--data", "--workers", "--model", "--threads", "--accept",
                            "--single-process", "--sync", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
                            "--disk-reserve-bytes", "--compaction-dead-ratio", "--compression-level", "--max-connections",
-                           "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms",
+                           "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms", "--send-timeout-ms",
                            "--storage-timeout-ms", "--body-buffer-bytes", "--response-buffer-bytes",
                            "--staging-bytes", "--body-spill-bytes", "--send-lowat-bytes", "--write-queue-bytes", "--access-log",
                            "--access-log-format", "--error-log",
