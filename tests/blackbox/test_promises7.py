@@ -91,6 +91,31 @@ def test_a_reload_that_changes_the_pid_file_keeps_the_old_one_and_says_so():
     SERVERS.server = None
 
 
+def restore_cut(tool, archive, cut, restore, acked):
+    """Extracts archive[:cut] into `restore` (tar must report the cut),
+    runs kingx-tool verify on it and serves it read-only: (verify's
+    CompletedProcess, the acknowledged keys the copy answers with an older
+    value or neither 200 nor 500)."""
+    os.makedirs(restore)
+    t = subprocess.run(["tar", "-xf", "-", "-C", restore], input=archive[:cut], capture_output=True)
+    check(t.returncode != 0, "tar reports the truncated archive")
+    v = subprocess.run([tool, "--data", restore, "verify"], capture_output=True, text=True, timeout=300)
+    copy = Server(["--read-only", "--workers", "1"], data_dir=restore)
+    COPIES.append(copy)
+    copy.start()
+    wrong = []
+    for key, (value, etag) in acked.items():
+        g = http(copy.port, "GET", key_path(key))
+        if g.status == 200 and (g.body != value or g.header("ETag") != etag):
+            wrong.append(f"{key}: {g.header('ETag')} (acked {etag})")
+        elif g.status not in (200, 500):
+            wrong.append(f"{key}: {g.status}")
+    for c in COPIES:
+        c.cleanup()
+    COPIES.clear()
+    return v, wrong
+
+
 def test_a_backup_archive_cut_inside_a_segment_after_the_active_one_never_serves_older():
     tool = os.environ.get("KINGX_TOOL_BIN", "")
     check(tool and os.access(tool, os.X_OK), "KINGX_TOOL_BIN names kingx-tool")
@@ -136,28 +161,11 @@ def test_a_backup_archive_cut_inside_a_segment_after_the_active_one_never_serves
     check(after, f"compaction's output comes after the active segment in the archive: {names}")
     seg = after[-1]
     cut = seg.offset_data + seg.size // 2
-    restore = os.path.join(s.workdir, "restored")
-    os.makedirs(restore)
-    t = subprocess.run(["tar", "-xf", "-", "-C", restore], input=archive[:cut], capture_output=True)
-    check(t.returncode != 0, "tar reports the truncated archive")
-    v = subprocess.run([tool, "--data", restore, "verify"], capture_output=True, text=True, timeout=300)
-    copy = Server(["--read-only", "--workers", "1"], data_dir=restore)
-    COPIES.append(copy)
-    copy.start()
-    wrong = []
-    for key, (value, etag) in acked.items():
-        g = http(copy.port, "GET", key_path(key))
-        if g.status == 200 and (g.body != value or g.header("ETag") != etag):
-            wrong.append(f"{key}: {g.header('ETag')} (acked {etag})")
-        elif g.status not in (200, 500):
-            wrong.append(f"{key}: {g.status}")
+    v, wrong = restore_cut(tool, archive, cut, os.path.join(s.workdir, "restored"), acked)
     check(v.returncode == 2 and not wrong,
           f"an archive cut in the middle of {seg.name} (after the active segment, members {names}): "
           f"kingx-tool verify exit {v.returncode} (want 2) {v.stdout.strip()[-200:]!r}; keys acknowledged "
           f"before the backup answered older or absent (want 500 or the acked value): {len(wrong)} {wrong[:8]}")
-    for c in COPIES:
-        c.cleanup()
-    COPIES.clear()
 
 
 def test_a_read_only_servers_backup_cut_inside_its_last_segment_never_serves_older():
@@ -186,28 +194,11 @@ def test_a_read_only_servers_backup_cut_inside_its_last_segment_never_serves_old
     # file also carries the zero room past its records.
     cut = archive.rfind(b"r59 round 2 ", seg.offset_data, seg.offset_data + seg.size) + 100
     check(cut > seg.offset_data + 100, f"r59's last value in {seg.name}")
-    restore = os.path.join(s.workdir, "restored")
-    os.makedirs(restore)
-    t = subprocess.run(["tar", "-xf", "-", "-C", restore], input=archive[:cut], capture_output=True)
-    check(t.returncode != 0, "tar reports the truncated archive")
-    v = subprocess.run([tool, "--data", restore, "verify"], capture_output=True, text=True, timeout=300)
-    copy = Server(["--read-only", "--workers", "1"], data_dir=restore)
-    COPIES.append(copy)
-    copy.start()
-    wrong = []
-    for key, (value, etag) in acked.items():
-        g = http(copy.port, "GET", key_path(key))
-        if g.status == 200 and (g.body != value or g.header("ETag") != etag):
-            wrong.append(f"{key}: {g.header('ETag')} (acked {etag})")
-        elif g.status not in (200, 500):
-            wrong.append(f"{key}: {g.status}")
+    v, wrong = restore_cut(tool, archive, cut, os.path.join(s.workdir, "restored"), acked)
     check(v.returncode == 2 and not wrong,
           f"a read-only server's archive cut inside the last record of {seg.name} (members {names}): "
           f"kingx-tool verify exit {v.returncode} (want 2) {v.stdout.strip()[-200:]!r}; keys served older than "
           f"acknowledged or absent (want 500 or the acked value): {len(wrong)} {wrong[:8]}")
-    for c in COPIES:
-        c.cleanup()
-    COPIES.clear()
 
 
 if __name__ == "__main__":
