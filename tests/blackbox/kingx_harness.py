@@ -934,3 +934,44 @@ def cases_of(module_globals, prefix="test_"):
     """(name, fn) of every function named test_* in definition order."""
     return [(n[len(prefix):], f) for n, f in module_globals.items()
             if n.startswith(prefix) and callable(f)]
+
+
+def log_since(server, offset):
+    """The server's error log from byte `offset` on ("" before it exists)."""
+    try:
+        with open(server.error_log, errors="replace") as f:
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def replace_file(path, text):
+    """Writes path whole through a rename: a reader (a reload) sees the old or the new text."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def restore_cut_archive(tool, archive, cut, restore, acked, servers):
+    """Extracts archive[:cut] into the new directory `restore` (tar must
+    report the cut), runs kingx-tool verify on it and serves it read-only
+    (the server is appended to `servers`, which the caller stops): (verify's
+    CompletedProcess, the keys of acked {key: (value, etag)} the copy
+    answers with another value or with neither 200 nor 500)."""
+    os.makedirs(restore)
+    t = subprocess.run(["tar", "-xf", "-", "-C", restore], input=archive[:cut], capture_output=True)
+    check(t.returncode != 0, "tar reports the truncated archive")
+    v = subprocess.run([tool, "--data", restore, "verify"], capture_output=True, text=True, timeout=300)
+    copy = Server(["--read-only", "--workers", "1"], data_dir=restore)
+    servers.append(copy)
+    copy.start()
+    wrong = []
+    for key, (value, etag) in acked.items():
+        g = http(copy.port, "GET", key_path(key))
+        if g.status == 200 and (g.body != value or g.header("ETag") != etag):
+            wrong.append(f"{key}: {g.header('ETag')} (acked {etag})")
+        elif g.status not in (200, 500):
+            wrong.append(f"{key}: {g.status}")
+    return v, wrong

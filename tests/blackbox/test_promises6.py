@@ -36,29 +36,14 @@ import subprocess
 import sys
 import tarfile
 
-from kingx_harness import Server, ServerPerCase, cases_of, check, free_port, http, key_path, run_with_servers, wait_for
+from kingx_harness import (Server, ServerPerCase, cases_of, check, free_port, http, key_path, log_since, replace_file,
+                           restore_cut_archive, run_with_servers, wait_for)
 
 SERVERS = ServerPerCase()
 RESHARD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "deploy", "kingx-reshard")
 SHARDS = []  # the resharding case's own servers, stopped by PID when it ends
 WAIT_S = 120  # generous: CI runs sanitizer trees beside this one
-
-
-def log_since(server, offset):
-    try:
-        with open(server.error_log, errors="replace") as f:
-            f.seek(offset)
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def write_config(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def server_with_config(doc, *args):
@@ -68,7 +53,7 @@ def server_with_config(doc, *args):
         SERVERS.server.cleanup()
     s = SERVERS.server = Server(list(args))
     config = os.path.join(s.workdir, "kingx.json")
-    write_config(config, json.dumps(doc))
+    replace_file(config, json.dumps(doc))
     s.extra += ["--config", config]
     s.start()
     return s
@@ -81,7 +66,7 @@ def test_a_reload_with_a_number_beyond_a_double_keeps_the_old_configuration_serv
     workers = set(s.workers())
     for setting, literal in (("compaction_dead_ratio", "1e400"), ("workers", "-1e999")):
         before = os.path.getsize(s.error_log) if os.path.exists(s.error_log) else 0
-        write_config(config, '{"workers": 1, "max_value_bytes": 4096, "%s": %s}' % (setting, literal))
+        replace_file(config, '{"workers": 1, "max_value_bytes": 4096, "%s": %s}' % (setting, literal))
         s.signal(signal.SIGHUP)
         wait_for(lambda: "reload failed" in log_since(s, before) or not s.alive(), WAIT_S,
                  f"the error log to report the rejected configuration ({setting}: {literal})")
@@ -111,13 +96,13 @@ def test_a_reload_naming_an_access_log_that_cannot_be_opened_keeps_the_old_confi
     log = os.path.join(s.workdir, "access.log")
     doc = {"listen": [f"127.0.0.1:{s.port}"], "data": s.data_dir, "error_log": s.error_log, "pid": "none",
            "workers": 1, "access_log": log}
-    write_config(config, json.dumps(doc))
+    replace_file(config, json.dumps(doc))
     s.extra = ["--config", config]
     s.start()
     workers = set(s.workers())
     before = os.path.getsize(s.error_log) if os.path.exists(s.error_log) else 0
     bad = os.path.join(s.workdir, "no-such-dir", "access.log")
-    write_config(config, json.dumps(dict(doc, access_log=bad)))
+    replace_file(config, json.dumps(dict(doc, access_log=bad)))
     s.signal(signal.SIGHUP)
     wait_for(lambda: "reload failed" in log_since(s, before) or "reload done" in log_since(s, before), WAIT_S,
              "the master to take the reload")
@@ -286,21 +271,8 @@ def test_a_backup_archive_cut_inside_its_active_segment_is_damage_verify_reports
     last = members[-1]
     check(last.name.endswith(".kxd"), f"the archive's last member is a segment: {[m.name for m in members]}")
     cut = last.offset_data + last.size - 200  # about the last record of the active segment
-    restore = os.path.join(s.workdir, "restored")
-    os.makedirs(restore)
-    t = subprocess.run(["tar", "-xf", "-", "-C", restore], input=archive[:cut], capture_output=True)
-    check(t.returncode != 0, "tar reports the truncated archive")
-    v = subprocess.run([tool, "--data", restore, "verify"], capture_output=True, text=True, timeout=300)
-    copy = Server(["--read-only", "--workers", "1"], data_dir=restore)
-    SHARDS.append(copy)  # stopped by PID with the case's other servers
-    copy.start()
-    wrong = []
-    for key, (value, etag) in acked.items():
-        g = http(copy.port, "GET", key_path(key))
-        if g.status == 200 and (g.body != value or g.header("ETag") != etag):
-            wrong.append(f"{key}: {g.header('ETag')} (acked {etag})")
-        elif g.status not in (200, 500):
-            wrong.append(f"{key}: {g.status}")
+    # The copy's server is stopped by PID with the case's other servers (SHARDS).
+    v, wrong = restore_cut_archive(tool, archive, cut, os.path.join(s.workdir, "restored"), acked, SHARDS)
     check(v.returncode == 2 and not wrong,
           f"an archive cut 200 bytes before the end of its active segment ({last.name}): kingx-tool verify "
           f"exit {v.returncode} (want 2: a segment cut short) {v.stdout.strip()[-200:]!r}; keys served older "

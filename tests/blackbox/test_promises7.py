@@ -26,31 +26,14 @@ import io
 import json
 import os
 import signal
-import subprocess
 import tarfile
 
-from kingx_harness import (Server, ServerPerCase, cases_of, check, free_port, http, key_path, metric,
-                           run_with_servers, wait_for)
+from kingx_harness import (Server, ServerPerCase, cases_of, check, free_port, http, key_path, log_since, metric,
+                           replace_file, restore_cut_archive, run_with_servers, wait_for)
 
 SERVERS = ServerPerCase()
 COPIES = []  # servers on restored copies, stopped by PID when the case ends
 WAIT_S = 120  # generous: CI runs sanitizer trees beside this one
-
-
-def log_since(server, offset):
-    try:
-        with open(server.error_log, errors="replace") as f:
-            f.seek(offset)
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def write_config(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def read_pid(path):
@@ -69,13 +52,13 @@ def test_a_reload_that_changes_the_pid_file_keeps_the_old_one_and_says_so():
     first, second = os.path.join(s.workdir, "first.pid"), os.path.join(s.workdir, "second.pid")
     doc = {"listen": [f"127.0.0.1:{s.port}"], "data": s.data_dir, "error_log": s.error_log, "pid": first,
            "workers": 1, "access_log": "off"}
-    write_config(config, json.dumps(doc))
+    replace_file(config, json.dumps(doc))
     s.extra = ["--config", config]
     s.start()
     master = str(s.proc.pid)
     check(read_pid(first) == master, f"the pid file {first} holds the master's pid {master}: {read_pid(first)!r}")
     before = os.path.getsize(s.error_log)
-    write_config(config, json.dumps(dict(doc, pid=second)))
+    replace_file(config, json.dumps(dict(doc, pid=second)))
     s.signal(signal.SIGHUP)
     wait_for(lambda: "reload done" in log_since(s, before) or "reload failed" in log_since(s, before), WAIT_S,
              "the master to take the reload")
@@ -89,31 +72,6 @@ def test_a_reload_that_changes_the_pid_file_keeps_the_old_one_and_says_so():
     check(read_pid(first) is None, f"the stop removes the pid file written at start ({first})")
     s.cleanup()
     SERVERS.server = None
-
-
-def restore_cut(tool, archive, cut, restore, acked):
-    """Extracts archive[:cut] into `restore` (tar must report the cut),
-    runs kingx-tool verify on it and serves it read-only: (verify's
-    CompletedProcess, the acknowledged keys the copy answers with an older
-    value or neither 200 nor 500)."""
-    os.makedirs(restore)
-    t = subprocess.run(["tar", "-xf", "-", "-C", restore], input=archive[:cut], capture_output=True)
-    check(t.returncode != 0, "tar reports the truncated archive")
-    v = subprocess.run([tool, "--data", restore, "verify"], capture_output=True, text=True, timeout=300)
-    copy = Server(["--read-only", "--workers", "1"], data_dir=restore)
-    COPIES.append(copy)
-    copy.start()
-    wrong = []
-    for key, (value, etag) in acked.items():
-        g = http(copy.port, "GET", key_path(key))
-        if g.status == 200 and (g.body != value or g.header("ETag") != etag):
-            wrong.append(f"{key}: {g.header('ETag')} (acked {etag})")
-        elif g.status not in (200, 500):
-            wrong.append(f"{key}: {g.status}")
-    for c in COPIES:
-        c.cleanup()
-    COPIES.clear()
-    return v, wrong
 
 
 def test_a_backup_archive_cut_inside_a_segment_after_the_active_one_never_serves_older():
@@ -161,7 +119,10 @@ def test_a_backup_archive_cut_inside_a_segment_after_the_active_one_never_serves
     check(after, f"compaction's output comes after the active segment in the archive: {names}")
     seg = after[-1]
     cut = seg.offset_data + seg.size // 2
-    v, wrong = restore_cut(tool, archive, cut, os.path.join(s.workdir, "restored"), acked)
+    v, wrong = restore_cut_archive(tool, archive, cut, os.path.join(s.workdir, "restored"), acked, COPIES)
+    for c in COPIES:
+        c.cleanup()
+    COPIES.clear()
     check(v.returncode == 2 and not wrong,
           f"an archive cut in the middle of {seg.name} (after the active segment, members {names}): "
           f"kingx-tool verify exit {v.returncode} (want 2) {v.stdout.strip()[-200:]!r}; keys acknowledged "
@@ -194,7 +155,10 @@ def test_a_read_only_servers_backup_cut_inside_its_last_segment_never_serves_old
     # file also carries the zero room past its records.
     cut = archive.rfind(b"r59 round 2 ", seg.offset_data, seg.offset_data + seg.size) + 100
     check(cut > seg.offset_data + 100, f"r59's last value in {seg.name}")
-    v, wrong = restore_cut(tool, archive, cut, os.path.join(s.workdir, "restored"), acked)
+    v, wrong = restore_cut_archive(tool, archive, cut, os.path.join(s.workdir, "restored"), acked, COPIES)
+    for c in COPIES:
+        c.cleanup()
+    COPIES.clear()
     check(v.returncode == 2 and not wrong,
           f"a read-only server's archive cut inside the last record of {seg.name} (members {names}): "
           f"kingx-tool verify exit {v.returncode} (want 2) {v.stdout.strip()[-200:]!r}; keys served older than "
