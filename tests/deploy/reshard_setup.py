@@ -38,9 +38,11 @@ def reshard(*args, wait=True, timeout=300):
 class Move:
     """Shards a and b (the old ring) and c (the new ring is a, b, c), each a one-worker kingx
     started at once; `lists` are the tool's --old/--new/--state arguments, the state file named
-    after `tag` in `workdir`. `extra_args` go to every shard's command line."""
+    after `tag` in `workdir`. `extra_args` go to every shard's command line. With
+    ring="haproxy" the lists give the shards ids 1, 2, 3 (`lists` then ends with --ring haproxy)
+    and the rings are HAProxy's."""
 
-    def __init__(self, servers, workdir, tag, extra_args=()):
+    def __init__(self, servers, workdir, tag, extra_args=(), ring="nginx"):
         self.kr = load_reshard()
         shards = []
         for _ in range(3):
@@ -51,9 +53,12 @@ class Move:
         self.old = [name(self.a), name(self.b)]
         self.new = [name(self.a), name(self.b), name(self.c)]
         self.by_name = {name(s): s for s in shards}
-        self.old_ring, self.new_ring = self.kr.Ring(self.old), self.kr.Ring(self.new)
+        specs = [f"{n} id={i + 1}" if ring == "haproxy" else n for i, n in enumerate(self.new)]
+        self.old_ring, self.new_ring = self.kr.RINGS[ring](specs[:2]), self.kr.RINGS[ring](specs)
         self.state = os.path.join(workdir, f"{tag}.json")
-        self.lists = ["--old", ",".join(self.old), "--new", ",".join(self.new), "--state", self.state]
+        self.lists = ["--old", ",".join(specs[:2]), "--new", ",".join(specs), "--state", self.state]
+        if ring != "nginx":
+            self.lists += ["--ring", ring]
 
     def old_owner(self, key):
         return self.by_name[self.old_ring.owner(spelling(key))]

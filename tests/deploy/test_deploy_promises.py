@@ -9,6 +9,9 @@ files to, each checked where an operator or a client sees it:
     copied, no state file) and run again, then `finish`, then `finish` once more: every key
     ends on its owner in the new ring, exactly once, with its value, and the last `finish`
     changes nothing (README "Resharding": both phases are idempotent);
+  - a step of a move given another --ring, --old or --new than the move's `copy` was (recorded
+    in the state file, or in the journal of a `copy` interrupted before it wrote one) exits 3
+    naming the option, before it changes anything on any shard; the recorded ones then finish;
   - between the two phases, deploy/nginx-resharding.conf reads a key not yet on its new owner from
     its old one, sends an unconditional DELETE to both rings (the original and the copy go), leaves
     a DELETE with If-Match to the new owner alone, and sends a PUT to the new owner;
@@ -106,6 +109,60 @@ def test_an_interrupted_copy_run_again_then_finish_moves_every_key_exactly_once(
                           f"after finish run {run}: {key} also on {name(s)} (owner {name(owner)}): {r!r}")
     p = reshard("check", "--shards", ",".join(mv.new))
     check(p.returncode == 0 and json.loads(p.stdout)["keys"] == len(values), f"check: {p.stdout} {p.stderr}")
+
+
+def test_a_step_given_another_ring_or_list_than_the_move_recorded_is_refused_and_changes_nothing():
+    # README "Resharding": a `finish` placing keys by nginx's ring after a `copy` by HAProxy's
+    # would move them where HAProxy does not read and delete the originals it does read. The
+    # likely slip: the README's nginx example (no --ring, no ids) run for a HAProxy move.
+    mv = Move(SERVERS, WORKDIR, "ring", ring="haproxy")
+    a, b, c, lists = mv.a, mv.b, mv.c, mv.lists
+    values = {f"rg/{i:03d}": b"value %d" % i for i in range(60)}
+    for key, value in values.items():
+        check(http(mv.old_owner(key).port, "PUT", key_path(key), value).status == 201, f"PUT {key}")
+    moving = [k for k in values if mv.moves(k)]
+    on_a = [k for k in moving if mv.old_owner(k) is a]
+    check(on_a and len(on_a) < len(moving), f"{len(moving)} keys move, {len(on_a)} of them from the first shard")
+
+    def holders():
+        return {k: [name(s) for s in (a, b, c) if http(s.port, "GET", key_path(k)).status == 200] for k in values}
+
+    def refused(phase, option, old=None, new=None, ring="haproxy"):
+        args = ["--old", old or lists[1], "--new", new or lists[3], "--state", mv.state, "--ring", ring]
+        if ring == "nginx":  # written as for nginx: no ids
+            args[1], args[3] = old or ",".join(mv.old), new or ",".join(mv.new)
+        before = holders()
+        p = reshard(phase, *args)
+        check(p.returncode == 3 and f"--{option} " in p.stderr and "begun with" in p.stderr,
+              f"{phase} with another --{option}: exit {p.returncode}, {p.stdout} {p.stderr}")
+        after = holders()
+        changed = [k for k in values if before[k] != after[k]]
+        check(not changed, f"a refused {phase} moved {len(changed)} keys, e.g. {changed[:3]}")
+
+    # A `copy` stopped by an old shard that cannot be listed leaves its journal, no state file:
+    # the journal alone holds the move to its ring.
+    check(b.stop() == 0, "stop of the second shard")
+    p = reshard("copy", *lists)
+    check(p.returncode == 2, f"copy with a shard down: exit {p.returncode}, {p.stderr}")
+    b.start()
+    check(not os.path.exists(mv.state) and os.path.exists(mv.state + ".journal"),
+          "an interrupted copy leaves its journal and no state file")
+    refused("finish", "ring", ring="nginx")
+    refused("copy", "ring", ring="nginx")
+
+    p = reshard("copy", *lists)
+    check(p.returncode == 0, f"copy run again: exit {p.returncode}, {p.stdout} {p.stderr}")
+    refused("finish", "ring", ring="nginx")
+    # Another weight for the new shard, another id for an old one: both move HAProxy's points.
+    refused("finish", "new", new=lists[3].replace(" id=3", " id=3 weight=50"))
+    refused("finish", "old", old=lists[1].replace(" id=2", " id=5"))
+    # The same lists spelled otherwise (the default weight written out) are the same move.
+    p = reshard("finish", "--old", lists[1].replace(" id=2", " id=2 weight=100"), *lists[2:])
+    check(p.returncode == 0, f"finish with the recorded move: exit {p.returncode}, {p.stdout} {p.stderr}")
+    where = holders()
+    wrong = [k for k in values if where[k] != [name(mv.new_owner(k))]]
+    check(not wrong, f"after finish {len(wrong)} keys are not on their owner alone, e.g. "
+                     f"{[(k, where[k]) for k in wrong[:3]]}")
 
 
 def test_finish_moves_writes_made_after_copy_and_never_overwrites_a_newer_write():
