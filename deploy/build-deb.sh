@@ -74,7 +74,7 @@ done
 doc="$root/usr/share/doc/kingx"
 install -m 644 README.md "$doc/README.md"
 install -m 644 deploy/nginx-reverse-proxy.conf deploy/nginx-sharding.conf deploy/nginx-resharding.conf \
-  deploy/haproxy-sharding.cfg \
+  deploy/haproxy-sharding.cfg deploy/haproxy-resharding.cfg \
   deploy/kingx.example.json "$doc/examples/"
 install -m 755 deploy/kingx-reshard "$doc/examples/kingx-reshard"
 cat >"$doc/copyright" <<EOF

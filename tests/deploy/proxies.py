@@ -201,25 +201,34 @@ global
 """
 
 
-def haproxy_cfg(upstreams, port):
+def haproxy_servers(upstreams):
+    """HAProxy server lines for `upstreams`, in order: each '127.0.0.1:PORT' (the i-th gets id
+    i) or the rest of a server line after its name ('127.0.0.1:PORT id 4 weight 50')."""
+    return "\n".join(f"    server kv0{i + 1} {u}" + ("" if " " in u else f" id {i + 1}")
+                     for i, u in enumerate(upstreams))
+
+
+def haproxy_cfg(upstreams, port, old_upstreams=None):
     """deploy/haproxy-sharding.cfg with its bind on 127.0.0.1:port and its servers replaced by
-    `upstreams`, in order: each '127.0.0.1:PORT' (the i-th gets id i) or the rest of a server
-    line after its name ('127.0.0.1:PORT id 4 weight 50')."""
-    text = read_shipped("haproxy-sharding.cfg")
-    text = rewrite(text, "    bind :8000\n", f"    bind {HOST}:{port}\n")
-    shipped = [f"    server kv0{i} kv-0{i}.internal:8080 id {i}" for i in (1, 2, 3)]
-    text = rewrite(text, "\n".join(shipped),
-                   "\n".join(f"    server kv0{i + 1} {u}" + ("" if " " in u else f" id {i + 1}")
-                             for i, u in enumerate(upstreams)))
-    return text
+    `upstreams` (haproxy_servers). With `old_upstreams`, deploy/haproxy-resharding.cfg instead:
+    its new ring's servers replaced by `upstreams`, its old ring's by `old_upstreams`, and its
+    abstract socket names made this HAProxy's own (tests run side by side on one machine)."""
+    name = "haproxy-sharding.cfg" if old_upstreams is None else "haproxy-resharding.cfg"
+    text = rewrite(read_shipped(name), "    bind :8000\n", f"    bind {HOST}:{port}\n")
+    shipped = [f"    server kv0{i} kv-0{i}.internal:8080 id {i}" for i in (1, 2, 3, 4)]
+    if old_upstreams is None:
+        return rewrite(text, "\n".join(shipped[:3]), haproxy_servers(upstreams))
+    text = rewrite(text, "\n".join(shipped), haproxy_servers(upstreams))
+    text = rewrite(text, "\n".join(shipped[:3]), haproxy_servers(old_upstreams))
+    return rewrite(text, "abns@kingx-", f"abns@kingx-{port}-", count=7)
 
 
-def write_haproxy_cfg(workdir, upstreams, port):
-    """Writes workdir/haproxy.cfg (the global section, then the shipped file for `upstreams`)
-    and checks it with haproxy -c: its path."""
+def write_haproxy_cfg(workdir, upstreams, port, old_upstreams=None):
+    """Writes workdir/haproxy.cfg (the global section, then the shipped file for `upstreams`,
+    see haproxy_cfg) and checks it with haproxy -c: its path."""
     cfg = os.path.join(workdir, "haproxy.cfg")
     with open(cfg + ".tmp", "w") as f:
-        f.write(HAPROXY_GLOBAL.format(d=workdir) + haproxy_cfg(upstreams, port))
+        f.write(HAPROXY_GLOBAL.format(d=workdir) + haproxy_cfg(upstreams, port, old_upstreams))
     test = subprocess.run([require("haproxy"), "-c", "-f", cfg + ".tmp"], capture_output=True, text=True)
     check(test.returncode == 0, f"haproxy -c refused the shipped file:\n{test.stdout}{test.stderr}")
     check("WARNING" not in test.stdout + test.stderr,
@@ -241,12 +250,13 @@ def start_haproxy(upstreams, master_worker=False):
     return Proxy("haproxy", argv, d, port).start()
 
 
-def reload_haproxy(proxy, upstreams):
-    """The master-worker `proxy` reloaded with the shipped file for `upstreams` (what
-    `systemctl reload haproxy` does: SIGUSR2 to the master). Returns at once: the caller waits
-    for the new configuration's routing."""
+def reload_haproxy(proxy, upstreams, old_upstreams=None):
+    """The master-worker `proxy` reloaded with the shipped file for `upstreams` (and
+    `old_upstreams`: haproxy-resharding.cfg, see haproxy_cfg), what `systemctl reload haproxy`
+    does: SIGUSR2 to the master. Returns at once: the caller waits for the new configuration's
+    routing."""
     check("-W" in proxy.argv, "reload_haproxy needs start_haproxy(..., master_worker=True)")
-    write_haproxy_cfg(proxy.workdir, upstreams, proxy.port)
+    write_haproxy_cfg(proxy.workdir, upstreams, proxy.port, old_upstreams)
     os.kill(proxy.proc.pid, signal.SIGUSR2)
 
 

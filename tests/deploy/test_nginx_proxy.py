@@ -54,11 +54,12 @@ def test_upstream_keepalive_timeouts_stay_below_kingx_idle_timeout():
         check(seconds(m.group(1)) < kingx_idle_s,
               f"{name}: upstream keepalive_timeout {m.group(1)} is not below kingx's {kingx_idle_s} s")
         check(re.search(r"^\s*keepalive\s+\d+;", block, re.M), f"{name}: no upstream keepalive pool")
-    m = re.search(r"pool-purge-delay\s+(\S+)", read_shipped("haproxy-sharding.cfg"))
-    check(m and seconds(m.group(1)) < kingx_idle_s,
-          f"haproxy-sharding.cfg: pool-purge-delay {m and m.group(1)} not below kingx's {kingx_idle_s} s")
-    m = re.search(r"timeout server\s+(\S+)", read_shipped("haproxy-sharding.cfg"))
-    check(m, "haproxy-sharding.cfg sets no timeout server")
+    for name in ("haproxy-sharding.cfg", "haproxy-resharding.cfg"):
+        text = read_shipped(name)
+        delays = re.findall(r"pool-purge-delay\s+(\S+)", text)
+        check(delays and all(seconds(d) < kingx_idle_s for d in delays),
+              f"{name}: pool-purge-delay {delays} not below kingx's {kingx_idle_s} s")
+        check(re.search(r"timeout server\s+(\S+)", text), f"{name} sets no timeout server")
 
 
 def start():

@@ -143,6 +143,7 @@ def test_contents_binaries_unit_configuration_man_pages_examples():
                        ("usr/share/doc/kingx/examples/nginx-sharding.conf", 0o644),
                        ("usr/share/doc/kingx/examples/nginx-resharding.conf", 0o644),
                        ("usr/share/doc/kingx/examples/haproxy-sharding.cfg", 0o644),
+                       ("usr/share/doc/kingx/examples/haproxy-resharding.cfg", 0o644),
                        ("usr/share/doc/kingx/examples/kingx-reshard", 0o755)):
         full = os.path.join(ROOT, path)
         check(os.path.isfile(full), f"{path} missing")

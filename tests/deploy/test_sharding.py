@@ -12,9 +12,11 @@
   - HUP of a shard under load through the proxy loses nothing;
   - HAProxy only (test_reshard.py moves keys behind nginx): a fourth shard with a new id and
     another weight, moved to with `kingx-reshard --ring haproxy`: `copy` under the old file,
-    keys rewritten and created through HAProxy, a reload (SIGUSR2 to the master) to the file
-    with four servers, `finish`: every key reads its latest value through HAProxy, `check`
-    finds every key on its owner and none twice.
+    keys rewritten and created through HAProxy, a reload (SIGUSR2 to the master) to
+    deploy/haproxy-resharding.cfg, keys created after `copy` read (their value, through to the
+    old owner), deleted, and written then deleted, `finish`, a reload to the file with four
+    servers (a stopped new owner or old owner fails its keys, never replaced): no key deleted in the window comes back, every key reads its latest value through
+    HAProxy, `check` finds every key on its owner and none twice.
 
     KINGX_BIN=build/src/kingx python3 tests/deploy/test_sharding.py --proxy nginx|haproxy
 """
@@ -325,6 +327,19 @@ def shard_listing(shards):
     return seen
 
 
+def wait_until_haproxy_routes(key, status):
+    """Waits until GET `key` through HAProxy, on a new connection, answers `status`: the
+    reloaded file routes."""
+    deadline = time.monotonic() + 180
+    while True:
+        with Client(PROXY.port) as c:
+            if c.request("GET", "/v1/kv/" + key).status == status:
+                return
+        check(PROXY.proc.poll() is None, f"HAProxy's master exited on reload:\n{PROXY.logs()}")
+        check(time.monotonic() < deadline, f"HAProxy did not route by the new file:\n{PROXY.logs()}")
+        time.sleep(0.05)
+
+
 def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write():
     if ARGS.proxy != "haproxy":
         raise CaseSkipped("moves behind nginx are tests/deploy/test_reshard.py's")
@@ -368,27 +383,81 @@ def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write()
                 check(r.status == 201, f"PUT {k!r} through HAProxy: {r!r}")
                 latest[k] = b"created-%d" % n
                 touched.add(canonical(k)[len("/v1/kv/"):])
+        # Of the keys created after `copy` that move (on their old owners only, not copied), some
+        # are deleted between the reload and `finish`, some written again there first.
+        created_moving = [k for k in latest if k.startswith(b"after-copy/") and
+                          new_ring.owner(canonical(k)[len("/v1/kv/"):]) == s4_name]
+        check(len(created_moving) >= 6, f"{len(created_moving)} keys created after copy move")
+        deleted = created_moving[:len(created_moving) // 3]
+        rewritten_deleted = created_moving[len(deleted):2 * len(deleted)]
 
-        # The switch: the master reloads the file with four servers. A canary only the fourth
-        # shard holds reads 200 through a new connection once the new file routes.
+        # The switch: the master reloads deploy/haproxy-resharding.cfg, the new ring with the old
+        # one behind it. A canary only the fourth shard holds reads 200 through a new connection
+        # once the new file routes.
         canary = next(f"reload-canary/{n}" for n in range(100000) if new_ring.owner(f"reload-canary/{n}") == s4_name)
         with Client(s4.port) as c:
             check(c.request("PUT", "/v1/kv/" + canary, b"new file").status == 201, "canary PUT")
-        reload_haproxy(PROXY, new_lines)
-        deadline = time.monotonic() + 180
-        while True:
-            with Client(PROXY.port) as c:
-                if c.request("GET", "/v1/kv/" + canary).status == 200:
-                    break
-            check(PROXY.proc.poll() is None, f"HAProxy's master exited on reload:\n{PROXY.logs()}")
-            check(time.monotonic() < deadline, f"HAProxy did not route by the new file:\n{PROXY.logs()}")
-            time.sleep(0.05)
+        reload_haproxy(PROXY, new_lines, old_lines)
+        wait_until_haproxy_routes(canary, 200)
         with Client(s4.port) as c:
             check(c.request("DELETE", "/v1/kv/" + canary).status == 204, "canary DELETE")
 
+        # Between the reload and `finish`: every key reads its latest value; the deletes hold.
+        with Client(PROXY.port) as c:
+            window_reads = [(k, latest[k], c.request("GET", canonical(k))) for k in created_moving]
+            window_deletes = []
+            for k in deleted + rewritten_deleted:
+                if k in rewritten_deleted:
+                    r = c.request("PUT", canonical(k), b"written in the window")
+                    check(r.status in (201, 204), f"PUT {k!r} between the reload and finish: {r!r}")
+                window_deletes.append((k, c.request("DELETE", canonical(k))))
+                latest.pop(k)
+        # A shard that cannot be reached is never replaced by another: with the new owner stopped,
+        # a copied key fails instead of reading its original through the old ring; with its old
+        # owner stopped, its DELETE fails before the new owner is asked.
+        old_ring = proxy_ring(old_lines)
+        probe = min(moving - touched)
+        probe_holder = SHARDS[[f"{HOST}:{s.port}" for s in SHARDS].index(old_ring.owner(probe))]
+        for stopped, method in ((s4, "GET"), (probe_holder, "DELETE")):
+            stopped.stop()
+            try:
+                with Client(PROXY.port) as c:
+                    r = c.request(method, "/v1/kv/" + probe)
+            finally:
+                stopped.start()
+            check(r.status in DOWN_STATUS["haproxy"], f"{method} of a moving key with shard {stopped.port} "
+                                                      f"stopped between the reload and finish: {r!r}")
+        for holder in (probe_holder, s4):
+            with Client(holder.port) as c:
+                check(c.request("GET", "/v1/kv/" + probe).status == 200, f"{probe} left on {holder.port}")
+
         finished = reshard_ok("finish", *lists)
+        # Then haproxy-sharding.cfg with the new list: a canary left on its old owner alone, which
+        # the resharding file reads through to, reads 404 once the new file routes.
+        canary = next(f"final-canary/{n}" for n in range(100000) if new_ring.owner(f"final-canary/{n}") == s4_name)
+        canary_holder = SHARDS[[f"{HOST}:{s.port}" for s in SHARDS].index(old_ring.owner(canary))]
+        with Client(canary_holder.port) as c:
+            check(c.request("PUT", "/v1/kv/" + canary, b"old file").status == 201, "canary PUT")
+        reload_haproxy(PROXY, new_lines)
+        wait_until_haproxy_routes(canary, 404)
+        with Client(canary_holder.port) as c:
+            check(c.request("DELETE", "/v1/kv/" + canary).status == 204, "canary DELETE")
+
+        with Client(PROXY.port) as c:
+            back = [k for k in deleted + rewritten_deleted if c.request("GET", canonical(k)).status != 404]
+        check(not back, f"{len(back)} of {len(deleted + rewritten_deleted)} keys deleted through HAProxy between "
+                        f"the reload and finish are back after finish: {back[:5]}")
+        stale = [(k, r.status) for k, v, r in window_reads if r.status != 200 or r.body != v]
+        check(not stale, f"{len(stale)} of {len(window_reads)} keys created after copy read otherwise than their "
+                         f"value between the reload and finish: {stale[:5]}")
+        # The client gets the new owner's answer: 404 where the key's only value was the original
+        # on its old owner (deleted all the same, as checked above).
+        refused = [(k, r.status) for k, r in window_deletes
+                   if r.status != 204 and not (r.status == 404 and k in deleted)]
+        check(not refused, f"DELETEs of keys created after copy between the reload and finish: {refused[:5]}")
         # Originals unchanged since `copy` are deleted; the ones written since are copied first.
-        again = {sp for sp in touched if new_ring.owner(sp) == s4_name}
+        gone = {canonical(k)[len("/v1/kv/"):] for k in deleted + rewritten_deleted}
+        again = {sp for sp in touched if new_ring.owner(sp) == s4_name} - gone
         check(finished["finished_unchanged"] == len(moving - touched) and
               finished["recopied"] == len(again) and finished["conflicts"] == 0,
               f"finish: {finished}; expected {len(moving - touched)} unchanged, {len(again)} copied again")
@@ -403,8 +472,8 @@ def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write()
                          f"HAProxy after the move: {stale[:5]}")
         after = shard_listing(SHARDS)
         twice = [sp for sp, n in after.items() if n > 1]
-        check(not twice and set(after) == set(before) | touched, f"after the move {len(after)} keys "
-              f"(before {len(before)} + new), {len(twice)} on two shards: {twice[:5]}")
+        check(not twice and set(after) == (set(before) | touched) - gone, f"after the move {len(after)} keys "
+              f"(before {len(before)} + new - deleted), {len(twice)} on two shards: {twice[:5]}")
         report = reshard_ok("check", "--shards", tool_shards(new_lines))
         check(report["misplaced"] == 0 and report["keys"] == len(after), f"check after the move: {report}")
     finally:
