@@ -21,7 +21,9 @@
 
 #include "engine/disk_space.h"
 #include "engine/env.h"
+#include "engine/record.h"
 #include "src/conf/kingx_version.h"
+#include "src/ipc/staging_budget.h"
 
 namespace kingx {
 namespace {
@@ -554,9 +556,13 @@ Status Validate(const Config& c) {
   if (c.max_value_bytes > engine::kLargestValueBytes) {
     return Invalid("--max-value-bytes", "must be at most " + std::to_string(engine::kLargestValueBytes));
   }
-  if (c.staging_bytes < c.max_value_bytes) {
-    return Invalid("--staging-bytes", "must be at least --max-value-bytes (" + std::to_string(c.max_value_bytes) +
-                                          "), or no value of the largest size could ever be stored");
+  // A large value's staging file holds its bytes after a prefix (the record's
+  // headers, its key and its content type), all counted in --staging-bytes.
+  const uint64_t largest_staged = c.max_value_bytes + StagingPrefixBytes(c.max_key_bytes, engine::kMaxMetaBytes);
+  if (c.staging_bytes < largest_staged) {
+    return Invalid("--staging-bytes", "must be at least " + std::to_string(largest_staged) +
+                                          " (--max-value-bytes plus the staged prefix of the longest key and "
+                                          "content type), or no value of the largest size could ever be stored");
   }
   if (c.body_spill_bytes != 0 && c.body_spill_bytes < (1u << 20)) {
     return Invalid("--body-spill-bytes", "must be 0 (bodies are never spilled) or at least 1M (one body part)");

@@ -89,6 +89,26 @@ def test_flags_override_the_file():
         check(st == 413, f"3001 bytes over the flag's limit: {st}")
 
 
+def test_the_smallest_staging_budget_accepted_stores_a_value_of_the_largest_size():
+    # A value over 1 MiB is staged with a prefix (its record's headers, key and
+    # content type) before its bytes, all counted in --staging-bytes: the
+    # smallest budget -t accepts must hold the largest value with the longest
+    # key and content type, and one too small for it is refused naming it.
+    key_bytes, type_bytes = 64, 255
+    largest = 2 << 20
+    smallest = largest + 88 + key_bytes + type_bytes
+    limits = ["--max-value-bytes", str(largest), "--max-key-bytes", str(key_bytes)]
+    code, out = run("-t", "--data", os.path.join(TMP, "d-staging"), *limits, "--staging-bytes", str(smallest - 1))
+    check(code != 0 and "staging-bytes" in out, f"-t with --staging-bytes {smallest - 1}: exit {code}: {out}")
+    with Server(["--workers", "1", "--compression-level", "0", "--staging-bytes", str(smallest)] + limits) as s:
+        key, value = "k" * key_bytes, os.urandom(largest)
+        headers = [("Content-Type", "t/" + "x" * (type_bytes - 2))]
+        r = http(s.port, "PUT", key_path(key), value, headers, timeout=60)
+        check(r.status == 201, f"a {largest}-byte PUT under --staging-bytes {smallest}: {r!r}")
+        got = http(s.port, "GET", key_path(key), timeout=60)
+        check(got.status == 200 and got.body == value, f"GET: {got.status} {len(got.body)} bytes")
+
+
 def test_bad_configuration_at_start_is_refused():
     bad = config_file("refused.json", {"no_such_setting": 1})
     s = Server(["--config", bad])

@@ -333,6 +333,19 @@ TEST_CASE("key and value limits beyond the format are refused, naming the settin
   CHECK(std::string(value.status().message()).find("--max-value-bytes") != std::string::npos);
 }
 
+TEST_CASE("the staging budget must hold a value of the largest size with its staged prefix", "[src][config]") {
+  // The prefix: the record's headers (88 bytes), the longest key, the longest content type (255).
+  const uint64_t smallest = (2u << 20) + 88 + 100 + 255;
+  auto fits = Parse({"--max-value-bytes", "2M", "--max-key-bytes", "100", "--staging-bytes", std::to_string(smallest)});
+  CHECK(fits.ok());
+  auto refused =
+      Parse({"--max-value-bytes", "2M", "--max-key-bytes", "100", "--staging-bytes", std::to_string(smallest - 1)});
+  REQUIRE_FALSE(refused.ok());
+  CHECK(ErrorOf(refused).find("--staging-bytes") != std::string::npos);
+  CHECK(ErrorOf(refused).find(std::to_string(smallest)) != std::string::npos);
+  CHECK_FALSE(Parse({"--max-value-bytes", "2M", "--staging-bytes", "2M"}).ok());
+}
+
 TEST_CASE("compaction can be turned off, and only with on or off", "[src][config]") {
   CHECK(Parse({})->config.compaction);
   CHECK_FALSE(Parse({"--compaction", "off"})->config.compaction);
