@@ -470,6 +470,15 @@ engine::Options Config::EngineOptions() const {
   return o;
 }
 
+bool WriterSettingsDiffer(const Config& running, const Config& next) {
+  const engine::Options a = running.EngineOptions(), b = next.EngineOptions();
+  return a.segment_bytes != b.segment_bytes || a.disk_reserve_bytes != b.disk_reserve_bytes || a.sync != b.sync ||
+         a.sync_interval_ms != b.sync_interval_ms || a.compaction_dead_ratio != b.compaction_dead_ratio ||
+         running.compaction != next.compaction || running.staging_bytes != next.staging_bytes ||
+         running.backup_max_ms != next.backup_max_ms || running.storage_timeout_ms != next.storage_timeout_ms ||
+         running.error_log != next.error_log || running.log_level != next.log_level;
+}
+
 Result<ParsedCommandLine> ParseCommandLine(int argc, const char* const* argv) {
   ParsedCommandLine out;
   // Pass 1: the commands and --config (the file is applied before any flag).

@@ -112,6 +112,14 @@ struct Config {
   engine::Options EngineOptions() const;
 };
 
+// True when `next` changes a setting the running writer process took at its
+// start: its engine options (but the key, value and compression limits the
+// workers apply), its own limits and timeouts (--staging-bytes,
+// --backup-max-ms, --storage-timeout-ms, --compaction) and the error log it
+// inherited. A reload restarts the writer exactly then. Settings only a
+// restart can change (--data, --read-only) are not compared.
+bool WriterSettingsDiffer(const Config& running, const Config& next);
+
 // What the command line asks the binary to do.
 enum class Command : uint8_t {
   kRun,      // serve

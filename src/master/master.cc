@@ -580,15 +580,10 @@ class Master {
         next.error_log = config_.error_log;
       }
     }
-    const engine::Options a = config_.EngineOptions(), b = next.EngineOptions();
     // Key/value limits and the compression level live in the workers (the
-    // new ones get them); only what the writer itself uses restarts it, and
-    // reads answer 503 for the time of its recovery.
-    const bool engine_changed = a.segment_bytes != b.segment_bytes || a.disk_reserve_bytes != b.disk_reserve_bytes ||
-                                a.sync != b.sync ||
-                                a.sync_interval_ms != b.sync_interval_ms ||
-                                a.compaction_dead_ratio != b.compaction_dead_ratio ||
-                                config_.compaction != next.compaction;
+    // new ones get them); only what the writer itself uses restarts it
+    // (reads go on from the last index during its recovery).
+    const bool writer_changed = WriterSettingsDiffer(config_, next);
 
     // Old workers stop accepting and drain; new ones start beside them.
     for (uint32_t slot = 0; slot < workers_.size(); ++slot) {
@@ -605,10 +600,10 @@ class Master {
         kill(w.pid, SIGQUIT);
       }
     }
-    if (engine_changed && writer_pid_ > 0) {
-      // The writer picks engine settings up by restarting: it drains what is
+    if (writer_changed && writer_pid_ > 0) {
+      // The writer picks its settings up by restarting: it drains what is
       // queued, exits, and the reap starts the new one at once.
-      KINGX_LOG_INFO("reload: engine settings changed, restarting the writer");
+      KINGX_LOG_INFO("reload: settings of the writer changed, restarting the writer");
       writer_restart_ = true;
       kill(writer_pid_, SIGQUIT);
     }

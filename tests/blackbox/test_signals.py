@@ -18,11 +18,12 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
 from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, build_request, cases_of, check, http,
-                           key_path, run_with_servers, wait_for)
+                           key_path, metric, run_with_servers, wait_for)
 from kingx_load import ClientState, LoadClient, verify_states
 
 S = None
@@ -46,15 +47,16 @@ def put_status(size):
         return c.read_response().status
 
 
-def fresh_server(max_value_bytes=1 << 20):
+def fresh_server(max_value_bytes=1 << 20, doc=None, admin=False):
     """Stops the previous case's server and starts a new one with a config
-    file (max_value_bytes, 2 workers), so one case's failure cannot cascade."""
+    file (max_value_bytes, 2 workers, or `doc`), so one case's failure cannot
+    cascade. With `admin`, an admin listener too (S.admin_port)."""
     global S, CONFIG
     if S is not None:
         S.cleanup()
-    S = Server([])
+    S = Server([], admin=admin)
     CONFIG = os.path.join(S.workdir, "kingx.json")
-    write_config(CONFIG, {"max_value_bytes": max_value_bytes, "workers": 2})
+    write_config(CONFIG, doc or {"max_value_bytes": max_value_bytes, "workers": 2})
     S.extra = ["--config", CONFIG]
     S.start()
     return S
@@ -165,6 +167,41 @@ def test_hup_under_load_loses_no_request_and_applies_the_new_config():
         for path, body in r.acked.items():
             g = http(S.port, "GET", path)
             check(g.status == 200 and g.body == body, f"after reloads {path}: {g!r}, want {body!r}")
+
+
+def test_hup_applies_the_settings_the_writer_process_uses():
+    # --staging-bytes and --backup-max-ms are enforced by the writer process,
+    # not by the workers a reload replaces: a HUP that changes them (and no
+    # engine setting) must still put them in force.
+    doc = {"workers": 1, "compression_level": 0, "max_value_bytes": "2M", "staging_bytes": "3M"}
+    fresh_server(doc=doc, admin=True)
+    value = os.urandom(4 << 20)
+    first = http(S.port, "PUT", key_path("staged"), value[:2 << 20], timeout=60)
+    check(first.status == 201, f"a 2 MiB PUT under --staging-bytes 3M: {first!r}")
+    doc.update(max_value_bytes="6M", staging_bytes="8M", backup_max_ms=1000)
+    write_config(CONFIG, doc)
+    before = set(S.workers())
+    S.signal(signal.SIGHUP)
+    wait_for(lambda: S.workers() and not set(S.workers()) & before, 60, "the reload's new worker")
+    # Until the writer took the new settings a large upload may find the old
+    # one (503 naming --staging-bytes) or a writer restarting (503).
+    def stored():
+        r = http(S.port, "PUT", key_path("staged"), value, timeout=60)
+        check(r.status in (204, 503), f"a 4 MiB PUT after the reload to --staging-bytes 8M: {r!r}")
+        return r.status == 204
+    wait_for(stored, 30, "a 4 MiB PUT to be stored under the reloaded --staging-bytes 8M")
+    got = http(S.port, "GET", key_path("staged"), timeout=60)
+    check(got.status == 200 and got.body == value, f"GET of the 4 MiB value: {got.status} {len(got.body)} bytes")
+    # A backup whose client reads nothing is cut off after the reloaded 1 s.
+    cut_off = metric(S.port, "kingx_backups_cut_off_total")
+    sock = socket.create_connection(("127.0.0.1", S.admin_port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.sendall(build_request("GET", "/admin/backup"))
+        wait_for(lambda: metric(S.port, "kingx_backups_cut_off_total") == cut_off + 1, 20,
+                 "a backup holding its cut past the reloaded --backup-max-ms 1000 to be cut off")
+    finally:
+        sock.close()
 
 
 def log_since(offset):

@@ -346,6 +346,38 @@ TEST_CASE("the staging budget must hold a value of the largest size with its sta
   CHECK_FALSE(Parse({"--max-value-bytes", "2M", "--staging-bytes", "2M"}).ok());
 }
 
+TEST_CASE("a reload restarts the writer exactly when a setting the writer took changes", "[src][config]") {
+  struct Change {
+    std::vector<std::string> flags;
+    bool restarts_writer;
+  };
+  const Config running = Parse({})->config;
+  for (const Change& change : std::vector<Change>{{{"--staging-bytes", "2G"}, true},
+                                                  {{"--backup-max-ms", "1000"}, true},
+                                                  {{"--storage-timeout-ms", "5000"}, true},
+                                                  {{"--compaction", "off"}, true},
+                                                  {{"--compaction-dead-ratio", "0.25"}, true},
+                                                  {{"--sync", "none"}, true},
+                                                  {{"--sync", "interval:50"}, true},
+                                                  {{"--segment-bytes", "1M"}, true},
+                                                  {{"--disk-reserve-bytes", "300M"}, true},
+                                                  {{"--error-log", "/tmp/kingx-other.log"}, true},
+                                                  {{"--log-level", "debug"}, true},
+                                                  {{"--max-value-bytes", "2M"}, false},
+                                                  {{"--max-key-bytes", "100"}, false},
+                                                  {{"--compression-level", "3"}, false},
+                                                  {{"--workers", "3"}, false},
+                                                  {{"--send-timeout-ms", "5000"}, false},
+                                                  {{"--body-buffer-bytes", "8M"}, false},
+                                                  {{"--body-spill-bytes", "0"}, false},
+                                                  {{"--response-buffer-bytes", "8M"}, false},
+                                                  {{"--keepalive-timeout-ms", "1000"}, false},
+                                                  {{"--access-log", "/tmp/kingx-access.log"}, false}}) {
+    INFO(change.flags[0] << " " << change.flags[1]);
+    CHECK(WriterSettingsDiffer(running, Parse(change.flags)->config) == change.restarts_writer);
+  }
+}
+
 TEST_CASE("compaction can be turned off, and only with on or off", "[src][config]") {
   CHECK(Parse({})->config.compaction);
   CHECK_FALSE(Parse({"--compaction", "off"})->config.compaction);
