@@ -119,6 +119,13 @@ SlotInfo& SharedMemory::slot(uint32_t i) const {
   return first[i];
 }
 
+bool SlotOccupantAlive(const SharedMemory& shm, uint32_t slot, uint32_t gen) {
+  if (slot >= shm.slot_count()) return false;
+  const SlotInfo& s = shm.slot(slot);
+  return (s.generation.load(std::memory_order_acquire) & 0xFFFFFFu) == (gen & 0xFFFFFFu) &&
+         s.state.load(std::memory_order_acquire) != static_cast<uint32_t>(SlotState::kFree);
+}
+
 BackupRegion& SharedMemory::backups() const { return *reinterpret_cast<BackupRegion*>(base_ + backups_off_); }
 
 WriterMetrics& SharedMemory::writer_metrics() const { return *reinterpret_cast<WriterMetrics*>(base_ + stats_off_); }

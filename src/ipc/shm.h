@@ -67,6 +67,9 @@ struct SlotInfo {
   // The slot's worker: its generation in the top 24 bits, below them how
   // many of its uploads are held now (waiting for room in the staging share).
   std::atomic<uint64_t> staging_held{0};
+  // The slot's worker (src/ipc/spill_room.h): its generation in the top 24
+  // bits, below them the body-spill bytes its writes are appending now.
+  std::atomic<uint64_t> spill_writing{0};
 };
 
 // The staging budget's shared words (src/ipc/staging_budget.h).
@@ -270,6 +273,11 @@ class SharedMemory {
 // sized for 256 Mi keys of virtual space, or 64 Mi / 16 Mi keys when the
 // system refuses that much address space (logged). Master only, before fork.
 engine::Result<std::unique_ptr<SharedMemory>> CreateSharedMemory(const Config& config, uint32_t slot_count);
+
+// Slot `slot`'s occupant of generation `gen` (its low 24 bits) is alive: the
+// master has not reaped it (a reaped worker's slot is free, or already holds
+// the next generation). Any thread of any process.
+bool SlotOccupantAlive(const SharedMemory& shm, uint32_t slot, uint32_t gen);
 
 // Records one applied batch in the stats (writer only).
 void RecordBatch(WriterMetrics& stats, uint64_t ops, uint64_t bytes, uint64_t apply_us, uint64_t failed);

@@ -11,15 +11,6 @@ constexpr std::memory_order kAcquire = std::memory_order_acquire;
 
 uint32_t WordGeneration(uint64_t word) { return static_cast<uint32_t>(word >> kTagShift); }
 
-// A slot's occupant of generation `gen` is alive: the master has not reaped
-// it (a reaped worker's slot is free, or already holds the next generation).
-bool SlotAlive(SharedMemory& shm, uint32_t slot, uint32_t gen) {
-  if (slot >= shm.slot_count()) return false;
-  const SlotInfo& s = shm.slot(slot);
-  return (s.generation.load(kAcquire) & 0xFFFFFFu) == gen &&
-         s.state.load(kAcquire) != static_cast<uint32_t>(SlotState::kFree);
-}
-
 // Upload ids: the slot + 1 in the top 16 bits, its generation in the next
 // 24, a per-worker serial in the low 24 (unique among one worker's uploads
 // in progress, which are far fewer than 2^24).
@@ -30,7 +21,7 @@ uint64_t MakeUploadId(uint32_t slot, uint32_t gen, uint64_t serial) {
 bool UploadAlive(SharedMemory& shm, uint64_t id) {
   const uint64_t slot_plus_one = id >> 48;
   return slot_plus_one != 0 &&
-         SlotAlive(shm, static_cast<uint32_t>(slot_plus_one - 1), static_cast<uint32_t>((id >> 24) & 0xFFFFFFu));
+         SlotOccupantAlive(shm, static_cast<uint32_t>(slot_plus_one - 1), static_cast<uint32_t>((id >> 24) & 0xFFFFFFu));
 }
 
 // total -= n, never below 0 (see the header on why it may be too low).
@@ -156,7 +147,7 @@ void StagingBudget::ReturnDeadSlots(SharedMemory& shm) {
     std::atomic<uint64_t>& word = shm.slot(i).staging_reserved;
     uint64_t w = word.load(kAcquire);
     // A retry only when the live worker of the slot changed the word meanwhile.
-    while ((w & kCountMask) != 0 && !SlotAlive(shm, i, WordGeneration(w))) {
+    while ((w & kCountMask) != 0 && !SlotOccupantAlive(shm, i, WordGeneration(w))) {
       if (word.compare_exchange_weak(w, w & ~kCountMask, kAcqRel)) {
         SubtractSaturating(shared.reserved_bytes, w & kCountMask);
         break;
@@ -173,7 +164,7 @@ uint64_t StagingBudget::HeldUploads(SharedMemory& shm) {
   uint64_t held = 0;
   for (uint32_t i = 0; i < shm.slot_count(); ++i) {
     const uint64_t w = shm.slot(i).staging_held.load(std::memory_order_relaxed);
-    if (SlotAlive(shm, i, WordGeneration(w))) held += w & kCountMask;
+    if (SlotOccupantAlive(shm, i, WordGeneration(w))) held += w & kCountMask;
   }
   return held;
 }

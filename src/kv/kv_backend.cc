@@ -24,7 +24,8 @@ ShmKvBackend::ShmKvBackend(WorkerContext& ctx, std::function<void()> before_metr
     : ctx_(ctx), before_metrics_(std::move(before_metrics)), backup_env_(BackupEnv()),
       backups_(ctx.shm->backups(), backup_env_ ? *backup_env_ : engine::PosixEnv(), [q = ctx.queue] { q->Wake(); },
                ctx.config.data_dir, ctx.slot, ctx.generation),
-      staging_(*ctx.shm, ctx.slot, ctx.generation) {
+      staging_(*ctx.shm, ctx.slot, ctx.generation),
+      spill_room_(*ctx.shm, ctx.slot, ctx.generation) {
   staging_.Claim();
 }
 
@@ -81,6 +82,13 @@ bool ShmKvBackend::DiskRoomFor(uint64_t bytes) const {
   const uint64_t reserve_bytes = ws.disk_reserve_bytes.load(std::memory_order_relaxed);
   return free_bytes > reserve_bytes && free_bytes - reserve_bytes >= bytes;
 }
+
+engine::Status ShmKvBackend::TakeSpillRoom(uint64_t n, engine::Env& env, const std::string& dir) {
+  const uint64_t reserve = ctx_.shm->writer_metrics().disk_reserve_bytes.load(std::memory_order_relaxed);
+  return spill_room_.TryTake(n, env, dir, reserve);
+}
+
+void ShmKvBackend::GiveSpillRoom(uint64_t n) { spill_room_.Give(n); }
 
 uint64_t ShmKvBackend::WriterNoProgressMs(uint64_t now_ms) const {
   return WriterStalledMs(*ctx_.shm, ctx_.config.storage_timeout_ms, now_ms);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "http/counters.h"
+#include "src/ipc/spill_room.h"
 #include "src/ipc/staging_budget.h"
 #include "src/kv/backup_stream.h"
 #include "src/kv/kv_service.h"
@@ -43,6 +44,9 @@ class ShmKvBackend final : public KvBackend {
   engine::Status EnqueueLargeAbort(uint64_t token) override;
   size_t MaxEntryBytes() const override;
   bool DiskRoomFor(uint64_t bytes) const override;
+  // SpillRoom::TryTake with the writer's published reserve.
+  engine::Status TakeSpillRoom(uint64_t n, engine::Env& env, const std::string& dir) override;
+  void GiveSpillRoom(uint64_t n) override;
   // WriterStalledMs below, with the worker's --storage-timeout-ms.
   uint64_t WriterNoProgressMs(uint64_t now_ms) const override;
   // Writer ready, index ready, writer not read-only and not stalled, server
@@ -65,6 +69,7 @@ class ShmKvBackend final : public KvBackend {
   std::unique_ptr<engine::Env> backup_env_;
   BackupClient backups_;
   StagingBudget staging_;  // claimed for this worker's slot at construction
+  SpillRoom spill_room_;   // this worker's slot's word
 };
 
 // The engine, queue and writer samples of /metrics (everything but the HTTP

@@ -141,6 +141,19 @@ class KvBackend {
     (void)bytes;
     return true;
   }
+  // Before a body spill appends n scratch bytes to a file in `dir` (the
+  // data directory): takes room for them on its disk outside the writer's
+  // reserve, counting every worker's spill writes in flight
+  // (src/ipc/spill_room.h); give it back with GiveSpillRoom(n) once the
+  // write ended. kNoSpace: no room (nothing taken). Any thread. Default:
+  // room always (no reserve to keep).
+  virtual engine::Status TakeSpillRoom(uint64_t n, engine::Env& env, const std::string& dir) {
+    (void)n;
+    (void)env;
+    (void)dir;
+    return engine::Status::OK();
+  }
+  virtual void GiveSpillRoom(uint64_t n) { (void)n; }
   // How long the writer has made no progress by now_ms (MonotonicMs()) when
   // that is longer than --storage-timeout-ms: it is stopped, or stuck in a
   // write or an fdatasync, and a write queued now would wait that whole

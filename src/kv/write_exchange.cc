@@ -131,8 +131,9 @@ uint64_t CoarseMs() {
 }
 
 // One spill I/O, on whatever thread runs it: a write appends job->buffer
-// (creating the file first), a read-back fills job->buffer.
-void RunSpillJob(SpillJob* job, bool read, engine::Env* env, const std::string& dir) {
+// (creating the file first) once the backend granted it disk room outside
+// the writer's reserve, a read-back fills job->buffer.
+void RunSpillJob(SpillJob* job, bool read, KvBackend* backend, engine::Env* env, const std::string& dir) {
   if (read) {
     job->status = job->file != nullptr ? job->file->Read(0, job->read_bytes, &job->buffer)
                                        : engine::Status::IOError("no body spill file");
@@ -146,7 +147,11 @@ void RunSpillJob(SpillJob* job, bool read, engine::Env* env, const std::string& 
     }
     job->file = std::move(file.value());
   }
+  const uint64_t n = job->buffer.size();
+  job->status = backend->TakeSpillRoom(n, *env, dir);
+  if (!job->status.ok()) return;
   job->status = job->file->Append(job->buffer);
+  backend->GiveSpillRoom(n);
 }
 
 std::string_view ContentTypeOf(const http::Request& r) {
@@ -1301,10 +1306,11 @@ bool WriteExchanges::RunSpillIo(Exchange* e, bool read) {
   spill_ops_[op] = e;
   std::shared_ptr<SpillJob> job = e->spill;
   engine::Env* env = options_.spill_env;
+  KvBackend* backend = &backend_;
   if (options_.offload != nullptr) {
     std::weak_ptr<int> life = life_;
     const std::string dir = options_.spill_dir;
-    if (options_.offload->Queue([job, read, env, dir] { RunSpillJob(job.get(), read, env, dir); },
+    if (options_.offload->Queue([job, read, backend, env, dir] { RunSpillJob(job.get(), read, backend, env, dir); },
                                 [this, life, op, read] {
                                   if (life.expired()) return;
                                   if (read) {
@@ -1323,7 +1329,7 @@ bool WriteExchanges::RunSpillIo(Exchange* e, bool read) {
     }
   }
   // Here (no offload, or it refused the work: the rare blocking fallback).
-  RunSpillJob(job.get(), read, env, options_.spill_dir);
+  RunSpillJob(job.get(), read, backend, env, options_.spill_dir);
   if (read) {
     ReadBackDone(op, MonotonicMs(), false);
   } else {
@@ -1362,8 +1368,12 @@ void WriteExchanges::SpillDone(uint64_t op, uint64_t now_ms, bool offloaded) {
       WaitForBudget(e, false, since, false);
     }
   } else {
-    KINGX_LOG_WARN("a request body could not be spilled to disk (%s); it stays in memory",
-                   job.status.ToString().c_str());
+    // No room (the disk near its reserve) is the writer's to report (its
+    // disk-full state, /readyz, the log); anything else is logged here.
+    if (!job.status.Is(engine::Code::kNoSpace)) {
+      KINGX_LOG_WARN("a request body could not be spilled to disk (%s); it stays in memory",
+                     job.status.ToString().c_str());
+    }
     e->spill_failed = true;
     options_.spill_budget->Release(n);
     e->spill_reserved -= n;

@@ -13,6 +13,11 @@ with a message saying so when mounting is impossible).
     active one too) holds live and dead records once half the keys are
     deleted: compaction must copy live records on a disk with no room but
     the reserve.
+  - spilled_uploads_leave_the_reserve: 75 uploads of 1 MiB stall one byte
+    short, so each worker moves their bodies to spill files in the data
+    directory (--body-spill-bytes): those files must stay out of the writer's
+    disk reserve, kept for compaction and deletes; the disk keeps its reserve
+    free and every DELETE is accepted beside them.
   - offline_compact_all: full disk, server stopped, half the keys deleted and
     `kingx-tool compact --all` run with its defaults: the space comes back,
     and the server restarted on it accepts writes at once.
@@ -25,6 +30,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -314,6 +320,38 @@ def test_fill_refuse_recover():
 
 def test_small_values():
     full_disk_case(20 << 10, 10000)
+
+
+def test_spilled_uploads_leave_the_reserve():
+    disk = Tmpfs()
+    s = None
+    socks = []
+    try:
+        check(disk.mounted, f"mount tmpfs: {disk.error}")
+        s = start_server(disk)
+        with Conn(s.port) as c:
+            for i in range(3000):
+                check(c.request("PUT", key_path(f"d{i}"), b"v" * 100).status == 201, f"PUT d{i}")
+        reserve = metric(s.port, "kingx_disk_reserve_bytes")
+        check(reserve > 0, "/metrics reports no disk reserve")
+        for i in range(75):
+            sock = socket.create_connection(("127.0.0.1", s.port))
+            sock.sendall(build_request("PUT", key_path(f"up{i}"), None, [("Content-Length", str(1 << 20))]))
+            sock.sendall(rng.randbytes((1 << 20) - 1))
+            socks.append(sock)
+        time.sleep(3)  # they rest: past the spill's idle second
+        free = disk.free()
+        check(free >= reserve, f"{free} bytes free beside stalled uploads: the reserve is {reserve:.0f}")
+        with Conn(s.port) as c:
+            refused = [i for i in range(3000) if c.request("DELETE", key_path(f"d{i}")).status != 204]
+        check(not refused, f"{len(refused)} of 3000 DELETEs refused beside stalled uploads "
+              f"({disk.free()} bytes free, reserve {reserve:.0f})")
+    finally:
+        for sock in socks:
+            sock.close()
+        if s is not None:
+            s.stop()
+        disk.close()
 
 
 def test_offline_compact_all():
