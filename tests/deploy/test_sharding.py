@@ -120,12 +120,23 @@ def reshard_ok(*args):
     return json.loads(p.stdout) if args[0] != "owner" else p.stdout
 
 
-def shard_has(i, key):
-    """True if shard i holds `key` (asked directly, not through the proxy)."""
-    with Client(SHARDS[i].port) as c:
-        r = c.request("GET", canonical(key))
-    check(r.status in (200, 404), f"shard {i} GET {key!r}: {r!r}")
-    return r.status == 200
+def holders(shards):
+    """{key spelling: [index in `shards` of each shard holding it]}, from each shard's listing
+    (kingx's listing API, asked directly, not through the proxy): a page per 1,000 keys instead
+    of a GET per key and shard."""
+    kr = load_reshard()
+    held = {}
+    for i, s in enumerate(shards):
+        lister = kr.Shard(f"{HOST}:{s.port}")
+        for spelling in lister.keys():
+            held.setdefault(spelling, []).append(i)
+        lister.close()
+    return held
+
+
+def spelled(key):
+    """The canonical spelling of `key`, as listed and hashed."""
+    return canonical(key)[len("/v1/kv/"):]
 
 
 def follow(c, method, path, body=None, headers=None):
@@ -147,16 +158,13 @@ def test_10000_keys_in_even_shares_each_on_exactly_one_shard():
             r = follow(c, "PUT", path, v)
             check(r.status == 201, f"PUT {path!r}: {r!r}")
     counts = [0, 0, 0]
-    clients = [Client(s.port) for s in SHARDS]
-    try:
-        for k in KEYS:
-            holders = [i for i, cl in enumerate(clients) if cl.request("GET", canonical(k)).status == 200]
-            check(len(holders) == 1, f"{k!r} is on shards {holders}, not on exactly one")
-            OWNER[k] = holders[0]
-            counts[holders[0]] += 1
-    finally:
-        for cl in clients:
-            cl.close()
+    held = holders(SHARDS)
+    for k in KEYS:
+        on = held.get(spelled(k), [])
+        check(len(on) == 1, f"{k!r} is on shards {on}, not on exactly one")
+        OWNER[k] = on[0]
+        counts[on[0]] += 1
+    check(len(held) == len(KEYS), f"the shards hold {len(held)} keys, {len(KEYS)} were written")
     print(f"shares over 3 shards: {counts}", flush=True)
     check(all(0.6 * NKEYS / 3 <= n <= 1.4 * NKEYS / 3 for n in counts), f"uneven shares: {counts}")
     shards = tool_shards(proxy_lines(SHARDS))
@@ -165,7 +173,7 @@ def test_10000_keys_in_even_shares_each_on_exactly_one_shard():
           f"kingx-reshard check --ring {ARGS.proxy}: {report}")
     by_name = {f"{HOST}:{s.port}": i for i, s in enumerate(SHARDS)}
     sample = list(KEYS)[::25]
-    lines = reshard_ok("owner", "--shards", shards, *[canonical(k)[len("/v1/kv/"):] for k in sample])
+    lines = reshard_ok("owner", "--shards", shards, *[spelled(k) for k in sample])
     named = [by_name.get(line.split("\t")[0]) for line in lines.splitlines()]
     off = [k for k, i in zip(sample, named) if i != OWNER[k]]
     check(len(named) == len(sample) and not off,
@@ -175,12 +183,12 @@ def test_10000_keys_in_even_shares_each_on_exactly_one_shard():
 
 def test_every_spelling_of_every_key_reads_it_through_the_proxy():
     check(KEYS, "needs the keys of the first case")
-    followed = 0
     with Client(PROXY.port) as c:
-        for n, (k, v) in enumerate(KEYS.items()):
+        for k, v in KEYS.items():
+            # What following any of the redirects below reads.
             r = c.request("GET", canonical(k))
             check(r.status == 200 and r.body == v, f"GET {canonical(k)}: {r!r}")
-            for m, path in enumerate(spellings(k)):
+            for path in spellings(k):
                 r = c.request("GET", path)
                 if ARGS.proxy == "haproxy" and any(b >= 0x80 for b in path):
                     # HAProxy refuses raw non-ASCII bytes in a request line before routing it
@@ -189,11 +197,6 @@ def test_every_spelling_of_every_key_reads_it_through_the_proxy():
                     continue
                 check(r.status == 308 and r.header("Location") == canonical(k),
                       f"GET {path!r}: expected 308 to {canonical(k)}, got {r!r}")
-                if m == n % 3:  # follow one of them per key, as a client would
-                    r = c.request("GET", r.header("Location"))
-                    check(r.status == 200 and r.body == v, f"GET {path!r} followed: {r!r}")
-                    followed += 1
-    check(followed > NKEYS // 2, f"only {followed} redirects followed")
 
 
 def test_one_shard_down_fails_only_its_keys_and_writes_nowhere_else():
@@ -238,21 +241,21 @@ def test_one_shard_down_fails_only_its_keys_and_writes_nowhere_else():
                                    f"third expected")
         ring = proxy_ring(proxy_lines(SHARDS))
         wrong = [k for k in new_results
-                 if (new_results[k] != 201) != (ring.owner_index(canonical(k)[len("/v1/kv/"):]) == down)]
+                 if (new_results[k] != 201) != (ring.owner_index(spelled(k)) == down)]
         check(not wrong, f"failures do not match the stopped shard's keys: {wrong[:5]}")
     finally:
         SHARDS[down].start()
     # Nothing landed on a shard that does not own it: a failed write is nowhere; a successful
     # one is on exactly one shard, the one the proxy reads it from now that all are up.
+    held = holders(SHARDS)
     with Client(PROXY.port) as c:
         for nk, status in new_results.items():
-            holders = [i for i in range(3) if shard_has(i, nk)]
+            on = held.get(spelled(nk), [])
             if status == 201:
-                check(len(holders) == 1 and holders[0] != down, f"{nk!r} written while shard {down} was "
-                                                                f"down is on {holders}")
+                check(len(on) == 1 and on[0] != down, f"{nk!r} written while shard {down} was down is on {on}")
                 check(c.request("GET", canonical(nk)).status == 200, f"{nk!r} not readable")
             else:
-                check(not holders, f"{nk!r} failed ({status}) but was written to shards {holders}")
+                check(not on, f"{nk!r} failed ({status}) but was written to shards {on}")
         for k, v in list(KEYS.items())[:2000]:
             r = c.request("GET", canonical(k))
             check(r.status == 200 and r.body == v, f"after restart: {k!r}: {r!r}")
@@ -315,18 +318,6 @@ def test_hup_of_a_shard_under_load_loses_nothing():
             check(r.status == 200 and r.body == v, f"acknowledged {k!r} after the reloads: {r!r}")
 
 
-def shard_listing(shards):
-    """{key spelling: number of `shards` listing it}, from each shard's listing API."""
-    kr = load_reshard()
-    seen = {}
-    for s in shards:
-        lister = kr.Shard(f"{HOST}:{s.port}")
-        for spelling in lister.keys():
-            seen[spelling] = seen.get(spelling, 0) + 1
-        lister.close()
-    return seen
-
-
 def wait_until_haproxy_routes(key, status):
     """Waits until GET `key` through HAProxy, on a new connection, answers `status`: the
     reloaded file routes."""
@@ -356,7 +347,7 @@ def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write()
         s4_name = f"{HOST}:{s4.port}"
         lists = ["--old", tool_shards(old_lines), "--new", tool_shards(new_lines),
                  "--state", os.path.join(workdir, "move.json")]
-        before = shard_listing(SHARDS[:3])
+        before = holders(SHARDS[:3])
         moving = {sp for sp in before if new_ring.owner(sp) == s4_name}
         check(0.08 * len(before) <= len(moving) <= 0.25 * len(before),
               f"{len(moving)} of {len(before)} keys move to a weight-50 shard beside three of 100")
@@ -376,17 +367,17 @@ def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write()
                 r = c.request("PUT", canonical(k), v)
                 check(r.status in (201, 204), f"PUT {k!r} through HAProxy: {r!r}")
                 latest[k] = v
-                touched.add(canonical(k)[len("/v1/kv/"):])
+                touched.add(spelled(k))
             for n in range(100):
                 k = b"after-copy/%d" % n
                 r = c.request("PUT", canonical(k), b"created-%d" % n)
                 check(r.status == 201, f"PUT {k!r} through HAProxy: {r!r}")
                 latest[k] = b"created-%d" % n
-                touched.add(canonical(k)[len("/v1/kv/"):])
+                touched.add(spelled(k))
         # Of the keys created after `copy` that move (on their old owners only, not copied), some
         # are deleted between the reload and `finish`, some written again there first.
         created_moving = [k for k in latest if k.startswith(b"after-copy/") and
-                          new_ring.owner(canonical(k)[len("/v1/kv/"):]) == s4_name]
+                          new_ring.owner(spelled(k)) == s4_name]
         check(len(created_moving) >= 6, f"{len(created_moving)} keys created after copy move")
         deleted = created_moving[:len(created_moving) // 3]
         rewritten_deleted = created_moving[len(deleted):2 * len(deleted)]
@@ -456,7 +447,7 @@ def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write()
                    if r.status != 204 and not (r.status == 404 and k in deleted)]
         check(not refused, f"DELETEs of keys created after copy between the reload and finish: {refused[:5]}")
         # Originals unchanged since `copy` are deleted; the ones written since are copied first.
-        gone = {canonical(k)[len("/v1/kv/"):] for k in deleted + rewritten_deleted}
+        gone = {spelled(k) for k in deleted + rewritten_deleted}
         again = {sp for sp in touched if new_ring.owner(sp) == s4_name} - gone
         check(finished["finished_unchanged"] == len(moving - touched) and
               finished["recopied"] == len(again) and finished["conflicts"] == 0,
@@ -470,8 +461,8 @@ def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write()
                     stale.append((k, r.status))
         check(not stale, f"{len(stale)} of {len(latest)} keys do not read their latest value through "
                          f"HAProxy after the move: {stale[:5]}")
-        after = shard_listing(SHARDS)
-        twice = [sp for sp, n in after.items() if n > 1]
+        after = holders(SHARDS)
+        twice = [sp for sp, on in after.items() if len(on) > 1]
         check(not twice and set(after) == (set(before) | touched) - gone, f"after the move {len(after)} keys "
               f"(before {len(before)} + new - deleted), {len(twice)} on two shards: {twice[:5]}")
         report = reshard_ok("check", "--shards", tool_shards(new_lines))
