@@ -127,11 +127,12 @@ def test_a_step_given_another_ring_or_list_than_the_move_recorded_is_refused_and
     def holders():
         return {k: [name(s) for s in (a, b, c) if http(s.port, "GET", key_path(k)).status == 200] for k in values}
 
-    def refused(phase, option, old=None, new=None, ring="haproxy"):
+    def refused(before, phase, option, old=None, new=None, ring="haproxy"):
+        """`phase` with another --`option` exits 3 naming it, and the shards hold what `before`
+        says they did."""
         args = ["--old", old or lists[1], "--new", new or lists[3], "--state", mv.state, "--ring", ring]
         if ring == "nginx":  # written as for nginx: no ids
             args[1], args[3] = old or ",".join(mv.old), new or ",".join(mv.new)
-        before = holders()
         p = reshard(phase, *args)
         check(p.returncode == 3 and f"--{option} " in p.stderr and "begun with" in p.stderr,
               f"{phase} with another --{option}: exit {p.returncode}, {p.stdout} {p.stderr}")
@@ -147,15 +148,17 @@ def test_a_step_given_another_ring_or_list_than_the_move_recorded_is_refused_and
     b.start()
     check(not os.path.exists(mv.state) and os.path.exists(mv.state + ".journal"),
           "an interrupted copy leaves its journal and no state file")
-    refused("finish", "ring", ring="nginx")
-    refused("copy", "ring", ring="nginx")
+    before = holders()
+    refused(before, "finish", "ring", ring="nginx")
+    refused(before, "copy", "ring", ring="nginx")
 
     p = reshard("copy", *lists)
     check(p.returncode == 0, f"copy run again: exit {p.returncode}, {p.stdout} {p.stderr}")
-    refused("finish", "ring", ring="nginx")
+    before = holders()
+    refused(before, "finish", "ring", ring="nginx")
     # Another weight for the new shard, another id for an old one: both move HAProxy's points.
-    refused("finish", "new", new=lists[3].replace(" id=3", " id=3 weight=50"))
-    refused("finish", "old", old=lists[1].replace(" id=2", " id=5"))
+    refused(before, "finish", "new", new=lists[3].replace(" id=3", " id=3 weight=50"))
+    refused(before, "finish", "old", old=lists[1].replace(" id=2", " id=5"))
     # The same lists spelled otherwise (the default weight written out) are the same move.
     p = reshard("finish", "--old", lists[1].replace(" id=2", " id=2 weight=100"), *lists[2:])
     check(p.returncode == 0, f"finish with the recorded move: exit {p.returncode}, {p.stdout} {p.stderr}")
