@@ -34,8 +34,8 @@ Connections: with --cg-conns 10 (the default) each measured load opens its own c
 the warm-up. With more, opening them would weigh on the count per request, so one load generator
 runs warm-up and measurement on the same connections (--warmup), instrumentation is switched on
 after its warm-up and dumped before its end, and the requests of that window are counted as the
-server's writev and write calls in it (one per answer for both servers under a closed-loop load:
-libuv sends a response that is one piece with write(); the load generator's own count is kept
+server's calls that send an answer in it (one per answer for both servers under a closed-loop load:
+nginx's writev, kingx's send or sendmsg; the load generator's own count is kept
 beside it).
 
 Python standard library, valgrind, linux-perf (bench/install-peers.sh --with-profilers).
@@ -139,9 +139,10 @@ def run_case(args, name, start, path, method, workdir, out):
         proc.stop()
     n = g["requests_ok"]
     if args.cg_conns > 10:
-        # The window's answers, counted by the server's own writev calls (the worker's file),
-        # and write calls: libuv sends a response gathered into one piece with write().
-        n = max((calls_to(os.path.join(cgdir, f), "writev") + calls_to(os.path.join(cgdir, f), "write")
+        # The window's answers, counted by the server's own calls that send them (the worker's
+        # file): nginx's writev; kingx's send (one piece) or sendmsg (SendGathered), and the
+        # write or writev of libuv's uv_write when a socket was full.
+        n = max((sum(calls_to(os.path.join(cgdir, f), fn) for fn in ANSWER_CALLS)
                  for f in os.listdir(cgdir) if window_file(name, f)), default=0) or n
     per_proc, per_thread = {}, {}
     for f in sorted(os.listdir(cgdir)):
@@ -261,6 +262,10 @@ def established(port):
         except OSError:
             pass
     return n
+
+
+# The functions whose calls count answers (calls_to): glibc's names for them.
+ANSWER_CALLS = ("writev", "write", "send", "__libc_send", "sendmsg", "__libc_sendmsg")
 
 
 def calls_to(path, fn_name):

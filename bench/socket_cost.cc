@@ -9,6 +9,7 @@
 // them and answers each, in one of these ways per round (the ways rotate,
 // so each is measured beside the others on the same sockets):
 //   read+write         the calls libuv makes (uv__read, uv__try_write)
+//   read+send          libuv's read, the socket call to answer (kingx's worker)
 //   recv+send          the socket calls (no VFS layer)
 //   epoll-lt           epoll_wait (level-triggered, as libuv registers) + read + write
 //   epoll-et           epoll_wait (edge-triggered, as nginx registers) + read + write
@@ -46,8 +47,8 @@ double ThreadCpuNs() {
   return double(t.tv_sec) * 1e9 + double(t.tv_nsec);
 }
 
-enum Way { kReadWrite, kRecvSend, kEpollLt, kEpollEt, kWays };
-const char* const kNames[kWays] = {"read+write", "recv+send", "epoll-lt", "epoll-et"};
+enum Way { kReadWrite, kReadSend, kRecvSend, kEpollLt, kEpollEt, kWays };
+const char* const kNames[kWays] = {"read+write", "read+send", "recv+send", "epoll-lt", "epoll-et"};
 
 struct Pairs {
   std::vector<int> client, server;
@@ -91,12 +92,13 @@ Pairs Connect(int n) {
   return p;
 }
 
-// Answers the request waiting on server socket s (read+write or recv+send).
+// Answers the request waiting on server socket s (read+write, read+send or
+// recv+send).
 void Answer(int s, Way way, char* buf, size_t buf_bytes, const std::string& response, size_t request_bytes) {
   const ssize_t got = way == kRecvSend ? recv(s, buf, buf_bytes, 0) : read(s, buf, buf_bytes);
   if (got != static_cast<ssize_t>(request_bytes)) Die("server read");
-  const ssize_t put = way == kRecvSend ? send(s, response.data(), response.size(), MSG_NOSIGNAL)
-                                       : write(s, response.data(), response.size());
+  const ssize_t put = way == kReadWrite ? write(s, response.data(), response.size())
+                                        : send(s, response.data(), response.size(), MSG_NOSIGNAL);
   if (put != static_cast<ssize_t>(response.size())) Die("server write");
 }
 
@@ -136,7 +138,7 @@ int main(int argc, char** argv) {
           if (write(c, request.data(), request.size()) != static_cast<ssize_t>(request.size())) Die("client write");
         }
         const double t0 = ThreadCpuNs();
-        if (way == kReadWrite || way == kRecvSend) {
+        if (way == kReadWrite || way == kReadSend || way == kRecvSend) {
           for (int s : p.server) Answer(s, way, buf.data(), buf.size(), response, request.size());
         } else {
           const int ep = p.epoll[way == kEpollEt ? 1 : 0];

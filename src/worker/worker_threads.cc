@@ -11,7 +11,7 @@
 //               token; accept4, TCP_NODELAY (on the listener when accepted
 //               sockets inherit it), push into the queue
 //   pool[i]     pops one socket and serves it until it closes: blocking
-//               recv/sendmsg, poll() for the Connection's deadlines, its own
+//               recv/send(msg), poll() for the Connection's deadlines, its own
 //               KvService (token prefix i) and its own http::Counters
 //   dispatcher  poll(completion eventfd), drains the slot's completion ring
 //               and hands each completion to the pool thread whose prefix
@@ -59,6 +59,7 @@
 #include "src/worker/flood_guard.h"
 #include "src/worker/room_waiters.h"
 #include "src/worker/serve_options.h"
+#include "src/worker/socket_send.h"
 #include "src/worker/worker_context.h"
 
 namespace kingx {
@@ -448,19 +449,14 @@ void ThreadWorker::RingRoom(void* worker, size_t slot) {
   t->cv.notify_one();
 }
 
-// Sends everything the Connection has to send: one sendmsg per gather list
-// (the socket is blocking; SO_SNDTIMEO bounds a peer that does not read).
+// Sends everything the Connection has to send: one SendGathered per gather
+// list (the socket is blocking; SO_SNDTIMEO bounds a peer that does not read).
 bool ThreadWorker::FlushOutput(http::Connection& conn, int fd) {
   iovec iov[kMaxIov];
   while (conn.HasOutput()) {
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = conn.GatherOutput(iov, kMaxIov);
-    const ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return false;  // EAGAIN = send timeout, EPIPE, ECONNRESET
-    }
+    const size_t n = conn.GatherOutput(iov, kMaxIov);
+    const ssize_t r = SendGathered(fd, iov, n, false);
+    if (r < 0) return false;  // -EAGAIN = send timeout, -EPIPE, -ECONNRESET
     conn.ConsumeOutput(static_cast<size_t>(r), MonotonicMs());
   }
   return true;

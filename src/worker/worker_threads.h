@@ -11,7 +11,7 @@
 //   - N pool threads (ctx's configured thread count, default 150) that each
 //     take one socket and serve it with blocking recv/send until it closes,
 //     running the same http::Connection and KvService as the event model
-//     (one sendmsg per flush);
+//     (one send or sendmsg per flush: SendGathered);
 //   - one completion dispatcher thread that blocks on this worker slot's
 //     completion eventfd, drains the completions and wakes the pool thread
 //     waiting for each one (condition variable: no spinning).

@@ -57,8 +57,9 @@
 // not idle (the drain at the cap and the graceful stop leave it); one
 // closed by a fast stop before its read is served is skipped.
 //
-// Output: one uv_try_write (a writev of the Connection's gather list) per
-// flush; when the socket cannot take everything, one uv_write of the rest
+// Output: one SendGathered (a send, or a sendmsg of the Connection's gather
+// list: the socket calls, not libuv's write/writev) per flush; when the
+// socket cannot take everything, one uv_write of the rest
 // (zero-copy: the Connection keeps gathered bytes in place until
 // ConsumeOutput). The send deadline is the Connection's.
 #include "src/worker/worker_uv.h"
@@ -89,6 +90,7 @@
 #include "src/worker/flood_guard.h"
 #include "src/worker/read_batch.h"
 #include "src/worker/serve_options.h"
+#include "src/worker/socket_send.h"
 #include "src/worker/timer_wheel.h"
 #include "src/worker/worker_context.h"
 
@@ -523,8 +525,8 @@ void OnWritten(uv_write_t* req, int status) {
   Pump(c, now);
 }
 
-// Writes the Connection's pending output: uv_try_write (one writev) while the
-// socket takes all that was gathered, up to kFlushBurstBytes; what is left
+// Writes the Connection's pending output: SendGathered (one send or sendmsg)
+// while the socket takes all that was gathered, up to kFlushBurstBytes; what is left
 // goes to one uv_write of the same views (the Connection keeps gathered bytes
 // in place until ConsumeOutput, even while it appends more output). A write
 // the socket took only part of ends the burst: the socket is full, and
@@ -536,20 +538,28 @@ bool Flush(UvConn* c, uint64_t now_ms) {
   uv_stream_t* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
   iovec iov[kMaxIov];
   static_assert(sizeof(uv_buf_t) == sizeof(iovec), "libuv's unix uv_buf_t is an iovec");
+  // The synchronous writes bypass libuv (its uv_try_write is a write or
+  // writev): SendGathered uses the socket calls. That is what uv_try_write
+  // would do here, since Flush runs only with no uv_write queued.
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) != 0) {
+    CloseConn(c);
+    return false;
+  }
   size_t n = 0;
   size_t burst = 0;
   while (c->http.HasOutput() && burst < kFlushBurstBytes) {
     n = c->http.GatherOutput(iov, kMaxIov);
     size_t gathered = 0;
     for (size_t i = 0; i < n; ++i) gathered += iov[i].iov_len;
-    const int r = uv_try_write(stream, reinterpret_cast<uv_buf_t*>(iov), static_cast<unsigned>(n));
+    const ssize_t r = SendGathered(fd, iov, n, true);
     if (r > 0) {
       burst += static_cast<size_t>(r);
       c->http.ConsumeOutput(static_cast<size_t>(r), now_ms);
       if (static_cast<size_t>(r) < gathered) break;
       continue;
     }
-    if (r == UV_EAGAIN || r == 0) {
+    if (r == 0 || SendWouldBlock(r)) {
       if (c->worker()->counters != nullptr) http::Bump(c->worker()->counters->writes_blocked);
       break;
     }
