@@ -8,6 +8,7 @@ configuration at start is refused, --single-process serves.
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -47,6 +48,21 @@ def test_help_documents_every_flag():
     missing = [f for f in FLAGS if f not in out]
     check(not missing, f"--help does not mention {missing}")
     check("8080" in out, "--help shows the default listen port")
+
+
+def test_the_example_configuration_names_every_setting():
+    # README: every flag has a JSON-file twin, and deploy/kingx.example.json
+    # has them all (the Debian package's configuration is made from it).
+    code, out = run("--help")
+    keys = set(re.findall(r"^\s+\[(\w+)\] default:", out, re.M))
+    check(len(keys) > 30, f"--help names only {len(keys)} file keys: {out[:500]!r}")
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "kingx.example.json")
+    with open(example) as f:
+        named = set(json.load(f))
+    check(keys <= named, f"deploy/kingx.example.json lacks {sorted(keys - named)}")
+    check(named <= keys, f"deploy/kingx.example.json names settings --help does not: {sorted(named - keys)}")
+    code, out = run("-t", "--config", example, "--data", os.path.join(TMP, "d-example"))
+    check(code == 0, f"-t on the example configuration: exit {code}: {out}")
 
 
 def test_t_accepts_a_good_configuration():
