@@ -73,7 +73,7 @@ pid_t SpawnWorker(const Config& config, SharedMemory& shm, const ListenSockets& 
   DieWithParent();
   ResetSignals(/*unblock=*/true);
   // Keep only this worker's sockets (and the shared admin socket).
-  const std::vector<int> mine = WorkerListenFds(sockets, worker_index);
+  const std::vector<int> mine = WorkerListenFds(sockets, worker_index, config.workers);
   for (int fd : AllListenFds(sockets)) {
     if (fd != sockets.admin_fd && std::find(mine.begin(), mine.end(), fd) == mine.end()) close(fd);
   }
@@ -104,7 +104,7 @@ int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& 
   ctx.queue = &shm.queue();
   ctx.reader = &reader;
   ctx.lister = &lister;
-  ctx.listen_fds = WorkerListenFds(sockets, worker_index);
+  ctx.listen_fds = WorkerListenFds(sockets, worker_index, config.workers);
   ctx.admin_listen_fd = sockets.admin_fd;
   ctx.completion_fd = shm.slot_eventfd(slot);
   ctx.access_log = &access_log;

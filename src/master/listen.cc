@@ -117,23 +117,16 @@ engine::Status GrowListenSockets(ListenSockets* sockets, uint32_t worker_count) 
   return engine::Status::OK();
 }
 
-void ShrinkListenSockets(ListenSockets* sockets, uint32_t worker_count) {
-  if (sockets->mode != AcceptMode::kReusePort) return;
-  for (auto& per_address : sockets->fds) {
-    while (per_address.size() > std::max<uint32_t>(worker_count, 1)) {
-      close(per_address.back());
-      per_address.pop_back();
-    }
-  }
-}
-
-std::vector<int> WorkerListenFds(const ListenSockets& sockets, uint32_t worker_index) {
+std::vector<int> WorkerListenFds(const ListenSockets& sockets, uint32_t worker_index, uint32_t worker_count) {
   std::vector<int> out;
+  const uint32_t stride = std::max<uint32_t>(worker_count, 1);
   for (const auto& per_address : sockets.fds) {
     if (per_address.empty()) continue;
-    out.push_back(sockets.mode == AcceptMode::kReusePort && worker_index < per_address.size()
-                      ? per_address[worker_index]
-                      : per_address[0]);
+    if (sockets.mode != AcceptMode::kReusePort || worker_index >= per_address.size()) {
+      out.push_back(per_address[0]);
+      continue;
+    }
+    for (size_t i = worker_index; i < per_address.size(); i += stride) out.push_back(per_address[i]);
   }
   return out;
 }

@@ -39,14 +39,16 @@ engine::Result<ListenSockets> OpenListenSockets(const Config& config, uint32_t w
 
 // reuseport: opens the sockets of worker indices [current, worker_count) of
 // every address (used when a reload raises --workers). No-op for shared.
+// Sockets are never closed before the server stops: closing a listener
+// resets every connection waiting in its accept queue.
 engine::Status GrowListenSockets(ListenSockets* sockets, uint32_t worker_count);
 
-// reuseport: closes the sockets of worker indices >= worker_count (after a
-// reload lowered --workers and the old workers were told to stop).
-void ShrinkListenSockets(ListenSockets* sockets, uint32_t worker_count);
-
-// The fds worker index `worker_index` accepts on (one per address).
-std::vector<int> WorkerListenFds(const ListenSockets& sockets, uint32_t worker_index);
+// The fds worker index `worker_index` (of `worker_count` workers) accepts on:
+// per address, the shared socket, or (reuseport) its own socket and every
+// socket of an index >= worker_count that index % worker_count maps to it
+// (the sockets of workers a reload took away stay in the group, so their
+// connections must still be accepted).
+std::vector<int> WorkerListenFds(const ListenSockets& sockets, uint32_t worker_index, uint32_t worker_count);
 
 // Every fd, for closing in processes that do not accept (the writer).
 std::vector<int> AllListenFds(const ListenSockets& sockets);

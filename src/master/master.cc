@@ -448,7 +448,6 @@ class Master {
         break;
       }
     }
-    if (stopping_ == Stop::kNone) ShrinkSocketsIfUnused();
     MaybeStopWriter();
   }
 
@@ -609,15 +608,6 @@ class Master {
     }
     shm_->control().config_generation.fetch_add(1);
     KINGX_LOG_INFO("reload done: %u new worker(s) started, old workers are draining", config_.workers);
-  }
-
-  // Once no running worker uses a reuseport socket index >= workers, close it
-  // in the master too so the kernel stops routing connections to it.
-  void ShrinkSocketsIfUnused() {
-    for (const Worker& w : workers_) {
-      if (w.pid > 0 && w.worker_index >= config_.workers) return;
-    }
-    ShrinkListenSockets(&sockets_, config_.workers);
   }
 
   void Reopen() {

@@ -204,6 +204,48 @@ def test_hup_applies_the_settings_the_writer_process_uses():
         sock.close()
 
 
+def test_hup_lowering_workers_resets_no_waiting_connection():
+    # With --accept reuseport each worker index has its own socket in the
+    # port's group; a reload that lowers --workers must not close one: the
+    # kernel resets every connection waiting in a closed listener's queue.
+    # Four clients open a fresh connection per GET while HUPs go 2 -> 1 -> 2
+    # -> 1 workers: every GET is answered.
+    fresh_server(doc={"workers": 2})
+    check(http(S.port, "PUT", key_path("shrink"), b"v").status == 201, "PUT")
+    stop = threading.Event()
+    answered, lost = [0], []
+
+    def client():
+        while not stop.is_set():
+            try:
+                r = http(S.port, "GET", key_path("shrink"), timeout=15)
+                if r.status == 200:
+                    answered[0] += 1
+                else:
+                    lost.append(r.status)
+            except (OSError, ConnectionClosed) as e:
+                lost.append(repr(e))
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for workers in (1, 2, 1):
+            time.sleep(0.7)
+            before = set(S.workers())
+            write_config(CONFIG, {"workers": workers})
+            S.signal(signal.SIGHUP)
+            wait_for(lambda: len(set(S.workers()) - before) >= workers, 60, f"{workers} new worker(s)")
+        wait_for(lambda: len(S.workers()) == 1, 60, "the old workers to leave")
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    check(not lost, f"{len(lost)} GETs on fresh connections lost across reloads lowering --workers "
+                    f"({answered[0]} answered): {lost[:5]}")
+    check(answered[0] > 100, f"only {answered[0]} GETs ran: no load during the reloads")
+
+
 def log_since(offset):
     """What the error log gained past `offset` bytes ("" while it does not exist)."""
     try:

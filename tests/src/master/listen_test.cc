@@ -50,20 +50,24 @@ TEST_CASE("reuseport gives each worker index its own socket on one port", "[src]
   CHECK(port != 0);
   std::set<int> fds;
   for (uint32_t i = 0; i < 3; ++i) {
-    const auto mine = WorkerListenFds(*s, i);
+    const auto mine = WorkerListenFds(*s, i, 3);
     REQUIRE(mine.size() == 1);
     CHECK(PortOf(mine[0]) == port);
     fds.insert(mine[0]);
   }
   CHECK(fds.size() == 3);
 
-  // A reload to 5 workers adds two sockets to the same group, then back to 2.
+  // A reload to 5 workers adds two sockets to the same group; back to 2, the
+  // five stay open (closing one would reset its queued connections) and the
+  // two workers accept on all of them: 0, 2, 4 and 1, 3.
   REQUIRE(GrowListenSockets(&*s, 5).ok());
   CHECK(s->fds[0].size() == 5);
-  CHECK(PortOf(WorkerListenFds(*s, 4)[0]) == port);
-  ShrinkListenSockets(&*s, 2);
-  CHECK(s->fds[0].size() == 2);
-  CHECK(AllListenFds(*s).size() == 2);
+  CHECK(PortOf(WorkerListenFds(*s, 4, 5)[0]) == port);
+  REQUIRE(GrowListenSockets(&*s, 2).ok());
+  CHECK(AllListenFds(*s).size() == 5);
+  const auto& all = s->fds[0];
+  CHECK(WorkerListenFds(*s, 0, 2) == std::vector<int>{all[0], all[2], all[4]});
+  CHECK(WorkerListenFds(*s, 1, 2) == std::vector<int>{all[1], all[3]});
 
   // The group accepts connections (the kernel spreads them over the sockets).
   const int client = Connect(port);
@@ -78,7 +82,7 @@ TEST_CASE("shared accept gives every worker the same socket", "[src][listen]") {
   auto s = OpenListenSockets(c, 4);
   REQUIRE(s.ok());
   REQUIRE(s->fds[0].size() == 1);
-  CHECK(WorkerListenFds(*s, 0) == WorkerListenFds(*s, 3));
+  CHECK(WorkerListenFds(*s, 0, 4) == WorkerListenFds(*s, 3, 4));
   CHECK(s->admin_fd >= 0);
   CHECK(s->admin_address.port != 0);
   CHECK(s->admin_address.port != s->addresses[0].port);
