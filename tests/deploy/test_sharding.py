@@ -14,9 +14,10 @@
     another weight, moved to with `kingx-reshard --ring haproxy`: `copy` under the old file,
     keys rewritten and created through HAProxy, a reload (SIGUSR2 to the master) to
     deploy/haproxy-resharding.cfg, keys created after `copy` read (their value, through to the
-    old owner), deleted, and written then deleted, `finish`, a reload to the file with four
-    servers (a stopped new owner or old owner fails its keys, never replaced): no key deleted in the window comes back, every key reads its latest value through
-    HAProxy, `check` finds every key on its owner and none twice.
+    old owner), deleted, and written then deleted, a stopped new owner and a stopped old owner
+    failing their keys (never replaced), `finish`, a reload to the file with four servers: no
+    key deleted in the window comes back, every key reads its latest value through HAProxy,
+    `check` finds every key on its owner and none twice.
 
     KINGX_BIN=build/src/kingx python3 tests/deploy/test_sharding.py --proxy nginx|haproxy
 """
@@ -132,6 +133,11 @@ def holders(shards):
             held.setdefault(spelling, []).append(i)
         lister.close()
     return held
+
+
+def shard_named(name):
+    """The Server of SHARDS whose name in the rings ('127.0.0.1:PORT') is `name`."""
+    return next(s for s in SHARDS if f"{HOST}:{s.port}" == name)
 
 
 def spelled(key):
@@ -408,7 +414,7 @@ def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write()
         # owner stopped, its DELETE fails before the new owner is asked.
         old_ring = proxy_ring(old_lines)
         probe = min(moving - touched)
-        probe_holder = SHARDS[[f"{HOST}:{s.port}" for s in SHARDS].index(old_ring.owner(probe))]
+        probe_holder = shard_named(old_ring.owner(probe))
         for stopped, method in ((s4, "GET"), (probe_holder, "DELETE")):
             stopped.stop()
             try:
@@ -426,7 +432,7 @@ def test_a_fourth_shard_added_behind_haproxy_with_kingx_reshard_loses_no_write()
         # Then haproxy-sharding.cfg with the new list: a canary left on its old owner alone, which
         # the resharding file reads through to, reads 404 once the new file routes.
         canary = next(f"final-canary/{n}" for n in range(100000) if new_ring.owner(f"final-canary/{n}") == s4_name)
-        canary_holder = SHARDS[[f"{HOST}:{s.port}" for s in SHARDS].index(old_ring.owner(canary))]
+        canary_holder = shard_named(old_ring.owner(canary))
         with Client(canary_holder.port) as c:
             check(c.request("PUT", "/v1/kv/" + canary, b"old file").status == 201, "canary PUT")
         reload_haproxy(PROXY, new_lines)
