@@ -22,8 +22,8 @@ import sys
 import threading
 import time
 
-from kingx_harness import (Conn, ConnectionClosed, Server, adopt, build_request, cases_of, check, http, key_path,
-                           metric, run_with_servers, staging_files, wait_for)
+from kingx_harness import (Conn, ConnectionClosed, Server, adopt, build_request, cases_of, check, compressible_text,
+                           http, key_path, metric, run_with_servers, staging_files, wait_for)
 
 MODEL_ARGS = []
 CURRENT = None  # the server of the running case, for run_cases' logs
@@ -258,42 +258,66 @@ def server_end_established(server_port, client_port):
 SEND_TIMEOUT_MS = 2000
 
 
+def paced_read(sock, total_bytes, seconds):
+    """Reads one response from sock to its end (the server closes: the
+    request said Connection: close), at about total_bytes over `seconds`,
+    in reads of at most 16 KiB. Returns (head, body)."""
+    rate = total_bytes / seconds
+    data, begin = bytearray(), time.monotonic()
+    sock.settimeout(60)
+    while True:
+        chunk = sock.recv(16384)
+        if not chunk:
+            break
+        data += chunk
+        ahead = len(data) / rate - (time.monotonic() - begin)
+        if ahead > 0:
+            time.sleep(ahead)  # the client's pace
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    return head, body
+
+
 def test_a_slow_reader_longer_than_the_send_timeout_gets_the_value_whole():
     # --send-timeout-ms bounds the time a response makes NO progress, as
     # nginx's send_timeout does: a client that reads a large value steadily,
     # but over three send timeouts, is served whole; one that reads nothing
-    # is closed. (The event model's whole value goes to one asynchronous
-    # write, which reports progress only at its end.)
+    # is closed. Both ways of sending a value: as it is stored (random bytes,
+    # from its segment; the event model's whole value goes to one
+    # asynchronous write, which reports progress only at its end) and
+    # streamed (a compressible value, decoded 64 KiB frame by frame as the
+    # client takes the previous one). The two readers read at once.
     s = start("--workers", "1", "--send-timeout-ms", str(SEND_TIMEOUT_MS))
-    value = os.urandom(2 << 20)  # not compressible: sent from its segment as it is
-    put(s.port, "big", value)
+    values = {"big": os.urandom(2 << 20), "big-text": compressible_text(2 << 20, 11)}
+    for key, value in values.items():
+        put(s.port, key, value)
     seconds = 3 * SEND_TIMEOUT_MS / 1000
-    rate = len(value) / seconds
-    c = raw_socket(s.port, rcvbuf=16384)
-    idle = raw_socket(s.port, rcvbuf=4096)
+    readers = {key: raw_socket(s.port, rcvbuf=16384) for key in values}
+    idle = {key: raw_socket(s.port, rcvbuf=4096) for key in values}
+    got = {}
     try:
-        idle.sendall(build_request("GET", key_path("big")))
-        c.sendall(build_request("GET", key_path("big"), headers=[("Connection", "close")]))
-        data, begin = bytearray(), time.monotonic()
-        c.settimeout(60)
-        while True:
-            chunk = c.recv(16384)
-            if not chunk:
-                break
-            data += chunk
-            ahead = len(data) / rate - (time.monotonic() - begin)
-            if ahead > 0:
-                time.sleep(ahead)  # the client's pace
-        head, _, body = bytes(data).partition(b"\r\n\r\n")
-        check(head.startswith(b"HTTP/1.1 200") and body == value,
-              f"a client reading {len(value)} B over {time.monotonic() - begin:.1f} s (--send-timeout-ms "
-              f"{SEND_TIMEOUT_MS}) got {len(body)} body bytes: closed while it was reading")
-        idle_port = idle.getsockname()[1]
-        wait_for(lambda: not server_end_established(s.port, idle_port), 120,
-                 "the server to close a client that reads nothing (--send-timeout-ms)")
+        for key in values:
+            idle[key].sendall(build_request("GET", key_path(key)))
+            readers[key].sendall(build_request("GET", key_path(key), headers=[("Connection", "close")]))
+        threads = [threading.Thread(target=lambda k=key: got.__setitem__(k, paced_read(readers[k], len(values[k]),
+                                                                                         seconds)))
+                   for key in values]
+        begin = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for key, value in values.items():
+            head, body = got.get(key, (b"", b""))
+            check(head.startswith(b"HTTP/1.1 200") and body == value,
+                  f"a client reading {len(value)} B of {key} over {time.monotonic() - begin:.1f} s "
+                  f"(--send-timeout-ms {SEND_TIMEOUT_MS}) got {len(body)} body bytes: closed while it was reading")
+        for key in values:
+            idle_port = idle[key].getsockname()[1]
+            wait_for(lambda: not server_end_established(s.port, idle_port), 120,
+                     f"the server to close a client that reads nothing of {key} (--send-timeout-ms)")
     finally:
-        c.close()
-        idle.close()
+        for c in list(readers.values()) + list(idle.values()):
+            c.close()
 
 
 LINGER_MAX_BYTES = 16 << 10  # src/worker/serve_options.h kLingerMaxBytes
