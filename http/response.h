@@ -29,9 +29,12 @@ class BodyStream {
   virtual ~BodyStream() = default;
   enum class Pull : uint8_t {
     kPiece,  // *piece holds the next 1.. bytes of the body
-    kAgain,  // nothing now (e.g. no memory in the budget): the producer calls
+    kAgain,  // nothing now (e.g. a disk read in flight): the producer calls
              // Connection::ResumeOutput later, then the I/O layer re-reads
-             // the Connection's observers
+             // the Connection's observers. The wait counts against the send
+             // deadline as if the client read nothing: a producer that may
+             // wait longer than its own I/O (for room other responses hold)
+             // must get what it needs before its response is begun.
     kError,  // the body cannot be completed: the connection is closed after
              // what was already queued (the client sees a short body)
   };

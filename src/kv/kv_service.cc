@@ -131,7 +131,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
   // The response budget when the options give none (tests): never refuses.
   ByteBudget unlimited_response{uint64_t{1} << 62};
   ByteBudget& response_budget() { return options.response_budget ? *options.response_budget : unlimited_response; }
-  StreamWaiters stream_waiters;  // compressed responses waiting for room in the response budget
+  StreamWaiters stream_waiters;  // GETs of compressed values waiting for room in the response budget
   WakeFn wake;
   void* io;
   // The id DecorateCoreResponse adds: the core serializes the response right
@@ -175,6 +175,9 @@ struct KvService::Impl final : WriteExchanges::Responder {
   void LogResponse(http::Connection& conn, const http::ResponseRecord& record);
   void HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v, uint64_t now_ms);
+  void AnswerStream(http::Connection& conn, const http::Request& request, std::shared_ptr<ValueStream> stream,
+                    uint64_t seq, std::string_view content_type, uint64_t now_ms);
+  void ServeStreamWaiters(uint64_t now_ms);
   bool CopyOutOfMapping(engine::Value& v, bool with_body);
   void HandleList(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void HandleKvWrite(http::Connection& conn, const http::Request& request, uint64_t now_ms);
@@ -331,8 +334,9 @@ void KvService::Impl::HandleKvRead(http::Connection& conn, const http::Request& 
 // read made, or copied beside the head, or as a view of its segment; a
 // compressed one is decoded one frame at a time while it is sent
 // (ValueStream), never whole, and never more than a frame per write on this
-// thread. Its first frame is decoded here, so a value that cannot be decoded
-// is answered 500 before anything of it is sent.
+// thread. Its piece buffer is reserved in the response budget before
+// anything is answered: without room the GET waits, unanswered, in
+// stream_waiters (ServeStreamWaiters answers it).
 void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v,
                                   uint64_t now_ms) {
   const bool copied_body = v.codec == engine::Codec::kRaw && v.stored.size() <= http::Connection::kCopyBodyMaxBytes;
@@ -343,8 +347,29 @@ void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& r
     return Answer(conn, request, http::ValueResponse(v.stored, std::move(v.holder), v.seq, v.content_type), now_ms);
   }
   const uint64_t seq = v.seq;
-  const std::string_view content_type = v.content_type;  // in the mapping the stream keeps alive
-  auto stream = std::make_shared<ValueStream>(std::move(v), &backend, response_budget(), stream_waiters, conn);
+  const std::string_view content_type = v.content_type;  // valid until this call returns (CopyOutOfMapping)
+  auto stream = std::make_shared<ValueStream>(std::move(v), &backend, response_budget());
+  if (!stream->TryReserve()) {
+    StreamWaiters::Waiter w;
+    w.stream = std::move(stream);
+    w.conn = &conn;
+    w.request = &request;
+    w.seq = seq;
+    w.content_type.assign(content_type);
+    w.since_ms = now_ms;
+    stream_waiters.Park(std::move(w));
+    State(conn)->response_wait = true;
+    return;
+  }
+  AnswerStream(conn, request, std::move(stream), seq, content_type, now_ms);
+}
+
+// A stream holding its reservation: its first frame is decoded here, so a
+// value that cannot be decoded is answered 500 before anything of it is
+// sent.
+void KvService::Impl::AnswerStream(http::Connection& conn, const http::Request& request,
+                                   std::shared_ptr<ValueStream> stream, uint64_t seq, std::string_view content_type,
+                                   uint64_t now_ms) {
   if (engine::Status s = stream->Prime(); !s.ok()) {
     KINGX_LOG_ERROR("GET of a %zu-byte key: its stored value (seq %llu) does not decode: %s", request.key.size(),
                     static_cast<unsigned long long>(seq), s.ToString().c_str());
@@ -354,6 +379,32 @@ void KvService::Impl::AnswerValue(http::Connection& conn, const http::Request& r
   resp.stream_length = stream->length();
   resp.stream = std::move(stream);
   Answer(conn, request, std::move(resp), now_ms);
+}
+
+// GETs waiting for the response budget: the oldest ones that now get their
+// reservation are answered, first come first served; then those that waited
+// response_budget_give_up_ms get 503 + Retry-After. Each answer may start
+// its connection's next pipelined request, which may wait in turn (at the
+// tail, with a later give-up).
+void KvService::Impl::ServeStreamWaiters(uint64_t now_ms) {
+  StreamWaiters::Waiter w;
+  while (stream_waiters.TakeFitting(&w)) {
+    State(*w.conn)->response_wait = false;
+    AnswerStream(*w.conn, *w.request, std::move(w.stream), w.seq, w.content_type, now_ms);
+    if (wake != nullptr) wake(io, *w.conn);
+  }
+  while (stream_waiters.TakeExpired(now_ms, options.response_budget_give_up_ms, &w)) {
+    State(*w.conn)->response_wait = false;
+    w.stream.reset();  // its mapping goes before the answer
+    Answer(*w.conn, *w.request,
+           http::ProblemResponse(503,
+                                 "compressed values being sent to other clients hold all of this worker's response "
+                                 "buffer (--response-buffer-bytes) and none was freed within --send-timeout-ms; "
+                                 "retry later",
+                                 response_budget().limit(), true, "--response-buffer-bytes"),
+           now_ms);
+    if (wake != nullptr) wake(io, *w.conn);
+  }
 }
 
 // The bytes of v's mapping that the response copies on this thread (the
@@ -740,6 +791,10 @@ void KvService::OnBody(http::Connection& conn, std::span<const char> piece) { im
 void KvService::OnBodyEnd(http::Connection& conn) { impl_->writes.OnBodyEnd(conn); }
 
 void KvService::OnAbort(http::Connection& conn) {
+  if (KvConnState* st = Impl::State(conn); st != nullptr && st->response_wait) {
+    impl_->stream_waiters.Cancel(conn);
+    st->response_wait = false;
+  }
   impl_->AbortBackupWait(conn);
   impl_->writes.OnAbort(conn);
 }
@@ -791,7 +846,7 @@ void KvService::OnInput(http::Connection& conn, uint64_t now_ms) { impl_->writes
 
 void KvService::Poke(uint64_t now_ms) {
   Impl& m = *impl_;
-  m.stream_waiters.Resume(now_ms, m.wake, m.io);
+  m.ServeStreamWaiters(now_ms);
   m.writes.Poke(now_ms);
   if (!m.backup_waits.empty()) m.ExpireBackupWaits(now_ms);
 }
@@ -807,6 +862,10 @@ uint64_t KvService::NextRetryMs() const {
 uint64_t KvService::NextExpiryMs() const {
   const Impl& m = *impl_;
   uint64_t next = m.writes.NextExpiryMs();
+  if (!m.stream_waiters.empty()) {
+    const uint64_t at = m.stream_waiters.HeadSinceMs() + m.options.response_budget_give_up_ms;
+    if (next == 0 || at < next) next = at;
+  }
   for (const Impl::BackupWait& w : m.backup_waits) {
     const uint64_t at = w.since_ms + m.options.storage_timeout_ms;
     if (next == 0 || at < next) next = at;

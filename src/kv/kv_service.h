@@ -5,7 +5,10 @@
 //   GET/HEAD /v1/kv/{key}  Reader::Get → 200 (a raw value: zero-copy view,
 //                          kept alive by its holder; a compressed value:
 //                          decoded frame by frame while it is sent, within
-//                          the response budget, src/kv/value_stream.h) |
+//                          the response budget, src/kv/value_stream.h: a GET
+//                          that finds it full waits, unanswered, and past
+//                          response_budget_give_up_ms is answered 503 +
+//                          Retry-After naming --response-buffer-bytes) |
 //                          304 (If-None-Match) | 404 | 503 + Retry-After
 //                          (kBusy) | 500 (corruption)
 //   PUT /v1/kv/{key}       body accumulated (compressed part by part in this
@@ -193,6 +196,7 @@ struct KvConnState {
   struct Exchange* exchange = nullptr;  // a PUT/DELETE in progress (write_exchange.h)
   int16_t backup_slot = -1;             // GET /admin/backup waiting for the writer's cut in this slot
   bool admin = false;                   // accepted on the --admin-listen socket
+  bool response_wait = false;           // a GET waiting for response budget room (value_stream.h)
   uint8_t peer_family = 0;              // AF_INET / AF_INET6; 0 = unknown
   uint16_t peer_port = 0;               // host order
   uint8_t peer_addr[16] = {};           // network order (4 bytes used for IPv4)
@@ -239,6 +243,11 @@ struct KvServiceOptions {
   // How long an upload may wait for room in the body budget before 503 +
   // Retry-After (the worker's --body-timeout-ms: it read nothing that long).
   uint64_t body_budget_give_up_ms = 60000;
+  // How long a GET of a compressed value may wait for room in the response
+  // budget, before any byte of its response is sent, until 503 +
+  // Retry-After (the worker's --send-timeout-ms: the longest a response may
+  // make no progress).
+  uint64_t response_budget_give_up_ms = 60000;
   // --staging-bytes, named in the answer to an upload the writer refused
   // because staged uploads would pass it.
   uint64_t staging_bytes = 0;
@@ -354,9 +363,10 @@ class KvService final : public http::Handler {
   bool AwaitsArrivedRoom(const KvConnState& state) const;
   // Request bodies moved to spill files so far (WriteExchanges::spills).
   uint64_t BodySpills() const;
-  // True while a compressed response of this service waits for room in the
-  // response budget (--response-buffer-bytes). NextRetryMs asks for a Poke
-  // once room for the oldest is released; a blocking I/O layer whose budget
+  // True while a GET of this service waits for room in the response budget
+  // (--response-buffer-bytes) for its compressed value, unanswered.
+  // NextRetryMs asks for a Poke once room for the oldest is released, and
+  // NextExpiryMs for its give-up; a blocking I/O layer whose budget
   // other threads share sleeps until another thread's release makes room
   // for ResponseBudgetNeed() (src/worker/room_waiters.h).
   bool AwaitsResponseBudget() const;

@@ -11,85 +11,94 @@ namespace kingx {
 
 // ---------------------------------------------------------------- StreamWaiters
 
+struct StreamWait {
+  StreamWaiters::Waiter waiter;
+  StreamWait* prev = nullptr;
+  StreamWait* next = nullptr;
+};
+
 StreamWaiters::~StreamWaiters() {
-  for (ValueStream* s = head_; s != nullptr;) {
-    ValueStream* next = s->next_;
-    s->parked_ = false;
-    s->prev_ = s->next_ = nullptr;
-    s = next;
+  for (StreamWait* e = head_; e != nullptr;) {
+    StreamWait* next = e->next;
+    delete e;
+    e = next;
   }
 }
 
-void StreamWaiters::Park(ValueStream* s) {
-  assert(!s->parked_);
-  s->parked_ = true;
-  s->prev_ = tail_;
-  s->next_ = nullptr;
-  if (tail_ != nullptr) tail_->next_ = s;
-  else head_ = s;
-  tail_ = s;
+void StreamWaiters::Park(Waiter w) {
+  StreamWait* e = new StreamWait{std::move(w), tail_, nullptr};
+  if (tail_ != nullptr) tail_->next = e;
+  else head_ = e;
+  tail_ = e;
   ++count_;
 }
 
-void StreamWaiters::Unlink(ValueStream* s) {
-  if (!s->parked_) return;
-  if (s->prev_ != nullptr) s->prev_->next_ = s->next_;
-  else head_ = s->next_;
-  if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
-  else tail_ = s->prev_;
-  s->prev_ = s->next_ = nullptr;
-  s->parked_ = false;
+void StreamWaiters::Unlink(StreamWait* e) {
+  if (e->prev != nullptr) e->prev->next = e->next;
+  else head_ = e->next;
+  if (e->next != nullptr) e->next->prev = e->prev;
+  else tail_ = e->prev;
   --count_;
 }
 
-size_t StreamWaiters::Resume(uint64_t now_ms, WakeFn wake, void* io) {
-  size_t resumed = 0;
-  while (head_ != nullptr) {
-    ValueStream* s = head_;
-    if (!s->Reserve()) break;  // first come, first served: the others wait behind it
-    Unlink(s);
-    http::Connection& conn = s->conn_;
-    // Pulls the next piece, which may finish (and free) the stream.
-    conn.ResumeOutput(now_ms);
-    if (wake != nullptr) wake(io, conn);
-    ++resumed;
+void StreamWaiters::Cancel(const http::Connection& conn) {
+  for (StreamWait* e = tail_; e != nullptr; e = e->prev) {
+    if (e->waiter.conn == &conn) {
+      Unlink(e);
+      delete e;
+      return;
+    }
   }
-  return resumed;
 }
 
-bool StreamWaiters::HeadFits() const { return head_ != nullptr && head_->WouldReserve(); }
+bool StreamWaiters::TakeFitting(Waiter* out) {
+  if (head_ == nullptr || !head_->waiter.stream->TryReserve()) return false;
+  StreamWait* e = head_;
+  Unlink(e);
+  *out = std::move(e->waiter);
+  delete e;
+  return true;
+}
 
-uint64_t StreamWaiters::HeadNeed() const { return head_ == nullptr ? 0 : std::max<uint64_t>(head_->Needed(), 1); }
+bool StreamWaiters::TakeExpired(uint64_t now_ms, uint64_t give_up_ms, Waiter* out) {
+  if (head_ == nullptr || now_ms < head_->waiter.since_ms || now_ms - head_->waiter.since_ms < give_up_ms) {
+    return false;
+  }
+  StreamWait* e = head_;
+  Unlink(e);
+  *out = std::move(e->waiter);
+  delete e;
+  return true;
+}
+
+bool StreamWaiters::HeadFits() const { return head_ != nullptr && head_->waiter.stream->WouldReserve(); }
+
+uint64_t StreamWaiters::HeadNeed() const { return head_ == nullptr ? 0 : head_->waiter.stream->Needed(); }
+
+uint64_t StreamWaiters::HeadSinceMs() const { return head_ == nullptr ? 0 : head_->waiter.since_ms; }
 
 // ---------------------------------------------------------------- ValueStream
 
-ValueStream::ValueStream(engine::Value value, KvBackend* backend, ByteBudget& budget, StreamWaiters& waiters,
-                         http::Connection& conn)
+ValueStream::ValueStream(engine::Value value, KvBackend* backend, ByteBudget& budget)
     : value_(std::move(value)),
       decoder_(value_.codec, value_.stored, value_.raw_len),
       raw_len_(value_.raw_len),
       backend_(backend),
-      budget_(budget),
-      waiters_(waiters),
-      conn_(conn) {}
+      budget_(budget) {}
 
-ValueStream::~ValueStream() {
-  waiters_.Unlink(this);
-  budget_.Release(reserved_);
-}
+ValueStream::~ValueStream() { budget_.Release(reserved_); }
 
-uint64_t ValueStream::Needed() const { return std::min<uint64_t>(raw_len_, engine::kFrameRawBytes); }
+uint64_t ValueStream::Needed() const { return std::max<uint64_t>(std::min<uint64_t>(raw_len_, engine::kFrameRawBytes), 1); }
 
-// The piece buffer's reservation, taken once and kept until destruction.
-bool ValueStream::Reserve() {
+bool ValueStream::TryReserve() {
   if (reserved_ > 0) return true;
-  const uint64_t n = std::max<uint64_t>(Needed(), 1);
+  const uint64_t n = Needed();
   if (!budget_.TryReserve(n)) return false;
   reserved_ = n;
   return true;
 }
 
-bool ValueStream::WouldReserve() const { return reserved_ > 0 || budget_.WouldFit(std::max<uint64_t>(Needed(), 1)); }
+bool ValueStream::WouldReserve() const { return reserved_ > 0 || budget_.WouldFit(Needed()); }
 
 engine::Status ValueStream::Decode() {
   std::string_view piece;
@@ -98,7 +107,7 @@ engine::Status ValueStream::Decode() {
   if (s.Is(engine::Code::kIOError) && backend_ != nullptr) backend_->ReportReadFault(value_);
   if (!s.ok()) return s;
   // A frame of older data larger than a piece needed a streaming context.
-  const uint64_t held = std::max<uint64_t>(Needed(), 1) + decoder_.ContextBytes();
+  const uint64_t held = Needed() + decoder_.ContextBytes();
   if (held > reserved_) {
     budget_.Charge(held - reserved_);
     reserved_ = held;
@@ -108,7 +117,7 @@ engine::Status ValueStream::Decode() {
 }
 
 engine::Status ValueStream::Prime() {
-  if (!Reserve()) return engine::Status::OK();
+  assert(reserved_ > 0 && "Prime before TryReserve");
   engine::Status s = Decode();
   has_primed_ = s.ok();
   return s;
@@ -116,10 +125,6 @@ engine::Status ValueStream::Prime() {
 
 http::BodyStream::Pull ValueStream::Next(std::string_view* piece) {
   if (!has_primed_) {
-    if (!Reserve()) {
-      waiters_.Park(this);
-      return Pull::kAgain;
-    }
     engine::Status s = Decode();
     if (!s.ok()) {
       KINGX_LOG_ERROR("a stored value could not be read or decoded after %llu of its %llu bytes were sent: %s",

@@ -5,18 +5,18 @@
 //
 // Memory: the stream reserves its piece buffer (and, for frames of older
 // data larger than a piece, the decoder's streaming context) in the worker's
-// response budget (--response-buffer-bytes) before it decodes anything, and
-// gives it back when it is destroyed. When the budget has no room, Next
-// answers kAgain and the stream waits in its StreamWaiters list; the owner
-// calls StreamWaiters::Resume (KvService::Poke) and the first waiters that
-// fit get their reservation and are resumed (Connection::ResumeOutput),
-// first come first served. StreamWaiters::HeadFits tells the owner when a
-// Resume would resume one (room was released), so that nothing polls while
-// the budget stays full.
+// response budget (--response-buffer-bytes) before anything of its response
+// is sent (TryReserve), and gives it back when it is destroyed. When the
+// budget has no room, the GET waits in its service's StreamWaiters,
+// unanswered: no byte of its response is sent until its stream has its
+// reservation, so the wait is the server's (bounded by the service's own
+// give-up, answered 503), never counted against the client's send deadline,
+// and a response once begun is never cut short for want of room. Once
+// reserved, Next never waits.
 //
-// Lifetime: the Connection owns the stream (through the Response); the
-// stream unlinks itself from the waiters on destruction. The Value's holder
-// (the segment mapping) lives as long as the stream.
+// Lifetime: the Connection owns the stream (through the Response); a
+// waiting one is owned by its StreamWaiters entry. The Value's holder (the
+// segment mapping) lives as long as the stream.
 //
 // A page of the stored value that cannot be read (a failing disk or a
 // segment truncated under its mapping: ValueDecoder answers kIOError) is
@@ -37,6 +37,7 @@
 #include "engine/reader.h"
 #include "engine/status.h"
 #include "http/connection.h"
+#include "http/request.h"
 #include "http/response.h"
 #include "src/kv/byte_budget.h"
 
@@ -44,56 +45,83 @@ namespace kingx {
 
 class KvBackend;
 class ValueStream;
+struct StreamWait;  // a parked waiter (value_stream.cc)
 
-// The streams of one KvService waiting for room in the response budget.
+// The GETs of one KvService whose stream found no room in the response
+// budget, oldest first: each waits unanswered (its Connection has nothing
+// to send, so no send deadline runs) until its stream gets its reservation,
+// first come first served, or its owner gives up on it.
 class StreamWaiters {
  public:
-  using WakeFn = void (*)(void* io, http::Connection& conn);
+  // A waiting GET: its stream (no reservation yet), the connection and the
+  // request it answers (valid until answered or aborted: request.h), what
+  // its response head carries (copied: the caller's views may not outlive
+  // the wait), and since when it waits.
+  struct Waiter {
+    std::shared_ptr<ValueStream> stream;
+    http::Connection* conn = nullptr;
+    const http::Request* request = nullptr;
+    uint64_t seq = 0;
+    std::string content_type;
+    uint64_t since_ms = 0;
+  };
 
   StreamWaiters() = default;
   StreamWaiters(const StreamWaiters&) = delete;
   StreamWaiters& operator=(const StreamWaiters&) = delete;
-  // The streams still waiting are forgotten (they unlink themselves later).
-  ~StreamWaiters();
+  ~StreamWaiters();  // drops the waiters still parked (nobody is answered)
 
-  // Gives waiting streams their reservation, oldest first, while the budget
-  // has room, and resumes their connections (then wake(io, conn) when wake
-  // is set). Returns how many were resumed.
-  size_t Resume(uint64_t now_ms, WakeFn wake, void* io);
-  // True when the oldest waiter would get its reservation now: Resume would
-  // resume at least one. Waiters behind it wait for it (first come first
-  // served), so nothing else needs asking.
+  // Parks w at the tail.
+  void Park(Waiter w);
+  // Drops the waiter of conn unanswered (its connection went away): a walk
+  // from the newest, for connections known to wait.
+  void Cancel(const http::Connection& conn);
+  // The oldest waiter, removed into *out, when its stream got its
+  // reservation now (ValueStream::TryReserve); false when none is parked or
+  // the oldest finds no room (those behind it wait for it).
+  bool TakeFitting(Waiter* out);
+  // The oldest waiter, removed into *out, when it has waited at least
+  // give_up_ms by now_ms; false otherwise.
+  bool TakeExpired(uint64_t now_ms, uint64_t give_up_ms, Waiter* out);
+  // True when the oldest waiter would get its reservation now: TakeFitting
+  // would take it. Nothing else needs asking (first come first served).
   bool HeadFits() const;
   // The bytes the oldest waiter reserves once it gets room (0: none waits).
   uint64_t HeadNeed() const;
+  // When the oldest began waiting (meaningless when empty()).
+  uint64_t HeadSinceMs() const;
   bool empty() const { return head_ == nullptr; }
   size_t size() const { return count_; }
 
  private:
-  friend class ValueStream;
-  void Park(ValueStream* s);
-  void Unlink(ValueStream* s);
-  ValueStream* head_ = nullptr;
-  ValueStream* tail_ = nullptr;
+  void Unlink(StreamWait* e);
+  StreamWait* head_ = nullptr;
+  StreamWait* tail_ = nullptr;
   size_t count_ = 0;
 };
 
 class ValueStream final : public http::BodyStream {
  public:
   // value: from Reader::Get(kStored) (codec, stored, raw_len, holder).
-  // conn: the connection the response goes to (ResumeOutput target).
-  // backend: where a read fault is reported (null: nowhere). backend,
-  // budget and waiters must outlive the stream.
-  ValueStream(engine::Value value, KvBackend* backend, ByteBudget& budget, StreamWaiters& waiters,
-              http::Connection& conn);
+  // backend: where a read fault is reported (null: nowhere). backend and
+  // budget must outlive the stream.
+  ValueStream(engine::Value value, KvBackend* backend, ByteBudget& budget);
   ~ValueStream() override;
   ValueStream(const ValueStream&) = delete;
   ValueStream& operator=(const ValueStream&) = delete;
 
-  // Decodes the first piece now, if the budget has room, so that a value
-  // that cannot be decoded is answered 500 before any byte is sent. OK also
-  // when there was no room (the first Next waits instead); the decoder's
-  // error otherwise.
+  // Takes the piece buffer's reservation (kept until destruction) when the
+  // budget has room for it; false (nothing reserved) otherwise. True at once
+  // when it is held already.
+  bool TryReserve();
+  // TryReserve() would succeed now.
+  bool WouldReserve() const;
+  // The bytes TryReserve takes (at least 1).
+  uint64_t Needed() const;
+
+  // After TryReserve: decodes the first piece, so that a value that cannot
+  // be decoded is answered 500 before any byte is sent. OK, or the
+  // decoder's error.
   engine::Status Prime();
 
   Pull Next(std::string_view* piece) override;
@@ -101,10 +129,6 @@ class ValueStream final : public http::BodyStream {
   uint64_t length() const { return raw_len_; }
 
  private:
-  friend class StreamWaiters;
-  uint64_t Needed() const;
-  bool Reserve();
-  bool WouldReserve() const;  // Reserve() would succeed now
   engine::Status Decode();
 
   engine::Value value_;  // keeps the stored bytes' mapping alive
@@ -112,15 +136,10 @@ class ValueStream final : public http::BodyStream {
   const uint64_t raw_len_;
   KvBackend* backend_;
   ByteBudget& budget_;
-  StreamWaiters& waiters_;
-  http::Connection& conn_;
   uint64_t reserved_ = 0;
   std::string buf_;
   std::string_view primed_;  // a piece decoded by Prime, not handed out yet
   bool has_primed_ = false;
-  bool parked_ = false;
-  ValueStream* prev_ = nullptr;  // StreamWaiters links
-  ValueStream* next_ = nullptr;
 };
 
 }  // namespace kingx

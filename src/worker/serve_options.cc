@@ -43,6 +43,7 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
   o.body_waiting_budget = &budgets.body_waiting;
   o.response_budget = &budgets.response;
   o.body_budget_give_up_ms = ctx.config.body_timeout_ms;
+  o.response_budget_give_up_ms = ctx.config.send_timeout_ms;
   o.staging_bytes = ctx.config.staging_bytes;
   if (ctx.config.body_spill_bytes != 0 && !ctx.config.read_only) {
     o.body_spill_env = &engine::PosixEnv();

@@ -17,10 +17,11 @@
 //               and hands each completion to the pool thread whose prefix
 //               the token carries (mutex + condition variable: no spinning)
 //
-// A pool thread whose compressed response waits for room in the response
-// budget sleeps on its condition variable until a release by another pool
-// thread makes room for it (RoomWaiters rings it), mail, a stop or its
-// connection's deadline: it does not watch its socket meanwhile. One whose
+// A pool thread whose GET of a compressed value waits for room in the
+// response budget (unanswered: src/kv/value_stream.h) sleeps on its
+// condition variable until a release by another pool thread makes room for
+// it (RoomWaiters rings it), mail, a stop or the wait's give-up: it does not
+// watch its socket meanwhile. One whose
 // upload waits for the body budget with its body paused sleeps the same way
 // until a release of the body budgets (any: the write exchanges' rules
 // decide whose room it is), mail, a stop or its give-up. An upload waiting
@@ -593,8 +594,10 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     if (t->service->NextRetryMs() != 0 || body_wait) {
       timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));  // queue room or body room: soon again
     } else if (t->service->AwaitsResponseBudget()) {
-      // Until a release makes room, the connection's deadline or a stop.
+      // Until a release makes room, its give-up (NextExpiryMs), the
+      // connection's deadline or a stop.
       int room_ms = deadline != 0 ? static_cast<int>(std::min<uint64_t>(deadline - now, 60'000)) : 60'000;
+      if (expiry > now) room_ms = std::min<int>(room_ms, static_cast<int>(std::min<uint64_t>(expiry - now, 60'000)));
       if (m != Mode::kRun) room_ms = std::min(room_ms, kStoppingPollMs);
       WaitForRoom(t, nullptr, room_ms);
       continue;

@@ -868,6 +868,71 @@ def check_quiet_between_ticks(pid, bound, waiting):
           f"was released: {woke}")
 
 
+BUDGET_SEND_TIMEOUT_MS = 1000
+
+
+def test_a_response_waiting_for_the_response_budget_never_gets_a_head_without_its_body():
+    # A GET whose compressed value finds --response-buffer-bytes held by
+    # other responses waits for room before any byte of its response is
+    # sent: the wait is the server's, not the client's lack of progress, so
+    # the send deadline does not run. Past --send-timeout-ms of waiting it is
+    # answered 503 + Retry-After naming the setting, on a connection that
+    # stays usable (the previous main sent its 200 head at once and closed
+    # the connection without a body once the wait passed the send timeout).
+    # Sixteen clients that read steadily but slowly (over four send
+    # timeouts) hold the whole 1 MiB budget, a 64 KiB piece each, and get
+    # their values whole; once they are done, a GET is served whole.
+    s = start("--workers", "1", "--response-buffer-bytes", "1M", "--send-timeout-ms", str(BUDGET_SEND_TIMEOUT_MS))
+    value = compressible_text(1 << 20, 12)
+    put(s.port, "held", value)
+    holders = [raw_socket(s.port, rcvbuf=16384) for _ in range(16)]
+    got = [None] * len(holders)
+    threads = []
+    try:
+        for c in holders:
+            c.sendall(build_request("GET", key_path("held"), headers=[("Connection", "close")]))
+        for c in holders:
+            c.settimeout(60)
+            check(c.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200", "a holder got no response head")
+        seconds = 4 * BUDGET_SEND_TIMEOUT_MS / 1000
+        for i, c in enumerate(holders):
+            threads.append(threading.Thread(target=lambda i=i, c=c: got.__setitem__(i, paced_read(c, len(value),
+                                                                                                 seconds))))
+            threads[-1].start()
+        with Conn(s.port, timeout=60) as victim:
+            try:
+                r = victim.request("GET", key_path("held"))
+            except ConnectionClosed as e:
+                raise AssertionError(f"a GET that waited for --response-buffer-bytes past --send-timeout-ms "
+                                     f"{BUDGET_SEND_TIMEOUT_MS} was cut off after {e.partial} bytes of its "
+                                     f"response (its head sent, its body never): {e}")
+            check(r.status == 503, f"a GET that waited for the response budget: {r.status} {r.body[:200]!r}")
+            check(r.header("Retry-After") is not None, "its 503 has no Retry-After")
+            check(r.json().get("parameter") == "--response-buffer-bytes", f"its 503 names: {r.body[:300]!r}")
+            for t in threads:
+                t.join(120)
+            for i, (head, body) in enumerate(g or (b"", b"") for g in got):
+                check(head.startswith(b"HTTP/1.1 200") and body == value,
+                      f"holder {i} reading slowly got {len(body)} body bytes")
+            r = victim.request("GET", key_path("held"))  # the same connection: it stayed usable
+            check(r.status == 200 and r.body == value, f"a GET once room was released: {r.status}, {len(r.body)} B")
+    finally:
+        for c in holders:
+            c.close()
+        for t in threads:
+            t.join(120)
+
+
+def waiting_readers(port, key, n, into):
+    """n GETs of key on sockets with a small receive buffer, appended to
+    `into` (which the caller closes), sent but not read: their responses
+    wait for room in the response budget, with nothing sent yet."""
+    for _ in range(n):
+        c = raw_socket(port, rcvbuf=4096)
+        into.append(c)
+        c.sendall(build_request("GET", key_path(key)))
+
+
 def test_responses_waiting_for_the_response_budget_sleep_until_room_is_released():
     # Thread model: a pool thread whose compressed response waits for room in
     # --response-buffer-bytes sleeps until another pool thread releases room
@@ -887,7 +952,7 @@ def test_responses_waiting_for_the_response_budget_sleep_until_room_is_released(
     holders, waiters = [], []
     try:
         stalled_readers(s.port, "waits", 16, holders)
-        stalled_readers(s.port, "waits", 4, waiters)
+        waiting_readers(s.port, "waits", 4, waiters)
         check_quiet_between_ticks(pid, len(waiters), "four responses waited for the response budget")
         for c in holders:
             c.close()

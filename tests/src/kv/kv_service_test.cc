@@ -1379,12 +1379,13 @@ TEST_CASE("compressed responses waiting for the response budget ask for no retry
     clients.push_back(std::make_unique<Client>(f.service, f.limits));
     clients.back()->Send("GET /v1/kv/z HTTP/1.1\r\nHost: t\r\n\r\n");
   }
-  // The first holds the budget; the other two sent their heads and wait,
-  // and nothing asks for a retry while no room is released.
+  // The first holds the budget; the other two wait with nothing sent (not
+  // even a head), and nothing asks for a retry while no room is released.
   for (int i = 1; i < 3; ++i) out[i] = clients[i]->Output();
-  CHECK(body(out[1]).empty());
-  CHECK(body(out[2]).empty());
+  CHECK(out[1].empty());
+  CHECK(out[2].empty());
   CHECK(f.service.AwaitsResponseBudget());
+  CHECK(f.service.ResponseBudgetNeed() == engine::kFrameRawBytes);
   CHECK(f.service.NextRetryMs() == 0);
   // The first response ends: its room is released, and a Poke resumes the
   // oldest waiter only.
@@ -1406,6 +1407,52 @@ TEST_CASE("compressed responses waiting for the response budget ask for no retry
   CHECK_FALSE(f.service.AwaitsResponseBudget());
   CHECK(f.service.NextRetryMs() == 0);
   CHECK(responses.used() == 0);
+}
+
+TEST_CASE("a GET that waits for the response budget longer than its give-up gets 503, never a head without its body",
+          "[src][kv_service][stream]") {
+  ByteBudget responses(engine::kFrameRawBytes);  // one stream's piece at a time
+  KvServiceOptions o;
+  o.response_budget = &responses;
+  o.response_budget_give_up_ms = 1000;
+  Fixture f(o);
+  std::string raw;
+  for (int i = 0; raw.size() < 2 * engine::kFrameRawBytes; ++i) raw += "row " + std::to_string(i % 555) + " of kingx\n";
+  std::string frames;
+  REQUIRE(engine::CompressFrames(raw, 1, &frames).ok());
+  f.backend.values["z"] = {9, "text/plain", frames, engine::Codec::kZstd, raw.size()};
+  Client holder(f.service, f.limits);
+  holder.Send("GET /v1/kv/z HTTP/1.1\r\nHost: t\r\n\r\n", 10);
+  REQUIRE(responses.used() == engine::kFrameRawBytes);  // holds the room: its client reads nothing
+  Client waiter(f.service, f.limits);
+  waiter.Send("GET /v1/kv/z HTTP/1.1\r\nHost: t\r\nX-Request-Id: w1\r\n\r\n", 20);
+  {
+    // A second waiter whose client goes away: it leaves the list at once.
+    Client gone(f.service, f.limits);
+    gone.Send("GET /v1/kv/z HTTP/1.1\r\nHost: t\r\n\r\n", 30);
+    CHECK(gone.Output().empty());
+  }
+  CHECK(waiter.Output().empty());
+  CHECK(waiter.conn.DeadlineMs() == 0);  // no send deadline while nothing is begun
+  CHECK(f.service.NextExpiryMs() == 20 + 1000);
+  f.service.Poke(1019);
+  CHECK(waiter.Output().empty());
+  f.service.Poke(1020);
+  const std::string out = waiter.Output();
+  CHECK(StatusLine(out) == "HTTP/1.1 503 Service Unavailable");
+  CHECK_FALSE(HeaderOf(out, "Retry-After").empty());
+  CHECK(HeaderOf(out, "X-Request-Id") == "w1");
+  CHECK(out.find("--response-buffer-bytes") != std::string::npos);
+  CHECK_FALSE(waiter.conn.ShouldClose());  // nothing was begun: the connection stays usable
+  CHECK_FALSE(f.service.AwaitsResponseBudget());
+  CHECK(f.service.NextExpiryMs() == 0);
+  // Once room is released a GET is served whole.
+  holder.Output();
+  CHECK(responses.used() == 0);
+  waiter.Send("GET /v1/kv/z HTTP/1.1\r\nHost: t\r\n\r\n", 1100);
+  const std::string again = waiter.Output();
+  CHECK(StatusLine(again) == "HTTP/1.1 200 OK");
+  CHECK(again.substr(again.find("\r\n\r\n") + 4) == raw);
 }
 
 TEST_CASE("responses the HTTP core writes itself carry a request id and get an access-log line",

@@ -1,7 +1,8 @@
 // ValueStream: a compressed value reaches the client whole, one frame at a
-// time, with its piece reserved in the response budget; a stream that finds
-// the budget full waits and is resumed in arrival order; a value that cannot
-// be decoded is found before any byte is sent.
+// time, with its piece reserved in the response budget; a GET whose stream
+// finds the budget full waits unanswered and is answered in arrival order
+// (or given up); a value that cannot be decoded is found before any byte is
+// sent.
 #include "src/kv/value_stream.h"
 
 #include <catch2/catch.hpp>
@@ -44,7 +45,8 @@ engine::Value Stored(const std::string& raw, bool one_frame = false) {
   return v;
 }
 
-// Answers every GET with a ValueStream of `value`.
+// Answers every GET with a ValueStream of `value`; without room in the
+// budget the GET waits in `waiters` until Serve answers it.
 class StreamingHandler : public http::Handler {
  public:
   StreamingHandler(ByteBudget& b, StreamWaiters& w) : budget(b), waiters(w) {}
@@ -52,8 +54,19 @@ class StreamingHandler : public http::Handler {
   StreamWaiters& waiters;
   engine::Value value;
   engine::Status prime_status;
-  void OnRequest(http::Connection& conn, const http::Request&) override {
-    auto s = std::make_shared<ValueStream>(value, nullptr, budget, waiters, conn);
+  void OnRequest(http::Connection& conn, const http::Request& request) override {
+    auto s = std::make_shared<ValueStream>(value, nullptr, budget);
+    if (!s->TryReserve()) {
+      StreamWaiters::Waiter w;
+      w.stream = std::move(s);
+      w.conn = &conn;
+      w.request = &request;
+      waiters.Park(std::move(w));
+      return;
+    }
+    Answer(conn, std::move(s));
+  }
+  void Answer(http::Connection& conn, std::shared_ptr<ValueStream> s) {
     prime_status = s->Prime();
     if (!prime_status.ok()) {
       conn.Respond(http::ErrorResponse(prime_status), 0);
@@ -70,9 +83,21 @@ class StreamingHandler : public http::Handler {
   void OnAbort(http::Connection&) override {}
 };
 
+// Answers the waiters that get room now, oldest first; returns how many.
+size_t Serve(StreamWaiters& waiters) {
+  size_t n = 0;
+  StreamWaiters::Waiter w;
+  while (waiters.TakeFitting(&w)) {
+    static_cast<StreamingHandler*>(w.conn->user_data())->Answer(*w.conn, std::move(w.stream));
+    ++n;
+  }
+  return n;
+}
+
 struct Client {
   Client(ByteBudget& b, StreamWaiters& w, engine::Value v) : handler(b, w), conn(handler, limits, nullptr, 0) {
     handler.value = std::move(v);
+    conn.set_user_data(&handler);
   }
   http::Limits limits;
   StreamingHandler handler;
@@ -124,7 +149,7 @@ TEST_CASE("a compressed value is sent whole while at most one frame of it is dec
   }
 }
 
-TEST_CASE("streams that find the response budget full wait and are resumed first come first served",
+TEST_CASE("GETs whose streams find the response budget full wait unanswered and are served first come first served",
           "[src][kv][stream]") {
   ByteBudget budget(engine::kFrameRawBytes);  // room for one stream at a time
   StreamWaiters waiters;
@@ -134,26 +159,64 @@ TEST_CASE("streams that find the response budget full wait and are resumed first
     clients.push_back(std::make_unique<Client>(budget, waiters, Stored(raw)));
     clients.back()->Get();
   }
-  // The first holds the budget; the others sent their head and wait.
+  // The first holds the budget; the others have nothing sent, not even a
+  // head, and no deadline of the connection runs: the wait is the server's.
   CHECK(waiters.size() == 2);
+  CHECK(waiters.HeadNeed() == engine::kFrameRawBytes);
   for (int i = 1; i < 3; ++i) {
-    CHECK(clients[i]->conn.Streaming());
-    while (clients[i]->Write(1 << 20)) {
-    }
-    CHECK(clients[i]->Body().empty());
-    CHECK(clients[i]->conn.DeadlineMs() != 0);  // the send deadline bounds the wait
+    CHECK_FALSE(clients[i]->conn.HasOutput());
+    CHECK(clients[i]->wire.empty());
+    CHECK(clients[i]->conn.DeadlineMs() == 0);
   }
-  CHECK(waiters.Resume(0, nullptr, nullptr) == 0);  // still no room
+  CHECK_FALSE(waiters.HeadFits());
+  CHECK(Serve(waiters) == 0);  // still no room
   for (size_t done = 0; done < clients.size(); ++done) {
     Client& c = *clients[done];
     while (c.Write(1 << 20)) {
     }
+    CHECK(c.wire.rfind("HTTP/1.1 200", 0) == 0);
     CHECK(c.Body() == raw);
     CHECK_FALSE(c.conn.Streaming());
     CHECK(budget.used() == 0);  // its last piece was written: the stream is gone
-    CHECK(waiters.Resume(0, nullptr, nullptr) == (done + 1 < clients.size() ? 1u : 0u));
+    CHECK(waiters.HeadFits() == (done + 1 < clients.size()));
+    CHECK(Serve(waiters) == (done + 1 < clients.size() ? 1u : 0u));
   }
   CHECK(waiters.empty());
+}
+
+TEST_CASE("a waiting GET is given up oldest first, or cancelled, and keeps no room", "[src][kv][stream]") {
+  ByteBudget budget(engine::kFrameRawBytes);
+  StreamWaiters waiters;
+  const std::string raw = Text(2 * engine::kFrameRawBytes, 4);
+  Client holder(budget, waiters, Stored(raw));
+  holder.Get();
+  REQUIRE(budget.used() == engine::kFrameRawBytes);
+  auto stream = [&] { return std::make_shared<ValueStream>(Stored(raw), nullptr, budget); };
+  StreamWaiters::Waiter a, b, c;
+  a.stream = stream();
+  a.since_ms = 100;
+  b.stream = stream();
+  b.since_ms = 150;
+  c.stream = stream();
+  c.since_ms = 200;
+  std::weak_ptr<ValueStream> b_stream = b.stream;
+  http::Connection* gone = &holder.conn;  // only compared: names b's connection
+  b.conn = gone;
+  waiters.Park(std::move(a));
+  waiters.Park(std::move(b));
+  waiters.Park(std::move(c));
+  CHECK(waiters.HeadSinceMs() == 100);
+  StreamWaiters::Waiter out;
+  CHECK_FALSE(waiters.TakeExpired(1099, 1000, &out));
+  REQUIRE(waiters.TakeExpired(1100, 1000, &out));
+  CHECK(out.since_ms == 100);
+  out = StreamWaiters::Waiter();
+  waiters.Cancel(*gone);  // its connection went away: dropped, stream and all
+  CHECK(b_stream.expired());
+  CHECK(waiters.size() == 1);
+  CHECK(waiters.HeadSinceMs() == 200);
+  CHECK_FALSE(waiters.TakeExpired(1150, 1000, &out));
+  CHECK(budget.used() == engine::kFrameRawBytes);  // waiters reserve nothing
 }
 
 TEST_CASE("a compressed value that cannot be decoded is answered 500 before any byte of it",
