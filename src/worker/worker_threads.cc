@@ -26,7 +26,8 @@
 // until a release of the body budgets (any: the write exchanges' rules
 // decide whose room it is), mail, a stop or its give-up. An upload waiting
 // for room while its short body still arrives (its socket is read meanwhile)
-// looks again every kBusyRetryMs.
+// polls its socket and an eventfd of its own that those releases also ring
+// (PollForRoom): it looks again when its bytes come or room may have.
 //
 // Counters: each pool thread bumps private http::Counters; the main thread
 // (and /metrics, before rendering) folds their sum into the slot's shared
@@ -100,6 +101,9 @@ struct PoolThread {
   std::atomic<int> active_fd{-1};  // the socket being served (fast stop shuts it down)
   size_t slot = 0;          // index in the pool: its RoomWaiters slot
   bool room_rung = false;   // under mu: a release made room for what it waits for
+  // Under mu: while the thread polls its socket for an upload that waits for
+  // body budget room, the eventfd a ring also writes (else -1).
+  int room_efd = -1;
 };
 
 struct ThreadWorker {
@@ -145,6 +149,17 @@ struct ThreadWorker {
   // until a release rings t, mail arrives, a stop begins or timeout_ms
   // passes.
   void WaitForRoom(PoolThread* t, const KvConnState* body, int timeout_ms);
+  // poll(fds, n, timeout_ms) for an upload of *body that waits for body
+  // budget room while its short body still arrives (its socket is among
+  // fds): a release of the budgets ends the poll too, through the eventfd
+  // *efd (made on first use, by this call; the caller closes it). fds must
+  // have room for n + 1 entries. Returns what poll returns (0 also when
+  // room was there before it began).
+  int PollForRoom(PoolThread* t, const KvConnState& body, pollfd* fds, nfds_t n, int timeout_ms, int* efd);
+  // The RoomWaiters a wait of t joins (see WaitForRoom), begun; returns how
+  // many of out[0..3) it filled, for EndRoomWait.
+  size_t BeginRoomWait(PoolThread* t, const KvConnState* body, RoomWaiters** out);
+  static void EndRoomWait(PoolThread* t, RoomWaiters* const* begun, size_t n);
   static void RingRoom(void* worker, size_t slot);
   Mode mode() const { return static_cast<Mode>(mode_.load(std::memory_order_acquire)); }
   void SetMode(Mode m);
@@ -414,22 +429,31 @@ bool ThreadWorker::WaitForMail(PoolThread* t, int timeout_ms) {
   return !t->inbox.empty();
 }
 
+size_t ThreadWorker::BeginRoomWait(PoolThread* t, const KvConnState* body, RoomWaiters** out) {
+  size_t n = 0;
+  if (body == nullptr) {
+    out[n++] = response_room.get();
+    response_room->Begin(t->slot, t->service->ResponseBudgetNeed());
+    return n;
+  }
+  out[n++] = body_room.get();
+  out[n++] = whole_room.get();
+  if (t->service->AwaitsArrivedRoom(*body)) out[n++] = arrived_room.get();
+  for (size_t i = 0; i < n; ++i) out[i]->Begin(t->slot, RoomWaiters::kAnyRelease);
+  return n;
+}
+
+void ThreadWorker::EndRoomWait(PoolThread* t, RoomWaiters* const* begun, size_t n) {
+  for (size_t i = 0; i < n; ++i) begun[i]->End(t->slot);
+}
+
 void ThreadWorker::WaitForRoom(PoolThread* t, const KvConnState* body, int timeout_ms) {
   {
     std::lock_guard<std::mutex> lock(t->mu);
     t->room_rung = false;  // a ring for an earlier wait
   }
   RoomWaiters* begun[3] = {};
-  size_t n = 0;
-  if (body == nullptr) {
-    begun[n++] = response_room.get();
-    response_room->Begin(t->slot, t->service->ResponseBudgetNeed());
-  } else {
-    begun[n++] = body_room.get();
-    begun[n++] = whole_room.get();
-    if (t->service->AwaitsArrivedRoom(*body)) begun[n++] = arrived_room.get();
-    for (size_t i = 0; i < n; ++i) begun[i]->Begin(t->slot, RoomWaiters::kAnyRelease);
-  }
+  const size_t n = BeginRoomWait(t, body, begun);
   // The check after Begin (RoomWaiters' order): room released before it is
   // seen here, room released after it rings this thread.
   if (t->service->NextRetryMs() == 0) {
@@ -438,14 +462,43 @@ void ThreadWorker::WaitForRoom(PoolThread* t, const KvConnState* body, int timeo
     t->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                    [&] { return t->room_rung || !t->inbox.empty() || mode() != start; });
   }
-  for (size_t i = 0; i < n; ++i) begun[i]->End(t->slot);
+  EndRoomWait(t, begun, n);
 }
 
+int ThreadWorker::PollForRoom(PoolThread* t, const KvConnState& body, pollfd* fds, nfds_t n, int timeout_ms,
+                              int* efd) {
+  if (*efd < 0) *efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (*efd < 0) return poll(fds, n, std::min(timeout_ms, static_cast<int>(kBusyRetryMs)));  // no descriptor: ask again soon
+  uint64_t stale = 0;
+  (void)!read(*efd, &stale, sizeof stale);  // rings of an earlier wait
+  {
+    std::lock_guard<std::mutex> lock(t->mu);
+    t->room_efd = *efd;
+  }
+  RoomWaiters* begun[3] = {};
+  const size_t k = BeginRoomWait(t, &body, begun);
+  int r = 0;
+  // The check after Begin, as in WaitForRoom.
+  if (t->service->NextRetryMs() == 0) {
+    fds[n] = pollfd{*efd, POLLIN, 0};
+    r = poll(fds, n + 1, timeout_ms);
+  }
+  EndRoomWait(t, begun, k);
+  std::lock_guard<std::mutex> lock(t->mu);
+  t->room_efd = -1;
+  return r;
+}
+
+// A ring may come for a wait that just ended: it only ends a sleep.
 void ThreadWorker::RingRoom(void* worker, size_t slot) {
   PoolThread* t = static_cast<ThreadWorker*>(worker)->pool[slot].get();
   {
     std::lock_guard<std::mutex> lock(t->mu);
     t->room_rung = true;
+    if (t->room_efd >= 0) {
+      const uint64_t one = 1;
+      (void)!write(t->room_efd, &one, sizeof one);
+    }
   }
   t->cv.notify_one();
 }
@@ -510,6 +563,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   bool fed = false;
   bool linger = false;
   bool yielded = false;
+  int room_efd = -1;  // PollForRoom's, made on first use
   for (;;) {
     TakeMail(t);
     if (!FlushOutput(conn, a.fd)) break;
@@ -552,8 +606,8 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     // Writes waiting for queue room, and a compressed response once room
     // for it was released (NextRetryMs asks for both). An upload waiting
     // for body budget room while its short body arrives (it reads on
-    // meanwhile): another pool thread's release wakes no one here, so ask on
-    // each pass. A response resumed has output: it is sent first (the poll
+    // meanwhile): each pass (input, or a release that rang PollForRoom)
+    // asks. A response answered has output: it is sent first (the poll
     // below watches input only).
     const bool body_wait = t->service->AwaitsBodyBudget(state);
     if (t->service->NextRetryMs() != 0 || body_wait) {
@@ -582,7 +636,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       continue;
     }
     int timeout = deadline != 0 ? static_cast<int>(std::min<uint64_t>(deadline - now, 60'000)) : 60'000;
-    pollfd fds[2] = {{a.fd, static_cast<short>(conn.WantsRead() ? POLLIN : 0), 0}, {stop_efd, POLLIN, 0}};
+    pollfd fds[3] = {{a.fd, static_cast<short>(conn.WantsRead() ? POLLIN : 0), 0}, {stop_efd, POLLIN, 0}, {}};
     nfds_t nfds = 2;
     if (m != Mode::kRun) {
       nfds = 1;  // the stop eventfd stays readable: watch the clock instead
@@ -591,8 +645,9 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
     if (expiry > now) timeout = std::min<int>(timeout, static_cast<int>(std::min<uint64_t>(expiry - now, 60'000)));
     if (idle) timeout = std::min(timeout, static_cast<int>(kDrainIdleAfterMs / 4));  // notice waiting clients
-    if (t->service->NextRetryMs() != 0 || body_wait) {
-      timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));  // queue room or body room: soon again
+    const bool retrying = t->service->NextRetryMs() != 0;
+    if (retrying) {
+      timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));  // queue room: soon again
     } else if (t->service->AwaitsResponseBudget()) {
       // Until a release makes room, its give-up (NextExpiryMs), the
       // connection's deadline or a stop.
@@ -602,7 +657,9 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       WaitForRoom(t, nullptr, room_ms);
       continue;
     }
-    const int r = poll(fds, nfds, timeout);
+    // Its body's bytes, or a release of the body budgets.
+    const int r = body_wait && !retrying ? PollForRoom(t, state, fds, nfds, timeout, &room_efd)
+                                         : poll(fds, nfds, timeout);
     if (r < 0 && errno != EINTR) break;
     if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top
     size_t want = std::min(sizeof buf, t->service->ReadBytesHint(state));
@@ -637,6 +694,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
                     (flooding.load(std::memory_order_relaxed) || parked_count.load(std::memory_order_relaxed) > 0);
   if (linger && !park && mode() != Mode::kFast) Linger(a.fd, t->counters);
   t->active_fd.store(-1);
+  if (room_efd >= 0) close(room_efd);
   if (park) {
     Park(a.fd, t->counters, buf);
   } else {

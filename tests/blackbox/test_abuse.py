@@ -735,6 +735,54 @@ def test_uploads_waiting_for_the_body_budget_sleep_until_room_is_released():
         up.close()
 
 
+def test_uploads_waiting_for_room_while_their_short_body_arrives_sleep_until_room_is_released():
+    # Thread model: an upload of a short body (at most 16 KiB) that finds no
+    # room in the body budget reads on while it waits (its whole body may
+    # still arrive and take the room kept for such bodies): its pool thread
+    # watches its socket and is woken by a release of the budgets, not on a
+    # timer (it looked again every 2 ms before). Eight uploads of 64 KiB send
+    # 60 KiB and stall, holding the windows' room of a 1 MiB budget (the
+    # first few read, the others wait with their bytes unread); four uploads
+    # of 10 KiB then send their head and 1 KiB. Between two housekeeping
+    # ticks of the worker's main thread nothing is released and the worker's
+    # other threads wake at most once per short upload. Then everyone sends
+    # the rest and every upload is stored exactly (a lost wake-up would wait
+    # for the 120 s give-up and a 503).
+    if not MODEL_ARGS:
+        print("  (thread model only: the event model's waiting uploads are its loop's, woken by releases)")
+        return
+    # Without spilling, which would take the holders' bytes instead.
+    s = start("--workers", "1", "--threads", "32", "--body-buffer-bytes", "1M", "--body-timeout-ms", "120000",
+              "--compression-level", "0", "--body-spill-bytes", "0")
+    pid = s.workers()[0]
+    holders = [(raw_socket(s.port), os.urandom(64 << 10)) for _ in range(8)]
+    shorts = [(raw_socket(s.port), os.urandom(10 << 10)) for _ in range(4)]
+    sent = {}
+    try:
+        def begin(c, key, body, n):
+            c.sendall(build_request("PUT", key_path(key), None, [("Content-Length", str(len(body)))]) + body[:n])
+            sent[c] = n
+        for i, (c, body) in enumerate(holders):
+            begin(c, f"holder{i}", body, 60 << 10)
+        # Each holder's bytes are read (it holds its window) or wait unread.
+        wait_for(lambda: all((q := tcp_queues(s.port, c.getsockname()[1])) is not None and (q[1] == 0 or
+                                                                                         q[1] >= 30 << 10)
+                             for c, _ in holders), 60, "the holders' bytes to be read or held")
+        for i, (c, body) in enumerate(shorts):
+            begin(c, f"short{i}", body, 1 << 10)
+        check_quiet_between_ticks(pid, len(shorts), f"{len(shorts)} short uploads waited for the body budget")
+        readable, _, _ = select.select([c for c, _ in holders + shorts], [], [], 0)
+        check(not readable, f"{len(readable)} uploads answered before their bodies were sent")
+        for c, body in holders + shorts:
+            c.sendall(body[sent[c]:])
+        check_uploads_stored(s.port, [c for c, _ in holders + shorts],
+                             [f"holder{i}" for i in range(len(holders))] + [f"short{i}" for i in range(len(shorts))],
+                             [body for _, body in holders + shorts], "upload")
+    finally:
+        for c, _ in holders + shorts:
+            c.close()
+
+
 def test_stalled_upload_is_removed():
     s = start("--workers", "1", "--body-timeout-ms", "1500", "--compression-level", "0")
     c = raw_socket(s.port)
