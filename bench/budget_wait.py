@@ -18,10 +18,17 @@ Cases (each server in turn, shuffled per round; one worker, event model, a fresh
              compressible value that read nothing (each holds its piece's room while its socket is
              full) and --waiters more that wait for room: the worker's wake-ups and CPU over --sample
              seconds with nothing else to do (kingx only; NAME=BIN:threads runs the thread model).
+  arriving   --body-buffer-bytes 1M, --body-spill-bytes 0 (nothing is spilled, so the holders keep
+             their room), 8 uploads that sent 60 KiB of a 64 KiB body and stall (their windows hold
+             all the windows' room), and --waiters uploads of a 10 KiB body that sent their head and
+             1 KiB and wait for room while the rest of their short body may still arrive (their
+             sockets are read meanwhile): the worker's wake-ups and CPU over --sample seconds with
+             nothing else to do (kingx only; the thread model is the case's point: NAME=BIN:threads).
 
   bench/budget_wait.py --kingx new=build-release/src/kingx --kingx ref=/work/ref/s21/kingx --nginx \\
       --cases slow-body,held --rounds 2 --out bench/results/DIR/budget-wait
   bench/budget_wait.py --kingx new=BIN --kingx new-threads=BIN:threads --cases stream-held --out ...
+  bench/budget_wait.py --kingx new=BIN:threads --kingx ref=REF:threads --cases arriving --out ...
 
 Results: OUT/budget_wait.json (one row per round, case and server, with `uptime` before and after)
 and OUT/summary.md. Needs slowhttptest and nginx as bench/abuse.py does. Every process started here
@@ -48,13 +55,19 @@ def uptime():
 
 
 def ctx_switches(pid):
+    """(voluntary, nonvoluntary) context switches of all of process pid's threads so far (a thread model's
+    pool threads wake on their own, not with the main thread)."""
     v = n = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("voluntary_ctxt_switches:"):
-                v = int(line.split()[1])
-            elif line.startswith("nonvoluntary_ctxt_switches:"):
-                n = int(line.split()[1])
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        v += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        n += int(line.split()[1])
+        except OSError:
+            pass  # the thread ended meanwhile
     return v, n
 
 
@@ -150,6 +163,18 @@ def case_held(spec, args, workdir):
                         {"waiters": args.waiters}, open_socks, args)
 
 
+def case_arriving(spec, args, workdir):
+    def open_socks(server, socks):
+        for i in range(8):
+            socks.append(raw_upload(server.port, f"/v1/kv/holder{i}", 64 << 10, 60 << 10))
+        time.sleep(1)
+        for i in range(args.waiters):
+            socks.append(raw_upload(server.port, f"/v1/kv/w{i}", 10 << 10, 1 << 10))
+    return case_waiting(spec, workdir, ["--body-buffer-bytes", "1M", "--body-spill-bytes", "0",
+                                        "--body-timeout-ms", "600000"], {"holders": 8, "waiters": args.waiters},
+                        open_socks, args)
+
+
 def stalled_get(port, path):
     """A GET on a socket with a small receive buffer that reads nothing."""
     s = socket.socket()
@@ -196,7 +221,8 @@ def main(argv):
             for spec in order:
                 with tempfile.TemporaryDirectory(prefix="budget-wait-") as wd:
                     before = uptime()
-                    fn = {"slow-body": case_slow_body, "held": case_held, "stream-held": case_stream_held}[case]
+                    fn = {"slow-body": case_slow_body, "held": case_held, "stream-held": case_stream_held,
+                          "arriving": case_arriving}[case]
                     result = fn(spec, args, wd)
                     if result is None:
                         continue
