@@ -11,7 +11,8 @@ files to, each checked where an operator or a client sees it:
     changes nothing (README "Resharding": both phases are idempotent);
   - a step of a move given another --ring, --old or --new than the move's `copy` was (recorded
     in the state file, or in the journal of a `copy` interrupted before it wrote one) exits 3
-    naming the option, before it changes anything on any shard; the recorded ones then finish;
+    naming the option, before it changes anything on any shard; the recorded ones then finish,
+    also from a state file of the earlier format (the keys alone, taken with a word on stderr);
   - between the two phases, deploy/nginx-resharding.conf reads a key not yet on its new owner from
     its old one, sends an unconditional DELETE to both rings (the original and the copy go), leaves
     a DELETE with If-Match to the new owner alone, and sends a PUT to the new owner;
@@ -159,9 +160,17 @@ def test_a_step_given_another_ring_or_list_than_the_move_recorded_is_refused_and
     # Another weight for the new shard, another id for an old one: both move HAProxy's points.
     refused(before, "finish", "new", new=lists[3].replace(" id=3", " id=3 weight=50"))
     refused(before, "finish", "old", old=lists[1].replace(" id=2", " id=5"))
-    # The same lists spelled otherwise (the default weight written out) are the same move.
+    # A state file of main's tool before the move was recorded (the keys alone) is taken with the
+    # run's arguments, said on stderr. The same lists spelled otherwise (the default weight
+    # written out) are the same move.
+    with open(mv.state) as f:
+        doc = json.load(f)
+    check(doc["move"]["ring"] == "haproxy" and len(doc["move"]["new"]) == 3, f"the state records {doc['move']}")
+    with open(mv.state, "w") as f:
+        json.dump(doc["keys"], f)
     p = reshard("finish", "--old", lists[1].replace(" id=2", " id=2 weight=100"), *lists[2:])
-    check(p.returncode == 0, f"finish with the recorded move: exit {p.returncode}, {p.stdout} {p.stderr}")
+    check(p.returncode == 0 and "records no --ring" in p.stderr,
+          f"finish with the recorded move from an earlier state file: exit {p.returncode}, {p.stdout} {p.stderr}")
     where = holders()
     wrong = [k for k in values if where[k] != [name(mv.new_owner(k))]]
     check(not wrong, f"after finish {len(wrong)} keys are not on their owner alone, e.g. "
