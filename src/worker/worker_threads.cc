@@ -172,7 +172,7 @@ struct ThreadWorker {
   uint64_t drain_start_ms = 0;  // written before mode_ turns kGraceful (release)
   int stop_efd = -1;            // readable once a stop began
   int exit_efd = -1;            // tells the dispatcher to exit
-  std::vector<int> listen_fds;  // parallel to admin flags
+  std::vector<int> listen_fds;  // parallel to admin flags; closed by the acceptor when it stops
   std::vector<bool> listen_admin;
   std::vector<bool> listen_tuned;  // accepted sockets inherit the TCP options (TuneListenSocket)
 
@@ -374,6 +374,11 @@ void ThreadWorker::AcceptLoop() {
       }
     }
   }
+  // No more accepts: the listeners close now, not once the pool has drained,
+  // so that a new client is refused (as by the event model) instead of
+  // waiting in the backlog of a socket nobody accepts from.
+  for (int fd : listen_fds) close(fd);
+  listen_fds.clear();
 }
 
 // ---------------------------------------------------------------- dispatcher

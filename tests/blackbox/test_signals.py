@@ -47,17 +47,18 @@ def put_status(size):
         return c.read_response().status
 
 
-def fresh_server(max_value_bytes=1 << 20, doc=None, admin=False):
+def fresh_server(max_value_bytes=1 << 20, doc=None, admin=False, args=()):
     """Stops the previous case's server and starts a new one with a config
     file (max_value_bytes, 2 workers, or `doc`), so one case's failure cannot
-    cascade. With `admin`, an admin listener too (S.admin_port)."""
+    cascade. With `admin`, an admin listener too (S.admin_port); `args`
+    are more flags."""
     global S, CONFIG
     if S is not None:
         S.cleanup()
     S = Server([], admin=admin)
     CONFIG = os.path.join(S.workdir, "kingx.json")
     write_config(CONFIG, doc or {"max_value_bytes": max_value_bytes, "workers": 2})
-    S.extra = ["--config", CONFIG]
+    S.extra = ["--config", CONFIG] + list(args)
     S.start()
     return S
 
@@ -244,6 +245,31 @@ def test_hup_lowering_workers_resets_no_waiting_connection():
     check(not lost, f"{len(lost)} GETs on fresh connections lost across reloads lowering --workers "
                     f"({answered[0]} answered): {lost[:5]}")
     check(answered[0] > 100, f"only {answered[0]} GETs ran: no load during the reloads")
+
+
+def test_quit_refuses_new_clients_while_in_flight_requests_finish():
+    # QUIT stops accepting at once, in either model: while an upload in
+    # flight is finished, a new client is refused (or answered 503), never
+    # left waiting in the backlog of a listener nobody accepts from.
+    for model in ([], ["--model", "threads", "--threads", "8"]):
+        fresh_server(doc={"workers": 1}, args=model)
+        with Conn(S.port, timeout=30) as upload:
+            upload.send(build_request("PUT", key_path("in-flight"), None, [("Content-Length", "100")]) + b"x" * 10)
+            time.sleep(0.3)
+            S.signal(signal.SIGQUIT)
+            time.sleep(0.5)
+            try:
+                with Conn(S.port, timeout=3) as late:
+                    status = late.request("GET", "/readyz").status
+                check(status == 503, f"{model or 'event'}: /readyz after QUIT answered {status}")
+            except ConnectionRefusedError:
+                pass
+            except ConnectionClosed as e:
+                raise TestFailure(f"{model or 'event'}: a client arriving after QUIT got no answer: {e}")
+            upload.send(b"x" * 90)
+            r = upload.read_response()
+            check(r.status == 201, f"{model or 'event'}: the upload in flight at QUIT: {r!r}")
+        check(S.wait_exit(30) == 0, f"{model or 'event'}: exit status after QUIT")
 
 
 def log_since(offset):
