@@ -1,7 +1,10 @@
-import http.client, subprocess, sys, time, socket, os, signal
+# usage: overwrite_probe.py KINGX NKEYS   (GETs beside constant overwrites of NKEYS keys; prints non-200s)
+import http.client, subprocess, sys, time, socket, os, signal, tempfile
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+DATA = tempfile.mkdtemp(prefix="overwrite-probe-")
 kbin, n = sys.argv[1], int(sys.argv[2])
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-k = subprocess.Popen([kbin, "--listen", f"127.0.0.1:{port}", "--data", "/tmp/get-w/ow/data", "--workers", "2", "--sync", "none", "--error-log", "/tmp/get-w/ow/err.log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+k = subprocess.Popen([kbin, "--listen", f"127.0.0.1:{port}", "--data", os.path.join(DATA, "data"), "--workers", "2", "--sync", "none", "--error-log", os.path.join(DATA, "err.log")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
     for i in range(300):
         try:
@@ -9,7 +12,7 @@ try:
             if r.status == 200: break
         except Exception: pass
         time.sleep(0.2)
-    w = subprocess.Popen(["wrk", "-t1", "-c64", "-d40s", "-s", "/work/wt/get/bench/lua/preload.lua", f"http://127.0.0.1:{port}/", "--", "prefix=/v1/kv/", "keyp=k", f"nkeys={n}", "size=100"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    w = subprocess.Popen(["wrk", "-t1", "-c64", "-d40s", "-s", os.path.join(BENCH, "lua", "preload.lua"), f"http://127.0.0.1:{port}/", "--", "prefix=/v1/kv/", "keyp=k", f"nkeys={n}", "size=100"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     while True:
         c.request("GET", f"/v1/kv/k{n-1}"); r = c.getresponse(); r.read()

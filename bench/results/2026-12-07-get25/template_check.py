@@ -1,7 +1,8 @@
+# usage: template_check.py WORKDIR KINGX   (the template build path, then GETs of k0..k1999 and a closer look at any miss)
 # The template build's path (bench/harness/kingx: start, _preload_small, the check), with a closer look
 # when the check fails: is the key missing for good or for a moment, and which others are?
 import sys, os, time, signal
-sys.path.insert(0, '/work/wt/get/bench')
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 from harness import kingx, scenarios, procs
 w = sys.argv[1]; kb = sys.argv[2]; os.makedirs(w, exist_ok=True)
 ds = scenarios.Dataset(1000000, 0, 0)
