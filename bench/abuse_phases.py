@@ -7,13 +7,16 @@ then alternate phases on that same process: alone, abused, alone, abused ... (--
 phase runs wrk -t1 -c50 for --seconds on CPU S and, beside it on CPU A, a prober that opens a fresh
 connection every --probe-ms, sends one GET and times the first byte of the answer (time to first
 answer: connect + wait in the backlog + the server's turn). An abused phase starts the abuse (on
-CPU A, as bench/abuse.py starts it) --settle seconds before wrk and stops it after; the next alone
+CPU A, as bench/abuse.py starts it) --settle seconds before wrk, then waits until the connections
+the server holds stop growing (the abuse in place, at most --in-place-s more; its ramp is
+bench/slowread_profile.py's to measure), and stops it after; the next alone
 phase begins once the server holds no more of the abuse's connections. Recorded per phase: wrk
 req/s, server CPU per wrk request (user + system of the server's process tree / requests), and the
 probes' first-answer times (median, p90, p99, max; a probe with no answer in 10 s counts as 10 s),
 and the worker's largest RSS (sampled every 0.25 s, as bench/abuse.py does).
 The ratios pair each abused phase with the alone phase before it: neighbours on the same process,
-minutes apart at most, so a machine that changes load between servers moves both.
+minutes apart at most, so a machine that changes load between servers moves both. A pair whose alone
+phase had wrk errors is reported but left out of the medians (it measured cheaper answers).
 
   bench/abuse_phases.py --case slow-body --kingx new=build-release/src/kingx --kingx ref=/work/ref/s20/kingx \\
       --nginx --rounds 2 --out bench/results/DIR/phases-slow-body
@@ -87,6 +90,23 @@ def conns_held(port):
     return abuse.established(port)
 
 
+def wait_in_place(server, limit_s):
+    """Waits (at most limit_s) until the connections the server holds stop growing (by less than 1%
+    over half a second): the abuse is in place, its ramp over. slowhttptest opens 1,000 connections
+    a second when it gets the CPU to, and on a busy machine its 3,000 take longer than a fixed settle;
+    the ramp is 1,000 new requests a second (for slow readers, GETs of a 1 MiB value), whose cost
+    bench/slowread_profile.py measures on its own. Returns the seconds waited."""
+    t0 = time.monotonic()
+    last = conns_held(server.port)
+    while time.monotonic() - t0 < limit_s:
+        time.sleep(0.5)
+        now = conns_held(server.port)
+        if now <= last * 1.01:
+            break
+        last = now
+    return round(time.monotonic() - t0, 1)
+
+
 def phase(server, args, abused):
     """One phase: (row) wrk + prober, with the abuse started args.settle s before when abused."""
     procs = []
@@ -98,6 +118,7 @@ def phase(server, args, abused):
             with abuse.spawning_on(args.abuse_cpus):
                 procs = abuse.start_abuse(args.case, server, args.abuse_args, server.workdir)
             time.sleep(args.settle)  # the abuse builds up (slowhttptest: 1,000 connections a second)
+            row["in_place_s"] = wait_in_place(server, args.in_place_s)
         prober = Prober(server.port, server.small, args.probe_ms)
         cpu0 = abuse.server_cpu_s(server)
         wrk = abuse.start_wrk(server.url(server.small), 50, args.seconds, args.server_cpus)
@@ -142,6 +163,9 @@ def main(argv):
     ap.add_argument("--phases", type=int, default=2, help="alone/abused pairs per server and round")
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--settle", type=int, default=6)
+    ap.add_argument("--in-place-s", type=float, default=30,
+                    help="after --settle, wait at most this long for the abuse's connections to stop growing "
+                         "(0: measure from --settle on, the ramp included, as before)")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of wrk before the first phase")
     ap.add_argument("--probe-ms", type=int, default=50)
     ap.add_argument("--abuse-conns", type=int, default=3000)
@@ -153,7 +177,7 @@ def main(argv):
     allowed = set(os.sched_getaffinity(0))
     args.server_cpus, args.abuse_cpus = abuse.parse_pin(args.pin, allowed)
     # bench/abuse.py's start_abuse sizes the abuse's life from these.
-    args.abuse_args = types.SimpleNamespace(settle=args.settle, duration=args.seconds, steady=0,
+    args.abuse_args = types.SimpleNamespace(settle=args.settle, duration=args.seconds, steady=int(args.in_place_s) + 1,
                                             abuse_conns=args.abuse_conns, flood_conns=args.flood_conns,
                                             workers=1)
     abuse.BIG = os.urandom(1 << 20)
@@ -193,20 +217,25 @@ def main(argv):
              "Each abused phase ÷ the alone phase before it on the same server process. First answer: "
              "a fresh connection's GET, time to the first byte of the answer (ms).", "",
              "| round | server | pair | req/s ratio | CPU µs/req alone → abused | first answer alone p50/p99/max "
-             "| first answer abused p50/p99/max | load | worker RSS abused, max MiB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| first answer abused p50/p99/max | load | worker RSS abused, max MiB | in place after s "
+             "| wrk errors alone / abused |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for a, b in zip(rows[0::2], rows[1::2]):
         fa, fb = a["first_answer_ms"], b["first_answer_ms"]
         ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else None
         lines.append(f"| {a['round']} | {a['server']} | {a['pair']} | {ratio} | {a['cpu_us_per_req']} → "
                      f"{b['cpu_us_per_req']} | {fa.get('p50')}/{fa.get('p99')}/{fa.get('max')} | "
                      f"{fb.get('p50')}/{fb.get('p99')}/{fb.get('max')} | {a['load']:.1f}–{b['load_after']:.1f} | "
-                     f"{b.get('max_worker_rss_kib', 0) / 1024:.1f} |")
+                     f"{b.get('max_worker_rss_kib', 0) / 1024:.1f} | {b.get('in_place_s', '–')} | "
+                     f"{a['errors']} / {b['errors']} |")
     per = {}
     for a, b in zip(rows[0::2], rows[1::2]):
-        if a["rps"] and a["cpu_us_per_req"] and b["cpu_us_per_req"]:
+        # An alone phase answered with errors (a 403 for a file nginx's workers cannot read) measured
+        # cheaper answers than the ones it is compared with: not a pair.
+        if a["rps"] and a["cpu_us_per_req"] and b["cpu_us_per_req"] and not a["errors"]:
             per.setdefault(a["server"], []).append((b["rps"] / a["rps"], a["cpu_us_per_req"] / b["cpu_us_per_req"]))
-    lines += ["", "| server | req/s ratio, median of pairs | CPU ratio (alone ÷ abused µs/req), median | pairs |",
+    lines += ["", "Pairs whose alone phase had wrk errors are left out of the medians.", "",
+              "| server | req/s ratio, median of pairs | CPU ratio (alone ÷ abused µs/req), median | pairs |",
               "|---|---|---|---|"]
     for name, xs in sorted(per.items()):
         lines.append(f"| {name} | {statistics.median(x for x, _ in xs):.3f} | "

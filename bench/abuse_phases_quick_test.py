@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Smoke test of bench/abuse_phases.py: one one-second pair (alone, then beside a garbage flood) for
-kingx in each model, into a scratch directory; every phase must report wrk's requests, the server's
-CPU per request and at least one new client's time to first answer, and the summary must name both
-servers. No speed threshold (those are the script's report, not a test)."""
+kingx in each model and nginx, into a scratch directory; every phase must report wrk's requests, the
+server's CPU per request and at least one new client's time to first answer, no alone phase may have
+wrk errors (nginx answered every request 403 when its workers could not read the files: the
+reference measured error pages), and the summary must name every server. No speed threshold (those
+are the script's report, not a test)."""
 import json
 import os
 import subprocess
@@ -13,7 +15,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 kingx = os.environ.get("KINGX_BIN", os.path.join(os.path.dirname(here), "build", "src", "kingx"))
 with tempfile.TemporaryDirectory(prefix="kingx-phases-quick-") as out:
     p = subprocess.run([sys.executable, os.path.join(here, "abuse_phases.py"), "--case", "garbage",
-                        "--kingx", f"event={kingx}", "--kingx", f"threads={kingx}:threads", "--rounds", "1",
+                        "--kingx", f"event={kingx}", "--kingx", f"threads={kingx}:threads", "--nginx", "--rounds", "1",
                         "--phases", "1", "--seconds", "1", "--settle", "1", "--warmup", "1", "--out", out],
                        capture_output=True, text=True, timeout=300)
     print(p.stdout[-3000:], p.stderr[-3000:])
@@ -21,12 +23,16 @@ with tempfile.TemporaryDirectory(prefix="kingx-phases-quick-") as out:
         sys.exit(f"abuse_phases.py exited with {p.returncode}")
     rows = json.load(open(os.path.join(out, "phases.json")))["rows"]
     got = sorted((r["server"], r["abused"]) for r in rows)
-    if got != [("event", False), ("event", True), ("threads", False), ("threads", True)]:
+    if got != [("event", False), ("event", True), ("nginx", False), ("nginx", True), ("threads", False),
+               ("threads", True)]:
         sys.exit(f"unexpected phases: {got}")
+    erred = [(r["server"], r["errors"], r["requests"]) for r in rows if not r["abused"] and r["errors"]]
+    if erred:
+        sys.exit(f"alone phases answered with errors (server, errors, requests): {erred}")
     bad = [r for r in rows if not (r["requests"] and r["cpu_us_per_req"] and r["first_answer_ms"].get("n"))]
     if bad:
         sys.exit(f"phases without requests, CPU per request or a first answer: {bad}")
     summary = open(os.path.join(out, "summary.md")).read()
-    if "| event |" not in summary or "| threads |" not in summary:
-        sys.exit(f"the summary does not name both servers:\n{summary}")
+    if any(f"| {name} |" not in summary for name in ("event", "threads", "nginx")):
+        sys.exit(f"the summary does not name every server:\n{summary}")
 print("ok")

@@ -15,13 +15,15 @@ RETURN_BODY = "v" * 100
 
 
 def write_static_files(www_dir):
-    """The files nginx serves statically: s/v100.txt, s/v64k.bin, s/v1m.bin."""
+    """Writes the files nginx serves statically (s/v100.txt, s/v64k.bin, s/v1m.bin); returns {name: bytes}."""
     s = os.path.join(www_dir, "s")
     os.makedirs(s, exist_ok=True)
-    for name, size, ch in (("v100.txt", 100, b"v"), ("v64k.bin", 65536, b"x"),
-                           ("v1m.bin", 1 << 20, b"x")):
+    files = {name: ch * size for name, size, ch in (("v100.txt", 100, b"v"), ("v64k.bin", 65536, b"x"),
+                                                     ("v1m.bin", 1 << 20, b"x"))}
+    for name, data in files.items():
         with open(os.path.join(s, name), "wb") as f:
-            f.write(ch * size)
+            f.write(data)
+    return files
 
 
 def nginx_conf(workdir, port, workers, reuseport, mc_port=None, rlimit_nofile=20000, error_level="warn",
@@ -81,16 +83,21 @@ http {{
 
 
 def start_nginx(workdir, workers, reuseport=False, mc_port=None, static_files=None, nofile=None, **conf):
-    """Start nginx in the foreground (daemon off). Returns (proc, port).
+    """Start nginx in the foreground (daemon off). Returns (proc, port) once nginx answers its
+    `return 200` location and serves every static file whole (200 and its length).
 
     static_files: {name: bytes} served under /s/ instead of write_static_files' set.
     nofile: run nginx under prlimit with this descriptor limit (soft and hard), and set
     worker_rlimit_nofile to it. Other keyword arguments go to nginx_conf.
+    Started by root, nginx's workers run as an unprivileged user: workdir (often a mkdtemp, mode
+    0700) is made searchable for them. Raises RuntimeError (nginx stopped) when a static file is
+    not served: a 403 in its place is a cheaper answer than the file, and would be measured as it.
     """
     port = procs.free_port()
     os.makedirs(workdir, exist_ok=True)
+    os.chmod(workdir, os.stat(workdir).st_mode | 0o755)
     if static_files is None:
-        write_static_files(os.path.join(workdir, "www"))
+        static_files = write_static_files(os.path.join(workdir, "www"))
     else:
         s = os.path.join(workdir, "www", "s")
         os.makedirs(s, exist_ok=True)
@@ -106,7 +113,16 @@ def start_nginx(workdir, workers, reuseport=False, mc_port=None, static_files=No
     if nofile:
         argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--"] + argv
     p = procs.Proc("nginx", argv, os.path.join(workdir, "stdout.log"))
-    procs.wait_http_ok(port, "/r", 20, p)
+    try:
+        procs.wait_http_ok(port, "/r", 20, p)
+        for name, data in static_files.items():
+            status, body = procs.http_request(port, "GET", f"/s/{name}", timeout_s=30)
+            if status != 200 or body != data:
+                raise RuntimeError(f"nginx answers /s/{name} with {status} and {len(body)} bytes, not the "
+                                   f"file's {len(data)} (can its workers read {workdir}?)")
+    except BaseException:
+        p.stop()
+        raise
     return p, port
 
 
