@@ -111,7 +111,7 @@ void Connection::Drive(uint64_t now_ms) {
   in_drive_ = true;
   for (;;) {
     if (state_ == State::kClosing || state_ == State::kAwaitAnswer) break;
-    if (state_ == State::kHead && out_.size() > limits_.max_buffered_output_bytes) break;
+    if (PipelinedHeld()) break;
     if (state_ == State::kHead && stream_) break;  // the next request waits for the streamed body
     if (state_ == State::kBody && body_paused_ && dispatched_ && !discard_body_) break;
     std::span<const char> data = Unparsed();
@@ -444,7 +444,10 @@ void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
   assert(bytes <= out_.size());
   bytes = std::min(bytes, out_.size());
   if (bytes > 0) send_progress_ms_ = now_ms;
+  const bool held = PipelinedHeld();
   out_.Consume(bytes);
+  // A pipelined request's header deadline starts once it can be served.
+  if (held && !PipelinedHeld()) head_start_ms_ = now_ms;
   if (out_.empty() && state_ == State::kHead) {
     idle_since_ms_ = now_ms;
     trimmed_ = false;
@@ -473,7 +476,7 @@ uint64_t Connection::DeadlineMs() const {
   uint64_t phase = 0;
   switch (state_) {
     case State::kHead:
-      if (stream_) break;  // still answering: only the send deadline runs
+      if (stream_ || PipelinedHeld()) break;  // still answering: only the send deadline runs
       if (head_timer_armed_) {
         phase = head_start_ms_ + limits_.header_timeout_ms;
       } else if (!HasOutput()) {

@@ -268,8 +268,10 @@ class Connection {
   // answered kAgain and waits for ResumeOutput).
   bool Streaming() const { return stream_ != nullptr; }
   // Absolute deadline (now_ms clock) of the armed timer, 0 = none: the
-  // header deadline (waiting for/reading a head), the body deadline (reading
-  // a body, not paused), the keep-alive idle deadline, or the send deadline
+  // header deadline (waiting for/reading a head; a pipelined request's runs
+  // from when it can be served: not while the output before it is over
+  // max_buffered_output_bytes or streamed), the body deadline (reading a
+  // body, not paused), the keep-alive idle deadline, or the send deadline
   // (output pending, or a streamed body waiting for ResumeOutput, without
   // progress), whichever is earliest.
   uint64_t DeadlineMs() const;
@@ -336,6 +338,9 @@ class Connection {
   std::span<const char> Unparsed() const { return in_.empty() ? feeding_ : in_.Unparsed(); }
   size_t UnparsedBytes() const { return in_.size() + feeding_.size(); }
   bool StreamWaiting() const { return stream_ && stream_->waiting; }
+  // A pipelined request is held back (Drive) until the output before it
+  // drains under its limit.
+  bool PipelinedHeld() const { return state_ == State::kHead && out_.size() > limits_.max_buffered_output_bytes; }
   void ConsumeInput(size_t n);
   bool BodyPending() const;
 

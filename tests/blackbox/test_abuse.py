@@ -320,6 +320,47 @@ def test_a_slow_reader_longer_than_the_send_timeout_gets_the_value_whole():
             c.close()
 
 
+def test_a_pipelined_request_behind_a_slowly_read_value_is_answered():
+    # A client on a slow link pipelines two GETs of a value larger than the
+    # output limit (1 MiB) and reads steadily for three header timeouts: the
+    # second request's head arrived at once and waits only for the first
+    # answer to drain, so it is answered, not refused 408 (slowhttptest -X
+    # pipelines its GETs the same way: each slow reader was refused so).
+    header_timeout_ms = 1000
+    s = start("--workers", "1", "--header-timeout-ms", str(header_timeout_ms))
+    value = os.urandom(2 << 20)  # not compressible: sent from its segment as it is
+    put(s.port, "big", value)
+    seconds = 3 * header_timeout_ms / 1000
+    rate = 2 * len(value) / seconds
+    c = raw_socket(s.port, rcvbuf=16384)
+    try:
+        c.sendall(build_request("GET", key_path("big")) +
+                  build_request("GET", key_path("big"), headers=[("Connection", "close")]))
+        data, begin = bytearray(), time.monotonic()
+        c.settimeout(60)
+        while True:
+            chunk = c.recv(16384)
+            if not chunk:
+                break
+            data += chunk
+            ahead = len(data) / rate - (time.monotonic() - begin)
+            if ahead > 0:
+                time.sleep(ahead)  # the client's pace
+        answers = []
+        rest = bytes(data)
+        while rest:
+            head, _, rest = rest.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+            answers.append((head.split(b" ", 2)[1], rest[:length]))
+            rest = rest[length:]
+        check([st for st, _ in answers] == [b"200", b"200"] and all(b == value for _, b in answers),
+              f"two pipelined GETs read over {time.monotonic() - begin:.1f} s (--header-timeout-ms "
+              f"{header_timeout_ms}): statuses {[st for st, _ in answers]}, bodies "
+              f"{[len(b) for _, b in answers]} bytes")
+    finally:
+        c.close()
+
+
 LINGER_MAX_BYTES = 16 << 10  # src/worker/serve_options.h kLingerMaxBytes
 
 

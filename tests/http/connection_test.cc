@@ -387,6 +387,93 @@ TEST_CASE("pipelined requests wait while the output is over its limit", "[http][
   CHECK(SplitResponses(wire).size() == 20);
 }
 
+TEST_CASE("a pipelined request held behind a slowly read answer gets no 408: its header deadline starts once it "
+          "can be served", "[http][connection][timeout][backpressure]") {
+  // A client on a slow link pipelines two GETs of a value larger than the
+  // output limit and reads steadily, but for longer than the header timeout:
+  // both are answered whole. The second request's head arrived at once; it
+  // waits for the first answer to drain, not for its own bytes.
+  uint64_t now = 1000;
+  FakeKvHandler handler(kSync, &now);
+  const std::string value(3 << 20, 'v');
+  handler.store["big"] = {1, value, "application/octet-stream"};
+  Limits limits;
+  Connection conn(handler, limits, nullptr, now);
+  const std::string get = "GET /v1/kv/big HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string two = get + get;
+  conn.Feed(std::span<const char>(two.data(), two.size()), now);
+  REQUIRE(handler.requests == 1);
+  std::string wire;
+  auto read = [&](size_t max) {  // the client reads up to max bytes
+    struct iovec iov[16];
+    const size_t k = conn.GatherOutput(iov, 16);
+    size_t took = 0;
+    for (size_t i = 0; i < k && took < max; ++i) {
+      const size_t n = std::min(iov[i].iov_len, max - took);
+      wire.append(static_cast<const char*>(iov[i].iov_base), n);
+      took += n;
+    }
+    conn.ConsumeOutput(took, now);
+  };
+  // 64 KiB a second: the first answer takes ~48 s, past the header timeout
+  // (10 s) many times over, each second within the send timeout (60 s).
+  for (int second = 0; second < 40 && handler.requests == 1; ++second) {
+    now += 1000;
+    conn.OnTimer(now);
+    REQUIRE_FALSE(conn.ShouldClose());
+    REQUIRE(conn.DeadlineMs() > now);
+    read(64 << 10);
+  }
+  while (conn.HasOutput()) {
+    now += 1000;
+    conn.OnTimer(now);
+    read(1 << 20);
+  }
+  const auto all = SplitResponses(wire);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].status == 200);
+  CHECK(all[1].status == 200);
+  CHECK(all[1].body == value);
+  CHECK(handler.requests == 2);
+  CHECK_FALSE(conn.ShouldClose());
+  // Served, the connection is idle: the keep-alive deadline runs.
+  CHECK(conn.DeadlineMs() == now + limits.keepalive_timeout_ms);
+}
+
+TEST_CASE("a pipelined request whose head is cut short still times out once it can be served",
+          "[http][connection][timeout][backpressure]") {
+  // The deadline only waits for the output before the request: a partial
+  // head behind a large answer gets its 408 a header timeout after the
+  // answer drained under the limit.
+  uint64_t now = 1000;
+  FakeKvHandler handler(kSync, &now);
+  handler.store["big"] = {1, std::string(2 << 20, 'v'), "application/octet-stream"};
+  Limits limits;
+  Connection conn(handler, limits, nullptr, now);
+  const std::string bytes = "GET /v1/kv/big HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/kv/big HTTP/1.1\r\nHo";
+  conn.Feed(std::span<const char>(bytes.data(), bytes.size()), now);
+  REQUIRE(handler.requests == 1);
+  now += 30000;  // read nothing for 30 s: the send deadline (60 s) alone runs
+  conn.OnTimer(now);
+  CHECK_FALSE(conn.ShouldClose());
+  CHECK(conn.DeadlineMs() == 1000 + limits.send_timeout_ms);
+  struct iovec iov[16];
+  size_t k = conn.GatherOutput(iov, 16);
+  size_t total = 0;
+  for (size_t i = 0; i < k; ++i) total += iov[i].iov_len;
+  conn.ConsumeOutput(total, now);  // the answer read whole at 31 s
+  CHECK_FALSE(conn.HasOutput());
+  CHECK(conn.DeadlineMs() == now + limits.header_timeout_ms);
+  now += limits.header_timeout_ms;
+  conn.OnTimer(now);
+  REQUIRE(conn.HasOutput());
+  k = conn.GatherOutput(iov, 16);
+  std::string wire;
+  for (size_t i = 0; i < k; ++i) wire.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  CHECK(SplitResponses(wire).at(0).status == 408);
+  CHECK(conn.ShouldClose());
+}
+
 TEST_CASE("input is buffered, never dropped, while a request is with the handler", "[http][connection][backpressure]") {
   Limits limits;
   limits.max_buffered_input_bytes = 64;
