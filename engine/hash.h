@@ -1,4 +1,5 @@
-// Hashing and checksums. The only includer of <xxhash.h> is hash.cc.
+// Hashing and checksums. The only includer of <xxhash.h> (and the only user
+// of libxxhash's CPU dispatch) is hash.cc.
 //
 // KeyHash is the index's hash: XXH3-64 seeded with the database's random seed
 // (stored in every segment header), so that crafted keys cannot aim at one
