@@ -77,15 +77,15 @@ def syscw(pid):
 def queued(server_port, client_ports):
     """How many of client_ports have bytes queued at the server's end (/proc/net/tcp tx_queue)."""
     want = set(client_ports)
-    n = 0
+    got = set()
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             p = line.split()
-            if int(p[1].split(":")[1], 16) == server_port and int(p[2].split(":")[1], 16) in want:
-                if int(p[4].split(":")[0], 16) > 0:
-                    n += 1
-    return n
+            if (p[3] == "01" and int(p[1].split(":")[1], 16) == server_port and
+                    int(p[2].split(":")[1], 16) in want and int(p[4].split(":")[0], 16) > 0):
+                got.add(int(p[2].split(":")[1], 16))
+    return len(got)
 
 
 def measure(name, binary, args, model_args):

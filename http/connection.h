@@ -35,6 +35,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -270,7 +271,7 @@ class Connection {
   // Absolute deadline (now_ms clock) of the armed timer, 0 = none: the
   // header deadline (waiting for/reading a head; a pipelined request's runs
   // from when it can be served: not while the output before it is over
-  // max_buffered_output_bytes or streamed), the body deadline (reading a
+  // pipeline_output_bytes or streamed), the body deadline (reading a
   // body, not paused), the keep-alive idle deadline, or the send deadline
   // (output pending, or a streamed body waiting for ResumeOutput, without
   // progress), whichever is earliest.
@@ -340,7 +341,10 @@ class Connection {
   bool StreamWaiting() const { return stream_ && stream_->waiting; }
   // A pipelined request is held back (Drive) until the output before it
   // drains under its limit.
-  bool PipelinedHeld() const { return state_ == State::kHead && out_.size() > limits_.max_buffered_output_bytes; }
+  bool PipelinedHeld() const {
+    return state_ == State::kHead &&
+           out_.size() > std::min(limits_.pipeline_output_bytes, limits_.max_buffered_output_bytes);
+  }
   void ConsumeInput(size_t n);
   bool BodyPending() const;
 

@@ -44,6 +44,14 @@ struct Limits {
   // pipelined request is not dispatched and WantsRead() turns false (a client
   // that pipelines without reading cannot make us buffer without bound).
   size_t max_buffered_output_bytes = 1 << 20;
+  // While more than this many response bytes (or max_buffered_output_bytes,
+  // if smaller) wait to be written, the next pipelined request is not
+  // dispatched either: answered before the bytes ahead of it are sent, it
+  // would gain nothing (nginx starts a pipelined request once the answer
+  // before it is sent), and a client that asks for large values and reads
+  // them slowly would have each looked up and verified long before it can
+  // take any of it. Small answers still go out together, many per write.
+  size_t pipeline_output_bytes = 64 * 1024;
   // Largest body piece handed to Handler::OnBody at once.
   size_t body_part_bytes = 1 << 20;
   // Total time allowed for a request's header section, from its first byte
@@ -84,6 +92,7 @@ inline std::string_view InvalidLimit(const Limits& l) {
   if (l.max_body_bytes == 0) return "max_body_bytes";
   if (l.max_buffered_input_bytes == 0) return "max_buffered_input_bytes";
   if (l.max_buffered_output_bytes == 0) return "max_buffered_output_bytes";
+  if (l.pipeline_output_bytes == 0) return "pipeline_output_bytes";
   if (l.body_part_bytes == 0) return "body_part_bytes";
   if (l.header_timeout_ms == 0) return "header_timeout_ms";
   if (l.body_timeout_ms == 0) return "body_timeout_ms";

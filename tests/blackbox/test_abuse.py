@@ -242,6 +242,38 @@ def test_a_slow_reader_costs_no_write_that_finds_the_socket_full():
     check(after == before, f"{after - before:.0f} writes found the slow reader's socket full")
 
 
+def gets_counted(port):
+    body = http(port, "GET", "/metrics", timeout=30).body.decode()
+    return float(re.search(r'^kingx_http_requests_total\{method="GET"\} (\S+)$', body, re.M).group(1))
+
+
+def test_a_slow_reader_pipelining_large_values_costs_one_lookup_at_a_time():
+    # slowhttptest -X pipelines three GETs of a large value and reads a few
+    # bytes now and then: the next GET is taken up (looked up, its value
+    # verified) once the answer before it is nearly sent, not while a
+    # megabyte of it still waits for the reader.
+    s = start("--workers", "1", "--send-lowat-bytes", "16K")
+    value = os.urandom(1 << 20)
+    put(s.port, "big", value)
+    counted = gets_counted(s.port)
+    own = gets_counted(s.port) - counted  # the /metrics GET itself
+    counted += own
+    c = raw_socket(s.port, rcvbuf=4096)
+    try:
+        c.sendall(build_request("GET", key_path("big")) * 3)
+        port = c.getsockname()[1]
+        wait_for(lambda: (tcp_queues(s.port, port) or (0, 0))[0] > 0, 60, "the server to queue part of the value")
+        time.sleep(0.5)
+        taken = gets_counted(s.port) - counted - own
+        check(taken == 1, f"{taken:.0f} of a slow reader's 3 pipelined GETs of a 1 MiB value were taken up while "
+                          f"it had read nothing")
+        for i in range(3):
+            status, body = read_large_response(c, 60)
+            check(status == 200 and body == value, f"pipelined GET {i + 1}: {status}, {len(body)} bytes")
+    finally:
+        c.close()
+
+
 def server_end_established(server_port, client_port):
     """True while the server's end of that connection is ESTABLISHED (not
     closed by the server: FIN_WAIT, gone), from /proc/net/tcp."""

@@ -309,6 +309,7 @@ TEST_CASE("gathered bytes stay valid while more responses are appended", "[http]
   FakeKvHandler handler(kSync, &now);
   handler.store["a"] = {1, std::string(3000, 'v'), "text/plain"};
   Limits limits;
+  limits.pipeline_output_bytes = limits.max_buffered_output_bytes;  // all 51 answered while the write is in flight
   Connection conn(handler, limits, nullptr, now);
   std::string req = "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n";
   conn.Feed(std::span<const char>(req.data(), req.size()), now);
@@ -385,6 +386,50 @@ TEST_CASE("pipelined requests wait while the output is over its limit", "[http][
   }
   CHECK(handler.requests == 20);
   CHECK(SplitResponses(wire).size() == 20);
+}
+
+TEST_CASE("a pipelined request behind a large answer is dispatched once that answer is nearly sent",
+          "[http][connection][backpressure]") {
+  // A slow reader that pipelines GETs of a large value would otherwise have
+  // the next one looked up (and its value verified) as soon as the first
+  // answer drained under max_buffered_output_bytes, long before any of it
+  // can be sent.
+  uint64_t now = 1000;
+  FakeKvHandler handler(kSync, &now);
+  handler.store["big"] = {1, std::string(1 << 20, 'v'), "application/octet-stream"};
+  handler.store["small"] = {2, "s", "text/plain"};
+  Limits limits;
+  Connection conn(handler, limits, nullptr, now);
+  const std::string get = "GET /v1/kv/big HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string three = get + get + "GET /v1/kv/small HTTP/1.1\r\nHost: h\r\n\r\n";
+  conn.Feed(std::span<const char>(three.data(), three.size()), now);
+  REQUIRE(handler.requests == 1);
+  std::string wire;
+  auto read = [&](size_t max) {
+    struct iovec iov[16];
+    const size_t k = conn.GatherOutput(iov, 16);
+    size_t took = 0;
+    for (size_t i = 0; i < k && took < max; ++i) {
+      const size_t n = std::min(iov[i].iov_len, max - took);
+      wire.append(static_cast<const char*>(iov[i].iov_base), n);
+      took += n;
+    }
+    conn.ConsumeOutput(took, now);
+  };
+  read(16 << 10);  // what a slow reader's socket takes at first
+  CHECK(handler.requests == 1);
+  for (int guard = 0; guard < 100 && handler.requests == 1; ++guard) {
+    const size_t pending = conn.OutputBytes();
+    read(48 << 10);
+    const size_t left = pending - std::min<size_t>(pending, 48 << 10);
+    CHECK((handler.requests == 2) == (left <= limits.pipeline_output_bytes));
+  }
+  CHECK(handler.requests == 2);  // the second big answer is queued: the small GET waits for it
+  while (conn.HasOutput()) read(1 << 20);
+  CHECK(handler.requests == 3);
+  const auto all = SplitResponses(wire);
+  REQUIRE(all.size() == 3);
+  CHECK(all[2].body == "s");
 }
 
 TEST_CASE("a pipelined request held behind a slowly read answer gets no 408: its header deadline starts once it "
