@@ -363,30 +363,22 @@ def test_a_pipelined_request_behind_a_slowly_read_value_is_answered():
     value = os.urandom(2 << 20)  # not compressible: sent from its segment as it is
     put(s.port, "big", value)
     seconds = 3 * header_timeout_ms / 1000
-    rate = 2 * len(value) / seconds
     c = raw_socket(s.port, rcvbuf=16384)
     try:
         c.sendall(build_request("GET", key_path("big")) +
                   build_request("GET", key_path("big"), headers=[("Connection", "close")]))
-        data, begin = bytearray(), time.monotonic()
-        c.settimeout(60)
-        while True:
-            chunk = c.recv(16384)
-            if not chunk:
-                break
-            data += chunk
-            ahead = len(data) / rate - (time.monotonic() - begin)
-            if ahead > 0:
-                time.sleep(ahead)  # the client's pace
+        begin = time.monotonic()
+        head, body = paced_read(c, 2 * len(value), seconds)
+        took_s = time.monotonic() - begin
+        rest = head + b"\r\n\r\n" + body
         answers = []
-        rest = bytes(data)
         while rest:
             head, _, rest = rest.partition(b"\r\n\r\n")
             length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
             answers.append((head.split(b" ", 2)[1], rest[:length]))
             rest = rest[length:]
         check([st for st, _ in answers] == [b"200", b"200"] and all(b == value for _, b in answers),
-              f"two pipelined GETs read over {time.monotonic() - begin:.1f} s (--header-timeout-ms "
+              f"two pipelined GETs read over {took_s:.1f} s (--header-timeout-ms "
               f"{header_timeout_ms}): statuses {[st for st, _ in answers]}, bodies "
               f"{[len(b) for _, b in answers]} bytes")
     finally:

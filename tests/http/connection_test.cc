@@ -388,6 +388,19 @@ TEST_CASE("pipelined requests wait while the output is over its limit", "[http][
   CHECK(SplitResponses(wire).size() == 20);
 }
 
+// The client reads up to max bytes of conn's output (appended to *wire).
+void ReadOutput(Connection& conn, size_t max, uint64_t now, std::string* wire) {
+  struct iovec iov[16];
+  const size_t k = conn.GatherOutput(iov, 16);
+  size_t took = 0;
+  for (size_t i = 0; i < k && took < max; ++i) {
+    const size_t n = std::min(iov[i].iov_len, max - took);
+    wire->append(static_cast<const char*>(iov[i].iov_base), n);
+    took += n;
+  }
+  conn.ConsumeOutput(took, now);
+}
+
 TEST_CASE("a pipelined request behind a large answer is dispatched once that answer is nearly sent",
           "[http][connection][backpressure]") {
   // A slow reader that pipelines GETs of a large value would otherwise have
@@ -405,17 +418,7 @@ TEST_CASE("a pipelined request behind a large answer is dispatched once that ans
   conn.Feed(std::span<const char>(three.data(), three.size()), now);
   REQUIRE(handler.requests == 1);
   std::string wire;
-  auto read = [&](size_t max) {
-    struct iovec iov[16];
-    const size_t k = conn.GatherOutput(iov, 16);
-    size_t took = 0;
-    for (size_t i = 0; i < k && took < max; ++i) {
-      const size_t n = std::min(iov[i].iov_len, max - took);
-      wire.append(static_cast<const char*>(iov[i].iov_base), n);
-      took += n;
-    }
-    conn.ConsumeOutput(took, now);
-  };
+  auto read = [&](size_t max) { ReadOutput(conn, max, now, &wire); };
   read(16 << 10);  // what a slow reader's socket takes at first
   CHECK(handler.requests == 1);
   for (int guard = 0; guard < 100 && handler.requests == 1; ++guard) {
@@ -449,17 +452,7 @@ TEST_CASE("a pipelined request held behind a slowly read answer gets no 408: its
   conn.Feed(std::span<const char>(two.data(), two.size()), now);
   REQUIRE(handler.requests == 1);
   std::string wire;
-  auto read = [&](size_t max) {  // the client reads up to max bytes
-    struct iovec iov[16];
-    const size_t k = conn.GatherOutput(iov, 16);
-    size_t took = 0;
-    for (size_t i = 0; i < k && took < max; ++i) {
-      const size_t n = std::min(iov[i].iov_len, max - took);
-      wire.append(static_cast<const char*>(iov[i].iov_base), n);
-      took += n;
-    }
-    conn.ConsumeOutput(took, now);
-  };
+  auto read = [&](size_t max) { ReadOutput(conn, max, now, &wire); };
   // 64 KiB a second: the first answer takes ~48 s, past the header timeout
   // (10 s) many times over, each second within the send timeout (60 s).
   for (int second = 0; second < 40 && handler.requests == 1; ++second) {
@@ -502,19 +495,15 @@ TEST_CASE("a pipelined request whose head is cut short still times out once it c
   conn.OnTimer(now);
   CHECK_FALSE(conn.ShouldClose());
   CHECK(conn.DeadlineMs() == 1000 + limits.send_timeout_ms);
-  struct iovec iov[16];
-  size_t k = conn.GatherOutput(iov, 16);
-  size_t total = 0;
-  for (size_t i = 0; i < k; ++i) total += iov[i].iov_len;
-  conn.ConsumeOutput(total, now);  // the answer read whole at 31 s
+  std::string wire;
+  ReadOutput(conn, 4 << 20, now, &wire);  // the answer read whole at 31 s
   CHECK_FALSE(conn.HasOutput());
   CHECK(conn.DeadlineMs() == now + limits.header_timeout_ms);
   now += limits.header_timeout_ms;
   conn.OnTimer(now);
   REQUIRE(conn.HasOutput());
-  k = conn.GatherOutput(iov, 16);
-  std::string wire;
-  for (size_t i = 0; i < k; ++i) wire.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  wire.clear();
+  ReadOutput(conn, 4 << 20, now, &wire);
   CHECK(SplitResponses(wire).at(0).status == 408);
   CHECK(conn.ShouldClose());
 }
