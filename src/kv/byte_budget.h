@@ -87,7 +87,9 @@ class ByteBudget {
   // listener, if any.
   void Release(uint64_t n) {
     used_.fetch_sub(n, std::memory_order_seq_cst);
-    if (listener_ != nullptr) listener_->OnRelease();
+    // Only the thread model listens: the event loop's releases (every
+    // request body's) stay a single atomic update.
+    if (listener_ != nullptr) [[unlikely]] listener_->OnRelease();
   }
 
   // Tells the listener, as a release does, of a change that made room for

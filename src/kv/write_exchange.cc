@@ -39,6 +39,24 @@ struct SpillJob {
   engine::Status status;            // the I/O's outcome
 };
 
+// What spilling knows of one upload (see write_exchange.h): its place in
+// the resting list and its spilled bytes. Body bytes spilled to disk: the
+// first `spilled` bytes of the body not yet shipped are in job->file, before
+// the exchange's raw.
+struct ExchangeSpill {
+  std::shared_ptr<SpillJob> job;  // made by its first spill
+  uint64_t spilled = 0;
+  uint64_t reserved = 0;          // bytes held in the spill budget
+  uint64_t op = 0;                // id of the I/O in flight (io)
+  bool io = false;                // a spill write or read-back is in flight
+  bool paused = false;            // its body is paused for that I/O
+  bool failed = false;            // a spill failed: never spilled again
+  bool resting = false;           // in the resting list (rest_head_)
+  uint64_t last_body_ms = 0;      // when its last body bytes came
+  Exchange* rest_prev = nullptr;
+  Exchange* rest_next = nullptr;
+};
+
 // One PUT or DELETE between Start and its answer (or its orphaned
 // completion).
 struct Exchange {
@@ -84,19 +102,9 @@ struct Exchange {
   uint64_t staging_declared = 0;        // > 0 while held before any body byte is read: the whole reservation
   bool awaiting_staging = false;        // in staging_waiters_: held, body paused
   uint64_t staging_since_ms = 0;        // when the current hold began
-  // Body bytes spilled to disk (see write_exchange.h): the first `spilled`
-  // bytes of the body not yet shipped are in spill->file, before raw.
-  std::shared_ptr<SpillJob> spill;
-  uint64_t spilled = 0;
-  uint64_t spill_reserved = 0;          // bytes held in the spill budget
-  uint64_t spill_op = 0;                // id of the I/O in flight (spill_io)
-  bool spill_io = false;                // a spill write or read-back is in flight
-  bool spill_paused = false;            // its body is paused for that I/O
-  bool spill_failed = false;            // a spill failed: never spilled again
-  bool resting = false;                 // in the resting list (rest_head_)
-  uint64_t last_body_ms = 0;            // when its last body bytes came
-  Exchange* rest_prev = nullptr;
-  Exchange* rest_next = nullptr;
+  // Its spill state, made when its body first rests (one that did not
+  // arrive with its head): a body that did costs no more than this null.
+  std::unique_ptr<ExchangeSpill> spill;
 };
 
 namespace {
@@ -121,6 +129,11 @@ constexpr size_t kSpareBodies = 128;
 constexpr size_t kSpareBodyBytes = 1024;
 
 KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
+
+// Some of e's body waits in its spill file.
+bool Spilled(const Exchange* e) { return e->spill != nullptr && e->spill->spilled > 0; }
+// A spill write or read-back of e is in flight.
+bool SpillIo(const Exchange* e) { return e->spill != nullptr && e->spill->io; }
 
 // When an upload was last fed, for the spill's idle rule: the coarse clock
 // (the same base as MonotonicMs, a few ms behind it) costs no syscall.
@@ -180,7 +193,9 @@ WriteExchanges::WriteExchanges(KvBackend& backend, Responder& responder, const W
                                                 : uint64_t{1} << 62),
       own_arrived_(std::max<uint64_t>(
           (options.body_budget != nullptr ? options.body_budget->limit() : uint64_t{1} << 62) / 8, 1)),
-      own_waiting_(uint64_t{1} << 62) {}
+      own_waiting_(uint64_t{1} << 62),
+      spill_enabled_(options.spill_env != nullptr && !options.spill_dir.empty() && options.spill_budget != nullptr &&
+                     options.spill_files != nullptr) {}
 
 WriteExchanges::~WriteExchanges() {
   tokens_.ForEach([](Exchange* e) { delete e; });
@@ -196,8 +211,10 @@ Exchange* WriteExchanges::NewExchange() {
 
 // Every exchange goes here once it is out of every list and table.
 void WriteExchanges::DeleteExchange(Exchange* e) {
-  Unrest(e);
-  ReleaseSpill(e);
+  if (e->spill != nullptr) {
+    Unrest(e);
+    ReleaseSpill(e);
+  }
   KeepBody(e->raw);
   std::string().swap(e->stored);
   if (spare_exchanges_.size() >= kSpareExchanges) {
@@ -294,7 +311,7 @@ void WriteExchanges::WaitForBudget(Exchange* e, bool whole, uint64_t now_ms, boo
   }
   if (pause && e->conn != nullptr) e->conn->PauseBody();
   // A waiter rests: what it holds may be spilled (SpillDue).
-  if (!e->raw.empty() && SpillEnabled()) Rest(e, CoarseMs());
+  if (!e->raw.empty() && spill_enabled_) Rest(e, CoarseMs());
 }
 
 // ResumeBody delivers buffered pieces: OnBody may answer and free the
@@ -393,7 +410,7 @@ bool WriteExchanges::ArrivalEligible(const Exchange* e) const {
   if (e->kind != WriteKind::kPut || e->request == nullptr || e->conn == nullptr) return false;
   const http::Request& r = *e->request;
   return !r.chunked && r.content_length <= kArrivedBodyBytes && e->whole == 0 && !e->arrived &&
-         e->phase == Exchange::Phase::kBody && !e->body_done && e->spilled == 0 && !e->spill_io;
+         e->phase == Exchange::Phase::kBody && !e->body_done && !Spilled(e) && !SpillIo(e);
 }
 
 // The rest of an eligible body is in its Connection's input.
@@ -475,10 +492,12 @@ uint64_t WriteExchanges::WholeBytes() const {
 // bodies' room (Ceiling), and with the windows (what is held outside whole
 // reservations) below that less WholeBytes().
 uint64_t WriteExchanges::WindowRoom() const {
+  // The limits first: the budgets' loads below are sequentially consistent
+  // (byte_budget.h), and nothing read before them is read again.
   const uint64_t limit = Ceiling();
+  const uint64_t windows_cap = limit - WholeBytes();
   const uint64_t used = body_budget().used();
   const uint64_t whole = std::min(whole_budget().used(), used);
-  const uint64_t windows_cap = limit - WholeBytes();
   const uint64_t windows = used - whole;
   if (used >= limit || windows >= windows_cap) return 0;
   return std::min(limit - used, windows_cap - windows);
@@ -491,7 +510,7 @@ bool WriteExchanges::NeedsWhole(const Exchange* e) const {
   if (e->whole != 0 || e->body_done) return false;
   // A spilled body is read in windows, each spilled in turn, until it holds
   // more than a part: then it is read back and goes on as a large value.
-  if (e->spilled > 0) return e->raw_total > options_.part_bytes;
+  if (Spilled(e)) return e->raw_total > options_.part_bytes;
   if (e->raw_total < kBodyWindowBytes) return false;
   return r.chunked || e->raw_total < r.content_length;
 }
@@ -619,9 +638,9 @@ void WriteExchanges::ServeBudgetWaiters(uint64_t now_ms) {
   // A waiter whose spill is in flight is served once it is done (SpillDone).
   while (!budget_waiters_.empty()) {
     Exchange* e = budget_waiters_.front();
-    if (e->spill_io || !TryWhole(e)) break;
+    if (SpillIo(e) || !TryWhole(e)) break;
     budget_waiters_.pop_front();
-    if (e->spilled > 0) {
+    if (Spilled(e)) {
       // Its room is for the bytes it spilled: read them back first.
       e->awaiting_budget = false;
       UncountWaiting(e);
@@ -630,12 +649,12 @@ void WriteExchanges::ServeBudgetWaiters(uint64_t now_ms) {
     }
     resume(e);
   }
-  while (!window_waiters_.empty() && WindowRoom() > 0 && !window_waiters_.front()->spill_io) {
+  while (!window_waiters_.empty() && WindowRoom() > 0 && !SpillIo(window_waiters_.front())) {
     Exchange* e = window_waiters_.front();
     window_waiters_.pop_front();
     resume(e);
   }
-  if (PassDue() && !window_waiters_.front()->spill_io) {
+  if (PassDue() && !SpillIo(window_waiters_.front())) {
     // Windows hold their whole share and nobody holds or waits for a whole
     // reservation (reads past the room add up): the oldest waiter reads on
     // alone up to its window, then asks for its whole reservation.
@@ -1000,20 +1019,15 @@ void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece)
       if (window_pass_ == e) window_pass_ = nullptr;
       if (!budget_waiters_.empty() || !TryWhole(e)) return WaitForBudget(e, true, now, true);
       // A spilled body past a part: read back, then on as a large value.
-      if (e->spilled > 0) return StartReadBack(e, now);
+      if (Spilled(e)) return StartReadBack(e, now);
     } else if (e != window_pass_ && WindowRoom() == 0 &&
                (e->request->chunked || e->raw_total < e->request->content_length) && !TryArrived(e)) {
       return WaitForBudget(e, false, now, true);
     }
   }
-  if (SpillEnabled() && !e->large && !e->arrived &&
-      (e->request->chunked || e->raw_total < e->request->content_length)) {
-    Rest(e, CoarseMs());
-    // A spilled body goes on to its file a window at a time.
-    if (e->spilled > 0 && e->raw.size() - e->raw_off >= kBodyWindowBytes && Spillable(e)) {
-      (void)StartSpill(e);
-      return;
-    }
+  if ((e->request->chunked || e->raw_total < e->request->content_length) && spill_enabled_ && !e->large &&
+      !e->arrived && RestOnBody(e)) {
+    return;
   }
   // Ship full parts as soon as more than one part is known to exist; a body
   // of at most one part waits for OnBodyEnd (it may go as one entry).
@@ -1028,8 +1042,8 @@ void WriteExchanges::OnBodyEnd(http::Connection& conn) {
   Exchange* e = st != nullptr ? st->exchange : nullptr;
   if (e == nullptr) return;
   e->body_done = true;
-  Unrest(e);
-  if (e->spilled > 0) {
+  if (e->spill != nullptr) Unrest(e);
+  if (Spilled(e)) {
     // Read back under a whole reservation (first come first served), then
     // queued as any body.
     const uint64_t now = MonotonicMs();
@@ -1140,8 +1154,8 @@ uint64_t WriteExchanges::NextExpiryMs() const {
     const uint64_t at = waiters->front()->budget_since_ms + options_.body_budget_give_up_ms;
     if (next == 0 || at < next) next = at;
   }
-  if (rest_head_ != nullptr && SpillEnabled()) {
-    const uint64_t at = rest_head_->last_body_ms + kSpillIdleMs;
+  if (rest_head_ != nullptr && spill_enabled_) {
+    const uint64_t at = rest_head_->spill->last_body_ms + kSpillIdleMs;
     if (next == 0 || at < next) next = at;
   }
   return next;
@@ -1153,7 +1167,7 @@ uint64_t WriteExchanges::NextRetryMs() const {
   const bool budget_room = (!budget_waiters_.empty() && WouldGrantWhole(budget_waiters_.front())) ||
                            (!window_waiters_.empty() && WindowRoom() > 0) ||
                            (arrival_refused_ > 0 && arrived_budget().WouldFit(2 * kArrivedBodyBytes)) || PassDue() ||
-                           (rest_head_ != nullptr && SpillEnabled() && BudgetShort());
+                           (rest_head_ != nullptr && spill_enabled_ && BudgetShort());
   if (blocked_.empty() && aborts_.empty() && staging_waiters_.empty() && !budget_room) return 0;
   return 1;  // as soon as possible: the I/O layer applies its own retry period
 }
@@ -1161,7 +1175,7 @@ uint64_t WriteExchanges::NextRetryMs() const {
 bool WriteExchanges::AwaitsStorage(const KvConnState& state) const {
   const Exchange* e = state.exchange;
   return e != nullptr && (e->blocked || (e->awaiting_budget && !WaitsForArrival(e)) || e->awaiting_staging ||
-                          e->spill_io || e->phase == Exchange::Phase::kEnqueued);
+                          SpillIo(e) || e->phase == Exchange::Phase::kEnqueued);
 }
 
 bool WriteExchanges::AwaitsBodyBudget(const KvConnState& state) const {
@@ -1182,7 +1196,7 @@ size_t WriteExchanges::ReadBytesHint(const KvConnState& state) const {
     uint64_t left = !r.chunked && r.content_length <= kBodyWindowBytes
                         ? r.content_length - std::min(e->raw_total, r.content_length)
                         : kBodyWindowBytes - std::min(e->raw_total, kBodyWindowBytes);
-    if (e->spilled > 0) {
+    if (Spilled(e)) {
       // A spilled body reads a window at a time, each then spilled.
       left = kBodyWindowBytes - std::min<uint64_t>(e->raw.size() - e->raw_off, kBodyWindowBytes);
       if (!r.chunked) left = std::min(left, r.content_length - std::min(e->raw_total, r.content_length));
@@ -1202,18 +1216,13 @@ size_t WriteExchanges::ReadBytesHint(const KvConnState& state) const {
 
 // ---- spilling bodies to disk ----
 
-bool WriteExchanges::SpillEnabled() const {
-  return options_.spill_env != nullptr && !options_.spill_dir.empty() && options_.spill_budget != nullptr &&
-         options_.spill_files != nullptr;
-}
-
 // An upload whose unshipped body is all in raw (nothing of it queued or
 // encoded), still being received, parked nowhere but the budget's waiters.
 bool WriteExchanges::Spillable(const Exchange* e) const {
-  if (!SpillEnabled() || e->conn == nullptr || e->request == nullptr || e->kind != WriteKind::kPut) return false;
+  if (!spill_enabled_ || e->conn == nullptr || e->request == nullptr || e->kind != WriteKind::kPut) return false;
   if (e->phase != Exchange::Phase::kBody || e->body_done || e->large || e->begun || e->stored_ready ||
       e->single_ready || e->arrived || e->blocked || e->awaiting_staging || e->staging_declared != 0 ||
-      e->spill_io || e->spill_failed || e->raw_off != 0 || e->raw.empty()) {
+      (e->spill != nullptr && (e->spill->io || e->spill->failed)) || e->raw_off != 0 || e->raw.empty()) {
     return false;
   }
   const http::Request& r = *e->request;
@@ -1228,23 +1237,27 @@ bool WriteExchanges::BudgetShort() const {
          WindowRoom() < 2 * kBodyWindowBytes || !whole_budget().WouldFit(WholeBytes());
 }
 
-// e was fed at now_ms: it goes to the tail of the resting list.
+// e was fed at now_ms: it goes to the tail of the resting list (its spill
+// state made on its first rest).
 void WriteExchanges::Rest(Exchange* e, uint64_t now_ms) {
   Unrest(e);
-  e->resting = true;
-  e->last_body_ms = now_ms;
-  e->rest_prev = rest_tail_;
-  e->rest_next = nullptr;
-  (rest_tail_ != nullptr ? rest_tail_->rest_next : rest_head_) = e;
+  if (e->spill == nullptr) e->spill = std::make_unique<ExchangeSpill>();
+  ExchangeSpill& s = *e->spill;
+  s.resting = true;
+  s.last_body_ms = now_ms;
+  s.rest_prev = rest_tail_;
+  s.rest_next = nullptr;
+  (rest_tail_ != nullptr ? rest_tail_->spill->rest_next : rest_head_) = e;
   rest_tail_ = e;
 }
 
 void WriteExchanges::Unrest(Exchange* e) {
-  if (!e->resting) return;
-  (e->rest_prev != nullptr ? e->rest_prev->rest_next : rest_head_) = e->rest_next;
-  (e->rest_next != nullptr ? e->rest_next->rest_prev : rest_tail_) = e->rest_prev;
-  e->resting = false;
-  e->rest_prev = e->rest_next = nullptr;
+  if (e->spill == nullptr || !e->spill->resting) return;
+  ExchangeSpill& s = *e->spill;
+  (s.rest_prev != nullptr ? s.rest_prev->spill->rest_next : rest_head_) = s.rest_next;
+  (s.rest_next != nullptr ? s.rest_next->spill->rest_prev : rest_tail_) = s.rest_prev;
+  s.resting = false;
+  s.rest_prev = s.rest_next = nullptr;
 }
 
 // Spills the resting uploads that are due: all of them while the budget is
@@ -1252,15 +1265,15 @@ void WriteExchanges::Unrest(Exchange* e) {
 // order). An upload that cannot spill now leaves the list until its next
 // bytes. Starts I/O only: nothing is answered or resumed here.
 void WriteExchanges::SpillDue(uint64_t now_ms) {
-  if (rest_head_ == nullptr || !SpillEnabled()) return;
+  if (rest_head_ == nullptr || !spill_enabled_) return;
   const bool short_now = BudgetShort();
   for (Exchange* e = rest_head_; e != nullptr;) {
-    Exchange* next = e->rest_next;
+    Exchange* next = e->spill->rest_next;
     if (!Spillable(e)) {
       Unrest(e);
     } else if (short_now) {
       if (!StartSpill(e)) Unrest(e);
-    } else if (now_ms >= e->last_body_ms + kSpillIdleMs) {
+    } else if (now_ms >= e->spill->last_body_ms + kSpillIdleMs) {
       // Idle: spilled when it holds enough; either way off the list until
       // its next bytes.
       if (e->raw.size() < kMinIdleSpillBytes || !StartSpill(e)) Unrest(e);
@@ -1281,17 +1294,18 @@ bool WriteExchanges::StartSpill(Exchange* e) {
     budget.Release(n);
     return false;
   }
-  if (e->spill == nullptr) {
+  ExchangeSpill& s = *e->spill;  // Spillable: it rested
+  if (s.job == nullptr) {
     // One more open file in the worker: within its share of descriptors.
     if (!options_.spill_files->TryReserveBelow(1, options_.spill_files->limit())) {
       budget.Release(n);
       return false;
     }
-    e->spill = std::make_shared<SpillJob>(options_.spill_files);
+    s.job = std::make_shared<SpillJob>(options_.spill_files);
   }
-  e->spill_reserved += n;
-  std::string().swap(e->spill->buffer);
-  e->spill->buffer.swap(e->raw);  // raw is left without memory; still counted until the write is done
+  s.reserved += n;
+  std::string().swap(s.job->buffer);
+  s.job->buffer.swap(e->raw);  // raw is left without memory; still counted until the write is done
   Unrest(e);
   ++spills_;
   return RunSpillIo(e, false);
@@ -1301,10 +1315,11 @@ bool WriteExchanges::StartSpill(Exchange* e) {
 // waits for room already) or here; then SpillDone / ReadBackDone.
 bool WriteExchanges::RunSpillIo(Exchange* e, bool read) {
   const uint64_t op = ++next_spill_op_;
-  e->spill_io = true;
-  e->spill_op = op;
+  ExchangeSpill& s = *e->spill;
+  s.io = true;
+  s.op = op;
   spill_ops_[op] = e;
-  std::shared_ptr<SpillJob> job = e->spill;
+  std::shared_ptr<SpillJob> job = s.job;
   engine::Env* env = options_.spill_env;
   KvBackend* backend = &backend_;
   if (options_.offload != nullptr) {
@@ -1323,7 +1338,7 @@ bool WriteExchanges::RunSpillIo(Exchange* e, bool read) {
       // touches only the job).
       if (!e->body_done && !e->awaiting_budget && e->conn != nullptr) {
         e->conn->PauseBody();
-        e->spill_paused = true;
+        s.paused = true;
       }
       return true;
     }
@@ -1346,11 +1361,12 @@ void WriteExchanges::SpillDone(uint64_t op, uint64_t now_ms, bool offloaded) {
   if (it == spill_ops_.end()) return;  // its exchange is gone
   Exchange* e = it->second;
   spill_ops_.erase(it);
-  e->spill_io = false;
-  SpillJob& job = *e->spill;
+  ExchangeSpill& s = *e->spill;
+  s.io = false;
+  SpillJob& job = *s.job;
   const uint64_t n = job.buffer.size();
   if (job.status.ok()) {
-    e->spilled += n;
+    s.spilled += n;
     std::string().swap(job.buffer);
     UncountWaiting(e);
     ReleaseBody(e);
@@ -1374,13 +1390,13 @@ void WriteExchanges::SpillDone(uint64_t op, uint64_t now_ms, bool offloaded) {
       KINGX_LOG_WARN("a request body could not be spilled to disk (%s); it stays in memory",
                      job.status.ToString().c_str());
     }
-    e->spill_failed = true;
+    s.failed = true;
     options_.spill_budget->Release(n);
-    e->spill_reserved -= n;
+    s.reserved -= n;
     e->raw.swap(job.buffer);
   }
-  const bool resume = e->spill_paused;
-  e->spill_paused = false;
+  const bool resume = s.paused;
+  s.paused = false;
   http::Connection* conn = e->conn;
   // Here, inside Poke's pass or a Handler callback, nothing else is served
   // (Poke, or the next one NextRetryMs asks for, serves the waiters).
@@ -1393,7 +1409,7 @@ void WriteExchanges::SpillDone(uint64_t op, uint64_t now_ms, bool offloaded) {
 // what it holds in raw.
 void WriteExchanges::StartReadBack(Exchange* e, uint64_t now_ms) {
   (void)now_ms;
-  e->spill->read_bytes = e->spilled;
+  e->spill->job->read_bytes = e->spill->spilled;
   (void)RunSpillIo(e, true);
 }
 
@@ -1406,11 +1422,12 @@ void WriteExchanges::ReadBackDone(uint64_t op, uint64_t now_ms, bool offloaded) 
   if (it == spill_ops_.end()) return;
   Exchange* e = it->second;
   spill_ops_.erase(it);
-  e->spill_io = false;
-  SpillJob& job = *e->spill;
-  const bool resume = e->spill_paused;
-  e->spill_paused = false;
-  if (!job.status.ok() || job.buffer.size() != e->spilled) {
+  ExchangeSpill& s = *e->spill;
+  s.io = false;
+  SpillJob& job = *s.job;
+  const bool resume = s.paused;
+  s.paused = false;
+  if (!job.status.ok() || job.buffer.size() != s.spilled) {
     KINGX_LOG_ERROR("a spilled request body could not be read back (%s); the upload is answered 500",
                     job.status.ToString().c_str());
     http::Response r = http::ProblemResponse(500, "the request body could not be read back from its spill file; "
@@ -1434,18 +1451,32 @@ void WriteExchanges::ReadBackDone(uint64_t op, uint64_t now_ms, bool offloaded) 
   if (resume && e->conn != nullptr) ResumeHeldBody(*e->conn, now_ms);
 }
 
+// e was fed and more of its body is to come: it rests (the tail of the
+// resting list), and a spilled body goes on to its file a window at a time.
+// True when a spill write began (the body is paused for it). Apart from
+// OnBody, whose bodies mostly arrive with their heads and never rest.
+bool WriteExchanges::RestOnBody(Exchange* e) {
+  Rest(e, CoarseMs());
+  if (Spilled(e) && e->raw.size() - e->raw_off >= kBodyWindowBytes && Spillable(e)) {
+    (void)StartSpill(e);
+    return true;
+  }
+  return false;
+}
+
 // Drops e's spill file and its room in the spill budget (an I/O in flight
 // finishes unseen: its callback finds no exchange).
 void WriteExchanges::ReleaseSpill(Exchange* e) {
-  if (e->spill_io) {
-    spill_ops_.erase(e->spill_op);
-    e->spill_io = false;
+  ExchangeSpill& s = *e->spill;
+  if (s.io) {
+    spill_ops_.erase(s.op);
+    s.io = false;
   }
-  if (e->spill_reserved != 0) options_.spill_budget->Release(e->spill_reserved);
-  e->spill_reserved = 0;
-  e->spilled = 0;
-  e->spill_paused = false;
-  e->spill.reset();
+  if (s.reserved != 0) options_.spill_budget->Release(s.reserved);
+  s.reserved = 0;
+  s.spilled = 0;
+  s.paused = false;
+  s.job.reset();
 }
 
 }  // namespace kingx

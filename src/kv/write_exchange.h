@@ -369,10 +369,10 @@ class WriteExchanges {
   void StartWaiting(Exchange* e, uint64_t now_ms);
   void StopWaiting(Exchange* e);
   void ExpireWaits(uint64_t now_ms);
-  bool SpillEnabled() const;
   bool Spillable(const Exchange* e) const;
   bool BudgetShort() const;
   void Rest(Exchange* e, uint64_t now_ms);
+  [[gnu::cold]] bool RestOnBody(Exchange* e);
   void Unrest(Exchange* e);
   void SpillDue(uint64_t now_ms);
   bool StartSpill(Exchange* e);
@@ -397,6 +397,9 @@ class WriteExchanges {
   ByteBudget own_whole_;  // whole_budget() when the options give none
   ByteBudget own_arrived_;  // arrived_budget() when the options give none
   ByteBudget own_waiting_;  // waiting_budget() when the options give none
+  // Every spill_* option is set (see WriteExchangeOptions): bodies may be
+  // spilled.
+  const bool spill_enabled_;
   // Window waiters whose whole body arrived while the arrived room was full
   // (Exchange::arrival_refused): Poke retries them as the room frees.
   size_t arrival_refused_ = 0;
