@@ -51,6 +51,8 @@ struct RecordHeader {
 
   // Header + key + meta + stored value.
   uint64_t total_bytes() const { return kRecordHeaderBytes + key_len + meta_len + uint64_t{stored_len}; }
+
+  bool operator==(const RecordHeader&) const = default;
 };
 
 // A record whose header and body were verified; views point into the buffer

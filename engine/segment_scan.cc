@@ -140,6 +140,14 @@ Result<uint64_t> ZeroTailStart(ScanSource& src) {
   return uint64_t{0};
 }
 
+// Whether the header at p (available bytes from it) decodes to h: every
+// byte of a header that decodes is read into a field or must be zero, so
+// equal fields are equal bytes.
+bool SameHeader(const char* p, uint64_t available, const RecordLimits& limits, const RecordHeader& h) {
+  RecordHeader again;
+  return DecodeRecordHeader(p, available, limits, &again).ok() && again == h;
+}
+
 // Asks src for every byte of [from, to), a window at a time: a scan that
 // stops early still meets a byte that cannot be read.
 Status ReadThrough(ScanSource& src, uint64_t from, uint64_t to) {
@@ -236,12 +244,11 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
     RecordHeader h;
     Status hs = DecodeRecordHeader(p, left, limits, &h);
     if (hs.ok()) {
-      // The whole record (one larger than the source's window is read by
-      // itself, a second read of its header): it must begin with the header
-      // bytes just checked, or its body checksum vouches for a record whose
-      // header nobody checked (bytes that changed between two reads).
-      char checked[kRecordHeaderBytes];
-      std::memcpy(checked, p, kRecordHeaderBytes);
+      // The whole record. When the source read again for it (a record past
+      // its window: a second read of the header), the header read again must
+      // be the one just checked, or its body checksum vouches for a record
+      // whose header nobody checked (bytes that changed between two reads).
+      const uint64_t reads_before = src.reads();
       rs = src.Bytes(off, h.total_bytes(), &p);
       if (!rs.ok()) return rs;
       ScanItem item;
@@ -249,7 +256,7 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
       item.header = h;
       item.key = std::string_view(p + kRecordHeaderBytes, h.key_len);
       item.record = p;
-      Status bs = std::memcmp(checked, p, kRecordHeaderBytes) == 0
+      Status bs = src.reads() == reads_before || SameHeader(p, left, limits, h)
                       ? VerifyRecordBody(p, h)
                       : Status::Corruption("the record's header changed between two reads of it");
       if (bs.ok()) {

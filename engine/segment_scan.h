@@ -45,10 +45,13 @@
 // So the active segment loses only a tail that no valid record follows, and a
 // damaged byte anywhere costs at most the record it touches.
 //
-// A record is judged on one read of it: when it is asked for again whole
-// (past the source's window), its header bytes must be those just checked,
-// else it is kDamagedRecord (bytes that change between reads are never
-// taken for a record whose header and body checked out apart).
+// A record is judged on one read of it: when asking for it whole made the
+// source read again (a record past the source's window: ScanSource::reads()
+// moved), its header must decode to the one just checked, else it is
+// kDamagedRecord (bytes that change between reads are never taken for a
+// record whose header and body checked out apart). When the source did not
+// read again, the whole record is the bytes already checked: nothing to
+// compare.
 //
 // Every byte of the file is asked of the source before the scan reports a
 // tail (torn, zero, or damage to the end), so a byte that cannot be read
@@ -109,6 +112,19 @@ class ScanSource {
   // size()), valid until the next call. An error (the bytes cannot be read)
   // ends the scan with it.
   virtual Status Bytes(uint64_t offset, uint64_t n, const char** out) = 0;
+  // How many times the source has read the segment so far. While it stays
+  // the same, Bytes hands out bytes it already held, exactly as read; once
+  // it moved, bytes asked for again may differ from those handed out before
+  // (the file may have changed between the reads). A source over bytes in
+  // memory never reads: 0.
+  uint64_t reads() const { return reads_; }
+
+ protected:
+  // Called by a source each time it reads from the segment.
+  void CountRead() { ++reads_; }
+
+ private:
+  uint64_t reads_ = 0;
 };
 
 // Scans the segment src holds (header, then records); calls fn for every

@@ -25,6 +25,7 @@ Status SegmentWindow::Bytes(uint64_t offset, uint64_t n, const char** out) {
   if (n > window_bytes_) {
     // One record larger than the window: only it, at its own size.
     large_.reset(new char[n]);
+    CountRead();
     Status s = ReadExact(file_, path_, offset, n, large_.get());
     if (!s.ok()) {
       large_.reset();
@@ -38,6 +39,7 @@ Status SegmentWindow::Bytes(uint64_t offset, uint64_t n, const char** out) {
   if (!window_) window_.reset(new char[std::min(size_, window_bytes_)]);
   const uint64_t len = std::min(window_bytes_, size_ - offset);
   window_len_ = 0;
+  CountRead();
   Status s = ReadExact(file_, path_, offset, len, window_.get());
   if (!s.ok()) return s;
   window_start_ = offset;

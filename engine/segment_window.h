@@ -40,7 +40,8 @@ class SegmentWindow final : public ScanSource {
   // Bytes in the window are returned as they are; otherwise the window is
   // refilled from offset on (up to window_bytes), or, for n larger than the
   // window, the n bytes are read into a buffer of their own, released at the
-  // next call that asks for other bytes.
+  // next call that asks for other bytes. Each refill and each such read
+  // counts in reads().
   Status Bytes(uint64_t offset, uint64_t n, const char** out) override;
 
  private:

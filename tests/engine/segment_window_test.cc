@@ -324,3 +324,30 @@ TEST_CASE("a record larger than the window is read by itself, whole, and the sca
   CHECK_FALSE(f.db->Get("big").status().Is(Code::kNotFound));
   f.CheckAll();
 }
+
+TEST_CASE("a window counts its reads of the file: bytes it already holds cost none", "[engine][segment_window]") {
+  TempDir dir;
+  const std::string path = dir.File("seg");
+  std::string bytes(100000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7);
+  WriteFileBytes(path, bytes);
+  auto file = PosixEnv().OpenFile(path, OpenMode::kRead);
+  REQUIRE(file.ok());
+  SegmentWindow window(*file.value(), path, bytes.size(), 4096);
+  const char* p = nullptr;
+  CHECK(window.reads() == 0);
+  REQUIRE(window.Bytes(100, 40, &p).ok());  // a refill from 100
+  CHECK(window.reads() == 1);
+  CHECK(std::string_view(p, 40) == std::string_view(bytes).substr(100, 40));
+  REQUIRE(window.Bytes(100, 4000, &p).ok());  // within the window
+  REQUIRE(window.Bytes(4000, 196, &p).ok());
+  CHECK(window.reads() == 1);
+  REQUIRE(window.Bytes(4000, 300, &p).ok());  // past its end: a refill from 4000
+  CHECK(window.reads() == 2);
+  CHECK(std::string_view(p, 300) == std::string_view(bytes).substr(4000, 300));
+  REQUIRE(window.Bytes(5000, 10000, &p).ok());  // larger than the window: read by itself
+  CHECK(window.reads() == 3);
+  REQUIRE(window.Bytes(5000, 40, &p).ok());  // the start of that range, held
+  CHECK(window.reads() == 3);
+  CHECK(std::string_view(p, 40) == std::string_view(bytes).substr(5000, 40));
+}
