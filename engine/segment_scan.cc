@@ -184,16 +184,20 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
   // Every later record's seq is above it: the previous record's, or before
   // the first record, the one below a valid header's seq_floor (in a
   // segment written in seq order). `bounded`: some such bound is known.
+  // In a segment sealed at birth seq_floor is its records' lowest seq: it
+  // bounds only the segment's only record, from both sides (`floor`).
   uint64_t prev_seq = 0;
   bool bounded = false;
-  if (seq_ordered && size >= kSegmentHeaderBytes) {
+  uint64_t floor = 0;
+  if (size >= kSegmentHeaderBytes) {
     const char* p = nullptr;
     Status hs = src.Bytes(0, kSegmentHeaderBytes, &p);
     if (!hs.ok()) return hs;
     SegmentHeader header;
     if (DecodeSegmentHeader(p, kSegmentHeaderBytes, &header).ok() && header.seq_floor > 0) {
-      prev_seq = header.seq_floor - 1;
-      bounded = true;
+      floor = header.seq_floor;
+      prev_seq = floor - 1;
+      bounded = seq_ordered;
     }
   }
   // Every early end below reports a range running to the end of the file:
@@ -327,12 +331,17 @@ Result<ScanSummary> ScanSegment(ScanSource& src, bool active, bool seq_ordered, 
     // The last record of a sealed segment: named when its bytes run exactly
     // to the end, with the lowest seq above the record before it (it was
     // written after that one; nothing bounds it from above), or, when it is
-    // the segment's first, the header's seq_floor.
+    // the segment's first, the header's seq_floor: the lowest its seq can
+    // be, and in a segment sealed at birth (a large value, a compaction
+    // output: then it is the only record) its seq.
     rs = src.Bytes(off, SalvageBytes(size - off, limits), &p);
     if (!rs.ok()) return rs;
     ScanItem item;
-    if (bounded && Salvage(p, size - off, prev_seq, prev_seq + 2, seq_ordered, limits, &item)) damaged(item, off, hs);
-    else corrupt(off, size, hs);
+    const bool only = off == kSegmentHeaderBytes && floor > 0;
+    if ((bounded || only) && Salvage(p, size - off, prev_seq, prev_seq + 2, seq_ordered || only, limits, &item))
+      damaged(item, off, hs);
+    else
+      corrupt(off, size, hs);
     break;
   }
   return sum;

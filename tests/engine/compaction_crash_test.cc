@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "engine/compaction.h"
-#include "engine/compress.h"
 #include "engine/kill_point.h"
 #include "tests/engine/support/crash_child.h"
 #include "tests/engine/support/model.h"
@@ -279,36 +278,6 @@ TEST_CASE("compaction killed again and again part-way through its passes still s
   REQUIRE(db.writer().Stats().corruptions == 0);
 }
 
-namespace {
-
-constexpr uint64_t kPartBytes = 1 << 20;  // the server's part size: larger values are staged whole
-
-// Writes value as the server does: up to one part through Apply (compressed
-// when it pays, from 256 bytes), larger in 1 MiB parts through the
-// large-value path, each part compressed into frames when the value is
-// compressible.
-void PutAsServer(TestDb& db, const std::string& key, const std::string& value, bool compressible) {
-  if (value.size() <= kPartBytes) {
-    REQUIRE(db.Put(key, value).status.ok());
-    return;
-  }
-  WriteOp head;
-  head.key = key;
-  head.codec = compressible ? Codec::kZstd : Codec::kRaw;
-  auto id = db.writer().BeginLarge(head);
-  REQUIRE(id.ok());
-  for (size_t off = 0; off < value.size(); off += kPartBytes) {
-    const std::string_view part = std::string_view(value).substr(off, kPartBytes);
-    std::string stored;
-    if (compressible) REQUIRE(CompressFrames(part, 1, &stored).ok());
-    REQUIRE(db.writer().AppendLarge(id.value(), compressible ? std::string_view(stored) : part).ok());
-  }
-  WriteResult r;
-  db.writer().FinishLarge(id.value(), value.size(), &r);
-  REQUIRE(r.status.ok());
-}
-
-}  // namespace
 
 TEST_CASE("compaction killed again and again mid-pass keeps values on both sides of every size threshold, "
           "compressed or not, and shrinks the directory to twice the live data",
@@ -344,7 +313,7 @@ TEST_CASE("compaction killed again and again mid-pass keeps values on both sides
       for (const Key& k : keys) {
         if (version > 1 && k.keeps_first) continue;
         const size_t len = version == 1 ? k.first : k.last;
-        PutAsServer(db, k.name, MakeValue(k.name, version, len, k.compressible), k.compressible);
+        REQUIRE(PutAsServer(db, k.name, MakeValue(k.name, version, len, k.compressible), k.compressible).ok());
       }
   }
   // Segments far larger than the live data (as with the default 256 MiB

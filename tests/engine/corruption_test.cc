@@ -611,3 +611,68 @@ TEST_CASE("a segment whose only record has a damaged header names its key at eve
     CheckDamageReportedTwice(work.path(), options, {"filler", "k"}, latest, {"k"});
   }
 }
+
+TEST_CASE("a large value's segment with a damaged header and no hint: reported at every open and by verify, its "
+          "key never answers an older value or not found, every other key its own",
+          "[engine][corruption][recovery]") {
+  // The large value just above the part size (the large-value path: a
+  // segment of its own, sealed at birth) and in three parts, raw and
+  // compressible; the others on both sides of the compression threshold,
+  // of 1 KiB and of the part size (the last one written through Apply).
+  const size_t large_bytes = GENERATE(kPartBytes + 1, 2 * kPartBytes + 3);
+  const bool compressible = GENERATE(false, true);
+  TempDir dir;
+  Options options;
+  std::map<std::string, std::string> latest;
+  std::vector<std::string> keys;
+  {
+    TestDb db(PosixEnv(), dir.path(), options);
+    REQUIRE(db.Open().ok());
+    for (uint64_t version = 1; version <= 2; ++version) {
+      for (size_t bytes : {size_t{100}, size_t{255}, size_t{256}, size_t{1024}, size_t{1025}, size_t{kPartBytes}}) {
+        const std::string k = "k" + std::to_string(bytes) + (compressible ? "z" : "r");
+        if (version == 1) keys.push_back(k);
+        latest[k] = MakeValue(k, version, bytes, compressible);
+        REQUIRE(PutAsServer(db, k, latest[k], compressible).ok());
+      }
+      latest["big"] = MakeValue("big", version, large_bytes, compressible);
+      REQUIRE(PutAsServer(db, "big", latest["big"], compressible).ok());
+    }
+    keys.push_back("big");
+    // A key whose only record is a large value: damaged, it must not read as absent.
+    keys.push_back("fresh");
+    latest["fresh"] = MakeValue("fresh", 1, large_bytes, compressible);
+    REQUIRE(PutAsServer(db, "fresh", latest["fresh"], compressible).ok());
+    db.Close();
+  }
+  // The segments of the newest "big" and of "fresh": one record each.
+  std::map<std::string, RecordAt> newest;
+  for (const RecordAt& r : Records(dir.path()))
+    if (!newest.count(r.key) || newest[r.key].seq < r.seq) newest[r.key] = r;
+  std::vector<std::string> large_segments;
+  for (const char* k : {"big", "fresh"}) {
+    const RecordAt& r = newest.at(k);
+    REQUIRE(r.begin == kSegmentHeaderBytes);
+    REQUIRE(fs::file_size(dir.File(r.segment)) == r.end);
+    large_segments.push_back(r.segment);
+  }
+  // Bytes of the segment header (the seed, the seq_floor, its checksum),
+  // then of the record header (its checksum, the seq, the stored length, the
+  // key length).
+  const uint64_t where = GENERATE(20, 36, 44, kSegmentHeaderBytes + 2, kSegmentHeaderBytes + 18,
+                                  kSegmentHeaderBytes + 25, kSegmentHeaderBytes + 33);
+  const bool record_header = where >= kSegmentHeaderBytes;
+  INFO("byte " << where << " of the large values' segments (" << large_bytes << " bytes"
+               << (compressible ? ", compressible" : "") << "), their hints removed");
+  TempDir work;
+  CopyDir(dir.path(), work.path());
+  for (const std::string& seg : large_segments) {
+    FlipByte(work.File(seg), where);
+    fs::remove(work.File(HintOf(seg)));
+  }
+  // A damaged segment header leaves its record whole: the key answers its
+  // value; a damaged record header leaves the key unreadable: "damaged".
+  const std::set<std::string> damaged =
+      record_header ? std::set<std::string>{"big", "fresh"} : std::set<std::string>{};
+  CheckDamageReportedTwice(work.path(), options, keys, latest, damaged);
+}

@@ -215,9 +215,19 @@ TEST_CASE("a sealed segment's only record with a damaged header is named, its se
   CHECK(items[0].header.seq == 1);  // Build's seq_floor: nothing else bounds it
   CHECK(items[0].bytes == b.end - kSegmentHeaderBytes);
   CHECK(sum.damaged_records == 1);
+  // A segment sealed at birth (a large value, a compaction output): its
+  // seq_floor is its records' lowest seq, so its only record's seq.
+  sum = scan(false);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].event == ScanEvent::kDamagedRecord);
+  CHECK(keys[0] == "key0");
+  CHECK(items[0].header.seq == 1);
+  CHECK(sum.damaged_records == 1);
   // Without a valid segment header nothing bounds its seq: corrupt bytes.
   bytes[20] ^= 0x5a;
-  scan(true);
-  REQUIRE(items.size() == 1);
-  CHECK(items[0].event == ScanEvent::kCorruptBytes);
+  for (bool seq_ordered : {true, false}) {
+    scan(seq_ordered);
+    REQUIRE(items.size() == 1);
+    CHECK(items[0].event == ScanEvent::kCorruptBytes);
+  }
 }

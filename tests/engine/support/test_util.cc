@@ -149,6 +149,31 @@ bool HasTmpFiles(const std::string& dir) {
   return false;
 }
 
+Status PutAsServer(TestDb& db, const std::string& key, const std::string& value, bool compressible) {
+  if (value.size() <= kPartBytes) return db.Put(key, value).status;
+  WriteOp head;
+  head.key = key;
+  head.codec = compressible ? Codec::kZstd : Codec::kRaw;
+  auto id = db.writer().BeginLarge(head);
+  if (!id.ok()) return id.status();
+  for (size_t off = 0; off < value.size(); off += kPartBytes) {
+    const std::string_view part = std::string_view(value).substr(off, kPartBytes);
+    std::string stored;
+    if (compressible) {
+      Status cs = CompressFrames(part, 1, &stored);
+      if (!cs.ok()) {
+        db.writer().AbortLarge(id.value());
+        return cs;
+      }
+    }
+    Status as = db.writer().AppendLarge(id.value(), compressible ? std::string_view(stored) : part);
+    if (!as.ok()) return as;  // the large value is aborted
+  }
+  WriteResult r;
+  db.writer().FinishLarge(id.value(), value.size(), &r);
+  return r.status;
+}
+
 std::vector<std::string> SegmentFiles(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {

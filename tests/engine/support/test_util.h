@@ -85,6 +85,15 @@ std::string MakeValue(std::string_view key, uint64_t version, size_t len, bool c
 // True when value is exactly what MakeValue(key, version, value.size(), c) gives for some c; sets *version.
 bool CheckValue(std::string_view key, std::string_view value, uint64_t* version);
 
+// The server's part size (one write-queue entry's value): a larger value is
+// staged whole, in parts of this size, through the large-value path.
+inline constexpr uint64_t kPartBytes = 1 << 20;
+// Writes value as the server does: up to one part through Apply (compressed
+// when it pays, from 256 bytes), larger in parts through the large-value
+// path (a segment of its own, sealed at birth), each part compressed into
+// frames when the value is compressible. The first error, or the write's.
+Status PutAsServer(TestDb& db, const std::string& key, const std::string& value, bool compressible);
+
 // Segment file names in dir, ascending.
 std::vector<std::string> SegmentFiles(const std::string& dir);
 // True when dir holds a "*.tmp" file (an unpublished output or large value).
