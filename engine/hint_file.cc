@@ -5,6 +5,7 @@
 
 #include "engine/coding.h"
 #include "engine/mapping_guard.h"
+#include "engine/read_exact.h"
 
 namespace kingx::engine {
 namespace {
@@ -269,6 +270,31 @@ Status LoadHintFileBatches(
   const std::span<const HintEntry> last(bufs[filling], sizes[filling]);
   if (decoded_before) fn({bufs[1 - filling], sizes[1 - filling]}, last);
   if (!last.empty()) fn(last, {});
+  return Status::OK();
+}
+
+Status ReadHintEntriesAsWritten(Env& env, const std::string& path, uint32_t segment_id, const RecordLimits& limits,
+                                const std::function<void(const HintEntry&)>& fn) {
+  auto file = env.OpenFile(path, OpenMode::kRead);
+  if (!file.ok()) return file.status();
+  auto size = file.value()->Size();
+  if (!size.ok()) return size.status();
+  const uint64_t n = size.value();
+  if (n < kHintHeaderBytes) return Status::Corruption("hint file too short");
+  std::unique_ptr<char[]> bytes(new char[n]);
+  Status rs = ReadExact(*file.value(), path, 0, n, bytes.get());
+  if (!rs.ok()) return rs;
+  const char* p = bytes.get();
+  if (std::memcmp(p, kHintMagic, 8) != 0 || GetFixed32(p + 8) != kHintVersion || GetFixed32(p + 12) != 0 ||
+      GetFixed64(p + 16) != segment_id)
+    return Status::Corruption("not a hint header of this segment");
+  EntryCursor c{p + kHintHeaderBytes, p + n, kSegmentHeaderBytes, 0, ~uint64_t{0}};
+  const char* why = nullptr;
+  HintEntry batch[kHintBatchEntries];
+  while (why == nullptr && c.pos != c.end) {
+    const size_t got = DecodeEntries(c, kHintBatchEntries, kAnySegmentSize, limits, batch, nullptr, &why);
+    for (size_t i = 0; i < got; ++i) fn(batch[i]);
+  }
   return Status::OK();
 }
 

@@ -117,4 +117,19 @@ Status LoadHintFileBatches(
     const std::function<void(std::span<const HintEntry> batch, std::span<const HintEntry> next)>& fn,
                            uint64_t* recorded_bytes = nullptr);
 
+// The entries of the hint file at path for segment_id as they were written,
+// finished or not: a hint a crash left unfinished (the active segment's), or
+// one damaged past some entry. Its header must be a hint header of this
+// version naming segment_id; then each entry is handed to fn in file order
+// until the first that does not decode (the trailer of a finished hint, a
+// cut-short last entry, damage). No checksum covers these entries: each
+// names only a candidate, for a caller that can prove it (a record's own body
+// checksum: RecordBodyMatchesKey). Read with read(2) into memory (the whole
+// file, a few MiB per 256 MiB segment); keys point into it, valid during fn.
+// kNotFound when there is no hint file; kCorruption when its header is not
+// one of this segment's (fn is never called); the Env's errors (kIOError:
+// a byte that cannot be read) when it cannot be read.
+Status ReadHintEntriesAsWritten(Env& env, const std::string& path, uint32_t segment_id, const RecordLimits& limits,
+                                const std::function<void(const HintEntry&)>& fn);
+
 }  // namespace kingx::engine

@@ -4,6 +4,13 @@
 // where a scan alone would name a key nobody wrote or none at all.
 // Internal to engine/.
 //
+// A hint that cannot be trusted whole (unfinished: a crash came before the
+// clean close that finishes it; or damaged) still names candidates: its
+// entries as written (LoadAsWritten). Such a name is used only where a
+// damaged record's own body checksum proves it (ProvenAt): a damaged key
+// byte then costs nothing but the report, where the bytes would name a key
+// nobody wrote and leave the real one answering its previous value.
+//
 // A HintNames holds copies of every entry (keys included) of one hint file,
 // loaded whole: only worth it where damage was found. Any thread; not shared.
 #pragma once
@@ -41,10 +48,25 @@ class HintNames {
   static Result<HintNames> Load(Env& env, const std::string& path, uint32_t segment_id, uint64_t segment_bytes,
                                 const RecordLimits& limits);
 
-  // Whether a hint was loaded (it may hold no entry).
+  // The entries of the hint file at path as written, finished or not
+  // (ReadHintEntriesAsWritten): candidates only, usable() is false. A file
+  // that is missing or not a hint of this segment names nothing (OK); the
+  // Env's errors (kIOError included) when it cannot be read.
+  static Result<HintNames> LoadAsWritten(Env& env, const std::string& path, uint32_t segment_id,
+                                         const RecordLimits& limits);
+
+  // Whether a hint was loaded by Load, trusted whole (it may hold no entry).
   bool usable() const { return usable_; }
-  // The entries whose records begin in [from, to), in file order.
+  // The entries whose records begin in [from, to), in file order. Only for a
+  // usable() hint.
   std::span<const NamedRecord> In(uint64_t from, uint64_t to) const;
+  // The entry for the record at offset whose header h checked out and whose
+  // body did not (record: its h.total_bytes() bytes), when the entry agrees
+  // with h (seq, length, type, key length) and its key makes the record's
+  // body checksum match (RecordBodyMatchesKey): the record's key bytes were
+  // damaged, and this is the key written there. Null otherwise (the damage
+  // is elsewhere too, or nothing names the record). Any hint, usable or not.
+  const NamedRecord* ProvenAt(uint64_t offset, const RecordHeader& h, const char* record) const;
 
  private:
   bool usable_ = false;

@@ -124,6 +124,15 @@ bool RecordBodyMatches(const char* p, const RecordHeader& h) {
   return Checksum64(p + kRecordHeaderBytes, h.total_bytes() - kRecordHeaderBytes) == h.body_checksum;
 }
 
+bool RecordBodyMatchesKey(const char* p, const RecordHeader& h, std::string_view key) {
+  if (key.size() != h.key_len) return false;
+  Checksum64Stream body;
+  body.Update(key.data(), key.size());
+  const uint64_t rest = kRecordHeaderBytes + uint64_t{h.key_len};
+  body.Update(p + rest, h.total_bytes() - rest);
+  return body.Digest() == h.body_checksum;
+}
+
 Status VerifyRecordBody(const char* p, const RecordHeader& h) {
   if (!RecordBodyMatches(p, h)) return Status::Corruption("record body checksum mismatch");
   return Status::OK();

@@ -99,6 +99,12 @@ Status VerifyRecordBody(const char* p, const RecordHeader& h);
 // The same check as a bool: no Status, nothing allocated, so that it may run
 // under MappingGuard (engine/mapping_guard.h).
 bool RecordBodyMatches(const char* p, const RecordHeader& h);
+// Whether the record at p (header h; h.total_bytes() bytes readable) would
+// match its body checksum if its key bytes were `key` (key.size() ==
+// h.key_len): for a record whose body fails its checksum, true proves that
+// only its key bytes were damaged and that `key` is the key written there
+// (the checksum covers key, meta and value alike).
+bool RecordBodyMatchesKey(const char* p, const RecordHeader& h, std::string_view key);
 
 // DecodeRecordHeader + VerifyRecordBody + the views.
 Result<RecordView> DecodeRecord(const char* p, size_t available, const RecordLimits& limits);

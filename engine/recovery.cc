@@ -682,6 +682,24 @@ Status Writer::Impl::Recover() {
       }
       return true;
     };
+    // The segment's hint file as written (one a crash left unfinished, or a
+    // damaged one), loaded at the first damaged record no finished hint
+    // names: the key it names there replaces the record's own key bytes when
+    // the record's body checksum proves it (a damaged key byte).
+    std::optional<HintNames> written_hint;
+    auto proven_key = [&](const ScanItem& item) -> const NamedRecord* {
+      if (item.record == nullptr || hint_unreadable) return nullptr;
+      if (!written_hint) {
+        auto loaded = HintNames::LoadAsWritten(env_, hint_path, f.id, limits_);
+        if (!loaded.ok()) {
+          index_.counters().read_failures.fetch_add(1, std::memory_order_relaxed);
+          LogError("recovery: hint of " + name + " cannot be read (" + loaded.status().ToString() +
+                   "); its damaged records are named by their own bytes");
+        }
+        written_hint = loaded.ok() ? std::move(loaded.value()) : HintNames{};
+      }
+      return written_hint->ProvenAt(item.offset, item.header, item.record);
+    };
     auto scan = ScanSegment(window, is_active, seq_ordered, limits_, [&](const ScanItem& item) {
       if (!as.ok()) return;
       switch (item.event) {
@@ -691,10 +709,15 @@ Status Writer::Impl::Recover() {
           if (item.event == ScanEvent::kDamagedRecord) {
             ++corruptions_;
             const bool named = apply_named(item);
+            const NamedRecord* proven = named ? nullptr : proven_key(item);
+            if (proven != nullptr) e.key = proven->key;
             LogError("recovery: " + name + " offset " + std::to_string(item.offset) + ": damaged record (" +
                      std::to_string(item.bytes) + " bytes, seq " + std::to_string(item.header.seq) +
                      (item.header_trusted ? "" : " at most") + "): " + item.why.ToString() +
-                     (named ? "; the key the hint its clean close finished names there" : "; its key") +
+                     (named ? "; the key the hint its clean close finished names there"
+                      : proven != nullptr
+                          ? "; its key bytes are damaged: the key its hint names there (its checksum proves it)"
+                          : "; its key") +
                      " answers 'damaged' until overwritten");
             if (named || !as.ok()) break;
           }

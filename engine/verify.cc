@@ -164,6 +164,7 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
     // one a clean close finished, for the active segment), loaded at the
     // first damage; else as the bytes read.
     std::optional<HintNames> hint_names;
+    std::optional<HintNames> written_names;  // the hint as written, for a damaged record's proven key
     Status hint_error;
     auto keys_of = [&](const ScanItem& item) -> std::string {
       if (!hint_names && (!is_active || closed_at > 0)) {
@@ -177,6 +178,17 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
         for (const NamedRecord& n : hint_names->In(item.offset, item.offset + item.bytes))
           keys += (keys.empty() ? "" : ", ") + Quoted(n.key);
         if (!keys.empty()) return "; its hint names key(s) " + keys;
+      }
+      if (item.event == ScanEvent::kDamagedRecord && item.record != nullptr) {
+        // A hint no clean close finished (or a damaged one) names the key
+        // its record's checksum proves, as recovery indexes it.
+        if (!written_names) {
+          auto loaded = HintNames::LoadAsWritten(env, JoinPath(dir, HintFileName(f.id)), f.id, limits);
+          if (!loaded.ok()) hint_error = loaded.status();
+          written_names = loaded.ok() ? std::move(loaded.value()) : HintNames{};
+        }
+        if (const NamedRecord* n = written_names->ProvenAt(item.offset, item.header, item.record))
+          return "; key " + Quoted(n->key) + " as its hint names it (its key bytes are damaged: its checksum proves it)";
       }
       if (item.event == ScanEvent::kDamagedRecord)
         return "; key " + Quoted(item.key) + (item.header_trusted ? "" : " (by its lengths)") + " as its bytes read";

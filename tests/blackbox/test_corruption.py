@@ -357,6 +357,29 @@ def test_last_record_key_after_clean_stop():
     damage_last_records(DB, 1, RECORD_HEADER + 1)
 
 
+def test_key_bytes_after_crash():
+    # After the clean stop the server starts again (its open writes the
+    # entries of the records it scanned to the active segment's hint at
+    # once) and is killed (kill -9: that hint stays unfinished); then a key
+    # byte of three records in the middle of the active segment. Each record
+    # then reads as a key nobody wrote; the hint as written names the real
+    # one, which the record's checksum proves: it answers 500, never its
+    # older value.
+    recs = DB.segs[DB.active][2]
+    mid = recs[len(recs) // 2 - 1:len(recs) // 2 + 2]
+    hit = [k for (_, _, k, _, _) in mid if DB.newest[k][0] == DB.active and DB.acked.get(k) is not None]
+    check(hit, "no live key's newest record in the middle of the active segment")
+
+    def damage(d):
+        srv = DB.server
+        srv.port = None
+        srv.start()
+        srv.kill_group()
+        for (off, _, _, _, _) in mid:
+            flip(os.path.join(d, DB.active), off + RECORD_HEADER + 1)
+    run_case(damage, hit)
+
+
 def test_cut_after_hup_restart():
     # A HUP that changes an engine setting restarts the writer, whose close is
     # clean (it finishes the active hint). Its successor's open fails at the
@@ -435,6 +458,7 @@ CASES = [
     ("last record's header byte of the active segment after a clean stop", test_last_record_header_after_clean_stop),
     ("last three records' seq bytes of the active segment after a clean stop", test_last_records_after_clean_stop),
     ("last record's key byte of the active segment after a clean stop", test_last_record_key_after_clean_stop),
+    ("key bytes of the active segment's records after a restart and a kill -9", test_key_bytes_after_crash),
     ("active segment cut inside a record after a HUP's writer restart", test_cut_after_hup_restart),
     ("active segment cut inside a record after kingx-tool compact", test_cut_after_kingx_tool),
 ]

@@ -203,3 +203,20 @@ TEST_CASE("segment file names parse back to their ids and nothing else parses", 
   CHECK_FALSE(ParseSegmentFileName("seg-000000042.kxd", &id));
   CHECK_FALSE(ParseSegmentFileName("LOCK", &id));
 }
+
+TEST_CASE("a record whose key bytes were damaged is proven to be the key that makes its body checksum match",
+          "[engine][record]") {
+  const std::string key = "user:42";
+  const std::string rec = Encode(9, RecordType::kPut, Codec::kRaw, key, "text/plain", std::string(300, 'v'), 300);
+  RecordHeader h;
+  REQUIRE(DecodeRecordHeader(rec.data(), rec.size(), kLimits, &h).ok());
+  CHECK(RecordBodyMatchesKey(rec.data(), h, key));
+  std::string damaged = rec;
+  damaged[kRecordHeaderBytes + 3] ^= 0x5a;  // a key byte
+  CHECK_FALSE(RecordBodyMatches(damaged.data(), h));
+  CHECK(RecordBodyMatchesKey(damaged.data(), h, key));          // the key written there
+  CHECK_FALSE(RecordBodyMatchesKey(damaged.data(), h, "user:43"));  // another key of the same length
+  CHECK_FALSE(RecordBodyMatchesKey(damaged.data(), h, "user:4"));   // another length
+  damaged[rec.size() - 1] ^= 0x01;  // a value byte too: nothing proves the key
+  CHECK_FALSE(RecordBodyMatchesKey(damaged.data(), h, key));
+}
