@@ -616,10 +616,12 @@ TEST_CASE("a large value's segment with a damaged header and no hint: reported a
           "key never answers an older value or not found, every other key its own",
           "[engine][corruption][recovery]") {
   // The large value just above the part size (the large-value path: a
-  // segment of its own, sealed at birth) and in three parts, raw and
-  // compressible; the others on both sides of the compression threshold,
-  // of 1 KiB and of the part size (the last one written through Apply).
-  const size_t large_bytes = GENERATE(kPartBytes + 1, 2 * kPartBytes + 3);
+  // segment of its own, sealed at birth), raw and compressible; the others
+  // on both sides of the compression threshold, of 1 KiB and of the part
+  // size (the last one written through Apply). (A damaged record header
+  // costs a search of the whole value at every open: larger values only
+  // make the test slower.)
+  const size_t large_bytes = kPartBytes + 1;
   const bool compressible = GENERATE(false, true);
   TempDir dir;
   Options options;
