@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <limits>
+#include <string>
 
 namespace kingx::engine {
 
@@ -56,6 +57,8 @@ Status ValidateOptions(const Options& o) {
     return Status::InvalidArgument("compression_level must be between 0 (off) and 22");
   if (o.sync == SyncMode::kInterval && o.sync_interval_ms == 0)
     return Status::InvalidArgument("sync interval must be > 0 ms");
+  if (o.sync_depth < 1 || o.sync_depth > kMaxSyncDepth)
+    return Status::InvalidArgument("sync_depth must be between 1 and " + std::to_string(kMaxSyncDepth));
   if (o.max_key_bytes < 1 || o.max_key_bytes > kLargestKeyBytes)
     return Status::InvalidArgument("max_key_bytes must be between 1 and 65535");
   // Leave room under 4 GiB for zstd's worst-case expansion of stored values.

@@ -16,6 +16,9 @@
 
 namespace kingx::engine {
 
+// The most fdatasyncs Options::sync_depth lets run at once.
+inline constexpr uint32_t kMaxSyncDepth = 16;
+
 // When the writer makes an applied batch durable.
 enum class SyncMode : uint8_t {
   kAlways,    // fdatasync before any op of the batch is reported (default)
@@ -41,6 +44,13 @@ struct Options {
   uint32_t compress_min_bytes = 256;
   SyncMode sync = SyncMode::kAlways;
   uint32_t sync_interval_ms = 0;  // only for SyncMode::kInterval; > 0 there
+  // SyncMode::kAlways, batches submitted to the pipeline (Writer::Submit):
+  // the most fdatasyncs of the active segment running at once (1..kMaxSyncDepth).
+  // 1: one at a time, the next batch's starts once the previous returned.
+  // Above 1, the next batch's starts while earlier ones run (each on a
+  // descriptor of its own); batches are still acknowledged in order, each
+  // once its own and every earlier fdatasync returned success.
+  uint32_t sync_depth = 1;
   // Zero-filled, synced room kept ahead of the active segment's last record
   // (engine/segment_extender.h), extended by at most this many bytes at a
   // time (a 256th of the live data, at least 64 KiB; never past

@@ -49,9 +49,13 @@ Status Writer::Impl::ReserveSeqs(uint64_t count) {
 }
 
 Status Writer::Impl::CreateActiveSegment() {
-  // The sync thread's covered offsets were the previous segment's (it is
-  // idle: the pipeline drains before anything rotates).
-  if (sync_) sync_->Restart();
+  // The sync thread's covered offsets and descriptors were the previous
+  // segment's (it is idle: the pipeline drains before anything rotates).
+  if (sync_) {
+    sync_->Restart();
+    sync_->SetSpareFiles({});
+  }
+  sync_files_id_ = 0;
   Status rs = ReserveSeqs(1);
   if (!rs.ok()) return rs;
   auto allocated = AllocateSegmentId();

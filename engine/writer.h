@@ -189,10 +189,14 @@ class Writer {
   // decided and written while this one is being made durable. Its results
   // come from TakeFinished. A record is published (index, listing) and
   // reported OK only after an fdatasync that started after it was written
-  // returned success. When an fdatasync fails, every submitted op whose
-  // record was written and not yet covered by an earlier successful sync
-  // finishes kOutcomeUnknown, and the writer turns read-only (fsync is never
-  // retried). Under kInterval / kNone a batch finishes within Submit.
+  // returned success, and every fdatasync started before that one did too
+  // (with Options::sync_depth above 1 several run at once: batches still
+  // finish in submission order, and a later sync's success never covers an
+  // earlier batch). When an fdatasync fails, every submitted op whose
+  // record was written and not yet covered by successful syncs finishes
+  // kOutcomeUnknown, whatever the syncs still running return, and the
+  // writer turns read-only (fsync is never retried). Under kInterval /
+  // kNone a batch finishes within Submit.
   // The ops' views must stay valid until their batch is taken.
   //
   // Every other call that takes the writer's lock (Apply, large values,
@@ -257,6 +261,12 @@ class Writer {
   // finish with it and the writer is read-only when this returns (a batch
   // submitted then is refused kReadOnly, not written). Never waits for a sync.
   bool SyncIdle();
+  // True when a batch submitted now (SyncBy::kSyncThread) would have its
+  // fdatasync start at once: fewer than Options::sync_depth fdatasyncs of
+  // submitted batches run and no request waits for one of them to return
+  // (SyncIdle implies it). After a failure the batches in flight finish as
+  // with SyncIdle, and it is false. Never waits for a sync.
+  bool SyncRoom();
 
   // ---- Large values, written in parts into a staged single-record segment ----
   // Starts one: op gives key, content_type, codec and condition (stored and

@@ -370,6 +370,15 @@ struct Writer::Impl {
   uint64_t inflight_ops_ = 0;    // sum of inflight_[*].pending.size()
   uint64_t next_ticket_ = 1;
   std::unique_ptr<SyncThread> sync_;  // started by the first Submit under kAlways
+  // The segment whose spare descriptors sync_ holds (0: none): with
+  // Options::sync_depth above 1, the first Submit into a segment opens
+  // them, before it writes there (SyncThread: a descriptor must be open
+  // before the bytes it syncs are written); rotation drops them.
+  uint32_t sync_files_id_ = 0;
+  // Opens sync_depth - 1 descriptors of the active segment for sync_ (fewer
+  // when an open fails: then fewer fdatasyncs run at once, logged). Nothing
+  // in flight. Caller holds mu_.
+  void OpenSpareSyncFiles();
   SyncThread::State sync_seen_;       // the sync statistics already added to syncs_ ...
   // Threads in CommitMutex::lock waiting, without the mutex, for the
   // pipeline to empty; Submit waits on drained_cv_ (with the mutex) until

@@ -1,9 +1,11 @@
 // Writer::Submit / TakeFinished: pipelined group commit (see writer.h).
 //
 // A submitted batch is decided and written by the writer thread, then left
-// in flight (Impl::inflight_) while the sync thread runs an fdatasync that
-// covers it. Batches finish in submission order: a batch is published only
-// once a sync that started after its records were written returned success
+// in flight (Impl::inflight_) while a sync thread runs an fdatasync that
+// covers it (up to Options::sync_depth of them at once, each on a
+// descriptor of its own). Batches finish in submission order: a batch is
+// published only once a sync that started after its records were written
+// returned success, and every sync started before it too
 // (SyncThread::State::covered reaches its end offset). The first failed
 // sync fails every batch in flight with kOutcomeUnknown and turns the
 // writer read-only; the sync thread never syncs again, and a batch submitted
@@ -150,6 +152,9 @@ uint64_t Writer::Submit(std::span<const WriteOp> ops, SyncBy sync_by) {
     finish_now();
     return ticket;
   }
+  if (!w.sync_) w.sync_ = std::make_unique<SyncThread>(w.options_.sync_depth, w.options_.on_synced);
+  // Before the first write into this segment (DecideBatch may have rotated).
+  if (w.options_.sync_depth > 1 && w.sync_files_id_ != w.active_id_ && !b->pending.empty()) w.OpenSpareSyncFiles();
   if (b->pending.empty() || !WritePending(w, b->pending, b->results)) {
     w.batch_.clear();
     finish_now();
@@ -161,9 +166,6 @@ uint64_t Writer::Submit(std::span<const WriteOp> ops, SyncBy sync_by) {
   w.unpublished_bytes_.store(w.inflight_bytes_, std::memory_order_relaxed);
   w.inflight_ops_ += b->pending.size();
   b->end = w.active_size_ + w.inflight_bytes_;
-  if (!w.sync_) {
-    w.sync_ = std::make_unique<SyncThread>(w.options_.on_synced);
-  }
   if (sync_by == SyncBy::kCaller) {
     w.sync_->Defer(w.active_.get(), b->end);
   } else {
@@ -171,6 +173,25 @@ uint64_t Writer::Submit(std::span<const WriteOp> ops, SyncBy sync_by) {
   }
   w.inflight_.push_back(std::move(b));
   return ticket;
+}
+
+void Writer::Impl::OpenSpareSyncFiles() {
+  assert(inflight_.empty());
+  sync_files_id_ = active_id_;
+  const std::string path = JoinPath(dir_, SegmentFileName(active_id_));
+  std::vector<std::unique_ptr<File>> spares;
+  // fdatasync needs no write access: the spares are opened read-only.
+  for (uint32_t i = 1; i < options_.sync_depth; ++i) {
+    auto f = env_.OpenFile(path, OpenMode::kRead);
+    if (!f.ok()) {
+      LogError("segment " + std::to_string(active_id_) + ": " + std::to_string(spares.size() + 1) +
+               " fdatasync(s) at a time instead of " + std::to_string(options_.sync_depth) +
+               " (a descriptor for the sync pipeline could not be opened: " + f.status().ToString() + ")");
+      break;
+    }
+    spares.push_back(std::move(f.value()));
+  }
+  sync_->SetSpareFiles(std::move(spares));
 }
 
 bool Writer::SyncSubmitted() {
@@ -189,9 +210,9 @@ bool Writer::TakeFinished(uint64_t* ticket, std::vector<WriteResult>* results, b
   if (w.finished_.empty() && !w.inflight_.empty()) {
     w.FinishSynced(w.sync_->Poll());
     if (w.finished_.empty() && wait) {
-      // The oldest batch is covered by the sync in progress or the next one:
-      // waiting for the thread to be idle covers it.
-      w.DrainLocked();
+      // The oldest batch is covered once the syncs up to its own returned
+      // (the later ones may still run).
+      w.FinishSynced(w.sync_->WaitCovered(w.inflight_.front()->end));
     }
   }
   if (w.finished_.empty()) return false;
@@ -212,6 +233,16 @@ bool Writer::SyncIdle() {
   const SyncThread::State st = w.sync_->Poll();
   if (!st.failure.ok()) w.FinishSynced(st);
   return st.idle;
+}
+
+bool Writer::SyncRoom() {
+  Impl& w = *impl_;
+  w.mu_.LockKeepingPipeline();
+  std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
+  if (w.inflight_.empty()) return !w.read_only_;
+  const SyncThread::State st = w.sync_->Poll();
+  if (!st.failure.ok()) w.FinishSynced(st);
+  return st.room;
 }
 
 size_t Writer::Unfinished() const {

@@ -173,6 +173,10 @@ const Setting kSettings[] = {
        c->sync_interval_ms = o.sync_interval_ms;
        return Status::OK();
      }},
+    {"sync_depth", "N", "1",
+     "under --sync always: the most group commits whose fdatasyncs run at once (each batch still acknowledged "
+     "only once its own and every earlier fdatasync returned)",
+     false, true, KINGX_UNSIGNED(sync_depth, uint32_t, 1, engine::kMaxSyncDepth)},
     {"max_value_bytes", "SIZE", "64M", "largest value accepted (413 above)", false, true,
      KINGX_SIZE(max_value_bytes, 1, (4ull << 30) - 1)},
     {"max_key_bytes", "SIZE", "1024", "longest key accepted (414 above)", false, true,
@@ -457,6 +461,7 @@ engine::Options Config::EngineOptions() const {
   o.compression_level = compression_level;
   o.sync = sync;
   o.sync_interval_ms = sync_interval_ms;
+  o.sync_depth = sync_depth;
   // The configured key and value limits are enforced at the HTTP edge
   // (414/413, see serve_options.cc); the engine gets the format's own limits,
   // so a reload that changes them needs no writer restart and values stored
@@ -473,7 +478,8 @@ engine::Options Config::EngineOptions() const {
 bool WriterSettingsDiffer(const Config& running, const Config& next) {
   const engine::Options a = running.EngineOptions(), b = next.EngineOptions();
   return a.segment_bytes != b.segment_bytes || a.disk_reserve_bytes != b.disk_reserve_bytes || a.sync != b.sync ||
-         a.sync_interval_ms != b.sync_interval_ms || a.compaction_dead_ratio != b.compaction_dead_ratio ||
+         a.sync_interval_ms != b.sync_interval_ms || a.sync_depth != b.sync_depth ||
+         a.compaction_dead_ratio != b.compaction_dead_ratio ||
          running.compaction != next.compaction || running.staging_bytes != next.staging_bytes ||
          running.backup_max_ms != next.backup_max_ms || running.storage_timeout_ms != next.storage_timeout_ms ||
          running.error_log != next.error_log || running.log_level != next.log_level;

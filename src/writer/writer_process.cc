@@ -167,7 +167,10 @@ class WriterLoop {
       // here is to be answered: no sleep.
       const bool synced_here = synced_here_ && !submitted_.empty();
       synced_here_ = false;
-      const bool queued = submitted_.empty() || synced_here
+      // With room for another fdatasync beside those in flight
+      // (--sync-depth above 1), an enqueue ends the wait too: what arrives
+      // is written and its fdatasync started at once.
+      const bool queued = submitted_.empty() || synced_here || (overlap_syncs_ && writer_.SyncRoom())
                               ? queue_.WaitForEntries(held_ || synced_here ? 0 : wait_ms)
                               : queue_.WaitForWake(wait_ms);
       const bool have = queued || held_;
@@ -187,11 +190,12 @@ class WriterLoop {
         compact_seen = requested;
       }
       if (overflowing) PostOverflow();
-      // One group commit at a time: the next batch is taken once no
-      // fdatasync runs (the previous one returned), so everything that
-      // arrived during that sync goes out as one batch, one write and one
-      // fdatasync. (Batches written while it ran would wait for the same next
-      // sync, each at the cost of its own write, wake-ups and answers.)
+      // At most --sync-depth group commits' fdatasyncs at once: the next
+      // batch is taken once fewer run (with depth 1: once the previous one
+      // returned), so everything that arrived meanwhile goes out as one
+      // batch, one write and one fdatasync. (Batches written while the depth
+      // is full would wait for the same next sync, each at the cost of its
+      // own write, wake-ups and answers.) With depth 1:
       // It is written before the synced batch is answered, and its
       // fdatasync (SyncSubmitted, below) starts right after those answers:
       // the worker they wake runs while this thread waits in that fdatasync,
@@ -207,21 +211,24 @@ class WriterLoop {
       // below and the queued entries go to the next one.)
       // A hold that waits answers the synced batch before it waits
       // (answer_synced_), not after: only the held writes wait.
-      if (have && (submitted_.empty() || (writer_.SyncIdle() && !writer_.read_only())) &&
+      const bool room = overlap_syncs_ ? writer_.SyncRoom() : writer_.SyncIdle();
+      if (have && (submitted_.empty() || (room && !writer_.read_only())) &&
           !(hooks_.hold_batch && hooks_.hold_batch(writer_, answer_synced_))) {
         ProcessBatch();
       }
       ReapFinished(false);
       WakeSlots();  // the answers go out now, not at the next wake-up
-      // The fdatasync of the batch just written runs here, on this thread:
-      // the loop would only wait for it anyway (the next batch is taken once
-      // it returned), and running it here spares the wake-up of the sync
-      // thread before it and of this loop after it. What arrives meanwhile
+      // With depth 1, the fdatasync of the batch just written runs here, on
+      // this thread: the loop would only wait for it anyway (the next batch
+      // is taken once it returned), and running it here spares the wake-up
+      // of the sync thread before it and of this loop after it. (Above 1 the
+      // engine's sync threads run them: the loop takes the next batch
+      // meanwhile, and each returning sync wakes it through on_synced.) What arrives meanwhile
       // stays queued, as it does during the sync thread's (and completions
       // that wait for room in a full ring wait one fdatasync more). The
       // synced batch is answered by the next iteration, after the next batch
       // is written, as when the sync thread ran it.
-      if (!submitted_.empty() && writer_.SyncSubmitted()) synced_here_ = true;
+      if (!overlap_syncs_ && !submitted_.empty() && writer_.SyncSubmitted()) synced_here_ = true;
       // Between two batches: every write answered so far is in a cut taken now.
       backups_.Serve(NowMs(), [this](uint32_t slot, const Completion& c) { Post(slot, c); });
       Beat();
@@ -339,9 +346,11 @@ class WriterLoop {
     sub.release_entries = go;
     sub.start = std::chrono::steady_clock::now();
     sub.start_ms = NowMs();
-    // Its fdatasync runs on this thread, in Run (SyncSubmitted) right after.
+    // Its fdatasync runs on this thread, in Run (SyncSubmitted) right after
+    // (depth 1), or starts on a sync thread now.
     NoteWriting(sub.bytes);
-    sub.ticket = writer_.Submit(ops_, engine::Writer::SyncBy::kCaller);
+    sub.ticket = writer_.Submit(ops_, overlap_syncs_ ? engine::Writer::SyncBy::kSyncThread
+                                                     : engine::Writer::SyncBy::kCaller);
     NoteUnpublished();
     submitted_.push_back(std::move(sub));
     KeepRest(go);
@@ -678,6 +687,9 @@ class WriterLoop {
   BackupCuts& backups_;  // online backups' cuts and pins
   std::vector<QueueEntry> batch_;
   bool held_ = false;  // batch_ was taken and held by hooks_.hold_ops: ProcessBatch goes on with it
+  // --sync-depth above 1 under --sync always: fdatasyncs of submitted
+  // batches overlap, on the engine's sync threads.
+  const bool overlap_syncs_ = config_.sync == engine::SyncMode::kAlways && config_.sync_depth > 1;
   bool synced_here_ = false;  // this loop ran the fdatasync of submitted_: answer it without sleeping
   bool split_rest_ = false;  // batch_ is the rest of a split batch (hooks_.hold_ops)
   std::vector<size_t> op_entries_;  // index in batch_ of each op of a batch with large values

@@ -11,7 +11,7 @@ SyncGate::SyncGate(FaultInjectionEnv& env, std::string path_part) : env_(env) {
     std::unique_lock lock(st->mu);
     const uint64_t me = ++st->entered;
     st->cv.notify_all();
-    st->cv.wait(lock, [&] { return st->released >= me; });
+    st->cv.wait(lock, [&] { return st->released >= me || st->released_one.count(me) > 0; });
   });
 }
 
@@ -20,14 +20,20 @@ SyncGate::~SyncGate() {
   env_.SetSyncHook({});
 }
 
-bool SyncGate::WaitEntered(uint64_t n) {
+bool SyncGate::WaitEntered(uint64_t n, std::chrono::milliseconds timeout) {
   std::unique_lock lock(state_->mu);
-  return state_->cv.wait_for(lock, std::chrono::seconds(120), [&] { return state_->entered >= n; });
+  return state_->cv.wait_for(lock, timeout, [&] { return state_->entered >= n; });
 }
 
 void SyncGate::Release() {
   std::lock_guard lock(state_->mu);
   ++state_->released;
+  state_->cv.notify_all();
+}
+
+void SyncGate::ReleaseNth(uint64_t n) {
+  std::lock_guard lock(state_->mu);
+  state_->released_one.insert(n);
   state_->cv.notify_all();
 }
 

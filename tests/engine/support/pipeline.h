@@ -4,10 +4,12 @@
 // taking a finished batch.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,11 +32,14 @@ class SyncGate {
   ~SyncGate();
   SyncGate(const SyncGate&) = delete;
   SyncGate& operator=(const SyncGate&) = delete;
-  // Waits until the nth held sync has started. Bounded (120 s), so that a
-  // broken writer fails the test instead of hanging it: false then.
-  bool WaitEntered(uint64_t n);
-  // Lets the next held sync go.
+  // Waits until the nth held sync has started. Bounded (120 s unless told),
+  // so that a broken writer fails the test instead of hanging it: false then.
+  bool WaitEntered(uint64_t n, std::chrono::milliseconds timeout = std::chrono::seconds(120));
+  // Lets the next held sync go (in the order they entered).
   void Release();
+  // Lets the nth held sync (1 = the first that entered) go, whether or not
+  // the ones before it were let go.
+  void ReleaseNth(uint64_t n);
   // Lets every sync go, now and from then on.
   void Open();
 
@@ -43,7 +48,8 @@ class SyncGate {
     std::mutex mu;
     std::condition_variable cv;
     uint64_t entered = 0;
-    uint64_t released = 0;
+    uint64_t released = 0;           // every sync up to this one goes
+    std::set<uint64_t> released_one;  // and these (ReleaseNth)
   };
   FaultInjectionEnv& env_;
   std::shared_ptr<State> state_ = std::make_shared<State>();

@@ -178,6 +178,8 @@ TEST_CASE("unknown and invalid settings are errors that name the setting", "[src
   CHECK(ErrorOf(Parse({"--workers", "0"})).find("--workers") != std::string::npos);
   CHECK(ErrorOf(Parse({"--sync", "sometimes"})).find("--sync") != std::string::npos);
   CHECK(ErrorOf(Parse({"--sync", "interval:0"})).find("--sync") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--sync-depth", "0"})).find("--sync-depth") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--sync-depth", "17"})).find("--sync-depth") != std::string::npos);
   CHECK(ErrorOf(Parse({"--listen", "localhost:80"})).find("--listen") != std::string::npos);
   CHECK(ErrorOf(Parse({"--listen", "127.0.0.1:70000"})).find("--listen") != std::string::npos);
   CHECK(ErrorOf(Parse({"--max-value-bytes", "12Q"})).find("--max-value-bytes") != std::string::npos);
@@ -285,7 +287,7 @@ TEST_CASE("help documents every setting with its default; -t, --help and --versi
           "[src][config]") {
   const std::string help = HelpText();
   for (const char* flag : {"--listen", "--admin-listen", "--data", "--workers", "--model", "--threads", "--accept",
-                           "--single-process", "--sync", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
+                           "--single-process", "--sync", "--sync-depth", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
                            "--disk-reserve-bytes", "--compaction-dead-ratio", "--compression-level", "--max-connections",
                            "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms", "--send-timeout-ms",
                            "--storage-timeout-ms", "--body-buffer-bytes", "--response-buffer-bytes",
@@ -308,11 +310,12 @@ TEST_CASE("help documents every setting with its default; -t, --help and --versi
 
 TEST_CASE("engine options follow the settings", "[src][config]") {
   auto r = Parse({"--sync", "interval:10", "--segment-bytes", "1M", "--compression-level", "3", "--max-key-bytes",
-                  "100", "--max-value-bytes", "1K"});
+                  "100", "--max-value-bytes", "1K", "--sync-depth", "3"});
   REQUIRE(r.ok());
   const engine::Options o = r->config.EngineOptions();
   CHECK(o.sync == engine::SyncMode::kInterval);
   CHECK(o.sync_interval_ms == 10);
+  CHECK(o.sync_depth == 3);
   CHECK(o.segment_bytes == 1u << 20);
   CHECK(o.compression_level == 3);
   // Key and value limits are the HTTP edge's (LimitsFor); the engine keeps the

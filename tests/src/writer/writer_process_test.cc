@@ -469,6 +469,41 @@ TEST_CASE("the next batch is written before the synced one is answered, each ans
   CHECK(f.exit_status == 0);
 }
 
+TEST_CASE("with --sync-depth 2 the next batch's fdatasync starts while the previous one runs, and each is answered "
+          "only once every earlier one returned",
+          "[src][writer][pipeline]") {
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/false, env);
+  f.config.sync_depth = 2;
+  f.Start();
+  engine::test::SyncGate syncs(env);
+  WriteQueue& q = f.shm->queue();
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 1), Put("a", "first batch")).ok());
+  REQUIRE(syncs.WaitEntered(1));                 // A's fdatasync is held
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 2), Put("b", "second batch")).ok());
+  REQUIRE(syncs.WaitEntered(2));                 // B's started beside it
+  REQUIRE(q.TryEnqueue(1, MakeToken(3, 3), Put("c", "third batch")).ok());  // the depth is full: queued
+  syncs.ReleaseNth(2);                           // B's returns first
+  REQUIRE(syncs.WaitEntered(3));                 // C's starts in its place
+  CHECK(Posted(f, 1).empty());                   // B is not answered before A
+  CHECK(reader.Get("b").status().Is(engine::Code::kNotFound));
+  syncs.ReleaseNth(1);
+  auto first = f.Collect(1, 2);                  // A, then B
+  REQUIRE(first.size() == 2);
+  CHECK(first[1].code == engine::Code::kOk);
+  CHECK(first[2].code == engine::Code::kOk);
+  CHECK(reader.Get("b").value().data == "second batch");
+  CHECK(Posted(f, 1).empty());                   // C's still runs
+  syncs.ReleaseNth(3);
+  auto third = f.Collect(1, 1);
+  REQUIRE(third.size() == 1);
+  CHECK(third[3].code == engine::Code::kOk);
+  syncs.Open();
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
 TEST_CASE("the key view's job ends while a batch's fdatasync is held, and the batch an earlier sync covered is "
           "answered meanwhile",
           "[src][writer][pipeline][regression]") {
