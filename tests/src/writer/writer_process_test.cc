@@ -42,6 +42,7 @@ struct WriterFixture {
   explicit WriterFixture(bool start = true, engine::Env& env = engine::PosixEnv()) : env(env) {
     config.data_dir = dir.path;
     config.sync = engine::SyncMode::kAlways;
+    config.sync_depth = 1;  // one fdatasync at a time: the loop runs it (a test sets more)
     auto created = SharedMemory::Create(test::SmallShmSizes(4, 1024));
     REQUIRE(created.ok());
     shm = std::move(created).value();
