@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -61,6 +62,43 @@ int Child(const std::string& dir, const Options& o, const std::string& point, in
   return 0;
 }
 
+// Checks every key of the reopened db against what the child saw
+// acknowledged: a key never acknowledged is absent or holds a value somebody
+// wrote; an acknowledged one holds a valid value of at least its
+// acknowledged version and at most max_version(that version).
+void CheckAcked(TestDb& db, const std::map<int, int>& acked, const std::function<uint64_t(int)>& max_version) {
+  for (int id = 0; id < kKeys; ++id) {
+    const std::string key = "k" + std::to_string(id);
+    auto got = db.Get(key);
+    auto it = acked.find(id);
+    INFO("key " << key);
+    if (it == acked.end()) {
+      // Never acknowledged: absent, or the in-flight write (any version of this key).
+      if (got.ok()) {
+        uint64_t v;
+        REQUIRE(CheckValue(key, got.value(), &v));
+      } else {
+        REQUIRE(got.status().Is(Code::kNotFound));
+      }
+      continue;
+    }
+    REQUIRE(got.ok());
+    uint64_t version = 0;
+    REQUIRE(CheckValue(key, got.value(), &version));
+    REQUIRE(version >= static_cast<uint64_t>(it->second));
+    REQUIRE(version <= max_version(it->second));
+  }
+}
+
+// Makes the version each key holds now its acknowledged one.
+void AdoptSurvivors(TestDb& db, std::map<int, int>& acked) {
+  for (int id = 0; id < kKeys; ++id) {
+    auto got = db.Get("k" + std::to_string(id));
+    uint64_t version;
+    if (got.ok() && CheckValue("k" + std::to_string(id), got.value(), &version)) acked[id] = static_cast<int>(version);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("a crash at any kill point keeps every acknowledged write and invents nothing",
@@ -86,35 +124,10 @@ TEST_CASE("a crash at any kill point keeps every acknowledged write and invents 
 
     TestDb db(PosixEnv(), dir.path(), o);
     REQUIRE(db.Open().ok());
-    for (int id = 0; id < kKeys; ++id) {
-      const std::string key = "k" + std::to_string(id);
-      auto got = db.Get(key);
-      auto it = acked.find(id);
-      INFO("key " << key);
-      if (it == acked.end()) {
-        // Never acknowledged: absent, or the in-flight write (any version of this key).
-        if (got.ok()) {
-          uint64_t v;
-          REQUIRE(CheckValue(key, got.value(), &v));
-        } else {
-          REQUIRE(got.status().Is(Code::kNotFound));
-        }
-        continue;
-      }
-      REQUIRE(got.ok());
-      uint64_t version = 0;
-      REQUIRE(CheckValue(key, got.value(), &version));
-      // The acknowledged version, or the one in flight when the process died.
-      REQUIRE(version >= static_cast<uint64_t>(it->second));
-      REQUIRE(version <= static_cast<uint64_t>(it->second) + kKeys);
-    }
+    // The acknowledged version, or the one in flight when the process died.
+    CheckAcked(db, acked, [](int version) { return static_cast<uint64_t>(version) + kKeys; });
     REQUIRE(db.writer().Stats().corruptions == 0);
-    // Adopt what survived as the new baseline for the next round.
-    for (int id = 0; id < kKeys; ++id) {
-      auto got = db.Get("k" + std::to_string(id));
-      uint64_t version;
-      if (got.ok() && CheckValue("k" + std::to_string(id), got.value(), &version)) acked[id] = static_cast<int>(version);
-    }
+    AdoptSurvivors(db, acked);  // the new baseline for the next round
   }
 }
 
@@ -391,27 +404,8 @@ TEST_CASE("a crash with two fdatasyncs in flight keeps every acknowledged write 
     TestDb db(PosixEnv(), dir.path(), o);
     REQUIRE(db.Open().ok());
     REQUIRE(db.writer().Stats().corruptions == 0);
-    for (int id = 0; id < kKeys; ++id) {
-      const std::string key = "k" + std::to_string(id);
-      auto got = db.Get(key);
-      INFO("key " << key);
-      auto it = acked.find(id);
-      if (it == acked.end()) {
-        if (got.ok()) {
-          uint64_t v;
-          REQUIRE(CheckValue(key, got.value(), &v));
-        } else {
-          REQUIRE(got.status().Is(Code::kNotFound));
-        }
-        continue;
-      }
-      REQUIRE(got.ok());
-      uint64_t version = 0;
-      REQUIRE(CheckValue(key, got.value(), &version));
-      // The acknowledged version, or one written after it (in flight at the crash).
-      REQUIRE(version >= static_cast<uint64_t>(it->second));
-      REQUIRE(version <= static_cast<uint64_t>(1000 * round + 400));
-      acked[id] = static_cast<int>(version);  // the next round's baseline
-    }
+    // The acknowledged version, or one written after it (in flight at the crash).
+    CheckAcked(db, acked, [round](int) { return static_cast<uint64_t>(1000 * round + 400); });
+    AdoptSurvivors(db, acked);  // the next round's baseline
   }
 }

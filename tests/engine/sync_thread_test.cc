@@ -28,25 +28,6 @@ Options Depth(uint32_t depth) {
   return o;
 }
 
-// Waits (bounded: 120 s) until `done` holds, polling every millisecond.
-template <class F>
-bool WaitFor(F done) {
-  for (int i = 0; i < 120000; ++i) {
-    if (done()) return true;
-    usleep(1000);
-  }
-  return false;
-}
-
-// Takes the next finished batch (waiting for it): its ticket, and `code` for each of its ops.
-void TakeNext(TestDb& db, uint64_t ticket, Code code) {
-  Taken t = Take(db, true);
-  REQUIRE(t.got);
-  CHECK(t.ticket == ticket);
-  REQUIRE_FALSE(t.results.empty());
-  for (const WriteResult& r : t.results) CHECK(r.status.Is(code));
-}
-
 // A database at sync_depth 2 with batch A's fdatasync held, then batch B's
 // started beside it (both held).
 struct TwoInFlight {
@@ -77,7 +58,7 @@ TEST_CASE("with two fdatasyncs in flight, a failure of the earlier one fails bot
   TwoInFlight t;
   t.Start();
   t.gate->ReleaseNth(2);  // B's fdatasync returns success first
-  REQUIRE(WaitFor([&] { return t.db.writer().SyncRoom(); }));
+  REQUIRE(WaitUntil([&] { return t.db.writer().SyncRoom(); }));
   // B's success says nothing of A's bytes: neither batch is final, nothing published.
   CHECK_FALSE(Take(t.db, false).got);
   CHECK(t.db.Get("b1").status().Is(Code::kNotFound));
@@ -102,7 +83,7 @@ TEST_CASE("with two fdatasyncs in flight, a failure of the later one fails the e
   t.env.FailNth(FaultOp::kSync, 1, Code::kIOError, /*forever=*/false, "seg-");
   t.gate->ReleaseNth(2);  // B's fails first
   // Seen as the writer loop sees it (SyncRoom takes a failure in).
-  REQUIRE(WaitFor([&] { return !t.db.writer().SyncRoom() && t.db.writer().read_only(); }));
+  REQUIRE(WaitUntil([&] { return !t.db.writer().SyncRoom() && t.db.writer().read_only(); }));
   // Both final at once, outcome unknown, while A's sync still runs; its
   // success afterwards is not trusted.
   TakeNext(t.db, 1, Code::kOutcomeUnknown);

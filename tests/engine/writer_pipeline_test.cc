@@ -35,15 +35,6 @@ bool WaitSyncIdle(TestDb& db) {
   return false;
 }
 
-// Takes the next finished batch (waiting for it): its ticket, and `code` for each of its ops.
-void TakeNext(TestDb& db, uint64_t ticket, Code code) {
-  Taken t = Take(db, true);
-  REQUIRE(t.got);
-  CHECK(t.ticket == ticket);
-  REQUIRE_FALSE(t.results.empty());
-  for (const WriteResult& r : t.results) CHECK(r.status.Is(code));
-}
-
 // How often the thread of this process named `name` has slept and been woken
 // (voluntary_ctxt_switches of /proc/self/task/TID/status); -1 without one.
 long WakeUps(const std::string& name) {

@@ -1,6 +1,8 @@
 // Pipelined group commit test helpers (see pipeline.h).
 #include "tests/engine/support/pipeline.h"
 
+#include <catch2/catch.hpp>
+
 #include <chrono>
 
 namespace kingx::engine::test {
@@ -65,6 +67,14 @@ bool AllOk(const Taken& t) {
   for (const WriteResult& r : t.results)
     if (!r.status.ok()) return false;
   return !t.results.empty();
+}
+
+void TakeNext(TestDb& db, uint64_t ticket, Code code) {
+  Taken t = Take(db, true);
+  REQUIRE(t.got);
+  CHECK(t.ticket == ticket);
+  REQUIRE_FALSE(t.results.empty());
+  for (const WriteResult& r : t.results) CHECK(r.status.Is(code));
 }
 
 }  // namespace kingx::engine::test

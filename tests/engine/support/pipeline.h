@@ -4,6 +4,8 @@
 // taking a finished batch.
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -77,5 +79,19 @@ Taken Take(TestDb& db, bool wait);
 
 // True when the batch had ops and each one succeeded.
 bool AllOk(const Taken& t);
+
+// Polls `done` every millisecond until it holds (true) or 120 s passed (false).
+template <class F>
+bool WaitUntil(F done) {
+  for (int i = 0; i < 120000; ++i) {
+    if (done()) return true;
+    usleep(1000);
+  }
+  return false;
+}
+
+// Takes the next finished batch (waiting for it) and checks (Catch2) its
+// ticket and that each of its ops finished with `code`.
+void TakeNext(TestDb& db, uint64_t ticket, Code code);
 
 }  // namespace kingx::engine::test
