@@ -362,6 +362,7 @@ TEST_CASE("a reload restarts the writer exactly when a setting the writer took c
                                                   {{"--compaction-dead-ratio", "0.25"}, true},
                                                   {{"--sync", "none"}, true},
                                                   {{"--sync", "interval:50"}, true},
+                                                  {{"--sync-depth", "4"}, true},
                                                   {{"--segment-bytes", "1M"}, true},
                                                   {{"--disk-reserve-bytes", "300M"}, true},
                                                   {{"--error-log", "/tmp/kingx-other.log"}, true},
