@@ -772,6 +772,17 @@ def test_stalled_uploads_never_keep_a_write_waiting():
         up.close()
 
 
+def start_waiting_uploads_server():
+    """The thread model's server for uploads that wait for the body budget: one worker, 32 pool threads, a
+    1 MiB budget, no spilling (which would take the waiting uploads' bytes instead). None in the event model
+    (said so): its waiting uploads are its loop's, woken by releases."""
+    if not MODEL_ARGS:
+        print("  (thread model only: the event model's waiting uploads are its loop's, woken by releases)")
+        return None
+    return start("--workers", "1", "--threads", "32", "--body-buffer-bytes", "1M", "--body-timeout-ms", "120000",
+                 "--compression-level", "0", "--body-spill-bytes", "0")
+
+
 def test_uploads_waiting_for_the_body_budget_sleep_until_room_is_released():
     # Thread model: a pool thread whose upload waits for room in the body
     # budget with its body paused sleeps until a release of the budget; it
@@ -783,12 +794,9 @@ def test_uploads_waiting_for_the_body_budget_sleep_until_room_is_released():
     # they send their last byte and every one is stored exactly: each waiter
     # was woken by the releases that made its room (a lost wake-up would wait
     # for the 120 s give-up and a 503).
-    if not MODEL_ARGS:
-        print("  (thread model only: the event model's waiting uploads are its loop's, woken by releases)")
+    s = start_waiting_uploads_server()
+    if s is None:
         return
-    # Without spilling, which would take the waiters' bytes instead.
-    s = start("--workers", "1", "--threads", "32", "--body-buffer-bytes", "1M", "--body-timeout-ms", "120000",
-              "--compression-level", "0", "--body-spill-bytes", "0")
     pid = s.workers()[0]
     up = StalledUploads(s, 12, 256 << 10)
     try:
@@ -813,12 +821,9 @@ def test_uploads_waiting_for_room_while_their_short_body_arrives_sleep_until_roo
     # other threads wake at most once per short upload. Then everyone sends
     # the rest and every upload is stored exactly (a lost wake-up would wait
     # for the 120 s give-up and a 503).
-    if not MODEL_ARGS:
-        print("  (thread model only: the event model's waiting uploads are its loop's, woken by releases)")
+    s = start_waiting_uploads_server()
+    if s is None:
         return
-    # Without spilling, which would take the holders' bytes instead.
-    s = start("--workers", "1", "--threads", "32", "--body-buffer-bytes", "1M", "--body-timeout-ms", "120000",
-              "--compression-level", "0", "--body-spill-bytes", "0")
     pid = s.workers()[0]
     holders = [(raw_socket(s.port), os.urandom(64 << 10)) for _ in range(8)]
     shorts = [(raw_socket(s.port), os.urandom(10 << 10)) for _ in range(4)]
