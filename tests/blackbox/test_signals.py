@@ -23,7 +23,7 @@ import threading
 import time
 
 from kingx_harness import (Conn, ConnectionClosed, Server, TestFailure, build_request, cases_of, check, http,
-                           key_path, metric, run_with_servers, wait_for)
+                           key_path, log_since, metric, run_with_servers, wait_for)
 from kingx_load import ClientState, LoadClient, verify_states
 
 S = None
@@ -272,16 +272,6 @@ def test_quit_refuses_new_clients_while_in_flight_requests_finish():
         check(S.wait_exit(30) == 0, f"{model or 'event'}: exit status after QUIT")
 
 
-def log_since(offset):
-    """What the error log gained past `offset` bytes ("" while it does not exist)."""
-    try:
-        with open(S.error_log, errors="replace") as f:
-            f.seek(offset)
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
 def test_bad_config_on_hup_keeps_the_old_one_serving():
     fresh_server(2 << 20)
     check(put_status(1536 << 10) == 100, "2 MiB limit from the config file")
@@ -292,7 +282,7 @@ def test_bad_config_on_hup_keeps_the_old_one_serving():
         S.signal(signal.SIGHUP)
         # The rejection is logged; wait for that line (not for the log to grow: the
         # master logs that a reload was requested first), then check nothing changed.
-        wait_for(lambda: "reload failed" in log_since(size_before), 60,
+        wait_for(lambda: "reload failed" in log_since(S, size_before), 60,
                  f"the error log to report the bad configuration {bad!r}")
         check(S.alive(), f"master died on a bad configuration {bad!r}")
         check(set(S.workers()) == workers, f"workers replaced on a bad configuration: {workers} -> {S.workers()}")
