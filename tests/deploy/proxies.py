@@ -49,6 +49,14 @@ def load_reshard():
     return mod
 
 
+def reshard(*args, wait=True, timeout=300):
+    """deploy/kingx-reshard ARGS: its CompletedProcess (text), or with wait=False the Popen."""
+    argv = [sys.executable, os.path.join(DEPLOY, "kingx-reshard")] + list(args)
+    if not wait:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
 def require(program):
     """Absolute path of `program`, or a failure: the suite's install step installs the peers,
     so a missing one is an error, not a skip."""
@@ -92,6 +100,7 @@ class Proxy:
 
     def __init__(self, kind, argv, workdir, port):
         self.kind, self.argv, self.workdir, self.port = kind, argv, workdir, port
+        self.pidfile = os.path.join(workdir, f"{kind}.pid")  # its master's (NGINX_MAIN, HAPROXY_GLOBAL)
         self.proc = None
 
     def start(self, timeout=20.0):
@@ -122,6 +131,27 @@ class Proxy:
             self.proc.wait(15)
         except ProcessLookupError:
             pass
+
+    def reload(self, *extra):
+        """`kingx-reshard reload` of this proxy (its master signalled; returns once the previous
+        configuration's workers have exited): the CompletedProcess."""
+        return reshard("reload", "--proxy", self.kind, "--pidfile", self.pidfile, *extra)
+
+    def reloaded(self):
+        """reload(), which must succeed."""
+        p = self.reload()
+        check(p.returncode == 0, f"kingx-reshard reload of {self.kind}: {p.returncode} {p.stdout} {p.stderr}\n"
+                                 f"{self.logs()}")
+
+    def write_nginx_site(self, text):
+        """Replaces this nginx's site file with `text`, checked with nginx -t (not reloaded)."""
+        path = os.path.join(self.workdir, "site.conf")
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+        t = subprocess.run([self.argv[0], "-t", "-p", self.workdir, "-c", os.path.join(self.workdir, "nginx.conf"),
+                            "-e", os.path.join(self.workdir, "error.log")], capture_output=True, text=True)
+        check(t.returncode == 0, f"nginx -t on the new site: {t.stderr}")
 
     def logs(self, limit=4000):
         parts = []
@@ -252,12 +282,12 @@ def start_haproxy(upstreams, master_worker=False):
 
 def reload_haproxy(proxy, upstreams, old_upstreams=None):
     """The master-worker `proxy` reloaded with the shipped file for `upstreams` (and
-    `old_upstreams`: haproxy-resharding.cfg, see haproxy_cfg), what `systemctl reload haproxy`
-    does: SIGUSR2 to the master. Returns at once: the caller waits for the new configuration's
-    routing."""
+    `old_upstreams`: haproxy-resharding.cfg, see haproxy_cfg) as README "Resharding" does it:
+    `kingx-reshard reload --proxy haproxy` (SIGUSR2 to the master, as `systemctl reload haproxy`
+    does), which returns once the previous configuration's worker has exited."""
     check("-W" in proxy.argv, "reload_haproxy needs start_haproxy(..., master_worker=True)")
     write_haproxy_cfg(proxy.workdir, upstreams, proxy.port, old_upstreams)
-    os.kill(proxy.proc.pid, signal.SIGUSR2)
+    proxy.reloaded()
 
 
 class Client:

@@ -9,11 +9,10 @@ whatever happened.
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
-from proxies import DEPLOY, HOST, NGINX_MAIN, Proxy, exit_on_sigterm, load_reshard, read_shipped, require, rewrite
+from proxies import HOST, NGINX_MAIN, Proxy, exit_on_sigterm, load_reshard, read_shipped, require, rewrite
+from proxies import reshard  # noqa: F401 - the deploy tests take it from here with Move
 from kingx_harness import Server, free_port, key_path, run_cases
 
 
@@ -25,14 +24,6 @@ def name(s):
 def spelling(key):
     """The key's canonical spelling: what the tool and nginx hash."""
     return key_path(key)[len("/v1/kv/"):]
-
-
-def reshard(*args, wait=True, timeout=300):
-    """deploy/kingx-reshard ARGS: its CompletedProcess (text), or with wait=False the Popen."""
-    argv = [sys.executable, os.path.join(DEPLOY, "kingx-reshard")] + list(args)
-    if not wait:
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
 
 class Move:
@@ -76,21 +67,25 @@ class Move:
         assert len(out) == count, f"only {len(out)} of the candidates move"
         return out
 
-    def start_resharding_nginx(self, proxies):
-        """nginx (Debian's, one worker) serving deploy/nginx-resharding.conf with its new list
-        replaced by a, b, c and its old list by a, b; returns its port."""
+    def resharding_nginx_site(self, port):
+        """deploy/nginx-resharding.conf listening on 127.0.0.1:port, its new list replaced by
+        a, b, c and its old list by a, b."""
         text = read_shipped("nginx-resharding.conf")
-        text = rewrite(text, "    listen 80 default_server;\n", "    listen {LISTEN} default_server;\n")
+        text = rewrite(text, "    listen 80 default_server;\n", f"    listen {HOST}:{port} default_server;\n")
         text = rewrite(text, "    listen [::]:80 default_server;\n", "")
         text = rewrite(text, "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3, 4)),
                        "\n".join(f"    server {u} max_fails=0;" for u in self.new))
-        text = rewrite(text, "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3)),
+        return rewrite(text, "\n".join(f"    server kv-0{i}.internal:8080 max_fails=0;" for i in (1, 2, 3)),
                        "\n".join(f"    server {u} max_fails=0;" for u in self.old))
+
+    def start_resharding_nginx(self, proxies):
+        """nginx (Debian's, one worker) serving deploy/nginx-resharding.conf with its new list
+        replaced by a, b, c and its old list by a, b; returns its port."""
         nginx = require("nginx")
         d = tempfile.mkdtemp(prefix="kingx-nginx-")
         port = free_port()
         with open(os.path.join(d, "site.conf"), "w") as f:
-            f.write(text.replace("{LISTEN}", f"{HOST}:{port}"))
+            f.write(self.resharding_nginx_site(port))
         with open(os.path.join(d, "nginx.conf"), "w") as f:
             f.write(NGINX_MAIN.format(d=d))
         proxy = Proxy("nginx", [nginx, "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e",

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""A write that a proxy worker of the previous configuration holds across the reload into the
+move window (README "Resharding"), behind Debian's nginx and HAProxy, 2 -> 3 kingx shards:
+
+  - the proxy serves the old list (nginx-sharding.conf, haproxy-sharding.cfg in master-worker
+    mode); a key that moves to the new shard is written, and `kingx-reshard copy` copies it;
+  - a client then begins a PUT of that key (its head and half its body): the proxy's worker has
+    chosen the key's owner in the old list and streams the body to it;
+  - the proxy is reloaded into the move window (nginx-resharding.conf, haproxy-resharding.cfg)
+    as the README says, with `kingx-reshard reload`; the client sends the rest of its body once
+    `finish` has passed the key (its original gone from the old owner) or two seconds after the
+    reload began, whichever comes first, and the old owner acknowledges the write;
+  - `finish`, the reload to the sharding file with the new list: the value acknowledged is what
+    a GET returns, the key on its new owner only, and `check` agrees.
+  `kingx-reshard reload` is also seen to fail while that worker runs (`--timeout 1`: exit 2,
+  naming the worker's pid and the proxy's setting that bounds it), and, behind nginx, when the
+  proxy keeps its configuration (a site file it refuses: no new worker); an idle keep-alive
+  client connection does not keep an old worker (the proxy closes it at the reload).
+
+With `--reload signal` the reloads are those of the procedure before `kingx-reshard reload`
+(signal the master, wait until the new configuration routes), to show this test failing on it.
+
+    KINGX_BIN=build/src/kingx python3 tests/deploy/test_reshard_reload.py [--reload wait|signal]
+"""
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proxies import load_reshard, nginx_site, start_haproxy, start_nginx, write_haproxy_cfg  # noqa: E402
+from reshard_setup import Move, name, reshard, run_deploy_cases  # noqa: E402
+from kingx_harness import ConnectionClosed, Conn, build_request, cases_of, check, http, key_path  # noqa: E402
+
+KR = load_reshard()
+SERVERS = []    # every kingx started here, stopped at the end whatever happens
+PROXIES = []
+WORKDIR = tempfile.mkdtemp(prefix="kingx-reshard-reload-")
+ARGS = None
+SIGNALS = {"nginx": signal.SIGHUP, "haproxy": signal.SIGUSR2}
+BOUNDS = {"nginx": "worker_shutdown_timeout", "haproxy": "hard-stop-after"}
+
+
+def proxy_has_read(proxy_port, client_port):
+    """True once the proxy's end of the client's connection has no unread bytes (its worker read
+    the request head and the body sent so far), from /proc/net/tcp."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, st, queues = fields[1], fields[2], fields[3], fields[4]
+            if (local.endswith(f":{proxy_port:04X}") and remote.endswith(f":{client_port:04X}")
+                    and st == "01"):
+                return int(queues.split(":")[1], 16) == 0
+    return False
+
+
+class HeldPut:
+    """A PUT whose head and first half of the body are sent now, through the proxy, and whose
+    rest is sent by a thread once release() is called; the answer and the time it came."""
+
+    def __init__(self, port, key, value):
+        self.conn = Conn(port, timeout=120.0)
+        head = build_request("PUT", key_path(key), value)
+        self.half = len(head) - len(value) // 2
+        self.data = head
+        self.conn.send(head[:self.half])
+        deadline = time.monotonic() + 30
+        while not proxy_has_read(port, self.conn.local_port()):
+            check(time.monotonic() < deadline, "the proxy did not read the PUT's head in 30 s")
+            time.sleep(0.02)
+        time.sleep(0.2)  # the worker connects to the owner as it reads the head: let it
+        self.go = threading.Event()
+        self.response, self.error, self.acked_at = None, None, None
+        self.thread = threading.Thread(target=self._finish)
+        self.thread.start()
+
+    def _finish(self):
+        self.go.wait(120)
+        try:
+            self.conn.send(self.data[self.half:])
+            self.response = self.conn.read_response()
+            self.acked_at = time.monotonic()
+        except (ConnectionClosed, OSError) as e:
+            self.error = e
+        finally:
+            self.conn.close()
+
+    def release(self):
+        self.go.set()
+
+    def result(self):
+        self.release()
+        self.thread.join(130)
+        check(self.error is None, f"the held PUT: {self.error!r}")
+        return self.response
+
+
+class MovingProxy:
+    """nginx or HAProxy (master-worker) started on the old list, reloaded by either procedure."""
+
+    def __init__(self, kind, mv):
+        self.kind, self.mv = kind, mv
+        if kind == "nginx":
+            self.p = start_nginx("nginx-sharding.conf", mv.old)
+        else:
+            self.p = start_haproxy(mv.old, master_worker=True)
+        PROXIES.append(self.p)
+        self.port = self.p.port
+
+    def write_window(self):
+        """The move window's file with both lists: nginx-resharding.conf, haproxy-resharding.cfg."""
+        if self.kind == "nginx":
+            self.p.write_nginx_site(self.mv.resharding_nginx_site(self.port))
+        else:
+            write_haproxy_cfg(self.p.workdir, self.mv.new, self.port, self.mv.old)
+
+    def write_final(self):
+        """The sharding file with the new list."""
+        if self.kind == "nginx":
+            self.p.write_nginx_site(nginx_site("nginx-sharding.conf", self.mv.new, self.port))
+        else:
+            write_haproxy_cfg(self.p.workdir, self.mv.new, self.port)
+
+    def reload(self, *extra):
+        """`kingx-reshard reload` for this proxy (the README's procedure)."""
+        return self.p.reload(*extra)
+
+    def reload_by_signal(self, canary, status):
+        """The procedure before `kingx-reshard reload`: the master signalled, then waited for
+        until the new configuration routes (`canary` answers `status`)."""
+        os.kill(self.p.proc.pid, SIGNALS[self.kind])
+        deadline = time.monotonic() + 30
+        while http(self.port, "GET", key_path(canary)).status != status:
+            check(time.monotonic() < deadline, f"{self.kind} did not route by its new file in 30 s")
+            time.sleep(0.05)
+
+
+def move_with_a_write_held_across_the_reload(kind):
+    ring = "nginx" if kind == "nginx" else "haproxy"
+    mv = Move(SERVERS, WORKDIR, f"held-{kind}", ring=ring)
+    key, canary = mv.moving((f"held/{kind}/{i}" for i in range(5000)), 2)
+    proxy = MovingProxy(kind, mv)
+    check(http(proxy.port, "PUT", key_path(key), b"first").status == 201, "PUT through the proxy")
+    check(http(mv.old_owner(key).port, "GET", key_path(key)).body == b"first", "the key on its old owner")
+    # Only on the new shard: 404 through the old list, 200 through the move window.
+    check(http(mv.c.port, "PUT", key_path(canary), b"canary").status == 201, "PUT the canary")
+    p = reshard("copy", *mv.lists)
+    check(p.returncode == 0, f"copy: {p.returncode} {p.stdout} {p.stderr}")
+
+    late = b"acknowledged after the reload " * 100
+    held = HeldPut(proxy.port, key, late)
+    try:
+        proxy.write_window()
+        began = time.monotonic()
+
+        def release_when_passed():
+            # The rest of the body once `finish` has deleted the original, or after 2 s.
+            while time.monotonic() - began < 2.0 and not held.go.is_set():
+                if http(mv.old_owner(key).port, "GET", key_path(key)).status == 404:
+                    break
+                time.sleep(0.02)
+            held.release()
+
+        releaser = threading.Thread(target=release_when_passed)
+        if ARGS.reload == "signal":
+            releaser.start()
+            proxy.reload_by_signal(canary, 200)
+        else:
+            # While the worker holding the PUT runs, the reload does not return 0.
+            old_workers = KR.children(proxy.p.proc.pid)
+            p = proxy.reload("--timeout", "1")
+            check(p.returncode == 2 and BOUNDS[kind] in p.stderr and "still run" in p.stderr
+                  and all(str(pid) in p.stderr for pid in old_workers),
+                  f"reload --timeout 1 while an old worker holds a PUT: {p.returncode} {p.stdout} {p.stderr}")
+            # An idle keep-alive client of the old worker does not hold it: the proxy closes it.
+            idle = Conn(proxy.port)
+            check(idle.request("GET", key_path(canary)).status == 200, "GET on the idle connection")
+            began = time.monotonic()
+            releaser.start()
+            p = proxy.reload()
+            reloaded_at = time.monotonic()
+            check(p.returncode == 0, f"reload: {p.returncode} {p.stdout} {p.stderr}")
+            check(held.acked_at is not None and held.acked_at <= reloaded_at,
+                  f"`kingx-reshard reload` returned before the old worker's PUT was answered: {p.stdout}")
+            check(idle.wait_closed(5.0) == "closed", f"{kind} left an idle keep-alive connection open "
+                                                     f"across the reload")
+            idle.close()
+            check(http(proxy.port, "GET", key_path(canary)).status == 200,
+                  "after `kingx-reshard reload` the move window's file routes every new connection")
+        p = reshard("finish", *mv.lists)
+        check(p.returncode == 0, f"finish: {p.returncode} {p.stdout} {p.stderr}")
+        r = held.result()
+        releaser.join(10)
+    finally:
+        held.release()
+    check(r.status in (201, 204), f"the held PUT: {r!r}")
+    proxy.write_final()
+    if ARGS.reload == "signal":
+        os.kill(proxy.p.proc.pid, SIGNALS[kind])
+        time.sleep(1.0)
+    else:
+        p = proxy.reload()
+        check(p.returncode == 0, f"reload to the new list: {p.returncode} {p.stdout} {p.stderr}")
+    r = http(proxy.port, "GET", key_path(key))
+    check(r.status == 200 and r.body == late,
+          f"the PUT acknowledged through a worker of the old list after the reload is lost behind "
+          f"{kind}: GET answers {r.status} {r.body[:40]!r}, not the acknowledged value "
+          f"(old owner {name(mv.old_owner(key))} holds "
+          f"{http(mv.old_owner(key).port, 'GET', key_path(key)).body[:40]!r})")
+    for s in (mv.a, mv.b, mv.c):
+        got = http(s.port, "GET", key_path(key)).status
+        check(got == (200 if s is mv.c else 404), f"{key} on {name(s)}: {got}")
+    p = reshard("check", "--shards", mv.lists[3], *(["--ring", ring] if ring != "nginx" else []))
+    check(p.returncode == 0, f"check: {p.returncode} {p.stdout} {p.stderr}")
+    return proxy
+
+
+def test_a_put_held_by_an_old_nginx_worker_across_the_reload_is_what_a_get_returns_after_the_move():
+    proxy = move_with_a_write_held_across_the_reload("nginx")
+    if ARGS.reload == "signal":
+        return
+    # A site file nginx refuses: it keeps its configuration and starts no new worker.
+    with open(os.path.join(proxy.p.workdir, "site.conf"), "a") as f:
+        f.write("this is not nginx configuration;\n")
+    p = proxy.reload("--timeout", "2")
+    check(p.returncode == 2 and "started no new worker" in p.stderr and "nginx -t" in p.stderr,
+          f"reload into a refused file: {p.returncode} {p.stdout} {p.stderr}")
+
+
+def test_a_put_held_by_an_old_haproxy_worker_across_the_reload_is_what_a_get_returns_after_the_move():
+    move_with_a_write_held_across_the_reload("haproxy")
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reload", choices=("wait", "signal"), default="wait",
+                    help="wait: kingx-reshard reload (README); signal: the procedure before it")
+    ap.add_argument("-k", default="", help="run only the cases whose name contains this")
+    ARGS = ap.parse_args()
+    cases = [c for c in cases_of(globals()) if ARGS.k in c[0]]
+    sys.exit(run_deploy_cases("a write held across the reload into a move", cases, SERVERS, PROXIES, WORKDIR))
+
+
+if __name__ == "__main__":
+    main()
