@@ -19,15 +19,13 @@ import argparse
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import (DEPLOY, HOST, Client, exit_on_sigterm, load_reshard, nginx_site,  # noqa: E402
-                     read_shipped, rewrite, start_nginx)
+from proxies import (HOST, Client, exit_on_sigterm, load_reshard, nginx_site, read_shipped,  # noqa: E402
+                     reshard, rewrite, start_nginx)
 from kingx_harness import (ConnectionClosed, Server, TestFailure, cases_of, check, key_path,  # noqa: E402
                            run_cases)
 
@@ -58,22 +56,11 @@ def resharding_site(port, old, new):
 
 
 def reload_nginx(site_text):
-    """Writes a new site file and reloads nginx (HUP), as an operator would; waits until the new
-    configuration answers (the reload is checked with nginx -t first)."""
-    path = os.path.join(NGINX.workdir, "site.conf")
-    with open(path, "w") as f:
-        f.write(site_text)
-    t = subprocess.run([NGINX.argv[0], "-t", "-p", NGINX.workdir, "-c", os.path.join(NGINX.workdir, "nginx.conf"),
-                        "-e", os.path.join(NGINX.workdir, "error.log")], capture_output=True, text=True)
-    check(t.returncode == 0, f"nginx -t on the new site: {t.stderr}")
-    os.kill(NGINX.proc.pid, signal.SIGHUP)
-    time.sleep(1.5)  # old workers finish their requests; new ones serve the new configuration
-
-
-def reshard(*args):
-    p = subprocess.run([sys.executable, os.path.join(DEPLOY, "kingx-reshard")] + list(args),
-                       capture_output=True, text=True, timeout=900)
-    return p
+    """Writes a new site file (checked with nginx -t) and reloads nginx as README "Resharding"
+    does: `kingx-reshard reload`, which returns once the previous configuration's workers have
+    exited."""
+    NGINX.write_nginx_site(site_text)
+    NGINX.reloaded()
 
 
 def canonical(key):
@@ -169,10 +156,10 @@ def test_3_to_4_shards_under_a_write_load_moves_a_quarter_and_loses_nothing():
         t.start()
     try:
         time.sleep(0.5)
-        p1 = reshard("copy", "--old", old, "--new", new, "--state", state, "--page", "250")  # step 1
+        lists = ["--old", old, "--new", new, "--state", state, "--page", "250"]
+        p1 = reshard("copy", *lists, timeout=900)                                     # step 1
         reload_nginx(resharding_site(NGINX.port, names(3), names(4)))                # step 2
-        time.sleep(0.5)
-        p2 = reshard("finish", "--old", old, "--new", new, "--state", state, "--page", "250")  # step 3
+        p2 = reshard("finish", *lists, timeout=900)                                   # step 3
         reload_nginx(nginx_site("nginx-sharding.conf", names(4), NGINX.port))        # step 4
         time.sleep(0.5)
     finally:
@@ -191,7 +178,7 @@ def test_3_to_4_shards_under_a_write_load_moves_a_quarter_and_loses_nothing():
     check(abs(s1["copied"] - expected_moves) <= 0.1 * NKEYS, f"copied {s1['copied']}, {expected_moves} change owner")
 
     # A second finish finds nothing left on a shard that does not own it.
-    p = reshard("finish", "--old", old, "--new", new, "--state", state)
+    p = reshard("finish", "--old", old, "--new", new, "--state", state, timeout=900)
     again = json.loads(p.stdout.strip().splitlines()[-1])
     check(p.returncode == 0 and again["listed"] == again["staying"], f"second finish: {again}")
 
