@@ -94,8 +94,41 @@ class Server:
         """The processes that serve connections: kingx-worker children, or nginx's workers."""
         return procs.children(self.proc.pid, ("kingx-worker", "nginx"))
 
+    def workers_by_role(self):
+        """{role: worker pids}: one role ("worker") here; a proxied server has two."""
+        return {"worker": self.worker_pids()}
+
+    def roots(self):
+        """The Procs whose process trees are the server (server_cpu_s sums them)."""
+        return [self.proc]
+
     def stop(self):
         self.proc.stop()
+
+
+class ProxiedServer(Server):
+    """kingx behind nginx: the clients (wrk, the abuse) meet nginx's port, kingx's paths; CPU and
+    memory count both (kingx's worker and nginx's, each against its own budget)."""
+
+    def __init__(self, kingx, nginx_proc, nginx_port, workdir):
+        super().__init__(kingx.name, nginx_proc, nginx_port, kingx.small, kingx.big, kingx.big_z, kingx.put_path,
+                         kingx.body_path, workdir)
+        self.kingx = kingx
+
+    def worker_pids(self):
+        return self.kingx.worker_pids() + procs.children(self.proc.pid, ("nginx",))
+
+    def workers_by_role(self):
+        return {"kingx": self.kingx.worker_pids(), "nginx": procs.children(self.proc.pid, ("nginx",))}
+
+    def roots(self):
+        return [self.proc, self.kingx.proc]
+
+    def stop(self):
+        try:
+            self.proc.stop()
+        finally:
+            self.kingx.stop()
 
 
 def kingx_server(kingx, workdir, workers, model, extra, nofile=None, name=None):
@@ -128,6 +161,20 @@ def nginx_server(workdir, workers, nofile=None):
         error_level="error", client_max_body_size="64m", tcp_nopush=False,
         extra_locations="location /up/ { proxy_pass http://127.0.0.1:9; }")
     return Server("nginx", p, port, "/s/v100.txt", "/s/v1m.bin", "/s/v1m-z.bin", "/r", "/up/b", workdir)
+
+
+def proxied_kingx_server(kingx, workdir, model, nofile=None, name=None):
+    """kingx (one worker, `model`) behind nginx (one worker) serving deploy/nginx-reverse-proxy.conf
+    as shipped (bench/harness/peers.py's nginx around it; nofile limits nginx, which meets the
+    clients). Raises RuntimeError, with both stopped, when either does not answer."""
+    k = kingx_server(kingx, os.path.join(workdir, "kingx"), 1, model, [], None, name)
+    try:
+        p, port = peers.start_nginx(os.path.join(workdir, "nginx"), 1, nofile=nofile, error_level="error",
+                                    site=peers.reverse_proxy_site(k.port), ready_path=k.small)
+    except BaseException:
+        k.stop()
+        raise
+    return ProxiedServer(k, p, port, workdir)
 
 
 def one_worker_server(name, kingx, workdir, extra=()):
@@ -197,7 +244,7 @@ def tree_pids(root):
 
 def server_cpu_s(server):
     """CPU seconds (user + system, all threads) the server's live processes used so far."""
-    return sum(proc_cpu_s(pid) for pid in tree_pids(server.proc.pid))
+    return sum(proc_cpu_s(pid) for root in server.roots() for pid in tree_pids(root.pid))
 
 
 def cpus_allowed(pid):
@@ -248,19 +295,24 @@ def established(port):
 
 
 class Sampler(threading.Thread):
-    """Largest worker RSS (anonymous and total), established connections and TCP memory."""
+    """Largest worker RSS (anonymous and total; also per role of server.workers_by_role()),
+    established connections and TCP memory."""
 
     def __init__(self, server):
         super().__init__(daemon=True)
         self.server = server
         self.done = threading.Event()
         self.max_anon_kib = self.max_rss_kib = self.max_conns = self.max_tcp_pages = 0
+        self.max_rss_kib_by_role = {}
 
     def run(self):
         while not self.done.is_set():
-            for pid in self.server.worker_pids():
-                self.max_anon_kib = max(self.max_anon_kib, sysinfo.status_kb(pid, "RssAnon"))
-                self.max_rss_kib = max(self.max_rss_kib, sysinfo.status_kb(pid, "VmRSS"))
+            for role, pids in self.server.workers_by_role().items():
+                for pid in pids:
+                    rss = sysinfo.status_kb(pid, "VmRSS")
+                    self.max_anon_kib = max(self.max_anon_kib, sysinfo.status_kb(pid, "RssAnon"))
+                    self.max_rss_kib = max(self.max_rss_kib, rss)
+                    self.max_rss_kib_by_role[role] = max(self.max_rss_kib_by_role.get(role, 0), rss)
             self.max_conns = max(self.max_conns, established(self.server.port))
             self.max_tcp_pages = max(self.max_tcp_pages, tcp_mem_pages())
             self.done.wait(0.25)
@@ -312,6 +364,20 @@ def kingx_budget_kib(kingx_args):
         if flag in sizes:
             sizes[flag] = parse_size(value if eq else kingx_args[i + 1])
     return (sum(sizes.values()) + (16 << 20)) // 1024
+
+
+# The buffers the shipped reverse proxy lets nginx's worker hold for one client connection: nginx's
+# defaults on x86-64, which deploy/nginx-reverse-proxy.conf leaves alone (KiB):
+# client_header_buffer_size 1k + large_client_header_buffers 4 8k, client_body_buffer_size 16k (the
+# body streams through it: proxy_request_buffering off), proxy_buffer_size 4k + proxy_buffers 8 4k.
+NGINX_PROXY_KIB_PER_CONN = 1 + 4 * 8 + 16 + 4 + 8 * 4
+
+
+def nginx_proxy_budget_kib(conns):
+    """nginx's worker memory bound in front of kingx: 16 MiB + NGINX_PROXY_KIB_PER_CONN per client
+    connection held. nginx has no memory setting; its configuration's buffers per connection are
+    its bound."""
+    return 16 * 1024 + NGINX_PROXY_KIB_PER_CONN * conns
 
 
 def run_case(case, name, args, root):

@@ -13,7 +13,11 @@ bench/slowread_profile.py's to measure), and stops it after; the next alone
 phase begins once the server holds no more of the abuse's connections. Recorded per phase: wrk
 req/s, server CPU per wrk request (user + system of the server's process tree / requests), and the
 probes' first-answer times (median, p90, p99, max; a probe with no answer in 10 s counts as 10 s),
-and the worker's largest RSS (sampled every 0.25 s, as bench/abuse.py does).
+and the largest RSS of each worker (sampled every 0.25 s, as bench/abuse.py does) against its budget:
+kingx's --body-buffer-bytes + --response-buffer-bytes + 16 MiB, nginx's in front of kingx its
+buffers per connection held + 16 MiB (bench/abuse.py's kingx_budget_kib, nginx_proxy_budget_kib;
+nginx serving files has no budget, its RSS is reported). In fd-exhaustion the server meeting the
+clients runs with bench/abuse.py's descriptor limit (2,048), as bench/abuse.py runs it.
 The ratios pair each abused phase with the alone phase before it: neighbours on the same process,
 minutes apart at most, so a machine that changes load between servers moves both. A pair whose alone
 phase had wrk errors is reported but left out of the medians (it measured cheaper answers).
@@ -21,8 +25,14 @@ phase had wrk errors is reported but left out of the medians (it measured cheape
   bench/abuse_phases.py --case slow-body --kingx new=build-release/src/kingx --kingx ref=/work/ref/s20/kingx \\
       --nginx --rounds 2 --out bench/results/DIR/phases-slow-body
   bench/abuse_phases.py --case garbage --kingx new=BIN --kingx new-threads=BIN:threads ...
+  bench/abuse_phases.py --case slowloris --kingx-proxied threads-proxied=BIN:threads --nginx ...
 
-A kingx spec NAME=BIN[:MODEL] (MODEL event or threads, default event). Cases: those of
+A kingx spec NAME=BIN[:MODEL] (MODEL event or threads, default event). --kingx-proxied NAME=BIN[:MODEL]:
+that kingx (one worker) behind nginx (one worker) serving deploy/nginx-reverse-proxy.conf as shipped
+(the harness's nginx.conf around it, bench/harness/peers.py): wrk, the prober and the abuse go to
+nginx, the server's CPU is both processes trees', and an alone phase checks that kingx answered
+(2xx) at least every request wrk completed (`kingx_2xx`), so nginx answering by itself is not
+measured as kingx. Cases: those of
 bench/abuse.py (garbage, slow-body, slowloris, slow-read, idle-10k, ...). Needs wrk, slowhttptest,
 nginx as bench/abuse.py does. Results: OUT/phases.json and OUT/summary.md. Every process started
 here is stopped by its PID.
@@ -110,10 +120,14 @@ def wait_in_place(server, limit_s):
     return round(time.monotonic() - t0, 1)
 
 
-def phase(server, args, abused):
+def phase(server, kind, args, abused):
     """One phase: (row) wrk + prober, with the abuse started args.settle s before when abused."""
     procs = []
     row = {"abused": abused, "load": os.getloadavg()[0]}
+    # Alone, kingx behind nginx answers every request: its own count shows nginx did not answer.
+    count_kingx = kind == "proxied" and not abused
+    if count_kingx:
+        kingx0 = kingx_2xx(server)
     sampler = abuse.Sampler(server)  # the worker's largest RSS during the phase
     sampler.start()
     try:
@@ -134,10 +148,14 @@ def phase(server, args, abused):
         row.update(rps=rps, p99_ms=p99, errors=errors, requests=requests,
                    cpu_us_per_req=abuse.per_request_us(cpu, requests), first_answer_ms=quantiles(prober.times_ms),
                    probes_failed=prober.failed, conns=conns_held(server.port))
+        if count_kingx:
+            row["kingx_2xx"] = kingx_2xx(server) - kingx0
     finally:
         sampler.done.set()
         sampler.join(5)
-        row.update(max_worker_rss_kib=sampler.max_rss_kib, max_worker_anon_kib=sampler.max_anon_kib)
+        row.update(max_worker_rss_kib=sampler.max_rss_kib, max_worker_anon_kib=sampler.max_anon_kib,
+                   rss_kib=sampler.max_rss_kib_by_role,
+                   budget_kib=budgets_kib(server, kind, sampler.max_conns))
         for p in procs:
             p.stop(abuse.signal.SIGINT, timeout_s=10)
     if abused:
@@ -149,18 +167,101 @@ def phase(server, args, abused):
     return row
 
 
-def start_server(name, spec, args, workdir):
+def start_server(name, kind, spec, args, workdir):
+    """kind: "nginx" (serving the files), "kingx" or "proxied" (kingx behind nginx); spec BIN[:MODEL]."""
+    nofile = abuse.FD_LIMIT if args.case == "fd-exhaustion" else None
+    binary, _, model = spec.partition(":")
     with abuse.spawning_on(args.server_cpus):
-        if name == "nginx":
-            return abuse.nginx_server(workdir, 1)
-        binary, _, model = spec.partition(":")
-        return abuse.kingx_server(binary, workdir, 1, model or "event", [], None, name)
+        if kind == "nginx":
+            return abuse.nginx_server(workdir, 1, nofile)
+        if kind == "proxied":
+            return abuse.proxied_kingx_server(binary, workdir, model or "event", nofile, name)
+        return abuse.kingx_server(binary, workdir, 1, model or "event", [], nofile, name)
+
+
+def budgets_kib(server, kind, conns):
+    """{role: budget KiB or None} for the roles of server.workers_by_role()."""
+    if kind == "proxied":
+        return {"kingx": abuse.kingx_budget_kib([]), "nginx": abuse.nginx_proxy_budget_kib(conns)}
+    return {"worker": abuse.kingx_budget_kib([]) if kind == "kingx" else None}
+
+
+def kingx_2xx(server):
+    """The 2xx answers kingx behind a proxied server has given so far (its /metrics, read directly)."""
+    status, body = abuse.procs.http_request(server.kingx.port, "GET", "/metrics", timeout_s=10)
+    for line in body.decode().splitlines():
+        if line.startswith('kingx_http_responses_total{class="2xx"} '):
+            return int(float(line.split()[1]))
+    raise RuntimeError(f"kingx /metrics ({status}) has no 2xx count")
+
+
+def rss_cell(row):
+    """ "kingx 12.3 / 112, nginx 20.1 / 270" (largest RSS / budget, MiB; "no budget" for nginx serving
+    files) and whether every role stayed within its budget."""
+    cells, within = [], True
+    for role, kib in sorted(row.get("rss_kib", {}).items()):
+        budget = row.get("budget_kib", {}).get(role)
+        cells.append(f"{'' if role == 'worker' else role + ' '}{kib / 1024:.1f} / "
+                     f"{'no budget' if budget is None else f'{budget / 1024:.0f}'}")
+        within = within and (budget is None or kib <= budget)
+    return ", ".join(cells) or "–", within
+
+
+def summary(rows, case, started):
+    """summary.md's text: every pair, then per server the medians of its pairs and its largest RSS."""
+    lines = [f"# Paired phases: {case}, {started}", "",
+             "`" + " ".join(sys.argv) + "`", "",
+             "Each abused phase ÷ the alone phase before it on the same server process. First answer: "
+             "a fresh connection's GET, time to the first byte of the answer (ms). RSS: each worker's largest "
+             "in the abused phase / its budget (MiB).", "",
+             "| round | server | pair | req/s ratio | CPU µs/req alone → abused | first answer alone p50/p99/max "
+             "| first answer abused p50/p99/max | load | RSS / budget, MiB | in place after s "
+             "| wrk errors alone / abused |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    pairs = list(zip(rows[0::2], rows[1::2]))
+    for a, b in pairs:
+        fa, fb = a["first_answer_ms"], b["first_answer_ms"]
+        ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else None
+        lines.append(f"| {a['round']} | {a['server']} | {a['pair']} | {ratio} | {a['cpu_us_per_req']} → "
+                     f"{b['cpu_us_per_req']} | {fa.get('p50')}/{fa.get('p99')}/{fa.get('max')} | "
+                     f"{fb.get('p50')}/{fb.get('p99')}/{fb.get('max')} | {a['load']:.1f}–{b['load_after']:.1f} | "
+                     f"{rss_cell(b)[0]} | {b.get('in_place_s', '–')} | {a['errors']} / {b['errors']} |")
+    per = {}
+    for a, b in pairs:
+        # An alone phase answered with errors (a 403 for a file nginx's workers cannot read) measured
+        # cheaper answers than the ones it is compared with: not a pair. An abused phase wrk got no
+        # answer in is a pair: req/s ratio 0, CPU ratio none.
+        if a["rps"] and a["cpu_us_per_req"] and not a["errors"]:
+            per.setdefault(a["server"], []).append(
+                (b["rps"] / a["rps"], a["cpu_us_per_req"] / b["cpu_us_per_req"] if b["cpu_us_per_req"] else None))
+    lines += ["", "Pairs whose alone phase had wrk errors are left out of the medians; a CPU ratio needs wrk "
+              "requests answered in the abused phase. RSS: the largest of every phase (abused or not) / budget.", "",
+              "| server | req/s ratio, median of pairs | CPU ratio (alone ÷ abused µs/req), median | pairs "
+              "| largest RSS / budget, MiB | within budget |", "|---|---|---|---|---|---|"]
+    for name in sorted({r["server"] for r in rows}):
+        xs = per.get(name, [])
+        cpu = [y for _, y in xs if y is not None]
+        mine = [r for r in rows if r["server"] == name]
+        biggest = {"rss_kib": {}, "budget_kib": {}}
+        for r in mine:
+            for role, kib in r.get("rss_kib", {}).items():
+                if kib >= biggest["rss_kib"].get(role, -1):
+                    biggest["rss_kib"][role] = kib
+                    biggest["budget_kib"][role] = r.get("budget_kib", {}).get(role)
+        cell, _ = rss_cell(biggest)
+        within = all(rss_cell(r)[1] for r in mine)
+        lines.append(f"| {name} | {f'{statistics.median(x for x, _ in xs):.3f}' if xs else '–'} | "
+                     f"{f'{statistics.median(cpu):.3f}' if cpu else 'no answer'} | {len(xs)} | {cell} | "
+                     f"{'yes' if within else 'NO'} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", required=True)
     ap.add_argument("--kingx", action="append", default=[], metavar="NAME=BIN[:MODEL]")
+    ap.add_argument("--kingx-proxied", action="append", default=[], metavar="NAME=BIN[:MODEL]",
+                    help="that kingx behind nginx serving deploy/nginx-reverse-proxy.conf (repeat)")
     ap.add_argument("--nginx", action="store_true")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--phases", type=int, default=2, help="alone/abused pairs per server and round")
@@ -184,9 +285,15 @@ def main(argv):
                                             abuse_conns=args.abuse_conns, flood_conns=args.flood_conns,
                                             workers=1)
     abuse.BIG = os.urandom(1 << 20)
-    servers = dict(s.split("=", 1) for s in args.kingx)
+    servers = {}  # name -> (kind, BIN[:MODEL])
+    for kind, specs in (("kingx", args.kingx), ("proxied", args.kingx_proxied)):
+        for spec in specs:
+            name, eq, binary = spec.partition("=")
+            if not eq or not name or not binary or name == "nginx" or name in servers:
+                ap.error(f"{spec}: expected NAME=BIN[:MODEL], each NAME once and not nginx")
+            servers[name] = (kind, binary)
     if args.nginx:
-        servers["nginx"] = ""
+        servers["nginx"] = ("nginx", "")
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(args.seed)
     rows = []
@@ -198,11 +305,12 @@ def main(argv):
             workdir = tempfile.mkdtemp(prefix=f"phases-{name}-", dir="/tmp")
             server = None
             try:
-                server = start_server(name, servers[name], args, workdir)
+                kind, spec = servers[name]
+                server = start_server(name, kind, spec, args, workdir)
                 abuse.run_wrk(server.url(server.small), 50, args.warmup, args.server_cpus)
                 for k in range(args.phases):
                     for abused in (False, True):
-                        row = phase(server, args, abused)
+                        row = phase(server, kind, args, abused)
                         row.update(round=rnd, server=name, pair=k + 1, case=args.case)
                         rows.append(row)
                         fa = row["first_answer_ms"]
@@ -216,36 +324,10 @@ def main(argv):
                 shutil.rmtree(workdir, ignore_errors=True)
     with open(os.path.join(args.out, "phases.json"), "w") as f:
         json.dump({"argv": sys.argv, "started": started, "rows": rows}, f, indent=1)
-    lines = [f"# Paired phases: {args.case}, {started}", "", "`" + " ".join(sys.argv) + "`", "",
-             "Each abused phase ÷ the alone phase before it on the same server process. First answer: "
-             "a fresh connection's GET, time to the first byte of the answer (ms).", "",
-             "| round | server | pair | req/s ratio | CPU µs/req alone → abused | first answer alone p50/p99/max "
-             "| first answer abused p50/p99/max | load | worker RSS abused, max MiB | in place after s "
-             "| wrk errors alone / abused |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for a, b in zip(rows[0::2], rows[1::2]):
-        fa, fb = a["first_answer_ms"], b["first_answer_ms"]
-        ratio = round(b["rps"] / a["rps"], 3) if a["rps"] else None
-        lines.append(f"| {a['round']} | {a['server']} | {a['pair']} | {ratio} | {a['cpu_us_per_req']} → "
-                     f"{b['cpu_us_per_req']} | {fa.get('p50')}/{fa.get('p99')}/{fa.get('max')} | "
-                     f"{fb.get('p50')}/{fb.get('p99')}/{fb.get('max')} | {a['load']:.1f}–{b['load_after']:.1f} | "
-                     f"{b.get('max_worker_rss_kib', 0) / 1024:.1f} | {b.get('in_place_s', '–')} | "
-                     f"{a['errors']} / {b['errors']} |")
-    per = {}
-    for a, b in zip(rows[0::2], rows[1::2]):
-        # An alone phase answered with errors (a 403 for a file nginx's workers cannot read) measured
-        # cheaper answers than the ones it is compared with: not a pair.
-        if a["rps"] and a["cpu_us_per_req"] and b["cpu_us_per_req"] and not a["errors"]:
-            per.setdefault(a["server"], []).append((b["rps"] / a["rps"], a["cpu_us_per_req"] / b["cpu_us_per_req"]))
-    lines += ["", "Pairs whose alone phase had wrk errors are left out of the medians.", "",
-              "| server | req/s ratio, median of pairs | CPU ratio (alone ÷ abused µs/req), median | pairs |",
-              "|---|---|---|---|"]
-    for name, xs in sorted(per.items()):
-        lines.append(f"| {name} | {statistics.median(x for x, _ in xs):.3f} | "
-                     f"{statistics.median(y for _, y in xs):.3f} | {len(xs)} |")
+    text = summary(rows, args.case, started)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        f.write(text)
+    print(text)
     return 0
 
 

@@ -1,5 +1,6 @@
 """The peers kingx is compared with, each configured and started by the harness on 127.0.0.1:
-nginx (return 200 / static file / memcached_pass), memcached, redis, webdis.
+nginx (return 200 / static file / memcached_pass, or the shipped reverse proxy in front of kingx),
+memcached, redis, webdis.
 
 Each start function returns a Proc that is already accepting requests; the caller stops it.
 Values are the ones the kingx dataset holds: 100 'v' bytes for small keys, 'x' bytes for large.
@@ -12,6 +13,7 @@ import socket
 from . import procs
 
 RETURN_BODY = "v" * 100
+DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "deploy")
 
 
 def write_static_files(www_dir):
@@ -26,14 +28,33 @@ def write_static_files(www_dir):
     return files
 
 
+def reverse_proxy_site(kingx_port):
+    """deploy/nginx-reverse-proxy.conf as shipped, with its upstream server on 127.0.0.1:kingx_port:
+    a function of nginx's port that returns the site's text listening on 127.0.0.1:port only (for
+    nginx_conf's `site`). Each change is an exact-match rewrite; RuntimeError when the shipped file
+    no longer has the line, so nothing is measured but what is shipped."""
+    with open(os.path.join(DEPLOY, "nginx-reverse-proxy.conf")) as f:
+        text = f.read()
+
+    def rewrite(text, old, new):
+        if text.count(old) != 1:
+            raise RuntimeError(f"deploy/nginx-reverse-proxy.conf changed: {old!r} is not there exactly once")
+        return text.replace(old, new)
+    text = rewrite(text, "    server 127.0.0.1:8080 max_fails=0;", f"    server 127.0.0.1:{kingx_port} max_fails=0;")
+    text = rewrite(text, "    listen [::]:80 default_server;\n", "")
+    return lambda port: rewrite(text, "    listen 80 default_server;", f"    listen 127.0.0.1:{port} default_server;")
+
+
 def nginx_conf(workdir, port, workers, reuseport, mc_port=None, rlimit_nofile=20000, error_level="warn",
-               client_max_body_size="4m", tcp_nopush=True, extra_locations=""):
+               client_max_body_size="4m", tcp_nopush=True, extra_locations="", site=None):
     """An nginx.conf with every location the benchmark uses (see bench/README.md).
 
     The keyword arguments are what the abuse soak (bench/abuse.py) sets differently: the worker's
     descriptor limit (fd-exhaustion lowers it), the error log level (warn logs every body buffered
     to a file), the largest body accepted, TCP_NOPUSH with sendfile, and locations of its own
-    (nginx-syntax text placed inside the server block).
+    (nginx-syntax text placed inside the server block). `site`: http-context text (upstreams, maps,
+    its own server block listening on `port`) in place of the benchmark's server block, as a
+    Debian site file is included (reverse_proxy_site).
     """
     mc_upstream = ""
     mc_location = ""
@@ -46,6 +67,15 @@ def nginx_conf(workdir, port, workers, reuseport, mc_port=None, rlimit_nofile=20
         }"""
     rp = " reuseport" if reuseport else ""
     nopush = "tcp_nopush on;" if tcp_nopush else ""
+    server = site if site is not None else f"""{mc_upstream}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096{rp};
+        location = /r {{ return 200 "{RETURN_BODY}"; }}
+        location /r/ {{ return 200 "{RETURN_BODY}"; }}
+        location /s/ {{ root {workdir}/www; }}
+        {mc_location}
+        {extra_locations}
+    }}"""
     return f"""
 worker_processes {workers};
 daemon off;
@@ -69,24 +99,20 @@ http {{
     tcp_nodelay on;
     open_file_cache max=1000 inactive=60s;
     client_max_body_size {client_max_body_size};
-    {mc_upstream}
-    server {{
-        listen 127.0.0.1:{port} backlog=4096{rp};
-        location = /r {{ return 200 "{RETURN_BODY}"; }}
-        location /r/ {{ return 200 "{RETURN_BODY}"; }}
-        location /s/ {{ root {workdir}/www; }}
-        {mc_location}
-        {extra_locations}
-    }}
+    {server}
 }}
 """
 
 
-def start_nginx(workdir, workers, reuseport=False, mc_port=None, static_files=None, nofile=None, **conf):
+def start_nginx(workdir, workers, reuseport=False, mc_port=None, static_files=None, nofile=None, site=None,
+                ready_path="/readyz", **conf):
     """Start nginx in the foreground (daemon off). Returns (proc, port) once nginx answers its
     `return 200` location and serves every static file whole (200 and its length).
 
     static_files: {name: bytes} served under /s/ instead of write_static_files' set.
+    site: a function of nginx's port returning the http-context text that replaces the benchmark's
+    server block (reverse_proxy_site); nginx is then ready once GET ready_path answers 200 through
+    it, and serves no static files.
     nofile: run nginx under prlimit with this descriptor limit (soft and hard), and set
     worker_rlimit_nofile to it. Other keyword arguments go to nginx_conf.
     Started by root, nginx's workers run as an unprivileged user: workdir (often a mkdtemp, mode
@@ -96,7 +122,10 @@ def start_nginx(workdir, workers, reuseport=False, mc_port=None, static_files=No
     port = procs.free_port()
     os.makedirs(workdir, exist_ok=True)
     os.chmod(workdir, os.stat(workdir).st_mode | 0o755)
-    if static_files is None:
+    if site is not None:
+        conf["site"] = site(port)
+        static_files = {}
+    elif static_files is None:
         static_files = write_static_files(os.path.join(workdir, "www"))
     else:
         s = os.path.join(workdir, "www", "s")
@@ -114,7 +143,7 @@ def start_nginx(workdir, workers, reuseport=False, mc_port=None, static_files=No
         argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--"] + argv
     p = procs.Proc("nginx", argv, os.path.join(workdir, "stdout.log"))
     try:
-        procs.wait_http_ok(port, "/r", 20, p)
+        procs.wait_http_ok(port, "/r" if site is None else ready_path, 20, p)
         for name, data in static_files.items():
             status, body = procs.http_request(port, "GET", f"/s/{name}", timeout_s=30)
             if status != 200 or body != data:
