@@ -439,12 +439,16 @@ Status Writer::Impl::Recover() {
       if (!hs.ok()) return Unreadable(id, "its header", hs);
       f.header_ok = DecodeSegmentHeader(header, kSegmentHeaderBytes, &f.header).ok() && f.header.segment_id == id;
     }
-    if (!f.header_ok && f.size <= kSegmentHeaderBytes && !HintSaysLonger(env_, dir_, id, f.size, limits_)) {
+    const auto seal = listed.segments.find(id);
+    if (CreationCutShort(f, seal != listed.segments.end() ? seal->second.sealed_bytes : 0) &&
+        !HintSaysLonger(env_, dir_, id, f.size, limits_)) {
       // No room for a record: its creation was cut short (or an empty
       // segment lost its header). Nothing is lost by removing it. With a
-      // finished hint of a longer segment, the file was cut instead (a
-      // backup archive cut inside its first bytes): read below as a sealed
-      // segment cut short, its hint naming the keys whose records were lost.
+      // finished hint of a longer segment, or a seal in the MANIFEST past
+      // its header, the file was cut instead (a backup archive or a copy
+      // cut inside its first bytes): read below as a sealed segment cut
+      // short, reported at every open, its hint (if any) naming the keys
+      // whose records were lost.
       Log("recovery: " + std::string(ro ? "ignoring" : "removing") + " segment " + std::to_string(id) + " (" +
           std::to_string(f.size) + " bytes, no valid header, no record)");
       cache_.Forget(id);

@@ -357,6 +357,11 @@ ScanSummary ScanSegment(const char* data, uint64_t size, bool active, bool seq_o
 
 bool AllZero(const char* data, uint64_t n) { return ZeroTailStart(data, n) == 0; }
 
+bool CreationCutShort(const SegmentFileInfo& f, uint64_t sealed_bytes) {
+  if (f.header_ok || f.size > kSegmentHeaderBytes) return false;
+  return sealed_bytes <= kSegmentHeaderBytes || sealed_bytes <= f.size;
+}
+
 int PickActiveSegment(const std::vector<SegmentFileInfo>& files, uint64_t seed) {
   int best = -1;
   for (size_t i = 0; i < files.size(); ++i) {

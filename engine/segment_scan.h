@@ -150,6 +150,14 @@ struct SegmentFileInfo {
   SegmentHeader header;     // when header_ok
 };
 
+// Whether segment file f holds nothing an open must keep: no valid header
+// and no room for a record (its creation was cut short, or an empty segment
+// lost its header), unless its seal in the MANIFEST (sealed_bytes; 0: none)
+// is past its header and above its size — then it held records and the file
+// was cut: damage to keep and report at every open, never to remove. (A
+// finished hint of a longer segment says the same; its callers read it.)
+bool CreationCutShort(const SegmentFileInfo& f, uint64_t sealed_bytes);
+
 // The index in files of the active segment of a database whose seed is
 // `seed`: among segments with a valid header of that seed that were not sealed
 // at birth, the one created last (highest seq_floor, then highest id: a

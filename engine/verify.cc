@@ -116,7 +116,11 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
   for (size_t i = 0; i < files.size(); ++i) {
     const SegmentFileInfo& f = files[i];
     const std::string seg = "segment " + U(f.id) + ": ";
-    if (f.size <= kSegmentHeaderBytes && !f.header_ok) {
+    // Its seal in the MANIFEST (0: none): a sealed segment is never the one
+    // appended to (recovery creates a new one).
+    const auto listed_seg = listed.segments.find(f.id);
+    const uint64_t sealed = listed_seg != listed.segments.end() ? listed_seg->second.sealed_bytes : 0;
+    if (CreationCutShort(f, sealed)) {
       // A finished hint of a longer segment says the file was cut (as
       // recovery reads it); otherwise its creation was.
       uint64_t recorded = 0;
@@ -139,10 +143,6 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
       ++report.damaged;
       continue;
     }
-    // Its seal in the MANIFEST (0: none): a sealed segment is never the one
-    // appended to (recovery creates a new one).
-    const auto listed_seg = listed.segments.find(f.id);
-    const uint64_t sealed = listed_seg != listed.segments.end() ? listed_seg->second.sealed_bytes : 0;
     const bool is_active = static_cast<int>(i) == active && sealed == 0;
     const bool seq_ordered = f.header_ok && (f.header.flags & kSegmentFlagSealedAtBirth) == 0;
     // Read through a window, as recovery reads it: a few MiB at a time.

@@ -276,6 +276,33 @@ def test_missing_sealed_segment():
     run_case(lambda d: os.unlink(os.path.join(d, name)), lost)
 
 
+def sealed_cut_inside_header(size):
+    """A sealed segment cut to fewer bytes than its header, its hint gone: the
+    MANIFEST's seal says it held records, so the cut is damage (kept, counted,
+    logged, reported by verify at every open), not a segment whose creation
+    was cut short (which an open removes). Nothing names the keys it held (the
+    limit of a segment lost with its hint): they may answer an older value or
+    404."""
+    def case():
+        name, off, end, key = DB.pick(False)
+        lost = [k for (_, _, k, _, _) in DB.segs[name][2] if DB.newest[k][0] == name]
+        kept = []
+
+        def damage(d):
+            with open(os.path.join(d, name), "r+b") as f:
+                f.truncate(size)
+            os.unlink(os.path.join(d, name[:-4] + ".hint"))
+            kept.append(os.path.join(d, name))
+        run_case(damage, lost, key_may_revert=True)
+        check(os.path.exists(kept[0]), f"{name} cut to {size} bytes was removed by the open: the damage is gone")
+        tool = os.environ.get("KINGX_TOOL_BIN")
+        if tool and os.access(tool, os.X_OK):
+            p = subprocess.run([tool, "--data", DB.server.data_dir, "verify"], capture_output=True, timeout=120)
+            check(p.returncode == 2, f"verify after the server's open: exit {p.returncode} (want 2): "
+                                     f"{p.stdout.decode()[-400:]}")
+    return case
+
+
 def active_cut(db, at):
     """(damage, lost keys): the active segment cut at a record boundary (at=0)
     or inside a record (at=60) in its middle; after a clean close every key
@@ -454,6 +481,8 @@ CASES = [
     ("MANIFEST", test_manifest),
     ("sealed segment cut inside a record", test_cut_sealed_segment),
     ("sealed segment file missing", test_missing_sealed_segment),
+    ("sealed segment cut to 0 bytes, its hint gone", sealed_cut_inside_header(0)),
+    ("sealed segment cut inside its header, its hint gone", sealed_cut_inside_header(20)),
     ("active segment cut at a record boundary after a clean stop", test_cut_active_segment_at_record_boundary),
     ("active segment cut inside a record after a clean stop", test_cut_active_segment_inside_record),
     ("active segment cut after a clean stop, values at the size thresholds", test_cut_active_segment_edge_sizes),
