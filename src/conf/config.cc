@@ -419,6 +419,11 @@ Status ApplyFile(const std::string& path, Config* c) {
     }
     const std::string where = "config file " + path + ": " + s->name;
     if (s->repeatable && it.value().is_array()) {
+      // An empty list of a setting whose default is not "none" (listen)
+      // would silently stand for that default.
+      if (it.value().empty() && std::string_view(s->default_text) != "none") {
+        return Invalid(where, "expected at least one value (default: " + std::string(s->default_text) + ")");
+      }
       ClearList(c, *s);
       for (const auto& el : it.value()) {
         auto v = JsonScalarText(el);

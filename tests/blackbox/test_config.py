@@ -80,6 +80,8 @@ def test_t_rejects_bad_configurations_naming_the_setting():
         (["--config", config_file("unknown.json", {"workers": 1, "no_such_setting": 3})], "no_such_setting"),
         (["--config", config_file("badtype.json", {"workers": "lots"})], "workers"),
         (["--config", config_file("badjson.json", '{"workers": 1,')], "badjson.json"),
+        # An empty list would leave the server on the default address, not on none.
+        (["--config", config_file("nolisten.json", {"listen": []})], "listen"),
         (["--config", os.path.join(TMP, "does-not-exist.json")], "does-not-exist.json"),
         (["--workers", "banana"], "workers"),
         (["--sync", "sometimes"], "sync"),
