@@ -12,10 +12,13 @@ move window (README "Resharding"), behind Debian's nginx and HAProxy, 2 -> 3 kin
     reload began, whichever comes first, and the old owner acknowledges the write;
   - `finish`, the reload to the sharding file with the new list: the value acknowledged is what
     a GET returns, the key on its new owner only, and `check` agrees.
-  `kingx-reshard reload` is also seen to fail while that worker runs (`--timeout 1`: exit 2,
-  naming the worker's pid and the proxy's setting that bounds it), and, behind nginx, when the
-  proxy keeps its configuration (a site file it refuses: no new worker); an idle keep-alive
-  client connection does not keep an old worker (the proxy closes it at the reload).
+  - `kingx-reshard reload` fails while that worker runs (`--timeout 1`: exit 2, naming the
+    worker's pid and the proxy's setting that bounds it), and, behind nginx, when nginx keeps
+    its configuration (a site file it refuses: no new worker) or the pid file names a worker
+    instead of the master (refused, nothing signalled); an idle keep-alive client connection
+    does not keep an old worker (the proxy closes it at the reload);
+  - nginx's `worker_shutdown_timeout` (which that failure names) ends the wait: the reload
+    returns 0 once nginx cut the worker, whose held PUT got no answer and was not applied.
 
 With `--reload signal` the reloads are those of the procedure before `kingx-reshard reload`
 (signal the master, wait until the new configuration routes), to show this test failing on it.
@@ -32,9 +35,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import load_reshard, nginx_site, start_haproxy, start_nginx, write_haproxy_cfg  # noqa: E402
+from proxies import load_reshard, nginx_site, rewrite, start_haproxy, start_nginx, write_haproxy_cfg  # noqa: E402
 from reshard_setup import Move, name, reshard, run_deploy_cases  # noqa: E402
-from kingx_harness import ConnectionClosed, Conn, build_request, cases_of, check, http, key_path  # noqa: E402
+from kingx_harness import (CaseSkipped, ConnectionClosed, Conn, build_request, cases_of, check, http,  # noqa: E402
+                           key_path)
 
 KR = load_reshard()
 SERVERS = []    # every kingx started here, stopped at the end whatever happens
@@ -223,12 +227,53 @@ def test_a_put_held_by_an_old_nginx_worker_across_the_reload_is_what_a_get_retur
     proxy = move_with_a_write_held_across_the_reload("nginx")
     if ARGS.reload == "signal":
         return
+    # A pid file naming a worker, not the master: refused, and nothing signalled.
+    worker = min(KR.children(proxy.p.proc.pid))
+    wrong = os.path.join(proxy.p.workdir, "worker.pid")
+    with open(wrong, "w") as f:
+        f.write(f"{worker}\n")
+    p = reshard("reload", "--pidfile", wrong)  # --proxy nginx is the default
+    check(p.returncode == 2 and "not nginx's master process" in p.stderr and worker in KR.children(proxy.p.proc.pid),
+          f"reload given a worker's pid: {p.returncode} {p.stdout} {p.stderr}")
     # A site file nginx refuses: it keeps its configuration and starts no new worker.
     with open(os.path.join(proxy.p.workdir, "site.conf"), "a") as f:
         f.write("this is not nginx configuration;\n")
     p = proxy.reload("--timeout", "2")
     check(p.returncode == 2 and "started no new worker" in p.stderr and "nginx -t" in p.stderr,
           f"reload into a refused file: {p.returncode} {p.stdout} {p.stderr}")
+
+
+def test_worker_shutdown_timeout_ends_the_wait_and_the_put_it_cut_is_not_applied():
+    """nginx's bound on old workers (README: what `reload` names when it times out): the reload
+    returns once nginx has cut the worker, whose PUT was never answered nor applied."""
+    if ARGS.reload == "signal":
+        raise CaseSkipped("a case of kingx-reshard reload")
+    mv = Move(SERVERS, WORKDIR, "bounded", ring="nginx")
+    key = mv.moving((f"bounded/{i}" for i in range(5000)), 1)[0]
+    proxy = MovingProxy("nginx", mv)
+    conf = os.path.join(proxy.p.workdir, "nginx.conf")
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(rewrite(text, "worker_processes 1;\n", "worker_processes 1;\nworker_shutdown_timeout 1s;\n"))
+    proxy.p.reloaded()  # the workers that will be cut are this configuration's
+    check(http(proxy.port, "PUT", key_path(key), b"first").status == 201, "PUT through nginx")
+    p = reshard("copy", *mv.lists)
+    check(p.returncode == 0, f"copy: {p.returncode} {p.stdout} {p.stderr}")
+    held = HeldPut(proxy.port, key, b"never acknowledged " * 100)
+    proxy.write_window()
+    p = proxy.reload("--timeout", "60")
+    check(p.returncode == 0, f"reload with worker_shutdown_timeout 1s: {p.returncode} {p.stdout} {p.stderr}")
+    check(held.conn.wait_closed(5.0) == "closed", "nginx's cut worker left the held PUT's connection open")
+    held.release()
+    held.thread.join(10)
+    check(held.response is None, f"the cut PUT was answered: {held.response!r}")
+    p = reshard("finish", *mv.lists)
+    check(p.returncode == 0, f"finish: {p.returncode} {p.stdout} {p.stderr}")
+    for s in (mv.a, mv.b, mv.c):
+        r = http(s.port, "GET", key_path(key))
+        want = (200, b"first") if s is mv.c else (404, r.body)
+        check((r.status, r.body) == want, f"{key} on {name(s)}: {r.status} {r.body[:40]!r}")
 
 
 def test_a_put_held_by_an_old_haproxy_worker_across_the_reload_is_what_a_get_returns_after_the_move():
