@@ -9,11 +9,9 @@
 // writer is recovering".
 //
 // One process writes at a time (the writer; the master runs one). The text
-// is a sequence-numbered copy in atomic words, so a reader never sees a torn
-// text: Read retries while a publication is in progress, a bounded number
-// of times, and then answers kBusyText. A writer that died half way through
-// a publication leaves the number odd; the next Publish or Clear goes past
-// it. Lives in zero-filled shared memory: all zero is "no failure".
+// is a SharedText, so a reader never sees a torn text: while a publication
+// kept overlapping its copy, Read answers kBusyText. Lives in zero-filled
+// shared memory: all zero is "no failure".
 //
 // Thread-safety: Publish/Clear from one thread of one process at a time;
 // Read, failing and failures from any thread of any process.
@@ -24,6 +22,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "src/ipc/shared_text.h"
 
 namespace kingx {
 
@@ -40,18 +40,15 @@ class OpenFailureNote {
   // The latest failed open's text; empty once an open succeeded (or none failed).
   std::string Read() const;
   // True while the latest open failed.
-  bool failing() const { return len_.load(std::memory_order_acquire) != 0; }
+  bool failing() const { return text_.size() != 0; }
   // Failed opens since the shared memory was made (monotonic across writers).
   uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
 
  private:
-  static constexpr size_t kWords = kMaxBytes / 8;
   void Store(std::string_view text);
 
-  std::atomic<uint64_t> seq_{0};  // odd while a publication is in progress
-  std::atomic<uint32_t> len_{0};
+  SharedText<kMaxBytes> text_;
   std::atomic<uint64_t> failures_{0};
-  std::atomic<uint64_t> words_[kWords] = {};
 };
 
 }  // namespace kingx
