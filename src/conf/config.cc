@@ -486,8 +486,7 @@ bool WriterSettingsDiffer(const Config& running, const Config& next) {
          a.sync_interval_ms != b.sync_interval_ms || a.sync_depth != b.sync_depth ||
          a.compaction_dead_ratio != b.compaction_dead_ratio ||
          running.compaction != next.compaction || running.staging_bytes != next.staging_bytes ||
-         running.backup_max_ms != next.backup_max_ms || running.storage_timeout_ms != next.storage_timeout_ms ||
-         running.error_log != next.error_log || running.log_level != next.log_level;
+         running.backup_max_ms != next.backup_max_ms || running.storage_timeout_ms != next.storage_timeout_ms;
 }
 
 Result<ParsedCommandLine> ParseCommandLine(int argc, const char* const* argv) {

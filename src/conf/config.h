@@ -115,10 +115,12 @@ struct Config {
 
 // True when `next` changes a setting the running writer process took at its
 // start: its engine options (but the key, value and compression limits the
-// workers apply), its own limits and timeouts (--staging-bytes,
-// --backup-max-ms, --storage-timeout-ms, --compaction) and the error log it
-// inherited. A reload restarts the writer exactly then. Settings only a
-// restart can change (--data, --read-only) are not compared.
+// workers apply) and its own limits and timeouts (--staging-bytes,
+// --backup-max-ms, --storage-timeout-ms, --compaction). A reload restarts
+// the writer exactly then. The error log and its level are not among them:
+// the running writer applies a change of those in place (the master
+// publishes them, src/ipc/log_settings.h). Settings only a restart can
+// change (--data, --read-only) are not compared.
 bool WriterSettingsDiffer(const Config& running, const Config& next);
 
 // What the command line asks the binary to do.

@@ -40,6 +40,7 @@
 #include "engine/status.h"
 #include "src/conf/config.h"
 #include "src/ipc/backup_slots.h"
+#include "src/ipc/log_settings.h"
 #include "src/ipc/open_failure.h"
 
 namespace kingx {
@@ -117,6 +118,8 @@ struct ControlBlock {
   std::atomic<uint64_t> respawns{0};
   // Large uploads' staged bytes, shared by every worker (see StagingShared).
   StagingShared staging;
+  // master: the error log's path and level, for the running writer (USR1).
+  LogSettingsNote log_settings;
   // master: number of rows of `slots` (fixed at creation).
   uint32_t slot_count = 0;
   // Followed in memory by slot_count SlotInfo (see SharedMemory::slot()).

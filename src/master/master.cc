@@ -185,6 +185,7 @@ class Master {
     }
     shm_ = std::move(shm).value();
     workers_.resize(shm_->slot_count());
+    (void)PublishLogSettings(config_);  // the writer inherits them at its start anyway
 
     auto sockets = WaitForPreviousHolder("a listening address",
                                          [&] { return OpenListenSockets(config_, config_.workers); });
@@ -573,16 +574,20 @@ class Master {
       KINGX_LOG_ERROR("reload failed, keeping the current configuration: %s", s.ToString().c_str());
       return;
     }
-    if (next.error_log != config_.error_log || next.log_level != config_.log_level) {
+    const bool log_changed = next.error_log != config_.error_log || next.log_level != config_.log_level;
+    if (log_changed) {
       if (engine::Status s = InitErrorLog(next.error_log, next.log_level); !s.ok()) {
         KINGX_LOG_ERROR("reload: %s (keeping the current error log)", s.ToString().c_str());
         next.error_log = config_.error_log;
+        SetErrorLogLevel(next.log_level);
       }
     }
     // Key/value limits and the compression level live in the workers (the
     // new ones get them); only what the writer itself uses restarts it
-    // (reads go on from the last index during its recovery).
-    const bool writer_changed = WriterSettingsDiffer(config_, next);
+    // (reads go on from the last index during its recovery). The running
+    // writer takes a new error log or level from the note (USR1, below).
+    const bool log_published = !log_changed || PublishLogSettings(next);
+    const bool writer_changed = WriterSettingsDiffer(config_, next) || !log_published;
 
     // Old workers stop accepting and drain; new ones start beside them.
     for (uint32_t slot = 0; slot < workers_.size(); ++slot) {
@@ -605,9 +610,22 @@ class Master {
       KINGX_LOG_INFO("reload: settings of the writer changed, restarting the writer");
       writer_restart_ = true;
       kill(writer_pid_, SIGQUIT);
+    } else if (log_changed && writer_pid_ > 0) {
+      // A new log or level is applied in place, as nginx does: the writer
+      // opens the published path at the published level (a reopen too).
+      kill(writer_pid_, SIGUSR1);
     }
     shm_->control().config_generation.fetch_add(1);
     KINGX_LOG_INFO("reload done: %u new worker(s) started, old workers are draining", config_.workers);
+  }
+
+  // The error log's path and level for the running writer (log_settings.h).
+  // false when they cannot be published (a path longer than the note holds).
+  bool PublishLogSettings(const Config& config) {
+    if (shm_->control().log_settings.Publish(config.error_log, config.log_level)) return true;
+    KINGX_LOG_WARN("the error log's path is longer than %zu bytes: the writer takes a change of it by restarting",
+                   LogSettingsNote::kMaxPathBytes);
+    return false;
   }
 
   void Reopen() {

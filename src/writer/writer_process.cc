@@ -177,7 +177,7 @@ class WriterLoop {
       Beat();
       if (g_reopen_logs) {
         g_reopen_logs = 0;
-        if (engine::Status s = ReopenErrorLog(); !s.ok()) KINGX_LOG_ERROR("writer: %s", s.ToString().c_str());
+        ReopenLogs();
       }
       if (engine::Status s = config_.read_only ? engine::Status::OK() : writer_.SyncIfDue(NowMs()); !s.ok()) {
         KINGX_LOG_ERROR("writer: interval sync failed: %s", s.ToString().c_str());
@@ -260,6 +260,17 @@ class WriterLoop {
   }
 
  private:
+  // USR1: the error log the master published (its path and level, which a
+  // reload may have changed) is opened again at that level; without a
+  // publication, the same path is reopened. On failure the current log stays.
+  void ReopenLogs() {
+    std::string path;
+    LogLevel level = LogLevel::kInfo;
+    const engine::Status s = shm_.control().log_settings.Read(&path, &level) ? InitErrorLog(path, level)
+                                                                                : ReopenErrorLog();
+    if (!s.ok()) KINGX_LOG_ERROR("writer: %s (keeping the current error log)", s.ToString().c_str());
+  }
+
   // The heartbeat says the writer makes progress: while batches wait for
   // their fdatasync it stays at the oldest one's submission, so that an
   // fdatasync that never returns shows as a stalled writer, as it did when

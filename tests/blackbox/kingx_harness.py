@@ -384,10 +384,12 @@ class Server:
     call start() and stop(). `args` are extra command-line flags; --listen,
     --data, --error-log and --pid are added unless `raw_args` is set. With
     `admin`, --admin-listen on a port the harness picks too (`admin_port`,
-    set by start(); not with `raw_args`)."""
+    set by start(); not with `raw_args`). Without `error_log_flag`, no
+    --error-log flag: a config file names the error log (set `error_log` to
+    it, for log_since)."""
 
     def __init__(self, args=(), data_dir=None, workdir=None, port=None, access_log=None,
-                 raw_args=False, ready_timeout=30.0, admin=False):
+                 raw_args=False, ready_timeout=30.0, admin=False, error_log_flag=True):
         self.bin = require_bin()
         self.workdir = workdir or tempfile.mkdtemp(prefix="kingx-bb-")
         self.data_dir = data_dir or os.path.join(self.workdir, "data")
@@ -399,6 +401,7 @@ class Server:
         self.admin_port = None
         self.raw_args = raw_args
         self.error_log = os.path.join(self.workdir, "error.log")
+        self.error_log_flag = error_log_flag
         self.access_log = access_log or os.path.join(self.workdir, "access.log")
         self.pid_file = os.path.join(self.workdir, "kingx.pid")
         self.ready_timeout = ready_timeout
@@ -411,9 +414,9 @@ class Server:
         if self.raw_args:
             return [self.bin] + self.extra
         admin = ["--admin-listen", f"{HOST}:{self.admin_port}"] if self.admin else []
-        return [self.bin, "--listen", f"{HOST}:{self.port}", "--data", self.data_dir,
-                "--error-log", self.error_log, "--access-log", self.access_log,
-                "--pid", self.pid_file] + admin + self.extra
+        error_log = ["--error-log", self.error_log] if self.error_log_flag else []
+        return [self.bin, "--listen", f"{HOST}:{self.port}", "--data", self.data_dir] + error_log + [
+                "--access-log", self.access_log, "--pid", self.pid_file] + admin + self.extra
 
     # A restart keeps its port: a proxy or a client may name it. Until then an
     # address can be held by a TIME_WAIT of another process's loopback

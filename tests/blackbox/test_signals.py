@@ -51,11 +51,14 @@ def fresh_server(max_value_bytes=1 << 20, doc=None, admin=False, args=()):
     """Stops the previous case's server and starts a new one with a config
     file (max_value_bytes, 2 workers, or `doc`), so one case's failure cannot
     cascade. With `admin`, an admin listener too (S.admin_port); `args`
-    are more flags."""
+    are more flags. A `doc` with "error_log" (a file name in the server's
+    work directory) names the error log (no flag)."""
     global S, CONFIG
     if S is not None:
         S.cleanup()
-    S = Server([], admin=admin)
+    S = Server([], admin=admin, error_log_flag=not (doc and "error_log" in doc))
+    if not S.error_log_flag:
+        doc["error_log"] = S.error_log = os.path.join(S.workdir, doc["error_log"])
     CONFIG = os.path.join(S.workdir, "kingx.json")
     write_config(CONFIG, doc or {"max_value_bytes": max_value_bytes, "workers": 2})
     S.extra = ["--config", CONFIG] + list(args)
@@ -203,6 +206,68 @@ def test_hup_applies_the_settings_the_writer_process_uses():
                  "a backup holding its cut past the reloaded --backup-max-ms 1000 to be cut off")
     finally:
         sock.close()
+
+
+def reload_to(doc):
+    """Writes `doc` as the config file, sends HUP and waits for the reload's new worker."""
+    write_config(CONFIG, doc)
+    before = set(S.workers())
+    S.signal(signal.SIGHUP)
+    wait_for(lambda: S.workers() and not set(S.workers()) & before, 60, "the reload's new worker")
+
+
+def writer_line_after_compact_request(log_path, offset):
+    """Asks for a compaction on the admin listener until the writer's info line
+    "compaction requested by an admin request" is in log_path past `offset`;
+    returns that line."""
+    found = []
+
+    def logged():
+        http(S.admin_port, "POST", "/admin/compact", b"")
+        time.sleep(0.2)
+        try:
+            with open(log_path, errors="replace") as f:
+                f.seek(offset)
+                found[:] = [l for l in f if "compaction requested by an admin request" in l]
+        except FileNotFoundError:
+            return False
+        return bool(found)
+    wait_for(logged, 30, f"the writer's compaction-request line in {log_path}")
+    return found[0]
+
+
+def test_hup_changing_only_the_log_level_keeps_the_writer_and_applies_the_level():
+    # nginx applies a new log level on HUP without dropping anything: the
+    # writer process keeps running (no recovery, no 503 for writes), and its
+    # next line honours the new level.
+    doc = {"workers": 1, "log_level": "warn"}
+    fresh_server(doc=doc, admin=True)
+    writer = S.wait_children("kingx-writer", 1)[0]
+    doc["log_level"] = "info"
+    offset = os.path.getsize(S.error_log)
+    reload_to(doc)
+    line = writer_line_after_compact_request(S.error_log, offset)
+    check(S.wait_children("kingx-writer", 1) == [writer],
+          f"a HUP changing only --log-level restarted the writer: {writer} -> {S.wait_children('kingx-writer', 1)}")
+    check(f" {writer}#" in line, f"the info line must come from the writer {writer} at the reloaded level: {line!r}")
+    check("restarting the writer" not in log_since(S, offset), "the master restarted the writer for a log level")
+
+
+def test_hup_changing_only_the_error_log_keeps_the_writer_and_moves_its_lines():
+    doc = {"workers": 1, "error_log": "first.log"}
+    fresh_server(doc=doc, admin=True)
+    writer = S.wait_children("kingx-writer", 1)[0]
+    first, second = S.error_log, os.path.join(S.workdir, "second.log")
+    doc["error_log"] = second
+    offset = os.path.getsize(first)
+    reload_to(doc)
+    line = writer_line_after_compact_request(second, 0)
+    check(S.wait_children("kingx-writer", 1) == [writer],
+          f"a HUP changing only --error-log restarted the writer: {writer} -> {S.wait_children('kingx-writer', 1)}")
+    check(f" {writer}#" in line, f"the writer's line must be in the new error log: {line!r}")
+    with open(first, errors="replace") as f:
+        f.seek(offset)
+        check("compaction requested" not in f.read(), "the writer kept writing to the old error log")
 
 
 def test_hup_lowering_workers_resets_no_waiting_connection():

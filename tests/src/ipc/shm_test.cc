@@ -143,4 +143,46 @@ TEST_CASE("the writer's open failure note keeps a bounded text until cleared, wh
   CHECK(note.failures() == 3);
 }
 
+TEST_CASE("the error log settings the master publishes are read whole by another process, a too long path refused",
+          "[src][shm][log_settings]") {
+  auto created = SharedMemory::Create(SmallSizes());
+  REQUIRE(created.ok());
+  LogSettingsNote& note = (*created)->control().log_settings;
+  std::string path = "unchanged";
+  LogLevel level = LogLevel::kDebug;
+  CHECK_FALSE(note.Read(&path, &level));  // nothing published: the writer keeps what it inherited
+
+  REQUIRE(note.Publish("/var/log/kingx/error.log", LogLevel::kWarn));
+  REQUIRE(note.Read(&path, &level));
+  CHECK(path == "/var/log/kingx/error.log");
+  CHECK(level == LogLevel::kWarn);
+
+  REQUIRE(note.Publish("", LogLevel::kError));  // stderr
+  REQUIRE(note.Read(&path, &level));
+  CHECK(path.empty());
+  CHECK(level == LogLevel::kError);
+
+  const std::string longest(LogSettingsNote::kMaxPathBytes, 'p');
+  REQUIRE(note.Publish(longest, LogLevel::kDebug));
+  REQUIRE(note.Read(&path, &level));
+  CHECK(path == longest);
+  CHECK_FALSE(note.Publish(longest + "p", LogLevel::kInfo));  // never cut: a cut path names another file
+  REQUIRE(note.Read(&path, &level));
+  CHECK(path == longest);
+  CHECK(level == LogLevel::kDebug);
+
+  // The master publishes, the writer (another process) reads.
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const bool ok = note.Publish("/from/the/child.log", LogLevel::kInfo);
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(note.Read(&path, &level));
+  CHECK(path == "/from/the/child.log");
+  CHECK(level == LogLevel::kInfo);
+}
+
 }  // namespace kingx
