@@ -1,0 +1,40 @@
+#!/bin/bash
+# callgrind_writer.sh WRITER_COST SYNC [DEPTH] [BATCHES]: the writer's user-space instructions (callgrind
+# Ir) per PUT at fixed group-commit sizes (default 1,16,256), by bench/writer_cost on a fresh copy of
+# TEMPLATE (default /tmp/writer23/tmpl: fill_db --keys 1000000 --value-bytes 100), --sync SYNC,
+# --sync-depth DEPTH (default 1). Per batch size: the writer loop thread's Ir per PUT (the whole
+# per-PUT path of the writer: decide, encode, write, publish, answer; the fdatasync too at depth 1)
+# and the driver's (the worker's queue and ring side); see bench/writer_cost.cc. Batches are exactly B ops whatever valgrind's pace, so the figures repeat: compare
+# writer_cost binaries of two trees in the same way. OPS (default 4096) and WARMUP (1024) per size;
+# ANNOTATE=DIR keeps each dump's callgrind_annotate --inclusive=yes output there.
+set -euo pipefail
+BIN=$1; SYNC=$2; DEPTH=${3:-1}; BATCHES=${4:-1,16,256}
+TEMPLATE=${TEMPLATE:-/tmp/writer23/tmpl}
+D=$(mktemp -d "${TMPDIR:-/tmp}/cg_writer.XXXX")
+trap 'rm -rf "$D"' EXIT
+cp -r "$TEMPLATE" "$D/data"
+# Opened once outside valgrind: builds what a first open builds (the sorted key view), so that the
+# measured open finds the database as a running server leaves it.
+"$BIN" --batches 1 --ops 1 --warmup-ops 0 -- --data "$D/data" --sync "$SYNC" --sync-depth "$DEPTH" \
+  --error-log "$D/err0.log" --access-log off > /dev/null
+valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$D/cg.out" "$BIN" --batches "$BATCHES" \
+  --ops "${OPS:-4096}" --warmup-ops "${WARMUP:-1024}" -- --data "$D/data" --sync "$SYNC" --sync-depth "$DEPTH" \
+  --error-log "$D/err.log" --access-log off > "$D/out.log" 2> "$D/valgrind.log" || {
+  cat "$D/out.log" "$D/valgrind.log" >&2; exit 1; }
+# One file per dump: cg.out.<dump>-<thread>, each labelled "batch=B ops=N side=loop|driver".
+for f in "$D"/cg.out.*-*; do
+  label=$(sed -n 's/^desc: Trigger: Client Request: //p' "$f")
+  case $label in batch=*) ;; *) continue ;; esac
+  ir=$(awk '/^summary:/ {print $2; exit}' "$f")
+  echo "$label $ir"
+  if [ -n "${ANNOTATE:-}" ]; then
+    mkdir -p "$ANNOTATE"
+    callgrind_annotate --inclusive=yes "$f" > "$ANNOTATE/$(echo "${label// /_}" | tr -d =).txt" 2>/dev/null || true
+  fi
+done | awk -v sync="$SYNC" -v depth="$DEPTH" '
+  { split($1, b, "="); split($2, o, "="); split($3, s, "="); ir[b[2] " " s[2]] = $4 / o[2]; ops[b[2]] = o[2]
+    if (!(b[2] in seen)) { seen[b[2]] = 1; order[++n] = b[2] } }
+  END { for (i = 1; i <= n; ++i) { k = order[i]
+          printf "sync %s depth %s batch %s ops %d loop_Ir/put %.0f driver_Ir/put %.0f\n", sync, depth, k, ops[k],
+                 ir[k " loop"], ir[k " driver"] } }'
+grep -h "batches=" "$D/out.log" >&2
