@@ -275,9 +275,8 @@ void Writer::Impl::PublishCounters() {
   c.segments.store(segments_.size(), std::memory_order_relaxed);
 }
 
-void Writer::Impl::PrefetchLookups(std::span<const WriteOp> ops) {
+void Writer::Impl::PrefetchLookups(std::span<const WriteOp> ops, uint64_t (&hashes)[kLookupWindow]) {
   const size_t n = std::min(ops.size(), kLookupWindow);
-  uint64_t hashes[kLookupWindow];
   // Two passes: every slot's fetch starts before the first probe waits for
   // one, then every record's before FindKey compares the first key.
   for (size_t i = 0; i < n; ++i) {

@@ -197,9 +197,17 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
   uint64_t room = 0;
   bool room_read = false;
 
+  // The KeyHash of ops [window, window + kLookupWindow), when PrefetchLookups
+  // computed them (not while Writer::Forecast's lookups stand in for it).
+  constexpr size_t kWindow = Writer::Impl::kLookupWindow;
+  uint64_t window_hashes[kWindow];
+  size_t window = SIZE_MAX;
   for (size_t i = 0; i < ops.size(); ++i) {
     // Writer::Forecast looked the batch's keys up already, when it ran.
-    if (i % Writer::Impl::kLookupWindow == 0 && !w.forecast_found_valid_) w.PrefetchLookups(ops.subspan(i));
+    if (i % kWindow == 0 && !w.forecast_found_valid_) {
+      w.PrefetchLookups(ops.subspan(i), window_hashes);
+      window = i;
+    }
     const WriteOp& op = ops[i];
     WriteResult& r = results[i];
     if (w.read_only_) {
@@ -212,7 +220,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
     const std::string_view stored = op.type == OpType::kPut ? op.stored : std::string_view();
     const uint64_t total = RecordBytes(op.key.size(), meta.size(), stored.size());
 
-    const uint64_t hash = KeyHash(w.seed_, op.key);
+    const uint64_t hash = window <= i && i - window < kWindow ? window_hashes[i - window] : KeyHash(w.seed_, op.key);
     // The key's state and the op's verdict; decided again after a commit in
     // the middle of the batch (the earlier ops may have failed there).
     KeyState cur;

@@ -44,11 +44,12 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
       overlay.Set(p.hash, p.key, StateAfter(p));
     }
   }
+  uint64_t hashes[Impl::kLookupWindow];  // this window's keys' KeyHash (PrefetchLookups)
   for (size_t i = 0; i < ops.size(); ++i) {
-    if (i % Impl::kLookupWindow == 0) w.PrefetchLookups(ops.subspan(i));
+    if (i % Impl::kLookupWindow == 0) w.PrefetchLookups(ops.subspan(i), hashes);
     const WriteOp& op = ops[i];
     const bool put = op.type == OpType::kPut;
-    const uint64_t hash = KeyHash(w.seed_, op.key);
+    const uint64_t hash = hashes[i % Impl::kLookupWindow];
     KeyState cur;
     if (const KeyState* earlier = overlay.Find(hash, op.key)) {
       cur = *earlier;

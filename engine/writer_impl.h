@@ -210,9 +210,11 @@ struct Writer::Impl {
   // a batch's lookups then overlap instead of coming one op after the other.
   // A hint only: no I/O, no error, no effect on the index, the cache or what
   // FindKey answers. Caller holds mu_ (the index does not move meanwhile);
-  // a caller walking a batch calls it at every kLookupWindow-th op.
+  // a caller walking a batch calls it at every kLookupWindow-th op. Leaves
+  // those keys' KeyHash in hashes[0 .. min(ops.size(), kLookupWindow)), so
+  // that the caller does not hash them again.
   static constexpr size_t kLookupWindow = 16;
-  void PrefetchLookups(std::span<const WriteOp> ops);
+  void PrefetchLookups(std::span<const WriteOp> ops, uint64_t (&hashes)[kLookupWindow]);
   void TurnReadOnly(const Status& cause);
   // What a write whose record reached the file but not the index is answered:
   // outcome unknown (the next open finds the record, a power loss first may
