@@ -8,7 +8,6 @@
 #include "src/writer/writer_process.h"
 
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,12 +85,14 @@ void InstallSignals(SharedMemory& shm) {
 }
 
 // CLOCK_MONOTONIC in ms: the clock of WriterMetrics::heartbeat_ms, which
-// workers compare with their own.
-uint64_t NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+// workers compare with their own. steady_clock is CLOCK_MONOTONIC (libstdc++
+// on Linux), so a time point the loop read already gives it without another
+// clock read (MsOf).
+uint64_t MsOf(std::chrono::steady_clock::time_point t) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
 }
+uint64_t NowMs() { return MsOf(std::chrono::steady_clock::now()); }
 
 engine::WriteOp ToOp(const WriteRequest& r) {
   engine::WriteOp op;
@@ -179,7 +180,11 @@ class WriterLoop {
         g_reopen_logs = 0;
         ReopenLogs();
       }
-      if (engine::Status s = config_.read_only ? engine::Status::OK() : writer_.SyncIfDue(NowMs()); !s.ok()) {
+      // Only an interval sync is ever due: the other modes skip the clock read.
+      if (engine::Status s = config_.read_only || config_.sync != engine::SyncMode::kInterval
+                                 ? engine::Status::OK()
+                                 : writer_.SyncIfDue(NowMs());
+          !s.ok()) {
         KINGX_LOG_ERROR("writer: interval sync failed: %s", s.ToString().c_str());
       }
       AbortOrphanedUploads();
@@ -230,10 +235,12 @@ class WriterLoop {
       // is written, as when the sync thread ran it.
       if (!overlap_syncs_ && !submitted_.empty() && writer_.SyncSubmitted()) synced_here_ = true;
       // Between two batches: every write answered so far is in a cut taken now.
-      backups_.Serve(NowMs(), [this](uint32_t slot, const Completion& c) { Post(slot, c); });
+      // One clock read for both (the heartbeat reads its own, after the cut).
+      const uint64_t served_ms = NowMs();
+      backups_.Serve(served_ms, [this](uint32_t slot, const Completion& c) { Post(slot, c); });
       Beat();
       WakeSlots();
-      if (!config_.read_only) disk_.Tick(writer_, NowMs());  // a read-only server never needs room
+      if (!config_.read_only) disk_.Tick(writer_, served_ms);  // a read-only server never needs room
       if (writer_.read_only() && !config_.read_only) {
         ReapAll();  // every batch in flight is answered (outcome unknown) before the exit
         WakeSlots();
@@ -356,7 +363,7 @@ class WriterLoop {
     sub.release_position = go < batch_.size() ? batch_[go - 1].end_position : queue_.PeekPosition();
     sub.release_entries = go;
     sub.start = std::chrono::steady_clock::now();
-    sub.start_ms = NowMs();
+    sub.start_ms = MsOf(sub.start);
     // Its fdatasync runs on this thread, in Run (SyncSubmitted) right after
     // (depth 1), or starts on a sync thread now.
     NoteWriting(sub.bytes);
