@@ -20,9 +20,17 @@ are keyed by creation order (#0 = the process's main thread); wrk's busy share (
 the cores the whole machine was busy (busy_machine, every process).
 With --perf SECONDS, `perf record -g` samples the writer process during the last run of each
 binary (perf's report goes to the output directory).
+With --syscalls, `perf stat` counts, per process (all its threads), during each run: its system calls
+by name (sys_PROCESS_NAME per request), the wake-ups it made of other tasks (wakeups_PROCESS:
+sched:sched_wakeup fires in the waker), its context switches and its user and kernel CPU per request
+(user_us_... / kern_us_...), and the server's own latency from a request's head to its answer
+(server_ms_mean, server_ms_p50: kingx's request histogram, bucket-interpolated).
+With --nginx, nginx `return 200` with one worker (PUT: the body read and discarded, as bench/compare's
+nginx-return-w1) runs in the same rounds as the ceiling, labelled nginx.
 
 Usage: bench/durable_put_probe.py --bin main=build-release/src/kingx --bin old=/path/kingx
          [--conns 100,1000] [--rounds 3] [--duration 4] [--keys 100000] [--template DIR] [--out DIR]
+         [--sync-depth N] [--syscalls] [--nginx]
 Python standard library only; every process it starts is stopped by its PID.
 """
 import argparse
@@ -38,7 +46,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import procs  # noqa: E402
+from harness import peers, procs  # noqa: E402
 
 LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua", "kv.lua")
 
@@ -49,10 +57,10 @@ def metrics(port):
         raise RuntimeError(f"/metrics -> {status}")
     out = {}
     for line in body.decode().splitlines():
-        m = re.match(r"^(kingx_(?:writer|compaction)_[a-z_]+(?:_count|_sum|_total)?)(\{[^}]*\})? ([0-9.e+-]+)$",
+        m = re.match(r"^(kingx_(?:writer|compaction|http_request_duration)_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$",
                      line)
-        if m and not m.group(2):
-            out[m.group(1)] = float(m.group(3))
+        if m and (not m.group(2) or m.group(1).startswith("kingx_http_request_duration")):
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
     return out
 
 
@@ -163,23 +171,91 @@ def writer_pid(master_pid):
     return None
 
 
-def start(binary, workdir, sync, template=None):
+# The system calls --syscalls counts by name (the ones a PUT's path makes, in any of the processes).
+SYSCALLS = ("read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "epoll_wait",
+            "epoll_pwait", "epoll_ctl", "poll", "ppoll", "futex", "pwrite64", "pwritev", "pread64", "fdatasync",
+            "fsync", "statfs", "fstatfs", "accept4", "close", "madvise", "mmap", "munmap", "io_uring_enter")
+
+
+def start_perf_stat(pid, path):
+    """perf stat of every thread of process pid (system calls by name, wake-ups it made, context
+    switches, task-clock) until stopped by SIGINT; None when perf cannot start."""
+    events = ["task-clock", "context-switches", "sched:sched_wakeup"] + [f"syscalls:sys_enter_{n}" for n in SYSCALLS]
+    try:
+        return subprocess.Popen(["perf", "stat", "-x,", "-e", ",".join(events), "-p", str(pid), "-o", path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def read_perf_stat(path):
+    """{event: count} from perf stat -x, output (events perf could not count are left out)."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                fields = line.strip().split(",")
+                if len(fields) > 2 and fields[0] and fields[0][0].isdigit():
+                    out[fields[2].replace("syscalls:sys_enter_", "sys_").replace("sched:sched_", "")] = float(fields[0])
+    except OSError:
+        pass
+    return out
+
+
+def proc_times(pid):
+    """(user, kernel) CPU seconds of process pid, all its threads (/proc/PID/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def server_latency(before, after):
+    """(mean, p50) ms of the requests answered between two /metrics snapshots (kingx's request
+    duration histogram; p50 interpolated in its bucket)."""
+    buckets = sorted((float(k.split("le=")[1].strip("\"}")), after[k] - before.get(k, 0)) for k in after
+                     if k.startswith("kingx_http_request_duration_seconds_bucket") and "Inf" not in k)
+    n = after.get("kingx_http_request_duration_seconds_count", 0) - before.get(
+        "kingx_http_request_duration_seconds_count", 0)
+    total = after.get("kingx_http_request_duration_seconds_sum", 0) - before.get(
+        "kingx_http_request_duration_seconds_sum", 0)
+    if n <= 0:
+        return None, None
+    lo, prev = 0.0, 0.0
+    for le, count in buckets:
+        if count >= n / 2:
+            share = (n / 2 - prev) / max(count - prev, 1)
+            return round(total / n * 1e3, 3), round((lo + (le - lo) * share) * 1e3, 3)
+        lo, prev = le, count
+    return round(total / n * 1e3, 3), None
+
+
+def server_procs(proc, kind):
+    """{name: pid} of the processes serving: kingx's worker and writer, or nginx's worker."""
+    out = {}
+    for pid, _, comm in _family(proc.pid, False):
+        name = "nginx-worker" if kind == "nginx" else comm
+        out.setdefault(name, int(pid))
+    return out
+
+
+def start(binary, workdir, sync, template=None, extra=()):
     port = procs.free_port()
     data = os.path.join(workdir, "data")
     if template:
         shutil.copytree(template, data)  # a private copy of the preloaded database
     os.makedirs(data, exist_ok=True)
     argv = [binary, "--listen", f"127.0.0.1:{port}", "--data", data, "--workers", "1",
-            "--sync", sync, "--access-log", "off", "--max-connections", "19000"]
+            "--sync", sync, "--access-log", "off", "--max-connections", "19000"] + list(extra)
     p = procs.Proc("kingx", argv, os.path.join(workdir, "kingx.log"))
     procs.wait_http_ok(port, "/readyz", 60, p)
     return p, port
 
 
-def run_wrk(port, conns, duration, keys, raw):
+def run_wrk(port, conns, duration, keys, raw, keyp="k", put_prefix="/v1/kv/"):
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "10s", "--latency",
-            "-s", LUA, f"http://127.0.0.1:{port}/", "--", "keyp=k", f"nkeys={keys}", "size=100",
-            "put_prefix=/v1/kv/", "putfrac=1"]
+            "-s", LUA, f"http://127.0.0.1:{port}/", "--", f"keyp={keyp}", f"nkeys={keys}", "size=100",
+            f"put_prefix={put_prefix}", "putfrac=1"]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     with open(raw, "w") as f:
         f.write("$ " + " ".join(argv) + "\n" + r.stdout + r.stderr)
@@ -225,9 +301,18 @@ def main(argv):
     ap.add_argument("--template", help="a preloaded kingx data directory, copied for each binary "
                     "(as bench/compare does; default: an empty one)")
     ap.add_argument("--perf", type=int, default=0, help="seconds of perf record on the writer")
+    ap.add_argument("--args", action="append", default=[], metavar="LABEL=ARGS",
+                    help="more kingx arguments for one --bin label (split on spaces), e.g. d1='--sync-depth 1'")
+    ap.add_argument("--keyp", default="k", help="key prefix of the PUTs (key- overwrites fill_db's keys)")
+    ap.add_argument("--syscalls", action="store_true", help="perf stat per process (see above)")
+    ap.add_argument("--nginx", action="store_true", help="nginx return 200, 1 worker, in the same rounds")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     bins = [b.split("=", 1) for b in a.bin]
+    extra = {}
+    for spec in a.args:
+        label, args = spec.split("=", 1)
+        extra.setdefault(label, []).extend(args.split())
     conns = [int(c) for c in a.conns.split(",")]
     out = a.out or tempfile.mkdtemp(prefix="put-probe-")
     os.makedirs(os.path.join(out, "raw"), exist_ok=True)
@@ -236,9 +321,16 @@ def main(argv):
     rows = []
     try:
         for label, path in bins:
-            servers[label] = start(os.path.abspath(path), os.path.join(work, label), a.sync, a.template)
+            servers[label] = start(os.path.abspath(path), os.path.join(work, label), a.sync, a.template,
+                                   extra.get(label, ()))
+        prefix = {label: "/v1/kv/" for label in servers}
+        if a.nginx:
+            os.chmod(work, 0o755)  # nginx's workers run unprivileged: the path to their files must be searchable
+            servers["nginx"] = peers.start_nginx(os.path.join(work, "nginx"), 1)
+            prefix["nginx"] = "/r/"
+            bins.append(["nginx", "nginx"])
         for label, (p, port) in servers.items():  # creates the keys: later runs overwrite
-            run_wrk(port, 100, 2, a.keys, os.path.join(out, "raw", f"warm-{label}.txt"))
+            run_wrk(port, 100, 2, a.keys, os.path.join(out, "raw", f"warm-{label}.txt"), a.keyp, prefix[label])
         for rnd in range(1, a.rounds + 1):
             order = [(label, c) for c in conns for label, _ in bins]
             if rnd % 2 == 0:
@@ -253,7 +345,14 @@ def main(argv):
                             ["perf", "record", "-g", "-p", str(wpid), "-o",
                              os.path.join(out, f"perf-{label}-c{c}.data"), "--", "sleep", str(a.perf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                before = metrics(port)
+                kind = "nginx" if label == "nginx" else "kingx"
+                stats = {}
+                if a.syscalls:
+                    for name, pid in server_procs(p, kind).items():
+                        path = os.path.join(out, "raw", f"r{rnd}-{label}-c{c}-{name}.perf")
+                        stats[name] = (pid, path, start_perf_stat(pid, path), proc_times(pid))
+                    time.sleep(0.3)  # perf attached before the first request
+                before = metrics(port) if kind == "kingx" else {}
                 cpu0 = children_cpu(p.pid)
                 flt0 = children_cpu(p.pid, field=7)
                 sw0 = children_switches(p.pid)
@@ -262,9 +361,14 @@ def main(argv):
                 m0 = machine_busy()
                 t0 = time.monotonic()
                 rps, lat = run_wrk(port, c, a.duration, a.keys,
-                                   os.path.join(out, "raw", f"r{rnd}-{label}-c{c}.txt"))
+                                   os.path.join(out, "raw", f"r{rnd}-{label}-c{c}.txt"), a.keyp, prefix[label])
                 secs = time.monotonic() - t0
-                after = metrics(port)
+                after = metrics(port) if kind == "kingx" else {}
+                times1 = {name: proc_times(pid) for name, (pid, _, _, _) in stats.items()}
+                for _, _, pp, _ in stats.values():
+                    if pp:
+                        pp.send_signal(signal.SIGINT)
+                        pp.wait(timeout=30)
                 cpu1 = children_cpu(p.pid)
                 flt1 = children_cpu(p.pid, field=7)
                 sw1 = children_switches(p.pid)
@@ -275,6 +379,18 @@ def main(argv):
                     perf.wait(timeout=a.perf + 30)
                 row = {"round": rnd, "bin": label, "conns": c}
                 row.update(derive(before, after, secs, rps, lat))
+                if kind == "kingx":
+                    row["server_ms_mean"], row["server_ms_p50"] = server_latency(before, after)
+                reqs = max(rps * secs, 1)
+                for name, (pid, path, _, t0s) in sorted(stats.items()):
+                    short = name.replace("kingx-", "").replace("nginx-", "nginx_")
+                    row[f"user_us_{short}"] = round((times1[name][0] - t0s[0]) / reqs * 1e6, 2)
+                    row[f"kern_us_{short}"] = round((times1[name][1] - t0s[1]) / reqs * 1e6, 2)
+                    for ev, v in sorted(read_perf_stat(path).items()):
+                        if ev == "task-clock":
+                            row[f"taskclock_us_{short}"] = round(v * 1e3 / reqs, 2)  # msec -> us per request
+                        elif v:
+                            row[f"{ev}_{short}"] = round(v / reqs, 3)
                 for name in sorted(cpu1):  # CPU per request of each process kind
                     row[f"cpu_us_per_req_{name}"] = round((cpu1[name] - cpu0.get(name, 0)) / (rps * secs) * 1e6, 1)
                 for name in sorted(flt1):  # minor page faults per request (first touches of shared pages)
