@@ -89,14 +89,17 @@ class FaultFile final : public File {
                            ": Input/output error");
   }
   Status Sync() override {
+    // What this fdatasync covers: the bytes written before the call began.
+    // Measured before the hook, which stands for the time the sync is in
+    // flight: bytes written while a test holds it there are not covered
+    // (fdatasync makes no promise for writes issued after it started).
+    auto size = base_->Size();
+    const uint64_t covered_writes = env_.WritesSoFar();
     if (auto hook = env_.SyncHook()) hook(path_);
     env_.NoteChange("fdatasync", path_);
     Status s = env_.Check(FaultOp::kSync, path_, nullptr);
     if (!s.ok()) return s;
-    // What this fdatasync covers: the bytes written before it started.
-    auto size = base_->Size();
     if (!size.ok()) return size.status();
-    const uint64_t covered_writes = env_.WritesSoFar();
     s = base_->Sync();
     if (!s.ok()) return s;
     env_.OnSynced(path_, size.value(), covered_writes);

@@ -7,8 +7,9 @@
 //    listing the directory;
 //  - simulates power loss the way leveldb's fault_injection_test does: it
 //    tracks, per file, the length made durable by Sync (the file's length
-//    when the fdatasync started: bytes another thread appends while it runs
-//    are not counted as covered), and which directory
+//    when File::Sync was called, before its sync hook: bytes another thread
+//    appends while it runs, or while a test holds it in the hook, are not
+//    counted as covered), and which directory
 //    entries (created or renamed files) were made durable by SyncDir. A
 //    PWrite over bytes below the durable length (the writer's preallocated
 //    room) keeps the bytes it replaced until a Sync that started after it.
@@ -77,7 +78,8 @@ class FaultInjectionEnv final : public Env {
   void ClearFaults();
   // Runs hook(path) at the start of every File::Sync, on the syncing thread,
   // before its fault check and with no lock of the env held, so that a test
-  // can hold an fdatasync in flight. An empty hook removes it.
+  // can hold an fdatasync in flight. What the sync covers was measured
+  // before the hook ran. An empty hook removes it.
   void SetSyncHook(std::function<void(const std::string& path)> hook);
   std::function<void(const std::string& path)> SyncHook() const;
   // Runs hook(path) at the start of every File::Append / PWrite, on the
