@@ -84,10 +84,12 @@ RecordHeader ReadRecordHeaderUnchecked(const char* p) {
 
 Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out) {
   if (available < kRecordHeaderBytes) return Status::Corruption("record header truncated");
+  // The fixed fields are checked before the header checksum: the outcome is
+  // the same, but a search for the next record at every byte offset of
+  // damaged bytes (segment_scan.cc) then rejects almost every offset on its
+  // flags or reserved bytes without hashing 32 bytes.
   RecordHeader h;
   h.header_checksum = GetFixed64(p + kOffHeaderChecksum);
-  if (h.header_checksum != Checksum64(p + 8, kRecordHeaderBytes - 8))
-    return Status::Corruption("record header checksum mismatch");
   h.body_checksum = GetFixed64(p + kOffBodyChecksum);
   h.seq = GetFixed64(p + kOffSeq);
   h.stored_len = GetFixed32(p + kOffStoredLen);
@@ -115,6 +117,8 @@ Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& l
   } else if (h.stored_len > MaxStoredBytes(Codec::kZstd, h.raw_len) || (h.raw_len > 0 && h.stored_len == 0)) {
     return Status::Corruption("compressed record stored length out of range");
   }
+  if (h.header_checksum != Checksum64(p + 8, kRecordHeaderBytes - 8))
+    return Status::Corruption("record header checksum mismatch");
   if (h.total_bytes() > available) return Status::Corruption("record extends past the end of its segment");
   *out = h;
   return Status::OK();

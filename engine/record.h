@@ -81,11 +81,13 @@ void EncodeRecordHeader(uint64_t seq, RecordType type, Codec codec, size_t key_l
                         uint64_t stored_len, uint64_t raw_len, uint64_t body_checksum, char* out);
 
 // Decodes and checks the header at p, where `available` bytes may be read
-// from p on. kCorruption when: fewer than 40 bytes, the header checksum
-// differs, flags or reserved hold unknown bits, the type or codec is unknown,
-// key_len is 0 or above limits.max_key_bytes, raw_len above
-// limits.max_value_bytes, a raw value whose stored_len != raw_len, a delete
-// with a value or meta, or the whole record does not fit in `available`.
+// from p on. kCorruption when: fewer than 40 bytes, flags or reserved hold
+// unknown bits, the type or codec is unknown, key_len is 0 or above
+// limits.max_key_bytes, raw_len above limits.max_value_bytes, a raw value
+// whose stored_len != raw_len, a delete with a value or meta, the header
+// checksum differs, or the whole record does not fit in `available`
+// (checked in that order: the cheap field checks reject most garbage
+// before the checksum is computed).
 Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out);
 
 // The header fields at p (40 readable bytes) as stored, checked for nothing;
