@@ -99,6 +99,21 @@ void AdoptSurvivors(TestDb& db, std::map<int, int>& acked) {
   }
 }
 
+// The end of a crash round: the child died at its kill point after some
+// acknowledged writes; the reopened database has no damage, every key holds
+// what CheckAcked allows, and what the keys hold now is the next round's
+// baseline.
+void CheckRecoveredRound(int status, const std::string& dir, const Options& o, std::map<int, int>& acked,
+                         const std::function<uint64_t(int)>& max_version) {
+  REQUIRE(KilledAtPoint(status));
+  REQUIRE(!acked.empty());
+  TestDb db(PosixEnv(), dir, o);
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().Stats().corruptions == 0);
+  CheckAcked(db, acked, max_version);
+  AdoptSurvivors(db, acked);
+}
+
 }  // namespace
 
 TEST_CASE("a crash at any kill point keeps every acknowledged write and invents nothing",
@@ -119,15 +134,9 @@ TEST_CASE("a crash at any kill point keeps every acknowledged write and invents 
     const int status = RunCrashChild<Report>([&](int fd) { return Child(dir.path(), o, point, fd); },
                                              [&](const Report& r) { acked[r.id] = r.version; });
     INFO("point " << point << " round " << round << ", wait status " << status);
-    REQUIRE(KilledAtPoint(status));
-    REQUIRE(!acked.empty());
-
-    TestDb db(PosixEnv(), dir.path(), o);
-    REQUIRE(db.Open().ok());
     // The acknowledged version, or the one in flight when the process died.
-    CheckAcked(db, acked, [](int version) { return static_cast<uint64_t>(version) + kKeys; });
-    REQUIRE(db.writer().Stats().corruptions == 0);
-    AdoptSurvivors(db, acked);  // the new baseline for the next round
+    CheckRecoveredRound(status, dir.path(), o, acked,
+                        [](int version) { return static_cast<uint64_t>(version) + kKeys; });
   }
 }
 
@@ -399,13 +408,8 @@ TEST_CASE("a crash with two fdatasyncs in flight keeps every acknowledged write 
         },
         [&](const Report& r) { acked[r.id] = r.version; });
     INFO("point " << point << " round " << round << ", wait status " << status);
-    REQUIRE(KilledAtPoint(status));
-    REQUIRE(!acked.empty());
-    TestDb db(PosixEnv(), dir.path(), o);
-    REQUIRE(db.Open().ok());
-    REQUIRE(db.writer().Stats().corruptions == 0);
     // The acknowledged version, or one written after it (in flight at the crash).
-    CheckAcked(db, acked, [round](int) { return static_cast<uint64_t>(1000 * round + 400); });
-    AdoptSurvivors(db, acked);  // the next round's baseline
+    CheckRecoveredRound(status, dir.path(), o, acked,
+                        [round](int) { return static_cast<uint64_t>(1000 * round + 400); });
   }
 }

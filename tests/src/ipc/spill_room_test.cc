@@ -14,23 +14,15 @@ namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
 
-struct Fixture {
-  // Workers of generation 1 in slots 0 and 1; a simulated disk of 10 MiB.
-  Fixture() : created(SharedMemory::Create(test::SmallShmSizes(4, 64))) {
-    REQUIRE(created.ok());
-    shm = created->get();
-    for (uint32_t i = 0; i < 2; ++i) Occupy(i, 1);
+struct Fixture : test::TwoWorkerShm {
+  // Spill rooms of the workers in slots 0 and 1; a simulated disk of 10 MiB.
+  Fixture() {
     a = std::make_unique<SpillRoom>(*shm, 0, 1);
     b = std::make_unique<SpillRoom>(*shm, 1, 1);
     env.SimulateDisk(dir.path, 10 * kMiB);
   }
-  void Occupy(uint32_t slot, uint32_t gen) {
-    shm->slot(slot).generation.store(gen);
-    shm->slot(slot).state.store(static_cast<uint32_t>(SlotState::kRunning));
-  }
+  void Occupy(uint32_t slot, uint32_t gen) { test::OccupySlot(*shm, slot, gen); }
 
-  engine::Result<std::unique_ptr<SharedMemory>> created;
-  SharedMemory* shm = nullptr;
   std::unique_ptr<SpillRoom> a, b;
   test::TempDir dir;
   engine::test::FaultInjectionEnv env;

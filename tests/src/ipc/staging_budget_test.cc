@@ -13,27 +13,18 @@ namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
 
-struct Fixture {
-  // Workers of generation 1 in slots 0 and 1, their budgets a and b claimed.
-  Fixture() : created(SharedMemory::Create(test::SmallShmSizes(4, 64))) {
-    REQUIRE(created.ok());
-    shm = created->get();
-    for (uint32_t i = 0; i < 2; ++i) Occupy(i, 1);
+struct Fixture : test::TwoWorkerShm {
+  // The budgets a and b of the workers in slots 0 and 1, claimed.
+  Fixture() {
     a = std::make_unique<StagingBudget>(*shm, 0, 1);
     b = std::make_unique<StagingBudget>(*shm, 1, 1);
     a->Claim();
     b->Claim();
   }
-  // The master's part: a worker of generation `gen` runs in `slot`.
-  void Occupy(uint32_t slot, uint32_t gen) {
-    shm->slot(slot).generation.store(gen);
-    shm->slot(slot).state.store(static_cast<uint32_t>(SlotState::kRunning));
-  }
+  void Occupy(uint32_t slot, uint32_t gen) { test::OccupySlot(*shm, slot, gen); }
   void SetLive(uint64_t bytes) { shm->index().counters().live_bytes.store(bytes); }
   uint64_t Total() const { return shm->control().staging.reserved_bytes.load(); }
 
-  engine::Result<std::unique_ptr<SharedMemory>> created;
-  SharedMemory* shm = nullptr;
   std::unique_ptr<StagingBudget> a, b;
 };
 

@@ -17,8 +17,7 @@ struct Fixture {
   Fixture() : created(SharedMemory::Create(test::SmallShmSizes(2, 64))) {
     REQUIRE(created.ok());
     shm = created->get();
-    shm->slot(0).generation.store(1);
-    shm->slot(0).state.store(static_cast<uint32_t>(SlotState::kRunning));
+    test::OccupySlot(*shm, 0, 1);
     ctx.shm = shm;
     ctx.queue = &shm->queue();
     ctx.slot = 0;

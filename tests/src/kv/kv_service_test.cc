@@ -830,10 +830,7 @@ struct StagingFixture {
   explicit StagingFixture(uint64_t storage_timeout_ms = 30'000)
       : created(SharedMemory::Create(test::SmallShmSizes(4, 64))), f(Options(storage_timeout_ms)) {
     REQUIRE(created.ok());
-    for (uint32_t i = 0; i < 2; ++i) {
-      (*created)->slot(i).generation.store(1);
-      (*created)->slot(i).state.store(static_cast<uint32_t>(SlotState::kRunning));
-    }
+    for (uint32_t i = 0; i < 2; ++i) test::OccupySlot(**created, i, 1);
     budget = std::make_unique<StagingBudget>(**created, 0, 1);
     other = std::make_unique<StagingBudget>(**created, 1, 1);
     budget->Claim();

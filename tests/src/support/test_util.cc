@@ -29,4 +29,15 @@ ShmSizes SmallShmSizes(uint32_t slots, uint32_t ring_entries) {
   return sizes;
 }
 
+void OccupySlot(SharedMemory& shm, uint32_t slot, uint32_t generation) {
+  shm.slot(slot).generation.store(generation);
+  shm.slot(slot).state.store(static_cast<uint32_t>(SlotState::kRunning));
+}
+
+TwoWorkerShm::TwoWorkerShm() : created(SharedMemory::Create(SmallShmSizes(4, 64))) {
+  REQUIRE(created.ok());
+  shm = created->get();
+  for (uint32_t i = 0; i < 2; ++i) OccupySlot(*shm, i, 1);
+}
+
 }  // namespace kingx::test

@@ -1,8 +1,9 @@
-// Helpers shared by the tests of src/: a scratch directory and the sizes of a
-// small shared mapping.
+// Helpers shared by the tests of src/: a scratch directory, the sizes of a
+// small shared mapping, and workers in its slots.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "src/ipc/shm.h"
@@ -23,5 +24,16 @@ struct TempDir {
 // slots, a 64K-key index, a 1 MiB write queue, `ring_entries` completions per
 // slot.
 ShmSizes SmallShmSizes(uint32_t slots, uint32_t ring_entries);
+
+// The master's part: a worker of generation `generation` runs in `slot`.
+void OccupySlot(SharedMemory& shm, uint32_t slot, uint32_t generation);
+
+// A small mapping (SmallShmSizes(4, 64)) whose slots 0 and 1 hold running
+// workers of generation 1. Test failure (Catch2) if it cannot be made.
+struct TwoWorkerShm {
+  TwoWorkerShm();
+  engine::Result<std::unique_ptr<SharedMemory>> created;
+  SharedMemory* shm = nullptr;
+};
 
 }  // namespace kingx::test

@@ -46,10 +46,7 @@ struct WriterFixture {
     auto created = SharedMemory::Create(test::SmallShmSizes(4, 1024));
     REQUIRE(created.ok());
     shm = std::move(created).value();
-    for (uint32_t slot : {1u, 2u}) {
-      shm->slot(slot).generation.store(3);
-      shm->slot(slot).state.store(static_cast<uint32_t>(SlotState::kRunning));
-    }
+    for (uint32_t slot : {1u, 2u}) test::OccupySlot(*shm, slot, 3);
     if (start) Start();
   }
   void Start() {
