@@ -491,7 +491,10 @@ uint64_t Connection::DeadlineMs() const {
     case State::kClosing:
       break;
   }
-  uint64_t send = (HasOutput() || StreamWaiting()) ? send_progress_ms_ + limits_.send_timeout_ms : 0;
+  // A stream waiting for its producer with nothing pending waits for the
+  // server, not the client (a piece is asked for only once the previous one
+  // was written whole): no send deadline then (response.h, kAgain).
+  uint64_t send = HasOutput() ? send_progress_ms_ + limits_.send_timeout_ms : 0;
   if (phase == 0) return send;
   if (send == 0) return phase;
   return std::min(phase, send);
@@ -507,10 +510,9 @@ void Connection::OnTimer(uint64_t now_ms) {
     return;
   }
   if (counters_) Bump(counters_->timeouts);
-  if ((HasOutput() || StreamWaiting()) && now_ms >= send_progress_ms_ + limits_.send_timeout_ms) {
-    // The peer does not read (or a streamed body could not go on for as
-    // long). Keep the bytes (a write may still reference them) but stop
-    // offering them, and close now.
+  if (HasOutput() && now_ms >= send_progress_ms_ + limits_.send_timeout_ms) {
+    // The peer does not read. Keep the bytes (a write may still reference
+    // them) but stop offering them, and close now.
     output_abandoned_ = true;
     stream_.reset();
     Close();

@@ -273,8 +273,9 @@ class Connection {
   // from when it can be served: not while the output before it is over
   // pipeline_output_bytes or streamed), the body deadline (reading a
   // body, not paused), the keep-alive idle deadline, or the send deadline
-  // (output pending, or a streamed body waiting for ResumeOutput, without
-  // progress), whichever is earliest.
+  // (output pending without progress; not while a streamed body waits for
+  // ResumeOutput with nothing pending: that wait is the producer's),
+  // whichever is earliest.
   uint64_t DeadlineMs() const;
   // Call when DeadlineMs() passed (calling early is harmless: nothing
   // happens). Header/body deadline: the handler's request (if any) is

@@ -31,10 +31,13 @@ class BodyStream {
     kPiece,  // *piece holds the next 1.. bytes of the body
     kAgain,  // nothing now (e.g. a disk read in flight): the producer calls
              // Connection::ResumeOutput later, then the I/O layer re-reads
-             // the Connection's observers. The wait counts against the send
-             // deadline as if the client read nothing: a producer that may
-             // wait longer than its own I/O (for room other responses hold)
-             // must get what it needs before its response is begun.
+             // the Connection's observers. Once the client has taken every
+             // byte sent so far, the wait is the server's, not the client's:
+             // it does not count against the send deadline (which runs again
+             // from the piece's arrival), so the producer bounds it: its own
+             // I/O only. A producer that may wait longer than that (for room
+             // other responses hold) must get what it needs before its
+             // response is begun.
     kError,  // the body cannot be completed: the connection is closed after
              // what was already queued (the client sees a short body)
   };

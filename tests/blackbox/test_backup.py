@@ -17,7 +17,8 @@ Also: a backup while compaction deletes segments (the pinned files stay and
 are reclaimed after), a held cut pins only its own files (segments born
 after it are compacted away meanwhile), a backup read held in the file seam
 (KINGX_BACKUP_READ_HOLD) while GETs and /healthz of the same worker are
-answered, a client that goes away mid-stream (its pin released at once), a
+answered, a read held past --send-timeout-ms while the client has read
+everything sent (the archive comes whole: the wait is the server's), a client that goes away mid-stream (its pin released at once), a
 slow client within --response-buffer-bytes, a pin held past --backup-max-ms
 (cut off), a read of a segment failing mid-archive (the file seam's "read"
 fail point: the archive ends before its Content-Length, never looks whole),
@@ -493,6 +494,43 @@ def test_a_held_backup_read_does_not_hold_up_the_worker():
         tar_path = os.path.join(WORK, "held-read.tar")
         got = read_rest(sock, rest, length, tar_path)
         check(got == length, f"backup after the hold: {got} of {length}")
+        verify(restore(tar_path))
+
+
+def test_a_slow_disk_read_never_cuts_a_backup_whose_client_reads_promptly():
+    # --send-timeout-ms is the client's deadline: a client that took every
+    # byte sent is not stalling when the server's own read of the next piece
+    # is slow. A segment read held in the file seam for 2.5 send timeouts,
+    # mid-archive, while the client has read everything: the archive comes whole.
+    hold = os.path.join(WORK, "hold-slow-read")
+    with own_server(["--send-timeout-ms", "1000"], env={"KINGX_BACKUP_READ_HOLD": hold}) as srv:
+        for i in range(6):
+            r = http(srv.port, "PUT", key_path(f"slow-{i}"), os.urandom(100_000))
+            check(r.status in (201, 204), f"{r!r}")
+        sock, _, _, status, headers, rest = open_backup(srv.admin_port, rcvbuf=8192)
+        check(status == 200, f"backup: {status} {headers}")
+        length = int(headers["content-length"])
+        open(hold, "w").close()  # the reads from now on wait
+        got = bytearray(rest)
+        sock.settimeout(0.2)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # read all the server sent, until its next read is held
+            try:
+                d = sock.recv(65536)
+            except socket.timeout:
+                if os.path.exists(hold + ".held"):
+                    break
+                continue
+            check(d, f"the server closed the backup after {len(got)} of {length} bytes, before its read was held")
+            got += d
+        check(os.path.exists(hold + ".held"), "no backup read was held")
+        check(len(got) < length, "the whole archive was sent before a read was held")
+        time.sleep(2.5)  # the read is held for 2.5 send timeouts; the client has everything sent so far
+        os.unlink(hold)
+        sock.settimeout(60)
+        tar_path = os.path.join(WORK, "slow-read.tar")
+        total = read_rest(sock, bytes(got), length, tar_path)
+        check(total == length, f"a backup whose read was slow (not its client) was cut: {total} of {length} bytes")
         verify(restore(tar_path))
 
 

@@ -1,7 +1,8 @@
 // Connection with a BodyStream: the body is pulled one piece at a time, only
 // once the previous piece was written whole; the next pipelined request
-// waits; kAgain parks the response until ResumeOutput (bounded by the send
-// deadline); kError closes with a short body; HEAD never pulls.
+// waits; kAgain parks the response until ResumeOutput (the wait is the
+// producer's: no send deadline while the client has every byte sent, only
+// while output is pending); kError closes with a short body; HEAD never pulls.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -167,8 +168,8 @@ TEST_CASE("a stream that answers kAgain parks the response until ResumeOutput", 
   CHECK_FALSE(p.conn->HasOutput());
   CHECK(p.conn->Streaming());
   CHECK_FALSE(p.conn->ShouldClose());
-  // Only the send deadline runs while parked.
-  CHECK(p.conn->DeadlineMs() == 1000 + p.limits.send_timeout_ms);
+  // The client has every byte sent: the wait is the producer's, no deadline runs.
+  CHECK(p.conn->DeadlineMs() == 0);
   p.conn->ResumeOutput(p.handler.now);
   p.Drain(1 << 20);
   CHECK_FALSE(p.conn->Streaming());
@@ -178,7 +179,9 @@ TEST_CASE("a stream that answers kAgain parks the response until ResumeOutput", 
   CHECK(responses[0].body == PatternStream::Expected(500, 6));
 }
 
-TEST_CASE("a stream parked past the send deadline closes the connection", "[http][connection][stream]") {
+TEST_CASE("a stream parked past the send deadline is not cut while the client has read everything, and is "
+          "cut when the client stops reading after it resumes",
+          "[http][connection][stream]") {
   SlowPeer p;
   auto stream = std::make_shared<PatternStream>(500, 6);
   stream->again_at = 1;
@@ -188,12 +191,41 @@ TEST_CASE("a stream parked past the send deadline closes the connection", "[http
   p.Feed("GET /v1/kv/s HTTP/1.1\r\nHost: h\r\n\r\n");
   p.Drain(1 << 20);
   REQUIRE(p.conn->Streaming());
-  p.handler.now = p.conn->DeadlineMs();
+  // The producer takes three send timeouts (a slow disk): the client read
+  // everything, so nothing is due and the timer changes nothing.
+  p.handler.now += 3 * p.limits.send_timeout_ms;
+  p.conn->OnTimer(p.handler.now);
+  CHECK_FALSE(p.conn->ShouldClose());
+  CHECK(p.conn->Streaming());
+  // The piece arrives: the send deadline runs from now, for the client.
+  p.conn->ResumeOutput(p.handler.now);
+  REQUIRE(p.conn->HasOutput());
+  CHECK(p.conn->DeadlineMs() == p.handler.now + p.limits.send_timeout_ms);
+  p.handler.now = p.conn->DeadlineMs() - 1;
+  p.conn->OnTimer(p.handler.now);
+  CHECK_FALSE(p.conn->ShouldClose());
+  // The client does not read it.
+  p.handler.now += 1;
   p.conn->OnTimer(p.handler.now);
   CHECK(p.conn->ShouldClose());
   CHECK_FALSE(p.conn->HasOutput());
   p.handler.next_stream.reset();
-  CHECK(weak.expired());  // the stream is released with the response
+  p.conn.reset();  // the abandoned piece (a write may reference it) goes with the connection
+  CHECK(weak.expired());
+}
+
+TEST_CASE("a stream parked with its head still unread is cut at the send deadline", "[http][connection][stream]") {
+  SlowPeer p;
+  auto stream = std::make_shared<PatternStream>(500, 6);
+  stream->again_at = 0;  // the first piece is not there with the head
+  p.handler.next_stream = stream;
+  p.Feed("GET /v1/kv/s HTTP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE(p.conn->HasOutput());  // the head: the client reads nothing
+  REQUIRE(p.conn->DeadlineMs() == p.handler.now + p.limits.send_timeout_ms);
+  p.handler.now = p.conn->DeadlineMs();
+  p.conn->OnTimer(p.handler.now);
+  CHECK(p.conn->ShouldClose());
+  CHECK_FALSE(p.conn->HasOutput());
 }
 
 TEST_CASE("a stream that fails mid-body closes the connection after a short body", "[http][connection][stream]") {

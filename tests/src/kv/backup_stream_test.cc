@@ -19,6 +19,8 @@
 #include "engine/cut_hint.h"
 #include "engine/options.h"
 #include "engine/record.h"
+#include "http/connection.h"
+#include "tests/engine/support/fault_env.h"
 #include "tests/src/support/test_util.h"
 
 namespace kingx {
@@ -31,12 +33,14 @@ class ManualOffload final : public Offload {
     jobs.push_back({std::move(work), std::move(done)});
     return true;
   }
-  // Runs the oldest job: its work, then its done (as the loop would).
-  void RunOne() {
+  // Runs the oldest job: its work, then `between` (what the loop does
+  // before it sees the work's end: a timer sweep), then its done.
+  void RunOne(const std::function<void()>& between = {}) {
     REQUIRE(!jobs.empty());
     Job j = std::move(jobs.front());
     jobs.erase(jobs.begin());
     j.work();
+    if (between) between();
     j.done();
   }
   struct Job {
@@ -48,7 +52,7 @@ class ManualOffload final : public Offload {
 // One cut in backup slot 0 of a region: one sealed segment file of `bytes`
 // random bytes in dir (no hint), and the MANIFEST made for it.
 struct CutFixture {
-  explicit CutFixture(size_t bytes) : region(std::make_unique<BackupRegion>()) {
+  explicit CutFixture(size_t bytes, engine::Env& env = engine::PosixEnv()) : region(std::make_unique<BackupRegion>()) {
     std::mt19937 rng(7);
     segment.resize(bytes);
     for (char& c : segment) c = static_cast<char>(rng());
@@ -62,7 +66,7 @@ struct CutFixture {
     b.next_seq = 100;
     b.seq_high_water = 200;
     b.state = static_cast<uint32_t>(BackupState::kCut);
-    client = std::make_unique<BackupClient>(*region, engine::PosixEnv(), nullptr, dir.path, 0, 1);
+    client = std::make_unique<BackupClient>(*region, env, nullptr, dir.path, 0, 1);
   }
   test::TempDir dir;
   std::unique_ptr<BackupRegion> region;
@@ -369,6 +373,83 @@ TEST_CASE("a read that ends after the pin was dropped ends the stream", "[kv][ba
   f.region->slots[0].state = static_cast<uint32_t>(BackupState::kExpired);  // the writer dropped the pin
   offload.RunOne();
   REQUIRE(s.Next(&piece) == http::BodyStream::Pull::kError);
+}
+
+namespace {
+
+// GET /admin/backup answered with the stream the test made.
+class BackupHandler final : public http::Handler {
+ public:
+  std::shared_ptr<TarBackupStream> stream;
+  const uint64_t* now = nullptr;
+  void OnRequest(http::Connection& conn, const http::Request&) override {
+    http::Response r;
+    r.status = 200;
+    r.content_type = "application/x-tar";
+    r.stream_length = stream->length();
+    r.stream = std::move(stream);
+    conn.Respond(r, *now);
+  }
+  void OnBody(http::Connection&, std::span<const char>) override {}
+  void OnBodyEnd(http::Connection&) override {}
+  void OnAbort(http::Connection&) override {}
+};
+
+}  // namespace
+
+TEST_CASE("a backup whose client reads promptly is never cut by the send deadline while its disk reads are slow",
+          "[kv][backup]") {
+  // Every read of the segment takes two send timeouts on the test's clock
+  // (the file seam's read hook: a slow disk); the loop's timer sweep runs
+  // when the read ends, before its piece is resumed. The client takes every
+  // byte at once: the archive must come whole, the connection kept.
+  engine::test::FaultInjectionEnv env;
+  CutFixture f(300'000, env);
+  http::Limits limits;
+  uint64_t now = 1000;
+  int slow_reads = 0;
+  env.SetReadHook([&](const std::string& path, uint64_t, size_t, const char*) {
+    if (path.ends_with(engine::SegmentFileName(3))) {
+      now += 2 * limits.send_timeout_ms;
+      ++slow_reads;
+    }
+  });
+  ByteBudget budget(1 << 20);
+  ManualOffload offload;
+  BackupHandler handler;
+  handler.now = &now;
+  auto conn = std::make_unique<http::Connection>(handler, limits, nullptr, now);
+  conn->SetListener(http::Listener::kAdmin);
+  handler.stream = std::make_shared<TarBackupStream>(*f.client, 0, budget, 0, &offload,
+                                                     [&] { conn->ResumeOutput(now); });
+  REQUIRE(handler.stream->Prime());
+  const uint64_t length = handler.stream->length();
+  const std::string request = "GET /admin/backup HTTP/1.1\r\nHost: h\r\n\r\n";
+  conn->Feed(std::span<const char>(request.data(), request.size()), now);
+  std::string wire;
+  for (int i = 0; i < 10'000 && !conn->ShouldClose(); ++i) {
+    if (conn->HasOutput()) {  // the client reads everything sent, at once
+      struct iovec iov[64];
+      const size_t n = conn->GatherOutput(iov, 64);
+      size_t bytes = 0;
+      for (size_t k = 0; k < n; ++k) {
+        wire.append(static_cast<const char*>(iov[k].iov_base), iov[k].iov_len);
+        bytes += iov[k].iov_len;
+      }
+      conn->ConsumeOutput(bytes, now);
+      continue;
+    }
+    if (offload.jobs.empty()) break;  // nothing pending, nothing read: done
+    offload.RunOne([&] { conn->OnTimer(now); });
+  }
+  CHECK(slow_reads >= 4);
+  CHECK_FALSE(conn->ShouldClose());
+  CHECK_FALSE(conn->Streaming());
+  const size_t head_end = wire.find("\r\n\r\n");
+  REQUIRE(head_end != std::string::npos);
+  const std::string body = wire.substr(head_end + 4);
+  REQUIRE(body.size() == length);
+  CHECK(SegmentMember(body) == f.segment);
 }
 
 }  // namespace kingx
