@@ -14,9 +14,10 @@ move window (README "Resharding"), behind Debian's nginx and HAProxy, 2 -> 3 kin
     a GET returns, the key on its new owner only, and `check` agrees.
   - `kingx-reshard reload` fails while that worker runs (`--timeout 1`: exit 2, naming the
     worker's pid and the proxy's setting that bounds it), and, behind nginx, when nginx keeps
-    its configuration (a site file it refuses: no new worker) or the pid file names a worker
-    instead of the master (refused, nothing signalled); an idle keep-alive client connection
-    does not keep an old worker (the proxy closes it at the reload);
+    its configuration (a site file it refuses: no new worker), or when the pid file names a
+    worker instead of the master, or another program's master (refused, nothing signalled); an
+    idle keep-alive client connection does not keep an old worker (the proxy closes it at the
+    reload);
   - nginx's `worker_shutdown_timeout` (which that failure names) ends the wait: the reload
     returns 0 once nginx cut the worker, whose held PUT got no answer and was not applied.
 
@@ -220,21 +221,28 @@ def move_with_a_write_held_across_the_reload(kind):
         check(got == (200 if s is mv.c else 404), f"{key} on {name(s)}: {got}")
     p = reshard("check", "--shards", mv.lists[3], *(["--ring", ring] if ring != "nginx" else []))
     check(p.returncode == 0, f"check: {p.returncode} {p.stdout} {p.stderr}")
-    return proxy
+    return proxy, mv
 
 
 def test_a_put_held_by_an_old_nginx_worker_across_the_reload_is_what_a_get_returns_after_the_move():
-    proxy = move_with_a_write_held_across_the_reload("nginx")
+    proxy, mv = move_with_a_write_held_across_the_reload("nginx")
     if ARGS.reload == "signal":
         return
-    # A pid file naming a worker, not the master: refused, and nothing signalled.
+    # A pid file naming a worker, not the master: refused, nothing signalled.
     worker = min(KR.children(proxy.p.proc.pid))
     wrong = os.path.join(proxy.p.workdir, "worker.pid")
     with open(wrong, "w") as f:
         f.write(f"{worker}\n")
-    p = reshard("reload", "--pidfile", wrong)  # --proxy nginx is the default
+    p = reshard("reload", "--pidfile", wrong, "--timeout", "5")  # --proxy nginx is the default
     check(p.returncode == 2 and "not nginx's master process" in p.stderr and worker in KR.children(proxy.p.proc.pid),
           f"reload given a worker's pid: {p.returncode} {p.stdout} {p.stderr}")
+    # A pid file naming another program's master (a stale one, say): refused, nothing signalled.
+    shard_workers = KR.children(mv.a.pid)
+    with open(wrong, "w") as f:
+        f.write(f"{mv.a.pid}\n")
+    p = reshard("reload", "--pidfile", wrong, "--timeout", "5")
+    check(p.returncode == 2 and "not nginx" in p.stderr and KR.children(mv.a.pid) == shard_workers,
+          f"reload given a kingx master's pid: {p.returncode} {p.stdout} {p.stderr}")
     # A site file nginx refuses: it keeps its configuration and starts no new worker.
     with open(os.path.join(proxy.p.workdir, "site.conf"), "a") as f:
         f.write("this is not nginx configuration;\n")
