@@ -448,6 +448,8 @@ void WriteQueue::ReleaseUntil(const StopPoint* stop, uint64_t position, uint64_t
   pending_release_ -= entries;
 }
 
+bool WriteQueue::HasUntaken() const { return header_->tail.load(std::memory_order_acquire) != peek_pos_; }
+
 bool WriteQueue::WaitForEntries(int timeout_ms) {
   header_->sleeping.store(1, std::memory_order_seq_cst);
   if (header_->tail.load(std::memory_order_seq_cst) != peek_pos_) {

@@ -193,6 +193,10 @@ class WriteQueue {
   // Frees the ring bytes of every entry returned by Peek so far.
   void Release();
 
+  // Whether entries were queued after the ones Peek handed out so far (a
+  // snapshot: one may land right after it). Never blocks, no system call.
+  bool HasUntaken() const;
+
   // Where the entries handed out so far end: with the number of entries
   // handed out up to it, what ReleaseThrough takes to free exactly those.
   uint64_t PeekPosition() const { return peek_pos_; }

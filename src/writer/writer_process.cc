@@ -230,10 +230,23 @@ class WriterLoop {
       // engine's sync threads run them: the loop takes the next batch
       // meanwhile, and each returning sync wakes it through on_synced.) What arrives meanwhile
       // stays queued, as it does during the sync thread's (and completions
-      // that wait for room in a full ring wait one fdatasync more). The
-      // synced batch is answered by the next iteration, after the next batch
-      // is written, as when the sync thread ran it.
-      if (!overlap_syncs_ && !submitted_.empty() && writer_.SyncSubmitted()) synced_here_ = true;
+      // that wait for room in a full ring wait one fdatasync more). When
+      // something did arrive, the synced batch is answered by the next
+      // iteration, after the next batch is written, as when the sync thread
+      // ran it.
+      if (!overlap_syncs_ && !submitted_.empty() && writer_.SyncSubmitted()) {
+        if (queue_.HasUntaken()) {
+          synced_here_ = true;
+        } else {
+          // Nothing arrived during the fdatasync: there is no next batch to
+          // write before these answers, so they go out now, not after a turn
+          // of the loop (its hooks, a dead-only compaction pass among them,
+          // and the backup cuts would run between the sync and the answers).
+          // What lands after the look is taken at the next turn, as always.
+          ReapFinished(false);
+          WakeSlots();
+        }
+      }
       // Between two batches: every write answered so far is in a cut taken now.
       // One clock read for both (the heartbeat reads its own, after the cut).
       const uint64_t served_ms = NowMs();

@@ -12,7 +12,8 @@
 //   thread (Writer::SyncSubmitted; on the engine's sync thread when another
 //   thread's drain handed it over, the loop then beating and serving backup
 //   cuts and stop requests until it returns) → once it returned, the next
-//   batch is taken. What arrives while a batch waits for its fdatasync
+//   batch is taken (when nothing is queued by then, the synced batch is
+//   answered at once, in the same turn). What arrives while a batch waits for its fdatasync
 //   stays queued and becomes the next batch (one write, one fdatasync for
 //   all of it): a write that arrives during an fdatasync waits for that one
 //   and the next. After a failed fdatasync no batch is taken. A batch holding large-value entries waits until

@@ -867,4 +867,28 @@ TEST_CASE("a writer killed between the parts of a split batch keeps every answer
 }
 #endif
 
+TEST_CASE("a batch nothing queued behind is answered when its fdatasync returns, not after another turn of the loop",
+          "[src][writer][pipeline]") {
+  WriterFixture f(/*start=*/false);
+  // What the loop's hook sees at each turn: batches submitted and not yet
+  // answered. The loop runs the fdatasync (depth 1) after the hook in the
+  // turn that wrote the batch, so a hook that sees one saw a batch whose
+  // answers waited for a turn of the loop after its sync.
+  std::atomic<size_t> unanswered_at_hook{0};
+  f.hooks.each_iteration = [&](engine::Writer& writer, bool) {
+    unanswered_at_hook.fetch_add(writer.Unfinished());
+  };
+  f.Start();
+  WriteQueue& q = f.shm->queue();
+  for (uint64_t i = 1; i <= 3; ++i) {
+    REQUIRE(q.TryEnqueue(1, MakeToken(3, i), Put("k" + std::to_string(i), "v")).ok());
+    auto got = f.Collect(1, 1);
+    REQUIRE(got.size() == 1);
+    CHECK(got[i].code == engine::Code::kOk);
+  }
+  f.Stop();
+  CHECK(f.exit_status == 0);
+  CHECK(unanswered_at_hook.load() == 0);
+}
+
 }  // namespace kingx
