@@ -25,6 +25,8 @@ by name (sys_PROCESS_NAME per request), the wake-ups it made of other tasks (wak
 sched:sched_wakeup fires in the waker), its context switches and its user and kernel CPU per request
 (user_us_... / kern_us_...), and the server's own latency from a request's head to its answer
 (server_ms_mean, server_ms_p50: kingx's request histogram, bucket-interpolated).
+Per group commit: the workers' wake-ups of the writer and the writer's of the workers (written, and
+skipped for a worker that was running: kingx_completion_wakes_*).
 With --nginx, nginx `return 200` with one worker (PUT: the body read and discarded, as bench/compare's
 nginx-return-w1) runs in the same rounds as the ceiling, labelled nginx.
 
@@ -57,7 +59,7 @@ def metrics(port):
         raise RuntimeError(f"/metrics -> {status}")
     out = {}
     for line in body.decode().splitlines():
-        m = re.match(r"^(kingx_(?:writer|compaction|http_request_duration)_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$",
+        m = re.match(r"^(kingx_(?:writer|compaction|http_request_duration|completion|write_queue)_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$",
                      line)
         if m and (not m.group(2) or m.group(1).startswith("kingx_http_request_duration")):
             out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
@@ -287,6 +289,12 @@ def derive(before, after, secs, rps, mean_lat_s):
         "compaction_read_mb_per_100k": round(d.get("kingx_compaction_read_bytes_total", 0) / per_100k / 1e6, 2),
         "write_stalls_per_100k": round(d.get("kingx_compaction_write_stalls_total", 0) / per_100k, 2),
         "write_stall_ms_per_100k": round(d.get("kingx_compaction_write_stall_seconds_total", 0) / per_100k * 1e3, 1),
+        # The hand-off's wake-ups per group commit: the writer's by the workers, the workers' by the writer
+        # (written, and left out because the worker was running).
+        "writer_wakes_per_batch": round(d.get("kingx_write_queue_writer_wakes_total", 0) / batches, 2) if batches else None,
+        "worker_wakes_per_batch": round(d.get("kingx_completion_wakes_total", 0) / batches, 2) if batches else None,
+        "worker_wakes_skipped_per_batch":
+            round(d.get("kingx_completion_wakes_skipped_total", 0) / batches, 2) if batches else None,
     }
 
 
