@@ -170,7 +170,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
 
   static KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
 
-  void Answer(http::Connection& conn, const http::Request& request, http::Response response,
+  void Answer(http::Connection& conn, const http::Request& request, http::Response&& response,
               uint64_t now_ms) override;
   void LogResponse(http::Connection& conn, const http::ResponseRecord& record);
   void HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms);
@@ -207,7 +207,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
 
 // Every response of the service goes through here: X-Request-Id, drain-time
 // Connection: close, then Respond (which logs it through OnResponded).
-void KvService::Impl::Answer(http::Connection& conn, const http::Request& request, http::Response response,
+void KvService::Impl::Answer(http::Connection& conn, const http::Request& request, http::Response&& response,
                              uint64_t now_ms) {
   char id[RequestIds::kMaxBytes];
   const size_t id_len = request_ids.For(request.x_request_id, id);

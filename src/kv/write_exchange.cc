@@ -179,6 +179,26 @@ http::Response DiskFullResponse() {
                                "are served; writes resume once deleted data is compacted away)");
 }
 
+// The answer to a write the writer completed (built in place: it is on
+// every write's path).
+http::Response CompletionResponse(const Completion& c, WriteKind kind) {
+  switch (c.code) {
+    case engine::Code::kOk:
+      return kind == WriteKind::kPut ? http::PutResponse(!c.existed, c.seq) : http::DeleteResponse();
+    case engine::Code::kNotFound:
+      return http::NoSuchKeyResponse();
+    case engine::Code::kPreconditionFailed:
+      return http::ProblemResponse(412, "the precondition does not hold for the current value");
+    case engine::Code::kNoSpace:
+      return DiskFullResponse();
+    case engine::Code::kOutcomeUnknown:
+      return http::ErrorResponse(engine::Status::OutcomeUnknown(
+          "outcome unknown: the write may or may not have been applied; read the key before retrying"));
+    default:
+      return http::ErrorResponse(engine::Status(c.code, "the write failed"));
+  }
+}
+
 }  // namespace
 
 WriteExchanges::WriteExchanges(KvBackend& backend, Responder& responder, const WriteExchangeOptions& options,
@@ -953,7 +973,7 @@ void WriteExchanges::Unblock(Exchange* e) {
 
 // Answers the exchange's request and forgets the exchange. A large value
 // already begun is abandoned with LargeAbort (retried by Poke when full).
-void WriteExchanges::Finish(Exchange* e, http::Response response, uint64_t now_ms) {
+void WriteExchanges::Finish(Exchange* e, http::Response&& response, uint64_t now_ms) {
   if (e->begun && e->phase == Exchange::Phase::kBody) {
     if (!backend_.EnqueueLargeAbort(e->token).ok()) aborts_.push_back(e->token);
   }
@@ -1086,39 +1106,16 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
     // answer now; the upload is abandoned.
     e->begun = false;  // the writer already dropped it
   }
-  http::Response resp;
   if (c.reason == CompletionReason::kStagingBudget) {
     // Refused before its body ended: do not read the rest of it.
-    resp = http::ProblemResponse(503,
-                                 "large uploads in progress already stage as much disk as --staging-bytes allows; "
-                                 "retry later",
-                                 options_.staging_bytes, true);
+    http::Response resp = http::ProblemResponse(
+        503, "large uploads in progress already stage as much disk as --staging-bytes allows; retry later",
+        options_.staging_bytes, true);
     resp.close = true;
     Finish(e, std::move(resp), now_ms);
     return;
   }
-  switch (c.code) {
-    case engine::Code::kOk:
-      resp = e->kind == WriteKind::kPut ? http::PutResponse(!c.existed, c.seq) : http::DeleteResponse();
-      break;
-    case engine::Code::kNotFound:
-      resp = http::NoSuchKeyResponse();
-      break;
-    case engine::Code::kPreconditionFailed:
-      resp = http::ProblemResponse(412, "the precondition does not hold for the current value");
-      break;
-    case engine::Code::kNoSpace:
-      resp = DiskFullResponse();
-      break;
-    case engine::Code::kOutcomeUnknown:
-      resp = http::ErrorResponse(engine::Status::OutcomeUnknown(
-          "outcome unknown: the write may or may not have been applied; read the key before retrying"));
-      break;
-    default:
-      resp = http::ErrorResponse(engine::Status(c.code, "the write failed"));
-      break;
-  }
-  Finish(e, std::move(resp), now_ms);
+  Finish(e, CompletionResponse(c, e->kind), now_ms);
 }
 
 void WriteExchanges::Poke(uint64_t now_ms) {

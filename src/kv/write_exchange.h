@@ -195,7 +195,7 @@ class WriteExchanges {
   // carries, logs, then Connection::Respond.
   class Responder {
    public:
-    virtual void Answer(http::Connection& conn, const http::Request& request, http::Response response,
+    virtual void Answer(http::Connection& conn, const http::Request& request, http::Response&& response,
                         uint64_t now_ms) = 0;
 
    protected:
@@ -360,7 +360,7 @@ class WriteExchanges {
   bool AddToTable(Exchange* e);
   void RemoveFromTable(Exchange* e);
   void Unblock(Exchange* e);
-  void Finish(Exchange* e, http::Response response, uint64_t now_ms);
+  void Finish(Exchange* e, http::Response&& response, uint64_t now_ms);
   void Orphan(Exchange* e);
   void Free(Exchange* e);
   Exchange* NewExchange();
