@@ -173,7 +173,7 @@ const Setting kSettings[] = {
        c->sync_interval_ms = o.sync_interval_ms;
        return Status::OK();
      }},
-    {"sync_depth", "N", "2",
+    {"sync_depth", "N", "1",
      "under --sync always: the most group commits whose fdatasyncs run at once (each batch still acknowledged "
      "only once its own and every earlier fdatasync returned)",
      false, true, KINGX_UNSIGNED(sync_depth, uint32_t, 1, engine::kMaxSyncDepth)},

@@ -68,7 +68,7 @@ struct Config {
   bool single_process = false;                   // --single-process
   engine::SyncMode sync = engine::SyncMode::kAlways;  // --sync always|interval:MS|none
   uint32_t sync_interval_ms = 0;                 // MS of interval:MS
-  uint32_t sync_depth = 2;                       // --sync-depth (fdatasyncs in flight at once, sync always)
+  uint32_t sync_depth = 1;                       // --sync-depth (fdatasyncs in flight at once, sync always)
   uint64_t max_value_bytes = 64ull << 20;        // --max-value-bytes
   uint32_t max_key_bytes = 1024;                 // --max-key-bytes
   uint64_t segment_bytes = 256ull << 20;         // --segment-bytes SIZE|auto (resolved when parsed)

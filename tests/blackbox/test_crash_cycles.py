@@ -18,7 +18,7 @@ long key, values that do not fit one queue entry take the large path), and
 compaction runs.
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_crash_cycles.py [--cycles N] [--seed S]
-        [--sync always|none|interval:MS] [--model event|threads] [--workers N]
+        [--sync always|none|interval:MS] [--model event|threads] [--workers N] [--sync-depth N]
 """
 
 import argparse
@@ -78,7 +78,7 @@ def client_keys(c):
     return keys
 
 
-def run(cycles, workers, seed, sync="always", model="event"):
+def run(cycles, workers, seed, sync="always", model="event", sync_depth=None):
     rng = random.Random(seed)
     states = [ClientState(c, client_keys(c), seed * 100 + c) for c in range(CLIENTS)]
     choose = make_chooser([k for st in states for k in st.keys])
@@ -86,8 +86,10 @@ def run(cycles, workers, seed, sync="always", model="event"):
     # cache, so every sync mode must keep every acknowledged write here.
     server = Server(["--workers", str(workers), "--segment-bytes", str(SEGMENT_BYTES),
                      "--write-queue-bytes", str(WRITE_QUEUE_BYTES), "--max-key-bytes", "4096",
-                     "--sync", sync, "--compaction-dead-ratio", "0.3", "--model", model])
-    print(f"seed {seed}, {cycles} cycles, sync {sync}, model {model}, data in {server.data_dir}", flush=True)
+                     "--sync", sync, "--compaction-dead-ratio", "0.3", "--model", model] +
+                    (["--sync-depth", str(sync_depth)] if sync_depth else []))
+    print(f"seed {seed}, {cycles} cycles, sync {sync}, depth {sync_depth or 'default'}, model {model}, "
+          f"data in {server.data_dir}", flush=True)
     violations = []
     sizes_put = set()
     t0 = time.monotonic()
@@ -161,10 +163,11 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sync", default="always")
     ap.add_argument("--model", default="event")
+    ap.add_argument("--sync-depth", type=int, default=None, help="fdatasyncs in flight (default: the server's)")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("KINGX_SEED", "0")) or random.randrange(1, 1 << 30))
     o = ap.parse_args()
     sys.exit(run_cases("crash cycles", [(f"kill -9 process group x{o.cycles} (seed {o.seed})",
-                                         lambda: run(o.cycles, o.workers, o.seed, o.sync, o.model))]))
+                                         lambda: run(o.cycles, o.workers, o.seed, o.sync, o.model, o.sync_depth))]))
 
 
 if __name__ == "__main__":
