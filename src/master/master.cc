@@ -553,6 +553,10 @@ class Master {
     next.listen = config_.listen;
     next.accept = config_.accept;
     next.admin_listen = config_.admin_listen;
+    // The process layout itself: a master with children never turns into a
+    // single process, nor back.
+    keep(next.single_process != config_.single_process, "--single-process");
+    next.single_process = config_.single_process;
     keep(next.write_queue_bytes != config_.write_queue_bytes, "--write-queue-bytes");
     next.write_queue_bytes = config_.write_queue_bytes;
     // The pid file written at start is the one a stop removes; a new path

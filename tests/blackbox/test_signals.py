@@ -361,6 +361,31 @@ def test_bad_config_on_hup_keeps_the_old_one_serving():
     write_config(CONFIG, {"max_value_bytes": 2 << 20, "workers": 2})
 
 
+def test_hup_keeps_what_only_a_restart_changes_with_a_warn_line():
+    """README signal table: what only a restart can change keeps its running
+    value on HUP, with a warn line naming it (the settings the harness does not
+    pass as flags, which would win over the file)."""
+    fresh_server()
+    for key, value, flag in (("single_process", True, "--single-process"),
+                             ("read_only", True, "--read-only"),
+                             ("write_queue_bytes", "32M", "--write-queue-bytes")):
+        size_before = os.path.getsize(S.error_log) if os.path.exists(S.error_log) else 0
+        write_config(CONFIG, {"max_value_bytes": 1 << 20, "workers": 2, key: value})
+        S.signal(signal.SIGHUP)
+        wait_for(lambda: re.search(r"\[info\].*serving on", log_since(S, size_before)), 60,
+                 f"new workers after a reload changing {key}")
+        tail = log_since(S, size_before)
+        check(re.search(r"\[warn\].*reload: .*" + re.escape(flag) + ".*cannot change without a restart", tail),
+              f"no warn line naming {flag} after a reload that changed it: {tail[-1500:]!r}")
+        check(S.alive() and http(S.port, "PUT", key_path(f"after-{key}"), b"v").status in (201, 204),
+              f"the server must keep its running {flag} and serve writes")
+        size_before = os.path.getsize(S.error_log)
+        write_config(CONFIG, {"max_value_bytes": 1 << 20, "workers": 2})
+        S.signal(signal.SIGHUP)
+        wait_for(lambda: re.search(r"\[info\].*serving on", log_since(S, size_before)), 60,
+                 f"new workers after the reload that restored {key}")
+
+
 def holds_file(pid, path):
     """True while process pid has a descriptor open on path (by /proc's link)."""
     fd_dir = f"/proc/{pid}/fd"
