@@ -207,6 +207,38 @@ def rss_cell(row):
     return ", ".join(cells) or "–", within
 
 
+def medians(rows):
+    """Per server: {"rps_ratio", "cpu_ratio": medians of its pairs (None: no pair, no answer),
+    "pairs", "rss": its largest RSS per role / budget (rss_cell), "within_budget": in every phase}."""
+    per = {}
+    for a, b in zip(rows[0::2], rows[1::2]):
+        # An alone phase answered with errors (a 403 for a file nginx's workers cannot read) measured
+        # cheaper answers than the ones it is compared with: not a pair. An abused phase wrk got no
+        # answer in is a pair: req/s ratio 0, CPU ratio none.
+        if a["rps"] and a["cpu_us_per_req"] and not a["errors"]:
+            per.setdefault(a["server"], []).append(
+                (b["rps"] / a["rps"], a["cpu_us_per_req"] / b["cpu_us_per_req"] if b["cpu_us_per_req"] else None))
+    out = {}
+    for name in {r["server"] for r in rows}:
+        xs = per.get(name, [])
+        cpu = [y for _, y in xs if y is not None]
+        mine = [r for r in rows if r["server"] == name]
+        biggest = {"rss_kib": {}, "budget_kib": {}}
+        for r in mine:
+            for role, kib in r.get("rss_kib", {}).items():
+                if kib >= biggest["rss_kib"].get(role, -1):
+                    biggest["rss_kib"][role] = kib
+                    biggest["budget_kib"][role] = r.get("budget_kib", {}).get(role)
+        out[name] = {"rps_ratio": statistics.median(x for x, _ in xs) if xs else None,
+                     "cpu_ratio": statistics.median(cpu) if cpu else None, "pairs": len(xs),
+                     "rss": rss_cell(biggest)[0], "within_budget": all(rss_cell(r)[1] for r in mine)}
+    return out
+
+
+def ratio_text(x, none):
+    return none if x is None else f"{x:.3f}"
+
+
 def summary(rows, case, started):
     """summary.md's text: every pair, then per server the medians of its pairs and its largest RSS."""
     lines = [f"# Paired phases: {case}, {started}", "",
@@ -226,33 +258,13 @@ def summary(rows, case, started):
                      f"{b['cpu_us_per_req']} | {fa.get('p50')}/{fa.get('p99')}/{fa.get('max')} | "
                      f"{fb.get('p50')}/{fb.get('p99')}/{fb.get('max')} | {a['load']:.1f}–{b['load_after']:.1f} | "
                      f"{rss_cell(b)[0]} | {b.get('in_place_s', '–')} | {a['errors']} / {b['errors']} |")
-    per = {}
-    for a, b in pairs:
-        # An alone phase answered with errors (a 403 for a file nginx's workers cannot read) measured
-        # cheaper answers than the ones it is compared with: not a pair. An abused phase wrk got no
-        # answer in is a pair: req/s ratio 0, CPU ratio none.
-        if a["rps"] and a["cpu_us_per_req"] and not a["errors"]:
-            per.setdefault(a["server"], []).append(
-                (b["rps"] / a["rps"], a["cpu_us_per_req"] / b["cpu_us_per_req"] if b["cpu_us_per_req"] else None))
     lines += ["", "Pairs whose alone phase had wrk errors are left out of the medians; a CPU ratio needs wrk "
               "requests answered in the abused phase. RSS: the largest of every phase (abused or not) / budget.", "",
               "| server | req/s ratio, median of pairs | CPU ratio (alone ÷ abused µs/req), median | pairs "
               "| largest RSS / budget, MiB | within budget |", "|---|---|---|---|---|---|"]
-    for name in sorted({r["server"] for r in rows}):
-        xs = per.get(name, [])
-        cpu = [y for _, y in xs if y is not None]
-        mine = [r for r in rows if r["server"] == name]
-        biggest = {"rss_kib": {}, "budget_kib": {}}
-        for r in mine:
-            for role, kib in r.get("rss_kib", {}).items():
-                if kib >= biggest["rss_kib"].get(role, -1):
-                    biggest["rss_kib"][role] = kib
-                    biggest["budget_kib"][role] = r.get("budget_kib", {}).get(role)
-        cell, _ = rss_cell(biggest)
-        within = all(rss_cell(r)[1] for r in mine)
-        lines.append(f"| {name} | {f'{statistics.median(x for x, _ in xs):.3f}' if xs else '–'} | "
-                     f"{f'{statistics.median(cpu):.3f}' if cpu else 'no answer'} | {len(xs)} | {cell} | "
-                     f"{'yes' if within else 'NO'} |")
+    for name, m in sorted(medians(rows).items()):
+        lines.append(f"| {name} | {ratio_text(m['rps_ratio'], '–')} | {ratio_text(m['cpu_ratio'], 'no answer')} | "
+                     f"{m['pairs']} | {m['rss']} | {'yes' if m['within_budget'] else 'NO'} |")
     return "\n".join(lines) + "\n"
 
 
