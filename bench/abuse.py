@@ -154,11 +154,14 @@ def nginx_server(workdir, workers, nofile=None):
     # The harness's nginx (bench/harness/peers.py) with what the abuse needs besides: bodies up
     # to 64 MiB, a location that buffers a request body whole (to a file past
     # client_body_buffer_size) before passing it on, as nginx does in front of an upstream, and
-    # the error log at error level (warn logs every body buffered to a file).
+    # the error log at error level (warn logs every body buffered to a file), and the header
+    # deadline kingx has by default (--header-timeout-ms 10 s; deploy/nginx-reverse-proxy.conf sets
+    # the same): at nginx's default 60 s, slowloris and idle descriptor hogs are closed by kingx
+    # inside a measurement and by nginx after it, and the reference would skip the work it measures.
     p, port = peers.start_nginx(
         workdir, workers, reuseport=True, nofile=nofile,
         static_files={"v100.txt": SMALL, "v1m.bin": BIG, "v1m-z.bin": BIG_Z},
-        error_level="error", client_max_body_size="64m", tcp_nopush=False,
+        error_level="error", client_max_body_size="64m", tcp_nopush=False, client_header_timeout="10s",
         extra_locations="location /up/ { proxy_pass http://127.0.0.1:9; }")
     return Server("nginx", p, port, "/s/v100.txt", "/s/v1m.bin", "/s/v1m-z.bin", "/r", "/up/b", workdir)
 

@@ -46,13 +46,15 @@ def reverse_proxy_site(kingx_port):
 
 
 def nginx_conf(workdir, port, workers, reuseport, mc_port=None, rlimit_nofile=20000, error_level="warn",
-               client_max_body_size="4m", tcp_nopush=True, extra_locations="", site=None):
+               client_max_body_size="4m", tcp_nopush=True, extra_locations="", site=None,
+               client_header_timeout="60s"):
     """An nginx.conf with every location the benchmark uses (see bench/README.md).
 
     The keyword arguments are what the abuse soak (bench/abuse.py) sets differently: the worker's
     descriptor limit (fd-exhaustion lowers it), the error log level (warn logs every body buffered
     to a file), the largest body accepted, TCP_NOPUSH with sendfile, and locations of its own
-    (nginx-syntax text placed inside the server block). `site`: http-context text (upstreams, maps,
+    (nginx-syntax text placed inside the server block), and how long a request's head may take to
+    arrive (nginx's default 60s; kingx's --header-timeout-ms is 10 s). `site`: http-context text (upstreams, maps,
     its own server block listening on `port`) in place of the benchmark's server block, as a
     Debian site file is included (reverse_proxy_site).
     """
@@ -99,6 +101,7 @@ http {{
     tcp_nodelay on;
     open_file_cache max=1000 inactive=60s;
     client_max_body_size {client_max_body_size};
+    client_header_timeout {client_header_timeout};
     {server}
 }}
 """
