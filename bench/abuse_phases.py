@@ -15,7 +15,8 @@ req/s, server CPU per wrk request (user + system of the server's process tree / 
 probes' first-answer times (median, p90, p99, max; a probe with no answer in 10 s counts as 10 s),
 and the largest RSS of each worker (sampled every 0.25 s, as bench/abuse.py does) against its budget:
 kingx's --body-buffer-bytes + --response-buffer-bytes + 16 MiB, nginx's in front of kingx its
-buffers per connection held + 16 MiB (bench/abuse.py's kingx_budget_kib, nginx_proxy_budget_kib;
+buffers per connection for the most connections it held so far (what they took stays in its RSS)
++ 16 MiB (bench/abuse.py's kingx_budget_kib, nginx_proxy_budget_kib;
 nginx serving files has no budget, its RSS is reported). In fd-exhaustion the server meeting the
 clients runs with bench/abuse.py's descriptor limit (2,048), as bench/abuse.py runs it.
 The ratios pair each abused phase with the alone phase before it: neighbours on the same process,
@@ -120,8 +121,10 @@ def wait_in_place(server, limit_s):
     return round(time.monotonic() - t0, 1)
 
 
-def phase(server, kind, args, abused):
-    """One phase: (row) wrk + prober, with the abuse started args.settle s before when abused."""
+def phase(server, kind, args, abused, most_conns):
+    """One phase: (row) wrk + prober, with the abuse started args.settle s before when abused.
+    most_conns: the most connections the server held in its phases before (nginx's budget counts
+    them: the memory they took stays in its RSS)."""
     procs = []
     row = {"abused": abused, "load": os.getloadavg()[0]}
     # Alone, kingx behind nginx answers every request: its own count shows nginx did not answer.
@@ -154,8 +157,8 @@ def phase(server, kind, args, abused):
         sampler.done.set()
         sampler.join(5)
         row.update(max_worker_rss_kib=sampler.max_rss_kib, max_worker_anon_kib=sampler.max_anon_kib,
-                   rss_kib=sampler.max_rss_kib_by_role,
-                   budget_kib=budgets_kib(server, kind, sampler.max_conns))
+                   rss_kib=sampler.max_rss_kib_by_role, max_conns=max(most_conns, sampler.max_conns),
+                   budget_kib=budgets_kib(server, kind, max(most_conns, sampler.max_conns)))
         for p in procs:
             p.stop(abuse.signal.SIGINT, timeout_s=10)
     if abused:
@@ -320,9 +323,11 @@ def main(argv):
                 kind, spec = servers[name]
                 server = start_server(name, kind, spec, args, workdir)
                 abuse.run_wrk(server.url(server.small), 50, args.warmup, args.server_cpus)
+                most_conns = 0
                 for k in range(args.phases):
                     for abused in (False, True):
-                        row = phase(server, kind, args, abused)
+                        row = phase(server, kind, args, abused, most_conns)
+                        most_conns = row["max_conns"]
                         row.update(round=rnd, server=name, pair=k + 1, case=args.case)
                         rows.append(row)
                         fa = row["first_answer_ms"]
