@@ -115,9 +115,11 @@ bool RouteRequest(std::string_view target, Method method, const Limits& limits, 
     return Fail(error, 404, kNoResourceDetail);
   }
   // The admin listener serves /admin/* and the probes, the main one all but
-  // /admin/*: a path of the other listener does not exist here.
+  // /admin/*: a path of the other listener does not exist here. The key-value
+  // API (keys and their listing) belongs to the main listener alone.
   const bool admin_route = *route == Route::kAdminCompact || *route == Route::kAdminBackup;
-  if ((listener == Listener::kMain && admin_route) || (listener == Listener::kAdmin && *route == Route::kKv)) {
+  const bool kv_route = *route == Route::kKv || *route == Route::kKvList;
+  if ((listener == Listener::kMain && admin_route) || (listener == Listener::kAdmin && kv_route)) {
     return Fail(error, 404, kNoResourceDetail);
   }
   if (!Allowed(*route, method)) {

@@ -174,9 +174,10 @@ def test_admin_compact_only_on_the_admin_listener():
         r = http(S.port, method, "/admin/compact", b"" if method in ("POST", "PUT") else None)
         check(r.status == 404 and r.json()["detail"] == unknown,
               f"{method} /admin/compact on the main listener: the unknown-path 404 expected: {r!r}")
-    # The admin listener has no key-value API, but the probes and metrics.
-    r = http(ADMIN, "GET", "/v1/kv/anything")
-    check(r.status == 404 and r.json()["detail"] == unknown, f"the key-value API on the admin listener: {r!r}")
+    # The admin listener has no key-value API (no key, no listing), but the probes and metrics.
+    for path in ("/v1/kv/anything", "/v1/kv/", "/v1/kv/?limit=1"):
+        r = http(ADMIN, "GET", path)
+        check(r.status == 404 and r.json()["detail"] == unknown, f"GET {path} on the admin listener: {r!r}")
     for path in ("/healthz", "/readyz", "/metrics"):
         check(http(ADMIN, "GET", path).status == 200, f"GET {path} on the admin listener")
     r = http(ADMIN, "GET", "/admin/compact")

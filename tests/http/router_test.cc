@@ -90,10 +90,12 @@ TEST_CASE("each listener serves its own paths; the other's are 404 whatever the 
     CHECK(main_admin.error.status == 404);
     CHECK(main_admin.error.detail == Run("/nope", m).error.detail);
     CHECK(main_admin.error.allow.empty());
-    // The admin listener has no key-value API.
-    Routed admin_kv = Admin("/v1/kv/a", m);
-    CHECK(admin_kv.error.status == 404);
-    CHECK(admin_kv.error.detail == kNoResourceDetail);
+    // The admin listener has no key-value API: no key, no listing.
+    for (const char* path : {"/v1/kv/a", "/v1/kv/", "/v1/kv/?limit=1"}) {
+      Routed admin_kv = Admin(path, m);
+      CHECK(admin_kv.error.status == 404);
+      CHECK(admin_kv.error.detail == kNoResourceDetail);
+    }
     CHECK(Admin("/admin/nope", m).error.status == 404);
   }
   // Both serve the probes and the metrics.
