@@ -59,7 +59,7 @@ def metrics(port):
         raise RuntimeError(f"/metrics -> {status}")
     out = {}
     for line in body.decode().splitlines():
-        m = re.match(r"^(kingx_(?:writer|compaction|http_request_duration|completion|write_queue)_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$",
+        m = re.match(r"^(kingx_(?:writer|compaction|http_request_duration|completion|write_queue|keyspace)_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$",
                      line)
         if m and (not m.group(2) or m.group(1).startswith("kingx_http_request_duration")):
             out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
@@ -289,6 +289,8 @@ def derive(before, after, secs, rps, mean_lat_s):
         "compaction_read_mb_per_100k": round(d.get("kingx_compaction_read_bytes_total", 0) / per_100k / 1e6, 2),
         "write_stalls_per_100k": round(d.get("kingx_compaction_write_stalls_total", 0) / per_100k, 2),
         "write_stall_ms_per_100k": round(d.get("kingx_compaction_write_stall_seconds_total", 0) / per_100k * 1e3, 1),
+        # Batches the writer held back for the sorted key view's flush (up to 50 ms each).
+        "keyview_waits_per_100k": round(d.get("kingx_keyspace_writer_waits_total", 0) / per_100k, 2),
         # The hand-off's wake-ups per group commit: the writer's by the workers, the workers' by the writer
         # (written, and left out because the worker was running).
         "writer_wakes_per_batch": round(d.get("kingx_write_queue_writer_wakes_total", 0) / batches, 2) if batches else None,

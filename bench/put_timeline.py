@@ -9,7 +9,8 @@ segment) is followed through:
   flush_to_writer   the worker's eventfd write that woke the writer -> the writer's poll returns
                     (only batches that began with such a wake-up; a writer already awake takes the
                     batch without one)
-  writer_apply      the writer's poll returns -> its pwrite64 of the batch returns
+  writer_apply      the writer loop's last wait ends (its poll returns, or its previous write or
+                    fdatasync when it took the batch without sleeping) -> its pwrite64 of the batch returns
   to_sync           the pwrite64 returns -> the fdatasync that covers it starts (a sync thread's wake-up,
                     or a wait for a place in the --sync-depth pipeline)
   fdatasync         the fdatasync itself
@@ -74,11 +75,13 @@ def first_after(calls, t, pred):
 
 
 def last_before(calls, t, pred):
+    """The call matching pred that ended last at or before t (calls are in start order, and a
+    blocking call of another thread may end long after later ones started)."""
     found = None
     for c in calls:
-        if c[1] > t:
+        if c[0] > t:
             break
-        if pred(c):
+        if c[1] <= t and pred(c) and (found is None or c[1] >= found[1]):
             found = c
     return found
 
@@ -93,12 +96,16 @@ def steps(calls):
     for w in writer:
         if w[4] != "pwrite64" or ".kxd" not in w[5]:
             continue
-        poll = last_before(writer, w[0], lambda c: c[4] in ("poll", "ppoll") and c[3] == w[3])
-        if poll is not None:
-            out["writer_apply"].append(w[1] - poll[1])
-            flush = last_before(worker, poll[1], lambda c: c[4] == "write" and is_eventfd(c))
-            if flush is not None and flush[1] >= poll[0]:
-                out["flush_to_writer"].append(poll[1] - flush[1])
+        # The loop's last wait before the write: a poll that returned, or (a batch taken without
+        # sleeping) the end of its previous pwrite64 or fdatasync.
+        prev = last_before(writer, w[0], lambda c: c[3] == w[3] and (
+            c[4] in ("poll", "ppoll", "fdatasync") or (c[4] == "pwrite64" and ".kxd" in c[5])))
+        if prev is not None:
+            out["writer_apply"].append(w[1] - prev[1])
+        if prev is not None and prev[4] in ("poll", "ppoll"):
+            flush = last_before(worker, prev[1], lambda c: c[4] == "write" and is_eventfd(c))
+            if flush is not None and flush[1] >= prev[0]:
+                out["flush_to_writer"].append(prev[1] - flush[1])
         sync = first_after(writer, w[1], lambda c: c[4] == "fdatasync")
         if sync is None:
             continue
