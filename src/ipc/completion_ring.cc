@@ -4,9 +4,6 @@
 // (acquire).
 #include "src/ipc/completion_ring.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <new>
 
 namespace kingx {
@@ -25,9 +22,6 @@ struct CompletionRingHeader {
   uint32_t entries;
   alignas(64) std::atomic<uint64_t> head;  // consumer
   alignas(64) std::atomic<uint64_t> tail;  // producer
-  std::atomic<uint64_t> wakes_written;     // producer (WakeStats)
-  std::atomic<uint64_t> wakes_skipped;     // producer (WakeStats)
-  alignas(64) std::atomic<uint32_t> consumer_running;  // consumer: 1 while it runs and drains before it blocks
 };
 
 static size_t RingHeaderBytes() { return (sizeof(CompletionRingHeader) + 63) & ~size_t{63}; }
@@ -85,43 +79,6 @@ size_t CompletionRing::Drain(uint32_t generation, const std::function<void(const
     ++seen;
   }
   return seen;
-}
-
-// Dekker-style, as the write queue's sleep/wake: the consumer stores 0 and
-// then loads tail; the producer stores tail (TryPost, release) and, after a
-// full fence, loads the flag. One of the two sees the other.
-void CompletionRing::SetConsumerRunning(bool running) {
-  if (running) {
-    // Only a store that changes it: the line is the producer's to read.
-    if (header_->consumer_running.load(std::memory_order_relaxed) == 0) {
-      header_->consumer_running.store(1, std::memory_order_relaxed);
-    }
-    return;
-  }
-  header_->consumer_running.store(0, std::memory_order_seq_cst);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-}
-
-bool CompletionRing::WakeIfBlocked(int eventfd) {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (header_->consumer_running.load(std::memory_order_seq_cst) != 0) {
-    header_->wakes_skipped.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
-  const uint64_t one = 1;
-  ssize_t w;
-  do {
-    w = write(eventfd, &one, sizeof(one));
-  } while (w < 0 && errno == EINTR);
-  header_->wakes_written.fetch_add(1, std::memory_order_relaxed);
-  return true;
-}
-
-CompletionRing::WakeCounts CompletionRing::WakeStats() const {
-  WakeCounts c;
-  c.written = header_->wakes_written.load(std::memory_order_relaxed);
-  c.skipped = header_->wakes_skipped.load(std::memory_order_relaxed);
-  return c;
 }
 
 uint32_t CompletionRing::Pending() const {

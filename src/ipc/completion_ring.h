@@ -1,10 +1,8 @@
 // CompletionRing: the way back from the writer to one worker, in the shared
 // mapping (src/ipc/shm.h): per slot, a single producer (the writer) / single
 // consumer (the one thread of the worker that drains completions) ring of
-// fixed-size Completion records. After posting a batch's completions the
-// writer wakes the consumer through the slot's eventfd (WakeIfBlocked), so
-// the worker's loop watches that fd; a consumer that is running and will
-// drain before it blocks says so (SetConsumerRunning), and is not woken.
+// fixed-size Completion records. The writer writes the slot's eventfd after
+// posting a batch's completions, so the worker's loop watches that fd.
 //
 // Every completion carries the token of its write (src/ipc/token.h); Drain
 // drops completions whose generation is not the caller's (a previous
@@ -60,28 +58,6 @@ class CompletionRing {
   size_t Drain(uint32_t generation, const std::function<void(const Completion&)>& fn);
 
   uint32_t Pending() const;  // racy snapshot
-
-  // Wake-ups. The consumer: SetConsumerRunning(true) while it runs and will
-  // Drain before it next blocks; SetConsumerRunning(false) right before it
-  // may block, and then it drains whatever Pending() shows (sequentially
-  // consistent on both sides: either it sees a completion posted before the
-  // call, or the producer sees that it may block). A consumer that never
-  // says it runs is woken after every batch; the flag starts false, and a
-  // worker starting in a slot calls SetConsumerRunning(false) so that a
-  // previous occupant's flag cannot keep it from being woken.
-  void SetConsumerRunning(bool running);
-  // The producer (the writer's loop thread), after posting: writes
-  // `eventfd` (non-blocking; EAGAIN means the counter is saturated and the
-  // consumer is being woken anyway) unless the consumer said it runs.
-  // Returns whether it wrote.
-  bool WakeIfBlocked(int eventfd);
-  // Eventfd writes WakeIfBlocked made and left out since Format (any
-  // process; relaxed counters).
-  struct WakeCounts {
-    uint64_t written = 0;
-    uint64_t skipped = 0;
-  };
-  WakeCounts WakeStats() const;
 
  private:
   CompletionRingHeader* header_ = nullptr;

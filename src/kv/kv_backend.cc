@@ -252,17 +252,6 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       double(wc.enqueues), true);
   add("kingx_write_queue_wake_enqueues_max", "The most enqueues one wake-up of the writer carried",
       double(wc.max_enqueues), false);
-  CompletionRing::WakeCounts cw;
-  for (uint32_t i = 0; i < shm.slot_count(); ++i) {
-    const CompletionRing::WakeCounts c = shm.completions(i).WakeStats();
-    cw.written += c.written;
-    cw.skipped += c.skipped;
-  }
-  add("kingx_completion_wakes_total", "Times the writer woke a worker for the completions it posted",
-      double(cw.written), true);
-  add("kingx_completion_wakes_skipped_total",
-      "Times the writer posted completions to a running worker without waking it (it takes them before it blocks)",
-      double(cw.skipped), true);
 
   const WriterMetrics& ws = shm.writer_metrics();
   add("kingx_writer_batches_total", "Group commits applied", double(ws.batches.load(relaxed)), true);

@@ -20,10 +20,7 @@
 // Completions: the worker watches completion_fd (an eventfd, non-blocking)
 // for readability; on wake it read(2)s the 8-byte counter (resets it), then
 // calls DrainCompletions. The writer writes the fd after each batch that has
-// completions for this slot unless the worker said it runs
-// (CompletionRing::SetConsumerRunning): a worker that says so drains before
-// it blocks, one that never does is woken after every such batch, so
-// neither misses one.
+// completions for this slot, so draining after every wake never misses one.
 #pragma once
 
 #include <cstdint>

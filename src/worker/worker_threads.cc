@@ -384,9 +384,6 @@ void ThreadWorker::AcceptLoop() {
 // ---------------------------------------------------------------- dispatcher
 
 void ThreadWorker::DispatchLoop() {
-  // This loop never says it runs: the writer wakes it after every batch,
-  // whatever a previous occupant of the slot left in the flag.
-  ctx.shm->completions(ctx.slot).SetConsumerRunning(false);
   pollfd fds[2] = {{ctx.completion_fd, POLLIN, 0}, {exit_efd, POLLIN, 0}};
   for (;;) {
     if (poll(fds, 2, -1) < 0) {

@@ -9,11 +9,7 @@
 //                 unread (no handle) until the sweep closes them
 //                 (kFloodParkMs, serve_options.h)
 //   connections   uv_tcp per socket + http::Connection + KvConnState (UvConn)
-//   completions   uv_poll on the slot's eventfd → KvService::OnCompletion;
-//                 the writer writes that fd only while this loop may block:
-//                 the loop says it runs (CompletionRing::SetConsumerRunning)
-//                 from the poll phase's reads until the prepare phase, where
-//                 it says it may block and takes what was posted meanwhile
+//   completions   uv_poll on the slot's eventfd → KvService::OnCompletion
 //   sweep timer   connections' deadlines that passed (a TimerWheel: idle
 //                 connections not due are not visited), lingering closes,
 //                 stalled writes, drain progress, access-log flush,
@@ -219,8 +215,7 @@ struct UvWorker {
         budgets(c.config),
         offload(&loop),
         service(backend, c.access_log, WithOffload(ServiceOptionsFor(c, 0, budgets), &offload), &UvWorker::Wake,
-                this),
-        completions(c.shm->completions(c.slot)) {}
+                this) {}
 
   static void Wake(void* io, http::Connection& conn);
   static void ServeBatch(void* worker, std::span<const ReadBatch::Read> reads);
@@ -236,7 +231,6 @@ struct UvWorker {
   uv_loop_t loop;
   std::vector<Listener*> listeners;
   uv_poll_t completion_poll;
-  CompletionRing completions;  // this slot's (the writer skips the wake-up while the loop runs)
   uv_timer_t sweep_timer;
   uv_timer_t retry_timer;
   uv_timer_t accept_timer;
@@ -476,7 +470,6 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   UvWorker* w = c->worker();
-  w->completions.SetConsumerRunning(true);  // the prepare phase takes what is posted meanwhile
   const bool in_slice = w->slice_lent;
   w->slice_lent = false;
   // A read that filled its slice may be followed by more bytes (libuv reads
@@ -830,34 +823,18 @@ void CloseListeners(UvWorker* w) {
 
 // ---------------------------------------------------------------- completions, retries
 
-// Answers the writes whose completions the writer posted.
-void TakeCompletions(UvWorker* w) {
-  w->batch.Serve();  // held reads arrived before what the completions let connections serve next
-  const uint64_t now = MonotonicMs();
-  w->ctx.DrainCompletions([w, now](const Completion& c) { w->service.OnCompletion(c, now); });
-  w->service.Poke(now);  // a completion freed queue room
-  MaybeFinishStop(w);
-}
-
 void OnCompletionReadable(uv_poll_t* p, int status, int) {
   auto* w = static_cast<UvWorker*>(p->data);
   if (status < 0) return;
-  w->completions.SetConsumerRunning(true);
+  w->batch.Serve();  // held reads arrived before what the completions let connections serve next
   // One read resets the counter (the eventfd is not a semaphore): a second
   // one would only fail with EAGAIN.
   uint64_t counter;
   (void)!read(w->ctx.completion_fd, &counter, sizeof counter);
-  TakeCompletions(w);
-}
-
-// Right before the loop may block: from here the writer wakes it for what it
-// posts; what it posted while the loop ran (no wake-up) is taken now. Then
-// the writer's own wake-up for what this turn enqueued, answers included.
-void OnPrepare(uv_prepare_t* h) {
-  auto* w = static_cast<UvWorker*>(h->data);
-  w->completions.SetConsumerRunning(false);
-  if (w->completions.Pending() != 0 && !w->stopped) TakeCompletions(w);
-  WriteQueue::FlushWakes();
+  const uint64_t now = MonotonicMs();
+  w->ctx.DrainCompletions([w, now](const Completion& c) { w->service.OnCompletion(c, now); });
+  w->service.Poke(now);  // a completion freed queue room
+  MaybeFinishStop(w);
 }
 
 void OnRetryTimer(uv_timer_t* t) {
@@ -873,7 +850,6 @@ void OnRetryTimer(uv_timer_t* t) {
 void OnCheck(uv_check_t* h) {
   WriteQueue::FlushWakes();  // the writes of this poll phase: the writer takes them together
   auto* w = static_cast<UvWorker*>(h->data);
-  w->completions.SetConsumerRunning(true);  // until the prepare phase (timers run between)
   w->batch.Serve();
   const bool waiting = w->service.NextRetryMs() != 0;
   const bool active = uv_is_active(reinterpret_cast<uv_handle_t*>(&w->retry_timer)) != 0;
@@ -1072,11 +1048,9 @@ int RunUvWorker(WorkerContext& ctx) {
   uv_check_init(&w->loop, &w->check);
   w->check.data = w.get();
   uv_check_start(&w->check, OnCheck);
-  // Before the loop blocks: the completions posted while it ran, and the
-  // writer's wake-up for what the timers and other phases enqueued.
+  // Before the loop blocks, what the timers and other phases enqueued.
   uv_prepare_init(&w->loop, &w->prepare);
-  w->prepare.data = w.get();
-  uv_prepare_start(&w->prepare, OnPrepare);
+  uv_prepare_start(&w->prepare, [](uv_prepare_t*) { WriteQueue::FlushWakes(); });
   // Under --sync always each batch waits for an fdatasync of its own, so a
   // burst split at its first write waits for one more: defer. Otherwise a
   // batch is answered once written, and waking the writer at the first

@@ -2,9 +2,6 @@
 // format's argument checks.
 #include "src/ipc/completion_ring.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -54,37 +51,6 @@ TEST_CASE("completion rings deliver in order, refuse when full and drop other ge
     });
     CHECK(n == 1);
   }
-}
-
-TEST_CASE("the writer writes a consumer's eventfd only while it may block", "[src][completion_ring]") {
-  RingMemory region(CompletionRing::RegionBytes(8));
-  REQUIRE(CompletionRing::Format(region.base, 8).ok());
-  CompletionRing producer(region.base);
-  CompletionRing consumer(region.base);
-  const int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  REQUIRE(efd >= 0);
-  uint64_t counter = 0;
-  const auto woken = [&] { return read(efd, &counter, sizeof counter) == sizeof counter; };
-  // A consumer that never says it runs (the thread model's) is woken after every post.
-  REQUIRE(producer.TryPost(Completion{MakeToken(1, 1), 1, engine::Code::kOk, false}));
-  CHECK(producer.WakeIfBlocked(efd));
-  CHECK(woken());
-  // Running: the post is left for its next look before it blocks.
-  consumer.SetConsumerRunning(true);
-  REQUIRE(producer.TryPost(Completion{MakeToken(1, 2), 2, engine::Code::kOk, false}));
-  CHECK_FALSE(producer.WakeIfBlocked(efd));
-  CHECK_FALSE(woken());
-  // About to block: it sees what was posted meanwhile, and later posts wake it.
-  consumer.SetConsumerRunning(false);
-  CHECK(consumer.Pending() == 2);
-  CHECK(consumer.Drain(1, [](const Completion&) {}) == 2);
-  REQUIRE(producer.TryPost(Completion{MakeToken(1, 3), 3, engine::Code::kOk, false}));
-  CHECK(producer.WakeIfBlocked(efd));
-  CHECK(woken());
-  const CompletionRing::WakeCounts counts = consumer.WakeStats();
-  CHECK(counts.written == 2);
-  CHECK(counts.skipped == 1);
-  close(efd);
 }
 
 TEST_CASE("a completion ring's size must be a power of two of at least 2", "[src][completion_ring]") {
