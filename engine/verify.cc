@@ -120,9 +120,11 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
     // appended to (recovery creates a new one).
     const auto listed_seg = listed.segments.find(f.id);
     const uint64_t sealed = listed_seg != listed.segments.end() ? listed_seg->second.sealed_bytes : 0;
-    if (CreationCutShort(f, sealed)) {
+    if (f.size <= kSegmentHeaderBytes && !f.header_ok) {
       // A finished hint of a longer segment says the file was cut (as
-      // recovery reads it); otherwise its creation was.
+      // recovery reads it); so does a seal in the MANIFEST past its header
+      // (read below as a sealed segment cut short); otherwise its creation
+      // was.
       uint64_t recorded = 0;
       Status hs = LoadHintFile(env, JoinPath(dir, HintFileName(f.id)), f.id, f.size, limits, [](const HintEntry&) {},
                                &recorded);
@@ -130,10 +132,12 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
         finding(seg + U(f.size) + " bytes, but its finished hint describes " + U(recorded) +
                 ": the file was cut, the records in its last " + U(recorded - f.size) + " bytes are lost");
         ++report.damaged;
-      } else {
-        finding(seg + U(f.size) + " bytes, no valid header, no record (removed on open)");
+        continue;
       }
-      continue;
+      if (CreationCutShort(f, sealed)) {
+        finding(seg + U(f.size) + " bytes, no valid header, no record (removed on open)");
+        continue;
+      }
     }
     if (!f.header_ok) {
       finding(seg + "damaged header");
