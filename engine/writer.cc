@@ -334,6 +334,13 @@ Status Writer::Sync() {
   return impl_->SyncActive();
 }
 
+void Writer::FlushHint() {
+  Impl& w = *impl_;
+  w.mu_.LockKeepingPipeline();  // only the hint's buffer: batches may stay in flight
+  std::lock_guard<std::mutex> unlock_at_return(w.mu_.raw(), std::adopt_lock);
+  if (w.active_hint_) w.active_hint_->Flush().ok();
+}
+
 bool Writer::read_only() const {
   // Set under mu_ by whichever thread turns the writer read-only (compaction too).
   return impl_->read_only_flag_.load(std::memory_order_relaxed);

@@ -292,6 +292,14 @@ class Writer {
   Status SyncIfDue(uint64_t now_ms);
   // fdatasync of the active segment now (any mode). A failure turns the writer read-only.
   Status Sync();
+  // Writes the active segment's hint entries buffered since its last write
+  // (no fdatasync; no system call when none are buffered). Between writes
+  // the hint holds up to ~1 MiB of entries in memory, which a crash loses;
+  // the owner calls this when it has nothing else to do, so that a crash at
+  // rest leaves a hint naming every record of the active segment (recovery
+  // names a record whose key bytes were damaged by its hint entry). A failed
+  // write costs only that naming (the next open rebuilds the hint): no error.
+  void FlushHint();
 
   // True after an fdatasync failure, or when opened with Options::read_only:
   // every write returns kReadOnly. Takes no lock (does not wait for a sync in flight).

@@ -262,6 +262,7 @@ class WriterLoop {
                         "respawns the writer and recovery reopens the database");
         return 3;
       }
+      if (!config_.read_only) FlushHintAtRest(!have && submitted_.empty() && !overflowing);
       // Re-read: the stop request usually is what ended the wait.
       const auto stop_now = static_cast<WriterStop>(shm_.control().writer_stop.load());
       if (!have && submitted_.empty() && stop_now == WriterStop::kDrain && !HasOverflow()) break;
@@ -709,6 +710,23 @@ class WriterLoop {
     }
   }
 
+  // At rest (iterations that found nothing to write, queued or in flight,
+  // for kRestMs), the hint entries the engine buffers (up to ~1 MiB between
+  // its writes) go to the hint file, so that a crash at rest loses none. The
+  // clock is read only on iterations that found nothing to do: a loaded
+  // writer's idle moments (a wake-up with nothing queued) are far shorter,
+  // and it never writes the hint this way.
+  static constexpr uint64_t kRestMs = 50;
+  void FlushHintAtRest(bool idle) {
+    if (!idle) {
+      idle_since_ms_ = 0;
+      return;
+    }
+    const uint64_t now = NowMs();
+    if (idle_since_ms_ == 0) idle_since_ms_ = now;
+    else if (now - idle_since_ms_ >= kRestMs) writer_.FlushHint();  // no system call when nothing is buffered
+  }
+
   const Config& config_;
   SharedMemory& shm_;
   WriteQueue& queue_;
@@ -722,6 +740,7 @@ class WriterLoop {
   // batches overlap, on the engine's sync threads.
   const bool overlap_syncs_ = config_.sync == engine::SyncMode::kAlways && config_.sync_depth > 1;
   bool synced_here_ = false;  // this loop ran the fdatasync of submitted_: answer it without sleeping
+  uint64_t idle_since_ms_ = 0;  // NowMs() of the first of the iterations in a row that found nothing to do (0: none)
   bool split_rest_ = false;  // batch_ is the rest of a split batch (hooks_.hold_ops)
   std::vector<size_t> op_entries_;  // index in batch_ of each op of a batch with large values
   std::vector<engine::WriteOp> ops_;

@@ -172,11 +172,13 @@ def wait_for_log(srv, mark, pattern, what, timeout=300):
     raise TestFailure(f"no {what} in the error log after {timeout} s")
 
 
-def run_case(damage, damaged_keys=(), key_may_revert=False):
+def run_case(damage, damaged_keys=(), key_may_revert=False, acked=None):
     """damage(data_dir) damages the copy; then the checks of the module doc.
     damaged_keys: keys whose newest record the damage hit (500 allowed);
     key_may_revert: the damage hit their key bytes where no intact hint names
-    them, so they may answer their previous value (engine/FORMAT.md)."""
+    them, so they may answer their previous value (engine/FORMAT.md);
+    acked: what the keys hold when damage() wrote more (default DB.acked)."""
+    acked = DB.acked if acked is None else acked
     data = DB.fresh_copy()
     damage(data)
     problems = []
@@ -191,7 +193,7 @@ def run_case(damage, damaged_keys=(), key_may_revert=False):
     srv.port = None
     srv.start()
     try:
-        for key, want in DB.acked.items():
+        for key, want in acked.items():
             r = http(srv.port, "GET", key_path(key))
             if key in damaged_keys:
                 # 500, or its acknowledged state: its value, or 404 when its newest write was a delete.
@@ -409,6 +411,45 @@ def test_key_bytes_after_crash():
     run_case(damage, hit)
 
 
+def test_key_bytes_after_crash_at_rest():
+    # The server starts again and overwrites three keys (their hint entries
+    # are buffered in the writer), then nothing happens for a while: a writer
+    # at rest writes what its hint buffers. kill -9; then a key byte of each
+    # new record. Each record reads as a key nobody wrote; the hint as
+    # written names the real one: 500 or the new value, never the older one.
+    keys = [k for k, v in sorted(DB.acked.items()) if v is not None][:3]
+    acked = dict(DB.acked)
+    new = {}
+    rng = random.Random(7)
+
+    def damage(d):
+        srv = DB.server
+        srv.port = None
+        srv.start()
+        hint = os.path.join(d, DB.active[:-4] + ".hint")
+        before = os.path.getsize(hint)
+        for i, key in enumerate(keys):
+            value = make_value(key, 1, i, rng, 100)
+            r = http(srv.port, "PUT", key_path(key), value)
+            check(r.status in (200, 201, 204), f"PUT {key!r}: {r.status}")
+            acked[key] = value
+        # At rest: the writer loop's wait ends with nothing to do (within a
+        # second), then the hint grows. Bounded; a writer that never writes
+        # it fails below, at the damaged keys.
+        deadline = time.monotonic() + 10
+        while os.path.getsize(hint) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        srv.kill_group()
+        for name, (_, _, recs) in segments(d).items():
+            for (off, _, key, seq, _) in recs:
+                if key in keys and seq > DB.newest[key][3]:
+                    new[key] = (name, off)
+        check(len(new) == len(keys), f"new records found: {sorted(new)} of {keys}")
+        for name, off in new.values():
+            flip(os.path.join(d, name), off + RECORD_HEADER + 1)
+    run_case(damage, keys, acked=acked)
+
+
 def test_cut_after_hup_restart():
     # A HUP that changes an engine setting restarts the writer, whose close is
     # clean (it finishes the active hint). Its successor's open fails at the
@@ -490,6 +531,7 @@ CASES = [
     ("last three records' seq bytes of the active segment after a clean stop", test_last_records_after_clean_stop),
     ("last record's key byte of the active segment after a clean stop", test_last_record_key_after_clean_stop),
     ("key bytes of the active segment's records after a restart and a kill -9", test_key_bytes_after_crash),
+    ("key bytes of records written since a restart, after a kill -9 at rest", test_key_bytes_after_crash_at_rest),
     ("active segment cut inside a record after a HUP's writer restart", test_cut_after_hup_restart),
     ("active segment cut inside a record after kingx-tool compact", test_cut_after_kingx_tool),
 ]

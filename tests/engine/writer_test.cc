@@ -9,6 +9,7 @@
 #include <random>
 
 #include "engine/compress.h"
+#include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/model.h"
 #include "tests/engine/support/test_util.h"
 
@@ -271,4 +272,27 @@ TEST_CASE("live and dead bytes follow overwrites and deletes", "[engine][writer]
   WriterStats t = db.writer().Stats();
   CHECK(t.live_bytes == s.live_bytes);
   CHECK(t.dead_bytes == s.dead_bytes);
+}
+
+TEST_CASE("FlushHint writes the active segment's buffered hint entries, and nothing when none are buffered",
+          "[engine][hint]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  TestDb db(env, dir.path(), Options{});
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("k1", "v1").status.ok());
+  REQUIRE(db.Put("k2", std::string(300, 'v')).status.ok());
+  const std::string segment = SegmentFiles(dir.path()).back();
+  const std::string hint = segment.substr(0, segment.size() - 4) + ".hint";
+  const std::string before = ReadFileBytes(hint);
+  const uint64_t writes = env.Calls(FaultOp::kWrite, ".hint");
+  db.writer().FlushHint();
+  CHECK(env.Calls(FaultOp::kWrite, ".hint") == writes + 1);
+  const std::string after = ReadFileBytes(hint);
+  REQUIRE(after.size() > before.size());
+  CHECK(after.compare(0, before.size(), before) == 0);
+  CHECK(after.find("k1") != std::string::npos);  // each entry holds its key
+  CHECK(after.find("k2") != std::string::npos);
+  db.writer().FlushHint();  // nothing buffered: no write
+  CHECK(env.Calls(FaultOp::kWrite, ".hint") == writes + 1);
 }
