@@ -82,12 +82,13 @@ RecordHeader ReadRecordHeaderUnchecked(const char* p) {
   return h;
 }
 
-Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out) {
-  if (available < kRecordHeaderBytes) return Status::Corruption("record header truncated");
+const char* CheckRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out) {
+  if (available < kRecordHeaderBytes) return "record header truncated";
   // The fixed fields are checked before the header checksum: the outcome is
   // the same, but a search for the next record at every byte offset of
   // damaged bytes (segment_scan.cc) then rejects almost every offset on its
-  // flags or reserved bytes without hashing 32 bytes.
+  // flags or reserved bytes without hashing 32 bytes (and, the reason being
+  // a literal, without building a Status).
   RecordHeader h;
   h.header_checksum = GetFixed64(p + kOffHeaderChecksum);
   h.body_checksum = GetFixed64(p + kOffBodyChecksum);
@@ -97,31 +98,36 @@ Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& l
   h.key_len = GetFixed16(p + kOffKeyLen);
   h.meta_len = static_cast<uint8_t>(p[kOffMetaLen]);
   const auto flags = static_cast<uint8_t>(p[kOffFlags]);
-  if ((flags & ~(kTypeMask | kCodecMask)) != 0) return Status::Corruption("record flags hold unknown bits");
-  if (GetFixed32(p + kOffReserved) != 0) return Status::Corruption("record reserved field is not zero");
+  if ((flags & ~(kTypeMask | kCodecMask)) != 0) return "record flags hold unknown bits";
+  if (GetFixed32(p + kOffReserved) != 0) return "record reserved field is not zero";
   const uint8_t type = flags & kTypeMask;
   const uint8_t codec = (flags & kCodecMask) >> kCodecShift;
   if (type != static_cast<uint8_t>(RecordType::kPut) && type != static_cast<uint8_t>(RecordType::kDelete))
-    return Status::Corruption("record type unknown");
+    return "record type unknown";
   if (codec != static_cast<uint8_t>(Codec::kRaw) && codec != static_cast<uint8_t>(Codec::kZstd))
-    return Status::Corruption("record codec unknown");
+    return "record codec unknown";
   h.type = static_cast<RecordType>(type);
   h.codec = static_cast<Codec>(codec);
-  if (h.key_len == 0 || h.key_len > limits.max_key_bytes) return Status::Corruption("record key length out of range");
-  if (h.raw_len > limits.max_value_bytes) return Status::Corruption("record raw length over the limit");
+  if (h.key_len == 0 || h.key_len > limits.max_key_bytes) return "record key length out of range";
+  if (h.raw_len > limits.max_value_bytes) return "record raw length over the limit";
   if (h.type == RecordType::kDelete) {
     if (h.stored_len != 0 || h.raw_len != 0 || h.meta_len != 0 || h.codec != Codec::kRaw)
-      return Status::Corruption("delete record carries a value");
+      return "delete record carries a value";
   } else if (h.codec == Codec::kRaw) {
-    if (h.stored_len != h.raw_len) return Status::Corruption("raw record with stored length != raw length");
+    if (h.stored_len != h.raw_len) return "raw record with stored length != raw length";
   } else if (h.stored_len > MaxStoredBytes(Codec::kZstd, h.raw_len) || (h.raw_len > 0 && h.stored_len == 0)) {
-    return Status::Corruption("compressed record stored length out of range");
+    return "compressed record stored length out of range";
   }
   if (h.header_checksum != Checksum64(p + 8, kRecordHeaderBytes - 8))
-    return Status::Corruption("record header checksum mismatch");
-  if (h.total_bytes() > available) return Status::Corruption("record extends past the end of its segment");
+    return "record header checksum mismatch";
+  if (h.total_bytes() > available) return "record extends past the end of its segment";
   *out = h;
-  return Status::OK();
+  return nullptr;
+}
+
+Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out) {
+  const char* why = CheckRecordHeader(p, available, limits, out);
+  return why == nullptr ? Status::OK() : Status::Corruption(why);
 }
 
 bool RecordBodyMatches(const char* p, const RecordHeader& h) {

@@ -89,6 +89,10 @@ void EncodeRecordHeader(uint64_t seq, RecordType type, Codec codec, size_t key_l
 // (checked in that order: the cheap field checks reject most garbage
 // before the checksum is computed).
 Status DecodeRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out);
+// The same checks without a Status: nullptr when the header is valid (*out
+// set), else the reason (a string literal; *out untouched). Allocates
+// nothing: for a search that tries a header at every byte offset.
+const char* CheckRecordHeader(const char* p, size_t available, const RecordLimits& limits, RecordHeader* out);
 
 // The header fields at p (40 readable bytes) as stored, checked for nothing;
 // an unknown type reads as put, an unknown codec as raw. Only for naming the

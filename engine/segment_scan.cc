@@ -26,18 +26,28 @@ class MemorySource final : public ScanSource {
 };
 
 // The next offset in [from, starts_below) where a whole valid record (within
-// [0, size)) begins, or size.
+// [0, size)) begins, or size. Tries a header at every offset, so each try
+// must cost a few instructions: the headers are checked in spans of up to a
+// window, in place, and rejected without building a Status; only a header
+// that checks out costs a read of its record (which may move the window:
+// the next span starts after it).
 Result<uint64_t> FindNextRecord(ScanSource& src, uint64_t from, uint64_t starts_below, uint64_t size,
                                 const RecordLimits& limits) {
-  for (uint64_t at = from; at < starts_below && at + kRecordHeaderBytes <= size; ++at) {
+  uint64_t at = from;
+  while (at < starts_below && at + kRecordHeaderBytes <= size) {
+    const uint64_t span = std::min(std::max<uint64_t>(src.window_bytes(), kRecordHeaderBytes), size - at);
     const char* p = nullptr;
-    Status s = src.Bytes(at, kRecordHeaderBytes, &p);
+    Status s = src.Bytes(at, span, &p);
     if (!s.ok()) return s;
+    const uint64_t span_start = at;
+    const uint64_t span_end = std::min(starts_below, span_start + span - kRecordHeaderBytes + 1);  // header fits
     RecordHeader h;
-    if (!DecodeRecordHeader(p, size - at, limits, &h).ok()) continue;
+    while (at < span_end && CheckRecordHeader(p + (at - span_start), size - at, limits, &h) != nullptr) ++at;
+    if (at == span_end) continue;
     s = src.Bytes(at, h.total_bytes(), &p);
     if (!s.ok()) return s;
-    if (VerifyRecordBody(p, h).ok()) return at;
+    if (RecordBodyMatches(p, h)) return at;
+    ++at;
   }
   return size;
 }
