@@ -321,7 +321,12 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   {
     const BackupRegion& br = shm.backups();
     uint64_t pins = 0;
-    for (const BackupSlot& b : br.slots) pins += b.state.load(relaxed) == static_cast<uint32_t>(BackupState::kCut);
+    uint64_t taken = 0;  // what the limit of kMaxBackups counts: a slot is free only once the writer freed it
+    for (const BackupSlot& b : br.slots) {
+      const uint32_t st = b.state.load(relaxed);
+      pins += st == static_cast<uint32_t>(BackupState::kCut);
+      taken += st != static_cast<uint32_t>(BackupState::kFree);
+    }
     add("kingx_backups_started_total", "Online backups answered 200 (GET /admin/backup)",
         double(br.started.load(relaxed)), true);
     add("kingx_backups_finished_total", "Online backups whose whole archive was handed to the socket",
@@ -333,6 +338,9 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
         double(br.bytes_sent.load(relaxed)), true);
     add("kingx_backup_pins", "Online backups holding a cut (their segment files are kept from compaction)",
         double(pins), false);
+    add("kingx_backup_slots_taken",
+        "Backup slots not free (at most 4; a released one is free once the writer has given its pin back)",
+        double(taken), false);
     add("kingx_backups_cut_off_total", "Online backups cut off because they held their cut past --backup-max-ms",
         double(br.cut_off.load(relaxed)), true);
     add("kingx_backup_cut_max_seconds", "Longest time one backup's cut kept the writer loop from its next batch",

@@ -106,9 +106,23 @@ def test_a_fifth_backup_at_once_is_503_naming_the_limit():
         check("at most 4 backups" in r.body.decode(), f"the 503 does not name the limit: {r.body[:300]!r}")
         check(metric(s.port, "kingx_backup_pins") == 4, "the refusal touched the four backups' pins")
     finally:
-        for sock in held:
-            sock.close()
-    wait_for(lambda: metric(s.port, "kingx_backup_pins") == 0, 30, "the pins given back")
+        # The writer held (SIGSTOP) while the four clients leave: their pins
+        # read 0 at once, but a slot is free only once the writer has given its
+        # pin back, so until then a new backup is still the fifth.
+        writer = s.wait_children("kingx-writer", 1)[0]
+        os.kill(writer, signal.SIGSTOP)
+        try:
+            for sock in held:
+                sock.close()
+            wait_for(lambda: metric(s.port, "kingx_backup_pins") == 0, 30, "the pins given back")
+            check(metric(s.port, "kingx_backup_slots_taken") == 4, "slots freed while the writer was stopped")
+            with Conn(admin, 30) as c:
+                r = c.request("GET", "/admin/backup")
+            check(r.status == 503 and r.header("Retry-After") is not None,
+                  f"a backup before the writer freed the slots: {r.status}")
+        finally:
+            os.kill(writer, signal.SIGCONT)
+    wait_for(lambda: metric(s.port, "kingx_backup_slots_taken") == 0, 30, "the slots freed")
     with Conn(admin, 60) as c:
         c.send(b"GET /admin/backup HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         r = c.read_response()
