@@ -60,6 +60,7 @@ TEST_CASE("no flags give the documented defaults", "[src][config]") {
   CHECK(c.accept == AcceptMode::kReusePort);
   CHECK_FALSE(c.single_process);
   CHECK(c.sync == engine::SyncMode::kAlways);
+  CHECK(c.sync_depth == 1);  // README: one fdatasync at a time unless --sync-depth says more
   CHECK(c.max_value_bytes == 64ull << 20);
   CHECK(c.max_key_bytes == 1024);
   // auto: from the size of the disk that holds ./data.
