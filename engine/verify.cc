@@ -77,6 +77,9 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
         ++report.damaged;
       }
     } else if (m.status().Is(Code::kNotFound)) {
+      // A directory with neither is no database at all (an archive that
+      // extracted nothing, a wrong path): never "verified".
+      if (ids.empty()) return Status::NotFound("no database in " + dir + ": no MANIFEST and no segment file");
       finding("MANIFEST: none (a database from before it; the next open writes one)");
     } else {
       finding("MANIFEST: " + m.status().ToString());

@@ -33,7 +33,8 @@ struct VerifyReport {
 // names them (for the active segment, the hint a clean close finished), else
 // as the damaged bytes read. Returns the counts, or the error that stopped
 // it: the LOCK, a directory or file that could not be read (never counted as
-// damage: nothing was learnt about it).
+// damage: nothing was learnt about it), kNotFound for a directory that holds
+// neither a MANIFEST nor a segment file (no database).
 Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Options& options,
                                     const std::function<void(const std::string&)>& finding);
 

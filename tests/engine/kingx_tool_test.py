@@ -258,5 +258,18 @@ with tempfile.TemporaryDirectory() as data:
     rc, out, _ = run(data, "list", "--limit", "2")
     check(rc == 0 and len(out.splitlines()) == 2, "list --limit 2 lists two keys: %r" % out)
 
+# verify of a directory that holds no database (an archive that extracted
+# nothing, a wrong path) is not a clean database: exit 1 naming what is
+# missing, and nothing is created there.
+with tempfile.TemporaryDirectory() as data:
+    with open(os.path.join(data, "notes.txt"), "w") as f:
+        f.write("not a database")
+    for label, d in (("empty", tempfile.mkdtemp(dir=data)), ("foreign", data)):
+        before = snapshot(d)
+        rc, out, err = run(d, "verify")
+        check(rc == 1 and b"no database" in err and b"MANIFEST" in err,
+              "verify of an %s directory exits 1 naming it: %r %r %r" % (label, rc, out, err[-200:]))
+        check(snapshot(d) == before, "verify of an %s directory created nothing" % label)
+
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
