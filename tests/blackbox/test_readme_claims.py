@@ -12,7 +12,12 @@ the code.
     of a compressed value that do not read) is answered 503 + Retry-After
     naming the setting;
   - a write that finds the write queue full waits, then gets 503 +
-    Retry-After, and is not stored; the writes queued before it are.
+    Retry-After, and is not stored; the writes queued before it are;
+  - every benchmark command README.md and RELIABILITY.md give beside a
+    figure still runs as written: the script exists, takes every flag given
+    (and kingx every flag passed through to it), and bench/compare knows
+    every server and scenario named, each `name@label` with its
+    --kingx-alt; every results directory they link to exists.
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_readme_claims.py
 """
@@ -20,15 +25,19 @@ the code.
 import os
 import re
 import select
+import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, http, key_path, metric,
                            require_bin, run_with_servers, wait_for)
 
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+README = os.path.join(ROOT, "README.md")
+FIGURE_DOCS = ("README.md", "RELIABILITY.md")
 SERVERS = ServerPerCase()
 
 # (setting as --help names it, default --help prints, words of README.md that promise it)
@@ -220,6 +229,126 @@ def test_a_write_that_finds_the_queue_full_is_503_with_retry_after_and_not_store
             check(g.status == 200 and g.body == values[key], f"GET {key} after 201: {g.status}")
         elif r.status == 503 and "write queue" in r.body.decode():
             check(g.status == 404, f"{key} was answered 503 (queue full) but is stored")
+
+
+def doc_commands(text):
+    """(line, command) of every bench/ program run in a Markdown text: each
+    line of a fenced block (continuations joined, comments dropped) and each
+    backtick span of the prose, cut at ;, && and |. A command is the span
+    from its program's path to its end."""
+    found = []
+    in_block = False
+    pending, pending_line = "", 0
+    prose = []
+    for n, line in enumerate(text.split("\n"), 1):
+        if line.lstrip().startswith("```"):
+            in_block = not in_block
+            prose.append("")
+            continue
+        if not in_block:
+            prose.append(line)
+            continue
+        prose.append("")
+        if not pending:
+            pending_line = n
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        found.append((pending_line, re.sub(r"\s#\s.*$", "", pending + line)))
+        pending = ""
+    joined = "\n".join(prose)
+    for m in re.finditer(r"`([^`]+)`", joined):
+        found.append((joined.count("\n", 0, m.start()) + 1, m.group(1).replace("\n", " ")))
+    commands = []
+    for n, span in found:
+        for part in re.split(r"\s(?:;|&&|\|)\s", span):
+            m = re.search(r"(?<![\w/.-])((?:build[-\w]*/)?bench/(?!results/)[\w.-]+)(.*)$", part)
+            if m:
+                commands.append((n, m.group(1), m.group(2)))
+    return commands
+
+
+def program_flags(path, cache={}):
+    """The text a bench program's flags are found in: its --help for a
+    Python script, its source for a shell script or a C++ program (build
+    trees' bench/X is bench/X.cc); None when it does not exist."""
+    src = path if path.startswith("bench/") else "bench/" + path.rsplit("/", 1)[1]
+    if path not in cache:
+        full = os.path.join(ROOT, src)
+        if not os.path.exists(full) and os.path.exists(full + ".cc"):
+            full += ".cc"
+        if not os.path.exists(full):
+            cache[path] = None
+        elif full.endswith(".py") or open(full, errors="replace").readline().startswith("#!/usr/bin/env python"):
+            r = subprocess.run([sys.executable, full, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+            cache[path] = r.stdout + r.stderr
+        else:
+            cache[path] = open(full, errors="replace").read()
+    return cache[path]
+
+
+def has_flag(text, flag):
+    return re.search(re.escape(flag) + r"(?![\w-])", text) is not None
+
+
+def compare_names():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        from harness import main, scenarios, servers
+    finally:
+        sys.path.pop(0)
+    return set(servers.BY_NAME), set(scenarios.BY_NAME) | set(main.SPECIAL)
+
+
+def command_faults(program, args, kingx_help, compare_known):
+    """What in `program args` would not run as written (a list of words)."""
+    text = program_flags(program)
+    if text is None:
+        return [f"{program} does not exist"]
+    faults = []
+    try:
+        words = shlex.split(args.replace("[", " ").replace("]", " "))
+    except ValueError:
+        words = args.split()
+    for i, w in enumerate(words):
+        name, eq, value = w.partition("=")
+        if w.startswith("--") and not has_flag(text, name):
+            faults.append(f"{program} takes no {name}")
+        passed = value if w.startswith("--") else (w.partition("=")[2] if eq else "")
+        for f in re.findall(r"(?<![\w-])--[\w-]+", passed):
+            if not has_flag(kingx_help, f):
+                faults.append(f"{program} passes kingx {f}, which kingx does not take")
+    if program.endswith("bench/compare"):
+        known_servers, known_scenarios = compare_known
+        alts = {w.partition("=")[0] for a, w in zip(words, words[1:]) if a == "--kingx-alt"}
+        alts |= {w.split("=", 2)[1] for w in words if w.startswith("--kingx-alt=")}
+        for a, w in zip(words, words[1:]):
+            if a == "--servers":
+                for s in w.split(","):
+                    base, at, label = s.partition("@")
+                    if base not in known_servers:
+                        faults.append(f"bench/compare knows no server {base}")
+                    if at and label not in alts:
+                        faults.append(f"bench/compare: {s} without --kingx-alt {label}=BIN")
+            if a == "--scenarios":
+                faults += [f"bench/compare knows no scenario {c}" for c in w.split(",") if c not in known_scenarios]
+    return faults
+
+
+def test_every_benchmark_command_the_docs_give_runs_as_written():
+    kingx_help = subprocess.run([require_bin(), "--help"], capture_output=True, text=True, timeout=30).stdout
+    compare_known = compare_names()
+    faults, checked = [], 0
+    for doc in FIGURE_DOCS:
+        text = open(os.path.join(ROOT, doc), encoding="utf-8").read()
+        for line, program, args in doc_commands(text):
+            checked += 1
+            faults += [f"{doc}:{line}: {f}" for f in command_faults(program, args, kingx_help, compare_known)]
+        for m in re.finditer(r"(?<![\w/.-])bench/results/(?!DATE-)[\w.-]*[\w-]", text):
+            if not os.path.exists(os.path.join(ROOT, m.group(0))):
+                faults.append(f"{doc}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)} does not exist")
+    check(checked >= 50, f"only {checked} benchmark commands found in {FIGURE_DOCS}: the parser lost them")
+    check(not faults, "commands that would not run as written:\n  " + "\n  ".join(faults))
 
 
 if __name__ == "__main__":
