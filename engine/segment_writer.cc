@@ -275,17 +275,18 @@ void Writer::Impl::PublishCounters() {
   c.segments.store(segments_.size(), std::memory_order_relaxed);
 }
 
-void Writer::Impl::PrefetchLookups(std::span<const WriteOp> ops, uint64_t (&hashes)[kLookupWindow]) {
+void Writer::Impl::PrefetchLookups(std::span<const WriteOp> ops, LookupWindow& window) {
   const size_t n = std::min(ops.size(), kLookupWindow);
   // Two passes: every slot's fetch starts before the first probe waits for
   // one, then every record's before FindKey compares the first key.
   for (size_t i = 0; i < n; ++i) {
-    hashes[i] = KeyHash(seed_, ops[i].key);
-    index_.PrefetchForWriter(hashes[i]);
+    window.hashes[i] = KeyHash(seed_, ops[i].key);
+    index_.PrefetchForWriter(window.hashes[i]);
   }
   for (size_t i = 0; i < n; ++i) {
-    Candidates c;
-    if (!index_.LookupForWriter(hashes[i], &c).ok()) continue;  // FindKey reports it
+    const Candidates& c = window.candidates[i];
+    window.looked_up[i] = index_.LookupForWriter(window.hashes[i], &window.candidates[i]).ok();
+    if (!window.looked_up[i]) continue;  // FindKey reports it
     for (uint32_t j = 0; j < c.count; ++j) cache_.Prefetch(c.locations[j], kRecordHeaderBytes + ops[i].key.size());
   }
 }
@@ -294,6 +295,10 @@ Result<KeyState> Writer::Impl::FindKey(std::string_view key, uint64_t hash) {
   Candidates c;
   Status s = index_.LookupForWriter(hash, &c);
   if (!s.ok()) return s;
+  return ResolveCandidates(key, c);
+}
+
+Result<KeyState> Writer::Impl::ResolveCandidates(std::string_view key, const Candidates& c) {
   KeyState damaged;
   for (uint32_t i = 0; i < c.count; ++i) {
     auto ref = cache_.ReadRecord(c.locations[i], limits_);

@@ -197,16 +197,20 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
   uint64_t room = 0;
   bool room_read = false;
 
-  // The KeyHash of ops [window, window + kLookupWindow), when PrefetchLookups
-  // computed them (not while Writer::Forecast's lookups stand in for it).
+  // The hashes and index candidates of ops [window, window + kLookupWindow),
+  // when PrefetchLookups looked them up (not while Writer::Forecast's lookups
+  // stand in for it). The candidates are the index's until a commit in the
+  // middle of the batch changes it (lookups_current false).
   constexpr size_t kWindow = Writer::Impl::kLookupWindow;
-  uint64_t window_hashes[kWindow];
+  Writer::Impl::LookupWindow& lookups = w.lookup_window_;
   size_t window = SIZE_MAX;
+  bool lookups_current = false;
   for (size_t i = 0; i < ops.size(); ++i) {
     // Writer::Forecast looked the batch's keys up already, when it ran.
     if (i % kWindow == 0 && !w.forecast_found_valid_) {
-      w.PrefetchLookups(ops.subspan(i), window_hashes);
+      w.PrefetchLookups(ops.subspan(i), lookups);
       window = i;
+      lookups_current = true;
     }
     const WriteOp& op = ops[i];
     WriteResult& r = results[i];
@@ -220,7 +224,8 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
     const std::string_view stored = op.type == OpType::kPut ? op.stored : std::string_view();
     const uint64_t total = RecordBytes(op.key.size(), meta.size(), stored.size());
 
-    const uint64_t hash = window <= i && i - window < kWindow ? window_hashes[i - window] : KeyHash(w.seed_, op.key);
+    const bool in_window = window <= i && i - window < kWindow;
+    const uint64_t hash = in_window ? lookups.hashes[i - window] : KeyHash(w.seed_, op.key);
     // The key's state and the op's verdict; decided again after a commit in
     // the middle of the batch (the earlier ops may have failed there).
     KeyState cur;
@@ -230,7 +235,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
       } else if (const KeyState* known = w.forecast_found_valid_ ? w.forecast_found_.Find(hash, op.key) : nullptr) {
         cur = *known;  // Writer::Forecast's lookup: nothing changed the key since
       } else {
-        auto found = w.FindKey(op.key, hash);
+        auto found = in_window && lookups_current ? w.FindKey(op.key, lookups, i - window) : w.FindKey(op.key, hash);
         if (!found.ok()) return found.status();
         cur = found.value();
       }
@@ -270,6 +275,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
       if (w.active_) CommitPending(w, pending, results);
       overlay.Clear();  // the index now holds (or, after a failure, denies) the earlier ops
       w.forecast_found_valid_ = false;  // the forecast's lookups predate them
+      lookups_current = false;          // and so do the window's candidates
       if (w.read_only_) {
         r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
         continue;

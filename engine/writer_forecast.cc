@@ -44,17 +44,20 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
       overlay.Set(p.hash, p.key, StateAfter(p));
     }
   }
-  uint64_t hashes[Impl::kLookupWindow];  // this window's keys' KeyHash (PrefetchLookups)
+  // This window's hashes and index candidates: the index does not change
+  // while the lock is held here, so they stand for FindKey's own probe.
+  Impl::LookupWindow& window = w.lookup_window_;
   for (size_t i = 0; i < ops.size(); ++i) {
-    if (i % Impl::kLookupWindow == 0) w.PrefetchLookups(ops.subspan(i), hashes);
+    const size_t j = i % Impl::kLookupWindow;
+    if (j == 0) w.PrefetchLookups(ops.subspan(i), window);
     const WriteOp& op = ops[i];
     const bool put = op.type == OpType::kPut;
-    const uint64_t hash = hashes[i % Impl::kLookupWindow];
+    const uint64_t hash = window.hashes[j];
     KeyState cur;
     if (const KeyState* earlier = overlay.Find(hash, op.key)) {
       cur = *earlier;
     } else {
-      auto found = w.FindKey(op.key, hash);
+      auto found = w.FindKey(op.key, window, j);
       if (!found.ok()) continue;  // unreadable: counts nothing (writer.h)
       cur = found.value();
       w.forecast_found_.Set(hash, op.key, cur);

@@ -204,17 +204,35 @@ struct Writer::Impl {
   // taken as the key's damaged newest record (KeyState::damaged); any other
   // failure to read a candidate fails the call (never "absent" by guess).
   Result<KeyState> FindKey(std::string_view key, uint64_t hash);
+  // FindKey's second half: which of the index's candidates for key (all the
+  // index holds under key's hash) is key's newest record.
+  Result<KeyState> ResolveCandidates(std::string_view key, const Candidates& c);
+  // What PrefetchLookups leaves for up to kLookupWindow consecutive ops:
+  // each key's KeyHash, and the index's candidates for it as the index was
+  // then. The candidates stand for a new lookup only while the index has not
+  // changed since, that is within the same hold of mu_ with no commit,
+  // rotation or publication in between (the caller's to know).
+  static constexpr size_t kLookupWindow = 16;
+  struct LookupWindow {
+    uint64_t hashes[kLookupWindow];
+    Candidates candidates[kLookupWindow];
+    bool looked_up[kLookupWindow];  // false: the lookup failed (FindKey reports why)
+  };
   // Starts fetching what FindKey reads for the first kLookupWindow ops' keys
   // (each key's index slots, then the header and key of every record its
   // candidates point at) into the CPU cache, without waiting: the misses of
   // a batch's lookups then overlap instead of coming one op after the other.
-  // A hint only: no I/O, no error, no effect on the index, the cache or what
-  // FindKey answers. Caller holds mu_ (the index does not move meanwhile);
-  // a caller walking a batch calls it at every kLookupWindow-th op. Leaves
-  // those keys' KeyHash in hashes[0 .. min(ops.size(), kLookupWindow)), so
-  // that the caller does not hash them again.
-  static constexpr size_t kLookupWindow = 16;
-  void PrefetchLookups(std::span<const WriteOp> ops, uint64_t (&hashes)[kLookupWindow]);
+  // No I/O, no error, no effect on the index or the cache. Caller holds mu_
+  // (the index does not move meanwhile); a caller walking a batch calls it
+  // at every kLookupWindow-th op. Fills window for ops
+  // [0, min(ops.size(), kLookupWindow)), so that the caller neither hashes
+  // those keys again nor probes the index for them a second time.
+  void PrefetchLookups(std::span<const WriteOp> ops, LookupWindow& window);
+  // FindKey for the j-th op of a window PrefetchLookups filled while the
+  // index stood as it does now: its candidates resolved, without a second probe.
+  Result<KeyState> FindKey(std::string_view key, const LookupWindow& window, size_t j) {
+    return window.looked_up[j] ? ResolveCandidates(key, window.candidates[j]) : FindKey(key, window.hashes[j]);
+  }
   void TurnReadOnly(const Status& cause);
   // What a write whose record reached the file but not the index is answered:
   // outcome unknown (the next open finds the record, a power loss first may
@@ -352,6 +370,10 @@ struct Writer::Impl {
   // flight does not touch these keys.
   BatchOverlay forecast_found_;
   bool forecast_found_valid_ = false;
+  // PrefetchLookups' window for whichever walk of a batch holds mu_
+  // (Writer::Forecast, DecideBatch; they never run inside one another). A
+  // member, not a local: nothing to construct per batch.
+  LookupWindow lookup_window_;
 
   // ---- pipelined group commit (writer_pipeline.cc), under mu_ ----
   // A submitted batch: its records written past active_size_ (in flight)
