@@ -20,9 +20,14 @@ a=$(ok); o0=$(curl -s http://127.0.0.1:$PORT/metrics | awk "/^kingx_http_connect
 wrk -t1 -c8 -d6s "${H[@]}" http://127.0.0.1:$PORT/v1/kv/small > /dev/null
 b=$(ok); o1=$(curl -s http://127.0.0.1:$PORT/metrics | awk "/^kingx_http_connections_opened_total/{print \$2}")
 callgrind_control -d $W > /dev/null
-sleep 1
-F=$(ls -t $D/cg.$W* | head -1)
-IR=$(grep -h "^summary:\|^totals:" $F | head -1 | awk '{print $2}')
+# The dump is written by the worker at its next client-request check: wait for its summary line.
+IR=
+for i in $(seq 150); do
+  F=$(ls -t $D/cg.$W* 2>/dev/null | head -1)
+  IR=$(grep -h "^summary:\|^totals:" $F 2>/dev/null | head -1 | awk '{print $2}')
+  [ -n "$IR" ] && break; sleep 0.2
+done
+[ -n "$IR" ] || { echo "$0: worker $W wrote no callgrind dump with a summary in 30 s" >&2; kill $VP; exit 1; }
 echo "$(basename $K) $MODE requests $((b-a)) Ir $IR connections $((o1-o0)) Ir/request $(python3 -c "print(round($IR/($b-$a)))") load $(cut -d' ' -f1 /proc/loadavg)"
 kill $VP; wait $VP 2>/dev/null
 rm -rf $D
