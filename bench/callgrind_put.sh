@@ -8,6 +8,7 @@
 set -euo pipefail
 K=$1; SYNC=$2; CONNS=$3
 TEMPLATE=${TEMPLATE:-/tmp/writer23/tmpl}; NKEYS=${NKEYS:-1000000}
+[ -d "$TEMPLATE" ] || { echo "$0: no template database $TEMPLATE: make it with fill_db --data $TEMPLATE --keys 1000000 --value-bytes 100 (build-release/bench/fill_db), or set TEMPLATE" >&2; exit 2; }
 LUA=$(dirname "$(readlink -f "$0")")/lua/kv.lua
 D=$(mktemp -d "${TMPDIR:-/tmp}/cg_put.XXXX"); cp -r "$TEMPLATE" "$D/data"
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')

@@ -10,6 +10,7 @@
 set -euo pipefail
 BIN=$1; SYNC=$2; DEPTH=${3:-1}; BATCHES=${4:-1,16,256}
 TEMPLATE=${TEMPLATE:-/tmp/writer23/tmpl}
+[ -d "$TEMPLATE" ] || { echo "$0: no template database $TEMPLATE: make it with fill_db --data $TEMPLATE --keys 1000000 --value-bytes 100 (build-release/bench/fill_db), or set TEMPLATE" >&2; exit 2; }
 D=$(mktemp -d "${TMPDIR:-/tmp}/cg_writer.XXXX")
 trap 'rm -rf "$D"' EXIT
 cp -r "$TEMPLATE" "$D/data"
