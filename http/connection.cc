@@ -519,16 +519,17 @@ void Connection::OnTimer(uint64_t now_ms) {
     return;
   }
   if (stream_) return;  // only the send deadline runs while a body streams
-  static const ParseError kTimeout = [] {
-    ParseError e;
-    e.status = 408;
-    e.detail = "The request was not received in time.";
-    return e;
-  }();
+  // A 408 names the setting that ran out and its value ("limit"), as the
+  // limits' refusals do.
+  ParseError timeout;
+  timeout.status = 408;
+  timeout.has_limit = true;
   switch (state_) {
     case State::kHead:
       if (head_timer_armed_) {
-        CoreRespond(kTimeout, nullptr, true, now_ms);
+        timeout.detail = "The request head did not arrive within --header-timeout-ms.";
+        timeout.limit = limits_.header_timeout_ms;
+        CoreRespond(timeout, nullptr, true, now_ms);
       } else {
         Close();  // idle keep-alive expired: silent
       }
@@ -538,7 +539,9 @@ void Connection::OnTimer(uint64_t now_ms) {
       if (answered_) {
         Close();
       } else {
-        CoreRespond(kTimeout, &parser_->request(), true, now_ms);
+        timeout.detail = "No body bytes of the request arrived within --body-timeout-ms.";
+        timeout.limit = limits_.body_timeout_ms;
+        CoreRespond(timeout, &parser_->request(), true, now_ms);
       }
       break;
     }

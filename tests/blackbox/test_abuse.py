@@ -411,6 +411,27 @@ def test_a_bad_request_gets_its_400_and_a_clean_close():
     check(metric(s.port, "kingx_http_linger_cut_total") == cut0, "a lingering close cut short")
 
 
+def test_a_timeout_408_names_its_setting():
+    # A head that does not arrive within --header-timeout-ms, and a body that
+    # stalls past --body-timeout-ms, are each answered 408 whose problem names
+    # the setting that ran out and its value, as 413/414/431 name theirs.
+    s = start("--workers", "1", "--header-timeout-ms", "700", "--body-timeout-ms", "900")
+    for name, sent, setting, limit in (
+            ("a slow head", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", "--header-timeout-ms", 700),
+            ("a stalled body", build_request("PUT", key_path("stalled-small"), None, [("Content-Length", "10")]) +
+             b"abc", "--body-timeout-ms", 900)):
+        with Conn(s.port, timeout=30) as c:
+            c.send(sent)
+            r = c.read_response()
+            check(r.status == 408, f"{name}: {r}")
+            check(r.header("Content-Type") == "application/problem+json", f"{name}: not a problem: {r}")
+            problem = r.json()
+            check(setting in problem.get("detail", "") and problem.get("limit") == limit,
+                  f"{name}: the 408 does not name {setting} and its value {limit}: {problem}")
+            check(c.wait_closed() == "closed", f"{name}: 408 then close")
+    check(http(s.port, "GET", key_path("stalled-small")).status == 404, "a stalled body was stored")
+
+
 def test_lingering_after_a_bad_request_is_bounded_in_bytes():
     # A client that keeps sending after its 400 (a garbage flood) is cut off
     # once it sent more than the bound: the worker reads at most one byte

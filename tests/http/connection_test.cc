@@ -241,6 +241,8 @@ TEST_CASE("the header timeout answers 408 and closes; the deadline is total, not
   auto all = SplitResponses(h.wire);
   REQUIRE(all.size() == 1);
   CHECK(all[0].status == 408);
+  CHECK(all[0].body.find("--header-timeout-ms") != std::string::npos);  // names the setting and its value
+  CHECK(all[0].body.find("\"limit\":10000") != std::string::npos);
   CHECK(h.conn->ShouldClose());
   CHECK(h.counters.timeouts == 1);
 }
@@ -271,6 +273,8 @@ TEST_CASE("the body timeout aborts the handler's request and answers 408", "[htt
   auto all = SplitResponses(h.wire);
   REQUIRE(all.size() == 1);
   CHECK(all[0].status == 408);
+  CHECK(all[0].body.find("--body-timeout-ms") != std::string::npos);
+  CHECK(all[0].body.find("\"limit\":60000") != std::string::npos);
   CHECK(h.conn->ShouldClose());
   CHECK(h.handler.store.empty());
 }
