@@ -20,7 +20,7 @@ class Locks final : public FileLock {
 
 Result<std::unique_ptr<FileLock>> LockDataDir(Env& env, const std::string& dir, bool read_only) {
   auto locks = std::make_unique<Locks>();
-  const std::string lock_path = JoinPath(dir, "LOCK");
+  const std::string lock_path = JoinPath(dir, kDataDirLockFile);
   if (read_only) {
     auto d = env.LockExisting(dir, true);
     if (!d.ok()) {

@@ -24,6 +24,9 @@
 
 namespace kingx::engine {
 
+// The lock file's name in a data directory.
+inline constexpr const char* kDataDirLockFile = "LOCK";
+
 Result<std::unique_ptr<FileLock>> LockDataDir(Env& env, const std::string& dir, bool read_only);
 
 }  // namespace kingx::engine

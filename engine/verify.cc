@@ -2,6 +2,7 @@
 // the same seed choice, the same active segment, the same scanner.
 #include "engine/verify.h"
 
+#include "engine/data_dir_holds.h"
 #include "engine/data_dir_lock.h"
 
 #include <algorithm>
@@ -46,6 +47,9 @@ std::string Quoted(std::string_view key) {
 
 Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Options& options,
                                     const std::function<void(const std::string&)>& finding) {
+  // An archive that extracted nothing, a wrong path: never "verified".
+  Status here = RequireDatabase(env, dir);
+  if (!here.ok()) return here;
   // Verifying reads only: the shared lock creates nothing (a backup stays as it was).
   auto lock = LockDataDir(env, dir, /*read_only=*/true);
   if (!lock.ok()) return lock.status();
@@ -77,9 +81,6 @@ Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Opti
         ++report.damaged;
       }
     } else if (m.status().Is(Code::kNotFound)) {
-      // A directory with neither is no database at all (an archive that
-      // extracted nothing, a wrong path): never "verified".
-      if (ids.empty()) return Status::NotFound("no database in " + dir + ": no MANIFEST and no segment file");
       finding("MANIFEST: none (a database from before it; the next open writes one)");
     } else {
       finding("MANIFEST: " + m.status().ToString());

@@ -34,7 +34,8 @@ struct VerifyReport {
 // as the damaged bytes read. Returns the counts, or the error that stopped
 // it: the LOCK, a directory or file that could not be read (never counted as
 // damage: nothing was learnt about it), kNotFound for a directory that holds
-// neither a MANIFEST nor a segment file (no database).
+// no database (RequireDatabase, engine/data_dir_holds.h: missing, or neither
+// a MANIFEST nor a segment file in it).
 Result<VerifyReport> VerifyDatabase(Env& env, const std::string& dir, const Options& options,
                                     const std::function<void(const std::string&)>& finding);
 

@@ -3,7 +3,9 @@
 // (engine/data_dir_lock.h), so it refuses to run while a server (or another
 // tool) holds it: the reading commands (get, list, stat, verify) take the
 // shared read-only lock and open the database read-only, changing nothing
-// in it; put, delete and compact take the exclusive one.
+// in it; put, delete and compact take the exclusive one. A directory that
+// holds no database (engine/data_dir_holds.h) is refused by every command
+// but put, which creates one only in a missing or empty directory.
 //
 //   kingx-tool --data DIR [options] put KEY [FILE|-]   (value from FILE, or stdin)
 //   kingx-tool --data DIR get KEY                       (value to stdout)
@@ -43,6 +45,7 @@
 
 #include "engine/compaction.h"
 #include "engine/compress.h"
+#include "engine/data_dir_holds.h"
 #include "engine/disk_space.h"
 #include "engine/env.h"
 #include "engine/index.h"
@@ -72,7 +75,9 @@ int Usage() {
                "                  [--key-file FILE] COMMAND\n"
                "commands (get, list, stat and verify open DIR read-only and change nothing in it, so they\n"
                "work on a backup and beside read-only servers; every command refuses a directory a\n"
-               "read-write server holds, and put, delete and compact one a read-only server holds):\n"
+               "read-write server holds, and put, delete and compact one a read-only server holds;\n"
+               "DIR must hold a database (a MANIFEST or a segment file): else every command but put exits 1\n"
+               "naming it and creates nothing, and put creates one only in a missing or empty DIR):\n"
                "  put KEY [FILE|-]   store the bytes of FILE (default: stdin) under KEY\n"
                "  get KEY            write KEY's value to stdout (exit 1 if absent)\n"
                "  delete KEY [KEY...] delete each KEY, in batches under one open (\"deleted seq N\" per\n"
@@ -360,6 +365,10 @@ int Run(int argc, char** argv) {
   if (!vs.ok()) return Fail(vs);
   options.log = [](const std::string& line) { std::fprintf(stderr, "kingx-tool: %s\n", line.c_str()); };
   if (cmd == "verify") return Verify(dir, options);
+  // A typo in --data must not become a new database: only put creates one,
+  // and only where nothing else lives.
+  Status here = cmd == "put" ? RequireDatabaseOrRoom(PosixEnv(), dir) : RequireDatabase(PosixEnv(), dir);
+  if (!here.ok()) return Fail(here);
   // The reading commands change nothing in the directory (a backup stays as it was).
   options.read_only = cmd == "get" || cmd == "list" || cmd == "stat";
   std::string key;

@@ -271,5 +271,38 @@ with tempfile.TemporaryDirectory() as data:
               "verify of an %s directory exits 1 naming it: %r %r %r" % (label, rc, out, err[-200:]))
         check(snapshot(d) == before, "verify of an %s directory created nothing" % label)
 
+# No command turns a directory that holds no database (a typo in --data, an
+# archive that extracted nothing, a foreign directory) into one: every command
+# but put exits 1 naming it, put refuses a directory that holds other files,
+# and nothing is created or changed in any of them. put creates a database in
+# a missing or an empty directory, after which every command finds it.
+with tempfile.TemporaryDirectory() as work:
+    foreign = os.path.join(work, "foreign")
+    os.mkdir(foreign)
+    with open(os.path.join(foreign, "notes.txt"), "w") as f:
+        f.write("not a database")
+    empty = os.path.join(work, "empty")
+    os.mkdir(empty)
+    missing = os.path.join(work, "missing")
+    commands = [("get", "k"), ("delete", "k"), ("list",), ("stat",), ("compact",), ("compact", "--all"), ("verify",)]
+    for label, d in (("foreign", foreign), ("empty", empty), ("missing", missing)):
+        for cmd in commands + ([("put", "k")] if label == "foreign" else []):
+            before = snapshot(work)
+            rc, out, err = run(d, *cmd, stdin=b"v")
+            check(rc == 1 and b"no database in " + d.encode() in err,
+                  "%s on the %s directory exits 1 naming it: %r %r %r" % (" ".join(cmd), label, rc, out, err[-300:]))
+            check(snapshot(work) == before, "%s on the %s directory changed nothing" % (" ".join(cmd), label))
+    for label, d in (("empty", empty), ("missing", missing)):
+        rc, out, err = run(d, "put", "k", stdin=b"v")
+        check(rc == 0 and out.startswith(b"created"), "put creates a database in the %s directory: %r %r" % (label, rc, err))
+        for cmd in commands:
+            rc, out, err = run(d, *cmd)
+            check(rc == 0,
+                  "%s finds the database put created in the %s directory: %r %r" % (" ".join(cmd), label, rc, err[-300:]))
+    os.mkdir(os.path.join(work, "lock-only"))
+    open(os.path.join(work, "lock-only", "LOCK"), "w").close()  # an open that stopped before its first file
+    rc, out, err = run(os.path.join(work, "lock-only"), "put", "k", stdin=b"v")
+    check(rc == 0, "put creates a database where only a LOCK was left: %r %r" % (rc, err[-300:]))
+
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)

@@ -1,0 +1,30 @@
+// Whether a data directory holds a database: the one rule every command that
+// must not take a wrong path (a typo in --data, an archive that extracted
+// nothing, a foreign directory) for a database goes by.
+//
+// A database is a directory holding a MANIFEST or a segment file (one from
+// before the MANIFEST holds segments only). The directory's listing is all
+// that is read: nothing is created, locked or changed. Any thread. Taking no
+// lock, the answer may be stale by the time the caller opens the directory;
+// the open then takes the lock and finds what is there.
+#pragma once
+
+#include <string>
+
+#include "engine/env.h"
+#include "engine/status.h"
+
+namespace kingx::engine {
+
+// OK when `dir` holds a database; else kNotFound "no database in DIR: ..."
+// saying what is there instead (no such directory, nothing but a LOCK that
+// an open left before its first file, other files). Other errors: what
+// listing the directory reports (kIOError; a file, not a directory).
+Status RequireDatabase(Env& env, const std::string& dir);
+
+// For a command that creates a database where there is none: OK when `dir`
+// is missing, holds nothing or holds a database; kNotFound naming DIR and
+// one of its entries when it holds other files (never turned into one).
+Status RequireDatabaseOrRoom(Env& env, const std::string& dir);
+
+}  // namespace kingx::engine
