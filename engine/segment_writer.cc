@@ -275,6 +275,17 @@ void Writer::Impl::PublishCounters() {
   c.segments.store(segments_.size(), std::memory_order_relaxed);
 }
 
+void Writer::Impl::PublishCountersMoved(uint64_t live_added, uint64_t live_removed, uint64_t dead_added) {
+  IndexCounters& c = index_.counters();
+  // Only this thread (the holder of mu_) stores them.
+  const uint64_t live = c.live_bytes.load(std::memory_order_relaxed) + live_added - live_removed;
+  const uint64_t dead = c.dead_bytes.load(std::memory_order_relaxed) + dead_added;
+  c.keys.store(keys_, std::memory_order_relaxed);
+  c.live_bytes.store(live, std::memory_order_relaxed);
+  c.dead_bytes.store(dead, std::memory_order_relaxed);
+  c.segments.store(segments_.size(), std::memory_order_relaxed);
+}
+
 void Writer::Impl::PrefetchLookups(std::span<const WriteOp> ops, LookupWindow& window) {
   const size_t n = std::min(ops.size(), kLookupWindow);
   // Two passes: every slot's fetch starts before the first probe waits for

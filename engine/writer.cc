@@ -88,6 +88,8 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
     }
     w.keyspace_->Add(puts);
   }
+  // What the loop below changes in segments_, for the counters.
+  uint64_t live_added = 0, live_removed = 0, dead_added = 0;
   // Each index update is visible on its own (readers never wait for a
   // batch): every op of the batch is in flight until all are answered below.
   for (const PendingRecord& p : pending) {
@@ -96,12 +98,16 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
     r.existed = p.old_loc != 0;
     if (p.old_loc != 0) {
       SegmentStats& old = w.segments_[LocationSegment(p.old_loc)];
-      old.live_bytes -= std::min(old.live_bytes, p.old_total);
+      const uint64_t killed = std::min(old.live_bytes, p.old_total);
+      old.live_bytes -= killed;
       old.dead_bytes += p.old_total;
+      live_removed += killed;
+      dead_added += p.old_total;
       w.CountIfEmptied(LocationSegment(p.old_loc), old, p.old_total);
     }
     if (p.type == RecordType::kPut) {
       active.live_bytes += p.total;
+      live_added += p.total;
       if (p.old_loc != 0 && w.index_.Replace(p.hash, p.old_loc, p.loc)) continue;
       Status is = w.index_.Insert(p.hash, p.loc);
       if (!is.ok()) {
@@ -114,13 +120,18 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
       if (p.old_loc == 0) ++w.keys_;
     } else {
       active.dead_bytes += p.total;
+      dead_added += p.total;
       w.index_.Remove(p.hash, p.old_loc);
       --w.keys_;
     }
   }
   if (w.keyspace_) w.keyspace_->Published(pending.back().seq);
-  w.DeleteEmptiedLocked();
-  w.PublishCounters();
+  if (w.emptied_now_.empty()) {
+    w.PublishCountersMoved(live_added, live_removed, dead_added);
+  } else {
+    w.DeleteEmptiedLocked();  // forgets segments: their bytes leave the sum
+    w.PublishCounters();
+  }
 }
 
 bool WritePending(Writer::Impl& w, std::span<const PendingRecord> pending, std::span<WriteResult> results) {

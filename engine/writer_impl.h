@@ -242,7 +242,16 @@ struct Writer::Impl {
   static Status SyncFailedOutcome(const Status& sync_error);
   void Log(const std::string& line) const;
   void LogError(const std::string& line) const;
+  // Publishes keys_, the segment count and the sum of every segment's live
+  // and dead bytes (O(segments)) into the index's counters. Caller holds mu_
+  // (or is recovery). Every change of segments_ publishes before mu_ is let
+  // go, so that between holds the published figures are that sum.
   void PublishCounters();
+  // PublishCounters after a change of segments_ that only added live_added
+  // and dead_added bytes and took live_removed (no segment forgotten): the
+  // published figures moved by that much, in O(1). Right because they were
+  // the sum before the change (see PublishCounters).
+  void PublishCountersMoved(uint64_t live_added, uint64_t live_removed, uint64_t dead_added);
   Status SyncActive();
 
   Env& env_;

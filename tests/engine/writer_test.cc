@@ -144,6 +144,7 @@ TEST_CASE("the engine agrees with a std::map model over random puts, deletes, co
       // decides from what it found.
       if (rng() % 2 == 0) (void)db.writer().Forecast(ops);
       db.writer().Apply(ops, results);
+      CheckCounters(db);
       for (int i = 0; i < n; ++i) {
         auto mit = model.find(keys[i]);
         const bool exists = mit != model.end();
@@ -188,6 +189,7 @@ TEST_CASE("the engine agrees with a std::map model over random puts, deletes, co
       WriteResult r;
       db.writer().FinishLarge(id.value(), value.size(), &r);
       REQUIRE(r.status.ok());
+      CheckCounters(db);
       REQUIRE(r.existed == (it != model.end()));
       REQUIRE(r.seq > last_seq);
       last_seq = r.seq;

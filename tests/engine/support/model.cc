@@ -23,6 +23,16 @@ void CheckModel(TestDb& db, const Model& model, const std::vector<std::string>& 
   for (const std::string& k : all_keys) CheckKey(db, model, k);
   REQUIRE(db.writer().Stats().keys == model.size());
   REQUIRE(db.index().counters().keys.load() == model.size());
+  CheckCounters(db);
+}
+
+void CheckCounters(TestDb& db) {
+  const WriterStats s = db.writer().Stats();
+  const IndexCounters& c = db.index().counters();
+  REQUIRE(c.keys.load() == s.keys);
+  REQUIRE(c.segments.load() == s.segments);
+  REQUIRE(c.live_bytes.load() == s.live_bytes);
+  REQUIRE(c.dead_bytes.load() == s.dead_bytes);
 }
 
 CompactionOptions UnthrottledCompaction(uint32_t install_batch) {

@@ -27,6 +27,10 @@ void CheckKey(TestDb& db, const Model& model, const std::string& key);
 // the writer's and the index's key counts match the model. Test failures
 // through Catch2.
 void CheckModel(TestDb& db, const Model& model, const std::vector<std::string>& all_keys);
+// The index's published counters (what readers, the write stall and the
+// metrics see) equal the writer's own figures: keys, segments, and the sum of
+// every segment's live and dead bytes.
+void CheckCounters(TestDb& db);
 
 // Compaction options for tests: no pacing, `install_batch` index entries per
 // hold of the writer's mutex (small: many installs), and a file system that
