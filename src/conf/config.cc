@@ -517,6 +517,7 @@ Result<ParsedCommandLine> ParseCommandLine(int argc, const char* const* argv) {
       value = a.substr(eq + 1);
     }
     if (name == "--config") {
+      if (!c.config_file.empty()) return Invalid("--config", "given more than once");
       if (!value) {
         if (i + 1 >= argc) return Invalid("--config", "missing value");
         value = argv[++i];
@@ -526,6 +527,11 @@ Result<ParsedCommandLine> ParseCommandLine(int argc, const char* const* argv) {
     }
     const Setting* s = FindByFlag(name);
     if (s == nullptr) return Status::InvalidArgument("unknown flag '" + std::string(name) + "' (see --help)");
+    // As nginx refuses a duplicate directive: the last of two values would
+    // win silently (a wrapper's flag and the operator's, say).
+    if (!s->repeatable && std::any_of(flags.begin(), flags.end(), [s](const auto& f) { return f.first == s; })) {
+      return Invalid(FlagName(*s), "given more than once (only a repeatable setting may be)");
+    }
     if (!s->takes_value) {
       flags.emplace_back(s, value ? std::string(*value) : std::string("true"));
       continue;

@@ -139,7 +139,9 @@ struct ParsedCommandLine {
 // Parses argv (argv[0] is skipped): reads --config FILE first if given, then
 // applies every flag over it, resolves "auto" workers, then validates the
 // whole (Validate). For --help / --version the config is not validated.
-// Flags take their value as the next argument or after '=' (--data=/x).
+// Flags take their value as the next argument or after '=' (--data=/x). A
+// flag given twice is an error unless its setting is repeatable (--listen,
+// --trusted-proxy: each flag adds one), as is --config given twice.
 // Errors: kInvalidArgument whose message names the setting
 // ("--workers: expected a positive integer or 'auto', got 'x'",
 // "config file /etc/kingx.json: unknown setting 'foo'"), or kIOError when the

@@ -379,10 +379,33 @@ def all_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
+# The flags kingx takes more than once (each adds one); any other flag given
+# twice is refused.
+REPEATABLE_FLAGS = ("--listen", "--trusted-proxy")
+
+
+def merge_flags(args):
+    """`args` with only the last of each non-repeatable flag, where it stood:
+    the harness composes its own flags, a model's and a case's, a later one
+    winning, and kingx refuses a flag given twice. A flag's value is the next
+    argument unless that starts with "--" (then the flag is a switch)."""
+    groups = []  # (flag name or None, its arguments)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        takes_next = a.startswith("--") and "=" not in a and i + 1 < len(args) and not args[i + 1].startswith("--")
+        name = a.split("=", 1)[0] if a.startswith("--") else None
+        groups.append((name, args[i:i + 2] if takes_next else [a]))
+        i += 2 if takes_next else 1
+    last = {name: k for k, (name, _) in enumerate(groups) if name and name not in REPEATABLE_FLAGS}
+    return [a for k, (name, group) in enumerate(groups) if last.get(name, k) == k for a in group]
+
+
 class Server:
     """A kingx instance started by this harness. Use as a context manager, or
     call start() and stop(). `args` are extra command-line flags; --listen,
-    --data, --error-log and --pid are added unless `raw_args` is set. With
+    --data, --error-log and --pid are added unless `raw_args` is set (a non-repeatable flag
+    in `args` then replaces the harness's: merge_flags). With
     `admin`, --admin-listen on a port the harness picks too (`admin_port`,
     set by start(); not with `raw_args`). Without `error_log_flag`, no
     --error-log flag: a config file names the error log (set `error_log` to
@@ -415,8 +438,8 @@ class Server:
             return [self.bin] + self.extra
         admin = ["--admin-listen", f"{HOST}:{self.admin_port}"] if self.admin else []
         error_log = ["--error-log", self.error_log] if self.error_log_flag else []
-        return [self.bin, "--listen", f"{HOST}:{self.port}", "--data", self.data_dir] + error_log + [
-                "--access-log", self.access_log, "--pid", self.pid_file] + admin + self.extra
+        return [self.bin] + merge_flags(["--listen", f"{HOST}:{self.port}", "--data", self.data_dir] + error_log + [
+                "--access-log", self.access_log, "--pid", self.pid_file] + admin + self.extra)
 
     # A restart keeps its port: a proxy or a client may name it. Until then an
     # address can be held by a TIME_WAIT of another process's loopback

@@ -73,6 +73,10 @@ def test_t_accepts_a_good_configuration():
     check(code == 0, f"-t on a good config: exit {code}: {out}")
     code, out = run("-t", "--workers", "3", "--sync", "none", "--data", os.path.join(TMP, "d-good"))
     check(code == 0, f"-t with good flags: exit {code}: {out}")
+    # The repeatable settings add one value per flag.
+    code, out = run("-t", "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--trusted-proxy", "10.0.0.1",
+                    "--trusted-proxy", "10.0.0.2", "--data", os.path.join(TMP, "d-good"))
+    check(code == 0, f"-t with --listen and --trusted-proxy given twice: exit {code}: {out}")
 
 
 def test_t_rejects_bad_configurations_naming_the_setting():
@@ -90,6 +94,12 @@ def test_t_rejects_bad_configurations_naming_the_setting():
         (["--compaction-dead-ratio", "7"], "compaction-dead-ratio"),
         (["--model", "fibers"], "model"),
         (["--no-such-flag"], "no-such-flag"),
+        # A flag given twice would have its last value win silently (nginx refuses a duplicate directive).
+        (["--workers", "2", "--workers", "3"], "--workers"),
+        (["--sync=none", "--sync", "always"], "--sync"),
+        (["--read-only", "--read-only"], "--read-only"),
+        (["--config", config_file("twice.json", {"workers": 1}), "--config", config_file("twice.json", {"workers": 1})],
+         "--config"),
     ]
     for args, name in cases:
         code, out = run("-t", "--data", os.path.join(TMP, "d-bad"), *args)

@@ -173,6 +173,20 @@ TEST_CASE("the JSON file sets settings and flags override it", "[src][config]") 
   CHECK(overridden->config.sync == engine::SyncMode::kNone);  // untouched file value
 }
 
+TEST_CASE("a flag given twice is an error naming it, unless its setting is repeatable", "[src][config]") {
+  for (const std::vector<std::string>& twice :
+       {std::vector<std::string>{"--workers", "2", "--workers", "3"}, {"--sync=none", "--sync", "always"},
+        {"--read-only", "--read-only=false"}, {"--config", "/a.json", "--config=/b.json"}}) {
+    const std::string e = ErrorOf(Parse(twice));
+    CHECK(e.find(twice[0].substr(0, twice[0].find('=')) + ": given more than once") != std::string::npos);
+  }
+  auto r = Parse({"--listen", "127.0.0.1:9000", "--listen", "127.0.0.1:9001", "--trusted-proxy", "10.0.0.1",
+                  "--trusted-proxy", "10.0.0.2"});
+  REQUIRE(r.ok());
+  CHECK(r.value().config.listen.size() == 2);
+  CHECK(r.value().config.trusted_proxies.size() == 2);
+}
+
 TEST_CASE("unknown and invalid settings are errors that name the setting", "[src][config]") {
   CHECK(ErrorOf(Parse({"--bogus", "1"})).find("--bogus") != std::string::npos);
   CHECK(ErrorOf(Parse({"--workers", "zero"})).find("--workers") != std::string::npos);
