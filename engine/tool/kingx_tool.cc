@@ -69,7 +69,8 @@ int Usage() {
   std::fprintf(stderr,
                "usage: kingx-tool --data DIR [--segment-bytes N|auto] [--disk-reserve-bytes N|auto]\n"
                "                  [--compression-level N] [--max-key-bytes N] [--max-value-bytes N] COMMAND\n"
-               "  (auto, the default, picks what the server picks for the data directory's disk)\n"
+               "  (auto, the default, picks what the server picks for the data directory's disk;\n"
+               "   each option at most once)\n"
                "  (--max-*-bytes bound what records may claim; the default, the format's largest,\n"
                "   is what the server uses: lower them only for a database written with lower ones)\n"
                "                  [--key-file FILE] COMMAND\n"
@@ -290,8 +291,13 @@ int Run(int argc, char** argv) {
   bool auto_segment = true, auto_reserve = true;  // as the server: sizes from the data directory's disk
   std::vector<std::string> args;
   std::string bad;  // the first option whose value is wrong, said in a line of its own
+  std::vector<std::string> given;  // options seen: each may come once (the last would win unseen)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
+      if (std::find(given.begin(), given.end(), a) == given.end()) given.push_back(a);
+      else if (bad.empty()) bad = a + ": given more than once";
+    }
     // The option's value, a whole number in [min, max]: true when the option
     // is taken (a wrong or missing value sets `bad`).
     auto number = [&](uint64_t* out, uint64_t min = 0, uint64_t max = UINT64_MAX) {

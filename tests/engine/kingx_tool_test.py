@@ -257,6 +257,13 @@ with tempfile.TemporaryDirectory() as data:
     check(snapshot(data) == before, "the refused options changed nothing in the directory")
     rc, out, _ = run(data, "list", "--limit", "2")
     check(rc == 0 and len(out.splitlines()) == 2, "list --limit 2 lists two keys: %r" % out)
+    # An option given twice would have its last value win unseen (a second --data: another database).
+    for twice in (["--data", data + "-other"], ["--segment-bytes", "8192"]):
+        rc, out, err = run(data, *twice, "stat")
+        check(rc == 64 and (twice[0] + ": given more than once").encode() in err and out == b"",
+              "%s given twice is refused naming it: %r %r %r" % (twice[0], rc, out, err[-200:]))
+    check(not os.path.exists(data + "-other"), "the refused second --data created nothing")
+    check(snapshot(data) == before, "the refused options changed nothing in the directory")
 
 # verify of a directory that holds no database (an archive that extracted
 # nothing, a wrong path) is not a clean database: exit 1 naming what is
