@@ -65,8 +65,11 @@ class BatchOverlay {
     mask_ = capacity - 1;
     Clear();
   }
-  // Forgets every key; the room stays.
-  void Clear() { std::fill(slots_.begin(), slots_.begin() + static_cast<ptrdiff_t>(mask_ + 1), Slot{}); }
+  // Forgets every key; the room stays. A slot whose hash is 0 is empty
+  // whatever else it holds (Find stops there, Set overwrites it whole).
+  void Clear() {
+    for (size_t i = 0; i <= mask_; ++i) slots_[i].hash = 0;
+  }
   // The state recorded for `key` (whose index hash is `hash`), or null.
   const KeyState* Find(uint64_t hash, std::string_view key) const {
     for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
