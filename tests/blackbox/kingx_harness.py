@@ -401,6 +401,26 @@ def merge_flags(args):
     return [a for k, (name, group) in enumerate(groups) if last.get(name, k) == k for a in group]
 
 
+# Every Server this process started and has not yet stopped: the end of a
+# test file's main (run_with_server / run_with_servers) stops what a case left
+# running, so no test leaves a kingx behind it, and meson's SIGTERM on a
+# timeout ends the file through those same finally blocks.
+_RUNNING = []
+
+
+def _stop_left_running():
+    """Cleans up every server still registered; says which ones a case had
+    left running."""
+    for server in list(_RUNNING):
+        print(f"cleanup: a case left kingx {server.proc.pid if server.proc else '?'} "
+              f"(port {server.port}) running: stopped", flush=True)
+        server.cleanup()
+
+
+def _exit_on_sigterm():
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 class Server:
     """A kingx instance started by this harness. Use as a context manager, or
     call start() and stop(). `args` are extra command-line flags; --listen,
@@ -471,6 +491,8 @@ class Server:
             self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
             out.close()
+            if self not in _RUNNING:
+                _RUNNING.append(self)
             if not wait:
                 return self
             try:
@@ -581,6 +603,8 @@ class Server:
             status = self.wait_exit(timeout)
         if self.group_pids():
             self.kill_group()
+        if self in _RUNNING:
+            _RUNNING.remove(self)
         return status
 
     def cleanup(self):
@@ -856,6 +880,7 @@ def run_with_server(title, server, cases, ready=None, check_stop=False):
     `cases` (run_cases), and with check_stop stops the server with TERM and
     fails unless it exits 0 (a sanitizer report makes it exit non-zero).
     Always cleans the server up; exits the process with the status."""
+    _exit_on_sigterm()
     status = 1
     try:
         server.start()
@@ -872,6 +897,7 @@ def run_with_server(title, server, cases, ready=None, check_stop=False):
         status = 1
     finally:
         server.cleanup()
+        _stop_left_running()
     sys.exit(status)
 
 
@@ -880,6 +906,7 @@ def run_with_servers(title, cases, current_server):
     current_server() returns the one in use (or None). Runs `cases`, cleans up
     the last server, exits the process with the status."""
     require_bin()
+    _exit_on_sigterm()
     status = 1
     try:
         status = run_cases(title, cases, current_server)
@@ -887,6 +914,7 @@ def run_with_servers(title, cases, current_server):
         server = current_server()
         if server is not None:
             server.cleanup()
+        _stop_left_running()
     sys.exit(status)
 
 
