@@ -412,6 +412,9 @@ def _stop_left_running():
     """Cleans up every server still registered; says which ones a case had
     left running."""
     for server in list(_RUNNING):
+        _RUNNING.remove(server)
+        if server.proc is None or (server.proc.poll() is not None and not server.group_pids()):
+            continue  # it ended (or was killed) without stop(): nothing runs
         print(f"cleanup: a case left kingx {server.proc.pid if server.proc else '?'} "
               f"(port {server.port}) running: stopped", flush=True)
         server.cleanup()
@@ -585,6 +588,8 @@ class Server:
         while self.group_pids() and time.monotonic() < deadline:
             time.sleep(0.02)
         left = self.group_pids()
+        if not left and self in _RUNNING:
+            _RUNNING.remove(self)
         if left:
             raise TestFailure(f"processes of the killed server still run after 30 s: "
                               f"{[(p, proc_stat(p)) for p in left]}")
