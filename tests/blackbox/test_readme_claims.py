@@ -17,7 +17,10 @@ the code.
     figure still runs as written: the script exists, takes every flag given
     (and kingx every flag passed through to it), and bench/compare knows
     every server and scenario named, each `name@label` with its
-    --kingx-alt; every results directory they link to exists.
+    --kingx-alt; every results directory they link to exists;
+  - the head-to-head table's "met?" column says what its goal and latest
+    figures say: "yes" when every figure meets the goal, "no" when none
+    does, else it starts with the cases that meet it (c=1000 …).
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_readme_claims.py
 """
@@ -349,6 +352,85 @@ def test_every_benchmark_command_the_docs_give_runs_as_written():
                 faults.append(f"{doc}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)} does not exist")
     check(checked >= 50, f"only {checked} benchmark commands found in {FIGURE_DOCS}: the parser lost them")
     check(not faults, "commands that would not run as written:\n  " + "\n  ".join(faults))
+
+
+def table_cells(row):
+    """The cells of a Markdown table row; a | inside a backtick span is text."""
+    cells, cell, code = [], "", False
+    for ch in row.strip().strip("|"):
+        if ch == "`":
+            code = not code
+        if ch == "|" and not code:
+            cells.append(cell.strip())
+            cell = ""
+        else:
+            cell += ch
+    return cells + [cell.strip()]
+
+
+def glance_rows(text):
+    """(line, cells) of each row of the README's head-to-head table."""
+    lines = text.split("\n")
+    start = next(i for i, l in enumerate(lines) if l.startswith("### The head-to-head at a glance"))
+    rows, seen = [], False
+    for n, line in enumerate(lines[start + 1:], start + 2):
+        if line.startswith("|"):
+            seen = True
+            if not line.startswith(("| figure |", "|---")):
+                rows.append((n, table_cells(line)))
+        elif seen:
+            break
+    return rows
+
+
+def judged_figures(goal, latest):
+    """(comparison, bound, the bold latest figure) of a row, or None for a row
+    without a numeric goal or a bold latest figure (not judged)."""
+    g = re.match(r"([≥≤]) ([\d.,]+)", goal)
+    m = re.search(r"\*\*([\d.,]+(?: / [\d.,]+)*)\*\*", latest)
+    return (g.group(1), float(g.group(2).replace(",", "")), m.group(1)) if g and m else None
+
+
+def met_fault(figure, goal, latest, met):
+    """What is wrong with a judged row's verdict, or None."""
+    cmp, bound, shown = judged_figures(goal, latest)
+    values = [float(v.replace(",", "")) for v in shown.split(" / ")]
+    ok = [v >= bound if cmp == "≥" else v <= bound for v in values]
+    labels = re.findall(r"c=[\d,]+", figure)
+    verdict = met.lower()
+    if all(ok):
+        want = "yes"
+    elif not any(ok):
+        want = "no"
+    elif len(labels) == len(values):
+        want = " / ".join(l for l, o in zip(labels, ok) if o)
+        # "c=100" must not pass for a verdict that names only "c=1000"
+        if verdict.startswith(want) and not verdict[len(want):len(want) + 1].isdigit():
+            return None
+        return f"{figure}: {shown} against {goal}: the verdict should start with {want!r}, it is {met!r}"
+    else:
+        return None if not verdict.startswith(("yes", "no")) else \
+            f"{figure}: {shown} against {goal} is met in part, the verdict is {met!r}"
+    if re.match(want + r"\b", verdict):
+        return None
+    return f"{figure}: {shown} against {goal}: the verdict should be {want!r}, it is {met!r}"
+
+
+def test_the_head_to_head_verdicts_follow_their_figures():
+    text = open(README, encoding="utf-8").read()
+    rows = glance_rows(text)
+    check(len(rows) >= 5, f"only {len(rows)} rows found in the head-to-head table: the parser lost it")
+    faults, judged = [], 0
+    for line, cells in rows:
+        check(len(cells) == 5, f"README.md:{line}: {len(cells)} cells, the table has 5")
+        if judged_figures(cells[1], cells[2]) is None:
+            continue
+        judged += 1
+        fault = met_fault(cells[0], cells[1], cells[2], cells[3])
+        if fault:
+            faults.append(f"README.md:{line}: {fault}")
+    check(judged >= 5, f"only {judged} rows with a goal and a bold latest figure: the parser lost them")
+    check(not faults, "verdicts the figures do not support:\n  " + "\n  ".join(faults))
 
 
 if __name__ == "__main__":
