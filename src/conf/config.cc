@@ -104,7 +104,8 @@ const Setting kSettings[] = {
        c->admin_listen = *a;
        return Status::OK();
      }},
-    {"data", "DIR", "./data", "data directory (created if missing; locked while serving)", false, true,
+    {"data", "DIR", "./data", "data directory: created if missing, used if empty (lost+found aside) or holding a database (a MANIFEST or "
+     "a segment file), refused if it holds other files; locked while serving", false, true,
      [](Config* c, std::string_view v) {
        if (v.empty()) return Status::InvalidArgument("expected a directory, got ''");
        c->data_dir = std::string(v);
@@ -153,7 +154,7 @@ const Setting kSettings[] = {
      }},
     {"read_only", "", "false",
      "serve --data without changing a byte of it (a backup, a snapshot): GET/HEAD and listing work, PUT and "
-     "DELETE answer 405, no compaction; the directory must exist; shares it with other read-only servers",
+     "DELETE answer 405, no compaction; the directory must hold a database; shares it with other read-only servers",
      false, false,
      [](Config* c, std::string_view v) {
        if (v == "true") c->read_only = true;

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/data_dir_holds.h"
 #include "engine/data_dir_lock.h"
 
 namespace kingx {
@@ -51,6 +52,13 @@ void RemoveAbandonedScratch(engine::Env& env, const std::string& tmp) {
 
 }  // namespace
 
+engine::Status DataDirRule(engine::Env& env, const std::string& dir, bool read_only) {
+  engine::Status s = read_only ? engine::RequireDatabase(env, dir) : engine::RequireDatabaseOrRoom(env, dir);
+  if (s.ok()) return s;
+  return engine::Status(s.code(), std::string(read_only ? "--read-only " : "") + "--data " + dir + ": " +
+                                      std::string(s.message()));
+}
+
 DataDirHold::DataDirHold(DataDirHold&& other) noexcept
     : lock_(std::move(other.lock_)), scratch_lock_(std::move(other.scratch_lock_)), scratch_(std::move(other.scratch_)) {
   other.scratch_.clear();
@@ -84,6 +92,7 @@ engine::Result<DataDirHold> HoldDataDir(
     const std::function<engine::Result<std::unique_ptr<engine::FileLock>>(
         const std::function<engine::Result<std::unique_ptr<engine::FileLock>>()>&)>& attempt_lock) {
   engine::Env& env = engine::PosixEnv();
+  if (engine::Status s = DataDirRule(env, dir, read_only); !s.ok()) return s;
   if (!read_only) {
     if (engine::Status s = env.CreateDir(dir); !s.ok())
       return engine::Status(s.code(), "cannot create data directory " + dir + ": " + s.ToString());

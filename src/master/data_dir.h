@@ -1,6 +1,8 @@
 // HoldDataDir: what the master (or the single-process driver) takes on the
 // data directory before anything else runs on it, held for the server's life.
 //
+//  - First, the data directory rule (DataDirRule below): nothing is created,
+//    locked or changed in a directory it refuses.
 //  - Read-write (default): creates the directory when missing and takes the
 //    read-write lock of engine/data_dir_lock.h (kBusy while another kingx or
 //    kingx-tool holds it, read-write or read-only).
@@ -27,6 +29,13 @@
 #include "engine/status.h"
 
 namespace kingx {
+
+// The rule a start (and `kingx -t`) applies to --data before anything else,
+// the same one kingx-tool applies (engine/data_dir_holds.h): read-write, the
+// directory is missing (a start creates it), empty, or holds a database;
+// --read-only, it holds a database. Else kNotFound, ready to log: "--data
+// DIR: no database in DIR: ..." naming what is there. Reads the listing only.
+engine::Status DataDirRule(engine::Env& env, const std::string& dir, bool read_only);
 
 class DataDirHold {
  public:

@@ -15,6 +15,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/env.h"
+#include "src/master/data_dir.h"
+
 namespace kingx {
 namespace {
 
@@ -121,9 +124,13 @@ void CheckDataDir(const Config& c, const std::vector<std::string>& args, Startup
   const std::string& dir = c.data_dir;
   struct stat st;
   if (stat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT || c.read_only) {
+    if (errno == ENOENT && c.read_only) {
+      r->errors.emplace_back(DataDirRule(engine::PosixEnv(), dir, c.read_only).message());  // no database there
+      return;
+    }
+    if (errno != ENOENT) {
       r->errors.push_back(std::string(c.read_only ? "--read-only: " : "") + "data directory " + dir + ": " +
-                          Errno(errno) + (c.read_only ? " (a read-only server never creates it)" : ""));
+                          Errno(errno));
       return;
     }
     // A start creates it (one level, as mkdir): its parent must take it.
@@ -145,6 +152,12 @@ void CheckDataDir(const Config& c, const std::vector<std::string>& args, Startup
     }
   } else if (const std::string why = CanCreateIn(dir); !why.empty()) {
     r->errors.push_back("data directory " + dir + " is not writable: " + why);
+    return;
+  }
+  // What it holds: the rule a start applies first (no LOCK is made in a
+  // directory it refuses).
+  if (engine::Status s = DataDirRule(engine::PosixEnv(), dir, c.read_only); !s.ok()) {
+    r->errors.emplace_back(s.message());
     return;
   }
   // The locks a start takes (engine/data_dir_lock.h): read-write, LOCK_EX on

@@ -7,6 +7,8 @@
 //   - a log file (error log, access log) cannot be opened for appending;
 //   - the data directory is not a writable directory, and cannot be created
 //     (missing parent, or parent not writable);
+//   - the data directory holds other files and no database (read-write), or
+//     holds no database (--read-only): DataDirRule, src/master/data_dir.h;
 //   - the data directory's LOCK is held by another process (a start would
 //     find the database in use). The one exception is the reload case (-t
 //     before HUP, as systemd's ExecReload does): the holder is the running

@@ -40,6 +40,19 @@ TEST_CASE("a directory holding neither a MANIFEST nor a segment file holds no da
   CHECK(RequireDatabase(env, empty).Is(Code::kNotFound));
   CHECK(RequireDatabaseOrRoom(env, empty).ok());
 
+  // What a first open leaves before its MANIFEST is named, and the root of a
+  // fresh file system, are empty too.
+  Touch(env, empty + "/MANIFEST.tmp");
+  REQUIRE(env.CreateDir(empty + "/lost+found").ok());
+  CHECK(RequireDatabase(env, empty).message().find("(the directory is empty)") != std::string::npos);
+  CHECK(RequireDatabaseOrRoom(env, empty).ok());
+  // A dotfile is another program's (a home directory): counted and named.
+  Touch(env, empty + "/.profile");
+  Touch(env, empty + "/.bashrc");
+  Status home = RequireDatabaseOrRoom(env, empty);
+  CHECK(home.Is(Code::kNotFound));
+  CHECK(home.message().find("2 other entries ('.bashrc', ...)") != std::string::npos);
+
   const std::string foreign = dir.File("foreign");
   REQUIRE(env.CreateDir(foreign).ok());
   Touch(env, foreign + "/notes.txt");
