@@ -19,9 +19,11 @@ time a commit's chain of wake-ups loses on a busy machine); threads without a na
 are keyed by creation order (#0 = the process's main thread); wrk's busy share (busy_wrk) and
 the cores the whole machine was busy (busy_machine, every process).
 With --perf SECONDS, `perf record -g` samples the writer process during the last run of each
-binary (perf's report goes to the output directory).
+binary (perf's report goes to the output directory); with --perf-serve SECONDS, the serving process
+(kingx's worker, nginx's worker: perf-serve-LABEL-cN.data), to set their kernel paths side by side.
 With --syscalls, `perf stat` counts, per process (all its threads), during each run: its system calls
-by name (sys_PROCESS_NAME per request), the wake-ups it made of other tasks (wakeups_PROCESS:
+by name (sys_PROCESS_NAME per request) and in all (syscalls_all_PROCESS: also those not named), its page
+faults, the wake-ups it made of other tasks (wakeups_PROCESS:
 sched:sched_wakeup fires in the waker), its context switches and its user and kernel CPU per request
 (user_us_... / kern_us_...), and the server's own latency from a request's head to its answer
 (server_ms_mean, server_ms_p50: kingx's request histogram, bucket-interpolated).
@@ -182,9 +184,20 @@ SYSCALLS = ("read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg",
 def start_perf_stat(pid, path):
     """perf stat of every thread of process pid (system calls by name, wake-ups it made, context
     switches, task-clock) until stopped by SIGINT; None when perf cannot start."""
-    events = ["task-clock", "context-switches", "sched:sched_wakeup"] + [f"syscalls:sys_enter_{n}" for n in SYSCALLS]
+    events = ["task-clock", "context-switches", "page-faults", "sched:sched_wakeup", "raw_syscalls:sys_enter"] + [
+        f"syscalls:sys_enter_{n}" for n in SYSCALLS]
     try:
         return subprocess.Popen(["perf", "stat", "-x,", "-e", ",".join(events), "-p", str(pid), "-o", path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def start_perf_record(pid, path, seconds):
+    """perf record -g (call graphs, user and kernel) of every thread of process pid for seconds; None
+    when perf cannot start."""
+    try:
+        return subprocess.Popen(["perf", "record", "-g", "-p", str(pid), "-o", path, "--", "sleep", str(seconds)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         return None
@@ -198,7 +211,8 @@ def read_perf_stat(path):
             for line in f:
                 fields = line.strip().split(",")
                 if len(fields) > 2 and fields[0] and fields[0][0].isdigit():
-                    out[fields[2].replace("syscalls:sys_enter_", "sys_").replace("sched:sched_", "")] = float(fields[0])
+                    name = fields[2].replace("raw_syscalls:sys_enter", "syscalls_all")
+                    out[name.replace("syscalls:sys_enter_", "sys_").replace("sched:sched_", "")] = float(fields[0])
     except OSError:
         pass
     return out
@@ -311,6 +325,8 @@ def main(argv):
     ap.add_argument("--template", help="a preloaded kingx data directory, copied for each binary "
                     "(as bench/compare does; default: an empty one)")
     ap.add_argument("--perf", type=int, default=0, help="seconds of perf record on the writer")
+    ap.add_argument("--perf-serve", type=int, default=0,
+                    help="seconds of perf record on the serving process (kingx's worker, nginx's worker)")
     ap.add_argument("--args", action="append", default=[], metavar="LABEL=ARGS",
                     help="more kingx arguments for one --bin label (split on spaces), e.g. d1='--sync-depth 1'")
     ap.add_argument("--keyp", default="k", help="key prefix of the PUTs (key- overwrites fill_db's keys)")
@@ -347,15 +363,18 @@ def main(argv):
                 order.reverse()
             for label, c in order:
                 p, port = servers[label]
-                perf = None
+                kind = "nginx" if label == "nginx" else "kingx"
+                perfs = []
                 if a.perf and rnd == a.rounds:
                     wpid = writer_pid(p.pid)
                     if wpid:
-                        perf = subprocess.Popen(
-                            ["perf", "record", "-g", "-p", str(wpid), "-o",
-                             os.path.join(out, f"perf-{label}-c{c}.data"), "--", "sleep", str(a.perf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                kind = "nginx" if label == "nginx" else "kingx"
+                        perfs.append((start_perf_record(wpid, os.path.join(out, f"perf-{label}-c{c}.data"), a.perf),
+                                      a.perf))
+                if a.perf_serve and rnd == a.rounds:
+                    spid = server_procs(p, kind).get("nginx-worker" if kind == "nginx" else "kingx-worker")
+                    if spid:
+                        perfs.append((start_perf_record(spid, os.path.join(out, f"perf-serve-{label}-c{c}.data"),
+                                                        a.perf_serve), a.perf_serve))
                 stats = {}
                 if a.syscalls:
                     for name, pid in server_procs(p, kind).items():
@@ -385,8 +404,9 @@ def main(argv):
                 th1 = threads_cpu(p.pid)
                 ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 m1 = machine_busy()
-                if perf:
-                    perf.wait(timeout=a.perf + 30)
+                for perf, secs_recorded in perfs:
+                    if perf:
+                        perf.wait(timeout=secs_recorded + 30)
                 row = {"round": rnd, "bin": label, "conns": c}
                 row.update(derive(before, after, secs, rps, lat))
                 if kind == "kingx":
