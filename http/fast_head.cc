@@ -43,7 +43,7 @@ bool NameIs(std::string_view name, std::string_view lower) {
   return true;
 }
 
-enum class Kind : uint8_t { kUnknown, kIgnored, kKept };
+enum class Kind : uint8_t { kUnknown, kIgnored, kKept, kLength };
 
 Kind Classify(std::string_view name, FastHead::Field* field) {
   switch (name.size()) {
@@ -62,9 +62,13 @@ Kind Classify(std::string_view name, FastHead::Field* field) {
       break;
     case 12:
       if (NameIs(name, "x-request-id")) return *field = FastHead::Field::kXRequestId, Kind::kKept;
+      if (NameIs(name, "content-type")) return *field = FastHead::Field::kContentType, Kind::kKept;
       break;
     case 13:
       if (NameIs(name, "cache-control")) return Kind::kIgnored;
+      break;
+    case 14:
+      if (NameIs(name, "content-length")) return Kind::kLength;
       break;
     case 15:
       if (NameIs(name, "x-forwarded-for")) return *field = FastHead::Field::kXForwardedFor, Kind::kKept;
@@ -86,6 +90,19 @@ bool IsKeepAlive(std::string_view v) {
   return true;
 }
 
+// A Content-Length value in the recogniser's narrow form ("0", or digits
+// without a leading zero, at most kMaxLengthDigits): its number in *n.
+bool ParseLength(std::string_view v, uint64_t* n) {
+  if (v.empty() || v.size() > FastHead::kMaxLengthDigits || (v[0] == '0' && v.size() > 1)) return false;
+  uint64_t x = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+    x = x * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *n = x;
+  return true;
+}
+
 }  // namespace
 
 bool RecogniseFastHead(std::string_view input, size_t max_bytes, size_t max_fields, FastHead* out) {
@@ -95,11 +112,14 @@ bool RecogniseFastHead(std::string_view input, size_t max_bytes, size_t max_fiel
   const auto byte = [s](size_t i) { return static_cast<unsigned char>(s[i]); };
   size_t p = 0;
   if (n >= 5 && std::memcmp(s, "GET /", 5) == 0) {
-    out->head_method = false;
+    out->verb = FastHead::Verb::kGet;
     p = 4;
   } else if (n >= 6 && std::memcmp(s, "HEAD /", 6) == 0) {
-    out->head_method = true;
+    out->verb = FastHead::Verb::kHead;
     p = 5;
+  } else if (n >= 5 && std::memcmp(s, "PUT /", 5) == 0) {
+    out->verb = FastHead::Verb::kPut;
+    p = 4;
   } else {
     return false;
   }
@@ -113,6 +133,8 @@ bool RecogniseFastHead(std::string_view input, size_t max_bytes, size_t max_fiel
   p += kVersion.size();
 
   unsigned seen = 0;  // bit per FastHead::Field
+  bool has_length = false;
+  out->content_length = 0;
   out->value_count = 0;
   out->field_lines = 0;
   for (;;) {
@@ -134,7 +156,12 @@ bool RecogniseFastHead(std::string_view input, size_t max_bytes, size_t max_fiel
     if (n - p < 2 || s[p] != '\r' || s[p + 1] != '\n') return false;
     if (p == value_off || s[p - 1] == ' ') return false;
     if (++out->field_lines > max_fields || out->field_lines > FastHead::kMaxFieldLines) return false;
-    if (kind == Kind::kKept) {
+    if (kind == Kind::kLength) {
+      // Only a PUT's head frames a body here; one length, in narrow form.
+      if (out->verb != FastHead::Verb::kPut || has_length) return false;
+      if (!ParseLength(std::string_view(s + value_off, p - value_off), &out->content_length)) return false;
+      has_length = true;
+    } else if (kind == Kind::kKept) {
       const unsigned bit = 1u << static_cast<unsigned>(field);
       if (seen & bit) return false;
       seen |= bit;
@@ -145,6 +172,7 @@ bool RecogniseFastHead(std::string_view input, size_t max_bytes, size_t max_fiel
     }
     p += 2;
   }
+  if (out->verb == FastHead::Verb::kPut && !has_length) return false;
   out->head_bytes = p;
   return true;
 }

@@ -297,7 +297,8 @@ void Parser::ResetForNextMessage() {
   field_name_long_ = false;
   current_ = kNoField;
   has_version_ = line_done_ = false;
-  head_started_ = head_done_ = message_done_ = rejected_ = fast_head_ = false;
+  head_started_ = head_done_ = message_done_ = rejected_ = fast_head_ = fast_body_ = false;
+  fast_body_left_ = 0;
   head_bytes_ = fields_ = trailer_bytes_ = 0;
   body_declared_ = 0;
   head_check_.Reset();
@@ -791,6 +792,7 @@ Parser::Step Parser::Execute(std::span<const char> data) {
     return step;
   }
   if (message_done_) ResetForNextMessage();
+  if (fast_body_) return FastBodyStep(data);
   llhttp_t* ll = Ll(llhttp_);
   // llhttp marks an open span (body, header value) by a non-null start
   // pointer that it restarts at each call's first byte: a null `data` would
@@ -919,7 +921,8 @@ bool Parser::TakeFastHead(std::span<const char> data, Step* step) {
   if (!RecogniseFastHead(in, max_bytes, limits_.max_header_fields, &fh)) return false;
   ++fast_heads_taken_;
   fast_head_ = true;
-  const std::string_view method = fh.head_method ? "HEAD" : "GET";
+  const bool put = fh.verb == FastHead::Verb::kPut;
+  const std::string_view method = fh.verb == FastHead::Verb::kHead ? "HEAD" : put ? "PUT" : "GET";
   std::memcpy(method_, method.data(), method.size());
   method_len_ = static_cast<uint8_t>(method.size());
   method_done_ = method_known_ = true;
@@ -938,6 +941,7 @@ bool Parser::TakeFastHead(std::span<const char> data, Step* step) {
       case FastHead::Field::kXRequestId: field = kXRequestId; break;
       case FastHead::Field::kXForwardedFor: field = kXForwardedFor; break;
       case FastHead::Field::kConnection: field = kConnection; break;
+      case FastHead::Field::kContentType: field = kContentType; break;
     }
     spans_[field] = Span{static_cast<uint32_t>(store_.size()), v.len};
     store_.append(in.substr(v.off, v.len));
@@ -946,17 +950,46 @@ bool Parser::TakeFastHead(std::span<const char> data, Step* step) {
   fields_ = fh.field_lines;
   head_bytes_ = fh.head_bytes;
   request_.head_bytes = head_bytes_;
-  head_done_ = message_done_ = end_pending_ = true;
+  head_done_ = true;
+  // A message without a body ends with its head, as llhttp reads it
+  // (OnHeadersComplete); a PUT's body follows (FastBodyStep), and one of
+  // length 0 ends at once, as llhttp's does.
+  fast_body_ = put && fh.content_length > 0;
+  fast_body_left_ = fh.content_length;
+  message_done_ = end_pending_ = !fast_body_;
   if (hint_.len > 0) HintKey(KeyHintStage::kHead);
   step->consumed = fh.head_bytes;
   HeadFacts f;
-  f.method = fh.head_method ? Method::kHead : Method::kGet;
+  f.method = fh.verb == FastHead::Verb::kHead ? Method::kHead : put ? Method::kPut : Method::kGet;
+  f.has_length = put;
+  f.content_length = fh.content_length;
   if (!FinishHeadWith(f)) {
     *step = ErrorStep(*step);
     return true;
   }
   step->event = Event::kHead;
   return true;
+}
+
+// The body after a PUT head the recogniser read, framed by its
+// Content-Length: the events llhttp gives for it (kBody with what arrived of
+// it, kNeedMore while nothing did, then kMessageEnd consuming nothing), so
+// that pipelined bytes after it are left for the next request.
+Parser::Step Parser::FastBodyStep(std::span<const char> data) {
+  Step step;
+  if (fast_body_left_ == 0) {
+    fast_body_ = false;
+    message_done_ = true;
+    step.event = Event::kMessageEnd;
+    return step;
+  }
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(fast_body_left_, data.size()));
+  if (n == 0) return step;
+  fast_body_left_ -= n;
+  step.consumed = n;
+  step.event = Event::kBody;
+  step.body = data.first(n);
+  return step;
 }
 
 std::string_view Parser::protocol_so_far() const {

@@ -142,11 +142,13 @@ class Parser {
   }
 
   // Whether a head that starts at the beginning of the input given to
-  // Execute, lies whole in it and is in the strict canonical GET/HEAD
-  // grammar (fast_head.h) is read by that recogniser instead of llhttp. On
-  // by default; the outcome (events, consumed bytes, request, errors, state
-  // for the next request) is the same either way, which the differential
-  // tests check by running both. Survives Take/GiveBack: set it after Take.
+  // Execute, lies whole in it and is in the strict canonical GET/HEAD/PUT
+  // grammar (fast_head.h) is read by that recogniser instead of llhttp (and
+  // a PUT's body, framed by its Content-Length, is then delivered without
+  // llhttp too). On by default; the outcome (events, consumed bytes,
+  // request, errors, state for the next request) is the same either way,
+  // which the differential tests check by running both. Survives
+  // Take/GiveBack: set it after Take.
   void SetFastHeads(bool on) { fast_heads_ = on; }
   // Heads the recogniser read since this Parser was built (tests).
   uint64_t fast_heads_taken() const { return fast_heads_taken_; }
@@ -186,6 +188,7 @@ class Parser {
   void ResetForNextMessage();
   void Restart();
   bool TakeFastHead(std::span<const char> data, Step* step);
+  Step FastBodyStep(std::span<const char> data);
   int Fail(int status, std::string_view detail);
   int FailLimit(int status, std::string_view detail, uint64_t limit);
   void Reject(int status, std::string_view detail);
@@ -245,6 +248,10 @@ class Parser {
   bool rejected_ = false;
   bool fast_heads_ = true;
   bool fast_head_ = false;      // the current head was read by the recogniser
+  // The recogniser read a PUT head whose body is not complete yet: Execute
+  // delivers the next fast_body_left_ bytes (then the message end) itself.
+  bool fast_body_ = false;
+  uint64_t fast_body_left_ = 0;
   uint64_t fast_heads_taken_ = 0;
   // llhttp is at the start of a message, as after llhttp_init: it was just
   // initialised, or its last message completed keep-alive without upgrade

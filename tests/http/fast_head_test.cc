@@ -1,4 +1,4 @@
-// The strict GET/HEAD head recogniser: what it accepts and leaves to the
+// The strict GET/HEAD/PUT head recogniser: what it accepts and leaves to the
 // full parser, and that a Parser with it reads every input exactly as the
 // same Parser without it (the smuggling corpus and a deterministic generator
 // of mutated heads; request_vectors_test.cc runs the vector table the same way).
@@ -27,7 +27,8 @@ TEST_CASE("the recogniser reads a canonical GET head with its kept values", "[ht
       "GET /v1/kv/k HTTP/1.1\r\nhost:  h:80\r\nUSER-AGENT: wrk/4 x\r\nAccept: */*\r\nConnection: Keep-Alive\r\n\r\n";
   FastHead fh;
   REQUIRE(Recognised(head + "GET /next", &fh));
-  CHECK_FALSE(fh.head_method);
+  CHECK(fh.verb == FastHead::Verb::kGet);
+  CHECK(fh.content_length == 0);
   CHECK(head.substr(fh.target_off, fh.target_len) == "/v1/kv/k");
   CHECK(fh.head_bytes == head.size());
   CHECK(fh.field_lines == 4);
@@ -37,7 +38,40 @@ TEST_CASE("the recogniser reads a canonical GET head with its kept values", "[ht
   CHECK(head.substr(fh.values[1].off, fh.values[1].len) == "wrk/4 x");
   CHECK(head.substr(fh.values[2].off, fh.values[2].len) == "Keep-Alive");
   REQUIRE(Recognised("HEAD /healthz HTTP/1.1\r\nHost: h\r\n\r\n", &fh));
-  CHECK(fh.head_method);
+  CHECK(fh.verb == FastHead::Verb::kHead);
+}
+
+TEST_CASE("the recogniser reads a PUT head with its Content-Length and Content-Type", "[http][fast_head]") {
+  const std::string head =
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\ncontent-length: 100\r\nContent-Type: text/plain; q=1\r\n\r\n";
+  FastHead fh;
+  REQUIRE(Recognised(head + "body", &fh));
+  CHECK(fh.verb == FastHead::Verb::kPut);
+  CHECK(fh.content_length == 100);
+  CHECK(fh.head_bytes == head.size());
+  CHECK(fh.field_lines == 3);
+  REQUIRE(fh.value_count == 2);
+  CHECK(fh.values[1].field == FastHead::Field::kContentType);
+  CHECK(head.substr(fh.values[1].off, fh.values[1].len) == "text/plain; q=1");
+  REQUIRE(Recognised("PUT /v1/kv/k HTTP/1.1\r\nContent-Length: 0\r\nHost: h\r\n\r\n", &fh));
+  CHECK(fh.content_length == 0);
+  REQUIRE(Recognised("PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 999999999999999999\r\n\r\n", &fh));
+  CHECK(fh.content_length == 999999999999999999ull);
+}
+
+// What every differential case checks: the same trace with and without the
+// recogniser, the input fed whole and in pieces.
+uint64_t CheckSameReading(const std::string& input, const Limits& limits, size_t piece);
+
+TEST_CASE("pipelined PUTs are read by the recogniser, bodies and all, as the full parser reads them",
+          "[http][fast_head]") {
+  const std::string put = "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n";
+  const std::string input = put + "hello" + put + "GET /" + "PUT /v1/kv/e HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n";
+  // Whole, the three heads start the input given to Execute; in pieces of
+  // 80 bytes the second head starts a piece with its body cut short.
+  CHECK(CheckSameReading(input, Limits{}, SIZE_MAX) == 3);
+  CHECK(CheckSameReading(input, Limits{}, 80) >= 1);
+  for (size_t piece = 1; piece < input.size(); ++piece) CheckSameReading(input, Limits{}, piece);
 }
 
 TEST_CASE("the recogniser leaves everything outside its grammar to the full parser", "[http][fast_head]") {
@@ -59,6 +93,26 @@ TEST_CASE("the recogniser leaves everything outside its grammar to the full pars
       "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\n",
       "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\n\rX",
       "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+      "HEAD /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 03\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3,3\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3 3\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3x\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000000000000000\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nIf-Match: \"1\"\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Encoding: gzip\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.0\r\nHost: h\r\nContent-Length: 3\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length:\t3\r\n\r\n",
+      "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3",
+      "put /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n",
+      "DELETE /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n",
       "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
       "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
       "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
@@ -91,8 +145,6 @@ TEST_CASE("the recogniser leaves everything outside its grammar to the full pars
   CHECK_FALSE(RecogniseFastHead(ok, ok.size(), 0, &fh));      // more field lines than allowed
 }
 
-// What every differential case checks: the same trace with and without the
-// recogniser, the input fed whole and in pieces.
 uint64_t CheckSameReading(const std::string& input, const Limits& limits, size_t piece) {
   uint64_t taken = 0;
   const std::string fast = ParserTrace(input, limits, true, piece, &taken);
@@ -219,6 +271,11 @@ TEST_CASE("mutated heads read the same with and without the recogniser", "[http]
       "GET /v1/kv/ HTTP/1.1\r\nHost: h\r\n\r\n",
       "HEAD /metrics HTTP/1.1\r\nHost: h\r\n\r\n",
       "GET /v1/kv/kkkkkk HTTP/1.1\r\nHost: h\r\n\r\n",
+      "PUT /v1/kv/key-1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 3\r\n\r\nabc",
+      "PUT /v1/kv/p HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
+      "PUT /nope HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nUser-Agent: u\r\n\r\nhello",
+      "PUT /v1/kv/big HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n01234567890123456",
+      "PUT /v1/kv/c HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\n\r\nGET / HTTP/1",
   };
   const std::vector<std::string> behind = {
       "", kGet, "PUT /v1/kv/p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc" + kGet,
