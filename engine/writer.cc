@@ -135,6 +135,15 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
 }
 
 bool WritePending(Writer::Impl& w, std::span<const PendingRecord> pending, std::span<WriteResult> results) {
+  if (w.read_only_) {
+    // Turned read-only after these records were encoded (a rotation drained
+    // the pipeline into a failed fdatasync): nothing is written after that,
+    // least of all where the failed batches' bytes lie, which a sync started
+    // before the failure may still be making durable.
+    for (const PendingRecord& p : pending)
+      results[p.op].status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
+    return false;
+  }
   KINGX_KILL_POINT("append.before_write");
   const uint64_t at = w.active_size_ + w.inflight_bytes_;
   if (w.extender_) w.extender_->BeforeWrite(at + w.batch_.size());

@@ -489,7 +489,8 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
                  std::vector<PendingRecord>& pending, bool pipelined);
 // Appends w.batch_ (the records of `pending`) past the bytes in flight. On
 // failure the partial bytes are cut off, every pending op fails with the
-// error and false is returned.
+// error and false is returned. A read-only writer writes nothing: every
+// pending op is refused with kReadOnly (false).
 bool WritePending(Writer::Impl& w, std::span<const PendingRecord> pending, std::span<WriteResult> results);
 // Publishes written (and, under kAlways, synced) records: `bytes` of the
 // active segment past active_size_ are theirs. Fills their results.

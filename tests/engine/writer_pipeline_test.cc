@@ -224,6 +224,64 @@ TEST_CASE("when the pipelined fdatasync fails, nothing it covers or written afte
   CHECK(db.writer().Stats().corruptions == 0);
 }
 
+TEST_CASE("a batch that rotates behind a failed pipelined fdatasync writes nothing: not after the failure, not over "
+          "the failed batch's bytes",
+          "[engine][pipeline][faults]") {
+  // C's first op is encoded, its second does not fit in the segment: C
+  // drains the pipeline before the rotation, and A's fdatasync fails then.
+  // The writer is read-only from that moment: C's first record must not be
+  // written (it would go where A's records are, behind A's bytes only as far
+  // as the active segment's committed size, while an earlier fdatasync may
+  // still be carrying A's pages to the disk: a power loss could then leave a
+  // record of A's with a valid header over C's bytes, a damaged record whose
+  // seq hides the key's acknowledged value).
+  const uint32_t depth = GENERATE(1u, 2u);  // one fdatasync in flight is enough
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.sync_depth = depth;
+  o.segment_bytes = 64 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("c1", "acknowledged").status.ok());
+  Batch a = Puts({"a1"}, "va");
+  const std::string small = "vc", large(o.segment_bytes - 100, 'c');
+  std::vector<WriteOp> c(2);
+  c[0].key = "c1";
+  c[0].stored = small;
+  c[0].raw_len = small.size();
+  c[1].key = "c2";
+  c[1].stored = large;
+  c[1].raw_len = large.size();
+  {
+    SyncGate gate(env, ".kxd");
+    REQUIRE(db.writer().Submit(a.ops) == 1);
+    REQUIRE(gate.WaitEntered(1));  // A's fdatasync runs
+    std::atomic<bool> submitting{false};
+    uint64_t ticket = 0;
+    std::thread submit_c([&] {
+      submitting = true;
+      ticket = db.writer().Submit(c);
+    });
+    REQUIRE(WaitUntil([&] { return submitting.load(); }));
+    usleep(300 * 1000);  // C now waits in the drain for A's fdatasync (no I/O before it)
+    const uint64_t writes = env.Calls(FaultOp::kWrite, ".kxd");
+    env.FailNth(FaultOp::kSync, 1, Code::kIOError, /*forever=*/false, ".kxd");
+    gate.ReleaseNth(1);
+    submit_c.join();
+    CHECK(ticket == 2);
+    CHECK(env.Calls(FaultOp::kWrite, ".kxd") == writes);  // nothing written after the failure
+    TakeNext(db, 1, Code::kOutcomeUnknown);
+    TakeNext(db, 2, Code::kReadOnly);  // refused, not written: the client may retry knowing it was not applied
+  }
+  db.Close();
+  REQUIRE(env.DropUnsynced().ok());
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("c1").value() == "acknowledged");
+  CHECK(db.Get("c2").status().Is(Code::kNotFound));
+  CHECK(db.writer().Stats().corruptions == 0);
+}
+
 TEST_CASE("conditions of a submitted batch see the ops still in flight", "[engine][pipeline]") {
   TempDir dir;
   FaultInjectionEnv env;
