@@ -6,7 +6,9 @@
 # per-PUT path of the writer: decide, encode, write, publish, answer; the fdatasync too at depth 1)
 # and the driver's (the worker's queue and ring side); see bench/writer_cost.cc. Batches are exactly B ops whatever valgrind's pace, so the figures repeat: compare
 # writer_cost binaries of two trees in the same way. OPS (default 4096) and WARMUP (1024) per size;
-# ANNOTATE=DIR keeps each dump's callgrind_annotate --inclusive=yes output there.
+# ANNOTATE=DIR keeps each dump's callgrind_annotate --inclusive=yes output there. CACHE_SIM=1 adds
+# callgrind's cache simulation: each line then also gives the loop's simulated first-level and
+# last-level data read misses per PUT (D1mr, DLmr: deterministic, the load does not move them).
 set -euo pipefail
 BIN=$1; SYNC=$2; DEPTH=${3:-1}; BATCHES=${4:-1,16,256}
 TEMPLATE=${TEMPLATE:-/tmp/writer23/tmpl}
@@ -18,7 +20,9 @@ cp -r "$TEMPLATE" "$D/data"
 # measured open finds the database as a running server leaves it.
 "$BIN" --batches 1 --ops 1 --warmup-ops 0 -- --data "$D/data" --sync "$SYNC" --sync-depth "$DEPTH" \
   --error-log "$D/err0.log" --access-log off > /dev/null
-valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$D/cg.out" "$BIN" --batches "$BATCHES" \
+CACHE_ARGS=()
+[ -n "${CACHE_SIM:-}" ] && CACHE_ARGS=(--cache-sim=yes)
+valgrind --tool=callgrind --separate-threads=yes "${CACHE_ARGS[@]}" --callgrind-out-file="$D/cg.out" "$BIN" --batches "$BATCHES" \
   --ops "${OPS:-4096}" --warmup-ops "${WARMUP:-1024}" -- --data "$D/data" --sync "$SYNC" --sync-depth "$DEPTH" \
   --error-log "$D/err.log" --access-log off > "$D/out.log" 2> "$D/valgrind.log" || {
   cat "$D/out.log" "$D/valgrind.log" >&2; exit 1; }
@@ -26,16 +30,21 @@ valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$D/cg.out
 for f in "$D"/cg.out.*-*; do
   label=$(sed -n 's/^desc: Trigger: Client Request: //p' "$f")
   case $label in batch=*) ;; *) continue ;; esac
-  ir=$(awk '/^summary:/ {print $2; exit}' "$f")
-  echo "$label $ir"
+  # Ir, D1mr and DLmr by their place in the events line (the last two 0 without the simulation).
+  counts=$(awk '/^events:/ { for (i = 2; i <= NF; ++i) col[$i] = i }
+                /^summary:/ { print $(col["Ir"]), (col["D1mr"] ? $(col["D1mr"]) : 0), (col["DLmr"] ? $(col["DLmr"]) : 0); exit }' "$f")
+  echo "$label $counts"
   if [ -n "${ANNOTATE:-}" ]; then
     mkdir -p "$ANNOTATE"
     callgrind_annotate --inclusive=yes "$f" > "$ANNOTATE/$(echo "${label// /_}" | tr -d =).txt" 2>/dev/null || true
   fi
-done | awk -v sync="$SYNC" -v depth="$DEPTH" '
-  { split($1, b, "="); split($2, o, "="); split($3, s, "="); ir[b[2] " " s[2]] = $4 / o[2]; ops[b[2]] = o[2]
+done | awk -v sync="$SYNC" -v depth="$DEPTH" -v cache="${CACHE_SIM:-}" '
+  { split($1, b, "="); split($2, o, "="); split($3, s, "="); k = b[2] " " s[2]
+    ir[k] = $4 / o[2]; d1[k] = $5 / o[2]; dl[k] = $6 / o[2]; ops[b[2]] = o[2]
     if (!(b[2] in seen)) { seen[b[2]] = 1; order[++n] = b[2] } }
   END { for (i = 1; i <= n; ++i) { k = order[i]
-          printf "sync %s depth %s batch %s ops %d loop_Ir/put %.0f driver_Ir/put %.0f\n", sync, depth, k, ops[k],
-                 ir[k " loop"], ir[k " driver"] } }'
+          printf "sync %s depth %s batch %s ops %d loop_Ir/put %.0f driver_Ir/put %.0f", sync, depth, k, ops[k],
+                 ir[k " loop"], ir[k " driver"]
+          if (cache) printf " loop_D1mr/put %.1f loop_DLmr/put %.1f", d1[k " loop"], dl[k " loop"]
+          printf "\n" } }'
 grep -h "batches=" "$D/out.log" >&2

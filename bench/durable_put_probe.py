@@ -11,7 +11,9 @@ creates them, later passes overwrite), and reports per run:
   fdatasyncs finished while a request was in flight), each kingx process's CPU per request, its
   minor page faults and context switches (all threads) per request, compaction's passes,
   bytes read and written, and write stalls per 100k PUTs. With --template DIR, each kingx starts
-  on a copy of that preloaded data directory instead of an empty one.
+  on a copy of that preloaded data directory instead of an empty one. Give it a directory kingx has
+  opened and closed once (fill_db's output has no keys/ yet): otherwise each server rebuilds the sorted
+  key view from every segment, on the writer's keyspace thread, while the first rounds are measured.
 Which thread limits the run: for each thread of kingx's processes (/proc/PID/task), the share of
 one core it ran (busy_PROCESS/THREAD: 1.0 is a saturated core), of it in the kernel (sys_...),
 and the share of the run it was runnable but waited for a core (runq_..., scheduler statistics:
@@ -23,8 +25,12 @@ binary (perf's report goes to the output directory); with --perf-serve SECONDS, 
 (kingx's worker, nginx's worker: perf-serve-LABEL-cN.data), to set their kernel paths side by side.
 With --syscalls, `perf stat` counts, per process (all its threads), during each run: its system calls
 by name (sys_PROCESS_NAME per request) and in all (syscalls_all_PROCESS: also those not named), its page
-faults, the wake-ups it made of other tasks (wakeups_PROCESS:
-sched:sched_wakeup fires in the waker), its context switches and its user and kernel CPU per request
+faults (page-faults_PROCESS), the wake-ups it made of other tasks (wakeups_PROCESS:
+sched:sched_wakeup fires in the waker), its context switches, the hardware counters of HW_EVENTS that
+perf counts on this machine (cycles, instructions, cache and dTLB misses; none on most VMs), what its
+writes cost the file system (mark_inode_dirty_PROCESS: writes that changed the file's timestamps, so
+that the next fdatasync also writes the inode on ext4 without a journal; rq_issue_PROCESS: block
+requests issued; write_inode_PROCESS) and its user and kernel CPU per request
 (user_us_... / kern_us_...), and the server's own latency from a request's head to its answer
 (server_ms_mean, server_ms_p50: kingx's request histogram, bucket-interpolated).
 Per group commit: the workers' wake-ups of the writer and the writer's of the workers (written, and
@@ -178,14 +184,38 @@ def writer_pid(master_pid):
 # The system calls --syscalls counts by name (the ones a PUT's path makes, in any of the processes).
 SYSCALLS = ("read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "epoll_wait",
             "epoll_pwait", "epoll_ctl", "poll", "ppoll", "futex", "pwrite64", "pwritev", "pread64", "fdatasync",
-            "fsync", "statfs", "fstatfs", "accept4", "close", "madvise", "mmap", "munmap", "io_uring_enter")
+            "fsync", "statfs", "fstatfs", "newfstatat", "newfstat", "statx", "accept4", "close", "madvise", "mmap",
+            "munmap", "io_uring_enter")
 
 
-def start_perf_stat(pid, path):
+# Hardware counters --syscalls adds where this machine's perf counts them (a VM often does not).
+HW_EVENTS = ("cycles", "instructions", "cache-misses", "dTLB-load-misses")
+
+
+def supported_hw_events():
+    """The HW_EVENTS perf stat can count here (asked once, on `true`)."""
+    try:
+        r = subprocess.run(["perf", "stat", "-x,", "-e", ",".join(HW_EVENTS), "true"], capture_output=True,
+                           text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    counted = [line.split(",")[2] for line in r.stderr.splitlines()
+               if len(line.split(",")) > 2 and line.split(",")[0][:1].isdigit()]
+    return [e for e in HW_EVENTS if e in counted]
+
+
+# What a group commit's fdatasync costs the file system, counted in the task that causes it: the
+# inode's timestamps dirtied by a write (ext4 without a journal then writes the inode's block at the next
+# fdatasync, an I/O of its own), block requests issued, inodes written back.
+FS_EVENTS = ("ext4:ext4_mark_inode_dirty", "block:block_rq_issue", "writeback:writeback_write_inode")
+
+
+def start_perf_stat(pid, path, hw_events=()):
     """perf stat of every thread of process pid (system calls by name, wake-ups it made, context
-    switches, task-clock) until stopped by SIGINT; None when perf cannot start."""
-    events = ["task-clock", "context-switches", "page-faults", "sched:sched_wakeup", "raw_syscalls:sys_enter"] + [
-        f"syscalls:sys_enter_{n}" for n in SYSCALLS]
+    switches, page faults, task-clock, file-system events and hw_events) until stopped by SIGINT; None
+    when perf cannot start."""
+    events = (["task-clock", "context-switches", "page-faults", "sched:sched_wakeup", "raw_syscalls:sys_enter"] +
+              list(hw_events) + list(FS_EVENTS) + [f"syscalls:sys_enter_{n}" for n in SYSCALLS])
     try:
         return subprocess.Popen(["perf", "stat", "-x,", "-e", ",".join(events), "-p", str(pid), "-o", path],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -212,7 +242,10 @@ def read_perf_stat(path):
                 fields = line.strip().split(",")
                 if len(fields) > 2 and fields[0] and fields[0][0].isdigit():
                     name = fields[2].replace("raw_syscalls:sys_enter", "syscalls_all")
-                    out[name.replace("syscalls:sys_enter_", "sys_").replace("sched:sched_", "")] = float(fields[0])
+                    for prefix, short in (("syscalls:sys_enter_", "sys_"), ("sched:sched_", ""), ("ext4:ext4_", ""),
+                                          ("block:block_", ""), ("writeback:writeback_", "")):
+                        name = name.replace(prefix, short)
+                    out[name] = float(fields[0])
     except OSError:
         pass
     return out
@@ -345,6 +378,7 @@ def main(argv):
     work = tempfile.mkdtemp(prefix="put-probe-work-")
     servers = {}
     rows = []
+    hw_events = supported_hw_events() if a.syscalls else []
     try:
         for label, path in bins:
             servers[label] = start(os.path.abspath(path), os.path.join(work, label), a.sync, a.template,
@@ -379,7 +413,7 @@ def main(argv):
                 if a.syscalls:
                     for name, pid in server_procs(p, kind).items():
                         path = os.path.join(out, "raw", f"r{rnd}-{label}-c{c}-{name}.perf")
-                        stats[name] = (pid, path, start_perf_stat(pid, path), proc_times(pid))
+                        stats[name] = (pid, path, start_perf_stat(pid, path, hw_events), proc_times(pid))
                     time.sleep(0.3)  # perf attached before the first request
                 before = metrics(port) if kind == "kingx" else {}
                 cpu0 = children_cpu(p.pid)
