@@ -180,10 +180,67 @@ Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& lim
   return ref;
 }
 
+Status SegmentCache::ReadHead(Location loc, std::string_view key, const RecordLimits& limits, RecordHeader* header,
+                              bool* same_key) {
+  Status s;
+  if (ReadHeadMapped(loc, key, limits, header, same_key, &s)) return s;
+  auto ref = ReadRecord(loc, limits);
+  if (!ref.ok()) return ref.status();
+  auto same = KeyIs(ref.value(), key);
+  if (!same.ok()) return same.status();
+  *header = ref->header;
+  *same_key = same.value();
+  return Status::OK();
+}
+
+bool SegmentCache::ReadHeadMapped(Location loc, std::string_view key, const RecordLimits& limits,
+                                  RecordHeader* header, bool* same_key, Status* status) {
+  const uint32_t seg = LocationSegment(loc);
+  const uint64_t off = LocationOffset(loc);
+  const uint64_t want = kRecordHeaderBytes + key.size();
+  char head[kRecordHeaderBytes];
+  bool key_bytes_equal = false;
+  bool newly_faulted = false;
+  {
+    // The shared lock keeps the mapping cached (Forget, eviction and a remap
+    // replace it only under the exclusive lock), so no hold is taken on it.
+    std::shared_lock lock(mu_);
+    auto it = maps_.find(seg);
+    if (it == maps_.end()) return false;
+    Mapping& m = *it->second;
+    if (m.faulted.load(std::memory_order_relaxed)) return false;  // the general way answers the fault
+    const uint64_t readable = std::min<uint64_t>(m.known_size.load(std::memory_order_relaxed), m.file->mapped_bytes());
+    if (off > readable || readable - off < want) return false;
+    m.referenced.store(true, std::memory_order_relaxed);
+    // key.size() bytes after the header, whatever the record's key length:
+    // they lie below the known size, and only equal lengths count below.
+    const char* const src = m.file->data() + off;
+    auto read = [&] {
+      std::memcpy(head, src, kRecordHeaderBytes);
+      key_bytes_equal = std::memcmp(src + kRecordHeaderBytes, key.data(), key.size()) == 0;
+    };
+    if (!GuardMappedRead(src, want, read)) {
+      newly_faulted = MarkMappingFaulted(m);
+    } else if (!DecodeRecordHeader(head, readable - off, limits, header).ok()) {
+      return false;  // damaged, or the record lies past the known size: ReadRecord tells which
+    } else {
+      *same_key = key_bytes_equal && header->key_len == key.size();
+      *status = Status::OK();
+      return true;
+    }
+  }
+  // Outside the lock: the reporter may be anything.
+  if (newly_faulted && report_fault_) report_fault_(seg);
+  *status = FaultedError(seg);
+  return true;
+}
+
+bool SegmentCache::MarkMappingFaulted(Mapping& m) { return !m.faulted.exchange(true, std::memory_order_relaxed); }
+
 uint32_t SegmentCache::MarkFaulted(const std::shared_ptr<const void>& holder) {
   // Every holder this cache hands out is its Mapping.
   auto* m = const_cast<Mapping*>(static_cast<const Mapping*>(holder.get()));
-  if (!m->faulted.exchange(true, std::memory_order_relaxed) && report_fault_) report_fault_(m->id);
+  if (MarkMappingFaulted(*m) && report_fault_) report_fault_(m->id);
   return m->id;
 }
 

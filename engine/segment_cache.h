@@ -49,6 +49,7 @@
 #include <span>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -97,6 +98,17 @@ class SegmentCache {
   // the header checksum.
   Result<RecordRef> ReadRecord(Location loc, const RecordLimits& limits, char* copy = nullptr,
                                size_t copy_bytes = 0);
+
+  // The checked header of the record at loc (into *header) and whether its
+  // key is `key` (*same_key): ReadRecord and KeyIs in one, for a caller that
+  // needs no more of the record (the writer telling whether an index
+  // candidate is its key's record). When the segment is mapped and the
+  // header and key.size() bytes after it lie below its known size, they are
+  // read by one guarded call under the cache's shared lock, with no hold on
+  // the mapping taken or dropped; otherwise as ReadRecord then KeyIs. Errors,
+  // and the state after a fault, as ReadRecord's and KeyIs's.
+  Status ReadHead(Location loc, std::string_view key, const RecordLimits& limits, RecordHeader* header,
+                  bool* same_key);
 
   // Marks the mapping that `holder` (a SegmentSpan's or RecordRef's of this
   // cache) keeps alive as faulted: a read of its bytes raised SIGBUS. Later
@@ -148,6 +160,14 @@ class SegmentCache {
  private:
   void PrefetchLocked(Location loc, uint64_t bytes) const;  // mu_ held (shared)
   struct Mapping;
+  // ReadHead's one guarded read when the mapping is cached and the bytes are
+  // known to exist: true with *status its outcome, false when ReadHead must
+  // take the general way (not mapped, past the known size, a header that
+  // does not decode within it).
+  bool ReadHeadMapped(Location loc, std::string_view key, const RecordLimits& limits, RecordHeader* header,
+                      bool* same_key, Status* status);
+  // Marks m faulted (see MarkFaulted); returns whether this call marked it.
+  static bool MarkMappingFaulted(Mapping& m);
   Result<std::shared_ptr<Mapping>> MapSegment(uint32_t id, uint64_t min_bytes);
   // Drops cached mappings until one more fits the bound. Caller holds mu_ exclusively.
   void MakeRoomLocked();

@@ -311,45 +311,56 @@ Result<KeyState> Writer::Impl::FindKey(std::string_view key, uint64_t hash) {
 
 Result<KeyState> Writer::Impl::ResolveCandidates(std::string_view key, const Candidates& c) {
   KeyState damaged;
+  // Unreadable is never "absent": a candidate carries the key's 64-bit hash,
+  // so a damaged one (or one in a segment file that is missing: the writer
+  // never points into a segment it deleted) is taken as this key's newest
+  // record, unless another candidate is readably this key's; anything else
+  // (no descriptor, no memory, EIO, a page of the mapping that faults) fails
+  // the operation. Returns false when the read failed the operation.
+  auto unreadable = [&](const Status& s, Location loc) {
+    if (!s.Is(Code::kCorruption) && !s.Is(Code::kNotFound)) return false;
+    if (!damaged.damaged) {
+      damaged.damaged = true;
+      damaged.exists = true;
+      damaged.loc = loc;
+    }
+    return true;
+  };
   for (uint32_t i = 0; i < c.count; ++i) {
-    auto ref = cache_.ReadRecord(c.locations[i], limits_);
-    if (!ref.ok()) {
-      // Unreadable is never "absent": a candidate carries the key's 64-bit
-      // hash, so a damaged one (or one in a segment file that is missing:
-      // the writer never points into a segment it deleted) is taken as this
-      // key's newest record, unless another candidate is readably this key's;
-      // anything else (no descriptor, no memory, EIO) fails the operation.
-      if (!ref.status().Is(Code::kCorruption) && !ref.status().Is(Code::kNotFound)) return ref.status();
-      if (!damaged.damaged) {
-        damaged.damaged = true;
-        damaged.exists = true;
-        damaged.loc = c.locations[i];
-      }
+    const Location loc = c.locations[i];
+    // The header and the key only: all a candidate that is this key's record
+    // is asked for (its seq, type and size).
+    RecordHeader header;
+    bool same = false;
+    if (Status s = cache_.ReadHead(loc, key, limits_, &header, &same); !s.ok()) {
+      if (!unreadable(s, loc)) return s;
       continue;
     }
-    // A page of the record that faults (read under the mapping guard) fails
-    // the operation, as any other I/O error.
-    auto same = cache_.KeyIs(ref.value(), key);
-    if (!same.ok()) return same.status();
-    if (!same.value()) {
+    if (!same) {
       // Another key's record, unless its body (which holds the key) fails:
-      // then the key bytes cannot be trusted either.
+      // then the key bytes cannot be trusted either. Rare (two keys whose
+      // 64-bit hashes agree), so read whole here.
+      auto ref = cache_.ReadRecord(loc, limits_);
+      if (!ref.ok()) {
+        if (!unreadable(ref.status(), loc)) return ref.status();
+        continue;
+      }
       auto body = cache_.BodyMatches(ref.value());
       if (!body.ok()) return body.status();
       if (body.value()) continue;
       if (!damaged.damaged) {
         damaged.damaged = true;
         damaged.exists = true;
-        damaged.loc = c.locations[i];
+        damaged.loc = loc;
         damaged.total_bytes = ref->header.total_bytes();
       }
       continue;
     }
     KeyState st;
-    st.exists = ref->header.type == RecordType::kPut;
-    st.loc = c.locations[i];
-    st.seq = ref->header.seq;
-    st.total_bytes = ref->header.total_bytes();
+    st.exists = header.type == RecordType::kPut;
+    st.loc = loc;
+    st.seq = header.seq;
+    st.total_bytes = header.total_bytes();
     return st;
   }
   if (damaged.damaged) return damaged;

@@ -1,14 +1,19 @@
 // SegmentCache: the bound on descriptors and mappings, mapping sizes, file
 // identity when an id names another file, and every read-path fault of the
 // file seam (open/map, stat, read past the end, a missing file), each leaving
-// the cache usable once the fault is gone.
+// the cache usable once the fault is gone; ReadHead against ReadRecord.
 #include "engine/segment_cache.h"
+
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "engine/mapping_guard.h"
 #include "engine/record.h"
 #include "tests/engine/support/fault_env.h"
 #include "tests/engine/support/test_util.h"
@@ -245,4 +250,58 @@ TEST_CASE("a prefetch maps nothing, opens nothing and ignores locations past the
   auto r = cache.ReadRecord(RecordOf(1), limits);
   REQUIRE(r.ok());
   CHECK(r->key == "key-of-1");
+}
+
+TEST_CASE("ReadHead answers what ReadRecord and KeyIs answer, a page fault included", "[engine][segment_cache][faults]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  MakeSegment(dir.path(), 1, 10);
+  MakeSegment(dir.path(), 2, 10);
+  SegmentCache cache(env, dir.path(), 1 << 20, 16);
+  std::vector<uint32_t> reported;
+  cache.SetFaultReporter([&](uint32_t id) { reported.push_back(id); });
+  RecordLimits limits;
+  auto full = cache.ReadRecord(RecordOf(1), limits);  // segment 1 mapped: the one guarded read
+  REQUIRE(full.ok());
+  RecordHeader h;
+  bool same = false;
+  // Its key, another of the same length, a prefix of it, a longer one.
+  REQUIRE(cache.ReadHead(RecordOf(1), "key-of-1", limits, &h, &same).ok());
+  CHECK(same);
+  CHECK(h.seq == full->header.seq);
+  CHECK(h.total_bytes() == full->header.total_bytes());
+  CHECK(h.type == RecordType::kPut);
+  for (std::string_view other : {"key-of-9", "key-of-", "key-of-11"}) {
+    INFO(other);
+    REQUIRE(cache.ReadHead(RecordOf(1), other, limits, &h, &same).ok());
+    CHECK_FALSE(same);
+    CHECK(h.seq == full->header.seq);
+  }
+  // Segment 2 is not mapped yet: mapped on the way.
+  REQUIRE(cache.ReadHead(RecordOf(2), "key-of-2", limits, &h, &same).ok());
+  CHECK(same);
+  // A record appended past the size known when it was mapped.
+  std::string bytes = ReadFileBytes(dir.File(SegmentFileName(1)));
+  const uint64_t at = bytes.size();
+  EncodeRecord(5, RecordType::kDelete, Codec::kRaw, "second", "", "", 0, &bytes);
+  WriteFileBytes(dir.File(SegmentFileName(1)), bytes);
+  REQUIRE(cache.ReadHead(MakeLocation(1, at), "second", limits, &h, &same).ok());
+  CHECK(same);
+  CHECK(h.type == RecordType::kDelete);
+  CHECK(h.seq == 5);
+  // Not a record start, a segment that does not exist.
+  CHECK(cache.ReadHead(MakeLocation(1, 1), "key-of-1", limits, &h, &same).Is(Code::kCorruption));
+  CHECK(cache.ReadHead(RecordOf(9), "key-of-9", limits, &h, &same).Is(Code::kNotFound));
+  // The file cut under its mapping: the guarded read faults once, the
+  // mapping is marked and reported, and is not touched again.
+  REQUIRE(::truncate(dir.File(SegmentFileName(2)).c_str(), 0) == 0);
+  const uint64_t faults = GuardedFaults();
+  CHECK(cache.ReadHead(RecordOf(2), "key-of-2", limits, &h, &same).Is(Code::kIOError));
+  CHECK(GuardedFaults() == faults + 1);
+  CHECK(cache.ReadHead(RecordOf(2), "key-of-2", limits, &h, &same).Is(Code::kIOError));
+  CHECK(GuardedFaults() == faults + 1);
+  CHECK(reported == std::vector<uint32_t>{2});
+  // Other segments are unaffected.
+  REQUIRE(cache.ReadHead(RecordOf(1), "key-of-1", limits, &h, &same).ok());
+  CHECK(same);
 }
