@@ -32,7 +32,7 @@
 // input buffer or output block between requests.
 //
 // Reads of one poll phase: a read of an idle connection that took fewer
-// than ReadBatch::kSliceBytes (libuv reads a socket again in the same phase
+// than ReadBatch::kSliceBytes (a socket is read again in the same phase
 // only after a full buffer, so it was that connection's last) lands in a
 // slice of the worker's ReadBatch (read_batch.h) and is held; every other
 // read (a connection with a request, output, a write or a storage wait in
@@ -57,6 +57,16 @@
 // not idle (the drain at the cap and the graceful stop leave it); one
 // closed by a fast stop before its read is served is skipped.
 //
+// Input: recv, not read. libuv reads a stream with read(2), whose file layer
+// (the checks every read of any file takes) costs a socket more per call than
+// recv(2), and it has no option for that; so each connection's I/O watcher
+// (the uv_tcp_t's own, a structure <uv/unix.h> declares) calls OnConnIo,
+// which reads readable events itself with recv exactly as libuv would (the
+// same OnAlloc and OnRead, again after a read that filled its buffer, at
+// most kReadsPerEvent times) and hands every other event (writability,
+// errors) to libuv's own stream callback. Should libuv read anyway (an error
+// event while reading), its read goes through the same OnAlloc and OnRead.
+//
 // Output: one SendGathered (a send, or a sendmsg of the Connection's gather
 // list: the socket calls, not libuv's write/writev) per flush; when the
 // socket cannot take everything, one uv_write of the rest
@@ -74,6 +84,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -102,6 +113,9 @@ constexpr int kAcceptBurst = 64;             // accepts per readiness event
 constexpr size_t kDrainBatch = 16;            // idle connections closed per burst of new clients (nginx: 32)
 constexpr size_t kReadInWaitBytes = 4096;     // the one read taken while a request waits for the storage
 constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
+constexpr int kReadsPerEvent = 32;  // reads of one readable event while each fills its buffer (libuv's own bound)
+// OnConnIo takes over the watcher of libuv 1.x's unix streams (<uv/unix.h>).
+static_assert(UV_VERSION_MAJOR == 1, "OnConnIo relies on libuv 1.x's uv_stream_t io_watcher");
 static_assert(ReadBatch::kSlices <= engine::Reader::kMaxPrefetchKeys, "a batch's keys are hinted in one pass");
 // Bytes one Flush writes synchronously before it leaves the rest to an
 // asynchronous write, whose completion comes on a later loop turn: a fast
@@ -227,6 +241,7 @@ struct UvWorker {
   UvOffload offload;  // backups' file reads (uses `loop` once it is initialized)
   KvService service;
   http::Counters* counters = nullptr;
+  uv__io_cb stream_io = nullptr;  // libuv's callback of a stream's I/O watcher (OnConnIo forwards to it)
 
   uv_loop_t loop;
   std::vector<Listener*> listeners;
@@ -268,6 +283,7 @@ struct UvWorker {
 // ---------------------------------------------------------------- helpers
 
 void StartReading(UvConn* c);
+void StopReading(UvConn* c);
 void Pump(UvConn* c, uint64_t now_ms);
 void CloseConn(UvConn* c);
 void Park(UvConn* c);
@@ -497,6 +513,43 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     return CloseConn(c);  // ECONNRESET and friends: nobody to answer
   }
   Pump(c, now);
+}
+
+// Reads c's socket with recv after a readable event, as libuv's uv__read
+// would with read(2): into OnAlloc's buffer, each result to OnRead (0 when
+// the socket is empty, UV_EOF, or a negative error), again while a read
+// fills its buffer, at most kReadsPerEvent times. At EOF reading stops
+// first, as libuv stops it (the socket stays readable for ever).
+void ReadSocket(UvConn* c) {
+  auto* s = reinterpret_cast<uv_stream_t*>(&c->tcp);
+  for (int i = 0; i < kReadsPerEvent && c->reading && !c->closing; ++i) {
+    uv_buf_t buf = uv_buf_init(nullptr, 0);
+    OnAlloc(reinterpret_cast<uv_handle_t*>(&c->tcp), kReadBufferBytes, &buf);
+    if (buf.len == 0) return OnRead(s, UV_ENOBUFS, &buf);
+    ssize_t n;
+    do {
+      n = recv(c->tcp.io_watcher.fd, buf.base, buf.len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return OnRead(s, errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno, &buf);
+    if (n == 0) {
+      StopReading(c);
+      return OnRead(s, UV_EOF, &buf);
+    }
+    OnRead(s, n, &buf);
+    if (static_cast<size_t>(n) < buf.len) return;  // the socket is empty
+  }
+}
+
+// The callback of every connection's I/O watcher (AdoptSocket): readable
+// events (and errors or hang-ups while reading, which the recv reports) are
+// read here; the rest goes to libuv's stream callback without POLLIN.
+void OnConnIo(uv_loop_t* loop, uv__io_t* w, unsigned int events) {
+  auto* tcp = reinterpret_cast<uv_tcp_t*>(reinterpret_cast<char*>(w) - offsetof(uv_tcp_t, io_watcher));
+  auto* c = static_cast<UvConn*>(tcp->data);
+  UvWorker* worker = c->worker();  // c stays allocated until its close callback, after this event
+  if ((events & (POLLIN | POLLERR | POLLHUP)) != 0 && c->reading) ReadSocket(c);
+  if (c->closing || (events & ~POLLIN) == 0) return;
+  worker->stream_io(loop, w, events & ~POLLIN);
 }
 
 void StartReading(UvConn* c) {
@@ -739,6 +792,9 @@ void AdoptSocket(UvWorker* w, int fd, const sockaddr* peer, const Listener& l) {
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<UvConn*>(h->data); });
     return;
   }
+  // Reads with recv (OnConnIo); libuv's callback serves the rest.
+  if (w->stream_io == nullptr) w->stream_io = c->tcp.io_watcher.cb;
+  c->tcp.io_watcher.cb = OnConnIo;
   if (!l.tuned) TuneClientSocket(fd, w->ctx.config);
   LinkConn(w, c);
   ArmDeadline(c);  // the first request's header deadline

@@ -21,6 +21,7 @@ Environment: KINGX_BIN (path of the binary; meson passes it), KINGX_TOOL_BIN
 Every wait in here is bounded; nothing listens anywhere but 127.0.0.1.
 """
 
+import collections
 import hashlib
 import json
 import os
@@ -656,6 +657,12 @@ class Server:
     def worker_of_client_port(self, client_port):
         """PID of the child process holding the server side of the connection
         whose client end is 127.0.0.1:client_port, or None."""
+        side = self.server_side_of_client_port(client_port)
+        return None if side is None else side[0]
+
+    def server_side_of_client_port(self, client_port):
+        """(PID, descriptor) of the child process's socket for the server side
+        of the connection whose client end is 127.0.0.1:client_port, or None."""
         inode = None
         for table in ("/proc/net/tcp",):
             with open(table) as f:
@@ -674,7 +681,7 @@ class Server:
                 for fd in os.listdir(f"/proc/{p}/fd"):
                     try:
                         if os.readlink(f"/proc/{p}/fd/{fd}") == target:
-                            return p
+                            return p, int(fd)
                     except OSError:
                         pass
             except OSError:
@@ -987,6 +994,38 @@ def wait_for(pred, timeout, what):
             return v
         time.sleep(0.05)
     raise TestFailure(f"timed out after {timeout}s waiting for {what}")
+
+
+def traced_calls(pid, calls, action, fd=None, timeout=30.0):
+    """Runs action() while strace follows process pid's system calls named in
+    `calls` (all its threads); returns a collections.Counter of the calls made
+    meanwhile, by name (only those whose first argument is descriptor fd, when
+    given). CaseSkipped when strace is missing or cannot attach."""
+    if shutil.which("strace") is None:
+        raise CaseSkipped("strace is not installed")
+    with tempfile.NamedTemporaryFile(mode="r", prefix="kingx-strace-", suffix=".txt") as out:
+        p = subprocess.Popen(["strace", "-f", "-p", str(pid), "-e", "trace=" + ",".join(calls), "-e", "signal=none",
+                              "-o", out.name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            # strace says "Process N attached" on stderr once it follows the process.
+            line = p.stderr.readline()
+            if "attached" not in line:
+                raise CaseSkipped(f"strace cannot attach to {pid}: {line.strip()}")
+            time.sleep(0.2)  # its other threads too
+            action()
+        finally:
+            p.send_signal(signal.SIGINT)  # detaches
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        counts = collections.Counter()
+        for line in out.read().splitlines():
+            m = re.match(r"\s*(?:\d+\s+)?(\w+)\((\d+)?", line)
+            if m and m.group(1) in calls and (fd is None or m.group(2) == str(fd)):
+                counts[m.group(1)] += 1
+        return counts
 
 
 def cases_of(module_globals, prefix="test_"):

@@ -13,6 +13,9 @@ the code.
     naming the setting;
   - a write that finds the write queue full waits, then gets 503 +
     Retry-After, and is not stored; the writes queued before it are;
+  - a GET on a keep-alive connection costs the event worker one `recv` and
+    one `send` on that connection's socket (no `read`, `write` or
+    `writev`): the system calls the head-to-head section counts;
   - every benchmark command README.md and RELIABILITY.md give beside a
     figure still runs as written: the script exists, takes every flag given
     (and kingx every flag passed through to it), and bench/compare knows
@@ -36,7 +39,7 @@ import sys
 import time
 
 from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, http, key_path, metric,
-                           require_bin, run_with_servers, wait_for)
+                           require_bin, run_with_servers, traced_calls, wait_for)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 README = os.path.join(ROOT, "README.md")
@@ -232,6 +235,28 @@ def test_a_write_that_finds_the_queue_full_is_503_with_retry_after_and_not_store
             check(g.status == 200 and g.body == values[key], f"GET {key} after 201: {g.status}")
         elif r.status == 503 and "write queue" in r.body.decode():
             check(g.status == 404, f"{key} was answered 503 (queue full) but is stored")
+
+
+def test_a_keep_alive_get_costs_the_event_worker_one_recv_and_one_send():
+    s = SERVERS.start("--workers", "1", "--model", "event")
+    check(http(s.port, "PUT", key_path("k"), body=b"v" * 100).status in (200, 201, 204), "PUT k")
+    gets = 40
+    with Conn(s.port) as c:
+        check(c.request("GET", key_path("k")).status == 200, "first GET of k")
+        side = s.server_side_of_client_port(c.local_port())
+        check(side is not None, "the worker holding the connection not found")
+
+        def get_one_at_a_time():
+            for _ in range(gets):
+                r = c.request("GET", key_path("k"))
+                check(r.status == 200 and r.body == b"v" * 100, f"GET k: {r}")
+
+        calls = ["read", "recvfrom", "recvmsg", "readv", "write", "writev", "sendto", "sendmsg"]
+        n = traced_calls(side[0], calls, get_one_at_a_time, fd=side[1])
+    check(n["recvfrom"] == gets and n["sendto"] + n["sendmsg"] == gets and
+          n["read"] + n["readv"] + n["recvmsg"] + n["write"] + n["writev"] == 0,
+          f"{gets} GETs on one connection: the worker's calls on its socket {dict(n)}, "
+          f"want {gets} recvfrom and {gets} sendto or sendmsg and nothing else")
 
 
 def doc_commands(text):
