@@ -152,7 +152,7 @@ void Connection::Drive(uint64_t now_ms) {
         break;
       case Parser::Event::kBody:
         body_last_ms_ = now_ms;
-        if (dispatched_ && !discard_body_ && !step.body.empty()) handler_.OnBody(*this, step.body);
+        if (dispatched_ && !discard_body_ && !step.body.empty()) handler_.OnBody(*this, step.body, now_ms);
         break;
       case Parser::Event::kMessageEnd:
         OnMessageEnd(now_ms);
@@ -222,12 +222,12 @@ void Connection::OnMessageEnd(uint64_t now_ms) {
     state_ = State::kAwaitAnswer;
     dispatched_ = true;
     handler_.OnRequest(*this, parser_->request());
-    if (dispatched_ && state_ == State::kAwaitAnswer) handler_.OnBodyEnd(*this);
+    if (dispatched_ && state_ == State::kAwaitAnswer) handler_.OnBodyEnd(*this, now_ms);
     return;
   }
   if (dispatched_) {
     state_ = State::kAwaitAnswer;
-    handler_.OnBodyEnd(*this);
+    handler_.OnBodyEnd(*this, now_ms);
     return;
   }
   FinishRequest(now_ms);  // answered before its body ended; the body is now skipped

@@ -101,13 +101,15 @@ class Handler {
   // A piece of the (de-chunked) body, 1..Limits::body_part_bytes bytes,
   // valid during the call only. Not called once the request was answered.
   // Call conn.PauseBody() to stop further pieces (e.g. the write queue is
-  // full) and conn.ResumeBody() when ready again.
-  virtual void OnBody(Connection& conn, std::span<const char> piece) = 0;
+  // full) and conn.ResumeBody() when ready again. now_ms: the clock reading
+  // the I/O layer passed with the bytes (Feed, ResumeBody, ...).
+  virtual void OnBody(Connection& conn, std::span<const char> piece, uint64_t now_ms) = 0;
 
   // The body is complete (called right after OnRequest for a request without
   // a body). Called for every request not answered by then, so a deferred
   // GET also sees it. Not called if the request was already answered.
-  virtual void OnBodyEnd(Connection& conn) = 0;
+  // now_ms: as for OnBody.
+  virtual void OnBodyEnd(Connection& conn, uint64_t now_ms) = 0;
 
   // The connection is going away (peer closed, I/O error, timeout, body
   // framing error, destruction) while a dispatched request has not been

@@ -391,7 +391,7 @@ void KvService::Impl::ServeStreamWaiters(uint64_t now_ms) {
   while (stream_waiters.TakeFitting(&w)) {
     State(*w.conn)->response_wait = false;
     AnswerStream(*w.conn, *w.request, std::move(w.stream), w.seq, w.content_type, now_ms);
-    if (wake != nullptr) wake(io, *w.conn);
+    if (wake != nullptr) wake(io, *w.conn, now_ms);
   }
   while (stream_waiters.TakeExpired(now_ms, options.response_budget_give_up_ms, &w)) {
     State(*w.conn)->response_wait = false;
@@ -403,7 +403,7 @@ void KvService::Impl::ServeStreamWaiters(uint64_t now_ms) {
                                  "retry later",
                                  response_budget().limit(), true, "--response-buffer-bytes"),
            now_ms);
-    if (wake != nullptr) wake(io, *w.conn);
+    if (wake != nullptr) wake(io, *w.conn, now_ms);
   }
 }
 
@@ -533,8 +533,9 @@ void KvService::Impl::AnswerBackup(size_t wait_index, uint64_t now_ms) {
     // A read done on the offload's thread resumes the connection, then the I/O layer flushes it.
     http::Connection* conn = w.conn;
     auto resume = [conn, wake = wake, io = io] {
-      conn->ResumeOutput(MonotonicMs());
-      if (wake != nullptr) wake(io, *conn);
+      const uint64_t now = MonotonicMs();
+      conn->ResumeOutput(now);
+      if (wake != nullptr) wake(io, *conn, now);
     };
     stream = std::make_shared<TarBackupStream>(*client, w.slot, response_budget(), wall_s, options.offload,
                                                std::move(resume), w.hint);
@@ -559,7 +560,7 @@ void KvService::Impl::AnswerBackup(size_t wait_index, uint64_t now_ms) {
     }
   }
   Answer(*w.conn, *w.request, std::move(resp), now_ms);
-  if (wake != nullptr) wake(io, *w.conn);
+  if (wake != nullptr) wake(io, *w.conn, now_ms);
 }
 
 // Builds the finished hints the cut needs (PrepareCutHints) on
@@ -605,11 +606,12 @@ void KvService::Impl::PrepareBackupHint(size_t wait_index) {
         State(*gone.conn)->backup_slot = -1;
         backend.Backups()->Release(gone.slot);
         backend.Backups()->region().failed.fetch_add(1, std::memory_order_relaxed);
+        const uint64_t now_ms = MonotonicMs();
         Answer(*gone.conn, *gone.request,
                http::ProblemResponse(500, "the backup's segment hints cannot be built: " +
                                               job->status.ToString()),
-               MonotonicMs());
-        if (wake != nullptr) wake(io, *gone.conn);
+               now_ms);
+        if (wake != nullptr) wake(io, *gone.conn, now_ms);
         return;
       }
       return AnswerBackup(i, MonotonicMs());
@@ -650,7 +652,7 @@ void KvService::Impl::ExpireBackupWaits(uint64_t now_ms) {
            http::ProblemResponse(503, "the writer did not take the backup's cut within --storage-timeout-ms",
                                  options.storage_timeout_ms, true),
            now_ms);
-    if (wake != nullptr) wake(io, *gone.conn);
+    if (wake != nullptr) wake(io, *gone.conn, now_ms);
   }
 }
 
@@ -786,9 +788,11 @@ void KvService::OnRequest(http::Connection& conn, const http::Request& request) 
   }
 }
 
-void KvService::OnBody(http::Connection& conn, std::span<const char> piece) { impl_->writes.OnBody(conn, piece); }
+void KvService::OnBody(http::Connection& conn, std::span<const char> piece, uint64_t now_ms) {
+  impl_->writes.OnBody(conn, piece, now_ms);
+}
 
-void KvService::OnBodyEnd(http::Connection& conn) { impl_->writes.OnBodyEnd(conn); }
+void KvService::OnBodyEnd(http::Connection& conn, uint64_t now_ms) { impl_->writes.OnBodyEnd(conn, now_ms); }
 
 void KvService::OnAbort(http::Connection& conn) {
   if (KvConnState* st = Impl::State(conn); st != nullptr && st->response_wait) {

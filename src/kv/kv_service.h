@@ -278,7 +278,7 @@ http::Response StalledWriterResponse(uint64_t stalled_ms, uint64_t storage_timeo
 
 class KvService final : public http::Handler {
  public:
-  using WakeFn = void (*)(void* io, http::Connection& conn);
+  using WakeFn = void (*)(void* io, http::Connection& conn, uint64_t now_ms);
 
   // backend (and access_log, may be null = no access log) must outlive the
   // service. wake/io: see the file comment (wake may be null for tests that
@@ -291,8 +291,8 @@ class KvService final : public http::Handler {
 
   // ---- http::Handler (called by the Connection) ----
   void OnRequest(http::Connection& conn, const http::Request& request) override;
-  void OnBody(http::Connection& conn, std::span<const char> piece) override;
-  void OnBodyEnd(http::Connection& conn) override;
+  void OnBody(http::Connection& conn, std::span<const char> piece, uint64_t now_ms) override;
+  void OnBodyEnd(http::Connection& conn, uint64_t now_ms) override;
   void OnAbort(http::Connection& conn) override;
   // Starts fetching the key's index slot (target read) and record (head
   // read) into the CPU cache, so that the GET's misses overlap the parsing.

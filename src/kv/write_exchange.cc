@@ -340,7 +340,7 @@ void WriteExchanges::ResumeHeldBody(http::Connection& conn, uint64_t now_ms) {
   ++depth_;
   conn.ResumeBody(now_ms);
   --depth_;
-  if (depth_ == 0 && wake_ != nullptr) wake_(io_, conn);
+  if (depth_ == 0 && wake_ != nullptr) wake_(io_, conn, now_ms);
 }
 
 // ---- the staging budget ----
@@ -653,7 +653,7 @@ void WriteExchanges::ServeBudgetWaiters(uint64_t now_ms) {
     ++depth_;
     conn->ResumeBody(now_ms);
     --depth_;
-    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
+    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn, now_ms);
   };
   // A waiter whose spill is in flight is served once it is done (SpillDone).
   while (!budget_waiters_.empty()) {
@@ -912,7 +912,7 @@ WriteExchanges::Progress WriteExchanges::Advance(Exchange* e, uint64_t now_ms) {
     ++depth_;
     conn->ResumeBody(now_ms);
     --depth_;
-    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
+    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn, now_ms);
     return Progress::kGone;
   }
   return Progress::kMoving;
@@ -961,7 +961,7 @@ void WriteExchanges::ExpireWaits(uint64_t now_ms) {
                           "the storage did not answer within --storage-timeout-ms: the write may or may not "
                           "be applied; read the key before retrying")),
                       now_ms);
-    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
+    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn, now_ms);
   }
 }
 
@@ -990,7 +990,7 @@ void WriteExchanges::Finish(Exchange* e, http::Response&& response, uint64_t now
   if (conn != nullptr) {
     // Respond may dispatch the next pipelined request (a new Exchange).
     responder_.Answer(*conn, *request, std::move(response), now_ms);
-    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn);
+    if (depth_ == 0 && wake_ != nullptr) wake_(io_, *conn, now_ms);
   }
 }
 
@@ -1022,7 +1022,7 @@ void WriteExchanges::Free(Exchange* e) {
   DeleteExchange(e);
 }
 
-void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece) {
+void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece, uint64_t now_ms) {
   KvConnState* st = State(conn);
   Exchange* e = st != nullptr ? st->exchange : nullptr;
   if (e == nullptr || e->kind != WriteKind::kPut) return;  // a DELETE's body is ignored
@@ -1034,15 +1034,14 @@ void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece)
     // Past its window the upload needs a whole reservation (behind any
     // that wait for one); within it, room for more of its window (unless it
     // reads on alone: window_pass_).
-    const uint64_t now = MonotonicMs();
     if (NeedsWhole(e)) {
       if (window_pass_ == e) window_pass_ = nullptr;
-      if (!budget_waiters_.empty() || !TryWhole(e)) return WaitForBudget(e, true, now, true);
+      if (!budget_waiters_.empty() || !TryWhole(e)) return WaitForBudget(e, true, now_ms, true);
       // A spilled body past a part: read back, then on as a large value.
-      if (Spilled(e)) return StartReadBack(e, now);
+      if (Spilled(e)) return StartReadBack(e, now_ms);
     } else if (e != window_pass_ && WindowRoom() == 0 &&
                (e->request->chunked || e->raw_total < e->request->content_length) && !TryArrived(e)) {
-      return WaitForBudget(e, false, now, true);
+      return WaitForBudget(e, false, now_ms, true);
     }
   }
   if ((e->request->chunked || e->raw_total < e->request->content_length) && spill_enabled_ && !e->large &&
@@ -1053,11 +1052,11 @@ void WriteExchanges::OnBody(http::Connection& conn, std::span<const char> piece)
   // of at most one part waits for OnBodyEnd (it may go as one entry).
   if (!e->blocked && !e->awaiting_staging && e->raw.size() - e->raw_off > options_.part_bytes) {
     const CallbackScope scope(*this);
-    (void)Advance(e, MonotonicMs());
+    (void)Advance(e, now_ms);
   }
 }
 
-void WriteExchanges::OnBodyEnd(http::Connection& conn) {
+void WriteExchanges::OnBodyEnd(http::Connection& conn, uint64_t now_ms) {
   KvConnState* st = State(conn);
   Exchange* e = st != nullptr ? st->exchange : nullptr;
   if (e == nullptr) return;
@@ -1066,14 +1065,13 @@ void WriteExchanges::OnBodyEnd(http::Connection& conn) {
   if (Spilled(e)) {
     // Read back under a whole reservation (first come first served), then
     // queued as any body.
-    const uint64_t now = MonotonicMs();
-    if (e->whole == 0 && (!budget_waiters_.empty() || !TryWhole(e))) return WaitForBudget(e, true, now, false);
+    if (e->whole == 0 && (!budget_waiters_.empty() || !TryWhole(e))) return WaitForBudget(e, true, now_ms, false);
     const CallbackScope scope(*this);
-    return StartReadBack(e, now);
+    return StartReadBack(e, now_ms);
   }
   if (!e->blocked && !e->awaiting_staging) {
     const CallbackScope scope(*this);
-    (void)Advance(e, MonotonicMs());
+    (void)Advance(e, now_ms);
   }
 }
 

@@ -201,7 +201,7 @@ class WriteExchanges {
    protected:
     ~Responder() = default;
   };
-  using WakeFn = void (*)(void* io, http::Connection& conn);
+  using WakeFn = void (*)(void* io, http::Connection& conn, uint64_t now_ms);
 
   // backend and responder must outlive the machine; wake may be null.
   WriteExchanges(KvBackend& backend, Responder& responder, const WriteExchangeOptions& options, WakeFn wake,
@@ -234,8 +234,8 @@ class WriteExchanges {
 
   // Handler callbacks of a connection whose KvConnState may hold an
   // exchange (no-ops without one). OnBody ignores a DELETE's body.
-  void OnBody(http::Connection& conn, std::span<const char> piece);
-  void OnBodyEnd(http::Connection& conn);
+  void OnBody(http::Connection& conn, std::span<const char> piece, uint64_t now_ms);
+  void OnBodyEnd(http::Connection& conn, uint64_t now_ms);
   void OnAbort(http::Connection& conn);
   // After the I/O layer fed conn input (outside Handler callbacks): an
   // upload waiting for room whose whole small body has now arrived is read

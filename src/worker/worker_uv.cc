@@ -231,7 +231,7 @@ struct UvWorker {
         service(backend, c.access_log, WithOffload(ServiceOptionsFor(c, 0, budgets), &offload), &UvWorker::Wake,
                 this) {}
 
-  static void Wake(void* io, http::Connection& conn);
+  static void Wake(void* io, http::Connection& conn, uint64_t now_ms);
   static void ServeBatch(void* worker, std::span<const ReadBatch::Read> reads);
 
   WorkerContext& ctx;
@@ -680,9 +680,9 @@ void ActOnObservers(UvConn* c, uint64_t now_ms) {
   if (c->fed_in_wait) StopReading(c);
 }
 
-void UvWorker::Wake(void* io, http::Connection& conn) {
+void UvWorker::Wake(void* io, http::Connection& conn, uint64_t now_ms) {
   (void)io;
-  Pump(static_cast<UvConn*>(static_cast<KvConnState*>(conn.user_data())), MonotonicMs());
+  Pump(static_cast<UvConn*>(static_cast<KvConnState*>(conn.user_data())), now_ms);
 }
 
 // ---------------------------------------------------------------- accepting

@@ -73,8 +73,8 @@ class StreamHandler : public Handler {
     }
     conn.Respond(TextResponse(200, "text/plain", "ok\n"), now);
   }
-  void OnBody(Connection&, std::span<const char>) override {}
-  void OnBodyEnd(Connection&) override {}
+  void OnBody(Connection&, std::span<const char>, uint64_t) override {}
+  void OnBodyEnd(Connection&, uint64_t) override {}
   void OnAbort(Connection&) override {}
   uint64_t now = 1000;
 };

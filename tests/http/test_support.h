@@ -115,14 +115,14 @@ class FakeKvHandler : public Handler {
     }
   }
 
-  void OnBody(Connection& conn, std::span<const char> piece) override {
+  void OnBody(Connection& conn, std::span<const char> piece, uint64_t) override {
     ++body_pieces;
     largest_piece = std::max(largest_piece, piece.size());
     body_.append(piece.data(), piece.size());
     if (pause_each_body_piece) conn.PauseBody();
   }
 
-  void OnBodyEnd(Connection&) override {
+  void OnBodyEnd(Connection&, uint64_t) override {
     ++body_ends;
     // Deferred answers to bodyless requests are still queued: the body end
     // of a GET means nothing here.

@@ -390,8 +390,8 @@ class BackupHandler final : public http::Handler {
     r.stream = std::move(stream);
     conn.Respond(r, *now);
   }
-  void OnBody(http::Connection&, std::span<const char>) override {}
-  void OnBodyEnd(http::Connection&) override {}
+  void OnBody(http::Connection&, std::span<const char>, uint64_t) override {}
+  void OnBodyEnd(http::Connection&, uint64_t) override {}
   void OnAbort(http::Connection&) override {}
 };
 

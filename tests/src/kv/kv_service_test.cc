@@ -692,11 +692,11 @@ TEST_CASE("a full queue parks the write and Poke retries it", "[src][kv_service]
   Fixture f;
   f.backend.busy_left = 3;
   Client c(f.service, f.limits);
-  c.Send(Put("k", "v"));
+  const uint64_t t0 = MonotonicMs();  // the I/O layer's clock reading, which times the first attempt
+  c.Send(Put("k", "v"), t0);
   CHECK(f.backend.calls.empty());
   CHECK(f.service.NextRetryMs() != 0);
   CHECK(f.service.AwaitsStorage(c.state));
-  const uint64_t t0 = MonotonicMs();  // the clock KvService timed the first attempt with
   f.service.Poke(t0 + 10);
   f.service.Poke(t0 + 20);
   CHECK(f.backend.calls.empty());
@@ -713,8 +713,8 @@ TEST_CASE("a write that waits for the queue past the bound gets 503 with Retry-A
   Fixture f(o);
   f.backend.always_busy = true;
   Client c(f.service, f.limits);
-  c.Send(Put("k", "v"));
-  const uint64_t t0 = MonotonicMs();  // at or after the first kBusy
+  const uint64_t t0 = MonotonicMs();  // the I/O layer's clock reading: the first kBusy's time
+  c.Send(Put("k", "v"), t0);
   f.service.Poke(t0);
   CHECK(c.Output().empty());
   f.service.Poke(t0 + 120'000);
@@ -749,8 +749,8 @@ TEST_CASE("a queued write that waits past the storage timeout gets 503 outcome u
   Fixture f(o);
   Client c(f.service, f.limits);
   // Two pipelined writes: the second is read only once the first is answered.
-  c.Send(Put("k", "v") + Put("j", "w"));
-  const uint64_t t0 = MonotonicMs();  // at or after the first write was queued
+  const uint64_t t0 = MonotonicMs();  // the I/O layer's clock reading: when the first write was queued
+  c.Send(Put("k", "v") + Put("j", "w"), t0);
   REQUIRE(f.backend.calls.size() == 1);
   const uint64_t first = f.backend.calls[0].token;
   CHECK(f.service.NextExpiryMs() != 0);
@@ -1216,7 +1216,8 @@ TEST_CASE("a chunked upload reserves part by part and is held at the part past t
   Client c(f.service, f.limits);
   std::string req = "PUT /v1/kv/k HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 4; ++i) req += "400\r\n" + std::string(1024, char('a' + i)) + "\r\n";
-  c.Send(req + "0\r\n\r\n");
+  const uint64_t t0 = MonotonicMs();
+  c.Send(req + "0\r\n\r\n", t0);
   const uint64_t prefix = StagingPrefixBytes(1, http::kDefaultContentType.size());
   // The first part fits beside the other upload's 1 MiB; the second does not.
   REQUIRE(f.backend.calls.size() == 2);
@@ -1225,7 +1226,6 @@ TEST_CASE("a chunked upload reserves part by part and is held at the part past t
   CHECK(sf.Reserved() == (1 << 20) + prefix + 1024);
   CHECK(f.service.AwaitsStorage(c.state));
   CHECK(StagingBudget::HeldUploads(shm) == 1);
-  const uint64_t t0 = MonotonicMs();
   f.service.Poke(t0);
   CHECK(f.backend.calls.size() == 2);
   sf.other->Release(&sf.other_upload);  // done: its bytes and the overdraft are free

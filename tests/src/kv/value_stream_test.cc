@@ -78,8 +78,8 @@ class StreamingHandler : public http::Handler {
     r.stream_length = s->length();
     conn.Respond(r, 0);
   }
-  void OnBody(http::Connection&, std::span<const char>) override {}
-  void OnBodyEnd(http::Connection&) override {}
+  void OnBody(http::Connection&, std::span<const char>, uint64_t) override {}
+  void OnBodyEnd(http::Connection&, uint64_t) override {}
   void OnAbort(http::Connection&) override {}
 };
 
