@@ -19,7 +19,12 @@ move window (README "Resharding"), behind Debian's nginx and HAProxy, 2 -> 3 kin
     idle keep-alive client connection does not keep an old worker (the proxy closes it at the
     reload);
   - nginx's `worker_shutdown_timeout` (which that failure names) ends the wait: the reload
-    returns 0 once nginx cut the worker, whose held PUT got no answer and was not applied.
+    returns 0 once nginx cut the worker, whose held PUT got no answer and was not applied;
+  - a PUT whose body had wholly reached the old owner when that bound cut the worker is not
+    answered, yet the old owner applies it, possibly after `finish` passed the key (here its
+    worker, stopped, reads the body only then): `check` after the last reload finds the key on
+    its old owner, and `finish` run again (README) removes it there and keeps the latest
+    acknowledged value on the owner.
 
 With `--reload signal` the reloads are those of the procedure before `kingx-reshard reload`
 (signal the master, wait until the new configuration routes), to show this test failing on it.
@@ -37,7 +42,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proxies import load_reshard, nginx_site, rewrite, start_haproxy, start_nginx, write_haproxy_cfg  # noqa: E402
-from reshard_setup import Move, name, reshard, run_deploy_cases  # noqa: E402
+from reshard_setup import Move, name, reshard, run_deploy_cases, spelling  # noqa: E402
 from kingx_harness import (CaseSkipped, ConnectionClosed, Conn, build_request, cases_of, check, http,  # noqa: E402
                            key_path)
 
@@ -50,17 +55,25 @@ SIGNALS = {"nginx": signal.SIGHUP, "haproxy": signal.SIGUSR2}
 BOUNDS = {"nginx": "worker_shutdown_timeout", "haproxy": "hard-stop-after"}
 
 
-def proxy_has_read(proxy_port, client_port):
-    """True once the proxy's end of the client's connection has no unread bytes (its worker read
-    the request head and the body sent so far), from /proc/net/tcp."""
+def established():
+    """(local port, remote port, unread bytes) of each established TCP connection's end on
+    127.0.0.1, from /proc/net/tcp (both ends of a loopback connection are listed)."""
+    out = []
     with open("/proc/net/tcp") as f:
         for line in f.readlines()[1:]:
             fields = line.split()
             local, remote, st, queues = fields[1], fields[2], fields[3], fields[4]
-            if (local.endswith(f":{proxy_port:04X}") and remote.endswith(f":{client_port:04X}")
-                    and st == "01"):
-                return int(queues.split(":")[1], 16) == 0
-    return False
+            if st == "01":
+                out.append((int(local.split(":")[1], 16), int(remote.split(":")[1], 16),
+                            int(queues.split(":")[1], 16)))
+    return out
+
+
+def proxy_has_read(proxy_port, client_port):
+    """True once the proxy's end of the client's connection has no unread bytes (its worker read
+    the request head and the body sent so far)."""
+    return any(unread == 0 for local, remote, unread in established()
+               if local == proxy_port and remote == client_port)
 
 
 class HeldPut:
@@ -259,12 +272,7 @@ def test_worker_shutdown_timeout_ends_the_wait_and_the_put_it_cut_is_not_applied
     mv = Move(SERVERS, WORKDIR, "bounded", ring="nginx")
     key = mv.moving((f"bounded/{i}" for i in range(5000)), 1)[0]
     proxy = MovingProxy("nginx", mv)
-    conf = os.path.join(proxy.p.workdir, "nginx.conf")
-    with open(conf) as f:
-        text = f.read()
-    with open(conf, "w") as f:
-        f.write(rewrite(text, "worker_processes 1;\n", "worker_processes 1;\nworker_shutdown_timeout 1s;\n"))
-    proxy.p.reloaded()  # the workers that will be cut are this configuration's
+    bound_old_workers(proxy)
     check(http(proxy.port, "PUT", key_path(key), b"first").status == 201, "PUT through nginx")
     p = reshard("copy", *mv.lists)
     check(p.returncode == 0, f"copy: {p.returncode} {p.stdout} {p.stderr}")
@@ -282,6 +290,87 @@ def test_worker_shutdown_timeout_ends_the_wait_and_the_put_it_cut_is_not_applied
         r = http(s.port, "GET", key_path(key))
         want = (200, b"first") if s is mv.c else (404, r.body)
         check((r.status, r.body) == want, f"{key} on {name(s)}: {r.status} {r.body[:40]!r}")
+
+
+def bound_old_workers(proxy):
+    """nginx's worker_shutdown_timeout 1s in proxy's nginx.conf, its workers reloaded into it (the
+    workers it will cut are this configuration's)."""
+    conf = os.path.join(proxy.p.workdir, "nginx.conf")
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(rewrite(text, "worker_processes 1;\n", "worker_processes 1;\nworker_shutdown_timeout 1s;\n"))
+    proxy.p.reloaded()
+
+
+def test_a_put_cut_whole_by_worker_shutdown_timeout_and_applied_after_finish_is_found_by_check_and_undone_by_finish():
+    """A PUT whose body had wholly reached the old owner when nginx's worker_shutdown_timeout cut
+    the worker holding it: unanswered, yet the old owner applies it, here after `finish` passed
+    the key (its worker, stopped, reads the body only then). The README's last steps: `check`
+    finds the key on its old owner (exit 1), `finish` run again with the same state removes it
+    there and keeps the owner's value, which is the latest acknowledged one, and `check` exits 0."""
+    if ARGS.reload == "signal":
+        raise CaseSkipped("a case of kingx-reshard reload")
+    # Two workers accepting from one socket: the old owner still answers `finish` while the
+    # worker that holds the cut PUT is stopped.
+    mv = Move(SERVERS, WORKDIR, "late", extra_args=["--workers", "2", "--accept", "shared"], ring="nginx")
+    key = mv.moving((f"late/{i}" for i in range(5000)), 1)[0]
+    old = mv.old_owner(key)
+    proxy = MovingProxy("nginx", mv)
+    bound_old_workers(proxy)
+    # Written on its owner directly: nginx then holds no idle connection to it, and the held PUT's
+    # is the one connection from nginx to the old owner.
+    check(http(old.port, "PUT", key_path(key), b"first").status == 201, "PUT on the old owner")
+    p = reshard("copy", *mv.lists)
+    check(p.returncode == 0, f"copy: {p.returncode} {p.stdout} {p.stderr}")
+    cut = b"cut by worker_shutdown_timeout " * 100
+    held = HeldPut(proxy.port, key, cut)
+    rest = len(held.data) - held.half
+    to_old = [local for local, remote, _ in established() if remote == old.port]
+    check(len(to_old) == 1, f"nginx's connections to the old owner: {to_old}")
+    worker = old.worker_of_client_port(to_old[0])
+    check(worker is not None, "the old owner's worker reading the held PUT")
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        held.release()
+        deadline = time.monotonic() + 30
+        while not any(local == old.port and remote == to_old[0] and unread == rest
+                      for local, remote, unread in established()):
+            check(time.monotonic() < deadline, "nginx did not pass the rest of the body to the old owner in 30 s")
+            time.sleep(0.02)
+        proxy.write_window()
+        p = proxy.reload("--timeout", "60")
+        check(p.returncode == 0, f"reload with worker_shutdown_timeout 1s: {p.returncode} {p.stdout} {p.stderr}")
+        held.thread.join(10)
+        check(held.response is None, f"the cut PUT was answered: {held.response!r}")
+        p = reshard("finish", *mv.lists)
+        check(p.returncode == 0, f"finish: {p.returncode} {p.stdout} {p.stderr}")
+        check(http(old.port, "GET", key_path(key)).status == 404, "finish deleted the original")
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    # The body was whole in the worker's socket: the old owner applies the PUT now.
+    deadline = time.monotonic() + 30
+    while http(old.port, "GET", key_path(key)).body != cut:
+        check(time.monotonic() < deadline, "the old owner did not apply the PUT cut whole")
+        time.sleep(0.05)
+    proxy.write_final()
+    p = proxy.reload()
+    check(p.returncode == 0, f"reload to the new list: {p.returncode} {p.stdout} {p.stderr}")
+    check_args = ["check", "--shards", mv.lists[3]]
+    p = reshard(*check_args)
+    check(p.returncode == 1 and spelling(key) in p.stdout,
+          f"check after the late write: {p.returncode} {p.stdout} {p.stderr}")
+    # README: `check` exits 1 after a move: run `finish` again, then `check`.
+    p = reshard("finish", *mv.lists)
+    check(p.returncode == 0, f"finish run again: {p.returncode} {p.stdout} {p.stderr}")
+    p = reshard(*check_args)
+    check(p.returncode == 0, f"check after finish run again: {p.returncode} {p.stdout} {p.stderr}")
+    r = http(proxy.port, "GET", key_path(key))
+    check(r.status == 200 and r.body == b"first", f"GET after the move: {r.status} {r.body[:40]!r}, not the "
+                                                  f"acknowledged value")
+    for s in (mv.a, mv.b, mv.c):
+        got = http(s.port, "GET", key_path(key)).status
+        check(got == (200 if s is mv.c else 404), f"{key} on {name(s)}: {got}")
 
 
 def test_a_put_held_by_an_old_haproxy_worker_across_the_reload_is_what_a_get_returns_after_the_move():
