@@ -30,13 +30,16 @@
 // [0, --keys) from a fixed seed (fill_db's names: overwrites of a filled
 // database), values --value-bytes of 'v', application/octet-stream, raw
 // (what a worker queues for wrk's 100-byte PUTs). Outside valgrind the
-// client requests do nothing; it prints wall time per PUT.
+// client requests do nothing; it prints wall time per PUT and the loop
+// thread's CPU time per PUT (CLOCK_THREAD_CPUTIME_ID, user and kernel, over
+// the same span as its callgrind dump).
 //
 // Usage: writer_cost [--batches 1,16,256] [--ops N] [--warmup-ops N]
 //                    [--keys N] [--value-bytes N] [--seed N] -- KINGX_FLAGS...
 // KINGX_FLAGS are kingx's (--data DIR --sync always --sync-depth 1 ...;
 // no listener is opened). Errors: a message on stderr, exit 1.
 #include <poll.h>
+#include <time.h>
 #include <unistd.h>
 #include <valgrind/callgrind.h>
 
@@ -155,9 +158,21 @@ class RoundGate {
   void Pass() {
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait(l, [this] { return open_; });
-    if (action_ == Action::kZero) CALLGRIND_ZERO_STATS;
-    if (action_ == Action::kDump) CALLGRIND_DUMP_STATS_AT(label_.c_str());
+    if (action_ == Action::kZero) {
+      CALLGRIND_ZERO_STATS;
+      loop_cpu_s_ = ThreadCpuSeconds();
+    }
+    if (action_ == Action::kDump) {
+      CALLGRIND_DUMP_STATS_AT(label_.c_str());
+      loop_cpu_s_ = ThreadCpuSeconds() - loop_cpu_s_;
+    }
     action_ = Action::kNone;
+  }
+  // The loop thread's CPU seconds (user and kernel) from its last kZero to
+  // its last kDump: read once the dump's round was answered.
+  double LoopCpuSeconds() {
+    std::lock_guard<std::mutex> l(mu_);
+    return loop_cpu_s_;
   }
 
  private:
@@ -166,6 +181,13 @@ class RoundGate {
   bool open_ = true;
   Action action_ = Action::kNone;
   std::string label_;
+  double loop_cpu_s_ = 0;
+
+  static double ThreadCpuSeconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+  }
 };
 
 // The worker's side of the rounds: slot 0, generation 1.
@@ -277,8 +299,9 @@ int Main(int argc, char** argv) {
     gate.Request(RoundGate::Action::kDump, label + " side=loop");
     driver.Round(1);  // its hold_batch dumps before taking it
     if (batches != rounds) split = true;
-    std::printf("%s batches=%" PRIu64 " expected=%" PRIu64 " wall_us_per_put=%.2f\n", label.c_str(), batches,
-                rounds, us / double(rounds * batch));
+    std::printf("%s batches=%" PRIu64 " expected=%" PRIu64 " wall_us_per_put=%.2f loop_cpu_us_per_put=%.3f\n",
+                label.c_str(), batches, rounds, us / double(rounds * batch),
+                gate.LoopCpuSeconds() * 1e6 / double(rounds * batch));
     std::fflush(stdout);
   }
   slot.state.store(static_cast<uint32_t>(SlotState::kFree));
