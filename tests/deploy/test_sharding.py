@@ -30,6 +30,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -212,6 +213,42 @@ def test_every_spelling_of_every_key_reads_it_through_the_proxy():
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         for f in [pool.submit(read, items[i::2]) for i in range(2)]:
             f.result()
+
+
+def test_a_key_written_in_absolute_form_or_over_h2c_lands_on_its_owner():
+    """A request target in absolute form (`PUT http://host/v1/kv/KEY`, which a server must
+    accept, RFC 9112 §3.2.2) and an HTTP/2 request (HAProxy speaks h2c on a plain `bind` and
+    carries :authority as an absolute URI) name the key as origin form does: each lands on the
+    owner kingx-reshard names and an HTTP/1.1 GET in origin form reads it."""
+    ring = proxy_ring(proxy_lines(SHARDS))
+    names = [f"{HOST}:{s.port}" for s in SHARDS]
+    absolute = [b"absolute/%d" % i for i in range(120)]
+    with Client(PROXY.port) as c:
+        for k in absolute:
+            r = c.request("PUT", b"http://kv.example" + canonical(k).encode(), b"abs",
+                          [("Host", "kv.example")])
+            check(r.status == 201, f"PUT in absolute form of {k!r}: {r!r}")
+    h2c = []
+    if ARGS.proxy == "haproxy" and shutil.which("curl"):   # nginx's listener speaks HTTP/1 only
+        h2c = [b"h2c/%d" % i for i in range(60)]
+        for k in h2c:
+            p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "h2",
+                                "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                                f"http://{HOST}:{PROXY.port}{canonical(k)}"],
+                               capture_output=True, text=True, timeout=30)
+            check(p.stdout == "2 201", f"PUT of {k!r} over h2c: {p.stdout!r} {p.stderr[-300:]!r}")
+    held = holders(SHARDS)
+    off = [(k, [names[i] for i in held.get(spelled(k), [])], names[ring.owner_index(spelled(k))])
+           for k in absolute + h2c
+           if held.get(spelled(k), []) != [ring.owner_index(spelled(k))]]
+    check(not off, f"{len(off)} of {len(absolute) + len(h2c)} keys (absolute form, h2c) are not on their "
+                   f"owner alone (key, holders, owner): {off[:4]}")
+    with Client(PROXY.port) as c:
+        for k in absolute + h2c:
+            r = c.request("GET", canonical(k))
+            check(r.status == 200, f"GET {canonical(k)} after its PUT: {r!r}")
+            r = c.request("DELETE", canonical(k))
+            check(r.status == 204, f"DELETE {canonical(k)}: {r!r}")
 
 
 def test_one_shard_down_fails_only_its_keys_and_writes_nowhere_else():
