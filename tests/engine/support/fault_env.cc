@@ -95,6 +95,7 @@ class FaultFile final : public File {
     // (fdatasync makes no promise for writes issued after it started).
     auto size = base_->Size();
     const uint64_t covered_writes = env_.WritesSoFar();
+    const uint64_t truncations = env_.TruncationsOf(path_);
     if (auto hook = env_.SyncHook()) hook(path_);
     env_.NoteChange("fdatasync", path_);
     Status s = env_.Check(FaultOp::kSync, path_, nullptr);
@@ -102,7 +103,7 @@ class FaultFile final : public File {
     if (!size.ok()) return size.status();
     s = base_->Sync();
     if (!s.ok()) return s;
-    env_.OnSynced(path_, size.value(), covered_writes);
+    env_.OnSynced(path_, size.value(), covered_writes, truncations);
     return Status::OK();
   }
   Status Truncate(uint64_t size) override {
@@ -352,10 +353,13 @@ std::function<void(const std::string& path)> FaultInjectionEnv::SyncHook() const
   return sync_hook_;
 }
 
-void FaultInjectionEnv::OnSynced(const std::string& path, uint64_t size, uint64_t covered_writes) {
+void FaultInjectionEnv::OnSynced(const std::string& path, uint64_t size, uint64_t covered_writes,
+                                 uint64_t truncations) {
   std::lock_guard lock(mu_);
   FileState& f = files_[path];
-  f.synced_bytes = size;
+  uint64_t covered = size;
+  for (size_t i = truncations; i < f.truncated_to.size(); ++i) covered = std::min(covered, f.truncated_to[i]);
+  f.synced_bytes = std::max(f.synced_bytes, covered);
   std::erase_if(f.overwrites, [&](const Overwrite& o) { return o.write_no <= covered_writes; });
 }
 
@@ -393,6 +397,13 @@ void FaultInjectionEnv::OnTruncated(const std::string& path, uint64_t size) {
   std::lock_guard lock(mu_);
   FileState& f = files_[path];
   f.synced_bytes = std::min(f.synced_bytes, size);
+  f.truncated_to.push_back(size);
+}
+
+uint64_t FaultInjectionEnv::TruncationsOf(const std::string& path) const {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(path);
+  return it == files_.end() ? 0 : it->second.truncated_to.size();
 }
 
 Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& path, OpenMode mode) {
@@ -429,6 +440,7 @@ Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& pat
       files_[path] = st;
     } else if (mode == OpenMode::kCreateTruncate) {
       it->second.synced_bytes = 0;
+      it->second.truncated_to.push_back(0);
     }
   }
   return std::unique_ptr<File>(new FaultFile(*this, path, std::move(f.value())));

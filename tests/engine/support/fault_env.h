@@ -9,7 +9,8 @@
 //    tracks, per file, the length made durable by Sync (the file's length
 //    when File::Sync was called, before its sync hook: bytes another thread
 //    appends while it runs, or while a test holds it in the hook, are not
-//    counted as covered), and which directory
+//    counted as covered; of syncs in flight at once, one that returns after
+//    a later one took back nothing that one covered), and which directory
 //    entries (created or renamed files) were made durable by SyncDir. A
 //    PWrite over bytes below the durable length (the writer's preallocated
 //    room) keeps the bytes it replaced until a Sync that started after it.
@@ -191,8 +192,12 @@ class FaultInjectionEnv final : public Env {
   // Used by the File and MappedFile wrappers.
   struct MapRegistry;  // the live mappings (fault_env.cc)
   Status Check(FaultOp op, const std::string& path, size_t* keep_bytes);
-  // covered_writes: WritesSoFar() when the sync started.
-  void OnSynced(const std::string& path, uint64_t size, uint64_t covered_writes);
+  // size, covered_writes, truncations: the file's size, WritesSoFar() and
+  // TruncationsOf(path) when the sync started. Syncs in flight at once may
+  // return in any order: one that began earlier never takes back what a
+  // later one made durable, and a truncation since it began bounds it.
+  void OnSynced(const std::string& path, uint64_t size, uint64_t covered_writes, uint64_t truncations);
+  uint64_t TruncationsOf(const std::string& path) const;
   // Before a PWrite of n bytes at offset into path (through base): keeps
   // the durable bytes it is about to replace; returns a token for
   // AfterPWrite, called once the bytes were written (from then on a sync
@@ -216,6 +221,7 @@ class FaultInjectionEnv final : public Env {
     uint64_t synced_bytes = 0;
     bool entry_durable = true;
     std::vector<Overwrite> overwrites;  // oldest first
+    std::vector<uint64_t> truncated_to;  // the size each truncation left, oldest first
   };
   struct Fault {
     FaultOp op;
