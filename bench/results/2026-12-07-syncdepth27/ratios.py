@@ -16,6 +16,8 @@ for c in (100, 1000):
         d1n.append(a["rps"] / n["rps"]); d2n.append(b["rps"] / n["rps"]); sc.append(calls(b) / calls(a))
         print(f"c={c} round {rd}: req/s d1 {a['rps']} d2 {b['rps']} nginx {n['rps']}; writer CPU us/PUT {a[w]} / {b[w]};"
               f" writer cs/PUT {a[s]} / {b[s]}; writer system calls/PUT {calls(a):.3f} / {calls(b):.3f}; fdatasync us {a['mean_fsync_us']} / {b['mean_fsync_us']};"
-              f" PUTs per batch {a['ops_per_batch']} / {b['ops_per_batch']}")
+              f" PUTs per batch {a['ops_per_batch']} / {b['ops_per_batch']};"
+              f" per group commit: writer system calls {calls(a) * a['ops_per_batch']:.1f} / {calls(b) * b['ops_per_batch']:.1f},"
+              f" context switches {a[s] * a['ops_per_batch']:.1f} / {b[s] * b['ops_per_batch']:.1f}")
     print(f"c={c}: d2/d1 req/s {f(rps)}; writer CPU/PUT {f(cpu)}; writer context switches/PUT {f(cs)};"
           f" writer system calls/PUT {f(sc)}; worker+writer CPU/PUT {f(tot)}; d1/nginx {f(d1n)}; d2/nginx {f(d2n)}")
