@@ -414,6 +414,9 @@ Status ApplyFile(const std::string& path, Config* c) {
   }
   if (!doc.is_object()) return Status::InvalidArgument("config file " + path + ": expected a JSON object");
   for (auto it = doc.begin(); it != doc.end(); ++it) {
+    // A key that starts with "//" is a comment (JSON has none): its value is
+    // never read, so no setting is mistaken for one.
+    if (std::string_view(it.key()).starts_with("//")) continue;
     const Setting* s = FindByKey(it.key());
     if (s == nullptr) {
       return Status::InvalidArgument("config file " + path + ": unknown setting '" + it.key() + "'");

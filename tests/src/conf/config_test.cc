@@ -433,6 +433,20 @@ TEST_CASE("a setting given twice in the JSON file is refused, naming it", "[src]
   CHECK(Parse({"--config", list.path}).ok());
 }
 
+TEST_CASE("a key of the JSON file that starts with // is a comment, whatever its value", "[src][config]") {
+  TempFile commented(R"({"//": "kingx", "//data": ["a", {"b": 1}], "data": "/srv/kv", "//workers": 7})");
+  auto r = Parse({"--config", commented.path});
+  REQUIRE(r.ok());
+  CHECK(r->config.data_dir == "/srv/kv");
+  CHECK(r->config.workers != 7);
+  // Only a leading //: a setting's name with a slash elsewhere is still unknown.
+  TempFile slash(R"({"data//": "/srv/kv"})");
+  CHECK(ErrorOf(Parse({"--config", slash.path})).find("unknown setting 'data//'") != std::string::npos);
+  // Two comments under one key are a key given twice, as for any other.
+  TempFile twice(R"({"//": "a", "//": "b"})");
+  CHECK(ErrorOf(Parse({"--config", twice.path})).find("more than once") != std::string::npos);
+}
+
 TEST_CASE("header limits are settings, nginx's by default, checked against each other", "[src][config]") {
   auto r = Parse({});
   REQUIRE(r.ok());
