@@ -886,9 +886,11 @@ Status Writer::Impl::Recover() {
     read_only_tail_id_ = 0;
     if (active_index >= 0 && !active_is_sealed) {
       SegmentStats& st = segments_[files[static_cast<size_t>(active_index)].id];
-      st.dead_bytes += st.bytes - std::min(st.bytes, active_valid_end);
+      // Its bytes are its records, as after a writing open's cut: the
+      // preallocated room or a torn tail after them is no record's, live or dead.
+      st.bytes = std::min(st.bytes, active_valid_end);
       read_only_tail_id_ = st.id;
-      read_only_tail_bytes_ = std::min(st.bytes, active_valid_end);
+      read_only_tail_bytes_ = st.bytes;
     }
     read_only_ = true;
     read_only_flag_.store(true, std::memory_order_relaxed);

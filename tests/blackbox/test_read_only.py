@@ -303,6 +303,45 @@ def test_kingx_tool_reading_commands_change_nothing():
     check_unchanged(before, snapshot(CRASHED), "kingx-tool list/get/stat")
 
 
+def test_the_active_segments_preallocated_room_is_counted_as_no_bytes_live_or_dead():
+    """engine/FORMAT.md: the segment byte counts the server reports describe the records only,
+    never the room. A database where nothing was overwritten or deleted, stopped cleanly with
+    zeros after its last record, has no dead bytes for a read-only server nor for
+    `kingx-tool stat`, whose segment bytes are its records (live bytes + the 48-byte header)."""
+    tool = os.environ.get("KINGX_TOOL_BIN")
+    check(tool, "KINGX_TOOL_BIN is set by meson")
+    src = Server(["--segment-bytes", "1M", "--model", ARGS.model], workdir=tempfile.mkdtemp(prefix="room-", dir=WORK))
+    try:
+        src.start()
+        with Conn(src.port) as c:
+            for i in range(40):
+                check(c.request("PUT", f"/v1/kv/room/{i}", rng.randbytes(10_000)).status == 201, "PUT")
+        live = metric(src.port, "kingx_engine_live_bytes")
+        check(metric(src.port, "kingx_engine_dead_bytes") == 0, "dead bytes before the stop")
+        check(src.stop() == 0, "clean stop")
+        segs = sorted(n for n in os.listdir(src.data_dir) if n.endswith(".kxd"))
+        check(len(segs) == 1, f"one segment: {segs}")
+        size = os.path.getsize(os.path.join(src.data_dir, segs[0]))
+        check(size > live + 48, f"no room after the records to count ({size} B file, {live:.0f} live bytes)")
+        r = subprocess.run([tool, "--data", src.data_dir, "stat", "--json"], capture_output=True, timeout=60)
+        check(r.returncode == 0, f"tool stat: {r.returncode} {r.stderr[-300:]!r}")
+        st = json.loads(r.stdout)
+        seg = st["per_segment"][0]
+        check(st["dead_bytes"] == 0 and seg["dead_bytes"] == 0 and seg["bytes"] == live + 48,
+              f"kingx-tool stat counts the {size - live - 48:.0f} B of room: {st}")
+        ro = Server(["--read-only", "--model", ARGS.model], data_dir=src.data_dir,
+                    workdir=tempfile.mkdtemp(prefix="srv-", dir=WORK))
+        try:
+            ro.start()
+            got = (metric(ro.port, "kingx_engine_live_bytes"), metric(ro.port, "kingx_engine_dead_bytes"))
+            check(got == (live, 0), f"read-only server (live, dead) bytes {got}, want ({live:.0f}, 0)")
+            check(ro.stop() == 0, "clean stop")
+        finally:
+            ro.cleanup()
+    finally:
+        src.cleanup()
+
+
 def test_a_scratch_directory_left_by_a_killed_read_only_server_is_removed_by_the_next_start():
     """kill -9 leaves the key view's scratch directory; the next read-only start removes it,
     but never one whose master still runs or whose lock is held."""

@@ -260,3 +260,38 @@ TEST_CASE("a read-only open's cut names the segment its log ends in as active, u
   // Whole valid records up to there: the hint a clean close would write.
   CHECK(WriteCutHint(PosixEnv(), path, active[0].id, active[0].bytes, RecordLimits{}, dir.File("cut.hint")).ok());
 }
+
+TEST_CASE("a read-only open counts the segment its log ends in by its records: room and torn tail are no bytes",
+          "[engine][read_only]") {
+  // What a read-write open reports after its cut: the zero room and the torn
+  // tail after the last valid record are neither live nor dead bytes.
+  TempDir dir;
+  MakeUntidyDatabase(dir.path());
+  uint64_t rw_live = 0, rw_dead = 0;
+  {
+    TempDir copy;
+    fs::copy(dir.path(), copy.path(), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+    TestDb rw(PosixEnv(), copy.path(), SmallSegments());
+    REQUIRE(rw.Open().ok());
+    rw_live = rw.writer().Stats().live_bytes;
+    rw_dead = rw.writer().Stats().dead_bytes;
+  }
+  Options o = SmallSegments();
+  o.read_only = true;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const WriterStats s = db.writer().Stats();
+  CHECK(s.live_bytes == rw_live);
+  CHECK(s.dead_bytes == rw_dead);
+  auto cut = db.writer().PinSegments();
+  REQUIRE(cut.ok());
+  db.writer().UnpinSegmentIds(cut->ids());
+  for (const SegmentFileCut& f : cut->segments) {
+    if (!f.active) continue;
+    for (const SegmentStats& g : s.per_segment) {
+      if (g.id != f.id) continue;
+      CHECK(g.bytes == f.bytes);  // its records, as the cut names them
+      CHECK(g.bytes < ReadFileBytes(dir.File(SegmentFileName(f.id))).size());
+    }
+  }
+}
