@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,30 @@ Status ErrnoStatus(const char* call, const std::string& path, int err) {
   if (err == ENOENT) return Status::NotFound(msg);
   if (err == EMFILE || err == ENFILE || err == ENOMEM) return Status::Busy(msg);
   return Status::IOError(msg);
+}
+
+// A file's size and identity, asked with statx for those fields only (0 or
+// an errno). Never with stat(2): where the file system keeps fine-grained
+// ("multigrain") timestamps (ext4 and others since Linux 6.13), a query that
+// reports the change time makes the file's next write stamp a fine-grained
+// time, so that write always dirties the inode, and a later fdatasync must
+// write the inode's block too (a second synchronous I/O in a group commit,
+// on ext4 without a journal). The engine asks sizes of the segment being
+// appended to (readers of its newest records, the writer's cache), so a
+// stat there would cost the next group commit that I/O. The device and inode
+// numbers are always reported; the mask asks for nothing else.
+struct FileFacts {
+  uint64_t size = 0;
+  FileIdentity identity;
+};
+
+int StatFacts(int dirfd, const char* path, FileFacts* out) {
+  struct statx sx;
+  const int flags = path[0] == '\0' ? AT_EMPTY_PATH : 0;
+  if (::statx(dirfd, path, flags, STATX_SIZE | STATX_INO, &sx) != 0) return errno;
+  out->size = sx.stx_size;
+  out->identity = FileIdentity{static_cast<uint64_t>(makedev(sx.stx_dev_major, sx.stx_dev_minor)), sx.stx_ino};
+  return 0;
 }
 
 class PosixFile final : public File {
@@ -84,9 +109,9 @@ class PosixFile final : public File {
   }
 
   Result<uint64_t> Size() const override {
-    struct stat st;
-    if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);
-    return static_cast<uint64_t>(st.st_size);
+    FileFacts f;
+    if (int err = StatFacts(fd_, "", &f); err != 0) return ErrnoStatus("statx", path_, err);
+    return f.size;
   }
 
  private:
@@ -112,10 +137,6 @@ class PosixFile final : public File {
   uint64_t end_;  // where the next Append writes
 };
 
-FileIdentity IdentityOf(const struct stat& st) {
-  return FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
-}
-
 class PosixMappedFile final : public MappedFile {
  public:
   PosixMappedFile(int fd, std::string path, const char* data, uint64_t bytes, FileIdentity identity)
@@ -127,9 +148,9 @@ class PosixMappedFile final : public MappedFile {
   const char* data() const override { return data_; }
   uint64_t mapped_bytes() const override { return bytes_; }
   Result<uint64_t> FileSize() const override {
-    struct stat st;
-    if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", path_, errno);
-    return static_cast<uint64_t>(st.st_size);
+    FileFacts f;
+    if (int err = StatFacts(fd_, "", &f); err != 0) return ErrnoStatus("statx", path_, err);
+    return f.size;
   }
   FileIdentity identity() const override { return identity_; }
 
@@ -164,13 +185,12 @@ class PosixEnvImpl final : public Env {
     do fd = ::open(path.c_str(), flags, 0600);
     while (fd < 0 && errno == EINTR);
     if (fd < 0) return ErrnoStatus("open", path, errno);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
+    FileFacts f;
+    if (int err = StatFacts(fd, "", &f); err != 0) {
       ::close(fd);
-      return ErrnoStatus("fstat", path, err);
+      return ErrnoStatus("statx", path, err);
     }
-    return std::unique_ptr<File>(new PosixFile(fd, path, static_cast<uint64_t>(st.st_size)));
+    return std::unique_ptr<File>(new PosixFile(fd, path, f.size));
   }
 
   Status SyncDir(const std::string& dir) override {
@@ -221,9 +241,9 @@ class PosixEnvImpl final : public Env {
   }
 
   Result<uint64_t> FileSize(const std::string& path) override {
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("stat", path, errno);
-    return static_cast<uint64_t>(st.st_size);
+    FileFacts f;
+    if (int err = StatFacts(AT_FDCWD, path.c_str(), &f); err != 0) return ErrnoStatus("statx", path, err);
+    return f.size;
   }
 
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
@@ -257,13 +277,12 @@ class PosixEnvImpl final : public Env {
       ::close(fd);
       return ErrnoStatus("mmap", path, EIO);
     }
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
+    FileFacts f;
+    if (int err = StatFacts(fd, "", &f); err != 0) {
       ::close(fd);
-      return ErrnoStatus("fstat", path, err);
+      return ErrnoStatus("statx", path, err);
     }
-    uint64_t bytes = std::max<uint64_t>(map_bytes, static_cast<uint64_t>(st.st_size));
+    uint64_t bytes = std::max<uint64_t>(map_bytes, f.size);
     const char* data = nullptr;
     if (bytes > 0) {
       void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
@@ -274,13 +293,13 @@ class PosixEnvImpl final : public Env {
       }
       data = static_cast<const char*>(p);
     }
-    return std::unique_ptr<MappedFile>(new PosixMappedFile(fd, path, data, bytes, IdentityOf(st)));
+    return std::unique_ptr<MappedFile>(new PosixMappedFile(fd, path, data, bytes, f.identity));
   }
 
   Result<FileIdentity> Identify(const std::string& path) override {
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("stat", path, errno);
-    return IdentityOf(st);
+    FileFacts f;
+    if (int err = StatFacts(AT_FDCWD, path.c_str(), &f); err != 0) return ErrnoStatus("statx", path, err);
+    return f.identity;
   }
 
   uint64_t OpenFileLimit() override {
