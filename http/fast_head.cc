@@ -33,14 +33,43 @@ constexpr std::array<bool, 256> kTarget = TargetChars();
 constexpr std::array<bool, 256> kName = NameChars();
 constexpr std::array<bool, 256> kValue = ValueChars();
 
-// `name` (letters and '-' only) equals `lower` (lower case) without regard
-// to case: setting bit 0x20 lower-cases a letter and leaves '-' as it is.
-bool NameIs(std::string_view name, std::string_view lower) {
-  if (name.size() != lower.size()) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    if ((name[i] | 0x20) != lower[i]) return false;
-  }
+// The K (1 to 8) bytes at p as one word (the rest 0), each with bit 0x20
+// set: a letter lower-cased, '-' unchanged, and no byte 0. K is a constant,
+// so that the copy is a plain load.
+template <size_t K>
+uint64_t LowerWord(const char* p) {
+  static_assert(K >= 1 && K <= 8);
+  uint64_t w = 0;
+  std::memcpy(&w, p, K);
+  constexpr uint64_t kOnes = K == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * K)) - 1;
+  return w | (0x2020202020202020ull & kOnes);
+}
+
+// `name` (letters and '-' only) equals the lower-case literal `lower` (at
+// most 16 bytes) without regard to case: setting bit 0x20 lower-cases a
+// letter and leaves '-' as it is. Compared a word at a time.
+template <size_t N>
+bool NameIs(std::string_view name, const char (&lower)[N]) {
+  constexpr size_t kLen = N - 1;
+  static_assert(kLen >= 1 && kLen <= 16);
+  if (name.size() != kLen) return false;
+  constexpr size_t kHead = kLen < 8 ? kLen : 8;
+  if (LowerWord<kHead>(name.data()) != LowerWord<kHead>(lower)) return false;
+  if constexpr (kLen > 8) return LowerWord<kLen - 8>(name.data() + 8) == LowerWord<kLen - 8>(lower + 8);
   return true;
+}
+
+// Whether every byte of the 8 at p is in 0x20-0x7E (kValue): none below
+// 0x20 and none above 0x7E, each tested for all bytes at once (the
+// "hasless" and "hasmore" word tests, exact for these bounds).
+bool AllValueBytes(const char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  const uint64_t below = (x - kOnes * 0x20) & ~x & kHigh;
+  const uint64_t above = ((x + kOnes * (127 - 0x7e)) | x) & kHigh;
+  return (below | above) == 0;
 }
 
 enum class Kind : uint8_t { kUnknown, kIgnored, kKept, kLength };
@@ -152,6 +181,7 @@ bool RecogniseFastHead(std::string_view input, size_t max_bytes, size_t max_fiel
     ++p;
     while (p < n && s[p] == ' ') ++p;
     const size_t value_off = p;
+    while (n - p >= 8 && AllValueBytes(s + p)) p += 8;
     while (p < n && kValue[byte(p)]) ++p;
     if (n - p < 2 || s[p] != '\r' || s[p + 1] != '\n') return false;
     if (p == value_off || s[p - 1] == ' ') return false;

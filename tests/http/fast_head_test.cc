@@ -59,6 +59,49 @@ TEST_CASE("the recogniser reads a PUT head with its Content-Length and Content-T
   CHECK(fh.content_length == 999999999999999999ull);
 }
 
+TEST_CASE("the recogniser takes a value byte exactly when it is 0x20-0x7E, wherever it lies in the value",
+          "[http][fast_head]") {
+  // Values are checked 8 bytes at a time, then byte by byte: every byte
+  // value at every offset of a 16-byte value (not its first or last byte,
+  // where SP is leading or trailing whitespace).
+  for (int b = 0; b < 256; ++b) {
+    for (size_t at = 1; at < 15; ++at) {
+      std::string value = "abcdefghijklmnop";
+      value[at] = static_cast<char>(b);
+      const std::string head = "GET /v1/kv/k HTTP/1.1\r\nHost: h\r\nUser-Agent: " + value + "\r\n\r\n";
+      INFO("byte " << b << " at " << at);
+      CHECK(Recognised(head) == (b >= 0x20 && b <= 0x7e));
+    }
+  }
+}
+
+TEST_CASE("the recogniser knows a field name in any case, and no name one letter off", "[http][fast_head]") {
+  const std::vector<std::string> names = {"Host",   "Accept",        "Pragma",          "Referer",
+                                          "User-Agent", "Connection", "X-Request-Id", "Content-Type",
+                                          "Cache-Control", "Content-Length", "X-Forwarded-For", "Accept-Encoding",
+                                          "Accept-Language"};
+  for (const std::string& name : names) {
+    const std::string value = name == "Connection" ? "keep-alive" : name == "Content-Length" ? "1" : "v";
+    // The head carries Host and Content-Length once each, one of them as `n`.
+    const auto head = [&name, &value](const std::string& n) {
+      return "PUT /v1/kv/k HTTP/1.1\r\n" + (name == "Host" ? n + ": h\r\n" : "Host: h\r\n" + n + ": " + value + "\r\n") +
+             (name == "Content-Length" ? "" : "Content-Length: 1\r\n") + "\r\nx";
+    };
+    INFO(name);
+    std::string upper = name;
+    for (char& c : upper) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+    CHECK(Recognised(head(name)));
+    CHECK(Recognised(head(upper)));
+    for (size_t i = 0; i < name.size(); ++i) {
+      if (name[i] == '-') continue;
+      std::string off = name;
+      off[i] = static_cast<char>(off[i] == 'q' || off[i] == 'Q' ? 'z' : 'q');
+      INFO(off);
+      CHECK_FALSE(Recognised(head(off)));
+    }
+  }
+}
+
 // What every differential case checks: the same trace with and without the
 // recogniser, the input fed whole and in pieces.
 uint64_t CheckSameReading(const std::string& input, const Limits& limits, size_t piece);
