@@ -362,11 +362,12 @@ TEST_CASE("at sync depth 2, values on both sides of every size threshold: after 
   // failed at a random point or none, and the power lost at the end or with
   // two batches written but never synced. Values sit on both sides of each
   // size threshold the engine and the server's writer have: compression
-  // (256 bytes), one write-queue part (1 MiB: above it the value is staged
-  // whole through the large-value path, in parts), two parts, and a record
-  // that exactly fills an empty segment (above it a record gets a segment of
-  // its own) with segments of 1 and 2 MiB and preallocated room of none, 64
-  // KiB (extended inside a batch) and 4 MiB.
+  // (256 bytes), a value read by copy (1 KiB), one zstd frame (64 KiB), one
+  // write-queue part (1 MiB: above it the value is staged whole through the
+  // large-value path, in parts), two parts, and a record that exactly fills
+  // an empty segment (above it a record gets a segment of its own), with
+  // segments of 1, 2 and 8 MiB (past recovery's 4 MiB scan window) and
+  // preallocated room of none, 64 KiB (extended inside a batch) and 4 MiB.
   std::mt19937_64 rng(20261207);
   const std::string kContentType = "text/plain";
   int undecided = 0;  // keys checked that may hold their acknowledged value or an unknown one
@@ -378,7 +379,8 @@ TEST_CASE("at sync depth 2, values on both sides of every size threshold: after 
     FaultInjectionEnv env;
     Options o;
     o.sync_depth = 2;
-    o.segment_bytes = (rng() % 2 == 0 ? 1 : 2) * kPartBytes;
+    const uint64_t segments[] = {1, 2, 8};  // 8 MiB: the active segment outgrows recovery's 4 MiB scan window
+    o.segment_bytes = segments[rng() % 3] * kPartBytes;
     const uint64_t rooms[] = {0, 64 << 10, 4 << 20};
     o.room_bytes = rooms[rng() % 3];
     o.compression_level = static_cast<int>(rng() % 2);
@@ -388,7 +390,8 @@ TEST_CASE("at sync depth 2, values on both sides of every size threshold: after 
     const std::vector<std::string> keys = {"k0", "k1", "k2", "k3"};
     // A record of a 2-byte key that exactly fills an empty segment.
     const uint64_t fill = o.segment_bytes - kSegmentHeaderBytes - RecordBytes(2, kContentType.size(), 0);
-    std::vector<uint64_t> inline_sizes = {1, 255, 256, 257, kPartBytes - 1, kPartBytes};
+    std::vector<uint64_t> inline_sizes = {1,    255,  256,  257,  1024, 1025, kFrameRawBytes - 1, kFrameRawBytes,
+                                          kFrameRawBytes + 1, kPartBytes - 1, kPartBytes};
     for (uint64_t s : {fill - 1, fill, fill + 1})
       if (s <= kPartBytes) inline_sizes.push_back(s);
     const std::vector<uint64_t> large_sizes = {kPartBytes + 1, 2 * kPartBytes, 2 * kPartBytes + 1,
