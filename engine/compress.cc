@@ -36,18 +36,23 @@ ZSTD_DCtx* ThreadDCtx() {
 Codec EncodeValue(std::string_view raw, int level, uint64_t min_bytes, std::string* compressed) {
   compressed->clear();
   if (level <= 0 || raw.empty() || raw.size() < min_bytes) return Codec::kRaw;
-  // Keep zstd only when it saves >= 10%: give the frames exactly that much
-  // room, so an output that would not pay off fails fast with dstSize_tooSmall.
+  // Keep zstd only when it saves >= 10%. The frames get that much room plus
+  // one frame's worst-case expansion: zstd can fail with dstSize_tooSmall in a
+  // buffer of exactly its output's size (it needs margin to finish a block),
+  // which stored raw values that did save 10%. An output that cannot pay off
+  // still fails fast: in the margin, or once it passes the limit.
   const size_t limit = raw.size() - raw.size() / 10;
   if (limit == 0) return Codec::kRaw;
   ZSTD_CCtx* ctx = ThreadCCtx();
   if (ctx == nullptr) return Codec::kRaw;
-  compressed->resize(limit);
+  const size_t frame = std::min(kFrameRawBytes, raw.size());
+  const size_t room = limit + (ZSTD_compressBound(frame) - frame);
+  compressed->resize(room);
   size_t used = 0;
   for (size_t pos = 0; pos < raw.size(); pos += kFrameRawBytes) {
     const size_t n = std::min(kFrameRawBytes, raw.size() - pos);
-    const size_t r = ZSTD_compressCCtx(ctx, compressed->data() + used, limit - used, raw.data() + pos, n, level);
-    if (ZSTD_isError(r)) {
+    const size_t r = ZSTD_compressCCtx(ctx, compressed->data() + used, room - used, raw.data() + pos, n, level);
+    if (ZSTD_isError(r) || used + r > limit) {
       compressed->clear();
       return Codec::kRaw;
     }

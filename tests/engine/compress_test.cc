@@ -40,6 +40,30 @@ TEST_CASE("small, incompressible or compression-off values are stored raw", "[en
   CHECK(DecodeValue(Codec::kRaw, "abc", 4, 100, &out).Is(Code::kCorruption));
 }
 
+TEST_CASE("a value whose frames save 10% is stored as zstd, also right at the limit", "[engine][compress]") {
+  // Values of a random prefix and a repeated tail around the 10% line (one
+  // frame, several frames): EncodeValue keeps zstd exactly when the frames
+  // CompressFrames makes (a buffer of zstd's bound) fit 90% of the value.
+  int near_limit = 0;
+  for (size_t n : {256u, 257u, 300u, 777u, 4096u, 70000u, 200000u}) {
+    for (int pct = 70; pct <= 95; ++pct) {
+      std::string raw = Random(n * pct / 100, static_cast<uint32_t>(n * 100 + pct));
+      while (raw.size() < n) raw += "abcd";
+      raw.resize(n);
+      std::string frames;
+      REQUIRE(CompressFrames(raw, 1, &frames).ok());
+      const size_t limit = n - n / 10;
+      if (frames.size() <= limit && frames.size() + 16 > limit) ++near_limit;
+      std::string stored;
+      const Codec codec = EncodeValue(raw, 1, 256, &stored);
+      INFO("n " << n << " random " << pct << "% frames " << frames.size() << " limit " << limit);
+      CHECK(codec == (frames.size() <= limit ? Codec::kZstd : Codec::kRaw));
+      if (codec == Codec::kZstd) CHECK(stored == frames);
+    }
+  }
+  CHECK(near_limit >= 5);  // the cases that fail in a buffer of exactly the limit
+}
+
 TEST_CASE("a value compressed in parts as concatenated frames decodes whole", "[engine][compress]") {
   std::string raw;
   std::string stored;
