@@ -253,12 +253,13 @@ def haproxy_cfg(upstreams, port, old_upstreams=None):
     return rewrite(text, "abns@kingx-", f"abns@kingx-{port}-", count=7)
 
 
-def write_haproxy_cfg(workdir, upstreams, port, old_upstreams=None):
-    """Writes workdir/haproxy.cfg (the global section, then the shipped file for `upstreams`,
-    see haproxy_cfg) and checks it with haproxy -c: its path."""
+def write_haproxy_cfg(workdir, upstreams, port, old_upstreams=None, global_extra=""):
+    """Writes workdir/haproxy.cfg (the global section, with the lines `global_extra` after it,
+    then the shipped file for `upstreams`, see haproxy_cfg) and checks it with haproxy -c: its
+    path."""
     cfg = os.path.join(workdir, "haproxy.cfg")
     with open(cfg + ".tmp", "w") as f:
-        f.write(HAPROXY_GLOBAL.format(d=workdir) + haproxy_cfg(upstreams, port, old_upstreams))
+        f.write(HAPROXY_GLOBAL.format(d=workdir) + global_extra + haproxy_cfg(upstreams, port, old_upstreams))
     test = subprocess.run([require("haproxy"), "-c", "-f", cfg + ".tmp"], capture_output=True, text=True)
     check(test.returncode == 0, f"haproxy -c refused the shipped file:\n{test.stdout}{test.stderr}")
     check("WARNING" not in test.stdout + test.stderr,

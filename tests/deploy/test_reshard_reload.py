@@ -20,8 +20,9 @@ move window (README "Resharding"), behind Debian's nginx and HAProxy, 2 -> 3 kin
     reload);
   - nginx's `worker_shutdown_timeout` (which that failure names) ends the wait: the reload
     returns 0 once nginx cut the worker, whose held PUT got no answer and was not applied;
-  - a PUT whose body had wholly reached the old owner when that bound cut the worker is not
-    answered, yet the old owner applies it, possibly after `finish` passed the key (here its
+  - a PUT whose body had wholly reached the old owner when that bound (or HAProxy's
+    hard-stop-after) cut the worker is not acknowledged (no answer; HAProxy's 502), yet the old
+    owner applies it, possibly after `finish` passed the key (here its
     worker, stopped, reads the body only then): `check` after the last reload finds the key on
     its old owner, and `finish` run again (README) removes it there and keeps the latest
     acknowledged value on the owner.
@@ -122,6 +123,7 @@ class MovingProxy:
 
     def __init__(self, kind, mv):
         self.kind, self.mv = kind, mv
+        self.global_extra = ""  # HAProxy: lines of its global section (bound_old_workers)
         if kind == "nginx":
             self.p = start_nginx("nginx-sharding.conf", mv.old)
         else:
@@ -134,14 +136,14 @@ class MovingProxy:
         if self.kind == "nginx":
             self.p.write_nginx_site(self.mv.resharding_nginx_site(self.port))
         else:
-            write_haproxy_cfg(self.p.workdir, self.mv.new, self.port, self.mv.old)
+            write_haproxy_cfg(self.p.workdir, self.mv.new, self.port, self.mv.old, self.global_extra)
 
     def write_final(self):
         """The sharding file with the new list."""
         if self.kind == "nginx":
             self.p.write_nginx_site(nginx_site("nginx-sharding.conf", self.mv.new, self.port))
         else:
-            write_haproxy_cfg(self.p.workdir, self.mv.new, self.port)
+            write_haproxy_cfg(self.p.workdir, self.mv.new, self.port, global_extra=self.global_extra)
 
     def reload(self, *extra):
         """`kingx-reshard reload` for this proxy (the README's procedure)."""
@@ -293,30 +295,37 @@ def test_worker_shutdown_timeout_ends_the_wait_and_the_put_it_cut_is_not_applied
 
 
 def bound_old_workers(proxy):
-    """nginx's worker_shutdown_timeout 1s in proxy's nginx.conf, its workers reloaded into it (the
-    workers it will cut are this configuration's)."""
-    conf = os.path.join(proxy.p.workdir, "nginx.conf")
-    with open(conf) as f:
-        text = f.read()
-    with open(conf, "w") as f:
-        f.write(rewrite(text, "worker_processes 1;\n", "worker_processes 1;\nworker_shutdown_timeout 1s;\n"))
+    """The proxy's bound on old workers set to 1 s (nginx's worker_shutdown_timeout in nginx.conf,
+    HAProxy's hard-stop-after in its global section), its workers reloaded into it (the workers it
+    will cut are this configuration's)."""
+    if proxy.kind == "nginx":
+        conf = os.path.join(proxy.p.workdir, "nginx.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(rewrite(text, "worker_processes 1;\n", "worker_processes 1;\nworker_shutdown_timeout 1s;\n"))
+    else:
+        proxy.global_extra = "    hard-stop-after 1s\n"
+        write_haproxy_cfg(proxy.p.workdir, proxy.mv.old, proxy.port, global_extra=proxy.global_extra)
     proxy.p.reloaded()
 
 
-def test_a_put_cut_whole_by_worker_shutdown_timeout_and_applied_after_finish_is_found_by_check_and_undone_by_finish():
-    """A PUT whose body had wholly reached the old owner when nginx's worker_shutdown_timeout cut
-    the worker holding it: unanswered, yet the old owner applies it, here after `finish` passed
-    the key (its worker, stopped, reads the body only then). The README's last steps: `check`
-    finds the key on its old owner (exit 1), `finish` run again with the same state removes it
-    there and keeps the owner's value, which is the latest acknowledged one, and `check` exits 0."""
+def a_put_cut_whole_and_applied_after_finish_is_found_by_check_and_undone_by_finish(kind):
+    """A PUT whose body had wholly reached the old owner when the proxy's bound on old workers
+    (nginx's worker_shutdown_timeout, HAProxy's hard-stop-after) cut the worker holding it:
+    unanswered, yet the old owner applies it, here after `finish` passed the key (its worker,
+    stopped, reads the body only then). The README's last steps: `check` finds the key on its
+    old owner (exit 1), `finish` run again with the same state removes it there and keeps the
+    owner's value, which is the latest acknowledged one, and `check` exits 0."""
     if ARGS.reload == "signal":
         raise CaseSkipped("a case of kingx-reshard reload")
+    ring = "nginx" if kind == "nginx" else "haproxy"
     # Two workers accepting from one socket: the old owner still answers `finish` while the
     # worker that holds the cut PUT is stopped.
-    mv = Move(SERVERS, WORKDIR, "late", extra_args=["--workers", "2", "--accept", "shared"], ring="nginx")
-    key = mv.moving((f"late/{i}" for i in range(5000)), 1)[0]
+    mv = Move(SERVERS, WORKDIR, f"late-{kind}", extra_args=["--workers", "2", "--accept", "shared"], ring=ring)
+    key = mv.moving((f"late/{kind}/{i}" for i in range(5000)), 1)[0]
     old = mv.old_owner(key)
-    proxy = MovingProxy("nginx", mv)
+    proxy = MovingProxy(kind, mv)
     bound_old_workers(proxy)
     # Written on its owner directly: nginx then holds no idle connection to it, and the held PUT's
     # is the one connection from nginx to the old owner.
@@ -340,9 +349,10 @@ def test_a_put_cut_whole_by_worker_shutdown_timeout_and_applied_after_finish_is_
             time.sleep(0.02)
         proxy.write_window()
         p = proxy.reload("--timeout", "60")
-        check(p.returncode == 0, f"reload with worker_shutdown_timeout 1s: {p.returncode} {p.stdout} {p.stderr}")
+        check(p.returncode == 0, f"reload with {BOUNDS[kind]} 1s: {p.returncode} {p.stdout} {p.stderr}")
         held.thread.join(10)
-        check(held.response is None, f"the cut PUT was answered: {held.response!r}")
+        # No answer (nginx closes the connection), or HAProxy's 502: never acknowledged.
+        check(held.response is None or held.response.status >= 500, f"the cut PUT was answered: {held.response!r}")
         p = reshard("finish", *mv.lists)
         check(p.returncode == 0, f"finish: {p.returncode} {p.stdout} {p.stderr}")
         check(http(old.port, "GET", key_path(key)).status == 404, "finish deleted the original")
@@ -356,7 +366,7 @@ def test_a_put_cut_whole_by_worker_shutdown_timeout_and_applied_after_finish_is_
     proxy.write_final()
     p = proxy.reload()
     check(p.returncode == 0, f"reload to the new list: {p.returncode} {p.stdout} {p.stderr}")
-    check_args = ["check", "--shards", mv.lists[3]]
+    check_args = ["check", "--shards", mv.lists[3]] + (["--ring", ring] if ring != "nginx" else [])
     p = reshard(*check_args)
     check(p.returncode == 1 and spelling(key) in p.stdout,
           f"check after the late write: {p.returncode} {p.stdout} {p.stderr}")
@@ -373,8 +383,16 @@ def test_a_put_cut_whole_by_worker_shutdown_timeout_and_applied_after_finish_is_
         check(got == (200 if s is mv.c else 404), f"{key} on {name(s)}: {got}")
 
 
+def test_a_put_cut_whole_by_nginx_and_applied_after_finish_is_found_by_check_and_undone_by_finish():
+    a_put_cut_whole_and_applied_after_finish_is_found_by_check_and_undone_by_finish("nginx")
+
+
 def test_a_put_held_by_an_old_haproxy_worker_across_the_reload_is_what_a_get_returns_after_the_move():
     move_with_a_write_held_across_the_reload("haproxy")
+
+
+def test_a_put_cut_whole_by_haproxy_and_applied_after_finish_is_found_by_check_and_undone_by_finish():
+    a_put_cut_whole_and_applied_after_finish_is_found_by_check_and_undone_by_finish("haproxy")
 
 
 def main():
