@@ -106,7 +106,9 @@ class SegmentCache {
   // header and key.size() bytes after it lie below its known size, they are
   // read by one guarded call under the cache's shared lock, with no hold on
   // the mapping taken or dropped; otherwise as ReadRecord then KeyIs. Errors,
-  // and the state after a fault, as ReadRecord's and KeyIs's.
+  // and the state after a fault, as ReadRecord's and KeyIs's. A page the
+  // kernel must read from disk keeps the shared lock held meanwhile: in this
+  // process, mapping, forgetting or evicting a segment waits for that read.
   Status ReadHead(Location loc, std::string_view key, const RecordLimits& limits, RecordHeader* header,
                   bool* same_key);
 
