@@ -4,7 +4,9 @@
 # /tmp/writer23/tmpl) by wrk -t1 -cCONNS: counters zeroed after a 2 s warm-up, then 6 s of load, dumped;
 # Ir / writer records over those 6 s. Under callgrind the server runs ~50x slower, so the rate and the
 # batches are not production's: compare binaries with each other, in the same run. With KEEP=DIR the dumps are
-# kept there (DIR/worker.out, DIR/writer.out*) for callgrind_annotate.
+# kept there (DIR/worker.out, DIR/writer.out*) for callgrind_annotate. ARGS: more kingx arguments (e.g.
+# ARGS="--model threads": the thread pool's worker process, all its threads). bench/callgrind_nginx_put.sh
+# measures nginx's PUT-discard the same way, the floor to set the worker's figure beside.
 set -euo pipefail
 K=$1; SYNC=$2; CONNS=$3
 TEMPLATE=${TEMPLATE:-/tmp/writer23/tmpl}; NKEYS=${NKEYS:-1000000}
@@ -13,7 +15,7 @@ LUA=$(dirname "$(readlink -f "$0")")/lua/kv.lua
 D=$(mktemp -d "${TMPDIR:-/tmp}/cg_put.XXXX"); cp -r "$TEMPLATE" "$D/data"
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$D/cg.%p "$K" --listen 127.0.0.1:$PORT \
-  --data $D/data --workers 1 --sync "$SYNC" --access-log off --error-log $D/err.log > $D/out.log 2>&1 &
+  --data $D/data --workers 1 --sync "$SYNC" --access-log off --error-log $D/err.log ${ARGS:-} > $D/out.log 2>&1 &
 VP=$!
 for i in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/v1/kv/?limit=1" >/dev/null && break; sleep 0.5; done
 child() { for p in $(pgrep -P $VP); do if [ "$(cat /proc/$p/comm)" = "$1" ]; then echo $p; fi; done | head -1; }
