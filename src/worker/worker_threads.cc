@@ -45,6 +45,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -70,6 +71,7 @@ namespace {
 constexpr int kAcceptBurst = 64;
 constexpr int kAcceptPauseMs = 200;
 constexpr int kStoppingPollMs = 100;  // poll cap once the stop eventfd is no longer watched
+constexpr int kOrphanMailMs = 50;     // an idle pool thread's look at its mail while its writes are in flight
 constexpr uint32_t kMaxThreads = 4096;  // token prefixes are 12 bits
 constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
 constexpr size_t kParkScratchBytes = 16 * 1024;  // a buffer that sizes discards of parked sockets' junk
@@ -770,7 +772,22 @@ void ThreadWorker::PoolLoop(PoolThread* t) {
     Accepted a;
     {
       std::unique_lock<std::mutex> lock(q_mu);
-      q_not_empty.wait(lock, [this] { return !queue.empty() || mode() != Mode::kRun; });
+      const auto ready = [this] { return !queue.empty() || mode() != Mode::kRun; };
+      // Writes the thread's connections left in flight (answered "outcome
+      // unknown" after --storage-timeout-ms, or whose client left) hold
+      // their staging and body room until their completions are taken, and
+      // those come to this thread's inbox: while any are, the idle thread
+      // takes its mail every kOrphanMailMs instead of waiting for a client.
+      while (!ready()) {
+        if (t->service->InFlight() == 0) {
+          q_not_empty.wait(lock, ready);
+          break;
+        }
+        if (q_not_empty.wait_for(lock, std::chrono::milliseconds(kOrphanMailMs), ready)) break;
+        lock.unlock();
+        TakeMail(t);
+        lock.lock();
+      }
       if (queue.empty() || mode() == Mode::kFast) break;
       a = queue.front();
       queue.pop_front();

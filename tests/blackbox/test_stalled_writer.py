@@ -27,7 +27,7 @@ import termios
 import threading
 import time
 
-from kingx_harness import (Conn, Server, TestFailure, build_request, check, http, key_path, require_bin,
+from kingx_harness import (Conn, Server, TestFailure, build_request, check, http, key_path, metric, require_bin,
                            run_with_servers, wait_for, cases_of)
 
 S = None
@@ -158,6 +158,30 @@ def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_50
     r = http(S.port, "GET", key_path("before"), timeout=HANG_S)
     check(r.status == 200 and r.body == b"kept", f"the DELETE refused as not applied was applied: {r!r}")
     check(S.alive(), "the server died")
+
+
+def test_a_large_upload_answered_outcome_unknown_gives_its_staging_room_back_once_the_writer_runs():
+    """A large upload queued while the writer is stopped holds its staging room until its
+    completion comes; the connection that got its 503 is gone, and its worker (in the thread
+    model: the pool thread, idle afterwards) must still take that completion once the writer
+    runs again, so that the next large upload is admitted, not held for the room and refused."""
+    start()
+    big = (1 << 20) + 1  # past one write-queue part: staged by the writer
+    check(http(S.port, "PUT", key_path("before"), b"kept").status == 201, "PUT before the stall")
+    writer = S.wait_children("kingx-writer", 1)[0]
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        r = http(S.port, "PUT", key_path("stalled-big"), os.urandom(big), timeout=HANG_S)
+        check(r.status == 503 and b"may or may not be applied" in r.body, f"the stalled large PUT: {r!r}")
+        check((metric(S.port, "kingx_staging_reserved_bytes") or 0) > 0, "the stalled upload holds no staging room")
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    wait_for(lambda: readyz().status == 200, HANG_S, "/readyz 200 after SIGCONT")
+    time.sleep(0.5)  # the completion's way back: milliseconds
+    held = metric(S.port, "kingx_staging_reserved_bytes")
+    r = http(S.port, "PUT", key_path("after-big"), os.urandom(big), timeout=HANG_S)
+    check(held == 0 and r.status == 201,
+          f"0.5 s after the writer ran again, {held:.0f} staging bytes still reserved; the next large PUT: {r!r}")
 
 
 def _server_rx_queue(server_port, client_port):
