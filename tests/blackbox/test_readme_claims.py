@@ -40,8 +40,8 @@ import subprocess
 import sys
 import time
 
-from kingx_harness import (CaseSkipped, Conn, ServerPerCase, adopt, build_request, cases_of, check, http, key_path, metric,
-                           require_bin, run_with_servers, traced_calls, wait_for)
+from kingx_harness import (CaseSkipped, Conn, ServerPerCase, adopt, build_request, cases_of, check, http, key_path,
+                           metric, require_bin, run_with_servers, traced_calls, wait_for)
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 README = os.path.join(ROOT, "README.md")
