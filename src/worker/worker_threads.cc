@@ -15,11 +15,12 @@
 //               KvService (token prefix i) and its own http::Counters
 //   dispatcher  poll(completion eventfd), drains the slot's completion ring
 //               and hands each completion to the pool thread whose prefix
-//               the token carries (mutex + condition variable: no spinning)
+//               the token carries (its inbox under its mutex, then its
+//               Doorbell: no spinning, a system call only to wake a sleeper)
 //
 // A pool thread whose GET of a compressed value waits for room in the
 // response budget (unanswered: src/kv/value_stream.h) sleeps on its
-// condition variable until a release by another pool thread makes room for
+// Doorbell until a release by another pool thread makes room for
 // it (RoomWaiters rings it), mail, a stop or the wait's give-up: it does not
 // watch its socket meanwhile. One whose
 // upload waits for the body budget with its body paused sleeps the same way
@@ -59,6 +60,7 @@
 #include "src/kv/kv_backend.h"
 #include "src/kv/kv_service.h"
 #include "src/kv/token_table.h"
+#include "src/worker/doorbell.h"
 #include "src/worker/flood_guard.h"
 #include "src/worker/room_waiters.h"
 #include "src/worker/serve_options.h"
@@ -95,9 +97,9 @@ struct PoolThread {
   std::thread thread;
   std::unique_ptr<KvService> service;
   http::Counters counters{};
-  // Completions routed here by the dispatcher.
+  // Completions routed here by the dispatcher (under mu), then a ring.
   std::mutex mu;
-  std::condition_variable cv;
+  Doorbell bell;  // mail, room (room_rung), a stop: the thread looks again
   std::vector<Completion> inbox;
   std::atomic<bool> has_mail{false};
   std::atomic<int> active_fd{-1};  // the socket being served (fast stop shuts it down)
@@ -231,10 +233,7 @@ void ThreadWorker::SetMode(Mode m) {
   q_not_empty.notify_all();
   q_not_full.notify_all();
   for (auto& t : pool) {
-    {
-      std::lock_guard<std::mutex> lock(t->mu);
-    }
-    t->cv.notify_all();
+    t->bell.Ring();  // after the mode's store: a waiter that missed it is rung
     if (m == Mode::kFast) {
       const int fd = t->active_fd.load();
       if (fd >= 0) shutdown(fd, SHUT_RDWR);  // wakes a blocked recv/send/poll
@@ -405,7 +404,7 @@ void ThreadWorker::DispatchLoop() {
           t->inbox.push_back(c);
           t->has_mail.store(true, std::memory_order_release);
         }
-        t->cv.notify_one();
+        t->bell.Ring();
       });
     }
     if (fds[1].revents != 0) return;
@@ -426,14 +425,25 @@ void ThreadWorker::TakeMail(PoolThread* t) {
   for (const Completion& c : mail) t->service->OnCompletion(c, now);
 }
 
+// Sleeps on t's doorbell until done() (asked before each sleep and after
+// each ring: a ring may be one meant for an earlier wait) or timeout_ms
+// passes.
+template <typename Done>
+void WaitForBell(PoolThread* t, int timeout_ms, Done done) {
+  if (done()) return;
+  uint64_t now = MonotonicMs();
+  const uint64_t until = now + static_cast<uint64_t>(std::max(timeout_ms, 0));
+  for (; now < until; now = MonotonicMs()) {
+    if (!t->bell.Wait(static_cast<int>(until - now)) || done()) return;
+  }
+}
+
 // Sleeps until a completion arrives for this thread, a stop begins, or
 // timeout_ms passes. Returns true when mail is waiting.
 bool ThreadWorker::WaitForMail(PoolThread* t, int timeout_ms) {
-  std::unique_lock<std::mutex> lock(t->mu);
   const Mode start = mode();
-  t->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                 [&] { return !t->inbox.empty() || mode() != start; });
-  return !t->inbox.empty();
+  WaitForBell(t, timeout_ms, [&] { return t->has_mail.load(std::memory_order_acquire) || mode() != start; });
+  return t->has_mail.load(std::memory_order_acquire);
 }
 
 size_t ThreadWorker::BeginRoomWait(PoolThread* t, const KvConnState* body, RoomWaiters** out) {
@@ -464,10 +474,11 @@ void ThreadWorker::WaitForRoom(PoolThread* t, const KvConnState* body, int timeo
   // The check after Begin (RoomWaiters' order): room released before it is
   // seen here, room released after it rings this thread.
   if (t->service->NextRetryMs() == 0) {
-    std::unique_lock<std::mutex> lock(t->mu);
     const Mode start = mode();
-    t->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                   [&] { return t->room_rung || !t->inbox.empty() || mode() != start; });
+    WaitForBell(t, timeout_ms, [&] {
+      std::lock_guard<std::mutex> lock(t->mu);
+      return t->room_rung || !t->inbox.empty() || mode() != start;
+    });
   }
   EndRoomWait(t, begun, n);
 }
@@ -507,7 +518,7 @@ void ThreadWorker::RingRoom(void* worker, size_t slot) {
       (void)!write(t->room_efd, &one, sizeof one);
     }
   }
-  t->cv.notify_one();
+  t->bell.Ring();
 }
 
 // Sends everything the Connection has to send: one SendGathered per gather
