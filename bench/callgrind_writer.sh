@@ -9,6 +9,12 @@
 # ANNOTATE=DIR keeps each dump's callgrind_annotate --inclusive=yes output there. CACHE_SIM=1 adds
 # callgrind's cache simulation: each line then also gives the loop's simulated first-level and
 # last-level data read misses per PUT (D1mr, DLmr: deterministic, the load does not move them).
+# KEYVIEW=1 measures the key view's merges instead (the keyspace thread's Keyspace::MaybeMerge and
+# all it calls: the index probes, the resolving reads, the run written; callgrind collects nothing
+# else): one line with the PUTs of every round, the merges that completed meanwhile, the run entries
+# they read, their Ir per PUT and per entry read. Merges are decided by the key view's own policy
+# (size classes; the "settled" merge after settle_ms without a tail flush, which valgrind's pace
+# can trigger): compare trees by Ir per entry read, and per PUT with the merge counts beside it.
 set -euo pipefail
 BIN=$1; SYNC=$2; DEPTH=${3:-1}; BATCHES=${4:-1,16,256}
 TEMPLATE=${TEMPLATE:-/tmp/writer23/tmpl}
@@ -20,6 +26,26 @@ cp -r "$TEMPLATE" "$D/data"
 # measured open finds the database as a running server leaves it.
 "$BIN" --batches 1 --ops 1 --warmup-ops 0 -- --data "$D/data" --sync "$SYNC" --sync-depth "$DEPTH" \
   --error-log "$D/err0.log" --access-log off > /dev/null
+if [ -n "${KEYVIEW:-}" ]; then
+  valgrind --tool=callgrind --separate-threads=yes --collect-atstart=no \
+    --toggle-collect='kingx::engine::Keyspace::MaybeMerge()' --callgrind-out-file="$D/cg.out" "$BIN" \
+    --batches "$BATCHES" --ops "${OPS:-4096}" --warmup-ops "${WARMUP:-1024}" -- --data "$D/data" --sync "$SYNC" \
+    --sync-depth "$DEPTH" --error-log "$D/err.log" --access-log off > "$D/out.log" 2> "$D/valgrind.log" || {
+    cat "$D/out.log" "$D/valgrind.log" >&2; exit 1; }
+  # Every thread's dumps and end-of-run files: only the merges' instructions were collected.
+  ir=$(for f in "$D"/cg.out*; do
+         awk '/^events:/ { for (i = 2; i <= NF; ++i) if ($i == "Ir") c = i } /^summary:/ { print $c; exit }' "$f"
+       done | awk '{ t += $1 } END { printf "%d", t }')
+  [ -n "${ANNOTATE:-}" ] && { mkdir -p "$ANNOTATE"; for f in "$D"/cg.out-*; do
+    callgrind_annotate --inclusive=yes "$f" > "$ANNOTATE/keyview-$(basename "$f").txt" 2>/dev/null || true; done; }
+  sed -n 's/^keyview //p' "$D/out.log" | awk -v ir="$ir" -v sync="$SYNC" -v depth="$DEPTH" '
+    { for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      printf "sync %s depth %s puts %d merges %d entries_merged %d merge_Ir %d merge_Ir/put %.0f merge_Ir/entry %.0f\n",
+             sync, depth, v["puts"], v["merges"], v["entries_merged"], ir, ir / v["puts"],
+             v["entries_merged"] ? ir / v["entries_merged"] : 0 }'
+  grep -h "batches=" "$D/out.log" >&2
+  exit 0
+fi
 CACHE_ARGS=()
 [ -n "${CACHE_SIM:-}" ] && CACHE_ARGS=(--cache-sim=yes)
 valgrind --tool=callgrind --separate-threads=yes "${CACHE_ARGS[@]}" --callgrind-out-file="$D/cg.out" "$BIN" --batches "$BATCHES" \

@@ -32,7 +32,9 @@
 // (what a worker queues for wrk's 100-byte PUTs). Outside valgrind the
 // client requests do nothing; it prints wall time per PUT and the loop
 // thread's CPU time per PUT (CLOCK_THREAD_CPUTIME_ID, user and kernel, over
-// the same span as its callgrind dump).
+// the same span as its callgrind dump). Last, a line "keyview puts=P
+// merges=M entries_merged=E": the PUTs of every round and the key view's
+// merges (and the run entries they read) that completed meanwhile.
 //
 // Usage: writer_cost [--batches 1,16,256] [--ops N] [--warmup-ops N]
 //                    [--keys N] [--value-bytes N] [--seed N] -- KINGX_FLAGS...
@@ -281,9 +283,14 @@ int Main(int argc, char** argv) {
   }
   Driver driver(mem, args, gate);
   WriterMetrics& metrics = mem.writer_metrics();
+  const engine::KeyspaceCounters& view = mem.keyspace().counters();
+  const uint64_t merges_before = view.merges.load();
+  const uint64_t merged_before = view.entries_merged.load();
+  uint64_t puts = 0;
   bool split = false;
   for (const uint64_t batch : args.batches) {
     const uint64_t rounds = (args.ops + batch - 1) / batch;
+    puts += ((args.warmup_ops + batch - 1) / batch + rounds) * batch + 1;
     const std::string label = "batch=" + std::to_string(batch) + " ops=" + std::to_string(rounds * batch);
     for (uint64_t r = 0; r < (args.warmup_ops + batch - 1) / batch; ++r) driver.Round(batch);
     gate.Request(RoundGate::Action::kZero);
@@ -304,6 +311,12 @@ int Main(int argc, char** argv) {
                 gate.LoopCpuSeconds() * 1e6 / double(rounds * batch));
     std::fflush(stdout);
   }
+  // The key view's merges over every PUT above (warm-up rounds included):
+  // the work its thread did for them (a merge still running at the end is
+  // not counted).
+  std::printf("keyview puts=%" PRIu64 " merges=%" PRIu64 " entries_merged=%" PRIu64 "\n", puts,
+              view.merges.load() - merges_before, view.entries_merged.load() - merged_before);
+  std::fflush(stdout);
   slot.state.store(static_cast<uint32_t>(SlotState::kFree));
   mem.control().writer_stop.store(static_cast<uint32_t>(WriterStop::kDrain));
   mem.queue().Wake();
