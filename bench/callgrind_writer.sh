@@ -12,7 +12,9 @@
 # KEYVIEW=1 measures the key view's merges instead (the keyspace thread's Keyspace::MaybeMerge and
 # all it calls: the index probes, the resolving reads, the run written; callgrind collects nothing
 # else): one line with the PUTs of every round, the merges that completed meanwhile, the run entries
-# they read, their Ir per PUT and per entry read. Merges are decided by the key view's own policy
+# they read, the entries the collected merges read (entries_read, a cut-short last merge included),
+# their Ir per PUT and per entry read (the tail flushes a long merge makes meanwhile
+# taken out: flush_Ir). Merges are decided by the key view's own policy
 # (size classes; the "settled" merge after settle_ms without a tail flush, which valgrind's pace
 # can trigger): compare trees by Ir per entry read, and per PUT with the merge counts beside it.
 set -euo pipefail
@@ -36,13 +38,26 @@ if [ -n "${KEYVIEW:-}" ]; then
   ir=$(for f in "$D"/cg.out*; do
          awk '/^events:/ { for (i = 2; i <= NF; ++i) if ($i == "Ir") c = i } /^summary:/ { print $c; exit }' "$f"
        done | awk '{ t += $1 } END { printf "%d", t }')
-  [ -n "${ANNOTATE:-}" ] && { mkdir -p "$ANNOTATE"; for f in "$D"/cg.out-*; do
-    callgrind_annotate --inclusive=yes "$f" > "$ANNOTATE/keyview-$(basename "$f").txt" 2>/dev/null || true; done; }
-  sed -n 's/^keyview //p' "$D/out.log" | awk -v ir="$ir" -v sync="$SYNC" -v depth="$DEPTH" '
+  # A long merge flushes the tails now and then (how often depends on the pace): that work is the
+  # flushes', so it is taken out of the merges' figure (and shown as flush_Ir).
+  # The entries the collected merges read are the calls of KeyRun::Iterator::Next (one per entry
+  # after each input's first): exact even for a merge that the end of the run cut short, which the
+  # merges= and entries_merged= counters (completed merges only) leave out.
+  flush=0; nexts=0
+  for f in "$D"/cg.out-*; do
+    callgrind_annotate --inclusive=yes "$f" > "$D/annotated.txt" 2>/dev/null || true
+    [ -n "${ANNOTATE:-}" ] && { mkdir -p "$ANNOTATE"; cp "$D/annotated.txt" "$ANNOTATE/keyview-$(basename "$f").txt"; }
+    n=$(awk '/Keyspace::FlushFrozenTail\(\)/ { gsub(",", "", $1); print $1; exit }' "$D/annotated.txt")
+    flush=$((flush + ${n:-0}))
+    n=$(sed -n 's/.*=> .*KeyRun::Iterator::Next() (\([0-9,]*\)x).*/\1/p' "$D/annotated.txt" | tr -d , |
+        awk '{ t += $1 } END { print t + 0 }')
+    nexts=$((nexts + n))
+  done
+  sed -n 's/^keyview //p' "$D/out.log" | awk -v ir="$((ir - flush))" -v flush="$flush" -v nexts="$nexts" -v sync="$SYNC" -v depth="$DEPTH" '
     { for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      printf "sync %s depth %s puts %d merges %d entries_merged %d merge_Ir %d merge_Ir/put %.0f merge_Ir/entry %.0f\n",
-             sync, depth, v["puts"], v["merges"], v["entries_merged"], ir, ir / v["puts"],
-             v["entries_merged"] ? ir / v["entries_merged"] : 0 }'
+      printf "sync %s depth %s puts %d merges %d entries_merged %d entries_read %d merge_Ir %d merge_Ir/put %.0f merge_Ir/entry %.0f flush_Ir %d\n",
+             sync, depth, v["puts"], v["merges"], v["entries_merged"], nexts, ir, ir / v["puts"],
+             nexts ? ir / nexts : 0, flush }'
   grep -h "batches=" "$D/out.log" >&2
   exit 0
 fi

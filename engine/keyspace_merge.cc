@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <queue>
 #include <thread>
 
 #include "engine/hash.h"
@@ -184,8 +183,26 @@ Result<Keyspace::RunInfo> Keyspace::WriteMerged(const std::vector<std::shared_pt
     its.back().SeekToFirst();
     if (!its.back().status().ok()) return fail(its.back().status());
   }
-  auto greater = [&](size_t a, size_t b) { return its[a].entry().key > its[b].entry().key; };
-  std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heap(greater);
+  // A binary min-heap of the valid iterators by current key. An iterator
+  // whose entry joins the group is advanced at once and sifted down from
+  // the top (one sift instead of a pop and a push); the group's keys stay
+  // readable: each iterator is advanced once per group, and an entry's key
+  // outlives one Next (KeyRun::Iterator::entry).
+  std::vector<size_t> heap;
+  heap.reserve(its.size());
+  auto less = [&](size_t a, size_t b) { return its[a].entry().key < its[b].entry().key; };
+  auto sift_down = [&](size_t at) {
+    const size_t item = heap[at];
+    for (;;) {
+      size_t child = 2 * at + 1;
+      if (child >= heap.size()) break;
+      if (child + 1 < heap.size() && less(heap[child + 1], heap[child])) ++child;
+      if (!less(heap[child], item)) break;
+      heap[at] = heap[child];
+      at = child;
+    }
+    heap[at] = item;
+  };
   // Resolving a key probes its index slot, a random place in a large table:
   // each iterator's next key has its slot fetched as soon as it is read, so
   // that miss overlaps the groups merged before that key comes up.
@@ -195,22 +212,29 @@ Result<Keyspace::RunInfo> Keyspace::WriteMerged(const std::vector<std::shared_pt
   for (size_t i = 0; i < its.size(); ++i) {
     if (!its[i].Valid()) continue;
     prefetch(i);
-    heap.push(i);
+    heap.push_back(i);
   }
+  for (size_t at = heap.size() / 2; at-- > 0;) sift_down(at);
 
   std::vector<KeyEntry> group, out;
   std::deque<std::string> store;
-  std::vector<size_t> advanced;
   uint64_t read = 0;
   while (!heap.empty()) {
     group.clear();
-    advanced.clear();
-    const std::string_view key = its[heap.top()].entry().key;
-    while (!heap.empty() && its[heap.top()].entry().key == key) {
-      const size_t i = heap.top();
-      heap.pop();
+    const std::string_view key = its[heap.front()].entry().key;
+    while (!heap.empty() && its[heap.front()].entry().key == key) {
+      const size_t i = heap.front();
       group.push_back(its[i].entry());
-      advanced.push_back(i);
+      its[i].Next();
+      if (!its[i].status().ok()) return fail(its[i].status());
+      if (its[i].Valid()) {
+        prefetch(i);
+      } else {
+        heap.front() = heap.back();
+        heap.pop_back();
+        if (heap.empty()) break;
+      }
+      sift_down(0);
     }
     std::sort(group.begin(), group.end(), [](const KeyEntry& a, const KeyEntry& b) { return a.seq > b.seq; });
     out.clear();
@@ -225,13 +249,6 @@ Result<Keyspace::RunInfo> Keyspace::WriteMerged(const std::vector<std::shared_pt
       if (!s.ok()) return fail(s);
     }
     store.clear();
-    for (size_t i : advanced) {
-      its[i].Next();
-      if (!its[i].status().ok()) return fail(its[i].status());
-      if (!its[i].Valid()) continue;
-      prefetch(i);
-      heap.push(i);
-    }
     read += group.size();
     if (resolve && read % kTailCheckEvery < group.size()) {
       Status s = FlushFrozenTail();  // the tails must not wait for a long merge
