@@ -4,8 +4,9 @@
 
 namespace kingx::engine {
 
-DiskSpace::DiskSpace(Env& env, std::string dir, uint64_t reserve_bytes, std::function<void(const std::string&)> log)
-    : env_(env), dir_(std::move(dir)), reserve_bytes_(reserve_bytes), log_(std::move(log)) {}
+DiskSpace::DiskSpace(Env& env, std::string dir, uint64_t reserve_bytes, std::function<void(const std::string&)> log,
+                     uint64_t max_age_ms)
+    : env_(env), dir_(std::move(dir)), reserve_bytes_(reserve_bytes), max_age_ms_(max_age_ms), log_(std::move(log)) {}
 
 uint64_t DiskSpace::NowMs() {
   return static_cast<uint64_t>(
@@ -37,17 +38,18 @@ void DiskSpace::MeasureLocked(uint64_t now_ms) {
   }
 }
 
+void DiskSpace::MeasureIfOldLocked(uint64_t now_ms) {
+  if (measured_at_ms_ == 0 || now_ms - measured_at_ms_ >= max_age_ms_) MeasureLocked(now_ms);
+}
+
 uint64_t DiskSpace::EstimateLocked() const {
   return measured_free_ > consumed_since_ ? measured_free_ - consumed_since_ : 0;
 }
 
 bool DiskSpace::Admit(uint64_t bytes, uint64_t pending) {
   std::lock_guard lock(mu_);
-  const uint64_t now = NowMs();
-  if (now - measured_at_ms_ >= kMaxAgeMs || measured_at_ms_ == 0) MeasureLocked(now);
-  auto fits = [&] { return !known_ || EstimateLocked() >= reserve_bytes_ + pending + bytes; };
-  if (!fits() && now - measured_at_ms_ >= kRecheckMs) MeasureLocked(now);
-  if (fits()) return true;
+  MeasureIfOldLocked(NowMs());
+  if (!known_ || EstimateLocked() >= reserve_bytes_ + pending + bytes) return true;
   full_ = true;
   ++refused_;
   last_refused_bytes_ = bytes;
@@ -56,8 +58,7 @@ bool DiskSpace::Admit(uint64_t bytes, uint64_t pending) {
 
 uint64_t DiskSpace::Room() {
   std::lock_guard lock(mu_);
-  const uint64_t now = NowMs();
-  if (now - measured_at_ms_ >= kMaxAgeMs || measured_at_ms_ == 0) MeasureLocked(now);
+  MeasureIfOldLocked(NowMs());
   if (!known_) return UINT64_MAX;
   const uint64_t free = EstimateLocked();
   return free > reserve_bytes_ ? free - reserve_bytes_ : 0;
@@ -65,11 +66,8 @@ uint64_t DiskSpace::Room() {
 
 bool DiskSpace::Spare(uint64_t bytes) {
   std::lock_guard lock(mu_);
-  const uint64_t now = NowMs();
-  if (now - measured_at_ms_ >= kMaxAgeMs || measured_at_ms_ == 0) MeasureLocked(now);
-  auto fits = [&] { return known_ && EstimateLocked() >= reserve_bytes_ + kHeadroomBytes + bytes; };
-  if (!fits() && now - measured_at_ms_ >= kRecheckMs) MeasureLocked(now);
-  return fits();
+  MeasureIfOldLocked(NowMs());
+  return known_ && EstimateLocked() >= reserve_bytes_ + kHeadroomBytes + bytes;
 }
 
 void DiskSpace::Consumed(uint64_t bytes) {

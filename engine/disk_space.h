@@ -10,11 +10,15 @@
 // itself may use the reserve.
 //
 // Free space is measured with Env::Space (statvfs) and estimated in between
-// (last measure minus the bytes written since). It is measured again when the
-// estimate would refuse a write (at most every kRecheckMs, so a flood of
-// refused writes costs one statvfs per few milliseconds) and when the last
-// measure is older than kMaxAgeMs; so writes resume as soon as compaction (or
-// an operator) frees space, without waiting for a write to succeed.
+// (last measure minus the bytes written since): a put, a batch's room or a
+// preallocation is decided on a measure at most max_age_ms old (kMaxAgeMs:
+// one statvfs per few milliseconds while writes come, none while idle). The
+// estimate cannot see what other processes write to the file system, so the
+// age bounds how far it can be wrong: a disk another process fills lets at
+// most the puts of that interval into the reserve, never a second's worth.
+// A refused write is measured again too (at the same pace), so writes resume
+// as soon as compaction (or an operator) frees space, without waiting for a
+// write to succeed.
 //
 // "Full" (what /readyz and the gauges report): set when a put was refused
 // (by the reserve, or by the file system with ENOSPC) or when a measure finds
@@ -48,13 +52,15 @@ struct DiskState {
 
 class DiskSpace {
  public:
-  static constexpr uint64_t kRecheckMs = 5;
-  static constexpr uint64_t kMaxAgeMs = 1000;
+  static constexpr uint64_t kMaxAgeMs = 5;
   static constexpr uint64_t kHeadroomBytes = 1 << 20;
 
   // dir: the data directory. log receives a line when measuring fails or
-  // works again (may be empty). Does no I/O.
-  DiskSpace(Env& env, std::string dir, uint64_t reserve_bytes, std::function<void(const std::string&)> log);
+  // works again (may be empty). max_age_ms: how old a measure may be before
+  // a decision measures again (tests of the estimate pass a long one). Does
+  // no I/O.
+  DiskSpace(Env& env, std::string dir, uint64_t reserve_bytes, std::function<void(const std::string&)> log,
+            uint64_t max_age_ms = kMaxAgeMs);
 
   // Whether a put of `bytes` more may be written after `pending` bytes not
   // written yet (the rest of a batch). When not, counts it as refused and
@@ -92,14 +98,17 @@ class DiskSpace {
   std::string Describe() const;
 
  private:
-  // Under mu_.
+  // Under mu_. MeasureIfOldLocked: measures when the last measure is older
+  // than max_age_ms_ (or there is none).
   void MeasureLocked(uint64_t now_ms);
+  void MeasureIfOldLocked(uint64_t now_ms);
   uint64_t EstimateLocked() const;
   static uint64_t NowMs();
 
   Env& env_;
   const std::string dir_;
   const uint64_t reserve_bytes_;
+  const uint64_t max_age_ms_;
   const std::function<void(const std::string&)> log_;
   mutable std::mutex mu_;
   bool known_ = false;

@@ -18,6 +18,13 @@ with a message saying so when mounting is impossible).
     directory (--body-spill-bytes): those files must stay out of the writer's
     disk reserve, kept for compaction and deletes; the disk keeps its reserve
     free and every DELETE is accepted beside them.
+  - another_process_fills_the_disk: a file written by this test (not kingx)
+    takes all but 256 KiB above the reserve; 20 ms later (long after the filler's
+    last byte, far less than a second) 4 KiB PUTs on one connection until
+    refused: each one's free space stays at or above the reserve (one page of
+    slack for the file system's rounding), i.e. the writer's estimate of the
+    free space did not miss what the other process wrote; then the filler
+    goes and PUTs are accepted again with no restart.
   - offline_compact_all: full disk, server stopped, half the keys deleted and
     `kingx-tool compact --all` run with its defaults: the space comes back,
     and the server restarted on it accepts writes at once.
@@ -349,6 +356,48 @@ def test_spilled_uploads_leave_the_reserve():
     finally:
         for sock in socks:
             sock.close()
+        if s is not None:
+            s.stop()
+        disk.close()
+
+
+def test_another_process_fills_the_disk():
+    disk = Tmpfs()
+    s = None
+    try:
+        check(disk.mounted, f"mount tmpfs: {disk.error}")
+        s = start_server(disk)
+        check(http(s.port, "PUT", key_path("first"), b"f").status == 201, "first PUT")
+        reserve = metric(s.port, "kingx_disk_reserve_bytes")
+        # The tmpfs is the data directory itself, so the other process's file
+        # lives in it (a database with other files beside it is served as is).
+        filler = os.path.join(disk.path, "other-process.fill")
+        leave = int(reserve) + (256 << 10)
+        with open(filler, "wb") as f:
+            n = disk.free() - leave
+            while n > 0:
+                n -= f.write(b"\0" * min(n, 1 << 20))
+        time.sleep(0.02)
+        value = rng.randbytes(4096)
+        lowest, refused_at = disk.free(), None
+        with Conn(s.port) as c:
+            for i in range(200):
+                st = c.request("PUT", key_path(f"o{i}"), value).status
+                check(st in (201, 507), f"PUT o{i} answered {st}")
+                lowest = min(lowest, disk.free())
+                if st == 507:
+                    refused_at = i
+                    break
+        check(refused_at is not None, f"200 PUTs of 4 KiB with {leave - reserve:.0f} bytes above the reserve: none "
+              f"refused (lowest free {lowest}, reserve {reserve:.0f})")
+        check(lowest >= reserve - 4096, f"PUTs ate into the reserve after another process filled the disk: "
+              f"{lowest} bytes free, reserve {reserve:.0f} (refused from PUT {refused_at})")
+        os.unlink(filler)
+        deadline = time.monotonic() + 10
+        while http(s.port, "PUT", key_path("after"), value).status != 201:
+            check(time.monotonic() < deadline, "PUTs still refused 10 s after the filler was removed")
+            time.sleep(0.1)
+    finally:
         if s is not None:
             s.stop()
         disk.close()

@@ -6,7 +6,9 @@
 // and copies within the reserve on a full disk.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "engine/compaction.h"
 #include "engine/compress.h"
@@ -149,7 +151,8 @@ TEST_CASE("a batch's room is the bytes Admit admits without measuring again, and
   TempDir dir;
   FaultInjectionEnv env;
   env.SimulateDisk(dir.path(), 4 << 20);
-  DiskSpace space(env, dir.path(), 1 << 20, nullptr);
+  // A measure that never ages: only the estimate moves between Refresh calls.
+  DiskSpace space(env, dir.path(), 1 << 20, nullptr, /*max_age_ms=*/UINT64_MAX);
   const uint64_t room = space.Room();
   const DiskState s = space.state();
   REQUIRE(s.known);
@@ -175,6 +178,26 @@ TEST_CASE("a batch's room is the bytes Admit admits without measuring again, and
   space.Refresh();
   CHECK(space.Room() == UINT64_MAX);
   CHECK(space.Admit(1 << 30));
+}
+
+TEST_CASE("another process filling the disk is seen by the writer's decisions within 20 ms",
+          "[engine][disk]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SimulateDisk(dir.path(), 8 << 20);
+  DiskSpace space(env, dir.path(), 1 << 20, nullptr);
+  const uint64_t room = space.Room();
+  REQUIRE(room > (4 << 20));
+  // Another file takes all but 64 KiB of the room; nothing goes through
+  // Consumed, so only a fresh measure knows. Puts written meanwhile could eat
+  // into the reserve: the measure's age bounds that window.
+  static_assert(DiskSpace::kMaxAgeMs < 20);
+  WriteFileBytes(dir.File("filler"), std::string(room - (64 << 10), 'f'));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(space.Room() <= (64 << 10));
+  CHECK_FALSE(space.Admit(128 << 10));
+  CHECK(space.Admit(32 << 10));
+  CHECK_FALSE(space.Spare(1));
 }
 
 TEST_CASE("ENOSPC from the file system (no reserve) marks the disk full until space is back",
