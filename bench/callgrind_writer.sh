@@ -9,7 +9,7 @@
 # ANNOTATE=DIR keeps each dump's callgrind_annotate --inclusive=yes output there. CACHE_SIM=1 adds
 # callgrind's cache simulation: each line then also gives the loop's simulated first-level and
 # last-level data read misses per PUT (D1mr, DLmr: deterministic, the load does not move them).
-# KEYVIEW=1 measures the key view's merges instead (the keyspace thread's Keyspace::MaybeMerge and
+# KEYVIEW=1 measures the key view's merges instead (the keyspace thread's Keyspace::MergeRuns and
 # all it calls: the index probes, the resolving reads, the run written; callgrind collects nothing
 # else): one line with the PUTs of every round, the merges that completed meanwhile, the run entries
 # they read, the entries the collected merges read (entries_read, a cut-short last merge included),
@@ -30,7 +30,7 @@ cp -r "$TEMPLATE" "$D/data"
   --error-log "$D/err0.log" --access-log off > /dev/null
 if [ -n "${KEYVIEW:-}" ]; then
   valgrind --tool=callgrind --separate-threads=yes --collect-atstart=no \
-    --toggle-collect='kingx::engine::Keyspace::MaybeMerge()' --callgrind-out-file="$D/cg.out" "$BIN" \
+    --toggle-collect='kingx::engine::Keyspace::MergeRuns(*' --callgrind-out-file="$D/cg.out" "$BIN" \
     --batches "$BATCHES" --ops "${OPS:-4096}" --warmup-ops "${WARMUP:-1024}" -- --data "$D/data" --sync "$SYNC" \
     --sync-depth "$DEPTH" --error-log "$D/err.log" --access-log off > "$D/out.log" 2> "$D/valgrind.log" || {
     cat "$D/out.log" "$D/valgrind.log" >&2; exit 1; }
@@ -39,19 +39,25 @@ if [ -n "${KEYVIEW:-}" ]; then
          awk '/^events:/ { for (i = 2; i <= NF; ++i) if ($i == "Ir") c = i } /^summary:/ { print $c; exit }' "$f"
        done | awk '{ t += $1 } END { printf "%d", t }')
   # A long merge flushes the tails now and then (how often depends on the pace): that work is the
-  # flushes', so it is taken out of the merges' figure (and shown as flush_Ir).
-  # The entries the collected merges read are the calls of KeyRun::Iterator::Next (one per entry
-  # after each input's first): exact even for a merge that the end of the run cut short, which the
-  # merges= and entries_merged= counters (completed merges only) leave out.
+  # flushes', so it is taken out of the merges' figure (and shown as flush_Ir). The entries the
+  # collected merges read are the calls of KeyRun::Iterator::DecodeAt (one per entry, and one per
+  # input's first): exact even for a merge that the end of the run cut short, which the merges= and
+  # entries_merged= counters (completed merges only) leave out.
+  HERE=$(dirname "$0")
+  calls() {  # calls() FILE NAME: the calls of the function whose name starts with NAME, and their inclusive Ir
+    python3 "$HERE/callgrind_functions.py" "$1" 1 --top 1000 --callers "$2" |
+      awk -v name="-> $2" 'index($0, name) { c += $1; i += $3 } END { printf "%d %d\n", c, i }'
+  }
   flush=0; nexts=0
   for f in "$D"/cg.out-*; do
-    callgrind_annotate --inclusive=yes "$f" > "$D/annotated.txt" 2>/dev/null || true
-    [ -n "${ANNOTATE:-}" ] && { mkdir -p "$ANNOTATE"; cp "$D/annotated.txt" "$ANNOTATE/keyview-$(basename "$f").txt"; }
-    n=$(awk '/Keyspace::FlushFrozenTail\(\)/ { gsub(",", "", $1); print $1; exit }' "$D/annotated.txt")
-    flush=$((flush + ${n:-0}))
-    n=$(sed -n 's/.*=> .*KeyRun::Iterator::Next() (\([0-9,]*\)x).*/\1/p' "$D/annotated.txt" | tr -d , |
-        awk '{ t += $1 } END { print t + 0 }')
+    read -r _ n < <(calls "$f" "kingx::engine::Keyspace::FlushFrozenTail()")
+    flush=$((flush + n))
+    read -r n _ < <(calls "$f" "kingx::engine::KeyRun::Iterator::DecodeAt(")
     nexts=$((nexts + n))
+    if [ -n "${ANNOTATE:-}" ]; then
+      mkdir -p "$ANNOTATE"
+      python3 "$HERE/callgrind_functions.py" "$f" "$nexts" --top 60 > "$ANNOTATE/keyview-$(basename "$f").txt" || true
+    fi
   done
   sed -n 's/^keyview //p' "$D/out.log" | awk -v ir="$((ir - flush))" -v flush="$flush" -v nexts="$nexts" -v sync="$SYNC" -v depth="$DEPTH" '
     { for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
