@@ -97,7 +97,9 @@ Status KeyRunBuilder::Add(const KeyEntry& e) {
   AppendVarint64(&buf_, e.key.size());
   buf_.append(e.key);
   buf_.append(fields, static_cast<size_t>(p - fields));
-  last_key_.assign(e.key);
+#ifndef NDEBUG
+  last_key_.assign(e.key);  // read by the order assertion only
+#endif
   max_seq_ = std::max(max_seq_, e.seq);
   // Consecutive entries often point into one segment (a flush of recent puts).
   if (last_segment_count_ == nullptr || e.segment != last_segment_) {

@@ -86,7 +86,7 @@ class KeyRunBuilder {
   uint64_t written_ = 0;  // bytes already handed to the file
   uint64_t count_ = 0;
   uint64_t max_seq_ = 0;
-  std::string last_key_;
+  std::string last_key_;  // kept where assertions are compiled in (the order check)
   std::vector<uint64_t> sparse_;
   std::unordered_map<std::string, uint64_t> types_;  // content type -> index
   std::vector<std::string> type_list_;
