@@ -35,8 +35,10 @@ class Doorbell {
   void Ring();
 
   // Sleeps until a ring (one since the last Wait returned counts) or until
-  // timeout_ms has passed (timeout_ms <= 0: returns at once). Returns true
-  // when it took a ring, false on a timeout without one. Owner thread only.
+  // timeout_ms has passed (timeout_ms <= 0: returns at once), or less: a
+  // signal or a spurious wake-up ends the sleep early (it reads no clock;
+  // a caller that needs the whole time looks at its own). Returns true when
+  // it took a ring, false otherwise. Owner thread only.
   bool Wait(int timeout_ms);
 
  private:

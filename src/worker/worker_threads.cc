@@ -101,6 +101,10 @@ struct PoolThread {
   std::mutex mu;
   Doorbell bell;  // mail, room (room_rung), a stop: the thread looks again
   std::vector<Completion> inbox;
+  // The pool thread's own: the inbox it last took, emptied, swapped in by
+  // the next TakeMail, so that both keep their capacity (no allocation per
+  // completion once they have grown).
+  std::vector<Completion> taken;
   std::atomic<bool> has_mail{false};
   std::atomic<int> active_fd{-1};  // the socket being served (fast stop shuts it down)
   size_t slot = 0;          // index in the pool: its RoomWaiters slot
@@ -415,14 +419,14 @@ void ThreadWorker::DispatchLoop() {
 
 void ThreadWorker::TakeMail(PoolThread* t) {
   if (!t->has_mail.load(std::memory_order_acquire)) return;
-  std::vector<Completion> mail;
   {
     std::lock_guard<std::mutex> lock(t->mu);
-    mail.swap(t->inbox);
+    t->taken.swap(t->inbox);
     t->has_mail.store(false, std::memory_order_relaxed);
   }
   const uint64_t now = MonotonicMs();
-  for (const Completion& c : mail) t->service->OnCompletion(c, now);
+  for (const Completion& c : t->taken) t->service->OnCompletion(c, now);
+  t->taken.clear();
 }
 
 // Sleeps on t's doorbell until done() (asked before each sleep and after
@@ -434,7 +438,7 @@ void WaitForBell(PoolThread* t, int timeout_ms, Done done) {
   uint64_t now = MonotonicMs();
   const uint64_t until = now + static_cast<uint64_t>(std::max(timeout_ms, 0));
   for (; now < until; now = MonotonicMs()) {
-    if (!t->bell.Wait(static_cast<int>(until - now)) || done()) return;
+    if (t->bell.Wait(static_cast<int>(until - now)) && done()) return;
   }
 }
 
