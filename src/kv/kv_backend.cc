@@ -302,7 +302,7 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       double(ws.compaction_bytes_read.load(relaxed)), true);
   add("kingx_compaction_written_bytes_total", "Bytes compaction wrote (segments and hint files)",
       double(ws.compaction_bytes_written.load(relaxed)), true);
-  add("kingx_compaction_reclaimed_bytes_total", "File bytes compaction deleted minus the bytes it wrote",
+  add("kingx_compaction_reclaimed_bytes_total", "Segment file bytes compaction deleted minus the segment file bytes it wrote (hints on neither side)",
       double(ws.compaction_bytes_freed.load(relaxed)), true);
   add("kingx_compaction_write_stalls_total", "Times writes waited for compaction to reclaim dead bytes",
       double(ws.compaction_stalls.load(relaxed)), true);
