@@ -88,15 +88,22 @@ Status KeyRunBuilder::Add(const KeyEntry& e) {
       type_list_.emplace_back(e.content_type);
     }
   }
-  // The fields after the key, encoded on the stack and appended at once.
+  // The key's length and the fields after the key are encoded on the stack;
+  // the entry is written into the buffer grown once.
+  char len[kMaxVarint64Bytes];
+  const size_t len_bytes = static_cast<size_t>(PutVarint64(len, e.key.size()) - len);
   char fields[5 * kMaxVarint64Bytes];
   char* p = fields;
   for (uint64_t v : {uint64_t{e.seq}, uint64_t{e.segment}, uint64_t{e.offset}, uint64_t{e.raw_len}, type_index}) {
     p = PutVarint64(p, v);
   }
-  AppendVarint64(&buf_, e.key.size());
-  buf_.append(e.key);
-  buf_.append(fields, static_cast<size_t>(p - fields));
+  const size_t fields_bytes = static_cast<size_t>(p - fields);
+  const size_t at = buf_.size();
+  buf_.resize(at + len_bytes + e.key.size() + fields_bytes);
+  char* out = buf_.data() + at;
+  std::memcpy(out, len, len_bytes);
+  std::memcpy(out + len_bytes, e.key.data(), e.key.size());
+  std::memcpy(out + len_bytes + e.key.size(), fields, fields_bytes);
 #ifndef NDEBUG
   last_key_.assign(e.key);  // read by the order assertion only
 #endif
