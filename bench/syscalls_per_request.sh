@@ -16,7 +16,7 @@ PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print
   --access-log off --error-log $D/err.log > $D/out.log 2>&1 &
 VP=$!
 trap 'kill $VP 2>/dev/null; wait $VP 2>/dev/null; rm -rf $D' EXIT
-for i in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 W=$(for p in $(pgrep -P $VP); do [ "$(cat /proc/$p/comm)" = kingx-worker ] && echo $p; done | head -1)
 load() {  # wrk -t1 -cCONNS for $1 seconds, GET (putfrac 0) or PUT (putfrac 1)
   wrk -t1 -c"$CONNS" -d"$1"s -s "$LUA" http://127.0.0.1:$PORT/ -- keyp=key- nkeys=$NKEYS size=100 \
