@@ -326,14 +326,18 @@ Result<KeyState> Writer::Impl::ResolveCandidates(std::string_view key, const Can
   // never points into a segment it deleted) is taken as this key's newest
   // record, unless another candidate is readably this key's; anything else
   // (no descriptor, no memory, EIO, a page of the mapping that faults) fails
-  // the operation. Returns false when the read failed the operation.
+  // the operation. The first damaged candidate is the one kept.
+  auto mark_damaged = [&](Location loc, uint64_t total_bytes) {
+    if (damaged.damaged) return;
+    damaged.damaged = true;
+    damaged.exists = true;
+    damaged.loc = loc;
+    damaged.total_bytes = total_bytes;
+  };
+  // Returns false when the read failed the operation.
   auto unreadable = [&](const Status& s, Location loc) {
     if (!s.Is(Code::kCorruption) && !s.Is(Code::kNotFound)) return false;
-    if (!damaged.damaged) {
-      damaged.damaged = true;
-      damaged.exists = true;
-      damaged.loc = loc;
-    }
+    mark_damaged(loc, 0);
     return true;
   };
   for (uint32_t i = 0; i < c.count; ++i) {
@@ -357,13 +361,7 @@ Result<KeyState> Writer::Impl::ResolveCandidates(std::string_view key, const Can
       }
       auto body = cache_.BodyMatches(ref.value());
       if (!body.ok()) return body.status();
-      if (body.value()) continue;
-      if (!damaged.damaged) {
-        damaged.damaged = true;
-        damaged.exists = true;
-        damaged.loc = loc;
-        damaged.total_bytes = ref->header.total_bytes();
-      }
+      if (!body.value()) mark_damaged(loc, ref->header.total_bytes());
       continue;
     }
     KeyState st;
