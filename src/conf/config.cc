@@ -717,7 +717,8 @@ std::string HelpText() {
       "  --version\n      print the version and exit\n"
       "\n"
       "Signals to the master: TERM/INT fast stop, QUIT graceful stop, HUP reload\n"
-      "the configuration, USR1 reopen log files.\n";
+      "the configuration, USR1 reopen log files; USR2 (nginx's binary upgrade) is\n"
+      "ignored with a warning.\n";
   return out;
 }
 

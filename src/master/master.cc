@@ -40,6 +40,7 @@ volatile sig_atomic_t g_reload = 0;     // HUP
 volatile sig_atomic_t g_reopen = 0;     // USR1
 volatile sig_atomic_t g_reap = 0;       // CHLD
 volatile sig_atomic_t g_alarm = 0;      // ALRM
+volatile sig_atomic_t g_upgrade = 0;    // USR2: nginx's binary upgrade, which kingx does not have
 
 void OnSignal(int sig) {
   switch (sig) {
@@ -50,11 +51,15 @@ void OnSignal(int sig) {
     case SIGUSR1: g_reopen = 1; break;
     case SIGCHLD: g_reap = 1; break;
     case SIGALRM: g_alarm = 1; break;
+    case SIGUSR2: g_upgrade = 1; break;
     default: break;
   }
 }
 
-constexpr int kHandled[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD, SIGALRM};
+// USR2 is caught only to be refused: its default action would end the master
+// (and with it, through PR_SET_PDEATHSIG, the whole server) when an operator
+// sends it out of nginx's habit (USR2 = start a new binary there).
+constexpr int kHandled[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM};
 
 // A graceful stop that takes longer than this becomes a fast stop, and a
 // fast stop that takes longer than kKillAfterMs ends with SIGKILL.
@@ -333,6 +338,10 @@ class Master {
       if (g_reopen) {
         g_reopen = 0;
         Reopen();
+      }
+      if (g_upgrade) {
+        g_upgrade = 0;
+        KINGX_LOG_WARN("USR2 ignored: kingx has no binary upgrade (nginx's USR2); restart it to run a new binary");
       }
       g_alarm = 0;
       RunDueWork();

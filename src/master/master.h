@@ -17,6 +17,8 @@
 //                 keep serving; else start new workers (new config) in free
 //                 slots and send QUIT to the old ones;
 //       USR1      reopen the error log, forward USR1 to every child;
+//       USR2      ignored with a warn line (no binary upgrade; its default
+//                 action would end the server);
 //       CHLD      reap; respawn a dead writer or worker (unless stopping)
 //                 into the same slot with a new generation; a child that
 //                 dies within 2 s of its start waits before the next start

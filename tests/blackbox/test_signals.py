@@ -516,6 +516,22 @@ def test_term_stops_fast():
     wait_for(lambda: not S.group_pids(), 60, "every kingx process to exit after TERM")
 
 
+def test_usr2_is_ignored_with_a_warn_line_and_nothing_restarts():
+    # nginx's USR2 starts a new binary; kingx has no binary upgrade. The signal's
+    # default action would end the master, and the children with it.
+    fresh_server()
+    check(http(S.port, "PUT", key_path("usr2"), b"kept").status == 201, "PUT before USR2")
+    before = S.children()
+    offset = os.path.getsize(S.error_log)
+    S.signal(signal.SIGUSR2)
+    wait_for(lambda: "USR2 ignored" in log_since(S, offset) or not S.alive(), 10, "a line about USR2")
+    check(S.alive(), f"the master ended on USR2 ({S.proc.returncode}):\n{S.logs()}")
+    check("USR2 ignored" in log_since(S, offset), "no warn line naming USR2")
+    g = http(S.port, "GET", key_path("usr2"))
+    check(g.status == 200 and g.body == b"kept", f"GET after USR2: {g!r}")
+    check(S.children() == before, f"processes changed on USR2: {before} -> {S.children()}")
+
+
 def main():
     run_with_servers("signals", cases_of(globals()), lambda: S)
 
