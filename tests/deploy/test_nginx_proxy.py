@@ -4,7 +4,7 @@ the API through the proxy (PUT/GET/HEAD/DELETE, chunked and 32 MiB bodies stream
 requests and errors with their status codes, the 308 of a non-canonical key spelling), kingx's
 access log with the client's address and request id, upstream keep-alive (kingx sees far fewer
 connections than nginx serves requests), the timeouts' order, kingx down (502 with
-`Connection: close`), and the file installed the way the header says into a copy of Debian's own
+`Connection: close`), nginx's own 413 and 431 in kingx's problem+json (also nginx-sharding.conf), and the file installed the way the header says into a copy of Debian's own
 /etc/nginx.
 
     KINGX_BIN=build/src/kingx python3 tests/deploy/test_nginx_proxy.py
@@ -162,6 +162,31 @@ def test_conditional_requests_and_errors_keep_their_status_codes():
         while r.status < 200:
             r = c.read_response()
         check(r.status == 413 and r.json().get("limit") == MAX_VALUE, f"413 naming kingx's limit: {r!r}")
+
+
+def test_nginx_own_refusals_of_a_readable_request_are_problem_json_naming_the_limit():
+    # A body over client_max_body_size and a header line over nginx's buffer are refused by
+    # nginx before kingx sees them: the client still gets kingx's form (status, problem+json,
+    # the limit), not nginx's HTML page.
+    sharding = start_nginx("nginx-sharding.conf", [f"{HOST}:{K.port}"] * 3)
+    try:
+        for name, proxy in (("nginx-reverse-proxy.conf", N), ("nginx-sharding.conf", sharding)):
+            m = re.search(r"^\s*client_max_body_size\s+(\d+)m;", read_shipped(name), re.M)
+            check(m, f"{name} sets no client_max_body_size in MiB")
+            limit = int(m.group(1)) << 20
+            with Conn(proxy.port) as c:
+                c.send(f"PUT {key_path(fresh_key('over'))} HTTP/1.1\r\nHost: x\r\nContent-Length: {limit + 1}"
+                       f"\r\n\r\n".encode())
+                r = c.read_response()
+            check(r.status == 413 and r.header("Content-Type") == "application/problem+json"
+                  and r.json().get("limit") == limit, f"{name}: a body one byte over client_max_body_size: {r!r}")
+            with Conn(proxy.port) as c:
+                c.send(b"GET /v1/kv/x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n")
+                r = c.read_response()
+            check(r.status == 431 and r.header("Content-Type") == "application/problem+json"
+                  and r.json().get("limit") == 8192, f"{name}: a header line over nginx's 8 KiB buffer: {r!r}")
+    finally:
+        sharding.cleanup()
 
 
 def access_log_docs(marker, count, timeout=15.0):
