@@ -604,6 +604,10 @@ Status Validate(const Config& c) {
     return Invalid("--max-header-line-bytes", "must not exceed --max-header-bytes (" +
                                                   std::to_string(c.max_header_bytes) + ")");
   }
+  if (c.max_header_fields < 2) {
+    return Invalid("--max-header-fields", "must be at least 2: a PUT carries Host and Content-Length (or "
+                                          "Transfer-Encoding), so with fewer no value could be stored");
+  }
   if (c.max_key_bytes + 16 > c.max_request_line_bytes) {
     return Invalid("--max-key-bytes", "a key this long does not fit in --max-request-line-bytes (" +
                                           std::to_string(c.max_request_line_bytes) + ")");

@@ -137,6 +137,16 @@ def test_the_smallest_staging_budget_accepted_stores_a_value_of_the_largest_size
         check(got.status == 200 and got.body == value, f"GET: {got.status} {len(got.body)} bytes")
 
 
+def test_the_fewest_header_fields_accepted_let_a_put_through():
+    # A PUT carries Host and Content-Length: a field limit -t accepts must let
+    # it through, and one that refuses every PUT (431) is refused naming it.
+    code, out = run("-t", "--data", os.path.join(TMP, "d-fields"), "--max-header-fields", "1")
+    check(code != 0 and "max-header-fields" in out, f"-t with --max-header-fields 1: exit {code}: {out}")
+    with Server(["--workers", "1", "--max-header-fields", "2"]) as s:
+        r = http(s.port, "PUT", key_path("fields"), b"v")
+        check(r.status == 201, f"a PUT (Host, Content-Length) under --max-header-fields 2: {r!r}")
+
+
 def test_bad_configuration_at_start_is_refused():
     bad = config_file("refused.json", {"no_such_setting": 1})
     s = Server(["--config", bad])

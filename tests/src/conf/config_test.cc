@@ -466,6 +466,9 @@ TEST_CASE("header limits are settings, nginx's by default, checked against each 
   CHECK(http::InvalidLimit(l).empty());
   CHECK(ErrorOf(Parse({"--max-header-line-bytes", "32K"})).find("max-header-line-bytes") != std::string::npos);
   CHECK(ErrorOf(Parse({"--max-request-line-bytes", "1K"})).find("max-key-bytes") != std::string::npos);
+  // A PUT carries Host and Content-Length: one field would refuse every PUT with 431.
+  CHECK(ErrorOf(Parse({"--max-header-fields", "1"})).find("--max-header-fields") != std::string::npos);
+  CHECK(Parse({"--max-header-fields", "2"}).ok());
 }
 
 }  // namespace kingx
