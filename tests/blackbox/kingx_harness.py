@@ -999,8 +999,10 @@ def wait_for(pred, timeout, what):
 def traced_calls(pid, calls, action, fd=None, timeout=30.0):
     """Runs action() while strace follows process pid's system calls named in
     `calls` (all its threads); returns a collections.Counter of the calls made
-    meanwhile, by name (only those whose first argument is descriptor fd, when
-    given). CaseSkipped when strace is missing or cannot attach."""
+    meanwhile, by name (only those whose first argument is descriptor fd, or
+    one of the descriptors in fd when it is a collection, when given).
+    CaseSkipped when strace is missing or cannot attach."""
+    fds = None if fd is None else {str(fd)} if isinstance(fd, int) else {str(f) for f in fd}
     if shutil.which("strace") is None:
         raise CaseSkipped("strace is not installed")
     with tempfile.NamedTemporaryFile(mode="r", prefix="kingx-strace-", suffix=".txt") as out:
@@ -1023,7 +1025,7 @@ def traced_calls(pid, calls, action, fd=None, timeout=30.0):
         counts = collections.Counter()
         for line in out.read().splitlines():
             m = re.match(r"\s*(?:\d+\s+)?(\w+)\((\d+)?", line)
-            if m and m.group(1) in calls and (fd is None or m.group(2) == str(fd)):
+            if m and m.group(1) in calls and (fds is None or m.group(2) in fds):
                 counts[m.group(1)] += 1
         return counts
 

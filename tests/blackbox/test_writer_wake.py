@@ -15,6 +15,15 @@ The writer sleeps between its idle turns; a turn that falls inside the
 phase (it then finds the entries by itself) leaves no wake-up to count, and
 the round is tried again, a few times at most.
 
+The way back, writer to worker, is as cheap: each write's completion goes
+into the worker's completion ring, and the writer writes the worker's
+eventfd once per group commit that posted completions for it, never once
+per write (README: the writer's loop). The same poll phase of N PUTs is made
+while strace follows the writer's write calls on its eventfds: they must
+number exactly the group commits the phase took (kingx_writer_batches_total),
+and those must be fewer than the PUTs. A writer that woke the worker at each
+completion shows N writes.
+
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_writer_wake.py
 """
 
@@ -23,7 +32,7 @@ import re
 import signal
 
 from kingx_harness import (Conn, Server, TestFailure, build_request, cases_of, check, http, key_path, proc_stat,
-                           run_with_servers, wait_for)
+                           run_with_servers, traced_calls, wait_for)
 
 S = None
 N = 48          # PUTs read in one poll phase (fewer than the 128 a deferred wake-up carries at most)
@@ -31,43 +40,59 @@ ROUNDS = 5      # rounds tried before the test fails
 HANG_S = 120.0
 
 
-def wake_counts():
+def metric_value(name):
     text = http(S.port, "GET", "/metrics", timeout=HANG_S).body.decode()
-    out = {}
-    for name in ("kingx_write_queue_writer_wakes_total", "kingx_write_queue_wake_enqueues_total"):
-        m = re.search(r"^" + name + r" (\S+)$", text, re.M)
-        check(m is not None, f"/metrics has no {name}")
-        out[name] = int(float(m.group(1)))
-    return out["kingx_write_queue_writer_wakes_total"], out["kingx_write_queue_wake_enqueues_total"]
+    m = re.search(r"^" + name + r" (\S+)$", text, re.M)
+    check(m is not None, f"/metrics has no {name}")
+    return int(float(m.group(1)))
 
 
-def test_the_writes_read_in_one_poll_phase_wake_the_writer_once():
+def wake_counts():
+    return metric_value("kingx_write_queue_writer_wakes_total"), metric_value("kingx_write_queue_wake_enqueues_total")
+
+
+def start_server():
+    """A fresh one-worker --sync always server and N keep-alive connections,
+    each having created its key; returns (worker PID, connections)."""
     global S
+    if S is not None:
+        S.cleanup()
     S = Server(["--workers", "1", "--sync", "always"])
     S.start()
     worker = S.wait_children("kingx-worker", 1)[0]
     conns = [Conn(S.port, timeout=HANG_S) for _ in range(N)]
+    for i, c in enumerate(conns):
+        r = c.request("PUT", key_path(f"wake{i}"), b"first")
+        check(r.status == 201, f"PUT on connection {i}: {r!r}")
+    return worker, conns
+
+
+def put_in_one_poll_phase(worker, conns, value):
+    """One PUT of `value` on each connection, all read by one poll phase of
+    the stopped-then-continued worker; checks that each is answered 204."""
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        wait_for(lambda: (proc_stat(worker) or ("", 0, 0, "?"))[3] == "T", 60, "the worker to stop")
+        for i, c in enumerate(conns):
+            c.send(build_request("PUT", key_path(f"wake{i}"), value.encode()))
+            c.requests_sent += 1
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    for i, c in enumerate(conns):
+        try:
+            r = c.read_response()
+        except TimeoutError:
+            raise TestFailure(f"PUT on connection {i} got no answer in {HANG_S:.0f} s") from None
+        check(r.status == 204, f"PUT {value} on connection {i}: {r!r}")
+
+
+def test_the_writes_read_in_one_poll_phase_wake_the_writer_once():
+    worker, conns = start_server()
     seen = []
     try:
-        for i, c in enumerate(conns):
-            r = c.request("PUT", key_path(f"wake{i}"), b"first")
-            check(r.status == 201, f"PUT on connection {i}: {r!r}")
         for rnd in range(ROUNDS):
             wakes0, enq0 = wake_counts()
-            os.kill(worker, signal.SIGSTOP)
-            try:
-                wait_for(lambda: (proc_stat(worker) or ("", 0, 0, "?"))[3] == "T", 60, "the worker to stop")
-                for i, c in enumerate(conns):
-                    c.send(build_request("PUT", key_path(f"wake{i}"), f"round{rnd}".encode()))
-                    c.requests_sent += 1
-            finally:
-                os.kill(worker, signal.SIGCONT)
-            for i, c in enumerate(conns):
-                try:
-                    r = c.read_response()
-                except TimeoutError:
-                    raise TestFailure(f"PUT on connection {i} got no answer in {HANG_S:.0f} s") from None
-                check(r.status == 204, f"PUT on connection {i}, round {rnd}: {r!r}")
+            put_in_one_poll_phase(worker, conns, f"round{rnd}")
             wakes1, enq1 = wake_counts()
             seen.append((wakes1 - wakes0, enq1 - enq0))
             if seen[-1] == (1, N):
@@ -84,5 +109,32 @@ def test_the_writes_read_in_one_poll_phase_wake_the_writer_once():
     check(S.alive(), "the server died")
 
 
+def test_a_group_commit_wakes_the_worker_once_not_once_per_write():
+    worker, conns = start_server()
+    writer = S.wait_children("kingx-writer", 1)[0]
+    eventfds = [int(fd) for fd in os.listdir(f"/proc/{writer}/fd")
+                if os.readlink(f"/proc/{writer}/fd/{fd}") == "anon_inode:[eventfd]"]
+    check(eventfds, f"the writer {writer} holds no eventfd")
+    seen = []
+    try:
+        for rnd in range(ROUNDS):
+            batches0 = metric_value("kingx_writer_batches_total")
+            writes = traced_calls(writer, ["write"], lambda: put_in_one_poll_phase(worker, conns, f"back{rnd}"),
+                                  fd=eventfds)["write"]
+            batches = metric_value("kingx_writer_batches_total") - batches0
+            seen.append((writes, batches))
+            check(writes == batches, f"{N} PUTs in {batches} group commits: the writer wrote the worker's eventfd "
+                                     f"{writes} times, want once per group commit ({batches})")
+            if batches < N // 2:
+                break
+        else:
+            raise TestFailure(f"{N} PUTs read in one poll phase never went to the writer in fewer than {N // 2} "
+                              f"group commits: (eventfd writes, group commits) per round {seen}")
+    finally:
+        for c in conns:
+            c.close()
+    check(S.alive(), "the server died")
+
+
 if __name__ == "__main__":
-    run_with_servers("the writer's wake-up per poll phase", cases_of(globals()), lambda: S)
+    run_with_servers("the writer's and the worker's wake-ups of each other", cases_of(globals()), lambda: S)
