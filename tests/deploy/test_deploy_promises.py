@@ -4,7 +4,8 @@ files to, each checked where an operator or a client sees it:
 
   - HAProxy (deploy/haproxy-sharding.cfg) refuses a request line with raw non-ASCII bytes with
     `400`, and nothing of such a PUT reaches a shard; the same key percent-encoded (its
-    canonical spelling) goes through;
+    canonical spelling) goes through; a stopped shard's keys get HAProxy's `503` in problem+json
+    (haproxy-resharding.cfg has the same error answers);
   - `deploy/kingx-reshard copy` interrupted (an old shard unreachable halfway: exit 2, some keys
     copied, no state file) and run again, then `finish`, then `finish` once more: every key
     ends on its owner in the new ring, exactly once, with its value, and the last `finish`
@@ -31,7 +32,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxies import start_haproxy  # noqa: E402
+from proxies import read_shipped, start_haproxy  # noqa: E402
 from reshard_setup import Move, name, reshard, run_deploy_cases  # noqa: E402
 from kingx_harness import Conn, Server, cases_of, check, http, key_path, wait_for  # noqa: E402
 
@@ -68,6 +69,24 @@ def test_haproxy_refuses_raw_non_ascii_in_the_request_line_with_400():
     check(r.status == 201, f"PUT of the canonical spelling through HAProxy: {r!r}")
     r = http(proxy.port, "GET", spelling)
     check(r.status == 200 and r.body == b"value", f"GET of the canonical spelling through HAProxy: {r!r}")
+
+
+def test_haproxy_answers_a_down_shard_s_keys_503_in_problem_json():
+    shards = [shard(), shard()]
+    proxy = start_haproxy([name(s) for s in shards])
+    PROXIES.append(proxy)
+    shards[1].stop()
+    answers = [http(proxy.port, "GET", key_path(f"down-{i}")) for i in range(40)]
+    down = [r for r in answers if r.status != 404]
+    check(down, "no key of the stopped shard among 40")
+    for r in down:
+        check(r.status == 503 and r.header("Content-Type") == "application/problem+json"
+              and r.json().get("status") == 503, f"a key of the stopped shard through HAProxy: {r!r}")
+    shards[1].start()
+    # haproxy-resharding.cfg, which serves during a move, answers alike
+    lines = lambda f: [ln for ln in read_shipped(f).splitlines() if ln.strip().startswith("http-error ")]
+    check(lines("haproxy-sharding.cfg") and lines("haproxy-sharding.cfg") == lines("haproxy-resharding.cfg"),
+          "haproxy-resharding.cfg does not answer HAProxy's own errors as haproxy-sharding.cfg does")
 
 
 def test_an_interrupted_copy_run_again_then_finish_moves_every_key_exactly_once():
