@@ -22,6 +22,8 @@ Every wait in here is bounded; nothing listens anywhere but 127.0.0.1.
 """
 
 import collections
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -1028,6 +1030,34 @@ def traced_calls(pid, calls, action, fd=None, timeout=30.0):
             if m and m.group(1) in calls and (fds is None or m.group(2) in fds):
                 counts[m.group(1)] += 1
         return counts
+
+
+_SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture (since 5.6)
+
+
+def socket_option(pid, fd, level, name):
+    """The integer socket option (level, name) of descriptor fd of process
+    pid, read from a copy of that very socket (pidfd_getfd(2): what the
+    process set or its socket inherited, not what the kernel then did with
+    it); the copy is closed before it returns. CaseSkipped when this kernel
+    or its sandbox refuses pidfd_getfd (it needs the right to ptrace pid);
+    OSError when pid or fd is gone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        copy = libc.syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if copy < 0:
+            err = ctypes.get_errno()
+            if err in (errno.ENOSYS, errno.EPERM):
+                raise CaseSkipped(f"pidfd_getfd({pid}, {fd}): {os.strerror(err)}")
+            raise OSError(err, f"pidfd_getfd({pid}, {fd}): {os.strerror(err)}")
+    finally:
+        os.close(pidfd)
+    s = socket.socket(fileno=copy)
+    try:
+        return s.getsockopt(level, name)
+    finally:
+        s.close()
 
 
 def cases_of(module_globals, prefix="test_"):
