@@ -30,6 +30,7 @@
 #include "src/master/child_process.h"
 #include "src/master/data_dir.h"
 #include "src/master/listen.h"
+#include "src/worker/serve_options.h"
 
 namespace kingx {
 namespace {
@@ -213,8 +214,17 @@ class Master {
                    static_cast<unsigned long long>(config_.disk_reserve_bytes),
                    config_.disk_reserve_auto ? ", auto" : "");
     StartWriter();
+    TuneListeners();
     for (uint32_t i = 0; i < config_.workers; ++i) StartWorker(i, config_);
     return true;
+  }
+
+  // Sets config_'s TCP options on every listening socket (TuneListenSocket)
+  // before workers that serve with config_ start: a connection the kernel
+  // completes before a new worker's first accept (while the old workers
+  // drain, or before the first ones are up) then starts with them too.
+  void TuneListeners() {
+    for (int fd : AllListenFds(sockets_)) (void)TuneListenSocket(fd, config_);
   }
 
   bool WritePidFile() {
@@ -609,6 +619,7 @@ class Master {
     respawn_slot_.clear();
     for (Backoff& bo : worker_backoff_) bo.due_ms = -1;
     config_ = next;
+    TuneListeners();
     for (uint32_t i = 0; i < config_.workers; ++i) StartWorker(i, config_);
     for (uint32_t slot = 0; slot < workers_.size(); ++slot) {
       Worker& w = workers_[slot];

@@ -117,9 +117,11 @@ void CloseParkedSocket(int fd, std::span<char> scratch);
 // succeeded and ListenOptionsInherited(). TCP_NOTSENT_LOWAT is always set,
 // 0 included (the kernel's default), so that a reload which lowers or clears
 // --send-lowat-bytes replaces what an earlier worker set on a socket it
-// shared. A listener serves whoever accepts on it: called by the worker that
-// is about to accept, with its own configuration, before its first accept.
-// Any thread.
+// shared. A listener serves whoever accepts on it, and the kernel copies
+// its options into a connection as it completes it, before any accept:
+// called by the master with the configuration of the workers it is about to
+// start (at start and at each reload), and by each worker with its own,
+// before its first accept (for the answer). Any thread.
 bool TuneListenSocket(int fd, const Config& config);
 
 // True when this kernel copies TCP_NODELAY and TCP_NOTSENT_LOWAT from a

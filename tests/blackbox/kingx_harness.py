@@ -665,30 +665,17 @@ class Server:
     def server_side_of_client_port(self, client_port):
         """(PID, descriptor) of the child process's socket for the server side
         of the connection whose client end is 127.0.0.1:client_port, or None."""
-        inode = None
-        for table in ("/proc/net/tcp",):
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    lport = int(parts[1].split(":")[1], 16)
-                    rport = int(parts[2].split(":")[1], 16)
-                    if lport == self.port and rport == client_port:
-                        inode = parts[9]
-        if inode is None:
+        inodes = _tcp_inodes(lambda lport, rport, state: lport == self.port and rport == client_port)
+        if not inodes:
             return None
-        target = f"socket:[{inode}]"
-        for p, _ in self.children():
-            try:
-                for fd in os.listdir(f"/proc/{p}/fd"):
-                    try:
-                        if os.readlink(f"/proc/{p}/fd/{fd}") == target:
-                            return p, int(fd)
-                    except OSError:
-                        pass
-            except OSError:
-                pass
-        return None
+        found = _descriptors_of([p for p, _ in self.children()], inodes[-1:])
+        return found[0] if found else None
+
+    def master_listeners(self):
+        """[(master PID, descriptor)] of the master's listening sockets on
+        127.0.0.1:port (one per worker index with reuseport)."""
+        inodes = _tcp_inodes(lambda lport, rport, state: lport == self.port and state == "0A")
+        return _descriptors_of([self.proc.pid], inodes)
 
     def answers(self, timeout=5.0):
         """True if GET /healthz on a new connection is answered 200 in time."""
@@ -986,6 +973,38 @@ class ServerPerCase:
         return self.server
 
 
+def _tcp_inodes(match):
+    """Socket inodes of /proc/net/tcp's lines for which match(local port,
+    remote port, state as its two hex digits) is true, in table order."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if match(int(parts[1].split(":")[1], 16), int(parts[2].split(":")[1], 16), parts[3]):
+                out.append(parts[9])
+    return out
+
+
+def _descriptors_of(pids, inodes):
+    """[(pid, descriptor)] of the sockets with those inodes that processes
+    pids hold (a process that ends meanwhile holds none)."""
+    targets = {f"socket:[{i}]" for i in inodes}
+    out = []
+    for p in pids:
+        try:
+            fds = os.listdir(f"/proc/{p}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{p}/fd/{fd}") in targets:
+                    out.append((p, int(fd)))
+            except OSError:
+                pass
+    return out
+
+
 def wait_for(pred, timeout, what):
     """Polls pred() every 50 ms until it is true and returns that value;
     TestFailure naming `what` after `timeout` seconds."""
@@ -1030,6 +1049,41 @@ def traced_calls(pid, calls, action, fd=None, timeout=30.0):
             if m and m.group(1) in calls and (fds is None or m.group(2) in fds):
                 counts[m.group(1)] += 1
         return counts
+
+
+def voluntary_switches(pid):
+    """{thread id: voluntary context switches so far} of process pid's
+    threads (each is one wake-up from a sleep)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        out[int(tid)] = int(line.split()[1])
+        except OSError:
+            pass  # the thread ended meanwhile
+    return out
+
+
+def check_quiet_between_ticks(pid, bound, waiting):
+    """Between two housekeeping ticks of worker pid's main thread (it wakes
+    once a second: the events waited for here), the worker's other threads
+    woke at most `bound` times in all; `waiting` says what waited meanwhile,
+    with nothing released."""
+    def main_ticks():
+        return voluntary_switches(pid).get(pid, 0)
+
+    tick0 = main_ticks()
+    wait_for(lambda: main_ticks() >= tick0 + 1, 120, "the worker's main thread to tick")
+    before = voluntary_switches(pid)
+    tick1 = before.get(pid, 0)
+    wait_for(lambda: main_ticks() >= tick1 + 2, 120, "two more ticks of the worker's main thread")
+    after = voluntary_switches(pid)
+    woke = {tid: after[tid] - n for tid, n in before.items() if tid != pid and tid in after and after[tid] > n}
+    check(sum(woke.values()) <= bound,
+          f"threads of the worker woke {sum(woke.values())} times between two ticks while {waiting} and nothing "
+          f"was released: {woke}")
 
 
 _SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture (since 5.6)
