@@ -9,10 +9,18 @@
 //   acceptor    poll(listen fds + stop eventfd), wait for room in the
 //               bounded queue and, during a garbage flood, for a FloodGuard
 //               token; accept4, TCP_NODELAY (on the listener when accepted
-//               sockets inherit it), push into the queue
+//               sockets inherit it), push into the queue, ring the pool
+//               thread that went idle last (if one is idle)
 //   pool[i]     pops one socket and serves it until it closes: blocking
 //               recv/send(msg), poll() for the Connection's deadlines, its own
-//               KvService (token prefix i) and its own http::Counters
+//               KvService (token prefix i) and its own http::Counters; idle,
+//               sleeps on its Doorbell
+//
+// Mail for writes a pool thread's connections left in flight (answered
+// "outcome unknown", or whose client left) is taken when it comes, whatever
+// the thread does but send: idle, it is woken by the dispatcher's ring;
+// serving, its waits for the socket (and a lingering close's) watch its
+// Doorbell too while any of its writes is in flight (Doorbell::Poll).
 //   dispatcher  poll(completion eventfd), drains the slot's completion ring
 //               and hands each completion to the pool thread whose prefix
 //               the token carries (its inbox under its mutex, then its
@@ -27,7 +35,7 @@
 // until a release of the body budgets (any: the write exchanges' rules
 // decide whose room it is), mail, a stop or its give-up. An upload waiting
 // for room while its short body still arrives (its socket is read meanwhile)
-// polls its socket and an eventfd of its own that those releases also ring
+// polls its socket and its Doorbell, which those releases ring
 // (PollForRoom): it looks again when its bytes come or room may have.
 //
 // Counters: each pool thread bumps private http::Counters; the main thread
@@ -46,7 +54,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -73,7 +80,6 @@ namespace {
 constexpr int kAcceptBurst = 64;
 constexpr int kAcceptPauseMs = 200;
 constexpr int kStoppingPollMs = 100;  // poll cap once the stop eventfd is no longer watched
-constexpr int kOrphanMailMs = 50;     // an idle pool thread's look at its mail while its writes are in flight
 constexpr uint32_t kMaxThreads = 4096;  // token prefixes are 12 bits
 constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
 constexpr size_t kParkScratchBytes = 16 * 1024;  // a buffer that sizes discards of parked sockets' junk
@@ -109,9 +115,7 @@ struct PoolThread {
   std::atomic<int> active_fd{-1};  // the socket being served (fast stop shuts it down)
   size_t slot = 0;          // index in the pool: its RoomWaiters slot
   bool room_rung = false;   // under mu: a release made room for what it waits for
-  // Under mu: while the thread polls its socket for an upload that waits for
-  // body budget room, the eventfd a ring also writes (else -1).
-  int room_efd = -1;
+  bool idle_listed = false;  // under the worker's q_mu: in ThreadWorker::idle
 };
 
 struct ThreadWorker {
@@ -148,7 +152,7 @@ struct ThreadWorker {
   // but under no lock of this worker; counters: the caller's.
   void ExpireParked(uint64_t now_ms, bool all, http::Counters& counters);
   bool FlushOutput(http::Connection& conn, int fd);
-  void Linger(int fd, http::Counters& counters);
+  void Linger(PoolThread* t, int fd);
   void TakeMail(PoolThread* t);
   bool WaitForMail(PoolThread* t, int timeout_ms);
   // Sleeps while t's compressed response waits for response budget room
@@ -159,11 +163,11 @@ struct ThreadWorker {
   void WaitForRoom(PoolThread* t, const KvConnState* body, int timeout_ms);
   // poll(fds, n, timeout_ms) for an upload of *body that waits for body
   // budget room while its short body still arrives (its socket is among
-  // fds): a release of the budgets ends the poll too, through the eventfd
-  // *efd (made on first use, by this call; the caller closes it). fds must
-  // have room for n + 1 entries. Returns what poll returns (0 also when
-  // room was there before it began).
-  int PollForRoom(PoolThread* t, const KvConnState& body, pollfd* fds, nfds_t n, int timeout_ms, int* efd);
+  // fds): a release of the budgets ends the poll too (it rings t's
+  // Doorbell, which the poll watches). fds must have room for n + 1
+  // entries. Returns what Doorbell::Poll returns (0 also when room was there
+  // before it began).
+  int PollForRoom(PoolThread* t, const KvConnState& body, pollfd* fds, nfds_t n, int timeout_ms);
   // The RoomWaiters a wait of t joins (see WaitForRoom), begun; returns how
   // many of out[0..3) it filled, for EndRoomWait.
   size_t BeginRoomWait(PoolThread* t, const KvConnState* body, RoomWaiters** out);
@@ -185,8 +189,12 @@ struct ThreadWorker {
   std::vector<bool> listen_tuned;  // accepted sockets inherit the TCP options (TuneListenSocket)
 
   std::mutex q_mu;
-  std::condition_variable q_not_empty, q_not_full;
+  std::condition_variable q_not_full;
   std::deque<Accepted> queue;
+  // Pool threads waiting for a client on their Doorbells (under q_mu), the
+  // most recent last: the acceptor rings that one for each client it
+  // queues, and takes it off the list.
+  std::vector<PoolThread*> idle;
   size_t queue_cap = 0;
   std::atomic<size_t> queued{0};  // queue.size(), read without the lock by serving threads
   std::atomic<size_t> yielding{0};  // threads that gave an idle connection up for a queued client
@@ -234,7 +242,6 @@ void ThreadWorker::SetMode(Mode m) {
   {
     std::lock_guard<std::mutex> lock(q_mu);
   }
-  q_not_empty.notify_all();
   q_not_full.notify_all();
   for (auto& t : pool) {
     t->bell.Ring();  // after the mode's store: a waiter that missed it is rung
@@ -374,8 +381,14 @@ void ThreadWorker::AcceptLoop() {
         std::unique_lock<std::mutex> lock(q_mu);
         queue.push_back(a);
         queued.store(queue.size(), std::memory_order_relaxed);
+        PoolThread* wake = nullptr;
+        if (!idle.empty()) {
+          wake = idle.back();
+          idle.pop_back();
+          wake->idle_listed = false;
+        }
         lock.unlock();
-        q_not_empty.notify_one();
+        if (wake != nullptr) wake->bell.Ring();
       }
     }
   }
@@ -487,27 +500,13 @@ void ThreadWorker::WaitForRoom(PoolThread* t, const KvConnState* body, int timeo
   EndRoomWait(t, begun, n);
 }
 
-int ThreadWorker::PollForRoom(PoolThread* t, const KvConnState& body, pollfd* fds, nfds_t n, int timeout_ms,
-                              int* efd) {
-  if (*efd < 0) *efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (*efd < 0) return poll(fds, n, std::min(timeout_ms, static_cast<int>(kBusyRetryMs)));  // no descriptor: ask again soon
-  uint64_t stale = 0;
-  (void)!read(*efd, &stale, sizeof stale);  // rings of an earlier wait
-  {
-    std::lock_guard<std::mutex> lock(t->mu);
-    t->room_efd = *efd;
-  }
+int ThreadWorker::PollForRoom(PoolThread* t, const KvConnState& body, pollfd* fds, nfds_t n, int timeout_ms) {
   RoomWaiters* begun[3] = {};
   const size_t k = BeginRoomWait(t, &body, begun);
   int r = 0;
   // The check after Begin, as in WaitForRoom.
-  if (t->service->NextRetryMs() == 0) {
-    fds[n] = pollfd{*efd, POLLIN, 0};
-    r = poll(fds, n + 1, timeout_ms);
-  }
+  if (t->service->NextRetryMs() == 0) r = t->bell.Poll(fds, n, timeout_ms);
   EndRoomWait(t, begun, k);
-  std::lock_guard<std::mutex> lock(t->mu);
-  t->room_efd = -1;
   return r;
 }
 
@@ -517,10 +516,6 @@ void ThreadWorker::RingRoom(void* worker, size_t slot) {
   {
     std::lock_guard<std::mutex> lock(t->mu);
     t->room_rung = true;
-    if (t->room_efd >= 0) {
-      const uint64_t one = 1;
-      (void)!write(t->room_efd, &one, sizeof one);
-    }
   }
   t->bell.Ring();
 }
@@ -540,18 +535,22 @@ bool ThreadWorker::FlushOutput(http::Connection& conn, int fd) {
 
 // The lingering close of serve_options.h: FIN, then drop what the client
 // sends until its EOF, kLingerMs or kLingerMaxBytes (the caller's close then
-// resets the connection). counters: the calling pool thread's.
-void ThreadWorker::Linger(int fd, http::Counters& counters) {
+// resets the connection). Mail that comes meanwhile (writes in flight) is
+// taken at once. fd: the socket t serves.
+void ThreadWorker::Linger(PoolThread* t, int fd) {
   if (shutdown(fd, SHUT_WR) != 0) return;
+  http::Counters& counters = t->counters;
   char buf[4096];
   uint32_t dropped = 0;
   const uint64_t deadline = MonotonicMs() + kLingerMs;
   for (uint64_t now = MonotonicMs(); now < deadline && mode() != Mode::kFast; now = MonotonicMs()) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(std::min<uint64_t>(deadline - now, kStoppingPollMs))) < 0 && errno != EINTR) {
+    TakeMail(t);
+    pollfd p[2] = {{fd, POLLIN, 0}, {}};
+    const int wait_ms = static_cast<int>(std::min<uint64_t>(deadline - now, kStoppingPollMs));
+    if ((t->service->InFlight() != 0 ? t->bell.Poll(p, 1, wait_ms) : poll(p, 1, wait_ms)) < 0 && errno != EINTR) {
       return;
     }
-    if (p.revents == 0) continue;
+    if (p[0].revents == 0) continue;
     // One byte past the bound is enough to know the client is still sending.
     const size_t want = std::min<size_t>(sizeof buf, kLingerMaxBytes - dropped + 1);
     const ssize_t n = recv(fd, buf, want, 0);
@@ -585,7 +584,6 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   bool fed = false;
   bool linger = false;
   bool yielded = false;
-  int room_efd = -1;  // PollForRoom's, made on first use
   for (;;) {
     TakeMail(t);
     if (!FlushOutput(conn, a.fd)) break;
@@ -679,9 +677,17 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       WaitForRoom(t, nullptr, room_ms);
       continue;
     }
-    // Its body's bytes, or a release of the body budgets.
-    const int r = body_wait && !retrying ? PollForRoom(t, state, fds, nfds, timeout, &room_efd)
-                                         : poll(fds, nfds, timeout);
+    // Its body's bytes, or a release of the body budgets; while writes are
+    // in flight (one answered "outcome unknown" holds its room until its
+    // completion is taken), mail too.
+    int r;
+    if (body_wait && !retrying) {
+      r = PollForRoom(t, state, fds, nfds, timeout);
+    } else if (t->service->InFlight() != 0) {
+      r = t->bell.Poll(fds, nfds, timeout);
+    } else {
+      r = poll(fds, nfds, timeout);
+    }
     if (r < 0 && errno != EINTR) break;
     if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top
     size_t want = std::min(sizeof buf, t->service->ReadBytesHint(state));
@@ -714,9 +720,8 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   // nobody wants, and closing it would let it reconnect.
   const bool park = linger && garbage && mode() == Mode::kRun &&
                     (flooding.load(std::memory_order_relaxed) || parked_count.load(std::memory_order_relaxed) > 0);
-  if (linger && !park && mode() != Mode::kFast) Linger(a.fd, t->counters);
+  if (linger && !park && mode() != Mode::kFast) Linger(t, a.fd);
   t->active_fd.store(-1);
-  if (room_efd >= 0) close(room_efd);
   if (park) {
     Park(a.fd, t->counters, buf);
   } else {
@@ -787,21 +792,26 @@ void ThreadWorker::PoolLoop(PoolThread* t) {
     Accepted a;
     {
       std::unique_lock<std::mutex> lock(q_mu);
-      const auto ready = [this] { return !queue.empty() || mode() != Mode::kRun; };
-      // Writes the thread's connections left in flight (answered "outcome
-      // unknown" after --storage-timeout-ms, or whose client left) hold
-      // their staging and body room until their completions are taken, and
-      // those come to this thread's inbox: while any are, the idle thread
-      // takes its mail every kOrphanMailMs instead of waiting for a client.
-      while (!ready()) {
-        if (t->service->InFlight() == 0) {
-          q_not_empty.wait(lock, ready);
-          break;
+      // Waits for a client on its doorbell, listed in `idle` for the
+      // acceptor to ring. Writes the thread's connections left in flight
+      // (answered "outcome unknown" after --storage-timeout-ms, or whose
+      // client left) hold their staging and body room until their
+      // completions are taken, and those come to this thread's inbox: the
+      // dispatcher's ring for one wakes the thread, which takes it and waits
+      // on. A stop rings every thread.
+      while (queue.empty() && mode() == Mode::kRun) {
+        if (!t->idle_listed) {
+          idle.push_back(t);
+          t->idle_listed = true;
         }
-        if (q_not_empty.wait_for(lock, std::chrono::milliseconds(kOrphanMailMs), ready)) break;
         lock.unlock();
         TakeMail(t);
+        (void)t->bell.Wait(-1);
         lock.lock();
+      }
+      if (t->idle_listed) {  // woken by mail or a stop, or found a client first
+        idle.erase(std::find(idle.begin(), idle.end(), t));
+        t->idle_listed = false;
       }
       if (queue.empty() || mode() == Mode::kFast) break;
       a = queue.front();

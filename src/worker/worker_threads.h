@@ -14,7 +14,8 @@
 //     (one send or sendmsg per flush: SendGathered);
 //   - one completion dispatcher thread that blocks on this worker slot's
 //     completion eventfd, drains the completions and wakes the pool thread
-//     waiting for each one (condition variable: no spinning).
+//     each one is for (its Doorbell: no spinning), also one that is idle or
+//     serving another connection since the write's own connection ended.
 //
 // Signals (sigtimedwait in the calling thread; every thread the worker starts
 // blocks them): QUIT graceful stop (stop accepting, finish in-flight

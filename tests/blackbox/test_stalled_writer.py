@@ -27,8 +27,8 @@ import termios
 import threading
 import time
 
-from kingx_harness import (Conn, Server, TestFailure, build_request, check, http, key_path, metric, require_bin,
-                           run_with_servers, wait_for, cases_of)
+from kingx_harness import (Conn, Server, TestFailure, build_request, check, check_quiet_between_ticks, http, key_path,
+                           metric, require_bin, run_with_servers, wait_for, cases_of)
 
 S = None
 MODEL_ARGS = sys.argv[1:]
@@ -164,7 +164,10 @@ def test_a_large_upload_answered_outcome_unknown_gives_its_staging_room_back_onc
     """A large upload queued while the writer is stopped holds its staging room until its
     completion comes; the connection that got its 503 is gone, and its worker (in the thread
     model: the pool thread, idle afterwards) must still take that completion once the writer
-    runs again, so that the next large upload is admitted, not held for the room and refused."""
+    runs again, so that the next large upload is admitted, not held for the room and refused.
+    Meanwhile (thread model) the idle pool thread sleeps until that completion rings it: no
+    thread of the worker wakes between two ticks of its main thread (the previous main's idle
+    thread looked at its mail every 50 ms)."""
     start()
     big = (1 << 20) + 1  # past one write-queue part: staged by the writer
     check(http(S.port, "PUT", key_path("before"), b"kept").status == 201, "PUT before the stall")
@@ -174,6 +177,9 @@ def test_a_large_upload_answered_outcome_unknown_gives_its_staging_room_back_onc
         r = http(S.port, "PUT", key_path("stalled-big"), os.urandom(big), timeout=HANG_S)
         check(r.status == 503 and b"may or may not be applied" in r.body, f"the stalled large PUT: {r!r}")
         check((metric(S.port, "kingx_staging_reserved_bytes") or 0) > 0, "the stalled upload holds no staging room")
+        if "threads" in MODEL_ARGS:
+            check_quiet_between_ticks(S.workers()[0], 0, "a write answered 'outcome unknown' was in flight with "
+                                                         "every pool thread idle")
     finally:
         os.kill(writer, signal.SIGCONT)
     wait_for(lambda: readyz().status == 200, HANG_S, "/readyz 200 after SIGCONT")

@@ -1,9 +1,13 @@
 // Tests of src/worker/doorbell.h: a ring before the wait is kept, rings do
 // not add up, a wait without a ring times out, and no ring between two
-// threads is lost over many rounds (a lost one shows as a timeout).
+// threads is lost over many rounds (a lost one shows as a timeout); Poll
+// is ended by a ring as Wait is, and still by its own descriptors.
 #include "src/worker/doorbell.h"
 
 #include <catch2/catch.hpp>
+#include <poll.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -82,6 +86,52 @@ TEST_CASE("no ring is lost between two threads that take turns", "[worker][doorb
   other.join();
   CHECK(timeouts.load() == 0);
   CHECK(replies == kRounds);
+}
+
+TEST_CASE("a ring ends a poll on other descriptors, and a ring before it means no poll", "[worker][doorbell]") {
+  Doorbell bell;
+  int pipe_fds[2];
+  REQUIRE(pipe(pipe_fds) == 0);
+  pollfd fds[2] = {{pipe_fds[0], POLLIN, 0}, {}};
+  // Nothing rings, nothing to read: the poll's time passes.
+  auto start = Clock::now();
+  CHECK(bell.Poll(fds, 1, 50) == 0);
+  CHECK(MsSince(start) >= 50);
+  // A ring from another thread while it polls.
+  std::thread ringer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    bell.Ring();
+  });
+  start = Clock::now();
+  CHECK(bell.Poll(fds, 1, 20'000) == 1);
+  CHECK(fds[0].revents == 0);
+  CHECK(MsSince(start) < 10'000);
+  ringer.join();
+  // Taken: the next poll waits again, for its own descriptor.
+  REQUIRE(write(pipe_fds[1], "x", 1) == 1);
+  CHECK(bell.Poll(fds, 1, 20'000) == 1);
+  CHECK(fds[0].revents == POLLIN);
+  char c;
+  REQUIRE(read(pipe_fds[0], &c, 1) == 1);
+  // A ring before the poll: it returns at once without polling, and a
+  // following Wait has nothing to take.
+  bell.Ring();
+  start = Clock::now();
+  CHECK(bell.Poll(fds, 1, 20'000) == 0);
+  CHECK(MsSince(start) < 10'000);
+  CHECK_FALSE(bell.Wait(0));
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+}
+
+TEST_CASE("a wait with no time limit ends with a ring", "[worker][doorbell]") {
+  Doorbell bell;
+  std::thread ringer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    bell.Ring();
+  });
+  CHECK(bell.Wait(-1));
+  ringer.join();
 }
 
 }  // namespace
