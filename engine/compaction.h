@@ -173,7 +173,7 @@ struct CompactionStats {
   // Input bytes read: segment headers, whole records copied or checked, and
   // only the header and key of a dead put (its body is skipped unread).
   uint64_t bytes_read = 0;
-  uint64_t bytes_written = 0;         // output bytes (segments + hints)
+  uint64_t bytes_written = 0;         // bytes of the output segment and hint files, whole
   uint64_t bytes_freed = 0;           // input file bytes deleted minus output file bytes
   uint64_t records_moved = 0;         // index entries switched to a copy
   uint64_t records_superseded = 0;    // copies a newer write beat during the pass (left dead)

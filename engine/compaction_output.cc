@@ -64,7 +64,6 @@ Status CompactionOutput::Add(std::string_view record, const RecordHeader& h, std
 void CompactionOutput::BeginRecord(const RecordHeader& h, std::string_view key, uint64_t total, uint64_t* offset) {
   *offset = size_;
   hint_->Add(HintEntry{h.seq, size_, total, h.type, key});
-  hint_bytes_ = hint_->entry_bytes();
   size_ += total;
   ++records_;
   min_seq_ = std::min(min_seq_, h.seq);
@@ -100,6 +99,7 @@ Status CompactionOutput::Finish() {
   s = hint_->Finish(size_);
   if (!s.ok()) return s;
   KINGX_KILL_POINT("compact.after_hint");
+  hint_bytes_ = hint_->finished_bytes();
   file_.reset();
   hint_.reset();
   KINGX_KILL_POINT("compact.before_rename");

@@ -62,6 +62,7 @@ class CompactionOutput {
   uint32_t id() const { return id_; }
   uint64_t size() const { return size_; }      // bytes of the segment so far (header included)
   uint64_t records() const { return records_; }
+  // Bytes of the hint file Finish wrote (header, entries, trailer); 0 before.
   uint64_t hint_bytes() const { return hint_bytes_; }
   // Bytes still buffered (written by the next Add that flushes, or by Finish).
   uint64_t buffered() const { return buf_.size(); }
@@ -78,7 +79,7 @@ class CompactionOutput {
   std::string tmp_path_, seg_path_, hint_path_;
   std::unique_ptr<File> file_;
   std::unique_ptr<HintWriter> hint_;
-  uint64_t hint_bytes_ = 0;  // entry bytes of hint_ (kept after Finish releases it)
+  uint64_t hint_bytes_ = 0;  // set by Finish, which releases hint_
   std::string buf_;
   uint64_t size_ = kSegmentHeaderBytes;  // including buf_
   uint64_t records_ = 0;

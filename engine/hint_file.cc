@@ -52,6 +52,8 @@ void HintWriter::Add(const HintEntry& e) {
   ++count_;
 }
 
+uint64_t HintWriter::finished_bytes() const { return kHintHeaderBytes + entry_bytes_ + kTrailerBytes; }
+
 Status HintWriter::Flush() {
   if (buf_.empty()) return Status::OK();
   checksum_.Update(buf_.data(), buf_.size());

@@ -41,8 +41,9 @@ class HintWriter {
   static Result<std::unique_ptr<HintWriter>> Create(Env& env, const std::string& path, uint32_t segment_id);
 
   void Add(const HintEntry& e);
-  // Bytes of entries added so far (header and trailer not included).
-  uint64_t entry_bytes() const { return entry_bytes_; }
+  // Bytes the file holds once finished with the entries added so far: its
+  // header, those entries and its trailer (what Finish leaves on disk).
+  uint64_t finished_bytes() const;
   // Writes the buffered entries (no sync).
   Status Flush();
   // Flush, but only once ~1 MiB is buffered: the writer calls it after every

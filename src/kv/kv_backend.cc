@@ -300,7 +300,7 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       double(ws.compaction_segments_written.load(relaxed)), true);
   add("kingx_compaction_read_bytes_total", "Bytes compaction read (dead values are skipped unread)",
       double(ws.compaction_bytes_read.load(relaxed)), true);
-  add("kingx_compaction_written_bytes_total", "Bytes compaction wrote (segments and hint files)",
+  add("kingx_compaction_written_bytes_total", "Bytes of the segment and hint files compaction wrote, whole files",
       double(ws.compaction_bytes_written.load(relaxed)), true);
   add("kingx_compaction_reclaimed_bytes_total", "Segment file bytes compaction deleted minus the segment file bytes it wrote (hints on neither side)",
       double(ws.compaction_bytes_freed.load(relaxed)), true);
