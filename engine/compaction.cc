@@ -127,6 +127,9 @@ class Pass {
   uint64_t largest_pending_output() const { return largest_pending_output_; }
   uint64_t bytes_deleted() const { return bytes_deleted_; }
   uint64_t bytes_written() const { return bytes_written_; }
+  // What this pass adds to CompactionStats' cumulative counters (passes,
+  // failures and bytes_freed aside): RunOnce adds it all at the pass's end.
+  const CompactionStats& counted() const { return counted_; }
 
  private:
   struct Input {
@@ -283,7 +286,8 @@ class Pass {
   // the input's mapping (Fill), at most kCopyChunkBytes.
   std::string win_;
   uint64_t win_off_ = 0, win_len_ = 0;
-  uint64_t bytes_deleted_ = 0, bytes_written_ = 0;
+  uint64_t bytes_deleted_ = 0, bytes_written_ = 0;  // segment file bytes (bytes_freed's terms)
+  CompactionStats counted_;
   // The largest output finished while inputs waited on it (its copies on
   // top of those inputs until they are deleted).
   uint64_t largest_pending_output_ = 0;
@@ -631,10 +635,10 @@ Status Pass::FinishOutput() {
     w_.RecordBirth(out_->id(), out_->size());  // born after its inputs: its copies win a tie at recovery
   }
   bytes_written_ += out_->size();
+  counted_.bytes_written += out_->size() + out_->hint_bytes();
+  ++counted_.segments_written;
   {
     std::lock_guard lock(st_.stats_mu);
-    st_.stats.bytes_written += out_->size() + out_->hint_bytes();
-    ++st_.stats.segments_written;
     st_.output_start_seq[out_->id()] = start_seq_;
     st_.kept_tombstone_bytes[out_->id()] = out_kept_tombstone_bytes_;
   }
@@ -683,9 +687,8 @@ Status Pass::Install() {
     KINGX_KILL_POINT("compact.mid_install");
   }
   for (Input& in : inputs_) in.contributed = false;
-  std::lock_guard lock(st_.stats_mu);
-  st_.stats.records_moved += moved;
-  st_.stats.records_superseded += superseded;
+  counted_.records_moved += moved;
+  counted_.records_superseded += superseded;
   return Status::OK();
 }
 
@@ -764,10 +767,10 @@ Status Pass::DeleteReady() {
     }
     ++report_.deleted;
     bytes_deleted_ += bytes;
+    ++counted_.segments_compacted;
     std::lock_guard lock(st_.stats_mu);
     st_.output_start_seq.erase(id);
     st_.kept_tombstone_bytes.erase(id);
-    ++st_.stats.segments_compacted;
   }
   return result;
 }
@@ -899,10 +902,9 @@ Status Pass::CompactInput(Input& in, bool* complete) {
   Pace(paced);
   live_left_ -= std::min(live_left_, in.stats.live_bytes);
   *complete = true;
-  std::lock_guard lock(st_.stats_mu);
-  st_.stats.bytes_read += read;
-  st_.stats.tombstones_dropped += dropped;
-  st_.stats.tombstones_kept += kept;
+  counted_.bytes_read += read;
+  counted_.tombstones_dropped += dropped;
+  counted_.tombstones_kept += kept;
   return Status::OK();
 }
 
@@ -1051,10 +1053,23 @@ Status Compactor::RunOnce(PassReport* report, PassKind kind, const char* cause) 
   const uint64_t us =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
   {
+    // Every counter of the pass at once: a reader of stats() never sees a
+    // pass's deletions without its pass, or its outputs without the bytes
+    // they freed.
     std::lock_guard lock(state_->stats_mu);
-    if (report->inputs > 0) ++state_->stats.passes;
-    if (!s.ok()) ++state_->stats.failures;
-    state_->stats.bytes_freed += report->bytes_freed;
+    CompactionStats& st = state_->stats;
+    const CompactionStats& c = pass.counted();
+    if (report->inputs > 0) ++st.passes;
+    if (!s.ok()) ++st.failures;
+    st.segments_compacted += c.segments_compacted;
+    st.segments_written += c.segments_written;
+    st.bytes_read += c.bytes_read;
+    st.bytes_written += c.bytes_written;
+    st.bytes_freed += report->bytes_freed;
+    st.records_moved += c.records_moved;
+    st.records_superseded += c.records_superseded;
+    st.tombstones_dropped += c.tombstones_dropped;
+    st.tombstones_kept += c.tombstones_kept;
     state_->stats.last_pass_us = us;
     uint64_t kept = 0;
     for (const auto& [id, bytes] : state_->kept_tombstone_bytes) kept += bytes;

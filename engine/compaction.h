@@ -165,7 +165,8 @@ struct CompactionOptions {
   std::function<void(const std::string& line)> log_debug;
 };
 
-// Counters since the Compactor was made (cumulative over passes).
+// Counters since the Compactor was made (cumulative over passes). A pass's
+// counts are added together when it ends: stats() never shows part of a pass.
 struct CompactionStats {
   uint64_t passes = 0;                // RunOnce calls that found something to do
   uint64_t segments_compacted = 0;    // input segments deleted

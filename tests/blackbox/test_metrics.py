@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 from kingx_harness import Conn, Server, check, http, key_path, require_bin, run_cases
 
@@ -148,6 +149,82 @@ def test_readme_lists_every_metric_name_for_name():
     extra = sorted(set(documented) - exposed)
     check(not missing, f"exposed but not in the README: {missing}")
     check(not extra, f"in the README but not exposed: {extra}")
+
+
+def metric_values(port):
+    """{sample line name with labels: value} of one scrape."""
+    body = http(port, "GET", "/metrics").body.decode("utf-8")
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^([a-z_]+(?:\{[^}]*\})?) (\S+)$", body, re.M)}
+
+
+def segment_files(data_dir):
+    """{(inode, name, bytes): (name, bytes)} of the segment and hint files: a
+    file that goes and one that comes may share a name (ids are reused) and
+    an inode (the file system reuses them), not all three here (compaction's
+    outputs are smaller than its inputs)."""
+    out = {}
+    for name in os.listdir(data_dir):
+        if name.endswith((".kxd", ".hint")):
+            st = os.stat(os.path.join(data_dir, name))
+            out[(st.st_ino, name, st.st_size)] = (name, st.st_size)
+    return out
+
+
+def test_one_compaction_request_is_one_pass_and_its_counters_match_the_files():
+    # Four sealed segments of ten 100 KiB values, two of each deleted (a
+    # fifth: under --compaction-dead-ratio 0.99 nothing is picked, and the
+    # dead bytes stay under the quarter that triggers a pass by itself).
+    # Restarted with 0.15, every segment is due at once: one pass, whether
+    # the request's or the timer's, does all of it; the counters start at 0.
+    base = ["--workers", "1", "--segment-bytes", "1M", "--compression-level", "0"]
+    value = bytes(range(256)) * 400
+    with Server(base + ["--compaction-dead-ratio", "0.99"]) as first:
+        for i in range(41):
+            check(http(first.port, "PUT", key_path(f"c{i}"), value).status == 201, "PUT")
+        for i in range(0, 40, 5):
+            check(http(first.port, "DELETE", key_path(f"c{i}")).status == 204, "DELETE")
+        check(metric_values(first.port)["kingx_compaction_passes_total"] == 0, "no pass before the restart")
+        check(first.stop() == 0, "clean stop")
+        before = segment_files(first.data_dir)
+        second = Server(base + ["--compaction-dead-ratio", "0.15"], data_dir=first.data_dir, admin=True)
+        try:
+            second.start()
+            r = http(second.admin_port, "POST", "/admin/compact")
+            check(r.status == 202, f"POST /admin/compact: {r}")
+            # Done when the counters and the files stay put for 1.5 s (the
+            # writer publishes a pass's counters within a second of its end).
+            last, still, deadline = None, 0, time.monotonic() + 60
+            while time.monotonic() < deadline and still < 3:
+                time.sleep(0.5)
+                now = ({k: v for k, v in metric_values(second.port).items() if k.startswith("kingx_compaction_")},
+                       segment_files(second.data_dir))
+                still = still + 1 if now == last and now[0]["kingx_compaction_passes_total"] else 0
+                last = now
+            check(still >= 3, f"compaction settled within 60 s: {last}")
+            m, after = last
+        finally:
+            second.cleanup()
+    # The active segment (the last one) and its hint are the writer's: an
+    # open cuts its zero room and extends it again, and replaces its hint.
+    active = max(name for name, _ in before.values() if name.endswith(".kxd"))[:-4]
+    before = {f: v for f, v in before.items() if v[0][:-4] != active and v[0][:-5] != active}
+    after = {f: v for f, v in after.items() if v[0][:-4] != active and v[0][:-5] != active}
+    gone = [size for f, (name, size) in before.items() if f not in after and name.endswith(".kxd")]
+    new_segs = {name: size for f, (name, size) in after.items() if f not in before and name.endswith(".kxd")}
+    new_hints = [size for f, (name, size) in after.items()
+                 if f not in before and name.endswith(".hint") and name[:-5] + ".kxd" in new_segs]
+    check(len(gone) == 4, f"the four half-dead segments went: {before} -> {after}")
+    check(m["kingx_compaction_passes_total"] == 1, f"one pass: {m['kingx_compaction_passes_total']}")
+    check(m["kingx_compaction_segments_deleted_total"] == len(gone), f"deleted {m['kingx_compaction_segments_deleted_total']} vs {len(gone)} files gone")
+    check(m["kingx_compaction_segments_written_total"] == len(new_segs) == len(new_hints),
+          f"written {m['kingx_compaction_segments_written_total']} vs {len(new_segs)} new segments, {len(new_hints)} new hints")
+    written = sum(new_segs.values()) + sum(new_hints)
+    check(m["kingx_compaction_written_bytes_total"] == written,
+          f"written bytes {m['kingx_compaction_written_bytes_total']:.0f} vs {written} bytes of new segment and hint files")
+    reclaimed = sum(gone) - sum(new_segs.values())
+    check(m["kingx_compaction_reclaimed_bytes_total"] == reclaimed,
+          f"reclaimed {m['kingx_compaction_reclaimed_bytes_total']:.0f} vs {reclaimed} (segment bytes gone - new)")
+    check(m["kingx_compaction_failures_total"] == 0, "no failed pass")
 
 
 def main():

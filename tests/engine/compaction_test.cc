@@ -543,15 +543,16 @@ TEST_CASE("bytes_read counts what a pass reads: the bodies of dead puts are skip
   REQUIRE(st.bytes_read < input_file_bytes / 20);
 }
 
-// Segment and hint files in dir by inode (ids, and so names, are reused).
-static std::map<ino_t, uint64_t> SegmentAndHintFiles(const std::string& dir) {
-  std::map<ino_t, uint64_t> out;
+// Segment and hint files in dir by inode and size: ids (so names) are
+// reused, and so are inodes, but an output is smaller than its inputs.
+static std::map<std::pair<ino_t, uint64_t>, uint64_t> SegmentAndHintFiles(const std::string& dir) {
+  std::map<std::pair<ino_t, uint64_t>, uint64_t> out;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const std::string ext = e.path().extension().string();
     if (ext != ".kxd" && ext != ".hint") continue;
     struct stat st {};
     REQUIRE(::stat(e.path().c_str(), &st) == 0);
-    out[st.st_ino] = static_cast<uint64_t>(st.st_size);
+    out[{st.st_ino, static_cast<uint64_t>(st.st_size)}] = static_cast<uint64_t>(st.st_size);
   }
   return out;
 }
@@ -574,8 +575,8 @@ TEST_CASE("bytes_written counts the whole files a pass wrote: output segments an
   REQUIRE(c.RunOnce(&r).ok());
   REQUIRE(r.outputs > 0);
   uint64_t new_bytes = 0, new_files = 0;
-  for (const auto& [ino, bytes] : SegmentAndHintFiles(dir.path())) {
-    if (before.count(ino) != 0) continue;
+  for (const auto& [file, bytes] : SegmentAndHintFiles(dir.path())) {
+    if (before.count(file) != 0) continue;
     new_bytes += bytes;
     ++new_files;
   }
@@ -584,6 +585,45 @@ TEST_CASE("bytes_written counts the whole files a pass wrote: output segments an
   CHECK(new_files == 2 * uint64_t{r.outputs});  // each output with its hint
   CHECK(st.segments_written == r.outputs);
   CHECK(st.bytes_written == new_bytes);
+}
+
+TEST_CASE("a pass's counts appear in stats() together when it ends, never part of a pass",
+          "[engine][compaction][stats]") {
+  FaultInjectionEnv env;
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 64 << 10;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  for (int i = 0; i < 96; ++i) REQUIRE(db.Put("k" + std::to_string(i), MakeValue("k", i, 4000, false)).status.ok());
+  for (int i = 0; i < 96; i += 2) REQUIRE(db.Delete("k" + std::to_string(i)).status.ok());
+  Compactor c(db.writer(), Unthrottled());
+  // Taken on the pass's thread as it starts each output after the first:
+  // the earlier outputs are installed and their inputs deleted by then.
+  std::vector<CompactionStats> during;
+  int outputs_started = 0;
+  env.SetCreateHook([&](const std::string& path) {
+    if (path.find("compact-") == std::string::npos) return;
+    if (outputs_started++ > 0) during.push_back(c.stats());
+  });
+  PassReport r;
+  REQUIRE(c.RunOnce(&r).ok());
+  env.SetCreateHook(nullptr);
+  REQUIRE(r.outputs >= 2);
+  REQUIRE(!during.empty());
+  for (const CompactionStats& st : during) {
+    CHECK(st.passes == 0);
+    CHECK(st.segments_written == 0);
+    CHECK(st.segments_compacted == 0);
+    CHECK(st.bytes_written == 0);
+    CHECK(st.bytes_read == 0);
+  }
+  const CompactionStats st = c.stats();
+  CHECK(st.passes == 1);
+  CHECK(st.segments_written == r.outputs);
+  CHECK(st.segments_compacted == r.deleted);
+  CHECK(st.bytes_freed == r.bytes_freed);
 }
 
 TEST_CASE("a catch-up pass reclaims what a normal pass leaves: segments under the dead ratio until a tenth is "
