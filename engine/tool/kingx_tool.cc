@@ -298,15 +298,19 @@ int Run(int argc, char** argv) {
       if (std::find(given.begin(), given.end(), a) == given.end()) given.push_back(a);
       else if (bad.empty()) bad = a + ": given more than once";
     }
+    // The option's value as given: nullptr when it is missing (`bad` says so).
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) {
+        if (bad.empty()) bad = a + ": a value is missing";
+        return nullptr;
+      }
+      return argv[++i];
+    };
     // The option's value, a whole number in [min, max]: true when the option
     // is taken (a wrong or missing value sets `bad`).
     auto number = [&](uint64_t* out, uint64_t min = 0, uint64_t max = UINT64_MAX) {
-      if (i + 1 >= argc) {
-        if (bad.empty()) bad = a + ": a value is missing";
-        return true;
-      }
-      const char* text = argv[++i];
-      if (!ParseNumber(text, min, max, out) && bad.empty())
+      const char* text = value();
+      if (text != nullptr && !ParseNumber(text, min, max, out) && bad.empty())
         bad = a + ": '" + text + "' is not a whole number from " + std::to_string(min) + " to " + std::to_string(max);
       return true;
     };
@@ -320,20 +324,28 @@ int Run(int argc, char** argv) {
       *is_auto = false;
       return number(out);
     };
+    // An option taking a text: its value, or `bad` when it is missing.
+    auto text = [&](std::string* out) {
+      if (const char* t = value()) *out = t;
+    };
     uint64_t v = 0;
-    if (a == "--data" && i + 1 < argc) dir = argv[++i];
+    if (a == "--data") text(&dir);
     else if (a == "--json") json = true;
     else if (a == "--all") compact_all = true;
-    else if (a == "--key-file" && i + 1 < argc) key_file = argv[++i];
-    else if (a == "--prefix" && i + 1 < argc) prefix_arg = argv[++i];
-    else if (a == "--start-after" && i + 1 < argc) start_after_arg = argv[++i];
+    else if (a == "--key-file") text(&key_file);
+    else if (a == "--prefix") text(&prefix_arg);
+    else if (a == "--start-after") text(&start_after_arg);
     else if (a == "--limit") number(&list_limit, 1);
-    else if (a == "--encoding" && i + 1 < argc && std::strcmp(argv[i + 1], "url") == 0) url_encoding = (++i, true);
-    else if (a == "--compaction-dead-ratio" && i + 1 < argc) {
-      const char* text = argv[++i];
+    else if (a == "--encoding") {
+      const char* t = value();
+      if (t != nullptr && std::strcmp(t, "url") == 0) url_encoding = true;
+      else if (t != nullptr && bad.empty()) bad = a + ": the only encoding is 'url', got '" + t + "'";
+    }
+    else if (a == "--compaction-dead-ratio") {
+      const char* t = value();
       char* end = nullptr;
-      options.compaction_dead_ratio = std::strtod(text, &end);
-      if ((end == text || *end != '\0') && bad.empty()) bad = a + ": '" + text + "' is not a number";
+      if (t != nullptr) options.compaction_dead_ratio = std::strtod(t, &end);
+      if (t != nullptr && (end == t || *end != '\0') && bad.empty()) bad = a + ": '" + t + "' is not a number";
     }
     else if (a == "--segment-bytes") size_or_auto(&options.segment_bytes, &auto_segment);
     else if (a == "--disk-reserve-bytes") size_or_auto(&options.disk_reserve_bytes, &auto_reserve);

@@ -252,6 +252,13 @@ with tempfile.TemporaryDirectory() as data:
               "list --limit %r is refused naming the option: %r %r %r" % (value, rc, out, err[-200:]))
     rc, out, err = run(data, "list", "--limit")
     check(rc == 64 and b"--limit" in err, "list --limit without a value is refused naming it: %r %r" % (rc, err))
+    # A known option with a wrong or missing value is named with what is wrong, not called unknown.
+    for args, said in ((["list", "--encoding", "json"], b"--encoding: the only encoding is 'url', got 'json'"),
+                       (["list", "--prefix"], b"--prefix: a value is missing"),
+                       (["get", "--key-file"], b"--key-file: a value is missing")):
+        rc, out, err = run(data, *args)
+        check(rc == 64 and said in err and b"unknown option" not in err and out == b"",
+              "%s is refused saying %r: %r %r" % (args, said, rc, err[-200:]))
     rc, out, err = run(data, "--compression-level", "-1", "stat")
     check(rc == 64 and b"--compression-level" in err, "a negative --compression-level is refused: %r %r" % (rc, err))
     check(snapshot(data) == before, "the refused options changed nothing in the directory")
