@@ -10,7 +10,9 @@ creates them, later passes overwrite), and reports per run:
   fdatasyncs a request waited for on average: mean latency x fdatasyncs per second (how many
   fdatasyncs finished while a request was in flight), each kingx process's CPU per request, its
   minor page faults and context switches (all threads) per request, compaction's passes,
-  bytes read and written, and write stalls per 100k PUTs. With --template DIR, each kingx starts
+  bytes read and written, and write stalls per 100k PUTs; wrk's latency p50 and p99 (lat_p50_us,
+  lat_p99_us); with `--args LABEL='--commit-delay-us N'`, the share of group commits the writer
+  delayed (delayed_share) and their mean delay (mean_delay_us). With --template DIR, each kingx starts
   on a copy of that preloaded data directory instead of an empty one. Give it a directory kingx has
   opened and closed once (fill_db's output has no keys/ yet): otherwise each server rebuilds the sorted
   key view from every segment, on the writer's keyspace thread, while the first rounds are measured.
@@ -314,6 +316,18 @@ def run_wrk(port, conns, duration, keys, raw, keyp="k", put_prefix="/v1/kv/"):
     return rps, float(lat.group(1)) * scale
 
 
+def wrk_percentiles(raw):
+    """{"lat_p50_us": .., "lat_p99_us": ..} from the --latency distribution of a run_wrk output file."""
+    scale = {"us": 1, "ms": 1e3, "s": 1e6}
+    out = {}
+    with open(raw) as f:
+        text = f.read()
+    for pct in ("50", "99"):
+        m = re.search(r"^\s+" + pct + r"(?:\.000)?%\s+([0-9.]+)(us|ms|s)\s*$", text, re.M)
+        out[f"lat_p{pct}_us"] = round(float(m.group(1)) * scale[m.group(2)]) if m else None
+    return out
+
+
 def derive(before, after, secs, rps, mean_lat_s):
     d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     syncs = d.get("kingx_writer_fsync_seconds_count", 0)
@@ -327,6 +341,11 @@ def derive(before, after, secs, rps, mean_lat_s):
         "fsyncs_per_s": round(syncs / secs),
         "ops_per_batch": round(records / batches, 1) if batches else None,
         "ops_per_fsync": round(records / syncs, 1) if syncs else None,
+        # --commit-delay-us: the share of group commits the writer delayed, and the mean delay of those.
+        "delayed_share": round(d.get("kingx_writer_commit_delays_total", 0) / batches, 3) if batches else None,
+        "mean_delay_us": round(d.get("kingx_writer_commit_delay_seconds_total", 0) * 1e6 /
+                               d["kingx_writer_commit_delays_total"])
+        if d.get("kingx_writer_commit_delays_total") else None,
         "mean_fsync_us": round(sync_s / syncs * 1e6) if syncs else None,
         "fsync_busy_share": round(sync_s / secs, 2),
         "fsyncs_waited_per_request": round(mean_lat_s * syncs / secs, 2),
@@ -423,8 +442,8 @@ def main(argv):
                 ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 m0 = machine_busy()
                 t0 = time.monotonic()
-                rps, lat = run_wrk(port, c, a.duration, a.keys,
-                                   os.path.join(out, "raw", f"r{rnd}-{label}-c{c}.txt"), a.keyp, prefix[label])
+                wrk_raw = os.path.join(out, "raw", f"r{rnd}-{label}-c{c}.txt")
+                rps, lat = run_wrk(port, c, a.duration, a.keys, wrk_raw, a.keyp, prefix[label])
                 secs = time.monotonic() - t0
                 after = metrics(port) if kind == "kingx" else {}
                 times1 = {name: proc_times(pid) for name, (pid, _, _, _) in stats.items()}
@@ -443,6 +462,7 @@ def main(argv):
                         perf.wait(timeout=secs_recorded + 30)
                 row = {"round": rnd, "bin": label, "conns": c}
                 row.update(derive(before, after, secs, rps, lat))
+                row.update(wrk_percentiles(wrk_raw))
                 if kind == "kingx":
                     row["server_ms_mean"], row["server_ms_p50"] = server_latency(before, after)
                 reqs = max(rps * secs, 1)

@@ -82,6 +82,8 @@ Status Assign(T* field, Result<T> r) {
   [](Config* c, std::string_view v) { return Assign(&c->field, ParseSizeIn(v, lo, hi)); }
 
 constexpr uint64_t kMaxMs = 24ull * 3600 * 1000;
+// PostgreSQL's commit_delay has the same ceiling: a tenth of a second.
+constexpr uint32_t kMaxCommitDelayUs = 100000;
 
 const Setting kSettings[] = {
     {"listen", "ADDR:PORT", "127.0.0.1:8080",
@@ -178,6 +180,11 @@ const Setting kSettings[] = {
      "under --sync always: the most group commits whose fdatasyncs run at once (each batch still acknowledged "
      "only once its own and every earlier fdatasync returned)",
      false, true, KINGX_UNSIGNED(sync_depth, uint32_t, 1, engine::kMaxSyncDepth)},
+    {"commit_delay_us", "US", "0",
+     "under --sync always: the most microseconds the writer waits before a group commit for more writes to join "
+     "it; it waits only when the previous group commit carried more than one write and fewer are queued, and stops "
+     "as soon as as many are (0: never waits)",
+     false, true, KINGX_UNSIGNED(commit_delay_us, uint32_t, 0, kMaxCommitDelayUs)},
     {"max_value_bytes", "SIZE", "64M", "largest value accepted (413 above)", false, true,
      KINGX_SIZE(max_value_bytes, 1, (4ull << 30) - 1)},
     {"max_key_bytes", "SIZE", "1024", "longest key accepted (414 above)", false, true,
@@ -490,7 +497,8 @@ bool WriterSettingsDiffer(const Config& running, const Config& next) {
          a.sync_interval_ms != b.sync_interval_ms || a.sync_depth != b.sync_depth ||
          a.compaction_dead_ratio != b.compaction_dead_ratio ||
          running.compaction != next.compaction || running.staging_bytes != next.staging_bytes ||
-         running.backup_max_ms != next.backup_max_ms || running.storage_timeout_ms != next.storage_timeout_ms;
+         running.backup_max_ms != next.backup_max_ms || running.storage_timeout_ms != next.storage_timeout_ms ||
+         running.commit_delay_us != next.commit_delay_us;
 }
 
 Result<ParsedCommandLine> ParseCommandLine(int argc, const char* const* argv) {

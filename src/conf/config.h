@@ -69,6 +69,7 @@ struct Config {
   engine::SyncMode sync = engine::SyncMode::kAlways;  // --sync always|interval:MS|none
   uint32_t sync_interval_ms = 0;                 // MS of interval:MS
   uint32_t sync_depth = 1;                       // --sync-depth (fdatasyncs in flight at once, sync always)
+  uint32_t commit_delay_us = 0;                  // --commit-delay-us (the most a group commit waits for company; 0: never)
   uint64_t max_value_bytes = 64ull << 20;        // --max-value-bytes
   uint32_t max_key_bytes = 1024;                 // --max-key-bytes
   uint64_t segment_bytes = 256ull << 20;         // --segment-bytes SIZE|auto (resolved when parsed)

@@ -158,6 +158,10 @@ struct WriterMetrics {
   // (engine::Writer::unpublished_bytes, copied by the writer loop after each
   // submission and each publication): on disk, in no live or dead gauge.
   std::atomic<uint64_t> unpublished_bytes{0};
+  // Group commits the writer delayed for more writes to join (--commit-delay-us),
+  // and the microseconds it waited in all.
+  std::atomic<uint64_t> commit_delays{0};  // counted as each wait starts
+  std::atomic<uint64_t> commit_delay_us_sum{0};
   std::atomic<uint32_t> read_only{0};        // 1 after a failed fdatasync until reopen
   // CLOCK_MONOTONIC ms at the writer loop's latest turn (it turns at least
   // every --storage-timeout-ms / 4 when idle): a writer whose heartbeat is

@@ -48,6 +48,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -470,6 +471,40 @@ bool WriteQueue::WaitForEntries(int timeout_ms) {
   }
   header_->sleeping.store(0, std::memory_order_relaxed);
   return header_->tail.load(std::memory_order_acquire) != peek_pos_;
+}
+
+uint64_t WriteQueue::Untaken() const {
+  const uint64_t depth = DepthEntries();
+  return depth > pending_release_ ? depth - pending_release_ : 0;
+}
+
+uint64_t WriteQueue::WaitForQueued(uint64_t want, uint64_t timeout_us) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline = Clock::now() + std::chrono::microseconds(timeout_us);
+  uint64_t queued = 0;
+  // Bounded by the deadline: every turn sleeps until it at most, or ends.
+  for (;;) {
+    // Announced before the count is read (see the sleep/wake note above):
+    // an enqueue the count misses finds the writer sleeping and wakes it.
+    header_->sleeping.store(1, std::memory_order_seq_cst);
+    queued = Untaken();
+    const Clock::time_point now = Clock::now();
+    if (queued >= want || now >= deadline) break;
+    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
+    if (header_->writer_efd < 0) {
+      usleep(static_cast<useconds_t>(std::min<int64_t>(left.count() / 1000 + 1, 1000)));
+      continue;
+    }
+    const timespec ts{static_cast<time_t>(left.count() / 1000000000), static_cast<long>(left.count() % 1000000000)};
+    pollfd pfd{header_->writer_efd, POLLIN, 0};
+    if (ppoll(&pfd, 1, &ts, nullptr) > 0) {
+      uint64_t count;
+      ssize_t r = read(header_->writer_efd, &count, sizeof(count));
+      (void)r;  // EAGAIN: another reader took it; the count is read again either way
+    }
+  }
+  header_->sleeping.store(0, std::memory_order_relaxed);
+  return queued;
 }
 
 bool WriteQueue::WaitForWake(int timeout_ms) {

@@ -212,6 +212,17 @@ class WriteQueue {
   // write the eventfd (and only then). Returns true if entries are queued.
   bool WaitForEntries(int timeout_ms);
 
+  // Sleeps until at least `want` entries are queued that Peek has not handed
+  // out yet, or until timeout_us passes, and returns how many are (a racy
+  // snapshot, as DepthEntries). Producers are told the writer sleeps, so
+  // each wake-up they owe ends one sleep (a deferring thread's, once per
+  // flush: see DeferWakes) and the count is looked at again; a Wake() ends
+  // one too. Bounded by timeout_us; returns at once when `want` are there.
+  // Without an eventfd (tests) it sleeps in steps of at most 1 ms.
+  uint64_t WaitForQueued(uint64_t want, uint64_t timeout_us);
+  // Entries queued that Peek has not handed out yet (racy snapshot).
+  uint64_t Untaken() const;
+
   // Sleeps until Wake() is called (or was since the last wait), or until
   // timeout_ms passes (-1: no timeout), even when entries are queued: the
   // writer waiting for an fdatasync to return leaves what arrives meanwhile

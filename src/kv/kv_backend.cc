@@ -264,6 +264,10 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
       false);
   add("kingx_writer_unpublished_bytes", "Bytes written by batches not yet published (in no live or dead gauge)",
       double(ws.unpublished_bytes.load(relaxed)), false);
+  add("kingx_writer_commit_delays_total", "Group commits delayed for more writes to join (--commit-delay-us)",
+      double(ws.commit_delays.load(relaxed)), true);
+  add("kingx_writer_commit_delay_seconds_total", "Time group commits were delayed for (--commit-delay-us)",
+      double(ws.commit_delay_us_sum.load(relaxed)) / 1e6, true);
   add("kingx_writer_staging_refusals_total", "Large uploads refused: they would pass --staging-bytes",
       double(ws.staging_refusals.load(relaxed)), true);
   const StagingShared& staging = shm.control().staging;

@@ -308,6 +308,7 @@ class WriterLoop {
   // then goes the serial way (ApplyBatch).
   void ProcessBatch() {
     if (!held_) {
+      DelayCommit();
       batch_.clear();
       queue_.Peek(&batch_, kMaxBatchOps, kMaxBatchBytes);
       split_rest_ = false;
@@ -384,9 +385,38 @@ class WriterLoop {
     sub.ticket = writer_.Submit(ops_, overlap_syncs_ ? engine::Writer::SyncBy::kSyncThread
                                                      : engine::Writer::SyncBy::kCaller);
     NoteUnpublished();
+    last_commit_ops_ = go;
     submitted_.push_back(std::move(sub));
     KeepRest(go);
     ReapFinished(false);  // under --sync none / interval it is final already
+  }
+
+  // The commit delay (--commit-delay-us), after PostgreSQL's commit_delay
+  // with commit_siblings and MySQL's binlog_group_commit_sync_delay with
+  // _no_delay_count: before a batch is taken, when the previous group commit
+  // carried more than one write (other clients write too: theirs may join)
+  // and fewer than that are queued, the loop waits until as many are queued
+  // or the delay passed, then takes what is there. The synced batch is
+  // answered before the wait, so that its clients' next writes can join.
+  // Never waits: a lone writer (its commits carry one write each), a first
+  // write after the loop answered everything more than the delay ago (those
+  // writers are not coming back as a group), or while another batch's
+  // fdatasync runs (--sync-depth above 1: its answers would wait). Only the
+  // moment a batch is written moves: each is still answered only after an
+  // fdatasync that covers it and every earlier one returned.
+  void DelayCommit() {
+    if (commit_delay_us_ == 0 || last_commit_ops_ < 2 || queue_.Untaken() >= last_commit_ops_) return;
+    ReapFinished(false);
+    WakeSlots();
+    if (!submitted_.empty()) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (t0 - last_answered_ > std::chrono::microseconds(commit_delay_us_)) return;
+    WriterMetrics& m = shm_.writer_metrics();
+    m.commit_delays.store(m.commit_delays.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // as it starts
+    queue_.WaitForQueued(last_commit_ops_, commit_delay_us_);
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    m.commit_delay_us_sum.store(m.commit_delay_us_sum.load(std::memory_order_relaxed) + static_cast<uint64_t>(us.count()),
+                                std::memory_order_relaxed);
   }
 
   // After the first `done` entries of batch_ went (a split when some are
@@ -421,8 +451,8 @@ class WriterLoop {
         }
         Post(sub.tokens[i].first, Completion{sub.tokens[i].second, r.seq, r.status.code(), r.existed});
       }
-      const auto us =
-          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - sub.start);
+      last_answered_ = std::chrono::steady_clock::now();
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(last_answered_ - sub.start);
       RecordBatch(shm_.writer_metrics(), sub.tokens.size(), sub.bytes, static_cast<uint64_t>(us.count()), failed);
       queue_.ReleaseThrough(sub.release_position, sub.release_entries);
       if (spare_submitted_.empty()) spare_submitted_.push_back(std::move(sub));
@@ -740,6 +770,11 @@ class WriterLoop {
   // batches overlap, on the engine's sync threads.
   const bool overlap_syncs_ = config_.sync == engine::SyncMode::kAlways && config_.sync_depth > 1;
   bool synced_here_ = false;  // this loop ran the fdatasync of submitted_: answer it without sleeping
+  // --commit-delay-us under --sync always (0: no delay; see DelayCommit).
+  const uint32_t commit_delay_us_ =
+      config_.sync == engine::SyncMode::kAlways && !config_.read_only ? config_.commit_delay_us : 0;
+  size_t last_commit_ops_ = 0;  // writes of the batch submitted last
+  std::chrono::steady_clock::time_point last_answered_;  // when ReapFinished last answered a batch
   uint64_t idle_since_ms_ = 0;  // NowMs() of the first of the iterations in a row that found nothing to do (0: none)
   bool split_rest_ = false;  // batch_ is the rest of a split batch (hooks_.hold_ops)
   std::vector<size_t> op_entries_;  // index in batch_ of each op of a batch with large values

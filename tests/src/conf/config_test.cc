@@ -61,6 +61,7 @@ TEST_CASE("no flags give the documented defaults", "[src][config]") {
   CHECK_FALSE(c.single_process);
   CHECK(c.sync == engine::SyncMode::kAlways);
   CHECK(c.sync_depth == 1);  // README: one fdatasync at a time unless --sync-depth says more
+  CHECK(c.commit_delay_us == 0);  // README: no commit delay unless --commit-delay-us says one
   CHECK(c.max_value_bytes == 64ull << 20);
   CHECK(c.max_key_bytes == 1024);
   // auto: from the size of the disk that holds ./data.
@@ -195,6 +196,10 @@ TEST_CASE("unknown and invalid settings are errors that name the setting", "[src
   CHECK(ErrorOf(Parse({"--sync", "interval:0"})).find("--sync") != std::string::npos);
   CHECK(ErrorOf(Parse({"--sync-depth", "0"})).find("--sync-depth") != std::string::npos);
   CHECK(ErrorOf(Parse({"--sync-depth", "17"})).find("--sync-depth") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--commit-delay-us", "100001"})).find("--commit-delay-us") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--commit-delay-us", "-1"})).find("--commit-delay-us") != std::string::npos);
+  CHECK(ErrorOf(Parse({"--commit-delay-us", "1ms"})).find("--commit-delay-us") != std::string::npos);
+  CHECK(Parse({"--commit-delay-us", "100000"})->config.commit_delay_us == 100000);
   CHECK(ErrorOf(Parse({"--listen", "localhost:80"})).find("--listen") != std::string::npos);
   CHECK(ErrorOf(Parse({"--listen", "127.0.0.1:70000"})).find("--listen") != std::string::npos);
   CHECK(ErrorOf(Parse({"--max-value-bytes", "12Q"})).find("--max-value-bytes") != std::string::npos);
@@ -302,7 +307,7 @@ TEST_CASE("help documents every setting with its default; -t, --help and --versi
           "[src][config]") {
   const std::string help = HelpText();
   for (const char* flag : {"--listen", "--admin-listen", "--data", "--workers", "--model", "--threads", "--accept",
-                           "--single-process", "--sync", "--sync-depth", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
+                           "--single-process", "--sync", "--sync-depth", "--commit-delay-us", "--max-value-bytes", "--max-key-bytes", "--segment-bytes",
                            "--disk-reserve-bytes", "--compaction-dead-ratio", "--compression-level", "--max-connections",
                            "--keepalive-timeout-ms", "--header-timeout-ms", "--body-timeout-ms", "--send-timeout-ms",
                            "--storage-timeout-ms", "--body-buffer-bytes", "--response-buffer-bytes",
@@ -378,6 +383,7 @@ TEST_CASE("a reload restarts the writer exactly when a setting the writer took c
                                                   {{"--sync", "none"}, true},
                                                   {{"--sync", "interval:50"}, true},
                                                   {{"--sync-depth", "4"}, true},
+                                                  {{"--commit-delay-us", "200"}, true},
                                                   {{"--segment-bytes", "1M"}, true},
                                                   {{"--disk-reserve-bytes", "300M"}, true},
                                                   {{"--error-log", "/tmp/kingx-other.log"}, false},

@@ -547,6 +547,34 @@ uint64_t RingOffset(const TestQueue& t, uint64_t ring, const QueueEntry& e) {
 
 }  // namespace
 
+TEST_CASE("a wait for queued entries counts only those not taken, ends at its timeout short of them, and at the "
+          "producer's wake-up that brings the last one",
+          "[src][write_queue][commit_delay]") {
+  WakeQueue w(64 << 10);
+  WriteQueue& q = w.queue;
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 1), Put("a", "1")).ok());
+  std::vector<QueueEntry> taken;
+  REQUIRE(q.Peek(&taken, 1, 1 << 20) == 1);     // taken, not released: not counted
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 2), Put("b", "2")).ok());
+  CHECK(q.Untaken() == 1);
+  CHECK(q.WaitForQueued(1, 60000000) == 1);     // there already: no sleep
+  CHECK(q.WaitForQueued(2, 1000) == 1);         // short of it: the timeout ends the wait
+  CHECK(w.TakeWakes() == 0);
+  // Enqueues from another thread until the third untaken one: each wakes the
+  // sleeping consumer (the wait announces its sleep again after each look),
+  // and the one that brings the third ends the wait long before its minute.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto waiting = std::async(std::launch::async, [&] { return q.WaitForQueued(3, 60000000); });
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 3), Put("c", "3")).ok());
+  CHECK(waiting.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+  REQUIRE(q.TryEnqueue(1, MakeToken(1, 4), Put("d", "4")).ok());
+  CHECK(waiting.get() == 3);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
+  q.Release();
+  CHECK(q.Untaken() == 3);
+  CHECK(TakeAll(q).size() == 3);
+}
+
 TEST_CASE("a thread that defers wake-ups wakes the sleeping writer once, at its flush, for all its enqueues",
           "[src][write_queue]") {
   WakeQueue w(1 << 16);

@@ -892,3 +892,106 @@ TEST_CASE("a batch nothing queued behind is answered when its fdatasync returns,
 }
 
 }  // namespace kingx
+
+namespace kingx {
+namespace {
+
+// Writes `count` puts on `slot` with tokens first, first + 1, ... (generation 3).
+void EnqueuePuts(WriteQueue& q, uint32_t slot, uint64_t first, uint64_t count, std::string_view prefix) {
+  for (uint64_t i = first; i < first + count; ++i) {
+    REQUIRE(q.TryEnqueue(slot, MakeToken(3, i), Put(std::string(prefix) + std::to_string(i), "v")).ok());
+  }
+}
+
+// With the first fdatasync held, one write and then `rest` more queued
+// behind it: the second group commit carries `rest` writes. Returns once
+// that commit's fdatasync is held (the first one's write is answered).
+void TwoCommits(WriterFixture& f, engine::test::SyncGate& syncs, uint64_t rest) {
+  WriteQueue& q = f.shm->queue();
+  EnqueuePuts(q, 1, 1, 1, "a");
+  REQUIRE(syncs.WaitEntered(1));
+  EnqueuePuts(q, 1, 2, rest, "a");
+  syncs.Release();
+  REQUIRE(syncs.WaitEntered(2));  // the second commit's: the first carried one write, so no delay
+  REQUIRE(f.Collect(1, 1).size() == 1);
+}
+
+}  // namespace
+
+TEST_CASE("a commit delay answers the synced batch, waits for as many writes as it carried, and acknowledges "
+          "none of them before the fdatasync that covers it",
+          "[src][writer][pipeline][commit_delay]") {
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/false, env);
+  f.config.commit_delay_us = 100000;
+  f.Start();
+  engine::test::SyncGate syncs(env);
+  WriteQueue& q = f.shm->queue();
+  engine::Reader reader(engine::PosixEnv(), f.dir.path, f.config.EngineOptions(), f.shm->index());
+  TwoCommits(f, syncs, 3);                         // a2..a4 in the second commit
+  CHECK(f.shm->writer_metrics().commit_delays.load() == 0);
+  EnqueuePuts(q, 2, 1, 1, "b");                    // one of three queued when that commit's fdatasync returns
+  syncs.Release();
+  auto second = f.Collect(1, 3);                   // answered before the wait, not after it
+  REQUIRE(second.size() == 3);
+  for (uint64_t t : {2, 3, 4}) CHECK(second[t].code == engine::Code::kOk);
+  // The wait is counted as it starts, right after those answers (bounded look).
+  for (int i = 0; i < 10000 && f.shm->writer_metrics().commit_delays.load() == 0; ++i) usleep(100);
+  CHECK(f.shm->writer_metrics().commit_delays.load() == 1);
+  EnqueuePuts(q, 2, 2, 2, "b");
+  REQUIRE(syncs.WaitEntered(3));                   // the delayed commit's fdatasync is held
+  CHECK(Posted(f, 2).empty());                     // nothing of it is acknowledged
+  for (const char* key : {"b1", "b2", "b3"}) {
+    INFO(key);
+    CHECK(reader.Get(key).status().Is(engine::Code::kNotFound));  // nor visible
+  }
+  syncs.Open();
+  auto delayed = f.Collect(2, 3);
+  REQUIRE(delayed.size() == 3);
+  for (uint64_t t : {1, 2, 3}) CHECK(delayed[t].code == engine::Code::kOk);
+  CHECK(reader.Get("b3").value().data == "v");
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
+TEST_CASE("a commit delay never delays a lone writer's writes", "[src][writer][pipeline][commit_delay]") {
+  WriterFixture f(/*start=*/false);
+  f.config.commit_delay_us = 100000;
+  f.Start();
+  WriteQueue& q = f.shm->queue();
+  for (uint64_t i = 1; i <= 20; ++i) {
+    EnqueuePuts(q, 1, i, 1, "k");
+    auto got = f.Collect(1, 1);
+    REQUIRE(got.size() == 1);
+    CHECK(got[i].code == engine::Code::kOk);
+  }
+  CHECK(f.shm->writer_metrics().commit_delays.load() == 0);
+  CHECK(f.shm->writer_metrics().commit_delay_us_sum.load() == 0);
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
+TEST_CASE("a commit delay does not delay the first write after the writer answered everything longer ago than "
+          "the delay",
+          "[src][writer][pipeline][commit_delay]") {
+  engine::test::FaultInjectionEnv env;
+  WriterFixture f(/*start=*/false, env);
+  f.config.commit_delay_us = 20000;
+  f.Start();
+  {
+    engine::test::SyncGate syncs(env);
+    TwoCommits(f, syncs, 3);                       // the latest commit carried three writes
+    syncs.Open();
+    REQUIRE(f.Collect(1, 3).size() == 3);
+  }
+  usleep(60000);                                   // three delays pass with nothing to do
+  EnqueuePuts(f.shm->queue(), 2, 1, 1, "c");
+  auto got = f.Collect(2, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[1].code == engine::Code::kOk);
+  CHECK(f.shm->writer_metrics().commit_delays.load() == 0);
+  f.Stop();
+  CHECK(f.exit_status == 0);
+}
+
+}  // namespace kingx
