@@ -4,20 +4,28 @@ into a private directory: nothing is installed, no service appears), the
 histograms are real Prometheus histograms with microsecond resolution and
 exact `le` labels, the fsync-latency histogram moves with durable writes,
 HEAD /metrics answers like GET without the body, and the README's metric
-table lists exactly the metric families the server exposes.
+table lists exactly the metric families the server exposes. Rows proved
+against an outside count: compaction's counters against the files one pass
+deleted and wrote; the write queue's gauges against PUTs held by a stopped
+writer; its wake-up counters against PUTs sent one at a time; the key
+view's counters against a restart (catch-up), a start without keys/
+(rebuild) and the listing.
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_metrics.py
 """
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
 
-from kingx_harness import Conn, Server, check, http, key_path, require_bin, run_cases
+from kingx_harness import Conn, Server, TestFailure, build_request, check, http, key_path, require_bin, run_cases
 
 S = None
+EXTRA = []  # the command line's flags (e.g. --model threads), for the cases' own servers too
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 
@@ -176,7 +184,7 @@ def test_one_compaction_request_is_one_pass_and_its_counters_match_the_files():
     # dead bytes stay under the quarter that triggers a pass by itself).
     # Restarted with 0.15, every segment is due at once: one pass, whether
     # the request's or the timer's, does all of it; the counters start at 0.
-    base = ["--workers", "1", "--segment-bytes", "1M", "--compression-level", "0"]
+    base = ["--workers", "1", "--segment-bytes", "1M", "--compression-level", "0"] + EXTRA
     value = bytes(range(256)) * 400
     with Server(base + ["--compaction-dead-ratio", "0.99"]) as first:
         for i in range(41):
@@ -227,10 +235,117 @@ def test_one_compaction_request_is_one_pass_and_its_counters_match_the_files():
     check(m["kingx_compaction_failures_total"] == 0, "no failed pass")
 
 
+def test_write_queue_gauges_count_the_writes_a_stopped_writer_left_queued():
+    # The writer stopped (SIGSTOP): each PUT stays in the ring. Entries count
+    # them one by one; three equal PUTs take three times the ring bytes of
+    # one; all of it goes once the writer runs again, each PUT applied once.
+    # (Three: under --model threads each waiting PUT holds a pool thread, and
+    # the scrapes need one too, so this runs with --threads 4 and more.)
+    queue_bytes = 8 << 20
+    value = b"q" * 1000
+    with Server(["--workers", "1", "--compression-level", "0", "--write-queue-bytes", str(queue_bytes)] + EXTRA) as s:
+        writer = s.wait_children("kingx-writer", 1)[0]
+        m = metric_values(s.port)
+        check(m["kingx_write_queue_capacity_bytes"] == queue_bytes, f"capacity: {m['kingx_write_queue_capacity_bytes']}")
+        check(m["kingx_write_queue_entries"] == 0 and m["kingx_write_queue_bytes"] == 0, "an idle queue is empty")
+        records = m["kingx_writer_records_total"]
+        conns = []
+        os.kill(writer, signal.SIGSTOP)
+        try:
+            def queued(n):
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    q = metric_values(s.port)
+                    if q["kingx_write_queue_entries"] >= n:
+                        return q
+                    time.sleep(0.02)
+                raise TestFailure(f"{n} entries queued within 10 s: {q['kingx_write_queue_entries']}")
+            for i in range(3):
+                c = Conn(s.port)
+                conns.append(c)
+                c.send(build_request("PUT", key_path(f"q{i}"), value))
+                q = queued(i + 1)
+                if i == 0:
+                    one = q["kingx_write_queue_bytes"]
+                    check(one >= len(value) + len("q0"), f"one entry takes at least its key and value: {one}")
+                check(q["kingx_write_queue_entries"] == i + 1, f"{i + 1} PUTs queued: {q['kingx_write_queue_entries']}")
+                check(q["kingx_write_queue_bytes"] == (i + 1) * one,
+                      f"{i + 1} equal PUTs take {i + 1} x {one} ring bytes: {q['kingx_write_queue_bytes']}")
+        finally:
+            os.kill(writer, signal.SIGCONT)
+        for c in conns:
+            r = c.read_response()
+            check(r.status == 201, f"queued PUT answered once the writer runs: {r}")
+            c.close()
+        m = metric_values(s.port)
+        check(m["kingx_write_queue_entries"] == 0 and m["kingx_write_queue_bytes"] == 0,
+              f"drained: {m['kingx_write_queue_entries']}, {m['kingx_write_queue_bytes']}")
+        check(m["kingx_writer_records_total"] - records == 3, f"three writes applied: {m['kingx_writer_records_total'] - records}")
+
+
+def test_writer_wakes_count_the_enqueues_that_woke_it():
+    # One PUT at a time, 50 ms apart: the writer is asleep when each arrives
+    # (it is awake microseconds a second when idle), so each enqueue wakes
+    # it, carrying that one enqueue.
+    with Server(["--workers", "1"] + EXTRA) as s:
+        before = metric_values(s.port)
+        for i in range(6):
+            time.sleep(0.05)
+            check(http(s.port, "PUT", key_path(f"w{i}"), b"v").status == 201, "PUT")
+        m = metric_values(s.port)
+        wakes = m["kingx_write_queue_writer_wakes_total"] - before["kingx_write_queue_writer_wakes_total"]
+        carried = m["kingx_write_queue_wake_enqueues_total"] - before["kingx_write_queue_wake_enqueues_total"]
+        # One PUT may find the writer in its idle turn (awake: no wake-up).
+        check(5 <= wakes <= 6, f"six PUTs to a sleeping writer, each a wake-up: {wakes}")
+        check(carried == wakes, f"each wake-up carried its one enqueue: {carried} enqueues, {wakes} wakes")
+        check(m["kingx_write_queue_wake_enqueues_max"] >= 1, "the most one wake-up carried")
+
+
+def keyspace(port):
+    m = metric_values(port)
+    return {k[len("kingx_keyspace_"):]: v for k, v in m.items() if k.startswith("kingx_keyspace_")}
+
+
+def listed(port):
+    r = http(port, "GET", "/v1/kv/?encoding=url&limit=1000")
+    check(r.status == 200, f"listing: {r}")
+    return len(r.json()["keys"])
+
+
+def test_keyspace_counters_follow_catch_up_and_rebuild():
+    # A fresh directory: an empty view built at the start. 40 keys, then a
+    # restart catches the view up from its runs (written at the stop); with
+    # keys/ removed while stopped, the start rebuilds it from the segments
+    # and writes one run holding every key.
+    with Server(["--workers", "1"] + EXTRA) as s:
+        k = keyspace(s.port)
+        check(k["ready"] == 1 and k["rebuilds_total"] == 1 and k["run_entries"] == 0, f"fresh: {k}")
+        for i in range(40):
+            check(http(s.port, "PUT", key_path(f"ks{i:02d}"), b"v").status == 201, "PUT")
+        check(s.stop() == 0, "clean stop")
+        s.start()
+        k = keyspace(s.port)
+        check(k["catch_ups_total"] == 1 and k["rebuilds_total"] == 0, f"caught up, not rebuilt: {k}")
+        check(k["run_entries"] == 40 == listed(s.port), f"run entries = keys listed = 40: {k}")
+        check(s.stop() == 0, "clean stop")
+        keys_dir = os.path.join(s.data_dir, "keys")
+        shutil.rmtree(keys_dir)
+        s.start()
+        k = keyspace(s.port)
+        runs = [n for n in os.listdir(keys_dir) if n.endswith(".kxr")]
+        run_bytes = sum(os.path.getsize(os.path.join(keys_dir, n)) for n in runs)
+        check(k["rebuilds_total"] == 1 and k["catch_ups_total"] == 0, f"rebuilt, not caught up: {k}")
+        check(k["runs_written_total"] == len(runs) == 1, f"one run written: {k}, files {runs}")
+        check(k["run_bytes_written_total"] == run_bytes, f"run bytes {k['run_bytes_written_total']:.0f} vs {run_bytes} on disk")
+        check(k["run_entries"] == 40 == listed(s.port), f"run entries = keys listed = 40: {k}")
+        check(k["ready"] == 1 and k["lost_total"] == 0, f"ready, never behind: {k}")
+
+
 def main():
     global S
     require_bin()
-    S = Server(["--workers", "2"] + sys.argv[1:])
+    EXTRA.extend(sys.argv[1:])
+    S = Server(["--workers", "2"] + EXTRA)
     try:
         S.start()
         status = run_cases("metrics", [(n[5:], f) for n, f in globals().items() if n.startswith("test_")], S)
