@@ -12,7 +12,9 @@
 //               sockets inherit it), push into the queue, ring the pool
 //               thread that went idle last (if one is idle)
 //   pool[i]     pops one socket and serves it until it closes: blocking
-//               recv/send(msg), poll() for the Connection's deadlines, its own
+//               recv/send(msg) (an idle connection's next request is waited
+//               for in the recv, SO_RCVTIMEO capping it at kIdleLookMs), poll()
+//               for the Connection's other waits and deadlines, its own
 //               KvService (token prefix i) and its own http::Counters; idle,
 //               sleeps on its Doorbell
 //
@@ -80,6 +82,9 @@ namespace {
 constexpr int kAcceptBurst = 64;
 constexpr int kAcceptPauseMs = 200;
 constexpr int kStoppingPollMs = 100;  // poll cap once the stop eventfd is no longer watched
+// An idle connection's look at clients waiting for a thread (and at a stop,
+// a deadline, the yield): the cap of its wait for the next request.
+constexpr int kIdleLookMs = static_cast<int>(kDrainIdleAfterMs / 4);
 constexpr uint32_t kMaxThreads = 4096;  // token prefixes are 12 bits
 constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
 constexpr size_t kParkScratchBytes = 16 * 1024;  // a buffer that sizes discards of parked sockets' junk
@@ -151,16 +156,22 @@ struct ThreadWorker {
   // Closes parked descriptors whose time is up (all with all). Any thread
   // but under no lock of this worker; counters: the caller's.
   void ExpireParked(uint64_t now_ms, bool all, http::Counters& counters);
-  bool FlushOutput(http::Connection& conn, int fd);
+  // Sends everything conn has to send; *now_ms: the time after its last
+  // send (left as it was when there was nothing to send). False when the
+  // connection failed or the send timed out.
+  bool FlushOutput(http::Connection& conn, int fd, uint64_t* now_ms);
   void Linger(PoolThread* t, int fd);
-  void TakeMail(PoolThread* t);
-  bool WaitForMail(PoolThread* t, int timeout_ms);
+  // Hands t's mail to its service; returns the time it read for that, or 0
+  // (no clock read) when there was none.
+  uint64_t TakeMail(PoolThread* t);
+  // now_ms: the caller's time, when the wait begins.
+  bool WaitForMail(PoolThread* t, uint64_t now_ms, int timeout_ms);
   // Sleeps while t's compressed response waits for response budget room
   // (body == null), or the upload of *body waits for body budget room
   // (KvService::AwaitsBodyBudget), that no release made yet (RoomWaiters),
   // until a release rings t, mail arrives, a stop begins or timeout_ms
-  // passes.
-  void WaitForRoom(PoolThread* t, const KvConnState* body, int timeout_ms);
+  // passes (from now_ms, the caller's time).
+  void WaitForRoom(PoolThread* t, const KvConnState* body, uint64_t now_ms, int timeout_ms);
   // poll(fds, n, timeout_ms) for an upload of *body that waits for body
   // budget room while its short body still arrives (its socket is among
   // fds): a release of the budgets ends the poll too (it rings t's
@@ -430,8 +441,8 @@ void ThreadWorker::DispatchLoop() {
 
 // ---------------------------------------------------------------- pool
 
-void ThreadWorker::TakeMail(PoolThread* t) {
-  if (!t->has_mail.load(std::memory_order_acquire)) return;
+uint64_t ThreadWorker::TakeMail(PoolThread* t) {
+  if (!t->has_mail.load(std::memory_order_acquire)) return 0;
   {
     std::lock_guard<std::mutex> lock(t->mu);
     t->taken.swap(t->inbox);
@@ -440,26 +451,28 @@ void ThreadWorker::TakeMail(PoolThread* t) {
   const uint64_t now = MonotonicMs();
   for (const Completion& c : t->taken) t->service->OnCompletion(c, now);
   t->taken.clear();
+  return now;
 }
 
 // Sleeps on t's doorbell until done() (asked before each sleep and after
 // each ring: a ring may be one meant for an earlier wait) or timeout_ms
-// passes.
+// passes from now_ms (the caller's time: the clock is read only after a
+// sleep that did not end the wait).
 template <typename Done>
-void WaitForBell(PoolThread* t, int timeout_ms, Done done) {
+void WaitForBell(PoolThread* t, uint64_t now_ms, int timeout_ms, Done done) {
   if (done()) return;
-  uint64_t now = MonotonicMs();
-  const uint64_t until = now + static_cast<uint64_t>(std::max(timeout_ms, 0));
-  for (; now < until; now = MonotonicMs()) {
+  const uint64_t until = now_ms + static_cast<uint64_t>(std::max(timeout_ms, 0));
+  for (uint64_t now = now_ms; now < until; now = MonotonicMs()) {
     if (t->bell.Wait(static_cast<int>(until - now)) && done()) return;
   }
 }
 
 // Sleeps until a completion arrives for this thread, a stop begins, or
 // timeout_ms passes. Returns true when mail is waiting.
-bool ThreadWorker::WaitForMail(PoolThread* t, int timeout_ms) {
+bool ThreadWorker::WaitForMail(PoolThread* t, uint64_t now_ms, int timeout_ms) {
   const Mode start = mode();
-  WaitForBell(t, timeout_ms, [&] { return t->has_mail.load(std::memory_order_acquire) || mode() != start; });
+  WaitForBell(t, now_ms, timeout_ms,
+              [&] { return t->has_mail.load(std::memory_order_acquire) || mode() != start; });
   return t->has_mail.load(std::memory_order_acquire);
 }
 
@@ -481,7 +494,7 @@ void ThreadWorker::EndRoomWait(PoolThread* t, RoomWaiters* const* begun, size_t 
   for (size_t i = 0; i < n; ++i) begun[i]->End(t->slot);
 }
 
-void ThreadWorker::WaitForRoom(PoolThread* t, const KvConnState* body, int timeout_ms) {
+void ThreadWorker::WaitForRoom(PoolThread* t, const KvConnState* body, uint64_t now_ms, int timeout_ms) {
   {
     std::lock_guard<std::mutex> lock(t->mu);
     t->room_rung = false;  // a ring for an earlier wait
@@ -492,7 +505,7 @@ void ThreadWorker::WaitForRoom(PoolThread* t, const KvConnState* body, int timeo
   // seen here, room released after it rings this thread.
   if (t->service->NextRetryMs() == 0) {
     const Mode start = mode();
-    WaitForBell(t, timeout_ms, [&] {
+    WaitForBell(t, now_ms, timeout_ms, [&] {
       std::lock_guard<std::mutex> lock(t->mu);
       return t->room_rung || !t->inbox.empty() || mode() != start;
     });
@@ -522,13 +535,14 @@ void ThreadWorker::RingRoom(void* worker, size_t slot) {
 
 // Sends everything the Connection has to send: one SendGathered per gather
 // list (the socket is blocking; SO_SNDTIMEO bounds a peer that does not read).
-bool ThreadWorker::FlushOutput(http::Connection& conn, int fd) {
+bool ThreadWorker::FlushOutput(http::Connection& conn, int fd, uint64_t* now_ms) {
   iovec iov[kMaxIov];
   while (conn.HasOutput()) {
     const size_t n = conn.GatherOutput(iov, kMaxIov);
     const ssize_t r = SendGathered(fd, iov, n, false);
     if (r < 0) return false;  // -EAGAIN = send timeout, -EPIPE, -ECONNRESET
-    conn.ConsumeOutput(static_cast<size_t>(r), MonotonicMs());
+    *now_ms = MonotonicMs();
+    conn.ConsumeOutput(static_cast<size_t>(r), *now_ms);
   }
   return true;
 }
@@ -577,6 +591,10 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     timeval tv{static_cast<time_t>(limits.send_timeout_ms / 1000),
                static_cast<suseconds_t>((limits.send_timeout_ms % 1000) * 1000)};
     setsockopt(a.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    // The blocking recv that waits for an idle connection's next request
+    // ends after kIdleLookMs (EAGAIN) for the next look.
+    const timeval idle_look{0, static_cast<suseconds_t>(kIdleLookMs) * 1000};
+    setsockopt(a.fd, SOL_SOCKET, SO_RCVTIMEO, &idle_look, sizeof idle_look);
   }
   char buf[kReadBufferBytes];
   uint64_t served_at_last_feed = 0;
@@ -585,14 +603,15 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   bool linger = false;
   bool yielded = false;
   for (;;) {
-    TakeMail(t);
-    if (!FlushOutput(conn, a.fd)) break;
+    // The pass's time: read once, by the first step that needs it.
+    uint64_t now = TakeMail(t);
+    if (!FlushOutput(conn, a.fd, &now)) break;
     if (conn.ShouldClose()) {
       linger = true;
       break;
     }
     const Mode m = mode();
-    uint64_t now = MonotonicMs();
+    if (now == 0) now = MonotonicMs();
     if (m == Mode::kFast) break;
     if (m == Mode::kGraceful) {
       t->service->SetDraining();
@@ -616,9 +635,9 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
         wait_ms = std::min<uint64_t>(wait_ms, expiry > now ? expiry - now : 0);
       }
       if (body_wait) {
-        WaitForRoom(t, &state, static_cast<int>(wait_ms));
+        WaitForRoom(t, &state, now, static_cast<int>(wait_ms));
         t->service->Poke(MonotonicMs());
-      } else if (!WaitForMail(t, static_cast<int>(wait_ms))) {
+      } else if (!WaitForMail(t, now, static_cast<int>(wait_ms))) {
         t->service->Poke(MonotonicMs());
       }
       continue;
@@ -664,7 +683,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
     }
     if (!conn.WantsRead()) timeout = std::min(timeout, kStoppingPollMs);
     if (expiry > now) timeout = std::min<int>(timeout, static_cast<int>(std::min<uint64_t>(expiry - now, 60'000)));
-    if (idle) timeout = std::min(timeout, static_cast<int>(kDrainIdleAfterMs / 4));  // notice waiting clients
+    if (idle) timeout = std::min(timeout, kIdleLookMs);  // notice waiting clients
     const bool retrying = t->service->NextRetryMs() != 0;
     if (retrying) {
       timeout = std::min(timeout, static_cast<int>(kBusyRetryMs));  // queue room: soon again
@@ -674,22 +693,31 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
       int room_ms = deadline != 0 ? static_cast<int>(std::min<uint64_t>(deadline - now, 60'000)) : 60'000;
       if (expiry > now) room_ms = std::min<int>(room_ms, static_cast<int>(std::min<uint64_t>(expiry - now, 60'000)));
       if (m != Mode::kRun) room_ms = std::min(room_ms, kStoppingPollMs);
-      WaitForRoom(t, nullptr, room_ms);
+      WaitForRoom(t, nullptr, now, room_ms);
       continue;
     }
-    // Its body's bytes, or a release of the body budgets; while writes are
-    // in flight (one answered "outcome unknown" holds its room until its
-    // completion is taken), mail too.
-    int r;
-    if (body_wait && !retrying) {
-      r = PollForRoom(t, state, fds, nfds, timeout);
-    } else if (t->service->InFlight() != 0) {
-      r = t->bell.Poll(fds, nfds, timeout);
-    } else {
-      r = poll(fds, nfds, timeout);
+    // An idle connection of a running worker with nothing else to wait for
+    // and no deadline before the next look: the recv below waits for its
+    // next request alone (SO_RCVTIMEO ends it after kIdleLookMs; a fast
+    // stop's shutdown at once; a graceful stop's idle close waits for
+    // kDrainGraceMs anyway), with no poll before it.
+    const bool recv_waits = idle && m == Mode::kRun && conn.WantsRead() && !retrying && !body_wait &&
+                            timeout >= kIdleLookMs && t->service->InFlight() == 0;
+    if (!recv_waits) {
+      // Its body's bytes, or a release of the body budgets; while writes are
+      // in flight (one answered "outcome unknown" holds its room until its
+      // completion is taken), mail too.
+      int r;
+      if (body_wait && !retrying) {
+        r = PollForRoom(t, state, fds, nfds, timeout);
+      } else if (t->service->InFlight() != 0) {
+        r = t->bell.Poll(fds, nfds, timeout);
+      } else {
+        r = poll(fds, nfds, timeout);
+      }
+      if (r < 0 && errno != EINTR) break;
+      if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top
     }
-    if (r < 0 && errno != EINTR) break;
-    if (r <= 0 || fds[0].revents == 0) continue;  // timeout, or a stop began: re-check at the top
     size_t want = std::min(sizeof buf, t->service->ReadBytesHint(state));
     // During a garbage flood, a new connection's first read is small: a flood
     // connection that waited in the backlog holds tens of KiB of junk, and

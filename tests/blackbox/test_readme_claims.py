@@ -274,10 +274,11 @@ def test_a_write_that_finds_the_queue_full_is_503_with_retry_after_and_not_store
             check(g.status == 404, f"{key} was answered 503 (queue full) but is stored")
 
 
-def test_a_keep_alive_get_costs_the_event_worker_one_recv_and_one_send():
-    s = SERVERS.start("--workers", "1", "--model", "event")
+def keep_alive_get_calls(s, calls, gets, on_socket):
+    """The calls named in `calls` the worker made while one client sent
+    `gets` GETs of a 100 B value one at a time on one keep-alive connection:
+    those on that connection's socket (on_socket), or all of its threads'."""
     check(http(s.port, "PUT", key_path("k"), body=b"v" * 100).status in (200, 201, 204), "PUT k")
-    gets = 40
     with Conn(s.port) as c:
         check(c.request("GET", key_path("k")).status == 200, "first GET of k")
         side = s.server_side_of_client_port(c.local_port())
@@ -288,12 +289,31 @@ def test_a_keep_alive_get_costs_the_event_worker_one_recv_and_one_send():
                 r = c.request("GET", key_path("k"))
                 check(r.status == 200 and r.body == b"v" * 100, f"GET k: {r}")
 
-        calls = ["read", "recvfrom", "recvmsg", "readv", "write", "writev", "sendto", "sendmsg"]
-        n = traced_calls(side[0], calls, get_one_at_a_time, fd=side[1])
+        return traced_calls(side[0], calls, get_one_at_a_time, fd=side[1] if on_socket else None)
+
+
+def test_a_keep_alive_get_costs_the_event_worker_one_recv_and_one_send():
+    s = SERVERS.start("--workers", "1", "--model", "event")
+    gets = 40
+    calls = ["read", "recvfrom", "recvmsg", "readv", "write", "writev", "sendto", "sendmsg"]
+    n = keep_alive_get_calls(s, calls, gets, on_socket=True)
     check(n["recvfrom"] == gets and n["sendto"] + n["sendmsg"] == gets and
           n["read"] + n["readv"] + n["recvmsg"] + n["write"] + n["writev"] == 0,
           f"{gets} GETs on one connection: the worker's calls on its socket {dict(n)}, "
           f"want {gets} recvfrom and {gets} sendto or sendmsg and nothing else")
+
+
+def test_a_keep_alive_get_costs_a_pool_thread_one_recv_and_one_send_and_no_poll():
+    # The thread pool: the pool thread waits for the next request in its
+    # recv, not in a poll before it (every thread of the worker is traced:
+    # poll's first argument is no descriptor). A recv that waited past the
+    # idle connection's next look (a quarter second) is one more recv.
+    s = SERVERS.start("--workers", "1", "--model", "threads", "--threads", "8")
+    gets = 40
+    n = keep_alive_get_calls(s, ["recvfrom", "sendto", "sendmsg", "poll", "ppoll"], gets, on_socket=False)
+    check(n["recvfrom"] >= gets and n["sendto"] + n["sendmsg"] == gets and n["poll"] + n["ppoll"] == 0,
+          f"{gets} GETs on one connection: the thread pool's calls {dict(n)}, want {gets} recvfrom (or more), "
+          f"{gets} sendto or sendmsg and no poll")
 
 
 def doc_commands(text):
