@@ -616,6 +616,13 @@ Status Validate(const Config& c) {
     return Invalid("--max-header-fields", "must be at least 2: a PUT carries Host and Content-Length (or "
                                           "Transfer-Encoding), so with fewer no value could be stored");
   }
+  // The writer loop beats at least four times per --storage-timeout-ms; a
+  // commit delay as long would let a working writer look stalled (/readyz).
+  if (uint64_t{c.commit_delay_us} * 4 > c.storage_timeout_ms * 1000) {
+    return Invalid("--commit-delay-us", "must be at most a quarter of --storage-timeout-ms (" +
+                                            std::to_string(c.storage_timeout_ms) +
+                                            " ms), or a delayed commit would look like a stalled writer");
+  }
   if (c.max_key_bytes + 16 > c.max_request_line_bytes) {
     return Invalid("--max-key-bytes", "a key this long does not fit in --max-request-line-bytes (" +
                                           std::to_string(c.max_request_line_bytes) + ")");

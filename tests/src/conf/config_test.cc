@@ -200,6 +200,10 @@ TEST_CASE("unknown and invalid settings are errors that name the setting", "[src
   CHECK(ErrorOf(Parse({"--commit-delay-us", "-1"})).find("--commit-delay-us") != std::string::npos);
   CHECK(ErrorOf(Parse({"--commit-delay-us", "1ms"})).find("--commit-delay-us") != std::string::npos);
   CHECK(Parse({"--commit-delay-us", "100000"})->config.commit_delay_us == 100000);
+  // At most a quarter of --storage-timeout-ms: the writer's heartbeat stays fresh through a delay.
+  CHECK(ErrorOf(Parse({"--commit-delay-us", "25001", "--storage-timeout-ms", "100"})).find("--commit-delay-us") !=
+        std::string::npos);
+  CHECK(Parse({"--commit-delay-us", "25000", "--storage-timeout-ms", "100"}).ok());
   CHECK(ErrorOf(Parse({"--listen", "localhost:80"})).find("--listen") != std::string::npos);
   CHECK(ErrorOf(Parse({"--listen", "127.0.0.1:70000"})).find("--listen") != std::string::npos);
   CHECK(ErrorOf(Parse({"--max-value-bytes", "12Q"})).find("--max-value-bytes") != std::string::npos);
