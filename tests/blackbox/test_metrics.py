@@ -9,7 +9,9 @@ against an outside count: compaction's counters against the files one pass
 deleted and wrote; the write queue's gauges against PUTs held by a stopped
 writer; its wake-up counters against PUTs sent one at a time; the key
 view's counters against a restart (catch-up), a start without keys/
-(rebuild) and the listing.
+(rebuild) and the listing; the writes-blocked counter against the sends an
+LD_PRELOAD shim (send_eagain_shim.cc, named by KINGX_SEND_EAGAIN_SHIM, which
+meson sets) refused.
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_metrics.py
 """
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from kingx_harness import Conn, Server, TestFailure, build_request, check, http, key_path, require_bin, run_cases
+from kingx_harness import CaseSkipped, Conn, Server, TestFailure, build_request, check, http, key_path, require_bin, run_cases
 
 S = None
 EXTRA = []  # the command line's flags (e.g. --model threads), for the cases' own servers too
@@ -301,9 +303,66 @@ def test_writer_wakes_count_the_enqueues_that_woke_it():
         check(m["kingx_write_queue_wake_enqueues_max"] >= 1, "the most one wake-up carried")
 
 
+def test_writes_blocked_counts_each_send_that_found_the_socket_full():
+    # send_eagain_shim (LD_PRELOAD) makes every non-blocking send to a TCP
+    # socket take no byte (EAGAIN) and counts it in a file: the event worker
+    # then counts one blocked write per response it flushes, and the
+    # response still goes out whole (uv_write). A scrape's value is rendered
+    # before its own response is flushed: between two scrapes the counter
+    # moves by the first scrape's flush plus the N GETs', the file by the N
+    # GETs' (it gained the first scrape's before that scrape was answered).
+    # The thread model's sends block: neither moves.
+    shim = os.environ.get("KINGX_SEND_EAGAIN_SHIM", "")
+    if not os.path.exists(shim):
+        raise CaseSkipped(f"KINGX_SEND_EAGAIN_SHIM does not name the built shim: {shim!r}")
+    threads = "threads" in EXTRA
+    s = Server(["--workers", "1"] + EXTRA)
+    count_file = os.path.join(s.workdir, "send-eagain.count")
+    env = {"LD_PRELOAD": shim, "KINGX_SEND_EAGAIN_COUNT": count_file,
+           "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        s.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        value = os.urandom(50000)
+        check(http(s.port, "PUT", key_path("wb"), value).status == 201, "PUT")
+
+        def refused():
+            return os.path.getsize(count_file) if os.path.exists(count_file) else 0
+        first = metric_values(s.port)["kingx_http_writes_blocked_total"]
+        files_first = refused()
+        n = 7
+        with Conn(s.port) as c:
+            for _ in range(n):
+                r = c.request("GET", key_path("wb"))
+                check(r.status == 200 and r.body == value, f"GET answered whole through uv_write: {r!r}")
+        files_second = refused()
+        second = metric_values(s.port)["kingx_http_writes_blocked_total"]
+        if threads:
+            check(second == first == 0 and files_second == 0, f"thread model: {first} -> {second}, {files_second} refused")
+            return
+        check(files_second - files_first == n, f"the shim refused one send per GET: {files_second - files_first}")
+        check(second - first == n + 1, f"writes blocked: {second - first}, expected {n} GETs + the first scrape's flush")
+    finally:
+        s.cleanup()
+
+
 def keyspace(port):
-    m = metric_values(port)
-    return {k[len("kingx_keyspace_"):]: v for k, v in m.items() if k.startswith("kingx_keyspace_")}
+    """The kingx_keyspace_ samples once the view is ready (it is built or caught up after /readyz)."""
+    deadline = time.monotonic() + 15
+    while True:
+        m = metric_values(port)
+        k = {k[len("kingx_keyspace_"):]: v for k, v in m.items() if k.startswith("kingx_keyspace_")}
+        if k["ready"] == 1 or time.monotonic() > deadline:
+            return k
+        time.sleep(0.02)
 
 
 def listed(port):
