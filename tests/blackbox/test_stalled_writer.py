@@ -166,8 +166,8 @@ def test_a_large_upload_answered_outcome_unknown_gives_its_staging_room_back_onc
     model: the pool thread, idle afterwards) must still take that completion once the writer
     runs again, so that the next large upload is admitted, not held for the room and refused.
     Meanwhile (thread model) the idle pool thread sleeps until that completion rings it: no
-    thread of the worker wakes between two ticks of its main thread (the previous main's idle
-    thread looked at its mail every 50 ms)."""
+    thread of the worker wakes between two ticks of its main thread (none looks at its mail on
+    a timer)."""
     start()
     big = (1 << 20) + 1  # past one write-queue part: staged by the writer
     check(http(S.port, "PUT", key_path("before"), b"kept").status == 201, "PUT before the stall")
