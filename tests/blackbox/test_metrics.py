@@ -288,7 +288,7 @@ def test_write_queue_gauges_count_the_writes_a_stopped_writer_left_queued():
 def test_writer_wakes_count_the_enqueues_that_woke_it():
     # One PUT at a time, 50 ms apart: the writer is asleep when each arrives
     # (it is awake microseconds a second when idle), so each enqueue wakes
-    # it, carrying that one enqueue.
+    # it, carrying that one enqueue; then four in one poll phase.
     with Server(["--workers", "1"] + EXTRA) as s:
         before = metric_values(s.port)
         for i in range(6):
@@ -300,7 +300,34 @@ def test_writer_wakes_count_the_enqueues_that_woke_it():
         # One PUT may find the writer in its idle turn (awake: no wake-up).
         check(5 <= wakes <= 6, f"six PUTs to a sleeping writer, each a wake-up: {wakes}")
         check(carried == wakes, f"each wake-up carried its one enqueue: {carried} enqueues, {wakes} wakes")
-        check(m["kingx_write_queue_wake_enqueues_max"] >= 1, "the most one wake-up carried")
+        check(m["kingx_write_queue_wake_enqueues_max"] == 1, f"the most one wake-up carried: {m['kingx_write_queue_wake_enqueues_max']}")
+        # Four PUTs that reach the stopped worker's sockets together are read
+        # in one poll phase: the event worker wakes the writer once at its
+        # end, carrying the four; a thread-model enqueue wakes at once,
+        # carrying its own, and the other three find the writer awake.
+        worker = s.wait_children("kingx-worker", 1)[0]
+        conns = [Conn(s.port) for _ in range(4)]
+        try:
+            time.sleep(0.05)
+            before = metric_values(s.port)
+            os.kill(worker, signal.SIGSTOP)
+            try:
+                for i, c in enumerate(conns):
+                    c.send(build_request("PUT", key_path(f"phase{i}"), b"v"))
+                time.sleep(0.05)
+            finally:
+                os.kill(worker, signal.SIGCONT)
+            for c in conns:
+                check(c.read_response().status == 201, "PUT")
+        finally:
+            for c in conns:
+                c.close()
+        m = metric_values(s.port)
+        wakes = m["kingx_write_queue_writer_wakes_total"] - before["kingx_write_queue_writer_wakes_total"]
+        carried = m["kingx_write_queue_wake_enqueues_total"] - before["kingx_write_queue_wake_enqueues_total"]
+        per_wake = 1 if "threads" in EXTRA else 4
+        check(wakes == 1 and carried == per_wake, f"one wake-up carrying {per_wake}: {wakes} wakes, {carried} enqueues")
+        check(m["kingx_write_queue_wake_enqueues_max"] == per_wake, f"max {m['kingx_write_queue_wake_enqueues_max']}")
 
 
 def test_writes_blocked_counts_each_send_that_found_the_socket_full():
