@@ -44,6 +44,11 @@ void CountResponse(Counters& c, int status, uint64_t latency_us) {
   Bump(c.latency_sum_us, latency_us);
 }
 
+void SettleDeadOwner(Counters& c) {
+  __atomic_store_n(&c.connections_closed, Load(c.connections_opened), __ATOMIC_RELAXED);
+  __atomic_store_n(&c.flood_unparked, Load(c.flood_parked), __ATOMIC_RELAXED);
+}
+
 void Accumulate(Counters& sum, const Counters& part) {
   static_assert(std::is_trivially_copyable_v<Counters>);
   auto* s = reinterpret_cast<uint64_t*>(&sum);

@@ -71,6 +71,12 @@ inline uint64_t Load(const uint64_t& field) { return __atomic_load_n(&field, __A
 inline constexpr uint64_t kNoLatency = UINT64_MAX;
 void CountResponse(Counters& counters, int status, uint64_t latency_us);
 
+// The owner of `c` died (killed, say): the kernel closed its connections,
+// so every connection it opened is counted closed and every one it parked
+// unparked (the open and parked gauges lose them). Only once no thread
+// writes c any more and before a new owner takes it over.
+void SettleDeadOwner(Counters& c);
+
 // *sum += part, field by field (part read with Load). sum is the caller's
 // private copy (e.g. zero-initialised on the stack by the /metrics handler).
 void Accumulate(Counters& sum, const Counters& part);

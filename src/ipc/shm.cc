@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -47,7 +48,7 @@ engine::Result<std::unique_ptr<SharedMemory>> SharedMemory::Create(const ShmSize
   off += PageAlign(WriteQueue::RegionBytes(sizes.write_queue_bytes));
   shm->slots_off_ = off;
   shm->ring_bytes_ = PageAlign(CompletionRing::RegionBytes(sizes.completion_ring_entries));
-  shm->slot_stride_ = shm->ring_bytes_ + PageAlign(kCountersBytes);
+  shm->slot_stride_ = shm->ring_bytes_ + PageAlign(size_t{kCounterStripes} * kCounterStripeBytes);
   off += shm->slot_stride_ * sizes.slot_count;
   shm->bytes_ = off;
 
@@ -134,8 +135,19 @@ CompletionRing& SharedMemory::completions(uint32_t slot) { return rings_[slot]; 
 
 int SharedMemory::slot_eventfd(uint32_t slot) const { return slot_efds_[slot]; }
 
-void* SharedMemory::CountersBytes(uint32_t slot) const {
-  return base_ + slots_off_ + slot_stride_ * slot + ring_bytes_;
+void* SharedMemory::CountersBytes(uint32_t slot, uint32_t stripe) const {
+  return base_ + slots_off_ + slot_stride_ * slot + ring_bytes_ + size_t{stripe} * kCounterStripeBytes;
+}
+
+void SharedMemory::UseCounterStripes(uint32_t slot, uint32_t n) const {
+  std::atomic<uint32_t>& mark = this->slot(slot).counter_stripes;
+  uint32_t cur = mark.load(std::memory_order_relaxed);
+  while (cur < n && !mark.compare_exchange_weak(cur, n, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+}
+
+uint32_t SharedMemory::CounterStripes(uint32_t slot) const {
+  return std::max<uint32_t>(1, this->slot(slot).counter_stripes.load(std::memory_order_acquire));
 }
 
 engine::Result<std::unique_ptr<SharedMemory>> CreateSharedMemory(const Config& config, uint32_t slot_count) {

@@ -12,8 +12,9 @@
 //   keyspace region  engine::KeyspaceRegion: the sorted key view's run set and tails
 //   write queue      WriteQueue's ring (see src/ipc/write_queue.h)
 //   per slot         a completion ring (src/ipc/completion_ring.h) and
-//                    kCountersBytes of zeroed memory for the worker's http
-//                    counters
+//                    kCounterStripes stripes of kCounterStripeBytes of zeroed
+//                    memory for the worker's http counters, one per thread
+//                    that counts
 //
 // A "slot" is a place for one worker process: its completion ring, its
 // eventfd, its counters and its row in the slot table. There are
@@ -71,6 +72,9 @@ struct SlotInfo {
   // The slot's worker (src/ipc/spill_room.h): its generation in the top 24
   // bits, below them the body-spill bytes its writes are appending now.
   std::atomic<uint64_t> spill_writing{0};
+  // The slot's workers (UseCounterStripes): how many counter stripes any
+  // occupant counted in; raised, never lowered.
+  std::atomic<uint32_t> counter_stripes{0};
 };
 
 // The staging budget's shared words (src/ipc/staging_budget.h).
@@ -209,8 +213,16 @@ struct ShmSizes {
   uint64_t keyspace_tail_arena_bytes = 8ull << 20;  // key and content-type bytes per tail
 };
 
-// Per-slot bytes reserved for the worker's http counters (zero-filled).
-inline constexpr size_t kCountersBytes = 64 * 1024;
+// Per-slot counter stripes (zero-filled, never cleared), one for each thread
+// of the slot's worker that counts, so that a count is a plain store into
+// shared memory on a cache line no other thread writes: an event worker
+// counts in stripe 0; a thread-pool worker in one stripe per pool thread
+// (at most 4096) and one each for its acceptor and its main thread. A
+// count is in shared memory the moment it is made, so a worker's death
+// loses none. Only the stripes a slot's workers used are touched (the
+// mapping is MAP_NORESERVE: the rest costs address space, not memory).
+inline constexpr uint32_t kCounterStripes = 4096 + 2;
+inline constexpr size_t kCounterStripeBytes = 1024;
 
 class SharedMemory {
  public:
@@ -244,17 +256,23 @@ class SharedMemory {
   int writer_eventfd() const { return writer_efd_; }
   int slot_eventfd(uint32_t slot) const;
 
-  // The counters area of `slot` viewed as T (a POD of atomics, e.g.
-  // http::Counters). Zero-filled at creation and never cleared, so counters
-  // summed over every slot stay monotonic across worker deaths and reloads.
+  // Counter stripe `stripe` (< kCounterStripes) of `slot` viewed as T (a POD
+  // of atomics, e.g. http::Counters). Zero-filled at creation and never
+  // cleared, so counters summed over every slot's used stripes stay
+  // monotonic across worker deaths and reloads.
   template <class T>
-  T* counters(uint32_t slot) const {
-    static_assert(sizeof(T) <= kCountersBytes, "grow kCountersBytes");
+  T* counters(uint32_t slot, uint32_t stripe = 0) const {
+    static_assert(sizeof(T) <= kCounterStripeBytes, "grow kCounterStripeBytes");
     static_assert(alignof(T) <= 64);
     static_assert(std::is_trivially_destructible_v<T>);
-    return reinterpret_cast<T*>(CountersBytes(slot));
+    return reinterpret_cast<T*>(CountersBytes(slot, stripe));
   }
-  void* CountersBytes(uint32_t slot) const;
+  void* CountersBytes(uint32_t slot, uint32_t stripe = 0) const;
+  // The slot's worker, before it counts in stripes [0, n) (n <= kCounterStripes):
+  // raises the slot's mark so that readers sum them (CounterStripes).
+  void UseCounterStripes(uint32_t slot, uint32_t n) const;
+  // Stripes of `slot` a reader sums: those any occupant used, at least 1.
+  uint32_t CounterStripes(uint32_t slot) const;
 
  private:
   SharedMemory() = default;

@@ -20,8 +20,8 @@ std::unique_ptr<engine::Env> BackupEnv() {
 
 }  // namespace
 
-ShmKvBackend::ShmKvBackend(WorkerContext& ctx, std::function<void()> before_metrics)
-    : ctx_(ctx), before_metrics_(std::move(before_metrics)), backup_env_(BackupEnv()),
+ShmKvBackend::ShmKvBackend(WorkerContext& ctx)
+    : ctx_(ctx), backup_env_(BackupEnv()),
       backups_(ctx.shm->backups(), backup_env_ ? *backup_env_ : engine::PosixEnv(), [q = ctx.queue] { q->Wake(); },
                ctx.config.data_dir, ctx.slot, ctx.generation),
       staging_(*ctx.shm, ctx.slot, ctx.generation),
@@ -129,7 +129,6 @@ std::string ShmKvBackend::NotReadyReason() const {
 }
 
 std::string ShmKvBackend::RenderMetrics() {
-  if (before_metrics_) before_metrics_();
   const http::Counters sum = SumSlotCounters(*ctx_.shm);
   return http::RenderMetrics(sum, SharedGauges(*ctx_.shm), SharedHistograms(*ctx_.shm));
 }
@@ -155,7 +154,8 @@ uint64_t WriterStalledMs(SharedMemory& shm, uint64_t storage_timeout_ms, uint64_
 http::Counters SumSlotCounters(const SharedMemory& shm) {
   http::Counters sum{};
   for (uint32_t i = 0; i < shm.slot_count(); ++i) {
-    http::Accumulate(sum, *shm.counters<http::Counters>(i));
+    const uint32_t stripes = shm.CounterStripes(i);
+    for (uint32_t s = 0; s < stripes; ++s) http::Accumulate(sum, *shm.counters<http::Counters>(i, s));
   }
   return sum;
 }

@@ -8,7 +8,6 @@
 // and the WriteQueue are thread-safe and the rest only reads shared atomics.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,10 +23,8 @@ namespace kingx {
 
 class ShmKvBackend final : public KvBackend {
  public:
-  // ctx must outlive the backend. before_metrics (may be empty) runs at the
-  // start of every RenderMetrics, e.g. to fold the thread model's per-thread
-  // counters into the slot's shared counters.
-  explicit ShmKvBackend(WorkerContext& ctx, std::function<void()> before_metrics = {});
+  // ctx must outlive the backend.
+  explicit ShmKvBackend(WorkerContext& ctx);
 
   engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode) override;
   engine::Result<engine::Value> Get(std::string_view key, engine::ReadMode mode,
@@ -63,7 +60,6 @@ class ShmKvBackend final : public KvBackend {
 
  private:
   WorkerContext& ctx_;
-  std::function<void()> before_metrics_;
   // The Env of backups' reads: PosixEnv, or a ReadHoldEnv over it when the
   // environment names a hold file (src/kv/read_hold_env.h: tests).
   std::unique_ptr<engine::Env> backup_env_;
@@ -84,7 +80,8 @@ std::vector<http::Histogram> SharedHistograms(SharedMemory& shm);
 // 0 otherwise (progressing, or no writer ready). Any thread.
 uint64_t WriterStalledMs(SharedMemory& shm, uint64_t storage_timeout_ms, uint64_t now_ms);
 
-// Sum of the http::Counters of every slot of the mapping. Any thread.
+// Sum of the http::Counters of every slot of the mapping (each slot's used
+// stripes). Any thread.
 http::Counters SumSlotCounters(const SharedMemory& shm);
 
 }  // namespace kingx

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "engine/env.h"
+#include "http/counters.h"
 #include "src/conf/log.h"
 #include "src/ipc/shm.h"
 #include "src/master/child_process.h"
@@ -453,6 +454,11 @@ class Master {
         }
         w.pid = 0;
         SlotInfo& info = shm_->slot(slot);
+        // Its connections died with it (a worker that stopped cleanly counted
+        // them closed already): the open connection gauges drop them.
+        for (uint32_t s = 0; s < shm_->CounterStripes(slot); ++s) {
+          http::SettleDeadOwner(*shm_->counters<http::Counters>(slot, s));
+        }
         info.pid.store(0);
         info.state.store(static_cast<uint32_t>(SlotState::kFree));
         if (!expected) {

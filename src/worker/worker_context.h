@@ -75,9 +75,11 @@ struct WorkerContext {
   bool ServerDraining() const {
     return shm->control().draining.load(std::memory_order_acquire) != 0;
   }
-  // This slot's http counters (T = http::Counters).
+  // This slot's http counters (T = http::Counters): stripe `stripe`, one per
+  // thread that counts (SharedMemory::counters; stripes beyond 0 are the
+  // thread model's, announced with SharedMemory::UseCounterStripes).
   template <class T>
-  T* Counters() const { return shm->counters<T>(slot); }
+  T* Counters(uint32_t stripe = 0) const { return shm->counters<T>(slot, stripe); }
 
   // Drains this slot's completion ring (one thread at a time), skipping
   // completions of a previous occupant. Returns how many fn saw.

@@ -3,7 +3,7 @@
 //
 // Threads and what they own:
 //   main        signals (sigtimedwait), housekeeping once a second (access
-//               log flush, counter fold, unmapping segments compaction
+//               log flush, unmapping segments compaction
 //               deleted, closing parked connections whose time is up),
 //               stop orchestration, joins
 //   acceptor    poll(listen fds + stop eventfd), wait for room in the
@@ -15,7 +15,7 @@
 //               recv/send(msg) (an idle connection's next request is waited
 //               for in the recv, SO_RCVTIMEO capping it at kIdleLookMs), poll()
 //               for the Connection's other waits and deadlines, its own
-//               KvService (token prefix i) and its own http::Counters; idle,
+//               KvService (token prefix i) and its own http::Counters stripe; idle,
 //               sleeps on its Doorbell
 //
 // Mail for writes a pool thread's connections left in flight (answered
@@ -40,9 +40,10 @@
 // polls its socket and its Doorbell, which those releases ring
 // (PollForRoom): it looks again when its bytes come or room may have.
 //
-// Counters: each pool thread bumps private http::Counters; the main thread
-// (and /metrics, before rendering) folds their sum into the slot's shared
-// counters, on top of what the slot held when this worker started.
+// Counters: each pool thread counts in its own stripe of the slot's shared
+// counters (SharedMemory::counters), the acceptor and the main thread in one
+// each: every count is in shared memory when it is made (a kill -9 loses
+// none), and no two threads write one cache line.
 #include "src/worker/worker_threads.h"
 
 #include <errno.h>
@@ -107,7 +108,7 @@ struct Accepted {
 struct PoolThread {
   std::thread thread;
   std::unique_ptr<KvService> service;
-  http::Counters counters{};
+  http::Counters* counters = nullptr;  // its stripe of the slot's shared counters
   // Completions routed here by the dispatcher (under mu), then a ring.
   std::mutex mu;
   Doorbell bell;  // mail, room (room_rung), a stop: the thread looks again
@@ -125,9 +126,8 @@ struct PoolThread {
 
 struct ThreadWorker {
   explicit ThreadWorker(WorkerContext& c)
-      : ctx(c), limits(LimitsFor(c.config)), backend(c, [this] { Fold(); }), budgets(c.config) {}
+      : ctx(c), limits(LimitsFor(c.config)), backend(c), budgets(c.config) {}
 
-  void Fold();
   void AcceptLoop();
   void DispatchLoop();
   void PoolLoop(PoolThread* t);
@@ -215,10 +215,9 @@ struct ThreadWorker {
   std::deque<ParkedFd> parked;
   std::atomic<size_t> parked_count{0};  // parked.size(), read without the lock by serving threads
   size_t park_max = 0;  // kFloodParkMax, at most an eighth of the cap and half the queue's room
-  // Unparks counted by the acceptor and by the main thread, one writer each
-  // (folded with the pool's).
-  http::Counters acceptor_counters{};
-  http::Counters main_counters{};
+  // Unparks counted by the acceptor and by the main thread: their stripes.
+  http::Counters* acceptor_counters = nullptr;
+  http::Counters* main_counters = nullptr;
 
   // The garbage-flood meter (flood_guard.h), shared: pool threads report
   // connection endings, the acceptor asks for tokens. Keep-alive requests
@@ -240,8 +239,6 @@ struct ThreadWorker {
   // arrived share.
   std::unique_ptr<RoomWaiters> response_room, body_room, whole_room, arrived_room;
   std::atomic<size_t> pool_running{0};
-  std::mutex fold_mu;
-  http::Counters base{};  // the slot's counters when this worker started
 };
 
 void ThreadWorker::SetMode(Mode m) {
@@ -263,21 +260,6 @@ void ThreadWorker::SetMode(Mode m) {
   }
 }
 
-// Sum of the pool's private counters, on top of the starting base, into the
-// slot's shared counters (one writer at a time: fold_mu).
-void ThreadWorker::Fold() {
-  std::lock_guard<std::mutex> lock(fold_mu);
-  http::Counters sum = base;
-  for (auto& t : pool) http::Accumulate(sum, t->counters);
-  http::Accumulate(sum, acceptor_counters);
-  http::Accumulate(sum, main_counters);
-  auto* dst = reinterpret_cast<uint64_t*>(ctx.Counters<http::Counters>());
-  const auto* src = reinterpret_cast<const uint64_t*>(&sum);
-  for (size_t i = 0; i < sizeof(http::Counters) / sizeof(uint64_t); ++i) {
-    __atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
-  }
-}
-
 // ---------------------------------------------------------------- flood guard
 
 void ThreadWorker::NoteConnectionEnd(bool garbage, size_t n) {
@@ -295,7 +277,7 @@ void ThreadWorker::SpendAcceptToken() {
 uint64_t ThreadWorker::RequestsAnswered() const {
   uint64_t n = 0;
   for (const auto& t : pool) {
-    for (const uint64_t& b : t->counters.latency_buckets) n += http::Load(b);
+    for (const uint64_t& b : t->counters->latency_buckets) n += http::Load(b);
   }
   return n;
 }
@@ -365,7 +347,7 @@ void ThreadWorker::AcceptLoop() {
           if (n_unparked > 0) {
             lock.unlock();
             for (size_t k = 0; k < n_unparked; ++k) CloseParkedSocket(unparked[k], scratch);
-            http::Bump(acceptor_counters.flood_unparked, n_unparked);
+            http::Bump(acceptor_counters->flood_unparked, n_unparked);
             NoteConnectionEnd(true, n_unparked);
             lock.lock();
           }
@@ -553,7 +535,7 @@ bool ThreadWorker::FlushOutput(http::Connection& conn, int fd, uint64_t* now_ms)
 // taken at once. fd: the socket t serves.
 void ThreadWorker::Linger(PoolThread* t, int fd) {
   if (shutdown(fd, SHUT_WR) != 0) return;
-  http::Counters& counters = t->counters;
+  http::Counters& counters = *t->counters;
   char buf[4096];
   uint32_t dropped = 0;
   const uint64_t deadline = MonotonicMs() + kLingerMs;
@@ -582,7 +564,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   KvConnState state;
   state.admin = a.admin;
   state.SetPeer(reinterpret_cast<const sockaddr*>(&a.peer));
-  http::Connection conn(*t->service, limits, &t->counters, MonotonicMs());
+  http::Connection conn(*t->service, limits, t->counters, MonotonicMs());
   conn.SetListener(a.admin ? http::Listener::kAdmin : http::Listener::kMain);
   conn.set_user_data(&state);
   t->active_fd.store(a.fd);
@@ -751,7 +733,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   if (linger && !park && mode() != Mode::kFast) Linger(t, a.fd);
   t->active_fd.store(-1);
   if (park) {
-    Park(a.fd, t->counters, buf);
+    Park(a.fd, *t->counters, buf);
   } else {
     close(a.fd);
   }
@@ -886,7 +868,12 @@ int RunThreadWorker(WorkerContext& ctx) {
   const size_t cap = ConnectionCap(ctx.config);
   w->queue_cap = cap > threads ? cap - threads : 1;
   w->park_max = std::min({kFloodParkMax, cap / 8, w->queue_cap / 2});
-  std::memcpy(&w->base, ctx.Counters<http::Counters>(), sizeof w->base);
+  // Counter stripes: 0 the main thread's, 1 the acceptor's, 2 + i pool
+  // thread i's (what an earlier occupant of the slot counted stays in them).
+  static_assert(kMaxThreads + 2 <= kCounterStripes);
+  ctx.shm->UseCounterStripes(ctx.slot, threads + 2);
+  w->main_counters = ctx.Counters<http::Counters>(0);
+  w->acceptor_counters = ctx.Counters<http::Counters>(1);
 
   // Signals are taken by this thread only: block them before any thread
   // starts so that every thread inherits the mask.
@@ -900,6 +887,7 @@ int RunThreadWorker(WorkerContext& ctx) {
     t->service = std::make_unique<KvService>(w->backend, ctx.access_log, ServiceOptionsFor(ctx, i, w->budgets),
                                              nullptr, nullptr);
     t->slot = i;
+    t->counters = ctx.Counters<http::Counters>(2 + i);
     w->pool.push_back(std::move(t));
   }
   for (auto [waiters, budget] : {std::pair{&w->response_room, &w->budgets.response},
@@ -966,15 +954,13 @@ int RunThreadWorker(WorkerContext& ctx) {
     // Segments compaction deleted: unmap them without waiting for a read.
     if (ctx.reader != nullptr) ctx.reader->ReleaseDeletedSegments();
     // Parked connections whose time is up; all of them once a stop began.
-    w->ExpireParked(MonotonicMs(), w->mode() != Mode::kRun, w->main_counters);
-    w->Fold();
+    w->ExpireParked(MonotonicMs(), w->mode() != Mode::kRun, *w->main_counters);
   }
   for (auto& t : w->pool) t->thread.join();
   acceptor.join();
   const uint64_t one = 1;
   (void)!write(w->exit_efd, &one, sizeof one);
   dispatcher.join();
-  w->Fold();
   for (int fd : w->listen_fds) close(fd);
   {
     std::lock_guard<std::mutex> lock(w->q_mu);

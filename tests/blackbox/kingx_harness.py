@@ -326,6 +326,12 @@ def metric(port, name):
     return float(m.group(1)) if m else None
 
 
+def metric_values(port, timeout=15.0):
+    """{sample line name with labels: value} of one scrape of GET /metrics."""
+    body = http(port, "GET", "/metrics", timeout=timeout).body.decode("utf-8")
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^([a-z_]+(?:\{[^}]*\})?) (\S+)$", body, re.M)}
+
+
 # ---------------------------------------------------------------- server
 
 def dir_bytes(path, depth=0):

@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 
-from kingx_harness import CaseSkipped, Conn, Server, TestFailure, build_request, check, http, key_path, require_bin, run_cases
+from kingx_harness import (CaseSkipped, Conn, Server, TestFailure, build_request, check, http, key_path, metric_values,
+                           require_bin, run_cases)
 
 S = None
 EXTRA = []  # the command line's flags (e.g. --model threads), for the cases' own servers too
@@ -159,12 +160,6 @@ def test_readme_lists_every_metric_name_for_name():
     extra = sorted(set(documented) - exposed)
     check(not missing, f"exposed but not in the README: {missing}")
     check(not extra, f"in the README but not exposed: {extra}")
-
-
-def metric_values(port):
-    """{sample line name with labels: value} of one scrape."""
-    body = http(port, "GET", "/metrics").body.decode("utf-8")
-    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^([a-z_]+(?:\{[^}]*\})?) (\S+)$", body, re.M)}
 
 
 def segment_files(data_dir):
@@ -379,33 +374,6 @@ def test_writes_blocked_counts_each_send_that_found_the_socket_full():
         check(second - first == n + 1, f"writes blocked: {second - first}, expected {n} GETs + the first scrape's flush")
     finally:
         s.cleanup()
-
-
-def test_counts_survive_a_worker_killed_with_sigkill():
-    # Counts live in the worker's shared slot, which its respawn carries on
-    # from. The event worker adds each count there as it happens: a kill
-    # right after the answers loses none. The thread model's pool threads
-    # count privately and the worker adds their counts to the slot at each
-    # scrape and once a second: a kill 1.5 s after the answers loses none
-    # (no scrape in between, which would fold them itself).
-    threads = "threads" in EXTRA
-    with Server(["--workers", "1"] + EXTRA) as s:
-        worker = s.wait_children("kingx-worker", 1)[0]
-        before = metric_values(s.port)
-        n = 9
-        with Conn(s.port) as c:
-            for i in range(n):
-                check(c.request("GET", key_path(f"absent-{i}")).status == 404, "GET of an absent key")
-        if threads:
-            time.sleep(1.5)
-        os.kill(worker, signal.SIGKILL)
-        s.wait_children("kingx-worker", 1, exclude=[worker])
-        after = metric_values(s.port)  # the listener is the master's: queued until the new worker takes it
-        get = 'kingx_http_requests_total{method="GET"}'
-        check(after[get] - before[get] == n + 1, f"GETs counted: {after[get] - before[get]:.0f}, expected {n} + the scrape")
-        code = 'kingx_http_responses_by_code_total{code="404"}'
-        check(after[code] - before[code] == n, f"404s counted: {after[code] - before[code]:.0f}, expected {n}")
-        check(after["kingx_respawns_total"] - before["kingx_respawns_total"] == 1, "one respawn")
 
 
 def keyspace(port):

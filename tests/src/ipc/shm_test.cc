@@ -45,9 +45,11 @@ TEST_CASE("the shared mapping is formatted, its parts are disjoint and its fds d
   CHECK(fds.size() == 7);
   CHECK(*fds.begin() >= 0);
 
-  // Fill every slot's counters and ring; nothing spills into a neighbour.
+  // Fill every slot's first and last counter stripes and its ring; nothing
+  // spills into a neighbour.
   for (uint32_t i = 0; i < shm.slot_count(); ++i) {
-    std::memset(shm.CountersBytes(i), static_cast<int>(0x10 + i), kCountersBytes);
+    std::memset(shm.CountersBytes(i, 0), static_cast<int>(0x10 + i), kCounterStripeBytes);
+    std::memset(shm.CountersBytes(i, kCounterStripes - 1), static_cast<int>(0x40 + i), kCounterStripeBytes);
     for (uint64_t n = 0; n < 64; ++n) {
       REQUIRE(shm.completions(i).TryPost(Completion{MakeToken(1, n), i, engine::Code::kOk, false}));
     }
@@ -55,7 +57,12 @@ TEST_CASE("the shared mapping is formatted, its parts are disjoint and its fds d
   for (uint32_t i = 0; i < shm.slot_count(); ++i) {
     const auto* bytes = static_cast<const unsigned char*>(shm.CountersBytes(i));
     CHECK(bytes[0] == 0x10 + i);
-    CHECK(bytes[kCountersBytes - 1] == 0x10 + i);
+    CHECK(bytes[kCounterStripeBytes - 1] == 0x10 + i);
+    CHECK(bytes[kCounterStripeBytes] == 0);
+    const auto* last = static_cast<const unsigned char*>(shm.CountersBytes(i, kCounterStripes - 1));
+    CHECK(last[-1] == 0);
+    CHECK(last[0] == 0x40 + i);
+    CHECK(last[kCounterStripeBytes - 1] == 0x40 + i);
     size_t seen = shm.completions(i).Drain(1, [&](const Completion& c) { CHECK(c.seq == i); });
     CHECK(seen == 64);
   }

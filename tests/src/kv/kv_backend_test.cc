@@ -116,5 +116,23 @@ TEST_CASE("a put finds disk room unless the disk is reported full without room f
   CHECK_FALSE(f.backend->DiskRoomFor(1));
 }
 
+TEST_CASE("metrics sum every counter stripe a slot's workers used, at least stripe 0", "[src][kv_backend]") {
+  Fixture f;
+  // An event worker counts in stripe 0 without announcing it.
+  http::Bump(f.shm->counters<http::Counters>(0, 0)->bytes_in, 1);
+  // A stripe beyond the slot's mark is not summed (it is never touched).
+  http::Bump(f.shm->counters<http::Counters>(1, 3)->bytes_in, 100);
+  CHECK(SumSlotCounters(*f.shm).bytes_in == 1);
+  // A thread-pool worker announces its stripes; a later occupant with
+  // fewer leaves the mark where it was (what the first counted stays summed).
+  f.shm->UseCounterStripes(1, 4);
+  http::Bump(f.shm->counters<http::Counters>(1, 0)->bytes_in, 10);
+  CHECK(SumSlotCounters(*f.shm).bytes_in == 111);
+  f.shm->UseCounterStripes(1, 2);
+  CHECK(f.shm->CounterStripes(1) == 4);
+  CHECK(f.shm->CounterStripes(0) == 1);
+  CHECK(SumSlotCounters(*f.shm).bytes_in == 111);
+}
+
 }  // namespace
 }  // namespace kingx
