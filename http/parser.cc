@@ -607,10 +607,17 @@ bool Parser::FinishHeadWith(const HeadFacts& f) {
     if (!RouteRequest(View(url_), r.method, limits_, &r.route, &store_, &error_, listener_)) rejected_ = true;
   }
   if (!rejected_ && r.route == Route::kKv && r.method == Method::kPut) {
+    // A PUT with no framing at all has, by RFC 9112 §6.3, an empty body; but
+    // a client or proxy that lost the header would then overwrite a value
+    // with nothing, so it must say how long its value is (RFC 9110 §15.5.12),
+    // as nginx's DAV module and S3 require. The request carries no body, so
+    // the connection stays usable.
     // A stored value is served back as stored: a content coding we would
     // drop is refused before the body (RFC 9110 §15.5.16).
     const std::string_view coding = TrimOws(View(spans_[kContentEncoding]));
-    if (counts_[kContentEncoding] > 0 && !EqualsIgnoreCase(coding, "identity")) {
+    if (!has_length && !chunked) {
+      Reject(411, "A PUT must carry Content-Length (0 for an empty value) or Transfer-Encoding: chunked.");
+    } else if (counts_[kContentEncoding] > 0 && !EqualsIgnoreCase(coding, "identity")) {
       Reject(415, "Content-Encoding is not supported on PUT: send the value as it is to be stored.");
     } else if (spans_[kContentType].len > limits_.max_content_type_bytes) {
       Reject(431, "The Content-Type field is longer than a stored Content-Type may be.");

@@ -39,7 +39,7 @@
 // PUT and DELETE go through the write exchange state machine
 // (src/kv/write_exchange.h): bodies up to part_bytes() go to the queue as one
 // entry, longer bodies part by part. Every response, also those the HTTP core
-// writes itself (400, 404 outside the API, 405, 408, 413, 414, 417, 431, 501,
+// writes itself (400, 404 outside the API, 405, 408, 411, 413, 414, 417, 431, 501,
 // 505...), echoes X-Request-Id (or carries a generated one,
 // src/kv/request_id.h) and is logged to the access log (when enabled) as it
 // is queued. A response the core writes with status >= 400 (a client the

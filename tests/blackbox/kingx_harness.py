@@ -319,6 +319,27 @@ def http(port, method, path, body=None, headers=None, timeout=15.0):
         return c.request(method, path, body, headers)
 
 
+
+def check_put_without_length_refused(port, path, what, headers=None):
+    """A PUT of `path` with neither Content-Length nor Transfer-Encoding, sent to `port` (kingx,
+    or a proxy in front of it): the final answer (after a proxy's own 100 Continue) must be 411
+    problem+json naming both framings, and the key must be unchanged (absent, or `path` GETs
+    what it did before)."""
+    before = http(port, "GET", path)
+    with Conn(port) as c:
+        c.send(build_request("PUT", path, None, headers))
+        r = c.read_response()
+        if r.status == 100:
+            r = c.read_response()
+    check(r.status == 411 and r.header("Content-Type") == "application/problem+json",
+          f"{what}: a PUT with no length: {r!r}")
+    detail = r.json().get("detail", "")
+    check("Content-Length" in detail and "chunked" in detail, f"{what}: the 411 names the framings: {detail!r}")
+    after = http(port, "GET", path)
+    check((after.status, after.body) == (before.status, before.body),
+          f"{what}: the key changed: {before!r} then {after!r}")
+    return r
+
 def metric(port, name):
     """The value of the unlabelled sample `name` of GET /metrics, or None."""
     body = http(port, "GET", "/metrics", timeout=30).body.decode()

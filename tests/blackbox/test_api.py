@@ -17,8 +17,8 @@ import re
 import socket
 import time
 
-from kingx_harness import (Conn, ConnectionClosed, Server, build_request, cases_of, check, http,
-                           key_path, parse_etag, run_with_server, wait_for)
+from kingx_harness import (Conn, ConnectionClosed, Server, build_request, cases_of, check,
+                           check_put_without_length_refused, http, key_path, parse_etag, run_with_server, wait_for)
 
 MAX_VALUE = 4 << 20
 TIMEOUT_MS = 2000
@@ -157,6 +157,31 @@ def test_empty_and_large_values_round_trip():
         g = get(k)
         check(g.status == 200 and g.body == v, f"GET big #{i}: status {g.status}, {len(g.body)} bytes")
 
+
+
+def test_put_without_length_is_411_and_stores_nothing():
+    # A PUT that lost its framing header must not overwrite a value with
+    # nothing (RFC 9112 would read it as an empty body): 411 naming the header,
+    # the connection kept since no body follows; Content-Length: 0 stays a
+    # valid empty value.
+    k, absent = fresh_key(), fresh_key()
+    expect_status(put(k, b"kept"), 201, "PUT the value a bare PUT must not replace")
+    for key in (k, absent):
+        check_put_without_length_refused(P(), key_path(key), "PUT")
+    check_put_without_length_refused(P(), key_path(k), "PUT with Expect", [("Expect", "100-continue")])
+    with Conn(P()) as c:
+        for extra in ([], [("Content-Type", "text/plain")]):
+            c.send(build_request("PUT", key_path(k), None, extra))
+            expect_problem(c.read_response(), 411, f"PUT with no length {extra}")
+        c.send(build_request("GET", key_path(k)))
+        r = c.read_response()
+        check(r.status == 200 and r.body == b"kept", f"the value is unchanged, on the same connection: {r!r}")
+    with Conn(P()) as c:
+        c.send(build_request("PUT", key_path(absent), None, version="HTTP/1.0", host=False))
+        expect_problem(c.read_response(), 411, "HTTP/1.0 PUT with no Content-Length")
+    expect_status(get(absent), 404, "nothing stored under a new key")
+    expect_status(put(k, b""), 204, "Content-Length: 0 is a valid empty value")
+    check(get(k).body == b"", "the empty value is stored")
 
 def test_read_your_writes_across_connections():
     # Each PUT and GET on its own connection: with several workers they land on

@@ -34,7 +34,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proxies import read_shipped, start_haproxy  # noqa: E402
 from reshard_setup import Move, name, reshard, run_deploy_cases  # noqa: E402
-from kingx_harness import Conn, Server, cases_of, check, http, key_path, wait_for  # noqa: E402
+from kingx_harness import (Conn, Server, cases_of, check, check_put_without_length_refused, http,  # noqa: E402
+                           key_path, wait_for)
 
 SERVERS = []    # every kingx started here, stopped at the end whatever happens
 PROXIES = []
@@ -70,6 +71,18 @@ def test_haproxy_refuses_raw_non_ascii_in_the_request_line_with_400():
     r = http(proxy.port, "GET", spelling)
     check(r.status == 200 and r.body == b"value", f"GET of the canonical spelling through HAProxy: {r!r}")
 
+
+
+def test_a_put_without_length_gets_kingx_s_411_through_haproxy():
+    # HAProxy forwards it as sent (no Content-Length: 0 added), so kingx decides.
+    shards = [shard(), shard()]
+    proxy = start_haproxy([name(s) for s in shards])
+    PROXIES.append(proxy)
+    k = key_path("ha/bare")
+    check(http(proxy.port, "PUT", k, b"kept").status == 201, "PUT through HAProxy")
+    for path in (k, key_path("ha/bare-absent")):
+        check_put_without_length_refused(proxy.port, path, "through HAProxy")
+    check_put_without_length_refused(proxy.port, k, "with Expect through HAProxy", [("Expect", "100-continue")])
 
 def test_haproxy_answers_a_down_shard_s_keys_503_in_problem_json():
     shards = [shard(), shard()]

@@ -25,8 +25,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proxies import (DEPLOY, Client, Proxy, exit_on_sigterm, free_port, read_shipped, require,  # noqa: E402
                      rewrite, seconds, start_nginx, upstream_block)
-from kingx_harness import (HOST, Conn, ConnectionClosed, Server, TestFailure, cases_of, check, http,  # noqa: E402
-                           key_path, require_bin, run_cases)
+from kingx_harness import (HOST, Conn, ConnectionClosed, Server, TestFailure, cases_of, check,  # noqa: E402
+                           check_put_without_length_refused, http, key_path, require_bin, run_cases)
 
 K = None      # kingx
 N = None      # nginx in front of it
@@ -89,6 +89,15 @@ def test_put_get_head_delete_through_nginx():
         check(c.request("DELETE", key_path(k)).status == 404, "DELETE again")
         check(c.connections == 1, f"one client connection for all of it, used {c.connections}")
 
+
+
+def test_a_put_without_length_gets_kingx_s_411_through_nginx():
+    # nginx forwards it as sent (no Content-Length: 0 added), so kingx decides.
+    k = fresh_key()
+    check(http(N.port, "PUT", key_path(k), b"kept").status == 201, "PUT through nginx")
+    for key in (k, fresh_key()):
+        check_put_without_length_refused(N.port, key_path(key), "through nginx")
+    check_put_without_length_refused(N.port, key_path(k), "with Expect through nginx", [("Expect", "100-continue")])
 
 def chunked(body, piece):
     out = b""

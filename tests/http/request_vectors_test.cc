@@ -75,7 +75,17 @@ const std::vector<Vector>& Vectors() {
       {"PUT new key", "PUT /v1/kv/new HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", 201, false},
       {"PUT overwrite", "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", 204, false},
       {"PUT empty body", "PUT /v1/kv/e HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", 201, false},
-      {"PUT without length is empty", "PUT /v1/kv/e HTTP/1.1\r\nHost: h\r\n\r\n", 201, false},
+      // A PUT must say how long its value is: one that lost its framing
+      // header would otherwise store an empty value (nothing follows the
+      // head, so the connection stays usable).
+      {"PUT without length: 411", "PUT /v1/kv/e HTTP/1.1\r\nHost: h\r\n\r\n", 411, false},
+      {"PUT without length, fast-head spelling: 411", "PUT /v1/kv/e HTTP/1.1\r\nHost: h\r\nUser-Agent: u\r\nContent-Type: a/b\r\n\r\n", 411, false},
+      {"PUT without length over an existing key: 411", "PUT /v1/kv/k HTTP/1.1\r\nHost: h\r\n\r\n", 411, false},
+      {"PUT without length with Expect: 411, kept", "PUT /v1/kv/e HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n", 411, false},
+      {"PUT without length and a content coding: 411 first", "PUT /v1/kv/e HTTP/1.1\r\nHost: h\r\nContent-Encoding: gzip\r\n\r\n", 411, false},
+      {"HTTP/1.0 PUT without length: 411, closes", "PUT /v1/kv/e HTTP/1.0\r\n\r\n", 411, true},
+      {"HTTP/1.0 PUT without length, keep-alive: 411, kept", "PUT /v1/kv/e HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 411, false},
+      {"PUT without length on healthz: 405", "PUT /healthz HTTP/1.1\r\nHost: h\r\n\r\n", 405, false},
       {"PUT chunked", "PUT /v1/kv/c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 201, false},
       {"PUT chunked, uppercase hex", "PUT /v1/kv/c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n", 201, false},
       {"PUT chunked with an extension", "PUT /v1/kv/c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n0;z\r\n\r\n", 201, false},
