@@ -1,10 +1,37 @@
 #include "engine/options.h"
 
+#include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <limits>
 #include <string>
 
 namespace kingx::engine {
+
+Result<uint64_t> ParseSize(std::string_view text, uint64_t min, uint64_t max) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end == text.data()) {
+    return Status::InvalidArgument("expected a size (bytes, or with a K/M/G suffix), got '" + std::string(text) + "'");
+  }
+  std::string suffix(end, text.data() + text.size());
+  for (char& ch : suffix) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  int shift = 0;
+  if (suffix.empty() || suffix == "b") shift = 0;
+  else if (suffix == "k" || suffix == "kb" || suffix == "kib") shift = 10;
+  else if (suffix == "m" || suffix == "mb" || suffix == "mib") shift = 20;
+  else if (suffix == "g" || suffix == "gb" || suffix == "gib") shift = 30;
+  else return Status::InvalidArgument("expected a size (bytes, or with a K/M/G suffix), got '" + std::string(text) + "'");
+  if (shift > 0 && v > (UINT64_MAX >> shift)) {
+    return Status::InvalidArgument("size overflows 64 bits: '" + std::string(text) + "'");
+  }
+  v <<= shift;
+  if (v < min || v > max) {
+    return Status::InvalidArgument("expected a size in [" + std::to_string(min) + ", " + std::to_string(max) +
+                                   "] bytes, got '" + std::string(text) + "'");
+  }
+  return v;
+}
 
 Status ParseSyncMode(std::string_view text, Options* options) {
   if (text == "always") {

@@ -120,6 +120,13 @@ Status ParseSyncMode(std::string_view text, Options* options);
 // "always", "none" or "interval:MS": the inverse of ParseSyncMode.
 std::string SyncModeString(const Options& options);
 
+// Parses a size as every kingx program takes one (kingx's settings and
+// kingx-tool's options): "123", "64K", "64M", "1G" (a K/M/G suffix is a
+// power of 1024, any case, optionally followed by "B" or "iB"; a bare "B"
+// is bytes), in [min, max] bytes. kInvalidArgument quoting `text` (and the
+// bounds, when it is a size outside them) on anything else or overflow.
+Result<uint64_t> ParseSize(std::string_view text, uint64_t min = 0, uint64_t max = UINT64_MAX);
+
 // kInvalidArgument naming the first field out of range, else OK.
 Status ValidateOptions(const Options& options);
 

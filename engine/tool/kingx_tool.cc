@@ -67,9 +67,10 @@ constexpr int kExitOk = 0, kExitNotFound = 1, kExitCorrupt = 2, kExitUsage = 64,
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: kingx-tool --data DIR [--segment-bytes N|auto] [--disk-reserve-bytes N|auto]\n"
-               "                  [--compression-level N] [--max-key-bytes N] [--max-value-bytes N] COMMAND\n"
-               "  (auto, the default, picks what the server picks for the data directory's disk;\n"
+               "usage: kingx-tool --data DIR [--segment-bytes SIZE|auto] [--disk-reserve-bytes SIZE|auto]\n"
+               "                  [--compression-level N] [--max-key-bytes SIZE] [--max-value-bytes SIZE] COMMAND\n"
+               "  (SIZE: bytes, or with a K/M/G suffix (powers of 1024), as kingx's settings take it;\n"
+               "   auto, the default, picks what the server picks for the data directory's disk;\n"
                "   each option at most once)\n"
                "  (--max-*-bytes bound what records may claim; the default, the format's largest,\n"
                "   is what the server uses: lower them only for a database written with lower ones)\n"
@@ -314,15 +315,24 @@ int Run(int argc, char** argv) {
         bad = a + ": '" + text + "' is not a whole number from " + std::to_string(min) + " to " + std::to_string(max);
       return true;
     };
-    // "auto" or a number of bytes.
+    // The option's value, a size as kingx's settings take one (bytes, or
+    // with a K/M/G suffix) in [min, max].
+    auto size = [&](uint64_t* out, uint64_t min = 0, uint64_t max = UINT64_MAX) {
+      const char* text = value();
+      if (text == nullptr) return;
+      auto r = ParseSize(text, min, max);
+      if (r.ok()) *out = r.value();
+      else if (bad.empty()) bad = a + ": " + std::string(r.status().message());
+    };
+    // "auto" or a size.
     auto size_or_auto = [&](uint64_t* out, bool* is_auto) {
       if (i + 1 < argc && std::strcmp(argv[i + 1], "auto") == 0) {
         ++i;
         *is_auto = true;
-        return true;
+        return;
       }
       *is_auto = false;
-      return number(out);
+      size(out);
     };
     // An option taking a text: its value, or `bad` when it is missing.
     auto text = [&](std::string* out) {
@@ -350,8 +360,8 @@ int Run(int argc, char** argv) {
     else if (a == "--segment-bytes") size_or_auto(&options.segment_bytes, &auto_segment);
     else if (a == "--disk-reserve-bytes") size_or_auto(&options.disk_reserve_bytes, &auto_reserve);
     else if (a == "--compression-level") number(&v, 0, INT_MAX), options.compression_level = static_cast<int>(v);
-    else if (a == "--max-key-bytes") number(&v, 0, UINT32_MAX), options.max_key_bytes = static_cast<uint32_t>(v);
-    else if (a == "--max-value-bytes") number(&options.max_value_bytes);
+    else if (a == "--max-key-bytes") size(&v, 0, UINT32_MAX), options.max_key_bytes = static_cast<uint32_t>(v);
+    else if (a == "--max-value-bytes") size(&options.max_value_bytes);
     else if (a == "--help" || a == "-h") return Usage(), kExitOk;
     else if (a.size() > 2 && a.compare(0, 2, "--") == 0) return UsageError("unknown option " + a), Usage();
     else args.push_back(a);

@@ -46,16 +46,6 @@ Result<T> ParseUnsigned(std::string_view text, T min, T max) {
   return v;
 }
 
-Result<uint64_t> ParseSizeIn(std::string_view text, uint64_t min, uint64_t max) {
-  auto r = ParseSize(text);
-  if (!r.ok()) return r.status();
-  if (*r < min || *r > max) {
-    return Status::InvalidArgument("expected a size in [" + std::to_string(min) + ", " +
-                                   std::to_string(max) + "] bytes, got '" + std::string(text) + "'");
-  }
-  return r;
-}
-
 // A setting: `apply` parses `value` into *c. `repeatable` settings append
 // (flags replace the file's list: see ParseCommandLine). `takes_value` false
 // for switches (--single-process), whose value is "true"/"false".
@@ -79,7 +69,7 @@ Status Assign(T* field, Result<T> r) {
 #define KINGX_UNSIGNED(field, type, lo, hi) \
   [](Config* c, std::string_view v) { return Assign(&c->field, ParseUnsigned<type>(v, lo, hi)); }
 #define KINGX_SIZE(field, lo, hi) \
-  [](Config* c, std::string_view v) { return Assign(&c->field, ParseSizeIn(v, lo, hi)); }
+  [](Config* c, std::string_view v) { return Assign(&c->field, engine::ParseSize(v, lo, hi)); }
 
 constexpr uint64_t kMaxMs = 24ull * 3600 * 1000;
 // PostgreSQL's commit_delay has the same ceiling: a tenth of a second.
@@ -189,7 +179,7 @@ const Setting kSettings[] = {
      KINGX_SIZE(max_value_bytes, 1, (4ull << 30) - 1)},
     {"max_key_bytes", "SIZE", "1024", "longest key accepted (414 above)", false, true,
      [](Config* c, std::string_view v) {
-       auto r = ParseSizeIn(v, 1, 65535);
+       auto r = engine::ParseSize(v, 1, 65535);
        if (!r.ok()) return r.status();
        c->max_key_bytes = static_cast<uint32_t>(*r);
        return Status::OK();
@@ -204,7 +194,7 @@ const Setting kSettings[] = {
          return Status::OK();
        }
        c->segment_bytes_auto = false;
-       return Assign(&c->segment_bytes, ParseSizeIn(v, 64 << 10, 1ull << 38));
+       return Assign(&c->segment_bytes, engine::ParseSize(v, 64 << 10, 1ull << 38));
      }},
     {"disk_reserve_bytes", "SIZE|auto", "auto",
      "free disk space that writes may not use, kept so that compaction and deletes work on a full disk "
@@ -216,7 +206,7 @@ const Setting kSettings[] = {
          return Status::OK();
        }
        c->disk_reserve_auto = false;
-       return Assign(&c->disk_reserve_bytes, ParseSizeIn(v, 0, 1ull << 50));
+       return Assign(&c->disk_reserve_bytes, engine::ParseSize(v, 0, 1ull << 50));
      }},
     {"compaction_dead_ratio", "RATIO", "0.5",
      "compact a sealed segment once this fraction of it is dead (0 < RATIO <= 1)", false, true,
@@ -630,26 +620,6 @@ Status Validate(const Config& c) {
   Status st = engine::ValidateOptions(c.EngineOptions());
   if (!st.ok()) return Status::InvalidArgument(std::string("engine settings: ") + std::string(st.message()));
   return Status::OK();
-}
-
-Result<uint64_t> ParseSize(std::string_view text) {
-  uint64_t v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || end == text.data()) {
-    return Status::InvalidArgument("expected a size (bytes, or with a K/M/G suffix), got '" + std::string(text) + "'");
-  }
-  std::string suffix(end, text.data() + text.size());
-  for (char& ch : suffix) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  int shift = 0;
-  if (suffix.empty() || suffix == "b") shift = 0;
-  else if (suffix == "k" || suffix == "kb" || suffix == "kib") shift = 10;
-  else if (suffix == "m" || suffix == "mb" || suffix == "mib") shift = 20;
-  else if (suffix == "g" || suffix == "gb" || suffix == "gib") shift = 30;
-  else return Status::InvalidArgument("expected a size (bytes, or with a K/M/G suffix), got '" + std::string(text) + "'");
-  if (shift > 0 && v > (UINT64_MAX >> shift)) {
-    return Status::InvalidArgument("size overflows 64 bits: '" + std::string(text) + "'");
-  }
-  return v << shift;
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {

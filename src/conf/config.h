@@ -154,10 +154,6 @@ engine::Result<ParsedCommandLine> ParseCommandLine(int argc, const char* const* 
 // naming the setting.
 engine::Status Validate(const Config& config);
 
-// Parses a size: "123", "64K", "64M", "1G" (case-insensitive, optional "B"
-// or "iB" after the suffix). kInvalidArgument on anything else or overflow.
-engine::Result<uint64_t> ParseSize(std::string_view text);
-
 // Parses "HOST:PORT" / "[V6]:PORT" with a numeric host (port 0 allowed: the
 // kernel picks one, useful in tests). kInvalidArgument otherwise.
 engine::Result<ListenAddress> ParseListenAddress(std::string_view text);

@@ -272,6 +272,34 @@ with tempfile.TemporaryDirectory() as data:
     check(not os.path.exists(data + "-other"), "the refused second --data created nothing")
     check(snapshot(data) == before, "the refused options changed nothing in the directory")
 
+# Sizes are written as kingx's settings take them (bytes, or with a K/M/G
+# suffix): a value copied from kingx's configuration works here too, and a bad
+# one is refused in kingx's words, naming the option.
+with tempfile.TemporaryDirectory() as data:
+    def sized(*args, stdin=b""):
+        p = subprocess.run([TOOL, "--data", data, *args], input=stdin, capture_output=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+    opts = ["--segment-bytes", "64K", "--disk-reserve-bytes", "1m", "--max-key-bytes", "1KiB", "--max-value-bytes", "48KB"]
+    for i in range(4):
+        rc, out, err = sized(*opts, "put", "s%d" % i, stdin=os.urandom(40000))
+        check(rc == 0, "put with sizes given as 64K, 1m, 1KiB, 48KB: %r %r" % (rc, err[-200:]))
+    segments = [os.path.getsize(os.path.join(data, n)) for n in os.listdir(data) if n.endswith(".kxd")]
+    check(len(segments) >= 2 and max(segments) <= 64 << 10,
+          "--segment-bytes 64K makes segments of at most 64 KiB: %r" % segments)
+    rc, out, err = sized(*opts, "put", "big", stdin=b"x" * ((48 << 10) + 1))
+    check(rc != 0 and rc != 64, "--max-value-bytes 48KB refuses a value one byte over: %r %r" % (rc, err[-200:]))
+    rc, out, err = sized(*opts, "put", "k" * 1025, stdin=b"v")
+    check(rc != 0 and rc != 64, "--max-key-bytes 1KiB refuses a 1025-byte key: %r %r" % (rc, err[-200:]))
+    before = snapshot(data)
+    for args, said in ((["--segment-bytes", "1X"], b"--segment-bytes: expected a size (bytes, or with a K/M/G suffix), got '1X'"),
+                       (["--disk-reserve-bytes", "1.5M"], b"--disk-reserve-bytes: expected a size (bytes, or with a K/M/G suffix), got '1.5M'"),
+                       (["--max-value-bytes", "-1"], b"--max-value-bytes: expected a size (bytes, or with a K/M/G suffix), got '-1'"),
+                       (["--max-key-bytes", "4G"], b"--max-key-bytes: expected a size in [0, 4294967295] bytes, got '4G'"),
+                       (["--max-value-bytes", "17179869184G"], b"--max-value-bytes: size overflows 64 bits: '17179869184G'")):
+        rc, out, err = sized(*args, "stat")
+        check(rc == 64 and said in err and out == b"", "%s is refused saying %r: %r %r" % (args, said, rc, err[-200:]))
+    check(snapshot(data) == before, "the refused sizes changed nothing in the directory")
+
 # verify of a directory that holds no database (an archive that extracted
 # nothing, a wrong path) is not a clean database: exit 1 naming what is
 # missing, and nothing is created there.

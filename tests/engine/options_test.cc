@@ -43,3 +43,21 @@ TEST_CASE("options out of range are rejected by name", "[engine][options]") {
   r.compaction_dead_ratio = 0;
   CHECK(ValidateOptions(r).Is(Code::kInvalidArgument));
 }
+
+TEST_CASE("sizes take plain bytes and K/M/G suffixes", "[engine][options]") {
+  CHECK(ParseSize("0").value() == 0);
+  CHECK(ParseSize("123").value() == 123);
+  CHECK(ParseSize("4k").value() == 4096);
+  CHECK(ParseSize("4K").value() == 4096);
+  CHECK(ParseSize("64M").value() == 64ull << 20);
+  CHECK(ParseSize("64MiB").value() == 64ull << 20);
+  CHECK(ParseSize("2G").value() == 2ull << 30);
+  CHECK(ParseSize("10b").value() == 10);
+  CHECK_FALSE(ParseSize("").ok());
+  CHECK_FALSE(ParseSize("M").ok());
+  CHECK_FALSE(ParseSize("-1").ok());
+  CHECK_FALSE(ParseSize("1.5M").ok());
+  CHECK_FALSE(ParseSize("1T").ok());
+  CHECK_FALSE(ParseSize("99999999999999999999").ok());
+  CHECK_FALSE(ParseSize("17179869184G").ok());  // 2^34 GiB overflows 64 bits
+}
