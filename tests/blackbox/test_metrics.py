@@ -11,7 +11,8 @@ writer; its wake-up counters against PUTs sent one at a time; the key
 view's counters against a restart (catch-up), a start without keys/
 (rebuild) and the listing; the writes-blocked counter against the sends an
 LD_PRELOAD shim (send_eagain_shim.cc, named by KINGX_SEND_EAGAIN_SHIM, which
-meson sets) refused.
+meson sets) refused; every http counter against the requests a worker
+answered just before its kill -9 (both models).
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_metrics.py
 """
@@ -374,6 +375,74 @@ def test_writes_blocked_counts_each_send_that_found_the_socket_full():
         check(second - first == n + 1, f"writes blocked: {second - first}, expected {n} GETs + the first scrape's flush")
     finally:
         s.cleanup()
+
+
+ROUNDS = 20       # keys of the SIGKILL case; each gets a PUT, a GET, a HEAD and a DELETE
+VALUE_BYTES = 2000
+
+
+def requests_total(m, method):
+    return m.get('kingx_http_requests_total{method="%s"}' % method, 0)
+
+
+def test_counts_survive_a_worker_killed_with_sigkill():
+    # Every count is in shared memory when it is made, in both models (the
+    # thread model's pool threads each in their own stripe of the slot, no
+    # private tally folded in later): requests answered, the worker killed
+    # at once, and every http counter counts each of them; the master drops
+    # the dead worker's connections from the open gauge.
+    models = [EXTRA] if EXTRA else [[], ["--model", "threads", "--threads", "4"]]
+    for flags in models:
+        with Server(["--workers", "1"] + flags) as s:
+            counts_survive_a_worker_kill(s)
+
+
+def counts_survive_a_worker_kill(s):
+    victim = s.wait_children("kingx-worker", 1)[0]
+    before = metric_values(s.port)
+    scrape_bytes = len(build_request("GET", "/metrics"))  # what the next scrape feeds the server
+    sent = 0
+    classes = {}
+    value = b"v" * VALUE_BYTES
+    plan = ([("PUT", i, value) for i in range(ROUNDS)] + [("GET", i, None) for i in range(ROUNDS)] +
+            [("HEAD", i, None) for i in range(ROUNDS)] + [("DELETE", i, None) for i in range(ROUNDS)] +
+            [("PUT", ROUNDS, b"last")])  # the last answer proves the GETs' bytes were sent and counted
+    conn = Conn(s.port)
+    try:
+        for method, i, body in plan:
+            sent += len(build_request(method, key_path("ck-%d" % i), body))
+            r = conn.request(method, key_path("ck-%d" % i), body)
+            classes[r.status // 100] = classes.get(r.status // 100, 0) + 1
+        os.kill(victim, signal.SIGKILL)  # at once: within the second the thread model used to fold in
+    finally:
+        conn.close()
+    s.wait_children("kingx-worker", 1, exclude=[victim], timeout=30)
+    after = metric_values(s.port, timeout=30)
+    print(f"{' '.join(s.extra) or 'event'}: statuses by class {classes}; killed {victim}", flush=True)
+
+    check(classes.get(2) == len(plan), f"every request answered 2xx: {classes}")
+    per_method = {"PUT": ROUNDS + 1, "GET": ROUNDS + 1, "HEAD": ROUNDS, "DELETE": ROUNDS}  # GET: the scrape after
+    for method, n in per_method.items():
+        got = requests_total(after, method) - requests_total(before, method)
+        check(got == n, f"kingx_http_requests_total{{method=\"{method}\"}} grew by {got}, not {n}")
+    # Responses and the latency histogram count at the response: the load's
+    # and the scrape before (its own counted after it rendered).
+    n = len(plan) + 1
+    got = after['kingx_http_responses_total{class="2xx"}'] - before['kingx_http_responses_total{class="2xx"}']
+    check(got == n, f"kingx_http_responses_total{{class=\"2xx\"}} grew by {got}, not {n}")
+    got = after["kingx_http_request_duration_seconds_count"] - before["kingx_http_request_duration_seconds_count"]
+    check(got == n, f"kingx_http_request_duration_seconds_count grew by {got}, not {n}")
+    got = after["kingx_http_received_bytes_total"] - before["kingx_http_received_bytes_total"]
+    check(got == sent + scrape_bytes, f"kingx_http_received_bytes_total grew by {got}, not {sent + scrape_bytes}")
+    got = after["kingx_http_sent_bytes_total"] - before["kingx_http_sent_bytes_total"]
+    check(got >= ROUNDS * VALUE_BYTES, f"kingx_http_sent_bytes_total grew by {got}: less than the GETs' values")
+    # The killed worker's connections died with it: the gauge holds the
+    # scrape's own only.
+    got = after["kingx_http_open_connections"]
+    check(got == 1, f"kingx_http_open_connections is {got} after the kill, not 1 (the scrape's)")
+    got = after["kingx_http_connections_opened_total"] - before["kingx_http_connections_opened_total"]
+    check(got == 2, f"kingx_http_connections_opened_total grew by {got}, not 2 (the load's, the scrape's)")
+    check(after["kingx_respawns_total"] - before["kingx_respawns_total"] == 1, "one respawn")
 
 
 def keyspace(port):
