@@ -625,8 +625,11 @@ TEST_CASE("a compaction copy of more than a quarter of the live data counts in t
     for (int i = 0; i < 5; ++i) CHECK(stall.Hold());
     f.copy_gate.Release();
     f.HoldUntilThrough(stall);
-    // Let through once the copy was installed and its input deleted.
+    // Let through once the copy was installed and its input deleted. The
+    // pass adds its counts together as it ends, a moment after that: its
+    // thread's count of passes comes after them.
     CHECK(f.compactor->copy_bytes() == 0);
+    CHECK(f.thread->WaitForPass(0, 60'000) >= 1);
     CHECK(f.compactor->stats().segments_compacted >= 1);
     CHECK(f.Dead() + f.compactor->copy_bytes() <= f.Begin());
     CHECK(f.shm->writer_metrics().compaction_stalls.load() == 1);
