@@ -344,8 +344,12 @@ void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
   // A failed rotation that got as far as sealing (no room for the next active
   // segment: the next write creates it) still makes the segment compactable;
   // a failed sync turned the writer read-only (the caller checks).
-  Log("sealed the active segment " + std::to_string(sealed) + " (" + std::to_string(it->second.dead_bytes) +
-      " dead bytes) to compact it" + (s.ok() ? std::string() : ": " + s.ToString()));
+  const auto& sink = s.ok() ? o_.log_debug : o_.log;
+  if (sink) {
+    sink("compaction: sealed the active segment " + std::to_string(sealed) + " (" +
+        std::to_string(it->second.dead_bytes) + " dead bytes) to compact it" +
+        (s.ok() ? std::string() : ": " + s.ToString()));
+  }
 }
 
 void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uint32_t>& pinned, bool view_pin,
@@ -1076,12 +1080,14 @@ Status Compactor::RunOnce(PassReport* report, PassKind kind, const char* cause) 
     state_->stats.kept_tombstone_bytes = kept;
   }
   const char* kind_name = kind == PassKind::kCatchUp ? "catch-up " : kind == PassKind::kDeadOnly ? "dead-only " : "";
-  if (options_.log && (report->inputs > 0 || !s.ok()))
-    options_.log(std::string("compaction: ") + kind_name + "pass picked " +
-                 std::to_string(report->inputs) + " segment(s), deleted " +
-                 std::to_string(report->deleted) + ", wrote " + std::to_string(report->outputs) + ", freed " +
-                 std::to_string(report->bytes_freed) + " bytes in " + std::to_string(us / 1000) + " ms: " +
-                 s.ToString());
+  // A pass that ended well, or stopped with the compactor, is routine (its
+  // counts are in stats()).
+  const auto& sink = s.ok() || s.Is(Code::kBusy) ? options_.log_debug : options_.log;
+  if (sink && (report->inputs > 0 || !s.ok()))
+    sink(std::string("compaction: ") + kind_name + "pass picked " + std::to_string(report->inputs) +
+         " segment(s), deleted " + std::to_string(report->deleted) + ", wrote " + std::to_string(report->outputs) +
+         ", freed " + std::to_string(report->bytes_freed) + " bytes in " + std::to_string(us / 1000) + " ms: " +
+         s.ToString());
   if (options_.log_debug && report->inputs > 0)
     options_.log_debug(std::string("compaction: ") + kind_name + "pass (" + (cause != nullptr ? cause : "direct call") +
                        "): " + pass.DescribeInputs() + "; wrote " + std::to_string(pass.bytes_written()) + ", deleted " +
@@ -1119,10 +1125,11 @@ Status Compactor::RunDeadOnlyBeside(PassReport* report) {
     for (const auto& [id, bytes] : state_->kept_tombstone_bytes) kept += bytes;
     state_->stats.kept_tombstone_bytes = kept;
   }
-  if (options_.log && (r.deleted > 0 || !s.ok()))
-    options_.log("compaction: dead-only pass beside a running pass deleted " + std::to_string(r.deleted) +
-                 " segment(s), freed " + std::to_string(r.bytes_deleted) + " bytes in " +
-                 std::to_string(us / 1000) + " ms, left " + std::to_string(r.left) + ": " + s.ToString());
+  const auto& sink = s.ok() ? options_.log_debug : options_.log;
+  if (sink && (r.deleted > 0 || !s.ok()))
+    sink("compaction: dead-only pass beside a running pass deleted " + std::to_string(r.deleted) +
+         " segment(s), freed " + std::to_string(r.bytes_deleted) + " bytes in " + std::to_string(us / 1000) +
+         " ms, left " + std::to_string(r.left) + ": " + s.ToString());
   // What it left waits for the running pass: the caller tries again.
   if (s.ok() && r.left > 0) return Status::Busy("another compaction pass is running");
   return s;

@@ -156,12 +156,16 @@ struct CompactionOptions {
   // Free bytes of the file system holding dir; empty = Env::Space(dir) (the
   // file seam, where FaultInjectionEnv can pin it too).
   std::function<Result<uint64_t>(const std::string& dir)> free_bytes;
-  // Receives one line per pass and per problem (no newline); may be empty.
+  // Receives one line per problem (no newline): a pass that failed, a
+  // segment left alone as damaged or unreadable, no room for an output, an
+  // active segment's seal for compaction that failed. May be empty.
   std::function<void(const std::string& line)> log;
-  // Receives, per pass that picked something, the detail for a diagnosis
-  // (no newline): why it ran, each input with its live, dead and
-  // reclaimable bytes and the rule that picked it, and the largest output
-  // it held on top of the inputs waiting on it. May be empty.
+  // Receives the routine lines (no newline): per pass that picked something
+  // and ended well, its summary (picked, deleted, written, freed, time) and
+  // the detail for a diagnosis (why it ran, each input with its live, dead
+  // and reclaimable bytes and the rule that picked it, and the largest
+  // output it held on top of the inputs waiting on it); an active segment
+  // sealed to be compacted. May be empty.
   std::function<void(const std::string& line)> log_debug;
 };
 

@@ -83,7 +83,10 @@ WriterHooks CompactionHooks(SharedMemory& shm) {
       return;
     }
     engine::CompactionOptions options;
-    options.log = [](const std::string& line) { KINGX_LOG_INFO("%s", line.c_str()); };
+    // Problems at warn (kingx_compaction_failures_total counts the failed
+    // passes; one that reclaimed nothing backs the next off); routine
+    // passes only at debug.
+    options.log = [](const std::string& line) { KINGX_LOG_WARN("%s", line.c_str()); };
     options.log_debug = [](const std::string& line) { KINGX_LOG_DEBUG("%s", line.c_str()); };
     // Copies of segments holding more than a quarter of the live data wait
     // for the write stall's catch-up passes, and for room beside them.

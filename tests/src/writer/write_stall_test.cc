@@ -665,7 +665,7 @@ TEST_CASE("a compaction copy of more than a quarter of the live data counts in t
 namespace {
 
 // Holds the compaction thread in the line a catch-up pass that picked
-// segments logs as it ends (CompactionOptions::log), before the thread
+// segments logs as it ends well (CompactionOptions::log_debug), before the thread
 // counts the pass: the pass picked and finished, its verdict not yet seen.
 class PassEndGate {
  public:
@@ -718,7 +718,7 @@ TEST_CASE("a catch-up pass that began before a stall does not end it without pro
   engine::CompactionOptions co;
   co.rate_bytes_per_sec = 0;
   co.stall_floor_bytes = kWriteStallFloorBytes;  // as the writer process: large copies wait for the stall
-  co.log = [&gate](const std::string& line) { gate.OnLine(line); };
+  co.log_debug = [&gate](const std::string& line) { gate.OnLine(line); };
   engine::Compactor compactor(*db.writer, co);
   engine::CompactionThread thread(compactor, kHourMs);
   struct Stop {
