@@ -11,7 +11,10 @@
 #   /lib/systemd/system/kingx.service            deploy/kingx.service, as it is
 #   /etc/kingx/kingx.json                        the packaged configuration (a conffile): every
 #                                                setting of deploy/kingx.example.json, data in
-#                                                /var/lib/kingx/data, errors to the journal
+#                                                /var/lib/kingx/data, errors to the journal, the
+#                                                pid file /run/kingx/kingx.pid (RuntimeDirectory)
+#   /etc/logrotate.d/kingx                       deploy/kingx.logrotate, as it is (a conffile):
+#                                                /var/log/kingx/*.log, USR1 through the pid file
 #   /usr/share/man/man1/kingx.1.gz, kingx-tool.1.gz   generated from --help by help2man
 #   /usr/share/doc/kingx/                        README, copyright, changelog, and examples/
 #                                                (the nginx and HAProxy configurations,
@@ -47,17 +50,19 @@ got=$("$build/src/kingx" --version)
 [ "$got" = "kingx $version" ] || { echo "build-deb.sh: kingx --version says '$got', meson.build says $version" >&2; exit 1; }
 
 rm -rf "$root"
-install -d -m 755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/kingx" \
+install -d -m 755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/kingx" "$root/etc/logrotate.d" \
   "$root/usr/share/man/man1" "$root/usr/share/doc/kingx/examples"
 install -m 755 -s "$build/src/kingx" "$root/usr/bin/kingx"
 install -m 755 -s "$build/engine/tool/kingx-tool" "$root/usr/bin/kingx-tool"
 
 # --- unit, configuration, documentation -------------------------------------------------------
 install -m 644 deploy/kingx.service "$root/lib/systemd/system/kingx.service"
+install -m 644 deploy/kingx.logrotate "$root/etc/logrotate.d/kingx"
 python3 - deploy/kingx.example.json "$root/etc/kingx/kingx.json" <<'PY'
 import json, sys
 conf = json.load(open(sys.argv[1]))
-conf.update({"data": "/var/lib/kingx/data", "error_log": "stderr", "access_log": "off", "pid": "none"})
+conf.update({"data": "/var/lib/kingx/data", "error_log": "stderr", "access_log": "off",
+             "pid": "/run/kingx/kingx.pid"})
 with open(sys.argv[2], "w") as f:
     json.dump(conf, f, indent=2)
     f.write("\n")
@@ -161,7 +166,7 @@ fi
 exit 0
 EOF
 chmod 755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
-echo /etc/kingx/kingx.json >"$root/DEBIAN/conffiles"
+printf '%s\n' /etc/kingx/kingx.json /etc/logrotate.d/kingx >"$root/DEBIAN/conffiles"
 
 # --- control --------------------------------------------------------------------------------
 shlib=$(mktemp -d)

@@ -5,8 +5,9 @@
 #                                    the compiler, meson/ninja, and the libraries of the README
 #   deploy/setup-debian.sh --tests   the same, plus what the test suite needs (tests/run-all.sh):
 #                                    Catch2, curl and wrk, help2man and dpkg-dev (the package
-#                                    test), systemd-analyze, and the real nginx and HAProxy
-#                                    that tests/deploy/ runs kingx behind
+#                                    test), systemd-analyze, logrotate (the shipped rotation
+#                                    file's test), and the real nginx and HAProxy that
+#                                    tests/deploy/ runs kingx behind
 #
 # The benchmark peers (redis, webdis, memcached, h2load ...) come from bench/install-peers.sh;
 # fuzzing (tests/fuzz/) needs clang and libclang-rt-14-dev, which nothing here installs.
@@ -25,14 +26,14 @@ cd "$(dirname "$0")/.."
 build=(build-essential meson ninja-build pkg-config
        libuv1-dev nlohmann-json3-dev libzstd-dev libxxhash-dev node-llhttp)
 tests=(catch2 curl wrk procps iproute2 util-linux
-       help2man dpkg-dev systemd)
+       help2man dpkg-dev systemd logrotate)
 test_peers="nginx haproxy"
 
 with_tests=0
 case "${1:-}" in
   "") ;;
   --tests) with_tests=1 ;;
-  -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "setup-debian.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
 esac
 

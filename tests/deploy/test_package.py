@@ -76,7 +76,7 @@ def test_control_data_names_the_package_its_version_and_dependencies():
     try:
         check(run(["dpkg-deb", "-e", DEB, ctrl]).returncode == 0, "dpkg-deb -e")
         with open(os.path.join(ctrl, "conffiles")) as f:
-            check(f.read().split() == ["/etc/kingx/kingx.json"], "conffiles")
+            check(f.read().split() == ["/etc/kingx/kingx.json", "/etc/logrotate.d/kingx"], "conffiles")
         for script in ("postinst", "prerm", "postrm"):
             path = os.path.join(ctrl, script)
             check(os.access(path, os.X_OK), f"{script} not executable")
@@ -138,6 +138,7 @@ def test_removal_masks_the_service_and_purge_keeps_the_data():
 def test_contents_binaries_unit_configuration_man_pages_examples():
     for path, mode in (("usr/bin/kingx", 0o755), ("usr/bin/kingx-tool", 0o755),
                        ("lib/systemd/system/kingx.service", 0o644), ("etc/kingx/kingx.json", 0o644),
+                       ("etc/logrotate.d/kingx", 0o644),
                        ("usr/share/man/man1/kingx.1.gz", 0o644), ("usr/share/man/man1/kingx-tool.1.gz", 0o644),
                        ("usr/share/doc/kingx/copyright", 0o644), ("usr/share/doc/kingx/changelog.Debian.gz", 0o644),
                        ("usr/share/doc/kingx/examples/nginx-sharding.conf", 0o644),
@@ -151,6 +152,22 @@ def test_contents_binaries_unit_configuration_man_pages_examples():
     with open(os.path.join(DEPLOY, "kingx.service")) as f, \
             open(os.path.join(ROOT, "lib/systemd/system/kingx.service")) as g:
         check(f.read() == g.read(), "the packaged unit is deploy/kingx.service")
+    with open(os.path.join(DEPLOY, "kingx.logrotate")) as f, open(os.path.join(ROOT, "etc/logrotate.d/kingx")) as g:
+        check(f.read() == g.read(), "the packaged /etc/logrotate.d/kingx is deploy/kingx.logrotate")
+
+
+def test_logrotate_file_rotates_the_unit_s_log_directory_and_signals_the_packaged_pid_file():
+    # The three places that must agree: the unit's LogsDirectory/RuntimeDirectory, the packaged
+    # configuration's pid file, and what the logrotate file rotates and signals.
+    unit = open(os.path.join(ROOT, "lib/systemd/system/kingx.service")).read()
+    rotate = open(os.path.join(ROOT, "etc/logrotate.d/kingx")).read()
+    conf = json.load(open(os.path.join(ROOT, "etc/kingx/kingx.json")))
+    check("LogsDirectory=kingx\n" in unit and "\n/var/log/kingx/*.log {" in rotate,
+          "the logrotate file rotates the unit's LogsDirectory, /var/log/kingx")
+    check("RuntimeDirectory=kingx\n" in unit and conf["pid"] == "/run/kingx/kingx.pid",
+          f"the packaged pid file lies in the unit's RuntimeDirectory: {conf['pid']}")
+    check(f"cat {conf['pid']} " in rotate, "the logrotate file signals through the packaged pid file")
+    check("create 0640 kingx adm" in rotate, "rotated logs are recreated for the service's user")
     p = run(["file", "-b", os.path.join(ROOT, "usr/bin/kingx")]) if shutil.which("file") else None
     if p is not None:
         check("not stripped" not in p.stdout, f"kingx is not stripped: {p.stdout}")
@@ -231,10 +248,12 @@ def test_unit_verifies_and_stays_as_hardened_as_before():
 
 
 def packaged_server(workdir, port):
-    """The extracted binary with the packaged configuration; only the listen address and the
-    data directory are overridden (flags win over the file), and the error log goes to a file."""
+    """The extracted binary with the packaged configuration; only the listen address, the data
+    directory and the pid file (/run/kingx is the unit's) are overridden (flags win over the file),
+    and the error log goes to a file."""
     argv = ["--config", os.path.join(ROOT, "etc/kingx/kingx.json"), "--listen", f"127.0.0.1:{port}",
-            "--data", os.path.join(workdir, "data"), "--error-log", os.path.join(workdir, "error.log")]
+            "--data", os.path.join(workdir, "data"), "--error-log", os.path.join(workdir, "error.log"),
+            "--pid", os.path.join(workdir, "kingx.pid")]
     s = Server(argv, workdir=workdir, port=port, raw_args=True)
     s.bin = os.path.join(ROOT, "usr/bin/kingx")
     return s
@@ -245,14 +264,16 @@ def test_packaged_configuration_checks_and_serves():
     check(conf["data"] == "/var/lib/kingx/data" and conf["listen"] == ["127.0.0.1:8080"], f"packaged config {conf}")
     example = json.load(open(os.path.join(DEPLOY, "kingx.example.json")))
     check(set(conf) == set(example), f"the packaged config names every setting: {set(conf) ^ set(example)}")
-    # kingx -t checks that the data directory exists or can be created in its parent. Under systemd,
-    # StateDirectory=kingx creates /var/lib/kingx before ExecStartPre runs -t; this machine has no
-    # such directory, so the data directory is overridden the same way the server below is.
+    # kingx -t checks that the data directory exists or can be created in its parent, and that the
+    # pid file's directory exists. Under systemd, StateDirectory=kingx and RuntimeDirectory=kingx
+    # create /var/lib/kingx and /run/kingx before ExecStartPre runs -t; this machine has neither,
+    # so both are overridden the same way the server below is.
     work = tempfile.mkdtemp(prefix="kingx-deb-serve-")
-    check("StateDirectory=kingx" in open(os.path.join(ROOT, "lib/systemd/system/kingx.service")).read(),
-          "the unit creates /var/lib/kingx (StateDirectory=kingx) before kingx -t runs")
+    unit = open(os.path.join(ROOT, "lib/systemd/system/kingx.service")).read()
+    check("StateDirectory=kingx" in unit, "the unit creates /var/lib/kingx (StateDirectory=kingx) before kingx -t runs")
+    check("RuntimeDirectory=kingx" in unit, "the unit creates /run/kingx (RuntimeDirectory=kingx) before kingx -t runs")
     p = run([os.path.join(ROOT, "usr/bin/kingx"), "-t", "--config", os.path.join(ROOT, "etc/kingx/kingx.json"),
-             "--data", os.path.join(work, "data")])
+             "--data", os.path.join(work, "data"), "--pid", os.path.join(work, "kingx.pid")])
     check(p.returncode == 0 and "successful" in p.stderr, f"kingx -t on the packaged config: {p.stderr}")
     s = packaged_server(work, free_port())
     try:
