@@ -35,8 +35,7 @@ that the next fdatasync also writes the inode on ext4 without a journal; rq_issu
 requests issued; write_inode_PROCESS) and its user and kernel CPU per request
 (user_us_... / kern_us_...), and the server's own latency from a request's head to its answer
 (server_ms_mean, server_ms_p50: kingx's request histogram, bucket-interpolated).
-Per group commit: the workers' wake-ups of the writer and the writer's of the workers (written, and
-skipped for a worker that was running: kingx_completion_wakes_*).
+Per group commit: the workers' wake-ups of the writer (kingx_write_queue_writer_wakes_total).
 With --nginx, nginx `return 200` with one worker (PUT: the body read and discarded, as bench/compare's
 nginx-return-w1) runs in the same rounds as the ceiling, labelled nginx.
 
@@ -69,7 +68,7 @@ def metrics(port):
         raise RuntimeError(f"/metrics -> {status}")
     out = {}
     for line in body.decode().splitlines():
-        m = re.match(r"^(kingx_(?:writer|compaction|http_request_duration|completion|write_queue|keyspace)_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$",
+        m = re.match(r"^(kingx_(?:writer|compaction|http_request_duration|write_queue|keyspace)_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$",
                      line)
         if m and (not m.group(2) or m.group(1).startswith("kingx_http_request_duration")):
             out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
@@ -357,12 +356,8 @@ def derive(before, after, secs, rps, mean_lat_s):
         "write_stall_ms_per_100k": round(d.get("kingx_compaction_write_stall_seconds_total", 0) / per_100k * 1e3, 1),
         # Batches the writer held back for the sorted key view's flush (up to 50 ms each).
         "keyview_waits_per_100k": round(d.get("kingx_keyspace_writer_waits_total", 0) / per_100k, 2),
-        # The hand-off's wake-ups per group commit: the writer's by the workers, the workers' by the writer
-        # (written, and left out because the worker was running).
+        # The hand-off's wake-ups of the writer by the workers per group commit.
         "writer_wakes_per_batch": round(d.get("kingx_write_queue_writer_wakes_total", 0) / batches, 2) if batches else None,
-        "worker_wakes_per_batch": round(d.get("kingx_completion_wakes_total", 0) / batches, 2) if batches else None,
-        "worker_wakes_skipped_per_batch":
-            round(d.get("kingx_completion_wakes_skipped_total", 0) / batches, 2) if batches else None,
     }
 
 
