@@ -18,6 +18,25 @@ size_t Bound(Env& env, size_t wanted) {
   return bound;
 }
 
+// The decode step ReadRecord and ReadHeadMapped share: one guarded read at
+// src of guard_bytes (at least the header) copies the record header into head
+// and runs also() under the same guard (it may read head and the bytes after
+// it); then the header is decoded against the `readable` bytes from src (its
+// lengths and checksum). False when a page could not be read (nothing
+// decoded: the caller marks the mapping faulted); otherwise true with
+// *decoded the decoder's verdict.
+template <class Also>
+bool ReadAndDecodeHeader(const char* src, uint64_t guard_bytes, uint64_t readable, const RecordLimits& limits,
+                         char (&head)[kRecordHeaderBytes], RecordHeader* header, Status* decoded, Also&& also) {
+  auto read = [&] {
+    std::memcpy(head, src, kRecordHeaderBytes);
+    also();
+  };
+  if (!GuardMappedRead(src, guard_bytes, read)) return false;
+  *decoded = DecodeRecordHeader(head, readable, limits, header);
+  return true;
+}
+
 }  // namespace
 
 struct SegmentCache::Mapping {
@@ -31,6 +50,12 @@ struct SegmentCache::Mapping {
   std::atomic<uint64_t> known_size{0};
   // Second chance: set by every read, cleared by the clock hand.
   std::atomic<bool> referenced{true};
+
+  // Bytes from the start that may be read through the mapping: known to
+  // exist and mapped.
+  uint64_t readable() const {
+    return std::min<uint64_t>(known_size.load(std::memory_order_relaxed), file->mapped_bytes());
+  }
 };
 
 SegmentCache::SegmentCache(Env& env, std::string dir, uint64_t segment_bytes, size_t max_open)
@@ -124,11 +149,7 @@ Result<SegmentSpan> SegmentCache::Read(uint32_t id, uint64_t offset, uint64_t n)
       }
       if (end > known) return Status::Corruption("record extends past the end of segment " + std::to_string(id));
     }
-    if (end <= m->file->mapped_bytes()) {
-      const char* base = m->file->data();
-      const uint64_t readable = std::min<uint64_t>(known, m->file->mapped_bytes());
-      return SegmentSpan{base + offset, readable - offset, m};
-    }
+    if (end <= m->file->mapped_bytes()) return SegmentSpan{m->file->data() + offset, m->readable() - offset, m};
     m.reset();  // the file outgrew the mapping: map it again, larger
   }
   return Status::IOError("segment " + std::to_string(id) + " keeps outgrowing its mapping");
@@ -149,21 +170,21 @@ Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& lim
   const uint64_t room = std::min<uint64_t>(copy_bytes, head->available);
   const char* const src = head->data;
   bool whole = false;
-  auto read = [&] {
-    std::memcpy(header, src, kRecordHeaderBytes);
+  auto copy_whole = [&] {
     if (copy == nullptr) return;
     const uint64_t total = ReadRecordHeaderUnchecked(header).total_bytes();
     if (total > room) return;
     std::memcpy(copy, src, total);
     whole = true;
   };
-  if (!GuardMappedRead(src, std::max<uint64_t>(kRecordHeaderBytes, room), read)) {
+  // Parse with all readable bytes; if the record lies past what is known,
+  // read again for its full length (refreshes the file size).
+  Status s;
+  if (!ReadAndDecodeHeader(src, std::max<uint64_t>(kRecordHeaderBytes, room), head->available, limits, header,
+                           &ref.header, &s, copy_whole)) {
     MarkFaulted(head->holder);
     return FaultedError(seg);
   }
-  // Parse with all readable bytes; if the record lies past what is known,
-  // read again for its full length (refreshes the file size).
-  Status s = DecodeRecordHeader(header, head->available, limits, &ref.header);
   if (!s.ok()) {
     // Distinguish "past the known end" from a bad header: decode against an
     // unbounded length, then ask for the full record.
@@ -209,19 +230,17 @@ bool SegmentCache::ReadHeadMapped(Location loc, std::string_view key, const Reco
     if (it == maps_.end()) return false;
     Mapping& m = *it->second;
     if (m.faulted.load(std::memory_order_relaxed)) return false;  // the general way answers the fault
-    const uint64_t readable = std::min<uint64_t>(m.known_size.load(std::memory_order_relaxed), m.file->mapped_bytes());
+    const uint64_t readable = m.readable();
     if (off > readable || readable - off < want) return false;
     m.referenced.store(true, std::memory_order_relaxed);
     // key.size() bytes after the header, whatever the record's key length:
     // they lie below the known size, and only equal lengths count below.
     const char* const src = m.file->data() + off;
-    auto read = [&] {
-      std::memcpy(head, src, kRecordHeaderBytes);
-      key_bytes_equal = std::memcmp(src + kRecordHeaderBytes, key.data(), key.size()) == 0;
-    };
-    if (!GuardMappedRead(src, want, read)) {
+    auto compare_key = [&] { key_bytes_equal = std::memcmp(src + kRecordHeaderBytes, key.data(), key.size()) == 0; };
+    Status decoded;
+    if (!ReadAndDecodeHeader(src, want, readable - off, limits, head, header, &decoded, compare_key)) {
       newly_faulted = MarkMappingFaulted(m);
-    } else if (!DecodeRecordHeader(head, readable - off, limits, header).ok()) {
+    } else if (!decoded.ok()) {
       return false;  // damaged, or the record lies past the known size: ReadRecord tells which
     } else {
       *same_key = key_bytes_equal && header->key_len == key.size();
