@@ -15,6 +15,7 @@
 #include "src/conf/access_log.h"
 #include "src/conf/log.h"
 #include "src/conf/observed_env.h"
+#include "src/worker/serve_options.h"
 #include "src/worker/worker_context.h"
 #include "src/worker/worker_threads.h"
 #include "src/worker/worker_uv.h"
@@ -87,6 +88,12 @@ int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& 
   options.log_error = [](const std::string& line) { KINGX_LOG_ERROR("engine: %s", line.c_str()); };
   // Read failures (EIO) are logged, rate-limited, on the way to the engine.
   ObservedEnv env(engine::PosixEnv(), "worker " + std::to_string(worker_index), nullptr);
+  // Its two segment caches (reads, listings) within the worker's share of
+  // its descriptors (serve_options.h).
+  if (const uint64_t limit = env.OpenFileLimit(); limit != 0) {
+    options.max_open_segments =
+        static_cast<uint32_t>(std::min<uint64_t>(options.max_open_segments, SegmentCacheBound(limit)));
+  }
   engine::Reader reader(env, config.data_dir, options, shm.index());
   engine::KeyLister lister(env, config.data_dir, options, shm.index(), shm.keyspace());
   AccessLog access_log;

@@ -142,21 +142,50 @@ bool ListenOptionsInherited() {
   return inherited;
 }
 
-uint64_t ReservedDescriptors(uint64_t descriptor_limit) { return descriptor_limit / 4 + 64; }
+namespace {
+
+// RLIMIT_NOFILE's soft limit; 0 when unlimited or unknown.
+uint64_t DescriptorLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+  return rl.rlim_cur;
+}
+
+uint64_t SpillShare(uint64_t descriptor_limit) { return std::max<uint64_t>(descriptor_limit / 8, 1); }
+
+// What the limit leaves beside ReservedDescriptors (0 when nothing).
+uint64_t RoomBesideReserve(uint64_t descriptor_limit) {
+  const uint64_t reserved = ReservedDescriptors(descriptor_limit);
+  return descriptor_limit > reserved ? descriptor_limit - reserved : 0;
+}
+
+}  // namespace
+
+uint64_t SegmentCacheBound(uint64_t descriptor_limit) { return std::max<uint64_t>(descriptor_limit / 8, 4); }
+
+uint64_t ReservedDescriptors(uint64_t descriptor_limit) {
+  return 2 * SegmentCacheBound(descriptor_limit) + SpillShare(descriptor_limit) + kOwnDescriptors;
+}
 
 uint64_t SpillFileCap() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 4096;
-  return std::max<uint64_t>(ReservedDescriptors(rl.rlim_cur) / 2, 1);
+  const uint64_t limit = DescriptorLimit();
+  return limit == 0 ? 4096 : SpillShare(limit);
+}
+
+uint64_t PoolDoorbellShare(const Config& config) {
+  if (config.model != Model::kThreads) return 0;
+  const uint64_t limit = DescriptorLimit();
+  if (limit == 0) return config.threads;
+  return std::min<uint64_t>(config.threads, RoomBesideReserve(limit) / 2);
 }
 
 uint32_t ConnectionCap(const Config& config) {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return config.max_connections;
-  const uint64_t limit = rl.rlim_cur;
-  const uint64_t reserved = ReservedDescriptors(limit);
-  const uint64_t room = limit > reserved + 16 ? limit - reserved : 16;
-  return static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, room));
+  const uint64_t limit = DescriptorLimit();
+  if (limit == 0) return config.max_connections;
+  const uint64_t room = RoomBesideReserve(limit);
+  const uint64_t share = PoolDoorbellShare(config);
+  const uint64_t cap = room > share + 16 ? room - share : 16;
+  return static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, cap));
 }
 
 }  // namespace kingx

@@ -55,8 +55,8 @@ inline constexpr size_t kFloodParkMax = 1024;
 // rest keep the core's defaults.
 http::Limits LimitsFor(const Config& config);
 
-// The most body spill files a worker keeps open: half of the descriptors
-// kept from its connections for the storage (ReservedDescriptors).
+// The most body spill files a worker keeps open: its share of the
+// descriptors kept from its connections (ReservedDescriptors).
 uint64_t SpillFileCap();
 
 // A worker's memory budgets (--body-buffer-bytes, --response-buffer-bytes),
@@ -131,16 +131,33 @@ bool TuneListenSocket(int fd, const Config& config);
 // cannot run (no loopback, no descriptors). Thread-safe.
 bool ListenOptionsInherited();
 
-// Descriptors a worker keeps for everything but client connections:
-// listeners, eventfds, log files, and the segment files its reader maps (the
-// segment cache holds at most a quarter of the descriptor limit).
+// A worker's descriptors beside its client connections, at a descriptor
+// limit L (RLIMIT_NOFILE), each share bounded by its holder:
+// - segment files: its Reader's and its KeyLister's segment caches, at most
+//   SegmentCacheBound(L) each (the worker passes it as max_open_segments);
+// - body spill files: SpillFileCap (L / 8);
+// - kOwnDescriptors: standard streams, the logs (two more while a log is
+//   reopened), the data directory and its LOCK, listeners, eventfds, the
+//   event loop's epoll and pipes, an online backup's segment file each, and
+//   the key view's mapped runs (engine::kMaxKeyRuns);
+// - thread model: its pool threads' doorbell eventfds (PoolDoorbellShare).
+inline constexpr uint64_t kOwnDescriptors = 96;
+uint64_t SegmentCacheBound(uint64_t descriptor_limit);
 uint64_t ReservedDescriptors(uint64_t descriptor_limit);
+
+// The descriptors a thread-model worker keeps for its pool's doorbell
+// eventfds (a pool thread makes one the first time it polls its socket with
+// a write in flight, and keeps it for its life): --threads, or half of what
+// the limit leaves beside ReservedDescriptors if less; the worker starts at
+// most this many pool threads. 0 in the event model.
+uint64_t PoolDoorbellShare(const Config& config);
 
 // The connections one worker accepts at most: --max-connections, lowered so
 // that the connections never take the descriptors the worker needs for its
-// storage (RLIMIT_NOFILE minus ReservedDescriptors). A flood of connections
-// then waits in the kernel's backlog instead of running the worker into
-// EMFILE, where it could no longer open a segment to answer a GET.
+// storage and its pool (RLIMIT_NOFILE minus ReservedDescriptors and
+// PoolDoorbellShare; at least 16). A flood of connections then waits in the
+// kernel's backlog instead of running the worker into EMFILE, where it could
+// no longer open a segment to answer a GET.
 uint32_t ConnectionCap(const Config& config);
 
 }  // namespace kingx

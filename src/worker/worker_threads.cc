@@ -845,7 +845,6 @@ int RunThreadWorker(WorkerContext& ctx) {
     KINGX_LOG_ERROR("worker %u: incomplete worker context", ctx.worker_index);
     return 2;
   }
-  const uint32_t threads = std::clamp<uint32_t>(ctx.config.threads, 1, kMaxThreads);
   auto w = std::make_unique<ThreadWorker>(ctx);
   w->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   w->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -864,8 +863,18 @@ int RunThreadWorker(WorkerContext& ctx) {
     w->listen_tuned.push_back(TuneListenSocket(ctx.admin_listen_fd, ctx.config));
   }
   // Connections held: one per pool thread plus the accepted ones waiting
-  // in the queue; together within ConnectionCap.
+  // in the queue; together within ConnectionCap. So at most cap - 1
+  // threads (the queue keeps room for a client an idle connection yields
+  // to), and at most PoolDoorbellShare: each may keep a doorbell eventfd.
   const size_t cap = ConnectionCap(ctx.config);
+  const uint32_t wanted = std::clamp<uint32_t>(ctx.config.threads, 1, kMaxThreads);
+  const uint32_t threads = static_cast<uint32_t>(
+      std::clamp<size_t>(std::min<uint64_t>(cap - 1, PoolDoorbellShare(ctx.config)), 1, wanted));
+  if (threads < wanted) {
+    KINGX_LOG_WARN("worker %u: %u pool threads (--threads %u: each holds a connection, and at most %zu connections "
+                   "fit the descriptor limit, RLIMIT_NOFILE, with room kept for the storage)",
+                   ctx.worker_index, threads, wanted, cap);
+  }
   w->queue_cap = cap > threads ? cap - threads : 1;
   w->park_max = std::min({kFloodParkMax, cap / 8, w->queue_cap / 2});
   // Counter stripes: 0 the main thread's, 1 the acceptor's, 2 + i pool

@@ -757,6 +757,33 @@ class Server:
 ABSENT = None
 
 
+class LimitedServer(Server):
+    """A kingx started with the open-file limit (soft, hard) (prlimit(1));
+    `args` as Server's, `workdir` too."""
+
+    def __init__(self, soft, hard, *args, workdir=None):
+        super().__init__(list(args), workdir=workdir)
+        self.soft, self.hard = soft, hard
+
+    def argv(self):
+        return ["prlimit", f"--nofile={self.soft}:{self.hard}", "--"] + super().argv()
+
+
+def open_descriptors(pid):
+    """{kind: count} of what process pid holds open: 'socket', 'eventfd',
+    'segment' (*.kxd), 'spill' (body spill files), 'other'."""
+    kinds = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        kind = ("socket" if target.startswith("socket:") else "eventfd" if target == "anon_inode:[eventfd]"
+                else "segment" if target.endswith(".kxd") else "spill" if ".body-spill-" in target else "other")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
 def make_value(key, client, seq, rng, size=None, total=None):
     """A value that names its key, writer and sequence and carries a checksum:
     `<key hex>|<client>|<seq>|<payload>|<sha256[:16]>`. Payload is random or

@@ -55,8 +55,8 @@ import tempfile
 import time
 import urllib.parse
 
-from kingx_harness import (Conn, Server, ServerPerCase, adopt, build_request, cases_of, check, http, key_path,
-                           metric, run_with_servers, wait_for)
+from kingx_harness import (Conn, LimitedServer, Server, ServerPerCase, adopt, build_request, cases_of, check, http,
+                           key_path, metric, run_with_servers, wait_for)
 from fault_flag import fail_point_while
 
 SERVERS = ServerPerCase()
@@ -365,17 +365,6 @@ def test_usr1_reopens_the_error_log():
             time.sleep(0.1)
         return False
     wait_for(refused_in_new_log, 120, "a worker's error log line in the reopened file")
-
-
-class LimitedServer(Server):
-    """A kingx started with a soft open-file limit below its hard one."""
-
-    def __init__(self, soft, hard, *args):
-        super().__init__(list(args))
-        self.soft, self.hard = soft, hard
-
-    def argv(self):
-        return ["prlimit", f"--nofile={self.soft}:{self.hard}", "--"] + super().argv()
 
 
 def open_files_limit(pid):
