@@ -38,7 +38,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reshard_setup import Move, name, reshard, run_deploy_cases  # noqa: E402
-from kingx_harness import cases_of, check, http, key_path, metric, staging_files, wait_for  # noqa: E402
+from kingx_harness import (Conn, build_request, cases_of, check, http, key_path, metric,  # noqa: E402
+                           staging_files, wait_for)
 from fault_flag import fail_point_while  # noqa: E402
 
 SERVERS = []    # every kingx started here, stopped at the end whatever happens
@@ -58,6 +59,34 @@ def check_placement(mv, values):
                       f"{r.body[:60]!r} / {value[:60]!r}")
             else:
                 check(r.status == 404, f"{key} also on {name(s)} (owner {name(owner)}): {r!r}")
+
+
+def test_during_a_move_nginx_s_own_413_is_problem_json_and_a_shard_s_own_413_passes_as_written():
+    # Shards with a 1 KiB value limit under nginx's 64m: a 2 KiB PUT is the shard's 413 (its own
+    # limit in the body), a declared 65 MiB one is nginx's (client_max_body_size), and the
+    # move's read-through, mirror and 502 still work behind the redirect that separates them.
+    mv = Move(SERVERS, WORKDIR, "too-large", extra_args=["--max-value-bytes", "1K"])
+    port = mv.start_resharding_nginx(PROXIES)
+    with Conn(port) as c:
+        c.send(build_request("PUT", key_path("huge"), None, [("Content-Length", str(65 << 20))]))
+        r = c.read_response()
+    check(r.status == 413 and r.header("Content-Type") == "application/problem+json"
+          and r.json().get("limit") == 64 << 20, f"nginx's own 413 during a move: {r!r}")
+    r = http(port, "PUT", key_path("mid"), b"x" * 2048)
+    check(r.status == 413 and r.header("Content-Type") == "application/problem+json"
+          and r.json().get("limit") == 1024, f"a shard's own 413 (its 1 KiB limit) during a move: {r!r}")
+    check(http(port, "PUT", key_path("small"), b"v").status == 201, "a PUT within both limits")
+    old_only = mv.moving([f"t{i}" for i in range(400)], 1)[0]
+    check(http(mv.old_owner(old_only).port, "PUT", key_path(old_only), b"old").status == 201, "PUT on the old owner")
+    r = http(port, "GET", key_path(old_only))
+    check(r.status == 200 and r.body == b"old", f"read-through to the old owner: {r!r}")
+    check(http(port, "DELETE", key_path(old_only)).status in (204, 404), "DELETE of a key only the old owner holds")
+    wait_for(lambda: http(mv.old_owner(old_only).port, "GET", key_path(old_only)).status == 404, 10,
+             "the DELETE to reach the old owner")
+    mv.c.stop()
+    on_c = next(k for k in (f"u{i}" for i in range(400)) if mv.new_owner(k) is mv.c)
+    r = http(port, "GET", key_path(on_c))
+    check(r.status == 502 and r.header("Content-Type") == "application/problem+json", f"a stopped shard's key: {r!r}")
 
 
 def test_conditional_writes_during_a_move_are_decided_by_the_new_owner_and_finish_keeps_them():
