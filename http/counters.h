@@ -1,10 +1,12 @@
 // Counters: the HTTP layer's metrics, and their Prometheus text rendering.
 //
 // Counters is a POD of plain uint64_t fields so that it can live in shared
-// memory (one instance per worker, in the master's mapping) and be summed by
-// whoever renders /metrics. Ownership rule: each instance is WRITTEN by one
-// thread of one process only (its worker's loop thread, or, in the thread-pool
-// model, one instance per pool thread). Writers and readers use relaxed
+// memory (one instance per counting thread of a worker, in the master's
+// mapping: SharedMemory::counters) and be summed by whoever renders /metrics.
+// Ownership rule: each instance is WRITTEN by one thread of one process only
+// (an event worker's loop thread; a thread-pool worker's pool thread,
+// acceptor or main thread), and after that process died by the master
+// (SettleDeadOwner) before the next one takes it over. Writers and readers use relaxed
 // atomic loads/stores on each field (Bump / Load below), so a reader in
 // another process sees each field untorn but the set of fields is not one
 // consistent snapshot (a request may be counted in requests_by_method before
