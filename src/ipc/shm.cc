@@ -135,6 +135,14 @@ CompletionRing& SharedMemory::completions(uint32_t slot) { return rings_[slot]; 
 
 int SharedMemory::slot_eventfd(uint32_t slot) const { return slot_efds_[slot]; }
 
+void SharedMemory::KeepOnlySlotEventFd(uint32_t slot) {
+  for (uint32_t i = 0; i < sizes_.slot_count; ++i) {
+    if (i == slot || slot_efds_[i] < 0) continue;
+    close(slot_efds_[i]);
+    slot_efds_[i] = -1;
+  }
+}
+
 void* SharedMemory::CountersBytes(uint32_t slot, uint32_t stripe) const {
   return base_ + slots_off_ + slot_stride_ * slot + ring_bytes_ + size_t{stripe} * kCounterStripeBytes;
 }

@@ -256,6 +256,13 @@ class SharedMemory {
   int writer_eventfd() const { return writer_efd_; }
   int slot_eventfd(uint32_t slot) const;
 
+  // A forked worker's: closes the eventfds of the other slots it inherited
+  // (the writer rings them, the master keeps them for later workers), so
+  // that what a worker holds does not grow with the number of workers, as
+  // nginx's workers close the other processes' channels. This process's
+  // copies only; slot_eventfd of another slot is -1 afterwards.
+  void KeepOnlySlotEventFd(uint32_t slot);
+
   // Counter stripe `stripe` (< kCounterStripes) of `slot` viewed as T (a POD
   // of atomics, e.g. http::Counters). Zero-filled at creation and never
   // cleared, so counters summed over every slot's used stripes stay

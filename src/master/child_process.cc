@@ -78,6 +78,7 @@ pid_t SpawnWorker(const Config& config, SharedMemory& shm, const ListenSockets& 
   for (int fd : AllListenFds(sockets)) {
     if (fd != sockets.admin_fd && std::find(mine.begin(), mine.end(), fd) == mine.end()) close(fd);
   }
+  shm.KeepOnlySlotEventFd(slot);
   _exit(RunWorkerHere(config, shm, sockets, slot, worker_index));
 }
 

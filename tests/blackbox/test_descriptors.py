@@ -185,6 +185,26 @@ def test_a_worker_at_its_descriptor_limit_still_opens_segments_spills_and_reopen
     print("  descriptors per step:", "; ".join(f"{step}: {total} {kinds}" for step, total, kinds in steps))
 
 
+def test_what_a_worker_holds_of_its_own_does_not_grow_with_the_number_of_workers():
+    # Each worker keeps a fixed number of descriptors of its own
+    # (kOwnDescriptors); the shared eventfds it inherits, one per worker slot,
+    # would grow with --workers.
+    global S
+    held = {}
+    for workers in (1, 8):
+        if S is not None:
+            S.cleanup()
+        S = LimitedServer(LIMIT, LIMIT, "--workers", str(workers), *MODEL_ARGS)
+        S.start()
+        pids = S.wait_children("kingx-worker", workers)
+        held[workers] = [open_descriptors(p) for p in pids]
+        S.stop()
+    one = held[1][0]
+    check(all(h.get("eventfd", 0) == one.get("eventfd", 0) and h.get("other", 0) <= one.get("other", 0)
+              for h in held[8]),
+          f"descriptors a worker holds besides sockets: one worker {one}, each of eight {held[8]}")
+
+
 if __name__ == "__main__":
     run_with_servers("descriptors at the limit" + (" " + " ".join(MODEL_ARGS) if MODEL_ARGS else ""),
                      cases_of(globals()), lambda: S)
