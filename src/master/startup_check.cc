@@ -17,6 +17,7 @@
 
 #include "engine/env.h"
 #include "src/master/data_dir.h"
+#include "src/worker/serve_options.h"
 
 namespace kingx {
 namespace {
@@ -207,12 +208,17 @@ void CheckPidFile(const Config& c, StartupReport* r) {
 }
 
 std::string FileLimitShortfall(const Config& c, rlim_t limit, const char* which) {
-  const uint64_t needed = uint64_t{c.max_connections} + kReservedFds;
-  if (limit == RLIM_INFINITY || limit >= needed) return "";
-  return "max_connections " + std::to_string(c.max_connections) + " (per worker, plus " +
-         std::to_string(kReservedFds) + " descriptors of its own) exceeds the " + which + "open file limit " +
-         std::to_string(static_cast<unsigned long long>(limit)) +
-         ": raise it (ulimit -n, systemd LimitNOFILE=) or lower max_connections";
+  if (limit == RLIM_INFINITY) return "";
+  const uint32_t cap = ConnectionCapAt(c, limit);
+  if (cap >= c.max_connections) return "";
+  const uint64_t pool = PoolDoorbellShareAt(c, limit);
+  return "max_connections " + std::to_string(c.max_connections) + " (per worker) exceeds what the " + which +
+         "open file limit " + std::to_string(static_cast<unsigned long long>(limit)) +
+         " leaves a worker: it keeps " + std::to_string(ReservedDescriptors(limit)) +
+         " descriptors for segment files, spill files and its own" +
+         (pool != 0 ? " and " + std::to_string(pool) + " for its pool threads" : std::string()) +
+         ", so it accepts at most " + std::to_string(cap) +
+         " connections: raise the limit (ulimit -n, systemd LimitNOFILE=) or lower max_connections";
 }
 
 }  // namespace
@@ -241,8 +247,8 @@ std::string RaiseOpenFileLimit(const Config& config) {
   struct rlimit lim;
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return "cannot read the open file limit: " + Errno(errno);
   // All the way to the hard limit: a worker keeps a share of its descriptors
-  // for the segment cache, so max_connections + kReservedFds alone would
-  // make it lower its connection cap.
+  // for its segment files and spill files (ReservedDescriptors), which a
+  // limit of max_connections plus a few would take from its connections.
   if (lim.rlim_cur != lim.rlim_max) {
     struct rlimit raised = lim;
     raised.rlim_cur = lim.rlim_max;

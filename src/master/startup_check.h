@@ -45,15 +45,11 @@ StartupReport CheckStartup(const Config& config, const std::vector<std::string>&
 // the new configuration before applying any of it.
 StartupReport CheckLogFiles(const Config& config);
 
-// Descriptors a worker holds besides its client connections (listening
-// sockets, eventfds, log files, segment files and mappings).
-inline constexpr uint64_t kReservedFds = 128;
-
 // Raises this process's soft RLIMIT_NOFILE to the hard limit (children
 // inherit it; each worker then caps its connections below the limit, keeping
 // a share for the segment files it maps: src/worker/serve_options.h
-// ConnectionCap). Returns a warning ("" when the limit is enough for
-// max_connections + kReservedFds).
+// ConnectionCap). Returns a warning ("" when, under the limit, a worker
+// keeps all of max_connections: ConnectionCapAt).
 std::string RaiseOpenFileLimit(const Config& config);
 
 }  // namespace kingx

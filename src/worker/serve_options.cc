@@ -172,20 +172,22 @@ uint64_t SpillFileCap() {
   return limit == 0 ? 4096 : SpillShare(limit);
 }
 
-uint64_t PoolDoorbellShare(const Config& config) {
+uint64_t PoolDoorbellShareAt(const Config& config, uint64_t descriptor_limit) {
   if (config.model != Model::kThreads) return 0;
-  const uint64_t limit = DescriptorLimit();
-  if (limit == 0) return config.threads;
-  return std::min<uint64_t>(config.threads, RoomBesideReserve(limit) / 2);
+  if (descriptor_limit == 0) return config.threads;
+  return std::min<uint64_t>(config.threads, RoomBesideReserve(descriptor_limit) / 2);
 }
 
-uint32_t ConnectionCap(const Config& config) {
-  const uint64_t limit = DescriptorLimit();
-  if (limit == 0) return config.max_connections;
-  const uint64_t room = RoomBesideReserve(limit);
-  const uint64_t share = PoolDoorbellShare(config);
+uint64_t PoolDoorbellShare(const Config& config) { return PoolDoorbellShareAt(config, DescriptorLimit()); }
+
+uint32_t ConnectionCapAt(const Config& config, uint64_t descriptor_limit) {
+  if (descriptor_limit == 0) return config.max_connections;
+  const uint64_t room = RoomBesideReserve(descriptor_limit);
+  const uint64_t share = PoolDoorbellShareAt(config, descriptor_limit);
   const uint64_t cap = room > share + 16 ? room - share : 16;
   return static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, cap));
 }
+
+uint32_t ConnectionCap(const Config& config) { return ConnectionCapAt(config, DescriptorLimit()); }
 
 }  // namespace kingx

@@ -160,4 +160,10 @@ uint64_t PoolDoorbellShare(const Config& config);
 // no longer open a segment to answer a GET.
 uint32_t ConnectionCap(const Config& config);
 
+// ConnectionCap and PoolDoorbellShare under a given open-file limit
+// (RLIM_INFINITY or 0: no limit), for the start-up check that warns when
+// the hard limit would lower --max-connections.
+uint64_t PoolDoorbellShareAt(const Config& config, uint64_t descriptor_limit);
+uint32_t ConnectionCapAt(const Config& config, uint64_t descriptor_limit);
+
 }  // namespace kingx
