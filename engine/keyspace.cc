@@ -41,6 +41,10 @@ void Keyspace::Log(const std::string& line) const {
   if (o_.log) o_.log("keyspace: " + line);
 }
 
+void Keyspace::LogInfo(const std::string& line) const {
+  if (o_.log_info) o_.log_info("keyspace: " + line);
+}
+
 std::string Keyspace::RunPath(uint64_t id) const { return JoinPath(o_.dir, KeyRunFileName(id)); }
 
 Result<std::unique_ptr<Keyspace>> Keyspace::Open(Writer::Impl& w, KeyspaceRegion region,

@@ -130,6 +130,7 @@ class Keyspace {
   Keyspace(Writer::Impl& w, KeyspaceRegion region, const KeyspaceOptions& options);
   void Loop();
   void Log(const std::string& line) const;
+  void LogInfo(const std::string& line) const;
   uint64_t NowMs() const;
 
   // ---- keyspace.cc ----

@@ -301,8 +301,15 @@ Status Keyspace::RunJob() {
     if (w_.pins_ > 0) --w_.pins_;
     pinned_ = false;
   }
-  Log(std::string(job == Job::kRebuild ? "rebuilt" : "caught up") + " the sorted view: " + std::to_string(entries) +
-      " entries in " + std::to_string(made.size()) + " run(s), " + std::to_string(NowMs() - t0) + " ms");
+  // A catch-up is how every open resumes the view; a rebuild that found no
+  // key had nothing to lose (a new database). A rebuild that found keys
+  // means the view was missing or damaged: worth an operator's look.
+  const bool routine = job == Job::kCatchUp || entries == 0;
+  const std::string line = std::string(job == Job::kRebuild ? "rebuilt" : "caught up") + " the sorted view: " +
+                           std::to_string(entries) + " entries in " + std::to_string(made.size()) + " run(s), " +
+                           std::to_string(NowMs() - t0) + " ms";
+  if (routine) LogInfo(line);
+  else Log(line);
   return Status::OK();
 }
 

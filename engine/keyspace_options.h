@@ -39,8 +39,13 @@ struct KeyspaceOptions {
   // Flush the tails and checkpoint when the Keyspace is destroyed. Tests turn
   // it off to leave the directory as a crash would.
   bool checkpoint_at_close = true;
-  // Receives one line per notable event (no newline); may be empty.
+  // Receives one line per notable event (no newline): the view unusable,
+  // fallen behind or rebuilt from the segments' keys. May be empty.
   std::function<void(const std::string& line)> log;
+  // Receives the routine lines (no newline): a catch-up done (every open
+  // after a close or a crash), the first build of an empty database's view.
+  // May be empty (discarded).
+  std::function<void(const std::string& line)> log_info;
 };
 
 }  // namespace kingx::engine

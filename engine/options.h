@@ -95,6 +95,11 @@ struct Options {
   // Reads report at most once a second per Reader (with a count of what was
   // not reported). Empty: such lines go to `log`.
   std::function<void(const std::string& line)> log_error;
+  // Receives routine recovery notes that call for no action (one line, no
+  // newline), on the thread that runs Writer::Open: the active segment's
+  // preallocated zero room cut at an open, which every restart does. A torn
+  // record goes to `log`. May be empty (discarded).
+  std::function<void(const std::string& line)> log_debug;
   // Called on the writer's sync thread after each fdatasync of a batch
   // submitted with Writer::Submit (success or failure), with no lock held:
   // the writer process wakes its loop with it. May be empty.

@@ -511,6 +511,7 @@ Status Writer::Impl::Recover() {
   uint64_t seq_floor = 1;
   std::unique_ptr<StagedHint> active_hint;  // the active segment's hint, written by its scan
   uint64_t active_valid_end = 0;
+  bool active_torn = false;  // its scan met a cut record or garbage (reported as a torn tail)
   bool active_is_sealed = false;
   std::vector<uint32_t> sealed_for_damage;  // active segments sealed where their damaged records end
   std::vector<uint32_t> on_disk;
@@ -819,6 +820,7 @@ Status Writer::Impl::Recover() {
       // MANIFEST (below), so that every later open reads it and reports it.
     } else if (is_active) {
       active_valid_end = sum.valid_end;
+      active_torn = torn.has_value();
       active_hint = std::move(hint);
     } else {
       const bool clean = f.header_ok && sum.corrupt_ranges == 0 && sum.damaged_records == 0 && !zero_damage;
@@ -927,8 +929,13 @@ Status Writer::Impl::Recover() {
     if (!file.ok()) return file.status();
     active_ = std::move(file.value());
     if (active_valid_end < f.size) {
-      Log("recovery: truncating segment " + std::to_string(f.id) + " from " + std::to_string(f.size) + " to " +
-          std::to_string(active_valid_end) + " bytes (a torn tail, or the zero room past the last record)");
+      // Every restart cuts the preallocated zero room (FORMAT.md), so only a
+      // torn tail is worth an operator's attention, and its line (above)
+      // already names the segment and the offset: this one is detail.
+      LogDebug("recovery: truncating segment " + std::to_string(f.id) + " from " + std::to_string(f.size) + " to " +
+               std::to_string(active_valid_end) + " bytes (" +
+               (active_torn ? "the torn tail reported above" : "the preallocated zero room past the last record") +
+               ")");
       Status s = active_->Truncate(active_valid_end);
       if (s.ok()) s = active_->Sync();
       if (!s.ok()) return s;

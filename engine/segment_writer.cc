@@ -262,6 +262,10 @@ void Writer::Impl::LogError(const std::string& line) const {
   else if (options_.log) options_.log(line);
 }
 
+void Writer::Impl::LogDebug(const std::string& line) const {
+  if (options_.log_debug) options_.log_debug(line);
+}
+
 void Writer::Impl::PublishCounters() {
   uint64_t live = 0, dead = 0;
   for (const auto& [id, st] : segments_) {

@@ -245,6 +245,7 @@ struct Writer::Impl {
   static Status SyncFailedOutcome(const Status& sync_error);
   void Log(const std::string& line) const;
   void LogError(const std::string& line) const;
+  void LogDebug(const std::string& line) const;
   // Publishes keys_, the segment count and the sum of every segment's live
   // and dead bytes (O(segments)) into the index's counters. Caller holds mu_
   // (or is recovery). Every change of segments_ publishes before mu_ is let

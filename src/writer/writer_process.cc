@@ -825,6 +825,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   options.on_synced = [&shm] { shm.queue().Wake(); };
   options.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
   options.log_error = [](const std::string& line) { KINGX_LOG_ERROR("engine: %s", line.c_str()); };
+  options.log_debug = [](const std::string& line) { KINGX_LOG_DEBUG("engine: %s", line.c_str()); };
 
   shm.control().writer_ready.store(0, std::memory_order_release);
   const auto t0 = std::chrono::steady_clock::now();
@@ -861,6 +862,7 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
       ko.seed_dir = engine::JoinPath(config.data_dir, "keys");
     }
     ko.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
+    ko.log_info = [](const std::string& line) { KINGX_LOG_INFO("engine: %s", line.c_str()); };
     if (engine::Status s = (*writer)->StartKeyspace(shm.keyspace(), ko); !s.ok()) {
       KINGX_LOG_ERROR("writer: the sorted key view cannot start (listing answers 503): %s", s.ToString().c_str());
     }

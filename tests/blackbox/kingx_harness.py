@@ -299,6 +299,25 @@ def adopt(sock, port, timeout):
     return conn
 
 
+RECORD_HEADER = 40  # engine/FORMAT.md "Record": stored_len at 24 (u32), key_len at 32 (u16), meta_len at 34
+SEGMENT_HEADER = 48
+
+
+def record_ends(segment):
+    """The offsets where the records of a segment's bytes end, in file order
+    (the zero room after the last record ends the walk)."""
+    ends, at = [], SEGMENT_HEADER
+    while at + RECORD_HEADER <= len(segment):
+        stored = int.from_bytes(segment[at + 24:at + 28], "little")
+        key_len = int.from_bytes(segment[at + 32:at + 34], "little")
+        meta_len = segment[at + 34]
+        if key_len == 0:
+            break  # the zero room after the last record
+        at += RECORD_HEADER + key_len + meta_len + stored
+        ends.append(at)
+    return ends
+
+
 def staging_files(data_dir):
     """{name: size} of the staging files (*.tmp) of large uploads in progress.
     A file that completes (renamed or removed) between the listing and its

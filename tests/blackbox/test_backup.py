@@ -43,7 +43,7 @@ import threading
 import time
 
 from kingx_harness import (ABSENT, Conn, ConnectionClosed, Server, TestFailure, check, http, key_path,
-                           make_value, parse_etag, run_cases)
+                           make_value, parse_etag, record_ends, run_cases)
 
 MODEL_ARGS = sys.argv[1:]
 S = None
@@ -638,23 +638,7 @@ def test_a_backup_whose_segment_read_fails_ends_short_and_the_next_one_is_whole(
         verify(restore(path))
 
 
-RECORD_HEADER = 40  # engine/FORMAT.md "Record": stored_len at 24 (u32), key_len at 32 (u16), meta_len at 34
-SEGMENT_HEADER = 48
 CUT_CASE = {}
-
-
-def record_ends(segment):
-    """The offsets where the records of a segment's bytes end, in file order."""
-    ends, at = [], SEGMENT_HEADER
-    while at + RECORD_HEADER <= len(segment):
-        stored = int.from_bytes(segment[at + 24:at + 28], "little")
-        key_len = int.from_bytes(segment[at + 32:at + 34], "little")
-        meta_len = segment[at + 34]
-        if key_len == 0:
-            break  # the zero room after the last record
-        at += RECORD_HEADER + key_len + meta_len + stored
-        ends.append(at)
-    return ends
 
 
 def archive_to_cut():

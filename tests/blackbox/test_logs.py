@@ -4,7 +4,9 @@ address taken from X-Forwarded-For only when the peer is a --trusted-proxy;
 X-Request-Id logged; requests the HTTP core refuses itself (framing errors,
 unknown methods and paths) logged too, with the request id the client saw,
 and an info line in the error log; a steady PUT load, compaction running,
-adds no error log line. (Reopening on USR1 is in test_signals.py.)
+adds no error log line; clean starts and restarts (QUIT, TERM) log no warn
+or error line, and a record cut after a crash is the one warn line, naming
+the segment and the offset. (Reopening on USR1 is in test_signals.py.)
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_logs.py
 """
@@ -15,18 +17,24 @@ import re
 import signal
 import time
 
-from kingx_harness import Conn, Server, TestFailure, cases_of, check, http, key_path, metric_values, run_with_servers
+from kingx_harness import (Conn, Server, TestFailure, cases_of, check, http, key_path, log_since, metric_values,
+                           record_ends, run_with_servers)
 
 S = None
 PUT_LOAD = 600  # durable PUTs of 3000 bytes over 16 keys: about 28 segments of 64 KiB
 
 
-def fresh_server(*flags):
+def fresh_server(*flags, settle=False):
+    """A server on a new data directory; with `settle`, started as
+    start_and_settle() does."""
     global S
     if S is not None:
         S.cleanup()
     S = Server(["--workers", "1"] + list(flags))
-    S.start()
+    if settle:
+        start_and_settle()
+    else:
+        S.start()
     return S
 
 
@@ -177,6 +185,84 @@ def test_a_steady_put_load_leaves_the_error_log_quiet():
     extra = [l for l in new if not any(a in l for a in allowed)]
     print(f"{PUT_LOAD} PUTs, {ran:.0f} compaction passes, {len(new)} new error log line(s)", flush=True)
     check(not extra, f"{len(extra)} error log line(s) under a steady PUT load:\n  " + "\n  ".join(extra[:10]))
+
+
+def start_and_settle():
+    """Starts S again (or first) and waits until the sorted key view's open
+    has ended (its line written): the start has logged all it logs. Returns
+    the error log's offset where this start's lines begin."""
+    mark = os.path.getsize(S.error_log) if os.path.exists(S.error_log) else 0
+    S.start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if any("the sorted view:" in l for l in log_since(S, mark).splitlines()):
+            return mark
+        time.sleep(0.05)
+    raise TestFailure("the sorted key view's open logged nothing in 15 s:\n" + S.logs())
+
+
+def stop_with(sig):
+    S.signal(sig)
+    check(S.wait_exit(30) == 0, f"a stop with {signal.Signals(sig).name} exits 0:\n" + S.logs())
+
+
+def warnings(lines):
+    return [l for l in lines if "[warn]" in l or "[error]" in l or "[crit]" in l or "[alert]" in l]
+
+
+def test_clean_starts_and_restarts_log_no_warning():
+    """A new database's first start (its sorted view built from nothing), a
+    restart after a graceful stop (QUIT) and one after a fast stop (TERM):
+    the active segment's preallocated zero room cut at each open is not a
+    torn tail, and a view caught up after a clean close is routine."""
+    fresh_server(settle=True)
+    values = {f"clean-{i}": (b"c%d" % i) * (10 + 50 * i) for i in range(5)}
+    for k, v in values.items():
+        check(http(S.port, "PUT", key_path(k), v).status == 201, f"PUT {k}")
+    stop_with(signal.SIGQUIT)
+    start_and_settle()
+    stop_with(signal.SIGTERM)
+    start_and_settle()
+    for k, v in values.items():
+        r = http(S.port, "GET", key_path(k))
+        check(r.status == 200 and r.body == v, f"GET {k} after the restarts: {r.status}")
+    stop_with(signal.SIGTERM)
+    noisy = warnings(log_since(S, 0).splitlines())
+    check(not noisy, f"{len(noisy)} warn/error line(s) at clean starts:\n  " + "\n  ".join(noisy))
+    # The view missing from a database with keys is no routine start: warned.
+    os.remove(os.path.join(S.data_dir, "keys", "MANIFEST"))
+    mark = start_and_settle()
+    rebuilt = [l for l in log_since(S, mark).splitlines() if "rebuilt the sorted view" in l]
+    check(len(rebuilt) == 1 and "[warn]" in rebuilt[0] and f"{len(values)} entries" in rebuilt[0],
+          f"a rebuild of a database's view from its keys is a warn line: {rebuilt}")
+
+
+def test_a_record_cut_after_a_crash_is_the_one_warning():
+    """kill -9 of the whole server after acknowledged writes, then the active
+    segment's last record cut mid-way from outside (what a lost write-back
+    leaves): the next start logs that torn tail, naming the segment and the
+    offset where the cut record began, and nothing else above info."""
+    fresh_server(settle=True)
+    for i in range(4):
+        check(http(S.port, "PUT", key_path(f"torn-{i}"), b"t" * (100 + i)).status == 201, f"PUT torn-{i}")
+    S.kill_group()
+    segments = sorted(n for n in os.listdir(S.data_dir) if n.endswith(".kxd"))
+    check(segments, f"no segment in {os.listdir(S.data_dir)}")
+    active = os.path.join(S.data_dir, segments[-1])
+    with open(active, "rb") as f:
+        ends = record_ends(f.read())
+    check(len(ends) >= 4, f"{segments[-1]}: {len(ends)} record(s), 4 PUTs made")
+    last_begins = ends[-2]
+    os.truncate(active, ends[-1] - 7)  # inside the last record's value
+    mark = start_and_settle()
+    noisy = warnings(log_since(S, mark).splitlines())
+    segment_id = int(segments[-1][4:-4])
+    check(len(noisy) == 1, f"one warn line expected after the cut, got {len(noisy)}:\n  " + "\n  ".join(noisy))
+    check("[warn]" in noisy[0] and f"segment {segment_id}: torn tail" in noisy[0] and
+          f"at offset {last_begins} " in noisy[0], f"the torn tail's line names segment and offset: {noisy[0]!r}")
+    for i in range(3):
+        check(http(S.port, "GET", key_path(f"torn-{i}")).status == 200, f"torn-{i}, before the cut, is kept")
+    check(http(S.port, "GET", key_path("torn-3")).status == 404, "torn-3, the cut record, is gone")
 
 
 def main():
