@@ -181,7 +181,7 @@ Status Keyspace::PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* m
       }
     }
     if (manifest_ok)
-      Log("starting from the sorted view in " + o_.seed_dir + ": " + std::to_string(manifest_runs->size()) +
+      LogInfo("starting from the sorted view in " + o_.seed_dir + ": " + std::to_string(manifest_runs->size()) +
           " runs, catching up from seq " + std::to_string(*manifest_covered));
   }
   // Cursors handed out under an older secret are refused (400), never misread.

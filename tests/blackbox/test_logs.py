@@ -174,10 +174,12 @@ def test_a_steady_put_load_leaves_the_error_log_quiet():
             r = c.request("PUT", key_path("quiet-%d" % (i % 16)), value)
             check(r.status in (200, 201, 204), f"PUT {i}: {r.status}")
     deadline = time.monotonic() + 30
-    while metric_values(S.port)["kingx_compaction_passes_total"] < passes + 2 and time.monotonic() < deadline:
+    # One pass or several: on a fast machine the load can end before the
+    # first pass, which then takes every sealed segment at once.
+    while metric_values(S.port)["kingx_compaction_passes_total"] < passes + 1 and time.monotonic() < deadline:
         time.sleep(0.2)
     ran = metric_values(S.port)["kingx_compaction_passes_total"] - passes
-    check(ran >= 2, f"only {ran} compaction pass(es) ran under the load: it does not test what passes log")
+    check(ran >= 1, f"no compaction pass ran after the load: it does not test what passes log")
     with open(S.error_log, "rb") as f:
         f.seek(mark)
         new = f.read().decode("utf-8", "replace").splitlines()
@@ -212,7 +214,8 @@ def warnings(lines):
 
 def test_clean_starts_and_restarts_log_no_warning():
     """A new database's first start (its sorted view built from nothing), a
-    restart after a graceful stop (QUIT) and one after a fast stop (TERM):
+    restart after a graceful stop (QUIT), one after a fast stop (TERM) and a
+    read-only start over the same files:
     the active segment's preallocated zero room cut at each open is not a
     torn tail, and a view caught up after a clean close is routine."""
     fresh_server(settle=True)
@@ -227,6 +230,14 @@ def test_clean_starts_and_restarts_log_no_warning():
         r = http(S.port, "GET", key_path(k))
         check(r.status == 200 and r.body == v, f"GET {k} after the restarts: {r.status}")
     stop_with(signal.SIGTERM)
+    # A read-only server over the same files starts its view from the
+    # database's own (a seed it reads where it is): routine too.
+    S.extra.append("--read-only")
+    start_and_settle()
+    r = http(S.port, "GET", key_path("clean-1"))
+    check(r.status == 200 and r.body == values["clean-1"], f"GET clean-1 read-only: {r.status}")
+    stop_with(signal.SIGTERM)
+    S.extra.remove("--read-only")
     noisy = warnings(log_since(S, 0).splitlines())
     check(not noisy, f"{len(noisy)} warn/error line(s) at clean starts:\n  " + "\n  ".join(noisy))
     # The view missing from a database with keys is no routine start: warned.
