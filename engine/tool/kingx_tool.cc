@@ -68,13 +68,13 @@ constexpr int kExitOk = 0, kExitNotFound = 1, kExitCorrupt = 2, kExitUsage = 64,
 int Usage() {
   std::fprintf(stderr,
                "usage: kingx-tool --data DIR [--segment-bytes SIZE|auto] [--disk-reserve-bytes SIZE|auto]\n"
-               "                  [--compression-level N] [--max-key-bytes SIZE] [--max-value-bytes SIZE] COMMAND\n"
+               "                  [--compression-level N] [--max-key-bytes SIZE] [--max-value-bytes SIZE]\n"
+               "                  [--key-file FILE] COMMAND\n"
                "  (SIZE: bytes, or with a K/M/G suffix (powers of 1024), as kingx's settings take it;\n"
                "   auto, the default, picks what the server picks for the data directory's disk;\n"
                "   each option at most once)\n"
                "  (--max-*-bytes bound what records may claim; the default, the format's largest,\n"
                "   is what the server uses: lower them only for a database written with lower ones)\n"
-               "                  [--key-file FILE] COMMAND\n"
                "commands (get, list, stat and verify open DIR read-only and change nothing in it, so they\n"
                "work on a backup and beside read-only servers; every command refuses a directory a\n"
                "read-write server holds, and put, delete and compact one a read-only server holds;\n"
