@@ -564,16 +564,42 @@ Result<ParsedCommandLine> ParseCommandLine(int argc, const char* const* argv) {
   return out;
 }
 
+namespace {
+
+// Whether the kernel would refuse to bind both listeners: the same port (not 0, which
+// picks a free one) in the same family, and the same address however it is spelled
+// ("[0::1]" is "[::1]"), or either one that family's wildcard, which takes the port on
+// every address of the family. An IPv6 listener is IPv6-only, so "[::]" and "0.0.0.0"
+// on one port do not overlap.
+bool ListenersOverlap(const ListenAddress& a, const ListenAddress& b) {
+  if (a.port == 0 || a.port != b.port) return false;
+  const bool v6 = a.host.find(':') != std::string::npos;
+  if (v6 != (b.host.find(':') != std::string::npos)) return false;
+  const int family = v6 ? AF_INET6 : AF_INET;
+  unsigned char x[16] = {}, y[16] = {};
+  if (inet_pton(family, a.host.c_str(), x) != 1 || inet_pton(family, b.host.c_str(), y) != 1) return false;
+  const size_t n = v6 ? 16 : 4;
+  static const unsigned char kAny[16] = {};
+  return std::memcmp(x, y, n) == 0 || std::memcmp(x, kAny, n) == 0 || std::memcmp(y, kAny, n) == 0;
+}
+
+std::string OverlapMessage(const ListenAddress& a, const ListenAddress& b) {
+  if (a.ToString() == b.ToString()) return a.ToString() + " is given twice";
+  return a.ToString() + " and " + b.ToString() +
+         " overlap (the same address, or a wildcard address, which takes the port on every address of its family)";
+}
+
+}  // namespace
+
 Status Validate(const Config& c) {
   if (c.listen.empty()) return Invalid("--listen", "at least one address is needed");
   for (size_t i = 0; i < c.listen.size(); ++i) {
     for (size_t j = i + 1; j < c.listen.size(); ++j) {
-      if (c.listen[i].port != 0 && c.listen[i].ToString() == c.listen[j].ToString()) {
-        return Invalid("--listen", c.listen[i].ToString() + " is given twice");
-      }
+      if (ListenersOverlap(c.listen[i], c.listen[j])) return Invalid("--listen", OverlapMessage(c.listen[i], c.listen[j]));
     }
-    if (c.admin_listen && c.admin_listen->port != 0 && c.admin_listen->ToString() == c.listen[i].ToString()) {
-      return Invalid("--admin-listen", "must differ from every --listen address");
+    if (c.admin_listen && ListenersOverlap(*c.admin_listen, c.listen[i])) {
+      return Invalid("--admin-listen", "must differ from every --listen address: " +
+                                           OverlapMessage(*c.admin_listen, c.listen[i]));
     }
   }
   if (c.workers < 1 || c.workers > 256) return Invalid("--workers", "must be in [1, 256]");

@@ -159,6 +159,35 @@ def test_bad_configuration_at_start_is_refused():
         s.cleanup()
 
 
+def test_overlapping_listen_addresses_are_refused_by_t_and_at_start():
+    # Two listeners the kernel cannot both bind (a wildcard takes the port on every address of
+    # its family; one address spelled two ways) are an invalid configuration: -t says so, naming
+    # the setting, and a start exits at once, not after waiting 5 s for "another process".
+    port = free_port()
+    data = os.path.join(TMP, "d-overlap")
+    cases = [
+        (["--listen", f"0.0.0.0:{port}", "--listen", f"127.0.0.1:{port}"], "--listen"),
+        (["--listen", f"[::1]:{port}", "--listen", f"[0::1]:{port}"], "--listen"),
+        (["--listen", f"[::]:{port}", "--listen", f"[::1]:{port}"], "--listen"),
+        (["--listen", f"0.0.0.0:{port}", "--admin-listen", f"127.0.0.1:{port}"], "--admin-listen"),
+        (["--listen", f"127.0.0.1:{port}", "--admin-listen", f"0.0.0.0:{port}"], "--admin-listen"),
+    ]
+    for args, name in cases:
+        code, out = run("-t", "--data", data, *args)
+        check(code == 1 and name in out, f"-t {args} must fail naming {name}: exit {code}: {out}")
+    started = time.monotonic()
+    code, out = run("--data", data, "--error-log", "stderr", *cases[0][0])
+    took = time.monotonic() - started
+    check(code == 1 and "--listen" in out and took < 3, f"a start with {cases[0][0]}: exit {code} after {took:.1f} s: {out}")
+    # What the kernel binds together stays accepted: an IPv6 listener is IPv6-only, and
+    # other ports or addresses do not meet.
+    for args in (["--listen", f"0.0.0.0:{port}", "--listen", f"[::]:{port}"],
+                 ["--listen", f"127.0.0.1:{port}", "--listen", f"127.0.0.2:{port}", "--admin-listen", f"[::1]:{port}"],
+                 ["--listen", f"0.0.0.0:{port}", "--admin-listen", f"0.0.0.0:{free_port()}"]):
+        code, out = run("-t", "--data", data, *args)
+        check(code == 0, f"-t {args} must pass: exit {code}: {out}")
+
+
 def test_second_server_on_the_same_data_dir_is_refused():
     with Server(["--workers", "1"]) as first:
         second = Server(["--workers", "1"], data_dir=first.data_dir)
