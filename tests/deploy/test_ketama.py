@@ -17,6 +17,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proxies import Client, exit_on_sigterm, load_reshard, start_nginx  # noqa: E402
+from proxies import reshard as run_reshard  # noqa: E402
 from kingx_harness import HOST, Conn, cases_of, check, run_cases  # noqa: E402
 
 reshard = load_reshard()
@@ -127,6 +128,26 @@ def test_host_and_port_are_split_as_nginx_does():
     check(split("kv-01.internal") == (b"kv-01.internal", b""), "name without port")
     check(split("unix:/run/kingx.sock") == (b"/run/kingx.sock", b""), "unix socket")
     check(split("host:") == (b"host", b""), "empty port")
+
+
+def test_owner_names_the_shard_of_the_key_whatever_its_spelling():
+    # kingx redirects every other spelling of a key to its canonical one, which is what the
+    # proxy then hashes: `owner` given another spelling (raw UTF-8, lowercase hex, %2F) must
+    # name the canonical spelling's shard, and print that spelling; a cut escape is refused.
+    for ring, shards in (("nginx", "kv-01.internal:8080,kv-02.internal:8080,kv-03.internal:8080"),
+                         ("haproxy", "kv-01.internal:8080 id=1,kv-02.internal:8080 id=2,kv-03.internal:8080 id=3")):
+        for canonical, others in (("dir/caf%C3%A9", ["dir/café", "dir%2Fcaf%C3%A9", "dir/caf%c3%a9"]),
+                                  ("a%20b%2Bc", ["a b+c", "a%20b+c"]), ("x/%25", ["x%2F%25"])):
+            p = run_reshard("owner", "--ring", ring, "--shards", shards, canonical, *others)
+            lines = p.stdout.splitlines()
+            want = lines[0].split("\t")[0] + "\t" + canonical
+            check(p.returncode == 0 and len(lines) == 1 + len(others) and all(line == want for line in lines),
+                  f"{ring}: owner of {[canonical] + others}: every spelling must give {want!r}: "
+                  f"exit {p.returncode}, {lines} {p.stderr}")
+        for bad in ("a%2", "x%", "%zz/b"):
+            p = run_reshard("owner", "--ring", ring, "--shards", shards, bad)
+            check(p.returncode == 2 and "%" in p.stderr and not p.stdout,
+                  f"{ring}: owner {bad!r} (kingx answers 400) must exit 2 naming the escape: {p.returncode} {p.stdout!r} {p.stderr!r}")
 
 
 def test_shares_are_even_and_three_to_four_moves_about_a_quarter_all_to_the_new_shard():
