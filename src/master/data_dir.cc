@@ -87,6 +87,11 @@ void DataDirHold::Release() {
   scratch_lock_.reset();
 }
 
+std::string ReadOnlyScratchParent() {
+  const char* tmp_env = getenv("TMPDIR");
+  return tmp_env != nullptr && *tmp_env != '\0' ? tmp_env : "/tmp";
+}
+
 engine::Result<DataDirHold> HoldDataDir(
     const std::string& dir, bool read_only,
     const std::function<engine::Result<std::unique_ptr<engine::FileLock>>(
@@ -111,8 +116,7 @@ engine::Result<DataDirHold> HoldDataDir(
   DataDirHold hold;
   hold.lock_ = std::move(lock).value();
   if (!read_only) return hold;
-  const char* tmp_env = getenv("TMPDIR");
-  const std::string tmp = tmp_env != nullptr && *tmp_env != '\0' ? tmp_env : "/tmp";
+  const std::string tmp = ReadOnlyScratchParent();
   RemoveAbandonedScratch(env, tmp);
   std::string pattern = tmp + "/" + std::string(kScratchPrefix) + std::to_string(getpid()) + "-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr)

@@ -37,6 +37,10 @@ namespace kingx {
 // DIR: no database in DIR: ..." naming what is there. Reads the listing only.
 engine::Status DataDirRule(engine::Env& env, const std::string& dir, bool read_only);
 
+// Where a --read-only server makes its scratch directory: $TMPDIR, else /tmp
+// (`kingx -t --read-only` checks that it takes one).
+std::string ReadOnlyScratchParent();
+
 class DataDirHold {
  public:
   DataDirHold() = default;

@@ -151,6 +151,12 @@ void CheckDataDir(const Config& c, const std::vector<std::string>& args, Startup
       r->errors.push_back("--read-only: data directory " + dir + " is not readable: " + Errno(errno));
       return;
     }
+    // A start makes the sorted key view's scratch directory there (HoldDataDir).
+    const std::string tmp = ReadOnlyScratchParent();
+    if (const std::string why = CanCreateIn(tmp); !why.empty()) {
+      r->errors.push_back("--read-only: no scratch directory for the sorted key view can be made in " + tmp +
+                          " ($TMPDIR, else /tmp): " + why);
+    }
   } else if (const std::string why = CanCreateIn(dir); !why.empty()) {
     r->errors.push_back("data directory " + dir + " is not writable: " + why);
     return;

@@ -9,6 +9,8 @@
 //     (missing parent, or parent not writable);
 //   - the data directory holds other files and no database (read-write), or
 //     holds no database (--read-only): DataDirRule, src/master/data_dir.h;
+//   - --read-only: $TMPDIR (else /tmp) cannot take the sorted key view's
+//     scratch directory (a probe file is created and removed there);
 //   - the data directory's LOCK is held by another process (a start would
 //     find the database in use). The one exception is the reload case (-t
 //     before HUP, as systemd's ExecReload does): the holder is the running

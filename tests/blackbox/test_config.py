@@ -231,6 +231,25 @@ def test_t_checks_what_a_start_would_check():
         check("successful" not in out, f"-t {args} must not say successful: {out!r}")
 
 
+def test_t_read_only_checks_that_tmpdir_takes_the_scratch_directory():
+    # A read-only start makes the sorted key view's scratch directory under $TMPDIR (else
+    # /tmp) and exits 1 when it cannot: -t must say so too, and pass once TMPDIR is usable.
+    db = os.path.join(TMP, "d-ro-tmpdir")
+    os.makedirs(db, exist_ok=True)
+    open(os.path.join(db, "seg-00000001.kxd"), "wb").close()  # a database, by the data directory rule
+    for tmpdir, good in ((os.path.join(TMP, "no-such-tmpdir"), False), ("/proc", False), (TMP, True)):
+        env = dict(os.environ, TMPDIR=tmpdir)
+        p = subprocess.run([BIN, "-t", "--read-only", "--data", db], capture_output=True, text=True, env=env, timeout=20)
+        out = p.stdout + p.stderr
+        if good:
+            check(p.returncode == 0, f"-t --read-only with TMPDIR={tmpdir}: exit {p.returncode}: {out}")
+        else:
+            check(p.returncode == 1 and "TMPDIR" in out and tmpdir in out and "successful" not in out,
+                  f"-t --read-only with TMPDIR={tmpdir} (a start exits 1) must fail naming it: exit {p.returncode}: {out}")
+    check(os.listdir(db) == ["seg-00000001.kxd"] and not [f for f in os.listdir(TMP) if f.startswith(".kingx-t-probe")],
+          f"-t --read-only created something: {os.listdir(db)}, {os.listdir(TMP)}")
+
+
 def test_t_fails_on_a_data_directory_in_use_but_not_for_its_own_running_server():
     with Server(["--workers", "1"]) as first:
         # Another configuration for the same data directory: a start would find it locked.
