@@ -5,7 +5,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -147,15 +146,10 @@ void* SharedMemory::CountersBytes(uint32_t slot, uint32_t stripe) const {
   return base_ + slots_off_ + slot_stride_ * slot + ring_bytes_ + size_t{stripe} * kCounterStripeBytes;
 }
 
-void SharedMemory::UseCounterStripes(uint32_t slot, uint32_t n) const {
-  std::atomic<uint32_t>& mark = this->slot(slot).counter_stripes;
-  uint32_t cur = mark.load(std::memory_order_relaxed);
-  while (cur < n && !mark.compare_exchange_weak(cur, n, std::memory_order_release, std::memory_order_relaxed)) {
-  }
-}
-
-uint32_t SharedMemory::CounterStripes(uint32_t slot) const {
-  return std::max<uint32_t>(1, this->slot(slot).counter_stripes.load(std::memory_order_acquire));
+void SharedMemory::MarkCounterStripe(uint32_t slot, uint32_t stripe) const {
+  std::atomic<uint64_t>& word = this->slot(slot).counter_stripes[stripe / 64];
+  const uint64_t bit = uint64_t{1} << (stripe % 64);
+  if ((word.load(std::memory_order_relaxed) & bit) == 0) word.fetch_or(bit, std::memory_order_release);
 }
 
 engine::Result<std::unique_ptr<SharedMemory>> CreateSharedMemory(const Config& config, uint32_t slot_count) {

@@ -49,6 +49,22 @@ namespace kingx {
 class WriteQueue;
 class CompletionRing;
 
+// Per-slot counter stripes (zero-filled, never cleared), one for each thread
+// of the slot's worker that counts, so that a count is a plain store into
+// shared memory on a cache line no other thread writes: an event worker
+// counts in stripe 0; a thread-pool worker in one stripe per pool thread
+// (at most 4096) and one each for its acceptor and its main thread. A
+// count is in shared memory the moment it is made, so a worker's death
+// loses none. A thread marks its stripe in the slot's row before its first
+// count (MarkCounterStripe), and readers (a /metrics scrape, the master
+// settling a dead worker) visit marked stripes only: a stripe no thread
+// counted in is never touched by anyone, so it costs address space, not
+// memory (the mapping is MAP_NORESERVE), and a scrape's work grows with the
+// threads that counted, not with the pool's size.
+inline constexpr uint32_t kCounterStripes = 4096 + 2;
+inline constexpr size_t kCounterStripeBytes = 1024;
+inline constexpr uint32_t kCounterStripeWords = (kCounterStripes + 63) / 64;
+
 // The state of one slot in the slot table.
 enum class SlotState : uint32_t {
   kFree = 0,      // no process (never used, or its process was reaped)
@@ -72,9 +88,10 @@ struct SlotInfo {
   // The slot's worker (src/ipc/spill_room.h): its generation in the top 24
   // bits, below them the body-spill bytes its writes are appending now.
   std::atomic<uint64_t> spill_writing{0};
-  // The slot's workers (UseCounterStripes): how many counter stripes any
-  // occupant counted in; raised, never lowered.
-  std::atomic<uint32_t> counter_stripes{0};
+  // The slot's workers (MarkCounterStripe): bit s % 64 of word s / 64 is set
+  // once any occupant's thread counted in stripe s; set, never cleared (what
+  // an earlier occupant counted stays summed).
+  std::atomic<uint64_t> counter_stripes[kCounterStripeWords] = {};
 };
 
 // The staging budget's shared words (src/ipc/staging_budget.h).
@@ -213,17 +230,6 @@ struct ShmSizes {
   uint64_t keyspace_tail_arena_bytes = 8ull << 20;  // key and content-type bytes per tail
 };
 
-// Per-slot counter stripes (zero-filled, never cleared), one for each thread
-// of the slot's worker that counts, so that a count is a plain store into
-// shared memory on a cache line no other thread writes: an event worker
-// counts in stripe 0; a thread-pool worker in one stripe per pool thread
-// (at most 4096) and one each for its acceptor and its main thread. A
-// count is in shared memory the moment it is made, so a worker's death
-// loses none. Only the stripes a slot's workers used are touched (the
-// mapping is MAP_NORESERVE: the rest costs address space, not memory).
-inline constexpr uint32_t kCounterStripes = 4096 + 2;
-inline constexpr size_t kCounterStripeBytes = 1024;
-
 class SharedMemory {
  public:
   // Maps and formats everything, creates the eventfds (inheritable).
@@ -275,11 +281,22 @@ class SharedMemory {
     return reinterpret_cast<T*>(CountersBytes(slot, stripe));
   }
   void* CountersBytes(uint32_t slot, uint32_t stripe = 0) const;
-  // The slot's worker, before it counts in stripes [0, n) (n <= kCounterStripes):
-  // raises the slot's mark so that readers sum them (CounterStripes).
-  void UseCounterStripes(uint32_t slot, uint32_t n) const;
-  // Stripes of `slot` a reader sums: those any occupant used, at least 1.
-  uint32_t CounterStripes(uint32_t slot) const;
+  // The thread that counts in stripe `stripe` (< kCounterStripes) of `slot`,
+  // before its first count: marks it for readers (release). Idempotent; once
+  // marked, one load. Touches the slot's row only, not the stripe.
+  void MarkCounterStripe(uint32_t slot, uint32_t stripe) const;
+  // Calls f(stripe) for each marked stripe of `slot`, in increasing order
+  // (acquire: what was counted before the mark is seen). Reads the slot's
+  // row; touches no stripe itself. Any thread of any process.
+  template <class F>
+  void ForEachCounterStripe(uint32_t slot, F&& f) const {
+    const SlotInfo& row = this->slot(slot);
+    for (uint32_t w = 0; w < kCounterStripeWords; ++w) {
+      for (uint64_t bits = row.counter_stripes[w].load(std::memory_order_acquire); bits != 0; bits &= bits - 1) {
+        f(w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits)));
+      }
+    }
+  }
 
  private:
   SharedMemory() = default;

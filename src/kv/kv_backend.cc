@@ -154,8 +154,7 @@ uint64_t WriterStalledMs(SharedMemory& shm, uint64_t storage_timeout_ms, uint64_
 http::Counters SumSlotCounters(const SharedMemory& shm) {
   http::Counters sum{};
   for (uint32_t i = 0; i < shm.slot_count(); ++i) {
-    const uint32_t stripes = shm.CounterStripes(i);
-    for (uint32_t s = 0; s < stripes; ++s) http::Accumulate(sum, *shm.counters<http::Counters>(i, s));
+    shm.ForEachCounterStripe(i, [&](uint32_t s) { http::Accumulate(sum, *shm.counters<http::Counters>(i, s)); });
   }
   return sum;
 }

@@ -456,9 +456,9 @@ class Master {
         SlotInfo& info = shm_->slot(slot);
         // Its connections died with it (a worker that stopped cleanly counted
         // them closed already): the open connection gauges drop them.
-        for (uint32_t s = 0; s < shm_->CounterStripes(slot); ++s) {
+        shm_->ForEachCounterStripe(slot, [&](uint32_t s) {
           http::SettleDeadOwner(*shm_->counters<http::Counters>(slot, s));
-        }
+        });
         info.pid.store(0);
         info.state.store(static_cast<uint32_t>(SlotState::kFree));
         if (!expected) {

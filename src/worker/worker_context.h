@@ -77,9 +77,11 @@ struct WorkerContext {
   }
   // This slot's http counters (T = http::Counters): stripe `stripe`, one per
   // thread that counts (SharedMemory::counters; stripes beyond 0 are the
-  // thread model's, announced with SharedMemory::UseCounterStripes).
+  // thread model's). The thread marks its stripe (MarkCounterStripe) before
+  // its first count: readers sum marked stripes only.
   template <class T>
   T* Counters(uint32_t stripe = 0) const { return shm->counters<T>(slot, stripe); }
+  void MarkCounterStripe(uint32_t stripe = 0) const { shm->MarkCounterStripe(slot, stripe); }
 
   // Drains this slot's completion ring (one thread at a time), skipping
   // completions of a previous occupant. Returns how many fn saw.

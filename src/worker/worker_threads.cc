@@ -43,7 +43,9 @@
 // Counters: each pool thread counts in its own stripe of the slot's shared
 // counters (SharedMemory::counters), the acceptor and the main thread in one
 // each: every count is in shared memory when it is made (a kill -9 loses
-// none), and no two threads write one cache line.
+// none), and no two threads write one cache line. Each marks its stripe
+// before its first count (a pool thread when it takes its first client), so
+// a scrape reads only the stripes of threads that counted.
 #include "src/worker/worker_threads.h"
 
 #include <errno.h>
@@ -87,6 +89,11 @@ constexpr int kStoppingPollMs = 100;  // poll cap once the stop eventfd is no lo
 // a deadline, the yield): the cap of its wait for the next request.
 constexpr int kIdleLookMs = static_cast<int>(kDrainIdleAfterMs / 4);
 constexpr uint32_t kMaxThreads = 4096;  // token prefixes are 12 bits
+// The slot's counter stripes (SharedMemory::counters): the main thread's,
+// the acceptor's, then one per pool thread.
+constexpr uint32_t kMainStripe = 0;
+constexpr uint32_t kAcceptorStripe = 1;
+constexpr uint32_t kPoolStripe0 = 2;
 constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
 constexpr size_t kParkScratchBytes = 16 * 1024;  // a buffer that sizes discards of parked sockets' junk
 
@@ -109,6 +116,8 @@ struct PoolThread {
   std::thread thread;
   std::unique_ptr<KvService> service;
   http::Counters* counters = nullptr;  // its stripe of the slot's shared counters
+  uint32_t stripe = 0;                 // that stripe's number
+  bool stripe_marked = false;          // the thread's own: MarkCounterStripe done
   // Completions routed here by the dispatcher (under mu), then a ring.
   std::mutex mu;
   Doorbell bell;  // mail, room (room_rung), a stop: the thread looks again
@@ -154,8 +163,8 @@ struct ThreadWorker {
   // scratch: the caller's buffer (QuietParkedSocket).
   void Park(int fd, http::Counters& counters, std::span<char> scratch);
   // Closes parked descriptors whose time is up (all with all). Any thread
-  // but under no lock of this worker; counters: the caller's.
-  void ExpireParked(uint64_t now_ms, bool all, http::Counters& counters);
+  // but under no lock of this worker; stripe: the caller's counter stripe.
+  void ExpireParked(uint64_t now_ms, bool all, uint32_t stripe);
   // Sends everything conn has to send; *now_ms: the time after its last
   // send (left as it was when there was nothing to send). False when the
   // connection failed or the send timed out.
@@ -215,9 +224,6 @@ struct ThreadWorker {
   std::deque<ParkedFd> parked;
   std::atomic<size_t> parked_count{0};  // parked.size(), read without the lock by serving threads
   size_t park_max = 0;  // kFloodParkMax, at most an eighth of the cap and half the queue's room
-  // Unparks counted by the acceptor and by the main thread: their stripes.
-  http::Counters* acceptor_counters = nullptr;
-  http::Counters* main_counters = nullptr;
 
   // The garbage-flood meter (flood_guard.h), shared: pool threads report
   // connection endings, the acceptor asks for tokens. Keep-alive requests
@@ -275,10 +281,13 @@ void ThreadWorker::SpendAcceptToken() {
 }
 
 uint64_t ThreadWorker::RequestsAnswered() const {
+  // The slot's marked stripes: the pool threads that counted (the acceptor's
+  // and main thread's stripes hold no latency), and any an earlier occupant
+  // left, which do not move.
   uint64_t n = 0;
-  for (const auto& t : pool) {
-    for (const uint64_t& b : t->counters->latency_buckets) n += http::Load(b);
-  }
+  ctx.shm->ForEachCounterStripe(ctx.slot, [&](uint32_t s) {
+    for (const uint64_t& b : ctx.Counters<http::Counters>(s)->latency_buckets) n += http::Load(b);
+  });
   return n;
 }
 
@@ -347,7 +356,8 @@ void ThreadWorker::AcceptLoop() {
           if (n_unparked > 0) {
             lock.unlock();
             for (size_t k = 0; k < n_unparked; ++k) CloseParkedSocket(unparked[k], scratch);
-            http::Bump(acceptor_counters->flood_unparked, n_unparked);
+            ctx.MarkCounterStripe(kAcceptorStripe);
+            http::Bump(ctx.Counters<http::Counters>(kAcceptorStripe)->flood_unparked, n_unparked);
             NoteConnectionEnd(true, n_unparked);
             lock.lock();
           }
@@ -767,7 +777,7 @@ void ThreadWorker::Park(int fd, http::Counters& counters, std::span<char> scratc
   }
 }
 
-void ThreadWorker::ExpireParked(uint64_t now_ms, bool all, http::Counters& counters) {
+void ThreadWorker::ExpireParked(uint64_t now_ms, bool all, uint32_t stripe) {
   std::vector<int> due;
   {
     std::lock_guard<std::mutex> lock(q_mu);
@@ -780,7 +790,8 @@ void ThreadWorker::ExpireParked(uint64_t now_ms, bool all, http::Counters& count
   char scratch[kParkScratchBytes];
   for (int fd : due) CloseParkedSocket(fd, scratch);
   if (!due.empty()) {
-    http::Bump(counters.flood_unparked, due.size());
+    ctx.MarkCounterStripe(stripe);
+    http::Bump(ctx.Counters<http::Counters>(stripe)->flood_unparked, due.size());
     NoteConnectionEnd(true, due.size());
     q_not_full.notify_one();  // room for the acceptor
   }
@@ -830,6 +841,10 @@ void ThreadWorker::PoolLoop(PoolThread* t) {
     }
     if (yielded) yielding.fetch_sub(1, std::memory_order_relaxed);  // took the client it yielded for
     q_not_full.notify_one();
+    if (!t->stripe_marked) {
+      ctx.MarkCounterStripe(t->stripe);
+      t->stripe_marked = true;
+    }
     const Ended ended = Serve(t, a);
     yielded = ended.yielded;
     NoteConnectionEnd(ended.garbage);
@@ -877,12 +892,10 @@ int RunThreadWorker(WorkerContext& ctx) {
   }
   w->queue_cap = cap > threads ? cap - threads : 1;
   w->park_max = std::min({kFloodParkMax, cap / 8, w->queue_cap / 2});
-  // Counter stripes: 0 the main thread's, 1 the acceptor's, 2 + i pool
-  // thread i's (what an earlier occupant of the slot counted stays in them).
-  static_assert(kMaxThreads + 2 <= kCounterStripes);
-  ctx.shm->UseCounterStripes(ctx.slot, threads + 2);
-  w->main_counters = ctx.Counters<http::Counters>(0);
-  w->acceptor_counters = ctx.Counters<http::Counters>(1);
+  // Counter stripes: kMainStripe, kAcceptorStripe, then kPoolStripe0 + i
+  // pool thread i's (what an earlier occupant of the slot counted stays in
+  // them), each marked when its thread first counts.
+  static_assert(kPoolStripe0 + kMaxThreads <= kCounterStripes);
 
   // Signals are taken by this thread only: block them before any thread
   // starts so that every thread inherits the mask.
@@ -896,7 +909,8 @@ int RunThreadWorker(WorkerContext& ctx) {
     t->service = std::make_unique<KvService>(w->backend, ctx.access_log, ServiceOptionsFor(ctx, i, w->budgets),
                                              nullptr, nullptr);
     t->slot = i;
-    t->counters = ctx.Counters<http::Counters>(2 + i);
+    t->stripe = kPoolStripe0 + i;
+    t->counters = ctx.Counters<http::Counters>(t->stripe);
     w->pool.push_back(std::move(t));
   }
   for (auto [waiters, budget] : {std::pair{&w->response_room, &w->budgets.response},
@@ -963,7 +977,7 @@ int RunThreadWorker(WorkerContext& ctx) {
     // Segments compaction deleted: unmap them without waiting for a read.
     if (ctx.reader != nullptr) ctx.reader->ReleaseDeletedSegments();
     // Parked connections whose time is up; all of them once a stop began.
-    w->ExpireParked(MonotonicMs(), w->mode() != Mode::kRun, *w->main_counters);
+    w->ExpireParked(MonotonicMs(), w->mode() != Mode::kRun, kMainStripe);
   }
   for (auto& t : w->pool) t->thread.join();
   acceptor.join();

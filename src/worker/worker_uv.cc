@@ -1076,6 +1076,7 @@ int RunUvWorker(WorkerContext& ctx) {
   }
   auto w = std::make_unique<UvWorker>(ctx);
   w->counters = ctx.Counters<http::Counters>();
+  ctx.MarkCounterStripe();  // the loop thread counts in stripe 0 from its first connection
   w->max_connections = ConnectionCap(ctx.config);
   w->park_max = std::min(kFloodParkMax, w->max_connections / 8);
   if (w->max_connections < ctx.config.max_connections) {

@@ -406,6 +406,26 @@ def proc_stat(pid):
     return data[lp + 1:rp], int(fields[1]), int(fields[2]), fields[0]
 
 
+def shared_memory_kib(pid):
+    """{"rss": KiB, "pss": KiB} of pid's shared anonymous mappings: the
+    server's one shared mapping (MAP_SHARED|MAP_ANONYMOUS, which smaps names
+    "/dev/zero (deleted)"), its pages this process touched. Zeros if pid is
+    gone."""
+    kib = {"rss": 0, "pss": 0}
+    shared = False
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                fields = line.split()
+                if re.match(r"[0-9a-f]+-[0-9a-f]+$", fields[0]):
+                    shared = " ".join(fields[5:]) == "/dev/zero (deleted)" and fields[1].endswith("s")
+                elif shared and fields[0] in ("Rss:", "Pss:"):
+                    kib[fields[0][:3].lower()] += int(fields[1])
+    except OSError:
+        return {"rss": 0, "pss": 0}
+    return kib
+
+
 def _live_threads(pid):
     """Number of threads of `pid` that are not zombies (0 if it is gone)."""
     n = 0

@@ -12,7 +12,9 @@ view's counters against a restart (catch-up), a start without keys/
 (rebuild) and the listing; the writes-blocked counter against the sends an
 LD_PRELOAD shim (send_eagain_shim.cc, named by KINGX_SEND_EAGAIN_SHIM, which
 meson sets) refused; every http counter against the requests a worker
-answered just before its kill -9 (both models).
+answered just before its kill -9 (both models). The thread model's counter
+stripes: the shared pages a scrape and a dead worker's settling touch do
+not grow with the pool's size.
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_metrics.py
 """
@@ -26,7 +28,7 @@ import sys
 import time
 
 from kingx_harness import (CaseSkipped, Conn, Server, TestFailure, build_request, check, http, key_path, metric_values,
-                           require_bin, run_cases)
+                           require_bin, run_cases, shared_memory_kib)
 
 S = None
 EXTRA = []  # the command line's flags (e.g. --model threads), for the cases' own servers too
@@ -443,6 +445,37 @@ def counts_survive_a_worker_kill(s):
     got = after["kingx_http_connections_opened_total"] - before["kingx_http_connections_opened_total"]
     check(got == 2, f"kingx_http_connections_opened_total grew by {got}, not 2 (the load's, the scrape's)")
     check(after["kingx_respawns_total"] - before["kingx_respawns_total"] == 1, "one respawn")
+
+
+def test_counter_stripes_cost_the_threads_that_counted_not_the_pool():
+    # A thread-pool worker has a counter stripe for each pool thread, marked
+    # when the thread first counts: a scrape sums the marked stripes only,
+    # and the master settles only those when it reaps a killed worker. So
+    # the shared pages a scrape maps into the worker, and those the master's
+    # settling maps into the master, are the same for a pool of 1,000
+    # threads, a few of which served, as for a pool of 4 (reading every
+    # stripe of the pool touched a page per 4 threads: ~1 MB more at 1,000).
+    touched = {}
+    for threads in (4, 1000):
+        with Server(["--workers", "1", "--model", "threads", "--threads", str(threads)]) as s:
+            worker = s.wait_children("kingx-worker", 1)[0]
+            metric_values(s.port)
+            metric_values(s.port)
+            in_worker = shared_memory_kib(worker)["rss"]
+            master_before = shared_memory_kib(s.pid)["rss"]
+            os.kill(worker, signal.SIGKILL)
+            s.wait_children("kingx-worker", 1, exclude=[worker], timeout=30)
+            touched[threads] = (in_worker, shared_memory_kib(s.pid)["rss"] - master_before)
+    print(f"shared KiB mapped (worker after two scrapes, master settling the killed worker): {touched}", flush=True)
+    (worker4, master4), (worker1000, master1000) = touched[4], touched[1000]
+    check(worker1000 - worker4 <= STRIPE_SLACK_KIB,
+          f"a scrape of a 1,000-thread pool mapped {worker1000 - worker4} KiB more shared memory than of a 4-thread pool")
+    check(master1000 - master4 <= STRIPE_SLACK_KIB,
+          f"settling a killed 1,000-thread worker mapped {master1000 - master4} KiB more into the master than a "
+          "4-thread one")
+
+
+STRIPE_SLACK_KIB = 32  # a few stripe pages: which pool threads served the scrapes and the readiness probes
 
 
 def keyspace(port):

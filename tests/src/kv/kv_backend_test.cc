@@ -1,11 +1,15 @@
 // ShmKvBackend's reading of the shared mapping: what /readyz says (each
-// reason the README lists) and whether a put may find disk room, from the
-// writer's published state.
+// reason the README lists), whether a put may find disk room, from the
+// writer's published state, and the counters a scrape sums (and the pages it touches).
 #include "src/kv/kv_backend.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/src/support/test_util.h"
 
@@ -116,22 +120,55 @@ TEST_CASE("a put finds disk room unless the disk is reported full without room f
   CHECK_FALSE(f.backend->DiskRoomFor(1));
 }
 
-TEST_CASE("metrics sum every counter stripe a slot's workers used, at least stripe 0", "[src][kv_backend]") {
+TEST_CASE("metrics sum the counter stripes a slot's threads marked, and only those", "[src][kv_backend]") {
   Fixture f;
-  // An event worker counts in stripe 0 without announcing it.
-  http::Bump(f.shm->counters<http::Counters>(0, 0)->bytes_in, 1);
-  // A stripe beyond the slot's mark is not summed (it is never touched).
+  // A stripe no thread marked is not summed (no thread counted in it).
   http::Bump(f.shm->counters<http::Counters>(1, 3)->bytes_in, 100);
+  CHECK(SumSlotCounters(*f.shm).bytes_in == 0);
+  f.shm->MarkCounterStripe(0, 0);
+  http::Bump(f.shm->counters<http::Counters>(0, 0)->bytes_in, 1);
   CHECK(SumSlotCounters(*f.shm).bytes_in == 1);
-  // A thread-pool worker announces its stripes; a later occupant with
-  // fewer leaves the mark where it was (what the first counted stays summed).
-  f.shm->UseCounterStripes(1, 4);
-  http::Bump(f.shm->counters<http::Counters>(1, 0)->bytes_in, 10);
+  // Marks are per stripe, in any order, idempotent, and never cleared: what
+  // an earlier occupant of the slot counted stays summed.
+  f.shm->MarkCounterStripe(1, 3);
+  f.shm->MarkCounterStripe(1, 3);
+  f.shm->MarkCounterStripe(1, kCounterStripes - 1);
+  http::Bump(f.shm->counters<http::Counters>(1, kCounterStripes - 1)->bytes_in, 10);
   CHECK(SumSlotCounters(*f.shm).bytes_in == 111);
-  f.shm->UseCounterStripes(1, 2);
-  CHECK(f.shm->CounterStripes(1) == 4);
-  CHECK(f.shm->CounterStripes(0) == 1);
-  CHECK(SumSlotCounters(*f.shm).bytes_in == 111);
+  std::vector<uint32_t> marked;
+  f.shm->ForEachCounterStripe(1, [&](uint32_t s) { marked.push_back(s); });
+  CHECK(marked == std::vector<uint32_t>{3, kCounterStripes - 1});
+}
+
+// The pages of slot `slot`'s counter stripes that are resident (mincore: a
+// page of the anonymous shared mapping is allocated when first touched).
+size_t ResidentStripePages(const SharedMemory& shm, uint32_t slot) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t bytes = size_t{kCounterStripes} * kCounterStripeBytes;
+  std::vector<unsigned char> vec((bytes + page - 1) / page);
+  REQUIRE(mincore(shm.CountersBytes(slot, 0), bytes, vec.data()) == 0);
+  size_t n = 0;
+  for (unsigned char v : vec) n += v & 1;
+  return n;
+}
+
+TEST_CASE("a scrape touches the pages of marked counter stripes only, whatever the pool's size",
+          "[src][kv_backend]") {
+  // A thread-pool worker of the largest pool (4,096 threads) of which one
+  // thread, the last, served: one page of its stripes in memory before the
+  // scrape and after it. A scrape that read every stripe the pool could use
+  // would touch kCounterStripes / 4 pages.
+  Fixture f;
+  const uint32_t last = kCounterStripes - 1;
+  f.shm->MarkCounterStripe(1, last);
+  http::Bump(f.shm->counters<http::Counters>(1, last)->bytes_in, 7);
+  for (uint32_t slot = 0; slot < f.shm->slot_count(); ++slot) {
+    CHECK(ResidentStripePages(*f.shm, slot) == (slot == 1 ? 1u : 0u));
+  }
+  CHECK(SumSlotCounters(*f.shm).bytes_in == 7);
+  for (uint32_t slot = 0; slot < f.shm->slot_count(); ++slot) {
+    CHECK(ResidentStripePages(*f.shm, slot) == (slot == 1 ? 1u : 0u));
+  }
 }
 
 }  // namespace
