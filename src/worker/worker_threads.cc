@@ -883,12 +883,26 @@ int RunThreadWorker(WorkerContext& ctx) {
   // to), and at most PoolDoorbellShare: each may keep a doorbell eventfd.
   const size_t cap = ConnectionCap(ctx.config);
   const uint32_t wanted = std::clamp<uint32_t>(ctx.config.threads, 1, kMaxThreads);
-  const uint32_t threads = static_cast<uint32_t>(
-      std::clamp<size_t>(std::min<uint64_t>(cap - 1, PoolDoorbellShare(ctx.config)), 1, wanted));
+  const uint64_t doorbells = PoolDoorbellShare(ctx.config);
+  const uint32_t threads =
+      static_cast<uint32_t>(std::clamp<size_t>(std::min<uint64_t>(cap - 1, doorbells), 1, wanted));
   if (threads < wanted) {
-    KINGX_LOG_WARN("worker %u: %u pool threads (--threads %u: each holds a connection, and at most %zu connections "
-                   "fit the descriptor limit, RLIMIT_NOFILE, with room kept for the storage)",
-                   ctx.worker_index, threads, wanted, cap);
+    // Name the bound that took effect: the doorbells' share of the descriptor
+    // limit, or the connection cap (the operator's --max-connections, or what
+    // the descriptor limit leaves).
+    if (doorbells < cap - 1) {
+      KINGX_LOG_WARN("worker %u: %u pool threads (--threads %u: each keeps a doorbell eventfd, and half of what the "
+                     "descriptor limit, RLIMIT_NOFILE, leaves beside the storage is %llu)",
+                     ctx.worker_index, threads, wanted, static_cast<unsigned long long>(doorbells));
+    } else {
+      KINGX_LOG_WARN("worker %u: %u pool threads (--threads %u: each holds a connection, and %s allows at most %zu "
+                     "connections, one of them kept for a waiting client)",
+                     ctx.worker_index, threads, wanted,
+                     cap == ctx.config.max_connections
+                         ? "--max-connections"
+                         : "the descriptor limit, RLIMIT_NOFILE, with room kept for the storage,",
+                     cap);
+    }
   }
   w->queue_cap = cap > threads ? cap - threads : 1;
   w->park_max = std::min({kFloodParkMax, cap / 8, w->queue_cap / 2});

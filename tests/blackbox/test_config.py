@@ -212,6 +212,21 @@ def test_single_process_mode_serves():
         check(s.wait_exit(20) == 0, "TERM stops the single process with status 0")
 
 
+def test_a_thread_pool_cut_by_max_connections_says_so():
+    # README Descriptors: a worker starts at most --threads, ... or one fewer than its connection
+    # cap (logged). The line must name the bound that took effect: here --max-connections, not
+    # the descriptor limit.
+    with Server(["--model", "threads", "--threads", "150", "--workers", "1", "--max-connections", "20"]) as s:
+        line = ""
+        for _ in range(50):
+            line = next((l for l in open(s.error_log, errors="replace") if "pool threads" in l), "")
+            if line:
+                break
+            time.sleep(0.1)
+        check("19 pool threads" in line and "--max-connections" in line and "RLIMIT_NOFILE" not in line,
+              f"the pool's size and its cause, --max-connections 20: {line!r}")
+
+
 def test_t_checks_what_a_start_would_check():
     """-t fails where a start would fail, naming the cause, and never says
     "successful" for such a configuration."""
