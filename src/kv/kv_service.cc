@@ -781,6 +781,9 @@ void KvService::OnRequest(http::Connection& conn, const http::Request& request) 
         return m.Answer(conn, request,
                         http::ProblemResponse(409, "This server is read-only (--read-only): compaction never runs."),
                         now_ms);
+      if (!m.options.compaction)
+        return m.Answer(conn, request,
+                        http::ProblemResponse(409, "Compaction is off (--compaction off): no pass runs."), now_ms);
       engine::Status s = m.backend.RequestCompaction();
       if (!s.ok()) return m.Answer(conn, request, http::ProblemResponse(503, s.message(), std::nullopt, true), now_ms);
       return m.Answer(conn, request, http::TextResponse(202, "text/plain", "compaction requested\n"), now_ms);

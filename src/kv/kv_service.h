@@ -254,6 +254,9 @@ struct KvServiceOptions {
   // --read-only: PUT and DELETE of keys answer 405 (Allow: GET, HEAD) with a
   // problem body naming the setting, before any body is read; /admin/compact 409.
   bool read_only = false;
+  // --compaction off: the writer runs no pass, so /admin/compact answers 409
+  // naming the setting instead of accepting a request nothing would serve.
+  bool compaction = true;
   // Where blocking file reads of online backups run (src/kv/offload.h; must
   // outlive the service): the event loop's thread pool. Null: inline (the
   // thread model, tests).

@@ -52,6 +52,7 @@ KvServiceOptions ServiceOptionsFor(const WorkerContext& ctx, uint32_t token_pref
     o.body_spill_files = &budgets.body_spill_files;
   }
   o.read_only = ctx.config.read_only;
+  o.compaction = ctx.config.compaction;
   return o;
 }
 

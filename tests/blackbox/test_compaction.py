@@ -191,6 +191,15 @@ def test_admin_compact_only_on_the_admin_listener():
     check_all_latest("after /admin/compact")
 
 
+def test_admin_compact_with_compaction_off_is_409_naming_the_setting():
+    # --compaction off runs no pass at all: a 202 would accept a request nothing serves (the
+    # passes counter stayed 0). 409 naming the setting, as a read-only server answers.
+    with Server(["--compaction", "off", "--workers", "1"], admin=True) as s:
+        r = http(s.admin_port, "POST", "/admin/compact", b"")
+        check(r.status == 409 and r.header("Content-Type") == "application/problem+json"
+              and "--compaction off" in r.json()["detail"], f"POST /admin/compact with --compaction off: {r!r}")
+
+
 def test_restart_after_compaction_keeps_values_and_etags():
     status = S.stop()
     check(status == 0, f"TERM exit status {status}")
