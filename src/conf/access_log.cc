@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,11 +13,14 @@
 #include <ctime>
 
 #include "src/conf/log.h"
+#include "src/conf/log_file.h"
 
 namespace kingx {
 namespace {
 
 constexpr size_t kFlushBytes = 64 * 1024;
+// What a log whose pipe is full holds for its reader before it drops lines.
+constexpr size_t kHoldBytes = 4 * kFlushBytes;
 constexpr char kHex[] = "0123456789ABCDEF";
 
 int64_t MonotonicMs() {
@@ -241,38 +246,55 @@ AccessLog::~AccessLog() {
 }
 
 engine::Status AccessLog::Open(const std::string& path, AccessLogFormat format) {
+  const std::string p = path == "off" ? std::string() : path;
+  int fd = -1;
+  if (!p.empty()) {
+    if (engine::Status s = OpenLogFile(p, kAccessLogWhat, &fd); !s.ok()) return s;
+  }
+  Adopt(fd, p, format);
+  return engine::Status::OK();
+}
+
+void AccessLog::Adopt(int fd, const std::string& path, AccessLogFormat format) {
   std::lock_guard<std::mutex> lock(mu_);
   FlushLocked();
   if (fd_ >= 0) close(fd_);
-  fd_ = -1;
+  path_ = fd >= 0 ? path : std::string();
   format_ = format;
-  path_ = path == "off" ? std::string() : path;
-  if (path_.empty()) return engine::Status::OK();
-  fd_ = open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) return engine::Status::IOError("cannot open access log " + path_ + ": " + std::strerror(errno));
+  TakeDescriptorLocked(fd);
+}
+
+void AccessLog::TakeDescriptorLocked(int fd) {
+  fd_ = fd;
+  struct stat st;
+  pipe_ = fd >= 0 && fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+  pipe_full_ = false;
   last_flush_ms_ = MonotonicMs();
   reported_error_ = false;
-  return engine::Status::OK();
 }
 
 engine::Status AccessLog::Reopen() {
   std::lock_guard<std::mutex> lock(mu_);
   if (fd_ < 0) return engine::Status::OK();
   FlushLocked();
-  const int fd = open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return engine::Status::IOError("cannot reopen access log " + path_ + ": " + std::strerror(errno));
+  int fd = -1;
+  if (engine::Status s = OpenLogFile(path_, kAccessLogWhat, &fd); !s.ok()) return s;
   close(fd_);
-  fd_ = fd;
-  reported_error_ = false;
+  TakeDescriptorLocked(fd);
   return engine::Status::OK();
 }
 
 void AccessLog::Append(const AccessRecord& record) {
   std::lock_guard<std::mutex> lock(mu_);
   if (fd_ < 0) return;
+  if (pipe_full_ && buffer_.size() >= kHoldBytes) {
+    ++dropped_;  // the reader is behind and the hold is full: told once it catches up
+    return;
+  }
   if (format_ == AccessLogFormat::kJson) FormatAccessJson(record, &buffer_);
   else FormatAccessCombined(record, &buffer_);
-  if (buffer_.size() >= kFlushBytes) FlushLocked();
+  // A full pipe is tried again by FlushIfDue, once a second, not per line.
+  if (buffer_.size() >= kFlushBytes && !pipe_full_) FlushLocked();
 }
 
 void AccessLog::Flush() {
@@ -294,8 +316,28 @@ void AccessLog::FlushLocked() {
   size_t off = 0;
   // Bounded: each iteration writes at least one byte or ends the loop.
   while (off < buffer_.size()) {
-    ssize_t w = write(fd_, buffer_.data() + off, buffer_.size() - off);
+    // Into a pipe, whole lines of at most PIPE_BUF bytes per write: such a
+    // write is atomic, so lines of several workers sharing a FIFO never
+    // interleave, and a full pipe takes all of it or nothing (EAGAIN).
+    size_t n = buffer_.size() - off;
+    if (pipe_ && n > PIPE_BUF) {
+      size_t end = buffer_.rfind('\n', off + PIPE_BUF - 1);
+      if (end == std::string::npos || end < off) end = buffer_.find('\n', off);  // one line longer than PIPE_BUF
+      if (end != std::string::npos) n = end + 1 - off;
+    }
+    ssize_t w = write(fd_, buffer_.data() + off, n);
     if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // The reader is behind: keep what is unwritten (Append bounds it).
+      buffer_.erase(0, off);
+      if (!pipe_full_) {
+        pipe_full_ = true;
+        KINGX_LOG_WARN("access log %s: its reader is not keeping up (the pipe is full); holding up to %zu bytes of "
+                       "lines, then dropping them",
+                       path_.c_str(), kHoldBytes);
+      }
+      return;
+    }
     if (w <= 0) {
       if (!reported_error_) {
         KINGX_LOG_ERROR("access log %s: write failed: %s (lines dropped)", path_.c_str(),
@@ -308,6 +350,14 @@ void AccessLog::FlushLocked() {
   }
   buffer_.clear();
   if (buffer_.capacity() > 4 * kFlushBytes) buffer_.shrink_to_fit();
+  if (pipe_full_) {
+    pipe_full_ = false;
+    if (dropped_ != 0) {
+      KINGX_LOG_WARN("access log %s: %llu line(s) dropped while its reader was not keeping up", path_.c_str(),
+                     static_cast<unsigned long long>(dropped_));
+    }
+    dropped_ = 0;
+  }
 }
 
 bool IsTrustedAddress(std::string_view addr, const std::vector<TrustedProxy>& trusted) {

@@ -56,7 +56,11 @@ void FormatAccessJson(const AccessRecord& r, std::string* out);
 // passed since the last write — the owner calls FlushIfDue from a 1-second
 // timer (libuv timer, or the thread worker's housekeeping) and Flush() before
 // it exits. A failed write is reported once to the error log and the lines
-// are dropped (the log never grows without bound).
+// are dropped (the log never grows without bound). A pipe (a FIFO read by a
+// log shipper) gets whole lines, at most PIPE_BUF bytes per write, never
+// waited on: while it is full the lines are held (up to 256 KiB, tried again
+// once a second), then dropped and counted, and both are told in the error
+// log (warn).
 class AccessLog {
  public:
   AccessLog() = default;
@@ -64,9 +68,15 @@ class AccessLog {
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
-  // Opens `path` (O_APPEND|O_CREAT, 0644). An empty path or "off" makes the
-  // log disabled (enabled() false, Append is a no-op). kIOError naming the path.
+  // Opens `path` (O_APPEND|O_CREAT, 0644, never waiting: src/conf/log_file.h).
+  // An empty path or "off" makes the log disabled (enabled() false, Append is
+  // a no-op). kIOError naming the path and --access-log.
   engine::Status Open(const std::string& path, AccessLogFormat format);
+
+  // Open with the file already opened by OpenLogFile (a worker takes the
+  // master's: no gap in which a FIFO's reader would see its last writer
+  // leave). Takes `fd`; -1 = disabled.
+  void Adopt(int fd, const std::string& path, AccessLogFormat format);
 
   // Flushes, then re-opens the same path (USR1). On error the old descriptor
   // stays in use and the error is returned.
@@ -81,6 +91,7 @@ class AccessLog {
 
  private:
   void FlushLocked();
+  void TakeDescriptorLocked(int fd);
 
   std::mutex mu_;
   int fd_ = -1;
@@ -89,6 +100,9 @@ class AccessLog {
   std::string buffer_;
   int64_t last_flush_ms_ = 0;
   bool reported_error_ = false;
+  bool pipe_ = false;       // fd_ is a FIFO or a socket: writes of whole lines, PIPE_BUF at most
+  bool pipe_full_ = false;  // the last write found the pipe full
+  uint64_t dropped_ = 0;    // lines dropped since the pipe became full
 };
 
 // The client address to log (nginx realip with real_ip_recursive on): when

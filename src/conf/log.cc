@@ -16,6 +16,9 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <string>
+
+#include "src/conf/log_file.h"
 
 namespace kingx {
 namespace {
@@ -26,6 +29,8 @@ std::atomic<int> g_next_thread{0};
 std::mutex g_path_mu;  // guards g_path and the open/reopen sequence
 std::string g_path;    // empty: stderr
 
+std::atomic<uint64_t> g_dropped{0};  // lines a full pipe refused, not yet told
+
 thread_local int t_thread_number = -1;
 
 int ThreadNumber() {
@@ -33,23 +38,35 @@ int ThreadNumber() {
   return t_thread_number;
 }
 
-engine::Status OpenAppend(const std::string& path, int* fd) {
-  *fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (*fd < 0) return engine::Status::IOError("cannot open log file " + path + ": " + std::strerror(errno));
-  return engine::Status::OK();
+engine::Status OpenAppend(const std::string& path, int* fd) { return OpenLogFile(path, kErrorLogWhat, fd); }
+
+// One write(2) of a whole line. False when nothing was written: a pipe with
+// no room (the descriptor is non-blocking: log_file.h), or an error.
+bool WriteLine(const std::string& line) {
+  ssize_t w;
+  do {
+    w = write(g_fd.load(std::memory_order_relaxed), line.data(), line.size());
+  } while (w < 0 && errno == EINTR);
+  return w > 0;
 }
 
 }  // namespace
 
 engine::Status InitErrorLog(const std::string& path, LogLevel level) {
+  int fd = -1;
+  if (!path.empty()) {
+    if (engine::Status s = OpenAppend(path, &fd); !s.ok()) return s;
+  }
+  InstallErrorLog(fd, path, level);
+  return engine::Status::OK();
+}
+
+void InstallErrorLog(int fd, const std::string& path, LogLevel level) {
   std::lock_guard<std::mutex> lock(g_path_mu);
   if (path.empty()) {
     const int old = g_fd.exchange(STDERR_FILENO);
     if (old != STDERR_FILENO) close(old);
   } else {
-    int fd = -1;
-    engine::Status s = OpenAppend(path, &fd);
-    if (!s.ok()) return s;
     const int old = g_fd.load();
     if (old != STDERR_FILENO) {
       // Keep the descriptor number stable for concurrent writers.
@@ -61,7 +78,6 @@ engine::Status InitErrorLog(const std::string& path, LogLevel level) {
   }
   g_path = path;
   g_level.store(static_cast<int>(level));
-  return engine::Status::OK();
 }
 
 engine::Status ReopenErrorLog() {
@@ -130,6 +146,29 @@ bool LogLimiter::AllowAt(uint64_t now_ms, uint64_t* left_out) {
   return true;
 }
 
+namespace {
+
+// One line of the error log: prefix, escaped message ("..." when `cut`), LF.
+std::string FormatLine(LogLevel level, std::string_view msg, bool cut) {
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  tm t;
+  localtime_r(&tv.tv_sec, &t);
+  char prefix[96];
+  const int p = snprintf(prefix, sizeof(prefix), "%04d/%02d/%02d %02d:%02d:%02d [%s] %d#%d: ", t.tm_year + 1900,
+                         t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, LogLevelName(level),
+                         static_cast<int>(getpid()), ThreadNumber());
+  std::string line;
+  line.reserve(static_cast<size_t>(p) + msg.size() + 16);
+  line.append(prefix, static_cast<size_t>(p));
+  AppendEscaped(msg, &line);
+  if (cut) line.append("...");
+  line.push_back('\n');
+  return line;
+}
+
+}  // namespace
+
 void Log(LogLevel level, const char* fmt, ...) {
   if (!ErrorLogEnabled(level)) return;
   char msg[2048];
@@ -139,27 +178,19 @@ void Log(LogLevel level, const char* fmt, ...) {
   va_end(ap);
   if (n < 0) return;
   const size_t len = std::min<size_t>(static_cast<size_t>(n), sizeof(msg) - 1);
-
-  timeval tv;
-  gettimeofday(&tv, nullptr);
-  tm t;
-  localtime_r(&tv.tv_sec, &t);
-  char prefix[96];
-  int p = snprintf(prefix, sizeof(prefix), "%04d/%02d/%02d %02d:%02d:%02d [%s] %d#%d: ", t.tm_year + 1900,
-                   t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, LogLevelName(level),
-                   static_cast<int>(getpid()), ThreadNumber());
-  std::string line;
-  line.reserve(static_cast<size_t>(p) + len + 16);
-  line.append(prefix, static_cast<size_t>(p));
-  AppendEscaped(std::string_view(msg, len), &line);
-  if (static_cast<size_t>(n) >= sizeof(msg)) line.append("...");
-  line.push_back('\n');
   // One write per line: O_APPEND makes it atomic against other writers for
-  // lines of this size. A failure to log has nowhere better to go.
-  ssize_t w;
-  do {
-    w = write(g_fd.load(std::memory_order_relaxed), line.data(), line.size());
-  } while (w < 0 && errno == EINTR);
+  // lines of this size. A failure to log has nowhere better to go; a line a
+  // full pipe refused is counted and told once the reader has caught up.
+  if (!WriteLine(FormatLine(level, std::string_view(msg, len), static_cast<size_t>(n) >= sizeof(msg)))) {
+    g_dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (g_dropped.load(std::memory_order_relaxed) == 0) return;
+  const uint64_t dropped = g_dropped.exchange(0);
+  if (dropped == 0) return;
+  const std::string note =
+      std::to_string(dropped) + " error log line(s) dropped: its reader did not keep up (a full pipe)";
+  if (!WriteLine(FormatLine(LogLevel::kWarn, note, false))) g_dropped.fetch_add(dropped + 1);
 }
 
 }  // namespace kingx

@@ -5,7 +5,10 @@
 // (local time, level, pid # thread number within the process, message).
 // Every line is written with one write(2) to a file opened O_APPEND (or to
 // stderr), so lines of different processes and threads never interleave, and
-// nothing is buffered: a line is in the file when Log returns. CR, LF and
+// nothing is buffered: a line is in the file when Log returns. A log that is
+// a pipe (a FIFO read by a log shipper) is written without waiting: a line
+// its full pipe refuses is dropped and counted, and the count is logged (warn)
+// with the next line that gets through. CR, LF and
 // non-printable bytes inside messages are escaped (\r, \n, \xHH) so one call
 // is always one line.
 //
@@ -27,10 +30,15 @@
 
 namespace kingx {
 
-// Opens `path` for appending (created 0644 if missing); empty path = stderr.
-// Messages below `level` are discarded. On error (kIOError naming the path)
-// the previous sink stays in place.
+// Opens `path` for appending (created 0644 if missing; never waits:
+// src/conf/log_file.h); empty path = stderr. Messages below `level` are
+// discarded. On error (kIOError naming the path and --error-log) the previous
+// sink stays in place.
 engine::Status InitErrorLog(const std::string& path, LogLevel level);
+
+// InitErrorLog with the file already opened by OpenLogFile: takes `fd` (-1
+// with an empty path = stderr). Cannot fail.
+void InstallErrorLog(int fd, const std::string& path, LogLevel level);
 
 // Re-opens the same path (USR1, after logrotate moved the file). On error the
 // old descriptor stays in use and the error is returned (the caller logs it).

@@ -54,12 +54,13 @@ void SetProcessName(const char* name) {
   engine::SetFailPointProcess(name);  // the name a fail point's process filter matches
 }
 
-pid_t SpawnWriter(const Config& config, SharedMemory& shm, const ListenSockets& sockets) {
+pid_t SpawnWriter(const Config& config, SharedMemory& shm, const ListenSockets& sockets, int access_log_fd) {
   const pid_t pid = fork();
   if (pid != 0) return pid;
   SetProcessName("kingx-writer");
   DieWithParent();
   for (int fd : AllListenFds(sockets)) close(fd);
+  if (access_log_fd >= 0) close(access_log_fd);
   // Signals stay blocked (the master's mask) until RunWriter has installed
   // its handlers, so a QUIT sent right now is not lost nor fatal.
   ResetSignals(/*unblock=*/false);
@@ -67,7 +68,7 @@ pid_t SpawnWriter(const Config& config, SharedMemory& shm, const ListenSockets& 
 }
 
 pid_t SpawnWorker(const Config& config, SharedMemory& shm, const ListenSockets& sockets, uint32_t slot,
-                  uint32_t worker_index) {
+                  uint32_t worker_index, int access_log_fd) {
   const pid_t pid = fork();
   if (pid != 0) return pid;
   SetProcessName("kingx-worker");
@@ -79,11 +80,11 @@ pid_t SpawnWorker(const Config& config, SharedMemory& shm, const ListenSockets& 
     if (fd != sockets.admin_fd && std::find(mine.begin(), mine.end(), fd) == mine.end()) close(fd);
   }
   shm.KeepOnlySlotEventFd(slot);
-  _exit(RunWorkerHere(config, shm, sockets, slot, worker_index));
+  _exit(RunWorkerHere(config, shm, sockets, slot, worker_index, access_log_fd));
 }
 
 int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& sockets, uint32_t slot,
-                  uint32_t worker_index) {
+                  uint32_t worker_index, int access_log_fd) {
   engine::Options options = config.EngineOptions();
   options.log = [](const std::string& line) { KINGX_LOG_WARN("engine: %s", line.c_str()); };
   options.log_error = [](const std::string& line) { KINGX_LOG_ERROR("engine: %s", line.c_str()); };
@@ -98,10 +99,7 @@ int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& 
   engine::Reader reader(env, config.data_dir, options, shm.index());
   engine::KeyLister lister(env, config.data_dir, options, shm.index(), shm.keyspace());
   AccessLog access_log;
-  if (engine::Status s = access_log.Open(config.access_log, config.access_log_format); !s.ok()) {
-    // Serving matters more than the access log: go on without it.
-    KINGX_LOG_ERROR("worker: %s; access log disabled", s.ToString().c_str());
-  }
+  access_log.Adopt(access_log_fd, config.access_log, config.access_log_format);
 
   WorkerContext ctx;
   ctx.config = config;

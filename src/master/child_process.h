@@ -26,19 +26,23 @@ namespace kingx {
 void SetProcessName(const char* name);
 
 // Forks the writer. Returns the child's pid, or -1 with errno set (fork failed).
-pid_t SpawnWriter(const Config& config, SharedMemory& shm, const ListenSockets& sockets);
+// `access_log_fd` (the master's, -1 = none) is closed in the writer.
+pid_t SpawnWriter(const Config& config, SharedMemory& shm, const ListenSockets& sockets, int access_log_fd);
 
 // Forks a worker into `slot` (whose generation and state the caller already
-// set in the slot table) serving worker index `worker_index`.
+// set in the slot table) serving worker index `worker_index`. The worker
+// writes its access log to its copy of `access_log_fd` (the master's, opened
+// by OpenLogFile for config.access_log; -1 = no access log).
 // Returns the child's pid, or -1 with errno set.
 pid_t SpawnWorker(const Config& config, SharedMemory& shm, const ListenSockets& sockets, uint32_t slot,
-                  uint32_t worker_index);
+                  uint32_t worker_index, int access_log_fd);
 
 // Runs the serving model of config.model on ctx-like arguments in the calling
 // process (used by the forked child and by --single-process). Opens the
-// engine::Reader and the access log, builds the WorkerContext, runs the
-// worker, flushes the access log. Returns the worker's exit status.
+// engine::Reader, takes `access_log_fd` (owned from here; -1 = no access
+// log), builds the WorkerContext, runs the worker, flushes the access log.
+// Returns the worker's exit status.
 int RunWorkerHere(const Config& config, SharedMemory& shm, const ListenSockets& sockets, uint32_t slot,
-                  uint32_t worker_index);
+                  uint32_t worker_index, int access_log_fd);
 
 }  // namespace kingx

@@ -27,6 +27,7 @@
 #include "engine/env.h"
 #include "http/counters.h"
 #include "src/conf/log.h"
+#include "src/conf/log_file.h"
 #include "src/ipc/shm.h"
 #include "src/master/child_process.h"
 #include "src/master/data_dir.h"
@@ -156,6 +157,13 @@ class Master {
       std::fprintf(stderr, "kingx: %s\n", s.ToString().c_str());
       return false;
     }
+    // The master opens the access log and its workers write to their copies
+    // (as nginx's cycle does): a bad path refuses the start, as -t says, and a
+    // FIFO's reader never sees its last writer leave between the two opens.
+    if (engine::Status s = OpenLogFile(config_.access_log, kAccessLogWhat, &access_log_fd_); !s.ok()) {
+      KINGX_LOG_ERROR("%s", s.ToString().c_str());
+      return false;
+    }
     SetProcessName("kingx-master");
     if (const std::string w = RaiseOpenFileLimit(config_); !w.empty()) KINGX_LOG_WARN("%s", w.c_str());
     auto hold = HoldDataDir(config_.data_dir, config_.read_only, [&](const auto& attempt) {
@@ -256,7 +264,7 @@ class Master {
     // The previous writer's QUIT/TERM handler left its stop request in the
     // shared control block; the new writer must start from "run".
     shm_->control().writer_stop.store(static_cast<uint32_t>(WriterStop::kRun));
-    const pid_t pid = SpawnWriter(config_, *shm_, sockets_);
+    const pid_t pid = SpawnWriter(config_, *shm_, sockets_, access_log_fd_.get());
     if (pid < 0) {
       KINGX_LOG_ERROR("fork of the writer failed: %s", std::strerror(errno));
       writer_backoff_.Died(NowMs());
@@ -290,7 +298,7 @@ class Master {
     if (worker_backoff_.size() <= index) worker_backoff_.resize(index + 1);
     worker_backoff_[index].started_ms = NowMs();
     worker_backoff_[index].due_ms = -1;
-    const pid_t pid = SpawnWorker(config, *shm_, sockets_, slot, index);
+    const pid_t pid = SpawnWorker(config, *shm_, sockets_, slot, index, access_log_fd_.get());
     if (pid < 0) {
       KINGX_LOG_ERROR("fork of worker %u failed: %s", index, std::strerror(errno));
       info.state.store(static_cast<uint32_t>(SlotState::kFree));
@@ -550,11 +558,20 @@ class Master {
       return;
     }
     Config next = parsed->config;
-    // A log file a start could not open (what -t reports) makes the whole
-    // configuration bad: nothing of it is applied. Otherwise new workers
-    // would run without an access log.
-    if (StartupReport logs = CheckLogFiles(next); !logs.errors.empty()) {
-      KINGX_LOG_ERROR("reload failed, keeping the current configuration: %s", logs.errors.front().c_str());
+    // A log file a start could not open makes the whole configuration bad:
+    // nothing of it is applied (new workers would run without an access log).
+    // Each is opened once, here, without waiting (a FIFO with no reader is
+    // refused), and kept for what uses it: no second open, so a FIFO's reader
+    // never sees a writer come and go.
+    const bool log_changed = next.error_log != config_.error_log || next.log_level != config_.log_level;
+    LogFd next_access_log;
+    LogFd next_error_log;
+    engine::Status opened = OpenLogFile(next.access_log, kAccessLogWhat, &next_access_log);
+    if (opened.ok() && next.error_log != config_.error_log) {
+      opened = OpenLogFile(next.error_log, kErrorLogWhat, &next_error_log);
+    }
+    if (!opened.ok()) {
+      KINGX_LOG_ERROR("reload failed, keeping the current configuration: %s", std::string(opened.message()).c_str());
       return;
     }
     // What only a restart can change: keep the running values, say so.
@@ -603,14 +620,12 @@ class Master {
       KINGX_LOG_ERROR("reload failed, keeping the current configuration: %s", s.ToString().c_str());
       return;
     }
-    const bool log_changed = next.error_log != config_.error_log || next.log_level != config_.log_level;
-    if (log_changed) {
-      if (engine::Status s = InitErrorLog(next.error_log, next.log_level); !s.ok()) {
-        KINGX_LOG_ERROR("reload: %s (keeping the current error log)", s.ToString().c_str());
-        next.error_log = config_.error_log;
-        SetErrorLogLevel(next.log_level);
-      }
+    if (next.error_log != config_.error_log) {
+      InstallErrorLog(next_error_log.release(), next.error_log, next.log_level);
+    } else {
+      SetErrorLogLevel(next.log_level);
     }
+    access_log_fd_ = std::move(next_access_log);
     // Key/value limits and the compression level live in the workers (the
     // new ones get them); only what the writer itself uses restarts it
     // (reads go on from the last index during its recovery). The running
@@ -661,6 +676,16 @@ class Master {
   void Reopen() {
     KINGX_LOG_INFO("reopening log files");
     if (engine::Status s = ReopenErrorLog(); !s.ok()) KINGX_LOG_ERROR("%s", s.ToString().c_str());
+    // The master's copy of the access log is the one workers started from
+    // now on (respawns) write to.
+    if (access_log_fd_.get() >= 0) {
+      LogFd reopened;
+      if (engine::Status s = OpenLogFile(config_.access_log, kAccessLogWhat, &reopened); !s.ok()) {
+        KINGX_LOG_ERROR("%s (new workers keep the current access log)", s.ToString().c_str());
+      } else {
+        access_log_fd_ = std::move(reopened);
+      }
+    }
     SignalWorkers(SIGUSR1, false);
     if (writer_pid_ > 0) kill(writer_pid_, SIGUSR1);
   }
@@ -671,6 +696,7 @@ class Master {
   DataDirHold data_dir_;  // the data directory's lock (and a read-only server's scratch directory)
   std::unique_ptr<SharedMemory> shm_;
   ListenSockets sockets_;
+  LogFd access_log_fd_;  // config_.access_log, opened for the workers (src/conf/log_file.h)
   std::string pid_file_written_;
   std::vector<Worker> workers_;  // by slot
   std::vector<Backoff> worker_backoff_;  // by worker index

@@ -10,6 +10,7 @@
 
 #include "engine/env.h"
 #include "src/conf/log.h"
+#include "src/conf/log_file.h"
 #include "src/ipc/shm.h"
 #include "src/ipc/write_queue.h"
 #include "src/master/child_process.h"
@@ -27,6 +28,11 @@ int RunSingleProcess(const Config& config_in) {
   config.workers = 1;
   if (engine::Status s = InitErrorLog(config.error_log, config.log_level); !s.ok()) {
     std::fprintf(stderr, "kingx: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  LogFd access_log;
+  if (engine::Status s = OpenLogFile(config.access_log, kAccessLogWhat, &access_log); !s.ok()) {
+    KINGX_LOG_ERROR("%s", s.ToString().c_str());
     return 1;
   }
   SetProcessName("kingx-single");
@@ -78,7 +84,7 @@ int RunSingleProcess(const Config& config_in) {
   sa.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &sa, nullptr);
 
-  const int status = RunWorkerHere(config, mem, *sockets, 0, 0);
+  const int status = RunWorkerHere(config, mem, *sockets, 0, 0, access_log.release());
 
   mem.control().draining.store(1);
   slot.state.store(static_cast<uint32_t>(SlotState::kFree));

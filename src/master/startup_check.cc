@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "engine/env.h"
+#include "src/conf/log_file.h"
 #include "src/master/data_dir.h"
 #include "src/worker/serve_options.h"
 
@@ -91,12 +92,21 @@ pid_t PidFromFile(const std::string& path) {
 
 void CheckLogFile(const char* what, const std::string& path, StartupReport* r) {
   if (path.empty()) return;
-  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    r->errors.push_back(std::string("cannot open ") + what + " " + path + ": " + Errno(errno));
+  // A FIFO is not opened: an open and a close would end its reader's input
+  // (the reader sees its only writer leave) before the start it checks for.
+  // Whether it has a reader is the start's to see.
+  if (IsFifo(path)) {
+    if (access(path.c_str(), W_OK) != 0) {
+      r->errors.push_back(std::string(what) + " " + path + ": " + Errno(errno));
+    } else {
+      r->warnings.push_back(std::string(what) + " " + path +
+                            " is a FIFO: not opened by -t (its reader would see end of input); a start needs its "
+                            "reader running");
+    }
     return;
   }
-  close(fd);
+  LogFd fd;
+  if (engine::Status s = OpenLogFile(path, what, &fd); !s.ok()) r->errors.emplace_back(s.message());
 }
 
 // Tries the flock a start would take on path (opened O_RDONLY, or O_RDWR |
@@ -229,15 +239,10 @@ std::string FileLimitShortfall(const Config& c, rlim_t limit, const char* which)
 
 }  // namespace
 
-StartupReport CheckLogFiles(const Config& config) {
-  StartupReport r;
-  CheckLogFile("error log", config.error_log, &r);
-  CheckLogFile("access log", config.access_log, &r);
-  return r;
-}
-
 StartupReport CheckStartup(const Config& config, const std::vector<std::string>& args) {
-  StartupReport r = CheckLogFiles(config);
+  StartupReport r;
+  CheckLogFile(kErrorLogWhat, config.error_log, &r);
+  CheckLogFile(kAccessLogWhat, config.access_log, &r);
   CheckDataDir(config, args, &r);
   CheckPidFile(config, &r);
   struct rlimit lim;

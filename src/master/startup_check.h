@@ -4,7 +4,9 @@
 // start (RaiseOpenFileLimit).
 //
 // CheckStartup's errors (any one means a start would fail):
-//   - a log file (error log, access log) cannot be opened for appending;
+//   - a log file (error log, access log) cannot be opened for appending
+//     (never waiting: src/conf/log_file.h). A FIFO is not opened, only
+//     checked writable: whether it has a reader is the start's to see;
 //   - the data directory is not a writable directory, and cannot be created
 //     (missing parent, or parent not writable);
 //   - the data directory holds other files and no database (read-write), or
@@ -18,6 +20,7 @@
 //     with this very command line (`args`, without -t);
 //   - the pid file's directory does not exist or is not writable.
 // Warnings (a start would go on):
+//   - a log file is a FIFO (not opened: see above);
 //   - max_connections (per worker) plus a reserve for the worker's own files
 //     exceeds the hard open-file limit: connections past it fail with EMFILE.
 //
@@ -41,11 +44,6 @@ struct StartupReport {
 
 // `args`: the command line's arguments after argv[0], without "-t".
 StartupReport CheckStartup(const Config& config, const std::vector<std::string>& args);
-
-// CheckStartup's check of the log files alone (error log, access log: each
-// opened for appending, created if missing, and closed). A reload runs it on
-// the new configuration before applying any of it.
-StartupReport CheckLogFiles(const Config& config);
 
 // Raises this process's soft RLIMIT_NOFILE to the hard limit (children
 // inherit it; each worker then caps its connections below the limit, keeping

@@ -15,6 +15,7 @@ What it gives a test file:
     run_with_server() / run_with_servers() are the whole main() of a test file
     (start, run, clean up, exit).
   - wait_for(): a bounded poll of a condition.
+  - FifoReader: a log shipper reading a FIFO, which can stall on purpose.
 
 Environment: KINGX_BIN (path of the binary; meson passes it), KINGX_TOOL_BIN
 (optional), KINGX_SOAK=1 (heavier variants), KINGX_KEEP=1 (keep temp dirs).
@@ -1108,6 +1109,68 @@ def wait_for(pred, timeout, what):
             return v
         time.sleep(0.05)
     raise TestFailure(f"timed out after {timeout}s waiting for {what}")
+
+
+class FifoReader:
+    """A log shipper reading a FIFO (made at `path` if missing): the read end
+    is opened at once (no writer needed), and a thread collects what arrives
+    until close(). pause() stops reading (the pipe fills up, as behind a
+    stalled shipper), resume() goes on. ends counts the times the reader saw
+    every writer gone (end of input) after having had one."""
+
+    def __init__(self, path):
+        import threading
+        if not os.path.exists(path):
+            os.mkfifo(path)
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.data = bytearray()
+        self.ends = 0
+        self._lock = threading.Lock()
+        self._reading = threading.Event()
+        self._reading.set()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        import select
+        had_writer = False
+        while not self._stop:
+            if not self._reading.wait(0.05):
+                continue
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if chunk:
+                had_writer = True
+                with self._lock:
+                    self.data += chunk
+            else:  # no writer: select keeps saying readable until one comes
+                if had_writer:
+                    self.ends += 1
+                    had_writer = False
+                time.sleep(0.05)
+
+    def pause(self):
+        self._reading.clear()
+
+    def resume(self):
+        self._reading.set()
+
+    def text(self):
+        with self._lock:
+            return self.data.decode("utf-8", "replace")
+
+    def close(self):
+        self._stop = True
+        self._reading.set()
+        self._thread.join(5)
+        os.close(self.fd)
 
 
 def traced_calls(pid, calls, action, fd=None, timeout=30.0):

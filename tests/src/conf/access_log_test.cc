@@ -3,7 +3,9 @@
 // log's line format and escaping.
 #include "src/conf/access_log.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -211,6 +213,58 @@ TEST_CASE("the access log buffers, flushes on demand and reopens after a rename"
   CHECK_FALSE(off.enabled());
   off.Append(Sample());  // a no-op
   CHECK_FALSE(off.Open(dir.path + "/missing-dir/x.log", AccessLogFormat::kJson).ok());
+}
+
+TEST_CASE("a log that is a FIFO is never waited on: no reader is an error, a full pipe holds then drops whole lines",
+          "[src][access_log]") {
+  UseUtc();
+  TempDir dir;
+  const std::string fifo = dir.path + "/access.fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  AccessLog log;
+  // No reader: refused at once, naming the setting (a plain open would wait).
+  const engine::Status none = log.Open(fifo, AccessLogFormat::kCombined);
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.message().find("--access-log") != std::string::npos);
+  CHECK(none.message().find("FIFO with no reader") != std::string::npos);
+  const engine::Status error_log = InitErrorLog(fifo, LogLevel::kInfo);
+  REQUIRE_FALSE(error_log.ok());
+  CHECK(error_log.message().find("--error-log") != std::string::npos);
+
+  const int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  REQUIRE(reader >= 0);
+  REQUIRE(log.Open(fifo, AccessLogFormat::kCombined).ok());
+  const std::string agent(700, 'u');
+  AccessRecord r = Sample();
+  r.user_agent = agent;
+  // Far more than a pipe holds (64 KiB) plus what the log holds (256 KiB):
+  // every call returns, none waits for the reader.
+  constexpr int kLines = 2000;
+  for (int i = 0; i < kLines; ++i) log.Append(r);
+  log.Flush();
+  auto drain = [&] {
+    std::string got;
+    char buf[65536];
+    for (ssize_t n; (n = read(reader, buf, sizeof(buf))) > 0;) got.append(buf, static_cast<size_t>(n));
+    return got;
+  };
+  std::string got = drain();
+  for (int round = 0; round < 20; ++round) {  // the lines held while the pipe was full
+    log.Flush();
+    got += drain();
+  }
+  std::string expected;
+  FormatAccessCombined(r, &expected);
+  REQUIRE_FALSE(got.empty());
+  CHECK(got.size() % expected.size() == 0);  // whole lines only
+  size_t whole = 0;
+  for (size_t at = 0; at + expected.size() <= got.size(); at += expected.size()) {
+    whole += got.compare(at, expected.size(), expected) == 0 ? 1 : 0;
+  }
+  CHECK(whole * expected.size() == got.size());
+  CHECK(whole < static_cast<size_t>(kLines));  // some were dropped, not waited for
+  CHECK(whole * expected.size() >= 256 * 1024);  // the hold was given to the reader
+  close(reader);
 }
 
 TEST_CASE("error log lines follow nginx's format and one message is one line", "[src][log]") {
