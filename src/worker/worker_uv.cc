@@ -89,6 +89,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/reader.h"
@@ -139,11 +140,19 @@ struct PendingWrite {
   struct UvConn* conn = nullptr;
 };
 
-// One client connection. The Connection is declared last so that it is
-// destroyed first: its destructor may call KvService::OnAbort, which reads
-// the KvConnState base. Its TimerNode is armed in the worker's wheel for the
-// Connection's DeadlineMs (or an earlier time: ArmDeadline), or, while
-// lingering, for the end of the linger.
+// One client connection. Its fields are ordered for the cache: a keep-alive
+// request touches the KvConnState and TimerNode bases, the fields up to and
+// including `http`, the head of `tcp` (data, loop: the conn and its
+// worker) and tcp's I/O watcher (libuv's poll and OnConnIo), and nothing
+// else of it, so those come first and together; the rest of the uv_tcp_t
+// (its write queues, close and read callbacks) and the list links, touched
+// when a connection opens, closes or writes asynchronously, come last.
+// Declared after `http` are only trivially destructible fields: the
+// Connection's destructor (which may call KvService::OnAbort, reading the
+// KvConnState base) runs while all of them still live. Its TimerNode is
+// armed in the worker's wheel for the Connection's DeadlineMs (or an
+// earlier time: ArmDeadline), or, while lingering, for the end of the
+// linger.
 struct UvConn : KvConnState, TimerNode {
   UvConn(KvService& service, const http::Limits& limits, http::Counters* counters, uint64_t now_ms)
       : http(service, limits, counters, now_ms) {}
@@ -151,10 +160,9 @@ struct UvConn : KvConnState, TimerNode {
   // The worker whose loop the handle is on (the loop's data), once
   // uv_tcp_init succeeded: not a field, so that it costs no idle byte.
   UvWorker* worker() const { return static_cast<UvWorker*>(tcp.loop->data); }
+  // The socket, as libuv opened it (read and written by us: OnConnIo, Flush).
+  int fd() const { return tcp.io_watcher.fd; }
 
-  uv_tcp_t tcp;
-  UvConn* prev = nullptr;
-  UvConn* next = nullptr;
   PendingWrite* write = nullptr;  // an asynchronous write in flight
   uint64_t served_at_last_feed = 0;
   uint64_t last_input_ms = 0;    // when bytes last arrived (idle-connection draining)
@@ -169,11 +177,16 @@ struct UvConn : KvConnState, TimerNode {
   bool batched : 1 = false;       // a read is held in the worker's batch (not yet fed)
   uint32_t linger_bytes = 0;      // bytes dropped while lingering (at most kLingerMaxBytes + 1)
   http::Connection http;
+  uv_tcp_t tcp;
+  UvConn* prev = nullptr;
+  UvConn* next = nullptr;
 };
 // An idle connection is this one allocation: with glibc's 8-byte chunk
 // header it fits a 512-byte chunk. A field added here costs every idle
 // connection a size class (16 bytes) or more.
 static_assert(sizeof(UvConn) <= 504, "UvConn no longer fits a 512-byte malloc chunk");
+static_assert(std::is_trivially_destructible_v<uv_tcp_t> && std::is_trivially_destructible_v<UvConn*>,
+              "the fields after UvConn::http must outlive the Connection's destructor");
 
 struct Listener {
   uv_poll_t poll;
@@ -528,7 +541,7 @@ void ReadSocket(UvConn* c) {
     if (buf.len == 0) return OnRead(s, UV_ENOBUFS, &buf);
     ssize_t n;
     do {
-      n = recv(c->tcp.io_watcher.fd, buf.base, buf.len, 0);
+      n = recv(c->fd(), buf.base, buf.len, 0);
     } while (n < 0 && errno == EINTR);
     if (n < 0) return OnRead(s, errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno, &buf);
     if (n == 0) {
@@ -593,12 +606,9 @@ bool Flush(UvConn* c, uint64_t now_ms) {
   static_assert(sizeof(uv_buf_t) == sizeof(iovec), "libuv's unix uv_buf_t is an iovec");
   // The synchronous writes bypass libuv (its uv_try_write is a write or
   // writev): SendGathered uses the socket calls. That is what uv_try_write
-  // would do here, since Flush runs only with no uv_write queued.
-  uv_os_fd_t fd = -1;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) != 0) {
-    CloseConn(c);
-    return false;
-  }
+  // would do here, since Flush runs only with no uv_write queued, and only
+  // for a connection not closing (ActOnObservers): its descriptor is open.
+  const int fd = c->fd();
   size_t n = 0;
   size_t burst = 0;
   while (c->http.HasOutput() && burst < kFlushBurstBytes) {
