@@ -173,7 +173,7 @@ void Connection::KeyHint(void* self, std::string_view key, KeyHintStage stage) {
 void Connection::OnHead(uint64_t now_ms) {
   Request& req = parser_->mutable_request();
   req.start_ms = now_ms;
-  req.start_us = MonotonicMicros();
+  req.start_us = LatencyStartMicros(now_ms);
   state_ = State::kBody;
   head_timer_armed_ = false;
   body_last_ms_ = now_ms;
@@ -337,6 +337,10 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   framing.send_length = !bodiless_status;
   const uint64_t body_length = r.stream ? r.stream_length : r.body.size();
   framing.content_length = (head_request && r.head_content_length) ? *r.head_content_length : body_length;
+  // The one clock reading of a response: its latency's end and its Date's
+  // monotonic time (the wall clock is read once per second, wire.h).
+  const uint64_t now_us = MonotonicMicros();
+  framing.now_us = now_us;
 
   const bool was_empty = !HasOutput();
   const size_t head_bound = ResponseHeadBound(r);
@@ -365,7 +369,6 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   if (was_empty) send_progress_ms_ = now_ms;
   if (request) ++requests_served_;
 
-  const uint64_t now_us = request ? MonotonicMicros() : 0;
   const uint64_t latency_us = (request && now_us >= request->start_us) ? now_us - request->start_us : 0;
   if (counters_) CountResponse(*counters_, r.status, request ? latency_us : kNoLatency);
   ResponseRecord record;

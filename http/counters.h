@@ -23,8 +23,10 @@
 namespace kingx::http {
 
 // Upper bounds (in microseconds) of the latency histogram buckets; the last,
-// implicit bucket is +Inf. Latency = from the request head's completion to
-// its response being queued: a cached GET takes tens of microseconds, a
+// implicit bucket is +Inf. Latency = from the clock reading of the I/O
+// layer's event that completed the request head (http/clock.h,
+// LatencyStartMicros: the bytes were being handled from then on) to its
+// response being queued: a cached GET takes microseconds, a
 // durable PUT an fdatasync (0.1 to 10 ms), a stalled one up to the timeouts.
 inline constexpr uint64_t kLatencyBucketsUs[] = {25,    50,    100,    250,    500,    1000,   2500,
                                                  5000,  10000, 25000,  50000,  100000, 250000, 500000,

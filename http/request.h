@@ -114,7 +114,8 @@ struct Request {
   // HTTP/1.<minor>: 0 or 1 (HTTP/1.2 .. 1.9 are served as 1.1).
   uint8_t http_minor = 1;
   // When the head was complete: on the clock passed to Feed (ms), and on
-  // MonotonicMicros (http/clock.h), where this request's latency starts.
+  // MonotonicMicros (http/clock.h), where this request's latency starts
+  // (LatencyStartMicros: the reading that clock came from, when known).
   uint64_t start_ms = 0;
   uint64_t start_us = 0;
   // Bytes of this request's head (request line + headers), for logs.

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "http/clock.h"
 #include "http/etag.h"
 
 namespace kingx::http {
@@ -54,21 +55,29 @@ constexpr size_t kDateBytes = 29;
 
 // The current second's Date value and, built with it, the start of a 200
 // head ("HTTP/1.1 200 OK\r\nDate: <date>\r\n"), which most heads then copy
-// whole: formatted at most once per second per thread.
+// whole: formatted at most once per second per thread, and the wall clock
+// read only then (CurrentHttpDate in wire.h).
 struct DateCache {
   time_t second = -1;
+  uint64_t next_second_us = 0;  // monotonic time (µs) at which the wall clock's next second begins
   char line200[kStatusLine200.size() + kDateBytes + 2];
   std::string_view date() const { return std::string_view(line200 + kStatusLine200.size(), kDateBytes); }
   std::string_view status_line_and_date_200() const { return std::string_view(line200, sizeof(line200)); }
 };
 
-const DateCache& Now() {
+const DateCache& Now(uint64_t now_us) {
   static constexpr char kDays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static constexpr char kMonths[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   thread_local DateCache cache;
+  if (now_us == 0) now_us = MonotonicMicros();
+  if (now_us < cache.next_second_us) return cache;
+  // Both clocks, back to back: the wall clock's second, and when (on the
+  // monotonic clock) the next one begins.
+  const uint64_t mono_us = MonotonicMicros();
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  cache.next_second_us = mono_us + (1000000 - static_cast<uint64_t>(ts.tv_nsec) / 1000);
   if (ts.tv_sec != cache.second) {
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
@@ -106,7 +115,7 @@ const DateCache& Now() {
 
 }  // namespace
 
-std::string_view CurrentHttpDate() { return Now().date(); }
+std::string_view CurrentHttpDate(uint64_t now_us) { return Now(now_us).date(); }
 
 void AppendDecimal(std::string* out, uint64_t v) {
   char digits[20];
@@ -163,7 +172,7 @@ void AppendResponseHead(std::string* out, const Response& r, const HeadFraming& 
 
 size_t WriteResponseHead(char* out, const Response& r, const HeadFraming& f) {
   HeadWriter w(out);
-  const DateCache& now = Now();
+  const DateCache& now = Now(f.now_us);
   if (r.status == 200) {
     w.Put(now.status_line_and_date_200());
   } else {

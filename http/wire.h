@@ -18,9 +18,14 @@ namespace kingx::http {
 std::string_view ReasonPhrase(int status);
 
 // The IMF-fixdate of the current wall-clock second ("Tue, 24 Nov 2026
-// 03:39:45 GMT"), formatted at most once per second per thread. The view is
-// valid until the next call on this thread.
-std::string_view CurrentHttpDate();
+// 03:39:45 GMT"), formatted at most once per second per thread. now_us: the
+// monotonic clock now (MonotonicMicros, http/clock.h), which the caller
+// usually has at hand; 0 reads it. The wall clock is read only when now_us
+// reaches the monotonic time at which its next second begins (computed when
+// it was last read), not per call: a step of the wall clock (settimeofday,
+// an NTP step) shows in the Date within a second. The view is valid until
+// the next call on this thread.
+std::string_view CurrentHttpDate(uint64_t now_us = 0);
 
 // How the core frames one response.
 struct HeadFraming {
@@ -29,6 +34,7 @@ struct HeadFraming {
   uint64_t keepalive_timeout_s = 0;  // Keep-Alive: timeout=N (0: not sent)
   bool send_length = true;        // Content-Length (never for 1xx/204)
   uint64_t content_length = 0;
+  uint64_t now_us = 0;            // MonotonicMicros() now, for the Date (CurrentHttpDate); 0: read it
 };
 
 // Appends "HTTP/1.1 <status> <reason>\r\n", Date, the Response's headers,

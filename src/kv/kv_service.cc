@@ -20,6 +20,7 @@
 
 #include "engine/mapping_guard.h"
 #include "engine/options.h"
+#include "http/clock.h"
 #include "http/list_api.h"
 #include "http/responses.h"
 #include "http/router.h"
@@ -55,11 +56,7 @@ http::Response StalledWriterResponse(uint64_t stalled_ms, uint64_t storage_timeo
       storage_timeout_ms, true, "--storage-timeout-ms");
 }
 
-uint64_t MonotonicMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
+uint64_t MonotonicMs() { return http::ReadClockMs(); }
 
 // ---------------------------------------------------------------- KvConnState
 

@@ -270,7 +270,9 @@ struct KvServiceOptions {
 };
 
 // The clock of every now_ms the serving code passes around: CLOCK_MONOTONIC
-// in milliseconds. Any thread.
+// in milliseconds, read by http::ReadClockMs, so that a request whose head a
+// Connection call given this reading completes starts its latency there
+// (http/clock.h). Any thread.
 uint64_t MonotonicMs();
 
 // The answer to a PUT or DELETE refused before it was queued while the

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <random>
 
+#include "http/clock.h"
 #include "http/output_queue.h"
 #include "http/parser.h"
 #include "tests/http/test_support.h"
@@ -731,6 +732,29 @@ TEST_CASE("counters see requests by method, statuses, latency and bytes", "[http
   CHECK(h.counters.connections_opened == 1);
   CHECK(h.handler.responded == 2);
   CHECK(h.handler.responded_by_core == 1);
+}
+
+TEST_CASE("a request's latency starts at the clock reading the I/O layer's now_ms came from",
+          "[http][connection][metrics][clock]") {
+  Harness h(kSync);
+  // The event's one reading, then 20 ms of its other work (connections
+  // served before this one) before this connection's bytes are fed: the
+  // request was in the server all that time.
+  h.now = ReadClockMs();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  h.Feed("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE(h.handler.responded == 1);
+  CHECK(h.counters.latency_sum_us >= 20000);
+}
+
+TEST_CASE("a now_ms no clock reading of the thread gave starts the latency at a reading of its own",
+          "[http][connection][metrics][clock]") {
+  Harness h(kSync);  // now_ms driven by hand (1000): the thread's readings say nothing of it
+  (void)ReadClockMs();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  h.Feed("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE(h.handler.responded == 1);
+  CHECK(h.counters.latency_sum_us < 20000);
 }
 
 TEST_CASE("a chunked body whose pieces end inside a chunk-size line is read to its end in one Feed",

@@ -3,9 +3,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <ctime>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "http/clock.h"
 
 namespace kingx::http {
 namespace {
@@ -21,6 +25,25 @@ TEST_CASE("the Date value is an IMF-fixdate of now", "[http][wire]") {
   time_t now = time(nullptr);
   CHECK(parsed <= now);
   CHECK(parsed >= now - 2);
+}
+
+TEST_CASE("the Date is re-read from the wall clock only when the monotonic time given reaches its next second",
+          "[http][wire][clock]") {
+  const uint64_t t0 = MonotonicMicros();
+  const std::string first(CurrentHttpDate(t0));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  // t0 says the second has not ended: the Date formatted then, without a
+  // look at the wall clock (which has moved on by now).
+  CHECK(std::string(CurrentHttpDate(t0)) == first);
+  // Now, past the second's end: the wall clock's new second.
+  const std::string later(CurrentHttpDate(MonotonicMicros()));
+  CHECK(later != first);
+  struct tm tm{};
+  REQUIRE(strptime(later.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr);
+  const time_t parsed = timegm(&tm);
+  const time_t now = time(nullptr);
+  CHECK(parsed <= now);
+  CHECK(parsed >= now - 1);
 }
 
 TEST_CASE("response heads carry the framing the core chose", "[http][wire]") {
