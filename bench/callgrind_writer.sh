@@ -6,7 +6,8 @@
 # per-PUT path of the writer: decide, encode, write, publish, answer; the fdatasync too at depth 1)
 # and the driver's (the worker's queue and ring side); see bench/writer_cost.cc. Batches are exactly B ops whatever valgrind's pace, so the figures repeat: compare
 # writer_cost binaries of two trees in the same way. OPS (default 4096) and WARMUP (1024) per size;
-# ANNOTATE=DIR keeps each dump's callgrind_annotate --inclusive=yes output there. CACHE_SIM=1 adds
+# ANNOTATE=DIR keeps each dump's callgrind_annotate --inclusive=yes output there; KEEP=DIR keeps the
+# dumps themselves (named after their label, for bench/callgrind_functions.py). CACHE_SIM=1 adds
 # callgrind's cache simulation: each line then also gives the loop's simulated first-level and
 # last-level data read misses per PUT (D1mr, DLmr: deterministic, the load does not move them).
 # KEYVIEW=1 measures the key view's merges instead (the keyspace thread's Keyspace::MergeRuns and
@@ -84,6 +85,10 @@ for f in "$D"/cg.out.*-*; do
   if [ -n "${ANNOTATE:-}" ]; then
     mkdir -p "$ANNOTATE"
     callgrind_annotate --inclusive=yes "$f" > "$ANNOTATE/$(echo "${label// /_}" | tr -d =).txt" 2>/dev/null || true
+  fi
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"
+    cp "$f" "$KEEP/$(echo "${label// /_}" | tr -d =).out"
   fi
 done | awk -v sync="$SYNC" -v depth="$DEPTH" -v cache="${CACHE_SIM:-}" '
   { split($1, b, "="); split($2, o, "="); split($3, s, "="); k = b[2] " " s[2]

@@ -208,8 +208,32 @@ static bool ActiveShareTooLarge(const Writer::Impl& w, uint64_t used, uint64_t r
 
 void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteResult> results,
                  std::vector<PendingRecord>& pending, bool pipelined) {
-  // The state of keys written earlier in this batch (or in flight), which the index does not show yet.
+  // The state of keys written earlier in this batch or by a batch in
+  // flight, which the index does not show yet. Filled only when an op needs
+  // it: while every op so far is one Writer::Forecast looked up in the index
+  // (the same key at the same place of its batch, the forecast still
+  // valid), the batch's ops so far are the forecast's, and the forecast
+  // found that no batch in flight and no earlier op wrote the key (the
+  // batches in flight only shrank since). The first op that is not is
+  // decided against the overlay filled as it would have been all along: the
+  // batches in flight, then the batch's ops so far (nothing was committed
+  // in between: a commit ends the forecast's validity for good).
   BatchOverlay& overlay = w.overlay_;
+  bool overlay_filled = false;
+  auto fill_overlay = [&] {
+    overlay_filled = true;
+    overlay.Reset(w.inflight_ops_ + ops.size());
+    for (const auto& earlier : w.inflight_) {
+      for (const PendingRecord& p : earlier->pending) overlay.Set(p.hash, p.key, StateAfter(p));
+    }
+    for (const PendingRecord& p : pending) overlay.Set(p.hash, p.key, StateAfter(p));
+  };
+  // Writer::Forecast's lookup of op i, or null.
+  auto forecast_of = [&](size_t i) -> const Writer::Impl::ForecastLookup* {
+    if (!w.forecast_found_valid_ || i >= w.forecast_lookups_.size()) return nullptr;
+    const Writer::Impl::ForecastLookup& f = w.forecast_lookups_[i];
+    return f.key == ops[i].key ? &f : nullptr;
+  };
   w.batch_.clear();
   // The room for puts (DiskSpace::Room), read at the batch's first put and
   // again whenever the batch's bytes so far are no longer what it is compared
@@ -245,15 +269,18 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
     const uint64_t total = RecordBytes(op.key.size(), meta.size(), stored.size());
 
     const bool in_window = window <= i && i - window < kWindow;
-    const uint64_t hash = in_window ? lookups.hashes[i - window] : KeyHash(w.seed_, op.key);
+    const Writer::Impl::ForecastLookup* forecast = forecast_of(i);
+    const uint64_t hash = forecast ? forecast->hash : in_window ? lookups.hashes[i - window] : KeyHash(w.seed_, op.key);
     // The key's state and the op's verdict; decided again after a commit in
     // the middle of the batch (the earlier ops may have failed there).
     KeyState cur;
     auto decide = [&]() -> Status {
-      if (const KeyState* earlier = overlay.Find(hash, op.key)) {
+      const Writer::Impl::ForecastLookup* known = forecast_of(i);
+      if (!overlay_filled && !(known && known->from_index)) fill_overlay();
+      if (const KeyState* earlier = overlay_filled ? overlay.Find(hash, op.key) : nullptr) {
         cur = *earlier;
-      } else if (const KeyState* known = w.forecast_found_valid_ ? w.forecast_found_.Find(hash, op.key) : nullptr) {
-        cur = *known;  // Writer::Forecast's lookup: nothing changed the key since
+      } else if (known && known->from_index) {
+        cur = known->state;  // Writer::Forecast's lookup: nothing changed the key since
       } else {
         auto found = in_window && lookups_current ? w.FindKey(op.key, lookups, i - window) : w.FindKey(op.key, hash);
         if (!found.ok()) return found.status();
@@ -293,7 +320,10 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
       const bool had_earlier = !pending.empty() || !w.inflight_.empty();
       if (pipelined) w.DrainLocked();  // the segment's every record synced and published before it is sealed
       if (w.active_) CommitPending(w, pending, results);
-      overlay.Clear();  // the index now holds (or, after a failure, denies) the earlier ops
+      // The index now holds (or, after a failure, denies) the earlier ops:
+      // the overlay is empty (nothing is in flight), and stays filled.
+      overlay.Reset(ops.size());
+      overlay_filled = true;
       w.forecast_found_valid_ = false;  // the forecast's lookups predate them
       lookups_current = false;          // and so do the window's candidates
       if (w.read_only_) {
@@ -313,7 +343,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
                  op.type == OpType::kPut ? op.raw_len : 0, &w.batch_);
     pending.push_back(PendingRecord{i, hash, loc, cur.exists ? cur.loc : 0, cur.exists ? cur.total_bytes : 0, total,
                                     seq, type, op.key, meta, op.type == OpType::kPut ? op.raw_len : 0});
-    overlay.Set(hash, op.key, StateAfter(pending.back()));
+    if (overlay_filled) overlay.Set(hash, op.key, StateAfter(pending.back()));
   }
   w.forecast_found_valid_ = false;
 }
@@ -336,7 +366,6 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
   }
   std::vector<PendingRecord>& pending = w.pending_;
   pending.clear();
-  w.overlay_.Reset(ops.size());
   DecideBatch(w, ops, results, pending, /*pipelined=*/false);
   CommitPending(w, pending, results);
 }

@@ -28,9 +28,9 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
   // this batch wrote, which the index does not show yet.
   BatchOverlay& overlay = w.forecast_overlay_;
   overlay.Reset(w.inflight_ops_ + ops.size());
-  // What the index says is kept for the batch's decision (DecideBatch), so
-  // that it does not look the same keys up again.
-  w.forecast_found_.Reset(ops.size());
+  // What the index says is kept, per op, for the batch's decision
+  // (DecideBatch), so that it neither hashes nor looks the same keys up again.
+  w.forecast_lookups_.resize(ops.size());
   for (const auto& b : w.inflight_) {
     for (const PendingRecord& p : b->pending) {
       // Decided already: what it superseded is in p.old_total.
@@ -53,6 +53,10 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
     const WriteOp& op = ops[i];
     const bool put = op.type == OpType::kPut;
     const uint64_t hash = window.hashes[j];
+    Impl::ForecastLookup& lookup = w.forecast_lookups_[i];
+    lookup.key = op.key;
+    lookup.hash = hash;
+    lookup.from_index = false;
     KeyState cur;
     if (const KeyState* earlier = overlay.Find(hash, op.key)) {
       cur = *earlier;
@@ -60,7 +64,8 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
       auto found = w.FindKey(op.key, window, j);
       if (!found.ok()) continue;  // unreadable: counts nothing (writer.h)
       cur = found.value();
-      w.forecast_found_.Set(hash, op.key, cur);
+      lookup.from_index = true;
+      lookup.state = cur;
     }
     if (!put && !cur.exists) continue;  // a delete of a missing key writes nothing
     KeyState next;

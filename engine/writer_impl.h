@@ -371,17 +371,30 @@ struct Writer::Impl {
   std::string batch_;  // reused encode buffer
   // Apply's per-batch bookkeeping, reused from batch to batch.
   std::vector<PendingRecord> pending_;
+  // DecideBatch's: the keys of the batches in flight and of the batch's
+  // earlier ops, filled only once an op needs it (see DecideBatch).
   BatchOverlay overlay_;
   // Writer::Forecast's scratch (writer_forecast.cc), under mu_.
   BatchOverlay forecast_overlay_;
-  // Writer::Forecast's index lookups, for the DecideBatch that follows it on
-  // the writer thread: the states the index gave for the forecast batch's
-  // keys that no batch in flight wrote (its views: the batch's keys). Under
-  // mu_. Valid until any lock() of mu_ (whatever else changes index entries
-  // takes it: compaction's installs, large values, Apply), a commit inside
-  // DecideBatch, or DecideBatch's end (used once). Publishing the batches in
-  // flight does not touch these keys.
-  BatchOverlay forecast_found_;
+  // Writer::Forecast's lookups, one per op of the batch it forecast (ops
+  // [0, forecast_lookups_.size())), for the DecideBatch that follows it on
+  // the writer thread. Under mu_. Valid (forecast_found_valid_) until any
+  // lock() of mu_ (whatever else changes index entries takes it:
+  // compaction's installs, large values, Apply), a commit inside
+  // DecideBatch, or DecideBatch's end (used once). Meanwhile the batches in
+  // flight can only shrink (published or failed: a batch joins them only
+  // through DecideBatch), and publishing them does not touch the keys whose
+  // state came from the index.
+  struct ForecastLookup {
+    std::string_view key;  // the op's key (a view of the forecast batch's)
+    uint64_t hash = 0;     // KeyHash of key
+    // state is what the index gave: the key is written by no batch in
+    // flight and by no earlier op of the forecast batch. False when the
+    // forecast took the key's state from those, or its lookup failed.
+    bool from_index = false;
+    KeyState state;
+  };
+  std::vector<ForecastLookup> forecast_lookups_;
   bool forecast_found_valid_ = false;
   // PrefetchLookups' window for whichever walk of a batch holds mu_
   // (Writer::Forecast, DecideBatch; they never run inside one another). A
@@ -484,8 +497,8 @@ struct Writer::Impl {
 // Decides ops in order and encodes the records of those that go ahead into
 // w.batch_ / `pending` (the results of the others are final). A record that
 // does not fit the active segment commits what is pending first (draining
-// the pipeline when `pipelined`) and rotates. w.overlay_ must already hold
-// the state of every key written by a batch in flight.
+// the pipeline when `pipelined`) and rotates. Conditions see the batches in
+// flight and the batch's earlier ops.
 void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteResult> results,
                  std::vector<PendingRecord>& pending, bool pipelined);
 // Appends w.batch_ (the records of `pending`) past the bytes in flight. On

@@ -140,11 +140,6 @@ uint64_t Writer::Submit(std::span<const WriteOp> ops, SyncBy sync_by) {
     finish_now();
     return ticket;
   }
-  // Conditions see every op in flight: their keys go into the overlay first.
-  w.overlay_.Reset(w.inflight_ops_ + ops.size());
-  for (const auto& earlier : w.inflight_) {
-    for (const PendingRecord& p : earlier->pending) w.overlay_.Set(p.hash, p.key, StateAfter(p));
-  }
   const bool pipelined = w.options_.sync == SyncMode::kAlways;
   DecideBatch(w, ops, b->results, b->pending, pipelined);
   if (!pipelined) {
