@@ -90,6 +90,20 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
   }
   // What the loop below changes in segments_, for the counters.
   uint64_t live_added = 0, live_removed = 0, dead_added = 0;
+  // The stats of the segments the batch's old records lie in, by id modulo
+  // kSeen: most batches kill records in a handful of segments (a
+  // std::map element stays where it is; nothing is erased in the loop).
+  constexpr size_t kSeen = 16;
+  uint32_t seen_id[kSeen] = {};
+  SegmentStats* seen[kSeen] = {};
+  auto stats_of = [&](uint32_t id) -> SegmentStats& {
+    const size_t slot = id % kSeen;
+    if (seen[slot] == nullptr || seen_id[slot] != id) {
+      seen_id[slot] = id;
+      seen[slot] = &w.segments_[id];
+    }
+    return *seen[slot];
+  };
   // Each index update is visible on its own (readers never wait for a
   // batch): every op of the batch is in flight until all are answered below.
   for (const PendingRecord& p : pending) {
@@ -97,7 +111,7 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
     r.seq = p.seq;
     r.existed = p.old_loc != 0;
     if (p.old_loc != 0) {
-      SegmentStats& old = w.segments_[LocationSegment(p.old_loc)];
+      SegmentStats& old = stats_of(LocationSegment(p.old_loc));
       const uint64_t killed = std::min(old.live_bytes, p.old_total);
       old.live_bytes -= killed;
       old.dead_bytes += p.old_total;
@@ -195,14 +209,20 @@ void CommitPending(Writer::Impl& w, std::vector<PendingRecord>& pending, std::sp
 // in flight and earlier in this batch are in no live count yet (they are
 // published after their fdatasync): counted as live here, so that the large
 // records of one batch do not go into one segment together. The cheap size
-// test first: this runs per op.
-static bool ActiveShareTooLarge(const Writer::Impl& w, uint64_t used, uint64_t record_bytes) {
+// test first: this runs per op. *active caches the active segment's stats
+// (null: not looked up yet; the caller resets it when the active segment
+// changes; a std::map element stays where it is while others come and go).
+static bool ActiveShareTooLarge(const Writer::Impl& w, uint64_t used, uint64_t record_bytes,
+                                const SegmentStats** active) {
   if (!w.active_ || used < std::min(kShareRotateMinBytes, w.options_.segment_bytes)) return false;
-  const auto it = w.segments_.find(w.active_id_);
-  if (it == w.segments_.end()) return false;
+  if (*active == nullptr) {
+    const auto it = w.segments_.find(w.active_id_);
+    if (it == w.segments_.end()) return false;
+    *active = &it->second;
+  }
   const uint64_t live = w.index_.counters().live_bytes.load(std::memory_order_relaxed);
   const uint64_t unpublished = used - std::min(used, w.active_size_);
-  return RotateActiveForShare(used, it->second.live_bytes + unpublished, record_bytes, live,
+  return RotateActiveForShare(used, (*active)->live_bytes + unpublished, record_bytes, live,
                               w.options_.segment_bytes);
 }
 
@@ -228,11 +248,14 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
     }
     for (const PendingRecord& p : pending) overlay.Set(p.hash, p.key, StateAfter(p));
   };
-  // Writer::Forecast's lookup of op i, or null.
+  // Writer::Forecast's lookup of op i, or null. Its key is usually the
+  // op's own view (the caller forecast the ops it submits).
   auto forecast_of = [&](size_t i) -> const Writer::Impl::ForecastLookup* {
     if (!w.forecast_found_valid_ || i >= w.forecast_lookups_.size()) return nullptr;
     const Writer::Impl::ForecastLookup& f = w.forecast_lookups_[i];
-    return f.key == ops[i].key ? &f : nullptr;
+    const std::string_view key = ops[i].key;
+    const bool same = f.key.size() == key.size() && (f.key.data() == key.data() || f.key == key);
+    return same ? &f : nullptr;
   };
   w.batch_.clear();
   // The room for puts (DiskSpace::Room), read at the batch's first put and
@@ -249,6 +272,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
   Writer::Impl::LookupWindow& lookups = w.lookup_window_;
   size_t window = SIZE_MAX;
   bool lookups_current = false;
+  const SegmentStats* active_stats = nullptr;  // ActiveShareTooLarge's, until a rotation
   for (size_t i = 0; i < ops.size(); ++i) {
     // Writer::Forecast looked the batch's keys up already, when it ran.
     if (i % kWindow == 0 && !w.forecast_found_valid_) {
@@ -262,8 +286,11 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
       r.status = Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
       continue;
     }
-    r.status = ValidateOp(op, w.options_);
-    if (!r.status.ok()) continue;
+    // r.status is OK until an error is assigned (no assignment of OK per op).
+    if (Status valid = ValidateOp(op, w.options_); !valid.ok()) {
+      r.status = std::move(valid);
+      continue;
+    }
     const std::string_view meta = op.type == OpType::kPut ? op.content_type : std::string_view();
     const std::string_view stored = op.type == OpType::kPut ? op.stored : std::string_view();
     const uint64_t total = RecordBytes(op.key.size(), meta.size(), stored.size());
@@ -275,7 +302,8 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
     // the middle of the batch (the earlier ops may have failed there).
     KeyState cur;
     auto decide = [&]() -> Status {
-      const Writer::Impl::ForecastLookup* known = forecast_of(i);
+      // A commit in the middle of the batch ends the forecast's validity.
+      const Writer::Impl::ForecastLookup* known = w.forecast_found_valid_ ? forecast : nullptr;
       if (!overlay_filled && !(known && known->from_index)) fill_overlay();
       if (const KeyState* earlier = overlay_filled ? overlay.Find(hash, op.key) : nullptr) {
         cur = *earlier;
@@ -291,8 +319,10 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
       if (op.type == OpType::kDelete && !cur.exists) return Status::NotFound("key does not exist");
       return Status::OK();
     };
-    r.status = decide();
-    if (!r.status.ok()) continue;
+    if (Status decided = decide(); !decided.ok()) {
+      r.status = std::move(decided);
+      continue;
+    }
     // The reserve: a put may not take the room compaction needs (deletes may).
     if (op.type == OpType::kPut) {
       if (!room_read) {
@@ -316,7 +346,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
     // (compaction_policy.h: what one compaction input may cost in copies).
     const uint64_t used = w.active_size_ + w.inflight_bytes_ + w.batch_.size();
     if (!w.active_ || (used > kSegmentHeaderBytes && used + total > w.options_.segment_bytes) ||
-        ActiveShareTooLarge(w, used, total)) {
+        ActiveShareTooLarge(w, used, total, &active_stats)) {
       const bool had_earlier = !pending.empty() || !w.inflight_.empty();
       if (pipelined) w.DrainLocked();  // the segment's every record synced and published before it is sealed
       if (w.active_) CommitPending(w, pending, results);
@@ -331,6 +361,7 @@ void DecideBatch(Writer::Impl& w, std::span<const WriteOp> ops, std::span<WriteR
         continue;
       }
       r.status = w.Rotate();
+      active_stats = nullptr;
       room_read = false;  // what was committed or rotated in is consumed; batch_ starts again
       if (r.status.ok() && had_earlier) r.status = decide();
       if (!r.status.ok()) continue;

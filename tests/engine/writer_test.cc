@@ -298,3 +298,83 @@ TEST_CASE("FlushHint writes the active segment's buffered hint entries, and noth
   db.writer().FlushHint();  // nothing buffered: no write
   CHECK(env.Calls(FaultOp::kWrite, ".hint") == writes + 1);
 }
+
+TEST_CASE("a batch that rotates for the active segment's share measures the share of the new active segment "
+          "after it",
+          "[engine][writer][rotation]") {
+  // The live data 40 MiB, so a quarter is 10 MiB: a batch of 3 MiB that
+  // pushes the active segment past its quarter rotates once, and its
+  // records after that go into the new segment (not a segment per MiB, as
+  // when the sealed one's share was taken for the new one's).
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 256 << 20;
+  o.sync = SyncMode::kNone;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string value(128 << 10, 'v');
+  int next = 0;
+  const auto put = [&] { REQUIRE(db.Put("k" + std::to_string(next++), value).status.ok()); };
+  while (db.writer().Stats().live_bytes < (40u << 20)) put();
+  // The active segment within 1 MiB of its quarter.
+  const auto room = [&] {
+    const uint64_t quarter = db.writer().Stats().live_bytes / 4;
+    const uint64_t live = ActiveSegment(db.writer()).live_bytes;
+    return live < quarter ? quarter - live : 0;
+  };
+  for (int i = 0; i < 1000 && room() > (1u << 20); ++i) put();
+  REQUIRE(room() <= (1u << 20));
+  REQUIRE(room() > value.size());
+  const uint64_t segments = db.writer().Stats().segments;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 24; ++i) keys.push_back("b" + std::to_string(i));
+  std::vector<WriteOp> ops(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ops[i].key = keys[i];
+    ops[i].stored = value;
+    ops[i].raw_len = value.size();
+  }
+  std::vector<WriteResult> results(ops.size());
+  db.writer().Apply(ops, results);
+  for (const WriteResult& r : results) REQUIRE(r.status.ok());
+  CHECK(db.writer().Stats().segments == segments + 1);
+  CHECK(ActiveSegment(db.writer()).live_bytes >= 2 * value.size());
+}
+
+TEST_CASE("a batch that kills records in many segments takes each record's bytes from its own segment",
+          "[engine][writer]") {
+  // More segments than the publication's cache of segment stats has places
+  // (ids 16 apart share one): each segment's live bytes after the batch
+  // are what an open counts from the records themselves.
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 64 << 10;
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  const std::string value(8 << 10, 'v');
+  std::vector<std::string> keys;
+  for (int i = 0; i < 180; ++i) {
+    keys.push_back("k" + std::to_string(i));
+    REQUIRE(db.Put(keys.back(), value).status.ok());
+  }
+  REQUIRE(db.writer().Stats().segments > 20);
+  std::vector<WriteOp> ops;
+  for (size_t i = 0; i < keys.size(); i += 3) {
+    WriteOp op;
+    op.key = keys[i];
+    op.stored = "new";
+    op.raw_len = 3;
+    ops.push_back(op);
+  }
+  std::vector<WriteResult> results(ops.size());
+  db.writer().Apply(ops, results);
+  for (const WriteResult& r : results) REQUIRE(r.status.ok());
+  std::map<uint32_t, uint64_t> live;
+  for (const SegmentStats& s : db.writer().Stats().per_segment) live[s.id] = s.live_bytes;
+  REQUIRE(db.Open().ok());
+  std::map<uint32_t, uint64_t> reopened;
+  for (const SegmentStats& s : db.writer().Stats().per_segment) reopened[s.id] = s.live_bytes;
+  CHECK(live == reopened);
+}
