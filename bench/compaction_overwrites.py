@@ -6,8 +6,8 @@ For each binary (in interleaved rounds), it starts `kingx --sync always --log-le
 private copy of --template (a database kingx has opened once: fill_db's keys "key-<i>", so that every
 PUT overwrites), drives `wrk -t1 -cN` PUTs of 100 B over --keys keys for --duration seconds, and
 reads /metrics before and after. Per run:
-  puts, value bytes PUT (kingx_writer_bytes_total) and record bytes (the live bytes per key of the
-  template times the PUTs), compaction's bytes written and read (kingx_compaction_*_bytes_total),
+  puts, value bytes PUT (kingx_writer_bytes_total) and record bytes the writer appended (what the
+  live and dead bytes grew by, plus kingx_compaction_reclaimed_bytes_total), compaction's bytes written and read (kingx_compaction_*_bytes_total),
   write amplification (written / value bytes and / record bytes), passes, write stalls,
   the CPU per PUT of the writer's threads (kingx-compact, the loop thread #0, kingx-keyview; user +
   kernel from /proc/PID/task/TID/stat, in microseconds), and from the debug lines of the passes
@@ -36,18 +36,6 @@ from harness import procs  # noqa: E402
 
 LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua", "kv.lua")
 INPUT = re.compile(r"(\d+) \(([a-z-]+): live (\d+) dead (\d+)")
-
-
-def metrics(port):
-    status, body = procs.http_request(port, "GET", "/metrics", timeout_s=10)
-    if status != 200:
-        raise RuntimeError(f"/metrics -> {status}")
-    out = {}
-    for line in body.decode().splitlines():
-        m = re.match(r"^(kingx_[a-z_]+) ([0-9.e+-]+)$", line)
-        if m:
-            out[m.group(1)] = float(m.group(2))
-    return out
 
 
 def thread_cpu(master_pid):
@@ -95,7 +83,7 @@ def run_one(label, binary, a, out, rnd):
         p = procs.Proc("kingx", argv, os.path.join(work, "kingx.log"))
         try:
             procs.wait_http_ok(port, "/readyz", 120, p)
-            before = metrics(port)
+            before = procs.metrics(port)
             cpu0 = thread_cpu(p.pid)
             offset = os.path.getsize(log)
             raw = os.path.join(out, "raw", f"r{rnd}-{label}-wrk.txt")
@@ -106,14 +94,17 @@ def run_one(label, binary, a, out, rnd):
             with open(raw, "w") as f:
                 f.write("$ " + " ".join(wrk) + "\n" + r.stdout + r.stderr)
             time.sleep(1.5)  # a pass's counts are published within a second of its end
-            after = metrics(port)
+            after = procs.metrics(port)
             cpu1 = thread_cpu(p.pid)
         finally:
             p.stop()
         d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
         puts = d.get("kingx_writer_records_total", 0) or float(re.search(r"(\d+) requests in", r.stdout).group(1))
         value_bytes = d.get("kingx_writer_bytes_total", 0)
-        record_bytes = puts * before["kingx_engine_live_bytes"] / max(before.get("kingx_engine_keys", a.keys), 1)
+        # The records the writer appended: what the segments gained, plus what compaction took away
+        # (segment files deleted less written; their headers and trailers are noise here).
+        record_bytes = (d.get("kingx_engine_live_bytes", 0) + d.get("kingx_engine_dead_bytes", 0) +
+                        d.get("kingx_compaction_reclaimed_bytes_total", 0))
         written = d.get("kingx_compaction_written_bytes_total", 0)
         row = {"round": rnd, "bin": label, "conns": a.conns, "seconds": a.duration, "puts": int(puts),
                "value_mb": round(value_bytes / 1e6, 1), "record_mb": round(record_bytes / 1e6, 1),

@@ -123,6 +123,19 @@ def http_request(port, method, path, body=None, timeout_s=10.0, headers=None):
         conn.close()
 
 
+def metrics(port, timeout_s=10.0):
+    """{name: value} of the samples without labels on kingx's GET /metrics (raises on another status)."""
+    status, body = http_request(port, "GET", "/metrics", timeout_s=timeout_s)
+    if status != 200:
+        raise RuntimeError(f"/metrics -> {status}")
+    out = {}
+    for line in body.decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("kingx_") and "{" not in name and value:
+            out[name] = float(value)
+    return out
+
+
 def wait_http_ok(port, path, timeout_s, proc=None):
     """Wait until GET path answers 200. Raises RuntimeError on timeout or if proc exited."""
     deadline = time.monotonic() + timeout_s
