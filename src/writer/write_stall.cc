@@ -152,6 +152,15 @@ bool WriteStall::Hold(const std::function<void()>& before_wait) {
 }
 
 bool WriteStall::WantsForecast() const {
+  if (!MayForecast()) return false;
+  return batch_held_ || WantsForecast(Measure());
+}
+
+bool WriteStall::MayForecast() const {
+  return !holding_ && next_ != Next::kWhole && !disarmed_ && CompactionCanHelp();
+}
+
+bool WriteStall::WantsForecast(const Backlog& b) const {
   // However little compaction has left to reclaim: a batch may kill any
   // share of the live data, which no probe-free measure bounds (the queue's
   // bytes are the batch's own, not what its keys hold). With nothing to
@@ -159,10 +168,7 @@ bool WriteStall::WantsForecast() const {
   // batch held or split before is forecast whatever is left (compaction may
   // just have reclaimed everything for it, and its rest needs the room its
   // first part's dead bytes take).
-  if (holding_ || next_ == Next::kWhole || disarmed_ || !CompactionCanHelp()) return false;
-  if (batch_held_) return true;
-  const Backlog b = Measure();
-  return b.reclaimable > 0 || b.copy > 0;
+  return batch_held_ || b.reclaimable > 0 || b.copy > 0;
 }
 
 bool WriteStall::CopyHolds(const Backlog& b) const {
@@ -218,9 +224,12 @@ size_t LongestFitting(size_t ops, const std::function<bool(size_t)>& fits) {
 
 size_t WriteStall::HoldBatch(size_t ops, uint64_t stored_bytes, const Forecaster& forecast) {
   const Next next = next_;
-  if (ops == 0 || !WantsForecast()) return Goes(ops, ops);
-  next_ = Next::kForecast;
+  if (ops == 0 || !MayForecast()) return Goes(ops, ops);
+  // One measure for the question and the answer (each takes the
+  // compactor's and the queue's locks).
   const Backlog b = Measure();
+  if (!WantsForecast(b)) return Goes(ops, ops);
+  next_ = Next::kForecast;
   // The rest of this batch is not counted as queued behind a prefix: it is
   // forecast itself before it goes.
   const uint64_t behind = b.queued - std::min(b.queued, stored_bytes);

@@ -303,6 +303,10 @@ class WriteStall {
   };
   Backlog Measure() const;
   bool CompactionCanHelp() const;
+  // WantsForecast's two halves: whether this batch may be held at all (no
+  // measure needed), and whether, with backlog `b`, it is worth a forecast.
+  bool MayForecast() const;
+  bool WantsForecast(const Backlog& b) const;
   // Whether the copy in flight keeps the stall on, whatever the reclaimable
   // bytes: it stands beyond its share with the backlog past the begin
   // bound, or the stall holds a batch that fits but for it (copy_wait_).
