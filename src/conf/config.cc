@@ -262,7 +262,10 @@ const Setting kSettings[] = {
      "longest time one online backup (GET /admin/backup) may keep its cut's segment files from compaction; "
      "a backup still streaming then is cut off (short archive, logged)",
      false, true, KINGX_UNSIGNED(backup_max_ms, uint64_t, 1000, kMaxMs)},
-    {"write_queue_bytes", "SIZE", "64M", "shared write queue size (workers -> writer)", false, true,
+    {"write_queue_bytes", "SIZE", "64M",
+     "shared write queue size (workers -> writer); a value over an eighth of it, or over 1M, takes the "
+     "large-value path (staged in a file of its own)",
+     false, true,
      KINGX_SIZE(write_queue_bytes, 1 << 20, 16ull << 30)},
     {"body_buffer_bytes", "SIZE", "64M",
      "request body bytes one worker holds in memory, all connections together; an upload that finds it "
