@@ -165,7 +165,12 @@ class Master {
       return false;
     }
     SetProcessName("kingx-master");
-    if (const std::string w = RaiseOpenFileLimit(config_); !w.empty()) KINGX_LOG_WARN("%s", w.c_str());
+    std::string limit_warning;
+    if (engine::Status s = RaiseOpenFileLimit(config_, &limit_warning); !s.ok()) {
+      KINGX_LOG_ERROR("%s", std::string(s.message()).c_str());
+      return false;
+    }
+    if (!limit_warning.empty()) KINGX_LOG_WARN("%s", limit_warning.c_str());
     auto hold = HoldDataDir(config_.data_dir, config_.read_only, [&](const auto& attempt) {
       return WaitForPreviousHolder("data directory " + config_.data_dir, attempt);
     });

@@ -36,7 +36,12 @@ int RunSingleProcess(const Config& config_in) {
     return 1;
   }
   SetProcessName("kingx-single");
-  if (const std::string w = RaiseOpenFileLimit(config); !w.empty()) KINGX_LOG_WARN("%s", w.c_str());
+  std::string limit_warning;
+  if (engine::Status s = RaiseOpenFileLimit(config, &limit_warning); !s.ok()) {
+    KINGX_LOG_ERROR("%s", std::string(s.message()).c_str());
+    return 1;
+  }
+  if (!limit_warning.empty()) KINGX_LOG_WARN("%s", limit_warning.c_str());
   auto hold = HoldDataDir(config.data_dir, config.read_only);
   if (!hold.ok()) {
     KINGX_LOG_ERROR("%s", std::string(hold.status().message()).c_str());

@@ -246,17 +246,24 @@ StartupReport CheckStartup(const Config& config, const std::vector<std::string>&
   CheckDataDir(config, args, &r);
   CheckPidFile(config, &r);
   struct rlimit lim;
-  if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max != RLIM_INFINITY) {
     // A start raises the soft limit up to the hard one: only the hard one can fall short.
-    std::string w = FileLimitShortfall(config, lim.rlim_max, "hard ");
-    if (!w.empty()) r.warnings.push_back(std::move(w));
+    if (std::string e = DescriptorLimitTooLow(config, lim.rlim_max, "hard open file limit"); !e.empty()) {
+      r.errors.push_back(std::move(e));
+    } else if (std::string w = FileLimitShortfall(config, lim.rlim_max, "hard "); !w.empty()) {
+      r.warnings.push_back(std::move(w));
+    }
   }
   return r;
 }
 
-std::string RaiseOpenFileLimit(const Config& config) {
+engine::Status RaiseOpenFileLimit(const Config& config, std::string* warning) {
+  warning->clear();
   struct rlimit lim;
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return "cannot read the open file limit: " + Errno(errno);
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    *warning = "cannot read the open file limit: " + Errno(errno);
+    return engine::Status::OK();
+  }
   // All the way to the hard limit: a worker keeps a share of its descriptors
   // for its segment files and spill files (ReservedDescriptors), which a
   // limit of max_connections plus a few would take from its connections.
@@ -265,7 +272,12 @@ std::string RaiseOpenFileLimit(const Config& config) {
     raised.rlim_cur = lim.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
   }
-  return FileLimitShortfall(config, lim.rlim_cur, "");
+  if (lim.rlim_cur == RLIM_INFINITY) return engine::Status::OK();
+  if (std::string e = DescriptorLimitTooLow(config, lim.rlim_cur, "open file limit"); !e.empty()) {
+    return engine::Status::InvalidArgument(e);
+  }
+  *warning = FileLimitShortfall(config, lim.rlim_cur, "");
+  return engine::Status::OK();
 }
 
 }  // namespace kingx

@@ -18,7 +18,9 @@
 //     before HUP, as systemd's ExecReload does): the holder is the running
 //     kingx named by this configuration's pid file, or a kingx master started
 //     with this very command line (`args`, without -t);
-//   - the pid file's directory does not exist or is not writable.
+//   - the pid file's directory does not exist or is not writable;
+//   - the hard open file limit is below the minimum a worker needs
+//     (src/worker/serve_options.h MinimumDescriptorLimit).
 // Warnings (a start would go on):
 //   - a log file is a FIFO (not opened: see above);
 //   - max_connections (per worker) plus a reserve for the worker's own files
@@ -33,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/status.h"
 #include "src/conf/config.h"
 
 namespace kingx {
@@ -48,8 +51,10 @@ StartupReport CheckStartup(const Config& config, const std::vector<std::string>&
 // Raises this process's soft RLIMIT_NOFILE to the hard limit (children
 // inherit it; each worker then caps its connections below the limit, keeping
 // a share for the segment files it maps: src/worker/serve_options.h
-// ConnectionCap). Returns a warning ("" when, under the limit, a worker
-// keeps all of max_connections: ConnectionCapAt).
-std::string RaiseOpenFileLimit(const Config& config);
+// ConnectionCap). kInvalidArgument (DescriptorLimitTooLow's text) when the
+// limit is below MinimumDescriptorLimit: the start is refused. Otherwise OK
+// with *warning ("" when, under the limit, a worker keeps all of
+// max_connections: ConnectionCapAt).
+engine::Status RaiseOpenFileLimit(const Config& config, std::string* warning);
 
 }  // namespace kingx

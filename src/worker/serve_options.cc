@@ -185,8 +185,46 @@ uint32_t ConnectionCapAt(const Config& config, uint64_t descriptor_limit) {
   if (descriptor_limit == 0) return config.max_connections;
   const uint64_t room = RoomBesideReserve(descriptor_limit);
   const uint64_t share = PoolDoorbellShareAt(config, descriptor_limit);
-  const uint64_t cap = room > share + 16 ? room - share : 16;
+  const uint64_t cap = room > share ? room - share : 1;
   return static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, cap));
+}
+
+namespace {
+
+// The room beside ReservedDescriptors a worker needs at the least.
+uint64_t MinimumRoom(const Config& config) {
+  return kMinConnections +
+         (config.model == Model::kThreads ? std::min<uint64_t>(config.threads, kMinConnections) : 0);
+}
+
+}  // namespace
+
+uint64_t MinimumDescriptorLimit(const Config& config) {
+  // The room is not monotonic in the limit (an eighth more for each share
+  // at every multiple of 8): the minimum is one past the last limit that
+  // falls short. Above 2^16 the room exceeds any MinimumRoom.
+  const uint64_t need = MinimumRoom(config);
+  uint64_t last_short = 0;
+  for (uint64_t limit = 1; limit <= (uint64_t{1} << 16); ++limit) {
+    if (RoomBesideReserve(limit) < need) last_short = limit;
+  }
+  return last_short + 1;
+}
+
+std::string DescriptorLimitTooLow(const Config& config, uint64_t descriptor_limit, const char* what) {
+  if (descriptor_limit == 0) return "";
+  const uint64_t minimum = MinimumDescriptorLimit(config);
+  if (descriptor_limit >= minimum) return "";
+  const bool threads = config.model == Model::kThreads;
+  return std::string("the ") + what + " " + std::to_string(descriptor_limit) + " (RLIMIT_NOFILE) is below the " +
+         std::to_string(minimum) + " a worker needs: at " + std::to_string(descriptor_limit) + " it keeps " +
+         std::to_string(ReservedDescriptors(descriptor_limit)) +
+         " descriptors for segment files, spill files and its own, and it needs at least " +
+         std::to_string(kMinConnections) + " more for connections" +
+         (threads ? " and " + std::to_string(std::min<uint64_t>(config.threads, kMinConnections)) +
+                        " for its pool threads"
+                  : std::string()) +
+         ": raise the limit (ulimit -n, systemd LimitNOFILE=)";
 }
 
 uint32_t ConnectionCap(const Config& config) { return ConnectionCapAt(config, DescriptorLimit()); }

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "http/http_limits.h"
 #include "src/kv/byte_budget.h"
@@ -155,10 +156,29 @@ uint64_t PoolDoorbellShare(const Config& config);
 // The connections one worker accepts at most: --max-connections, lowered so
 // that the connections never take the descriptors the worker needs for its
 // storage and its pool (RLIMIT_NOFILE minus ReservedDescriptors and
-// PoolDoorbellShare; at least 16). A flood of connections then waits in the
-// kernel's backlog instead of running the worker into EMFILE, where it could
-// no longer open a segment to answer a GET.
+// PoolDoorbellShare). A flood of connections then waits in the kernel's
+// backlog instead of running the worker into EMFILE, where it could no
+// longer open a segment to answer a GET. At a limit of at least
+// MinimumDescriptorLimit that leaves kMinConnections or more; below it (a
+// start refuses it: only a limit lowered under a running master gets here)
+// what is left, at least 1.
 uint32_t ConnectionCap(const Config& config);
+
+// The fewest connections, and in the thread model the fewest pool threads
+// (or --threads if fewer), a worker is started with.
+inline constexpr uint64_t kMinConnections = 16;
+
+// The lowest open-file limit at and above which a worker keeps all of
+// ReservedDescriptors and still has room for kMinConnections connections
+// and, thread model, min(--threads, kMinConnections) doorbells. A start
+// (the master, --single-process) and -t refuse a lower limit, naming both
+// (DescriptorLimitTooLow): no cap there keeps the worker within it.
+uint64_t MinimumDescriptorLimit(const Config& config);
+
+// "" when `descriptor_limit` (0: none) is at least MinimumDescriptorLimit;
+// otherwise the refusal's text, naming `what` ("open file limit", "hard open
+// file limit"), the limit, the minimum and what the worker keeps.
+std::string DescriptorLimitTooLow(const Config& config, uint64_t descriptor_limit, const char* what);
 
 // ConnectionCap and PoolDoorbellShare under a given open-file limit
 // (RLIM_INFINITY or 0: no limit), for the start-up check that warns when

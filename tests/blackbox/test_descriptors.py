@@ -29,6 +29,7 @@ loaded machine needs.
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -37,8 +38,13 @@ from kingx_harness import (Conn, LimitedServer, build_request, cases_of, check, 
 
 S = None
 MODEL_ARGS = sys.argv[1:]
-THREADS = "--model" in MODEL_ARGS and MODEL_ARGS[MODEL_ARGS.index("--model") + 1] == "threads"
+# --limit N (this file's own argument, not kingx's): the descriptor limit of
+# the main case, 256 unless given (meson also runs it at each model's minimum).
 LIMIT = 256
+if "--limit" in MODEL_ARGS:
+    LIMIT = int(MODEL_ARGS.pop(MODEL_ARGS.index("--limit") + 1))
+    MODEL_ARGS.remove("--limit")
+THREADS = "--model" in MODEL_ARGS and MODEL_ARGS[MODEL_ARGS.index("--model") + 1] == "threads"
 KEYS = 100
 VALUE_BYTES = 40_000  # one per 64 KiB segment
 UPLOADS = 70
@@ -212,6 +218,45 @@ def test_what_a_worker_holds_of_its_own_does_not_grow_with_the_number_of_workers
     check(all(h.get("eventfd", 0) == one.get("eventfd", 0) and h.get("other", 0) <= one.get("other", 0)
               for h in held[8]),
           f"descriptors a worker holds besides sockets: one worker {one}, each of eight {held[8]}")
+
+
+def minimum_limit():
+    """The lowest descriptor limit a start accepts (serve_options.h
+    MinimumDescriptorLimit): the reserve, 3 * (L // 8) + 96, leaves 16
+    connections, and in the thread model min(--threads, 16) doorbells more.
+    Event: 178 (162 + 16); 150 or 80 threads: 203 (171 + 32); 16 threads too."""
+    need = 16 + (min(pool_threads(), 16) if THREADS else 0)
+    last_short = 0
+    for limit in range(1, 1 << 12):
+        if limit - (3 * (limit // 8) + 96) < need:
+            last_short = limit
+    return last_short + 1
+
+
+def test_a_start_below_the_minimum_descriptor_limit_is_refused_naming_it():
+    # A worker cannot keep its reserve and 16 connections (and its pool's
+    # doorbells) there: a start refuses rather than overcommit, and -t says so.
+    global S
+    minimum = minimum_limit()
+    check(minimum == (203 if THREADS else 178), f"the minimum this file derives: {minimum}")
+    for limit in (64, 128, 192, minimum - 1, minimum):
+        if S is not None:
+            S.cleanup()
+        S = LimitedServer(limit, limit, "--workers", "1", *MODEL_ARGS)
+        if limit >= minimum:
+            S.start()
+            check(S.answers(), f"a start at the minimum limit {limit} serves")
+            continue
+        S.start(wait=False)
+        code = S.wait_exit(20)
+        out = S.logs()
+        check(code not in (None, 0), f"a start at ulimit -n {limit} (minimum {minimum}): exit {code}:\n{out}")
+        check(f"open file limit {limit} (RLIMIT_NOFILE) is below the {minimum} a worker needs" in out,
+              f"the refusal names neither the limit {limit} nor the minimum {minimum}:\n{out}")
+        test = subprocess.run(S.argv() + ["-t"],
+                              capture_output=True, text=True, timeout=20)
+        check(test.returncode == 1 and f"hard open file limit {limit} (RLIMIT_NOFILE) is below the {minimum}"
+              in test.stderr, f"kingx -t at ulimit -n {limit}: {test.returncode} {test.stderr!r}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 // TuneListenSocket / ListenOptionsInherited: a listener tuned with a
 // worker's configuration hands TCP_NODELAY and TCP_NOTSENT_LOWAT to the
 // sockets it accepts, and a later configuration (a reload) replaces them,
-// --send-lowat-bytes 0 included.
+// --send-lowat-bytes 0 included. MinimumDescriptorLimit: above it the
+// reserve, the doorbells and the connection cap fit the limit.
 #include "src/worker/serve_options.h"
 
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <string>
 #include <utility>
 
 namespace kingx {
@@ -93,4 +95,32 @@ TEST_CASE("a socket that is not a TCP listener is not taken as tuned", "[worker]
 }
 
 }  // namespace
+TEST_CASE("at every descriptor limit a start accepts, the reserve, the pool's doorbells and the cap fit the limit",
+          "[worker][serve_options]") {
+  for (const Model model : {Model::kEvent, Model::kThreads}) {
+    for (const uint32_t threads : {1u, 4u, 16u, 150u}) {
+      Config c;
+      c.model = model;
+      c.threads = threads;
+      c.max_connections = 100000;
+      const uint64_t minimum = MinimumDescriptorLimit(c);
+      INFO("model " << (model == Model::kEvent ? "event" : "threads") << ", " << threads << " threads, minimum "
+                    << minimum);
+      CHECK(DescriptorLimitTooLow(c, minimum - 1, "open file limit").find("is below the " +
+                                                                          std::to_string(minimum)) !=
+            std::string::npos);
+      CHECK(DescriptorLimitTooLow(c, minimum, "open file limit").empty());
+      for (uint64_t limit = minimum; limit <= 4096; ++limit) {
+        const uint64_t cap = ConnectionCapAt(c, limit);
+        const uint64_t doorbells = PoolDoorbellShareAt(c, limit);
+        INFO("limit " << limit << ": reserve " << ReservedDescriptors(limit) << ", doorbells " << doorbells
+                      << ", cap " << cap);
+        REQUIRE(ReservedDescriptors(limit) + doorbells + cap <= limit);
+        REQUIRE(cap >= kMinConnections);
+        if (model == Model::kThreads) REQUIRE(doorbells >= std::min<uint64_t>(threads, kMinConnections));
+      }
+    }
+  }
+}
+
 }  // namespace kingx
