@@ -168,7 +168,7 @@ struct ThreadWorker {
   // Sends everything conn has to send; *now_ms: the time after its last
   // send (left as it was when there was nothing to send). False when the
   // connection failed or the send timed out.
-  bool FlushOutput(http::Connection& conn, int fd, uint64_t* now_ms);
+  bool FlushOutput(PoolThread* t, http::Connection& conn, int fd, uint64_t* now_ms);
   void Linger(PoolThread* t, int fd);
   // Hands t's mail to its service; returns the time it read for that, or 0
   // (no clock read) when there was none.
@@ -526,13 +526,17 @@ void ThreadWorker::RingRoom(void* worker, size_t slot) {
 }
 
 // Sends everything the Connection has to send: one SendGathered per gather
-// list (the socket is blocking; SO_SNDTIMEO bounds a peer that does not read).
-bool ThreadWorker::FlushOutput(http::Connection& conn, int fd, uint64_t* now_ms) {
+// list (the socket is blocking; SO_SNDTIMEO bounds a peer that does not read,
+// and its expiry counts as the send timeout it is).
+bool ThreadWorker::FlushOutput(PoolThread* t, http::Connection& conn, int fd, uint64_t* now_ms) {
   iovec iov[kMaxIov];
   while (conn.HasOutput()) {
     const size_t n = conn.GatherOutput(iov, kMaxIov);
     const ssize_t r = SendGathered(fd, iov, n, false);
-    if (r < 0) return false;  // -EAGAIN = send timeout, -EPIPE, -ECONNRESET
+    if (r < 0) {  // -EAGAIN = send timeout, -EPIPE, -ECONNRESET
+      if (r == -EAGAIN || r == -EWOULDBLOCK) http::Bump(t->counters->timeouts);
+      return false;
+    }
     *now_ms = MonotonicMs();
     conn.ConsumeOutput(static_cast<size_t>(r), *now_ms);
   }
@@ -597,7 +601,7 @@ ThreadWorker::Ended ThreadWorker::Serve(PoolThread* t, const Accepted& a) {
   for (;;) {
     // The pass's time: read once, by the first step that needs it.
     uint64_t now = TakeMail(t);
-    if (!FlushOutput(conn, a.fd, &now)) break;
+    if (!FlushOutput(t, conn, a.fd, &now)) break;
     if (conn.ShouldClose()) {
       linger = true;
       break;

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -385,6 +386,31 @@ VALUE_BYTES = 2000
 
 def requests_total(m, method):
     return m.get('kingx_http_requests_total{method="%s"}' % method, 0)
+
+
+def test_a_send_timeout_counts_as_a_timeout_in_both_models():
+    # README Metrics: kingx_http_timeouts_total counts "header, body, idle and send timeouts".
+    # A client that reads nothing of an 8 MiB value is closed after --send-timeout-ms (the
+    # thread model's blocking send ends with SO_SNDTIMEO): one timeout, in either model.
+    models = [EXTRA] if EXTRA else [[], ["--model", "threads", "--threads", "4"]]
+    for flags in models:
+        with Server(["--workers", "1", "--send-timeout-ms", "1000"] + flags) as s:
+            check(http(s.port, "PUT", key_path("st"), os.urandom(8 << 20)).status == 201, "PUT of 8 MiB")
+            before = metric_values(s.port)["kingx_http_timeouts_total"]
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.connect(("127.0.0.1", s.port))
+            c.sendall(build_request("GET", key_path("st")))
+            c.settimeout(15)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:  # closed by the server: EOF after what the buffers held
+                time.sleep(0.5)
+                if metric_values(s.port)["kingx_http_timeouts_total"] > before:
+                    break
+            c.close()
+            after = metric_values(s.port)["kingx_http_timeouts_total"]
+            check(after == before + 1, f"{flags or 'event'}: a reader that reads nothing, closed by the send timeout: "
+                                       f"kingx_http_timeouts_total {before} -> {after}")
 
 
 def test_counts_survive_a_worker_killed_with_sigkill():
