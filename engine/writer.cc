@@ -94,13 +94,15 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
   // kSeen: most batches kill records in a handful of segments (a
   // std::map element stays where it is; nothing is erased in the loop).
   constexpr size_t kSeen = 16;
-  uint32_t seen_id[kSeen] = {};
-  SegmentStats* seen[kSeen] = {};
+  uint32_t seen_id[kSeen];
+  SegmentStats* seen[kSeen];
+  uint32_t seen_valid = 0;  // bit s: place s holds an entry (nothing else is initialized per batch)
   auto stats_of = [&](uint32_t id) -> SegmentStats& {
     const size_t slot = id % kSeen;
-    if (seen[slot] == nullptr || seen_id[slot] != id) {
+    if ((seen_valid >> slot & 1) == 0 || seen_id[slot] != id) {
       seen_id[slot] = id;
       seen[slot] = &w.segments_[id];
+      seen_valid |= uint32_t{1} << slot;
     }
     return *seen[slot];
   };
