@@ -1,7 +1,8 @@
 #!/bin/bash
 # Instructions (callgrind Ir) of one kingx worker per request, a guard for changes to the accept and
 # connection paths: counters zeroed after a 2 s wrk warm-up, then wrk -t1 -c8 for 6 s of GETs of a 100 B
-# value (close: `Connection: close`), dumped, Ir / 2xx answered.
+# value (close: `Connection: close`), dumped, Ir / 2xx answered, and clock readings (clock_gettime calls)
+# per 2xx answered.
 # usage: bench/callgrind_per_request.sh KINGX keepalive|close [MODEL_ARGS...]   (default: --model event)
 K=$1; MODE=$2; shift 2
 [ $# -gt 0 ] || set -- --model event
@@ -28,6 +29,15 @@ for i in $(seq 150); do
   [ -n "$IR" ] && break; sleep 0.2
 done
 [ -n "$IR" ] || { echo "$0: worker $W wrote no callgrind dump with a summary in 30 s" >&2; kill $VP; exit 1; }
-echo "$(basename $K) $MODE requests $((b-a)) Ir $IR connections $((o1-o0)) Ir/request $(python3 -c "print(round($IR/($b-$a)))") load $(cut -d' ' -f1 /proc/loadavg)"
+# Clock readings (vDSO clock_gettime calls: no system call shows them), per request.
+CLK=$(python3 - "$(dirname "$0")/profile.py" "$F" <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("bench_profile", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+print(m.calls_to(sys.argv[2], "clock_gettime"))
+PY
+)
+echo "$(basename $K) $MODE requests $((b-a)) Ir $IR connections $((o1-o0)) Ir/request $(python3 -c "print(round($IR/($b-$a)))") clock_reads/request $(python3 -c "print(round(${CLK:-0}/($b-$a), 2))") load $(cut -d' ' -f1 /proc/loadavg)"
 kill $VP; wait $VP 2>/dev/null
 rm -rf $D
