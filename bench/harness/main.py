@@ -69,6 +69,8 @@ def parse_args(argv):
                    "(default 10000; quick 200)")
     p.add_argument("--idle-hold", type=float, help="seconds the idle connections are held before "
                    "memory is read, in each of the memory test's two passes (default 3; quick 1)")
+    p.add_argument("--idle-settle", type=float, help="seconds the server's memory must stay "
+                   "unchanged before the memory test's starting point is read (default 2; quick 0.5)")
     p.add_argument("--idle-wait", type=float, help="max seconds to wait for an idle machine "
                    "before each run (default 20; quick 1)")
     p.add_argument("--kingx", default=os.environ.get("KINGX_BIN",
@@ -95,6 +97,7 @@ def parse_args(argv):
     a.keys = pick(a.keys, 1000000, 1000)
     a.idle_conns = pick(a.idle_conns, 10000, 200)
     a.idle_hold = pick(a.idle_hold, 3.0, 1.0)
+    a.idle_settle = pick(a.idle_settle, 2.0, 0.5)
     a.idle_wait = pick(a.idle_wait, 20.0, 1.0)
     a.name = pick(a.name, "full", "quick")
     a.conns = [int(x) for x in pick(a.conns, "10,100,1000,10000", "100").split(",")]
@@ -267,7 +270,8 @@ def main(argv):
                 if inst is None:
                     continue
                 log(f"idle connections: {spec.name} x {args.idle_conns}")
-                m = idle.measure(inst, servers.fixed_path(spec), args.idle_conns, idle_s=args.idle_hold)
+                m = idle.measure(inst, servers.fixed_path(spec), args.idle_conns, idle_s=args.idle_hold,
+                                 settle_s=args.idle_settle)
                 m["server"] = spec.name
                 m["idle_seconds"] = args.idle_hold
                 idle_results.append(m)

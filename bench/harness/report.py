@@ -167,13 +167,16 @@ def write_table(path, meta, cells, runs, idle, scen_labels, server_labels, extra
     if idle:
         lines += ["## Memory per idle keep-alive connection", "",
                   "| server | connections | answered | open after idle | RSS before MB | "
-                  "RSS after MB | bytes RSS / conn | bytes PSS / conn | warm: bytes RSS / conn |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "RSS after MB | bytes RSS / conn | bytes PSS / conn | warm: bytes RSS / conn | "
+                  "RSS growth by process KB |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for m in idle:
+            growth = ", ".join(f"{n} {v // 1024}" for n, v in m.get("rss_growth_by_process", {}).items())
             lines.append(f"| {m['server']} | {m['connections']} | {m['answered']} | "
                          f"{m['open_after_idle']} | {_fmt(m['rss_before'] / 1e6, 1)} | "
                          f"{_fmt(m['rss_after'] / 1e6, 1)} | {_fmt(m['bytes_per_conn'])} | "
-                         f"{_fmt(m['pss_bytes_per_conn'])} | {_fmt(m.get('warm_bytes_per_conn'))} |")
+                         f"{_fmt(m['pss_bytes_per_conn'])} | {_fmt(m.get('warm_bytes_per_conn'))} | "
+                         f"{growth} |")
         lines += ["", "First pass: RSS growth over the server's memory before it, per connection "
                   "answered and still open after the idle time (with `--scenarios idle` alone the "
                   "server has served nothing else: the fresh figure). Warm: the same again after "

@@ -139,6 +139,20 @@ def tree_memory(root_pids):
     }
 
 
+def tree_rss_by_name(root_pids):
+    """RSS of the process trees by process name (/proc/PID/comm, e.g. kingx-worker), summed over
+    the processes of each name, in bytes."""
+    out = {}
+    for p in process_tree(root_pids):
+        try:
+            with open(f"/proc/{p}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0) + 1024 * status_kb(p, "VmRSS")
+    return out
+
+
 def wait_idle(max_wait_s, threshold_cores=0.15, sample_s=0.5):
     """Wait until the machine's busy CPU over one sample is below threshold_cores, or until
     max_wait_s passed. Returns (seconds waited, busy cores of the last sample)."""
