@@ -8,6 +8,7 @@ Usage: KINGX_BIN=... python3 p13_access_log_bytes.py [extra kingx flags]
 """
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -70,6 +71,7 @@ http {{ access_log {d}/access.log combined; send_timeout 1s; sendfile off;
         ng.terminate()
         ng.wait(10)
     nx = bytes_by_agent(os.path.join(d, "access.log"))
+    shutil.rmtree(d, ignore_errors=True)
     ok = all(kx.get(a, (0, 1 << 30))[1] < 1 << 20 for a in ("silent", "dropper"))
     verdict("access log: body bytes sent of responses cut short (nginx's $body_bytes_sent)", ok,
             f"kingx {kx}; nginx {nx}")
