@@ -1,6 +1,7 @@
 #include "engine/segment_cache.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <mutex>
 
@@ -202,9 +203,10 @@ Result<RecordRef> SegmentCache::ReadRecord(Location loc, const RecordLimits& lim
 }
 
 Status SegmentCache::ReadHead(Location loc, std::string_view key, const RecordLimits& limits, RecordHeader* header,
-                              bool* same_key) {
+                              bool* same_key, HeadHold* hold) {
+  assert(hold == nullptr || &hold->cache_ == this);
   Status s;
-  if (ReadHeadMapped(loc, key, limits, header, same_key, &s)) return s;
+  if (ReadHeadMapped(loc, key, limits, header, same_key, &s, hold)) return s;
   auto ref = ReadRecord(loc, limits);
   if (!ref.ok()) return ref.status();
   auto same = KeyIs(ref.value(), key);
@@ -215,23 +217,30 @@ Status SegmentCache::ReadHead(Location loc, std::string_view key, const RecordLi
 }
 
 bool SegmentCache::ReadHeadMapped(Location loc, std::string_view key, const RecordLimits& limits,
-                                  RecordHeader* header, bool* same_key, Status* status) {
+                                  RecordHeader* header, bool* same_key, Status* status, HeadHold* hold) {
   const uint32_t seg = LocationSegment(loc);
   const uint64_t off = LocationOffset(loc);
   const uint64_t want = kRecordHeaderBytes + key.size();
   char head[kRecordHeaderBytes];
   bool key_bytes_equal = false;
   bool newly_faulted = false;
+  // The shared lock keeps the mapping cached (Forget, eviction and a remap
+  // replace it only under the exclusive lock), so no hold is taken on it.
+  std::shared_lock<std::shared_mutex> own(mu_, std::defer_lock);
+  std::shared_lock<std::shared_mutex>& lock = hold != nullptr ? hold->lock_ : own;
+  if (!lock.owns_lock()) lock.lock();
+  // The general way (false) takes the lock its own way.
+  auto general = [&] {
+    lock.unlock();
+    return false;
+  };
   {
-    // The shared lock keeps the mapping cached (Forget, eviction and a remap
-    // replace it only under the exclusive lock), so no hold is taken on it.
-    std::shared_lock lock(mu_);
     auto it = maps_.find(seg);
-    if (it == maps_.end()) return false;
+    if (it == maps_.end()) return general();
     Mapping& m = *it->second;
-    if (m.faulted.load(std::memory_order_relaxed)) return false;  // the general way answers the fault
+    if (m.faulted.load(std::memory_order_relaxed)) return general();  // the general way answers the fault
     const uint64_t readable = m.readable();
-    if (off > readable || readable - off < want) return false;
+    if (off > readable || readable - off < want) return general();
     m.referenced.store(true, std::memory_order_relaxed);
     // key.size() bytes after the header, whatever the record's key length:
     // they lie below the known size, and only equal lengths count below.
@@ -241,7 +250,7 @@ bool SegmentCache::ReadHeadMapped(Location loc, std::string_view key, const Reco
     if (!ReadAndDecodeHeader(src, want, readable - off, limits, head, header, &decoded, compare_key)) {
       newly_faulted = MarkMappingFaulted(m);
     } else if (!decoded.ok()) {
-      return false;  // damaged, or the record lies past the known size: ReadRecord tells which
+      return general();  // damaged, or the record lies past the known size: ReadRecord tells which
     } else {
       *same_key = key_bytes_equal && header->key_len == key.size();
       *status = Status::OK();
@@ -249,6 +258,7 @@ bool SegmentCache::ReadHeadMapped(Location loc, std::string_view key, const Reco
     }
   }
   // Outside the lock: the reporter may be anything.
+  lock.unlock();
   if (newly_faulted && report_fault_) report_fault_(seg);
   *status = FaultedError(seg);
   return true;

@@ -109,8 +109,31 @@ class SegmentCache {
   // and the state after a fault, as ReadRecord's and KeyIs's. A page the
   // kernel must read from disk keeps the shared lock held meanwhile: in this
   // process, mapping, forgetting or evicting a segment waits for that read.
+  // With `hold`, the shared lock is taken into it (unless it holds it
+  // already) and kept there after the call, so that a thread reading the
+  // heads of many records in a row takes the lock once per run of calls; a
+  // call that must take the general way, or report a fault, lets it go
+  // first.
+  class HeadHold;
   Status ReadHead(Location loc, std::string_view key, const RecordLimits& limits, RecordHeader* header,
-                  bool* same_key);
+                  bool* same_key, HeadHold* hold = nullptr);
+  // A hold of the cache's shared lock kept across ReadHead calls of one
+  // thread. While it holds the lock, that thread calls no other method of
+  // the cache (each takes the lock itself) and, in this process, mapping,
+  // forgetting and evicting a segment wait: Release it before anything
+  // else. The destructor releases it.
+  class HeadHold {
+   public:
+    explicit HeadHold(SegmentCache& cache) : cache_(cache), lock_(cache.mu_, std::defer_lock) {}
+    void Release() {
+      if (lock_.owns_lock()) lock_.unlock();
+    }
+
+   private:
+    friend class SegmentCache;
+    SegmentCache& cache_;
+    std::shared_lock<std::shared_mutex> lock_;
+  };
 
   // Marks the mapping that `holder` (a SegmentSpan's or RecordRef's of this
   // cache) keeps alive as faulted: a read of its bytes raised SIGBUS. Later
@@ -166,8 +189,10 @@ class SegmentCache {
   // known to exist: true with *status its outcome, false when ReadHead must
   // take the general way (not mapped, past the known size, a header that
   // does not decode within it).
+  // With `hold`, the lock is its and stays taken after a true return
+  // without a fault; it is let go otherwise.
   bool ReadHeadMapped(Location loc, std::string_view key, const RecordLimits& limits, RecordHeader* header,
-                      bool* same_key, Status* status);
+                      bool* same_key, Status* status, HeadHold* hold);
   // Marks m faulted (see MarkFaulted); returns whether this call marked it.
   static bool MarkMappingFaulted(Mapping& m);
   Result<std::shared_ptr<Mapping>> MapSegment(uint32_t id, uint64_t min_bytes);

@@ -323,7 +323,8 @@ Result<KeyState> Writer::Impl::FindKey(std::string_view key, uint64_t hash) {
   return ResolveCandidates(key, c);
 }
 
-Result<KeyState> Writer::Impl::ResolveCandidates(std::string_view key, const Candidates& c) {
+Result<KeyState> Writer::Impl::ResolveCandidates(std::string_view key, const Candidates& c,
+                                                 SegmentCache::HeadHold* hold) {
   KeyState damaged;
   // Unreadable is never "absent": a candidate carries the key's 64-bit hash,
   // so a damaged one (or one in a segment file that is missing: the writer
@@ -350,7 +351,7 @@ Result<KeyState> Writer::Impl::ResolveCandidates(std::string_view key, const Can
     // is asked for (its seq, type and size).
     RecordHeader header;
     bool same = false;
-    if (Status s = cache_.ReadHead(loc, key, limits_, &header, &same); !s.ok()) {
+    if (Status s = cache_.ReadHead(loc, key, limits_, &header, &same, hold); !s.ok()) {
       if (!unreadable(s, loc)) return s;
       continue;
     }
@@ -358,6 +359,7 @@ Result<KeyState> Writer::Impl::ResolveCandidates(std::string_view key, const Can
       // Another key's record, unless its body (which holds the key) fails:
       // then the key bytes cannot be trusted either. Rare (two keys whose
       // 64-bit hashes agree), so read whole here.
+      if (hold != nullptr) hold->Release();  // ReadRecord takes the cache's lock itself
       auto ref = cache_.ReadRecord(loc, limits_);
       if (!ref.ok()) {
         if (!unreadable(ref.status(), loc)) return ref.status();

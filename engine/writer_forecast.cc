@@ -47,9 +47,15 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
   // This window's hashes and index candidates: the index does not change
   // while the lock is held here, so they stand for FindKey's own probe.
   Impl::LookupWindow& window = w.lookup_window_;
+  // The segment cache's shared lock, taken once for a window's candidate
+  // reads rather than once per record (PrefetchLookups takes it its own way).
+  SegmentCache::HeadHold hold(w.cache_);
   for (size_t i = 0; i < ops.size(); ++i) {
     const size_t j = i % Impl::kLookupWindow;
-    if (j == 0) w.PrefetchLookups(ops.subspan(i), window);
+    if (j == 0) {
+      hold.Release();
+      w.PrefetchLookups(ops.subspan(i), window);
+    }
     const WriteOp& op = ops[i];
     const bool put = op.type == OpType::kPut;
     const uint64_t hash = window.hashes[j];
@@ -61,7 +67,7 @@ Writer::BatchForecast Writer::Forecast(std::span<const WriteOp> ops) {
     if (const KeyState* earlier = overlay.Find(hash, op.key)) {
       cur = *earlier;
     } else {
-      auto found = w.FindKey(op.key, window, j);
+      auto found = w.FindKey(op.key, window, j, &hold);
       if (!found.ok()) continue;  // unreadable: counts nothing (writer.h)
       cur = found.value();
       lookup.from_index = true;

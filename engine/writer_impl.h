@@ -208,8 +208,12 @@ struct Writer::Impl {
   // failure to read a candidate fails the call (never "absent" by guess).
   Result<KeyState> FindKey(std::string_view key, uint64_t hash);
   // FindKey's second half: which of the index's candidates for key (all the
-  // index holds under key's hash) is key's newest record.
-  Result<KeyState> ResolveCandidates(std::string_view key, const Candidates& c);
+  // index holds under key's hash) is key's newest record. With `hold`, the
+  // cache's shared lock is kept in it from one call to the next
+  // (SegmentCache::HeadHold: the caller releases it before any other use
+  // of the cache).
+  Result<KeyState> ResolveCandidates(std::string_view key, const Candidates& c,
+                                     SegmentCache::HeadHold* hold = nullptr);
   // What PrefetchLookups leaves for up to kLookupWindow consecutive ops:
   // each key's KeyHash, and the index's candidates for it as the index was
   // then. The candidates stand for a new lookup only while the index has not
@@ -232,9 +236,13 @@ struct Writer::Impl {
   // those keys again nor probes the index for them a second time.
   void PrefetchLookups(std::span<const WriteOp> ops, LookupWindow& window);
   // FindKey for the j-th op of a window PrefetchLookups filled while the
-  // index stood as it does now: its candidates resolved, without a second probe.
-  Result<KeyState> FindKey(std::string_view key, const LookupWindow& window, size_t j) {
-    return window.looked_up[j] ? ResolveCandidates(key, window.candidates[j]) : FindKey(key, window.hashes[j]);
+  // index stood as it does now: its candidates resolved, without a second
+  // probe (with `hold`, as ResolveCandidates).
+  Result<KeyState> FindKey(std::string_view key, const LookupWindow& window, size_t j,
+                           SegmentCache::HeadHold* hold = nullptr) {
+    if (window.looked_up[j]) return ResolveCandidates(key, window.candidates[j], hold);
+    if (hold != nullptr) hold->Release();
+    return FindKey(key, window.hashes[j]);
   }
   void TurnReadOnly(const Status& cause);
   // What a write whose record reached the file but not the index is answered:

@@ -8,9 +8,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "engine/mapping_guard.h"
@@ -252,56 +255,101 @@ TEST_CASE("a prefetch maps nothing, opens nothing and ignores locations past the
   CHECK(r->key == "key-of-1");
 }
 
-TEST_CASE("ReadHead answers what ReadRecord and KeyIs answer, a page fault included", "[engine][segment_cache][faults]") {
+TEST_CASE("ReadHead answers what ReadRecord and KeyIs answer, a page fault included, with a hold of the lock or "
+          "without",
+          "[engine][segment_cache][faults]") {
+  // With a hold, the calls that map a segment (the exclusive lock) and the
+  // fault's report (whose reporter here takes the exclusive lock too) come
+  // after the hold let the shared lock go (a hold kept would hang them until
+  // the suite's timeout).
+  const bool with_hold = GENERATE(false, true);
+  INFO("hold " << with_hold);
   TempDir dir;
   FaultInjectionEnv env;
   MakeSegment(dir.path(), 1, 10);
   MakeSegment(dir.path(), 2, 10);
   SegmentCache cache(env, dir.path(), 1 << 20, 16);
   std::vector<uint32_t> reported;
-  cache.SetFaultReporter([&](uint32_t id) { reported.push_back(id); });
+  cache.SetFaultReporter([&](uint32_t id) {
+    reported.push_back(id);
+    cache.Forget(99);  // the exclusive lock: the reporter runs outside the shared one
+  });
+  SegmentCache::HeadHold hold(cache);
+  SegmentCache::HeadHold* const held = with_hold ? &hold : nullptr;
   RecordLimits limits;
   auto full = cache.ReadRecord(RecordOf(1), limits);  // segment 1 mapped: the one guarded read
   REQUIRE(full.ok());
   RecordHeader h;
   bool same = false;
   // Its key, another of the same length, a prefix of it, a longer one.
-  REQUIRE(cache.ReadHead(RecordOf(1), "key-of-1", limits, &h, &same).ok());
+  REQUIRE(cache.ReadHead(RecordOf(1), "key-of-1", limits, &h, &same, held).ok());
   CHECK(same);
   CHECK(h.seq == full->header.seq);
   CHECK(h.total_bytes() == full->header.total_bytes());
   CHECK(h.type == RecordType::kPut);
   for (std::string_view other : {"key-of-9", "key-of-", "key-of-11"}) {
     INFO(other);
-    REQUIRE(cache.ReadHead(RecordOf(1), other, limits, &h, &same).ok());
+    REQUIRE(cache.ReadHead(RecordOf(1), other, limits, &h, &same, held).ok());
     CHECK_FALSE(same);
     CHECK(h.seq == full->header.seq);
   }
   // Segment 2 is not mapped yet: mapped on the way.
-  REQUIRE(cache.ReadHead(RecordOf(2), "key-of-2", limits, &h, &same).ok());
+  REQUIRE(cache.ReadHead(RecordOf(2), "key-of-2", limits, &h, &same, held).ok());
   CHECK(same);
   // A record appended past the size known when it was mapped.
   std::string bytes = ReadFileBytes(dir.File(SegmentFileName(1)));
   const uint64_t at = bytes.size();
   EncodeRecord(5, RecordType::kDelete, Codec::kRaw, "second", "", "", 0, &bytes);
   WriteFileBytes(dir.File(SegmentFileName(1)), bytes);
-  REQUIRE(cache.ReadHead(MakeLocation(1, at), "second", limits, &h, &same).ok());
+  REQUIRE(cache.ReadHead(MakeLocation(1, at), "second", limits, &h, &same, held).ok());
   CHECK(same);
   CHECK(h.type == RecordType::kDelete);
   CHECK(h.seq == 5);
   // Not a record start, a segment that does not exist.
-  CHECK(cache.ReadHead(MakeLocation(1, 1), "key-of-1", limits, &h, &same).Is(Code::kCorruption));
-  CHECK(cache.ReadHead(RecordOf(9), "key-of-9", limits, &h, &same).Is(Code::kNotFound));
+  CHECK(cache.ReadHead(MakeLocation(1, 1), "key-of-1", limits, &h, &same, held).Is(Code::kCorruption));
+  CHECK(cache.ReadHead(RecordOf(9), "key-of-9", limits, &h, &same, held).Is(Code::kNotFound));
   // The file cut under its mapping: the guarded read faults once, the
   // mapping is marked and reported, and is not touched again.
   REQUIRE(::truncate(dir.File(SegmentFileName(2)).c_str(), 0) == 0);
   const uint64_t faults = GuardedFaults();
-  CHECK(cache.ReadHead(RecordOf(2), "key-of-2", limits, &h, &same).Is(Code::kIOError));
+  CHECK(cache.ReadHead(RecordOf(2), "key-of-2", limits, &h, &same, held).Is(Code::kIOError));
   CHECK(GuardedFaults() == faults + 1);
-  CHECK(cache.ReadHead(RecordOf(2), "key-of-2", limits, &h, &same).Is(Code::kIOError));
+  CHECK(cache.ReadHead(RecordOf(2), "key-of-2", limits, &h, &same, held).Is(Code::kIOError));
   CHECK(GuardedFaults() == faults + 1);
   CHECK(reported == std::vector<uint32_t>{2});
   // Other segments are unaffected.
-  REQUIRE(cache.ReadHead(RecordOf(1), "key-of-1", limits, &h, &same).ok());
+  REQUIRE(cache.ReadHead(RecordOf(1), "key-of-1", limits, &h, &same, held).ok());
+  CHECK(same);
+}
+
+TEST_CASE("a hold of the segment cache's lock keeps it from one ReadHead to the next until released",
+          "[engine][segment_cache]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  MakeSegment(dir.path(), 1, 10);
+  MakeSegment(dir.path(), 2, 10);
+  SegmentCache cache(env, dir.path(), 1 << 20, 16);
+  RecordLimits limits;
+  REQUIRE(cache.ReadRecord(RecordOf(1), limits).ok());  // mapped
+  RecordHeader h;
+  bool same = false;
+  SegmentCache::HeadHold hold(cache);
+  REQUIRE(cache.ReadHead(RecordOf(1), "key-of-1", limits, &h, &same, &hold).ok());
+  CHECK(same);
+  // Forgetting a segment takes the exclusive lock: it waits for the hold.
+  std::promise<void> forgotten;
+  std::future<void> done = forgotten.get_future();
+  std::thread forget([&] {
+    cache.Forget(1);
+    forgotten.set_value();
+  });
+  CHECK(done.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+  // Another read under the same hold goes on meanwhile.
+  REQUIRE(cache.ReadHead(RecordOf(1), "key-of-1", limits, &h, &same, &hold).ok());
+  hold.Release();
+  CHECK(done.wait_for(std::chrono::seconds(60)) == std::future_status::ready);
+  forget.join();
+  // Not mapped any more: the general way maps it again, under no hold.
+  REQUIRE(cache.ReadHead(RecordOf(1), "key-of-1", limits, &h, &same, &hold).ok());
   CHECK(same);
 }
