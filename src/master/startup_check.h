@@ -20,7 +20,8 @@
 //     with this very command line (`args`, without -t);
 //   - the pid file's directory does not exist or is not writable;
 //   - the hard open file limit is below the minimum a worker needs
-//     (src/worker/serve_options.h MinimumDescriptorLimit).
+//     (src/worker/serve_options.h MinimumDescriptorLimit), or below what the
+//     master holds for --workers (slot eventfds, listeners, its own files).
 // Warnings (a start would go on):
 //   - a log file is a FIFO (not opened: see above);
 //   - max_connections (per worker) plus a reserve for the worker's own files
@@ -51,8 +52,9 @@ StartupReport CheckStartup(const Config& config, const std::vector<std::string>&
 // Raises this process's soft RLIMIT_NOFILE to the hard limit (children
 // inherit it; each worker then caps its connections below the limit, keeping
 // a share for the segment files it maps: src/worker/serve_options.h
-// ConnectionCap). kInvalidArgument (DescriptorLimitTooLow's text) when the
-// limit is below MinimumDescriptorLimit: the start is refused. Otherwise OK
+// ConnectionCap). kInvalidArgument naming the limit when it is below
+// MinimumDescriptorLimit or below what the master holds for --workers (as
+// -t checks): the start is refused. Otherwise OK
 // with *warning ("" when, under the limit, a worker keeps all of
 // max_connections: ConnectionCapAt).
 engine::Status RaiseOpenFileLimit(const Config& config, std::string* warning);

@@ -235,7 +235,8 @@ def minimum_limit():
 
 def test_a_start_below_the_minimum_descriptor_limit_is_refused_naming_it():
     # A worker cannot keep its reserve and 16 connections (and its pool's
-    # doorbells) there: a start refuses rather than overcommit, and -t says so.
+    # doorbells) there: a start refuses rather than overcommit, and -t says so;
+    # so does a start whose master cannot hold what --workers needs.
     global S
     minimum = minimum_limit()
     check(minimum == (203 if THREADS else 178), f"the minimum this file derives: {minimum}")
@@ -257,6 +258,16 @@ def test_a_start_below_the_minimum_descriptor_limit_is_refused_naming_it():
                               capture_output=True, text=True, timeout=20)
         check(test.returncode == 1 and f"hard open file limit {limit} (RLIMIT_NOFILE) is below the {minimum}"
               in test.stderr, f"kingx -t at ulimit -n {limit}: {test.returncode} {test.stderr!r}")
+    # The master's own share: an eventfd per worker slot (two per worker, and
+    # two more), the writer's, a listener per worker, 16 of its own: 100
+    # workers need 319, more than 256 (before: EMFILE naming a socket).
+    S.cleanup()
+    S = LimitedServer(256, 256, "--workers", "100", *MODEL_ARGS)
+    S.start(wait=False)
+    code = S.wait_exit(20)
+    out = S.logs()
+    check(code not in (None, 0) and "--workers 100 needs 319 descriptors in the master" in out
+          and "open file limit 256" in out, f"a start of 100 workers at ulimit -n 256: exit {code}:\n{out}")
 
 
 if __name__ == "__main__":
