@@ -225,7 +225,8 @@ bool SegmentCache::ReadHeadMapped(Location loc, std::string_view key, const Reco
   bool key_bytes_equal = false;
   bool newly_faulted = false;
   // The shared lock keeps the mapping cached (Forget, eviction and a remap
-  // replace it only under the exclusive lock), so no hold is taken on it.
+  // replace it only under the exclusive lock), so no reference to it is
+  // taken.
   std::shared_lock<std::shared_mutex> own(mu_, std::defer_lock);
   std::shared_lock<std::shared_mutex>& lock = hold != nullptr ? hold->lock_ : own;
   if (!lock.owns_lock()) lock.lock();
