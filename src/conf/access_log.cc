@@ -350,12 +350,10 @@ void AccessLog::FlushLocked() {
   }
   buffer_.clear();
   if (buffer_.capacity() > 4 * kFlushBytes) buffer_.shrink_to_fit();
-  if (pipe_full_) {
-    pipe_full_ = false;
-    if (dropped_ != 0) {
-      KINGX_LOG_WARN("access log %s: %llu line(s) dropped while its reader was not keeping up", path_.c_str(),
-                     static_cast<unsigned long long>(dropped_));
-    }
+  pipe_full_ = false;
+  if (dropped_ != 0) {  // also after a reopen while the pipe was full
+    KINGX_LOG_WARN("access log %s: %llu line(s) dropped while its reader was not keeping up", path_.c_str(),
+                   static_cast<unsigned long long>(dropped_));
     dropped_ = 0;
   }
 }
