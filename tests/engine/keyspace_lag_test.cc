@@ -113,23 +113,6 @@ void PutUntilHeldThenOverflow(TestDb& db, std::map<std::string, ModelValue>* mod
     PutModelled(db, model, "b" + std::to_string(*next), 100, 1);
 }
 
-// A put through the large-value path (a segment of its own), modelled.
-void PutLargeModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len) {
-  const std::string v = MakeValue(key, 1, len, false);
-  WriteOp head;
-  head.key = key;
-  head.content_type = "text/x-test";
-  head.codec = Codec::kRaw;
-  auto id = db.writer().BeginLarge(head);
-  REQUIRE(id.ok());
-  for (size_t off = 0; off < v.size(); off += 65536)
-    REQUIRE(db.writer().AppendLarge(id.value(), std::string_view(v).substr(off, 65536)).ok());
-  WriteResult r;
-  db.writer().FinishLarge(id.value(), v.size(), &r);
-  REQUIRE(r.status.ok());
-  (*model)[key] = ModelValue{r.seq, v.size()};
-}
-
 }  // namespace
 
 TEST_CASE("a writer faster than the tail flushes is held back and the view is never lost",

@@ -75,6 +75,22 @@ void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std
   (*model)[key] = ModelValue{r.seq, v.size()};
 }
 
+void PutLargeModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len) {
+  const std::string v = MakeValue(key, 1, len, false);
+  WriteOp head;
+  head.key = key;
+  head.content_type = "text/x-test";
+  head.codec = Codec::kRaw;
+  auto id = db.writer().BeginLarge(head);
+  REQUIRE(id.ok());
+  for (size_t off = 0; off < v.size(); off += 65536)
+    REQUIRE(db.writer().AppendLarge(id.value(), std::string_view(v).substr(off, 65536)).ok());
+  WriteResult r;
+  db.writer().FinishLarge(id.value(), v.size(), &r);
+  REQUIRE(r.status.ok());
+  (*model)[key] = ModelValue{r.seq, v.size()};
+}
+
 void CheckAgainstModel(KeyLister& lister, const std::map<std::string, ModelValue>& model, std::string_view prefix,
                        size_t limit) {
   auto listed = ListAll(lister, prefix, limit);

@@ -54,6 +54,10 @@ std::vector<ListedKey> ListAll(KeyLister& lister, std::string_view prefix, size_
 void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len,
                  uint64_t version);
 
+// The same through the large-value path (a segment of its own, sealed at
+// birth): BeginLarge, AppendLarge in 64 KiB pieces, FinishLarge.
+void PutLargeModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len);
+
 // The listing under `prefix` equals the model's keys (seq, size and the
 // content type "text/x-test" of each).
 void CheckAgainstModel(KeyLister& lister, const std::map<std::string, ModelValue>& model, std::string_view prefix,
