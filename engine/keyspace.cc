@@ -60,11 +60,31 @@ Result<std::unique_ptr<Keyspace>> Keyspace::Open(Writer::Impl& w, KeyspaceRegion
   s = ks->PrepareDir(&covered, &manifest_runs);
   if (!s.ok()) return s;
   ks->region_.SetCursorSecret(ks->cursor_secret_);
+  // The segment ids the MANIFEST's runs name (their tables, no entry read).
+  std::vector<uint64_t> named;
+  bool named_ok = true;
+  for (uint64_t id : manifest_runs) {
+    auto run = KeyRun::Open(w.env_, ks->RunPath(id), id, w.seed_, /*verify_checksum=*/false);
+    if (!run.ok()) {
+      named_ok = false;  // damaged or unreadable: the job below would find it so and rebuild
+      break;
+    }
+    for (const auto& [seg, n] : run.value()->segment_counts()) named.push_back(seg);
+  }
   {
     std::lock_guard wlock(w.mu_);
     ks->tail_start_ = w.next_seq_;
     ks->published_.store(w.next_seq_ - 1, std::memory_order_relaxed);
     ++w.pins_;  // released when the catch-up or rebuild is done
+    if (named_ok && !ks->SegmentIdsSafe(named)) {
+      ks->Log("the sorted view names a segment id that this open gave to a new segment: rebuilding it from the "
+              "segments");
+      named_ok = false;
+    }
+  }
+  if (!named_ok) {
+    manifest_runs.clear();
+    covered = 0;
   }
   ks->pinned_ = true;
   ks->covered_ = covered;
@@ -82,6 +102,24 @@ Result<std::unique_ptr<Keyspace>> Keyspace::Open(Writer::Impl& w, KeyspaceRegion
   ks->last_checkpoint_ms_ = ks->NowMs();
   ks->thread_ = std::thread([k = ks.get()] { k->Loop(); });
   return ks;
+}
+
+bool Keyspace::SegmentIdsSafe(const std::vector<uint64_t>& named) {
+  uint64_t highest = 0;
+  for (uint64_t seg : named) {
+    if (seg > kMaxSegmentId) continue;  // an entry of no segment: never matched
+    highest = std::max(highest, seg);
+    const auto it = w_.segments_.find(static_cast<uint32_t>(seg));
+    // A segment without a record: no entry can name it, unless its id named
+    // another file when the entry was made (recovery created it).
+    if (it != w_.segments_.end() && !it->second.missing && it->second.bytes <= kSegmentHeaderBytes) return false;
+  }
+  if (w_.options_.read_only) return true;  // gives no id
+  // Ids are given round robin from next_segment_id_ upwards: from past the
+  // highest named one, a named id whose segment is gone comes back only
+  // after every other free id was given (FORMAT.md "Segment ids").
+  if (highest >= w_.next_segment_id_) w_.next_segment_id_ = highest >= kMaxSegmentId ? 1 : highest + 1;
+  return true;
 }
 
 // Reads the MANIFEST of the view kept in `dir` (persist, or a seed): true
@@ -221,18 +259,26 @@ Keyspace::~Keyspace() {
   region_.SetState(KeyspaceState::kNoOwner);
 }
 
-void Keyspace::Add(const KeyEntry& e) {
+void Keyspace::Add(const KeyPut& put) {
   std::lock_guard lock(mu_);
-  AddLocked(e);
+  AddLocked(put);
 }
 
-void Keyspace::Add(std::span<const KeyEntry> entries) {
+void Keyspace::Add(std::span<const KeyPut> puts) {
   std::lock_guard lock(mu_);
-  for (const KeyEntry& e : entries) AddLocked(e);
+  for (const KeyPut& p : puts) AddLocked(p);
 }
 
-void Keyspace::AddLocked(const KeyEntry& e) {
+void Keyspace::AddLocked(const KeyPut& put) {
   if (lost_) return;  // the rebuild that follows covers it
+  if (put.replaces_live && complete_) {
+    // The key has an entry already, and keeps it while it stays live
+    // (keyspace.h). During a catch-up or rebuild every put is recorded: the
+    // job leaves the records from tail_start_ on to the tails.
+    region_.counters().overwrites_unrecorded.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const KeyEntry& e = put.entry;
   if (region_.Append(e)) return;
   if (region_.Freeze() >= 0) {
     cv_.notify_all();

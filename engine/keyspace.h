@@ -15,6 +15,54 @@
 // never grows past that: before a flush or a job's runs would pass it, the
 // smallest runs are combined (newest entry of each key) first.
 //
+// Overwrites of live keys add no entry. A put that replaces a live put of
+// its key (KeyPut::replaces_live: the writer's own state of the key, which
+// also decides its conditions, says the index holds the key at the location
+// this put's publication swaps, atomically, for its own) is not recorded
+// while the view is complete (runs + tails hold an entry of every live key).
+// Why that keeps the invariant, by every path that drops entries or relies
+// on them:
+//  - the key has an entry then (the view is complete and the key is live),
+//    and it stays live without a moment out of the index until a delete:
+//    Replace swaps locations in place; a put after a delete (in the same
+//    batch, or one in flight) replaces nothing and is recorded;
+//  - a tail flush and FitRuns keep the newest entry of each key, so they
+//    never drop a key; a resolving merge (ResolveGroup) drops a key only when
+//    the index has no record of it after every entry up to the group's seq
+//    is published, and a live key's stale entry resolves to its current
+//    record (kMoved: the record is read, its key compared) and comes out
+//    repointed at it;
+//  - covered_ (the MANIFEST's seq): tails fill and flush in seq order, so
+//    when a tail holding seq s is flushed, the entry a put at s relied on
+//    (added at a lower seq) is in the runs too;
+//  - catch-up and rebuild read every put in [from, tail_start_) from the
+//    segments, skipped or not, and resolve each key against the index; they
+//    leave out records at or above tail_start_ in the segments they read,
+//    counting on the tails for those, so no put is skipped from tail_start_
+//    on until the job completes (complete_ is false from the moment
+//    tail_start_ is set, under both locks, until then); a loss makes Add
+//    drop every entry anyway, and is followed by such a job;
+//  - compaction moves records without new entries: stale entries in the
+//    runs are repointed by merges, and a run with a quarter of its entries in
+//    deleted segments is rewritten whole (MaybeMerge). Such a rewrite needs
+//    segment deletions, that is compaction passes: it reads its run once per
+//    quarter of that run's records that compaction processed, whatever the
+//    rate of PUTs;
+//  - an entry is taken for the key's record without reading it (kKnown)
+//    only where its location is the one the index holds, so an entry left at
+//    an older record must never name the place of a newer one: in a process
+//    a deleted segment's id comes back only after every other free id was
+//    given (2^24 - 2 of them), and at open SegmentIdsSafe moves the writer
+//    past every id the MANIFEST's runs name (or rebuilds);
+//  - a read-only open writes nothing and skips nothing; a seed's runs are
+//    reached as any runs are (stale entries resolve against the index);
+//    backups do not carry keys/ (a restored copy rebuilds its view).
+// The cost moves to readers: an overwritten key's entry points at an older
+// record until a merge or a stale-run rewrite repoints it, so a listing
+// reads the key's current record to answer it (kMoved), once per stale
+// entry listed. Bounded by what compaction leaves: dead records not yet
+// compacted, and less than a quarter of each run in deleted segments.
+//
 // Work (one background thread, "the keyspace thread", in the owner process):
 //  - flush: a full tail is frozen by Add; the thread sorts it (newest entry
 //    of each key), writes it as a run and publishes the run set and the
@@ -33,7 +81,10 @@
 //    with the seq below which every put's key is in them; replaced runs are
 //    deleted only after a MANIFEST that no longer names them;
 //  - open: runs named by a valid MANIFEST are reused (checksums verified in
-//    the background) and only the puts at or above its seq are read back
+//    the background; the segment ids they name keep the writer from giving
+//    those ids again, SegmentIdsSafe: an entry left at an overwritten
+//    record must never match a new record at the same place)
+//    and only the puts at or above its seq are read back
 //    from their segments ("catch-up"); a view that is not persisted does
 //    the same from a seed directory's MANIFEST (options.seed_dir, e.g. a
 //    read-only database's own keys/), whose runs it reaches through symbolic
@@ -80,6 +131,15 @@
 
 namespace kingx::engine {
 
+// A put as the writer hands it to the sorted view: its entry, and whether it
+// replaces a live put of the same key (the location the writer's state of
+// the key names, which publishing this put swaps in the index for its own).
+// The entry's views stay valid for the Add call only.
+struct KeyPut {
+  KeyEntry entry;
+  bool replaces_live = false;
+};
+
 class Keyspace {
  public:
   // Takes over `region` (Reset), prepares `options.dir` (removes run files no
@@ -95,10 +155,12 @@ class Keyspace {
   Keyspace& operator=(const Keyspace&) = delete;
 
   // The writer thread, under Writer::Impl::mu_, for each put about to be
-  // published in the index. Never fails and never blocks on I/O.
-  void Add(const KeyEntry& e);
+  // published in the index, in seq order. A put that replaces a live put of
+  // its key is not recorded while the view is complete (see the invariant
+  // above). Never fails and never blocks on I/O.
+  void Add(const KeyPut& put);
   // The same for the puts of one batch, in order, under one lock.
-  void Add(std::span<const KeyEntry> entries);
+  void Add(std::span<const KeyPut> puts);
 
   // The writer thread, before it takes Writer::Impl::mu_ for a batch: while a
   // frozen tail waits for its flush and the active tail is at least half
@@ -135,8 +197,15 @@ class Keyspace {
 
   // ---- keyspace.cc ----
   // Add's work, under mu_.
-  void AddLocked(const KeyEntry& e);
+  void AddLocked(const KeyPut& put);
   Status PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* manifest_runs);
+  // Open, under Writer::Impl::mu_, with the segment ids the MANIFEST's runs
+  // name: false when one of them names a segment that holds no record (this
+  // open's recovery gave a gone segment's id to a new one: the runs' entries
+  // of it could be taken for its records); otherwise moves the writer's next
+  // segment id past every named one, so that no id an entry names is given
+  // again while the entry may be read.
+  bool SegmentIdsSafe(const std::vector<uint64_t>& named);
   bool ReadManifest(const std::string& dir, uint64_t* covered, uint64_t* next_id, uint64_t* secret,
                     std::vector<uint64_t>* runs) const;
   Status FlushFrozenTail();

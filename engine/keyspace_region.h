@@ -100,6 +100,7 @@ struct KeyspaceCounters {
   std::atomic<uint64_t> merges{0};
   std::atomic<uint64_t> entries_merged{0};  // entries read by merges
   std::atomic<uint64_t> entries_repaired{0};  // stale entries pointed at the key's current record
+  std::atomic<uint64_t> overwrites_unrecorded{0};  // puts of live keys that needed no entry (Keyspace::Add)
   std::atomic<uint64_t> rebuilds{0};        // full rebuilds from the segments
   std::atomic<uint64_t> checkpoints{0};     // MANIFEST writes
   std::atomic<uint64_t> lost{0};            // times the view fell behind and had to be caught up

@@ -79,12 +79,16 @@ void PublishWritten(Writer::Impl& w, std::span<const PendingRecord> pending, std
 
   KINGX_KILL_POINT("append.before_publish");
   if (w.keyspace_) {
-    // Into the sorted view before the index: a key a reader can see is listable.
-    std::vector<KeyEntry>& puts = w.keyspace_batch_;
+    // Into the sorted view before the index: a key a reader can see is
+    // listable. old_loc is where the index holds the key now (the loop below
+    // swaps it for this put's): the view needs no entry for such a put.
+    std::vector<KeyPut>& puts = w.keyspace_batch_;
     puts.clear();
     for (const PendingRecord& p : pending) {
       if (p.type != RecordType::kPut) continue;
-      puts.push_back(KeyEntry{p.key, p.seq, LocationSegment(p.loc), LocationOffset(p.loc), p.raw_len, p.content_type});
+      puts.push_back(KeyPut{
+          KeyEntry{p.key, p.seq, LocationSegment(p.loc), LocationOffset(p.loc), p.raw_len, p.content_type},
+          p.old_loc != 0});
     }
     w.keyspace_->Add(puts);
   }

@@ -498,7 +498,7 @@ struct Writer::Impl {
   // Null until StartKeyspace. Add is called under mu_ before each put is published.
   std::unique_ptr<Keyspace> keyspace_;
   // PublishWritten's entries for keyspace_->Add, reused from batch to batch.
-  std::vector<KeyEntry> keyspace_batch_;
+  std::vector<KeyPut> keyspace_batch_;
 };
 
 // ---- group commit steps (writer.cc), caller holds mu_ ----

@@ -197,7 +197,9 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   st.live_bytes = total;
   st.max_seq = seq;
   const Location loc = MakeLocation(seg_id, kSegmentHeaderBytes);
-  if (w.keyspace_) w.keyspace_->Add(KeyEntry{large.key, seq, seg_id, kSegmentHeaderBytes, raw_len, large.content_type});
+  if (w.keyspace_)
+    w.keyspace_->Add(KeyPut{KeyEntry{large.key, seq, seg_id, kSegmentHeaderBytes, raw_len, large.content_type},
+                            cur->exists});
   if (cur->exists) {
     SegmentStats& old = w.segments_[LocationSegment(cur->loc)];
     old.live_bytes -= std::min(old.live_bytes, cur->total_bytes);

@@ -230,6 +230,8 @@ std::vector<http::Gauge> SharedGauges(SharedMemory& shm) {
   add("kingx_keyspace_merges_total", "Key run merges", double(kc.merges.load(relaxed)), true);
   add("kingx_keyspace_entries_repaired_total", "Stale key entries repointed at the key's current record",
       double(kc.entries_repaired.load(relaxed)), true);
+  add("kingx_keyspace_overwrites_unrecorded_total", "Puts of live keys the sorted key view needed no entry for",
+      double(kc.overwrites_unrecorded.load(relaxed)), true);
   add("kingx_keyspace_rebuilds_total", "Sorted key views rebuilt from the segments", double(kc.rebuilds.load(relaxed)),
       true);
   add("kingx_keyspace_lost_total", "Times the sorted key view fell behind the writer", double(kc.lost.load(relaxed)),

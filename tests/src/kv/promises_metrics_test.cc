@@ -46,6 +46,7 @@ TEST_CASE("each keyspace and index counter is the sample its metric names", "[sr
   kc.catch_ups.store(108);
   kc.writer_waits.store(109);
   shm->index().counters().growths.store(110);
+  kc.overwrites_unrecorded.store(111);
 
   const std::string text = backend.RenderMetrics();
   CHECK(Sample(text, "kingx_keyspace_run_entries") == 101);
@@ -58,6 +59,7 @@ TEST_CASE("each keyspace and index counter is the sample its metric names", "[sr
   CHECK(Sample(text, "kingx_keyspace_catch_ups_total") == 108);
   CHECK(Sample(text, "kingx_keyspace_writer_waits_total") == 109);
   CHECK(Sample(text, "kingx_index_growths_total") == 110);
+  CHECK(Sample(text, "kingx_keyspace_overwrites_unrecorded_total") == 111);
 }
 
 }  // namespace
