@@ -131,11 +131,7 @@ TEST_CASE("overwrites, deletes and re-puts in random batches list exactly across
   const KeyspaceCounters& c = mem.region().counters();
   TestDb db(PosixEnv(), dir.path(), o);
   KeyspaceOptions ko = SmallKeyspace(dir.path());
-  auto open = [&] {
-    REQUIRE(db.Open().ok());
-    REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
-    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
-  };
+  auto open = [&] { OpenWithKeyspace(db, mem.region(), ko); };
   open();
   std::map<std::string, ModelValue> model;
   BatchMix mix(db, &model, 2026);
@@ -186,22 +182,9 @@ TEST_CASE("overwrites, deletes and re-puts in random batches list exactly across
   // overwrites of them while the view catches up.
   {
     const uint64_t lost = c.lost.load();
-    std::vector<std::string> keys, values;
+    std::vector<std::string> keys;
     for (int i = 0; i < 40; ++i) keys.push_back("bulk" + std::to_string(i));
-    for (const std::string& k : keys) values.push_back(MakeValue(k, 1, 10, false));
-    std::vector<WriteOp> ops(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      ops[i].key = keys[i];
-      ops[i].content_type = "text/x-test";
-      ops[i].stored = values[i];
-      ops[i].raw_len = 10;
-    }
-    std::vector<WriteResult> rs(ops.size());
-    db.writer().Apply(ops, rs);
-    for (size_t i = 0; i < keys.size(); ++i) {
-      REQUIRE(rs[i].status.ok());
-      model[keys[i]] = ModelValue{rs[i].seq, 10};
-    }
+    PutBatchModelled(db, &model, keys, 10, 1);
     REQUIRE(c.lost.load() > lost);
     for (const std::string& k : keys) PutModelled(db, &model, k, 20, 2);
     check("caught up after a loss");
@@ -239,9 +222,7 @@ TEST_CASE("a put of a live key made while a catch-up runs is recorded: the catch
   TestDb db(env, dir.path(), o);
   KeyspaceOptions ko = SmallKeyspace(dir.path());
   std::map<std::string, ModelValue> model;
-  REQUIRE(db.Open().ok());
-  REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
-  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  OpenWithKeyspace(db, mem.region(), ko);
   for (int i = 0; i < 100; ++i) PutModelled(db, &model, "a" + std::to_string(i), 50, 1);
   db.Close();  // a checkpoint at close: the MANIFEST covers every put so far
 
@@ -249,9 +230,7 @@ TEST_CASE("a put of a live key made while a catch-up runs is recorded: the catch
   KeyspaceOptions quiet = ko;
   quiet.checkpoint_interval_ms = 1ull << 40;
   quiet.checkpoint_at_close = false;
-  REQUIRE(db.Open().ok());
-  REQUIRE(db.writer().StartKeyspace(mem.region(), quiet).ok());
-  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  OpenWithKeyspace(db, mem.region(), quiet);
   for (int i = 0; i < 40; ++i) PutModelled(db, &model, "g" + std::to_string(i), 50, 1);
   db.Close();
 
@@ -305,9 +284,7 @@ TEST_CASE("exactly the puts that replace a live put of their key go unrecorded, 
   RegionMem mem(4096, 1 << 20);
   const KeyspaceCounters& c = mem.region().counters();
   TestDb db(PosixEnv(), dir.path(), o);
-  REQUIRE(db.Open().ok());
-  REQUIRE(db.writer().StartKeyspace(mem.region(), SmallKeyspace(dir.path())).ok());
-  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+  OpenWithKeyspace(db, mem.region(), SmallKeyspace(dir.path()));
   std::map<std::string, ModelValue> model;
   for (const char* k : {"live1", "live2", "live3", "live4", "live5"}) PutModelled(db, &model, k, 10, 1);
 
@@ -370,11 +347,7 @@ TEST_CASE("an entry left at an overwritten record is not taken for the key's rec
   RegionMem mem(4096, 1 << 20);
   TestDb db(PosixEnv(), dir.path(), o);
   KeyspaceOptions ko = SmallKeyspace(dir.path());
-  auto open = [&] {
-    REQUIRE(db.Open().ok());
-    REQUIRE(db.writer().StartKeyspace(mem.region(), ko).ok());
-    REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
-  };
+  auto open = [&] { OpenWithKeyspace(db, mem.region(), ko); };
   open();
   std::map<std::string, ModelValue> model;
   // Many other keys in k's run: its stale entries stay below a quarter.

@@ -247,22 +247,9 @@ TEST_CASE("listing agrees with a std::map model across pages, reopens, compactio
     // can flush them (a writer is held back only between batches).
     const uint64_t rebuilds = mem.region().counters().rebuilds.load();
     const uint64_t catch_ups = mem.region().counters().catch_ups.load();
-    std::vector<std::string> keys, values;
+    std::vector<std::string> keys;
     for (int i = 0; i < 200; ++i) keys.push_back("bulk" + std::to_string(i));
-    for (size_t i = 0; i < keys.size(); ++i) values.push_back(MakeValue(keys[i], 1, 10, false));
-    std::vector<WriteOp> ops(keys.size());  // views into keys and values: both complete now
-    for (size_t i = 0; i < keys.size(); ++i) {
-      ops[i].key = keys[i];
-      ops[i].content_type = "text/x-test";
-      ops[i].stored = values[i];
-      ops[i].raw_len = 10;
-    }
-    std::vector<WriteResult> rs(ops.size());
-    db.writer().Apply(ops, rs);
-    for (size_t i = 0; i < keys.size(); ++i) {
-      REQUIRE(rs[i].status.ok());
-      model[keys[i]] = ModelValue{rs[i].seq, 10};
-    }
+    PutBatchModelled(db, &model, keys, 10, 1);
     REQUIRE(mem.region().counters().lost.load() >= 1);
     REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
     check();

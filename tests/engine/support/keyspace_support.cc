@@ -75,6 +75,31 @@ void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std
   (*model)[key] = ModelValue{r.seq, v.size()};
 }
 
+void PutBatchModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::vector<std::string>& keys,
+                      size_t len, uint64_t version) {
+  std::vector<std::string> values;
+  for (const std::string& k : keys) values.push_back(MakeValue(k, version, len, false));
+  std::vector<WriteOp> ops(keys.size());  // views into keys and values: both complete now
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ops[i].key = keys[i];
+    ops[i].content_type = "text/x-test";
+    ops[i].stored = values[i];
+    ops[i].raw_len = values[i].size();
+  }
+  std::vector<WriteResult> rs(ops.size());
+  db.writer().Apply(ops, rs);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    REQUIRE(rs[i].status.ok());
+    (*model)[keys[i]] = ModelValue{rs[i].seq, values[i].size()};
+  }
+}
+
+void OpenWithKeyspace(TestDb& db, KeyspaceRegion& region, const KeyspaceOptions& ko) {
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.writer().StartKeyspace(region, ko).ok());
+  REQUIRE(db.writer().WaitKeyspaceReady(20000).ok());
+}
+
 void PutLargeModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len) {
   const std::string v = MakeValue(key, 1, len, false);
   WriteOp head;

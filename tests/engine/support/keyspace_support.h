@@ -54,6 +54,15 @@ std::vector<ListedKey> ListAll(KeyLister& lister, std::string_view prefix, size_
 void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len,
                  uint64_t version);
 
+// Puts every key of `keys` with a `len`-byte value in one batch (one
+// Apply), REQUIREs success and records them in *model.
+void PutBatchModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::vector<std::string>& keys,
+                      size_t len, uint64_t version);
+
+// Opens db and starts its keyspace on `region` with `ko`; REQUIREs each
+// step and that the view is ready within 20 s.
+void OpenWithKeyspace(TestDb& db, KeyspaceRegion& region, const KeyspaceOptions& ko);
+
 // The same through the large-value path (a segment of its own, sealed at
 // birth): BeginLarge, AppendLarge in 64 KiB pieces, FinishLarge.
 void PutLargeModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len);
