@@ -388,7 +388,8 @@ class WriterLoop {
     last_commit_ops_ = go;
     submitted_.push_back(std::move(sub));
     KeepRest(go);
-    ReapFinished(false);  // under --sync none / interval it is final already
+    // Under --sync none / interval it is final already: Run answers it
+    // right after this returns.
   }
 
   // The commit delay (--commit-delay-us), after PostgreSQL's commit_delay
