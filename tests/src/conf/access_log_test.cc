@@ -233,6 +233,8 @@ TEST_CASE("a log that is a FIFO is never waited on: no reader is an error, a ful
 
   const int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   REQUIRE(reader >= 0);
+  const std::string error_log_path = dir.path + "/error.log";
+  REQUIRE(InitErrorLog(error_log_path, LogLevel::kInfo).ok());
   REQUIRE(log.Open(fifo, AccessLogFormat::kCombined).ok());
   const std::string agent(700, 'u');
   AccessRecord r = Sample();
@@ -248,6 +250,12 @@ TEST_CASE("a log that is a FIFO is never waited on: no reader is an error, a ful
     for (ssize_t n; (n = read(reader, buf, sizeof(buf))) > 0;) got.append(buf, static_cast<size_t>(n));
     return got;
   };
+  // A reopen (USR1) while the pipe is full keeps the held lines and their
+  // count: with the pipe then large enough for all of them (F_SETPIPE_SZ),
+  // the next flush writes them at once and must still tell the count.
+  REQUIRE(log.Reopen().ok());
+  REQUIRE(fcntl(reader, F_SETPIPE_SZ, 1 << 20) >= (1 << 20));
+  log.Flush();
   std::string got = drain();
   for (int round = 0; round < 20; ++round) {  // the lines held while the pipe was full
     log.Flush();
@@ -264,6 +272,10 @@ TEST_CASE("a log that is a FIFO is never waited on: no reader is an error, a ful
   CHECK(whole * expected.size() == got.size());
   CHECK(whole < static_cast<size_t>(kLines));  // some were dropped, not waited for
   CHECK(whole * expected.size() >= 256 * 1024);  // the hold was given to the reader
+  REQUIRE(InitErrorLog("", LogLevel::kInfo).ok());  // back to stderr
+  const std::string told = ReadFile(error_log_path);
+  CHECK(told.find("its reader is not keeping up") != std::string::npos);
+  CHECK(told.find(std::to_string(kLines - whole) + " line(s) dropped") != std::string::npos);
   close(reader);
 }
 
