@@ -338,6 +338,8 @@ void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
   for (const auto& [id, seg] : w_.segments_) live += seg.live_bytes;
   uint64_t min_bytes = ActiveSealMinBytes(w_.options_.segment_bytes, live);
   if (catch_up_) min_bytes = std::min(min_bytes, kCatchUpSealMinBytes);
+  // Offline no write follows that would fill it: its dead records are now or never.
+  if (o_.offline) min_bytes = 0;
   if (!SealActiveFirst(it->second, min_bytes, po)) return;
   const uint32_t sealed = w_.active_id_;
   const Status s = w_.Rotate();

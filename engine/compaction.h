@@ -4,11 +4,11 @@
 // kingx-tool), next to the one Writer of the database.
 //
 // One pass (Compactor::RunOnce):
-//  0. When the active segment holds at least a quarter of segment_bytes and
-//     would be picked by the rules below (compaction_policy.h,
-//     SealActiveFirst) and there is room to copy its live records, seal it
-//     first (the writer rotates to a new one), so that dead records are
-//     reclaimable wherever they are.
+//  0. When the active segment holds at least a quarter of segment_bytes (any
+//     size offline: CompactionOptions::offline) and would be picked by the
+//     rules below (compaction_policy.h, SealActiveFirst) and there is room to
+//     copy its live records, seal it first (the writer rotates to a new one),
+//     so that dead records are reclaimable wherever they are.
 //  1. Pick sealed segments whose dead fraction
 //     (dead bytes / file bytes, not counting tombstones that must stay) is at
 //     least Options::compaction_dead_ratio; when the data directory's free
@@ -140,6 +140,15 @@ struct CompactionOptions {
   // --all, tests), and the active one too once it has dead records: rewrites
   // the whole database.
   bool pick_all = false;
+  // Nothing else writes to the database (kingx-tool holds the data
+  // directory's lock and appends nothing after its passes): the active
+  // segment is sealed for a pass whenever the rules would pick it as a
+  // sealed one (its dead fraction, pick_all, low space), whatever its size
+  // (online, a small active segment is left to the writes that fill it).
+  // The rotation leaves a fresh active segment, the one the next open
+  // appends to; a crash around it is the online seal's (kill points
+  // seal.* and rotate.*).
+  bool offline = false;
   // The writer process's write stall (src/writer/write_stall.h): its floor
   // (WriteStallBoundsFor) and the bytes of large uploads being staged. With
   // a floor, a catch-up pass copies a segment holding more than a quarter of

@@ -466,6 +466,9 @@ WriterStats Writer::Stats() const {
     s.live_bytes += st.live_bytes;
     s.dead_bytes += st.dead_bytes;
     s.per_segment.push_back(st);
+    // A read-only open appends nowhere: its active one is the segment the
+    // next writing open appends to (recovery picked it as the log's end).
+    if (w.read_only_tail_id_ != 0 && id == w.read_only_tail_id_) s.per_segment.back().active = true;
   }
   s.segments = w.segments_.size();
   s.corruptions = w.index_.counters().corruptions.load(std::memory_order_relaxed);

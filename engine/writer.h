@@ -97,7 +97,10 @@ struct SegmentStats {
   uint64_t bytes = 0;       // file size
   uint64_t live_bytes = 0;  // bytes of records the index points to
   uint64_t dead_bytes = 0;  // overwritten or deleted records, tombstones, corrupt records
-  bool active = false;      // the segment being appended to
+  // The segment being appended to; in Writer::Stats of a read-only open,
+  // the one the next writing open appends to (none when that open starts a
+  // new one).
+  bool active = false;
   bool missing = false;     // listed in the MANIFEST but its file is gone (keys read from its hint)
   // The highest seq of a record in it (0: none yet), or kUnknownMaxSeq where
   // it is not tracked (compaction outputs, segments without records at open).

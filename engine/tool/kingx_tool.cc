@@ -13,14 +13,17 @@
 //   kingx-tool --data DIR list [--prefix P] [--start-after K] [--limit N] [--encoding url]
 //   kingx-tool --data DIR stat [--json]
 //   kingx-tool --data DIR verify                        (checksum every record)
-//   kingx-tool --data DIR compact [--all]               (compaction passes until nothing passes the threshold)
+//   kingx-tool --data DIR compact [--all]               (compaction passes until nothing passes the threshold;
+//                                                        the newest segment too: the next open appends to a fresh one)
 //
 // KEY, P and K are percent-decoded (%XX is the byte XX; every other byte
 // stands for itself), so any binary key can be written, e.g. in the
 // canonical spelling the API and `list --encoding url` use; --key-file FILE
 // gives KEY's raw bytes instead.
 //
-// Exit status: 0 success; 1 not found; 2 corruption found (verify) ; 64 usage
+// Exit status: 0 success; 1 not found (an absent KEY, said once as
+// "kingx-tool: KEY: not found" by Absent, or a DIR that holds no database);
+// 2 corruption found (verify); 64 usage
 // (an unknown command or option, operands a command does not take, a number
 // out of its option's range: found before the database is opened, so a
 // usage error changes nothing); 70 any other error.
@@ -81,18 +84,23 @@ int Usage() {
                "DIR must hold a database (a MANIFEST or a segment file): else every command but put exits 1\n"
                "naming it and creates nothing, and put creates one only in a missing or empty DIR):\n"
                "  put KEY [FILE|-]   store the bytes of FILE (default: stdin) under KEY\n"
-               "  get KEY            write KEY's value to stdout (exit 1 if absent)\n"
+               "  get KEY            write KEY's value to stdout\n"
                "  delete KEY [KEY...] delete each KEY, in batches under one open (\"deleted seq N\" per\n"
-               "                     key; exit 1 if any was absent, after deleting the others)\n"
+               "                     key; an absent one is said and the others are deleted)\n"
                "  list [--prefix P] [--start-after K] [--limit N] [--encoding url]\n"
                "                     keys in byte-wise order, one JSON object per line, as in the API's\n"
                "                     listing ({\"key\",\"etag\",\"size\",\"content_type\"}): a key that is not\n"
                "                     valid UTF-8 in its canonical percent-encoded spelling with\n"
                "                     \"key_encoding\":\"url\"; --encoding url: every key in that spelling\n"
-               "  stat [--json]      keys, live/dead bytes, segments, corruptions\n"
+               "  stat [--json]      keys, live/dead bytes, segments, corruptions (--json: per segment too,\n"
+               "                     \"active\": the one the next open appends to)\n"
                "  verify             checksum every record of every segment (exit 2 on corruption)\n"
-               "  compact [--all]    reclaim dead space: rewrite segments whose dead fraction passes\n"
-               "                     --compaction-dead-ratio R (default 0.5), or every sealed segment with --all\n"
+               "  compact [--all]    reclaim dead space: rewrite the segments whose dead fraction passes\n"
+               "                     --compaction-dead-ratio R (default 0.5), or every segment with --all,\n"
+               "                     the newest too (the next open then appends to a fresh segment)\n"
+               "exit status: 0 done; 1 a KEY is absent (get, delete: \"kingx-tool: KEY: not found\", KEY as\n"
+               "  given, or --key-file's FILE) or DIR holds no database; 2 verify found damage; 64 usage;\n"
+               "  70 any other error\n"
                "keys: KEY, P and K are percent-decoded (%%XX is the byte XX, a literal %% is %%25; every other\n"
                "  byte stands for itself): the canonical spelling of `list --encoding url` and of the API's\n"
                "  URLs works as it is. --key-file FILE: KEY is the raw bytes of FILE (then omit KEY).\n");
@@ -119,6 +127,13 @@ int Fail(const Status& s) {
   return s.Is(Code::kNotFound) ? kExitNotFound : (s.Is(Code::kCorruption) ? kExitCorrupt : kExitError);
 }
 
+// A key the database does not hold (get, delete): one line naming it as
+// the user gave it (KEY as typed, or --key-file's FILE), exit 1.
+int Absent(const std::string& name) {
+  std::fprintf(stderr, "kingx-tool: %s: not found\n", name.c_str());
+  return kExitNotFound;
+}
+
 // Deletes keys in order, kDeleteBatch per group commit. An absent key is
 // reported on stderr and the rest go on (exit 1 at the end); any other error
 // stops at once (keys of earlier batches, and of its own batch before it,
@@ -140,7 +155,7 @@ int DeleteKeys(Writer& w, const std::vector<std::string>& keys, const std::vecto
     for (size_t i = 0; i < n; ++i) {
       const Status& st = results[i].status;
       if (st.Is(Code::kNotFound)) {
-        std::fprintf(stderr, "kingx-tool: %s: not found\n", names[first + i].c_str());
+        Absent(names[first + i]);
         absent = true;
       } else if (!st.ok()) {
         return Fail(st);
@@ -410,6 +425,7 @@ int Run(int argc, char** argv) {
     key = std::move(k.value());
   }
   if (keyed && key.empty()) return Fail(Status::InvalidArgument("the key is empty"));
+  const std::string key_name = !keyed ? std::string() : key_file.empty() ? args[1] : key_file;  // for messages
   std::string prefix, start_after;
   for (auto [what, text, out] : {std::tuple{"--prefix", &prefix_arg, &prefix},
                                  std::tuple{"--start-after", &start_after_arg, &start_after}}) {
@@ -445,7 +461,7 @@ int Run(int argc, char** argv) {
   }
   if (cmd == "delete") {
     std::vector<std::string> keys{key};
-    std::vector<std::string> names{key_file.empty() ? args[1] : key_file};
+    std::vector<std::string> names{key_name};
     for (size_t i = 1 + key_args; i < args.size(); ++i) {
       auto k = DecodeKeyArg("KEY", args[i]);
       if (!k.ok()) return std::fprintf(stderr, "kingx-tool: %s\n", k.status().ToString().c_str()), kExitUsage;
@@ -461,6 +477,7 @@ int Run(int argc, char** argv) {
   if (cmd == "get") {
     Reader reader(PosixEnv(), dir, options, index.value());
     auto v = reader.Get(key);
+    if (v.status().Is(Code::kNotFound)) return Absent(key_name);
     if (!v.ok()) return Fail(v.status());
     std::fwrite(v->data.data(), 1, v->data.size(), stdout);
     return std::fflush(stdout) == 0 ? kExitOk : kExitError;
@@ -471,6 +488,7 @@ int Run(int argc, char** argv) {
     CompactionOptions co;
     co.rate_bytes_per_sec = 0;
     co.pick_all = compact_all;
+    co.offline = true;  // the LOCK is ours: nothing appends after the passes
     co.log = options.log;
     Compactor compactor(w, co);
     const uint64_t before = w.Stats().live_bytes + w.Stats().dead_bytes;

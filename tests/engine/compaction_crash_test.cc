@@ -342,3 +342,114 @@ TEST_CASE("compaction killed again and again mid-pass keeps values on both sides
   REQUIRE(after <= 2 * live);
   REQUIRE(db.writer().Stats().corruptions == 0);
 }
+
+namespace {
+
+// kingx-tool's compaction: the only user of the database, so the active
+// segment is compacted too (CompactionOptions::offline), passes until one
+// finds nothing, as `kingx-tool compact --all` runs them.
+CompactionOptions Offline() {
+  CompactionOptions co = Unthrottled();
+  co.offline = true;
+  co.pick_all = true;
+  return co;
+}
+
+int CompactOffline(const std::string& dir, const Options& o, const std::string& point) {
+  IndexRegion region;
+  auto w = Writer::Open(PosixEnv(), dir, o, region.index());
+  if (!w.ok()) return 3;
+  Compactor compactor(*w.value(), Offline());
+  if (!point.empty()) ArmKillPoint(point);
+  for (int pass = 0; pass < 20; ++pass) {
+    PassReport report;
+    if (!compactor.RunOnce(&report).ok()) return 4;
+    if (report.inputs == 0) break;
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("offline compaction rewrites the active segment too, and a crash anywhere in its seal or its pass "
+          "keeps values on both sides of every size threshold",
+          "[engine][compaction][crash]") {
+  // Small values overwritten in the active segment (both sides of the
+  // compression threshold), values on both sides of the large-value path
+  // (kPartBytes) whose newer version took the other path, and a large value
+  // replaced by a larger one (a dead segment of its own). The active segment
+  // holds less than half the live data: online, even a pass picking every
+  // segment would leave it to the writes that fill it.
+  struct Key {
+    std::string name;
+    std::vector<size_t> sizes;  // one per version, the last one kept
+    bool compressible;
+  };
+  std::vector<Key> keys;
+  for (const size_t n : {size_t{0}, size_t{1}, size_t{255}, size_t{256}, size_t{257}, size_t{4000}, size_t{65536}})
+    for (int c = 0; c < 2; ++c) keys.push_back(Key{"s" + std::to_string(keys.size()), {n, n + 7, n}, c == 1});
+  keys.push_back(Key{"below", {kPartBytes - 1, kPartBytes + 1}, false});
+  keys.push_back(Key{"at", {kPartBytes, 2 * kPartBytes + 3}, false});
+  keys.push_back(Key{"above", {kPartBytes + 1, kPartBytes}, false});
+  keys.push_back(Key{"large", {2 * kPartBytes + 3, 3 * kPartBytes}, false});
+  TempDir dir;
+  Options o;
+  o.compression_level = 1;
+  o.segment_bytes = 64 << 20;
+  o.room_bytes = 0;
+  auto check_values = [&](TestDb& db) {
+    for (const Key& k : keys) {
+      INFO("key " << k.name);
+      auto got = db.Get(k.name);
+      REQUIRE(got.ok());
+      const std::string want = MakeValue(k.name, k.sizes.size(), k.sizes.back(), k.compressible);
+      REQUIRE(got.value() == want);
+    }
+    REQUIRE(db.writer().Stats().corruptions == 0);
+  };
+  uint32_t first_active = 0;
+  {
+    TestDb db(PosixEnv(), dir.path(), o);
+    REQUIRE(db.Open().ok());
+    for (size_t version = 1; version <= 3; ++version)
+      for (const Key& k : keys) {
+        if (version > k.sizes.size()) continue;
+        const std::string value = MakeValue(k.name, version, k.sizes[version - 1], k.compressible);
+        REQUIRE(PutAsServer(db, k.name, value, k.compressible).ok());
+      }
+    for (const SegmentStats& s : db.writer().Stats().per_segment)
+      if (s.active) first_active = s.id;
+    REQUIRE(first_active != 0);
+  }
+
+  // Killed at each step of the seal and of the pass in turn, reopened and
+  // checked between the crashes.
+  for (const std::string point :
+       {"seal.after_cut", "seal.before_hint", "seal.before_seal", "rotate.after_create",
+        "compact.before_input", "compact.after_write:2", "compact.before_rename", "compact.after_rename",
+        "compact.mid_install", "compact.before_unlink", "compact.after_unlink", "compact.after_unlink_hint",
+        "compact.before_final_dir_sync"}) {
+    const int status = RunCrashChild<Msg>([&](int) { return CompactOffline(dir.path(), o, point); },
+                                          [](const Msg&) {});
+    INFO("point " << point << ", wait status " << status);
+    REQUIRE(KilledAtPoint(status));  // each point is on the way of a pass that has work left
+    TestDb db(PosixEnv(), dir.path(), o);
+    REQUIRE(db.Open().ok());
+    REQUIRE_FALSE(HasTmpFiles(dir.path()));
+    check_values(db);
+  }
+  REQUIRE(RunCrashChild<Msg>([&](int) { return CompactOffline(dir.path(), o, ""); }, [](const Msg&) {}) == 0);
+
+  // Every dead byte is gone, the first active segment's with the rest; the
+  // active segment is a fresh one holding no record.
+  TestDb db(PosixEnv(), dir.path(), o);
+  REQUIRE(db.Open().ok());
+  check_values(db);
+  const WriterStats stats = db.writer().Stats();
+  CHECK(stats.dead_bytes == 0);
+  for (const SegmentStats& s : stats.per_segment) {
+    INFO("segment " << s.id << " bytes " << s.bytes << " live " << s.live_bytes << " dead " << s.dead_bytes);
+    CHECK(s.id != first_active);
+    if (s.active) CHECK(s.bytes == kSegmentHeaderBytes);
+  }
+}

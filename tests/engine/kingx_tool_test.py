@@ -16,8 +16,8 @@ TOOL = sys.argv[1]
 failures = []
 
 
-def run(data, *args, stdin=b""):
-    p = subprocess.run([TOOL, "--data", data, "--segment-bytes", "4096", *args], input=stdin,
+def run(data, *args, stdin=b"", segment_bytes="4096"):
+    p = subprocess.run([TOOL, "--data", data, "--segment-bytes", segment_bytes, *args], input=stdin,
                        capture_output=True, timeout=60)
     return p.returncode, p.stdout, p.stderr
 
@@ -345,6 +345,83 @@ with tempfile.TemporaryDirectory() as work:
     open(os.path.join(work, "lock-only", "LOCK"), "w").close()  # an open that stopped before its first file
     rc, out, err = run(os.path.join(work, "lock-only"), "put", "k", stdin=b"v")
     check(rc == 0, "put creates a database where only a LOCK was left: %r %r" % (rc, err[-300:]))
+
+# Offline compaction: the tool holds the LOCK, so nothing appends to the
+# newest segment after it; it is compacted like any other (the next open
+# appends to a fresh one), and stat --json's "active" names the segment the
+# next open appends to.
+def stat_json(data, segment_bytes):
+    rc, out, err = run(data, "stat", "--json", segment_bytes=segment_bytes)
+    check(rc == 0, "stat --json: %r" % err[-300:])
+    return json.loads(out) if rc == 0 else {"per_segment": [], "dead_bytes": -1, "live_bytes": -1}
+
+
+def active_ids(stat):
+    return [g["id"] for g in stat["per_segment"] if g["active"]]
+
+
+for all_flag in ([], ["--all"]):
+    with tempfile.TemporaryDirectory() as data:
+        big = "64M"  # one segment holds everything
+        values = {}
+        # With --all, one dead record in a hundred (below any ratio); else three in five.
+        rounds = [range(100), range(1)] if all_flag else [range(8), range(8), range(4)]
+        for keys in rounds:
+            for i in keys:
+                values[i] = os.urandom(2000)
+                rc, _, err = run(data, "put", "k%d" % i, stdin=values[i], segment_bytes=big)
+                check(rc == 0, "put k%d: %r" % (i, err[-300:]))
+        before = stat_json(data, big)
+        what = "compact %s" % " ".join(all_flag)
+        check(len(before["per_segment"]) == 1 and active_ids(before) == [before["per_segment"][0]["id"]],
+              "%s: stat --json names the one segment as the active one (the next open appends to it): %r"
+              % (what, before["per_segment"]))
+        check(before["dead_bytes"] > 0, "%s: the newest segment holds dead records" % what)
+        rc, out, err = run(data, "compact", *all_flag, segment_bytes=big)
+        check(rc == 0 and out.startswith(b"compacted 1 segment(s) into "),
+              "%s rewrites the newest segment: %r %r" % (what, out, err[-300:]))
+        after = stat_json(data, big)
+        check(after["dead_bytes"] == 0 and after["live_bytes"] == before["live_bytes"],
+              "%s reclaims every dead byte of the newest segment: %r -> %r" % (what, before, after))
+        old_ids = {g["id"] for g in before["per_segment"]}
+        fresh = [g["id"] for g in after["per_segment"]
+                 if g["id"] not in old_ids and g["live_bytes"] == 0 and g["dead_bytes"] == 0]
+        check(len(fresh) == 1 and active_ids(after) == fresh,
+              "%s: the next open appends to a fresh segment: %r" % (what, after["per_segment"]))
+        for i, v in values.items():
+            rc, out, _ = run(data, "get", "k%d" % i, segment_bytes=big)
+            check(rc == 0 and out == v, "%s: k%d reads back" % (what, i))
+        # Again: nothing dead, so the empty active segment stays (--all still
+        # rewrites every sealed one, as many as before).
+        rc, out, _ = run(data, "compact", *all_flag, segment_bytes=big)
+        again = stat_json(data, big)
+        check(rc == 0 and (all_flag or out.startswith(b"compacted 0 segment(s)")) and active_ids(again) == fresh and
+              len(again["per_segment"]) == len(after["per_segment"]),
+              "%s again seals nothing and adds no segment: %r %r" % (what, out, again["per_segment"]))
+        rc, out, err = run(data, "put", "later", stdin=b"after the compaction", segment_bytes=big)
+        appended = stat_json(data, big)
+        check(rc == 0 and active_ids(appended) == fresh and
+              [g["live_bytes"] > 0 for g in appended["per_segment"] if g["id"] in fresh] == [True],
+              "%s: the next put goes to the segment stat named active: %r" % (what, appended["per_segment"]))
+
+# An absent key is said one way by every command that takes a KEY: the key as
+# given (or --key-file's FILE), exit 1.
+with tempfile.TemporaryDirectory() as work:
+    data = os.path.join(work, "db")
+    rc, _, _ = run(data, "put", "present", stdin=b"v")
+    keyfile = os.path.join(work, "absent-key")
+    with open(keyfile, "wb") as f:
+        f.write(b"absent \x00 key")
+    for cmd in (["get", "no%21such"], ["delete", "no%21such"]):
+        rc, out, err = run(data, *cmd)
+        check(rc == 1 and out == b"" and err == b"kingx-tool: no%21such: not found\n",
+              "%s of an absent key: %r %r %r" % (cmd[0], rc, out, err))
+        rc, out, err = run(data, "--key-file", keyfile, cmd[0])
+        check(rc == 1 and out == b"" and err == b"kingx-tool: " + keyfile.encode() + b": not found\n",
+              "%s --key-file of an absent key names the file: %r %r %r" % (cmd[0], rc, out, err))
+    rc, out, err = run(data, "delete", "gone", "present")
+    check(rc == 1 and out.startswith(b"deleted seq") and err == b"kingx-tool: gone: not found\n",
+          "delete of an absent and a present key: %r %r %r" % (rc, out, err))
 
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
