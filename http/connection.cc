@@ -53,6 +53,7 @@ Connection::Connection(Handler& handler, const Limits& limits, Counters* counter
 
 Connection::~Connection() {
   AbortHandler();
+  EndResponses(true, 0);
   // A connection that ends between requests leaves its parser and output
   // block to the thread's next request (spare_list.h) instead of the heap.
   if (parser_ && !parser_->InHead() && !parser_->InBody()) Parser::GiveBack(std::move(parser_));
@@ -353,6 +354,7 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
     AppendResponseHead(&head, r, framing);
     out_.Copy(head);
   }
+  const uint64_t body_begin = out_.Queued();
   uint64_t body_bytes = 0;
   if (!head_request && !bodiless_status && r.stream) {
     assert(!stream_ && "a streamed body is queued only after the previous one was pulled whole");
@@ -389,7 +391,12 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   record.by_core = by_core;
   record.head = head_request;
   record.detail = detail;
+  record.queued_us = now_us;
+  std::string* notes = out_.MarkNotes();
+  const size_t note_begin = notes->size();
+  record.end_note = notes;
   handler_.OnResponded(*this, record);
+  if (notes->size() > note_begin) out_.AddMark(body_begin, body_begin + body_bytes, note_begin);
   PullStream(now_ms);  // the first piece goes out with the head
 }
 
@@ -429,6 +436,26 @@ void Connection::EndStream(uint64_t now_ms) {
   if (head_timer_armed_) head_start_ms_ = now_ms;
 }
 
+// Reports the marked responses whose last byte was sent (all: every one
+// still pending, with what of it was sent), oldest first. now_ms 0: the
+// connection is being destroyed, read the clock.
+void Connection::EndResponses(bool all, uint64_t now_ms) {
+  OutputQueue::MarkView m;
+  uint64_t end_us = 0;
+  while (out_.FrontMark(&m)) {
+    const uint64_t sent = out_.Sent() + out_.InFlightSent();
+    if (!all && sent < m.end) return;
+    if (end_us == 0) end_us = now_ms != 0 ? LatencyStartMicros(now_ms) : MonotonicMicros();
+    ResponseEnd end;
+    end.note = m.note;
+    end.body_bytes_sent = sent <= m.body_begin ? 0 : std::min(sent, m.end) - m.body_begin;
+    end.end_us = end_us;
+    end.complete = sent >= m.end;
+    handler_.OnResponseEnd(*this, end);
+    out_.PopMark();
+  }
+}
+
 void Connection::ResumeOutput(uint64_t now_ms) {
   if (!StreamWaiting()) return;
   stream_->waiting = false;
@@ -449,6 +476,7 @@ void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
   if (bytes > 0) send_progress_ms_ = now_ms;
   const bool held = PipelinedHeld();
   out_.Consume(bytes);
+  EndResponses(false, now_ms);
   // A pipelined request's header deadline starts once it can be served.
   if (held && !PipelinedHeld()) head_start_ms_ = now_ms;
   if (out_.empty() && state_ == State::kHead) {
@@ -518,6 +546,7 @@ void Connection::OnTimer(uint64_t now_ms) {
     // them) but stop offering them, and close now.
     output_abandoned_ = true;
     stream_.reset();
+    EndResponses(true, now_ms);
     Close();
     return;
   }

@@ -72,12 +72,28 @@ struct ResponseRecord {
   std::string_view target;
   std::string_view protocol;
   int status = 0;
-  uint64_t body_bytes = 0;    // body bytes sent (0 for HEAD/204/304)
+  uint64_t body_bytes = 0;    // body bytes queued, or to be streamed (0 for HEAD/204/304)
   uint64_t latency_us = 0;    // head complete to response queued (0 without request)
+  uint64_t queued_us = 0;     // when it was queued (MonotonicMicros)
   bool by_core = false;       // written by the core, not by Handler code
   bool head = false;          // answers a HEAD: sent without its body
   // by_core refusals: why (the problem detail); "" otherwise.
   std::string_view detail;
+  // Bytes the handler appends here come back with its OnResponseEnd, once
+  // the response ended; nothing appended: no OnResponseEnd. Kept in the
+  // connection's recycled output buffers (output_queue.h): no allocation
+  // once the thread is warm.
+  std::string* end_note = nullptr;
+};
+
+// What Handler::OnResponseEnd reports: a response that got an end_note has
+// ended, because its last byte was handed to the kernel or because the
+// connection ended first (send timeout, peer gone, I/O error, close).
+struct ResponseEnd {
+  std::string_view note;        // what OnResponded appended to end_note; valid during the call
+  uint64_t body_bytes_sent = 0; // bytes of its body handed to the kernel (headers excluded)
+  uint64_t end_us = 0;          // when it ended (MonotonicMicros clock; the event's reading)
+  bool complete = false;        // every byte of it was handed over
 };
 
 // Implemented by the server (src/). One Handler may serve many Connections.
@@ -151,6 +167,18 @@ class Handler {
   virtual void OnResponded(Connection& conn, const ResponseRecord& record) {
     (void)conn;
     (void)record;
+  }
+
+  // A response given an end_note in OnResponded ended (ResponseEnd): for
+  // what can only be known then (an access log's body bytes sent and
+  // request time). Called once per such response, in the order they were
+  // queued: from ConsumeOutput when its last byte was reported written, from
+  // OnTimer when a send timeout abandons the output, and from the
+  // destructor for those still pending. Must not call back into `conn`.
+  // Default: nothing.
+  virtual void OnResponseEnd(Connection& conn, const ResponseEnd& end) {
+    (void)conn;
+    (void)end;
   }
 };
 
@@ -248,6 +276,11 @@ class Connection {
   void NoteSendProgress(uint64_t now_ms) {
     if (HasOutput()) send_progress_ms_ = now_ms;
   }
+  // Of the output gathered for the write in flight, `bytes` have left for
+  // the peer so far: counted in the body bytes sent of the responses the
+  // connection ends before that write completes (ConsumeOutput, which
+  // reports the whole write, resets it).
+  void NoteInFlightSent(size_t bytes) { out_.NoteInFlightSent(bytes); }
   bool HasOutput() const { return !out_.empty() && !output_abandoned_; }
   // Total bytes pending (for the I/O layer's own accounting).
   size_t OutputBytes() const { return out_.size(); }
@@ -337,6 +370,7 @@ class Connection {
   void PullStream(uint64_t now_ms);
   static void KeyHint(void* self, std::string_view key, KeyHintStage stage);
   void EndStream(uint64_t now_ms);
+  void EndResponses(bool all, uint64_t now_ms);
   const Request& request() const;
   // The bytes not parsed yet: the buffered rest of in_, else Feed's own bytes.
   std::span<const char> Unparsed() const { return in_.empty() ? feeding_ : in_.Unparsed(); }

@@ -95,9 +95,11 @@ size_t OutputQueue::Gather(struct iovec* iov, size_t max_iov) const {
 void OutputQueue::Consume(size_t bytes) {
   assert(bytes <= bytes_);
   bytes = std::min(bytes, bytes_);
+  if (b_) b_->in_flight_sent = 0;
   if (bytes == 0) return;
   Buffers& b = *b_;  // bytes_ > 0: busy
   bytes_ -= bytes;
+  b.sent += bytes;
   while (bytes > 0) {
     Chunk& c = b.chunks[b.head];
     const size_t left = c.len - b.head_sent;
@@ -121,9 +123,37 @@ void OutputQueue::Consume(size_t bytes) {
   }
 }
 
-void OutputQueue::ReleaseIdle() {
-  if (!b_ || b_->head != b_->chunks.size()) return;
+void OutputQueue::AddMark(uint64_t body_begin, uint64_t end, size_t note_begin) {
+  Buffers& b = Busy();
+  assert(note_begin <= b.notes.size());
+  b.marks.push_back(Buffers::Mark{body_begin, end, note_begin, b.notes.size() - note_begin});
+}
+
+bool OutputQueue::FrontMark(MarkView* out) const {
+  if (!b_ || b_->mark_head == b_->marks.size()) return false;
+  const Buffers::Mark& m = b_->marks[b_->mark_head];
+  out->body_begin = m.body_begin;
+  out->end = m.end;
+  out->note = std::string_view(b_->notes).substr(m.note_begin, m.note_len);
+  return true;
+}
+
+void OutputQueue::PopMark() {
   Buffers& b = *b_;
+  assert(b.mark_head < b.marks.size());
+  if (++b.mark_head < b.marks.size()) return;
+  b.marks.clear();
+  b.mark_head = 0;
+  b.notes.clear();
+}
+
+void OutputQueue::ReleaseIdle() {
+  if (!b_ || b_->head != b_->chunks.size() || b_->mark_head != b_->marks.size()) return;
+  Buffers& b = *b_;
+  b.sent = 0;
+  b.in_flight_sent = 0;
+  if (b.marks.capacity() > kSpareChunksMax) std::vector<Buffers::Mark>().swap(b.marks);
+  if (b.notes.capacity() > kSpareNoteBytesMax) std::string().swap(b.notes);
   // Empty: no chunk holds the block any more (Consume reset every holder).
   if (b.block && b.block.use_count() != 1) b.block.reset();
   b.block_used = 0;
@@ -136,7 +166,8 @@ void OutputQueue::ReleaseIdle() {
 
 size_t OutputQueue::HeapBytes() const {
   if (!b_) return 0;
-  size_t bytes = sizeof(Buffers) + b_->chunks.capacity() * sizeof(Chunk) + (b_->block ? kBlockBytes : 0);
+  size_t bytes = sizeof(Buffers) + b_->chunks.capacity() * sizeof(Chunk) + (b_->block ? kBlockBytes : 0) +
+                 b_->marks.capacity() * sizeof(Buffers::Mark) + b_->notes.capacity();
   for (size_t i = b_->head; i < b_->chunks.size(); ++i) {
     const Chunk& c = b_->chunks[i];  // pieces copied into blocks of their own
     if (c.len > kBlockBytes && c.holder.get() == static_cast<const void*>(c.data)) bytes += c.len;

@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -41,6 +42,8 @@ class OutputQueue {
   static constexpr size_t kSparesPerThread = 32;
   // Longest chunk list kept with a spare (a longer one is freed).
   static constexpr size_t kSpareChunksMax = 64;
+  // Longest notes buffer kept with a spare (a longer one is freed).
+  static constexpr size_t kSpareNoteBytesMax = 16 * 1024;
 
   // Copies `bytes` into the current output block and queues them.
   void Copy(std::string_view bytes);
@@ -61,6 +64,35 @@ class OutputQueue {
   // `bytes` (<= size()) of the gathered output were sent: drops them,
   // releasing holders and blocks that are no longer referenced.
   void Consume(size_t bytes);
+
+  // --- response marks ---
+  // Position just past the last byte queued (bytes sent since the buffers
+  // were taken, plus those pending).
+  uint64_t Queued() const { return b_ ? b_->sent + bytes_ : 0; }
+  // Bytes sent (Consume) since the buffers were taken: a mark's end is
+  // reached when Sent() >= end.
+  uint64_t Sent() const { return b_ ? b_->sent : 0; }
+  // Of the gathered bytes a write still has in flight, `bytes` left so far
+  // (a partial view the next Consume, which reports the write, replaces).
+  // No-op when idle.
+  void NoteInFlightSent(size_t bytes) {
+    if (b_) b_->in_flight_sent = bytes;
+  }
+  size_t InFlightSent() const { return b_ ? b_->in_flight_sent : 0; }
+  // Where a note for the next mark is appended (takes the buffers when idle).
+  std::string* MarkNotes() { return &Busy().notes; }
+  // Marks a response: its body spans [body_begin, end) of the queue's bytes
+  // (end may lie beyond Queued(): a body still to be queued); its note is
+  // MarkNotes()[note_begin, end of notes). Marks are kept in order.
+  void AddMark(uint64_t body_begin, uint64_t end, size_t note_begin);
+  struct MarkView {
+    uint64_t body_begin = 0;
+    uint64_t end = 0;
+    std::string_view note;  // valid until PopMark
+  };
+  // The oldest pending mark, if any.
+  bool FrontMark(MarkView* out) const;
+  void PopMark();
 
   size_t size() const { return bytes_; }  // bytes pending
   bool empty() const { return bytes_ == 0; }
@@ -90,6 +122,17 @@ class OutputQueue {
     std::vector<Chunk> chunks;  // pending output, in order
     size_t head = 0;            // chunks[0, head) are fully sent
     size_t head_sent = 0;       // bytes of chunks[head] already sent
+    uint64_t sent = 0;          // bytes consumed since these buffers were taken
+    size_t in_flight_sent = 0;  // NoteInFlightSent
+    struct Mark {
+      uint64_t body_begin = 0;
+      uint64_t end = 0;
+      size_t note_begin = 0;
+      size_t note_len = 0;
+    };
+    std::vector<Mark> marks;  // marks[mark_head, size) are pending, oldest first
+    size_t mark_head = 0;
+    std::string notes;        // the marks' notes, back to back
   };
 
   Buffers& Busy();  // the buffers, taken from the spares (or new) when idle

@@ -239,6 +239,63 @@ void FormatAccessJson(const AccessRecord& r, std::string* out) {
   out->append("}\n");
 }
 
+namespace {
+
+// The packed form: the fixed fields, then each string's length and bytes.
+struct PackedFixed {
+  int32_t status;
+  uint64_t body_bytes_sent;
+  int64_t time_unix_ms;
+  uint64_t request_time_us;
+  uint32_t lengths[7];
+};
+
+std::string_view AccessRecord::*const kPackedStrings[7] = {
+    &AccessRecord::remote_addr, &AccessRecord::method,     &AccessRecord::target,     &AccessRecord::protocol,
+    &AccessRecord::referer,     &AccessRecord::user_agent, &AccessRecord::request_id,
+};
+
+}  // namespace
+
+void PackAccessRecord(const AccessRecord& r, std::string* out) {
+  PackedFixed f;
+  f.status = r.status;
+  f.body_bytes_sent = r.body_bytes_sent;
+  f.time_unix_ms = r.time_unix_ms;
+  f.request_time_us = r.request_time_us;
+  size_t total = sizeof f;
+  for (size_t i = 0; i < 7; ++i) {
+    f.lengths[i] = static_cast<uint32_t>((r.*kPackedStrings[i]).size());
+    total += f.lengths[i];
+  }
+  const size_t at = out->size();
+  out->resize(at + total);
+  char* p = out->data() + at;
+  std::memcpy(p, &f, sizeof f);
+  p += sizeof f;
+  for (size_t i = 0; i < 7; ++i) {
+    std::memcpy(p, (r.*kPackedStrings[i]).data(), f.lengths[i]);
+    p += f.lengths[i];
+  }
+}
+
+size_t UnpackAccessRecord(std::string_view packed, AccessRecord* r) {
+  PackedFixed f;
+  if (packed.size() < sizeof f) return 0;
+  std::memcpy(&f, packed.data(), sizeof f);
+  size_t at = sizeof f;
+  for (size_t i = 0; i < 7; ++i) {
+    if (packed.size() - at < f.lengths[i]) return 0;
+    r->*kPackedStrings[i] = packed.substr(at, f.lengths[i]);
+    at += f.lengths[i];
+  }
+  r->status = f.status;
+  r->body_bytes_sent = f.body_bytes_sent;
+  r->time_unix_ms = f.time_unix_ms;
+  r->request_time_us = f.request_time_us;
+  return at;
+}
+
 AccessLog::~AccessLog() {
   std::lock_guard<std::mutex> lock(mu_);
   FlushLocked();

@@ -47,6 +47,15 @@ struct AccessRecord {
 void FormatAccessCombined(const AccessRecord& r, std::string* out);
 void FormatAccessJson(const AccessRecord& r, std::string* out);
 
+// A record kept until its response ends (its line is written then, with
+// the body bytes sent and the request time): PackAccessRecord appends every
+// field of `r` to *out; UnpackAccessRecord reads one packed record from the
+// start of `packed` into *r (its views point into `packed`) and returns the
+// bytes it took, 0 when `packed` is too short to hold one. No allocation
+// beyond *out's growth; any thread.
+void PackAccessRecord(const AccessRecord& r, std::string* out);
+size_t UnpackAccessRecord(std::string_view packed, AccessRecord* r);
+
 // A per-process access log. Thread-safe (an internal mutex; the thread-pool
 // model appends from many threads). Open/Reopen/Flush/Append never throw and
 // never block on anything but the file.

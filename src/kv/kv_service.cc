@@ -170,6 +170,7 @@ struct KvService::Impl final : WriteExchanges::Responder {
   void Answer(http::Connection& conn, const http::Request& request, http::Response&& response,
               uint64_t now_ms) override;
   void LogResponse(http::Connection& conn, const http::ResponseRecord& record);
+  void LogResponseEnd(const http::ResponseEnd& end);
   void HandleKvRead(http::Connection& conn, const http::Request& request, uint64_t now_ms);
   void AnswerValue(http::Connection& conn, const http::Request& request, engine::Value& v, uint64_t now_ms);
   void AnswerStream(http::Connection& conn, const http::Request& request, std::shared_ptr<ValueStream> stream,
@@ -234,8 +235,9 @@ constexpr size_t kMaxLoggedTarget = 512;
 }  // namespace
 
 // Called for every final response, by the service (Respond from Answer) or
-// by the core (refusals): both write their access-log line here, with the
-// same request id the client saw.
+// by the core (refusals): both keep their access-log record here, with the
+// same request id the client saw, for the line written when the response
+// ends (LogResponseEnd).
 void KvService::Impl::LogResponse(http::Connection& conn, const http::ResponseRecord& record) {
   const bool log_access = access_log != nullptr && access_log->enabled();
   const bool log_refusal = record.by_core && record.status >= 400 && ErrorLogEnabled(LogLevel::kInfo);
@@ -262,9 +264,13 @@ void KvService::Impl::LogResponse(http::Connection& conn, const http::ResponseRe
       r.user_agent = request->user_agent;
     }
     r.request_id = id;
-    r.time_unix_ms = WallMs();
+    // The note: when the request time started (MonotonicMicros), then the
+    // record, whose request time so far (to the queueing) is the least the
+    // line will give (LogResponseEnd).
     r.request_time_us = record.latency_us;
-    access_log->Append(r);
+    const uint64_t start_us = record.queued_us - record.latency_us;
+    record.end_note->append(reinterpret_cast<const char*>(&start_us), sizeof start_us);
+    PackAccessRecord(r, record.end_note);
   }
   uint64_t left_out = 0;
   if (log_refusal && ClientErrorLimiter().Allow(&left_out)) {
@@ -278,6 +284,23 @@ void KvService::Impl::LogResponse(http::Connection& conn, const http::ResponseRe
                    target.size() < record.target.size() ? "..." : "", record.protocol.empty() ? "" : " ",
                    int(record.protocol.size()), record.protocol.data(), int(id.size()), id.data(), more);
   }
+}
+
+// The line of a response that ended: its body bytes sent, its request time
+// from the head to the end (at least the time to queue it), and the wall
+// clock of the end, as nginx's log phase writes them.
+void KvService::Impl::LogResponseEnd(const http::ResponseEnd& end) {
+  uint64_t start_us = 0;
+  AccessRecord r;
+  if (access_log == nullptr || end.note.size() < sizeof start_us ||
+      UnpackAccessRecord(end.note.substr(sizeof start_us), &r) == 0) {
+    return;
+  }
+  std::memcpy(&start_us, end.note.data(), sizeof start_us);
+  if (end.end_us > start_us) r.request_time_us = std::max(r.request_time_us, end.end_us - start_us);
+  r.body_bytes_sent = end.body_bytes_sent;
+  r.time_unix_ms = WallMs();
+  access_log->Append(r);
 }
 
 // ---------------------------------------------------------------- reads
@@ -839,6 +862,11 @@ void KvService::DecorateCoreResponse(http::Connection& conn, const http::Request
 
 void KvService::OnResponded(http::Connection& conn, const http::ResponseRecord& record) {
   impl_->LogResponse(conn, record);
+}
+
+void KvService::OnResponseEnd(http::Connection& conn, const http::ResponseEnd& end) {
+  (void)conn;
+  impl_->LogResponseEnd(end);
 }
 
 void KvService::OnCompletion(const Completion& c, uint64_t now_ms) {

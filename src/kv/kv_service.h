@@ -315,8 +315,13 @@ class KvService final : public http::Handler {
   // Adds the request id to a response the core writes itself.
   void DecorateCoreResponse(http::Connection& conn, const http::Request* request,
                             http::Response& response) override;
-  // The access-log line of every response; the info line of core refusals.
+  // The info line of core refusals; the access-log record of every
+  // response, kept (packed in the record's end note) until it ends.
   void OnResponded(http::Connection& conn, const http::ResponseRecord& record) override;
+  // The access-log line of a response that ended (sent whole, or cut short
+  // by a timeout, the peer, an error or a close): nginx's log phase, with
+  // the body bytes sent and the request time to that moment.
+  void OnResponseEnd(http::Connection& conn, const http::ResponseEnd& end) override;
 
   // Error-log lines about refused clients let through per second, per process.
   static constexpr uint32_t kClientErrorBurst = 10;

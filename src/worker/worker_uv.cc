@@ -299,6 +299,17 @@ void StartReading(UvConn* c);
 void StopReading(UvConn* c);
 void Pump(UvConn* c, uint64_t now_ms);
 void CloseConn(UvConn* c);
+
+// Tells the Connection how much of the write in flight left so far (what
+// libuv still holds of it shrank by that much); returns true when that grew
+// since the last look.
+bool NoteWriteProgress(UvConn* c) {
+  const size_t unsent = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp));
+  if (unsent >= c->write->unsent) return false;
+  c->write->unsent = unsent;
+  c->http.NoteInFlightSent(c->write->bytes - unsent);
+  return true;
+}
 void Park(UvConn* c);
 void MaybeFinishStop(UvWorker* w);
 void ResumeAccepting(UvWorker* w);
@@ -367,6 +378,9 @@ void OnConnClosed(uv_handle_t* h) {
 void CloseConn(UvConn* c) {
   if (c->closing) return;
   c->closing = true;
+  // What the write in flight sent so far counts in the body bytes the
+  // access log gives the responses it cuts short (~Connection).
+  if (c->write != nullptr) NoteWriteProgress(c);
   UnlinkConn(c->worker(), c);
   c->worker()->timers->Disarm(c);
   uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), OnConnClosed);
@@ -642,6 +656,7 @@ bool Flush(UvConn* c, uint64_t now_ms) {
   }
   pw->unsent = uv_stream_get_write_queue_size(stream);  // what uv_write's own first attempt left
   c->write = pw;
+  c->http.NoteInFlightSent(pw->bytes - pw->unsent);
   return true;
 }
 
@@ -965,9 +980,7 @@ void OnDeadline(UvConn* c, uint64_t now_ms) {
     // progress all along. What libuv still holds of it tells: if it shrank
     // since the last look, the send deadline counts from now. So a peer is
     // closed after one to two send timeouts without reading a byte.
-    const size_t unsent = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp));
-    if (unsent < c->write->unsent) {
-      c->write->unsent = unsent;
+    if (NoteWriteProgress(c)) {
       c->http.NoteSendProgress(now_ms);
       if (c->http.DeadlineMs() > now_ms) return ArmDeadline(c);  // else another deadline is due
     }

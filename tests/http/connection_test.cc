@@ -309,6 +309,101 @@ TEST_CASE("output the peer never reads is abandoned at the send deadline", "[htt
   CHECK(conn.GatherOutput(iov, 4) == 0);
 }
 
+// Writes `bytes` of the connection's output (gathered as an I/O layer would).
+size_t WriteSome(Connection& conn, size_t bytes, uint64_t now, std::string* wire) {
+  struct iovec iov[16];
+  const size_t n = conn.GatherOutput(iov, 16);
+  size_t done = 0;
+  for (size_t i = 0; i < n && done < bytes; ++i) {
+    const size_t take = std::min(bytes - done, iov[i].iov_len);
+    wire->append(static_cast<const char*>(iov[i].iov_base), take);
+    done += take;
+  }
+  conn.ConsumeOutput(done, now);
+  return done;
+}
+
+TEST_CASE("a response's end is reported when its last byte is written, with its body bytes, in order",
+          "[http][connection][response_end]") {
+  uint64_t now = 1000;
+  FakeKvHandler handler(kSync, &now);
+  handler.note_ends = true;
+  handler.store["a"] = {1, std::string(3000, 'v'), "text/plain"};
+  Limits limits;
+  Connection conn(handler, limits, nullptr, now);
+  const std::string req = "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n"
+                          "HEAD /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n"
+                          "GET /v1/kv/missing HTTP/1.1\r\nHost: h\r\n\r\n";
+  conn.Feed(std::span<const char>(req.data(), req.size()), now);
+  std::string wire;
+  // Byte by byte: each end comes exactly with the last byte of its response.
+  std::vector<size_t> ended_at;
+  while (conn.HasOutput()) {
+    const size_t before = handler.ends.size();
+    WriteSome(conn, 1, now, &wire);
+    if (handler.ends.size() != before) ended_at.push_back(wire.size());
+  }
+  const auto responses = SplitResponses(wire, false, {1});
+  REQUIRE(responses.size() == 3);
+  REQUIRE(handler.ends.size() == 3);
+  const size_t first_end = wire.find("HTTP/1.1", 1);
+  const size_t second_end = wire.find("HTTP/1.1", first_end + 1);
+  CHECK(ended_at == std::vector<size_t>{first_end, second_end, wire.size()});
+  CHECK(handler.ends[0].note == "/v1/kv/a");
+  CHECK(handler.ends[0].body_bytes_sent == 3000);
+  CHECK(handler.ends[1].note == "/v1/kv/a");
+  CHECK(handler.ends[1].body_bytes_sent == 0);  // HEAD
+  CHECK(handler.ends[2].note == "/v1/kv/missing");
+  CHECK(handler.ends[2].body_bytes_sent == responses[2].body.size());  // the problem+json body
+  for (const auto& e : handler.ends) CHECK(e.complete);
+}
+
+TEST_CASE("a response cut short reports the body bytes that left: send timeout, write in flight, destruction",
+          "[http][connection][response_end]") {
+  uint64_t now = 1000;
+  FakeKvHandler handler(kSync, &now);
+  handler.note_ends = true;
+  handler.store["a"] = {1, std::string(3000, 'v'), "text/plain"};
+  Limits limits;
+  const std::string req = "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n";
+  std::string wire;
+  SECTION("send timeout with part of a write in flight") {
+    Connection conn(handler, limits, nullptr, now);
+    conn.Feed(std::span<const char>(req.data(), req.size()), now);
+    REQUIRE(conn.OutputBytes() % 2 == 0);  // both answered (pipelined), alike
+    const size_t head = conn.OutputBytes() / 2 - 3000;
+    WriteSome(conn, head + 100, now, &wire);
+    conn.NoteInFlightSent(50);  // of the next write, still in flight
+    CHECK(handler.ends.empty());
+    now += limits.send_timeout_ms;
+    conn.OnTimer(now);
+    REQUIRE(handler.ends.size() == 2);
+    CHECK(handler.ends[0].body_bytes_sent == 150);
+    CHECK_FALSE(handler.ends[0].complete);
+    CHECK(handler.ends[1].body_bytes_sent == 0);
+    CHECK_FALSE(handler.ends[1].complete);
+  }
+  SECTION("destroyed with its head half written") {
+    {
+      Connection conn(handler, limits, nullptr, now);
+      conn.Feed(std::span<const char>(req.data(), 38), now);
+      WriteSome(conn, 10, now, &wire);
+      CHECK(handler.ends.empty());
+    }
+    REQUIRE(handler.ends.size() == 1);
+    CHECK(handler.ends[0].body_bytes_sent == 0);
+    CHECK_FALSE(handler.ends[0].complete);
+  }
+  SECTION("a handler that notes nothing gets no end") {
+    handler.note_ends = false;
+    Connection conn(handler, limits, nullptr, now);
+    conn.Feed(std::span<const char>(req.data(), req.size()), now);
+    while (conn.HasOutput()) WriteSome(conn, 1000, now, &wire);
+    CHECK(handler.responded == 2);
+    CHECK(handler.ends.empty());
+  }
+}
+
 TEST_CASE("gathered bytes stay valid while more responses are appended", "[http][connection][output]") {
   uint64_t now = 1000;
   FakeKvHandler handler(kSync, &now);

@@ -153,6 +153,20 @@ class FakeKvHandler : public Handler {
     if (record.head) head_responses.push_back(responded - 1);
     records.push_back(Record{record.status, record.by_core, record.head, std::string(record.method),
                              std::string(record.target), std::string(record.protocol), std::string(record.detail)});
+    if (note_ends) record.end_note->append(record.target);
+  }
+
+  // With note_ends, each response gets an end note (its target) and its
+  // OnResponseEnd report is kept in `ends`, in order.
+  bool note_ends = false;
+  struct End {
+    std::string note;
+    uint64_t body_bytes_sent;
+    bool complete;
+  };
+  std::vector<End> ends;
+  void OnResponseEnd(Connection&, const ResponseEnd& end) override {
+    ends.push_back(End{std::string(end.note), end.body_bytes_sent, end.complete});
   }
 
   std::vector<size_t> head_responses;  // indexes of final responses that answer a HEAD

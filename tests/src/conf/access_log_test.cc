@@ -91,6 +91,26 @@ TEST_CASE("combined lines follow nginx's format with request time and id", "[src
         "1.234 \"abc123\"\n");
 }
 
+TEST_CASE("a packed record reads back field for field, after other bytes and before more", "[src][access_log]") {
+  UseUtc();
+  AccessRecord r = Sample();
+  r.referer = "http://example.test/\"q\"";
+  r.user_agent = "";
+  std::string packed = "note:";
+  PackAccessRecord(r, &packed);
+  const size_t packed_bytes = packed.size() - 5;
+  packed += "more";
+  AccessRecord back;
+  REQUIRE(UnpackAccessRecord(std::string_view(packed).substr(5), &back) == packed_bytes);
+  std::string want, got;
+  FormatAccessCombined(r, &want);
+  FormatAccessCombined(back, &got);
+  CHECK(got == want);
+  for (size_t cut = 0; cut < packed_bytes; ++cut) {
+    CHECK(UnpackAccessRecord(std::string_view(packed).substr(5, cut), &back) == 0);
+  }
+}
+
 TEST_CASE("combined lines escape quotes, CR/LF and non-printable bytes", "[src][access_log]") {
   UseUtc();
   AccessRecord r = Sample();
