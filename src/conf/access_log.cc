@@ -258,7 +258,7 @@ std::string_view AccessRecord::*const kPackedStrings[7] = {
 }  // namespace
 
 void PackAccessRecord(const AccessRecord& r, std::string* out) {
-  PackedFixed f;
+  PackedFixed f{};  // zeroed padding: the note holds no undefined bytes
   f.status = r.status;
   f.body_bytes_sent = r.body_bytes_sent;
   f.time_unix_ms = r.time_unix_ms;
@@ -280,7 +280,7 @@ void PackAccessRecord(const AccessRecord& r, std::string* out) {
 }
 
 size_t UnpackAccessRecord(std::string_view packed, AccessRecord* r) {
-  PackedFixed f;
+  PackedFixed f{};  // zeroed padding: the note holds no undefined bytes
   if (packed.size() < sizeof f) return 0;
   std::memcpy(&f, packed.data(), sizeof f);
   size_t at = sizeof f;

@@ -323,13 +323,19 @@ size_t WriteSome(Connection& conn, size_t bytes, uint64_t now, std::string* wire
   return done;
 }
 
-TEST_CASE("a response's end is reported when its last byte is written, with its body bytes, in order",
-          "[http][connection][response_end]") {
+// A handler that notes every response's end, serving "a" (3000 bytes).
+struct NotedEnds {
   uint64_t now = 1000;
-  FakeKvHandler handler(kSync, &now);
-  handler.note_ends = true;
-  handler.store["a"] = {1, std::string(3000, 'v'), "text/plain"};
+  FakeKvHandler handler{kSync, &now};
   Limits limits;
+  NotedEnds() {
+    handler.note_ends = true;
+    handler.store["a"] = {1, std::string(3000, 'v'), "text/plain"};
+  }
+};
+
+TEST_CASE_METHOD(NotedEnds, "a response's end is reported when its last byte is written, with its body bytes, in order",
+                 "[http][connection][response_end]") {
   Connection conn(handler, limits, nullptr, now);
   const std::string req = "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n"
                           "HEAD /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n"
@@ -358,13 +364,8 @@ TEST_CASE("a response's end is reported when its last byte is written, with its 
   for (const auto& e : handler.ends) CHECK(e.complete);
 }
 
-TEST_CASE("a response cut short reports the body bytes that left: send timeout, write in flight, destruction",
-          "[http][connection][response_end]") {
-  uint64_t now = 1000;
-  FakeKvHandler handler(kSync, &now);
-  handler.note_ends = true;
-  handler.store["a"] = {1, std::string(3000, 'v'), "text/plain"};
-  Limits limits;
+TEST_CASE_METHOD(NotedEnds, "a response cut short reports the body bytes that left: send timeout, write in flight, "
+                 "destruction", "[http][connection][response_end]") {
   const std::string req = "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n";
   std::string wire;
   SECTION("send timeout with part of a write in flight") {
