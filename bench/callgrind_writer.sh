@@ -10,6 +10,8 @@
 # dumps themselves (named after their label, for bench/callgrind_functions.py). CACHE_SIM=1 adds
 # callgrind's cache simulation: each line then also gives the loop's simulated first-level and
 # last-level data read misses per PUT (D1mr, DLmr: deterministic, the load does not move them).
+# KEYS=N passes writer_cost --keys N (default: the template's 1M keys, every PUT an overwrite; a
+# number far above them, e.g. 1000000000000, makes nearly every PUT a new key).
 # KEYVIEW=1 measures the key view's merges instead (the keyspace thread's Keyspace::MergeRuns and
 # all it calls: the index probes, the resolving reads, the run written; callgrind collects nothing
 # else): one line with the PUTs of every round, the merges that completed meanwhile, the run entries
@@ -32,8 +34,8 @@ cp -r "$TEMPLATE" "$D/data"
 if [ -n "${KEYVIEW:-}" ]; then
   valgrind --tool=callgrind --separate-threads=yes --collect-atstart=no \
     --toggle-collect='kingx::engine::Keyspace::MergeRuns(*' --callgrind-out-file="$D/cg.out" "$BIN" \
-    --batches "$BATCHES" --ops "${OPS:-4096}" --warmup-ops "${WARMUP:-1024}" -- --data "$D/data" --sync "$SYNC" \
-    --sync-depth "$DEPTH" --error-log "$D/err.log" --access-log off > "$D/out.log" 2> "$D/valgrind.log" || {
+    --batches "$BATCHES" --ops "${OPS:-4096}" --warmup-ops "${WARMUP:-1024}" ${KEYS:+--keys "$KEYS"} -- \
+    --data "$D/data" --sync "$SYNC" --sync-depth "$DEPTH" --error-log "$D/err.log" --access-log off > "$D/out.log" 2> "$D/valgrind.log" || {
     cat "$D/out.log" "$D/valgrind.log" >&2; exit 1; }
   # Every thread's dumps and end-of-run files: only the merges' instructions were collected.
   ir=$(for f in "$D"/cg.out*; do
@@ -71,7 +73,7 @@ fi
 CACHE_ARGS=()
 [ -n "${CACHE_SIM:-}" ] && CACHE_ARGS=(--cache-sim=yes)
 valgrind --tool=callgrind --separate-threads=yes "${CACHE_ARGS[@]}" --callgrind-out-file="$D/cg.out" "$BIN" --batches "$BATCHES" \
-  --ops "${OPS:-4096}" --warmup-ops "${WARMUP:-1024}" -- --data "$D/data" --sync "$SYNC" --sync-depth "$DEPTH" \
+  --ops "${OPS:-4096}" --warmup-ops "${WARMUP:-1024}" ${KEYS:+--keys "$KEYS"} -- --data "$D/data" --sync "$SYNC" --sync-depth "$DEPTH" \
   --error-log "$D/err.log" --access-log off > "$D/out.log" 2> "$D/valgrind.log" || {
   cat "$D/out.log" "$D/valgrind.log" >&2; exit 1; }
 # One file per dump: cg.out.<dump>-<thread>, each labelled "batch=B ops=N side=loop|driver".
