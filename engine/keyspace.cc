@@ -276,6 +276,8 @@ void Keyspace::AddLocked(const KeyPut& put) {
     // (keyspace.h). During a catch-up or rebuild every put is recorded: the
     // job leaves the records from tail_start_ on to the tails.
     region_.counters().overwrites_unrecorded.fetch_add(1, std::memory_order_relaxed);
+    skipped_upto_ = put.entry.seq + 1;
+    CoverSkippedLocked();
     return;
   }
   const KeyEntry& e = put.entry;
@@ -290,6 +292,15 @@ void Keyspace::AddLocked(const KeyPut& put) {
   region_.SetState(KeyspaceState::kLost);
   region_.counters().lost.fetch_add(1, std::memory_order_relaxed);
   cv_.notify_all();
+}
+
+void Keyspace::CoverSkippedLocked() {
+  // With nothing left in the tails, every recorded put is in the runs, and so
+  // is the entry each skipped one relied on (added before it).
+  if (!covers_prefix_ || lost_ || job_ != Job::kNone || skipped_upto_ <= covered_) return;
+  if (region_.FrozenTail() >= 0 || region_.ActiveCount() != 0) return;
+  covered_ = skipped_upto_;
+  dirty_ = true;  // the next checkpoint's MANIFEST says so: a restart reads back less
 }
 
 void Keyspace::Pace() {
@@ -435,6 +446,7 @@ Status Keyspace::FlushFrozenTail() {
   tail_flushed_upto_ = std::max(tail_flushed_upto_, max_seq + 1);
   // Only with no job under way: a job's tails start above the gap it fills.
   if (covers_prefix_ && job_ == Job::kNone) covered_ = std::max(covered_, tail_flushed_upto_);
+  CoverSkippedLocked();
   dirty_ = true;
   last_flush_ms_ = NowMs();
   cv_.notify_all();  // a writer in Pace
@@ -547,8 +559,14 @@ void Keyspace::Loop() {
         // back (a server killed every few seconds would never see its view
         // merged).
         const bool shrunk = checkpointed_runs_ > o_.merge_width && 2 * runs_.size() <= checkpointed_runs_;
-        due = (dirty_ || !doomed_.empty()) &&
-              (shrunk || NowMs() - last_checkpoint_ms_ >= o_.checkpoint_interval_ms);
+        const bool interval = NowMs() - last_checkpoint_ms_ >= o_.checkpoint_interval_ms;
+        due = (dirty_ || !doomed_.empty()) && (shrunk || interval);
+        // Puts left unrecorded after the active tail's entries are covered
+        // only once those are in a run: a tail that overwrites alone never
+        // fill is flushed partly full, at most once per interval.
+        if (interval && !due && complete_ && !lost_ && skipped_upto_ > covered_ && region_.FrozenTail() < 0 &&
+            region_.ActiveCount() > 0)
+          region_.Freeze();  // the next turn flushes it, and checkpoints
       }
       if (due) s = Checkpoint();
     }

@@ -34,7 +34,9 @@
 //    repointed at it;
 //  - covered_ (the MANIFEST's seq): tails fill and flush in seq order, so
 //    when a tail holding seq s is flushed, the entry a put at s relied on
-//    (added at a lower seq) is in the runs too;
+//    (added at a lower seq) is in the runs too; and when the tails hold
+//    nothing, every put added so far, skipped or not, has its key in the runs
+//    (CoverSkippedLocked: under overwrites alone the seq still moves);
 //  - catch-up and rebuild read every put in [from, tail_start_) from the
 //    segments, skipped or not, and resolve each key against the index; they
 //    leave out records at or above tail_start_ in the segments they read,
@@ -198,6 +200,10 @@ class Keyspace {
   // ---- keyspace.cc ----
   // Add's work, under mu_.
   void AddLocked(const KeyPut& put);
+  // Under mu_: moves covered_ past the puts Add left unrecorded when the
+  // tails hold nothing (so a view that sees only overwrites still checkpoints
+  // a seq that moves, and a restart reads back only the puts after it).
+  void CoverSkippedLocked();
   Status PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* manifest_runs);
   // Open, under Writer::Impl::mu_, with the segment ids the MANIFEST's runs
   // name: false when one of them names a segment that holds no record (this
@@ -278,6 +284,7 @@ class Keyspace {
   uint64_t tail_flushed_upto_ = 0;  // 1 + the highest seq of a tail entry flushed into runs_
   uint64_t job_run_floor_ = 0;    // a rebuild replaces the runs with ids below this
   uint64_t covered_ = 0;          // with covers_prefix_: every put with seq < covered_ has its key in runs_
+  uint64_t skipped_upto_ = 0;     // 1 + the seq of the last put Add left unrecorded
   bool covers_prefix_ = false;    // set by each completed job; kept through losses
   bool complete_ = false;         // runs_ + tails hold every live key
   bool lost_ = false;             // Add dropped entries: a catch-up (or rebuild) is due
