@@ -407,18 +407,23 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
   CommitPending(w, pending, results);
 }
 
-Status Writer::SyncIfDue(uint64_t now_ms) {
+Status Writer::SyncIfDue(uint64_t now_ms, uint64_t* due_ms) {
   Impl& w = *impl_;
+  uint64_t unused_due = 0;
+  uint64_t& due = due_ms != nullptr ? *due_ms : unused_due;
+  due = UINT64_MAX;
   if (w.options_.sync != SyncMode::kInterval) return Status::OK();  // no lock: nothing in flight waits for it
   std::lock_guard lock(w.mu_);
   if (w.read_only_) return Status::ReadOnly("writes stopped after: " + w.read_only_cause_.ToString());
   if (!w.unsynced_) {
     w.last_sync_ms_ = now_ms;
-    return Status::OK();
+  } else if (now_ms - w.last_sync_ms_ >= w.options_.sync_interval_ms) {
+    w.last_sync_ms_ = now_ms;
+    Status s = w.SyncActive();
+    if (!s.ok()) return s;
   }
-  if (now_ms - w.last_sync_ms_ < w.options_.sync_interval_ms) return Status::OK();
-  w.last_sync_ms_ = now_ms;
-  return w.SyncActive();
+  due = w.last_sync_ms_ + w.options_.sync_interval_ms;
+  return Status::OK();
 }
 
 Status Writer::Sync() {

@@ -292,7 +292,12 @@ class Writer {
   // and now_ms (any monotonic clock, the same on every call) is at least
   // sync_interval_ms after the last sync. Other modes: OK, nothing done.
   // A failure turns the writer read-only.
-  Status SyncIfDue(uint64_t now_ms);
+  // due_ms (may be null): when the next call is due, on the same clock, for
+  // what is unsynced now or written before that call to be synced within
+  // sync_interval_ms of it (the last sync, or the last call that found
+  // nothing unsynced, plus the interval): a caller that sleeps between
+  // calls wakes then. UINT64_MAX: no call is due (other modes, read-only).
+  Status SyncIfDue(uint64_t now_ms, uint64_t* due_ms = nullptr);
   // fdatasync of the active segment now (any mode). A failure turns the writer read-only.
   Status Sync();
   // Writes the active segment's hint entries buffered since its last write

@@ -163,7 +163,9 @@ class WriterLoop {
       // While a batch waits for its fdatasync, what arrives stays queued
       // (below): sleep until that sync returns (it wakes the queue) or another
       // Wake, not at each enqueue.
-      const int wait_ms = overflowing ? 1 : idle_timeout_ms;
+      int wait_ms = overflowing ? 1 : idle_timeout_ms;
+      // An interval sync due sooner ends the wait then (the clock is read in that mode only).
+      if (sync_due_ms_ != UINT64_MAX) wait_ms = WaitBeforeSyncDue(wait_ms, NowMs(), sync_due_ms_);
       // A batch the stall held (held_) is still to be written, or one synced
       // here is to be answered: no sleep.
       const bool synced_here = synced_here_ && !submitted_.empty();
@@ -183,7 +185,7 @@ class WriterLoop {
       // Only an interval sync is ever due: the other modes skip the clock read.
       if (engine::Status s = config_.read_only || config_.sync != engine::SyncMode::kInterval
                                  ? engine::Status::OK()
-                                 : writer_.SyncIfDue(NowMs());
+                                 : writer_.SyncIfDue(NowMs(), &sync_due_ms_);
           !s.ok()) {
         KINGX_LOG_ERROR("writer: interval sync failed: %s", s.ToString().c_str());
       }
@@ -771,6 +773,9 @@ class WriterLoop {
   // batches overlap, on the engine's sync threads.
   const bool overlap_syncs_ = config_.sync == engine::SyncMode::kAlways && config_.sync_depth > 1;
   bool synced_here_ = false;  // this loop ran the fdatasync of submitted_: answer it without sleeping
+  // --sync interval: when the next interval sync is due (SyncIfDue); the
+  // loop's wait ends then. UINT64_MAX: none (other modes).
+  uint64_t sync_due_ms_ = UINT64_MAX;
   // --commit-delay-us under --sync always (0: no delay; see DelayCommit).
   const uint32_t commit_delay_us_ =
       config_.sync == engine::SyncMode::kAlways && !config_.read_only ? config_.commit_delay_us : 0;
@@ -816,6 +821,11 @@ class WriterSyncSink final : public SyncSink {
 };
 
 }  // namespace
+
+int WaitBeforeSyncDue(int wait_ms, uint64_t now_ms, uint64_t sync_due_ms) {
+  if (sync_due_ms <= now_ms) return 0;
+  return static_cast<int>(std::min<uint64_t>(static_cast<uint64_t>(wait_ms), sync_due_ms - now_ms));
+}
 
 int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, const WriterHooks& hooks,
               engine::Env& base_env) {

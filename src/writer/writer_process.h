@@ -100,4 +100,11 @@ inline constexpr uint64_t kMaxBatchBytes = 32ull << 20;
 int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, const WriterHooks& hooks = {},
               engine::Env& base_env = engine::PosixEnv());
 
+// How long the writer loop may wait for work before its next turn: at most
+// wait_ms, and no later than sync_due_ms (engine::Writer::SyncIfDue's due
+// time, UINT64_MAX for none), so that an interval sync runs at its deadline
+// rather than a whole wait after the turn that wrote the data; 0 once due.
+// now_ms and sync_due_ms on the same monotonic clock.
+int WaitBeforeSyncDue(int wait_ms, uint64_t now_ms, uint64_t sync_due_ms);
+
 }  // namespace kingx

@@ -378,3 +378,37 @@ TEST_CASE("a batch that kills records in many segments takes each record's bytes
   for (const SegmentStats& s : db.writer().Stats().per_segment) reopened[s.id] = s.live_bytes;
   CHECK(live == reopened);
 }
+
+TEST_CASE("SyncIfDue says when the next interval sync is due: the last sync plus the interval, not a wait "
+          "after the write",
+          "[engine][sync]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.sync = SyncMode::kInterval;
+  o.sync_interval_ms = 200;
+  TestDb db(env, dir.path(), o);
+  REQUIRE(db.Open().ok());
+  uint64_t due = 0;
+  // Nothing unsynced: what is written next is due an interval from now.
+  REQUIRE(db.writer().SyncIfDue(1000, &due).ok());
+  CHECK(due == 1200);
+  REQUIRE(db.Put("k1", "v1").status.ok());
+  const uint64_t syncs = env.Calls(FaultOp::kSync);
+  // A write just before the deadline does not move it.
+  REQUIRE(db.writer().SyncIfDue(1199, &due).ok());
+  REQUIRE(db.Put("k2", "v2").status.ok());
+  CHECK(env.Calls(FaultOp::kSync) == syncs);
+  CHECK(due == 1200);
+  // At the deadline the data is synced, and the next deadline counts from then.
+  REQUIRE(db.writer().SyncIfDue(1200, &due).ok());
+  CHECK(env.Calls(FaultOp::kSync) == syncs + 1);
+  CHECK(due == 1400);
+  // Other modes: nothing is ever due.
+  Options always;
+  TempDir dir2;
+  TestDb db2(env, dir2.path(), always);
+  REQUIRE(db2.Open().ok());
+  REQUIRE(db2.writer().SyncIfDue(1000, &due).ok());
+  CHECK(due == UINT64_MAX);
+}

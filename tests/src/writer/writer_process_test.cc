@@ -995,3 +995,16 @@ TEST_CASE("a commit delay does not delay the first write after the writer answer
 }
 
 }  // namespace kingx
+
+TEST_CASE("the writer loop's wait ends when an interval sync is due, not a whole wait after the turn that wrote",
+          "[src][writer][sync]") {
+  // --sync interval:200: the last sync at 1000, data written at 1199. The
+  // loop used to wait its idle timeout (the interval) from that turn, so
+  // the data waited until 1399 for its fdatasync: twice the interval.
+  CHECK(kingx::WaitBeforeSyncDue(200, 1199, 1200) == 1);
+  CHECK(kingx::WaitBeforeSyncDue(200, 1000, 1200) == 200);
+  CHECK(kingx::WaitBeforeSyncDue(200, 1200, 1200) == 0);
+  CHECK(kingx::WaitBeforeSyncDue(200, 1250, 1200) == 0);  // past due: no sleep
+  CHECK(kingx::WaitBeforeSyncDue(1, 1000, 1200) == 1);    // a shorter wait stays
+  CHECK(kingx::WaitBeforeSyncDue(1000, 5, UINT64_MAX) == 1000);
+}
