@@ -476,7 +476,7 @@ void Connection::ConsumeOutput(size_t bytes, uint64_t now_ms) {
   if (bytes > 0) send_progress_ms_ = now_ms;
   const bool held = PipelinedHeld();
   out_.Consume(bytes);
-  EndResponses(false, now_ms);
+  if (out_.HasMarks()) EndResponses(false, now_ms);
   // A pipelined request's header deadline starts once it can be served.
   if (held && !PipelinedHeld()) head_start_ms_ = now_ms;
   if (out_.empty() && state_ == State::kHead) {

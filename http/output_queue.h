@@ -80,7 +80,7 @@ class OutputQueue {
   }
   size_t InFlightSent() const { return b_ ? b_->in_flight_sent : 0; }
   // Where a note for the next mark is appended (takes the buffers when idle).
-  std::string* MarkNotes() { return &Busy().notes; }
+  std::string* MarkNotes() { return b_ ? &b_->notes : &Busy().notes; }
   // Marks a response: its body spans [body_begin, end) of the queue's bytes
   // (end may lie beyond Queued(): a body still to be queued); its note is
   // MarkNotes()[note_begin, end of notes). Marks are kept in order.
@@ -90,6 +90,7 @@ class OutputQueue {
     uint64_t end = 0;
     std::string_view note;  // valid until PopMark
   };
+  bool HasMarks() const { return b_ && b_->mark_head != b_->marks.size(); }
   // The oldest pending mark, if any.
   bool FrontMark(MarkView* out) const;
   void PopMark();
