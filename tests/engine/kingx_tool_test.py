@@ -364,8 +364,8 @@ for all_flag in ([], ["--all"]):
     with tempfile.TemporaryDirectory() as data:
         big = "64M"  # one segment holds everything
         values = {}
-        # With --all, one dead record in a hundred (below any ratio); else three in five.
-        rounds = [range(100), range(1)] if all_flag else [range(8), range(8), range(4)]
+        # With --all, one dead record in twenty-one (below the ratio); else three in five.
+        rounds = [range(20), range(1)] if all_flag else [range(8), range(8), range(4)]
         for keys in rounds:
             for i in keys:
                 values[i] = os.urandom(2000)
