@@ -169,9 +169,33 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+void FormatLocalTimeNow(int64_t unix_ms, const char* date_format, const char* sep, char* when, char* tz);
+
 // Local time of unix_ms as `date_format` into when[64], and its UTC offset as
 // "+hh<sep>mm" into tz[16] (combined log: "+0100"; JSON/ISO 8601: "+01:00").
+// The text of the latest second is kept per thread and format, as nginx
+// keeps its cached log time: a line costs a copy, not a localtime_r and a
+// strftime, while the second lasts.
 void FormatLocalTime(int64_t unix_ms, const char* date_format, const char* sep, char* when, char* tz) {
+  struct Cached {
+    const char* format = nullptr;
+    int64_t second = -1;
+    char when[64];
+    char tz[16];
+  };
+  thread_local Cached cache[2];  // one per format in use (combined, JSON)
+  Cached& c = cache[cache[0].format == date_format || cache[0].format == nullptr ? 0 : 1];
+  const int64_t second = unix_ms / 1000;
+  if (c.format != date_format || c.second != second) {
+    FormatLocalTimeNow(unix_ms, date_format, sep, c.when, c.tz);
+    c.format = date_format;
+    c.second = second;
+  }
+  std::memcpy(when, c.when, sizeof c.when);
+  std::memcpy(tz, c.tz, sizeof c.tz);
+}
+
+void FormatLocalTimeNow(int64_t unix_ms, const char* date_format, const char* sep, char* when, char* tz) {
   long gmtoff = 0;
   tm t = LocalTime(unix_ms, &gmtoff);
   strftime(when, 64, date_format, &t);
