@@ -253,6 +253,46 @@ TEST_CASE("of two syncs in flight, the earlier returning last takes back nothing
   CHECK(ReadFileBytes(dir.File("seg-test")) == "first|second|");
 }
 
+TEST_CASE("a file renamed while open: what its handle syncs after the rename is durable under the new name",
+          "[engine][power_loss][seam]") {
+  // fdatasync acts on the inode, whatever its name: the engine writes a
+  // MANIFEST (and an active segment's hint) under *.tmp, renames it into
+  // place, syncs the directory and keeps appending and syncing through the
+  // same handle. The seam once kept the durable length under the name the
+  // handle was opened with, so a power loss cut the renamed file back to its
+  // length at the rename: a MANIFEST lost the removal it had made durable
+  // before a segment's unlink, and the next open reported the segment missing.
+  TempDir dir;
+  FaultInjectionEnv env;
+  auto f = env.OpenFile(dir.File("MANIFEST.tmp"), OpenMode::kCreateTruncate);
+  REQUIRE(f.ok());
+  REQUIRE(f.value()->Append("header|").ok());
+  REQUIRE(f.value()->Sync().ok());
+  REQUIRE(env.Rename(dir.File("MANIFEST.tmp"), dir.File("MANIFEST")).ok());
+  REQUIRE(env.SyncDir(dir.path()).ok());
+  REQUIRE(f.value()->Append("synced|").ok());
+  REQUIRE(f.value()->Sync().ok());
+  REQUIRE(f.value()->Append("unsynced|").ok());
+  // A handle of a file that a rename then replaces reaches a nameless file:
+  // its syncs say nothing of the file that now has the name.
+  auto old = env.OpenFile(dir.File("seg-old"), OpenMode::kCreateTruncate);
+  REQUIRE(old.ok());
+  auto next = env.OpenFile(dir.File("seg-next"), OpenMode::kCreateTruncate);
+  REQUIRE(next.ok());
+  REQUIRE(next.value()->Append("next|").ok());
+  REQUIRE(env.SyncDir(dir.path()).ok());
+  REQUIRE(env.Rename(dir.File("seg-next"), dir.File("seg-old")).ok());
+  REQUIRE(env.SyncDir(dir.path()).ok());
+  REQUIRE(old.value()->Append("replaced|").ok());
+  REQUIRE(old.value()->Sync().ok());
+  f.value().reset();
+  old.value().reset();
+  next.value().reset();
+  REQUIRE(env.DropUnsynced().ok());
+  CHECK(ReadFileBytes(dir.File("MANIFEST")) == "header|synced|");
+  CHECK(ReadFileBytes(dir.File("seg-old")).empty());  // next| was never synced
+}
+
 TEST_CASE("at sync depth 2, a power loss keeps the batch whose fdatasync returned and drops the one written while "
           "it was held",
           "[engine][power_loss][pipeline]") {

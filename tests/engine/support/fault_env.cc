@@ -22,8 +22,13 @@ Status Injected(Code code, const char* what, const std::string& path) {
 
 class FaultFile final : public File {
  public:
+  // path: the name the file was opened under (hooks, faults and messages
+  // keep using it); the durability state follows the file's current name.
   FaultFile(FaultInjectionEnv& env, std::string path, std::unique_ptr<File> base)
-      : env_(env), path_(std::move(path)), base_(std::move(base)) {}
+      : env_(env), path_(std::move(path)), base_(std::move(base)) {
+    env_.NameHandle(this, path_);
+  }
+  ~FaultFile() override { env_.ForgetHandle(this); }
 
   Status Append(std::string_view data) override {
     if (auto hook = env_.WriteHook()) hook(path_);
@@ -47,18 +52,18 @@ class FaultFile final : public File {
     size_t keep = data.size();
     Status s = env_.Check(FaultOp::kWrite, path_, &keep);
     if (!s.ok()) {
-      const uint64_t token = env_.BeforePWrite(path_, *base_, offset, std::min(keep, data.size()));
+      const uint64_t token = env_.BeforePWrite(this, *base_, offset, std::min(keep, data.size()));
       if (keep > 0) base_->PWrite(offset, data.substr(0, std::min(keep, data.size()))).ok();
-      env_.AfterPWrite(path_, token);
+      env_.AfterPWrite(this, token);
       return s;
     }
-    const uint64_t token = env_.BeforePWrite(path_, *base_, offset, data.size());
+    const uint64_t token = env_.BeforePWrite(this, *base_, offset, data.size());
     struct Done {
       FaultInjectionEnv& env;
-      const std::string& path;
+      const File* file;
       uint64_t token;
-      ~Done() { env.AfterPWrite(path, token); }
-    } done{env_, path_, token};
+      ~Done() { env.AfterPWrite(file, token); }
+    } done{env_, this, token};
     auto size = base_->Size();
     const uint64_t end = offset + data.size();
     const uint64_t growth = size.ok() && end > size.value() ? end - size.value() : 0;
@@ -95,7 +100,7 @@ class FaultFile final : public File {
     // (fdatasync makes no promise for writes issued after it started).
     auto size = base_->Size();
     const uint64_t covered_writes = env_.WritesSoFar();
-    const uint64_t truncations = env_.TruncationsOf(path_);
+    const uint64_t truncations = env_.TruncationsOf(this);
     if (auto hook = env_.SyncHook()) hook(path_);
     env_.NoteChange("fdatasync", path_);
     Status s = env_.Check(FaultOp::kSync, path_, nullptr);
@@ -103,7 +108,7 @@ class FaultFile final : public File {
     if (!size.ok()) return size.status();
     s = base_->Sync();
     if (!s.ok()) return s;
-    env_.OnSynced(path_, size.value(), covered_writes, truncations);
+    env_.OnSynced(this, size.value(), covered_writes, truncations);
     return Status::OK();
   }
   Status Truncate(uint64_t size) override {
@@ -111,7 +116,7 @@ class FaultFile final : public File {
     Status s = env_.Check(FaultOp::kTruncate, path_, nullptr);
     if (!s.ok()) return s;
     s = base_->Truncate(size);
-    if (s.ok()) env_.OnTruncated(path_, size);
+    if (s.ok()) env_.OnTruncated(this, size);
     return s;
   }
   Result<uint64_t> Size() const override {
@@ -353,20 +358,44 @@ std::function<void(const std::string& path)> FaultInjectionEnv::SyncHook() const
   return sync_hook_;
 }
 
-void FaultInjectionEnv::OnSynced(const std::string& path, uint64_t size, uint64_t covered_writes,
-                                 uint64_t truncations) {
+void FaultInjectionEnv::NameHandle(const File* file, const std::string& path) {
   std::lock_guard lock(mu_);
-  FileState& f = files_[path];
+  handle_names_[file] = path;
+}
+
+void FaultInjectionEnv::ForgetHandle(const File* file) {
+  std::lock_guard lock(mu_);
+  handle_names_.erase(file);
+}
+
+FaultInjectionEnv::FileState* FaultInjectionEnv::StateOf(const File* file) {
+  auto name = handle_names_.find(file);
+  if (name == handle_names_.end() || name->second.empty()) return nullptr;
+  return &files_[name->second];
+}
+
+void FaultInjectionEnv::Unname(const std::string& path) {
+  for (auto& [file, name] : handle_names_)
+    if (name == path) name.clear();
+}
+
+void FaultInjectionEnv::OnSynced(const File* file, uint64_t size, uint64_t covered_writes, uint64_t truncations) {
+  std::lock_guard lock(mu_);
+  FileState* state = StateOf(file);
+  if (state == nullptr) return;
+  FileState& f = *state;
   uint64_t covered = size;
   for (size_t i = truncations; i < f.truncated_to.size(); ++i) covered = std::min(covered, f.truncated_to[i]);
   f.synced_bytes = std::max(f.synced_bytes, covered);
   std::erase_if(f.overwrites, [&](const Overwrite& o) { return o.write_no <= covered_writes; });
 }
 
-uint64_t FaultInjectionEnv::BeforePWrite(const std::string& path, const File& base, uint64_t offset, size_t n) {
+uint64_t FaultInjectionEnv::BeforePWrite(const File* file, const File& base, uint64_t offset, size_t n) {
   std::lock_guard lock(mu_);
   const uint64_t token = ++tokens_;
-  FileState& f = files_[path];
+  FileState* state = StateOf(file);
+  if (state == nullptr) return token;
+  FileState& f = *state;
   if (n == 0 || offset >= f.synced_bytes) return token;
   Overwrite o;
   o.offset = offset;
@@ -379,12 +408,12 @@ uint64_t FaultInjectionEnv::BeforePWrite(const std::string& path, const File& ba
   return token;
 }
 
-void FaultInjectionEnv::AfterPWrite(const std::string& path, uint64_t token) {
+void FaultInjectionEnv::AfterPWrite(const File* file, uint64_t token) {
   std::lock_guard lock(mu_);
   const uint64_t write_no = ++writes_;
-  auto it = files_.find(path);
-  if (it == files_.end()) return;
-  for (Overwrite& o : it->second.overwrites)
+  FileState* state = StateOf(file);
+  if (state == nullptr) return;
+  for (Overwrite& o : state->overwrites)
     if (o.token == token) o.write_no = write_no;
 }
 
@@ -393,16 +422,20 @@ uint64_t FaultInjectionEnv::WritesSoFar() const {
   return writes_;
 }
 
-void FaultInjectionEnv::OnTruncated(const std::string& path, uint64_t size) {
+void FaultInjectionEnv::OnTruncated(const File* file, uint64_t size) {
   std::lock_guard lock(mu_);
-  FileState& f = files_[path];
+  FileState* state = StateOf(file);
+  if (state == nullptr) return;
+  FileState& f = *state;
   f.synced_bytes = std::min(f.synced_bytes, size);
   f.truncated_to.push_back(size);
 }
 
-uint64_t FaultInjectionEnv::TruncationsOf(const std::string& path) const {
+uint64_t FaultInjectionEnv::TruncationsOf(const File* file) const {
   std::lock_guard lock(mu_);
-  auto it = files_.find(path);
+  auto name = handle_names_.find(file);
+  if (name == handle_names_.end()) return 0;
+  auto it = files_.find(name->second);
   return it == files_.end() ? 0 : it->second.truncated_to.size();
 }
 
@@ -589,6 +622,11 @@ Status FaultInjectionEnv::Rename(const std::string& from, const std::string& to)
     st.entry_durable = true;
   }
   files_[to] = st;
+  // Open handles follow the file (fdatasync acts on the inode, whatever its
+  // name); those of a file the rename replaced now reach a nameless one.
+  Unname(to);
+  for (auto& [file, name] : handle_names_)
+    if (name == from) name = to;
   return Status::OK();
 }
 
@@ -597,6 +635,7 @@ Status FaultInjectionEnv::RemoveFile(const std::string& path) {
   Status s = base_.RemoveFile(path);
   std::lock_guard lock(mu_);
   files_.erase(path);
+  if (s.ok()) Unname(path);
   return s;
 }
 

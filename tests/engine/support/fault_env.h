@@ -16,7 +16,9 @@
 //    room) keeps the bytes it replaced until a Sync that started after it.
 //    DropUnsynced() then puts back the bytes of overwrites no sync covered,
 //    truncates every file to its durable length, deletes
-//    files whose entry was never dir-synced and undoes renames not dir-synced;
+//    files whose entry was never dir-synced and undoes renames not dir-synced.
+//    Durability follows the file, not the name it was opened under: a sync
+//    through a handle opened before a rename covers the renamed file;
 //  - records every call that may change the disk (ChangingCalls): writes,
 //    syncs, truncations, creations, opens for writing, renames, unlinks,
 //    mkdir, LockFile (it creates its file), exclusive LockExisting;
@@ -192,20 +194,28 @@ class FaultInjectionEnv final : public Env {
   // Used by the File and MappedFile wrappers.
   struct MapRegistry;  // the live mappings (fault_env.cc)
   Status Check(FaultOp op, const std::string& path, size_t* keep_bytes);
+  // An open file handle and its current name, for the durability state
+  // below: Rename moves the names of the handles open on the old name to
+  // the new one (as fdatasync acts on the inode, so do the syncs of a file
+  // renamed while open, e.g. a MANIFEST or hint written under *.tmp and
+  // published before it is finished); Rename over a name and RemoveFile
+  // leave the handles open on it nameless (their syncs change no state).
+  void NameHandle(const File* file, const std::string& path);
+  void ForgetHandle(const File* file);
   // size, covered_writes, truncations: the file's size, WritesSoFar() and
-  // TruncationsOf(path) when the sync started. Syncs in flight at once may
+  // TruncationsOf(file) when the sync started. Syncs in flight at once may
   // return in any order: one that began earlier never takes back what a
   // later one made durable, and a truncation since it began bounds it.
-  void OnSynced(const std::string& path, uint64_t size, uint64_t covered_writes, uint64_t truncations);
-  uint64_t TruncationsOf(const std::string& path) const;
-  // Before a PWrite of n bytes at offset into path (through base): keeps
+  void OnSynced(const File* file, uint64_t size, uint64_t covered_writes, uint64_t truncations);
+  uint64_t TruncationsOf(const File* file) const;
+  // Before a PWrite of n bytes at offset into file (through base): keeps
   // the durable bytes it is about to replace; returns a token for
   // AfterPWrite, called once the bytes were written (from then on a sync
   // that starts covers them).
-  uint64_t BeforePWrite(const std::string& path, const File& base, uint64_t offset, size_t n);
-  void AfterPWrite(const std::string& path, uint64_t token);
+  uint64_t BeforePWrite(const File* file, const File& base, uint64_t offset, size_t n);
+  void AfterPWrite(const File* file, uint64_t token);
   uint64_t WritesSoFar() const;
-  void OnTruncated(const std::string& path, uint64_t size);
+  void OnTruncated(const File* file, uint64_t size);
   // How many of `growth` more bytes of the file at path fit the simulated disk.
   uint64_t DiskRoom(const std::string& path, uint64_t growth) const;
 
@@ -237,9 +247,16 @@ class FaultInjectionEnv final : public Env {
     std::string from, to;
   };
 
+  // The state of file's current name (created if new); nullptr when the
+  // handle has no name. mu_ held.
+  FileState* StateOf(const File* file);
+  // Leaves the handles open on path nameless. mu_ held.
+  void Unname(const std::string& path);
+
   Env& base_;
   mutable std::mutex mu_;
   std::map<std::string, FileState> files_;
+  std::map<const File*, std::string> handle_names_;  // open handles -> current name ("": none)
   std::vector<PendingRename> renames_;  // renames of durable entries, not yet dir-synced
   std::vector<Fault> faults_;
   uint64_t calls_[static_cast<int>(FaultOp::kCount)] = {};
