@@ -298,7 +298,8 @@ void PackAccessRecord(const AccessRecord& r, std::string* out) {
   std::memcpy(p, &f, sizeof f);
   p += sizeof f;
   for (size_t i = 0; i < 7; ++i) {
-    std::memcpy(p, (r.*kPackedStrings[i]).data(), f.lengths[i]);
+    // An empty field's data() may be null, which memcpy must not be given.
+    if (f.lengths[i] != 0) std::memcpy(p, (r.*kPackedStrings[i]).data(), f.lengths[i]);
     p += f.lengths[i];
   }
 }
