@@ -40,7 +40,7 @@ struct AccessRecord {
   std::string_view user_agent;
   std::string_view request_id;
   int64_t time_unix_ms = 0;       // when the request completed (wall clock)
-  uint64_t request_time_us = 0;   // request head complete to response queued (0: no complete head)
+  uint64_t request_time_us = 0;   // from the event that completed the request head to the response's end (0: no complete head)
 };
 
 // Formats one line (with its '\n') into *out (appended).
