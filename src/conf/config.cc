@@ -137,7 +137,7 @@ const Setting kSettings[] = {
        return Status::OK();
      }},
     {"single_process", "", "false",
-     "master, writer and one worker in one process (gdb, TSan)", false, false,
+     "master, writer and one worker in one process (gdb, TSan); HUP does not reload it (a warning says so)", false, false,
      [](Config* c, std::string_view v) {
        if (v == "true") c->single_process = true;
        else if (v == "false") c->single_process = false;

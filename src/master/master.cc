@@ -32,6 +32,7 @@
 #include "src/master/child_process.h"
 #include "src/master/data_dir.h"
 #include "src/master/listen.h"
+#include "src/worker/master_signals.h"
 #include "src/worker/serve_options.h"
 
 namespace kingx {
@@ -365,7 +366,7 @@ class Master {
       }
       if (g_upgrade) {
         g_upgrade = 0;
-        KINGX_LOG_WARN("USR2 ignored: kingx has no binary upgrade (nginx's USR2); restart it to run a new binary");
+        KINGX_LOG_WARN("%s", kUsr2IgnoredLine);
       }
       g_alarm = 0;
       RunDueWork();

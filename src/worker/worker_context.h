@@ -10,7 +10,7 @@
 // State on entry to RunUvWorker / RunThreadWorker:
 //  - the signal mask is empty and every signal has its default disposition,
 //    except SIGPIPE (ignored); the worker installs its own QUIT/TERM/INT/USR1
-//    handling;
+//    handling, and takes HUP and USR2 on the master's behalf (master_signals.h);
 //  - the error log is initialised (src/conf/log.h); access_log is open (or disabled);
 //  - the reuseport sockets of other worker indices are closed (the shared
 //    mapping's eventfds and the data directory's LOCK fd stay open); the

@@ -74,6 +74,7 @@
 #include "src/kv/token_table.h"
 #include "src/worker/doorbell.h"
 #include "src/worker/flood_guard.h"
+#include "src/worker/master_signals.h"
 #include "src/worker/room_waiters.h"
 #include "src/worker/serve_options.h"
 #include "src/worker/socket_send.h"
@@ -919,7 +920,8 @@ int RunThreadWorker(WorkerContext& ctx) {
   // starts so that every thread inherits the mask.
   sigset_t set;
   sigemptyset(&set);
-  for (int s : {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&set, s);
+  for (int s : {SIGQUIT, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&set, s);
+  for (int s : kMasterOnlySignals) sigaddset(&set, s);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   for (uint32_t i = 0; i < threads; ++i) {
@@ -987,6 +989,8 @@ int RunThreadWorker(WorkerContext& ctx) {
       }
       engine::Status st = ReopenErrorLog();
       if (!st.ok()) KINGX_LOG_ERROR("reopening the error log: %s", st.ToString().c_str());
+    } else if (sig == SIGHUP || sig == SIGUSR2) {
+      OnMasterOnlySignal(ctx.config, sig);
     }
     if (w->mode() == Mode::kGraceful && MonotonicMs() >= graceful_since + kDrainHardMs + 1000) {
       w->SetMode(Mode::kFast);  // a pool thread is stuck in a blocking call

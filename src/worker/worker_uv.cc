@@ -19,7 +19,8 @@
 //                 (KvService::Poke; runs only while NextRetryMs asks)
 //   thread pool   an online backup's file reads (UvOffload), one piece at a
 //                 time per backup, handed back to the loop
-//   signals       QUIT graceful stop, TERM/INT fast stop, USR1 reopen logs
+//   signals       QUIT graceful stop, TERM/INT fast stop, USR1 reopen logs,
+//                 HUP/USR2 the master's (master_signals.h)
 //   check/prepare under --sync always, the writer's wake-up, deferred by
 //                 this thread (WriteQueue::DeferWakes), is written after each
 //                 poll phase and before the loop blocks: the writes read in
@@ -84,6 +85,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <iterator>
 #include <cstddef>
 #include <cstring>
 #include <deque>
@@ -100,6 +102,7 @@
 #include "src/kv/kv_service.h"
 #include "src/kv/offload.h"
 #include "src/worker/flood_guard.h"
+#include "src/worker/master_signals.h"
 #include "src/worker/read_batch.h"
 #include "src/worker/serve_options.h"
 #include "src/worker/socket_send.h"
@@ -265,7 +268,7 @@ struct UvWorker {
   uv_timer_t flood_timer;
   uv_check_t check;
   uv_prepare_t prepare;
-  uv_signal_t signals[5];
+  uv_signal_t signals[6];
 
   UvConn* head = nullptr;        // newest first
   UvConn* tail = nullptr;        // oldest
@@ -1080,7 +1083,8 @@ void OnSignal(uv_signal_t* s, int signum) {
       if (!st.ok()) KINGX_LOG_ERROR("reopening the error log: %s", st.ToString().c_str());
       break;
     }
-    default:  // SIGHUP: the master reloads; a worker ignores it
+    default:  // kMasterOnlySignals
+      OnMasterOnlySignal(w->ctx.config, signum);
       break;
   }
 }
@@ -1136,8 +1140,9 @@ int RunUvWorker(WorkerContext& ctx) {
   // batch is answered once written, and waking the writer at the first
   // write lets it work beside this loop.
   if (ctx.config.sync == engine::SyncMode::kAlways) WriteQueue::DeferWakes(true);
-  const int sigs[5] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP};
-  for (int i = 0; i < 5; ++i) {
+  const int sigs[6] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, kMasterOnlySignals[0], kMasterOnlySignals[1]};
+  static_assert(std::size(kMasterOnlySignals) == 2, "sigs and signals hold 4 + kMasterOnlySignals");
+  for (int i = 0; i < 6; ++i) {
     uv_signal_init(&w->loop, &w->signals[i]);
     w->signals[i].data = w.get();
     failed += uv_signal_start(&w->signals[i], OnSignal, sigs[i]) != 0;

@@ -76,8 +76,9 @@ void InstallSignals(SharedMemory& shm) {
   sigaction(SIGINT, &sa, nullptr);
   sa.sa_handler = OnReopenSignal;
   sigaction(SIGUSR1, &sa, nullptr);
-  sa.sa_handler = SIG_IGN;
+  sa.sa_handler = SIG_IGN;  // the master's (HUP, USR2) when sent to the whole process group
   sigaction(SIGHUP, &sa, nullptr);
+  sigaction(SIGUSR2, &sa, nullptr);
   sigaction(SIGPIPE, &sa, nullptr);
   sigset_t none;
   sigemptyset(&none);

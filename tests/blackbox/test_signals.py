@@ -532,6 +532,51 @@ def test_usr2_is_ignored_with_a_warn_line_and_nothing_restarts():
     check(S.children() == before, f"processes changed on USR2: {before} -> {S.children()}")
 
 
+def test_usr2_sent_to_the_whole_process_group_ends_no_process():
+    # `systemctl kill -s USR2 kingx` (its default reaches every process of the
+    # unit) or `kill -USR2 -PGID`: the signal's default action ended the
+    # writer and every worker (respawned: connections reset, writes in flight
+    # answered outcome unknown), though the signal table says it is ignored.
+    fresh_server()
+    check(http(S.port, "PUT", key_path("usr2-group"), b"kept").status == 201, "PUT before USR2")
+    before = S.children()
+    respawns = metric(S.port, "kingx_respawns_total")
+    with Conn(S.port) as kept:
+        check(kept.request("GET", "/healthz").status == 200, "healthz on a kept connection")
+        os.killpg(S.pid, signal.SIGUSR2)
+        time.sleep(1.0)
+        check(S.alive(), f"the master ended on a group USR2 ({S.proc.returncode})")
+        check(S.children() == before, f"processes changed on a group USR2: {before} -> {S.children()}")
+        check(kept.request("GET", "/healthz").status == 200, "the kept connection after a group USR2")
+    check(metric(S.port, "kingx_respawns_total") == respawns, "a process was respawned after a group USR2")
+    g = http(S.port, "GET", key_path("usr2-group"))
+    check(g.status == 200 and g.body == b"kept", f"GET after a group USR2: {g!r}")
+    check(http(S.port, "PUT", key_path("usr2-group"), b"again").status == 204, "PUT after a group USR2")
+
+
+def test_single_process_ignores_usr2_and_says_hup_reloads_nothing():
+    # --single-process is the master too: USR2's default action ended it, and a
+    # HUP changed nothing without a word (the server went on with the old
+    # configuration while the operator believed it reloaded).
+    for model in ([], ["--model", "threads", "--threads", "4"]):
+        fresh_server(args=["--single-process"] + model)
+        check(http(S.port, "PUT", key_path("single"), b"kept").status == 201, "PUT before the signals")
+        offset = os.path.getsize(S.error_log)
+        S.signal(signal.SIGUSR2)
+        wait_for(lambda: "USR2 ignored" in log_since(S, offset) or not S.alive(), 10, "a line about USR2")
+        check(S.alive(), f"{model or 'event'}: --single-process ended on USR2 ({S.proc.returncode})")
+        write_config(CONFIG, {"max_value_bytes": 4 << 20, "workers": 2})
+        offset = os.path.getsize(S.error_log)
+        S.signal(signal.SIGHUP)
+        wait_for(lambda: "HUP ignored" in log_since(S, offset) or not S.alive(), 10, "a line about HUP")
+        line = [l for l in log_since(S, offset).splitlines() if "HUP ignored" in l][0]
+        check("[warn]" in line and "--single-process" in line, f"the HUP line: {line}")
+        check(S.alive(), f"{model or 'event'}: --single-process ended on HUP")
+        check(put_status(2 << 20) == 413, "the HUP changed max_value_bytes though it says it reloads nothing")
+        g = http(S.port, "GET", key_path("single"))
+        check(g.status == 200 and g.body == b"kept", f"GET after the signals: {g!r}")
+
+
 def main():
     run_with_servers("signals", cases_of(globals()), lambda: S)
 
