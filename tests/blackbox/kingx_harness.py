@@ -360,6 +360,19 @@ def check_put_without_length_refused(port, path, what, headers=None):
           f"{what}: the key changed: {before!r} then {after!r}")
     return r
 
+def server_rx_queue(server_port, client_port):
+    """Unread bytes of the server's end of the connection from
+    127.0.0.1:client_port (/proc/net/tcp), or None."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if (int(parts[1].split(":")[1], 16) == server_port and
+                    int(parts[2].split(":")[1], 16) == client_port):
+                return int(parts[4].split(":")[1], 16)
+    return None
+
+
 def metric(port, name):
     """The value of the unlabelled sample `name` of GET /metrics, or None."""
     body = http(port, "GET", "/metrics", timeout=30).body.decode()

@@ -67,7 +67,7 @@ import time
 import urllib.parse
 
 from kingx_harness import (Conn, ServerPerCase, adopt, build_request, cases_of, check, http, key_path, metric,
-                           run_with_servers, socket_option, staging_files, traced_calls, wait_for)
+                           run_with_servers, server_rx_queue, socket_option, staging_files, traced_calls, wait_for)
 from fault_flag import fail_point_while
 
 SERVERS = ServerPerCase()
@@ -266,19 +266,6 @@ def test_kingx_sets_no_so_rcvbuf_so_an_upload_s_receive_buffer_autotunes():
         calls = traced_calls(side[0], ["setsockopt"], upload, fd=side[1])
     check(calls["setsockopt"] == 0, f"the worker made {calls['setsockopt']} setsockopt calls on an upload's socket "
                                     f"while its {size >> 20} MiB body was read")
-
-
-def server_rx_queue(server_port, client_port):
-    """Unread bytes of the server's end of the connection from
-    127.0.0.1:client_port (/proc/net/tcp), or None."""
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            parts = line.split()
-            if (int(parts[1].split(":")[1], 16) == server_port and
-                    int(parts[2].split(":")[1], 16) == client_port):
-                return int(parts[4].split(":")[1], 16)
-    return None
 
 
 def test_the_body_budget_reads_small_bodies_at_once_and_grants_whole_reservations_in_order():
