@@ -360,17 +360,25 @@ def check_put_without_length_refused(port, path, what, headers=None):
           f"{what}: the key changed: {before!r} then {after!r}")
     return r
 
-def server_rx_queue(server_port, client_port):
-    """Unread bytes of the server's end of the connection from
-    127.0.0.1:client_port (/proc/net/tcp), or None."""
+def server_end(server_port, client_port):
+    """(TCP state as /proc/net/tcp writes it, "01" for ESTABLISHED; unread
+    bytes) of the server's end of the connection from 127.0.0.1:client_port,
+    or None when there is none."""
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             parts = line.split()
             if (int(parts[1].split(":")[1], 16) == server_port and
                     int(parts[2].split(":")[1], 16) == client_port):
-                return int(parts[4].split(":")[1], 16)
+                return parts[3], int(parts[4].split(":")[1], 16)
     return None
+
+
+def server_rx_queue(server_port, client_port):
+    """Unread bytes of the server's end of the connection from
+    127.0.0.1:client_port (/proc/net/tcp), or None."""
+    end = server_end(server_port, client_port)
+    return None if end is None else end[1]
 
 
 def metric(port, name):

@@ -24,7 +24,7 @@ import time
 
 from kingx_harness import (Conn, ConnectionClosed, LimitedServer, Server, adopt, build_request, cases_of, check,
                            check_quiet_between_ticks, compressible_text, http, key_path, log_since, metric,
-                           replace_file, run_with_servers, socket_option, staging_files, wait_for)
+                           replace_file, run_with_servers, server_end, socket_option, staging_files, wait_for)
 
 MODEL_ARGS = []
 CURRENT = None  # the server of the running case, for run_cases' logs
@@ -260,14 +260,8 @@ def test_a_slow_reader_pipelining_large_values_costs_one_lookup_at_a_time():
 def server_end_established(server_port, client_port):
     """True while the server's end of that connection is ESTABLISHED (not
     closed by the server: FIN_WAIT, gone), from /proc/net/tcp."""
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            parts = line.split()
-            if (int(parts[1].split(":")[1], 16) == server_port and
-                    int(parts[2].split(":")[1], 16) == client_port):
-                return parts[3] == "01"
-    return False
+    end = server_end(server_port, client_port)
+    return end is not None and end[0] == "01"
 
 
 SEND_TIMEOUT_MS = 2000
