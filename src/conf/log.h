@@ -3,14 +3,21 @@
 //   2026/11/24 03:40:00 [info] 1234#0: message
 //
 // (local time, level, pid # thread number within the process, message).
-// Every line is written with one write(2) to a file opened O_APPEND (or to
-// stderr), so lines of different processes and threads never interleave, and
-// nothing is buffered: a line is in the file when Log returns. A log that is
-// a pipe (a FIFO read by a log shipper) is written without waiting: a line
-// its full pipe refuses is dropped and counted, and the count is logged (warn)
-// with the next line that gets through. CR, LF and
-// non-printable bytes inside messages are escaped (\r, \n, \xHH) so one call
-// is always one line.
+// CR, LF and non-printable bytes inside messages are escaped (\r, \n, \xHH)
+// so one call is always one line. A line is at most kMaxLogLineBytes
+// (PIPE_BUF, as nginx cuts its lines at NGX_MAX_ERROR_STR and HAProxy its
+// messages at a log target's `len`): a longer message is cut, never inside an
+// escape, and ends with kLogCutMark. Every line is written with one call
+// (src/conf/log_sink.h), so lines of different processes and threads never
+// mix, in a file opened O_APPEND as in a pipe or FIFO shared by every
+// process (a write of at most PIPE_BUF bytes to a pipe is atomic); nothing
+// is buffered: a line is in the file when Log returns.
+//
+// No Log call waits: a log that is a pipe (a FIFO read by a log shipper), and
+// stderr when it is a terminal stopped by XOFF or a pipe whose reader
+// stalls, refuse a line they have no room for; it is dropped and counted,
+// and the count is logged (warn) with the next line that gets through.
+// stderr's own flags are never changed (log_sink.h).
 //
 // The access log (per-request, buffered) is in src/conf/access_log.h.
 //
@@ -21,9 +28,11 @@
 // handler in a loop) while others may log; they are not async-signal-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "engine/status.h"
 #include "src/conf/config.h"
@@ -59,6 +68,17 @@ int ErrorLogFd();
 // becomes "\\\\"; CR, LF, TAB become \r \n \t; every other byte \xHH.
 // Appends to *out.
 void AppendEscaped(std::string_view in, std::string* out);
+
+// AppendEscaped of the longest prefix of `in` whose escaped form takes at
+// most `max_bytes` (an escape is never split); returns the bytes of `in`
+// taken.
+size_t AppendEscapedUpTo(std::string_view in, size_t max_bytes, std::string* out);
+
+// The longest error-log line, LF included: what one write to a pipe
+// delivers whole.
+inline constexpr size_t kMaxLogLineBytes = 4096;
+// Ends a line whose message was cut (before the LF).
+inline constexpr char kLogCutMark[] = "...[cut]";
 
 // Lets at most `burst` messages through per `interval_ms` and counts the ones
 // held back, so a repeated failure (a full disk, a flood of bad requests) is

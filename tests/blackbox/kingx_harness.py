@@ -523,11 +523,14 @@ class Server:
     `admin`, --admin-listen on a port the harness picks too (`admin_port`,
     set by start(); not with `raw_args`). Without `error_log_flag`, no
     --error-log flag: a config file names the error log (set `error_log` to
-    it, for log_since)."""
+    it, for log_since), or stderr is the error log. `stderr`: a descriptor
+    the server's stderr is (a pipe, a terminal); by default stdout and
+    stderr go to the file stdout.N of the start."""
 
     def __init__(self, args=(), data_dir=None, workdir=None, port=None, access_log=None,
-                 raw_args=False, ready_timeout=30.0, admin=False, error_log_flag=True):
+                 raw_args=False, ready_timeout=30.0, admin=False, error_log_flag=True, stderr=None):
         self.bin = require_bin()
+        self.stderr = stderr
         self.workdir = workdir or tempfile.mkdtemp(prefix="kingx-bb-")
         self.data_dir = data_dir or os.path.join(self.workdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
@@ -582,7 +585,8 @@ class Server:
             out = open(os.path.join(self.workdir, f"stdout.{self.starts}"), "wb")
             self.started_at = time.monotonic()
             log_from = os.path.getsize(self.error_log) if os.path.exists(self.error_log) else 0
-            self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(self.argv(), stdout=out,
+                                         stderr=subprocess.STDOUT if self.stderr is None else self.stderr,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
             out.close()
             if self not in _RUNNING:
