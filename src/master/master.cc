@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@
 #include "src/master/child_process.h"
 #include "src/master/data_dir.h"
 #include "src/master/listen.h"
+#include "src/master/master_descriptors.h"
 #include "src/worker/master_signals.h"
 #include "src/worker/serve_options.h"
 
@@ -570,6 +572,8 @@ class Master {
     // refused), and kept for what uses it: no second open, so a FIFO's reader
     // never sees a writer come and go.
     const bool log_changed = next.error_log != config_.error_log || next.log_level != config_.log_level;
+    // Counted before the new logs open: kTransientDescriptors covers them.
+    const uint64_t open_now = CountOpenDescriptors(SoftOpenFileLimit());
     LogFd next_access_log;
     LogFd next_error_log;
     engine::Status opened = OpenLogFile(next.access_log, kAccessLogWhat, &next_access_log);
@@ -622,6 +626,10 @@ class Master {
                       next.workers, next.workers, free_slots);
       return;
     }
+    if (std::string e = ReloadDescriptorShortfall(next, open_now); !e.empty()) {
+      KINGX_LOG_ERROR("reload failed, keeping the current configuration: %s", e.c_str());
+      return;
+    }
     if (engine::Status s = GrowListenSockets(&sockets_, next.workers); !s.ok()) {
       KINGX_LOG_ERROR("reload failed, keeping the current configuration: %s", s.ToString().c_str());
       return;
@@ -668,6 +676,25 @@ class Master {
     }
     shm_->control().config_generation.fetch_add(1);
     KINGX_LOG_INFO("reload done: %u new worker(s) started, old workers are draining", config_.workers);
+  }
+
+  // Checks a reload to `next` against the open file limit as a start does:
+  // a worker's minimum, then what the master holds (`open_now`, counted
+  // before the reload opened its logs) plus the listeners of new worker
+  // indices (master_descriptors.h). "" when it fits; otherwise the refusal,
+  // naming the limit and the setting.
+  std::string ReloadDescriptorShortfall(const Config& next, uint64_t open_now) const {
+    const uint64_t limit = SoftOpenFileLimit();
+    if (limit == RLIM_INFINITY) return "";
+    if (std::string e = DescriptorLimitTooLow(next, limit, "open file limit"); !e.empty()) return e;
+    const uint32_t indices = sockets_.fds.empty() ? 0 : static_cast<uint32_t>(sockets_.fds[0].size());
+    return MasterLimitShortfall(next, MasterDescriptorsAfterReload(next, open_now, indices), open_now, limit,
+                                "open file limit");
+  }
+
+  static uint64_t SoftOpenFileLimit() {
+    struct rlimit lim;
+    return getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : RLIM_INFINITY;
   }
 
   // The error log's path and level for the running writer (log_settings.h).

@@ -18,6 +18,7 @@
 #include "engine/env.h"
 #include "src/conf/log_file.h"
 #include "src/master/data_dir.h"
+#include "src/master/master_descriptors.h"
 #include "src/worker/serve_options.h"
 
 namespace kingx {
@@ -237,30 +238,12 @@ std::string FileLimitShortfall(const Config& c, rlim_t limit, const char* which)
          " connections: raise the limit (ulimit -n, systemd LimitNOFILE=) or lower max_connections";
 }
 
-// The descriptors the master holds at most (src/master/master.cc): an
-// eventfd per worker slot (2 × workers + 2) and the writer's, a listener per
-// worker and --listen address (one per address with --accept shared) and the
-// admin one, and kMasterOwnDescriptors: standard streams, the logs (two more
-// while a reload or USR1 opens new ones), the data directory and its LOCK,
-// the pid file. 0 for --single-process (the worker's reserve applies).
-constexpr uint64_t kMasterOwnDescriptors = 16;
-uint64_t MasterDescriptors(const Config& c) {
-  if (c.single_process) return 0;
-  const uint64_t slots = 2 * uint64_t{c.workers} + 2;
-  const uint64_t per_address = c.accept == AcceptMode::kReusePort ? c.workers : 1;
-  const uint64_t listeners = c.listen.size() * per_address + (c.admin_listen ? 1 : 0);
-  return slots + 1 + listeners + kMasterOwnDescriptors;
-}
-
-// A worker's minimum (DescriptorLimitTooLow), then the master's own need.
-std::string LimitTooLow(const Config& c, uint64_t limit, const char* what) {
+// A worker's minimum (DescriptorLimitTooLow), then the master's own need
+// (master_descriptors.h) when it holds `master_open` descriptors now.
+std::string LimitTooLow(const Config& c, uint64_t limit, const char* what, uint64_t master_open) {
   if (std::string e = DescriptorLimitTooLow(c, limit, what); !e.empty()) return e;
-  const uint64_t master = MasterDescriptors(c);
-  if (limit >= master) return "";
-  return std::string("--workers ") + std::to_string(c.workers) + " needs " + std::to_string(master) +
-         " descriptors in the master (an eventfd per worker slot, two slots per worker, a listener per worker and "
-         "address, " + std::to_string(kMasterOwnDescriptors) + " of its own), more than the " + what + " " +
-         std::to_string(limit) + ": raise the limit (ulimit -n, systemd LimitNOFILE=) or lower --workers";
+  if (c.single_process) return "";  // one process: the worker's reserve covers it
+  return MasterLimitShortfall(c, MasterDescriptorsAtStart(c, master_open), master_open, limit, what);
 }
 
 }  // namespace
@@ -274,7 +257,11 @@ StartupReport CheckStartup(const Config& config, const std::vector<std::string>&
   struct rlimit lim;
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max != RLIM_INFINITY) {
     // A start raises the soft limit up to the hard one: only the hard one can fall short.
-    if (std::string e = LimitTooLow(config, lim.rlim_max, "hard open file limit"); !e.empty()) {
+    // What this process holds stands for what the master would inherit, plus
+    // the logs it opens before it checks (the error log, or its own
+    // description of stderr: at most one; the access log).
+    const uint64_t master_open = CountOpenDescriptors(lim.rlim_cur) + 1 + (config.access_log.empty() ? 0 : 1);
+    if (std::string e = LimitTooLow(config, lim.rlim_max, "hard open file limit", master_open); !e.empty()) {
       r.errors.push_back(std::move(e));
     } else if (std::string w = FileLimitShortfall(config, lim.rlim_max, "hard "); !w.empty()) {
       r.warnings.push_back(std::move(w));
@@ -299,7 +286,9 @@ engine::Status RaiseOpenFileLimit(const Config& config, std::string* warning) {
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
   }
   if (lim.rlim_cur == RLIM_INFINITY) return engine::Status::OK();
-  if (std::string e = LimitTooLow(config, lim.rlim_cur, "open file limit"); !e.empty()) {
+  // Called by the master with its logs open: what it holds now is counted.
+  const uint64_t open_now = CountOpenDescriptors(lim.rlim_cur);
+  if (std::string e = LimitTooLow(config, lim.rlim_cur, "open file limit", open_now); !e.empty()) {
     return engine::Status::InvalidArgument(e);
   }
   *warning = FileLimitShortfall(config, lim.rlim_cur, "");

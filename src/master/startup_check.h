@@ -21,7 +21,8 @@
 //   - the pid file's directory does not exist or is not writable;
 //   - the hard open file limit is below the minimum a worker needs
 //     (src/worker/serve_options.h MinimumDescriptorLimit), or below what the
-//     master holds for --workers (slot eventfds, listeners, its own files).
+//     master holds for --workers (src/master/master_descriptors.h; what -t
+//     itself has open stands for what the master would inherit).
 // Warnings (a start would go on):
 //   - a log file is a FIFO (not opened: see above);
 //   - max_connections (per worker) plus a reserve for the worker's own files
@@ -53,10 +54,10 @@ StartupReport CheckStartup(const Config& config, const std::vector<std::string>&
 // inherit it; each worker then caps its connections below the limit, keeping
 // a share for the segment files it maps: src/worker/serve_options.h
 // ConnectionCap). kInvalidArgument naming the limit when it is below
-// MinimumDescriptorLimit or below what the master holds for --workers (as
-// -t checks): the start is refused. Otherwise OK
-// with *warning ("" when, under the limit, a worker keeps all of
-// max_connections: ConnectionCapAt).
+// MinimumDescriptorLimit or below what the master holds for --workers
+// (master_descriptors.h, with what it has open now counted): the start is
+// refused. Otherwise OK with *warning ("" when, under the limit, a worker
+// keeps all of max_connections: ConnectionCapAt).
 engine::Status RaiseOpenFileLimit(const Config& config, std::string* warning);
 
 }  // namespace kingx

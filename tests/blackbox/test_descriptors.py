@@ -27,14 +27,18 @@ loaded machine needs.
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_descriptors.py [--model threads --threads 48]
 """
 
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
-from kingx_harness import (Conn, LimitedServer, build_request, cases_of, check, key_path, open_descriptors,
-                           run_with_servers, wait_for)
+from kingx_harness import (CaseSkipped, Conn, LimitedServer, build_request, cases_of, check, free_port, key_path,
+                           log_since, open_descriptors, replace_file, run_with_servers, wait_for)
 
 S = None
 MODEL_ARGS = sys.argv[1:]
@@ -266,8 +270,65 @@ def test_a_start_below_the_minimum_descriptor_limit_is_refused_naming_it():
     S.start(wait=False)
     code = S.wait_exit(20)
     out = S.logs()
-    check(code not in (None, 0) and "--workers 100 needs 319 descriptors in the master" in out
-          and "open file limit 256" in out, f"a start of 100 workers at ulimit -n 256: exit {code}:\n{out}")
+    need = re.search(r"--workers 100 needs (\d+) descriptors in the master", out)
+    check(code not in (None, 0) and need is not None and int(need.group(1)) > 256 and "open file limit 256" in out,
+          f"a start of 100 workers at ulimit -n 256: exit {code}:\n{out}")
+
+
+def test_a_reload_past_what_the_master_can_hold_is_refused_naming_the_limit():
+    # The master holds a listener per address and worker index: with 82
+    # addresses (127.0.0.1 to 127.0.0.82, one port) 2 workers fit 256
+    # descriptors and 4 do not. With the running master's soft limit lowered
+    # to 256 (prlimit), a HUP to 4 is refused naming the limit and
+    # --workers, and the 2 workers serve on; with it back at 512 the same
+    # HUP is done.
+    global S
+    if LIMIT != 256:
+        raise CaseSkipped("runs in the registrations at ulimit -n 256")
+    if S is not None:
+        S.cleanup()
+    workdir = tempfile.mkdtemp(prefix="kingx-bb-fd-reload-")
+    config = os.path.join(workdir, "kingx.json")
+    replace_file(config, json.dumps({"workers": 2}))
+    port = free_port()
+    more = [a for k in range(2, 83) for a in ("--listen", f"127.0.0.{k}:{port}")]
+    S = LimitedServer(512, 512, "--config", config, *more, *MODEL_ARGS, workdir=workdir)
+    S.port, S.port_given = port, True
+    S.start()
+    workers = set(S.wait_children("kingx-worker", 2))
+
+    def hup_at(soft):
+        subprocess.run(["prlimit", f"--pid={S.pid}", f"--nofile={soft}:512"], check=True, timeout=20)
+        held = len(os.listdir(f"/proc/{S.pid}/fd"))
+        offset = os.path.getsize(S.error_log)
+        S.signal(signal.SIGHUP)
+        wait_for(lambda: "reload failed" in log_since(S, offset) or "reload done" in log_since(S, offset), 30,
+                 "the outcome of the reload in the error log")
+        return held, log_since(S, offset)
+
+    replace_file(config, json.dumps({"workers": 4}))
+    held, text = hup_at(256)
+    refused = re.search(r"reload failed, keeping the current configuration: --workers 4 needs (\d+) descriptors in "
+                        r"the master \((\d+) open now", text)
+    check(refused is not None and "open file limit 256" in text,
+          f"the refused reload names neither --workers nor the limit:\n{text}")
+    # Counted, not assumed: what the master held, 82 addresses' listeners
+    # for 2 more workers, 2 to reopen logs.
+    need, open_now = int(refused.group(1)), int(refused.group(2))
+    check(open_now == held and need == held + 2 * 82 + 2, f"need {need} with {open_now} open; the master held {held}")
+    check(set(S.workers()) == workers, f"a refused reload changed the workers:\n{text}")
+    for k in (1, 82):
+        with socket.create_connection((f"127.0.0.{k}", port), timeout=20) as c:
+            c.sendall(build_request("GET", key_path(f"fd-reload-{k}")))
+            got = c.recv(64)
+        check(got.startswith(b"HTTP/1.1 404"), f"GET on 127.0.0.{k} after the refused reload: {got!r}")
+    # The bound is exact: one less is refused, the need itself is done.
+    _, text = hup_at(need - 1)
+    check(f"--workers 4 needs {need} descriptors" in text and f"open file limit {need - 1}" in text,
+          f"the reload at a limit of {need - 1}:\n{text}")
+    _, text = hup_at(need)
+    check("reload done" in text and "Too many open files" not in text, f"the reload at a limit of {need}:\n{text}")
+    S.wait_children("kingx-worker", 4, exclude=workers)
 
 
 if __name__ == "__main__":
