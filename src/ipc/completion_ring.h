@@ -26,6 +26,7 @@ namespace kingx {
 enum class CompletionReason : uint8_t {
   kNone = 0,
   kStagingBudget,  // a large upload would pass --staging-bytes (code kBusy)
+  kWriterRestarted,  // a large upload whose staging a writer that died had begun (code kBusy): not stored
   kBackupCut,      // not a write: the backup slot of this token was cut or failed (src/ipc/backup_slots.h)
 };
 

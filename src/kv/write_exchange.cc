@@ -1113,6 +1113,15 @@ void WriteExchanges::OnCompletion(const Completion& c, uint64_t now_ms) {
     Finish(e, std::move(resp), now_ms);
     return;
   }
+  if (c.reason == CompletionReason::kWriterRestarted) {
+    Finish(e,
+           http::ProblemResponse(503,
+                                 "the writer process restarted during this upload: nothing of it was stored; "
+                                 "send it again",
+                                 std::nullopt, true),
+           now_ms);
+    return;
+  }
   Finish(e, CompletionResponse(c, e->kind), now_ms);
 }
 

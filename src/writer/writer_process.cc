@@ -118,6 +118,7 @@ struct LargeUpload {
   engine::Status failure;  // set when a part failed (the engine already aborted it)
   uint64_t staged = 0;     // bytes of its staging file, counted in staged_total_
   bool reported = false;   // the failure was already posted to its worker
+  CompletionReason reason = CompletionReason::kNone;  // posted with the failure
 };
 
 // Which upload an entry belongs to. A token is unique only among the writes
@@ -553,6 +554,7 @@ class WriterLoop {
         case EntryType::kLargePart: {
           LargeUpload up;
           up.failure = engine::Status::Busy("the writer restarted during this upload");
+          up.reason = CompletionReason::kWriterRestarted;
           uploads_[UploadKey{e.slot, e.token}] = up;
           break;
         }
@@ -649,8 +651,11 @@ class WriterLoop {
   void LargeEnd(const QueueEntry& e) {
     auto it = uploads_.find(UploadKey{e.slot, e.token});
     if (it == uploads_.end()) {
-      // Its Begin was consumed by a writer that died: the parts are gone.
-      Post(e.slot, Completion{e.token, 0, engine::Code::kIOError, false});
+      // Its Begin was consumed by a writer that died: the parts are gone, and
+      // nothing of the value was applied; the client may send it again. (The
+      // only other way here, an End from a worker this writer took for gone,
+      // cannot reach a client.)
+      Post(e.slot, Completion{e.token, 0, engine::Code::kBusy, false, CompletionReason::kWriterRestarted});
       return;
     }
     LargeUpload up = it->second;
@@ -658,7 +663,7 @@ class WriterLoop {
     if (!up.failure.ok()) {
       Unstage(up);  // its staging file is gone
       if (!up.reported) {
-        Post(e.slot, Completion{e.token, 0, up.failure.code(), false});
+        Post(e.slot, Completion{e.token, 0, up.failure.code(), false, up.reason});
         shm_.writer_metrics().failed_records.fetch_add(1);
       }
       return;

@@ -6,7 +6,10 @@ client connection is mapped to the worker holding its server side through
 /proc/net/tcp and /proc/PID/fd); the load goes on afterwards.
 Writer: the master respawns it; workers keep their connections; writes in
 flight may fail (5xx or no answer) but none acknowledged is lost, and writes
-succeed again once the new writer has recovered.
+succeed again once the new writer has recovered. A large upload whose staging
+the killed writer had begun (its first parts consumed, the queue drained) is
+answered 503 + Retry-After naming the restart when its body ends, and not
+stored (a server error it is not: the client may send it again).
 
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_worker_kill.py
 """
@@ -17,7 +20,8 @@ import signal
 import threading
 import time
 
-from kingx_harness import SOAK, Server, cases_of, check, metric, run_with_server, wait_for
+from kingx_harness import (SOAK, Conn, Server, build_request, cases_of, check, http, key_path, metric,
+                           run_with_server, wait_for)
 from kingx_load import ClientState, LoadClient, verify_states
 
 CLIENTS = 8
@@ -113,6 +117,30 @@ def test_writer_kill_under_write_load():
                                               f"{workers_before} -> {S.workers()}")
     errs = verify_states(S.port, states, settle=False)
     check(not errs, "acknowledged writes lost after the writer kill:\n  " + "\n  ".join(errs[:20]))
+
+
+def test_writer_kill_during_a_large_upload():
+    key = b"large-across-writer-kill"
+    value = os.urandom(3 << 20)  # over 1 MiB: staged by the writer, part by part
+    half = len(value) // 2
+    writer = S.wait_children("kingx-writer", 1)[0]
+    with Conn(S.port, timeout=30) as c:
+        c.send(build_request("PUT", key_path(key), headers=[("Content-Length", str(len(value)))]) + value[:half])
+        # The writer has begun staging it, and has consumed every queued entry.
+        wait_for(lambda: (metric(S.port, "kingx_writer_staged_bytes") or 0) > 0
+                 and metric(S.port, "kingx_write_queue_bytes") == 0, 30, "the upload's first parts staged")
+        os.kill(writer, signal.SIGKILL)
+        S.wait_children("kingx-writer", 1, exclude=[writer], timeout=15)
+        S.wait_ready(timeout=30)
+        c.send(value[half:])
+        r = c.read_response()
+    check(r.status == 503 and r.header("Retry-After") is not None,
+          f"a large upload across a writer restart: {r!r} (want 503 + Retry-After: not stored, send it again)")
+    check(b"restart" in r.body, f"the problem does not say the writer restarted: {r.body!r}")
+    check(http(S.port, "GET", key_path(key)).status == 404, "the upload the restart cut was stored")
+    r = http(S.port, "PUT", key_path(key), value, timeout=30)
+    check(r.status == 201, f"the same upload sent again: {r!r}")
+    check(http(S.port, "GET", key_path(key), timeout=30).body == value, "the value sent again reads back wrong")
 
 
 def test_repeated_worker_kills_keep_serving():
