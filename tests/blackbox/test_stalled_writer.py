@@ -28,7 +28,7 @@ import threading
 import time
 
 from kingx_harness import (Conn, Server, TestFailure, build_request, check, check_quiet_between_ticks, http, key_path,
-                           metric, require_bin, run_with_servers, wait_for, cases_of)
+                           metric, require_bin, run_with_servers, server_rx_queue, wait_for, cases_of)
 
 S = None
 MODEL_ARGS = sys.argv[1:]
@@ -66,13 +66,13 @@ def test_a_stopped_writer_answers_writes_503_outcome_unknown_and_turns_readyz_50
         c = Conn(S.port, timeout=HANG_S)
         whole = build_request("PUT", key_path(stalled_key), b"maybe")
         c.send(whole[:-3])
-        wait_for(lambda: _server_rx_queue(S.port, c.local_port()) == 0, 60, "the server to read the PUT's head")
+        wait_for(lambda: server_rx_queue(S.port, c.local_port()) == 0, 60, "the server to read the PUT's head")
         # Another PUT's head is taken while the writer runs too; its body ends only once
         # the server knows of the stall (below).
         late = Conn(S.port, timeout=HANG_S)
         late_whole = build_request("PUT", key_path("late"), b"never applied")
         late.send(late_whole[:-3])
-        wait_for(lambda: _server_rx_queue(S.port, late.local_port()) == 0, 60, "the server to read a PUT's head")
+        wait_for(lambda: server_rx_queue(S.port, late.local_port()) == 0, 60, "the server to read a PUT's head")
         os.kill(writer, signal.SIGSTOP)
         c.send(whole[-3:])
         try:
@@ -190,18 +190,6 @@ def test_a_large_upload_answered_outcome_unknown_gives_its_staging_room_back_onc
           f"0.5 s after the writer ran again, {held:.0f} staging bytes still reserved; the next large PUT: {r!r}")
 
 
-def _server_rx_queue(server_port, client_port):
-    """Bytes received by the server's end of the connection and not read by it yet (/proc/net/tcp)."""
-    local = f"0100007F:{server_port:04X}"
-    remote = f"0100007F:{client_port:04X}"
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            if fields[1] == local and fields[2] == remote:
-                return int(fields[4].split(":")[1], 16)
-    raise TestFailure(f"no server socket {local} -> {remote} in /proc/net/tcp")
-
-
 def test_a_client_pipelining_behind_a_waiting_write_is_held_back_by_flow_control():
     # While a write waits for the storage the server takes at most one more
     # small read (4 KiB) from its connection, then leaves the bytes to TCP
@@ -234,7 +222,7 @@ def test_a_client_pipelining_behind_a_waiting_write_is_held_back_by_flow_control
             c.send(first)
             # Pipeline only once the server took the first PUT: the read that took it took
             # nothing else.
-            wait_for(lambda: _server_rx_queue(S.port, c.local_port()) == 0, 60, "the server to read the PUT")
+            wait_for(lambda: server_rx_queue(S.port, c.local_port()) == 0, 60, "the server to read the PUT")
             c.sock.setblocking(False)
             sent = 0
             stuck_since = None
@@ -252,7 +240,8 @@ def test_a_client_pipelining_behind_a_waiting_write_is_held_back_by_flow_control
                         break
                     time.sleep(0.01)
             unsent = struct.unpack("i", fcntl.ioctl(c.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
-            queued = _server_rx_queue(S.port, c.local_port())
+            queued = server_rx_queue(S.port, c.local_port())
+            check(queued is not None, f"no server socket for client port {c.local_port()} in /proc/net/tcp")
             taken = len(first) + sent - unsent - queued
             check(taken <= bound, f"the server read {taken} bytes while the write waited (at most {bound})")
             check(sent < len(piped), f"the socket took all {len(piped)} pipelined bytes while the write waited "
