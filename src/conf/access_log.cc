@@ -375,8 +375,14 @@ void AccessLog::Append(const AccessRecord& record) {
   }
   if (format_ == AccessLogFormat::kJson) FormatAccessJson(record, &buffer_);
   else FormatAccessCombined(record, &buffer_);
-  // A full pipe is tried again by FlushIfDue, once a second, not per line.
+  // A full pipe is tried again when it has room (RoomWaitFd) or by
+  // FlushIfDue, not per line.
   if (buffer_.size() >= kFlushBytes && !pipe_full_) FlushLocked();
+}
+
+int AccessLog::RoomWaitFd() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pipe_full_ && !buffer_.empty() ? fd_ : -1;
 }
 
 void AccessLog::Flush() {

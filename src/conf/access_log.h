@@ -67,9 +67,12 @@ size_t UnpackAccessRecord(std::string_view packed, AccessRecord* r);
 // it exits. A failed write is reported once to the error log and the lines
 // are dropped (the log never grows without bound). A pipe (a FIFO read by a
 // log shipper) gets whole lines, at most PIPE_BUF bytes per write, never
-// waited on: while it is full the lines are held (up to 256 KiB, tried again
-// once a second), then dropped and counted, and both are told in the error
-// log (warn).
+// waited on: while it is full the lines are held (up to 256 KiB), then
+// dropped and counted, and both are told in the error log (warn). The owner
+// waits for room on RoomWaitFd (poll for writability) and calls Flush when
+// there is some, so a reader that resumes gets the held lines at once, a
+// pipe-full per wake-up; without that wait they are tried again once a
+// second (FlushIfDue).
 class AccessLog {
  public:
   AccessLog() = default;
@@ -92,6 +95,12 @@ class AccessLog {
   engine::Status Reopen();
 
   bool enabled() const { return fd_ >= 0; }
+
+  // While lines are held for a full pipe: the descriptor to wait on for
+  // room (POLLOUT / UV_WRITABLE; then Flush). -1 otherwise. The descriptor
+  // is valid until the next Reopen, Adopt or Open: an event loop stops
+  // watching it before calling those.
+  int RoomWaitFd();
 
   void Append(const AccessRecord& record);
   void Flush();

@@ -5,7 +5,9 @@
 //   main        signals (sigtimedwait), housekeeping once a second (access
 //               log flush, unmapping segments compaction
 //               deleted, closing parked connections whose time is up),
-//               stop orchestration, joins
+//               stop orchestration, joins; while the access log holds
+//               lines for a full pipe, a poll for room in it instead of the
+//               sleep (signals then wait at most kLogRoomPollMs)
 //   acceptor    poll(listen fds + stop eventfd), wait for room in the
 //               bounded queue and, during a garbage flood, for a FloodGuard
 //               token; accept4, TCP_NODELAY (on the listener when accepted
@@ -86,6 +88,7 @@ namespace {
 constexpr int kAcceptBurst = 64;
 constexpr int kAcceptPauseMs = 200;
 constexpr int kStoppingPollMs = 100;  // poll cap once the stop eventfd is no longer watched
+constexpr int kLogRoomPollMs = 100;   // the main thread's wait for room in a full access-log pipe
 // An idle connection's look at clients waiting for a thread (and at a stop,
 // a deadline, the yield): the cap of its wait for the next request.
 constexpr int kIdleLookMs = static_cast<int>(kDrainIdleAfterMs / 4);
@@ -973,7 +976,18 @@ int RunThreadWorker(WorkerContext& ctx) {
     timespec tick{1, 0};
     if (w->mode() != Mode::kRun) tick = timespec{0, 100'000'000};
     siginfo_t info;
-    const int sig = sigtimedwait(&set, &info, &tick);
+    int sig;
+    if (const int room_fd = ctx.access_log != nullptr ? ctx.access_log->RoomWaitFd() : -1; room_fd >= 0) {
+      // Lines held for a full access-log pipe: wait for room in it instead
+      // (signals are then taken within kLogRoomPollMs), and write them as
+      // soon as the reader takes some.
+      pollfd room{room_fd, POLLOUT, 0};
+      if (poll(&room, 1, kLogRoomPollMs) == 1 && (room.revents & POLLOUT) != 0) ctx.access_log->Flush();
+      const timespec now{0, 0};
+      sig = sigtimedwait(&set, &info, &now);
+    } else {
+      sig = sigtimedwait(&set, &info, &tick);
+    }
     if (sig == SIGQUIT && w->mode() == Mode::kRun) {
       KINGX_LOG_INFO("worker %u: graceful stop", ctx.worker_index);
       w->drain_start_ms = MonotonicMs();

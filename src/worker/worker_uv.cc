@@ -282,6 +282,10 @@ struct UvWorker {
   uv_check_t check;
   uv_prepare_t prepare;
   uv_signal_t signals[6];
+  // Room in the access log's full pipe (WatchLogRoom): initialized on
+  // log_room_fd while lines are held, closed once they are written.
+  uv_poll_t log_room;
+  int log_room_fd = -1;
 
   UvConn* head = nullptr;        // newest first
   UvConn* tail = nullptr;        // oldest
@@ -978,6 +982,43 @@ void OnCheck(uv_check_t* h) {
   }
 }
 
+// ---------------------------------------------------------------- access log room
+
+// While the access log holds lines for a full pipe (a log shipper that
+// stalled), the loop waits for room in it and writes them as soon as the
+// reader takes some: a resumed reader catches up at once instead of a pipe-
+// full per second. The handle exists only while lines are held, and is
+// closed (its epoll registration removed at once, by uv_close) before the
+// log's descriptor can change (a reopen), so it never watches a descriptor
+// number that was closed and reused.
+void WatchLogRoom(UvWorker* w);
+
+void OnLogRoomClosed(uv_handle_t* h) { static_cast<UvWorker*>(h->data)->log_room_fd = -1; }
+
+void StopWatchingLogRoom(UvWorker* w) {
+  auto* h = reinterpret_cast<uv_handle_t*>(&w->log_room);
+  if (w->log_room_fd >= 0 && !uv_is_closing(h)) uv_close(h, OnLogRoomClosed);
+}
+
+void OnLogRoom(uv_poll_t* p, int status, int) {
+  auto* w = static_cast<UvWorker*>(p->data);
+  if (status == 0) w->ctx.access_log->Flush();  // writes until the pipe is full again
+  WatchLogRoom(w);
+}
+
+void WatchLogRoom(UvWorker* w) {
+  if (w->ctx.access_log == nullptr || w->stopped) return;
+  const int fd = w->ctx.access_log->RoomWaitFd();
+  if (w->log_room_fd >= 0) {
+    if (fd != w->log_room_fd) StopWatchingLogRoom(w);  // written (or reopened): OnLogRoomClosed
+    return;
+  }
+  if (fd < 0 || uv_poll_init(&w->loop, &w->log_room, fd) != 0) return;  // FlushIfDue stays the fallback
+  w->log_room.data = w;
+  w->log_room_fd = fd;
+  if (uv_poll_start(&w->log_room, UV_WRITABLE, OnLogRoom) != 0) StopWatchingLogRoom(w);
+}
+
 // ---------------------------------------------------------------- sweep, stop
 
 void CloseAllHandles(UvWorker* w) {
@@ -1063,6 +1104,7 @@ void OnSweep(uv_timer_t* t) {
     MakeRoom(w);
   }
   if (w->ctx.access_log != nullptr) w->ctx.access_log->FlushIfDue();
+  WatchLogRoom(w);
   // Segments compaction deleted: unmap them now, not at the next GET, so
   // that their space comes back even while this worker serves no reads.
   if (w->ctx.reader != nullptr) w->ctx.reader->ReleaseDeletedSegments();
@@ -1112,6 +1154,7 @@ void OnSignal(uv_signal_t* s, int signum) {
       break;
     case SIGUSR1: {
       if (w->ctx.access_log != nullptr) {
+        StopWatchingLogRoom(w);  // before the descriptor it watches is closed
         engine::Status st = w->ctx.access_log->Reopen();
         if (!st.ok()) KINGX_LOG_ERROR("reopening the access log: %s", st.ToString().c_str());
       }

@@ -12,6 +12,8 @@ write of a log ever waits, in the master or a worker.
 - A reader that stalls (the pipe full) does not stop serving: every request
   is answered, the lines are held, then dropped and counted (warn lines);
   once the reader reads again, the next lines reach it, whole.
+- A reader that resumes gets the held lines at once (the worker waits for
+  room in the pipe, without a busy loop), not a pipe-full per second.
 
 Every wait is bounded; on a server that waits on the log, each case fails
 on its bound instead of hanging.
@@ -19,6 +21,7 @@ on its bound instead of hanging.
     KINGX_BIN=build/src/kingx python3 tests/blackbox/test_log_fifo.py [--model threads]
 """
 
+import fcntl
 import os
 import re
 import signal
@@ -28,12 +31,13 @@ import tempfile
 import time
 
 from kingx_harness import (Conn, ConnectionClosed, FifoReader, Server, TestFailure, cases_of, check, free_port, http, key_path, log_since,
-                           run_with_servers, wait_for)
+                           run_with_servers, voluntary_switches, wait_for)
 
 MODEL_ARGS = sys.argv[1:]
 S = None
 READERS = []
 BOUND_S = 20  # far above what a loaded machine needs; a server that waits hits it
+F_SETPIPE_SZ = 1031
 COMBINED = re.compile(r'^\S+ - - \[[^\]]+\] "[A-Z]+ \S+ HTTP/1\.1" \d{3} \d+ "[^"]*" "[^"]*" \d+\.\d{3} "[^"]*"$')
 
 
@@ -195,6 +199,41 @@ def test_a_stalled_reader_does_not_stop_serving():
     lines = [l for l in access.text().splitlines() if l]
     bad = [l for l in lines if not COMBINED.match(l)]
     check(not bad, f"access log lines that are not whole (torn in the pipe): {[b[:120] for b in bad[:3]]}")
+
+
+def test_a_reader_that_resumes_gets_the_held_lines_at_once():
+    # The FIFO shrunk to one page (the reader's own pipe, F_SETPIPE_SZ): the
+    # held lines are some 40 pipe-fulls. Retried once a second they would
+    # take about 40 s to arrive; a worker that waits for room writes them
+    # as fast as the reader takes them.
+    s = new_server()
+    access = reader(s.access_log)
+    fcntl.fcntl(access.fd, F_SETPIPE_SZ, 4096)
+    access.pause()
+    s.start()
+    offset = os.path.getsize(s.error_log)
+    requests = 150  # ~1.1 KiB of log each: under the 256 KiB a worker holds
+    tag = f"held-{time.time_ns()}"
+    with Conn(s.port, timeout=BOUND_S) as c:
+        for i in range(requests):
+            r = c.request("GET", key_path(f"{tag}-{i}"), headers=[("User-Agent", "h" * 1000)])
+            check(r.status == 404, f"GET {i}: {r.status}")
+    # Flushed within a second, found full, held; the worker then waits for room.
+    wait_for(lambda: "not keeping up" in log_since(s, offset), BOUND_S, "the warn line of a full pipe")
+    # Waiting for room is not a busy loop: over two seconds of the stall the
+    # worker wakes up a few times a second at most (its timers, and in the
+    # thread model the main thread's 100 ms poll), not on every loop turn.
+    worker = s.workers()[0]
+    before = sum(voluntary_switches(worker).values())
+    time.sleep(2)
+    woke = sum(voluntary_switches(worker).values()) - before
+    check(woke < 400, f"the worker woke up {woke} times in 2 s of the reader's stall")
+    access.resume()
+    wait_for(lambda: access.text().count(tag) == requests, BOUND_S,
+             f"the {requests} held lines once the reader resumed (a retry once a second takes ~40 s)")
+    check("dropped" not in log_since(s, offset), f"lines were dropped:\n{log_since(s, offset)}")
+    bad = [l for l in access.text().splitlines() if l and not COMBINED.match(l)]
+    check(not bad, f"access log lines that are not whole: {[b[:120] for b in bad[:3]]}")
 
 
 def current():
