@@ -93,6 +93,7 @@ def log(msg):
 
 class Violations(list):
     def add(self, where, msg):
+        msg = msg if len(msg) <= 800 else msg[:800] + f"... ({len(msg)} characters)"
         self.append(f"{where}: {msg}")
         if len(self) <= 40:
             log(f"VIOLATION {where}: {msg}")
@@ -291,7 +292,9 @@ class Agent(threading.Thread):
                     self.soak.server.signal(signal.SIGUSR1)
                 elif action == "compact":
                     r = http(self.soak.server.admin_port, "POST", "/admin/compact", timeout=15)
-                    if r.status != 202:
+                    if r.status == 503 and r.header("Retry-After"):
+                        arg = "503: " + r.json().get("detail", "")  # the writer restarting (a reload)
+                    elif r.status != 202:
                         self.errors.append(f"POST /admin/compact: {r!r}")
             except (ProcessLookupError, ConnectionClosed, OSError) as e:
                 self.errors.append(f"{action}: {e!r}")
