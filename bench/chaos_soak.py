@@ -67,7 +67,8 @@ from kingx_harness import (ABSENT, Conn, ConnectionClosed, Server, TestFailure, 
                            make_value)
 from kingx_load import ClientState, LoadClient, verify_states  # noqa: E402
 from test_crash_cycles import SEGMENT_BYTES, WRITE_QUEUE_BYTES, value_sizes  # noqa: E402
-from test_listing import decode_key, list_all, list_page  # noqa: E402
+from test_listing import decode_key, list_all  # noqa: E402
+from chaos_probes import T0, Agent, Disk, Lister, StableReader, log  # noqa: E402
 
 CLIENTS = 4
 KEYS_PER_CLIENT = 10
@@ -84,11 +85,6 @@ STORAGE_TIMEOUT_MS = 2000
 RELOADS = [("sync", ["always", "interval:20", "none"]), ("sync_depth", [1, 2]),
            ("compaction_dead_ratio", [0.3, 0.5]), ("segment_bytes", [SEGMENT_BYTES, 4 * SEGMENT_BYTES]),
            ("workers", [1, 2, 3]), ("commit_delay_us", [0, 300])]
-T0 = time.monotonic()
-
-
-def log(msg):
-    print(f"[{time.monotonic() - T0:8.2f}] {msg}", flush=True)
 
 
 class Violations(list):
@@ -114,193 +110,6 @@ def make_chooser(keys):
     def choose(rng, key):
         return rng.choice(small) if rng.random() < 0.4 else rng.choice(table[key])
     return choose, table
-
-
-# ------------------------------------------------------------------ the disk
-
-class Disk:
-    """A tmpfs of `size` at <workdir>/mnt (data in mnt/data, the filler beside
-    it); a plain directory when mounting is refused (no disk_full fault)."""
-
-    def __init__(self, workdir, size):
-        self.mnt = os.path.join(workdir, "mnt")
-        os.makedirs(self.mnt)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", self.mnt],
-                           capture_output=True, text=True)
-        self.mounted = r.returncode == 0
-        self.why = (r.stderr or r.stdout).strip()
-        self.data = os.path.join(self.mnt, "data")
-        os.makedirs(self.data)
-        self.filler = os.path.join(self.mnt, "filler")
-
-    def free(self):
-        st = os.statvfs(self.mnt)
-        return st.f_bavail * st.f_frsize
-
-    def fill(self, leave):
-        """Writes a filler so that `leave` bytes stay free (at least 0)."""
-        n = max(0, self.free() - leave)
-        with open(self.filler, "ab") as f:
-            try:
-                os.posix_fallocate(f.fileno(), 0, n)
-            except OSError:
-                pass
-        return n
-
-    def unfill(self):
-        try:
-            os.unlink(self.filler)
-        except FileNotFoundError:
-            pass
-
-    def close(self):
-        self.unfill()
-        if self.mounted:
-            for args in (["umount", self.mnt], ["umount", "-l", self.mnt]):
-                if subprocess.run(args, capture_output=True).returncode == 0:
-                    break
-
-
-# ------------------------------------------------------------------ threads beside the clients
-
-class StableReader(threading.Thread):
-    """GETs of the stable keys on one keep-alive connection until stopped.
-    outcomes: (monotonic time, what) for every answer that was not a 200 with
-    the exact bytes: 'status N', 'wrong bytes', 'cut' (a connection failure
-    that may not be retried), 'retryable' (a reused connection closed before
-    any byte of the answer: RFC 9112 §9.3.1)."""
-
-    def __init__(self, port, stable, stop):
-        super().__init__(daemon=True)
-        self.port, self.stable, self.stop_event = port, stable, stop
-        self.ok = 0
-        self.outcomes = []
-
-    def run(self):
-        conn = None
-        keys = sorted(self.stable)
-        i = 0
-        deadline = time.monotonic() + 300
-        while not self.stop_event.is_set() and time.monotonic() < deadline:
-            key = keys[i % len(keys)]
-            i += 1
-            try:
-                if conn is None:
-                    conn = Conn(self.port, timeout=15)
-                reused = conn.requests_sent > 0
-                r = conn.request("GET", key_path(key))
-            except (ConnectionClosed, OSError) as e:
-                partial = getattr(e, "partial", 0)
-                self.outcomes.append((time.monotonic(), "retryable" if reused and partial == 0 else f"cut: {e!r}"))
-                if conn:
-                    conn.close()
-                conn = None
-                time.sleep(0.02)
-                continue
-            if r.status != 200:
-                self.outcomes.append((time.monotonic(), f"status {r.status} {r.body[:120]!r}"))
-            elif r.body != self.stable[key]:
-                self.outcomes.append((time.monotonic(), f"wrong bytes for {key!r}"))
-            else:
-                self.ok += 1
-            if (r.header("Connection") or "").lower() == "close":
-                conn.close()
-                conn = None
-        if conn:
-            conn.close()
-
-
-class Lister(threading.Thread):
-    """Pages through PREFIX with small limits until stopped, on a fresh
-    connection per page. Within one pass: keys strictly increasing, each one
-    of the universe. The cursor survives the thread (state['cursor']), so the
-    next round resumes the pass across a restart. errors: contract
-    violations; notes: 503s and connection failures (allowed)."""
-
-    def __init__(self, port, universe, state, stop, rng):
-        super().__init__(daemon=True)
-        self.port, self.universe, self.state, self.stop_event, self.rng = port, universe, state, stop, rng
-        self.pages = 0
-        self.passes = 0
-        self.errors = []
-        self.failed_at = []  # (monotonic time, status) of the pages errors name
-        self.unavailable = 0
-
-    def run(self):
-        deadline = time.monotonic() + 300
-        st = self.state
-        while not self.stop_event.is_set() and time.monotonic() < deadline:
-            limit = self.rng.randint(1, 40)
-            try:
-                r = list_page(self.port, prefix=PREFIX, limit=limit, cursor=st.get("cursor"))
-            except (ConnectionClosed, OSError):
-                self.unavailable += 1
-                time.sleep(0.05)
-                continue
-            if r.status == 503:
-                self.unavailable += 1
-                if r.header("Retry-After") is None:
-                    self.errors.append(f"listing 503 without Retry-After: {r!r}")
-                time.sleep(0.05)
-                continue
-            if r.status != 200:
-                self.errors.append(f"listing page (cursor {st.get('cursor')!r}, limit {limit}): {r!r}")
-                self.failed_at.append((time.monotonic(), r.status))
-                st.clear()
-                continue
-            body = r.json()
-            self.pages += 1
-            if len(body["keys"]) > limit:
-                self.errors.append(f"{len(body['keys'])} keys on a page of limit {limit}")
-            for e in body["keys"]:
-                k = decode_key(e, False)
-                if k not in self.universe:
-                    self.errors.append(f"listing names {k!r}, which no client ever wrote")
-                if st.get("last") is not None and k <= st["last"]:
-                    self.errors.append(f"listing out of order or repeated: {k!r} after {st['last']!r} "
-                                       f"(pages resumed across restarts: {st.get('resumed', 0)})")
-                st["last"] = k
-            if body["list_complete"]:
-                self.passes += 1
-                st.clear()
-            else:
-                if not body["keys"]:
-                    self.errors.append(f"an incomplete listing page is empty: {body}")
-                st["cursor"] = body["cursor"]
-
-
-class Agent(threading.Thread):
-    """Runs the round's plan of (delay s, action) beside the load: 'hup'
-    (rewrites the config file first), 'usr1', 'compact'."""
-
-    def __init__(self, soak, plan, stop):
-        super().__init__(daemon=True)
-        self.soak, self.plan, self.stop_event = soak, plan, stop
-        self.done = []
-        self.errors = []
-
-    def run(self):
-        start = time.monotonic()
-        for delay, action, arg in self.plan:
-            if self.stop_event.wait(max(0.0, start + delay - time.monotonic())):
-                return
-            try:
-                if action == "hup":
-                    self.soak.write_config(arg)
-                    self.soak.server.signal(signal.SIGHUP)
-                elif action == "usr1":
-                    self.soak.server.signal(signal.SIGUSR1)
-                elif action == "compact":
-                    r = http(self.soak.server.admin_port, "POST", "/admin/compact", timeout=15)
-                    if r.status == 503 and r.header("Retry-After"):
-                        arg = "503: " + r.json().get("detail", "")  # the writer restarting (a reload)
-                    elif r.status != 202:
-                        self.errors.append(f"POST /admin/compact: {r!r}")
-            except (ProcessLookupError, ConnectionClosed, OSError) as e:
-                self.errors.append(f"{action}: {e!r}")
-                return
-            self.done.append((round(time.monotonic() - start, 2), action, arg))
-            log(f"  agent: {action} {arg if arg else ''} at +{time.monotonic() - start:.2f} s")
 
 
 # ------------------------------------------------------------------ the soak
@@ -476,7 +285,7 @@ class Soak:
                               value_size=self.choose, etag_floor=floor, deadline=time.monotonic() + 240)
                    for st in self.states]
         reader = StableReader(port, self.stable, stop)
-        lister = Lister(port, self.universe, self.list_state, stop, random.Random(self.rng.random()))
+        lister = Lister(port, PREFIX, self.universe, self.list_state, stop, random.Random(self.rng.random()))
         agent = Agent(self, plan, stop)
         for t in clients + [reader, lister, agent]:
             t.start()
