@@ -168,6 +168,7 @@ class Lister(threading.Thread):
                     self.errors.append(f"listing out of order or repeated: {k!r} after {st['last']!r} "
                                        f"(pages resumed across restarts: {st.get('resumed', 0)})")
                 st["last"] = k
+            time.sleep(0.01)  # a page now and then: the clients' writes are the load
             if body["list_complete"]:
                 self.passes += 1
                 st.clear()
