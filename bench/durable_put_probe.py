@@ -16,7 +16,9 @@ creates them, later passes overwrite), and reports per run:
   on a copy of that preloaded data directory instead of an empty one. Give it a directory kingx has
   opened and closed once (fill_db's output has no keys/ yet): otherwise each server rebuilds the sorted
   key view from every segment, on the writer's keyspace thread, while the first rounds are measured.
-Which thread limits the run: for each thread of kingx's processes (/proc/PID/task), the share of
+Which thread limits the run: for each thread of kingx's processes (/proc/PID/task), its CPU per
+request (thr_us_PROCESS/THREAD, the scheduler's exact run time; thr_sys_us_..., its kernel part, in
+clock ticks), its sleeps and preemptions per request (vcsw_..., ivcsw_...), the share of
 one core it ran (busy_PROCESS/THREAD: 1.0 is a saturated core), of it in the kernel (sys_...),
 and the share of the run it was runnable but waited for a core (runq_..., scheduler statistics:
 time a commit's chain of wake-ups loses on a busy machine); threads without a name of their own
@@ -148,10 +150,21 @@ def threads_cpu(master_pid):
             key = f"{comm}/{name}" if name != comm else f"{comm}/#{rank}"
             out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
             out["sys:" + key] = out.get("sys:" + key, 0.0) + int(fields[12]) / tick
-            try:  # nanoseconds runnable but waiting for a CPU (scheduler statistics)
+            try:  # nanoseconds run (exact) and runnable but waiting for a CPU (scheduler statistics)
                 with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    out["runq:" + key] = out.get("runq:" + key, 0.0) + int(f.read().split()[1]) / 1e9
+                    run_ns, wait_ns = f.read().split()[:2]
+                out["run:" + key] = out.get("run:" + key, 0.0) + int(run_ns) / 1e9
+                out["runq:" + key] = out.get("runq:" + key, 0.0) + int(wait_ns) / 1e9
             except (OSError, ValueError, IndexError):
+                pass
+            try:  # the thread's context switches: it slept (voluntary) or was preempted
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            k, v = line.split(":")
+                            kind = "vcsw:" if k.startswith("vol") else "ivcsw:"
+                            out[kind + key] = out.get(kind + key, 0.0) + int(v)
+            except (OSError, ValueError):
                 pass
     return out
 
@@ -295,8 +308,12 @@ def start(binary, workdir, sync, template=None, extra=()):
     if template:
         shutil.copytree(template, data)  # a private copy of the preloaded database
     os.makedirs(data, exist_ok=True)
+    if "--sync" in extra:  # the label's own --sync (e.g. --args 'none=--sync none') replaces --sync's
+        sync_args = []
+    else:
+        sync_args = ["--sync", sync]
     argv = [binary, "--listen", f"127.0.0.1:{port}", "--data", data, "--workers", "1",
-            "--sync", sync, "--access-log", "off", "--max-connections", "19000"] + list(extra)
+            "--access-log", "off", "--max-connections", "19000"] + sync_args + list(extra)
     p = procs.Proc("kingx", argv, os.path.join(workdir, "kingx.log"))
     procs.wait_http_ok(port, "/readyz", 60, p)
     return p, port
@@ -479,6 +496,13 @@ def main(argv):
                 for name in sorted(th1):  # share of one core each thread was running during the run
                     if name.startswith("runq:"):  # share of the run it was ready but waited for a core
                         row[f"runq_{name[5:]}"] = round((th1[name] - th0.get(name, 0)) / secs, 2)
+                    elif name.startswith("run:"):  # exact CPU per request (scheduler run time), and its kernel part (ticks)
+                        key = name[4:]
+                        row[f"thr_us_{key}"] = round((th1[name] - th0.get(name, 0)) / reqs * 1e6, 2)
+                        row[f"thr_sys_us_{key}"] = round((th1["sys:" + key] - th0.get("sys:" + key, 0)) / reqs * 1e6, 2)
+                    elif name.startswith(("vcsw:", "ivcsw:")):  # the thread's sleeps / preemptions per request
+                        kind, key = name.split(":", 1)
+                        row[f"{kind}_{key}"] = round((th1[name] - th0.get(name, 0)) / reqs, 4)
                     elif name.startswith("sys:"):  # of the busy share, in the kernel
                         row[f"sys_{name[4:]}"] = round((th1[name] - th0.get(name, 0)) / secs, 2)
                     else:
