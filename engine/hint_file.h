@@ -48,7 +48,7 @@ class HintWriter {
   Status Flush();
   // Flush, but only once ~1 MiB is buffered: the writer calls it after every
   // batch without paying a second write() per batch.
-  Status FlushIfLarge() { return buf_.size() >= kFlushBytes ? Flush() : Status::OK(); }
+  Status FlushIfLarge() { return used_ >= kFlushBytes ? Flush() : Status::OK(); }
   // Writes the rest and the trailer for a segment of segment_bytes bytes,
   // then fdatasyncs. The segment must already be durable at that size.
   Status Finish(uint64_t segment_bytes);
@@ -60,7 +60,11 @@ class HintWriter {
   static constexpr size_t kFlushBytes = 1 << 20;
   HintWriter(std::unique_ptr<File> file) : file_(std::move(file)) {}
   std::unique_ptr<File> file_;
-  std::string buf_;
+  // At least `bytes` writable bytes at the end of the buffered ones (buf_
+  // grows, never shrinks); the caller advances used_ by what it wrote.
+  char* Room(size_t bytes);
+  std::string buf_;  // [0, used_): the bytes not yet written; the rest is room
+  size_t used_ = 0;
   Checksum64Stream checksum_;
   uint64_t count_ = 0;
   uint64_t last_seq_ = 0;  // entries store their seq as a delta from the previous one

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <vector>
 
 #include "engine/coding.h"
@@ -220,4 +221,58 @@ TEST_CASE("a hint's trailer length is read without loading the hint, and its ent
   CHECK(HintTrailerSegmentBytes(PosixEnv(), path).status().Is(Code::kCorruption));
   WriteFileBytes(path, bytes.substr(0, 30));
   CHECK(HintTrailerSegmentBytes(PosixEnv(), path).status().Is(Code::kCorruption));
+}
+
+TEST_CASE("a hint gathered across flushes and buffer growth holds exactly FORMAT.md's bytes for every entry",
+          "[engine][hint]") {
+  // Keys of every length from none to a few KiB, flushed as the writer does
+  // (FlushIfLarge after each batch of entries), past the flush size twice:
+  // the file must be the header, each entry encoded field by field, and the
+  // trailer with the checksum of everything before it.
+  TempDir dir;
+  const uint32_t id = 9;
+  const std::string path = dir.File(HintFileName(id));
+  auto w = HintWriter::Create(PosixEnv(), path, id);
+  REQUIRE(w.ok());
+  std::string want;
+  want.append("KINGXHNT", 8);
+  AppendFixed32(&want, 2);
+  AppendFixed32(&want, 0);
+  AppendFixed64(&want, id);
+  std::vector<std::string> keys;
+  uint64_t seq = 1000, offset = kSegmentHeaderBytes, last_seq = 0, count = 0;
+  size_t flushed = 0;
+  while (want.size() < (5u << 20) / 2) {
+    const size_t n = count % 97 == 0 ? 3000 + count % 1000 : count % 41;
+    std::string key(n, static_cast<char>('a' + count % 26));
+    if (n > 0) key[n - 1] = '\0';
+    const uint64_t total = 40 + n + count % 300;
+    seq = count % 5 == 4 ? seq - 3 : seq + 1 + count % 200;  // compaction outputs go down as well
+    const RecordType type = count % 7 == 3 ? RecordType::kDelete : RecordType::kPut;
+    w.value()->Add(HintEntry{seq, offset, total, type, key});
+    AppendVarint64(&want, ZigZag(static_cast<int64_t>(seq - last_seq)));
+    AppendVarint64(&want, offset);
+    AppendVarint64(&want, total);
+    AppendVarint64(&want, n);
+    want.push_back(static_cast<char>(type));
+    want += key;
+    last_seq = seq;
+    offset += total;
+    ++count;
+    if (count % 37 == 0) {
+      REQUIRE(w.value()->FlushIfLarge().ok());
+      const auto on_disk = static_cast<size_t>(std::filesystem::file_size(path));
+      if (on_disk != flushed) {
+        CHECK(ReadFileBytes(path) == want);  // a flush writes every byte gathered, in order
+        flushed = on_disk;
+      }
+    }
+  }
+  CHECK(flushed > (1u << 20));  // the flush size was passed: a write happened in between
+  CHECK(w.value()->finished_bytes() == want.size() + 24);
+  REQUIRE(w.value()->Finish(offset).ok());
+  AppendFixed64(&want, count);
+  AppendFixed64(&want, offset);
+  AppendFixed64(&want, Checksum64(want.data(), want.size()));
+  CHECK(ReadFileBytes(path) == want);
 }
