@@ -12,7 +12,8 @@
 // Free space is measured with Env::Space (statvfs) and estimated in between
 // (last measure minus the bytes written since): a put, a batch's room or a
 // preallocation is decided on a measure at most max_age_ms old (kMaxAgeMs:
-// one statvfs per few milliseconds while writes come, none while idle). The
+// one statvfs per few milliseconds while writes come; Refresh measures at
+// its caller's pace, which the writer process sets to its idle turns). The
 // estimate cannot see what other processes write to the file system, so the
 // age bounds how far it can be wrong: a disk another process fills lets at
 // most the puts of that interval into the reserve, never a second's worth.
