@@ -33,10 +33,12 @@ inline constexpr uint64_t kLatencyBucketsUs[] = {25,    50,    100,    250,    5
                                                  1000000, 2500000, 5000000, 10000000};
 inline constexpr size_t kLatencyBucketCount = sizeof(kLatencyBucketsUs) / sizeof(kLatencyBucketsUs[0]) + 1;
 
-// Status codes counted individually; every other code is counted in its class
-// only (responses_by_class always counts every response).
-inline constexpr int kTrackedStatuses[] = {100, 200, 201, 204, 304, 400, 403, 404, 405, 408, 411, 412,
-                                           413, 414, 417, 431, 500, 501, 503, 505, 507};
+// Status codes counted individually: every one with a reason phrase
+// (http/wire.h), so that each status the server writes has its own series;
+// any other code is counted in its class only (responses_by_class always
+// counts every response).
+inline constexpr int kTrackedStatuses[] = {100, 200, 201, 202, 204, 304, 308, 400, 401, 403, 404, 405, 408, 409, 411,
+                                           412, 413, 414, 415, 417, 429, 431, 500, 501, 502, 503, 504, 505, 507};
 inline constexpr size_t kTrackedStatusCount = sizeof(kTrackedStatuses) / sizeof(kTrackedStatuses[0]);
 
 struct Counters {
