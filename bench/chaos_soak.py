@@ -286,16 +286,20 @@ class Soak:
                    for st in self.states]
         reader = StableReader(port, self.stable, stop)
         lister = Lister(port, PREFIX, self.universe, self.list_state, stop, random.Random(self.rng.random()))
-        agent = Agent(self, plan, stop)
+        agent_stop = threading.Event()  # the plan ends before the fault begins
+        agent = Agent(self, plan, agent_stop)
         for t in clients + [reader, lister, agent]:
             t.start()
         time.sleep(load_s)
+        agent_stop.set()
+        agent.join(60)
         t_fault = time.monotonic()
         acked_before = sum(len(c.acked_after) for c in clients)
         threads = clients + [reader, lister, agent]
 
         def halt():
             stop.set()
+            agent_stop.set()
             for t in threads:
                 t.join(60)
                 if t.is_alive():
