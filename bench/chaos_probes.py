@@ -26,14 +26,24 @@ def log(msg):
 # ------------------------------------------------------------------ the disk
 
 class Disk:
-    """A tmpfs of `size` at <workdir>/mnt (data in mnt/data, the filler beside
-    it); a plain directory when mounting is refused (no disk_full fault)."""
+    """A file system of `size` at <workdir>/mnt (data in mnt/data, the filler
+    beside it): a tmpfs, or (fs "ext4") ext4 on a loop device over a sparse
+    file in `workdir` (real fdatasyncs and a real ENOSPC); a plain directory
+    when mounting is refused (no disk_full fault)."""
 
-    def __init__(self, workdir, size):
+    def __init__(self, workdir, size, fs="tmpfs"):
         self.mnt = os.path.join(workdir, "mnt")
         os.makedirs(self.mnt)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", self.mnt],
-                           capture_output=True, text=True)
+        if fs == "ext4":
+            image = os.path.join(workdir, "ext4.img")
+            r = subprocess.run(["truncate", "-s", size, image], capture_output=True, text=True)
+            if r.returncode == 0:  # -m 0: no blocks reserved for root (kingx runs as root here)
+                r = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", image], capture_output=True, text=True)
+            if r.returncode == 0:
+                r = subprocess.run(["mount", "-o", "loop", image, self.mnt], capture_output=True, text=True)
+        else:
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", self.mnt],
+                               capture_output=True, text=True)
         self.mounted = r.returncode == 0
         self.why = (r.stderr or r.stdout).strip()
         self.data = os.path.join(self.mnt, "data")

@@ -3,9 +3,9 @@
 acknowledged-write oracle (research/reliability.md §4.2: RocksDB's crash test
 and its expected state; §1 ALICE: the states scripted cases never reach).
 
-One data directory (on a tmpfs of --disk bytes this script mounts, so that a
-full disk can be made; a plain directory under /tmp when it cannot mount) is
-kept across rounds. Each round:
+One data directory (on a tmpfs of --disk bytes this script mounts, or with
+--fs ext4 an ext4 on a loop device, so that a full disk can be made; a plain
+directory under /tmp when it cannot mount) is kept across rounds. Each round:
 
   1. load: CLIENTS threads, each owning its keys, doing PUT / GET / DELETE,
      conditional PUTs (If-Match with the acknowledged ETag, with a stale one,
@@ -43,7 +43,7 @@ server's timing is not replayed, so a seed reproduces the load and the faults,
 not the exact interleaving. Every step is printed with its time.
 
     bench/chaos_soak.py [--bin build-release/src/kingx] [--tool build-release/engine/tool/kingx-tool]
-        [--seconds 600] [--rounds N] [--seed S] [--disk 256m] [--workers 2] [--model event]
+        [--seconds 600] [--rounds N] [--seed S] [--disk 256m] [--fs tmpfs|ext4] [--workers 2] [--model event]
         [--faults KIND,...] [--fail-point SPEC] [--keep]
 
 Exit status: 0 no violation, 1 violations (the data directory is kept and named).
@@ -119,7 +119,7 @@ class Soak:
         self.args = args
         self.rng = random.Random(args.seed)
         self.workdir = tempfile.mkdtemp(prefix="chaos-", dir="/tmp")
-        self.disk = Disk(self.workdir, args.disk)
+        self.disk = Disk(self.workdir, args.disk, args.fs)
         self.config_path = os.path.join(self.workdir, "kingx.json")
         # What a reload may change lives in the file (flags would override it).
         self.config = {"sync": "always", "sync_depth": 1, "compaction_dead_ratio": 0.3,
@@ -541,7 +541,7 @@ class Soak:
     def run(self):
         args = self.args
         log(f"seed {args.seed}; binary {args.bin}; tool {args.tool}; data {self.disk.data} "
-            f"({'tmpfs ' + args.disk if self.disk.mounted else 'not a tmpfs: ' + self.disk.why + '; no disk_full'})")
+            f"({args.fs + ' ' + args.disk if self.disk.mounted else 'not mounted: ' + self.disk.why + '; no disk_full'})")
         deadline = time.monotonic() + args.seconds
         try:
             self.start("first start")
@@ -594,7 +594,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--disk", default="256m")
+    ap.add_argument("--disk", default="256m", help="size of the file system the data lives on")
+    ap.add_argument("--fs", choices=["tmpfs", "ext4"], default="tmpfs",
+                    help="tmpfs, or ext4 on a loop device (real fdatasyncs)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--model", default="event")
     ap.add_argument("--faults", type=lambda v: v.split(","), default=None,
