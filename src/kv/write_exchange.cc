@@ -128,6 +128,19 @@ constexpr size_t kSpareExchanges = 128;
 constexpr size_t kSpareBodies = 128;
 constexpr size_t kSpareBodyBytes = 1024;
 
+// The reservation of a body longer than one part (or chunked): its raw
+// bytes up to a part and a piece, and a part's encoded copy.
+uint64_t LongBodyReservation(uint64_t part) { return (part + kBodyPieceSlack) + (part + part / 64 + 4096); }
+
+// What a whole reservation of the longest kind holds (parts of part bytes,
+// a budget of limit bytes); the windows leave this much of the budget (at
+// most half of it) for one.
+uint64_t WholeBytesOf(uint64_t part, uint64_t limit) { return std::min(LongBodyReservation(part), limit / 2); }
+
+// What windows and whole reservations may hold between them: the budget
+// less the arrived bodies' room (at most half of it).
+uint64_t CeilingOf(uint64_t limit, uint64_t arrived_limit) { return limit - std::min(arrived_limit, limit / 2); }
+
 KvConnState* State(http::Connection& conn) { return static_cast<KvConnState*>(conn.user_data()); }
 
 // Some of e's body waits in its spill file.
@@ -214,6 +227,8 @@ WriteExchanges::WriteExchanges(KvBackend& backend, Responder& responder, const W
       own_arrived_(std::max<uint64_t>(
           (options.body_budget != nullptr ? options.body_budget->limit() : uint64_t{1} << 62) / 8, 1)),
       own_waiting_(uint64_t{1} << 62),
+      whole_bytes_(WholeBytesOf(options.part_bytes, body_budget().limit())),
+      ceiling_(CeilingOf(body_budget().limit(), arrived_budget().limit())),
       spill_enabled_(options.spill_env != nullptr && !options.spill_dir.empty() && options.spill_budget != nullptr &&
                      options.spill_files != nullptr) {}
 
@@ -409,14 +424,7 @@ void WriteExchanges::ServeStagingWaiters(uint64_t now_ms) {
 uint64_t WriteExchanges::BodyReservation(const http::Request& r) const {
   const uint64_t part = options_.part_bytes;
   if (!r.chunked && r.content_length <= part) return 2 * r.content_length;
-  return (part + kBodyPieceSlack) + (part + part / 64 + 4096);
-}
-
-// What windows and whole reservations may hold between them: the budget
-// less the arrived bodies' room (at most half of it).
-uint64_t WriteExchanges::Ceiling() const {
-  const uint64_t limit = body_budget().limit();
-  return limit - std::min(arrived_budget().limit(), limit / 2);
+  return LongBodyReservation(part);
 }
 
 // An exchange's body bytes are counted in the arrived bodies' room once it
@@ -499,13 +507,6 @@ bool WriteExchanges::PassDue() const {
   // service of the worker): nothing else will give room back.
   return window_pass_ == nullptr && !window_waiters_.empty() && budget_waiters_.empty() &&
          whole_budget().used() == 0 && WindowRoom() == 0 && waiting_budget().used() >= body_budget().used();
-}
-
-// What a whole reservation of the longest kind holds; the windows leave
-// this much of the budget (at most half of it) for one.
-uint64_t WriteExchanges::WholeBytes() const {
-  const uint64_t part = options_.part_bytes;
-  return std::min((part + kBodyPieceSlack) + (part + part / 64 + 4096), body_budget().limit() / 2);
 }
 
 // Room the windows may still take: within the budget less the arrived

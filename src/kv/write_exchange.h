@@ -332,7 +332,7 @@ class WriteExchanges {
   }
   void UncountWaiting(Exchange* e);
   ByteBudget& HomeBudget(const Exchange* e);
-  uint64_t Ceiling() const;
+  uint64_t Ceiling() const { return ceiling_; }
   bool ArrivalEligible(const Exchange* e) const;
   bool Arrived(const Exchange* e) const;
   bool WaitsForArrival(const Exchange* e) const;
@@ -340,7 +340,7 @@ class WriteExchanges {
   void ServeArrivedWaiters(uint64_t now_ms);
   bool PassDue() const;
   uint64_t BodyReservation(const http::Request& r) const;
-  uint64_t WholeBytes() const;
+  uint64_t WholeBytes() const { return whole_bytes_; }
   uint64_t WindowRoom() const;
   bool NeedsWhole(const Exchange* e) const;
   bool WouldGrantWhole(const Exchange* e) const;
@@ -397,6 +397,12 @@ class WriteExchanges {
   ByteBudget own_whole_;  // whole_budget() when the options give none
   ByteBudget own_arrived_;  // arrived_budget() when the options give none
   ByteBudget own_waiting_;  // waiting_budget() when the options give none
+  // Constants of the options and the budgets' limits, made once: what a
+  // whole reservation of the longest kind holds (WholeBytes) and what
+  // windows and whole reservations may hold between them (Ceiling). Every
+  // read's ReadBytesHint asks WindowRoom, which needs both.
+  const uint64_t whole_bytes_;
+  const uint64_t ceiling_;
   // Every spill_* option is set (see WriteExchangeOptions): bodies may be
   // spilled.
   const bool spill_enabled_;
