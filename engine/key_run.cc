@@ -392,10 +392,16 @@ void KeyRun::Iterator::Seek(std::string_view target) {
     if (at_most) lo = mid;
     else hi = mid;
   }
-  index_ = lo * kKeyRunSparseEvery;
-  uint64_t at = 0;
-  if (!SparseAt(lo, &at) || !DecodeAt(at)) return;
+  SeekToBlock(lo);
   while (valid_ && entry_.key < target) Next();
+}
+
+void KeyRun::Iterator::SeekToBlock(uint64_t i) {
+  valid_ = false;
+  if (i >= run_.sparse_count_) return;
+  index_ = i * kKeyRunSparseEvery;
+  uint64_t at = 0;
+  if (SparseAt(i, &at)) DecodeAt(at);
 }
 
 }  // namespace kingx::engine

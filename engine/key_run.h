@@ -112,6 +112,9 @@ class KeyRun {
   uint64_t max_seq() const { return max_seq_; }
   // Entries per segment id, as recorded by the builder.
   const std::vector<std::pair<uint64_t, uint64_t>>& segment_counts() const { return segment_counts_; }
+  // Blocks of kKeyRunSparseEvery entries (the last one may hold fewer): the
+  // sparse index's slots, each reachable by Iterator::SeekToBlock.
+  uint64_t blocks() const { return sparse_count_; }
 
   // Walks the entries in key order.
   class Iterator {
@@ -125,6 +128,10 @@ class KeyRun {
     // past the end or on corruption; status() tells which).
     void Seek(std::string_view target);
     void SeekToFirst();
+    // Positions at the first entry of block i (entry i * kKeyRunSparseEvery),
+    // through the sparse index, reading no other entry (Valid() false when
+    // i >= blocks() or on corruption; status() tells which).
+    void SeekToBlock(uint64_t i);
     bool Valid() const { return valid_; }
     void Next();
     // The current entry. Its key views a copy the iterator owns, valid

@@ -62,8 +62,12 @@
 // The cost moves to readers: an overwritten key's entry points at an older
 // record until a merge or a stale-run rewrite repoints it, so a listing
 // reads the key's current record to answer it (kMoved), once per stale
-// entry listed. Bounded by what compaction leaves: dead records not yet
-// compacted, and less than a quarter of each run in deleted segments.
+// entry listed. While puts go on, bounded by what compaction leaves: dead
+// records not yet compacted, and less than a quarter of each run in deleted
+// segments. Once the unrecorded puts stop for settle_ms (and once after an
+// open), a sample of the largest run (StaleShare) decides whether every run
+// is merged: from a quarter stale on, so a settled view's runs are less than
+// about a quarter stale (the sample's error aside).
 //
 // Work (one background thread, "the keyspace thread", in the owner process):
 //  - flush: a full tail is frozen by Add; the thread sorts it (newest entry
@@ -74,7 +78,11 @@
 //    are merged when merge_width of them exist; when no tail was flushed for
 //    settle_ms, all runs but the largest are merged (and all of them when
 //    the rest is at least a quarter of the largest), so an idle database
-//    lists from at most two runs; the runs that point mostly into deleted
+//    lists from at most two runs; and all of them when no put was left
+//    unrecorded for settle_ms (and once after the open) and a sample of the
+//    largest run's entries finds a quarter of them not at their key's
+//    current record (overwrites add no entry; one index lookup per sampled
+//    entry, at most kStaleSample); the runs that point mostly into deleted
 //    segments (compaction) are rewritten, together, by one merge;
 //  - checkpoint (persist only): every checkpoint_interval_ms, at close, and
 //    as soon as merges have left at most half of the runs the last MANIFEST
@@ -232,6 +240,13 @@ class Keyspace {
 
   // ---- keyspace_merge.cc ----
   Status MaybeMerge();
+  // The share of `run`'s entries that are not at their key's location in the
+  // index (the key overwritten without a new entry, moved by compaction, or
+  // deleted): a listing reads a record for each. Estimated from the first
+  // entry of up to kStaleSample blocks spread evenly over the run, one index
+  // lookup each, no record read. kBusy when the index stays busy; a damaged
+  // run's error.
+  Result<double> StaleShare(const KeyRun& run);
   // Replaces the runs `ids` of runs_ with their merge (each key resolved
   // against the index) and publishes.
   Status MergeRuns(std::vector<uint64_t> ids);
@@ -296,6 +311,12 @@ class Keyspace {
   size_t checkpointed_runs_ = 0;  // runs the last MANIFEST names
   uint64_t seen_epoch_ = 0;       // index segment_epoch at the last stale-run check
   bool merging_ = false;          // a resolving merge is under way (keyspace thread only)
+  // Keyspace thread only: skipped_upto_ when MaybeMerge last saw it move, and
+  // when; and its value when the largest run was last sampled (StaleShare;
+  // none yet, so a settled view is sampled once after the open).
+  uint64_t skip_seen_ = 0;
+  uint64_t skip_seen_ms_ = 0;
+  uint64_t skip_sampled_ = ~uint64_t{0};
   std::atomic<uint64_t> published_{0};  // see Published
   uint64_t cursor_secret_ = 0;    // signs listing cursors; kept in the MANIFEST
   // Whether a MANIFEST on disk holds cursor_secret_. A persisted view is

@@ -9,6 +9,7 @@
 // start on to the tails.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -395,6 +396,99 @@ TEST_CASE("under overwrites alone the view's checkpoints still move: a crash's c
   db.Close();
   ko.checkpoint_at_close = true;
   OpenWithKeyspace(db, mem.region(), ko);
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  CheckAgainstModel(lister, model, "", 1000);
+}
+
+namespace {
+
+// Waits (at most 20 s) until `done` holds, checking every 20 ms.
+template <typename F>
+bool WaitFor(F done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+}  // namespace
+
+// Not below that share, not while the overwrites go on, and once after an
+// open with no overwrite since.
+TEST_CASE("settled after overwrites, the view repoints its largest run once a sample finds a quarter of it stale",
+          "[engine][keyspace]") {
+  TempDir dir;
+  Options o;
+  o.compression_level = 0;
+  RegionMem mem(64, 1 << 20);
+  const KeyspaceCounters& c = mem.region().counters();
+  TestDb db(PosixEnv(), dir.path(), o);
+  KeyspaceOptions ko = SmallKeyspace(dir.path());
+  ko.settle_ms = 800;
+  OpenWithKeyspace(db, mem.region(), ko);
+  std::map<std::string, ModelValue> model;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 2000; ++i) keys.push_back("key" + std::to_string(100000 + i));
+  for (size_t at = 0; at < keys.size(); at += 100)
+    PutBatchModelled(db, &model, std::vector<std::string>(keys.begin() + at, keys.begin() + at + 100), 40, 1);
+  auto stale = [&] { return StaleRunEntries(mem.region(), db.index()).stale; };
+  // Settled: the new keys' runs merged, no run written for a while.
+  uint64_t written = ~uint64_t{0};
+  REQUIRE(WaitFor([&] {
+    const uint64_t now = c.runs_written.load();
+    const bool quiet = now == written;
+    written = now;
+    if (!quiet) std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    return quiet;
+  }));
+  REQUIRE(StaleRunEntries(mem.region(), db.index()).entries == 2000);
+  REQUIRE(stale() == 0);
+  const uint64_t merges = c.merges.load();
+
+  std::vector<std::string> order = keys;
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(30));
+  auto overwrite = [&](size_t from, size_t to, uint64_t version) {
+    const uint64_t before = c.overwrites_unrecorded.load();
+    for (size_t at = from; at < to; at += 20)
+      PutBatchModelled(db, &model, std::vector<std::string>(order.begin() + at, order.begin() + std::min(at + 20, to)),
+                       40, version);
+    REQUIRE(c.overwrites_unrecorded.load() - before == to - from);
+  };
+
+  // A tenth of the keys overwritten: the sample finds less than a quarter.
+  overwrite(0, 200, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // settle_ms three times over
+  REQUIRE(stale() == 200);
+  REQUIRE(c.merges.load() == merges);
+
+  // Half the keys more, in small batches with pauses shorter than settle_ms:
+  // no sample while they go on.
+  for (size_t at = 200; at < 1200; at += 100) {
+    overwrite(at, at + 100, 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+  REQUIRE(c.merges.load() == merges);
+  REQUIRE(stale() == 1200);
+  // Then, settled, every entry repointed: one merge of every run.
+  const uint64_t repaired = c.entries_repaired.load();
+  REQUIRE(WaitFor([&] { return stale() == 0; }));
+  REQUIRE(c.merges.load() > merges);
+  REQUIRE(c.entries_repaired.load() - repaired >= 1200);
+  {
+    KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+    CheckAgainstModel(lister, model, "", 1000);
+  }
+
+  // Overwrites the close checkpoints before the view settled: the next open
+  // samples once it settles, with no overwrite since.
+  overwrite(1200, 2000, 4);
+  overwrite(0, 600, 5);
+  REQUIRE(stale() == 1400);
+  db.Close();
+  OpenWithKeyspace(db, mem.region(), ko);
+  REQUIRE(WaitFor([&] { return stale() == 0; }));
   KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
   CheckAgainstModel(lister, model, "", 1000);
 }

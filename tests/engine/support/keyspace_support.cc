@@ -11,6 +11,9 @@
 #include <set>
 #include <thread>
 
+#include "engine/env.h"
+#include "engine/key_run.h"
+
 namespace kingx::engine::test {
 
 RegionMem::RegionMem(uint32_t tail_entries, uint64_t arena_bytes) {
@@ -139,6 +142,39 @@ void CheckAgainstModel(KeyLister& lister, const std::map<std::string, ModelValue
     REQUIRE(listed[i].size == want[i].second.size);
     REQUIRE(listed[i].content_type == "text/x-test");
   }
+}
+
+RunStaleness StaleRunEntries(KeyspaceRegion& region, const SharedIndex& index) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    KeyspaceSnapshot snap;
+    REQUIRE(region.Snapshot("", "", &snap).ok());
+    RunStaleness out;
+    bool replaced = false;
+    for (uint64_t id : snap.run_ids) {
+      auto run = KeyRun::Open(PosixEnv(), JoinPath(snap.keys_dir, KeyRunFileName(id)), id, index.seed(),
+                              /*verify_checksum=*/false);
+      if (run.status().Is(Code::kNotFound)) {
+        replaced = true;
+        break;
+      }
+      REQUIRE(run.ok());
+      KeyRun::Iterator it(*run.value());
+      for (it.SeekToFirst(); it.Valid(); it.Next()) {
+        const KeyEntry& e = it.entry();
+        Candidates c;
+        REQUIRE(index.LookupKey(e.key, &c).ok());
+        bool current = false;
+        for (uint32_t i = 0; i < c.count; ++i) current = current || c.locations[i] == MakeLocation(e.segment, e.offset);
+        ++out.entries;
+        if (!current) ++out.stale;
+      }
+      REQUIRE(it.status().ok());
+    }
+    if (!replaced) return out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL("the published runs kept being replaced");
+  return {};
 }
 
 KeyspaceOptions SmallKeyspace(const std::string& dir) {

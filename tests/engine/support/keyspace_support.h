@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/index.h"
 #include "engine/key_lister.h"
 #include "engine/keyspace_options.h"
 #include "engine/keyspace_region.h"
@@ -71,6 +72,16 @@ void PutLargeModelled(TestDb& db, std::map<std::string, ModelValue>* model, cons
 // content type "text/x-test" of each).
 void CheckAgainstModel(KeyLister& lister, const std::map<std::string, ModelValue>& model, std::string_view prefix,
                        size_t limit);
+
+// The entries of the runs the view publishes, and how many of them are not at
+// their key's location in the index (overwritten without a new entry, moved,
+// deleted): a listing reads a record for each of those. Takes a snapshot
+// again when a run it names was replaced meanwhile (at most 50 times).
+struct RunStaleness {
+  uint64_t entries = 0;
+  uint64_t stale = 0;
+};
+RunStaleness StaleRunEntries(KeyspaceRegion& region, const SharedIndex& index);
 
 // Small, busy settings: checkpoints every 50 ms, merges after 100 ms idle,
 // rebuild chunks of 300 entries; KS_LOG=1 in the environment logs to stderr.
