@@ -333,6 +333,7 @@ void Pass::SealActiveIfWorthIt(bool low_space, uint64_t free_bytes) {
   // a compaction output beside the writes, to free next to nothing).
   if (catch_up_) po.dead_ratio = std::min(po.dead_ratio, kCatchUpDeadFraction);
   po.pick_all = o_.pick_all;
+  po.pick_reclaimable = o_.pick_reclaimable;
   po.low_space = low_space;
   uint64_t live = 0;
   for (const auto& [id, seg] : w_.segments_) live += seg.live_bytes;
@@ -383,6 +384,7 @@ void Pass::Pick(const std::map<uint32_t, SegmentStats>& segs, const std::set<uin
   po.stall_floor_bytes = o_.stall_floor_bytes;
   po.staged_bytes = o_.staged_bytes ? o_.staged_bytes() : 0;
   po.pick_all = o_.pick_all;
+  po.pick_reclaimable = o_.pick_reclaimable;
   po.low_space = low_space;
   po.segment_bytes = w_.options_.segment_bytes;
   // A pinned segment is left for a pass after its pin: compacting it now

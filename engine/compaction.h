@@ -136,14 +136,18 @@ struct CompactionOptions {
   // reserve keeps beyond an output, so that the active segment's hint and
   // tombstones written since the disk filled do not use up the slack.
   uint64_t free_margin_bytes = 512ull << 10;
-  // Pick every sealed segment whatever its dead fraction (kingx-tool compact
-  // --all, tests), and the active one too once it has dead records: rewrites
-  // the whole database.
+  // Pick every sealed segment whatever its dead fraction (tests), and the
+  // active one too once it has dead records: rewrites the whole database.
   bool pick_all = false;
+  // Pick every sealed segment that holds reclaimable bytes, whatever its
+  // dead fraction, and the active one too once it has dead records
+  // (kingx-tool compact --all): every dead byte back, no segment without
+  // one copied.
+  bool pick_reclaimable = false;
   // Nothing else writes to the database (kingx-tool holds the data
   // directory's lock and appends nothing after its passes): the active
   // segment is sealed for a pass whenever the rules would pick it as a
-  // sealed one (its dead fraction, pick_all, low space), whatever its size
+  // sealed one (its dead fraction, pick_all, pick_reclaimable, low space), whatever its size
   // (online, a small active segment is left to the writes that fill it).
   // The rotation leaves a fresh active segment, the one the next open
   // appends to; a crash around it is the online seal's (kill points

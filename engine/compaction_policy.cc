@@ -76,6 +76,7 @@ void MergeSmall(const std::map<uint32_t, SegmentStats>& segments, const std::set
 const char* PickReasonName(PickReason reason) {
   switch (reason) {
     case PickReason::kPickAll: return "all";
+    case PickReason::kReclaimable: return "reclaimable";
     case PickReason::kEmpty: return "empty";
     case PickReason::kThreshold: return "threshold";
     case PickReason::kLowSpace: return "low-space";
@@ -105,6 +106,8 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
       p.why = PickReason::kPickAll;
     } else if (empty) {
       p.why = PickReason::kEmpty;
+    } else if (o.pick_reclaimable && p.reclaimable > 0) {
+      p.why = PickReason::kReclaimable;
     } else if (ratio >= o.dead_ratio) {
       p.why = PickReason::kThreshold;
     } else if (o.low_space && p.reclaimable > 0) {
@@ -227,7 +230,7 @@ bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickO
   if (!active.active || active.dead_bytes == 0) return false;
   if (active.bytes < min_bytes) return false;
   const double ratio = static_cast<double>(active.dead_bytes) / static_cast<double>(active.bytes);
-  return o.pick_all || o.low_space || ratio >= o.dead_ratio;
+  return o.pick_all || o.pick_reclaimable || o.low_space || ratio >= o.dead_ratio;
 }
 
 uint64_t ActiveSealMinBytes(uint64_t segment_bytes, uint64_t live_bytes) {

@@ -63,6 +63,9 @@ struct PickOptions {
   uint64_t stall_floor_bytes = 0;
   // CompactionOptions::pick_all: every sealed segment.
   bool pick_all = false;
+  // CompactionOptions::pick_reclaimable: every sealed segment with
+  // reclaimable bytes, whatever its fraction.
+  bool pick_reclaimable = false;
   // Free space is under the low mark: any segment with reclaimable bytes.
   bool low_space = false;
   // Options::segment_bytes; 0 = small sealed segments are never merged.
@@ -76,6 +79,7 @@ struct PickOptions {
 // order of PickSegments' contract), for a pass's log.
 enum class PickReason {
   kPickAll,     // PickOptions::pick_all
+  kReclaimable, // PickOptions::pick_reclaimable and it has reclaimable bytes
   kEmpty,       // no live record
   kThreshold,   // its reclaimable fraction reaches dead_ratio
   kLowSpace,    // PickOptions::low_space and it has reclaimable bytes
@@ -97,7 +101,8 @@ struct PickedSegment {
 // byte copied; ties keep segment id order). Never the active segment, never
 // one in `skip`. Picked: with pick_all, every sealed segment; else a segment
 // with no live record and something to reclaim (or nothing but its header),
-// one whose reclaimable fraction of its file bytes reaches dead_ratio, any
+// any segment with reclaimable bytes with pick_reclaimable, one whose
+// reclaimable fraction of its file bytes reaches dead_ratio, any
 // segment with reclaimable bytes when low_space, one that SplitOverHalf
 // takes (with the reclaimable bytes of every segment, the active one's
 // too); then, while the
@@ -136,8 +141,8 @@ std::vector<PickedSegment> PickSegments(const std::map<uint32_t, SegmentStats>& 
 // one segment (a small disk, or kingx-tool compact --all) is not stuck with
 // it. Sealed when it holds at least min_bytes (so that passes do not leave a
 // trail of tiny segments) and, as a sealed segment would be picked, its dead
-// fraction reaches dead_ratio, or it has dead bytes and low_space or pick_all
-// is set.
+// fraction reaches dead_ratio, or it has dead bytes and low_space, pick_all
+// or pick_reclaimable is set.
 bool SealActiveFirst(const SegmentStats& active, uint64_t min_bytes, const PickOptions& options);
 
 // The min_bytes of SealActiveFirst for a database holding live_bytes: a

@@ -14,6 +14,7 @@
 //   kingx-tool --data DIR stat [--json]
 //   kingx-tool --data DIR verify                        (checksum every record)
 //   kingx-tool --data DIR compact [--all]               (compaction passes until nothing passes the threshold;
+//                                                        --all: one pass over every segment holding dead bytes;
 //                                                        the newest segment too: the next open appends to a fresh one)
 //
 // KEY, P and K are percent-decoded (%XX is the byte XX; every other byte
@@ -96,7 +97,8 @@ int Usage() {
                "                     \"active\": the one the next open appends to)\n"
                "  verify             checksum every record of every segment (exit 2 on corruption)\n"
                "  compact [--all]    reclaim dead space: rewrite the segments whose dead fraction passes\n"
-               "                     --compaction-dead-ratio R (default 0.5), or every segment with --all,\n"
+               "                     --compaction-dead-ratio R (default 0.5), or with --all every segment\n"
+               "                     holding dead bytes whatever their share (one without is not copied),\n"
                "                     the newest too (the next open then appends to a fresh segment)\n"
                "exit status: 0 done; 1 a KEY is absent (get, delete: \"kingx-tool: KEY: not found\", KEY as\n"
                "  given, or --key-file's FILE) or DIR holds no database; 2 verify found damage; 64 usage;\n"
@@ -487,7 +489,7 @@ int Run(int argc, char** argv) {
     // deletes what it picked, so the count of candidates shrinks).
     CompactionOptions co;
     co.rate_bytes_per_sec = 0;
-    co.pick_all = compact_all;
+    co.pick_reclaimable = compact_all;
     co.offline = true;  // the LOCK is ours: nothing appends after the passes
     co.log = options.log;
     Compactor compactor(w, co);

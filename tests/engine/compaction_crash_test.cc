@@ -347,7 +347,9 @@ namespace {
 
 // kingx-tool's compaction: the only user of the database, so the active
 // segment is compacted too (CompactionOptions::offline), passes until one
-// finds nothing, as `kingx-tool compact --all` runs them.
+// finds nothing. Every sealed segment each time (pick_all; `kingx-tool
+// compact --all` takes only those with dead bytes), so that every kill point
+// meets a pass with work left after the crashes before it.
 CompactionOptions Offline() {
   CompactionOptions co = Unthrottled();
   co.offline = true;

@@ -90,6 +90,25 @@ TEST_CASE("pick_all takes every sealed segment, even one with nothing dead", "[e
   CHECK(std::set<uint32_t>(ids.begin(), ids.end()) == std::set<uint32_t>{1, 2});
 }
 
+TEST_CASE("pick_reclaimable takes every sealed segment with reclaimable bytes and none without",
+          "[engine][compaction_policy]") {
+  // Fully live; a tenth dead (below the threshold); all of its dead bytes
+  // tombstones that must stay; one dead byte; the active segment.
+  const auto segs = Segs({Seg(1, 10 * kMiB, 0), Seg(2, 9 * kMiB, 1 * kMiB), Seg(3, 9 * kMiB, 1 * kMiB),
+                          Seg(4, 10 * kMiB, 1), Seg(5, 1, 1, true)});
+  const std::map<uint32_t, uint64_t> kept{{3, 1 * kMiB}};
+  PickOptions o = ThresholdOnly();
+  o.pick_reclaimable = true;
+  const auto picked = PickSegments(segs, {}, kept, o);
+  const auto ids = Ids(picked);
+  CHECK(std::set<uint32_t>(ids.begin(), ids.end()) == std::set<uint32_t>{2, 4});
+  for (const PickedSegment& p : picked) CHECK(p.why == PickReason::kReclaimable);
+  CHECK(std::string(PickReasonName(PickReason::kReclaimable)) == "reclaimable");
+  // The active segment: sealed once it holds a dead byte, never without.
+  CHECK(SealActiveFirst(Seg(1, 8 * kMiB, 1, true), kMiB, o));
+  CHECK_FALSE(SealActiveFirst(Seg(1, 8 * kMiB, 0, true), kMiB, o));
+}
+
 TEST_CASE("a segment with no live record is picked whatever its ratio, unless its dead bytes must stay",
           "[engine][compaction_policy]") {
   // 1 MiB of tombstones in a 1 MiB segment: ratio ~1 anyway; use a high
