@@ -8,6 +8,12 @@
 //       (no keys/ yet), left to settle (no run written for 4 s) and checkpointed
 //       at close, as a server leaves it. Reports the fill rate, the view's build
 //       time, and what the view costs per key on disk (keys/) and in RAM.
+//   list_bench overwrite DIR KEYS ROUNDS
+//       Opens DIR (made by `fill DIR KEYS`) with the sorted key view running
+//       and overwrites every one of its KEYS keys ROUNDS times (each round in
+//       a new random order, batches of 1,000, 100-byte values), then closes
+//       at once (the view checkpointed as it stands, no settling): a database
+//       whose keys were all overwritten since the view last merged them.
 //   list_bench puts DIR PUTS [KEYS]
 //       PUTS single-put batches into DIR with the view running (for
 //       callgrind: what the keyspace thread costs per put): new keys into an
@@ -169,7 +175,8 @@ struct Db {
   }
 
   // Waits for the view, then for its idle merges to end, as on a server at
-  // rest: at most two runs, and no run written for 4 s (bounded: 1 h).
+  // rest: at most two runs, and for 4 s no run written and no stale entry
+  // repointed (a long merge writes its run only at its end; bounded: 1 h).
   // Returns the seconds until the view was ready.
   double Settle() {
     const auto t0 = Clock::now();
@@ -178,7 +185,7 @@ struct Db {
     uint64_t last = ~uint64_t{0};
     for (int quiet = 0; quiet < 8 && Clock::now() - t0 < std::chrono::hours(1);) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      const uint64_t now = region->counters().runs_written.load();
+      const uint64_t now = region->counters().runs_written.load() + region->counters().entries_repaired.load();
       quiet = now == last && Runs() <= 2 ? quiet + 1 : 0;
       last = now;
     }
@@ -188,6 +195,42 @@ struct Db {
   }
 };
 
+// Puts each of the `keys` keys once, in an order shuffled by `seed`, in
+// batches of kPage (100-byte values), then syncs. false (said on stderr) when
+// a put or the sync fails.
+bool PutEveryKey(Db& db, uint64_t keys, uint64_t seed) {
+  const uint64_t buckets = BucketsFor(keys);
+  std::vector<uint64_t> order(keys);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(seed));
+  const std::string value(100, 'v');
+  std::vector<std::string> names(kPage);
+  std::vector<WriteOp> ops(kPage);
+  std::vector<WriteResult> results(kPage);
+  for (uint64_t start = 0; start < keys; start += kPage) {
+    const size_t m = static_cast<size_t>(std::min<uint64_t>(kPage, keys - start));
+    for (size_t j = 0; j < m; ++j) {
+      names[j] = Key(order[start + j], buckets);
+      ops[j] = WriteOp{};
+      ops[j].key = names[j];
+      ops[j].content_type = "application/octet-stream";
+      ops[j].stored = value;
+      ops[j].raw_len = value.size();
+    }
+    db.writer->Apply({ops.data(), m}, {results.data(), m});
+    for (size_t j = 0; j < m; ++j)
+      if (!results[j].status.ok()) {
+        std::fprintf(stderr, "list_bench: put %s: %s\n", names[j].c_str(), results[j].status.ToString().c_str());
+        return false;
+      }
+  }
+  if (Status s = db.writer->Sync(); !s.ok()) {
+    std::fprintf(stderr, "list_bench: sync: %s\n", s.ToString().c_str());
+    return false;
+  }
+  return true;
+}
+
 int Fill(const std::string& dir, uint64_t keys) {
   const std::string n = std::to_string(keys);
   {
@@ -196,33 +239,8 @@ int Fill(const std::string& dir, uint64_t keys) {
       std::fprintf(stderr, "list_bench: open %s: %s\n", dir.c_str(), s.ToString().c_str());
       return 1;
     }
-    const uint64_t buckets = BucketsFor(keys);
-    std::vector<uint64_t> order(keys);
-    std::iota(order.begin(), order.end(), 0);
-    std::shuffle(order.begin(), order.end(), std::mt19937_64(1));
-    const std::string value(100, 'v');
-    std::vector<std::string> names(kPage);
-    std::vector<WriteOp> ops(kPage);
-    std::vector<WriteResult> results(kPage);
     const auto t0 = Clock::now();
-    for (uint64_t start = 0; start < keys; start += kPage) {
-      const size_t m = static_cast<size_t>(std::min<uint64_t>(kPage, keys - start));
-      for (size_t j = 0; j < m; ++j) {
-        names[j] = Key(order[start + j], buckets);
-        ops[j] = WriteOp{};
-        ops[j].key = names[j];
-        ops[j].content_type = "application/octet-stream";
-        ops[j].stored = value;
-        ops[j].raw_len = value.size();
-      }
-      db.writer->Apply({ops.data(), m}, {results.data(), m});
-      for (size_t j = 0; j < m; ++j)
-        if (!results[j].status.ok()) {
-          std::fprintf(stderr, "list_bench: put %s: %s\n", names[j].c_str(), results[j].status.ToString().c_str());
-          return 1;
-        }
-    }
-    if (Status s = db.writer->Sync(); !s.ok()) return 1;
+    if (!PutEveryKey(db, keys, 1)) return 1;
     Report("fill_keys_per_s_" + n, double(keys) / (Us(Clock::now() - t0) / 1e6), "keys/s");
     Report("index_table_bytes_per_key_" + n, double(db.index->TableBytes()) / double(keys), "B");
   }
@@ -302,6 +320,27 @@ std::string KeyOfBucket(std::mt19937_64& rng, uint64_t b, uint64_t keys) {
   return Key(b + buckets * (rng() % per), buckets);
 }
 
+// Overwrites every key of a `fill DIR keys` database `rounds` times with the
+// view running (see the file comment), then closes without settling.
+int Overwrite(const std::string& dir, uint64_t keys, uint64_t rounds) {
+  Db db;
+  if (Status s = db.Open(dir, keys + 1000, true); !s.ok()) {
+    std::fprintf(stderr, "list_bench: open %s: %s\n", dir.c_str(), s.ToString().c_str());
+    return 1;
+  }
+  if (!db.writer->WaitKeyspaceReady(3600 * 1000).ok()) return 1;
+  const KeyspaceCounters& kc = db.region->counters();
+  const uint64_t unrecorded0 = kc.overwrites_unrecorded.load();
+  const auto t0 = Clock::now();
+  for (uint64_t r = 0; r < rounds; ++r)
+    if (!PutEveryKey(db, keys, 100 + r)) return 1;
+  const std::string n = std::to_string(keys);
+  Report("overwrite_puts_per_s_" + n, double(keys * rounds) / (Us(Clock::now() - t0) / 1e6), "puts/s");
+  Report("overwrite_unrecorded_" + n, double(kc.overwrites_unrecorded.load() - unrecorded0), "puts");
+  Report("view_runs_" + n, double(db.Runs()), "runs");
+  return 0;
+}
+
 // What keeping the sorted view costs per put: PUTS single-put batches (as a
 // group commit of one durable PUT; not synced here) into DIR with the view
 // running. Meant to run under `valgrind --tool=callgrind
@@ -374,6 +413,10 @@ int EngineBench(int pages, const std::vector<std::string>& dirs) {
     Report("engine_view_ready_after_open_s_" + n, ready_s, "s");
     Report("index_table_bytes_per_key_" + n, double(db->index->TableBytes()) / double(db->keys()), "B");
     Report("view_runs_" + n, double(db->Runs()), "runs");
+    // What the view did between the open and the end of Settle: a merge
+    // that repointed stale entries shows here.
+    Report("view_merges_at_open_" + n, double(db->region->counters().merges.load()), "merges");
+    Report("view_entries_repaired_at_open_" + n, double(db->region->counters().entries_repaired.load()), "entries");
     dbs.push_back(std::move(db));
   }
   std::mt19937_64 rng(7);
@@ -503,7 +546,7 @@ int HttpBench(int pages, const std::vector<std::pair<int, uint64_t>>& servers) {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: list_bench fill DIR KEYS | puts DIR PUTS [KEYS] | engine PAGES DIR... | http PAGES PORT:KEYS...\n");
+               "usage: list_bench fill DIR KEYS | overwrite DIR KEYS ROUNDS | puts DIR PUTS [KEYS] | engine PAGES DIR... | http PAGES PORT:KEYS...\n");
   return 64;
 }
 
@@ -513,6 +556,8 @@ int main(int argc, char** argv) {
   if (argc < 4) return Usage();
   const std::string mode = argv[1];
   if (mode == "fill" && argc == 4) return Fill(argv[2], std::strtoull(argv[3], nullptr, 10));
+  if (mode == "overwrite" && argc == 5)
+    return Overwrite(argv[2], std::strtoull(argv[3], nullptr, 10), std::strtoull(argv[4], nullptr, 10));
   if (mode == "puts" && (argc == 4 || argc == 5))
     return Puts(argv[2], std::strtoull(argv[3], nullptr, 10), argc == 5 ? std::strtoull(argv[4], nullptr, 10) : 0);
   const int pages = std::atoi(argv[2]);
