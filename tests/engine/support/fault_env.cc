@@ -1,9 +1,17 @@
 #include "tests/engine/support/fault_env.h"
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+#include "engine/mapping_guard.h"
 
 namespace kingx::engine::test {
 namespace {
@@ -26,7 +34,7 @@ class FaultFile final : public File {
   // keep using it); the durability state follows the file's current name.
   FaultFile(FaultInjectionEnv& env, std::string path, std::unique_ptr<File> base)
       : env_(env), path_(std::move(path)), base_(std::move(base)) {
-    env_.NameHandle(this, path_);
+    env_.BindHandle(this, path_);
   }
   ~FaultFile() override { env_.ForgetHandle(this); }
 
@@ -90,6 +98,7 @@ class FaultFile final : public File {
       s = base_->Read(offset, static_cast<size_t>(bad - offset), scratch, read);
       if (!s.ok() || *read < bad - offset) return s;
     }
+    env_.NoteUnreadableMet();
     return Status::IOError("injected unreadable sector: pread " + path_ + " at offset " + std::to_string(bad) +
                            ": Input/output error");
   }
@@ -115,8 +124,11 @@ class FaultFile final : public File {
     env_.NoteChange("truncate", path_);
     Status s = env_.Check(FaultOp::kTruncate, path_, nullptr);
     if (!s.ok()) return s;
+    // The durable bytes a shrink cuts off stay durable until a sync.
+    const uint64_t token = env_.BeforePWrite(this, *base_, size, SIZE_MAX);
     s = base_->Truncate(size);
-    if (s.ok()) env_.OnTruncated(this, size);
+    if (s.ok()) env_.OnTruncated(this, size, token);
+    else env_.AfterPWrite(this, token);
     return s;
   }
   Result<uint64_t> Size() const override {
@@ -146,6 +158,71 @@ bool OverlayUnreadable(const char* data, uint64_t mapped_bytes, uint64_t from) {
   return p == at;
 }
 
+// Bad pages the env made, for counting the SIGBUS raised at them: a
+// process-wide table the signal handler reads without a lock. A slot is
+// claimed (used), filled, then published (counter); released in reverse.
+struct BadPages {
+  std::atomic<bool> used{false};
+  std::atomic<uintptr_t> from{0}, to{0};
+  std::atomic<std::atomic<uint64_t>*> counter{nullptr};
+};
+constexpr size_t kBadPageSlots = 1024;
+BadPages g_bad_pages[kBadPageSlots];
+struct sigaction g_before_count;  // the disposition before the counter (the mapping guard's)
+
+void CountSigbus(int sig, siginfo_t* info, void* context) {
+  const auto at = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (BadPages& b : g_bad_pages) {
+    std::atomic<uint64_t>* counter = b.counter.load(std::memory_order_acquire);
+    if (counter != nullptr && info->si_code > 0 && at >= b.from.load() && at < b.to.load()) {
+      counter->fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+  }
+  // Hand every SIGBUS on, counted or not, to the mapping guard's handler
+  // (it jumps back into a guarded read, or ends the process as before it).
+  g_before_count.sa_sigaction(sig, info, context);
+}
+
+// Installs CountSigbus in front of the mapping guard's handler (installed
+// first, so that the counter sees each SIGBUS before the guard jumps away).
+void InstallSigbusCounter() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    char from = 0, to = 0;
+    GuardedCopy(&to, &from, 1);  // installs the guard's handler
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = CountSigbus;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGBUS, &sa, &g_before_count);
+    if ((g_before_count.sa_flags & SA_SIGINFO) == 0 || g_before_count.sa_sigaction == nullptr) {
+      std::fprintf(stderr, "fault env: the SIGBUS handler before the counter is not the mapping guard's\n");
+      std::abort();
+    }
+  });
+}
+
+// Claims a slot counting SIGBUS in [from, to) into counter; SIZE_MAX: none free.
+size_t ClaimBadPages(uintptr_t from, uintptr_t to, std::atomic<uint64_t>* counter) {
+  InstallSigbusCounter();
+  for (size_t i = 0; i < kBadPageSlots; ++i) {
+    bool free = false;
+    if (!g_bad_pages[i].used.compare_exchange_strong(free, true)) continue;
+    g_bad_pages[i].from.store(from);
+    g_bad_pages[i].to.store(to);
+    g_bad_pages[i].counter.store(counter, std::memory_order_release);
+    return i;
+  }
+  return SIZE_MAX;
+}
+
+void ReleaseBadPages(size_t slot) {
+  g_bad_pages[slot].counter.store(nullptr, std::memory_order_release);
+  g_bad_pages[slot].used.store(false);
+}
+
 }  // namespace
 
 struct FaultInjectionEnv::MapRegistry {
@@ -153,9 +230,24 @@ struct FaultInjectionEnv::MapRegistry {
     std::string path;
     const char* data;
     uint64_t mapped_bytes;
+    std::shared_ptr<std::atomic<uint64_t>> faults;  // the env's count of SIGBUS at its bad pages
+    std::vector<size_t> slots;                      // its bad pages in g_bad_pages
   };
   std::mutex mu;
   std::map<const void*, Live> live;  // by the mapping object
+
+  // Makes the pages of l from offset's page on bad, counted. mu held.
+  // False: the overlay could not be made.
+  static bool MakeBad(Live& l, uint64_t offset) {
+    if (!OverlayUnreadable(l.data, l.mapped_bytes, offset)) return false;
+    const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const auto base = reinterpret_cast<uintptr_t>(l.data);
+    const size_t slot = ClaimBadPages(base + offset / page * page, base + (l.mapped_bytes + page - 1) / page * page,
+                                      l.faults.get());
+    if (slot == SIZE_MAX) return false;
+    l.slots.push_back(slot);
+    return true;
+  }
 };
 
 namespace {
@@ -163,18 +255,27 @@ namespace {
 class FaultMappedFile final : public MappedFile {
  public:
   FaultMappedFile(FaultInjectionEnv& env, std::string path, std::unique_ptr<MappedFile> base,
-                  std::shared_ptr<std::atomic<int64_t>> live, std::shared_ptr<FaultInjectionEnv::MapRegistry> maps)
+                  std::shared_ptr<std::atomic<int64_t>> live, std::shared_ptr<FaultInjectionEnv::MapRegistry> maps,
+                  std::shared_ptr<std::atomic<uint64_t>> faults)
       : env_(env), path_(std::move(path)), base_(std::move(base)), live_(std::move(live)), maps_(std::move(maps)) {
     live_->fetch_add(1);
     std::lock_guard lock(maps_->mu);
-    maps_->live.emplace(this, FaultInjectionEnv::MapRegistry::Live{path_, base_->data(), base_->mapped_bytes()});
+    maps_->live.emplace(
+        this, FaultInjectionEnv::MapRegistry::Live{path_, base_->data(), base_->mapped_bytes(), std::move(faults), {}});
   }
   ~FaultMappedFile() override {
     {
       std::lock_guard lock(maps_->mu);
-      maps_->live.erase(this);
+      auto it = maps_->live.find(this);
+      for (size_t slot : it->second.slots) ReleaseBadPages(slot);
+      maps_->live.erase(it);
     }
     live_->fetch_sub(1);
+  }
+  // Makes the pages from offset's page on bad (SetUnreadable at the mapping).
+  bool MakeBad(uint64_t offset) {
+    std::lock_guard lock(maps_->mu);
+    return FaultInjectionEnv::MapRegistry::MakeBad(maps_->live.at(this), offset);
   }
   const char* data() const override { return base_->data(); }
   uint64_t mapped_bytes() const override { return base_->mapped_bytes(); }
@@ -300,8 +401,10 @@ std::vector<std::string> FaultInjectionEnv::ChangingCalls() const {
 
 uint64_t FaultInjectionEnv::FaultsFired() const {
   std::lock_guard lock(mu_);
-  return fired_;
+  return fired_ + mapped_faults_->load();
 }
+
+uint64_t FaultInjectionEnv::MappedFaultsFired() const { return mapped_faults_->load(); }
 
 Status FaultInjectionEnv::Check(FaultOp op, const std::string& path, size_t* keep_bytes) {
   std::lock_guard lock(mu_);
@@ -358,25 +461,87 @@ std::function<void(const std::string& path)> FaultInjectionEnv::SyncHook() const
   return sync_hook_;
 }
 
-void FaultInjectionEnv::NameHandle(const File* file, const std::string& path) {
+void FaultInjectionEnv::BindHandle(const File* file, const std::string& path) {
   std::lock_guard lock(mu_);
-  handle_names_[file] = path;
+  auto it = names_.find(path);
+  handles_[file] = it == names_.end() ? 0 : it->second;
 }
 
 void FaultInjectionEnv::ForgetHandle(const File* file) {
   std::lock_guard lock(mu_);
-  handle_names_.erase(file);
+  handles_.erase(file);
 }
 
 FaultInjectionEnv::FileState* FaultInjectionEnv::StateOf(const File* file) {
-  auto name = handle_names_.find(file);
-  if (name == handle_names_.end() || name->second.empty()) return nullptr;
-  return &files_[name->second];
+  auto h = handles_.find(file);
+  if (h == handles_.end() || h->second == 0) return nullptr;
+  auto it = inodes_.find(h->second);
+  return it == inodes_.end() ? nullptr : &it->second;
 }
 
-void FaultInjectionEnv::Unname(const std::string& path) {
-  for (auto& [file, name] : handle_names_)
-    if (name == path) name.clear();
+uint64_t FaultInjectionEnv::TrackLocked(const std::string& path) {
+  if (auto it = names_.find(path); it != names_.end()) return it->second;
+  auto size = base_.FileSize(path);
+  if (!size.ok()) return 0;
+  const uint64_t id = next_inode_++;
+  inodes_[id].synced_bytes = size.value();
+  names_[path] = id;
+  durable_names_.try_emplace(path, id);
+  return id;
+}
+
+bool FaultInjectionEnv::DurablyNamed(uint64_t id) const {
+  return std::any_of(durable_names_.begin(), durable_names_.end(), [&](const auto& d) { return d.second == id; });
+}
+
+void FaultInjectionEnv::StashLocked(uint64_t id, const std::string& path) {
+  FileState& st = inodes_[id];
+  if (!st.stash.empty() || !DurablyNamed(id)) return;
+  // Beside the data directory, on its file system (a hard link cannot
+  // cross one), out of its listing.
+  std::string& stash_dir = stash_dirs_[DirOf(DirOf(path))];
+  if (stash_dir.empty()) {
+    std::string tmpl = DirOf(DirOf(path)) + "/kingx-fault-stash-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      std::fprintf(stderr, "fault env: cannot make a stash beside %s\n", path.c_str());
+      std::abort();  // the model cannot go on
+    }
+    stash_dir = tmpl;
+  }
+  st.stash = stash_dir + "/" + std::to_string(id);
+  if (::link(path.c_str(), st.stash.c_str()) != 0) {
+    if (errno == ENOENT && ::access(path.c_str(), F_OK) != 0) {  // gone already, outside the env
+      st.stash.clear();
+      return;
+    }
+    std::fprintf(stderr, "fault env: cannot keep %s in the stash as %s: %s\n", path.c_str(), st.stash.c_str(),
+                 std::strerror(errno));
+    std::abort();
+  }
+}
+
+void FaultInjectionEnv::DropStashesLocked(bool all) {
+  for (auto& [id, st] : inodes_) {
+    if (st.stash.empty() || (!all && DurablyNamed(id))) continue;
+    ::unlink(st.stash.c_str());
+    st.stash.clear();
+  }
+}
+
+FaultInjectionEnv::~FaultInjectionEnv() {
+  std::lock_guard lock(mu_);
+  DropStashesLocked(true);
+  for (const auto& [parent, stash_dir] : stash_dirs_) ::rmdir(stash_dir.c_str());
+}
+
+std::vector<std::string> FaultInjectionEnv::Restorable() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, id] : durable_names_) {
+    auto live = names_.find(name);
+    if (id != 0 && (live == names_.end() || live->second != id)) out.push_back(name);
+  }
+  return out;
 }
 
 void FaultInjectionEnv::OnSynced(const File* file, uint64_t size, uint64_t covered_writes, uint64_t truncations) {
@@ -385,8 +550,18 @@ void FaultInjectionEnv::OnSynced(const File* file, uint64_t size, uint64_t cover
   if (state == nullptr) return;
   FileState& f = *state;
   uint64_t covered = size;
-  for (size_t i = truncations; i < f.truncated_to.size(); ++i) covered = std::min(covered, f.truncated_to[i]);
-  f.synced_bytes = std::max(f.synced_bytes, covered);
+  for (size_t i = truncations; i < f.truncations.size(); ++i) covered = std::min(covered, f.truncations[i].size);
+  // A sync that covers a truncation makes the size it measured durable,
+  // shorter or not; any other sync only adds.
+  const bool covers_truncation = std::any_of(f.truncations.begin(), f.truncations.end(), [&](const Truncation& t) {
+    return t.write_no > f.truncations_synced && t.write_no <= covered_writes;
+  });
+  if (covers_truncation) {
+    f.synced_bytes = covered;
+    f.truncations_synced = covered_writes;
+  } else {
+    f.synced_bytes = std::max(f.synced_bytes, covered);
+  }
   std::erase_if(f.overwrites, [&](const Overwrite& o) { return o.write_no <= covered_writes; });
 }
 
@@ -422,21 +597,27 @@ uint64_t FaultInjectionEnv::WritesSoFar() const {
   return writes_;
 }
 
-void FaultInjectionEnv::OnTruncated(const File* file, uint64_t size) {
+void FaultInjectionEnv::OnTruncated(const File* file, uint64_t size, uint64_t token) {
   std::lock_guard lock(mu_);
+  const uint64_t write_no = ++writes_;
   FileState* state = StateOf(file);
   if (state == nullptr) return;
-  FileState& f = *state;
-  f.synced_bytes = std::min(f.synced_bytes, size);
-  f.truncated_to.push_back(size);
+  for (Overwrite& o : state->overwrites)
+    if (o.token == token) o.write_no = write_no;
+  state->truncations.push_back(Truncation{size, write_no});
 }
 
 uint64_t FaultInjectionEnv::TruncationsOf(const File* file) const {
   std::lock_guard lock(mu_);
-  auto name = handle_names_.find(file);
-  if (name == handle_names_.end()) return 0;
-  auto it = files_.find(name->second);
-  return it == files_.end() ? 0 : it->second.truncated_to.size();
+  auto h = handles_.find(file);
+  if (h == handles_.end()) return 0;
+  auto it = inodes_.find(h->second);
+  return it == inodes_.end() ? 0 : it->second.truncations.size();
+}
+
+void FaultInjectionEnv::NoteUnreadableMet() {
+  std::lock_guard lock(mu_);
+  ++fired_;
 }
 
 Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& path, OpenMode mode) {
@@ -454,26 +635,37 @@ Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& pat
     Status s = Check(creates ? FaultOp::kCreate : FaultOp::kOpen, path, nullptr);
     if (!s.ok()) return s;
   }
-  bool existed = base_.FileSize(path).ok();
+  const bool existed = base_.FileSize(path).ok();
+  // O_TRUNC of an existing file truncates its inode: the durable bytes it
+  // cuts off stay durable until a sync.
+  std::string cut;
+  if (existed && mode == OpenMode::kCreateTruncate) {
+    uint64_t durable = 0;
+    {
+      std::lock_guard lock(mu_);
+      durable = inodes_[TrackLocked(path)].synced_bytes;
+    }
+    if (auto old = base_.OpenFile(path, OpenMode::kRead); old.ok() && durable > 0) {
+      cut.resize(durable);
+      size_t got = 0;
+      old.value()->Read(0, cut.size(), cut.data(), &got).ok();
+      cut.resize(got);
+    }
+  }
   auto f = base_.OpenFile(path, mode);
   if (!f.ok()) return f.status();
   {
     std::lock_guard lock(mu_);
-    auto it = files_.find(path);
-    if (it == files_.end()) {
-      FileState st;
-      if (existed && mode != OpenMode::kCreateTruncate) {
-        auto size = f.value()->Size();
-        st.synced_bytes = size.ok() ? size.value() : 0;
-        st.entry_durable = true;
-      } else {
-        st.synced_bytes = 0;
-        st.entry_durable = existed;  // a truncated existing file keeps its entry
-      }
-      files_[path] = st;
-    } else if (mode == OpenMode::kCreateTruncate) {
-      it->second.synced_bytes = 0;
-      it->second.truncated_to.push_back(0);
+    if (!existed) {
+      const uint64_t id = next_inode_++;
+      inodes_[id];
+      names_[path] = id;
+      durable_names_.try_emplace(path, 0);
+    } else if (const uint64_t id = TrackLocked(path); id != 0 && mode == OpenMode::kCreateTruncate) {
+      FileState& st = inodes_[id];
+      const uint64_t write_no = ++writes_;
+      if (!cut.empty()) st.overwrites.push_back(Overwrite{0, std::move(cut), 0, write_no});
+      st.truncations.push_back(Truncation{0, write_no});
     }
   }
   return std::unique_ptr<File>(new FaultFile(*this, path, std::move(f.value())));
@@ -507,16 +699,18 @@ Result<std::unique_ptr<MappedFile>> FaultInjectionEnv::MapReadOnly(const std::st
   if (!s.ok()) return s;
   auto m = base_.MapReadOnly(path, map_bytes);
   if (!m.ok()) return m.status();
-  if (const uint64_t bad = UnreadableFrom(path); bad != UINT64_MAX) {
-    if (!OverlayUnreadable(m.value()->data(), m.value()->mapped_bytes(), bad))
-      return Status::IOError("cannot overlay unreadable pages on " + path);
-  }
+  std::shared_ptr<MapRegistry> maps;
   {
     std::lock_guard lock(mu_);
     last_mapped_bytes_[path] = m.value()->mapped_bytes();
     if (!maps_) maps_ = std::make_shared<MapRegistry>();
+    maps = maps_;
   }
-  return std::unique_ptr<MappedFile>(new FaultMappedFile(*this, path, std::move(m.value()), live_mappings_, maps_));
+  auto mapped = std::make_unique<FaultMappedFile>(*this, path, std::move(m.value()), live_mappings_, maps,
+                                                  mapped_faults_);
+  if (const uint64_t bad = UnreadableFrom(path); bad != UINT64_MAX && !mapped->MakeBad(bad))
+    return Status::IOError("cannot overlay unreadable pages on " + path);
+  return std::unique_ptr<MappedFile>(std::move(mapped));
 }
 
 void FaultInjectionEnv::SetMapHook(std::function<void(const std::string& path)> hook) {
@@ -533,17 +727,22 @@ int FaultInjectionEnv::LoseMappedPages(const std::string& path_part, uint64_t of
   if (!maps) return 0;
   std::lock_guard lock(maps->mu);
   int lost = 0;
-  for (const auto& [object, m] : maps->live) {
+  for (auto& [object, m] : maps->live) {
     if (m.path.find(path_part) == std::string::npos) continue;
-    if (!OverlayUnreadable(m.data, m.mapped_bytes, offset)) std::abort();  // the test cannot go on
+    if (!MapRegistry::MakeBad(m, offset)) std::abort();  // the test cannot go on
     ++lost;
   }
   return lost;
 }
 
 void FaultInjectionEnv::SetUnreadable(std::string path_part, uint64_t offset) {
-  std::lock_guard lock(mu_);
-  unreadable_.emplace_back(std::move(path_part), offset);
+  {
+    std::lock_guard lock(mu_);
+    unreadable_.emplace_back(path_part, offset);
+  }
+  // The sectors fail under the live mappings too: pages not yet read from
+  // them cannot be, and the model assumes none is in memory.
+  LoseMappedPages(path_part, offset);
 }
 
 void FaultInjectionEnv::ClearUnreadable() {
@@ -594,10 +793,15 @@ Status FaultInjectionEnv::SyncDir(const std::string& dir) {
   s = base_.SyncDir(dir);
   if (!s.ok()) return s;
   std::lock_guard lock(mu_);
-  for (auto& [path, st] : files_) {
-    if (DirOf(path) == dir || DirOf(path) + "/" == dir) st.entry_durable = true;
+  auto in_dir = [&](const std::string& path) { return DirOf(path) == dir || DirOf(path) + "/" == dir; };
+  for (auto& [name, id] : durable_names_) {
+    if (!in_dir(name)) continue;
+    auto live = names_.find(name);
+    id = live == names_.end() ? 0 : live->second;
   }
-  std::erase_if(renames_, [&](const PendingRename& r) { return DirOf(r.to) == dir || DirOf(r.to) + "/" == dir; });
+  for (const auto& [name, id] : names_)
+    if (in_dir(name)) durable_names_[name] = id;
+  DropStashesLocked(false);
   return Status::OK();
 }
 
@@ -605,77 +809,94 @@ Status FaultInjectionEnv::Rename(const std::string& from, const std::string& to)
   NoteChange("rename", from + " -> " + to);
   Status s = Check(FaultOp::kRename, from, nullptr);
   if (!s.ok()) return s;
+  uint64_t moved = 0;
+  {
+    std::lock_guard lock(mu_);
+    moved = TrackLocked(from);
+    // The file the rename replaces comes back at a power loss if its entry
+    // is durable (the directory still names it on disk).
+    if (const uint64_t replaced = TrackLocked(to); replaced != 0 && replaced != moved) StashLocked(replaced, to);
+    durable_names_.try_emplace(to, 0);
+  }
   s = base_.Rename(from, to);
   if (!s.ok()) return s;
   std::lock_guard lock(mu_);
-  FileState st;
-  if (auto it = files_.find(from); it != files_.end()) {
-    st = it->second;
-    files_.erase(it);
-  } else {
-    auto size = base_.FileSize(to);
-    st.synced_bytes = size.ok() ? size.value() : 0;
-  }
-  if (st.entry_durable) {
-    // The old name is durable, the new one not yet: a crash undoes the rename.
-    renames_.push_back(PendingRename{from, to});
-    st.entry_durable = true;
-  }
-  files_[to] = st;
-  // Open handles follow the file (fdatasync acts on the inode, whatever its
-  // name); those of a file the rename replaced now reach a nameless one.
-  Unname(to);
-  for (auto& [file, name] : handle_names_)
-    if (name == from) name = to;
+  names_.erase(from);
+  if (moved != 0) names_[to] = moved;
+  else names_.erase(to);
   return Status::OK();
 }
 
 Status FaultInjectionEnv::RemoveFile(const std::string& path) {
   NoteChange("unlink", path);
+  {
+    std::lock_guard lock(mu_);
+    if (const uint64_t id = TrackLocked(path); id != 0) StashLocked(id, path);
+  }
   Status s = base_.RemoveFile(path);
   std::lock_guard lock(mu_);
-  files_.erase(path);
-  if (s.ok()) Unname(path);
+  if (s.ok()) names_.erase(path);
   return s;
 }
 
 Status FaultInjectionEnv::DropUnsynced() {
   std::lock_guard lock(mu_);
   Status first;
-  // Undo renames of durable entries, newest first.
-  for (auto it = renames_.rbegin(); it != renames_.rend(); ++it) {
-    Status s = base_.Rename(it->to, it->from);
-    if (!s.ok() && first.ok()) first = s;
-    if (auto f = files_.find(it->to); f != files_.end()) {
-      FileState st = f->second;
-      files_.erase(f);
-      files_[it->from] = st;
-    }
+  auto note = [&](Status s) {
+    if (!s.ok() && !s.Is(Code::kNotFound) && first.ok()) first = s;
+  };
+  // Every name that holds another inode than its directory's last sync left
+  // there loses it (kept in the stash if another durable entry names it).
+  for (const auto& [name, id] : names_) {
+    auto d = durable_names_.find(name);
+    if (d == durable_names_.end() || d->second == id) continue;
+    StashLocked(id, name);
+    note(base_.RemoveFile(name));
   }
-  renames_.clear();
-  for (auto& [path, st] : files_) {
+  // Then each durable entry gets its inode back, and each inode the bytes
+  // its last sync left.
+  std::set<uint64_t> restored;
+  for (const auto& [name, id] : durable_names_) {
+    if (id == 0) continue;
+    FileState& st = inodes_[id];
+    auto live = names_.find(name);
+    if (live == names_.end() || live->second != id) {
+      std::string from = st.stash;
+      if (from.empty())  // still live under a name whose entry keeps it
+        for (const auto& [other, other_id] : names_)
+          if (other_id == id && durable_names_[other] == id) from = other;
+      if (from.empty()) continue;  // lost outside the env
+      if (::link(from.c_str(), name.c_str()) != 0)
+        note(Status::IOError("fault env: cannot bring back " + name + " from " + from));
+    }
+    if (!restored.insert(id).second) continue;
+    auto f = base_.OpenFile(name, OpenMode::kReadWrite);
+    if (!f.ok()) {
+      note(f.status());
+      continue;
+    }
     Status s;
-    if (!st.entry_durable) {
-      s = base_.RemoveFile(path);
-      if (s.Is(Code::kNotFound)) s = Status::OK();
-    } else {
-      auto f = base_.OpenFile(path, OpenMode::kReadWrite);
-      // Newest first, so that each range ends up as it was at the last sync.
-      for (auto o = st.overwrites.rbegin(); f.ok() && s.ok() && o != st.overwrites.rend(); ++o)
-        s = f.value()->PWrite(o->offset, o->old_bytes);
-      if (f.ok() && s.ok()) s = f.value()->Truncate(st.synced_bytes);
-      else if (!f.status().Is(Code::kNotFound)) s = f.status();
-    }
-    if (!s.ok() && first.ok()) first = s;
+    // Newest first, so that each range ends up as it was at the last sync.
+    for (auto o = st.overwrites.rbegin(); s.ok() && o != st.overwrites.rend(); ++o)
+      s = f.value()->PWrite(o->offset, o->old_bytes);
+    if (s.ok()) s = f.value()->Truncate(st.synced_bytes);
+    note(s);
   }
-  files_.clear();
+  DropStashesLocked(true);
+  inodes_.clear();
+  names_.clear();
+  durable_names_.clear();
+  for (auto& [file, id] : handles_) id = 0;
   return first;
 }
 
 void FaultInjectionEnv::ResetTracking() {
   std::lock_guard lock(mu_);
-  files_.clear();
-  renames_.clear();
+  DropStashesLocked(true);
+  inodes_.clear();
+  names_.clear();
+  durable_names_.clear();
+  for (auto& [file, id] : handles_) id = 0;
 }
 
 ReadFootprint::ReadFootprint(FaultInjectionEnv& env, std::function<bool(const std::string&)> counted) : env_(env) {

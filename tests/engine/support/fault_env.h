@@ -5,33 +5,47 @@
 //    short (a prefix reaches the file, then the error). Faults cover the
 //    read path too: opening an existing file, reading, mapping, size / stat,
 //    listing the directory;
-//  - simulates power loss the way leveldb's fault_injection_test does: it
-//    tracks, per file, the length made durable by Sync (the file's length
-//    when File::Sync was called, before its sync hook: bytes another thread
-//    appends while it runs, or while a test holds it in the hook, are not
-//    counted as covered; of syncs in flight at once, one that returns after
-//    a later one took back nothing that one covered), and which directory
-//    entries (created or renamed files) were made durable by SyncDir. A
-//    PWrite over bytes below the durable length (the writer's preallocated
-//    room) keeps the bytes it replaced until a Sync that started after it.
-//    DropUnsynced() then puts back the bytes of overwrites no sync covered,
-//    truncates every file to its durable length, deletes
-//    files whose entry was never dir-synced and undoes renames not dir-synced.
-//    Durability follows the file, not the name it was opened under: a sync
-//    through a handle opened before a rename covers the renamed file;
+//  - simulates power loss the way a kernel may leave a file system (leveldb's
+//    fault_injection_test, widened to what POSIX and ext4 allow for the
+//    directory: research/reliability.md 1.7, ALICE's persistence model).
+//    Files are tracked as inodes, names as directory entries.
+//    An inode's durable content is what its last covering File::Sync left:
+//    the file's length when Sync was called, before its sync hook (bytes
+//    another thread appends while it runs, or while a test holds it in the
+//    hook, are not covered; of syncs in flight at once, one that returns
+//    after a later one took back nothing that one covered). A PWrite over
+//    durable bytes (the writer's preallocated room) and a truncation (or an
+//    open with kCreateTruncate) below the durable length keep the bytes they
+//    replaced or cut off until a Sync that started after them: fdatasync
+//    makes the new size durable, nothing before it does.
+//    A directory's durable entries are what its last SyncDir left: creations,
+//    renames and unlinks not followed by a SyncDir of the directory are all
+//    undone. An unlinked file, or one a rename replaced, whose entry is
+//    durable is kept (a hard link in a stash directory beside the data
+//    directory) until that SyncDir, so a power loss can bring it back.
+//    DropUnsynced() puts every tracked name back to the inode its directory
+//    last made durable (a name the env never saw is left alone; a file that
+//    existed before the env saw it counts as durable, entry and bytes) and
+//    every such inode back to its durable content. A sync through a handle
+//    covers the handle's inode, whatever its name now (a file renamed while
+//    open) or if it has none (unlinked, or replaced by a rename);
 //  - records every call that may change the disk (ChangingCalls): writes,
 //    syncs, truncations, creations, opens for writing, renames, unlinks,
 //    mkdir, LockFile (it creates its file), exclusive LockExisting;
 //  - simulates sectors that cannot be read (SetUnreadable): a read of them
 //    fails with EIO, a mapped page of them raises SIGBUS, every time; and
 //    mapped pages read once that the kernel then drops and cannot read back
-//    (LoseMappedPages): the next touch of them raises SIGBUS;
+//    (LoseMappedPages): the next touch of them raises SIGBUS. A read failed
+//    that way and a SIGBUS raised at such a page count as faults fired;
 //  - simulates a small disk (SimulateDisk): Space() reports it, and a write
 //    that would make the files of the directory outgrow it writes what fits
 //    and fails with kNoSpace, as ENOSPC does.
 //
-// Limits of the model: unlinks are treated as durable at once; a file opened
-// before the env saw it counts as fully durable; truncation is durable at once.
+// Limits of the model: a power loss leaves one state, every change no sync
+// covered undone (a kernel may also keep any of them: a test gets the state
+// that keeps them all by skipping DropUnsynced); a file opened before the
+// env saw it counts as fully durable; hard links and renames across
+// directories are modelled only as far as each directory's sync says.
 //
 // Thread-safety: all methods may be called from any thread (one mutex).
 #pragma once
@@ -68,6 +82,10 @@ enum class FaultOp : uint8_t {
 class FaultInjectionEnv final : public Env {
  public:
   explicit FaultInjectionEnv(Env& base = PosixEnv()) : base_(base) {}
+  // Removes the stash (what a power loss could still bring back).
+  ~FaultInjectionEnv() override;
+  FaultInjectionEnv(const FaultInjectionEnv&) = delete;
+  FaultInjectionEnv& operator=(const FaultInjectionEnv&) = delete;
 
   // The nth call (1 = the next one) of op, counted from now, fails with
   // code (kIOError, kNoSpace or kBusy); with forever, every call from then
@@ -107,11 +125,11 @@ class FaultInjectionEnv final : public Env {
   // Bytes of every file whose path contains path_part, from offset on, cannot
   // be read (a failing range of sectors, which stays failing): File::Read of
   // a range reaching them reads the bytes before offset and fails with
-  // kIOError, as pread meets EIO; a mapping made from now on has its pages
-  // from offset's page on overlaid with a shared mapping of an empty file, so
-  // touching them raises SIGBUS (with the faulting address in the mapping).
-  // Several ranges may be set; ClearUnreadable removes them (mappings made
-  // meanwhile keep their bad pages).
+  // kIOError, as pread meets EIO; every mapping, live or made from now on,
+  // has its pages from offset's page on overlaid with a shared mapping of an
+  // empty file, so touching them raises SIGBUS (with the faulting address in
+  // the mapping). Several ranges may be set; ClearUnreadable removes them
+  // (mappings made meanwhile keep their bad pages).
   void SetUnreadable(std::string path_part, uint64_t offset);
   // Bytes [offset, offset + bytes) of every file whose path contains
   // path_part cannot be read by File::Read (one failing sector, the bytes
@@ -147,8 +165,11 @@ class FaultInjectionEnv final : public Env {
   std::vector<std::string> ChangingCalls() const;
   // Records one such call (used by the File wrapper too).
   void NoteChange(const char* what, const std::string& path);
-  // Faults that fired so far.
+  // Faults that fired so far: injected failures, reads that met unreadable
+  // bytes, and SIGBUS raised at the bad pages of this env's mappings.
   uint64_t FaultsFired() const;
+  // Of those, the SIGBUS raised at the bad pages of this env's mappings.
+  uint64_t MappedFaultsFired() const;
   // Bytes of address space the last MapReadOnly of path took (0: never mapped).
   uint64_t LastMappedBytes(const std::string& path) const;
   // Mappings made through this Env that are still alive.
@@ -159,6 +180,9 @@ class FaultInjectionEnv final : public Env {
   Status DropUnsynced();
   // Forgets what is unsynced (as if everything were durable now).
   void ResetTracking();
+  // Names of the files a power loss would bring back now: unlinked or
+  // replaced by a rename while their entry is durable (tests of the seam).
+  std::vector<std::string> Restorable() const;
 
   // Env.
   Result<std::unique_ptr<File>> OpenFile(const std::string& path, OpenMode mode) override;
@@ -194,13 +218,11 @@ class FaultInjectionEnv final : public Env {
   // Used by the File and MappedFile wrappers.
   struct MapRegistry;  // the live mappings (fault_env.cc)
   Status Check(FaultOp op, const std::string& path, size_t* keep_bytes);
-  // An open file handle and its current name, for the durability state
-  // below: Rename moves the names of the handles open on the old name to
-  // the new one (as fdatasync acts on the inode, so do the syncs of a file
-  // renamed while open, e.g. a MANIFEST or hint written under *.tmp and
-  // published before it is finished); Rename over a name and RemoveFile
-  // leave the handles open on it nameless (their syncs change no state).
-  void NameHandle(const File* file, const std::string& path);
+  // An open file handle and the inode it reaches (that of path now), for the
+  // durability state below: as fdatasync acts on the inode, so do the syncs
+  // of a file renamed while open (a MANIFEST or hint written under *.tmp and
+  // published before it is finished) or unlinked.
+  void BindHandle(const File* file, const std::string& path);
   void ForgetHandle(const File* file);
   // size, covered_writes, truncations: the file's size, WritesSoFar() and
   // TruncationsOf(file) when the sync started. Syncs in flight at once may
@@ -215,7 +237,11 @@ class FaultInjectionEnv final : public Env {
   uint64_t BeforePWrite(const File* file, const File& base, uint64_t offset, size_t n);
   void AfterPWrite(const File* file, uint64_t token);
   uint64_t WritesSoFar() const;
-  void OnTruncated(const File* file, uint64_t size);
+  // After a truncation of file to size (through base) that succeeded;
+  // token: BeforePWrite's for the bytes from size on.
+  void OnTruncated(const File* file, uint64_t size, uint64_t token);
+  // A read of path met unreadable bytes, or a mapping's bad page raised SIGBUS.
+  void NoteUnreadableMet();
   // How many of `growth` more bytes of the file at path fit the simulated disk.
   uint64_t DiskRoom(const std::string& path, uint64_t growth) const;
 
@@ -227,11 +253,17 @@ class FaultInjectionEnv final : public Env {
     uint64_t token = 0;
     uint64_t write_no = UINT64_MAX;  // no sync covers it before AfterPWrite
   };
+  struct Truncation {
+    uint64_t size;      // what it left
+    uint64_t write_no;  // numbered as PWrites are
+  };
+  // An inode.
   struct FileState {
     uint64_t synced_bytes = 0;
-    bool entry_durable = true;
-    std::vector<Overwrite> overwrites;  // oldest first
-    std::vector<uint64_t> truncated_to;  // the size each truncation left, oldest first
+    std::vector<Overwrite> overwrites;     // oldest first (truncations' cut bytes too)
+    std::vector<Truncation> truncations;   // oldest first
+    uint64_t truncations_synced = 0;       // write_no up to which a sync covered them
+    std::string stash;                     // its hard link in the stash ("": none)
   };
   struct Fault {
     FaultOp op;
@@ -243,21 +275,28 @@ class FaultInjectionEnv final : public Env {
     size_t keep_bytes;
     std::string path_part;  // empty: every path
   };
-  struct PendingRename {
-    std::string from, to;
-  };
-
-  // The state of file's current name (created if new); nullptr when the
-  // handle has no name. mu_ held.
+  // The inode file's handle reaches (nullptr: none tracked). mu_ held.
   FileState* StateOf(const File* file);
-  // Leaves the handles open on path nameless. mu_ held.
-  void Unname(const std::string& path);
+  // The inode at path, tracked from now on: a file the env had not seen
+  // counts as durable, its entry and its bytes. 0: no file. mu_ held.
+  uint64_t TrackLocked(const std::string& path);
+  // Whether a durable entry names inode id. mu_ held.
+  bool DurablyNamed(uint64_t id) const;
+  // Keeps inode id, now at path, in the stash if a durable entry names it
+  // (path is about to lose it). mu_ held.
+  void StashLocked(uint64_t id, const std::string& path);
+  // Removes the stashed links no durable entry needs (all: every one). mu_ held.
+  void DropStashesLocked(bool all);
 
   Env& base_;
   mutable std::mutex mu_;
-  std::map<std::string, FileState> files_;
-  std::map<const File*, std::string> handle_names_;  // open handles -> current name ("": none)
-  std::vector<PendingRename> renames_;  // renames of durable entries, not yet dir-synced
+  std::map<uint64_t, FileState> inodes_;              // tracked inodes by id (from 1)
+  uint64_t next_inode_ = 1;
+  std::map<std::string, uint64_t> names_;              // tracked names -> inode now
+  std::map<std::string, uint64_t> durable_names_;      // tracked names -> inode their dir's last sync left (0: none)
+  std::map<const File*, uint64_t> handles_;            // open handles -> inode (0: untracked)
+  std::map<std::string, std::string> stash_dirs_;      // parent of a data dir -> the stash made in it
+  std::shared_ptr<std::atomic<uint64_t>> mapped_faults_ = std::make_shared<std::atomic<uint64_t>>(0);
   std::vector<Fault> faults_;
   uint64_t calls_[static_cast<int>(FaultOp::kCount)] = {};
   std::map<std::pair<int, std::string>, uint64_t> path_calls_;
