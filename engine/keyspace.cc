@@ -259,28 +259,38 @@ Keyspace::~Keyspace() {
   region_.SetState(KeyspaceState::kNoOwner);
 }
 
-void Keyspace::Add(const KeyPut& put) {
-  std::lock_guard lock(mu_);
-  AddLocked(put);
-}
+void Keyspace::Add(const KeyPut& put) { Add(std::span<const KeyPut>(&put, 1)); }
 
 void Keyspace::Add(std::span<const KeyPut> puts) {
   std::lock_guard lock(mu_);
-  for (const KeyPut& p : puts) AddLocked(p);
+  // covered_ moves past a run of unrecorded puts once, before the next
+  // recorded one or at the end: each CoverSkippedLocked of the run would
+  // find what the last one finds (nothing between them changes the tails,
+  // the job or lost_), and the count is added once.
+  uint64_t unrecorded = 0;
+  bool cover = false;
+  for (const KeyPut& put : puts) {
+    if (lost_) break;  // the rebuild that follows covers them
+    if (put.replaces_live && complete_) {
+      // The key has an entry already, and keeps it while it stays live
+      // (keyspace.h). During a catch-up or rebuild every put is recorded: the
+      // job leaves the records from tail_start_ on to the tails.
+      skipped_upto_ = put.entry.seq + 1;
+      ++unrecorded;
+      cover = true;
+      continue;
+    }
+    if (cover) {
+      CoverSkippedLocked();
+      cover = false;
+    }
+    RecordLocked(put.entry);
+  }
+  if (cover) CoverSkippedLocked();
+  if (unrecorded != 0) region_.counters().overwrites_unrecorded.fetch_add(unrecorded, std::memory_order_relaxed);
 }
 
-void Keyspace::AddLocked(const KeyPut& put) {
-  if (lost_) return;  // the rebuild that follows covers it
-  if (put.replaces_live && complete_) {
-    // The key has an entry already, and keeps it while it stays live
-    // (keyspace.h). During a catch-up or rebuild every put is recorded: the
-    // job leaves the records from tail_start_ on to the tails.
-    region_.counters().overwrites_unrecorded.fetch_add(1, std::memory_order_relaxed);
-    skipped_upto_ = put.entry.seq + 1;
-    CoverSkippedLocked();
-    return;
-  }
-  const KeyEntry& e = put.entry;
+void Keyspace::RecordLocked(const KeyEntry& e) {
   if (region_.Append(e)) return;
   if (region_.Freeze() >= 0) {
     cv_.notify_all();

@@ -206,8 +206,9 @@ class Keyspace {
   uint64_t NowMs() const;
 
   // ---- keyspace.cc ----
-  // Add's work, under mu_.
-  void AddLocked(const KeyPut& put);
+  // Under mu_: appends a put's entry to the active tail (freezing it when
+  // full); when both tails are full, the view is lost.
+  void RecordLocked(const KeyEntry& e);
   // Under mu_: moves covered_ past the puts Add left unrecorded when the
   // tails hold nothing (so a view that sees only overwrites still checkpoints
   // a seq that moves, and a restart reads back only the puts after it).
