@@ -13,8 +13,10 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -362,6 +364,70 @@ TEST_CASE("an entry left at an overwritten record is not taken for the key's rec
   KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
   CheckAgainstModel(lister, model, "", 1000);
   CheckAgainstModel(lister, model, "k", 1);
+}
+
+TEST_CASE("an open whose recovery creates a segment under an id the view's runs name rebuilds the view",
+          "[engine][keyspace][faults]") {
+  // j's entry names its large value's record, at the start of a segment of
+  // its own with the highest id; j is overwritten (no entry) and that
+  // segment deleted. A rotation then seals the active segment and fails to
+  // create the next one: the next open finds no appendable segment and
+  // creates one, under the deleted segment's id, before the view opens (too
+  // late for moving the writer past the ids the runs name), and j's next
+  // record lands where its entry points. The view must be rebuilt, or the
+  // listing shows the first value's ETag and size.
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.compression_level = 0;
+  o.segment_bytes = 16 << 10;
+  RegionMem mem(4096, 1 << 20);
+  TestDb db(env, dir.path(), o);
+  KeyspaceOptions ko = SmallKeyspace(dir.path());
+  std::vector<std::string> lines;
+  std::mutex lines_mu;
+  ko.log = [&](const std::string& line) {
+    std::lock_guard lock(lines_mu);
+    lines.push_back(line);
+  };
+  auto open = [&] { OpenWithKeyspace(db, mem.region(), ko); };
+  const auto newest_segment = [&] {
+    std::string newest;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+      if (e.path().extension() == ".kxd") newest = std::max(newest, e.path().filename().string());
+    return newest;
+  };
+  open();
+  std::map<std::string, ModelValue> model;
+  // Many other keys in j's run: its stale entry stays below a quarter, and
+  // no merge rewrites it away before the open that matters.
+  for (int i = 0; i < 200; ++i) PutModelled(db, &model, "a" + std::to_string(i), 20, 1);
+  PutLargeModelled(db, &model, "k", (1 << 20) + 1);
+  PutLargeModelled(db, &model, "j", (1 << 20) + 1);
+  const std::string j_segment = newest_segment();
+  PutModelled(db, &model, "j", 20, 2);  // j's large value's segment is deleted (emptied)
+  REQUIRE(newest_segment() < j_segment);
+  db.Close();  // the view's MANIFEST names j_segment
+  open();
+  env.FailNth(FaultOp::kCreate, 1, Code::kIOError, /*forever=*/true, ".kxd");
+  for (int i = 0; i < 1000 && env.FaultsFired() == 0; ++i)
+    TryPutModelled(db, &model, "b" + std::to_string(i), 200, 1).ok();
+  REQUIRE(env.FaultsFired() > 0);  // a rotation sealed the active segment and made no other
+  db.Close();
+  env.ClearFaults();
+  open();
+  REQUIRE(newest_segment() == j_segment);  // recovery gave the id again
+  PutModelled(db, &model, "j", 20, 3);
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  CheckAgainstModel(lister, model, "", 1000);
+  CheckAgainstModel(lister, model, "j", 1);
+  std::lock_guard lock(lines_mu);
+  std::string all;
+  for (const std::string& l : lines) all += l + "\n";
+  INFO("the view's log:\n" << all);
+  CHECK(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("names a segment id that this open gave to a new segment") != std::string::npos;
+  }));
 }
 
 TEST_CASE("under overwrites alone the view's checkpoints still move: a crash's catch-up reads back only the "

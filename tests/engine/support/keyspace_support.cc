@@ -64,8 +64,8 @@ std::vector<ListedKey> ListAll(KeyLister& lister, std::string_view prefix, size_
   return all;
 }
 
-void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len,
-                 uint64_t version) {
+Status TryPutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len,
+                      uint64_t version) {
   const std::string v = MakeValue(key, version, len, false);
   WriteOp op;
   op.key = key;
@@ -74,8 +74,13 @@ void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std
   op.raw_len = v.size();
   WriteResult r;
   db.writer().Apply(std::span<const WriteOp>(&op, 1), std::span<WriteResult>(&r, 1));
-  REQUIRE(r.status.ok());
-  (*model)[key] = ModelValue{r.seq, v.size()};
+  if (r.status.ok()) (*model)[key] = ModelValue{r.seq, v.size()};
+  return r.status;
+}
+
+void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len,
+                 uint64_t version) {
+  REQUIRE(TryPutModelled(db, model, key, len, version).ok());
 }
 
 void PutBatchModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::vector<std::string>& keys,

@@ -54,6 +54,10 @@ std::vector<ListedKey> ListAll(KeyLister& lister, std::string_view prefix, size_
 // key's seq and size in *model.
 void PutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len,
                  uint64_t version);
+// The same without requiring success: the model gets the key only when the
+// put succeeded; returns its status.
+Status TryPutModelled(TestDb& db, std::map<std::string, ModelValue>* model, const std::string& key, size_t len,
+                      uint64_t version);
 
 // Puts every key of `keys` with a `len`-byte value in one batch (one
 // Apply), REQUIREs success and records them in *model.
