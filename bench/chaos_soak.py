@@ -35,7 +35,8 @@ directory under /tmp when it cannot mount) is kept across rounds. Each round:
      equals what the restarted server lists; GETs of the stable keys are
      200 with their bytes through writer kills, reloads and the full disk
      (a worker kill may cut the reader's connection, never give it a 5xx);
-     writes are accepted again after every fault.
+     writes are accepted again after every fault; no request goes
+     unanswered for the clients' 15 s.
 
 Everything the script decides comes from --seed (printed first): the round
 plans, the faults and their moments, the clients' keys, ops and sizes. The
@@ -341,6 +342,9 @@ class Soak:
                     or (f.op == "PUT" and self.sync_fault_window(fault, f.when, t_fault, t_back))):
                 self.violations.add(where, f"{f.op} {f.key!r} answered 500 at +{f.when - t_fault:.2f} s "
                                            f"from the fault, with no fault armed that explains it ({f.error})")
+            if "timed out" in f.error:  # every fault ends, or is answered, within seconds
+                self.violations.add(where, f"{f.op} {f.key!r} got no answer within 15 s "
+                                           f"(+{f.when - t_fault:.2f} s from the fault): {f.error}")
             if f.error.startswith("status 507") and not fault.startswith("disk_full"):
                 self.violations.add(where, f"{f.op} {f.key!r} answered 507 (disk full) with no full disk")
         log(f"  load: {ops} ops ({acked_before} writes acknowledged before the fault, "
