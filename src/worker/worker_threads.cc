@@ -981,8 +981,11 @@ int RunThreadWorker(WorkerContext& ctx) {
       // Lines held for a full access-log pipe: wait for room in it instead
       // (signals are then taken within kLogRoomPollMs), and write them as
       // soon as the reader takes some.
+      // Room, or an error (POLLERR: the reader left): either way the write
+      // ends the wait (written, or dropped and reported), so a poll that
+      // keeps returning at once is never looped on.
       pollfd room{room_fd, POLLOUT, 0};
-      if (poll(&room, 1, kLogRoomPollMs) == 1 && (room.revents & POLLOUT) != 0) ctx.access_log->Flush();
+      if (poll(&room, 1, kLogRoomPollMs) == 1) ctx.access_log->Flush();
       const timespec now{0, 0};
       sig = sigtimedwait(&set, &info, &now);
     } else {

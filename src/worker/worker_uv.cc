@@ -1000,9 +1000,11 @@ void StopWatchingLogRoom(UvWorker* w) {
   if (w->log_room_fd >= 0 && !uv_is_closing(h)) uv_close(h, OnLogRoomClosed);
 }
 
-void OnLogRoom(uv_poll_t* p, int status, int) {
+void OnLogRoom(uv_poll_t* p, int, int) {
   auto* w = static_cast<UvWorker*>(p->data);
-  if (status == 0) w->ctx.access_log->Flush();  // writes until the pipe is full again
+  // Room: writes until the pipe is full again. An error (the reader left;
+  // libuv stops the handle): the write fails and drops the held lines.
+  w->ctx.access_log->Flush();
   WatchLogRoom(w);
 }
 
