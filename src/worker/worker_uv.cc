@@ -68,18 +68,6 @@
 // errors) to libuv's own stream callback. Should libuv read anyway (an error
 // event while reading), its read goes through the same OnAlloc and OnRead.
 //
-// Readiness: a reading connection is registered edge-triggered (EPOLLET in
-// its watcher's pevents, the mask libuv 1.x hands epoll_ctl as it is), as
-// nginx registers its sockets: epoll then does not poll every socket it
-// reported once more at its next wait to see whether it is still readable.
-// That holds because every read path ends with the socket empty (a read
-// that did not fill its buffer, or EAGAIN), at EOF, with reading stopped
-// (StopReading; StartReading's registration change makes epoll check the
-// socket again), or with ReadAgainLater. The bit is cleared before every
-// libuv call that stops reading or closes (libuv drops a watcher from its
-// table only when no event is left in pevents). Writes need nothing: a
-// write waits for POLLOUT only after the socket refused bytes.
-//
 // Output: one SendGathered (a send, or a sendmsg of the Connection's gather
 // list: the socket calls, not libuv's write/writev) per flush; when the
 // socket cannot take everything, one uv_write of the rest
@@ -92,7 +80,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -317,7 +304,6 @@ struct UvWorker {
 
 void StartReading(UvConn* c);
 void StopReading(UvConn* c);
-void ReadAgainLater(UvConn* c);
 void Pump(UvConn* c, uint64_t now_ms);
 void CloseConn(UvConn* c);
 
@@ -404,7 +390,6 @@ void CloseConn(UvConn* c) {
   if (c->write != nullptr) NoteWriteProgress(c);
   UnlinkConn(c->worker(), c);
   c->worker()->timers->Disarm(c);
-  c->tcp.io_watcher.pevents &= ~EPOLLET;  // libuv's close must find no event left to unregister it
   uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), OnConnClosed);
 }
 
@@ -567,14 +552,11 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
 // Reads c's socket with recv after a readable event, as libuv's uv__read
 // would with read(2): into OnAlloc's buffer, each result to OnRead (0 when
 // the socket is empty, UV_EOF, or a negative error), again while a read
-// fills its buffer, at most kReadsPerEvent times (then ReadAgainLater: the
-// socket is registered edge-triggered, so what is left would not be
-// reported again). At EOF reading stops first, as libuv stops it (the
-// socket stays readable for ever).
+// fills its buffer, at most kReadsPerEvent times. At EOF reading stops
+// first, as libuv stops it (the socket stays readable for ever).
 void ReadSocket(UvConn* c) {
   auto* s = reinterpret_cast<uv_stream_t*>(&c->tcp);
-  for (int i = 0; c->reading && !c->closing; ++i) {
-    if (i == kReadsPerEvent) return ReadAgainLater(c);
+  for (int i = 0; i < kReadsPerEvent && c->reading && !c->closing; ++i) {
     uv_buf_t buf = uv_buf_init(nullptr, 0);
     OnAlloc(reinterpret_cast<uv_handle_t*>(&c->tcp), kReadBufferBytes, &buf);
     if (buf.len == 0) return OnRead(s, UV_ENOBUFS, &buf);
@@ -607,29 +589,13 @@ void OnConnIo(uv_loop_t* loop, uv__io_t* w, unsigned int events) {
 void StartReading(UvConn* c) {
   if (c->reading || c->closing) return;
   if (c->eof) return;
-  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), OnAlloc, OnRead) != 0) return;
-  c->reading = true;
-  c->tcp.io_watcher.pevents |= EPOLLET;  // registered so by libuv's next poll (uv_read_start queued it)
+  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), OnAlloc, OnRead) == 0) c->reading = true;
 }
 
 void StopReading(UvConn* c) {
   if (!c->reading) return;
-  c->tcp.io_watcher.pevents &= ~EPOLLET;  // first: libuv unregisters a watcher whose events become 0
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
   c->reading = false;
-}
-
-// The socket may still hold bytes after the reads one event allows: epoll
-// is asked to look at it again (a registration's change re-checks its
-// readiness and reports it at the next poll), as level-triggered readiness
-// would. Until the registration libuv made exists, its making checks too.
-void ReadAgainLater(UvConn* c) {
-  const uv__io_t& w = c->tcp.io_watcher;
-  if (w.events == 0) return;
-  epoll_event e{};
-  e.events = w.events;
-  e.data.fd = w.fd;
-  if (epoll_ctl(uv_backend_fd(&c->worker()->loop), EPOLL_CTL_MOD, w.fd, &e) != 0) CloseConn(c);
 }
 
 void OnWritten(uv_write_t* req, int status) {
@@ -1029,9 +995,7 @@ void CloseAllHandles(UvWorker* w) {
   uv_walk(
       &w->loop,
       [](uv_handle_t* h, void*) {
-        if (uv_is_closing(h)) return;
-        if (h->type == UV_TCP) reinterpret_cast<uv_stream_t*>(h)->io_watcher.pevents &= ~EPOLLET;  // as CloseConn
-        uv_close(h, nullptr);
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
       },
       nullptr);
 }
