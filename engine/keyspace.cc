@@ -13,6 +13,7 @@
 #include "engine/coding.h"
 #include "engine/hash.h"
 #include "engine/key_resolve.h"
+#include "engine/keyspace_manifest.h"
 #include "engine/read_exact.h"
 #include "engine/writer_impl.h"
 #include "engine/thread_name.h"
@@ -20,10 +21,6 @@
 namespace kingx::engine {
 namespace {
 
-constexpr char kManifestMagic[8] = {'K', 'I', 'N', 'G', 'X', 'K', 'S', 'M'};
-constexpr uint32_t kManifestVersion = 1;
-constexpr size_t kManifestFixedBytes = 56;
-constexpr const char* kManifestName = "MANIFEST";
 constexpr uint64_t kRetryAfterErrorMs = 1000;
 
 }  // namespace
@@ -61,16 +58,9 @@ Result<std::unique_ptr<Keyspace>> Keyspace::Open(Writer::Impl& w, KeyspaceRegion
   if (!s.ok()) return s;
   ks->region_.SetCursorSecret(ks->cursor_secret_);
   // The segment ids the MANIFEST's runs name (their tables, no entry read).
+  // A run damaged or unreadable: the job below would find it so and rebuild.
   std::vector<uint64_t> named;
-  bool named_ok = true;
-  for (uint64_t id : manifest_runs) {
-    auto run = KeyRun::Open(w.env_, ks->RunPath(id), id, w.seed_, /*verify_checksum=*/false);
-    if (!run.ok()) {
-      named_ok = false;  // damaged or unreadable: the job below would find it so and rebuild
-      break;
-    }
-    for (const auto& [seg, n] : run.value()->segment_counts()) named.push_back(seg);
-  }
+  bool named_ok = AppendNamedSegmentIds(w.env_, options.dir, w.seed_, manifest_runs, &named).ok();
   {
     std::lock_guard wlock(w.mu_);
     ks->tail_start_ = w.next_seq_;
@@ -105,20 +95,17 @@ Result<std::unique_ptr<Keyspace>> Keyspace::Open(Writer::Impl& w, KeyspaceRegion
 }
 
 bool Keyspace::SegmentIdsSafe(const std::vector<uint64_t>& named) {
-  uint64_t highest = 0;
   for (uint64_t seg : named) {
     if (seg > kMaxSegmentId) continue;  // an entry of no segment: never matched
-    highest = std::max(highest, seg);
     const auto it = w_.segments_.find(static_cast<uint32_t>(seg));
     // A segment without a record: no entry can name it, unless its id named
-    // another file when the entry was made (recovery created it).
+    // another file when the entry was made (an open that did not read this
+    // view's MANIFEST created it: a view kept elsewhere, or an older binary).
     if (it != w_.segments_.end() && !it->second.missing && it->second.bytes <= kSegmentHeaderBytes) return false;
   }
   if (w_.options_.read_only) return true;  // gives no id
-  // Ids are given round robin from next_segment_id_ upwards: from past the
-  // highest named one, a named id whose segment is gone comes back only
-  // after every other free id was given (FORMAT.md "Segment ids").
-  if (highest >= w_.next_segment_id_) w_.next_segment_id_ = highest >= kMaxSegmentId ? 1 : highest + 1;
+  // Recovery did the same for the data directory's own view.
+  w_.next_segment_id_ = SegmentIdPast(w_.next_segment_id_, named);
   return true;
 }
 
@@ -126,47 +113,20 @@ bool Keyspace::SegmentIdsSafe(const std::vector<uint64_t>& named) {
 // when it is valid for this database, with what it says in the out-params.
 bool Keyspace::ReadManifest(const std::string& dir, uint64_t* covered, uint64_t* next_id, uint64_t* secret,
                             std::vector<uint64_t>* runs) const {
-  Env& env = w_.env_;
-  bool manifest_ok = false;
-  {
-    // Read with read(2), not mapped: a page the disk cannot read is an error
-    // here (the view is rebuilt), never a SIGBUS in the key view's thread.
-    const std::string path = JoinPath(dir, kManifestName);
-    std::string bytes;
-    Status rs;
-    if (auto size = env.FileSize(path); !size.ok()) {
-      rs = size.status();
-    } else {
-      // Larger than any valid MANIFEST: not read (judged unusable below).
-      const uint64_t n = std::min<uint64_t>(size.value(), kManifestFixedBytes + 8ull * kMaxKeyRuns + 8 + 1);
-      bytes.resize(n);
-      rs = ReadExact(env, path, 0, n, bytes.data());
-    }
-    if (rs.ok()) {
-      const char* p = bytes.data();
-      const uint64_t n = bytes.size();
-      if (n >= kManifestFixedBytes + 8 && std::memcmp(p, kManifestMagic, 8) == 0 &&
-          GetFixed32(p + 8) == kManifestVersion && GetFixed32(p + 12) == 0 && GetFixed64(p + 16) == w_.seed_) {
-        const uint32_t count = GetFixed32(p + 48);
-        if (count <= kMaxKeyRuns && n == kManifestFixedBytes + 8ull * count + 8 &&
-            GetFixed64(p + n - 8) == Checksum64(p, n - 8)) {
-          *covered = GetFixed64(p + 24);
-          *next_id = GetFixed64(p + 32);
-          *secret = GetFixed64(p + 40);
-          for (uint32_t i = 0; i < count; ++i) runs->push_back(GetFixed64(p + kManifestFixedBytes + 8 * i));
-          manifest_ok = true;
-        }
-      }
-      if (!manifest_ok) Log("MANIFEST in " + dir + " unusable: rebuilding the sorted view from the segments");
-    } else if (!rs.Is(Code::kNotFound)) {
-      Log("MANIFEST in " + dir + " unreadable (" + rs.ToString() + "): rebuilding the sorted view");
-    }
+  KeyspaceManifest m;
+  const Status s = ReadKeyspaceManifest(w_.env_, dir, w_.seed_, &m);
+  if (s.Is(Code::kCorruption)) {
+    Log("MANIFEST in " + dir + " unusable: rebuilding the sorted view from the segments");
+  } else if (!s.ok() && !s.Is(Code::kNotFound)) {
+    // A page the disk cannot read is an error here (the view is rebuilt),
+    // never a SIGBUS in the key view's thread: it is read, not mapped.
+    Log("MANIFEST in " + dir + " unreadable (" + s.ToString() + "): rebuilding the sorted view");
   }
-  if (!manifest_ok) {
-    runs->clear();
-    *covered = 0;
-  }
-  return manifest_ok;
+  *covered = m.covered;
+  *next_id = m.next_run_id;
+  if (s.ok()) *secret = m.secret;
+  *runs = std::move(m.runs);
+  return s.ok();
 }
 
 // Reads the MANIFEST (persist) or the seed's, removes every run file of
@@ -491,8 +451,8 @@ Status Keyspace::Checkpoint() {
       for (RunInfo& live : runs_)
         if (live.id == r.id) live.synced = true;
     }
-    std::string m(kManifestMagic, 8);
-    AppendFixed32(&m, kManifestVersion);
+    std::string m(kKeyspaceManifestMagic, 8);
+    AppendFixed32(&m, kKeyspaceManifestVersion);
     AppendFixed32(&m, 0);
     AppendFixed64(&m, w_.seed_);
     AppendFixed64(&m, covered);
@@ -502,12 +462,12 @@ Status Keyspace::Checkpoint() {
     AppendFixed32(&m, 0);
     for (const RunInfo& r : runs) AppendFixed64(&m, r.id);
     AppendFixed64(&m, Checksum64(m.data(), m.size()));
-    const std::string tmp = JoinPath(o_.dir, std::string(kManifestName) + ".tmp");
+    const std::string tmp = JoinPath(o_.dir, std::string(kKeyspaceManifestName) + ".tmp");
     auto f = env.OpenFile(tmp, OpenMode::kCreateTruncate);
     Status s = f.ok() ? f.value()->Append(m) : f.status();
     if (s.ok()) s = f.value()->Sync();
     if (f.ok()) f.value().reset();
-    if (s.ok()) s = env.Rename(tmp, JoinPath(o_.dir, kManifestName));
+    if (s.ok()) s = env.Rename(tmp, JoinPath(o_.dir, kKeyspaceManifestName));
     if (s.ok()) s = env.SyncDir(o_.dir);
     if (!s.ok()) {
       env.RemoveFile(tmp).ok();

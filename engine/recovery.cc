@@ -48,6 +48,7 @@
 #include "engine/data_dir_lock.h"
 #include "engine/hash.h"
 #include "engine/hint_names.h"
+#include "engine/keyspace_manifest.h"
 #include "engine/read_exact.h"
 #include "engine/segment_scan.h"
 #include "engine/segment_window.h"
@@ -882,6 +883,7 @@ Status Writer::Impl::Recover() {
     it = exists ? std::next(it) : births_.erase(it);
   }
   next_segment_id_ = on_disk.empty() ? 1 : (on_disk.back() >= kMaxSegmentId ? 1 : on_disk.back() + 1);
+  if (!ro) StartPastKeyViewIds();
   if (ro) {
     // Nothing is appended: the active segment is read up to its last valid
     // record (a torn tail stays on disk, untouched), no segment is created.
@@ -984,6 +986,31 @@ Status Writer::Impl::Recover() {
   counters.segment_epoch.fetch_add(1, std::memory_order_release);
   counters.ready.store(1, std::memory_order_release);
   return Status::OK();
+}
+
+void Writer::Impl::StartPastKeyViewIds() {
+  // An entry of the view's runs may name a record of a segment deleted since
+  // (by compaction, here or in an earlier process): no segment this process
+  // creates, from the active one below on, may take such an id while the
+  // runs can be read (keyspace.h). Every writing open does this, kingx-tool's
+  // too, whether or not it starts the view.
+  const std::string keys = JoinPath(dir_, kKeyViewDirName);
+  KeyspaceManifest m;
+  std::vector<uint64_t> named;
+  Status s = ReadKeyspaceManifest(env_, keys, seed_, &m);
+  if (s.ok()) s = AppendNamedSegmentIds(env_, keys, seed_, m.runs, &named);
+  if (s.ok()) {
+    next_segment_id_ = SegmentIdPast(next_segment_id_, named);
+    return;
+  }
+  // No view, or one its open will not trust either (it rebuilds): no id to avoid.
+  if (s.Is(Code::kNotFound) || s.Is(Code::kCorruption)) return;
+  // Unreadable now, perhaps readable by the view's open: it must not trust
+  // entries whose ids this process may give. Without its MANIFEST it rebuilds.
+  const Status rs = env_.RemoveFile(JoinPath(keys, kKeyspaceManifestName));
+  LogError("recovery: the sorted key view's checkpoint could not be read (" + s.ToString() + "); " +
+           (rs.ok() || rs.Is(Code::kNotFound) ? std::string("it was removed: the view is rebuilt from the segments")
+                                              : "nor removed (" + rs.ToString() + ")"));
 }
 
 }  // namespace kingx::engine

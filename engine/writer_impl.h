@@ -176,6 +176,12 @@ struct Writer::Impl {
   // naming the segment and the offset (a transient kBusy is returned as is).
   // An I/O error is not damage: recovery stops there and cuts nothing.
   Status Unreadable(uint32_t id, const char* what, const Status& why);
+  // A writing open, before it creates a segment: moves next_segment_id_ past
+  // every id the runs of the data directory's sorted key view (keys/MANIFEST)
+  // name (keyspace_manifest.h). A MANIFEST that cannot be read (an I/O error)
+  // is removed, so that the view's next open rebuilds instead of trusting it;
+  // never fails the open.
+  void StartPastKeyViewIds();
   // Keys to size the rebuilt index for, from (segment id, size) of every segment.
   uint64_t ExpectedKeys(const std::vector<std::pair<uint32_t, uint64_t>>& segments);
   // ---- rotation (segment_writer.cc) ----

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -372,8 +373,9 @@ TEST_CASE("an open whose recovery creates a segment under an id the view's runs 
   // its own with the highest id; j is overwritten (no entry) and that
   // segment deleted. A rotation then seals the active segment and fails to
   // create the next one: the next open finds no appendable segment and
-  // creates one, under the deleted segment's id, before the view opens (too
-  // late for moving the writer past the ids the runs name), and j's next
+  // creates one. Recovery starts past the ids the runs name; an open that
+  // does not read this view's MANIFEST (an older binary, here keys/ moved
+  // aside meanwhile) creates it under the deleted segment's id, and j's next
   // record lands where its entry points. The view must be rebuilt, or the
   // listing shows the first value's ETag and size.
   TempDir dir;
@@ -415,8 +417,13 @@ TEST_CASE("an open whose recovery creates a segment under an id the view's runs 
   REQUIRE(env.FaultsFired() > 0);  // a rotation sealed the active segment and made no other
   db.Close();
   env.ClearFaults();
+  const std::string keys = dir.path() + "/keys", aside = dir.path() + "/keys.aside";
+  std::filesystem::rename(keys, aside);
+  REQUIRE(db.Open().ok());
+  REQUIRE(newest_segment() == j_segment);  // a recovery that does not read the view gave the id again
+  db.Close();
+  std::filesystem::rename(aside, keys);
   open();
-  REQUIRE(newest_segment() == j_segment);  // recovery gave the id again
   PutModelled(db, &model, "j", 20, 3);
   KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
   CheckAgainstModel(lister, model, "", 1000);
@@ -428,6 +435,83 @@ TEST_CASE("an open whose recovery creates a segment under an id the view's runs 
   CHECK(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
     return l.find("names a segment id that this open gave to a new segment") != std::string::npos;
   }));
+}
+
+TEST_CASE("an offline compaction gives no segment id the view's runs name",
+          "[engine][keyspace][compaction]") {
+  // k's entry names its first record, a large value at the start of segment
+  // X of its own; k is overwritten (no entry) and X deleted (emptied), while
+  // the view's MANIFEST still names X. The database is then compacted the
+  // way kingx-tool does it: opened without the view (nothing reads keys/),
+  // offline passes that seal the active segment, rotate, and copy its live
+  // records into an output. The rotation takes the id after the highest on
+  // disk (m's deleted large value's, named by no run) and the output the
+  // next one, X: k's current record, the first live one of the active
+  // segment, lands at the very place k's entry names. Unless the open moves
+  // past the ids the runs name, the listing after the restart takes that
+  // entry for k's record unread and shows the first value's ETag and size.
+  // When the tool's open cannot read the MANIFEST (a read fault), it removes
+  // it: the view is rebuilt, never trusted.
+  const bool manifest_unreadable = GENERATE(false, true);
+  INFO("keys/MANIFEST unreadable at the offline open: " << manifest_unreadable);
+  TempDir dir;
+  FaultInjectionEnv env;
+  Options o;
+  o.compression_level = 0;
+  RegionMem mem(4096, 1 << 20);
+  TestDb db(env, dir.path(), o);
+  KeyspaceOptions ko = SmallKeyspace(dir.path());
+  ko.settle_ms = 1ull << 40;  // no merge repoints k's stale entry before the restart
+  const auto segments = [&] {
+    std::set<std::string> ids;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+      if (e.path().extension() == ".kxd") ids.insert(e.path().filename().string());
+    return ids;
+  };
+  OpenWithKeyspace(db, mem.region(), ko);
+  std::map<std::string, ModelValue> model;
+  PutModelled(db, &model, "m", 20, 1);                  // the active segment's first record: dead below
+  PutLargeModelled(db, &model, "m", (1 << 20) + 1);            // replaces a live put: no entry names its segment
+  const std::set<std::string> before_k = segments();
+  PutLargeModelled(db, &model, "k", (1 << 20) + 1);            // a new key: its entry names X
+  std::set<std::string> x;
+  for (const std::string& s : segments())
+    if (!before_k.count(s)) x.insert(s);
+  REQUIRE(x.size() == 1);
+  const std::string x_segment = *x.begin();
+  PutModelled(db, &model, "k", 20, 2);  // X emptied, deleted; k's current record first live one of the active
+  PutModelled(db, &model, "m", 20, 3);  // m's large value's segment emptied, deleted
+  REQUIRE(segments().count(x_segment) == 0);
+  db.Close();  // a clean close: the MANIFEST names the runs, k's entry at X among them
+
+  // kingx-tool compact --all: its open, its passes.
+  const std::string manifest = dir.path() + "/keys/MANIFEST";
+  if (manifest_unreadable) env.FailNth(FaultOp::kRead, 1, Code::kIOError, /*forever=*/false, "keys/MANIFEST");
+  const std::set<std::string> before_tool = segments();
+  REQUIRE(db.Open().ok());
+  env.ClearFaults();
+  CHECK(std::filesystem::exists(manifest) == !manifest_unreadable);
+  {
+    CompactionOptions co;
+    co.rate_bytes_per_sec = 0;
+    co.pick_reclaimable = true;
+    co.offline = true;
+    Compactor compactor(db.writer(), co);
+    PassReport report;
+    REQUIRE(compactor.RunOnce(&report).ok());
+    REQUIRE(report.inputs > 0);
+  }
+  db.Close();
+  std::set<std::string> given;
+  for (const std::string& s : segments())
+    if (!before_tool.count(s)) given.insert(s);
+  INFO("the offline open and compaction created " << given.size() << " segment(s); the runs name " << x_segment);
+  if (!manifest_unreadable) CHECK(given.count(x_segment) == 0);
+
+  OpenWithKeyspace(db, mem.region(), ko);
+  KeyLister lister(PosixEnv(), dir.path(), o, db.index(), mem.region());
+  CheckAgainstModel(lister, model, "", 1000);
+  CheckAgainstModel(lister, model, "k", 1);
 }
 
 TEST_CASE("under overwrites alone the view's checkpoints still move: a crash's catch-up reads back only the "
