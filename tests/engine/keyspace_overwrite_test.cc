@@ -463,10 +463,8 @@ TEST_CASE("an offline compaction gives no segment id the view's runs name",
   KeyspaceOptions ko = SmallKeyspace(dir.path());
   ko.settle_ms = 1ull << 40;  // no merge repoints k's stale entry before the restart
   const auto segments = [&] {
-    std::set<std::string> ids;
-    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
-      if (e.path().extension() == ".kxd") ids.insert(e.path().filename().string());
-    return ids;
+    const std::vector<std::string> names = SegmentFiles(dir.path());
+    return std::set<std::string>(names.begin(), names.end());
   };
   OpenWithKeyspace(db, mem.region(), ko);
   std::map<std::string, ModelValue> model;
