@@ -54,8 +54,11 @@
 //    only where its location is the one the index holds, so an entry left at
 //    an older record must never name the place of a newer one: in a process
 //    a deleted segment's id comes back only after every other free id was
-//    given (2^24 - 2 of them), and at open SegmentIdsSafe moves the writer
-//    past every id the MANIFEST's runs name (or rebuilds);
+//    given (2^24 - 2 of them), and every writing open, kingx-tool's too,
+//    starts past every id keys/MANIFEST's runs name before it creates a
+//    segment (recovery, engine/keyspace_manifest.h); SegmentIdsSafe does the
+//    same for this view's MANIFEST, and rebuilds when a named segment holds
+//    no record (an open that did not read that MANIFEST created it);
 //  - a read-only open writes nothing and skips nothing; a seed's runs are
 //    reached as any runs are (stale entries resolve against the index);
 //    backups do not carry keys/ (a restored copy rebuilds its view).
@@ -215,11 +218,11 @@ class Keyspace {
   void CoverSkippedLocked();
   Status PrepareDir(uint64_t* manifest_covered, std::vector<uint64_t>* manifest_runs);
   // Open, under Writer::Impl::mu_, with the segment ids the MANIFEST's runs
-  // name: false when one of them names a segment that holds no record (this
-  // open's recovery gave a gone segment's id to a new one: the runs' entries
-  // of it could be taken for its records); otherwise moves the writer's next
-  // segment id past every named one, so that no id an entry names is given
-  // again while the entry may be read.
+  // name: false when one of them names a segment that holds no record (an
+  // open that did not read this MANIFEST gave a gone segment's id to a new
+  // one: the runs' entries of it could be taken for its records); otherwise
+  // moves the writer's next segment id past every named one (SegmentIdPast),
+  // so that no id an entry names is given again while the entry may be read.
   bool SegmentIdsSafe(const std::vector<uint64_t>& named);
   bool ReadManifest(const std::string& dir, uint64_t* covered, uint64_t* next_id, uint64_t* secret,
                     std::vector<uint64_t>* runs) const;
