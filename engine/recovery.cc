@@ -1007,10 +1007,11 @@ void Writer::Impl::StartPastKeyViewIds() {
   if (s.Is(Code::kNotFound) || s.Is(Code::kCorruption)) return;
   // Unreadable now, perhaps readable by the view's open: it must not trust
   // entries whose ids this process may give. Without its MANIFEST it rebuilds.
-  const Status rs = env_.RemoveFile(JoinPath(keys, kKeyspaceManifestName));
+  Status rs = env_.RemoveFile(JoinPath(keys, kKeyspaceManifestName));
+  if (rs.ok()) rs = env_.SyncDir(keys);  // a crash must not bring it back beside this process's segments
   LogError("recovery: the sorted key view's checkpoint could not be read (" + s.ToString() + "); " +
            (rs.ok() || rs.Is(Code::kNotFound) ? std::string("it was removed: the view is rebuilt from the segments")
-                                              : "nor removed (" + rs.ToString() + ")"));
+                                              : "nor durably removed (" + rs.ToString() + ")"));
 }
 
 }  // namespace kingx::engine
