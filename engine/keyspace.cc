@@ -14,7 +14,6 @@
 #include "engine/hash.h"
 #include "engine/key_resolve.h"
 #include "engine/keyspace_manifest.h"
-#include "engine/read_exact.h"
 #include "engine/writer_impl.h"
 #include "engine/thread_name.h"
 
