@@ -68,6 +68,22 @@
 // errors) to libuv's own stream callback. Should libuv read anyway (an error
 // event while reading), its read goes through the same OnAlloc and OnRead.
 //
+// Readiness: a reading connection is registered edge-triggered and for the
+// peer's end (kReadEdge: EPOLLET | EPOLLRDHUP in its watcher's pevents, the
+// mask libuv 1.x hands epoll_ctl as it is), as nginx registers its sockets:
+// epoll then does not poll every socket it reported once more at its next
+// wait to see whether it is still readable. That holds because every read
+// path ends with the socket empty, at EOF, with reading stopped
+// (StopReading; StartReading's registration change makes epoll check the
+// socket again), or with ReadAgainLater. A read that did not fill its
+// buffer means the socket is empty only while the peer has not ended: its
+// FIN may already wait behind the bytes read, and no later arrival would
+// announce it, so an event that reports the end (EPOLLRDHUP, or a hang-up or
+// error) is read on until recv says so. The bits are cleared before every
+// libuv call that stops reading or closes (libuv drops a watcher from its
+// table only when no event is left in pevents). Writes need nothing: a
+// write waits for POLLOUT only after the socket refused bytes.
+//
 // Output: one SendGathered (a send, or a sendmsg of the Connection's gather
 // list: the socket calls, not libuv's write/writev) per flush; when the
 // socket cannot take everything, one uv_write of the rest
@@ -80,6 +96,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -118,6 +135,11 @@ constexpr size_t kDrainBatch = 16;            // idle connections closed per bur
 constexpr size_t kReadInWaitBytes = 4096;     // the one read taken while a request waits for the storage
 constexpr size_t kFloodFirstReadBytes = 4096;  // a new connection's first read during a garbage flood
 constexpr int kReadsPerEvent = 32;  // reads of one readable event while each fills its buffer (libuv's own bound)
+// What a reading connection adds to its watcher's registration (see the top
+// of this file), and the events after which a short read does not mean the
+// socket is empty: the peer ended (its FIN or a reset) or the socket failed.
+constexpr unsigned kReadEdge = EPOLLET | EPOLLRDHUP;
+constexpr unsigned kPeerEnded = EPOLLRDHUP | POLLHUP | POLLERR;
 // OnConnIo takes over the watcher of libuv 1.x's unix streams (<uv/unix.h>).
 static_assert(UV_VERSION_MAJOR == 1, "OnConnIo relies on libuv 1.x's uv_stream_t io_watcher");
 static_assert(ReadBatch::kSlices <= engine::Reader::kMaxPrefetchKeys, "a batch's keys are hinted in one pass");
@@ -304,6 +326,7 @@ struct UvWorker {
 
 void StartReading(UvConn* c);
 void StopReading(UvConn* c);
+void ReadAgainLater(UvConn* c);
 void Pump(UvConn* c, uint64_t now_ms);
 void CloseConn(UvConn* c);
 
@@ -390,6 +413,7 @@ void CloseConn(UvConn* c) {
   if (c->write != nullptr) NoteWriteProgress(c);
   UnlinkConn(c->worker(), c);
   c->worker()->timers->Disarm(c);
+  c->tcp.io_watcher.pevents &= ~kReadEdge;  // libuv's close must find no event left to unregister it
   uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), OnConnClosed);
 }
 
@@ -552,11 +576,15 @@ void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
 // Reads c's socket with recv after a readable event, as libuv's uv__read
 // would with read(2): into OnAlloc's buffer, each result to OnRead (0 when
 // the socket is empty, UV_EOF, or a negative error), again while a read
-// fills its buffer, at most kReadsPerEvent times. At EOF reading stops
-// first, as libuv stops it (the socket stays readable for ever).
-void ReadSocket(UvConn* c) {
+// fills its buffer or `events` report the peer's end (kPeerEnded: until
+// recv returns 0 or an error), at most kReadsPerEvent times (then
+// ReadAgainLater: the socket is registered edge-triggered, so what is left
+// would not be reported again). At EOF reading stops first, as libuv stops
+// it (the socket stays readable for ever).
+void ReadSocket(UvConn* c, unsigned events) {
   auto* s = reinterpret_cast<uv_stream_t*>(&c->tcp);
-  for (int i = 0; i < kReadsPerEvent && c->reading && !c->closing; ++i) {
+  for (int i = 0; c->reading && !c->closing; ++i) {
+    if (i == kReadsPerEvent) return ReadAgainLater(c);
     uv_buf_t buf = uv_buf_init(nullptr, 0);
     OnAlloc(reinterpret_cast<uv_handle_t*>(&c->tcp), kReadBufferBytes, &buf);
     if (buf.len == 0) return OnRead(s, UV_ENOBUFS, &buf);
@@ -570,32 +598,50 @@ void ReadSocket(UvConn* c) {
       return OnRead(s, UV_EOF, &buf);
     }
     OnRead(s, n, &buf);
-    if (static_cast<size_t>(n) < buf.len) return;  // the socket is empty
+    if (static_cast<size_t>(n) < buf.len && (events & kPeerEnded) == 0) return;  // the socket is empty
   }
 }
 
 // The callback of every connection's I/O watcher (AdoptSocket): readable
 // events (and errors or hang-ups while reading, which the recv reports) are
-// read here; the rest goes to libuv's stream callback without POLLIN.
+// read here; the rest goes to libuv's stream callback without POLLIN and
+// EPOLLRDHUP (ours: libuv's stream callback has no use for it).
 void OnConnIo(uv_loop_t* loop, uv__io_t* w, unsigned int events) {
   auto* tcp = reinterpret_cast<uv_tcp_t*>(reinterpret_cast<char*>(w) - offsetof(uv_tcp_t, io_watcher));
   auto* c = static_cast<UvConn*>(tcp->data);
   UvWorker* worker = c->worker();  // c stays allocated until its close callback, after this event
-  if ((events & (POLLIN | POLLERR | POLLHUP)) != 0 && c->reading) ReadSocket(c);
-  if (c->closing || (events & ~POLLIN) == 0) return;
-  worker->stream_io(loop, w, events & ~POLLIN);
+  if ((events & (POLLIN | POLLERR | POLLHUP)) != 0 && c->reading) ReadSocket(c, events);
+  events &= ~(POLLIN | EPOLLRDHUP);
+  if (c->closing || events == 0) return;
+  worker->stream_io(loop, w, events);
 }
 
 void StartReading(UvConn* c) {
   if (c->reading || c->closing) return;
   if (c->eof) return;
-  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), OnAlloc, OnRead) == 0) c->reading = true;
+  if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), OnAlloc, OnRead) != 0) return;
+  c->reading = true;
+  c->tcp.io_watcher.pevents |= kReadEdge;  // registered so by libuv's next poll (uv_read_start queued it)
 }
 
 void StopReading(UvConn* c) {
   if (!c->reading) return;
+  c->tcp.io_watcher.pevents &= ~kReadEdge;  // first: libuv unregisters a watcher whose events become 0
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
   c->reading = false;
+}
+
+// The socket may still hold bytes after the reads one event allows: epoll
+// is asked to look at it again (a registration's change re-checks its
+// readiness and reports it at the next poll), as level-triggered readiness
+// would. Until the registration libuv made exists, its making checks too.
+void ReadAgainLater(UvConn* c) {
+  const uv__io_t& w = c->tcp.io_watcher;
+  if (w.events == 0) return;
+  epoll_event e{};
+  e.events = w.events;
+  e.data.fd = w.fd;
+  if (epoll_ctl(uv_backend_fd(&c->worker()->loop), EPOLL_CTL_MOD, w.fd, &e) != 0) CloseConn(c);
 }
 
 void OnWritten(uv_write_t* req, int status) {
@@ -995,7 +1041,9 @@ void CloseAllHandles(UvWorker* w) {
   uv_walk(
       &w->loop,
       [](uv_handle_t* h, void*) {
-        if (!uv_is_closing(h)) uv_close(h, nullptr);
+        if (uv_is_closing(h)) return;
+        if (h->type == UV_TCP) reinterpret_cast<uv_stream_t*>(h)->io_watcher.pevents &= ~kReadEdge;  // as CloseConn
+        uv_close(h, nullptr);
       },
       nullptr);
 }
