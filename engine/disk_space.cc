@@ -51,7 +51,6 @@ bool DiskSpace::Admit(uint64_t bytes, uint64_t pending) {
   MeasureIfOldLocked(NowMs());
   if (!known_ || EstimateLocked() >= reserve_bytes_ + pending + bytes) return true;
   full_ = true;
-  ++refused_;
   last_refused_bytes_ = bytes;
   return false;
 }
@@ -75,12 +74,16 @@ void DiskSpace::Consumed(uint64_t bytes) {
   consumed_since_ += bytes;
 }
 
-void DiskSpace::NoSpace(uint64_t ops, uint64_t bytes) {
+void DiskSpace::NoSpace(uint64_t bytes) {
   std::lock_guard lock(mu_);
   full_ = true;
-  refused_ += ops;
   last_refused_bytes_ = bytes;
   measured_at_ms_ = 1;  // stale: the next Admit or Refresh measures again
+}
+
+void DiskSpace::Refused(uint64_t writes) {
+  std::lock_guard lock(mu_);
+  refused_ += writes;
 }
 
 void DiskSpace::Changed() {

@@ -47,7 +47,7 @@ struct DiskState {
   uint64_t total_bytes = 0;       // size of the file system (last measure)
   uint64_t free_bytes = 0;        // free space: last measure minus the bytes written since
   uint64_t reserve_bytes = 0;     // Options::disk_reserve_bytes
-  uint64_t refused_writes = 0;    // puts refused for lack of space since the writer opened
+  uint64_t refused_writes = 0;    // writes answered kNoSpace since the writer opened
   uint64_t last_refused_bytes = 0;  // size of the last refused write
 };
 
@@ -64,9 +64,10 @@ class DiskSpace {
             uint64_t max_age_ms = kMaxAgeMs);
 
   // Whether a put of `bytes` more may be written after `pending` bytes not
-  // written yet (the rest of a batch). When not, counts it as refused and
-  // marks the disk full. A failed measure admits the write (the write then
-  // fails by itself if the disk is really full).
+  // written yet (the rest of a batch). When not, marks the disk full (the
+  // refusal is counted by Refused, where the writer answers it). A failed
+  // measure admits the write (the write then fails by itself if the disk is
+  // really full).
   bool Admit(uint64_t bytes, uint64_t pending = 0);
   // The bytes puts may take now before they eat into the reserve (UINT64_MAX
   // when free space is unknown), measured as Admit measures: a batch reads it
@@ -85,8 +86,14 @@ class DiskSpace {
   bool Spare(uint64_t bytes);
   // Bytes appended to the data directory by an admitted write or a delete.
   void Consumed(uint64_t bytes);
-  // `ops` writes totalling `bytes` failed with kNoSpace from the file system.
-  void NoSpace(uint64_t ops, uint64_t bytes);
+  // A write of `bytes` (a batch's, a MANIFEST's) failed with kNoSpace from the
+  // file system: marks the disk full and measures again at the next decision.
+  void NoSpace(uint64_t bytes);
+  // `writes` writes were answered kNoSpace, whatever refused them (the
+  // reserve, the file system under a record, a segment or the MANIFEST).
+  // The writer calls it once per answer, where it hands results out, so that
+  // every refusal is counted once (DiskState::refused_writes).
+  void Refused(uint64_t writes);
   // Files were removed (compaction, an aborted large value): the next call
   // measures again instead of trusting the estimate.
   void Changed();

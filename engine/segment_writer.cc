@@ -38,13 +38,28 @@ Status Writer::Impl::ReserveSeqs(uint64_t count) {
   if (read_only_) return Status::ReadOnly("writes stopped after: " + read_only_cause_.ToString());
   if (!manifest_) {
     auto m = Manifest::Create(env_, dir_, seed_, births_, next_seq_ + count + kSeqReserve);
-    if (!m.ok()) return m.status();
+    if (!m.ok()) {
+      if (m.status().Is(Code::kNoSpace)) disk_.NoSpace(0);  // the disk is full, as after a refused record
+      return m.status();
+    }
     manifest_ = std::move(m.value());
     return Status::OK();
   }
   if (next_seq_ + count <= manifest_->seq_high_water()) return Status::OK();
   Status s = manifest_->SetSeqHighWater(next_seq_ + count + kSeqReserve);
-  if (!s.ok() && !s.Is(Code::kNoSpace)) TurnReadOnly(s);  // the mark's durability is unknown: never retry
+  if (s.Is(Code::kNoSpace)) disk_.NoSpace(0);
+  else if (!s.ok()) TurnReadOnly(s);  // the mark's durability is unknown: never retry
+  return s;
+}
+
+void Writer::Impl::CountRefused(std::span<const WriteResult> results) {
+  uint64_t refused = 0;
+  for (const WriteResult& r : results) refused += r.status.Is(Code::kNoSpace) ? 1 : 0;
+  if (refused != 0) disk_.Refused(refused);
+}
+
+const Status& Writer::Impl::CountRefused(const Status& s) {
+  if (s.Is(Code::kNoSpace)) disk_.Refused(1);
   return s;
 }
 

@@ -175,7 +175,7 @@ bool WritePending(Writer::Impl& w, std::span<const PendingRecord> pending, std::
     Status t = w.active_->Truncate(at);
     if (t.ok() && w.extender_) w.extender_->Truncated(at);
     if (!t.ok()) w.TurnReadOnly(t);
-    if (s.Is(Code::kNoSpace)) w.disk_.NoSpace(pending.size(), w.batch_.size());
+    if (s.Is(Code::kNoSpace)) w.disk_.NoSpace(w.batch_.size());
     for (const PendingRecord& p : pending) results[p.op].status = s;
     return false;
   }
@@ -399,12 +399,13 @@ void Writer::Apply(std::span<const WriteOp> ops, std::span<WriteResult> results)
   // below a durable high-water mark, so that no seq is ever handed out twice.
   if (Status rs = w.ReserveSeqs(2 * ops.size() + 1); !rs.ok()) {
     for (WriteResult& r : results) r.status = rs;
-    return;
+  } else {
+    std::vector<PendingRecord>& pending = w.pending_;
+    pending.clear();
+    DecideBatch(w, ops, results, pending, /*pipelined=*/false);
+    CommitPending(w, pending, results);
   }
-  std::vector<PendingRecord>& pending = w.pending_;
-  pending.clear();
-  DecideBatch(w, ops, results, pending, /*pipelined=*/false);
-  CommitPending(w, pending, results);
+  w.CountRefused(results);
 }
 
 Status Writer::SyncIfDue(uint64_t now_ms, uint64_t* due_ms) {

@@ -207,6 +207,11 @@ struct Writer::Impl {
   // high-water mark in the MANIFEST (reserving kSeqReserve more when not).
   // Caller holds mu_ (or is recovery). A failed fdatasync turns the writer read-only.
   Status ReserveSeqs(uint64_t count);
+  // Where results are handed out (Apply, TakeFinished, the large calls):
+  // counts each write answered kNoSpace once in disk_ (DiskSpace::Refused),
+  // whichever step refused it.
+  void CountRefused(std::span<const WriteResult> results);
+  const Status& CountRefused(const Status& s);
   // ---- writer.cc ----
   // The newest record of key (index + on-disk key comparison). A candidate
   // whose header cannot be read while it carries the key's 64-bit hash is

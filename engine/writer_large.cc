@@ -31,12 +31,12 @@ Result<uint64_t> Writer::BeginLarge(const WriteOp& op) {
   if (op.content_type.size() > kMaxMetaBytes) return Status::InvalidArgument("content type longer than 255 bytes");
   if (op.codec != Codec::kRaw && op.codec != Codec::kZstd) return Status::InvalidArgument("unknown codec");
   const uint64_t prefix_bytes = kLargePrefixBytes + op.key.size() + op.content_type.size();
-  if (!w.disk_.Admit(prefix_bytes)) return Status::NoSpace("the disk is full: " + w.disk_.Describe());
+  if (!w.disk_.Admit(prefix_bytes)) return w.CountRefused(Status::NoSpace("the disk is full: " + w.disk_.Describe()));
   const uint64_t id = w.next_large_id_++;
   Impl::Large large;
   large.path = JoinPath(w.dir_, "large-" + std::to_string(id) + ".tmp");
   auto file = w.env_.OpenFile(large.path, OpenMode::kCreateTruncate);
-  if (!file.ok()) return file.status();
+  if (!file.ok()) return w.CountRefused(file.status());
   large.file = std::move(file.value());
   large.key = std::string(op.key);
   large.content_type = std::string(op.content_type);
@@ -52,8 +52,8 @@ Result<uint64_t> Writer::BeginLarge(const WriteOp& op) {
   if (!s.ok()) {
     large.file.reset();
     w.env_.RemoveFile(large.path).ok();
-    if (s.Is(Code::kNoSpace)) w.disk_.NoSpace(1, prefix.size());
-    return s;
+    if (s.Is(Code::kNoSpace)) w.disk_.NoSpace(prefix.size());
+    return w.CountRefused(s);
   }
   w.disk_.Consumed(prefix.size());
   w.large_.emplace(id, std::move(large));
@@ -72,10 +72,10 @@ Status Writer::AppendLarge(uint64_t id, std::string_view stored_part) {
   else if (!w.disk_.Admit(stored_part.size()))
     s = Status::NoSpace("the disk is full: " + w.disk_.Describe());
   else if (s = large.file->Append(stored_part); s.Is(Code::kNoSpace))
-    w.disk_.NoSpace(1, stored_part.size());
+    w.disk_.NoSpace(stored_part.size());
   if (!s.ok()) {
     AbortLarge(id);
-    return s;
+    return w.CountRefused(s);
   }
   w.disk_.Consumed(stored_part.size());
   large.body->Update(stored_part.data(), stored_part.size());
@@ -108,7 +108,7 @@ void Writer::FinishLarge(uint64_t id, uint64_t raw_len, WriteResult* result) {
   bool renamed = false;
   std::string seg_path;
   auto fail = [&](const Status& s) {
-    result->status = s;
+    result->status = w.CountRefused(s);
     large.file.reset();
     if (!renamed) w.env_.RemoveFile(large.path).ok();
   };

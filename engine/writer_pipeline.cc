@@ -215,6 +215,7 @@ bool Writer::TakeFinished(uint64_t* ticket, std::vector<WriteResult>* results, b
   w.finished_.pop_front();
   *ticket = b->ticket;
   results->swap(b->results);
+  w.CountRefused(*results);
   b->pending.clear();
   if (w.spare_batches_.size() < 4) w.spare_batches_.push_back(std::move(b));
   return true;

@@ -161,12 +161,14 @@ TEST_CASE("a batch's room is the bytes Admit admits without measuring again, and
   CHECK(space.Admit(room));
   CHECK(space.Admit(1000, room - 1000));
   CHECK_FALSE(space.Admit(1001, room - 1000));
-  CHECK(space.state().refused_writes == 1);
+  CHECK(space.state().full);
+  CHECK(space.state().refused_writes == 0);  // counted where the writer answers it (Refused)
   // Bytes written since the measure come off it; reading it refuses nothing.
   space.Consumed(5000);
   CHECK(space.Room() == room - 5000);
   CHECK(space.Admit(room - 5000));
   CHECK_FALSE(space.Admit(room - 4999));
+  space.Refused(2);
   CHECK(space.state().refused_writes == 2);
   // A disk with less than the reserve free has no room at all.
   env.SimulateDisk(dir.path(), 1 << 19);
@@ -178,6 +180,57 @@ TEST_CASE("a batch's room is the bytes Admit admits without measuring again, and
   space.Refresh();
   CHECK(space.Room() == UINT64_MAX);
   CHECK(space.Admit(1 << 30));
+}
+
+TEST_CASE("writes refused because the MANIFEST could not be written are counted once each, and mark the disk full",
+          "[engine][disk]") {
+  TempDir dir;
+  FaultInjectionEnv env;
+  env.SimulateDisk(dir.path(), 16 << 20);
+  TestDb db(env, dir.path(), SmallDisk(1 << 20));
+  REQUIRE(db.Open().ok());
+  REQUIRE(db.Put("before", "v").status.ok());
+  // An open on a full disk: the MANIFEST cannot be written, the open goes on
+  // for reads and every write is answered kNoSpace until it can be.
+  env.FailNth(FaultOp::kWrite, 1, Code::kNoSpace, /*forever=*/true, "MANIFEST");
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("before").value() == "v");
+  const uint64_t at_open = db.writer().disk_state().refused_writes;
+  CHECK(db.Put("a", "1").status.Is(Code::kNoSpace));
+  CHECK(db.writer().disk_state().refused_writes == at_open + 1);
+  CHECK(db.writer().disk_state().full);
+  CHECK(db.Delete("before").status.Is(Code::kNoSpace));
+  CHECK(db.writer().disk_state().refused_writes == at_open + 2);
+  // A batch: each of its writes once.
+  std::vector<WriteOp> ops(3);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    ops[i].key = i == 0 ? "x" : i == 1 ? "y" : "z";
+    ops[i].stored = "v";
+    ops[i].raw_len = 1;
+  }
+  std::vector<WriteResult> res(ops.size());
+  db.writer().Apply(ops, res);
+  for (const WriteResult& r : res) CHECK(r.status.Is(Code::kNoSpace));
+  CHECK(db.writer().disk_state().refused_writes == at_open + 5);
+  // A large value, refused at its finish (the seqs it needs).
+  WriteOp big;
+  big.key = "large";
+  auto id = db.writer().BeginLarge(big);
+  REQUIRE(id.ok());
+  REQUIRE(db.writer().AppendLarge(id.value(), "part").ok());
+  WriteResult lr;
+  db.writer().FinishLarge(id.value(), 4, &lr);
+  CHECK(lr.status.Is(Code::kNoSpace));
+  CHECK(db.writer().disk_state().refused_writes == at_open + 6);
+  // Room again: the MANIFEST is written at the next write, nothing more is counted.
+  env.ClearFaults();
+  db.writer().RefreshDiskState();
+  CHECK_FALSE(db.writer().disk_state().full);
+  CHECK(db.Put("a", "1").status.ok());
+  CHECK(db.writer().disk_state().refused_writes == at_open + 6);
+  REQUIRE(db.Open().ok());
+  CHECK(db.Get("a").value() == "1");
+  CHECK(db.Get("before").value() == "v");
 }
 
 TEST_CASE("another process filling the disk is seen by the writer's decisions within 20 ms",
