@@ -335,7 +335,7 @@ void Connection::QueueResponse(const Response& r, const Request* request, bool c
   framing.keepalive_timeout_s = limits_.keepalive_timeout_ms / 1000;
   // RFC 9110 §8.6: no Content-Length on 1xx and 204; on 304 it would have
   // to be the 200's length, which we do not know here: omitted.
-  framing.send_length = !bodiless_status;
+  framing.send_length = !bodiless_status && !(head_request && r.head_without_length);
   const uint64_t body_length = r.stream ? r.stream_length : r.body.size();
   framing.content_length = (head_request && r.head_content_length) ? *r.head_content_length : body_length;
   // The one clock reading of a response: its latency's end and its Date's

@@ -32,7 +32,8 @@ const char* MethodName(Method method);
 //   kReadyz       /readyz         GET HEAD
 //   kMetrics      /metrics        GET HEAD
 //   kAdminCompact /admin/compact  POST  (admin listener only)
-//   kAdminBackup  /admin/backup   GET   (admin listener only)
+//   kAdminBackup  /admin/backup   GET HEAD  (admin listener only; a HEAD
+//                                        takes no backup slot and no cut)
 // Unknown path → 404, known path with another method → 405 + Allow, a method
 // implemented nowhere → 501, "OPTIONS *" → 200 + Allow are answered by the
 // core without calling the handler.

@@ -81,6 +81,9 @@ struct Response {
   std::string_view body;
   std::shared_ptr<const void> body_holder;  // non-null: zero-copy, see above
   std::optional<uint64_t> head_content_length;
+  // For a HEAD whose GET's length is known only once its content is made (a
+  // backup's, at its cut): no Content-Length is sent (RFC 9110 §9.3.2, §8.6).
+  bool head_without_length = false;
   // Instead of `body`: a body of stream_length bytes produced while it is
   // sent (Content-Length: stream_length). Dropped, unread, for HEAD, 204 and
   // 304. While it is being sent, the next pipelined request waits.

@@ -27,11 +27,10 @@ bool Allowed(Route route, Method method) {
     case Route::kHealthz:
     case Route::kReadyz:
     case Route::kMetrics:
+    case Route::kAdminBackup:
       return method == Method::kGet || method == Method::kHead;
     case Route::kAdminCompact:
       return method == Method::kPost;
-    case Route::kAdminBackup:
-      return method == Method::kGet;
   }
   return false;
 }
@@ -51,9 +50,9 @@ std::string_view AllowedMethods(Route route) {
     case Route::kKvList:
     case Route::kHealthz:
     case Route::kReadyz:
-    case Route::kMetrics: return "GET, HEAD";
+    case Route::kMetrics:
+    case Route::kAdminBackup: return "GET, HEAD";
     case Route::kAdminCompact: return "POST";
-    case Route::kAdminBackup: return "GET";
   }
   return "";
 }

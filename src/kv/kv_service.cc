@@ -502,6 +502,21 @@ void KvService::Impl::HandleList(http::Connection& conn, const http::Request& re
 
 // ---------------------------------------------------------------- backups
 
+namespace {
+
+// Content-Disposition of a backup answered at wall_s (seconds since the epoch).
+std::string BackupDisposition(uint64_t wall_s) {
+  const time_t t = static_cast<time_t>(wall_s);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char name[64];
+  std::strftime(name, sizeof name, "attachment; filename=\"kingx-%Y%m%d-%H%M%S.tar\"", &tm);
+  return name;
+}
+
+}  // namespace
+
+// HEAD /admin/backup: the head without a cut (below).
 // GET /admin/backup: claim a backup slot and wait for the writer's cut (its
 // completion, OnBackupCut); the connection stops reading meanwhile
 // (AwaitsStorage).
@@ -511,6 +526,16 @@ void KvService::Impl::HandleBackup(http::Connection& conn, const http::Request& 
   if (st == nullptr || client == nullptr) {
     return Answer(conn, request, http::ProblemResponse(503, "backups are not available in this process", std::nullopt, true),
                   now_ms);
+  }
+  if (request.method == http::Method::kHead) {
+    // The head a GET would send, less what only the cut knows (its length,
+    // Kingx-Backup-Next-Seq): no slot is taken and nothing is pinned.
+    http::Response head;
+    head.content_type = "application/x-tar";
+    const std::string disposition = BackupDisposition(static_cast<uint64_t>(WallMs() / 1000));
+    head.AddHeader("Content-Disposition", disposition);
+    head.head_without_length = true;
+    return Answer(conn, request, std::move(head), now_ms);
   }
   auto slot = client->Request(options.token_prefix);
   if (!slot.ok()) {
@@ -565,12 +590,7 @@ void KvService::Impl::AnswerBackup(size_t wait_index, uint64_t now_ms) {
                                    response_budget().limit(), true);
     } else {
       client->region().started.fetch_add(1, std::memory_order_relaxed);
-      const time_t t = static_cast<time_t>(wall_s);
-      struct tm tm;
-      gmtime_r(&t, &tm);
-      char name[64];
-      std::strftime(name, sizeof name, "attachment; filename=\"kingx-%Y%m%d-%H%M%S.tar\"", &tm);
-      disposition = name;
+      disposition = BackupDisposition(wall_s);
       resp.status = 200;
       resp.content_type = "application/x-tar";
       resp.AddHeader("Content-Disposition", disposition);

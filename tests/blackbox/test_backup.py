@@ -358,10 +358,49 @@ def backup_under_load(name, compaction=False):
 
 
 def test_backup_is_on_the_admin_listener_only():
-    r = http(S.port, "GET", "/admin/backup")
-    check(r.status == 404, f"main listener: {r!r}")
-    r = http(ADMIN, "HEAD", "/admin/backup")
-    check(r.status == 405 and r.header("Allow") == "GET", f"{r!r}")
+    for method in ("GET", "HEAD"):
+        r = http(S.port, method, "/admin/backup")
+        check(r.status == 404, f"{method} on the main listener: {r!r}")
+    r = http(ADMIN, "PUT", "/admin/backup", b"x")
+    check(r.status == 405 and r.header("Allow") == "GET, HEAD", f"{r!r}")
+
+
+def test_head_answers_a_backups_head_without_a_slot_or_a_cut():
+    """RFC 9110 §9.3.2: HEAD wherever GET works. A backup's HEAD sends what a
+    GET's head holds that is known without cutting (Content-Type,
+    Content-Disposition), never a Content-Length (only the cut knows it),
+    takes none of the 4 slots and pins nothing: more HEADs than slots on
+    one connection all answer 200, and the connection goes on."""
+    started = metric(ADMIN, "kingx_backups_started_total")
+    with Conn(ADMIN) as c:
+        for i in range(6):
+            h = c.request("HEAD", "/admin/backup")
+            check(h.status == 200, f"HEAD /admin/backup #{i}: {h!r}")
+            check(h.header("Content-Type") == "application/x-tar", f"{h!r}")
+            check((h.header("Content-Disposition") or "").startswith('attachment; filename="kingx-'), f"{h!r}")
+            check(h.header("Content-Length") is None, f"a HEAD claims a length only the cut knows: {h!r}")
+            check(h.header("Kingx-Backup-Next-Seq") is None, f"{h!r}")
+            check(h.body == b"", f"{h!r}")
+        check(metric(ADMIN, "kingx_backup_slots_taken") == 0, "a HEAD took a backup slot")
+        check(metric(ADMIN, "kingx_backup_pins") == 0, "a HEAD pinned a cut")
+        r = c.request("GET", "/healthz")
+        check(r.status == 200 and r.body == b"ok\n", f"the connection after the HEADs: {r!r}")
+    check(metric(ADMIN, "kingx_backups_started_total") == started, "a HEAD counted as a backup started")
+    g = http(ADMIN, "GET", "/admin/backup", timeout=60)
+    check(g.status == 200 and g.header("Content-Type") == "application/x-tar", f"GET after the HEADs: {g!r}")
+    check(int(g.header("Content-Length")) == len(g.body) > 0, f"{g!r}")
+    check(metric(ADMIN, "kingx_backups_started_total") == started + 1, "the GET after the HEADs did not start")
+    # Every other GET endpoint, on both listeners, answers HEAD with the GET's head.
+    for port in (S.port, ADMIN):
+        for path in ("/healthz", "/readyz", "/v1/kv/?limit=3", "/metrics"):
+            g = http(port, "GET", path)
+            h = http(port, "HEAD", path)
+            check(h.status == g.status and h.body == b"", f"HEAD {path}: {h!r} (GET {g!r})")
+            check(h.header("Content-Type") == g.header("Content-Type"), f"HEAD {path}: {h!r} (GET {g!r})")
+            if path == "/metrics":  # its counters move between the two
+                check(int(h.header("Content-Length")) > 0, f"HEAD {path}: {h!r}")
+            else:
+                check(h.header("Content-Length") == g.header("Content-Length"), f"HEAD {path}: {h!r} (GET {g!r})")
 
 
 def test_backup_under_a_mixed_load_holds_exactly_the_writes_before_its_cut():

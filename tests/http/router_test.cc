@@ -156,12 +156,14 @@ TEST_CASE("PercentDecode appends and reports invalid escapes", "[http][router]")
   }
 }
 
-TEST_CASE("/admin/backup is GET on the admin listener only", "[http][router]") {
+TEST_CASE("/admin/backup is GET and HEAD on the admin listener only", "[http][router]") {
   CHECK(Run("/admin/backup", Method::kGet).error.status == 404);
-  Routed head = Admin("/admin/backup", Method::kHead);
-  CHECK_FALSE(head.ok);
-  CHECK(head.error.status == 405);
-  CHECK(head.error.allow == "GET");
+  CHECK(Run("/admin/backup", Method::kHead).error.status == 404);
+  CHECK(Admin("/admin/backup", Method::kHead).route == Route::kAdminBackup);
+  Routed put = Admin("/admin/backup", Method::kPut);
+  CHECK_FALSE(put.ok);
+  CHECK(put.error.status == 405);
+  CHECK(put.error.allow == "GET, HEAD");
 }
 
 }  // namespace
