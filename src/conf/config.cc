@@ -46,6 +46,20 @@ Result<T> ParseUnsigned(std::string_view text, T min, T max) {
   return v;
 }
 
+// The bounds a numeric setting's apply enforces (inclusive, but kRatio's lo
+// is excluded), shown by --help as "N in [lo, hi]" under the setting; the
+// number follows `prefix` in the value ("interval:" of --sync). The one place
+// both the parser and the help read them.
+struct Range {
+  enum class Kind : uint8_t { kNone, kInteger, kSize, kRatio };
+  Kind kind = Kind::kNone;
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  const char* prefix = "";
+};
+
+constexpr Range kNoRange{};
+
 // A setting: `apply` parses `value` into *c. `repeatable` settings append
 // (flags replace the file's list: see ParseCommandLine). `takes_value` false
 // for switches (--single-process), whose value is "true"/"false".
@@ -57,6 +71,7 @@ struct Setting {
   bool repeatable;
   bool takes_value;
   Status (*apply)(Config* c, std::string_view value);
+  Range range;
 };
 
 template <class T>
@@ -66,14 +81,22 @@ Status Assign(T* field, Result<T> r) {
   return Status::OK();
 }
 
-#define KINGX_UNSIGNED(field, type, lo, hi) \
-  [](Config* c, std::string_view v) { return Assign(&c->field, ParseUnsigned<type>(v, lo, hi)); }
-#define KINGX_SIZE(field, lo, hi) \
-  [](Config* c, std::string_view v) { return Assign(&c->field, engine::ParseSize(v, lo, hi)); }
+// Each expands to a row's apply function and its range.
+#define KINGX_UNSIGNED(field, type, lo, hi)                                                           \
+  [](Config* c, std::string_view v) { return Assign(&c->field, ParseUnsigned<type>(v, lo, hi)); }, \
+      Range{Range::Kind::kInteger, lo, hi}
+#define KINGX_SIZE(field, lo, hi)                                                                     \
+  [](Config* c, std::string_view v) { return Assign(&c->field, engine::ParseSize(v, lo, hi)); },   \
+      Range{Range::Kind::kSize, lo, hi}
 
 constexpr uint64_t kMaxMs = 24ull * 3600 * 1000;
 // PostgreSQL's commit_delay has the same ceiling: a tenth of a second.
 constexpr uint32_t kMaxCommitDelayUs = 100000;
+constexpr uint32_t kMaxWorkers = 256;
+constexpr uint64_t kMaxKeyBytes = 65535;
+constexpr uint64_t kMinSegmentBytes = 64 << 10;
+constexpr uint64_t kMaxSegmentBytes = 1ull << 38;
+constexpr uint64_t kMaxDiskReserveBytes = 1ull << 50;
 
 const Setting kSettings[] = {
     {"listen", "ADDR:PORT", "127.0.0.1:8080",
@@ -83,7 +106,8 @@ const Setting kSettings[] = {
        if (!a.ok()) return a.status();
        c->listen.push_back(*a);
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"admin_listen", "ADDR:PORT", "off",
      "separate listener for /admin/* (compaction trigger, online backup); 'off' disables it", false, true,
      [](Config* c, std::string_view v) {
@@ -95,29 +119,32 @@ const Setting kSettings[] = {
        if (!a.ok()) return a.status();
        c->admin_listen = *a;
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"data", "DIR", "./data", "data directory: created if missing, used if empty (lost+found aside) or holding a database (a MANIFEST or "
      "a segment file), refused if it holds other files; locked while serving", false, true,
      [](Config* c, std::string_view v) {
        if (v.empty()) return Status::InvalidArgument("expected a directory, got ''");
        c->data_dir = std::string(v);
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"workers", "N|auto", "auto", "worker processes; auto = one per online CPU", false, true,
      [](Config* c, std::string_view v) {
        if (v == "auto") {
          long n = sysconf(_SC_NPROCESSORS_ONLN);
-         c->workers = n > 0 ? static_cast<uint32_t>(std::min<long>(n, 256)) : 1;
+         c->workers = n > 0 ? static_cast<uint32_t>(std::min<long>(n, kMaxWorkers)) : 1;
          c->workers_auto = true;
          return Status::OK();
        }
-       auto n = ParseUnsigned<uint32_t>(v, 1, 256);
-       if (!n.ok()) return Status::InvalidArgument("expected 'auto' or an integer in [1, 256], got '" +
-                                                   std::string(v) + "'");
+       auto n = ParseUnsigned<uint32_t>(v, 1, kMaxWorkers);
+       if (!n.ok()) return Status::InvalidArgument("expected 'auto' or an integer in [1, " +
+                                                   std::to_string(kMaxWorkers) + "], got '" + std::string(v) + "'");
        c->workers = *n;
        c->workers_auto = false;
        return Status::OK();
-     }},
+     },
+     Range{Range::Kind::kInteger, 1, kMaxWorkers}},
     {"model", "event|threads", "event",
      "serving model: libuv event loop, or KingServer-style thread pool", false, true,
      [](Config* c, std::string_view v) {
@@ -125,7 +152,8 @@ const Setting kSettings[] = {
        else if (v == "threads") c->model = Model::kThreads;
        else return Status::InvalidArgument("expected 'event' or 'threads', got '" + std::string(v) + "'");
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"threads", "N", "150", "pool threads per worker (threads model)", false, true,
      KINGX_UNSIGNED(threads, uint32_t, 1, 100000)},
     {"accept", "reuseport|shared", "reuseport",
@@ -135,7 +163,8 @@ const Setting kSettings[] = {
        else if (v == "shared") c->accept = AcceptMode::kShared;
        else return Status::InvalidArgument("expected 'reuseport' or 'shared', got '" + std::string(v) + "'");
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"single_process", "", "false",
      "master, writer and one worker in one process (gdb, TSan); HUP does not reload it (a warning says so)", false, false,
      [](Config* c, std::string_view v) {
@@ -143,7 +172,8 @@ const Setting kSettings[] = {
        else if (v == "false") c->single_process = false;
        else return Status::InvalidArgument("expected true or false, got '" + std::string(v) + "'");
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"read_only", "", "false",
      "serve --data without changing a byte of it (a backup, a snapshot): GET/HEAD and listing work, PUT and "
      "DELETE answer 405, no compaction; the directory must hold a database; shares it with other read-only servers",
@@ -153,19 +183,21 @@ const Setting kSettings[] = {
        else if (v == "false") c->read_only = false;
        else return Status::InvalidArgument("expected true or false, got '" + std::string(v) + "'");
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"sync", "always|interval:MS|none", "always",
      "when a write is acknowledged: after its fdatasync, after write() with a sync every MS, or never synced",
      false, true,
      [](Config* c, std::string_view v) {
        engine::Options o;
        Status s = engine::ParseSyncMode(v, &o);
-       if (!s.ok()) return Status::InvalidArgument("expected always, none or interval:MS, got '" +
-                                                   std::string(v) + "'");
+       if (!s.ok()) return Status::InvalidArgument("expected always, none or interval:MS with MS in [1, " +
+                                                   std::to_string(UINT32_MAX) + "], got '" + std::string(v) + "'");
        c->sync = o.sync;
        c->sync_interval_ms = o.sync_interval_ms;
        return Status::OK();
-     }},
+     },
+     Range{Range::Kind::kInteger, 1, UINT32_MAX, "interval:"}},
     {"sync_depth", "N", "1",
      "under --sync always: the most group commits whose fdatasyncs run at once (each batch still acknowledged "
      "only once its own and every earlier fdatasync returned)",
@@ -179,11 +211,12 @@ const Setting kSettings[] = {
      KINGX_SIZE(max_value_bytes, 1, (4ull << 30) - 1)},
     {"max_key_bytes", "SIZE", "1024", "longest key accepted (414 above)", false, true,
      [](Config* c, std::string_view v) {
-       auto r = engine::ParseSize(v, 1, 65535);
+       auto r = engine::ParseSize(v, 1, kMaxKeyBytes);
        if (!r.ok()) return r.status();
        c->max_key_bytes = static_cast<uint32_t>(*r);
        return Status::OK();
-     }},
+     },
+     Range{Range::Kind::kSize, 1, kMaxKeyBytes}},
     {"segment_bytes", "SIZE|auto", "auto",
      "segment file size before rotation; auto = a 32nd of the data directory's disk, as a power of two in "
      "[1M, 256M]",
@@ -194,8 +227,9 @@ const Setting kSettings[] = {
          return Status::OK();
        }
        c->segment_bytes_auto = false;
-       return Assign(&c->segment_bytes, engine::ParseSize(v, 64 << 10, 1ull << 38));
-     }},
+       return Assign(&c->segment_bytes, engine::ParseSize(v, kMinSegmentBytes, kMaxSegmentBytes));
+     },
+     Range{Range::Kind::kSize, kMinSegmentBytes, kMaxSegmentBytes}},
     {"disk_reserve_bytes", "SIZE|auto", "auto",
      "free disk space that writes may not use, kept so that compaction and deletes work on a full disk "
      "(writes answer 507 below it); auto = 1.25 x the segment size + 1M; 0 = none",
@@ -206,10 +240,11 @@ const Setting kSettings[] = {
          return Status::OK();
        }
        c->disk_reserve_auto = false;
-       return Assign(&c->disk_reserve_bytes, engine::ParseSize(v, 0, 1ull << 50));
-     }},
+       return Assign(&c->disk_reserve_bytes, engine::ParseSize(v, 0, kMaxDiskReserveBytes));
+     },
+     Range{Range::Kind::kSize, 0, kMaxDiskReserveBytes}},
     {"compaction_dead_ratio", "RATIO", "0.5",
-     "compact a sealed segment once this fraction of it is dead (0 < RATIO <= 1)", false, true,
+     "compact a sealed segment once this fraction of it is dead", false, true,
      [](Config* c, std::string_view v) {
        double d = 0;
        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
@@ -218,7 +253,8 @@ const Setting kSettings[] = {
        }
        c->compaction_dead_ratio = d;
        return Status::OK();
-     }},
+     },
+     Range{Range::Kind::kRatio, 0, 1}},
     {"compaction", "on|off", "on",
      "background compaction in the writer (off: only for measuring its cost; the disk fills up)", false, true,
      [](Config* c, std::string_view v) {
@@ -226,14 +262,10 @@ const Setting kSettings[] = {
        else if (v == "off") c->compaction = false;
        else return Status::InvalidArgument("expected 'on' or 'off', got '" + std::string(v) + "'");
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"compression_level", "N", "1", "zstd level for values, 0 = off", false, true,
-     [](Config* c, std::string_view v) {
-       auto r = ParseUnsigned<int>(v, 0, 19);
-       if (!r.ok()) return r.status();
-       c->compression_level = *r;
-       return Status::OK();
-     }},
+     KINGX_UNSIGNED(compression_level, int, 0, 19)},
     {"max_connections", "N", "10000", "open connections per worker", false, true,
      KINGX_UNSIGNED(max_connections, uint32_t, 1, 10000000)},
     {"max_request_line_bytes", "SIZE", "8K", "longest request line (414), as nginx's large_client_header_buffers",
@@ -291,20 +323,23 @@ const Setting kSettings[] = {
        if (v.empty()) return Status::InvalidArgument("expected a file or 'off', got ''");
        c->access_log = v == "off" ? std::string() : std::string(v);
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"access_log_format", "combined|json", "combined", "access log line format", false, true,
      [](Config* c, std::string_view v) {
        if (v == "combined") c->access_log_format = AccessLogFormat::kCombined;
        else if (v == "json") c->access_log_format = AccessLogFormat::kJson;
        else return Status::InvalidArgument("expected 'combined' or 'json', got '" + std::string(v) + "'");
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"error_log", "FILE", "stderr", "error log file", false, true,
      [](Config* c, std::string_view v) {
        if (v.empty()) return Status::InvalidArgument("expected a file or 'stderr', got ''");
        c->error_log = v == "stderr" ? std::string() : std::string(v);
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"log_level", "debug|info|warn|error", "info", "lowest error log level written", false, true,
      [](Config* c, std::string_view v) {
        if (v == "debug") c->log_level = LogLevel::kDebug;
@@ -313,7 +348,8 @@ const Setting kSettings[] = {
        else if (v == "error") c->log_level = LogLevel::kError;
        else return Status::InvalidArgument("expected debug, info, warn or error, got '" + std::string(v) + "'");
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"trusted_proxy", "ADDR[/BITS]", "none",
      "peer whose X-Forwarded-For is believed for the access log; repeatable", true, true,
      [](Config* c, std::string_view v) {
@@ -321,17 +357,51 @@ const Setting kSettings[] = {
        if (!p.ok()) return p.status();
        c->trusted_proxies.push_back(*p);
        return Status::OK();
-     }},
+     },
+     kNoRange},
     {"pid", "FILE|none", "none", "pid file, written at start and removed at exit", false, true,
      [](Config* c, std::string_view v) {
        if (v.empty()) return Status::InvalidArgument("expected a file or 'none', got ''");
        c->pid_file = v == "none" || v == "off" ? std::string() : std::string(v);
        return Status::OK();
-     }},
+     },
+     kNoRange},
 };
 
 #undef KINGX_UNSIGNED
 #undef KINGX_SIZE
+
+// A bound as --help writes it: a size with the largest K/M/G suffix that
+// divides it (ParseSize reads it back), anything else in decimal.
+std::string BoundText(uint64_t v, Range::Kind kind) {
+  if (kind == Range::Kind::kSize && v != 0) {
+    for (const auto& [shift, suffix] : {std::pair{30, "G"}, std::pair{20, "M"}, std::pair{10, "K"}}) {
+      if (v % (uint64_t{1} << shift) == 0) return std::to_string(v >> shift) + suffix;
+    }
+  }
+  return std::to_string(v);
+}
+
+// "N in [1, 256]", "MS in [1, 4294967295]" (after "interval:"), "RATIO in
+// (0, 1]": the numeric part of the setting's argument and its bounds.
+std::string RangeText(const Setting& s) {
+  std::string_view arg = s.arg;
+  std::string_view token = arg;
+  for (size_t start = 0; start <= arg.size();) {
+    size_t end = arg.find('|', start);
+    if (end == std::string_view::npos) end = arg.size();
+    std::string_view piece = arg.substr(start, end - start);
+    if (const size_t colon = piece.rfind(':'); colon != std::string_view::npos) piece.remove_prefix(colon + 1);
+    if (piece == "N" || piece == "MS" || piece == "US" || piece == "SIZE" || piece == "RATIO") {
+      token = piece;
+      break;
+    }
+    start = end + 1;
+  }
+  const char open = s.range.kind == Range::Kind::kRatio ? '(' : '[';
+  return std::string(token) + " in " + open + BoundText(s.range.lo, s.range.kind) + ", " +
+         BoundText(s.range.hi, s.range.kind) + "]";
+}
 
 std::string FlagName(const Setting& s) {
   std::string f = std::string("--") + s.name;
@@ -726,7 +796,9 @@ std::string HelpText() {
   for (const Setting& s : kSettings) {
     std::string line = "  " + FlagName(s);
     if (s.takes_value) line += std::string(" ") + s.arg;
-    out += line + "\n      " + s.help + "\n      [" + s.name + "] default: " + s.default_text + "\n";
+    out += line + "\n      " + s.help + "\n";
+    if (s.range.kind != Range::Kind::kNone) out += "      " + RangeText(s) + "\n";
+    out += std::string("      [") + s.name + "] default: " + s.default_text + "\n";
   }
   out +=
       "  --config FILE\n      JSON configuration file read before the flags\n"

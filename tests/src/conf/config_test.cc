@@ -10,7 +10,9 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -312,6 +314,105 @@ TEST_CASE("help documents every setting with its default; -t, --help and --versi
   CHECK(Parse({"--help", "--bogus"})->command == Command::kHelp);
   CHECK(Parse({"--version"})->command == Command::kVersion);
   CHECK_FALSE(Parse({"-t", "--workers", "nope"}).ok());
+}
+
+// One flag of --help: its argument (e.g. "SIZE|auto") and its text lines.
+struct HelpEntry {
+  std::string flag, arg;
+  std::vector<std::string> lines;
+};
+
+std::vector<HelpEntry> HelpEntries() {
+  std::vector<HelpEntry> out;
+  std::istringstream in(HelpText());
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("  -")) {
+      const size_t sp = line.find(' ', 2);
+      out.push_back(HelpEntry{line.substr(2, sp == std::string::npos ? std::string::npos : sp - 2),
+                              sp == std::string::npos ? "" : line.substr(sp + 1), {}});
+    } else if (line.starts_with("      ") && !out.empty()) {
+      out.back().lines.push_back(line.substr(6));
+    }
+  }
+  return out;
+}
+
+TEST_CASE("the help of every numeric setting states the bounds the parser enforces", "[src][config]") {
+  // Walks every flag --help lists: an argument with a number in it (N, MS,
+  // US, SIZE, RATIO, after a "word:" prefix or not) must come with a line
+  // "TOKEN in [lo, hi]" (or "(lo, hi]"), and the parser must take each
+  // bound and refuse, naming the flag, the value just past it.
+  int ranged = 0;
+  for (const HelpEntry& e : HelpEntries()) {
+    INFO(e.flag << " " << e.arg);
+    std::string token, prefix;
+    std::istringstream pieces(e.arg);
+    for (std::string piece; std::getline(pieces, piece, '|');) {
+      const size_t colon = piece.rfind(':');
+      const std::string number = colon == std::string::npos ? piece : piece.substr(colon + 1);
+      if (number == "N" || number == "MS" || number == "US" || number == "SIZE" || number == "RATIO") {
+        token = number;
+        prefix = colon == std::string::npos ? "" : piece.substr(0, colon + 1);
+        break;
+      }
+    }
+    if (token.empty()) continue;
+    ++ranged;
+    const std::string head = token + " in ";
+    const auto line = std::find_if(e.lines.begin(), e.lines.end(),
+                                   [&head](const std::string& l) { return l.starts_with(head); });
+    CHECK(line != e.lines.end());
+    if (line == e.lines.end()) continue;
+    const std::string range = line->substr(head.size());  // "[1, 256]"
+    const size_t comma = range.find(", ");
+    REQUIRE((range.starts_with("[") || range.starts_with("(")));
+    REQUIRE(range.ends_with("]"));
+    REQUIRE(comma != std::string::npos);
+    const std::string lo_text = range.substr(1, comma - 1);
+    const std::string hi_text = range.substr(comma + 2, range.size() - comma - 3);
+    // Refused for its range: the error names the flag and the same bounds
+    // (in bytes for a size). Validate's cross-field errors (a key longer
+    // than the request line, say) are not the range's.
+    std::string stated;
+    auto refused = [&](const std::string& v) {
+      auto r = Parse({e.flag, prefix + v});
+      if (!r.ok()) UNSCOPED_INFO(r.status().ToString());
+      return !r.ok() && r.status().message().starts_with(e.flag + ":") &&
+             r.status().message().find(stated) != std::string::npos;
+    };
+    INFO("range " << range);
+    if (token == "RATIO") {
+      stated = range;
+      const double lo = std::stod(lo_text), hi = std::stod(hi_text);
+      CHECK(range.starts_with("("));
+      CHECK(refused(lo_text));
+      CHECK_FALSE(refused(std::to_string(lo + 1e-6)));
+      CHECK_FALSE(refused(hi_text));
+      CHECK(refused(std::to_string(hi + 1e-6)));
+      continue;
+    }
+    CHECK(range.starts_with("["));
+    auto number = [&](const std::string& t) -> uint64_t {
+      auto v = token == "SIZE" ? engine::ParseSize(t) : engine::ParseSize(t, 0, UINT64_MAX);
+      REQUIRE(v.ok());
+      if (token != "SIZE") REQUIRE(t.find_first_not_of("0123456789") == std::string::npos);
+      return v.value();
+    };
+    const uint64_t lo = number(lo_text), hi = number(hi_text);
+    REQUIRE(lo <= hi);
+    stated = "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    CHECK_FALSE(refused(std::to_string(lo)));
+    CHECK_FALSE(refused(std::to_string(hi)));
+    CHECK_FALSE(refused(lo_text));
+    CHECK_FALSE(refused(hi_text));
+    if (lo > 0) CHECK(refused(std::to_string(lo - 1)));
+    if (hi < UINT64_MAX) CHECK(refused(std::to_string(hi + 1)));
+  }
+  CHECK(ranged >= 25);
+  // The one the help left out before: zstd's levels.
+  CHECK(HelpText().find("  --compression-level N\n      zstd level for values, 0 = off\n      N in [0, 19]\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("engine options follow the settings", "[src][config]") {
