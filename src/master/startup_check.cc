@@ -231,8 +231,9 @@ std::string FileLimitShortfall(const Config& c, rlim_t limit, const char* which)
   const uint64_t pool = PoolDoorbellShareAt(c, limit);
   return "max_connections " + std::to_string(c.max_connections) + " (per worker) exceeds what the " + which +
          "open file limit " + std::to_string(static_cast<unsigned long long>(limit)) +
-         " leaves a worker: it keeps " + std::to_string(ReservedDescriptors(limit)) +
+         " leaves a worker: it keeps " + std::to_string(KeptDescriptors(c, limit)) +
          " descriptors for segment files, spill files and its own" +
+         (c.single_process ? std::string(" (the writer thread's among them)") : std::string()) +
          (pool != 0 ? " and " + std::to_string(pool) + " for its pool threads" : std::string()) +
          ", so it accepts at most " + std::to_string(cap) +
          " connections: raise the limit (ulimit -n, systemd LimitNOFILE=) or lower max_connections";

@@ -154,9 +154,9 @@ uint64_t DescriptorLimit() {
 
 uint64_t SpillShare(uint64_t descriptor_limit) { return std::max<uint64_t>(descriptor_limit / 8, 1); }
 
-// What the limit leaves beside ReservedDescriptors (0 when nothing).
-uint64_t RoomBesideReserve(uint64_t descriptor_limit) {
-  const uint64_t reserved = ReservedDescriptors(descriptor_limit);
+// What the limit leaves beside KeptDescriptors (0 when nothing).
+uint64_t RoomBesideReserve(const Config& config, uint64_t descriptor_limit) {
+  const uint64_t reserved = KeptDescriptors(config, descriptor_limit);
   return descriptor_limit > reserved ? descriptor_limit - reserved : 0;
 }
 
@@ -168,6 +168,15 @@ uint64_t ReservedDescriptors(uint64_t descriptor_limit) {
   return 2 * SegmentCacheBound(descriptor_limit) + SpillShare(descriptor_limit) + kOwnDescriptors;
 }
 
+uint64_t WriterShare(const Config& config, uint64_t descriptor_limit) {
+  if (!config.single_process) return 0;
+  return 2 * SegmentCacheBound(descriptor_limit) + kWriterOwnDescriptors;
+}
+
+uint64_t KeptDescriptors(const Config& config, uint64_t descriptor_limit) {
+  return ReservedDescriptors(descriptor_limit) + WriterShare(config, descriptor_limit);
+}
+
 uint64_t SpillFileCap() {
   const uint64_t limit = DescriptorLimit();
   return limit == 0 ? 4096 : SpillShare(limit);
@@ -176,14 +185,14 @@ uint64_t SpillFileCap() {
 uint64_t PoolDoorbellShareAt(const Config& config, uint64_t descriptor_limit) {
   if (config.model != Model::kThreads) return 0;
   if (descriptor_limit == 0) return config.threads;
-  return std::min<uint64_t>(config.threads, RoomBesideReserve(descriptor_limit) / 2);
+  return std::min<uint64_t>(config.threads, RoomBesideReserve(config, descriptor_limit) / 2);
 }
 
 uint64_t PoolDoorbellShare(const Config& config) { return PoolDoorbellShareAt(config, DescriptorLimit()); }
 
 uint32_t ConnectionCapAt(const Config& config, uint64_t descriptor_limit) {
   if (descriptor_limit == 0) return config.max_connections;
-  const uint64_t room = RoomBesideReserve(descriptor_limit);
+  const uint64_t room = RoomBesideReserve(config, descriptor_limit);
   const uint64_t share = PoolDoorbellShareAt(config, descriptor_limit);
   const uint64_t cap = room > share ? room - share : 1;
   return static_cast<uint32_t>(std::min<uint64_t>(config.max_connections, cap));
@@ -206,7 +215,7 @@ uint64_t MinimumDescriptorLimit(const Config& config) {
   const uint64_t need = MinimumRoom(config);
   uint64_t last_short = 0;
   for (uint64_t limit = 1; limit <= (uint64_t{1} << 16); ++limit) {
-    if (RoomBesideReserve(limit) < need) last_short = limit;
+    if (RoomBesideReserve(config, limit) < need) last_short = limit;
   }
   return last_short + 1;
 }
@@ -218,8 +227,10 @@ std::string DescriptorLimitTooLow(const Config& config, uint64_t descriptor_limi
   const bool threads = config.model == Model::kThreads;
   return std::string("the ") + what + " " + std::to_string(descriptor_limit) + " (RLIMIT_NOFILE) is below the " +
          std::to_string(minimum) + " a worker needs: at " + std::to_string(descriptor_limit) + " it keeps " +
-         std::to_string(ReservedDescriptors(descriptor_limit)) +
-         " descriptors for segment files, spill files and its own, and it needs at least " +
+         std::to_string(KeptDescriptors(config, descriptor_limit)) +
+         " descriptors for segment files, spill files and its own" +
+         (config.single_process ? std::string(" (the writer thread's among them)") : std::string()) +
+         ", and it needs at least " +
          std::to_string(kMinConnections) + " more for connections" +
          (threads ? " and " + std::to_string(std::min<uint64_t>(config.threads, kMinConnections)) +
                         " for its pool threads"

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 
+#include "engine/options.h"
 #include "http/http_limits.h"
 #include "src/kv/byte_budget.h"
 #include "src/kv/kv_service.h"
@@ -145,6 +146,22 @@ bool ListenOptionsInherited();
 inline constexpr uint64_t kOwnDescriptors = 96;
 uint64_t SegmentCacheBound(uint64_t descriptor_limit);
 uint64_t ReservedDescriptors(uint64_t descriptor_limit);
+
+// --single-process: the writer thread's descriptors, held in the worker's
+// own process and so counted against the same limit:
+// - its two segment caches (the writer's key lookups, the key view's), at
+//   most SegmentCacheBound(L) each (RunWriter passes it as max_open_segments
+//   there);
+// - kWriterOwnDescriptors: the active segment and the sync thread's spare
+//   descriptors (up to --sync-depth), the MANIFEST, a compaction's output
+//   segment and hint, a key run or cut hint being written.
+// 0 for a worker of a master (its writer is another process).
+inline constexpr uint64_t kWriterOwnDescriptors = 16 + engine::kMaxSyncDepth;
+uint64_t WriterShare(const Config& config, uint64_t descriptor_limit);
+
+// ReservedDescriptors plus WriterShare: all a worker keeps beside its
+// connections and, thread model, its pool's doorbells.
+uint64_t KeptDescriptors(const Config& config, uint64_t descriptor_limit);
 
 // The descriptors a thread-model worker keeps for its pool's doorbell
 // eventfds (a pool thread makes one the first time it polls its socket with

@@ -28,6 +28,7 @@
 #include "src/ipc/completion_ring.h"
 #include "src/ipc/staging_budget.h"
 #include "src/ipc/write_queue.h"
+#include "src/worker/serve_options.h"
 #include "src/writer/backup_cuts.h"
 #include "src/writer/disk_report.h"
 
@@ -852,6 +853,12 @@ int RunWriter(const Config& config, SharedMemory& shm, bool install_signals, con
   // ends before the writer closes).
   WriterSyncSink sink(shm.writer_metrics());
   ObservedEnv env(base_env, "writer", &sink);
+  // In --single-process its segment caches share the worker's descriptor
+  // limit, within the share the worker keeps for them (WriterShare).
+  if (const uint64_t limit = env.OpenFileLimit(); config.single_process && limit != 0) {
+    options.max_open_segments =
+        static_cast<uint32_t>(std::min<uint64_t>(options.max_open_segments, SegmentCacheBound(limit)));
+  }
   auto writer = engine::Writer::Open(env, config.data_dir, options, shm.index());
   if (!writer.ok()) {
     KINGX_LOG_ERROR("writer: cannot open the database in %s: %s", config.data_dir.c_str(),
