@@ -1136,6 +1136,34 @@ def wait_for(pred, timeout, what):
     raise TestFailure(f"timed out after {timeout}s waiting for {what}")
 
 
+def wait_settled(count, ping, timeout, what, at_least=0, quiet_s=2.0):
+    """Waits until count() (a number, say a process's spill files) is at
+    least `at_least` and has not changed for quiet_s seconds, calling ping()
+    (keeping a connection busy) before each look; returns the last count.
+    TestFailure naming `what` after timeout."""
+    last = [None, 0.0]
+
+    def settled():
+        ping()
+        now = count()
+        if now != last[0]:
+            last[0], last[1] = now, time.monotonic()
+        return now >= at_least and time.monotonic() - last[1] >= quiet_s
+    wait_for(settled, timeout, what)
+    return last[0]
+
+
+def pop_flag_value(args, flag, default):
+    """Removes `flag VALUE` (a test file's own argument, not kingx's) from
+    args and returns int(VALUE), or default when absent."""
+    if flag not in args:
+        return default
+    i = args.index(flag)
+    value = int(args[i + 1])
+    del args[i:i + 2]
+    return value
+
+
 class FifoReader:
     """A log shipper reading a FIFO (made at `path` if missing): the read end
     is opened at once (no writer needed), and a thread collects what arrives

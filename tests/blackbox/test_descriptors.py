@@ -38,16 +38,14 @@ import tempfile
 import time
 
 from kingx_harness import (CaseSkipped, Conn, LimitedServer, build_request, cases_of, check, free_port, key_path,
-                           log_since, open_descriptors, replace_file, run_with_servers, wait_for)
+                           log_since, open_descriptors, pop_flag_value, replace_file, run_with_servers, wait_for,
+                           wait_settled)
 
 S = None
 MODEL_ARGS = sys.argv[1:]
 # --limit N (this file's own argument, not kingx's): the descriptor limit of
 # the main case, 256 unless given (meson also runs it at each model's minimum).
-LIMIT = 256
-if "--limit" in MODEL_ARGS:
-    LIMIT = int(MODEL_ARGS.pop(MODEL_ARGS.index("--limit") + 1))
-    MODEL_ARGS.remove("--limit")
+LIMIT = pop_flag_value(MODEL_ARGS, "--limit", 256)
 THREADS = "--model" in MODEL_ARGS and MODEL_ARGS[MODEL_ARGS.index("--model") + 1] == "threads"
 KEYS = 100
 VALUE_BYTES = 40_000  # one per 64 KiB segment
@@ -158,24 +156,14 @@ def test_a_worker_at_its_descriptor_limit_still_opens_segments_spills_and_reopen
             held.append(c)
             c.send(head + os.urandom(100 << 10))
 
-        def spills_settled(last=[-1, 0.0]):
-            busy.ping()
-            now = open_descriptors(worker).get("spill", 0)
-            if now != last[0]:
-                last[0], last[1] = now, time.monotonic()
-            return now > 0 and time.monotonic() - last[1] >= 2.0
-        wait_for(spills_settled, 60, "body spill files to stop growing")
+        wait_settled(lambda: open_descriptors(worker).get("spill", 0), busy.ping, 60,
+                     "body spill files to stop growing", at_least=1)
         count(f"{UPLOADS} uploads resting")
         for _ in range(FLOOD):
             held.append(Conn(S.port, timeout=120))
 
-        def flood_taken(last=[-1, 0.0]):
-            busy.ping()
-            now = open_descriptors(worker).get("socket", 0)
-            if now != last[0]:
-                last[0], last[1] = now, time.monotonic()
-            return time.monotonic() - last[1] >= 2.0
-        wait_for(flood_taken, 60, "the worker to stop accepting the flood")
+        wait_settled(lambda: open_descriptors(worker).get("socket", 0), busy.ping, 60,
+                     "the worker to stop accepting the flood")
         count(f"{FLOOD} more connections")
         for key, value in values.items():
             r = busy.conn.request("GET", key_path(key))

@@ -27,14 +27,11 @@ import threading
 import time
 
 from kingx_harness import (Conn, LimitedServer, build_request, cases_of, check, key_path, open_descriptors,
-                           run_with_servers, wait_for)
+                           pop_flag_value, run_with_servers, wait_settled)
 
 S = None
 MODEL_ARGS = sys.argv[1:]
-LIMIT = 512
-if "--limit" in MODEL_ARGS:
-    LIMIT = int(MODEL_ARGS.pop(MODEL_ARGS.index("--limit") + 1))
-    MODEL_ARGS.remove("--limit")
+LIMIT = pop_flag_value(MODEL_ARGS, "--limit", 512)
 KEYS = 300
 VALUE_BYTES = 40_000  # one per 64 KiB segment
 FLOOD = 400
@@ -90,14 +87,10 @@ def test_single_process_at_its_descriptor_limit_never_runs_out_of_descriptors():
                 c = Conn(S.port, timeout=120)
                 held.append(c)
                 c.send(head + bytes(100 << 10))
-            def spills_settled(last=[-1, 0.0]):
-                busy.request("GET", "/healthz")
-                now = open_descriptors(pid).get("spill", 0)
-                if now != last[0]:
-                    last[0], last[1] = now, time.monotonic()
-                return now > 0 and time.monotonic() - last[1] >= 2.0
             # As many as the connection cap and the spill file cap let in.
-            wait_for(spills_settled, 60, "body spill files to stop growing")
+            wait_settled(lambda: open_descriptors(pid).get("spill", 0),
+                         lambda: busy.request("GET", "/healthz"), 60, "body spill files to stop growing",
+                         at_least=1)
             sample("uploads")
             for _ in range(FLOOD):
                 try:
